@@ -1,0 +1,36 @@
+# The two commands the README promises: `make demo` and `make test`.
+# Both create .venv when it is missing and install what they need.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test test-fast demo install bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q -e '.[train,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+
+# Developers: skip the slow end-to-end tests.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -ra -m 'not slow' $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(BIN)/python -m trainer.demo
+
+bench: $(STAMP)
+	$(BIN)/python bench/pull.py
+	$(BIN)/python bench/push.py
+	$(BIN)/python bench/train_step.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,25 @@
+"""drivestage: Google Drive as a staging area for training on machines that vanish.
+
+Public API (imported lazily so ``import drivestage`` stays cheap and torch-free):
+``pull``, ``push``, ``prune``, ``Mirror``, ``connect``, and ``drivestage.hooks``.
+"""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "pull": "drivestage.stage",
+    "push": "drivestage.mirror",
+    "prune": "drivestage.mirror",
+    "Mirror": "drivestage.mirror",
+    "connect": "drivestage.gdrive",
+    "open_store": "drivestage.remote",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'drivestage' has no attribute {name!r}")

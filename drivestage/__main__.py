@@ -1,0 +1,3 @@
+from drivestage.cli import main
+
+main()

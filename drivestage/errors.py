@@ -1,0 +1,103 @@
+"""Every error drivestage raises on purpose.
+
+Each class also inherits the closest built-in (``FileNotFoundError``,
+``PermissionError``, ``OSError``, ``ValueError``) so callers can catch either.
+The CLI turns any :class:`DriveStageError` into one ``Error: ...`` line and
+``exit_code``.
+"""
+from __future__ import annotations
+
+
+class DriveStageError(Exception):
+    """Base class: a failure with a message fit for the user."""
+
+    exit_code = 1
+
+
+class UsageError(DriveStageError, ValueError):
+    """A bad argument or path the user typed (exit code 2)."""
+
+    exit_code = 2
+
+
+class AuthError(DriveStageError, PermissionError):
+    """No credentials, or the credentials were refused (401 after a refresh)."""
+
+
+class NotFoundError(DriveStageError, FileNotFoundError):
+    """A remote path or id does not exist."""
+
+
+class DuplicateNameError(DriveStageError, ValueError):
+    """Several Drive items share one name in one folder."""
+
+    def __init__(self, message: str, ids: list[str] | None = None):
+        super().__init__(message)
+        self.ids = list(ids or [])
+
+
+class PermissionDeniedError(DriveStageError, PermissionError):
+    """Drive refused access (403 insufficientFilePermissions and friends)."""
+
+
+class QuotaExceededError(DriveStageError, OSError):
+    """The Drive storage quota cannot hold what we were asked to write."""
+
+    def __init__(self, message: str, *, needed: int | None = None, free: int | None = None,
+                 trash: int | None = None):
+        super().__init__(message)
+        self.needed, self.free, self.trash = needed, free, trash
+
+
+class ServiceAccountStorageError(QuotaExceededError):
+    """A service account tried to write into a My Drive (it has no storage)."""
+
+
+class DailyUploadCapError(DriveStageError, OSError):
+    """Drive's undocumented ~750 GB/day upload cap was reached."""
+
+
+class DownloadQuotaError(DriveStageError, OSError):
+    """Drive refuses to serve the file (downloadQuotaExceeded, abusive file)."""
+
+
+class RemoteError(DriveStageError, OSError):
+    """Drive kept failing after every retry, or answered something unexpected."""
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.status, self.reason = status, reason
+
+
+class ChecksumMismatchError(DriveStageError, OSError):
+    """Bytes on disk do not match Drive's md5Checksum or size."""
+
+    def __init__(self, message: str, *, expected: str | None = None, got: str | None = None):
+        super().__init__(message)
+        self.expected, self.got = expected, got
+
+
+class UnsafeArchiveError(DriveStageError, ValueError):
+    """An archive member would land outside the destination (zip-slip and friends)."""
+
+
+class ArchiveError(DriveStageError, OSError):
+    """An archive is truncated, corrupt or of an unknown format."""
+
+
+class DiskSpaceError(DriveStageError, OSError):
+    """Not enough free local disk space for a download or an extraction."""
+
+    def __init__(self, message: str, *, needed: int | None = None, free: int | None = None):
+        super().__init__(message)
+        self.needed, self.free = needed, free
+
+
+class PolicyError(DriveStageError, ValueError):
+    """A retention policy that cannot work (validated when it is built)."""
+
+    exit_code = 2
+
+
+class MirrorError(DriveStageError):
+    """A background mirror failed; raised to the caller on ``flush()``."""

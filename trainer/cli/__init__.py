@@ -1,0 +1,53 @@
+"""The ``trainer`` command line: one error handler, subcommands in sibling modules.
+
+Exit codes: 0 success, 1 error, 2 usage or config error. ``TRAINER_DEBUG=1`` shows tracebacks.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from drivestage.errors import DriveStageError
+from trainer.errors import TrainerError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (TrainerError, DriveStageError) as exc:
+            if os.environ.get("TRAINER_DEBUG"):
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More log output.")
+@click.version_option(package_name="drivestage")
+def cli(verbose: int) -> None:
+    """Train YOLOv4-tiny on VOC-format data; checkpoints mirrored to Drive; automatic resume."""
+    level = logging.INFO if verbose == 0 else logging.DEBUG
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    for name in ("trainer", "drivestage"):
+        log = logging.getLogger(name)
+        log.handlers[:] = [handler]
+        log.setLevel(level if name == "trainer" else max(level, logging.WARNING))
+        log.propagate = False
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="trainer")
+
+
+from trainer.cli import data as _data  # noqa: E402,F401
+from trainer.cli import infer as _infer  # noqa: E402,F401
+from trainer.cli import train as _train  # noqa: E402,F401

@@ -1,0 +1,4 @@
+"""CLI commands: train (registered on the trainer group)."""
+from __future__ import annotations
+
+from trainer.cli import cli  # noqa: F401

@@ -1,0 +1,30 @@
+"""Every error the trainer raises on purpose; the CLI prints one line and exits 1 (config: 2)."""
+from __future__ import annotations
+
+
+class TrainerError(Exception):
+    """Base class: a failure with a message fit for the user."""
+
+    exit_code = 1
+
+
+class ConfigError(TrainerError, ValueError):
+    """An unknown key, a wrong type or an impossible value in a config."""
+
+    exit_code = 2
+
+
+class DataError(TrainerError, ValueError):
+    """A dataset that cannot be read: missing files, bad annotation lines, no images."""
+
+
+class WeightsError(TrainerError, ValueError):
+    """A weights file that cannot be loaded into the model (unknown format, no backbone)."""
+
+
+class CheckpointError(TrainerError, ValueError):
+    """A checkpoint that cannot be resumed from (corrupt, or for another model shape)."""
+
+
+class NonFiniteLossError(TrainerError, FloatingPointError):
+    """The loss became NaN or infinite; training stopped without saving."""
