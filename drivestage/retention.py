@@ -1,0 +1,467 @@
+"""Retention: a pure function from "what exists" to "what to delete".
+
+Nothing here touches a store or the disk. The caller lists the managed folder,
+reads the JSON sidecars it wants to use (see :func:`parse_sidecar`), builds
+:class:`Candidate` objects and asks :func:`plan` what to keep.
+
+Rules (all of them are documented behaviour, and tested):
+
+* **Managed files.** A file is a managed checkpoint when ``re.search(pattern,
+  name)`` matches and its name does not end in ``.json``. Anything else is never
+  deleted (reason ``"not a checkpoint ..."``). Names containing ``/`` or ``\\``,
+  or equal to ``.``/``..``, are outside the managed folder and never deleted.
+* **Sidecars.** ``X.json`` beside checkpoint ``X`` follows ``X``: it is deleted
+  exactly when every checkpoint named ``X`` is deleted. A ``.json`` without its
+  checkpoint (an orphan, e.g. a sidecar uploaded first) is left alone.
+  :func:`plan` takes sidecar *contents already parsed*, in
+  ``Candidate.metrics`` / ``Candidate.epoch`` of the checkpoint, so it stays pure.
+* **Age order.** By the ``epoch`` named group of the pattern (or
+  ``Candidate.epoch``, which wins, e.g. from a sidecar) when every managed
+  checkpoint has one; otherwise by ``modified`` (mtime) for all of them. Ties
+  are broken by ``modified``, then name, then id, so the plan is deterministic.
+* **Keep rules** (a file is kept when any rule keeps it):
+  ``keep_last`` keeps the N newest; ``keep_best`` keeps the K best by
+  ``metric`` under ``mode`` (ties go to the newer checkpoint; files without the
+  metric, or with NaN, are never "best"); ``keep_every`` keeps epochs that are
+  multiples of E. The metric comes from ``Candidate.metrics`` (a sidecar) or,
+  failing that, from a named group of the pattern with the metric's name.
+* **With no option set, nothing is deleted.** With only ``max_bytes`` set,
+  everything is kept unless the budget demands otherwise.
+* **Never deleted:** the newest managed checkpoint, the kept best, anything in
+  ``protect`` (e.g. the checkpoint a run resumed from), unmanaged files.
+* **Budget.** ``max_bytes`` bounds the managed checkpoints (their sidecars
+  included) plus ``incoming_bytes``. When over, the oldest kept checkpoints
+  that are not newest/best/protected are deleted until it fits. When it cannot
+  fit even after that, *no* budget deletion is planned (deleting and then
+  failing the upload would lose data for nothing) and ``Plan.fits`` is False
+  so the caller can fail before uploading.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, Mapping, Optional, Union, overload
+
+from drivestage.errors import PolicyError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PATTERN = r"epoch[_-]?(?P<epoch>\d+)"
+SIDECAR_SUFFIX = ".json"
+
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4,
+    "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(text: Union[str, int]) -> int:
+    """Parse a byte size: ``1234``, ``10GB`` (10**10), ``10GiB`` / ``10G`` (10 * 2**30).
+
+    ``KB/MB/GB/TB`` are decimal; ``KiB/MiB/GiB/TiB`` and bare ``K/M/G/T`` are
+    binary (as in ``du -h``). Raises PolicyError showing the bad value."""
+    if isinstance(text, bool):
+        raise PolicyError(f"max_bytes={text!r} is not a size; use e.g. 500MB or 10GiB")
+    if isinstance(text, int):
+        return text
+    m = _SIZE_RE.match(str(text))
+    unit = m.group(2).lower() if m else None
+    if not m or unit not in _UNITS:
+        raise PolicyError(
+            f"size {text!r} is not understood; use a number of bytes or a unit "
+            "like 500MB, 10GB (decimal) or 10GiB, 10G (binary)")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def format_size(n: int) -> str:
+    """Human-readable binary size (``1.5 GiB``)."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _check_count(name: str, value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise PolicyError(f"{name}={value!r} is invalid; it must be a whole number >= 1")
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """What to keep in a managed checkpoint folder; validated when built."""
+
+    keep_last: Optional[int] = None      # keep the N newest checkpoints
+    keep_best: Optional[int] = None      # keep the K best by ``metric``
+    metric: Optional[str] = None         # required with keep_best
+    mode: str = "max"                    # "max": higher is better; "min": lower is better
+    keep_every: Optional[int] = None     # keep epochs that are multiples of E
+    max_bytes: Optional[int] = None      # budget for the managed checkpoints (+ incoming)
+    pattern: str = DEFAULT_PATTERN       # regex; named groups: epoch, optionally the metric
+
+    def __post_init__(self) -> None:
+        _check_count("keep_last", self.keep_last)
+        _check_count("keep_best", self.keep_best)
+        _check_count("keep_every", self.keep_every)
+        if self.mode not in ("min", "max"):
+            raise PolicyError(f"mode={self.mode!r} is invalid; use 'min' or 'max'")
+        if self.keep_best is not None and not self.metric:
+            raise PolicyError(
+                f"keep_best={self.keep_best} needs a metric to rank by; "
+                "add --metric NAME (e.g. --metric map50 --mode max)")
+        if self.metric is not None and (not isinstance(self.metric, str) or not self.metric.strip()):
+            raise PolicyError(f"metric={self.metric!r} is invalid; give a metric name like map50")
+        if self.max_bytes is not None and (
+                isinstance(self.max_bytes, bool) or not isinstance(self.max_bytes, int)
+                or self.max_bytes < 1):
+            raise PolicyError(f"max_bytes={self.max_bytes!r} is invalid; it must be a size > 0")
+        try:
+            compiled = re.compile(self.pattern)
+        except (re.error, TypeError) as exc:
+            raise PolicyError(f"pattern={self.pattern!r} is not a valid regular expression: {exc}")
+        if self.keep_every is not None and "epoch" not in compiled.groupindex:
+            raise PolicyError(
+                f"keep_every={self.keep_every} needs the epoch number, but pattern="
+                f"{self.pattern!r} has no (?P<epoch>...) group")
+        object.__setattr__(self, "_regex", compiled)
+
+    @classmethod
+    def from_options(cls, *, keep_last: Union[int, str, None] = None,
+                     keep_best: Union[int, str, None] = None, metric: Optional[str] = None,
+                     mode: Optional[str] = None, keep_every: Union[int, str, None] = None,
+                     max_bytes: Union[int, str, None] = None,
+                     pattern: Optional[str] = None) -> "RetentionPolicy":
+        """Build from CLI-style values (strings allowed: ``"3"``, ``"10GB"``)."""
+        def count(name: str, value: Union[int, str, None]) -> Optional[int]:
+            if value is None or isinstance(value, int):
+                return value
+            try:
+                return int(str(value).strip())
+            except ValueError:
+                raise PolicyError(f"{name}={value!r} is invalid; it must be a whole number >= 1")
+        return cls(
+            keep_last=count("keep_last", keep_last), keep_best=count("keep_best", keep_best),
+            metric=metric, mode="max" if mode is None else str(mode).strip().lower(),
+            keep_every=count("keep_every", keep_every),
+            max_bytes=None if max_bytes is None else parse_size(max_bytes),
+            pattern=DEFAULT_PATTERN if pattern is None else pattern)
+
+    @property
+    def regex(self) -> "re.Pattern[str]":
+        """The compiled pattern."""
+        return self._regex  # type: ignore[attr-defined]
+
+    @property
+    def active(self) -> bool:
+        """True when any option would delete something."""
+        return any(v is not None for v in (self.keep_last, self.keep_best, self.keep_every,
+                                           self.max_bytes))
+
+    def describe(self) -> str:
+        """A one-line summary for logs and tables."""
+        parts = []
+        if self.keep_last is not None:
+            parts.append(f"keep last {self.keep_last}")
+        if self.keep_best is not None:
+            parts.append(f"keep best {self.keep_best} by {self.metric} ({self.mode})")
+        if self.keep_every is not None:
+            parts.append(f"keep every {self.keep_every} epochs")
+        if self.max_bytes is not None:
+            parts.append(f"max {format_size(self.max_bytes)}")
+        return ", ".join(parts) or "keep everything"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One file in the managed folder, as listed (plus parsed sidecar contents)."""
+
+    name: str
+    size: int = 0
+    modified: float = 0.0
+    metrics: Mapping[str, float] = field(default_factory=dict)  # from the sidecar, if any
+    epoch: Optional[int] = None     # from the sidecar; overrides the name's epoch
+    id: Optional[str] = None        # backend id, to tell duplicates apart (Drive)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Keep or delete one file, and why."""
+
+    name: str
+    keep: bool
+    reason: str
+    size: int = 0
+    id: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Plan(Sequence):
+    """The decisions (a sequence of :class:`Decision`) plus the budget verdict."""
+
+    decisions: tuple
+    fits: bool = True               # False: the budget cannot hold the kept files + incoming
+    kept_bytes: int = 0             # managed checkpoints + sidecars that stay
+    incoming_bytes: int = 0
+    max_bytes: Optional[int] = None
+
+    @overload
+    def __getitem__(self, i: int) -> Decision: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence: ...
+
+    def __getitem__(self, i):
+        return self.decisions[i]
+
+    def __len__(self) -> int:
+        return len(self.decisions)
+
+    def __iter__(self) -> Iterator[Decision]:
+        return iter(self.decisions)
+
+    @property
+    def to_delete(self) -> list[Decision]:
+        """Decisions to delete, in plan order (checkpoints before their sidecars)."""
+        return [d for d in self.decisions if not d.keep]
+
+    @property
+    def deleted_names(self) -> set[str]:
+        return {d.name for d in self.decisions if not d.keep}
+
+    @property
+    def kept_names(self) -> set[str]:
+        return {d.name for d in self.decisions if d.keep}
+
+    @property
+    def shortfall(self) -> int:
+        """Bytes the budget lacks (0 when it fits)."""
+        if self.max_bytes is None:
+            return 0
+        return max(self.kept_bytes + self.incoming_bytes - self.max_bytes, 0)
+
+
+def sidecar_name(checkpoint_name: str) -> str:
+    """The sidecar's name for a checkpoint (``epoch_012.pt`` -> ``epoch_012.pt.json``)."""
+    return checkpoint_name + SIDECAR_SUFFIX
+
+
+def parse_sidecar(data: Union[bytes, str]) -> tuple[Optional[int], dict[str, float]]:
+    """Parse sidecar JSON ``{"epoch": 12, "metrics": {"map50": 0.41}}``.
+
+    Returns ``(epoch, metrics)``; unreadable content gives ``(None, {})`` with a
+    warning (the checkpoint then simply has no metric) — never an exception,
+    so one bad sidecar cannot stop a prune."""
+    try:
+        obj = json.loads(data)
+    except (ValueError, TypeError) as exc:
+        log.warning("ignoring unreadable checkpoint sidecar: %s", exc)
+        return None, {}
+    if not isinstance(obj, dict):
+        return None, {}
+    epoch = obj.get("epoch")
+    epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+    metrics: dict[str, float] = {}
+    raw = obj.get("metrics")
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                metrics[str(key)] = float(value)
+    return epoch, metrics
+
+
+@dataclass
+class _Ckpt:
+    cand: Candidate
+    epoch: Optional[int]
+    metric: Optional[float]
+    reasons: list = field(default_factory=list)
+    keep: bool = False
+    pinned: bool = False      # newest, best or protected: the budget may not delete it
+    delete_reason: str = ""
+
+
+def _inside_folder(name: str) -> bool:
+    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
+
+
+def _metric_of(cand: Candidate, match: "re.Match[str]", metric: Optional[str]) -> Optional[float]:
+    if not metric:
+        return None
+    value: Optional[float] = None
+    if metric in cand.metrics:
+        try:
+            value = float(cand.metrics[metric])
+        except (TypeError, ValueError):
+            value = None
+    elif metric in match.re.groupindex and match.group(metric) is not None:
+        try:
+            value = float(match.group(metric).rstrip("."))
+        except ValueError:
+            value = None
+    if value is None or math.isnan(value):
+        return None
+    return value
+
+
+def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterable[str] = (),
+         incoming_bytes: int = 0) -> Plan:
+    """Decide, for every file in the managed folder, keep or delete (with a reason).
+
+    ``files``: every file listed in the folder (sidecars included).
+    ``protect``: names (or ids) that must survive (the checkpoint resumed from,
+    the file just written). ``incoming_bytes``: the size about to be uploaded,
+    counted against ``max_bytes``. The result is in a stable order: managed
+    checkpoints oldest first, each followed by its sidecar, then other files by name.
+    """
+    files = list(files)
+    protected = set(protect)
+    names = {c.name for c in files}
+    regex = policy.regex
+
+    ckpts: list[_Ckpt] = []
+    sidecars: dict[str, list[Candidate]] = {}
+    others: list[tuple[Candidate, str]] = []
+    for cand in files:
+        if not _inside_folder(cand.name):
+            others.append((cand, "outside the managed folder"))
+            continue
+        if cand.name.endswith(SIDECAR_SUFFIX):
+            owner = cand.name[: -len(SIDECAR_SUFFIX)]
+            if owner in names and _inside_folder(owner) and not owner.endswith(SIDECAR_SUFFIX) \
+                    and regex.search(owner):
+                sidecars.setdefault(owner, []).append(cand)
+            else:
+                others.append((cand, "not a checkpoint (json without its checkpoint)"))
+            continue
+        match = regex.search(cand.name)
+        if match is None:
+            others.append((cand, "not a checkpoint (name does not match the pattern)"))
+            continue
+        epoch = cand.epoch
+        if epoch is None and "epoch" in regex.groupindex and match.group("epoch") is not None:
+            try:
+                epoch = int(match.group("epoch"))
+            except ValueError:
+                epoch = None
+        ckpts.append(_Ckpt(cand, epoch, _metric_of(cand, match, policy.metric)))
+
+    by_epoch = bool(ckpts) and all(c.epoch is not None for c in ckpts)
+    if by_epoch:
+        ckpts.sort(key=lambda c: (c.epoch, c.cand.modified, c.cand.name, c.cand.id or ""))
+    else:
+        ckpts.sort(key=lambda c: (c.cand.modified, c.cand.name, c.cand.id or ""))
+
+    if not policy.active:
+        for c in ckpts:
+            c.keep = True
+            c.reasons.append("no retention policy")
+    else:
+        if policy.max_bytes is not None and not any(
+                v is not None for v in (policy.keep_last, policy.keep_best, policy.keep_every)):
+            for c in ckpts:
+                c.keep = True
+                c.reasons.append("within budget")
+        if policy.keep_last is not None:
+            for c in ckpts[-policy.keep_last:]:
+                c.keep = True
+                c.reasons.append(f"last {policy.keep_last}")
+        if policy.keep_best is not None:
+            ranked = [(i, c) for i, c in enumerate(ckpts) if c.metric is not None]
+            sign = -1.0 if policy.mode == "max" else 1.0
+            # Best first; on equal metric, the newer (later in age order) wins.
+            ranked.sort(key=lambda ic: (sign * ic[1].metric, -ic[0]))
+            for rank, (_, c) in enumerate(ranked[: policy.keep_best], start=1):
+                c.keep = c.pinned = True
+                c.reasons.append(f"best {rank}/{policy.keep_best} by {policy.metric}="
+                                 f"{c.metric:g} ({policy.mode})")
+        if policy.keep_every is not None:
+            for c in ckpts:
+                if c.epoch is not None and c.epoch % policy.keep_every == 0:
+                    c.keep = True
+                    c.reasons.append(f"every {policy.keep_every} epochs")
+    if ckpts:
+        newest = ckpts[-1]
+        newest.keep = newest.pinned = True
+        newest.reasons.insert(0, "newest")
+    for c in ckpts:
+        if c.cand.name in protected or (c.cand.id is not None and c.cand.id in protected):
+            c.keep = c.pinned = True
+            c.reasons.insert(0, "protected")
+        if not c.keep:
+            c.delete_reason = f"not kept by the policy ({policy.describe()})"
+
+    def footprint(c: _Ckpt) -> int:
+        return c.cand.size + sum(s.size for s in sidecars.get(c.cand.name, []))
+
+    kept_bytes = sum(footprint(c) for c in ckpts if c.keep)
+    fits = True
+    if policy.max_bytes is not None and kept_bytes + incoming_bytes > policy.max_bytes:
+        budget_victims: list[_Ckpt] = []
+        remaining = kept_bytes
+        for c in ckpts:  # oldest first
+            if remaining + incoming_bytes <= policy.max_bytes:
+                break
+            if c.keep and not c.pinned:
+                budget_victims.append(c)
+                remaining -= footprint(c)
+        if remaining + incoming_bytes <= policy.max_bytes:
+            for c in budget_victims:
+                c.keep = False
+                c.delete_reason = (f"over the {format_size(policy.max_bytes)} budget "
+                                   "(oldest deletable first)")
+            kept_bytes = remaining
+        else:
+            fits = False  # deleting would not help: plan no budget deletions at all
+
+    decisions: list[Decision] = []
+    kept_ckpt_names = {c.cand.name for c in ckpts if c.keep}
+    last_index = {c.cand.name: i for i, c in enumerate(ckpts)}
+    for i, c in enumerate(ckpts):
+        reason = ", ".join(c.reasons) if c.keep else c.delete_reason
+        decisions.append(Decision(c.cand.name, c.keep, reason, c.cand.size, c.cand.id))
+        if last_index[c.cand.name] != i:
+            continue  # duplicate names (Drive): the sidecar goes after the last of them
+        for s in sidecars.get(c.cand.name, []):
+            keep = c.cand.name in kept_ckpt_names
+            if keep:
+                why = f"sidecar of {c.cand.name}"
+            elif s.name in protected or (s.id is not None and s.id in protected):
+                keep, why = True, "protected"
+            else:
+                why = f"sidecar of {c.cand.name} (deleted with it)"
+            decisions.append(Decision(s.name, keep, why, s.size, s.id))
+    for cand, why in sorted(others, key=lambda cw: (cw[0].name, cw[0].id or "")):
+        decisions.append(Decision(cand.name, True, why, cand.size, cand.id))
+    return Plan(tuple(decisions), fits=fits, kept_bytes=kept_bytes,
+                incoming_bytes=incoming_bytes, max_bytes=policy.max_bytes)
+
+
+def format_plan(decisions: Iterable[Decision]) -> str:
+    """A plain-text table (action, size, name, reason) with a summary line."""
+    rows = list(decisions)
+    if not rows:
+        return "Nothing to prune: the folder holds no files."
+    header = ("ACTION", "SIZE", "NAME", "REASON")
+    table = [header] + [("keep" if d.keep else "delete", format_size(d.size), d.name, d.reason)
+                        for d in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(3)]
+    lines = [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip()
+             for r in table]
+    gone = [d for d in rows if not d.keep]
+    freed = sum(d.size for d in gone)
+    summary = f"{len(gone)} to delete ({format_size(freed)}), {len(rows) - len(gone)} kept"
+    if isinstance(decisions, Plan) and not decisions.fits:
+        summary += (f"; the {format_size(decisions.max_bytes or 0)} budget cannot hold "
+                    f"what is kept plus {format_size(decisions.incoming_bytes)} incoming "
+                    f"(short by {format_size(decisions.shortfall)})")
+    lines.append(summary)
+    return "\n".join(lines)
