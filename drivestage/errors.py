@@ -101,3 +101,7 @@ class PolicyError(DriveStageError, ValueError):
 
 class MirrorError(DriveStageError):
     """A background mirror failed; raised to the caller on ``flush()``."""
+
+
+class SourceChangedError(DriveStageError, OSError):
+    """A local file kept changing while it was being uploaded."""
