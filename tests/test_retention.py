@@ -312,12 +312,12 @@ def test_plan_properties(files, policy, incoming, protect):
                and f.name.startswith("epoch_") and f.name != ".."]
     if managed:
         newest = max(managed, key=lambda f: (int(f.name[6:9]), f.modified))
-        assert newest.name not in gone                          # the newest survives
+        assert any(d.keep for d in result if d.name == newest.name)  # the newest survives
     for name in gone:                                           # only checkpoints and their sidecars
         base = name[:-5] if name.endswith(".json") else name
         assert base.startswith("epoch_") and "/" not in base
-        if name.endswith(".json"):
-            assert base in gone
+        if name.endswith(".json"):                              # a sidecar goes with its checkpoint
+            assert base in gone and not any(d.keep for d in result if d.name == base)
     assert not (gone & protect)                                 # protected names survive
     if not policy.active:
         assert not gone
