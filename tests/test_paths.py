@@ -1,0 +1,63 @@
+"""Parsing of drive: paths."""
+from __future__ import annotations
+
+import pytest
+
+from drivestage import paths
+from drivestage.errors import UsageError
+
+
+def test_my_drive_paths():
+    p = paths.parse("drive:VOC_datasets/VOC07+12+test.zip")
+    assert (p.anchor, p.parts, p.name) == ("root", ("VOC_datasets", "VOC07+12+test.zip"),
+                                           "VOC07+12+test.zip")
+    assert p.store_path == "VOC_datasets/VOC07+12+test.zip"
+    assert str(p) == "drive:VOC_datasets/VOC07+12+test.zip"
+    assert paths.parse("drive:").parts == ()
+    assert paths.parse("drive:/a//b/").parts == ("a", "b")
+    assert paths.parse("drive:a/b/").trailing_slash
+    # Exact names: case and inner spaces are kept.
+    assert paths.parse("drive:My Data/Set A.ZIP").parts == ("My Data", "Set A.ZIP")
+
+
+def test_id_paths():
+    p = paths.parse("drive:id:1AbC_d-9")
+    assert (p.anchor, p.file_id, p.parts, p.store_path) == ("id", "1AbC_d-9", (), "id:1AbC_d-9")
+    q = paths.parse("drive:id:root/shared/x.zip")
+    assert q.parts == ("shared", "x.zip") and q.store_path == "id:root/shared/x.zip"
+    assert str(q) == "drive:id:root/shared/x.zip"
+
+
+def test_shared_drive_paths():
+    p = paths.parse("drive:shared/Team Data/VOC/x.zip")
+    assert (p.anchor, p.shared_drive, p.parts) == ("shared", "Team Data", ("VOC", "x.zip"))
+    assert p.store_path == "VOC/x.zip"
+    assert str(p) == "drive:shared/Team Data/VOC/x.zip"
+    assert paths.parse("drive:shared/Team").parts == ()
+    assert str(paths.parse("drive:shared/Team").child("a")) == "drive:shared/Team/a"
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ("drive:id:", "missing file id"),
+    ("drive:id:a b", "not a Drive file id"),
+    ("drive:shared/", "missing shared drive name"),
+    ("drive:shared", "missing shared drive name"),
+    ("drive:a/../b", "'..' is not allowed"),
+    ("drive:./a", "'.' is not allowed"),
+    ("./local/dir", "not a Drive path"),
+])
+def test_bad_paths_name_the_spec_and_the_fix(spec, needle):
+    with pytest.raises(UsageError) as info:
+        paths.parse(spec)
+    assert needle in str(info.value) and repr(spec) in str(info.value)
+    assert info.value.exit_code == 2
+
+
+def test_split_store_path():
+    assert paths.split_store_path("a/b") == (None, ("a", "b"))
+    assert paths.split_store_path("id:XYZ") == ("XYZ", ())
+    assert paths.split_store_path("id:XYZ/c") == ("XYZ", ("c",))
+    assert paths.split_store_path("") == (None, ())
+    with pytest.raises(UsageError):
+        paths.split_store_path("id:/x")
+    assert paths.is_drive("drive:x") and not paths.is_drive("/tmp/x")
