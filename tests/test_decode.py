@@ -100,3 +100,15 @@ def test_image_sizes_without_input_size_is_an_error():
     dec = decode(_empty_outputs(), DEFAULT_ANCHORS, DEFAULT_ANCHORS_MASK)
     with pytest.raises(ValueError, match="input_size"):
         postprocess(dec, 0.5, 0.3, image_sizes=[(10, 10)])
+
+
+def test_default_letterbox_undo_agrees_with_the_data_letterbox():
+    augment = pytest.importorskip("trainer.data.augment")
+    outs = _empty_outputs()
+    _put(outs, 1, 0, 0, gx=13, gy=13, obj=0.9, cls=0)
+    dec = decode(outs, DEFAULT_ANCHORS, DEFAULT_ANCHORS_MASK, 416)
+    for h, w in [(375, 500), (333, 501), (640, 427)]:
+        _, scale, (px, py) = augment.letterbox(__import__("numpy").zeros((h, w, 3), "uint8"), 416)
+        (a,) = postprocess(dec, 0.3, 0.3, image_sizes=[(h, w)], input_size=416)
+        (b,) = postprocess(dec, 0.3, 0.3, image_sizes=[(h, w)], transforms=[(scale, px, py)])
+        torch.testing.assert_close(a, b)

@@ -72,7 +72,8 @@ def postprocess(
     sorted by score, at most ``max_det`` per image. Without ``image_sizes`` the boxes stay
     in network-input pixels. With ``image_sizes`` (``(h, w)`` per image) and ``input_size``
     they are mapped to the original image: undoing the letterbox (``scale = min(S/w, S/h)``,
-    ``pad = (S - w*scale)/2``), or a plain resize when ``letterbox=False``, then clipped.
+    ``pad = (S - round(w*scale)) // 2``, as ``trainer.data.augment.letterbox`` pads), or a
+    plain resize when ``letterbox=False``, then clipped.
     ``transforms`` gives ``(scale, pad_x, pad_y)`` per image explicitly instead (what a
     letterbox function returned, rounding included).
     """
@@ -126,8 +127,11 @@ def _to_original(dets, img_k, batch, image_sizes, input_size, letterbox, transfo
         h, w = sizes[:, 0], sizes[:, 1]
         if letterbox:
             scale_x = scale_y = torch.minimum(input_size / w, input_size / h)
-            pad_x = (input_size - w * scale_x) / 2
-            pad_y = (input_size - h * scale_y) / 2
+            # Same rounding as trainer.data.augment.letterbox: whole-pixel size and padding.
+            new_w = torch.round(w * scale_x).clamp(1, input_size)
+            new_h = torch.round(h * scale_y).clamp(1, input_size)
+            pad_x = torch.div(input_size - new_w, 2, rounding_mode="floor")
+            pad_y = torch.div(input_size - new_h, 2, rounding_mode="floor")
         else:
             scale_x, scale_y = input_size / w, input_size / h
             pad_x = pad_y = torch.zeros_like(w)
