@@ -1,4 +1,199 @@
-"""CLI commands: push (registered on the drivestage group)."""
+"""CLI commands: push, mirror, prune (registered on the drivestage group)."""
 from __future__ import annotations
 
-from drivestage.cli import cli  # noqa: F401
+import logging
+import signal
+import threading
+import time
+from typing import Any, Callable, Optional
+
+import click
+
+from drivestage.cli import cli
+from drivestage.errors import PolicyError, UsageError
+
+log = logging.getLogger(__name__)
+
+
+def _policy_options(fn: Callable) -> Callable:
+    """The retention options shared by push, mirror and prune."""
+    options = [
+        click.option("--keep-last", type=int, metavar="N", help="Keep the N newest checkpoints."),
+        click.option("--keep-best", type=int, metavar="K",
+                     help="Keep the K best checkpoints by --metric (read from sidecars)."),
+        click.option("--metric", metavar="NAME", help="Metric for --keep-best (e.g. map50)."),
+        click.option("--mode", type=click.Choice(["min", "max"]), default=None,
+                     help="Whether a higher (max, default) or lower (min) metric is better."),
+        click.option("--keep-every", type=int, metavar="E",
+                     help="Keep checkpoints whose epoch is a multiple of E."),
+        click.option("--max-bytes", metavar="SIZE",
+                     help="Budget for the checkpoints in DEST (e.g. 2GB, 500MiB)."),
+        click.option("--pattern", metavar="REGEX",
+                     help=r"Which names are checkpoints (default: epoch[_-]?(?P<epoch>\d+)); "
+                          "other files are never touched."),
+        click.option("--use-trash", is_flag=True,
+                     help="Move deleted files to the Drive trash (it counts toward the quota) "
+                          "instead of deleting them permanently."),
+        click.option("--protect", multiple=True, metavar="NAME",
+                     help="Never delete this file (e.g. the checkpoint a run resumed from)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _transfer_options(fn: Callable) -> Callable:
+    options = [
+        click.option("--include", multiple=True, metavar="GLOB",
+                     help="Only push files matching GLOB (path or name); repeatable."),
+        click.option("--exclude", multiple=True, metavar="GLOB",
+                     help="Skip files and folders matching GLOB; repeatable."),
+        click.option("--delete", is_flag=True,
+                     help="Delete remote files that are not in SRC (off by default)."),
+        click.option("--chunk-size", metavar="SIZE",
+                     help="Upload chunk size, a multiple of 256KiB (default 16MiB)."),
+        click.option("--jobs", "-j", type=int, default=4, show_default=True,
+                     help="Files uploaded in parallel."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _policy(opts: dict) -> Any:
+    from drivestage.retention import RetentionPolicy
+
+    if opts.get("metric") and opts.get("keep_best") is None:
+        raise PolicyError("--metric is only used with --keep-best K; add --keep-best 1")
+    return RetentionPolicy.from_options(
+        keep_last=opts.get("keep_last"), keep_best=opts.get("keep_best"),
+        metric=opts.get("metric"), mode=opts.get("mode"), keep_every=opts.get("keep_every"),
+        max_bytes=opts.get("max_bytes"), pattern=opts.get("pattern"))
+
+
+def _chunk(value: Optional[str]) -> Optional[int]:
+    if value is None:
+        return None
+    from drivestage.retention import parse_size
+    from drivestage.upload import CHUNK_UNIT
+
+    try:
+        size = parse_size(value)
+    except PolicyError:
+        raise UsageError(f"--chunk-size {value!r} is not a size; use e.g. 8MiB or 16MiB")
+    if size <= 0 or size % CHUNK_UNIT:
+        raise UsageError(f"--chunk-size {value} is not a multiple of 256KiB; use e.g. "
+                         f"{max(1, size // CHUNK_UNIT) * 256}KiB")
+    return size
+
+
+def _progress_bar(total: int, label: str):
+    """A tqdm byte bar on stderr (disabled when stderr is not a terminal)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total or None, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=label, leave=False, disable=None)
+
+
+def _summary(result: Any) -> str:
+    from drivestage.retention import format_size
+
+    parts = [f"{len(result.uploaded)} uploaded ({format_size(result.bytes_sent)})",
+             f"{result.unchanged} unchanged"]
+    if result.skipped_by_policy:
+        parts.append(f"{len(result.skipped_by_policy)} not sent (the policy deletes them)")
+    if result.pruned:
+        parts.append(f"{len(result.pruned)} pruned")
+    if result.deleted:
+        parts.append(f"{len(result.deleted)} deleted (not local)")
+    return ", ".join(parts)
+
+
+@cli.command("push")
+@click.argument("src", type=click.Path(file_okay=False))
+@click.argument("dest")
+@_transfer_options
+@_policy_options
+def push_cmd(src: str, dest: str, include, exclude, delete, chunk_size, jobs,
+             use_trash, protect, **policy_opts) -> None:
+    """Mirror the local folder SRC into DEST (drive:path or a directory), incrementally.
+
+    Only files whose size or md5 differ are sent; uploads are resumable (a killed push
+    resumes on the next run) and md5-verified; with a policy, DEST is pruned after the
+    uploads are verified.
+    """
+    from drivestage.mirror import push
+
+    policy = _policy(policy_opts)
+    with _progress_bar(0, "push") as bar:
+        result = push(src, dest, policy, include=include, exclude=exclude, delete=delete,
+                      chunk_size=_chunk(chunk_size), protect=protect, use_trash=use_trash,
+                      jobs=jobs, progress=bar.update)
+    click.echo(f"push {src} -> {dest}: {_summary(result)}", err=True)
+
+
+@cli.command("prune")
+@click.argument("dest")
+@_policy_options
+@click.option("--dry-run", "-n", is_flag=True, help="Print the plan; delete nothing.")
+def prune_cmd(dest: str, use_trash, protect, dry_run, **policy_opts) -> None:
+    """Apply a retention policy to the checkpoints in DEST; print the plan as a table."""
+    from drivestage.mirror import prune
+    from drivestage.retention import format_plan
+
+    policy = _policy(policy_opts)
+    if not policy.active:
+        raise UsageError("prune needs a policy: --keep-last N, --keep-best K --metric NAME, "
+                         "--keep-every E or --max-bytes SIZE")
+    decision = prune(dest, policy, dry_run=dry_run, use_trash=use_trash, protect=protect)
+    click.echo(format_plan(decision))
+    if dry_run:
+        click.echo("Dry run: nothing was deleted.", err=True)
+
+
+@cli.command("mirror")
+@click.argument("src", type=click.Path(file_okay=False))
+@click.argument("dest")
+@click.option("--every", type=float, required=True, metavar="SECONDS",
+              help="Seconds between two pushes.")
+@_transfer_options
+@_policy_options
+def mirror_cmd(src: str, dest: str, every: float, include, exclude, delete, chunk_size, jobs,
+               use_trash, protect, **policy_opts) -> None:
+    """Push SRC to DEST every SECONDS (and prune) until stopped.
+
+    On SIGTERM or SIGINT it pushes once more (a flush), then exits 0; a failing
+    final push exits 1. Failures in between are logged and retried next period.
+    """
+    from drivestage.mirror import Mirror
+
+    if every <= 0:
+        raise UsageError(f"--every {every:g} is invalid; give a period in seconds > 0")
+    policy = _policy(policy_opts)
+    stop = threading.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {s: signal.getsignal(s) for s in signals}
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    for s in signals:
+        signal.signal(s, on_signal)
+    try:
+        mirror = Mirror(src, dest, policy, every=every, include=include, exclude=exclude,
+                        delete=delete, chunk_size=_chunk(chunk_size), protect=protect,
+                        use_trash=use_trash, jobs=jobs).start()
+        mirror.sync_now()  # a first push right away
+        click.echo(f"mirroring {src} -> {dest} every {every:g}s; stop with Ctrl-C or SIGTERM",
+                   err=True)
+        while not stop.wait(0.5):
+            pass
+        click.echo("stopping: pushing once more...", err=True)
+        started = time.monotonic()
+        result = mirror.stop()
+        if result is not None:
+            click.echo(f"final push in {time.monotonic() - started:.1f}s: {_summary(result)}",
+                       err=True)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -1,0 +1,84 @@
+"""Mirror: the background thread's scheduling (coalescing, flush, errors), and push + prune."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from drivestage.errors import MirrorError, UsageError
+from drivestage.mirror import Mirror, PushResult
+
+
+class _Gate:
+    """A push stand-in for scheduling tests: counts runs, can block, can fail."""
+
+    def __init__(self):
+        self.calls = 0
+        self.release = threading.Event()
+        self.release.set()
+        self.entered = threading.Event()
+        self.fail: BaseException | None = None
+
+    def __call__(self, src, dest, policy, **kwargs):
+        self.calls += 1
+        self.entered.set()
+        assert self.release.wait(10)
+        if self.fail is not None:
+            raise self.fail
+        return PushResult(unchanged=self.calls)
+
+
+def _mirror(gate, **kw):
+    return Mirror("src", "dest", None, store=object(), push_fn=gate, **kw)
+
+
+def test_sync_now_returns_at_once_and_bursts_coalesce(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path))
+    gate = _Gate()
+    gate.release.clear()
+    m = _mirror(gate).start()
+    m.sync_now()
+    assert gate.entered.wait(5)
+    started = time.monotonic()
+    for _ in range(50):            # a burst while the first run is blocked
+        m.sync_now()
+    assert time.monotonic() - started < 0.5
+    gate.release.set()
+    m.flush(10)
+    # the first run, one coalesced run for the burst, and at most one for the flush
+    assert 2 <= gate.calls <= 3
+    m.stop(10)
+
+
+def test_flush_raises_the_failure_and_the_thread_survives(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path))
+    gate = _Gate()
+    gate.fail = OSError("drive is down")
+    m = _mirror(gate).start()
+    with pytest.raises(MirrorError, match="drive is down"):
+        m.flush(10)
+    gate.fail = None
+    result = m.flush(10)           # next run succeeds: the thread is still there
+    assert result is not None and m.last_error is None
+    m.stop(10)
+
+
+def test_periodic_runs_and_stop_flushes(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path))
+    gate = _Gate()
+    m = _mirror(gate, every=0.05).start()
+    deadline = time.monotonic() + 5
+    while gate.calls < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert gate.calls >= 3
+    before = gate.calls
+    m.stop(10)
+    assert gate.calls >= before + 1
+    with pytest.raises(MirrorError):
+        m.sync_now()
+
+
+def test_bad_period_is_a_usage_error():
+    with pytest.raises(UsageError, match="every"):
+        Mirror("src", "dest", every=0)
