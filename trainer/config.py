@@ -1,0 +1,379 @@
+"""Training configuration: YAML mapped onto typed dataclasses.
+
+Every key is a dataclass field whose ``help`` metadata is its one-line description.
+Unknown or misspelt keys are refused with the nearest valid key; ``--set a.b=value``
+overrides are parsed as YAML and coerced to the field's type.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+import os
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional, Union
+
+import yaml
+
+from trainer.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+#: Anchors of YOLOv4-tiny in pixels at 416 (Darknet ``yolov4-tiny.cfg``).
+DEFAULT_ANCHORS = [[10, 14], [23, 27], [37, 58], [81, 82], [135, 169], [344, 319]]
+#: Which anchors each head uses: stride 32 first, then stride 16 (the port's order).
+DEFAULT_ANCHORS_MASK = [[3, 4, 5], [1, 2, 3]]
+
+
+def _f(default: Any, help: str, **kw: Any) -> Any:
+    """A field with its one-line description; mutable defaults are copied."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: __import__("copy").deepcopy(d),
+                     metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class DataConfig:
+    """Where the data lives and how it is read."""
+
+    classes: Union[str, list] = _f("model_data/voc_classes.txt",
+                                   "class names: a file with one name per line, or a list")
+    root: str = _f("./data", "local folder that data.drive_zip is pulled and extracted into")
+    drive_zip: Optional[str] = _f(None, "archive to pull and extract first (drive:path or a local path)")
+    voc_root: Optional[str] = _f(None, "VOCdevkit folder; found under data.root when empty")
+    year: str = _f("2007", "VOC year folder (VOCdevkit/VOC<year>) the split names refer to")
+    train: str = _f("train", "training set: an annotation-lines file, or a split name in ImageSets/Main")
+    val: str = _f("val", "validation set: an annotation-lines file, or a split name")
+    workers: int = _f(2, "DataLoader worker processes (0 = load in the main process)")
+    max_val_images: int = _f(0, "evaluate mAP on at most this many val images (0 = all)")
+
+
+@dataclass
+class ModelConfig:
+    """The network and its starting weights."""
+
+    input_size: int = _f(416, "network input side in pixels (a multiple of 32)")
+    weights: Optional[str] = _f(None, "pretrained weights (.pth/.weights/.pt), local or drive:path")
+    anchors: list = _f(DEFAULT_ANCHORS, "anchor boxes in pixels at 416, six [w, h] pairs")
+    anchors_mask: list = _f(DEFAULT_ANCHORS_MASK, "anchor indices of the stride-32 and stride-16 heads")
+    phi: int = _f(0, "attention after the backbone: 0 none, 1 SE, 2 CBAM, 3 ECA, 4 coordinate attention")
+    sync_bn: bool = _f(False, "convert BatchNorm to SyncBatchNorm under DDP")
+
+
+@dataclass
+class TrainConfig:
+    """Schedule, optimizer, augmentation and bookkeeping."""
+
+    epochs: int = _f(100, "total epochs (freeze and unfreeze phases together)")
+    freeze_epochs: int = _f(50, "epochs with the backbone frozen at the start (0 = none)")
+    batch_size: int = _f(16, "batch size of the unfrozen phase (total over all DDP processes)")
+    freeze_batch_size: int = _f(32, "batch size of the frozen phase (total over all DDP processes)")
+    lr: float = _f(1e-2, "initial learning rate at nominal batch size 64 (scaled by batch/64)")
+    min_lr_ratio: float = _f(0.01, "final learning rate as a fraction of train.lr")
+    optimizer: str = _f("sgd", "sgd (nesterov), adam or adamw", choices=("sgd", "adam", "adamw"))
+    momentum: float = _f(0.937, "SGD momentum / Adam beta1")
+    weight_decay: float = _f(5e-4, "weight decay on conv/linear weights (not on BN or biases)")
+    lr_schedule: str = _f("cos", "cos (cosine with warmup) or step", choices=("cos", "step"))
+    nbs: int = _f(64, "nominal batch size the learning rate refers to")
+    mosaic: bool = _f(True, "use mosaic augmentation")
+    mosaic_prob: float = _f(0.5, "probability of mosaic per sample")
+    mixup: bool = _f(True, "use mixup on mosaic samples")
+    mixup_prob: float = _f(0.5, "probability of mixup per mosaic sample")
+    special_aug_ratio: float = _f(0.7, "mosaic/mixup only during this leading fraction of epochs")
+    label_smoothing: float = _f(0.0, "label smoothing of the class targets")
+    focal_loss: bool = _f(False, "focal loss on objectness")
+    ema: bool = _f(True, "keep an exponential moving average of the weights (used for eval/best)")
+    ema_decay: float = _f(0.9999, "EMA decay at full warm-up")
+    amp: bool = _f(True, "mixed precision on CUDA (ignored on CPU)")
+    grad_clip: float = _f(10.0, "clip the gradient norm to this value (0 = off)")
+    save_period: int = _f(4, "save epoch_NNN.pt (and sync to Drive) every this many epochs")
+    eval_period: int = _f(10, "compute mAP every this many epochs (and at the last epoch)")
+    conf_thresh: float = _f(0.001, "score threshold for detections during mAP evaluation")
+    nms_thresh: float = _f(0.5, "IoU threshold of non-maximum suppression during evaluation")
+    out_dir: str = _f("logs", "local run folder: checkpoints, results.csv, plots, TensorBoard")
+    seed: int = _f(11, "seed; data order and augmentation are seeded from (seed, epoch)")
+    deterministic: bool = _f(False, "deterministic algorithms (bit-identical resume on CPU)")
+    device: str = _f("auto", "auto, cpu, cuda or cuda:N")
+    channels_last: bool = _f(False, "channels-last memory format (faster on many CPUs/GPUs)")
+    log_period: int = _f(0, "log a progress line every this many iterations (0 = only the bar)")
+
+
+@dataclass
+class DriveConfig:
+    """Where checkpoints and logs are mirrored."""
+
+    logs: Optional[str] = _f(None, "remote folder the run folder is mirrored to (drive:path); empty = off")
+    keep_last: int = _f(3, "keep this many newest epoch checkpoints on Drive")
+    keep_best: int = _f(1, "also keep this many best checkpoints (by mAP@0.5)")
+    max_bytes: Union[int, str, None] = _f(None, "cap on the run's checkpoint bytes on Drive, e.g. 2GB (oldest pruned first)")
+
+
+@dataclass
+class Config:
+    """The whole run."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    drive: DriveConfig = field(default_factory=DriveConfig)
+
+    def to_dict(self) -> dict:
+        """Plain nested dict (what checkpoints store)."""
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {f.name: f.type for f in dataclasses.fields(Config)}
+
+
+def _section_types() -> dict[str, type]:
+    hints = typing.get_type_hints(Config)
+    return {name: hints[name] for name in _SECTIONS}
+
+
+def valid_keys() -> list[str]:
+    """Every dotted key a config may set, e.g. ``train.epochs``."""
+    keys = []
+    for sec, cls in _section_types().items():
+        keys.extend(f"{sec}.{f.name}" for f in dataclasses.fields(cls))
+    return keys
+
+
+def describe_keys() -> dict[str, str]:
+    """Dotted key -> its one-line description."""
+    out = {}
+    for sec, cls in _section_types().items():
+        for f in dataclasses.fields(cls):
+            out[f"{sec}.{f.name}"] = f.metadata["help"]
+    return out
+
+
+def _unknown(key: str, where: str) -> ConfigError:
+    keys = valid_keys()
+    if "." not in key:  # a misspelt section name
+        near = difflib.get_close_matches(key, list(_SECTIONS), n=1, cutoff=0.5)
+        hint = f"; did you mean '{near[0]}'?" if near else f"; valid sections: {', '.join(_SECTIONS)}"
+        return ConfigError(f"unknown config section '{key}'{where}{hint}")
+    # Match the full dotted key first, then the last part alone (a misspelt leaf).
+    near = difflib.get_close_matches(key, keys, n=1, cutoff=0.6)
+    if not near:
+        leaf = key.rsplit(".", 1)[-1]
+        by_leaf = {k.rsplit(".", 1)[-1]: k for k in keys}
+        m = difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.6)
+        near = [by_leaf[m[0]]] if m else []
+    hint = f"; did you mean '{near[0]}'?" if near else f"; valid sections: {', '.join(_SECTIONS)}"
+    return ConfigError(f"unknown config key '{key}'{where}{hint}")
+
+
+def _coerce(key: str, value: Any, tp: Any, meta: dict) -> Any:
+    """Check/convert ``value`` to the annotated type ``tp`` or raise naming ``key``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is Union:
+        if value is None and type(None) in args:
+            return None
+        if isinstance(value, str) and value.lower() in ("null", "none", "~", "") and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(key, value, a, meta)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[-1] if errors else f"bad value for '{key}'")
+    bad = ConfigError(f"config key '{key}' expects {getattr(tp, '__name__', tp)}, got {value!r}")
+    if tp is bool:
+        if isinstance(value, bool):
+            out = value
+        elif isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            out = value.lower() in ("true", "yes", "on", "1")
+        elif isinstance(value, int) and value in (0, 1):
+            out = bool(value)
+        else:
+            raise bad
+    elif tp is int:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, int):
+            out = value
+        elif isinstance(value, float) and value.is_integer():
+            out = int(value)
+        elif isinstance(value, str):
+            try:
+                out = int(float(value)) if float(value).is_integer() else None
+            except ValueError:
+                out = None
+            if out is None:
+                raise bad
+        else:
+            raise bad
+    elif tp is float:
+        if isinstance(value, bool):
+            raise bad
+        if isinstance(value, (int, float)):
+            out = float(value)
+        elif isinstance(value, str):
+            try:
+                out = float(value)  # YAML reads "1e-2" as a string; accept it
+            except ValueError:
+                raise bad from None
+        else:
+            raise bad
+    elif tp is str:
+        if isinstance(value, (dict, list)) or value is None:
+            raise bad
+        out = str(value)
+    elif tp is list or origin is list:
+        if not isinstance(value, list):
+            raise bad
+        out = value
+    else:  # pragma: no cover - every field uses one of the types above
+        out = value
+    choices = meta.get("choices")
+    if choices and out not in choices:
+        raise ConfigError(f"config key '{key}' must be one of {', '.join(choices)}, got {out!r}")
+    return out
+
+
+def _apply(cfg: Config, key: str, value: Any, where: str) -> None:
+    parts = key.split(".")
+    if len(parts) != 2 or parts[0] not in _SECTIONS:
+        raise _unknown(key, where)
+    section = getattr(cfg, parts[0])
+    fields = {f.name: f for f in dataclasses.fields(section)}
+    if parts[1] not in fields:
+        raise _unknown(key, where)
+    hints = typing.get_type_hints(type(section))
+    setattr(section, parts[1], _coerce(key, value, hints[parts[1]], dict(fields[parts[1]].metadata)))
+
+
+def _flatten(mapping: Any, where: str, prefix: str = "") -> list[tuple[str, Any]]:
+    if not isinstance(mapping, dict):
+        raise ConfigError(f"config{where} must be a mapping of sections (data, model, train, drive), "
+                          f"got {type(mapping).__name__}")
+    out = []
+    for k, v in mapping.items():
+        key = f"{prefix}{k}"
+        if not prefix:
+            if key not in _SECTIONS:
+                raise _unknown(key, where)
+            if v is None:
+                continue
+            if not isinstance(v, dict):
+                raise ConfigError(f"config section '{key}'{where} must be a mapping, got {v!r}")
+            out.extend(_flatten(v, where, prefix=f"{key}."))
+        else:
+            out.append((key, v))
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.lr=0.01"`` -> ``("train.lr", 0.01)``; the value is read as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like key=value, e.g. train.epochs=10")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = None) -> Config:
+    """Read ``path`` (YAML) onto the defaults, apply ``key=value`` overrides, validate."""
+    cfg = Config()
+    if path is not None:
+        if not os.path.isfile(path):
+            raise ConfigError(f"config file not found: {path}")
+        with open(path, encoding="utf-8") as fh:
+            try:
+                raw = yaml.safe_load(fh) or {}
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+        where = f" in {path}"
+        for key, value in _flatten(raw, where):
+            _apply(cfg, key, value, where)
+    for text in overrides or []:
+        key, value = parse_override(text)
+        _apply(cfg, key, value, " (--set)")
+    validate(cfg)
+    return cfg
+
+
+def config_from_dict(data: dict) -> Config:
+    """Rebuild a Config from :meth:`Config.to_dict` output (checkpoints)."""
+    cfg = Config()
+    for key, value in _flatten(data, " (checkpoint)"):
+        _apply(cfg, key, value, " (checkpoint)")
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Reject impossible combinations with a message naming the key."""
+    m, t, d = cfg.model, cfg.train, cfg.drive
+    if m.input_size <= 0 or m.input_size % 32:
+        raise ConfigError(f"model.input_size must be a positive multiple of 32, got {m.input_size}")
+    if len(m.anchors) != 6 or any(not isinstance(a, list) or len(a) != 2 for a in m.anchors):
+        raise ConfigError(f"model.anchors must be six [w, h] pairs, got {m.anchors!r}")
+    if len(m.anchors_mask) != 2 or any(len(x) != 3 for x in m.anchors_mask):
+        raise ConfigError(f"model.anchors_mask must be two lists of three indices, got {m.anchors_mask!r}")
+    for key in ("epochs", "batch_size", "freeze_batch_size", "save_period", "eval_period", "nbs"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"train.{key} must be >= 1, got {getattr(t, key)}")
+    if not 0 <= t.freeze_epochs <= t.epochs:
+        raise ConfigError(f"train.freeze_epochs must be between 0 and train.epochs ({t.epochs}), "
+                          f"got {t.freeze_epochs}")
+    if t.lr <= 0:
+        raise ConfigError(f"train.lr must be > 0, got {t.lr}")
+    if not 0 < t.min_lr_ratio <= 1:
+        raise ConfigError(f"train.min_lr_ratio must be in (0, 1], got {t.min_lr_ratio}")
+    for key in ("mosaic_prob", "mixup_prob", "special_aug_ratio"):
+        if not 0 <= getattr(t, key) <= 1:
+            raise ConfigError(f"train.{key} must be in [0, 1], got {getattr(t, key)}")
+    if cfg.data.workers < 0:
+        raise ConfigError(f"data.workers must be >= 0, got {cfg.data.workers}")
+    if d.keep_last < 0 or d.keep_best < 0:
+        raise ConfigError("drive.keep_last and drive.keep_best must be >= 0")
+    if d.max_bytes is not None:
+        d.max_bytes = _parse_size(d.max_bytes)
+    if isinstance(cfg.data.classes, list) and not cfg.data.classes:
+        raise ConfigError("data.classes is an empty list; give class names or a classes file")
+
+
+def _parse_size(value: Union[int, str]) -> int:
+    from drivestage.errors import PolicyError
+    from drivestage.retention import parse_size
+
+    try:
+        size = parse_size(value)
+    except PolicyError as exc:
+        raise ConfigError(f"drive.max_bytes: {exc}") from None
+    if size <= 0:
+        raise ConfigError(f"drive.max_bytes must be > 0 (or empty for no cap), got {value!r}")
+    return size
+
+
+def model_signature(cfg: Config, num_classes: int) -> dict:
+    """What fixes the parameter shapes; a resume with a different signature is refused."""
+    return {"num_classes": int(num_classes), "anchors_mask": cfg.model.anchors_mask,
+            "phi": cfg.model.phi}
+
+
+def dump_yaml(cfg: Config) -> str:
+    """The config as YAML with each key's description as a comment."""
+    helps = describe_keys()
+    lines = []
+    for sec, values in cfg.to_dict().items():
+        lines.append(f"{sec}:")
+        for k, v in values.items():
+            text = yaml.safe_dump(v, default_flow_style=True, width=10**6).strip()
+            if text.endswith("\n..."):
+                text = text[:-4].strip()
+            if text.endswith("..."):
+                text = text[:-3].strip()
+            lines.append(f"  {k}: {text}  # {helps[f'{sec}.{k}']}")
+    return "\n".join(lines) + "\n"
