@@ -1,0 +1,306 @@
+"""Fault injection for the emulator: injected answers, dropped connections,
+latency, bandwidth throttling, corrupted bytes and random chaos.
+
+Rules match a request by HTTP method and a regular expression searched in the
+request target (path plus query string, e.g. ``alt=media``). The server asks
+:meth:`Faults.plan` once per API request (never for ``/_emulator/``) and gets
+back what to do. Everything is thread-safe and deterministic for a given
+chaos seed and request order.
+"""
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+CHAOS_KINDS = ("429", "500", "502", "503", "reset", "latency")
+
+GOOGLE_502_HTML = (
+    "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n"
+    "  <title>Error 502 (Server Error)!!1</title>\n"
+    "  <p><b>502.</b> <ins>That\u2019s an error.</ins>\n"
+    "  <p>The server encountered a temporary error and could not complete your request."
+    "<p>Please try again in 30 seconds.  <ins>That\u2019s all we know.</ins>\n"
+)
+
+_DEFAULT_REASONS = {
+    400: ("badRequest", "Bad Request"),
+    401: ("authError", "Invalid Credentials"),
+    403: ("forbidden", "Forbidden"),
+    404: ("notFound", "Not Found"),
+    408: ("requestTimeout", "Request Timeout"),
+    429: ("rateLimitExceeded", "Rate Limit Exceeded"),
+    500: ("backendError", "Backend Error"),
+    502: ("backendError", "Bad Gateway"),
+    503: ("backendError", "Backend Error"),
+    504: ("backendError", "Gateway Timeout"),
+}
+
+
+def default_reason(status: int) -> tuple[str, str]:
+    """Drive's usual (reason, message) for an HTTP status."""
+    return _DEFAULT_REASONS.get(status, ("unknown", f"HTTP {status}"))
+
+
+@dataclass
+class Rule:
+    """One active fault rule; ``times`` None means forever."""
+
+    kind: str                       # inject | drop | latency
+    method: Optional[str] = None
+    path: Optional[str] = None
+    times: Optional[int] = 1
+    status: int = 0
+    reason: Optional[str] = None
+    message: Optional[str] = None
+    body: Optional[bytes] = None
+    content_type: Optional[str] = None
+    retry_after: Optional[float] = None
+    headers: dict = field(default_factory=dict)
+    after_bytes: int = 0
+    direction: str = "response"
+    seconds: float = 0.0
+    hits: int = 0
+
+    def matches(self, method: str, target: str) -> bool:
+        if self.method and self.method.upper() != method.upper():
+            return False
+        return not self.path or re.search(self.path, target) is not None
+
+
+@dataclass
+class Answer:
+    """A canned response the server sends instead of handling the request."""
+
+    status: int
+    reason: str
+    message: str
+    body: Optional[bytes] = None          # raw body; None: Google's JSON envelope
+    content_type: Optional[str] = None
+    headers: dict = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    """What the server must do to one request."""
+
+    latency: float = 0.0
+    answer: Optional[Answer] = None
+    reset: bool = False                    # reset the connection before answering
+    drop_request_after: Optional[int] = None
+    drop_response_after: Optional[int] = None
+
+
+class Faults:
+    """The fault rules of one emulator (``emu.faults``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[Rule] = []
+        self._corrupt: dict[str, Optional[int]] = {}     # file id -> times left (None: forever)
+        self._corrupt_uploads = 0
+        self._bps: Optional[float] = None
+        self._bucket_time = time.monotonic()
+        self._bucket_debt = 0.0
+        self._chaos: Optional[tuple[float, random.Random, tuple[str, ...]]] = None
+
+    # ------------------------------------------------------------- public API
+    def inject(self, method: Optional[str] = None, path: Optional[str] = None, status: int = 503,
+               reason: Optional[str] = None, message: Optional[str] = None,
+               body: Optional[str | bytes] = None, retry_after: Optional[float] = None,
+               headers: Optional[dict] = None, times: Optional[int] = 1,
+               content_type: Optional[str] = None) -> Rule:
+        """Answer the next ``times`` matching requests with ``status``.
+
+        Without ``body`` the answer is Google's JSON error envelope with
+        ``reason`` and ``message``; with ``body`` it is sent raw (e.g. the HTML
+        page of a 502 from Google's front end) as ``content_type``.
+        """
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        return self._add(Rule("inject", method, path, times, status=int(status), reason=reason,
+                              message=message, body=body, content_type=content_type,
+                              retry_after=retry_after, headers=dict(headers or {})))
+
+    def drop(self, method: Optional[str] = None, path: Optional[str] = None, after_bytes: int = 0,
+             direction: str = "response", times: Optional[int] = 1) -> Rule:
+        """Reset the connection after ``after_bytes`` of the request or response body."""
+        if direction not in ("request", "response"):
+            raise ValueError(f"direction must be 'request' or 'response', got {direction!r}")
+        return self._add(Rule("drop", method, path, times, after_bytes=int(after_bytes),
+                              direction=direction))
+
+    def latency(self, seconds: float, method: Optional[str] = None, path: Optional[str] = None,
+                times: Optional[int] = None) -> Rule:
+        """Delay matching requests by ``seconds`` before they are handled."""
+        return self._add(Rule("latency", method, path, times, seconds=float(seconds)))
+
+    def throttle(self, bytes_per_second: Optional[float]) -> None:
+        """Limit the bandwidth of all request and response bodies (None: unlimited)."""
+        with self._lock:
+            self._bps = float(bytes_per_second) if bytes_per_second else None
+            self._bucket_time, self._bucket_debt = time.monotonic(), 0.0
+
+    def corrupt(self, file_id: str, times: Optional[int] = None) -> None:
+        """Serve the content of ``file_id`` with one byte flipped (its middle byte)."""
+        with self._lock:
+            self._corrupt[file_id] = times
+
+    def corrupt_upload(self, times: int = 1) -> None:
+        """Store the next ``times`` uploads with their first byte flipped.
+
+        The md5Checksum is computed on what is stored, so the client sees a mismatch."""
+        with self._lock:
+            self._corrupt_uploads += int(times)
+
+    def chaos(self, rate: float = 0.05, seed: int = 0, kinds: tuple[str, ...] = CHAOS_KINDS) -> None:
+        """Fail a random ``rate`` fraction of API requests with one of ``kinds``."""
+        bad = [k for k in kinds if k not in CHAOS_KINDS]
+        if bad:
+            raise ValueError(f"unknown chaos kinds {bad}; choose from {list(CHAOS_KINDS)}")
+        with self._lock:
+            self._chaos = (float(rate), random.Random(seed), tuple(kinds)) if rate > 0 else None
+
+    def clear(self) -> None:
+        """Remove every fault, throttle, corruption and chaos."""
+        with self._lock:
+            self._rules.clear()
+            self._corrupt.clear()
+            self._corrupt_uploads = 0
+            self._bps = None
+            self._chaos = None
+
+    def describe(self) -> dict:
+        """The active faults as plain data (for ``GET /_emulator/faults``)."""
+        with self._lock:
+            return {
+                "rules": [dict(asdict(r), body=None if r.body is None else r.body.decode("utf-8", "replace"))
+                          for r in self._rules],
+                "corrupt": dict(self._corrupt),
+                "corrupt_uploads": self._corrupt_uploads,
+                "throttle": self._bps,
+                "chaos": None if self._chaos is None else {"rate": self._chaos[0],
+                                                           "kinds": list(self._chaos[2])},
+            }
+
+    def apply(self, spec: dict) -> None:
+        """Add a fault from a JSON object ``{"kind": ..., **arguments}`` (the HTTP control API)."""
+        spec = dict(spec)
+        kind = spec.pop("kind", None)
+        actions = {"inject": self.inject, "drop": self.drop, "latency": self.latency,
+                   "throttle": self.throttle, "corrupt": self.corrupt,
+                   "corrupt_upload": self.corrupt_upload, "chaos": self.chaos}
+        if kind not in actions:
+            raise ValueError(f"unknown fault kind {kind!r}; choose from {sorted(actions)}")
+        if kind == "chaos" and "kinds" in spec:
+            spec["kinds"] = tuple(spec["kinds"])
+        actions[kind](**spec)
+
+    # ------------------------------------------------------------- server side
+    def _add(self, rule: Rule) -> Rule:
+        if rule.path:
+            re.compile(rule.path)
+        with self._lock:
+            self._rules.append(rule)
+        return rule
+
+    def _take(self, rule: Rule) -> None:
+        rule.hits += 1
+        if rule.times is not None:
+            rule.times -= 1
+            if rule.times <= 0:
+                self._rules.remove(rule)
+
+    def plan(self, method: str, target: str) -> Plan:
+        """Decide the faults for one API request (consumes matching rules)."""
+        plan = Plan()
+        with self._lock:
+            for rule in list(self._rules):
+                if not rule.matches(method, target):
+                    continue
+                if rule.kind == "latency":
+                    plan.latency += rule.seconds
+                    self._take(rule)
+                elif rule.kind == "inject" and plan.answer is None:
+                    reason, message = default_reason(rule.status)
+                    headers = dict(rule.headers)
+                    if rule.retry_after is not None:
+                        headers["Retry-After"] = _fmt_retry_after(rule.retry_after)
+                    plan.answer = Answer(rule.status, rule.reason or reason, rule.message or message,
+                                         rule.body, rule.content_type, headers)
+                    self._take(rule)
+                elif rule.kind == "drop":
+                    if rule.direction == "request" and plan.drop_request_after is None:
+                        plan.drop_request_after = rule.after_bytes
+                        self._take(rule)
+                    elif rule.direction == "response" and plan.drop_response_after is None:
+                        plan.drop_response_after = rule.after_bytes
+                        self._take(rule)
+            if self._chaos and plan.answer is None:
+                rate, rng, kinds = self._chaos
+                if rng.random() < rate:
+                    self._chaos_kind(plan, rng.choice(kinds), rng)
+        return plan
+
+    @staticmethod
+    def _chaos_kind(plan: Plan, kind: str, rng: random.Random) -> None:
+        if kind == "429":
+            plan.answer = Answer(429, "rateLimitExceeded", "Rate Limit Exceeded")
+        elif kind == "500":
+            plan.answer = Answer(500, "backendError", "Backend Error")
+        elif kind == "502":
+            plan.answer = Answer(502, "backendError", "Bad Gateway", GOOGLE_502_HTML.encode("utf-8"),
+                                 "text/html; charset=UTF-8")
+        elif kind == "503":
+            plan.answer = Answer(503, "backendError", "Backend Error", headers={"Retry-After": "1"})
+        elif kind == "reset":
+            plan.reset = True
+        else:
+            plan.latency += 0.05 + 0.15 * rng.random()
+
+    def take_corrupt_upload(self) -> bool:
+        """True (once per count) when the upload now starting must be stored corrupted."""
+        with self._lock:
+            if self._corrupt_uploads > 0:
+                self._corrupt_uploads -= 1
+                return True
+            return False
+
+    def corrupt_offset(self, file_id: str, size: int) -> Optional[int]:
+        """The absolute offset to flip when serving ``file_id`` (None: serve intact)."""
+        with self._lock:
+            if file_id not in self._corrupt or size == 0:
+                return None
+            left = self._corrupt[file_id]
+            if left is not None:
+                if left <= 1:
+                    del self._corrupt[file_id]
+                else:
+                    self._corrupt[file_id] = left - 1
+            return size // 2
+
+    @property
+    def throttled(self) -> bool:
+        return self._bps is not None
+
+    def pace(self, nbytes: int) -> None:
+        """Sleep long enough that bodies average the throttled bandwidth (shared by all)."""
+        with self._lock:
+            if self._bps is None:
+                return
+            now = time.monotonic()
+            # A leaky bucket: debt drains at the allowed rate; new bytes add to it.
+            self._bucket_debt = max(0.0, self._bucket_debt - (now - self._bucket_time) * self._bps)
+            self._bucket_time = now
+            self._bucket_debt += nbytes
+            wait = self._bucket_debt / self._bps
+        if wait > 0:
+            time.sleep(wait)
+
+
+def _fmt_retry_after(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+

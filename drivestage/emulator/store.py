@@ -1,0 +1,387 @@
+"""The emulator's state: file records, shared drives, upload sessions and blobs.
+
+Records live in memory and are written through to SQLite under ``data_dir`` so
+the state survives a restart; file content lives in ``data_dir/blobs/<id>``,
+partial uploads in ``data_dir/uploads/<session>``. All methods are thread-safe.
+A record is a plain dict (see :meth:`EmulatorStore._new_record`); the server
+renders it as a Drive v2 File resource.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import sqlite3
+import threading
+import time
+from typing import Iterable, Iterator, Optional
+
+from drivestage.errors import EmulatorApiError
+
+log = logging.getLogger(__name__)
+
+FOLDER_MIME = "application/vnd.google-apps.folder"
+SERVICE_ACCOUNT_MESSAGE = (
+    "Service Accounts do not have storage quota. Leverage shared drives "
+    "(https://developers.google.com/workspace/drive/api/guides/about-shareddrives), "
+    "or use OAuth delegation (http://support.google.com/a/answer/7281227) instead."
+)
+_COPY_CHUNK = 4 << 20
+
+
+def new_id(prefix: str = "1") -> str:
+    """A Drive-looking opaque id (URL-safe, 33 characters)."""
+    return prefix + secrets.token_urlsafe(24)[: 33 - len(prefix)].replace("-", "x").replace("_", "y")
+
+
+def not_found(file_id: str) -> EmulatorApiError:
+    """Drive's 404 for an unknown file id."""
+    return EmulatorApiError(404, "notFound", f"File not found: {file_id}.",
+                            location="fileId", location_type="parameter")
+
+
+def quota_exceeded() -> EmulatorApiError:
+    """Drive's 403 when an upload does not fit into the storage quota."""
+    return EmulatorApiError(403, "storageQuotaExceeded",
+                            "The user's Drive storage quota has been exceeded.")
+
+
+class EmulatorStore:
+    """Metadata, blobs and upload sessions of one emulated Drive account."""
+
+    def __init__(self, data_dir: str, quota_bytes: Optional[int] = None):
+        self.data_dir = os.path.abspath(data_dir)
+        self.quota_bytes = quota_bytes
+        self.blob_dir = os.path.join(self.data_dir, "blobs")
+        self.upload_dir = os.path.join(self.data_dir, "uploads")
+        os.makedirs(self.blob_dir, exist_ok=True)
+        os.makedirs(self.upload_dir, exist_ok=True)
+        self.lock = threading.RLock()
+        self._db = sqlite3.connect(os.path.join(self.data_dir, "state.sqlite3"),
+                                   check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        for table in ("files", "drives", "sessions", "meta"):
+            self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, doc TEXT)")
+        self.files: dict[str, dict] = {}
+        self.drives: dict[str, dict] = {}
+        self.sessions: dict[str, dict] = {}
+        self._load()
+
+    # ----------------------------------------------------------------- persistence
+    def _load(self) -> None:
+        for table, target in (("files", self.files), ("drives", self.drives), ("sessions", self.sessions)):
+            for row_id, doc in self._db.execute(f"SELECT id, doc FROM {table}"):
+                target[row_id] = json.loads(doc)
+        row = self._db.execute("SELECT doc FROM meta WHERE id='root'").fetchone()
+        if row:
+            self.root_id = json.loads(row[0])
+        else:
+            self.root_id = new_id("0A")
+            self._db.execute("INSERT INTO meta VALUES ('root', ?)", (json.dumps(self.root_id),))
+            now = time.time()
+            self._put("files", self.files, self._new_record(
+                self.root_id, "My Drive", FOLDER_MIME, [], None, now))
+        log.debug("emulator store at %s: %d files", self.data_dir, len(self.files))
+
+    def _put(self, table: str, target: dict, doc: dict) -> None:
+        target[doc["id"]] = doc
+        self._db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", (doc["id"], json.dumps(doc)))
+
+    def _drop(self, table: str, target: dict, doc_id: str) -> None:
+        target.pop(doc_id, None)
+        self._db.execute(f"DELETE FROM {table} WHERE id=?", (doc_id,))
+
+    def save_file(self, rec: dict) -> None:
+        """Write one file record through to disk."""
+        with self.lock:
+            self._put("files", self.files, rec)
+
+    def save_session(self, sess: dict) -> None:
+        """Write one upload session through to disk."""
+        with self.lock:
+            self._put("sessions", self.sessions, {k: v for k, v in sess.items() if not k.startswith("_")})
+            self.sessions[sess["id"]] = sess
+
+    def close(self) -> None:
+        """Close the database (the blobs need nothing)."""
+        with self.lock:
+            self._db.close()
+
+    # ----------------------------------------------------------------- lookups
+    @staticmethod
+    def _new_record(file_id: str, title: str, mime: str, parents: list[str],
+                    drive_id: Optional[str], now: float) -> dict:
+        return {
+            "id": file_id, "title": title, "mimeType": mime, "parents": list(parents),
+            "trashed": False, "explicitlyTrashed": False, "starred": False, "hidden": False,
+            "created": now, "modified": now, "size": None, "md5": None,
+            "driveId": drive_id, "description": None, "version": 1,
+        }
+
+    def resolve(self, file_id: str) -> str:
+        """Map the ``root`` alias to the real root id."""
+        return self.root_id if file_id == "root" else file_id
+
+    def get(self, file_id: str) -> dict:
+        """The record for ``file_id`` (``root`` works); 404 when unknown."""
+        with self.lock:
+            rec = self.files.get(self.resolve(file_id))
+            if rec is None:
+                raise not_found(file_id)
+            return rec
+
+    def is_folder(self, rec: dict) -> bool:
+        return rec["mimeType"] == FOLDER_MIME
+
+    def is_container_root(self, file_id: str) -> bool:
+        """True for My Drive's root and shared drives' roots (not listed as files)."""
+        return file_id == self.root_id or file_id in self.drives
+
+    def drive_of_parent(self, parent_id: str) -> Optional[str]:
+        """The shared drive a new child of ``parent_id`` belongs to (None: My Drive)."""
+        with self.lock:
+            if parent_id in self.drives:
+                return parent_id
+            return self.get(parent_id).get("driveId")
+
+    def children(self, parent_id: str) -> list[dict]:
+        with self.lock:
+            return [r for r in self.files.values() if parent_id in r["parents"]]
+
+    def descendants(self, file_id: str) -> list[dict]:
+        """Every record below ``file_id`` (depth first, deepest last)."""
+        out: list[dict] = []
+        stack = [file_id]
+        with self.lock:
+            by_parent: dict[str, list[dict]] = {}
+            for r in self.files.values():
+                for p in r["parents"]:
+                    by_parent.setdefault(p, []).append(r)
+            seen = {file_id}
+            while stack:
+                for child in by_parent.get(stack.pop(), []):
+                    if child["id"] not in seen:
+                        seen.add(child["id"])
+                        out.append(child)
+                        stack.append(child["id"])
+        return out
+
+    def all_files(self) -> list[dict]:
+        """Every file and folder record (not the container roots)."""
+        with self.lock:
+            return [r for r in self.files.values() if not self.is_container_root(r["id"])]
+
+    def blob_path(self, file_id: str) -> str:
+        return os.path.join(self.blob_dir, file_id)
+
+    def upload_path(self, session_id: str) -> str:
+        return os.path.join(self.upload_dir, session_id)
+
+    # ----------------------------------------------------------------- quota
+    def usage(self) -> tuple[int, int]:
+        """(bytes used, bytes used in trash) in My Drive; trashed files count until deleted."""
+        used = trash = 0
+        with self.lock:
+            for r in self.files.values():
+                if r["size"] and r.get("driveId") is None:
+                    used += r["size"]
+                    if r["trashed"]:
+                        trash += r["size"]
+        return used, trash
+
+    def check_quota(self, extra: int, drive_id: Optional[str], *, replacing: int = 0) -> None:
+        """403 storageQuotaExceeded when ``extra`` more bytes do not fit (shared drives are unlimited)."""
+        if self.quota_bytes is None or drive_id is not None:
+            return
+        used, _ = self.usage()
+        if used - replacing + extra > self.quota_bytes:
+            raise quota_exceeded()
+
+    # ----------------------------------------------------------------- mutations
+    def check_parents(self, parent_ids: Iterable[str]) -> tuple[list[str], Optional[str]]:
+        """Resolve and validate parents; returns (ids, shared drive id or None)."""
+        ids = [self.resolve(p) for p in parent_ids] or [self.root_id]
+        drive_ids = set()
+        for p in ids:
+            if p in self.drives:
+                drive_ids.add(p)
+                continue
+            rec = self.get(p)
+            if not self.is_folder(rec):
+                raise EmulatorApiError(400, "badRequest", f"Parent {p} is not a folder.",
+                                       location="parents", location_type="other")
+            drive_ids.add(rec.get("driveId"))
+        if len(drive_ids) > 1:
+            raise EmulatorApiError(400, "badRequest", "Parents must all be in the same drive.")
+        return ids, drive_ids.pop()
+
+    def create(self, title: str, mime: str, parent_ids: Iterable[str], *,
+               blob: Optional[str] = None, size: int = 0, md5: Optional[str] = None,
+               meta: Optional[dict] = None) -> dict:
+        """Create a file (content moved in from the finished temp file ``blob``) or a folder."""
+        with self.lock:
+            parents, drive_id = self.check_parents(parent_ids)
+            now = time.time()
+            rec = self._new_record(new_id(), title, mime, parents, drive_id, now)
+            if mime != FOLDER_MIME:
+                if blob is None:
+                    blob, size, md5 = self._empty_blob()
+                os.replace(blob, self.blob_path(rec["id"]))
+                rec["size"], rec["md5"] = size, md5
+            self._apply_meta(rec, meta or {})
+            self._put("files", self.files, rec)
+            return rec
+
+    def _empty_blob(self) -> tuple[str, int, str]:
+        path = os.path.join(self.upload_dir, "empty-" + secrets.token_hex(8))
+        open(path, "wb").close()
+        return path, 0, hashlib.md5(b"").hexdigest()
+
+    def replace_content(self, file_id: str, blob: str, size: int, md5: str,
+                        meta: Optional[dict] = None) -> dict:
+        """New content for an existing file, keeping its id; old readers keep the old inode."""
+        with self.lock:
+            rec = self.get(file_id)
+            os.replace(blob, self.blob_path(rec["id"]))
+            rec = dict(rec, size=size, md5=md5, modified=time.time(), version=rec["version"] + 1)
+            self._apply_meta(rec, meta or {})
+            self._put("files", self.files, rec)
+            return rec
+
+    def update_meta(self, file_id: str, meta: dict, *, add_parents: Iterable[str] = (),
+                    remove_parents: Iterable[str] = (), set_modified: bool = False) -> dict:
+        """Patch metadata (title, mimeType, parents, labels, description, modifiedDate)."""
+        with self.lock:
+            rec = dict(self.get(file_id))
+            if self.is_container_root(rec["id"]):
+                raise EmulatorApiError(403, "cannotModifyRoot", "The root folder cannot be modified.")
+            was_trashed = rec["trashed"]
+            self._apply_meta(rec, meta, set_modified=set_modified)
+            parents = list(rec["parents"])
+            for p in add_parents:
+                p = self.resolve(p)
+                if p not in parents:
+                    parents.append(p)
+            removed = {self.resolve(p) for p in remove_parents}
+            parents = [p for p in parents if p not in removed]
+            if parents != rec["parents"] or add_parents or removed:
+                rec["parents"], _ = self.check_parents(parents)
+            if not set_modified:
+                rec["modified"] = time.time()
+            rec["version"] += 1
+            self._put("files", self.files, rec)
+            if rec["trashed"] != was_trashed:
+                return self.set_trashed(rec["id"], rec["trashed"])
+            return rec
+
+    def _apply_meta(self, rec: dict, meta: dict, *, set_modified: bool = False) -> None:
+        if "title" in meta and meta["title"] is not None:
+            rec["title"] = str(meta["title"])
+        if meta.get("mimeType") and rec["mimeType"] != FOLDER_MIME and meta["mimeType"] != FOLDER_MIME:
+            rec["mimeType"] = str(meta["mimeType"])
+        if "description" in meta:
+            rec["description"] = meta["description"]
+        if "parents" in meta and meta["parents"] is not None and rec.get("id") in self.files:
+            ids = [p["id"] if isinstance(p, dict) else str(p) for p in meta["parents"]]
+            rec["parents"], _ = self.check_parents(ids)
+        labels = meta.get("labels") or {}
+        if "trashed" in labels:
+            rec["trashed"] = bool(labels["trashed"])
+            rec["explicitlyTrashed"] = rec["trashed"]
+        if "starred" in labels:
+            rec["starred"] = bool(labels["starred"])
+        if set_modified and meta.get("modifiedDate"):
+            from drivestage.emulator.query import parse_date
+            rec["modified"] = parse_date(meta["modifiedDate"])
+
+    def set_trashed(self, file_id: str, trashed: bool) -> dict:
+        """Trash or restore a file; a folder's descendants follow it (not explicitly)."""
+        with self.lock:
+            rec = dict(self.get(file_id))
+            if self.is_container_root(rec["id"]):
+                raise EmulatorApiError(403, "cannotModifyRoot", "The root folder cannot be trashed.")
+            rec.update(trashed=trashed, explicitlyTrashed=trashed)
+            self._put("files", self.files, rec)
+            for child in self.descendants(rec["id"]):
+                if trashed and not child["trashed"]:
+                    self._put("files", self.files, dict(child, trashed=True, explicitlyTrashed=False))
+                elif not trashed and child["trashed"] and not child["explicitlyTrashed"]:
+                    self._put("files", self.files, dict(child, trashed=False))
+            return rec
+
+    def delete(self, file_id: str) -> None:
+        """Delete permanently, folders recursively; their bytes stop counting."""
+        with self.lock:
+            rec = self.get(file_id)
+            if self.is_container_root(rec["id"]):
+                raise EmulatorApiError(403, "cannotDeleteRoot", "The root folder cannot be deleted.")
+            for r in self.descendants(rec["id"]) + [rec]:
+                self._drop("files", self.files, r["id"])
+                try:
+                    os.unlink(self.blob_path(r["id"]))
+                except FileNotFoundError:
+                    pass
+
+    def empty_trash(self) -> None:
+        """Delete every explicitly trashed item of My Drive."""
+        with self.lock:
+            for r in [r for r in self.files.values() if r["trashed"] and r.get("driveId") is None]:
+                if r["id"] in self.files:
+                    self.delete(r["id"])
+
+    def add_drive(self, name: str) -> dict:
+        """Create a shared drive; its id is also the id of its root folder."""
+        with self.lock:
+            doc = {"id": new_id("0A"), "name": name, "created": time.time()}
+            self._put("drives", self.drives, doc)
+            return doc
+
+    # ----------------------------------------------------------------- sessions
+    def new_session(self, **fields) -> dict:
+        with self.lock:
+            sess = {"id": secrets.token_urlsafe(24), "received": 0, "done_file_id": None,
+                    "created": time.time(), **fields}
+            open(self.upload_path(sess["id"]), "wb").close()
+            self.save_session(sess)
+            return sess
+
+    def get_session(self, session_id: str) -> Optional[dict]:
+        with self.lock:
+            return self.sessions.get(session_id)
+
+    def copy_blob_to_temp(self, file_id: str) -> str:
+        """A temp copy of a file's content (for files.copy)."""
+        tmp = os.path.join(self.upload_dir, "copy-" + secrets.token_hex(8))
+        shutil.copyfile(self.blob_path(file_id), tmp)
+        return tmp
+
+
+def hash_file(path: str, upto: Optional[int] = None) -> "hashlib._Hash":
+    """md5 of the first ``upto`` bytes of ``path`` (all of it when None), streamed."""
+    h = hashlib.md5()
+    remaining = upto
+    with open(path, "rb") as f:
+        while remaining is None or remaining > 0:
+            chunk = f.read(_COPY_CHUNK if remaining is None else min(_COPY_CHUNK, remaining))
+            if not chunk:
+                break
+            h.update(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)
+    return h
+
+
+def iter_file(path: str, offset: int, count: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """Stream ``count`` bytes of ``path`` from ``offset``."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while count > 0:
+            data = f.read(min(chunk, count))
+            if not data:
+                break
+            count -= len(data)
+            yield data
