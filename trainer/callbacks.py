@@ -1,0 +1,199 @@
+"""Training events and what hangs off them: results.csv, plots, TensorBoard, Drive sync.
+
+The engine calls every callback's method for each event; a callback overrides the events it
+cares about. Only rank 0 gets callbacks. Events, in order:
+``on_fit_start(run)``, ``on_train_epoch_start(run, epoch)``,
+``on_train_batch_end(run, epoch, step, logs)``, ``on_fit_epoch_end(run, epoch, row)``,
+``on_model_save(run, path, kind, epoch, metrics)`` (kind: ``last``, ``periodic``, ``best``,
+``final``), and ``on_fit_end(run)`` or ``on_interrupt(run, exc)``.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+from typing import Any, Iterable, Optional
+
+logger = logging.getLogger(__name__)
+
+#: Columns of results.csv, in order.
+CSV_COLUMNS = ("epoch", "phase", "lr", "train_loss", "box", "obj", "cls", "val_loss", "map50",
+               "map", "images_per_s", "epoch_time_s")
+
+
+class Callback:
+    """Base class: every event is a no-op."""
+
+    def on_fit_start(self, run: Any) -> None: ...
+    def on_train_epoch_start(self, run: Any, epoch: int) -> None: ...
+    def on_train_batch_end(self, run: Any, epoch: int, step: int, logs: dict) -> None: ...
+    def on_fit_epoch_end(self, run: Any, epoch: int, row: dict) -> None: ...
+    def on_model_save(self, run: Any, path: str, kind: str, epoch: int, metrics: dict) -> None: ...
+    def on_fit_end(self, run: Any) -> None: ...
+    def on_interrupt(self, run: Any, exc: BaseException) -> None: ...
+
+
+class CallbackList:
+    """Fires each event on every callback, in order."""
+
+    def __init__(self, callbacks: Iterable[Callback] = ()):
+        self.callbacks = list(callbacks)
+
+    def fire(self, event: str, *args: Any) -> None:
+        """Call ``event`` (e.g. ``"on_model_save"``) on each callback."""
+        for cb in self.callbacks:
+            getattr(cb, event)(*args)
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+class CSVLogger(Callback):
+    """``results.csv``: one row per epoch, rewritten from the run's history (so a resumed run
+    has the rows of the epochs trained before the disconnect, and none twice)."""
+
+    def __init__(self, out_dir: str, name: str = "results.csv"):
+        self.path = os.path.join(out_dir, name)
+
+    def on_fit_epoch_end(self, run: Any, epoch: int, row: dict) -> None:
+        write_results_csv(self.path, run.state.history)
+
+
+def write_results_csv(path: str, history: list[dict]) -> None:
+    """Write the history rows to ``path`` atomically."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(CSV_COLUMNS)
+        for row in history:
+            w.writerow([_fmt(row.get(c)) for c in CSV_COLUMNS])
+    os.replace(tmp, path)
+
+
+class PlotCallback(Callback):
+    """``loss.png`` (train and val loss) and ``map.png`` (mAP@0.5 and @0.5:0.95) per epoch."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+
+    def on_fit_epoch_end(self, run: Any, epoch: int, row: dict) -> None:
+        try:
+            plot_history(run.state.history, self.out_dir)
+        except Exception as exc:  # a plot must never stop training
+            logger.warning("could not draw the curves: %s", exc)
+
+
+def plot_history(history: list[dict], out_dir: str) -> list[str]:
+    """Draw the loss and mAP curves; returns the files written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    epochs = [r["epoch"] for r in history]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epochs, [r.get("train_loss") for r in history], "r-", label="train loss")
+    val = [(r["epoch"], r["val_loss"]) for r in history if r.get("val_loss") is not None]
+    if val:
+        ax.plot(*zip(*val), "b-", label="val loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.grid(True)
+    ax.legend()
+    path = os.path.join(out_dir, "loss.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    written.append(path)
+    maps = [r for r in history if r.get("map50") is not None]
+    if maps:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot([r["epoch"] for r in maps], [r["map50"] for r in maps], "r-o", label="mAP@0.5")
+        ax.plot([r["epoch"] for r in maps], [r.get("map") for r in maps], "g-o", label="mAP@0.5:0.95")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("mAP")
+        ax.grid(True)
+        ax.legend()
+        path = os.path.join(out_dir, "map.png")
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+class TensorBoardLogger(Callback):
+    """Scalars under ``<out_dir>/tensorboard``: per-iteration loss and lr, per-epoch metrics."""
+
+    def __init__(self, out_dir: str, every: int = 10):
+        self.log_dir = os.path.join(out_dir, "tensorboard")
+        self.every = max(1, every)
+        self.writer = None
+
+    def on_fit_start(self, run: Any) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except Exception as exc:  # tensorboard is optional at run time
+            logger.warning("TensorBoard logging off: %s", exc)
+            return
+        self.writer = SummaryWriter(self.log_dir, purge_step=run.state.global_step or None)
+
+    def on_train_batch_end(self, run: Any, epoch: int, step: int, logs: dict) -> None:
+        if self.writer is not None and step % self.every == 0:
+            for k in ("loss", "lr"):
+                self.writer.add_scalar(f"train/{k}", logs[k], step)
+
+    def on_fit_epoch_end(self, run: Any, epoch: int, row: dict) -> None:
+        if self.writer is None:
+            return
+        for k in ("train_loss", "val_loss", "map50", "map", "lr", "images_per_s"):
+            if row.get(k) is not None:
+                self.writer.add_scalar(f"epoch/{k}", row[k], row["epoch"])
+        self.writer.flush()
+
+    def on_fit_end(self, run: Any) -> None:
+        self._close()
+
+    def on_interrupt(self, run: Any, exc: BaseException) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+class DriveSync(Callback):
+    """Mirrors the run folder to ``drive.logs`` through :class:`drivestage.hooks.CheckpointSync`.
+
+    Periodic and best checkpoints (and the final one) are handed to ``on_save``, which
+    returns at once and uploads in the background with the retention policy; the end of
+    training and an interruption flush. Training never waits for Drive except in that flush.
+    """
+
+    SYNC_KINDS = ("periodic", "best", "final")
+
+    def __init__(self, sync: Any, protect: Optional[str] = None):
+        self.sync = sync
+        if protect:
+            self.sync.protect(protect)
+
+    def on_model_save(self, run: Any, path: str, kind: str, epoch: int, metrics: dict) -> None:
+        if kind in self.SYNC_KINDS:
+            self.sync.on_save(path, epoch, metrics)
+
+    def on_fit_end(self, run: Any) -> None:
+        logger.info("waiting for the Drive mirror to finish ...")
+        self.sync.on_train_end()  # raises when the mirror failed: the user must know
+
+    def on_interrupt(self, run: Any, exc: BaseException) -> None:
+        logger.info("flushing the Drive mirror before stopping ...")
+        try:
+            self.sync.on_train_end()
+        except Exception as err:  # keep the original error as the one reported
+            logger.error("the Drive mirror could not finish: %s", err)

@@ -1,0 +1,146 @@
+"""torchrun / DDP helpers: one process per device; rank 0 logs, evaluates, saves, syncs.
+
+``torchrun --nproc_per_node=N -m trainer train ...`` sets ``RANK``, ``WORLD_SIZE`` and
+``LOCAL_RANK``; :func:`setup` reads them and starts NCCL on GPUs, gloo on CPU.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+import torch.distributed as dist
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    """Where this process sits in the job."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """True on global rank 0 (the one that logs, evaluates, saves and talks to Drive)."""
+        return self.rank == 0
+
+    @property
+    def is_local_main(self) -> bool:
+        """True on local rank 0 (the one that stages data on this machine)."""
+        return self.local_rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def env_info() -> DistInfo:
+    """Read the torchrun environment (single process when unset)."""
+    return DistInfo(rank=int(os.environ.get("RANK", 0)),
+                    world_size=int(os.environ.get("WORLD_SIZE", 1)),
+                    local_rank=int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def setup(device: str = "auto") -> tuple[DistInfo, torch.device]:
+    """Initialise the process group when launched by torchrun; pick this rank's device."""
+    info = env_info()
+    use_cuda = torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda:")
+    if use_cuda:
+        idx = info.local_rank if device in ("auto", "cuda") else int(device.split(":")[1])
+        dev = torch.device("cuda", idx)
+        torch.cuda.set_device(dev)
+    else:
+        dev = torch.device("cpu")
+    if info.distributed and not (dist.is_available() and dist.is_initialized()):
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=30))
+        logger.info("rank %d/%d (local %d) on %s, backend %s", info.rank, info.world_size,
+                    info.local_rank, dev, backend)
+    return info, dev
+
+
+def cleanup() -> None:
+    """Tear the process group down (safe to call when none was started)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def is_initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if is_initialized():
+        dist.barrier()
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Send a picklable object from ``src`` to every rank; returns it everywhere."""
+    if not is_initialized():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def all_gather_object(obj: Any) -> list:
+    """Every rank's ``obj``, in rank order."""
+    if not is_initialized():
+        return [obj]
+    out: list = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
+    """Average a tensor over ranks (returns a new tensor)."""
+    if not is_initialized():
+        return t
+    t = t.detach().clone()
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t / dist.get_world_size()
+
+
+@contextlib.contextmanager
+def main_first(info: DistInfo, *, local: bool = True) -> Iterator[bool]:
+    """Run the body on (local) rank 0 first while the other ranks wait, then on the others.
+
+    Used to pull the dataset once per machine. A failure on the first rank is passed to
+    the others as an error instead of leaving them waiting at the barrier forever.
+    """
+    first = info.is_local_main if local else info.is_main
+    if not is_initialized():
+        yield True
+        return
+    failed = False
+    if first:
+        try:
+            yield True
+        except BaseException:
+            failed = True
+            _share_failure(True)
+            raise
+        _share_failure(False)
+    else:
+        if _share_failure(False):
+            raise RuntimeError("staging failed on the first rank; see its log")
+        yield False
+
+
+def _share_failure(failed: bool) -> bool:
+    flag = torch.tensor([1 if failed else 0], dtype=torch.int64)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The bare model inside a DDP wrapper."""
+    return model.module if hasattr(model, "module") else model
