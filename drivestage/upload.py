@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from filelock import FileLock
+from googleapiclient.http import MediaUpload
 
 from drivestage import retry
 from drivestage.errors import (
@@ -198,7 +199,7 @@ class UploadSessions:
 
 # --------------------------------------------------------------------------- media
 
-class _HashingMedia:
+class _HashingMedia(MediaUpload):
     """A resumable ``MediaUpload`` over a local file that hashes bytes in file order.
 
     ``getbytes`` returns one chunk (bounded memory; a chunk can be re-sent by
@@ -277,27 +278,31 @@ _local = threading.local()
 
 
 def _http_for(store: Any):
-    """A per-thread authorized ``httplib2.Http`` (httplib2 is not thread-safe)."""
-    cache = getattr(_local, "https", None)
-    if cache is None:
-        cache = _local.https = {}
-    http = cache.get(id(store))
-    if http is None:
-        gauth = getattr(store, "gauth", None)
-        if gauth is not None and hasattr(gauth, "Get_Http_Object"):
-            http = gauth.Get_Http_Object()
-        else:
-            http = store.service._http
-        try:  # 308 is "resume incomplete" here, never a redirect
-            http.redirect_codes = set(http.redirect_codes) - {308}
-        except AttributeError:
-            pass
-        cache[id(store)] = http
+    """This thread's authorized ``httplib2.Http`` (httplib2 is not thread-safe)."""
+    per_thread = getattr(store, "http", None)
+    if callable(per_thread):
+        http = per_thread()
+    else:  # a store without its own per-thread connections
+        cache = getattr(_local, "https", None)
+        if cache is None:
+            cache = _local.https = {}
+        http = cache.get(id(store))
+        if http is None:
+            gauth = getattr(store, "gauth", None)
+            http = cache[id(store)] = (gauth.Get_Http_Object() if gauth is not None
+                                       else store.service._http)
+    if 308 in getattr(http, "redirect_codes", ()):
+        # 308 is "resume incomplete" here, never a redirect.
+        http.redirect_codes = set(http.redirect_codes) - {308}
     return http
 
 
 def _reset_http(store: Any) -> None:
     """Forget this thread's connection (a reset mid-response poisons keep-alive)."""
+    drop = getattr(store, "drop_connections", None)
+    if callable(drop):
+        drop()
+        return
     cache = getattr(_local, "https", None)
     if cache:
         cache.pop(id(store), None)

@@ -45,3 +45,231 @@ def test_sessions_persist_and_merge_between_writers(tmp_path):
     a.drop("k1")
     assert UploadSessions(path).all() == {"k2": {"uri": "http://x/2"}}
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+# --------------------------------------------------------------------------- the real stack
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+from drivestage.errors import (ChecksumMismatchError, DailyUploadCapError, QuotaExceededError,
+                               ServiceAccountStorageError, UsageError)
+from drivestage.upload import CHUNK_UNIT, upload_file
+
+CHUNK = CHUNK_UNIT  # 256 KiB chunks keep the tests small and multi-chunk
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    """Local state in tmp_path; retries without real waiting."""
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.01")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_CAP", "0.05")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "6")
+    return tmp_path
+
+
+@pytest.fixture
+def store(emulator, env):
+    from drivestage.gdrive import connect
+
+    return connect(api_root=emulator.url, token="test-token")
+
+
+def _file(tmp_path, name, size, seed=0):
+    import random
+
+    data = random.Random(seed).randbytes(size)
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path), data
+
+
+def _uploads(emu):
+    return [r for r in emu.requests if r.path.startswith("/upload/")]
+
+
+def _chunk_puts(emu):
+    """Requests that carry content (or ask for the status) of a session."""
+    return [r for r in _uploads(emu) if r.method == "PUT" and "upload_id" in r.query]
+
+
+def _named(emu, name):
+    return [f for f in emu.files() if f["title"] == name and not f["labels"]["trashed"]]
+
+
+def test_upload_then_replace_keeps_the_id(emulator, store, tmp_path):
+    folder = store.make_folders("Models/logs")
+    path, data = _file(tmp_path, "last.pt", 3 * CHUNK + 17)
+    entry = upload_file(store, path, folder, "last.pt", chunk_size=CHUNK)
+    assert entry.md5 == hashlib.md5(data).hexdigest() and entry.size == len(data)
+    assert emulator.read_bytes(entry.id) == data
+    path, data2 = _file(tmp_path, "last.pt", 2 * CHUNK + 5, seed=1)
+    again = upload_file(store, path, folder, "last.pt", replace=entry, chunk_size=CHUNK)
+    assert again.id == entry.id
+    assert emulator.read_bytes(entry.id) == data2
+    assert len(_named(emulator, "last.pt")) == 1
+    # 4 chunks then 3 chunks, one PUT each
+    assert len(_chunk_puts(emulator)) == 7
+
+
+def test_empty_file(emulator, store, tmp_path):
+    folder = store.make_folders("x")
+    path, _ = _file(tmp_path, "empty", 0)
+    entry = upload_file(store, path, folder, "empty")
+    assert entry.size == 0 and entry.md5 == hashlib.md5(b"").hexdigest()
+
+
+def test_chunk_size_must_be_a_multiple_of_256k(store, tmp_path):
+    folder = store.make_folders("x")
+    path, _ = _file(tmp_path, "a", 10)
+    with pytest.raises(UsageError, match="256 KiB"):
+        upload_file(store, path, folder, "a", chunk_size=1000)
+
+
+@pytest.mark.parametrize("fault", ["429", "503", "reset-request", "reset-response"])
+def test_faults_during_upload_still_give_one_correct_file(emulator, store, tmp_path, fault):
+    folder = store.make_folders("x")
+    path, data = _file(tmp_path, "ckpt.pt", 4 * CHUNK + 3)
+    chunk_put = r"^/upload/drive/v2/files.*upload_id="
+    if fault == "429":
+        emulator.faults.inject("PUT", chunk_put, status=429, reason="rateLimitExceeded", times=2)
+    elif fault == "503":
+        emulator.faults.inject("PUT", chunk_put, status=503, reason="backendError", times=2)
+    elif fault == "reset-request":
+        emulator.faults.drop("PUT", chunk_put, after_bytes=CHUNK // 2, direction="request")
+    else:
+        emulator.faults.drop("PUT", chunk_put, after_bytes=0, direction="response")
+    entry = upload_file(store, path, folder, "ckpt.pt", chunk_size=CHUNK)
+    assert entry.md5 == hashlib.md5(data).hexdigest()
+    assert emulator.read_bytes(entry.id) == data
+    assert len(_named(emulator, "ckpt.pt")) == 1
+    sent = sum(r.bytes_in for r in _chunk_puts(emulator))
+    assert sent <= len(data) + CHUNK  # at most the interrupted chunk went twice
+
+
+def test_corrupted_upload_is_detected_and_sent_again(emulator, store, tmp_path):
+    folder = store.make_folders("x")
+    path, data = _file(tmp_path, "a.pt", CHUNK + 1)
+    emulator.faults.corrupt_upload(times=1)
+    entry = upload_file(store, path, folder, "a.pt", chunk_size=CHUNK)
+    assert emulator.read_bytes(entry.id) == data
+    assert [f["id"] for f in _named(emulator, "a.pt")] == [entry.id]
+
+
+def test_corruption_twice_is_an_error_and_leaves_no_bad_copy(emulator, store, tmp_path):
+    folder = store.make_folders("x")
+    path, data = _file(tmp_path, "a.pt", CHUNK + 1)
+    emulator.faults.corrupt_upload(times=2)
+    with pytest.raises(ChecksumMismatchError, match="does not match") as info:
+        upload_file(store, path, folder, "a.pt", chunk_size=CHUNK)
+    assert info.value.expected == hashlib.md5(data).hexdigest()
+    assert _named(emulator, "a.pt") == []
+
+
+def test_file_modified_during_upload_is_sent_again(emulator, store, tmp_path):
+    folder = store.make_folders("x")
+    path, data = _file(tmp_path, "a.pt", 4 * CHUNK)
+    final = bytes(reversed(data))
+    calls = []
+
+    def rewrite_once(n):
+        # The writer replaces the file while the first chunks are on the wire.
+        calls.append(n)
+        if len(calls) == 1:
+            with open(path, "r+b") as fh:
+                fh.write(final)
+            os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+
+    entry = upload_file(store, path, folder, "a.pt", chunk_size=CHUNK, progress=rewrite_once)
+    assert emulator.read_bytes(entry.id) == final
+    assert entry.md5 == hashlib.md5(final).hexdigest()
+    assert len(_named(emulator, "a.pt")) == 1
+
+
+def test_quota_too_small_fails_before_a_byte_with_the_numbers(emulator, store, tmp_path):
+    emulator.stop()
+    from drivestage.gdrive import connect
+    try:
+        from drivestage.emulator import Emulator
+    except ImportError:  # pragma: no cover
+        from drivestage.emulator.server import Emulator
+    with Emulator(data_dir=str(tmp_path / "small"), quota_bytes=CHUNK) as emu:
+        small = connect(api_root=emu.url, token="t")
+        folder = small.make_folders("x")
+        path, _ = _file(tmp_path, "big.pt", 2 * CHUNK)
+        with pytest.raises(QuotaExceededError) as info:
+            upload_file(small, path, folder, "big.pt", chunk_size=CHUNK)
+        msg = str(info.value)
+        assert "needed 512.0 KiB" in msg and "free" in msg
+        assert info.value.needed == 2 * CHUNK and info.value.free == CHUNK
+        assert sum(r.bytes_in for r in _chunk_puts(emu)) == 0
+
+
+def test_service_account_gets_the_shared_drive_advice(emulator, store, tmp_path):
+    emulator.set_service_account(True, token="test-token")
+    folder = store.make_folders("x")
+    path, _ = _file(tmp_path, "a.pt", 10)
+    with pytest.raises(ServiceAccountStorageError, match="shared drive"):
+        upload_file(store, path, folder, "a.pt")
+
+
+def test_persistent_user_rate_limit_is_the_daily_cap(emulator, store, tmp_path, monkeypatch):
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "3")
+    folder = store.make_folders("x")
+    path, _ = _file(tmp_path, "a.pt", 2 * CHUNK)
+    emulator.faults.inject("PUT", r"upload_id=", status=403, reason="userRateLimitExceeded",
+                           message="User rate limit exceeded.", times=None)
+    with pytest.raises(DailyUploadCapError, match="750 GB"):
+        upload_file(store, path, folder, "a.pt", chunk_size=CHUNK)
+
+
+_CHILD = textwrap.dedent("""
+    import sys
+    from drivestage.gdrive import connect
+    from drivestage.upload import upload_file
+    store = connect(api_root=sys.argv[1], token="test-token")
+    folder = store.make_folders("Models/logs")
+    upload_file(store, sys.argv[2], folder, "big.pt", chunk_size=int(sys.argv[3]))
+    print("finished")
+""")
+
+
+def test_sigkill_mid_upload_resumes_the_same_session(emulator, store, env, tmp_path):
+    path, data = _file(tmp_path, "big.pt", 12 * CHUNK + 99)
+    emulator.faults.throttle(4 * CHUNK)   # about 3 s in all: time to kill it mid-way
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, emulator.url, path, str(CHUNK)],
+                             env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:   # wait for 3 committed chunks
+            if sum(1 for r in _uploads(emulator) if r.status == 308) >= 3:
+                break
+            assert child.poll() is None, child.communicate()
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    emulator.faults.throttle(None)
+    first_run = sum(r.bytes_in for r in _chunk_puts(emulator))
+    assert _named(emulator, "big.pt") == []          # the session never completed
+    emulator.clear_requests()
+
+    folder = store.make_folders("Models/logs")
+    entry = upload_file(store, path, folder, "big.pt", chunk_size=CHUNK)
+    puts = _chunk_puts(emulator)
+    # (the killed child's in-flight chunk may be logged after clear_requests: skip it)
+    status = [i for i, r in enumerate(puts)
+              if r.headers.get("Content-Range") == f"bytes */{len(data)}"]
+    assert status, "the rerun must ask the server for the committed offset"
+    assert not [r for r in _uploads(emulator) if r.method == "POST"]        # same session
+    resent = sum(r.bytes_in for r in puts[status[0] + 1:])
+    assert resent <= len(data) - 3 * CHUNK
+    assert first_run + sum(r.bytes_in for r in puts) <= len(data) + 2 * CHUNK
+    assert [f["id"] for f in _named(emulator, "big.pt")] == [entry.id]
+    assert entry.md5 == hashlib.md5(data).hexdigest() == emulator.find("Models/logs/big.pt")["md5Checksum"]
