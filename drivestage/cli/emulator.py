@@ -1,4 +1,69 @@
 """CLI commands: emulator (registered on the drivestage group)."""
 from __future__ import annotations
 
-from drivestage.cli import cli  # noqa: F401
+import signal
+import sys
+import threading
+from typing import Optional
+
+import click
+
+from drivestage.cli import cli
+from drivestage.errors import UsageError
+
+EMULATOR_EPILOG = """\b
+Point drivestage at it:
+  export DRIVESTAGE_API_ROOT=http://127.0.0.1:8765/ DRIVESTAGE_TOKEN=anything
+\b
+Control API (not part of Drive), e.g. make the next upload chunk fail:
+  curl -X POST http://127.0.0.1:8765/_emulator/faults \\
+       -d '{"kind": "inject", "method": "PUT", "path": "/upload/", "status": 503}'
+  curl http://127.0.0.1:8765/_emulator/requests
+"""
+
+
+@cli.command("emulator", epilog=EMULATOR_EPILOG)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to bind (0: any free port).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
+              help="Keep files and metadata here across restarts (default: a temporary folder).")
+@click.option("--quota-bytes", type=click.IntRange(min=0), default=None,
+              help="Storage quota in bytes (default: unlimited). Trashed files count until deleted.")
+@click.option("--token", default=None,
+              help="Accept only this bearer token (default: any non-empty token).")
+@click.option("--service-account", is_flag=True,
+              help="Behave like a service account: no storage in My Drive, shared drives work.")
+def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes: Optional[int],
+                     token: Optional[str], service_account: bool) -> None:
+    """Serve a local Google Drive API v2 emulator until interrupted.
+
+    The first line on stdout is exactly ``Drive API emulator at http://HOST:PORT/``.
+    Ctrl-C or SIGTERM stop it cleanly (exit 0); the state stays in --data-dir.
+    """
+    from drivestage.emulator import Emulator
+
+    emu = Emulator(data_dir=data_dir, quota_bytes=quota_bytes, token=token, host=host, port=port,
+                   service_account=service_account)
+    try:
+        emu.start()
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}. "
+                         "Choose another --port (0 picks a free one).") from exc
+    stop = threading.Event()
+
+    def _stop(signum, frame):
+        stop.set()
+
+    old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        click.echo(f"Drive API emulator at {emu.url}")
+        sys.stdout.flush()
+        click.echo(f"data: {emu.store.data_dir}", err=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        emu.stop()
+    click.echo("emulator stopped", err=True)

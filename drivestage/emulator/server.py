@@ -252,7 +252,11 @@ class _Multipart:
 
     def line(self) -> bytes:
         while b"\n" not in self.buf:
-            if self.eof or len(self.buf) > 16384:
+            if self.eof:   # the closing boundary may end the body without a line break
+                out = bytes(self.buf).rstrip(b"\r")
+                self.buf.clear()
+                return out
+            if len(self.buf) > 16384:
                 raise EmulatorApiError(400, "badRequest", "Malformed multipart body: bad part header.")
             self._fill()
         i = self.buf.index(b"\n")
