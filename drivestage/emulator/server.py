@@ -1117,7 +1117,7 @@ class Emulator:
         self.store = EmulatorStore(self.data_dir or self._tmp_dir, self.quota_bytes)
         self._server = _Server((self.host, self.port), _Handler, self)
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="drive-emulator", daemon=True)
         self._thread.start()
         log.info("Drive API emulator at %s (data in %s)", self.url, self.store.data_dir)

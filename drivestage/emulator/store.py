@@ -130,6 +130,10 @@ class EmulatorStore:
         """The record for ``file_id`` (``root`` works); 404 when unknown."""
         with self.lock:
             rec = self.files.get(self.resolve(file_id))
+            if rec is None and file_id in self.drives:
+                # A shared drive's id is also its root folder's id.
+                d = self.drives[file_id]
+                rec = self._new_record(file_id, d["name"], FOLDER_MIME, [], file_id, d["created"])
             if rec is None:
                 raise not_found(file_id)
             return rec
