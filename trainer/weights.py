@@ -167,12 +167,17 @@ def _sniff(path: str) -> str:
     )
 
 
-def _read_torch(path: str) -> tuple[dict[str, torch.Tensor], str]:
+def _torch_load(path: str) -> Any:
     try:
         # weights_only: weights come from Drive and the web; never unpickle arbitrary objects.
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for damaged or foreign files
         raise WeightsError(f"{path} cannot be read as PyTorch weights ({type(exc).__name__}: {exc})") from None
+
+
+def _read_torch(path: str, obj: Any = None) -> tuple[dict[str, torch.Tensor], str]:
+    if obj is None:
+        obj = _torch_load(path)
     fmt = "pth"
     if isinstance(obj, Mapping) and ("model" in obj or "ema" in obj):
         ema = _as_state_dict(obj.get("ema"))
@@ -317,3 +322,40 @@ def _file_classes(path: str, model: nn.Module) -> int:
     if n is None or n < 1:
         raise WeightsError(f"{path}: its size fits no class count of yolov4-tiny; truncated or another network?")
     return n
+
+
+#: Attention variant (phi) recognised from the parameter names of its blocks.
+_PHI_BY_KEY = {"feat1_att.fc.": 1, "feat1_att.channel.": 2, "feat1_att.conv.": 3, "feat1_att.squeeze.": 4}
+
+
+def inspect_weights(path: str | os.PathLike) -> dict[str, Any]:
+    """What a weights file says about the model it fits, without building one.
+
+    Returns a dict with ``num_classes`` (None when the file has no heads), ``phi`` and, for
+    our checkpoints, ``anchors``, ``anchors_mask``, ``input_size`` and ``classes`` from the
+    stored config when it has them.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise WeightsError(f"weights file not found: {path}")
+    if _sniff(path) == "darknet":
+        return {"num_classes": read_num_classes(path), "phi": 0}
+    obj = _torch_load(path)
+    source, _ = _read_torch(path, obj)
+    info: dict[str, Any] = {}
+    cfg = obj.get("config") if isinstance(obj, Mapping) else None
+    model_cfg = cfg.get("model") if isinstance(cfg, Mapping) else None
+    if isinstance(model_cfg, Mapping):
+        for key in ("anchors", "anchors_mask", "input_size", "phi"):
+            if key in model_cfg:
+                info[key] = model_cfg[key]
+    data_cfg = cfg.get("data") if isinstance(cfg, Mapping) else None
+    if isinstance(data_cfg, Mapping) and isinstance(data_cfg.get("classes"), list):
+        info["classes"] = list(data_cfg["classes"])
+    head = source.get("yolo_headP5.1.weight")
+    n_a = len(info.get("anchors_mask", [[0, 0, 0]])[0])
+    info["num_classes"] = None if head is None else int(head.shape[0]) // n_a - 5
+    if "phi" not in info:
+        info["phi"] = next((phi for prefix, phi in _PHI_BY_KEY.items()
+                            if any(k.startswith(prefix) for k in source)), 0)
+    return info

@@ -1,4 +1,227 @@
-"""CLI commands: infer (registered on the trainer group)."""
+"""CLI commands ``predict`` and ``export-onnx`` (registered on the trainer group)."""
 from __future__ import annotations
 
-from trainer.cli import cli  # noqa: F401
+import json
+import logging
+import os
+from pathlib import Path
+
+import click
+
+from trainer.cli import cli
+from trainer.errors import DataError, TrainerError, WeightsError
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@cli.command("predict", epilog="""\b
+Examples:
+  trainer predict --weights logs/best.pt --source data/test.jpg --out runs/predict
+  trainer predict --weights yolov4_tiny_weights_voc.pth --classes voc_classes.txt \\
+      --source images/ --out runs/predict --conf 0.25
+""")
+@click.option("--weights", "weights", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="A .pth/.pt (port, our checkpoint) or Darknet .weights file.")
+@click.option("--source", required=True, type=click.Path(exists=True),
+              help="An image, or a folder searched recursively for images.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for the annotated images and detections.json.")
+@click.option("--classes", "classes_file", type=click.Path(exists=True, dir_okay=False),
+              help="Class names, one per line (default: from the checkpoint, else class0..).")
+@click.option("--conf", default=0.3, show_default=True, type=click.FloatRange(0, 1),
+              help="Minimum score (objectness x class probability).")
+@click.option("--nms", default=0.45, show_default=True, type=click.FloatRange(0, 1),
+              help="IoU above which NMS removes the weaker box of the same class.")
+@click.option("--input-size", default=None, type=click.IntRange(32),
+              help="Network input side, a multiple of 32 (default: the checkpoint's, else 416).")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--max-det", default=300, show_default=True, type=click.IntRange(1),
+              help="At most this many detections per image.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+def predict_cmd(weights, source, out_dir, classes_file, conf, nms, input_size, batch_size, max_det, device):
+    """Detect objects in images: write them with boxes drawn, and detections.json.
+
+    The path of detections.json is printed on stdout. Exit codes: 0 done, 1 unreadable
+    weights or images, 2 bad arguments.
+    """
+    import torch
+
+    from trainer.data.augment import letterbox
+    from trainer.model import decode, postprocess
+
+    model, names, size = _load_model(weights, classes_file, input_size)
+    dev = _device(device)
+    model.to(dev).eval()
+    images = _find_images(Path(source))
+    root = Path(source) if Path(source).is_dir() else Path(source).parent
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    records, failed = [], []
+    for start in range(0, len(images), batch_size):
+        chunk = []
+        for path in images[start:start + batch_size]:
+            rgb = _read_rgb(path)
+            if rgb is None:
+                if len(images) == 1:
+                    raise DataError(f"cannot read image {path} (not an image, or damaged)")
+                logger.warning("skipping %s: cannot read it as an image", path)
+                failed.append(str(path))
+                continue
+            chunk.append((path, rgb))
+        if not chunk:
+            continue
+        batch, transforms = [], []
+        for _, rgb in chunk:
+            padded, scale, (pad_x, pad_y) = letterbox(rgb, size)
+            batch.append(torch.from_numpy(padded).permute(2, 0, 1))
+            transforms.append((scale, float(pad_x), float(pad_y)))
+        x = torch.stack(batch).to(dev, non_blocking=True).float().div_(255)
+        with torch.inference_mode():
+            decoded = decode(model(x), model.anchors, model.anchors_mask, size)
+            dets = postprocess(decoded, conf, nms, max_det=max_det,
+                               image_sizes=[rgb.shape[:2] for _, rgb in chunk], transforms=transforms)
+        for (path, rgb), det in zip(chunk, dets):
+            rel = path.relative_to(root)
+            det = det.cpu().tolist()
+            objects = [{"class_id": int(d[5]), "class": names[int(d[5])], "score": round(d[4], 5),
+                        "box": [round(v, 2) for v in d[:4]]} for d in det]
+            target = out / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _draw(rgb, objects).save(target)
+            records.append({"file": str(rel), "width": rgb.shape[1], "height": rgb.shape[0],
+                            "detections": objects})
+    result = {"weights": os.path.abspath(weights), "input_size": size, "conf": conf, "nms": nms,
+              "classes": names, "images": records, "unreadable": failed}
+    json_path = out / "detections.json"
+    tmp = json_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, json_path)
+    total = sum(len(r["detections"]) for r in records)
+    click.echo(f"{len(records)} images, {total} detections -> {out}"
+               + (f" ({len(failed)} unreadable, skipped)" if failed else ""), err=True)
+    click.echo(str(json_path))
+
+
+@cli.command("export-onnx", epilog="""\b
+Example:
+  trainer export-onnx --weights logs/best.pt --out yolov4-tiny.onnx --input-size 416
+""")
+@click.option("--weights", "weights", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="A .pth/.pt (port, our checkpoint) or Darknet .weights file.")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="The .onnx file to write.")
+@click.option("--classes", "classes_file", type=click.Path(exists=True, dir_okay=False),
+              help="Class names, one per line (stored in the ONNX metadata).")
+@click.option("--input-size", default=None, type=click.IntRange(32),
+              help="Network input side, a multiple of 32 (default: the checkpoint's, else 416).")
+@click.option("--opset", default=17, show_default=True, type=click.IntRange(11))
+@click.option("--static-batch", is_flag=True, help="Fix the batch size at 1 instead of dynamic.")
+def export_onnx_cmd(weights, out_path, classes_file, input_size, opset, static_batch):
+    """Export the model with box decoding to ONNX: images [B,3,S,S] -> detections [B,N,5+C].
+
+    Each detection row is cx, cy, w, h (input pixels), objectness, class probabilities;
+    NMS is left to the runtime. Prints the written path on stdout.
+    """
+    from trainer.export import export_onnx
+
+    model, names, size = _load_model(weights, classes_file, input_size)
+    path = export_onnx(model.eval(), out_path, input_size=size, opset=opset,
+                       dynamic_batch=not static_batch, class_names=names)
+    click.echo(f"exported {model.num_classes}-class model at {size}x{size}", err=True)
+    click.echo(path)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _load_model(weights: str, classes_file: str | None, input_size: int | None):
+    """Build YoloV4Tiny to fit ``weights`` (class count, anchors, attention) and load it."""
+    from trainer.model import DEFAULT_ANCHORS, DEFAULT_ANCHORS_MASK, YoloV4Tiny
+    from trainer.weights import inspect_weights, load_weights
+
+    info = inspect_weights(weights)
+    names = _read_classes(classes_file) if classes_file else info.get("classes")
+    file_classes = info.get("num_classes")
+    if names is not None and file_classes is not None and len(names) != file_classes:
+        raise WeightsError(
+            f"{classes_file or 'the checkpoint'} lists {len(names)} classes but {weights} was trained "
+            f"for {file_classes}; pass the matching classes file")
+    if names is None:
+        if file_classes is None:
+            raise WeightsError(f"{weights} has no detection heads (a backbone-only file?); "
+                               f"predicting needs trained weights")
+        names = [f"class{i}" for i in range(file_classes)]
+    size = input_size or int(info.get("input_size") or 416)
+    if size % 32:
+        raise click.BadParameter(f"{size} is not a multiple of 32", param_hint="--input-size")
+    model = YoloV4Tiny(num_classes=len(names), anchors=info.get("anchors", DEFAULT_ANCHORS),
+                       anchors_mask=info.get("anchors_mask", DEFAULT_ANCHORS_MASK),
+                       input_size=size, phi=int(info.get("phi", 0)))
+    report = load_weights(model, weights)
+    if report.skipped or any(k.startswith("yolo_head") for k in report.missing):
+        raise WeightsError(f"{weights}: the detection heads did not load ({report.summary()})")
+    return model, names, size
+
+
+def _read_classes(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as fh:
+        names = [line.strip() for line in fh if line.strip()]
+    if not names:
+        raise DataError(f"classes file {path} is empty; it needs one class name per line")
+    return names
+
+
+def _device(spec: str):
+    import torch
+
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(spec)
+    except RuntimeError:
+        raise click.BadParameter(f"unknown device {spec!r}", param_hint="--device") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise TrainerError("--device cuda: no CUDA GPU is available here; use --device cpu")
+    return dev
+
+
+def _find_images(source: Path) -> list[Path]:
+    if source.is_file():
+        return [source]
+    found = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not found:
+        raise DataError(f"no images in {source} (looked for {', '.join(IMAGE_SUFFIXES)})")
+    return found
+
+
+def _read_rgb(path: Path):
+    import cv2
+    import numpy as np
+
+    data = np.fromfile(str(path), dtype=np.uint8)   # handles non-ASCII paths, unlike imread
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+_COLOURS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+            (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
+
+
+def _draw(rgb, objects):
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(image)
+    width = max(1, round(min(image.size) / 200))
+    for obj in objects:
+        colour = _COLOURS[obj["class_id"] % len(_COLOURS)]
+        x1, y1, x2, y2 = obj["box"]
+        draw.rectangle([x1, y1, x2, y2], outline=colour, width=width)
+        label = f"{obj['class']} {obj['score']:.2f}"
+        tx1, ty1, tx2, ty2 = draw.textbbox((x1, y1), label)
+        top = max(0, y1 - (ty2 - ty1) - 2)
+        draw.rectangle([x1, top, x1 + (tx2 - tx1) + 4, top + (ty2 - ty1) + 2], fill=colour)
+        draw.text((x1 + 2, top), label, fill=(0, 0, 0))
+    return image

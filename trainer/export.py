@@ -1,0 +1,77 @@
+"""ONNX export of YOLOv4-tiny with the box decoding inside the graph.
+
+The exported graph takes ``images`` float32 ``[B, 3, S, S]`` (RGB, 0..1, letterboxed) and
+returns ``detections`` ``[B, N, 5+C]``: (cx, cy, w, h) in input pixels, objectness, class
+probabilities, exactly what :func:`trainer.model.decode` gives. NMS stays outside the graph
+(thresholds are a deployment choice); ``trainer.model.postprocess`` or any NMS applies.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+import torch
+from torch import nn
+
+from trainer.errors import TrainerError
+from trainer.model.decode import decode
+
+logger = logging.getLogger(__name__)
+
+
+class DecodedYolo(nn.Module):
+    """``model`` followed by :func:`decode`: images in, ``[B, N, 5+C]`` out."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        outputs = self.model(images)
+        return decode(outputs, self.model.anchors, self.model.anchors_mask,
+                      (images.shape[2], images.shape[3]))
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: int | None = None,
+                opset: int = 17, dynamic_batch: bool = True,
+                class_names: list[str] | None = None) -> str:
+    """Write ``model`` + decoding to ``path`` as ONNX (checked with ``onnx.checker``).
+
+    The graph's metadata records ``input_size``, ``anchors``, ``anchors_mask`` and, when
+    given, ``names`` (JSON), so a deployment needs no side files.
+    """
+    import json
+
+    import onnx
+
+    path = os.fspath(path)
+    size = input_size or getattr(model, "input_size", 416)
+    if size % 32:
+        raise TrainerError(f"input size must be a multiple of 32, got {size}")
+    wrapped = DecodedYolo(model).eval()
+    dummy = torch.zeros(1, 3, size, size)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = path + ".partial"
+    # The tracer warns that the anchors and strides become constants: intended (fixed size).
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            wrapped, (dummy,), tmp, input_names=["images"], output_names=["detections"],
+            opset_version=opset, dynamo=False,
+            dynamic_axes={"images": {0: "batch"}, "detections": {0: "batch"}} if dynamic_batch else None,
+        )
+    graph = onnx.load(tmp)
+    meta = {"input_size": size, "anchors": [list(a) for a in model.anchors],
+            "anchors_mask": [list(m) for m in model.anchors_mask], "num_classes": model.num_classes}
+    if class_names is not None:
+        meta["names"] = list(class_names)
+    for key, value in meta.items():
+        entry = graph.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    onnx.checker.check_model(graph)
+    onnx.save(graph, tmp)
+    os.replace(tmp, path)      # only a checked graph appears under the final name
+    logger.info("exported %s (input %dx%d, %d classes)", path, size, size, model.num_classes)
+    return path
