@@ -1,0 +1,69 @@
+"""``drivestage emulator`` as a user runs it: first line, clean stop, state across restarts."""
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+LINE = re.compile(r"Drive API emulator at (http://127\.0\.0\.1:(\d+)/)\n")
+
+
+def launch(*args):
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "emulator", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    m = LINE.fullmatch(line)
+    assert m, (line, proc.stderr.read() if proc.poll() is not None else "")
+    return proc, m.group(1), int(m.group(2))
+
+
+def call(url, path, method="GET", body=None, token="tok"):
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    request = urllib.request.Request(url + path.lstrip("/"), data=data, method=method,
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_first_line_and_clean_stop_keep_state(tmp_path, sig):
+    data_dir = str(tmp_path / "drive")
+    proc, url, port = launch("--data-dir", data_dir, "--quota-bytes", "1000000")
+    try:
+        f = call(url, "/_emulator/files?path=Models/a.pth", "POST", b"weights")
+        about = call(url, "/drive/v2/about")
+        assert about["quotaBytesTotal"] == "1000000" and about["quotaBytesUsed"] == "7"
+    finally:
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    proc, url, _ = launch("--data-dir", data_dir)
+    try:
+        got = call(url, f"/drive/v2/files/{f['id']}")
+        assert got["title"] == "a.pth" and got["md5Checksum"] == f["md5Checksum"]
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
+    assert proc.returncode == 0
+
+
+def test_token_option_and_busy_port(tmp_path):
+    proc, url, port = launch("--token", "s3cret")
+    try:
+        with pytest.raises(urllib.error.HTTPError) as err:
+            call(url, "/drive/v2/about", token="other")
+        assert err.value.code == 401
+        assert call(url, "/drive/v2/about", token="s3cret")["kind"] == "drive#about"
+        busy = subprocess.run([sys.executable, "-m", "drivestage", "emulator", "--port", str(port)],
+                              capture_output=True, text=True, timeout=30)
+        assert busy.returncode == 2
+        assert f"Error: cannot listen on 127.0.0.1:{port}" in busy.stderr
+        assert busy.stdout == ""
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)
