@@ -122,15 +122,14 @@ class CheckpointSync:
     def fetch(self, remote: RemoteEntry, local_path: str) -> str:
         """Download ``remote`` to ``local_path``, md5-verified; the target appears only
         when complete. Returns ``local_path``."""
+        folder = os.path.dirname(os.path.abspath(local_path))
+        os.makedirs(folder, exist_ok=True)
         try:
-            from drivestage import download as _download
-        except ImportError:
-            _download = None
-        fetch_one = getattr(_download, "download_file", None) if _download else None
-        if fetch_one is not None:
-            fetch_one(self._store, remote, local_path)
-            return local_path
-        return _fetch(self._store, remote, local_path)
+            from drivestage.download import download
+        except ImportError:  # pragma: no cover - download.py ships with drivestage
+            return _fetch(self._store, remote, local_path)
+        download(self._store, remote, local_path)
+        return local_path
 
     # -- internals
     def _sidecar_epoch(self, side: RemoteEntry) -> Optional[int]:

@@ -1,0 +1,131 @@
+"""CheckpointSync driven by a small fake training loop (checkpoints written atomically)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+
+import pytest
+
+from drivestage.errors import MirrorError
+from drivestage.hooks import CheckpointSync
+from drivestage.retention import RetentionPolicy
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.01")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_CAP", "0.05")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "3")
+    return tmp_path
+
+
+@pytest.fixture
+def store(emulator, env):
+    from drivestage.gdrive import connect
+
+    return connect(api_root=emulator.url, token="test-token")
+
+
+def _atomic(path, data: bytes):
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=os.path.dirname(path))
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def _train(sync, run_dir, epochs, metrics, start=1):
+    """A training loop: every epoch writes epoch_NNN.pt, last.pt and results.csv."""
+    saved = {}
+    for epoch in range(start, start + epochs):
+        data = f"weights of epoch {epoch}".encode() * 500
+        path = os.path.join(run_dir, f"epoch_{epoch:03d}.pt")
+        _atomic(path, data)
+        _atomic(os.path.join(run_dir, "last.pt"), data)
+        with open(os.path.join(run_dir, "results.csv"), "a") as fh:
+            fh.write(f"{epoch},{metrics[epoch - 1]}\n")
+        t0 = time.monotonic()
+        sync.on_save(path, epoch, {"map50": metrics[epoch - 1]})
+        saved[epoch] = (data, time.monotonic() - t0)
+    return saved
+
+
+def _live(emu):
+    return sorted(f["title"] for f in emu.files()
+                  if not f["labels"]["trashed"] and not f["mimeType"].endswith(".folder"))
+
+
+POLICY = RetentionPolicy(keep_last=2, keep_best=1, metric="map50", mode="max")
+
+
+def test_training_loop_mirrors_with_the_policy(emulator, store, env):
+    run = str(env / "runs" / "x")
+    sync = CheckpointSync((store, "Models/yolov4-tiny/logs"), POLICY, local_dir=run)
+    saved = _train(sync, run, 5, [0.1, 0.6, 0.2, 0.3, 0.4])
+    sync.on_train_end()
+    assert _live(emulator) == ["epoch_002.pt", "epoch_002.pt.json", "epoch_004.pt",
+                               "epoch_004.pt.json", "epoch_005.pt", "epoch_005.pt.json",
+                               "last.pt", "results.csv"]
+    f = emulator.find("Models/yolov4-tiny/logs/epoch_005.pt")
+    assert f["md5Checksum"] == hashlib.md5(saved[5][0]).hexdigest()
+    side = json.loads(emulator.read_bytes(
+        emulator.find("Models/yolov4-tiny/logs/epoch_002.pt.json")["id"]))
+    assert side == {"epoch": 2, "metrics": {"map50": 0.6}}
+
+
+def test_on_save_returns_at_once_while_drive_is_slow(emulator, store, env):
+    run = str(env / "run")
+    sync = CheckpointSync((store, "logs"), POLICY, local_dir=run)
+    emulator.faults.latency(0.5, times=None)      # every Drive call takes half a second
+    saved = _train(sync, run, 3, [0.1, 0.2, 0.3])
+    assert max(took for _, took in saved.values()) < 0.2
+    emulator.faults.clear()
+    sync.on_train_end()
+    assert "epoch_003.pt" in _live(emulator)
+
+
+def test_resume_on_a_fresh_machine(emulator, store, env):
+    run = str(env / "run1")
+    sync = CheckpointSync((store, "logs"), POLICY, local_dir=run)
+    saved = _train(sync, run, 3, [0.5, 0.2, 0.3])
+    sync.on_train_end()
+
+    fresh = str(env / "run2")              # the machine vanished; a new one starts empty
+    sync2 = CheckpointSync((store, "logs"), RetentionPolicy(keep_last=1), local_dir=fresh)
+    entry = sync2.latest_remote_checkpoint()
+    assert entry is not None and entry.name == "epoch_003.pt"
+    local = sync2.fetch(entry, os.path.join(fresh, entry.name))
+    with open(local, "rb") as fh:
+        assert fh.read() == saved[3][0]
+    sync2.protect(entry.name)
+    _train(sync2, fresh, 2, [0.5, 0.2, 0.3, 0.1, 0.1], start=4)
+    sync2.on_train_end()
+    # keep_last=1 keeps epoch 5; the checkpoint we resumed from survives too
+    assert [n for n in _live(emulator) if n.startswith("epoch_") and n.endswith(".pt")] == \
+        ["epoch_003.pt", "epoch_005.pt"]
+
+
+def test_latest_is_none_on_an_empty_remote_and_ignores_unverified(emulator, store, env):
+    sync = CheckpointSync((store, "nothing/here"), POLICY, local_dir=str(env / "r"))
+    assert sync.latest_remote_checkpoint() is None
+    emulator.add_file("nothing/here/epoch_009.pt", b"no sidecar: not verified")
+    emulator.add_file("nothing/here/epoch_002.pt", b"x")
+    emulator.add_file("nothing/here/epoch_002.pt.json", json.dumps({"epoch": 2}).encode())
+    assert sync.latest_remote_checkpoint().name == "epoch_002.pt"
+    emulator.add_file("nothing/here/last.pt", b"y")
+    emulator.add_file("nothing/here/last.pt.json", json.dumps({"epoch": 3}).encode())
+    assert sync.latest_remote_checkpoint().name == "last.pt"
+    sync.on_train_end()
+
+
+def test_failures_reach_the_caller_on_train_end(emulator, store, env):
+    run = str(env / "run")
+    sync = CheckpointSync((store, "logs"), POLICY, local_dir=run)
+    emulator.faults.inject(None, r"^/upload/", status=500, times=None)
+    _train(sync, run, 1, [0.1])
+    with pytest.raises(MirrorError, match="failed"):
+        sync.on_train_end()
