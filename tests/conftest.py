@@ -19,3 +19,39 @@ def drive_env(emulator, monkeypatch):
     monkeypatch.setenv("DRIVESTAGE_API_ROOT", emulator.url)
     monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
     return {"DRIVESTAGE_API_ROOT": emulator.url, "DRIVESTAGE_TOKEN": "test-token"}
+
+
+# --- trainer: a tiny synthetic VOC dataset and a config that trains on it in seconds ---------
+
+@pytest.fixture(scope="session")
+def synth_voc(tmp_path_factory):
+    """A 24-image, 3-class synthetic VOCdevkit (+ annotation lines and the recipe's zip), made once."""
+    from trainer.data.synth import make_synthetic_voc
+
+    out = tmp_path_factory.mktemp("synth")
+    return make_synthetic_voc(out / "data", images=24, classes=3, seed=0, image_size=(64, 120),
+                              zip_path=out / "synth.zip")
+
+
+@pytest.fixture
+def tiny_config(synth_voc, tmp_path):
+    """``tiny_config(**{"train.epochs": 3, ...})`` -> path of a YAML config for a seconds-long run."""
+    import yaml
+
+    def make(**overrides):
+        cfg = {
+            "data": {"classes": str(synth_voc.classes_file), "train": str(synth_voc.train_lines_file),
+                     "val": str(synth_voc.val_lines_file), "workers": 0, "root": str(tmp_path / "data")},
+            "model": {"input_size": 64},
+            "train": {"epochs": 2, "freeze_epochs": 1, "batch_size": 8, "freeze_batch_size": 8,
+                      "save_period": 1, "eval_period": 1, "out_dir": str(tmp_path / "logs"),
+                      "deterministic": True, "device": "cpu", "mosaic": True, "mixup": True},
+        }
+        for key, value in overrides.items():
+            section, name = key.split(".")
+            cfg.setdefault(section, {})[name] = value
+        path = tmp_path / f"tiny{len(list(tmp_path.glob('tiny*.yaml')))}.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        return str(path)
+
+    return make

@@ -67,7 +67,8 @@ class CSVLogger(Callback):
 
 def write_results_csv(path: str, history: list[dict]) -> None:
     """Write the history rows to ``path`` atomically."""
-    tmp = path + ".tmp"
+    # A hidden temporary name: the Drive mirror skips ".*.tmp" files.
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow(CSV_COLUMNS)

@@ -72,12 +72,18 @@ def save_checkpoint(state: dict, path: str, *, metrics: Optional[dict] = None) -
     if missing:
         raise CheckpointError(f"refusing to save an incomplete checkpoint to {path}: missing {missing}")
     _atomic_write(path, lambda fh: torch.save(state, fh))
-    side = {"epoch": int(state["epoch"]), "global_step": int(state["global_step"]),
-            "metrics": {k: _plain(v) for k, v in (metrics or {}).items()},
+    write_sidecar(path, int(state["epoch"]), int(state["global_step"]), metrics)
+    return path
+
+
+def write_sidecar(path: str, epoch: int, global_step: int, metrics: Optional[dict] = None) -> str:
+    """Write ``<stem>.json`` = ``{"epoch", "global_step", "metrics", "format_version"}`` atomically."""
+    side = {"epoch": epoch, "global_step": global_step,
+            "metrics": {k: _plain(v) for k, v in (metrics or {}).items() if v is not None},
             "format_version": FORMAT_VERSION}
     data = json.dumps(side, indent=1, sort_keys=True).encode()
     _atomic_write(sidecar_path(path), lambda fh: fh.write(data))
-    return path
+    return sidecar_path(path)
 
 
 def copy_checkpoint(src: str, dst: str) -> str:

@@ -28,3 +28,9 @@ class CheckpointError(TrainerError, ValueError):
 
 class NonFiniteLossError(TrainerError, FloatingPointError):
     """The loss became NaN or infinite; training stopped without saving."""
+
+
+class TrainingInterrupted(TrainerError):
+    """SIGTERM arrived during training; the Drive mirror was flushed before stopping."""
+
+    exit_code = 143

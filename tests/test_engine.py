@@ -1,0 +1,135 @@
+"""The training loop: LR scaling and schedule, parameter groups, EMA, a full tiny fit, NaN stop."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+
+import pytest
+import torch
+
+from trainer import checkpoint as ckpt
+from trainer.callbacks import Callback
+from trainer.config import load_config
+from trainer.engine import LRSchedule, ModelEMA, build_optimizer, fit, param_groups, scaled_lr
+from trainer.errors import NonFiniteLossError
+from trainer.model import YoloV4Tiny
+
+
+def _cfg(*overrides):
+    return load_config(None, ["train.epochs=20", "train.freeze_epochs=0", *overrides])
+
+
+def test_lr_is_scaled_by_batch_size_and_clamped_as_the_port_does():
+    assert scaled_lr(_cfg("train.lr=1e-2"), 16) == pytest.approx((2.5e-3, 2.5e-5))
+    assert scaled_lr(_cfg("train.lr=1e-2"), 64) == pytest.approx((1e-2, 1e-4))
+    assert scaled_lr(_cfg("train.lr=1e-2"), 1) == pytest.approx((5e-4, 5e-6))        # SGD floor
+    assert scaled_lr(_cfg("train.lr=1"), 64) == pytest.approx((5e-2, 5e-4))          # SGD ceiling
+    adam = _cfg("train.optimizer=adam", "train.lr=1e-3")
+    assert scaled_lr(adam, 16) == pytest.approx((3e-4, 3e-6))                        # Adam floor
+
+
+def test_cosine_schedule_warms_up_decays_and_ends_flat_per_iteration():
+    cfg = _cfg("train.lr=1e-2")
+    sched = LRSchedule(cfg)
+    lr, min_lr = scaled_lr(cfg, 64)
+    assert sched(0.0, 64) == pytest.approx(0.1 * lr)          # warm-up starts at 10 %
+    assert sched(1.0, 64) == pytest.approx(lr)                # warm-up: 1 epoch of 20
+    assert sched(0.5, 64) == pytest.approx(0.1 * lr + 0.9 * lr * 0.25)
+    assert sched(19.0, 64) == pytest.approx(min_lr)           # last epoch flat at the minimum
+    values = [sched(1 + i / 10, 64) for i in range(180)]
+    assert all(a > b for a, b in zip(values, values[1:]))     # strictly decreasing: per iteration
+    assert sched(5.0, 64) != sched(5.5, 64)
+    assert sched(5.0, 16) == pytest.approx(sched(5.0, 64) * 16 / 64)  # the phase's batch size
+
+
+def test_step_schedule_has_ten_steps_from_lr_to_min():
+    cfg = _cfg("train.lr=1e-2", "train.lr_schedule=step")
+    sched = LRSchedule(cfg)
+    lr, min_lr = scaled_lr(cfg, 64)
+    assert sched(0, 64) == pytest.approx(lr)
+    assert sched(1.9, 64) == pytest.approx(lr)
+    assert sched(19.9, 64) == pytest.approx(min_lr)
+    assert len({round(sched(e / 2, 64), 12) for e in range(40)}) == 10
+
+
+def test_parameter_groups_put_decay_only_on_conv_weights():
+    model = YoloV4Tiny(3, input_size=64)
+    norm, decay, bias = param_groups(model)
+    assert len(norm) + len(decay) + len(bias) == len(list(model.parameters()))
+    bn = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norm) == len(bn) and all(p.ndim == 1 for p in norm)
+    assert all(p.ndim == 4 for p in decay)
+    assert len(bias) == len(bn) + 2  # BN biases and the two head convs' biases
+    opt = build_optimizer(model, _cfg(), 0.01)
+    assert isinstance(opt, torch.optim.SGD) and opt.defaults["nesterov"]
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.0, 5e-4, 0.0]
+    assert isinstance(build_optimizer(model, _cfg("train.optimizer=adamw"), 1e-3), torch.optim.AdamW)
+
+
+def test_ema_ramps_up_and_round_trips():
+    model = torch.nn.Linear(2, 2)
+    ema = ModelEMA(model, decay=0.9, tau=1.0)
+    before = ema.ema.weight.clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model)
+    d = 0.9 * (1 - math.exp(-1))
+    assert torch.allclose(ema.ema.weight, before * d + model.weight * (1 - d))
+    other = ModelEMA(torch.nn.Linear(2, 2))
+    other.load_state_dict(ema.state_dict())
+    assert other.updates == 1 and torch.equal(other.ema.weight, ema.ema.weight)
+
+
+def test_fit_writes_full_checkpoints_results_and_curves(tiny_config, tmp_path):
+    cfg = load_config(tiny_config(**{"train.epochs": 2}))
+    result = fit(cfg, resume="none")
+    logs = tmp_path / "logs"
+    names = set(os.listdir(logs))
+    assert {"last.pt", "last.json", "epoch_001.pt", "epoch_001.json", "epoch_002.pt", "epoch_002.json",
+            "best.pt", "best.json", "results.csv", "loss.png", "map.png", "tensorboard"} <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    state = ckpt.load_checkpoint(str(logs / "last.pt"))
+    assert state["epoch"] == 2 and state["global_step"] == 2 * 2   # 18 train images, batch 8, drop_last
+    assert state["ema"]["updates"] == 4
+    assert state["optimizer"]["state"], "optimizer momentum is saved"
+    assert state["scheduler"] == {"kind": "cos", "epochs": 2}
+    assert state["config"]["train"]["epochs"] == 2 and state["trainer_version"]
+    assert len(state["rng"]) == 1 and {"python", "numpy", "torch"} <= set(state["rng"][0])
+    assert state["signature"]["num_classes"] == 3
+    side = json.loads((logs / "epoch_002.json").read_text())
+    assert side["epoch"] == 2 and set(side["metrics"]) == {"map50", "map", "val_loss"}
+    rows = list(csv.DictReader(open(logs / "results.csv")))
+    assert [r["epoch"] for r in rows] == ["1", "2"] and [r["phase"] for r in rows] == ["freeze", "unfreeze"]
+    assert all(r["map50"] != "" and float(r["val_loss"]) > 0 for r in rows)
+    assert result.final["map50"] == pytest.approx(float(rows[-1]["map50"]))
+    assert set(result.final["per_class"]) == {"circle", "square", "triangle"}
+    assert any(f.startswith("events.out.tfevents") for f in os.listdir(logs / "tensorboard"))
+    assert result.best_epoch in (1, 2)
+    best = ckpt.read_sidecar(str(logs / "best.pt"))
+    assert best["epoch"] == result.best_epoch
+
+
+class _PoisonWeights(Callback):
+    """Sets every weight to NaN when the given epoch starts (a diverged run)."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def on_train_epoch_start(self, run, epoch):
+        if epoch == self.epoch:
+            with torch.no_grad():
+                for p in run.bare_model.parameters():
+                    p.fill_(float("nan"))
+
+
+def test_a_non_finite_loss_stops_with_a_clear_message_and_saves_nothing_corrupt(tiny_config, tmp_path):
+    cfg = load_config(tiny_config(**{"train.epochs": 3, "train.eval_period": 10}))
+    with pytest.raises(NonFiniteLossError, match=r"the loss became nan at epoch 2, iteration 1/2 .*lower train.lr"):
+        fit(cfg, resume="none", callbacks=[_PoisonWeights(1)])
+    logs = tmp_path / "logs"
+    assert sorted(n for n in os.listdir(logs) if n.endswith(".pt")) == ["epoch_001.pt", "last.pt"]
+    state = ckpt.load_checkpoint(str(logs / "last.pt"))
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())

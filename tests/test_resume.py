@@ -1,0 +1,129 @@
+"""Resume: an interrupted run continues at the right epoch and iteration with the same lr and
+reaches the same weights as an uninterrupted one; a changed model shape is refused."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+
+from trainer import checkpoint as ckpt
+from trainer.callbacks import Callback
+from trainer.cli import cli
+from trainer.config import load_config
+from trainer.engine import fit
+
+
+class _Recorder(Callback):
+    """Records (global step, lr, loss) of every iteration; optionally dies at a given iteration."""
+
+    def __init__(self, die_at_step=None):
+        self.rows, self.die_at_step = [], die_at_step
+
+    def on_train_batch_end(self, run, epoch, step, logs):
+        self.rows.append((step, logs["lr"], logs["loss"]))
+        if step == self.die_at_step:
+            raise KeyboardInterrupt  # the runtime vanished in the middle of an epoch
+
+
+def _weights(path):
+    return ckpt.load_checkpoint(path)["model"]
+
+
+def _max_abs_diff(a, b):
+    return max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
+
+
+def _config(tiny_config, out_dir, **kw):
+    return load_config(tiny_config(**{"train.epochs": 3, "train.eval_period": 3, "train.save_period": 2,
+                                      "train.out_dir": str(out_dir), **kw}))
+
+
+def test_interrupted_mid_epoch_then_resumed_matches_an_uninterrupted_run(tiny_config, tmp_path):
+    full = _Recorder()
+    fit(_config(tiny_config, tmp_path / "a"), resume="none", callbacks=[full])
+
+    crash = _Recorder(die_at_step=5)             # epoch 3 (steps 5-6), after its first iteration
+    with pytest.raises(KeyboardInterrupt):
+        fit(_config(tiny_config, tmp_path / "b"), resume="auto", callbacks=[crash])
+    assert ckpt.read_sidecar(str(tmp_path / "b" / "last.pt"))["epoch"] == 2
+
+    resumed = _Recorder()
+    result = fit(_config(tiny_config, tmp_path / "b"), resume="auto", callbacks=[resumed])
+    assert result.resumed_from.endswith("last.pt") and result.epochs_run == 1
+    # The epoch restarts from its beginning: same steps, same learning rates, same losses.
+    assert [r[:2] for r in resumed.rows] == [r[:2] for r in full.rows[4:]]
+    assert [r[2] for r in resumed.rows] == [r[2] for r in full.rows[4:]]
+    a, b = _weights(str(tmp_path / "a" / "last.pt")), _weights(str(tmp_path / "b" / "last.pt"))
+    assert _max_abs_diff(a, b) == 0.0
+    ea = ckpt.load_checkpoint(str(tmp_path / "a" / "last.pt"))
+    eb = ckpt.load_checkpoint(str(tmp_path / "b" / "last.pt"))
+    assert ea["ema"]["updates"] == eb["ema"]["updates"] == 6
+    assert ea["best_map50"] == eb["best_map50"] and len(eb["history"]) == 3
+
+
+def test_resume_none_starts_over_and_resume_path_uses_that_file(tiny_config, tmp_path):
+    cfg = _config(tiny_config, tmp_path / "run", **{"train.epochs": 2, "train.save_period": 1})
+    fit(cfg, resume="none")
+    again = fit(cfg, resume="none")
+    assert again.resumed_from is None and again.epochs_run == 2
+    cfg3 = _config(tiny_config, tmp_path / "run", **{"train.save_period": 1})
+    res = fit(cfg3, resume=str(tmp_path / "run" / "epoch_001.pt"))
+    assert res.resumed_from.endswith("epoch_001.pt") and res.epochs_run == 2
+
+
+def test_a_finished_run_resumed_trains_nothing(tiny_config, tmp_path):
+    cfg = _config(tiny_config, tmp_path / "run", **{"train.epochs": 1, "train.freeze_epochs": 0})
+    first = fit(cfg, resume="auto")
+    again = fit(cfg, resume="auto")
+    assert again.epochs_run == 0 and again.final["map50"] == pytest.approx(first.final["map50"])
+
+
+def test_resume_with_another_class_count_is_refused(tiny_config, tmp_path):
+    path = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0})
+    fit(load_config(path), resume="none")
+    res = CliRunner().invoke(cli, ["train", "-c", path, "--set", "data.classes=[circle, square, triangle, star]"])
+    assert res.exit_code == 1
+    assert "Error: cannot resume from" in res.output
+    assert "the config changes the model's shape (num_classes: checkpoint 3, config 4)" in res.output
+
+
+def test_resume_from_a_missing_path_is_an_error(tiny_config, tmp_path):
+    res = CliRunner().invoke(cli, ["train", "-c", tiny_config(), "--resume", str(tmp_path / "nope.pt")])
+    assert res.exit_code == 1
+    assert "no such file; use --resume auto or a checkpoint path" in res.output
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume_reaches_the_same_weights(tiny_config, tmp_path):
+    """A real SIGKILL in the middle of epoch 3 (of 4), then ``--resume auto``."""
+    kw = {"train.epochs": 4, "train.eval_period": 4, "train.save_period": 2}
+    ref = _config(tiny_config, tmp_path / "ref", **kw)
+    fit(ref, resume="none")
+
+    path = tiny_config(**{**kw, "train.out_dir": str(tmp_path / "killed")})
+    cmd = [sys.executable, "-m", "trainer", "-v", "train", "-c", path]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    killed_in = None
+    for line in proc.stderr:
+        if "epoch 3/4 iter 1/2" in line:     # one iteration into epoch 3: kill it there
+            proc.send_signal(signal.SIGKILL)
+            killed_in = 3
+            break
+    proc.wait(timeout=60)
+    assert killed_in == 3 and proc.returncode == -signal.SIGKILL
+    done = ckpt.read_sidecar(str(tmp_path / "killed" / "last.pt"))["epoch"]
+    assert done in (2, 3)  # the kill landed in epoch 3 (or, on a loaded machine, just after it)
+
+    out = subprocess.run(cmd + ["--resume", "auto"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"resumed from {tmp_path / 'killed' / 'last.pt'}: {done} epochs done" in out.stderr
+    diff = _max_abs_diff(_weights(str(tmp_path / "ref" / "last.pt")),
+                         _weights(str(tmp_path / "killed" / "last.pt")))
+    assert diff == 0.0
