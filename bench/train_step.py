@@ -1,0 +1,270 @@
+"""Training-step and inference throughput of YOLOv4-tiny, baseline vs our configuration.
+
+Baseline = the port's way: fp32, NCHW, and a loss whose target assignment and ignore mask
+are Python loops over boxes and images on the CPU. Ours = the vectorised ``YoloLoss`` with
+channels_last and bf16 autocast (when the CPU has native bf16; fp16 autocast + GradScaler on
+CUDA, or bf16 where the GPU supports it). Both run in the same process on the same synthetic
+batches, so the ratio is meaningful even on a busy machine.
+
+    python bench/train_step.py                      # CPU: 416 and 320, batch 8; inference b1/b8
+    python bench/train_step.py --device cuda        # GPU: batch 64 at 416
+    python bench/train_step.py --json results.json  # also write the numbers
+
+A training step is forward + loss + backward + SGD step (momentum 0.937, weight decay).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from trainer.loss import YoloLoss, bbox_ciou  # noqa: E402
+from trainer.model import DEFAULT_ANCHORS, DEFAULT_ANCHORS_MASK, YoloV4Tiny  # noqa: E402
+
+NUM_CLASSES = 20
+
+
+# --------------------------------------------------------------------------- the port-style loss
+
+
+class PortStyleLoss:
+    """The port's algorithm as the port runs it: dense targets built box by box in Python on
+    the CPU, an ignore mask built image by image, then the same CIoU/BCE terms."""
+
+    def __init__(self, num_classes: int, input_size: int):
+        self.c = num_classes
+        self.anchors = torch.tensor(DEFAULT_ANCHORS, dtype=torch.float32)
+        self.obj_ratio = 5.0 * input_size ** 2 / 416 ** 2
+        self.balance = (0.4, 1.0)
+
+    def __call__(self, outputs, targets):
+        total = 0.0
+        targets = targets.cpu()
+        for l, out in enumerate(outputs):
+            out = out.float()
+            bsz, _, h, w = out.shape
+            stride = 32 if l == 0 else 16
+            mask = DEFAULT_ANCHORS_MASK[l]
+            p = out.view(bsz, 3, 5 + self.c, h, w).permute(0, 1, 3, 4, 2).contiguous()
+            y_true = torch.zeros(bsz, 3, h, w, 5 + self.c)
+            noobj = torch.ones(bsz, 3, h, w)
+            for row in targets:                               # one box at a time, like the port
+                b, c, cx, cy, bw, bh = row.tolist()
+                gw, gh = bw * w, bh * h
+                best, best_iou = 0, -1.0
+                for ai, (aw, ah) in enumerate((self.anchors / stride).tolist()):
+                    inter = min(gw, aw) * min(gh, ah)
+                    iou = inter / (gw * gh + aw * ah - inter)
+                    if iou > best_iou:
+                        best, best_iou = ai, iou
+                if best not in mask:
+                    continue
+                k = mask.index(best)
+                i, j = min(int(cx * w), w - 1), min(int(cy * h), h - 1)
+                noobj[int(b), k, j, i] = 0
+                y_true[int(b), k, j, i, :4] = torch.tensor([cx * w, cy * h, gw, gh])
+                y_true[int(b), k, j, i, 4] = 1
+                y_true[int(b), k, j, i, 5 + int(c)] = 1
+            y_true, noobj = y_true.to(out.device), noobj.to(out.device)
+            gy, gx = torch.meshgrid(torch.arange(h, device=out.device), torch.arange(w, device=out.device),
+                                    indexing="ij")
+            anc = (self.anchors[list(mask)] / stride).to(out.device)
+            pb = torch.stack([torch.sigmoid(p[..., 0]) + gx, torch.sigmoid(p[..., 1]) + gy,
+                              torch.exp(p[..., 2]) * anc[:, 0].view(1, 3, 1, 1),
+                              torch.exp(p[..., 3]) * anc[:, 1].view(1, 3, 1, 1)], -1)
+            for b in range(bsz):                               # ignore mask image by image
+                gts = targets[targets[:, 0] == b][:, 2:6].to(out.device) * torch.tensor([w, h, w, h], device=out.device)
+                if len(gts):
+                    iou = _iou(pb[b].detach().view(-1, 4), gts).amax(1).view(3, h, w)
+                    noobj[b][iou > 0.5] = 0
+            pos = y_true[..., 4] == 1
+            if pos.any():
+                ciou = bbox_ciou(pb[pos], y_true[..., :4][pos])
+                total = total + (1 - ciou).mean() * 0.05
+                total = total + F.binary_cross_entropy_with_logits(p[..., 5:][pos], y_true[..., 5:][pos]) * self.c / 80
+            sel = pos | noobj.bool()
+            total = total + F.binary_cross_entropy_with_logits(p[..., 4][sel], pos.float()[sel]) \
+                * self.balance[l] * self.obj_ratio
+        return total, {}
+
+
+def _iou(a, b):
+    a1, a2 = a[:, None, :2] - a[:, None, 2:] / 2, a[:, None, :2] + a[:, None, 2:] / 2
+    b1, b2 = b[None, :, :2] - b[None, :, 2:] / 2, b[None, :, :2] + b[None, :, 2:] / 2
+    wh = (torch.min(a2, b2) - torch.max(a1, b1)).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    return inter / (a[:, None, 2] * a[:, None, 3] + b[None, :, 2] * b[None, :, 3] - inter)
+
+
+# --------------------------------------------------------------------------- measurement
+
+
+def _targets(batch: int, per_image: int, gen: torch.Generator) -> torch.Tensor:
+    n = batch * per_image
+    return torch.cat([
+        torch.arange(batch).repeat_interleave(per_image)[:, None].float(),
+        torch.randint(0, NUM_CLASSES, (n, 1), generator=gen).float(),
+        torch.rand(n, 2, generator=gen) * 0.8 + 0.1,
+        torch.rand(n, 2, generator=gen) * 0.5 + 0.03,
+    ], 1)
+
+
+def cpu_has_bf16() -> bool:
+    """Native bf16 matmul/conv on this CPU (AVX512-BF16 or AMX); else bf16 is emulated and slow."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:
+        return False
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _autocast(device, amp: str | None):
+    if not amp:
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if amp == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def bench_train(device, size, batch, iters, warmup, channels_last, amp, loss_kind, seed=0):
+    """Images/s of full training steps, plus the loss's share of the step time."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = YoloV4Tiny(NUM_CLASSES, input_size=size).to(device).train()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    loss_fn = YoloLoss(NUM_CLASSES, input_size=size).to(device) if loss_kind == "ours" else PortStyleLoss(NUM_CLASSES, size)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.937, weight_decay=5e-4, nesterov=True)
+    scaler = torch.amp.GradScaler(device.type, enabled=(amp == "fp16"))
+    batches = [(torch.rand(batch, 3, size, size, generator=gen).to(device).contiguous(memory_format=fmt),
+                _targets(batch, 6, gen).to(device)) for _ in range(2)]
+    step_times, loss_times = [], []
+    for it in range(warmup + iters):
+        x, t = batches[it % 2]
+        _sync(device)
+        t0 = time.perf_counter()
+        with _autocast(device, amp):
+            outputs = model(x)
+        _sync(device)
+        t1 = time.perf_counter()
+        loss, _ = loss_fn(outputs, t)
+        _sync(device)
+        t2 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        _sync(device)
+        t3 = time.perf_counter()
+        if not math.isfinite(loss.item()):
+            raise RuntimeError("non-finite loss in the benchmark")
+        if it >= warmup:
+            step_times.append(t3 - t0)
+            loss_times.append(t2 - t1)
+    step = _median(step_times)
+    return {"img_s": batch / step, "step_s": step, "loss_share": _median(loss_times) / step}
+
+
+def bench_infer(device, size, batch, iters, warmup, channels_last, amp, seed=0):
+    torch.manual_seed(seed)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = YoloV4Tiny(NUM_CLASSES, input_size=size).to(device).eval().to(memory_format=fmt)
+    x = torch.rand(batch, 3, size, size).to(device).contiguous(memory_format=fmt)
+    times = []
+    with torch.inference_mode():
+        for it in range(warmup + iters):
+            _sync(device)
+            t0 = time.perf_counter()
+            with _autocast(device, amp):
+                model(x)
+            _sync(device)
+            if it >= warmup:
+                times.append(time.perf_counter() - t0)
+    return {"img_s": batch / _median(times)}
+
+
+def _median(v):
+    v = sorted(v)
+    return v[len(v) // 2]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    ap.add_argument("--sizes", type=int, nargs="+", default=None, help="input sizes (cpu: 416 320; cuda: 416)")
+    ap.add_argument("--batch", type=int, default=None, help="training batch (cpu 8, cuda 64)")
+    ap.add_argument("--iters", type=int, default=None, help="timed steps per configuration")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--amp", choices=["auto", "bf16", "fp16", "none"], default="auto",
+                    help="autocast dtype of our configuration (auto: bf16 on capable CPUs/GPUs)")
+    ap.add_argument("--no-channels-last", action="store_true", help="ours without channels_last")
+    ap.add_argument("--skip-infer", action="store_true")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args(argv)
+
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    gpu = device.type == "cuda"
+    if gpu:
+        torch.backends.cudnn.benchmark = True
+    sizes = args.sizes or ([416] if gpu else [416, 320])
+    batch = args.batch or (64 if gpu else 8)
+    iters = args.iters or (20 if gpu else 8)
+    if args.amp == "auto":
+        if gpu:
+            amp = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            amp = "bf16" if cpu_has_bf16() else None
+    else:
+        amp = None if args.amp == "none" else args.amp
+    cl = not args.no_channels_last
+    ours_name = "+".join(["vectorised loss"] + (["channels_last"] if cl else []) + ([f"{amp} autocast"] if amp else []))
+    env = (f"torch {torch.__version__}, {device}"
+           + (f" ({torch.cuda.get_device_name(device)})" if gpu else f", {torch.get_num_threads()} threads, "
+              f"native bf16: {cpu_has_bf16()}"))
+    print(f"# YOLOv4-tiny {NUM_CLASSES} classes, {env}")
+    print(f"# baseline: fp32 NCHW + port-style loop loss;  ours: {ours_name}")
+    results = {"env": env, "ours": ours_name, "train": [], "infer": []}
+    print(f"{'train':>8} {'size':>5} {'batch':>5} {'base img/s':>11} {'ours img/s':>11} {'ratio':>6} "
+          f"{'loss% base':>10} {'loss% ours':>10}")
+    for size in sizes:
+        base = bench_train(device, size, batch, iters, args.warmup, False, None, "port")
+        ours = bench_train(device, size, batch, iters, args.warmup, cl, amp, "ours")
+        print(f"{'':>8} {size:>5} {batch:>5} {base['img_s']:>11.2f} {ours['img_s']:>11.2f} "
+              f"{ours['img_s'] / base['img_s']:>5.2f}x {100 * base['loss_share']:>9.1f}% "
+              f"{100 * ours['loss_share']:>9.1f}%", flush=True)
+        results["train"].append({"size": size, "batch": batch, "baseline": base, "ours": ours})
+    if gpu:
+        fp32_vec = bench_train(device, sizes[0], batch, iters, args.warmup, False, None, "ours")
+        print(f"# (fp32 NCHW with the vectorised loss: {fp32_vec['img_s']:.1f} img/s)")
+        results["train_fp32_vectorised"] = fp32_vec
+    if not args.skip_infer:
+        print(f"{'infer':>8} {'size':>5} {'batch':>5} {'base img/s':>11} {'ours img/s':>11} {'ratio':>6}")
+        for ib in ([1, 8] if not gpu else [1, 64]):
+            size = sizes[0]
+            base = bench_infer(device, size, ib, max(iters, 10), args.warmup, False, None)
+            ours = bench_infer(device, size, ib, max(iters, 10), args.warmup, cl, amp)
+            print(f"{'':>8} {size:>5} {ib:>5} {base['img_s']:>11.2f} {ours['img_s']:>11.2f} "
+                  f"{ours['img_s'] / base['img_s']:>5.2f}x", flush=True)
+            results["infer"].append({"size": size, "batch": ib, "baseline": base, "ours": ours})
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
