@@ -427,3 +427,9 @@ def test_control_api_over_http(emulator):
     assert jreq(emulator, "DELETE", "/_emulator/requests")[0] == 200 and emulator.requests == []
     assert jreq(emulator, "POST", "/_emulator/faults", {"kind": "nope"})[0] == 400
     assert jreq(emulator, "DELETE", "/_emulator/faults")[2]["rules"] == []
+
+
+def test_unsupported_method_gets_json_envelope(emulator):
+    status, h, body = jreq(emulator, "OPTIONS", "/drive/v2/files")
+    assert status == 501 and h["content-type"].startswith("application/json")
+    assert body["error"]["code"] == 501

@@ -361,6 +361,20 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
         log.debug("%s %s", self.address_string(), format % args)
 
+    def send_error(self, code, message=None, explain=None):
+        """Even malformed requests get Google's JSON envelope, never an HTML page."""
+        self.close_connection = True
+        reason = {400: "badRequest", 414: "uriTooLong", 501: "notImplemented"}.get(code, "badRequest")
+        text = message or self.responses.get(code, ("Error",))[0]
+        body = json.dumps(error_envelope(code, reason, text)).encode("utf-8")
+        self.send_response(code, text)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body)
+
     def do_GET(self):
         self._handle()
 

@@ -1,0 +1,140 @@
+"""Faults as the clients feel them, concurrency, and the request log."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import threading
+import time
+
+import pytest
+from googleapiclient.errors import HttpError
+from googleapiclient.http import MediaIoBaseDownload, MediaIoBaseUpload
+
+from _drive_clients import drive_service, pydrive
+
+
+def test_latency_rule_delays_only_matching_requests(emulator):
+    service = drive_service(emulator.url)
+    emulator.faults.latency(0.3, method="GET", path=r"/about", times=1)
+    t = time.perf_counter()
+    service.files().list().execute()
+    fast = time.perf_counter() - t
+    t = time.perf_counter()
+    service.about().get().execute()
+    slow = time.perf_counter() - t
+    assert slow >= 0.3 and fast < 0.3
+    assert emulator.faults.describe()["rules"] == []
+
+
+def test_throttle_limits_download_bandwidth(emulator):
+    data = os.urandom(200_000)
+    fid = emulator.add_file("t.bin", data)
+    emulator.faults.throttle(1_000_000)
+    out = io.BytesIO()
+    t = time.perf_counter()
+    done = False
+    down = MediaIoBaseDownload(out, drive_service(emulator.url).files().get_media(fileId=fid))
+    while not done:
+        _, done = down.next_chunk()
+    elapsed = time.perf_counter() - t
+    assert out.getvalue() == data and elapsed >= 0.15
+    emulator.faults.throttle(None)
+    assert not emulator.faults.throttled
+
+
+def test_pydrive2_sees_what_google_does_on_failures(emulator):
+    """The emulator reproduces the client-visible failure shapes DESIGN.md lists."""
+    from pydrive2.files import ApiRequestError
+
+    drive = pydrive(emulator.url)
+    emulator.faults.inject("GET", r"/drive/v2/files\?", status=502, body="<html>502</html>")
+    with pytest.raises(json.JSONDecodeError):   # PyDrive2 json-decodes the HTML page
+        drive.ListFile({"q": "trashed=false"}).GetList()
+    emulator.faults.inject("GET", r"/drive/v2/files\?", status=403, reason="rateLimitExceeded")
+    with pytest.raises(ApiRequestError) as err:
+        drive.ListFile({"q": "trashed=false"}).GetList()
+    assert err.value.GetField("reason") == "rateLimitExceeded"
+    emulator.faults.chaos(rate=1.0, seed=1, kinds=("reset",))
+    with pytest.raises((ConnectionError, OSError)):
+        drive.GetAbout()
+    emulator.faults.clear()
+    assert drive.GetAbout()["kind"] == "drive#about"
+
+
+def test_corrupt_upload_is_visible_as_md5_mismatch(emulator):
+    data = os.urandom(70_000)
+    emulator.faults.corrupt_upload(times=1)
+    service = drive_service(emulator.url)
+    media = MediaIoBaseUpload(io.BytesIO(data), "application/octet-stream", resumable=True)
+    f = service.files().insert(body={"title": "c.bin"}, media_body=media).execute()
+    assert f["md5Checksum"] != hashlib.md5(data).hexdigest()
+    assert f["md5Checksum"] == hashlib.md5(emulator.read_bytes(f["id"])).hexdigest()
+    media = MediaIoBaseUpload(io.BytesIO(data), "application/octet-stream", resumable=True)
+    g = service.files().insert(body={"title": "c2.bin"}, media_body=media).execute()
+    assert g["md5Checksum"] == hashlib.md5(data).hexdigest()
+
+
+def test_empty_files_round_trip_through_pydrive2(emulator, tmp_path):
+    drive = pydrive(emulator.url)
+    f = drive.CreateFile({"title": "empty.txt"})
+    f.content = io.BytesIO(b"")
+    f.Upload()
+    assert f["fileSize"] == "0" and f["md5Checksum"] == hashlib.md5(b"").hexdigest()
+    dest = tmp_path / "empty.txt"
+    dest.write_bytes(b"stale")
+    drive.CreateFile({"id": f["id"]}).GetContentFile(str(dest))
+    assert dest.read_bytes() == b""
+
+
+def test_concurrent_clients(emulator):
+    blobs = {f"f{i}": os.urandom(300_000 + i) for i in range(6)}
+    ids = {name: emulator.add_file(f"c/{name}", data) for name, data in blobs.items()}
+    errors, results = [], {}
+
+    def worker(name):
+        try:
+            service = drive_service(emulator.url)    # one http per thread, as PyDrive2 does
+            out = io.BytesIO()
+            down = MediaIoBaseDownload(out, service.files().get_media(fileId=ids[name]), chunksize=65_536)
+            done = False
+            while not done:
+                _, done = down.next_chunk()
+            media = MediaIoBaseUpload(io.BytesIO(out.getvalue()), "application/octet-stream",
+                                      resumable=True, chunksize=256 * 1024)
+            request = service.files().insert(body={"title": name + ".copy"}, media_body=media)
+            response = None
+            while response is None:
+                _, response = request.next_chunk()
+            results[name] = response
+        except Exception as exc:  # collected and asserted in the main thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in blobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    for name, data in blobs.items():
+        assert results[name]["md5Checksum"] == hashlib.md5(data).hexdigest()
+        assert emulator.read_bytes(results[name]["id"]) == data
+
+
+def test_request_log_records_what_clients_rely_on(emulator):
+    fid = emulator.add_file("l.bin", b"0123456789")
+    service = drive_service(emulator.url, token="secret-token")
+    emulator.clear_requests()
+    out = io.BytesIO()
+    MediaIoBaseDownload(out, service.files().get_media(fileId=fid), chunksize=4).next_chunk()
+    emulator.faults.inject("GET", "/about", status=500)
+    with pytest.raises(HttpError):
+        service.about().get().execute()
+    first, second = emulator.requests
+    assert (first.method, first.path, first.status) == ("GET", f"/drive/v2/files/{fid}", 206)
+    assert first.query["alt"] == "media" and first.headers["Range"] == "bytes=0-3"
+    assert first.bytes_out == 4 and first.bytes_in == 0 and first.time > 0
+    assert first.headers["Authorization"] == "Bearer <redacted>"
+    assert "secret-token" not in repr(emulator.requests)
+    assert (second.path, second.status) == ("/drive/v2/about", 500)
