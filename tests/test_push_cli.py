@@ -1,0 +1,111 @@
+"""The push and mirror commands: exit codes, messages, and the SIGTERM flush."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from drivestage.cli import cli
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch, drive_env):
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.01")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_CAP", "0.05")
+    return {**drive_env, "DRIVESTAGE_STATE_DIR": str(tmp_path / "state"),
+            "DRIVESTAGE_RETRY_BASE": "0.01"}
+
+
+def _logs(tmp_path, epochs=(1, 2, 3)):
+    src = tmp_path / "logs"
+    src.mkdir(exist_ok=True)
+    for e in epochs:
+        (src / f"epoch_{e:03d}.pt").write_bytes(os.urandom(5000))
+        (src / f"epoch_{e:03d}.pt.json").write_text(json.dumps({"epoch": e,
+                                                                "metrics": {"map50": e / 10}}))
+    (src / "results.csv").write_text("epoch\n1\n")
+    return str(src)
+
+
+def _live(emu):
+    return sorted(f["title"] for f in emu.files()
+                  if not f["labels"]["trashed"] and not f["mimeType"].endswith(".folder"))
+
+
+def test_push_then_push_again(emulator, env, tmp_path):
+    src = _logs(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["push", src, "drive:Models/logs", "--keep-last", "2"])
+    assert result.exit_code == 0, result.output
+    assert "5 uploaded" in result.stderr and "2 not sent (the policy deletes them)" in result.stderr
+    assert _live(emulator) == ["epoch_002.pt", "epoch_002.pt.json", "epoch_003.pt",
+                               "epoch_003.pt.json", "results.csv"]
+    result = runner.invoke(cli, ["push", src, "drive:Models/logs", "--keep-last", "2"])
+    assert result.exit_code == 0
+    assert "0 uploaded (0 B), 5 unchanged" in result.stderr
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--chunk-size", "1000"], 2, "not a multiple of 256KiB"),
+    (["--chunk-size", "lots"], 2, "is not a size"),
+    (["--keep-every", "2", "--pattern", r"ckpt(\d+)"], 2, "has no (?P<epoch>...) group"),
+])
+def test_push_usage_errors(emulator, env, tmp_path, args, code, message):
+    src = _logs(tmp_path)
+    result = CliRunner().invoke(cli, ["push", src, "drive:Models/logs", *args])
+    assert result.exit_code == code, result.output
+    assert message in result.stderr
+    assert _live(emulator) == []
+
+
+def test_push_missing_source(emulator, env, tmp_path):
+    result = CliRunner().invoke(cli, ["push", str(tmp_path / "nope"), "drive:Models/logs"])
+    assert result.exit_code == 1
+    assert "Error: " in result.stderr and "not a local folder" in result.stderr
+
+
+def test_push_quota_error_is_one_line_with_the_numbers(env, tmp_path, monkeypatch):
+    try:
+        from drivestage.emulator import Emulator
+    except ImportError:  # pragma: no cover
+        from drivestage.emulator.server import Emulator
+    with Emulator(data_dir=str(tmp_path / "q"), quota_bytes=10_000) as emu:
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", emu.url)
+        src = _logs(tmp_path)
+        result = CliRunner().invoke(cli, ["push", src, "drive:Models/logs"])
+        assert result.exit_code == 1
+        err = result.stderr.strip().splitlines()[-1]
+        assert err.startswith("Error: Not enough Drive storage") and "needed" in err \
+            and "free 9.8 KiB" in err
+        assert _live(emu) == []
+
+
+def test_mirror_flushes_on_sigterm_and_exits_0(emulator, env, tmp_path):
+    src = _logs(tmp_path, epochs=(1,))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drivestage", "mirror", src, "drive:Models/logs", "--every",
+         "3600", "--keep-last", "1"],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while "epoch_001.pt.json" not in _live(emulator):   # the first push, right away
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        (tmp_path / "logs" / "epoch_002.pt").write_bytes(b"new weights")
+        (tmp_path / "logs" / "epoch_002.pt.json").write_text(json.dumps({"epoch": 2}))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "pushing once more" in err
+    assert _live(emulator) == ["epoch_002.pt", "epoch_002.pt.json", "results.csv"]
