@@ -2,7 +2,8 @@
 latency, bandwidth throttling, corrupted bytes and random chaos.
 
 Rules match a request by HTTP method and a regular expression searched in the
-request target (path plus query string, e.g. ``alt=media``). The server asks
+raw request target (path plus the still URL-encoded query string, so
+``r"alt=media"`` or ``r"/upload/"`` work). The server asks
 :meth:`Faults.plan` once per API request (never for ``/_emulator/``) and gets
 back what to do. Everything is thread-safe and deterministic for a given
 chaos seed and request order.
@@ -109,9 +110,9 @@ class Faults:
 
     # ------------------------------------------------------------- public API
     def inject(self, method: Optional[str] = None, path: Optional[str] = None, status: int = 503,
-               reason: Optional[str] = None, message: Optional[str] = None,
-               body: Optional[str | bytes] = None, retry_after: Optional[float] = None,
-               headers: Optional[dict] = None, times: Optional[int] = 1,
+               reason: Optional[str] = None, body: Optional[str | bytes] = None,
+               retry_after: Optional[float] = None, headers: Optional[dict] = None,
+               times: Optional[int] = 1, *, message: Optional[str] = None,
                content_type: Optional[str] = None) -> Rule:
         """Answer the next ``times`` matching requests with ``status``.
 

@@ -823,18 +823,25 @@ class _Handler(BaseHTTPRequestHandler):
         return None, drive_id, 0
 
     def _finish(self, existing: Optional[dict], meta: dict, blob: str, size: int, md5: str,
-                content_type: Optional[str], drive_id: Optional[str]) -> dict:
-        """Turn a complete temp file into a Drive file (new, or new content for ``existing``)."""
+                content_type: Optional[str], drive_id: Optional[str], *, keep_on_error: bool = False) -> dict:
+        """Turn a complete temp file into a Drive file (new, or new content for ``existing``).
+
+        ``keep_on_error`` leaves a resumable session's bytes in place when it is refused
+        (e.g. quota), so the same session can complete once space has been freed."""
+        ok = False
         try:
             self._check_can_store(drive_id, size, replacing=existing["size"] or 0 if existing else 0)
             if existing is not None:
-                return self.store.replace_content(existing["id"], blob, size, md5, meta)
-            parents = [p["id"] if isinstance(p, dict) else p for p in meta.get("parents") or []]
-            mime = meta.get("mimeType") or content_type or "application/octet-stream"
-            return self.store.create(meta.get("title") or "Untitled", mime, parents, blob=blob,
-                                     size=size, md5=md5, meta=meta)
+                rec = self.store.replace_content(existing["id"], blob, size, md5, meta)
+            else:
+                parents = [p["id"] if isinstance(p, dict) else p for p in meta.get("parents") or []]
+                mime = meta.get("mimeType") or content_type or "application/octet-stream"
+                rec = self.store.create(meta.get("title") or "Untitled", mime, parents, blob=blob,
+                                        size=size, md5=md5, meta=meta)
+            ok = True
+            return rec
         finally:
-            if os.path.exists(blob):
+            if (ok or not keep_on_error) and os.path.exists(blob):
                 os.unlink(blob)
 
     def _simple_upload(self, file_id: Optional[str], multipart: bool) -> None:
@@ -1018,7 +1025,7 @@ class _Handler(BaseHTTPRequestHandler):
             if existing is None:
                 raise not_found(sess["file_id"])
         rec = self._finish(existing, sess["meta"], path, sess["received"], md5.hexdigest(),
-                           sess.get("content_type"), sess["drive_id"])
+                           sess.get("content_type"), sess["drive_id"], keep_on_error=True)
         sess["done_file_id"] = rec["id"]
         sess["_md5"] = None
         self.store.save_session(sess)
