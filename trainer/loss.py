@@ -120,7 +120,7 @@ class YoloLoss(nn.Module):
         anchors = self.anchors.to(wh)
         inter = torch.min(wh[:, None], anchors[None]).prod(-1)
         iou = inter / (wh.prod(-1)[:, None] + anchors.prod(-1)[None] - inter + 1e-9)
-        iou = iou.masked_fill(~self.used_anchors[None], -1.0)
+        iou = iou.masked_fill(~self.used_anchors.to(wh.device)[None], -1.0)
         return iou.argmax(dim=1)
 
     def assign(
@@ -169,7 +169,8 @@ class YoloLoss(nn.Module):
             # fp32 for the loss even under autocast: BCE and exp overflow in bf16/fp16.
             pred = out.float().view(batch, n_a, 5 + self.num_classes, h, w).permute(0, 1, 3, 4, 2)
             stride_h, stride_w = input_hw[0] / h, input_hw[1] / w
-            anchors = self.anchors[mask] / self.anchors.new_tensor([stride_w, stride_h])
+            # .to(): works even when the caller never moved the loss module to the GPU.
+            anchors = self.anchors.to(device)[mask] / torch.tensor([stride_w, stride_h], device=device)
             grid_scale = targets.new_tensor([w, h, w, h])
 
             t_idx, k, gi, gj = self.assign(targets, best, l, batch, (h, w))
