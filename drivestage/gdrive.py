@@ -202,8 +202,11 @@ class DriveStore:
 
     def stat(self, entry: RemoteEntry) -> RemoteEntry:
         """Fresh metadata for ``entry`` (one files.get)."""
-        res = self._get(entry.id, self.describe(entry))
-        return self._remember(self.entry_from_resource(res), self.describe(entry))
+        where = self.describe(entry)
+        res = self._get(entry.id, where)
+        if (res.get("labels") or {}).get("trashed"):
+            raise NotFoundError(f"{where} is in the trash; restore it first")
+        return self._remember(self.entry_from_resource(res), where)
 
     def stat_resource(self, file_id: str) -> dict:
         """The raw File resource (labels, parents, mimeType...) in one call."""
@@ -215,10 +218,22 @@ class DriveStore:
             q += f" and title='{_escape(name)}'"
         params = dict(self._list_params(), q=q)
 
-        def fetch() -> list[dict]:
-            return [dict(f) for f in self.drive.ListFile(params).GetList()]
+        # PyDrive2's GetList() stops after one page when maxResults is set; walk the pages
+        # ourselves, retrying each page on its own.
+        listing = self.drive.ListFile(params)
 
-        items = self.call(f"list {where}", fetch)
+        def page() -> Optional[list]:
+            try:
+                return next(listing)
+            except StopIteration:
+                return None
+
+        items: list[dict] = []
+        while True:
+            got = self.call(f"list {where}", page)
+            if got is None:
+                break
+            items.extend(dict(f) for f in got)
         if name is not None:  # Drive's title match ignores case: keep exact names only
             items = [it for it in items if it.get("title") == name]
         return [it for it in items if not (it.get("labels") or {}).get("trashed")]

@@ -1,4 +1,174 @@
-"""CLI commands: pull (registered on the drivestage group)."""
+"""CLI commands: ``pull``, ``ls``, ``quota`` and ``auth login`` (registered on the drivestage group).
+
+Thin over :mod:`drivestage.stage`, :mod:`drivestage.gdrive` and :mod:`drivestage.auth`;
+errors become one ``Error: ...`` line in :mod:`drivestage.cli`.
+"""
 from __future__ import annotations
 
-from drivestage.cli import cli  # noqa: F401
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
+
+import click
+
+from drivestage.cli import cli
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+
+
+def parse_size(text: str) -> int:
+    """``500M``, ``2G``, ``1.5GiB``, ``1024`` -> bytes (powers of 1024)."""
+    m = _SIZE_RE.match(str(text))
+    if not m:
+        raise click.BadParameter(f"{text!r} is not a size (e.g. 500M, 2G, 1048576)")
+    scale = 1024 ** "bkmgt".index((m.group(2) or "b").lower())
+    return int(float(m.group(1)) * scale)
+
+
+class _Size(click.ParamType):
+    name = "SIZE"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except click.BadParameter as exc:
+            self.fail(str(exc.message), param, ctx)
+
+
+def drive_options(fn: Callable) -> Callable:
+    """``--api-root`` and ``--credentials``, shared by every command that talks to Drive."""
+    fn = click.option("--credentials", metavar="FILE", envvar=None,
+                      help="A service-account JSON key, or a token saved by "
+                           "`drivestage auth login`.")(fn)
+    fn = click.option("--api-root", metavar="URL", envvar="DRIVESTAGE_API_ROOT",
+                      help="Talk to this Drive API endpoint instead of Google's (e.g. "
+                           "`drivestage emulator`); env DRIVESTAGE_API_ROOT.")(fn)
+    return fn
+
+
+PULL_EPILOG = """\b
+Examples:
+  drivestage pull drive:VOC_datasets/VOC07+12+test.zip ./data --extract
+  drivestage pull drive:id:1AbCdEf ./data --json
+  drivestage pull drive:shared/Team/weights/yolov4_tiny.pth ./model_data
+
+\b
+SRC is drive:a/b/c.zip (My Drive), drive:id:<FILE_ID> or drive:shared/<drive>/a/b; a plain
+path reads from a local folder (e.g. a Drive mount). The file lands in DEST/<name>; a rerun
+on an intact staged copy does nothing. Exit codes: 0 success, 1 error, 2 usage error.
+"""
+
+
+@cli.command(epilog=PULL_EPILOG)
+@click.argument("src")
+@click.argument("dest", type=click.Path(file_okay=False))
+@click.option("-x", "--extract", is_flag=True,
+              help="Extract the zip / tar / tar.gz into DEST after verifying it.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None,
+              help="Parallel ranged download streams (default 4).")
+@click.option("-f", "--force", is_flag=True, help="Stage again even if already staged.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+@click.option("--reserve", type=_Size(), default="0",
+              help="Keep this much local disk free (e.g. 5G); checked before downloading "
+                   "and before extracting.")
+@click.option("--chunk-size", type=_Size(), default=None, hidden=True,
+              help="Bytes per ranged request (default 8M).")
+@drive_options
+def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, quiet: bool,
+         as_json: bool, reserve: int, chunk_size: Optional[int], api_root: Optional[str],
+         credentials: Optional[str]) -> None:
+    """Download SRC from Drive into folder DEST: resumable, parallel, md5-verified."""
+    from drivestage.stage import human, pull as do_pull
+
+    result = do_pull(src, dest, extract=extract, jobs=jobs, force=force, quiet=quiet,
+                     api_root=api_root, credentials=credentials, reserve=reserve,
+                     chunk_size=chunk_size)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=1))
+    else:
+        click.echo(result.path)
+    if not quiet:
+        what = {"cached": "already staged", "verified": "already there, md5 verified",
+                "extract": "extracted", "resume": "resumed and verified",
+                "update": "updated and verified", "download": "downloaded and verified"}
+        extra = f", {result.members} members extracted" if result.extracted else ""
+        click.echo(f"{result.src} -> {result.path}: {what.get(result.action, result.action)} "
+                   f"({human(result.size)}, md5 {result.md5}{extra}, {result.seconds:.1f}s)",
+                   err=True)
+
+
+def _iso(ts: float) -> str:
+    if not ts:
+        return ""
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@cli.command(name="ls")
+@click.argument("path", default="drive:")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@drive_options
+def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[str]) -> None:
+    """List a Drive folder (or show one file): name, size, md5, modified (UTC)."""
+    from drivestage.remote import open_store
+
+    store, rel = open_store(path, api_root=api_root, credentials=credentials)
+    entry = store.resolve(rel)
+    entries = sorted(store.list(entry), key=lambda e: (not e.is_dir, e.name)) \
+        if entry.is_dir else [entry]
+    if as_json:
+        click.echo(json.dumps([{"name": e.name, "id": e.id, "is_dir": e.is_dir,
+                                "size": e.size, "md5": e.md5, "modified": _iso(e.modified)}
+                               for e in entries], indent=1))
+        return
+    for e in entries:
+        name = e.name + ("/" if e.is_dir else "")
+        size = "-" if e.is_dir else str(e.size)
+        click.echo(f"{size:>14}  {e.md5 or '-':32}  {_iso(e.modified):20}  {name}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
+@drive_options
+def quota(as_json: bool, api_root: Optional[str], credentials: Optional[str]) -> None:
+    """Show the Drive storage quota: used / total / trash (the trash counts toward it)."""
+    from drivestage.gdrive import connect
+    from drivestage.stage import human
+
+    q = connect(api_root=api_root, credentials=credentials).quota()
+    if as_json:
+        click.echo(json.dumps({"used": q.used, "total": q.total, "trash": q.trash,
+                               "free": q.free}))
+        return
+    total = human(q.total) if q.total is not None else "unlimited"
+    pct = f" ({100 * q.used / q.total:.0f}%)" if q.total else ""
+    free = f", {human(q.free)} free" if q.free is not None else ""
+    click.echo(f"used {human(q.used)} of {total}{pct}, {human(q.trash)} in the trash{free}")
+
+
+@cli.group(name="auth")
+def auth_group() -> None:
+    """Log in to Google Drive."""
+
+
+@auth_group.command(name="login")
+@click.option("--client-secrets", required=True, metavar="FILE",
+              help="The OAuth client secret JSON (Google Cloud console, type Desktop app).")
+@click.option("--token-file", metavar="PATH", default=None,
+              help="Where to save the token (default ~/.config/drivestage/token.json, "
+                   "or $DRIVESTAGE_TOKEN_FILE).")
+def login(client_secrets: str, token_file: Optional[str]) -> None:
+    """Console login for machines without a browser; the token is saved with mode 0600."""
+    from drivestage import auth
+
+    def ask(prompt: str) -> str:
+        return click.prompt(prompt.rstrip(": "), err=True)
+
+    auth.login(client_secrets, token_file=token_file, ask=ask,
+               say=lambda text: click.echo(text, err=True))
+
+
+__all__ = ["pull", "ls", "quota", "auth_group", "drive_options", "parse_size"]

@@ -1,0 +1,199 @@
+"""DriveStore on the real PyDrive2 + googleapiclient + httplib2 stack against the emulator."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+
+import pytest
+
+from drivestage import errors
+from drivestage.emulator import Emulator
+from drivestage.gdrive import DriveStore, connect
+from drivestage.remote import open_store
+from drivestage.store import RemoteEntry, RemoteStore
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.001")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_JITTER", "0")
+
+
+@pytest.fixture
+def store(drive_env) -> DriveStore:
+    return connect()
+
+
+def _gets(emu, fragment=""):
+    return [r for r in emu.requests if r.method == "GET" and fragment in r.path]
+
+
+def test_connect_needs_no_network_and_points_everything_at_the_emulator(emulator, drive_env):
+    emulator.clear_requests()
+    store = connect()
+    assert emulator.requests == []
+    assert isinstance(store, RemoteStore)
+    assert store.service._rootDesc["rootUrl"] == emulator.url
+    assert store.service._baseUrl.startswith(emulator.url)
+
+
+def test_resolve_paths_ids_and_exact_case(emulator, store):
+    fid = emulator.add_file("Data/VOC/a.zip", b"abc")
+    emulator.add_file("Data/voc/b.zip", b"other")
+    folder = emulator.find("Data/VOC")["id"]
+    e = store.resolve("Data/VOC/a.zip")
+    assert (e.id, e.name, e.size, e.is_dir) == (fid, "a.zip", 3, False)
+    assert e.md5 == hashlib.md5(b"abc").hexdigest() and e.parent_id == folder
+    assert store.describe(e) == "drive:Data/VOC/a.zip"
+    assert store.resolve("Data/voc/b.zip").size == 5
+    assert store.resolve(f"id:{fid}").id == fid
+    assert store.resolve(f"id:{folder}/a.zip").id == fid
+    with pytest.raises(errors.NotFoundError, match=r"drive:Data/Voc not found .*'Voc'.*"
+                                                    r"case-sensitive"):
+        store.resolve("Data/Voc/a.zip")
+    with pytest.raises(errors.NotFoundError, match="is a file, not a folder"):
+        store.resolve("Data/VOC/a.zip/x")
+    with pytest.raises(errors.NotFoundError):
+        store.resolve("id:doesnotexist123")
+
+
+def test_duplicate_names_name_the_colliding_ids(emulator, store):
+    a = emulator.add_file("w/best.pth", b"1")
+    b = emulator.add_file("w/best.pth", b"2")
+    with pytest.raises(errors.DuplicateNameError) as info:
+        store.resolve("w/best.pth")
+    assert set(info.value.ids) == {a, b}
+    assert a in str(info.value) and b in str(info.value)
+    assert "drive:id:" in str(info.value)
+
+
+def test_folder_ids_are_cached_per_run(emulator, store):
+    emulator.add_file("a/b/c/1.bin", b"1")
+    emulator.add_file("a/b/c/2.bin", b"2")
+    store.resolve("a/b/c/1.bin")
+    emulator.clear_requests()
+    store.resolve("a/b/c/2.bin")
+    lists = _gets(emulator, "/drive/v2/files")
+    assert len(lists) == 1 and "title='2.bin'" in lists[0].query["q"]
+
+
+def test_list_all_pages_without_trashed(emulator, store, monkeypatch):
+    for i in range(5):
+        emulator.add_file(f"many/f{i}.txt", b"x" * i)
+    gone = emulator.add_file("many/old.txt", b"old")
+    store.delete(RemoteEntry(id=gone, name="old.txt", is_dir=False), trash=True)
+    monkeypatch.setattr(DriveStore, "_list_params",
+                        lambda self: {"maxResults": 2, "supportsAllDrives": True,
+                                      "includeItemsFromAllDrives": True})
+    emulator.clear_requests()
+    names = sorted(e.name for e in store.list(store.resolve("many")))
+    assert names == [f"f{i}.txt" for i in range(5)]
+    assert len(_gets(emulator, "/drive/v2/files")) >= 3  # paged
+
+
+def test_make_folders_is_idempotent_even_when_the_answer_is_lost(emulator, store):
+    top = store.make_folders("Models/yolo/logs")
+    assert store.make_folders("Models/yolo/logs").id == top.id
+    # The server creates the folder, then the connection drops before the answer arrives:
+    # the retry must find it instead of creating a twin.
+    emulator.faults.drop(method="POST", path=r"/drive/v2/files", after_bytes=0, times=1)
+    fresh = connect(api_root=emulator.url, token="test-token")
+    made = fresh.make_folders("Models/yolo/runs")
+    twins = [f for f in emulator.files() if f["title"] == "runs"]
+    assert [f["id"] for f in twins] == [made.id]
+    with pytest.raises(errors.UsageError, match="is a file"):
+        emulator.add_file("Models/afile", b"x")
+        fresh.make_folders("Models/afile/sub")
+
+
+def test_delete_and_trash(emulator, store):
+    fid = emulator.add_file("d/x.bin", b"x")
+    entry = store.resolve("d/x.bin")
+    store.delete(entry, trash=True)
+    assert [f["labels"]["trashed"] for f in emulator.files() if f["id"] == fid] == [True]
+    with pytest.raises(errors.NotFoundError, match="trash"):
+        store.stat(entry)
+    store.delete(entry)
+    assert not [f for f in emulator.files() if f["id"] == fid]
+
+
+def test_quota_numbers(tmp_path, monkeypatch):
+    with Emulator(data_dir=str(tmp_path / "d"), quota_bytes=10_000, token="t") as emu:
+        emu.add_file("a.bin", b"x" * 1000)
+        q = connect(api_root=emu.url, token="t").quota()
+        assert (q.total, q.used, q.trash, q.free) == (10_000, 1000, 0, 9000)
+
+
+def test_shared_drives(emulator, drive_env):
+    team = emulator.add_shared_drive("Team Data")
+    fid = emulator.add_file("VOC/x.bin", b"shared bytes", drive_id=team)
+    store, rel = open_store("drive:shared/Team Data/VOC/x.bin")
+    assert rel == "VOC/x.bin" and store.drive_id == team
+    entry = store.resolve(rel)
+    assert entry.id == fid and store.describe(entry) == "drive:shared/Team Data/VOC/x.bin"
+    assert b"".join(store.read_range(entry, 0, entry.size)) == b"shared bytes"
+    lists = [r for r in emulator.requests if r.path == "/drive/v2/files"]
+    assert lists[-1].query.get("driveId") == team
+    with pytest.raises(errors.NotFoundError, match="no shared drive named 'team data'.*"
+                                                    "'Team Data'"):
+        open_store("drive:shared/team data/VOC/x.bin")
+
+
+def test_read_range_in_chunks(emulator, store):
+    data = os.urandom(100_003)
+    fid = emulator.add_file("r.bin", data)
+    entry = store.resolve("r.bin")
+    emulator.clear_requests()
+    pieces = list(store.read_range(entry, 10, 100_003, chunk_size=30_000))
+    assert b"".join(pieces) == data[10:]
+    assert [len(p) for p in pieces] == [30_000, 30_000, 30_000, 9_993]
+    ranges = [r.headers.get("Range") for r in _gets(emulator, fid)]
+    assert ranges == ["bytes=10-30009", "bytes=30010-60009", "bytes=60010-90009",
+                      "bytes=90010-100002"]
+
+
+@pytest.mark.parametrize("fault", ["502-html", "reset", "403-rate", "429"])
+def test_metadata_calls_survive_transient_faults(emulator, store, caplog, fault):
+    emulator.add_file("m/x.bin", b"x")
+    if fault == "502-html":
+        emulator.faults.inject("GET", r"/drive/v2/files\?", status=502,
+                               body="<html><b>502.</b> That's an error.</html>",
+                               content_type="text/html")
+    elif fault == "reset":
+        emulator.faults.drop("GET", r"/drive/v2/files\?", after_bytes=10)
+    elif fault == "403-rate":
+        emulator.faults.inject("GET", r"/drive/v2/files\?", status=403,
+                               reason="userRateLimitExceeded")
+    else:
+        emulator.faults.inject("GET", r"/drive/v2/about", status=429)
+    with caplog.at_level(logging.WARNING, logger="drivestage.retry"):
+        if fault == "429":
+            assert store.quota().used == 1
+        else:
+            assert store.resolve("m/x.bin").size == 1
+    assert any("retry 1/" in r.getMessage() for r in caplog.records)
+
+
+def test_permanent_faults_are_typed(emulator, store):
+    fid = emulator.add_file("p/x.bin", b"x")
+    emulator.faults.inject("GET", rf"/files/{fid}", status=403,
+                           reason="insufficientFilePermissions",
+                           message="The user does not have sufficient permissions for this "
+                                   "file.")
+    with pytest.raises(errors.PermissionDeniedError, match="sufficient permissions"):
+        store.stat(RemoteEntry(id=fid, name="x.bin", is_dir=False))
+    emulator.faults.inject("GET", r"/drive/v2/about", status=500, times=None)
+    with pytest.raises(errors.RemoteError, match="still failing after 8 attempts"):
+        store.quota()
+
+
+def test_wrong_token_is_an_auth_error(tmp_path):
+    with Emulator(data_dir=str(tmp_path / "d"), token="right") as emu:
+        with pytest.raises(errors.AuthError, match="401"):
+            connect(api_root=emu.url, token="wrong").quota()
+
+
+def test_bad_api_root_is_a_usage_error():
+    with pytest.raises(errors.UsageError, match="not an http"):
+        connect(api_root="127.0.0.1:80", token="t")
