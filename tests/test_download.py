@@ -1,0 +1,185 @@
+"""download.py: ranged, parallel, resumable, md5-verified; partial files beside the target."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+
+import pytest
+
+from drivestage import download as dl
+from drivestage.errors import ChecksumMismatchError, RemoteError
+from drivestage.gdrive import connect
+
+CHUNK = 64 * 1024
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.001")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_JITTER", "0")
+
+
+@pytest.fixture
+def store(drive_env):
+    return connect()
+
+
+@pytest.fixture
+def out(tmp_path):
+    """Where downloads land (tmp_path itself also holds the emulator's data)."""
+    path = tmp_path / "out"
+    path.mkdir()
+    return path
+
+
+def _media(emu, fid, count=0):
+    """The media GETs of ``fid`` in the emulator's log, once at least ``count`` are there.
+
+    The emulator appends a record after the response has gone out, so the client can finish
+    first; wait (bounded) for the records we know must come instead of racing them."""
+    deadline = time.monotonic() + 5
+    while True:
+        got = [r for r in emu.requests if r.method == "GET" and r.path.endswith(fid)
+               and r.query.get("alt") == "media"]
+        if len(got) >= count or time.monotonic() > deadline:
+            return got
+        time.sleep(0.005)
+
+
+def _ranges(emu, fid, count=0):
+    out = []
+    for r in _media(emu, fid, count):
+        a, b = r.headers["Range"].split("=")[1].split("-")
+        out.append((int(a), int(b) + 1))
+    return out
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK - 1, CHUNK, 3 * CHUNK + 7, 10 * CHUNK + 1])
+def test_sizes_bytes_and_md5(emulator, store, out, size):
+    data = os.urandom(size)
+    fid = emulator.add_file(f"s/{size}.bin", data)
+    entry = store.resolve(f"s/{size}.bin")
+    target = str(out / "out.bin")
+    emulator.clear_requests()
+    res = dl.download(store, entry, target, jobs=3, chunk_size=CHUNK)
+    assert open(target, "rb").read() == data
+    assert res.md5 == hashlib.md5(data).hexdigest() == entry.md5
+    assert (res.size, res.fetched, res.resumed_from) == (size, size, 0)
+    assert os.listdir(out) == ["out.bin"]  # no partial left behind
+    # Every byte requested exactly once, in chunk-sized ranges.
+    expected = [(a, min(a + CHUNK, size)) for a in range(0, size, CHUNK)]
+    assert sorted(_ranges(emulator, fid, len(expected))) == expected
+
+
+def test_partial_lives_beside_the_target_keyed_by_id_and_md5(tmp_path):
+    from drivestage.store import RemoteEntry
+
+    a = RemoteEntry(id="X", name="a.zip", is_dir=False, size=5, md5="m1")
+    b = RemoteEntry(id="X", name="a.zip", is_dir=False, size=5, md5="m2")
+    target = str(tmp_path / "a.zip")
+    pa, pb = dl.partial_path(target, a), dl.partial_path(target, b)
+    assert os.path.dirname(pa) == str(tmp_path) and pa != pb
+    assert os.path.basename(pa).startswith(".a.zip.") and pa.endswith(".partial")
+    for p in (pa, pb, str(tmp_path / ".a.zip.x.partial"), str(tmp_path / ".a.zip.b.zip.1234567890abcdef.partial")):
+        open(p, "wb").close()
+    assert dl.stale_partials(target, keep=pa) == [pb]
+
+
+def test_resume_continues_from_the_partial(emulator, store, out):
+    data = os.urandom(5 * CHUNK + 123)
+    fid = emulator.add_file("r.bin", data)
+    entry = store.resolve("r.bin")
+    target = str(out / "r.bin")
+    have = 2 * CHUNK + 5
+    with open(dl.partial_path(target, entry), "wb") as fh:
+        fh.write(data[:have])
+    emulator.clear_requests()
+    res = dl.download(store, entry, target, jobs=2, chunk_size=CHUNK)
+    assert open(target, "rb").read() == data
+    assert (res.resumed_from, res.fetched) == (have, len(data) - have)
+    assert min(a for a, _ in _ranges(emulator, fid, 3)) == have
+
+
+def test_partial_of_another_version_is_discarded(emulator, store, out):
+    data = os.urandom(3 * CHUNK)
+    emulator.add_file("v.bin", data)
+    entry = store.resolve("v.bin")
+    target = str(out / "v.bin")
+    from dataclasses import replace
+
+    old = replace(entry, md5="0" * 32)
+    with open(dl.partial_path(target, old), "wb") as fh:
+        fh.write(b"old bytes")
+    res = dl.download(store, entry, target, chunk_size=CHUNK)
+    assert res.resumed_from == 0 and open(target, "rb").read() == data
+    assert os.listdir(out) == ["v.bin"]
+
+
+def test_a_bad_resumed_prefix_restarts_once_from_zero(emulator, store, out, caplog):
+    data = os.urandom(3 * CHUNK)
+    emulator.add_file("p.bin", data)
+    entry = store.resolve("p.bin")
+    target = str(out / "p.bin")
+    with open(dl.partial_path(target, entry), "wb") as fh:
+        fh.write(b"\0" * CHUNK)  # wrong bytes (e.g. a power loss)
+    with caplog.at_level(logging.WARNING, logger="drivestage.download"):
+        res = dl.download(store, entry, target, chunk_size=CHUNK)
+    assert res.restarted and open(target, "rb").read() == data
+    assert "checksum mismatch" in caplog.text and "starting again from zero" in caplog.text
+
+
+def test_corrupted_bytes_fail_with_expected_and_got_and_leave_nothing(emulator, store,
+                                                                       out):
+    data = os.urandom(2 * CHUNK + 9)
+    fid = emulator.add_file("c.bin", data)
+    entry = store.resolve("c.bin")
+    emulator.faults.corrupt(fid)
+    target = str(out / "c.bin")
+    with pytest.raises(ChecksumMismatchError) as info:
+        dl.download(store, entry, target, chunk_size=CHUNK)
+    assert info.value.expected == entry.md5 and info.value.got != entry.md5
+    assert entry.md5 in str(info.value) and "Deleted the download" in str(info.value)
+    assert os.listdir(out) == []
+    # Two full attempts were made (the first mismatch retries once from zero).
+    assert sum(b - a for a, b in _ranges(emulator, fid, 6)) == 2 * len(data)
+
+
+def test_corruption_once_is_healed_by_the_restart(emulator, store, out):
+    data = os.urandom(CHUNK + 1)
+    fid = emulator.add_file("c1.bin", data)
+    entry = store.resolve("c1.bin")
+    emulator.faults.corrupt(fid, times=1)
+    res = dl.download(store, entry, str(out / "c1.bin"), chunk_size=CHUNK)
+    assert res.restarted and open(out / "c1.bin", "rb").read() == data
+
+
+def test_a_failure_keeps_the_partial_for_the_next_run(emulator, store, out, monkeypatch):
+    data = os.urandom(6 * CHUNK)
+    emulator.add_file("f.bin", data)
+    entry = store.resolve("f.bin")
+    target = str(out / "f.bin")
+    partial = dl.partial_path(target, entry)
+    with open(partial, "wb") as fh:
+        fh.write(data[:2 * CHUNK])
+    emulator.faults.inject("GET", r"alt=media", status=500, times=None)
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "2")
+    with pytest.raises(RemoteError, match="still failing after 2 attempts"):
+        dl.download(store, entry, target, jobs=2, chunk_size=CHUNK)
+    assert not os.path.exists(target)
+    assert os.path.getsize(partial) == 2 * CHUNK  # kept, still a correct prefix
+    emulator.faults.clear()
+    res = dl.download(store, entry, target, jobs=2, chunk_size=CHUNK)
+    assert open(target, "rb").read() == data
+    assert (res.resumed_from, res.fetched) == (2 * CHUNK, 4 * CHUNK)
+
+
+def test_verify_file(tmp_path):
+    p = tmp_path / "x"
+    p.write_bytes(b"hello")
+    md5 = hashlib.md5(b"hello").hexdigest()
+    assert dl.verify_file(str(p), md5, 5) is None
+    assert dl.verify_file(str(p), md5, 6) == "5 bytes instead of 6"
+    assert "instead of" in dl.verify_file(str(p), "0" * 32, 5)
+    assert dl.verify_file(str(tmp_path / "nope"), md5, 5) == "missing"
