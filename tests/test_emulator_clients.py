@@ -161,3 +161,23 @@ def test_pydrive2_fsspec_on_a_shared_drive(tmp_path):
         fs.put_file(str(local), f"{drive_id}/runs/a.bin")
         assert fs.ls(f"{drive_id}/runs") == [f"{drive_id}/runs/a.bin"]
         assert emu.find("runs/a.bin", drive_id=drive_id)["driveId"] == drive_id
+
+
+def test_upload_completed_but_response_lost(emulator, payload):
+    """The final chunk lands but its answer is cut: re-sending gets the finished file, once."""
+    path, data = payload
+    service = drive_service(emulator.url)
+    media = MediaFileUpload(str(path), resumable=True, chunksize=4 * KIB256)
+    request = service.files().insert(body={"title": "lost.bin"}, media_body=media)
+    emulator.faults.drop("PUT", r"upload_id=", after_bytes=0, direction="response")
+    with pytest.raises((ConnectionError, OSError)):
+        request.next_chunk()
+    response = None
+    for _ in range(3):   # httplib2 may reuse the reset connection once more (a client quirk)
+        try:
+            _, response = request.next_chunk()
+            break
+        except (ConnectionError, OSError):
+            continue
+    assert response["md5Checksum"] == hashlib.md5(data).hexdigest()
+    assert [f["title"] for f in emulator.files()] == ["lost.bin"]

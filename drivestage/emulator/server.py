@@ -18,7 +18,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 CHUNK_GRANULARITY = 256 * 1024      # Drive keeps resumable bytes in multiples of this
 _IO_CHUNK = 1 << 20
+REQUEST_LOG_LIMIT = 100_000     # newest records kept in emu.requests
 _MAX_JSON_BODY = 1 << 20
 _LOGGED_HEADERS = ("Range", "Content-Range", "Content-Length", "Content-Type", "Authorization",
                    "X-Upload-Content-Length", "X-Upload-Content-Type")
@@ -1119,7 +1120,8 @@ class Emulator:
         self.faults = Faults()
         self.service_account = service_account
         self._sa_tokens: set[str] = set()
-        self._requests: list[RequestRecord] = []
+        # Bounded so a long-running emulator does not grow without limit.
+        self._requests: deque[RequestRecord] = deque(maxlen=REQUEST_LOG_LIMIT)
         self._requests_lock = threading.Lock()
         self._session_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._locks_lock = threading.Lock()
