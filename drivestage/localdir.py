@@ -1,0 +1,353 @@
+"""A :class:`~drivestage.store.RemoteStore` on a plain directory.
+
+For a Colab Drive FUSE mount (``/content/drive/MyDrive``), a NAS or a second
+disk: ``drivestage push logs/ /content/drive/MyDrive/logs`` uses this store.
+
+Choices (the shared contract in ``tests/store_contract.py`` checks them):
+
+* Ids are root-relative ``/``-separated paths; the root's id is ``""``.
+  ``resolve("id:a/b")`` is ``resolve("a/b")``. Paths that leave the root —
+  ``..`` or a symlink pointing outside — are refused with :class:`UsageError`;
+  :meth:`list` skips such symlinks.
+* :meth:`upload` copies into a hidden temporary file in the target folder
+  (md5 computed while copying, fsync'd), keeps the source's mtime, then renames
+  it over the target atomically: a reader never sees a half-written file.
+  On a Drive mount, ENOSPC/EDQUOT become :class:`QuotaExceededError` and EIO a
+  :class:`RemoteError` that mentions the quota (how the mount reports it).
+* ``delete(trash=True)`` moves the entry to ``<root>/.trash/<same path>``
+  (numbered ``.~N~`` on collision); it is hidden from :meth:`list` at the root
+  and counted in ``quota().trash``. Deleting inside ``.trash`` is permanent.
+* md5s of listed files are computed by reading them (streamed) and cached by
+  path + size + mtime + inode; pass ``md5_cache`` (e.g.
+  :class:`drivestage.upload.Md5Cache`) to keep them across processes, which
+  matters on a Drive mount where reading a file downloads it.
+* :meth:`quota` is the filesystem's (``shutil.disk_usage``).
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import secrets
+import shutil
+import stat as _stat
+import threading
+from typing import Iterator, Optional, Protocol, Union
+
+from drivestage.errors import (
+    NotFoundError,
+    QuotaExceededError,
+    RemoteError,
+    UsageError,
+)
+from drivestage.store import ProgressFn, Quota, RemoteEntry
+
+log = logging.getLogger(__name__)
+
+TRASH = ".trash"
+UPLOAD_PREFIX = ".drivestage-upload-"
+_CHUNK = 1 << 20
+
+
+class Md5CacheLike(Protocol):
+    """What :class:`LocalDirStore` needs from an md5 cache (``drivestage.upload.Md5Cache`` fits)."""
+
+    def get(self, path: str, st: Optional[os.stat_result] = None) -> Optional[str]: ...
+    def put(self, path: str, st: os.stat_result, md5: str) -> None: ...
+
+
+class _MemoryMd5Cache:
+    """md5 by absolute path, valid while size, mtime and inode are unchanged."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(st: os.stat_result) -> tuple:
+        return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+    def get(self, path: str, st: Optional[os.stat_result] = None) -> Optional[str]:
+        st = st or os.stat(path)
+        with self._lock:
+            rec = self._data.get(os.path.abspath(path))
+        return rec[1] if rec and rec[0] == self._key(st) else None
+
+    def put(self, path: str, st: os.stat_result, md5: str) -> None:
+        with self._lock:
+            self._data[os.path.abspath(path)] = (self._key(st), md5)
+
+
+def _hash_file(path: str) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        while True:
+            buf = fh.read(_CHUNK)
+            if not buf:
+                return h.hexdigest()
+            h.update(buf)
+
+
+class LocalDirStore:
+    """A directory used as a remote store (ids are root-relative paths)."""
+
+    def __init__(self, root: Union[str, "os.PathLike[str]"], *,
+                 md5_cache: Optional[Md5CacheLike] = None):
+        self.root = os.path.abspath(os.path.expanduser(os.fspath(root)))
+        self._real_root = os.path.realpath(self.root)
+        self._md5 = md5_cache or _MemoryMd5Cache()
+        self._memo = _MemoryMd5Cache() if md5_cache is not None else self._md5
+
+    def __repr__(self) -> str:
+        return f"LocalDirStore({self.root!r})"
+
+    # ----------------------------------------------------------------- paths
+
+    def _rel(self, path: str) -> str:
+        """Normalise a store path (or ``id:`` path) to ``a/b``; refuse leaving the root."""
+        raw = path[3:] if path.startswith("id:") else path
+        if "\0" in raw:
+            raise UsageError(f"path {path!r} contains a NUL byte")
+        parts: list[str] = []
+        for part in raw.split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                if not parts:
+                    raise UsageError(f"path {path!r} leads outside the store root {self.root}; "
+                                     "give a path inside it")
+                parts.pop()
+            else:
+                parts.append(part)
+        return "/".join(parts)
+
+    def _full(self, rel: str) -> str:
+        return os.path.join(self.root, *rel.split("/")) if rel else self.root
+
+    def _inside(self, full: str) -> bool:
+        real = os.path.realpath(full)
+        return real == self._real_root or real.startswith(self._real_root.rstrip(os.sep) + os.sep)
+
+    def _entry(self, rel: str, st: os.stat_result, full: str) -> RemoteEntry:
+        is_dir = _stat.S_ISDIR(st.st_mode)
+        md5 = None if is_dir else self._file_md5(full, st)
+        name = rel.rsplit("/", 1)[-1] if rel else os.path.basename(self.root)
+        parent = None if not rel else (rel.rsplit("/", 1)[0] if "/" in rel else "")
+        return RemoteEntry(id=rel, name=name, is_dir=is_dir, size=0 if is_dir else st.st_size,
+                           md5=md5, modified=st.st_mtime, parent_id=parent)
+
+    def _file_md5(self, full: str, st: os.stat_result) -> str:
+        cached = self._memo.get(full, st) or (self._md5.get(full, st) if self._md5 is not self._memo
+                                              else None)
+        if cached:
+            return cached
+        digest = _hash_file(full)
+        self._remember(full, st, digest)
+        return digest
+
+    def _remember(self, full: str, st: os.stat_result, digest: str) -> None:
+        self._memo.put(full, st, digest)
+        if self._md5 is not self._memo:
+            self._md5.put(full, st, digest)
+
+    def _stat(self, rel: str, shown: str) -> tuple[str, os.stat_result]:
+        full = self._full(rel)
+        if not self._inside(full):
+            raise UsageError(f"{full} is a link leading outside the store root {self.root}; "
+                             "refusing to follow it")
+        try:
+            return full, os.stat(full)
+        except FileNotFoundError:
+            raise NotFoundError(f"no such file or folder: {full} (looked up as {shown!r})") from None
+        except NotADirectoryError:
+            raise NotFoundError(f"no such file or folder: {full} (a parent is a file)") from None
+
+    # ----------------------------------------------------------------- RemoteStore
+
+    def describe(self, entry: RemoteEntry) -> str:
+        """The entry's local path."""
+        return self._full(self._rel(entry.id))
+
+    def resolve(self, path: str) -> RemoteEntry:
+        """The entry at ``path`` (root-relative, or ``id:`` + the same)."""
+        rel = self._rel(path)
+        full, st = self._stat(rel, path)
+        return self._entry(rel, st, full)
+
+    def stat(self, entry: RemoteEntry) -> RemoteEntry:
+        """Fresh metadata for ``entry``."""
+        return self.resolve(entry.id)
+
+    def list(self, folder: RemoteEntry) -> list[RemoteEntry]:
+        """Children of ``folder`` sorted by name, without the trash, temporary uploads and
+        links leading outside the root."""
+        rel = self._rel(folder.id)
+        full, st = self._stat(rel, folder.id)
+        if not _stat.S_ISDIR(st.st_mode):
+            raise UsageError(f"{full} is a file, not a folder")
+        out = []
+        with os.scandir(full) as it:
+            children = sorted(it, key=lambda d: d.name)
+        for child in children:
+            if child.name.startswith(UPLOAD_PREFIX) or (not rel and child.name == TRASH):
+                continue
+            child_rel = f"{rel}/{child.name}" if rel else child.name
+            if child.is_symlink() and not self._inside(child.path):
+                log.debug("skipping %s: a link leading outside %s", child.path, self.root)
+                continue
+            try:
+                child_st = os.stat(child.path)
+            except FileNotFoundError:
+                continue  # removed meanwhile, or a dangling link
+            out.append(self._entry(child_rel, child_st, child.path))
+        return out
+
+    def make_folders(self, path: str) -> RemoteEntry:
+        """``mkdir -p`` inside the root; returns the deepest folder."""
+        rel = self._rel(path)
+        done = ""
+        for part in rel.split("/") if rel else []:
+            done = f"{done}/{part}" if done else part
+            full = self._full(done)
+            try:
+                os.mkdir(full)
+            except FileExistsError:
+                if not os.path.isdir(full):
+                    raise UsageError(f"{full} is a file, not a folder; choose another path "
+                                     "or remove the file") from None
+            if not self._inside(full):
+                raise UsageError(f"{full} is a link leading outside the store root {self.root}")
+        full, st = self._stat(rel, path)
+        return self._entry(rel, st, full)
+
+    def read_range(self, entry: RemoteEntry, start: int, end: int) -> Iterator[bytes]:
+        """Stream bytes ``[start, end)`` of a file, 1 MiB at a time."""
+        if start < 0 or end < start:
+            raise UsageError(f"bad byte range [{start}, {end}) for {self.describe(entry)}")
+        full, st = self._stat(self._rel(entry.id), entry.id)
+        if _stat.S_ISDIR(st.st_mode):
+            raise UsageError(f"{full} is a folder, not a file")
+        return self._read(full, start, end)
+
+    @staticmethod
+    def _read(full: str, start: int, end: int) -> Iterator[bytes]:
+        with open(full, "rb") as fh:
+            fh.seek(start)
+            remaining = end - start
+            while remaining > 0:
+                buf = fh.read(min(_CHUNK, remaining))
+                if not buf:
+                    return
+                remaining -= len(buf)
+                yield buf
+
+    def upload(self, local_path: str, folder: RemoteEntry, name: str, *,
+               replace: Optional[RemoteEntry] = None,
+               progress: Optional[ProgressFn] = None) -> RemoteEntry:
+        """Copy ``local_path`` to ``folder/name`` atomically (temp file + rename)."""
+        if not name or name in (".", "..") or "/" in name or "\0" in name:
+            raise UsageError(f"bad file name {name!r}: a name must not be empty, '.', '..' "
+                             "or contain '/'")
+        folder_rel = self._rel(folder.id)
+        folder_full, st = self._stat(folder_rel, folder.id)
+        if not _stat.S_ISDIR(st.st_mode):
+            raise UsageError(f"{folder_full} is a file, not a folder")
+        rel = f"{folder_rel}/{name}" if folder_rel else name
+        target = self._full(rel)
+        if os.path.isdir(target):
+            raise UsageError(f"{target} is a folder; cannot replace it with the file {local_path}")
+        try:
+            src_st = os.stat(local_path)
+        except FileNotFoundError:
+            raise NotFoundError(f"local file {local_path} does not exist") from None
+        tmp = os.path.join(folder_full, f"{UPLOAD_PREFIX}{os.getpid()}-{secrets.token_hex(6)}")
+        h = hashlib.md5()
+        try:
+            with open(local_path, "rb") as src, open(tmp, "xb") as dst:
+                while True:
+                    buf = src.read(_CHUNK)
+                    if not buf:
+                        break
+                    h.update(buf)
+                    dst.write(buf)
+                    if progress is not None:
+                        progress(len(buf))
+                dst.flush()
+                # On a Drive mount, fsync is what pushes the bytes towards Drive before
+                # the rename makes the file visible under its real name.
+                os.fsync(dst.fileno())
+            os.utime(tmp, ns=(src_st.st_atime_ns, src_st.st_mtime_ns))
+            os.replace(tmp, target)
+        except OSError as exc:
+            _unlink_quietly(tmp)
+            raise self._write_error(exc, local_path, target, src_st.st_size) from exc
+        except BaseException:
+            _unlink_quietly(tmp)
+            raise
+        if replace is not None and self._rel(replace.id) not in (rel, ""):
+            old = self._full(self._rel(replace.id))  # renamed: drop the replaced file
+            if os.path.isfile(old) and self._inside(old):
+                os.unlink(old)
+        final_st = os.stat(target)
+        self._remember(target, final_st, h.hexdigest())
+        return self._entry(rel, final_st, target)
+
+    def _write_error(self, exc: OSError, local_path: str, target: str, size: int) -> Exception:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            free = shutil.disk_usage(self.root).free
+            return QuotaExceededError(
+                f"no space left for {local_path} ({size} bytes) in {target}: {free} bytes free; "
+                "free some space (empty the trash too) or prune old checkpoints",
+                needed=size, free=free)
+        if exc.errno == errno.EIO:
+            return RemoteError(
+                f"I/O error writing {target} ({exc.strerror}); on a Google Drive mount this "
+                "usually means the Drive storage quota is full: free space on Drive "
+                "(empty its trash too) and try again")
+        return exc
+
+    def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
+        """Delete a file or folder; with ``trash``, move it under ``<root>/.trash/``."""
+        rel = self._rel(entry.id)
+        if not rel:
+            raise UsageError(f"refusing to delete the store root {self.root}")
+        full = self._full(rel)
+        if not os.path.lexists(full):
+            raise NotFoundError(f"no such file or folder: {full}")
+        parent_full = self._full(rel.rsplit("/", 1)[0] if "/" in rel else "")
+        if not self._inside(parent_full):
+            raise UsageError(f"{full} lies behind a link leading outside {self.root}")
+        if trash and rel.split("/", 1)[0] != TRASH:
+            dest = self._full(f"{TRASH}/{rel}")
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            candidate, n = dest, 0
+            while os.path.lexists(candidate):
+                n += 1
+                candidate = f"{dest}.~{n}~"
+            os.rename(full, candidate)
+            log.info("moved %s to %s", full, candidate)
+            return
+        if os.path.isdir(full) and not os.path.islink(full):
+            shutil.rmtree(full)
+        else:
+            os.unlink(full)
+
+    def quota(self) -> Quota:
+        """The filesystem's size and use; ``trash`` is the size of ``<root>/.trash``."""
+        du = shutil.disk_usage(self.root)
+        trash = 0
+        for dirpath, _dirs, files in os.walk(self._full(TRASH)):
+            for f in files:
+                try:
+                    trash += os.lstat(os.path.join(dirpath, f)).st_size
+                except OSError:
+                    pass
+        return Quota(total=du.total, used=du.total - du.free, trash=trash)
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
