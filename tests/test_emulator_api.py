@@ -433,3 +433,20 @@ def test_unsupported_method_gets_json_envelope(emulator):
     status, h, body = jreq(emulator, "OPTIONS", "/drive/v2/files")
     assert status == 501 and h["content-type"].startswith("application/json")
     assert body["error"]["code"] == 501
+
+
+def test_control_api_drives_and_service_account(emulator):
+    status, _, d = jreq(emulator, "POST", "/_emulator/drives", {"name": "Team"})
+    assert status == 200 and jreq(emulator, "GET", "/_emulator/drives")[2][0]["id"] == d["id"]
+    assert jreq(emulator, "POST", "/_emulator/service_account", {"enabled": True, "token": "sa"})[0] == 200
+    status, _, body = jreq(emulator, "POST", "/upload/drive/v2/files?uploadType=media", b"x", token="sa")
+    assert status == 403 and body["error"]["errors"][0]["reason"] == "storageQuotaExceeded"
+    assert jreq(emulator, "POST", "/upload/drive/v2/files?uploadType=media", b"x", token="user")[0] == 200
+
+
+def test_drop_request_without_body_resets_at_once(emulator):
+    emulator.faults.drop("GET", r"/about", after_bytes=0, direction="request")
+    with pytest.raises((ConnectionError, http.client.HTTPException, OSError)):
+        req(emulator, "GET", "/drive/v2/about")
+    assert jreq(emulator, "GET", "/drive/v2/about")[0] == 200
+    assert [r.error for r in emulator.requests] == ["reset", None]

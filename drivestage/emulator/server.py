@@ -423,6 +423,8 @@ class _Handler(BaseHTTPRequestHandler):
             if plan.reset:
                 raise _Reset()
             self.body.drop_after = plan.drop_request_after
+            if plan.drop_request_after is not None and self.body.done:
+                raise _Reset()   # no body to wait for: "after 0 bytes" is now
             self._drop_response_after = plan.drop_response_after
             if plan.answer is not None:
                 self.body.drain()
