@@ -67,3 +67,14 @@ def test_token_option_and_busy_port(tmp_path):
     finally:
         proc.terminate()
         proc.communicate(timeout=20)
+
+
+@pytest.mark.slow
+def test_bench_script_runs(tmp_path):
+    """bench/emulator.py stays runnable (tiny size here; the real run uses 1 GiB)."""
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, os.path.join(root, "bench", "emulator.py"), "--size-mib", "8",
+                          "--repeat", "1"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "download http.client" in out.stdout and "md5 ok" in out.stdout

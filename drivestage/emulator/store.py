@@ -145,13 +145,6 @@ class EmulatorStore:
         """True for My Drive's root and shared drives' roots (not listed as files)."""
         return file_id == self.root_id or file_id in self.drives
 
-    def drive_of_parent(self, parent_id: str) -> Optional[str]:
-        """The shared drive a new child of ``parent_id`` belongs to (None: My Drive)."""
-        with self.lock:
-            if parent_id in self.drives:
-                return parent_id
-            return self.get(parent_id).get("driveId")
-
     def children(self, parent_id: str) -> list[dict]:
         with self.lock:
             return [r for r in self.files.values() if parent_id in r["parents"]]
