@@ -1,0 +1,369 @@
+"""`drivestage pull` end to end: the CLI (in-process) and the Python API, the real Drive
+stack against the emulator, faults injected on the wire."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import tarfile
+import threading
+import time
+import zipfile
+
+import pytest
+from click.testing import CliRunner
+
+import drivestage
+from drivestage import errors, retry
+from drivestage.cli import cli
+
+CHUNK = 64 * 1024
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.001")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_JITTER", "0")
+
+
+@pytest.fixture
+def dest(tmp_path):
+    return tmp_path / "data"
+
+
+def run(*args):
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def logged(emu, keep, count=0):
+    """Records of the emulator's log that ``keep`` accepts, waiting (bounded) for ``count`` of
+    them: the emulator appends a record after its response went out, so the client can be
+    done first. We wait for records we know must come; we never sleep for luck."""
+    deadline = time.monotonic() + 5
+    while True:
+        got = [r for r in emu.requests if keep(r)]
+        if len(got) >= count or time.monotonic() > deadline:
+            return got
+        time.sleep(0.005)
+
+
+def media(emu, count=0, fid=None):
+    """Media GETs (of ``fid``) in the emulator's log; see :func:`logged`."""
+    return logged(emu, lambda r: r.method == "GET" and r.query.get("alt") == "media"
+                  and (fid is None or r.path.endswith(fid)), count)
+
+
+def make_zip(members: dict) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def voc_zip() -> tuple[bytes, dict]:
+    members = {f"VOCdevkit/VOC2007/JPEGImages/{i:06d}.jpg": os.urandom(3000 + i)
+               for i in range(20)}
+    members.update({f"VOCdevkit/VOC2007/Annotations/{i:06d}.xml": f"<a>{i}</a>".encode()
+                    for i in range(20)})
+    return make_zip(members), members
+
+
+# --------------------------------------------------------------------------- basics
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK + 17, 4 * CHUNK + 3])
+def test_pull_sizes_cli(emulator, drive_env, dest, size):
+    data = os.urandom(size)
+    emulator.add_file("sets/f.bin", data)
+    code, out, err = run("pull", "drive:sets/f.bin", str(dest), "--chunk-size", str(CHUNK),
+                         "-j", "3")
+    assert code == 0, err
+    assert out.strip() == str(dest / "f.bin")
+    assert (dest / "f.bin").read_bytes() == data
+    assert hashlib.md5(data).hexdigest() in err
+    assert sorted(os.listdir(dest)) == [".drivestage", "f.bin"]
+
+
+def test_json_summary_and_python_api(emulator, drive_env, dest):
+    data = os.urandom(1000)
+    fid = emulator.add_file("a/b.bin", data)
+    code, out, err = run("pull", "drive:a/b.bin", str(dest), "--json", "-q")
+    assert code == 0 and err == ""
+    summary = json.loads(out)
+    assert summary["id"] == fid and summary["size"] == 1000 and summary["action"] == "download"
+    assert summary["md5"] == hashlib.md5(data).hexdigest() and summary["fetched"] == 1000
+    res = drivestage.pull(f"drive:id:{fid}", str(dest), quiet=True)
+    assert res.action == "cached" and res.path == str(dest / "b.bin")
+
+
+def test_rerun_on_an_intact_copy_is_one_metadata_call(emulator, drive_env, dest):
+    emulator.add_file("deep/er/still/x.bin", os.urandom(5000))
+    assert run("pull", "drive:deep/er/still/x.bin", str(dest))[0] == 0
+    emulator.clear_requests()
+    began = time.monotonic()
+    code, out, err = run("pull", "drive:deep/er/still/x.bin", str(dest))
+    elapsed = time.monotonic() - began
+    assert code == 0 and "already staged" in err
+    api = logged(emulator, lambda r: r.path.startswith("/drive/"), 1)
+    assert len(api) == 1 and api[0].method == "GET" and api[0].query.get("alt") == "json"
+    assert api[0].path.startswith("/drive/v2/files/")  # files.get by the stamped id
+    assert elapsed < 0.5
+    # --force stages again.
+    emulator.clear_requests()
+    code, out, err = run("pull", "drive:deep/er/still/x.bin", str(dest), "--force", "--json")
+    assert code == 0 and json.loads(out)["action"] == "download"
+    assert len(media(emulator, 1)) == 1
+
+
+def test_a_changed_remote_file_is_staged_again(emulator, drive_env, dest):
+    emulator.add_file("c/x.bin", b"version 1")
+    assert run("pull", "drive:c/x.bin", str(dest))[0] == 0
+    store = drivestage.connect()
+    store.delete(store.resolve("c/x.bin"))
+    emulator.add_file("c/x.bin", b"version 2!")
+    code, out, err = run("pull", "drive:c/x.bin", str(dest), "--json")
+    assert code == 0 and json.loads(out)["action"] == "update"
+    assert (dest / "x.bin").read_bytes() == b"version 2!"
+
+
+def test_an_existing_matching_file_is_adopted_without_download(emulator, drive_env, dest):
+    data = os.urandom(3000)
+    emulator.add_file("y.bin", data)
+    dest.mkdir()
+    (dest / "y.bin").write_bytes(data)
+    emulator.clear_requests()
+    code, out, err = run("pull", "drive:y.bin", str(dest), "--json")
+    assert code == 0 and json.loads(out)["action"] == "verified"
+    assert media(emulator) == []
+
+
+# --------------------------------------------------------------------------- faults
+
+FAULTS = {
+    "429": dict(status=429, reason="rateLimitExceeded"),
+    "500": dict(status=500),
+    "502-html": dict(status=502, body="<!DOCTYPE html><html><b>502.</b> That's an error.</html>",
+                     content_type="text/html; charset=UTF-8"),
+    "503-retry-after": dict(status=503, retry_after=1),
+    "403-rate": dict(status=403, reason="rateLimitExceeded", message="Rate Limit Exceeded"),
+}
+
+
+@pytest.mark.parametrize("fault", [*FAULTS, "reset-mid-body"])
+def test_retryable_faults_heal(emulator, drive_env, dest, monkeypatch, fault):
+    sleeps: list[float] = []
+    monkeypatch.setattr(retry, "_sleep", sleeps.append)
+    data = os.urandom(3 * CHUNK + 5)
+    fid = emulator.add_file("f/x.bin", data)
+    if fault == "reset-mid-body":
+        emulator.faults.drop("GET", r"alt=media", after_bytes=CHUNK // 2, times=2)
+    else:
+        emulator.faults.inject("GET", r"alt=media", times=2, **FAULTS[fault])
+    code, out, err = run("pull", "drive:f/x.bin", str(dest), "--chunk-size", str(CHUNK),
+                         "-j", "2", "-q")
+    assert code == 0, err
+    assert (dest / "x.bin").read_bytes() == data
+    warnings = [line for line in err.splitlines() if line.startswith("WARNING drivestage.retry")]
+    # Two failures: one chunk failing twice, or two chunks once each (threads race).
+    assert len(warnings) == 2 and all("/7 in " in w for w in warnings), err
+    assert all(w.split(": ", 1)[1].startswith("download drive:f/x.bin bytes ") for w in warnings)
+    if fault == "503-retry-after":
+        assert sleeps == [1.0, 1.0] and "server asked for 1s" in warnings[0]
+    assert len(media(emulator, 6, fid)) >= 6
+
+
+@pytest.mark.parametrize("status,reason,cls,needle", [
+    (404, "notFound", errors.NotFoundError, "not found"),
+    (403, "insufficientFilePermissions", errors.PermissionDeniedError, "permission denied"),
+    (403, "downloadQuotaExceeded", errors.DownloadQuotaError, "refuses to serve"),
+    (401, "authError", errors.AuthError, "refused the credentials"),
+])
+def test_permanent_faults_exit_1_and_leave_nothing(emulator, drive_env, dest, status, reason,
+                                                    cls, needle):
+    emulator.add_file("f/x.bin", os.urandom(100))
+    emulator.faults.inject("GET", r"alt=media", status=status, reason=reason, times=None)
+    code, out, err = run("pull", "drive:f/x.bin", str(dest), "-q")
+    assert code == 1 and out == ""
+    assert err.startswith("Error: download drive:f/x.bin") and err.count("\n") == 1
+    assert needle in err
+    assert not (dest / "x.bin").exists()
+    with pytest.raises(cls):
+        drivestage.pull("drive:f/x.bin", str(dest), quiet=True)
+
+
+def test_corrupted_bytes_md5_error_and_no_file(emulator, drive_env, dest):
+    data = os.urandom(2 * CHUNK)
+    fid = emulator.add_file("bad.bin", data)
+    emulator.faults.corrupt(fid)
+    code, out, err = run("pull", "drive:bad.bin", str(dest), "--chunk-size", str(CHUNK))
+    assert code == 1
+    assert "do not match Drive" in err and hashlib.md5(data).hexdigest() in err
+    assert [p for p in os.listdir(dest) if p != ".drivestage"] == []
+
+
+def test_usage_errors_exit_2(emulator, drive_env, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert run("pull", "drive:id:", str(tmp_path / "d"))[0] == 2
+    code, out, err = run("pull", "drive:x.bin", str(afile))
+    assert code == 2
+    assert run("pull", "drive:x.bin", str(tmp_path / "d"), "-j", "0")[0] == 2
+    assert run("pull", "drive:x.bin", str(tmp_path / "d"), "--reserve", "lots")[0] == 2
+    emulator.add_folder("folder")
+    code, out, err = run("pull", "drive:folder", str(tmp_path / "d"))
+    assert code == 2 and "is a folder" in err
+
+
+def test_duplicate_names_exit_1_naming_ids(emulator, drive_env, dest):
+    a = emulator.add_file("dup/x.bin", b"1")
+    b = emulator.add_file("dup/x.bin", b"2")
+    code, out, err = run("pull", "drive:dup/x.bin", str(dest))
+    assert code == 1 and a in err and b in err and "drive:id:" in err
+    code, out, err = run("pull", f"drive:id:{b}", str(dest))
+    assert code == 0 and (dest / "x.bin").read_bytes() == b"2"
+
+
+def test_wrong_token_exit_1_and_the_token_is_never_printed(tmp_path, monkeypatch):
+    from drivestage.emulator import Emulator
+
+    with Emulator(data_dir=str(tmp_path / "d"), token="the-right-one") as emu:
+        emu.add_file("x.bin", b"x")
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", emu.url)
+        monkeypatch.setenv("DRIVESTAGE_TOKEN", "sekrit-wrong-token")
+        code, out, err = run("-vv", "pull", "drive:x.bin", str(tmp_path / "out"))
+        assert code == 1 and "401" in err and "DRIVESTAGE_TOKEN" in err
+        assert "sekrit-wrong-token" not in out + err
+        monkeypatch.setenv("DRIVESTAGE_TOKEN", "the-right-one")
+        code, out, err = run("-vv", "pull", "drive:x.bin", str(tmp_path / "out"))
+        assert code == 0 and "the-right-one" not in out + err
+
+
+def test_disk_space_is_checked_before_downloading(emulator, drive_env, dest):
+    emulator.add_file("big.bin", os.urandom(1000))
+    # Ask to keep more than the disk has free (other processes share this disk, so leave a
+    # wide margin rather than racing their writes).
+    free = shutil.disk_usage(dest.parent).free + 2**30
+    emulator.clear_requests()
+    code, out, err = run("pull", "drive:big.bin", str(dest), "--reserve", str(free))
+    assert code == 1
+    assert "not enough free disk space" in err and "needs 1000 B (1000 bytes)" in err
+    assert "only 0 B (0 bytes) free (keeping" in err
+    assert media(emulator) == []
+    with pytest.raises(errors.DiskSpaceError) as info:
+        drivestage.pull("drive:big.bin", str(dest), quiet=True, reserve=free)
+    assert info.value.needed == 1000
+
+
+# --------------------------------------------------------------------------- extraction
+
+def test_extract_and_rerun_does_nothing(emulator, drive_env, dest):
+    blob, members = voc_zip()
+    emulator.add_file("VOC_datasets/VOC07.zip", blob)
+    code, out, err = run("pull", "drive:VOC_datasets/VOC07.zip", str(dest), "--extract",
+                         "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["extracted"] and summary["members"] == len(members)
+    for name, data in members.items():
+        assert (dest / name).read_bytes() == data
+    assert not [p for p in os.listdir(dest) if p.startswith(".drivestage-extract")]
+    emulator.clear_requests()
+    code, out, err = run("pull", "drive:VOC_datasets/VOC07.zip", str(dest), "--extract",
+                         "--json")
+    assert code == 0 and json.loads(out)["action"] == "cached"
+    assert media(emulator) == []
+    # A member deleted locally: only the extraction runs again.
+    os.unlink(dest / "VOCdevkit/VOC2007/Annotations/000003.xml")
+    code, out, err = run("pull", "drive:VOC_datasets/VOC07.zip", str(dest), "-x", "--json")
+    assert code == 0 and json.loads(out)["action"] == "extract"
+    assert (dest / "VOCdevkit/VOC2007/Annotations/000003.xml").read_bytes() == b"<a>3</a>"
+    assert media(emulator) == []
+
+
+def test_extract_tar_gz(emulator, drive_env, dest):
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for name, data in {"ds/a.txt": b"alpha", "ds/sub/b.txt": b"beta" * 100}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    emulator.add_file("ds.tgz", buf.getvalue())
+    res = drivestage.pull("drive:ds.tgz", str(dest), extract=True, quiet=True)
+    assert res.extracted and (dest / "ds/sub/b.txt").read_bytes() == b"beta" * 100
+
+
+def _symlink_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        link = tarfile.TarInfo("ds/escape")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "../../../../etc"
+        tf.addfile(link)
+        info = tarfile.TarInfo("ds/escape/passwd")
+        info.size = 3
+        tf.addfile(info, io.BytesIO(b"own"))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["zip-slip", "absolute", "symlink"])
+def test_unsafe_archives_are_refused_end_to_end(emulator, drive_env, tmp_path, kind):
+    dest = tmp_path / "deep" / "data"
+    if kind == "zip-slip":
+        blob, name = make_zip({"ok.txt": b"fine", "../../evil.txt": b"owned"}), "a.zip"
+    elif kind == "absolute":
+        blob, name = make_zip({"ok.txt": b"fine", str(tmp_path / "abs.txt"): b"owned"}), "a.zip"
+    else:
+        blob, name = _symlink_tar(), "a.tar"
+    emulator.add_file(name, blob)
+    code, out, err = run("pull", f"drive:{name}", str(dest), "--extract")
+    assert code == 1 and "Error:" in err
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "abs.txt").exists()
+    assert not (dest / "ok.txt").exists()  # nothing extracted at all
+    # The verified download itself stays (and is not fetched again next time).
+    assert (dest / name).read_bytes() == blob
+
+
+def test_truncated_archive_is_a_clear_error(emulator, drive_env, dest):
+    blob, _ = voc_zip()
+    emulator.add_file("cut.zip", blob[: len(blob) // 2])
+    code, out, err = run("pull", "drive:cut.zip", str(dest), "--extract")
+    assert code == 1 and "cut.zip" in err
+    assert not (dest / "VOCdevkit").exists()
+
+
+def test_extract_of_a_non_archive(emulator, drive_env, dest):
+    emulator.add_file("notes.txt", b"just text")
+    code, out, err = run("pull", "drive:notes.txt", str(dest), "--extract")
+    assert code == 1 and "not a zip or tar archive" in err
+
+
+# --------------------------------------------------------------------------- concurrency
+
+def test_concurrent_pulls_download_once(emulator, drive_env, dest):
+    data = os.urandom(6 * CHUNK)
+    fid = emulator.add_file("shared.bin", data)
+    emulator.faults.latency(0.02, method="GET", path=r"alt=media")
+    results, failures = [], []
+
+    def one():
+        try:
+            results.append(drivestage.pull("drive:shared.bin", str(dest), quiet=True,
+                                           chunk_size=CHUNK))
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert sorted(r.action for r in results) == ["cached", "cached", "download"]
+    assert (dest / "shared.bin").read_bytes() == data
+    served = sum(r.bytes_out for r in media(emulator, 6, fid))
+    assert served == len(data)
