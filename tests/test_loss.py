@@ -202,3 +202,42 @@ def test_vectorised_loss_equals_a_loop_implementation():
 def test_bad_target_shape_is_refused():
     with pytest.raises(ValueError, match=r"\[N, 6\]"):
         YoloLoss(num_classes=20)(_outputs(), torch.zeros(3, 5))
+
+
+def test_bf16_outputs_give_a_finite_fp32_loss():
+    t = torch.tensor([[0, 1, 0.5, 0.5, 0.2, 0.3]])
+    outputs = tuple(o.detach().bfloat16().requires_grad_() for o in _outputs())
+    total, _ = YoloLoss(num_classes=20)(outputs, t)
+    assert total.dtype == torch.float32 and torch.isfinite(total)
+    total.backward()
+    assert outputs[0].grad.dtype == torch.bfloat16
+
+
+@pytest.mark.slow
+def test_overfitting_one_image_finds_its_box_through_decode():
+    from torchvision.ops import box_iou
+
+    from trainer.model import decode, postprocess
+
+    torch.manual_seed(0)
+    model = YoloV4Tiny(num_classes=2, input_size=64)
+    loss_fn = YoloLoss(num_classes=2, input_size=64)
+    x = torch.rand(2, 3, 64, 64) * 0.2
+    x[0, :, 16:48, 8:40] = 1.0          # a bright 32x32 square
+    x[1, :, 24:56, 24:56] = 1.0
+    targets = torch.tensor([[0, 1, 24 / 64, 32 / 64, 0.5, 0.5], [1, 1, 40 / 64, 40 / 64, 0.5, 0.5]])
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    first = None
+    for _ in range(100):
+        total, _ = loss_fn(model(x), targets)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        first = first if first is not None else total.item()
+    assert total.item() < first * 0.3
+    model.eval()
+    with torch.no_grad():
+        dets = postprocess(decode(model(x), model.anchors, model.anchors_mask, 64), 0.3, 0.45)
+    for d, box in zip(dets, ([8, 16, 40, 48], [24, 24, 56, 56])):
+        assert d.shape[0] >= 1 and d[0, 5].item() == 1.0
+        assert box_iou(d[:1, :4], torch.tensor([box], dtype=torch.float32)).item() > 0.5
