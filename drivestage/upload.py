@@ -27,6 +27,7 @@ import os
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -216,6 +217,8 @@ class _HashingMedia(MediaUpload):
         self._chunksize = chunksize
         self._md5 = hashlib.md5()
         self._hashed = 0
+        self._pending: list = []
+        self._pool: Optional[ThreadPoolExecutor] = None
 
     # googleapiclient's MediaUpload interface
     def chunksize(self) -> int:
@@ -243,7 +246,17 @@ class _HashingMedia(MediaUpload):
         data = self._fh.read(max(0, min(length, self._size - begin)))
         end = begin + len(data)
         if end > self._hashed:
-            self._md5.update(memoryview(data)[self._hashed - begin:])
+            fresh = memoryview(data)[self._hashed - begin:]
+            if len(fresh) < MiB:
+                self._drain()
+                self._md5.update(fresh)
+            else:
+                # Hashed in a helper thread while the chunk is on the wire (hashlib
+                # releases the GIL); one worker keeps the updates in file order, and
+                # at most two chunks wait for it (bounded memory).
+                while len(self._pending) >= 2:
+                    self._pending.pop(0).result()
+                self._pending.append(self._hasher().submit(self._md5.update, fresh))
             self._hashed = end
         return data
 
@@ -251,9 +264,20 @@ class _HashingMedia(MediaUpload):
         raise NotImplementedError
 
     # ours
+    def _hasher(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drivestage-md5")
+        return self._pool
+
+    def _drain(self) -> None:
+        for fut in self._pending:
+            fut.result()
+        self._pending.clear()
+
     def _hash_until(self, offset: int) -> None:
         if offset <= self._hashed:
             return
+        self._drain()
         self._fh.seek(self._hashed)
         while self._hashed < offset:
             buf = self._fh.read(min(4 * MiB, offset - self._hashed))
@@ -265,10 +289,13 @@ class _HashingMedia(MediaUpload):
     def hexdigest(self) -> str:
         """md5 of the whole file (hashing whatever was not read for sending)."""
         self._hash_until(self._size)
+        self._drain()
         # Bytes beyond the size we announced (the file grew) are not part of it.
         return self._md5.hexdigest()
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         self._fh.close()
 
 
