@@ -82,3 +82,26 @@ def test_periodic_runs_and_stop_flushes(tmp_path, monkeypatch):
 def test_bad_period_is_a_usage_error():
     with pytest.raises(UsageError, match="every"):
         Mirror("src", "dest", every=0)
+
+
+def test_mirror_survives_drive_failures_and_catches_up(emulator, tmp_path, monkeypatch):
+    """Real push against the emulator: failing periods are logged, the next one succeeds."""
+    from drivestage.gdrive import connect
+
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.01")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "2")
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    store = connect(api_root=emulator.url, token="test-token")
+    emulator.faults.inject(None, r"^/upload/", status=503, times=None)
+    m = Mirror(str(src), "logs", None, store=store, every=0.05).start()
+    with pytest.raises(MirrorError, match="503"):
+        m.flush(30)
+    runs = m.runs
+    emulator.faults.clear()
+    m.flush(30)
+    assert m.runs > runs and m.last_error is None
+    assert emulator.find("logs/a.txt")["md5Checksum"] == "0cc175b9c0f1b6a831c399e269772661"
+    m.stop(30)

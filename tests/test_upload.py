@@ -273,3 +273,22 @@ def test_sigkill_mid_upload_resumes_the_same_session(emulator, store, env, tmp_p
     assert first_run + sum(r.bytes_in for r in puts) <= len(data) + 2 * CHUNK
     assert [f["id"] for f in _named(emulator, "big.pt")] == [entry.id]
     assert entry.md5 == hashlib.md5(data).hexdigest() == emulator.find("Models/logs/big.pt")["md5Checksum"]
+
+
+def test_quota_exceeded_mid_upload_gives_the_quota_error(env, tmp_path):
+    try:
+        from drivestage.emulator import Emulator
+    except ImportError:  # pragma: no cover
+        from drivestage.emulator.server import Emulator
+    from drivestage.gdrive import connect
+    with Emulator(data_dir=str(tmp_path / "q"), quota_bytes=4 * CHUNK) as emu:
+        small = connect(api_root=emu.url, token="t")
+        folder = small.make_folders("x")
+        path, _ = _file(tmp_path, "a.pt", 3 * CHUNK)
+        # Another client fills the drive while our upload is under way.
+        fill = lambda n: emu.find("other.bin") or emu.add_file("other.bin", b"z" * 2 * CHUNK)
+        with pytest.raises(QuotaExceededError) as info:
+            upload_file(small, path, folder, "a.pt", chunk_size=CHUNK, progress=fill)
+        assert info.value.needed == 3 * CHUNK and info.value.free == 2 * CHUNK
+        assert "free 512.0 KiB" in str(info.value)
+        assert _named(emu, "a.pt") == []
