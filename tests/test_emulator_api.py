@@ -450,3 +450,13 @@ def test_drop_request_without_body_resets_at_once(emulator):
         req(emulator, "GET", "/drive/v2/about")
     assert jreq(emulator, "GET", "/drive/v2/about")[0] == 200
     assert [r.error for r in emulator.requests] == ["reset", None]
+
+
+def test_query_parent_hint_bounds_the_scan():
+    from drivestage.emulator.query import parent_hint
+    hint = lambda s: parent_hint(compile_query(s))
+    assert hint("'A' in parents and trashed=false and title='x'") == {"A"}
+    assert hint("('A' in parents or 'B' in parents) and trashed=false") == {"A", "B"}
+    assert hint("'A' in parents or title='x'") is None
+    assert hint("not 'A' in parents") is None
+    assert hint("title='x'") is None

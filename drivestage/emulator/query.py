@@ -63,6 +63,19 @@ def parse_date(value: str) -> float:
     return dt.timestamp()
 
 
+def _hinted(pred: Predicate, parents: set | None) -> Predicate:
+    pred.parents_hint = parents
+    return pred
+
+
+def parent_hint(pred: Predicate) -> set | None:
+    """Parent ids one of which every match must have (None: no such bound).
+
+    Lets the server look only at the children of those folders instead of
+    scanning every file for ``'<id>' in parents and ...`` queries."""
+    return getattr(pred, "parents_hint", None)
+
+
 class _Parser:
     def __init__(self, tokens: list[tuple[str, str]], resolve_id: Callable[[str], str]):
         self.tokens = tokens
@@ -96,13 +109,20 @@ class _Parser:
         parts = [self.and_expr()]
         while self.keyword("or"):
             parts.append(self.and_expr())
-        return parts[0] if len(parts) == 1 else (lambda f: any(p(f) for p in parts))
+        if len(parts) == 1:
+            return parts[0]
+        hints = [parent_hint(p) for p in parts]
+        union = None if any(h is None for h in hints) else set().union(*hints)
+        return _hinted(lambda f: any(p(f) for p in parts), union)
 
     def and_expr(self) -> Predicate:
         parts = [self.not_expr()]
         while self.keyword("and"):
             parts.append(self.not_expr())
-        return parts[0] if len(parts) == 1 else (lambda f: all(p(f) for p in parts))
+        if len(parts) == 1:
+            return parts[0]
+        hints = [h for h in (parent_hint(p) for p in parts) if h is not None]
+        return _hinted(lambda f: all(p(f) for p in parts), min(hints, key=len) if hints else None)
 
     def not_expr(self) -> Predicate:
         if self.keyword("not"):
@@ -124,7 +144,7 @@ class _Parser:
             if field[0] != "word" or field[1].lower() not in _IN_FIELDS:
                 raise QueryError(f"Invalid query: unsupported collection {field[1]!r} (only 'parents')")
             wanted = self.resolve_id(tok[1])
-            return lambda f: wanted in f.get("parents", ())
+            return _hinted(lambda f: wanted in f.get("parents", ()), {wanted})
         if tok[0] != "word":
             raise QueryError(f"Invalid query: expected a field name, got {tok[1]!r}")
         return self.comparison(tok[1])

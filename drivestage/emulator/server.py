@@ -26,7 +26,7 @@ from typing import Callable, Optional, Union
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from drivestage.emulator.faults import Faults, Plan
-from drivestage.emulator.query import QueryError, compile_query
+from drivestage.emulator.query import QueryError, compile_query, parent_hint
 from drivestage.emulator.store import (
     FOLDER_MIME,
     SERVICE_ACCOUNT_MESSAGE,
@@ -625,9 +625,14 @@ class _Handler(BaseHTTPRequestHandler):
             raise EmulatorApiError(404, "notFound", f"Shared drive not found: {drive_id}",
                                    location="driveId")
         all_drives = self._flag("includeItemsFromAllDrives") or self._flag("includeTeamDriveItems")
+        hint = parent_hint(pred)
         with self.store.lock:
             recs = []
-            for r in self.store.all_files():
+            if hint is None:
+                candidates = self.store.all_files()
+            else:
+                candidates = {r["id"]: r for p in hint for r in self.store.children(p)}.values()
+            for r in candidates:
                 if drive_id:
                     if r.get("driveId") != drive_id:
                         continue

@@ -67,6 +67,7 @@ class EmulatorStore:
         for table in ("files", "drives", "sessions", "meta"):
             self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, doc TEXT)")
         self.files: dict[str, dict] = {}
+        self._by_parent: dict[str, set[str]] = {}   # parent id -> child ids (an index)
         self.drives: dict[str, dict] = {}
         self.sessions: dict[str, dict] = {}
         self._load()
@@ -76,6 +77,8 @@ class EmulatorStore:
         for table, target in (("files", self.files), ("drives", self.drives), ("sessions", self.sessions)):
             for row_id, doc in self._db.execute(f"SELECT id, doc FROM {table}"):
                 target[row_id] = json.loads(doc)
+        for rec in self.files.values():
+            self._index(rec, add=True)
         row = self._db.execute("SELECT doc FROM meta WHERE id='root'").fetchone()
         if row:
             self.root_id = json.loads(row[0])
@@ -87,12 +90,26 @@ class EmulatorStore:
                 self.root_id, "My Drive", FOLDER_MIME, [], None, now))
         log.debug("emulator store at %s: %d files", self.data_dir, len(self.files))
 
+    def _index(self, rec: dict, add: bool) -> None:
+        for p in rec["parents"]:
+            if add:
+                self._by_parent.setdefault(p, set()).add(rec["id"])
+            else:
+                self._by_parent.get(p, set()).discard(rec["id"])
+
     def _put(self, table: str, target: dict, doc: dict) -> None:
+        if target is self.files:
+            old = self.files.get(doc["id"])
+            if old is not None:
+                self._index(old, add=False)
+            self._index(doc, add=True)
         target[doc["id"]] = doc
         self._db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", (doc["id"], json.dumps(doc)))
 
     def _drop(self, table: str, target: dict, doc_id: str) -> None:
-        target.pop(doc_id, None)
+        old = target.pop(doc_id, None)
+        if target is self.files and old is not None:
+            self._index(old, add=False)
         self._db.execute(f"DELETE FROM {table} WHERE id=?", (doc_id,))
 
     def save_file(self, rec: dict) -> None:
@@ -146,21 +163,18 @@ class EmulatorStore:
         return file_id == self.root_id or file_id in self.drives
 
     def children(self, parent_id: str) -> list[dict]:
+        """Direct children of a folder (trashed ones too)."""
         with self.lock:
-            return [r for r in self.files.values() if parent_id in r["parents"]]
+            return [self.files[i] for i in self._by_parent.get(self.resolve(parent_id), ())]
 
     def descendants(self, file_id: str) -> list[dict]:
         """Every record below ``file_id`` (depth first, deepest last)."""
         out: list[dict] = []
         stack = [file_id]
         with self.lock:
-            by_parent: dict[str, list[dict]] = {}
-            for r in self.files.values():
-                for p in r["parents"]:
-                    by_parent.setdefault(p, []).append(r)
             seen = {file_id}
             while stack:
-                for child in by_parent.get(stack.pop(), []):
+                for child in self.children(stack.pop()):
                     if child["id"] not in seen:
                         seen.add(child["id"])
                         out.append(child)
