@@ -16,6 +16,8 @@ from trainer.engine import LRSchedule, ModelEMA, build_optimizer, fit, param_gro
 from trainer.errors import NonFiniteLossError
 from trainer.model import YoloV4Tiny
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _cfg(*overrides):
     return load_config(None, ["train.epochs=20", "train.freeze_epochs=0", *overrides])

@@ -19,6 +19,8 @@ from trainer.cli import cli
 from trainer.config import load_config
 from trainer.engine import fit
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 class _Recorder(Callback):
     """Records (global step, lr, loss) of every iteration; optionally dies at a given iteration."""
@@ -109,7 +111,8 @@ def test_sigkill_mid_epoch_then_resume_reaches_the_same_weights(tiny_config, tmp
 
     path = tiny_config(**{**kw, "train.out_dir": str(tmp_path / "killed")})
     cmd = [sys.executable, "-m", "trainer", "-v", "train", "-c", path]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same arithmetic as this process (one thread)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
     killed_in = None
     for line in proc.stderr:
         if "epoch 3/4 iter 1/2" in line:     # one iteration into epoch 3: kill it there
@@ -121,7 +124,7 @@ def test_sigkill_mid_epoch_then_resume_reaches_the_same_weights(tiny_config, tmp
     done = ckpt.read_sidecar(str(tmp_path / "killed" / "last.pt"))["epoch"]
     assert done in (2, 3)  # the kill landed in epoch 3 (or, on a loaded machine, just after it)
 
-    out = subprocess.run(cmd + ["--resume", "auto"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run(cmd + ["--resume", "auto"], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"resumed from {tmp_path / 'killed' / 'last.pt'}: {done} epochs done" in out.stderr
     diff = _max_abs_diff(_weights(str(tmp_path / "ref" / "last.pt")),

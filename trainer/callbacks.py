@@ -4,8 +4,7 @@ The engine calls every callback's method for each event; a callback overrides th
 cares about. Only rank 0 gets callbacks. Events, in order:
 ``on_fit_start(run)``, ``on_train_epoch_start(run, epoch)``,
 ``on_train_batch_end(run, epoch, step, logs)``, ``on_fit_epoch_end(run, epoch, row)``,
-``on_model_save(run, path, kind, epoch, metrics)`` (kind: ``last``, ``periodic``, ``best``,
-``final``), and ``on_fit_end(run)`` or ``on_interrupt(run, exc)``.
+``on_model_save(run, path, kind, epoch, metrics)`` (kind: ``last``, ``periodic``, ``best``), and ``on_fit_end(run)`` or ``on_interrupt(run, exc)``.
 """
 from __future__ import annotations
 
@@ -172,12 +171,13 @@ class TensorBoardLogger(Callback):
 class DriveSync(Callback):
     """Mirrors the run folder to ``drive.logs`` through :class:`drivestage.hooks.CheckpointSync`.
 
-    Periodic and best checkpoints (and the final one) are handed to ``on_save``, which
-    returns at once and uploads in the background with the retention policy; the end of
-    training and an interruption flush. Training never waits for Drive except in that flush.
+    Periodic checkpoints (every save_period and the final epoch) and best ones are handed to
+    ``on_save``, which returns at once and uploads in the background with the retention
+    policy; the end of training and an interruption flush. Training never waits for Drive
+    except in that flush. ``last.pt`` stays local (it is rewritten every epoch).
     """
 
-    SYNC_KINDS = ("periodic", "best", "final")
+    SYNC_KINDS = ("periodic", "best")
 
     def __init__(self, sync: Any, protect: Optional[str] = None):
         self.sync = sync

@@ -32,7 +32,8 @@ from trainer.errors import CheckpointError, ConfigError, DataError, NonFiniteLos
 
 logger = logging.getLogger(__name__)
 
-HEAD_STRIDES = (32, 16)
+#: Files of the run folder that are not mirrored to Drive.
+MIRROR_EXCLUDE = ("last.pt", "last.json")
 
 
 # --------------------------------------------------------------------------- EMA
@@ -372,12 +373,8 @@ def _local_weights(spec: str, cfg: Config) -> str:
         return spec
     import drivestage
 
-    dest = os.path.join(cfg.data.root, "weights")
-    drivestage.pull(spec, dest, extract=False)
-    path = os.path.join(dest, spec.rstrip("/").rsplit("/", 1)[-1])
-    if not os.path.isfile(path):
-        raise ConfigError(f"model.weights: pulled {spec} but {path} is missing")
-    return path
+    # Staged (md5-verified, cached) next to the data; a re-run finds it already there.
+    return drivestage.pull(spec, os.path.join(cfg.data.root, "weights"), extract=False, quiet=True).path
 
 
 # --------------------------------------------------------------------------- the run
@@ -645,7 +642,7 @@ def _save_epoch(run: Run, epoch: int, metrics: dict) -> None:
     if improved:
         run.state.best_map50, run.state.best_epoch = map50, epoch
         state["best_map50"], state["best_epoch"] = map50, epoch
-    periodic = epoch % t.save_period == 0
+    periodic = epoch % t.save_period == 0 or epoch == t.epochs  # the final state always lands on Drive
     if periodic:
         name = f"epoch_{epoch:03d}.pt"
         run.state.retention.setdefault("written", []).append(name)
@@ -659,8 +656,6 @@ def _save_epoch(run: Run, epoch: int, metrics: dict) -> None:
         path = ckpt.copy_checkpoint(last, os.path.join(run.out_dir, "best.pt"))
         logger.info("new best mAP@0.5 %.4f at epoch %d", map50, epoch)
         run.callbacks.fire("on_model_save", run, path, "best", epoch, metrics)
-    if epoch == t.epochs and not periodic:
-        run.callbacks.fire("on_model_save", run, last, "final", epoch, metrics)
 
 
 def _make_sync(cfg: Config) -> Any:
@@ -671,7 +666,10 @@ def _make_sync(cfg: Config) -> Any:
     policy = RetentionPolicy(keep_last=d.keep_last or None, keep_best=d.keep_best or None,
                              metric="map50" if d.keep_best else None, mode="max",
                              max_bytes=d.max_bytes)
-    return CheckpointSync(d.logs, policy, local_dir=cfg.train.out_dir)
+    # last.pt is rewritten every epoch: mirroring it would re-upload the whole model each
+    # epoch and race the rewrite. Drive gets epoch_NNN.pt (every save_period and the final
+    # epoch), best.pt and the logs.
+    return CheckpointSync(d.logs, policy, local_dir=cfg.train.out_dir, exclude=MIRROR_EXCLUDE)
 
 
 def _resolve_resume(run: Run, resume: str) -> Optional[str]:
