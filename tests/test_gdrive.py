@@ -12,6 +12,7 @@ from drivestage.emulator import Emulator
 from drivestage.gdrive import DriveStore, connect
 from drivestage.remote import open_store
 from drivestage.store import RemoteEntry, RemoteStore
+from store_contract import StoreContract
 
 
 @pytest.fixture(autouse=True)
@@ -197,3 +198,14 @@ def test_wrong_token_is_an_auth_error(tmp_path):
 def test_bad_api_root_is_a_usage_error():
     with pytest.raises(errors.UsageError, match="not an http"):
         connect(api_root="127.0.0.1:80", token="t")
+
+
+# --------------------------------------------------------------------------- shared contract
+
+
+class TestDriveStoreContract(StoreContract):
+    """The RemoteStore contract on Google Drive (the emulator) through the real stack."""
+
+    @pytest.fixture
+    def store(self, drive_env):
+        return connect()

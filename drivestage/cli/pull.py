@@ -82,11 +82,17 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
          as_json: bool, reserve: int, chunk_size: Optional[int], api_root: Optional[str],
          credentials: Optional[str]) -> None:
     """Download SRC from Drive into folder DEST: resumable, parallel, md5-verified."""
+    import logging
+
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
     from drivestage.stage import human, pull as do_pull
 
-    result = do_pull(src, dest, extract=extract, jobs=jobs, force=force, quiet=quiet,
-                     api_root=api_root, credentials=credentials, reserve=reserve,
-                     chunk_size=chunk_size)
+    # Log lines (retries) go through tqdm so they do not land in the middle of a bar.
+    with logging_redirect_tqdm(loggers=[logging.getLogger("drivestage")]):
+        result = do_pull(src, dest, extract=extract, jobs=jobs, force=force, quiet=quiet,
+                         api_root=api_root, credentials=credentials, reserve=reserve,
+                         chunk_size=chunk_size)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=1))
     else:
