@@ -130,13 +130,13 @@ def test_our_checkpoint_prefers_ema_and_strips_ddp_prefix(tmp_path):
     plain, ema = YoloV4Tiny(num_classes=2), YoloV4Tiny(num_classes=2)
     path = tmp_path / "last.pt"
     torch.save({"model": {f"module.{k}": v for k, v in plain.state_dict().items()},
-                "ema": {"state_dict": ema.state_dict(), "updates": 7}, "epoch": 3,
+                "ema": {"model": ema.state_dict(), "updates": 7}, "epoch": 3,   # engine.ModelEMA layout
                 "config": {"model": {"input_size": 64}}}, path)
     model = YoloV4Tiny(num_classes=2)
     report = load_weights(model, path)
     assert report.format == "checkpoint-ema"
     _same(_run(model), _run(ema))
-    torch.save({"model": {f"module.{k}": v for k, v in plain.state_dict().items()}, "epoch": 3}, path)
+    torch.save({"model": {f"module.{k}": v for k, v in plain.state_dict().items()}, "ema": None, "epoch": 3}, path)
     report = load_weights(model, path)
     assert report.format == "checkpoint"
     _same(_run(model), _run(plain))
