@@ -62,6 +62,8 @@ OLD_PREFIX = ".drivestage-replaced-"
 _CHUNK = 1 << 20          # read/write buffer: few syscalls, bounded memory
 _BLOCK = 4096             # disk allocation unit assumed by the space check
 _MAX_LINK_TARGET = 4096
+# tarfile's stream slices its buffer on every read: a big buffer makes header reads slow.
+_TAR_BUFSIZE = 64 * 1024
 
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 _ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate",
@@ -89,6 +91,17 @@ def _looks_like_tar_header(block: bytes) -> bool:
     return stored == computed
 
 
+def _compression(head: bytes) -> Optional[str]:
+    """The compression of a tar stream by its magic bytes, or None."""
+    if head[:2] == b"\x1f\x8b":
+        return "gz"
+    if head[:3] == b"BZh":
+        return "bz2"
+    if head[:6] == b"\xfd7zXZ\x00":
+        return "xz"
+    return None
+
+
 def archive_kind(path: PathLike) -> Optional[str]:
     """``"zip"``, ``"tar"`` (plain, gzip, bzip2 or xz) or None, by content, not by name."""
     try:
@@ -98,13 +111,7 @@ def archive_kind(path: PathLike) -> Optional[str]:
         return None
     if head[:4] in _ZIP_MAGICS:
         return "zip"
-    opener = None
-    if head[:2] == b"\x1f\x8b":
-        opener = gzip.open
-    elif head[:3] == b"BZh":
-        opener = bz2.open
-    elif head[:6] == b"\xfd7zXZ\x00":
-        opener = lzma.open
+    opener = {"gz": gzip.open, "bz2": bz2.open, "xz": lzma.open, None: None}[_compression(head)]
     if opener is not None:
         try:
             with opener(path, "rb") as f:
@@ -252,22 +259,24 @@ def _open_listing(archive: str) -> tuple[str, object, list[_Entry]]:
         except BaseException:
             zf.close()
             raise
+    with open(archive, "rb") as fh:
+        compressed = _compression(fh.read(6)) is not None
+    # Plain tars: headers read with seeks, members copied at known offsets (in parallel).
+    # Compressed tars: one pass to list and validate, a second to write (both streamed).
     try:
-        tf = tarfile.open(archive, "r:*")
+        tf = tarfile.open(archive, "r|*" if compressed else "r:", bufsize=_TAR_BUFSIZE)
     except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
         raise ArchiveError(f"cannot read the tar {archive}: {exc}; it is probably truncated or "
                            "corrupt: download it again") from exc
     try:
-        # Plain tars are read at known offsets (in parallel); compressed ones as one stream.
-        plain = not isinstance(tf.fileobj, (gzip.GzipFile, bz2.BZ2File, lzma.LZMAFile))
         try:
-            entries = _tar_entries(tf, archive, plain)
+            entries = _tar_entries(tf, archive, not compressed)
         except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
             if isinstance(exc, (ArchiveError, UnsafeArchiveError)):
                 raise
             raise ArchiveError(f"cannot read the tar {archive}: {exc}; it is probably truncated "
                                "or corrupt: download it again") from exc
-        return ("tar" if plain else "tgz"), tf, entries
+        return ("tgz" if compressed else "tar"), tf, entries
     except BaseException:
         tf.close()
         raise
@@ -519,23 +528,42 @@ def _write_files_random_access(kind: str, archive: str, root: str, files: list[_
             raise exc
 
 
-def _write_files_stream(tf: tarfile.TarFile, archive: str, root: str, files: list[_Entry],
+def _write_files_stream(archive: str, root: str, files: list[_Entry],
                         progress: _Progress) -> None:
-    """Compressed tar: one decompression stream, members in archive order."""
-    for e in sorted(files, key=lambda x: x.source.offset):  # type: ignore[attr-defined]
-        fd = _create(root, e)
-        try:
+    """Compressed tar: a second streamed pass, writing the validated members in order."""
+    wanted = {e.source.offset: e for e in files}  # type: ignore[attr-defined]
+    try:
+        tf = tarfile.open(archive, "r|*", bufsize=_TAR_BUFSIZE)
+    except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+        raise ArchiveError(f"cannot read the tar {archive}: {exc}; download it again") from exc
+    with tf:
+        members = iter(tf)
+        while wanted:
             try:
-                src = tf.extractfile(e.source)  # type: ignore[arg-type]
-                n = _copy_stream(src, fd, e, archive, progress)
+                m = next(members, None)
             except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
-                if isinstance(exc, ArchiveError):
-                    raise
-                raise ArchiveError(f"member {e.path!r} of {archive} cannot be read ({exc}); "
-                                   "the archive is truncated or corrupt: download it again") from exc
-            _finish(fd, e, n, archive)
-        finally:
-            os.close(fd)
+                raise ArchiveError(f"cannot read the tar {archive}: {exc}; the archive is "
+                                   "truncated or corrupt: download it again") from exc
+            if m is None:
+                missing = sorted(e.path for e in wanted.values())[:3]
+                raise ArchiveError(f"{archive} changed while it was extracted (members "
+                                   f"{missing} vanished); extract it again")
+            e = wanted.pop(m.offset, None)
+            if e is None:
+                continue  # not a file, or a duplicate replaced by a later member
+            fd = _create(root, e)
+            try:
+                try:
+                    n = _copy_stream(tf.extractfile(m), fd, e, archive, progress)
+                except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
+                    if isinstance(exc, ArchiveError):
+                        raise
+                    raise ArchiveError(f"member {e.path!r} of {archive} cannot be read ({exc}); "
+                                       "the archive is truncated or corrupt: download it "
+                                       "again") from exc
+                _finish(fd, e, n, archive)
+            finally:
+                os.close(fd)
 
 
 def _inside(root: str, path: str) -> bool:
@@ -646,7 +674,7 @@ def _populate(kind: str, handle: object, archive: str, tmp: str, entries: list[_
     if kind in ("zip", "tar"):
         _write_files_random_access(kind, archive, tmp, files, jobs, progress)
     else:
-        _write_files_stream(handle, archive, tmp, files, progress)  # type: ignore[arg-type]
+        _write_files_stream(archive, tmp, files, progress)
     for e in entries:
         if e.kind == "hardlink":
             src, dst = os.path.join(tmp, e.target), os.path.join(tmp, e.path)
