@@ -32,6 +32,7 @@ from drivestage.errors import ChecksumMismatchError, NotFoundError, UsageError
 from drivestage.mirror import Dest, Mirror, PushResult, open_dest, sidecar_map
 from drivestage.retention import RetentionPolicy, parse_sidecar
 from drivestage.store import RemoteEntry
+from drivestage.upload import Md5Cache
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +53,13 @@ class CheckpointSync:
         os.makedirs(local_dir, exist_ok=True)
         self.local_dir = os.path.abspath(local_dir)
         self.policy = policy or RetentionPolicy()
-        self._store, self._path = open_dest(dest, store)
+        cache = Md5Cache()
+        self._store, self._path = open_dest(dest, store, cache)
         self.write_sidecars = write_sidecars
         self.mirror = Mirror(self.local_dir, (self._store, self._path), self.policy,
                              every=every, include=include, exclude=exclude,
                              use_trash=use_trash, chunk_size=chunk_size,
-                             protect=protect).start()
+                             protect=protect, md5_cache=cache).start()
 
     # -- training-loop events
     def on_save(self, path: str, epoch: Optional[int] = None,

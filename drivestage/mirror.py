@@ -76,12 +76,29 @@ class PushResult:
 
 # --------------------------------------------------------------------------- helpers
 
-def open_dest(dest: Dest, store: Any = None) -> tuple[Any, str]:
-    """``(store, path)`` for a destination spec (``drive:a/b``, a directory) or a pair."""
+def open_dest(dest: Dest, store: Any = None, md5_cache: Optional[Md5Cache] = None
+              ) -> tuple[Any, str]:
+    """``(store, path)`` for a destination spec (``drive:a/b``, a directory) or a pair.
+
+    A directory store gets the persistent md5 cache, so listing it does not hash
+    unchanged multi-GB checkpoints on every push."""
     if store is not None:
         return store, str(dest)
     if isinstance(dest, tuple):
         return dest[0], dest[1]
+    from drivestage import paths
+
+    if not paths.is_drive(str(dest)):
+        from drivestage.localdir import LocalDirStore
+
+        full = os.path.abspath(os.path.expanduser(str(dest)))
+        parent, name = os.path.split(full)
+        # Root the store at the nearest existing folder so push can create DEST and its
+        # missing parents (prune still finds a missing DEST missing).
+        while not os.path.isdir(parent) and os.path.dirname(parent) != parent:
+            parent, up = os.path.split(parent)
+            name = f"{up}/{name}"
+        return LocalDirStore(parent, md5_cache=md5_cache or Md5Cache()), name
     from drivestage.remote import open_store
 
     return open_store(str(dest))
@@ -283,9 +300,9 @@ def push(src: str, dest: Dest, policy: Optional[RetentionPolicy] = None, *,
                             "(e.g. logs/)")
     if jobs < 1:
         raise UsageError(f"jobs={jobs} is invalid; use 1 or more")
-    store, dest_path = open_dest(dest, store)
-    policy = policy or RetentionPolicy()
     cache = md5_cache or Md5Cache()
+    store, dest_path = open_dest(dest, store, cache)
+    policy = policy or RetentionPolicy()
     protect = set(protect)
     result = PushResult()
     try:
@@ -558,7 +575,15 @@ def prune(dest: Dest, policy: RetentionPolicy, *, store: Any = None, dry_run: bo
     and anything in ``protect`` are never deleted; nothing outside ``dest``
     is touched. With ``dry_run`` nothing is deleted.
     """
-    store, path = open_dest(dest, store)
+    cache = Md5Cache()
+    try:
+        return _prune(*open_dest(dest, store, cache), policy, dry_run, use_trash, protect)
+    finally:
+        cache.save()
+
+
+def _prune(store: Any, path: str, policy: RetentionPolicy, dry_run: bool, use_trash: bool,
+           protect: Iterable[str]) -> Plan:
     root = store.resolve(path)
     if not root.is_dir:
         raise UsageError(f"{store.describe(root)} is a file; prune needs the folder that "
@@ -596,6 +621,7 @@ class Mirror:
                  include: Sequence[str] = (), exclude: Sequence[str] = (),
                  delete: bool = False, chunk_size: Optional[int] = None,
                  protect: Iterable[str] = (), use_trash: bool = False, jobs: int = 4,
+                 md5_cache: Optional[Md5Cache] = None,
                  push_fn: Optional[Callable[..., PushResult]] = None):
         if every is not None and every <= 0:
             raise UsageError(f"every={every!r} is invalid; give a period in seconds > 0")
@@ -613,7 +639,7 @@ class Mirror:
         self._last_result: Optional[PushResult] = None
         self._stopping = False
         self._thread: Optional[threading.Thread] = None
-        self._cache: Optional[Md5Cache] = None
+        self._cache: Optional[Md5Cache] = md5_cache
         self.runs = 0
 
     # -- control
@@ -718,9 +744,9 @@ class Mirror:
                 next_due = time.monotonic() + self.every
 
     def _run_once(self, protect: set) -> PushResult:
-        if self._store is None:
-            self._store, self.dest = open_dest(self.dest)
         if self._cache is None:
             self._cache = Md5Cache()
+        if self._store is None:
+            self._store, self.dest = open_dest(self.dest, None, self._cache)
         return self._push(self.src, self.dest, self.policy, store=self._store,
                           protect=protect, md5_cache=self._cache, **self._options)

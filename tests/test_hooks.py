@@ -129,3 +129,19 @@ def test_failures_reach_the_caller_on_train_end(emulator, store, env):
     _train(sync, run, 1, [0.1])
     with pytest.raises(MirrorError, match="failed"):
         sync.on_train_end()
+
+
+def test_hooks_with_a_directory_as_the_remote(env):
+    run, mount = str(env / "run"), str(env / "mount" / "logs")
+    sync = CheckpointSync(mount, RetentionPolicy(keep_last=2), local_dir=run)
+    saved = _train(sync, run, 4, [0.1, 0.2, 0.3, 0.4])
+    sync.on_train_end()
+    assert sorted(os.listdir(mount)) == ["epoch_003.pt", "epoch_003.pt.json", "epoch_004.pt",
+                                         "epoch_004.pt.json", "last.pt", "results.csv"]
+    sync2 = CheckpointSync(mount, RetentionPolicy(keep_last=2), local_dir=str(env / "fresh"))
+    entry = sync2.latest_remote_checkpoint()
+    assert entry.name == "epoch_004.pt"
+    path = sync2.fetch(entry, str(env / "fresh" / "epoch_004.pt"))
+    with open(path, "rb") as fh:
+        assert fh.read() == saved[4][0]
+    sync2.on_train_end()

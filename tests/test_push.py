@@ -285,3 +285,44 @@ def test_quota_that_cannot_fit_fails_before_a_byte_and_deletes_nothing(env):
         assert not [r for r in emu.requests if r.path.startswith("/upload/")]
     finally:
         emu.stop()
+
+
+# --------------------------------------------------------------------------- a directory as DEST
+
+def _dir_files(root):
+    out = {}
+    for r, _, fs in os.walk(root):
+        for f in fs:
+            rel = os.path.relpath(os.path.join(r, f), root).replace(os.sep, "/")
+            if not rel.startswith(".trash") and not rel.startswith(".drivestage"):
+                with open(os.path.join(r, f), "rb") as fh:
+                    out[rel] = hashlib.md5(fh.read()).hexdigest()
+    return out
+
+
+def test_push_to_a_directory_is_incremental_and_exact(env):
+    src, dest = str(env / "logs"), str(env / "mount" / "Models" / "logs")
+    files = _tree(src)
+    first = push(src, dest)
+    assert _dir_files(dest) == _md5s(files) and len(first.uploaded) == 5
+    again = push(src, dest)
+    assert again.uploaded == [] and again.unchanged == 5
+    _write(os.path.join(src, "results.csv"), b"changed")
+    os.remove(os.path.join(src, "tb", "events.out"))
+    third = push(src, dest, delete=True)
+    assert third.uploaded == ["results.csv"] and third.deleted == ["tb/events.out"]
+    files["results.csv"] = b"changed"
+    del files["tb/events.out"]
+    assert _dir_files(dest) == _md5s(files)
+
+
+def test_policy_sequence_on_a_directory(env):
+    src, dest = str(env / "logs"), str(env / "mount" / "logs")
+    policy = RetentionPolicy(keep_last=1, keep_best=1, metric="map50")
+    for epoch, m in enumerate([0.2, 0.9, 0.1, 0.3], start=1):
+        _save(src, epoch, m, size=1000)
+        push(src, dest, policy)
+    assert sorted(n for n in _dir_files(dest) if n.endswith(".pt")) == \
+        ["epoch_002.pt", "epoch_004.pt"]
+    assert sorted(n for n in _dir_files(dest) if n.endswith(".json")) == \
+        ["epoch_002.pt.json", "epoch_004.pt.json"]
