@@ -326,3 +326,17 @@ def test_policy_sequence_on_a_directory(env):
         ["epoch_002.pt", "epoch_004.pt"]
     assert sorted(n for n in _dir_files(dest) if n.endswith(".json")) == \
         ["epoch_002.pt.json", "epoch_004.pt.json"]
+
+
+def test_push_through_chaos_gives_the_exact_tree(emulator, store, env, monkeypatch):
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "10")
+    src = str(env / "logs")
+    files = _tree(src)
+    files["big.pt"] = os.urandom(3 * 256 * 1024 + 7)
+    _write(os.path.join(src, "big.pt"), files["big.pt"])
+    emulator.faults.chaos(rate=0.15, seed=3, kinds=("429", "500", "503", "reset"))
+    push(src, "Models/logs", store=store, chunk_size=256 * 1024)
+    emulator.faults.clear()
+    assert _remote(emulator) == _md5s(files)
+    names = [f["title"] for f in emulator.files() if not f["labels"]["trashed"]]
+    assert len(names) == len(set(names)), "no duplicates after retries"
