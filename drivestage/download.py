@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import re
 import threading
 import time
@@ -228,6 +229,33 @@ class _Pipeline:
             self.cond.notify_all()
 
 
+class _Hasher:
+    """Feeds chunks to md5 in a thread of its own, in the order they are put (hashlib releases
+    the GIL on large buffers, so hashing runs beside the disk write)."""
+
+    def __init__(self, digest: Any, depth: int = 2):
+        self.digest = digest
+        self.queue: "queue.Queue[Optional[bytes]]" = queue.Queue(maxsize=depth)
+        self.thread = threading.Thread(target=self._run, name="drivestage-md5", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            data = self.queue.get()
+            if data is None:
+                return
+            self.digest.update(data)
+
+    def put(self, data: bytes) -> None:
+        self.queue.put(data)
+
+    def finish(self) -> None:
+        """Wait until every chunk put so far is hashed."""
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+
+
 def _fill(store: Any, entry: RemoteEntry, partial: str, start: int, digest: Any, jobs: int,
           chunk_size: int, progress: Optional[ProgressFn]) -> int:
     """Fetch ``[start, size)`` into ``partial`` in order, hashing as it is written."""
@@ -255,17 +283,21 @@ def _fill(store: Any, entry: RemoteEntry, partial: str, start: int, digest: Any,
     for t in threads:
         t.start()
     written = 0
+    hasher = _Hasher(digest)
     try:
         with open(partial, "ab") as fh:
             for index in range(len(chunks)):
                 data = pipe.take(index)
+                # md5 (in its own thread) and the write overlap; both see chunks in order.
+                hasher.put(data)
                 fh.write(data)
-                digest.update(data)
                 written += len(data)
                 if progress is not None:
                     progress(len(data))
+        hasher.finish()
     except BaseException:
         pipe.stop()
+        hasher.finish()
         raise
     for t in threads:
         t.join()
