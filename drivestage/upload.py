@@ -55,6 +55,8 @@ MiB = 1024 * KiB
 CHUNK_UNIT = 256 * KiB
 #: Chosen with bench/push.py (see the report in the module docstring there).
 DEFAULT_CHUNK_SIZE = 16 * MiB
+#: Sessions older than this are dropped from the state file (Drive keeps them ~1 week).
+SESSION_MAX_AGE = 7 * 24 * 3600
 #: How many times a file that keeps changing while we send it is sent again.
 MAX_CHANGED_ATTEMPTS = 3
 
@@ -189,7 +191,13 @@ class UploadSessions:
         return self._file.read().get(key)
 
     def put(self, key: str, record: dict) -> None:
-        self._file.update(lambda data: data.__setitem__(key, record))
+        def change(data: dict) -> None:
+            # Drive forgets a session after about a week: so do we.
+            now = time.time()
+            for old in [k for k, v in data.items() if v.get("created", now) < now - SESSION_MAX_AGE]:
+                del data[old]
+            data[key] = record
+        self._file.update(change)
 
     def drop(self, key: str) -> None:
         self._file.update(lambda data: data.pop(key, None))
@@ -481,7 +489,7 @@ def upload_file(store: Any, local_path: str, folder: RemoteEntry, name: str, *,
     where = f"{local_path} -> {name}"
     target = replace
     mismatches = 0
-    for attempt in range(1, MAX_CHANGED_ATTEMPTS + 1):
+    for _ in range(MAX_CHANGED_ATTEMPTS):
         st = os.stat(local_path)
         try:
             entry, local_md5 = _upload_once(store, local_path, st, folder, name, target,
@@ -588,33 +596,26 @@ def _upload_once(store: Any, local_path: str, st: os.stat_result, folder: Remote
                 raise _map_upload_error(store, exc, where, size) from exc
         elif saved:
             sessions.drop(key)  # the file changed since: that session holds other bytes
-        if request.resumable_uri is None:
-            try:
-                uri = _retry_call(store, f"starting upload of {where}",
-                                  lambda http: _start_session(http, request))
-            except Exception as exc:
-                raise _map_upload_error(store, exc, where, size) from exc
-            request.resumable_uri = uri
-            if size > chunk:
-                # Persisted before the first byte goes out. A one-chunk file is not worth
-                # a state write: nothing of it is committed before it completes, and a
-                # completed one is found by the next listing.
-                sessions.put(key, {"uri": uri, "size": size, "mtime_ns": st.st_mtime_ns,
-                                   "chunk": chunk, "created": time.time()})
-                persisted = True
-        sent = request.resumable_progress
+        restarted = False
         while result is None:
+            if request.resumable_uri is None:
+                persisted = _new_session(store, request, sessions, key, st, chunk, where)
             before = request.resumable_progress
             try:
                 result = _send_chunk(store, request, size, where)
             except _SessionGone:
+                # Sessions expire (about a week on Drive); start over once.
                 sessions.drop(key)
-                raise RemoteError(f"the upload session for {where} vanished mid-upload; "
-                                  "run the push again to start a new one")
+                if restarted:
+                    raise RemoteError(f"the upload session for {where} vanished twice; "
+                                      "run the push again") from None
+                log.warning("upload session for %s vanished; starting a new one", where)
+                restarted = True
+                request.resumable_uri, request.resumable_progress = None, 0
+                continue
             except Exception as exc:
                 raise _map_upload_error(store, exc, where, size) from exc
             moved = (size if result is not None else request.resumable_progress) - before
-            sent += max(moved, 0)
             if progress and moved > 0:
                 progress(moved)
         if persisted:
@@ -622,6 +623,26 @@ def _upload_once(store: Any, local_path: str, st: os.stat_result, folder: Remote
         return _to_entry(store, result), media.hexdigest()
     finally:
         media.close()
+
+
+def _new_session(store: Any, request, sessions: UploadSessions, key: str,
+                 st: os.stat_result, chunk: int, where: str) -> bool:
+    """Open a resumable session for ``request``; persist it when the file spans chunks."""
+    try:
+        uri = _retry_call(store, f"starting upload of {where}",
+                          lambda http: _start_session(http, request))
+    except Exception as exc:
+        raise _map_upload_error(store, exc, where, st.st_size) from exc
+    request.resumable_uri = uri
+    request.resumable_progress = 0
+    if st.st_size <= chunk:
+        # Not worth a state write: nothing of a one-chunk file is committed before it
+        # completes, and a completed one is found by the next listing.
+        return False
+    # Persisted before the first byte goes out.
+    sessions.put(key, {"uri": uri, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                       "chunk": chunk, "created": time.time()})
+    return True
 
 
 def _retry_call(store: Any, describe: str, call: Callable):
@@ -639,7 +660,20 @@ def _retry_call(store: Any, describe: str, call: Callable):
 
 
 def _send_chunk(store: Any, request, size: int, where: str) -> Optional[dict]:
-    """Send the next chunk; on failure resync with the server and retry. Returns the File when done."""
+    """Send the next chunk; on failure resync with the server and retry.
+
+    Returns the File resource when the upload is complete, else None. Raises
+    _SessionGone when the server no longer knows the session."""
+    result = _send_chunk_once(store, request, size, where)
+    if result is _GONE:
+        raise _SessionGone(f"the upload session of {where} is gone")
+    return result
+
+
+_GONE = object()
+
+
+def _send_chunk_once(store: Any, request, size: int, where: str) -> Any:
     resync = False
     for attempt in _retrying(store, f"uploading {where}"):
         with attempt:
@@ -656,7 +690,11 @@ def _send_chunk(store: Any, request, size: int, where: str) -> Optional[dict]:
                 return body
             except _SessionGone:
                 raise
-            except Exception:
+            except Exception as exc:
+                failure = retry.http_failure(exc)
+                if failure is not None and failure.status in (404, 410):
+                    # Not raised in here: the retry policy would turn it into NotFoundError.
+                    return _GONE
                 resync = True
                 _reset_http(store)
                 raise

@@ -292,3 +292,26 @@ def test_quota_exceeded_mid_upload_gives_the_quota_error(env, tmp_path):
         assert info.value.needed == 3 * CHUNK and info.value.free == 2 * CHUNK
         assert "free 512.0 KiB" in str(info.value)
         assert _named(emu, "a.pt") == []
+
+
+def test_an_expired_session_is_replaced_by_a_new_one(emulator, store, env, tmp_path):
+    folder = store.make_folders("x")
+    path, data = _file(tmp_path, "a.pt", 2 * CHUNK + 1)
+    sessions = UploadSessions()
+    st = os.stat(path)
+    sessions.put(UploadSessions.key(path, folder, "a.pt", None),
+                 {"uri": emulator.url + "upload/drive/v2/files?uploadType=resumable&upload_id=gone",
+                  "size": st.st_size, "mtime_ns": st.st_mtime_ns, "created": time.time()})
+    entry = upload_file(store, path, folder, "a.pt", chunk_size=CHUNK)
+    assert emulator.read_bytes(entry.id) == data
+    assert UploadSessions().all() == {}
+
+
+def test_a_session_lost_mid_upload_restarts_once(emulator, store, env, tmp_path):
+    folder = store.make_folders("x")
+    path, data = _file(tmp_path, "a.pt", 3 * CHUNK)
+    emulator.faults.inject("PUT", r"upload_id=", status=404, reason="notFound", times=1)
+    entry = upload_file(store, path, folder, "a.pt", chunk_size=CHUNK)
+    assert emulator.read_bytes(entry.id) == data
+    assert len(_named(emulator, "a.pt")) == 1
+    assert len([r for r in _uploads(emulator) if r.method == "POST"]) == 2
