@@ -21,14 +21,14 @@ after its checkpoint's md5 matched Drive's.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import tempfile
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from drivestage.errors import ChecksumMismatchError, NotFoundError, UsageError
+from drivestage.download import download
+from drivestage.errors import NotFoundError, UsageError
 from drivestage.mirror import Dest, Mirror, PushResult, open_dest, sidecar_map
 from drivestage.retention import RetentionPolicy, parse_sidecar
 from drivestage.store import RemoteEntry
@@ -126,10 +126,6 @@ class CheckpointSync:
         when complete. Returns ``local_path``."""
         folder = os.path.dirname(os.path.abspath(local_path))
         os.makedirs(folder, exist_ok=True)
-        try:
-            from drivestage.download import download
-        except ImportError:  # pragma: no cover - download.py ships with drivestage
-            return _fetch(self._store, remote, local_path)
         download(self._store, remote, local_path)
         return local_path
 
@@ -166,33 +162,3 @@ class CheckpointSync:
             except OSError:
                 pass
             raise
-
-
-def _fetch(store: Any, remote: RemoteEntry, local_path: str) -> str:
-    """Stream ``remote`` into a hidden file next to ``local_path``, check md5, move into place."""
-    folder = os.path.dirname(os.path.abspath(local_path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(local_path) + ".",
-                               suffix=".partial", dir=folder)
-    h = hashlib.md5()
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if remote.size:
-                for buf in store.read_range(remote, 0, remote.size):
-                    h.update(buf)
-                    fh.write(buf)
-        got = h.hexdigest()
-        if remote.md5 and got != remote.md5:
-            raise ChecksumMismatchError(
-                f"MD5 of the downloaded {remote.name} ({got}) does not match the remote "
-                f"({remote.md5}); the download was deleted. Try again.",
-                expected=remote.md5, got=got)
-        os.replace(tmp, local_path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return local_path
-
