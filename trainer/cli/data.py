@@ -1,4 +1,90 @@
-"""CLI commands: data (registered on the trainer group)."""
+"""CLI commands for data: ``prepare-voc`` and ``synth-data`` (registered on the trainer group).
+
+Human status goes to stderr; the paths written go to stdout, one per line.
+"""
 from __future__ import annotations
 
-from trainer.cli import cli  # noqa: F401
+from pathlib import Path
+
+import click
+
+from trainer.cli import cli
+
+
+@cli.command("prepare-voc")
+@click.argument("root", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--mode", type=click.IntRange(0, 2), default=0, show_default=True,
+              help="0: splits + annotation lines; 1: only the ImageSets splits; 2: only the annotation lines.")
+@click.option("--classes", "classes_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Class names, one per line (default: the 20 VOC classes).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Where 2007_train.txt and 2007_val.txt go.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random split.")
+@click.option("--year", default="2007", show_default=True, help="Which VOC<year> folder to use.")
+@click.option("--trainval-percent", type=click.FloatRange(0, 1), default=0.9, show_default=True,
+              help="Share of the images in trainval (the rest is test).")
+@click.option("--train-percent", type=click.FloatRange(0, 1), default=0.9, show_default=True,
+              help="Share of trainval in train (the rest is val).")
+def prepare_voc_command(root: Path, mode: int, classes_file: Path | None, out_dir: Path, seed: int, year: str,
+                        trainval_percent: float, train_percent: float) -> None:
+    """Write VOC splits and the port's annotation lines from a VOCdevkit folder.
+
+    ROOT is the VOCdevkit folder (or the folder holding it). Difficult objects are left out
+    of the lines, objects of unknown classes are counted, and a per-class table is printed.
+
+    \b
+    Examples:
+      trainer prepare-voc data/VOCdevkit
+      trainer prepare-voc data/VOCdevkit --mode 2 --classes model_data/voc_classes.txt --out data
+    """
+    from trainer.data.voc import VOC_CLASSES, prepare_voc
+
+    classes = classes_file if classes_file is not None else VOC_CLASSES
+    report = prepare_voc(root, mode, classes, out_dir, year=year, trainval_percent=trainval_percent,
+                         train_percent=train_percent, seed=seed)
+    for name, count in report.splits.items():
+        click.echo(f"{name}: {count} images", err=True)
+    if report.class_counts:
+        click.echo(report.table(), err=True)
+        if report.difficult_skipped:
+            click.echo(f"difficult objects left out: {report.difficult_skipped}", err=True)
+        for name, count in report.unknown_counts.items():
+            click.echo(f"unknown class {name!r}: {count} objects left out", err=True)
+    for warning in report.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    for path in report.files:
+        click.echo(str(path))
+
+
+@cli.command("synth-data")
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--images", type=click.IntRange(min=1), default=200, show_default=True, help="How many images.")
+@click.option("--classes", type=click.IntRange(1, 40), default=5, show_default=True, help="How many classes.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--min-size", type=click.IntRange(min=16), default=200, show_default=True, help="Smallest image side.")
+@click.option("--max-size", type=click.IntRange(min=16), default=400, show_default=True, help="Largest image side.")
+@click.option("--zip", "make_zip", is_flag=True, help="Also write OUT/VOCdevkit.zip (VOCdevkit/ at its root).")
+def synth_data_command(out: Path, images: int, classes: int, seed: int, min_size: int, max_size: int,
+                       make_zip: bool) -> None:
+    """Write a synthetic VOC dataset (coloured shapes on textured backgrounds) into OUT.
+
+    OUT receives VOCdevkit/VOC2007/..., classes.txt, 2007_train.txt and 2007_val.txt.
+
+    \b
+    Examples:
+      trainer synth-data data/synth --images 300 --classes 5
+      trainer synth-data data/synth --images 300 --classes 5 --zip
+    """
+    from trainer.data.synth import make_synthetic_voc
+
+    if min_size > max_size:
+        raise click.BadParameter(f"--min-size {min_size} is larger than --max-size {max_size}",
+                                 param_hint="--min-size")
+    result = make_synthetic_voc(out, images=images, classes=classes, seed=seed, image_size=(min_size, max_size),
+                                zip_path=(out / "VOCdevkit.zip") if make_zip else None)
+    click.echo(f"{result.images} images, {result.objects} objects, {len(result.class_names)} classes: "
+               f"{', '.join(result.class_names)}", err=True)
+    for path in (result.voc_root, result.classes_file, result.train_lines_file, result.val_lines_file,
+                 result.zip_path):
+        if path is not None:
+            click.echo(str(path))

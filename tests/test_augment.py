@@ -1,0 +1,147 @@
+"""Augmentations move the pixels and the boxes together: checked on drawn rectangles."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trainer.data import augment
+
+# Pure colours far from the grey padding (128) and from the black background.
+COLOURS = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)]
+TOL = 2.0  # pixels: interpolation blurs an edge by about one pixel each side
+
+
+def _canvas(w, h, box, colour=(255, 0, 0)):
+    """A black image with one filled rectangle; box in continuous coordinates (int edges)."""
+    img = np.zeros((h, w, 3), dtype=np.uint8)
+    x1, y1, x2, y2 = (int(v) for v in box)
+    img[y1:y2, x1:x2] = colour
+    return img
+
+
+def _mask_box(img, colour):
+    """Tight box (continuous coordinates) of the pixels nearer ``colour`` than anything else."""
+    on = np.ones(img.shape[:2], dtype=bool)
+    for c in range(3):
+        on &= img[..., c] > 160 if colour[c] == 255 else img[..., c] < 100
+    ys, xs = np.nonzero(on)
+    if not len(xs):
+        return None
+    return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)
+
+
+@st.composite
+def image_and_box(draw, min_side=24, max_side=300):
+    w = draw(st.integers(min_side, max_side))
+    h = draw(st.integers(min_side, max_side))
+    x1 = draw(st.integers(0, w - 8))
+    y1 = draw(st.integers(0, h - 8))
+    x2 = draw(st.integers(x1 + 6, w))
+    y2 = draw(st.integers(y1 + 6, h))
+    return w, h, np.array([[x1, y1, x2, y2, 3]], dtype=np.float32)
+
+
+def test_letterbox_known_case():
+    img = np.full((100, 200, 3), 7, dtype=np.uint8)
+    out, scale, pad = augment.letterbox(img, 416)
+    assert out.shape == (416, 416, 3) and out.dtype == np.uint8
+    assert scale == pytest.approx(2.08)
+    assert pad == (0, 104)
+    assert (out[:104] == 128).all() and (out[104 + 208:] == 128).all()
+    assert (out[104:104 + 208] == 7).all()
+    boxes = augment.letterbox_boxes(np.array([[10, 20, 110, 70, 1]], dtype=np.float32), scale, pad)
+    np.testing.assert_allclose(boxes, [[20.8, 145.6, 228.8, 249.6, 1]], rtol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(image_and_box(), st.sampled_from([96, 160, 416]))
+def test_letterbox_keeps_boxes_on_their_pixels(sample, size):
+    w, h, boxes = sample
+    img = _canvas(w, h, boxes[0, :4])
+    out, scale, pad = augment.letterbox(img, size)
+    moved = augment.letterbox_boxes(boxes, scale, pad)
+    seen = _mask_box(out, COLOURS[0])
+    if seen is None:  # shrunk below a pixel: nothing to compare
+        assert (moved[0, 2] - moved[0, 0]) < 3 or (moved[0, 3] - moved[0, 1]) < 3
+        return
+    np.testing.assert_allclose(seen, moved[0, :4], atol=TOL)
+    assert moved[0, 4] == 3
+    back = augment.unletterbox_boxes(moved, size, (h, w))
+    np.testing.assert_allclose(back[:, :4], boxes[:, :4], atol=1e-3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(image_and_box())
+def test_flip_is_exact(sample):
+    w, h, boxes = sample
+    img = _canvas(w, h, boxes[0, :4])
+    out, moved = augment.flip_horizontal(img, boxes)
+    np.testing.assert_array_equal(_mask_box(out, COLOURS[0]), moved[0, :4])
+    again, back = augment.flip_horizontal(out, moved)
+    np.testing.assert_array_equal(again, img)
+    np.testing.assert_array_equal(back, boxes)
+
+
+@settings(max_examples=40, deadline=None)
+@given(image_and_box(), st.integers(0, 2**31 - 1))
+def test_scale_jitter_keeps_boxes_on_their_pixels(sample, seed):
+    w, h, boxes = sample
+    img = _canvas(w, h, boxes[0, :4])
+    out, moved = augment.random_scale_jitter(img, boxes, 160, np.random.default_rng(seed))
+    assert out.shape == (160, 160, 3)
+    seen = _mask_box(out, COLOURS[0])
+    if len(moved) == 0:
+        assert seen is None or min(seen[2] - seen[0], seen[3] - seen[1]) <= 3
+        return
+    assert (moved[:, :4] >= 0).all() and (moved[:, :4] <= 160).all()
+    assert seen is not None
+    np.testing.assert_allclose(seen, moved[0, :4], atol=TOL)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(image_and_box(min_side=32, max_side=200), min_size=4, max_size=4), st.integers(0, 2**31 - 1))
+def test_mosaic_keeps_every_box_on_its_pixels(samples, seed):
+    size = 160
+    inputs = []
+    for k, (w, h, boxes) in enumerate(samples):
+        b = boxes.copy()
+        b[0, 4] = k  # the class says which colour (which source image) the box is
+        inputs.append((_canvas(w, h, b[0, :4], COLOURS[k]), b))
+    out, merged = augment.mosaic(inputs, size, np.random.default_rng(seed))
+    assert out.shape == (size, size, 3) and merged.dtype == np.float32 and merged.shape[1] == 5
+    assert (merged[:, :4] >= 0).all() and (merged[:, :4] <= size).all()
+    for k, colour in enumerate(COLOURS):
+        mine = merged[merged[:, 4] == k]
+        seen = _mask_box(out, colour)
+        if len(mine) == 0:
+            assert seen is None or min(seen[2] - seen[0], seen[3] - seen[1]) <= 3
+            continue
+        assert len(mine) == 1 and seen is not None
+        np.testing.assert_allclose(seen, mine[0, :4], atol=TOL)
+
+
+def test_mosaic_without_boxes_and_mixup():
+    rng = np.random.default_rng(0)
+    empty = np.zeros((0, 5), dtype=np.float32)
+    samples = [(np.zeros((50, 60, 3), np.uint8), empty) for _ in range(4)]
+    out, boxes = augment.mosaic(samples, 96, rng)
+    assert out.shape == (96, 96, 3) and boxes.shape == (0, 5)
+    a = np.full((8, 8, 3), 200, np.uint8)
+    b = np.full((8, 8, 3), 100, np.uint8)
+    mixed, both = augment.mixup(a, np.ones((1, 5), np.float32), b, np.zeros((2, 5), np.float32))
+    assert (mixed == 150).all() and both.shape == (3, 5)
+    with pytest.raises(ValueError, match="mosaic needs 4 samples"):
+        augment.mosaic(samples[:3], 96, rng)
+
+
+def test_hsv_is_deterministic_and_keeps_grey():
+    img = np.random.default_rng(1).integers(0, 255, (20, 30, 3), dtype=np.uint8)
+    a = augment.hsv_jitter(img, np.random.default_rng(5))
+    b = augment.hsv_jitter(img, np.random.default_rng(5))
+    np.testing.assert_array_equal(a, b)
+    assert a.shape == img.shape and a.dtype == np.uint8
+    grey = np.full((4, 4, 3), 128, np.uint8)  # no saturation: only the value gain applies
+    out = augment.hsv_jitter(grey, np.random.default_rng(2))
+    assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()

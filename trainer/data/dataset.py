@@ -1,0 +1,368 @@
+"""Datasets and loaders for training (augmented) and evaluation (letterboxed).
+
+Decisions the training loop relies on:
+
+* Randomness: every sample draws from its own ``numpy.random.Generator`` seeded with
+  ``(seed, epoch, index)``. A sample is therefore the same whatever the number of workers,
+  the worker that happens to load it, or a resume in the middle of training; and two workers
+  (or two ranks, which see different indices) never share a random stream.
+* ``set_epoch(epoch)`` writes a shared-memory integer that worker processes read at every
+  ``__getitem__``, so it reaches workers whether they are persistent or not. ``build_loader``
+  uses non-persistent workers; call ``set_loader_epoch(loader, epoch)`` before iterating an
+  epoch: it sets the dataset's epoch and the sampler's (the shuffling order).
+* Shuffling uses a ``DistributedSampler`` in every case (one replica when not distributed), so
+  the order of epoch ``e`` depends only on ``(seed, e)``.
+* ``worker_init_fn`` seeds Python's ``random``, numpy's global state and torch in each worker
+  from ``(seed, epoch, rank, worker_id)`` for any code that uses global RNGs.
+* OpenCV runs single-threaded (set when ``trainer.data`` is imported): the workers are the
+  parallelism, and a forked worker calling into an OpenCV thread pool that the parent had
+  started deadlocks (seen here: ``cv2.setNumThreads`` inside a worker hung forever).
+* Mosaic and mixup are on while ``epoch < epochs * special_aug_ratio`` (epochs counted from 0);
+  mixup is only ever applied on top of a mosaic, as in the port.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import random
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from trainer.data import augment
+from trainer.data.voc import parse_annotation_line
+from trainer.errors import DataError
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "read_image",
+    "YoloDataset",
+    "EvalDataset",
+    "yolo_collate",
+    "eval_collate",
+    "build_loader",
+    "set_loader_epoch",
+    "worker_init_fn",
+]
+
+
+def read_image(path: str) -> np.ndarray:
+    """Decode an image file into RGB ``uint8 [H, W, 3]``; a clear error if it cannot be read."""
+    data = cv2.imread(path, cv2.IMREAD_COLOR)
+    if data is None:
+        raise DataError(f"cannot read image {path}: the file is missing or not an image")
+    return cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
+
+
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 HWC RGB → float32 CHW in [0, 1]."""
+    chw = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+    return chw.float().div_(255.0)
+
+
+def _parse_all(lines: Sequence[str], num_classes: Optional[int]) -> tuple[list[str], list[np.ndarray]]:
+    if not lines:
+        raise DataError("the dataset has no annotation lines; check the annotation file")
+    paths, boxes = [], []
+    for line in lines:
+        path, b = parse_annotation_line(line)
+        if num_classes is not None and len(b) and (b[:, 4].max() >= num_classes):
+            raise DataError(
+                f"annotation line for {path} uses class {int(b[:, 4].max())} but the model has "
+                f"{num_classes} classes; check the classes file"
+            )
+        paths.append(path)
+        boxes.append(b)
+    return paths, boxes
+
+
+class YoloDataset(Dataset):
+    """Training samples: ``(image float32 [3, S, S] in [0, 1], boxes float32 [n, 5])``.
+
+    Boxes are ``(cls, cx, cy, w, h)`` normalised to the network input. With ``train=False``
+    the image is only letterboxed (the validation-loss path).
+    """
+
+    def __init__(
+        self,
+        lines: Sequence[str],
+        input_size: int,
+        num_classes: int,
+        *,
+        train: bool,
+        mosaic: bool = True,
+        mixup: bool = True,
+        mosaic_prob: float = 0.5,
+        mixup_prob: float = 0.5,
+        special_aug_ratio: float = 0.7,
+        epochs: int = 100,
+        seed: int = 0,
+        jitter: float = 0.3,
+        scale: tuple[float, float] = (0.25, 2.0),
+        flip_prob: float = 0.5,
+        hsv: tuple[float, float, float] = (0.1, 0.7, 0.4),
+        min_box: float = 1.0,
+    ) -> None:
+        if input_size % 32:
+            raise DataError(f"input_size must be a multiple of 32, got {input_size}")
+        self.paths, self.boxes = _parse_all(lines, num_classes)
+        self.input_size = int(input_size)
+        self.num_classes = int(num_classes)
+        self.train = train
+        self.mosaic = mosaic
+        self.mixup = mixup
+        self.mosaic_prob = mosaic_prob
+        self.mixup_prob = mixup_prob
+        self.special_aug_ratio = special_aug_ratio
+        self.epochs = epochs
+        self.seed = int(seed)
+        self.jitter = jitter
+        self.scale = scale
+        self.flip_prob = flip_prob
+        self.hsv = hsv
+        self.min_box = min_box
+        # Shared memory, inherited by worker processes: set_epoch reaches persistent workers too.
+        self._epoch = multiprocessing.RawValue("i", 0)
+
+    # -- epoch ---------------------------------------------------------------
+    def set_epoch(self, epoch: int) -> None:
+        """Tell the dataset (and its workers) which epoch is being loaded (0-based)."""
+        self._epoch.value = int(epoch)
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch.value)
+
+    def special_aug_active(self, epoch: Optional[int] = None) -> bool:
+        """Whether mosaic/mixup may be used in ``epoch`` (the current one by default)."""
+        epoch = self.epoch if epoch is None else epoch
+        return self.train and epoch < self.epochs * self.special_aug_ratio
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getstate__(self):
+        # RawValue pickles only while spawning workers; elsewhere (deepcopy, torch.save) carry an int.
+        state = self.__dict__.copy()
+        try:
+            multiprocessing.context.assert_spawning(self)
+        except RuntimeError:
+            state["_epoch"] = int(self._epoch.value)
+        return state
+
+    def __setstate__(self, state):
+        epoch = state["_epoch"]
+        if isinstance(epoch, int):
+            state["_epoch"] = multiprocessing.RawValue("i", epoch)
+        self.__dict__.update(state)
+
+    # -- samples ---------------------------------------------------------------
+    def rng_for(self, index: int, epoch: Optional[int] = None) -> np.random.Generator:
+        """The generator of one sample: a pure function of ``(seed, epoch, index)``."""
+        epoch = self.epoch if epoch is None else epoch
+        return np.random.default_rng([self.seed, epoch, index])
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The decoded image and its ``[n, 5]`` pixel boxes (x1, y1, x2, y2, cls), unaugmented."""
+        return read_image(self.paths[index]), self.boxes[index].copy()
+
+    def _single(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        image, boxes = self.load(index)
+        image, boxes = augment.random_scale_jitter(
+            image, boxes, self.input_size, rng, jitter=self.jitter, scale=self.scale, min_box=self.min_box
+        )
+        return augment.random_flip(image, boxes, rng, self.flip_prob)
+
+    def sample(self, index: int, epoch: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+        """One sample as ``(uint8 [S, S, 3] RGB, [n, 5] pixel boxes x1, y1, x2, y2, cls)``."""
+        size = self.input_size
+        if not self.train:
+            image, boxes = self.load(index)
+            padded, scale, pad = augment.letterbox(image, size)
+            boxes = augment.filter_boxes(augment.clip_boxes(augment.letterbox_boxes(boxes, scale, pad), 0, 0, size, size))
+            return padded, boxes
+        rng = self.rng_for(index, epoch)
+        n = len(self)
+        if self.mosaic and self.special_aug_active(epoch) and rng.random() < self.mosaic_prob:
+            others = rng.integers(0, n, 3)
+            order = [index, *others.tolist()]
+            rng.shuffle(order)
+            samples = [self.load(i) for i in order]
+            image, boxes = augment.mosaic(samples, size, rng, jitter=self.jitter, flip_prob=self.flip_prob,
+                                          min_box=self.min_box)
+            if self.mixup and rng.random() < self.mixup_prob:
+                other, other_boxes = self._single(int(rng.integers(0, n)), rng)
+                image, boxes = augment.mixup(image, boxes, other, other_boxes)
+        else:
+            image, boxes = self._single(index, rng)
+        image = augment.hsv_jitter(image, rng, *self.hsv)
+        return image, boxes
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, boxes = self.sample(index)
+        return _to_tensor(image), _boxes_to_targets(boxes, self.input_size)
+
+    @staticmethod
+    def collate(batch):
+        return yolo_collate(batch)
+
+
+def _boxes_to_targets(boxes: np.ndarray, size: int) -> torch.Tensor:
+    """Pixel ``x1, y1, x2, y2, cls`` → normalised ``cls, cx, cy, w, h``."""
+    out = np.zeros((len(boxes), 5), dtype=np.float32)
+    if len(boxes):
+        out[:, 0] = boxes[:, 4]
+        out[:, 1] = (boxes[:, 0] + boxes[:, 2]) / (2 * size)
+        out[:, 2] = (boxes[:, 1] + boxes[:, 3]) / (2 * size)
+        out[:, 3] = (boxes[:, 2] - boxes[:, 0]) / size
+        out[:, 4] = (boxes[:, 3] - boxes[:, 1]) / size
+    return torch.from_numpy(out)
+
+
+def yolo_collate(batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[(image, boxes [n, 5])]`` → ``(images [B, 3, S, S], targets [N, 6])``; column 0 is the image index."""
+    images = torch.stack([item[0] for item in batch])
+    targets = []
+    for i, (_, boxes) in enumerate(batch):
+        if len(boxes):
+            targets.append(torch.cat([torch.full((len(boxes), 1), float(i)), boxes], dim=1))
+    return images, (torch.cat(targets) if targets else torch.zeros((0, 6), dtype=torch.float32))
+
+
+class EvalDataset(Dataset):
+    """Letterboxed images for evaluation: ``(image [3, S, S], index, (orig_h, orig_w))``.
+
+    ``ground_truth()`` gives what ``metrics.voc_map`` wants, keyed by index. Annotation lines
+    carry no difficult flags (the port leaves difficult objects out of them), so pass
+    ``ground_truth`` (e.g. from ``voc.load_voc_ground_truth``, re-keyed by index) to evaluate
+    the VOC way with difficult objects ignored. Map detections back to original pixels with
+    ``augment.unletterbox_boxes(dets, input_size, (orig_h, orig_w))``.
+    """
+
+    def __init__(self, lines: Sequence[str], input_size: int, *, ground_truth: Optional[dict] = None) -> None:
+        if input_size % 32:
+            raise DataError(f"input_size must be a multiple of 32, got {input_size}")
+        self.paths, self.boxes = _parse_all(lines, None)
+        self.input_size = int(input_size)
+        self._ground_truth = ground_truth
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        image = read_image(self.paths[index])
+        padded, _, _ = augment.letterbox(image, self.input_size)
+        return _to_tensor(padded), index, (image.shape[0], image.shape[1])
+
+    def ground_truth(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """``{index: (boxes [m, 4], labels [m], difficult [m])}`` in original pixels."""
+        if self._ground_truth is not None:
+            return self._ground_truth
+        return {
+            i: (b[:, :4].copy(), b[:, 4].astype(np.int64), np.zeros(len(b), dtype=bool))
+            for i, b in enumerate(self.boxes)
+        }
+
+    @staticmethod
+    def collate(batch):
+        return eval_collate(batch)
+
+
+def eval_collate(batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """→ ``(images [B, 3, S, S], indices [B] int64, sizes [B, 2] int64 as (orig_h, orig_w))``."""
+    images = torch.stack([item[0] for item in batch])
+    indices = torch.tensor([item[1] for item in batch], dtype=torch.int64)
+    sizes = torch.tensor([item[2] for item in batch], dtype=torch.int64)
+    return images, indices, sizes
+
+
+# --------------------------------------------------------------------------- loaders
+
+def _seed_from(*parts: int) -> int:
+    return int(np.random.SeedSequence([p & 0xFFFFFFFF for p in parts]).generate_state(1)[0])
+
+
+class _WorkerInit:
+    """Picklable worker initialiser that knows the loader's seed and rank."""
+
+    def __init__(self, seed: int, rank: int) -> None:
+        self.seed = seed
+        self.rank = rank
+        self.epoch = 0  # set by set_loader_epoch; non-persistent workers get a fresh copy each epoch
+
+    def __call__(self, worker_id: int) -> None:
+        info = torch.utils.data.get_worker_info()
+        epoch = getattr(info.dataset, "epoch", self.epoch) if info is not None else self.epoch
+        s = _seed_from(self.seed, epoch, self.rank, worker_id)
+        random.seed(s)
+        np.random.seed(s)
+        torch.manual_seed(s)
+
+
+def worker_init_fn(worker_id: int, *, seed: int = 0, rank: int = 0) -> None:
+    """Seed a worker's global RNGs from ``(seed, epoch, rank, worker_id)``."""
+    _WorkerInit(seed, rank)(worker_id)
+
+
+def build_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    workers: int,
+    seed: int,
+    drop_last: bool,
+    distributed: bool = False,
+    pin_memory: Optional[bool] = None,
+    prefetch_factor: int = 2,
+) -> DataLoader:
+    """A ``DataLoader`` with the dataset's collate, a per-epoch seeded sampler and seeded workers.
+
+    ``pin_memory`` defaults to whether CUDA is available. Call ``set_loader_epoch`` each epoch.
+    """
+    if batch_size < 1:
+        raise DataError(f"batch_size must be at least 1, got {batch_size}")
+    if len(dataset) == 0:
+        raise DataError("the dataset is empty")
+    rank = 0
+    if distributed:
+        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        rank = sampler.rank
+    else:
+        sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=shuffle, seed=seed)
+    if pin_memory is None:
+        pin_memory = torch.cuda.is_available()
+    generator = torch.Generator()
+    generator.manual_seed(_seed_from(seed, rank))
+    collate = getattr(dataset, "collate", None)
+    kwargs = {}
+    if workers > 0:
+        kwargs["prefetch_factor"] = prefetch_factor
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate,
+        pin_memory=pin_memory,
+        drop_last=drop_last,
+        worker_init_fn=_WorkerInit(seed, rank),
+        generator=generator,
+        persistent_workers=False,
+        **kwargs,
+    )
+
+
+def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
+    """Set the epoch on the loader's sampler (order) and dataset (augmentation, mosaic cut-off)."""
+    sampler = getattr(loader, "sampler", None)
+    if hasattr(sampler, "set_epoch"):
+        sampler.set_epoch(epoch)
+    if hasattr(loader.dataset, "set_epoch"):
+        loader.dataset.set_epoch(epoch)
+    if isinstance(loader.worker_init_fn, _WorkerInit):
+        loader.worker_init_fn.epoch = int(epoch)

@@ -1,0 +1,385 @@
+"""VOCdevkit folders and the port's annotation lines (``path x1,y1,x2,y2,cls ...``).
+
+``prepare_voc`` does what the port's ``voc_annotation.py`` does, so users' existing
+``2007_train.txt`` files and the ones we write are interchangeable:
+
+* mode 0: write the ImageSets splits, then the annotation lines;
+* mode 1: only the splits (``ImageSets/Main/{trainval,train,val,test}.txt``);
+* mode 2: only the annotation lines (``2007_train.txt``, ``2007_val.txt``) from existing splits.
+
+Splits: ``trainval_percent`` (0.9) of the annotated images go to trainval, ``train_percent``
+(0.9) of those to train, the rest to val; the remainder is test. Unlike the port the file list
+is sorted before sampling, so a seed gives the same split on every filesystem.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence, Union
+
+import numpy as np
+
+from trainer.errors import DataError
+
+log = logging.getLogger(__name__)
+
+VOC_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".JPEG", ".PNG")
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+__all__ = [
+    "VOC_CLASSES",
+    "VocObject",
+    "PrepareReport",
+    "read_classes",
+    "parse_annotation_line",
+    "format_annotation_line",
+    "read_annotation_file",
+    "find_voc_root",
+    "parse_voc_xml",
+    "load_voc_ground_truth",
+    "prepare_voc",
+]
+
+
+# --------------------------------------------------------------------------- classes
+
+def read_classes(path_or_list: Union[PathLike, Sequence[str]]) -> list[str]:
+    """Class names from a file (one per line, blank lines ignored) or from a list."""
+    if isinstance(path_or_list, (str, os.PathLike)):
+        path = Path(path_or_list)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise DataError(f"classes file {path} does not exist; give a text file with one class name per line") from None
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+        where = str(path)
+    else:
+        names = [str(n).strip() for n in path_or_list]
+        where = "the class list"
+    if not names:
+        raise DataError(f"{where} names no classes; give one class name per line")
+    seen: set[str] = set()
+    dupes = [n for n in names if n in seen or seen.add(n)]  # type: ignore[func-returns-value]
+    if dupes:
+        raise DataError(f"{where} names a class twice: {', '.join(sorted(set(dupes)))}")
+    return names
+
+
+# --------------------------------------------------------------------------- annotation lines
+
+_NUMBER = r"-?\d+(?:\.\d*)?"
+_BOX = re.compile(rf"^({_NUMBER}),({_NUMBER}),({_NUMBER}),({_NUMBER}),(\d+)$")
+
+
+def parse_annotation_line(line: str) -> tuple[str, np.ndarray]:
+    """Split an annotation line into ``(image_path, boxes [n, 5] float32 x1,y1,x2,y2,cls)``.
+
+    Box tokens are read from the end of the line, so image paths containing single spaces
+    survive (the port splits on every space and breaks on them).
+    """
+    tokens = line.strip().split()
+    if not tokens:
+        raise DataError("empty annotation line; expected 'path x1,y1,x2,y2,cls ...'")
+    boxes = []
+    while len(tokens) > 1 and "," in tokens[-1]:
+        token = tokens.pop()
+        match = _BOX.match(token)
+        if not match:
+            raise DataError(
+                f"bad box {token!r} in annotation line {line.strip()[:120]!r}; expected x1,y1,x2,y2,class "
+                "with numbers and an integer class"
+            )
+        boxes.append([float(v) for v in match.groups()])
+    path = " ".join(tokens)
+    if len(tokens) == 1 and _BOX.match(path):
+        raise DataError(f"annotation line {line.strip()[:120]!r} has boxes but no image path")
+    arr = np.array(boxes[::-1], dtype=np.float32).reshape(-1, 5)
+    return path, arr
+
+
+def format_annotation_line(image_path: str, boxes: Iterable[Sequence[float]]) -> str:
+    """The port's line for one image: integer pixel boxes after the path."""
+    parts = [str(image_path)]
+    for b in boxes:
+        parts.append(",".join(str(int(v)) for v in b[:5]))
+    return " ".join(parts)
+
+
+def read_annotation_file(path: PathLike, root: PathLike | None = None) -> list[str]:
+    """Non-blank lines of an annotation file; relative image paths are resolved against ``root``.
+
+    Without ``root`` relative paths are kept as written (the port resolves them against the
+    working directory).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(
+            f"annotation file {path} does not exist; write it with 'trainer prepare-voc ROOT --mode 2'"
+        ) from None
+    lines = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            image, _ = parse_annotation_line(raw)
+        except DataError as exc:
+            raise DataError(f"{path}:{number}: {exc}") from None
+        if root is not None and not os.path.isabs(image):
+            rest = raw.strip()[len(image):]
+            raw = str(Path(root) / image) + rest
+        lines.append(raw.strip())
+    if not lines:
+        raise DataError(f"annotation file {path} has no lines; is it the right file?")
+    return lines
+
+
+# --------------------------------------------------------------------------- VOCdevkit
+
+@dataclass
+class VocObject:
+    """One ``<object>`` of a VOC annotation."""
+
+    name: str
+    box: tuple[float, float, float, float]
+    difficult: bool = False
+    truncated: bool = False
+
+
+def find_voc_root(root: PathLike, year: str = "2007") -> Path:
+    """The ``VOCdevkit`` folder given it or its parent; error if ``VOC<year>`` is not inside."""
+    root = Path(root)
+    for candidate in (root, root / "VOCdevkit", root.parent if root.name.startswith("VOC") else None):
+        if candidate is not None and (candidate / f"VOC{year}").is_dir():
+            return candidate
+    raise DataError(
+        f"no VOC{year} folder under {root}; give the VOCdevkit folder (the one holding VOC{year}/Annotations)"
+    )
+
+
+def parse_voc_xml(path: PathLike) -> tuple[tuple[int, int] | None, list[VocObject]]:
+    """``((height, width) or None, objects)`` of one VOC XML file."""
+    try:
+        tree = ET.parse(path)
+    except ET.ParseError as exc:
+        raise DataError(f"annotation {path} is not valid XML: {exc}") from None
+    except FileNotFoundError:
+        raise DataError(f"annotation {path} does not exist") from None
+    root = tree.getroot()
+    size = None
+    size_el = root.find("size")
+    if size_el is not None:
+        try:
+            size = (int(float(size_el.findtext("height", "0"))), int(float(size_el.findtext("width", "0"))))
+        except ValueError:
+            size = None
+    objects = []
+    for obj in root.iter("object"):
+        name = (obj.findtext("name") or "").strip()
+        bnd = obj.find("bndbox")
+        if bnd is None:
+            raise DataError(f"annotation {path}: object {name!r} has no <bndbox>")
+        try:
+            box = tuple(float(bnd.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+        except (TypeError, ValueError):
+            raise DataError(f"annotation {path}: object {name!r} has a bad <bndbox>") from None
+        difficult = (obj.findtext("difficult") or "0").strip() not in ("0", "")
+        truncated = (obj.findtext("truncated") or "0").strip() not in ("0", "")
+        objects.append(VocObject(name, box, difficult, truncated))  # type: ignore[arg-type]
+    return size, objects
+
+
+def load_voc_ground_truth(
+    voc_root: PathLike, year: str, image_ids: Sequence[str], classes: Sequence[str],
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per image id: ``(boxes [m, 4] float32, labels [m] int64, difficult [m] bool)``.
+
+    Difficult objects are kept and flagged (the mAP ignores them); objects of classes not in
+    ``classes`` are left out.
+    """
+    voc = find_voc_root(voc_root, year) / f"VOC{year}"
+    index = {name: i for i, name in enumerate(classes)}
+    out = {}
+    for image_id in image_ids:
+        _, objects = parse_voc_xml(voc / "Annotations" / f"{image_id}.xml")
+        kept = [o for o in objects if o.name in index]
+        out[image_id] = (
+            np.array([o.box for o in kept], dtype=np.float32).reshape(-1, 4),
+            np.array([index[o.name] for o in kept], dtype=np.int64),
+            np.array([o.difficult for o in kept], dtype=bool),
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- prepare_voc
+
+@dataclass
+class PrepareReport:
+    """What ``prepare_voc`` did: split sizes, per-class object counts, files written, warnings."""
+
+    splits: dict[str, int] = field(default_factory=dict)
+    class_counts: dict[str, int] = field(default_factory=dict)
+    unknown_counts: dict[str, int] = field(default_factory=dict)
+    difficult_skipped: int = 0
+    missing_images: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def table(self) -> str:
+        """The per-class count table, as the port prints it after writing the lines."""
+        if not self.class_counts:
+            return ""
+        width = max(12, *(len(n) for n in self.class_counts))
+        rule = "-" * (width + 13)
+        rows = [rule, f"| {'class':<{width}} | {'objects':>7} |", rule]
+        rows += [f"| {n:<{width}} | {c:>7} |" for n, c in self.class_counts.items()]
+        rows.append(rule)
+        return "\n".join(rows)
+
+
+def _read_ids(path: Path) -> list[str]:
+    try:
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except FileNotFoundError:
+        raise DataError(
+            f"split file {path} does not exist; write the splits first with 'trainer prepare-voc ROOT --mode 1'"
+        ) from None
+
+
+def _write_lines(path: Path, lines: Iterable[str]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        for line in lines:
+            fh.write(line + "\n")
+    os.replace(tmp, path)  # readers never see half a split file
+
+
+def _find_image(folder: Path, image_id: str) -> Path | None:
+    for ext in IMAGE_EXTENSIONS:
+        candidate = folder / f"{image_id}{ext}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def prepare_voc(
+    voc_root: PathLike,
+    mode: int,
+    classes: Union[PathLike, Sequence[str]] = VOC_CLASSES,
+    out_dir: PathLike = ".",
+    *,
+    year: str = "2007",
+    image_sets: Sequence[str] = ("train", "val"),
+    trainval_percent: float = 0.9,
+    train_percent: float = 0.9,
+    seed: int = 0,
+) -> PrepareReport:
+    """Write VOC splits (modes 0, 1) and annotation lines (modes 0, 2); see the module doc."""
+    if mode not in (0, 1, 2):
+        raise DataError(f"mode must be 0, 1 or 2, got {mode}")
+    for name, value in (("trainval_percent", trainval_percent), ("train_percent", train_percent)):
+        if not 0.0 <= value <= 1.0:
+            raise DataError(f"{name} must be between 0 and 1, got {value}")
+    names = read_classes(classes)
+    devkit = find_voc_root(voc_root, year)
+    voc = devkit / f"VOC{year}"
+    report = PrepareReport()
+
+    if mode in (0, 1):
+        ann_dir = voc / "Annotations"
+        if not ann_dir.is_dir():
+            raise DataError(f"{ann_dir} does not exist; a VOC dataset keeps its XML files there")
+        ids = sorted(p.name[:-4] for p in ann_dir.iterdir() if p.name.endswith(".xml"))
+        if not ids:
+            raise DataError(f"{ann_dir} holds no .xml annotations")
+        rng = random.Random(seed)
+        n_trainval = int(len(ids) * trainval_percent)
+        n_train = int(n_trainval * train_percent)
+        trainval = set(rng.sample(ids, n_trainval))
+        train = set(rng.sample(sorted(trainval), n_train))
+        split = {
+            "trainval": [i for i in ids if i in trainval],
+            "test": [i for i in ids if i not in trainval],
+            "train": [i for i in ids if i in train],
+            "val": [i for i in ids if i in trainval and i not in train],
+        }
+        sets_dir = voc / "ImageSets" / "Main"
+        sets_dir.mkdir(parents=True, exist_ok=True)
+        for name, members in split.items():
+            _write_lines(sets_dir / f"{name}.txt", members)
+            report.files.append(sets_dir / f"{name}.txt")
+            report.splits[name] = len(members)
+            if not members:
+                report.warnings.append(
+                    f"the {name} split is empty ({len(ids)} annotated images, trainval_percent="
+                    f"{trainval_percent}, train_percent={train_percent}); add images or change the percentages"
+                )
+        log.info("wrote splits to %s: %s", sets_dir, ", ".join(f"{k} {v}" for k, v in report.splits.items()))
+
+    if mode in (0, 2):
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        index = {name: i for i, name in enumerate(names)}
+        counts = np.zeros(len(names), dtype=np.int64)
+        unknown: dict[str, int] = {}
+        jpeg_dir = voc / "JPEGImages"
+        for image_set in image_sets:
+            ids = _read_ids(voc / "ImageSets" / "Main" / f"{image_set}.txt")
+            lines = []
+            for image_id in ids:
+                image = _find_image(jpeg_dir, image_id)
+                if image is None:
+                    report.missing_images.append(image_id)
+                    continue
+                _, objects = parse_voc_xml(voc / "Annotations" / f"{image_id}.xml")
+                boxes = []
+                for obj in objects:
+                    if obj.name not in index:
+                        unknown[obj.name] = unknown.get(obj.name, 0) + 1
+                        continue
+                    if obj.difficult:
+                        report.difficult_skipped += 1
+                        continue
+                    cls = index[obj.name]
+                    boxes.append((*(int(v) for v in obj.box), cls))
+                    counts[cls] += 1
+                lines.append(format_annotation_line(str(image.resolve()), boxes))
+            target = out / f"{year}_{image_set}.txt"
+            _write_lines(target, lines)
+            report.files.append(target)
+            report.splits[f"{year}_{image_set}"] = len(lines)
+            if not lines:
+                report.warnings.append(f"{target.name} is empty: the {image_set} split lists no usable images")
+        report.class_counts = {n: int(c) for n, c in zip(names, counts)}
+        report.unknown_counts = dict(sorted(unknown.items()))
+        if report.missing_images:
+            shown = ", ".join(report.missing_images[:5])
+            report.warnings.append(
+                f"{len(report.missing_images)} images listed in the splits are missing from {jpeg_dir} "
+                f"(e.g. {shown}); their lines were not written"
+            )
+        if unknown:
+            report.warnings.append(
+                "objects of classes not in the classes list were left out: "
+                + ", ".join(f"{n} ({c})" for n, c in report.unknown_counts.items())
+            )
+        if counts.sum() == 0:
+            report.warnings.append(
+                "no objects of the given classes were found; check that the classes file matches the "
+                "<name> tags of the XML annotations"
+            )
+    for warning in report.warnings:
+        log.warning("%s", warning)
+    return report
