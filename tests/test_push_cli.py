@@ -87,7 +87,8 @@ def test_push_quota_error_is_one_line_with_the_numbers(env, tmp_path, monkeypatc
         assert _live(emu) == []
 
 
-def test_mirror_flushes_on_sigterm_and_exits_0(emulator, env, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_mirror_flushes_on_sigterm_and_exits_0(emulator, env, tmp_path, sig):
     src = _logs(tmp_path, epochs=(1,))
     proc = subprocess.Popen(
         [sys.executable, "-m", "drivestage", "mirror", src, "drive:Models/logs", "--every",
@@ -101,7 +102,7 @@ def test_mirror_flushes_on_sigterm_and_exits_0(emulator, env, tmp_path):
             time.sleep(0.05)
         (tmp_path / "logs" / "epoch_002.pt").write_bytes(b"new weights")
         (tmp_path / "logs" / "epoch_002.pt.json").write_text(json.dumps({"epoch": 2}))
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
