@@ -241,3 +241,9 @@ def test_overfitting_one_image_finds_its_box_through_decode():
     for d, box in zip(dets, ([8, 16, 40, 48], [24, 24, 56, 56])):
         assert d.shape[0] >= 1 and d[0, 5].item() == 1.0
         assert box_iou(d[:1, :4], torch.tensor([box], dtype=torch.float32)).item() > 0.5
+
+
+@pytest.mark.parametrize("row", [[0, 20, 0.5, 0.5, 0.1, 0.1], [2, 0, 0.5, 0.5, 0.1, 0.1]])
+def test_class_or_image_index_out_of_range_is_named(row):
+    with pytest.raises(ValueError, match=r"outside this batch: needs image index < 2 and class < 20"):
+        YoloLoss(num_classes=20)(_outputs(), torch.tensor([row]))

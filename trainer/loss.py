@@ -152,6 +152,14 @@ class YoloLoss(nn.Module):
         targets = targets.to(device=device, dtype=torch.float32)
         img = targets[:, 0].long()
         cls = targets[:, 1].long()
+        if targets.shape[0]:
+            bad = (cls < 0) | (cls >= self.num_classes) | (img < 0) | (img >= batch)
+            if bool(bad.any()):
+                row = targets[bad][0].tolist()
+                raise ValueError(
+                    f"target {row} is outside this batch: needs image index < {batch} and "
+                    f"class < {self.num_classes}; check the classes file against the annotations"
+                )
         best = self.match_anchors(targets, input_hw)
         gt_pad, gt_valid = self._pad_per_image(targets, img, batch)
 
