@@ -10,8 +10,10 @@ Rules (all of them are documented behaviour, and tested):
   name)`` matches and its name does not end in ``.json``. Anything else is never
   deleted (reason ``"not a checkpoint ..."``). Names containing ``/`` or ``\\``,
   or equal to ``.``/``..``, are outside the managed folder and never deleted.
-* **Sidecars.** ``X.json`` beside checkpoint ``X`` follows ``X``: it is deleted
-  exactly when every checkpoint named ``X`` is deleted. A ``.json`` without its
+* **Sidecars.** ``X.json`` (drivestage's convention) or ``<stem of X>.json``
+  (the trainer's: ``epoch_004.json`` for ``epoch_004.pt``) beside checkpoint
+  ``X`` follows ``X``: it is deleted exactly when every checkpoint it belongs to
+  is deleted (and it is not itself protected). A ``.json`` without its
   checkpoint (an orphan, e.g. a sidecar uploaded first) is left alone.
   :func:`plan` takes sidecar *contents already parsed*, in
   ``Candidate.metrics`` / ``Candidate.epoch`` of the checkpoint, so it stays pure.
@@ -41,6 +43,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -324,23 +327,20 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
     """
     files = list(files)
     protected = set(protect)
-    names = {c.name for c in files}
     regex = policy.regex
 
+    def is_protected(c: Candidate) -> bool:
+        return c.name in protected or (c.id is not None and c.id in protected)
+
     ckpts: list[_Ckpt] = []
-    sidecars: dict[str, list[Candidate]] = {}
+    jsons: list[Candidate] = []
     others: list[tuple[Candidate, str]] = []
     for cand in files:
         if not _inside_folder(cand.name):
             others.append((cand, "outside the managed folder"))
             continue
         if cand.name.endswith(SIDECAR_SUFFIX):
-            owner = cand.name[: -len(SIDECAR_SUFFIX)]
-            if owner in names and _inside_folder(owner) and not owner.endswith(SIDECAR_SUFFIX) \
-                    and regex.search(owner):
-                sidecars.setdefault(owner, []).append(cand)
-            else:
-                others.append((cand, "not a checkpoint (json without its checkpoint)"))
+            jsons.append(cand)
             continue
         match = regex.search(cand.name)
         if match is None:
@@ -353,6 +353,21 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
             except ValueError:
                 epoch = None
         ckpts.append(_Ckpt(cand, epoch, _metric_of(cand, match, policy.metric)))
+
+    # Sidecars: "X.json" or "<stem of X>.json" beside checkpoint X (the trainer writes the latter).
+    owners_by_key: dict[str, set[str]] = {}
+    for c in ckpts:
+        owners_by_key.setdefault(c.cand.name, set()).add(c.cand.name)
+        stem = os.path.splitext(c.cand.name)[0]
+        if stem != c.cand.name:
+            owners_by_key.setdefault(stem, set()).add(c.cand.name)
+    sidecars: list[tuple[Candidate, set[str]]] = []
+    for j in jsons:
+        owners = owners_by_key.get(j.name[: -len(SIDECAR_SUFFIX)])
+        if owners:
+            sidecars.append((j, owners))
+        else:
+            others.append((j, "not a checkpoint (json without its checkpoint)"))
 
     by_epoch = bool(ckpts) and all(c.epoch is not None for c in ckpts)
     if by_epoch:
@@ -393,52 +408,56 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
         newest.keep = newest.pinned = True
         newest.reasons.insert(0, "newest")
     for c in ckpts:
-        if c.cand.name in protected or (c.cand.id is not None and c.cand.id in protected):
+        if is_protected(c.cand):
             c.keep = c.pinned = True
             c.reasons.insert(0, "protected")
         if not c.keep:
             c.delete_reason = f"not kept by the policy ({policy.describe()})"
 
-    def footprint(c: _Ckpt) -> int:
-        return c.cand.size + sum(s.size for s in sidecars.get(c.cand.name, []))
+    def kept_total() -> int:
+        kept_names = {c.cand.name for c in ckpts if c.keep}
+        return (sum(c.cand.size for c in ckpts if c.keep)
+                + sum(j.size for j, owners in sidecars if owners & kept_names or is_protected(j)))
 
-    kept_bytes = sum(footprint(c) for c in ckpts if c.keep)
+    kept_bytes = kept_total()
     fits = True
     if policy.max_bytes is not None and kept_bytes + incoming_bytes > policy.max_bytes:
-        budget_victims: list[_Ckpt] = []
-        remaining = kept_bytes
+        victims: list[_Ckpt] = []
         for c in ckpts:  # oldest first
-            if remaining + incoming_bytes <= policy.max_bytes:
+            if kept_total() + incoming_bytes <= policy.max_bytes:
                 break
             if c.keep and not c.pinned:
-                budget_victims.append(c)
-                remaining -= footprint(c)
-        if remaining + incoming_bytes <= policy.max_bytes:
-            for c in budget_victims:
                 c.keep = False
+                victims.append(c)
+        if kept_total() + incoming_bytes <= policy.max_bytes:
+            for c in victims:
                 c.delete_reason = (f"over the {format_size(policy.max_bytes)} budget "
                                    "(oldest deletable first)")
-            kept_bytes = remaining
         else:
             fits = False  # deleting would not help: plan no budget deletions at all
+            for c in victims:
+                c.keep = True
+        kept_bytes = kept_total()
 
+    # Each sidecar goes right after the last (in age order) of its checkpoints.
+    position = {c.cand.name: i for i, c in enumerate(ckpts)}
+    after: dict[int, list[tuple[Candidate, set[str]]]] = {}
+    for j, owners in sidecars:
+        after.setdefault(max(position[o] for o in owners), []).append((j, owners))
+    kept_names = {c.cand.name for c in ckpts if c.keep}
     decisions: list[Decision] = []
-    kept_ckpt_names = {c.cand.name for c in ckpts if c.keep}
-    last_index = {c.cand.name: i for i, c in enumerate(ckpts)}
     for i, c in enumerate(ckpts):
         reason = ", ".join(c.reasons) if c.keep else c.delete_reason
         decisions.append(Decision(c.cand.name, c.keep, reason, c.cand.size, c.cand.id))
-        if last_index[c.cand.name] != i:
-            continue  # duplicate names (Drive): the sidecar goes after the last of them
-        for s in sidecars.get(c.cand.name, []):
-            keep = c.cand.name in kept_ckpt_names
-            if keep:
-                why = f"sidecar of {c.cand.name}"
-            elif s.name in protected or (s.id is not None and s.id in protected):
+        for j, owners in sorted(after.get(i, []), key=lambda jo: (jo[0].name, jo[0].id or "")):
+            owner = " / ".join(sorted(owners))
+            if owners & kept_names:
+                keep, why = True, f"sidecar of {owner}"
+            elif is_protected(j):
                 keep, why = True, "protected"
             else:
-                why = f"sidecar of {c.cand.name} (deleted with it)"
-            decisions.append(Decision(s.name, keep, why, s.size, s.id))
+                keep, why = False, f"sidecar of {owner} (deleted with it)"
+            decisions.append(Decision(j.name, keep, why, j.size, j.id))
     for cand, why in sorted(others, key=lambda cw: (cw[0].name, cw[0].id or "")):
         decisions.append(Decision(cand.name, True, why, cand.size, cand.id))
     return Plan(tuple(decisions), fits=fits, kept_bytes=kept_bytes,

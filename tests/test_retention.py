@@ -209,6 +209,22 @@ def test_sidecars_follow_their_checkpoint():
     assert names.index("epoch_001.pt.json") == names.index("epoch_001.pt") + 1
 
 
+def test_stem_sidecars_of_the_trainer_follow_too():
+    files = ckpts(range(1, 4)) + [Candidate(f"epoch_{e:03d}.json", 3, 1000.0 + e) for e in (1, 2, 3)] \
+        + [Candidate("best.json", 3, 0)]
+    result = plan(files, RetentionPolicy(keep_last=1))
+    assert result.deleted_names == {"epoch_001.pt", "epoch_001.json", "epoch_002.pt", "epoch_002.json"}
+    assert [d.name for d in result][:4] == ["epoch_001.pt", "epoch_001.json", "epoch_002.pt", "epoch_002.json"]
+    assert {d.name: d.reason for d in result}["best.json"].startswith("not a checkpoint")
+
+
+def test_budget_counts_a_sidecar_once_and_frees_it_with_its_checkpoint():
+    files = ckpts(range(1, 4), size=100) + [Candidate("epoch_001.json", 50, 0), Candidate("epoch_001.pt.json", 50, 0)]
+    result = plan(files, RetentionPolicy(max_bytes=300))
+    assert result.deleted_names == {"epoch_001.pt", "epoch_001.json", "epoch_001.pt.json"}
+    assert result.kept_bytes == 200
+
+
 def test_duplicate_names_are_told_apart_by_id():
     files = [Candidate("epoch_1.pt", 1, 10, id="a"), Candidate("epoch_1.pt", 1, 20, id="b"),
              Candidate("epoch_2.pt", 1, 30, id="c")]
@@ -285,6 +301,7 @@ def test_format_plan_table():
 _names = st.one_of(
     st.integers(0, 30).map(lambda e: f"epoch_{e:03d}.pt"),
     st.integers(0, 30).map(lambda e: f"epoch_{e:03d}.pt.json"),
+    st.integers(0, 30).map(lambda e: f"epoch_{e:03d}.json"),
     st.sampled_from(["best.pt", "last.pt", "log.txt", "../epoch_001.pt", "a/epoch_002.pt"]),
 )
 _candidates = st.lists(
@@ -314,10 +331,13 @@ def test_plan_properties(files, policy, incoming, protect):
         newest = max(managed, key=lambda f: (int(f.name[6:9]), f.modified))
         assert any(d.keep for d in result if d.name == newest.name)  # the newest survives
     for name in gone:                                           # only checkpoints and their sidecars
-        base = name[:-5] if name.endswith(".json") else name
-        assert base.startswith("epoch_") and "/" not in base
-        if name.endswith(".json"):                              # a sidecar goes with its checkpoint
-            assert base in gone and not any(d.keep for d in result if d.name == base)
+        assert name.startswith("epoch_") and "/" not in name
+        if name.endswith(".json"):                              # a sidecar goes with its checkpoint(s)
+            stem = name[:-5]
+            owners = [f.name for f in files if not f.name.endswith(".json")
+                      and (f.name == stem or f.name.rsplit(".", 1)[0] == stem)]
+            assert owners
+            assert not any(d.keep for d in result if d.name in owners)
     assert not (gone & protect)                                 # protected names survive
     if not policy.active:
         assert not gone
