@@ -240,6 +240,33 @@ def _tar_entries(tf: tarfile.TarFile, archive: str, plain: bool) -> list[_Entry]
     return entries
 
 
+_LISTINGS: "dict[tuple, tuple[str, list[_Entry]]]" = {}
+_LISTINGS_LOCK = threading.Lock()
+
+
+def _list_members(archive: str) -> tuple[str, list[_Entry]]:
+    """``(how to read it, members)``; remembered per file version, so that
+    :func:`extracted_size` followed by :func:`extract_archive` reads a compressed
+    tar's member list once, not twice."""
+    try:
+        st = os.stat(archive)
+        key: Optional[tuple] = (os.path.abspath(archive), st.st_size, st.st_mtime_ns, st.st_ino)
+    except OSError:
+        key = None
+    with _LISTINGS_LOCK:
+        if key is not None and key in _LISTINGS:
+            kind, entries = _LISTINGS[key]
+            return kind, list(entries)
+    kind, handle, entries = _open_listing(archive)
+    handle.close()  # type: ignore[attr-defined]
+    if key is not None:
+        with _LISTINGS_LOCK:
+            while len(_LISTINGS) >= 4:
+                _LISTINGS.pop(next(iter(_LISTINGS)))
+            _LISTINGS[key] = (kind, list(entries))
+    return kind, entries
+
+
 def _open_listing(archive: str) -> tuple[str, object, list[_Entry]]:
     """Open ``archive`` and read its whole member list; the caller closes the handle."""
     kind = archive_kind(archive)
@@ -276,7 +303,9 @@ def _open_listing(archive: str) -> tuple[str, object, list[_Entry]]:
                 raise
             raise ArchiveError(f"cannot read the tar {archive}: {exc}; it is probably truncated "
                                "or corrupt: download it again") from exc
-        return ("tgz" if compressed else "tar"), tf, entries
+        # GNU sparse members have no single byte range: stream such a tar too.
+        streamed = compressed or any(e.kind == "file" and e.raw_offset < 0 for e in entries)
+        return ("stream" if streamed else "tar"), tf, entries
     except BaseException:
         tf.close()
         raise
@@ -329,8 +358,7 @@ def _dedupe_and_check(entries: list[_Entry]) -> list[_Entry]:
 
 def extracted_size(path: PathLike) -> int:
     """Total bytes of the files the archive holds (from the member list)."""
-    kind, handle, entries = _open_listing(os.fspath(path))
-    handle.close()  # type: ignore[attr-defined]
+    kind, entries = _list_members(os.fspath(path))
     return sum(e.size for e in entries if e.kind == "file")
 
 
@@ -632,35 +660,32 @@ def extract_archive(archive_path: PathLike, dest_dir: PathLike, *,
     """
     archive = os.fspath(archive_path)
     dest = os.path.abspath(os.fspath(dest_dir))
-    kind, handle, entries = _open_listing(archive)
+    kind, entries = _list_members(archive)
+    entries = _dedupe_and_check(entries)
+    os.makedirs(dest, exist_ok=True)
+    _remove_stale_temps(dest)
+    needed = _needed_bytes(entries)
+    free = (free_bytes or _default_free_bytes)(dest)
+    if needed > free:
+        raise DiskSpaceError(
+            f"not enough free disk space to extract {os.path.basename(archive)} into {dest}: "
+            f"needs {_fmt(needed)} ({needed} bytes), only {_fmt(free)} ({free} bytes) free; "
+            "free some space or extract elsewhere", needed=needed, free=free)
+    files = [e for e in entries if e.kind == "file"]
+    log.info("extracting %s: %d members, %s, into %s", archive, len(entries),
+             _fmt(sum(e.size for e in files)), dest)
+    tmp = os.path.join(dest, f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
+    os.mkdir(tmp)
     try:
-        entries = _dedupe_and_check(entries)
-        os.makedirs(dest, exist_ok=True)
-        _remove_stale_temps(dest)
-        needed = _needed_bytes(entries)
-        free = (free_bytes or _default_free_bytes)(dest)
-        if needed > free:
-            raise DiskSpaceError(
-                f"not enough free disk space to extract {os.path.basename(archive)} into {dest}: "
-                f"needs {_fmt(needed)} ({needed} bytes), only {_fmt(free)} ({free} bytes) free; "
-                "free some space or extract elsewhere", needed=needed, free=free)
-        files = [e for e in entries if e.kind == "file"]
-        log.info("extracting %s: %d members, %s, into %s", archive, len(entries),
-                 _fmt(sum(e.size for e in files)), dest)
-        tmp = os.path.join(dest, f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
-        os.mkdir(tmp)
-        try:
-            _populate(kind, handle, archive, tmp, entries, files, jobs, _Progress(progress))
-            tops = sorted({e.path.split("/", 1)[0] for e in entries})
-            _move_into_place(tmp, dest, tops)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        _populate(kind, archive, tmp, entries, files, jobs, _Progress(progress))
+        tops = sorted({e.path.split("/", 1)[0] for e in entries})
+        _move_into_place(tmp, dest, tops)
     finally:
-        handle.close()  # type: ignore[attr-defined]
+        shutil.rmtree(tmp, ignore_errors=True)
     return [e.path for e in entries]
 
 
-def _populate(kind: str, handle: object, archive: str, tmp: str, entries: list[_Entry],
+def _populate(kind: str, archive: str, tmp: str, entries: list[_Entry],
               files: list[_Entry], jobs: int, progress: _Progress) -> None:
     """Write every member under ``tmp`` (folders first, links last), then fix folder times."""
     dirs = {e.path for e in entries if e.kind == "dir"}

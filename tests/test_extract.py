@@ -352,3 +352,31 @@ def test_progress_and_parallel_workers_give_the_same_tree(tmp_path, jobs):
     extract_archive(archive, out, jobs=jobs, progress=seen.append)
     assert sum(seen) == sum(len(d) for _, d, _ in members)
     assert snapshot(out) == {"set": None, **{n: d for n, d, _ in members}}
+
+
+@pytest.mark.skipif(__import__("shutil").which("tar") is None, reason="needs GNU tar")
+def test_gnu_sparse_tar_member(tmp_path, dest):
+    import subprocess
+
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "sparse.bin", "wb") as f:
+        f.seek(3 * 1024 * 1024)
+        f.write(b"tail data")
+    archive = tmp_path / "sparse.tar"
+    subprocess.run(["tar", "--sparse", "--format=gnu", "-cf", str(archive), "-C", str(src), "sparse.bin"],
+                   check=True)
+    with tarfile.open(archive) as t:
+        assert t.getmember("sparse.bin").issparse()
+    assert extract_archive(archive, dest) == ["sparse.bin"]
+    assert (dest / "sparse.bin").read_bytes() == (src / "sparse.bin").read_bytes()
+
+
+def test_member_list_is_not_reused_for_a_changed_archive(tmp_path, dest):
+    archive = make_tar(tmp_path / "a.tgz", [("one.txt", b"1")], "w:gz")
+    assert extracted_size(archive) == 1
+    os.unlink(archive)
+    make_tar(tmp_path / "a.tgz", [("two.txt", b"22")], "w:gz")
+    assert extracted_size(archive) == 2
+    assert extract_archive(archive, dest) == ["two.txt"]
+    assert (dest / "two.txt").read_bytes() == b"22"
