@@ -135,3 +135,24 @@ def test_a_non_finite_loss_stops_with_a_clear_message_and_saves_nothing_corrupt(
     state = ckpt.load_checkpoint(str(logs / "last.pt"))
     assert state["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_eval_command_prints_per_class_ap_and_both_maps(tiny_config, tmp_path):
+    from click.testing import CliRunner
+
+    from trainer.cli import cli
+
+    path = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0})
+    result = fit(load_config(path), resume="none")
+    best = str(tmp_path / "logs" / "best.pt")
+    res = CliRunner().invoke(cli, ["eval", "-c", path, "-w", best])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert [line.split()[0] for line in lines[:4]] == ["class", "circle", "square", "triangle"]
+    assert lines[4].startswith("mAP@0.5 ") and lines[5].startswith("mAP@0.5:0.95 ")
+    as_json = CliRunner().invoke(cli, ["eval", "-c", path, "-w", best, "--json"])
+    data = json.loads(as_json.stdout)
+    # best.pt holds the EMA weights the training evaluated: the same numbers come back.
+    assert data["map50"] == pytest.approx(result.final["map50"])
+    assert data["map"] == pytest.approx(result.final["map"])
+    assert set(data["per_class"]) == {"circle", "square", "triangle"}

@@ -104,8 +104,8 @@ def test_resume_from_a_missing_path_is_an_error(tiny_config, tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_reaches_the_same_weights(tiny_config, tmp_path):
-    """A real SIGKILL in the middle of epoch 3 (of 4), then ``--resume auto``."""
-    kw = {"train.epochs": 4, "train.eval_period": 4, "train.save_period": 2}
+    """A real SIGKILL in the middle of epoch 3 (of 6), then ``--resume auto``."""
+    kw = {"train.epochs": 6, "train.eval_period": 6, "train.save_period": 2}
     ref = _config(tiny_config, tmp_path / "ref", **kw)
     fit(ref, resume="none")
 
@@ -115,14 +115,14 @@ def test_sigkill_mid_epoch_then_resume_reaches_the_same_weights(tiny_config, tmp
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
     killed_in = None
     for line in proc.stderr:
-        if "epoch 3/4 iter 1/2" in line:     # one iteration into epoch 3: kill it there
+        if "epoch 3/6 iter 1/2" in line:     # one iteration into epoch 3: kill it there
             proc.send_signal(signal.SIGKILL)
             killed_in = 3
             break
     proc.wait(timeout=60)
     assert killed_in == 3 and proc.returncode == -signal.SIGKILL
     done = ckpt.read_sidecar(str(tmp_path / "killed" / "last.pt"))["epoch"]
-    assert done in (2, 3)  # the kill landed in epoch 3 (or, on a loaded machine, just after it)
+    assert 2 <= done < 6  # in epoch 3 (on a loaded machine the signal may land an epoch later)
 
     out = subprocess.run(cmd + ["--resume", "auto"], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -137,3 +137,33 @@ def test_missing_weights_file_is_a_config_error(tiny_config, tmp_path):
     res = CliRunner().invoke(cli, ["train", "-c", tiny_config(**{"model.weights": str(tmp_path / "no.pth")})])
     assert res.exit_code == 2
     assert f"Error: model.weights: file not found: {tmp_path / 'no.pth'}" in res.output
+
+
+@pytest.mark.slow
+def test_sigterm_flushes_the_drive_mirror_and_exits_143(drive, drive_env, tiny_config, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    # Many epochs: the signal lands long before the end even on a loaded machine.
+    path = _drive_config(tiny_config, **{"train.epochs": 30, "train.eval_period": 100})
+    env = {**os.environ, **drive_env, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "trainer", "-v", "train", "-c", path],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    tail = []
+    for line in proc.stderr:
+        tail.append(line)
+        if "epoch 3/30 iter 1/2" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    tail.extend(proc.stderr)
+    assert proc.wait(timeout=60) == 143, "".join(tail[-30:])
+    text = "".join(tail)
+    assert "flushing the Drive mirror before stopping" in text
+    assert "Error: terminated by SIGTERM; the Drive mirror was flushed, resume with --resume auto" in text
+    # Every epoch checkpoint the run handed to the mirror is on Drive, complete (keep_last 2).
+    local = sorted(p.name for p in (tmp_path / "logs").glob("epoch_*.pt"))
+    remote = {n: m for n, m in _remote(drive).items() if n.startswith("epoch_") and n.endswith(".pt")}
+    assert sorted(remote) == local[-2:]
+    for name, md5 in remote.items():
+        assert md5 == _md5(tmp_path / "logs" / name)

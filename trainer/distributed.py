@@ -141,6 +141,18 @@ def _share_failure(failed: bool) -> bool:
     return bool(flag.item())
 
 
+def broadcast_buffers(model: torch.nn.Module, src: int = 0) -> None:
+    """Copy rank ``src``'s buffers (BatchNorm running statistics) to every rank.
+
+    DDP keeps the parameters equal, but each rank's last forward updates the running
+    statistics with its own batch; this makes the ranks identical again (e.g. at epoch end).
+    """
+    if not is_initialized():
+        return
+    for buf in unwrap(model).buffers():
+        dist.broadcast(buf.data, src=src)
+
+
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The bare model inside a DDP wrapper."""
     return model.module if hasattr(model, "module") else model

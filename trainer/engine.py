@@ -269,18 +269,12 @@ def evaluate(model: nn.Module, dataset: Any, class_names: Sequence[str], device:
         for det, idx in zip(results, indices.tolist()):
             detections[idx] = det.detach().float().cpu().numpy().reshape(-1, 6)
     gt = dataset.ground_truth()
-    voc = voc_map(detections, gt, len(class_names), iou_thresh=0.5)
-    out = {"map50": float(voc["map"]), "per_class": _per_class(voc, class_names),
-           "images": len(dataset)}
-    out["map"] = float(coco_map(detections, gt, len(class_names))["map"]) if coco else None
+    map50, ap = voc_map(detections, gt, len(class_names), iou_thresh=0.5)
+    per_class = {name: (None if math.isnan(v) else float(v)) for name, v in zip(class_names, ap)}
+    out = {"map50": float(map50), "per_class": per_class, "images": len(dataset), "map": None}
+    if coco:
+        out["map"] = float(coco_map(detections, gt, len(class_names))["map50_95"])
     return out
-
-
-def _per_class(result: dict, class_names: Sequence[str]) -> dict:
-    ap = result.get("ap", result.get("per_class", {}))
-    if isinstance(ap, dict):
-        return {class_names[int(k)] if not isinstance(k, str) else k: float(v) for k, v in ap.items()}
-    return {name: float(v) for name, v in zip(class_names, ap)}
 
 
 # --------------------------------------------------------------------------- data staging
@@ -424,6 +418,9 @@ class Run:
         self.train_loader: Any = None
         self.resumed_from: Optional[str] = None
         self.sync: Any = None
+        self.start_epoch = 0
+        self.class_names: list[str] = []
+        self.signature: dict = {}
 
     def lr_at(self, pos: float) -> float:
         return self.schedule(pos, self.batch_size)
@@ -484,15 +481,37 @@ def _fit(run: Run, resume: str, extra_callbacks: Sequence[Callback]) -> FitResul
     run.ema = ModelEMA(model, decay=t.ema_decay) if t.ema else None
     run.optimizer = build_optimizer(model, cfg, scaled_lr(cfg, t.freeze_batch_size)[0])
 
-    # Drive hooks (rank 0), then resume (which may fetch from Drive).
-    if info.is_main and cfg.drive.logs:
-        run.sync = _make_sync(cfg)
+    # Drive hooks and side effects hang off callbacks (rank 0 only). From here on any
+    # failure, SIGTERM included, flushes the Drive mirror on the way out.
+    if info.is_main:
+        run.sync = _make_sync(cfg) if cfg.drive.logs else None
+        cbs = [CSVLogger(run.out_dir), PlotCallback(run.out_dir), TensorBoardLogger(run.out_dir)]
+        if run.sync is not None:
+            cbs.append(DriveSync(run.sync))
+        run.callbacks = CallbackList([*cbs, *extra_callbacks])
+    try:
+        final = _train_epochs(run, data, resume)
+        run.callbacks.fire("on_fit_end", run)
+    except BaseException as exc:
+        run.callbacks.fire("on_interrupt", run, exc)
+        raise
+    last = os.path.join(run.out_dir, "last.pt")
+    return FitResult(out_dir=run.out_dir, epochs_run=t.epochs - run.start_epoch, resumed_from=run.resumed_from,
+                     best_map50=run.state.best_map50, best_epoch=run.state.best_epoch, final=final,
+                     last_checkpoint=last if os.path.isfile(last) else None, model=run.bare_model)
+
+
+def _train_epochs(run: Run, data: DataSpec, resume: str) -> dict:
+    """Resume, then train the remaining epochs; returns the last evaluation's metrics."""
+    from trainer.data.dataset import EvalDataset, YoloDataset, build_loader, set_loader_epoch
+
+    cfg, info, t = run.cfg, run.info, run.cfg.train
     start_path = _resolve_resume(run, resume)
     if start_path:
         _restore(run, start_path)
-
-    from trainer.data.dataset import EvalDataset, YoloDataset, build_loader
-
+        if run.sync is not None:
+            run.sync.protect(os.path.basename(start_path))  # never pruned while we depend on it
+    num_classes = len(data.class_names)
     train_set = YoloDataset(data.train_lines, cfg.model.input_size, num_classes, train=True,
                             mosaic=t.mosaic, mixup=t.mixup, mosaic_prob=t.mosaic_prob,
                             mixup_prob=t.mixup_prob, special_aug_ratio=t.special_aug_ratio,
@@ -503,61 +522,43 @@ def _fit(run: Run, resume: str, extra_callbacks: Sequence[Callback]) -> FitResul
     eval_lines = data.val_lines[: cfg.data.max_val_images] if cfg.data.max_val_images else data.val_lines
     eval_set = EvalDataset(eval_lines, cfg.model.input_size)
 
-    if info.is_main:
-        cbs = [CSVLogger(run.out_dir), PlotCallback(run.out_dir), TensorBoardLogger(run.out_dir)]
-        if run.sync is not None:
-            cbs.append(DriveSync(run.sync, protect=os.path.basename(start_path) if start_path else None))
-        run.callbacks = CallbackList([*cbs, *extra_callbacks])
-
     final: dict = {}
-    start = run.state.epoch
+    run.start_epoch = start = run.state.epoch
     if start >= t.epochs:
         logger.info("the checkpoint already holds %d of %d epochs; nothing to train", start, t.epochs)
-        final = dict(run.state.history[-1]) if run.state.history else {}
-    else:
-        logger.info("training epochs %d..%d of %d on %s (%d train / %d val images, %d classes)",
-                    start + 1, t.epochs, t.epochs, run.device, len(train_set), len(val_set), num_classes)
-    try:
-        run.callbacks.fire("on_fit_start", run)
-        for epoch in range(start, t.epochs):
-            _enter_phase(run, epoch, train_set, build_loader)
-            _seed_epoch(t.seed, epoch, info.rank)
-            from trainer.data.dataset import set_loader_epoch
+        return dict(run.state.history[-1]) if run.state.history else {}
+    logger.info("training epochs %d..%d of %d on %s (%d train / %d val images, %d classes)",
+                start + 1, t.epochs, t.epochs, run.device, len(train_set), len(val_set), num_classes)
+    run.callbacks.fire("on_fit_start", run)
+    for epoch in range(start, t.epochs):
+        _enter_phase(run, epoch, train_set, build_loader)
+        _seed_epoch(t.seed, epoch, info.rank)
+        set_loader_epoch(run.train_loader, epoch)
+        run.callbacks.fire("on_train_epoch_start", run, epoch)
+        stats = train_one_epoch(run, epoch)
+        distributed.broadcast_buffers(run.model)  # every rank leaves the epoch with rank 0's BN stats
 
-            set_loader_epoch(run.train_loader, epoch)
-            run.callbacks.fire("on_train_epoch_start", run, epoch)
-            stats = train_one_epoch(run, epoch)
-
-            row = {"epoch": epoch + 1, "phase": "freeze" if run.frozen else "unfreeze", **stats,
-                   "train_loss": stats["loss"], "val_loss": None, "map50": None, "map": None}
-            metrics: dict = {}
-            if info.is_main:
-                row["val_loss"] = validation_loss(run.eval_model, run.criterion, val_loader, run.device)
-                metrics["val_loss"] = row["val_loss"]
-                if (epoch + 1) % t.eval_period == 0 or epoch + 1 == t.epochs:
-                    result = evaluate(run.eval_model, eval_set, run.class_names, run.device,
-                                      conf_thresh=t.conf_thresh, nms_thresh=t.nms_thresh,
-                                      batch_size=max(1, t.batch_size), workers=cfg.data.workers)
-                    row["map50"], row["map"] = result["map50"], result["map"]
-                    metrics.update(map50=result["map50"], map=result["map"])
-                    final = {**result}
-                    logger.info("epoch %d: mAP@0.5 %.4f  mAP@0.5:0.95 %.4f  val loss %.4f",
-                                epoch + 1, result["map50"], result["map"] or float("nan"), row["val_loss"])
-                final.update(val_loss=row["val_loss"])
-            row.pop("loss", None)
-            run.state.epoch = epoch + 1
-            run.state.history.append(row)
-            _save_epoch(run, epoch + 1, metrics)
-            run.callbacks.fire("on_fit_epoch_end", run, epoch, row)
-            distributed.barrier()
-        run.callbacks.fire("on_fit_end", run)
-    except BaseException as exc:
-        run.callbacks.fire("on_interrupt", run, exc)
-        raise
-    last = os.path.join(run.out_dir, "last.pt")
-    return FitResult(out_dir=run.out_dir, epochs_run=t.epochs - start, resumed_from=run.resumed_from,
-                     best_map50=run.state.best_map50, best_epoch=run.state.best_epoch, final=final,
-                     last_checkpoint=last if os.path.isfile(last) else None, model=run.bare_model)
+        row = {"epoch": epoch + 1, "phase": "freeze" if run.frozen else "unfreeze",
+               "train_loss": stats.pop("loss"), **stats, "val_loss": None, "map50": None, "map": None}
+        metrics: dict = {}
+        if info.is_main:  # the other ranks wait for rank 0 at the next collective
+            row["val_loss"] = metrics["val_loss"] = validation_loss(
+                run.eval_model, run.criterion, val_loader, run.device)
+            if (epoch + 1) % t.eval_period == 0 or epoch + 1 == t.epochs:
+                final = evaluate(run.eval_model, eval_set, run.class_names, run.device,
+                                 conf_thresh=t.conf_thresh, nms_thresh=t.nms_thresh,
+                                 batch_size=max(1, t.batch_size), workers=cfg.data.workers)
+                row["map50"] = metrics["map50"] = final["map50"]
+                row["map"] = metrics["map"] = final["map"]
+                logger.info("epoch %d: mAP@0.5 %.4f  mAP@0.5:0.95 %.4f  val loss %.4f", epoch + 1,
+                            final["map50"], final["map"] or float("nan"), row["val_loss"])
+            final["val_loss"] = row["val_loss"]
+        run.state.epoch = epoch + 1
+        run.state.history.append(row)
+        _save_epoch(run, epoch + 1, metrics)
+        run.callbacks.fire("on_fit_epoch_end", run, epoch, row)
+        distributed.barrier()
+    return final
 
 
 def _enter_phase(run: Run, epoch: int, train_set: Any, build_loader: Callable) -> None:

@@ -91,7 +91,8 @@ def evaluate_cmd(config_path: str, weights: str, overrides: tuple[str, ...], as_
     width = max(12, *(len(n) for n in data.class_names))
     click.echo(f"{'class':<{width}}  AP@0.5")
     for name in data.class_names:
-        click.echo(f"{name:<{width}}  {result['per_class'].get(name, 0.0):.4f}")
+        ap = result["per_class"].get(name)
+        click.echo(f"{name:<{width}}  {'n/a (no objects)' if ap is None else f'{ap:.4f}'}")
     click.echo(f"{'mAP@0.5':<{width}}  {result['map50']:.4f}")
     click.echo(f"{'mAP@0.5:0.95':<{width}}  {(result['map'] or float('nan')):.4f}")
     click.echo(f"({result['images']} images)")
