@@ -6,6 +6,7 @@ workers, against the ~6-8 img/s a YOLOv4-tiny training step reaches on a 2-core 
 (DESIGN.md). Prints a table to stderr and one JSON object to stdout.
 
     python bench/data_pipeline.py [--images 200] [--size 416] [--batch 8] [--batches 30]
+                                  [--workers 0 2] [--image-size 375 500]
 """
 from __future__ import annotations
 
@@ -56,12 +57,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--image-size", type=int, nargs=2, default=[375, 500], metavar=("MIN", "MAX"),
+                        help="side lengths of the generated images (VOC's are mostly 500x375)")
     args = parser.parse_args(argv)
 
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        synth = make_synthetic_voc(tmp, images=args.images, classes=args.classes, seed=0)
+        synth = make_synthetic_voc(tmp, images=args.images, classes=args.classes, seed=0,
+                                   image_size=tuple(args.image_size))
         results["synth_images_per_s"] = args.images / (time.perf_counter() - start)
         lines = read_annotation_file(synth.train_lines_file)
         for workers in args.workers:

@@ -92,7 +92,7 @@ def flip_horizontal(image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, n
     out = np.array(boxes, dtype=np.float32, copy=True)
     if len(out):
         out[:, [0, 2]] = w - out[:, [2, 0]]
-    return np.ascontiguousarray(image[:, ::-1]), out
+    return cv2.flip(image, 1), out
 
 
 def clip_boxes(boxes: np.ndarray, x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
