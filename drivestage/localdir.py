@@ -131,6 +131,9 @@ class LocalDirStore:
 
     def _entry(self, rel: str, st: os.stat_result, full: str) -> RemoteEntry:
         is_dir = _stat.S_ISDIR(st.st_mode)
+        if not is_dir and not _stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{full} is not a regular file or folder (a FIFO, socket or "
+                             "device); a store holds files and folders only")
         md5 = None if is_dir else self._file_md5(full, st)
         name = rel.rsplit("/", 1)[-1] if rel else os.path.basename(self.root)
         parent = None if not rel else (rel.rsplit("/", 1)[0] if "/" in rel else "")
@@ -143,7 +146,9 @@ class LocalDirStore:
         if cached:
             return cached
         digest = _hash_file(full)
-        self._remember(full, st, digest)
+        after = os.stat(full)
+        if (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns):
+            self._remember(full, st, digest)  # not cached when it changed while hashed
         return digest
 
     def _remember(self, full: str, st: os.stat_result, digest: str) -> None:
@@ -200,6 +205,8 @@ class LocalDirStore:
                 child_st = os.stat(child.path)
             except FileNotFoundError:
                 continue  # removed meanwhile, or a dangling link
+            if not (_stat.S_ISREG(child_st.st_mode) or _stat.S_ISDIR(child_st.st_mode)):
+                continue  # FIFOs, sockets, devices: reading one could block forever
             out.append(self._entry(child_rel, child_st, child.path))
         return out
 

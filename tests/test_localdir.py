@@ -192,3 +192,11 @@ def test_write_errors_are_explained(store, code, cls, fragment):
     # The mapping itself; filling a real disk in a test is not an option.
     err = store._write_error(OSError(code, os.strerror(code)), "/src.pt", "/dst.pt", 10)
     assert isinstance(err, cls) and fragment in str(err)
+
+
+def test_special_files_are_skipped_not_read(store, root):
+    os.mkfifo(root / "pipe")
+    (root / "f.txt").write_bytes(b"f")
+    assert [e.name for e in store.list(store.resolve(""))] == ["f.txt"]  # would hang if read
+    with pytest.raises(UsageError, match="not a regular file"):
+        store.resolve("pipe")
