@@ -238,10 +238,12 @@ class Plan(Sequence):
 
     @property
     def deleted_names(self) -> set[str]:
+        """Names with at least one delete decision."""
         return {d.name for d in self.decisions if not d.keep}
 
     @property
     def kept_names(self) -> set[str]:
+        """Names with at least one keep decision."""
         return {d.name for d in self.decisions if d.keep}
 
     @property
