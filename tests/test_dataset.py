@@ -178,3 +178,18 @@ def test_bad_inputs_are_named(tmp_path, lines):
         ds[0]
     with pytest.raises(DataError, match="no annotation lines"):
         EvalDataset([], SIZE)
+
+
+def test_eval_ground_truth_from_voc_xml_flags_difficult(tmp_path):
+    r = make_synthetic_voc(tmp_path, images=120, classes=3, seed=0, image_size=(40, 60))
+    lines = read_annotation_file(r.train_lines_file) + read_annotation_file(r.val_lines_file)
+    plain = EvalDataset(lines, SIZE).ground_truth()
+    voc = EvalDataset(lines, SIZE, classes=r.class_names).ground_truth()
+    hard = [i for i, (_, _, d) in voc.items() if d.any()]
+    assert hard, "the synthetic set should hold a few difficult objects"
+    for i in range(len(lines)):
+        boxes, labels, difficult = voc[i]
+        # The lines hold exactly the objects that are not difficult, in the XML's order.
+        np.testing.assert_array_equal(boxes[~difficult], plain[i][0])
+        np.testing.assert_array_equal(labels[~difficult], plain[i][1])
+    assert not any(plain[i][2].any() for i in plain)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import random
+from pathlib import Path
 from typing import Optional, Sequence
 
 import cv2
@@ -33,7 +34,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from trainer.data import augment
-from trainer.data.voc import parse_annotation_line
+from trainer.data.voc import parse_annotation_line, parse_voc_xml
 from trainer.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -243,17 +244,21 @@ class EvalDataset(Dataset):
     """Letterboxed images for evaluation: ``(image [3, S, S], index, (orig_h, orig_w))``.
 
     ``ground_truth()`` gives what ``metrics.voc_map`` wants, keyed by index. Annotation lines
-    carry no difficult flags (the port leaves difficult objects out of them), so pass
-    ``ground_truth`` (e.g. from ``voc.load_voc_ground_truth``, re-keyed by index) to evaluate
-    the VOC way with difficult objects ignored. Map detections back to original pixels with
+    carry no difficult flags (the port leaves difficult objects out of them). To evaluate the
+    VOC way, with difficult objects ignored, give ``classes``: for every image that sits in a
+    VOCdevkit (``.../JPEGImages/ID.jpg`` with ``.../Annotations/ID.xml`` beside it) the ground
+    truth then comes from the XML, difficult objects included and flagged. Or pass
+    ``ground_truth`` outright. Map detections back to original pixels with
     ``augment.unletterbox_boxes(dets, input_size, (orig_h, orig_w))``.
     """
 
-    def __init__(self, lines: Sequence[str], input_size: int, *, ground_truth: Optional[dict] = None) -> None:
+    def __init__(self, lines: Sequence[str], input_size: int, *, classes: Optional[Sequence[str]] = None,
+                 ground_truth: Optional[dict] = None) -> None:
         if input_size % 32:
             raise DataError(f"input_size must be a multiple of 32, got {input_size}")
         self.paths, self.boxes = _parse_all(lines, None)
         self.input_size = int(input_size)
+        self.classes = list(classes) if classes is not None else None
         self._ground_truth = ground_truth
 
     def __len__(self) -> int:
@@ -268,10 +273,32 @@ class EvalDataset(Dataset):
         """``{index: (boxes [m, 4], labels [m], difficult [m])}`` in original pixels."""
         if self._ground_truth is not None:
             return self._ground_truth
-        return {
-            i: (b[:, :4].copy(), b[:, 4].astype(np.int64), np.zeros(len(b), dtype=bool))
-            for i, b in enumerate(self.boxes)
-        }
+        truth = {}
+        for i, (path, b) in enumerate(zip(self.paths, self.boxes)):
+            xml = self._voc_xml(path)
+            if xml is not None:
+                _, objects = parse_voc_xml(xml)
+                known = [o for o in objects if o.name in self._class_index]
+                truth[i] = (
+                    np.array([o.box for o in known], dtype=np.float32).reshape(-1, 4),
+                    np.array([self._class_index[o.name] for o in known], dtype=np.int64),
+                    np.array([o.difficult for o in known], dtype=bool),
+                )
+            else:
+                truth[i] = (b[:, :4].copy(), b[:, 4].astype(np.int64), np.zeros(len(b), dtype=bool))
+        self._ground_truth = truth
+        return truth
+
+    def _voc_xml(self, image_path: str):
+        if self.classes is None:
+            return None
+        if not hasattr(self, "_class_index"):
+            self._class_index = {n: i for i, n in enumerate(self.classes)}
+        image = Path(image_path)
+        if image.parent.name != "JPEGImages":
+            return None
+        xml = image.parent.parent / "Annotations" / f"{image.stem}.xml"
+        return xml if xml.is_file() else None
 
     @staticmethod
     def collate(batch):
