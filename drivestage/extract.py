@@ -550,7 +550,11 @@ def _write_files_random_access(kind: str, archive: str, root: str, files: list[_
         return
     with ThreadPoolExecutor(len(chunks), thread_name_prefix="extract") as pool:
         futures = [pool.submit(work, c) for c in chunks]
-        errors = [f.exception() for f in futures]
+        try:
+            errors = [f.exception() for f in futures]
+        except BaseException:  # Ctrl-C: let the workers stop after their current member
+            stop.set()
+            raise
     for exc in errors:
         if exc is not None:
             raise exc
