@@ -193,3 +193,19 @@ def test_eval_ground_truth_from_voc_xml_flags_difficult(tmp_path):
         np.testing.assert_array_equal(boxes[~difficult], plain[i][0])
         np.testing.assert_array_equal(labels[~difficult], plain[i][1])
     assert not any(plain[i][2].any() for i in plain)
+
+
+def test_distributed_loader_uses_the_rank_and_a_distributed_sampler(tmp_path, lines):
+    import torch.distributed as dist
+    from torch.utils.data import DistributedSampler
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/rendezvous", rank=0, world_size=1)
+    try:
+        ds = YoloDataset(lines, SIZE, 3, train=True, epochs=2, seed=4)
+        loader = build_loader(ds, 5, shuffle=True, workers=0, seed=4, drop_last=True, distributed=True)
+        assert isinstance(loader.sampler, DistributedSampler) and loader.sampler.num_replicas == 1
+        set_loader_epoch(loader, 1)
+        assert ds.epoch == 1 and loader.sampler.epoch == 1
+        assert [len(images) for images, _ in loader] == [5, 5]  # 14 images, drop_last
+    finally:
+        dist.destroy_process_group()
