@@ -180,7 +180,7 @@ class _Pipeline:
 
     def __init__(self, chunks: list[tuple[int, int]], jobs: int):
         self.chunks = chunks
-        self.window = jobs + 2          # chunks held in memory at most (bounds peak memory)
+        self.window = jobs + 1          # chunks held in memory at most (bounds peak memory)
         self.cond = threading.Condition()
         self.next_claim = 0
         self.next_write = 0
@@ -233,7 +233,7 @@ class _Hasher:
     """Feeds chunks to md5 in a thread of its own, in the order they are put (hashlib releases
     the GIL on large buffers, so hashing runs beside the disk write)."""
 
-    def __init__(self, digest: Any, depth: int = 2):
+    def __init__(self, digest: Any, depth: int = 1):
         self.digest = digest
         self.queue: "queue.Queue[Optional[bytes]]" = queue.Queue(maxsize=depth)
         self.thread = threading.Thread(target=self._run, name="drivestage-md5", daemon=True)
