@@ -315,3 +315,18 @@ def test_a_session_lost_mid_upload_restarts_once(emulator, store, env, tmp_path)
     assert emulator.read_bytes(entry.id) == data
     assert len(_named(emulator, "a.pt")) == 1
     assert len([r for r in _uploads(emulator) if r.method == "POST"]) == 2
+
+
+def test_memory_does_not_grow_with_the_chunk_size(emulator, store, tmp_path):
+    import tracemalloc
+
+    folder = store.make_folders("x")
+    path, data = _file(tmp_path, "big.pt", 16 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        entry = upload_file(store, path, folder, "big.pt", chunk_size=64 * CHUNK)  # one 16 MiB chunk
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert entry.md5 == hashlib.md5(data).hexdigest()
+    assert peak < 10 * 1024 * 1024, f"peak {peak} bytes for a 16 MiB chunk"

@@ -51,7 +51,8 @@ def _transfer_options(fn: Callable) -> Callable:
         click.option("--delete", is_flag=True,
                      help="Delete remote files that are not in SRC (off by default)."),
         click.option("--chunk-size", metavar="SIZE",
-                     help="Upload chunk size, a multiple of 256KiB (default 16MiB)."),
+                     help="Upload chunk size, a multiple of 256KiB (default 64MiB; memory use does "
+                          "not grow with it: chunks are streamed from the file)."),
         click.option("--jobs", "-j", type=int, default=4, show_default=True,
                      help="Files uploaded in parallel."),
     ]
