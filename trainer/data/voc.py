@@ -69,8 +69,7 @@ def read_classes(path_or_list: Union[PathLike, Sequence[str]]) -> list[str]:
         where = "the class list"
     if not names:
         raise DataError(f"{where} names no classes; give one class name per line")
-    seen: set[str] = set()
-    dupes = [n for n in names if n in seen or seen.add(n)]  # type: ignore[func-returns-value]
+    dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise DataError(f"{where} names a class twice: {', '.join(sorted(set(dupes)))}")
     return names
