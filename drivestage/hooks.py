@@ -59,7 +59,8 @@ class CheckpointSync:
         self.mirror = Mirror(self.local_dir, (self._store, self._path), self.policy,
                              every=every, include=include, exclude=exclude,
                              use_trash=use_trash, chunk_size=chunk_size,
-                             protect=protect, md5_cache=cache).start()
+                             protect=protect, md5_cache=cache,
+                             label=dest if isinstance(dest, str) else None).start()
 
     # -- training-loop events
     def on_save(self, path: str, epoch: Optional[int] = None,

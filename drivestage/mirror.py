@@ -621,11 +621,12 @@ class Mirror:
                  include: Sequence[str] = (), exclude: Sequence[str] = (),
                  delete: bool = False, chunk_size: Optional[int] = None,
                  protect: Iterable[str] = (), use_trash: bool = False, jobs: int = 4,
-                 md5_cache: Optional[Md5Cache] = None,
+                 md5_cache: Optional[Md5Cache] = None, label: Optional[str] = None,
                  push_fn: Optional[Callable[..., PushResult]] = None):
         if every is not None and every <= 0:
             raise UsageError(f"every={every!r} is invalid; give a period in seconds > 0")
         self.src, self.dest, self.policy, self.every = src, dest, policy, every
+        self.label = label or (str(dest[1]) if isinstance(dest, tuple) else str(dest))
         self._store = store
         self._options = dict(include=tuple(include), exclude=tuple(exclude), delete=delete,
                              chunk_size=chunk_size, use_trash=use_trash, jobs=jobs)
@@ -711,7 +712,7 @@ class Mirror:
                 self._cond.wait(left)
             if self._last_error is not None:
                 err = self._last_error
-                raise MirrorError(f"mirror of {self.src} to {self.dest} failed: {err}") from err
+                raise MirrorError(f"mirror of {self.src} to {self.label} failed: {err}") from err
             return self._last_result
 
     def _loop(self) -> None:
@@ -734,7 +735,7 @@ class Mirror:
             except BaseException as exc:  # the host process must never see it here
                 error = exc
                 log.error("mirror of %s to %s failed (will try again): %s", self.src,
-                          self.dest, exc)
+                          self.label, exc)
             with self._cond:
                 self.runs += 1
                 self._last_error, self._last_result = error, result

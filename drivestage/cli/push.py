@@ -166,11 +166,17 @@ def mirror_cmd(src: str, dest: str, every: float, include, exclude, delete, chun
     On SIGTERM or SIGINT it pushes once more (a flush), then exits 0; a failing
     final push exits 1. Failures in between are logged and retried next period.
     """
-    from drivestage.mirror import Mirror
+    import os
+
+    from drivestage.errors import NotFoundError
+    from drivestage.mirror import Mirror, open_dest
 
     if every <= 0:
         raise UsageError(f"--every {every:g} is invalid; give a period in seconds > 0")
     policy = _policy(policy_opts)
+    if not os.path.isdir(src):
+        raise NotFoundError(f"{src} is not a local folder; give the folder to mirror")
+    target = open_dest(dest)  # a bad DEST fails now, not at the first period
     stop = threading.Event()
     signals = (signal.SIGTERM, signal.SIGINT)
     previous = {s: signal.getsignal(s) for s in signals}
@@ -181,9 +187,9 @@ def mirror_cmd(src: str, dest: str, every: float, include, exclude, delete, chun
     for s in signals:
         signal.signal(s, on_signal)
     try:
-        mirror = Mirror(src, dest, policy, every=every, include=include, exclude=exclude,
+        mirror = Mirror(src, target, policy, every=every, include=include, exclude=exclude,
                         delete=delete, chunk_size=_chunk(chunk_size), protect=protect,
-                        use_trash=use_trash, jobs=jobs).start()
+                        use_trash=use_trash, jobs=jobs, label=dest).start()
         mirror.sync_now()  # a first push right away
         click.echo(f"mirroring {src} -> {dest} every {every:g}s; stop with Ctrl-C or SIGTERM",
                    err=True)
