@@ -334,6 +334,8 @@ def validate(cfg: Config) -> None:
     for key in ("mosaic_prob", "mixup_prob", "special_aug_ratio"):
         if not 0 <= getattr(t, key) <= 1:
             raise ConfigError(f"train.{key} must be in [0, 1], got {getattr(t, key)}")
+    if not (t.device in ("auto", "cpu", "cuda") or (t.device.startswith("cuda:") and t.device[5:].isdigit())):
+        raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}")
     if cfg.data.workers < 0:
         raise ConfigError(f"data.workers must be >= 0, got {cfg.data.workers}")
     if d.keep_last < 0 or d.keep_best < 0:

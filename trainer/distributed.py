@@ -51,8 +51,13 @@ def env_info() -> DistInfo:
 def setup(device: str = "auto") -> tuple[DistInfo, torch.device]:
     """Initialise the process group when launched by torchrun; pick this rank's device."""
     info = env_info()
-    use_cuda = torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda:")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        from trainer.errors import ConfigError
+
+        raise ConfigError(f"train.device={device!r} but CUDA is not available here; use auto or cpu")
+    use_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
     if use_cuda:
+        # One GPU per process under torchrun; "cuda:N" pins a single process to GPU N.
         idx = info.local_rank if device in ("auto", "cuda") else int(device.split(":")[1])
         dev = torch.device("cuda", idx)
         torch.cuda.set_device(dev)
@@ -120,12 +125,10 @@ def main_first(info: DistInfo, *, local: bool = True) -> Iterator[bool]:
     if not is_initialized():
         yield True
         return
-    failed = False
     if first:
         try:
             yield True
         except BaseException:
-            failed = True
             _share_failure(True)
             raise
         _share_failure(False)
