@@ -4,7 +4,8 @@ Baseline = the port's way: fp32, NCHW, and a loss whose target assignment and ig
 are Python loops over boxes and images on the CPU. Ours = the vectorised ``YoloLoss`` with
 channels_last and bf16 autocast (when the CPU has native bf16; fp16 autocast + GradScaler on
 CUDA, or bf16 where the GPU supports it). Both run in the same process on the same synthetic
-batches, so the ratio is meaningful even on a busy machine.
+batches, their steps interleaved (A B A B ...), so the ratio holds even on a busy machine;
+the absolute numbers need an idle one.
 
     python bench/train_step.py                      # CPU: 416 and 320, batch 8; inference b1/b8
     python bench/train_step.py --device cuda        # GPU: batch 64 at 416
@@ -138,61 +139,83 @@ def _autocast(device, amp: str | None):
     return torch.autocast(device.type, dtype=dtype)
 
 
-def bench_train(device, size, batch, iters, warmup, channels_last, amp, loss_kind, seed=0):
-    """Images/s of full training steps, plus the loss's share of the step time."""
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    model = YoloV4Tiny(NUM_CLASSES, input_size=size).to(device).train()
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    loss_fn = YoloLoss(NUM_CLASSES, input_size=size).to(device) if loss_kind == "ours" else PortStyleLoss(NUM_CLASSES, size)
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.937, weight_decay=5e-4, nesterov=True)
-    scaler = torch.amp.GradScaler(device.type, enabled=(amp == "fp16"))
-    batches = [(torch.rand(batch, 3, size, size, generator=gen).to(device).contiguous(memory_format=fmt),
-                _targets(batch, 6, gen).to(device)) for _ in range(2)]
-    step_times, loss_times = [], []
-    for it in range(warmup + iters):
-        x, t = batches[it % 2]
-        _sync(device)
+class TrainSetup:
+    """One configuration's model, loss, optimizer and two fixed batches; ``step()`` times one
+    full training step and returns ``(step seconds, loss seconds)``."""
+
+    def __init__(self, device, size, batch, channels_last, amp, loss_kind, seed=0):
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        self.device, self.amp, self.batch = device, amp, batch
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.model = YoloV4Tiny(NUM_CLASSES, input_size=size).to(device).train().to(memory_format=fmt)
+        self.loss_fn = (YoloLoss(NUM_CLASSES, input_size=size).to(device) if loss_kind == "ours"
+                        else PortStyleLoss(NUM_CLASSES, size))
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=1e-3, momentum=0.937,
+                                   weight_decay=5e-4, nesterov=True)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=(amp == "fp16"))
+        self.batches = [(torch.rand(batch, 3, size, size, generator=gen).to(device).contiguous(memory_format=fmt),
+                         _targets(batch, 6, gen).to(device)) for _ in range(2)]
+        self.calls = 0
+
+    def step(self) -> tuple[float, float]:
+        x, t = self.batches[self.calls % 2]
+        self.calls += 1
+        _sync(self.device)
         t0 = time.perf_counter()
-        with _autocast(device, amp):
-            outputs = model(x)
-        _sync(device)
+        with _autocast(self.device, self.amp):
+            outputs = self.model(x)
+        _sync(self.device)
         t1 = time.perf_counter()
-        loss, _ = loss_fn(outputs, t)
-        _sync(device)
+        loss, _ = self.loss_fn(outputs, t)      # outside autocast, as the trainer does
+        _sync(self.device)
         t2 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(opt)
-        scaler.update()
-        _sync(device)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        _sync(self.device)
         t3 = time.perf_counter()
         if not math.isfinite(loss.item()):
             raise RuntimeError("non-finite loss in the benchmark")
-        if it >= warmup:
-            step_times.append(t3 - t0)
-            loss_times.append(t2 - t1)
-    step = _median(step_times)
-    return {"img_s": batch / step, "step_s": step, "loss_share": _median(loss_times) / step}
+        return t3 - t0, t2 - t1
 
 
-def bench_infer(device, size, batch, iters, warmup, channels_last, amp, seed=0):
-    torch.manual_seed(seed)
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    model = YoloV4Tiny(NUM_CLASSES, input_size=size).to(device).eval().to(memory_format=fmt)
-    x = torch.rand(batch, 3, size, size).to(device).contiguous(memory_format=fmt)
-    times = []
-    with torch.inference_mode():
-        for it in range(warmup + iters):
-            _sync(device)
+class InferSetup:
+    """An eval-mode model and a fixed batch; ``step()`` times one forward pass."""
+
+    def __init__(self, device, size, batch, channels_last, amp, seed=0):
+        torch.manual_seed(seed)
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.device, self.amp, self.batch = device, amp, batch
+        self.model = YoloV4Tiny(NUM_CLASSES, input_size=size).to(device).eval().to(memory_format=fmt)
+        self.x = torch.rand(batch, 3, size, size).to(device).contiguous(memory_format=fmt)
+
+    def step(self) -> tuple[float, float]:
+        with torch.inference_mode():
+            _sync(self.device)
             t0 = time.perf_counter()
-            with _autocast(device, amp):
-                model(x)
-            _sync(device)
+            with _autocast(self.device, self.amp):
+                self.model(self.x)
+            _sync(self.device)
+        return time.perf_counter() - t0, 0.0
+
+
+def interleaved(setups, iters, warmup):
+    """Run the setups' steps alternately (A B A B ...), so that load from other processes hits
+    all of them alike; return per setup ``{"img_s", "step_s", "loss_share"}`` (medians)."""
+    times = [[] for _ in setups]
+    for it in range(warmup + iters):
+        for i, setup in enumerate(setups):
+            step, loss = setup.step()
             if it >= warmup:
-                times.append(time.perf_counter() - t0)
-    return {"img_s": batch / _median(times)}
+                times[i].append((step, loss))
+    out = []
+    for setup, ts in zip(setups, times):
+        step = _median([t for t, _ in ts])
+        loss = _median([l for _, l in ts])
+        out.append({"img_s": setup.batch / step, "step_s": step, "loss_share": loss / step})
+    return out
 
 
 def _median(v):
@@ -242,22 +265,22 @@ def main(argv=None) -> int:
     print(f"{'train':>8} {'size':>5} {'batch':>5} {'base img/s':>11} {'ours img/s':>11} {'ratio':>6} "
           f"{'loss% base':>10} {'loss% ours':>10}")
     for size in sizes:
-        base = bench_train(device, size, batch, iters, args.warmup, False, None, "port")
-        ours = bench_train(device, size, batch, iters, args.warmup, cl, amp, "ours")
+        base, ours = interleaved([TrainSetup(device, size, batch, False, None, "port"),
+                                  TrainSetup(device, size, batch, cl, amp, "ours")], iters, args.warmup)
         print(f"{'':>8} {size:>5} {batch:>5} {base['img_s']:>11.2f} {ours['img_s']:>11.2f} "
               f"{ours['img_s'] / base['img_s']:>5.2f}x {100 * base['loss_share']:>9.1f}% "
               f"{100 * ours['loss_share']:>9.1f}%", flush=True)
         results["train"].append({"size": size, "batch": batch, "baseline": base, "ours": ours})
     if gpu:
-        fp32_vec = bench_train(device, sizes[0], batch, iters, args.warmup, False, None, "ours")
+        (fp32_vec,) = interleaved([TrainSetup(device, sizes[0], batch, False, None, "ours")], iters, args.warmup)
         print(f"# (fp32 NCHW with the vectorised loss: {fp32_vec['img_s']:.1f} img/s)")
         results["train_fp32_vectorised"] = fp32_vec
     if not args.skip_infer:
         print(f"{'infer':>8} {'size':>5} {'batch':>5} {'base img/s':>11} {'ours img/s':>11} {'ratio':>6}")
         for ib in ([1, 8] if not gpu else [1, 64]):
             size = sizes[0]
-            base = bench_infer(device, size, ib, max(iters, 10), args.warmup, False, None)
-            ours = bench_infer(device, size, ib, max(iters, 10), args.warmup, cl, amp)
+            base, ours = interleaved([InferSetup(device, size, ib, False, None),
+                                      InferSetup(device, size, ib, cl, amp)], max(iters, 10), args.warmup)
             print(f"{'':>8} {size:>5} {ib:>5} {base['img_s']:>11.2f} {ours['img_s']:>11.2f} "
                   f"{ours['img_s'] / base['img_s']:>5.2f}x", flush=True)
             results["infer"].append({"size": size, "batch": ib, "baseline": base, "ours": ours})

@@ -68,3 +68,22 @@ def test_configurable_masks_change_head_width():
 def test_bad_configuration_is_refused_with_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         YoloV4Tiny(**kwargs)
+
+
+@pytest.mark.slow
+def test_train_step_bench_runs_and_reports_both_configurations(tmp_path, capsys):
+    import importlib.util
+    import json
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "train_step.py"
+    spec = importlib.util.spec_from_file_location("train_step_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "r.json"
+    assert bench.main(["--sizes", "64", "--iters", "1", "--warmup", "0", "--batch", "2",
+                       "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert [r["size"] for r in data["train"]] == [64]
+    assert [r["batch"] for r in data["infer"]] == [1, 8]
+    assert all(r["baseline"]["img_s"] > 0 and r["ours"]["img_s"] > 0 for r in data["train"] + data["infer"])
+    assert "ratio" in capsys.readouterr().out
