@@ -183,10 +183,12 @@ def _ckpts(emu):
     (RetentionPolicy(keep_last=2), ["epoch_005.pt", "epoch_006.pt"]),
     (RetentionPolicy(keep_last=1, keep_best=1, metric="map50", mode="max"),
      ["epoch_003.pt", "epoch_006.pt"]),
-    (RetentionPolicy(keep_last=1, keep_best=1, metric="map50", mode="min"),
-     ["epoch_001.pt", "epoch_006.pt"]),
-    (RetentionPolicy(keep_last=1, keep_every=2), ["epoch_002.pt", "epoch_004.pt", "epoch_006.pt"]),
-    (RetentionPolicy(max_bytes=3 * 20_100), ["epoch_004.pt", "epoch_005.pt", "epoch_006.pt"]),
+    pytest.param(RetentionPolicy(keep_last=1, keep_best=1, metric="map50", mode="min"),
+                 ["epoch_001.pt", "epoch_006.pt"], marks=pytest.mark.slow),
+    pytest.param(RetentionPolicy(keep_last=1, keep_every=2),
+                 ["epoch_002.pt", "epoch_004.pt", "epoch_006.pt"], marks=pytest.mark.slow),
+    pytest.param(RetentionPolicy(max_bytes=3 * 20_100),
+                 ["epoch_004.pt", "epoch_005.pt", "epoch_006.pt"], marks=pytest.mark.slow),
 ])
 def test_exact_remote_set_after_a_sequence_of_saves(emulator, store, env, policy, expected):
     src = str(env / "logs")
@@ -328,6 +330,7 @@ def test_policy_sequence_on_a_directory(env):
         ["epoch_002.pt.json", "epoch_004.pt.json"]
 
 
+@pytest.mark.slow
 def test_push_through_chaos_gives_the_exact_tree(emulator, store, env, monkeypatch):
     monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "10")
     src = str(env / "logs")

@@ -87,7 +87,8 @@ def test_push_quota_error_is_one_line_with_the_numbers(env, tmp_path, monkeypatc
         assert _live(emu) == []
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM,
+                                 pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_mirror_flushes_on_sigterm_and_exits_0(emulator, env, tmp_path, sig):
     src = _logs(tmp_path, epochs=(1,))
     proc = subprocess.Popen(

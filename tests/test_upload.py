@@ -238,6 +238,7 @@ _CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_upload_resumes_the_same_session(emulator, store, env, tmp_path):
     path, data = _file(tmp_path, "big.pt", 12 * CHUNK + 99)
     emulator.faults.throttle(4 * CHUNK)   # about 3 s in all: time to kill it mid-way
