@@ -156,3 +156,16 @@ def test_eval_command_prints_per_class_ap_and_both_maps(tiny_config, tmp_path):
     assert data["map50"] == pytest.approx(result.final["map50"])
     assert data["map"] == pytest.approx(result.final["map"])
     assert set(data["per_class"]) == {"circle", "square", "triangle"}
+
+
+def test_a_missing_annotation_file_stops_before_anything_is_written(tiny_config, tmp_path):
+    from click.testing import CliRunner
+
+    from trainer.cli import cli
+
+    path = tiny_config(**{"data.train": str(tmp_path / "nope.txt")})
+    res = CliRunner().invoke(cli, ["train", "-c", path])
+    assert res.exit_code == 1
+    assert ("Error: data.train='" + str(tmp_path / "nope.txt") + "' is neither an annotation file nor a "
+            "split of a VOCdevkit") in res.output
+    assert not (tmp_path / "logs").exists() or not list((tmp_path / "logs").glob("*.pt"))

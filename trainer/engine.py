@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import random
-import shutil
 import signal
 import threading
 import time
@@ -27,7 +26,7 @@ from torch import nn
 from trainer import checkpoint as ckpt
 from trainer import distributed
 from trainer.callbacks import Callback, CallbackList, CSVLogger, DriveSync, PlotCallback, TensorBoardLogger
-from trainer.config import Config, config_from_dict, model_signature
+from trainer.config import Config, model_signature
 from trainer.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, TrainingInterrupted
 
 logger = logging.getLogger(__name__)
@@ -413,7 +412,9 @@ class Run:
         self.schedule = LRSchedule(cfg)
         self.frozen = False
         self.batch_size = cfg.train.batch_size
-        self.model: nn.Module
+        self.model: nn.Module                     # the network, DDP-wrapped when distributed
+        self.criterion: nn.Module
+        self.optimizer: torch.optim.Optimizer
         self.ema: Optional[ModelEMA] = None
         self.train_loader: Any = None
         self.resumed_from: Optional[str] = None
@@ -555,10 +556,21 @@ def _train_epochs(run: Run, data: DataSpec, resume: str) -> dict:
             final["val_loss"] = row["val_loss"]
         run.state.epoch = epoch + 1
         run.state.history.append(row)
+        if info.is_main:
+            spent = sum(r["epoch_time_s"] for r in run.state.history[start:])
+            left = spent / (epoch + 1 - start) * (t.epochs - epoch - 1)
+            logger.info("epoch %d/%d done in %.1f s (%.1f img/s): train loss %.4f, val loss %.4f; "
+                        "about %s left", epoch + 1, t.epochs, row["epoch_time_s"], row["images_per_s"],
+                        row["train_loss"], row["val_loss"], _hms(left))
         _save_epoch(run, epoch + 1, metrics)
         run.callbacks.fire("on_fit_epoch_end", run, epoch, row)
         distributed.barrier()
     return final
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
 def _enter_phase(run: Run, epoch: int, train_set: Any, build_loader: Callable) -> None:
