@@ -145,3 +145,16 @@ def test_hooks_with_a_directory_as_the_remote(env):
     with open(path, "rb") as fh:
         assert fh.read() == saved[4][0]
     sync2.on_train_end()
+
+
+def test_latest_understands_trainer_style_sidecars(emulator, store, env):
+    sync = CheckpointSync((store, "t"), RetentionPolicy(keep_last=1), local_dir=str(env / "r"))
+    emulator.add_file("t/epoch_003.pt", b"3")
+    emulator.add_file("t/epoch_003.json", json.dumps({"epoch": 3}).encode())
+    emulator.add_file("t/last.pt", b"3")
+    emulator.add_file("t/last.json", json.dumps({"epoch": 3}).encode())
+    assert sync.latest_remote_checkpoint().name == "epoch_003.pt"   # a tie: the named one
+    emulator.add_file("t/epoch_002.pt", b"2")
+    emulator.add_file("t/epoch_002.json", json.dumps({"epoch": 2}).encode())
+    assert sync.latest_remote_checkpoint().name == "epoch_003.pt"
+    sync.on_train_end()
