@@ -170,3 +170,19 @@ def test_foreign_files_are_refused_with_a_clear_message(tmp_path, content, messa
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(WeightsError, match="weights file not found: .*nope.pth"):
         load_weights(YoloV4Tiny(num_classes=20), tmp_path / "nope.pth")
+
+
+@pytest.mark.parametrize("phi", [1, 2, 3, 4])
+def test_attention_variant_is_recognised_and_loads(tmp_path, phi):
+    from trainer.weights import inspect_weights
+
+    torch.manual_seed(phi)
+    src = YoloV4Tiny(num_classes=4, phi=phi)
+    path = tmp_path / f"phi{phi}.pth"
+    torch.save(src.state_dict(), path)
+    info = inspect_weights(path)
+    assert info == {"num_classes": 4, "phi": phi}
+    dst = YoloV4Tiny(num_classes=4, phi=info["phi"])
+    report = load_weights(dst, path)
+    assert not report.missing and not report.skipped
+    _same(_run(dst), _run(src))

@@ -325,7 +325,8 @@ def _file_classes(path: str, model: nn.Module) -> int:
 
 
 #: Attention variant (phi) recognised from the parameter names of its blocks.
-_PHI_BY_KEY = {"feat1_att.fc.": 1, "feat1_att.channel.": 2, "feat1_att.conv.": 3, "feat1_att.squeeze.": 4}
+_PHI_BY_KEY = {"feat1_att.fc.": 1, "feat1_att.channelattention.": 2, "feat1_att.conv.": 3,
+               "feat1_att.conv_1x1.": 4}
 
 
 def inspect_weights(path: str | os.PathLike) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 Each block maps ``[B, C, H, W]`` to the same shape. They are inserted after the two backbone
 features and after the upsample, as the port does; none of them exists in Darknet weights.
+Submodule names follow the port's state-dict keys (``channelattention.fc1``, ``conv_1x1``,
+``F_h``, ...) so that attention weights trained with the port load by name.
 """
 from __future__ import annotations
 
@@ -34,26 +36,26 @@ class _ChannelGate(nn.Module):
     def __init__(self, channels: int, ratio: int):
         super().__init__()
         hidden = max(channels // ratio, 1)
-        self.mlp = nn.Sequential(
-            nn.Conv2d(channels, hidden, 1, bias=False),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(hidden, channels, 1, bias=False),
-        )
+        self.fc1 = nn.Conv2d(channels, hidden, 1, bias=False)
+        self.fc2 = nn.Conv2d(hidden, channels, 1, bias=False)
+
+    def _mlp(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        avg = self.mlp(torch.mean(x, dim=(2, 3), keepdim=True))
-        mx = self.mlp(torch.amax(x, dim=(2, 3), keepdim=True))
+        avg = self._mlp(torch.mean(x, dim=(2, 3), keepdim=True))
+        mx = self._mlp(torch.amax(x, dim=(2, 3), keepdim=True))
         return torch.sigmoid(avg + mx)
 
 
 class _SpatialGate(nn.Module):
     def __init__(self, kernel_size: int):
         super().__init__()
-        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+        self.conv1 = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
-        return torch.sigmoid(self.conv(pooled))
+        return torch.sigmoid(self.conv1(pooled))
 
 
 class CBAMBlock(nn.Module):
@@ -61,12 +63,12 @@ class CBAMBlock(nn.Module):
 
     def __init__(self, channels: int, ratio: int = 8, kernel_size: int = 7):
         super().__init__()
-        self.channel = _ChannelGate(channels, ratio)
-        self.spatial = _SpatialGate(kernel_size)
+        self.channelattention = _ChannelGate(channels, ratio)
+        self.spatialattention = _SpatialGate(kernel_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x * self.channel(x)
-        return x * self.spatial(x)
+        x = x * self.channelattention(x)
+        return x * self.spatialattention(x)
 
 
 class ECABlock(nn.Module):
@@ -91,19 +93,19 @@ class CABlock(nn.Module):
     def __init__(self, channels: int, reduction: int = 16):
         super().__init__()
         hidden = max(channels // reduction, 1)
-        self.squeeze = nn.Conv2d(channels, hidden, 1, bias=False)
+        self.conv_1x1 = nn.Conv2d(channels, hidden, 1, bias=False)
         self.bn = nn.BatchNorm2d(hidden)
         self.act = nn.ReLU(inplace=True)
-        self.gate_h = nn.Conv2d(hidden, channels, 1, bias=False)
-        self.gate_w = nn.Conv2d(hidden, channels, 1, bias=False)
+        self.F_h = nn.Conv2d(hidden, channels, 1, bias=False)
+        self.F_w = nn.Conv2d(hidden, channels, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[2:]
         along_h = x.mean(dim=3, keepdim=True)                     # [B, C, H, 1]
         along_w = x.mean(dim=2, keepdim=True).transpose(2, 3)     # [B, C, W, 1]
-        y = self.act(self.bn(self.squeeze(torch.cat([along_h, along_w], dim=2))))
+        y = self.act(self.bn(self.conv_1x1(torch.cat([along_h, along_w], dim=2))))
         y_h, y_w = torch.split(y, [h, w], dim=2)
-        return x * torch.sigmoid(self.gate_h(y_h)) * torch.sigmoid(self.gate_w(y_w.transpose(2, 3)))
+        return x * torch.sigmoid(self.F_h(y_h)) * torch.sigmoid(self.F_w(y_w.transpose(2, 3)))
 
 
 #: phi -> block class; phi=0 means no attention (plain YOLOv4-tiny).
