@@ -127,10 +127,16 @@ class DriveStore:
         self.drive_id = drive_id      # set for a shared drive
         self.label = label            # "drive:" or "drive:shared/<name>/"
         self.timeout = timeout
+        self.attempts: Optional[int] = None  # per-call retry attempts; None: the env default
         self._local = threading.local()
         self._folder_ids: dict[tuple[str, ...], str] = {(): root_id}
         self._names: dict[str, str] = {root_id: label}
         self._media_uri: dict[str, str] = {}
+        self._native: set[str] = set()  # Google Docs/Sheets/...: no bytes to download
+
+    def is_native(self, entry: RemoteEntry) -> bool:
+        """True for a Google Docs/Sheets/Slides item (it has no binary content)."""
+        return entry.id in self._native or (not entry.is_dir and entry.md5 is None)
 
     def __repr__(self) -> str:
         return f"<DriveStore {self.label} at {self.api_root or 'googleapis.com'}>"
@@ -160,7 +166,8 @@ class DriveStore:
             if info.connection_lost:
                 self.drop_connections()
 
-        return retry.retrying(what, attempts, on_retry=on_retry, uploading=uploading)
+        return retry.retrying(what, attempts if attempts is not None else self.attempts,
+                              on_retry=on_retry, uploading=uploading)
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` under :meth:`retrying`."""
@@ -178,6 +185,9 @@ class DriveStore:
     def entry_from_resource(self, res: dict) -> RemoteEntry:
         """A Drive v2 File resource as a :class:`RemoteEntry`."""
         parents = res.get("parents") or []
+        mime = res.get("mimeType") or ""
+        if mime.startswith(GOOGLE_APPS_PREFIX) and mime != FOLDER_MIME:
+            self._native.add(res["id"])
         return RemoteEntry(
             id=res["id"], name=res.get("title", ""),
             is_dir=res.get("mimeType") == FOLDER_MIME,
@@ -392,9 +402,11 @@ class DriveStore:
     def in_shared_drive(self, name: str) -> "DriveStore":
         """A store on the same connection, rooted at the shared drive ``name``."""
         drive_id = self.find_shared_drive(name)
-        return DriveStore(self.gauth, self.drive, api_root=self.api_root, root_id=drive_id,
-                          drive_id=drive_id, label=f"drive:shared/{name}/",
-                          timeout=self.timeout)
+        store = DriveStore(self.gauth, self.drive, api_root=self.api_root, root_id=drive_id,
+                           drive_id=drive_id, label=f"drive:shared/{name}/",
+                           timeout=self.timeout)
+        store.attempts = self.attempts
+        return store
 
     # ----------------------------------------------------------------- bytes
 

@@ -68,7 +68,7 @@ class PullResult:
 def pull(src: str, dest: str, *, extract: bool = False, jobs: Optional[int] = None,
          force: bool = False, quiet: bool = False, store: Any = None,
          api_root: Optional[str] = None, credentials: Optional[str] = None,
-         reserve: int = 0, chunk_size: Optional[int] = None,
+         reserve: int = 0, chunk_size: Optional[int] = None, retries: Optional[int] = None,
          progress: Optional[Callable[[str, int, int], Callable[[int], None]]] = None
          ) -> PullResult:
     """Stage ``src`` (``drive:a/b.zip``, ``drive:id:X``, a path in ``store``) into folder ``dest``.
@@ -76,7 +76,8 @@ def pull(src: str, dest: str, *, extract: bool = False, jobs: Optional[int] = No
     The file lands at ``dest/<name>``; with ``extract`` a zip / tar / tar.gz is then extracted
     into ``dest`` (atomically, see :mod:`drivestage.extract`). ``jobs`` parallel ranged streams
     (default 4). ``force`` stages again even when the stamp says it is done. ``reserve``
-    bytes of local disk are kept free. ``progress(label, total, initial)`` may return a
+    bytes of local disk are kept free. ``retries`` is the number of attempts per Drive request
+    (default ``$DRIVESTAGE_RETRY_ATTEMPTS`` or 8). ``progress(label, total, initial)`` may return a
     per-byte callback (the CLI's tqdm); ``quiet`` turns the default tqdm bars off.
     """
     began = time.monotonic()
@@ -91,6 +92,11 @@ def pull(src: str, dest: str, *, extract: bool = False, jobs: Optional[int] = No
         store, rel = open_store(src, api_root=api_root, credentials=credentials)
     else:
         rel = paths.parse(src).store_path if paths.is_drive(src) else src
+    if retries is not None:
+        if retries < 1:
+            raise UsageError(f"retries must be at least 1, got {retries}")
+        if hasattr(store, "attempts"):
+            store.attempts = retries
     if progress is None:
         progress = _no_progress if quiet else tqdm_progress
     stage = _Stage(src, rel, dest, store, extract=extract, jobs=jobs, force=force,
@@ -208,9 +214,8 @@ class _Stage:
         return entry
 
     def _check_downloadable(self, entry: RemoteEntry) -> None:
-        from drivestage.gdrive import DriveStore
-
-        if isinstance(self.store, DriveStore) and entry.md5 is None and not entry.is_dir:
+        is_native = getattr(self.store, "is_native", None)
+        if callable(is_native) and is_native(entry):
             raise UsageError(f"{self.src} has no binary content (a Google Docs, Sheets or "
                              "Slides file?); export it to a file on Drive first")
 

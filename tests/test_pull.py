@@ -367,3 +367,33 @@ def test_concurrent_pulls_download_once(emulator, drive_env, dest):
     assert (dest / "shared.bin").read_bytes() == data
     served = sum(r.bytes_out for r in media(emulator, 6, fid))
     assert served == len(data)
+
+
+# --------------------------------------------------------------------------- odds and ends
+
+def test_retries_option_bounds_the_attempts(emulator, drive_env, dest):
+    emulator.add_file("r.bin", b"x" * 10)
+    emulator.faults.inject("GET", r"alt=media", status=503, times=None)
+    code, out, err = run("pull", "drive:r.bin", str(dest), "--retries", "3", "-q")
+    assert code == 1 and "still failing after 3 attempts (503 backendError" in err
+    assert len([line for line in err.splitlines() if "retry " in line]) == 2
+    assert not (dest / "r.bin").exists()
+
+
+def test_google_docs_have_no_bytes_to_pull(emulator, drive_env, dest):
+    emulator.add_file("notes", b"", mime_type="application/vnd.google-apps.document")
+    code, out, err = run("pull", "drive:notes", str(dest))
+    assert code == 2 and "no binary content" in err
+
+
+def test_the_verb_is_logged_and_a_cache_hit_logs_nothing(emulator, drive_env, dest, caplog):
+    emulator.add_file("v.bin", b"v" * 100)
+    with caplog.at_level(logging.INFO, logger="drivestage"):
+        drivestage.pull("drive:v.bin", str(dest), quiet=True)
+    assert any(r.getMessage().startswith("download drive:v.bin") for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="drivestage"):
+        assert drivestage.pull("drive:v.bin", str(dest), quiet=True).action == "cached"
+    ours = [r.getMessage() for r in caplog.records
+            if r.name.startswith("drivestage") and not r.name.startswith("drivestage.emulator")]
+    assert ours == []

@@ -75,12 +75,15 @@ on an intact staged copy does nothing. Exit codes: 0 success, 1 error, 2 usage e
 @click.option("--reserve", type=_Size(), default="0",
               help="Keep this much local disk free (e.g. 5G); checked before downloading "
                    "and before extracting.")
+@click.option("--retries", type=click.IntRange(1, 100), default=None,
+              help="Attempts per Drive request before giving up (default 8, or "
+                   "$DRIVESTAGE_RETRY_ATTEMPTS).")
 @click.option("--chunk-size", type=_Size(), default=None, hidden=True,
               help="Bytes per ranged request (default 8M).")
 @drive_options
 def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, quiet: bool,
-         as_json: bool, reserve: int, chunk_size: Optional[int], api_root: Optional[str],
-         credentials: Optional[str]) -> None:
+         as_json: bool, reserve: int, retries: Optional[int], chunk_size: Optional[int],
+         api_root: Optional[str], credentials: Optional[str]) -> None:
     """Download SRC from Drive into folder DEST: resumable, parallel, md5-verified."""
     import logging
 
@@ -92,7 +95,7 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
     with logging_redirect_tqdm(loggers=[logging.getLogger("drivestage")]):
         result = do_pull(src, dest, extract=extract, jobs=jobs, force=force, quiet=quiet,
                          api_root=api_root, credentials=credentials, reserve=reserve,
-                         chunk_size=chunk_size)
+                         chunk_size=chunk_size, retries=retries)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=1))
     else:
