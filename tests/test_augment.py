@@ -32,6 +32,15 @@ def _mask_box(img, colour):
     return np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], dtype=np.float32)
 
 
+def _assert_same_place(seen, box):
+    """The drawn pixels sit where the box says; a box under 3 px may have blurred away."""
+    w, h = box[2] - box[0], box[3] - box[1]
+    if seen is None:
+        assert min(w, h) < 3, f"box {box} has no pixels"
+        return
+    np.testing.assert_allclose(seen, box[:4], atol=TOL)
+
+
 @st.composite
 def image_and_box(draw, min_side=24, max_side=300):
     w = draw(st.integers(min_side, max_side))
@@ -62,11 +71,7 @@ def test_letterbox_keeps_boxes_on_their_pixels(sample, size):
     img = _canvas(w, h, boxes[0, :4])
     out, scale, pad = augment.letterbox(img, size)
     moved = augment.letterbox_boxes(boxes, scale, pad)
-    seen = _mask_box(out, COLOURS[0])
-    if seen is None:  # shrunk below a pixel: nothing to compare
-        assert (moved[0, 2] - moved[0, 0]) < 3 or (moved[0, 3] - moved[0, 1]) < 3
-        return
-    np.testing.assert_allclose(seen, moved[0, :4], atol=TOL)
+    _assert_same_place(_mask_box(out, COLOURS[0]), moved[0])
     assert moved[0, 4] == 3
     back = augment.unletterbox_boxes(moved, size, (h, w))
     np.testing.assert_allclose(back[:, :4], boxes[:, :4], atol=1e-3)
@@ -96,8 +101,7 @@ def test_scale_jitter_keeps_boxes_on_their_pixels(sample, seed):
         assert seen is None or min(seen[2] - seen[0], seen[3] - seen[1]) <= 3
         return
     assert (moved[:, :4] >= 0).all() and (moved[:, :4] <= 160).all()
-    assert seen is not None
-    np.testing.assert_allclose(seen, moved[0, :4], atol=TOL)
+    _assert_same_place(seen, moved[0])
 
 
 @settings(max_examples=40, deadline=None)
@@ -118,8 +122,8 @@ def test_mosaic_keeps_every_box_on_its_pixels(samples, seed):
         if len(mine) == 0:
             assert seen is None or min(seen[2] - seen[0], seen[3] - seen[1]) <= 3
             continue
-        assert len(mine) == 1 and seen is not None
-        np.testing.assert_allclose(seen, mine[0, :4], atol=TOL)
+        assert len(mine) == 1
+        _assert_same_place(seen, mine[0])
 
 
 def test_mosaic_without_boxes_and_mixup():
