@@ -123,3 +123,23 @@ def test_predict_empty_folder_is_an_error(tmp_path, weights):
                                    "--out", str(tmp_path / "out")])
     assert res.exit_code == 1
     assert "Error: no images in" in res.stderr
+
+
+def test_predict_from_a_training_checkpoint_uses_its_ema_classes_and_size(tmp_path):
+    torch.manual_seed(1)
+    model, ema = YoloV4Tiny(num_classes=2), YoloV4Tiny(num_classes=2)
+    ckpt = tmp_path / "best.pt"
+    torch.save({"format_version": 1, "model": model.state_dict(),
+                "ema": {"model": ema.state_dict(), "updates": 10}, "epoch": 4,
+                "config": {"model": {"input_size": 96, "anchors": [list(a) for a in ema.anchors],
+                                     "anchors_mask": ema.anchors_mask, "phi": 0},
+                           "data": {"classes": ["circle", "square"]}}}, ckpt)
+    src = tmp_path / "src"
+    _images(src, sizes=((50, 70),))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["predict", "--weights", str(ckpt), "--source", str(src / "img0.png"),
+                                   "--out", str(out), "--conf", "0.01"])
+    assert res.exit_code == 0, res.output
+    data = json.loads((out / "detections.json").read_text())
+    assert data["classes"] == ["circle", "square"] and data["input_size"] == 96
+    assert "checkpoint-ema" in res.stderr
