@@ -397,3 +397,17 @@ def test_the_verb_is_logged_and_a_cache_hit_logs_nothing(emulator, drive_env, de
     ours = [r.getMessage() for r in caplog.records
             if r.name.startswith("drivestage") and not r.name.startswith("drivestage.emulator")]
     assert ours == []
+
+
+def test_pull_from_a_local_folder_such_as_a_drive_mount(tmp_path, dest):
+    mount = tmp_path / "MyDrive" / "VOC_datasets"
+    mount.mkdir(parents=True)
+    blob, members = voc_zip()
+    (mount / "VOC07.zip").write_bytes(blob)
+    code, out, err = run("pull", str(mount / "VOC07.zip"), str(dest), "-x", "--json", "-q")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["md5"] == hashlib.md5(blob).hexdigest() and summary["extracted"]
+    assert (dest / "VOCdevkit/VOC2007/Annotations/000007.xml").read_bytes() == b"<a>7</a>"
+    code, out, err = run("pull", str(mount / "VOC07.zip"), str(dest), "-x", "--json", "-q")
+    assert code == 0 and json.loads(out)["action"] == "cached"
