@@ -111,3 +111,45 @@ def test_mirror_flushes_on_sigterm_and_exits_0(emulator, env, tmp_path, sig):
     assert proc.returncode == 0, err
     assert "pushing once more" in err
     assert _live(emulator) == ["epoch_002.pt", "epoch_002.pt.json", "results.csv"]
+
+
+@pytest.mark.slow
+def test_push_killed_with_sigkill_resumes_on_the_next_run(emulator, env, tmp_path):
+    import hashlib
+
+    src = tmp_path / "logs"
+    src.mkdir()
+    data = os.urandom(12 * 256 * 1024 + 5)
+    (src / "epoch_001.pt").write_bytes(data)
+    emulator.faults.throttle(1024 * 1024)          # ~3 s: time to kill it mid-way
+    cmd = [sys.executable, "-m", "drivestage", "push", str(src), "drive:Models/logs",
+           "--chunk-size", "256KiB"]
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while sum(1 for r in emulator.requests if r.status == 308) < 3:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    emulator.faults.throttle(None)
+    assert _live(emulator) == []
+    emulator.clear_requests()
+    result = CliRunner().invoke(cli, ["push", str(src), "drive:Models/logs",
+                                      "--chunk-size", "256KiB"])
+    assert result.exit_code == 0, result.output
+    ups = [r for r in emulator.requests if r.path.startswith("/upload/")]
+    status = [i for i, r in enumerate(ups)
+              if r.headers.get("Content-Range") == f"bytes */{len(data)}"]
+    assert status, "the rerun asks the server what it kept"
+    assert not [r for r in ups if r.method == "POST"]          # the same session, resumed
+    # (the killed child's in-flight chunk may be logged late: count from the status query)
+    resumed = sum(r.bytes_in for r in ups[status[0]:])
+    assert resumed <= len(data) - 3 * 256 * 1024
+    assert _live(emulator) == ["epoch_001.pt"]
+    assert emulator.find("Models/logs/epoch_001.pt")["md5Checksum"] == hashlib.md5(data).hexdigest()
