@@ -117,3 +117,7 @@ class EmulatorApiError(DriveStageError):
         self.status, self.reason, self.message = status, reason, message
         self.location, self.location_type, self.domain = location, location_type, domain
         self.headers = dict(headers or {})
+
+
+class LocalFileError(DriveStageError, OSError):
+    """A local file or folder cannot be written or read (permissions, a folder in the way)."""

@@ -17,6 +17,7 @@ wait, then find the stamp.
 """
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -29,8 +30,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
 from drivestage import paths
-from drivestage.errors import (ArchiveError, DiskSpaceError, DriveStageError, NotFoundError,
-                               UsageError)
+from drivestage.errors import (ArchiveError, DiskSpaceError, DriveStageError, LocalFileError,
+                               NotFoundError, UsageError)
 from drivestage.store import RemoteEntry
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,20 @@ def pull(src: str, dest: str, *, extract: bool = False, jobs: Optional[int] = No
         progress = _no_progress if quiet else tqdm_progress
     stage = _Stage(src, rel, dest, store, extract=extract, jobs=jobs, force=force,
                    reserve=reserve, chunk_size=chunk_size, progress=progress)
-    result = stage.run()
+    try:
+        result = stage.run()
+    except DriveStageError:
+        raise
+    except OSError as exc:
+        # Local trouble (a full disk mid-download, permissions): one clear line, and the
+        # partial file stays for the next run.
+        where = exc.filename or dest
+        if exc.errno == errno.ENOSPC:
+            raise DiskSpaceError(f"the disk filled up while staging {src} into {dest} "
+                                 f"({where}); free some space and run again: the download "
+                                 "resumes where it stopped") from exc
+        raise LocalFileError(f"cannot stage {src} into {dest}: {exc.strerror or exc} "
+                             f"({where})") from exc
     result.seconds = round(time.monotonic() - began, 3)
     return result
 
@@ -289,6 +303,9 @@ class _Stage:
 
     def _run_locked(self, name: str, entry: Optional[RemoteEntry]) -> PullResult:
         target = os.path.join(self.dest, name)
+        if os.path.isdir(target) and not os.path.islink(target):
+            raise UsageError(f"{target} is a folder; {self.src} would be saved there as a "
+                             "file. Move the folder away or pull into another DEST")
         stamp = None if self.force else self._read_stamp(name)
         if self.force:
             self._drop_stamp(name)

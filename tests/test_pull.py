@@ -411,3 +411,24 @@ def test_pull_from_a_local_folder_such_as_a_drive_mount(tmp_path, dest):
     assert (dest / "VOCdevkit/VOC2007/Annotations/000007.xml").read_bytes() == b"<a>7</a>"
     code, out, err = run("pull", str(mount / "VOC07.zip"), str(dest), "-x", "--json", "-q")
     assert code == 0 and json.loads(out)["action"] == "cached"
+
+
+def test_local_trouble_is_one_clear_line(emulator, drive_env, dest):
+    emulator.add_file("x.bin", b"x")
+    (dest / "x.bin").mkdir(parents=True)
+    code, out, err = run("pull", "drive:x.bin", str(dest))
+    assert code == 2 and "is a folder" in err
+
+
+def test_unwritable_dest_is_one_clear_line(emulator, drive_env, dest):
+    emulator.add_file("x.bin", b"x")
+    locked = dest.parent / "locked"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores permissions
+            pytest.skip("running as root: permissions are not enforced")
+        code, out, err = run("pull", "drive:x.bin", str(locked / "sub"))
+        assert code == 1 and err.startswith("Error: cannot stage drive:x.bin")
+    finally:
+        os.chmod(locked, 0o700)
