@@ -184,7 +184,7 @@ def retry_after_seconds(headers: Mapping[str, str], now: Optional[float] = None)
     return max(0.0, when - (time.time() if now is None else now))
 
 
-_CONNECTION_ERRNOS = {"ETIMEDOUT", "EPIPE", "ECONNABORTED", "ECONNREFUSED", "ECONNRESET",
+_CONNECTION_ERRNOS = {"ETIMEDOUT", "EPIPE", "ECONNABORTED", "ECONNRESET",
                       "ENETUNREACH", "EHOSTUNREACH", "ENETRESET"}
 
 
@@ -199,7 +199,11 @@ def classify(exc: BaseException) -> Optional[Retryable]:
         return _classify_http(failure)
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return Retryable("timed out", connection_lost=True)
-    if isinstance(exc, ConnectionError):  # reset, aborted, refused, broken pipe
+    if isinstance(exc, ConnectionRefusedError):
+        # Nothing listens there (a wrong --api-root, an emulator not started): waiting a
+        # minute of backoff would only hide the mistake.
+        return None
+    if isinstance(exc, ConnectionError):  # reset, aborted, broken pipe
         return Retryable(f"connection lost ({type(exc).__name__})", connection_lost=True)
     if isinstance(exc, http.client.HTTPException):  # IncompleteRead, BadStatusLine, ...
         return Retryable(f"connection lost ({type(exc).__name__})", connection_lost=True)
@@ -236,6 +240,9 @@ def translate(exc: BaseException, what: str, *, uploading: bool = False) -> Base
     failure = http_failure(exc)
     if failure is not None:
         return _translate_http(failure, what, uploading=uploading)
+    if isinstance(exc, ConnectionRefusedError):
+        return errors.RemoteError(f"{what}: connection refused; is the server running? "
+                                  "(check --api-root / DRIVESTAGE_API_ROOT)")
     retry = classify(exc)
     if retry is not None:  # a transient failure seen once too often
         return errors.RemoteError(f"{what}: {retry.reason}")

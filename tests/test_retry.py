@@ -217,6 +217,12 @@ def test_on_retry_sees_lost_connections_and_iteration_style(sleeps):
                 raise _http_error(404, "notFound", "gone")
 
 
+def test_connection_refused_fails_at_once_with_a_hint(sleeps):
+    with pytest.raises(errors.RemoteError, match="connection refused; is the server running"):
+        retrying("GET drive:a", policy=NO_JITTER)(_flaky([ConnectionRefusedError(111, "no")]))
+    assert sleeps == []
+
+
 def test_programming_errors_pass_through_untouched(sleeps):
     with pytest.raises(KeyError):
         retrying("op", policy=NO_JITTER)(_flaky([KeyError("bug")]))
