@@ -3,6 +3,7 @@ a killed run resumed from Drive alone, pretrained weights for another class coun
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 
@@ -79,12 +80,19 @@ def test_checkpoints_land_on_drive_with_the_retention_applied(drive, tiny_config
 
 @pytest.mark.slow
 def test_killed_run_resumes_from_drive_into_an_empty_folder(drive, tiny_config, tmp_path):
-    path = _drive_config(tiny_config, **{"train.epochs": 3, "train.eval_period": 3, "train.save_period": 2})
-    ref = fit(load_config(tiny_config(**{"train.epochs": 3, "train.eval_period": 3,
-                                         "train.out_dir": str(tmp_path / "ref")})), resume="none")
+    kw = {"train.epochs": 3, "train.eval_period": 2}
+    path = _drive_config(tiny_config, **kw, **{"train.save_period": 2})
+    ref = fit(load_config(tiny_config(**kw, **{"train.out_dir": str(tmp_path / "ref")})), resume="none")
     with pytest.raises(KeyboardInterrupt):
         fit(load_config(path), resume="none", callbacks=[_DieAt(5)])   # dies in epoch 3
-    assert {"epoch_002.pt", "epoch_002.json"} <= set(_remote(drive))  # flushed on the way out
+    remote = _remote(drive)
+    assert {"epoch_002.pt", "epoch_002.json", "best.pt", "best.json"} <= set(remote)  # flushed
+    # As if the runtime had died before best.pt reached Drive:
+    from drivestage.gdrive import connect
+
+    store = connect()
+    for name in ("best.pt", "best.json"):
+        store.delete(store.resolve(f"Models/t/logs/{name}"))
     shutil.rmtree(tmp_path / "logs")                                   # a fresh runtime
 
     res = CliRunner().invoke(cli, ["train", "-c", path, "--resume", "auto"])
@@ -97,7 +105,13 @@ def test_killed_run_resumes_from_drive_into_an_empty_folder(drive, tiny_config, 
     for k, v in ref.model.state_dict().items():
         assert torch.equal(v, state["model"][k]), k
     remote = _remote(drive)
-    assert {"epoch_002.pt", "epoch_003.pt"} <= set(remote)   # the one resumed from is protected
+    assert {"epoch_002.pt", "epoch_003.pt", "best.pt"} <= set(remote)
+    # The sidecar on Drive still carries the metrics retention ranks by; best.pt was rebuilt.
+    side = json.loads(drive.read_bytes(drive.find("Models/t/logs/epoch_002.json")["id"]))
+    assert set(side["metrics"]) == {"val_loss", "map50", "map"}
+    best = ckpt.read_sidecar(str(tmp_path / "logs" / "best.pt"))
+    assert best["epoch"] == state["best_epoch"]
+    assert remote["best.pt"] == _md5(tmp_path / "logs" / "best.pt")
 
 
 @pytest.mark.slow

@@ -737,9 +737,8 @@ def _restore(run: Run, path: str) -> None:
     s.history = list(state.get("history") or [])[: s.epoch]
     s.retention = dict(state.get("retention") or {})
     s.retention["resumed_from"] = os.path.basename(path)
-    if ckpt.read_sidecar(path) is None:
-        # Fetched from Drive without its sidecar: write one so a later local resume finds it.
-        ckpt.write_sidecar(path, int(state["epoch"]), int(state["global_step"]))
+    if run.info.is_main:
+        _repair_run_folder(run, path)
     rng = state.get("rng") or []
     if run.info.rank < len(rng):
         ckpt.restore_rng(rng[run.info.rank])
@@ -747,6 +746,21 @@ def _restore(run: Run, path: str) -> None:
     if run.info.is_main:
         logger.info("resumed from %s: %d epochs done, step %d, best mAP@0.5 %s", path, s.epoch,
                     s.global_step, "none yet" if s.best_map50 is None else f"{s.best_map50:.4f}")
+
+
+def _repair_run_folder(run: Run, path: str) -> None:
+    """After fetching a checkpoint from Drive, rebuild what the local folder would hold."""
+    s = run.state
+    row = s.history[-1] if s.history else {}
+    metrics = {k: row[k] for k in ("val_loss", "map50", "map") if row.get(k) is not None}
+    if ckpt.read_sidecar(path) is None:
+        # The same sidecar the run wrote (the mirror would otherwise upload one without metrics).
+        ckpt.write_sidecar(path, s.epoch, s.global_step, metrics)
+    best = os.path.join(run.out_dir, "best.pt")
+    if s.best_epoch == s.epoch and not os.path.exists(best) and os.path.dirname(
+            os.path.abspath(path)) == os.path.abspath(run.out_dir):
+        # The run died before best.pt reached Drive; this checkpoint is that state.
+        ckpt.copy_checkpoint(path, best)
 
 
 # --------------------------------------------------------------------------- SIGTERM
