@@ -169,7 +169,6 @@ class _Stage:
         self.src, self.rel, self.dest, self.store = src, rel, dest, store
         self.extract, self.jobs, self.force, self.reserve = extract, jobs, force, reserve
         self.chunk_size, self.progress = chunk_size, progress
-        self.calls = 0
 
     # --------------------------------------------------------------- stamp and lock
 
@@ -219,7 +218,6 @@ class _Stage:
         return _split(self.rel)[1][-1] if _split(self.rel)[1] else None
 
     def _resolve(self) -> RemoteEntry:
-        self.calls += 1
         entry = self.store.resolve(self.rel)
         if entry.is_dir:
             raise UsageError(f"{self.src} is a folder; pull takes one file (an archive of the "
@@ -235,7 +233,6 @@ class _Stage:
 
     def _recheck(self, stamp: dict, name: str) -> Optional[RemoteEntry]:
         """The stamped remote file, fetched by id in one call, if it is still what SRC names."""
-        self.calls += 1
         try:
             entry = self.store.stat(RemoteEntry(id=stamp["id"], name=stamp["name"],
                                                 is_dir=False, parent_id=stamp.get("parent_id")))
