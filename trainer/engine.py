@@ -272,7 +272,8 @@ def evaluate(model: nn.Module, dataset: Any, class_names: Sequence[str], device:
     per_class = {name: (None if math.isnan(v) else float(v)) for name, v in zip(class_names, ap)}
     out = {"map50": float(map50), "per_class": per_class, "images": len(dataset), "map": None}
     if coco:
-        out["map"] = float(coco_map(detections, gt, len(class_names))["map50_95"])
+        value = float(coco_map(detections, gt, len(class_names))["map50_95"])
+        out["map"] = None if math.isnan(value) else value  # nan: nothing to score (no detections)
     return out
 
 

@@ -50,8 +50,9 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str) -> None:
         return
     final = result.final or {}
     if final.get("map50") is not None:
-        click.echo(f"final mAP@0.5 = {final['map50']:.4f}  mAP@0.5:0.95 = "
-                   f"{(final.get('map') or float('nan')):.4f}  (val set, {final.get('images', '?')} images)")
+        coco = "n/a" if final.get("map") is None else f"{final['map']:.4f}"
+        click.echo(f"final mAP@0.5 = {final['map50']:.4f}  mAP@0.5:0.95 = {coco}  "
+                   f"(val set, {final.get('images', '?')} images)")
     if result.best_map50 is not None:
         click.echo(f"best mAP@0.5 = {result.best_map50:.4f} at epoch {result.best_epoch}")
     if result.last_checkpoint:
@@ -94,5 +95,5 @@ def evaluate_cmd(config_path: str, weights: str, overrides: tuple[str, ...], as_
         ap = result["per_class"].get(name)
         click.echo(f"{name:<{width}}  {'n/a (no objects)' if ap is None else f'{ap:.4f}'}")
     click.echo(f"{'mAP@0.5':<{width}}  {result['map50']:.4f}")
-    click.echo(f"{'mAP@0.5:0.95':<{width}}  {(result['map'] or float('nan')):.4f}")
+    click.echo(f"{'mAP@0.5:0.95':<{width}}  {'n/a' if result['map'] is None else format(result['map'], '.4f')}")
     click.echo(f"({result['images']} images)")
