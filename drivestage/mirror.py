@@ -11,8 +11,9 @@ Retention (:mod:`drivestage.retention`) applies to the files directly inside
 union of what is remote and what is about to be sent, so a local checkpoint
 the policy would delete anyway is never uploaded, and remote deletions happen
 only after every upload of the push was verified. "Verified" on the remote
-means: a checkpoint whose sidecar (``X.json``) is there, because a sidecar is
-uploaded only after its checkpoint's md5 matched.
+means: a checkpoint whose sidecar is there (``epoch_004.pt.json``, or the
+trainer's ``epoch_004.json``), because a sidecar is uploaded only after its
+checkpoint's md5 matched Drive's.
 
 :class:`Mirror` runs push + prune in a background thread, periodically and on
 request, and reports failures on :meth:`Mirror.flush`.
@@ -51,8 +52,10 @@ from drivestage.upload import Md5Cache, file_md5, quota_error, upload_file
 
 log = logging.getLogger(__name__)
 
-#: Hidden temporary files are someone's atomic write in progress: never mirrored.
-DEFAULT_EXCLUDES = (".*.tmp", ".*.partial", "*.drivestage-part")
+#: Never mirrored: hidden temporary files (someone's atomic write in progress, e.g. the
+#: trainer's checkpoints), partial downloads (download.py) and partial directory-store
+#: uploads (localdir.py).
+DEFAULT_EXCLUDES = (".*.tmp", ".*.partial", ".drivestage-upload-*")
 SIDECAR = ".json"
 #: Sidecars (small JSON) larger than this are not read for metrics.
 _SIDECAR_MAX = 1 << 20
