@@ -223,6 +223,9 @@ def _candidates(remote: dict[str, list[RemoteEntry]], local: dict[str, _LocalFil
     there is one, else the remote one)."""
     regex = policy.regex
     out: list[Candidate] = []
+    # Folders are never candidates: retention manages the files directly inside DEST.
+    remote = {n: fs for n, fs in ((n, [e for e in es if not e.is_dir])
+                                  for n, es in remote.items()) if fs}
     local_side = sidecar_map(local)
     remote_side = sidecar_map(set(remote) | set(local))
     for name in sorted(set(remote) | set(local)):
@@ -276,7 +279,10 @@ def newest_verified(entries: Iterable[RemoteEntry], policy: RetentionPolicy) -> 
             continue
         epoch = None
         if "epoch" in policy.regex.groupindex and m.group("epoch") is not None:
-            epoch = int(m.group("epoch"))
+            try:
+                epoch = int(m.group("epoch"))
+            except ValueError:
+                epoch = None
         key = (epoch if epoch is not None else -1, e.modified)
         if best is None or key > best[0]:
             best = (key, e.name)

@@ -343,3 +343,13 @@ def test_push_through_chaos_gives_the_exact_tree(emulator, store, env, monkeypat
     assert _remote(emulator) == _md5s(files)
     names = [f["title"] for f in emulator.files() if not f["labels"]["trashed"]]
     assert len(names) == len(set(names)), "no duplicates after retries"
+
+
+def test_folders_inside_dest_are_never_pruned(emulator, store, env):
+    src = str(env / "logs")
+    emulator.add_file("Models/logs/epoch_000/notes.txt", b"a folder whose name matches")
+    for epoch in (1, 2, 3):
+        _save(src, epoch, 0.1)
+    push(src, "Models/logs", RetentionPolicy(keep_last=1), store=store)
+    assert emulator.find("Models/logs/epoch_000/notes.txt") is not None
+    assert _ckpts(emulator) == ["epoch_003.pt"]
