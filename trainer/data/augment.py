@@ -8,6 +8,7 @@ edge of pixel column ``i`` is ``x = i``, its right edge ``x = i + 1``); any furt
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import cv2
@@ -142,8 +143,20 @@ def place(
     # i' = s * i + (d + 0.5 * s - 0.5) in OpenCV's integer-centre convention.
     dx, dy = offset[0] - x0, offset[1] - y0
     matrix = np.array([[wsx, 0.0, dx + 0.5 * wsx - 0.5], [0.0, wsy, dy + 0.5 * wsy - 0.5]], dtype=np.float64)
-    out = cv2.warpAffine(src, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=(GREY, GREY, GREY))
+    # Replicate the edge while interpolating, then paint grey wherever a pixel centre falls
+    # outside the placed image: a constant border would bleed grey into the image's edge (and
+    # the image into the grey) by half a source pixel, a visible halo when upscaling.
+    out = cv2.warpAffine(src, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    left, top = int(math.ceil(dx - 0.5)), int(math.ceil(dy - 0.5))
+    right, bottom = int(math.ceil(dx + new_w - 0.5)), int(math.ceil(dy + new_h - 0.5))
+    if left > 0:
+        out[:, :min(left, out_w)] = GREY
+    if right < out_w:
+        out[:, max(right, 0):] = GREY
+    if top > 0:
+        out[:min(top, out_h)] = GREY
+    if bottom < out_h:
+        out[max(bottom, 0):] = GREY
     moved = np.array(boxes, dtype=np.float32, copy=True)
     if len(moved):
         moved[:, [0, 2]] = moved[:, [0, 2]] * sx + dx
