@@ -71,13 +71,14 @@ def test_interrupted_mid_epoch_then_resumed_matches_an_uninterrupted_run(tiny_co
 
 
 def test_resume_none_starts_over_and_resume_path_uses_that_file(tiny_config, tmp_path):
-    cfg = _config(tiny_config, tmp_path / "run", **{"train.epochs": 2, "train.save_period": 1})
+    one = {"train.epochs": 1, "train.freeze_epochs": 0, "train.save_period": 1}
+    cfg = _config(tiny_config, tmp_path / "run", **one)
     fit(cfg, resume="none")
     again = fit(cfg, resume="none")
-    assert again.resumed_from is None and again.epochs_run == 2
-    cfg3 = _config(tiny_config, tmp_path / "run", **{"train.save_period": 1})
-    res = fit(cfg3, resume=str(tmp_path / "run" / "epoch_001.pt"))
-    assert res.resumed_from.endswith("epoch_001.pt") and res.epochs_run == 2
+    assert again.resumed_from is None and again.epochs_run == 1
+    longer = _config(tiny_config, tmp_path / "run", **{**one, "train.epochs": 2})
+    res = fit(longer, resume=str(tmp_path / "run" / "epoch_001.pt"))
+    assert res.resumed_from.endswith("epoch_001.pt") and res.epochs_run == 1
 
 
 def test_a_finished_run_resumed_trains_nothing(tiny_config, tmp_path):
