@@ -139,7 +139,9 @@ def main_first(info: DistInfo, *, local: bool = True) -> Iterator[bool]:
 
 
 def _share_failure(failed: bool) -> bool:
-    flag = torch.tensor([1 if failed else 0], dtype=torch.int64)
+    # NCCL only reduces CUDA tensors; gloo takes CPU ones.
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    flag = torch.tensor([1 if failed else 0], dtype=torch.int64, device=device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return bool(flag.item())
 
