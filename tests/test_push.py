@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 
 import pytest
 
@@ -72,12 +73,31 @@ def _remote(emu, top="Models/logs"):
     return out
 
 
+def _wait_for(condition, timeout=5.0):
+    """Wait for a condition the emulator's request log will reach (not a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
 def _md5s(files):
     return {k: hashlib.md5(v).hexdigest() for k, v in files.items()}
 
 
-def _uploads(emu):
-    return [r for r in emu.requests if r.path.startswith("/upload/")]
+def _mark(emu):
+    """Start a new request window. The emulator logs a request after answering it, so a
+    record of the previous push may land after clear_requests(): windows go by start time."""
+    emu.clear_requests()
+    return time.time()
+
+
+def _since(emu, t0):
+    return [r for r in emu.requests if r.time >= t0 and not r.path.startswith("/_emulator")]
+
+
+def _uploads(emu, t0=0.0):
+    return [r for r in _since(emu, t0) if r.path.startswith("/upload/")]
 
 
 def test_first_push_mirrors_the_tree_exactly(emulator, store, env):
@@ -93,12 +113,12 @@ def test_unchanged_tree_uploads_nothing_and_lists_once_per_folder(emulator, stor
     src = str(env / "logs")
     _tree(src)
     push(src, "Models/logs", store=store)
-    emulator.clear_requests()
+    t0 = _mark(emulator)
     result = push(src, "Models/logs", store=store)
     assert result.uploaded == [] and result.bytes_sent == 0 and result.unchanged == 5
-    assert _uploads(emulator) == []
+    assert _uploads(emulator, t0) == []
     # 4 folders (logs, tb, tb/deeper + the path to logs is cached by the store): 1 list each
-    api = [r for r in emulator.requests if not r.path.startswith("/_emulator")]
+    api = _since(emulator, t0)
     assert len(api) <= 3 * 4, [(r.method, r.path) for r in api]
 
 
@@ -108,9 +128,9 @@ def test_a_fresh_process_pushing_an_unchanged_tree_sends_nothing(emulator, store
     src = str(env / "logs")
     _tree(src)
     push(src, "Models/logs", store=store)
-    emulator.clear_requests()
+    t0 = _mark(emulator)
     push(src, "Models/logs", store=connect(api_root=emulator.url, token="test-token"))
-    assert _uploads(emulator) == []
+    assert _uploads(emulator, t0) == []
 
 
 def test_only_changed_and_new_files_are_sent_and_replaced_in_place(emulator, store, env):
@@ -122,12 +142,16 @@ def test_only_changed_and_new_files_are_sent_and_replaced_in_place(emulator, sto
     files["epoch_002.pt"] = os.urandom(50_000)
     for rel in ("results.csv", "epoch_002.pt"):
         _write(os.path.join(src, rel), files[rel])
-    emulator.clear_requests()
+    t0 = _mark(emulator)
     result = push(src, "Models/logs", store=store)
     assert sorted(result.uploaded) == ["epoch_002.pt", "results.csv"]
     assert emulator.find("Models/logs/results.csv")["id"] == old_id
     assert _remote(emulator) == _md5s(files)
-    sent = sum(r.bytes_in for r in _uploads(emulator) if "upload_id" in r.query)
+    want = len(files["results.csv"]) + len(files["epoch_002.pt"])
+    # the last answer may be logged a moment after push returned
+    _wait_for(lambda: sum(r.bytes_in for r in _uploads(emulator, t0)
+                          if "upload_id" in r.query) >= want)
+    sent = sum(r.bytes_in for r in _uploads(emulator, t0) if "upload_id" in r.query)
     assert sent == len(files["results.csv"]) + len(files["epoch_002.pt"])
 
 
@@ -212,13 +236,13 @@ def test_checkpoints_the_policy_would_delete_are_never_uploaded(emulator, store,
     src = str(env / "logs")
     for epoch in range(1, 6):
         _save(src, epoch, 0.1 * epoch)
-    emulator.clear_requests()
+    t0 = _mark(emulator)
     result = push(src, "Models/logs", RetentionPolicy(keep_last=2), store=store)
     assert sorted(result.uploaded) == ["epoch_004.pt", "epoch_004.pt.json",
                                        "epoch_005.pt", "epoch_005.pt.json"]
     assert sorted(result.skipped_by_policy) == sorted(
         f"epoch_00{e}.pt{s}" for e in (1, 2, 3) for s in ("", ".json"))
-    assert not [r for r in emulator.requests if r.method == "DELETE"]
+    assert not [r for r in _since(emulator, t0) if r.method == "DELETE"]
 
 
 def test_trainer_style_stem_sidecars_follow_their_checkpoint(emulator, store, env):
@@ -278,13 +302,13 @@ def test_quota_that_cannot_fit_fails_before_a_byte_and_deletes_nothing(env):
         push(src, "Models/logs", policy, store=store)
         before = _remote(emu)
         _save(src, 4, 0.1, size=60_000)
-        emu.clear_requests()
+        t0 = _mark(emu)
         with pytest.raises(QuotaExceededError) as info:
             push(src, "Models/logs", policy, store=store)
         msg = str(info.value)
         assert "needed" in msg and "free" in msg and "prune" in msg
         assert _remote(emu) == before
-        assert not [r for r in emu.requests if r.path.startswith("/upload/")]
+        assert _uploads(emu, t0) == []
     finally:
         emu.stop()
 
