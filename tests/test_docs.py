@@ -1,0 +1,289 @@
+"""The user docs stay true to the code.
+
+* docs/cli.md and docs/config.md are exactly what scripts/gen_docs.py generates now;
+* every drivestage / trainer command and flag shown in the README and docs/ exists, and every
+  ``--set key=value`` names a real config key;
+* every environment variable and exit code the README names exists in the code;
+* every message the troubleshooting page quotes is still in the code;
+* the worked pytest example on the emulator page runs and passes.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"
+EMULATOR_MD = REPO / "docs" / "emulator.md"
+TROUBLE_MD = REPO / "docs" / "troubleshooting.md"
+#: The hand-written docs whose commands, variables and messages are checked.
+HAND_WRITTEN = [README, EMULATOR_MD, TROUBLE_MD]
+
+
+def _gen_docs():
+    spec = importlib.util.spec_from_file_location("gen_docs", REPO / "scripts" / "gen_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def gen_docs():
+    return _gen_docs()
+
+
+def _source_text() -> str:
+    """All Python source of both packages, concatenated."""
+    parts = []
+    for pkg in ("drivestage", "trainer"):
+        for path in sorted((REPO / pkg).rglob("*.py")):
+            parts.append(path.read_text(encoding="utf-8"))
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- generated files
+
+@pytest.mark.parametrize("name", ["cli.md", "config.md"])
+def test_generated_reference_is_current(gen_docs, name):
+    path = REPO / "docs" / name
+    expected = {p.name: text for p, text in gen_docs.outputs().items()}[name]
+    assert path.exists(), f"docs/{name} is missing: run python scripts/gen_docs.py"
+    if path.read_text(encoding="utf-8") != expected:
+        pytest.fail(f"docs/{name} is stale: run python scripts/gen_docs.py", pytrace=False)
+
+
+def test_generated_docs_do_not_depend_on_the_terminal_or_machine(gen_docs, monkeypatch):
+    before = gen_docs.render_cli()
+    monkeypatch.setenv("COLUMNS", "37")
+    monkeypatch.setenv("LINES", "10")
+    assert gen_docs.render_cli() == before
+    for text in (before, gen_docs.render_config()):
+        assert str(REPO) not in text
+        assert os.path.expanduser("~") not in text
+        assert not any(line != line.rstrip() for line in text.splitlines())
+
+
+def test_cli_md_documents_every_command(gen_docs):
+    text = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    paths = gen_docs.command_paths()
+    assert {"drivestage pull", "drivestage push", "drivestage mirror", "drivestage prune",
+            "drivestage ls", "drivestage quota", "drivestage auth login", "drivestage emulator",
+            "trainer train", "trainer eval", "trainer predict", "trainer export-onnx",
+            "trainer prepare-voc", "trainer synth-data"} <= set(paths)
+    for path in paths:
+        assert f"## `{path}`" in text
+
+
+def test_config_md_lists_every_key_with_its_description():
+    from trainer.config import describe_keys
+
+    text = (REPO / "docs" / "config.md").read_text(encoding="utf-8")
+    for key, desc in describe_keys().items():
+        assert f"| `{key}` |" in text, key
+        assert desc.replace("|", "\\|") in text, key
+
+
+def test_gen_docs_check_mode_reports_a_stale_file(gen_docs, tmp_path, monkeypatch, capsys):
+    stale = tmp_path / "cli.md"
+    stale.write_text("old\n")
+    monkeypatch.setattr(gen_docs, "CLI_MD", stale)
+    monkeypatch.setattr(gen_docs, "CONFIG_MD", tmp_path / "config.md")
+    assert gen_docs.main(["--check"]) == 1
+    assert stale.read_text() == "old\n"          # --check writes nothing
+    assert gen_docs.main([]) == 0
+    assert gen_docs.main(["--check"]) == 0
+    assert stale.read_text() == gen_docs.render_cli()
+
+
+# --------------------------------------------------------------------------- commands and flags
+
+_FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
+_INLINE = re.compile(r"`((?:drivestage|trainer) [^`]+)`")
+
+
+def _command_lines(text: str) -> list[str]:
+    """Shell command lines (code blocks, notebook ``!`` lines, inline code) in a markdown text."""
+    lines = []
+    for block in _FENCE.findall(text):
+        block = block.replace("\\\n", " ")
+        for line in block.splitlines():
+            line = line.strip().lstrip("!").strip()
+            if line.startswith("$ "):
+                line = line[2:]
+            if re.match(r"^(drivestage|trainer|torchrun|python -m trainer)( |$)", line):
+                lines.append(line)
+    outside = _FENCE.sub("", text)
+    lines.extend(m.group(1) for m in _INLINE.finditer(outside))
+    return lines
+
+
+def _check_command(line: str, paths: dict, keys: set) -> list[str]:
+    """Problems with one command line: an unknown subcommand, flag or --set key."""
+    tokens = shlex.split(line, comments=True)
+    if tokens[0] in ("torchrun", "python"):
+        tokens = tokens[tokens.index("-m") + 1:]
+    if not tokens:
+        return []
+    prog = tokens[0]
+    cmd, path = paths[prog], prog
+    problems = []
+    i = 1
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok == "..." or tok.startswith("<"):  # a placeholder: "drivestage -v ..."
+            pass
+        elif isinstance(cmd, click.Group) and not tok.startswith("-"):
+            if f"{path} {tok}" not in paths:
+                problems.append(f"{line!r}: no command '{path} {tok}'")
+                return problems
+            path = f"{path} {tok}"
+            cmd = paths[path]
+        elif tok.startswith("-") and tok != "-":
+            flag = tok.split("=", 1)[0]
+            opts = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"-h", "--help"}
+            if flag not in opts and not (re.fullmatch(r"-[a-zA-Z]+", flag)
+                                         and all(f"-{c}" in opts for c in flag[1:])):
+                problems.append(f"{line!r}: '{path}' has no option {flag}")
+            if flag == "--set" and i + 1 < len(tokens):
+                key = tokens[i + 1].split("=", 1)[0]
+                if key not in keys:
+                    problems.append(f"{line!r}: --set {key}: not a config key")
+        i += 1
+    return problems
+
+
+def test_every_command_and_flag_in_the_docs_exists(gen_docs):
+    from trainer.config import valid_keys
+
+    paths = gen_docs.command_paths()
+    keys = set(valid_keys())
+    problems, seen = [], 0
+    for doc in HAND_WRITTEN:
+        for line in _command_lines(doc.read_text(encoding="utf-8")):
+            seen += 1
+            problems += [f"{doc.name}: {p}" for p in _check_command(line, paths, keys)]
+    assert seen > 30  # the extraction finds the commands at all
+    assert not problems, "\n".join(problems)
+
+
+#: Flags of other programs the docs show (curl, torchrun).
+_FOREIGN_FLAGS = {"--data-binary", "--nproc"}
+
+
+def test_every_flag_mentioned_in_prose_belongs_to_some_command(gen_docs):
+    """Flags named outside a full command line (``--resume none``) must exist somewhere."""
+    known = {o for cmd in gen_docs.command_paths().values() for p in cmd.params
+             for o in (*p.opts, *p.secondary_opts)} | {"--help"} | _FOREIGN_FLAGS
+    unknown = set()
+    for doc in HAND_WRITTEN:
+        text = doc.read_text(encoding="utf-8")
+        unknown |= set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", text)) - known
+    assert not unknown, f"flags in the docs that no command has: {sorted(unknown)}"
+
+
+def test_the_command_check_catches_mistakes(gen_docs):
+    paths = gen_docs.command_paths()
+    keys = {"train.epochs"}
+    assert _check_command("drivestage pull drive:a ./d --extract -j 4", paths, keys) == []
+    assert _check_command("drivestage pul drive:a ./d", paths, keys)
+    assert _check_command("drivestage pull drive:a ./d --extrct", paths, keys)
+    assert _check_command("trainer train -c x.yaml --set train.epoch=3", paths, keys)
+    assert _check_command("drivestage -v auth login --client-secrets c.json", paths, keys) == []
+
+
+def test_readme_starts_with_the_two_commands():
+    text = README.read_text(encoding="utf-8")
+    block = _FENCE.search(text).group(1)
+    assert block.splitlines()[:2] == [
+        "make demo   # the whole recipe on the built-in Drive emulator and synthetic data",
+        "make test   # install everything into .venv and run the tests"]
+
+
+# --------------------------------------------------------------------------- env vars, exit codes
+
+def test_every_environment_variable_in_the_docs_exists_in_the_code():
+    source = _source_text()
+    named = set()
+    for doc in HAND_WRITTEN:
+        named |= set(re.findall(r"\b(?:DRIVESTAGE|TRAINER)_[A-Z0-9_]*[A-Z0-9]\b",
+                                doc.read_text(encoding="utf-8")))
+    assert {"DRIVESTAGE_CREDENTIALS", "DRIVESTAGE_API_ROOT", "TRAINER_DEBUG"} <= named
+    missing = sorted(v for v in named if f'"{v}"' not in source and f"'{v}'" not in source
+                     and v not in source)
+    assert not missing, f"named in the docs but not read by the code: {missing}"
+
+
+def _code_exit_codes() -> set[int]:
+    import drivestage.errors as de
+    import trainer.errors as te
+
+    codes = {0, 2}  # success; click's usage errors
+    for module in (de, te):
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, (de.DriveStageError, te.TrainerError)):
+                codes.add(obj.exit_code)
+    for cli in ("drivestage/cli/__init__.py", "trainer/cli/__init__.py"):
+        codes |= {int(n) for n in re.findall(r"ctx\.exit\((\d+)\)", (REPO / cli).read_text())}
+    return codes
+
+
+def test_readme_exit_codes_are_the_codes_the_tools_use():
+    text = README.read_text(encoding="utf-8")
+    table = text.split("| exit code | meaning |", 1)[1].split("\n\n", 1)[0]
+    documented = {int(n) for n in re.findall(r"^\| (\d+) \|", table, re.M)}
+    assert documented == _code_exit_codes()
+
+
+# --------------------------------------------------------------------------- troubleshooting
+
+def _quoted_messages() -> list[str]:
+    return re.findall(r"^### `(.+?)`", TROUBLE_MD.read_text(encoding="utf-8"), re.M)
+
+
+def test_every_quoted_message_is_still_printed_by_the_code():
+    source = _source_text()
+    quoted = _quoted_messages()
+    assert len(quoted) > 40
+    stale = []
+    for message in quoted:
+        for fragment in (f.strip() for f in message.split("…")):
+            if fragment and fragment not in source:
+                stale.append(f"{message!r}: {fragment!r}")
+    assert not stale, ("docs/troubleshooting.md quotes text the code no longer prints:\n"
+                       + "\n".join(stale))
+
+
+def test_troubleshooting_covers_quota_rate_limit_and_auth_errors():
+    """The messages of the error classes users hit most each have an entry."""
+    quoted = " ".join(_quoted_messages())
+    for must in ("no Google Drive credentials found", "Drive refused the credentials",
+                 "could not be refreshed", "service accounts have no Drive storage",
+                 "Not enough Drive storage for", "the Drive storage quota is full",
+                 "Drive refuses to serve this file", "Drive keeps answering",
+                 "still failing after", "the downloaded bytes do not match Drive",
+                 "not enough free disk space", "(zip-slip)", "items with that exact name"):
+        assert must in quoted, must
+
+
+# --------------------------------------------------------------------------- the worked example
+
+def test_emulator_page_example_runs(tmp_path):
+    text = EMULATOR_MD.read_text(encoding="utf-8")
+    blocks = [b for b in _FENCE.findall(text) if b.startswith("# test_my_pipeline.py")]
+    assert len(blocks) == 1, "docs/emulator.md must hold one block starting '# test_my_pipeline.py'"
+    (tmp_path / "test_my_pipeline.py").write_text(blocks[0], encoding="utf-8")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")  # keep this repo's conftest/ini out
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRIVESTAGE_")}
+    res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "test_my_pipeline.py"], cwd=tmp_path, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "2 passed" in res.stdout
