@@ -207,6 +207,33 @@ def test_readme_starts_with_the_two_commands():
         "make test   # install everything into .venv and run the tests"]
 
 
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def test_links_between_the_docs_resolve():
+    broken = []
+    for doc in [*HAND_WRITTEN, REPO / "docs" / "cli.md", REPO / "docs" / "config.md"]:
+        text = doc.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)\s]+)\)", _FENCE.sub("", text)):
+            if target.startswith(("http://", "https://")):
+                continue
+            file_part, _, anchor = target.partition("#")
+            linked = (doc.parent / file_part) if file_part else doc
+            if not linked.exists():
+                broken.append(f"{doc.name}: {target} (no such file)")
+                continue
+            if anchor and linked.suffix == ".md":
+                body = linked.read_text(encoding="utf-8")
+                anchors = {_slug(h) for h in re.findall(r"^#+ (.+)$", _FENCE.sub("", body), re.M)}
+                anchors |= set(re.findall(r'<a id="([^"]+)"></a>', body))
+                if anchor not in anchors:
+                    broken.append(f"{doc.name}: {target} (no such anchor)")
+    assert not broken, "\n".join(broken)
+
+
 # --------------------------------------------------------------------------- env vars, exit codes
 
 def test_every_environment_variable_in_the_docs_exists_in_the_code():
