@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import sys
 import typing
 from pathlib import Path
@@ -124,7 +125,9 @@ def _yaml_value(value: Any) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """Text for a markdown table cell (``<year>`` would otherwise vanish as an HTML tag)."""
+    return (text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+            .replace(">", "&gt;"))
 
 
 def render_config() -> str:
@@ -141,8 +144,20 @@ def render_config() -> str:
         "as YAML (`--set train.lr=2e-3`, `--set drive.logs=null`, `--set data.classes=[a,b]`).\n"
         "An unknown or misspelt key is refused (exit 2) with the nearest valid key, e.g.\n"
         "`Error: unknown config key 'train.epoch' (--set); did you mean 'train.epochs'?`.\n\n"
-        "The files shipped in `configs/`: `voc.yaml` (the Colab recipe on VOC07+12) and\n"
-        "`demo.yaml` (synthetic data, trains in minutes on a CPU; `make demo`).\n"
+        "The files shipped in `configs/`: `voc.yaml` (the Colab recipe on VOC07+12, every key\n"
+        "listed with a comment) and `demo.yaml` (synthetic data, trains in minutes on a CPU;\n"
+        "`make demo`). A short config; the keys it leaves out take the defaults below:\n\n"
+        "```yaml\n"
+        "data:\n"
+        "  drive_zip: drive:VOC_datasets/VOC07+12+test.zip   # pulled and extracted into data.root\n"
+        "  classes: model_data/voc_classes.txt\n"
+        "model:\n"
+        "  weights: drive:Models/yolov4-tiny/model_data/yolov4_tiny_weights_coco.pth\n"
+        "train:\n"
+        "  epochs: 100\n"
+        "drive:\n"
+        "  logs: drive:Models/yolov4-tiny/logs\n"
+        "```\n"
     ]
     for section, cls in hints.items():
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
@@ -153,11 +168,11 @@ def render_config() -> str:
         for f in dataclasses.fields(cls):
             desc = f.metadata.get("help", "")
             choices = f.metadata.get("choices")
-            if choices:
+            if choices and not all(re.search(rf"\b{re.escape(c)}\b", desc) for c in choices):
                 desc += " (one of: " + ", ".join(choices) + ")"
-            default = _yaml_value(getattr(defaults, f.name))
+            default = _yaml_value(getattr(defaults, f.name)).replace("|", "\\|")
             parts.append(f"| `{section}.{f.name}` | {_cell(_type_name(field_hints[f.name]))} "
-                         f"| `{_cell(default)}` | {_cell(desc)} |\n")
+                         f"| `{default}` | {_cell(desc)} |\n")
     return "".join(parts)
 
 
