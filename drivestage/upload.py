@@ -266,11 +266,14 @@ class _HashingMedia(MediaUpload):
         end = offset + len(data)
         if offset <= self._hashed < end:
             fresh = memoryview(data)[self._hashed - offset:]
-            # Hashed in a helper thread while the block is on the wire (hashlib releases
-            # the GIL); one worker keeps the updates in file order; few blocks wait.
-            while len(self._pending) >= 2:
-                self._pending.pop(0).result()
-            self._pending.append(self._hasher().submit(self._md5.update, fresh))
+            if self._size <= _BODY_BLOCK:
+                self._md5.update(fresh)  # a small file: a thread would cost more than it saves
+            else:
+                # Hashed in a helper thread while the block is on the wire (hashlib releases
+                # the GIL); one worker keeps the updates in file order; few blocks wait.
+                while len(self._pending) >= 2:
+                    self._pending.pop(0).result()
+                self._pending.append(self._hasher().submit(self._md5.update, fresh))
             self._hashed = end
         return data
 
@@ -586,9 +589,21 @@ def _delete_quietly(store: Any, entry: Optional[RemoteEntry]) -> None:
         log.warning("could not remove %s (id %s): %s", entry.name, entry.id, exc)
 
 
+def _files(store: Any):
+    """``service.files()``, built once per thread and store: building it renders every
+    method's documentation (milliseconds, which small files would pay each time)."""
+    cache = getattr(_local, "files", None)
+    if cache is None:
+        cache = _local.files = {}
+    entry = cache.get(id(store))
+    if entry is None or entry[0] is not store.service:
+        entry = cache[id(store)] = (store.service, store.service.files())
+    return entry[1]
+
+
 def _build_request(store: Any, folder: RemoteEntry, name: str,
                    replace: Optional[RemoteEntry], media: _HashingMedia):
-    files = store.service.files()
+    files = _files(store)
     if replace is None:
         body = {"title": name, "parents": [{"id": folder.id}], "mimeType": media.mimetype()}
         return files.insert(body=body, media_body=media, supportsAllDrives=True)
