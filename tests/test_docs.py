@@ -325,6 +325,29 @@ def test_troubleshooting_covers_quota_rate_limit_and_auth_errors():
 
 # --------------------------------------------------------------------------- the worked example
 
+def test_emulator_api_named_on_the_emulator_page_exists():
+    import inspect
+
+    from drivestage.emulator import Emulator, Faults, RequestRecord
+
+    text = EMULATOR_MD.read_text(encoding="utf-8")
+    missing = [f"emu.{n}" for n in set(re.findall(r"\bemu\.(\w+)", text))
+               if n != "faults" and not hasattr(Emulator, n)]
+    fault_calls = set(re.findall(r"\bfaults\.(\w+)", text))
+    fault_calls |= set(re.findall(r"^\| `(\w+)\(", text, re.M))  # the fault table's first column
+    missing += [f"faults.{n}" for n in fault_calls if not hasattr(Faults, n)]
+    for field in ("method", "path", "query", "headers", "status", "bytes_in", "bytes_out",
+                  "duration", "error"):
+        assert field in RequestRecord.__dataclass_fields__
+    init = inspect.signature(Emulator.__init__).parameters
+    assert {"data_dir", "quota_bytes", "token", "port", "service_account"} <= set(init)
+    kinds = set(re.findall(r"`(\w+)`", text.split("`kind` is one of", 1)[1].split("|", 1)[0]))
+    assert kinds and kinds <= {"inject", "drop", "latency", "throttle", "corrupt",
+                               "corrupt_upload", "chaos"}
+    assert all(hasattr(Faults, k) for k in kinds)
+    assert not missing, missing
+
+
 def test_emulator_page_example_runs(tmp_path):
     text = EMULATOR_MD.read_text(encoding="utf-8")
     blocks = [b for b in _FENCE.findall(text) if b.startswith("# test_my_pipeline.py")]
