@@ -153,3 +153,16 @@ def test_push_killed_with_sigkill_resumes_on_the_next_run(emulator, env, tmp_pat
     assert resumed <= len(data) - 3 * 256 * 1024
     assert _live(emulator) == ["epoch_001.pt"]
     assert emulator.find("Models/logs/epoch_001.pt")["md5Checksum"] == hashlib.md5(data).hexdigest()
+
+
+def test_push_into_a_shared_drive_works_for_a_service_account(emulator, env, tmp_path):
+    emulator.add_shared_drive("Team")
+    emulator.set_service_account(True, token=env["DRIVESTAGE_TOKEN"])
+    src = _logs(tmp_path, epochs=(1,))
+    result = CliRunner().invoke(cli, ["push", src, "drive:shared/Team/runs/logs"])
+    assert result.exit_code == 0, result.output
+    assert _live(emulator) == ["epoch_001.pt", "epoch_001.pt.json", "results.csv"]
+    # and My Drive gets the shared-drive advice instead
+    result = CliRunner().invoke(cli, ["push", src, "drive:Models/logs"])
+    assert result.exit_code == 1
+    assert "shared drive" in result.stderr
