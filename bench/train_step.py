@@ -29,6 +29,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from trainer.loss import YoloLoss, bbox_ciou  # noqa: E402
+from trainer.distributed import cpu_has_bf16  # noqa: E402
 from trainer.model import DEFAULT_ANCHORS, DEFAULT_ANCHORS_MASK, YoloV4Tiny  # noqa: E402
 
 NUM_CLASSES = 20
@@ -117,14 +118,6 @@ def _targets(batch: int, per_image: int, gen: torch.Generator) -> torch.Tensor:
         torch.rand(n, 2, generator=gen) * 0.8 + 0.1,
         torch.rand(n, 2, generator=gen) * 0.5 + 0.03,
     ], 1)
-
-
-def cpu_has_bf16() -> bool:
-    """Native bf16 matmul/conv on this CPU (AVX512-BF16 or AMX); else bf16 is emulated and slow."""
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except Exception:
-        return False
 
 
 def _sync(device):

@@ -200,8 +200,16 @@ def load_credentials(*, credentials: Optional[str] = None, token: Optional[str] 
         return bearer(token, "the given token")
     if credentials:
         return from_file(credentials)
-    if api_root and env.get("DRIVESTAGE_TOKEN"):
-        return bearer(env["DRIVESTAGE_TOKEN"], "DRIVESTAGE_TOKEN")
+    if api_root:
+        # Another endpoint (an emulator, a proxy) never receives the user's Google
+        # credentials implicitly: only a token or a credentials file given on purpose.
+        if env.get("DRIVESTAGE_TOKEN"):
+            return bearer(env["DRIVESTAGE_TOKEN"], "DRIVESTAGE_TOKEN")
+        raise AuthError(
+            f"the Drive API root is {api_root} (--api-root / DRIVESTAGE_API_ROOT) but no token "
+            "was given: set DRIVESTAGE_TOKEN (an emulator started without --token accepts any "
+            "non-empty value) or pass --credentials FILE. Saved Google credentials are never "
+            "sent to another endpoint implicitly.")
     if env.get("DRIVESTAGE_CREDENTIALS"):
         return from_json_text(env["DRIVESTAGE_CREDENTIALS"], "DRIVESTAGE_CREDENTIALS")
     if not api_root and _in_colab():

@@ -197,6 +197,11 @@ def test_source_order(clean_env, monkeypatch, token_server, tmp_path):
         "credentials file")
     # With an emulator, DRIVESTAGE_TOKEN comes before DRIVESTAGE_CREDENTIALS ...
     assert auth.load_credentials(api_root="http://x/").source == "DRIVESTAGE_TOKEN"
+    # ... and DRIVESTAGE_CREDENTIALS is never sent to another endpoint implicitly ...
+    monkeypatch.delenv("DRIVESTAGE_TOKEN")
+    with pytest.raises(AuthError, match="Saved Google credentials are never sent"):
+        auth.load_credentials(api_root="http://x/")
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "emu-token")
     # ... and without one DRIVESTAGE_TOKEN is ignored.
     assert auth.load_credentials().source == "DRIVESTAGE_CREDENTIALS"
     monkeypatch.delenv("DRIVESTAGE_CREDENTIALS")
@@ -268,8 +273,11 @@ def test_console_login_saves_a_0600_token_that_then_works(clean_env, emu, token_
     assert stat.S_IMODE(os.stat(token_path).st_mode) == 0o600
     assert FRESH not in "".join(printed)
     # The saved token is the default source afterwards.
-    store = connect(api_root=emu.url)
+    store = connect(api_root=emu.url, credentials=token_path)
     assert store.quota().used == 0
+    # ... but never sent implicitly to another endpoint than Google's.
+    with pytest.raises(AuthError, match="no token was given: set DRIVESTAGE_TOKEN"):
+        connect(api_root=emu.url)
     # A pasted address from another attempt is refused.
     with pytest.raises(AuthError, match="another login attempt"):
         auth.login(str(secrets_file), ask=lambda p: "http://localhost/?state=x&code=y",

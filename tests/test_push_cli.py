@@ -166,3 +166,19 @@ def test_push_into_a_shared_drive_works_for_a_service_account(emulator, env, tmp
     result = CliRunner().invoke(cli, ["push", src, "drive:Models/logs"])
     assert result.exit_code == 1
     assert "shared drive" in result.stderr
+
+
+def test_push_and_prune_take_the_api_root_option(emulator, env, tmp_path, monkeypatch):
+    # Like pull/ls/quota, push and prune accept --api-root instead of the environment.
+    monkeypatch.delenv("DRIVESTAGE_API_ROOT")
+    src = _logs(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["push", src, "drive:Models/logs", "--api-root", emulator.url])
+    assert result.exit_code == 0, result.output
+    assert _live(emulator) == ["epoch_001.pt", "epoch_001.pt.json", "epoch_002.pt",
+                               "epoch_002.pt.json", "epoch_003.pt", "epoch_003.pt.json",
+                               "results.csv"]
+    result = runner.invoke(cli, ["prune", "drive:Models/logs", "--keep-last", "1",
+                                 "--api-root", emulator.url])
+    assert result.exit_code == 0, result.output
+    assert _live(emulator) == ["epoch_003.pt", "epoch_003.pt.json", "results.csv"]

@@ -87,6 +87,7 @@ class TrainConfig:
     ema: bool = _f(True, "keep an exponential moving average of the weights (used for eval/best)")
     ema_decay: float = _f(0.9999, "EMA decay at full warm-up")
     amp: bool = _f(True, "mixed precision on CUDA (ignored on CPU)")
+    cpu_amp: bool = _f(False, "bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX): 2-4x faster steps")
     grad_clip: float = _f(10.0, "clip the gradient norm to this value (0 = off)")
     save_period: int = _f(4, "save epoch_NNN.pt (and sync to Drive) every this many epochs")
     eval_period: int = _f(10, "compute mAP every this many epochs (and at the last epoch)")

@@ -71,6 +71,15 @@ def setup(device: str = "auto") -> tuple[DistInfo, torch.device]:
     return info, dev
 
 
+def cpu_has_bf16() -> bool:
+    """Native bf16 convolutions on this CPU (AVX512-BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        return bool(torch.backends.mkldnn.is_available()
+                    and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def cleanup() -> None:
     """Tear the process group down (safe to call when none was started)."""
     if dist.is_available() and dist.is_initialized():

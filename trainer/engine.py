@@ -172,7 +172,8 @@ def train_one_epoch(run: "Run", epoch: int) -> dict:
         targets = targets.to(device, non_blocking=True)
         if t.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, enabled=run.amp):
+        with torch.autocast(device.type, enabled=run.amp or run.cpu_bf16,
+                            dtype=torch.bfloat16 if run.cpu_bf16 else None):
             outputs = model(images)
             loss, parts = criterion(outputs, targets)
         # Every rank must agree to stop, so the check is on the mean over ranks.
@@ -409,6 +410,8 @@ class Run:
         self.state = TrainState()
         self.callbacks = CallbackList()
         self.amp = bool(cfg.train.amp and device.type == "cuda")
+        # bf16 needs no loss scaling; on CPUs without native bf16 it would be slower, so skip it.
+        self.cpu_bf16 = bool(cfg.train.cpu_amp and device.type == "cpu" and distributed.cpu_has_bf16())
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp)
         self.schedule = LRSchedule(cfg)
         self.frozen = False
@@ -522,7 +525,8 @@ def _train_epochs(run: Run, data: DataSpec, resume: str) -> dict:
     val_loader = build_loader(val_set, max(1, t.batch_size // info.world_size), shuffle=False,
                               workers=cfg.data.workers, seed=t.seed, drop_last=False)
     eval_lines = data.val_lines[: cfg.data.max_val_images] if cfg.data.max_val_images else data.val_lines
-    eval_set = EvalDataset(eval_lines, cfg.model.input_size)
+    # With the class names, ground truth comes from the VOC XML: difficult objects are ignored.
+    eval_set = EvalDataset(eval_lines, cfg.model.input_size, classes=data.class_names)
 
     final: dict = {}
     run.start_epoch = start = run.state.epoch

@@ -10,6 +10,7 @@ from typing import Any, Callable, Optional
 import click
 
 from drivestage.cli import cli
+from drivestage.cli.pull import drive_options
 from drivestage.errors import PolicyError, UsageError
 
 log = logging.getLogger(__name__)
@@ -110,13 +111,25 @@ def _summary(result: Any) -> str:
     return ", ".join(parts)
 
 
+def _target(dest: str, api_root: Optional[str], credentials: Optional[str]) -> Any:
+    """A Drive DEST opened with the command's --api-root/--credentials; a directory as is."""
+    from drivestage import paths
+
+    if not paths.is_drive(dest):
+        return dest
+    from drivestage.remote import open_store
+
+    return open_store(dest, api_root=api_root, credentials=credentials)
+
+
 @cli.command("push")
 @click.argument("src", type=click.Path(file_okay=False))
 @click.argument("dest")
 @_transfer_options
 @_policy_options
+@drive_options
 def push_cmd(src: str, dest: str, include, exclude, delete, chunk_size, jobs,
-             use_trash, protect, **policy_opts) -> None:
+             use_trash, protect, api_root, credentials, **policy_opts) -> None:
     """Mirror the local folder SRC into DEST (drive:path or a directory), incrementally.
 
     Only files whose size or md5 differ are sent; uploads are resumable (a killed push
@@ -127,7 +140,7 @@ def push_cmd(src: str, dest: str, include, exclude, delete, chunk_size, jobs,
 
     policy = _policy(policy_opts)
     with _progress_bar(0, "push") as bar:
-        result = push(src, dest, policy, include=include, exclude=exclude, delete=delete,
+        result = push(src, _target(dest, api_root, credentials), policy, include=include, exclude=exclude, delete=delete,
                       chunk_size=_chunk(chunk_size), protect=protect, use_trash=use_trash,
                       jobs=jobs, progress=bar.update)
     click.echo(f"push {src} -> {dest}: {_summary(result)}", err=True)
@@ -137,7 +150,9 @@ def push_cmd(src: str, dest: str, include, exclude, delete, chunk_size, jobs,
 @click.argument("dest")
 @_policy_options
 @click.option("--dry-run", "-n", is_flag=True, help="Print the plan; delete nothing.")
-def prune_cmd(dest: str, use_trash, protect, dry_run, **policy_opts) -> None:
+@drive_options
+def prune_cmd(dest: str, use_trash, protect, dry_run, api_root, credentials,
+              **policy_opts) -> None:
     """Apply a retention policy to the checkpoints in DEST; print the plan as a table."""
     from drivestage.mirror import prune
     from drivestage.retention import format_plan
@@ -146,7 +161,7 @@ def prune_cmd(dest: str, use_trash, protect, dry_run, **policy_opts) -> None:
     if not policy.active:
         raise UsageError("prune needs a policy: --keep-last N, --keep-best K --metric NAME, "
                          "--keep-every E or --max-bytes SIZE")
-    decision = prune(dest, policy, dry_run=dry_run, use_trash=use_trash, protect=protect)
+    decision = prune(_target(dest, api_root, credentials), policy, dry_run=dry_run, use_trash=use_trash, protect=protect)
     click.echo(format_plan(decision))
     if dry_run:
         click.echo("Dry run: nothing was deleted.", err=True)
@@ -159,8 +174,9 @@ def prune_cmd(dest: str, use_trash, protect, dry_run, **policy_opts) -> None:
               help="Seconds between two pushes.")
 @_transfer_options
 @_policy_options
+@drive_options
 def mirror_cmd(src: str, dest: str, every: float, include, exclude, delete, chunk_size, jobs,
-               use_trash, protect, **policy_opts) -> None:
+               use_trash, protect, api_root, credentials, **policy_opts) -> None:
     """Push SRC to DEST every SECONDS (and prune) until stopped.
 
     On SIGTERM or SIGINT it pushes once more (a flush), then exits 0; a failing
@@ -176,7 +192,8 @@ def mirror_cmd(src: str, dest: str, every: float, include, exclude, delete, chun
     policy = _policy(policy_opts)
     if not os.path.isdir(src):
         raise NotFoundError(f"{src} is not a local folder; give the folder to mirror")
-    target = open_dest(dest)  # a bad DEST fails now, not at the first period
+    # A bad DEST fails now, not at the first period.
+    target = open_dest(_target(dest, api_root, credentials))
     stop = threading.Event()
     signals = (signal.SIGTERM, signal.SIGINT)
     previous = {s: signal.getsignal(s) for s in signals}

@@ -355,6 +355,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY every JSON answer
+    # waits ~40 ms for the client's delayed ACK (Nagle).
+    disable_nagle_algorithm = True
     server_version = "DriveEmulator/1.0"
     sys_version = ""
 

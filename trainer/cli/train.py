@@ -83,7 +83,7 @@ def evaluate_cmd(config_path: str, weights: str, overrides: tuple[str, ...], as_
                        input_size=cfg.model.input_size, phi=cfg.model.phi)
     load_weights(model, _local_weights(weights, cfg))
     lines = data.val_lines[: cfg.data.max_val_images] if cfg.data.max_val_images else data.val_lines
-    result = evaluate(model.to(device), EvalDataset(lines, cfg.model.input_size), data.class_names,
+    result = evaluate(model.to(device), EvalDataset(lines, cfg.model.input_size, classes=data.class_names), data.class_names,
                       device, conf_thresh=cfg.train.conf_thresh, nms_thresh=cfg.train.nms_thresh,
                       workers=cfg.data.workers)
     if as_json:

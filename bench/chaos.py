@@ -1,0 +1,296 @@
+"""Chaos run: pull, push and a short training under random faults and random SIGKILLs.
+
+The emulator fails about ``--rate`` of all API requests (429, 500, 502 with an HTML body,
+503 with Retry-After, connection resets, latency) while each client process is killed with
+SIGKILL at random moments ``--kills`` times and then run again until it succeeds, the way a
+user reruns a Colab cell. At the end every staged and mirrored file is checked by md5, and the
+final checkpoint must load and training must continue from it.
+
+    python bench/chaos.py            # the full run (a few minutes)
+    python bench/chaos.py --quick    # the reduced run that `make test` includes
+
+Exit code 0 when nothing was lost or corrupted, 1 otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from drivestage.emulator import Emulator  # noqa: E402
+
+PY = sys.executable
+RETRY_LINE = re.compile(r"; retry \d+/\d+ in ")
+
+
+@dataclass
+class Tally:
+    """What one operation went through."""
+
+    name: str
+    runs: int = 0
+    kills: int = 0
+    retries: int = 0
+    completed: bool = False
+    problems: list = field(default_factory=list)
+    resent_bytes: int = 0
+    seconds: float = 0.0
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _run_until_done(t: Tally, cmd: list[str], env: dict, rng: random.Random, kills: int,
+                    kill_window: tuple[float, float], max_runs: int = 30,
+                    ready: "callable | None" = None) -> None:
+    """Run ``cmd``; SIGKILL it at a random moment ``kills`` times; then let it finish."""
+    start = time.monotonic()
+    while t.runs < max_runs:
+        t.runs += 1
+        log = tempfile.TemporaryFile()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        if t.kills < kills:
+            # Kill only once the process is doing real work (``ready``), so kills land mid-way.
+            deadline = time.monotonic() + rng.uniform(*kill_window)
+            while proc.poll() is None and (time.monotonic() < deadline
+                                           or (ready is not None and not ready())):
+                time.sleep(0.05)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                t.kills += 1
+        rc = proc.wait()
+        log.seek(0)
+        text = log.read().decode(errors="replace")
+        t.retries += len(RETRY_LINE.findall(text))
+        if rc == 0:
+            t.completed = True
+            break
+        if rc != -signal.SIGKILL:
+            # A run that failed on its own (retries exhausted under chaos) is rerun too, as a
+            # user would, but it is reported.
+            t.problems.append(f"run {t.runs} exited {rc}: {text.strip().splitlines()[-1:]}")
+    t.seconds = time.monotonic() - start
+    if not t.completed:
+        t.problems.append(f"did not complete in {max_runs} runs")
+
+
+def _bytes(emu: Emulator, method: str, pattern: str) -> int:
+    rx = re.compile(pattern)
+    total = 0
+    for r in emu.requests:
+        if r.method == method and rx.search(r.path + "?" + "&".join(f"{k}={v}" for k, v in r.query.items())):
+            total += r.bytes_in if method in ("PUT", "POST") else r.bytes_out
+    return total
+
+
+def _make_zip(path: Path, members: int, member_size: int, rng: random.Random) -> dict[str, str]:
+    """A dataset zip; returns member name -> md5."""
+    sums = {}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for i in range(members):
+            data = rng.randbytes(member_size) if i % 2 else (b"<annotation>%d</annotation>\n" % i) * 40
+            name = f"VOCdevkit/VOC2007/{'JPEGImages' if i % 2 else 'Annotations'}/{i:06d}.bin"
+            zf.writestr(name, data)
+            sums[name] = hashlib.md5(data).hexdigest()
+    return sums
+
+
+def chaos_pull(emu, work, env, rng, args) -> Tally:
+    t = Tally("pull --extract")
+    zpath = work / "dataset.zip"
+    sums = _make_zip(zpath, args.members, args.member_size, rng)
+    size = zpath.stat().st_size
+    emu.add_file("chaos/dataset.zip", str(zpath))
+    dest = work / "staged"
+    emu.clear_requests()
+    part_seen = lambda: any(dest.glob("**/*.part*")) or any(dest.glob("**/.*part*"))  # noqa: E731
+    _run_until_done(t, [PY, "-m", "drivestage", "pull", "drive:chaos/dataset.zip", str(dest),
+                        "--extract", "--quiet"], env, rng, args.kills, (0.3, 1.5), ready=part_seen)
+    t.resent_bytes = max(0, _bytes(emu, "GET", r"alt=media") - size)
+    staged = dest / "dataset.zip"
+    if not staged.exists() or _md5(staged) != _md5(zpath):
+        t.problems.append("staged zip missing or md5 differs")
+    for name, md5 in sums.items():
+        p = dest / name
+        if not p.exists() or _md5(p) != md5:
+            t.problems.append(f"extracted member {name} missing or corrupt")
+            break
+    return t
+
+
+def chaos_push(emu, work, env, rng, args) -> Tally:
+    t = Tally("push")
+    src = work / "logs"
+    for i in range(args.log_files):
+        p = src / f"run{i % 3}" / f"events_{i:04d}.txt"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(rng.randbytes(rng.randint(10, 4000)))
+    for e in range(1, args.checkpoints + 1):
+        (src / f"epoch_{e:03d}.pt").write_bytes(rng.randbytes(args.checkpoint_size))
+    total = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
+    emu.clear_requests()
+    _run_until_done(t, [PY, "-m", "drivestage", "push", str(src), "drive:chaos/logs",
+                        "--chunk-size", "256KiB", "-j", "2"], env, rng, args.kills, (0.5, 2.5))
+    t.resent_bytes = max(0, _bytes(emu, "PUT", r"upload") + _bytes(emu, "POST", r"upload") - total)
+    # Every local file exactly once on Drive, md5 equal; nothing else there.
+    remote = {}
+    for f in emu.files():
+        if f.get("mimeType") == "application/vnd.google-apps.folder" or f["labels"]["trashed"]:
+            continue
+        remote.setdefault(_remote_path(emu, f), []).append(f)
+    for p in src.rglob("*"):
+        if not p.is_file():
+            continue
+        rel = "chaos/logs/" + p.relative_to(src).as_posix()
+        got = remote.get(rel, [])
+        if len(got) != 1:
+            t.problems.append(f"{rel}: {len(got)} copies on Drive")
+        elif got[0].get("md5Checksum") != _md5(p):
+            t.problems.append(f"{rel}: md5 on Drive differs")
+    extra = [k for k in remote if k.startswith("chaos/logs/")
+             and not (src / k[len("chaos/logs/"):]).is_file()]
+    if extra:
+        t.problems.append(f"unexpected files on Drive: {extra[:5]}")
+    return t
+
+
+def _remote_path(emu, f) -> str:
+    parts = [f["title"]]
+    by_id = getattr(emu, "_chaos_index", None)
+    if by_id is None:
+        by_id = {x["id"]: x for x in emu.files()}
+    parents = f.get("parents") or []
+    while parents and not parents[0].get("isRoot"):
+        parent = by_id.get(parents[0]["id"])
+        if parent is None:
+            break
+        parts.append(parent["title"])
+        parents = parent.get("parents") or []
+    return "/".join(reversed(parts))
+
+
+def chaos_train(emu, work, env, rng, args) -> Tally:
+    t = Tally("train + resume")
+    synth = work / "synth"
+    subprocess.run([PY, "-m", "trainer", "synth-data", str(synth), "--images", "16",
+                    "--classes", "2", "--zip"], env=env, check=True, stdout=subprocess.DEVNULL)
+    zpath = next(synth.rglob("*.zip"))
+    emu.add_file("chaos/synth.zip", str(zpath))
+    epochs = args.epochs
+    base = [PY, "-m", "trainer", "train", "--config", str(REPO / "configs" / "demo.yaml"),
+            "--set", "data.drive_zip=drive:chaos/synth.zip",
+            "--set", "data.classes=[circle, square]",
+            "--set", "drive.logs=drive:chaos/run", "--set", "model.input_size=64",
+            "--set", "train.batch_size=4", "--set", "train.save_period=1",
+            "--set", "train.eval_period=1", "--set", "data.workers=0", "--resume", "auto"]
+    counter = iter(range(1000))
+
+    def fresh_runtime() -> list[str]:
+        # Each run is a fresh runtime: empty local folders, so only Drive has the state.
+        n = next(counter)
+        return ["--set", f"train.out_dir={work / f'rt{n}' / 'logs'}",
+                "--set", f"data.root={work / f'rt{n}' / 'data'}"]
+
+    start = time.monotonic()
+    while t.runs < 30 and not t.completed:
+        cmd = base + ["--set", f"train.epochs={epochs}"] + fresh_runtime()
+        _run_until_done(t, cmd, env, rng, args.kills, (2.0, 8.0), max_runs=t.runs + 1)
+    t.seconds = time.monotonic() - start
+    if t.completed:
+        t.problems = [p for p in t.problems if not p.startswith("did not complete")]
+        # The final checkpoint loads and training continues from it (one more epoch).
+        cont = Tally("continue")
+        cmd = base + ["--set", f"train.epochs={epochs + 1}"] + fresh_runtime()
+        _run_until_done(cont, cmd, env, rng, 0, (0, 0), max_runs=5)
+        t.retries += cont.retries
+        if not cont.completed:
+            t.problems.append("training did not continue from the final checkpoint")
+        names = {f["title"] for f in emu.files() if not f["labels"]["trashed"]
+                 and _remote_path(emu, f).startswith("chaos/run/")}
+        want = f"epoch_{epochs + 1:03d}.pt"
+        if want not in names:
+            t.problems.append(f"{want} not on Drive after continuing (have {sorted(names)})")
+    return t
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="pull/push/train under random faults and SIGKILLs")
+    ap.add_argument("--quick", action="store_true", help="the reduced run of `make test`")
+    ap.add_argument("--rate", type=float, default=0.05, help="fraction of requests faulted")
+    ap.add_argument("--kills", type=int, default=None, help="SIGKILLs per operation")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--skip-train", action="store_true")
+    args = ap.parse_args(argv)
+    quick = args.quick
+    args.kills = args.kills if args.kills is not None else (2 if quick else 5)
+    args.members, args.member_size = (200, 20_000) if quick else (2000, 60_000)
+    args.log_files, args.checkpoints = (60, 3) if quick else (400, 5)
+    args.checkpoint_size = (1 << 20) if quick else (6 << 20)
+    args.epochs = 2 if quick else 4
+    rng = random.Random(args.seed)
+
+    work = Path(tempfile.mkdtemp(prefix="drivestage-chaos-"))
+    env = dict(os.environ)
+    env.update({"DRIVESTAGE_TOKEN": "chaos", "DRIVESTAGE_STATE_DIR": str(work / "state"),
+                # Backoffs short enough for a benchmark; the schedule itself is unit-tested.
+                "DRIVESTAGE_RETRY_BASE": "0.05", "DRIVESTAGE_RETRY_CAP": "0.5",
+                "DRIVESTAGE_RETRY_AFTER_MAX": "1", "DRIVESTAGE_RETRY_ATTEMPTS": "10",
+                "PYTHONUNBUFFERED": "1"})
+    tallies = []
+    with Emulator(data_dir=str(work / "drive"), token="chaos") as emu:
+        env["DRIVESTAGE_API_ROOT"] = emu.url
+        emu.faults.chaos(rate=args.rate, seed=args.seed)
+        # Slow the wire a little so that kills land in the middle of transfers.
+        emu.faults.throttle(40e6 if quick else 80e6)
+        tallies.append(chaos_pull(emu, work, env, rng, args))
+        tallies.append(chaos_push(emu, work, env, rng, args))
+        emu.faults.throttle(None)
+        if not args.skip_train:
+            tallies.append(chaos_train(emu, work, env, rng, args))
+        faulted = sum(1 for r in emu.requests if r.status in (429, 500, 502, 503) or
+                      getattr(r, "error", None))
+    print(f"chaos run: fault rate {args.rate:.0%}, {args.kills} SIGKILLs per operation, "
+          f"seed {args.seed}")
+    print(f"{'operation':<16} {'runs':>5} {'kills':>6} {'retries':>8} {'re-sent bytes':>14} "
+          f"{'seconds':>8}  result")
+    bad = 0
+    for t in tallies:
+        ok = t.completed and not [p for p in t.problems if "exited" not in p]
+        bad += not ok
+        print(f"{t.name:<16} {t.runs:>5} {t.kills:>6} {t.retries:>8} {t.resent_bytes:>14,} "
+              f"{t.seconds:>8.1f}  {'ok' if ok else 'FAILED'}")
+        for p in t.problems:
+            print(f"    {p}")
+    print(f"faulted requests in the last operation's log: {faulted}")
+    completed = sum(t.completed for t in tallies)
+    print(f"operations: {completed} completed, {len(tallies) - completed} not completed")
+    if bad:
+        print(f"verification FAILED (work folder kept: {work})")
+        return 1
+    print("verified: every staged and mirrored file has the right md5; training resumed")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
