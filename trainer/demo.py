@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=str(REPO / "demo_out"),
                     help="where everything is written (emptied first)")
-    ap.add_argument("--images", type=int, default=240, help="synthetic images")
+    ap.add_argument("--images", type=int, default=320, help="synthetic images")
     ap.add_argument("--epochs", type=int, default=None, help="override train.epochs")
-    ap.add_argument("--kill-after-epoch", type=int, default=4,
+    ap.add_argument("--kill-after-epoch", type=int, default=8,
                     help="kill the training once this epoch's checkpoint is on Drive")
     args = ap.parse_args(argv)
 
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             for image_id in val_file.read_text().split()[:6]:
                 shutil.copy2(jpegs / f"{image_id}.jpg", pred_src / f"{image_id}.jpg")
         _run([PY, "-m", "trainer", "predict", "--weights", str(best), "--source", str(pred_src),
-              "--out", str(work / "predictions"), "--conf", "0.3"], env,
+              "--out", str(work / "predictions"), "--conf", "0.25"], env,
              stdout=subprocess.DEVNULL)
 
         _say("Summary")
