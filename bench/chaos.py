@@ -70,11 +70,12 @@ def _run_until_done(t: Tally, cmd: list[str], env: dict, rng: random.Random, kil
         log = tempfile.TemporaryFile()
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
         if t.kills < kills:
-            # Kill only once the process is doing real work (``ready``), so kills land mid-way.
+            # Kill a random moment after the process starts real work (``ready``): mid-way.
+            while proc.poll() is None and ready is not None and not ready():
+                time.sleep(0.02)
             deadline = time.monotonic() + rng.uniform(*kill_window)
-            while proc.poll() is None and (time.monotonic() < deadline
-                                           or (ready is not None and not ready())):
-                time.sleep(0.05)
+            while proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 t.kills += 1
@@ -92,6 +93,17 @@ def _run_until_done(t: Tally, cmd: list[str], env: dict, rng: random.Random, kil
     t.seconds = time.monotonic() - start
     if not t.completed:
         t.problems.append(f"did not complete in {max_runs} runs")
+
+
+def _seen(emu: Emulator, method: str, needle: str):
+    """A readiness check: has the emulator seen such a request since this check was made?"""
+    start = len(emu.requests)
+
+    def check() -> bool:
+        return any(r.method == method and (needle in r.path or any(needle in f"{k}={v}"
+                                                                  for k, v in r.query.items()))
+                   for r in emu.requests[start:])
+    return check
 
 
 def _bytes(emu: Emulator, method: str, pattern: str) -> int:
@@ -123,9 +135,10 @@ def chaos_pull(emu, work, env, rng, args) -> Tally:
     emu.add_file("chaos/dataset.zip", str(zpath))
     dest = work / "staged"
     emu.clear_requests()
-    part_seen = lambda: any(dest.glob("**/*.part*")) or any(dest.glob("**/.*part*"))  # noqa: E731
     _run_until_done(t, [PY, "-m", "drivestage", "pull", "drive:chaos/dataset.zip", str(dest),
-                        "--extract", "--quiet"], env, rng, args.kills, (0.3, 1.5), ready=part_seen)
+                        "--extract", "--quiet"], env, rng, args.kills, (0.05, 0.6),
+                    # The emulator logs a request once answered: watch the partial file instead.
+                    ready=lambda: any(dest.glob(".*.partial")))
     t.resent_bytes = max(0, _bytes(emu, "GET", r"alt=media") - size)
     staged = dest / "dataset.zip"
     if not staged.exists() or _md5(staged) != _md5(zpath):
@@ -150,7 +163,8 @@ def chaos_push(emu, work, env, rng, args) -> Tally:
     total = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
     emu.clear_requests()
     _run_until_done(t, [PY, "-m", "drivestage", "push", str(src), "drive:chaos/logs",
-                        "--chunk-size", "256KiB", "-j", "2"], env, rng, args.kills, (0.5, 2.5))
+                        "--chunk-size", "256KiB", "-j", "2"], env, rng, args.kills, (0.05, 0.8),
+                    ready=_seen(emu, "PUT", "upload"))
     t.resent_bytes = max(0, _bytes(emu, "PUT", r"upload") + _bytes(emu, "POST", r"upload") - total)
     # Every local file exactly once on Drive, md5 equal; nothing else there.
     remote = {}
@@ -211,10 +225,16 @@ def chaos_train(emu, work, env, rng, args) -> Tally:
         return ["--set", f"train.out_dir={work / f'rt{n}' / 'logs'}",
                 "--set", f"data.root={work / f'rt{n}' / 'data'}"]
 
+    def on_drive() -> bool:
+        # Kill after the first verified checkpoint is on Drive (its sidecar), at random.
+        return any(f["title"].startswith("epoch_") and f["title"].endswith(".json")
+                   for f in emu.files())
+
     start = time.monotonic()
     while t.runs < 30 and not t.completed:
         cmd = base + ["--set", f"train.epochs={epochs}"] + fresh_runtime()
-        _run_until_done(t, cmd, env, rng, args.kills, (2.0, 8.0), max_runs=t.runs + 1)
+        _run_until_done(t, cmd, env, rng, args.kills, (0.0, 1.0), max_runs=t.runs + 1,
+                        ready=on_drive)
     t.seconds = time.monotonic() - start
     if t.completed:
         t.problems = [p for p in t.problems if not p.startswith("did not complete")]
@@ -246,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     args.members, args.member_size = (200, 20_000) if quick else (2000, 60_000)
     args.log_files, args.checkpoints = (60, 3) if quick else (400, 5)
     args.checkpoint_size = (1 << 20) if quick else (6 << 20)
-    args.epochs = 2 if quick else 4
+    args.epochs = 4 if quick else 6
     rng = random.Random(args.seed)
 
     work = Path(tempfile.mkdtemp(prefix="drivestage-chaos-"))
@@ -260,8 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     with Emulator(data_dir=str(work / "drive"), token="chaos") as emu:
         env["DRIVESTAGE_API_ROOT"] = emu.url
         emu.faults.chaos(rate=args.rate, seed=args.seed)
-        # Slow the wire a little so that kills land in the middle of transfers.
-        emu.faults.throttle(40e6 if quick else 80e6)
+        # Slow the wire so that kills land in the middle of transfers.
+        emu.faults.throttle(3e6 if quick else 20e6)
         tallies.append(chaos_pull(emu, work, env, rng, args))
         tallies.append(chaos_push(emu, work, env, rng, args))
         emu.faults.throttle(None)
