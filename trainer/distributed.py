@@ -123,6 +123,15 @@ def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
     return t / dist.get_world_size()
 
 
+def any_rank(flag: bool, device: torch.device) -> bool:
+    """True when ``flag`` is set on any rank (every rank must call it at the same point)."""
+    if not is_initialized():
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 @contextlib.contextmanager
 def main_first(info: DistInfo, *, local: bool = True) -> Iterator[bool]:
     """Run the body on (local) rank 0 first while the other ranks wait, then on the others.

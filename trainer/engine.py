@@ -212,6 +212,7 @@ def train_one_epoch(run: "Run", epoch: int) -> dict:
             logger.info("epoch %d/%d iter %d/%d loss %.4f lr %.3g %.1f img/s", epoch + 1, t.epochs,
                         i + 1, n, sums["loss"] / (i + 1), lr, speed)
         run.callbacks.fire("on_train_batch_end", run, epoch, run.state.global_step, logs)
+        _stop_if_requested(run)
     if bar is not None:
         bar.close()
     elapsed = time.perf_counter() - t0
@@ -415,6 +416,7 @@ class Run:
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp)
         self.schedule = LRSchedule(cfg)
         self.frozen = False
+        self.stop_requested = False               # set by SIGTERM; checked between iterations
         self.batch_size = cfg.train.batch_size
         self.model: nn.Module                     # the network, DDP-wrapped when distributed
         self.criterion: nn.Module
@@ -445,7 +447,7 @@ def fit(cfg: Config, *, resume: str = "auto", callbacks: Sequence[Callback] = ()
     _set_determinism(cfg)
     run = Run(cfg, info, device)
     os.makedirs(run.out_dir, exist_ok=True)
-    restore_signal = _install_sigterm()
+    restore_signal = _install_sigterm(run)
     try:
         return _fit(run, resume, callbacks)
     finally:
@@ -770,13 +772,23 @@ def _repair_run_folder(run: Run, path: str) -> None:
 
 # --------------------------------------------------------------------------- SIGTERM
 
-def _install_sigterm() -> Callable[[], None]:
-    """Turn SIGTERM into an exception so the run flushes Drive on the way out."""
+def _install_sigterm(run: "Run") -> Callable[[], None]:
+    """Note SIGTERM; the loop stops at the next iteration boundary and flushes Drive.
+
+    The handler only sets a flag: an exception raised from a signal handler can land inside
+    code that swallows exceptions (a logging handler, a plot) and be lost."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
 
     def handler(signum, frame):
-        raise TrainingInterrupted("terminated by SIGTERM; the Drive mirror was flushed, resume with --resume auto")
+        run.stop_requested = True
 
     previous = signal.signal(signal.SIGTERM, handler)
     return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_if_requested(run: "Run") -> None:
+    """Raise TrainingInterrupted on every rank at the same point once any rank got SIGTERM."""
+    if distributed.any_rank(run.stop_requested, run.device):
+        raise TrainingInterrupted("terminated by SIGTERM; the Drive mirror was flushed, "
+                                  "resume with --resume auto")

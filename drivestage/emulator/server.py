@@ -416,6 +416,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.body = _Body(self.rfile, length_i, chunked, faults.pace)
         control = path.startswith("/_emulator/") or path == "/_emulator"
         error = None
+        # The record enters the log when the request arrives and is completed as the answer
+        # goes out, so a client that has its answer always finds its request in the log.
+        headers = {}
+        for name in _LOGGED_HEADERS:
+            value = self.headers.get(name)
+            if value is not None:
+                headers[name] = "Bearer <redacted>" if name == "Authorization" else value
+        self._rec = RequestRecord(self.command, path, dict(self.query), headers, 0, 0, 0, started)
+        if not control:
+            self.emu._record(self._rec)
         try:
             if control:
                 self._control(path)
@@ -443,7 +453,7 @@ class _Handler(BaseHTTPRequestHandler):
         except EmulatorApiError as exc:
             self._fail(exc)
         except _Reset:
-            error = "reset"
+            error = self._rec.error = "reset"
             self._reset()
         except _ClientGone:
             error = "client gone"
@@ -455,15 +465,9 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("emulator failed on %s %s", self.command, self.path)
             self._fail(EmulatorApiError(500, "backendError", f"Emulator error: {exc}"))
         finally:
-            if not control:
-                headers = {}
-                for name in _LOGGED_HEADERS:
-                    value = self.headers.get(name)
-                    if value is not None:
-                        headers[name] = "Bearer <redacted>" if name == "Authorization" else value
-                self.emu._record(RequestRecord(
-                    self.command, path, dict(self.query), headers, self._status, self.body.count,
-                    self._bytes_out, started, time.time() - started, error))
+            rec = self._rec
+            rec.status, rec.bytes_in, rec.bytes_out = self._status, self.body.count, self._bytes_out
+            rec.duration, rec.error = time.time() - started, error
 
     def _fail(self, exc: EmulatorApiError) -> None:
         if self._headers_sent:
@@ -495,6 +499,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, str(v))
         if length is not None:
             self.send_header("Content-Length", str(length))
+        # Filled in before the client can see the answer (see _handle).
+        self._rec.status, self._rec.bytes_in = status, self.body.count
+        self._rec.bytes_out = length if length is not None and self.command != "HEAD" else 0
         self.end_headers()
         self._headers_sent = True
         self._status = status
