@@ -8,7 +8,8 @@ import torch
 
 from trainer.model import YoloV4Tiny
 
-TSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "yolov4-tiny-pth-keys.tsv"
+# The port's state-dict keys and shapes (a copy of shared/reference/yolov4-tiny-pth-keys.tsv).
+TSV = Path(__file__).resolve().parent / "data" / "yolov4-tiny-pth-keys.tsv"
 
 
 def _count(model: torch.nn.Module) -> int:

@@ -12,7 +12,8 @@ from trainer.errors import WeightsError
 from trainer.model import YoloV4Tiny
 from trainer.weights import load_weights, read_num_classes, save_darknet
 
-TSV = Path(__file__).resolve().parents[2] / "shared" / "reference" / "yolov4-tiny-pth-keys.tsv"
+# The port's state-dict keys and shapes (a copy of shared/reference/yolov4-tiny-pth-keys.tsv).
+TSV = Path(__file__).resolve().parent / "data" / "yolov4-tiny-pth-keys.tsv"
 X = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
 
 
