@@ -29,7 +29,6 @@ def test_outputs_are_stride_32_then_16_in_port_layout():
     assert p4.shape == (2, 3 * 8, 6, 8)
 
 
-@pytest.mark.skipif(not TSV.exists(), reason="reference TSV not present")
 def test_state_dict_keys_and_shapes_equal_the_port():
     rows = [line.split("\t") for line in TSV.read_text().strip().splitlines()]
     expected = {k: s for k, s in rows}

@@ -45,7 +45,6 @@ def _same(a, b):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
 
 
-@pytest.mark.skipif(not TSV.exists(), reason="reference TSV not present")
 def test_port_pth_gives_the_same_outputs_as_setting_the_state_dict(tmp_path, caplog):
     sd = _random_state(1)
     path = tmp_path / "yolov4_tiny_weights_voc.pth"
@@ -61,7 +60,6 @@ def test_port_pth_gives_the_same_outputs_as_setting_the_state_dict(tmp_path, cap
     _same(_run(model), _run(direct))
 
 
-@pytest.mark.skipif(not TSV.exists(), reason="reference TSV not present")
 def test_coco_pth_into_a_20_class_model_skips_only_the_heads(tmp_path):
     path = tmp_path / "yolov4_tiny_weights_coco.pth"
     torch.save(_random_state(2, classes=80), path)
