@@ -7,7 +7,6 @@ Prints one line per measurement; the download target is >= 1 GB/s.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import http.client
 import os
 import shutil

@@ -22,8 +22,6 @@ in its own thread beside the writes, which only pays off when a core is free.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
 import json
 import os
 import random

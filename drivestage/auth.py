@@ -25,13 +25,13 @@ import logging
 import os
 import secrets
 import sys
-import tempfile
 import threading
 import urllib.parse
 from typing import Any, Callable, Mapping, Optional
 
 import httplib2
 
+from drivestage.localfs import atomic_write
 from drivestage.errors import AuthError, UsageError
 
 log = logging.getLogger(__name__)
@@ -343,17 +343,7 @@ def save_token(path: str, creds: Any) -> None:
     path = os.path.expanduser(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".token-", dir=folder)  # mkstemp creates it 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(token_info(creds), fh, indent=1)
-            fh.write("\n")
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, (json.dumps(token_info(creds), indent=1) + "\n").encode(), mode=0o600)
 
 
 def login(client_secrets: str, *, token_file: Optional[str] = None,

@@ -24,9 +24,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
+from drivestage.localfs import atomic_write
 from drivestage.download import download
 from drivestage.errors import NotFoundError, UsageError
 from drivestage.mirror import Dest, Mirror, PushResult, open_dest, sidecar_map
@@ -149,17 +149,5 @@ class CheckpointSync:
             except (TypeError, ValueError):
                 continue
         data = json.dumps({"epoch": epoch, "metrics": plain}, sort_keys=True).encode()
-        folder = os.path.dirname(path)
-        # Hidden temp name: push never mirrors a half-written sidecar.
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                                   dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path + ".json")
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        # Written atomically: push never mirrors a half-written sidecar.
+        atomic_write(path + ".json", data)

@@ -35,6 +35,7 @@ import stat as _stat
 import threading
 from typing import Iterator, Optional, Protocol, Union
 
+from drivestage.localfs import file_md5
 from drivestage.errors import (
     NotFoundError,
     QuotaExceededError,
@@ -77,16 +78,6 @@ class _MemoryMd5Cache:
     def put(self, path: str, st: os.stat_result, md5: str) -> None:
         with self._lock:
             self._data[os.path.abspath(path)] = (self._key(st), md5)
-
-
-def _hash_file(path: str) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        while True:
-            buf = fh.read(_CHUNK)
-            if not buf:
-                return h.hexdigest()
-            h.update(buf)
 
 
 class LocalDirStore:
@@ -145,7 +136,7 @@ class LocalDirStore:
                                               else None)
         if cached:
             return cached
-        digest = _hash_file(full)
+        digest = file_md5(full, _CHUNK)
         after = os.stat(full)
         if (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns):
             self._remember(full, st, digest)  # not cached when it changed while hashed

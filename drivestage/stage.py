@@ -24,12 +24,12 @@ import os
 import shutil
 import stat as _stat
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
 from drivestage import paths
+from drivestage.localfs import atomic_write
 from drivestage.errors import (ArchiveError, DiskSpaceError, DriveStageError, LocalFileError,
                                NotFoundError, UsageError)
 from drivestage.store import RemoteEntry
@@ -186,11 +186,7 @@ class _Stage:
         return stamp
 
     def _write_stamp(self, name: str, stamp: dict) -> None:
-        path = self._stamp_path(name)
-        fd, tmp = tempfile.mkstemp(prefix=".stamp-", dir=os.path.dirname(path))
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(stamp, fh, separators=(",", ":"))
-        os.replace(tmp, path)
+        atomic_write(self._stamp_path(name), json.dumps(stamp, separators=(",", ":")).encode())
 
     def _drop_stamp(self, name: str) -> None:
         try:

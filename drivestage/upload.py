@@ -24,7 +24,6 @@ import json
 import logging
 import mimetypes
 import os
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +35,7 @@ from filelock import FileLock
 from googleapiclient.http import MediaUpload
 
 from drivestage import retry
+from drivestage.localfs import atomic_write, file_md5  # noqa: F401 (file_md5 is re-exported)
 from drivestage.errors import (
     ChecksumMismatchError,
     DailyUploadCapError,
@@ -99,18 +99,7 @@ class _JsonFile:
         with self._lock:
             data = self.read()
             change(data)
-            fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp",
-                                       dir=str(self.path.parent))
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(data, fh, separators=(",", ":"))
-                os.replace(tmp, self.path)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            atomic_write(str(self.path), json.dumps(data, separators=(",", ":")).encode())
             return data
 
 
@@ -163,17 +152,6 @@ class Md5Cache:
             dirty, self._dirty = self._dirty, {}
         if dirty:
             self._file.update(lambda data: data.update(dirty))
-
-
-def file_md5(path: str, block: int = 4 * MiB) -> str:
-    """Hex md5 of a local file, streamed."""
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        while True:
-            buf = fh.read(block)
-            if not buf:
-                return h.hexdigest()
-            h.update(buf)
 
 
 class UploadSessions:
@@ -534,7 +512,6 @@ def upload_file(store: Any, local_path: str, folder: RemoteEntry, name: str, *,
         raise UsageError(f"chunk size {chunk} is not a positive multiple of 256 KiB "
                          f"({CHUNK_UNIT} bytes); try {max(1, chunk // CHUNK_UNIT) * CHUNK_UNIT}")
     sessions = sessions or UploadSessions()
-    where = f"{local_path} -> {name}"
     target = replace
     mismatches = 0
     for _ in range(MAX_CHANGED_ATTEMPTS):

@@ -8,7 +8,6 @@ from urllib.parse import urlsplit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from drivestage.emulator import Emulator
 
 UNIT = 256 * 1024
 

@@ -3,14 +3,11 @@ reaches the same weights as an uninterrupted one; a changed model shape is refus
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 
 import pytest
-import torch
-import yaml
 from click.testing import CliRunner
 
 from trainer import checkpoint as ckpt
