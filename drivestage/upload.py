@@ -201,6 +201,7 @@ class _HashingMedia(MediaUpload):
 
     def __init__(self, path: str, size: int, mimetype: str, chunksize: int):
         self._fh = open(path, "rb")
+        self.opened = os.fstat(self._fh.fileno())
         self._size = size
         self._mimetype = mimetype
         self._chunksize = chunksize
@@ -283,6 +284,15 @@ class _HashingMedia(MediaUpload):
         self._drain()
         # Bytes beyond the size we announced (the file grew) are not part of it.
         return self._md5.hexdigest()
+
+    def changed_since(self, st: os.stat_result) -> bool:
+        """Whether the file being sent is not (or no longer) the one ``st`` describes.
+
+        It asks the open file, not the path: a writer that replaced the path atomically
+        (temporary file + rename) left these bytes whole, and the next push sends the new
+        file; one that writes in place changes this very file."""
+        return (_stat_key(self.opened) != _stat_key(st)
+                or _stat_key(os.fstat(self._fh.fileno())) != _stat_key(st))
 
     def close(self) -> None:
         self._drain()
@@ -517,8 +527,8 @@ def upload_file(store: Any, local_path: str, folder: RemoteEntry, name: str, *,
     for _ in range(MAX_CHANGED_ATTEMPTS):
         st = os.stat(local_path)
         try:
-            entry, local_md5 = _upload_once(store, local_path, st, folder, name, target,
-                                            chunk, progress, sessions)
+            entry, local_md5, changed = _upload_once(store, local_path, st, folder, name,
+                                                     target, chunk, progress, sessions)
         except (QuotaExceededError, DailyUploadCapError):
             raise
         except DriveStageError:
@@ -528,7 +538,7 @@ def upload_file(store: Any, local_path: str, folder: RemoteEntry, name: str, *,
             log.warning("%s changed while it was uploaded; uploading it again", local_path)
             continue
         target = entry  # any further attempt updates this file in place
-        if _stat_key(os.stat(local_path)) != _stat_key(st):
+        if changed:
             log.warning("%s changed while it was uploaded; uploading it again", local_path)
             continue
         if entry.md5 != local_md5:
@@ -606,8 +616,10 @@ def _start_session(http, request) -> str:
 def _upload_once(store: Any, local_path: str, st: os.stat_result, folder: RemoteEntry,
                  name: str, replace: Optional[RemoteEntry], chunk: int,
                  progress: Optional[ProgressFn], sessions: UploadSessions
-                 ) -> tuple[RemoteEntry, str]:
-    """Send the file once through a (new or resumed) session; return (entry, local md5)."""
+                 ) -> tuple[RemoteEntry, str, bool]:
+    """Send the file once through a (new or resumed) session.
+
+    Returns (entry, local md5, whether the file changed while it was sent)."""
     size = st.st_size
     mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
     key = sessions.key(local_path, folder, name, replace)
@@ -657,7 +669,7 @@ def _upload_once(store: Any, local_path: str, st: os.stat_result, folder: Remote
                 progress(moved)
         if persisted:
             sessions.drop(key)
-        return _to_entry(store, result), media.hexdigest()
+        return _to_entry(store, result), media.hexdigest(), media.changed_since(st)
     finally:
         media.close()
 

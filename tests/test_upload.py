@@ -193,6 +193,34 @@ def test_file_modified_during_upload_is_sent_again(emulator, store, tmp_path):
     assert len(_named(emulator, "a.pt")) == 1
 
 
+def test_file_replaced_atomically_during_upload_sends_the_whole_old_version(emulator, store,
+                                                                             tmp_path, caplog):
+    # A writer that renames a new version into place never yields a half-written mirror:
+    # the bytes already opened are sent whole, with no "changed" retry; the next push
+    # sends the new version.
+    folder = store.make_folders("x")
+    path, data = _file(tmp_path, "results.csv", 4 * CHUNK)
+    final = bytes(reversed(data))
+    calls = []
+
+    def replace_once(n):
+        calls.append(n)
+        if len(calls) == 1:
+            tmp = tmp_path / ".results.csv.tmp"
+            tmp.write_bytes(final)
+            os.replace(tmp, path)
+
+    with caplog.at_level("WARNING", logger="drivestage"):
+        entry = upload_file(store, path, folder, "results.csv", chunk_size=CHUNK,
+                            progress=replace_once)
+    assert emulator.read_bytes(entry.id) == data
+    assert entry.md5 == hashlib.md5(data).hexdigest()
+    assert "changed while it was uploaded" not in caplog.text
+    again = upload_file(store, path, folder, "results.csv", replace=entry, chunk_size=CHUNK)
+    assert again.id == entry.id and emulator.read_bytes(entry.id) == final
+    assert len(_named(emulator, "results.csv")) == 1
+
+
 def test_quota_too_small_fails_before_a_byte_with_the_numbers(emulator, store, tmp_path):
     emulator.stop()
     from drivestage.gdrive import connect

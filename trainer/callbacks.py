@@ -76,6 +76,13 @@ def write_results_csv(path: str, history: list[dict]) -> None:
     os.replace(tmp, path)
 
 
+def _save_figure(fig, path: str) -> None:
+    """Save atomically: the Drive mirror never uploads a half-written picture."""
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
+    fig.savefig(tmp, dpi=100, format="png")
+    os.replace(tmp, path)
+
+
 class PlotCallback(Callback):
     """``loss.png`` (train and val loss) and ``map.png`` (mAP@0.5 and @0.5:0.95) per epoch."""
 
@@ -108,7 +115,7 @@ def plot_history(history: list[dict], out_dir: str) -> list[str]:
     ax.grid(True)
     ax.legend()
     path = os.path.join(out_dir, "loss.png")
-    fig.savefig(path, dpi=100)
+    _save_figure(fig, path)
     plt.close(fig)
     written.append(path)
     maps = [r for r in history if r.get("map50") is not None]
@@ -121,7 +128,7 @@ def plot_history(history: list[dict], out_dir: str) -> list[str]:
         ax.grid(True)
         ax.legend()
         path = os.path.join(out_dir, "map.png")
-        fig.savefig(path, dpi=100)
+        _save_figure(fig, path)
         plt.close(fig)
         written.append(path)
     return written
