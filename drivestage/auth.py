@@ -311,14 +311,35 @@ def _in_colab() -> bool:
         return False
 
 
-def from_colab() -> DriveCredentials:
-    """The Colab notebook user's login (asks once in the notebook, then cached by Colab)."""
-    import google.auth
-    from google.colab import auth as colab_auth  # type: ignore[import-not-found]
+COLAB_LOGIN_HINT = ("inside Colab, run `from google.colab import auth; auth.authenticate_user()` "
+                    "in a notebook cell first (once per runtime), then run this again")
 
-    colab_auth.authenticate_user()
-    creds, _project = google.auth.default(scopes=[DRIVE_SCOPE])
+
+def from_colab() -> DriveCredentials:
+    """The Colab notebook user's login (asks once in the notebook, then cached by Colab).
+
+    Inside the notebook kernel, ``authenticate_user()`` asks the user if needed. A ``!drivestage``
+    cell runs in a child process that cannot show the prompt: there the login the notebook
+    already made is found through Application Default Credentials."""
+    import google.auth
+    import google.auth.exceptions
+
+    if _in_notebook_kernel():
+        from google.colab import auth as colab_auth  # type: ignore[import-not-found]
+
+        colab_auth.authenticate_user()
+    try:
+        creds, _project = google.auth.default(scopes=[DRIVE_SCOPE])
+    except google.auth.exceptions.DefaultCredentialsError:
+        raise AuthError(f"no Colab login found: {COLAB_LOGIN_HINT}") from None
     return DriveCredentials(creds, source="the Colab notebook login")
+
+
+def _in_notebook_kernel() -> bool:
+    """True in the notebook's own Python (which can show the login prompt), not in `!` cells."""
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    return bool(get is not None and get() is not None and "google.colab" in sys.modules)
 
 
 # --------------------------------------------------------------------------- token files

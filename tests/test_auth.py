@@ -244,10 +244,26 @@ def test_colab_login_is_used_inside_colab(clean_env, monkeypatch, token_server, 
     colab = types.ModuleType("google.colab")
     colab.auth = types.SimpleNamespace(authenticate_user=lambda: calls.append("login"))
     monkeypatch.setitem(sys.modules, "google.colab", colab)
+    # In the notebook kernel the login prompt is asked for (Colab returns at once when the
+    # user already logged in) ...
+    monkeypatch.setattr(auth, "_in_notebook_kernel", lambda: True)
     creds = auth.load_credentials()
     assert calls == ["login"] and creds.source == "the Colab notebook login"
     assert creds.access_token_expired is False  # refreshed through the token endpoint
     assert creds.access_token == FRESH
+    # ... while a `!drivestage` cell (a child process, no kernel) uses the stored login only.
+    monkeypatch.setattr(auth, "_in_notebook_kernel", lambda: False)
+    creds = auth.load_credentials()
+    assert calls == ["login"] and creds.source == "the Colab notebook login"
+
+
+def test_colab_without_a_login_says_which_cell_to_run(clean_env, monkeypatch, tmp_path):
+    colab = types.ModuleType("google.colab")
+    colab.auth = types.SimpleNamespace(authenticate_user=lambda: None)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "none.json"))
+    with pytest.raises(AuthError, match=r"auth.authenticate_user\(\)` in a notebook cell first"):
+        auth.load_credentials()
 
 
 def test_console_login_saves_a_0600_token_that_then_works(clean_env, emu, token_server,
