@@ -206,10 +206,10 @@ def load_credentials(*, credentials: Optional[str] = None, token: Optional[str] 
         if env.get("DRIVESTAGE_TOKEN"):
             return bearer(env["DRIVESTAGE_TOKEN"], "DRIVESTAGE_TOKEN")
         raise AuthError(
-            f"the Drive API root is {api_root} (--api-root / DRIVESTAGE_API_ROOT) but no token "
-            "was given: set DRIVESTAGE_TOKEN (an emulator started without --token accepts any "
-            "non-empty value) or pass --credentials FILE. Saved Google credentials are never "
-            "sent to another endpoint implicitly.")
+            f"the Drive API root is {api_root} (--api-root / DRIVESTAGE_API_ROOT) "
+            "but no token was given: set DRIVESTAGE_TOKEN (an emulator started without "
+            "--token accepts any non-empty value) or pass --credentials FILE. "
+            "Saved Google credentials are never sent to another endpoint implicitly.")
     if env.get("DRIVESTAGE_CREDENTIALS"):
         return from_json_text(env["DRIVESTAGE_CREDENTIALS"], "DRIVESTAGE_CREDENTIALS")
     if not api_root and _in_colab():
