@@ -128,3 +128,21 @@ def test_sigkill_mid_epoch_then_resume_reaches_the_same_weights(tiny_config, tmp
     diff = _max_abs_diff(_weights(str(tmp_path / "ref" / "last.pt")),
                          _weights(str(tmp_path / "killed" / "last.pt")))
     assert diff == 0.0
+
+
+def test_another_machine_pulls_the_checkpoint_rank0_fetched_from_drive(emulator, drive_env,
+                                                                        tmp_path):
+    # Multi-machine DDP: rank 0 fetched epoch_004.pt from Drive into its own out_dir; on the
+    # other machines the local rank 0 pulls the same file before every rank loads it.
+    from trainer.engine import ensure_local_checkpoint
+
+    data = os.urandom(300_000)
+    emulator.add_file("Models/run/logs/epoch_004.pt", data)
+    target = tmp_path / "other-machine" / "logs" / "epoch_004.pt"
+    target.parent.mkdir(parents=True)
+    got = ensure_local_checkpoint(str(target), "drive:Models/run/logs/epoch_004.pt")
+    assert got == str(target) and target.read_bytes() == data
+    # A machine that already has it (rank 0's) makes no request at all.
+    emulator.clear_requests()
+    ensure_local_checkpoint(str(target), "drive:Models/run/logs/epoch_004.pt")
+    assert emulator.requests == []

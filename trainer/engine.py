@@ -693,36 +693,60 @@ def _make_sync(cfg: Config) -> Any:
 
 
 def _resolve_resume(run: Run, resume: str) -> Optional[str]:
-    """Rank 0 decides which checkpoint to start from (fetching it from Drive if needed)."""
+    """Rank 0 decides which checkpoint to start from (fetching it from Drive if needed).
+
+    Under multi-machine DDP the other machines have no copy of a checkpoint rank 0 fetched
+    from Drive: their local rank 0 pulls the same file (md5-verified) while the others wait."""
     path: Optional[str] = None
+    remote: Optional[str] = None
     if run.info.is_main:
-        path = _find_resume(run, resume)
-    return distributed.broadcast_object(path)
+        path, remote = _find_resume(run, resume)
+    path, remote = distributed.broadcast_object((path, remote))
+    if path and remote:
+        with distributed.main_first(run.info, local=True) as first:
+            if first:
+                ensure_local_checkpoint(path, remote)
+    return path
 
 
-def _find_resume(run: Run, resume: str) -> Optional[str]:
+def ensure_local_checkpoint(path: str, remote: str) -> str:
+    """Make ``path`` exist: pull ``remote`` (a ``drive:`` file) into its folder if missing."""
+    if os.path.isfile(path):
+        return path
+    import drivestage
+
+    logger.info("fetching %s from %s for this machine", os.path.basename(path), remote)
+    result = drivestage.pull(remote, os.path.dirname(os.path.abspath(path)), quiet=True)
+    if os.path.abspath(result.path) != os.path.abspath(path):
+        os.replace(result.path, path)
+    return path
+
+
+def _find_resume(run: Run, resume: str) -> tuple[Optional[str], Optional[str]]:
+    """(local checkpoint path, the drive: file it was fetched from, if any)."""
     if resume in (None, "", "none", "no", "false"):
-        return None
+        return None, None
     if resume != "auto":
         if not os.path.isfile(resume):
             raise CheckpointError(f"--resume {resume}: no such file; use --resume auto or a checkpoint path")
-        return resume
+        return resume, None
     local = ckpt.find_latest(run.out_dir)
     if local:
         logger.info("resuming from %s", local)
-        return local
+        return local, None
     if run.sync is None:
         logger.info("no checkpoint in %s: starting fresh", run.out_dir)
-        return None
+        return None, None
     entry = run.sync.latest_remote_checkpoint()
     if entry is None:
         logger.info("no checkpoint in %s nor on %s: starting fresh", run.out_dir, run.cfg.drive.logs)
-        return None
-    dest = os.path.join(run.out_dir, getattr(entry, "name", "resume.pt"))
-    logger.info("local run folder is empty; fetching %s from %s", os.path.basename(dest), run.cfg.drive.logs)
+        return None, None
+    name = getattr(entry, "name", "resume.pt")
+    dest = os.path.join(run.out_dir, name)
+    logger.info("local run folder is empty; fetching %s from %s", name, run.cfg.drive.logs)
     got = run.sync.fetch(entry, dest)
     path = str(got) if isinstance(got, (str, os.PathLike)) else dest
-    return path
+    return path, f"{run.cfg.drive.logs.rstrip('/')}/{name}"
 
 
 def _restore(run: Run, path: str) -> None:
