@@ -74,6 +74,7 @@ def _wait_for_remote(folder: str, name: str, env: dict, proc: subprocess.Popen,
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the demo; returns the exit code (a failed step exits with its message)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=str(REPO / "demo_out"),
                     help="where everything is written (emptied first)")

@@ -87,6 +87,7 @@ def cleanup() -> None:
 
 
 def is_initialized() -> bool:
+    """Whether a torch.distributed process group is running."""
     return dist.is_available() and dist.is_initialized()
 
 

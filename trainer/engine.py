@@ -148,6 +148,7 @@ def build_optimizer(model: nn.Module, cfg: Config, lr: float) -> torch.optim.Opt
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every parameter group's learning rate (the schedule is evaluated per iteration)."""
     for g in optimizer.param_groups:
         g["lr"] = lr
 

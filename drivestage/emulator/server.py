@@ -22,7 +22,7 @@ from collections import defaultdict, deque
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from drivestage.emulator.faults import Faults, Plan
@@ -129,7 +129,7 @@ def parse_fields(spec: str) -> dict:
     return tree
 
 
-def apply_fields(obj, tree: Optional[dict]):
+def apply_fields(obj: Any, tree: Optional[dict]) -> Any:
     """Keep only the selected fields of a resource (lists are filtered item by item)."""
     if tree is None or "*" in tree:
         return obj

@@ -40,7 +40,8 @@ Examples:
 @click.option("--max-det", default=300, show_default=True, type=click.IntRange(1),
               help="At most this many detections per image.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
-def predict_cmd(weights, source, out_dir, classes_file, conf, nms, input_size, batch_size, max_det, device):
+def predict_cmd(weights, source, out_dir, classes_file, conf, nms, input_size, batch_size, max_det,
+                device) -> None:
     """Detect objects in images: write them with boxes drawn, and detections.json.
 
     The path of detections.json is printed on stdout. Exit codes: 0 done, 1 unreadable
@@ -118,7 +119,7 @@ Example:
               help="Network input side, a multiple of 32 (default: the checkpoint's, else 416).")
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(11))
 @click.option("--static-batch", is_flag=True, help="Fix the batch size at 1 instead of dynamic.")
-def export_onnx_cmd(weights, out_path, classes_file, input_size, opset, static_batch):
+def export_onnx_cmd(weights, out_path, classes_file, input_size, opset, static_batch) -> None:
     """Export the model with box decoding to ONNX: images [B,3,S,S] -> detections [B,N,5+C].
 
     Each detection row is cx, cy, w, h (input pixels), objectness, class probabilities;

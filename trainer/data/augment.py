@@ -200,7 +200,8 @@ def random_scale_jitter(
     return out, filter_boxes(moved, min_box)
 
 
-def random_flip(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, p: float = 0.5):
+def random_flip(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, p: float = 0.5
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Mirror left-right with probability ``p``."""
     if p > 0 and rng.random() < p:
         return flip_horizontal(image, boxes)
