@@ -67,3 +67,27 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def local_state(tmp_path, monkeypatch):
+    """drivestage's local state (md5 cache, upload sessions) in tmp_path; retries that
+    back off in milliseconds instead of seconds."""
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.01")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_CAP", "0.05")
+    return tmp_path
+
+
+@pytest.fixture
+def env(local_state):
+    """The environment drivestage runs in; test modules override it to add settings."""
+    return local_state
+
+
+@pytest.fixture
+def store(emulator, env):
+    """A DriveStore on the emulator, in ``env`` (a module may override either fixture)."""
+    from drivestage.gdrive import connect
+
+    return connect(api_root=emulator.url, token="test-token")

@@ -15,19 +15,9 @@ from drivestage.retention import RetentionPolicy
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.01")
-    monkeypatch.setenv("DRIVESTAGE_RETRY_CAP", "0.05")
+def env(local_state, monkeypatch):
     monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "3")
-    return tmp_path
-
-
-@pytest.fixture
-def store(emulator, env):
-    from drivestage.gdrive import connect
-
-    return connect(api_root=emulator.url, token="test-token")
+    return local_state
 
 
 def _atomic(path, data: bytes):

@@ -12,17 +12,8 @@ from drivestage.retention import RetentionPolicy
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch, drive_env):
-    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.01")
-    return tmp_path
-
-
-@pytest.fixture
-def store(emulator, env):
-    from drivestage.gdrive import connect
-
-    return connect(api_root=emulator.url, token="test-token")
+def env(local_state, drive_env):
+    return local_state
 
 
 def _fill(emu, top="Models/logs", metrics=(0.3, 0.9, 0.1, 0.2, 0.4)):

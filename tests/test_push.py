@@ -13,21 +13,6 @@ from drivestage.mirror import push
 from drivestage.retention import RetentionPolicy
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.01")
-    monkeypatch.setenv("DRIVESTAGE_RETRY_CAP", "0.05")
-    return tmp_path
-
-
-@pytest.fixture
-def store(emulator, env):
-    from drivestage.gdrive import connect
-
-    return connect(api_root=emulator.url, token="test-token")
-
-
 def _write(path, data: bytes):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as fh:

@@ -15,10 +15,7 @@ from drivestage.cli import cli
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch, drive_env):
-    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.01")
-    monkeypatch.setenv("DRIVESTAGE_RETRY_CAP", "0.05")
+def env(local_state, tmp_path, drive_env):
     return {**drive_env, "DRIVESTAGE_STATE_DIR": str(tmp_path / "state"),
             "DRIVESTAGE_RETRY_BASE": "0.01"}
 

@@ -63,20 +63,9 @@ CHUNK = CHUNK_UNIT  # 256 KiB chunks keep the tests small and multi-chunk
 
 
 @pytest.fixture
-def env(tmp_path, monkeypatch):
-    """Local state in tmp_path; retries without real waiting."""
-    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.01")
-    monkeypatch.setenv("DRIVESTAGE_RETRY_CAP", "0.05")
+def env(local_state, monkeypatch):
     monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "6")
-    return tmp_path
-
-
-@pytest.fixture
-def store(emulator, env):
-    from drivestage.gdrive import connect
-
-    return connect(api_root=emulator.url, token="test-token")
+    return local_state
 
 
 def _file(tmp_path, name, size, seed=0):
