@@ -91,3 +91,10 @@ def store(emulator, env):
     from drivestage.gdrive import connect
 
     return connect(api_root=emulator.url, token="test-token")
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    """Retry backoffs of a millisecond and no jitter (the schedule itself is unit-tested)."""
+    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.001")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_JITTER", "0")
