@@ -44,6 +44,40 @@ def test_throttle_limits_download_bandwidth(emulator):
     assert not emulator.faults.throttled
 
 
+def test_per_connection_throttle_limits_each_stream_not_their_sum(emulator):
+    """Drive limits each connection: four ranged streams in parallel get four times the rate."""
+    data = os.urandom(1_000_000)
+    fid = emulator.add_file("t.bin", data)
+    emulator.faults.apply({"kind": "throttle", "per_connection": 1_000_000})
+    assert emulator.faults.describe()["throttle_per_connection"] == 1_000_000
+    assert emulator.faults.describe()["throttle"] is None
+    quarter = len(data) // 4
+    parts: dict[int, bytes] = {}
+    took: dict[int, float] = {}
+
+    def fetch(i: int) -> None:
+        # A client of its own per stream: each range travels on its own connection.
+        request = drive_service(emulator.url).files().get_media(fileId=fid)
+        request.headers["range"] = f"bytes={i * quarter}-{(i + 1) * quarter - 1}"
+        t0 = time.perf_counter()
+        parts[i] = request.execute()
+        took[i] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    threads = [threading.Thread(target=fetch, args=(i,)) for i in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    elapsed = time.perf_counter() - t
+    assert b"".join(parts[i] for i in range(4)) == data
+    # Each stream is held to 1 MB/s (250 kB: >= 0.25 s); shared, the four would need >= 1 s.
+    assert min(took.values()) >= 0.2
+    assert elapsed < 0.8
+    emulator.faults.clear()
+    assert not emulator.faults.throttled
+
+
 def test_pydrive2_sees_what_google_does_on_failures(emulator):
     """The emulator reproduces the client-visible failure shapes DESIGN.md lists."""
     from pydrive2.files import ApiRequestError

@@ -14,6 +14,7 @@ import sys
 import click
 
 from drivestage.errors import DriveStageError
+from drivestage.heap import return_large_blocks_to_os
 
 EPILOG = """\b
 Examples:
@@ -64,6 +65,8 @@ def cli(verbose: int) -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    # This process is ours: keep its peak memory to the chunks in flight (see heap.py).
+    return_large_blocks_to_os()
     cli(prog_name="drivestage")
 
 

@@ -103,9 +103,8 @@ class Faults:
         self._rules: list[Rule] = []
         self._corrupt: dict[str, Optional[int]] = {}     # file id -> times left (None: forever)
         self._corrupt_uploads = 0
-        self._bps: Optional[float] = None
-        self._bucket_time = time.monotonic()
-        self._bucket_debt = 0.0
+        self._shared = Bucket()          # the limit all connections share
+        self._per_connection: Optional[float] = None
         self._chaos: Optional[tuple[float, random.Random, tuple[str, ...]]] = None
 
     # ------------------------------------------------------------- public API
@@ -139,11 +138,15 @@ class Faults:
         """Delay matching requests by ``seconds`` before they are handled."""
         return self._add(Rule("latency", method, path, times, seconds=float(seconds)))
 
-    def throttle(self, bytes_per_second: Optional[float]) -> None:
-        """Limit the bandwidth of all request and response bodies (None: unlimited)."""
+    def throttle(self, bytes_per_second: Optional[float] = None, *,
+                 per_connection: Optional[float] = None) -> None:
+        """Limit the bandwidth of request and response bodies (None: unlimited).
+
+        ``bytes_per_second`` is shared by all connections; ``per_connection`` limits each
+        connection on its own, as Drive does, so parallel ranged streams add up."""
         with self._lock:
-            self._bps = float(bytes_per_second) if bytes_per_second else None
-            self._bucket_time, self._bucket_debt = time.monotonic(), 0.0
+            self._shared.reset(bytes_per_second)
+            self._per_connection = float(per_connection) if per_connection else None
 
     def corrupt(self, file_id: str, times: Optional[int] = None) -> None:
         """Serve the content of ``file_id`` with one byte flipped (its middle byte)."""
@@ -171,7 +174,8 @@ class Faults:
             self._rules.clear()
             self._corrupt.clear()
             self._corrupt_uploads = 0
-            self._bps = None
+            self._shared.reset(None)
+            self._per_connection = None
             self._chaos = None
 
     def describe(self) -> dict:
@@ -182,7 +186,8 @@ class Faults:
                           for r in self._rules],
                 "corrupt": dict(self._corrupt),
                 "corrupt_uploads": self._corrupt_uploads,
-                "throttle": self._bps,
+                "throttle": self._shared.rate,
+                "throttle_per_connection": self._per_connection,
                 "chaos": None if self._chaos is None else {"rate": self._chaos[0],
                                                            "kinds": list(self._chaos[2])},
             }
@@ -285,21 +290,38 @@ class Faults:
 
     @property
     def throttled(self) -> bool:
-        return self._bps is not None
+        return self._shared.rate is not None or self._per_connection is not None
 
-    def pace(self, nbytes: int) -> None:
-        """Sleep long enough that bodies average the throttled bandwidth (shared by all)."""
+    def pace(self, nbytes: int, connection: Optional["Bucket"] = None) -> None:
+        """Sleep long enough that bodies keep to the shared limit and, given the connection's
+        own bucket, to the per-connection one."""
         with self._lock:
-            if self._bps is None:
-                return
-            now = time.monotonic()
-            # A leaky bucket: debt drains at the allowed rate; new bytes add to it.
-            self._bucket_debt = max(0.0, self._bucket_debt - (now - self._bucket_time) * self._bps)
-            self._bucket_time = now
-            self._bucket_debt += nbytes
-            wait = self._bucket_debt / self._bps
+            wait = self._shared.charge(nbytes)
+            if connection is not None:
+                connection.rate = self._per_connection
+                wait = max(wait, connection.charge(nbytes))
         if wait > 0:
             time.sleep(wait)
+
+
+class Bucket:
+    """A leaky bucket: debt drains at ``rate`` bytes per second; new bytes add to it."""
+
+    def __init__(self, rate: Optional[float] = None):
+        self.reset(rate)
+
+    def reset(self, rate: Optional[float]) -> None:
+        self.rate = float(rate) if rate else None
+        self.time, self.debt = time.monotonic(), 0.0
+
+    def charge(self, nbytes: int) -> float:
+        """Add ``nbytes``; the seconds to wait until they fit the rate (0 when unlimited)."""
+        if self.rate is None:
+            return 0.0
+        now = time.monotonic()
+        self.debt = max(0.0, self.debt - (now - self.time) * self.rate) + nbytes
+        self.time = now
+        return self.debt / self.rate
 
 
 def _fmt_retry_after(value: float) -> str:

@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Optional, Union
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from drivestage.emulator.faults import Faults, Plan
+from drivestage.emulator.faults import Bucket, Faults, Plan
 from drivestage.emulator.query import QueryError, compile_query, parent_hint
 from drivestage.emulator.store import (
     FOLDER_MIME,
@@ -362,6 +362,15 @@ class _Handler(BaseHTTPRequestHandler):
     sys_version = ""
 
     # ------------------------------------------------------------------ plumbing
+    def setup(self) -> None:
+        super().setup()
+        # One handler serves one connection (keep-alive included): its per-connection budget.
+        self._link = Bucket()
+
+    def pace(self, nbytes: int) -> None:
+        """Hold a body to the emulator's bandwidth limits."""
+        self.emu.faults.pace(nbytes, self._link)
+
     def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
         log.debug("%s %s", self.address_string(), format % args)
 
@@ -413,7 +422,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             length_i = None
         faults = self.emu.faults
-        self.body = _Body(self.rfile, length_i, chunked, faults.pace)
+        self.body = _Body(self.rfile, length_i, chunked, self.pace)
         control = path.startswith("/_emulator/") or path == "/_emulator"
         error = None
         # The record enters the log when the request arrives and is completed as the answer
@@ -514,7 +523,7 @@ class _Handler(BaseHTTPRequestHandler):
                     self.wfile.write(data[:room])
                     self._bytes_out += room
                 raise _Reset()
-        self.emu.faults.pace(len(data))
+        self.pace(len(data))
         self.wfile.write(data)
         self._bytes_out += len(data)
 
