@@ -102,6 +102,11 @@ def _compression(head: bytes) -> Optional[str]:
     return None
 
 
+#: Names a folder pull treats as archives (a ``.pt`` checkpoint or a ``.docx`` is a zip too,
+#: but not one to unpack).
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+
+
 def archive_kind(path: PathLike) -> Optional[str]:
     """``"zip"``, ``"tar"`` (plain, gzip, bzip2 or xz) or None, by content, not by name."""
     try:
@@ -626,24 +631,68 @@ def _remove_stale_temps(dest: str) -> None:
 
 
 def _move_into_place(tmp: str, dest: str, tops: list[str]) -> None:
-    """Replace each top-level entry of DEST by its new version (old one renamed aside first)."""
+    """Merge the extracted tree into DEST, as ``unzip`` and ``tar -x`` do.
+
+    A path DEST lacks arrives by one rename (a whole subtree at once); a folder that exists
+    on both sides is merged, so VOC2007's and VOC2012's archives can share ``VOCdevkit/``; a
+    file or link replaces what sits at its path, which is renamed aside first and put back if
+    the move fails. A symlink in DEST is replaced, never followed."""
     old = os.path.join(dest, f"{OLD_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
     os.mkdir(old)
     try:
-        for top in tops:
-            target = os.path.join(dest, top)
-            aside = None
-            if os.path.lexists(target):
-                aside = os.path.join(old, top)
-                os.rename(target, aside)
-            try:
-                os.rename(os.path.join(tmp, top), target)
-            except OSError:
-                if aside is not None:
-                    os.rename(aside, target)
-                raise
+        stack = [(tmp, dest, tops)]
+        while stack:
+            src_dir, dst_dir, names = stack.pop()
+            for name in names:
+                src, dst = os.path.join(src_dir, name), os.path.join(dst_dir, name)
+                if _real_dir(src) and _real_dir(dst):
+                    stack.append((src, dst, sorted(os.listdir(src))))
+                    continue
+                aside = None
+                if os.path.lexists(dst):
+                    aside = os.path.join(old, secrets.token_hex(8))
+                    os.rename(dst, aside)
+                try:
+                    os.rename(src, dst)
+                except OSError:
+                    if aside is not None:
+                        os.rename(aside, dst)
+                    raise
     finally:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _real_dir(path: str) -> bool:
+    return os.path.isdir(path) and not os.path.islink(path)
+
+
+def remove_members(dest: PathLike, members: list[str], keep: set[str]) -> int:
+    """Remove what an earlier extraction into ``dest`` wrote and a new one did not (files
+    and links; then its folders left empty, deepest first). Returns how many were removed."""
+    root = os.path.abspath(os.fspath(dest))
+    removed = 0
+    folders = []
+    for rel in members:
+        if rel in keep:
+            continue
+        path = os.path.join(root, rel)
+        if not _inside(root, os.path.dirname(path)):
+            continue  # never outside DEST, whatever an old stamp says
+        if _real_dir(path):
+            folders.append(path)
+            continue
+        try:
+            os.unlink(path)
+            removed += 1
+        except FileNotFoundError:
+            pass
+    for path in sorted(folders, key=len, reverse=True):
+        try:
+            os.rmdir(path)  # only when empty: files the user added stay
+            removed += 1
+        except OSError:
+            pass
+    return removed
 
 
 def _default_free_bytes(path: str) -> int:

@@ -26,13 +26,16 @@ import stat as _stat
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from drivestage import paths
 from drivestage.localfs import atomic_write
 from drivestage.errors import (ArchiveError, DiskSpaceError, DriveStageError, LocalFileError,
                                NotFoundError, UsageError)
 from drivestage.store import RemoteEntry
+
+if TYPE_CHECKING:
+    from drivestage.stage_tree import FolderPullResult
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +74,13 @@ def pull(src: str, dest: str, *, extract: bool = False, jobs: Optional[int] = No
          api_root: Optional[str] = None, credentials: Optional[str] = None,
          reserve: int = 0, chunk_size: Optional[int] = None, retries: Optional[int] = None,
          progress: Optional[Callable[[str, int, int], Callable[[int], None]]] = None
-         ) -> PullResult:
+         ) -> Union[PullResult, "FolderPullResult"]:
     """Stage ``src`` (``drive:a/b.zip``, ``drive:id:X``, a path in ``store``) into folder ``dest``.
 
     The file lands at ``dest/<name>``; with ``extract`` a zip / tar / tar.gz is then extracted
-    into ``dest`` (atomically, see :mod:`drivestage.extract`). ``jobs`` parallel ranged streams
+    into ``dest`` (atomically, see :mod:`drivestage.extract`). A folder lands at
+    ``dest/<name>/`` with its whole tree, each archive in it extracted where it lies, and the
+    result is a :class:`~drivestage.stage_tree.FolderPullResult`. ``jobs`` parallel ranged streams
     (default 4). ``force`` stages again even when the stamp says it is done. ``reserve``
     bytes of local disk are kept free. ``retries`` is the number of attempts per Drive request
     (default ``$DRIVESTAGE_RETRY_ATTEMPTS`` or 8). ``progress(label, total, initial)`` may return a
@@ -103,7 +108,14 @@ def pull(src: str, dest: str, *, extract: bool = False, jobs: Optional[int] = No
     stage = _Stage(src, rel, dest, store, extract=extract, jobs=jobs, force=force,
                    reserve=reserve, chunk_size=chunk_size, progress=progress)
     try:
-        result = stage.run()
+        try:
+            result = stage.run()
+        except _IsFolder as found:
+            from drivestage.stage_tree import pull_folder
+
+            result = pull_folder(_Stage, found.entry, src=src, rel=rel, dest=dest, store=store,
+                                 extract=extract, jobs=jobs, force=force, reserve=reserve,
+                                 chunk_size=chunk_size, progress=progress)
     except DriveStageError:
         raise
     except OSError as exc:
@@ -162,6 +174,25 @@ def safe_name(name: str, where: str) -> str:
     return name.replace("/", "_").replace("\0", "_")
 
 
+def check_space(dest: str, reserve: int, needed: int, what: str) -> None:
+    """Raise DiskSpaceError unless ``dest`` has ``needed`` bytes free beyond ``reserve``."""
+    free = shutil.disk_usage(dest).free - reserve
+    if needed > free:
+        kept = f" (keeping {human(reserve)} in reserve)" if reserve else ""
+        raise DiskSpaceError(
+            f"not enough free disk space in {dest} to {what}: needs {human(needed)} "
+            f"({needed} bytes), only {human(max(free, 0))} ({max(free, 0)} bytes) free"
+            f"{kept}; free some space or pull elsewhere", needed=needed, free=max(free, 0))
+
+
+class _IsFolder(Exception):
+    """SRC names a folder: :func:`pull` stages its tree instead (internal)."""
+
+    def __init__(self, entry: RemoteEntry):
+        super().__init__(entry.name)
+        self.entry = entry
+
+
 class _Stage:
     def __init__(self, src: str, rel: str, dest: str, store: Any, *, extract: bool,
                  jobs: Optional[int], force: bool, reserve: int, chunk_size: Optional[int],
@@ -216,8 +247,7 @@ class _Stage:
     def _resolve(self) -> RemoteEntry:
         entry = self.store.resolve(self.rel)
         if entry.is_dir:
-            raise UsageError(f"{self.src} is a folder; pull takes one file (an archive of the "
-                             "folder, for example)")
+            raise _IsFolder(entry)
         self._check_downloadable(entry)
         return entry
 
@@ -268,25 +298,23 @@ class _Stage:
                 return False
         return True
 
-    def _check_space(self, needed: int, what: str) -> None:
-        free = shutil.disk_usage(self.dest).free - self.reserve
-        if needed > free:
-            reserve = f" (keeping {human(self.reserve)} in reserve)" if self.reserve else ""
-            raise DiskSpaceError(
-                f"not enough free disk space in {self.dest} to {what}: needs {human(needed)} "
-                f"({needed} bytes), only {human(max(free, 0))} ({max(free, 0)} bytes) free"
-                f"{reserve}; free some space or pull elsewhere", needed=needed,
-                free=max(free, 0))
-
     # --------------------------------------------------------------- the run
 
     def run(self) -> PullResult:
-        os.makedirs(self.dest, exist_ok=True)
+        """Stage SRC (raises :class:`_IsFolder` when it names a folder)."""
         name = self._expected_name()
         entry: Optional[RemoteEntry] = None
         if name is None:  # drive:id:X - the id's title names the local file
             entry = self._resolve()
             name = entry.name
+        return self._locked(name, entry)
+
+    def run_entry(self, entry: RemoteEntry) -> PullResult:
+        """Stage ``entry``, already listed (a folder pull): no metadata call of its own."""
+        return self._locked(entry.name, entry)
+
+    def _locked(self, name: str, entry: Optional[RemoteEntry]) -> PullResult:
+        os.makedirs(self.dest, exist_ok=True)
         name = safe_name(name, self.src)
         lock = self._lock(name)
         try:
@@ -297,9 +325,14 @@ class _Stage:
     def _run_locked(self, name: str, entry: Optional[RemoteEntry]) -> PullResult:
         target = os.path.join(self.dest, name)
         if os.path.isdir(target) and not os.path.islink(target):
+            if entry is None:
+                entry = self._resolve()  # SRC may be that folder, pulled before
             raise UsageError(f"{target} is a folder; {self.src} would be saved there as a "
                              "file. Move the folder away or pull into another DEST")
         stamp = None if self.force else self._read_stamp(name)
+        # What the staged version extracted: members the new version lacks go when it lands.
+        previous = [m[0] for m in stamp.get("members", [])] \
+            if stamp is not None and stamp.get("extracted") else []
         if self.force:
             self._drop_stamp(name)
         if stamp is not None and stamp.get("src") == self.src and entry is None:
@@ -333,7 +366,7 @@ class _Stage:
                         _unlink(path)
                 have = dl.partial_size(target, entry)
                 action = "resume" if have else action
-                self._check_space(entry.size - have, f"download {self.src}")
+                check_space(self.dest, self.reserve, entry.size - have, f"download {self.src}")
                 log.info("%s %s (%s) to %s%s", action, self.src, human(entry.size), target,
                          f" from byte {have}" if have else "")
                 self._drop_stamp(name)  # the old copy is about to be replaced
@@ -348,7 +381,7 @@ class _Stage:
         members: list[str] = []
         self._write_stamp(name, stamp)  # the download is done, whatever extraction does
         if self.extract:
-            members = self._extract(target, stamp)
+            members = self._extract(target, stamp, previous)
             self._write_stamp(name, stamp)
         return self._result(entry, target, action, fetched=fetched, resumed=resumed,
                             members=members, extracted=self.extract)
@@ -366,8 +399,8 @@ class _Stage:
             return "update"
         return "download"
 
-    def _extract(self, target: str, stamp: dict) -> list[str]:
-        from drivestage.extract import archive_kind, extract_archive
+    def _extract(self, target: str, stamp: dict, previous: list[str]) -> list[str]:
+        from drivestage.extract import archive_kind, extract_archive, remove_members
 
         if archive_kind(target) is None:
             raise ArchiveError(f"--extract: {self.src} is not a zip or tar archive "
@@ -379,6 +412,10 @@ class _Stage:
         reserve = self.reserve
         members = extract_archive(target, self.dest, progress=bar,
                                   free_bytes=lambda p: shutil.disk_usage(p).free - reserve)
+        if previous:
+            gone = remove_members(self.dest, previous, keep=set(members))
+            if gone:
+                log.info("removed %d members of the previous version of %s", gone, self.src)
         rows = []
         for rel in members:
             try:

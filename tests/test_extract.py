@@ -12,7 +12,8 @@ import zipfile
 import pytest
 
 from drivestage.errors import ArchiveError, DiskSpaceError, UnsafeArchiveError
-from drivestage.extract import TEMP_PREFIX, archive_kind, extract_archive, extracted_size
+from drivestage.extract import (TEMP_PREFIX, archive_kind, extract_archive, extracted_size,
+                                remove_members)
 
 MTIME = 1_600_000_000  # a fixed, whole-second UTC time (2020-09-13)
 
@@ -291,14 +292,48 @@ def test_directories_only(tmp_path, dest):
     assert snapshot(dest) == {"existing.txt": b"keep me", "a": None, "a/b": None, "a/b/c": None, "d": None}
 
 
-def test_replaces_same_top_level_entries_only(tmp_path, dest):
+def test_merges_folders_and_replaces_files_like_unzip(tmp_path, dest):
     (dest / "VOCdevkit").mkdir()
-    (dest / "VOCdevkit/stale.txt").write_bytes(b"old run")
+    (dest / "VOCdevkit/other.txt").write_bytes(b"from another archive")
     (dest / "top.txt").write_bytes(b"old top")
     archive = make_zip(tmp_path / "v.zip", [("VOCdevkit/new.txt", b"new", None), ("top.txt", b"new top", None)])
     extract_archive(archive, dest)
     assert snapshot(dest) == {"existing.txt": b"keep me", "VOCdevkit": None,
+                              "VOCdevkit/other.txt": b"from another archive",
                               "VOCdevkit/new.txt": b"new", "top.txt": b"new top"}
+
+
+def test_voc2007_and_voc2012_archives_share_vocdevkit(tmp_path, dest):
+    """The real VOC tarballs both start with VOCdevkit/: the second must not erase the first."""
+    a = make_zip(tmp_path / "2007.zip", [("VOCdevkit/VOC2007/Annotations/1.xml", b"<a/>", None),
+                                         ("VOCdevkit/VOC2007/JPEGImages/1.jpg", b"jpg", None)])
+    b = make_zip(tmp_path / "2012.zip", [("VOCdevkit/VOC2012/Annotations/2.xml", b"<b/>", None)])
+    extract_archive(a, dest)
+    extract_archive(b, dest)
+    extract_archive(a, dest)  # again: the same files, replaced in place
+    files = {k: v for k, v in snapshot(dest).items() if v is not None}
+    assert files == {"existing.txt": b"keep me",
+                     "VOCdevkit/VOC2007/Annotations/1.xml": b"<a/>",
+                     "VOCdevkit/VOC2007/JPEGImages/1.jpg": b"jpg",
+                     "VOCdevkit/VOC2012/Annotations/2.xml": b"<b/>"}
+
+
+def test_a_folder_in_the_archive_replaces_a_file_of_that_name(tmp_path, dest):
+    (dest / "data").write_bytes(b"a file")
+    archive = make_zip(tmp_path / "d.zip", [("data/x.txt", b"x", None)])
+    extract_archive(archive, dest)
+    assert (dest / "data/x.txt").read_bytes() == b"x"
+
+
+def test_remove_members_removes_only_what_the_old_version_wrote(tmp_path, dest):
+    (dest / "VOC/sub").mkdir(parents=True)
+    (dest / "VOC/sub/old.txt").write_bytes(b"old")
+    (dest / "VOC/kept.txt").write_bytes(b"kept")
+    (dest / "VOC/mine.txt").write_bytes(b"the user's")
+    old = ["VOC", "VOC/sub", "VOC/sub/old.txt", "VOC/kept.txt", "../existing.txt"]
+    assert remove_members(dest, old, keep={"VOC", "VOC/kept.txt"}) == 2
+    assert snapshot(dest) == {"existing.txt": b"keep me", "VOC": None,
+                              "VOC/kept.txt": b"kept", "VOC/mine.txt": b"the user's"}
 
 
 def test_replacing_a_symlinked_top_level_never_touches_its_target(tmp_path, dest):

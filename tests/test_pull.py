@@ -213,9 +213,9 @@ def test_usage_errors_exit_2(emulator, drive_env, tmp_path):
     assert code == 2
     assert run("pull", "drive:x.bin", str(tmp_path / "d"), "-j", "0")[0] == 2
     assert run("pull", "drive:x.bin", str(tmp_path / "d"), "--reserve", "lots")[0] == 2
-    emulator.add_folder("folder")
+    emulator.add_folder("folder")  # an empty folder is no usage error: it is pulled, empty
     code, out, err = run("pull", "drive:folder", str(tmp_path / "d"))
-    assert code == 2 and "is a folder" in err
+    assert code == 0 and out == f"{tmp_path / 'd' / 'folder'}\n"
 
 
 def test_duplicate_names_exit_1_naming_ids(emulator, drive_env, dest):
@@ -431,3 +431,29 @@ def test_unwritable_dest_is_one_clear_line(emulator, drive_env, dest):
         assert code == 1 and err.startswith("Error: cannot stage drive:x.bin")
     finally:
         os.chmod(locked, 0o700)
+
+
+def test_two_archives_share_a_folder_and_an_update_drops_only_its_own_stale_members(
+        emulator, drive_env, dest):
+    def zipped(members: dict) -> bytes:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            for name, data in members.items():
+                zf.writestr(name, data)
+        return buf.getvalue()
+
+    emulator.add_file("v/VOC2007.zip", zipped({"VOCdevkit/VOC2007/a.xml": b"a",
+                                               "VOCdevkit/VOC2007/gone.xml": b"old"}))
+    emulator.add_file("v/VOC2012.zip", zipped({"VOCdevkit/VOC2012/b.xml": b"b"}))
+    assert run("pull", "drive:v/VOC2007.zip", str(dest), "-x", "-q")[0] == 0
+    assert run("pull", "drive:v/VOC2012.zip", str(dest), "-x", "-q")[0] == 0
+    assert (dest / "VOCdevkit/VOC2007/a.xml").read_bytes() == b"a"  # not erased by 2012's
+    assert (dest / "VOCdevkit/VOC2012/b.xml").read_bytes() == b"b"
+    store = drivestage.connect()
+    store.delete(store.resolve("v/VOC2007.zip"))
+    emulator.add_file("v/VOC2007.zip", zipped({"VOCdevkit/VOC2007/a.xml": b"a2"}))
+    code, out, err = run("pull", "drive:v/VOC2007.zip", str(dest), "-x", "--json")
+    assert code == 0 and json.loads(out)["action"] == "update"
+    assert (dest / "VOCdevkit/VOC2007/a.xml").read_bytes() == b"a2"
+    assert not (dest / "VOCdevkit/VOC2007/gone.xml").exists()
+    assert (dest / "VOCdevkit/VOC2012/b.xml").read_bytes() == b"b"

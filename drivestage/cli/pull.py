@@ -53,12 +53,15 @@ PULL_EPILOG = """\b
 Examples:
   drivestage pull drive:VOC_datasets/VOC07+12+test.zip ./data --extract
   drivestage pull drive:id:1AbCdEf ./data --json
+  drivestage pull drive:Datasets/VOC ./data --extract
   drivestage pull drive:shared/Team/weights/yolov4_tiny.pth ./model_data
 
 \b
 SRC is drive:a/b/c.zip (My Drive), drive:id:<FILE_ID> or drive:shared/<drive>/a/b; a plain
 path reads from a local folder (e.g. a Drive mount). The file lands in DEST/<name>; a rerun
-on an intact staged copy does nothing. Exit codes: 0 success, 1 error, 2 usage error.
+on an intact staged copy does nothing. A folder lands in DEST/<name>/ with its whole tree;
+with --extract every .zip/.tar/.tar.gz/.tgz in it is extracted where it lies. Exit codes:
+0 success, 1 error, 2 usage error.
 """
 
 
@@ -84,12 +87,13 @@ on an intact staged copy does nothing. Exit codes: 0 success, 1 error, 2 usage e
 def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, quiet: bool,
          as_json: bool, reserve: int, retries: Optional[int], chunk_size: Optional[int],
          api_root: Optional[str], credentials: Optional[str]) -> None:
-    """Download SRC from Drive into folder DEST: resumable, parallel, md5-verified."""
+    """Download SRC (a file or a whole folder) into DEST: resumable, parallel, md5-verified."""
     import logging
 
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from drivestage.stage import human, pull as do_pull
+    from drivestage.stage_tree import FolderPullResult
 
     # Log lines (retries) go through tqdm so they do not land in the middle of a bar.
     with logging_redirect_tqdm(loggers=[logging.getLogger("drivestage")]):
@@ -100,14 +104,30 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
         click.echo(json.dumps(result.to_json(), indent=1))
     else:
         click.echo(result.path)
-    if not quiet:
-        what = {"cached": "already staged", "verified": "already there, md5 verified",
-                "extract": "extracted", "resume": "resumed and verified",
-                "update": "updated and verified", "download": "downloaded and verified"}
-        extra = f", {result.members} members extracted" if result.extracted else ""
-        click.echo(f"{result.src} -> {result.path}: {what.get(result.action, result.action)} "
-                   f"({human(result.size)}, md5 {result.md5}{extra}, {result.seconds:.1f}s)",
-                   err=True)
+    if quiet:
+        return
+    if isinstance(result, FolderPullResult):
+        counts = ", ".join(f"{n} {_FOLDER_ACTIONS.get(a, a)}"
+                           for a, n in sorted(result.actions().items()))
+        members = sum(f.members for f in result.files if f.extracted)
+        extra = f", {members} members extracted" if members else ""
+        skipped = f", {len(result.skipped)} skipped (no binary content)" if result.skipped else ""
+        click.echo(f"{result.src} -> {result.path}: {len(result.files)} files "
+                   f"({counts or 'none'}{skipped}), {human(result.size)}{extra}, "
+                   f"{result.seconds:.1f}s", err=True)
+        return
+    what = {"cached": "already staged", "verified": "already there, md5 verified",
+            "extract": "extracted", "resume": "resumed and verified",
+            "update": "updated and verified", "download": "downloaded and verified"}
+    extra = f", {result.members} members extracted" if result.extracted else ""
+    click.echo(f"{result.src} -> {result.path}: {what.get(result.action, result.action)} "
+               f"({human(result.size)}, md5 {result.md5}{extra}, {result.seconds:.1f}s)",
+               err=True)
+
+
+_FOLDER_ACTIONS = {"cached": "already staged", "verified": "already there (md5 verified)",
+                   "extract": "extracted", "resume": "resumed", "update": "updated",
+                   "download": "downloaded"}
 
 
 def _iso(ts: float) -> str:

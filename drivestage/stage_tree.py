@@ -1,0 +1,230 @@
+"""``pull`` of a folder: stage every file of a remote folder tree into ``DEST/<folder>/``.
+
+Each file goes through the same staging as a single pull (:class:`drivestage.stage._Stage`:
+partial + resume, md5, stamp, lock, ``--extract``), placed at its path in the tree, so a rerun
+costs one listing per folder and no download for what is already staged. The whole tree is
+listed before the first byte moves: duplicate names fail early, naming the ids, and the free
+disk space is checked against everything still to download. Google Docs and other files
+without binary content are skipped with a warning. Local files Drive no longer has are left
+alone (pull never deletes).
+
+Small files (up to one chunk) are fetched ``jobs`` at a time, one stream each; larger ones one
+after another, each with ``jobs`` ranged streams: either way about ``jobs`` connections.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from drivestage.errors import DuplicateNameError, UsageError
+from drivestage.store import RemoteEntry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FolderPullResult:
+    """What a pull of a folder did (``--json`` prints it)."""
+
+    src: str
+    path: str                 # the local folder: DEST/<folder name>
+    dest: str
+    id: str
+    files: list = field(default_factory=list)    # one PullResult per file, in tree order
+    skipped: list = field(default_factory=list)  # remote files with no binary content
+    seconds: float = 0.0
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def fetched(self) -> int:
+        return sum(f.fetched for f in self.files)
+
+    def actions(self) -> dict[str, int]:
+        """How many files each action staged (``{"download": 3, "cached": 9}``)."""
+        out: dict[str, int] = {}
+        for f in self.files:
+            out[f.action] = out.get(f.action, 0) + 1
+        return out
+
+    def to_json(self) -> dict:
+        return {"src": self.src, "path": self.path, "dest": self.dest, "id": self.id,
+                "folder": True, "size": self.size, "fetched": self.fetched,
+                "actions": self.actions(), "skipped": list(self.skipped),
+                "seconds": self.seconds, "files": [f.to_json() for f in self.files]}
+
+
+@dataclass
+class _Item:
+    entry: RemoteEntry
+    src: str        # drive:a/b/c.zip, for messages and the stamp
+    rel: str        # the store path
+    folder: str     # the local folder it lands in
+
+    @property
+    def target(self) -> str:
+        from drivestage.stage import safe_name
+
+        return os.path.join(self.folder, safe_name(self.entry.name, self.src))
+
+
+def pull_folder(stage_cls: Any, folder: RemoteEntry, *, src: str, rel: str, dest: str,
+                store: Any, extract: bool, jobs: Optional[int], force: bool, reserve: int,
+                chunk_size: Optional[int],
+                progress: Callable[[str, int, int], Optional[Callable[[int], None]]]
+                ) -> FolderPullResult:
+    """Stage the tree under ``folder`` into ``dest/<folder name>`` (see the module doc)."""
+    from drivestage import download as dl
+    from drivestage.stage import check_space, safe_name
+
+    if not folder.name:
+        raise UsageError(f"{src} is the root of the drive; name a folder in it to pull")
+    began = time.monotonic()
+    root = os.path.join(dest, safe_name(folder.name, src))
+    items, skipped = _walk(store, folder, src.rstrip("/"), rel.rstrip("/"), root)
+    todo = sum(it.entry.size - dl.partial_size(it.target, it.entry)
+               for it in items if not _looks_staged(it))
+    os.makedirs(root, exist_ok=True)
+    check_space(root, reserve, todo, f"download {src}")
+    log.info("pull %s: %d files, %d skipped, up to %d bytes to download", src, len(items),
+             len(skipped), todo)
+
+    jobs = max(1, int(jobs or dl.DEFAULT_JOBS))
+    limit = int(chunk_size or dl.DEFAULT_CHUNK_SIZE)
+    bar = _TreeProgress(progress, os.path.basename(root), sum(it.entry.size for it in items))
+
+    def stage(index: int, streams: int) -> Any:
+        it = items[index]
+        one = stage_cls(it.src, it.rel, it.folder, store, extract=extract and _is_archive(it),
+                        jobs=streams, force=force, reserve=reserve, chunk_size=chunk_size,
+                        progress=bar.for_file(index))
+        result = one.run_entry(it.entry)
+        bar.done(index, it.entry.size)
+        return result
+
+    results: dict[int, Any] = {}
+    small = [i for i, it in enumerate(items) if it.entry.size <= limit]
+    if small:
+        with ThreadPoolExecutor(max_workers=min(jobs, len(small)),
+                                thread_name_prefix="drivestage-pull") as pool:
+            futures = {pool.submit(stage, i, 1): i for i in small}
+            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for fut in finished:
+                if fut.exception() is not None:
+                    for other in futures:
+                        other.cancel()
+                    bar.close()
+                    raise fut.exception()  # type: ignore[misc]
+            for fut, i in futures.items():
+                results[i] = fut.result()
+    try:
+        for i, it in enumerate(items):
+            if i not in results:
+                results[i] = stage(i, jobs)
+    finally:
+        bar.close()
+    return FolderPullResult(src=src, path=root, dest=dest, id=folder.id,
+                            files=[results[i] for i in range(len(items))], skipped=skipped,
+                            seconds=round(time.monotonic() - began, 3))
+
+
+def _walk(store: Any, folder: RemoteEntry, src: str, rel: str,
+          local: str) -> tuple[list[_Item], list[str]]:
+    """Every downloadable file under ``folder`` (one listing per folder), and those skipped."""
+    from drivestage.stage import safe_name
+
+    is_native = getattr(store, "is_native", None)
+    items: list[_Item] = []
+    skipped: list[str] = []
+    stack = [(folder, src, rel, local)]
+    while stack:
+        cur, cur_src, cur_rel, cur_local = stack.pop()
+        children = sorted(store.list(cur), key=lambda e: (e.name, e.id))
+        by_name: dict[str, list[RemoteEntry]] = {}
+        for child in children:
+            by_name.setdefault(safe_name(child.name, cur_src), []).append(child)
+        for name, same in by_name.items():
+            if len(same) > 1:
+                ids = [e.id for e in same]
+                raise DuplicateNameError(
+                    f"{cur_src}/{name} names {len(same)} items (ids {', '.join(ids)})"
+                    "; a folder pull needs one local path per item. Rename or delete the "
+                    f"others on Drive, or pull one by id, e.g. drive:id:{ids[0]}", ids=ids)
+        subfolders = []
+        for child in children:
+            name = safe_name(child.name, cur_src)
+            child_src, child_rel = f"{cur_src}/{child.name}", _join(cur_rel, child.name)
+            if child.is_dir:
+                subfolders.append((child, child_src, child_rel, os.path.join(cur_local, name)))
+            elif callable(is_native) and is_native(child):
+                log.warning("skipping %s: it has no binary content (a Google Docs, Sheets or "
+                            "Slides file?)", child_src)
+                skipped.append(child_src)
+            else:
+                items.append(_Item(child, child_src, child_rel, cur_local))
+        stack.extend(reversed(subfolders))  # depth-first, in name order
+    return items, skipped
+
+
+def _join(rel: str, name: str) -> str:
+    return f"{rel}/{name}" if rel else name
+
+
+def _is_archive(item: _Item) -> bool:
+    """Archives by name: ``--extract`` on a folder extracts those and keeps the rest as is."""
+    from drivestage.extract import ARCHIVE_SUFFIXES
+
+    return item.entry.name.lower().endswith(ARCHIVE_SUFFIXES)
+
+
+def _looks_staged(item: _Item) -> bool:
+    """A file of the right size already at the target (its md5 is checked when staged)."""
+    try:
+        return os.path.getsize(item.target) == item.entry.size
+    except OSError:
+        return False
+
+
+class _TreeProgress:
+    """One bar for the whole tree, fed by every file's transfer (from several threads)."""
+
+    def __init__(self, progress: Callable[[str, int, int], Optional[Callable[[int], None]]],
+                 label: str, total: int):
+        self.update = progress(label, total, 0)
+        self.lock = threading.Lock()
+        self.seen: dict[int, int] = {}
+        self.closed = False
+
+    def for_file(self, index: int) -> Callable[[str, int, int], Optional[Callable[[int], None]]]:
+        """A per-file progress factory: transfer bytes go to the tree's bar, extraction not."""
+
+        def factory(label: str, total: int, initial: int) -> Optional[Callable[[int], None]]:
+            if self.update is None or label == "extract":
+                return None
+            return lambda n: self._add(index, n)
+
+        return factory
+
+    def _add(self, index: int, n: int) -> None:
+        with self.lock:
+            self.seen[index] = self.seen.get(index, 0) + n
+            if self.update is not None and not self.closed:
+                self.update(n)
+
+    def done(self, index: int, size: int) -> None:
+        """A file is staged: count what it did not transfer (already staged, verified)."""
+        with self.lock:
+            rest = size - self.seen.get(index, 0)
+        if rest > 0:
+            self._add(index, rest)
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True

@@ -1,0 +1,196 @@
+"""`drivestage pull` of a whole folder: the tree, archives extracted in place, incremental
+reruns, and the early failures (duplicates, disk space), against the emulator."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+
+import pytest
+from click.testing import CliRunner
+
+import drivestage
+from drivestage.cli import cli
+from drivestage.stage_tree import FolderPullResult
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(autouse=True)
+def _fast(fast_retries):
+    """Backoffs of a millisecond, without jitter, for every test here."""
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def a_zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def tree(root) -> dict[str, bytes]:
+    """Every file under ``root`` but drivestage's own bookkeeping, with its bytes."""
+    out = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != ".drivestage"]
+        for name in files:
+            path = os.path.join(folder, name)
+            out[os.path.relpath(path, root)] = open(path, "rb").read()
+    return out
+
+
+def media(emulator) -> list:
+    return [r for r in emulator.requests if r.query.get("alt") == "media"]
+
+
+@pytest.fixture
+def voc_folder(emulator):
+    """drive:Datasets/VOC: two archives, a checkpoint (a zip inside, not to unpack), a big
+    file (several chunks, parallel streams) and small files in a subfolder."""
+    files = {
+        "VOC2007.zip": a_zip({"VOCdevkit/VOC2007/Annotations/000001.xml": b"<a>1</a>"}),
+        "VOC2012.zip": a_zip({"VOCdevkit/VOC2012/Annotations/000002.xml": b"<a>2</a>"}),
+        "weights/yolov4_tiny.pt": a_zip({"archive/data.pkl": b"not for unpacking"}),
+        "big.bin": os.urandom(3 * MiB + 12345),
+        "meta/classes.txt": b"cat\ndog\n",
+        "meta/empty.txt": b"",
+    }
+    for rel, data in files.items():
+        emulator.add_file(f"Datasets/VOC/{rel}", data)
+    emulator.add_folder("Datasets/VOC/empty-folder")
+    return files
+
+
+def test_a_folder_lands_whole_with_its_archives_extracted(emulator, drive_env, tmp_path,
+                                                          voc_folder):
+    dest = tmp_path / "data"
+    code, out, err = run("pull", "drive:Datasets/VOC", str(dest), "--extract",
+                         "--chunk-size", "1M")
+    assert code == 0, err
+    assert out == f"{dest / 'VOC'}\n"
+    expected = {os.path.normpath(k): v for k, v in voc_folder.items()}
+    expected["VOCdevkit/VOC2007/Annotations/000001.xml"] = b"<a>1</a>"
+    expected["VOCdevkit/VOC2012/Annotations/000002.xml"] = b"<a>2</a>"
+    assert tree(dest / "VOC") == expected        # the .pt stays a file: not an archive name
+    assert (dest / "VOC" / "empty-folder").is_dir() is False  # only files are staged
+    assert err.strip().endswith(
+        f"drive:Datasets/VOC -> {dest / 'VOC'}: 6 files (6 downloaded), "
+        f"{_human(sum(len(v) for v in voc_folder.values()))}, 2 members extracted, "
+        f"{err.strip().rsplit(', ', 1)[1]}")
+    # The big file came in ranged chunks; every file exactly once.
+    ranged = [r for r in media(emulator) if r.headers.get("Range", "").startswith("bytes=")]
+    assert len(ranged) >= 4
+
+
+def test_a_rerun_downloads_nothing_and_lists_each_folder_once(emulator, drive_env, tmp_path,
+                                                              voc_folder):
+    dest = tmp_path / "data"
+    assert run("pull", "drive:Datasets/VOC", str(dest), "-x", "-q")[0] == 0
+    emulator.clear_requests()
+    code, out, err = run("pull", "drive:Datasets/VOC", str(dest), "-x", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["folder"] is True and summary["actions"] == {"cached": 6}
+    assert summary["fetched"] == 0 and len(summary["files"]) == 6
+    assert media(emulator) == []
+    lists = [r for r in emulator.requests if r.path == "/drive/v2/files" and r.method == "GET"
+             and "in parents" in r.query.get("q", "") and "title" not in r.query.get("q", "")]
+    assert len(lists) == 4  # VOC, empty-folder, meta, weights: one listing each
+
+
+def test_only_what_changed_on_drive_is_fetched_again(emulator, drive_env, tmp_path, voc_folder):
+    dest = tmp_path / "data"
+    assert run("pull", "drive:Datasets/VOC", str(dest), "-q")[0] == 0
+    store = drivestage.connect()
+    store.delete(store.resolve("Datasets/VOC/meta/classes.txt"))
+    emulator.add_file("Datasets/VOC/meta/classes.txt", b"cat\ndog\nbird\n")
+    emulator.add_file("Datasets/VOC/meta/new.txt", b"new")
+    emulator.clear_requests()
+    result = drivestage.pull("drive:Datasets/VOC", str(dest), quiet=True)
+    assert isinstance(result, FolderPullResult)
+    actions = {os.path.relpath(f.path, result.path): f.action for f in result.files}
+    assert actions.pop(os.path.join("meta", "classes.txt")) == "download"
+    assert actions.pop(os.path.join("meta", "new.txt")) == "download"
+    assert set(actions.values()) == {"cached"}
+    assert len(media(emulator)) == 2
+    assert (dest / "VOC/meta/classes.txt").read_bytes() == b"cat\ndog\nbird\n"
+    for f in result.files:
+        assert hashlib.md5(open(f.path, "rb").read()).hexdigest() == f.md5
+
+
+def test_duplicate_names_fail_before_any_download(emulator, drive_env, tmp_path, voc_folder):
+    a = emulator.add_file("Datasets/VOC/meta/dup.txt", b"1")
+    b = emulator.add_file("Datasets/VOC/meta/dup.txt", b"2")
+    code, out, err = run("pull", "drive:Datasets/VOC", str(tmp_path / "data"))
+    assert code == 1
+    assert "drive:Datasets/VOC/meta/dup.txt names 2 items" in err
+    assert a in err and b in err and "drive:id:" in err
+    assert media(emulator) == []
+    assert tree(tmp_path / "data") == {}
+
+
+def test_not_enough_disk_fails_before_any_download(emulator, drive_env, tmp_path, voc_folder):
+    code, out, err = run("pull", "drive:Datasets/VOC", str(tmp_path / "data"),
+                         "--reserve", "100000T")
+    assert code == 1 and "not enough free disk space" in err
+    assert "to download drive:Datasets/VOC: needs" in err
+    assert media(emulator) == []
+
+
+def test_faults_on_the_wire_are_retried_and_the_bytes_are_exact(emulator, drive_env, tmp_path,
+                                                                voc_folder):
+    emulator.faults.inject("GET", r"alt=media", status=503, retry_after=0, times=3)
+    emulator.faults.drop("GET", r"alt=media", after_bytes=1000, times=1)
+    code, out, err = run("pull", "drive:Datasets/VOC", str(tmp_path / "data"), "-q",
+                         "--chunk-size", "1M")
+    assert code == 0, err
+    assert tree(tmp_path / "data" / "VOC") == {os.path.normpath(k): v
+                                                for k, v in voc_folder.items()}
+
+
+def test_google_docs_in_the_folder_are_skipped_and_reported(emulator, drive_env, tmp_path):
+    emulator.add_file("F/a.txt", b"a")
+    emulator.add_file("F/notes", b"", mime_type="application/vnd.google-apps.document")
+    code, out, err = run("pull", "drive:F", str(tmp_path / "d"), "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["skipped"] == ["drive:F/notes"]
+    assert [f["name"] for f in summary["files"]] == ["a.txt"]
+    assert "skipping drive:F/notes: it has no binary content" in err
+    assert tree(tmp_path / "d" / "F") == {"a.txt": b"a"}
+
+
+def test_a_folder_by_id_and_the_drive_root(emulator, drive_env, tmp_path):
+    fid = emulator.add_folder("G")
+    emulator.add_file("G/x.bin", b"x")
+    code, out, err = run("pull", f"drive:id:{fid}", str(tmp_path / "d"), "-q")
+    assert code == 0, err
+    assert tree(tmp_path / "d") == {os.path.join("G", "x.bin"): b"x"}
+    code, out, err = run("pull", "drive:", str(tmp_path / "e"))
+    assert code == 2 and "drive: is the root of the drive; name a folder in it" in err
+
+
+def test_a_folder_on_a_drive_mount(tmp_path):
+    mount = tmp_path / "MyDrive" / "VOC"
+    (mount / "sub").mkdir(parents=True)
+    (mount / "a.zip").write_bytes(a_zip({"x/y.txt": b"y"}))
+    (mount / "sub" / "b.txt").write_bytes(b"b")
+    code, out, err = run("pull", str(mount), str(tmp_path / "data"), "-x", "-q")
+    assert code == 0, err
+    assert tree(tmp_path / "data" / "VOC") == {"a.zip": (mount / "a.zip").read_bytes(),
+                                                os.path.join("x", "y.txt"): b"y",
+                                                os.path.join("sub", "b.txt"): b"b"}
+
+
+def _human(n: int) -> str:
+    from drivestage.stage import human
+
+    return human(n)
