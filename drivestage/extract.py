@@ -662,6 +662,17 @@ def _move_into_place(tmp: str, dest: str, tops: list[str]) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def _refuse_replacing_folders(archive: str, dest: str, entries: list[_Entry]) -> None:
+    """A member that is not a folder never replaces a folder of DEST (it could hold anything
+    of the user's): refused before anything is written."""
+    for e in entries:
+        if e.kind != "dir" and _real_dir(os.path.join(dest, e.path)):
+            raise ArchiveError(
+                f"{os.path.basename(archive)}: member {e.path} is a file, but "
+                f"{os.path.join(dest, e.path)} is a folder; move that folder away or extract "
+                "elsewhere")
+
+
 def _real_dir(path: str) -> bool:
     return os.path.isdir(path) and not os.path.islink(path)
 
@@ -716,6 +727,7 @@ def extract_archive(archive_path: PathLike, dest_dir: PathLike, *,
     kind, entries = _list_members(archive)
     entries = _dedupe_and_check(entries)
     os.makedirs(dest, exist_ok=True)
+    _refuse_replacing_folders(archive, dest, entries)
     _remove_stale_temps(dest)
     needed = _needed_bytes(entries)
     free = (free_bytes or _default_free_bytes)(dest)

@@ -325,6 +325,17 @@ def test_a_folder_in_the_archive_replaces_a_file_of_that_name(tmp_path, dest):
     assert (dest / "data/x.txt").read_bytes() == b"x"
 
 
+def test_a_file_in_the_archive_never_replaces_a_folder(tmp_path, dest):
+    (dest / "data").mkdir()
+    (dest / "data/mine.txt").write_bytes(b"the user's")
+    archive = make_zip(tmp_path / "f.zip", [("new.txt", b"n", None), ("data", b"a file", None)])
+    before = snapshot(dest)
+    with pytest.raises(ArchiveError, match=r"member data is a file, but .*data is a folder; "
+                                           r"move that folder away or extract elsewhere"):
+        extract_archive(archive, dest)
+    assert snapshot(dest) == before
+
+
 def test_remove_members_removes_only_what_the_old_version_wrote(tmp_path, dest):
     (dest / "VOC/sub").mkdir(parents=True)
     (dest / "VOC/sub/old.txt").write_bytes(b"old")
