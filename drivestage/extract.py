@@ -669,8 +669,8 @@ def _refuse_replacing_folders(archive: str, dest: str, entries: list[_Entry]) ->
         if e.kind != "dir" and _real_dir(os.path.join(dest, e.path)):
             raise ArchiveError(
                 f"{os.path.basename(archive)}: member {e.path} is a file, but "
-                f"{os.path.join(dest, e.path)} is a folder; move that folder away or extract "
-                "elsewhere")
+                f"{os.path.join(dest, e.path)}"
+                " is a folder; move that folder away or extract elsewhere")
 
 
 def _real_dir(path: str) -> bool:
