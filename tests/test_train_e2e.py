@@ -129,6 +129,22 @@ def test_dataset_zip_is_pulled_from_drive_and_splits_resolved(drive, synth_voc, 
     assert ckpt.load_checkpoint(str(tmp_path / "logs" / "last.pt"))["global_step"] == n_train // 8
 
 
+def test_a_drive_folder_of_archives_can_be_the_dataset(drive, synth_voc, tiny_config, tmp_path):
+    """data.drive_zip may name a folder: it is pulled whole, its archives extracted in place."""
+    from trainer.engine import stage_data
+
+    drive.add_file("VOC_datasets/synth.zip", str(synth_voc.zip_path))
+    drive.add_file("VOC_datasets/README.txt", b"the synthetic set")
+    path = tiny_config(**{"data.drive_zip": "drive:VOC_datasets", "data.train": "train",
+                          "data.val": "val", "data.classes": ["circle", "square", "triangle"]})
+    spec = stage_data(load_config(path))
+    staged = tmp_path / "data" / "VOC_datasets"
+    assert spec.voc_root == str(staged / "VOCdevkit")
+    assert (staged / "README.txt").read_bytes() == b"the synthetic set"
+    n_train = len((staged / "VOCdevkit/VOC2007/ImageSets/Main/train.txt").read_text().split())
+    assert len(spec.train_lines) == n_train > 0
+
+
 def test_weights_for_another_class_count_skip_the_head_with_a_report(tiny_config, tmp_path, caplog):
     from trainer.model import YoloV4Tiny
 

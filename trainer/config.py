@@ -41,7 +41,8 @@ class DataConfig:
     classes: Union[str, list] = _f("model_data/voc_classes.txt",
                                    "class names: a file with one name per line, or a list")
     root: str = _f("./data", "local folder that data.drive_zip is pulled and extracted into")
-    drive_zip: Optional[str] = _f(None, "archive to pull and extract first (drive:path or a local path)")
+    drive_zip: Optional[str] = _f(None, "archive to pull and extract first (drive:path or a local "
+                                        "path); a folder is pulled whole, archives extracted")
     voc_root: Optional[str] = _f(None, "VOCdevkit folder; found under data.root when empty")
     year: str = _f("2007", "VOC year folder (VOCdevkit/VOC<year>) the split names refer to")
     train: str = _f("train", "training set: an annotation-lines file, or a split name in ImageSets/Main")
