@@ -29,6 +29,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/pull.py
+	$(BIN)/python bench/pull_folder.py
 	$(BIN)/python bench/push.py
 	$(BIN)/python bench/train_step.py
 

@@ -88,7 +88,8 @@ def pull_folder(stage_cls: Any, folder: RemoteEntry, *, src: str, rel: str, dest
         raise UsageError(f"{src} is the root of the drive; name a folder in it to pull")
     began = time.monotonic()
     root = os.path.join(dest, safe_name(folder.name, src))
-    items, skipped = _walk(store, folder, src.rstrip("/"), rel.rstrip("/"), root)
+    jobs = max(1, int(jobs or dl.DEFAULT_JOBS))
+    items, skipped = _walk(store, folder, src.rstrip("/"), rel.rstrip("/"), root, jobs)
     todo = sum(it.entry.size - dl.partial_size(it.target, it.entry)
                for it in items if not _looks_staged(it))
     os.makedirs(root, exist_ok=True)
@@ -96,7 +97,6 @@ def pull_folder(stage_cls: Any, folder: RemoteEntry, *, src: str, rel: str, dest
     log.info("pull %s: %d files, %d skipped, up to %d bytes to download", src, len(items),
              len(skipped), todo)
 
-    jobs = max(1, int(jobs or dl.DEFAULT_JOBS))
     limit = int(chunk_size or dl.DEFAULT_CHUNK_SIZE)
     bar = _TreeProgress(progress, os.path.basename(root), sum(it.entry.size for it in items))
 
@@ -135,42 +135,62 @@ def pull_folder(stage_cls: Any, folder: RemoteEntry, *, src: str, rel: str, dest
                             seconds=round(time.monotonic() - began, 3))
 
 
-def _walk(store: Any, folder: RemoteEntry, src: str, rel: str,
-          local: str) -> tuple[list[_Item], list[str]]:
-    """Every downloadable file under ``folder`` (one listing per folder), and those skipped."""
+def _walk(store: Any, folder: RemoteEntry, src: str, rel: str, local: str,
+          jobs: int) -> tuple[list[_Item], list[str]]:
+    """Every downloadable file under ``folder``, in tree order, and those skipped.
+
+    One listing per folder; the folders of one level are listed ``jobs`` at a time (each
+    listing is a round trip to Drive)."""
     from drivestage.stage import safe_name
 
     is_native = getattr(store, "is_native", None)
     items: list[_Item] = []
     skipped: list[str] = []
-    stack = [(folder, src, rel, local)]
-    while stack:
-        cur, cur_src, cur_rel, cur_local = stack.pop()
-        children = sorted(store.list(cur), key=lambda e: (e.name, e.id))
-        by_name: dict[str, list[RemoteEntry]] = {}
-        for child in children:
-            by_name.setdefault(safe_name(child.name, cur_src), []).append(child)
-        for name, same in by_name.items():
-            if len(same) > 1:
-                ids = [e.id for e in same]
-                raise DuplicateNameError(
-                    f"{cur_src}/{name} names {len(same)} items (ids {', '.join(ids)})"
-                    "; a folder pull needs one local path per item. Rename or delete the "
-                    f"others on Drive, or pull one by id, e.g. drive:id:{ids[0]}", ids=ids)
-        subfolders = []
-        for child in children:
-            name = safe_name(child.name, cur_src)
-            child_src, child_rel = f"{cur_src}/{child.name}", _join(cur_rel, child.name)
-            if child.is_dir:
-                subfolders.append((child, child_src, child_rel, os.path.join(cur_local, name)))
-            elif callable(is_native) and is_native(child):
-                log.warning("skipping %s: it has no binary content (a Google Docs, Sheets or "
-                            "Slides file?)", child_src)
-                skipped.append(child_src)
-            else:
-                items.append(_Item(child, child_src, child_rel, cur_local))
-        stack.extend(reversed(subfolders))  # depth-first, in name order
+    # (folder, its src, its store path, its local folder, its names below ``folder``)
+    level: list[tuple[RemoteEntry, str, str, str, tuple[str, ...]]] = [
+        (folder, src, rel, local, ())]
+    placed: dict[tuple[str, ...], list[_Item]] = {}
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="drivestage-list") as pool:
+        while level:
+            listings = list(pool.map(lambda f: store.list(f[0]), level))
+            next_level = []
+            for (cur, cur_src, cur_rel, cur_local, names), children in zip(level, listings):
+                children = sorted(children, key=lambda e: (e.name, e.id))
+                _refuse_duplicates(children, cur_src)
+                files: list[_Item] = []
+                for child in children:
+                    name = safe_name(child.name, cur_src)
+                    child_src, child_rel = f"{cur_src}/{child.name}", _join(cur_rel, child.name)
+                    if child.is_dir:
+                        next_level.append((child, child_src, child_rel,
+                                           os.path.join(cur_local, name), names + (name,)))
+                    elif callable(is_native) and is_native(child):
+                        log.warning("skipping %s: it has no binary content (a Google Docs, "
+                                    "Sheets or Slides file?)", child_src)
+                        skipped.append(child_src)
+                    else:
+                        files.append(_Item(child, child_src, child_rel, cur_local))
+                placed[names] = files
+            level = next_level
+    # Tree order: a folder's files, then its subfolders' (sorted name tuples do exactly that).
+    for names in sorted(placed):
+        items.extend(placed[names])
     return items, skipped
+
+
+def _refuse_duplicates(children: list[RemoteEntry], where: str) -> None:
+    from drivestage.stage import safe_name
+
+    by_name: dict[str, list[RemoteEntry]] = {}
+    for child in children:
+        by_name.setdefault(safe_name(child.name, where), []).append(child)
+    for name, same in by_name.items():
+        if len(same) > 1:
+            ids = [e.id for e in same]
+            raise DuplicateNameError(
+                f"{where}/{name} names {len(same)} items (ids {', '.join(ids)})"
+                "; a folder pull needs one local path per item. Rename or delete the "
+                f"others on Drive, or pull one by id, e.g. drive:id:{ids[0]}", ids=ids)
 
 
 def _join(rel: str, name: str) -> str:
