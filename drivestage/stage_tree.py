@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -111,21 +111,19 @@ def pull_folder(stage_cls: Any, folder: RemoteEntry, *, src: str, rel: str, dest
 
     results: dict[int, Any] = {}
     small = [i for i, it in enumerate(items) if it.entry.size <= limit]
-    if small:
-        with ThreadPoolExecutor(max_workers=min(jobs, len(small)),
-                                thread_name_prefix="drivestage-pull") as pool:
-            futures = {pool.submit(stage, i, 1): i for i in small}
-            finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for fut in finished:
-                if fut.exception() is not None:
-                    for other in futures:
-                        other.cancel()
-                    bar.close()
-                    raise fut.exception()  # type: ignore[misc]
-            for fut, i in futures.items():
-                results[i] = fut.result()
     try:
-        for i, it in enumerate(items):
+        if small:
+            with ThreadPoolExecutor(max_workers=min(jobs, len(small)),
+                                    thread_name_prefix="drivestage-pull") as pool:
+                futures = {i: pool.submit(stage, i, 1) for i in small}
+                try:
+                    for i, fut in futures.items():
+                        results[i] = fut.result()
+                except BaseException:
+                    for fut in futures.values():
+                        fut.cancel()
+                    raise
+        for i in range(len(items)):
             if i not in results:
                 results[i] = stage(i, jobs)
     finally:

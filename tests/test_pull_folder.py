@@ -194,3 +194,22 @@ def _human(n: int) -> str:
     from drivestage.stage import human
 
     return human(n)
+
+
+def test_a_failure_part_way_keeps_what_was_staged_and_the_rerun_finishes(
+        emulator, drive_env, tmp_path, voc_folder):
+    big = emulator.find("Datasets/VOC/big.bin")["id"]
+    # Small files go first; the big one (fetched last, in ranged streams) is refused once.
+    emulator.faults.inject("GET", rf"{big}.*alt=media", status=403,
+                           reason="insufficientFilePermissions", times=1)
+    dest = tmp_path / "data"
+    code, out, err = run("pull", "drive:Datasets/VOC", str(dest), "-q", "--chunk-size", "1M")
+    assert code == 1 and "big.bin" in err
+    assert not (dest / "VOC/big.bin").exists()
+    code, out, err = run("pull", "drive:Datasets/VOC", str(dest), "--json",
+                         "--chunk-size", "1M")
+    assert code == 0, err
+    actions = {f["name"]: f["action"] for f in json.loads(out)["files"]}
+    assert actions.pop("big.bin") == "download"
+    assert set(actions.values()) == {"cached"}
+    assert tree(dest / "VOC") == {os.path.normpath(k): v for k, v in voc_folder.items()}
