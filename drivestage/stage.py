@@ -80,8 +80,8 @@ def pull(src: str, dest: str, *, extract: bool = False, jobs: Optional[int] = No
     The file lands at ``dest/<name>``; with ``extract`` a zip / tar / tar.gz is then extracted
     into ``dest`` (atomically, see :mod:`drivestage.extract`). A folder lands at
     ``dest/<name>/`` with its whole tree, each archive in it extracted where it lies, and the
-    result is a :class:`~drivestage.stage_tree.FolderPullResult`. ``jobs`` parallel ranged streams
-    (default 4). ``force`` stages again even when the stamp says it is done. ``reserve``
+    result is a :class:`~drivestage.stage_tree.FolderPullResult`. ``jobs`` parallel ranged
+    streams (default 4). ``force`` stages again even when the stamp says it is done. ``reserve``
     bytes of local disk are kept free. ``retries`` is the number of attempts per Drive request
     (default ``$DRIVESTAGE_RETRY_ATTEMPTS`` or 8). ``progress(label, total, initial)`` may return a
     per-byte callback (the CLI's tqdm); ``quiet`` turns the default tqdm bars off.
@@ -113,7 +113,7 @@ def pull(src: str, dest: str, *, extract: bool = False, jobs: Optional[int] = No
         except _IsFolder as found:
             from drivestage.stage_tree import pull_folder
 
-            result = pull_folder(_Stage, found.entry, src=src, rel=rel, dest=dest, store=store,
+            result = pull_folder(found.entry, src=src, rel=rel, dest=dest, store=store,
                                  extract=extract, jobs=jobs, force=force, reserve=reserve,
                                  chunk_size=chunk_size, progress=progress)
     except DriveStageError:

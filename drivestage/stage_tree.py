@@ -75,14 +75,14 @@ class _Item:
         return os.path.join(self.folder, safe_name(self.entry.name, self.src))
 
 
-def pull_folder(stage_cls: Any, folder: RemoteEntry, *, src: str, rel: str, dest: str,
+def pull_folder(folder: RemoteEntry, *, src: str, rel: str, dest: str,
                 store: Any, extract: bool, jobs: Optional[int], force: bool, reserve: int,
                 chunk_size: Optional[int],
                 progress: Callable[[str, int, int], Optional[Callable[[int], None]]]
                 ) -> FolderPullResult:
     """Stage the tree under ``folder`` into ``dest/<folder name>`` (see the module doc)."""
     from drivestage import download as dl
-    from drivestage.stage import check_space, safe_name
+    from drivestage.stage import _Stage, check_space, safe_name
 
     if not folder.name:
         raise UsageError(f"{src} is the root of the drive; name a folder in it to pull")
@@ -102,7 +102,7 @@ def pull_folder(stage_cls: Any, folder: RemoteEntry, *, src: str, rel: str, dest
 
     def stage(index: int, streams: int) -> Any:
         it = items[index]
-        one = stage_cls(it.src, it.rel, it.folder, store, extract=extract and _is_archive(it),
+        one = _Stage(it.src, it.rel, it.folder, store, extract=extract and _is_archive(it),
                         jobs=streams, force=force, reserve=reserve, chunk_size=chunk_size,
                         progress=bar.for_file(index))
         result = one.run_entry(it.entry)
