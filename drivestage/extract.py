@@ -7,6 +7,7 @@
    a symlink member, hard links to anything but an earlier file of the same
    archive, and device/FIFO members raise :class:`UnsafeArchiveError` naming the
    member; encrypted or unsupported members raise :class:`ArchiveError`.
+   A member that is a file where DEST has a folder raises :class:`ArchiveError`.
    Nothing has been written at that point.
 2. Free disk space is checked against the member sizes (each rounded up to a
    4 KiB block): :class:`DiskSpaceError` with the numbers, before writing.
@@ -16,12 +17,14 @@
    tar members are written by ``jobs`` threads over contiguous member ranges
    (zlib and file I/O release the GIL); compressed tars are one stream.
    CRC-32 is checked for zip members; a short read is :class:`ArchiveError`.
-4. Each top-level entry of the archive then replaces the entry of the same name
-   in DEST (the old one is first renamed aside, then deleted), like the recipe's
-   ``rm -rf VOCdevkit && unzip``. Entries of DEST the archive does not contain
-   at top level are never touched. A crash leaves at most a hidden temporary
-   folder, which the next extraction into DEST removes; the caller's stamp is
-   what says "complete".
+4. The tree is then merged into DEST as ``unzip`` does: a path DEST lacks arrives
+   by one rename (a whole new ``VOCdevkit/`` at once), folders present on both
+   sides are merged (VOC2007's and VOC2012's archives share ``VOCdevkit/``), and
+   a file replaces the file at its path (renamed aside first, then deleted). A
+   file never replaces a folder of DEST: that is refused in step 1. Nothing the
+   archive does not contain is touched. A crash leaves at most a hidden
+   temporary folder, which the next extraction into DEST removes, and some
+   members already in place; the caller's stamp is what says "complete".
 
 Symlinks whose target stays inside DEST are extracted as symlinks (this is
 checked lexically up front, and again with ``realpath`` once they exist).
