@@ -28,7 +28,6 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 
@@ -37,6 +36,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 from drivestage.cli.pull import parse_size  # noqa: E402
 from drivestage.emulator import Emulator  # noqa: E402
+from peak import run_drivestage  # noqa: E402
 
 
 def build_zip(path: str, size: int, members: int, seed: int = 0) -> None:
@@ -65,43 +65,19 @@ def build_zip(path: str, size: int, members: int, seed: int = 0) -> None:
     os.replace(tmp, path)
 
 
-# Runs drivestage's console-script main() and writes the process's own peak RSS (VmHWM, kB)
-# at exit: a child's rusage is no good, it starts from the parent's peak (this process, with
-# the emulator in it).
-_PEAK_RUN = """
-import atexit, sys
-out = sys.argv.pop(1)
-def hwm():
-    with open('/proc/self/status') as fh:
-        kb = next(line.split()[1] for line in fh if line.startswith('VmHWM:'))
-    with open(out, 'w') as fh:
-        fh.write(kb)
-atexit.register(hwm)
-sys.argv[0] = 'drivestage'
-from drivestage.cli import main
-main()
-"""
-
-
 def timed(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> tuple[float, int, str]:
     """(seconds, peak RSS in bytes or 0, stdout) of one command; fails loudly.
 
     ``cmd`` starting with ``"drivestage"`` runs it with this interpreter, its peak measured."""
-    peak_file = None
-    if cmd[0] == "drivestage":
-        fd, peak_file = tempfile.mkstemp(prefix="drivestage-peak-")
-        os.close(fd)
-        cmd = [sys.executable, "-c", _PEAK_RUN, peak_file, *cmd[1:]]
     began = time.monotonic()
-    proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+    peak = 0
+    if cmd[0] == "drivestage":
+        proc, peak = run_drivestage(cmd[1:], env=env, cwd=cwd)
+    else:
+        proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
     elapsed = time.monotonic() - began
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    peak = 0
-    if peak_file is not None:
-        with open(peak_file) as fh:
-            peak = int(fh.read() or 0) * 1024
-        os.unlink(peak_file)
     return elapsed, peak, proc.stdout
 
 

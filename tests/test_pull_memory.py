@@ -2,28 +2,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-MiB = 1024 * 1024
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from peak import run_drivestage  # noqa: E402  (bench/peak.py: the child's own peak RSS)
 
-# Runs the console script's main() and writes the process's own high-water RSS (VmHWM, kB)
-# at exit. The rusage of a child is no good here: it starts from the parent's peak.
-_RUN = """
-import atexit, sys
-out = sys.argv.pop(1)
-def hwm():
-    with open('/proc/self/status') as fh:
-        kb = next(line.split()[1] for line in fh if line.startswith('VmHWM:'))
-    with open(out, 'w') as fh:
-        fh.write(kb)
-atexit.register(hwm)
-sys.argv[0] = 'drivestage'
-from drivestage.cli import main
-main()
-"""
+MiB = 1024 * 1024
 
 
 def _write(path, size: int) -> None:
@@ -33,13 +20,10 @@ def _write(path, size: int) -> None:
             fh.write(i.to_bytes(8, "little") + block[8:])  # every MiB distinct
 
 
-def _peak_kb(tmp_path, drive_env, *args: str) -> int:
-    out = tmp_path / "hwm"
-    env = dict(os.environ, **drive_env)
-    proc = subprocess.run([sys.executable, "-c", _RUN, str(out), *args], env=env,
-                          capture_output=True, text=True)
+def _peak_kb(drive_env, *args: str) -> int:
+    proc, peak = run_drivestage(list(args), env=dict(os.environ, **drive_env))
     assert proc.returncode == 0, proc.stderr
-    return int(out.read_text())
+    return peak // 1024
 
 
 @pytest.mark.slow
@@ -52,7 +36,7 @@ def test_peak_memory_is_the_same_for_a_small_and_a_large_file(emulator, drive_en
         emulator.add_file(f"data/f{size}.bin", str(src))
         src.unlink()
         dest = tmp_path / f"out{size}"
-        peaks[size] = _peak_kb(tmp_path, drive_env, "pull", f"drive:data/f{size}.bin",
+        peaks[size] = _peak_kb(drive_env, "pull", f"drive:data/f{size}.bin",
                                str(dest), "-q")
         assert os.path.getsize(dest / f"f{size}.bin") == size
         (dest / f"f{size}.bin").unlink()

@@ -1,0 +1,42 @@
+"""Run the ``drivestage`` command in a child process and measure that process's own peak RSS.
+
+A child's rusage is no good for this: on Linux its ``ru_maxrss`` starts from the parent's
+peak (the high-water mark is carried over at exec), so a parent holding the emulator or test
+data inflates it. The child instead reads its own ``VmHWM`` from ``/proc/self/status`` at
+exit. Used by ``bench/pull.py`` and ``tests/test_pull_memory.py``.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+
+_RUN = """
+import atexit, sys
+out = sys.argv.pop(1)
+def hwm():
+    with open('/proc/self/status') as fh:
+        kb = next(line.split()[1] for line in fh if line.startswith('VmHWM:'))
+    with open(out, 'w') as fh:
+        fh.write(kb)
+atexit.register(hwm)
+sys.argv[0] = 'drivestage'
+from drivestage.cli import main
+main()
+"""
+
+
+def run_drivestage(args: list[str], env: dict | None = None,
+                   cwd: str | None = None) -> tuple[subprocess.CompletedProcess, int]:
+    """``drivestage ARGS`` through its console-script entry point: (process, peak RSS bytes)."""
+    fd, peak_file = tempfile.mkstemp(prefix="drivestage-peak-")
+    os.close(fd)
+    try:
+        proc = subprocess.run([sys.executable, "-c", _RUN, peak_file, *args], env=env, cwd=cwd,
+                              capture_output=True, text=True)
+        with open(peak_file) as fh:
+            peak = int(fh.read() or 0) * 1024
+    finally:
+        os.unlink(peak_file)
+    return proc, peak
