@@ -213,3 +213,25 @@ def test_a_failure_part_way_keeps_what_was_staged_and_the_rerun_finishes(
     assert actions.pop("big.bin") == "download"
     assert set(actions.values()) == {"cached"}
     assert tree(dest / "VOC") == {os.path.normpath(k): v for k, v in voc_folder.items()}
+
+
+def test_two_processes_pulling_one_folder_download_each_file_once(emulator, drive_env,
+                                                                  tmp_path, voc_folder):
+    """DDP ranks or two notebook cells pulling the same folder: every byte crosses once."""
+    import subprocess
+    import sys
+
+    emulator.faults.latency(0.02, method="GET", path=r"alt=media")
+    env = dict(os.environ, **drive_env)
+    cmd = [sys.executable, "-m", "drivestage", "pull", "drive:Datasets/VOC",
+           str(tmp_path / "data"), "-q", "--json", "--chunk-size", "1M"]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1] for o in outs]
+    for out, _ in outs:
+        assert json.loads(out)["size"] == sum(len(v) for v in voc_folder.values())
+    served = sum(r.bytes_out for r in media(emulator))
+    assert served == sum(len(v) for v in voc_folder.values())
+    assert tree(tmp_path / "data" / "VOC") == {os.path.normpath(k): v
+                                                for k, v in voc_folder.items()}
