@@ -40,3 +40,42 @@ def atomic_write(path: str, data: bytes, *, mode: Optional[int] = None) -> None:
         except OSError:
             pass
         raise
+
+
+#: Where Colab mounts Google Drive (``drive.mount('/content/drive')``).
+COLAB_DRIVE_MOUNT = "/content/drive"
+
+
+def drive_mount(path: str, mounts: Optional[str] = None) -> Optional[str]:
+    """The Google Drive FUSE mount that ``path`` lies in, or None.
+
+    A FUSE filesystem whose type or source names Drive (Colab's ``fuse.drive``,
+    google-drive-ocamlfuse, an rclone ``gdrive:`` remote), read from ``/proc/mounts`` (or
+    ``mounts``, the same format), and Colab's ``/content/drive`` whatever the table says."""
+    real = os.path.realpath(path)
+    found = []
+    if real == COLAB_DRIVE_MOUNT or real.startswith(COLAB_DRIVE_MOUNT + os.sep):
+        found.append(COLAB_DRIVE_MOUNT)
+    if mounts is None:
+        try:
+            with open("/proc/mounts", encoding="utf-8", errors="replace") as fh:
+                mounts = fh.read()
+        except OSError:
+            mounts = ""
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        source, point, fstype = (_unescape_mount(f) for f in fields[:3])
+        if not fstype.startswith("fuse") or "drive" not in (fstype + source).lower():
+            continue
+        if real == point or real.startswith(point.rstrip(os.sep) + os.sep):
+            found.append(point)
+    return max(found, key=len) if found else None
+
+
+def _unescape_mount(field: str) -> str:
+    """``/proc/mounts`` writes space, tab, newline and backslash as octal escapes."""
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(code, char)
+    return field

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 from drivestage import paths
-from drivestage.localfs import atomic_write
+from drivestage.localfs import atomic_write, drive_mount
 from drivestage.errors import (ArchiveError, DiskSpaceError, DriveStageError, LocalFileError,
                                NotFoundError, UsageError)
 from drivestage.store import RemoteEntry
@@ -92,6 +92,11 @@ def pull(src: str, dest: str, *, extract: bool = False, jobs: Optional[int] = No
         raise UsageError(f"DEST {dest} is a file; give the folder to stage into")
     if reserve < 0:
         raise UsageError(f"reserve must not be negative, got {reserve}")
+    mount = drive_mount(dest)
+    if mount is not None:
+        log.warning("DEST %s is inside the Google Drive mount %s: staging there sends every byte "
+                    "back to Drive through the slow mount. Pull to local disk instead (e.g. "
+                    "/content/data)", dest, mount)
     if store is None:
         from drivestage.remote import open_store
 

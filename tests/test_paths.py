@@ -61,3 +61,35 @@ def test_split_store_path():
     with pytest.raises(UsageError):
         paths.split_store_path("id:/x")
     assert paths.is_drive("drive:x") and not paths.is_drive("/tmp/x")
+
+
+# --- the Google Drive mount (pull and trainer warn when data or logs would live on it) ------
+
+def test_drive_mount_finds_a_drive_fuse_mount_and_only_that(tmp_path):
+    from drivestage.localfs import drive_mount
+
+    mnt = tmp_path / "My Drive mnt"
+    (mnt / "MyDrive" / "data").mkdir(parents=True)
+    other = tmp_path / "sshfs"
+    other.mkdir()
+    escaped = str(mnt).replace(" ", "\\040")
+    table = (f"drive {escaped} fuse.drive rw,nosuid,nodev 0 0\n"
+             f"host:/x {other} fuse.sshfs rw 0 0\n"
+             "/dev/vda / ext4 rw 0 0\n")
+    assert drive_mount(str(mnt / "MyDrive" / "data"), table) == str(mnt)
+    assert drive_mount(str(mnt / "MyDrive" / "not-yet-created"), table) == str(mnt)
+    assert drive_mount(str(mnt), table) == str(mnt)
+    assert drive_mount(str(other), table) is None
+    assert drive_mount(str(tmp_path / "My Drive mntx"), table) is None  # a prefix, not inside
+    # rclone and google-drive-ocamlfuse name Drive in the source or the type.
+    assert drive_mount(str(other), f"gdrive: {other} fuse.rclone rw 0 0\n") == str(other)
+    assert drive_mount(str(other), f"gdfuse {other} fuse.google-drive-ocamlfuse rw 0 0\n") \
+        == str(other)
+
+
+def test_colabs_drive_folder_counts_even_before_it_is_mounted():
+    from drivestage.localfs import COLAB_DRIVE_MOUNT, drive_mount
+
+    assert drive_mount(COLAB_DRIVE_MOUNT + "/MyDrive/logs", "") == COLAB_DRIVE_MOUNT
+    assert drive_mount("/content/drive-backup/x", "") is None
+    assert drive_mount("/content/data", "") is None

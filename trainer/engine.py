@@ -442,12 +442,26 @@ class Run:
         return self.ema.ema if self.ema is not None else self.bare_model
 
 
+def _warn_if_on_drive_mount(run: "Run") -> None:
+    """The recipe kept logs/ on the Drive mount; here that is slow and no safer."""
+    from drivestage.localfs import drive_mount
+
+    mount = drive_mount(run.out_dir)
+    if mount is not None and run.info.is_main:
+        logger.warning(
+            "train.out_dir %s is inside the Google Drive mount %s: checkpoints written there go "
+            "through the slow mount and may not reach Drive before the runtime dies. Keep "
+            "train.out_dir on local disk and set drive.logs=drive:... to mirror it, verified",
+            run.out_dir, mount)
+
+
 def fit(cfg: Config, *, resume: str = "auto", callbacks: Sequence[Callback] = ()) -> FitResult:
     """Train as configured; ``resume`` is ``auto`` (local, then Drive), ``none`` or a path."""
     info, device = distributed.setup(cfg.train.device)
     _set_determinism(cfg)
     run = Run(cfg, info, device)
     os.makedirs(run.out_dir, exist_ok=True)
+    _warn_if_on_drive_mount(run)
     restore_signal = _install_sigterm(run)
     try:
         return _fit(run, resume, callbacks)
