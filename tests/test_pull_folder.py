@@ -235,3 +235,18 @@ def test_two_processes_pulling_one_folder_download_each_file_once(emulator, driv
     assert served == sum(len(v) for v in voc_folder.values())
     assert tree(tmp_path / "data" / "VOC") == {os.path.normpath(k): v
                                                 for k, v in voc_folder.items()}
+
+
+def test_a_folder_in_a_shared_drive(emulator, drive_env, tmp_path):
+    team = emulator.add_shared_drive("Team Data")
+    emulator.add_file("VOC/a.zip", a_zip({"VOCdevkit/x.txt": b"x"}), drive_id=team)
+    emulator.add_file("VOC/sub/b.bin", b"b" * 1000, drive_id=team)
+    code, out, err = run("pull", "drive:shared/Team Data/VOC", str(tmp_path / "d"), "-x",
+                         "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert [f["src"] for f in summary["files"]] == ["drive:shared/Team Data/VOC/a.zip",
+                                                     "drive:shared/Team Data/VOC/sub/b.bin"]
+    staged = tree(tmp_path / "d" / "VOC")
+    assert staged[os.path.join("VOCdevkit", "x.txt")] == b"x"
+    assert staged[os.path.join("sub", "b.bin")] == b"b" * 1000
