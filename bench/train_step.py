@@ -231,6 +231,9 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
 
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: this machine has no usable CUDA GPU "
+                         f"(torch {torch.__version__}); run with --device cpu")
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
