@@ -250,3 +250,54 @@ def test_a_folder_in_a_shared_drive(emulator, drive_env, tmp_path):
     staged = tree(tmp_path / "d" / "VOC")
     assert staged[os.path.join("VOCdevkit", "x.txt")] == b"x"
     assert staged[os.path.join("sub", "b.bin")] == b"b" * 1000
+
+
+@pytest.mark.slow
+def test_a_folder_pull_killed_part_way_resumes_its_partial_file(emulator, drive_env, tmp_path):
+    """SIGKILL while the big file streams: the rerun keeps the staged small files and
+    continues the big one from its partial."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from drivestage import download as dl
+
+    chunk = 64 * 1024
+    small = {f"small/{i}.txt": os.urandom(1000 + i) for i in range(6)}
+    for rel, data in small.items():
+        emulator.add_file(f"K/{rel}", data)
+    big = os.urandom(40 * chunk)
+    emulator.add_file("K/big.bin", big)
+    entry = drivestage.connect().resolve("K/big.bin")
+    dest = tmp_path / "data"
+    partial = dl.partial_path(str(dest / "K" / "big.bin"), entry)
+    emulator.faults.throttle(512 * 1024)  # slow enough that the kill lands mid-file
+    cmd = [sys.executable, "-m", "drivestage", "pull", "drive:K", str(dest), "-q",
+           "--chunk-size", str(chunk), "-j", "2"]  # small files first, then big.bin
+    env = dict(os.environ, **drive_env)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not (os.path.exists(partial) and os.path.getsize(partial) >= 4 * chunk):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the big file never started"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+    have = os.path.getsize(partial)
+    assert not (dest / "K" / "big.bin").exists() and 4 * chunk <= have < len(big)
+    emulator.faults.throttle(None)
+    rerun = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert rerun.returncode == 0, rerun.stderr
+    files = {f["name"]: f for f in json.loads(rerun.stdout)["files"]}
+    assert files["big.bin"]["action"] == "resume"
+    assert files["big.bin"]["resumed_from"] == have
+    assert {files[f"{i}.txt"]["action"] for i in range(6)} == {"cached"}
+    assert tree(dest / "K") == {"big.bin": big,
+                                **{os.path.normpath(k): v for k, v in small.items()}}
