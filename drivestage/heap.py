@@ -15,8 +15,11 @@ import sys
 _M_MMAP_THRESHOLD = -3  # mallopt parameter, from glibc's <malloc.h>
 
 
-def return_large_blocks_to_os(threshold: int = 1 << 20) -> bool:
+def return_large_blocks_to_os(threshold: int = 4 << 20) -> bool:
     """Have glibc serve blocks of ``threshold`` bytes or more by mmap (freed at once).
+
+    4 MiB: download chunks (8 MiB) and upload chunks (64 MiB) are above it; the emulator's
+    1 MiB body pieces stay below, in the heap, where reusing them costs no page faults.
 
     Process-wide, so it belongs in a process's entry point, never in library code (torch,
     for one, relies on the default). False where the C library offers no ``mallopt``.
