@@ -301,3 +301,11 @@ def test_a_folder_pull_killed_part_way_resumes_its_partial_file(emulator, drive_
     assert {files[f"{i}.txt"]["action"] for i in range(6)} == {"cached"}
     assert tree(dest / "K") == {"big.bin": big,
                                 **{os.path.normpath(k): v for k, v in small.items()}}
+
+
+def test_an_item_named_like_the_stamp_folder_is_refused(emulator, drive_env, tmp_path):
+    emulator.add_file("R/.drivestage/x.json", b"{}")
+    code, out, err = run("pull", "drive:R", str(tmp_path / "d"))
+    assert code == 2
+    assert "the name .drivestage is where drivestage keeps its stamps and locks" in err
+    assert tree(tmp_path / "d") == {}
