@@ -177,8 +177,9 @@ def safe_name(name: str, where: str) -> str:
     if name in ("", ".", ".."):
         raise UsageError(f"{where}: the remote name {name!r} cannot be a local file name")
     if name == STAMP_DIR:
-        raise UsageError(f"{where}: the name {STAMP_DIR} is where drivestage keeps its stamps "
-                         "and locks; rename that item on Drive")
+        raise UsageError(f"{where}: the name {STAMP_DIR}"
+                         " is where drivestage keeps its stamps and locks; rename that item on "
+                         "Drive")
     return name.replace("/", "_").replace("\0", "_")
 
 
