@@ -21,7 +21,6 @@ request, and reports failures on :meth:`Mirror.flush`.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import logging
 import os
 import threading
@@ -38,6 +37,7 @@ from drivestage.errors import (
     QuotaExceededError,
     UsageError,
 )
+from drivestage.paths import matches
 from drivestage.retention import (
     Candidate,
     Decision,
@@ -107,15 +107,10 @@ def open_dest(dest: Dest, store: Any = None, md5_cache: Optional[Md5Cache] = Non
     return open_store(str(dest))
 
 
-def _matches(rel: str, patterns: Iterable[str]) -> bool:
-    base = rel.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(base, p) for p in patterns)
-
-
 def _wanted(rel: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
-    if _matches(rel, DEFAULT_EXCLUDES) or _matches(rel, exclude):
+    if matches(rel, DEFAULT_EXCLUDES) or matches(rel, exclude):
         return False
-    return not include or _matches(rel, include)
+    return not include or matches(rel, include)
 
 
 def _index(entries: Iterable[RemoteEntry]) -> dict[str, list[RemoteEntry]]:
@@ -157,7 +152,7 @@ def _walk(src: str, include: Sequence[str], exclude: Sequence[str]
         keep_dirs = []
         for d in sorted(dirs):
             rel = f"{rel_root}/{d}" if rel_root else d
-            if _matches(rel, exclude) or os.path.islink(os.path.join(root, d)):
+            if matches(rel, exclude) or os.path.islink(os.path.join(root, d)):
                 continue
             keep_dirs.append(d)
             folders.append(rel)
@@ -563,7 +558,7 @@ def _delete_extra(store, folders, files, listing, include, exclude, decision, pr
             rel = f"{folder_rel}/{name}" if folder_rel else name
             for e in entries:
                 if e.is_dir:
-                    if rel in local_folders or _matches(rel, exclude):
+                    if rel in local_folders or matches(rel, exclude):
                         continue
                 elif rel in local_files or not _wanted(rel, include, exclude):
                     continue

@@ -11,9 +11,10 @@ Repeated slashes collapse; ``.`` and ``..`` are refused because Drive has no suc
 """
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import Iterable, Optional
 
 from drivestage.errors import UsageError
 
@@ -106,3 +107,10 @@ def split_store_path(path: str) -> tuple[Optional[str], tuple[str, ...]]:
             raise UsageError(f"{path!r}: not a Drive file id; use id:<FILE_ID>")
         return ident, split_names(rel, path)
     return None, split_names(path, path)
+
+
+def matches(rel: str, patterns: Iterable[str]) -> bool:
+    """Whether ``rel`` (``a/b/c.txt``) or its last name matches one of the glob ``patterns``
+    (case-sensitive, as Drive names are): the rule of ``--include`` / ``--exclude``."""
+    base = rel.rsplit("/", 1)[-1]
+    return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(base, p) for p in patterns)

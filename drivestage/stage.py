@@ -26,7 +26,7 @@ import stat as _stat
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 from drivestage import paths
 from drivestage.localfs import atomic_write, drive_mount
@@ -73,7 +73,8 @@ def pull(src: str, dest: str, *, extract: bool = False, jobs: Optional[int] = No
          force: bool = False, quiet: bool = False, store: Any = None,
          api_root: Optional[str] = None, credentials: Optional[str] = None,
          reserve: int = 0, chunk_size: Optional[int] = None, retries: Optional[int] = None,
-         progress: Optional[Callable[[str, int, int], Callable[[int], None]]] = None
+         progress: Optional[Callable[[str, int, int], Callable[[int], None]]] = None,
+         include: Sequence[str] = (), exclude: Sequence[str] = ()
          ) -> Union[PullResult, "FolderPullResult"]:
     """Stage ``src`` (``drive:a/b.zip``, ``drive:id:X``, a path in ``store``) into folder ``dest``.
 
@@ -84,7 +85,9 @@ def pull(src: str, dest: str, *, extract: bool = False, jobs: Optional[int] = No
     streams (default 4). ``force`` stages again even when the stamp says it is done. ``reserve``
     bytes of local disk are kept free. ``retries`` is the number of attempts per Drive request
     (default ``$DRIVESTAGE_RETRY_ATTEMPTS`` or 8). ``progress(label, total, initial)`` may return a
-    per-byte callback (the CLI's tqdm); ``quiet`` turns the default tqdm bars off.
+    per-byte callback (the CLI's tqdm); ``quiet`` turns the default tqdm bars off. ``include``
+    and ``exclude`` (globs on paths inside the folder, or names) select what a folder pull
+    stages; given for a single file, they are a usage error.
     """
     began = time.monotonic()
     dest = os.path.abspath(os.path.expanduser(os.fspath(dest)))
@@ -111,7 +114,8 @@ def pull(src: str, dest: str, *, extract: bool = False, jobs: Optional[int] = No
     if progress is None:
         progress = _no_progress if quiet else tqdm_progress
     stage = _Stage(src, rel, dest, store, extract=extract, jobs=jobs, force=force,
-                   reserve=reserve, chunk_size=chunk_size, progress=progress)
+                   reserve=reserve, chunk_size=chunk_size, progress=progress,
+                   folder_only=bool(include or exclude))
     try:
         try:
             result = stage.run()
@@ -120,7 +124,8 @@ def pull(src: str, dest: str, *, extract: bool = False, jobs: Optional[int] = No
 
             result = pull_folder(found.entry, src=src, rel=rel, dest=dest, store=store,
                                  extract=extract, jobs=jobs, force=force, reserve=reserve,
-                                 chunk_size=chunk_size, progress=progress)
+                                 chunk_size=chunk_size, progress=progress, include=include,
+                                 exclude=exclude)
     except DriveStageError:
         raise
     except OSError as exc:
@@ -205,10 +210,12 @@ class _IsFolder(Exception):
 class _Stage:
     def __init__(self, src: str, rel: str, dest: str, store: Any, *, extract: bool,
                  jobs: Optional[int], force: bool, reserve: int, chunk_size: Optional[int],
-                 progress: Callable[[str, int, int], Optional[Callable[[int], None]]]):
+                 progress: Callable[[str, int, int], Optional[Callable[[int], None]]],
+                 folder_only: bool = False):
         self.src, self.rel, self.dest, self.store = src, rel, dest, store
         self.extract, self.jobs, self.force, self.reserve = extract, jobs, force, reserve
         self.chunk_size, self.progress = chunk_size, progress
+        self.folder_only = folder_only  # --include/--exclude given: SRC must be a folder
 
     # --------------------------------------------------------------- stamp and lock
 
@@ -350,6 +357,9 @@ class _Stage:
             entry = self._resolve()
         elif stamp is not None and stamp.get("id") != entry.id:
             stamp = None
+        if self.folder_only:
+            raise UsageError(f"--include/--exclude choose files inside a folder, and {self.src} "
+                             "is one file; pull it without them")
         self._check_downloadable(entry)
 
         have_file = stamp is not None and self._intact(stamp, entry, target)

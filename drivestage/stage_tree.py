@@ -19,9 +19,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from drivestage.errors import DuplicateNameError, UsageError
+from drivestage.paths import matches
 from drivestage.store import RemoteEntry
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,8 @@ class _Item:
 def pull_folder(folder: RemoteEntry, *, src: str, rel: str, dest: str,
                 store: Any, extract: bool, jobs: Optional[int], force: bool, reserve: int,
                 chunk_size: Optional[int],
-                progress: Callable[[str, int, int], Optional[Callable[[int], None]]]
+                progress: Callable[[str, int, int], Optional[Callable[[int], None]]],
+                include: Sequence[str] = (), exclude: Sequence[str] = ()
                 ) -> FolderPullResult:
     """Stage the tree under ``folder`` into ``dest/<folder name>`` (see the module doc)."""
     from drivestage import download as dl
@@ -89,7 +91,8 @@ def pull_folder(folder: RemoteEntry, *, src: str, rel: str, dest: str,
     began = time.monotonic()
     root = os.path.join(dest, safe_name(folder.name, src))
     jobs = max(1, int(jobs or dl.DEFAULT_JOBS))
-    items, skipped = _walk(store, folder, src.rstrip("/"), rel.rstrip("/"), root, jobs)
+    items, skipped = _walk(store, folder, src.rstrip("/"), rel.rstrip("/"), root, jobs,
+                           include, exclude)
     todo = sum(it.entry.size - dl.partial_size(it.target, it.entry)
                for it in items if not _looks_staged(it))
     os.makedirs(root, exist_ok=True)
@@ -133,12 +136,14 @@ def pull_folder(folder: RemoteEntry, *, src: str, rel: str, dest: str,
                             seconds=round(time.monotonic() - began, 3))
 
 
-def _walk(store: Any, folder: RemoteEntry, src: str, rel: str, local: str,
-          jobs: int) -> tuple[list[_Item], list[str]]:
-    """Every downloadable file under ``folder``, in tree order, and those skipped.
+def _walk(store: Any, folder: RemoteEntry, src: str, rel: str, local: str, jobs: int,
+          include: Sequence[str] = (), exclude: Sequence[str] = ()
+          ) -> tuple[list[_Item], list[str]]:
+    """Every downloadable file under ``folder`` that the globs select, in tree order, and
+    those skipped for having no content.
 
     One listing per folder; the folders of one level are listed ``jobs`` at a time (each
-    listing is a round trip to Drive)."""
+    listing is a round trip to Drive). An excluded folder is not listed at all."""
     from drivestage.stage import safe_name
 
     is_native = getattr(store, "is_native", None)
@@ -159,6 +164,10 @@ def _walk(store: Any, folder: RemoteEntry, src: str, rel: str, local: str,
                 for child in children:
                     name = safe_name(child.name, cur_src)
                     child_src, child_rel = f"{cur_src}/{child.name}", _join(cur_rel, child.name)
+                    inside = "/".join(names + (child.name,))  # what the globs are matched to
+                    if matches(inside, exclude) or \
+                            (include and not child.is_dir and not matches(inside, include)):
+                        continue
                     if child.is_dir:
                         next_level.append((child, child_src, child_rel,
                                            os.path.join(cur_local, name), names + (name,)))

@@ -309,3 +309,31 @@ def test_an_item_named_like_the_stamp_folder_is_refused(emulator, drive_env, tmp
     assert code == 2
     assert "the name .drivestage is where drivestage keeps its stamps and locks" in err
     assert tree(tmp_path / "d") == {}
+
+
+def test_include_and_exclude_choose_what_a_folder_pull_stages(emulator, drive_env, tmp_path,
+                                                              voc_folder):
+    dest = tmp_path / "data"
+    code, out, err = run("pull", "drive:Datasets/VOC", str(dest), "--include", "*.zip",
+                         "--include", "meta/classes.txt", "--exclude", "VOC2012*", "-q")
+    assert code == 0, err
+    assert tree(dest / "VOC") == {"VOC2007.zip": voc_folder["VOC2007.zip"],
+                                  os.path.join("meta", "classes.txt"): b"cat\ndog\n"}
+    emulator.clear_requests()
+    code, out, err = run("pull", "drive:Datasets/VOC", str(dest), "--exclude", "weights",
+                         "--exclude", "big.bin", "-q", "--json")
+    assert code == 0, err
+    assert sorted(f["name"] for f in json.loads(out)["files"]) == [
+        "VOC2007.zip", "VOC2012.zip", "classes.txt", "empty.txt"]
+    listed = [r.query.get("q", "") for r in emulator.requests
+              if r.path == "/drive/v2/files" and "in parents" in r.query.get("q", "")]
+    weights = emulator.find("Datasets/VOC/weights")["id"]
+    assert not any(weights in q for q in listed)  # an excluded folder is never listed
+
+
+def test_include_on_a_single_file_is_a_usage_error(emulator, drive_env, tmp_path):
+    emulator.add_file("one.bin", b"1")
+    code, out, err = run("pull", "drive:one.bin", str(tmp_path / "d"), "--include", "*.bin")
+    assert code == 2
+    assert "--include/--exclude choose files inside a folder, and drive:one.bin is one file" in err
+    assert not (tmp_path / "d" / "one.bin").exists()

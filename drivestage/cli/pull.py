@@ -81,12 +81,18 @@ with --extract every .zip/.tar/.tar.gz/.tgz in it is extracted where it lies. Ex
 @click.option("--retries", type=click.IntRange(1, 100), default=None,
               help="Attempts per Drive request before giving up (default 8, or "
                    "$DRIVESTAGE_RETRY_ATTEMPTS).")
+@click.option("--include", multiple=True, metavar="GLOB",
+              help="Folder pulls: only files matching GLOB (path inside the folder, or name); "
+                   "repeatable.")
+@click.option("--exclude", multiple=True, metavar="GLOB",
+              help="Folder pulls: skip files and folders matching GLOB; repeatable.")
 @click.option("--chunk-size", type=_Size(), default=None, hidden=True,
               help="Bytes per ranged request (default 8M).")
 @drive_options
 def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, quiet: bool,
-         as_json: bool, reserve: int, retries: Optional[int], chunk_size: Optional[int],
-         api_root: Optional[str], credentials: Optional[str]) -> None:
+         as_json: bool, reserve: int, retries: Optional[int], include: tuple[str, ...],
+         exclude: tuple[str, ...], chunk_size: Optional[int], api_root: Optional[str],
+         credentials: Optional[str]) -> None:
     """Download SRC (a file or a whole folder) into DEST: resumable, parallel, md5-verified."""
     import logging
 
@@ -99,7 +105,8 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
     with logging_redirect_tqdm(loggers=[logging.getLogger("drivestage")]):
         result = do_pull(src, dest, extract=extract, jobs=jobs, force=force, quiet=quiet,
                          api_root=api_root, credentials=credentials, reserve=reserve,
-                         chunk_size=chunk_size, retries=retries)
+                         chunk_size=chunk_size, retries=retries, include=include,
+                         exclude=exclude)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=1))
     else:
