@@ -78,3 +78,23 @@ def test_bench_script_runs(tmp_path):
                           "--repeat", "1"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "download http.client" in out.stdout and "md5 ok" in out.stdout
+
+
+def test_latency_and_link_make_it_behave_like_a_remote_drive(tmp_path):
+    import time
+
+    proc, url, _ = launch("--latency", "0.2", "--link", "1")
+    try:
+        faults = call(url, "/_emulator/faults")
+        assert faults["throttle_per_connection"] == 1_000_000
+        assert [(r["kind"], r["seconds"]) for r in faults["rules"]] == [("latency", 0.2)]
+        f = call(url, "/_emulator/files?path=x.bin", "POST", b"x" * 500_000)
+        t = time.perf_counter()
+        request = urllib.request.Request(f"{url}drive/v2/files/{f['id']}?alt=media",
+                                         headers={"Authorization": "Bearer tok"})
+        with urllib.request.urlopen(request, timeout=20) as resp:
+            assert resp.read() == b"x" * 500_000
+        assert time.perf_counter() - t >= 0.2 + 0.4  # first byte late, then ~1 MB/s
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)

@@ -34,17 +34,30 @@ Control API (not part of Drive), e.g. make the next upload chunk fail:
               help="Accept only this bearer token (default: any non-empty token).")
 @click.option("--service-account", is_flag=True,
               help="Behave like a service account: no storage in My Drive, shared drives work.")
+@click.option("--latency", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
+              help="Delay every request by this much, like Drive's time to first byte "
+                   "(e.g. 0.05).")
+@click.option("--link", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="MB/S",
+              help="Hold each connection to this many MB/s, as Drive does (default: unlimited).")
 def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes: Optional[int],
-                     token: Optional[str], service_account: bool) -> None:
+                     token: Optional[str], service_account: bool, latency: float,
+                     link: Optional[float]) -> None:
     """Serve a local Google Drive API v2 emulator until interrupted.
 
     The first line on stdout is exactly ``Drive API emulator at http://HOST:PORT/``.
-    Ctrl-C or SIGTERM stop it cleanly (exit 0); the state stays in --data-dir.
+    Ctrl-C or SIGTERM stop it cleanly (exit 0); the state stays in --data-dir. --latency
+    and --link make it behave like a Drive reached over a real network, to test a pipeline's
+    timings offline (the control API can change them while it runs).
     """
     from drivestage.emulator import Emulator
 
     emu = Emulator(data_dir=data_dir, quota_bytes=quota_bytes, token=token, host=host, port=port,
                    service_account=service_account)
+    if latency:
+        emu.faults.latency(latency)
+    if link:
+        emu.faults.throttle(per_connection=link * 1e6)
     try:
         emu.start()
     except OSError as exc:
