@@ -256,11 +256,10 @@ def test_a_folder_in_a_shared_drive(emulator, drive_env, tmp_path):
 def test_a_folder_pull_killed_part_way_resumes_its_partial_file(emulator, drive_env, tmp_path):
     """SIGKILL while the big file streams: the rerun keeps the staged small files and
     continues the big one from its partial."""
-    import signal
     import subprocess
     import sys
-    import time
 
+    from _kill import sigkill_once_file_has
     from drivestage import download as dl
 
     chunk = 64 * 1024
@@ -277,18 +276,7 @@ def test_a_folder_pull_killed_part_way_resumes_its_partial_file(emulator, drive_
            "--chunk-size", str(chunk), "-j", "2"]  # small files first, then big.bin
     env = dict(os.environ, **drive_env)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while not (os.path.exists(partial) and os.path.getsize(partial) >= 4 * chunk):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the big file never started"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.stderr.close()
+    sigkill_once_file_has(proc, partial, 4 * chunk, "the big file never started")
     have = os.path.getsize(partial)
     assert not (dest / "K" / "big.bin").exists() and 4 * chunk <= have < len(big)
     emulator.faults.throttle(None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import time
 import pytest
 
 import drivestage
+from _kill import sigkill_once_file_has
 from drivestage import download as dl
 
 CHUNK = 64 * 1024
@@ -44,20 +44,7 @@ def test_sigkill_mid_download_then_rerun_resumes(emulator, drive_env, tmp_path):
         [sys.executable, "-m", "drivestage", "pull", "drive:big/x.bin", str(dest), "-q",
          "--chunk-size", str(CHUNK), "-j", "2"],
         env=_env(emulator), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while not (os.path.exists(partial) and os.path.getsize(partial) >= 4 * CHUNK):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the download never started"
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.stdout.close()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    sigkill_once_file_has(proc, partial, 4 * CHUNK)
     assert not (dest / "x.bin").exists()
     have = os.path.getsize(partial)
     assert 4 * CHUNK <= have < len(data)
