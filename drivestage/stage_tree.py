@@ -106,8 +106,8 @@ def pull_folder(folder: RemoteEntry, *, src: str, rel: str, dest: str,
     def stage(index: int, streams: int) -> Any:
         it = items[index]
         one = _Stage(it.src, it.rel, it.folder, store, extract=extract and _is_archive(it),
-                        jobs=streams, force=force, reserve=reserve, chunk_size=chunk_size,
-                        progress=bar.for_file(index))
+                     jobs=streams, force=force, reserve=reserve, chunk_size=chunk_size,
+                     progress=bar.for_file(index))
         result = one.run_entry(it.entry)
         bar.done(index, it.entry.size)
         return result
