@@ -5,15 +5,16 @@ import os
 import signal
 import subprocess
 import time
+from typing import Callable
 
 
-def sigkill_once_file_has(proc: subprocess.Popen, path: str, nbytes: int,
-                          what: str = "the download never started") -> None:
-    """SIGKILL ``proc`` as soon as ``path`` holds at least ``nbytes``; fail if it exits first
-    or nothing happens within 30 s. Closes the child's pipes."""
+def sigkill_when(proc: subprocess.Popen, ready: Callable[[], bool],
+                 what: str = "the child never got there") -> None:
+    """SIGKILL ``proc`` as soon as ``ready()``; fail if it exits first or nothing happens
+    within 30 s. Closes the child's pipes."""
     try:
         deadline = time.monotonic() + 30
-        while not (os.path.exists(path) and os.path.getsize(path) >= nbytes):
+        while not ready():
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, what
             time.sleep(0.01)
@@ -26,3 +27,9 @@ def sigkill_once_file_has(proc: subprocess.Popen, path: str, nbytes: int,
             if pipe is not None:
                 pipe.close()
     assert proc.returncode == -signal.SIGKILL
+
+
+def sigkill_once_file_has(proc: subprocess.Popen, path: str, nbytes: int,
+                          what: str = "the download never started") -> None:
+    """SIGKILL ``proc`` as soon as ``path`` holds at least ``nbytes``."""
+    sigkill_when(proc, lambda: os.path.exists(path) and os.path.getsize(path) >= nbytes, what)

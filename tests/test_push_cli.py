@@ -11,6 +11,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
+from _kill import sigkill_when
 from drivestage.cli import cli
 
 
@@ -123,17 +124,8 @@ def test_push_killed_with_sigkill_resumes_on_the_next_run(emulator, env, tmp_pat
            "--chunk-size", "256KiB"]
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 20
-        while sum(1 for r in emulator.requests if r.status == 308) < 3:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    sigkill_when(proc, lambda: sum(1 for r in emulator.requests if r.status == 308) >= 3,
+                 "three chunks were never committed")
     emulator.faults.throttle(None)
     assert _live(emulator) == []
     emulator.clear_requests()

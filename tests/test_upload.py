@@ -49,11 +49,12 @@ def test_sessions_persist_and_merge_between_writers(tmp_path):
 
 # --------------------------------------------------------------------------- the real stack
 
-import signal
 import subprocess
 import sys
 import textwrap
 import time
+
+from _kill import sigkill_when
 
 from drivestage.errors import (ChecksumMismatchError, DailyUploadCapError, QuotaExceededError,
                                ServiceAccountStorageError, UsageError)
@@ -264,18 +265,8 @@ def test_sigkill_mid_upload_resumes_the_same_session(emulator, store, env, tmp_p
     emulator.faults.throttle(4 * CHUNK)   # about 3 s in all: time to kill it mid-way
     child = subprocess.Popen([sys.executable, "-c", _CHILD, emulator.url, path, str(CHUNK)],
                              env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:   # wait for 3 committed chunks
-            if sum(1 for r in _uploads(emulator) if r.status == 308) >= 3:
-                break
-            assert child.poll() is None, child.communicate()
-            time.sleep(0.02)
-        child.send_signal(signal.SIGKILL)
-        child.wait(10)
-    finally:
-        if child.poll() is None:
-            child.kill()
+    sigkill_when(child, lambda: sum(1 for r in _uploads(emulator) if r.status == 308) >= 3,
+                 "three chunks were never committed")
     emulator.faults.throttle(None)
     first_run = sum(r.bytes_in for r in _chunk_puts(emulator))
     assert _named(emulator, "big.pt") == []          # the session never completed
