@@ -1,0 +1,176 @@
+"""Checkpoint sidecars: the one convention the trainer and drivestage share.
+
+A checkpoint ``X.pt`` has its sidecar ``X.json`` beside it (the stem plus ``.json``; a name
+without a suffix gets ``name.json``). drivestage 0.1.0's hook wrote ``X.pt.json``: it is still
+read, never written. A sidecar is small JSON::
+
+    {"format": 2, "epoch": 7, "iteration": 4120, "epoch_iteration": 300,
+     "metrics": {"map50": 0.41}, "run": "20261201-151200-3f2a", "md5": "...", "size": 23456789}
+
+* ``epoch``: epochs completed; ``iteration``: optimizer steps since the start of training;
+  ``epoch_iteration``: steps completed in the epoch under way (0 at an epoch boundary). So
+  ``(epoch, epoch_iteration)`` orders checkpoints by training progress.
+* ``run``: the identity of the training run that wrote it (None for other loops).
+* ``md5`` / ``size``: of the checkpoint file the sidecar describes.
+
+A checkpoint on a store is **verified** when its sidecar is there (push uploads a sidecar only
+after its checkpoint's md5 matched the remote's) and, when the sidecar names an md5, that md5
+is the checkpoint's remote md5: a sidecar left from an older version of a replaced file does
+not vouch for the new bytes. :func:`newest` is the one rule for "the newest verified
+checkpoint". Nothing here does I/O beyond the local writes of :func:`write`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Optional, Union
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".json"
+FORMAT = 2
+#: Sidecars larger than this are not read (they are a few hundred bytes).
+MAX_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Sidecar:
+    """What a sidecar says about its checkpoint."""
+
+    epoch: Optional[int] = None
+    iteration: Optional[int] = None
+    epoch_iteration: int = 0
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    run: Optional[str] = None
+    md5: Optional[str] = None
+    size: Optional[int] = None
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        """``(epochs completed, steps into the next epoch)``: training progress, comparable."""
+        return (-1 if self.epoch is None else self.epoch, self.epoch_iteration)
+
+    def to_bytes(self) -> bytes:
+        """The JSON text (keys sorted, finite metrics only)."""
+        body = {"format": FORMAT, "epoch": self.epoch, "iteration": self.iteration,
+                "epoch_iteration": self.epoch_iteration,
+                "metrics": {str(k): float(v) for k, v in self.metrics.items()
+                            if _number(v) is not None},
+                "run": self.run, "md5": self.md5, "size": self.size}
+        return json.dumps(body, indent=1, sort_keys=True).encode()
+
+
+def name_for(checkpoint: str) -> str:
+    """The sidecar's name for a checkpoint name or path: ``epoch_004.pt`` -> ``epoch_004.json``."""
+    stem, ext = os.path.splitext(checkpoint)
+    return (stem if ext and ext != SUFFIX else checkpoint) + SUFFIX
+
+
+def is_sidecar(name: str) -> bool:
+    """True for a name that can only be a sidecar (``*.json``)."""
+    return name.endswith(SUFFIX)
+
+
+def pairs(names: Iterable[str]) -> dict[str, str]:
+    """Checkpoint name -> its sidecar's name, among ``names`` (one folder's listing).
+
+    The current form (``X.json`` for ``X.pt``) wins over the legacy one (``X.pt.json``)."""
+    present = set(names)
+    out: dict[str, str] = {}
+    for name in present:
+        if is_sidecar(name):
+            continue
+        for side in (name_for(name), name + SUFFIX):
+            if side in present:
+                out[name] = side
+                break
+    return out
+
+
+def _number(value: object) -> Optional[float]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return None if math.isnan(value) or math.isinf(value) else value
+
+
+def _count(value: object) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+_MD5_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+def parse(data: Union[bytes, str]) -> Optional[Sidecar]:
+    """A sidecar from its JSON (current and 0.1.0 forms), or None when it is not one.
+
+    Never raises: one unreadable sidecar must not stop a prune or a resume."""
+    try:
+        obj = json.loads(data)
+    except (ValueError, TypeError) as exc:
+        log.warning("ignoring an unreadable checkpoint sidecar: %s", exc)
+        return None
+    if not isinstance(obj, dict):
+        return None
+    iteration = _count(obj.get("iteration"))
+    if iteration is None:
+        iteration = _count(obj.get("global_step"))  # the trainer's 0.1.0 sidecars
+    metrics = obj.get("metrics")
+    md5 = obj.get("md5")
+    run = obj.get("run")
+    return Sidecar(
+        epoch=_count(obj.get("epoch")), iteration=iteration,
+        epoch_iteration=_count(obj.get("epoch_iteration")) or 0,
+        metrics={str(k): v for k, v in ((k, _number(v)) for k, v in metrics.items())
+                 if v is not None} if isinstance(metrics, dict) else {},
+        run=run if isinstance(run, str) and run else None,
+        md5=md5.lower() if isinstance(md5, str) and _MD5_RE.match(md5.lower()) else None,
+        size=_count(obj.get("size")))
+
+
+def write(checkpoint_path: str, sidecar: Sidecar) -> str:
+    """Write the sidecar of ``checkpoint_path`` atomically; returns its path."""
+    from drivestage.localfs import atomic_write
+
+    path = name_for(checkpoint_path)
+    atomic_write(path, sidecar.to_bytes(), mode=0o644)
+    return path
+
+
+@dataclass(frozen=True)
+class Described:
+    """A checkpoint as listed (name, md5, mtime) with its parsed sidecar."""
+
+    name: str
+    sidecar: Sidecar
+    md5: Optional[str] = None        # the checkpoint's md5 where the store knows it
+    modified: float = 0.0
+
+    @property
+    def verified(self) -> bool:
+        """The sidecar vouches for these bytes (it names no md5, or this md5)."""
+        return self.sidecar.md5 is None or self.md5 is None or \
+            self.sidecar.md5 == self.md5.lower()
+
+
+def newest(checkpoints: Iterable[Described], *, run: Optional[str] = None,
+           prefer: Optional["re.Pattern[str]"] = None,
+           skip: Iterable[str] = ()) -> Optional[Described]:
+    """The newest verified checkpoint: the most training progress, then (equal progress) a
+    name matching ``prefer``, then the newer file, then the name. With ``run``, only that
+    run's checkpoints count; names in ``skip`` (found unreadable) never do."""
+    skipped = set(skip)
+    best: Optional[tuple[tuple, Described]] = None
+    for c in checkpoints:
+        if not c.verified or c.name in skipped or c.sidecar.epoch is None:
+            continue
+        if run is not None and c.sidecar.run != run:
+            continue
+        key = (c.sidecar.progress, bool(prefer and prefer.search(c.name)), c.modified, c.name)
+        if best is None or key > best[0]:
+            best = (key, c)
+    return best[1] if best else None
