@@ -1,0 +1,226 @@
+"""A small mutating HTTP proxy for tests: a hostile or broken server in front of the emulator.
+
+Requests are forwarded unchanged (the ``Host`` header included, so the emulator's absolute
+URLs - resumable-upload ``Location``, ``downloadUrl`` - keep pointing at the proxy). A rule
+picks requests by method and path/query regex and rewrites the emulator's answer: a body that
+never ends, a body that trickles, a page token that repeats, an upload that never progresses.
+The proxy counts the requests each rule saw, so tests bound a client's behaviour by requests,
+not by wall-clock guesses.
+"""
+from __future__ import annotations
+
+import http.client
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Iterable, Optional
+from urllib.parse import urlsplit
+
+#: ``(status, headers, body)`` of the emulator's answer -> what the client gets.
+Mutation = Callable[[int, dict, bytes], "Reply"]
+
+
+@dataclass
+class Reply:
+    """An answer for the client; ``body`` may be endless; ``pace`` seconds between chunks."""
+
+    status: int
+    headers: dict
+    body: Iterable[bytes] = ()
+    pace: float = 0.0
+
+
+@dataclass
+class Rule:
+    method: str
+    pattern: "re.Pattern[str]"
+    mutate: Mutation
+    times: Optional[int] = None     # None: every matching request
+    forward: bool = True            # False: answer without asking the emulator at all
+    seen: int = 0
+
+
+@dataclass
+class Proxy:
+    """``with Proxy(emulator.url) as proxy: ...``; point the client at ``proxy.url``."""
+
+    upstream: str
+    rules: list = field(default_factory=list)
+    rewrites: list = field(default_factory=list)   # (regex, replacement) on forwarded paths
+    requests: list = field(default_factory=list)   # (method, path-with-query) in order
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.upstream)
+        self._up_host, self._up_port = parts.hostname or "127.0.0.1", parts.port or 80
+        self._lock = threading.Lock()
+        self._server: Optional[ThreadingHTTPServer] = None
+
+    # -- control
+    def on(self, method: str, pattern: str, mutate: Mutation, times: Optional[int] = None,
+           *, forward: bool = True) -> Rule:
+        """Rewrite answers to ``method`` requests whose path+query matches ``pattern``
+        (with ``forward=False`` the emulator never sees them: ``mutate(0, {}, b"")``)."""
+        rule = Rule(method.upper(), re.compile(pattern), mutate, times, forward)
+        with self._lock:
+            self.rules.append(rule)
+        return rule
+
+    def rewrite(self, pattern: str, replacement: str) -> None:
+        """Forward paths with ``pattern`` replaced (the client still sees its own request)."""
+        with self._lock:
+            self.rewrites.append((re.compile(pattern), replacement))
+
+    def count(self, method: str, pattern: str = "") -> int:
+        """Requests seen so far with this method whose path+query matches ``pattern``."""
+        rx = re.compile(pattern)
+        with self._lock:
+            return sum(1 for m, p in self.requests if m == method.upper() and rx.search(p))
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+
+    def start(self) -> "Proxy":
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+            def _any(self) -> None:
+                proxy._handle(self)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> "Proxy":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- the work
+    def _rule_for(self, method: str, path: str) -> Optional[Rule]:
+        with self._lock:
+            self.requests.append((method, path))
+            for rule in self.rules:
+                if rule.method == method and rule.pattern.search(path) and (
+                        rule.times is None or rule.seen < rule.times):
+                    rule.seen += 1
+                    return rule
+        return None
+
+    def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length else b""
+        rule = self._rule_for(h.command, h.path)
+        if rule is not None and not rule.forward:
+            self._send(h, rule.mutate(0, {}, b""))
+            return
+        conn = http.client.HTTPConnection(self._up_host, self._up_port, timeout=60)
+        try:
+            headers = {k: v for k, v in h.headers.items()
+                       if k.lower() not in ("connection", "keep-alive", "proxy-connection")}
+            path = h.path
+            with self._lock:
+                for rx, repl in self.rewrites:
+                    path = rx.sub(repl, path)
+            conn.request(h.command, path, body=body or None, headers=headers)
+            resp = conn.getresponse()
+            status, resp_headers, data = resp.status, dict(resp.getheaders()), resp.read()
+        finally:
+            conn.close()
+        if rule is None:
+            reply = Reply(status, resp_headers, [data])
+        else:
+            reply = rule.mutate(status, resp_headers, data)
+        self._send(h, reply)
+
+    @staticmethod
+    def _send(h: BaseHTTPRequestHandler, reply: Reply) -> None:
+        drop = ("transfer-encoding", "connection", "keep-alive", "content-length")
+        h.send_response(reply.status)
+        for k, v in reply.headers.items():
+            if k.lower() not in drop:
+                h.send_header(k, v)
+        length = reply.headers.get("Content-Length") or reply.headers.get("content-length")
+        if length is not None:
+            h.send_header("Content-Length", str(length))
+        else:
+            h.send_header("Connection", "close")  # the body ends when the connection does
+            h.close_connection = True
+        h.end_headers()
+        try:
+            for chunk in reply.body:
+                h.wfile.write(chunk)
+                h.wfile.flush()
+                if reply.pace:
+                    time.sleep(reply.pace)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            h.close_connection = True
+
+
+# --------------------------------------------------------------------------- mutations
+
+def endless(status: int, headers: dict, body: bytes) -> Reply:
+    """The same headers, but no length and a body that never ends (1 MiB blocks)."""
+    block = (body[:1] or b"x") * (1 << 20)
+
+    def forever():
+        while True:
+            yield block
+
+    return Reply(status, {k: v for k, v in headers.items() if k.lower() != "content-length"},
+                 forever())
+
+
+def oversized(factor: int) -> Mutation:
+    """A body ``factor`` times longer than the emulator's, with a Content-Length to match."""
+    def mutate(status: int, headers: dict, body: bytes) -> Reply:
+        big = body * factor
+        out = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        out["Content-Length"] = str(len(big))
+        return Reply(status, out, [big])
+    return mutate
+
+
+def trickle(pace: float) -> Mutation:
+    """The emulator's answer, one byte every ``pace`` seconds."""
+    def mutate(status: int, headers: dict, body: bytes) -> Reply:
+        return Reply(status, headers, (body[i:i + 1] for i in range(len(body))), pace=pace)
+    return mutate
+
+
+REPEATED_TOKEN = "the-same-token"
+
+
+def repeat_page_token(status: int, headers: dict, body: bytes) -> Reply:
+    """A listing page that always says there is a next page, with the same token (use with
+    ``proxy.rewrite("&pageToken=" + REPEATED_TOKEN, "")`` so that token gets the first page)."""
+    import json
+
+    obj = json.loads(body)
+    obj["nextPageToken"] = REPEATED_TOKEN
+    data = json.dumps(obj).encode()
+    out = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+    out["Content-Length"] = str(len(data))
+    return Reply(status, out, [data])
+
+
+def no_progress_308(status: int, headers: dict, body: bytes) -> Reply:
+    """Every upload chunk answered "resume incomplete" with nothing kept."""
+    return Reply(308, {"Content-Length": "0"}, [b""])

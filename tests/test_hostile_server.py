@@ -1,0 +1,94 @@
+"""A server that lies or never stops (issue 10): every loop that talks to it ends, bounded in
+requests and time, with one ``Error:`` line and nothing under a final name.
+
+The client runs as a real ``drivestage`` process (so a hang is a timeout, not a stuck suite)
+against the emulator behind tests/_proxy.py, with its address space capped so that reading an
+endless body ends in MemoryError instead of taking the machine down.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+
+import pytest
+
+import _proxy
+from _proxy import Proxy
+
+pytestmark = pytest.mark.xfail(strict=True, reason="issue 10: bounded loops against hostile "
+                                                   "servers are not implemented yet")
+
+#: Seconds a correct client needs at most here (a few short timeouts and retries).
+DEADLINE = 30
+
+
+def _cap_memory() -> None:
+    limit = 3 << 30
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _run(proxy: Proxy, tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    full = dict(os.environ, DRIVESTAGE_API_ROOT=proxy.url, DRIVESTAGE_TOKEN="test-token",
+                DRIVESTAGE_STATE_DIR=str(tmp_path / "state"), DRIVESTAGE_RETRY_ATTEMPTS="3",
+                DRIVESTAGE_RETRY_BASE="0.01", DRIVESTAGE_RETRY_CAP="0.05",
+                DRIVESTAGE_HTTP_TIMEOUT="3", **env)
+    return subprocess.run([sys.executable, "-m", "drivestage", *args], env=full,
+                          capture_output=True, text=True, timeout=DEADLINE,
+                          preexec_fn=_cap_memory)
+
+
+def _one_error_line(res: subprocess.CompletedProcess) -> str:
+    assert res.returncode == 1, (res.returncode, res.stderr[-2000:])
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert lines and lines[-1].startswith("Error: "), res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    return lines[-1]
+
+
+@pytest.fixture
+def proxy(emulator):
+    with Proxy(emulator.url) as p:
+        yield p
+
+
+@pytest.mark.parametrize("mutate", [_proxy.endless, _proxy.oversized(1000)],
+                         ids=["no-length", "content-length-lies"])
+def test_pull_stops_reading_a_body_longer_than_the_range(emulator, proxy, tmp_path, mutate):
+    emulator.add_file("data/f.bin", os.urandom(3 << 20))
+    proxy.on("GET", r"alt=media", mutate)
+    res = _run(proxy, tmp_path, "pull", "drive:data/f.bin", str(tmp_path / "dest"))
+    _one_error_line(res)
+    assert not (tmp_path / "dest" / "f.bin").exists()
+    assert proxy.count("GET", "alt=media") <= 12
+
+
+def test_pull_gives_up_on_a_trickling_body(emulator, proxy, tmp_path):
+    emulator.add_file("data/f.bin", os.urandom(256 << 10))
+    proxy.on("GET", r"alt=media", _proxy.trickle(0.05))
+    res = _run(proxy, tmp_path, "pull", "drive:data/f.bin", str(tmp_path / "dest"))
+    _one_error_line(res)
+    assert not (tmp_path / "dest" / "f.bin").exists()
+
+
+def test_listing_detects_a_repeating_page_token(emulator, proxy, tmp_path):
+    for i in range(3):
+        emulator.add_file(f"data/f{i}.txt", b"x")
+    proxy.on("GET", r"^/drive/v2/files\?", _proxy.repeat_page_token)
+    proxy.rewrite(r"&pageToken=" + _proxy.REPEATED_TOKEN, "")
+    res = _run(proxy, tmp_path, "ls", "drive:data")
+    line = _one_error_line(res)
+    assert "page" in line.lower()
+    assert proxy.count("GET", r"^/drive/v2/files\?") <= 10
+
+
+def test_push_gives_up_when_an_upload_never_progresses(emulator, proxy, tmp_path):
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "epoch_001.pt").write_bytes(os.urandom(1 << 20))
+    proxy.on("PUT", r"upload_id=", _proxy.no_progress_308, forward=False)
+    res = _run(proxy, tmp_path, "push", str(src), "drive:Models/logs")
+    _one_error_line(res)
+    assert proxy.count("PUT", "upload_id=") <= 30
+    assert emulator.find("Models/logs/epoch_001.pt") is None
