@@ -49,6 +49,7 @@ class Proxy:
     upstream: str
     rules: list = field(default_factory=list)
     rewrites: list = field(default_factory=list)   # (regex, replacement) on forwarded paths
+    manglers: list = field(default_factory=list)   # (method, regex, fn) on forwarded bodies
     requests: list = field(default_factory=list)   # (method, path-with-query) in order
 
     def __post_init__(self) -> None:
@@ -71,6 +72,12 @@ class Proxy:
         """Forward paths with ``pattern`` replaced (the client still sees its own request)."""
         with self._lock:
             self.rewrites.append((re.compile(pattern), replacement))
+
+    def mangle(self, method: str, pattern: str, fn: Callable[[bytes], bytes]) -> None:
+        """Forward request bodies of matching requests as ``fn(body)`` (e.g. flip a byte of
+        an upload chunk: the server then stores other bytes than the client sent)."""
+        with self._lock:
+            self.manglers.append((method.upper(), re.compile(pattern), fn))
 
     def count(self, method: str, pattern: str = "") -> int:
         """Requests seen so far with this method whose path+query matches ``pattern``."""
@@ -139,6 +146,9 @@ class Proxy:
             with self._lock:
                 for rx, repl in self.rewrites:
                     path = rx.sub(repl, path)
+                for method, rx, fn in self.manglers:
+                    if method == h.command and rx.search(h.path) and body:
+                        body = fn(body)
             conn.request(h.command, path, body=body or None, headers=headers)
             resp = conn.getresponse()
             status, resp_headers, data = resp.status, dict(resp.getheaders()), resp.read()
@@ -219,6 +229,11 @@ def repeat_page_token(status: int, headers: dict, body: bytes) -> Reply:
     out = {k: v for k, v in headers.items() if k.lower() != "content-length"}
     out["Content-Length"] = str(len(data))
     return Reply(status, out, [data])
+
+
+def flip_first_byte(body: bytes) -> bytes:
+    """A body with its first byte changed (same length)."""
+    return bytes([body[0] ^ 0xFF]) + body[1:]
 
 
 def no_progress_308(status: int, headers: dict, body: bytes) -> Reply:
