@@ -19,9 +19,11 @@ MTIME = 1_600_000_000  # a fixed, whole-second UTC time (2020-09-13)
 
 
 def snapshot(root) -> dict[str, bytes | str | None]:
-    """Every path under root: file bytes, symlink target, or None for folders."""
+    """Every path under root: file bytes, symlink target, or None for folders (drivestage's
+    state folders, where the merge lock lives, left out)."""
     out: dict[str, bytes | str | None] = {}
     for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != ".drivestage"]
         for name in dirnames + filenames:
             full = os.path.join(dirpath, name)
             rel = os.path.relpath(full, root)
@@ -174,8 +176,29 @@ HOSTILE = [
      "'d/x.txt' would be written through the symlink member 'd'"),
     ("tar", "escape via link chain", lambda p: make_tar(p, [("b", tarfile.SYMTYPE, "."),
                                                              ("a", tarfile.SYMTYPE, "b/../outside")]),
-     "resolves outside the destination"),
+     "'a' points to 'b/../outside', which goes back up ('..') after entering a folder"),
+    ("tar", "hard link to a link", lambda p: make_tar(p, [("x", b"x"), ("l", tarfile.SYMTYPE, "x"),
+                                                         ("h", tarfile.LNKTYPE, "l")]),
+     "hard link member 'h' points to 'l', which is not a file earlier in the archive"),
+    ("tar", "link into the state folder", lambda p: make_tar(p, [("l", tarfile.SYMTYPE, ".drivestage/a.json")]),
+     "symlink member 'l' points into '.drivestage'"),
     ("tar", "device", lambda p: make_tar(p, [("dev", tarfile.CHRTYPE, "")]), "device file or FIFO"),
+    # drivestage's own state: stamps, locks, temporary folders, partial downloads
+    ("zip", "forged stamp", lambda p: make_zip(p, [("ok.txt", b"1", None),
+                                                  (".drivestage/data.zip.json", b"{}", None)]),
+     "member '.drivestage/data.zip.json' uses the name '.drivestage', which drivestage keeps for its own state"),
+    ("zip", "nested state folder", lambda p: make_zip(p, [("sub/.drivestage/x.json", b"{}", None)]),
+     "member 'sub/.drivestage/x.json' uses the name '.drivestage'"),
+    ("zip", "state folder, other case", lambda p: make_zip(p, [(".DriveStage/", None, None)]),
+     "member '.DriveStage' uses the name '.DriveStage'"),
+    ("tar", "state folder as a link", lambda p: make_tar(p, [(".drivestage", tarfile.SYMTYPE, "sub")]),
+     "member '.drivestage' uses the name '.drivestage'"),
+    ("tar", "temp folder", lambda p: make_tar(p, [(".drivestage-extract-1-ab/x", b"x")]),
+     "uses the name '.drivestage-extract-1-ab'"),
+    ("tar", "replaced folder", lambda p: make_tar(p, [("a/.drivestage-replaced-9-cd", None)]),
+     "uses the name '.drivestage-replaced-9-cd'"),
+    ("zip", "partial download", lambda p: make_zip(p, [("d/.VOC.zip.0123456789abcdef.partial", b"x", None)]),
+     "uses the name '.VOC.zip.0123456789abcdef.partial'"),
 ]
 
 

@@ -1,0 +1,163 @@
+"""Safe, streaming extraction of zip, tar and compressed tar archives.
+
+:func:`extract` is all-or-nothing as far as DEST is concerned:
+
+1. The whole member list is read and validated first (:mod:`.validation`). Absolute paths,
+   ``..`` components, NUL bytes, names drivestage keeps for its own state at any depth
+   (``.drivestage``, ``.drivestage-*``, partial downloads ``.<name>.<16 hex>.partial``; any
+   letter case), names over 255 bytes, members written through a symlink member, hard links
+   to anything but an earlier file of the same archive, device/FIFO members, and links that
+   break the link rule below raise :class:`UnsafeArchiveError` (or :class:`ArchiveError`)
+   naming the member; encrypted or unsupported members raise :class:`ArchiveError`. A member
+   that is not a folder where DEST has a folder raises :class:`ArchiveError`. Nothing has been
+   written at that point.
+2. Free disk space is checked against the member sizes (each rounded up to a 4 KiB block):
+   :class:`DiskSpaceError` with the numbers, before writing.
+3. Members are streamed (1 MiB buffers, bounded memory even for a zip bomb, whose output is
+   capped at the declared size) into a hidden temporary folder inside DEST
+   (``.drivestage-extract-<pid>-<random>``) by :mod:`.writing`; CRC-32 is checked for zips.
+4. Under DEST's merge lock (``DEST/.drivestage/merge.flock``, see :mod:`.merging`), the
+   members are checked against DEST again as it is then, links are judged (below), and the
+   tree is merged into DEST as ``unzip`` does: a path DEST lacks arrives by one rename (a
+   whole new ``VOCdevkit/`` at once), folders present on both sides are merged (VOC2007's and
+   VOC2012's archives share ``VOCdevkit/``), a file or link replaces the file or link at its
+   path by one atomic rename, and a folder replaces a file or link. A folder of DEST is never
+   replaced, nothing the archive does not contain is touched, and no link of DEST is ever
+   followed. Decompression runs outside the lock, so extractions into one DEST overlap;
+   merges happen one at a time, from threads and processes alike. A crash leaves at most a
+   hidden temporary folder, which the next extraction into DEST removes, and some members
+   already in place; the caller's stamp is what says "complete".
+
+The link rule (what makes "nothing is written or resolved outside DEST" hold across
+archives, orders and links already in DEST):
+
+* A symlink member's target is relative and of the form ``../`` (any number) followed by
+  names only - never ``..`` after a name - and stays inside DEST read from the link's folder.
+  Such a link climbs only through real folders (no member is ever written through a link), so
+  however the links it then meets are laid out, if each of them obeys the rule it ends inside
+  DEST: by induction, a DEST whose links all obey it has every path inside DEST, in any order
+  of extraction. ``esc -> d/up/..`` is refused even while ``d/up`` is no link.
+* Links DEST already has may obey nothing (the user's own, or an older drivestage's). Under
+  the merge lock every link of the archive is resolved against DEST as it will be after the
+  merge (following DEST's links), and, when the archive adds or replaces any link, so is every
+  link already in DEST that leads inside DEST now: if one of them would lead outside after
+  the merge, the archive is refused. Resolution is ``realpath``'s: a link is followed,
+  anything else is a name, so only a change of links can move a path - which is exactly
+  when the judgement runs again (see :mod:`.links`).
+
+:func:`extract` returns an :class:`ExtractResult` whose records say what was written (kind,
+size, mtime, inode); :func:`remove_members` removes an old version's members only while they
+are still exactly those files. File modes are kept without setuid/setgid/sticky bits (and
+always owner read/write); mtimes come from the archive. No per-file fsync: durability against
+power loss is the stamp's job, not the extractor's.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+from typing import Callable, Optional, Union
+
+from drivestage.errors import DiskSpaceError
+from drivestage.extract.formats import ARCHIVE_SUFFIXES, archive_kind
+from drivestage.extract.links import judge_links
+from drivestage.extract.members import Entry, list_members
+from drivestage.extract.merging import (MERGE_LOCK, OLD_PREFIX, TEMP_PREFIX, merge, merge_lock,
+                                        plan_merge, remove_stale_temps)
+from drivestage.extract.records import (ExtractResult, MemberRecord, record_members,
+                                        remove_members)
+from drivestage.extract.validation import check_members
+from drivestage.extract.writing import Progress, populate
+from drivestage.store import ProgressFn
+
+__all__ = ["ARCHIVE_SUFFIXES", "MERGE_LOCK", "OLD_PREFIX", "TEMP_PREFIX", "ExtractResult",
+           "MemberRecord", "archive_kind", "extract", "extract_archive", "extracted_size",
+           "remove_members"]
+
+log = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+_BLOCK = 4096             # disk allocation unit assumed by the space check
+
+
+def extracted_size(path: PathLike) -> int:
+    """Total bytes of the files the archive holds (from the member list)."""
+    kind, entries = list_members(os.fspath(path))
+    return sum(e.size for e in entries if e.kind == "file")
+
+
+def extract(archive_path: PathLike, dest_dir: PathLike, *,
+            progress: Optional[ProgressFn] = None,
+            free_bytes: Optional[Callable[[str], int]] = None,
+            jobs: int = 2, lock_dir: Optional[PathLike] = None) -> ExtractResult:
+    """Extract a zip / tar / tar.gz (.tgz) / tar.bz2 / tar.xz safely into ``dest_dir``.
+
+    Returns what was written, member by member, in archive order. ``progress`` receives byte
+    counts as they are written (from worker threads, serialised). ``free_bytes(dest_dir)``
+    reports free space (default ``shutil.disk_usage``; injectable for tests). ``lock_dir`` is
+    the folder whose merge lock serialises the merge (default ``dest_dir``; a folder pull
+    passes its root, so that extractions into nested folders of one tree merge one at a
+    time too). Raises UnsafeArchiveError, ArchiveError or DiskSpaceError; on any error DEST
+    is left as it was.
+    """
+    archive = os.fspath(archive_path)
+    dest = os.path.abspath(os.fspath(dest_dir))
+    kind, entries = list_members(archive)
+    entries = check_members(entries, archive)
+    os.makedirs(dest, exist_ok=True)
+    _check_against_dest(archive, dest, entries)  # early, before any work; again when merging
+    remove_stale_temps(dest)
+    needed = _needed_bytes(entries)
+    free = (free_bytes or _default_free_bytes)(dest)
+    if needed > free:
+        raise DiskSpaceError(
+            f"not enough free disk space to extract {os.path.basename(archive)} into {dest}: "
+            f"needs {_fmt(needed)} ({needed} bytes), only {_fmt(free)} ({free} bytes) free; "
+            "free some space or extract elsewhere", needed=needed, free=free)
+    files = [e for e in entries if e.kind == "file"]
+    log.info("extracting %s: %d members, %s, into %s", archive, len(entries),
+             _fmt(sum(e.size for e in files)), dest)
+    tmp = os.path.join(dest, f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
+    os.mkdir(tmp)
+    try:
+        populate(kind, archive, tmp, entries, files, jobs, Progress(progress))
+        records = record_members(tmp, entries)
+        lock = os.path.abspath(os.fspath(lock_dir)) if lock_dir is not None else dest
+        with merge_lock(lock):
+            _check_against_dest(archive, dest, entries)
+            merge(archive, tmp, dest, sorted({e.path.split("/", 1)[0] for e in entries}))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ExtractResult(archive=archive, dest=dest, members=records)
+
+
+def extract_archive(archive_path: PathLike, dest_dir: PathLike, *,
+                    progress: Optional[ProgressFn] = None,
+                    free_bytes: Optional[Callable[[str], int]] = None,
+                    jobs: int = 2) -> list[str]:
+    """:func:`extract`, returning only the relative paths written (files, folders, links),
+    in archive order."""
+    return extract(archive_path, dest_dir, progress=progress, free_bytes=free_bytes,
+                   jobs=jobs).paths
+
+
+def _check_against_dest(archive: str, dest: str, entries: list[Entry]) -> None:
+    plan = plan_merge(archive, dest, entries)
+    judge_links(archive, dest, entries, plan.tree, plan.kept, plan.replaces_links)
+
+
+def _default_free_bytes(path: str) -> int:
+    return shutil.disk_usage(path).free
+
+
+def _needed_bytes(entries: list[Entry]) -> int:
+    files = sum(-(-e.size // _BLOCK) * _BLOCK for e in entries if e.kind == "file")
+    return files + _BLOCK * sum(1 for e in entries if e.kind == "dir")
+
+
+def _fmt(n: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"

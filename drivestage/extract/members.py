@@ -1,0 +1,210 @@
+"""The member list of an archive: read once, normalised into :class:`Entry` rows.
+
+Names are cleaned here (``a/b/c``; absolute paths, ``..`` and NUL refused); the rules that
+need the whole list (duplicates, links, reserved names) are in :mod:`.validation`.
+"""
+from __future__ import annotations
+
+import lzma
+import os
+import re
+import stat
+import struct
+import tarfile
+import threading
+import time
+import zipfile
+import zlib
+from dataclasses import dataclass
+from typing import Optional
+
+from drivestage.errors import ArchiveError, UnsafeArchiveError
+from drivestage.extract.formats import archive_kind, compression
+
+MAX_LINK_TARGET = 4096
+# tarfile's stream slices its buffer on every read: a big buffer makes header reads slow.
+TAR_BUFSIZE = 64 * 1024
+ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate",
+               zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
+
+
+@dataclass
+class Entry:
+    """One member, normalised; ``source`` is the ZipInfo/TarInfo it came from."""
+
+    path: str
+    kind: str                  # "file" | "dir" | "symlink" | "hardlink"
+    size: int = 0              # uncompressed bytes
+    mode: Optional[int] = None
+    mtime: Optional[float] = None
+    target: str = ""           # symlink target as stored; hardlink target, normalised
+    source: object = None
+    raw_offset: int = -1       # tar: where the bytes start (plain tars only)
+    comp_size: int = 0
+
+
+def clean_name(raw: str, what: str = "member") -> str:
+    """Normalise a member name to ``a/b/c``; refuse anything that could leave DEST."""
+    if "\0" in raw:
+        raise UnsafeArchiveError(f"{what} {raw!r} has a NUL byte in its name; refusing the archive")
+    name = raw.replace("\\", "/")
+    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+        raise UnsafeArchiveError(
+            f"{what} {raw!r} has an absolute path; refusing to extract an archive that "
+            "writes outside the destination")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafeArchiveError(
+            f"{what} {raw!r} contains '..' and could write outside the destination "
+            "(zip-slip); refusing the archive")
+    return "/".join(parts)
+
+
+def _zip_mtime(info: zipfile.ZipInfo) -> float:
+    """UTC mtime from the extended-timestamp extra field, else the DOS local time."""
+    extra, i = info.extra, 0
+    while i + 4 <= len(extra):
+        tag, length = struct.unpack_from("<HH", extra, i)
+        if tag == 0x5455 and length >= 5 and extra[i + 4] & 1:
+            return float(struct.unpack_from("<i", extra, i + 5)[0])
+        i += 4 + length
+    try:
+        return time.mktime(info.date_time + (0, 0, -1))
+    except (OverflowError, ValueError):
+        return time.time()
+
+
+def _zip_entries(zf: zipfile.ZipFile, archive: str) -> list[Entry]:
+    entries = []
+    for info in zf.infolist():
+        unix_mode = info.external_attr >> 16 if info.create_system == 3 else 0
+        fmt = stat.S_IFMT(unix_mode)
+        path = clean_name(info.filename)
+        if info.flag_bits & 0x1:
+            raise ArchiveError(f"member {info.filename!r} of {archive} is encrypted; "
+                               "drivestage cannot extract encrypted zips: decrypt it first")
+        perm = unix_mode & 0o777 or None
+        if info.is_dir() or fmt == stat.S_IFDIR:
+            entries.append(Entry(path, "dir", mode=perm, mtime=_zip_mtime(info), source=info))
+            continue
+        if info.compress_type not in ZIP_METHODS:
+            raise ArchiveError(
+                f"member {info.filename!r} of {archive} uses zip compression method "
+                f"{info.compress_type}, which cannot be read here; recompress the archive "
+                "with standard deflate (zip -r)")
+        if fmt == stat.S_IFLNK:
+            if info.file_size > MAX_LINK_TARGET:
+                raise ArchiveError(f"symlink member {info.filename!r} of {archive} has a "
+                                   f"{info.file_size}-byte target; the archive looks corrupt")
+            try:
+                target = zf.read(info).decode("utf-8", "surrogateescape")
+            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+                raise ArchiveError(f"symlink member {info.filename!r} of {archive} cannot be "
+                                   f"read ({exc}); the archive is corrupt") from exc
+            entries.append(Entry(path, "symlink", target=target, source=info))
+            continue
+        if fmt not in (0, stat.S_IFREG):
+            raise UnsafeArchiveError(f"member {info.filename!r} of {archive} is a special file "
+                                     f"(mode {oct(unix_mode)}); refusing the archive")
+        entries.append(Entry(path, "file", size=info.file_size, mode=perm,
+                              mtime=_zip_mtime(info), source=info, comp_size=info.compress_size))
+    return entries
+
+
+def _tar_entries(tf: tarfile.TarFile, archive: str, plain: bool) -> list[Entry]:
+    entries = []
+    archive_size = os.path.getsize(archive)
+    for m in tf.getmembers():
+        path = clean_name(m.name)
+        mode = m.mode & 0o777
+        if m.isdir():
+            entries.append(Entry(path, "dir", mode=mode, mtime=float(m.mtime), source=m))
+        elif m.issym():
+            entries.append(Entry(path, "symlink", target=m.linkname, source=m))
+        elif m.islnk():
+            target = clean_name(m.linkname, what=f"hard link {m.name!r} to")
+            entries.append(Entry(path, "hardlink", target=target, mtime=float(m.mtime),
+                                  mode=mode, source=m))
+        elif m.isreg():
+            offset = m.offset_data if plain and not m.issparse() else -1
+            if plain and not m.issparse() and m.offset_data + m.size > archive_size:
+                raise ArchiveError(
+                    f"{archive} is truncated: member {m.name!r} needs bytes up to "
+                    f"{m.offset_data + m.size}, the file has {archive_size}; download it again")
+            entries.append(Entry(path, "file", size=m.size, mode=mode, mtime=float(m.mtime),
+                                  source=m, raw_offset=offset, comp_size=m.size))
+        else:
+            raise UnsafeArchiveError(f"member {m.name!r} of {archive} is a device file or "
+                                     "FIFO; refusing the archive")
+    return entries
+
+
+_LISTINGS: "dict[tuple, tuple[str, list[Entry]]]" = {}
+_LISTINGS_LOCK = threading.Lock()
+
+
+def list_members(archive: str) -> tuple[str, list[Entry]]:
+    """``(how to read it, members)``; remembered per file version, so that
+    :func:`extracted_size` followed by :func:`extract_archive` reads a compressed
+    tar's member list once, not twice."""
+    try:
+        st = os.stat(archive)
+        key: Optional[tuple] = (os.path.abspath(archive), st.st_size, st.st_mtime_ns, st.st_ino)
+    except OSError:
+        key = None
+    with _LISTINGS_LOCK:
+        if key is not None and key in _LISTINGS:
+            kind, entries = _LISTINGS[key]
+            return kind, list(entries)
+    kind, handle, entries = _open_listing(archive)
+    handle.close()  # type: ignore[attr-defined]
+    if key is not None:
+        with _LISTINGS_LOCK:
+            while len(_LISTINGS) >= 4:
+                _LISTINGS.pop(next(iter(_LISTINGS)))
+            _LISTINGS[key] = (kind, list(entries))
+    return kind, entries
+
+
+def _open_listing(archive: str) -> tuple[str, object, list[Entry]]:
+    """Open ``archive`` and read its whole member list; the caller closes the handle."""
+    kind = archive_kind(archive)
+    if kind is None:
+        if not os.path.exists(archive):
+            raise ArchiveError(f"archive {archive} does not exist")
+        raise ArchiveError(f"{archive} is not a zip or tar archive (nor tar.gz/.tgz, .tar.bz2, "
+                           ".tar.xz) or it is corrupt; check the file or download it again")
+    if kind == "zip":
+        try:
+            zf = zipfile.ZipFile(archive)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise ArchiveError(f"cannot read the zip {archive}: {exc}; it is probably truncated "
+                               "or corrupt: download it again") from exc
+        try:
+            return kind, zf, _zip_entries(zf, archive)
+        except BaseException:
+            zf.close()
+            raise
+    with open(archive, "rb") as fh:
+        compressed = compression(fh.read(6)) is not None
+    # Plain tars: headers read with seeks, members copied at known offsets (in parallel).
+    # Compressed tars: one pass to list and validate, a second to write (both streamed).
+    try:
+        tf = tarfile.open(archive, "r|*" if compressed else "r:", bufsize=TAR_BUFSIZE)
+    except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+        raise ArchiveError(f"cannot read the tar {archive}: {exc}; it is probably truncated or "
+                           "corrupt: download it again") from exc
+    try:
+        try:
+            entries = _tar_entries(tf, archive, not compressed)
+        except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
+            if isinstance(exc, (ArchiveError, UnsafeArchiveError)):
+                raise
+            raise ArchiveError(f"cannot read the tar {archive}: {exc}; it is probably truncated "
+                               "or corrupt: download it again") from exc
+        # GNU sparse members have no single byte range: stream such a tar too.
+        streamed = compressed or any(e.kind == "file" and e.raw_offset < 0 for e in entries)
+        return ("stream" if streamed else "tar"), tf, entries
+    except BaseException:
+        tf.close()
+        raise

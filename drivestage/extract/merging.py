@@ -1,0 +1,217 @@
+"""Moving an extracted tree into DEST, one extraction at a time, as ``unzip`` merges.
+
+The merge lock is ``DEST/.drivestage/merge.flock`` (an ``flock`` on a file of drivestage's
+state folder): every extraction takes it for checking its members against DEST and moving
+them in - never while decompressing - so extractions into one DEST from threads and processes
+overlap their decompression and merge one after another. The kernel drops the lock of a
+process that dies. The merge itself walks DEST through folder descriptors opened with
+``O_NOFOLLOW``, so it never goes through a link even if DEST changes under it.
+"""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import posixpath
+import shutil
+import stat
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+from drivestage.errors import ArchiveError
+from drivestage.extract.members import Entry
+from drivestage.extract.validation import STATE_DIR
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: filelock's own locking instead
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+MERGE_LOCK = f"{STATE_DIR}/merge.flock"   # relative to the folder it serialises
+TEMP_PREFIX = ".drivestage-extract-"
+OLD_PREFIX = ".drivestage-replaced-"
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_RETRIES = 8   # a path that keeps changing under the merge (another program) is an error
+
+
+@contextmanager
+def merge_lock(folder: str) -> Iterator[None]:
+    """Hold the merge lock of ``folder`` (threads and processes alike wait for it)."""
+    state = os.path.join(folder, STATE_DIR)
+    os.makedirs(state, exist_ok=True)
+    path = os.path.join(folder, MERGE_LOCK)
+    if fcntl is None:  # pragma: no cover
+        from filelock import FileLock
+
+        with FileLock(path):
+            yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.debug("waiting for another extraction into %s to finish its merge", folder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def archive_tree(entries: list[Entry]) -> dict[str, Entry]:
+    """Every path the merge will bring, implied parent folders included."""
+    tree = {e.path: e for e in entries}
+    for e in entries:
+        parent = posixpath.dirname(e.path)
+        while parent and parent not in tree:
+            tree[parent] = Entry(parent, "dir")
+            parent = posixpath.dirname(parent)
+    return tree
+
+
+@dataclass
+class Plan:
+    """How the archive meets DEST as it is now."""
+
+    tree: dict[str, Entry]
+    kept: frozenset[str]      # the archive's folders that merge into a real folder of DEST
+    replaces_links: bool      # some member replaces a link of DEST
+
+
+def plan_merge(archive: str, dest: str, entries: list[Entry]) -> Plan:
+    """Check the members against DEST: a member that is not a folder never replaces a folder
+    of DEST (it could hold anything of the user's)."""
+    tree = archive_tree(entries)
+    kept: set[str] = set()
+    replaces_links = False
+    for path in sorted(tree, key=lambda p: (p.count("/"), p)):  # parents first
+        parent = posixpath.dirname(path)
+        if parent and parent not in kept:
+            continue  # below a folder DEST lacks (or has as a file or link): nothing there
+        try:
+            mode = os.lstat(os.path.join(dest, path)).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if stat.S_ISDIR(mode):
+            if tree[path].kind != "dir":
+                raise _folder_error(archive, dest, path)
+            kept.add(path)
+        elif stat.S_ISLNK(mode):
+            replaces_links = True
+    return Plan(tree, frozenset(kept), replaces_links)
+
+
+def _folder_error(archive: str, dest: str, path: str) -> ArchiveError:
+    return ArchiveError(
+        f"{os.path.basename(archive)}: member {path} is a file, but "
+        f"{os.path.join(dest, path)}"
+        " is a folder; move that folder away or extract elsewhere")
+
+
+def merge(archive: str, tmp: str, dest: str, tops: list[str]) -> None:
+    """Move the tree under ``tmp`` into ``dest``: a path DEST lacks arrives by one rename (a
+    whole new ``VOCdevkit/`` at once); folders on both sides are merged; a file or link
+    replaces what sits at its path by one atomic rename; a folder replaces a file or link of
+    DEST (put aside inside ``tmp`` first). A folder of DEST is never replaced. Run it under
+    :func:`merge_lock`."""
+    tmp_fd = os.open(tmp, _DIR_FLAGS)
+    try:
+        dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            _merge_dir(_Ctx(archive, dest, tmp_fd), tmp_fd, dest_fd, tops, "")
+        finally:
+            os.close(dest_fd)
+    finally:
+        os.close(tmp_fd)
+
+
+class _Ctx:
+    def __init__(self, archive: str, dest: str, tmp_fd: int):
+        self.archive, self.dest, self.tmp_fd, self.asides = archive, dest, tmp_fd, 0
+
+
+def _merge_dir(ctx: _Ctx, src_fd: int, dst_fd: int, names: list[str], prefix: str) -> None:
+    for name in names:
+        rel = prefix + name
+        src_is_dir = stat.S_ISDIR(os.lstat(name, dir_fd=src_fd).st_mode)
+        for _ in range(_RETRIES):
+            if _merge_one(ctx, src_fd, dst_fd, name, rel, src_is_dir):
+                break
+        else:
+            raise ArchiveError(f"{os.path.join(ctx.dest, rel)} kept changing while "
+                               f"{os.path.basename(ctx.archive)} was moved into place; is "
+                               "another program writing there? Extract again")
+
+
+def _merge_one(ctx: _Ctx, src_fd: int, dst_fd: int, name: str, rel: str,
+               src_is_dir: bool) -> bool:
+    """One path; False when DEST changed under it and it must be looked at again."""
+    try:
+        dst_mode = os.lstat(name, dir_fd=dst_fd).st_mode
+    except FileNotFoundError:
+        dst_mode = None
+    if dst_mode is not None and stat.S_ISDIR(dst_mode):
+        if not src_is_dir:
+            raise _folder_error(ctx.archive, ctx.dest, rel)
+        try:
+            child_dst = os.open(name, _DIR_FLAGS, dir_fd=dst_fd)
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
+                return False  # replaced since the lstat
+            raise
+        try:
+            child_src = os.open(name, _DIR_FLAGS, dir_fd=src_fd)
+            try:
+                _merge_dir(ctx, child_src, child_dst, sorted(os.listdir(child_src)), rel + "/")
+            finally:
+                os.close(child_src)
+        finally:
+            os.close(child_dst)
+        return True
+    aside = None
+    if src_is_dir and dst_mode is not None:  # a file or link of DEST where a folder goes
+        ctx.asides += 1
+        aside = f"{OLD_PREFIX}{ctx.asides}"
+        try:
+            os.rename(name, aside, src_dir_fd=dst_fd, dst_dir_fd=ctx.tmp_fd)
+        except FileNotFoundError:
+            return False
+    try:
+        os.rename(name, name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+    except OSError as exc:
+        if aside is not None:  # put DEST's entry back unless something took its place
+            try:
+                os.link(aside, name, src_dir_fd=ctx.tmp_fd, dst_dir_fd=dst_fd,
+                        follow_symlinks=False)
+            except OSError:
+                pass
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
+            return False  # something appeared at the path since the lstat
+        raise
+    if aside is not None:
+        os.unlink(aside, dir_fd=ctx.tmp_fd)
+    return True
+
+
+def remove_stale_temps(dest: str) -> None:
+    """Remove temporary folders left by extractions whose process died."""
+    try:
+        names = os.listdir(dest)
+    except OSError:
+        return
+    for name in names:
+        if not name.startswith((TEMP_PREFIX, OLD_PREFIX)):
+            continue
+        try:
+            pid = int(name.rsplit("-", 2)[-2])
+            os.kill(pid, 0)
+            continue  # still running: not ours to remove
+        except ProcessLookupError:
+            pass
+        except (ValueError, IndexError, PermissionError):
+            continue
+        log.info("removing a stale extraction folder %s", os.path.join(dest, name))
+        shutil.rmtree(os.path.join(dest, name), ignore_errors=True)

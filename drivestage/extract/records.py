@@ -1,0 +1,183 @@
+"""What an extraction wrote, member by member, and the removal that trusts nothing else.
+
+A :class:`MemberRecord` identifies the exact file an extraction put at a path: its kind,
+size, mtime and inode (a link: its target and inode). The inode tells "the file we wrote"
+from "a file of the same size and time put there since" (by the user, or by another archive
+that shares the path). :func:`remove_members` removes a recorded path only while it is still
+exactly that file or link, reached through real folders of DEST; folders only when empty.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from typing import Optional, Sequence, Union
+
+from drivestage.extract.members import Entry
+from drivestage.extract.merging import merge_lock
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    """One member as written: ``kind`` is "file" (hard links too), "dir" or "symlink"."""
+
+    path: str              # relative to DEST, "/"-separated
+    kind: str
+    size: int = 0          # bytes of a file; 0 for a folder, the target's length for a link
+    mtime_ns: int = 0
+    ino: int = 0
+    target: str = ""       # a link's target
+
+    def to_json(self) -> list:
+        """A compact row for a stamp: ``[path, kind, size, mtime_ns, ino, target]``."""
+        return [self.path, self.kind, self.size, self.mtime_ns, self.ino, self.target]
+
+    @classmethod
+    def from_json(cls, row: Sequence) -> "MemberRecord":
+        path, kind, size, mtime_ns, ino, target = row
+        return cls(str(path), str(kind), int(size), int(mtime_ns), int(ino), str(target))
+
+    def matches(self, st: os.stat_result, target: Optional[str] = None) -> bool:
+        """True when ``st`` (an lstat) is the very file or link this record describes."""
+        if self.kind == "file":
+            return stat.S_ISREG(st.st_mode) and (st.st_size, st.st_mtime_ns, st.st_ino) == \
+                (self.size, self.mtime_ns, self.ino)
+        if self.kind == "symlink":
+            return stat.S_ISLNK(st.st_mode) and st.st_ino == self.ino and target == self.target
+        return stat.S_ISDIR(st.st_mode)
+
+
+@dataclass
+class ExtractResult:
+    """What :func:`drivestage.extract.extract` wrote into ``dest``, in archive order."""
+
+    archive: str
+    dest: str
+    members: list[MemberRecord] = field(default_factory=list)
+
+    @property
+    def paths(self) -> list[str]:
+        """The relative paths written (files, folders, links), as ``extract_archive`` returns."""
+        return [m.path for m in self.members]
+
+
+def record_members(root: str, entries: list[Entry]) -> list[MemberRecord]:
+    """Records of the members as they are under ``root`` (the temporary folder: a rename into
+    DEST keeps inode, size and mtime)."""
+    out = []
+    for e in entries:
+        full = os.path.join(root, e.path)
+        st = os.lstat(full)
+        if e.kind == "dir":
+            out.append(MemberRecord(e.path, "dir", 0, st.st_mtime_ns, st.st_ino))
+        elif e.kind == "symlink":
+            out.append(MemberRecord(e.path, "symlink", st.st_size, st.st_mtime_ns, st.st_ino,
+                                    os.readlink(full)))
+        else:
+            out.append(MemberRecord(e.path, "file", st.st_size, st.st_mtime_ns, st.st_ino))
+    return out
+
+
+def remove_members(dest: Union[str, "os.PathLike[str]"],
+                   members: Sequence[Union[str, MemberRecord]], keep: set[str],
+                   lock_dir: Optional[Union[str, "os.PathLike[str]"]] = None) -> int:
+    """Remove what an earlier extraction into ``dest`` wrote and a new one did not (paths in
+    ``keep`` stay). Returns how many files, links and folders were removed.
+
+    With :class:`MemberRecord`\\ s, a file or link goes only while it is still exactly what
+    that extraction wrote; with plain paths (an old stamp), any file or link there goes.
+    Either way: only through real folders of DEST (never through a link, never outside DEST),
+    never a folder's contents, and folders only once empty (deepest first). Runs under the
+    merge lock of ``lock_dir`` (default ``dest``)."""
+    root = os.path.abspath(os.fspath(dest))
+    if not os.path.isdir(root):
+        return 0
+    with merge_lock(os.path.abspath(os.fspath(lock_dir)) if lock_dir is not None else root):
+        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            removed, folders = 0, []
+            for m in members:
+                rec = m if isinstance(m, MemberRecord) else None
+                rel = m.path if isinstance(m, MemberRecord) else str(m)
+                if rel in keep:
+                    continue
+                if rec is not None and rec.kind == "dir" or rec is None and _is_dir(root_fd, rel):
+                    folders.append(rel)
+                elif _remove_file(root_fd, rel, rec):
+                    removed += 1
+            for rel in sorted(folders, key=lambda p: p.count("/"), reverse=True):
+                removed += _remove_empty_folder(root_fd, rel)
+            return removed
+        finally:
+            os.close(root_fd)
+
+
+def _open_parent(root_fd: int, rel: str) -> Optional[tuple[int, str]]:
+    """A descriptor of ``rel``'s folder reached through real folders only, and its name."""
+    parts = rel.split("/")
+    if not rel or rel.startswith("/") or "\0" in rel or \
+            any(p in ("", ".", "..") for p in parts):
+        return None  # not a member path: never outside DEST, whatever a stamp says
+    fd = os.dup(root_fd)
+    for part in parts[:-1]:
+        try:
+            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+        except OSError:
+            os.close(fd)
+            return None
+        os.close(fd)
+        fd = child
+    return fd, parts[-1]
+
+
+def _is_dir(root_fd: int, rel: str) -> bool:
+    opened = _open_parent(root_fd, rel)
+    if opened is None:
+        return False
+    fd, name = opened
+    try:
+        return stat.S_ISDIR(os.lstat(name, dir_fd=fd).st_mode)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _remove_file(root_fd: int, rel: str, rec: Optional[MemberRecord]) -> bool:
+    opened = _open_parent(root_fd, rel)
+    if opened is None:
+        return False
+    fd, name = opened
+    try:
+        try:
+            st = os.lstat(name, dir_fd=fd)
+        except OSError:
+            return False
+        if rec is not None:
+            target = os.readlink(name, dir_fd=fd) if stat.S_ISLNK(st.st_mode) else None
+            if not rec.matches(st, target):
+                return False  # replaced or changed since that extraction: not ours any more
+        elif not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            return False
+        os.unlink(name, dir_fd=fd)
+        return True
+    except FileNotFoundError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _remove_empty_folder(root_fd: int, rel: str) -> int:
+    opened = _open_parent(root_fd, rel)
+    if opened is None:
+        return 0
+    fd, name = opened
+    try:
+        os.rmdir(name, dir_fd=fd)  # only when empty; a link is never removed as a folder
+        return 1
+    except OSError:
+        return 0
+    finally:
+        os.close(fd)

@@ -1,0 +1,114 @@
+"""The rules a member list must pass before anything is written (see the package docstring).
+
+Only the archive is looked at here; what depends on DEST (a file where DEST has a folder,
+links judged against DEST's own links) is checked again under the merge lock, in
+:mod:`.merging` and :mod:`.links`.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+
+from drivestage.errors import ArchiveError, UnsafeArchiveError
+from drivestage.extract.members import Entry
+
+#: drivestage's state folder in every DEST (stamps, locks).
+STATE_DIR = ".drivestage"
+#: Hidden names drivestage keeps for itself at any depth: its state folder, the temporary
+#: folders of extractions (``.drivestage-extract-*``, ``.drivestage-replaced-*``) and partial
+#: downloads (``.<name>.<16 hex>.partial``, see :mod:`drivestage.download`).
+_PARTIAL_RE = re.compile(r"^\..+\.[0-9a-f]{16}\.partial$")
+_NAME_MAX = 255           # bytes in one path component, on every common file system
+
+
+def is_reserved(name: str) -> bool:
+    """True for a path component drivestage keeps for its own state (any letter case)."""
+    folded = name.casefold()
+    return folded == STATE_DIR or folded.startswith(STATE_DIR + "-") or \
+        bool(_PARTIAL_RE.match(name))
+
+
+def check_members(entries: list[Entry], archive: str) -> list[Entry]:
+    """The final member list: the last member of a name wins (tar semantics), and every rule
+    that needs only the archive holds; raises :class:`UnsafeArchiveError` or
+    :class:`ArchiveError` naming the member otherwise."""
+    by_path: dict[str, Entry] = {}
+    for e in entries:
+        if not e.path:
+            continue  # the archive root ("./")
+        by_path.pop(e.path, None)
+        by_path[e.path] = e
+    final = list(by_path.values())
+    links = {e.path for e in final if e.kind == "symlink"}
+    leaves = {e.path: e for e in final if e.kind != "dir"}
+    seen_files: set[str] = set()
+    for e in final:
+        _check_names(e, archive)
+        parts = e.path.split("/")
+        for i in range(1, len(parts)):
+            prefix = "/".join(parts[:i])
+            if prefix in links:
+                raise UnsafeArchiveError(
+                    f"member {e.path!r} would be written through the symlink member {prefix!r}; "
+                    "refusing the archive")
+            if prefix in leaves:
+                raise ArchiveError(f"member {e.path!r} needs {prefix!r} to be a folder, but the "
+                                   "archive also has a file of that name; the archive is inconsistent")
+        if e.kind == "symlink":
+            check_link_target(e.path, e.target)
+        elif e.kind == "hardlink":
+            if e.target not in seen_files or leaves.get(e.target) is None \
+                    or leaves[e.target].kind != "file":
+                raise UnsafeArchiveError(
+                    f"hard link member {e.path!r} points to {e.target!r}, which is not a file "
+                    "earlier in the archive; refusing the archive")
+        if e.kind == "file":
+            seen_files.add(e.path)
+    return final
+
+
+def _check_names(e: Entry, archive: str) -> None:
+    for part in e.path.split("/"):
+        if is_reserved(part):
+            raise UnsafeArchiveError(
+                f"member {e.path!r} uses the name {part!r}, which drivestage keeps for its own "
+                "state (stamps, locks, temporary folders, partial downloads); refusing the "
+                "archive")
+        size = len(os.fsencode(part))
+        if size > _NAME_MAX:
+            raise ArchiveError(
+                f"member {e.path[:80]!r}... of {os.path.basename(archive)} has a {size}-byte "
+                f"name; file systems allow {_NAME_MAX} bytes: shorten it in the archive")
+
+
+def check_link_target(path: str, target: str) -> None:
+    """A symlink member's target: relative, and of the form ``../`` (any number) then names
+    only, staying inside DEST when read from the link's folder. A target that climbs after
+    it descended (``d/up/..``) is refused even when it looks harmless: once ``d/up`` is a link
+    (from this archive, another one, or the user), ``..`` leaves from wherever that leads."""
+    if not target or "\0" in target or target.startswith("/") or \
+            re.match(r"^[A-Za-z]:", target):
+        raise UnsafeArchiveError(
+            f"symlink member {path!r} points to {target!r}, outside the destination; "
+            "refusing the archive")
+    descended = False
+    for part in target.split("/"):
+        if part in ("", "."):
+            continue
+        if is_reserved(part):
+            raise UnsafeArchiveError(
+                f"symlink member {path!r} points into {part!r}, which drivestage keeps for its "
+                "own state; refusing the archive")
+        if part != "..":
+            descended = True
+        elif descended:
+            raise UnsafeArchiveError(
+                f"symlink member {path!r} points to {target!r}, which goes back up ('..') "
+                "after entering a folder: through other links that can lead outside the "
+                "destination; refusing the archive (write the target without the detour)")
+    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
+    if resolved == ".." or resolved.startswith("../"):
+        raise UnsafeArchiveError(
+            f"symlink member {path!r} points to {target!r}, outside the destination; "
+            "refusing the archive")

@@ -1,0 +1,286 @@
+"""Writing a validated member list into a fresh temporary folder (streamed, bounded memory).
+
+Zip members and plain tar members are written by ``jobs`` threads over contiguous member
+ranges (zlib and file I/O release the GIL); compressed tars are one stream. Every file is
+created with ``O_EXCL | O_NOFOLLOW`` under folders this module made, and links are made last,
+so nothing is ever written through a link. CRC-32 is checked for zip members; a short read or
+an overlong member is :class:`ArchiveError`.
+"""
+from __future__ import annotations
+
+import lzma
+import os
+import posixpath
+import shutil
+import struct
+import tarfile
+import threading
+import zipfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
+
+from drivestage.errors import ArchiveError
+from drivestage.extract.members import TAR_BUFSIZE, Entry
+from drivestage.store import ProgressFn
+
+_CHUNK = 1 << 20          # read/write buffer: few syscalls, bounded memory
+
+
+class Progress:
+    """Thread-safe forwarding of byte counts to the caller's callback."""
+
+    def __init__(self, fn: Optional[ProgressFn]):
+        self.fn, self.lock = fn, threading.Lock()
+
+    def __call__(self, n: int) -> None:
+        if self.fn is not None and n:
+            with self.lock:
+                self.fn(n)
+
+
+def _write_all(fd: int, data) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _file_mode(mode: Optional[int]) -> int:
+    # No setuid/setgid/sticky; owner can always read and replace it.
+    return ((mode if mode is not None else 0o644) & 0o777) | 0o600
+
+
+def _create(root: str, e: Entry) -> int:
+    return os.open(os.path.join(root, e.path),
+                   os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                   _file_mode(e.mode))
+
+
+def _finish(fd: int, e: Entry, written: int, archive: str) -> None:
+    if written != e.size:
+        raise ArchiveError(f"member {e.path!r} of {archive} is truncated: got {written} of "
+                           f"{e.size} bytes; the archive is incomplete: download it again")
+    if e.mtime is not None:
+        os.utime(fd, (e.mtime, e.mtime))
+
+
+def _copy_stream(src, fd: int, e: Entry, archive: str, progress: Progress) -> int:
+    """Copy a file-like member stream into ``fd``; returns bytes written."""
+    written = 0
+    while True:
+        buf = src.read(_CHUNK)
+        if not buf:
+            return written
+        written += len(buf)
+        if written > e.size:
+            raise ArchiveError(f"member {e.path!r} of {archive} holds more than its declared "
+                               f"{e.size} bytes; the archive is corrupt")
+        _write_all(fd, buf)
+        progress(len(buf))
+
+
+def _zip_data_offset(afd: int, info: zipfile.ZipInfo, archive: str) -> int:
+    header = os.pread(afd, 30, info.header_offset)
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        raise ArchiveError(f"member {info.filename!r} of {archive}: bad local header at offset "
+                           f"{info.header_offset}; the archive is truncated or corrupt")
+    name_len, extra_len = struct.unpack_from("<HH", header, 26)
+    return info.header_offset + 30 + name_len + extra_len
+
+
+def _copy_raw(afd: int, fd: int, e: Entry, start: int, comp_size: int, method: int,
+              crc_expected: Optional[int], archive: str, progress: Progress) -> None:
+    """Stream a stored or raw-deflate byte range of the archive into ``fd``."""
+    inflater = zlib.decompressobj(-15) if method == zipfile.ZIP_DEFLATED else None
+    crc, written, pos, remaining = 0, 0, start, comp_size
+
+    def emit(data: bytes) -> None:
+        nonlocal crc, written
+        if not data:
+            return
+        written += len(data)
+        if written > e.size:
+            raise ArchiveError(f"member {e.path!r} of {archive} inflates past its declared "
+                               f"{e.size} bytes; the archive is corrupt (or a zip bomb)")
+        if crc_expected is not None:
+            crc = zlib.crc32(data, crc)
+        _write_all(fd, data)
+        progress(len(data))
+
+    try:
+        while remaining:
+            buf = os.pread(afd, min(_CHUNK, remaining), pos)
+            if not buf:
+                break
+            pos += len(buf)
+            remaining -= len(buf)
+            if inflater is None:
+                emit(buf)
+                continue
+            emit(inflater.decompress(buf, _CHUNK))
+            while inflater.unconsumed_tail:
+                emit(inflater.decompress(inflater.unconsumed_tail, _CHUNK))
+        if inflater is not None:
+            emit(inflater.flush())
+    except zlib.error as exc:
+        raise ArchiveError(f"member {e.path!r} of {archive} is corrupt ({exc}); "
+                           "download the archive again") from exc
+    if remaining or (inflater is not None and not inflater.eof):
+        raise ArchiveError(f"member {e.path!r} of {archive} is truncated; the archive is "
+                           "incomplete: download it again")
+    _finish(fd, e, written, archive)
+    if crc_expected is not None and crc != crc_expected:
+        raise ArchiveError(f"member {e.path!r} of {archive} fails its CRC-32 check "
+                           f"(expected {crc_expected:08x}, got {crc:08x}); the archive is "
+                           "corrupt: download it again")
+
+
+def _partition(files: list[Entry], parts: int) -> list[list[Entry]]:
+    """Contiguous slices with about equal compressed bytes (sequential reads per worker)."""
+    total = sum(max(e.comp_size, 1) for e in files)
+    out: list[list[Entry]] = [[] for _ in range(parts)]
+    acc = 0
+    for e in files:
+        idx = min(parts - 1, acc * parts // max(total, 1))
+        out[idx].append(e)
+        acc += max(e.comp_size, 1)
+    return [p for p in out if p]
+
+
+def _write_files_random_access(kind: str, archive: str, root: str, files: list[Entry],
+                               jobs: int, progress: Progress) -> None:
+    """zip and plain tar: members at known offsets, written by ``jobs`` threads."""
+    stop = threading.Event()
+
+    def work(chunk: list[Entry]) -> None:
+        afd = os.open(archive, os.O_RDONLY | os.O_CLOEXEC)
+        zf: Optional[zipfile.ZipFile] = None
+        try:
+            for e in chunk:
+                if stop.is_set():
+                    return
+                fd = _create(root, e)
+                try:
+                    if kind == "tar":
+                        _copy_raw(afd, fd, e, e.raw_offset, e.size, zipfile.ZIP_STORED, None,
+                                  archive, progress)
+                        continue
+                    info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
+                    if info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                        start = _zip_data_offset(afd, info, archive)
+                        _copy_raw(afd, fd, e, start, info.compress_size, info.compress_type,
+                                  info.CRC, archive, progress)
+                    else:  # bzip2 / lzma: let zipfile decompress (it checks the CRC)
+                        zf = zf or zipfile.ZipFile(archive)
+                        try:
+                            with zf.open(info) as src:
+                                n = _copy_stream(src, fd, e, archive, progress)
+                        except (zipfile.BadZipFile, EOFError, OSError, lzma.LZMAError) as exc:
+                            if isinstance(exc, ArchiveError):
+                                raise
+                            raise ArchiveError(f"member {e.path!r} of {archive} is corrupt "
+                                               f"({exc}); download the archive again") from exc
+                        _finish(fd, e, n, archive)
+                finally:
+                    os.close(fd)
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            os.close(afd)
+            if zf is not None:
+                zf.close()
+
+    chunks = _partition(files, max(1, jobs))
+    if len(chunks) <= 1:
+        for c in chunks:
+            work(c)
+        return
+    with ThreadPoolExecutor(len(chunks), thread_name_prefix="extract") as pool:
+        futures = [pool.submit(work, c) for c in chunks]
+        try:
+            errors = [f.exception() for f in futures]
+        except BaseException:  # Ctrl-C: let the workers stop after their current member
+            stop.set()
+            raise
+    for exc in errors:
+        if exc is not None:
+            raise exc
+
+
+def _write_files_stream(archive: str, root: str, files: list[Entry],
+                        progress: Progress) -> None:
+    """Compressed tar: a second streamed pass, writing the validated members in order."""
+    wanted = {e.source.offset: e for e in files}  # type: ignore[attr-defined]
+    try:
+        tf = tarfile.open(archive, "r|*", bufsize=TAR_BUFSIZE)
+    except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+        raise ArchiveError(f"cannot read the tar {archive}: {exc}; download it again") from exc
+    with tf:
+        members = iter(tf)
+        while wanted:
+            try:
+                m = next(members, None)
+            except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
+                raise ArchiveError(f"cannot read the tar {archive}: {exc}; the archive is "
+                                   "truncated or corrupt: download it again") from exc
+            if m is None:
+                missing = sorted(e.path for e in wanted.values())[:3]
+                raise ArchiveError(f"{archive} changed while it was extracted (members "
+                                   f"{missing} vanished); extract it again")
+            e = wanted.pop(m.offset, None)
+            if e is None:
+                continue  # not a file, or a duplicate replaced by a later member
+            fd = _create(root, e)
+            try:
+                try:
+                    n = _copy_stream(tf.extractfile(m), fd, e, archive, progress)
+                except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
+                    if isinstance(exc, ArchiveError):
+                        raise
+                    raise ArchiveError(f"member {e.path!r} of {archive} cannot be read ({exc}); "
+                                       "the archive is truncated or corrupt: download it "
+                                       "again") from exc
+                _finish(fd, e, n, archive)
+            finally:
+                os.close(fd)
+
+
+
+def populate(kind: str, archive: str, tmp: str, entries: list[Entry],
+              files: list[Entry], jobs: int, progress: Progress) -> None:
+    """Write every member under ``tmp`` (folders first, links last), then fix folder times.
+
+    ``progress`` receives byte counts as files are written (from several threads, serialised).
+    """
+    dirs = {e.path for e in entries if e.kind == "dir"}
+    for e in entries:
+        parent = posixpath.dirname(e.path)
+        while parent and parent not in dirs:
+            dirs.add(parent)
+            parent = posixpath.dirname(parent)
+    for d in sorted(dirs):  # a parent sorts before its children
+        os.mkdir(os.path.join(tmp, d))
+    if kind in ("zip", "tar"):
+        _write_files_random_access(kind, archive, tmp, files, jobs, progress)
+    else:
+        _write_files_stream(archive, tmp, files, progress)
+    for e in entries:
+        if e.kind == "hardlink":
+            src, dst = os.path.join(tmp, e.target), os.path.join(tmp, e.path)
+            try:
+                os.link(src, dst, follow_symlinks=False)
+            except OSError:  # e.g. a FUSE mount without hard links: copy instead
+                shutil.copy2(src, dst, follow_symlinks=False)
+        elif e.kind == "symlink":
+            link = os.path.join(tmp, e.path)
+            os.symlink(e.target, link)
+    explicit = {e.path: e for e in entries if e.kind == "dir"}
+    for d in sorted(dirs, key=lambda p: p.count("/"), reverse=True):
+        folder = explicit.get(d)
+        full = os.path.join(tmp, d)
+        if folder is not None and folder.mode is not None:
+            os.chmod(full, (folder.mode & 0o777) | 0o700)
+        if folder is not None and folder.mtime is not None:
+            os.utime(full, (folder.mtime, folder.mtime))
