@@ -449,3 +449,22 @@ def test_member_list_is_not_reused_for_a_changed_archive(tmp_path, dest):
     assert extracted_size(archive) == 2
     assert extract_archive(archive, dest) == ["two.txt"]
     assert (dest / "two.txt").read_bytes() == b"22"
+
+
+def test_a_name_longer_than_the_file_system_allows_is_refused_before_writing(tmp_path, dest):
+    archive = make_zip(tmp_path / "long.zip", [("ok.txt", b"1", None), ("d/" + "é" * 128, b"x", None)])
+    before = snapshot(tmp_path)
+    with pytest.raises(ArchiveError, match=r"has a 256-byte name; file systems allow 255 bytes: "
+                                           r"shorten it in the archive"):
+        extract_archive(archive, dest)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_member_that_is_both_a_file_and_a_folder(tmp_path, dest):
+    """The last member of a name wins; a folder's children need it to stay a folder."""
+    archive = make_zip(tmp_path / "a.zip", [("a", b"file", None), ("a/", None, None)])
+    assert extract_archive(archive, dest) == ["a"]
+    assert os.path.isdir(dest / "a")
+    archive = make_tar(tmp_path / "b.tar", [("b", None), ("b/x", b"x"), ("b", b"now a file")])
+    with pytest.raises(ArchiveError, match="member 'b/x' needs 'b' to be a folder"):
+        extract_archive(archive, dest)

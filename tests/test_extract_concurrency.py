@@ -15,6 +15,7 @@ import pytest
 
 from drivestage.errors import ArchiveError, UnsafeArchiveError
 from drivestage.extract import MERGE_LOCK, extract_archive
+from tests._kill import sigkill_when
 from tests.test_extract import make_tar, make_zip, snapshot
 
 
@@ -195,3 +196,67 @@ def test_a_link_appearing_before_the_merge_is_judged(tmp_path):
     thread.join(30)
     assert isinstance(outcome.get("error"), UnsafeArchiveError)
     assert not os.path.lexists(dest / "esc") and not (dest / "pad.txt").exists()
+
+
+@pytest.mark.slow
+def test_sigkill_in_the_middle_of_a_merge_then_a_rerun(tmp_path):
+    """Killed while moving members into place: every path holds the old file or the new one
+    (never nothing, never a truncated file), the lock dies with the process, and a rerun
+    completes the extraction and removes the dead one's temporary folder."""
+    n = 2000
+    dest = tmp_path / "dest"
+    (dest / "VOCdevkit/JPEGImages").mkdir(parents=True)
+    (dest / "VOCdevkit/mine.txt").write_bytes(b"the user's")
+    names = [f"VOCdevkit/JPEGImages/{i:05d}.jpg" for i in range(n)]
+    for name in names:  # an older version of every member: replaced one by one
+        (dest / name).write_bytes(b"old")
+    archive = make_zip(tmp_path / "v2.zip", [(name, f"new {name}".encode(), None) for name in names],
+                       zipfile.ZIP_STORED)
+    first, last = dest / names[0], dest / names[-1]
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, archive, str(dest)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sigkill_when(proc, lambda: first.read_bytes() != b"old", "the merge never started")
+    assert last.read_bytes() == b"old", "the merge finished before the kill: make it longer"
+    assert [n for n in os.listdir(dest) if n.startswith(".drivestage-extract-")]
+    for name in names:
+        assert (dest / name).read_bytes() in (b"old", f"new {name}".encode())
+    assert extract_archive(archive, dest) == names  # would hang if the lock outlived its holder
+    files = {k: v for k, v in user_view(dest).items() if isinstance(v, bytes)}
+    assert files == {"VOCdevkit/mine.txt": b"the user's",
+                     **{name: f"new {name}".encode() for name in names}}
+    assert not [n for n in os.listdir(dest) if n.startswith(".drivestage-")]
+
+
+@pytest.mark.parametrize("before", ["link", "folder"])
+def test_a_folder_and_a_link_swapping_before_the_merge(tmp_path, before):
+    """What DEST has at a member's folder changes between the early check and the merge: the
+    merge goes by what is there then, never through a link, never losing the user's files."""
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (tmp_path / "outside").mkdir()
+    if before == "link":
+        os.symlink("../outside", dest / "d")
+    else:
+        (dest / "d").mkdir()
+    archive = make_zip(tmp_path / "a.zip", [("d/x.txt", b"x", None)])
+    lock = HeldLock(dest)
+    try:
+        thread, written, outcome = extract_in_thread(archive, dest, 1)
+        assert written.wait(30)
+        if before == "link":
+            os.unlink(dest / "d")
+            (dest / "d").mkdir()
+            (dest / "d/mine.txt").write_bytes(b"the user's")
+        else:
+            os.rmdir(dest / "d")
+            os.symlink("../outside", dest / "d")
+    finally:
+        lock.release()
+    thread.join(30)
+    assert outcome == {"members": ["d/x.txt"]}
+    assert not os.path.islink(dest / "d")
+    expected = {"d": None, "d/x.txt": b"x"}
+    if before == "link":
+        expected["d/mine.txt"] = b"the user's"
+    assert user_view(dest) == expected
+    assert snapshot(tmp_path / "outside") == {}

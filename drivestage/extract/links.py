@@ -134,8 +134,8 @@ def judge_links(archive: str, dest: str, entries: list[Entry], tree: dict[str, E
         if not ok:
             where = f" through {os.path.join(dest, via)}" if via and via != e.path else ""
             raise UnsafeArchiveError(
-                f"symlink member {e.path!r} points to {e.target!r}, which resolves outside the "
-                f"destination{where}; refusing the archive")
+                f"symlink member {e.path!r} points to {e.target!r}, which "
+                f"resolves outside the destination{where}; refusing the archive")
     if not new_links and not replaces_links:
         return  # only links change where a path leads
     before = View(dest)
@@ -148,5 +148,5 @@ def judge_links(archive: str, dest: str, entries: list[Entry], tree: dict[str, E
         if not resolves_inside(after, rel, target)[0]:
             raise UnsafeArchiveError(
                 f"{os.path.basename(archive)}: once its members are in place, the link "
-                f"{os.path.join(dest, rel)} (-> {target}) already in the destination would "
-                "resolve outside it; refusing the archive")
+                f"{os.path.join(dest, rel)} (-> {target}) "
+                "already in the destination would resolve outside it; refusing the archive")

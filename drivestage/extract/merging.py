@@ -142,8 +142,9 @@ def _merge_dir(ctx: _Ctx, src_fd: int, dst_fd: int, names: list[str], prefix: st
                 break
         else:
             raise ArchiveError(f"{os.path.join(ctx.dest, rel)} kept changing while "
-                               f"{os.path.basename(ctx.archive)} was moved into place; is "
-                               "another program writing there? Extract again")
+                               f"{os.path.basename(ctx.archive)} "
+                               "was moved into place; is another program writing there? "
+                               "Extract again")
 
 
 def _merge_one(ctx: _Ctx, src_fd: int, dst_fd: int, name: str, rel: str,

@@ -72,14 +72,14 @@ def _check_names(e: Entry, archive: str) -> None:
     for part in e.path.split("/"):
         if is_reserved(part):
             raise UnsafeArchiveError(
-                f"member {e.path!r} uses the name {part!r}, which drivestage keeps for its own "
-                "state (stamps, locks, temporary folders, partial downloads); refusing the "
-                "archive")
+                f"member {e.path!r} uses the name {part!r}, "
+                "which drivestage keeps for its own state "
+                "(stamps, locks, temporary folders, partial downloads); refusing the archive")
         size = len(os.fsencode(part))
         if size > _NAME_MAX:
             raise ArchiveError(
-                f"member {e.path[:80]!r}... of {os.path.basename(archive)} has a {size}-byte "
-                f"name; file systems allow {_NAME_MAX} bytes: shorten it in the archive")
+                f"member {e.path[:80]!r}... of {os.path.basename(archive)} has a {size}-byte name; "
+                f"file systems allow {_NAME_MAX} bytes: shorten it in the archive")
 
 
 def check_link_target(path: str, target: str) -> None:
@@ -98,15 +98,16 @@ def check_link_target(path: str, target: str) -> None:
             continue
         if is_reserved(part):
             raise UnsafeArchiveError(
-                f"symlink member {path!r} points into {part!r}, which drivestage keeps for its "
-                "own state; refusing the archive")
+                f"symlink member {path!r} points into {part!r}, "
+                "which drivestage keeps for its own state; refusing the archive")
         if part != "..":
             descended = True
         elif descended:
             raise UnsafeArchiveError(
-                f"symlink member {path!r} points to {target!r}, which goes back up ('..') "
-                "after entering a folder: through other links that can lead outside the "
-                "destination; refusing the archive (write the target without the detour)")
+                f"symlink member {path!r} points to {target!r}, which "
+                "goes back up ('..') after entering a folder: "
+                "through other links that can lead outside the destination; "
+                "refusing the archive (write the target without the detour)")
     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
     if resolved == ".." or resolved.startswith("../"):
         raise UnsafeArchiveError(
