@@ -107,17 +107,5 @@ class SourceChangedError(DriveStageError, OSError):
     """A local file kept changing while it was being uploaded."""
 
 
-class EmulatorApiError(DriveStageError):
-    """Raised inside the Drive emulator; the server turns it into Google's JSON error envelope."""
-
-    def __init__(self, status: int, reason: str, message: str, *, location: str | None = None,
-                 location_type: str | None = None, domain: str = "global",
-                 headers: dict | None = None):
-        super().__init__(message)
-        self.status, self.reason, self.message = status, reason, message
-        self.location, self.location_type, self.domain = location, location_type, domain
-        self.headers = dict(headers or {})
-
-
 class LocalFileError(DriveStageError, OSError):
     """A local file or folder cannot be written or read (permissions, a folder in the way)."""

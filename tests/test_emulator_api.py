@@ -37,10 +37,10 @@ def jreq(emu, method, path, body=b"", headers=None, token="test-token"):
     return status, h, (json.loads(data) if data else None)
 
 
-def assert_envelope(body, code, reason):
+def assert_envelope(body, code, reason, domain="global"):
     assert body["error"]["code"] == code
     assert body["error"]["errors"][0]["reason"] == reason
-    assert body["error"]["errors"][0]["domain"] == "global"
+    assert body["error"]["errors"][0]["domain"] == domain
     assert body["error"]["message"] == body["error"]["errors"][0]["message"]
 
 
@@ -369,7 +369,7 @@ def test_inject_envelope_retry_after_and_html_502(emulator):
     assert status == 502 and body == b"<html>bad gateway</html>" and h["content-type"].startswith("text/html")
     status, _, body = jreq(emulator, "POST", "/upload/drive/v2/files?uploadType=media", b"x")
     assert status == 403 and body["error"]["message"] == "User rate limit exceeded."
-    assert_envelope(body, 403, "userRateLimitExceeded")
+    assert_envelope(body, 403, "userRateLimitExceeded", domain="usageLimits")  # as Drive sends it
     assert emulator.files() == []
 
 

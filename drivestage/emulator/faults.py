@@ -17,6 +17,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
+from drivestage.emulator.errors import DRIVE_ERRORS, error_envelope
+
 CHAOS_KINDS = ("429", "500", "502", "503", "reset", "latency")
 
 GOOGLE_502_HTML = (
@@ -44,6 +46,25 @@ _DEFAULT_REASONS = {
 def default_reason(status: int) -> tuple[str, str]:
     """Drive's usual (reason, message) for an HTTP status."""
     return _DEFAULT_REASONS.get(status, ("unknown", f"HTTP {status}"))
+
+
+def _answer_for(rule: "Rule") -> "Answer":
+    """The answer a rule sends: Drive's own body and headers when the reason is one Drive
+    documents (:data:`~drivestage.emulator.errors.DRIVE_ERRORS`), else the status's usual."""
+    spec = DRIVE_ERRORS.get(rule.reason or "")
+    headers = dict(rule.headers)
+    if rule.retry_after is not None:
+        headers["Retry-After"] = _fmt_retry_after(rule.retry_after)
+    if spec is not None:
+        status = rule.status or spec.status
+        message = rule.message or spec.message
+        return Answer(status, rule.reason, message, rule.body, rule.content_type, {**spec.headers, **headers},
+                      domain=spec.domain, top_message=None if rule.message else spec.top_message,
+                      extra=dict(spec.extra), location=spec.location, location_type=spec.location_type)
+    status = rule.status or 503
+    reason, message = default_reason(status)
+    return Answer(status, rule.reason or reason, rule.message or message, rule.body, rule.content_type,
+                  headers, domain="usageLimits" if (rule.reason or reason) == "rateLimitExceeded" else "global")
 
 
 @dataclass
@@ -82,6 +103,17 @@ class Answer:
     body: Optional[bytes] = None          # raw body; None: Google's JSON envelope
     content_type: Optional[str] = None
     headers: dict = field(default_factory=dict)
+    domain: str = "global"
+    top_message: Optional[str] = None
+    extra: dict = field(default_factory=dict)
+    location: Optional[str] = None
+    location_type: Optional[str] = None
+
+    def envelope(self) -> dict:
+        """Google's JSON error body for this answer."""
+        return error_envelope(self.status, self.reason, self.message, domain=self.domain,
+                              location=self.location, location_type=self.location_type,
+                              top_message=self.top_message, extra=self.extra)
 
 
 @dataclass
@@ -108,7 +140,7 @@ class Faults:
         self._chaos: Optional[tuple[float, random.Random, tuple[str, ...]]] = None
 
     # ------------------------------------------------------------- public API
-    def inject(self, method: Optional[str] = None, path: Optional[str] = None, status: int = 503,
+    def inject(self, method: Optional[str] = None, path: Optional[str] = None, status: Optional[int] = None,
                reason: Optional[str] = None, body: Optional[str | bytes] = None,
                retry_after: Optional[float] = None, headers: Optional[dict] = None,
                times: Optional[int] = 1, *, message: Optional[str] = None,
@@ -117,10 +149,16 @@ class Faults:
 
         Without ``body`` the answer is Google's JSON error envelope with
         ``reason`` and ``message``; with ``body`` it is sent raw (e.g. the HTML
-        page of a 502 from Google's front end) as ``content_type``.
+        page of a 502 from Google's front end) as ``content_type``. A ``reason``
+        Drive documents (``cannotDownloadAbusiveFile``, ``insufficientPermissions``,
+        ...) brings Drive's status, message, domain and headers; ``status`` alone
+        brings that status's usual reason; neither: 503 ``backendError``.
         """
         if isinstance(body, str):
             body = body.encode("utf-8")
+        if status is None:
+            spec = DRIVE_ERRORS.get(reason or "")
+            status = spec.status if spec is not None else 503
         return self._add(Rule("inject", method, path, times, status=int(status), reason=reason,
                               message=message, body=body, content_type=content_type,
                               retry_after=retry_after, headers=dict(headers or {})))
@@ -231,12 +269,7 @@ class Faults:
                     plan.latency += rule.seconds
                     self._take(rule)
                 elif rule.kind == "inject" and plan.answer is None:
-                    reason, message = default_reason(rule.status)
-                    headers = dict(rule.headers)
-                    if rule.retry_after is not None:
-                        headers["Retry-After"] = _fmt_retry_after(rule.retry_after)
-                    plan.answer = Answer(rule.status, rule.reason or reason, rule.message or message,
-                                         rule.body, rule.content_type, headers)
+                    plan.answer = _answer_for(rule)
                     self._take(rule)
                 elif rule.kind == "drop":
                     if rule.direction == "request" and plan.drop_request_after is None:
@@ -254,7 +287,7 @@ class Faults:
     @staticmethod
     def _chaos_kind(plan: Plan, kind: str, rng: random.Random) -> None:
         if kind == "429":
-            plan.answer = Answer(429, "rateLimitExceeded", "Rate Limit Exceeded")
+            plan.answer = Answer(429, "rateLimitExceeded", "Rate Limit Exceeded", domain="usageLimits")
         elif kind == "500":
             plan.answer = Answer(500, "backendError", "Backend Error")
         elif kind == "502":

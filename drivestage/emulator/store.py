@@ -19,7 +19,7 @@ import threading
 import time
 from typing import Iterable, Iterator, Optional
 
-from drivestage.errors import EmulatorApiError
+from drivestage.emulator.errors import EmulatorApiError, not_found
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,6 @@ _COPY_CHUNK = 4 << 20
 def new_id(prefix: str = "1") -> str:
     """A Drive-looking opaque id (URL-safe, 33 characters)."""
     return prefix + secrets.token_urlsafe(24)[: 33 - len(prefix)].replace("-", "x").replace("_", "y")
-
-
-def not_found(file_id: str) -> EmulatorApiError:
-    """Drive's 404 for an unknown file id."""
-    return EmulatorApiError(404, "notFound", f"File not found: {file_id}.",
-                            location="fileId", location_type="parameter")
 
 
 def quota_exceeded() -> EmulatorApiError:

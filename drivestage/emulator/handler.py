@@ -1,0 +1,319 @@
+"""One HTTP connection of the emulator: parsing, faults, authorization, routing and sending.
+
+The Drive endpoints themselves live in mixins (:mod:`routes_meta`, :mod:`routes_media`,
+:mod:`control`); this module holds what every request goes through. Bodies stream: uploads
+go to disk in 1 MiB pieces, downloads leave through ``sendfile``. Every error is Google's
+JSON envelope.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import struct
+import time
+from http.server import BaseHTTPRequestHandler
+from typing import TYPE_CHECKING, Optional
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from drivestage.emulator.control import ControlRoutes
+from drivestage.emulator.errors import EmulatorApiError, error_envelope
+from drivestage.emulator.faults import Bucket, Plan
+from drivestage.emulator.log import RequestRecord, logged_headers, redact_target
+from drivestage.emulator.routes_media import MediaRoutes
+from drivestage.emulator.routes_meta import MetadataRoutes
+from drivestage.emulator.store import EmulatorStore
+from drivestage.emulator.wire import Body, ClientGone, Reset, apply_fields, parse_fields
+
+if TYPE_CHECKING:
+    from drivestage.emulator.server import Emulator
+
+log = logging.getLogger(__name__)
+
+_LOOPBACK_NAMES = {"localhost", "localhost.", "ip6-localhost", "ip6-loopback"}
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for a name or address that can only mean this machine."""
+    host = host.strip().lower().strip("[]")
+    if host in _LOOPBACK_NAMES or host == "::1":
+        return True
+    parts = host.split(".")
+    return len(parts) == 4 and parts[0] == "127" and all(p.isdigit() and int(p) < 256 for p in parts)
+
+
+def _host_name(value: str) -> str:
+    """The host part of a ``Host`` header (``[::1]:80`` → ``::1``, ``a:80`` → ``a``)."""
+    value = value.strip()
+    if value.startswith("["):
+        return value[1:value.find("]")] if "]" in value else value
+    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+
+
+class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY every JSON answer
+    # waits ~40 ms for the client's delayed ACK (Nagle).
+    disable_nagle_algorithm = True
+    server_version = "DriveEmulator/1.0"
+    sys_version = ""
+
+    # ------------------------------------------------------------------ plumbing
+    def setup(self) -> None:
+        super().setup()
+        # One handler serves one connection (keep-alive included): its per-connection budget.
+        self._link = Bucket()
+
+    def pace(self, nbytes: int) -> None:
+        """Hold a body to the emulator's bandwidth limits."""
+        self.emu.faults.pace(nbytes, self._link)
+
+    def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
+        # The request line carries the query string: never log a token given as ?access_token=.
+        log.debug("%s %s", self.address_string(), redact_target(format % args))
+
+    def send_error(self, code, message=None, explain=None):
+        """Even malformed requests get Google's JSON envelope, never an HTML page."""
+        self.close_connection = True
+        reason = {400: "badRequest", 414: "uriTooLong", 501: "notImplemented"}.get(code, "badRequest")
+        text = message or self.responses.get(code, ("Error",))[0]
+        body = json.dumps(error_envelope(code, reason, text)).encode("utf-8")
+        self.send_response(code, text)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body)
+
+    def do_GET(self):
+        self._handle()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET
+
+    @property
+    def emu(self) -> "Emulator":
+        return self.server.emu
+
+    @property
+    def store(self) -> EmulatorStore:
+        return self.server.emu.store
+
+    def _base(self) -> str:
+        host = self.headers.get("Host") or f"{self.emu.host}:{self.emu.port}"
+        return f"http://{host}/"
+
+    def _check_host(self) -> None:
+        """Bound to loopback, answer only loopback names: a web page must not reach this
+        server through a DNS name that resolves to 127.0.0.1 (DNS rebinding)."""
+        host = self.headers.get("Host")
+        if host is None or not is_loopback_host(self.emu.host) or is_loopback_host(_host_name(host)):
+            return
+        raise EmulatorApiError(
+            403, "forbidden", f"Host {host!r} is not allowed: this emulator listens on loopback and "
+                              "answers only loopback names (localhost, 127.0.0.1, ::1).",
+            location="Host", location_type="header")
+
+    def _handle(self) -> None:
+        started = time.time()
+        url = urlsplit(self.path)
+        path = unquote(url.path)
+        self.query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        self._headers_sent = False
+        self._status = 0
+        self._bytes_out = 0
+        self._ttfb = 0.0      # latency still to wait before the first byte of the answer
+        self._drop_response_after: Optional[int] = None
+        self._token: Optional[str] = None
+        length = self.headers.get("Content-Length")
+        chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
+        try:
+            length_i = int(length) if length else None
+        except ValueError:
+            length_i = None
+        faults = self.emu.faults
+        self.body = Body(self.rfile, length_i, chunked, self.pace)
+        control = path.startswith("/_emulator/") or path == "/_emulator"
+        error = None
+        # The record enters the log when the request arrives and is completed as the answer
+        # goes out, so a client that has its answer always finds its request in the log.
+        self._rec = RequestRecord(self.command, path, self.query, logged_headers(self.headers), 0, 0, 0,
+                                  started)
+        if not control:
+            self.emu._record(self._rec)
+        try:
+            self._check_host()
+            if control:
+                self._control(path)
+                return
+            plan: Plan = faults.plan(self.command, self.path)
+            # Latency is time to first byte: the request is read, the answer waits.
+            self._ttfb = plan.latency
+            if plan.reset:
+                raise Reset()
+            self.body.drop_after = plan.drop_request_after
+            if plan.drop_request_after is not None and self.body.done:
+                raise Reset()   # no body to wait for: "after 0 bytes" is now
+            self._drop_response_after = plan.drop_response_after
+            if plan.answer is not None:
+                self.body.drain()
+                a = plan.answer
+                if a.body is None:
+                    self._send_json(a.status, a.envelope(), a.headers)
+                else:
+                    self._send_bytes(a.status, a.body, a.content_type or "text/html; charset=UTF-8",
+                                     a.headers)
+                return
+            self._authorize()
+            self._route(path)
+        except EmulatorApiError as exc:
+            self._fail(exc)
+        except Reset:
+            error = self._rec.error = "reset"
+            self._wait_first_byte()
+            self._reset()
+        except ClientGone:
+            error = "client gone"
+            self.close_connection = True
+        except (BrokenPipeError, ConnectionResetError):
+            error = "client gone"
+            self.close_connection = True
+        except Exception as exc:  # a bug in the emulator: answer 500 and say so in the log
+            log.exception("emulator failed on %s %s", self.command, redact_target(self.path))
+            self._fail(EmulatorApiError(500, "backendError", f"Emulator error: {exc}"))
+        finally:
+            rec = self._rec
+            rec.status, rec.bytes_in, rec.bytes_out = self._status, self.body.count, self._bytes_out
+            rec.duration, rec.error = time.time() - started, error
+
+    def _fail(self, exc: EmulatorApiError) -> None:
+        if self._headers_sent:
+            self.close_connection = True
+            return
+        try:
+            self.body.drain()
+        except (ClientGone, EmulatorApiError, OSError):
+            self.close_connection = True
+        self._send_json(exc.status, exc.envelope(), exc.headers)
+
+    def _reset(self) -> None:
+        """Abort the connection with a TCP reset, as a crashing front end would."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
+
+    def _wait_first_byte(self) -> None:
+        if self._ttfb > 0:
+            time.sleep(self._ttfb)
+            self._ttfb = 0.0
+
+    def _start(self, status: int, headers: dict, length: Optional[int],
+               content_type: Optional[str] = None) -> None:
+        self._wait_first_byte()
+        self.send_response(status)
+        if content_type:
+            self.send_header("Content-Type", content_type)
+        for k, v in headers.items():
+            self.send_header(k, str(v))
+        if length is not None:
+            self.send_header("Content-Length", str(length))
+        # Filled in before the client can see the answer (see _handle).
+        self._rec.status, self._rec.bytes_in = status, self.body.count
+        self._rec.bytes_out = length if length is not None and self.command != "HEAD" else 0
+        self.end_headers()
+        self._headers_sent = True
+        self._status = status
+
+    def _write(self, data: bytes) -> None:
+        if self._drop_response_after is not None:
+            room = self._drop_response_after - self._bytes_out
+            if room < len(data):
+                if room > 0:
+                    self.wfile.write(data[:room])
+                    self._bytes_out += room
+                raise Reset()
+        self.pace(len(data))
+        self.wfile.write(data)
+        self._bytes_out += len(data)
+
+    def _send_bytes(self, status: int, data: bytes, content_type: Optional[str],
+                    headers: Optional[dict] = None) -> None:
+        if status in (204, 304) or self.command == "HEAD":
+            self._start(status, headers or {}, None if status == 204 else len(data), content_type)
+            return
+        self._start(status, headers or {}, len(data), content_type)
+        self._write(data)
+
+    def _send_json(self, status: int, obj, headers: Optional[dict] = None) -> None:
+        self._send_bytes(status, json.dumps(obj).encode("utf-8"), "application/json; charset=UTF-8",
+                         headers)
+
+    def _send_resource(self, status: int, obj: dict) -> None:
+        fields = self.query.get("fields")
+        if fields:
+            obj = apply_fields(obj, parse_fields(fields))
+        self._send_json(status, obj)
+
+    def _read_json(self) -> dict:
+        raw = self.body.read_all()
+        if not raw.strip():
+            return {}
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            raise EmulatorApiError(400, "parseError", "Parse Error")
+        if not isinstance(obj, dict):
+            raise EmulatorApiError(400, "parseError", "Parse Error: expected a JSON object")
+        return obj
+
+    def _authorize(self) -> None:
+        header = self.headers.get("Authorization") or ""
+        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        token = token or self.query.get("access_token", "")
+        challenge = {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'}
+        if not token:
+            raise EmulatorApiError(401, "required", "Login Required.", location="Authorization",
+                                   location_type="header", headers=challenge)
+        if self.emu.token is not None and token != self.emu.token:
+            raise EmulatorApiError(401, "authError", "Invalid Credentials", location="Authorization",
+                                   location_type="header",
+                                   headers={"WWW-Authenticate": challenge["WWW-Authenticate"]
+                                            + ', error="invalid_token"'})
+        self._token = token
+
+    # ------------------------------------------------------------------ routing
+    _ROUTES = [
+        (re.compile(r"/drive/v2/about"), {"GET": "_about"}),
+        (re.compile(r"/drive/v2/drives"), {"GET": "_drives_list"}),
+        (re.compile(r"/drive/v2/drives/([^/]+)"), {"GET": "_drives_get"}),
+        (re.compile(r"/drive/v2/files"), {"GET": "_files_list", "POST": "_files_insert"}),
+        (re.compile(r"/drive/v2/files/trash"), {"DELETE": "_files_empty_trash"}),
+        (re.compile(r"/drive/v2/files/([^/]+)"), {"GET": "_files_get", "HEAD": "_files_get",
+                                                  "PUT": "_files_update", "PATCH": "_files_update",
+                                                  "DELETE": "_files_delete"}),
+        (re.compile(r"/drive/v2/files/([^/]+)/trash"), {"POST": "_files_trash"}),
+        (re.compile(r"/drive/v2/files/([^/]+)/untrash"), {"POST": "_files_untrash"}),
+        (re.compile(r"/drive/v2/files/([^/]+)/copy"), {"POST": "_files_copy"}),
+        (re.compile(r"/drive/v2/files/([^/]+)/touch"), {"POST": "_files_touch"}),
+        (re.compile(r"(?:/resumable)?/upload/drive/v2/files"), {"POST": "_upload", "PUT": "_upload"}),
+        (re.compile(r"(?:/resumable)?/upload/drive/v2/files/([^/]+)"), {"PUT": "_upload", "POST": "_upload"}),
+    ]
+
+    def _route(self, path: str) -> None:
+        for pattern, methods in self._ROUTES:
+            m = pattern.fullmatch(path)
+            if m:
+                name = methods.get(self.command)
+                if name is None:
+                    break
+                getattr(self, name)(*m.groups())
+                return
+        raise EmulatorApiError(404, "notFound", f"Not Found: {self.command} {path}")
+
+    def _flag(self, name: str, default: bool = False) -> bool:
+        v = self.query.get(name)
+        return default if v is None else v.lower() in ("1", "true", "yes")

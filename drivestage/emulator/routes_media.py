@@ -1,0 +1,321 @@
+"""Drive v2 byte transfers: ranged downloads and simple, multipart and resumable uploads.
+A mixin of the request handler (see :mod:`handler`)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Optional
+
+from drivestage.emulator.errors import EmulatorApiError, error_envelope, not_found
+from drivestage.emulator.store import FOLDER_MIME, SERVICE_ACCOUNT_MESSAGE, hash_file, iter_file
+from drivestage.emulator.wire import (
+    IO_CHUNK,
+    MAX_JSON_BODY,
+    ClientGone,
+    Multipart,
+    Sink,
+    b64_md5,
+    header_safe,
+    parse_content_range,
+    parse_range,
+)
+
+CHUNK_GRANULARITY = 256 * 1024      # Drive keeps resumable bytes in multiples of this
+
+
+class MediaRoutes:
+    """alt=media downloads and /upload/ endpoints (the handler provides body and sending)."""
+
+    # ------------------------------------------------------------------ download
+    def _download(self, rec: dict) -> None:
+        if rec["mimeType"] == FOLDER_MIME or rec["size"] is None:
+            raise EmulatorApiError(403, "fileNotDownloadable",
+                                   "Only files with binary content can be downloaded. "
+                                   "Use Export with Docs Editors files.", location="alt")
+        self.body.drain()
+        path = self.store.blob_path(rec["id"])
+        try:
+            f = open(path, "rb")   # opened now: a concurrent replace keeps this inode
+        except FileNotFoundError:
+            raise not_found(rec["id"])
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            headers = {"Accept-Ranges": "bytes", "X-Goog-Hash": "md5=" + b64_md5(rec["md5"]),
+                       "Content-Disposition": f'attachment; filename="{header_safe(rec["title"])}"'}
+            rng = parse_range(self.headers.get("Range"), size) if self.headers.get("Range") else None
+            if rng == (-1, -1):
+                body = error_envelope(416, "requestedRangeNotSatisfiable", "Request range not satisfiable")
+                self._send_json(416, body, {"Content-Range": f"bytes */{size}"})
+                return
+            if rng is None:
+                start, count, status = 0, size, 200
+            else:
+                start, count, status = rng[0], rng[1] - rng[0] + 1, 206
+                headers["Content-Range"] = f"bytes {rng[0]}-{rng[1]}/{size}"
+            self._start(status, headers, count, rec["mimeType"])
+            if self.command == "HEAD" or count == 0:
+                return
+            flip = self.emu.faults.corrupt_offset(rec["id"], size)
+            if flip is None and self._drop_response_after is None and not self.emu.faults.throttled:
+                sent = self.connection.sendfile(f, start, count)
+                self._bytes_out += sent
+                if sent < count:
+                    raise ClientGone()
+                return
+            pos = start
+            for data in iter_file(path, start, count, 256 * 1024):
+                if flip is not None and pos <= flip < pos + len(data):
+                    data = bytearray(data)
+                    data[flip - pos] ^= 0xFF
+                    data = bytes(data)
+                self._write(data)
+                pos += len(data)
+
+    # ------------------------------------------------------------------ uploads
+    def _check_can_store(self, drive_id: Optional[str], size: int, replacing: int = 0) -> None:
+        if drive_id is None and self.emu.is_service_account(self._token):
+            raise EmulatorApiError(403, "storageQuotaExceeded", SERVICE_ACCOUNT_MESSAGE)
+        self.store.check_quota(size, drive_id, replacing=replacing)
+
+    def _upload(self, file_id: Optional[str] = None) -> None:
+        upload_id = self.query.get("upload_id")
+        if upload_id:
+            self._resumable_chunk(upload_id)
+            return
+        if (file_id is None) != (self.command == "POST"):
+            raise EmulatorApiError(404, "notFound", f"Not Found: {self.command} {self.path}")
+        kind = self.query.get("uploadType") or "media"
+        if kind == "resumable":
+            self._resumable_start(file_id)
+        elif kind == "multipart":
+            self._simple_upload(file_id, multipart=True)
+        elif kind == "media":
+            self._simple_upload(file_id, multipart=False)
+        else:
+            raise EmulatorApiError(400, "invalid", f"Invalid value for uploadType: {kind}",
+                                   location="uploadType")
+
+    def _target(self, file_id: Optional[str], meta: dict) -> tuple[Optional[dict], Optional[str], int]:
+        """(existing record or None, shared drive id, bytes it replaces)."""
+        if file_id is not None:
+            rec = self.store.get(file_id)
+            if rec["mimeType"] == FOLDER_MIME:
+                raise EmulatorApiError(400, "badRequest", "A folder cannot have content.")
+            if meta.get("parents"):
+                self.store.check_parents([p["id"] if isinstance(p, dict) else p for p in meta["parents"]])
+            return rec, rec.get("driveId"), rec["size"] or 0
+        parents = [p["id"] if isinstance(p, dict) else p for p in meta.get("parents") or []]
+        if meta.get("mimeType") == FOLDER_MIME:
+            raise EmulatorApiError(400, "badRequest", "A folder cannot have content.")
+        _, drive_id = self.store.check_parents(parents)
+        return None, drive_id, 0
+
+    def _finish(self, existing: Optional[dict], meta: dict, blob: str, size: int, md5: str,
+                content_type: Optional[str], drive_id: Optional[str], *, keep_on_error: bool = False) -> dict:
+        """Turn a complete temp file into a Drive file (new, or new content for ``existing``).
+
+        ``keep_on_error`` leaves a resumable session's bytes in place when it is refused
+        (e.g. quota), so the same session can complete once space has been freed."""
+        ok = False
+        try:
+            self._check_can_store(drive_id, size, replacing=existing["size"] or 0 if existing else 0)
+            if existing is not None:
+                rec = self.store.replace_content(existing["id"], blob, size, md5, meta)
+            else:
+                parents = [p["id"] if isinstance(p, dict) else p for p in meta.get("parents") or []]
+                mime = meta.get("mimeType") or content_type or "application/octet-stream"
+                rec = self.store.create(meta.get("title") or "Untitled", mime, parents, blob=blob,
+                                        size=size, md5=md5, meta=meta)
+            ok = True
+            return rec
+        finally:
+            if (ok or not keep_on_error) and os.path.exists(blob):
+                os.unlink(blob)
+
+    def _simple_upload(self, file_id: Optional[str], multipart: bool) -> None:
+        ctype = self.headers.get("Content-Type") or ""
+        meta: dict = {}
+        media_type = None if multipart else (ctype.split(";")[0].strip() or None)
+        if not multipart:
+            existing, drive_id, replacing = self._target(file_id, meta)
+            # Content-Length is the content size here: refuse before reading it.
+            self._check_can_store(drive_id, self.body.length or 0, replacing)
+        tmp = self.store.upload_path("simple-" + os.urandom(8).hex())
+        sink = Sink(tmp, corrupt=self.emu.faults.take_corrupt_upload())
+        try:
+            if multipart:
+                m = re.search(r'boundary="?([^";]+)"?', ctype)
+                if not ctype.lower().startswith("multipart/") or not m:
+                    raise EmulatorApiError(400, "badContent",
+                                           "Multipart upload needs Content-Type multipart/related with a boundary.")
+                mp = Multipart(self.body, m.group(1).encode("latin-1"))
+                mp.until_boundary(lambda b: None)
+                mp.line()
+                mp.headers()
+                parts: list[bytes] = []
+                mp.until_boundary(parts.append)
+                raw = b"".join(parts)
+                if len(raw) > MAX_JSON_BODY:
+                    raise EmulatorApiError(400, "badContent", "Multipart metadata part too large.")
+                try:
+                    meta = json.loads(raw) if raw.strip() else {}
+                except ValueError:
+                    raise EmulatorApiError(400, "parseError", "Parse Error in the metadata part.")
+                if mp.line().startswith(b"--"):
+                    raise EmulatorApiError(400, "badContent", "Multipart upload has no media part.")
+                media_type = mp.headers().get("content-type")
+                existing, drive_id, replacing = self._target(file_id, meta)
+                mp.until_boundary(sink.write)
+                mp.line()
+                self.body.drain()
+            else:
+                while True:
+                    data = self.body.read()
+                    if not data:
+                        break
+                    sink.write(data)
+        except BaseException:
+            sink.close()
+            os.unlink(tmp)
+            raise
+        sink.close()
+        rec = self._finish(existing, meta, tmp, sink.offset, sink.md5.hexdigest(), media_type, drive_id)
+        self._send_resource(200, self.emu.render(rec, self._base()))
+
+    def _resumable_start(self, file_id: Optional[str]) -> None:
+        meta = self._read_json()
+        existing, drive_id, replacing = self._target(file_id, meta)
+        total = self.headers.get("X-Upload-Content-Length")
+        try:
+            total_i = int(total) if total not in (None, "") else None
+        except ValueError:
+            raise EmulatorApiError(400, "badRequest", f"Invalid X-Upload-Content-Length: {total!r}",
+                                   location="X-Upload-Content-Length", location_type="header")
+        self._check_can_store(drive_id, total_i or 0, replacing)
+        sess = self.store.new_session(
+            file_id=existing["id"] if existing else None, meta=meta, total=total_i, drive_id=drive_id,
+            content_type=self.headers.get("X-Upload-Content-Type"),
+            corrupt=self.emu.faults.take_corrupt_upload(), token=self._token)
+        where = f"upload/drive/v2/files{'/' + existing['id'] if existing else ''}"
+        location = f"{self._base()}{where}?uploadType=resumable&upload_id={sess['id']}"
+        self._send_bytes(200, b"", None, {"Location": location, "X-GUploader-UploadID": sess["id"]})
+
+    def _range_header(self, received: int) -> dict:
+        return {"Range": f"bytes=0-{received - 1}"} if received else {}
+
+    def _resumable_chunk(self, session_id: str) -> None:
+        sess = self.store.get_session(session_id)
+        if sess is None:
+            raise EmulatorApiError(404, "notFound", f"Upload session not found: {session_id}",
+                                   location="upload_id")
+        with self.emu._session_lock(session_id):
+            if sess.get("done_file_id"):
+                self.body.drain()
+                rec = self.store.get(sess["done_file_id"])
+                self._send_resource(200, self.emu.render(rec, self._base()))
+                return
+            cr = self.headers.get("Content-Range")
+            if cr is None:
+                # No Content-Range: the body is the whole content.
+                if self.body.length is None:
+                    raise EmulatorApiError(400, "badRequest", "Content-Range or Content-Length required.",
+                                           location="Content-Range", location_type="header")
+                a, b, total = 0, self.body.length - 1, self.body.length
+                if self.body.length == 0:
+                    a = b = None
+            else:
+                a, b, total = parse_content_range(cr)
+            if total is not None and sess["total"] is not None and total != sess["total"]:
+                raise EmulatorApiError(400, "badRequest",
+                                       f"Content-Range total {total} does not match the declared "
+                                       f"upload size {sess['total']}.", location="Content-Range",
+                                       location_type="header")
+            if total is not None and sess["total"] is None:
+                sess["total"] = total
+            received = sess["received"]
+            if a is None:
+                # A status query, or the empty final request of an empty upload.
+                self.body.drain()
+                if sess["total"] is not None and received == sess["total"]:
+                    self._resumable_done(sess)
+                else:
+                    self._send_bytes(308, b"", None, self._range_header(received))
+                return
+            length = b - a + 1
+            if self.body.length is not None and self.body.length != length:
+                raise EmulatorApiError(400, "badRequest",
+                                       f"Content-Range {cr} says {length} bytes, Content-Length says "
+                                       f"{self.body.length}.", location="Content-Range", location_type="header")
+            if a > received:
+                raise EmulatorApiError(400, "badRequest",
+                                       f"Invalid request. According to the Content-Range header, the upload "
+                                       f"offset is {a} byte(s), which exceeds already uploaded size of "
+                                       f"{received} byte(s).", location="Content-Range", location_type="header")
+            if sess["total"] is not None and b >= sess["total"]:
+                raise EmulatorApiError(400, "badRequest", f"Content-Range {cr} goes past the upload size.",
+                                       location="Content-Range", location_type="header")
+            existing = self.store.files.get(sess["file_id"]) if sess["file_id"] else None
+            if sess["file_id"] and existing is None:
+                raise not_found(sess["file_id"])
+            self._check_can_store(sess["drive_id"], max(b + 1, sess["total"] or 0),
+                                  (existing or {}).get("size") or 0)
+            self._receive(sess, a, length)
+            if sess["total"] is not None and sess["received"] == sess["total"]:
+                self._resumable_done(sess)
+            else:
+                self._send_bytes(308, b"", None, self._range_header(sess["received"]))
+
+    def _receive(self, sess: dict, a: int, length: int) -> None:
+        """Append the chunk's new bytes to the session; keep 256 KiB multiples if it breaks off."""
+        path = self.store.upload_path(sess["id"])
+        received = sess["received"]
+        md5 = sess.get("_md5")
+        if md5 is None or sess.get("_hashed") != received:
+            md5 = hash_file(path, received)  # after a restart or a truncation
+        sink = Sink(path, offset=received, md5=md5, corrupt=sess.get("corrupt", False))
+        skip = received - a
+        ok = False
+        try:
+            got = 0
+            while got < length:
+                data = self.body.read(min(IO_CHUNK, length - got))
+                if not data:
+                    break
+                got += len(data)
+                if skip >= len(data):
+                    skip -= len(data)
+                    continue
+                sink.write(data[skip:] if skip else data)
+                skip = 0
+            ok = got == length
+        finally:
+            sink.close()
+            end = sink.offset
+            final = ok and sess["total"] is not None and end == sess["total"]
+            keep = end if final else end - end % CHUNK_GRANULARITY
+            keep = max(keep, received)   # what was committed before stays committed
+            if keep != end:
+                with open(path, "r+b") as f:
+                    f.truncate(keep)
+                sess["_md5"], sess["_hashed"] = None, None
+            else:
+                sess["_md5"], sess["_hashed"] = sink.md5, end
+            sess["received"] = keep
+            self.store.save_session(sess)
+
+    def _resumable_done(self, sess: dict) -> None:
+        path = self.store.upload_path(sess["id"])
+        md5 = sess.get("_md5") if sess.get("_hashed") == sess["received"] else None
+        md5 = md5 or hash_file(path, sess["received"])
+        existing = None
+        if sess["file_id"]:
+            existing = self.store.files.get(sess["file_id"])
+            if existing is None:
+                raise not_found(sess["file_id"])
+        rec = self._finish(existing, sess["meta"], path, sess["received"], md5.hexdigest(),
+                           sess.get("content_type"), sess["drive_id"], keep_on_error=True)
+        sess["done_file_id"] = rec["id"]
+        sess["_md5"] = None
+        self.store.save_session(sess)
+        self._send_resource(200, self.emu.render(rec, self._base()))

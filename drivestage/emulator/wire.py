@@ -1,0 +1,298 @@
+"""HTTP plumbing of the emulator: request bodies (plain, chunked, multipart), the upload
+sink, ``Range`` / ``Content-Range`` parsing, partial-response ``fields`` and Drive's date
+format. Nothing here knows about Drive files.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from datetime import datetime, timezone
+from typing import Any, Callable, Optional
+
+from drivestage.emulator.errors import EmulatorApiError
+
+IO_CHUNK = 1 << 20
+MAX_JSON_BODY = 1 << 20
+
+
+def open_private(path: str, mode: str = "wb"):
+    """Open a file the emulator writes, created 0600 (only its owner may read state)."""
+    flags = {"wb": os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "r+b": os.O_RDWR,
+             "ab": os.O_WRONLY | os.O_CREAT | os.O_APPEND}[mode]
+    return os.fdopen(os.open(path, flags, 0o600), mode)
+
+
+class Reset(Exception):
+    """Reset the client's connection now (a fault)."""
+
+
+class ClientGone(Exception):
+    """The client went away in the middle of a request body."""
+
+
+def fmt_time(t: float) -> str:
+    """RFC 3339 with milliseconds and ``Z``, as Drive writes dates."""
+    dt = datetime.fromtimestamp(t, timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_fields(spec: str) -> dict:
+    """Parse a partial-response ``fields`` string (``items(id,title),nextPageToken``)."""
+    tokens = re.findall(r"[^,()/\s]+|[,()/]", spec)
+    pos = 0
+
+    def item() -> dict:
+        nonlocal pos
+        if pos >= len(tokens) or tokens[pos] in ",()/":
+            raise EmulatorApiError(400, "invalidParameter", f"Invalid field selection {spec}",
+                                   location="fields")
+        name = tokens[pos]
+        pos += 1
+        if pos < len(tokens) and tokens[pos] == "/":
+            pos += 1
+            return {name: item()}
+        if pos < len(tokens) and tokens[pos] == "(":
+            pos += 1
+            sub = group()
+            if pos >= len(tokens) or tokens[pos] != ")":
+                raise EmulatorApiError(400, "invalidParameter", f"Invalid field selection {spec}",
+                                       location="fields")
+            pos += 1
+            return {name: sub}
+        return {name: None}
+
+    def group() -> dict:
+        nonlocal pos
+        out: dict = {}
+        while True:
+            for k, v in item().items():
+                out[k] = v if k not in out or out[k] is None or v is None else {**out[k], **v}
+            if pos < len(tokens) and tokens[pos] == ",":
+                pos += 1
+                continue
+            return out
+
+    tree = group()
+    if pos != len(tokens):
+        raise EmulatorApiError(400, "invalidParameter", f"Invalid field selection {spec}", location="fields")
+    return tree
+
+
+def apply_fields(obj: Any, tree: Optional[dict]) -> Any:
+    """Keep only the selected fields of a resource (lists are filtered item by item)."""
+    if tree is None or "*" in tree:
+        return obj
+    if isinstance(obj, list):
+        return [apply_fields(o, tree) for o in obj]
+    if not isinstance(obj, dict):
+        return obj
+    return {k: apply_fields(obj[k], sub) for k, sub in tree.items() if k in obj}
+
+
+class Body:
+    """A request body reader: Content-Length or chunked, counted, honouring a drop fault."""
+
+    def __init__(self, rfile, length: Optional[int], chunked: bool, pace: Callable[[int], None]):
+        self.rfile, self.length, self.chunked, self.pace = rfile, length, chunked, pace
+        self.count = 0
+        self.drop_after: Optional[int] = None
+        self.done = (not chunked) and not length
+        self._chunk_left = 0
+
+    def read(self, n: int = IO_CHUNK) -> bytes:
+        """Up to ``n`` bytes; ``b""`` at the end of the body."""
+        if self.done:
+            return b""
+        if self.drop_after is not None:
+            if self.count >= self.drop_after:
+                raise Reset()
+            n = min(n, self.drop_after - self.count)
+        data = self._read_chunked(n) if self.chunked else self._read_plain(n)
+        self.count += len(data)
+        if data:
+            self.pace(len(data))
+        return data
+
+    def _read_plain(self, n: int) -> bytes:
+        left = self.length - self.count
+        data = self.rfile.read(min(n, left))
+        if not data:
+            raise ClientGone()
+        if self.count + len(data) >= self.length:
+            self.done = True
+        return data
+
+    def _read_chunked(self, n: int) -> bytes:
+        if self._chunk_left == 0:
+            line = self.rfile.readline(1024)
+            if not line:
+                raise ClientGone()
+            try:
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+            except ValueError:
+                raise EmulatorApiError(400, "badRequest", "Malformed chunked request body.")
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                self.done = True
+                return b""
+            self._chunk_left = size
+        data = self.rfile.read(min(n, self._chunk_left))
+        if not data:
+            raise ClientGone()
+        self._chunk_left -= len(data)
+        if self._chunk_left == 0:
+            self.rfile.readline(8)
+        return data
+
+    def read_all(self, limit: int = MAX_JSON_BODY) -> bytes:
+        """The whole (small) body; 413 when larger than ``limit``."""
+        parts, size = [], 0
+        while True:
+            data = self.read()
+            if not data:
+                return b"".join(parts)
+            size += len(data)
+            if size > limit:
+                raise EmulatorApiError(413, "uploadTooLarge", "Request body too large for metadata.")
+            parts.append(data)
+
+    def drain(self) -> None:
+        """Read and discard the rest, so the connection can be reused."""
+        self.drop_after = None
+        while not self.done:
+            if not self.read():
+                break
+
+
+class Multipart:
+    """Streams a ``multipart/related`` upload: a JSON part, then the media part."""
+
+    def __init__(self, body: Body, boundary: bytes):
+        self.body = body
+        self.delim = b"\n--" + boundary
+        self.buf = bytearray(b"\n")  # so the first boundary also follows a line break
+        self.eof = False
+
+    def _fill(self) -> None:
+        data = self.body.read()
+        if data:
+            self.buf += data
+        else:
+            self.eof = True
+
+    def until_boundary(self, emit: Callable[[bytes], None]) -> None:
+        keep = len(self.delim) + 1     # +1: a '\r' before the boundary belongs to it
+        while True:
+            i = self.buf.find(self.delim)
+            if i >= 0:
+                part = self.buf[:i]
+                if part.endswith(b"\r"):
+                    part = part[:-1]
+                if part:
+                    emit(bytes(part))
+                del self.buf[: i + len(self.delim)]
+                return
+            if len(self.buf) > keep:
+                emit(bytes(self.buf[:-keep]))
+                del self.buf[:-keep]
+            if self.eof:
+                raise EmulatorApiError(400, "badRequest", "Malformed multipart body: a boundary is missing.")
+            self._fill()
+
+    def line(self) -> bytes:
+        while b"\n" not in self.buf:
+            if self.eof:   # the closing boundary may end the body without a line break
+                out = bytes(self.buf).rstrip(b"\r")
+                self.buf.clear()
+                return out
+            if len(self.buf) > 16384:
+                raise EmulatorApiError(400, "badRequest", "Malformed multipart body: bad part header.")
+            self._fill()
+        i = self.buf.index(b"\n")
+        out = bytes(self.buf[:i]).rstrip(b"\r")
+        del self.buf[: i + 1]
+        return out
+
+    def headers(self) -> dict:
+        out = {}
+        while True:
+            line = self.line()
+            if not line:
+                return out
+            k, _, v = line.decode("latin-1").partition(":")
+            out[k.strip().lower()] = v.strip()
+
+
+class Sink:
+    """Writes upload bytes to a file while computing md5; can flip the first byte."""
+
+    def __init__(self, path: str, offset: int = 0, md5=None, corrupt: bool = False):
+        self.f = open_private(path, "r+b" if offset else "wb")
+        self.f.seek(offset)
+        self.offset = offset
+        self.md5 = md5 if md5 is not None else hashlib.md5()
+        self.corrupt = corrupt
+
+    def write(self, data: bytes) -> None:
+        if self.corrupt and self.offset == 0 and data:
+            data = bytes([data[0] ^ 0xFF]) + data[1:]
+        self.f.write(data)
+        self.md5.update(data)
+        self.offset += len(data)
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def parse_content_range(value: str) -> tuple[Optional[int], Optional[int], Optional[int]]:
+    """``bytes a-b/N``, ``bytes a-b/*``, ``bytes */N`` → (a, b, N); None for ``*``."""
+    m = re.fullmatch(r"\s*bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)\s*", value or "")
+    if not m:
+        raise EmulatorApiError(400, "badRequest", f"Invalid Content-Range header: {value!r}.",
+                               location="Content-Range", location_type="header")
+    a = int(m.group(1)) if m.group(1) is not None else None
+    b = int(m.group(2)) if m.group(2) is not None else None
+    total = None if m.group(3) == "*" else int(m.group(3))
+    if a is not None and b < a:
+        raise EmulatorApiError(400, "badRequest", f"Invalid Content-Range header: {value!r}.",
+                               location="Content-Range", location_type="header")
+    return a, b, total
+
+
+def parse_range(value: str, size: int) -> Optional[tuple[int, int]]:
+    """A single ``bytes=`` range → inclusive (a, b); None to serve everything; 416 via (-1, -1)."""
+    m = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", value or "")
+    if not m or (not m.group(1) and not m.group(2)):
+        return None
+    if not m.group(1):
+        n = int(m.group(2))
+        if n == 0 or size == 0:
+            return (-1, -1)
+        return (max(size - n, 0), size - 1)
+    a = int(m.group(1))
+    b = int(m.group(2)) if m.group(2) else size - 1
+    if a >= size or b < a:
+        return (-1, -1)
+    return (a, min(b, size - 1))
+
+
+
+def b36(n: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        n, r = divmod(n, 36)
+        out = digits[r] + out
+        if n == 0:
+            return out
+
+
+def b64_md5(hexdigest: Optional[str]) -> str:
+    return base64.b64encode(bytes.fromhex(hexdigest or hashlib.md5(b"").hexdigest())).decode()
+
+
+def header_safe(text: str) -> str:
+    return text.encode("latin-1", "replace").decode("latin-1").replace('"', "'")
