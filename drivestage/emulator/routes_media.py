@@ -196,7 +196,7 @@ class MediaRoutes:
         sess = self.store.new_session(
             file_id=existing["id"] if existing else None, meta=meta, total=total_i, drive_id=drive_id,
             content_type=self.headers.get("X-Upload-Content-Type"),
-            corrupt=self.emu.faults.take_corrupt_upload(), token=self._token)
+            corrupt=self.emu.faults.take_corrupt_upload())
         where = f"upload/drive/v2/files{'/' + existing['id'] if existing else ''}"
         location = f"{self._base()}{where}?uploadType=resumable&upload_id={sess['id']}"
         self._send_bytes(200, b"", None, {"Location": location, "X-GUploader-UploadID": sess["id"]})

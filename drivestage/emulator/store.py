@@ -20,6 +20,7 @@ import time
 from typing import Iterable, Iterator, Optional
 
 from drivestage.emulator.errors import EmulatorApiError, not_found
+from drivestage.emulator.wire import open_private
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,17 @@ class EmulatorStore:
         self.quota_bytes = quota_bytes
         self.blob_dir = os.path.join(self.data_dir, "blobs")
         self.upload_dir = os.path.join(self.data_dir, "uploads")
-        os.makedirs(self.blob_dir, exist_ok=True)
-        os.makedirs(self.upload_dir, exist_ok=True)
+        if not os.path.isdir(self.data_dir):
+            os.makedirs(self.data_dir, mode=0o700)
+        _private_dirs(self.blob_dir, self.upload_dir)
         self.lock = threading.RLock()
-        self._db = sqlite3.connect(os.path.join(self.data_dir, "state.sqlite3"),
-                                   check_same_thread=False, isolation_level=None)
+        db_path = os.path.join(self.data_dir, "state.sqlite3")
+        # Created 0600 before SQLite opens it: its -wal and -shm files copy that mode.
+        os.close(os.open(db_path, os.O_RDWR | os.O_CREAT, 0o600))
+        for suffix in ("", "-wal", "-shm"):     # a state folder from an older emulator
+            if os.path.exists(db_path + suffix):
+                os.chmod(db_path + suffix, 0o600)
+        self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         for table in ("files", "drives", "sessions", "meta"):
@@ -73,6 +80,9 @@ class EmulatorStore:
                 target[row_id] = json.loads(doc)
         for rec in self.files.values():
             self._index(rec, add=True)
+        for sess in list(self.sessions.values()):
+            if sess.pop("token", None) is not None:    # older emulators stored the bearer token
+                self._put("sessions", self.sessions, sess)
         row = self._db.execute("SELECT doc FROM meta WHERE id='root'").fetchone()
         if row:
             self.root_id = json.loads(row[0])
@@ -243,7 +253,7 @@ class EmulatorStore:
 
     def _empty_blob(self) -> tuple[str, int, str]:
         path = os.path.join(self.upload_dir, "empty-" + secrets.token_hex(8))
-        open(path, "wb").close()
+        open_private(path).close()
         return path, 0, hashlib.md5(b"").hexdigest()
 
     def replace_content(self, file_id: str, blob: str, size: int, md5: str,
@@ -350,7 +360,7 @@ class EmulatorStore:
         with self.lock:
             sess = {"id": secrets.token_urlsafe(24), "received": 0, "done_file_id": None,
                     "created": time.time(), **fields}
-            open(self.upload_path(sess["id"]), "wb").close()
+            open_private(self.upload_path(sess["id"])).close()
             self.save_session(sess)
             return sess
 
@@ -361,8 +371,16 @@ class EmulatorStore:
     def copy_blob_to_temp(self, file_id: str) -> str:
         """A temp copy of a file's content (for files.copy)."""
         tmp = os.path.join(self.upload_dir, "copy-" + secrets.token_hex(8))
-        shutil.copyfile(self.blob_path(file_id), tmp)
+        with open(self.blob_path(file_id), "rb") as src, open_private(tmp) as dst:
+            shutil.copyfileobj(src, dst, _COPY_CHUNK)
         return tmp
+
+
+def _private_dirs(*paths: str) -> None:
+    """Create the state folders 0700 (and tighten ones an older emulator made)."""
+    for path in paths:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)
 
 
 def hash_file(path: str, upto: Optional[int] = None) -> "hashlib._Hash":
