@@ -63,7 +63,7 @@ def test_query_grammar_covers_what_pydrive2_sends():
     assert q("") == ["a.zip", "B.zip", "c", "d"]
 
 
-@pytest.mark.parametrize("bad", ["title = ", "foo = 'x'", "('P' in parents", "'P' in owners",
+@pytest.mark.parametrize("bad", ["title = ", "foo = 'x'", "('P' in parents", "'P' in writers",
                                  "trashed = maybe", "title = 'x' and", "title ~ 'x'"])
 def test_query_errors_are_query_errors(bad):
     with pytest.raises(QueryError):

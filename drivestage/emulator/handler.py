@@ -17,10 +17,13 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Optional
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from drivestage.emulator.access import GOD, Access, Caller, parse_resource_keys
+from drivestage.emulator.accounting import request_kind
 from drivestage.emulator.control import ControlRoutes
 from drivestage.emulator.errors import EmulatorApiError, error_envelope
 from drivestage.emulator.faults import Bucket, Plan
 from drivestage.emulator.log import RequestRecord, logged_headers, redact_target
+from drivestage.emulator.render import render_file
 from drivestage.emulator.routes_media import MediaRoutes
 from drivestage.emulator.routes_meta import MetadataRoutes
 from drivestage.emulator.store import EmulatorStore
@@ -126,6 +129,7 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BaseHTTPRequestHandle
         self._ttfb = 0.0      # latency still to wait before the first byte of the answer
         self._drop_response_after: Optional[int] = None
         self._token: Optional[str] = None
+        self.caller: Caller = GOD
         length = self.headers.get("Content-Length")
         chunked = "chunked" in (self.headers.get("Transfer-Encoding") or "").lower()
         try:
@@ -141,6 +145,7 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BaseHTTPRequestHandle
         self._rec = RequestRecord(self.command, path, self.query, logged_headers(self.headers), 0, 0, 0,
                                   started)
         if not control:
+            self._rec.kind = request_kind(self.command, path, self.query)
             self.emu._record(self._rec)
         try:
             self._check_host()
@@ -166,6 +171,7 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BaseHTTPRequestHandle
                                      a.headers)
                 return
             self._authorize()
+            self._admit()
             self._route(path)
         except EmulatorApiError as exc:
             self._fail(exc)
@@ -252,6 +258,10 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BaseHTTPRequestHandle
         self._send_bytes(status, json.dumps(obj).encode("utf-8"), "application/json; charset=UTF-8",
                          headers)
 
+    def _render(self, rec: dict, access: Optional[Access] = None) -> dict:
+        """``rec`` as the File resource this request's caller gets."""
+        return render_file(self.emu, rec, self._base(), self.caller, access)
+
     def _send_resource(self, status: int, obj: dict) -> None:
         fields = self.query.get("fields")
         if fields:
@@ -284,6 +294,20 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BaseHTTPRequestHandle
                                    headers={"WWW-Authenticate": challenge["WWW-Authenticate"]
                                             + ', error="invalid_token"'})
         self._token = token
+        self.caller = Caller(token, self.emu.token_scopes(token), self.emu.is_service_account(token),
+                             parse_resource_keys(self.headers.get("X-Goog-Drive-Resource-Keys")))
+
+    def _admit(self) -> None:
+        """What Drive checks before it looks at the call itself: the resource-key syntax,
+        the token's scopes, and the per-user quotas (which charge the call)."""
+        if "resourceKey" in self.query:
+            raise EmulatorApiError(400, "badRequest", "Resource key cannot be passed as a query parameter, "
+                                                      "use the X-Goog-Drive-Resource-Keys header instead.",
+                                   location="resourceKey")
+        kind = self._rec.kind
+        write = self.command in ("POST", "PUT", "PATCH", "DELETE")
+        self.caller.check_scope(write=write, media=kind == "media.download")
+        self._rec.units = self.emu.api_quota.charge(self._token or "", kind)
 
     # ------------------------------------------------------------------ routing
     _ROUTES = [
@@ -299,6 +323,11 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BaseHTTPRequestHandle
         (re.compile(r"/drive/v2/files/([^/]+)/untrash"), {"POST": "_files_untrash"}),
         (re.compile(r"/drive/v2/files/([^/]+)/copy"), {"POST": "_files_copy"}),
         (re.compile(r"/drive/v2/files/([^/]+)/touch"), {"POST": "_files_touch"}),
+        (re.compile(r"/drive/v2/files/([^/]+)/revisions"), {"GET": "_revisions_list"}),
+        (re.compile(r"/drive/v2/files/([^/]+)/revisions/([^/]+)"), {"GET": "_revisions_get",
+                                                                   "PUT": "_revisions_update",
+                                                                   "PATCH": "_revisions_update",
+                                                                   "DELETE": "_revisions_delete"}),
         (re.compile(r"(?:/resumable)?/upload/drive/v2/files"), {"POST": "_upload", "PUT": "_upload"}),
         (re.compile(r"(?:/resumable)?/upload/drive/v2/files/([^/]+)"), {"PUT": "_upload", "POST": "_upload"}),
     ]

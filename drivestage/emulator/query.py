@@ -1,8 +1,9 @@
 """The Drive v2 ``q`` search grammar, compiled into a predicate over file records.
 
 Supported: ``and`` / ``or`` / ``not`` / parentheses; ``'<id>' in parents``;
-``title`` and ``mimeType`` with ``=``, ``!=``, ``contains``; ``trashed`` and
-``starred`` with ``=`` / ``!=``; ``modifiedDate`` and ``createdDate`` with
+``'me' in owners`` (or an email); ``title`` and ``mimeType`` with ``=``, ``!=``,
+``contains``; ``trashed``, ``starred``, ``hidden`` and ``sharedWithMe`` with ``=`` / ``!=``
+(``sharedWithMe`` also bare, as v2 wrote it); ``modifiedDate`` and ``createdDate`` with
 ``= != < <= > >=`` against an RFC 3339 string. Like Drive, ``title`` comparisons
 ignore case. Anything else is a :class:`QueryError` (the server answers 400).
 """
@@ -25,9 +26,12 @@ _TOKEN = re.compile(
 )
 
 _TEXT_FIELDS = {"title", "mimetype", "fulltext"}
-_BOOL_FIELDS = {"trashed", "starred", "hidden"}
+_BOOL_FIELDS = {"trashed", "starred", "hidden", "sharedwithme"}
+_BOOL_KEYS = {"trashed": "trashed", "starred": "starred", "hidden": "hidden",
+              "sharedwithme": "shared_role"}   # shared directly with the user
 _DATE_FIELDS = {"modifieddate", "createddate"}
-_IN_FIELDS = {"parents"}
+_IN_FIELDS = {"parents", "owners"}
+USER_EMAIL = "user@example.com"
 
 
 class QueryError(ValueError):
@@ -142,11 +146,20 @@ class _Parser:
                 raise QueryError(f"Invalid query: expected 'in' after {tok[1]!r}")
             field = self.take()
             if field[0] != "word" or field[1].lower() not in _IN_FIELDS:
-                raise QueryError(f"Invalid query: unsupported collection {field[1]!r} (only 'parents')")
+                raise QueryError(f"Invalid query: unsupported collection {field[1]!r} "
+                                 "(only 'parents' and 'owners')")
+            if field[1].lower() == "owners":
+                owner = None if tok[1].lower() in ("me", USER_EMAIL) else tok[1].lower()
+                return lambda f: not f.get("driveId") and (f.get("owner") or None) == owner
             wanted = self.resolve_id(tok[1])
             return _hinted(lambda f: wanted in f.get("parents", ()), {wanted})
         if tok[0] != "word":
             raise QueryError(f"Invalid query: expected a field name, got {tok[1]!r}")
+        nxt = self.peek()
+        if tok[1].lower() in _BOOL_FIELDS and (nxt is None or nxt == ("op", ")")
+                                               or (nxt[0] == "word" and nxt[1].lower() in ("and", "or"))):
+            key = _BOOL_KEYS[tok[1].lower()]   # a bare boolean term: "sharedWithMe"
+            return lambda f: bool(f.get(key))
         return self.comparison(tok[1])
 
     def comparison(self, field_name: str) -> Predicate:
@@ -164,7 +177,7 @@ class _Parser:
             if value_tok[0] != "word" or value_tok[1].lower() not in ("true", "false") or op not in ("=", "!="):
                 raise QueryError(f"Invalid query: {field_name} takes = or != true/false")
             want = value_tok[1].lower() == "true"
-            key = {"trashed": "trashed", "starred": "starred", "hidden": "hidden"}[field]
+            key = _BOOL_KEYS[field]
             if op == "=":
                 return lambda f: bool(f.get(key)) == want
             return lambda f: bool(f.get(key)) != want

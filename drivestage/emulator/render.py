@@ -1,13 +1,36 @@
-"""Drive v2 resources as the emulator renders them: File, Drive, About."""
+"""Drive v2 resources as the emulator renders them for one caller: File, Drive, About,
+Revision. Fields follow the v2 discovery document's schemas (what is populated for
+shortcuts, for shared-drive items, for items owned by someone else)."""
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Optional
 
-from drivestage.emulator.store import FOLDER_MIME
+from drivestage.emulator import revisions
+from drivestage.emulator.access import (
+    GOD,
+    USER_EMAIL,
+    USER_NAME,
+    Access,
+    Caller,
+    capabilities,
+    can_write,
+    drive_capabilities,
+    resolve,
+)
+from drivestage.emulator.store import FOLDER_MIME, SHORTCUT_MIME
 from drivestage.emulator.wire import fmt_time
 
 if TYPE_CHECKING:
     from drivestage.emulator.server import Emulator
+
+
+def _user(email: Optional[str]) -> dict:
+    me = email is None
+    name = USER_NAME if me else email.split("@")[0]
+    return {"kind": "drive#user", "displayName": name, "emailAddress": email or USER_EMAIL,
+            "isAuthenticatedUser": me, "permissionId": "00000000000000000000" if me else
+            str(int(hashlib.sha1(email.encode()).hexdigest(), 16) % 10 ** 20).zfill(20)}
 
 
 def render_about(emu: "Emulator", base: Optional[str] = None) -> dict:
@@ -16,9 +39,7 @@ def render_about(emu: "Emulator", base: Optional[str] = None) -> dict:
     used, trash = emu.store.usage()
     out = {
         "kind": "drive#about", "etag": '"emulator"', "selfLink": f"{base}drive/v2/about",
-        "name": "Emulator User",
-        "user": {"kind": "drive#user", "displayName": "Emulator User", "isAuthenticatedUser": True,
-                 "permissionId": "00000000000000000000", "emailAddress": "user@example.com"},
+        "name": USER_NAME, "user": _user(None),
         "quotaBytesUsed": str(used), "quotaBytesUsedAggregate": str(used),
         "quotaBytesUsedInTrash": str(trash),
         "quotaType": "UNLIMITED" if emu.quota_bytes is None else "LIMITED",
@@ -26,23 +47,49 @@ def render_about(emu: "Emulator", base: Optional[str] = None) -> dict:
         "rootFolderId": emu.store.root_id, "largestChangeId": "1", "remainingChangeIds": "0",
         "permissionId": "00000000000000000000", "languageCode": "en",
         "domainSharingPolicy": "allowedWithWarning", "isCurrentAppInstalled": False,
+        "canCreateDrives": True, "canCreateTeamDrives": True,
     }
     if emu.quota_bytes is not None:
         out["quotaBytesTotal"] = str(emu.quota_bytes)
     return out
 
 
-def render_file(emu: "Emulator", rec: dict, base: Optional[str] = None) -> dict:
-    """A record as a Drive v2 File resource."""
+def _link(base: str, path: str, rec: dict, sep: str = "?") -> str:
+    key = rec.get("resource_key")
+    return f"{base}{path}{sep}resourcekey={key}" if key else f"{base}{path}"
+
+
+def _visible_parents(emu: "Emulator", rec: dict, caller: Caller) -> list[str]:
+    store = emu.store
+    if caller is GOD:
+        return list(rec["parents"])
+    out = []
+    for p in rec["parents"]:
+        if p == store.root_id or p in store.drives:
+            out.append(p)
+        elif p in store.files and p not in store.owner_roots.values() \
+                and resolve(store, store.files[p], caller) is not None:
+            out.append(p)
+    return out
+
+
+def render_file(emu: "Emulator", rec: dict, base: Optional[str] = None, caller: Caller = GOD,
+                access: Optional[Access] = None) -> dict:
+    """A record as the Drive v2 File resource ``caller`` gets."""
     base = base or emu.url
+    store = emu.store
+    access = access or resolve(store, rec, caller) or Access("reader", "link")
     fid = rec["id"]
-    folder = rec["mimeType"] == FOLDER_MIME
-    root = emu.store.root_id
+    mime = rec["mimeType"]
+    folder, shortcut = mime == FOLDER_MIME, mime == SHORTCUT_MIME
+    root = store.root_id
+    in_drive = bool(rec.get("driveId"))
+    old_bytes = sum(v["size"] for v in rec.get("revisions", ()))
     res = {
         "kind": "drive#file", "id": fid, "etag": f'"{fid}/{rec["version"]}"',
         "selfLink": f"{base}drive/v2/files/{fid}",
-        "alternateLink": f"{base}file/d/{fid}/view",
-        "title": rec["title"], "mimeType": rec["mimeType"],
+        "alternateLink": _link(base, f"file/d/{fid}/view", rec),
+        "title": rec["title"], "mimeType": mime,
         "labels": {"starred": rec["starred"], "hidden": rec["hidden"], "trashed": rec["trashed"],
                    "restricted": False, "viewed": True, "modified": True},
         "createdDate": fmt_time(rec["created"]), "modifiedDate": fmt_time(rec["modified"]),
@@ -50,32 +97,66 @@ def render_file(emu: "Emulator", rec: dict, base: Optional[str] = None) -> dict:
         "version": str(rec["version"]),
         "parents": [{"kind": "drive#parentReference", "id": p, "isRoot": p == root,
                      "selfLink": f"{base}drive/v2/files/{fid}/parents/{p}",
-                     "parentLink": f"{base}drive/v2/files/{p}"} for p in rec["parents"]],
+                     "parentLink": f"{base}drive/v2/files/{p}"} for p in _visible_parents(emu, rec, caller)],
         "explicitlyTrashed": rec["explicitlyTrashed"],
-        "quotaBytesUsed": str(rec["size"] or 0),
-        "ownerNames": ["Emulator User"], "lastModifyingUserName": "Emulator User",
-        "editable": True, "copyable": not folder, "writersCanShare": True, "shared": False,
+        "quotaBytesUsed": str((rec["size"] or 0) + old_bytes),
+        "lastModifyingUserName": USER_NAME if rec.get("owner") is None else rec["owner"].split("@")[0],
+        "editable": can_write(access), "copyable": not folder and not shortcut, "writersCanShare": True,
         "appDataContents": False, "spaces": ["drive"],
-        "capabilities": {"canCopy": not folder, "canEdit": True, "canDelete": True, "canTrash": True,
-                         "canDownload": not folder, "canAddChildren": folder},
+        "userPermission": {"kind": "drive#permission", "id": "me", "type": "user",
+                           "role": "organizer" if access.via == "drive" and access.role == "organizer"
+                           else access.role},
+        "capabilities": capabilities(store, rec, access),
     }
+    if not in_drive:
+        owner = rec.get("owner")
+        res.update(owners=[_user(owner)], ownerNames=[_user(owner)["displayName"]],
+                   ownedByMe=owner is None,
+                   shared=bool(owner or rec.get("link_role") or rec.get("shared_role")))
+        if rec.get("shared_role"):
+            res["sharedWithMeDate"] = fmt_time(rec.get("shared_date") or rec["created"])
+            res["sharingUser"] = _user(owner)
     if rec.get("description"):
         res["description"] = rec["description"]
-    if rec.get("driveId"):
+    if in_drive:
         res["driveId"] = res["teamDriveId"] = rec["driveId"]
-    if not folder:
+    if rec.get("resource_key"):
+        res["resourceKey"] = rec["resource_key"]
+        res["linkShareMetadata"] = {"securityUpdateEligible": True, "securityUpdateEnabled": True}
+    if shortcut:
+        details = rec.get("shortcut") or {}
+        res["shortcutDetails"] = {k: v for k, v in details.items() if v}
+    elif not folder:
         ext = rec["title"].rsplit(".", 1)[1] if "." in rec["title"] else ""
         res.update({
             "fileSize": str(rec["size"] or 0), "md5Checksum": rec["md5"],
             "downloadUrl": f"{base}drive/v2/files/{fid}?alt=media&source=downloadUrl",
-            "webContentLink": f"{base}uc?id={fid}&export=download",
+            "webContentLink": _link(base, f"uc?id={fid}&export=download", rec, "&"),
             "originalFilename": rec["title"], "fileExtension": ext,
             "fullFileExtension": rec["title"].split(".", 1)[1] if "." in rec["title"] else "",
-            "headRevisionId": f"{fid}-{rec['version']}",
+            "headRevisionId": revisions.head_id(rec),
         })
     return res
 
+
 def render_drive(d: dict) -> dict:
-    """A shared drive as a Drive v2 Drive resource."""
+    """A shared drive as a Drive v2 Drive resource, capabilities for the caller's role."""
+    role = d.get("role", "organizer")
     return {"kind": "drive#drive", "id": d["id"], "name": d["name"],
-            "createdDate": fmt_time(d["created"]), "hidden": False}
+            "createdDate": fmt_time(d["created"]), "hidden": False,
+            "capabilities": drive_capabilities(role)}
+
+
+def render_revision(rec: dict, rev: dict, base: str) -> dict:
+    """One revision as a Drive v2 Revision resource."""
+    fid = rec["id"]
+    return {
+        "kind": "drive#revision", "id": rev["id"], "etag": f'"{fid}/{rev["id"]}"',
+        "selfLink": f"{base}drive/v2/files/{fid}/revisions/{rev['id']}",
+        "mimeType": rev["mimeType"], "modifiedDate": fmt_time(rev["modified"]),
+        "pinned": bool(rev["pinned"]), "published": False,
+        "fileSize": str(rev["size"] or 0), "md5Checksum": rev["md5"],
+        "originalFilename": rev["title"], "lastModifyingUserName": USER_NAME,
+        "lastModifyingUser": _user(None),
+        "downloadUrl": f"{base}drive/v2/files/{fid}?alt=media&revisionId={rev['id']}",
+    }

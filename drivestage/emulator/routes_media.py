@@ -7,8 +7,10 @@ import os
 import re
 from typing import Optional
 
-from drivestage.emulator.errors import EmulatorApiError, error_envelope, not_found
-from drivestage.emulator.store import FOLDER_MIME, SERVICE_ACCOUNT_MESSAGE, hash_file, iter_file
+from drivestage.emulator import revisions
+from drivestage.emulator.access import Access, can_write, may_acknowledge_abuse, require, visible
+from drivestage.emulator.errors import EmulatorApiError, drive_error, error_envelope, not_found
+from drivestage.emulator.store import FOLDER_MIME, SERVICE_ACCOUNT_MESSAGE, SHORTCUT_MIME
 from drivestage.emulator.wire import (
     IO_CHUNK,
     MAX_JSON_BODY,
@@ -16,7 +18,9 @@ from drivestage.emulator.wire import (
     Multipart,
     Sink,
     b64_md5,
+    hash_file,
     header_safe,
+    iter_file,
     parse_content_range,
     parse_range,
 )
@@ -28,20 +32,32 @@ class MediaRoutes:
     """alt=media downloads and /upload/ endpoints (the handler provides body and sending)."""
 
     # ------------------------------------------------------------------ download
-    def _download(self, rec: dict) -> None:
-        if rec["mimeType"] == FOLDER_MIME or rec["size"] is None:
-            raise EmulatorApiError(403, "fileNotDownloadable",
-                                   "Only files with binary content can be downloaded. "
-                                   "Use Export with Docs Editors files.", location="alt")
-        self.body.drain()
+    def _download(self, rec: dict, acc: Access) -> None:
+        """``alt=media``: the bytes of a file with content (or of one of its revisions).
+
+        Shortcuts and folders have none (403 fileNotDownloadable, as Drive answers for a
+        shortcut); a file flagged as malware answers 403 cannotDownloadAbusiveFile unless
+        ``acknowledgeAbuse=true`` comes from its owner or a shared drive's organizer (Drive
+        ignores the flag from anyone else); a file whose download quota is spent answers
+        403 downloadQuotaExceeded."""
+        if rec["mimeType"] in (FOLDER_MIME, SHORTCUT_MIME) or rec["size"] is None:
+            raise drive_error("fileNotDownloadable")
+        if rec.get("abusive") and not (self._flag("acknowledgeAbuse") and may_acknowledge_abuse(acc)):
+            raise drive_error("cannotDownloadAbusiveFile")
         path = self.store.blob_path(rec["id"])
+        md5 = rec["md5"]
+        if self.query.get("revisionId"):
+            rev, path = revisions.find(self.store, rec, self.query["revisionId"])
+            md5 = rev["md5"]
+        self.store.take_download(rec["id"])
+        self.body.drain()
         try:
             f = open(path, "rb")   # opened now: a concurrent replace keeps this inode
         except FileNotFoundError:
             raise not_found(rec["id"])
         with f:
             size = os.fstat(f.fileno()).st_size
-            headers = {"Accept-Ranges": "bytes", "X-Goog-Hash": "md5=" + b64_md5(rec["md5"]),
+            headers = {"Accept-Ranges": "bytes", "X-Goog-Hash": "md5=" + b64_md5(md5),
                        "Content-Disposition": f'attachment; filename="{header_safe(rec["title"])}"'}
             rng = parse_range(self.headers.get("Range"), size) if self.headers.get("Range") else None
             if rng == (-1, -1):
@@ -74,9 +90,14 @@ class MediaRoutes:
 
     # ------------------------------------------------------------------ uploads
     def _check_can_store(self, drive_id: Optional[str], size: int, replacing: int = 0) -> None:
-        if drive_id is None and self.emu.is_service_account(self._token):
+        if drive_id is None and self.caller.service_account:
             raise EmulatorApiError(403, "storageQuotaExceeded", SERVICE_ACCOUNT_MESSAGE)
         self.store.check_quota(size, drive_id, replacing=replacing)
+        self.emu.api_quota.check_upload(self._token or "", size)
+
+    def _revision_options(self) -> tuple[bool, bool]:
+        """(newRevision, pinned) of a files.update with media (Drive's defaults: true, false)."""
+        return self._flag("newRevision", True), self._flag("pinned", False)
 
     def _upload(self, file_id: Optional[str] = None) -> None:
         upload_id = self.query.get("upload_id")
@@ -97,36 +118,44 @@ class MediaRoutes:
                                    location="uploadType")
 
     def _target(self, file_id: Optional[str], meta: dict) -> tuple[Optional[dict], Optional[str], int]:
-        """(existing record or None, shared drive id, bytes it replaces)."""
+        """(existing record or None, shared drive id, bytes the upload frees), after checking
+        that the caller may write there."""
         if file_id is not None:
-            rec = self.store.get(file_id)
-            if rec["mimeType"] == FOLDER_MIME:
-                raise EmulatorApiError(400, "badRequest", "A folder cannot have content.")
+            rec, acc = visible(self.store, file_id, self.caller)
+            require(can_write(acc))
+            if rec["mimeType"] in (FOLDER_MIME, SHORTCUT_MIME):
+                raise EmulatorApiError(400, "badRequest", "A folder or shortcut cannot have content.")
             if meta.get("parents"):
                 self.store.check_parents([p["id"] if isinstance(p, dict) else p for p in meta["parents"]])
-            return rec, rec.get("driveId"), rec["size"] or 0
-        parents = [p["id"] if isinstance(p, dict) else p for p in meta.get("parents") or []]
+            new_revision, _ = self._revision_options()
+            # A new revision keeps the old one (and its quota) until Drive purges it.
+            return rec, rec.get("driveId"), 0 if new_revision else rec["size"] or 0
         if meta.get("mimeType") == FOLDER_MIME:
             raise EmulatorApiError(400, "badRequest", "A folder cannot have content.")
-        _, drive_id = self.store.check_parents(parents)
+        _, drive_id = self._new_item_parents([p["id"] if isinstance(p, dict) else p
+                                              for p in meta.get("parents") or []])
         return None, drive_id, 0
 
     def _finish(self, existing: Optional[dict], meta: dict, blob: str, size: int, md5: str,
-                content_type: Optional[str], drive_id: Optional[str], *, keep_on_error: bool = False) -> dict:
+                content_type: Optional[str], drive_id: Optional[str], *, keep_on_error: bool = False,
+                new_revision: bool = True, pinned: bool = False) -> dict:
         """Turn a complete temp file into a Drive file (new, or new content for ``existing``).
 
         ``keep_on_error`` leaves a resumable session's bytes in place when it is refused
         (e.g. quota), so the same session can complete once space has been freed."""
         ok = False
         try:
-            self._check_can_store(drive_id, size, replacing=existing["size"] or 0 if existing else 0)
+            replacing = (existing["size"] or 0) if existing and not new_revision else 0
+            self._check_can_store(drive_id, size, replacing=replacing)
             if existing is not None:
-                rec = self.store.replace_content(existing["id"], blob, size, md5, meta)
+                rec = revisions.replace_content(self.store, existing["id"], blob, size, md5, meta,
+                                                new_revision=new_revision, pinned=pinned)
             else:
                 parents = [p["id"] if isinstance(p, dict) else p for p in meta.get("parents") or []]
                 mime = meta.get("mimeType") or content_type or "application/octet-stream"
                 rec = self.store.create(meta.get("title") or "Untitled", mime, parents, blob=blob,
-                                        size=size, md5=md5, meta=meta)
+                                        size=size, md5=md5, meta=meta, app_created=True)
+            self.emu.api_quota.charge_upload(self._token or "", size)
             ok = True
             return rec
         finally:
@@ -180,8 +209,10 @@ class MediaRoutes:
             os.unlink(tmp)
             raise
         sink.close()
-        rec = self._finish(existing, meta, tmp, sink.offset, sink.md5.hexdigest(), media_type, drive_id)
-        self._send_resource(200, self.emu.render(rec, self._base()))
+        new_revision, pinned = self._revision_options()
+        rec = self._finish(existing, meta, tmp, sink.offset, sink.md5.hexdigest(), media_type, drive_id,
+                           new_revision=new_revision, pinned=pinned)
+        self._send_resource(200, self._render(rec))
 
     def _resumable_start(self, file_id: Optional[str]) -> None:
         meta = self._read_json()
@@ -193,10 +224,11 @@ class MediaRoutes:
             raise EmulatorApiError(400, "badRequest", f"Invalid X-Upload-Content-Length: {total!r}",
                                    location="X-Upload-Content-Length", location_type="header")
         self._check_can_store(drive_id, total_i or 0, replacing)
+        new_revision, pinned = self._revision_options()
         sess = self.store.new_session(
             file_id=existing["id"] if existing else None, meta=meta, total=total_i, drive_id=drive_id,
             content_type=self.headers.get("X-Upload-Content-Type"),
-            corrupt=self.emu.faults.take_corrupt_upload())
+            corrupt=self.emu.faults.take_corrupt_upload(), new_revision=new_revision, pinned=pinned)
         where = f"upload/drive/v2/files{'/' + existing['id'] if existing else ''}"
         location = f"{self._base()}{where}?uploadType=resumable&upload_id={sess['id']}"
         self._send_bytes(200, b"", None, {"Location": location, "X-GUploader-UploadID": sess["id"]})
@@ -213,7 +245,7 @@ class MediaRoutes:
             if sess.get("done_file_id"):
                 self.body.drain()
                 rec = self.store.get(sess["done_file_id"])
-                self._send_resource(200, self.emu.render(rec, self._base()))
+                self._send_resource(200, self._render(rec))
                 return
             cr = self.headers.get("Content-Range")
             if cr is None:
@@ -258,8 +290,8 @@ class MediaRoutes:
             existing = self.store.files.get(sess["file_id"]) if sess["file_id"] else None
             if sess["file_id"] and existing is None:
                 raise not_found(sess["file_id"])
-            self._check_can_store(sess["drive_id"], max(b + 1, sess["total"] or 0),
-                                  (existing or {}).get("size") or 0)
+            freed = 0 if sess.get("new_revision", True) else (existing or {}).get("size") or 0
+            self._check_can_store(sess["drive_id"], max(b + 1, sess["total"] or 0), freed)
             self._receive(sess, a, length)
             if sess["total"] is not None and sess["received"] == sess["total"]:
                 self._resumable_done(sess)
@@ -314,8 +346,9 @@ class MediaRoutes:
             if existing is None:
                 raise not_found(sess["file_id"])
         rec = self._finish(existing, sess["meta"], path, sess["received"], md5.hexdigest(),
-                           sess.get("content_type"), sess["drive_id"], keep_on_error=True)
+                           sess.get("content_type"), sess["drive_id"], keep_on_error=True,
+                           new_revision=sess.get("new_revision", True), pinned=sess.get("pinned", False))
         sess["done_file_id"] = rec["id"]
         sess["_md5"] = None
         self.store.save_session(sess)
-        self._send_resource(200, self.emu.render(rec, self._base()))
+        self._send_resource(200, self._render(rec))

@@ -1,23 +1,30 @@
 """Drive v2 metadata endpoints: about, shared drives, files (list, get, insert, update,
-trash, delete, copy). A mixin of the request handler (see :mod:`handler`)."""
+trash, delete, copy) and revisions, each under the caller's access (see :mod:`access`).
+A mixin of the request handler (see :mod:`handler`)."""
 from __future__ import annotations
 
-from drivestage.emulator.errors import EmulatorApiError
-from drivestage.emulator.query import QueryError, compile_query, parent_hint
-from drivestage.emulator.store import FOLDER_MIME
-from drivestage.emulator.wire import b36
+from drivestage.emulator import listing, revisions
+from drivestage.emulator.access import can_delete, can_trash, can_write, require, require_parent, visible
+from drivestage.emulator.errors import EmulatorApiError, no_file_permission
+from drivestage.emulator.render import render_drive, render_revision
+from drivestage.emulator.store import FOLDER_MIME, SHORTCUT_MIME
+
+
+def parent_ids(meta: dict) -> list[str]:
+    """The parent ids of a File body (``[{"id": ...}]`` or plain ids)."""
+    return [p["id"] if isinstance(p, dict) else p for p in meta.get("parents") or []]
 
 
 class MetadataRoutes:
-    """files.*, about.get and drives.* (the handler provides query, body and sending)."""
+    """files.*, revisions.*, about.get and drives.* (the handler provides query, body, caller
+    and sending)."""
 
     # ------------------------------------------------------------------ about / drives
     def _about(self) -> None:
         self._send_resource(200, self.emu.about(self._base()))
 
     def _drives_list(self) -> None:
-        items = [self.emu._render_drive(d) for d in sorted(self.store.drives.values(),
-                                                           key=lambda d: d["created"])]
+        items = [render_drive(d) for d in sorted(self.store.drives.values(), key=lambda d: d["created"])]
         self._send_resource(200, {"kind": "drive#driveList", "items": items})
 
     def _drives_get(self, drive_id: str) -> None:
@@ -25,148 +32,156 @@ class MetadataRoutes:
         if d is None:
             raise EmulatorApiError(404, "notFound", f"Shared drive not found: {drive_id}",
                                    location="driveId")
-        self._send_resource(200, self.emu._render_drive(d))
+        self._send_resource(200, render_drive(d))
 
     # ------------------------------------------------------------------ files metadata
     def _files_list(self) -> None:
-        q = self.query
-        try:
-            pred = compile_query(q.get("q"), self.store.resolve)
-        except QueryError as exc:
-            raise EmulatorApiError(400, "invalid", str(exc), location="q")
-        try:
-            max_results = int(q.get("maxResults", "100"))
-            offset = int(q.get("pageToken") or "0", 36) if q.get("pageToken") else 0
-        except ValueError:
-            raise EmulatorApiError(400, "invalid", "Invalid value for maxResults or pageToken.",
-                                   location="pageToken")
-        max_results = min(max(max_results, 1), 1000)
-        corpora = (q.get("corpora") or "default").lower()
-        drive_id = q.get("driveId") or q.get("teamDriveId")
-        if corpora == "drive" and not drive_id:
-            raise EmulatorApiError(400, "invalid", "The driveId parameter is required with corpora=drive.",
-                                   location="driveId")
-        if drive_id and drive_id not in self.store.drives:
-            raise EmulatorApiError(404, "notFound", f"Shared drive not found: {drive_id}",
-                                   location="driveId")
         all_drives = self._flag("includeItemsFromAllDrives") or self._flag("includeTeamDriveItems")
-        hint = parent_hint(pred)
-        with self.store.lock:
-            recs = []
-            if hint is None:
-                candidates = self.store.all_files()
-            else:
-                candidates = {r["id"]: r for p in hint for r in self.store.children(p)}.values()
-            for r in candidates:
-                if drive_id:
-                    if r.get("driveId") != drive_id:
-                        continue
-                elif r.get("driveId") is not None and not (all_drives or corpora == "alldrives"):
-                    continue
-                if pred(r):
-                    recs.append(r)
-        recs.sort(key=self._order_key())
-        page = recs[offset: offset + max_results]
+        found = listing.search(self.store, self.query, self.caller, all_drives)
+        offset, max_results = listing.page_bounds(self.query)
         base = self._base()
         out = {"kind": "drive#fileList", "etag": '"emulator"', "selfLink": f"{base}drive/v2/files",
-               "incompleteSearch": False, "items": [self.emu.render(r, base) for r in page]}
-        if offset + max_results < len(recs):
-            token = b36(offset + max_results)
-            out["nextPageToken"] = token
-            out["nextLink"] = f"{base}drive/v2/files?pageToken={token}"
-        self._send_resource(200, out)
-
-    def _order_key(self):
-        spec = (self.query.get("orderBy") or "").strip()
-        if not spec:
-            return lambda r: (r["created"], r["id"])
-        keys = []
-        for part in spec.split(","):
-            words = part.split()
-            if not words:
-                continue
-            name, desc = words[0], len(words) > 1 and words[1].lower() == "desc"
-            getter = {"title": lambda r: r["title"].casefold(), "modifiedDate": lambda r: r["modified"],
-                      "createdDate": lambda r: r["created"],
-                      "folder": lambda r: r["mimeType"] != FOLDER_MIME,
-                      "quotaBytesUsed": lambda r: r["size"] or 0}.get(name)
-            if getter is None:
-                raise EmulatorApiError(400, "invalid", f"Invalid orderBy key {name!r}.", location="orderBy")
-            keys.append((getter, desc))
-
-        class _Key:
-            __slots__ = ("r",)
-
-            def __init__(self, r):
-                self.r = r
-
-            def __lt__(self, other):
-                for getter, desc in keys:
-                    a, b = getter(self.r), getter(other.r)
-                    if a != b:
-                        return (a > b) if desc else (a < b)
-                return self.r["id"] < other.r["id"]
-
-        return _Key
+               "incompleteSearch": False,
+               "items": [self._render(r, acc) for r, acc in found[offset: offset + max_results]]}
+        self._send_resource(200, listing.next_page(out, len(found), offset, max_results,
+                                                   f"{base}drive/v2/files"))
 
     def _files_get(self, file_id: str) -> None:
-        rec = self.store.get(file_id)
+        rec, acc = visible(self.store, file_id, self.caller)
         if self.query.get("alt") == "media":
-            self._download(rec)
+            self._download(rec, acc)
             return
-        self._send_resource(200, self.emu.render(rec, self._base()))
+        self._send_resource(200, self._render(rec, acc))
+
+    def _new_item_parents(self, parents: list[str]) -> tuple[list[str], object]:
+        """Check that the caller may add one item under ``parents`` and that Drive's item
+        limits leave room; returns (resolved parents, shared drive id)."""
+        for p in parents or ["root"]:
+            require_parent(self.store, p, self.caller)
+        ids, drive_id = self.store.check_parents(parents)
+        self.store.check_room(ids, drive_id)
+        return ids, drive_id
 
     def _files_insert(self) -> None:
         meta = self._read_json()
-        parents = [p["id"] if isinstance(p, dict) else p for p in meta.get("parents") or []]
+        parents = parent_ids(meta)
+        self._new_item_parents(parents)
         mime = meta.get("mimeType") or "application/octet-stream"
-        rec = self.store.create(meta.get("title") or "Untitled", mime, parents, meta=meta)
-        self._send_resource(200, self.emu.render(rec, self._base()))
+        shortcut = self._shortcut_details(meta) if mime == SHORTCUT_MIME else None
+        rec = self.store.create(meta.get("title") or "Untitled", mime, parents, meta=meta,
+                                shortcut=shortcut, app_created=True)
+        self._send_resource(200, self._render(rec))
+
+    def _shortcut_details(self, meta: dict) -> dict:
+        """Drive fills a new shortcut's details from its target, which the caller must see."""
+        target_id = (meta.get("shortcutDetails") or {}).get("targetId")
+        if not target_id:
+            raise EmulatorApiError(400, "required", "Required: shortcutDetails.targetId.",
+                                   location="shortcutDetails.targetId", location_type="other")
+        target, _ = visible(self.store, target_id, self.caller)
+        return {"targetId": target["id"], "targetMimeType": target["mimeType"],
+                "targetResourceKey": target.get("resource_key")}
 
     def _files_update(self, file_id: str) -> None:
         meta = self._read_json()
+        rec, acc = visible(self.store, file_id, self.caller)
         add = [p for p in (self.query.get("addParents") or "").split(",") if p]
         remove = [p for p in (self.query.get("removeParents") or "").split(",") if p]
-        rec = self.store.update_meta(file_id, meta, add_parents=add, remove_parents=remove,
+        trashing = "trashed" in (meta.get("labels") or {}) and bool(meta["labels"]["trashed"]) != rec["trashed"]
+        require(can_trash(acc) if trashing else True)
+        if {k for k in meta if k != "labels"} or add or remove or set(meta.get("labels") or {}) - {"trashed"}:
+            require(can_write(acc))
+        for p in add + [p for p in parent_ids(meta) if p not in rec["parents"]]:
+            require_parent(self.store, p, self.caller)
+        rec = self.store.update_meta(rec["id"], meta, add_parents=add, remove_parents=remove,
                                      set_modified=self._flag("setModifiedDate"))
-        self._send_resource(200, self.emu.render(rec, self._base()))
+        self._send_resource(200, self._render(rec))
 
     def _files_touch(self, file_id: str) -> None:
         self.body.drain()
-        rec = self.store.update_meta(file_id, {})
-        self._send_resource(200, self.emu.render(rec, self._base()))
+        rec, acc = visible(self.store, file_id, self.caller)
+        require(can_write(acc))
+        self._send_resource(200, self._render(self.store.update_meta(rec["id"], {})))
 
     def _files_delete(self, file_id: str) -> None:
         self.body.drain()
-        self.store.delete(file_id)
+        rec, acc = visible(self.store, file_id, self.caller)
+        require(can_delete(acc))
+        self.store.delete(rec["id"])
         self._send_bytes(204, b"", None)
 
     def _files_empty_trash(self) -> None:
         self.body.drain()
-        self.store.empty_trash()
+        drive_id = self.query.get("driveId") or None
+        if drive_id is not None:
+            drive = self.store.drives.get(drive_id)
+            if drive is None:
+                raise EmulatorApiError(404, "notFound", f"Shared drive not found: {drive_id}",
+                                       location="driveId")
+            if drive.get("role", "organizer") != "organizer":
+                raise no_file_permission()
+        self.store.empty_trash(drive_id)
         self._send_bytes(204, b"", None)
 
-    def _files_trash(self, file_id: str) -> None:
+    def _files_trash(self, file_id: str, trashed: bool = True) -> None:
         self.body.drain()
-        rec = self.store.set_trashed(file_id, True)
-        self._send_resource(200, self.emu.render(rec, self._base()))
+        rec, acc = visible(self.store, file_id, self.caller)
+        require(can_trash(acc))
+        self._send_resource(200, self._render(self.store.set_trashed(rec["id"], trashed)))
 
     def _files_untrash(self, file_id: str) -> None:
-        self.body.drain()
-        rec = self.store.set_trashed(file_id, False)
-        self._send_resource(200, self.emu.render(rec, self._base()))
+        self._files_trash(file_id, trashed=False)
 
     def _files_copy(self, file_id: str) -> None:
         meta = self._read_json()
-        src = self.store.get(file_id)
+        src, _ = visible(self.store, file_id, self.caller)
         if src["mimeType"] == FOLDER_MIME:
             raise EmulatorApiError(400, "badRequest", "Folders cannot be copied.")
-        parents = [p["id"] if isinstance(p, dict) else p for p in meta.get("parents") or []] \
-            or list(src["parents"])
-        _, drive_id = self.store.check_parents(parents)
-        self._check_can_store(drive_id, src["size"] or 0)
-        tmp = self.store.copy_blob_to_temp(src["id"])
-        rec = self.store.create(meta.get("title") or src["title"], meta.get("mimeType") or src["mimeType"],
-                                parents, blob=tmp, size=src["size"], md5=src["md5"],
-                                meta={k: v for k, v in meta.items() if k not in ("parents",)})
-        self._send_resource(200, self.emu.render(rec, self._base()))
+        parents = parent_ids(meta) or [p for p in src["parents"] if p not in self.store.owner_roots.values()]
+        _, drive_id = self._new_item_parents(parents)
+        title = meta.get("title") or src["title"]
+        extra = {k: v for k, v in meta.items() if k not in ("parents",)}
+        if src["mimeType"] == SHORTCUT_MIME:
+            rec = self.store.create(title, SHORTCUT_MIME, parents, meta=extra, shortcut=src.get("shortcut"),
+                                    app_created=True)
+        else:
+            self._check_can_store(drive_id, src["size"] or 0)
+            tmp = self.store.copy_blob_to_temp(src["id"])
+            rec = self.store.create(title, meta.get("mimeType") or src["mimeType"], parents, blob=tmp,
+                                    size=src["size"], md5=src["md5"], meta=extra, app_created=True)
+        self._send_resource(200, self._render(rec))
+
+    # ------------------------------------------------------------------ revisions
+    def _revisions_of(self, file_id: str) -> dict:
+        rec, acc = visible(self.store, file_id, self.caller)
+        require(can_write(acc))     # "Access historical revisions": writers and up
+        return rec
+
+    def _revisions_list(self, file_id: str) -> None:
+        rec = self._revisions_of(file_id)
+        items = revisions.all_revisions(rec)
+        offset, max_results = listing.page_bounds(self.query, default_max=200)
+        base = self._base()
+        link = f"{base}drive/v2/files/{rec['id']}/revisions"
+        out = {"kind": "drive#revisionList", "etag": f'"{rec["id"]}/{rec["version"]}"', "selfLink": link,
+               "items": [render_revision(rec, v, base) for v in items[offset: offset + max_results]]}
+        self._send_resource(200, listing.next_page(out, len(items), offset, max_results, link))
+
+    def _revisions_get(self, file_id: str, revision_id: str) -> None:
+        rec = self._revisions_of(file_id)
+        rev, _ = revisions.find(self.store, rec, revision_id)
+        self._send_resource(200, render_revision(rec, rev, self._base()))
+
+    def _revisions_update(self, file_id: str, revision_id: str) -> None:
+        meta = self._read_json()
+        rec = self._revisions_of(file_id)
+        rev, _ = revisions.find(self.store, rec, revision_id)
+        if "pinned" in meta:
+            rev = revisions.set_pinned(self.store, rec["id"], rev["id"], bool(meta["pinned"]))
+        self._send_resource(200, render_revision(self.store.get(rec["id"]), rev, self._base()))
+
+    def _revisions_delete(self, file_id: str, revision_id: str) -> None:
+        self.body.drain()
+        rec = self._revisions_of(file_id)
+        revisions.delete(self.store, rec["id"], revision_id)
+        self._send_bytes(204, b"", None)

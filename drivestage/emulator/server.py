@@ -9,11 +9,13 @@ import tempfile
 import threading
 from collections import defaultdict, deque
 from http.server import ThreadingHTTPServer
-from typing import Optional
+from typing import Iterable, Optional
 
+from drivestage.emulator.access import short_scope
+from drivestage.emulator.accounting import PER_USER_UNITS_PER_MINUTE, ApiQuota
 from drivestage.emulator.faults import Faults
 from drivestage.emulator.handler import _Handler
-from drivestage.emulator.log import RequestRecord
+from drivestage.emulator.log import RequestRecord, count_calls
 from drivestage.emulator.render import render_about, render_drive, render_file
 from drivestage.emulator.seed import SeedingApi
 from drivestage.emulator.store import EmulatorStore
@@ -57,11 +59,13 @@ class Emulator(SeedingApi):
     ``emu.url``. Without ``data_dir`` the state lives in a temporary folder
     removed on :meth:`stop`. ``service_account=True`` makes every token behave
     like a service account (no storage in My Drive; shared drives work).
+    ``api_quota=N`` enforces Drive's per-user quota of N units per minute (off by
+    default; Drive's is 325,000); see :meth:`set_api_quota` for the rest.
     """
 
     def __init__(self, data_dir: Optional[str] = None, quota_bytes: Optional[int] = None,
                  token: Optional[str] = None, host: str = "127.0.0.1", port: int = 0,
-                 service_account: bool = False):
+                 service_account: bool = False, api_quota: Optional[int] = None):
         self.data_dir = data_dir
         self.quota_bytes = quota_bytes
         self.token = token
@@ -70,6 +74,10 @@ class Emulator(SeedingApi):
         self.faults = Faults()
         self.service_account = service_account
         self._sa_tokens: set[str] = set()
+        self._scopes: dict[str, frozenset] = {}      # token -> its scopes (memory only, never on disk)
+        self.api_quota = ApiQuota()
+        if api_quota is not None:
+            self.api_quota.configure(api_quota)
         # Bounded so a long-running emulator does not grow without limit.
         self._requests: deque[RequestRecord] = deque(maxlen=REQUEST_LOG_LIMIT)
         self._requests_lock = threading.Lock()
@@ -159,12 +167,47 @@ class Emulator(SeedingApi):
     def is_service_account(self, token: Optional[str]) -> bool:
         return self.service_account or (token is not None and token in self._sa_tokens)
 
+    def set_token_scopes(self, token: str, scopes: Optional[Iterable[str]]) -> None:
+        """Give ``token`` these OAuth scopes (full URLs or short names such as ``drive.file``);
+        None restores the default, the full ``drive`` scope. A token without any Drive scope
+        gets 403 insufficientPermissions with ``WWW-Authenticate: ... insufficient_scope``;
+        ``drive.readonly`` may not write; ``drive.file`` sees only what it created."""
+        if scopes is None:
+            self._scopes.pop(token, None)
+        else:
+            self._scopes[token] = frozenset(short_scope(s) for s in scopes)
+
+    def token_scopes(self, token: Optional[str]) -> Optional[frozenset]:
+        return self._scopes.get(token) if token is not None else None
+
+    # ------------------------------------------------------------------ API accounting
+    def set_api_quota(self, units_per_minute: Optional[int] = PER_USER_UNITS_PER_MINUTE, *,
+                      costs: Optional[dict] = None, status: int = 403,
+                      requests_per_day: Optional[int] = None,
+                      upload_bytes_per_day: Optional[int] = None) -> None:
+        """Enforce Drive's per-user limits: ``units_per_minute`` quota units per token (403
+        userRateLimitExceeded, or 429 rateLimitExceeded with ``status=429``), an optional
+        ``requests_per_day`` (403 dailyLimitExceeded) and an upload cap per day (Drive's is
+        750 GB: 403 userRateLimitExceeded "User rate limit exceeded."). ``costs`` overrides
+        units per call kind. ``set_api_quota(None)`` turns the per-minute limit off."""
+        self.api_quota.configure(units_per_minute, costs=costs, status=status,
+                                 requests_per_day=requests_per_day, upload_bytes_per_day=upload_bytes_per_day)
+
+    def api_calls(self, kind: Optional[str] = None):
+        """API calls in the request log by kind (``files.list``, ``files.get``,
+        ``media.download``, ``media.upload``, ...) as a Counter, or the count of one kind."""
+        return count_calls(self.requests, kind)
+
+    def quota_units(self) -> int:
+        """Quota units Drive would have charged for the calls in the request log."""
+        return sum(r.units for r in self.requests)
+
     def about(self, base: Optional[str] = None) -> dict:
         """The about resource (quota numbers as strings, like Drive)."""
         return render_about(self, base)
 
     def render(self, rec: dict, base: Optional[str] = None) -> dict:
-        """A record as a Drive v2 File resource."""
+        """A record as a Drive v2 File resource (as its owner sees it)."""
         return render_file(self, rec, base)
 
     def _render_drive(self, d: dict) -> dict:

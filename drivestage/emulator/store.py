@@ -1,10 +1,13 @@
 """The emulator's state: file records, shared drives, upload sessions and blobs.
 
 Records live in memory and are written through to SQLite under ``data_dir`` so
-the state survives a restart; file content lives in ``data_dir/blobs/<id>``,
-partial uploads in ``data_dir/uploads/<session>``. All methods are thread-safe.
-A record is a plain dict (see :meth:`EmulatorStore._new_record`); the server
-renders it as a Drive v2 File resource.
+the state survives a restart; file content lives in ``data_dir/blobs/<id>`` (old
+revisions in ``blobs/<id>@<revision>``), partial uploads in ``data_dir/uploads/<session>``.
+All methods are thread-safe. A record is a plain dict (see :meth:`EmulatorStore._new_record`);
+:mod:`render` turns it into a Drive v2 File resource, :mod:`access` decides who sees it.
+
+Everything here is the Drive as it is, without a caller: permission checks belong to the
+routes (through :mod:`access`), so the Python API can seed any state.
 """
 from __future__ import annotations
 
@@ -17,19 +20,23 @@ import shutil
 import sqlite3
 import threading
 import time
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Optional
 
-from drivestage.emulator.errors import EmulatorApiError, not_found
+from drivestage.emulator.errors import EmulatorApiError, drive_error, not_found
 from drivestage.emulator.wire import open_private
 
 log = logging.getLogger(__name__)
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
+SHORTCUT_MIME = "application/vnd.google-apps.shortcut"
 SERVICE_ACCOUNT_MESSAGE = (
     "Service Accounts do not have storage quota. Leverage shared drives "
     "(https://developers.google.com/workspace/drive/api/guides/about-shareddrives), "
     "or use OAuth delegation (http://support.google.com/a/answer/7281227) instead."
 )
+#: Drive's limits (Google's "Resolve errors" guide and shared-drive limits help page).
+MAX_FOLDER_CHILDREN = 500_000
+MAX_SHARED_DRIVE_ITEMS = 500_000
 _COPY_CHUNK = 4 << 20
 
 
@@ -38,10 +45,14 @@ def new_id(prefix: str = "1") -> str:
     return prefix + secrets.token_urlsafe(24)[: 33 - len(prefix)].replace("-", "x").replace("_", "y")
 
 
+def new_resource_key() -> str:
+    """A Drive-looking resource key (``0-`` and 22 URL-safe characters)."""
+    return "0-" + secrets.token_urlsafe(16)[:22]
+
+
 def quota_exceeded() -> EmulatorApiError:
     """Drive's 403 when an upload does not fit into the storage quota."""
-    return EmulatorApiError(403, "storageQuotaExceeded",
-                            "The user's Drive storage quota has been exceeded.")
+    return drive_error("storageQuotaExceeded")
 
 
 class EmulatorStore:
@@ -71,6 +82,7 @@ class EmulatorStore:
         self._by_parent: dict[str, set[str]] = {}   # parent id -> child ids (an index)
         self.drives: dict[str, dict] = {}
         self.sessions: dict[str, dict] = {}
+        self.owner_roots: dict[str, str] = {}       # other users' My Drive roots: email -> id
         self._load()
 
     # ----------------------------------------------------------------- persistence
@@ -83,16 +95,21 @@ class EmulatorStore:
         for sess in list(self.sessions.values()):
             if sess.pop("token", None) is not None:    # older emulators stored the bearer token
                 self._put("sessions", self.sessions, sess)
-        row = self._db.execute("SELECT doc FROM meta WHERE id='root'").fetchone()
-        if row:
-            self.root_id = json.loads(row[0])
-        else:
+        self.root_id = self._meta("root")
+        if self.root_id is None:
             self.root_id = new_id("0A")
-            self._db.execute("INSERT INTO meta VALUES ('root', ?)", (json.dumps(self.root_id),))
-            now = time.time()
+            self._set_meta("root", self.root_id)
             self._put("files", self.files, self._new_record(
-                self.root_id, "My Drive", FOLDER_MIME, [], None, now))
+                self.root_id, "My Drive", FOLDER_MIME, [], None, time.time()))
+        self.owner_roots = self._meta("owner_roots") or {}
         log.debug("emulator store at %s: %d files", self.data_dir, len(self.files))
+
+    def _meta(self, key: str):
+        row = self._db.execute("SELECT doc FROM meta WHERE id=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def _set_meta(self, key: str, value) -> None:
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def _index(self, rec: dict, add: bool) -> None:
         for p in rec["parents"]:
@@ -120,6 +137,11 @@ class EmulatorStore:
         """Write one file record through to disk."""
         with self.lock:
             self._put("files", self.files, rec)
+
+    def save_drive(self, doc: dict) -> None:
+        """Write one shared drive through to disk."""
+        with self.lock:
+            self._put("drives", self.drives, doc)
 
     def save_session(self, sess: dict) -> None:
         """Write one upload session through to disk."""
@@ -163,13 +185,39 @@ class EmulatorStore:
         return rec["mimeType"] == FOLDER_MIME
 
     def is_container_root(self, file_id: str) -> bool:
-        """True for My Drive's root and shared drives' roots (not listed as files)."""
-        return file_id == self.root_id or file_id in self.drives
+        """True for the roots of My Drive, of shared drives and of other users' My Drives."""
+        return file_id == self.root_id or file_id in self.drives or file_id in self.owner_roots.values()
+
+    def owner_root(self, email: str) -> str:
+        """The root of another user's My Drive (created on first use); never visible to the caller."""
+        with self.lock:
+            if email not in self.owner_roots:
+                root = new_id("0A")
+                rec = self._new_record(root, "My Drive", FOLDER_MIME, [], None, time.time())
+                rec["owner"] = email
+                self._put("files", self.files, rec)
+                self.owner_roots[email] = root
+                self._set_meta("owner_roots", self.owner_roots)
+            return self.owner_roots[email]
 
     def children(self, parent_id: str) -> list[dict]:
         """Direct children of a folder (trashed ones too)."""
         with self.lock:
             return [self.files[i] for i in self._by_parent.get(self.resolve(parent_id), ())]
+
+    def ancestors(self, rec: dict) -> list[dict]:
+        """The folders above ``rec``, nearest first (a cycle-safe walk up the first parents)."""
+        out: list[dict] = []
+        seen = {rec["id"]}
+        with self.lock:
+            while rec["parents"]:
+                parent = self.files.get(rec["parents"][0])
+                if parent is None or parent["id"] in seen:
+                    break
+                seen.add(parent["id"])
+                out.append(parent)
+                rec = parent
+        return out
 
     def descendants(self, file_id: str) -> list[dict]:
         """Every record below ``file_id`` (depth first, deepest last)."""
@@ -193,19 +241,27 @@ class EmulatorStore:
     def blob_path(self, file_id: str) -> str:
         return os.path.join(self.blob_dir, file_id)
 
+    def revision_path(self, file_id: str, revision_id: str) -> str:
+        """Where an old (non-head) revision's bytes live."""
+        return os.path.join(self.blob_dir, f"{file_id}@{revision_id}")
+
     def upload_path(self, session_id: str) -> str:
         return os.path.join(self.upload_dir, session_id)
 
-    # ----------------------------------------------------------------- quota
+    # ----------------------------------------------------------------- quota and limits
     def usage(self) -> tuple[int, int]:
-        """(bytes used, bytes used in trash) in My Drive; trashed files count until deleted."""
+        """(bytes used, bytes used in trash) by the caller's own files in My Drive.
+
+        Trashed files count until deleted, and so do the old revisions Drive keeps."""
         used = trash = 0
         with self.lock:
             for r in self.files.values():
-                if r["size"] and r.get("driveId") is None:
-                    used += r["size"]
-                    if r["trashed"]:
-                        trash += r["size"]
+                if r.get("driveId") is not None or r.get("owner") is not None:
+                    continue
+                size = (r["size"] or 0) + sum(v["size"] for v in r.get("revisions", ()))
+                used += size
+                if r["trashed"]:
+                    trash += size
         return used, trash
 
     def check_quota(self, extra: int, drive_id: Optional[str], *, replacing: int = 0) -> None:
@@ -215,6 +271,21 @@ class EmulatorStore:
         used, _ = self.usage()
         if used - replacing + extra > self.quota_bytes:
             raise quota_exceeded()
+
+    def check_room(self, parent_ids: list[str], drive_id: Optional[str]) -> None:
+        """Drive's item limits for one new item: children of a (non-root) folder, items of a
+        shared drive (trashed items count, as on Drive)."""
+        with self.lock:
+            for p in parent_ids:
+                if self.is_container_root(p):
+                    continue
+                limit = self.files[p].get("child_limit") or MAX_FOLDER_CHILDREN
+                if len(self._by_parent.get(p, ())) >= limit:
+                    raise drive_error("numChildrenInNonRootLimitExceeded")
+            if drive_id is not None and drive_id in self.drives:
+                limit = self.drives[drive_id].get("item_limit") or MAX_SHARED_DRIVE_ITEMS
+                if sum(1 for r in self.files.values() if r.get("driveId") == drive_id) >= limit:
+                    raise drive_error("teamDriveFileLimitExceeded")
 
     # ----------------------------------------------------------------- mutations
     def check_parents(self, parent_ids: Iterable[str]) -> tuple[list[str], Optional[str]]:
@@ -236,17 +307,27 @@ class EmulatorStore:
 
     def create(self, title: str, mime: str, parent_ids: Iterable[str], *,
                blob: Optional[str] = None, size: int = 0, md5: Optional[str] = None,
-               meta: Optional[dict] = None) -> dict:
-        """Create a file (content moved in from the finished temp file ``blob``) or a folder."""
+               meta: Optional[dict] = None, owner: Optional[str] = None,
+               shortcut: Optional[dict] = None, app_created: bool = False) -> dict:
+        """Create a file (content moved in from the finished temp file ``blob``), a folder or
+        a shortcut (``shortcut`` holds its details; it has no content)."""
         with self.lock:
             parents, drive_id = self.check_parents(parent_ids)
             now = time.time()
             rec = self._new_record(new_id(), title, mime, parents, drive_id, now)
-            if mime != FOLDER_MIME:
+            if drive_id is None and owner is not None:
+                rec["owner"] = owner
+            if app_created:
+                rec["app_created"] = True
+            if shortcut is not None:
+                rec["mimeType"] = SHORTCUT_MIME
+                rec["shortcut"] = dict(shortcut)
+            elif mime != FOLDER_MIME:
                 if blob is None:
                     blob, size, md5 = self._empty_blob()
                 os.replace(blob, self.blob_path(rec["id"]))
                 rec["size"], rec["md5"] = size, md5
+                rec["head_rev"] = new_id("0B")
             self._apply_meta(rec, meta or {})
             self._put("files", self.files, rec)
             return rec
@@ -255,17 +336,6 @@ class EmulatorStore:
         path = os.path.join(self.upload_dir, "empty-" + secrets.token_hex(8))
         open_private(path).close()
         return path, 0, hashlib.md5(b"").hexdigest()
-
-    def replace_content(self, file_id: str, blob: str, size: int, md5: str,
-                        meta: Optional[dict] = None) -> dict:
-        """New content for an existing file, keeping its id; old readers keep the old inode."""
-        with self.lock:
-            rec = self.get(file_id)
-            os.replace(blob, self.blob_path(rec["id"]))
-            rec = dict(rec, size=size, md5=md5, modified=time.time(), version=rec["version"] + 1)
-            self._apply_meta(rec, meta or {})
-            self._put("files", self.files, rec)
-            return rec
 
     def update_meta(self, file_id: str, meta: dict, *, add_parents: Iterable[str] = (),
                     remove_parents: Iterable[str] = (), set_modified: bool = False) -> dict:
@@ -296,7 +366,8 @@ class EmulatorStore:
     def _apply_meta(self, rec: dict, meta: dict, *, set_modified: bool = False) -> None:
         if "title" in meta and meta["title"] is not None:
             rec["title"] = str(meta["title"])
-        if meta.get("mimeType") and rec["mimeType"] != FOLDER_MIME and meta["mimeType"] != FOLDER_MIME:
+        special = (FOLDER_MIME, SHORTCUT_MIME)
+        if meta.get("mimeType") and rec["mimeType"] not in special and meta["mimeType"] not in special:
             rec["mimeType"] = str(meta["mimeType"])
         if "description" in meta:
             rec["description"] = meta["description"]
@@ -328,30 +399,61 @@ class EmulatorStore:
                     self._put("files", self.files, dict(child, trashed=False))
             return rec
 
+    def update(self, file_id: str, **fields) -> dict:
+        """Set record fields directly (the Python API's sharing, flags and limits)."""
+        with self.lock:
+            rec = dict(self.get(file_id))
+            if self.is_container_root(rec["id"]):
+                raise ValueError(f"{file_id} is a root folder; it cannot be changed")
+            for key, value in fields.items():
+                if value is None:
+                    rec.pop(key, None)
+                else:
+                    rec[key] = value
+            self._put("files", self.files, rec)
+            return rec
+
+    def take_download(self, file_id: str) -> None:
+        """Count one download against the file's download quota (``download_limit`` left);
+        403 downloadQuotaExceeded once it is spent."""
+        with self.lock:
+            rec = self.files.get(file_id)
+            left = rec.get("download_limit") if rec else None
+            if left is None:
+                return
+            if left <= 0:
+                raise drive_error("downloadQuotaExceeded")
+            self._put("files", self.files, dict(rec, download_limit=left - 1))
+
     def delete(self, file_id: str) -> None:
-        """Delete permanently, folders recursively; their bytes stop counting."""
+        """Delete permanently, folders recursively; their bytes (and revisions) stop counting."""
         with self.lock:
             rec = self.get(file_id)
             if self.is_container_root(rec["id"]):
                 raise EmulatorApiError(403, "cannotDeleteRoot", "The root folder cannot be deleted.")
             for r in self.descendants(rec["id"]) + [rec]:
                 self._drop("files", self.files, r["id"])
-                try:
-                    os.unlink(self.blob_path(r["id"]))
-                except FileNotFoundError:
-                    pass
+                paths = [self.blob_path(r["id"])]
+                paths += [self.revision_path(r["id"], v["id"]) for v in r.get("revisions", ())]
+                for path in paths:
+                    try:
+                        os.unlink(path)
+                    except FileNotFoundError:
+                        pass
 
-    def empty_trash(self) -> None:
-        """Delete every explicitly trashed item of My Drive."""
+    def empty_trash(self, drive_id: Optional[str] = None) -> None:
+        """Delete every explicitly trashed item of My Drive (or of one shared drive)."""
         with self.lock:
-            for r in [r for r in self.files.values() if r["trashed"] and r.get("driveId") is None]:
+            doomed = [r for r in self.files.values() if r["trashed"] and r.get("driveId") == drive_id
+                      and r.get("owner") is None]
+            for r in doomed:
                 if r["id"] in self.files:
                     self.delete(r["id"])
 
-    def add_drive(self, name: str) -> dict:
+    def add_drive(self, name: str, role: str = "organizer") -> dict:
         """Create a shared drive; its id is also the id of its root folder."""
         with self.lock:
-            doc = {"id": new_id("0A"), "name": name, "created": time.time()}
+            doc = {"id": new_id("0A"), "name": name, "created": time.time(), "role": role}
             self._put("drives", self.drives, doc)
             return doc
 
@@ -381,30 +483,3 @@ def _private_dirs(*paths: str) -> None:
     for path in paths:
         os.makedirs(path, mode=0o700, exist_ok=True)
         os.chmod(path, 0o700)
-
-
-def hash_file(path: str, upto: Optional[int] = None) -> "hashlib._Hash":
-    """md5 of the first ``upto`` bytes of ``path`` (all of it when None), streamed."""
-    h = hashlib.md5()
-    remaining = upto
-    with open(path, "rb") as f:
-        while remaining is None or remaining > 0:
-            chunk = f.read(_COPY_CHUNK if remaining is None else min(_COPY_CHUNK, remaining))
-            if not chunk:
-                break
-            h.update(chunk)
-            if remaining is not None:
-                remaining -= len(chunk)
-    return h
-
-
-def iter_file(path: str, offset: int, count: int, chunk: int = 1 << 20) -> Iterator[bytes]:
-    """Stream ``count`` bytes of ``path`` from ``offset``."""
-    with open(path, "rb") as f:
-        f.seek(offset)
-        while count > 0:
-            data = f.read(min(chunk, count))
-            if not data:
-                break
-            count -= len(data)
-            yield data

@@ -9,7 +9,7 @@ import hashlib
 import os
 import re
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from drivestage.emulator.errors import EmulatorApiError
 
@@ -296,3 +296,30 @@ def b64_md5(hexdigest: Optional[str]) -> str:
 
 def header_safe(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1").replace('"', "'")
+
+
+def hash_file(path: str, upto: Optional[int] = None) -> "hashlib._Hash":
+    """md5 of the first ``upto`` bytes of ``path`` (all of it when None), streamed."""
+    h = hashlib.md5()
+    remaining = upto
+    with open(path, "rb") as f:
+        while remaining is None or remaining > 0:
+            chunk = f.read(IO_CHUNK * 4 if remaining is None else min(IO_CHUNK * 4, remaining))
+            if not chunk:
+                break
+            h.update(chunk)
+            if remaining is not None:
+                remaining -= len(chunk)
+    return h
+
+
+def iter_file(path: str, offset: int, count: int, chunk: int = 1 << 20) -> Iterator[bytes]:
+    """Stream ``count`` bytes of ``path`` from ``offset``."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        while count > 0:
+            data = f.read(min(chunk, count))
+            if not data:
+                break
+            count -= len(data)
+            yield data

@@ -1,0 +1,116 @@
+"""files.list: the ``q`` search over what the caller may see, corpora, ``orderBy`` and
+pages. Drive's rules kept here: items reachable only through a link are never found by a
+search, only by listing the folder they are in (with its resource key); a folder that needs
+a resource key answers 404 to a listing without it; ``sharedWithMe`` finds what was shared
+with the user directly, never under ``'root' in parents``.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from drivestage.emulator import access
+from drivestage.emulator.access import Caller
+from drivestage.emulator.errors import EmulatorApiError
+from drivestage.emulator.query import QueryError, compile_query, parent_hint
+from drivestage.emulator.store import FOLDER_MIME, EmulatorStore
+from drivestage.emulator.wire import b36
+
+
+def page_bounds(query: dict, default_max: int = 100) -> tuple[int, int]:
+    """(offset, maxResults) from ``pageToken`` and ``maxResults``; 400 when malformed."""
+    try:
+        max_results = int(query.get("maxResults", str(default_max)))
+        offset = int(query.get("pageToken") or "0", 36) if query.get("pageToken") else 0
+    except ValueError:
+        raise EmulatorApiError(400, "invalid", "Invalid value for maxResults or pageToken.",
+                               location="pageToken")
+    return offset, min(max(max_results, 1), 1000)
+
+
+def next_page(out: dict, total: int, offset: int, max_results: int, link: str) -> dict:
+    """Add ``nextPageToken``/``nextLink`` to a list answer when more items follow."""
+    if offset + max_results < total:
+        token = b36(offset + max_results)
+        out["nextPageToken"] = token
+        out["nextLink"] = f"{link}?pageToken={token}"
+    return out
+
+
+def search(store: EmulatorStore, query: dict, caller: Caller, all_drives: bool) -> list[tuple[dict, access.Access]]:
+    """Every (record, access) the caller's ``files.list`` matches, in ``orderBy`` order."""
+    try:
+        pred = compile_query(query.get("q"), store.resolve)
+    except QueryError as exc:
+        raise EmulatorApiError(400, "invalid", str(exc), location="q")
+    corpora = (query.get("corpora") or "default").lower()
+    drive_id = query.get("driveId") or query.get("teamDriveId")
+    if corpora == "drive" and not drive_id:
+        raise EmulatorApiError(400, "invalid", "The driveId parameter is required with corpora=drive.",
+                               location="driveId")
+    if drive_id and drive_id not in store.drives:
+        raise EmulatorApiError(404, "notFound", f"Shared drive not found: {drive_id}", location="driveId")
+    hint = parent_hint(pred)
+    if hint is not None and len(hint) == 1:
+        refusal = access.unreachable_parent(store, next(iter(hint)), caller)
+        if refusal is not None:
+            raise refusal
+    found = []
+    with store.lock:
+        if hint is None:
+            candidates = store.all_files()
+            parents = {}
+        else:
+            candidates = {r["id"]: r for p in hint for r in store.children(p)}.values()
+            parents = {p: access.resolve(store, store.files[p], caller)
+                       for p in map(store.resolve, hint) if p in store.files}
+        for r in candidates:
+            if drive_id:
+                if r.get("driveId") != drive_id:
+                    continue
+            elif r.get("driveId") is not None and not (all_drives or corpora == "alldrives"):
+                continue
+            acc = access.resolve(store, r, caller)
+            if acc is None and parents:
+                acc = access.through_parent(r, caller, parents.get(r["parents"][0]) if r["parents"] else None)
+            if acc is None or (hint is None and not access.searchable(acc)):
+                continue
+            if pred(r):
+                found.append((r, acc))
+    key = order_key(query.get("orderBy"))
+    found.sort(key=lambda pair: key(pair[0]))
+    return found
+
+
+def order_key(spec: Optional[str]) -> Callable:
+    """A sort key for records from an ``orderBy`` value (default: oldest first)."""
+    spec = (spec or "").strip()
+    if not spec:
+        return lambda r: (r["created"], r["id"])
+    keys = []
+    for part in spec.split(","):
+        words = part.split()
+        if not words:
+            continue
+        name, desc = words[0], len(words) > 1 and words[1].lower() == "desc"
+        getter = {"title": lambda r: r["title"].casefold(), "modifiedDate": lambda r: r["modified"],
+                  "createdDate": lambda r: r["created"],
+                  "folder": lambda r: r["mimeType"] != FOLDER_MIME,
+                  "quotaBytesUsed": lambda r: r["size"] or 0}.get(name)
+        if getter is None:
+            raise EmulatorApiError(400, "invalid", f"Invalid orderBy key {name!r}.", location="orderBy")
+        keys.append((getter, desc))
+
+    class _Key:
+        __slots__ = ("r",)
+
+        def __init__(self, r):
+            self.r = r
+
+        def __lt__(self, other):
+            for getter, desc in keys:
+                a, b = getter(self.r), getter(other.r)
+                if a != b:
+                    return (a > b) if desc else (a < b)
+            return self.r["id"] < other.r["id"]
+
+    return _Key

@@ -1,0 +1,138 @@
+"""Revision bookkeeping, as Drive keeps file versions.
+
+Uploading new content to a file (``files.update`` with media) makes a new head revision and
+keeps the old one (``newRevision`` true or absent), or replaces the head's bytes in place
+(``newRevision=false``). Old revisions keep using storage quota until Drive purges them:
+unpinned ones 30 days after they were superseded or once more than 100 exist; pinned ones
+(``pinned=true``, "keep forever") stay. Sources: the ``newRevision``/``pinned`` parameters
+and the Revision schema in the Drive v2 discovery document; Drive Help "Manage file
+versions" for the 30 days / 100 versions rule.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Optional
+
+from drivestage.emulator.errors import EmulatorApiError
+from drivestage.emulator.store import EmulatorStore, new_id
+
+MAX_UNPINNED_REVISIONS = 100
+REVISION_LIFETIME = 30 * 86400.0
+
+
+def _head(rec: dict) -> dict:
+    return {"id": head_id(rec), "size": rec["size"], "md5": rec["md5"], "modified": rec["modified"],
+            "pinned": bool(rec.get("head_pinned")), "mimeType": rec["mimeType"], "title": rec["title"],
+            "head": True}
+
+
+def head_id(rec: dict) -> str:
+    """The id of the head revision (records from older emulators derive one)."""
+    return rec.get("head_rev") or f"{rec['id']}-{rec['version']}"
+
+
+def replace_content(store: EmulatorStore, file_id: str, blob: str, size: int, md5: str,
+                    meta: Optional[dict] = None, *, new_revision: bool = True,
+                    pinned: bool = False) -> dict:
+    """New content for an existing file, keeping its id; readers of the old bytes keep
+    their open file (the blob is replaced, never rewritten)."""
+    with store.lock:
+        rec = dict(store.get(file_id))
+        now = time.time()
+        if new_revision and rec["size"] is not None:
+            old = dict(_head(rec), superseded=now)
+            old.pop("head")
+            os.replace(store.blob_path(rec["id"]), store.revision_path(rec["id"], old["id"]))
+            rec["revisions"] = list(rec.get("revisions", ())) + [old]
+            rec["head_rev"] = new_id("0B")
+            rec["head_pinned"] = pinned
+        elif pinned:
+            rec["head_pinned"] = True
+        os.replace(blob, store.blob_path(rec["id"]))
+        rec.update(size=size, md5=md5, modified=now, version=rec["version"] + 1)
+        rec.setdefault("head_rev", new_id("0B"))
+        store._apply_meta(rec, meta or {})
+        rec["revisions"] = _purge(store, rec, rec.get("revisions", []), now)
+        store.save_file(rec)
+        return rec
+
+
+def _purge(store: EmulatorStore, rec: dict, revisions: list[dict], now: float,
+           lifetime: float = REVISION_LIFETIME) -> list[dict]:
+    """Drop what Drive would have purged: unpinned revisions superseded ``lifetime`` ago,
+    and the oldest unpinned ones beyond :data:`MAX_UNPINNED_REVISIONS`."""
+    keep = [v for v in revisions if v["pinned"] or now - v.get("superseded", now) < lifetime]
+    unpinned = [v for v in keep if not v["pinned"]]
+    excess = {v["id"] for v in unpinned[: max(0, len(unpinned) - MAX_UNPINNED_REVISIONS)]}
+    keep = [v for v in keep if v["id"] not in excess]
+    kept = {v["id"] for v in keep}
+    for v in revisions:
+        if v["id"] not in kept:
+            _unlink(store.revision_path(rec["id"], v["id"]))
+    return keep
+
+
+def all_revisions(rec: dict) -> list[dict]:
+    """Every revision of a file with content, oldest first, the head last."""
+    if rec["size"] is None:
+        return []
+    return [dict(v, head=False) for v in rec.get("revisions", ())] + [_head(rec)]
+
+
+def find(store: EmulatorStore, rec: dict, revision_id: str) -> tuple[dict, str]:
+    """(revision, path of its bytes); 404 revisionNotFound when there is none."""
+    for v in all_revisions(rec):
+        if v["id"] == revision_id or (revision_id == "head" and v["head"]):
+            path = store.blob_path(rec["id"]) if v["head"] else store.revision_path(rec["id"], v["id"])
+            return v, path
+    raise EmulatorApiError(404, "revisionNotFound", f"Revision not found: {revision_id}.",
+                           location="revisionId", location_type="parameter")
+
+
+def delete(store: EmulatorStore, file_id: str, revision_id: str) -> None:
+    """Delete an old revision (its bytes stop counting); the head cannot be deleted."""
+    with store.lock:
+        rec = dict(store.get(file_id))
+        v, path = find(store, rec, revision_id)
+        if v["head"]:
+            raise EmulatorApiError(400, "badRequest", "The head revision of a file cannot be deleted.")
+        rec["revisions"] = [r for r in rec["revisions"] if r["id"] != v["id"]]
+        store.save_file(rec)
+        _unlink(path)
+
+
+def set_pinned(store: EmulatorStore, file_id: str, revision_id: str, pinned: bool) -> dict:
+    """Pin ("keep forever") or unpin one revision; returns it."""
+    with store.lock:
+        rec = dict(store.get(file_id))
+        v, _ = find(store, rec, revision_id)
+        if v["head"]:
+            rec["head_pinned"] = pinned
+        else:
+            rec["revisions"] = [dict(r, pinned=pinned) if r["id"] == v["id"] else r for r in rec["revisions"]]
+        store.save_file(rec)
+        return dict(v, pinned=pinned)
+
+
+def expire(store: EmulatorStore, file_id: Optional[str] = None, older_than: float = 0.0) -> int:
+    """Purge unpinned old revisions superseded more than ``older_than`` seconds ago (what
+    Drive does after 30 days); returns how many went."""
+    gone = 0
+    with store.lock:
+        recs = [store.get(file_id)] if file_id else [r for r in store.files.values() if r.get("revisions")]
+        now = time.time()
+        for rec in recs:
+            before = rec.get("revisions", [])
+            after = _purge(store, rec, before, now, lifetime=older_than)
+            if len(after) != len(before):
+                gone += len(before) - len(after)
+                store.save_file(dict(rec, revisions=after))
+    return gone
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
