@@ -230,6 +230,7 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BaseHTTPRequestHandle
         # Filled in before the client can see the answer (see _handle).
         self._rec.status, self._rec.bytes_in = status, self.body.count
         self._rec.bytes_out = length if length is not None and self.command != "HEAD" else 0
+        self._rec.duration = time.time() - self._rec.time    # time to first byte, until the end
         self.end_headers()
         self._headers_sent = True
         self._status = status
