@@ -98,3 +98,22 @@ def test_latency_and_link_make_it_behave_like_a_remote_drive(tmp_path):
     finally:
         proc.terminate()
         proc.communicate(timeout=20)
+
+
+def test_api_quota_and_upload_cap_options():
+    proc, url, _ = launch("--api-quota", "150", "--upload-cap", "10")
+    try:
+        assert call(url, "/_emulator/calls")["quota"]["units_per_minute"] == 150
+        call(url, "/drive/v2/files")                  # 100 units
+        with pytest.raises(urllib.error.HTTPError) as err:
+            call(url, "/drive/v2/files")              # 200 > 150
+        assert err.value.code == 403
+        assert json.loads(err.value.read())["error"]["errors"][0]["reason"] == "userRateLimitExceeded"
+        with pytest.raises(urllib.error.HTTPError) as err:
+            call(url, "/upload/drive/v2/files?uploadType=media", "POST", b"x" * 11, token="other")
+        body = json.loads(err.value.read())["error"]
+        assert (err.value.code, body["message"]) == (403, "User rate limit exceeded.")
+        assert call(url, "/_emulator/calls")["calls"] == {"files.list": 2, "files.insert": 1}
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=20)

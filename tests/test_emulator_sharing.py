@@ -248,3 +248,33 @@ def test_listing_shared_items_over_raw_http(emulator):
     assert resp.status == 200 and json.loads(resp.read())["items"] == []
     conn.close()
     assert emulator.requests[-1].headers["X-Goog-Drive-Resource-Keys"] == f"{folder}/0-rawKEY"
+
+
+def test_control_api_seeds_the_same_drive(emulator):
+    """What the Python API does, over HTTP for tests in another process or language."""
+    import urllib.request
+
+    def post(path, body):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        with urllib.request.urlopen(urllib.request.Request(emulator.url + path, data=data, method="POST"),
+                                    timeout=10) as resp:
+            return json.load(resp)
+
+    f = post(f"_emulator/files?path=Course/x.zip&owner={TEACHER}&resource_key=0-ctlKEY", b"zip")
+    assert f["resourceKey"] == "0-ctlKEY" and f["owners"][0]["emailAddress"] == TEACHER
+    sc = post("_emulator/add_shortcut", {"path": "x.zip", "target_id": f["id"]})["result"]
+    team = post("_emulator/drives", {"name": "Team", "role": "fileOrganizer"})["id"]
+    post("_emulator/set_token_scopes", {"token": "narrow", "scopes": ["drive.readonly"]})
+    post("_emulator/set_abusive", {"file_id": f["id"]})
+    service = drive_service(emulator.url)
+    assert service.files().get(fileId=sc).execute()["shortcutDetails"]["targetResourceKey"] == "0-ctlKEY"
+    assert service.drives().get(driveId=team).execute()["capabilities"]["canDeleteChildren"] is False
+    with pytest.raises(HttpError) as err:
+        drive_service(emulator.url, token="narrow").files().insert(body={"title": "t"}).execute()
+    assert reason(err.value) == "insufficientPermissions"
+    with pytest.raises(HttpError) as err:
+        with_keys(service.files().get_media(fileId=f["id"]), {f["id"]: "0-ctlKEY"}).execute()
+    assert reason(err.value) == "cannotDownloadAbusiveFile"
+    with pytest.raises(urllib.error.HTTPError) as err:
+        post("_emulator/share", {"file_id": f["id"], "role": "owner"})
+    assert err.value.code == 400 and "unknown role 'owner'" in json.loads(err.value.read())["error"]["message"]

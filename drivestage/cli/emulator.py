@@ -35,20 +35,27 @@ Control API (not part of Drive), e.g. make the next upload chunk fail:
 @click.option("--service-account", is_flag=True,
               help="Behave like a service account: no storage in My Drive, shared drives work.")
 @click.option("--latency", type=click.FloatRange(min=0), default=0.0, metavar="SECONDS",
-              help="Delay every request by this much, like Drive's time to first byte "
-                   "(e.g. 0.05).")
+              help="Every request waits this long before the first byte of its answer, like "
+                   "Drive's time to first byte (about 0.1-0.3 s for media).")
 @click.option("--link", type=click.FloatRange(min=0, min_open=True), default=None,
               metavar="MB/S",
               help="Hold each connection to this many MB/s, as Drive does (default: unlimited).")
+@click.option("--api-quota", type=click.IntRange(min=1), default=None, metavar="UNITS",
+              help="Quota units per user per minute, beyond which calls get 403 "
+                   "userRateLimitExceeded (Drive's: 325000; default: no limit).")
+@click.option("--upload-cap", type=click.IntRange(min=0), default=None, metavar="BYTES",
+              help="Bytes each user may upload per day (Drive's: 750 GB), beyond which uploads get "
+                   "403 userRateLimitExceeded (default: no cap).")
 def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes: Optional[int],
                      token: Optional[str], service_account: bool, latency: float,
-                     link: Optional[float]) -> None:
+                     link: Optional[float], api_quota: Optional[int], upload_cap: Optional[int]) -> None:
     """Serve a local Google Drive API v2 emulator until interrupted.
 
     The first line on stdout is exactly ``Drive API emulator at http://HOST:PORT/``.
     Ctrl-C or SIGTERM stop it cleanly (exit 0); the state stays in --data-dir. --latency
     and --link make it behave like a Drive reached over a real network, to test a pipeline's
-    timings offline (the control API can change them while it runs).
+    timings offline; --api-quota and --upload-cap add Drive's per-user limits (the control
+    API can change all of them while it runs).
     """
     from drivestage.emulator import Emulator
 
@@ -58,6 +65,8 @@ def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes:
         emu.faults.latency(latency)
     if link:
         emu.faults.throttle(per_connection=link * 1e6)
+    if api_quota is not None or upload_cap is not None:
+        emu.set_api_quota(api_quota, upload_bytes_per_day=upload_cap)
     try:
         emu.start()
     except OSError as exc:
