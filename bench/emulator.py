@@ -1,8 +1,12 @@
-"""Throughput of the Drive emulator on loopback: download (curl and Python) and resumable upload.
+"""Throughput of the Drive emulator on loopback: download (curl and Python) and resumable upload,
+then the same file read through a modelled Drive link (per-request latency + per-connection rate).
 
     python bench/emulator.py --size-mib 1024
+    python bench/emulator.py --size-mib 64 --no-upload --ttfb 0.2 --link 100
 
-Prints one line per measurement; the download target is >= 1 GB/s.
+Prints one line per measurement; the download target is >= 1 GB/s. The --ttfb phase reads
+the file in --range-mib ranged GETs on one connection and in one GET, and prints both
+against the model (bytes / link + requests x ttfb): what a client pays per request on Drive.
 """
 from __future__ import annotations
 
@@ -44,6 +48,40 @@ def _python_download(emu: Emulator, file_id: str) -> int:
     return got
 
 
+def _ranged_download(emu: Emulator, file_id: str, size: int, chunk: int) -> tuple[int, int]:
+    """Read the file in ``chunk``-byte ranged GETs on one kept-alive connection; (bytes, requests)."""
+    conn = http.client.HTTPConnection(emu.host, emu.port, timeout=120)
+    got = requests = 0
+    while got < size:
+        end = min(got + chunk, size) - 1
+        conn.request("GET", f"/drive/v2/files/{file_id}?alt=media",
+                     headers={"Authorization": "Bearer b", "Range": f"bytes={got}-{end}"})
+        resp = conn.getresponse()
+        got += len(resp.read())
+        requests += 1
+    conn.close()
+    return got, requests
+
+
+def _modelled_link(emu: Emulator, file_id: str, size: int, ttfb: float, link_mb: float, range_mib: int) -> None:
+    emu.faults.latency(ttfb)
+    emu.faults.throttle(per_connection=link_mb * 1e6)
+    try:
+        t = time.perf_counter()
+        assert _python_download(emu, file_id) == size
+        one = time.perf_counter() - t
+        t = time.perf_counter()
+        got, n = _ranged_download(emu, file_id, size, range_mib << 20)
+        ranged = time.perf_counter() - t
+        assert got == size
+    finally:
+        emu.faults.clear()
+    wire = size / (link_mb * 1e6)
+    print(f"link {link_mb:g} MB/s, ttfb {ttfb:g} s: one GET {one:6.2f} s (model {wire + ttfb:6.2f}); "
+          f"{n} x {range_mib} MiB ranges {ranged:6.2f} s (model {wire + n * ttfb:6.2f}); "
+          f"ratio {ranged / one:4.2f}")
+
+
 def _resumable_upload(emu: Emulator, path: str, size: int, chunk: int) -> str:
     conn = http.client.HTTPConnection(emu.host, emu.port, timeout=60)
     auth = {"Authorization": "Bearer b"}
@@ -80,6 +118,10 @@ def main() -> int:
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--no-upload", action="store_true")
+    ap.add_argument("--ttfb", type=float, default=None, metavar="SECONDS",
+                    help="also read through a modelled link with this time to first byte")
+    ap.add_argument("--link", type=float, default=100.0, metavar="MB/S", help="per-connection rate (--ttfb)")
+    ap.add_argument("--range-mib", type=int, default=8, help="ranged GET size (--ttfb)")
     args = ap.parse_args()
     size = args.size_mib << 20
     work = tempfile.mkdtemp(prefix="emu-bench-")
@@ -112,6 +154,8 @@ def main() -> int:
                 rate = size / (time.perf_counter() - t)
                 expect = emu.find("bench/src.bin")["md5Checksum"]
                 print(f"upload resumable    {rate / 1e9:6.2f} GB/s  (64 MiB chunks, md5 {'ok' if md5 == expect else 'MISMATCH'})")
+            if args.ttfb is not None:
+                _modelled_link(emu, file_id, size, args.ttfb, args.link, args.range_mib)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
