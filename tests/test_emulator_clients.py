@@ -181,3 +181,16 @@ def test_upload_completed_but_response_lost(emulator, payload):
             continue
     assert response["md5Checksum"] == hashlib.md5(data).hexdigest()
     assert [f["title"] for f in emulator.files()] == ["lost.bin"]
+
+
+def test_long_query_sent_as_post_with_method_override(emulator):
+    """googleapiclient turns a GET over 2,048 characters (a long ``or`` chain of parents, as a
+    folder listing sends) into POST + X-HTTP-Method-Override: GET; it must list, not insert."""
+    folders = [emulator.add_folder(f"d{i:02}") for i in range(60)]
+    files = {emulator.add_file(f"d{i:02}/f.bin", b"f") for i in range(0, 60, 7)}
+    q = "(" + " or ".join(f"'{f}' in parents" for f in folders) + ") and trashed = false"
+    got = drive_service(emulator.url).files().list(q=q, maxResults=1000).execute()
+    assert {f["id"] for f in got["items"]} == files
+    last = emulator.requests[-1]
+    assert (last.method, last.kind, last.headers["X-HTTP-Method-Override"]) == ("GET", "files.list", "GET")
+    assert len(emulator.files()) == len(folders) + len(files)     # nothing was created

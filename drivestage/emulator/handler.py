@@ -140,6 +140,13 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BaseHTTPRequestHandle
         self.body = Body(self.rfile, length_i, chunked, self.pace)
         control = path.startswith("/_emulator/") or path == "/_emulator"
         error = None
+        target = self.path
+        try:
+            target = self._method_override(target)
+        except EmulatorApiError as exc:
+            self._rec = RequestRecord(self.command, path, {}, {}, 0, 0, 0, started)
+            self._fail(exc)
+            return
         # The record enters the log when the request arrives and is completed as the answer
         # goes out, so a client that has its answer always finds its request in the log.
         self._rec = RequestRecord(self.command, path, self.query, logged_headers(self.headers), 0, 0, 0,
@@ -152,7 +159,7 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BaseHTTPRequestHandle
             if control:
                 self._control(path)
                 return
-            plan: Plan = faults.plan(self.command, self.path)
+            plan: Plan = faults.plan(self.command, target)
             # Latency is time to first byte: the request is read, the answer waits.
             self._ttfb = plan.latency
             if plan.reset:
@@ -192,6 +199,24 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BaseHTTPRequestHandle
             rec = self._rec
             rec.status, rec.bytes_in, rec.bytes_out = self._status, self.body.count, self._bytes_out
             rec.duration, rec.error = time.time() - started, error
+
+    def _method_override(self, target: str) -> str:
+        """googleapiclient sends a GET whose URL is over 2,048 characters (a long ``q``) as a
+        POST with ``X-HTTP-Method-Override: GET`` and the query string as a form body, as
+        Google's front end accepts; returns the request target as it would have been."""
+        override = (self.headers.get("X-HTTP-Method-Override") or "").strip().upper()
+        if not override or self.command != "POST":
+            return target
+        if override not in ("GET", "PUT", "PATCH", "DELETE", "HEAD"):
+            raise EmulatorApiError(400, "badRequest", f"Invalid X-HTTP-Method-Override: {override!r}.",
+                                   location="X-HTTP-Method-Override", location_type="header")
+        self.command = override
+        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if ctype == "application/x-www-form-urlencoded":
+            form = self.body.read_all().decode("utf-8", "replace")
+            self.query.update({k: v[-1] for k, v in parse_qs(form, keep_blank_values=True).items()})
+            target = f"{target}{'&' if '?' in target else '?'}{form}"
+        return target
 
     def _fail(self, exc: EmulatorApiError) -> None:
         if self._headers_sent:

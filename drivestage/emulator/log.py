@@ -15,7 +15,8 @@ REDACTED = "<redacted>"
 #: Query parameters that carry credentials (OAuth access tokens, API keys).
 SECRET_PARAMS = ("access_token", "oauth_token", "key")
 _LOGGED_HEADERS = ("Range", "Content-Range", "Content-Length", "Content-Type", "Authorization",
-                   "X-Upload-Content-Length", "X-Upload-Content-Type", "X-Goog-Drive-Resource-Keys")
+                   "X-Upload-Content-Length", "X-Upload-Content-Type", "X-Goog-Drive-Resource-Keys",
+                   "X-HTTP-Method-Override")
 _SECRET_IN_TARGET = re.compile(r"(?i)([?&](?:%s)=)[^&#\s]*" % "|".join(SECRET_PARAMS))
 
 
