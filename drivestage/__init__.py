@@ -12,7 +12,7 @@ _LAZY = {
     "push": "drivestage.mirror",
     "prune": "drivestage.mirror",
     "Mirror": "drivestage.mirror",
-    "connect": "drivestage.gdrive",
+    "connect": "drivestage.drive.store",
     "open_store": "drivestage.remote",
 }
 

@@ -32,7 +32,7 @@ from drivestage.errors import NotFoundError, UsageError
 from drivestage.mirror import Dest, Mirror, PushResult, open_dest, sidecar_map
 from drivestage.retention import RetentionPolicy, parse_sidecar
 from drivestage.store import RemoteEntry
-from drivestage.upload import Md5Cache
+from drivestage.state import Md5Cache
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ Choices (the shared contract in ``tests/store_contract.py`` checks them):
   and counted in ``quota().trash``. Deleting inside ``.trash`` is permanent.
 * md5s of listed files are computed by reading them (streamed) and cached by
   path + size + mtime + inode; pass ``md5_cache`` (e.g.
-  :class:`drivestage.upload.Md5Cache`) to keep them across processes, which
+  :class:`drivestage.state.Md5Cache`) to keep them across processes, which
   matters on a Drive mount where reading a file downloads it.
 * :meth:`quota` is the filesystem's (``shutil.disk_usage``).
 """
@@ -52,7 +52,7 @@ _CHUNK = 1 << 20
 
 
 class Md5CacheLike(Protocol):
-    """What :class:`LocalDirStore` needs from an md5 cache (``drivestage.upload.Md5Cache`` fits)."""
+    """What :class:`LocalDirStore` needs from an md5 cache (``drivestage.state.Md5Cache`` fits)."""
 
     def get(self, path: str, st: Optional[os.stat_result] = None) -> Optional[str]: ...
     def put(self, path: str, st: os.stat_result, md5: str) -> None: ...

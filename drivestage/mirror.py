@@ -2,9 +2,9 @@
 
 :func:`push` mirrors ``src`` into ``dest`` recursively: one listing per folder,
 a file is sent only when its size or md5 differs from the remote copy (local
-md5s come from :class:`~drivestage.upload.Md5Cache`, so unchanged checkpoints
+md5s come from :class:`~drivestage.state.Md5Cache`, so unchanged checkpoints
 are not hashed again), replacements keep the remote id, and every upload is
-md5-verified (:func:`drivestage.upload.upload_file`).
+md5-verified (:func:`drivestage.drive.upload.upload_file`).
 
 Retention (:mod:`drivestage.retention`) applies to the files directly inside
 ``dest`` whose names match the policy's pattern. The plan is made over the
@@ -48,7 +48,9 @@ from drivestage.retention import (
     plan,
 )
 from drivestage.store import ProgressFn, RemoteEntry
-from drivestage.upload import Md5Cache, file_md5, quota_error, upload_file
+from drivestage.drive.upload import quota_error, upload_file
+from drivestage.localfs import file_md5
+from drivestage.state import Md5Cache
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Open the store a user-typed location refers to.
 
-``drive:...`` opens Google Drive (:mod:`drivestage.gdrive`); anything else is a local
+``drive:...`` opens Google Drive (:mod:`drivestage.drive`); anything else is a local
 directory (a Colab Drive mount, a NAS) served by :class:`drivestage.localdir.LocalDirStore`.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ def open_store(spec: str, *, api_root: Optional[str] = None,
     ``/mnt/x``, ``"a"``). Connecting to Drive uses no network; the first call does.
     """
     if paths.is_drive(spec):
-        from drivestage.gdrive import open_drive
+        from drivestage.drive.store import open_drive
 
         return open_drive(spec, api_root=api_root, credentials=credentials, token=token)
     from drivestage.localdir import LocalDirStore

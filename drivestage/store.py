@@ -1,6 +1,6 @@
 """The remote store interface: what push, pull, prune and the hooks need.
 
-Google Drive (:mod:`drivestage.gdrive`) is one implementation; a plain local
+Google Drive (:mod:`drivestage.drive`) is one implementation; a plain local
 directory (:mod:`drivestage.localdir`, e.g. a Colab Drive mount or a NAS) is
 another. Entries are plain frozen dataclasses; everything else is derived.
 """

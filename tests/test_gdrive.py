@@ -167,7 +167,7 @@ def test_metadata_calls_survive_transient_faults(emulator, store, caplog, fault)
                                reason="userRateLimitExceeded")
     else:
         emulator.faults.inject("GET", r"/drive/v2/about", status=429)
-    with caplog.at_level(logging.WARNING, logger="drivestage.retry"):
+    with caplog.at_level(logging.WARNING, logger="drivestage.drive.retry"):
         if fault == "429":
             assert store.quota().used == 1
         else:

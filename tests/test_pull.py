@@ -167,7 +167,7 @@ def test_retryable_faults_heal(emulator, drive_env, dest, monkeypatch, fault):
                          "-j", "2", "-q")
     assert code == 0, err
     assert (dest / "x.bin").read_bytes() == data
-    warnings = [line for line in err.splitlines() if line.startswith("WARNING drivestage.retry")]
+    warnings = [line for line in err.splitlines() if line.startswith("WARNING drivestage.drive.retry")]
     # Two failures: one chunk failing twice, or two chunks once each (threads race).
     assert len(warnings) == 2 and all("/7 in " in w for w in warnings), err
     assert all(w.split(": ", 1)[1].startswith("download drive:f/x.bin bytes ") for w in warnings)

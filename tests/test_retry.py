@@ -61,7 +61,7 @@ NO_JITTER = Policy(attempts=5, base=1.0, cap=32.0, jitter=0.0)
 
 def test_exponential_schedule_and_log_lines(sleeps, caplog):
     fn = _flaky([_http_error(503, "backendError")] * 3)
-    with caplog.at_level(logging.WARNING, logger="drivestage.retry"):
+    with caplog.at_level(logging.WARNING, logger="drivestage.drive.retry"):
         assert retrying("GET drive:a.zip", policy=NO_JITTER)(fn) == "ok"
     assert sleeps == [1.0, 2.0, 4.0]
     assert len(fn.calls) == 4
@@ -88,7 +88,7 @@ def test_backoff_is_capped_and_jitter_bounded(sleeps):
 def test_retry_after_is_honoured(sleeps, caplog):
     fn = _flaky([_http_error(503, "backendError", headers={"Retry-After": "7"}),
                  _http_error(429, "rateLimitExceeded", headers={"retry-after": "0.5"})])
-    with caplog.at_level(logging.WARNING, logger="drivestage.retry"):
+    with caplog.at_level(logging.WARNING, logger="drivestage.drive.retry"):
         retrying("op", policy=NO_JITTER)(fn)
     # Retry-After wins when longer than the backoff, never shortens it.
     assert sleeps == [7.0, 2.0]

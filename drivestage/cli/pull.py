@@ -1,6 +1,6 @@
 """CLI commands: ``pull``, ``ls``, ``quota`` and ``auth login`` (registered on the drivestage group).
 
-Thin over :mod:`drivestage.stage`, :mod:`drivestage.gdrive` and :mod:`drivestage.auth`;
+Thin over :mod:`drivestage.stage`, :mod:`drivestage.drive.store` and :mod:`drivestage.drive.auth`;
 errors become one ``Error: ...`` line in :mod:`drivestage.cli`.
 """
 from __future__ import annotations
@@ -171,7 +171,7 @@ def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[
 @drive_options
 def quota(as_json: bool, api_root: Optional[str], credentials: Optional[str]) -> None:
     """Show the Drive storage quota: used / total / trash (the trash counts toward it)."""
-    from drivestage.gdrive import connect
+    from drivestage.drive.store import connect
     from drivestage.stage import human
 
     q = connect(api_root=api_root, credentials=credentials).quota()
@@ -198,7 +198,7 @@ def auth_group() -> None:
                    "or $DRIVESTAGE_TOKEN_FILE).")
 def login(client_secrets: str, token_file: Optional[str]) -> None:
     """Console login for machines without a browser; the token is saved with mode 0600."""
-    from drivestage import auth
+    from drivestage.drive import auth
 
     def ask(prompt: str) -> str:
         return click.prompt(prompt.rstrip(": "), err=True)

@@ -77,7 +77,7 @@ def _chunk(value: Optional[str]) -> Optional[int]:
     if value is None:
         return None
     from drivestage.retention import parse_size
-    from drivestage.upload import CHUNK_UNIT
+    from drivestage.drive.upload import CHUNK_UNIT
 
     try:
         size = parse_size(value)

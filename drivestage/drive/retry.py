@@ -1,0 +1,438 @@
+"""The one retry policy: what is worth retrying, how long to wait, and what to raise otherwise.
+
+Every Drive call in drivestage (metadata through PyDrive2, byte transfers through
+googleapiclient) runs inside :func:`retrying`. This module is the only place that decides
+whether a failure is transient:
+
+* retryable: HTTP 408, 429, 500, 502, 503, 504, 403 ``rateLimitExceeded`` /
+  ``userRateLimitExceeded``, connection resets/aborts, broken pipes, timeouts, short bodies;
+* everything else becomes a typed :mod:`drivestage.errors` error with a message for the user
+  (:func:`translate`).
+
+Waits grow exponentially with jitter up to a cap; a server's ``Retry-After`` is honoured.
+Every retry is logged at WARNING with ``retry n/max``. Knobs (for users on flaky links, and
+for tests that must not sleep): ``DRIVESTAGE_RETRY_ATTEMPTS`` (default 8),
+``DRIVESTAGE_RETRY_BASE`` (first wait, seconds, default 1), ``DRIVESTAGE_RETRY_CAP``
+(longest backoff, default 32), ``DRIVESTAGE_RETRY_JITTER`` (extra random wait as a fraction
+of the backoff, default 0.5) and ``DRIVESTAGE_RETRY_AFTER_MAX`` (longest ``Retry-After``
+honoured, default 120).
+"""
+from __future__ import annotations
+
+import email.utils
+import http.client
+import json
+import logging
+import os
+import random
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar
+
+import tenacity
+
+from drivestage import errors
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+QUOTA_REASONS = frozenset({"storageQuotaExceeded", "quotaExceeded"})
+DOWNLOAD_REFUSED_REASONS = frozenset({"downloadQuotaExceeded", "cannotDownloadAbusiveFile"})
+
+#: Where tenacity sleeps; tests replace it to record the schedule instead of waiting.
+_sleep: Callable[[float], None] = time.sleep
+
+
+class TransientError(Exception):
+    """A transfer problem worth another attempt that is not an HTTP status or a socket error
+    (a body shorter than promised, a Content-Range that does not match the request)."""
+
+
+@dataclass(frozen=True)
+class Retryable:
+    """Why a failure is worth another attempt."""
+
+    reason: str                          # short, for the log line ("503 backendError")
+    retry_after: Optional[float] = None  # seconds the server asked us to wait
+    connection_lost: bool = False        # the keep-alive connection may be unusable now
+
+
+@dataclass(frozen=True)
+class HttpFailure:
+    """An HTTP error answer, whatever library raised it."""
+
+    status: int
+    reason: Optional[str]
+    message: str
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Backoff settings; :meth:`from_env` reads the ``DRIVESTAGE_RETRY_*`` variables."""
+
+    attempts: int = 8
+    base: float = 1.0
+    cap: float = 32.0
+    jitter: float = 0.5
+    retry_after_max: float = 120.0
+
+    @classmethod
+    def from_env(cls, attempts: Optional[int] = None) -> "Policy":
+        env = os.environ
+
+        def num(name: str, default: float) -> float:
+            raw = env.get(name)
+            if raw is None or raw == "":
+                return default
+            try:
+                value = float(raw)
+            except ValueError:
+                raise errors.UsageError(f"{name}={raw!r} is not a number") from None
+            if value < 0:
+                raise errors.UsageError(f"{name}={raw!r} must not be negative")
+            return value
+
+        if attempts is None:
+            attempts = int(num("DRIVESTAGE_RETRY_ATTEMPTS", cls.attempts))
+        if attempts < 1:
+            raise errors.UsageError(f"retry attempts must be at least 1, got {attempts}")
+        return cls(attempts=attempts, base=num("DRIVESTAGE_RETRY_BASE", cls.base),
+                   cap=num("DRIVESTAGE_RETRY_CAP", cls.cap),
+                   jitter=num("DRIVESTAGE_RETRY_JITTER", cls.jitter),
+                   retry_after_max=num("DRIVESTAGE_RETRY_AFTER_MAX", cls.retry_after_max))
+
+    def backoff(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based), before Retry-After."""
+        wait = min(self.cap, self.base * (2 ** (attempt - 1)))
+        return min(self.cap, wait * (1 + self.jitter * rng()))
+
+
+# --------------------------------------------------------------------------- classification
+
+def http_failure(exc: BaseException) -> Optional[HttpFailure]:
+    """The HTTP error inside ``exc`` (googleapiclient ``HttpError``, PyDrive2
+    ``ApiRequestError``, or the ``JSONDecodeError`` PyDrive2 raises on an HTML error body)."""
+    from googleapiclient.errors import HttpError
+
+    seen = 0
+    cur: Optional[BaseException] = exc
+    while cur is not None and seen < 5:
+        if isinstance(cur, HttpError):
+            return _from_http_error(cur)
+        # PyDrive2's ApiRequestError keeps the HttpError as its first argument.
+        for arg in getattr(cur, "args", ())[:1]:
+            if isinstance(arg, HttpError):
+                return _from_http_error(arg)
+        # ApiRequestError.__init__ json-decodes the body; on an HTML 502 that raises
+        # JSONDecodeError while handling the HttpError, which then sits in __context__.
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return None
+
+
+def _from_http_error(err: Any) -> HttpFailure:
+    resp = err.resp
+    status = int(getattr(resp, "status", 0) or 0)
+    headers = {str(k).lower(): str(v) for k, v in dict(resp or {}).items()}
+    reason, message = parse_error_body(err.content)
+    return HttpFailure(status=status, reason=reason, message=message, headers=headers)
+
+
+def parse_error_body(content: Any) -> tuple[Optional[str], str]:
+    """``(reason, message)`` from a Drive error body; tolerant of HTML and empty bodies."""
+    if isinstance(content, (bytes, bytearray)):
+        text = bytes(content[:65536]).decode("utf-8", "replace")
+    else:
+        text = str(content or "")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        # HTML error pages from a proxy or load balancer: keep a short, tag-free excerpt.
+        flat = " ".join(text.replace("<", " <").split())
+        return None, flat[:200]
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return None, text[:200]
+    items = err.get("errors") or [{}]
+    first = items[0] if isinstance(items[0], dict) else {}
+    reason = first.get("reason") or err.get("status")
+    message = err.get("message") or first.get("message") or ""
+    return (str(reason) if reason else None), str(message)
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: Optional[float] = None) -> Optional[float]:
+    """The ``Retry-After`` header as seconds (it may be a number or an HTTP date)."""
+    raw = None
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            raw = str(value).strip()
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+_CONNECTION_ERRNOS = {"ETIMEDOUT", "EPIPE", "ECONNABORTED", "ECONNRESET",
+                      "ENETUNREACH", "EHOSTUNREACH", "ENETRESET"}
+
+
+def classify(exc: BaseException) -> Optional[Retryable]:
+    """Why ``exc`` is worth retrying, or None when it is not a transient failure."""
+    if isinstance(exc, errors.DriveStageError):
+        return None
+    if isinstance(exc, TransientError):
+        return Retryable(str(exc) or "transfer interrupted", connection_lost=True)
+    failure = http_failure(exc)
+    if failure is not None:
+        return _classify_http(failure)
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return Retryable("timed out", connection_lost=True)
+    if isinstance(exc, ConnectionRefusedError):
+        # Nothing listens there (a wrong --api-root, an emulator not started): waiting a
+        # minute of backoff would only hide the mistake.
+        return None
+    if isinstance(exc, ConnectionError):  # reset, aborted, broken pipe
+        return Retryable(f"connection lost ({type(exc).__name__})", connection_lost=True)
+    if isinstance(exc, http.client.HTTPException):  # IncompleteRead, BadStatusLine, ...
+        return Retryable(f"connection lost ({type(exc).__name__})", connection_lost=True)
+    if isinstance(exc, OSError) and exc.errno is not None:
+        if _errno_name(exc.errno) in _CONNECTION_ERRNOS:
+            return Retryable(f"connection lost ({_errno_name(exc.errno)})", connection_lost=True)
+    return None
+
+
+def _errno_name(num: int) -> str:
+    import errno
+
+    return errno.errorcode.get(num, "")
+
+
+def _classify_http(failure: HttpFailure) -> Optional[Retryable]:
+    label = f"{failure.status} {failure.reason}" if failure.reason else str(failure.status)
+    if failure.status in RETRYABLE_STATUS or (
+            failure.status == 403 and failure.reason in RATE_LIMIT_REASONS):
+        return Retryable(label, retry_after=retry_after_seconds(failure.headers))
+    return None
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """True when :func:`classify` finds ``exc`` transient."""
+    return classify(exc) is not None
+
+
+def translate(exc: BaseException, what: str, *, uploading: bool = False) -> BaseException:
+    """The typed drivestage error for a failure that will not be retried (or ``exc`` itself
+    when it is not a failure this module knows, e.g. a programming error)."""
+    if isinstance(exc, errors.DriveStageError):
+        return exc
+    failure = http_failure(exc)
+    if failure is not None:
+        return _translate_http(failure, what, uploading=uploading)
+    if isinstance(exc, ConnectionRefusedError):
+        return errors.RemoteError(f"{what}: connection refused; is the server running? "
+                                  "(check --api-root / DRIVESTAGE_API_ROOT)")
+    retry = classify(exc)
+    if retry is not None:  # a transient failure seen once too often
+        return errors.RemoteError(f"{what}: {retry.reason}")
+    try:
+        import httplib2
+
+        if isinstance(exc, httplib2.ServerNotFoundError):
+            return errors.RemoteError(f"{what}: cannot reach the server ({exc}); check the "
+                                      f"network or --api-root / DRIVESTAGE_API_ROOT")
+    except ImportError:  # pragma: no cover - httplib2 is a dependency
+        pass
+    auth = _auth_failure(exc, what)
+    if auth is not None:
+        return auth
+    return exc
+
+
+def _auth_failure(exc: BaseException, what: str) -> Optional[errors.AuthError]:
+    """Token refresh failures from google-auth / oauth2client / PyDrive2 as AuthError."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & {"RefreshError", "AccessTokenRefreshError", "AuthenticationError",
+                "HttpAccessTokenRefreshError"}:
+        return errors.AuthError(f"{what}: the credentials could not be refreshed ({exc}). "
+                                "Run `drivestage auth login` again or pass fresh --credentials.")
+    return None
+
+
+def _translate_http(failure: HttpFailure, what: str, *, uploading: bool) -> errors.DriveStageError:
+    status, reason = failure.status, failure.reason
+    detail = failure.message or (reason or "")
+    label = f"HTTP {status}" + (f" {reason}" if reason else "")
+    if status == 401:
+        return errors.AuthError(
+            f"{what}: Drive refused the credentials ({label}: {detail}). Run "
+            "`drivestage auth login`, pass --credentials FILE, or set DRIVESTAGE_CREDENTIALS "
+            "(DRIVESTAGE_TOKEN for an emulator).")
+    if status == 404:
+        return errors.NotFoundError(f"{what}: not found on Drive ({label}: {detail})")
+    if status == 403:
+        if reason == "storageQuotaExceeded" and "service account" in detail.lower():
+            return errors.ServiceAccountStorageError(
+                f"{what}: service accounts have no Drive storage of their own ({detail}). "
+                "Upload into a shared drive the service account is a member of "
+                "(drive:shared/<drive>/...), or use domain-wide delegation or OAuth "
+                "credentials (`drivestage auth login`).")
+        if reason in QUOTA_REASONS:
+            return errors.QuotaExceededError(
+                f"{what}: the Drive storage quota is full ({detail}). Free space on Drive "
+                "(and empty the trash: it counts toward the quota).")
+        if reason in DOWNLOAD_REFUSED_REASONS:
+            return errors.DownloadQuotaError(
+                f"{what}: Drive refuses to serve this file ({label}: {detail}). Try again "
+                "in 24 hours, or make your own copy of the file and pull the copy.")
+        if reason in RATE_LIMIT_REASONS and uploading:
+            return errors.DailyUploadCapError(
+                f"{what}: Drive keeps answering '{detail or reason}'. After a long upload "
+                "this is usually Drive's daily upload cap (about 750 GB per user per day); "
+                "stopping instead of retrying for hours. Try again tomorrow.")
+        return errors.PermissionDeniedError(
+            f"{what}: permission denied ({label}: {detail}). Check that this account can "
+            "access the file (sharing settings, shared drive membership).")
+    if status in RETRYABLE_STATUS:
+        return errors.RemoteError(f"{what}: Drive kept failing ({label}: {detail})",
+                                  status=status, reason=reason)
+    return errors.RemoteError(f"{what}: Drive answered {label}: {detail}", status=status,
+                              reason=reason)
+
+
+def raise_for_http(status: int, body: Any, headers: Optional[Mapping[str, str]] = None,
+                   *, uri: str = "") -> None:
+    """Raise a googleapiclient ``HttpError`` for a non-2xx/308 answer from a raw request, so
+    that raw requests and library calls are classified the same way."""
+    if status < 300 or status == 308:
+        return
+    import httplib2
+    from googleapiclient.errors import HttpError
+
+    info = {str(k).lower(): str(v) for k, v in dict(headers or {}).items()}
+    info["status"] = str(status)
+    raise HttpError(httplib2.Response(info), body if isinstance(body, bytes) else
+                    str(body or "").encode(), uri=uri)
+
+
+# --------------------------------------------------------------------------- tenacity policy
+
+class _Wait(tenacity.wait.wait_base):
+    """Exponential backoff with jitter and a cap; a server's Retry-After wins when longer."""
+
+    def __init__(self, policy: Policy, rng: Callable[[], float]):
+        self.policy, self.rng = policy, rng
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        wait = self.policy.backoff(retry_state.attempt_number, self.rng)
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        info = classify(exc) if exc is not None else None
+        if info is not None and info.retry_after is not None:
+            wait = max(wait, min(info.retry_after, self.policy.retry_after_max))
+        return wait
+
+
+class DriveRetrying(tenacity.Retrying):
+    """tenacity ``Retrying`` that turns a failure it will not retry into a typed error.
+
+    Use as ``retrying(what)(fn, *args)`` or ``for attempt in retrying(what): with attempt: ...``.
+    """
+
+    def __init__(self, *args: Any, what: str, uploading: bool = False, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.what, self.uploading = what, uploading
+
+    def copy(self, *args: Any, **kwargs: Any) -> "DriveRetrying":  # tenacity copies on wraps()
+        new = super().copy(*args, **kwargs)
+        new.what, new.uploading = self.what, self.uploading
+        return new
+
+    def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return super().__call__(fn, *args, **kwargs)
+        except Exception as exc:
+            typed = translate(exc, self.what, uploading=self.uploading)
+            if typed is exc:
+                raise
+            raise typed from exc
+
+    def __iter__(self) -> Iterator[tenacity.AttemptManager]:
+        try:
+            yield from super().__iter__()
+        except Exception as exc:
+            typed = translate(exc, self.what, uploading=self.uploading)
+            if typed is exc:
+                raise
+            raise typed from exc
+
+
+def retrying(what: str, attempts: Optional[int] = None, *,
+             on_retry: Optional[Callable[[BaseException, Retryable], None]] = None,
+             uploading: bool = False, policy: Optional[Policy] = None,
+             rng: Callable[[], float] = random.random) -> DriveRetrying:
+    """A tenacity ``Retrying`` for one Drive operation described by ``what``.
+
+    ``on_retry(exc, info)`` runs before each wait (e.g. to drop a keep-alive connection a
+    reset has poisoned). Transient failures are retried up to ``attempts`` times in all; then
+    a :class:`~drivestage.errors.RemoteError` (or, with ``uploading``, a
+    :class:`~drivestage.errors.DailyUploadCapError` for a persistent user rate limit) is raised.
+    Anything else is raised at once as its typed error (:func:`translate`)."""
+    pol = policy or Policy.from_env(attempts)
+    if attempts is not None and policy is not None:
+        pol = Policy(attempts, pol.base, pol.cap, pol.jitter, pol.retry_after_max)
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is None:  # pragma: no cover - we only retry on exceptions
+            return
+        info = classify(exc) or Retryable(type(exc).__name__)
+        wait = state.upcoming_sleep
+        hint = f" (server asked for {info.retry_after:g}s)" if info.retry_after is not None else ""
+        log.warning("%s: %s; retry %d/%d in %.1fs%s", what, info.reason,
+                    state.attempt_number, pol.attempts - 1, wait, hint)
+        if on_retry is not None:
+            on_retry(exc, info)
+
+    def give_up(state: tenacity.RetryCallState) -> Any:
+        exc = state.outcome.exception() if state.outcome else None
+        assert exc is not None
+        failure = http_failure(exc)
+        if uploading and failure is not None and failure.status == 403 \
+                and failure.reason in RATE_LIMIT_REASONS:
+            raise translate(exc, what, uploading=True) from exc
+        info = classify(exc)
+        reason = info.reason if info else str(exc)
+        detail = f": {failure.message}" if failure is not None and failure.message else ""
+        raise errors.RemoteError(
+            f"{what}: still failing after {state.attempt_number} attempts "
+            f"({reason}{detail}); try again later",
+            status=failure.status if failure else None,
+            reason=failure.reason if failure else None) from exc
+
+    return DriveRetrying(
+        what=what, uploading=uploading,
+        sleep=lambda seconds: _sleep(seconds),
+        stop=tenacity.stop_after_attempt(pol.attempts),
+        wait=_Wait(pol, rng),
+        retry=tenacity.retry_if_exception(is_retryable),
+        before_sleep=before_sleep,
+        retry_error_callback=give_up,
+    )
+
+
+def call(what: str, fn: Callable[..., T], *args: Any, attempts: Optional[int] = None,
+         on_retry: Optional[Callable[[BaseException, Retryable], None]] = None,
+         **kwargs: Any) -> T:
+    """Run ``fn(*args, **kwargs)`` under the retry policy (see :func:`retrying`)."""
+    return retrying(what, attempts, on_retry=on_retry)(fn, *args, **kwargs)

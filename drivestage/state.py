@@ -1,0 +1,144 @@
+"""drivestage's local state: the md5 cache and the upload sessions, under one state folder.
+
+Both live under ``$DRIVESTAGE_STATE_DIR`` (default ``~/.cache/drivestage``) as small JSON
+files, written atomically and under a file lock so concurrent processes do not clobber each
+other. A damaged state file costs only re-hashing or a fresh upload session.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from filelock import FileLock
+
+from drivestage.localfs import atomic_write, file_md5
+from drivestage.store import RemoteEntry
+
+log = logging.getLogger(__name__)
+
+#: Sessions older than this are dropped from the state file (Drive keeps them ~1 week).
+SESSION_MAX_AGE = 7 * 24 * 3600
+
+
+def state_dir() -> Path:
+    """Where drivestage keeps its local state (md5 cache, upload sessions)."""
+    root = os.environ.get("DRIVESTAGE_STATE_DIR") or os.path.join("~", ".cache", "drivestage")
+    path = Path(root).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class _JsonFile:
+    """A small JSON dict on disk: locked read-modify-write, atomic replace."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock = FileLock(str(self.path) + ".lock")
+
+    def read(self) -> dict:
+        try:
+            with open(self.path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            return data if isinstance(data, dict) else {}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError) as exc:
+            # A damaged state file only costs re-hashing or a fresh session.
+            log.warning("ignoring unreadable state file %s: %s", self.path, exc)
+            return {}
+
+    def update(self, change: Callable[[dict], None]) -> dict:
+        """Apply ``change`` to the current content and write it back atomically."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            data = self.read()
+            change(data)
+            atomic_write(str(self.path), json.dumps(data, separators=(",", ":")).encode())
+            return data
+
+
+def _stat_key(st: os.stat_result) -> list:
+    return [st.st_size, st.st_mtime_ns]
+
+
+class Md5Cache:
+    """Local md5s keyed by absolute path + size + mtime, so unchanged files are not re-hashed.
+
+    Changes are kept in memory until :meth:`save` (one write per push, not per file).
+    """
+
+    def __init__(self, path: Optional[Path] = None):
+        self._file = _JsonFile(Path(path) if path else state_dir() / "md5-cache.json")
+        self._entries: dict = self._file.read()
+        self._dirty: dict = {}
+        self._mutex = threading.Lock()
+
+    def get(self, path: str, st: Optional[os.stat_result] = None) -> Optional[str]:
+        """The cached md5 of ``path`` if its size and mtime are unchanged, else None."""
+        key = os.path.abspath(path)
+        st = st or os.stat(path)
+        with self._mutex:
+            rec = self._entries.get(key)
+        if rec and rec[:2] == _stat_key(st):
+            return rec[2]
+        return None
+
+    def put(self, path: str, st: os.stat_result, md5: str) -> None:
+        """Remember ``md5`` for ``path`` as it was when ``st`` was taken."""
+        key = os.path.abspath(path)
+        with self._mutex:
+            self._entries[key] = self._dirty[key] = _stat_key(st) + [md5]
+
+    def md5(self, path: str) -> str:
+        """The md5 of ``path``: from the cache, or hashed (streaming) and cached."""
+        st = os.stat(path)
+        cached = self.get(path, st)
+        if cached:
+            return cached
+        digest = file_md5(path)
+        if _stat_key(os.stat(path)) == _stat_key(st):  # not cached if it changed meanwhile
+            self.put(path, st, digest)
+        return digest
+
+    def save(self) -> None:
+        """Write pending entries (merged with what other processes wrote)."""
+        with self._mutex:
+            dirty, self._dirty = self._dirty, {}
+        if dirty:
+            self._file.update(lambda data: data.update(dirty))
+
+
+class UploadSessions:
+    """Persisted resumable-session URIs, keyed by local file and destination."""
+
+    def __init__(self, path: Optional[Path] = None):
+        self._file = _JsonFile(Path(path) if path else state_dir() / "upload-sessions.json")
+
+    @staticmethod
+    def key(local_path: str, folder: RemoteEntry, name: str,
+            replace: Optional[RemoteEntry]) -> str:
+        return "|".join([os.path.abspath(local_path), folder.id, name,
+                         replace.id if replace else ""])
+
+    def get(self, key: str) -> Optional[dict]:
+        return self._file.read().get(key)
+
+    def put(self, key: str, record: dict) -> None:
+        def change(data: dict) -> None:
+            # Drive forgets a session after about a week: so do we.
+            now = time.time()
+            for old in [k for k, v in data.items() if v.get("created", now) < now - SESSION_MAX_AGE]:
+                del data[old]
+            data[key] = record
+        self._file.update(change)
+
+    def drop(self, key: str) -> None:
+        self._file.update(lambda data: data.pop(key, None))
+
+    def all(self) -> dict:
+        return self._file.read()
