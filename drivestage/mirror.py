@@ -43,12 +43,12 @@ from drivestage.retention import (
     Decision,
     Plan,
     RetentionPolicy,
-    format_size,
     parse_sidecar,
     plan,
 )
-from drivestage.store import ProgressFn, RemoteEntry
-from drivestage.drive.upload import quota_error, upload_file
+from drivestage.sizes import format_size
+from drivestage.store import ProgressFn, RemoteEntry, quota_error
+from drivestage.drive.upload import upload_file
 from drivestage.localfs import file_md5
 from drivestage.state import Md5Cache
 
@@ -504,7 +504,7 @@ def _check_quota(store, root, todo, decision, top_listing, policy, use_trash, re
     freed = 0 if use_trash else sum(d.size for d in victims)
     where = f"{len(todo)} file(s) into {store.describe(root)}"
     if needed > q.free + freed:
-        raise quota_error(store, needed, where)
+        raise quota_error(needed, where, q)
     log.warning("not enough Drive space for %s (%s needed, %s free): pruning first",
                 where, format_size(needed), format_size(q.free))
     for d in victims:
@@ -512,7 +512,7 @@ def _check_quota(store, root, todo, decision, top_listing, policy, use_trash, re
         result.pruned.append(d)
     q = store.quota()
     if q.free is not None and needed > q.free:
-        raise quota_error(store, needed, where)
+        raise quota_error(needed, where, q)
 
 
 def _pre_prune_victims(decision: Plan, top_listing, policy) -> list[Decision]:

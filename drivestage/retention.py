@@ -50,48 +50,12 @@ from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping, Optional, Union, overload
 
 from drivestage.errors import PolicyError
+from drivestage.sizes import format_size, parse_size  # noqa: F401 (parse_size: trainer)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PATTERN = r"epoch[_-]?(?P<epoch>\d+)"
 SIDECAR_SUFFIX = ".json"
-
-_UNITS = {
-    "": 1, "b": 1,
-    "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4,
-    "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
-    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
-}
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*$")
-
-
-def parse_size(text: Union[str, int]) -> int:
-    """Parse a byte size: ``1234``, ``10GB`` (10**10), ``10GiB`` / ``10G`` (10 * 2**30).
-
-    ``KB/MB/GB/TB`` are decimal; ``KiB/MiB/GiB/TiB`` and bare ``K/M/G/T`` are
-    binary (as in ``du -h``). Raises PolicyError showing the bad value."""
-    if isinstance(text, bool):
-        raise PolicyError(f"max_bytes={text!r} is not a size; use e.g. 500MB or 10GiB")
-    if isinstance(text, int):
-        return text
-    m = _SIZE_RE.match(str(text))
-    unit = m.group(2).lower() if m else None
-    if not m or unit not in _UNITS:
-        raise PolicyError(
-            f"size {text!r} is not understood; use a number of bytes or a unit "
-            "like 500MB, 10GB (decimal) or 10GiB, 10G (binary)")
-    return int(float(m.group(1)) * _UNITS[unit])
-
-
-def format_size(n: int) -> str:
-    """Human-readable binary size (``1.5 GiB``)."""
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
-
 
 def _check_count(name: str, value: object) -> None:
     if value is None:

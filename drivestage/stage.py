@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 from drivestage import paths
 from drivestage.localfs import atomic_write, drive_mount
+from drivestage.sizes import format_size
 from drivestage.errors import (ArchiveError, DiskSpaceError, DriveStageError, LocalFileError,
                                NotFoundError, UsageError)
 from drivestage.store import RemoteEntry
@@ -165,18 +166,6 @@ def tqdm_progress(label: str, total: int, initial: int) -> Callable[[int], None]
     return update
 
 
-def human(n: Optional[int]) -> str:
-    """``1536`` -> ``1.5 KiB``."""
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(n)  # pragma: no cover
-
-
 def safe_name(name: str, where: str) -> str:
     """A remote title usable as a local file name."""
     if name in ("", ".", ".."):
@@ -192,10 +181,10 @@ def check_space(dest: str, reserve: int, needed: int, what: str) -> None:
     """Raise DiskSpaceError unless ``dest`` has ``needed`` bytes free beyond ``reserve``."""
     free = shutil.disk_usage(dest).free - reserve
     if needed > free:
-        kept = f" (keeping {human(reserve)} in reserve)" if reserve else ""
+        kept = f" (keeping {format_size(reserve)} in reserve)" if reserve else ""
         raise DiskSpaceError(
-            f"not enough free disk space in {dest} to {what}: needs {human(needed)} "
-            f"({needed} bytes), only {human(max(free, 0))} ({max(free, 0)} bytes) free"
+            f"not enough free disk space in {dest} to {what}: needs {format_size(needed)} "
+            f"({needed} bytes), only {format_size(max(free, 0))} ({max(free, 0)} bytes) free"
             f"{kept}; free some space or pull elsewhere", needed=needed, free=max(free, 0))
 
 
@@ -386,7 +375,7 @@ class _Stage:
                 have = dl.partial_size(target, entry)
                 action = "resume" if have else action
                 check_space(self.dest, self.reserve, entry.size - have, f"download {self.src}")
-                log.info("%s %s (%s) to %s%s", action, self.src, human(entry.size), target,
+                log.info("%s %s (%s) to %s%s", action, self.src, format_size(entry.size), target,
                          f" from byte {have}" if have else "")
                 self._drop_stamp(name)  # the old copy is about to be replaced
                 bar = self.progress(name, entry.size, have)

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Protocol, runtime_checkable
 
+from drivestage.errors import QuotaExceededError
+from drivestage.sizes import format_size
+
 #: Progress callbacks receive the number of bytes just moved.
 ProgressFn = Callable[[int], None]
 
@@ -74,3 +77,23 @@ class RemoteStore(Protocol):
 
     def quota(self) -> Quota:
         """Storage quota of the account (or the filesystem)."""
+
+
+def quota_error(needed: int, where: str, quota: Optional[Quota]) -> QuotaExceededError:
+    """The error for ``needed`` bytes that do not fit into a store, with the free and trash
+    bytes of ``quota`` when known, and what to do about it."""
+    free = trash = None
+    if quota is not None:
+        free, trash = quota.free, quota.trash
+    parts = [f"needed {format_size(needed)}"]
+    if free is not None:
+        parts.append(f"free {format_size(free)}")
+    if trash is not None:
+        parts.append(f"in trash {format_size(trash)}")
+    hint = "Free space on Drive"
+    if trash:
+        hint = "Empty the Drive trash (it counts toward the quota), free space on Drive"
+    return QuotaExceededError(
+        f"Not enough Drive storage for {where or 'the upload'}: " + ", ".join(parts)
+        + f". {hint}, or prune with a policy (--keep-last/--max-bytes).",
+        needed=needed, free=free, trash=trash)

@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 
 from drivestage.cli import cli
-from drivestage.cli.pull import parse_size
 from drivestage.emulator import Emulator
 
 
@@ -108,10 +107,3 @@ def test_auth_login_console(tmp_path, monkeypatch):
         assert f"Saved the token to {token_file}" in err
     finally:
         srv.stop()
-
-
-@pytest.mark.parametrize("text,value", [("0", 0), ("1024", 1024), ("500M", 500 * 2**20),
-                                        ("2G", 2 * 2**30), ("1.5GiB", int(1.5 * 2**30)),
-                                        ("10k", 10240)])
-def test_parse_size(text, value):
-    assert parse_size(text) == value

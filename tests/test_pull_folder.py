@@ -191,7 +191,7 @@ def test_a_folder_on_a_drive_mount(tmp_path):
 
 
 def _human(n: int) -> str:
-    from drivestage.stage import human
+    from drivestage.sizes import format_size as human
 
     return human(n)
 

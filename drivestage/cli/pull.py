@@ -6,48 +6,13 @@ errors become one ``Error: ...`` line in :mod:`drivestage.cli`.
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 import click
 
 from drivestage.cli import cli
-
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """``500M``, ``2G``, ``1.5GiB``, ``1024`` -> bytes (powers of 1024)."""
-    m = _SIZE_RE.match(str(text))
-    if not m:
-        raise click.BadParameter(f"{text!r} is not a size (e.g. 500M, 2G, 1048576)")
-    scale = 1024 ** "bkmgt".index((m.group(2) or "b").lower())
-    return int(float(m.group(1)) * scale)
-
-
-class _Size(click.ParamType):
-    name = "SIZE"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_size(value)
-        except click.BadParameter as exc:
-            self.fail(str(exc.message), param, ctx)
-
-
-def drive_options(fn: Callable) -> Callable:
-    """``--api-root`` and ``--credentials``, shared by every command that talks to Drive."""
-    fn = click.option("--credentials", metavar="FILE", envvar=None,
-                      help="A service-account JSON key, or a token saved by "
-                           "`drivestage auth login`.")(fn)
-    fn = click.option("--api-root", metavar="URL", envvar="DRIVESTAGE_API_ROOT",
-                      help="Talk to this Drive API endpoint instead of Google's (e.g. "
-                           "`drivestage emulator`); env DRIVESTAGE_API_ROOT.")(fn)
-    return fn
-
+from drivestage.cli.options import SIZE_HELP, Size, drive_options
 
 PULL_EPILOG = """\b
 Examples:
@@ -75,9 +40,9 @@ with --extract every .zip/.tar/.tar.gz/.tgz in it is extracted where it lies. Ex
 @click.option("-f", "--force", is_flag=True, help="Stage again even if already staged.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
-@click.option("--reserve", type=_Size(), default="0",
-              help="Keep this much local disk free (e.g. 5G); checked before downloading "
-                   "and before extracting.")
+@click.option("--reserve", type=Size(), default="0",
+              help="Keep this much local disk free (e.g. 5GB); checked before downloading "
+                   f"and before extracting. {SIZE_HELP}.")
 @click.option("--retries", type=click.IntRange(1, 100), default=None,
               help="Attempts per Drive request before giving up (default 8, or "
                    "$DRIVESTAGE_RETRY_ATTEMPTS).")
@@ -86,7 +51,7 @@ with --extract every .zip/.tar/.tar.gz/.tgz in it is extracted where it lies. Ex
                    "repeatable.")
 @click.option("--exclude", multiple=True, metavar="GLOB",
               help="Folder pulls: skip files and folders matching GLOB; repeatable.")
-@click.option("--chunk-size", type=_Size(), default=None, hidden=True,
+@click.option("--chunk-size", type=Size(), default=None, hidden=True,
               help="Bytes per ranged request (default 8M).")
 @drive_options
 def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, quiet: bool,
@@ -98,7 +63,8 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
 
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from drivestage.stage import human, pull as do_pull
+    from drivestage.sizes import format_size
+    from drivestage.stage import pull as do_pull
     from drivestage.stage_tree import FolderPullResult
 
     # Log lines (retries) go through tqdm so they do not land in the middle of a bar.
@@ -120,7 +86,7 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
         extra = f", {members} members extracted" if members else ""
         skipped = f", {len(result.skipped)} skipped (no binary content)" if result.skipped else ""
         click.echo(f"{result.src} -> {result.path}: {len(result.files)} files "
-                   f"({counts or 'none'}{skipped}), {human(result.size)}{extra}, "
+                   f"({counts or 'none'}{skipped}), {format_size(result.size)}{extra}, "
                    f"{result.seconds:.1f}s", err=True)
         return
     what = {"cached": "already staged", "verified": "already there, md5 verified",
@@ -128,7 +94,7 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
             "update": "updated and verified", "download": "downloaded and verified"}
     extra = f", {result.members} members extracted" if result.extracted else ""
     click.echo(f"{result.src} -> {result.path}: {what.get(result.action, result.action)} "
-               f"({human(result.size)}, md5 {result.md5}{extra}, {result.seconds:.1f}s)",
+               f"({format_size(result.size)}, md5 {result.md5}{extra}, {result.seconds:.1f}s)",
                err=True)
 
 
@@ -172,17 +138,18 @@ def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[
 def quota(as_json: bool, api_root: Optional[str], credentials: Optional[str]) -> None:
     """Show the Drive storage quota: used / total / trash (the trash counts toward it)."""
     from drivestage.drive.store import connect
-    from drivestage.stage import human
+    from drivestage.sizes import format_size
 
     q = connect(api_root=api_root, credentials=credentials).quota()
     if as_json:
         click.echo(json.dumps({"used": q.used, "total": q.total, "trash": q.trash,
                                "free": q.free}))
         return
-    total = human(q.total) if q.total is not None else "unlimited"
+    total = format_size(q.total) if q.total is not None else "unlimited"
     pct = f" ({100 * q.used / q.total:.0f}%)" if q.total else ""
-    free = f", {human(q.free)} free" if q.free is not None else ""
-    click.echo(f"used {human(q.used)} of {total}{pct}, {human(q.trash)} in the trash{free}")
+    free = f", {format_size(q.free)} free" if q.free is not None else ""
+    click.echo(f"used {format_size(q.used)} of {total}{pct}, {format_size(q.trash)} in the "
+               f"trash{free}")
 
 
 @cli.group(name="auth")
@@ -207,4 +174,4 @@ def login(client_secrets: str, token_file: Optional[str]) -> None:
                say=lambda text: click.echo(text, err=True))
 
 
-__all__ = ["pull", "ls", "quota", "auth_group", "drive_options", "parse_size"]
+__all__ = ["pull", "ls", "quota", "auth_group"]

@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional
 import click
 
 from drivestage.cli import cli
-from drivestage.cli.pull import drive_options
+from drivestage.cli.options import SIZE_HELP, drive_options
 from drivestage.errors import PolicyError, UsageError
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def _policy_options(fn: Callable) -> Callable:
         click.option("--keep-every", type=int, metavar="E",
                      help="Keep checkpoints whose epoch is a multiple of E."),
         click.option("--max-bytes", metavar="SIZE",
-                     help="Budget for the checkpoints in DEST (e.g. 2GB, 500MiB)."),
+                     help=f"Budget for the checkpoints in DEST (e.g. 2GB, 500MiB); {SIZE_HELP}."),
         click.option("--pattern", metavar="REGEX",
                      help=r"Which names are checkpoints (default: epoch[_-]?(?P<epoch>\d+)); "
                           "other files are never touched."),
@@ -76,7 +76,7 @@ def _policy(opts: dict) -> Any:
 def _chunk(value: Optional[str]) -> Optional[int]:
     if value is None:
         return None
-    from drivestage.retention import parse_size
+    from drivestage.sizes import parse_size
     from drivestage.drive.upload import CHUNK_UNIT
 
     try:
@@ -98,7 +98,7 @@ def _progress_bar(total: int, label: str):
 
 
 def _summary(result: Any) -> str:
-    from drivestage.retention import format_size
+    from drivestage.sizes import format_size
 
     parts = [f"{len(result.uploaded)} uploaded ({format_size(result.bytes_sent)})",
              f"{result.unchanged} unchanged"]

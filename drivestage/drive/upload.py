@@ -42,7 +42,8 @@ from drivestage.errors import (
     ServiceAccountStorageError,
     SourceChangedError,
 )
-from drivestage.store import ProgressFn, RemoteEntry
+from drivestage.store import ProgressFn, Quota, RemoteEntry
+from drivestage.store import quota_error as store_quota_error
 
 log = logging.getLogger(__name__)
 
@@ -321,42 +322,14 @@ def _retrying(store: Any, describe: str):
     return retry.retrying(describe, uploading=True, on_retry=on_retry)
 
 
-def quota_error(store: Any, needed: int, where: str = "", *, cause: str = "") -> QuotaExceededError:
-    """The quota error with needed / free / trash bytes and what to do about it."""
-    free = trash = None
+def quota_error(store: Any, needed: int, where: str = "") -> QuotaExceededError:
+    """The quota error with needed / free / trash bytes (the quota read best-effort)."""
     try:
-        q = store.quota()
-        free, trash = q.free, q.trash
+        q: Optional[Quota] = store.quota()
     except Exception as exc:  # the error is about quota; don't hide it behind another
         log.debug("could not read the quota: %s", exc)
-    if "service account" in cause.lower():
-        return ServiceAccountStorageError(
-            f"Drive refused to store {where or 'the upload'}: service accounts have no storage "
-            "quota of their own. Upload into a shared drive (drive:shared/<drive>/...) that the "
-            "service account is a member of, or use domain-wide delegation to act as a user.",
-            needed=needed, free=free, trash=trash)
-    parts = [f"needed {_human(needed)}"]
-    if free is not None:
-        parts.append(f"free {_human(free)}")
-    if trash is not None:
-        parts.append(f"in trash {_human(trash)}")
-    hint = "Free space on Drive"
-    if trash:
-        hint = "Empty the Drive trash (it counts toward the quota), free space on Drive"
-    return QuotaExceededError(
-        f"Not enough Drive storage for {where or 'the upload'}: " + ", ".join(parts)
-        + f". {hint}, or prune with a policy (--keep-last/--max-bytes).",
-        needed=needed, free=free, trash=trash)
-
-
-def _human(n: Optional[int]) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n} B" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)  # pragma: no cover
+        q = None
+    return store_quota_error(needed, where, q)
 
 
 def _map_upload_error(store: Any, exc: BaseException, where: str, size: int
@@ -370,7 +343,7 @@ def _map_upload_error(store: Any, exc: BaseException, where: str, size: int
         return exc
     failure = retry.http_failure(exc)
     if failure is not None and failure.reason in retry.QUOTA_REASONS:
-        return quota_error(store, size, where, cause=failure.message)
+        return retry.translate(exc, f"uploading {where}", uploading=True)
     return retry.translate(exc, f"uploading {where}", uploading=True)
 
 

@@ -1,0 +1,40 @@
+"""Options and parameter types shared by the drivestage commands."""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, TypeVar
+
+import click
+
+from drivestage.errors import PolicyError
+from drivestage.sizes import parse_size
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Appended to the help of every size option.
+SIZE_HELP = "KB/MB/GB are powers of 1000; KiB/MiB/GiB and K/M/G powers of 1024"
+
+
+class Size(click.ParamType):
+    """A byte size (:func:`drivestage.sizes.parse_size`): ``5GB``, ``512MiB``, ``1048576``."""
+
+    name = "SIZE"
+
+    def convert(self, value: Any, param: Optional[click.Parameter],
+                ctx: Optional[click.Context]) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except PolicyError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def drive_options(fn: F) -> F:
+    """``--api-root`` and ``--credentials``, shared by every command that talks to Drive."""
+    fn = click.option("--credentials", metavar="FILE", envvar=None,
+                      help="A service-account JSON key, or a token saved by "
+                           "`drivestage auth login`.")(fn)
+    fn = click.option("--api-root", metavar="URL", envvar="DRIVESTAGE_API_ROOT",
+                      help="Talk to this Drive API endpoint instead of Google's (e.g. "
+                           "`drivestage emulator`); env DRIVESTAGE_API_ROOT.")(fn)
+    return fn

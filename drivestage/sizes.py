@@ -1,0 +1,56 @@
+"""Byte sizes as people type and read them: the one rule for every option and setting.
+
+``pull --reserve``, ``push --max-bytes``, ``--chunk-size`` and the trainer's
+``drive.max_bytes`` all parse with :func:`parse_size`: a number of bytes, or a number with a
+unit, where ``KB``/``MB``/``GB``/``TB`` are decimal (10**3, 10**6, ...) and
+``KiB``/``MiB``/``GiB``/``TiB`` and the bare ``K``/``M``/``G``/``T`` are binary (2**10,
+2**20, ..., as ``du -h`` prints them). Units are case-insensitive; ``B`` is bytes.
+:func:`format_size` prints binary units (``1.5 GiB``).
+"""
+from __future__ import annotations
+
+import re
+from typing import Optional, Union
+
+from drivestage.errors import PolicyError
+
+_UNITS = {
+    "": 1, "b": 1,
+    "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4,
+    "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*$")
+
+#: The rule in one line, for ``--help`` texts and messages.
+RULE = "KB, MB, GB, TB are powers of 1000; KiB, MiB, GiB, TiB and K, M, G, T powers of 1024"
+
+
+def parse_size(text: Union[str, int]) -> int:
+    """Parse a byte size: ``1234``, ``10GB`` (10 * 10**9), ``10GiB`` / ``10G`` (10 * 2**30).
+
+    Raises :class:`~drivestage.errors.PolicyError` (a usage error, exit 2) showing the bad
+    value."""
+    if isinstance(text, bool):
+        raise PolicyError(f"{text!r} is not a size; use e.g. 500MB or 10GiB")
+    if isinstance(text, int):
+        return text
+    m = _SIZE_RE.match(str(text))
+    unit = m.group(2).lower() if m else None
+    if m is None or unit not in _UNITS:
+        raise PolicyError(
+            f"size {text!r} is not understood; use a number of bytes or a unit "
+            "like 500MB, 10GB (decimal) or 10GiB, 10G (binary)")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def format_size(n: Optional[float]) -> str:
+    """Human-readable binary size (``1536`` -> ``1.5 KiB``; None -> ``?``)."""
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
