@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from drivestage.errors import ChecksumMismatchError, RemoteError
-from drivestage.store import ProgressFn, RemoteEntry
+from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def partial_size(target: str, entry: RemoteEntry) -> int:
     return size if size <= entry.size else 0
 
 
-def download(store: Any, entry: RemoteEntry, target: str, *, jobs: Optional[int] = None,
+def download(store: RemoteStore, entry: RemoteEntry, target: str, *, jobs: Optional[int] = None,
              chunk_size: Optional[int] = None, progress: Optional[ProgressFn] = None,
              describe: Optional[str] = None) -> DownloadResult:
     """Download ``entry`` from ``store`` to ``target`` (resuming a partial when there is one).
@@ -93,7 +93,7 @@ def download(store: Any, entry: RemoteEntry, target: str, *, jobs: Optional[int]
     """
     if entry.is_dir:
         raise RemoteError(f"{describe or entry.name} is a folder, not a file")
-    where = describe or (store.describe(entry) if hasattr(store, "describe") else entry.name)
+    where = describe or store.describe(entry)
     jobs = max(1, int(jobs or DEFAULT_JOBS))
     chunk_size = max(1, int(chunk_size or DEFAULT_CHUNK_SIZE))
     began = time.monotonic()
@@ -166,13 +166,6 @@ def _open_prefix(partial: str, entry: RemoteEntry,
                 if progress is not None:
                     progress(len(block))
     return size, digest
-
-
-def _fetcher(store: Any) -> Callable[[RemoteEntry, int, int], bytes]:
-    fetch = getattr(store, "fetch_range", None)
-    if callable(fetch):
-        return fetch
-    return lambda entry, a, b: b"".join(store.read_range(entry, a, b))
 
 
 class _Pipeline:
@@ -256,7 +249,7 @@ class _Hasher:
             self.thread.join()
 
 
-def _fill(store: Any, entry: RemoteEntry, partial: str, start: int, digest: Any, jobs: int,
+def _fill(store: RemoteStore, entry: RemoteEntry, partial: str, start: int, digest: Any, jobs: int,
           chunk_size: int, progress: Optional[ProgressFn]) -> int:
     """Fetch ``[start, size)`` into ``partial`` in order, hashing as it is written."""
     chunks = [(a, min(a + chunk_size, entry.size)) for a in range(start, entry.size, chunk_size)]
@@ -264,7 +257,7 @@ def _fill(store: Any, entry: RemoteEntry, partial: str, start: int, digest: Any,
         if not os.path.exists(partial):
             open(partial, "wb").close()
         return 0
-    fetch = _fetcher(store)
+    fetch = store.fetch_range
     pipe = _Pipeline(chunks, jobs)
 
     def work() -> None:

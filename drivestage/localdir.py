@@ -33,29 +33,23 @@ import secrets
 import shutil
 import stat as _stat
 import threading
-from typing import Iterator, Optional, Protocol, Union
+from typing import Iterator, Optional, Union
 
-from drivestage.localfs import file_md5
 from drivestage.errors import (
+    ChecksumMismatchError,
     NotFoundError,
     QuotaExceededError,
     RemoteError,
     UsageError,
 )
-from drivestage.store import ProgressFn, Quota, RemoteEntry
+from drivestage.localfs import file_md5
+from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
 
 TRASH = ".trash"
 UPLOAD_PREFIX = ".drivestage-upload-"
 _CHUNK = 1 << 20
-
-
-class Md5CacheLike(Protocol):
-    """What :class:`LocalDirStore` needs from an md5 cache (``drivestage.state.Md5Cache`` fits)."""
-
-    def get(self, path: str, st: Optional[os.stat_result] = None) -> Optional[str]: ...
-    def put(self, path: str, st: os.stat_result, md5: str) -> None: ...
 
 
 class _MemoryMd5Cache:
@@ -80,11 +74,11 @@ class _MemoryMd5Cache:
             self._data[os.path.abspath(path)] = (self._key(st), md5)
 
 
-class LocalDirStore:
+class LocalDirStore(RemoteStore):
     """A directory used as a remote store (ids are root-relative paths)."""
 
     def __init__(self, root: Union[str, "os.PathLike[str]"], *,
-                 md5_cache: Optional[Md5CacheLike] = None):
+                 md5_cache: Optional[Md5Source] = None):
         self.root = os.path.abspath(os.path.expanduser(os.fspath(root)))
         self._real_root = os.path.realpath(self.root)
         self._md5 = md5_cache or _MemoryMd5Cache()
@@ -241,8 +235,35 @@ class LocalDirStore:
                 yield buf
 
     def upload(self, local_path: str, folder: RemoteEntry, name: str, *,
-               replace: Optional[RemoteEntry] = None,
-               progress: Optional[ProgressFn] = None) -> RemoteEntry:
+               replace: Optional[RemoteEntry] = None, progress: Optional[ProgressFn] = None,
+               chunk_size: Optional[int] = None,
+               md5_cache: Optional[Md5Source] = None) -> RemoteEntry:
+        """Copy ``local_path`` to ``folder/name`` atomically and verify the copy's md5.
+
+        A source that changed while it was copied is copied once more (the next push copies
+        it again if it keeps changing)."""
+        try:
+            st = os.stat(local_path)
+        except FileNotFoundError:
+            raise NotFoundError(f"local file {local_path} does not exist") from None
+        entry = self._copy(local_path, folder, name, replace, progress)
+        now = os.stat(local_path)
+        if (now.st_mtime_ns, now.st_size) != (st.st_mtime_ns, st.st_size):
+            entry = self._copy(local_path, folder, name, entry, progress)
+            st = os.stat(local_path)
+        local = (md5_cache.get(local_path, st) if md5_cache is not None else None) \
+            or file_md5(local_path)
+        if entry.md5 is not None and entry.md5 != local:
+            raise ChecksumMismatchError(
+                f"{self.describe(entry)} does not match {local_path} after the copy (md5 "
+                f"{entry.md5}, local {local}); run the push again", expected=local,
+                got=entry.md5)
+        if md5_cache is not None:
+            md5_cache.put(local_path, st, local)
+        return entry
+
+    def _copy(self, local_path: str, folder: RemoteEntry, name: str,
+              replace: Optional[RemoteEntry], progress: Optional[ProgressFn]) -> RemoteEntry:
         """Copy ``local_path`` to ``folder/name`` atomically (temp file + rename)."""
         if not name or name in (".", "..") or "/" in name or "\0" in name:
             raise UsageError(f"bad file name {name!r}: a name must not be empty, '.', '..' "

@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 from drivestage.errors import (
-    ChecksumMismatchError,
     DriveStageError,
     MirrorError,
     NotFoundError,
@@ -48,8 +47,6 @@ from drivestage.retention import (
 )
 from drivestage.sizes import format_size
 from drivestage.store import ProgressFn, RemoteEntry, quota_error
-from drivestage.drive.upload import upload_file
-from drivestage.localfs import file_md5
 from drivestage.state import Md5Cache
 
 log = logging.getLogger(__name__)
@@ -409,8 +406,8 @@ def _push(src, store, dest_path, policy, include, exclude, delete, chunk_size, p
             if progress:
                 progress(n)
         try:
-            _upload_any(store, lf.path, remote_folder[lf.folder_rel], lf.name, target,
-                        chunk_size, count, cache)
+            store.upload(lf.path, remote_folder[lf.folder_rel], lf.name, replace=target,
+                         chunk_size=chunk_size, progress=count, md5_cache=cache)
         except FileNotFoundError:
             log.info("%s disappeared before it was uploaded; skipped", lf.path)
             with mutex:
@@ -455,29 +452,6 @@ def _push(src, store, dest_path, policy, include, exclude, delete, chunk_size, p
                       use_trash, result)
     if decision is not None:
         _apply(store, root, decision, use_trash, result, listing[""], policy, protect)
-
-
-def _upload_any(store: Any, path: str, folder: RemoteEntry, name: str,
-                target: Optional[RemoteEntry], chunk_size: Optional[int],
-                progress: ProgressFn, cache: Md5Cache) -> RemoteEntry:
-    """Drive: our resumable upload. Any other store: its ``upload``, md5 checked here."""
-    if getattr(store, "service", None) is not None:
-        return upload_file(store, path, folder, name, replace=target, chunk_size=chunk_size,
-                           progress=progress, md5_cache=cache)
-    st = os.stat(path)
-    entry = store.upload(path, folder, name, replace=target, progress=progress)
-    local = cache.get(path, st) or file_md5(path)
-    if os.stat(path).st_mtime_ns != st.st_mtime_ns or os.stat(path).st_size != st.st_size:
-        # Changed while copied: copy again once the writer is done (next run at the latest).
-        entry = store.upload(path, folder, name, replace=entry, progress=progress)
-        st = os.stat(path)
-        local = file_md5(path)
-    if entry.md5 is not None and entry.md5 != local:
-        raise ChecksumMismatchError(
-            f"{store.describe(entry)} does not match {path} after the copy (md5 {entry.md5}, "
-            f"local {local}); run the push again", expected=local, got=entry.md5)
-    cache.put(path, st, local)
-    return entry
 
 
 def _sidecar_owners(files: Iterable[_LocalFile]) -> dict[tuple[str, str], tuple[str, str]]:

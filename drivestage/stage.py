@@ -110,8 +110,7 @@ def pull(src: str, dest: str, *, extract: bool = False, jobs: Optional[int] = No
     if retries is not None:
         if retries < 1:
             raise UsageError(f"retries must be at least 1, got {retries}")
-        if hasattr(store, "attempts"):
-            store.attempts = retries
+        store.set_retries(retries)
     if progress is None:
         progress = _no_progress if quiet else tqdm_progress
     stage = _Stage(src, rel, dest, store, extract=extract, jobs=jobs, force=force,
@@ -257,8 +256,7 @@ class _Stage:
         return entry
 
     def _check_downloadable(self, entry: RemoteEntry) -> None:
-        is_native = getattr(self.store, "is_native", None)
-        if callable(is_native) and is_native(entry):
+        if not entry.has_content:
             raise UsageError(f"{self.src} has no binary content (a Google Docs, Sheets or "
                              "Slides file?); export it to a file on Drive first")
 

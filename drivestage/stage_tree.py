@@ -146,7 +146,6 @@ def _walk(store: Any, folder: RemoteEntry, src: str, rel: str, local: str, jobs:
     listing is a round trip to Drive). An excluded folder is not listed at all."""
     from drivestage.stage import safe_name
 
-    is_native = getattr(store, "is_native", None)
     items: list[_Item] = []
     skipped: list[str] = []
     # (folder, its src, its store path, its local folder, its names below ``folder``)
@@ -171,7 +170,7 @@ def _walk(store: Any, folder: RemoteEntry, src: str, rel: str, local: str, jobs:
                     if child.is_dir:
                         next_level.append((child, child_src, child_rel,
                                            os.path.join(cur_local, name), names + (name,)))
-                    elif callable(is_native) and is_native(child):
+                    elif not child.has_content:
                         log.warning("skipping %s: it has no binary content (a Google Docs, "
                                     "Sheets or Slides file?)", child_src)
                         skipped.append(child_src)

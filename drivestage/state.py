@@ -62,7 +62,7 @@ class _JsonFile:
             return data
 
 
-def _stat_key(st: os.stat_result) -> list:
+def stat_key(st: os.stat_result) -> list:
     return [st.st_size, st.st_mtime_ns]
 
 
@@ -84,7 +84,7 @@ class Md5Cache:
         st = st or os.stat(path)
         with self._mutex:
             rec = self._entries.get(key)
-        if rec and rec[:2] == _stat_key(st):
+        if rec and rec[:2] == stat_key(st):
             return rec[2]
         return None
 
@@ -92,7 +92,7 @@ class Md5Cache:
         """Remember ``md5`` for ``path`` as it was when ``st`` was taken."""
         key = os.path.abspath(path)
         with self._mutex:
-            self._entries[key] = self._dirty[key] = _stat_key(st) + [md5]
+            self._entries[key] = self._dirty[key] = stat_key(st) + [md5]
 
     def md5(self, path: str) -> str:
         """The md5 of ``path``: from the cache, or hashed (streaming) and cached."""
@@ -101,7 +101,7 @@ class Md5Cache:
         if cached:
             return cached
         digest = file_md5(path)
-        if _stat_key(os.stat(path)) == _stat_key(st):  # not cached if it changed meanwhile
+        if stat_key(os.stat(path)) == stat_key(st):  # not cached if it changed meanwhile
             self.put(path, st, digest)
         return digest
 
@@ -139,6 +139,3 @@ class UploadSessions:
 
     def drop(self, key: str) -> None:
         self._file.update(lambda data: data.pop(key, None))
-
-    def all(self) -> dict:
-        return self._file.read()

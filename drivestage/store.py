@@ -6,8 +6,10 @@ another. Entries are plain frozen dataclasses; everything else is derived.
 """
 from __future__ import annotations
 
+import abc
+import os
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Protocol, runtime_checkable
+from typing import Callable, Iterator, Optional, Protocol
 
 from drivestage.errors import QuotaExceededError
 from drivestage.sizes import format_size
@@ -27,6 +29,13 @@ class RemoteEntry:
     md5: Optional[str] = None  # hex md5 of the content; None for folders
     modified: float = 0.0   # seconds since the epoch
     parent_id: Optional[str] = None
+    #: Whether there are bytes to download: False for folders and for Google Docs, Sheets,
+    #: Slides (Drive exports those, it cannot serve them).
+    has_content: bool = True
+
+    def __post_init__(self) -> None:
+        if self.is_dir and self.has_content:
+            object.__setattr__(self, "has_content", False)
 
 
 @dataclass(frozen=True)
@@ -42,41 +51,74 @@ class Quota:
         return None if self.total is None else max(self.total - self.used, 0)
 
 
-@runtime_checkable
-class RemoteStore(Protocol):
-    """A place files are mirrored to and staged from."""
+class RemoteStore(abc.ABC):
+    """A place files are mirrored to and staged from: the boundary between the generic layers
+    (stage, download, push, prune, hooks) and a backend (Google Drive, a directory).
 
+    Every capability a caller uses is a method here. Optional ones have a default built on
+    the required ones (as fsspec's ``AbstractFileSystem`` does), which a backend overrides to
+    go faster: :meth:`fetch_range` over :meth:`read_range`, :meth:`set_retries` (a backend
+    without retries ignores it)."""
+
+    @abc.abstractmethod
     def describe(self, entry: RemoteEntry) -> str:
         """A human-readable location for messages (``drive:a/b/c.zip``)."""
 
+    @abc.abstractmethod
     def resolve(self, path: str) -> RemoteEntry:
         """Find the entry at ``path`` (store-relative, ``/``-separated, or ``id:...``).
 
         Raises NotFoundError, or DuplicateNameError naming the colliding ids."""
 
+    @abc.abstractmethod
     def stat(self, entry: RemoteEntry) -> RemoteEntry:
         """Fresh metadata for ``entry`` (one API call)."""
 
+    @abc.abstractmethod
     def list(self, folder: RemoteEntry) -> list[RemoteEntry]:
         """Children of ``folder`` (one listing, all pages), trashed items excluded."""
 
+    @abc.abstractmethod
     def make_folders(self, path: str) -> RemoteEntry:
         """``mkdir -p`` for ``path``; returns the deepest folder."""
 
+    @abc.abstractmethod
     def read_range(self, entry: RemoteEntry, start: int, end: int) -> Iterator[bytes]:
         """Stream bytes ``[start, end)`` of a file."""
 
-    def upload(self, local_path: str, folder: RemoteEntry, name: str, *,
-               replace: Optional[RemoteEntry] = None, progress: Optional[ProgressFn] = None
-               ) -> RemoteEntry:
-        """Upload a local file as ``folder/name`` (in place of ``replace`` when given,
-        keeping its id) and return the verified entry; md5 checked by the caller."""
+    def fetch_range(self, entry: RemoteEntry, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of a file in one piece (a download's chunk)."""
+        return b"".join(self.read_range(entry, start, end))
 
+    @abc.abstractmethod
+    def upload(self, local_path: str, folder: RemoteEntry, name: str, *,
+               replace: Optional[RemoteEntry] = None, progress: Optional[ProgressFn] = None,
+               chunk_size: Optional[int] = None,
+               md5_cache: Optional[Md5Source] = None) -> RemoteEntry:
+        """Upload a local file as ``folder/name`` (in place of ``replace`` when given, keeping
+        its id) and return its entry, **verified**: its md5 is the local file's, or the
+        upload raised (ChecksumMismatchError, SourceChangedError, ...). ``chunk_size`` is a
+        hint for backends that send in chunks; ``md5_cache`` learns the local md5."""
+
+    @abc.abstractmethod
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
         """Delete permanently, or move to the trash when ``trash``."""
 
+    @abc.abstractmethod
     def quota(self) -> Quota:
         """Storage quota of the account (or the filesystem)."""
+
+    def set_retries(self, attempts: Optional[int]) -> None:
+        """Attempts per remote request (None: the default); ignored by stores that do not
+        retry."""
+
+
+class Md5Source(Protocol):
+    """A cache of local md5s (:class:`drivestage.state.Md5Cache`): what stores use of it."""
+
+    def get(self, path: str, st: Optional[os.stat_result] = None) -> Optional[str]: ...
+
+    def put(self, path: str, st: os.stat_result, md5: str) -> None: ...
 
 
 def quota_error(needed: int, where: str, quota: Optional[Quota]) -> QuotaExceededError:

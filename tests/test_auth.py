@@ -170,7 +170,7 @@ def test_bearer_token_rejected_gives_auth_error_without_the_token(clean_env, emu
         store.quota()
     assert "wrong-secret-token" not in str(info.value)
     assert "401" in str(info.value)
-    assert "wrong-secret-token" not in repr(store.credentials)
+    assert "wrong-secret-token" not in repr(store.transport.credentials)
 
 
 def test_service_account_key_signs_a_jwt_and_works(clean_env, emu, token_server, tmp_path):
@@ -178,7 +178,7 @@ def test_service_account_key_signs_a_jwt_and_works(clean_env, emu, token_server,
     store = connect(api_root=emu.url, credentials=path)
     assert store.quota().trash == 0
     assert token_server.calls[0]["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
-    assert "robot@p.iam.gserviceaccount.com" in store.credentials.source
+    assert "robot@p.iam.gserviceaccount.com" in store.transport.credentials.source
     # The same JSON inline, as CI secrets are passed.
     os.environ["DRIVESTAGE_CREDENTIALS"] = json.dumps(info)
     try:

@@ -1,6 +1,6 @@
 """The retry policy: exact backoff schedules, Retry-After, classification and typed errors.
 
-tenacity's sleep is replaced by a recorder (``drivestage.retry._sleep``): no test waits.
+tenacity's sleep is replaced by a recorder (``drivestage.drive.retry._sleep``): no test waits.
 """
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import pytest
 from googleapiclient.errors import HttpError
 from pydrive2.files import ApiRequestError
 
-from drivestage import errors, retry
-from drivestage.retry import Policy, raise_for_http, retrying
+from drivestage import errors
+from drivestage.drive import answers, retry
+from drivestage.drive.answers import raise_for_status
+from drivestage.drive.retry import Policy, retrying
 
 
 @pytest.fixture
@@ -35,10 +37,10 @@ def _http_error(status: int, reason: str | None = None, message: str = "boom",
     if body is None:
         body = _body(status, reason or "x", message)
     try:
-        raise_for_http(status, body, headers or {})
+        raise_for_status(status, body, headers or {})
     except HttpError as exc:
         return exc
-    raise AssertionError("raise_for_http did not raise")
+    raise AssertionError("raise_for_status did not raise")
 
 
 def _flaky(failures: list[BaseException], result="ok"):
@@ -96,10 +98,10 @@ def test_retry_after_is_honoured(sleeps, caplog):
 
 
 def test_retry_after_http_date_and_cap():
-    assert retry.retry_after_seconds({"Retry-After": "Wed, 21 Oct 2015 07:28:10 GMT"},
+    assert answers.retry_after_seconds({"Retry-After": "Wed, 21 Oct 2015 07:28:10 GMT"},
                                      now=1445412480.0) == pytest.approx(10.0)
-    assert retry.retry_after_seconds({"Retry-After": "soon"}) is None
-    assert retry.retry_after_seconds({}) is None
+    assert answers.retry_after_seconds({"Retry-After": "soon"}) is None
+    assert answers.retry_after_seconds({}) is None
 
 
 def test_retry_after_is_capped(sleeps):
@@ -243,8 +245,8 @@ def test_policy_from_env(monkeypatch):
 
 
 def test_error_body_parsing():
-    assert retry.parse_error_body(_body(403, "rateLimitExceeded", "Rate")) == \
+    assert answers.parse_error_body(_body(403, "rateLimitExceeded", "Rate")) == \
         ("rateLimitExceeded", "Rate")
-    reason, message = retry.parse_error_body(b"<html><h1>502 Bad Gateway</h1></html>")
+    reason, message = answers.parse_error_body(b"<html><h1>502 Bad Gateway</h1></html>")
     assert reason is None and "502 Bad Gateway" in message
-    assert retry.parse_error_body(b"") == (None, "")
+    assert answers.parse_error_body(b"") == (None, "")

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import pytest
 
-from drivestage.upload import Md5Cache, UploadSessions, file_md5
+from drivestage.localfs import file_md5
+from drivestage.state import Md5Cache, UploadSessions
 
 
 def test_md5_cache_hashes_once_and_notices_changes(tmp_path):
@@ -41,9 +43,10 @@ def test_sessions_persist_and_merge_between_writers(tmp_path):
     a, b = UploadSessions(path), UploadSessions(path)
     a.put("k1", {"uri": "http://x/1"})
     b.put("k2", {"uri": "http://x/2"})        # b did not read k1 first: still kept
-    assert set(UploadSessions(path).all()) == {"k1", "k2"}
+    assert set(json.loads(path.read_text())) == {"k1", "k2"}
+    assert UploadSessions(path).get("k1") == {"uri": "http://x/1"}
     a.drop("k1")
-    assert UploadSessions(path).all() == {"k2": {"uri": "http://x/2"}}
+    assert json.loads(path.read_text()) == {"k2": {"uri": "http://x/2"}}
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
@@ -58,7 +61,7 @@ from _kill import sigkill_when
 
 from drivestage.errors import (ChecksumMismatchError, DailyUploadCapError, QuotaExceededError,
                                ServiceAccountStorageError, UsageError)
-from drivestage.upload import CHUNK_UNIT, upload_file
+from drivestage.drive.upload import CHUNK_UNIT
 
 CHUNK = CHUNK_UNIT  # 256 KiB chunks keep the tests small and multi-chunk
 
@@ -94,11 +97,11 @@ def _named(emu, name):
 def test_upload_then_replace_keeps_the_id(emulator, store, tmp_path):
     folder = store.make_folders("Models/logs")
     path, data = _file(tmp_path, "last.pt", 3 * CHUNK + 17)
-    entry = upload_file(store, path, folder, "last.pt", chunk_size=CHUNK)
+    entry = store.upload(path, folder, "last.pt", chunk_size=CHUNK)
     assert entry.md5 == hashlib.md5(data).hexdigest() and entry.size == len(data)
     assert emulator.read_bytes(entry.id) == data
     path, data2 = _file(tmp_path, "last.pt", 2 * CHUNK + 5, seed=1)
-    again = upload_file(store, path, folder, "last.pt", replace=entry, chunk_size=CHUNK)
+    again = store.upload(path, folder, "last.pt", replace=entry, chunk_size=CHUNK)
     assert again.id == entry.id
     assert emulator.read_bytes(entry.id) == data2
     assert len(_named(emulator, "last.pt")) == 1
@@ -112,7 +115,7 @@ def test_upload_then_replace_keeps_the_id(emulator, store, tmp_path):
 def test_empty_file(emulator, store, tmp_path):
     folder = store.make_folders("x")
     path, _ = _file(tmp_path, "empty", 0)
-    entry = upload_file(store, path, folder, "empty")
+    entry = store.upload(path, folder, "empty")
     assert entry.size == 0 and entry.md5 == hashlib.md5(b"").hexdigest()
 
 
@@ -120,7 +123,7 @@ def test_chunk_size_must_be_a_multiple_of_256k(store, tmp_path):
     folder = store.make_folders("x")
     path, _ = _file(tmp_path, "a", 10)
     with pytest.raises(UsageError, match="256 KiB"):
-        upload_file(store, path, folder, "a", chunk_size=1000)
+        store.upload(path, folder, "a", chunk_size=1000)
 
 
 @pytest.mark.parametrize("fault", ["429", "503", "reset-request", "reset-response"])
@@ -136,7 +139,7 @@ def test_faults_during_upload_still_give_one_correct_file(emulator, store, tmp_p
         emulator.faults.drop("PUT", chunk_put, after_bytes=CHUNK // 2, direction="request")
     else:
         emulator.faults.drop("PUT", chunk_put, after_bytes=0, direction="response")
-    entry = upload_file(store, path, folder, "ckpt.pt", chunk_size=CHUNK)
+    entry = store.upload(path, folder, "ckpt.pt", chunk_size=CHUNK)
     assert entry.md5 == hashlib.md5(data).hexdigest()
     assert emulator.read_bytes(entry.id) == data
     assert len(_named(emulator, "ckpt.pt")) == 1
@@ -148,7 +151,7 @@ def test_corrupted_upload_is_detected_and_sent_again(emulator, store, tmp_path):
     folder = store.make_folders("x")
     path, data = _file(tmp_path, "a.pt", CHUNK + 1)
     emulator.faults.corrupt_upload(times=1)
-    entry = upload_file(store, path, folder, "a.pt", chunk_size=CHUNK)
+    entry = store.upload(path, folder, "a.pt", chunk_size=CHUNK)
     assert emulator.read_bytes(entry.id) == data
     assert [f["id"] for f in _named(emulator, "a.pt")] == [entry.id]
 
@@ -158,7 +161,7 @@ def test_corruption_twice_is_an_error_and_leaves_no_bad_copy(emulator, store, tm
     path, data = _file(tmp_path, "a.pt", CHUNK + 1)
     emulator.faults.corrupt_upload(times=2)
     with pytest.raises(ChecksumMismatchError, match="does not match") as info:
-        upload_file(store, path, folder, "a.pt", chunk_size=CHUNK)
+        store.upload(path, folder, "a.pt", chunk_size=CHUNK)
     assert info.value.expected == hashlib.md5(data).hexdigest()
     assert _named(emulator, "a.pt") == []
 
@@ -177,7 +180,7 @@ def test_file_modified_during_upload_is_sent_again(emulator, store, tmp_path):
                 fh.write(final)
             os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
 
-    entry = upload_file(store, path, folder, "a.pt", chunk_size=CHUNK, progress=rewrite_once)
+    entry = store.upload(path, folder, "a.pt", chunk_size=CHUNK, progress=rewrite_once)
     assert emulator.read_bytes(entry.id) == final
     assert entry.md5 == hashlib.md5(final).hexdigest()
     assert len(_named(emulator, "a.pt")) == 1
@@ -201,12 +204,12 @@ def test_file_replaced_atomically_during_upload_sends_the_whole_old_version(emul
             os.replace(tmp, path)
 
     with caplog.at_level("WARNING", logger="drivestage"):
-        entry = upload_file(store, path, folder, "results.csv", chunk_size=CHUNK,
+        entry = store.upload(path, folder, "results.csv", chunk_size=CHUNK,
                             progress=replace_once)
     assert emulator.read_bytes(entry.id) == data
     assert entry.md5 == hashlib.md5(data).hexdigest()
     assert "changed while it was uploaded" not in caplog.text
-    again = upload_file(store, path, folder, "results.csv", replace=entry, chunk_size=CHUNK)
+    again = store.upload(path, folder, "results.csv", replace=entry, chunk_size=CHUNK)
     assert again.id == entry.id and emulator.read_bytes(entry.id) == final
     assert len(_named(emulator, "results.csv")) == 1
 
@@ -223,7 +226,7 @@ def test_quota_too_small_fails_before_a_byte_with_the_numbers(emulator, store, t
         folder = small.make_folders("x")
         path, _ = _file(tmp_path, "big.pt", 2 * CHUNK)
         with pytest.raises(QuotaExceededError) as info:
-            upload_file(small, path, folder, "big.pt", chunk_size=CHUNK)
+            small.upload(path, folder, "big.pt", chunk_size=CHUNK)
         msg = str(info.value)
         assert "needed 512.0 KiB" in msg and "free" in msg
         assert info.value.needed == 2 * CHUNK and info.value.free == CHUNK
@@ -235,7 +238,7 @@ def test_service_account_gets_the_shared_drive_advice(emulator, store, tmp_path)
     folder = store.make_folders("x")
     path, _ = _file(tmp_path, "a.pt", 10)
     with pytest.raises(ServiceAccountStorageError, match="shared drive"):
-        upload_file(store, path, folder, "a.pt")
+        store.upload(path, folder, "a.pt")
 
 
 def test_persistent_user_rate_limit_is_the_daily_cap(emulator, store, tmp_path, monkeypatch):
@@ -245,16 +248,15 @@ def test_persistent_user_rate_limit_is_the_daily_cap(emulator, store, tmp_path, 
     emulator.faults.inject("PUT", r"upload_id=", status=403, reason="userRateLimitExceeded",
                            message="User rate limit exceeded.", times=None)
     with pytest.raises(DailyUploadCapError, match="750 GB"):
-        upload_file(store, path, folder, "a.pt", chunk_size=CHUNK)
+        store.upload(path, folder, "a.pt", chunk_size=CHUNK)
 
 
 _CHILD = textwrap.dedent("""
     import sys
     from drivestage.gdrive import connect
-    from drivestage.upload import upload_file
     store = connect(api_root=sys.argv[1], token="test-token")
     folder = store.make_folders("Models/logs")
-    upload_file(store, sys.argv[2], folder, "big.pt", chunk_size=int(sys.argv[3]))
+    store.upload(sys.argv[2], folder, "big.pt", chunk_size=int(sys.argv[3]))
     print("finished")
 """)
 
@@ -273,7 +275,7 @@ def test_sigkill_mid_upload_resumes_the_same_session(emulator, store, env, tmp_p
     emulator.clear_requests()
 
     folder = store.make_folders("Models/logs")
-    entry = upload_file(store, path, folder, "big.pt", chunk_size=CHUNK)
+    entry = store.upload(path, folder, "big.pt", chunk_size=CHUNK)
     puts = _chunk_puts(emulator)
     # (the killed child's in-flight chunk may be logged after clear_requests: skip it)
     status = [i for i, r in enumerate(puts)
@@ -300,7 +302,7 @@ def test_quota_exceeded_mid_upload_gives_the_quota_error(env, tmp_path):
         # Another client fills the drive while our upload is under way.
         fill = lambda n: emu.find("other.bin") or emu.add_file("other.bin", b"z" * 2 * CHUNK)
         with pytest.raises(QuotaExceededError) as info:
-            upload_file(small, path, folder, "a.pt", chunk_size=CHUNK, progress=fill)
+            small.upload(path, folder, "a.pt", chunk_size=CHUNK, progress=fill)
         assert info.value.needed == 3 * CHUNK and info.value.free == 2 * CHUNK
         assert "free 512.0 KiB" in str(info.value)
         assert _named(emu, "a.pt") == []
@@ -314,16 +316,16 @@ def test_an_expired_session_is_replaced_by_a_new_one(emulator, store, env, tmp_p
     sessions.put(UploadSessions.key(path, folder, "a.pt", None),
                  {"uri": emulator.url + "upload/drive/v2/files?uploadType=resumable&upload_id=gone",
                   "size": st.st_size, "mtime_ns": st.st_mtime_ns, "created": time.time()})
-    entry = upload_file(store, path, folder, "a.pt", chunk_size=CHUNK)
+    entry = store.upload(path, folder, "a.pt", chunk_size=CHUNK)
     assert emulator.read_bytes(entry.id) == data
-    assert UploadSessions().all() == {}
+    assert json.loads((env / "state" / "upload-sessions.json").read_text()) == {}
 
 
 def test_a_session_lost_mid_upload_restarts_once(emulator, store, env, tmp_path):
     folder = store.make_folders("x")
     path, data = _file(tmp_path, "a.pt", 3 * CHUNK)
     emulator.faults.inject("PUT", r"upload_id=", status=404, reason="notFound", times=1)
-    entry = upload_file(store, path, folder, "a.pt", chunk_size=CHUNK)
+    entry = store.upload(path, folder, "a.pt", chunk_size=CHUNK)
     assert emulator.read_bytes(entry.id) == data
     assert len(_named(emulator, "a.pt")) == 1
     assert len([r for r in _uploads(emulator) if r.method == "POST"]) == 2
@@ -336,7 +338,7 @@ def test_memory_does_not_grow_with_the_chunk_size(emulator, store, tmp_path):
     path, data = _file(tmp_path, "big.pt", 16 * 1024 * 1024)
     tracemalloc.start()
     try:
-        entry = upload_file(store, path, folder, "big.pt", chunk_size=64 * CHUNK)  # one 16 MiB chunk
+        entry = store.upload(path, folder, "big.pt", chunk_size=64 * CHUNK)  # one 16 MiB chunk
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

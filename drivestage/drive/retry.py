@@ -7,7 +7,7 @@ whether a failure is transient:
 * retryable: HTTP 408, 429, 500, 502, 503, 504, 403 ``rateLimitExceeded`` /
   ``userRateLimitExceeded``, connection resets/aborts, broken pipes, timeouts, short bodies;
 * everything else becomes a typed :mod:`drivestage.errors` error with a message for the user
-  (:func:`translate`).
+  (:func:`translate`; an HTTP answer is typed by :func:`drivestage.drive.answers.typed_error`).
 
 Waits grow exponentially with jitter up to a cap; a server's ``Retry-After`` is honoured.
 Every retry is logged at WARNING with ``retry n/max``. Knobs (for users on flaky links, and
@@ -19,29 +19,23 @@ honoured, default 120).
 """
 from __future__ import annotations
 
-import email.utils
 import http.client
-import json
 import logging
 import os
 import random
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar
+from typing import Any, Callable, Iterator, Optional, TypeVar
 
 import tenacity
 
 from drivestage import errors
+from drivestage.drive import answers
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
-QUOTA_REASONS = frozenset({"storageQuotaExceeded", "quotaExceeded"})
-DOWNLOAD_REFUSED_REASONS = frozenset({"downloadQuotaExceeded", "cannotDownloadAbusiveFile"})
 
 #: Where tenacity sleeps; tests replace it to record the schedule instead of waiting.
 _sleep: Callable[[float], None] = time.sleep
@@ -59,16 +53,6 @@ class Retryable:
     reason: str                          # short, for the log line ("503 backendError")
     retry_after: Optional[float] = None  # seconds the server asked us to wait
     connection_lost: bool = False        # the keep-alive connection may be unusable now
-
-
-@dataclass(frozen=True)
-class HttpFailure:
-    """An HTTP error answer, whatever library raised it."""
-
-    status: int
-    reason: Optional[str]
-    message: str
-    headers: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -114,76 +98,6 @@ class Policy:
 
 # --------------------------------------------------------------------------- classification
 
-def http_failure(exc: BaseException) -> Optional[HttpFailure]:
-    """The HTTP error inside ``exc`` (googleapiclient ``HttpError``, PyDrive2
-    ``ApiRequestError``, or the ``JSONDecodeError`` PyDrive2 raises on an HTML error body)."""
-    from googleapiclient.errors import HttpError
-
-    seen = 0
-    cur: Optional[BaseException] = exc
-    while cur is not None and seen < 5:
-        if isinstance(cur, HttpError):
-            return _from_http_error(cur)
-        # PyDrive2's ApiRequestError keeps the HttpError as its first argument.
-        for arg in getattr(cur, "args", ())[:1]:
-            if isinstance(arg, HttpError):
-                return _from_http_error(arg)
-        # ApiRequestError.__init__ json-decodes the body; on an HTML 502 that raises
-        # JSONDecodeError while handling the HttpError, which then sits in __context__.
-        cur = cur.__cause__ or cur.__context__
-        seen += 1
-    return None
-
-
-def _from_http_error(err: Any) -> HttpFailure:
-    resp = err.resp
-    status = int(getattr(resp, "status", 0) or 0)
-    headers = {str(k).lower(): str(v) for k, v in dict(resp or {}).items()}
-    reason, message = parse_error_body(err.content)
-    return HttpFailure(status=status, reason=reason, message=message, headers=headers)
-
-
-def parse_error_body(content: Any) -> tuple[Optional[str], str]:
-    """``(reason, message)`` from a Drive error body; tolerant of HTML and empty bodies."""
-    if isinstance(content, (bytes, bytearray)):
-        text = bytes(content[:65536]).decode("utf-8", "replace")
-    else:
-        text = str(content or "")
-    try:
-        body = json.loads(text)
-    except ValueError:
-        # HTML error pages from a proxy or load balancer: keep a short, tag-free excerpt.
-        flat = " ".join(text.replace("<", " <").split())
-        return None, flat[:200]
-    err = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(err, dict):
-        return None, text[:200]
-    items = err.get("errors") or [{}]
-    first = items[0] if isinstance(items[0], dict) else {}
-    reason = first.get("reason") or err.get("status")
-    message = err.get("message") or first.get("message") or ""
-    return (str(reason) if reason else None), str(message)
-
-
-def retry_after_seconds(headers: Mapping[str, str], now: Optional[float] = None) -> Optional[float]:
-    """The ``Retry-After`` header as seconds (it may be a number or an HTTP date)."""
-    raw = None
-    for key, value in headers.items():
-        if key.lower() == "retry-after":
-            raw = str(value).strip()
-    if not raw:
-        return None
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(raw).timestamp()
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    return max(0.0, when - (time.time() if now is None else now))
-
-
 _CONNECTION_ERRNOS = {"ETIMEDOUT", "EPIPE", "ECONNABORTED", "ECONNRESET",
                       "ENETUNREACH", "EHOSTUNREACH", "ENETRESET"}
 
@@ -194,9 +108,11 @@ def classify(exc: BaseException) -> Optional[Retryable]:
         return None
     if isinstance(exc, TransientError):
         return Retryable(str(exc) or "transfer interrupted", connection_lost=True)
-    failure = http_failure(exc)
+    failure = answers.failure_of(exc)
     if failure is not None:
-        return _classify_http(failure)
+        if not answers.transient(failure):
+            return None
+        return Retryable(failure.label, retry_after=answers.retry_after_seconds(failure.headers))
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return Retryable("timed out", connection_lost=True)
     if isinstance(exc, ConnectionRefusedError):
@@ -219,27 +135,22 @@ def _errno_name(num: int) -> str:
     return errno.errorcode.get(num, "")
 
 
-def _classify_http(failure: HttpFailure) -> Optional[Retryable]:
-    label = f"{failure.status} {failure.reason}" if failure.reason else str(failure.status)
-    if failure.status in RETRYABLE_STATUS or (
-            failure.status == 403 and failure.reason in RATE_LIMIT_REASONS):
-        return Retryable(label, retry_after=retry_after_seconds(failure.headers))
-    return None
-
-
 def is_retryable(exc: BaseException) -> bool:
     """True when :func:`classify` finds ``exc`` transient."""
     return classify(exc) is not None
 
 
-def translate(exc: BaseException, what: str, *, uploading: bool = False) -> BaseException:
+def translate(exc: BaseException, what: str, *, uploading: bool = False,
+              write: Optional[answers.Write] = None) -> BaseException:
     """The typed drivestage error for a failure that will not be retried (or ``exc`` itself
-    when it is not a failure this module knows, e.g. a programming error)."""
+    when it is not a failure this module knows, e.g. a programming error). An HTTP answer is
+    typed by :func:`drivestage.drive.answers.typed_error` (``uploading`` and ``write`` go to
+    it)."""
     if isinstance(exc, errors.DriveStageError):
         return exc
-    failure = http_failure(exc)
+    failure = answers.failure_of(exc)
     if failure is not None:
-        return _translate_http(failure, what, uploading=uploading)
+        return answers.typed_error(failure, what, uploading=uploading, write=write)
     if isinstance(exc, ConnectionRefusedError):
         return errors.RemoteError(f"{what}: connection refused; is the server running? "
                                   "(check --api-root / DRIVESTAGE_API_ROOT)")
@@ -270,62 +181,6 @@ def _auth_failure(exc: BaseException, what: str) -> Optional[errors.AuthError]:
     return None
 
 
-def _translate_http(failure: HttpFailure, what: str, *, uploading: bool) -> errors.DriveStageError:
-    status, reason = failure.status, failure.reason
-    detail = failure.message or (reason or "")
-    label = f"HTTP {status}" + (f" {reason}" if reason else "")
-    if status == 401:
-        return errors.AuthError(
-            f"{what}: Drive refused the credentials ({label}: {detail}). Run "
-            "`drivestage auth login`, pass --credentials FILE, or set DRIVESTAGE_CREDENTIALS "
-            "(DRIVESTAGE_TOKEN for an emulator).")
-    if status == 404:
-        return errors.NotFoundError(f"{what}: not found on Drive ({label}: {detail})")
-    if status == 403:
-        if reason == "storageQuotaExceeded" and "service account" in detail.lower():
-            return errors.ServiceAccountStorageError(
-                f"{what}: service accounts have no Drive storage of their own ({detail}). "
-                "Upload into a shared drive the service account is a member of "
-                "(drive:shared/<drive>/...), or use domain-wide delegation or OAuth "
-                "credentials (`drivestage auth login`).")
-        if reason in QUOTA_REASONS:
-            return errors.QuotaExceededError(
-                f"{what}: the Drive storage quota is full ({detail}). Free space on Drive "
-                "(and empty the trash: it counts toward the quota).")
-        if reason in DOWNLOAD_REFUSED_REASONS:
-            return errors.DownloadQuotaError(
-                f"{what}: Drive refuses to serve this file ({label}: {detail}). Try again "
-                "in 24 hours, or make your own copy of the file and pull the copy.")
-        if reason in RATE_LIMIT_REASONS and uploading:
-            return errors.DailyUploadCapError(
-                f"{what}: Drive keeps answering '{detail or reason}'. After a long upload "
-                "this is usually Drive's daily upload cap (about 750 GB per user per day); "
-                "stopping instead of retrying for hours. Try again tomorrow.")
-        return errors.PermissionDeniedError(
-            f"{what}: permission denied ({label}: {detail}). Check that this account can "
-            "access the file (sharing settings, shared drive membership).")
-    if status in RETRYABLE_STATUS:
-        return errors.RemoteError(f"{what}: Drive kept failing ({label}: {detail})",
-                                  status=status, reason=reason)
-    return errors.RemoteError(f"{what}: Drive answered {label}: {detail}", status=status,
-                              reason=reason)
-
-
-def raise_for_http(status: int, body: Any, headers: Optional[Mapping[str, str]] = None,
-                   *, uri: str = "") -> None:
-    """Raise a googleapiclient ``HttpError`` for a non-2xx/308 answer from a raw request, so
-    that raw requests and library calls are classified the same way."""
-    if status < 300 or status == 308:
-        return
-    import httplib2
-    from googleapiclient.errors import HttpError
-
-    info = {str(k).lower(): str(v) for k, v in dict(headers or {}).items()}
-    info["status"] = str(status)
-    raise HttpError(httplib2.Response(info), body if isinstance(body, bytes) else
-                    str(body or "").encode(), uri=uri)
-
-
 # --------------------------------------------------------------------------- tenacity policy
 
 class _Wait(tenacity.wait.wait_base):
@@ -349,20 +204,26 @@ class DriveRetrying(tenacity.Retrying):
     Use as ``retrying(what)(fn, *args)`` or ``for attempt in retrying(what): with attempt: ...``.
     """
 
-    def __init__(self, *args: Any, what: str, uploading: bool = False, **kwargs: Any):
+    def __init__(self, *args: Any, what: str, uploading: bool = False,
+                 write: Optional[answers.Write] = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.what, self.uploading = what, uploading
+        self.what, self.uploading, self.write = what, uploading, write
 
     def copy(self, *args: Any, **kwargs: Any) -> "DriveRetrying":  # tenacity copies on wraps()
         new = super().copy(*args, **kwargs)
-        new.what, new.uploading = self.what, self.uploading
+        assert isinstance(new, DriveRetrying)
+        new.what, new.uploading, new.write = self.what, self.uploading, self.write
         return new
+
+    def typed(self, exc: BaseException) -> BaseException:
+        """``exc`` as the typed error this operation raises."""
+        return translate(exc, self.what, uploading=self.uploading, write=self.write)
 
     def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
             return super().__call__(fn, *args, **kwargs)
         except Exception as exc:
-            typed = translate(exc, self.what, uploading=self.uploading)
+            typed = self.typed(exc)
             if typed is exc:
                 raise
             raise typed from exc
@@ -371,7 +232,7 @@ class DriveRetrying(tenacity.Retrying):
         try:
             yield from super().__iter__()
         except Exception as exc:
-            typed = translate(exc, self.what, uploading=self.uploading)
+            typed = self.typed(exc)
             if typed is exc:
                 raise
             raise typed from exc
@@ -379,7 +240,8 @@ class DriveRetrying(tenacity.Retrying):
 
 def retrying(what: str, attempts: Optional[int] = None, *,
              on_retry: Optional[Callable[[BaseException, Retryable], None]] = None,
-             uploading: bool = False, policy: Optional[Policy] = None,
+             uploading: bool = False, write: Optional[answers.Write] = None,
+             policy: Optional[Policy] = None,
              rng: Callable[[], float] = random.random) -> DriveRetrying:
     """A tenacity ``Retrying`` for one Drive operation described by ``what``.
 
@@ -387,7 +249,8 @@ def retrying(what: str, attempts: Optional[int] = None, *,
     reset has poisoned). Transient failures are retried up to ``attempts`` times in all; then
     a :class:`~drivestage.errors.RemoteError` (or, with ``uploading``, a
     :class:`~drivestage.errors.DailyUploadCapError` for a persistent user rate limit) is raised.
-    Anything else is raised at once as its typed error (:func:`translate`)."""
+    Anything else is raised at once as its typed error (:func:`translate`, which receives
+    ``uploading`` and ``write``)."""
     pol = policy or Policy.from_env(attempts)
     if attempts is not None and policy is not None:
         pol = Policy(attempts, pol.base, pol.cap, pol.jitter, pol.retry_after_max)
@@ -407,10 +270,9 @@ def retrying(what: str, attempts: Optional[int] = None, *,
     def give_up(state: tenacity.RetryCallState) -> Any:
         exc = state.outcome.exception() if state.outcome else None
         assert exc is not None
-        failure = http_failure(exc)
-        if uploading and failure is not None and failure.status == 403 \
-                and failure.reason in RATE_LIMIT_REASONS:
-            raise translate(exc, what, uploading=True) from exc
+        failure = answers.failure_of(exc)
+        if uploading and failure is not None and answers.daily_cap(failure):
+            raise answers.typed_error(failure, what, uploading=True) from exc
         info = classify(exc)
         reason = info.reason if info else str(exc)
         detail = f": {failure.message}" if failure is not None and failure.message else ""
@@ -421,7 +283,7 @@ def retrying(what: str, attempts: Optional[int] = None, *,
             reason=failure.reason if failure else None) from exc
 
     return DriveRetrying(
-        what=what, uploading=uploading,
+        what=what, uploading=uploading, write=write,
         sleep=lambda seconds: _sleep(seconds),
         stop=tenacity.stop_after_attempt(pol.attempts),
         wait=_Wait(pol, rng),
@@ -429,10 +291,3 @@ def retrying(what: str, attempts: Optional[int] = None, *,
         before_sleep=before_sleep,
         retry_error_callback=give_up,
     )
-
-
-def call(what: str, fn: Callable[..., T], *args: Any, attempts: Optional[int] = None,
-         on_retry: Optional[Callable[[BaseException, Retryable], None]] = None,
-         **kwargs: Any) -> T:
-    """Run ``fn(*args, **kwargs)`` under the retry policy (see :func:`retrying`)."""
-    return retrying(what, attempts, on_retry=on_retry)(fn, *args, **kwargs)

@@ -6,10 +6,10 @@ googleapiclient), for Google or for any endpoint given by ``api_root`` /
 ``$DRIVESTAGE_API_ROOT`` such as ``drivestage emulator``.
 
 PyDrive2 does metadata (listing, folders, trash/delete, about); bytes go through raw
-ranged ``files().get_media`` requests on per-thread connections. PyDrive2 never retries, so
-every call here runs under :mod:`drivestage.drive.retry`; after a lost connection the thread's
-keep-alive connection is dropped, because a reset mid-response poisons it for one more
-request.
+ranged reads (:mod:`drivestage.drive.media`) and the resumable upload protocol
+(:mod:`drivestage.drive.upload`). PyDrive2 never retries, so every call here runs under the
+:class:`~drivestage.drive.transport.Transport`'s retry loop, and a failed answer is typed by
+:func:`drivestage.drive.answers.typed_error`.
 """
 from __future__ import annotations
 
@@ -18,22 +18,19 @@ import logging
 import os
 import re
 import threading
-from datetime import datetime
-from typing import Any, Callable, Iterator, Optional, TypeVar
+from typing import Any, Iterator, Optional
 
 from drivestage import paths
-from drivestage.drive import auth, retry
-from drivestage.errors import (DuplicateNameError, NotFoundError, RemoteError, UsageError)
-from drivestage.store import ProgressFn, Quota, RemoteEntry
+from drivestage.drive import answers, auth
+from drivestage.drive.media import DEFAULT_CHUNK_SIZE, MediaReader
+from drivestage.drive.resources import FOLDER_MIME, entry_from_resource, is_trashed
+from drivestage.drive.transport import Transport
+from drivestage.drive.upload import upload_file
+from drivestage.errors import DuplicateNameError, NotFoundError, RemoteError, UsageError
+from drivestage.state import Md5Cache
+from drivestage.store import ProgressFn, Quota, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-FOLDER_MIME = "application/vnd.google-apps.folder"
-GOOGLE_APPS_PREFIX = "application/vnd.google-apps."
-#: One ranged GET; large enough that request overhead is small, small enough for memory.
-DEFAULT_CHUNK_SIZE = 16 * 1024 * 1024
 
 _DOC_LOCK = threading.Lock()
 _DOC_TEXT: Optional[str] = None
@@ -89,17 +86,7 @@ def connect(api_root: Optional[str] = None, credentials: Optional[str] = None,
     gauth.credentials = creds
     gauth.http = creds.authorize(auth.build_http(timeout))
     gauth.service = build_from_document(_discovery_doc(root), http=gauth.http)
-    return DriveStore(gauth, GoogleDrive(gauth), api_root=root, timeout=timeout)
-
-
-def parse_time(stamp: Optional[str]) -> float:
-    """RFC 3339 (``2024-01-02T03:04:05.678Z``) to seconds since the epoch; 0 when absent."""
-    if not stamp:
-        return 0.0
-    try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+    return DriveStore(Transport(gauth, timeout=timeout), GoogleDrive(gauth), api_root=root)
 
 
 def _join(where: str, name: str) -> str:
@@ -112,69 +99,39 @@ def _escape(name: str) -> str:
     return name.replace("\\", "\\\\").replace("'", "\\'")
 
 
-class DriveStore:
+class DriveStore(RemoteStore):
     """Google Drive (My Drive, or one shared drive) behind the :class:`RemoteStore` protocol.
 
     Store paths are ``a/b/c`` from the store's root or ``id:<ID>[/a/b]``. Folder ids found
     while resolving are cached for the life of the store (one run).
     """
 
-    def __init__(self, gauth: Any, drive: Any, *, api_root: Optional[str] = None,
+    def __init__(self, transport: Transport, drive: Any, *, api_root: Optional[str] = None,
                  root_id: str = "root", drive_id: Optional[str] = None,
-                 label: str = "drive:", timeout: Optional[float] = None):
-        self.gauth, self.drive, self.service = gauth, drive, gauth.service
+                 label: str = "drive:"):
+        self.transport = transport
+        self.drive = drive            # PyDrive2's GoogleDrive: metadata calls
         self.api_root = api_root
         self.root_id = root_id
         self.drive_id = drive_id      # set for a shared drive
         self.label = label            # "drive:" or "drive:shared/<name>/"
-        self.timeout = timeout
-        self.attempts: Optional[int] = None  # per-call retry attempts; None: the env default
-        self._local = threading.local()
+        self._reader = MediaReader(transport)
         self._folder_ids: dict[tuple[str, ...], str] = {(): root_id}
         self._names: dict[str, str] = {root_id: label}
-        self._media_uri: dict[str, str] = {}
-        self._native: set[str] = set()  # Google Docs/Sheets/...: no bytes to download
-
-    def is_native(self, entry: RemoteEntry) -> bool:
-        """True for a Google Docs/Sheets/Slides item (it has no binary content)."""
-        return entry.id in self._native or (not entry.is_dir and entry.md5 is None)
 
     def __repr__(self) -> str:
         return f"<DriveStore {self.label} at {self.api_root or 'googleapis.com'}>"
 
-    # ----------------------------------------------------------------- plumbing
-
     @property
-    def credentials(self) -> auth.DriveCredentials:
-        return self.gauth.credentials
+    def service(self) -> Any:
+        """The googleapiclient Drive v2 service."""
+        return self.transport.service
 
-    def http(self) -> Any:
-        """This thread's authorized ``httplib2.Http`` for raw byte requests."""
-        http = getattr(self._local, "http", None)
-        if http is None:
-            http = self._local.http = self.credentials.authorize(auth.build_http(self.timeout))
-        return http
+    def set_retries(self, attempts: Optional[int]) -> None:
+        """Attempts per Drive request (None: ``$DRIVESTAGE_RETRY_ATTEMPTS`` or 8)."""
+        self.transport.attempts = attempts
 
-    def drop_connections(self) -> None:
-        """Forget this thread's connections (ours and PyDrive2's) after a lost connection."""
-        self._local.http = None
-        self.gauth.thread_local.http = None
-
-    def retrying(self, what: str, *, uploading: bool = False,
-                 attempts: Optional[int] = None) -> retry.DriveRetrying:
-        """The retry policy, dropping this thread's connection after a connection loss."""
-        def on_retry(exc: BaseException, info: retry.Retryable) -> None:
-            if info.connection_lost:
-                self.drop_connections()
-
-        return retry.retrying(what, attempts if attempts is not None else self.attempts,
-                              on_retry=on_retry, uploading=uploading)
-
-    def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``fn(*args, **kwargs)`` under :meth:`retrying`."""
-        return self.retrying(what)(fn, *args, **kwargs)
-
-    def _list_params(self) -> dict:
+    def _list_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"maxResults": 1000, "supportsAllDrives": True,
                                   "includeItemsFromAllDrives": True}
         if self.drive_id:
@@ -182,19 +139,6 @@ class DriveStore:
         return params
 
     # ----------------------------------------------------------------- entries
-
-    def entry_from_resource(self, res: dict) -> RemoteEntry:
-        """A Drive v2 File resource as a :class:`RemoteEntry`."""
-        parents = res.get("parents") or []
-        mime = res.get("mimeType") or ""
-        if mime.startswith(GOOGLE_APPS_PREFIX) and mime != FOLDER_MIME:
-            self._native.add(res["id"])
-        return RemoteEntry(
-            id=res["id"], name=res.get("title", ""),
-            is_dir=res.get("mimeType") == FOLDER_MIME,
-            size=int(res.get("fileSize") or 0), md5=res.get("md5Checksum"),
-            modified=parse_time(res.get("modifiedDate")),
-            parent_id=(parents[0].get("id") if parents else None))
 
     def describe(self, entry: RemoteEntry) -> str:
         """``drive:a/b/c.zip`` when we know the path, else ``drive:id:<ID>``."""
@@ -206,22 +150,18 @@ class DriveStore:
 
     # ----------------------------------------------------------------- metadata
 
-    def _get(self, file_id: str, where: str) -> dict:
+    def _get(self, file_id: str, where: str) -> dict[str, Any]:
         f = self.drive.CreateFile({"id": file_id})
-        self.call(f"stat {where}", f.FetchMetadata)
+        self.transport.call(f"stat {where}", f.FetchMetadata)
         return dict(f)
 
     def stat(self, entry: RemoteEntry) -> RemoteEntry:
         """Fresh metadata for ``entry`` (one files.get)."""
         where = self.describe(entry)
         res = self._get(entry.id, where)
-        if (res.get("labels") or {}).get("trashed"):
+        if is_trashed(res):
             raise NotFoundError(f"{where} is in the trash; restore it first")
-        return self._remember(self.entry_from_resource(res), where)
-
-    def stat_resource(self, file_id: str) -> dict:
-        """The raw File resource (labels, parents, mimeType...) in one call."""
-        return self._get(file_id, f"drive:id:{file_id}")
+        return self._remember(entry_from_resource(res), where)
 
     def _children(self, parent_id: str, where: str, name: Optional[str] = None) -> list[dict]:
         q = f"'{parent_id}' in parents and trashed=false"
@@ -241,13 +181,13 @@ class DriveStore:
 
         items: list[dict] = []
         while True:
-            got = self.call(f"list {where}", page)
+            got = self.transport.call(f"list {where}", page)
             if got is None:
                 break
             items.extend(dict(f) for f in got)
         if name is not None:  # Drive's title match ignores case: keep exact names only
             items = [it for it in items if it.get("title") == name]
-        return [it for it in items if not (it.get("labels") or {}).get("trashed")]
+        return [it for it in items if not is_trashed(it)]
 
     def _child(self, parent_id: str, name: str, parent_where: str,
                where: str) -> Optional[dict]:
@@ -266,9 +206,9 @@ class DriveStore:
         if start is not None:
             base_where = f"drive:id:{start}"
             res = self._get(start, base_where)
-            if (res.get("labels") or {}).get("trashed"):
+            if is_trashed(res):
                 raise NotFoundError(f"{base_where} is in the trash; restore it first")
-            cur = self.entry_from_resource(res)
+            cur = entry_from_resource(res)
             self._remember(cur, base_where)
             key: Optional[tuple[str, ...]] = None
         else:
@@ -288,7 +228,7 @@ class DriveStore:
                 if res is None:
                     raise NotFoundError(f"{where} not found (no item named {name!r} in "
                                         f"{self.describe(cur)}; names are case-sensitive)")
-                cur = self.entry_from_resource(res)
+                cur = entry_from_resource(res)
             self._remember(cur, where)
             if key is not None:
                 key = key + (name,)
@@ -301,7 +241,7 @@ class DriveStore:
         where = self.describe(folder)
         out = []
         for res in self._children(folder.id, where):
-            entry = self.entry_from_resource(res)
+            entry = entry_from_resource(res)
             out.append(self._remember(entry, _join(where, entry.name)))
         return out
 
@@ -327,18 +267,18 @@ class DriveStore:
 
     def _ensure_folder(self, parent: RemoteEntry, name: str, parent_where: str,
                        where: str) -> RemoteEntry:
-        for attempt in self.retrying(f"create folder {where}"):
+        for attempt in self.transport.retrying(f"create folder {where}"):
             with attempt:
                 existing = self._child(parent.id, name, parent_where, where)
                 if existing is not None:
                     if existing.get("mimeType") != FOLDER_MIME:
                         raise UsageError(f"{where} exists and is a file, not a folder")
-                    return self.entry_from_resource(existing)
+                    return entry_from_resource(existing)
                 f = self.drive.CreateFile({"title": name, "mimeType": FOLDER_MIME,
                                            "parents": [{"id": parent.id}]})
                 f.Upload()
                 log.info("created folder %s", where)
-                return self.entry_from_resource(dict(f))
+                return entry_from_resource(dict(f))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
@@ -352,18 +292,18 @@ class DriveStore:
             try:
                 (f.Trash if trash else f.Delete)()
             except Exception as exc:
-                failure = retry.http_failure(exc)
-                if failure is not None and failure.status == 404 and len(tried) > 1:
+                failure = answers.failure_of(exc)
+                if failure is not None and failure.gone and len(tried) > 1:
                     return  # an earlier attempt went through before its answer was lost
                 raise
 
-        self.call(f"{'trash' if trash else 'delete'} {where}", once)
+        self.transport.call(f"{'trash' if trash else 'delete'} {where}", once)
         self._names.pop(entry.id, None)
         self._folder_ids = {k: v for k, v in self._folder_ids.items() if v != entry.id}
 
     def quota(self) -> Quota:
         """Used / total / trash bytes of the account (``total`` None when unlimited)."""
-        about = self.call("read the Drive quota", self.drive.GetAbout)
+        about = self.transport.call("read the Drive quota", self.drive.GetAbout)
         total = int(about.get("quotaBytesTotal") or 0)
         return Quota(total=total if total > 0 and about.get("quotaType") != "UNLIMITED"
                      else None,
@@ -381,13 +321,14 @@ class DriveStore:
                 kwargs: dict[str, Any] = {"maxResults": 100}
                 if token:
                     kwargs["pageToken"] = token
-                page = self.service.drives().list(**kwargs).execute(http=self.http())
+                page = self.service.drives().list(**kwargs).execute(
+                    http=self.transport.http())
                 items.extend(page.get("items") or [])
                 token = page.get("nextPageToken")
                 if not token:
                     return
 
-        self.call(f"list shared drives (looking for {name!r})", fetch)
+        self.transport.call(f"list shared drives (looking for {name!r})", fetch)
         found = [d for d in items if d.get("name") == name]
         if not found:
             names = ", ".join(sorted(repr(d.get("name")) for d in items)) or "none"
@@ -403,51 +344,14 @@ class DriveStore:
     def in_shared_drive(self, name: str) -> "DriveStore":
         """A store on the same connection, rooted at the shared drive ``name``."""
         drive_id = self.find_shared_drive(name)
-        store = DriveStore(self.gauth, self.drive, api_root=self.api_root, root_id=drive_id,
-                           drive_id=drive_id, label=f"drive:shared/{name}/",
-                           timeout=self.timeout)
-        store.attempts = self.attempts
-        return store
+        return DriveStore(self.transport, self.drive, api_root=self.api_root, root_id=drive_id,
+                          drive_id=drive_id, label=f"drive:shared/{name}/")
 
     # ----------------------------------------------------------------- bytes
 
-    def _media_uri_for(self, file_id: str) -> str:
-        uri = self._media_uri.get(file_id)
-        if uri is None:
-            request = self.service.files().get_media(fileId=file_id, supportsAllDrives=True)
-            uri = self._media_uri[file_id] = request.uri
-        return uri
-
     def fetch_range(self, entry: RemoteEntry, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of ``entry`` in one ranged GET, retried as a whole."""
-        where = f"download {self.describe(entry)} bytes {start}-{end - 1}"
-        return self.retrying(where)(self._fetch_once, entry, start, end)
-
-    def _fetch_once(self, entry: RemoteEntry, start: int, end: int) -> bytes:
-        uri = self._media_uri_for(entry.id)
-        resp, content = self.http().request(uri, "GET",
-                                            headers={"range": f"bytes={start}-{end - 1}"})
-        retry.raise_for_http(resp.status, content, resp, uri=uri)
-        want = end - start
-        if resp.status == 206:
-            got = _content_range(resp.get("content-range"))
-            if got is None or got[0] != start:
-                raise retry.TransientError(f"unexpected Content-Range "
-                                           f"{resp.get('content-range')!r}")
-            if got[2] is not None and got[2] != entry.size:
-                raise RemoteError(f"{self.describe(entry)} changed on Drive while downloading "
-                                  f"(size {entry.size} became {got[2]}); run again")
-        elif resp.status == 200:
-            # The server ignored Range and sent the whole file: keep our slice of it.
-            if len(content) != entry.size:
-                raise retry.TransientError(f"full body of {len(content)} bytes for a "
-                                           f"{entry.size}-byte file")
-            content = content[start:end]
-        else:
-            raise RemoteError(f"download {self.describe(entry)}: unexpected HTTP {resp.status}")
-        if len(content) != want:
-            raise retry.TransientError(f"short body: {len(content)} of {want} bytes")
-        return content
+        return self._reader.fetch_range(entry, start, end, self.describe(entry))
 
     def read_range(self, entry: RemoteEntry, start: int, end: int, *,
                    chunk_size: Optional[int] = None) -> Iterator[bytes]:
@@ -461,23 +365,11 @@ class DriveStore:
 
     def upload(self, local_path: str, folder: RemoteEntry, name: str, *,
                replace: Optional[RemoteEntry] = None, progress: Optional[ProgressFn] = None,
-               chunk_size: Optional[int] = None) -> RemoteEntry:
+               chunk_size: Optional[int] = None,
+               md5_cache: Optional[Md5Cache] = None) -> RemoteEntry:
         """Resumable, md5-verified upload (see :mod:`drivestage.drive.upload`)."""
-        from drivestage.drive.upload import upload_file
-
-        return upload_file(self, local_path, folder, name, replace=replace,
-                           chunk_size=chunk_size, progress=progress)
-
-
-def _content_range(value: Optional[str]) -> Optional[tuple[int, int, Optional[int]]]:
-    """``bytes a-b/N`` -> ``(a, b, N)`` (N None for ``*``)."""
-    if not value:
-        return None
-    m = re.match(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", value)
-    if not m:
-        return None
-    total = None if m.group(3) == "*" else int(m.group(3))
-    return int(m.group(1)), int(m.group(2)), total
+        return upload_file(self.transport, self, local_path, folder, name, replace=replace,
+                           chunk_size=chunk_size, progress=progress, md5_cache=md5_cache)
 
 
 def open_drive(spec: str, *, api_root: Optional[str] = None,

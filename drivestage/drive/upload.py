@@ -17,35 +17,32 @@ The session URIs and the md5 cache are local state (:mod:`drivestage.state`).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import mimetypes
 import os
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
-from googleapiclient.http import MediaUpload
-
-from drivestage.drive import retry
-from drivestage.localfs import file_md5  # noqa: F401 (re-exported)
-from drivestage.state import Md5Cache, UploadSessions, _stat_key, state_dir  # noqa: F401
+from drivestage.drive import answers
+from drivestage.drive.media import HashingMedia
+from drivestage.drive.resources import entry_from_resource
+from drivestage.drive.transport import Transport
 from drivestage.errors import (
     ChecksumMismatchError,
     DailyUploadCapError,
     DriveStageError,
     QuotaExceededError,
     RemoteError,
-    ServiceAccountStorageError,
     SourceChangedError,
+    UsageError,
 )
-from drivestage.store import ProgressFn, Quota, RemoteEntry
-from drivestage.store import quota_error as store_quota_error
+from drivestage.state import Md5Cache, UploadSessions, stat_key
+from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -57,330 +54,49 @@ DEFAULT_CHUNK_SIZE = 64 * MiB
 #: How many times a file that keeps changing while we send it is sent again.
 MAX_CHANGED_ATTEMPTS = 3
 
-FOLDER_MIME = "application/vnd.google-apps.folder"
-
-
-# --------------------------------------------------------------------------- media
-
-class _HashingMedia(MediaUpload):
-    """A resumable ``MediaUpload`` over a local file that hashes bytes in file order.
-
-    ``getbytes`` hands googleapiclient a :class:`_ChunkBody`, which http.client
-    streams from the file in blocks: memory stays at a few blocks whatever the
-    chunk size, and the body can be sent again (httplib2 re-sends a request on a
-    stale keep-alive connection; the client re-sends after a token refresh),
-    which a one-shot stream cannot. Bytes are hashed the first time their offset
-    is read; a jump forward (resuming at the server's offset) hashes the skipped
-    range from the file first, so the digest is of the whole file, front to back.
-    """
-
-    def __init__(self, path: str, size: int, mimetype: str, chunksize: int):
-        self._fh = open(path, "rb")
-        self.opened = os.fstat(self._fh.fileno())
-        self._size = size
-        self._mimetype = mimetype
-        self._chunksize = chunksize
-        self._md5 = hashlib.md5()
-        self._hashed = 0
-        self._pending: list = []
-        self._pool: Optional[ThreadPoolExecutor] = None
-
-    # googleapiclient's MediaUpload interface
-    def chunksize(self) -> int:
-        return self._chunksize
-
-    def mimetype(self) -> str:
-        return self._mimetype
-
-    def size(self) -> int:
-        return self._size
-
-    def resumable(self) -> bool:
-        return True
-
-    def has_stream(self) -> bool:
-        return False
-
-    def stream(self):  # pragma: no cover - has_stream() is False
-        raise NotImplementedError
-
-    def getbytes(self, begin: int, length: int) -> "_ChunkBody":
-        self._hash_until(begin)
-        # Never past the size announced to the server (the file may be growing).
-        return _ChunkBody(self, begin, max(0, min(length, self._size - begin)))
-
-    def to_json(self) -> str:  # pragma: no cover - never serialised
-        raise NotImplementedError
-
-    # ours
-    def _read_at(self, offset: int, n: int) -> bytes:
-        """``n`` bytes at ``offset``, hashed if this is their first reading."""
-        self._fh.seek(offset)
-        data = self._fh.read(n)
-        end = offset + len(data)
-        if offset <= self._hashed < end:
-            fresh = memoryview(data)[self._hashed - offset:]
-            if self._size <= _BODY_BLOCK:
-                self._md5.update(fresh)  # a small file: a thread would cost more than it saves
-            else:
-                # Hashed in a helper thread while the block is on the wire (hashlib releases
-                # the GIL); one worker keeps the updates in file order; few blocks wait.
-                while len(self._pending) >= 2:
-                    self._pending.pop(0).result()
-                self._pending.append(self._hasher().submit(self._md5.update, fresh))
-            self._hashed = end
-        return data
-
-    def _hasher(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drivestage-md5")
-        return self._pool
-
-    def _drain(self) -> None:
-        for fut in self._pending:
-            fut.result()
-        self._pending.clear()
-
-    def _hash_until(self, offset: int) -> None:
-        if offset <= self._hashed:
-            return
-        self._drain()
-        self._fh.seek(self._hashed)
-        while self._hashed < offset:
-            buf = self._fh.read(min(4 * MiB, offset - self._hashed))
-            if not buf:
-                break
-            self._md5.update(buf)
-            self._hashed += len(buf)
-
-    def hexdigest(self) -> str:
-        """md5 of the whole file (hashing whatever was not read for sending)."""
-        self._hash_until(self._size)
-        self._drain()
-        # Bytes beyond the size we announced (the file grew) are not part of it.
-        return self._md5.hexdigest()
-
-    def changed_since(self, st: os.stat_result) -> bool:
-        """Whether the file being sent is not (or no longer) the one ``st`` describes.
-
-        It asks the open file, not the path: a writer that replaced the path atomically
-        (temporary file + rename) left these bytes whole, and the next push sends the new
-        file; one that writes in place changes this very file."""
-        return (_stat_key(self.opened) != _stat_key(st)
-                or _stat_key(os.fstat(self._fh.fileno())) != _stat_key(st))
-
-    def close(self) -> None:
-        self._drain()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-        self._fh.close()
-
-
-class _ShortRead(DriveStageError):
-    """The file ended before the chunk did: it shrank while being sent."""
-
-
-class _ChunkBody:
-    """One chunk of the file as a request body: ``len()`` for googleapiclient, ``read()``
-    for http.client, ``seek(0)`` for a re-send. A read after the end starts a new pass,
-    so a re-send by httplib2 (which neither seeks nor asks) sends the chunk again."""
-
-    def __init__(self, media: _HashingMedia, begin: int, length: int):
-        self._media, self._begin, self._length = media, begin, length
-        self._pos = begin
-        self._ended = False
-
-    def __len__(self) -> int:
-        return self._length
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        self._pos, self._ended = self._begin + offset, False
-        return offset
-
-    def tell(self) -> int:
-        return self._pos - self._begin
-
-    def read(self, n: int = -1) -> bytes:
-        # http.client asks for 8 KiB blocks; larger blocks cost far fewer calls.
-        if self._ended:
-            self._pos, self._ended = self._begin, False
-        left = self._begin + self._length - self._pos
-        if left <= 0:
-            self._ended = True
-            return b""
-        data = self._media._read_at(self._pos, min(left, _BODY_BLOCK))
-        if not data:
-            raise _ShortRead(f"the file ended at byte {self._pos} while it was uploaded")
-        self._pos += len(data)
-        return data
-
-
-_BODY_BLOCK = MiB
-
-
-# --------------------------------------------------------------------------- transport
-
-_local = threading.local()
-
-
-def _http_for(store: Any):
-    """This thread's authorized ``httplib2.Http`` (httplib2 is not thread-safe)."""
-    per_thread = getattr(store, "http", None)
-    if callable(per_thread):
-        http = per_thread()
-    else:  # a store without its own per-thread connections
-        cache = getattr(_local, "https", None)
-        if cache is None:
-            cache = _local.https = {}
-        http = cache.get(id(store))
-        if http is None:
-            gauth = getattr(store, "gauth", None)
-            http = cache[id(store)] = (gauth.Get_Http_Object() if gauth is not None
-                                       else store.service._http)
-    if 308 in getattr(http, "redirect_codes", ()):
-        # 308 is "resume incomplete" here, never a redirect.
-        http.redirect_codes = set(http.redirect_codes) - {308}
-    return http
-
-
-def _reset_http(store: Any) -> None:
-    """Forget this thread's connection (a reset mid-response poisons keep-alive)."""
-    drop = getattr(store, "drop_connections", None)
-    if callable(drop):
-        drop()
-        return
-    cache = getattr(_local, "https", None)
-    if cache:
-        cache.pop(id(store), None)
-
 
 class _SessionGone(Exception):
     """The server no longer knows the session (expired, or completed and forgotten)."""
 
 
-class _Interrupted(Exception):
-    """A chunk failed in a retryable way; resync the offset before the next try."""
+def check_chunk_size(chunk: int) -> int:
+    """``chunk`` if Drive accepts it as an upload chunk size, else a UsageError saying why."""
+    if chunk <= 0 or chunk % CHUNK_UNIT:
+        raise UsageError(f"chunk size {chunk} is not a positive multiple of 256 KiB "
+                         f"({CHUNK_UNIT} bytes); try {max(1, chunk // CHUNK_UNIT) * CHUNK_UNIT}")
+    return chunk
 
 
-def _entry_from_file(res: dict) -> RemoteEntry:
-    """A Drive v2 File resource as a RemoteEntry."""
-    modified = 0.0
-    stamp = res.get("modifiedDate")
-    if stamp:
-        try:
-            modified = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            pass
-    parents = res.get("parents") or []
-    return RemoteEntry(
-        id=res["id"], name=res.get("title", ""),
-        is_dir=res.get("mimeType") == FOLDER_MIME,
-        size=int(res.get("fileSize") or 0), md5=res.get("md5Checksum"),
-        modified=modified, parent_id=parents[0].get("id") if parents else None,
-    )
-
-
-def _to_entry(store: Any, res: dict) -> RemoteEntry:
-    convert = getattr(store, "entry_from_resource", None)
-    return convert(res) if callable(convert) else _entry_from_file(res)
-
-
-def _json_body(content: Any) -> dict:
-    if isinstance(content, (bytes, bytearray)):
-        content = content.decode("utf-8", "replace")
-    try:
-        data = json.loads(content) if content else {}
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _query_status(http, uri: str, size: int) -> tuple[int, Optional[dict]]:
-    """Ask the server how much of the session it kept: ``(offset, file_or_None)``."""
-    resp, content = http.request(uri, "PUT", body=b"",
-                                 headers={"Content-Range": f"bytes */{size}",
-                                          "Content-Length": "0"})
-    if resp.status in (200, 201):
-        return size, _json_body(content)
-    if resp.status == 308:
-        rng = resp.get("range")
-        return (int(rng.rsplit("-", 1)[1]) + 1 if rng else 0), None
-    if resp.status in (404, 410):
-        raise _SessionGone(f"session answered {resp.status}")
-    retry.raise_for_http(resp.status, content, resp, uri=uri)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-# --------------------------------------------------------------------------- retry glue
-
-def _retrying(store: Any, describe: str):
-    """The project's one retry policy; a lost connection is dropped before the next try."""
-    def on_retry(exc: BaseException, info: Any) -> None:
-        if getattr(info, "connection_lost", False):
-            _reset_http(store)
-
-    return retry.retrying(describe, uploading=True, on_retry=on_retry)
-
-
-def quota_error(store: Any, needed: int, where: str = "") -> QuotaExceededError:
-    """The quota error with needed / free / trash bytes (the quota read best-effort)."""
-    try:
-        q: Optional[Quota] = store.quota()
-    except Exception as exc:  # the error is about quota; don't hide it behind another
-        log.debug("could not read the quota: %s", exc)
-        q = None
-    return store_quota_error(needed, where, q)
-
-
-def _map_upload_error(store: Any, exc: BaseException, where: str, size: int
-                      ) -> BaseException:
-    """A final failure as a typed error; quota errors get needed / free / trash bytes."""
-    if isinstance(exc, ServiceAccountStorageError):
-        return exc
-    if isinstance(exc, QuotaExceededError):
-        return quota_error(store, size, where)
-    if isinstance(exc, DriveStageError):
-        return exc
-    failure = retry.http_failure(exc)
-    if failure is not None and failure.reason in retry.QUOTA_REASONS:
-        return retry.translate(exc, f"uploading {where}", uploading=True)
-    return retry.translate(exc, f"uploading {where}", uploading=True)
-
-
-# --------------------------------------------------------------------------- upload
-
-def upload_file(store: Any, local_path: str, folder: RemoteEntry, name: str, *,
+def upload_file(transport: Transport, store: RemoteStore, local_path: str, folder: RemoteEntry,
+                name: str, *,
                 replace: Optional[RemoteEntry] = None, chunk_size: Optional[int] = None,
                 progress: Optional[ProgressFn] = None,
                 md5_cache: Optional[Md5Cache] = None,
                 sessions: Optional[UploadSessions] = None) -> RemoteEntry:
     """Upload ``local_path`` as ``folder/name`` (in place of ``replace``) and verify it.
 
-    Resumes a session a previous process left for the same file and
-    destination. Returns the entry whose ``md5`` equals the local md5. A file
+    The bytes go through ``transport``; ``store`` (the Drive store) removes a bad copy and
+    reads the quota for a quota error. Resumes a session a previous process left for the same
+    file and destination. Returns the entry whose ``md5`` equals the local md5. A file
     that changed on disk while it was sent is sent again (then
     :class:`SourceChangedError`); a server md5 that differs from the local one
     gets the remote copy removed and the upload done once more, then
     :class:`ChecksumMismatchError`.
     """
-    chunk = int(chunk_size or DEFAULT_CHUNK_SIZE)
-    if chunk <= 0 or chunk % CHUNK_UNIT:
-        from drivestage.errors import UsageError
-        raise UsageError(f"chunk size {chunk} is not a positive multiple of 256 KiB "
-                         f"({CHUNK_UNIT} bytes); try {max(1, chunk // CHUNK_UNIT) * CHUNK_UNIT}")
+    chunk = check_chunk_size(int(chunk_size or DEFAULT_CHUNK_SIZE))
     sessions = sessions or UploadSessions()
     target = replace
     mismatches = 0
     for _ in range(MAX_CHANGED_ATTEMPTS):
         st = os.stat(local_path)
         try:
-            entry, local_md5, changed = _upload_once(store, local_path, st, folder, name,
-                                                     target, chunk, progress, sessions)
+            entry, local_md5, changed = _Session(transport, store, local_path, st, folder,
+                                                 name, target, chunk, sessions).send(progress)
         except (QuotaExceededError, DailyUploadCapError):
             raise
         except DriveStageError:
             # A file that shrank or grew mid-upload makes the server refuse the last chunk.
-            if _stat_key(os.stat(local_path)) == _stat_key(st):
+            if stat_key(os.stat(local_path)) == stat_key(st):
                 raise
             log.warning("%s changed while it was uploaded; uploading it again", local_path)
             continue
@@ -414,7 +130,7 @@ def upload_file(store: Any, local_path: str, folder: RemoteEntry, name: str, *,
         "(write checkpoints to a temporary name and rename them into place).")
 
 
-def _delete_quietly(store: Any, entry: Optional[RemoteEntry]) -> None:
+def _delete_quietly(store: RemoteStore, entry: Optional[RemoteEntry]) -> None:
     if entry is None:
         return
     try:
@@ -423,175 +139,184 @@ def _delete_quietly(store: Any, entry: Optional[RemoteEntry]) -> None:
         log.warning("could not remove %s (id %s): %s", entry.name, entry.id, exc)
 
 
-def _files(store: Any):
-    """``service.files()``, built once per thread and store: building it renders every
-    method's documentation (milliseconds, which small files would pay each time)."""
-    cache = getattr(_local, "files", None)
-    if cache is None:
-        cache = _local.files = {}
-    entry = cache.get(id(store))
-    if entry is None or entry[0] is not store.service:
-        entry = cache[id(store)] = (store.service, store.service.files())
-    return entry[1]
-
-
-def _build_request(store: Any, folder: RemoteEntry, name: str,
-                   replace: Optional[RemoteEntry], media: _HashingMedia):
-    files = _files(store)
-    if replace is None:
-        body = {"title": name, "parents": [{"id": folder.id}], "mimeType": media.mimetype()}
-        return files.insert(body=body, media_body=media, supportsAllDrives=True)
-    return files.update(fileId=replace.id, body={"title": name}, media_body=media,
-                        supportsAllDrives=True)
-
-
-def _start_session(http, request) -> str:
-    """POST the metadata and get the session URI (mirrors googleapiclient's first step)."""
-    from googleapiclient.errors import HttpError
-
-    headers = dict(request.headers)
-    headers["X-Upload-Content-Type"] = request.resumable.mimetype()
-    headers["X-Upload-Content-Length"] = str(request.resumable.size())
-    headers["content-length"] = str(request.body_size)
-    resp, content = http.request(request.uri, method=request.method, body=request.body,
-                                 headers=headers)
-    if resp.status == 200 and "location" in resp:
-        return resp["location"]
-    raise HttpError(resp, content, uri=request.uri)
-
-
-def _upload_once(store: Any, local_path: str, st: os.stat_result, folder: RemoteEntry,
-                 name: str, replace: Optional[RemoteEntry], chunk: int,
-                 progress: Optional[ProgressFn], sessions: UploadSessions
-                 ) -> tuple[RemoteEntry, str, bool]:
-    """Send the file once through a (new or resumed) session.
-
-    Returns (entry, local md5, whether the file changed while it was sent)."""
-    size = st.st_size
-    mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    key = sessions.key(local_path, folder, name, replace)
-    media = _HashingMedia(local_path, size, mimetype, chunk)
-    where = f"{local_path} -> {name}"
+def _json_body(content: Any) -> dict[str, Any]:
+    if isinstance(content, (bytes, bytearray)):
+        content = content.decode("utf-8", "replace")
     try:
-        request = _build_request(store, folder, name, replace, media)
-        result: Optional[dict] = None
+        data = json.loads(content) if content else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+class _Session:
+    """One pass of a file through a (new or resumed) resumable session."""
+
+    def __init__(self, transport: Transport, store: RemoteStore, local_path: str,
+                 st: os.stat_result, folder: RemoteEntry, name: str,
+                 replace: Optional[RemoteEntry], chunk: int, sessions: UploadSessions):
+        self.transport, self.local_path, self.st, self.chunk = transport, local_path, st, chunk
+        self.size = st.st_size
+        self.sessions = sessions
+        self.key = sessions.key(local_path, folder, name, replace)
+        self.where = f"{local_path} -> {name}"
+        self.write = answers.Write(self.size, self.where, store.quota)
+        mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        self.media = HashingMedia(local_path, self.size, mimetype, chunk)
+        self.folder, self.name, self.replace = folder, name, replace
+
+    def send(self, progress: Optional[ProgressFn]) -> tuple[RemoteEntry, str, bool]:
+        """Send the file; returns (entry, local md5, whether the file changed while sent)."""
+        try:
+            return self._send(progress)
+        finally:
+            self.media.close()
+
+    def _request(self) -> Any:
+        files = self.transport.files()
+        if self.replace is None:
+            body = {"title": self.name, "parents": [{"id": self.folder.id}],
+                    "mimeType": self.media.mimetype()}
+            return files.insert(body=body, media_body=self.media, supportsAllDrives=True)
+        return files.update(fileId=self.replace.id, body={"title": self.name},
+                            media_body=self.media, supportsAllDrives=True)
+
+    def _send(self, progress: Optional[ProgressFn]) -> tuple[RemoteEntry, str, bool]:
+        request = self._request()
+        result: Optional[dict[str, Any]] = None
         persisted = False
-        saved = sessions.get(key)
-        if saved and saved.get("size") == size and saved.get("mtime_ns") == st.st_mtime_ns:
+        saved = self.sessions.get(self.key)
+        if saved and saved.get("size") == self.size and \
+                saved.get("mtime_ns") == self.st.st_mtime_ns:
             try:
-                offset, result = _retry_call(store, f"resuming {where}",
-                                             lambda http: _query_status(http, saved["uri"], size))
+                offset, result = self._retry_call(
+                    f"resuming {self.where}", lambda: self._query_status(saved["uri"]))
                 request.resumable_uri = saved["uri"]
                 request.resumable_progress = offset
                 persisted = True
-                log.info("resuming upload of %s at byte %d of %d", local_path, offset, size)
+                log.info("resuming upload of %s at byte %d of %d", self.local_path, offset,
+                         self.size)
             except _SessionGone:
-                log.info("upload session for %s expired; starting a new one", local_path)
-                sessions.drop(key)
-            except Exception as exc:
-                raise _map_upload_error(store, exc, where, size) from exc
+                log.info("upload session for %s expired; starting a new one", self.local_path)
+                self.sessions.drop(self.key)
         elif saved:
-            sessions.drop(key)  # the file changed since: that session holds other bytes
+            self.sessions.drop(self.key)  # the file changed since: that session holds other bytes
         restarted = False
         while result is None:
             if request.resumable_uri is None:
-                persisted = _new_session(store, request, sessions, key, st, chunk, where)
+                persisted = self._new_session(request)
             before = request.resumable_progress
             try:
-                result = _send_chunk(store, request, size, where)
+                result = self._send_chunk(request)
             except _SessionGone:
                 # Sessions expire (about a week on Drive); start over once.
-                sessions.drop(key)
+                self.sessions.drop(self.key)
                 if restarted:
-                    raise RemoteError(f"the upload session for {where} vanished twice; "
+                    raise RemoteError(f"the upload session for {self.where} vanished twice; "
                                       "run the push again") from None
-                log.warning("upload session for %s vanished; starting a new one", where)
+                log.warning("upload session for %s vanished; starting a new one", self.where)
                 restarted = True
                 request.resumable_uri, request.resumable_progress = None, 0
                 continue
-            except Exception as exc:
-                raise _map_upload_error(store, exc, where, size) from exc
-            moved = (size if result is not None else request.resumable_progress) - before
+            moved = (self.size if result is not None else request.resumable_progress) - before
             if progress and moved > 0:
                 progress(moved)
         if persisted:
-            sessions.drop(key)
-        return _to_entry(store, result), media.hexdigest(), media.changed_since(st)
-    finally:
-        media.close()
+            self.sessions.drop(self.key)
+        return (entry_from_resource(result), self.media.hexdigest(),
+                self.media.changed_since(self.st))
 
+    def _new_session(self, request: Any) -> bool:
+        """Open a resumable session for ``request``; persist it when the file spans chunks."""
+        uri = self._retry_call(f"starting upload of {self.where}",
+                               lambda: self._start_session(request))
+        request.resumable_uri = uri
+        request.resumable_progress = 0
+        if self.size <= self.chunk:
+            # Not worth a state write: nothing of a one-chunk file is committed before it
+            # completes, and a completed one is found by the next listing.
+            return False
+        # Persisted before the first byte goes out.
+        self.sessions.put(self.key, {"uri": uri, "size": self.size,
+                                     "mtime_ns": self.st.st_mtime_ns, "chunk": self.chunk,
+                                     "created": time.time()})
+        return True
 
-def _new_session(store: Any, request, sessions: UploadSessions, key: str,
-                 st: os.stat_result, chunk: int, where: str) -> bool:
-    """Open a resumable session for ``request``; persist it when the file spans chunks."""
-    try:
-        uri = _retry_call(store, f"starting upload of {where}",
-                          lambda http: _start_session(http, request))
-    except Exception as exc:
-        raise _map_upload_error(store, exc, where, st.st_size) from exc
-    request.resumable_uri = uri
-    request.resumable_progress = 0
-    if st.st_size <= chunk:
-        # Not worth a state write: nothing of a one-chunk file is committed before it
-        # completes, and a completed one is found by the next listing.
-        return False
-    # Persisted before the first byte goes out.
-    sessions.put(key, {"uri": uri, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-                       "chunk": chunk, "created": time.time()})
-    return True
+    def _start_session(self, request: Any) -> str:
+        """POST the metadata and get the session URI (googleapiclient's first step)."""
+        headers = dict(request.headers)
+        headers["X-Upload-Content-Type"] = request.resumable.mimetype()
+        headers["X-Upload-Content-Length"] = str(request.resumable.size())
+        headers["content-length"] = str(request.body_size)
+        resp, content = self.transport.request(request.uri, request.method, body=request.body,
+                                               headers=headers)
+        if resp.status == 200 and "location" in resp:
+            return str(resp["location"])
+        raise RemoteError(f"starting upload of {self.where}: Drive answered HTTP "
+                          f"{resp.status} without a session address")
 
-
-def _retry_call(store: Any, describe: str, call: Callable):
-    """Run ``call(http)`` under the retry policy, with a fresh connection after a failure."""
-    for attempt in _retrying(store, describe):
-        with attempt:
-            try:
-                return call(_http_for(store))
-            except _SessionGone:
+    def _query_status(self, uri: str) -> tuple[int, Optional[dict[str, Any]]]:
+        """Ask the server how much of the session it kept: ``(offset, file or None)``."""
+        gone: Optional[answers.HttpFailure] = None
+        try:
+            resp, content = self.transport.request(
+                uri, "PUT", body=b"", headers={"Content-Range": f"bytes */{self.size}",
+                                               "Content-Length": "0"})
+        except Exception as exc:
+            gone = answers.failure_of(exc)
+            if gone is None or not gone.gone:
                 raise
-            except Exception:
-                _reset_http(store)
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+        if gone is not None:
+            # Raised outside the handler: the 404 must not be read as this error's cause.
+            raise _SessionGone(f"session answered {gone.status}")
+        if resp.status in (200, 201):
+            return self.size, _json_body(content)
+        rng = resp.get("range")  # 308: resume incomplete
+        return (int(rng.rsplit("-", 1)[1]) + 1 if rng else 0), None
 
+    def _retry_call(self, what: str, call: Callable[[], T]) -> T:
+        """``call()`` under the retry policy, with a fresh connection after any failure."""
+        for attempt in self.transport.retrying(what, uploading=True, write=self.write):
+            with attempt:
+                try:
+                    return call()
+                except _SessionGone:
+                    raise
+                except Exception:
+                    self.transport.drop()
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
-def _send_chunk(store: Any, request, size: int, where: str) -> Optional[dict]:
-    """Send the next chunk; on failure resync with the server and retry.
+    def _send_chunk(self, request: Any) -> Optional[dict[str, Any]]:
+        """Send the next chunk; on failure resync with the server and retry.
 
-    Returns the File resource when the upload is complete, else None. Raises
-    _SessionGone when the server no longer knows the session."""
-    result = _send_chunk_once(store, request, size, where)
-    if result is _GONE:
-        raise _SessionGone(f"the upload session of {where} is gone")
-    return result
-
-
-_GONE = object()
-
-
-def _send_chunk_once(store: Any, request, size: int, where: str) -> Any:
-    resync = False
-    for attempt in _retrying(store, f"uploading {where}"):
-        with attempt:
-            http = _http_for(store)
-            try:
-                if resync:
-                    offset, done = _query_status(http, request.resumable_uri, size)
-                    resync = False
-                    request.resumable_progress = offset
-                    if done is not None:
-                        return done
-                request._in_error_state = False  # we resync ourselves
-                _, body = request.next_chunk(http=http)
-                return body
-            except _SessionGone:
-                raise
-            except Exception as exc:
-                failure = retry.http_failure(exc)
-                if failure is not None and failure.status in (404, 410):
-                    # Not raised in here: the retry policy would turn it into NotFoundError.
-                    return _GONE
-                resync = True
-                _reset_http(store)
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+        Returns the File resource when the upload is complete, else None. Raises
+        _SessionGone when the server no longer knows the session."""
+        resync = False
+        gone = False
+        for attempt in self.transport.retrying(f"uploading {self.where}", uploading=True,
+                                               write=self.write):
+            with attempt:
+                try:
+                    if resync:
+                        offset, done = self._query_status(request.resumable_uri)
+                        resync = False
+                        request.resumable_progress = offset
+                        if done is not None:
+                            return done
+                    request._in_error_state = False  # we resync ourselves
+                    _, body = request.next_chunk(http=self.transport.http())
+                    return body if body is None else dict(body)
+                except _SessionGone:
+                    raise
+                except Exception as exc:
+                    failure = answers.failure_of(exc)
+                    if failure is None or not failure.gone:
+                        resync = True
+                        self.transport.drop()
+                        raise
+                    # Not raised in here: the retry policy would make it NotFoundError.
+                    gone = True
+            if gone:
+                raise _SessionGone(f"the upload session of {self.where} is gone")
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,209 @@
+"""What Drive's HTTP answers mean: the one place that knows error statuses and reasons.
+
+Every failed Drive request, whichever library made it (PyDrive2 raises ``ApiRequestError``,
+googleapiclient ``HttpError``, our raw requests go through :func:`raise_for_status`), is read
+here as an :class:`HttpFailure`. :func:`transient` says whether it is worth another attempt
+(:mod:`drivestage.drive.retry` asks), and :func:`typed_error` turns one that is not into the
+:mod:`drivestage.errors` class and message the user sees, quota and daily-cap logic included.
+"""
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from dataclasses import dataclass
+from typing import Callable, Mapping, Optional
+
+from drivestage import errors
+from drivestage.store import Quota, quota_error
+
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
+QUOTA_REASONS = frozenset({"storageQuotaExceeded", "quotaExceeded"})
+DOWNLOAD_REFUSED_REASONS = frozenset({"downloadQuotaExceeded", "cannotDownloadAbusiveFile"})
+
+
+@dataclass(frozen=True)
+class HttpFailure:
+    """An HTTP error answer, whatever library raised it."""
+
+    status: int
+    reason: Optional[str]
+    message: str
+    headers: Mapping[str, str]
+
+    @property
+    def label(self) -> str:
+        """``503 backendError`` (for log lines)."""
+        return f"{self.status} {self.reason}" if self.reason else str(self.status)
+
+    @property
+    def gone(self) -> bool:
+        """The thing asked about does not exist (any more): 404 or 410."""
+        return self.status in (404, 410)
+
+
+def failure_of(exc: BaseException) -> Optional[HttpFailure]:
+    """The HTTP error inside ``exc`` (googleapiclient ``HttpError``, PyDrive2
+    ``ApiRequestError``, or the ``JSONDecodeError`` PyDrive2 raises on an HTML error body)."""
+    from googleapiclient.errors import HttpError
+
+    seen = 0
+    cur: Optional[BaseException] = exc
+    while cur is not None and seen < 5:
+        if isinstance(cur, HttpError):
+            return _from_http_error(cur)
+        # PyDrive2's ApiRequestError keeps the HttpError as its first argument.
+        for arg in cur.args[:1]:
+            if isinstance(arg, HttpError):
+                return _from_http_error(arg)
+        # ApiRequestError.__init__ json-decodes the body; on an HTML 502 that raises
+        # JSONDecodeError while handling the HttpError, which then sits in __context__.
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return None
+
+
+def _from_http_error(err: object) -> HttpFailure:
+    resp = getattr(err, "resp", None)  # googleapiclient's HttpError: an httplib2.Response
+    status = int(getattr(resp, "status", 0) or 0)
+    headers = {str(k).lower(): str(v) for k, v in dict(resp or {}).items()}
+    reason, message = parse_error_body(getattr(err, "content", b""))
+    return HttpFailure(status=status, reason=reason, message=message, headers=headers)
+
+
+def parse_error_body(content: object) -> tuple[Optional[str], str]:
+    """``(reason, message)`` from a Drive error body; tolerant of HTML and empty bodies."""
+    if isinstance(content, (bytes, bytearray)):
+        text = bytes(content[:65536]).decode("utf-8", "replace")
+    else:
+        text = str(content or "")
+    try:
+        body = json.loads(text)
+    except ValueError:
+        # HTML error pages from a proxy or load balancer: keep a short, tag-free excerpt.
+        flat = " ".join(text.replace("<", " <").split())
+        return None, flat[:200]
+    err = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(err, dict):
+        return None, text[:200]
+    items = err.get("errors") or [{}]
+    first = items[0] if isinstance(items[0], dict) else {}
+    reason = first.get("reason") or err.get("status")
+    message = err.get("message") or first.get("message") or ""
+    return (str(reason) if reason else None), str(message)
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: Optional[float] = None) -> Optional[float]:
+    """The ``Retry-After`` header as seconds (it may be a number or an HTTP date)."""
+    raw = None
+    for key, value in headers.items():
+        if key.lower() == "retry-after":
+            raw = str(value).strip()
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
+
+
+def transient(failure: HttpFailure) -> bool:
+    """Whether the answer is worth another attempt (5xx, 408, 429, 403 rate limits)."""
+    return failure.status in RETRYABLE_STATUS or (
+        failure.status == 403 and failure.reason in RATE_LIMIT_REASONS)
+
+
+def daily_cap(failure: HttpFailure) -> bool:
+    """A rate limit that outlived every retry of an upload: Drive's daily upload cap."""
+    return failure.status == 403 and failure.reason in RATE_LIMIT_REASONS
+
+
+@dataclass(frozen=True)
+class Write:
+    """What an upload writes, for the message of a full quota: how many bytes, where, and
+    how to read the quota (only then, best-effort)."""
+
+    size: int
+    where: str
+    quota: Optional[Callable[[], Quota]] = None
+
+
+def typed_error(failure: HttpFailure, what: str, *, uploading: bool = False,
+                write: Optional[Write] = None) -> errors.DriveStageError:
+    """The typed error for an answer that will not be retried (or no longer).
+
+    ``what`` starts the message. ``uploading``: a persistent rate limit is the daily upload
+    cap. ``write``: a full quota says how much was needed, is free and sits in the trash."""
+    status, reason = failure.status, failure.reason
+    detail = failure.message or (reason or "")
+    label = f"HTTP {status}" + (f" {reason}" if reason else "")
+    if status == 401:
+        return errors.AuthError(
+            f"{what}: Drive refused the credentials ({label}: {detail}). Run "
+            "`drivestage auth login`, pass --credentials FILE, or set DRIVESTAGE_CREDENTIALS "
+            "(DRIVESTAGE_TOKEN for an emulator).")
+    if status == 404:
+        return errors.NotFoundError(f"{what}: not found on Drive ({label}: {detail})")
+    if status == 403:
+        if reason == "storageQuotaExceeded" and "service account" in detail.lower():
+            return errors.ServiceAccountStorageError(
+                f"{what}: service accounts have no Drive storage of their own ({detail}). "
+                "Upload into a shared drive the service account is a member of "
+                "(drive:shared/<drive>/...), or use domain-wide delegation or OAuth "
+                "credentials (`drivestage auth login`).",
+                needed=write.size if write is not None else None)
+        if reason in QUOTA_REASONS:
+            if write is not None:
+                return quota_error(write.size, write.where, _read_quietly(write.quota))
+            return errors.QuotaExceededError(
+                f"{what}: the Drive storage quota is full ({detail}). Free space on Drive "
+                "(and empty the trash: it counts toward the quota).")
+        if reason in DOWNLOAD_REFUSED_REASONS:
+            return errors.DownloadQuotaError(
+                f"{what}: Drive refuses to serve this file ({label}: {detail}). Try again "
+                "in 24 hours, or make your own copy of the file and pull the copy.")
+        if reason in RATE_LIMIT_REASONS and uploading:
+            return errors.DailyUploadCapError(
+                f"{what}: Drive keeps answering '{detail or reason}'. After a long upload "
+                "this is usually Drive's daily upload cap (about 750 GB per user per day); "
+                "stopping instead of retrying for hours. Try again tomorrow.")
+        return errors.PermissionDeniedError(
+            f"{what}: permission denied ({label}: {detail}). Check that this account can "
+            "access the file (sharing settings, shared drive membership).")
+    if status in RETRYABLE_STATUS:
+        return errors.RemoteError(f"{what}: Drive kept failing ({label}: {detail})",
+                                  status=status, reason=reason)
+    return errors.RemoteError(f"{what}: Drive answered {label}: {detail}", status=status,
+                              reason=reason)
+
+
+def _read_quietly(quota: Optional[Callable[[], Quota]]) -> Optional[Quota]:
+    """The quota for an error message; None when it cannot be read (the error is about
+    the quota: do not hide it behind another)."""
+    if quota is None:
+        return None
+    try:
+        return quota()
+    except Exception:
+        return None
+
+
+def raise_for_status(status: int, body: object, headers: Optional[Mapping[str, str]] = None,
+                     *, uri: str = "") -> None:
+    """Raise a googleapiclient ``HttpError`` for a non-2xx/308 answer to a raw request, so that
+    raw requests and library calls are read the same way (:func:`failure_of`)."""
+    if status < 300 or status == 308:
+        return
+    import httplib2
+    from googleapiclient.errors import HttpError
+
+    info = {str(k).lower(): str(v) for k, v in dict(headers or {}).items()}
+    info["status"] = str(status)
+    raise HttpError(httplib2.Response(info), body if isinstance(body, bytes) else
+                    str(body or "").encode(), uri=uri)

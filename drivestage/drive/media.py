@@ -1,0 +1,241 @@
+"""The bytes of Drive files: ranged reads, and the local file an upload streams from.
+
+Downloads are raw ranged ``GET``s of ``files/<id>?alt=media`` on the thread's connection
+(:class:`MediaReader`), each retried as a whole; the answer is checked (``206`` with the
+asked ``Content-Range``, or a ``200`` carrying the whole file) and a short body is retried.
+Uploads read the local file through :class:`HashingMedia`, which googleapiclient's resumable
+request sends chunk by chunk (:mod:`drivestage.drive.upload` drives it).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Optional
+
+from googleapiclient.http import MediaUpload
+
+from drivestage.drive import retry
+from drivestage.drive.transport import Transport
+from drivestage.errors import DriveStageError, RemoteError
+from drivestage.state import stat_key
+from drivestage.store import RemoteEntry
+
+MiB = 1024 * 1024
+#: One ranged GET of :meth:`MediaReader.read_range`; large enough that request overhead is
+#: small, small enough for memory.
+DEFAULT_CHUNK_SIZE = 16 * MiB
+#: Blocks an upload body is read (and hashed) in: http.client asks for 8 KiB at a time,
+#: larger blocks cost far fewer calls.
+_BODY_BLOCK = MiB
+
+
+class MediaReader:
+    """Ranged reads of Drive files on a :class:`Transport`."""
+
+    def __init__(self, transport: Transport):
+        self.transport = transport
+        self._uri: dict[str, str] = {}
+
+    def _media_uri(self, file_id: str) -> str:
+        uri = self._uri.get(file_id)
+        if uri is None:
+            request = self.transport.service.files().get_media(fileId=file_id,
+                                                               supportsAllDrives=True)
+            uri = self._uri[file_id] = str(request.uri)
+        return uri
+
+    def fetch_range(self, entry: RemoteEntry, start: int, end: int, where: str) -> bytes:
+        """Bytes ``[start, end)`` of ``entry`` in one ranged GET, retried as a whole."""
+        what = f"download {where} bytes {start}-{end - 1}"
+        return self.transport.retrying(what)(self._fetch_once, entry, start, end, where)
+
+    def _fetch_once(self, entry: RemoteEntry, start: int, end: int, where: str) -> bytes:
+        resp, content = self.transport.request(self._media_uri(entry.id), "GET",
+                                               headers={"range": f"bytes={start}-{end - 1}"})
+        want = end - start
+        if resp.status == 206:
+            got = _content_range(resp.get("content-range"))
+            if got is None or got[0] != start:
+                raise retry.TransientError(f"unexpected Content-Range "
+                                           f"{resp.get('content-range')!r}")
+            if got[2] is not None and got[2] != entry.size:
+                raise RemoteError(f"{where} changed on Drive while downloading "
+                                  f"(size {entry.size} became {got[2]}); run again")
+        elif resp.status == 200:
+            # The server ignored Range and sent the whole file: keep our slice of it.
+            if len(content) != entry.size:
+                raise retry.TransientError(f"full body of {len(content)} bytes for a "
+                                           f"{entry.size}-byte file")
+            content = content[start:end]
+        else:
+            raise RemoteError(f"download {where}: unexpected HTTP {resp.status}")
+        if len(content) != want:
+            raise retry.TransientError(f"short body: {len(content)} of {want} bytes")
+        return bytes(content)
+
+
+def _content_range(value: Optional[str]) -> Optional[tuple[int, int, Optional[int]]]:
+    """``bytes a-b/N`` -> ``(a, b, N)`` (N None for ``*``)."""
+    if not value:
+        return None
+    m = re.match(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", value)
+    if not m:
+        return None
+    total = None if m.group(3) == "*" else int(m.group(3))
+    return int(m.group(1)), int(m.group(2)), total
+
+
+class HashingMedia(MediaUpload):  # type: ignore[misc]  # untyped base
+    """A resumable ``MediaUpload`` over a local file that hashes bytes in file order.
+
+    ``getbytes`` hands googleapiclient a :class:`ChunkBody`, which http.client
+    streams from the file in blocks: memory stays at a few blocks whatever the
+    chunk size, and the body can be sent again (httplib2 re-sends a request on a
+    stale keep-alive connection; the client re-sends after a token refresh),
+    which a one-shot stream cannot. Bytes are hashed the first time their offset
+    is read; a jump forward (resuming at the server's offset) hashes the skipped
+    range from the file first, so the digest is of the whole file, front to back.
+    """
+
+    def __init__(self, path: str, size: int, mimetype: str, chunksize: int):
+        self._fh = open(path, "rb")
+        self.opened = os.fstat(self._fh.fileno())
+        self._size = size
+        self._mimetype = mimetype
+        self._chunksize = chunksize
+        self._md5 = hashlib.md5()
+        self._hashed = 0
+        self._pending: list = []
+        self._pool: Optional[ThreadPoolExecutor] = None
+
+    # googleapiclient's MediaUpload interface
+    def chunksize(self) -> int:
+        return self._chunksize
+
+    def mimetype(self) -> str:
+        return self._mimetype
+
+    def size(self) -> int:
+        return self._size
+
+    def resumable(self) -> bool:
+        return True
+
+    def has_stream(self) -> bool:
+        return False
+
+    def stream(self):  # pragma: no cover - has_stream() is False
+        raise NotImplementedError
+
+    def getbytes(self, begin: int, length: int) -> "ChunkBody":
+        self._hash_until(begin)
+        # Never past the size announced to the server (the file may be growing).
+        return ChunkBody(self, begin, max(0, min(length, self._size - begin)))
+
+    def to_json(self) -> str:  # pragma: no cover - never serialised
+        raise NotImplementedError
+
+    # ours
+    def _read_at(self, offset: int, n: int) -> bytes:
+        """``n`` bytes at ``offset``, hashed if this is their first reading."""
+        self._fh.seek(offset)
+        data = self._fh.read(n)
+        end = offset + len(data)
+        if offset <= self._hashed < end:
+            fresh = memoryview(data)[self._hashed - offset:]
+            if self._size <= _BODY_BLOCK:
+                self._md5.update(fresh)  # a small file: a thread would cost more than it saves
+            else:
+                # Hashed in a helper thread while the block is on the wire (hashlib releases
+                # the GIL); one worker keeps the updates in file order; few blocks wait.
+                while len(self._pending) >= 2:
+                    self._pending.pop(0).result()
+                self._pending.append(self._hasher().submit(self._md5.update, fresh))
+            self._hashed = end
+        return data
+
+    def _hasher(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drivestage-md5")
+        return self._pool
+
+    def _drain(self) -> None:
+        for fut in self._pending:
+            fut.result()
+        self._pending.clear()
+
+    def _hash_until(self, offset: int) -> None:
+        if offset <= self._hashed:
+            return
+        self._drain()
+        self._fh.seek(self._hashed)
+        while self._hashed < offset:
+            buf = self._fh.read(min(4 * MiB, offset - self._hashed))
+            if not buf:
+                break
+            self._md5.update(buf)
+            self._hashed += len(buf)
+
+    def hexdigest(self) -> str:
+        """md5 of the whole file (hashing whatever was not read for sending)."""
+        self._hash_until(self._size)
+        self._drain()
+        # Bytes beyond the size we announced (the file grew) are not part of it.
+        return self._md5.hexdigest()
+
+    def changed_since(self, st: os.stat_result) -> bool:
+        """Whether the file being sent is not (or no longer) the one ``st`` describes.
+
+        It asks the open file, not the path: a writer that replaced the path atomically
+        (temporary file + rename) left these bytes whole, and the next push sends the new
+        file; one that writes in place changes this very file."""
+        return (stat_key(self.opened) != stat_key(st)
+                or stat_key(os.fstat(self._fh.fileno())) != stat_key(st))
+
+    def close(self) -> None:
+        self._drain()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self._fh.close()
+
+
+class _ShortRead(DriveStageError):
+    """The file ended before the chunk did: it shrank while being sent."""
+
+
+class ChunkBody:
+    """One chunk of the file as a request body: ``len()`` for googleapiclient, ``read()``
+    for http.client, ``seek(0)`` for a re-send. A read after the end starts a new pass,
+    so a re-send by httplib2 (which neither seeks nor asks) sends the chunk again."""
+
+    def __init__(self, media: HashingMedia, begin: int, length: int):
+        self._media, self._begin, self._length = media, begin, length
+        self._pos = begin
+        self._ended = False
+
+    def __len__(self) -> int:
+        return self._length
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos, self._ended = self._begin + offset, False
+        return offset
+
+    def tell(self) -> int:
+        return self._pos - self._begin
+
+    def read(self, n: int = -1) -> bytes:
+        # http.client asks for 8 KiB blocks; larger blocks cost far fewer calls.
+        if self._ended:
+            self._pos, self._ended = self._begin, False
+        left = self._begin + self._length - self._pos
+        if left <= 0:
+            self._ended = True
+            return b""
+        data = self._media._read_at(self._pos, min(left, _BODY_BLOCK))
+        if not data:
+            raise _ShortRead(f"the file ended at byte {self._pos} while it was uploaded")
+        self._pos += len(data)
+        return data
+
