@@ -29,7 +29,8 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 from drivestage.localfs import atomic_write
 from drivestage.download import download
 from drivestage.errors import NotFoundError, UsageError
-from drivestage.mirror import Dest, Mirror, PushResult, open_dest, sidecar_map
+from drivestage.mirror import Dest, Mirror, PushResult, sidecar_map
+from drivestage.remote import open_store
 from drivestage.retention import RetentionPolicy, parse_sidecar
 from drivestage.store import RemoteEntry
 from drivestage.state import Md5Cache
@@ -54,7 +55,8 @@ class CheckpointSync:
         self.local_dir = os.path.abspath(local_dir)
         self.policy = policy or RetentionPolicy()
         cache = Md5Cache()
-        self._store, self._path = open_dest(dest, store, cache)
+        self._store, self._path = open_store((store, str(dest)) if store is not None else dest,
+                                             md5_cache=cache)
         self.write_sidecars = write_sidecars
         self.mirror = Mirror(self.local_dir, (self._store, self._path), self.policy,
                              every=every, include=include, exclude=exclude,

@@ -43,6 +43,7 @@ from drivestage.errors import (
     UsageError,
 )
 from drivestage.localfs import file_md5
+from drivestage.paths import StorePath
 from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
@@ -89,8 +90,10 @@ class LocalDirStore(RemoteStore):
 
     # ----------------------------------------------------------------- paths
 
-    def _rel(self, path: str) -> str:
+    def _rel(self, path: Union[str, StorePath]) -> str:
         """Normalise a store path (or ``id:`` path) to ``a/b``; refuse leaving the root."""
+        if isinstance(path, StorePath):  # an id here is a root-relative path too
+            path = "/".join(((path.start,) if path.start else ()) + path.names)
         raw = path[3:] if path.startswith("id:") else path
         if "\0" in raw:
             raise UsageError(f"path {path!r} contains a NUL byte")
@@ -159,10 +162,10 @@ class LocalDirStore(RemoteStore):
         """The entry's local path."""
         return self._full(self._rel(entry.id))
 
-    def resolve(self, path: str) -> RemoteEntry:
+    def resolve(self, path: Union[str, StorePath]) -> RemoteEntry:
         """The entry at ``path`` (root-relative, or ``id:`` + the same)."""
         rel = self._rel(path)
-        full, st = self._stat(rel, path)
+        full, st = self._stat(rel, str(path))
         return self._entry(rel, st, full)
 
     def stat(self, entry: RemoteEntry) -> RemoteEntry:
@@ -195,7 +198,7 @@ class LocalDirStore(RemoteStore):
             out.append(self._entry(child_rel, child_st, child.path))
         return out
 
-    def make_folders(self, path: str) -> RemoteEntry:
+    def make_folders(self, path: Union[str, StorePath]) -> RemoteEntry:
         """``mkdir -p`` inside the root; returns the deepest folder."""
         rel = self._rel(path)
         done = ""
@@ -210,7 +213,7 @@ class LocalDirStore(RemoteStore):
                                      "or remove the file") from None
             if not self._inside(full):
                 raise UsageError(f"{full} is a link leading outside the store root {self.root}")
-        full, st = self._stat(rel, path)
+        full, st = self._stat(rel, str(path))
         return self._entry(rel, st, full)
 
     def read_range(self, entry: RemoteEntry, start: int, end: int) -> Iterator[bytes]:

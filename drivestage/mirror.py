@@ -46,7 +46,9 @@ from drivestage.retention import (
     plan,
 )
 from drivestage.sizes import format_size
-from drivestage.store import ProgressFn, RemoteEntry, quota_error
+from drivestage.paths import StorePath
+from drivestage.remote import Where, open_store
+from drivestage.store import ProgressFn, RemoteEntry, RemoteStore, quota_error
 from drivestage.state import Md5Cache
 
 log = logging.getLogger(__name__)
@@ -59,7 +61,8 @@ SIDECAR = ".json"
 #: Sidecars (small JSON) larger than this are not read for metrics.
 _SIDECAR_MAX = 1 << 20
 
-Dest = Union[str, tuple]
+#: A destination: a spec (``drive:a/b``, ``/mnt/nas/logs``) or ``(store, path)``.
+Dest = Where
 
 
 @dataclass
@@ -78,32 +81,12 @@ class PushResult:
 
 # --------------------------------------------------------------------------- helpers
 
-def open_dest(dest: Dest, store: Any = None, md5_cache: Optional[Md5Cache] = None
-              ) -> tuple[Any, str]:
-    """``(store, path)`` for a destination spec (``drive:a/b``, a directory) or a pair.
-
-    A directory store gets the persistent md5 cache, so listing it does not hash
-    unchanged multi-GB checkpoints on every push."""
-    if store is not None:
-        return store, str(dest)
-    if isinstance(dest, tuple):
-        return dest[0], dest[1]
-    from drivestage import paths
-
-    if not paths.is_drive(str(dest)):
-        from drivestage.localdir import LocalDirStore
-
-        full = os.path.abspath(os.path.expanduser(str(dest)))
-        parent, name = os.path.split(full)
-        # Root the store at the nearest existing folder so push can create DEST and its
-        # missing parents (prune still finds a missing DEST missing).
-        while not os.path.isdir(parent) and os.path.dirname(parent) != parent:
-            parent, up = os.path.split(parent)
-            name = f"{up}/{name}"
-        return LocalDirStore(parent, md5_cache=md5_cache or Md5Cache()), name
-    from drivestage.remote import open_store
-
-    return open_store(str(dest))
+def _open(dest: Dest, store: Optional[RemoteStore], md5_cache: Md5Cache
+          ) -> tuple[RemoteStore, StorePath]:
+    """``dest`` through the one door (:func:`drivestage.remote.open_store`); with ``store``,
+    ``dest`` is a path inside it. A directory store keeps its md5s in ``md5_cache``, so listing
+    it does not hash unchanged multi-GB checkpoints on every push."""
+    return open_store((store, str(dest)) if store is not None else dest, md5_cache=md5_cache)
 
 
 def _wanted(rel: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
@@ -304,7 +287,7 @@ def push(src: str, dest: Dest, policy: Optional[RetentionPolicy] = None, *,
     if jobs < 1:
         raise UsageError(f"jobs={jobs} is invalid; use 1 or more")
     cache = md5_cache or Md5Cache()
-    store, dest_path = open_dest(dest, store, cache)
+    store, dest_path = _open(dest, store, cache)
     policy = policy or RetentionPolicy()
     protect = set(protect)
     result = PushResult()
@@ -319,7 +302,8 @@ def push(src: str, dest: Dest, policy: Optional[RetentionPolicy] = None, *,
 def _push(src, store, dest_path, policy, include, exclude, delete, chunk_size, protect,
           use_trash, jobs, progress, cache, result) -> None:
     folders, files = _walk(src, include, exclude)
-    root = store.make_folders(dest_path) if dest_path.strip("/") else store.resolve(dest_path)
+    root = store.make_folders(dest_path) if dest_path.start or dest_path.names \
+        else store.resolve(dest_path)
     if not root.is_dir:
         raise UsageError(f"{store.describe(root)} is a file, not a folder; push needs a folder "
                          "as DEST")
@@ -335,7 +319,8 @@ def _push(src, store, dest_path, policy, include, exclude, delete, chunk_size, p
             remote_folder[rel] = folder
             listing[rel] = _index(store.list(folder))
         else:
-            remote_folder[rel] = store.make_folders(f"{dest_path.rstrip('/')}/{rel}")
+            remote_folder[rel] = store.make_folders(
+                StorePath(dest_path.start, dest_path.names + tuple(rel.split("/"))))
             listing[rel] = {}
             result.folders_created += 1
 
@@ -548,16 +533,17 @@ def _delete_extra(store, folders, files, listing, include, exclude, decision, pr
 # --------------------------------------------------------------------------- prune
 
 def prune(dest: Dest, policy: RetentionPolicy, *, store: Any = None, dry_run: bool = False,
-          use_trash: bool = False, protect: Iterable[str] = ()) -> Plan:
+          use_trash: bool = False, protect: Iterable[str] = (),
+          md5_cache: Optional[Md5Cache] = None) -> Plan:
     """Apply ``policy`` to the files directly inside ``dest``; return the plan.
 
     Sidecar metrics are read from the remote. The newest verified checkpoint
     and anything in ``protect`` are never deleted; nothing outside ``dest``
     is touched. With ``dry_run`` nothing is deleted.
     """
-    cache = Md5Cache()
+    cache = md5_cache or Md5Cache()
     try:
-        return _prune(*open_dest(dest, store, cache), policy, dry_run, use_trash, protect)
+        return _prune(*_open(dest, store, cache), policy, dry_run, use_trash, protect)
     finally:
         cache.save()
 
@@ -728,6 +714,6 @@ class Mirror:
         if self._cache is None:
             self._cache = Md5Cache()
         if self._store is None:
-            self._store, self.dest = open_dest(self.dest, None, self._cache)
+            self._store, self.dest = _open(self.dest, None, self._cache)
         return self._push(self.src, self.dest, self.policy, store=self._store,
                           protect=protect, md5_cache=self._cache, **self._options)

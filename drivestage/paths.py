@@ -23,6 +23,36 @@ _ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 @dataclass(frozen=True)
+class StorePath:
+    """A path inside one store, parsed: an id to start from (None: the store's root), then
+    names below it. ``str()`` gives the text form (``a/b`` or ``id:X/a/b``)."""
+
+    start: Optional[str] = None
+    names: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> "StorePath":
+        """``a/b`` or ``id:X/a/b``; ``.``/``..`` and bad ids are refused (UsageError)."""
+        start, names = split_store_path(text)
+        return cls(start, names)
+
+    @property
+    def name(self) -> Optional[str]:
+        """The last name (None for a bare root or id)."""
+        return self.names[-1] if self.names else None
+
+    def child(self, name: str) -> "StorePath":
+        """This path with one more name."""
+        return StorePath(self.start, self.names + (name,))
+
+    def __str__(self) -> str:
+        rel = "/".join(self.names)
+        if self.start is not None:
+            return f"id:{self.start}" + (f"/{rel}" if rel else "")
+        return rel
+
+
+@dataclass(frozen=True)
 class DrivePath:
     """A parsed ``drive:`` path."""
 
@@ -38,12 +68,9 @@ class DrivePath:
         return self.parts[-1] if self.parts else None
 
     @property
-    def store_path(self) -> str:
-        """The path relative to the store the anchor opens (``a/b`` or ``id:X/a/b``)."""
-        rel = "/".join(self.parts)
-        if self.anchor == "id":
-            return f"id:{self.file_id}" + (f"/{rel}" if rel else "")
-        return rel
+    def store_path(self) -> StorePath:
+        """The path inside the store the anchor opens (My Drive, or the shared drive)."""
+        return StorePath(self.file_id if self.anchor == "id" else None, self.parts)
 
     def child(self, name: str) -> "DrivePath":
         """This path with one more name appended."""
@@ -52,7 +79,7 @@ class DrivePath:
     def __str__(self) -> str:
         rel = "/".join(self.parts)
         if self.anchor == "id":
-            return PREFIX + self.store_path
+            return PREFIX + str(self.store_path)
         if self.anchor == "shared":
             return f"{PREFIX}shared/{self.shared_drive}" + (f"/{rel}" if rel else "")
         return PREFIX + rel

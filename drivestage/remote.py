@@ -1,31 +1,56 @@
-"""Open the store a user-typed location refers to.
+"""The one door from what a user typed to ``(store, path inside it)``.
 
 ``drive:...`` opens Google Drive (:mod:`drivestage.drive`); anything else is a local
 directory (a Colab Drive mount, a NAS) served by :class:`drivestage.localdir.LocalDirStore`.
+A spec is parsed once, here (or before, by the caller: a :class:`~drivestage.paths.DrivePath`
+is accepted as is), and travels on as a :class:`~drivestage.paths.StorePath`.
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Optional, Union
 
 from drivestage import paths
+from drivestage.paths import DrivePath, StorePath
+from drivestage.store import Md5Source, RemoteStore
+
+#: Where a command points: a spec (``drive:a/b``, ``/mnt/nas/x``), a parsed ``drive:`` path,
+#: or a store already open with a path inside it.
+Where = Union[str, "os.PathLike[str]", DrivePath,
+              tuple[RemoteStore, Union[str, StorePath]]]
 
 
-def open_store(spec: str, *, api_root: Optional[str] = None,
-               credentials: Optional[str] = None,
-               token: Optional[str] = None) -> tuple[Any, str]:
-    """``(store, store-relative path)`` for ``spec``.
+def open_store(where: Where, *, api_root: Optional[str] = None,
+               credentials: Optional[str] = None, token: Optional[str] = None,
+               md5_cache: Optional[Md5Source] = None) -> tuple[RemoteStore, StorePath]:
+    """``(store, path inside it)`` for ``where``.
 
-    ``drive:a/b`` -> (My Drive, ``"a/b"``); ``drive:id:X`` -> (My Drive, ``"id:X"``);
-    ``drive:shared/T/a`` -> (shared drive T, ``"a"``); ``/mnt/x/a`` -> (a directory store on
-    ``/mnt/x``, ``"a"``). Connecting to Drive uses no network; the first call does.
+    ``drive:a/b`` -> (My Drive, ``a/b``); ``drive:id:X`` -> (My Drive, ``id:X``);
+    ``drive:shared/T/a`` -> (shared drive T, ``a``); ``/mnt/x/a`` -> (a directory store rooted at
+    the nearest existing folder, ``a``), which keeps its md5s in ``md5_cache``; a
+    ``(store, path)`` pair is returned with its path parsed. Connecting to Drive uses no network;
+    the first call does.
     """
-    if paths.is_drive(spec):
+    if isinstance(where, tuple):
+        store, path = where
+        return store, path if isinstance(path, StorePath) else StorePath.parse(path)
+    if isinstance(where, DrivePath) or paths.is_drive(str(where)):
         from drivestage.drive.store import open_drive
 
-        return open_drive(spec, api_root=api_root, credentials=credentials, token=token)
+        parsed = where if isinstance(where, DrivePath) else paths.parse(str(where))
+        return open_drive(parsed, api_root=api_root, credentials=credentials, token=token)
+    return _open_directory(os.fspath(where), md5_cache)
+
+
+def _open_directory(spec: str, md5_cache: Optional[Md5Source]) -> tuple[RemoteStore, StorePath]:
     from drivestage.localdir import LocalDirStore
 
-    full = os.path.abspath(os.path.expanduser(os.fspath(spec)))
+    full = os.path.abspath(os.path.expanduser(spec))
     parent, name = os.path.split(full)
-    return LocalDirStore(parent), name
+    names = (name,) if name else ()
+    # Rooted at the nearest existing folder, so a push can create the path and its missing
+    # parents (a lookup still finds a missing path missing).
+    while not os.path.isdir(parent) and os.path.dirname(parent) != parent:
+        parent, up = os.path.split(parent)
+        names = (up,) + names
+    return LocalDirStore(parent, md5_cache=md5_cache), StorePath(None, names)

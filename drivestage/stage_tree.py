@@ -1,6 +1,6 @@
 """``pull`` of a folder: stage every file of a remote folder tree into ``DEST/<folder>/``.
 
-Each file goes through the same staging as a single pull (:class:`drivestage.stage._Stage`:
+Each file goes through the same staging as a single pull (:class:`drivestage.stage_file.FileStager`:
 partial + resume, md5, stamp, lock, ``--extract``), placed at its path in the tree, so a rerun
 costs one listing per folder and no download for what is already staged. The whole tree is
 listed before the first byte moves: duplicate names fail early, naming the ids, and the free
@@ -21,9 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
+from drivestage import download as dl
 from drivestage.errors import DuplicateNameError, UsageError
-from drivestage.paths import matches
-from drivestage.store import RemoteEntry
+from drivestage.paths import StorePath, matches
+from drivestage.stage_file import FileStager, ProgressFactory, PullResult, check_space, safe_name
+from drivestage.store import RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,8 @@ class FolderPullResult:
     path: str                 # the local folder: DEST/<folder name>
     dest: str
     id: str
-    files: list = field(default_factory=list)    # one PullResult per file, in tree order
-    skipped: list = field(default_factory=list)  # remote files with no binary content
+    files: list[PullResult] = field(default_factory=list)  # one per file, in tree order
+    skipped: list[str] = field(default_factory=list)       # remote files without content
     seconds: float = 0.0
 
     @property
@@ -55,7 +57,7 @@ class FolderPullResult:
             out[f.action] = out.get(f.action, 0) + 1
         return out
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"src": self.src, "path": self.path, "dest": self.dest, "id": self.id,
                 "folder": True, "size": self.size, "fetched": self.fetched,
                 "actions": self.actions(), "skipped": list(self.skipped),
@@ -66,33 +68,26 @@ class FolderPullResult:
 class _Item:
     entry: RemoteEntry
     src: str        # drive:a/b/c.zip, for messages and the stamp
-    rel: str        # the store path
     folder: str     # the local folder it lands in
 
     @property
     def target(self) -> str:
-        from drivestage.stage import safe_name
-
         return os.path.join(self.folder, safe_name(self.entry.name, self.src))
 
 
-def pull_folder(folder: RemoteEntry, *, src: str, rel: str, dest: str,
-                store: Any, extract: bool, jobs: Optional[int], force: bool, reserve: int,
-                chunk_size: Optional[int],
-                progress: Callable[[str, int, int], Optional[Callable[[int], None]]],
+def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
+                store: RemoteStore, extract: bool, jobs: Optional[int], force: bool,
+                reserve: int, chunk_size: Optional[int], progress: ProgressFactory,
                 include: Sequence[str] = (), exclude: Sequence[str] = ()
                 ) -> FolderPullResult:
-    """Stage the tree under ``folder`` into ``dest/<folder name>`` (see the module doc)."""
-    from drivestage import download as dl
-    from drivestage.stage import _Stage, check_space, safe_name
-
+    """Stage the tree under ``folder`` (found at ``path``) into ``dest/<folder name>`` (see
+    the module doc)."""
     if not folder.name:
         raise UsageError(f"{src} is the root of the drive; name a folder in it to pull")
     began = time.monotonic()
     root = os.path.join(dest, safe_name(folder.name, src))
     jobs = max(1, int(jobs or dl.DEFAULT_JOBS))
-    items, skipped = _walk(store, folder, src.rstrip("/"), rel.rstrip("/"), root, jobs,
-                           include, exclude)
+    items, skipped = _walk(store, folder, src.rstrip("/"), root, jobs, include, exclude)
     todo = sum(it.entry.size - dl.partial_size(it.target, it.entry)
                for it in items if not _looks_staged(it))
     os.makedirs(root, exist_ok=True)
@@ -103,16 +98,16 @@ def pull_folder(folder: RemoteEntry, *, src: str, rel: str, dest: str,
     limit = int(chunk_size or dl.DEFAULT_CHUNK_SIZE)
     bar = _TreeProgress(progress, os.path.basename(root), sum(it.entry.size for it in items))
 
-    def stage(index: int, streams: int) -> Any:
+    def stage(index: int, streams: int) -> PullResult:
         it = items[index]
-        one = _Stage(it.src, it.rel, it.folder, store, extract=extract and _is_archive(it),
-                     jobs=streams, force=force, reserve=reserve, chunk_size=chunk_size,
-                     progress=bar.for_file(index))
-        result = one.run_entry(it.entry)
+        one = FileStager(it.src, it.folder, store, extract=extract and _is_archive(it),
+                         jobs=streams, force=force, reserve=reserve, chunk_size=chunk_size,
+                         progress=bar.for_file(index))
+        result = one.stage(it.entry)
         bar.done(index, it.entry.size)
         return result
 
-    results: dict[int, Any] = {}
+    results: dict[int, PullResult] = {}
     small = [i for i, it in enumerate(items) if it.entry.size <= limit]
     try:
         if small:
@@ -136,7 +131,7 @@ def pull_folder(folder: RemoteEntry, *, src: str, rel: str, dest: str,
                             seconds=round(time.monotonic() - began, 3))
 
 
-def _walk(store: Any, folder: RemoteEntry, src: str, rel: str, local: str, jobs: int,
+def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: int,
           include: Sequence[str] = (), exclude: Sequence[str] = ()
           ) -> tuple[list[_Item], list[str]]:
     """Every downloadable file under ``folder`` that the globs select, in tree order, and
@@ -144,38 +139,35 @@ def _walk(store: Any, folder: RemoteEntry, src: str, rel: str, local: str, jobs:
 
     One listing per folder; the folders of one level are listed ``jobs`` at a time (each
     listing is a round trip to Drive). An excluded folder is not listed at all."""
-    from drivestage.stage import safe_name
-
     items: list[_Item] = []
     skipped: list[str] = []
-    # (folder, its src, its store path, its local folder, its names below ``folder``)
-    level: list[tuple[RemoteEntry, str, str, str, tuple[str, ...]]] = [
-        (folder, src, rel, local, ())]
+    # (folder, its src, its local folder, its names below ``folder``)
+    level: list[tuple[RemoteEntry, str, str, tuple[str, ...]]] = [(folder, src, local, ())]
     placed: dict[tuple[str, ...], list[_Item]] = {}
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="drivestage-list") as pool:
         while level:
             listings = list(pool.map(lambda f: store.list(f[0]), level))
             next_level = []
-            for (cur, cur_src, cur_rel, cur_local, names), children in zip(level, listings):
+            for (cur, cur_src, cur_local, names), children in zip(level, listings):
                 children = sorted(children, key=lambda e: (e.name, e.id))
                 _refuse_duplicates(children, cur_src)
                 files: list[_Item] = []
                 for child in children:
                     name = safe_name(child.name, cur_src)
-                    child_src, child_rel = f"{cur_src}/{child.name}", _join(cur_rel, child.name)
+                    child_src = f"{cur_src}/{child.name}"
                     inside = "/".join(names + (child.name,))  # what the globs are matched to
                     if matches(inside, exclude) or \
                             (include and not child.is_dir and not matches(inside, include)):
                         continue
                     if child.is_dir:
-                        next_level.append((child, child_src, child_rel,
-                                           os.path.join(cur_local, name), names + (name,)))
+                        next_level.append((child, child_src, os.path.join(cur_local, name),
+                                           names + (name,)))
                     elif not child.has_content:
                         log.warning("skipping %s: it has no binary content (a Google Docs, "
                                     "Sheets or Slides file?)", child_src)
                         skipped.append(child_src)
                     else:
-                        files.append(_Item(child, child_src, child_rel, cur_local))
+                        files.append(_Item(child, child_src, cur_local))
                 placed[names] = files
             level = next_level
     # Tree order: a folder's files, then its subfolders' (sorted name tuples do exactly that).
@@ -185,8 +177,6 @@ def _walk(store: Any, folder: RemoteEntry, src: str, rel: str, local: str, jobs:
 
 
 def _refuse_duplicates(children: list[RemoteEntry], where: str) -> None:
-    from drivestage.stage import safe_name
-
     by_name: dict[str, list[RemoteEntry]] = {}
     for child in children:
         by_name.setdefault(safe_name(child.name, where), []).append(child)
@@ -197,10 +187,6 @@ def _refuse_duplicates(children: list[RemoteEntry], where: str) -> None:
                 f"{where}/{name} names {len(same)} items (ids {', '.join(ids)})"
                 "; a folder pull needs one local path per item. Rename or delete the "
                 f"others on Drive, or pull one by id, e.g. drive:id:{ids[0]}", ids=ids)
-
-
-def _join(rel: str, name: str) -> str:
-    return f"{rel}/{name}" if rel else name
 
 
 def _is_archive(item: _Item) -> bool:
@@ -221,18 +207,18 @@ def _looks_staged(item: _Item) -> bool:
 class _TreeProgress:
     """One bar for the whole tree, fed by every file's transfer (from several threads)."""
 
-    def __init__(self, progress: Callable[[str, int, int], Optional[Callable[[int], None]]],
+    def __init__(self, progress: ProgressFactory,
                  label: str, total: int):
         self.update = progress(label, total, 0)
         self.lock = threading.Lock()
         self.seen: dict[int, int] = {}
         self.closed = False
 
-    def for_file(self, index: int) -> Callable[[str, int, int], Optional[Callable[[int], None]]]:
-        """A per-file progress factory: transfer bytes go to the tree's bar, extraction not."""
+    def for_file(self, index: int) -> ProgressFactory:
+        """A per-file progress factory: the file's transfer bytes go to the tree's bar."""
 
         def factory(label: str, total: int, initial: int) -> Optional[Callable[[int], None]]:
-            if self.update is None or label == "extract":
+            if self.update is None:
                 return None
             return lambda n: self._add(index, n)
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import abc
 import os
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Protocol
+from typing import Callable, Iterator, Optional, Protocol, Union
 
 from drivestage.errors import QuotaExceededError
+from drivestage.paths import StorePath
 from drivestage.sizes import format_size
 
 #: Progress callbacks receive the number of bytes just moved.
@@ -65,8 +66,9 @@ class RemoteStore(abc.ABC):
         """A human-readable location for messages (``drive:a/b/c.zip``)."""
 
     @abc.abstractmethod
-    def resolve(self, path: str) -> RemoteEntry:
-        """Find the entry at ``path`` (store-relative, ``/``-separated, or ``id:...``).
+    def resolve(self, path: Union[str, StorePath]) -> RemoteEntry:
+        """Find the entry at ``path`` (parsed, or text: store-relative, ``/``-separated, or
+        ``id:...``).
 
         Raises NotFoundError, or DuplicateNameError naming the colliding ids."""
 
@@ -79,7 +81,7 @@ class RemoteStore(abc.ABC):
         """Children of ``folder`` (one listing, all pages), trashed items excluded."""
 
     @abc.abstractmethod
-    def make_folders(self, path: str) -> RemoteEntry:
+    def make_folders(self, path: Union[str, StorePath]) -> RemoteEntry:
         """``mkdir -p`` for ``path``; returns the deepest folder."""
 
     @abc.abstractmethod

@@ -10,6 +10,7 @@ import pytest
 from drivestage import errors
 from drivestage.emulator import Emulator
 from drivestage.gdrive import DriveStore, connect
+from drivestage.paths import StorePath
 from drivestage.remote import open_store
 from drivestage.store import RemoteEntry, RemoteStore
 from store_contract import StoreContract
@@ -129,7 +130,7 @@ def test_shared_drives(emulator, drive_env):
     team = emulator.add_shared_drive("Team Data")
     fid = emulator.add_file("VOC/x.bin", b"shared bytes", drive_id=team)
     store, rel = open_store("drive:shared/Team Data/VOC/x.bin")
-    assert rel == "VOC/x.bin" and store.drive_id == team
+    assert rel == StorePath(None, ("VOC", "x.bin")) and store.drive_id == team
     entry = store.resolve(rel)
     assert entry.id == fid and store.describe(entry) == "drive:shared/Team Data/VOC/x.bin"
     assert b"".join(store.read_range(entry, 0, entry.size)) == b"shared bytes"

@@ -11,7 +11,7 @@ def test_my_drive_paths():
     p = paths.parse("drive:VOC_datasets/VOC07+12+test.zip")
     assert (p.anchor, p.parts, p.name) == ("root", ("VOC_datasets", "VOC07+12+test.zip"),
                                            "VOC07+12+test.zip")
-    assert p.store_path == "VOC_datasets/VOC07+12+test.zip"
+    assert str(p.store_path) == "VOC_datasets/VOC07+12+test.zip"
     assert str(p) == "drive:VOC_datasets/VOC07+12+test.zip"
     assert paths.parse("drive:").parts == ()
     assert paths.parse("drive:/a//b/").parts == ("a", "b")
@@ -22,16 +22,17 @@ def test_my_drive_paths():
 
 def test_id_paths():
     p = paths.parse("drive:id:1AbC_d-9")
-    assert (p.anchor, p.file_id, p.parts, p.store_path) == ("id", "1AbC_d-9", (), "id:1AbC_d-9")
+    assert (p.anchor, p.file_id, p.parts, str(p.store_path)) == ("id", "1AbC_d-9", (), "id:1AbC_d-9")
+    assert p.store_path == paths.StorePath("1AbC_d-9", ())
     q = paths.parse("drive:id:root/shared/x.zip")
-    assert q.parts == ("shared", "x.zip") and q.store_path == "id:root/shared/x.zip"
+    assert q.parts == ("shared", "x.zip") and str(q.store_path) == "id:root/shared/x.zip"
     assert str(q) == "drive:id:root/shared/x.zip"
 
 
 def test_shared_drive_paths():
     p = paths.parse("drive:shared/Team Data/VOC/x.zip")
     assert (p.anchor, p.shared_drive, p.parts) == ("shared", "Team Data", ("VOC", "x.zip"))
-    assert p.store_path == "VOC/x.zip"
+    assert p.store_path == paths.StorePath(None, ("VOC", "x.zip"))
     assert str(p) == "drive:shared/Team Data/VOC/x.zip"
     assert paths.parse("drive:shared/Team").parts == ()
     assert str(paths.parse("drive:shared/Team").child("a")) == "drive:shared/Team/a"

@@ -111,15 +111,12 @@ def _summary(result: Any) -> str:
     return ", ".join(parts)
 
 
-def _target(dest: str, api_root: Optional[str], credentials: Optional[str]) -> Any:
-    """A Drive DEST opened with the command's --api-root/--credentials; a directory as is."""
-    from drivestage import paths
-
-    if not paths.is_drive(dest):
-        return dest
+def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
+            md5_cache: Any) -> Any:
+    """DEST through the one door, with the command's --api-root/--credentials."""
     from drivestage.remote import open_store
 
-    return open_store(dest, api_root=api_root, credentials=credentials)
+    return open_store(dest, api_root=api_root, credentials=credentials, md5_cache=md5_cache)
 
 
 @cli.command("push")
@@ -137,12 +134,15 @@ def push_cmd(src: str, dest: str, include, exclude, delete, chunk_size, jobs,
     uploads are verified.
     """
     from drivestage.mirror import push
+    from drivestage.state import Md5Cache
 
     policy = _policy(policy_opts)
+    cache = Md5Cache()
     with _progress_bar(0, "push") as bar:
-        result = push(src, _target(dest, api_root, credentials), policy, include=include, exclude=exclude, delete=delete,
+        result = push(src, _target(dest, api_root, credentials, cache), policy,
+                      include=include, exclude=exclude, delete=delete,
                       chunk_size=_chunk(chunk_size), protect=protect, use_trash=use_trash,
-                      jobs=jobs, progress=bar.update)
+                      jobs=jobs, progress=bar.update, md5_cache=cache)
     click.echo(f"push {src} -> {dest}: {_summary(result)}", err=True)
 
 
@@ -156,12 +156,15 @@ def prune_cmd(dest: str, use_trash, protect, dry_run, api_root, credentials,
     """Apply a retention policy to the checkpoints in DEST; print the plan as a table."""
     from drivestage.mirror import prune
     from drivestage.retention import format_plan
+    from drivestage.state import Md5Cache
 
     policy = _policy(policy_opts)
     if not policy.active:
         raise UsageError("prune needs a policy: --keep-last N, --keep-best K --metric NAME, "
                          "--keep-every E or --max-bytes SIZE")
-    decision = prune(_target(dest, api_root, credentials), policy, dry_run=dry_run, use_trash=use_trash, protect=protect)
+    cache = Md5Cache()
+    decision = prune(_target(dest, api_root, credentials, cache), policy, dry_run=dry_run,
+                     use_trash=use_trash, protect=protect, md5_cache=cache)
     click.echo(format_plan(decision))
     if dry_run:
         click.echo("Dry run: nothing was deleted.", err=True)
@@ -185,7 +188,8 @@ def mirror_cmd(src: str, dest: str, every: float, include, exclude, delete, chun
     import os
 
     from drivestage.errors import NotFoundError
-    from drivestage.mirror import Mirror, open_dest
+    from drivestage.mirror import Mirror
+    from drivestage.state import Md5Cache
 
     if every <= 0:
         raise UsageError(f"--every {every:g} is invalid; give a period in seconds > 0")
@@ -193,7 +197,8 @@ def mirror_cmd(src: str, dest: str, every: float, include, exclude, delete, chun
     if not os.path.isdir(src):
         raise NotFoundError(f"{src} is not a local folder; give the folder to mirror")
     # A bad DEST fails now, not at the first period.
-    target = open_dest(_target(dest, api_root, credentials))
+    cache = Md5Cache()
+    target = _target(dest, api_root, credentials, cache)
     stop = threading.Event()
     signals = (signal.SIGTERM, signal.SIGINT)
     previous = {s: signal.getsignal(s) for s in signals}
@@ -206,7 +211,7 @@ def mirror_cmd(src: str, dest: str, every: float, include, exclude, delete, chun
     try:
         mirror = Mirror(src, target, policy, every=every, include=include, exclude=exclude,
                         delete=delete, chunk_size=_chunk(chunk_size), protect=protect,
-                        use_trash=use_trash, jobs=jobs, label=dest).start()
+                        use_trash=use_trash, jobs=jobs, label=dest, md5_cache=cache).start()
         mirror.sync_now()  # a first push right away
         click.echo(f"mirroring {src} -> {dest} every {every:g}s; stop with Ctrl-C or SIGTERM",
                    err=True)

@@ -18,17 +18,16 @@ import logging
 import os
 import re
 import threading
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Union
 
-from drivestage import paths
 from drivestage.drive import answers, auth
 from drivestage.drive.media import DEFAULT_CHUNK_SIZE, MediaReader
 from drivestage.drive.resources import FOLDER_MIME, entry_from_resource, is_trashed
 from drivestage.drive.transport import Transport
 from drivestage.drive.upload import upload_file
 from drivestage.errors import DuplicateNameError, NotFoundError, RemoteError, UsageError
-from drivestage.state import Md5Cache
-from drivestage.store import ProgressFn, Quota, RemoteEntry, RemoteStore
+from drivestage.paths import DrivePath, StorePath
+from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +91,11 @@ def connect(api_root: Optional[str] = None, credentials: Optional[str] = None,
 def _join(where: str, name: str) -> str:
     """``drive:a`` + ``b`` -> ``drive:a/b`` (``drive:`` + ``b`` -> ``drive:b``)."""
     return f"drive:{name}" if where == "drive:" else f"{where.rstrip('/')}/{name}"
+
+
+def _parsed(path: Union[str, StorePath]) -> tuple[Optional[str], tuple[str, ...]]:
+    sp = path if isinstance(path, StorePath) else StorePath.parse(path)
+    return sp.start, sp.names
 
 
 def _escape(name: str) -> str:
@@ -200,9 +204,9 @@ class DriveStore(RemoteStore):
                 f"drive:id:{ids[0]}, or rename/delete the others.", ids=ids)
         return found[0] if found else None
 
-    def resolve(self, path: str) -> RemoteEntry:
+    def resolve(self, path: Union[str, StorePath]) -> RemoteEntry:
         """The entry at ``path`` (``a/b/c`` or ``id:<ID>[/a/b]``), exact names."""
-        start, names = paths.split_store_path(path)
+        start, names = _parsed(path)
         if start is not None:
             base_where = f"drive:id:{start}"
             res = self._get(start, base_where)
@@ -245,9 +249,9 @@ class DriveStore(RemoteStore):
             out.append(self._remember(entry, _join(where, entry.name)))
         return out
 
-    def make_folders(self, path: str) -> RemoteEntry:
+    def make_folders(self, path: Union[str, StorePath]) -> RemoteEntry:
         """``mkdir -p``; a retried create first looks again, so no duplicate folders."""
-        start, names = paths.split_store_path(path)
+        start, names = _parsed(path)
         cur = self.resolve(f"id:{start}") if start else \
             RemoteEntry(id=self.root_id, name="", is_dir=True)
         key: Optional[tuple[str, ...]] = () if start is None else None
@@ -366,19 +370,18 @@ class DriveStore(RemoteStore):
     def upload(self, local_path: str, folder: RemoteEntry, name: str, *,
                replace: Optional[RemoteEntry] = None, progress: Optional[ProgressFn] = None,
                chunk_size: Optional[int] = None,
-               md5_cache: Optional[Md5Cache] = None) -> RemoteEntry:
+               md5_cache: Optional[Md5Source] = None) -> RemoteEntry:
         """Resumable, md5-verified upload (see :mod:`drivestage.drive.upload`)."""
         return upload_file(self.transport, self, local_path, folder, name, replace=replace,
                            chunk_size=chunk_size, progress=progress, md5_cache=md5_cache)
 
 
-def open_drive(spec: str, *, api_root: Optional[str] = None,
+def open_drive(path: DrivePath, *, api_root: Optional[str] = None,
                credentials: Optional[str] = None,
-               token: Optional[str] = None) -> tuple[DriveStore, str]:
-    """``drive:...`` -> (store rooted where the spec starts, store-relative path)."""
-    parsed = paths.parse(spec)
+               token: Optional[str] = None) -> tuple[DriveStore, StorePath]:
+    """A parsed ``drive:`` path -> (store rooted where it starts, the path inside it)."""
     store = connect(api_root=api_root, credentials=credentials, token=token)
-    if parsed.anchor == "shared":
-        assert parsed.shared_drive is not None
-        store = store.in_shared_drive(parsed.shared_drive)
-    return store, parsed.store_path
+    if path.anchor == "shared":
+        assert path.shared_drive is not None
+        store = store.in_shared_drive(path.shared_drive)
+    return store, path.store_path

@@ -37,8 +37,8 @@ from drivestage.errors import (
     SourceChangedError,
     UsageError,
 )
-from drivestage.state import Md5Cache, UploadSessions, stat_key
-from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
+from drivestage.state import UploadSessions, stat_key
+from drivestage.store import Md5Source, ProgressFn, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
                 name: str, *,
                 replace: Optional[RemoteEntry] = None, chunk_size: Optional[int] = None,
                 progress: Optional[ProgressFn] = None,
-                md5_cache: Optional[Md5Cache] = None,
+                md5_cache: Optional[Md5Source] = None,
                 sessions: Optional[UploadSessions] = None) -> RemoteEntry:
     """Upload ``local_path`` as ``folder/name`` (in place of ``replace``) and verify it.
 
