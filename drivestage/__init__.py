@@ -9,8 +9,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "pull": "drivestage.stage",
-    "push": "drivestage.mirror",
-    "prune": "drivestage.mirror",
+    "push": "drivestage.upload_tree",
+    "prune": "drivestage.pruning",
     "Mirror": "drivestage.mirror",
     "connect": "drivestage.drive.store",
     "open_store": "drivestage.remote",

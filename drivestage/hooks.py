@@ -15,53 +15,54 @@ Plain Python (no torch)::
     ...
     sync.on_train_end()                            # flush; raises if the mirror failed
 
-A checkpoint counts as *verified* on the remote when its sidecar is there
-(``epoch_004.pt.json``, or ``epoch_004.json``): push uploads a sidecar only
-after its checkpoint's md5 matched Drive's.
+A checkpoint counts as *verified* on the remote when its sidecar is there (``epoch_004.json``,
+or drivestage 0.1.0's ``epoch_004.pt.json``) and vouches for its md5: push uploads a sidecar
+only after its checkpoint's md5 matched Drive's (:mod:`drivestage.sidecar`).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from drivestage.localfs import atomic_write
+from drivestage import sidecar
 from drivestage.download import download
-from drivestage.errors import NotFoundError, UsageError
-from drivestage.mirror import Dest, Mirror, PushResult, sidecar_map
-from drivestage.remote import open_store
-from drivestage.retention import RetentionPolicy, parse_sidecar
-from drivestage.store import RemoteEntry
+from drivestage.errors import DriveStageError, NotFoundError, UsageError
+from drivestage.mirror import Mirror
+from drivestage.pruning import with_name_epoch
+from drivestage.remote import Where, open_store
+from drivestage.retention import RetentionPolicy
+from drivestage.sidecar import Described, Sidecar
 from drivestage.state import Md5Cache
+from drivestage.store import RemoteEntry, RemoteStore
+from drivestage.upload_tree import PushResult
 
 log = logging.getLogger(__name__)
-
-_SIDECAR_MAX = 1 << 20
 
 
 class CheckpointSync:
     """Mirror ``local_dir`` to ``dest`` with ``policy``, driven by a training loop's saves."""
 
-    def __init__(self, dest: Dest, policy: Optional[RetentionPolicy] = None, *,
-                 local_dir: str, every: Optional[float] = None, store: Any = None,
-                 include: Sequence[str] = (), exclude: Sequence[str] = (),
-                 use_trash: bool = False, chunk_size: Optional[int] = None,
-                 protect: Iterable[str] = (), write_sidecars: bool = True):
+    def __init__(self, dest: Where, policy: Optional[RetentionPolicy] = None, *,
+                 local_dir: str, every: Optional[float] = None,
+                 store: Optional[RemoteStore] = None, include: Sequence[str] = (),
+                 exclude: Sequence[str] = (), use_trash: bool = False,
+                 chunk_size: Optional[int] = None, protect: Iterable[str] = (),
+                 write_sidecars: bool = True):
         if not local_dir:
             raise UsageError("CheckpointSync needs local_dir, the folder the checkpoints are "
                              "written to")
         os.makedirs(local_dir, exist_ok=True)
         self.local_dir = os.path.abspath(local_dir)
         self.policy = policy or RetentionPolicy()
-        cache = Md5Cache()
+        self._cache = Md5Cache()
         self._store, self._path = open_store((store, str(dest)) if store is not None else dest,
-                                             md5_cache=cache)
+                                             md5_cache=self._cache)
         self.write_sidecars = write_sidecars
         self.mirror = Mirror(self.local_dir, (self._store, self._path), self.policy,
                              every=every, include=include, exclude=exclude,
                              use_trash=use_trash, chunk_size=chunk_size,
-                             protect=protect, md5_cache=cache,
+                             protect=protect, md5_cache=self._cache,
                              label=dest if isinstance(dest, str) else None).start()
 
     # -- training-loop events
@@ -69,8 +70,8 @@ class CheckpointSync:
                 metrics: Optional[Mapping[str, Any]] = None) -> None:
         """A checkpoint was written (atomically) to ``path``: mirror the folder soon.
 
-        Returns at once. Writes the sidecar ``<path>.json`` (epoch, metrics) when
-        neither ``<path>.json`` nor ``<stem>.json`` exists yet.
+        Returns at once. Writes the sidecar ``<stem>.json`` (epoch, metrics, the checkpoint's
+        md5 and size) when the checkpoint has no sidecar yet (the trainer writes its own).
         """
         full = os.path.abspath(path)
         if os.path.commonpath([full, self.local_dir]) != self.local_dir:
@@ -92,37 +93,26 @@ class CheckpointSync:
         self.mirror.protect(name)
 
     # -- resuming
-    def latest_remote_checkpoint(self) -> Optional[RemoteEntry]:
-        """The newest verified checkpoint on the remote, or None.
-
-        Candidates are the files with a sidecar; newest = highest sidecar epoch
-        (else the epoch in the name); on a tie a name matching the policy's
-        pattern wins over ``last.pt``-style names, then the newer file.
-        """
+    def latest_remote_checkpoint(self, run: Optional[str] = None) -> Optional[RemoteEntry]:
+        """The newest verified checkpoint on the remote, or None
+        (:func:`drivestage.sidecar.newest`: the most training progress by its sidecar, else
+        the epoch in its name; on a tie a name matching the policy's pattern wins over
+        ``last.pt``-style names, then the newer file). With ``run``, only that run's."""
         try:
             folder = self._store.resolve(self._path)
         except NotFoundError:
             return None
-        entries = [e for e in self._store.list(folder) if not e.is_dir]
-        by_name = {e.name: e for e in entries}
-        best = None
-        for name, side_name in sidecar_map(by_name).items():
-            entry, side = by_name[name], by_name[side_name]
-            if entry.md5 is None and entry.size:
+        entries = {e.name: e for e in self._store.list(folder) if not e.is_dir}
+        described = []
+        for name, side_name in sidecar.pairs(entries).items():
+            entry = entries[name]
+            if not entry.has_content:
                 continue
-            epoch = self._sidecar_epoch(side)
-            named = self.policy.regex.search(name)
-            if epoch is None and named is not None and "epoch" in named.re.groupindex:
-                try:
-                    epoch = int(named.group("epoch"))
-                except (TypeError, ValueError):
-                    epoch = None
-            if epoch is None:
-                continue
-            key = (epoch, named is not None, entry.modified)
-            if best is None or key > best[0]:
-                best = (key, entry)
-        return best[1] if best else None
+            side = with_name_epoch(self._read_sidecar(entries[side_name]), name, self.policy)
+            if side is not None:
+                described.append(Described(name, side, entry.md5, entry.modified))
+        best = sidecar.newest(described, run=run, prefer=self.policy.regex)
+        return entries[best.name] if best else None
 
     def fetch(self, remote: RemoteEntry, local_path: str) -> str:
         """Download ``remote`` to ``local_path``, md5-verified; the target appears only
@@ -133,16 +123,19 @@ class CheckpointSync:
         return local_path
 
     # -- internals
-    def _sidecar_epoch(self, side: RemoteEntry) -> Optional[int]:
-        if side.size > _SIDECAR_MAX:
+    def _read_sidecar(self, side: RemoteEntry) -> Optional[Sidecar]:
+        if side.size > sidecar.MAX_BYTES:
             return None
-        data = b"".join(self._store.read_range(side, 0, side.size)) if side.size else b""
-        return parse_sidecar(data)[0]
+        try:
+            data = self._store.fetch_range(side, 0, side.size) if side.size else b""
+        except DriveStageError as exc:
+            log.warning("could not read sidecar %s: %s", side.name, exc)
+            return None
+        return sidecar.parse(data)
 
-    @staticmethod
-    def _ensure_sidecar(path: str, epoch: Optional[int], metrics: Mapping[str, Any]) -> None:
-        stem = os.path.splitext(path)[0]
-        if os.path.exists(path + ".json") or (stem != path and os.path.exists(stem + ".json")):
+    def _ensure_sidecar(self, path: str, epoch: Optional[int],
+                        metrics: Mapping[str, Any]) -> None:
+        if os.path.exists(sidecar.name_for(path)) or os.path.exists(path + sidecar.SUFFIX):
             return
         plain = {}
         for k, v in metrics.items():
@@ -150,6 +143,10 @@ class CheckpointSync:
                 plain[str(k)] = float(v)
             except (TypeError, ValueError):
                 continue
-        data = json.dumps({"epoch": epoch, "metrics": plain}, sort_keys=True).encode()
+        try:
+            md5, size = self._cache.md5(path), os.path.getsize(path)
+        except OSError as exc:
+            log.warning("no sidecar for %s: %s", path, exc)
+            return
         # Written atomically: push never mirrors a half-written sidecar.
-        atomic_write(path + ".json", data)
+        sidecar.write(path, Sidecar(epoch=epoch, metrics=plain, md5=md5, size=size))

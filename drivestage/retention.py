@@ -1,61 +1,68 @@
 """Retention: a pure function from "what exists" to "what to delete".
 
-Nothing here touches a store or the disk. The caller lists the managed folder,
-reads the JSON sidecars it wants to use (see :func:`parse_sidecar`), builds
-:class:`Candidate` objects and asks :func:`plan` what to keep.
+Nothing here touches a store or the disk. The caller lists the managed folder, reads the
+checkpoint sidecars it wants to use (:mod:`drivestage.sidecar`), builds :class:`Candidate`
+objects and asks :func:`plan` what to keep. Every :class:`Decision` carries its ``kind``
+(``checkpoint``, ``autosave``, ``sidecar`` or ``other``), so callers never read the reason text.
 
 Rules (all of them are documented behaviour, and tested):
 
-* **Managed files.** A file is a managed checkpoint when ``re.search(pattern,
-  name)`` matches and its name does not end in ``.json``. Anything else is never
-  deleted (reason ``"not a checkpoint ..."``). Names containing ``/`` or ``\\``,
-  or equal to ``.``/``..``, are outside the managed folder and never deleted.
-* **Sidecars.** ``X.json`` (drivestage's convention) or ``<stem of X>.json``
-  (the trainer's: ``epoch_004.json`` for ``epoch_004.pt``) beside checkpoint
-  ``X`` follows ``X``: it is deleted exactly when every checkpoint it belongs to
-  is deleted (and it is not itself protected). A ``.json`` without its
-  checkpoint (an orphan, e.g. a sidecar uploaded first) is left alone.
-  :func:`plan` takes sidecar *contents already parsed*, in
-  ``Candidate.metrics`` / ``Candidate.epoch`` of the checkpoint, so it stays pure.
-* **Age order.** By the ``epoch`` named group of the pattern (or
-  ``Candidate.epoch``, which wins, e.g. from a sidecar) when every managed
-  checkpoint has one; otherwise by ``modified`` (mtime) for all of them. Ties
-  are broken by ``modified``, then name, then id, so the plan is deterministic.
-* **Keep rules** (a file is kept when any rule keeps it):
-  ``keep_last`` keeps the N newest; ``keep_best`` keeps the K best by
-  ``metric`` under ``mode`` (ties go to the newer checkpoint; files without the
-  metric, or with NaN, are never "best"); ``keep_every`` keeps epochs that are
-  multiples of E. The metric comes from ``Candidate.metrics`` (a sidecar) or,
-  failing that, from a named group of the pattern with the metric's name.
+* **Managed files.** A file is a managed checkpoint when ``re.search(pattern, name)`` matches
+  and its name does not end in ``.json``. Anything else is never deleted (kind ``other``,
+  reason ``"not a checkpoint ..."``); names with ``/`` or ``\\``, ``.``, ``..`` are outside.
+* **Autosaves.** A file matching ``autosave_pattern`` (default ``^autosave[_-]``; a trainer's
+  time-based checkpoints ``autosave_<iteration>.pt``) is an autosave, whatever ``pattern``
+  says. Autosaves never count against ``keep_last``/``keep_best``/``keep_every``: the plan
+  keeps the newest *verified* one (``Candidate.verified``, which the caller sets from the
+  sidecar) and every one newer than it (still in flight), and deletes the older ones. With
+  no verified autosave, none is deleted. Their order is the number in the name when every
+  autosave has one, else ``modified``. They count toward ``max_bytes``, and the budget never
+  deletes them.
+* **Sidecars.** A checkpoint's sidecar (``epoch_004.json`` for ``epoch_004.pt``, or the
+  legacy ``epoch_004.pt.json``; :func:`drivestage.sidecar.owners`) follows it: it is deleted
+  exactly when every checkpoint it belongs to is deleted (and it is not itself protected). A
+  ``.json`` without its checkpoint (an orphan, e.g. a sidecar uploaded first) is left alone.
+  :func:`plan` takes sidecar *contents already parsed*, in ``Candidate.metrics`` /
+  ``Candidate.epoch`` of the checkpoint, so it stays pure.
+* **Age order.** By the ``epoch`` named group of the pattern (or ``Candidate.epoch``, which
+  wins, e.g. from a sidecar) when every managed checkpoint has one; otherwise by ``modified``
+  (mtime) for all of them. Ties: ``modified``, then name, then id (deterministic).
+* **Keep rules** (a file is kept when any rule keeps it): ``keep_last`` keeps the N newest;
+  ``keep_best`` the K best by ``metric`` under ``mode`` (ties go to the newer checkpoint;
+  files without the metric, or with NaN, are never "best"); ``keep_every`` epochs that are
+  multiples of E. The metric comes from ``Candidate.metrics`` (a sidecar) or, failing that,
+  from a named group of the pattern with the metric's name.
 * **With no option set, nothing is deleted.** With only ``max_bytes`` set,
   everything is kept unless the budget demands otherwise.
 * **Never deleted:** the newest managed checkpoint, the kept best, anything in
   ``protect`` (e.g. the checkpoint a run resumed from), unmanaged files.
-* **Budget.** ``max_bytes`` bounds the managed checkpoints (their sidecars
-  included) plus ``incoming_bytes``. When over, the oldest kept checkpoints
-  that are not newest/best/protected are deleted until it fits. When it cannot
-  fit even after that, *no* budget deletion is planned (deleting and then
-  failing the upload would lose data for nothing) and ``Plan.fits`` is False
-  so the caller can fail before uploading.
+* **Budget.** ``max_bytes`` bounds the managed checkpoints and autosaves (their sidecars
+  included) plus ``incoming_bytes``. When over, the oldest kept checkpoints that are not
+  newest/best/protected are deleted until it fits. When it cannot fit even after that, *no*
+  budget deletion is planned (deleting and then failing the upload would lose data for
+  nothing) and ``Plan.fits`` is False so the caller can fail before uploading.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Mapping, Optional, Union, overload
+from typing import Callable, Iterable, Iterator, Mapping, Optional, Union, overload
 
+from drivestage import sidecar
 from drivestage.errors import PolicyError
 from drivestage.sizes import format_size, parse_size  # noqa: F401 (parse_size: trainer)
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PATTERN = r"epoch[_-]?(?P<epoch>\d+)"
-SIDECAR_SUFFIX = ".json"
+DEFAULT_AUTOSAVE_PATTERN = r"^autosave[_-]"
+
+#: What a decision is about.
+CHECKPOINT, AUTOSAVE, SIDECAR, OTHER = "checkpoint", "autosave", "sidecar", "other"
+
 
 def _check_count(name: str, value: object) -> None:
     if value is None:
@@ -75,6 +82,7 @@ class RetentionPolicy:
     keep_every: Optional[int] = None     # keep epochs that are multiples of E
     max_bytes: Optional[int] = None      # budget for the managed checkpoints (+ incoming)
     pattern: str = DEFAULT_PATTERN       # regex; named groups: epoch, optionally the metric
+    autosave_pattern: str = DEFAULT_AUTOSAVE_PATTERN  # regex: time-based checkpoints
 
     def __post_init__(self) -> None:
         _check_count("keep_last", self.keep_last)
@@ -100,7 +108,13 @@ class RetentionPolicy:
             raise PolicyError(
                 f"keep_every={self.keep_every} needs the epoch number, but pattern="
                 f"{self.pattern!r} has no (?P<epoch>...) group")
+        try:
+            autosave = re.compile(self.autosave_pattern)
+        except (re.error, TypeError) as exc:
+            raise PolicyError(f"autosave_pattern={self.autosave_pattern!r} is not a valid "
+                              f"regular expression: {exc}")
         object.__setattr__(self, "_regex", compiled)
+        object.__setattr__(self, "_autosave", autosave)
 
     @classmethod
     def from_options(cls, *, keep_last: Union[int, str, None] = None,
@@ -126,7 +140,22 @@ class RetentionPolicy:
     @property
     def regex(self) -> "re.Pattern[str]":
         """The compiled pattern."""
-        return self._regex  # type: ignore[attr-defined]
+        return self._regex  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def autosave_regex(self) -> "re.Pattern[str]":
+        """The compiled autosave pattern."""
+        return self._autosave  # type: ignore[attr-defined,no-any-return]
+
+    def kind_of(self, name: str) -> str:
+        """``checkpoint``, ``autosave``, ``sidecar`` or ``other`` (by name alone)."""
+        if not _inside_folder(name):
+            return OTHER
+        if sidecar.is_sidecar(name):
+            return SIDECAR
+        if self.autosave_regex.search(name):
+            return AUTOSAVE
+        return CHECKPOINT if self.regex.search(name) else OTHER
 
     @property
     def active(self) -> bool:
@@ -158,6 +187,7 @@ class Candidate:
     metrics: Mapping[str, float] = field(default_factory=dict)  # from the sidecar, if any
     epoch: Optional[int] = None     # from the sidecar; overrides the name's epoch
     id: Optional[str] = None        # backend id, to tell duplicates apart (Drive)
+    verified: bool = False          # on the store with a sidecar that vouches for its bytes
 
 
 @dataclass(frozen=True)
@@ -169,13 +199,19 @@ class Decision:
     reason: str
     size: int = 0
     id: Optional[str] = None
+    kind: str = OTHER               # checkpoint | autosave | sidecar | other
+
+    @property
+    def managed(self) -> bool:
+        """A checkpoint, an autosave or one of their sidecars (what retention manages)."""
+        return self.kind != OTHER
 
 
 @dataclass(frozen=True)
-class Plan(Sequence):
+class Plan(Sequence[Decision]):
     """The decisions (a sequence of :class:`Decision`) plus the budget verdict."""
 
-    decisions: tuple
+    decisions: tuple[Decision, ...]
     fits: bool = True               # False: the budget cannot hold the kept files + incoming
     kept_bytes: int = 0             # managed checkpoints + sidecars that stay
     incoming_bytes: int = 0
@@ -184,9 +220,9 @@ class Plan(Sequence):
     @overload
     def __getitem__(self, i: int) -> Decision: ...
     @overload
-    def __getitem__(self, i: slice) -> Sequence: ...
+    def __getitem__(self, i: slice) -> Sequence[Decision]: ...
 
-    def __getitem__(self, i):
+    def __getitem__(self, i: Union[int, slice]) -> Union[Decision, Sequence[Decision]]:
         return self.decisions[i]
 
     def __len__(self) -> int:
@@ -206,11 +242,6 @@ class Plan(Sequence):
         return {d.name for d in self.decisions if not d.keep}
 
     @property
-    def kept_names(self) -> set[str]:
-        """Names with at least one keep decision."""
-        return {d.name for d in self.decisions if d.keep}
-
-    @property
     def shortfall(self) -> int:
         """Bytes the budget lacks (0 when it fits)."""
         if self.max_bytes is None:
@@ -218,43 +249,15 @@ class Plan(Sequence):
         return max(self.kept_bytes + self.incoming_bytes - self.max_bytes, 0)
 
 
-def sidecar_name(checkpoint_name: str) -> str:
-    """The sidecar's name for a checkpoint (``epoch_012.pt`` -> ``epoch_012.pt.json``)."""
-    return checkpoint_name + SIDECAR_SUFFIX
-
-
-def parse_sidecar(data: Union[bytes, str]) -> tuple[Optional[int], dict[str, float]]:
-    """Parse sidecar JSON ``{"epoch": 12, "metrics": {"map50": 0.41}}``.
-
-    Returns ``(epoch, metrics)``; unreadable content gives ``(None, {})`` with a
-    warning (the checkpoint then simply has no metric) — never an exception,
-    so one bad sidecar cannot stop a prune."""
-    try:
-        obj = json.loads(data)
-    except (ValueError, TypeError) as exc:
-        log.warning("ignoring unreadable checkpoint sidecar: %s", exc)
-        return None, {}
-    if not isinstance(obj, dict):
-        return None, {}
-    epoch = obj.get("epoch")
-    epoch = epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
-    metrics: dict[str, float] = {}
-    raw = obj.get("metrics")
-    if isinstance(raw, dict):
-        for key, value in raw.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                metrics[str(key)] = float(value)
-    return epoch, metrics
-
-
 @dataclass
 class _Ckpt:
     cand: Candidate
+    kind: str
     epoch: Optional[int]
     metric: Optional[float]
-    reasons: list = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
     keep: bool = False
-    pinned: bool = False      # newest, best or protected: the budget may not delete it
+    pinned: bool = False      # newest, best, protected or an autosave: the budget keeps it
     delete_reason: str = ""
 
 
@@ -281,6 +284,24 @@ def _metric_of(cand: Candidate, match: "re.Match[str]", metric: Optional[str]) -
     return value
 
 
+def _age_order(files: list[_Ckpt]) -> None:
+    """Oldest first: by epoch when every file has one, else by mtime (ties: mtime, name, id)."""
+    if files and all(c.epoch is not None for c in files):
+        files.sort(key=lambda c: (c.epoch, c.cand.modified, c.cand.name, c.cand.id or ""))
+    else:
+        files.sort(key=lambda c: (c.cand.modified, c.cand.name, c.cand.id or ""))
+
+
+_NUMBER = re.compile(r"\d+")
+
+
+def _autosave_number(name: str, policy: RetentionPolicy) -> Optional[int]:
+    """The number after the autosave prefix (the trainer writes its iteration there)."""
+    prefix = policy.autosave_regex.search(name)
+    number = _NUMBER.search(name, prefix.end() if prefix else 0)
+    return int(number.group()) if number else None
+
+
 def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterable[str] = (),
          incoming_bytes: int = 0) -> Plan:
     """Decide, for every file in the managed folder, keep or delete (with a reason).
@@ -289,7 +310,8 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
     ``protect``: names (or ids) that must survive (the checkpoint resumed from,
     the file just written). ``incoming_bytes``: the size about to be uploaded,
     counted against ``max_bytes``. The result is in a stable order: managed
-    checkpoints oldest first, each followed by its sidecar, then other files by name.
+    checkpoints oldest first, each followed by its sidecar, then autosaves the same way,
+    then other files by name.
     """
     files = list(files)
     protected = set(protect)
@@ -299,90 +321,53 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
         return c.name in protected or (c.id is not None and c.id in protected)
 
     ckpts: list[_Ckpt] = []
+    autos: list[_Ckpt] = []
     jsons: list[Candidate] = []
     others: list[tuple[Candidate, str]] = []
     for cand in files:
-        if not _inside_folder(cand.name):
-            others.append((cand, "outside the managed folder"))
-            continue
-        if cand.name.endswith(SIDECAR_SUFFIX):
+        kind = policy.kind_of(cand.name)
+        if kind == SIDECAR:
             jsons.append(cand)
-            continue
-        match = regex.search(cand.name)
-        if match is None:
+        elif kind == AUTOSAVE:
+            autos.append(_Ckpt(cand, kind, _autosave_number(cand.name, policy), None))
+        elif kind == CHECKPOINT:
+            match = regex.search(cand.name)
+            assert match is not None
+            epoch = cand.epoch
+            if epoch is None and "epoch" in regex.groupindex and match.group("epoch") is not None:
+                try:
+                    epoch = int(match.group("epoch"))
+                except ValueError:
+                    epoch = None
+            ckpts.append(_Ckpt(cand, kind, epoch, _metric_of(cand, match, policy.metric)))
+        elif not _inside_folder(cand.name):
+            others.append((cand, "outside the managed folder"))
+        else:
             others.append((cand, "not a checkpoint (name does not match the pattern)"))
-            continue
-        epoch = cand.epoch
-        if epoch is None and "epoch" in regex.groupindex and match.group("epoch") is not None:
-            try:
-                epoch = int(match.group("epoch"))
-            except ValueError:
-                epoch = None
-        ckpts.append(_Ckpt(cand, epoch, _metric_of(cand, match, policy.metric)))
 
-    # Sidecars: "X.json" or "<stem of X>.json" beside checkpoint X (the trainer writes the latter).
-    owners_by_key: dict[str, set[str]] = {}
-    for c in ckpts:
-        owners_by_key.setdefault(c.cand.name, set()).add(c.cand.name)
-        stem = os.path.splitext(c.cand.name)[0]
-        if stem != c.cand.name:
-            owners_by_key.setdefault(stem, set()).add(c.cand.name)
+    # Sidecars follow the checkpoints and autosaves they describe (both name forms).
+    owned = sidecar.owners([c.cand.name for c in ckpts + autos] + [j.name for j in jsons])
     sidecars: list[tuple[Candidate, set[str]]] = []
     for j in jsons:
-        owners = owners_by_key.get(j.name[: -len(SIDECAR_SUFFIX)])
-        if owners:
-            sidecars.append((j, owners))
+        if j.name in owned:
+            sidecars.append((j, owned[j.name]))
         else:
             others.append((j, "not a checkpoint (json without its checkpoint)"))
 
-    by_epoch = bool(ckpts) and all(c.epoch is not None for c in ckpts)
-    if by_epoch:
-        ckpts.sort(key=lambda c: (c.epoch, c.cand.modified, c.cand.name, c.cand.id or ""))
-    else:
-        ckpts.sort(key=lambda c: (c.cand.modified, c.cand.name, c.cand.id or ""))
-
-    if not policy.active:
-        for c in ckpts:
-            c.keep = True
-            c.reasons.append("no retention policy")
-    else:
-        if policy.max_bytes is not None and not any(
-                v is not None for v in (policy.keep_last, policy.keep_best, policy.keep_every)):
-            for c in ckpts:
-                c.keep = True
-                c.reasons.append("within budget")
-        if policy.keep_last is not None:
-            for c in ckpts[-policy.keep_last:]:
-                c.keep = True
-                c.reasons.append(f"last {policy.keep_last}")
-        if policy.keep_best is not None:
-            ranked = [(i, c) for i, c in enumerate(ckpts) if c.metric is not None]
-            sign = -1.0 if policy.mode == "max" else 1.0
-            # Best first; on equal metric, the newer (later in age order) wins.
-            ranked.sort(key=lambda ic: (sign * ic[1].metric, -ic[0]))
-            for rank, (_, c) in enumerate(ranked[: policy.keep_best], start=1):
-                c.keep = c.pinned = True
-                c.reasons.append(f"best {rank}/{policy.keep_best} by {policy.metric}="
-                                 f"{c.metric:g} ({policy.mode})")
-        if policy.keep_every is not None:
-            for c in ckpts:
-                if c.epoch is not None and c.epoch % policy.keep_every == 0:
-                    c.keep = True
-                    c.reasons.append(f"every {policy.keep_every} epochs")
-    if ckpts:
-        newest = ckpts[-1]
-        newest.keep = newest.pinned = True
-        newest.reasons.insert(0, "newest")
-    for c in ckpts:
+    _age_order(ckpts)
+    _age_order(autos)
+    _keep_checkpoints(ckpts, policy)
+    _keep_autosaves(autos, policy.active)
+    for c in ckpts + autos:
         if is_protected(c.cand):
             c.keep = c.pinned = True
             c.reasons.insert(0, "protected")
-        if not c.keep:
+        if not c.keep and not c.delete_reason:
             c.delete_reason = f"not kept by the policy ({policy.describe()})"
 
     def kept_total() -> int:
-        kept_names = {c.cand.name for c in ckpts if c.keep}
-        return (sum(c.cand.size for c in ckpts if c.keep)
+        kept_names = {c.cand.name for c in ckpts + autos if c.keep}
+        return (sum(c.cand.size for c in ckpts + autos if c.keep)
                 + sum(j.size for j, owners in sidecars if owners & kept_names or is_protected(j)))
 
     kept_bytes = kept_total()
@@ -404,17 +389,80 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
             for c in victims:
                 c.keep = True
         kept_bytes = kept_total()
+    return Plan(_decisions(ckpts + autos, sidecars, others, is_protected), fits=fits,
+                kept_bytes=kept_bytes, incoming_bytes=incoming_bytes,
+                max_bytes=policy.max_bytes)
 
-    # Each sidecar goes right after the last (in age order) of its checkpoints.
-    position = {c.cand.name: i for i, c in enumerate(ckpts)}
+
+def _keep_checkpoints(ckpts: list[_Ckpt], policy: RetentionPolicy) -> None:
+    """The keep rules over the managed checkpoints (oldest first)."""
+    if not policy.active:
+        for c in ckpts:
+            c.keep = True
+            c.reasons.append("no retention policy")
+    else:
+        if policy.max_bytes is not None and not any(
+                v is not None for v in (policy.keep_last, policy.keep_best, policy.keep_every)):
+            for c in ckpts:
+                c.keep = True
+                c.reasons.append("within budget")
+        if policy.keep_last is not None:
+            for c in ckpts[-policy.keep_last:]:
+                c.keep = True
+                c.reasons.append(f"last {policy.keep_last}")
+        if policy.keep_best is not None:
+            ranked = [(i, c) for i, c in enumerate(ckpts) if c.metric is not None]
+            sign = -1.0 if policy.mode == "max" else 1.0
+            # Best first; on equal metric, the newer (later in age order) wins.
+            ranked.sort(key=lambda ic: (sign * (ic[1].metric or 0.0), -ic[0]))
+            for rank, (_, c) in enumerate(ranked[: policy.keep_best], start=1):
+                c.keep = c.pinned = True
+                c.reasons.append(f"best {rank}/{policy.keep_best} by {policy.metric}="
+                                 f"{c.metric:g} ({policy.mode})")
+        if policy.keep_every is not None:
+            for c in ckpts:
+                if c.epoch is not None and c.epoch % policy.keep_every == 0:
+                    c.keep = True
+                    c.reasons.append(f"every {policy.keep_every} epochs")
+    if ckpts:
+        newest = ckpts[-1]
+        newest.keep = newest.pinned = True
+        newest.reasons.insert(0, "newest")
+
+
+def _keep_autosaves(autos: list[_Ckpt], active: bool) -> None:
+    """The newest verified autosave and every newer one (in flight) stay; older ones go
+    (none without a policy: with no option set, nothing is deleted)."""
+    verified = [i for i, c in enumerate(autos) if c.cand.verified]
+    first_kept = verified[-1] if verified and active else 0
+    for i, c in enumerate(autos):
+        c.pinned = True  # the budget never deletes an autosave
+        if i < first_kept:
+            c.delete_reason = (f"an older autosave ({autos[first_kept].cand.name} is newer "
+                               "and verified)")
+        elif i == first_kept and verified and active:
+            c.keep = True
+            c.reasons.append("newest verified autosave")
+        else:
+            c.keep = True
+            c.reasons.append("no retention policy" if not active else
+                             "autosave newer than the newest verified one" if verified
+                             else "autosave (none verified yet)")
+
+
+def _decisions(files: list[_Ckpt], sidecars: list[tuple[Candidate, set[str]]],
+               others: list[tuple[Candidate, str]],
+               is_protected: "Callable[[Candidate], bool]") -> tuple[Decision, ...]:
+    """Checkpoints then autosaves in age order, each followed by its sidecars; then others."""
+    position = {c.cand.name: i for i, c in enumerate(files)}
     after: dict[int, list[tuple[Candidate, set[str]]]] = {}
     for j, owners in sidecars:
         after.setdefault(max(position[o] for o in owners), []).append((j, owners))
-    kept_names = {c.cand.name for c in ckpts if c.keep}
-    decisions: list[Decision] = []
-    for i, c in enumerate(ckpts):
+    kept_names = {c.cand.name for c in files if c.keep}
+    out: list[Decision] = []
+    for i, c in enumerate(files):
         reason = ", ".join(c.reasons) if c.keep else c.delete_reason
-        decisions.append(Decision(c.cand.name, c.keep, reason, c.cand.size, c.cand.id))
+        out.append(Decision(c.cand.name, c.keep, reason, c.cand.size, c.cand.id, c.kind))
         for j, owners in sorted(after.get(i, []), key=lambda jo: (jo[0].name, jo[0].id or "")):
             owner = " / ".join(sorted(owners))
             if owners & kept_names:
@@ -423,11 +471,10 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
                 keep, why = True, "protected"
             else:
                 keep, why = False, f"sidecar of {owner} (deleted with it)"
-            decisions.append(Decision(j.name, keep, why, j.size, j.id))
+            out.append(Decision(j.name, keep, why, j.size, j.id, SIDECAR))
     for cand, why in sorted(others, key=lambda cw: (cw[0].name, cw[0].id or "")):
-        decisions.append(Decision(cand.name, True, why, cand.size, cand.id))
-    return Plan(tuple(decisions), fits=fits, kept_bytes=kept_bytes,
-                incoming_bytes=incoming_bytes, max_bytes=policy.max_bytes)
+        out.append(Decision(cand.name, True, why, cand.size, cand.id, OTHER))
+    return tuple(out)
 
 
 def format_plan(decisions: Iterable[Decision]) -> str:

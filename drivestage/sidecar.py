@@ -91,6 +91,21 @@ def pairs(names: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def owners(names: Iterable[str]) -> dict[str, set[str]]:
+    """Sidecar name -> the checkpoints among ``names`` it describes, in either form
+    (``X.json`` for ``X.pt`` and ``X.pth``; the legacy ``X.pt.json`` for ``X.pt``): a sidecar
+    goes when all of them are gone."""
+    present = set(names)
+    out: dict[str, set[str]] = {}
+    for name in present:
+        if is_sidecar(name):
+            continue
+        for side in {name_for(name), name + SUFFIX}:
+            if side in present:
+                out.setdefault(side, set()).add(name)
+    return out
+
+
 def _number(value: object) -> Optional[float]:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None

@@ -57,14 +57,17 @@ def test_training_loop_mirrors_with_the_policy(emulator, store, env):
     sync = CheckpointSync((store, "Models/yolov4-tiny/logs"), POLICY, local_dir=run)
     saved = _train(sync, run, 5, [0.1, 0.6, 0.2, 0.3, 0.4])
     sync.on_train_end()
-    assert _live(emulator) == ["epoch_002.pt", "epoch_002.pt.json", "epoch_004.pt",
-                               "epoch_004.pt.json", "epoch_005.pt", "epoch_005.pt.json",
+    assert _live(emulator) == ["epoch_002.json", "epoch_002.pt", "epoch_004.json",
+                               "epoch_004.pt", "epoch_005.json", "epoch_005.pt",
                                "last.pt", "results.csv"]
     f = emulator.find("Models/yolov4-tiny/logs/epoch_005.pt")
     assert f["md5Checksum"] == hashlib.md5(saved[5][0]).hexdigest()
     side = json.loads(emulator.read_bytes(
-        emulator.find("Models/yolov4-tiny/logs/epoch_002.pt.json")["id"]))
-    assert side == {"epoch": 2, "metrics": {"map50": 0.6}}
+        emulator.find("Models/yolov4-tiny/logs/epoch_002.json")["id"]))
+    # The sidecar names the bytes it vouches for: the checkpoint's md5 and size.
+    assert side == {"format": 2, "epoch": 2, "iteration": None, "epoch_iteration": 0,
+                    "metrics": {"map50": 0.6}, "run": None,
+                    "md5": hashlib.md5(saved[2][0]).hexdigest(), "size": len(saved[2][0])}
 
 
 def test_on_save_returns_at_once_while_drive_is_slow(emulator, store, env):
@@ -126,8 +129,8 @@ def test_hooks_with_a_directory_as_the_remote(env):
     sync = CheckpointSync(mount, RetentionPolicy(keep_last=2), local_dir=run)
     saved = _train(sync, run, 4, [0.1, 0.2, 0.3, 0.4])
     sync.on_train_end()
-    assert sorted(os.listdir(mount)) == ["epoch_003.pt", "epoch_003.pt.json", "epoch_004.pt",
-                                         "epoch_004.pt.json", "last.pt", "results.csv"]
+    assert sorted(os.listdir(mount)) == ["epoch_003.json", "epoch_003.pt", "epoch_004.json",
+                                         "epoch_004.pt", "last.pt", "results.csv"]
     sync2 = CheckpointSync(mount, RetentionPolicy(keep_last=2), local_dir=str(env / "fresh"))
     entry = sync2.latest_remote_checkpoint()
     assert entry.name == "epoch_004.pt"
@@ -147,4 +150,36 @@ def test_latest_understands_trainer_style_sidecars(emulator, store, env):
     emulator.add_file("t/epoch_002.pt", b"2")
     emulator.add_file("t/epoch_002.json", json.dumps({"epoch": 2}).encode())
     assert sync.latest_remote_checkpoint().name == "epoch_003.pt"
+    sync.on_train_end()
+
+
+def test_on_save_writes_the_stem_sidecar_with_md5_and_never_the_legacy_name(store, env):
+    run = env / "run"
+    sync = CheckpointSync((store, "logs"), RetentionPolicy(), local_dir=str(run))
+    _atomic(str(run / "epoch_001.pt"), b"one")
+    sync.on_save(str(run / "epoch_001.pt"), 1, {"map50": 0.5, "note": "not a number"})
+    side = json.loads((run / "epoch_001.json").read_text())
+    assert (side["epoch"], side["metrics"]) == (1, {"map50": 0.5})
+    assert (side["md5"], side["size"]) == (hashlib.md5(b"one").hexdigest(), 3)
+    # A checkpoint with a sidecar already (the trainer's, or a 0.1.0 one) keeps it as it is.
+    _atomic(str(run / "epoch_002.pt"), b"two")
+    (run / "epoch_002.pt.json").write_text('{"epoch": 2}')
+    sync.on_save(str(run / "epoch_002.pt"), 2, {"map50": 0.6})
+    assert not (run / "epoch_002.json").exists()
+    assert not list(run.glob("epoch_001.pt.json"))
+    sync.on_train_end()
+
+
+def test_latest_skips_a_checkpoint_its_sidecar_does_not_vouch_for(emulator, store, env):
+    sync = CheckpointSync((store, "v"), RetentionPolicy(), local_dir=str(env / "r"))
+    emulator.add_file("v/epoch_001.pt", b"1")
+    emulator.add_file("v/epoch_001.json", json.dumps(
+        {"epoch": 1, "md5": hashlib.md5(b"1").hexdigest()}).encode())
+    emulator.add_file("v/epoch_002.pt", b"replaced after the sidecar was written")
+    emulator.add_file("v/epoch_002.json", json.dumps({"epoch": 2, "md5": "f" * 32}).encode())
+    assert sync.latest_remote_checkpoint().name == "epoch_001.pt"
+    emulator.add_file("v/epoch_003.pt", b"3")
+    emulator.add_file("v/epoch_003.json", json.dumps({"epoch": 3, "run": "b"}).encode())
+    assert sync.latest_remote_checkpoint().name == "epoch_003.pt"
+    assert sync.latest_remote_checkpoint(run="a") is None
     sync.on_train_end()

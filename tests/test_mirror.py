@@ -7,7 +7,8 @@ import time
 import pytest
 
 from drivestage.errors import MirrorError, UsageError
-from drivestage.mirror import Mirror, PushResult
+from drivestage.mirror import Mirror
+from drivestage.upload_tree import PushResult
 
 
 class _Gate:

@@ -1,13 +1,14 @@
 """prune: plan as a table, applied unless --dry-run; never the newest verified, never outside DEST."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 from click.testing import CliRunner
 
 from drivestage.cli import cli
-from drivestage.mirror import prune
+from drivestage.pruning import prune
 from drivestage.retention import RetentionPolicy
 
 
@@ -106,3 +107,31 @@ def test_cli_missing_dest(emulator, env):
     result = CliRunner().invoke(cli, ["prune", "drive:No/Such", "--keep-last", "1"])
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: ") and "not found" in result.stderr.lower()
+
+
+def test_a_sidecar_for_other_bytes_does_not_verify_the_newest(emulator, store):
+    """epoch_006.pt was replaced after its sidecar was written: the sidecar names another md5,
+    so epoch_005.pt is the newest verified checkpoint and survives keep_last=1."""
+    _fill(emulator)
+    emulator.add_file("Models/logs/epoch_006.pt", b"new bytes")
+    emulator.add_file("Models/logs/epoch_006.json",
+                      json.dumps({"epoch": 6, "md5": "0" * 32}).encode())
+    plan = prune("Models/logs", RetentionPolicy(keep_last=1), store=store)
+    kept = sorted(d.name for d in plan if d.keep and d.kind == "checkpoint")
+    assert kept == ["epoch_005.pt", "epoch_006.pt"]
+
+
+def test_old_autosaves_go_once_a_newer_one_is_verified(emulator, store):
+    _fill(emulator, metrics=(0.3, 0.4))
+    for step in (100, 200, 300):
+        data = f"autosave at {step}".encode()
+        emulator.add_file(f"Models/logs/autosave_{step:08d}.pt", data)
+        if step < 300:  # 300 is still in flight: no sidecar yet
+            emulator.add_file(f"Models/logs/autosave_{step:08d}.json", json.dumps(
+                {"epoch": 2, "epoch_iteration": step,
+                 "md5": hashlib.md5(data).hexdigest()}).encode())
+    plan = prune("Models/logs", RetentionPolicy(keep_last=5), store=store)
+    assert sorted(d.name for d in plan.to_delete) == ["autosave_00000100.json",
+                                                      "autosave_00000100.pt"]
+    assert sorted(n for n in _live(emulator) if n.startswith("autosave")) == [
+        "autosave_00000200.json", "autosave_00000200.pt", "autosave_00000300.pt"]

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from drivestage.errors import NotFoundError, QuotaExceededError
-from drivestage.mirror import push
+from drivestage.upload_tree import push
 from drivestage.retention import RetentionPolicy
 
 

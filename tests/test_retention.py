@@ -2,22 +2,14 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivestage.errors import PolicyError
-from drivestage.retention import (
-    Candidate,
-    Decision,
-    RetentionPolicy,
-    format_plan,
-    parse_sidecar,
-    parse_size,
-    plan,
-    sidecar_name,
-)
+from drivestage.retention import Candidate, Decision, RetentionPolicy, format_plan, plan
 
 
 def ckpts(epochs, size=100, metrics=None, fmt="epoch_{:03d}.pt"):
@@ -67,21 +59,6 @@ def test_from_options_parses_cli_strings():
         RetentionPolicy.from_options(keep_last="three")
     with pytest.raises(PolicyError, match="'10 parsecs'"):
         RetentionPolicy.from_options(max_bytes="10 parsecs")
-
-
-@pytest.mark.parametrize("text, value", [
-    ("1234", 1234), (1234, 1234), ("10GB", 10 * 10**9), ("10GiB", 10 * 2**30),
-    ("10G", 10 * 2**30), ("1.5 MB", 1_500_000), ("512k", 512 * 1024), ("2tb", 2 * 10**12),
-    ("7b", 7),
-])
-def test_parse_size(text, value):
-    assert parse_size(text) == value
-
-
-@pytest.mark.parametrize("text", ["", "GB", "-1GB", "1.2.3MB", "10XB", "ten"])
-def test_parse_size_rejects(text):
-    with pytest.raises(PolicyError, match=repr(text).replace("(", r"\(").replace(".", r"\.")):
-        parse_size(text)
 
 
 # --- single rules -------------------------------------------------------------------------
@@ -201,7 +178,7 @@ def test_non_matching_and_outside_names_never_touched():
 
 
 def test_sidecars_follow_their_checkpoint():
-    files = ckpts(range(1, 5)) + [Candidate(sidecar_name(f"epoch_{e:03d}.pt"), 7, 1000.0 + e)
+    files = ckpts(range(1, 5)) + [Candidate(f"epoch_{e:03d}.pt.json", 7, 1000.0 + e)
                                   for e in (1, 3, 4)]
     result = plan(files, RetentionPolicy(keep_last=2))
     assert result.deleted_names == {"epoch_001.pt", "epoch_001.pt.json", "epoch_002.pt"}
@@ -274,15 +251,81 @@ def test_budget_within_limit_deletes_nothing():
     assert deleted(files, RetentionPolicy(max_bytes=300)) == set()
 
 
-# --- sidecar parsing and table ---------------------------------------------------------------
+# --- kinds and autosaves ------------------------------------------------------------------
 
-def test_parse_sidecar():
-    assert parse_sidecar(b'{"epoch": 12, "metrics": {"map50": 0.41, "val_loss": 3}}') == (
-        12, {"map50": 0.41, "val_loss": 3.0})
-    assert parse_sidecar("not json") == (None, {})
-    assert parse_sidecar('[1, 2]') == (None, {})
-    assert parse_sidecar('{"epoch": "x", "metrics": {"a": "b", "c": true, "d": 1.5}}') == (None, {"d": 1.5})
+def test_every_decision_says_its_kind():
+    files = ckpts([1, 2]) + [Candidate("epoch_001.json", 1, 1), Candidate("autosave_00000120.pt", 5, 3),
+                             Candidate("autosave_00000120.json", 1, 3), Candidate("best.pt", 9, 1),
+                             Candidate("orphan.json", 1, 1), Candidate("../epoch_009.pt", 1, 1)]
+    kinds = {d.name: d.kind for d in plan(files, RetentionPolicy(keep_last=1))}
+    assert kinds == {"epoch_001.pt": "checkpoint", "epoch_002.pt": "checkpoint",
+                     "epoch_001.json": "sidecar", "autosave_00000120.pt": "autosave",
+                     "autosave_00000120.json": "sidecar", "best.pt": "other",
+                     "orphan.json": "other", "../epoch_009.pt": "other"}
 
+
+def autos(steps, verified=(), size=10):
+    """Autosaves written at these iterations (the trainer's names), the ``verified`` ones on
+    the store with a sidecar that vouches for them."""
+    out = []
+    for i in steps:
+        out.append(Candidate(f"autosave_{i:08d}.pt", size, 5000.0 + i, verified=i in verified))
+        if i in verified:
+            out.append(Candidate(f"autosave_{i:08d}.json", 1, 5000.0 + i))
+    return out
+
+
+def test_autosaves_keep_the_newest_verified_and_what_is_in_flight():
+    files = ckpts([1, 2, 3]) + autos([100, 200, 300, 400], verified={100, 200, 300})
+    result = plan(files, RetentionPolicy(keep_last=1))
+    assert result.deleted_names == {"epoch_001.pt", "epoch_002.pt", "autosave_00000100.pt",
+                                    "autosave_00000100.json", "autosave_00000200.pt",
+                                    "autosave_00000200.json"}
+    why = {d.name: d.reason for d in result}
+    assert why["autosave_00000300.pt"] == "newest verified autosave"
+    assert why["autosave_00000400.pt"] == "autosave newer than the newest verified one"
+    assert why["autosave_00000100.pt"] == ("an older autosave (autosave_00000300.pt is newer and "
+                                           "verified)")
+    assert [d.name for d in result][3:] == ["autosave_00000100.pt", "autosave_00000100.json",
+                                            "autosave_00000200.pt", "autosave_00000200.json",
+                                            "autosave_00000300.pt", "autosave_00000300.json",
+                                            "autosave_00000400.pt"]
+
+
+def test_no_verified_autosave_deletes_none_and_order_is_by_the_number():
+    assert deleted(autos([5, 40, 300]), RetentionPolicy(keep_last=1)) == set()
+    # 9 < 10 by number, not by name or mtime
+    files = [Candidate("autosave_10.pt", 1, 1.0, verified=True), Candidate("autosave_9.pt", 1, 2.0)]
+    assert deleted(files, RetentionPolicy(keep_last=1)) == {"autosave_9.pt"}
+
+
+def test_autosaves_never_count_against_keep_rules_and_protect_wins():
+    files = ckpts([1, 2, 3]) + autos([1, 2], verified={1, 2})
+    result = plan(files, RetentionPolicy(keep_last=2), protect={"autosave_00000001.pt"})
+    assert result.deleted_names == {"epoch_001.pt"}
+
+
+def test_autosaves_count_toward_the_budget_and_are_never_its_victims():
+    files = ckpts([1, 2, 3], size=100) + autos([7, 8], verified={7, 8}, size=100)
+    result = plan(files, RetentionPolicy(max_bytes=350))
+    # 300 of checkpoints + 100 + 1 of the kept autosave: the oldest checkpoint goes
+    assert result.deleted_names == {"epoch_001.pt", "autosave_00000007.pt",
+                                    "autosave_00000007.json"}
+    assert result.fits and result.kept_bytes == 301
+    tight = plan(autos([7, 8, 9], verified={8}, size=100), RetentionPolicy(max_bytes=150))
+    assert not tight.fits and tight.deleted_names == {"autosave_00000007.pt"}
+
+
+def test_autosave_pattern_is_validated_and_configurable():
+    with pytest.raises(PolicyError, match=re.escape("autosave_pattern='(('")):
+        RetentionPolicy(autosave_pattern="((")
+    policy = RetentionPolicy(keep_last=1, autosave_pattern=r"^timed-")
+    files = ckpts([1, 2]) + [Candidate("timed-1.pt", 1, 1, verified=True),
+                             Candidate("timed-2.pt", 1, 2, verified=True)]
+    assert deleted(files, policy) == {"epoch_001.pt", "timed-1.pt"}
+
+
+# --- the table ---------------------------------------------------------------
 
 def test_format_plan_table():
     files = ckpts([1, 2], size=2048)
@@ -303,10 +346,13 @@ _names = st.one_of(
     st.integers(0, 30).map(lambda e: f"epoch_{e:03d}.pt.json"),
     st.integers(0, 30).map(lambda e: f"epoch_{e:03d}.json"),
     st.sampled_from(["best.pt", "last.pt", "log.txt", "../epoch_001.pt", "a/epoch_002.pt"]),
+    st.integers(0, 30).map(lambda i: f"autosave_{i:08d}.pt"),
+    st.integers(0, 30).map(lambda i: f"autosave_{i:08d}.json"),
 )
 _candidates = st.lists(
     st.builds(Candidate, name=_names, size=st.integers(0, 1000), modified=st.floats(0, 1e6),
-              metrics=st.dictionaries(st.just("m"), st.floats(-1, 1) | st.just(math.nan), max_size=1)),
+              metrics=st.dictionaries(st.just("m"), st.floats(-1, 1) | st.just(math.nan), max_size=1),
+              verified=st.booleans()),
     max_size=25)
 _policies = st.builds(
     RetentionPolicy,
@@ -331,7 +377,7 @@ def test_plan_properties(files, policy, incoming, protect):
         newest = max(managed, key=lambda f: (int(f.name[6:9]), f.modified))
         assert any(d.keep for d in result if d.name == newest.name)  # the newest survives
     for name in gone:                                           # only checkpoints and their sidecars
-        assert name.startswith("epoch_") and "/" not in name
+        assert name.startswith(("epoch_", "autosave_")) and "/" not in name
         if name.endswith(".json"):                              # a sidecar goes with its checkpoint(s)
             stem = name[:-5]
             owners = [f.name for f in files if not f.name.endswith(".json")
@@ -341,3 +387,19 @@ def test_plan_properties(files, policy, incoming, protect):
     assert not (gone & protect)                                 # protected names survive
     if not policy.active:
         assert not gone
+    kinds = {d.name: d.kind for d in result}
+    assert all(kinds[n] in ("checkpoint", "autosave", "sidecar") for n in gone)
+    # Autosaves: the newest verified one and every newer one stay; only older ones go.
+    saves = [f for f in files if f.name.startswith("autosave_") and f.name.endswith(".pt")]
+    newest = max((int(f.name[9:17]) for f in saves if f.verified), default=None)
+    for f in saves:
+        number = int(f.name[9:17])
+        if f.name in gone:          # an autosave goes only when a newer one is verified
+            assert newest is not None and number <= newest
+        if newest is not None and number > newest:
+            assert f.name not in gone
+    if not policy.max_bytes:                                    # keep rules ignore autosaves
+        without = [f for f in files if not f.name.startswith("autosave_")]
+        alone = {d.name: d.keep for d in plan(without, policy, protect=protect)
+                 if d.kind == "checkpoint"}
+        assert alone == {d.name: d.keep for d in result if d.kind == "checkpoint"}

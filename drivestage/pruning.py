@@ -1,0 +1,229 @@
+"""Retention applied to a folder on a store: what is there, what its sidecars say, the plan,
+and the deletions (``prune``, and the retention step of ``push``).
+
+The managed folder is seen as it will be after a push (:func:`view`): the remote files, and
+the local ones about to replace or join them. Checkpoints get the epoch and metrics of their
+sidecar (:mod:`drivestage.sidecar`: the local one when there is one, else the remote one). A
+remote checkpoint is *verified* when its remote sidecar vouches for its bytes; the newest
+verified one (:func:`drivestage.sidecar.newest`, the one rule) is never deleted, and an
+autosave counts as verified only when it is on the store unchanged.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Optional
+
+from drivestage import sidecar
+from drivestage.errors import DriveStageError, NotFoundError, UsageError
+from drivestage.remote import Where, open_store
+from drivestage.retention import AUTOSAVE, Candidate, Decision, Plan, RetentionPolicy, plan
+from drivestage.sidecar import Described, Sidecar
+from drivestage.sizes import format_size
+from drivestage.state import Md5Cache
+from drivestage.store import RemoteEntry, RemoteStore
+
+log = logging.getLogger(__name__)
+
+#: A managed folder's listing: name -> the entries of that name (Drive allows duplicates).
+Listing = Mapping[str, list[RemoteEntry]]
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A local file about to be pushed into the managed folder."""
+
+    path: str
+    size: int
+
+
+@dataclass(frozen=True)
+class FolderView:
+    """The managed folder after a push: the plan's candidates, and the remote checkpoints
+    with their sidecars (for the newest verified one)."""
+
+    candidates: list[Candidate]
+    described: list[Described]
+    owners: dict[str, set[str]]     # sidecar name -> the checkpoints it describes
+
+
+def pick(dups: list[RemoteEntry], where: str, md5: Optional[str] = None) -> RemoteEntry:
+    """One entry among same-named ones (Drive allows duplicates): say which ids collide."""
+    if len(dups) > 1:
+        log.warning("%s: %d items share this name (ids %s); using the newest", where,
+                    len(dups), ", ".join(e.id for e in dups))
+    if md5:
+        for e in dups:
+            if e.md5 == md5:
+                return e
+    return max(dups, key=lambda e: (e.modified, e.id))
+
+
+def with_name_epoch(side: Optional[Sidecar], name: str,
+                     policy: RetentionPolicy) -> Optional[Sidecar]:
+    """``side``, its epoch taken from the checkpoint's name when the sidecar has none."""
+    if side is None or side.epoch is not None:
+        return side
+    match = policy.regex.search(name)
+    if match is None or "epoch" not in policy.regex.groupindex or match.group("epoch") is None:
+        return side
+    try:
+        return dataclasses.replace(side, epoch=int(match.group("epoch")))
+    except ValueError:
+        return side
+
+
+class _Sidecars:
+    """Reads sidecars: local files, or remote entries (each read once)."""
+
+    def __init__(self, store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
+                 cache: Md5Cache):
+        self.store, self.remote, self.local, self.cache = store, remote, local, cache
+        self._read: dict[str, Optional[Sidecar]] = {}
+
+    def local_one(self, name: str) -> Optional[Sidecar]:
+        lf = self.local[name]
+        try:
+            if lf.size > sidecar.MAX_BYTES:
+                return None
+            with open(lf.path, "rb") as fh:
+                return sidecar.parse(fh.read())
+        except OSError:
+            return None
+
+    def remote_one(self, name: str) -> Optional[Sidecar]:
+        """The remote sidecar ``name``: from the local copy when it has the same bytes."""
+        entry = pick(self.remote[name], name)
+        lf = self.local.get(name)
+        if lf is not None and lf.size == entry.size and entry.md5 is not None:
+            try:
+                if self.cache.md5(lf.path) == entry.md5:
+                    return self.local_one(name)
+            except OSError:
+                pass
+        if entry.id not in self._read:
+            self._read[entry.id] = self._fetch(entry)
+        return self._read[entry.id]
+
+    def _fetch(self, entry: RemoteEntry) -> Optional[Sidecar]:
+        if entry.size > sidecar.MAX_BYTES:
+            return None
+        try:
+            data = self.store.fetch_range(entry, 0, entry.size) if entry.size else b""
+        except DriveStageError as exc:
+            log.warning("could not read sidecar %s: %s", entry.name, exc)
+            return None
+        return sidecar.parse(data)
+
+
+def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
+         policy: RetentionPolicy, cache: Md5Cache) -> FolderView:
+    """Everything in the managed folder after this push (remote files, local ones replacing
+    or joining them), with what their sidecars say."""
+    # Folders are never candidates: retention manages the files directly inside the folder.
+    files = {n: fs for n, fs in ((n, [e for e in es if not e.is_dir])
+                                 for n, es in remote.items()) if fs}
+    reader = _Sidecars(store, files, local, cache)
+    local_side, remote_side = sidecar.pairs(local), sidecar.pairs(files)
+    out: list[Candidate] = []
+    described: list[Described] = []
+    for name in sorted(set(files) | set(local)):
+        kind = policy.kind_of(name)
+        managed = kind in ("checkpoint", AUTOSAVE)
+        side: Optional[Sidecar] = None
+        if managed and name in local_side:
+            side = reader.local_one(local_side[name])
+        elif managed and name in remote_side:
+            side = reader.remote_one(remote_side[name])
+        side = with_name_epoch(side, name, policy)
+        epoch = side.epoch if side else None
+        metrics = dict(side.metrics) if side else {}
+        verified = None
+        if managed and name in files and name in remote_side:
+            entry = pick(files[name], name)
+            theirs = with_name_epoch(reader.remote_one(remote_side[name]), name, policy)
+            if theirs is not None:
+                verified = Described(name, theirs, entry.md5, entry.modified)
+                described.append(verified)
+        if name in local:
+            # Same name on the remote: the local file replaces it (keeps its id). An autosave
+            # is verified only when it is on the store already, unchanged.
+            rid = pick(files[name], name).id if name in files else None
+            ok = kind == AUTOSAVE and verified is not None and verified.verified \
+                and _same(local[name], pick(files[name], name), cache)
+            out.append(Candidate(name, local[name].size, time.time(), metrics, epoch, rid, ok))
+            continue
+        for e in files[name]:
+            ok = verified is not None and verified.verified and e.md5 == verified.md5
+            out.append(Candidate(name, e.size, e.modified, metrics, epoch, e.id, ok))
+    return FolderView(out, described, sidecar.owners(set(files) | set(local)))
+
+
+def _same(lf: LocalFile, entry: RemoteEntry, cache: Md5Cache) -> bool:
+    try:
+        return lf.size == entry.size and entry.md5 is not None and cache.md5(lf.path) == entry.md5
+    except OSError:
+        return False
+
+
+def newest_verified(folder: FolderView, policy: RetentionPolicy) -> Optional[str]:
+    """The newest verified remote checkpoint's name (:func:`drivestage.sidecar.newest`)."""
+    best = sidecar.newest(folder.described, prefer=policy.regex)
+    return best.name if best else None
+
+
+def with_sidecars(folder: FolderView, names: Iterable[str]) -> set[str]:
+    """``names`` and their sidecars."""
+    out = set(names)
+    out |= {side for side, owners in folder.owners.items() if owners & out}
+    return out
+
+
+def delete(store: RemoteStore, d: Decision, use_trash: bool) -> None:
+    """Apply one delete decision."""
+    assert d.id is not None
+    entry = RemoteEntry(id=d.id, name=d.name, is_dir=False, size=d.size)
+    store.delete(entry, trash=use_trash)
+    log.info("deleted %s (%s)%s", d.name, format_size(d.size),
+             " to the trash" if use_trash else "")
+
+
+def prune(dest: Where, policy: RetentionPolicy, *, store: Optional[RemoteStore] = None,
+          dry_run: bool = False, use_trash: bool = False, protect: Iterable[str] = (),
+          md5_cache: Optional[Md5Cache] = None) -> Plan:
+    """Apply ``policy`` to the files directly inside ``dest``; return the plan.
+
+    Sidecar metrics are read from the remote. The newest verified checkpoint
+    and anything in ``protect`` are never deleted; nothing outside ``dest``
+    is touched. With ``dry_run`` nothing is deleted.
+    """
+    cache = md5_cache or Md5Cache()
+    try:
+        target, path = open_store((store, str(dest)) if store is not None else dest,
+                                  md5_cache=cache)
+        root = target.resolve(path)
+        if not root.is_dir:
+            raise UsageError(f"{target.describe(root)} is a file; prune needs the folder that "
+                             "holds the checkpoints")
+        listing: dict[str, list[RemoteEntry]] = {}
+        for e in target.list(root):
+            if not e.is_dir:
+                listing.setdefault(e.name, []).append(e)
+        folder = view(target, listing, {}, policy, cache)
+        keep = set(protect)
+        newest = newest_verified(folder, policy)
+        if newest:
+            keep.add(newest)
+        decision = plan(folder.candidates, policy, protect=keep)
+        if not dry_run:
+            for d in decision.to_delete:
+                try:
+                    delete(target, d, use_trash)
+                except NotFoundError:
+                    pass
+        return decision
+    finally:
+        cache.save()
+
