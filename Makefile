@@ -17,11 +17,14 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# The type checker first (strict on drivestage; configured in pyproject.toml), then the tests.
 test: $(STAMP)
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
 
 # Developers: skip the slow end-to-end tests.
 test-fast: $(STAMP)
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q -ra -m 'not slow' $(PYTEST_ARGS)
 
 demo: $(STAMP)

@@ -57,11 +57,11 @@ class _MemoryMd5Cache:
     """md5 by absolute path, valid while size, mtime and inode are unchanged."""
 
     def __init__(self) -> None:
-        self._data: dict[str, tuple] = {}
+        self._data: dict[str, tuple[tuple[int, int, int], str]] = {}
         self._lock = threading.Lock()
 
     @staticmethod
-    def _key(st: os.stat_result) -> tuple:
+    def _key(st: os.stat_result) -> tuple[int, int, int]:
         return (st.st_size, st.st_mtime_ns, st.st_ino)
 
     def get(self, path: str, st: Optional[os.stat_result] = None) -> Optional[str]:

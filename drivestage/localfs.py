@@ -1,10 +1,11 @@
-"""Small local-file helpers shared by the stores, the uploader and the state files."""
+"""Local-file helpers shared by every module: streamed md5, atomic writes, the Drive mount."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
-from typing import Optional
+from typing import BinaryIO, Iterator, Optional
 
 MiB = 1 << 20
 
@@ -20,17 +21,24 @@ def file_md5(path: str, block: int = 4 * MiB) -> str:
             h.update(buf)
 
 
-def atomic_write(path: str, data: bytes, *, mode: Optional[int] = None) -> None:
-    """Write ``data`` to ``path`` through a hidden temporary file in the same folder.
+@contextlib.contextmanager
+def atomic_file(path: str, *, mode: Optional[int] = None,
+                durable: bool = False) -> Iterator[BinaryIO]:
+    """Write ``path`` through a hidden temporary file in the same folder, renamed over ``path``
+    only when the ``with`` block ends without an exception (then the temporary file is removed).
 
-    Readers (and ``push``, which skips hidden ``.*.tmp`` files) never see a half-written
-    file under the final name. ``mode`` sets the permissions before the rename (mkstemp
-    creates files 0600)."""
+    Readers (and ``push``, which skips hidden ``.*.tmp`` files) never see a half-written file
+    under the final name. ``mode`` sets the permissions before the rename (default: mkstemp's
+    0600). ``durable`` fsyncs the file before the rename and the folder after it, so the new
+    content survives a power cut, not only a process death (checkpoints)."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            yield fh
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)
@@ -40,6 +48,28 @@ def atomic_write(path: str, data: bytes, *, mode: Optional[int] = None) -> None:
         except OSError:
             pass
         raise
+    if durable:
+        _fsync_folder(folder)
+
+
+def atomic_write(path: str, data: bytes, *, mode: Optional[int] = None,
+                 durable: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_file`)."""
+    with atomic_file(path, mode=mode, durable=durable) as fh:
+        fh.write(data)
+
+
+def _fsync_folder(folder: str) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some filesystems do not open folders
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 #: Where Colab mounts Google Drive (``drive.mount('/content/drive')``).

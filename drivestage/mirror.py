@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from drivestage.errors import MirrorError, UsageError
 from drivestage.pruning import prune
@@ -50,7 +50,7 @@ class Mirror:
         self.label = label or (str(dest[1]) if isinstance(dest, tuple) else str(dest))
         self._store = store
         self._target: Optional[tuple[RemoteStore, StorePath]] = None
-        self._options = dict(include=tuple(include), exclude=tuple(exclude), delete=delete,
+        self._options: dict[str, Any] = dict(include=tuple(include), exclude=tuple(exclude), delete=delete,
                              chunk_size=chunk_size, use_trash=use_trash, jobs=jobs)
         self._protect = set(protect)
         self._push = push_fn or push

@@ -47,7 +47,7 @@ def _open_directory(spec: str, md5_cache: Optional[Md5Source]) -> tuple[RemoteSt
 
     full = os.path.abspath(os.path.expanduser(spec))
     parent, name = os.path.split(full)
-    names = (name,) if name else ()
+    names: tuple[str, ...] = (name,) if name else ()
     # Rooted at the nearest existing folder, so a push can create the path and its missing
     # parents (a lookup still finds a missing path missing).
     while not os.path.isdir(parent) and os.path.dirname(parent) != parent:

@@ -179,7 +179,7 @@ def newest(checkpoints: Iterable[Described], *, run: Optional[str] = None,
     name matching ``prefer``, then the newer file, then the name. With ``run``, only that
     run's checkpoints count; names in ``skip`` (found unreadable) never do."""
     skipped = set(skip)
-    best: Optional[tuple[tuple, Described]] = None
+    best: Optional[tuple[tuple[tuple[int, int], bool, float, str], Described]] = None
     for c in checkpoints:
         if not c.verified or c.name in skipped or c.sidecar.epoch is None:
             continue

@@ -256,8 +256,8 @@ class FileStager:
             action = decide(stamp, entry, local, extract=self.extract, force=self.force)
         if action == "cached":
             assert stamp is not None
-            members = [m[0] for m in stamp.get("members", [])] if self.extract else []
-            return self._result(entry, target, action, members=members,
+            staged = [m[0] for m in stamp.get("members", [])] if self.extract else []
+            return self._result(entry, target, action, members=staged,
                                 extracted=self.extract)
         fetched = resumed = 0
         if action == "verified":

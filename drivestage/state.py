@@ -12,7 +12,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 from filelock import FileLock
 
@@ -40,7 +40,7 @@ class _JsonFile:
         self.path = Path(path)
         self._lock = FileLock(str(self.path) + ".lock")
 
-    def read(self) -> dict:
+    def read(self) -> dict[str, Any]:
         try:
             with open(self.path, encoding="utf-8") as fh:
                 data = json.load(fh)
@@ -52,7 +52,7 @@ class _JsonFile:
             log.warning("ignoring unreadable state file %s: %s", self.path, exc)
             return {}
 
-    def update(self, change: Callable[[dict], None]) -> dict:
+    def update(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Apply ``change`` to the current content and write it back atomically."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock:
@@ -62,7 +62,8 @@ class _JsonFile:
             return data
 
 
-def stat_key(st: os.stat_result) -> list:
+def stat_key(st: os.stat_result) -> list[int]:
+    """What tells two versions of a file apart without reading it: size and mtime."""
     return [st.st_size, st.st_mtime_ns]
 
 
@@ -74,8 +75,8 @@ class Md5Cache:
 
     def __init__(self, path: Optional[Path] = None):
         self._file = _JsonFile(Path(path) if path else state_dir() / "md5-cache.json")
-        self._entries: dict = self._file.read()
-        self._dirty: dict = {}
+        self._entries: dict[str, Any] = self._file.read()
+        self._dirty: dict[str, Any] = {}
         self._mutex = threading.Lock()
 
     def get(self, path: str, st: Optional[os.stat_result] = None) -> Optional[str]:
@@ -85,7 +86,7 @@ class Md5Cache:
         with self._mutex:
             rec = self._entries.get(key)
         if rec and rec[:2] == stat_key(st):
-            return rec[2]
+            return str(rec[2])
         return None
 
     def put(self, path: str, st: os.stat_result, md5: str) -> None:
@@ -122,20 +123,26 @@ class UploadSessions:
     @staticmethod
     def key(local_path: str, folder: RemoteEntry, name: str,
             replace: Optional[RemoteEntry]) -> str:
+        """The session's key: the local file and where it goes."""
         return "|".join([os.path.abspath(local_path), folder.id, name,
                          replace.id if replace else ""])
 
-    def get(self, key: str) -> Optional[dict]:
-        return self._file.read().get(key)
+    def get(self, key: str) -> Optional[dict[str, Any]]:
+        """The saved session for ``key`` (uri, size, mtime_ns, chunk, created), or None."""
+        found = self._file.read().get(key)
+        return found if isinstance(found, dict) else None
 
-    def put(self, key: str, record: dict) -> None:
-        def change(data: dict) -> None:
+    def put(self, key: str, record: dict[str, Any]) -> None:
+        """Save the session for ``key`` (and forget sessions older than Drive keeps them)."""
+        def change(data: dict[str, Any]) -> None:
             # Drive forgets a session after about a week: so do we.
             now = time.time()
-            for old in [k for k, v in data.items() if v.get("created", now) < now - SESSION_MAX_AGE]:
+            for old in [k for k, v in data.items()
+                        if v.get("created", now) < now - SESSION_MAX_AGE]:
                 del data[old]
             data[key] = record
         self._file.update(change)
 
     def drop(self, key: str) -> None:
+        """Forget the session for ``key``."""
         self._file.update(lambda data: data.pop(key, None))

@@ -290,9 +290,9 @@ class _Push:
                 with ThreadPoolExecutor(max_workers=self.jobs,
                                         thread_name_prefix="drivestage-up") as ex:
                     for fut in [ex.submit(send, item) for item in batch]:
-                        exc = fut.exception()
-                        if exc is not None:
-                            errors.append(exc)
+                        failure = fut.exception()
+                        if failure is not None:
+                            errors.append(failure)
         if errors:
             if len(errors) > 1:
                 log.error("%d uploads failed; the first: %s", len(errors), errors[0])

@@ -1,6 +1,8 @@
 """Parsing of drive: paths."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from drivestage import paths
@@ -94,3 +96,22 @@ def test_colabs_drive_folder_counts_even_before_it_is_mounted():
     assert drive_mount(COLAB_DRIVE_MOUNT + "/MyDrive/logs", "") == COLAB_DRIVE_MOUNT
     assert drive_mount("/content/drive-backup/x", "") is None
     assert drive_mount("/content/data", "") is None
+
+
+def test_atomic_file_replaces_only_when_complete(tmp_path):
+    import stat
+
+    from drivestage.localfs import atomic_file, atomic_write
+
+    target = tmp_path / "state.json"
+    atomic_write(str(target), b"old", mode=0o644)
+    with pytest.raises(RuntimeError):
+        with atomic_file(str(target), durable=True) as fh:
+            fh.write(b"half of the new con")
+            raise RuntimeError("killed mid-write")
+    assert target.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["state.json"]       # no temporary file left behind
+    with atomic_file(str(target), durable=True, mode=0o600) as fh:
+        fh.write(b"new")
+    assert target.read_bytes() == b"new"
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600

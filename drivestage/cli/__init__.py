@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -31,7 +32,7 @@ Exit codes: 0 success, 1 error, 2 usage error.
 class _Group(click.Group):
     """A group whose subcommands share one error handler."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except DriveStageError as exc:

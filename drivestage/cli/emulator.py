@@ -74,13 +74,14 @@ def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes:
                          "Choose another --port (0 picks a free one).") from exc
     stop = threading.Event()
 
-    def _stop(signum, frame):
+    def _stop(signum: int, frame: object) -> None:
         stop.set()
 
     old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         click.echo(f"Drive API emulator at {emu.url}")
         sys.stdout.flush()
+        assert emu.store is not None  # started above
         click.echo(f"data: {emu.store.data_dir}", err=True)
         while not stop.wait(0.5):
             pass

@@ -14,7 +14,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 SIZE_HELP = "KB/MB/GB are powers of 1000; KiB/MiB/GiB and K/M/G powers of 1024"
 
 
-class Size(click.ParamType):
+class Size(click.ParamType):  # type: ignore[type-arg]  # generic only in click stubs
     """A byte size (:func:`drivestage.sizes.parse_size`): ``5GB``, ``512MiB``, ``1048576``."""
 
     name = "SIZE"

@@ -5,7 +5,7 @@ import logging
 import signal
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 import click
 
@@ -13,10 +13,19 @@ from drivestage.cli import cli
 from drivestage.cli.options import SIZE_HELP, drive_options
 from drivestage.errors import PolicyError, UsageError
 
+if TYPE_CHECKING:
+    from drivestage.paths import StorePath
+    from drivestage.retention import RetentionPolicy
+    from drivestage.state import Md5Cache
+    from drivestage.store import RemoteStore
+    from drivestage.upload_tree import PushResult
+
+F = TypeVar("F", bound=Callable[..., Any])
+
 log = logging.getLogger(__name__)
 
 
-def _policy_options(fn: Callable) -> Callable:
+def _policy_options(fn: F) -> F:
     """The retention options shared by push, mirror and prune."""
     options = [
         click.option("--keep-last", type=int, metavar="N", help="Keep the N newest checkpoints."),
@@ -43,7 +52,7 @@ def _policy_options(fn: Callable) -> Callable:
     return fn
 
 
-def _transfer_options(fn: Callable) -> Callable:
+def _transfer_options(fn: F) -> F:
     options = [
         click.option("--include", multiple=True, metavar="GLOB",
                      help="Only push files matching GLOB (path or name); repeatable."),
@@ -62,7 +71,7 @@ def _transfer_options(fn: Callable) -> Callable:
     return fn
 
 
-def _policy(opts: dict) -> Any:
+def _policy(opts: dict[str, Any]) -> "RetentionPolicy":
     from drivestage.retention import RetentionPolicy
 
     if opts.get("metric") and opts.get("keep_best") is None:
@@ -89,7 +98,7 @@ def _chunk(value: Optional[str]) -> Optional[int]:
     return size
 
 
-def _progress_bar(total: int, label: str):
+def _progress_bar(total: int, label: str) -> Any:
     """A tqdm byte bar on stderr (disabled when stderr is not a terminal)."""
     from tqdm import tqdm
 
@@ -97,7 +106,7 @@ def _progress_bar(total: int, label: str):
                 desc=label, leave=False, disable=None)
 
 
-def _summary(result: Any) -> str:
+def _summary(result: "PushResult") -> str:
     from drivestage.sizes import format_size
 
     parts = [f"{len(result.uploaded)} uploaded ({format_size(result.bytes_sent)})",
@@ -112,7 +121,7 @@ def _summary(result: Any) -> str:
 
 
 def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
-            md5_cache: Any) -> Any:
+            md5_cache: "Md5Cache") -> "tuple[RemoteStore, StorePath]":
     """DEST through the one door, with the command's --api-root/--credentials."""
     from drivestage.remote import open_store
 
@@ -125,16 +134,18 @@ def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
 @_transfer_options
 @_policy_options
 @drive_options
-def push_cmd(src: str, dest: str, include, exclude, delete, chunk_size, jobs,
-             use_trash, protect, api_root, credentials, **policy_opts) -> None:
+def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, ...],
+             delete: bool, chunk_size: Optional[str], jobs: int, use_trash: bool,
+             protect: tuple[str, ...], api_root: Optional[str], credentials: Optional[str],
+             **policy_opts: Any) -> None:
     """Mirror the local folder SRC into DEST (drive:path or a directory), incrementally.
 
     Only files whose size or md5 differ are sent; uploads are resumable (a killed push
     resumes on the next run) and md5-verified; with a policy, DEST is pruned after the
     uploads are verified.
     """
-    from drivestage.mirror import push
     from drivestage.state import Md5Cache
+    from drivestage.upload_tree import push
 
     policy = _policy(policy_opts)
     cache = Md5Cache()
@@ -151,10 +162,10 @@ def push_cmd(src: str, dest: str, include, exclude, delete, chunk_size, jobs,
 @_policy_options
 @click.option("--dry-run", "-n", is_flag=True, help="Print the plan; delete nothing.")
 @drive_options
-def prune_cmd(dest: str, use_trash, protect, dry_run, api_root, credentials,
-              **policy_opts) -> None:
+def prune_cmd(dest: str, use_trash: bool, protect: tuple[str, ...], dry_run: bool,
+              api_root: Optional[str], credentials: Optional[str], **policy_opts: Any) -> None:
     """Apply a retention policy to the checkpoints in DEST; print the plan as a table."""
-    from drivestage.mirror import prune
+    from drivestage.pruning import prune
     from drivestage.retention import format_plan
     from drivestage.state import Md5Cache
 
@@ -178,8 +189,10 @@ def prune_cmd(dest: str, use_trash, protect, dry_run, api_root, credentials,
 @_transfer_options
 @_policy_options
 @drive_options
-def mirror_cmd(src: str, dest: str, every: float, include, exclude, delete, chunk_size, jobs,
-               use_trash, protect, api_root, credentials, **policy_opts) -> None:
+def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
+               exclude: tuple[str, ...], delete: bool, chunk_size: Optional[str], jobs: int,
+               use_trash: bool, protect: tuple[str, ...], api_root: Optional[str],
+               credentials: Optional[str], **policy_opts: Any) -> None:
     """Push SRC to DEST every SECONDS (and prune) until stopped.
 
     On SIGTERM or SIGINT it pushes once more (a flush), then exits 0; a failing

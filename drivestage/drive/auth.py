@@ -123,7 +123,7 @@ class DriveCredentials:
             if self._on_refresh is not None:
                 self._on_refresh(self.creds)
 
-    def apply(self, headers: dict) -> None:
+    def apply(self, headers: dict[str, str]) -> None:
         """Add the Authorization header."""
         headers["authorization"] = f"Bearer {self.creds.token}"
 
@@ -151,7 +151,7 @@ class AuthorizedHttp:
         self.http = http
 
     def request(self, uri: str, method: str = "GET", body: Any = None,
-                headers: Optional[dict] = None,
+                headers: Optional[dict[str, str]] = None,
                 redirections: int = httplib2.DEFAULT_MAX_REDIRECTS,
                 connection_type: Any = None) -> tuple[httplib2.Response, bytes]:
         creds = self.credentials
@@ -261,7 +261,7 @@ def from_json_text(text: str, source: str, *, path: Optional[str] = None) -> Dri
                      "service-account key or a token saved by `drivestage auth login`")
 
 
-def _service_account(info: dict, source: str) -> DriveCredentials:
+def _service_account(info: dict[str, Any], source: str) -> DriveCredentials:
     from google.oauth2 import service_account
 
     try:
@@ -276,7 +276,8 @@ def _service_account(info: dict, source: str) -> DriveCredentials:
     return DriveCredentials(creds, source=f"service account {email} ({source})")
 
 
-def _authorized_user(info: dict, source: str, path: Optional[str]) -> DriveCredentials:
+def _authorized_user(info: dict[str, Any], source: str,
+                     path: Optional[str]) -> DriveCredentials:
     import google.oauth2.credentials
 
     missing = [k for k in ("client_id", "client_secret", "refresh_token") if not info.get(k)]
@@ -325,7 +326,7 @@ def from_colab() -> DriveCredentials:
     import google.auth.exceptions
 
     if _in_notebook_kernel():
-        from google.colab import auth as colab_auth  # type: ignore[import-not-found]
+        from google.colab import auth as colab_auth
 
         colab_auth.authenticate_user()
     try:
@@ -344,7 +345,7 @@ def _in_notebook_kernel() -> bool:
 
 # --------------------------------------------------------------------------- token files
 
-def token_info(creds: Any) -> dict:
+def token_info(creds: Any) -> dict[str, Any]:
     """The JSON we save for an authorized-user credential (google-auth's own format)."""
     expiry = getattr(creds, "expiry", None)
     return {
@@ -430,7 +431,7 @@ def login(client_secrets: str, *, token_file: Optional[str] = None,
     return path
 
 
-def _client_config(path: str) -> dict:
+def _client_config(path: str) -> dict[str, Any]:
     try:
         with open(os.path.expanduser(path), encoding="utf-8") as fh:
             data = json.load(fh)
@@ -450,9 +451,9 @@ def _client_config(path: str) -> dict:
     return config
 
 
-def _redirect_uri(config: dict) -> str:
+def _redirect_uri(config: dict[str, Any]) -> str:
     for uri in config.get("redirect_uris") or []:
-        if uri.startswith(("http://localhost", "http://127.0.0.1")):
+        if isinstance(uri, str) and uri.startswith(("http://localhost", "http://127.0.0.1")):
             return uri
     return "http://localhost"
 

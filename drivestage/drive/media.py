@@ -107,7 +107,7 @@ class HashingMedia(MediaUpload):  # type: ignore[misc]  # untyped base
         self._chunksize = chunksize
         self._md5 = hashlib.md5()
         self._hashed = 0
-        self._pending: list = []
+        self._pending: list[Future[None]] = []
         self._pool: Optional[ThreadPoolExecutor] = None
 
     # googleapiclient's MediaUpload interface
@@ -126,7 +126,7 @@ class HashingMedia(MediaUpload):  # type: ignore[misc]  # untyped base
     def has_stream(self) -> bool:
         return False
 
-    def stream(self):  # pragma: no cover - has_stream() is False
+    def stream(self) -> Any:  # pragma: no cover - has_stream() is False
         raise NotImplementedError
 
     def getbytes(self, begin: int, length: int) -> "ChunkBody":

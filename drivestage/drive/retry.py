@@ -26,7 +26,7 @@ import random
 import socket
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, TypeVar
+from typing import Any, Callable, Generator, Optional, TypeVar
 
 import tenacity
 
@@ -92,8 +92,8 @@ class Policy:
 
     def backoff(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based), before Retry-After."""
-        wait = min(self.cap, self.base * (2 ** (attempt - 1)))
-        return min(self.cap, wait * (1 + self.jitter * rng()))
+        wait = min(self.cap, self.base * (2.0 ** (attempt - 1)))
+        return float(min(self.cap, wait * (1 + self.jitter * rng())))
 
 
 # --------------------------------------------------------------------------- classification
@@ -228,7 +228,7 @@ class DriveRetrying(tenacity.Retrying):
                 raise
             raise typed from exc
 
-    def __iter__(self) -> Iterator[tenacity.AttemptManager]:
+    def __iter__(self) -> Generator[tenacity.AttemptManager, None, None]:
         try:
             yield from super().__iter__()
         except Exception as exc:

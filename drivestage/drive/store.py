@@ -35,7 +35,7 @@ _DOC_LOCK = threading.Lock()
 _DOC_TEXT: Optional[str] = None
 
 
-def _discovery_doc(api_root: Optional[str]) -> dict:
+def _discovery_doc(api_root: Optional[str]) -> dict[str, Any]:
     """The Drive v2 discovery document, pointed at ``api_root`` when given."""
     global _DOC_TEXT
     with _DOC_LOCK:
@@ -46,7 +46,7 @@ def _discovery_doc(api_root: Optional[str]) -> dict:
             if _DOC_TEXT is None:  # pragma: no cover - ships with googleapiclient
                 raise RemoteError("the Drive v2 discovery document is missing from "
                                   "google-api-python-client; reinstall it")
-    doc = json.loads(_DOC_TEXT)
+    doc: dict[str, Any] = json.loads(_DOC_TEXT)
     if api_root:
         root = api_root.rstrip("/") + "/"
         # rootUrl alone is what both the JSON and the media-upload URLs derive from;
@@ -167,7 +167,8 @@ class DriveStore(RemoteStore):
             raise NotFoundError(f"{where} is in the trash; restore it first")
         return self._remember(entry_from_resource(res), where)
 
-    def _children(self, parent_id: str, where: str, name: Optional[str] = None) -> list[dict]:
+    def _children(self, parent_id: str, where: str,
+                  name: Optional[str] = None) -> list[dict[str, Any]]:
         q = f"'{parent_id}' in parents and trashed=false"
         if name is not None:
             q += f" and title='{_escape(name)}'"
@@ -177,13 +178,13 @@ class DriveStore(RemoteStore):
         # ourselves, retrying each page on its own.
         listing = self.drive.ListFile(params)
 
-        def page() -> Optional[list]:
+        def page() -> Optional[list[Any]]:
             try:
-                return next(listing)
+                return list(next(listing))
             except StopIteration:
                 return None
 
-        items: list[dict] = []
+        items: list[dict[str, Any]] = []
         while True:
             got = self.transport.call(f"list {where}", page)
             if got is None:
@@ -194,7 +195,7 @@ class DriveStore(RemoteStore):
         return [it for it in items if not is_trashed(it)]
 
     def _child(self, parent_id: str, name: str, parent_where: str,
-               where: str) -> Optional[dict]:
+               where: str) -> Optional[dict[str, Any]]:
         found = self._children(parent_id, parent_where, name)
         if len(found) > 1:
             ids = [it["id"] for it in found]
@@ -228,11 +229,11 @@ class DriveStore(RemoteStore):
             if cached is not None and i < len(names) - 1:
                 cur = RemoteEntry(id=cached, name=name, is_dir=True)
             else:
-                res = self._child(cur.id, name, parent_where, where)
-                if res is None:
+                child = self._child(cur.id, name, parent_where, where)
+                if child is None:
                     raise NotFoundError(f"{where} not found (no item named {name!r} in "
                                         f"{self.describe(cur)}; names are case-sensitive)")
-                cur = entry_from_resource(res)
+                cur = entry_from_resource(child)
             self._remember(cur, where)
             if key is not None:
                 key = key + (name,)
@@ -316,7 +317,7 @@ class DriveStore(RemoteStore):
 
     def find_shared_drive(self, name: str) -> str:
         """The id of the shared drive called exactly ``name``."""
-        items: list[dict] = []
+        items: list[dict[str, Any]] = []
 
         def fetch() -> None:
             items.clear()
@@ -343,7 +344,7 @@ class DriveStore(RemoteStore):
             raise DuplicateNameError(f"{len(ids)} shared drives are named {name!r} (ids "
                                      f"{', '.join(ids)}); use drive:id:<ID>/path instead",
                                      ids=ids)
-        return found[0]["id"]
+        return str(found[0]["id"])
 
     def in_shared_drive(self, name: str) -> "DriveStore":
         """A store on the same connection, rooted at the shared drive ``name``."""
