@@ -34,7 +34,7 @@ import zipfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from drivestage.cli.pull import parse_size  # noqa: E402
+from drivestage.sizes import parse_size  # noqa: E402
 from drivestage.emulator import Emulator  # noqa: E402
 from peak import run_drivestage  # noqa: E402
 

@@ -165,8 +165,8 @@ def main() -> None:
     server = _Server(os.path.join(work, "drive"), nodelay=args.nodelay)
     out: dict = {}
     try:
-        from drivestage.gdrive import connect
-        from drivestage.mirror import push
+        from drivestage.drive import connect
+        from drivestage.upload_tree import push
 
         src = os.path.join(work, "logs")
         n, nbytes = _tree(src, args.files, args.ckpt_mb)

@@ -1,6 +1,6 @@
 """Build the unmodified third-party Drive clients (googleapiclient, PyDrive2) against an emulator.
 
-This is test plumbing, not product code: drivestage.gdrive holds the real thing.
+This is test plumbing, not product code: drivestage.drive holds the real thing.
 """
 from __future__ import annotations
 

@@ -88,7 +88,7 @@ def env(local_state):
 @pytest.fixture
 def store(emulator, env):
     """A DriveStore on the emulator, in ``env`` (a module may override either fixture)."""
-    from drivestage.gdrive import connect
+    from drivestage.drive import connect
 
     return connect(api_root=emulator.url, token="test-token")
 

@@ -19,10 +19,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from drivestage import auth
+from drivestage.drive import auth
 from drivestage.emulator import Emulator
 from drivestage.errors import AuthError, UsageError
-from drivestage.gdrive import connect
+from drivestage.drive import connect
 
 FRESH = "fresh-access-token"
 

@@ -280,8 +280,8 @@ def _code_exit_codes() -> set[int]:
         for obj in vars(module).values():
             if isinstance(obj, type) and issubclass(obj, (de.DriveStageError, te.TrainerError)):
                 codes.add(obj.exit_code)
-    for cli in ("drivestage/cli/__init__.py", "trainer/cli/__init__.py"):
-        codes |= {int(n) for n in re.findall(r"ctx\.exit\((\d+)\)", (REPO / cli).read_text())}
+    for cli in sorted(REPO.glob("drivestage/cli/*.py")) + sorted(REPO.glob("trainer/cli/*.py")):
+        codes |= {int(n) for n in re.findall(r"ctx\.exit\((\d+)\)", cli.read_text())}
     return codes
 
 

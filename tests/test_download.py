@@ -10,7 +10,7 @@ import pytest
 
 from drivestage import download as dl
 from drivestage.errors import ChecksumMismatchError, RemoteError
-from drivestage.gdrive import connect
+from drivestage.drive import connect
 
 CHUNK = 64 * 1024
 

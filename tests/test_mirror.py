@@ -87,7 +87,7 @@ def test_bad_period_is_a_usage_error():
 
 def test_mirror_survives_drive_failures_and_catches_up(emulator, tmp_path, monkeypatch):
     """Real push against the emulator: failing periods are logged, the next one succeeds."""
-    from drivestage.gdrive import connect
+    from drivestage.drive import connect
 
     monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.01")

@@ -17,7 +17,8 @@ import pytest
 from click.testing import CliRunner
 
 import drivestage
-from drivestage import errors, retry
+from drivestage import errors
+from drivestage.drive import retry
 from drivestage.cli import cli
 
 CHUNK = 64 * 1024

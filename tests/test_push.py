@@ -108,7 +108,7 @@ def test_unchanged_tree_uploads_nothing_and_lists_once_per_folder(emulator, stor
 
 
 def test_a_fresh_process_pushing_an_unchanged_tree_sends_nothing(emulator, store, env):
-    from drivestage.gdrive import connect
+    from drivestage.drive import connect
 
     src = str(env / "logs")
     _tree(src)
@@ -252,7 +252,7 @@ def test_use_trash_keeps_pruned_files_in_the_trash(emulator, store, env):
 
 
 def _quota_store(tmp_path, quota):
-    from drivestage.gdrive import connect
+    from drivestage.drive import connect
     try:
         from drivestage.emulator import Emulator
     except ImportError:  # pragma: no cover

@@ -88,7 +88,7 @@ def test_killed_run_resumes_from_drive_into_an_empty_folder(drive, tiny_config, 
     remote = _remote(drive)
     assert {"epoch_002.pt", "epoch_002.json", "best.pt", "best.json"} <= set(remote)  # flushed
     # As if the runtime had died before best.pt reached Drive:
-    from drivestage.gdrive import connect
+    from drivestage.drive import connect
 
     store = connect()
     for name in ("best.pt", "best.json"):

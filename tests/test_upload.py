@@ -216,7 +216,7 @@ def test_file_replaced_atomically_during_upload_sends_the_whole_old_version(emul
 
 def test_quota_too_small_fails_before_a_byte_with_the_numbers(emulator, store, tmp_path):
     emulator.stop()
-    from drivestage.gdrive import connect
+    from drivestage.drive import connect
     try:
         from drivestage.emulator import Emulator
     except ImportError:  # pragma: no cover
@@ -253,7 +253,7 @@ def test_persistent_user_rate_limit_is_the_daily_cap(emulator, store, tmp_path, 
 
 _CHILD = textwrap.dedent("""
     import sys
-    from drivestage.gdrive import connect
+    from drivestage.drive import connect
     store = connect(api_root=sys.argv[1], token="test-token")
     folder = store.make_folders("Models/logs")
     store.upload(sys.argv[2], folder, "big.pt", chunk_size=int(sys.argv[3]))
@@ -294,7 +294,7 @@ def test_quota_exceeded_mid_upload_gives_the_quota_error(env, tmp_path):
         from drivestage.emulator import Emulator
     except ImportError:  # pragma: no cover
         from drivestage.emulator.server import Emulator
-    from drivestage.gdrive import connect
+    from drivestage.drive import connect
     with Emulator(data_dir=str(tmp_path / "q"), quota_bytes=4 * CHUNK) as emu:
         small = connect(api_root=emu.url, token="t")
         folder = small.make_folders("x")

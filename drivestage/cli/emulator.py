@@ -8,7 +8,7 @@ from typing import Optional
 
 import click
 
-from drivestage.cli import cli
+from drivestage.cli.group import cli
 from drivestage.errors import UsageError
 
 EMULATOR_EPILOG = """\b

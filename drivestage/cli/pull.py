@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 
 import click
 
-from drivestage.cli import cli
+from drivestage.cli.group import cli
 from drivestage.cli.options import SIZE_HELP, Size, drive_options
 
 PULL_EPILOG = """\b

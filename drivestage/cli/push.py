@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 import click
 
-from drivestage.cli import cli
+from drivestage.cli.group import cli
 from drivestage.cli.options import SIZE_HELP, drive_options
 from drivestage.errors import PolicyError, UsageError
 

@@ -1,5 +1,13 @@
 """Google Drive behind the :class:`~drivestage.store.RemoteStore` protocol.
 
-``store`` (metadata through PyDrive2), ``upload`` (the resumable upload protocol), ``retry``
-(the retry policy and error typing) and ``auth`` (credentials).
+:mod:`~drivestage.drive.store` (metadata through PyDrive2, and :func:`connect`),
+:mod:`~drivestage.drive.media` (ranged reads, upload bodies), :mod:`~drivestage.drive.upload`
+(the resumable upload protocol), :mod:`~drivestage.drive.transport` (per-thread connections
+and the retry loop), :mod:`~drivestage.drive.answers` (the one place an HTTP answer becomes a
+typed error), :mod:`~drivestage.drive.retry` (the retry policy),
+:mod:`~drivestage.drive.resources` (File resource -> entry) and :mod:`~drivestage.drive.auth`
+(credentials).
 """
+from drivestage.drive.store import DriveStore, connect, open_drive
+
+__all__ = ["DriveStore", "connect", "open_drive"]

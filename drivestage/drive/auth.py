@@ -131,7 +131,7 @@ class DriveCredentials:
         """Wrap ``http`` so every request carries the token (PyDrive2 calls this per thread)."""
         return AuthorizedHttp(self, http)
 
-    def set_store(self, store: Any) -> None:
+    def set_store(self, storage: Any) -> None:
         """oauth2client API; persistence is done by ``on_refresh`` instead."""
 
     def revoke(self, http: Any = None) -> None:  # pragma: no cover - oauth2client API

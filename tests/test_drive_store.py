@@ -1,4 +1,5 @@
-"""DriveStore on the real PyDrive2 + googleapiclient + httplib2 stack against the emulator."""
+"""drivestage.drive.store: DriveStore on the real PyDrive2 + googleapiclient + httplib2 stack
+against the emulator."""
 from __future__ import annotations
 
 import hashlib
@@ -9,7 +10,7 @@ import pytest
 
 from drivestage import errors
 from drivestage.emulator import Emulator
-from drivestage.gdrive import DriveStore, connect
+from drivestage.drive import DriveStore, connect
 from drivestage.paths import StorePath
 from drivestage.remote import open_store
 from drivestage.store import RemoteEntry, RemoteStore

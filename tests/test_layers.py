@@ -1,0 +1,152 @@
+"""The shape of drivestage: layers without circles, one boundary to Drive, small modules.
+
+Read from the source (every import, including those inside functions and under
+``TYPE_CHECKING``), so a lazy import cannot hide a circle.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parent.parent / "drivestage"
+
+#: Each module's layer: a module imports only from its own layer or lower ones, never from a
+#: higher one. A new module must be placed here (ARCHITECTURE.md draws the same picture).
+LAYERS = [
+    ["errors"],
+    ["sizes", "paths", "localfs", "heap"],
+    ["store", "sidecar"],
+    ["state", "retention"],
+    # Google Drive, one backend: nothing outside drivestage.drive (and the door) imports it.
+    ["drive.resources", "drive.answers", "drive.auth"],
+    ["drive.retry"],
+    ["drive.transport"],
+    ["drive.media"],
+    ["drive.upload"],
+    ["drive.store", "drive"],
+    # A directory, the other backend.
+    ["localdir"],
+    # The one door from a user's string to (store, path).
+    ["remote"],
+    # Archives: what a member is, the rules, then writing and merging into DEST.
+    ["extract.formats"],
+    ["extract.members"],
+    ["extract.validation"],
+    ["extract.links", "extract.merging", "extract.writing"],
+    ["extract.records"],
+    ["download", "extract"],
+    ["stage_file", "pruning"],
+    ["stage_tree", "upload_tree"],
+    ["stage", "mirror"],
+    ["hooks"],
+    ["cli.options", "cli.group"],
+    ["cli.pull", "cli.push", "cli.emulator"],
+    ["cli"],
+    ["__main__", ""],  # "" is the package itself (its lazy attributes import by name)
+]
+LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in sorted(PKG.rglob("*.py")):
+        rel = path.relative_to(PKG).with_suffix("")
+        parts = list(rel.parts)
+        if parts[0] == "emulator":
+            continue
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """The drivestage modules (outside the emulator) that ``name`` imports."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = ".".join(["drivestage"] + package[:len(package) - node.level + 1])
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            # ``from pkg import sub`` imports the submodule; ``from pkg import name`` the package.
+            for alias in node.names:
+                sub = f"{module}.{alias.name}"
+                targets.append(sub if sub.removeprefix("drivestage.") in MODULES else module)
+        for target in targets:
+            if target != "drivestage" and not target.startswith("drivestage."):
+                continue
+            short = target[len("drivestage."):] if target != "drivestage" else ""
+            if short.split(".")[0] == "emulator":
+                continue
+            if short in MODULES:
+                found.add(short)
+    found.discard(name)
+    return found
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+def test_every_module_has_a_layer():
+    assert sorted(set(MODULES) - set(LAYER)) == []
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_import_from_a_higher_layer(name):
+    upward = sorted(m for m in GRAPH[name] if LAYER[m] > LAYER[name])
+    assert upward == [], f"drivestage.{name} imports from higher layers: {upward}"
+
+
+def test_the_import_graph_has_no_circle():
+    seen: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> None:
+        seen[node] = 1
+        for nxt in sorted(GRAPH[node]):
+            if seen.get(nxt) == 1:
+                cycle = path[path.index(nxt):] + [nxt] if nxt in path else [node, nxt]
+                pytest.fail("import circle: " + " -> ".join(cycle))
+            if nxt not in seen:
+                visit(nxt, path + [nxt])
+        seen[node] = 2
+
+    for name in sorted(GRAPH):
+        if name not in seen:
+            visit(name, [name])
+
+
+def test_drive_libraries_stay_inside_drivestage_drive():
+    """PyDrive2 for metadata lives in the Drive store and auth; googleapiclient in drive.*."""
+    for name, path in MODULES.items():
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"^\s*(from|import) pydrive2", text, re.M):
+            assert name in ("drive.store", "drive.auth"), name
+        if re.search(r"^\s*(from|import) (googleapiclient|httplib2|oauth2client)", text, re.M):
+            assert name.startswith("drive."), name
+
+
+def test_callers_know_stores_only_through_the_protocol():
+    for name, path in MODULES.items():
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"\bstore\s*:\s*Any\b", text), f"drivestage.{name}: store: Any"
+        probe = re.search(r"\b(getattr|hasattr)\(\s*(self\.)?_?store\b", text)
+        assert probe is None, f"drivestage.{name} probes a store: {probe.group(0)}"
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_module_over_500_lines(name):
+    lines = MODULES[name].read_text(encoding="utf-8").count("\n")
+    assert lines <= 500, f"drivestage.{name} has {lines} lines; split it by what it holds"
