@@ -5,12 +5,29 @@ import pytest
 
 
 @pytest.fixture
-def emulator(tmp_path):
-    """A fresh Drive API emulator on a random loopback port, stopped after the test."""
+def emulator_factory(tmp_path):
+    """``emulator_factory(**options)`` -> a started Drive API emulator on a random loopback
+    port (its own data folder unless ``data_dir`` is given; ``quota_bytes``, ``token``...),
+    stopped after the test."""
     from drivestage.emulator import Emulator
 
-    with Emulator(data_dir=str(tmp_path / "drive-data")) as emu:
-        yield emu
+    started = []
+
+    def make(**options):
+        options.setdefault("data_dir", str(tmp_path / f"drive-data-{len(started)}"))
+        emu = Emulator(**options).start()
+        started.append(emu)
+        return emu
+
+    yield make
+    for emu in reversed(started):
+        emu.stop()
+
+
+@pytest.fixture
+def emulator(emulator_factory):
+    """A fresh Drive API emulator on a random loopback port, stopped after the test."""
+    return emulator_factory()
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from drivestage.drive import auth
-from drivestage.emulator import Emulator
 from drivestage.errors import AuthError, UsageError
 from drivestage.drive import connect
 
@@ -90,9 +89,8 @@ def token_server():
 
 
 @pytest.fixture
-def emu(tmp_path):
-    with Emulator(data_dir=str(tmp_path / "drive"), token=FRESH) as e:
-        yield e
+def emu(emulator_factory):
+    return emulator_factory(token=FRESH)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import time
 
 import pytest
 
@@ -33,23 +32,15 @@ def out(tmp_path):
     return path
 
 
-def _media(emu, fid, count=0):
-    """The media GETs of ``fid`` in the emulator's log, once at least ``count`` are there.
-
-    The emulator appends a record after the response has gone out, so the client can finish
-    first; wait (bounded) for the records we know must come instead of racing them."""
-    deadline = time.monotonic() + 5
-    while True:
-        got = [r for r in emu.requests if r.method == "GET" and r.path.endswith(fid)
-               and r.query.get("alt") == "media"]
-        if len(got) >= count or time.monotonic() > deadline:
-            return got
-        time.sleep(0.005)
+def _media(emu, fid):
+    """The media GETs of ``fid`` in the emulator's log (a request is logged as it arrives)."""
+    return [r for r in emu.requests if r.method == "GET" and r.path.endswith(fid)
+            and r.query.get("alt") == "media"]
 
 
-def _ranges(emu, fid, count=0):
+def _ranges(emu, fid):
     out = []
-    for r in _media(emu, fid, count):
+    for r in _media(emu, fid):
         a, b = r.headers["Range"].split("=")[1].split("-")
         out.append((int(a), int(b) + 1))
     return out
@@ -69,7 +60,7 @@ def test_sizes_bytes_and_md5(emulator, store, out, size):
     assert os.listdir(out) == ["out.bin"]  # no partial left behind
     # Every byte requested exactly once, in chunk-sized ranges.
     expected = [(a, min(a + CHUNK, size)) for a in range(0, size, CHUNK)]
-    assert sorted(_ranges(emulator, fid, len(expected))) == expected
+    assert sorted(_ranges(emulator, fid)) == expected
 
 
 def test_partial_lives_beside_the_target_keyed_by_id_and_md5(tmp_path):
@@ -98,7 +89,7 @@ def test_resume_continues_from_the_partial(emulator, store, out):
     res = dl.download(store, entry, target, jobs=2, chunk_size=CHUNK)
     assert open(target, "rb").read() == data
     assert (res.resumed_from, res.fetched) == (have, len(data) - have)
-    assert min(a for a, _ in _ranges(emulator, fid, 3)) == have
+    assert min(a for a, _ in _ranges(emulator, fid)) == have
 
 
 def test_partial_of_another_version_is_discarded(emulator, store, out):
@@ -142,7 +133,7 @@ def test_corrupted_bytes_fail_with_expected_and_got_and_leave_nothing(emulator, 
     assert entry.md5 in str(info.value) and "Deleted the download" in str(info.value)
     assert os.listdir(out) == []
     # Two full attempts were made (the first mismatch retries once from zero).
-    assert sum(b - a for a, b in _ranges(emulator, fid, 6)) == 2 * len(data)
+    assert sum(b - a for a, b in _ranges(emulator, fid)) == 2 * len(data)
 
 
 def test_corruption_once_is_healed_by_the_restart(emulator, store, out):

@@ -9,7 +9,6 @@ import os
 import pytest
 
 from drivestage import errors
-from drivestage.emulator import Emulator
 from drivestage.drive import DriveStore, connect
 from drivestage.paths import StorePath
 from drivestage.remote import open_store
@@ -120,11 +119,11 @@ def test_delete_and_trash(emulator, store):
     assert not [f for f in emulator.files() if f["id"] == fid]
 
 
-def test_quota_numbers(tmp_path, monkeypatch):
-    with Emulator(data_dir=str(tmp_path / "d"), quota_bytes=10_000, token="t") as emu:
-        emu.add_file("a.bin", b"x" * 1000)
-        q = connect(api_root=emu.url, token="t").quota()
-        assert (q.total, q.used, q.trash, q.free) == (10_000, 1000, 0, 9000)
+def test_quota_numbers(emulator_factory, tmp_path, monkeypatch):
+    emu = emulator_factory(quota_bytes=10_000, token="t")
+    emu.add_file("a.bin", b"x" * 1000)
+    q = connect(api_root=emu.url, token="t").quota()
+    assert (q.total, q.used, q.trash, q.free) == (10_000, 1000, 0, 9000)
 
 
 def test_shared_drives(emulator, drive_env):
@@ -190,10 +189,10 @@ def test_permanent_faults_are_typed(emulator, store):
         store.quota()
 
 
-def test_wrong_token_is_an_auth_error(tmp_path):
-    with Emulator(data_dir=str(tmp_path / "d"), token="right") as emu:
-        with pytest.raises(errors.AuthError, match="401"):
-            connect(api_root=emu.url, token="wrong").quota()
+def test_wrong_token_is_an_auth_error(emulator_factory, tmp_path):
+    emu = emulator_factory(token="right")
+    with pytest.raises(errors.AuthError, match="401"):
+        connect(api_root=emu.url, token="wrong").quota()
 
 
 def test_bad_api_root_is_a_usage_error():

@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 
 from drivestage.cli import cli
-from drivestage.emulator import Emulator
 
 
 def run(*args, input=None):
@@ -45,16 +44,16 @@ def test_ls_root_defaults(emulator, drive_env):
     assert code == 0 and out.split()[-1] == "top.bin"
 
 
-def test_quota(tmp_path, monkeypatch):
-    with Emulator(data_dir=str(tmp_path / "d"), quota_bytes=4 * 1024 * 1024, token="t") as emu:
-        emu.add_file("a.bin", os.urandom(1024 * 1024))
-        monkeypatch.setenv("DRIVESTAGE_TOKEN", "t")
-        code, out, err = run("quota", "--api-root", emu.url)
-        assert code == 0, err
-        assert out.strip() == "used 1.0 MiB of 4.0 MiB (25%), 0 B in the trash, 3.0 MiB free"
-        code, out, err = run("quota", "--api-root", emu.url, "--json")
-        assert json.loads(out) == {"used": 1048576, "total": 4194304, "trash": 0,
-                                   "free": 3145728}
+def test_quota(emulator_factory, tmp_path, monkeypatch):
+    emu = emulator_factory(quota_bytes=4 * 1024 * 1024, token="t")
+    emu.add_file("a.bin", os.urandom(1024 * 1024))
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "t")
+    code, out, err = run("quota", "--api-root", emu.url)
+    assert code == 0, err
+    assert out.strip() == "used 1.0 MiB of 4.0 MiB (25%), 0 B in the trash, 3.0 MiB free"
+    code, out, err = run("quota", "--api-root", emu.url, "--json")
+    assert json.loads(out) == {"used": 1048576, "total": 4194304, "trash": 0,
+                               "free": 3145728}
 
 
 def test_no_credentials_message(tmp_path, monkeypatch):

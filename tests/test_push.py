@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 
 import pytest
 
@@ -58,31 +57,18 @@ def _remote(emu, top="Models/logs"):
     return out
 
 
-def _wait_for(condition, timeout=5.0):
-    """Wait for a condition the emulator's request log will reach (not a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
-
-
 def _md5s(files):
     return {k: hashlib.md5(v).hexdigest() for k, v in files.items()}
 
 
-def _mark(emu):
-    """Start a new request window. The emulator logs a request after answering it, so a
-    record of the previous push may land after clear_requests(): windows go by start time."""
-    emu.clear_requests()
-    return time.time()
+def _requests(emu):
+    """The API requests since the last ``clear_requests()``: the emulator logs a request when
+    it arrives and completes the record before answering, so the log is whole on return."""
+    return [r for r in emu.requests if not r.path.startswith("/_emulator")]
 
 
-def _since(emu, t0):
-    return [r for r in emu.requests if r.time >= t0 and not r.path.startswith("/_emulator")]
-
-
-def _uploads(emu, t0=0.0):
-    return [r for r in _since(emu, t0) if r.path.startswith("/upload/")]
+def _uploads(emu):
+    return [r for r in _requests(emu) if r.path.startswith("/upload/")]
 
 
 def test_first_push_mirrors_the_tree_exactly(emulator, store, env):
@@ -98,12 +84,12 @@ def test_unchanged_tree_uploads_nothing_and_lists_once_per_folder(emulator, stor
     src = str(env / "logs")
     _tree(src)
     push(src, "Models/logs", store=store)
-    t0 = _mark(emulator)
+    emulator.clear_requests()
     result = push(src, "Models/logs", store=store)
     assert result.uploaded == [] and result.bytes_sent == 0 and result.unchanged == 5
-    assert _uploads(emulator, t0) == []
+    assert _uploads(emulator) == []
     # 4 folders (logs, tb, tb/deeper + the path to logs is cached by the store): 1 list each
-    api = _since(emulator, t0)
+    api = _requests(emulator)
     assert len(api) <= 3 * 4, [(r.method, r.path) for r in api]
 
 
@@ -113,9 +99,9 @@ def test_a_fresh_process_pushing_an_unchanged_tree_sends_nothing(emulator, store
     src = str(env / "logs")
     _tree(src)
     push(src, "Models/logs", store=store)
-    t0 = _mark(emulator)
+    emulator.clear_requests()
     push(src, "Models/logs", store=connect(api_root=emulator.url, token="test-token"))
-    assert _uploads(emulator, t0) == []
+    assert _uploads(emulator) == []
 
 
 def test_only_changed_and_new_files_are_sent_and_replaced_in_place(emulator, store, env):
@@ -127,17 +113,14 @@ def test_only_changed_and_new_files_are_sent_and_replaced_in_place(emulator, sto
     files["epoch_002.pt"] = os.urandom(50_000)
     for rel in ("results.csv", "epoch_002.pt"):
         _write(os.path.join(src, rel), files[rel])
-    t0 = _mark(emulator)
+    emulator.clear_requests()
     result = push(src, "Models/logs", store=store)
     assert sorted(result.uploaded) == ["epoch_002.pt", "results.csv"]
     assert emulator.find("Models/logs/results.csv")["id"] == old_id
     assert _remote(emulator) == _md5s(files)
     want = len(files["results.csv"]) + len(files["epoch_002.pt"])
-    # the last answer may be logged a moment after push returned
-    _wait_for(lambda: sum(r.bytes_in for r in _uploads(emulator, t0)
-                          if "upload_id" in r.query) >= want)
-    sent = sum(r.bytes_in for r in _uploads(emulator, t0) if "upload_id" in r.query)
-    assert sent == len(files["results.csv"]) + len(files["epoch_002.pt"])
+    sent = sum(r.bytes_in for r in _uploads(emulator) if "upload_id" in r.query)
+    assert sent == want
 
 
 def test_same_size_different_content_is_detected_by_md5(emulator, store, env):
@@ -221,13 +204,13 @@ def test_checkpoints_the_policy_would_delete_are_never_uploaded(emulator, store,
     src = str(env / "logs")
     for epoch in range(1, 6):
         _save(src, epoch, 0.1 * epoch)
-    t0 = _mark(emulator)
+    emulator.clear_requests()
     result = push(src, "Models/logs", RetentionPolicy(keep_last=2), store=store)
     assert sorted(result.uploaded) == ["epoch_004.pt", "epoch_004.pt.json",
                                        "epoch_005.pt", "epoch_005.pt.json"]
     assert sorted(result.skipped_by_policy) == sorted(
         f"epoch_00{e}.pt{s}" for e in (1, 2, 3) for s in ("", ".json"))
-    assert not [r for r in _since(emulator, t0) if r.method == "DELETE"]
+    assert not [r for r in _requests(emulator) if r.method == "DELETE"]
 
 
 def test_trainer_style_stem_sidecars_follow_their_checkpoint(emulator, store, env):
@@ -251,51 +234,42 @@ def test_use_trash_keeps_pruned_files_in_the_trash(emulator, store, env):
     assert trashed == ["epoch_001.pt", "epoch_001.pt.json"]
 
 
-def _quota_store(tmp_path, quota):
+def _quota_store(emulator_factory, quota):
     from drivestage.drive import connect
-    try:
-        from drivestage.emulator import Emulator
-    except ImportError:  # pragma: no cover
-        from drivestage.emulator.server import Emulator
-    emu = Emulator(data_dir=str(tmp_path / "q"), quota_bytes=quota).start()
+
+    emu = emulator_factory(quota_bytes=quota)
     return emu, connect(api_root=emu.url, token="t")
 
 
-def test_quota_too_small_prunes_first_then_succeeds(env):
-    emu, store = _quota_store(env, 100_000)
-    try:
-        src = str(env / "logs")
-        policy = RetentionPolicy(keep_last=2)
-        for epoch in (1, 2):
-            _save(src, epoch, 0.1, size=30_000)
-        push(src, "Models/logs", policy, store=store)
-        _save(src, 3, 0.1, size=30_000)          # 3 x 30 kB + sidecars > 100 kB
-        result = push(src, "Models/logs", policy, store=store)
-        assert [d.name for d in result.pruned][:2] == ["epoch_001.pt", "epoch_001.pt.json"]
-        assert _ckpts(emu) == ["epoch_002.pt", "epoch_003.pt"]
-    finally:
-        emu.stop()
+def test_quota_too_small_prunes_first_then_succeeds(emulator_factory, env):
+    emu, store = _quota_store(emulator_factory, 100_000)
+    src = str(env / "logs")
+    policy = RetentionPolicy(keep_last=2)
+    for epoch in (1, 2):
+        _save(src, epoch, 0.1, size=30_000)
+    push(src, "Models/logs", policy, store=store)
+    _save(src, 3, 0.1, size=30_000)          # 3 x 30 kB + sidecars > 100 kB
+    result = push(src, "Models/logs", policy, store=store)
+    assert [d.name for d in result.pruned][:2] == ["epoch_001.pt", "epoch_001.pt.json"]
+    assert _ckpts(emu) == ["epoch_002.pt", "epoch_003.pt"]
 
 
-def test_quota_that_cannot_fit_fails_before_a_byte_and_deletes_nothing(env):
-    emu, store = _quota_store(env, 100_000)
-    try:
-        src = str(env / "logs")
-        policy = RetentionPolicy(keep_last=3)
-        for epoch in (1, 2, 3):
-            _save(src, epoch, 0.1, size=30_000)
+def test_quota_that_cannot_fit_fails_before_a_byte_and_deletes_nothing(emulator_factory, env):
+    emu, store = _quota_store(emulator_factory, 100_000)
+    src = str(env / "logs")
+    policy = RetentionPolicy(keep_last=3)
+    for epoch in (1, 2, 3):
+        _save(src, epoch, 0.1, size=30_000)
+    push(src, "Models/logs", policy, store=store)
+    before = _remote(emu)
+    _save(src, 4, 0.1, size=60_000)
+    emu.clear_requests()
+    with pytest.raises(QuotaExceededError) as info:
         push(src, "Models/logs", policy, store=store)
-        before = _remote(emu)
-        _save(src, 4, 0.1, size=60_000)
-        t0 = _mark(emu)
-        with pytest.raises(QuotaExceededError) as info:
-            push(src, "Models/logs", policy, store=store)
-        msg = str(info.value)
-        assert "needed" in msg and "free" in msg and "prune" in msg
-        assert _remote(emu) == before
-        assert _uploads(emu, t0) == []
-    finally:
-        emu.stop()
+    msg = str(info.value)
+    assert "needed" in msg and "free" in msg and "prune" in msg
+    assert _remote(emu) == before
+    assert _uploads(emu) == []
 
 
 # --------------------------------------------------------------------------- a directory as DEST

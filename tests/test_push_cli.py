@@ -69,20 +69,16 @@ def test_push_missing_source(emulator, env, tmp_path):
     assert "Error: " in result.stderr and "not a local folder" in result.stderr
 
 
-def test_push_quota_error_is_one_line_with_the_numbers(env, tmp_path, monkeypatch):
-    try:
-        from drivestage.emulator import Emulator
-    except ImportError:  # pragma: no cover
-        from drivestage.emulator.server import Emulator
-    with Emulator(data_dir=str(tmp_path / "q"), quota_bytes=10_000) as emu:
-        monkeypatch.setenv("DRIVESTAGE_API_ROOT", emu.url)
-        src = _logs(tmp_path)
-        result = CliRunner().invoke(cli, ["push", src, "drive:Models/logs"])
-        assert result.exit_code == 1
-        err = result.stderr.strip().splitlines()[-1]
-        assert err.startswith("Error: Not enough Drive storage") and "needed" in err \
-            and "free 9.8 KiB" in err
-        assert _live(emu) == []
+def test_push_quota_error_is_one_line_with_the_numbers(emulator_factory, env, tmp_path, monkeypatch):
+    emu = emulator_factory(quota_bytes=10_000)
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", emu.url)
+    src = _logs(tmp_path)
+    result = CliRunner().invoke(cli, ["push", src, "drive:Models/logs"])
+    assert result.exit_code == 1
+    err = result.stderr.strip().splitlines()[-1]
+    assert err.startswith("Error: Not enough Drive storage") and "needed" in err \
+        and "free 9.8 KiB" in err
+    assert _live(emu) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM,
