@@ -21,10 +21,17 @@ from drivestage.upload_tree import PushResult, push
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Mirror", "push", "prune", "PushResult", "Dest"]
+__all__ = ["Mirror", "push", "prune", "PushResult", "Dest", "open_dest"]
 
 #: A destination: a spec (``drive:a/b``, ``/mnt/nas/logs``) or ``(store, path)``.
 Dest = Where
+
+
+def open_dest(dest: Where, store: Optional[RemoteStore] = None,
+              md5_cache: Optional[Md5Cache] = None) -> tuple[RemoteStore, StorePath]:
+    """0.1.0's name for the one door (:func:`drivestage.remote.open_store`); with ``store``,
+    ``dest`` is a path inside it. Kept for callers written against it."""
+    return open_store((store, str(dest)) if store is not None else dest, md5_cache=md5_cache)
 
 
 class Mirror:

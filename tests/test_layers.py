@@ -20,6 +20,7 @@ LAYERS = [
     ["sizes", "paths", "localfs", "heap"],
     ["store", "sidecar"],
     ["state", "retention"],
+    ["upload"],  # 0.1.0 compatibility: Md5Cache
     # Google Drive, one backend: nothing outside drivestage.drive (and the door) imports it.
     ["drive.resources", "drive.answers", "drive.auth"],
     ["drive.retry"],

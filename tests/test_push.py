@@ -336,3 +336,20 @@ def test_folders_inside_dest_are_never_pruned(emulator, store, env):
     push(src, "Models/logs", RetentionPolicy(keep_last=1), store=store)
     assert emulator.find("Models/logs/epoch_000/notes.txt") is not None
     assert _ckpts(emulator) == ["epoch_003.pt"]
+
+
+def test_the_names_of_0_1_0_still_open_and_push(env):
+    """``drivestage.mirror.open_dest`` / ``push`` and ``drivestage.upload.Md5Cache``: what
+    code written against 0.1.0 (the trainer's drive.py) imports."""
+    from drivestage.mirror import open_dest
+    from drivestage.mirror import push as mirror_push
+    from drivestage.upload import Md5Cache
+
+    src = str(env / "logs")
+    files = _tree(src)
+    cache = Md5Cache()
+    store, path = open_dest(str(env / "mount" / "logs"), None, cache)
+    result = mirror_push(src, path, None, store=store, md5_cache=cache)
+    assert sorted(result.uploaded) == sorted(files)
+    assert sorted(os.listdir(env / "mount" / "logs")) == sorted(
+        {rel.split("/")[0] for rel in files})
