@@ -17,8 +17,8 @@ import pytest
 import _proxy
 from _proxy import Proxy
 
-pytestmark = pytest.mark.xfail(strict=True, reason="issue 10: bounded loops against hostile "
-                                                   "servers are not implemented yet")
+#: Remove from a test once its fix lands (strict: a fix that makes it pass must remove it).
+_open = pytest.mark.xfail(strict=True, reason="issue 10: not bounded yet")
 
 #: Seconds a correct client needs at most here (a few short timeouts and retries).
 DEADLINE = 30
@@ -53,6 +53,7 @@ def proxy(emulator):
         yield p
 
 
+@_open
 @pytest.mark.parametrize("mutate", [_proxy.endless, _proxy.oversized(1000)],
                          ids=["no-length", "content-length-lies"])
 def test_pull_stops_reading_a_body_longer_than_the_range(emulator, proxy, tmp_path, mutate):
@@ -64,6 +65,7 @@ def test_pull_stops_reading_a_body_longer_than_the_range(emulator, proxy, tmp_pa
     assert proxy.count("GET", "alt=media") <= 12
 
 
+@_open
 def test_pull_gives_up_on_a_trickling_body(emulator, proxy, tmp_path):
     emulator.add_file("data/f.bin", os.urandom(256 << 10))
     proxy.on("GET", r"alt=media", _proxy.trickle(0.05))
@@ -72,6 +74,7 @@ def test_pull_gives_up_on_a_trickling_body(emulator, proxy, tmp_path):
     assert not (tmp_path / "dest" / "f.bin").exists()
 
 
+@_open
 def test_listing_detects_a_repeating_page_token(emulator, proxy, tmp_path):
     for i in range(3):
         emulator.add_file(f"data/f{i}.txt", b"x")
@@ -83,6 +86,7 @@ def test_listing_detects_a_repeating_page_token(emulator, proxy, tmp_path):
     assert proxy.count("GET", r"^/drive/v2/files\?") <= 10
 
 
+@_open
 def test_push_gives_up_when_an_upload_never_progresses(emulator, proxy, tmp_path):
     src = tmp_path / "logs"
     src.mkdir()
