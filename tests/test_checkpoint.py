@@ -1,8 +1,10 @@
 """Full-state checkpoints: atomic writes, sidecars, verified loading, newest-first search, RNG."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import time
 import random
 
 import numpy as np
@@ -13,13 +15,14 @@ from trainer import checkpoint as ckpt
 from trainer.errors import CheckpointError
 
 
-def _state(epoch: int, **extra) -> dict:
+def _state(epoch: int, *, run: str = "20260101-000000-abcd", epoch_iteration: int = 0, **extra) -> dict:
     model = torch.nn.Conv2d(3, 4, 3)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     model(torch.ones(1, 3, 5, 5)).sum().backward()
     opt.step()
     return {"format_version": ckpt.FORMAT_VERSION, "model": model.state_dict(),
-            "optimizer": opt.state_dict(), "epoch": epoch, "global_step": epoch * 10,
+            "optimizer": opt.state_dict(), "epoch": epoch, "iteration": epoch * 10 + epoch_iteration,
+            "epoch_iteration": epoch_iteration, "run": run,
             "config": {"train": {"epochs": 5}}, "rng": [ckpt.capture_rng()], **extra}
 
 
@@ -31,8 +34,10 @@ def test_save_then_load_round_trips_every_tensor_and_writes_the_sidecar(tmp_path
         assert torch.equal(back["model"][k], v)
     assert back["optimizer"]["state"][0]["momentum_buffer"].equal(state["optimizer"]["state"][0]["momentum_buffer"])
     side = json.loads((tmp_path / "epoch_004.json").read_text())
-    assert side == {"epoch": 4, "global_step": 40, "metrics": {"map50": 0.5, "val_loss": 1.25},
-                    "format_version": ckpt.FORMAT_VERSION}
+    data = (tmp_path / "epoch_004.pt").read_bytes()
+    assert side == {"format": 2, "epoch": 4, "iteration": 40, "epoch_iteration": 0,
+                    "metrics": {"map50": 0.5, "val_loss": 1.25}, "run": "20260101-000000-abcd",
+                    "md5": hashlib.md5(data).hexdigest(), "size": len(data)}
     # Only the two final files remain: no temporary file is left behind.
     assert sorted(os.listdir(tmp_path)) == ["epoch_004.json", "epoch_004.pt"]
     umask = os.umask(0)
@@ -54,7 +59,7 @@ def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path):
 
 def test_an_incomplete_state_is_refused_before_writing(tmp_path):
     with pytest.raises(CheckpointError, match=r"missing \['optimizer'"):
-        ckpt.save_checkpoint({"format_version": 1, "model": {}, "epoch": 1, "global_step": 1, "config": {}},
+        ckpt.save_checkpoint({"format_version": 2, "model": {}, "epoch": 1, "iteration": 1, "config": {}},
                              str(tmp_path / "x.pt"))
     assert os.listdir(tmp_path) == []
 
@@ -75,15 +80,31 @@ def test_weights_only_file_is_not_resumable(tmp_path):
         ckpt.load_checkpoint(path)
 
 
-def test_find_latest_prefers_the_highest_epoch_and_last_pt_on_a_tie(tmp_path):
+def test_find_latest_prefers_the_most_progress_then_the_epoch_name(tmp_path):
     d = str(tmp_path)
     ckpt.save_checkpoint(_state(2), os.path.join(d, "epoch_002.pt"))
     ckpt.save_checkpoint(_state(4), os.path.join(d, "epoch_004.pt"))
     ckpt.save_checkpoint(_state(4), os.path.join(d, "last.pt"))
     ckpt.save_checkpoint(_state(3), os.path.join(d, "best.pt"))
-    names = [os.path.basename(p) for p, _ in ckpt.list_checkpoints(d)]
-    assert names == ["last.pt", "epoch_004.pt", "best.pt", "epoch_002.pt"]
-    assert os.path.basename(ckpt.find_latest(d)) == "last.pt"
+    found = ckpt.list_checkpoints(d)
+    assert sorted(c.described.name for c in found) == ["best.pt", "epoch_002.pt", "epoch_004.pt", "last.pt"]
+    assert os.path.basename(ckpt.find_latest(d)) == "epoch_004.pt"   # same progress as last.pt
+    # An autosave in the middle of epoch 5 is further on than both.
+    ckpt.save_checkpoint(_state(4, epoch_iteration=3), os.path.join(d, "autosave_00000043.pt"))
+    assert os.path.basename(ckpt.find_latest(d)) == "autosave_00000043.pt"
+
+
+def test_find_latest_picks_the_run_written_last(tmp_path):
+    # trainer 0.1.0 could leave two runs in one folder: the one written last is the current one,
+    # even though the other one went further.
+    d = str(tmp_path)
+    ckpt.save_checkpoint(_state(50, run="old"), os.path.join(d, "epoch_050.pt"))
+    old = time.time() - 3600
+    os.utime(os.path.join(d, "epoch_050.pt"), (old, old))
+    ckpt.save_checkpoint(_state(2, run="new"), os.path.join(d, "epoch_002.pt"))
+    found, run = ckpt.current_run([c.described for c in ckpt.list_checkpoints(d)])
+    assert found and run == "new"
+    assert os.path.basename(ckpt.find_latest(d, run=run, any_run=False)) == "epoch_002.pt"
 
 
 def test_find_latest_skips_a_damaged_newest_checkpoint(tmp_path, caplog):
@@ -105,7 +126,8 @@ def test_copy_checkpoint_copies_file_and_sidecar(tmp_path):
     src = ckpt.save_checkpoint(_state(5), str(tmp_path / "last.pt"), metrics={"map50": 0.3})
     dst = ckpt.copy_checkpoint(src, str(tmp_path / "best.pt"))
     assert open(dst, "rb").read() == open(src, "rb").read()
-    assert ckpt.read_sidecar(dst)["metrics"] == {"map50": 0.3}
+    assert ckpt.read_sidecar(dst).metrics == {"map50": 0.3}
+    assert ckpt.read_sidecar(dst) == ckpt.read_sidecar(src)
 
 
 def test_rng_states_survive_a_save_and_load(tmp_path):
@@ -131,3 +153,21 @@ def test_signature_mismatch_is_refused_with_both_values():
     assert "num_classes: checkpoint 20, config 3" in str(err.value)
     assert "--resume none" in str(err.value)
     ckpt.check_signature({"num_classes": 3, "phi": 0}, {"num_classes": 3, "phi": 0}, "x")
+
+
+def test_a_format_1_checkpoint_still_loads(tmp_path):
+    state = _state(3)
+    del state["iteration"], state["epoch_iteration"], state["run"]
+    state.update(format_version=1, global_step=30)
+    path = str(tmp_path / "old.pt")
+    torch.save(state, path)
+    assert ckpt.position_of(ckpt.load_checkpoint(path)) == (3, 30, 0)
+
+
+def test_the_state_copied_to_cpu_does_not_follow_the_live_tensors():
+    model = torch.nn.Linear(2, 2)
+    copy = ckpt.to_cpu({"model": model.state_dict(), "nested": [(model.weight,)]})
+    with torch.no_grad():
+        model.weight.add_(1)
+    assert not torch.equal(copy["model"]["weight"], model.weight)
+    assert not torch.equal(copy["nested"][0][0], model.weight)

@@ -46,7 +46,7 @@ def test_two_gloo_ranks_end_with_identical_weights(tiny_config, tmp_path):
 
     state = ckpt.load_checkpoint(str(logs / "last.pt"))
     assert len(state["rng"]) == 2          # one RNG state per rank
-    assert state["global_step"] == 4       # 18 images / 2 ranks / 4 per rank: 2 steps per epoch
+    assert state["iteration"] == 4       # 18 images / 2 ranks / 4 per rank: 2 steps per epoch
     assert all(torch.equal(v, state["model"][k]) for k, v in r0["model"].items())
 
 

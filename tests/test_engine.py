@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
+import re
 
 import pytest
 import torch
@@ -12,7 +14,8 @@ import torch
 from trainer import checkpoint as ckpt
 from trainer.callbacks import Callback
 from trainer.config import load_config
-from trainer.engine import LRSchedule, ModelEMA, build_optimizer, fit, param_groups, scaled_lr
+from trainer.engine import fit
+from trainer.optim import LRSchedule, ModelEMA, build_optimizer, param_groups, scaled_lr
 from trainer.errors import NonFiniteLossError
 from trainer.model import YoloV4Tiny
 
@@ -93,7 +96,8 @@ def test_fit_writes_full_checkpoints_results_and_curves(tiny_config, tmp_path):
             "best.pt", "best.json", "results.csv", "loss.png", "map.png", "tensorboard"} <= names
     assert not [n for n in names if n.endswith(".tmp")]
     state = ckpt.load_checkpoint(str(logs / "last.pt"))
-    assert state["epoch"] == 2 and state["global_step"] == 2 * 2   # 18 train images, batch 8, drop_last
+    assert state["epoch"] == 2 and state["iteration"] == 2 * 2   # 18 train images, batch 8, drop_last
+    assert state["epoch_iteration"] == 0 and re.fullmatch(r"\d{8}-\d{6}-[0-9a-f]{4}", state["run"])
     assert state["ema"]["updates"] == 4
     assert state["optimizer"]["state"], "optimizer momentum is saved"
     assert state["scheduler"] == {"kind": "cos", "epochs": 2}
@@ -102,6 +106,9 @@ def test_fit_writes_full_checkpoints_results_and_curves(tiny_config, tmp_path):
     assert state["signature"]["num_classes"] == 3
     side = json.loads((logs / "epoch_002.json").read_text())
     assert side["epoch"] == 2 and set(side["metrics"]) == {"map50", "map", "val_loss"}
+    assert side["iteration"] == 4 and side["epoch_iteration"] == 0 and side["run"] == state["run"]
+    assert side["md5"] == hashlib.md5((logs / "epoch_002.pt").read_bytes()).hexdigest()
+    assert side["size"] == (logs / "epoch_002.pt").stat().st_size
     rows = list(csv.DictReader(open(logs / "results.csv")))
     assert [r["epoch"] for r in rows] == ["1", "2"] and [r["phase"] for r in rows] == ["freeze", "unfreeze"]
     assert all(r["map50"] != "" and float(r["val_loss"]) > 0 for r in rows)
@@ -110,7 +117,7 @@ def test_fit_writes_full_checkpoints_results_and_curves(tiny_config, tmp_path):
     assert any(f.startswith("events.out.tfevents") for f in os.listdir(logs / "tensorboard"))
     assert result.best_epoch in (1, 2)
     best = ckpt.read_sidecar(str(logs / "best.pt"))
-    assert best["epoch"] == result.best_epoch
+    assert best.epoch == result.best_epoch
 
 
 class _PoisonWeights(Callback):
@@ -119,7 +126,7 @@ class _PoisonWeights(Callback):
     def __init__(self, epoch: int):
         self.epoch = epoch
 
-    def on_train_epoch_start(self, run, epoch):
+    def on_train_epoch_start(self, run, epoch):  # epoch: epochs completed = index of this one
         if epoch == self.epoch:
             with torch.no_grad():
                 for p in run.bare_model.parameters():

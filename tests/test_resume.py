@@ -20,14 +20,14 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class _Recorder(Callback):
-    """Records (global step, lr, loss) of every iteration; optionally dies at a given iteration."""
+    """Records (iteration, lr, loss) of every iteration; optionally dies at a given iteration."""
 
     def __init__(self, die_at_step=None):
         self.rows, self.die_at_step = [], die_at_step
 
-    def on_train_batch_end(self, run, epoch, step, logs):
-        self.rows.append((step, logs["lr"], logs["loss"]))
-        if step == self.die_at_step:
+    def on_train_batch_end(self, run, pos, logs):
+        self.rows.append((pos.iteration, logs["lr"], logs["loss"]))
+        if pos.iteration == self.die_at_step:
             raise KeyboardInterrupt  # the runtime vanished in the middle of an epoch
 
 
@@ -51,11 +51,12 @@ def test_interrupted_mid_epoch_then_resumed_matches_an_uninterrupted_run(tiny_co
     crash = _Recorder(die_at_step=5)             # epoch 3 (steps 5-6), after its first iteration
     with pytest.raises(KeyboardInterrupt):
         fit(_config(tiny_config, tmp_path / "b"), resume="auto", callbacks=[crash])
-    assert ckpt.read_sidecar(str(tmp_path / "b" / "last.pt"))["epoch"] == 2
+    assert ckpt.read_sidecar(str(tmp_path / "b" / "last.pt")).epoch == 2
+    crashed_run = ckpt.read_sidecar(str(tmp_path / "b" / "last.pt")).run
 
     resumed = _Recorder()
     result = fit(_config(tiny_config, tmp_path / "b"), resume="auto", callbacks=[resumed])
-    assert result.resumed_from.endswith("last.pt") and result.epochs_run == 1
+    assert result.resumed_from.endswith("epoch_002.pt") and result.epochs_run == 1
     # The epoch restarts from its beginning: same steps, same learning rates, same losses.
     assert [r[:2] for r in resumed.rows] == [r[:2] for r in full.rows[4:]]
     assert [r[2] for r in resumed.rows] == [r[2] for r in full.rows[4:]]
@@ -65,17 +66,38 @@ def test_interrupted_mid_epoch_then_resumed_matches_an_uninterrupted_run(tiny_co
     eb = ckpt.load_checkpoint(str(tmp_path / "b" / "last.pt"))
     assert ea["ema"]["updates"] == eb["ema"]["updates"] == 6
     assert ea["best_map50"] == eb["best_map50"] and len(eb["history"]) == 3
+    assert eb["run"] == crashed_run != ea["run"]   # the resumed run keeps its identity
 
 
-def test_resume_none_starts_over_and_resume_path_uses_that_file(tiny_config, tmp_path):
+def test_resume_path_continues_that_files_run(tiny_config, tmp_path):
     one = {"train.epochs": 1, "train.freeze_epochs": 0, "train.save_period": 1}
     cfg = _config(tiny_config, tmp_path / "run", **one)
-    fit(cfg, resume="none")
-    again = fit(cfg, resume="none")
-    assert again.resumed_from is None and again.epochs_run == 1
+    first = fit(cfg, resume="none")
     longer = _config(tiny_config, tmp_path / "run", **{**one, "train.epochs": 2})
     res = fit(longer, resume=str(tmp_path / "run" / "epoch_001.pt"))
     assert res.resumed_from.endswith("epoch_001.pt") and res.epochs_run == 1
+    run = ckpt.load_checkpoint(str(tmp_path / "run" / "epoch_001.pt"))["run"]
+    assert ckpt.read_sidecar(str(tmp_path / "run" / "epoch_002.pt")).run == run
+    assert first.out_dir == res.out_dir
+
+
+def test_resume_none_in_a_folder_of_another_run_is_refused_naming_both_runs(tiny_config, tmp_path):
+    path = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0})
+    fit(load_config(path), resume="none")
+    old = ckpt.read_sidecar(str(tmp_path / "logs" / "epoch_001.pt")).run
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "logs").iterdir()}
+    res = CliRunner().invoke(cli, ["train", "-c", path, "--resume", "none"])
+    assert res.exit_code == 1
+    line = res.output.strip().splitlines()[-1]
+    assert line.startswith(f"Error: {tmp_path / 'logs'} already holds checkpoints of run {old} "
+                           f"(newest: epoch_001.pt, epoch 1, iteration 2); starting run ")
+    new = line.split("starting run ")[1].split()[0]
+    assert new != old
+    assert line.endswith("there would mix the two runs. Continue the old run with --resume auto, or "
+                         "give the new run its own folders: --set train.out_dir=<a new folder> "
+                         "--set drive.logs=<a new Drive folder>")
+    # Nothing was touched.
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "logs").iterdir()} == before
 
 
 def test_a_finished_run_resumed_trains_nothing(tiny_config, tmp_path):
@@ -119,12 +141,13 @@ def test_sigkill_mid_epoch_then_resume_reaches_the_same_weights(tiny_config, tmp
             break
     proc.wait(timeout=60)
     assert killed_in == 3 and proc.returncode == -signal.SIGKILL
-    done = ckpt.read_sidecar(str(tmp_path / "killed" / "last.pt"))["epoch"]
+    done = ckpt.read_sidecar(str(tmp_path / "killed" / "last.pt")).epoch
     assert 2 <= done < 6  # in epoch 3 (on a loaded machine the signal may land an epoch later)
 
     out = subprocess.run(cmd + ["--resume", "auto"], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert f"resumed from {tmp_path / 'killed' / 'last.pt'}: {done} epochs done" in out.stderr
+    assert f"resumed from {tmp_path / 'killed'}" in out.stderr
+    assert f" at epoch {done}, iteration {2 * done} (run " in out.stderr
     diff = _max_abs_diff(_weights(str(tmp_path / "ref" / "last.pt")),
                          _weights(str(tmp_path / "killed" / "last.pt")))
     assert diff == 0.0
@@ -134,7 +157,7 @@ def test_another_machine_pulls_the_checkpoint_rank0_fetched_from_drive(emulator,
                                                                         tmp_path):
     # Multi-machine DDP: rank 0 fetched epoch_004.pt from Drive into its own out_dir; on the
     # other machines the local rank 0 pulls the same file before every rank loads it.
-    from trainer.engine import ensure_local_checkpoint
+    from trainer.resume import ensure_local_checkpoint
 
     data = os.urandom(300_000)
     emulator.add_file("Models/run/logs/epoch_004.pt", data)

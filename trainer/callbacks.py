@@ -1,10 +1,18 @@
-"""Training events and what hangs off them: results.csv, plots, TensorBoard, Drive sync.
+"""Training events and what hangs off them: results.csv, plots, TensorBoard.
 
 The engine calls every callback's method for each event; a callback overrides the events it
-cares about. Only rank 0 gets callbacks. Events, in order:
-``on_fit_start(run)``, ``on_train_epoch_start(run, epoch)``,
-``on_train_batch_end(run, epoch, step, logs)``, ``on_fit_epoch_end(run, epoch, row)``,
-``on_model_save(run, path, kind, epoch, metrics)`` (kind: ``last``, ``periodic``, ``best``), and ``on_fit_end(run)`` or ``on_interrupt(run, exc)``.
+cares about. These callbacks run on rank 0 only; the save policy
+(:class:`trainer.saving.Checkpointer`) runs on every rank. Events, in order, with the
+counting of :mod:`trainer.state` (``epoch`` = epochs completed, so at an epoch's start it is
+also the 0-based index of the epoch beginning; ``pos`` is a :class:`~trainer.state.Position`):
+
+* ``on_fit_start(run)``
+* ``on_train_epoch_start(run, epoch)``
+* ``on_train_batch_end(run, pos, logs)``: after every optimizer step (``logs``: loss, lr, img_s)
+* ``on_validation_end(run, pos, row)``: the epoch's evaluation is done (or was cut short)
+* ``on_fit_epoch_end(run, pos, row)``: ``pos.epoch`` counts this epoch; ``row`` is its
+  results.csv row
+* ``on_fit_end(run)`` or ``on_interrupt(run, exc)``
 """
 from __future__ import annotations
 
@@ -12,7 +20,7 @@ import csv
 import logging
 import math
 import os
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +34,9 @@ class Callback:
 
     def on_fit_start(self, run: Any) -> None: ...
     def on_train_epoch_start(self, run: Any, epoch: int) -> None: ...
-    def on_train_batch_end(self, run: Any, epoch: int, step: int, logs: dict) -> None: ...
-    def on_fit_epoch_end(self, run: Any, epoch: int, row: dict) -> None: ...
-    def on_model_save(self, run: Any, path: str, kind: str, epoch: int, metrics: dict) -> None: ...
+    def on_train_batch_end(self, run: Any, pos: Any, logs: dict) -> None: ...
+    def on_validation_end(self, run: Any, pos: Any, row: dict) -> None: ...
+    def on_fit_epoch_end(self, run: Any, pos: Any, row: dict) -> None: ...
     def on_fit_end(self, run: Any) -> None: ...
     def on_interrupt(self, run: Any, exc: BaseException) -> None: ...
 
@@ -60,7 +68,7 @@ class CSVLogger(Callback):
     def __init__(self, out_dir: str, name: str = "results.csv"):
         self.path = os.path.join(out_dir, name)
 
-    def on_fit_epoch_end(self, run: Any, epoch: int, row: dict) -> None:
+    def on_fit_epoch_end(self, run: Any, pos: Any, row: dict) -> None:
         write_results_csv(self.path, run.state.history)
 
 
@@ -89,7 +97,7 @@ class PlotCallback(Callback):
     def __init__(self, out_dir: str):
         self.out_dir = out_dir
 
-    def on_fit_epoch_end(self, run: Any, epoch: int, row: dict) -> None:
+    def on_fit_epoch_end(self, run: Any, pos: Any, row: dict) -> None:
         try:
             plot_history(run.state.history, self.out_dir)
         except Exception as exc:  # a plot must never stop training
@@ -148,14 +156,14 @@ class TensorBoardLogger(Callback):
         except Exception as exc:  # tensorboard is optional at run time
             logger.warning("TensorBoard logging off: %s", exc)
             return
-        self.writer = SummaryWriter(self.log_dir, purge_step=run.state.global_step or None)
+        self.writer = SummaryWriter(self.log_dir, purge_step=run.state.pos.iteration or None)
 
-    def on_train_batch_end(self, run: Any, epoch: int, step: int, logs: dict) -> None:
-        if self.writer is not None and step % self.every == 0:
+    def on_train_batch_end(self, run: Any, pos: Any, logs: dict) -> None:
+        if self.writer is not None and pos.iteration % self.every == 0:
             for k in ("loss", "lr"):
-                self.writer.add_scalar(f"train/{k}", logs[k], step)
+                self.writer.add_scalar(f"train/{k}", logs[k], pos.iteration)
 
-    def on_fit_epoch_end(self, run: Any, epoch: int, row: dict) -> None:
+    def on_fit_epoch_end(self, run: Any, pos: Any, row: dict) -> None:
         if self.writer is None:
             return
         for k in ("train_loss", "val_loss", "map50", "map", "lr", "images_per_s"):
@@ -173,35 +181,3 @@ class TensorBoardLogger(Callback):
         if self.writer is not None:
             self.writer.close()
             self.writer = None
-
-
-class DriveSync(Callback):
-    """Mirrors the run folder to ``drive.logs`` through :class:`drivestage.hooks.CheckpointSync`.
-
-    Periodic checkpoints (every save_period and the final epoch) and best ones are handed to
-    ``on_save``, which returns at once and uploads in the background with the retention
-    policy; the end of training and an interruption flush. Training never waits for Drive
-    except in that flush. ``last.pt`` stays local (it is rewritten every epoch).
-    """
-
-    SYNC_KINDS = ("periodic", "best")
-
-    def __init__(self, sync: Any, protect: Optional[str] = None):
-        self.sync = sync
-        if protect:
-            self.sync.protect(protect)
-
-    def on_model_save(self, run: Any, path: str, kind: str, epoch: int, metrics: dict) -> None:
-        if kind in self.SYNC_KINDS:
-            self.sync.on_save(path, epoch, metrics)
-
-    def on_fit_end(self, run: Any) -> None:
-        logger.info("waiting for the Drive mirror to finish ...")
-        self.sync.on_train_end()  # raises when the mirror failed: the user must know
-
-    def on_interrupt(self, run: Any, exc: BaseException) -> None:
-        logger.info("flushing the Drive mirror before stopping ...")
-        try:
-            self.sync.on_train_end()
-        except Exception as err:  # keep the original error as the one reported
-            logger.error("the Drive mirror could not finish: %s", err)

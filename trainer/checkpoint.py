@@ -1,32 +1,39 @@
-"""Full-state checkpoints: atomic save, verified load, finding the newest one.
+"""Full-state checkpoints: copied off the device, saved atomically, loaded with checks, found.
 
 A checkpoint is a dict of ``state_dict()``s (model, EMA, optimizer, scheduler, scaler) plus
-the epoch, global step, best metric, retention bookkeeping, RNG states per rank, the
-config and the version. Next to ``<name>.pt`` lies ``<name>.json`` (epoch and metrics) so
-tools can rank checkpoints without loading torch.
+the training position (:mod:`trainer.state`), the run identity, the best metric, the save
+policy's bookkeeping, RNG states per rank, the config and the version. Next to ``<name>.pt``
+lies ``<name>.json``, the sidecar of :mod:`drivestage.sidecar` (epoch, iteration,
+epoch_iteration, metrics, run, and the md5 and size of the checkpoint file), so tools rank
+checkpoints without loading torch.
 """
 from __future__ import annotations
 
 import glob
-import json
+import hashlib
 import logging
 import os
 import random
 import tempfile
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional
 
 import numpy as np
 import torch
 
+from drivestage import sidecar as sidecars
+from drivestage.sidecar import Described, Sidecar
 from trainer import __version__
 from trainer.errors import CheckpointError
+from trainer.state import EPOCH_NAME
 
 logger = logging.getLogger(__name__)
 
-#: Bumped when the layout of the checkpoint dict changes incompatibly.
-FORMAT_VERSION = 1
-#: Keys every full checkpoint has.
-REQUIRED_KEYS = ("format_version", "model", "optimizer", "epoch", "global_step", "config")
+#: Bumped when the layout of the checkpoint dict changes incompatibly (2: ``iteration``,
+#: ``epoch_iteration``, ``run``; 1 had ``global_step`` and is still read).
+FORMAT_VERSION = 2
+#: Keys every full checkpoint has (``iteration`` is ``global_step`` in format 1).
+REQUIRED_KEYS = ("format_version", "model", "optimizer", "epoch", "config")
 
 
 def _current_umask() -> int:
@@ -38,15 +45,34 @@ def _current_umask() -> int:
 _UMASK = _current_umask()
 
 
-def _atomic_write(path: str, write) -> None:
-    """Write through a temporary file in the same folder, fsync, then rename over ``path``."""
+class _HashingWriter:
+    """A file object that md5-hashes what passes through (no second read of a large file)."""
+
+    def __init__(self, fh):
+        self.fh, self.md5, self.size = fh, hashlib.md5(), 0
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        self.md5.update(view)
+        self.size += len(view)
+        return self.fh.write(view)
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+def _atomic_write(path: str, write) -> tuple[str, int]:
+    """Write through a temporary file in the same folder, fsync, then rename over ``path``.
+
+    Returns the md5 and size of what was written."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
         with os.fdopen(fd, "wb") as fh:
-            write(fh)
+            out = _HashingWriter(fh)
+            write(out)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -56,39 +82,39 @@ def _atomic_write(path: str, write) -> None:
         except FileNotFoundError:
             pass
         raise
+    return out.md5.hexdigest(), out.size
 
 
 def sidecar_path(path: str) -> str:
     """``logs/epoch_004.pt`` -> ``logs/epoch_004.json``."""
-    return os.path.splitext(path)[0] + ".json"
+    return sidecars.name_for(path)
+
+
+def position_of(state: dict) -> tuple[int, int, int]:
+    """``(epoch, iteration, epoch_iteration)`` of a checkpoint dict (both formats)."""
+    return (int(state["epoch"]), int(state.get("iteration", state.get("global_step", 0))),
+            int(state.get("epoch_iteration") or 0))
 
 
 def save_checkpoint(state: dict, path: str, *, metrics: Optional[dict] = None) -> str:
-    """Write ``state`` to ``path`` atomically, then its JSON sidecar; return ``path``.
+    """Write ``state`` to ``path`` atomically, then its sidecar (with the file's md5); return ``path``.
 
-    The sidecar is written after the checkpoint so a sidecar always describes a complete file.
+    The sidecar is written after the checkpoint, so a sidecar always describes a complete file.
     """
     missing = [k for k in REQUIRED_KEYS if k not in state]
     if missing:
         raise CheckpointError(f"refusing to save an incomplete checkpoint to {path}: missing {missing}")
-    _atomic_write(path, lambda fh: torch.save(state, fh))
-    write_sidecar(path, int(state["epoch"]), int(state["global_step"]), metrics)
+    md5, size = _atomic_write(path, lambda fh: torch.save(state, fh))
+    epoch, iteration, epoch_iteration = position_of(state)
+    sidecars.write(path, Sidecar(epoch=epoch, iteration=iteration, epoch_iteration=epoch_iteration,
+                                 metrics=_plain_metrics(metrics), run=state.get("run"), md5=md5,
+                                 size=size))
     return path
-
-
-def write_sidecar(path: str, epoch: int, global_step: int, metrics: Optional[dict] = None) -> str:
-    """Write ``<stem>.json`` = ``{"epoch", "global_step", "metrics", "format_version"}`` atomically."""
-    side = {"epoch": epoch, "global_step": global_step,
-            "metrics": {k: _plain(v) for k, v in (metrics or {}).items() if v is not None},
-            "format_version": FORMAT_VERSION}
-    data = json.dumps(side, indent=1, sort_keys=True).encode()
-    _atomic_write(sidecar_path(path), lambda fh: fh.write(data))
-    return sidecar_path(path)
 
 
 def copy_checkpoint(src: str, dst: str) -> str:
     """Copy a checkpoint and its sidecar atomically (cheaper than serialising it again)."""
-    def copy_into(path_from: str):
+    def copy_from(path_from: str):
         def write(fh):
             with open(path_from, "rb") as inp:
                 while True:
@@ -98,27 +124,41 @@ def copy_checkpoint(src: str, dst: str) -> str:
                     fh.write(chunk)
         return write
 
-    _atomic_write(dst, copy_into(src))
-    _atomic_write(sidecar_path(dst), copy_into(sidecar_path(src)))
+    _atomic_write(dst, copy_from(src))
+    _atomic_write(sidecar_path(dst), copy_from(sidecar_path(src)))
     return dst
 
 
-def _plain(v: Any) -> Any:
-    if isinstance(v, torch.Tensor):
-        return v.item()
-    if isinstance(v, (np.floating, np.integer)):
-        return v.item()
-    return v
+def remove_checkpoint(path: str) -> None:
+    """Delete a checkpoint and its sidecar (the sidecar first: never a sidecar without its file)."""
+    for p in (sidecar_path(path), path):
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
 
 
-def read_sidecar(path: str) -> Optional[dict]:
+def _plain_metrics(metrics: Optional[dict]) -> dict:
+    out = {}
+    for k, v in (metrics or {}).items():
+        if isinstance(v, torch.Tensor):
+            v = v.item()
+        if isinstance(v, (np.floating, np.integer)):
+            v = v.item()
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[str(k)] = v
+    return out
+
+
+def read_sidecar(path: str) -> Optional[Sidecar]:
     """The sidecar of checkpoint ``path``, or None when absent or unreadable."""
     try:
-        with open(sidecar_path(path), encoding="utf-8") as fh:
-            data = json.load(fh)
-        return data if isinstance(data, dict) and "epoch" in data else None
-    except (OSError, ValueError):
+        with open(sidecar_path(path), "rb") as fh:
+            data = fh.read(sidecars.MAX_BYTES + 1)
+    except OSError:
         return None
+    side = sidecars.parse(data) if len(data) <= sidecars.MAX_BYTES else None
+    return side if side is not None and side.epoch is not None else None
 
 
 def load_checkpoint(path: str, map_location: Any = "cpu") -> dict:
@@ -131,7 +171,8 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> dict:
     except Exception as exc:  # torch raises many types for a damaged zip/pickle
         raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); "
                               f"it is truncated or not a trainer checkpoint") from None
-    if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
+    if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS) or \
+            ("iteration" not in state and "global_step" not in state):
         raise CheckpointError(f"{path} is not a full trainer checkpoint (weights only?); "
                               f"use it as model.weights instead of resuming from it")
     if state["format_version"] > FORMAT_VERSION:
@@ -140,35 +181,85 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> dict:
     return state
 
 
-def list_checkpoints(folder: str) -> list[tuple[str, dict]]:
-    """Checkpoints in ``folder`` that have a sidecar, newest first.
+@dataclass(frozen=True)
+class LocalCheckpoint:
+    """A checkpoint in a local folder that has a sidecar."""
 
-    Newest = highest epoch; on a tie ``last.pt`` first, then ``epoch_NNN.pt``, then others.
-    """
+    path: str
+    described: Described
+
+    @property
+    def sidecar(self) -> Sidecar:
+        return self.described.sidecar
+
+
+def list_checkpoints(folder: str) -> list[LocalCheckpoint]:
+    """Checkpoints in ``folder`` that have a sidecar (any order)."""
     out = []
     for path in glob.glob(os.path.join(folder, "*.pt")):
         side = read_sidecar(path)
-        if side is not None:
-            out.append((path, side))
-    rank = {"last.pt": 0}
-
-    def key(item):
-        name = os.path.basename(item[0])
-        return (-int(item[1]["epoch"]), rank.get(name, 1 if name.startswith("epoch_") else 2), name)
-
-    return sorted(out, key=key)
-
-
-def find_latest(folder: str) -> Optional[str]:
-    """The newest loadable checkpoint in ``folder``; damaged ones are skipped with a warning."""
-    for path, _side in list_checkpoints(folder):
+        if side is None:
+            continue
         try:
-            load_checkpoint(path)
+            modified = os.stat(path).st_mtime
+        except FileNotFoundError:
+            continue
+        out.append(LocalCheckpoint(path, Described(os.path.basename(path), side, None, modified)))
+    return out
+
+
+def newest(checkpoints: Iterable[LocalCheckpoint], *, run: Optional[str] = None,
+           skip: Iterable[str] = (), any_run: bool = False) -> Optional[LocalCheckpoint]:
+    """The most advanced checkpoint (:func:`drivestage.sidecar.newest`): of ``run`` unless
+    ``any_run``; an ``epoch_NNN`` name wins a tie of progress, then the newer file."""
+    by_name = {c.described.name: c for c in checkpoints if any_run or c.sidecar.run == run}
+    best = sidecars.newest([c.described for c in by_name.values()],
+                           prefer=EPOCH_NAME, skip=skip)
+    return by_name[best.name] if best is not None else None
+
+
+def find_latest(folder: str, *, run: Optional[str] = None, any_run: bool = True) -> Optional[str]:
+    """The newest loadable checkpoint in ``folder``; damaged ones are skipped with a warning."""
+    found = list_checkpoints(folder)
+    bad: set[str] = set()
+    while True:
+        best = newest(found, run=run, skip=bad, any_run=any_run)
+        if best is None:
+            return None
+        try:
+            load_checkpoint(best.path)
         except CheckpointError as exc:
             logger.warning("skipping %s", exc)
+            bad.add(best.described.name)
             continue
-        return path
-    return None
+        return best.path
+
+
+def current_run(checkpoints: Iterable[Described]) -> tuple[bool, Optional[str]]:
+    """``(found, run)``: the run of the most recently written checkpoint among ``checkpoints``.
+
+    A folder should hold one run; where it holds several (written by trainer 0.1.0, or
+    another tool), the one written last is the one a resume continues."""
+    latest = max(checkpoints, key=lambda c: (c.modified, c.name), default=None)
+    return (latest is not None, latest.sidecar.run if latest is not None else None)
+
+
+# --------------------------------------------------------------------------- state capture
+
+def to_cpu(obj: Any) -> Any:
+    """A deep copy of a state structure with every tensor copied to CPU memory.
+
+    Taken at an iteration boundary, it lets a background thread serialise while training
+    goes on changing the live tensors."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [to_cpu(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(to_cpu(v) for v in obj)
+    return obj
 
 
 def capture_rng() -> dict:

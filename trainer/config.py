@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -91,6 +92,10 @@ class TrainConfig:
     cpu_amp: bool = _f(False, "bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX): 2-4x faster steps")
     grad_clip: float = _f(10.0, "clip the gradient norm to this value (0 = off)")
     save_period: int = _f(4, "save epoch_NNN.pt (and sync to Drive) every this many epochs")
+    save_minutes: float = _f(10.0, "also save autosave_<iteration>.pt (mirrored to Drive) every this "
+                                   "many minutes of training, mid-epoch too (0 = off)")
+    grace_seconds: float = _f(25.0, "on SIGTERM/SIGINT: seconds to save a checkpoint and verify it on "
+                                    "Drive before exiting 143")
     eval_period: int = _f(10, "compute mAP every this many epochs (and at the last epoch)")
     conf_thresh: float = _f(0.001, "score threshold for detections during mAP evaluation")
     nms_thresh: float = _f(0.5, "IoU threshold of non-maximum suppression during evaluation")
@@ -224,6 +229,8 @@ def _coerce(key: str, value: Any, tp: Any, meta: dict) -> Any:
                 raise bad from None
         else:
             raise bad
+        if not math.isfinite(out):  # YAML's .nan/.inf: every float key needs a real number
+            raise ConfigError(f"config key '{key}' expects a finite number, got {value!r}")
     elif tp is str:
         if isinstance(value, (dict, list)) or value is None:
             raise bad
@@ -329,6 +336,10 @@ def validate(cfg: Config) -> None:
     if not 0 <= t.freeze_epochs <= t.epochs:
         raise ConfigError(f"train.freeze_epochs must be between 0 and train.epochs ({t.epochs}), "
                           f"got {t.freeze_epochs}")
+    if t.save_minutes < 0:
+        raise ConfigError(f"train.save_minutes must be >= 0 (0 = off), got {t.save_minutes}")
+    if t.grace_seconds <= 0:
+        raise ConfigError(f"train.grace_seconds must be > 0, got {t.grace_seconds}")
     if t.lr <= 0:
         raise ConfigError(f"train.lr must be > 0, got {t.lr}")
     if not 0 < t.min_lr_ratio <= 1:

@@ -133,6 +133,17 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def agree(stop: bool, save: bool) -> tuple[bool, bool]:
+    """``(any rank asks to stop, any rank asks to save)`` in one collective (every rank calls
+    it after every iteration); on a single process the flags themselves."""
+    if not is_initialized():
+        return stop, save
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([float(stop), float(save)], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t[0].item()), bool(t[1].item())
+
+
 @contextlib.contextmanager
 def main_first(info: DistInfo, *, local: bool = True) -> Iterator[bool]:
     """Run the body on (local) rank 0 first while the other ranks wait, then on the others.

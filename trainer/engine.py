@@ -1,22 +1,19 @@
-"""The training loop: ``train_one_epoch``, ``evaluate``, ``fit``.
+"""The training loop: ``fit``, ``train_one_epoch``, ``evaluate``.
 
 Reads top to bottom like torchvision's detection references. ``fit`` stages the data,
-builds the model, resumes (locally or from Drive), then runs the freeze and unfreeze phases;
-everything that is not training (results.csv, plots, TensorBoard, Drive) hangs off
-callback events. Rank 0 alone evaluates, saves and talks to Drive; the others wait.
+builds the model, decides where to start (:mod:`trainer.resume`), assembles the run in one
+place and trains the remaining epochs; the save policy (:mod:`trainer.saving`) and
+everything that is not training (results.csv, plots, TensorBoard) hang off callback events.
+Counting follows :mod:`trainer.state`. Rank 0 alone evaluates, saves and talks to Drive.
 """
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import os
 import random
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
@@ -24,369 +21,21 @@ import torch
 from torch import nn
 
 from trainer import checkpoint as ckpt
-from trainer import distributed
-from trainer.callbacks import Callback, CallbackList, CSVLogger, DriveSync, PlotCallback, TensorBoardLogger
+from trainer import distributed, resume
+from trainer.callbacks import Callback, CallbackList, CSVLogger, PlotCallback, TensorBoardLogger
 from trainer.config import Config, model_signature
-from trainer.errors import CheckpointError, ConfigError, DataError, NonFiniteLossError, TrainingInterrupted
+from trainer.errors import NonFiniteLossError
+from trainer.optim import LRSchedule, ModelEMA, build_optimizer, scaled_lr, set_lr
+from trainer.saving import Checkpointer
+from trainer.staging import DataSpec, local_weights, stage_data
+from trainer.state import EpochMeter, Position, TrainState
+from trainer.stopping import StopFlag, StopRequested
+from trainer.writer import BackgroundWriter, SafeOnDrive
 
 logger = logging.getLogger(__name__)
 
-#: Files of the run folder that are not mirrored to Drive.
-MIRROR_EXCLUDE = ("last.pt", "last.json")
-
-
-# --------------------------------------------------------------------------- EMA
-
-class ModelEMA:
-    """Exponential moving average of a model's weights (the YOLOv5/YOLOX form).
-
-    The decay ramps up with the update count, ``decay * (1 - exp(-updates / tau))``, so early
-    averages are not dominated by the random initialisation. The count is checkpointed.
-    """
-
-    def __init__(self, model: nn.Module, decay: float = 0.9999, tau: float = 2000.0, updates: int = 0):
-        self.ema = copy.deepcopy(distributed.unwrap(model)).eval()
-        for p in self.ema.parameters():
-            p.requires_grad_(False)
-        self.decay, self.tau, self.updates = decay, tau, updates
-
-    @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        self.updates += 1
-        d = self.decay * (1 - math.exp(-self.updates / self.tau))
-        msd = distributed.unwrap(model).state_dict()
-        for k, v in self.ema.state_dict().items():
-            if v.dtype.is_floating_point:
-                v.mul_(d).add_(msd[k].detach(), alpha=1 - d)
-            else:
-                v.copy_(msd[k])
-
-    def state_dict(self) -> dict:
-        return {"model": self.ema.state_dict(), "updates": self.updates}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.ema.load_state_dict(state["model"])
-        self.updates = int(state["updates"])
-
-
-# --------------------------------------------------------------------------- optimizer, LR
-
-def scaled_lr(cfg: Config, batch_size: int) -> tuple[float, float]:
-    """The port's batch-size scaling: ``lr * batch / nbs`` clamped to the optimizer's range.
-
-    ``batch_size`` is the total over all processes. Returns ``(initial lr, minimum lr)``.
-    """
-    t = cfg.train
-    adam = t.optimizer in ("adam", "adamw")
-    lr_max, lr_min = (1e-3, 3e-4) if adam else (5e-2, 5e-4)
-    init = min(max(batch_size / t.nbs * t.lr, lr_min), lr_max)
-    final = min(max(batch_size / t.nbs * t.lr * t.min_lr_ratio, lr_min * 1e-2), lr_max * 1e-2)
-    return init, final
-
-
-class LRSchedule:
-    """Learning rate as a pure function of the fractional epoch and the phase's batch size.
-
-    ``cos``: quadratic warm-up from 10% over min(max(5% of epochs, 1), 3) epochs, cosine down
-    to the minimum, then the minimum for the last min(max(5% of epochs, 1), 15) epochs (the
-    port's YOLOX schedule). ``step``: ten equal steps from the initial to the minimum lr.
-    Evaluated every iteration; being stateless, it resumes exactly.
-    """
-
-    def __init__(self, cfg: Config):
-        self.cfg = cfg
-        self.kind = cfg.train.lr_schedule
-        self.epochs = cfg.train.epochs
-
-    def __call__(self, pos: float, batch_size: int) -> float:
-        lr, min_lr = scaled_lr(self.cfg, batch_size)
-        total = float(self.epochs)
-        if self.kind == "step":
-            steps = 10
-            rate = (min_lr / lr) ** (1 / (steps - 1))
-            return lr * rate ** int(pos // (total / steps))
-        warmup = min(max(0.05 * total, 1.0), 3.0)
-        start = max(0.1 * lr, 1e-6)
-        flat = min(max(0.05 * total, 1.0), 15.0)
-        if pos <= warmup:
-            return (lr - start) * (pos / warmup) ** 2 + start
-        if pos >= total - flat:
-            return min_lr
-        span = max(total - warmup - flat, 1e-9)
-        return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * (pos - warmup) / span))
-
-    def state_dict(self) -> dict:
-        return {"kind": self.kind, "epochs": self.epochs}
-
-
-def param_groups(model: nn.Module) -> tuple[list, list, list]:
-    """``(norm weights, other weights, biases)``: only the second group gets weight decay."""
-    norm, decay, bias = [], [], []
-    for module in model.modules():
-        if isinstance(getattr(module, "bias", None), nn.Parameter):
-            bias.append(module.bias)
-        if isinstance(module, nn.modules.batchnorm._NormBase) or isinstance(module, nn.GroupNorm):
-            norm.append(module.weight)
-        elif isinstance(getattr(module, "weight", None), nn.Parameter):
-            decay.append(module.weight)
-    return norm, decay, bias
-
-
-def build_optimizer(model: nn.Module, cfg: Config, lr: float) -> torch.optim.Optimizer:
-    """SGD (nesterov) or Adam/AdamW over the three parameter groups of :func:`param_groups`."""
-    t = cfg.train
-    norm, decay, bias = param_groups(distributed.unwrap(model))
-    groups = [{"params": norm, "weight_decay": 0.0}, {"params": decay, "weight_decay": t.weight_decay},
-              {"params": bias, "weight_decay": 0.0}]
-    if t.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=t.momentum, nesterov=True)
-    if t.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=lr, betas=(t.momentum, 0.999))
-    if t.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=(t.momentum, 0.999))
-    raise ConfigError(f"train.optimizer must be sgd, adam or adamw, got {t.optimizer!r}")
-
-
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Set every parameter group's learning rate (the schedule is evaluated per iteration)."""
-    for g in optimizer.param_groups:
-        g["lr"] = lr
-
-
-# --------------------------------------------------------------------------- one epoch
-
-def train_one_epoch(run: "Run", epoch: int) -> dict:
-    """One pass over the training data; returns the epoch's mean losses, lr and speed."""
-    model, optimizer, loader, criterion = run.model, run.optimizer, run.train_loader, run.criterion
-    device, t = run.device, run.cfg.train
-    model.train()
-    n = len(loader)
-    sums = {"loss": 0.0, "box": 0.0, "obj": 0.0, "cls": 0.0}
-    seen, t0 = 0, time.perf_counter()
-    bar = _progress(n, f"epoch {epoch + 1}/{t.epochs}{' (frozen)' if run.frozen else ''}", run.info)
-    params = [p for p in model.parameters() if p.requires_grad]
-    lr = run.lr_at(epoch)
-    for i, (images, targets) in enumerate(loader):
-        lr = run.lr_at(epoch + i / n)
-        set_lr(optimizer, lr)
-        images = images.to(device, non_blocking=True)
-        targets = targets.to(device, non_blocking=True)
-        if t.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, enabled=run.amp or run.cpu_bf16,
-                            dtype=torch.bfloat16 if run.cpu_bf16 else None):
-            outputs = model(images)
-            loss, parts = criterion(outputs, targets)
-        # Every rank must agree to stop, so the check is on the mean over ranks.
-        loss_value = float(distributed.all_reduce_mean(loss.detach()))
-        if not math.isfinite(loss_value):
-            raise NonFiniteLossError(
-                f"the loss became {loss_value} at epoch {epoch + 1}, iteration {i + 1}/{n} "
-                f"(lr {lr:.3g}); training stopped and nothing was saved for this epoch. "
-                f"Resume from the last checkpoint with a lower train.lr, or check the data")
-        optimizer.zero_grad(set_to_none=True)
-        run.scaler.scale(loss).backward()
-        if t.grad_clip > 0:
-            run.scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(params, t.grad_clip)
-        run.scaler.step(optimizer)
-        run.scaler.update()
-        if run.ema is not None:
-            run.ema.update(model)
-        run.state.global_step += 1
-
-        seen += images.shape[0] * run.info.world_size
-        sums["loss"] += loss_value
-        for k in ("box", "obj", "cls"):
-            sums[k] += float(parts[k])
-        speed = seen / max(time.perf_counter() - t0, 1e-9)
-        logs = {"loss": loss_value, "lr": lr, "img_s": speed}
-        if bar is not None:
-            bar.set_postfix(loss=f"{sums['loss'] / (i + 1):.4f}", box=f"{sums['box'] / (i + 1):.3f}",
-                            obj=f"{sums['obj'] / (i + 1):.3f}", cls=f"{sums['cls'] / (i + 1):.3f}",
-                            lr=f"{lr:.2e}", img_s=f"{speed:.1f}", refresh=False)
-            bar.update(1)
-        # One line per iteration at debug level (-v): tests and log files follow progress with it.
-        logger.debug("epoch %d/%d iter %d/%d loss %.5f lr %.3g", epoch + 1, t.epochs, i + 1, n,
-                     loss_value, lr)
-        if t.log_period and (i + 1) % t.log_period == 0:
-            logger.info("epoch %d/%d iter %d/%d loss %.4f lr %.3g %.1f img/s", epoch + 1, t.epochs,
-                        i + 1, n, sums["loss"] / (i + 1), lr, speed)
-        run.callbacks.fire("on_train_batch_end", run, epoch, run.state.global_step, logs)
-        _stop_if_requested(run)
-    if bar is not None:
-        bar.close()
-    elapsed = time.perf_counter() - t0
-    out = {k: v / max(n, 1) for k, v in sums.items()}
-    out.update(lr=lr, images_per_s=seen / max(elapsed, 1e-9), epoch_time_s=elapsed)
-    return out
-
-
-def _progress(total: int, desc: str, info: distributed.DistInfo):
-    if not info.is_main:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="it", dynamic_ncols=True, leave=True, mininterval=0.5)
-
-
-# --------------------------------------------------------------------------- evaluation
-
-@torch.no_grad()
-def validation_loss(model: nn.Module, criterion: nn.Module, loader: Iterable, device: torch.device) -> float:
-    """Mean loss over the (letterboxed, unaugmented) validation set."""
-    model.eval()
-    total, n = 0.0, 0
-    for images, targets in loader:
-        loss, _ = criterion(model(images.to(device)), targets.to(device))
-        total += float(loss)
-        n += 1
-    return total / max(n, 1)
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, dataset: Any, class_names: Sequence[str], device: torch.device, *,
-             conf_thresh: float = 0.001, nms_thresh: float = 0.5, batch_size: int = 8,
-             workers: int = 0, coco: bool = True) -> dict:
-    """Detect on an :class:`EvalDataset` and score: VOC mAP@0.5 and COCO mAP@0.5:0.95.
-
-    Returns ``{"map50", "map", "per_class": {name: AP@0.5}, "images"}``.
-    """
-    from torch.utils.data import DataLoader
-
-    from trainer.metrics import coco_map, voc_map
-    from trainer.model.decode import decode, postprocess
-
-    base = distributed.unwrap(model)
-    model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        collate_fn=dataset.collate)
-    size = dataset.input_size
-    detections: dict[int, np.ndarray] = {}
-    for images, indices, sizes in loader:
-        outputs = model(images.to(device))
-        decoded = decode(outputs, base.anchors, base.anchors_mask, size)
-        results = postprocess(decoded, conf_thres=conf_thresh, nms_thres=nms_thresh,
-                              image_sizes=sizes, input_size=size, letterbox=True)
-        for det, idx in zip(results, indices.tolist()):
-            detections[idx] = det.detach().float().cpu().numpy().reshape(-1, 6)
-    gt = dataset.ground_truth()
-    map50, ap = voc_map(detections, gt, len(class_names), iou_thresh=0.5)
-    per_class = {name: (None if math.isnan(v) else float(v)) for name, v in zip(class_names, ap)}
-    out = {"map50": float(map50), "per_class": per_class, "images": len(dataset), "map": None}
-    if coco:
-        value = float(coco_map(detections, gt, len(class_names))["map50_95"])
-        out["map"] = None if math.isnan(value) else value  # nan: nothing to score (no detections)
-    return out
-
-
-# --------------------------------------------------------------------------- data staging
-
-@dataclass
-class DataSpec:
-    """What :func:`stage_data` found: class names and annotation lines."""
-
-    class_names: list[str]
-    train_lines: list[str]
-    val_lines: list[str]
-    voc_root: Optional[str] = None
-
-
-def stage_data(cfg: Config, info: distributed.DistInfo = distributed.DistInfo()) -> DataSpec:
-    """Pull ``data.drive_zip`` (once per machine), find the VOCdevkit, read classes and lines."""
-    d = cfg.data
-    with distributed.main_first(info) as first:
-        if d.drive_zip and first:
-            import drivestage
-
-            logger.info("staging %s into %s", d.drive_zip, d.root)
-            drivestage.pull(d.drive_zip, d.root, extract=True)
-        spec = _read_data(cfg, write=first)
-    return spec
-
-
-def _read_data(cfg: Config, *, write: bool) -> DataSpec:
-    from trainer.data.voc import find_voc_root, prepare_voc, read_annotation_file, read_classes
-
-    d = cfg.data
-    voc_root = None
-    if d.voc_root:
-        voc_root = str(find_voc_root(d.voc_root, d.year))
-    else:
-        found = _search_voc(d.root, d.year)
-        voc_root = str(found) if found else None
-    classes = d.classes
-    if isinstance(classes, str) and not os.path.isfile(classes) and voc_root:
-        # A classes file named relative to the dataset (e.g. inside the zip).
-        for cand in (Path(voc_root) / classes, Path(voc_root).parent / classes):
-            if cand.is_file():
-                classes = str(cand)
-                break
-    try:
-        names = read_classes(classes)
-    except (OSError, DataError) as exc:
-        raise DataError(f"data.classes: {exc}") from None
-
-    lines = {}
-    for key in ("train", "val"):
-        value = getattr(d, key)
-        if os.path.isfile(value):
-            lines[key] = read_annotation_file(value)
-            continue
-        if voc_root is None:
-            raise DataError(
-                f"data.{key}={value!r} is neither an annotation file nor a split of a VOCdevkit; "
-                f"no VOCdevkit was found under data.root={d.root!r} (set data.voc_root or data.drive_zip)")
-        split_file = Path(voc_root) / f"VOC{d.year}" / "ImageSets" / "Main" / f"{value}.txt"
-        if not split_file.is_file():
-            raise DataError(f"data.{key}={value!r}: no annotation file of that name and no split "
-                            f"{split_file}; give an annotation file or a split name")
-        ann_dir = Path(d.root) / "annotations"
-        ann_file = ann_dir / f"{d.year}_{value}.txt"
-        if write:
-            ann_dir.mkdir(parents=True, exist_ok=True)
-            prepare_voc(voc_root, 2, names, ann_dir, year=d.year, image_sets=(value,))
-        lines[key] = read_annotation_file(ann_file)
-    return DataSpec(class_names=names, train_lines=lines["train"], val_lines=lines["val"],
-                    voc_root=voc_root)
-
-
-def _search_voc(root: str, year: str) -> Optional[Path]:
-    base = Path(root)
-    if not base.is_dir():
-        return None
-    for depth in range(4):
-        for cand in sorted(base.glob("/".join(["*"] * depth + [f"VOC{year}"]) if depth else f"VOC{year}")):
-            if cand.is_dir() and (cand / "Annotations").is_dir():
-                return cand.parent
-    return None
-
-
-def _local_weights(spec: str, cfg: Config) -> str:
-    """``drive:...`` weights are pulled next to the data; local paths are returned as they are."""
-    if not spec.startswith("drive:"):
-        if not os.path.isfile(spec):
-            raise ConfigError(f"model.weights: file not found: {spec}")
-        return spec
-    import drivestage
-
-    # Staged (md5-verified, cached) next to the data; a re-run finds it already there.
-    return drivestage.pull(spec, os.path.join(cfg.data.root, "weights"), extract=False, quiet=True).path
-
-
-# --------------------------------------------------------------------------- the run
-
-@dataclass
-class TrainState:
-    """Bookkeeping that lives in every checkpoint."""
-
-    epoch: int = 0                 # epochs completed
-    global_step: int = 0           # optimizer steps taken
-    best_map50: Optional[float] = None
-    best_epoch: Optional[int] = None
-    last_map50: Optional[float] = None
-    history: list = field(default_factory=list)     # one row per epoch (results.csv)
-    retention: dict = field(default_factory=dict)   # names written, the one resumed from
+__all__ = ["fit", "train_one_epoch", "evaluate", "validation_loss", "FitResult", "Run",
+           "stage_data", "local_weights"]
 
 
 @dataclass
@@ -403,35 +52,34 @@ class FitResult:
     model: Any = field(default=None, repr=False)   # the trained network (bare, on its device)
 
 
+@dataclass
 class Run:
-    """Everything one training run holds; callbacks receive it."""
+    """Everything one training run holds, assembled once in :func:`fit`; callbacks receive it."""
 
-    def __init__(self, cfg: Config, info: distributed.DistInfo, device: torch.device):
-        self.cfg, self.info, self.device = cfg, info, device
-        self.out_dir = cfg.train.out_dir
-        self.state = TrainState()
-        self.callbacks = CallbackList()
-        self.amp = bool(cfg.train.amp and device.type == "cuda")
-        # bf16 needs no loss scaling; on CPUs without native bf16 it would be slower, so skip it.
-        self.cpu_bf16 = bool(cfg.train.cpu_amp and device.type == "cpu" and distributed.cpu_has_bf16())
-        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp)
-        self.schedule = LRSchedule(cfg)
-        self.frozen = False
-        self.stop_requested = False               # set by SIGTERM; checked between iterations
-        self.batch_size = cfg.train.batch_size
-        self.model: nn.Module                     # the network, DDP-wrapped when distributed
-        self.criterion: nn.Module
-        self.optimizer: torch.optim.Optimizer
-        self.ema: Optional[ModelEMA] = None
-        self.train_loader: Any = None
-        self.resumed_from: Optional[str] = None
-        self.sync: Any = None
-        self.start_epoch = 0
-        self.class_names: list[str] = []
-        self.signature: dict = {}
+    cfg: Config
+    info: distributed.DistInfo
+    device: torch.device
+    model: nn.Module                   # the network; DDP-wrapped when distributed
+    criterion: nn.Module
+    optimizer: torch.optim.Optimizer
+    ema: Optional[ModelEMA]
+    scaler: Any
+    schedule: LRSchedule
+    class_names: list
+    signature: dict
+    state: TrainState
+    stop: StopFlag
+    checkpointer: Checkpointer
+    writer: Optional[BackgroundWriter]
+    callbacks: CallbackList = field(default_factory=CallbackList)
+    resumed_from: Optional[str] = None
+    frozen: bool = False
+    batch_size: int = 0
+    train_loader: Any = None
 
-    def lr_at(self, pos: float) -> float:
-        return self.schedule(pos, self.batch_size)
+    @property
+    def out_dir(self) -> str:
+        return self.cfg.train.out_dir
 
     @property
     def bare_model(self) -> nn.Module:
@@ -441,153 +89,294 @@ class Run:
     def eval_model(self) -> nn.Module:
         return self.ema.ema if self.ema is not None else self.bare_model
 
+    def lr_at(self, pos: float) -> float:
+        """The learning rate at fractional epoch ``pos`` for the current phase's batch size."""
+        return self.schedule(pos, self.batch_size)
 
-def _warn_if_on_drive_mount(run: "Run") -> None:
-    """The recipe kept logs/ on the Drive mount; here that is slow and no safer."""
-    from drivestage.localfs import drive_mount
-
-    mount = drive_mount(run.out_dir)
-    if mount is not None and run.info.is_main:
-        logger.warning(
-            "train.out_dir %s is inside the Google Drive mount %s: checkpoints written there go "
-            "through the slow mount and may not reach Drive before the runtime dies. Keep "
-            "train.out_dir on local disk and set drive.logs=drive:... to mirror it, verified",
-            run.out_dir, mount)
+    def drive_text(self, short: bool = False) -> str:
+        """The age of the newest checkpoint verified on Drive ("" when Drive is off)."""
+        if self.writer is None or self.writer.drive is None:
+            return ""
+        return self.writer.safe_text("nothing verified yet" if short else
+                                     "Drive: nothing verified yet", short=short)
 
 
 def fit(cfg: Config, *, resume: str = "auto", callbacks: Sequence[Callback] = ()) -> FitResult:
     """Train as configured; ``resume`` is ``auto`` (local, then Drive), ``none`` or a path."""
     info, device = distributed.setup(cfg.train.device)
     _set_determinism(cfg)
-    run = Run(cfg, info, device)
-    os.makedirs(run.out_dir, exist_ok=True)
-    _warn_if_on_drive_mount(run)
-    restore_signal = _install_sigterm(run)
+    os.makedirs(cfg.train.out_dir, exist_ok=True)
+    stop = StopFlag(cfg.train.grace_seconds)
     try:
-        return _fit(run, resume, callbacks)
+        with stop.installed():
+            return _fit(cfg, info, device, resume, callbacks, stop)
     finally:
-        restore_signal()
         distributed.cleanup()
 
 
-def _fit(run: Run, resume: str, extra_callbacks: Sequence[Callback]) -> FitResult:
-    cfg, info, t = run.cfg, run.info, run.cfg.train
-
-    # Data first: a bad dataset should fail before anything is written.
-    data = stage_data(cfg, info)
-    run.class_names = data.class_names
-    num_classes = len(data.class_names)
-    run.signature = model_signature(cfg, num_classes)
-
-    # Model, loss, EMA, optimizer.
-    from trainer.loss import YoloLoss
-    from trainer.model import YoloV4Tiny
-
-    torch.manual_seed(t.seed)
-    model = YoloV4Tiny(num_classes, cfg.model.anchors, cfg.model.anchors_mask,
-                       input_size=cfg.model.input_size, phi=cfg.model.phi)
-    if cfg.model.weights:
-        # The first rank of each machine pulls drive: weights; the others then find them staged.
-        with distributed.main_first(info):
-            weights = _local_weights(cfg.model.weights, cfg)
-        from trainer.weights import load_weights
-
-        load_weights(model, weights)  # logs what was loaded and what was skipped (and why)
-    model.to(run.device)
-    if t.channels_last:
-        model.to(memory_format=torch.channels_last)
-    run.model = model
-    run.criterion = YoloLoss(num_classes, cfg.model.anchors, cfg.model.anchors_mask,
-                             input_size=cfg.model.input_size, label_smoothing=t.label_smoothing,
-                             focal_loss=t.focal_loss).to(run.device)
-    run.ema = ModelEMA(model, decay=t.ema_decay) if t.ema else None
-    run.optimizer = build_optimizer(model, cfg, scaled_lr(cfg, t.freeze_batch_size)[0])
-
-    # Drive hooks and side effects hang off callbacks (rank 0 only). From here on any
-    # failure, SIGTERM included, flushes the Drive mirror on the way out.
+def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_from: str,
+         extra_callbacks: Sequence[Callback], stop: StopFlag) -> FitResult:
+    t = cfg.train
+    _warn_if_on_drive_mount(cfg, info)
+    data = stage_data(cfg, info)           # a bad dataset fails before anything is written
+    model, criterion, ema, optimizer = _build(cfg, data, device, info)
+    drive = _drive_folder(cfg) if info.is_main and cfg.drive.logs else None
+    start = resume.choose(cfg, resume_from, info, drive)
+    writer = None
     if info.is_main:
-        run.sync = _make_sync(cfg) if cfg.drive.logs else None
-        cbs = [CSVLogger(run.out_dir), PlotCallback(run.out_dir), TensorBoardLogger(run.out_dir)]
-        if run.sync is not None:
-            cbs.append(DriveSync(run.sync))
-        run.callbacks = CallbackList([*cbs, *extra_callbacks])
+        writer = BackgroundWriter(t.out_dir, drive, interval_s=60 * (t.save_minutes or 10))
+        if start.safe is not None:
+            s = start.safe.sidecar
+            writer.safe = SafeOnDrive(start.safe.name, Position(s.epoch, s.iteration or 0,
+                                                                s.epoch_iteration),
+                                      start.safe.described.modified)
+    checkpointer = Checkpointer(cfg, info, writer, stop)
+    run = Run(cfg, info, device, model, criterion, optimizer, ema,
+              torch.amp.GradScaler(device.type, enabled=_amp(cfg, device)), LRSchedule(cfg),
+              data.class_names, model_signature(cfg, len(data.class_names)),
+              TrainState(run=start.run), stop, checkpointer, writer)
+    rank0 = [CSVLogger(t.out_dir), PlotCallback(t.out_dir), TensorBoardLogger(t.out_dir),
+             *extra_callbacks] if info.is_main else []
+    run.callbacks = CallbackList([*rank0, checkpointer])   # the policy last: it sees fresh files
     try:
-        final = _train_epochs(run, data, resume)
+        rng = resume.restore(run, start) if start.path else None
+        if writer is not None and run.state.resumed_from:
+            writer.protect(run.state.resumed_from)  # never pruned on Drive while we depend on it
+        begun_at = run.state.pos.epoch
+        final = _train(run, data, rng)
         run.callbacks.fire("on_fit_end", run)
     except BaseException as exc:
         run.callbacks.fire("on_interrupt", run, exc)
         raise
-    last = os.path.join(run.out_dir, "last.pt")
-    return FitResult(out_dir=run.out_dir, epochs_run=t.epochs - run.start_epoch, resumed_from=run.resumed_from,
-                     best_map50=run.state.best_map50, best_epoch=run.state.best_epoch, final=final,
-                     last_checkpoint=last if os.path.isfile(last) else None, model=run.bare_model)
+    last = os.path.join(t.out_dir, "last.pt")
+    return FitResult(out_dir=t.out_dir, epochs_run=t.epochs - begun_at, resumed_from=run.resumed_from,
+                     best_map50=checkpointer.best_map50, best_epoch=checkpointer.best_epoch,
+                     final=final, last_checkpoint=last if os.path.isfile(last) else None,
+                     model=run.bare_model)
 
 
-def _train_epochs(run: Run, data: DataSpec, resume: str) -> dict:
-    """Resume, then train the remaining epochs; returns the last evaluation's metrics."""
-    from trainer.data.dataset import EvalDataset, YoloDataset, build_loader, set_loader_epoch
+def _train(run: Run, data: DataSpec, resumed_rng: Optional[dict]) -> dict:
+    """Train the remaining epochs from ``run.state.pos``; returns the last evaluation's metrics."""
+    from trainer.data.dataset import set_loader_epoch
 
-    cfg, info, t = run.cfg, run.info, run.cfg.train
-    start_path = _resolve_resume(run, resume)
-    if start_path:
-        _restore(run, start_path)
-        if run.sync is not None:
-            run.sync.protect(os.path.basename(start_path))  # never pruned while we depend on it
-    num_classes = len(data.class_names)
-    train_set = YoloDataset(data.train_lines, cfg.model.input_size, num_classes, train=True,
-                            mosaic=t.mosaic, mixup=t.mixup, mosaic_prob=t.mosaic_prob,
-                            mixup_prob=t.mixup_prob, special_aug_ratio=t.special_aug_ratio,
-                            epochs=t.epochs, seed=t.seed)
-    val_set = YoloDataset(data.val_lines, cfg.model.input_size, num_classes, train=False, seed=t.seed)
-    val_loader = build_loader(val_set, max(1, t.batch_size // info.world_size), shuffle=False,
-                              workers=cfg.data.workers, seed=t.seed, drop_last=False)
-    eval_lines = data.val_lines[: cfg.data.max_val_images] if cfg.data.max_val_images else data.val_lines
-    # With the class names, ground truth comes from the VOC XML: difficult objects are ignored.
-    eval_set = EvalDataset(eval_lines, cfg.model.input_size, classes=data.class_names)
-
-    final: dict = {}
-    run.start_epoch = start = run.state.epoch
-    if start >= t.epochs:
-        logger.info("the checkpoint already holds %d of %d epochs; nothing to train", start, t.epochs)
-        return dict(run.state.history[-1]) if run.state.history else {}
+    cfg, info, t, s = run.cfg, run.info, run.cfg.train, run.state
+    train_set, val_loader, eval_set = _datasets(cfg, data, info)
+    if s.pos.epoch >= t.epochs:
+        logger.info("the checkpoint already holds %d of %d epochs; nothing to train", s.pos.epoch, t.epochs)
+        return dict(s.history[-1]) if s.history else {}
     logger.info("training epochs %d..%d of %d on %s (%d train / %d val images, %d classes)",
-                start + 1, t.epochs, t.epochs, run.device, len(train_set), len(val_set), num_classes)
+                s.pos.epoch + 1, t.epochs, t.epochs, run.device, len(train_set),
+                len(eval_set), len(data.class_names))
     run.callbacks.fire("on_fit_start", run)
-    for epoch in range(start, t.epochs):
-        _enter_phase(run, epoch, train_set, build_loader)
+    final: dict = {}
+    first = s.pos.epoch
+    for epoch in range(first, t.epochs):
+        loader = _enter_phase(run, epoch, train_set)
+        done = s.pos.epoch_iteration          # > 0 only in an epoch a resume lands in the middle of
         _seed_epoch(t.seed, epoch, info.rank)
-        set_loader_epoch(run.train_loader, epoch)
+        if done and resumed_rng is not None:
+            ckpt.restore_rng(resumed_rng)      # the RNG exactly as it was at that iteration
+        resumed_rng = None
+        set_loader_epoch(loader, epoch, start=done)
+        if not done:
+            s.meter = EpochMeter()
         run.callbacks.fire("on_train_epoch_start", run, epoch)
-        stats = train_one_epoch(run, epoch)
-        distributed.broadcast_buffers(run.model)  # every rank leaves the epoch with rank 0's BN stats
-
-        row = {"epoch": epoch + 1, "phase": "freeze" if run.frozen else "unfreeze",
-               "train_loss": stats.pop("loss"), **stats, "val_loss": None, "map50": None, "map": None}
-        metrics: dict = {}
-        if info.is_main:  # the other ranks wait for rank 0 at the next collective
-            row["val_loss"] = metrics["val_loss"] = validation_loss(
-                run.eval_model, run.criterion, val_loader, run.device)
-            if (epoch + 1) % t.eval_period == 0 or epoch + 1 == t.epochs:
-                final = evaluate(run.eval_model, eval_set, run.class_names, run.device,
-                                 conf_thresh=t.conf_thresh, nms_thresh=t.nms_thresh,
-                                 batch_size=max(1, t.batch_size), workers=cfg.data.workers)
-                row["map50"] = metrics["map50"] = final["map50"]
-                row["map"] = metrics["map"] = final["map"]
-                logger.info("epoch %d: mAP@0.5 %.4f  mAP@0.5:0.95 %.4f  val loss %.4f", epoch + 1,
-                            final["map50"], final["map"] or float("nan"), row["val_loss"])
-            final["val_loss"] = row["val_loss"]
-        run.state.epoch = epoch + 1
-        run.state.history.append(row)
-        if info.is_main:
-            spent = sum(r["epoch_time_s"] for r in run.state.history[start:])
-            left = spent / (epoch + 1 - start) * (t.epochs - epoch - 1)
-            logger.info("epoch %d/%d done in %.1f s (%.1f img/s): train loss %.4f, val loss %.4f; "
-                        "about %s left", epoch + 1, t.epochs, row["epoch_time_s"], row["images_per_s"],
-                        row["train_loss"], row["val_loss"], _hms(left))
-        _save_epoch(run, epoch + 1, metrics)
-        run.callbacks.fire("on_fit_epoch_end", run, epoch, row)
+        stats = train_one_epoch(
+            run.model, run.criterion, run.optimizer, loader, run.device, start=s.pos,
+            steps=len(loader) + done, lr_at=run.lr_at, scaler=run.scaler, ema=run.ema,
+            meter=s.meter, after_step=lambda pos, logs: _after_step(run, pos, logs),
+            autocast=_autocast(cfg, run.device), grad_clip=t.grad_clip,
+            channels_last=t.channels_last, world_size=info.world_size,
+            desc=f"epoch {epoch + 1}/{t.epochs}{' (frozen)' if run.frozen else ''}",
+            status=(lambda: run.drive_text(short=True)) if info.is_main else None)
+        distributed.broadcast_buffers(run.model)  # every rank leaves with rank 0's BN statistics
+        row, metrics = _evaluate_epoch(run, epoch, stats, val_loader, eval_set)
+        final = metrics or final
+        run.callbacks.fire("on_validation_end", run, s.pos, row)   # a stop during it saves here
+        s.pos, s.meter = s.pos.epoch_done(), EpochMeter()
+        s.history.append(row)
+        _log_epoch(run, row, first)
+        run.callbacks.fire("on_fit_epoch_end", run, s.pos, row)
         distributed.barrier()
     return final
+
+
+def _after_step(run: Run, pos: Position, logs: dict) -> None:
+    run.state.pos = pos
+    run.callbacks.fire("on_train_batch_end", run, pos, logs)   # the Checkpointer may save or stop
+
+
+# --------------------------------------------------------------------------- one epoch
+
+def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer,
+                    loader: Iterable, device: torch.device, *, start: Position, steps: int,
+                    lr_at: Callable[[float], float], scaler: Any, ema: Optional[ModelEMA],
+                    meter: EpochMeter, after_step: Callable[[Position, dict], None],
+                    autocast: Optional[torch.dtype] = None, grad_clip: float = 0.0,
+                    channels_last: bool = False, world_size: int = 1, desc: str = "",
+                    status: Optional[Callable[[], str]] = None) -> dict:
+    """Train from ``start`` (``start.epoch_iteration`` of the epoch's ``steps`` already done;
+    ``loader`` yields the rest) to the epoch's end. ``after_step(pos, logs)`` runs after every
+    step. Returns the epoch's lr, speed and time; the mean losses accumulate in ``meter``."""
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    pos, seen, t0 = start, 0, time.perf_counter()
+    bar = _progress(steps, desc, start.epoch_iteration) if status is not None else None
+    lr = lr_at(pos.epoch + max(pos.epoch_iteration - 1, 0) / steps)   # the last step's, if any
+    try:
+        for images, targets in loader:
+            lr = lr_at(pos.epoch + pos.epoch_iteration / steps)
+            set_lr(optimizer, lr)
+            images = images.to(device, non_blocking=True)
+            targets = targets.to(device, non_blocking=True)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, enabled=autocast is not None, dtype=autocast):
+                loss, parts = criterion(model(images), targets)
+            # Every rank must agree to stop, so the check is on the mean over ranks.
+            loss_value = float(distributed.all_reduce_mean(loss.detach()))
+            if not math.isfinite(loss_value):
+                raise NonFiniteLossError(
+                    f"the loss became {loss_value} at epoch {pos.epoch + 1}, iteration "
+                    f"{pos.epoch_iteration + 1}/{steps} (lr {lr:.3g}); training stopped and nothing was "
+                    f"saved for this epoch. Resume from the last checkpoint with a lower train.lr, or "
+                    f"check the data")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            if ema is not None:
+                ema.update(model)
+            meter.add(loss_value, parts)
+            pos = pos.stepped()
+            seen += images.shape[0] * world_size
+            speed = seen / max(time.perf_counter() - t0, 1e-9)
+            if bar is not None:
+                m = meter.means()
+                drive = status()
+                bar.set_postfix(loss=f"{m['loss']:.4f}", box=f"{m['box']:.3f}", obj=f"{m['obj']:.3f}",
+                                cls=f"{m['cls']:.3f}", lr=f"{lr:.2e}", img_s=f"{speed:.1f}",
+                                **({"drive": drive} if drive else {}), refresh=False)
+                bar.update(1)
+            # One line per iteration at debug level (-v): tests, logs and bench/survival.py follow it.
+            logger.debug("%s iter %d/%d (iteration %d) loss %.5f lr %.3g", desc.split(" (")[0],
+                         pos.epoch_iteration, steps, pos.iteration, loss_value, lr)
+            after_step(pos, {"loss": loss_value, "lr": lr, "img_s": speed})
+    finally:
+        if bar is not None:
+            bar.close()
+    elapsed = time.perf_counter() - t0
+    return {"lr": lr, "images_per_s": seen / max(elapsed, 1e-9), "epoch_time_s": elapsed}
+
+
+def _progress(total: int, desc: str, initial: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="it", dynamic_ncols=True,
+                leave=True, mininterval=0.5)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+@torch.no_grad()
+def validation_loss(model: nn.Module, criterion: nn.Module, loader: Iterable, device: torch.device,
+                    *, stop: Optional[StopFlag] = None) -> float:
+    """Mean loss over the (letterboxed, unaugmented) validation set; a stop request ends it
+    early (:class:`~trainer.stopping.StopRequested`)."""
+    model.eval()
+    total, n = 0.0, 0
+    for images, targets in loader:
+        if stop is not None:
+            stop.check()
+        loss, _ = criterion(model(images.to(device)), targets.to(device))
+        total += float(loss)
+        n += 1
+    return total / max(n, 1)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, dataset: Any, class_names: Sequence[str], device: torch.device, *,
+             conf_thresh: float = 0.001, nms_thresh: float = 0.5, batch_size: int = 8,
+             workers: int = 0, coco: bool = True, stop: Optional[StopFlag] = None) -> dict:
+    """Detect on an :class:`EvalDataset` and score: VOC mAP@0.5 and COCO mAP@0.5:0.95.
+
+    Returns ``{"map50", "map", "per_class": {name: AP@0.5}, "images"}``. A stop request ends
+    it early (:class:`~trainer.stopping.StopRequested`).
+    """
+    from torch.utils.data import DataLoader
+
+    from trainer.metrics import coco_map, voc_map
+    from trainer.model.decode import decode, postprocess
+
+    base = distributed.unwrap(model)
+    model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        collate_fn=dataset.collate)
+    size = dataset.input_size
+    detections: dict[int, np.ndarray] = {}
+    for images, indices, sizes in loader:
+        if stop is not None:
+            stop.check()
+        outputs = model(images.to(device))
+        decoded = decode(outputs, base.anchors, base.anchors_mask, size)
+        results = postprocess(decoded, conf_thres=conf_thresh, nms_thres=nms_thresh,
+                              image_sizes=sizes, input_size=size, letterbox=True)
+        for det, idx in zip(results, indices.tolist()):
+            detections[idx] = det.detach().float().cpu().numpy().reshape(-1, 6)
+    gt = dataset.ground_truth()
+    map50, ap = voc_map(detections, gt, len(class_names), iou_thresh=0.5)
+    per_class = {name: (None if math.isnan(v) else float(v)) for name, v in zip(class_names, ap)}
+    out = {"map50": float(map50), "per_class": per_class, "images": len(dataset), "map": None}
+    if coco:
+        value = float(coco_map(detections, gt, len(class_names))["map50_95"])
+        out["map"] = None if math.isnan(value) else value  # nan: nothing to score (no detections)
+    return out
+
+
+def _evaluate_epoch(run: Run, epoch: int, stats: dict, val_loader: Iterable,
+                    eval_set: Any) -> tuple[dict, dict]:
+    """The epoch's results.csv row and (when mAP was computed) its metrics; rank 0 evaluates,
+    the others wait at the next collective. A stop request leaves the row without metrics."""
+    t = run.cfg.train
+    means = run.state.meter.means()
+    row = {"epoch": epoch + 1, "phase": "freeze" if run.frozen else "unfreeze",
+           "train_loss": means["loss"], "box": means["box"], "obj": means["obj"],
+           "cls": means["cls"], **stats, "val_loss": None, "map50": None, "map": None}
+    final: dict = {}
+    if not run.info.is_main:
+        return row, final
+    try:
+        row["val_loss"] = validation_loss(run.eval_model, run.criterion, val_loader, run.device,
+                                          stop=run.stop)
+        if (epoch + 1) % t.eval_period == 0 or epoch + 1 == t.epochs:
+            final = evaluate(run.eval_model, eval_set, run.class_names, run.device,
+                             conf_thresh=t.conf_thresh, nms_thresh=t.nms_thresh,
+                             batch_size=max(1, t.batch_size), workers=run.cfg.data.workers,
+                             stop=run.stop)
+            row["map50"], row["map"] = final["map50"], final["map"]
+            logger.info("epoch %d: mAP@0.5 %.4f  mAP@0.5:0.95 %.4f  val loss %.4f", epoch + 1,
+                        final["map50"], final["map"] or float("nan"), row["val_loss"])
+        final["val_loss"] = row["val_loss"]
+    except StopRequested:
+        logger.info("%s during the evaluation of epoch %d: saving instead", run.stop.name, epoch + 1)
+    return row, final
+
+
+def _log_epoch(run: Run, row: dict, first: int) -> None:
+    if not run.info.is_main:
+        return
+    t = run.cfg.train
+    epoch = row["epoch"]
+    spent = sum(r["epoch_time_s"] for r in run.state.history[first:])
+    left = spent / max(epoch - first, 1) * (t.epochs - epoch)
+    drive = run.drive_text()
+    logger.info("epoch %d/%d done in %.1f s (%.1f img/s): train loss %.4f, val loss %.4f; "
+                "about %s left%s", epoch, t.epochs, row["epoch_time_s"], row["images_per_s"],
+                row["train_loss"], row["val_loss"] if row["val_loss"] is not None else float("nan"),
+                _hms(left), f"; {drive}" if drive else "")
 
 
 def _hms(seconds: float) -> str:
@@ -595,12 +384,68 @@ def _hms(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def _enter_phase(run: Run, epoch: int, train_set: Any, build_loader: Callable) -> None:
+# --------------------------------------------------------------------------- assembling the run
+
+def _build(cfg: Config, data: DataSpec, device: torch.device, info: distributed.DistInfo):
+    """The model (with model.weights loaded), the loss, the EMA and the optimizer."""
+    from trainer.loss import YoloLoss
+    from trainer.model import YoloV4Tiny
+
+    t = cfg.train
+    n = len(data.class_names)
+    torch.manual_seed(t.seed)
+    model = YoloV4Tiny(n, cfg.model.anchors, cfg.model.anchors_mask,
+                       input_size=cfg.model.input_size, phi=cfg.model.phi)
+    if cfg.model.weights:
+        # The first rank of each machine pulls drive: weights; the others then find them staged.
+        with distributed.main_first(info):
+            weights = local_weights(cfg.model.weights, cfg)
+        from trainer.weights import load_weights
+
+        load_weights(model, weights)  # logs what was loaded and what was skipped (and why)
+    model.to(device)
+    if t.channels_last:
+        model.to(memory_format=torch.channels_last)
+    criterion = YoloLoss(n, cfg.model.anchors, cfg.model.anchors_mask,
+                         input_size=cfg.model.input_size, label_smoothing=t.label_smoothing,
+                         focal_loss=t.focal_loss).to(device)
+    ema = ModelEMA(model, decay=t.ema_decay) if t.ema else None
+    optimizer = build_optimizer(model, cfg, scaled_lr(cfg, t.freeze_batch_size)[0])
+    return model, criterion, ema, optimizer
+
+
+def _drive_folder(cfg: Config):
+    from trainer.drive import DriveFolder, retention_policy
+
+    d = cfg.drive
+    return DriveFolder(d.logs, cfg.train.out_dir, retention_policy(d.keep_last, d.keep_best, d.max_bytes))
+
+
+def _datasets(cfg: Config, data: DataSpec, info: distributed.DistInfo):
+    from trainer.data.dataset import EvalDataset, YoloDataset, build_loader
+
+    t = cfg.train
+    n = len(data.class_names)
+    train_set = YoloDataset(data.train_lines, cfg.model.input_size, n, train=True,
+                            mosaic=t.mosaic, mixup=t.mixup, mosaic_prob=t.mosaic_prob,
+                            mixup_prob=t.mixup_prob, special_aug_ratio=t.special_aug_ratio,
+                            epochs=t.epochs, seed=t.seed)
+    val_set = YoloDataset(data.val_lines, cfg.model.input_size, n, train=False, seed=t.seed)
+    val_loader = build_loader(val_set, max(1, t.batch_size // info.world_size), shuffle=False,
+                              workers=cfg.data.workers, seed=t.seed, drop_last=False)
+    lines = data.val_lines[: cfg.data.max_val_images] if cfg.data.max_val_images else data.val_lines
+    # With the class names, ground truth comes from the VOC XML: difficult objects are ignored.
+    return train_set, val_loader, EvalDataset(lines, cfg.model.input_size, classes=data.class_names)
+
+
+def _enter_phase(run: Run, epoch: int, train_set: Any):
     """Freeze or unfreeze the backbone, (re)build the loader and the DDP wrapper on a phase change."""
+    from trainer.data.dataset import build_loader
+
     t, info = run.cfg.train, run.info
     frozen = epoch < t.freeze_epochs
     if run.train_loader is not None and frozen == run.frozen:
-        return
+        return run.train_loader
     run.frozen = frozen
     run.batch_size = t.freeze_batch_size if frozen else t.batch_size
     bare = run.bare_model
@@ -620,6 +465,7 @@ def _enter_phase(run: Run, epoch: int, train_set: Any, build_loader: Callable) -
         logger.info("%s phase from epoch %d: batch %d (%d per process), lr %.3g",
                     "freeze" if frozen else "unfreeze", epoch + 1, run.batch_size, per_rank,
                     run.lr_at(epoch))
+    return run.train_loader
 
 
 def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
@@ -628,6 +474,20 @@ def _seed_epoch(seed: int, epoch: int, rank: int) -> None:
     random.seed(s)
     np.random.seed(s)
     torch.manual_seed(s)
+
+
+def _amp(cfg: Config, device: torch.device) -> bool:
+    return bool(cfg.train.amp and device.type == "cuda")
+
+
+def _autocast(cfg: Config, device: torch.device) -> Optional[torch.dtype]:
+    """fp16 on CUDA with train.amp; bf16 on CPUs with native bf16 and train.cpu_amp (on CPUs
+    without it bf16 is emulated and slower); else None (fp32)."""
+    if _amp(cfg, device):
+        return torch.float16
+    if cfg.train.cpu_amp and device.type == "cpu" and distributed.cpu_has_bf16():
+        return torch.bfloat16
+    return None
 
 
 def _set_determinism(cfg: Config) -> None:
@@ -640,194 +500,14 @@ def _set_determinism(cfg: Config) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-# --------------------------------------------------------------------------- save / resume
+def _warn_if_on_drive_mount(cfg: Config, info: distributed.DistInfo) -> None:
+    """The recipe kept logs/ on the Drive mount; here that is slow and no safer."""
+    from drivestage.localfs import drive_mount
 
-def _state_dict(run: Run) -> dict:
-    rng = distributed.all_gather_object(ckpt.capture_rng())  # every rank's RNG, in rank order
-    return {
-        "format_version": ckpt.FORMAT_VERSION,
-        "trainer_version": ckpt.trainer_version(),
-        "model": run.bare_model.state_dict(),
-        "ema": run.ema.state_dict() if run.ema is not None else None,
-        "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.schedule.state_dict(),
-        "scaler": run.scaler.state_dict(),
-        "epoch": run.state.epoch,
-        "global_step": run.state.global_step,
-        "best_map50": run.state.best_map50,
-        "best_epoch": run.state.best_epoch,
-        "history": run.state.history,
-        "retention": run.state.retention,
-        "rng": rng,
-        "config": run.cfg.to_dict(),
-        "signature": run.signature,
-        "class_names": list(run.class_names),
-    }
-
-
-def _save_epoch(run: Run, epoch: int, metrics: dict) -> None:
-    """``last.pt`` every epoch, ``epoch_NNN.pt`` every save_period, ``best.pt`` on a better mAP@0.5."""
-    t = run.cfg.train
-    state = _state_dict(run)  # collective: every rank takes part
-    if not run.info.is_main:
-        return
-    last = os.path.join(run.out_dir, "last.pt")
-    map50 = metrics.get("map50")
-    improved = map50 is not None and (run.state.best_map50 is None or map50 > run.state.best_map50)
-    if improved:
-        run.state.best_map50, run.state.best_epoch = map50, epoch
-        state["best_map50"], state["best_epoch"] = map50, epoch
-    periodic = epoch % t.save_period == 0 or epoch == t.epochs  # the final state always lands on Drive
-    if periodic:
-        name = f"epoch_{epoch:03d}.pt"
-        run.state.retention.setdefault("written", []).append(name)
-    state["retention"] = run.state.retention
-    ckpt.save_checkpoint(state, last, metrics=metrics)
-    run.callbacks.fire("on_model_save", run, last, "last", epoch, metrics)
-    if periodic:
-        path = ckpt.copy_checkpoint(last, os.path.join(run.out_dir, name))
-        run.callbacks.fire("on_model_save", run, path, "periodic", epoch, metrics)
-    if improved:
-        path = ckpt.copy_checkpoint(last, os.path.join(run.out_dir, "best.pt"))
-        logger.info("new best mAP@0.5 %.4f at epoch %d", map50, epoch)
-        run.callbacks.fire("on_model_save", run, path, "best", epoch, metrics)
-
-
-def _make_sync(cfg: Config) -> Any:
-    from drivestage.hooks import CheckpointSync
-    from drivestage.retention import RetentionPolicy
-
-    d = cfg.drive
-    policy = RetentionPolicy(keep_last=d.keep_last or None, keep_best=d.keep_best or None,
-                             metric="map50" if d.keep_best else None, mode="max",
-                             max_bytes=d.max_bytes)
-    # last.pt is rewritten every epoch: mirroring it would re-upload the whole model each
-    # epoch and race the rewrite. Drive gets epoch_NNN.pt (every save_period and the final
-    # epoch), best.pt and the logs.
-    return CheckpointSync(d.logs, policy, local_dir=cfg.train.out_dir, exclude=MIRROR_EXCLUDE)
-
-
-def _resolve_resume(run: Run, resume: str) -> Optional[str]:
-    """Rank 0 decides which checkpoint to start from (fetching it from Drive if needed).
-
-    Under multi-machine DDP the other machines have no copy of a checkpoint rank 0 fetched
-    from Drive: their local rank 0 pulls the same file (md5-verified) while the others wait."""
-    path: Optional[str] = None
-    remote: Optional[str] = None
-    if run.info.is_main:
-        path, remote = _find_resume(run, resume)
-    path, remote = distributed.broadcast_object((path, remote))
-    if path and remote:
-        with distributed.main_first(run.info, local=True) as first:
-            if first:
-                ensure_local_checkpoint(path, remote)
-    return path
-
-
-def ensure_local_checkpoint(path: str, remote: str) -> str:
-    """Make ``path`` exist: pull ``remote`` (a ``drive:`` file) into its folder if missing."""
-    if os.path.isfile(path):
-        return path
-    import drivestage
-
-    logger.info("fetching %s from %s for this machine", os.path.basename(path), remote)
-    result = drivestage.pull(remote, os.path.dirname(os.path.abspath(path)), quiet=True)
-    if os.path.abspath(result.path) != os.path.abspath(path):
-        os.replace(result.path, path)
-    return path
-
-
-def _find_resume(run: Run, resume: str) -> tuple[Optional[str], Optional[str]]:
-    """(local checkpoint path, the drive: file it was fetched from, if any)."""
-    if resume in (None, "", "none", "no", "false"):
-        return None, None
-    if resume != "auto":
-        if not os.path.isfile(resume):
-            raise CheckpointError(f"--resume {resume}: no such file; use --resume auto or a checkpoint path")
-        return resume, None
-    local = ckpt.find_latest(run.out_dir)
-    if local:
-        logger.info("resuming from %s", local)
-        return local, None
-    if run.sync is None:
-        logger.info("no checkpoint in %s: starting fresh", run.out_dir)
-        return None, None
-    entry = run.sync.latest_remote_checkpoint()
-    if entry is None:
-        logger.info("no checkpoint in %s nor on %s: starting fresh", run.out_dir, run.cfg.drive.logs)
-        return None, None
-    name = getattr(entry, "name", "resume.pt")
-    dest = os.path.join(run.out_dir, name)
-    logger.info("local run folder is empty; fetching %s from %s", name, run.cfg.drive.logs)
-    got = run.sync.fetch(entry, dest)
-    path = str(got) if isinstance(got, (str, os.PathLike)) else dest
-    return path, f"{run.cfg.drive.logs.rstrip('/')}/{name}"
-
-
-def _restore(run: Run, path: str) -> None:
-    """Load every piece of state from a full checkpoint; refuse one for another model shape."""
-    state = ckpt.load_checkpoint(path, map_location="cpu")
-    ckpt.check_signature(state.get("signature", {}), run.signature, path)
-    try:
-        run.bare_model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"cannot resume from {path}: the model does not match ({exc})") from None
-    if run.ema is not None and state.get("ema"):
-        run.ema.load_state_dict(state["ema"])
-    run.optimizer.load_state_dict(state["optimizer"])
-    if state.get("scaler") and run.scaler.is_enabled():
-        run.scaler.load_state_dict(state["scaler"])
-    s = run.state
-    s.epoch, s.global_step = int(state["epoch"]), int(state["global_step"])
-    s.best_map50, s.best_epoch = state.get("best_map50"), state.get("best_epoch")
-    s.history = list(state.get("history") or [])[: s.epoch]
-    s.retention = dict(state.get("retention") or {})
-    s.retention["resumed_from"] = os.path.basename(path)
-    if run.info.is_main:
-        _repair_run_folder(run, path)
-    rng = state.get("rng") or []
-    if run.info.rank < len(rng):
-        ckpt.restore_rng(rng[run.info.rank])
-    run.resumed_from = path
-    if run.info.is_main:
-        logger.info("resumed from %s: %d epochs done, step %d, best mAP@0.5 %s", path, s.epoch,
-                    s.global_step, "none yet" if s.best_map50 is None else f"{s.best_map50:.4f}")
-
-
-def _repair_run_folder(run: Run, path: str) -> None:
-    """After fetching a checkpoint from Drive, rebuild what the local folder would hold."""
-    s = run.state
-    row = s.history[-1] if s.history else {}
-    metrics = {k: row[k] for k in ("val_loss", "map50", "map") if row.get(k) is not None}
-    if ckpt.read_sidecar(path) is None:
-        # The same sidecar the run wrote (the mirror would otherwise upload one without metrics).
-        ckpt.write_sidecar(path, s.epoch, s.global_step, metrics)
-    best = os.path.join(run.out_dir, "best.pt")
-    if s.best_epoch == s.epoch and not os.path.exists(best) and os.path.dirname(
-            os.path.abspath(path)) == os.path.abspath(run.out_dir):
-        # The run died before best.pt reached Drive; this checkpoint is that state.
-        ckpt.copy_checkpoint(path, best)
-
-
-# --------------------------------------------------------------------------- SIGTERM
-
-def _install_sigterm(run: "Run") -> Callable[[], None]:
-    """Note SIGTERM; the loop stops at the next iteration boundary and flushes Drive.
-
-    The handler only sets a flag: an exception raised from a signal handler can land inside
-    code that swallows exceptions (a logging handler, a plot) and be lost."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-
-    def handler(signum, frame):
-        run.stop_requested = True
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, previous)
-
-
-def _stop_if_requested(run: "Run") -> None:
-    """Raise TrainingInterrupted on every rank at the same point once any rank got SIGTERM."""
-    if distributed.any_rank(run.stop_requested, run.device):
-        raise TrainingInterrupted("terminated by SIGTERM; the Drive mirror was flushed, "
-                                  "resume with --resume auto")
+    mount = drive_mount(cfg.train.out_dir)
+    if mount is not None and info.is_main:
+        logger.warning(
+            "train.out_dir %s is inside the Google Drive mount %s: checkpoints written there go "
+            "through the slow mount and may not reach Drive before the runtime dies. Keep "
+            "train.out_dir on local disk and set drive.logs=drive:... to mirror it, verified",
+            cfg.train.out_dir, mount)

@@ -31,6 +31,12 @@ class NonFiniteLossError(TrainerError, FloatingPointError):
 
 
 class TrainingInterrupted(TrainerError):
-    """SIGTERM arrived during training; the Drive mirror was flushed before stopping."""
+    """SIGTERM or SIGINT arrived during training; a checkpoint was saved before stopping.
+
+    Exit code 143 (SIGTERM) or 130 (SIGINT), the shell's 128 + signal number."""
 
     exit_code = 143
+
+    def __init__(self, message: str, exit_code: int = 143):
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -353,6 +353,8 @@ def inspect_weights(path: str | os.PathLike) -> dict[str, Any]:
     data_cfg = cfg.get("data") if isinstance(cfg, Mapping) else None
     if isinstance(data_cfg, Mapping) and isinstance(data_cfg.get("classes"), list):
         info["classes"] = list(data_cfg["classes"])
+    if isinstance(obj, Mapping) and isinstance(obj.get("class_names"), list):
+        info["classes"] = list(obj["class_names"])  # what training read (also from a classes file)
     head = source.get("yolo_headP5.1.weight")
     n_a = len(info.get("anchors_mask", [[0, 0, 0]])[0])
     info["num_classes"] = None if head is None else int(head.shape[0]) // n_a - 5

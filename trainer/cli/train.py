@@ -20,8 +20,10 @@ Examples:
 
 \b
 --resume auto (the default) continues from the newest checkpoint in train.out_dir or, when
-that folder is empty (a fresh runtime), from the newest one on drive.logs.
-Exit codes: 0 done, 1 error, 2 bad config or usage, 143 stopped by SIGTERM.
+that folder is empty (a fresh runtime), from the newest one on drive.logs, at the iteration
+it was saved at. --resume none starts a new run and refuses folders that hold another run.
+SIGTERM or Ctrl-C saves a checkpoint, uploads it within train.grace_seconds and stops.
+Exit codes: 0 done, 1 error, 2 bad config or usage, 143 stopped by SIGTERM, 130 by SIGINT.
 """
 
 
@@ -72,8 +74,9 @@ def evaluate_cmd(config_path: str, weights: str, overrides: tuple[str, ...], as_
 
     from trainer.config import load_config
     from trainer.data.dataset import EvalDataset
-    from trainer.engine import _local_weights, evaluate, stage_data
+    from trainer.engine import evaluate
     from trainer.model import YoloV4Tiny
+    from trainer.staging import local_weights, stage_data
     from trainer.weights import load_weights
 
     cfg = load_config(config_path, list(overrides))
@@ -81,7 +84,9 @@ def evaluate_cmd(config_path: str, weights: str, overrides: tuple[str, ...], as_
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu")
     model = YoloV4Tiny(len(data.class_names), cfg.model.anchors, cfg.model.anchors_mask,
                        input_size=cfg.model.input_size, phi=cfg.model.phi)
-    load_weights(model, _local_weights(weights, cfg))
+    path = local_weights(weights, cfg)
+    _check_classes(path, data.class_names)
+    load_weights(model, path)
     lines = data.val_lines[: cfg.data.max_val_images] if cfg.data.max_val_images else data.val_lines
     result = evaluate(model.to(device), EvalDataset(lines, cfg.model.input_size, classes=data.class_names), data.class_names,
                       device, conf_thresh=cfg.train.conf_thresh, nms_thresh=cfg.train.nms_thresh,
@@ -97,3 +102,69 @@ def evaluate_cmd(config_path: str, weights: str, overrides: tuple[str, ...], as_
     click.echo(f"{'mAP@0.5':<{width}}  {result['map50']:.4f}")
     click.echo(f"{'mAP@0.5:0.95':<{width}}  {'n/a' if result['map'] is None else format(result['map'], '.4f')}")
     click.echo(f"({result['images']} images)")
+
+
+def _check_classes(path: str, names: list) -> None:
+    """Refuse weights trained for other classes: their per-class AP would be meaningless."""
+    from trainer.errors import WeightsError
+    from trainer.weights import inspect_weights
+
+    info = inspect_weights(path)
+    saved, count = info.get("classes"), info.get("num_classes")
+    if saved is not None and list(saved) != list(names):
+        raise WeightsError(f"{path} was trained on {len(saved)} classes {_names(saved)} "
+                           f"but the config names {len(names)} classes {_names(names)}; evaluate "
+                           f"with the config it was trained with (data.classes)")
+    if saved is None and count is not None and count != len(names):
+        raise WeightsError(f"{path} has heads for {count} classes (names not stored) "
+                           f"but the config names {len(names)} classes {_names(names)}; evaluate "
+                           f"with the config it was trained with (data.classes)")
+
+
+def _names(names: list) -> str:
+    return "[" + ", ".join(str(n) for n in names) + "]"
+
+
+@cli.command("status", epilog="""\b
+Examples:
+  trainer status --config configs/voc.yaml
+  trainer status -c configs/voc.yaml --set drive.logs=drive:Models/yolov4-tiny/logs --json
+""")
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="YAML config naming drive.logs.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key.")
+@click.option("--json", "as_json", is_flag=True, help="Print it as JSON on stdout.")
+def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> None:
+    """What is safe on Drive: the newest checkpoint verified on drive.logs, its age, epoch and
+    iteration (of the run written last there).
+
+    Exit codes: 0 there is one, 1 there is none (or Drive cannot be read), 2 bad config.
+    """
+    import time
+
+    from trainer.config import load_config
+    from trainer.drive import DriveFolder, age_text, newest_of_current_run
+    from trainer.errors import CheckpointError, ConfigError
+    from trainer.state import Position, describe_run
+
+    cfg = load_config(config_path, list(overrides))
+    if not cfg.drive.logs:
+        raise ConfigError(f"drive.logs is not set in {config_path}; trainer status reports the "
+                          f"checkpoints on it (--set drive.logs=drive:...)")
+    folder = DriveFolder(cfg.drive.logs, cfg.train.out_dir)
+    found = newest_of_current_run(folder.checkpoints())
+    if found is None:
+        raise CheckpointError(f"no verified checkpoint on {folder.spec} yet")
+    side = found.sidecar
+    pos = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration)
+    age = max(0.0, time.time() - found.described.modified)
+    if as_json:
+        click.echo(json.dumps({"where": found.where, "name": found.name, "run": side.run,
+                               "epoch": side.epoch, "iteration": side.iteration,
+                               "epoch_iteration": side.epoch_iteration,
+                               "metrics": dict(side.metrics), "verified_at": found.described.modified,
+                               "age_s": round(age, 1), "size": found.entry.size,
+                               "md5": found.entry.md5}, indent=1, sort_keys=True))
+        return
+    click.echo(f"{found.where}: {pos.label}, verified on Drive {age_text(age)} ago "
+               f"({describe_run(side.run)})")

@@ -8,10 +8,12 @@ Decisions the training loop relies on:
   (or two ranks, which see different indices) never share a random stream.
 * ``set_epoch(epoch)`` writes a shared-memory integer that worker processes read at every
   ``__getitem__``, so it reaches workers whether they are persistent or not. ``build_loader``
-  uses non-persistent workers; call ``set_loader_epoch(loader, epoch)`` before iterating an
-  epoch: it sets the dataset's epoch and the sampler's (the shuffling order).
-* Shuffling uses a ``DistributedSampler`` in every case (one replica when not distributed), so
-  the order of epoch ``e`` depends only on ``(seed, e)``.
+  uses non-persistent workers; call ``set_loader_epoch(loader, epoch, start=k)`` before
+  iterating an epoch: it sets the dataset's epoch, the sampler's (the shuffling order) and,
+  to resume in the middle of the epoch, skips its first ``k`` batches.
+* Shuffling uses a ``ResumableSampler`` (torch's ``DistributedSampler``, one replica when
+  not distributed, :mod:`trainer.data.sampler`), so the order of epoch ``e`` depends only on
+  ``(seed, e)``, and the loader's own generator is reseeded from ``(seed, rank, e)``.
 * ``worker_init_fn`` seeds Python's ``random``, numpy's global state and torch in each worker
   from ``(seed, epoch, rank, worker_id)`` for any code that uses global RNGs.
 * OpenCV runs single-threaded (set when ``trainer.data`` is imported): the workers are the
@@ -31,9 +33,10 @@ from typing import Optional, Sequence
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from trainer.data import augment
+from trainer.data.sampler import ResumableSampler
 from trainer.data.voc import parse_annotation_line, parse_voc_xml
 from trainer.errors import DataError
 
@@ -363,10 +366,10 @@ def build_loader(
         raise DataError("the dataset is empty")
     rank = 0
     if distributed:
-        sampler = DistributedSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
+        sampler = ResumableSampler(dataset, shuffle=shuffle, seed=seed, drop_last=drop_last)
         rank = sampler.rank
     else:
-        sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=shuffle, seed=seed)
+        sampler = ResumableSampler(dataset, num_replicas=1, rank=0, shuffle=shuffle, seed=seed)
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
     generator = torch.Generator()
@@ -390,12 +393,23 @@ def build_loader(
     )
 
 
-def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
-    """Set the epoch on the loader's sampler (order) and dataset (augmentation, mosaic cut-off)."""
+def set_loader_epoch(loader: DataLoader, epoch: int, start: int = 0) -> None:
+    """Set the epoch (0-based) on the loader's sampler (order) and dataset (augmentation, mosaic
+    cut-off); with ``start``, the epoch's first ``start`` batches are skipped (a resume).
+
+    The loader's generator is reseeded from ``(seed, rank, epoch)`` too: it draws the workers'
+    base seed, which must not depend on how many epochs this process has iterated."""
     sampler = getattr(loader, "sampler", None)
-    if hasattr(sampler, "set_epoch"):
+    if isinstance(sampler, ResumableSampler):
+        sampler.set_epoch(epoch, start * (loader.batch_size or 1))
+    elif start:
+        raise ValueError("this loader's sampler cannot start in the middle of an epoch")
+    elif hasattr(sampler, "set_epoch"):
         sampler.set_epoch(epoch)
     if hasattr(loader.dataset, "set_epoch"):
         loader.dataset.set_epoch(epoch)
-    if isinstance(loader.worker_init_fn, _WorkerInit):
-        loader.worker_init_fn.epoch = int(epoch)
+    init = loader.worker_init_fn
+    if isinstance(init, _WorkerInit):
+        init.epoch = int(epoch)
+        if loader.generator is not None:
+            loader.generator.manual_seed(_seed_from(init.seed, init.rank, int(epoch)))

@@ -1,0 +1,183 @@
+"""Surviving a vanished machine with Drive (the emulator) holding the state: a real SIGKILL in
+the middle of an epoch, then a resume from Drive alone; a real SIGTERM whose checkpoint reaches
+Drive before the process exits; runs told apart; a damaged newest checkpoint on Drive."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from drivestage import sidecar as sidecars
+from _kill import sigkill_when
+from trainer import checkpoint as ckpt
+from trainer.cli import cli
+from trainer.config import load_config
+from trainer.engine import fit
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+FOLDER = "Models/t/logs"
+#: 18 training images in batches of 4: 4 steps per epoch.
+SMALL_BATCH = {"train.batch_size": 4, "train.freeze_batch_size": 4, "train.eval_period": 100}
+
+
+@pytest.fixture
+def drive(emulator, drive_env, tmp_path, monkeypatch):
+    """The emulator, with drivestage's state and retry timings kept inside the test."""
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "ds-state"))
+    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.01")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_CAP", "0.05")
+    return emulator
+
+
+def _remote(emu, folder=FOLDER):
+    """{name: File resource} of the live files directly in ``folder``."""
+    parent = emu.find(folder)
+    if parent is None:
+        return {}
+    return {f["title"]: f for f in emu.files()
+            if not f["labels"]["trashed"] and any(p["id"] == parent["id"] for p in f.get("parents", []))
+            and not f["mimeType"].endswith(".folder")}
+
+
+def _md5(path):
+    return hashlib.md5(open(path, "rb").read()).hexdigest()
+
+
+def _child(path, log, env):
+    cmd = [sys.executable, "-m", "trainer", "-v", "train", "-c", path]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"),
+                            env={**os.environ, **env, "OMP_NUM_THREADS": "1"})
+
+
+def test_sigkill_mid_epoch_then_resume_from_drive_alone_is_bit_identical(drive, drive_env, tiny_config,
+                                                                        tmp_path, caplog):
+    kw = {**SMALL_BATCH, "train.epochs": 3, "train.freeze_epochs": 1, "train.save_period": 100}
+    fit(load_config(tiny_config(**kw, **{"train.out_dir": str(tmp_path / "ref")})), resume="none")
+
+    # A checkpoint is due after every iteration; the writer drops the ones it cannot keep up with.
+    path = tiny_config(**kw, **{"drive.logs": f"drive:{FOLDER}", "train.save_minutes": 1e-6})
+
+    def mid_epoch_autosave_on_drive():
+        for name, f in _remote(drive).items():
+            if name.startswith("autosave_") and name.endswith(".json"):
+                side = sidecars.parse(drive.read_bytes(f["id"]))
+                if side.epoch_iteration not in (0, 4):
+                    return True
+        return False
+
+    proc = _child(path, tmp_path / "child.log", drive_env)
+    sigkill_when(proc, mid_epoch_autosave_on_drive, "no mid-epoch checkpoint reached Drive")
+    shutil.rmtree(tmp_path / "logs")                  # a fresh runtime: only Drive has the state
+
+    with caplog.at_level("INFO", logger="trainer"):
+        result = fit(load_config(path), resume="auto")
+    found = re.search(r"resumed from drive:Models/t/logs/(autosave_(\d{8})\.pt) at epoch (\d+), "
+                      r"iteration (\d+) \(run ", caplog.text)
+    assert found, caplog.text[-3000:]
+    assert int(found.group(2)) == int(found.group(4))
+    assert result.resumed_from == f"drive:{FOLDER}/{found.group(1)}"
+    ref = ckpt.load_checkpoint(str(tmp_path / "ref" / "last.pt"))
+    got = ckpt.load_checkpoint(str(tmp_path / "logs" / "last.pt"))
+    for k, v in ref["model"].items():
+        assert torch.equal(v, got["model"][k]), k
+    assert got["iteration"] == 12 and got["ema"]["updates"] == ref["ema"]["updates"]
+
+
+def test_sigterm_saves_a_checkpoint_that_reaches_drive_before_exit_143(drive, drive_env, tiny_config,
+                                                                      tmp_path):
+    path = tiny_config(**{**SMALL_BATCH, "train.epochs": 30, "train.freeze_epochs": 0,
+                          "train.save_period": 100, "drive.logs": f"drive:{FOLDER}",
+                          "train.grace_seconds": 60})
+    log = tmp_path / "child.log"
+    proc = _child(path, log, drive_env)
+    signalled = []
+    sigkill_free = time.monotonic() + 120
+    while not signalled:                          # the first step of epoch 2 is done: signal now
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < sigkill_free, "the child never reached epoch 2"
+        if "epoch 2/30 iter 1/4 (iteration 5)" in log.read_text():
+            proc.send_signal(signal.SIGTERM)
+            signalled.append(time.monotonic())
+        else:
+            time.sleep(0.01)
+    assert proc.wait(timeout=120) == 143
+    took = time.monotonic() - signalled[0]
+    text = log.read_text()
+    last = text.strip().splitlines()[-1]
+    m = re.fullmatch(r"Error: stopped by SIGTERM at epoch 2, iteration (\d+): (autosave_(\d{8})\.pt) is "
+                     r"saved and verified on drive:Models/t/logs \(([\d.]+) s after the signal\); "
+                     r"resume with --resume auto", last)
+    assert m, text[-3000:]
+    iteration, name = int(m.group(1)), m.group(2)
+    assert iteration in (5, 6) and int(m.group(3)) == iteration   # at most one iteration later
+    assert float(m.group(4)) <= took < 60
+    remote = _remote(drive)
+    local = tmp_path / "logs" / name
+    assert remote[name]["md5Checksum"] == _md5(local)
+    side = sidecars.parse(drive.read_bytes(remote[name[:-3] + ".json"]["id"]))
+    assert (side.epoch, side.iteration, side.epoch_iteration) == (1, iteration, iteration - 4)
+    assert side.md5 == _md5(local) and side.run == ckpt.load_checkpoint(str(local))["run"]
+
+
+def test_a_new_run_in_the_drive_folder_of_another_is_refused(drive, tiny_config, tmp_path):
+    first = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0, "drive.logs": f"drive:{FOLDER}"})
+    fit(load_config(first), resume="none")
+    old = ckpt.read_sidecar(str(tmp_path / "logs" / "epoch_001.pt")).run
+    before = {n: f["md5Checksum"] for n, f in _remote(drive).items()}
+    # A fresh runtime (empty local folder), the same drive.logs, --resume none.
+    second = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0, "drive.logs": f"drive:{FOLDER}",
+                            "train.out_dir": str(tmp_path / "new")})
+    res = CliRunner().invoke(cli, ["train", "-c", second, "--resume", "none"])
+    assert res.exit_code == 1
+    assert re.search(rf"Error: drive:{FOLDER} already holds checkpoints of run {old} \(newest: "
+                     rf"epoch_001\.pt, epoch 1, iteration 2\); starting run \d{{8}}-\d{{6}}-[0-9a-f]{{4}} "
+                     rf"there would mix the two runs\. Continue the old run with --resume auto, or give "
+                     rf"the new run its own folders: --set train\.out_dir=<a new folder> --set "
+                     rf"drive\.logs=<a new Drive folder>", res.output), res.output
+    assert {n: f["md5Checksum"] for n, f in _remote(drive).items()} == before
+    # --resume auto continues the run that is there.
+    again = CliRunner().invoke(cli, ["train", "-c", second, "--resume", "auto", "--set", "train.epochs=2"])
+    assert again.exit_code == 0, again.output
+    assert ckpt.load_checkpoint(str(tmp_path / "new" / "last.pt"))["run"] == old
+
+
+def test_an_unreadable_newest_checkpoint_on_drive_falls_back_to_the_older_one(drive, tiny_config, tmp_path,
+                                                                             caplog):
+    path = tiny_config(**{"train.epochs": 2, "train.freeze_epochs": 0, "drive.logs": f"drive:{FOLDER}",
+                          "train.save_period": 1})
+    fit(load_config(path), resume="none")
+    logs = tmp_path / "logs"
+    run = ckpt.read_sidecar(str(logs / "epoch_002.pt")).run
+    # A damaged "newest" checkpoint, uploaded for real with a sidecar that vouches for its bytes.
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    data = (logs / "epoch_002.pt").read_bytes()[:5000]
+    (bad / "autosave_00000005.pt").write_bytes(data)
+    sidecars.write(str(bad / "autosave_00000005.pt"), sidecars.Sidecar(
+        epoch=2, iteration=5, epoch_iteration=1, run=run, md5=hashlib.md5(data).hexdigest(), size=len(data)))
+    assert subprocess.run([sys.executable, "-m", "drivestage", "push", str(bad), f"drive:{FOLDER}"],
+                          capture_output=True).returncode == 0
+    assert "autosave_00000005.json" in _remote(drive)
+    shutil.rmtree(logs)
+
+    with caplog.at_level("INFO", logger="trainer"):
+        result = fit(load_config(tiny_config(**{"train.epochs": 3, "train.freeze_epochs": 0,
+                                                "drive.logs": f"drive:{FOLDER}", "train.save_period": 1})),
+                     resume="auto")
+    assert (f"the newest verified checkpoint on Drive, drive:{FOLDER}/autosave_00000005.pt, cannot be used "
+            f"(checkpoint {logs / 'autosave_00000005.pt'} cannot be read") in caplog.text
+    assert "falling back to the next older one" in caplog.text
+    assert result.resumed_from == f"drive:{FOLDER}/epoch_002.pt" and result.epochs_run == 1
+    assert not (logs / "autosave_00000005.pt").exists()
+    assert "autosave_00000005.pt" in _remote(drive)        # left on Drive, not deleted

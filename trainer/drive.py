@@ -1,0 +1,143 @@
+"""The run's folder on Drive (``drive.logs``) as the trainer sees it: push, list, fetch.
+
+No torch here: ``trainer status`` uses it to answer "what is safe on Drive?" quickly.
+
+A checkpoint on Drive is *verified* when its sidecar is there (drivestage uploads a sidecar
+only after its checkpoint's md5 matched) and the md5 the sidecar names is the remote file's
+(:mod:`drivestage.sidecar`). The age of a verified checkpoint is the age of its sidecar:
+the moment the checkpoint was known to be safe.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence
+
+from drivestage import sidecar as sidecars
+from drivestage.errors import NotFoundError
+from drivestage.retention import RetentionPolicy
+from drivestage.sidecar import Described
+from drivestage.store import RemoteEntry
+from trainer.state import EPOCH_NAME, Position
+
+logger = logging.getLogger(__name__)
+
+#: Files of the run folder that never go to Drive: ``last.pt`` is rewritten every epoch (the
+#: epoch checkpoints and autosaves are what Drive gets).
+MIRROR_EXCLUDE = ("last.pt", "last.json")
+
+
+@dataclass(frozen=True)
+class RemoteCheckpoint:
+    """A checkpoint on Drive with its parsed sidecar."""
+
+    entry: RemoteEntry
+    described: Described     # name, sidecar, the file's md5, the sidecar's modified time
+    where: str               # ``drive:Models/x/logs/epoch_004.pt``
+    sidecar_bytes: bytes = b""   # the sidecar as stored (a resume writes it beside the fetched file)
+
+    @property
+    def sidecar(self) -> sidecars.Sidecar:
+        return self.described.sidecar
+
+    @property
+    def name(self) -> str:
+        return self.described.name
+
+
+def retention_policy(keep_last: int, keep_best: int, max_bytes: Optional[int]) -> RetentionPolicy:
+    """The Drive policy of the config's ``drive`` section."""
+    return RetentionPolicy(keep_last=keep_last or None, keep_best=keep_best or None,
+                           metric="map50" if keep_best else None, mode="max", max_bytes=max_bytes)
+
+
+class DriveFolder:
+    """``drive.logs``: one store connection and md5 cache, reused for every push and listing."""
+
+    def __init__(self, spec: str, local_dir: str, policy: Optional[RetentionPolicy] = None,
+                 exclude: Sequence[str] = MIRROR_EXCLUDE):
+        from drivestage.mirror import open_dest
+        from drivestage.upload import Md5Cache
+
+        self.spec = spec.rstrip("/")
+        self.local_dir = os.path.abspath(local_dir)
+        self.policy = policy or RetentionPolicy()
+        self.exclude = tuple(exclude)
+        self._cache = Md5Cache()
+        self._store, self._path = open_dest(spec, None, self._cache)
+
+    def where(self, name: str) -> str:
+        """``drive:Models/x/logs/<name>``."""
+        return f"{self.spec}/{name}"
+
+    def push(self, protect: Iterable[str] = ()) -> "PushResult":  # noqa: F821
+        """Mirror the local run folder (incremental, md5-verified, then retention)."""
+        from drivestage.mirror import push
+
+        return push(self.local_dir, self._path, self.policy, store=self._store,
+                    exclude=self.exclude, protect=protect, md5_cache=self._cache)
+
+    def checkpoints(self) -> list[RemoteCheckpoint]:
+        """Every checkpoint in the folder whose sidecar is readable and vouches for it."""
+        try:
+            folder = self._store.resolve(self._path)
+        except NotFoundError:
+            return []
+        by_name: dict[str, RemoteEntry] = {}
+        for e in self._store.list(folder):
+            if not e.is_dir and (e.name not in by_name or e.modified > by_name[e.name].modified):
+                by_name[e.name] = e  # Drive allows duplicate names: the newer one counts
+        out = []
+        for name, side_name in sidecars.pairs(by_name).items():
+            entry, side_entry = by_name[name], by_name[side_name]
+            data = self._read(side_entry)
+            side = sidecars.parse(data) if data else None
+            if side is None or side.epoch is None:
+                continue
+            described = Described(name, side, entry.md5, side_entry.modified)
+            if described.verified:
+                out.append(RemoteCheckpoint(entry, described, self.where(name), data))
+        return out
+
+    def fetch(self, checkpoint: RemoteCheckpoint, local_path: str) -> str:
+        """Download ``checkpoint`` to ``local_path``, md5-verified; the file appears complete."""
+        from drivestage.download import download
+
+        os.makedirs(os.path.dirname(os.path.abspath(local_path)), exist_ok=True)
+        download(self._store, checkpoint.entry, local_path, describe=checkpoint.where)
+        return local_path
+
+    def _read(self, entry: RemoteEntry) -> bytes:
+        if entry.size > sidecars.MAX_BYTES or entry.size == 0:
+            return b""
+        return b"".join(self._store.read_range(entry, 0, entry.size))
+
+
+def newest_of_current_run(found: Sequence[RemoteCheckpoint], run: Optional[str] = None, *,
+                          skip: Iterable[str] = ()) -> Optional[RemoteCheckpoint]:
+    """The most advanced checkpoint of ``run`` (default: the run written last) in ``found``."""
+    if run is None and found:
+        run = max(found, key=lambda c: (c.described.modified, c.name)).sidecar.run
+    pool = {c.name: c for c in found if c.sidecar.run == run}
+    best = sidecars.newest([c.described for c in pool.values()], prefer=EPOCH_NAME, skip=skip)
+    return pool[best.name] if best is not None else None
+
+
+def age_text(seconds: float) -> str:
+    """``"40 s"``, ``"3 min"``, ``"2.5 h"``."""
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def describe_safe(name: str, epoch: int, iteration: int, epoch_iteration: int,
+                  verified_at: float, now: Optional[float] = None) -> str:
+    """``"Drive: 3 min ago, epoch 7 iteration 4120 (autosave_00004120.pt)"``."""
+    label = Position(epoch, iteration, epoch_iteration).label.replace(",", "")
+    ago = age_text((time.time() if now is None else now) - verified_at)
+    return f"Drive: {ago} ago, {label} ({name})"

@@ -1,0 +1,251 @@
+"""Where a run starts: a fresh run, a checkpoint path, or the newest checkpoint (local, then Drive).
+
+Runs have an identity (:func:`trainer.state.new_run_id`), recorded in every checkpoint and
+sidecar. One folder holds one run: ``--resume none`` refuses to start a new run where
+``train.out_dir`` or ``drive.logs`` already holds checkpoints (retention would rank the new
+run's ``epoch_001`` below the old ``epoch_050`` and never upload it, and a later
+``--resume auto`` would continue the old run). ``--resume auto`` continues the run written
+last in the folder, from its most advanced readable checkpoint: the local folder first, else
+Drive, falling back past an unreadable newest one with a warning.
+
+Rank 0 decides; under multi-machine DDP the other machines' local rank 0 pull the same file.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from drivestage.errors import ChecksumMismatchError, DriveStageError
+from trainer import checkpoint as ckpt
+from trainer import distributed
+from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run
+from trainer.errors import CheckpointError
+from trainer.state import TrainState, describe_run, new_run_id
+
+logger = logging.getLogger(__name__)
+
+NO_RESUME = ("", "none", "no", "false")
+
+
+@dataclass(frozen=True)
+class Start:
+    """Where training starts: a checkpoint (``path``) or a fresh run (``run``)."""
+
+    run: str                           # the identity of a fresh run (replaced by the checkpoint's)
+    path: Optional[str] = None         # local checkpoint to load
+    where: Optional[str] = None        # how to name it in messages (a path, or drive:...)
+    remote: Optional[str] = None       # the drive: file it came from (other machines pull it)
+    safe: Optional[RemoteCheckpoint] = None  # the newest verified checkpoint on Drive, if seen
+
+
+def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
+           drive: Optional[DriveFolder]) -> Start:
+    """Decide on rank 0 and tell every rank; make sure every machine has the file."""
+    start = _decide(cfg, resume, drive) if info.is_main else None
+    shared = distributed.broadcast_object(
+        None if start is None else (start.run, start.path, start.where, start.remote))
+    run, path, where, remote = shared
+    if path and remote:
+        with distributed.main_first(info, local=True) as first:
+            if first:
+                ensure_local_checkpoint(path, remote)
+    return start if start is not None else Start(run, path, where, remote)
+
+
+def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> Start:
+    out_dir = cfg.train.out_dir
+    local = ckpt.list_checkpoints(out_dir)
+    mode = (resume or "").strip().lower()
+    if mode in NO_RESUME:
+        run = new_run_id()
+        remote = drive.checkpoints() if drive is not None else []
+        _refuse_mixing(run, out_dir, local, drive, remote)
+        return Start(run)
+    if mode != "auto":
+        if not os.path.isfile(resume):
+            raise CheckpointError(f"--resume {resume}: no such file; use --resume auto or a "
+                                  f"checkpoint path")
+        side = ckpt.read_sidecar(resume)
+        run = side.run if side is not None else ckpt.load_checkpoint(resume).get("run")
+        if run is not None:  # a checkpoint of 0.1.0 (no identity) may continue anywhere
+            if any(c.sidecar.run != run for c in local):
+                _refuse_mixing(run, out_dir, [c for c in local if c.sidecar.run != run], None, (),
+                               verb="continuing")
+            return Start(new_run_id(), resume, resume, safe=_check_drive_run(run, out_dir, drive))
+        return Start(new_run_id(), resume, resume, safe=_safe(drive))
+    found, run = ckpt.current_run([c.described for c in local])
+    if found:
+        path = ckpt.find_latest(out_dir, run=run, any_run=False)
+        if path is not None:
+            return Start(new_run_id(), path, path, safe=_check_drive_run(run, out_dir, drive))
+    if drive is None:
+        logger.info("no checkpoint in %s: starting fresh", out_dir)
+        return Start(new_run_id())
+    remote = drive.checkpoints()
+    if not remote:
+        logger.info("no checkpoint in %s nor on %s: starting fresh", out_dir, drive.spec)
+        return Start(new_run_id())
+    logger.info("the local run folder has no checkpoint; taking the newest from %s", drive.spec)
+    return _fetch_newest(drive, remote, out_dir)
+
+
+def _refuse_mixing(new: str, out_dir: str, local: Sequence[ckpt.LocalCheckpoint],
+                   drive: Optional[DriveFolder], remote: Sequence[RemoteCheckpoint], *,
+                   verb: str = "starting") -> None:
+    """A new run where checkpoints already are: one line naming both runs and the ways out."""
+    where, old = None, None
+    if local:
+        newest = ckpt.newest(local, run=ckpt.current_run([c.described for c in local])[1])
+        where, old = out_dir, newest.described if newest else local[0].described
+    elif remote:
+        newest = newest_of_current_run(remote)
+        where, old = drive.spec, (newest or remote[0]).described
+    if old is None:
+        return
+    from trainer.state import Position
+
+    s = old.sidecar
+    label = Position(s.epoch or 0, s.iteration or 0, s.epoch_iteration).label
+    raise CheckpointError(
+        f"{where} already holds checkpoints of {describe_run(s.run)} (newest: {old.name}, "
+        f"{label}); {verb} run {new} there would mix the two runs. Continue the old "
+        f"run with --resume auto, or give the new run its own folders: "
+        f"--set train.out_dir=<a new folder> --set drive.logs=<a new Drive folder>")
+
+
+def _check_drive_run(run: Optional[str], out_dir: str,
+                     drive: Optional[DriveFolder]) -> Optional[RemoteCheckpoint]:
+    """Continuing ``run`` from the local folder: Drive must hold that run (or nothing)."""
+    if drive is None:
+        return None
+    try:
+        remote = drive.checkpoints()
+    except DriveStageError as exc:  # the local checkpoint is enough to go on; saving retries
+        logger.warning("could not list %s (%s); resuming from the local checkpoint", drive.spec, exc)
+        return None
+    ours = [c for c in remote if c.sidecar.run == run]
+    others = sorted({describe_run(c.sidecar.run) for c in remote if c.sidecar.run != run})
+    if others and not ours:
+        raise CheckpointError(
+            f"{out_dir} holds {describe_run(run)} but {drive.spec} holds checkpoints of "
+            f"{', '.join(others)}; resuming would mix the two runs on Drive. Set drive.logs to "
+            f"the Drive folder of {describe_run(run)}, or move {out_dir} aside to continue the "
+            f"run on Drive")
+    if others:
+        logger.warning("%s also holds checkpoints of %s; they are left alone", drive.spec,
+                       ", ".join(others))
+    return newest_of_current_run(ours, run) if ours else None
+
+
+def _safe(drive: Optional[DriveFolder]) -> Optional[RemoteCheckpoint]:
+    if drive is None:
+        return None
+    try:
+        return newest_of_current_run(drive.checkpoints())
+    except DriveStageError as exc:
+        logger.warning("could not list %s: %s", drive.spec, exc)
+        return None
+
+
+def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_dir: str) -> Start:
+    """The current run's most advanced checkpoint on Drive that loads; older ones as fallback."""
+    bad: list[str] = []
+    run = newest_of_current_run(remote).sidecar.run
+    while True:
+        chosen = newest_of_current_run(remote, run, skip=bad)
+        if chosen is None:
+            raise CheckpointError(
+                f"no checkpoint of {describe_run(run)} on {drive.spec} can be read "
+                f"({', '.join(bad)} cannot); start over with --resume none in new folders, or "
+                f"--resume a checkpoint file you have")
+        dest = os.path.join(out_dir, chosen.name)
+        try:
+            drive.fetch(chosen, dest)
+            ckpt.load_checkpoint(dest)
+        except (CheckpointError, ChecksumMismatchError) as exc:
+            logger.warning("the newest verified checkpoint on Drive, %s, cannot be used (%s); "
+                           "falling back to the next older one", chosen.where, exc)
+            ckpt.remove_checkpoint(dest)
+            bad.append(chosen.name)
+            continue
+        # The sidecar as Drive has it: the mirror then finds both files unchanged.
+        from drivestage.localfs import atomic_write
+
+        atomic_write(ckpt.sidecar_path(dest), chosen.sidecar_bytes, mode=0o644)
+        return Start(new_run_id(), dest, chosen.where, chosen.where, safe=chosen)
+
+
+def ensure_local_checkpoint(path: str, remote: str) -> str:
+    """Make ``path`` exist: pull ``remote`` (a ``drive:`` file) into its folder if missing."""
+    if os.path.isfile(path):
+        return path
+    import drivestage
+
+    logger.info("fetching %s from %s for this machine", os.path.basename(path), remote)
+    result = drivestage.pull(remote, os.path.dirname(os.path.abspath(path)), quiet=True)
+    if os.path.abspath(result.path) != os.path.abspath(path):
+        os.replace(result.path, path)
+    return path
+
+
+def restore(run: Any, start: Start) -> Optional[dict]:
+    """Load every piece of state of ``start.path`` into ``run``; returns this rank's RNG state
+    (restored by the loop once the resumed epoch is seeded). Refuses another model shape."""
+    path = start.path
+    state = ckpt.load_checkpoint(path, map_location="cpu")
+    ckpt.check_signature(state.get("signature", {}), run.signature, path)
+    try:
+        run.bare_model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"cannot resume from {path}: the model does not match ({exc})") from None
+    if run.ema is not None and state.get("ema"):
+        run.ema.load_state_dict(state["ema"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    if state.get("scaler") and run.scaler.is_enabled():
+        run.scaler.load_state_dict(state["scaler"])
+    fresh_run = run.state.run
+    run.state = TrainState.from_checkpoint(state)
+    if not state.get("run"):
+        run.state.run = fresh_run
+        if run.info.is_main:
+            logger.info("%s has no run identity (trainer 0.1.0); it continues as run %s", path,
+                        fresh_run)
+    run.state.resumed_from = os.path.basename(path)
+    run.checkpointer.load_state_dict(state)
+    run.resumed_from = start.where
+    if run.info.is_main:
+        _repair_run_folder(run, path)
+        best = run.checkpointer.best_map50
+        logger.info("resumed from %s at %s (run %s; best mAP@0.5 %s)", start.where,
+                    run.state.pos.label, run.state.run,
+                    "none yet" if best is None else f"{best:.4f}")
+    rng = state.get("rng") or []
+    return rng[run.info.rank] if run.info.rank < len(rng) else None
+
+
+def _repair_run_folder(run: Any, path: str) -> None:
+    """After fetching a checkpoint from Drive, rebuild what the local folder would hold."""
+    s, best = run.state, run.checkpointer.best_epoch
+    if ckpt.read_sidecar(path) is None:
+        # A checkpoint given by path without its sidecar: write one, so the mirror has it.
+        from drivestage import sidecar as sidecars
+
+        md5, size = _file_md5(path)
+        row = s.history[-1] if s.history and not s.pos.epoch_iteration else {}
+        sidecars.write(path, sidecars.Sidecar(
+            epoch=s.pos.epoch, iteration=s.pos.iteration, epoch_iteration=s.pos.epoch_iteration,
+            metrics={k: row[k] for k in ("val_loss", "map50", "map") if row.get(k) is not None},
+            run=s.run, md5=md5, size=size))
+    target = os.path.join(run.cfg.train.out_dir, "best.pt")
+    if best == s.pos.epoch and not s.pos.epoch_iteration and not os.path.exists(target) and \
+            os.path.dirname(os.path.abspath(path)) == os.path.abspath(run.cfg.train.out_dir):
+        # The run died before best.pt reached Drive; this checkpoint is that state.
+        ckpt.copy_checkpoint(path, target)
+
+
+def _file_md5(path: str) -> tuple[str, int]:
+    from drivestage.localfs import file_md5
+
+    return file_md5(path), os.path.getsize(path)

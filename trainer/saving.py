@@ -1,0 +1,183 @@
+"""The save policy: one callback that decides what to save when, and owns its bookkeeping.
+
+What it saves (names in the run folder, ``train.out_dir``):
+
+* every epoch: ``last.pt`` (local only); ``epoch_NNN.pt`` every ``train.save_period`` epochs
+  and at the last one; ``best.pt`` when mAP@0.5 improved (``best_map50`` / ``best_epoch``
+  are this callback's state, kept in every checkpoint);
+* every ``train.save_minutes`` of training: ``autosave_<iteration>.pt``, in the middle of an
+  epoch too. The clock restarts with every checkpoint that goes to Drive;
+* on SIGTERM/SIGINT (:mod:`trainer.stopping`): ``autosave_<iteration>.pt`` at the next
+  iteration boundary, waited for until it is verified on Drive or ``train.grace_seconds``
+  have passed since the signal; then the run stops (exit 143, or 130 for SIGINT).
+
+Taking the state is collective under DDP (every rank's RNG is gathered, and every rank agrees
+at each iteration whether to stop or save); rank 0 alone copies the state to CPU and hands it
+to :class:`trainer.writer.BackgroundWriter`, which writes and uploads it while training goes on.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Optional
+
+from trainer import checkpoint as ckpt
+from trainer import distributed
+from trainer.callbacks import Callback
+from trainer.errors import TrainingInterrupted
+from trainer.state import Position, autosave_name
+from trainer.stopping import StopFlag
+from trainer.writer import BackgroundWriter, SaveJob
+
+logger = logging.getLogger(__name__)
+
+
+def snapshot(run: Any) -> Optional[dict]:
+    """The full training state, copied to CPU memory; None on ranks other than 0.
+
+    Collective: every rank must call it at the same point (their RNG states are gathered)."""
+    rng = distributed.all_gather_object(ckpt.capture_rng())  # every rank's RNG, in rank order
+    if not run.info.is_main:
+        return None
+    return ckpt.to_cpu({
+        "format_version": ckpt.FORMAT_VERSION,
+        "trainer_version": ckpt.trainer_version(),
+        "model": run.bare_model.state_dict(),
+        "ema": run.ema.state_dict() if run.ema is not None else None,
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.schedule.state_dict(),
+        "scaler": run.scaler.state_dict(),
+        **run.state.state_dict(),
+        **run.checkpointer.state_dict(),
+        "rng": rng,
+        "config": run.cfg.to_dict(),
+        "signature": run.signature,
+        "class_names": list(run.class_names),
+    })
+
+
+class Checkpointer(Callback):
+    """Saves at epoch ends, every ``save_minutes`` and on a stop request (on every rank)."""
+
+    def __init__(self, cfg: Any, info: distributed.DistInfo, writer: Optional[BackgroundWriter],
+                 stop: StopFlag, *, clock: Callable[[], float] = time.monotonic):
+        t = cfg.train
+        self.out_dir, self.info, self.writer, self.stop = t.out_dir, info, writer, stop
+        self.save_period, self.epochs = t.save_period, t.epochs
+        self.interval_s = t.save_minutes * 60.0
+        self.drive_spec = cfg.drive.logs
+        self.best_map50: Optional[float] = None
+        self.best_epoch: Optional[int] = None
+        self._clock = clock
+        self._since = clock()          # the last checkpoint that goes to Drive
+        self.blocked_s: list[float] = []
+
+    # -- bookkeeping kept in every checkpoint
+    def state_dict(self) -> dict:
+        return {"best_map50": self.best_map50, "best_epoch": self.best_epoch}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best_map50, self.best_epoch = state.get("best_map50"), state.get("best_epoch")
+
+    # -- events
+    def on_train_batch_end(self, run: Any, pos: Position, logs: dict) -> None:
+        # One collective per iteration: stop (any rank got a signal) and save (rank 0's clock).
+        stop, due = distributed.agree(self.stop.is_set(), self._due())
+        if stop:
+            self._save_and_stop(run, pos)
+        if due:
+            self._save(run, [autosave_name(pos.iteration)], pos, droppable=True)
+            self._since = self._clock()
+
+    def on_validation_end(self, run: Any, pos: Position, row: dict) -> None:
+        # A signal during evaluation cut it short: save the trained epoch and stop.
+        if distributed.any_rank(self.stop.is_set(), run.device):
+            self._save_and_stop(run, pos)
+
+    def on_fit_epoch_end(self, run: Any, pos: Position, row: dict) -> None:
+        metrics = {k: row[k] for k in ("val_loss", "map50", "map") if row.get(k) is not None}
+        map50 = metrics.get("map50")
+        improved = map50 is not None and (self.best_map50 is None or map50 > self.best_map50)
+        if improved:
+            self.best_map50, self.best_epoch = map50, pos.epoch
+            logger.info("new best mAP@0.5 %.4f at epoch %d", map50, pos.epoch)
+        periodic = pos.epoch % self.save_period == 0 or pos.epoch == self.epochs
+        names = ["last.pt"] + ([f"epoch_{pos.epoch:03d}.pt"] if periodic else []) + \
+            (["best.pt"] if improved else [])
+        self._save(run, names, pos, metrics=metrics)
+        if periodic or improved:
+            self._since = self._clock()
+
+    def on_fit_end(self, run: Any) -> None:
+        self._close(push_error=True)
+        if self.blocked_s:
+            logger.info("%d checkpoints saved; training waited %.2f s for them in all (at most "
+                        "%.2f s for one)", len(self.blocked_s), sum(self.blocked_s), max(self.blocked_s))
+
+    def on_interrupt(self, run: Any, exc: BaseException) -> None:
+        if self.writer is not None and not isinstance(exc, TrainingInterrupted):
+            logger.info("flushing the Drive mirror before stopping ...")
+        self._close(push_error=False)
+
+    # -- internals
+    def _due(self) -> bool:
+        return (self.info.is_main and self.interval_s > 0
+                and self._clock() - self._since >= self.interval_s)
+
+    def _save(self, run: Any, names: list, pos: Position, *, metrics: Optional[dict] = None,
+              droppable: bool = False) -> Optional[SaveJob]:
+        began = time.perf_counter()
+        state = snapshot(run)
+        if state is None or self.writer is None:
+            return None
+        job = SaveJob(state, names, pos, dict(metrics or {}), droppable=droppable)
+        self.writer.submit(job)
+        blocked = time.perf_counter() - began
+        self.blocked_s.append(blocked)
+        logger.debug("checkpoint %s at %s: training blocked %.3f s", job.name, pos.label, blocked)
+        return job
+
+    def _save_and_stop(self, run: Any, pos: Position) -> None:
+        job = self._save(run, [autosave_name(pos.iteration)], pos)
+        message = None
+        if job is not None:
+            self.writer.wait(job, self.stop.deadline)
+            message = self._stop_message(job, pos)
+        distributed.barrier()  # the other ranks leave with rank 0 (torchrun stops stragglers)
+        raise TrainingInterrupted(message or f"stopped by {self.stop.name} at {pos.label}",
+                                  exit_code=self.stop.exit_code)
+
+    def _stop_message(self, job: SaveJob, pos: Position) -> str:
+        head = f"stopped by {self.stop.name} at {pos.label}"
+        grace = f"train.grace_seconds ({self.stop.grace_s:g} s)"
+        if not job.written:
+            why = f": {job.error}" if job.error else ""
+            return (f"{head}: {job.name} could not be written within {grace}{why}; the newest "
+                    f"earlier checkpoint is where --resume auto continues")
+        if self.drive_spec is None:
+            return f"{head}: {job.name} is saved in {self.out_dir}; resume with --resume auto"
+        if self.writer.verified(job.name):
+            took = time.monotonic() - (self.stop.at or time.monotonic())
+            return (f"{head}: {job.name} is saved and verified on {self.drive_spec} "
+                    f"({took:.1f} s after the signal); resume with --resume auto")
+        err = self.writer.last_error
+        why = f" ({err})" if err is not None and job.done.is_set() else ""
+        return (f"{head}: {job.name} is saved in {self.out_dir} but did not reach "
+                f"{self.drive_spec} within {grace}{why}; --resume auto on this machine continues "
+                f"from it, elsewhere upload it first: drivestage push {self.out_dir} {self.drive_spec}")
+
+    def _close(self, *, push_error: bool) -> None:
+        if self.writer is None:
+            return
+        finished = self.writer.close(lambda: self.stop.deadline)
+        err = self.writer.last_error
+        if not finished:
+            logger.error("the Drive mirror could not finish within train.grace_seconds; the local "
+                         "checkpoints in %s are complete", self.out_dir)
+        elif err is not None:
+            message = f"mirror of {self.out_dir} to {self.drive_spec} failed: {err}"
+            if push_error:
+                from drivestage.errors import MirrorError
+
+                raise MirrorError(message) from err
+            logger.error("the Drive mirror could not finish: %s", err)

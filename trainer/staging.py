@@ -1,0 +1,112 @@
+"""The data and weights a run starts from: staged from Drive once per machine, then read.
+
+``stage_data`` pulls ``data.drive_zip`` (rank 0 of each machine first, the others find it
+staged), finds the VOCdevkit, reads the class names and the annotation lines of both splits.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from trainer import distributed
+from trainer.config import Config
+from trainer.errors import ConfigError, DataError
+
+logger = logging.getLogger(__name__)
+
+
+
+
+@dataclass
+class DataSpec:
+    """What :func:`stage_data` found: class names and annotation lines."""
+
+    class_names: list[str]
+    train_lines: list[str]
+    val_lines: list[str]
+    voc_root: Optional[str] = None
+
+
+def stage_data(cfg: Config, info: distributed.DistInfo = distributed.DistInfo()) -> DataSpec:
+    """Pull ``data.drive_zip`` (once per machine), find the VOCdevkit, read classes and lines."""
+    d = cfg.data
+    with distributed.main_first(info) as first:
+        if d.drive_zip and first:
+            import drivestage
+
+            logger.info("staging %s into %s", d.drive_zip, d.root)
+            drivestage.pull(d.drive_zip, d.root, extract=True)
+        spec = _read_data(cfg, write=first)
+    return spec
+
+
+def _read_data(cfg: Config, *, write: bool) -> DataSpec:
+    from trainer.data.voc import find_voc_root, prepare_voc, read_annotation_file, read_classes
+
+    d = cfg.data
+    voc_root = None
+    if d.voc_root:
+        voc_root = str(find_voc_root(d.voc_root, d.year))
+    else:
+        found = _search_voc(d.root, d.year)
+        voc_root = str(found) if found else None
+    classes = d.classes
+    if isinstance(classes, str) and not os.path.isfile(classes) and voc_root:
+        # A classes file named relative to the dataset (e.g. inside the zip).
+        for cand in (Path(voc_root) / classes, Path(voc_root).parent / classes):
+            if cand.is_file():
+                classes = str(cand)
+                break
+    try:
+        names = read_classes(classes)
+    except (OSError, DataError) as exc:
+        raise DataError(f"data.classes: {exc}") from None
+
+    lines = {}
+    for key in ("train", "val"):
+        value = getattr(d, key)
+        if os.path.isfile(value):
+            lines[key] = read_annotation_file(value)
+            continue
+        if voc_root is None:
+            raise DataError(
+                f"data.{key}={value!r} is neither an annotation file nor a split of a VOCdevkit; "
+                f"no VOCdevkit was found under data.root={d.root!r} (set data.voc_root or data.drive_zip)")
+        split_file = Path(voc_root) / f"VOC{d.year}" / "ImageSets" / "Main" / f"{value}.txt"
+        if not split_file.is_file():
+            raise DataError(f"data.{key}={value!r}: no annotation file of that name and no split "
+                            f"{split_file}; give an annotation file or a split name")
+        ann_dir = Path(d.root) / "annotations"
+        ann_file = ann_dir / f"{d.year}_{value}.txt"
+        if write:
+            ann_dir.mkdir(parents=True, exist_ok=True)
+            prepare_voc(voc_root, 2, names, ann_dir, year=d.year, image_sets=(value,))
+        lines[key] = read_annotation_file(ann_file)
+    return DataSpec(class_names=names, train_lines=lines["train"], val_lines=lines["val"],
+                    voc_root=voc_root)
+
+
+def _search_voc(root: str, year: str) -> Optional[Path]:
+    base = Path(root)
+    if not base.is_dir():
+        return None
+    for depth in range(4):
+        for cand in sorted(base.glob("/".join(["*"] * depth + [f"VOC{year}"]) if depth else f"VOC{year}")):
+            if cand.is_dir() and (cand / "Annotations").is_dir():
+                return cand.parent
+    return None
+
+
+def local_weights(spec: str, cfg: Config) -> str:
+    """``drive:...`` weights are pulled next to the data; local paths are returned as they are."""
+    if not spec.startswith("drive:"):
+        if not os.path.isfile(spec):
+            raise ConfigError(f"model.weights: file not found: {spec}")
+        return spec
+    import drivestage
+
+    # Staged (md5-verified, cached) next to the data; a re-run finds it already there.
+    return drivestage.pull(spec, os.path.join(cfg.data.root, "weights"), extract=False, quiet=True).path

@@ -1,0 +1,134 @@
+"""Where training stands: the one counting convention, and the bookkeeping every checkpoint holds.
+
+Counting (the same in checkpoints, sidecars, callbacks, logs and the docs):
+
+* ``epoch``: epochs **completed**. The epoch under way is number ``epoch + 1`` for people
+  ("epoch 3/10" in the progress bar) and index ``epoch`` for code (``range(epochs)``, the
+  sampler's and the dataset's ``set_epoch``).
+* ``iteration``: optimizer steps completed since the start of training (over every epoch).
+* ``epoch_iteration``: steps completed in the epoch under way; 0 at an epoch boundary. It can
+  equal the epoch's length when the steps are done but the epoch's evaluation and save are not
+  (a stop during evaluation).
+
+A :class:`Position` is the state *between* two steps. Its :attr:`~Position.label` names the
+last completed step the way logs, the progress bar and ``trainer status`` show it.
+"""
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+#: Checkpoint names written at an epoch's end every save_period (``epoch_004.pt``); on equal
+#: progress they rank above ``last.pt`` / ``best.pt`` (:func:`drivestage.sidecar.newest`).
+EPOCH_NAME = re.compile(r"^epoch[_-]?\d+")
+#: Time-based (and stop) checkpoints: ``autosave_<iteration:08d>.pt``.
+AUTOSAVE_NAME = re.compile(r"^autosave_(?P<iteration>\d+)\.pt$")
+
+
+def autosave_name(iteration: int) -> str:
+    """``autosave_00004120.pt``: the name of a time-based or stop checkpoint."""
+    return f"autosave_{iteration:08d}.pt"
+
+
+@dataclass(frozen=True)
+class Position:
+    """How far training has come; comparable (``(epoch, epoch_iteration)`` orders progress)."""
+
+    epoch: int = 0
+    iteration: int = 0
+    epoch_iteration: int = 0
+
+    def stepped(self) -> "Position":
+        """The position after one more optimizer step."""
+        return Position(self.epoch, self.iteration + 1, self.epoch_iteration + 1)
+
+    def epoch_done(self) -> "Position":
+        """The position once the epoch under way is completed (evaluated and saved)."""
+        return Position(self.epoch + 1, self.iteration, 0)
+
+    @property
+    def step_epoch(self) -> int:
+        """1-based number of the epoch the last completed step belongs to (0 before any step)."""
+        return self.epoch + 1 if self.epoch_iteration else self.epoch
+
+    @property
+    def label(self) -> str:
+        """``"epoch 7, iteration 4120"``: the last completed step, as people count it."""
+        return f"epoch {self.step_epoch}, iteration {self.iteration}"
+
+
+def new_run_id() -> str:
+    """A fresh run identity: ``20261201-151200-3f2a`` (start time, UTC, and 16 random bits)."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(2)
+
+
+def describe_run(run: Optional[str]) -> str:
+    """How messages name a run (sidecars written before run ids have none)."""
+    return f"run {run}" if run else "an unnamed run (written before run ids)"
+
+
+@dataclass
+class EpochMeter:
+    """Running sums of the epoch under way (checkpointed, so a resumed epoch's means are exact)."""
+
+    loss: float = 0.0
+    box: float = 0.0
+    obj: float = 0.0
+    cls: float = 0.0
+    steps: int = 0
+
+    def add(self, loss: float, parts: dict) -> None:
+        self.loss += loss
+        for k in ("box", "obj", "cls"):
+            setattr(self, k, getattr(self, k) + float(parts[k]))
+        self.steps += 1
+
+    def means(self) -> dict:
+        n = max(self.steps, 1)
+        return {"loss": self.loss / n, "box": self.box / n, "obj": self.obj / n, "cls": self.cls / n}
+
+    def state_dict(self) -> dict:
+        return {"loss": self.loss, "box": self.box, "obj": self.obj, "cls": self.cls,
+                "steps": self.steps}
+
+    @classmethod
+    def from_state(cls, state: Optional[dict]) -> "EpochMeter":
+        return cls(**state) if state else cls()
+
+
+@dataclass
+class TrainState:
+    """Bookkeeping that lives in every checkpoint besides the tensors."""
+
+    run: str = field(default_factory=new_run_id)
+    pos: Position = field(default_factory=Position)
+    best_map50: Optional[float] = None
+    best_epoch: Optional[int] = None
+    history: list = field(default_factory=list)     # one row per completed epoch (results.csv)
+    meter: EpochMeter = field(default_factory=EpochMeter)
+    resumed_from: Optional[str] = None               # the checkpoint's name, for retention
+
+    def state_dict(self) -> dict:
+        p = self.pos
+        return {"run": self.run, "epoch": p.epoch, "iteration": p.iteration,
+                "epoch_iteration": p.epoch_iteration, "best_map50": self.best_map50,
+                "best_epoch": self.best_epoch, "history": [dict(r) for r in self.history],
+                "epoch_meter": self.meter.state_dict(), "resumed_from": self.resumed_from}
+
+    @classmethod
+    def from_checkpoint(cls, state: dict) -> "TrainState":
+        """Read the fields back (0.1.0 checkpoints: ``global_step``, no run, epoch boundaries)."""
+        epoch = int(state["epoch"])
+        iteration = int(state.get("iteration", state.get("global_step", 0)))
+        out = cls(pos=Position(epoch, iteration, int(state.get("epoch_iteration") or 0)),
+                  best_map50=state.get("best_map50"), best_epoch=state.get("best_epoch"),
+                  history=list(state.get("history") or [])[:epoch],
+                  meter=EpochMeter.from_state(state.get("epoch_meter")),
+                  resumed_from=state.get("resumed_from"))
+        if state.get("run"):
+            out.run = str(state["run"])
+        return out

@@ -1,0 +1,82 @@
+"""SIGTERM and SIGINT: note the request; the loop saves at the next iteration boundary and exits.
+
+A handler only sets a flag: an exception raised from a signal handler can land inside code that
+swallows exceptions (a logging handler, a plot) and be lost. The loop checks the flag after
+every iteration (on every rank at once), the evaluation after every batch, and the final
+flush while it waits. A second signal of either kind stops at once, without a save.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+import time
+from typing import Iterator, Optional
+
+_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}
+#: The shell's convention: 128 + the signal number.
+EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
+
+
+class StopRequested(Exception):
+    """Raised inside evaluation to leave it early; the loop turns it into a stop save."""
+
+
+class StopFlag:
+    """Whether (and when) a stop was asked for; ``grace_s`` bounds the save and upload."""
+
+    def __init__(self, grace_s: float):
+        self.grace_s = grace_s
+        self.signum: Optional[int] = None
+        self.at: Optional[float] = None     # time.monotonic() of the first signal
+
+    def is_set(self) -> bool:
+        return self.signum is not None
+
+    def request(self, signum: int = signal.SIGTERM) -> None:
+        """Ask for a stop as the signal ``signum`` would (tests, callbacks)."""
+        if self.signum is None:
+            self.signum, self.at = signum, time.monotonic()
+
+    def check(self) -> None:
+        """Raise :class:`StopRequested` when a stop was asked for (evaluation loops)."""
+        if self.signum is not None:
+            raise StopRequested(self.name)
+
+    @property
+    def name(self) -> str:
+        return _NAMES.get(self.signum, f"signal {self.signum}")
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.signum, 143)
+
+    @property
+    def deadline(self) -> Optional[float]:
+        """``time.monotonic()`` by which the process must be gone (None: no stop asked)."""
+        return None if self.at is None else self.at + self.grace_s
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["StopFlag"]:
+        """Handle SIGTERM and SIGINT while the body runs (only the main thread can)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+
+        def handler(signum, frame):
+            if self.signum is None:
+                self.request(signum)
+                return
+            # A second signal: stop now, the way the signal would without us.
+            signal.signal(signum, signal.SIG_DFL)
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signum)
+
+        previous = {s: signal.signal(s, handler) for s in _NAMES}
+        try:
+            yield self
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)

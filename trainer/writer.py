@@ -1,0 +1,267 @@
+"""Saving that never stalls training: checkpoints written and uploaded on one background thread.
+
+The training thread copies the state to CPU memory at an iteration boundary
+(:func:`trainer.checkpoint.to_cpu`) and hands a :class:`SaveJob` to :class:`BackgroundWriter`;
+that is all it waits for. The thread then, in order: serialises the state atomically (the
+sidecar carries the file's md5), makes the job's copies (``epoch_NNN.pt``, ``best.pt``), keeps
+only the newest two autosaves in the run folder, and pushes the run folder to Drive, noting
+which checkpoint is now verified there (the "safe on Drive" the progress bar shows).
+
+Bounded: one job runs and at most one waits. A newer job replaces a waiting *droppable* one
+(an autosave, superseded by newer state); a job that must not be lost (an epoch's files, a
+stop save) makes the next ``submit`` wait for the slot. Drive failures never reach the
+training thread: the thread retries a failed push every ``retry_s`` and says so loudly, once,
+when Drive has not accepted anything for more than two save intervals.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional
+
+from trainer import checkpoint as ckpt
+from trainer.state import AUTOSAVE_NAME, Position
+
+logger = logging.getLogger(__name__)
+
+#: Autosaves kept in the run folder (the newest and the one before it, in case the newest
+#: is still being uploaded when the machine dies).
+LOCAL_AUTOSAVES = 2
+
+
+@dataclass
+class SaveJob:
+    """One checkpoint state (already on CPU) and the files to make from it."""
+
+    state: dict
+    names: list                        # file names in the run folder; the first is serialised
+    position: Position
+    metrics: dict = field(default_factory=dict)
+    droppable: bool = False            # may be replaced by a newer job while it waits
+    done: threading.Event = field(default_factory=threading.Event)
+    written: bool = False
+    error: Optional[BaseException] = None
+    dropped: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.names[0]
+
+
+@dataclass(frozen=True)
+class SafeOnDrive:
+    """The newest checkpoint known to be verified on Drive."""
+
+    name: str
+    position: Position
+    verified_at: float                 # time.time() when it was known verified
+
+
+class BackgroundWriter:
+    """Writes :class:`SaveJob`s into ``out_dir`` and mirrors the folder with ``drive``."""
+
+    def __init__(self, out_dir: str, drive=None, *, interval_s: float = 600.0,
+                 retry_s: float = 60.0, protect: Iterable[str] = (),
+                 clock: Callable[[], float] = time.monotonic):
+        self.out_dir = out_dir
+        self.drive = drive
+        self.interval_s = interval_s
+        self.retry_s = retry_s
+        self._protect = set(protect)
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._pending: Optional[SaveJob] = None
+        self._current: Optional[SaveJob] = None
+        self._push_wanted = False
+        self._push_gen = 0                 # pushes finished (successful or not)
+        self._stopping = False
+        self._positions: dict[str, Position] = {}   # what this run wrote, by name
+        self._verified_names: set[str] = set()
+        self.safe: Optional[SafeOnDrive] = None
+        self.last_error: Optional[BaseException] = None
+        self._last_ok = clock()             # Drive last accepted a push (or the start)
+        self._warned = False
+        self._retry_at: Optional[float] = None
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._loop, name="trainer-writer", daemon=True)
+        self._thread.start()
+
+    # -- the training thread
+    def submit(self, job: SaveJob) -> None:
+        """Queue ``job``. A droppable job never waits: it replaces a waiting droppable one, or is
+        dropped itself when an epoch's save still waits (that save is about as new). Only a job
+        that must not be dropped waits while another such job holds the slot."""
+        with self._cond:
+            if self._pending is not None and not self._pending.droppable:
+                if job.droppable:
+                    self._drop(job, f"{self._pending.name} still waits to be written")
+                    return
+                while self._pending is not None and not self._pending.droppable:
+                    self._cond.wait()
+            if self._pending is not None:
+                self._drop(self._pending, f"{job.name} replaced it")
+            self._pending = job
+            self._cond.notify_all()
+
+    def _drop(self, job: SaveJob, why: str) -> None:
+        job.dropped = True
+        job.done.set()
+        self.dropped += 1
+        logger.debug("%s not written: %s", job.name, why)
+
+    def wait(self, job: SaveJob, deadline: Optional[float] = None) -> bool:
+        """Wait until ``job`` was written and pushed (or dropped); False at ``deadline``."""
+        left = None if deadline is None else max(0.0, deadline - self._clock())
+        return job.done.wait(left)
+
+    def verified(self, name: str) -> bool:
+        """Whether this run's checkpoint ``name`` is known verified on Drive."""
+        with self._cond:
+            return name in self._verified_names
+
+    def protect(self, name: str) -> None:
+        """Never let retention delete ``name`` on Drive (the checkpoint this run resumed from)."""
+        with self._cond:
+            self._protect.add(name)
+
+    def close(self, deadline: Callable[[], Optional[float]] = lambda: None, *,
+              push: bool = True) -> bool:
+        """Finish the queued jobs, push once more (``push``), stop the thread.
+
+        ``deadline()`` (a ``clock()`` value, or None for none) is asked again while waiting, so
+        a stop requested meanwhile bounds the wait. Returns False when the deadline came
+        first; the thread then goes on in the background until the process exits."""
+        with self._cond:
+            if push and self.drive is not None:
+                self._push_wanted = True
+            target = self._push_gen + (1 if push and self.drive is not None else 0)
+            self._stopping = True
+            self._cond.notify_all()
+            while self._thread.is_alive() and (self._pending is not None or self._current is not None
+                                               or self._push_gen < target):
+                end = deadline()
+                left = 0.5 if end is None else min(0.5, end - self._clock())
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        end = deadline()
+        self._thread.join(None if end is None else max(0.0, end - self._clock()))
+        return not self._thread.is_alive()
+
+    # -- the thread
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while (self._pending is None and not self._push_wanted
+                       and not self._stopping and not self._retry_due()):
+                    timeout = None if self._retry_at is None else max(0.0, self._retry_at - self._clock())
+                    self._cond.wait(timeout)
+                if self._pending is None and not self._push_wanted and self._stopping:
+                    self._cond.notify_all()
+                    return
+                job, self._pending = self._pending, None
+                self._current = job
+                push = self.drive is not None and (job is not None or self._push_wanted
+                                                   or self._retry_due())
+                self._push_wanted = False
+                self._cond.notify_all()
+            if job is not None:
+                self._write(job)
+            if push and (job is None or job.written):
+                self._push()
+            with self._cond:
+                if job is not None:
+                    job.done.set()
+                self._current = None
+                if push:
+                    self._push_gen += 1
+                self._cond.notify_all()
+
+    def _retry_due(self) -> bool:
+        return self._retry_at is not None and self._clock() >= self._retry_at
+
+    def _write(self, job: SaveJob) -> None:
+        began = time.perf_counter()
+        first = os.path.join(self.out_dir, job.name)
+        try:
+            ckpt.save_checkpoint(job.state, first, metrics=job.metrics)
+            for name in job.names[1:]:
+                ckpt.copy_checkpoint(first, os.path.join(self.out_dir, name))
+            job.written = True
+        except BaseException as exc:  # a full disk must not kill the thread; the run reports it
+            job.error = exc
+            logger.error("could not write %s: %s", first, exc)
+            return
+        finally:
+            job.state = {}  # free the CPU copy now
+        with self._cond:
+            for name in job.names:
+                self._positions[name] = job.position
+        logger.debug("wrote %s in %.2f s", ", ".join(job.names), time.perf_counter() - began)
+        if AUTOSAVE_NAME.match(job.name):
+            self._prune_autosaves()
+
+    def _prune_autosaves(self) -> None:
+        found = sorted((n for n in os.listdir(self.out_dir) if AUTOSAVE_NAME.match(n)),
+                       key=lambda n: int(AUTOSAVE_NAME.match(n).group("iteration")))
+        for name in found[:-LOCAL_AUTOSAVES]:
+            ckpt.remove_checkpoint(os.path.join(self.out_dir, name))
+            logger.debug("removed the older local autosave %s", name)
+
+    def _push(self) -> None:
+        with self._cond:
+            protect = set(self._protect)
+        try:
+            result = self.drive.push(protect)
+        except Exception as exc:  # Drive trouble never reaches the training thread
+            self._push_failed(exc)
+            return
+        now = self._clock()
+        with self._cond:
+            self.last_error, self._retry_at = None, None
+            sent = [n for n in result.uploaded if n in self._positions]
+            self._verified_names.update(sent)
+            best = max(sent, key=lambda n: (self._positions[n].epoch,
+                                            self._positions[n].epoch_iteration), default=None)
+            if best is not None and (self.safe is None or _ahead(self._positions[best], self.safe.position)):
+                self.safe = SafeOnDrive(best, self._positions[best], time.time())
+            if self._warned:
+                logger.warning("Drive accepts checkpoints again (%s)", self.safe_text())
+            self._last_ok, self._warned = now, False
+
+    def _push_failed(self, exc: BaseException) -> None:
+        now = self._clock()
+        with self._cond:
+            self.last_error = exc
+            self._retry_at = now + self.retry_s
+            quiet_for = now - self._last_ok
+            loud = not self._warned and quiet_for > 2 * self.interval_s
+            if loud:
+                self._warned = True
+        logger.debug("push to Drive failed (retrying in %.0f s): %s", self.retry_s, exc)
+        if loud:
+            logger.warning(
+                "Drive has not accepted a checkpoint for %.0f minutes: %s. Training goes on and "
+                "saves in %s; the newest copy safe on Drive is %s. Check the network, or "
+                "re-authenticate (in Colab run auth.authenticate_user() again); the trainer keeps "
+                "retrying and says when Drive accepts checkpoints again",
+                quiet_for / 60, exc, self.out_dir, self.safe_text(default="none"))
+
+    def safe_text(self, default: str = "Drive: nothing verified yet", *, short: bool = False) -> str:
+        """``"Drive: 3 min ago, epoch 7 iteration 4120 (autosave_00004120.pt)"``; ``short``:
+        ``"3 min ago, epoch 7 iteration 4120"`` (the progress bar)."""
+        from trainer.drive import describe_safe
+
+        safe = self.safe
+        if safe is None:
+            return default
+        p = safe.position
+        text = describe_safe(safe.name, p.epoch, p.iteration, p.epoch_iteration, safe.verified_at)
+        return text[len("Drive: "):].rsplit(" (", 1)[0] if short else text
+
+
+def _ahead(a: Position, b: Position) -> bool:
+    return (a.epoch, a.epoch_iteration) >= (b.epoch, b.epoch_iteration)
