@@ -109,6 +109,8 @@ def test_overrides_are_typed():
     ("train.freeze_epochs=500", "train.freeze_epochs must be between 0 and train.epochs (100), got 500"),
     ("drive.max_bytes=lots", "drive.max_bytes: size 'lots' is not understood"),
     ("train.epochs", "override 'train.epochs' must look like key=value"),
+    ("train.save_minutes=-1", "train.save_minutes must be >= 0 (0 = off), got -1.0"),
+    ("train.grace_seconds=0", "train.grace_seconds must be > 0, got 0.0"),
 ])
 def test_bad_values_are_refused_naming_the_key(override, message):
     with pytest.raises(ConfigError) as err:
@@ -128,6 +130,16 @@ def test_cli_bad_config_exits_2_naming_the_key(tmp_path):
     res = CliRunner().invoke(cli, ["train", "--config", path])
     assert res.exit_code == 2
     assert f"Error: unknown config key 'train.batch_sise' in {path}; did you mean 'train.batch_size'?" in res.output
+
+
+@pytest.mark.parametrize("value, shown", [(".nan", "nan"), (".inf", "inf"), ("-.inf", "-inf"),
+                                          ("nan", "'nan'"), ("1e999", "'1e999'")])
+def test_a_non_finite_float_is_one_line_and_exit_2(tmp_path, value, shown):
+    path = _write(tmp_path, "train:\n  epochs: 1\n")
+    res = CliRunner().invoke(cli, ["train", "--config", path, "--set", f"train.lr={value}"])
+    assert res.exit_code == 2
+    assert res.output == f"Error: config key 'train.lr' expects a finite number, got {shown}\n"
+    assert res.exception is None or isinstance(res.exception, SystemExit)
 
 
 def test_cli_missing_config_file_exits_2(tmp_path):

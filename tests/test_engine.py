@@ -176,3 +176,29 @@ def test_a_missing_annotation_file_stops_before_anything_is_written(tiny_config,
     assert ("Error: data.train='" + str(tmp_path / "nope.txt") + "' is neither an annotation file nor a "
             "split of a VOCdevkit") in res.output
     assert not (tmp_path / "logs").exists() or not list((tmp_path / "logs").glob("*.pt"))
+
+
+def test_eval_refuses_weights_trained_on_other_classes_naming_both_lists(tiny_config, tmp_path):
+    from click.testing import CliRunner
+
+    from trainer.cli import cli
+    from trainer.model import YoloV4Tiny
+
+    path = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0})
+    fit(load_config(path), resume="none")
+    best = str(tmp_path / "logs" / "best.pt")
+    # Same count, other names: the per-class AP would be mislabelled.
+    res = CliRunner().invoke(cli, ["eval", "-c", path, "-w", best, "--set",
+                                   "data.classes=[square, circle, triangle]"])
+    assert res.exit_code == 1
+    assert res.output == (f"Error: {best} was trained on 3 classes [circle, square, triangle] but the "
+                          f"config names 3 classes [square, circle, triangle]; evaluate with the config "
+                          f"it was trained with (data.classes)\n")
+    # Weights that store no names (the port's .pth) are compared by their heads' class count.
+    port = tmp_path / "voc20.pth"
+    torch.save(YoloV4Tiny(20, input_size=64).state_dict(), port)
+    res = CliRunner().invoke(cli, ["eval", "-c", path, "-w", str(port)])
+    assert res.exit_code == 1
+    assert res.output == (f"Error: {port} has heads for 20 classes (names not stored) but the config "
+                          f"names 3 classes [circle, square, triangle]; evaluate with the config it "
+                          f"was trained with (data.classes)\n")

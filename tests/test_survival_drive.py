@@ -150,6 +150,10 @@ def test_a_new_run_in_the_drive_folder_of_another_is_refused(drive, tiny_config,
     again = CliRunner().invoke(cli, ["train", "-c", second, "--resume", "auto", "--set", "train.epochs=2"])
     assert again.exit_code == 0, again.output
     assert ckpt.load_checkpoint(str(tmp_path / "new" / "last.pt"))["run"] == old
+    # The epoch line and the progress bar say what is safe on Drive (here: what it resumed from).
+    assert re.search(r"epoch 2/2 done in .*; Drive: \d+ s ago, epoch 1 iteration 2 \(epoch_001\.pt\)",
+                     again.output), again.output
+    assert re.search(r"drive=\d+ s ago, epoch 1 iteration 2", again.output)
 
 
 def test_an_unreadable_newest_checkpoint_on_drive_falls_back_to_the_older_one(drive, tiny_config, tmp_path,
@@ -181,3 +185,22 @@ def test_an_unreadable_newest_checkpoint_on_drive_falls_back_to_the_older_one(dr
     assert result.resumed_from == f"drive:{FOLDER}/epoch_002.pt" and result.epochs_run == 1
     assert not (logs / "autosave_00000005.pt").exists()
     assert "autosave_00000005.pt" in _remote(drive)        # left on Drive, not deleted
+
+
+def test_status_names_the_newest_verified_checkpoint_its_age_and_position(drive, tiny_config, tmp_path):
+    path = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0, "drive.logs": f"drive:{FOLDER}"})
+    none = CliRunner().invoke(cli, ["status", "-c", path])
+    assert none.exit_code == 1
+    assert none.output == f"Error: no verified checkpoint on drive:{FOLDER} yet\n"
+    fit(load_config(path), resume="none")
+    run = ckpt.read_sidecar(str(tmp_path / "logs" / "epoch_001.pt")).run
+    res = CliRunner().invoke(cli, ["status", "-c", path])
+    assert res.exit_code == 0, res.output
+    assert re.fullmatch(rf"drive:{FOLDER}/epoch_001\.pt: epoch 1, iteration 2, verified on Drive \d+ s "
+                        rf"ago \(run {run}\)\n", res.stdout), res.output
+    data = json.loads(CliRunner().invoke(cli, ["status", "-c", path, "--json"]).stdout)
+    assert data["name"] == "epoch_001.pt" and data["run"] == run and data["iteration"] == 2
+    assert data["md5"] == _md5(tmp_path / "logs" / "epoch_001.pt") and 0 <= data["age_s"] < 600
+    off = CliRunner().invoke(cli, ["status", "-c", path, "--set", "drive.logs=null"])
+    assert off.exit_code == 2
+    assert off.output.startswith(f"Error: drive.logs is not set in {path}; trainer status")
