@@ -61,3 +61,60 @@ def test_torchrun_launches_the_cli(tiny_config, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("final mAP@0.5 = ") == 1   # rank 0 alone reports
     assert (tmp_path / "logs" / "last.pt").is_file()
+
+
+def _stop_worker(rank: int, world: int, port: int, config: str, out: str, mode: str) -> None:
+    """``mode``: ``full`` (uninterrupted), ``stop`` (a real SIGTERM to rank 1 alone, right after
+    iteration 3), ``resume`` (--resume auto)."""
+    import logging
+    import signal
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from trainer.config import load_config
+    from trainer.engine import fit
+    from trainer.errors import TrainingInterrupted
+
+    if mode == "stop" and rank == 1:
+        class _Signal(logging.Handler):
+            def emit(self, record):
+                if "(iteration 3)" in record.getMessage():
+                    os.kill(os.getpid(), signal.SIGTERM)
+
+        log = logging.getLogger("trainer.engine")
+        log.setLevel(logging.DEBUG)
+        log.addHandler(_Signal())
+    try:
+        result = fit(load_config(config), resume="auto" if mode == "resume" else "none")
+    except TrainingInterrupted as exc:
+        torch.save({"message": str(exc), "code": exc.exit_code}, os.path.join(out, f"stop{rank}.pt"))
+        return
+    torch.save({"model": result.model.state_dict()}, os.path.join(out, f"{mode}{rank}.pt"))
+
+
+@pytest.mark.slow
+def test_a_sigterm_to_one_rank_stops_both_there_and_the_resume_is_bit_identical(tiny_config, tmp_path):
+    from trainer import checkpoint as ckpt
+
+    kw = {"train.epochs": 3, "train.freeze_epochs": 1, "train.eval_period": 3, "train.save_minutes": 0}
+    full = tiny_config(**kw, **{"train.out_dir": str(tmp_path / "full")})
+    stopped = tiny_config(**kw, **{"train.out_dir": str(tmp_path / "run")})
+    for config, mode in ((full, "full"), (stopped, "stop"), (stopped, "resume")):
+        mp.start_processes(_stop_worker, args=(2, _free_port(), config, str(tmp_path), mode), nprocs=2,
+                           join=True, start_method="spawn")
+        if mode == "stop":
+            s0 = torch.load(tmp_path / "stop0.pt", weights_only=True)
+            s1 = torch.load(tmp_path / "stop1.pt", weights_only=True)
+            # Rank 1 got the signal; both ranks stopped after the same iteration, rank 0 saved.
+            assert s0["code"] == s1["code"] == 143
+            assert s0["message"] == (f"stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003.pt "
+                                     f"is saved in {tmp_path / 'run'}; resume with --resume auto")
+            assert s1["message"] == "stopped by SIGTERM at epoch 2, iteration 3"
+            state = ckpt.load_checkpoint(str(tmp_path / "run" / "autosave_00000003.pt"))
+            assert ckpt.position_of(state) == (1, 3, 1) and len(state["rng"]) == 2
+    ref = torch.load(tmp_path / "full0.pt", weights_only=True)["model"]
+    for rank in (0, 1):
+        got = torch.load(tmp_path / f"resume{rank}.pt", weights_only=True)["model"]
+        for k, v in ref.items():
+            assert torch.equal(v, got[k]), (rank, k)

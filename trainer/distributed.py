@@ -124,24 +124,15 @@ def all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
     return t / dist.get_world_size()
 
 
-def any_rank(flag: bool, device: torch.device) -> bool:
-    """True when ``flag`` is set on any rank (every rank must call it at the same point)."""
+def agree(signum: int, save: bool) -> tuple[int, bool]:
+    """``(the highest stop signal any rank got (0: none), any rank asks to save)`` in one
+    collective (every rank calls it after every iteration); on a single process the inputs."""
     if not is_initialized():
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
-
-def agree(stop: bool, save: bool) -> tuple[bool, bool]:
-    """``(any rank asks to stop, any rank asks to save)`` in one collective (every rank calls
-    it after every iteration); on a single process the flags themselves."""
-    if not is_initialized():
-        return stop, save
+        return signum, save
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
-    t = torch.tensor([float(stop), float(save)], device=device)
+    t = torch.tensor([float(signum), float(save)], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t[0].item()), bool(t[1].item())
+    return int(t[0].item()), bool(t[1].item())
 
 
 @contextlib.contextmanager

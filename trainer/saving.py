@@ -82,8 +82,9 @@ class Checkpointer(Callback):
     # -- events
     def on_train_batch_end(self, run: Any, pos: Position, logs: dict) -> None:
         # One collective per iteration: stop (any rank got a signal) and save (rank 0's clock).
-        stop, due = distributed.agree(self.stop.is_set(), self._due())
-        if stop:
+        signum, due = distributed.agree(self.stop.signum or 0, self._due())
+        if signum:
+            self.stop.request(signum)            # a rank that got no signal stops as the others do
             self._save_and_stop(run, pos)
         if due:
             self._save(run, [autosave_name(pos.iteration)], pos, droppable=True)
@@ -91,7 +92,9 @@ class Checkpointer(Callback):
 
     def on_validation_end(self, run: Any, pos: Position, row: dict) -> None:
         # A signal during evaluation cut it short: save the trained epoch and stop.
-        if distributed.any_rank(self.stop.is_set(), run.device):
+        signum, _ = distributed.agree(self.stop.signum or 0, False)
+        if signum:
+            self.stop.request(signum)
             self._save_and_stop(run, pos)
 
     def on_fit_epoch_end(self, run: Any, pos: Position, row: dict) -> None:
