@@ -39,6 +39,7 @@ def test_voc_yaml_reproduces_the_colab_recipe():
     assert (t.momentum, t.weight_decay) == (0.937, 5e-4)
     assert (t.mosaic_prob, t.mixup_prob, t.special_aug_ratio) == (0.5, 0.5, 0.7)
     assert (t.save_period, t.eval_period) == (4, 10)
+    assert 0 < t.save_minutes <= 10 and t.grace_seconds < 30   # a disconnect costs minutes, not epochs
     assert cfg.data.drive_zip == "drive:VOC_datasets/VOC07+12+test.zip"
     assert len(cfg.data.classes) == 20
     assert cfg.drive.logs.startswith("drive:") and (cfg.drive.keep_last, cfg.drive.keep_best) == (3, 1)
