@@ -20,9 +20,11 @@ from click.testing import CliRunner
 from drivestage import sidecar as sidecars
 from _kill import sigkill_when
 from trainer import checkpoint as ckpt
+from trainer.callbacks import Callback
 from trainer.cli import cli
 from trainer.config import load_config
 from trainer.engine import fit
+from trainer.errors import TrainingInterrupted
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -204,3 +206,26 @@ def test_status_names_the_newest_verified_checkpoint_its_age_and_position(drive,
     off = CliRunner().invoke(cli, ["status", "-c", path, "--set", "drive.logs=null"])
     assert off.exit_code == 2
     assert off.output.startswith(f"Error: drive.logs is not set in {path}; trainer status")
+
+
+class _StopAtTheEnd(Callback):
+    """A SIGTERM just as training ends, while the last checkpoints are being uploaded."""
+
+    def on_fit_end(self, run):
+        run.stop.request(signal.SIGTERM)
+
+
+def test_a_stop_during_the_final_upload_is_bounded_by_the_grace_and_says_so(drive, tiny_config, tmp_path):
+    path = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0, "drive.logs": f"drive:{FOLDER}",
+                          "train.grace_seconds": 1})
+    drive.faults.latency(3.0, path=r"^/upload/")            # no upload can finish within the grace
+    with pytest.raises(TrainingInterrupted) as stopped:
+        fit(load_config(path), resume="none", callbacks=[_StopAtTheEnd()])
+    assert stopped.value.exit_code == 143
+    assert str(stopped.value) == (f"stopped by SIGTERM while the last checkpoints were uploaded; they are "
+                                  f"complete in {tmp_path / 'logs'}: run the same command again to upload "
+                                  f"them (it trains nothing more)")
+    drive.faults.clear()
+    again = fit(load_config(path), resume="auto")
+    assert again.epochs_run == 0
+    assert _remote(drive)["epoch_001.pt"]["md5Checksum"] == _md5(tmp_path / "logs" / "epoch_001.pt")

@@ -4,9 +4,12 @@
 2. generate a synthetic VOC dataset and the zip the recipe expects;
 3. upload the zip with ``drivestage push``;
 4. ``trainer train --config configs/demo.yaml``: pulls and extracts the zip from "Drive",
-   trains, mirrors checkpoints every ``save_period`` with retention;
-5. kill the training with SIGKILL in the middle of an epoch (a vanished runtime);
-6. start it again with ``--resume auto`` from an EMPTY local folder: only Drive has the state;
+   trains, mirrors checkpoints every ``save_period`` epochs and every ``save_minutes``
+   (mid-epoch too) with retention;
+5. once ``trainer status`` shows a checkpoint from the middle of an epoch on Drive, kill the
+   training with SIGKILL (a vanished runtime);
+6. start it again with ``--resume auto`` from an EMPTY local folder: only Drive has the state,
+   and training continues at that checkpoint's iteration, in the middle of the epoch;
 7. print mAP@0.5, where the predictions picture is, and what is on "Drive".
 
 Every step is a real process talking HTTP to the emulator, as on Colab with Google Drive.
@@ -39,6 +42,26 @@ def _run(args: list[str], env: dict, **kw) -> subprocess.CompletedProcess:
     return res
 
 
+def _run_teeing_stderr(args: list[str], env: dict) -> tuple[subprocess.CompletedProcess, str]:
+    """Run ``args`` showing its stderr (progress bars included) as it comes; also return it."""
+    print("$ " + " ".join(args[2:] if args[:2] == [PY, "-m"] else args), flush=True)
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen = bytearray()
+    while True:
+        chunk = os.read(proc.stderr.fileno(), 65536)
+        if not chunk:
+            break
+        seen += chunk
+        sys.stderr.buffer.write(chunk)
+        sys.stderr.flush()
+    out = proc.stdout.read().decode()
+    proc.wait()
+    if proc.returncode != 0:
+        raise SystemExit(f"demo: step failed with exit code {proc.returncode}: {' '.join(args)}")
+    text = seen.decode(errors="replace").replace("\r", "\n")
+    return subprocess.CompletedProcess(args, proc.returncode, out, text), text
+
+
 def _start_emulator(data_dir: Path, env: dict) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([PY, "-m", "drivestage", "emulator", "--data-dir", str(data_dir),
                              "--port", "0", "--token", env["DRIVESTAGE_TOKEN"]],
@@ -51,26 +74,27 @@ def _start_emulator(data_dir: Path, env: dict) -> tuple[subprocess.Popen, str]:
     return proc, line[len(prefix):]
 
 
-def _remote_names(folder: str, env: dict) -> list[str]:
-    res = subprocess.run([PY, "-m", "drivestage", "ls", folder, "--json"], env=env,
+def _status(args: list[str], env: dict) -> dict | None:
+    """``trainer status --json``: the newest checkpoint verified on Drive, or None."""
+    res = subprocess.run([PY, "-m", "trainer", "status", *args, "--json"], env=env,
                          capture_output=True, text=True)
-    if res.returncode != 0:
-        return []
-    return sorted(e["name"] for e in json.loads(res.stdout))
+    return json.loads(res.stdout) if res.returncode == 0 else None
 
 
-def _wait_for_remote(folder: str, name: str, env: dict, proc: subprocess.Popen,
-                     timeout: float) -> None:
-    """Wait until ``name`` is on Drive (mirrored and verified), or the trainer exits."""
+def _wait_for_mid_epoch_checkpoint(args: list[str], after_epoch: int, env: dict,
+                                   proc: subprocess.Popen, timeout: float) -> dict:
+    """Wait until Drive holds a verified checkpoint from the middle of an epoch after
+    ``after_epoch``, or the trainer exits."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"demo: training ended (exit {proc.returncode}) before {name} "
-                             "reached Drive")
-        if name in _remote_names(folder, env):
-            return
-        time.sleep(1.0)  # polling a human-scale process, not papering over a race
-    raise SystemExit(f"demo: {name} did not reach Drive within {timeout:.0f} s")
+            raise SystemExit(f"demo: training ended (exit {proc.returncode}) before a mid-epoch "
+                             "checkpoint reached Drive")
+        found = _status(args, env)
+        if found and found["epoch"] >= after_epoch and found["epoch_iteration"] > 0:
+            return found
+        time.sleep(0.5)  # polling a human-scale process, not papering over a race
+    raise SystemExit(f"demo: no mid-epoch checkpoint reached Drive within {timeout:.0f} s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--images", type=int, default=320, help="synthetic images")
     ap.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     ap.add_argument("--kill-after-epoch", type=int, default=8,
-                    help="kill the training once this epoch's checkpoint is on Drive")
+                    help="kill the training in a later epoch, once a checkpoint from its middle "
+                         "is on Drive")
     args = ap.parse_args(argv)
 
     t0 = time.monotonic()
@@ -116,28 +141,37 @@ def main(argv: list[str] | None = None) -> int:
         if args.epochs:
             common += ["--set", f"train.epochs={args.epochs}"]
 
-        _say("4. Train; checkpoints mirrored to drive:Models/demo/logs every save_period")
+        _say("4. Train; checkpoints mirrored to drive:Models/demo/logs every save_period epochs "
+             "and every save_minutes")
         run1 = ["--set", f"train.out_dir={work / 'runtime1' / 'logs'}",
                 "--set", f"data.root={work / 'runtime1' / 'data'}"]
         cmd = [PY, "-m", "trainer", "train", *common, *run1]
         print("$ trainer train " + " ".join(cmd[4:]), flush=True)
         trainer = subprocess.Popen(cmd, env=env)
-        ckpt = f"epoch_{args.kill_after_epoch:03d}.json"  # the sidecar: uploaded once the checkpoint is verified
-        _wait_for_remote("drive:Models/demo/logs", ckpt, env, trainer, timeout=900)
+        status = ["--config", str(REPO / "configs" / "demo.yaml"),
+                  "--set", "drive.logs=drive:Models/demo/logs"]
+        safe = _wait_for_mid_epoch_checkpoint(status, args.kill_after_epoch, env, trainer,
+                                              timeout=900)
 
-        _say(f"5. The runtime vanishes: SIGKILL during epoch {args.kill_after_epoch + 1}")
+        _say(f"5. The runtime vanishes: SIGKILL in the middle of epoch {safe['epoch'] + 1}")
         trainer.send_signal(signal.SIGKILL)
         trainer.wait()
-        print(f"trainer killed (exit {trainer.returncode}); on Drive now:")
-        for name in _remote_names("drive:Models/demo/logs", env):
-            print(f"  {name}")
+        print(f"trainer killed (exit {trainer.returncode}); what is safe on Drive:")
+        print("$ trainer status " + " ".join(status), flush=True)
+        subprocess.run([PY, "-m", "trainer", "status", *status], env=env)
+        safe = _status(status, env) or safe
+        print(f"(epoch {safe['epoch'] + 1} had {safe['epoch_iteration']} of its iterations done)")
 
-        _say("6. A fresh runtime: empty local folders, --resume auto finds the state on Drive")
+        _say("6. A fresh runtime: empty local folders, --resume auto continues from Drive at "
+             f"iteration {safe['iteration']}")
         run2 = ["--set", f"train.out_dir={work / 'runtime2' / 'logs'}",
                 "--set", f"data.root={work / 'runtime2' / 'data'}"]
-        res = _run([PY, "-m", "trainer", "train", *common, *run2, "--resume", "auto"], env,
-                   stdout=subprocess.PIPE, text=True)
+        res, log = _run_teeing_stderr([PY, "-m", "trainer", "train", *common, *run2,
+                                       "--resume", "auto"], env)
         sys.stdout.write(res.stdout)
+        resumed = [line for line in log.splitlines() if "resumed from " in line]
+        if not resumed or f"iteration {safe['iteration']} " not in resumed[0]:
+            raise SystemExit(f"demo: the resume did not continue at iteration {safe['iteration']}")
 
         _say("7. Predictions on validation images")
         out_logs = work / "runtime2" / "logs"
@@ -155,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
              stdout=subprocess.DEVNULL)
 
         _say("Summary")
+        print(resumed[0].split(": ", 1)[-1])
         for line in res.stdout.splitlines():
             if "mAP" in line:
                 print(line)

@@ -72,6 +72,10 @@ class DriveFolder:
         """``drive:Models/x/logs/<name>``."""
         return f"{self.spec}/{name}"
 
+    def known_md5(self, path: str, md5: str) -> None:
+        """Tell the md5 cache what we just wrote (hashed while writing): no second read."""
+        self._cache.put(path, os.stat(path), md5)
+
     def push(self, protect: Iterable[str] = ()) -> "PushResult":  # noqa: F821
         """Mirror the local run folder (incremental, md5-verified, then retention)."""
         from drivestage.mirror import push

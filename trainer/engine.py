@@ -107,10 +107,8 @@ def fit(cfg: Config, *, resume: str = "auto", callbacks: Sequence[Callback] = ()
     info, device = distributed.setup(cfg.train.device)
     _set_determinism(cfg)
     os.makedirs(cfg.train.out_dir, exist_ok=True)
-    stop = StopFlag(cfg.train.grace_seconds)
     try:
-        with stop.installed():
-            return _fit(cfg, info, device, resume, callbacks, stop)
+        return _fit(cfg, info, device, resume, callbacks, StopFlag(cfg.train.grace_seconds))
     finally:
         distributed.cleanup()
 
@@ -144,8 +142,11 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
         if writer is not None and run.state.resumed_from:
             writer.protect(run.state.resumed_from)  # never pruned on Drive while we depend on it
         begun_at = run.state.pos.epoch
-        final = _train(run, data, rng)
-        run.callbacks.fire("on_fit_end", run)
+        # From here on there is something to save: SIGTERM/SIGINT only set the stop flag.
+        # (Before, they act as usual: staging and fetching resume by themselves.)
+        with stop.installed():
+            final = _train(run, data, rng)
+            run.callbacks.fire("on_fit_end", run)
     except BaseException as exc:
         run.callbacks.fire("on_interrupt", run, exc)
         raise

@@ -112,15 +112,22 @@ class Checkpointer(Callback):
             self._since = self._clock()
 
     def on_fit_end(self, run: Any) -> None:
-        self._close(push_error=True)
+        finished = self._close(push_error=True)
+        if not finished and self.stop.is_set():
+            raise TrainingInterrupted(
+                f"stopped by {self.stop.name} while the last checkpoints were uploaded; they are "
+                f"complete in {self.out_dir}: run the same command again to upload them (it "
+                f"trains nothing more)", exit_code=self.stop.exit_code)
         if self.blocked_s:
             logger.info("%d checkpoints saved; training waited %.2f s for them in all (at most "
                         "%.2f s for one)", len(self.blocked_s), sum(self.blocked_s), max(self.blocked_s))
 
     def on_interrupt(self, run: Any, exc: BaseException) -> None:
-        if self.writer is not None and not isinstance(exc, TrainingInterrupted):
+        stopped = isinstance(exc, TrainingInterrupted)
+        if self.writer is not None and not stopped:
             logger.info("flushing the Drive mirror before stopping ...")
-        self._close(push_error=False)
+        # A stop already waited for its checkpoint's upload: no second push within the grace.
+        self._close(push_error=False, push=not stopped)
 
     # -- internals
     def _due(self) -> bool:
@@ -169,14 +176,16 @@ class Checkpointer(Callback):
                 f"{self.drive_spec} within {grace}{why}; --resume auto on this machine continues "
                 f"from it, elsewhere upload it first: drivestage push {self.out_dir} {self.drive_spec}")
 
-    def _close(self, *, push_error: bool) -> None:
+    def _close(self, *, push_error: bool, push: bool = True) -> bool:
+        """Let the writer finish (bounded by the grace once a stop was asked); False if it did not."""
         if self.writer is None:
-            return
-        finished = self.writer.close(lambda: self.stop.deadline)
+            return True
+        finished = self.writer.close(lambda: self.stop.deadline, push=push)
         err = self.writer.last_error
         if not finished:
             logger.error("the Drive mirror could not finish within train.grace_seconds; the local "
                          "checkpoints in %s are complete", self.out_dir)
+            return False
         elif err is not None:
             message = f"mirror of {self.out_dir} to {self.drive_spec} failed: {err}"
             if push_error:
@@ -184,3 +193,4 @@ class Checkpointer(Callback):
 
                 raise MirrorError(message) from err
             logger.error("the Drive mirror could not finish: %s", err)
+        return finished

@@ -200,6 +200,10 @@ class BackgroundWriter:
         with self._cond:
             for name in job.names:
                 self._positions[name] = job.position
+        side = ckpt.read_sidecar(first)
+        if self.drive is not None and side is not None and side.md5:
+            for name in job.names:  # the copies have the same bytes
+                self.drive.known_md5(os.path.join(self.out_dir, name), side.md5)
         logger.debug("wrote %s in %.2f s", ", ".join(job.names), time.perf_counter() - began)
         if AUTOSAVE_NAME.match(job.name):
             self._prune_autosaves()
