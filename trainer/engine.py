@@ -124,11 +124,8 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
     writer = None
     if info.is_main:
         writer = BackgroundWriter(t.out_dir, drive, interval_s=60 * (t.save_minutes or 10))
-        if start.safe is not None:
-            s = start.safe.sidecar
-            writer.safe = SafeOnDrive(start.safe.name, Position(s.epoch, s.iteration or 0,
-                                                                s.epoch_iteration),
-                                      start.safe.described.modified)
+        if start.safe is not None:  # what the progress bar shows until this run's first upload
+            writer.safe = SafeOnDrive.of(start.safe)
     checkpointer = Checkpointer(cfg, info, writer, stop)
     run = Run(cfg, info, device, model, criterion, optimizer, ema,
               torch.amp.GradScaler(device.type, enabled=_amp(cfg, device)), LRSchedule(cfg),

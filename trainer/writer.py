@@ -59,6 +59,13 @@ class SafeOnDrive:
     position: Position
     verified_at: float                 # time.time() when it was known verified
 
+    @classmethod
+    def of(cls, remote) -> "SafeOnDrive":
+        """From a :class:`trainer.drive.RemoteCheckpoint` (its sidecar's time on Drive)."""
+        s = remote.sidecar
+        return cls(remote.name, Position(s.epoch or 0, s.iteration or 0, s.epoch_iteration),
+                   remote.described.modified)
+
 
 class BackgroundWriter:
     """Writes :class:`SaveJob`s into ``out_dir`` and mirrors the folder with ``drive``."""
