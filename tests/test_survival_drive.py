@@ -229,3 +229,47 @@ def test_a_stop_during_the_final_upload_is_bounded_by_the_grace_and_says_so(driv
     again = fit(load_config(path), resume="auto")
     assert again.epochs_run == 0
     assert _remote(drive)["epoch_001.pt"]["md5Checksum"] == _md5(tmp_path / "logs" / "epoch_001.pt")
+
+
+class _StopAt(Callback):
+    def __init__(self, iteration):
+        self.iteration = iteration
+
+    def on_train_batch_end(self, run, pos, logs):
+        if pos.iteration == self.iteration:
+            run.stop.request(signal.SIGTERM)
+
+
+def test_a_stop_save_that_cannot_reach_drive_in_time_stays_local_and_says_so(drive, tiny_config, tmp_path):
+    path = tiny_config(**{"train.epochs": 3, "train.freeze_epochs": 0, "drive.logs": f"drive:{FOLDER}",
+                          "train.grace_seconds": 1, "train.save_period": 100})
+    drive.faults.latency(3.0, path=r"^/upload/")            # Drive too slow for the grace period
+    with pytest.raises(TrainingInterrupted) as stopped:
+        fit(load_config(path), resume="none", callbacks=[_StopAt(3)])
+    logs = tmp_path / "logs"
+    assert str(stopped.value) == (
+        f"stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003.pt is saved in {logs} but did "
+        f"not reach drive:{FOLDER} within train.grace_seconds (1 s); --resume auto on this machine "
+        f"continues from it, elsewhere upload it first: drivestage push {logs} drive:{FOLDER}")
+    assert ckpt.position_of(ckpt.load_checkpoint(str(logs / "autosave_00000003.pt"))) == (1, 3, 1)
+    assert "autosave_00000003.json" not in _remote(drive)
+
+
+def test_resume_from_drive_takes_the_run_written_last_and_its_most_advanced_checkpoint():
+    from drivestage.sidecar import Described, Sidecar
+    from drivestage.store import RemoteEntry
+    from trainer.drive import RemoteCheckpoint, newest_of_current_run
+
+    def remote(name, run, epoch, modified):
+        return RemoteCheckpoint(RemoteEntry(name, name, False, 10, None, modified),
+                                Described(name, Sidecar(epoch=epoch, iteration=epoch * 10, run=run), None,
+                                          modified), f"drive:x/{name}")
+
+    # trainer 0.1.0 let a second run into an old run's folder: the old one went further, the new
+    # one was written last and is the one to continue.
+    found = [remote("epoch_050.pt", "old", 50, 100.0), remote("epoch_048.pt", "old", 48, 90.0),
+             remote("epoch_001.pt", "new", 1, 200.0), remote("epoch_002.pt", "new", 2, 300.0)]
+    assert newest_of_current_run(found).name == "epoch_002.pt"
+    assert newest_of_current_run(found, "old").name == "epoch_050.pt"
+    assert newest_of_current_run(found, skip=["epoch_002.pt"]).name == "epoch_001.pt"
+    assert newest_of_current_run([]) is None
