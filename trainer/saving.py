@@ -148,10 +148,13 @@ class Checkpointer(Callback):
         return job
 
     def _save_and_stop(self, run: Any, pos: Position) -> None:
-        job = self._save(run, [autosave_name(pos.iteration)], pos)
+        state = snapshot(run)
         message = None
-        if job is not None:
-            self.writer.wait(job, self.stop.deadline)
+        if state is not None and self.writer is not None:
+            # Written here and now, even while a slow upload runs; then uploaded and verified.
+            job = SaveJob(state, [autosave_name(pos.iteration)], pos)
+            ticket = self.writer.write_now(job)
+            self.writer.wait_pushed(ticket, self.stop.deadline)
             message = self._stop_message(job, pos)
         distributed.barrier()  # the other ranks leave with rank 0 (torchrun stops stragglers)
         raise TrainingInterrupted(message or f"stopped by {self.stop.name} at {pos.label}",
@@ -161,9 +164,8 @@ class Checkpointer(Callback):
         head = f"stopped by {self.stop.name} at {pos.label}"
         grace = f"train.grace_seconds ({self.stop.grace_s:g} s)"
         if not job.written:
-            why = f": {job.error}" if job.error else ""
-            return (f"{head}: {job.name} could not be written within {grace}{why}; the newest "
-                    f"earlier checkpoint is where --resume auto continues")
+            return (f"{head}: {job.name} could not be written ({job.error}); the newest earlier "
+                    f"checkpoint is where --resume auto continues")
         if self.drive_spec is None:
             return f"{head}: {job.name} is saved in {self.out_dir}; resume with --resume auto"
         if self.writer.verified(job.name):
@@ -171,7 +173,7 @@ class Checkpointer(Callback):
             return (f"{head}: {job.name} is saved and verified on {self.drive_spec} "
                     f"({took:.1f} s after the signal); resume with --resume auto")
         err = self.writer.last_error
-        why = f" ({err})" if err is not None and job.done.is_set() else ""
+        why = f" ({err})" if err is not None else ""
         return (f"{head}: {job.name} is saved in {self.out_dir} but did not reach "
                 f"{self.drive_spec} within {grace}{why}; --resume auto on this machine continues "
                 f"from it, elsewhere upload it first: drivestage push {self.out_dir} {self.drive_spec}")

@@ -82,8 +82,8 @@ class BackgroundWriter:
         self._cond = threading.Condition()
         self._pending: Optional[SaveJob] = None
         self._current: Optional[SaveJob] = None
-        self._push_wanted = False
-        self._push_gen = 0                 # pushes finished (successful or not)
+        self._push_requested = 0           # push requests so far (a written job is one)
+        self._push_done = 0                # requests covered by a finished push (ok or not)
         self._stopping = False
         self._positions: dict[str, Position] = {}   # what this run wrote, by name
         self._verified_names: set[str] = set()
@@ -124,6 +124,29 @@ class BackgroundWriter:
         left = None if deadline is None else max(0.0, deadline - self._clock())
         return job.done.wait(left)
 
+    def write_now(self, job: SaveJob) -> int:
+        """Write ``job`` in the calling thread (a stop: the file must be complete at once, even
+        while a slow upload runs), then ask for a push; returns the push's ticket for
+        :meth:`wait_pushed`."""
+        self._write(job)
+        with self._cond:
+            self._push_requested += 1
+            self._cond.notify_all()
+            return self._push_requested
+
+    def wait_pushed(self, ticket: int, deadline: Optional[float] = None) -> bool:
+        """Wait until a push that started after ``ticket`` was issued has finished (successful
+        or not: see :meth:`verified`); False at ``deadline`` (a ``clock()`` value)."""
+        if self.drive is None:
+            return True
+        with self._cond:
+            while self._push_done < ticket:
+                left = None if deadline is None else deadline - self._clock()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
+
     def verified(self, name: str) -> bool:
         """Whether this run's checkpoint ``name`` is known verified on Drive."""
         with self._cond:
@@ -139,16 +162,20 @@ class BackgroundWriter:
         """Finish the queued jobs, push once more (``push``), stop the thread.
 
         ``deadline()`` (a ``clock()`` value, or None for none) is asked again while waiting, so
-        a stop requested meanwhile bounds the wait. Returns False when the deadline came
-        first; the thread then goes on in the background until the process exits."""
+        a stop requested meanwhile bounds the wait. Without ``push`` a waiting autosave is
+        dropped. Returns False when the deadline came first; the thread then goes on in the
+        background until the process exits."""
         with self._cond:
+            if not push and self._pending is not None and self._pending.droppable:
+                self._drop(self._pending, "the run stops")
+                self._pending = None
             if push and self.drive is not None:
-                self._push_wanted = True
-            target = self._push_gen + (1 if push and self.drive is not None else 0)
+                self._push_requested += 1
+            target = self._push_requested if self.drive is not None else 0
             self._stopping = True
             self._cond.notify_all()
             while self._thread.is_alive() and (self._pending is not None or self._current is not None
-                                               or self._push_gen < target):
+                                               or (push and self._push_done < target)):
                 end = deadline()
                 left = 0.5 if end is None else min(0.5, end - self._clock())
                 if left <= 0:
@@ -162,29 +189,32 @@ class BackgroundWriter:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while (self._pending is None and not self._push_wanted
+                while (self._pending is None and self._push_requested <= self._push_done
                        and not self._stopping and not self._retry_due()):
                     timeout = None if self._retry_at is None else max(0.0, self._retry_at - self._clock())
                     self._cond.wait(timeout)
-                if self._pending is None and not self._push_wanted and self._stopping:
+                if (self._pending is None and self._stopping
+                        and (self.drive is None or self._push_requested <= self._push_done)):
                     self._cond.notify_all()
                     return
                 job, self._pending = self._pending, None
                 self._current = job
-                push = self.drive is not None and (job is not None or self._push_wanted
-                                                   or self._retry_due())
-                self._push_wanted = False
                 self._cond.notify_all()
             if job is not None:
                 self._write(job)
-            if push and (job is None or job.written):
+            with self._cond:
+                if job is not None and job.written:
+                    self._push_requested += 1          # a new checkpoint: mirror it
+                target = self._push_requested
+                push = self.drive is not None and (target > self._push_done or self._retry_due())
+            if push:
                 self._push()
             with self._cond:
+                if push:
+                    self._push_done = max(self._push_done, target)
                 if job is not None:
                     job.done.set()
                 self._current = None
-                if push:
-                    self._push_gen += 1
                 self._cond.notify_all()
 
     def _retry_due(self) -> bool:
