@@ -78,13 +78,28 @@ def _csv(path):
                 for r in csv.DictReader(fh)]
 
 
-@pytest.fixture
-def reference(tiny_config, tmp_path):
-    """An uninterrupted run and what it did at every iteration."""
+@pytest.fixture(scope="module")
+def reference(synth_voc, tmp_path_factory):
+    """An uninterrupted run (the tiny config's settings) and what it did at every iteration."""
+    import torch as _torch
+    import yaml
+
+    out = tmp_path_factory.mktemp("reference")
+    cfg = {"data": {"classes": str(synth_voc.classes_file), "train": str(synth_voc.train_lines_file),
+                    "val": str(synth_voc.val_lines_file), "workers": 0, "root": str(out / "data")},
+           "model": {"input_size": 64},
+           "train": {"freeze_epochs": 1, "batch_size": 8, "freeze_batch_size": 8, "out_dir": str(out / "ref"),
+                     "deterministic": True, "device": "cpu", "mosaic": True, "mixup": True,
+                     **{k.split(".")[1]: v for k, v in KW.items()}}}
+    (out / "ref.yaml").write_text(yaml.safe_dump(cfg))
     steps = Steps()
-    fit(load_config(tiny_config(**KW, **{"train.out_dir": str(tmp_path / "ref")})), resume="none",
-        callbacks=[steps])
-    return tmp_path / "ref", steps.rows
+    threads = _torch.get_num_threads()
+    _torch.set_num_threads(1)
+    try:
+        fit(load_config(str(out / "ref.yaml")), resume="none", callbacks=[steps])
+    finally:
+        _torch.set_num_threads(threads)
+    return out / "ref", steps.rows
 
 
 def test_a_stop_mid_epoch_saves_there_and_the_resume_is_bit_identical(tiny_config, tmp_path, reference,

@@ -132,10 +132,25 @@ def test_sigterm_saves_a_checkpoint_that_reaches_drive_before_exit_143(drive, dr
     assert side.md5 == _md5(local) and side.run == ckpt.load_checkpoint(str(local))["run"]
 
 
-def test_a_new_run_in_the_drive_folder_of_another_is_refused(drive, tiny_config, tmp_path):
+def test_status_names_what_is_safe_and_a_new_run_in_that_folder_is_refused(drive, tiny_config, tmp_path):
     first = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0, "drive.logs": f"drive:{FOLDER}"})
+    none = CliRunner().invoke(cli, ["status", "-c", first])
+    assert none.exit_code == 1
+    assert none.output == f"Error: no verified checkpoint on drive:{FOLDER} yet\n"
     fit(load_config(first), resume="none")
     old = ckpt.read_sidecar(str(tmp_path / "logs" / "epoch_001.pt")).run
+
+    # trainer status: the newest verified checkpoint, its age and position.
+    res = CliRunner().invoke(cli, ["status", "-c", first])
+    assert res.exit_code == 0, res.output
+    assert re.fullmatch(rf"drive:{FOLDER}/epoch_001\.pt: epoch 1, iteration 2, verified on Drive \d+ s "
+                        rf"ago \(run {old}\)\n", res.stdout), res.output
+    data = json.loads(CliRunner().invoke(cli, ["status", "-c", first, "--json"]).stdout)
+    assert data["name"] == "epoch_001.pt" and data["run"] == old and data["iteration"] == 2
+    assert data["md5"] == _md5(tmp_path / "logs" / "epoch_001.pt") and 0 <= data["age_s"] < 600
+    off = CliRunner().invoke(cli, ["status", "-c", first, "--set", "drive.logs=null"])
+    assert off.exit_code == 2
+    assert off.output.startswith(f"Error: drive.logs is not set in {first}; trainer status")
     before = {n: f["md5Checksum"] for n, f in _remote(drive).items()}
     # A fresh runtime (empty local folder), the same drive.logs, --resume none.
     second = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0, "drive.logs": f"drive:{FOLDER}",
@@ -187,25 +202,6 @@ def test_an_unreadable_newest_checkpoint_on_drive_falls_back_to_the_older_one(dr
     assert result.resumed_from == f"drive:{FOLDER}/epoch_002.pt" and result.epochs_run == 1
     assert not (logs / "autosave_00000005.pt").exists()
     assert "autosave_00000005.pt" in _remote(drive)        # left on Drive, not deleted
-
-
-def test_status_names_the_newest_verified_checkpoint_its_age_and_position(drive, tiny_config, tmp_path):
-    path = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0, "drive.logs": f"drive:{FOLDER}"})
-    none = CliRunner().invoke(cli, ["status", "-c", path])
-    assert none.exit_code == 1
-    assert none.output == f"Error: no verified checkpoint on drive:{FOLDER} yet\n"
-    fit(load_config(path), resume="none")
-    run = ckpt.read_sidecar(str(tmp_path / "logs" / "epoch_001.pt")).run
-    res = CliRunner().invoke(cli, ["status", "-c", path])
-    assert res.exit_code == 0, res.output
-    assert re.fullmatch(rf"drive:{FOLDER}/epoch_001\.pt: epoch 1, iteration 2, verified on Drive \d+ s "
-                        rf"ago \(run {run}\)\n", res.stdout), res.output
-    data = json.loads(CliRunner().invoke(cli, ["status", "-c", path, "--json"]).stdout)
-    assert data["name"] == "epoch_001.pt" and data["run"] == run and data["iteration"] == 2
-    assert data["md5"] == _md5(tmp_path / "logs" / "epoch_001.pt") and 0 <= data["age_s"] < 600
-    off = CliRunner().invoke(cli, ["status", "-c", path, "--set", "drive.logs=null"])
-    assert off.exit_code == 2
-    assert off.output.startswith(f"Error: drive.logs is not set in {path}; trainer status")
 
 
 class _StopAtTheEnd(Callback):

@@ -58,15 +58,15 @@ class DriveFolder:
 
     def __init__(self, spec: str, local_dir: str, policy: Optional[RetentionPolicy] = None,
                  exclude: Sequence[str] = MIRROR_EXCLUDE):
-        from drivestage.mirror import open_dest
-        from drivestage.upload import Md5Cache
+        from drivestage.remote import open_store
+        from drivestage.state import Md5Cache
 
         self.spec = spec.rstrip("/")
         self.local_dir = os.path.abspath(local_dir)
         self.policy = policy or RetentionPolicy()
         self.exclude = tuple(exclude)
         self._cache = Md5Cache()
-        self._store, self._path = open_dest(spec, None, self._cache)
+        self._store, self._path = open_store(spec, md5_cache=self._cache)
 
     def where(self, name: str) -> str:
         """``drive:Models/x/logs/<name>``."""
@@ -76,11 +76,11 @@ class DriveFolder:
         """Tell the md5 cache what we just wrote (hashed while writing): no second read."""
         self._cache.put(path, os.stat(path), md5)
 
-    def push(self, protect: Iterable[str] = ()) -> "PushResult":  # noqa: F821
+    def push(self, protect: Iterable[str] = ()) -> "PushResult":  # noqa: F821 (lazy import)
         """Mirror the local run folder (incremental, md5-verified, then retention)."""
-        from drivestage.mirror import push
+        from drivestage.upload_tree import push
 
-        return push(self.local_dir, self._path, self.policy, store=self._store,
+        return push(self.local_dir, (self._store, self._path), self.policy,
                     exclude=self.exclude, protect=protect, md5_cache=self._cache)
 
     def checkpoints(self) -> list[RemoteCheckpoint]:
