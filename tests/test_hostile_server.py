@@ -74,7 +74,6 @@ def test_pull_gives_up_on_a_trickling_body(emulator, proxy, tmp_path):
     assert not (tmp_path / "dest" / "f.bin").exists()
 
 
-@_open
 def test_listing_detects_a_repeating_page_token(emulator, proxy, tmp_path):
     for i in range(3):
         emulator.add_file(f"data/f{i}.txt", b"x")
@@ -86,7 +85,6 @@ def test_listing_detects_a_repeating_page_token(emulator, proxy, tmp_path):
     assert proxy.count("GET", r"^/drive/v2/files\?") <= 10
 
 
-@_open
 def test_push_gives_up_when_an_upload_never_progresses(emulator, proxy, tmp_path):
     src = tmp_path / "logs"
     src.mkdir()

@@ -98,6 +98,27 @@ def _parsed(path: Union[str, StorePath]) -> tuple[Optional[str], tuple[str, ...]
     return sp.start, sp.names
 
 
+#: Pages of one listing before it is given up: 1,000 pages of 1,000 items is twice what one
+#: Drive folder can hold (500,000 children); a server that keeps sending new page tokens
+#: beyond that is looping.
+MAX_PAGES = 1000
+
+
+def _check_page_token(token: str, seen: set[str], where: str) -> None:
+    """Refuse a ``nextPageToken`` this listing already followed: the server is looping."""
+    if token in seen:
+        raise RemoteError(f"listing {where}: Drive sent the same page token twice (after "
+                          f"{len(seen) + 1} pages), so the listing would never end; stopped. "
+                          "Try again later; if it persists, the server (or a proxy) is broken")
+    seen.add(token)
+
+
+def _too_many_pages(where: str) -> RemoteError:
+    return RemoteError(f"listing {where}: more than {MAX_PAGES} pages, more than a Drive "
+                       "folder can hold; stopped (the server keeps sending new page tokens). "
+                       "Try again later")
+
+
 def _escape(name: str) -> str:
     """A name inside a ``q`` string literal."""
     return name.replace("\\", "\\\\").replace("'", "\\'")
@@ -185,11 +206,18 @@ class DriveStore(RemoteStore):
                 return None
 
         items: list[dict[str, Any]] = []
-        while True:
+        seen: set[str] = set()
+        for _ in range(MAX_PAGES):
             got = self.transport.call(f"list {where}", page)
             if got is None:
                 break
             items.extend(dict(f) for f in got)
+            token = listing.get("pageToken")
+            if token is None:
+                break
+            _check_page_token(token, seen, where)
+        else:
+            raise _too_many_pages(where)
         if name is not None:  # Drive's title match ignores case: keep exact names only
             items = [it for it in items if it.get("title") == name]
         return [it for it in items if not is_trashed(it)]
@@ -322,7 +350,8 @@ class DriveStore(RemoteStore):
         def fetch() -> None:
             items.clear()
             token = None
-            while True:
+            seen: set[str] = set()
+            for _ in range(MAX_PAGES):
                 kwargs: dict[str, Any] = {"maxResults": 100}
                 if token:
                     kwargs["pageToken"] = token
@@ -332,6 +361,8 @@ class DriveStore(RemoteStore):
                 token = page.get("nextPageToken")
                 if not token:
                     return
+                _check_page_token(token, seen, "the shared drives")
+            raise _too_many_pages("the shared drives")
 
         self.transport.call(f"list shared drives (looking for {name!r})", fetch)
         found = [d for d in items if d.get("name") == name]

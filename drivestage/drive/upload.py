@@ -53,6 +53,9 @@ CHUNK_UNIT = 256 * KiB
 DEFAULT_CHUNK_SIZE = 64 * MiB
 #: How many times a file that keeps changing while we send it is sent again.
 MAX_CHANGED_ATTEMPTS = 3
+#: Chunk answers in a row that move the upload forward by less than a chunk unit (a server
+#: that answers "resume incomplete" and keeps nothing) before the upload is given up.
+MAX_STALLED_CHUNKS = 5
 
 
 class _SessionGone(Exception):
@@ -202,6 +205,7 @@ class _Session:
         elif saved:
             self.sessions.drop(self.key)  # the file changed since: that session holds other bytes
         restarted = False
+        stalls = 0
         while result is None:
             if request.resumable_uri is None:
                 persisted = self._new_session(request)
@@ -221,6 +225,13 @@ class _Session:
             moved = (self.size if result is not None else request.resumable_progress) - before
             if progress and moved > 0:
                 progress(moved)
+            stalls = 0 if result is not None or moved >= min(CHUNK_UNIT, self.size - before) \
+                else stalls + 1
+            if stalls >= MAX_STALLED_CHUNKS:
+                raise RemoteError(
+                    f"uploading {self.where}: Drive kept none of the last {stalls} chunks (it "
+                    f"answers 'resume incomplete' at byte {request.resumable_progress} of "
+                    f"{self.size}); stopped. Try the push again later (it resumes)")
         if persisted:
             self.sessions.drop(self.key)
         return (entry_from_resource(result), self.media.hexdigest(),

@@ -1,0 +1,92 @@
+"""Bounds on the push side's server loops (issue 10): listings that never end, uploads that
+never progress. In-process against the emulator behind tests/_proxy.py; the CLI forms are in
+tests/test_hostile_server.py."""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+
+import pytest
+
+import _proxy
+from _proxy import Proxy, Reply
+from drivestage.errors import RemoteError
+
+
+@pytest.fixture
+def proxy(emulator):
+    with Proxy(emulator.url) as p:
+        yield p
+
+
+@pytest.fixture
+def hostile_store(proxy, local_state, monkeypatch):
+    from drivestage.drive import connect
+
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "3")
+    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "5")
+    return connect(api_root=proxy.url, token="test-token")
+
+
+def _fresh_page_tokens():
+    """Every listing page says there is one more, each time with a new token."""
+    counter = itertools.count()
+
+    def mutate(status, headers, body):
+        obj = json.loads(body)
+        obj["nextPageToken"] = f"token-{next(counter)}"
+        data = json.dumps(obj).encode()
+        out = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        out["Content-Length"] = str(len(data))
+        return Reply(status, out, [data])
+    return mutate
+
+
+def test_a_listing_of_ever_new_page_tokens_ends_after_max_pages(emulator, proxy, hostile_store,
+                                                                monkeypatch):
+    import drivestage.drive.store as drive_store
+
+    monkeypatch.setattr(drive_store, "MAX_PAGES", 7)
+    emulator.add_file("data/f.txt", b"x")
+    folder = hostile_store.resolve("data")
+    proxy.on("GET", r"^/drive/v2/files\?", _fresh_page_tokens())
+    proxy.rewrite(r"pageToken=token-\d+", "")
+    before = proxy.count("GET", r"^/drive/v2/files\?")
+    with pytest.raises(RemoteError, match="more than 7 pages"):
+        hostile_store.list(folder)
+    assert proxy.count("GET", r"^/drive/v2/files\?") - before == 7
+
+
+def test_shared_drive_lookup_detects_a_repeating_page_token(emulator, proxy, hostile_store):
+    emulator.add_shared_drive("Team")
+    proxy.on("GET", r"^/drive/v2/drives\?", _proxy.repeat_page_token)
+    proxy.rewrite(r"pageToken=" + _proxy.REPEATED_TOKEN, "")
+    with pytest.raises(RemoteError, match="same page token twice"):
+        hostile_store.find_shared_drive("Team")
+    assert proxy.count("GET", r"^/drive/v2/drives") == 2
+
+
+def _creeping_308():
+    """Every upload chunk answered "resume incomplete", the server keeping one byte more."""
+    kept = itertools.count()
+
+    def mutate(status, headers, body):
+        return Reply(308, {"Content-Length": "0", "Range": f"bytes=0-{next(kept)}"}, [b""])
+    return mutate
+
+
+@pytest.mark.parametrize("answer", [_proxy.no_progress_308, _creeping_308()],
+                         ids=["nothing-kept", "one-byte-a-time"])
+def test_an_upload_the_server_never_moves_forward_is_given_up(emulator, proxy, hostile_store,
+                                                              tmp_path, answer):
+    from drivestage.drive.upload import MAX_STALLED_CHUNKS
+
+    path = tmp_path / "epoch_001.pt"
+    path.write_bytes(os.urandom(1 << 20))
+    folder = hostile_store.make_folders("Models/logs")
+    proxy.on("PUT", r"upload_id=", answer, forward=False)
+    with pytest.raises(RemoteError, match="Drive kept none of the last"):
+        hostile_store.upload(str(path), folder, "epoch_001.pt", chunk_size=256 << 10)
+    assert proxy.count("PUT", "upload_id=") <= MAX_STALLED_CHUNKS
+    assert emulator.find("Models/logs/epoch_001.pt") is None
