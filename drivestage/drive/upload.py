@@ -181,8 +181,10 @@ class _Session:
             body = {"title": self.name, "parents": [{"id": self.folder.id}],
                     "mimeType": self.media.mimetype()}
             return files.insert(body=body, media_body=self.media, supportsAllDrives=True)
+        # An in-place update keeps no old revision: Drive would keep it (and bill its bytes
+        # to the quota) for 30 days, and nothing of ours ever reads one.
         return files.update(fileId=self.replace.id, body={"title": self.name},
-                            media_body=self.media, supportsAllDrives=True)
+                            media_body=self.media, newRevision=False, supportsAllDrives=True)
 
     def _send(self, progress: Optional[ProgressFn]) -> tuple[RemoteEntry, str, bool]:
         request = self._request()
