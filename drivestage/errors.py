@@ -109,3 +109,11 @@ class SourceChangedError(DriveStageError, OSError):
 
 class LocalFileError(DriveStageError, OSError):
     """A local file or folder cannot be written or read (permissions, a folder in the way)."""
+
+
+class DeletionRefusedError(DriveStageError):
+    """``push --delete`` would remove far more than SRC holds; nothing was deleted."""
+
+    def __init__(self, message: str, *, count: int | None = None):
+        super().__init__(message)
+        self.count = count

@@ -35,7 +35,7 @@ from drivestage.retention import RetentionPolicy
 from drivestage.sidecar import Described, Sidecar
 from drivestage.state import Md5Cache
 from drivestage.store import RemoteEntry, RemoteStore
-from drivestage.upload_tree import PushResult
+from drivestage.upload_tree import PushResult, newest
 
 log = logging.getLogger(__name__)
 
@@ -102,17 +102,28 @@ class CheckpointSync:
             folder = self._store.resolve(self._path)
         except NotFoundError:
             return None
-        entries = {e.name: e for e in self._store.list(folder) if not e.is_dir}
-        described = []
-        for name, side_name in sidecar.pairs(entries).items():
-            entry = entries[name]
-            if not entry.has_content:
+        by_name: dict[str, list[RemoteEntry]] = {}
+        for e in self._store.list(folder):
+            if not e.is_dir:
+                by_name.setdefault(e.name, []).append(e)
+        described: list[Described] = []
+        chosen: dict[str, RemoteEntry] = {}
+        for name, side_name in sidecar.pairs(by_name).items():
+            side = with_name_epoch(self._read_sidecar(newest(by_name[side_name])), name,
+                                   self.policy)
+            if side is None:
                 continue
-            side = with_name_epoch(self._read_sidecar(entries[side_name]), name, self.policy)
-            if side is not None:
-                described.append(Described(name, side, entry.md5, entry.modified))
+            # Same-named copies (a replacement under way, or another machine's): the one the
+            # sidecar vouches for, else the newest.
+            copies = [e for e in by_name[name] if e.has_content]
+            vouched = [e for e in copies if side.md5 is not None and e.md5 == side.md5]
+            if not copies:
+                continue
+            entry = newest(vouched or copies)
+            chosen[name] = entry
+            described.append(Described(name, side, entry.md5, entry.modified))
         best = sidecar.newest(described, run=run, prefer=self.policy.regex)
-        return entries[best.name] if best else None
+        return chosen[best.name] if best else None
 
     def fetch(self, remote: RemoteEntry, local_path: str) -> str:
         """Download ``remote`` to ``local_path``, md5-verified; the target appears only

@@ -158,6 +158,10 @@ class LocalDirStore(RemoteStore):
 
     # ----------------------------------------------------------------- RemoteStore
 
+    def place(self, path: StorePath) -> str:
+        """The folder's absolute path (the same whichever parent the store is rooted at)."""
+        return "dir|" + os.path.realpath(self._full(self._rel(path)))
+
     def describe(self, entry: RemoteEntry) -> str:
         """The entry's local path."""
         return self._full(self._rel(entry.id))

@@ -47,7 +47,9 @@ class Mirror:
     def __init__(self, src: str, dest: Dest, policy: Optional[RetentionPolicy] = None, *,
                  every: Optional[float] = None, store: Optional[RemoteStore] = None,
                  include: Sequence[str] = (), exclude: Sequence[str] = (),
-                 delete: bool = False, chunk_size: Optional[int] = None,
+                 delete: bool = False, delete_permanently: bool = False,
+                 max_delete: Optional[int] = None, follow_symlinks: bool = False,
+                 chunk_size: Optional[int] = None,
                  protect: Iterable[str] = (), use_trash: bool = False, jobs: int = 4,
                  md5_cache: Optional[Md5Cache] = None, label: Optional[str] = None,
                  push_fn: Optional[Callable[..., PushResult]] = None):
@@ -57,8 +59,11 @@ class Mirror:
         self.label = label or (str(dest[1]) if isinstance(dest, tuple) else str(dest))
         self._store = store
         self._target: Optional[tuple[RemoteStore, StorePath]] = None
-        self._options: dict[str, Any] = dict(include=tuple(include), exclude=tuple(exclude), delete=delete,
-                             chunk_size=chunk_size, use_trash=use_trash, jobs=jobs)
+        self._options: dict[str, Any] = dict(
+            include=tuple(include), exclude=tuple(exclude), delete=delete,
+            delete_permanently=delete_permanently, max_delete=max_delete,
+            follow_symlinks=follow_symlinks, chunk_size=chunk_size, use_trash=use_trash,
+            jobs=jobs)
         self._protect = set(protect)
         self._push = push_fn or push
         self._cond = threading.Condition()

@@ -174,6 +174,19 @@ def newest_verified(folder: FolderView, policy: RetentionPolicy) -> Optional[str
     return best.name if best else None
 
 
+def newest_verified_per_run(folder: FolderView, policy: RetentionPolicy) -> set[str]:
+    """The newest verified remote checkpoint of every run (sidecars without a run are one
+    run of their own): what retention never deletes."""
+    runs = {d.sidecar.run for d in folder.described}
+    out = set()
+    for run in runs:
+        best = sidecar.newest([d for d in folder.described if d.sidecar.run == run],
+                              prefer=policy.regex)
+        if best is not None:
+            out.add(best.name)
+    return out
+
+
 def with_sidecars(folder: FolderView, names: Iterable[str]) -> set[str]:
     """``names`` and their sidecars."""
     out = set(names)

@@ -114,6 +114,11 @@ class RemoteStore(abc.ABC):
         """Attempts per remote request (None: the default); ignored by stores that do not
         retry."""
 
+    def place(self, path: StorePath) -> str:
+        """A text naming the place ``path`` is in this store, the same in every process of
+        this machine (push serialises pushes into one place by it)."""
+        return f"{self!r}|{path}"
+
 
 class Md5Source(Protocol):
     """A cache of local md5s (:class:`drivestage.state.Md5Cache`): what stores use of it."""

@@ -3,15 +3,35 @@
 :func:`push` mirrors ``src`` into ``dest`` recursively: one listing per folder,
 a file is sent only when its size or md5 differs from the remote copy (local
 md5s come from :class:`~drivestage.state.Md5Cache`, so unchanged checkpoints
-are not hashed again), replacements keep the remote id, and every upload is
-md5-verified (:meth:`drivestage.store.RemoteStore.upload` returns a verified entry).
+are not hashed again), and every upload is md5-verified
+(:meth:`drivestage.store.RemoteStore.upload` returns a verified entry).
+
+**Replacing.** A checkpoint (a file with a sidecar beside it, a name the policy manages, or a
+``.pt``/``.pth``/``.ckpt`` file) is never overwritten: its new version is uploaded as a new
+file under the same name (a resumable session creates it only once every byte arrived), its
+md5 checked, and only then is the old copy deleted. A failed replacement leaves the old copy
+and its sidecar as they were. For the one request between the two, the name has two files:
+readers that follow the sidecar's md5 (:meth:`drivestage.hooks.CheckpointSync.
+latest_remote_checkpoint`) take the old one, which its sidecar vouches for; after it, the new
+file is not vouched for (its sidecar names the old md5) until its own sidecar follows, so the
+newest *verified* checkpoint is never one whose bytes are not the sidecar's. Other files
+(logs, ``results.csv``, sidecars) are updated in place, keeping their id, with no old
+revision kept on Drive.
+
+**Duplicates.** Pushes into one place are serialised on this machine
+(:func:`drivestage.locks.place_lock`). Same-named files another machine left are repaired once
+the local file's copy is verified: the newest copy is kept and older ones are deleted (a
+push only ever deletes copies older than the one it keeps, so two machines repairing at once
+never delete each other's). Same-named folders are explained, and every push picks the same
+one (the lowest id).
 
 Retention (:mod:`drivestage.retention`, applied by :mod:`drivestage.pruning`) covers the
 files directly inside ``dest`` that the policy manages. The plan is made over the union of
 what is remote and what is about to be sent, so a local checkpoint the policy would delete
 anyway is never uploaded, and remote deletions happen only after every upload of the push was
 verified. A sidecar is uploaded only after its checkpoint's md5 matched the remote's, which is
-why a remote checkpoint with its sidecar counts as verified.
+why a remote checkpoint with its sidecar counts as verified. ``--delete``
+(:mod:`drivestage.extra`) is decided, counted and checked before a byte is sent.
 """
 from __future__ import annotations
 
@@ -22,24 +42,24 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
-from drivestage import pruning, sidecar
+from drivestage import extra, pruning, sidecar
 from drivestage.errors import NotFoundError, QuotaExceededError, UsageError
-from drivestage.paths import StorePath, matches
-from drivestage.pruning import LocalFile, pick
+from drivestage.local_tree import DEFAULT_EXCLUDES, LocalFile, walk  # noqa: F401 (re-export)
+from drivestage.locks import place_lock
+from drivestage.paths import StorePath
+from drivestage.pruning import LocalFile as PlannedFile
 from drivestage.remote import Where, open_store
-from drivestage.retention import Decision, Plan, RetentionPolicy, plan
+from drivestage.retention import AUTOSAVE, CHECKPOINT, Decision, Plan, RetentionPolicy, plan
 from drivestage.sizes import format_size
 from drivestage.state import Md5Cache
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore, quota_error
 
 log = logging.getLogger(__name__)
 
-#: Never mirrored: hidden temporary files (someone's atomic write in progress, e.g. the
-#: trainer's checkpoints), partial downloads (download.py) and partial directory-store
-#: uploads (localdir.py).
-DEFAULT_EXCLUDES = (".*.tmp", ".*.partial", ".drivestage-upload-*")
-
 Listings = dict[str, dict[str, list[RemoteEntry]]]
+
+#: Files with these suffixes are checkpoints even without a sidecar: replaced by a new file.
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 
 
 @dataclass
@@ -54,12 +74,8 @@ class PushResult:
     bytes_sent: int = 0
     folders_created: int = 0
     plan: Optional[Plan] = None                           # retention plan of the DEST folder
-
-
-def _wanted(rel: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
-    if matches(rel, DEFAULT_EXCLUDES) or matches(rel, exclude):
-        return False
-    return not include or matches(rel, include)
+    skipped_links: list[str] = field(default_factory=list)  # links not followed
+    replaced_duplicates: list[str] = field(default_factory=list)  # older same-named copies
 
 
 def _index(entries: Iterable[RemoteEntry]) -> dict[str, list[RemoteEntry]]:
@@ -69,81 +85,61 @@ def _index(entries: Iterable[RemoteEntry]) -> dict[str, list[RemoteEntry]]:
     return out
 
 
-@dataclass
-class _LocalFile:
-    """A file of the local tree."""
-
-    rel: str              # relative path, "/"-separated
-    path: str             # absolute local path
-    size: int
-    folder_rel: str       # "" for the top
-    name: str
-
-
-def _walk(src: str, include: Sequence[str], exclude: Sequence[str]
-          ) -> tuple[list[str], list[_LocalFile]]:
-    """Local folders (relative, parents first) and files that pass the filters."""
-    folders: list[str] = [""]
-    files: list[_LocalFile] = []
-    for root, dirs, names in os.walk(src):
-        rel_root = os.path.relpath(root, src).replace(os.sep, "/")
-        rel_root = "" if rel_root == "." else rel_root
-        keep_dirs = []
-        for d in sorted(dirs):
-            rel = f"{rel_root}/{d}" if rel_root else d
-            if matches(rel, exclude) or os.path.islink(os.path.join(root, d)):
-                continue
-            keep_dirs.append(d)
-            folders.append(rel)
-        dirs[:] = keep_dirs
-        for n in sorted(names):
-            rel = f"{rel_root}/{n}" if rel_root else n
-            if not _wanted(rel, include, exclude):
-                continue
-            full = os.path.join(root, n)
-            try:
-                st = os.stat(full)
-            except FileNotFoundError:
-                continue  # vanished between listing and stat (a temp file renamed away)
-            if not os.path.isfile(full):
-                continue
-            files.append(_LocalFile(rel, os.path.abspath(full), st.st_size, rel_root, n))
-    return folders, files
+def newest(entries: Sequence[RemoteEntry]) -> RemoteEntry:
+    """The newest of same-named entries (ties: the higher id, the same on every machine)."""
+    return max(entries, key=lambda e: (e.modified, e.id))
 
 
 def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
          store: Optional[RemoteStore] = None, include: Sequence[str] = (),
-         exclude: Sequence[str] = (), delete: bool = False, chunk_size: Optional[int] = None,
-         protect: Iterable[str] = (), use_trash: bool = False, jobs: int = 4,
-         progress: Optional[ProgressFn] = None,
+         exclude: Sequence[str] = (), delete: bool = False, delete_permanently: bool = False,
+         max_delete: Optional[int] = None, follow_symlinks: bool = False,
+         chunk_size: Optional[int] = None, protect: Iterable[str] = (), use_trash: bool = False,
+         jobs: int = 4, progress: Optional[ProgressFn] = None,
          md5_cache: Optional[Md5Cache] = None) -> PushResult:
     """Mirror the local folder ``src`` into ``dest`` (incremental, verified), then prune.
 
     ``dest`` is a spec (``drive:Models/logs``, ``/mnt/nas/logs``), a ``(store, path)`` pair
     or, with ``store``, a path inside that store. ``protect`` names files the policy must
-    never delete (the checkpoint a run resumed from). Raises
-    :class:`~drivestage.errors.QuotaExceededError` before sending a byte when
-    the uploads cannot fit even after pruning.
+    never delete (the checkpoint a run resumed from). ``delete`` moves remote files that are
+    not in ``src`` to the trash (``delete_permanently``: deletes them), refusing the top of a
+    drive and more than ``max_delete`` items (default :func:`drivestage.extra.default_limit`).
+    Links leaving ``src`` are skipped unless ``follow_symlinks``. Raises
+    :class:`~drivestage.errors.QuotaExceededError` before sending a byte when the uploads
+    cannot fit even after pruning.
     """
     if not os.path.isdir(src):
         raise NotFoundError(f"{src} is not a local folder; give the folder to push "
                             "(e.g. logs/)")
     if jobs < 1:
         raise UsageError(f"jobs={jobs} is invalid; use 1 or more")
+    if max_delete is not None and max_delete < 0:
+        raise UsageError(f"max_delete={max_delete} is invalid; use 0 or more")
     cache = md5_cache or Md5Cache()
     target, path = open_store((store, str(dest)) if store is not None else dest,
                               md5_cache=cache)
     job = _Push(target, policy or RetentionPolicy(), include=include, exclude=exclude,
                 chunk_size=chunk_size, protect=set(protect), use_trash=use_trash, jobs=jobs,
                 progress=progress, cache=cache)
+    removal = None
+    if delete or delete_permanently:
+        removal = extra.Removal(permanent=delete_permanently, limit=max_delete)
     try:
-        job.run(src, path, delete)
+        with place_lock(target.place(path), str(dest) if isinstance(dest, str) else str(path)):
+            job.run(src, path, removal, follow_symlinks)
     finally:
         cache.save()
     return job.result
 
 
-Todo = tuple[_LocalFile, Optional[RemoteEntry]]
+@dataclass
+class _Todo:
+    """One file to send."""
+
+    lf: LocalFile
+    target: Optional[RemoteEntry]   # updated in place (keeps its id); None: a new file
+    olds: list[RemoteEntry]         # same-named copies deleted once the new one is verified
+    duplicates: bool = False        # the name had several files (another machine's copies)
 
 
 class _Push:
@@ -159,16 +155,29 @@ class _Push:
         self.result = PushResult()
         self.remote_folder: dict[str, RemoteEntry] = {}
         self.listing: Listings = {}
+        self.repairs: list[tuple[str, RemoteEntry, list[RemoteEntry]]] = []
+        self.mutex = threading.Lock()
 
-    def run(self, src: str, path: StorePath, delete: bool) -> None:
+    def run(self, src: str, path: StorePath, removal: Optional[extra.Removal],
+            follow_symlinks: bool) -> None:
         store = self.store
-        folders, files = _walk(src, self.include, self.exclude)
+        tree = walk(src, self.include, self.exclude, follow_symlinks=follow_symlinks)
+        self.result.skipped_links = tree.skipped_links
+        links = tree.skipped_links
+        if links:
+            log.warning("skipped %d link%s that lead outside SRC, to a folder or nowhere (%s); "
+                        "--follow-symlinks follows them", len(links),
+                        "" if len(links) == 1 else "s",
+                        ", ".join(links[:10]) + (", ..." if len(links) > 10 else ""))
         root = store.make_folders(path) if path.start or path.names else store.resolve(path)
         if not root.is_dir:
             raise UsageError(f"{store.describe(root)} is a file, not a folder; push needs a "
                              "folder as DEST")
-        self._list(root, path, folders)
-        top_local = {lf.name: LocalFile(lf.path, lf.size) for lf in files if not lf.folder_rel}
+        if removal is not None:
+            extra.check_dest(store, root, path)
+        self._list(root, path, tree.folders)
+        files = tree.files
+        top_local = {lf.name: PlannedFile(lf.path, lf.size) for lf in files if not lf.folder_rel}
         # Retention over the DEST folder: decided before anything is sent.
         decision: Optional[Plan] = None
         folder: Optional[pruning.FolderView] = None
@@ -185,10 +194,16 @@ class _Push:
                     f"{store.describe(root)}; raise --max-bytes or keep fewer checkpoints",
                     needed=decision.kept_bytes, free=self.policy.max_bytes)
         todo = self._todo(files, skip)
+        deletions = None
+        if removal is not None:
+            deletions = extra.decide(store, root, self.listing, tree, removal,
+                                  kept=_kept_by_policy(decision), protect=self.protect,
+                                  include=self.include, exclude=self.exclude)
         self._check_quota(root, todo, decision, folder)
         self._send(files, todo)
-        if delete:
-            self._delete_extra(folders, files, decision)
+        self._repair()
+        if removal is not None and deletions is not None:
+            self.result.deleted = extra.apply(store, root, deletions, removal)
         if decision is not None:
             self._apply(decision)
 
@@ -202,7 +217,7 @@ class _Push:
             parent = self.remote_folder[parent_rel]
             found = [e for e in self.listing[parent_rel].get(name, []) if e.is_dir]
             if found:
-                folder = pick(found, f"{store.describe(parent)}/{name}")
+                folder = _pick_folder(found, f"{store.describe(parent)}/{name}")
                 self.remote_folder[rel] = folder
                 self.listing[rel] = _index(store.list(folder))
             else:
@@ -211,42 +226,58 @@ class _Push:
                 self.listing[rel] = {}
                 self.result.folders_created += 1
 
-    def _todo(self, files: list[_LocalFile], skip: set[str]) -> list[Todo]:
+    def _is_checkpoint(self, lf: LocalFile, names: set[str]) -> bool:
+        """Replaced by a new file rather than overwritten (see the module's doc); ``names``:
+        the local and remote names in its folder."""
+        if sidecar.is_sidecar(lf.name):
+            return False
+        return (lf.name.endswith(CHECKPOINT_SUFFIXES) or lf.name in sidecar.pairs(names)
+                or (not lf.folder_rel and self.policy.kind_of(lf.name) in (CHECKPOINT, AUTOSAVE)))
+
+    def _todo(self, files: list[LocalFile], skip: set[str]) -> list[_Todo]:
         """What to send: size differs, or same size and md5 differs."""
-        todo: list[Todo] = []
+        names: dict[str, set[str]] = {}
+        for lf in files:
+            names.setdefault(lf.folder_rel, set()).add(lf.name)
+        todo: list[_Todo] = []
         for lf in files:
             if lf.folder_rel == "" and lf.name in skip:
                 self.result.skipped_by_policy.append(lf.rel)
                 continue
             remote = [e for e in self.listing[lf.folder_rel].get(lf.name, []) if not e.is_dir]
             if not remote:
-                todo.append((lf, None))
+                todo.append(_Todo(lf, None, []))
                 continue
+            current = newest(remote)
             try:
-                local_md5 = self.cache.md5(lf.path) if any(e.size == lf.size for e in remote) \
-                    else None
+                local_md5 = self.cache.md5(lf.path) if current.size == lf.size else None
             except FileNotFoundError:
                 continue
-            where = f"{self.store.describe(self.remote_folder[lf.folder_rel])}/{lf.name}"
-            target = pick(remote, where, local_md5)
-            if local_md5 is not None and target.size == lf.size and target.md5 == local_md5:
+            others = [e for e in remote if e is not current]
+            if local_md5 is not None and current.md5 == local_md5:
                 self.result.unchanged += 1
+                if others:
+                    self.repairs.append((lf.rel, current, others))
                 continue
-            todo.append((lf, target))
+            folder_names = names[lf.folder_rel] | set(self.listing[lf.folder_rel])
+            if self._is_checkpoint(lf, folder_names):
+                todo.append(_Todo(lf, None, remote, duplicates=len(remote) > 1))
+            else:
+                todo.append(_Todo(lf, current, others, duplicates=bool(others)))
         return todo
 
-    def _send(self, files: list[_LocalFile], todo: list[Todo]) -> None:
+    def _send(self, files: list[LocalFile], todo: list[_Todo]) -> None:
         """Checkpoints first; a sidecar only after its checkpoints are verified on the store."""
-        pending = {(lf.folder_rel, lf.name) for lf, _ in todo}
+        pending = {(t.lf.folder_rel, t.lf.name) for t in todo}
         owners = _sidecar_owners(files)
         after = {k for k, mine in owners.items() if mine & pending}
-        first = [t for t in todo if (t[0].folder_rel, t[0].name) not in after]
-        second = [t for t in todo if (t[0].folder_rel, t[0].name) in after]
+        first = [t for t in todo if (t.lf.folder_rel, t.lf.name) not in after]
+        second = [t for t in todo if (t.lf.folder_rel, t.lf.name) in after]
         failed: dict[tuple[str, str], BaseException] = {}
-        mutex = threading.Lock()
+        mutex = self.mutex
 
-        def send(item: Todo) -> None:
-            lf, target = item
+        def send(item: _Todo) -> None:
+            lf = item.lf
             if owners.get((lf.folder_rel, lf.name), set()) & set(failed):
                 return  # never a sidecar for a checkpoint that is not verified
             moved = [0]
@@ -256,9 +287,9 @@ class _Push:
                 if self.progress:
                     self.progress(n)
             try:
-                self.store.upload(lf.path, self.remote_folder[lf.folder_rel], lf.name,
-                                  replace=target, chunk_size=self.chunk_size, progress=count,
-                                  md5_cache=self.cache)
+                entry = self.store.upload(lf.path, self.remote_folder[lf.folder_rel], lf.name,
+                                          replace=item.target, chunk_size=self.chunk_size,
+                                          progress=count, md5_cache=self.cache)
             except FileNotFoundError:
                 log.info("%s disappeared before it was uploaded; skipped", lf.path)
                 with mutex:
@@ -268,6 +299,8 @@ class _Push:
                 with mutex:
                     failed[(lf.folder_rel, lf.name)] = exc
                 raise
+            # Verified: only now do the copies it replaces go.
+            self._remove_older(lf.rel, entry, item.olds, item.duplicates)
             with mutex:
                 self.result.uploaded.append(lf.rel)
                 self.result.bytes_sent += moved[0]
@@ -298,11 +331,45 @@ class _Push:
                 log.error("%d uploads failed; the first: %s", len(errors), errors[0])
             raise errors[0]
 
-    def _check_quota(self, root: RemoteEntry, todo: list[Todo], decision: Optional[Plan],
+    def _remove_older(self, rel: str, kept: RemoteEntry, olds: list[RemoteEntry],
+                      duplicates: bool) -> None:
+        """Delete the same-named copies ``kept`` replaces (never ``kept`` itself)."""
+        gone = [e for e in olds if e.id != kept.id]
+        if duplicates:
+            log.warning("%s: %d files had this name (ids %s); kept the one just uploaded (%s) "
+                        "and removed the others", rel, len(gone) + 1,
+                        ", ".join(e.id for e in gone), kept.id)
+            with self.mutex:
+                self.result.replaced_duplicates.append(rel)
+        for e in gone:
+            try:
+                self.store.delete(e, trash=self.use_trash)
+            except NotFoundError:
+                pass  # already gone (another push removed it)
+
+    def _repair(self) -> None:
+        """Same-named copies of unchanged files (another machine's): keep the newest."""
+        for rel, kept, olds in self.repairs:
+            log.warning("%s: %d files had this name (ids %s); kept %s (the newest, equal to the "
+                        "local file) and removed the others", rel, len(olds) + 1,
+                        ", ".join(e.id for e in [kept] + olds), kept.id)
+            for e in olds:
+                try:
+                    self.store.delete(e, trash=self.use_trash)
+                except NotFoundError:
+                    pass
+            self.result.replaced_duplicates.append(rel)
+
+    def _check_quota(self, root: RemoteEntry, todo: list[_Todo], decision: Optional[Plan],
                      folder: Optional[pruning.FolderView]) -> None:
         """Before a byte is sent: make room by pruning what the policy deletes anyway, or
-        fail."""
-        needed = sum(lf.size - (target.size if target else 0) for lf, target in todo)
+        fail. A checkpoint's old copy stays until its new one is verified: the replacements
+        under way at once (``jobs``) need room for both."""
+        final = sum(t.lf.size - (t.target.size if t.target else 0)
+                    - sum(e.size for e in t.olds) for t in todo)
+        overlap = sorted((sum(e.size for e in t.olds) for t in todo if t.target is None),
+                         reverse=True)[:self.jobs]
+        needed = final + sum(overlap)
         if needed <= 0:
             return
         q = self.store.quota()
@@ -335,36 +402,26 @@ class _Push:
                 pass  # already gone: the goal is reached
             self.result.pruned.append(d)
 
-    def _delete_extra(self, folders: list[str], files: list[_LocalFile],
-                      decision: Optional[Plan]) -> None:
-        """``--delete``: remove remote files and folders that are not in the local tree.
 
-        Filtered-out names are left alone (as rsync does), and in DEST itself so is
-        everything the retention plan keeps as a checkpoint, autosave or sidecar, and
-        ``protect``.
-        """
-        local_files = {lf.rel for lf in files}
-        local_folders = set(folders)
-        kept = set()
-        if decision is not None:
-            kept = {d.id for d in decision if d.keep and d.id and d.managed}
-        for folder_rel, index in self.listing.items():
-            for name, entries in index.items():
-                rel = f"{folder_rel}/{name}" if folder_rel else name
-                for e in entries:
-                    if e.is_dir:
-                        if rel in local_folders or matches(rel, self.exclude):
-                            continue
-                    elif rel in local_files or not _wanted(rel, self.include, self.exclude):
-                        continue
-                    if folder_rel == "" and (e.id in kept or name in self.protect):
-                        continue
-                    self.store.delete(e, trash=self.use_trash)
-                    self.result.deleted.append(rel)
-                    log.info("deleted %s (not in the local tree)", rel)
+def _pick_folder(found: list[RemoteEntry], where: str) -> RemoteEntry:
+    """One of same-named folders: the lowest id, so every push on every machine agrees."""
+    chosen = min(found, key=lambda e: e.id)
+    if len(found) > 1:
+        log.warning("%s: %d folders have this name (ids %s), probably made by two pushes "
+                    "from different machines at once; pushing into %s. Move what the others "
+                    "hold into it and delete them: until then `pull` refuses this path",
+                    where, len(found), ", ".join(sorted(e.id for e in found)), chosen.id)
+    return chosen
 
 
-def _sidecar_owners(files: Iterable[_LocalFile]) -> dict[tuple[str, str], set[tuple[str, str]]]:
+def _kept_by_policy(decision: Optional[Plan]) -> set[str]:
+    """Ids the retention plan keeps as a checkpoint, autosave or sidecar."""
+    if decision is None:
+        return set()
+    return {d.id for d in decision if d.keep and d.id and d.managed}
+
+
+def _sidecar_owners(files: Iterable[LocalFile]) -> dict[tuple[str, str], set[tuple[str, str]]]:
     """(folder, sidecar name) -> {(folder, checkpoint name)} for the local files."""
     per: dict[str, set[str]] = {}
     for lf in files:
@@ -379,7 +436,6 @@ def _sidecar_owners(files: Iterable[_LocalFile]) -> dict[tuple[str, str], set[tu
 def _pre_prune_victims(decision: Plan, folder: pruning.FolderView,
                        policy: RetentionPolicy) -> list[Decision]:
     """Remote files the plan deletes that may go before the upload: never the newest verified
-    checkpoint or its sidecars."""
-    newest = pruning.newest_verified(folder, policy)
-    protected = pruning.with_sidecars(folder, [newest]) if newest else set()
+    checkpoint of any run, or its sidecars."""
+    protected = pruning.with_sidecars(folder, pruning.newest_verified_per_run(folder, policy))
     return [d for d in decision.to_delete if d.id is not None and d.name not in protected]

@@ -20,6 +20,7 @@ LAYERS = [
     ["sizes", "paths", "localfs", "heap"],
     ["store", "sidecar"],
     ["state", "retention"],
+    ["local_tree", "locks"],   # push's local side: the walk, one push per place
     ["upload"],  # 0.1.0 compatibility: Md5Cache
     # Google Drive, one backend: nothing outside drivestage.drive (and the door) imports it.
     ["drive.resources", "drive.answers", "drive.auth"],
@@ -39,7 +40,7 @@ LAYERS = [
     ["extract.links", "extract.merging", "extract.writing"],
     ["extract.records"],
     ["download", "extract"],
-    ["stage_file", "pruning"],
+    ["stage_file", "pruning", "extra"],
     ["stage_tree", "upload_tree"],
     ["stage", "mirror"],
     ["hooks"],

@@ -151,8 +151,8 @@ def test_delete_makes_the_remote_match_and_is_off_by_default(emulator, store, en
     result = push(src, "Models/logs", store=store, delete=True)
     assert sorted(result.deleted) == ["old", "stale.txt"]
     assert _remote(emulator) == _md5s(files)
-    # permanently deleted: nothing in the trash
-    assert not [f for f in emulator.files() if f["labels"]["trashed"]]
+    # moved to the trash (issue 10: --delete-permanently is the permanent form)
+    assert {"old", "stale.txt"} <= {f["title"] for f in emulator.files() if f["labels"]["trashed"]}
 
 
 def test_missing_source_is_a_clear_error(store, env):

@@ -59,7 +59,18 @@ def _transfer_options(fn: F) -> F:
         click.option("--exclude", multiple=True, metavar="GLOB",
                      help="Skip files and folders matching GLOB; repeatable."),
         click.option("--delete", is_flag=True,
-                     help="Delete remote files that are not in SRC (off by default)."),
+                     help="Move remote files and folders that are not in SRC to the Drive "
+                          "trash (off by default). Refused into the top of a drive, and when it "
+                          "would remove more than --max-delete items."),
+        click.option("--delete-permanently", is_flag=True,
+                     help="Like --delete, but delete them permanently instead of moving them "
+                          "to the trash."),
+        click.option("--max-delete", type=click.IntRange(min=0), metavar="N",
+                     help="The most items --delete may remove (a folder counts with what it "
+                          "holds); default: twice the files in SRC plus 10."),
+        click.option("--follow-symlinks", is_flag=True,
+                     help="Follow links that lead outside SRC or to folders (skipped and "
+                          "reported by default)."),
         click.option("--chunk-size", metavar="SIZE",
                      help="Upload chunk size, a multiple of 256KiB (default 64MiB; memory use does "
                           "not grow with it: chunks are streamed from the file)."),
@@ -117,7 +128,10 @@ def _summary(result: "PushResult") -> str:
         parts.append(f"{len(result.pruned)} pruned")
     if result.deleted:
         parts.append(f"{len(result.deleted)} deleted (not local)")
+    if result.replaced_duplicates:
+        parts.append(f"{len(result.replaced_duplicates)} duplicate names repaired")
     return ", ".join(parts)
+
 
 
 def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
@@ -135,7 +149,8 @@ def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
 @_policy_options
 @drive_options
 def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, ...],
-             delete: bool, chunk_size: Optional[str], jobs: int, use_trash: bool,
+             delete: bool, delete_permanently: bool, max_delete: Optional[int],
+             follow_symlinks: bool, chunk_size: Optional[str], jobs: int, use_trash: bool,
              protect: tuple[str, ...], api_root: Optional[str], credentials: Optional[str],
              **policy_opts: Any) -> None:
     """Mirror the local folder SRC into DEST (drive:path or a directory), incrementally.
@@ -152,8 +167,10 @@ def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, 
     with _progress_bar(0, "push") as bar:
         result = push(src, _target(dest, api_root, credentials, cache), policy,
                       include=include, exclude=exclude, delete=delete,
-                      chunk_size=_chunk(chunk_size), protect=protect, use_trash=use_trash,
-                      jobs=jobs, progress=bar.update, md5_cache=cache)
+                      delete_permanently=delete_permanently, max_delete=max_delete,
+                      follow_symlinks=follow_symlinks, chunk_size=_chunk(chunk_size),
+                      protect=protect, use_trash=use_trash, jobs=jobs, progress=bar.update,
+                      md5_cache=cache)
     click.echo(f"push {src} -> {dest}: {_summary(result)}", err=True)
 
 
@@ -190,7 +207,9 @@ def prune_cmd(dest: str, use_trash: bool, protect: tuple[str, ...], dry_run: boo
 @_policy_options
 @drive_options
 def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
-               exclude: tuple[str, ...], delete: bool, chunk_size: Optional[str], jobs: int,
+               exclude: tuple[str, ...], delete: bool, delete_permanently: bool,
+               max_delete: Optional[int], follow_symlinks: bool, chunk_size: Optional[str],
+               jobs: int,
                use_trash: bool, protect: tuple[str, ...], api_root: Optional[str],
                credentials: Optional[str], **policy_opts: Any) -> None:
     """Push SRC to DEST every SECONDS (and prune) until stopped.
@@ -223,7 +242,9 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
         signal.signal(s, on_signal)
     try:
         mirror = Mirror(src, target, policy, every=every, include=include, exclude=exclude,
-                        delete=delete, chunk_size=_chunk(chunk_size), protect=protect,
+                        delete=delete, delete_permanently=delete_permanently,
+                        max_delete=max_delete, follow_symlinks=follow_symlinks,
+                        chunk_size=_chunk(chunk_size), protect=protect,
                         use_trash=use_trash, jobs=jobs, label=dest, md5_cache=cache).start()
         mirror.sync_now()  # a first push right away
         click.echo(f"mirroring {src} -> {dest} every {every:g}s; stop with Ctrl-C or SIGTERM",

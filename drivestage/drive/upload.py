@@ -126,10 +126,16 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
         if md5_cache is not None:
             md5_cache.put(local_path, st, local_md5)
         return entry
-    _delete_quietly(store, target)
+    if replace is None:
+        # Only a file this call created is removed; ``replace`` is the caller's file, which
+        # is never deleted here (push replaces checkpoints by a new file for that reason).
+        _delete_quietly(store, target)
+        done = "the half-written remote copy was removed"
+    else:
+        done = f"{name} on Drive holds a copy taken while it changed; the next push sends it again"
     raise SourceChangedError(
         f"{local_path} kept changing while it was uploaded ({MAX_CHANGED_ATTEMPTS} tries); "
-        "the half-written remote copy was removed. Upload it once the writer is done "
+        f"{done}. Upload it once the writer is done "
         "(write checkpoints to a temporary name and rename them into place).")
 
 

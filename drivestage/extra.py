@@ -1,0 +1,138 @@
+"""``push --delete``: the remote files and folders that are not in SRC.
+
+Decided and counted before a byte is sent (:func:`decide`), removed after every upload was
+verified (:func:`apply`), and guarded:
+
+* never into the top of a drive (My Drive, a shared drive): :func:`check_dest`;
+* moved to the trash (Drive keeps it 30 days; it counts toward the quota) unless
+  ``Removal.permanent``;
+* refused (:class:`~drivestage.errors.DeletionRefusedError`, nothing sent or deleted) when it
+  would remove more items than ``Removal.limit``, by default :func:`default_limit`: twice the
+  files in SRC plus 10. A remote folder counts with everything it holds;
+* filtered-out names are left alone (as rsync does), so are links push skipped, and in DEST
+  itself everything the retention plan keeps and ``protect``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence
+
+from drivestage.errors import DeletionRefusedError, NotFoundError, UsageError
+from drivestage.local_tree import LocalTree, wanted
+from drivestage.paths import StorePath, matches
+from drivestage.store import RemoteEntry, RemoteStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Removal:
+    """How ``--delete`` removes: permanently or to the trash, and at most how many items
+    (None: :func:`default_limit`)."""
+
+    permanent: bool = False
+    limit: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Doomed:
+    """A remote file or folder that is not in SRC."""
+
+    rel: str
+    entry: RemoteEntry
+
+
+@dataclass(frozen=True)
+class Deletions:
+    """What ``--delete`` removes, and how many items that is (folders with what they hold)."""
+
+    doomed: list[Doomed]
+    items: int
+
+
+def default_limit(src_files: int) -> int:
+    """The most items ``--delete`` removes without ``--max-delete``: a push that would delete
+    more than twice what it sends (plus 10) is far more likely a wrong SRC or DEST than a
+    tidy-up."""
+    return 2 * src_files + 10
+
+
+def check_dest(store: RemoteStore, root: RemoteEntry, path: StorePath) -> None:
+    """Refuse ``--delete`` into a folder without a parent: the top of My Drive or of a shared
+    drive (``push EMPTY drive: --delete`` would empty the drive). ``root`` is what ``path``
+    resolved to (a path with names is below some folder)."""
+    if not path.names and root.parent_id is None:
+        where = store.describe(root)
+        raise UsageError(f"refusing --delete into {where.rstrip('/') or where}: it is the top "
+                         "of a drive (it has no parent folder), where --delete would remove "
+                         "everything that is not in SRC. Push into a folder of it instead "
+                         "(e.g. drive:Models/logs)")
+
+
+def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[str, list[RemoteEntry]]],
+           tree: LocalTree, removal: Removal, *, kept: set[str], protect: set[str],
+           include: Sequence[str], exclude: Sequence[str]) -> Deletions:
+    """What ``--delete`` removes, checked against the limit before anything happens."""
+    local_files = {lf.rel for lf in tree.files} | set(tree.skipped_links)
+    local_folders = set(tree.folders)
+    doomed: list[Doomed] = []
+    for folder_rel, index in listing.items():
+        for name, entries in index.items():
+            rel = f"{folder_rel}/{name}" if folder_rel else name
+            for e in entries:
+                if e.is_dir:
+                    if rel in local_folders or matches(rel, exclude):
+                        continue
+                elif rel in local_files or not wanted(rel, include, exclude):
+                    continue
+                if folder_rel == "" and (e.id in kept or name in protect):
+                    continue
+                doomed.append(Doomed(rel, e))
+    limit = removal.limit if removal.limit is not None else default_limit(len(tree.files))
+    total, exact = _count(store, doomed, limit)
+    if total > limit:
+        where = store.describe(root)
+        how_many = f"{total} items" if exact else f"at least {total} items"
+        why = (f"more than --max-delete {removal.limit} allows" if removal.limit is not None
+               else f"far more than the {len(tree.files)} files in SRC (at most {limit} "
+                    "without asking)")
+        raise DeletionRefusedError(
+            f"push --delete would remove {how_many} from {where}, {why}; nothing was sent or "
+            f"deleted. Check SRC and DEST, or allow it with --max-delete {total}", count=total)
+    return Deletions(doomed, total)
+
+
+def _count(store: RemoteStore, doomed: list[Doomed], limit: int) -> tuple[int, bool]:
+    """Items removed with ``doomed`` (a folder with all it holds): ``(count, exact)``; the
+    folders are listed only until the count passes ``limit``."""
+    total = len(doomed)
+    folders = [d.entry for d in doomed if d.entry.is_dir]
+    while folders:
+        if total > limit:
+            return total, False
+        children = store.list(folders.pop())
+        total += len(children)
+        folders.extend(c for c in children if c.is_dir)
+    return total, True
+
+
+def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
+          removal: Removal) -> list[str]:
+    """Remove what :func:`decide` found (after saying how many items go, and where); returns
+    their paths."""
+    if not deletions.doomed:
+        return []
+    how = "permanently" if removal.permanent else "to the Drive trash"
+    log.warning("--delete: removing %d item%s from %s that are not in SRC (%s)", deletions.items,
+                "" if deletions.items == 1 else "s", store.describe(root), how)
+    removed = []
+    for d in deletions.doomed:
+        try:
+            store.delete(d.entry, trash=not removal.permanent)
+        except NotFoundError:
+            pass  # already gone: the goal is reached
+        removed.append(d.rel)
+        log.info("deleted %s (not in the local tree)%s", d.rel,
+                 "" if removal.permanent else " to the trash")
+    return removed

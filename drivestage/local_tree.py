@@ -1,0 +1,105 @@
+"""The local side of a push: which files and folders of SRC are sent.
+
+:func:`walk` lists SRC (folders parents first, files sorted) through the filters. Symbolic
+links are judged by where they lead: a link to a file inside SRC is sent as that file; a link
+that leads outside SRC, to a folder, or nowhere is skipped and reported
+(:attr:`LocalTree.skipped_links`), unless ``follow_symlinks``, which follows every link that
+leads somewhere (each real folder is entered once, so a link loop ends). Nothing else of the
+disk is read.
+"""
+from __future__ import annotations
+
+import os
+import stat as _stat
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from drivestage.paths import matches
+
+#: Never mirrored: hidden temporary files (someone's atomic write in progress, e.g. the
+#: trainer's checkpoints), partial downloads (download.py) and partial directory-store
+#: uploads (localdir.py).
+DEFAULT_EXCLUDES = (".*.tmp", ".*.partial", ".drivestage-upload-*")
+
+
+@dataclass
+class LocalFile:
+    """A file of the local tree."""
+
+    rel: str              # relative path, "/"-separated
+    path: str             # absolute local path (a followed link: the link's path)
+    size: int
+    folder_rel: str       # "" for the top
+    name: str
+
+
+@dataclass
+class LocalTree:
+    """What :func:`walk` found."""
+
+    folders: list[str] = field(default_factory=lambda: [""])   # relative, parents first
+    files: list[LocalFile] = field(default_factory=list)
+    skipped_links: list[str] = field(default_factory=list)     # relative paths, sorted
+
+
+def wanted(rel: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    """Whether the file ``rel`` passes the default excludes and the user's filters."""
+    if matches(rel, DEFAULT_EXCLUDES) or matches(rel, exclude):
+        return False
+    return not include or matches(rel, include)
+
+
+def _inside(real: str, root: str) -> bool:
+    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
+         follow_symlinks: bool = False) -> LocalTree:
+    """The folders and files of ``src`` that a push sends (see the module's rules)."""
+    tree = LocalTree()
+    root = os.path.realpath(src)
+    entered = {root}
+
+    def visit(folder: str, rel_root: str) -> None:
+        try:
+            with os.scandir(folder) as it:
+                children = sorted(it, key=lambda d: d.name)
+        except (FileNotFoundError, NotADirectoryError):
+            return  # removed while we walked
+        for child in children:
+            rel = f"{rel_root}/{child.name}" if rel_root else child.name
+            link = child.is_symlink()
+            try:
+                st = os.stat(child.path)  # follows a link
+            except (FileNotFoundError, NotADirectoryError):
+                if link:
+                    tree.skipped_links.append(rel)  # dangling (or its target vanished)
+                continue
+            except OSError:
+                if link:
+                    tree.skipped_links.append(rel)  # a loop of links (ELOOP)
+                continue
+            is_dir = _stat.S_ISDIR(st.st_mode)
+            if is_dir:
+                if matches(rel, exclude):
+                    continue
+                real = os.path.realpath(child.path)
+                if link and (not follow_symlinks or real in entered):
+                    tree.skipped_links.append(rel)
+                    continue
+                entered.add(real)
+                tree.folders.append(rel)
+                visit(child.path, rel)
+                continue
+            if not _stat.S_ISREG(st.st_mode) or not wanted(rel, include, exclude):
+                continue  # FIFOs, sockets, devices: reading one could block forever
+            if link and not follow_symlinks and \
+                    not _inside(os.path.realpath(child.path), root):
+                tree.skipped_links.append(rel)
+                continue
+            tree.files.append(LocalFile(rel, os.path.abspath(child.path), st.st_size,
+                                        rel_root, child.name))
+
+    visit(src, "")
+    tree.skipped_links.sort()
+    return tree

@@ -1,0 +1,51 @@
+"""One push at a time into one place, on this machine: threads of one process and processes.
+
+Two pushes into one Drive folder at once would each list it, find a folder or file missing
+and create it: Drive allows duplicate names, so both copies stay. :func:`place_lock` holds a
+thread lock and a file lock (under the state folder) named after the place, so the second
+push waits and then finds what the first one made. Pushes from other machines are not
+serialised: push repairs or explains what they leave (see :mod:`drivestage.upload_tree`).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+from filelock import FileLock, Timeout
+
+from drivestage.state import state_dir
+
+log = logging.getLogger(__name__)
+
+_GUARD = threading.Lock()
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
+
+
+@contextmanager
+def place_lock(place: str, where: str) -> Iterator[None]:
+    """Hold the lock of ``place`` (a store's :meth:`~drivestage.store.RemoteStore.place`);
+    ``where`` names it in the message shown while waiting for another push."""
+    digest = hashlib.sha256(place.encode()).hexdigest()[:32]
+    with _GUARD:
+        mine = _THREAD_LOCKS.setdefault(digest, threading.Lock())
+    if not mine.acquire(blocking=False):
+        log.warning("another push into %s is running in this process; waiting for it", where)
+        mine.acquire()
+    try:
+        folder = state_dir() / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(folder / f"push-{digest}.lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.warning("another push into %s is running on this machine; waiting for it", where)
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+    finally:
+        mine.release()

@@ -1,0 +1,281 @@
+"""push never reaches outside what it was given (issue 10): links that leave SRC, --delete
+that would empty a drive, two pushes into one folder at once."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from drivestage.cli import cli
+from drivestage.upload_tree import push
+
+
+def _write(path, data: bytes):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+def _tree_of(emu, top="Models/logs"):
+    """{relative path: md5} of the live files under ``top``."""
+    by_id = {f["id"]: f for f in emu.files()}
+    top_id = emu.find(top)["id"]
+    out = {}
+    for f in emu.files():
+        if f["labels"]["trashed"] or f["mimeType"].endswith(".folder"):
+            continue
+        parts, parent = [f["title"]], (f.get("parents") or [{}])[0].get("id")
+        while parent and parent != top_id and parent in by_id:
+            parts.append(by_id[parent]["title"])
+            parent = (by_id[parent].get("parents") or [{}])[0].get("id")
+        if parent == top_id:
+            out["/".join(reversed(parts))] = f.get("md5Checksum")
+    return out
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+# --------------------------------------------------------------------------- symlinks
+
+@pytest.fixture
+def linked_src(env):
+    """SRC with a file, a link inside it, links leaving it (file, folder) and a dangling one."""
+    src, outside = env / "logs", env / "outside"
+    _write(str(src / "a.txt"), b"mine")
+    _write(str(outside / "secret.txt"), b"not yours")
+    _write(str(outside / "dir" / "b.txt"), b"not yours either")
+    os.symlink("a.txt", src / "inner.txt")
+    os.symlink(outside / "secret.txt", src / "secret.txt")
+    os.symlink(outside / "dir", src / "outdir")
+    os.symlink(src / "nowhere", src / "dangling")
+    return str(src)
+
+
+def test_links_leaving_src_are_skipped_and_reported(emulator, store, linked_src):
+    result = push(linked_src, "Models/logs", store=store)
+    assert _tree_of(emulator) == {"a.txt": _md5(b"mine"), "inner.txt": _md5(b"mine")}
+    assert result.skipped_links == ["dangling", "outdir", "secret.txt"]
+
+
+def test_follow_symlinks_follows_them(emulator, store, linked_src):
+    result = push(linked_src, "Models/logs", store=store, follow_symlinks=True)
+    assert _tree_of(emulator) == {"a.txt": _md5(b"mine"), "inner.txt": _md5(b"mine"),
+                                  "secret.txt": _md5(b"not yours"),
+                                  "outdir/b.txt": _md5(b"not yours either")}
+    assert result.skipped_links == ["dangling"]
+
+
+def test_a_link_loop_is_followed_once(emulator, store, env):
+    src = env / "logs"
+    _write(str(src / "d" / "x.txt"), b"x")
+    os.symlink("..", src / "d" / "up")
+    push(str(src), "Models/logs", store=store, follow_symlinks=True)
+    assert _tree_of(emulator) == {"d/x.txt": _md5(b"x")}
+
+
+def test_the_cli_says_what_was_skipped(emulator, drive_env, env, linked_src):
+    result = CliRunner().invoke(cli, ["push", linked_src, "drive:Models/logs"])
+    assert result.exit_code == 0, result.output
+    assert ("skipped 3 links that lead outside SRC, to a folder or nowhere (dangling, outdir, "
+            "secret.txt); --follow-symlinks follows them") in result.stderr
+
+
+# --------------------------------------------------------------------------- --delete
+
+def _trashed(emu):
+    return sorted(f["title"] for f in emu.files() if f["labels"]["trashed"])
+
+
+def _live_titles(emu):
+    return sorted(f["title"] for f in emu.files() if not f["labels"]["trashed"])
+
+
+@pytest.mark.parametrize("dest", ["drive:", "drive:shared/Team", "drive:shared/Team/"])
+def test_delete_into_the_top_of_a_drive_is_refused(emulator, drive_env, env, dest):
+    emulator.add_file("VOC_datasets/VOC.zip", b"precious")
+    team = emulator.add_shared_drive("Team")
+    emulator.add_file("data.zip", b"shared precious", drive_id=team)
+    empty = env / "empty"
+    empty.mkdir()
+    before = _live_titles(emulator)
+    result = CliRunner().invoke(cli, ["push", str(empty), dest, "--delete"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"Error: refusing --delete into {dest.rstrip('/')}")
+    assert _live_titles(emulator) == before and _trashed(emulator) == []
+
+
+def test_delete_into_a_drive_root_given_by_id_is_refused(emulator, store, env):
+    from drivestage.errors import UsageError
+
+    emulator.add_file("VOC_datasets/VOC.zip", b"precious")
+    root_id = store.resolve("id:root").id
+    empty = env / "empty"
+    empty.mkdir()
+    with pytest.raises(UsageError, match="refusing --delete"):
+        push(str(empty), f"id:{root_id}", store=store, delete=True)
+    assert emulator.find("VOC_datasets/VOC.zip") is not None
+
+
+def _remote_junk(emu, n, folder="Models/logs"):
+    for i in range(n):
+        emu.add_file(f"{folder}/junk_{i:02d}.txt", b"j")
+
+
+def test_delete_far_beyond_src_is_refused_naming_the_count_and_the_flag(emulator, drive_env, env):
+    _remote_junk(emulator, 12)
+    empty = env / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(cli, ["push", str(empty), "drive:Models/logs", "--delete"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: push --delete would remove 12 items from drive:Models/logs, far more than the "
+        "0 files in SRC (at most 10 without asking); nothing was sent or deleted. Check SRC "
+        "and DEST, or allow it with --max-delete 12")
+    assert len(_live_titles(emulator)) == 12 + 2 and _trashed(emulator) == []
+    # allowed explicitly: moved to the trash, and said so first
+    result = CliRunner().invoke(cli, ["push", str(empty), "drive:Models/logs", "--delete",
+                                      "--max-delete", "12"])
+    assert result.exit_code == 0, result.output
+    assert ("--delete: removing 12 items from drive:Models/logs that are not in SRC "
+            "(to the Drive trash)") in result.stderr
+    assert _trashed(emulator) == [f"junk_{i:02d}.txt" for i in range(12)]
+
+
+def test_the_delete_count_includes_what_remote_folders_hold(emulator, store, env):
+    from drivestage.errors import DeletionRefusedError
+
+    src = env / "logs"
+    for i in range(3):
+        _write(str(src / f"f{i}.txt"), b"f")
+    for i in range(16):
+        emulator.add_file(f"Models/logs/old/x{i:02d}.txt", b"o")
+    with pytest.raises(DeletionRefusedError, match="would remove 17 items"):
+        push(str(src), "Models/logs", store=store, delete=True)
+    assert emulator.find("Models/logs/old/x00.txt") is not None
+    assert [f for f in emulator.files() if f["title"].startswith("f")] == []  # nothing sent
+
+
+def test_delete_permanently(emulator, drive_env, env):
+    _remote_junk(emulator, 2)
+    src = env / "logs"
+    _write(str(src / "a.txt"), b"a")
+    result = CliRunner().invoke(cli, ["push", str(src), "drive:Models/logs",
+                                      "--delete-permanently"])
+    assert result.exit_code == 0, result.output
+    assert ("--delete: removing 2 items from drive:Models/logs that are not in SRC "
+            "(permanently)") in result.stderr
+    assert _live_titles(emulator) == ["Models", "a.txt", "logs"]
+    assert _trashed(emulator) == []
+
+
+# --------------------------------------------------------------------------- two pushes at once
+
+def _run_tree(root):
+    files = {"results.csv": b"epoch\n1\n", "epoch_001.pt": os.urandom(5000),
+             "epoch_001.json": b'{"epoch": 1}', "tb/events.out": b"ev", "tb/deep/x.txt": b"x"}
+    for rel, data in files.items():
+        _write(str(root / rel), data)
+    return files
+
+
+def _no_duplicates(emu):
+    seen = {}
+    for f in emu.files():
+        if f["labels"]["trashed"]:
+            continue
+        key = ((f.get("parents") or [{}])[0].get("id"), f["title"])
+        seen.setdefault(key, []).append(f["id"])
+    return {k: v for k, v in seen.items() if len(v) > 1}
+
+
+def test_two_threads_pushing_into_one_folder_make_no_duplicates(emulator, env):
+    import threading
+
+    from drivestage.drive import connect
+
+    src = env / "logs"
+    files = _run_tree(src)
+    # Slow listings: both pushes look before either creates anything, unless serialised.
+    emulator.faults.latency(0.2, method="GET")
+    barrier = threading.Barrier(2)
+    errors = []
+
+    def one_push():
+        store = connect(api_root=emulator.url, token="test-token")
+        barrier.wait()
+        try:
+            push(str(src), "Models/logs", store=store)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one_push) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    emulator.faults.clear()
+    assert not errors
+    assert _no_duplicates(emulator) == {}
+    assert _tree_of(emulator) == {k: _md5(v) for k, v in files.items()}
+
+
+def test_two_processes_pushing_into_one_folder_make_no_duplicates(emulator, drive_env, env):
+    import subprocess
+    import sys
+
+    src = env / "logs"
+    files = _run_tree(src)
+    emulator.faults.latency(0.2, method="GET")
+    environ = {**os.environ, **drive_env, "DRIVESTAGE_STATE_DIR": str(env / "state")}
+    procs = [subprocess.Popen([sys.executable, "-m", "drivestage", "push", str(src),
+                               "drive:Models/logs"], env=environ, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120)[1] for p in procs]
+    emulator.faults.clear()
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert _no_duplicates(emulator) == {}
+    assert _tree_of(emulator) == {k: _md5(v) for k, v in files.items()}
+
+
+def test_duplicate_files_another_machine_made_are_repaired(emulator, store, env):
+    src = env / "logs"
+    _write(str(src / "best.pt"), b"new weights")
+    _write(str(src / "results.csv"), b"same")
+    emulator.add_file("Models/logs/best.pt", b"old weights 1")
+    emulator.add_file("Models/logs/best.pt", b"old weights 2")
+    emulator.add_file("Models/logs/results.csv", b"older")
+    emulator.add_file("Models/logs/results.csv", b"same")        # the newest: equal to local
+    result = push(str(src), "Models/logs", store=store)
+    assert result.uploaded == ["best.pt"] and result.unchanged == 1
+    assert _no_duplicates(emulator) == {}
+    assert _tree_of(emulator) == {"best.pt": _md5(b"new weights"), "results.csv": _md5(b"same")}
+
+
+def test_duplicate_folders_are_explained_and_every_push_picks_the_same(emulator, store, env,
+                                                                        caplog):
+    from drivestage.drive.resources import FOLDER_MIME
+
+    src = env / "logs"
+    _write(str(src / "tb" / "a.txt"), b"a")
+    logs = emulator.add_folder("Models/logs")
+    ids = []
+    for _ in range(2):   # what two machines pushing at once could leave
+        f = store.drive.CreateFile({"title": "tb", "mimeType": FOLDER_MIME,
+                                    "parents": [{"id": logs}]})
+        f.Upload()
+        ids.append(f["id"])
+    with caplog.at_level("WARNING", logger="drivestage"):
+        push(str(src), "Models/logs", store=store)
+        _write(str(src / "tb" / "b.txt"), b"b")
+        push(str(src), "Models/logs", store=store)
+    chosen = min(ids)
+    inside = sorted(f["title"] for f in emulator.files()
+                    if (f.get("parents") or [{}])[0].get("id") == chosen)
+    assert inside == ["a.txt", "b.txt"]
+    warning = [r.getMessage() for r in caplog.records if "folders have this name" in r.getMessage()]
+    assert warning and ", ".join(sorted(ids)) in warning[0] and "pull" in warning[0]
