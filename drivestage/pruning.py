@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
@@ -19,7 +20,8 @@ from typing import Iterable, Mapping, Optional
 from drivestage import sidecar
 from drivestage.errors import DriveStageError, NotFoundError, UsageError
 from drivestage.remote import Where, open_store
-from drivestage.retention import AUTOSAVE, Candidate, Decision, Plan, RetentionPolicy, plan
+from drivestage.retention import (AUTOSAVE, Candidate, Decision, Plan, RetentionPolicy,
+                                  kept_runs, plan)
 from drivestage.sidecar import Described, Sidecar
 from drivestage.sizes import format_size
 from drivestage.state import Md5Cache
@@ -139,6 +141,7 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
             side = reader.remote_one(remote_side[name])
         side = with_name_epoch(side, name, policy)
         epoch = side.epoch if side else None
+        run = side.run if side else None
         metrics = dict(side.metrics) if side else {}
         verified = None
         if managed and name in files and name in remote_side:
@@ -153,12 +156,22 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
             rid = pick(files[name], name).id if name in files else None
             ok = kind == AUTOSAVE and verified is not None and verified.verified \
                 and _same(local[name], pick(files[name], name), cache)
-            out.append(Candidate(name, local[name].size, time.time(), metrics, epoch, rid, ok))
+            out.append(Candidate(name, local[name].size, _mtime(local[name]), metrics, epoch,
+                                 rid, ok, run))
             continue
         for e in files[name]:
             ok = verified is not None and verified.verified and e.md5 == verified.md5
-            out.append(Candidate(name, e.size, e.modified, metrics, epoch, e.id, ok))
+            out.append(Candidate(name, e.size, e.modified, metrics, epoch, e.id, ok, run))
     return FolderView(out, described, sidecar.owners(set(files) | set(local)))
+
+
+def _mtime(lf: LocalFile) -> float:
+    """When a local file was written (now, if it is gone): its age among the remote ones, and
+    which run wrote last."""
+    try:
+        return os.path.getmtime(lf.path)
+    except OSError:
+        return time.time()
 
 
 def _same(lf: LocalFile, entry: RemoteEntry, cache: Md5Cache) -> bool:
@@ -175,9 +188,9 @@ def newest_verified(folder: FolderView, policy: RetentionPolicy) -> Optional[str
 
 
 def newest_verified_per_run(folder: FolderView, policy: RetentionPolicy) -> set[str]:
-    """The newest verified remote checkpoint of every run (sidecars without a run are one
-    run of their own): what retention never deletes."""
-    runs = {d.sidecar.run for d in folder.described}
+    """The newest verified remote checkpoint of every run that the policy keeps (sidecars
+    without a run are one run of their own): what retention never deletes."""
+    runs = {d.sidecar.run for d in folder.described} & kept_runs(folder.candidates, policy)
     out = set()
     for run in runs:
         best = sidecar.newest([d for d in folder.described if d.sidecar.run == run],
@@ -225,10 +238,7 @@ def prune(dest: Where, policy: RetentionPolicy, *, store: Optional[RemoteStore] 
             if not e.is_dir:
                 listing.setdefault(e.name, []).append(e)
         folder = view(target, listing, {}, policy, cache)
-        keep = set(protect)
-        newest = newest_verified(folder, policy)
-        if newest:
-            keep.add(newest)
+        keep = set(protect) | newest_verified_per_run(folder, policy)
         decision = plan(folder.candidates, policy, protect=keep)
         if not dry_run:
             for d in decision.to_delete:

@@ -34,11 +34,17 @@ Rules (all of them are documented behaviour, and tested):
   from a named group of the pattern with the metric's name.
 * **With no option set, nothing is deleted.** With only ``max_bytes`` set,
   everything is kept unless the budget demands otherwise.
-* **Never deleted:** the newest managed checkpoint, the kept best, anything in
+* **Runs.** A checkpoint whose sidecar names a ``run`` (``Candidate.run``) is only ever
+  compared with checkpoints of the same run: age order, ``keep_last``, ``keep_best``,
+  ``keep_every``, the newest and the autosave rule apply within each run (checkpoints whose
+  sidecar names no run are one run of their own), so every run keeps at least its newest.
+  ``keep_runs`` N keeps the N most recent runs (by their newest file's ``modified``) and
+  deletes the older runs' checkpoints and autosaves (``protect`` still wins).
+* **Never deleted:** the newest managed checkpoint of every run, the kept best, anything in
   ``protect`` (e.g. the checkpoint a run resumed from), unmanaged files.
 * **Budget.** ``max_bytes`` bounds the managed checkpoints and autosaves (their sidecars
   included) plus ``incoming_bytes``. When over, the oldest kept checkpoints that are not
-  newest/best/protected are deleted until it fits. When it cannot fit even after that, *no*
+  newest/best/protected are deleted until it fits, the oldest run's first. When it cannot fit even after that, *no*
   budget deletion is planned (deleting and then failing the upload would lose data for
   nothing) and ``Plan.fits`` is False so the caller can fail before uploading.
 """
@@ -83,11 +89,13 @@ class RetentionPolicy:
     max_bytes: Optional[int] = None      # budget for the managed checkpoints (+ incoming)
     pattern: str = DEFAULT_PATTERN       # regex; named groups: epoch, optionally the metric
     autosave_pattern: str = DEFAULT_AUTOSAVE_PATTERN  # regex: time-based checkpoints
+    keep_runs: Optional[int] = None      # keep only the N most recent runs' checkpoints
 
     def __post_init__(self) -> None:
         _check_count("keep_last", self.keep_last)
         _check_count("keep_best", self.keep_best)
         _check_count("keep_every", self.keep_every)
+        _check_count("keep_runs", self.keep_runs)
         if self.mode not in ("min", "max"):
             raise PolicyError(f"mode={self.mode!r} is invalid; use 'min' or 'max'")
         if self.keep_best is not None and not self.metric:
@@ -121,7 +129,8 @@ class RetentionPolicy:
                      keep_best: Union[int, str, None] = None, metric: Optional[str] = None,
                      mode: Optional[str] = None, keep_every: Union[int, str, None] = None,
                      max_bytes: Union[int, str, None] = None,
-                     pattern: Optional[str] = None) -> "RetentionPolicy":
+                     pattern: Optional[str] = None,
+                     keep_runs: Union[int, str, None] = None) -> "RetentionPolicy":
         """Build from CLI-style values (strings allowed: ``"3"``, ``"10GB"``)."""
         def count(name: str, value: Union[int, str, None]) -> Optional[int]:
             if value is None or isinstance(value, int):
@@ -135,7 +144,8 @@ class RetentionPolicy:
             metric=metric, mode="max" if mode is None else str(mode).strip().lower(),
             keep_every=count("keep_every", keep_every),
             max_bytes=None if max_bytes is None else parse_size(max_bytes),
-            pattern=DEFAULT_PATTERN if pattern is None else pattern)
+            pattern=DEFAULT_PATTERN if pattern is None else pattern,
+            keep_runs=count("keep_runs", keep_runs))
 
     @property
     def regex(self) -> "re.Pattern[str]":
@@ -161,7 +171,7 @@ class RetentionPolicy:
     def active(self) -> bool:
         """True when any option would delete something."""
         return any(v is not None for v in (self.keep_last, self.keep_best, self.keep_every,
-                                           self.max_bytes))
+                                           self.max_bytes, self.keep_runs))
 
     def describe(self) -> str:
         """A one-line summary for logs and tables."""
@@ -174,6 +184,8 @@ class RetentionPolicy:
             parts.append(f"keep every {self.keep_every} epochs")
         if self.max_bytes is not None:
             parts.append(f"max {format_size(self.max_bytes)}")
+        if self.keep_runs is not None:
+            parts.append(f"keep {self.keep_runs} run{'' if self.keep_runs == 1 else 's'}")
         return ", ".join(parts) or "keep everything"
 
 
@@ -188,6 +200,7 @@ class Candidate:
     epoch: Optional[int] = None     # from the sidecar; overrides the name's epoch
     id: Optional[str] = None        # backend id, to tell duplicates apart (Drive)
     verified: bool = False          # on the store with a sidecar that vouches for its bytes
+    run: Optional[str] = None       # the training run its sidecar names (None: not named)
 
 
 @dataclass(frozen=True)
@@ -292,6 +305,28 @@ def _age_order(files: list[_Ckpt]) -> None:
         files.sort(key=lambda c: (c.cand.modified, c.cand.name, c.cand.id or ""))
 
 
+def _age_ordered(files: list[_Ckpt]) -> list[_Ckpt]:
+    _age_order(files)
+    return files
+
+
+def _runs_oldest_first(files: list[_Ckpt]) -> list[Optional[str]]:
+    """The runs among ``files``, the one whose newest file is oldest first."""
+    last: dict[Optional[str], float] = {}
+    for c in files:
+        last[c.cand.run] = max(last.get(c.cand.run, c.cand.modified), c.cand.modified)
+    return sorted(last, key=lambda run: (last[run], run or ""))
+
+
+def kept_runs(files: Iterable[Candidate], policy: RetentionPolicy) -> set[Optional[str]]:
+    """The runs of the managed checkpoints and autosaves among ``files`` that ``keep_runs``
+    keeps (all of them without it)."""
+    managed = [_Ckpt(c, policy.kind_of(c.name), None, None) for c in files
+               if policy.kind_of(c.name) in (CHECKPOINT, AUTOSAVE)]
+    runs = _runs_oldest_first(managed)
+    return set(runs if policy.keep_runs is None else runs[-policy.keep_runs:])
+
+
 _NUMBER = re.compile(r"\d+")
 
 
@@ -354,10 +389,21 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
         else:
             others.append((j, "not a checkpoint (json without its checkpoint)"))
 
-    _age_order(ckpts)
-    _age_order(autos)
-    _keep_checkpoints(ckpts, policy)
-    _keep_autosaves(autos, policy.active)
+    # Every rule applies within one run; runs in the order they last wrote (oldest first).
+    runs = _runs_oldest_first(ckpts + autos)
+    ckpts = [c for run in runs for c in _age_ordered([c for c in ckpts if c.cand.run == run])]
+    autos = [c for run in runs for c in _age_ordered([c for c in autos if c.cand.run == run])]
+    for run in runs:
+        _keep_checkpoints([c for c in ckpts if c.cand.run == run], policy)
+        _keep_autosaves([c for c in autos if c.cand.run == run], policy.active)
+    if policy.keep_runs is not None:
+        dropped = set(runs[:-policy.keep_runs])
+        for c in ckpts + autos:
+            if c.cand.run in dropped:
+                c.keep = c.pinned = False
+                c.reasons.clear()
+                c.delete_reason = (f"an older run ({c.cand.run or 'no run named'}) than the "
+                                   f"{policy.keep_runs} most recent (keep_runs)")
     for c in ckpts + autos:
         if is_protected(c.cand):
             c.keep = c.pinned = True

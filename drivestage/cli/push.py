@@ -36,6 +36,9 @@ def _policy_options(fn: F) -> F:
                      help="Whether a higher (max, default) or lower (min) metric is better."),
         click.option("--keep-every", type=int, metavar="E",
                      help="Keep checkpoints whose epoch is a multiple of E."),
+        click.option("--keep-runs", type=int, metavar="N",
+                     help="Keep the checkpoints of the N most recent training runs only (runs are "
+                          "named in sidecars); by default every run keeps its newest."),
         click.option("--max-bytes", metavar="SIZE",
                      help=f"Budget for the checkpoints in DEST (e.g. 2GB, 500MiB); {SIZE_HELP}."),
         click.option("--pattern", metavar="REGEX",
@@ -90,7 +93,8 @@ def _policy(opts: dict[str, Any]) -> "RetentionPolicy":
     return RetentionPolicy.from_options(
         keep_last=opts.get("keep_last"), keep_best=opts.get("keep_best"),
         metric=opts.get("metric"), mode=opts.get("mode"), keep_every=opts.get("keep_every"),
-        max_bytes=opts.get("max_bytes"), pattern=opts.get("pattern"))
+        max_bytes=opts.get("max_bytes"), pattern=opts.get("pattern"),
+        keep_runs=opts.get("keep_runs"))
 
 
 def _chunk(value: Optional[str]) -> Optional[int]:
@@ -189,7 +193,7 @@ def prune_cmd(dest: str, use_trash: bool, protect: tuple[str, ...], dry_run: boo
     policy = _policy(policy_opts)
     if not policy.active:
         raise UsageError("prune needs a policy: --keep-last N, --keep-best K --metric NAME, "
-                         "--keep-every E or --max-bytes SIZE")
+                         "--keep-every E, --keep-runs N or --max-bytes SIZE")
     cache = Md5Cache()
     decision = prune(_target(dest, api_root, credentials, cache), policy, dry_run=dry_run,
                      use_trash=use_trash, protect=protect, md5_cache=cache)
