@@ -76,8 +76,20 @@ def _creeping_308():
     return mutate
 
 
-@pytest.mark.parametrize("answer", [_proxy.no_progress_308, _creeping_308()],
-                         ids=["nothing-kept", "one-byte-a-time"])
+def _forgetful_308():
+    """Every other answer keeps one chunk, the ones between forget it again."""
+    turn = itertools.count()
+
+    def mutate(status, headers, body):
+        out = {"Content-Length": "0"}
+        if next(turn) % 2 == 0:
+            out["Range"] = f"bytes=0-{(256 << 10) - 1}"
+        return Reply(308, out, [b""])
+    return mutate
+
+
+@pytest.mark.parametrize("answer", [_proxy.no_progress_308, _creeping_308(), _forgetful_308()],
+                         ids=["nothing-kept", "one-byte-a-time", "forgets-again"])
 def test_an_upload_the_server_never_moves_forward_is_given_up(emulator, proxy, hostile_store,
                                                               tmp_path, answer):
     from drivestage.drive.upload import MAX_STALLED_CHUNKS
@@ -88,5 +100,5 @@ def test_an_upload_the_server_never_moves_forward_is_given_up(emulator, proxy, h
     proxy.on("PUT", r"upload_id=", answer, forward=False)
     with pytest.raises(RemoteError, match="Drive kept none of the last"):
         hostile_store.upload(str(path), folder, "epoch_001.pt", chunk_size=256 << 10)
-    assert proxy.count("PUT", "upload_id=") <= MAX_STALLED_CHUNKS
+    assert proxy.count("PUT", "upload_id=") <= MAX_STALLED_CHUNKS + 1
     assert emulator.find("Models/logs/epoch_001.pt") is None

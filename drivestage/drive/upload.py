@@ -213,11 +213,13 @@ class _Session:
         elif saved:
             self.sessions.drop(self.key)  # the file changed since: that session holds other bytes
         restarted = False
-        stalls = 0
+        # ``high``: the most the server ever said it kept. Only a step past it by a chunk unit
+        # (or the end) is progress: a server that keeps nothing, creeps, or falls back and
+        # repeats stops the upload after MAX_STALLED_CHUNKS answers.
+        stalls, high = 0, request.resumable_progress
         while result is None:
             if request.resumable_uri is None:
                 persisted = self._new_session(request)
-            before = request.resumable_progress
             try:
                 result = self._send_chunk(request)
             except _SessionGone:
@@ -229,12 +231,14 @@ class _Session:
                 log.warning("upload session for %s vanished; starting a new one", self.where)
                 restarted = True
                 request.resumable_uri, request.resumable_progress = None, 0
+                high = 0
                 continue
-            moved = (self.size if result is not None else request.resumable_progress) - before
-            if progress and moved > 0:
-                progress(moved)
-            stalls = 0 if result is not None or moved >= min(CHUNK_UNIT, self.size - before) \
+            now = self.size if result is not None else request.resumable_progress
+            if progress and now > high:
+                progress(now - high)
+            stalls = 0 if result is not None or now - high >= min(CHUNK_UNIT, self.size - high) \
                 else stalls + 1
+            high = max(high, now)
             if stalls >= MAX_STALLED_CHUNKS:
                 raise RemoteError(
                     f"uploading {self.where}: Drive kept none of the last {stalls} chunks (it "
