@@ -79,8 +79,9 @@ class PushResult:
 
 
 def _index(entries: Iterable[RemoteEntry]) -> dict[str, list[RemoteEntry]]:
+    """Entries by name; an id listed twice counts once (it is one file, not a duplicate)."""
     out: dict[str, list[RemoteEntry]] = {}
-    for e in entries:
+    for e in {e.id: e for e in entries}.values():
         out.setdefault(e.name, []).append(e)
     return out
 
@@ -253,7 +254,7 @@ class _Push:
                 local_md5 = self.cache.md5(lf.path) if current.size == lf.size else None
             except FileNotFoundError:
                 continue
-            others = [e for e in remote if e is not current]
+            others = [e for e in remote if e.id != current.id]
             if local_md5 is not None and current.md5 == local_md5:
                 self.result.unchanged += 1
                 if others:

@@ -102,3 +102,33 @@ def test_an_upload_the_server_never_moves_forward_is_given_up(emulator, proxy, h
         hostile_store.upload(str(path), folder, "epoch_001.pt", chunk_size=256 << 10)
     assert proxy.count("PUT", "upload_id=") <= MAX_STALLED_CHUNKS + 1
     assert emulator.find("Models/logs/epoch_001.pt") is None
+
+
+def _every_item_twice(status, headers, body):
+    obj = json.loads(body)
+    obj["items"] = obj.get("items", []) * 2
+    data = json.dumps(obj).encode()
+    out = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+    out["Content-Length"] = str(len(data))
+    return Reply(status, out, [data])
+
+
+def test_a_listing_that_names_a_file_twice_deletes_nothing(emulator, proxy, hostile_store, env):
+    """One file listed twice (a page repeated by a broken server) is one file, not a
+    duplicate to repair."""
+    from drivestage.upload_tree import push
+
+    src = env / "logs"
+    src.mkdir()
+    (src / "best.pt").write_bytes(b"weights")
+    (src / "results.csv").write_bytes(b"epoch\n1\n")
+    push(str(src), "Models/logs", store=hostile_store)
+    proxy.on("GET", r"^/drive/v2/files\?", _every_item_twice)
+    result = push(str(src), "Models/logs", store=hostile_store)
+    assert result.unchanged == 2 and result.uploaded == [] and result.replaced_duplicates == []
+    assert emulator.find("Models/logs/best.pt") is not None
+    assert emulator.find("Models/logs/results.csv") is not None
+    (src / "best.pt").write_bytes(b"new weights")
+    result = push(str(src), "Models/logs", store=hostile_store)
+    assert result.uploaded == ["best.pt"]
+    assert emulator.read_bytes(emulator.find("Models/logs/best.pt")["id"]) == b"new weights"

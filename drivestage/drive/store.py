@@ -220,7 +220,9 @@ class DriveStore(RemoteStore):
             raise _too_many_pages(where)
         if name is not None:  # Drive's title match ignores case: keep exact names only
             items = [it for it in items if it.get("title") == name]
-        return [it for it in items if not is_trashed(it)]
+        # One item listed twice (a page served again) is one item, not a duplicate name.
+        unique = {it.get("id"): it for it in items}
+        return [it for it in unique.values() if not is_trashed(it)]
 
     def _child(self, parent_id: str, name: str, parent_where: str,
                where: str) -> Optional[dict[str, Any]]:
