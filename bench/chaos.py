@@ -6,6 +6,16 @@ SIGKILL at random moments ``--kills`` times and then run again until it succeeds
 user reruns a Colab cell. At the end every staged and mirrored file is checked by md5, and the
 final checkpoint must load and training must continue from it.
 
+Then a hostile server (tests/_proxy.py in front of the emulator): download bodies longer than
+their range with a Content-Length to match (lying sizes), metadata answers that trickle a byte
+at a time, listings whose ``nextPageToken`` repeats, and upload chunks answered "resume
+incomplete" with nothing kept. Each client must end on its own (a run that outlives its
+deadline is killed and counted as hung) and the rerun must complete. Last, two pulls of one
+archive into one folder and two pushes of one folder into one Drive folder run at once.
+
+The last line sums it up: operations, faults, kills, hangs and bytes lost (must be 0: every
+byte that should be staged or on Drive is there with its md5, and nothing is duplicated).
+
     python bench/chaos.py            # the full run (a few minutes)
     python bench/chaos.py --quick    # the reduced run that `make test` includes
 
@@ -31,6 +41,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+sys.path.insert(0, str(REPO / "tests"))
+
+from _proxy import (  # noqa: E402  (the test suite's mutating proxy)
+    REPEATED_TOKEN,
+    Proxy,
+    no_progress_308,
+    oversized,
+    repeat_page_token,
+    trickle,
+)
+
 from drivestage.emulator import Emulator  # noqa: E402
 
 PY = sys.executable
@@ -49,6 +70,13 @@ class Tally:
     problems: list = field(default_factory=list)
     resent_bytes: int = 0
     seconds: float = 0.0
+    hung: int = 0           # runs killed because they outlived their deadline
+    faults: int = 0         # hostile answers the proxy gave this operation
+    lost_bytes: int = 0     # bytes missing or corrupt at the end (must be 0)
+
+    def lose(self, what: str, size: int) -> None:
+        self.problems.append(what)
+        self.lost_bytes += size
 
 
 def _md5(path: Path) -> str:
@@ -59,15 +87,25 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
+def _cap_memory() -> None:
+    """A client facing a hostile server must not take the machine down with it."""
+    import resource
+
+    limit = 3 << 30
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def _run_until_done(t: Tally, cmd: list[str], env: dict, rng: random.Random, kills: int,
                     kill_window: tuple[float, float], max_runs: int = 30,
-                    ready: "callable | None" = None) -> None:
-    """Run ``cmd``; SIGKILL it at a random moment ``kills`` times; then let it finish."""
+                    ready: "callable | None" = None, deadline: float | None = None) -> None:
+    """Run ``cmd``; SIGKILL it at a random moment ``kills`` times; then let it finish. A run
+    that outlives ``deadline`` seconds is killed and counted as hung."""
     start = time.monotonic()
     while t.runs < max_runs:
         t.runs += 1
         log = tempfile.TemporaryFile()
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log,
+                                preexec_fn=_cap_memory if deadline else None)
         if t.kills < kills:
             # Kill a random moment after the process starts real work (``ready``): mid-way.
             while proc.poll() is None and ready is not None and not ready():
@@ -78,7 +116,13 @@ def _run_until_done(t: Tally, cmd: list[str], env: dict, rng: random.Random, kil
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 t.kills += 1
-        rc = proc.wait()
+        try:
+            rc = proc.wait(timeout=deadline)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+            t.hung += 1
+            t.problems.append(f"run {t.runs} hung: killed after {deadline:g}s")
         log.seek(0)
         text = log.read().decode(errors="replace")
         t.retries += len(RETRY_LINE.findall(text))
@@ -105,6 +149,12 @@ def _seen(emu: Emulator, method: str, needle: str):
     return check
 
 
+def _faults(emu: Emulator) -> int:
+    """Requests the emulator failed on purpose since its log was last cleared."""
+    return sum(1 for r in emu.requests if r.status in (429, 500, 502, 503)
+               or getattr(r, "error", None))
+
+
 def _bytes(emu: Emulator, method: str, pattern: str) -> int:
     rx = re.compile(pattern)
     total = 0
@@ -126,8 +176,58 @@ def _make_zip(path: Path, members: int, member_size: int, rng: random.Random) ->
     return sums
 
 
+def _verify_staged(t: Tally, dest: Path, zpath: Path, sums: dict[str, str]) -> None:
+    """The zip staged and every member extracted, md5 equal."""
+    staged = dest / zpath.name
+    if not staged.exists() or _md5(staged) != _md5(zpath):
+        t.lose(f"staged {zpath.name} missing or md5 differs", zpath.stat().st_size)
+    for name, md5 in sums.items():
+        p = dest / name
+        if not p.exists() or _md5(p) != md5:
+            t.lose(f"extracted member {name} missing or corrupt", 1)
+
+
+def _verify_pushed(t: Tally, emu: Emulator, src: Path, prefix: str) -> None:
+    """Every local file exactly once on Drive under ``prefix``, md5 equal; nothing else."""
+    remote: dict[str, list] = {}
+    for f in emu.files():
+        if f.get("mimeType") == "application/vnd.google-apps.folder" or f["labels"]["trashed"]:
+            continue
+        remote.setdefault(_remote_path(emu, f), []).append(f)
+    for p in src.rglob("*"):
+        if not p.is_file():
+            continue
+        rel = prefix + p.relative_to(src).as_posix()
+        got = remote.get(rel, [])
+        if not got or all(g.get("md5Checksum") != _md5(p) for g in got):
+            t.lose(f"{rel}: {'missing' if not got else 'md5 on Drive differs'}",
+                   p.stat().st_size)
+        elif len(got) != 1:
+            t.problems.append(f"{rel}: {len(got)} copies on Drive")
+    extra = [k for k in remote if k.startswith(prefix) and not (src / k[len(prefix):]).is_file()]
+    if extra:
+        t.problems.append(f"unexpected files on Drive: {extra[:5]}")
+    folders: dict[tuple, int] = {}
+    for f in emu.files():
+        if f.get("mimeType") == "application/vnd.google-apps.folder" and not f["labels"]["trashed"]:
+            key = (_remote_path(emu, f),)
+            folders[key] = folders.get(key, 0) + 1
+    twins = [k[0] for k, n in folders.items() if n > 1 and k[0].startswith(prefix.rstrip("/"))]
+    if twins:
+        t.problems.append(f"duplicate folders on Drive: {twins[:5]}")
+
+
+def _log_tree(src: Path, rng: random.Random, files: int, checkpoints: int, size: int) -> None:
+    for i in range(files):
+        p = src / f"run{i % 3}" / f"events_{i:04d}.txt"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(rng.randbytes(rng.randint(10, 4000)))
+    for e in range(1, checkpoints + 1):
+        (src / f"epoch_{e:03d}.pt").write_bytes(rng.randbytes(size))
+
+
 def chaos_pull(emu, work, env, rng, args) -> Tally:
-    t = Tally("pull --extract")
+    t = Tally("pull")
     zpath = work / "dataset.zip"
     sums = _make_zip(zpath, args.members, args.member_size, rng)
     size = zpath.stat().st_size
@@ -139,52 +239,123 @@ def chaos_pull(emu, work, env, rng, args) -> Tally:
                     # The emulator logs a request once answered: watch the partial file instead.
                     ready=lambda: any(dest.glob(".*.partial")))
     t.resent_bytes = max(0, _bytes(emu, "GET", r"alt=media") - size)
-    staged = dest / "dataset.zip"
-    if not staged.exists() or _md5(staged) != _md5(zpath):
-        t.problems.append("staged zip missing or md5 differs")
-    for name, md5 in sums.items():
-        p = dest / name
-        if not p.exists() or _md5(p) != md5:
-            t.problems.append(f"extracted member {name} missing or corrupt")
-            break
+    t.faults = _faults(emu)
+    _verify_staged(t, dest, zpath, sums)
     return t
 
 
 def chaos_push(emu, work, env, rng, args) -> Tally:
     t = Tally("push")
     src = work / "logs"
-    for i in range(args.log_files):
-        p = src / f"run{i % 3}" / f"events_{i:04d}.txt"
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(rng.randbytes(rng.randint(10, 4000)))
-    for e in range(1, args.checkpoints + 1):
-        (src / f"epoch_{e:03d}.pt").write_bytes(rng.randbytes(args.checkpoint_size))
+    _log_tree(src, rng, args.log_files, args.checkpoints, args.checkpoint_size)
     total = sum(p.stat().st_size for p in src.rglob("*") if p.is_file())
     emu.clear_requests()
     _run_until_done(t, [PY, "-m", "drivestage", "push", str(src), "drive:chaos/logs",
                         "--chunk-size", "256KiB", "-j", "2"], env, rng, args.kills, (0.05, 0.8),
                     ready=_seen(emu, "PUT", "upload"))
     t.resent_bytes = max(0, _bytes(emu, "PUT", r"upload") + _bytes(emu, "POST", r"upload") - total)
-    # Every local file exactly once on Drive, md5 equal; nothing else there.
-    remote = {}
-    for f in emu.files():
-        if f.get("mimeType") == "application/vnd.google-apps.folder" or f["labels"]["trashed"]:
-            continue
-        remote.setdefault(_remote_path(emu, f), []).append(f)
-    for p in src.rglob("*"):
-        if not p.is_file():
-            continue
-        rel = "chaos/logs/" + p.relative_to(src).as_posix()
-        got = remote.get(rel, [])
-        if len(got) != 1:
-            t.problems.append(f"{rel}: {len(got)} copies on Drive")
-        elif got[0].get("md5Checksum") != _md5(p):
-            t.problems.append(f"{rel}: md5 on Drive differs")
-    extra = [k for k in remote if k.startswith("chaos/logs/")
-             and not (src / k[len("chaos/logs/"):]).is_file()]
-    if extra:
-        t.problems.append(f"unexpected files on Drive: {extra[:5]}")
+    t.faults = _faults(emu)
+    _verify_pushed(t, emu, src, "chaos/logs/")
     return t
+
+
+def chaos_hostile(emu, work, env, rng, args) -> list[Tally]:
+    """Each client against a server that lies in one way, for a few answers: it must end on
+    its own, and the rerun must complete."""
+    out = []
+    data = rng.randbytes(args.hostile_size)
+    emu.add_file("chaos/hostile/data.bin", data)
+    want = {"data.bin": hashlib.md5(data).hexdigest()}
+    with Proxy(emu.url) as proxy:
+        henv = dict(env, DRIVESTAGE_API_ROOT=proxy.url, DRIVESTAGE_HTTP_TIMEOUT="5",
+                    DRIVESTAGE_RETRY_ATTEMPTS="4")
+
+        def pull(name: str, rule) -> None:
+            t = Tally(name)
+            dest = work / f"hostile-{name}"
+            emu.clear_requests()
+            _run_until_done(t, [PY, "-m", "drivestage", "pull", "drive:chaos/hostile/data.bin",
+                                str(dest), "--quiet"], henv, rng, 0, (0, 0), max_runs=6,
+                            deadline=args.deadline)
+            t.faults = rule.seen + _faults(emu)
+            got = dest / "data.bin"
+            if not got.exists() or _md5(got) != want["data.bin"]:
+                t.lose("data.bin staged wrong or missing", len(data))
+            out.append(t)
+
+        def push(name: str, rule, src: Path) -> None:
+            t = Tally(name)
+            emu.clear_requests()
+            # One file at a time: the faults land on one upload, not spread over several.
+            _run_until_done(t, [PY, "-m", "drivestage", "push", str(src),
+                                f"drive:chaos/hostile/{name}", "--chunk-size", "256KiB", "-j",
+                                "1"],
+                            henv, rng, 0, (0, 0), max_runs=6, deadline=args.deadline)
+            t.faults = rule.seen + _faults(emu)
+            _verify_pushed(t, emu, src, f"chaos/hostile/{name}/")
+            out.append(t)
+
+        # Bodies three times longer than the range asked for, with a Content-Length to match.
+        pull("lying-sizes", proxy.on("GET", r"alt=media", oversized(3), times=2))
+        # Metadata answers (the file's, then its listing) one byte at a time.
+        pull("trickle", proxy.on("GET", r"^/drive/v2/files", trickle(0.0005), times=2))
+        # A listing whose next page is always the same page.
+        src = work / "hostile-src"
+        _log_tree(src, rng, 6, 1, 600 << 10)
+        rule = proxy.on("GET", r"^/drive/v2/files\?", repeat_page_token, times=2)
+        proxy.rewrite(r"&pageToken=" + REPEATED_TOKEN, "")
+        push("repeating-pages", rule, src)
+        # Upload chunks answered "resume incomplete" with nothing kept.
+        push("stalled-308s", proxy.on("PUT", r"upload_id=", no_progress_308, times=8,
+                                      forward=False), src)
+    return out
+
+
+def chaos_concurrent(emu, work, env, rng, args) -> list[Tally]:
+    """Two pulls of one archive into one folder, and two pushes of one folder into one Drive
+    folder, all four at once (under the random faults)."""
+    import threading
+
+    zpath = work / "shared.zip"
+    sums = _make_zip(zpath, args.members // 4, args.member_size, rng)
+    emu.add_file("chaos/shared.zip", str(zpath))
+    src = work / "shared-logs"
+    _log_tree(src, rng, args.log_files // 2, 2, args.checkpoint_size // 2)
+    dest = work / "shared-staged"
+    pulls, pushes = Tally("2-pulls"), Tally("2-pushes")
+    lock = threading.Lock()
+    jobs = []
+    for t, cmd in ((pulls, ["pull", "drive:chaos/shared.zip", str(dest), "--extract",
+                            "--quiet"]),
+                   (pushes, ["push", str(src), "drive:chaos/shared", "--chunk-size", "256KiB"])):
+        for _ in range(2):
+            jobs.append((t, [PY, "-m", "drivestage", *cmd]))
+
+    done: dict[str, list[bool]] = {pulls.name: [], pushes.name: []}
+
+    def one(t: Tally, cmd: list[str]) -> None:
+        mine = Tally(t.name)
+        _run_until_done(mine, cmd, env, rng, 0, (0, 0), max_runs=10, deadline=args.deadline)
+        with lock:
+            t.runs += mine.runs
+            t.retries += mine.retries
+            t.hung += mine.hung
+            t.problems += mine.problems
+            t.seconds = max(t.seconds, mine.seconds)
+            done[t.name].append(mine.completed)
+
+    emu.clear_requests()
+    threads = [threading.Thread(target=one, args=job) for job in jobs]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    pulls.faults = _faults(emu)  # the phase's faults, all four clients' (counted once)
+    for t in (pulls, pushes):
+        t.completed = len(done[t.name]) == 2 and all(done[t.name])
+    _verify_staged(pulls, dest, zpath, sums)
+    _verify_pushed(pushes, emu, src, "chaos/shared/")
+    return [pulls, pushes]
 
 
 def _remote_path(emu, f) -> str:
@@ -203,7 +374,8 @@ def _remote_path(emu, f) -> str:
 
 
 def chaos_train(emu, work, env, rng, args) -> Tally:
-    t = Tally("train + resume")
+    t = Tally("train")
+    emu.clear_requests()
     synth = work / "synth"
     subprocess.run([PY, "-m", "trainer", "synth-data", str(synth), "--images", "16",
                     "--classes", "2", "--zip"], env=env, check=True, stdout=subprocess.DEVNULL)
@@ -266,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
     args.log_files, args.checkpoints = (60, 3) if quick else (400, 5)
     args.checkpoint_size = (1 << 20) if quick else (6 << 20)
     args.epochs = 4 if quick else 6
+    args.hostile_size = (1 << 20) if quick else (8 << 20)
+    args.deadline = 60.0 if quick else 120.0   # seconds a client may run against one fault
     rng = random.Random(args.seed)
 
     work = Path(tempfile.mkdtemp(prefix="drivestage-chaos-"))
@@ -275,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
                 "DRIVESTAGE_RETRY_BASE": "0.05", "DRIVESTAGE_RETRY_CAP": "0.5",
                 "DRIVESTAGE_RETRY_AFTER_MAX": "1", "DRIVESTAGE_RETRY_ATTEMPTS": "10",
                 "PYTHONUNBUFFERED": "1"})
-    tallies = []
+    tallies: list[Tally] = []
     with Emulator(data_dir=str(work / "drive"), token="chaos") as emu:
         env["DRIVESTAGE_API_ROOT"] = emu.url
         emu.faults.chaos(rate=args.rate, seed=args.seed)
@@ -284,29 +458,37 @@ def main(argv: list[str] | None = None) -> int:
         tallies.append(chaos_pull(emu, work, env, rng, args))
         tallies.append(chaos_push(emu, work, env, rng, args))
         emu.faults.throttle(None)
+        tallies += chaos_hostile(emu, work, env, rng, args)
+        tallies += chaos_concurrent(emu, work, env, rng, args)
         if not args.skip_train:
-            tallies.append(chaos_train(emu, work, env, rng, args))
-        faulted = sum(1 for r in emu.requests if r.status in (429, 500, 502, 503) or
-                      getattr(r, "error", None))
+            t = chaos_train(emu, work, env, rng, args)
+            t.faults += _faults(emu)
+            tallies.append(t)
     print(f"chaos run: fault rate {args.rate:.0%}, {args.kills} SIGKILLs per operation, "
           f"seed {args.seed}")
-    print(f"{'operation':<16} {'runs':>5} {'kills':>6} {'retries':>8} {'re-sent bytes':>14} "
-          f"{'seconds':>8}  result")
+    print(f"{'operation':<16} {'runs':>5} {'kills':>6} {'hung':>5} {'faults':>7} {'retries':>8} "
+          f"{'re-sent(B)':>14} {'lost(B)':>7} {'seconds':>8}  result")
     bad = 0
     for t in tallies:
-        ok = t.completed and not [p for p in t.problems if "exited" not in p]
+        ok = t.completed and not t.hung and not t.lost_bytes and \
+            not [p for p in t.problems if "exited" not in p]
         bad += not ok
-        print(f"{t.name:<16} {t.runs:>5} {t.kills:>6} {t.retries:>8} {t.resent_bytes:>14,} "
-              f"{t.seconds:>8.1f}  {'ok' if ok else 'FAILED'}")
+        print(f"{t.name:<16} {t.runs:>5} {t.kills:>6} {t.hung:>5} {t.faults:>7} {t.retries:>8} "
+              f"{t.resent_bytes:>14,} {t.lost_bytes:>7} {t.seconds:>8.1f}  "
+              f"{'ok' if ok else 'FAILED'}")
         for p in t.problems:
             print(f"    {p}")
-    print(f"faulted requests in the last operation's log: {faulted}")
     completed = sum(t.completed for t in tallies)
-    print(f"operations: {completed} completed, {len(tallies) - completed} not completed")
+    print(f"operations: {completed} completed, {len(tallies) - completed} not completed; "
+          f"faults: {sum(t.faults for t in tallies)}; kills: {sum(t.kills for t in tallies)}; "
+          f"hung: {sum(t.hung for t in tallies)}; bytes lost: "
+          f"{sum(t.lost_bytes for t in tallies)}")
     if bad:
         print(f"verification FAILED (work folder kept: {work})")
         return 1
-    print("verified: every staged and mirrored file has the right md5; training resumed")
+    print("verified: every staged and mirrored file has the right md5, nothing duplicated; "
+          "every client facing a hostile server ended on its own"
+          + ("" if args.skip_train else "; training resumed"))
     shutil.rmtree(work, ignore_errors=True)
     return 0
 
