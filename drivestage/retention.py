@@ -38,8 +38,9 @@ Rules (all of them are documented behaviour, and tested):
   compared with checkpoints of the same run: age order, ``keep_last``, ``keep_best``,
   ``keep_every``, the newest and the autosave rule apply within each run (checkpoints whose
   sidecar names no run are one run of their own), so every run keeps at least its newest.
-  ``keep_runs`` N keeps the N most recent runs (by their newest file's ``modified``) and
-  deletes the older runs' checkpoints and autosaves (``protect`` still wins).
+  ``keep_runs`` N keeps the N most recent named runs (by their newest file's ``modified``)
+  and deletes the older runs' checkpoints and autosaves (``protect`` still wins; checkpoints
+  whose sidecar names no run are never dropped by it).
 * **Never deleted:** the newest managed checkpoint of every run, the kept best, anything in
   ``protect`` (e.g. the checkpoint a run resumed from), unmanaged files.
 * **Budget.** ``max_bytes`` bounds the managed checkpoints and autosaves (their sidecars
@@ -197,13 +198,23 @@ def _runs_oldest_first(files: list[_Ckpt]) -> list[Optional[str]]:
     return sorted(last, key=lambda run: (last[run], run or ""))
 
 
+def _dropped_runs(runs: list[Optional[str]], keep: int) -> set[Optional[str]]:
+    """The named runs older than the ``keep`` most recent ones. Checkpoints whose sidecar
+    names no run are never dropped: one written a moment ago whose sidecar has not arrived
+    yet must not make its own run look old."""
+    named = [r for r in runs if r is not None]
+    return set(named[:-keep])
+
+
 def kept_runs(files: Iterable[Candidate], policy: RetentionPolicy) -> set[Optional[str]]:
     """The runs of the managed checkpoints and autosaves among ``files`` that ``keep_runs``
     keeps (all of them without it)."""
     managed = [_Ckpt(c, policy.kind_of(c.name), None, None) for c in files
                if policy.kind_of(c.name) in (CHECKPOINT, AUTOSAVE)]
     runs = _runs_oldest_first(managed)
-    return set(runs if policy.keep_runs is None else runs[-policy.keep_runs:])
+    if policy.keep_runs is None:
+        return set(runs)
+    return set(runs) - _dropped_runs(runs, policy.keep_runs)
 
 
 _NUMBER = re.compile(r"\d+")
@@ -276,12 +287,12 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
         _keep_checkpoints([c for c in ckpts if c.cand.run == run], policy)
         _keep_autosaves([c for c in autos if c.cand.run == run], policy.active)
     if policy.keep_runs is not None:
-        dropped = set(runs[:-policy.keep_runs])
+        dropped = _dropped_runs(runs, policy.keep_runs)
         for c in ckpts + autos:
             if c.cand.run in dropped:
                 c.keep = c.pinned = False
                 c.reasons.clear()
-                c.delete_reason = (f"an older run ({c.cand.run or 'no run named'}) than the "
+                c.delete_reason = (f"an older run ({c.cand.run}) than the "
                                    f"{policy.keep_runs} most recent (keep_runs)")
     for c in ckpts + autos:
         if is_protected(c.cand):

@@ -53,6 +53,13 @@ def test_keep_runs_deletes_the_older_runs_entirely():
     assert "an older run (A)" in reasons["A_epoch_050.pt"]
 
 
+def test_keep_runs_never_drops_a_run_for_a_checkpoint_whose_sidecar_is_not_there_yet():
+    """The current run's newest checkpoint, mirrored before its sidecar: no run named."""
+    fresh = [Candidate("B_epoch_004.pt", 100, 9000.0)]
+    kept = _kept(OLD + NEW + fresh, RetentionPolicy(keep_last=1, keep_runs=1))
+    assert kept == ["B_epoch_003.pt", "B_epoch_004.pt"]
+
+
 def test_keep_runs_never_deletes_what_is_protected():
     kept = _kept(OLD + NEW, RetentionPolicy(keep_last=1, keep_runs=1),
                  protect={"A_epoch_050.pt"})
