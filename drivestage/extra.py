@@ -64,9 +64,10 @@ def check_dest(store: RemoteStore, root: RemoteEntry, path: StorePath) -> None:
     resolved to (a path with names is below some folder)."""
     if not path.names and root.parent_id is None:
         where = store.describe(root)
-        raise UsageError(f"refusing --delete into {where.rstrip('/') or where}: it is the top "
-                         "of a drive (it has no parent folder), where --delete would remove "
-                         "everything that is not in SRC. Push into a folder of it instead "
+        raise UsageError(f"refusing --delete into {where.rstrip('/') or where}: it has no "
+                         "parent folder you can see (the top of My Drive or of a shared drive, "
+                         "or a folder shared with you), and --delete would remove everything "
+                         "there that is not in SRC. Push into a folder below it instead "
                          "(e.g. drive:Models/logs)")
 
 
