@@ -75,8 +75,9 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
            tree: LocalTree, removal: Removal, *, kept: set[str], protect: set[str],
            include: Sequence[str], exclude: Sequence[str]) -> Deletions:
     """What ``--delete`` removes, checked against the limit before anything happens."""
+    # A skipped link stands for a file or a folder SRC has, only not followed this time.
     local_files = {lf.rel for lf in tree.files} | set(tree.skipped_links)
-    local_folders = set(tree.folders)
+    local_folders = set(tree.folders) | set(tree.skipped_links)
     doomed: list[Doomed] = []
     for folder_rel, index in listing.items():
         for name, entries in index.items():

@@ -279,3 +279,10 @@ def test_duplicate_folders_are_explained_and_every_push_picks_the_same(emulator,
     assert inside == ["a.txt", "b.txt"]
     warning = [r.getMessage() for r in caplog.records if "folders have this name" in r.getMessage()]
     assert warning and ", ".join(sorted(ids)) in warning[0] and "pull" in warning[0]
+
+
+def test_delete_leaves_what_a_skipped_link_stands_for(emulator, store, linked_src):
+    """What an earlier --follow-symlinks push sent is not 'missing from SRC' now."""
+    push(linked_src, "Models/logs", store=store, follow_symlinks=True)
+    push(linked_src, "Models/logs", store=store, delete=True)
+    assert set(_tree_of(emulator)) == {"a.txt", "inner.txt", "secret.txt", "outdir/b.txt"}
