@@ -1,0 +1,123 @@
+"""bench/plainserver.py: the independent Drive-v2 look-alike bench/pull.py compares against.
+
+Its ranges must be right (a wrong 206 or 416 would make the benchmark measure a broken
+download), and the unchanged drivestage client must stage from it through
+``DRIVESTAGE_API_ROOT`` + ``drive:id:<ID>``.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from plainserver import PlainDrive  # noqa: E402
+
+AUTH = {"Authorization": "Bearer x"}
+
+
+@pytest.fixture
+def blob(tmp_path):
+    data = os.urandom(300_001)
+    path = tmp_path / "blob.bin"
+    path.write_bytes(data)
+    return path, data
+
+
+def _get(srv: PlainDrive, path: str, headers: dict) -> tuple[int, dict, bytes]:
+    conn = http.client.HTTPConnection(srv.host, srv.port, timeout=10)
+    try:
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+def test_ranges_statuses_and_metadata(blob):
+    path, data = blob
+    size = len(data)
+    with PlainDrive(str(path), file_id="F1") as srv:
+        media = "/drive/v2/files/F1?alt=media&supportsAllDrives=true"
+        status, headers, body = _get(srv, media, AUTH)
+        assert (status, body, headers["content-length"]) == (200, data, str(size))
+        cases = {
+            "bytes=5-9": (5, 9), "bytes=-4": (size - 4, size - 1),
+            f"bytes={size - 3}-": (size - 3, size - 1), f"bytes=10-{size + 99}": (10, size - 1),
+        }
+        for rng, (a, b) in cases.items():
+            status, headers, body = _get(srv, media, dict(AUTH, Range=rng))
+            assert status == 206, rng
+            assert headers["content-range"] == f"bytes {a}-{b}/{size}", rng
+            assert body == data[a:b + 1], rng
+        for rng in (f"bytes={size}-", f"bytes={size + 5}-{size + 9}", "bytes=-0"):
+            status, headers, body = _get(srv, media, dict(AUTH, Range=rng))
+            assert status == 416, rng
+            assert headers["content-range"] == f"bytes */{size}", rng
+            assert json.loads(body)["error"]["code"] == 416
+        for rng in ("bytes=9-5", "bytes=0-1,4-5", "items=0-5"):  # not one valid range: ignored
+            status, _, body = _get(srv, media, dict(AUTH, Range=rng))
+            assert (status, body) == (200, data), rng
+        status, _, body = _get(srv, "/drive/v2/files/F1?alt=json", AUTH)
+        res = json.loads(body)
+        assert status == 200
+        assert (res["id"], res["title"], res["fileSize"], res["md5Checksum"]) == \
+            ("F1", "blob.bin", str(size), hashlib.md5(data).hexdigest())
+        assert res["labels"]["trashed"] is False and res["parents"][0]["id"] == "root"
+        assert res["downloadUrl"].startswith(srv.url + "drive/v2/files/F1?alt=media")
+        assert _get(srv, "/drive/v2/files/OTHER?alt=media", AUTH)[0] == 404
+        assert _get(srv, media, {})[0] == 401
+        counts = srv.counts()
+    assert counts["media"] == 1 + len(cases) + 3 + 3  # the 404 and the 401 are not media
+    assert counts["metadata"] == 1
+
+
+def test_ttfb_and_link_hold_every_answer_back(blob):
+    path, data = blob
+    with PlainDrive(str(path), ttfb=0.15, link=1e6) as srv:
+        began = time.monotonic()
+        status, _, body = _get(srv, "/drive/v2/files/plainfile0001?alt=media", AUTH)
+        took = time.monotonic() - began
+    assert (status, body) == (200, data)
+    assert took >= 0.15 + len(data) / 1e6 * 0.9  # 0.15 s to first byte, then ~0.3 s of body
+
+
+def test_drivestage_pull_extract_stages_from_it(tmp_path):
+    members = {f"VOC/JPEGImages/{i:03d}.jpg": os.urandom(20_000 + i) for i in range(12)}
+    zpath = tmp_path / "voc.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for name, body in members.items():
+            zf.writestr(name, body)
+    dest = tmp_path / "dest"
+    with PlainDrive(str(zpath), file_id="Z1") as srv:
+        env = dict(os.environ, DRIVESTAGE_API_ROOT=srv.url, DRIVESTAGE_TOKEN="x",
+                   DRIVESTAGE_STATE_DIR=str(tmp_path / "state"), DRIVESTAGE_RETRY_ATTEMPTS="2")
+        cmd = [sys.executable, "-m", "drivestage", "pull", "drive:id:Z1", str(dest),
+               "--extract", "--json", "-q", "--jobs", "3", "--chunk-size", "65536"]
+        first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert first.returncode == 0, first.stderr
+        after_first = srv.counts()
+        again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert again.returncode == 0, again.stderr
+        after_again = srv.counts()
+    summary = json.loads(first.stdout)
+    assert (summary["action"], summary["md5"], summary["members"]) == \
+        ("download", hashlib.md5(zpath.read_bytes()).hexdigest(), len(members))
+    assert (dest / "voc.zip").read_bytes() == zpath.read_bytes()
+    for name, body in members.items():
+        assert (dest / name).read_bytes() == body
+    # 64 KiB ranged GETs: one media request per chunk, one metadata call.
+    size = zpath.stat().st_size
+    assert after_first["media"] == -(-size // 65536)
+    assert after_first["metadata"] == 1 and after_first["bytes"] == size
+    assert json.loads(again.stdout)["action"] == "cached"
+    assert (after_again["metadata"] - after_first["metadata"],
+            after_again["media"] - after_first["media"]) == (1, 0)
