@@ -1,42 +1,58 @@
-"""Benchmark: `drivestage pull --extract` against the Colab recipe's way, in one run.
+"""Benchmark: `drivestage pull --extract` against the Colab recipe's way, on two servers, in one run.
 
-Serves a zip (default 1 GiB, 20,000 members: half incompressible JPEG-sized files, half small
-XML, like VOC) from the Drive emulator on loopback, then times:
+Builds a zip (default 1 GiB, 20,000 members: half incompressible JPEG-sized files, half small
+XML, like VOC) and serves it, by id, from two servers on loopback: the project's own Drive
+emulator and ``bench/plainserver.py`` (an independent Drive-v2 look-alike on ``http.server``
+that sends with plain read()+write(), so no ratio rests on the emulator's ``sendfile``). For
+each server, drivestage and the baseline alternate:
 
-* baseline (the recipe): ``curl`` the media URL to disk, ``md5sum``, ``unzip -q``;
-* ``drivestage pull --extract`` end to end (download, md5 while streaming, safe extraction);
-* download + verify alone: ``drivestage pull`` (no extract) against a raw ``curl``;
-* peak memory (max RSS) of each drivestage run.
+* the recipe (``curl`` the media URL, ``md5sum``, ``unzip -q``) vs ``drivestage pull
+  drive:id:ID DEST --extract`` (peak memory of that process: bench/peak.py);
+* download + verify: ``drivestage pull`` (no extract) vs ``curl`` alone;
+* the rerun on the staged copy (seconds and API calls, counted by the server);
+* the parts of a pull (bench/pull_phases.py): process start (``drivestage --version``), the
+  download with its md5 thread, ``--extract`` on the staged copy phase by phase, and
+  ``extract_archive`` called in-process on a fresh folder; md5 of the zip alone;
+* streams: ``pull -j 1/2/4`` against single-stream ``curl`` on loopback and over Drive's way
+  of answering (issue 12's model): every request waits ``--ttfb`` seconds before its answer
+  starts (0 and 0.2 s) and each connection is held to ``--link`` MB/s (100). Media requests
+  are counted by the server.
 
-Goals: pull --extract <= 0.8x the baseline's time; download+verify >= 0.9x curl's
-throughput; peak memory < 200 MB. Quick check: ``python bench/pull.py --size 64M --members 2000``.
+Every time is wall seconds; ``cpu`` is the child's user+sys seconds. With ``--repeat N`` the
+best is shown with the range of all rounds. Goals (issues 12 and 15): pull --extract <= 0.4x
+the recipe and <= 1.2x the download + verify alone; the rerun a single metadata call under a
+second; peak memory < 200 MB; pull >= 2.5x single-stream curl at 0.2 s to first byte.
 
-Measured on the 2-core development VM while ~6 other jobs shared it (load average 5-9),
-1043 MiB zip, 20,000 members, best of 2: baseline 17.5 s (curl 1.3, md5sum 2.5, unzip 13.3);
-pull --extract 15.0 s (0.85x; 0.73x in a quieter run); download + verify 182 MiB/s against
-curl's 782 MiB/s (0.23x); rerun 0.5-0.9 s; peak RSS 174 MB. The download is CPU-bound
-there: for 1 GiB it needs ~1.4 s of md5 plus ~1.5-2.5 s of kernel time (recv, page-cache
-writes), against curl's 0.9 s in all, so with two busy cores it cannot match curl; md5 runs
-in its own thread beside the writes, which only pays off when a core is free.
+Quick check: ``python bench/pull.py --size-mib 128 --members 2000 --server plain``.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import platform
 import random
+import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
+from typing import Optional
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
 
 from drivestage.sizes import parse_size  # noqa: E402
 from drivestage.emulator import Emulator  # noqa: E402
 from peak import run_drivestage  # noqa: E402
+from plainserver import PlainDrive  # noqa: E402
+from pull_report import report  # noqa: E402
+
+MiB = 1 << 20
 
 
 def build_zip(path: str, size: int, members: int, seed: int = 0) -> None:
@@ -65,149 +81,321 @@ def build_zip(path: str, size: int, members: int, seed: int = 0) -> None:
     os.replace(tmp, path)
 
 
-def timed(cmd: list[str], env: dict | None = None, cwd: str | None = None) -> tuple[float, int, str]:
-    """(seconds, peak RSS in bytes or 0, stdout) of one command; fails loudly.
+# ---------------------------------------------------------------------- the two servers
 
-    ``cmd`` starting with ``"drivestage"`` runs it with this interpreter, its peak measured."""
+class _Served:
+    """One server under test: where the zip is, its knobs, what it was asked."""
+
+    name = ""
+    url = ""
+    file_id = ""
+
+    @property
+    def media_url(self) -> str:
+        return f"{self.url}drive/v2/files/{self.file_id}?alt=media"
+
+    def model(self, ttfb: float, link: Optional[float]) -> None:
+        """Every request waits ``ttfb`` s; each connection is held to ``link`` bytes/s."""
+        raise NotImplementedError
+
+    def counts(self) -> dict:
+        """API requests so far: ``metadata``, ``media``, ``other``."""
+        raise NotImplementedError
+
+
+class _EmulatorServed(_Served):
+    name = "emulator"
+
+    def __init__(self, emu: Emulator, zpath: str):
+        self.emu, self.url = emu, emu.url
+        self.file_id = emu.add_file(f"bench/{os.path.basename(zpath)}", zpath)
+
+    def model(self, ttfb: float, link: Optional[float]) -> None:
+        self.emu.faults.clear()
+        if ttfb > 0:
+            self.emu.faults.latency(ttfb)
+        self.emu.faults.throttle(per_connection=link)
+
+    def counts(self) -> dict:
+        out = {"metadata": 0, "media": 0, "other": 0}
+        for rec in self.emu.requests:
+            if rec.query.get("alt") == "media":
+                out["media"] += 1
+            elif rec.path.rstrip("/").endswith(f"/files/{self.file_id}"):
+                out["metadata"] += 1
+            else:
+                out["other"] += 1
+        return out
+
+
+class _PlainServed(_Served):
+    name = "plain"
+
+    def __init__(self, srv: PlainDrive):
+        self.srv, self.url, self.file_id = srv, srv.url, srv.file_id
+
+    def model(self, ttfb: float, link: Optional[float]) -> None:
+        self.srv.ttfb, self.srv.link = ttfb, link
+
+    def counts(self) -> dict:
+        got = self.srv.counts()
+        return {k: got[k] for k in ("metadata", "media", "other")}
+
+
+# ---------------------------------------------------------------------- running things
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run(cmd: list[str], env: Optional[dict] = None, cwd: Optional[str] = None) -> dict:
+    """Run one command (fails loudly): ``wall``, ``cpu`` (user+sys), ``rss`` (drivestage
+    only: the process's own peak), ``stdout``.
+
+    ``cmd`` starting with ``"drivestage"`` runs the console script with this interpreter."""
+    cpu = _children_cpu()
     began = time.monotonic()
-    peak = 0
+    rss = 0
     if cmd[0] == "drivestage":
-        proc, peak = run_drivestage(cmd[1:], env=env, cwd=cwd)
+        proc, rss = run_drivestage(cmd[1:], env=env, cwd=cwd)
     else:
         proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
-    elapsed = time.monotonic() - began
+    wall = time.monotonic() - began
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return elapsed, peak, proc.stdout
+    return {"wall": wall, "cpu": _children_cpu() - cpu, "rss": rss, "stdout": proc.stdout}
+
+
+def phases(args: list[str], env: dict, cwd: Optional[str] = None) -> dict:
+    """bench/pull_phases.py ARGS in a child: its phase table, plus the child's wall."""
+    fd, out = tempfile.mkstemp(prefix="drivestage-phases-", suffix=".json")
+    os.close(fd)
+    try:
+        got = run([sys.executable, os.path.join(HERE, "pull_phases.py"), "--json", out,
+                   *args], env=env, cwd=cwd)
+        with open(out) as fh:
+            table = json.load(fh)
+    finally:
+        os.unlink(out)
+    table["process_wall_s"] = got["wall"]
+    table["process_cpu_s"] = got["cpu"]
+    return table
+
+
+def md5_in_process(path: str) -> float:
+    """Seconds to md5 ``path`` in this process (the verify cost if it were not overlapped)."""
+    began = time.monotonic()
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(4 * MiB), b""):
+            digest.update(block)
+    return time.monotonic() - began
 
 
 def drop(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def create_cost(folder: str, n: int = 2000) -> float:
+    """Kernel seconds per file to create ``n`` empty files in a new folder under ``folder``:
+    what every extractor pays per member (on the shared VM it varies 20x between folders)."""
+    tmp = tempfile.mkdtemp(prefix="create-", dir=folder)
+    try:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+        for i in range(n):
+            os.close(os.open(os.path.join(tmp, str(i)), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                             0o644))
+        return (resource.getrusage(resource.RUSAGE_SELF).ru_stime - before) / n
+    finally:
+        drop(tmp)
+
+
+def machine() -> dict:
+    """CPU model and the instruction sets that matter for hashing and copying."""
+    model, flags = platform.processor() or "?", set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name") and model in ("?", "", "x86_64"):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    versions = {}
+    for tool, arg in (("curl", "--version"), ("unzip", "-v")):
+        try:
+            versions[tool] = subprocess.run([tool, arg], capture_output=True,
+                                            text=True).stdout.splitlines()[0][:40]
+        except (OSError, IndexError):
+            versions[tool] = "?"
+    return {"cpu": model, "cores": os.cpu_count(), "avx2": "avx2" in flags,
+            "avx512": "avx512f" in flags, "amx_bf16": "amx_bf16" in flags,
+            "sha_ni": "sha_ni" in flags, "load": os.getloadavg()[0],
+            "python": platform.python_version(), **versions}
+
+
+# ---------------------------------------------------------------------- one round
+
+class Bench:
+    """The measurements; every value is appended to a list so rounds can be compared."""
+
+    def __init__(self, args: argparse.Namespace, zpath: str, work: str):
+        self.args, self.zpath, self.work = args, zpath, work
+        self.data: dict[str, dict[str, list]] = {}
+        self.jobs = ["--jobs", str(args.jobs)] if args.jobs else []
+
+    def note(self, server: str, key: str, value) -> None:
+        self.data.setdefault(server, {}).setdefault(key, []).append(value)
+
+    def env(self, s: _Served) -> dict:
+        return dict(os.environ, DRIVESTAGE_API_ROOT=s.url, DRIVESTAGE_TOKEN="bench")
+
+    def curl(self, s: _Served, out: str) -> dict:
+        os.makedirs(out, exist_ok=True)
+        return run(["curl", "-sS", "-f", "-H", "Authorization: Bearer bench", "-o",
+                    os.path.join(out, "VOC.zip"), s.media_url])
+
+    def pull(self, s: _Served, dest: str, *extra: str) -> tuple[dict, dict]:
+        """``drivestage pull`` (its run) and the API requests it made."""
+        before = s.counts()
+        got = run(["drivestage", "pull", f"drive:id:{s.file_id}", dest, "-q", *extra],
+                  env=self.env(s))
+        after = s.counts()
+        return got, {k: after[k] - before[k] for k in after}
+
+    def round(self, s: _Served) -> None:
+        n, out = s.name, os.path.join(self.work, "out")
+        name = os.path.basename(self.zpath)
+        s.model(0.0, None)
+        # The recipe, then pull --extract.
+        drop(out)
+        t_curl = self.curl(s, out)
+        t_md5 = run(["md5sum", os.path.join(out, "VOC.zip")])
+        t_unzip = run(["unzip", "-q", "-o", "VOC.zip"], cwd=out)
+        for key, t in (("curl", t_curl), ("md5sum", t_md5), ("unzip", t_unzip)):
+            self.note(n, key, t["wall"])
+            self.note(n, key + "_cpu", t["cpu"])
+        self.note(n, "recipe", t_curl["wall"] + t_md5["wall"] + t_unzip["wall"])
+        self.note(n, "recipe_cpu", t_curl["cpu"] + t_md5["cpu"] + t_unzip["cpu"])
+        drop(out)
+        got, calls = self.pull(s, out, "--extract", *self.jobs)
+        self.note(n, "pull_extract", got["wall"])
+        self.note(n, "pull_extract_cpu", got["cpu"])
+        self.note(n, "pull_extract_rss", got["rss"])
+        self.note(n, "pull_extract_media", calls["media"])
+        got, calls = self.pull(s, out, "--extract", *self.jobs)
+        self.note(n, "rerun", got["wall"])
+        self.note(n, "rerun_calls", sum(calls.values()))
+        self.note(n, "rerun_media", calls["media"])
+        # Download + verify, then curl alone.
+        drop(out)
+        table = phases(["--", "pull", f"drive:id:{s.file_id}", out, "-q", *self.jobs],
+                       self.env(s))
+        self.note(n, "pull_download", table["process_wall_s"])
+        self.note(n, "pull_download_cpu", table["process_cpu_s"])
+        self.note(n, "download_phases", table)
+        drop(os.path.join(self.work, "curl"))
+        self.note(n, "curl_alone", self.curl(s, os.path.join(self.work, "curl"))["wall"])
+        drop(os.path.join(self.work, "curl"))
+        # --extract on the staged copy (phase by phase), the library call on a fresh folder.
+        table = phases(["--", "pull", f"drive:id:{s.file_id}", out, "-q", "--extract",
+                        *self.jobs], self.env(s))
+        self.note(n, "extract_staged", table["process_wall_s"])
+        self.note(n, "extract_staged_cpu", table["process_cpu_s"])
+        self.note(n, "extract_phases", table)
+        fresh = os.path.join(self.work, "fresh")
+        drop(fresh)
+        table = phases(["--extract-archive", os.path.join(out, name), fresh], self.env(s))
+        self.note(n, "extract_lib", table["wall_s"])
+        self.note(n, "extract_lib_cpu", table["cpu_s"])
+        self.note(n, "extract_lib_phases", table)
+        drop(fresh)
+        self.note(n, "md5_alone", md5_in_process(os.path.join(out, name)))
+        drop(out)
+        self.note(n, "version", min(run(["drivestage", "--version"])["wall"]
+                                    for _ in range(3)))
+        self.streams(s)
+
+    def streams(self, s: _Served) -> None:
+        """pull -j N against single-stream curl, on loopback and over the link model."""
+        n, out = s.name, os.path.join(self.work, "out")
+        models = [("loopback", 0.0, None)]
+        if self.args.link > 0:
+            models += [(f"ttfb {t:g}", t, self.args.link * 1e6) for t in self.args.ttfb]
+        for label, ttfb, link in models:
+            s.model(ttfb, link)
+            try:
+                drop(out)
+                self.note(n, f"{label}|curl", self.curl(s, out)["wall"])
+                counts = [None] + [int(j) for j in self.args.streams]
+                for jobs in counts:
+                    drop(out)
+                    extra = ["--jobs", str(jobs)] if jobs else self.jobs
+                    got, calls = self.pull(s, out, *extra)
+                    key = f"{label}|pull" if jobs is None else f"{label}|j{jobs}"
+                    self.note(n, key, got["wall"])
+                    self.note(n, key + "_media", calls["media"])
+                drop(out)
+            finally:
+                s.model(0.0, None)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="1G", help="zip size (default 1G)")
+    ap.add_argument("--size-mib", type=int, default=None, help="zip size in MiB (overrides --size)")
     ap.add_argument("--members", type=int, default=20_000, help="members (default 20000)")
+    ap.add_argument("--server", choices=("emulator", "plain", "both"), default="both",
+                    help="which server(s) to measure against (default both)")
     ap.add_argument("--workdir", default=os.path.join(os.environ.get("TMPDIR", "/tmp"),
                                                       "drivestage-bench"))
-    ap.add_argument("--jobs", type=int, default=None, help="drivestage pull --jobs")
-    ap.add_argument("--repeat", type=int, default=1, help="best of N for every timing")
+    ap.add_argument("--clean", action="store_true",
+                    help="delete the zip (and the whole workdir) at the end")
+    ap.add_argument("--jobs", type=int, default=None,
+                    help="drivestage pull --jobs for the main runs (default: drivestage's)")
+    ap.add_argument("--streams", default="1,2,4",
+                    help="stream counts (pull -j) to compare against curl (default 1,2,4)")
+    ap.add_argument("--ttfb", default="0,0.2",
+                    help="seconds to first byte per request in the link model (default 0,0.2)")
     ap.add_argument("--link", type=float, default=100.0,
-                    help="also time download + verify over a Drive-like link: each connection "
-                         "held to this many MB/s by the emulator (0: skip; default 100)")
+                    help="MB/s per connection in the link model (0: skip it; default 100)")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds (best and range of N)")
     ap.add_argument("--json", action="store_true", help="print the numbers as JSON too")
     args = ap.parse_args()
-    size = parse_size(args.size)
+    args.streams = [s for s in args.streams.split(",") if s.strip()]
+    args.ttfb = [float(t) for t in args.ttfb.split(",") if t.strip()]
+    size = args.size_mib * MiB if args.size_mib else parse_size(args.size)
     os.makedirs(args.workdir, exist_ok=True)
     zpath = os.path.join(args.workdir, f"voc-{size}-{args.members}.zip")
     if not os.path.exists(zpath):
         print(f"building {zpath} ...", file=sys.stderr)
         build_zip(zpath, size, args.members)
-    real_size = os.path.getsize(zpath)
-    with Emulator(data_dir=os.path.join(args.workdir, "drive")) as emu:
-        # One remote name per zip built, so zips of other sizes never collide on the emulator.
-        remote = f"bench/{os.path.basename(zpath)}"
-        found = emu.find(remote)
-        fid = found["id"] if found and int(found["fileSize"]) == real_size else None
-        if fid is None:
-            fid = emu.add_file(remote, zpath)
-        url = f"{emu.url}drive/v2/files/{fid}?alt=media"
-        env = dict(os.environ, DRIVESTAGE_API_ROOT=emu.url, DRIVESTAGE_TOKEN="bench")
-        out = os.path.join(args.workdir, "out")
-        jobs = ["--jobs", str(args.jobs)] if args.jobs else []
-        best: dict[str, float] = {}
-        peak: dict[str, int] = {}
-
-        def note(key: str, seconds: float, rss: int = 0) -> None:
-            best[key] = min(best.get(key, float("inf")), seconds)
-            peak[key] = max(peak.get(key, 0), rss)
-
-        for _ in range(args.repeat):
-            # The recipe: curl to disk, md5sum, unzip -q.
-            drop(out)
-            os.makedirs(out)
-            t_curl, _, _ = timed(["curl", "-sS", "-f", "-H", "Authorization: Bearer bench",
-                                  "-o", os.path.join(out, "VOC.zip"), url])
-            t_md5, _, _ = timed(["md5sum", os.path.join(out, "VOC.zip")])
-            t_unzip, _, _ = timed(["unzip", "-q", "-o", "VOC.zip"], cwd=out)
-            note("curl", t_curl)
-            note("md5sum", t_md5)
-            note("unzip", t_unzip)
-            note("baseline", t_curl + t_md5 + t_unzip)
-            # drivestage pull --extract, end to end.
-            drop(out)
-            t, rss, _ = timed(["drivestage", "pull", "drive:" + remote, out,
-                               "--extract", "-q", *jobs], env=env)
-            note("pull_extract", t, rss)
-            # The rerun on the intact copy.
-            t, rss, _ = timed(["drivestage", "pull", "drive:" + remote, out,
-                               "--extract", "-q", *jobs], env=env)
-            note("rerun", t, rss)
-            # Download + verify alone.
-            drop(out)
-            t, rss, _ = timed(["drivestage", "pull", "drive:" + remote, out, "-q",
-                               *jobs], env=env)
-            note("pull_download", t, rss)
-            drop(out)
-            os.makedirs(out)
-            t, _, _ = timed(["curl", "-sS", "-f", "-H", "Authorization: Bearer bench", "-o",
-                             os.path.join(out, "VOC.zip"), url])
-            note("curl", t)
-            drop(out)
-            if args.link > 0:
-                # Drive holds each connection to its own rate; parallel ranged streams add up.
-                emu.faults.throttle(per_connection=args.link * 1e6)
-                try:
-                    os.makedirs(out)
-                    t, _, _ = timed(["curl", "-sS", "-f", "-H", "Authorization: Bearer bench",
-                                     "-o", os.path.join(out, "VOC.zip"), url])
-                    note("link_curl", t)
-                    drop(out)
-                    t, _, _ = timed(["drivestage", "pull", "drive:" + remote, out,
-                                     "-q", *jobs], env=env)
-                    note("link_pull", t)
-                    drop(out)
-                finally:
-                    emu.faults.throttle(None)
-    mib = real_size / 2**20
-    results = {
-        "zip_bytes": real_size, "members": args.members, "repeat": args.repeat,
-        "baseline_s": round(best["baseline"], 3), "curl_s": round(best["curl"], 3),
-        "md5sum_s": round(best["md5sum"], 3), "unzip_s": round(best["unzip"], 3),
-        "pull_extract_s": round(best["pull_extract"], 3),
-        "pull_extract_vs_baseline": round(best["pull_extract"] / best["baseline"], 3),
-        "pull_download_s": round(best["pull_download"], 3),
-        "curl_MiB_s": round(mib / best["curl"], 1),
-        "pull_download_MiB_s": round(mib / best["pull_download"], 1),
-        "download_throughput_vs_curl": round(best["curl"] / best["pull_download"], 3),
-        # md5 is sequential: no md5-verifying download can be faster than md5sum alone.
-        "verify_ceiling_vs_curl": round(best["curl"] / best["md5sum"], 3),
-        "download_vs_ceiling": round(best["md5sum"] / best["pull_download"], 3),
-        "rerun_s": round(best["rerun"], 3),
-        "peak_rss_MB": round(max(peak["pull_extract"], peak["pull_download"]) / 1e6, 1),
-    }
-    print(f"zip: {mib:.0f} MiB, {args.members} members (best of {args.repeat})")
-    print(f"baseline (curl + md5sum + unzip -q): {results['baseline_s']:.2f} s "
-          f"(curl {results['curl_s']:.2f}, md5sum {results['md5sum_s']:.2f}, "
-          f"unzip {results['unzip_s']:.2f})")
-    print(f"drivestage pull --extract:           {results['pull_extract_s']:.2f} s  -> "
-          f"{results['pull_extract_vs_baseline']:.2f}x the baseline (goal <= 0.8)")
-    print(f"download + verify: {results['pull_download_MiB_s']:.0f} MiB/s vs curl "
-          f"{results['curl_MiB_s']:.0f} MiB/s -> {results['download_throughput_vs_curl']:.2f}x "
-          f"(goal >= 0.9)")
-    print(f"  md5sum alone takes {results['md5sum_s']:.2f} s: the most any md5-verifying "
-          f"download can reach here is {results['verify_ceiling_vs_curl']:.2f}x curl; "
-          f"drivestage reaches {results['download_vs_ceiling']:.2f} of that")
-    if args.link > 0:
-        results.update(link_MB_s=args.link, link_curl_s=round(best["link_curl"], 3),
-                       link_pull_s=round(best["link_pull"], 3),
-                       link_download_vs_curl=round(best["link_curl"] / best["link_pull"], 3))
-        print(f"over a Drive-like link ({args.link:g} MB/s per connection): download + verify "
-              f"{results['link_pull_s']:.2f} s vs curl {results['link_curl_s']:.2f} s -> "
-              f"{results['link_download_vs_curl']:.2f}x curl's throughput")
-    print(f"rerun on the intact copy: {results['rerun_s']:.2f} s")
-    print(f"peak memory: {results['peak_rss_MB']:.0f} MB (goal < 200)")
+    info = machine()
+    info["create_us"] = create_cost(args.workdir) * 1e6
+    info.update(zip_bytes=os.path.getsize(zpath), members=args.members, repeat=args.repeat,
+                link_MB_s=args.link, ttfb=args.ttfb, streams=args.streams, jobs=args.jobs)
+    work = tempfile.mkdtemp(prefix="run-", dir=args.workdir)
+    try:
+        names = ("emulator", "plain") if args.server == "both" else (args.server,)
+        with Emulator(data_dir=os.path.join(work, "drive")) as emu, \
+                PlainDrive(zpath, file_id="plainVOC0001") as plain:
+            served = {"emulator": lambda: _EmulatorServed(emu, zpath),
+                      "plain": lambda: _PlainServed(plain)}
+            servers = [served[name]() for name in names]
+            bench = Bench(args, zpath, work)
+            for r in range(args.repeat):
+                for s in servers:
+                    print(f"round {r + 1}/{args.repeat}: {s.name} ...", file=sys.stderr)
+                    bench.round(s)
+        info["create_us_end"] = create_cost(work) * 1e6
+    finally:
+        drop(work)
+        if args.clean:
+            drop(args.workdir)
+    info["load_end"] = os.getloadavg()[0]
+    results = report(info, bench.data, sys.stdout)
     if args.json:
         print(json.dumps(results))
 
