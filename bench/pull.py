@@ -257,11 +257,19 @@ class Bench:
         return run(["curl", "-sS", "-f", "-H", "Authorization: Bearer bench", "-o",
                     os.path.join(out, "VOC.zip"), s.media_url])
 
-    def pull(self, s: _Served, dest: str, *extra: str) -> tuple[dict, dict]:
-        """``drivestage pull`` (its run) and the API requests it made."""
+    def pull(self, s: _Served, dest: str, *extra: str, phased: bool = False
+             ) -> tuple[dict, dict]:
+        """``drivestage pull`` (its run) and the API requests it made. ``phased``: through
+        bench/pull_phases.py (``got["table"]``: the phases) instead of the console script
+        (``got["rss"]``: its peak memory)."""
+        argv = ["pull", f"drive:id:{s.file_id}", dest, "-q", *extra]
         before = s.counts()
-        got = run(["drivestage", "pull", f"drive:id:{s.file_id}", dest, "-q", *extra],
-                  env=self.env(s))
+        if phased:
+            table = phases(["--", *argv], self.env(s))
+            got = {"wall": table["process_wall_s"], "cpu": table["process_cpu_s"],
+                   "table": table}
+        else:
+            got = run(["drivestage", *argv], env=self.env(s))
         after = s.counts()
         return got, {k: after[k] - before[k] for k in after}
 
@@ -285,26 +293,26 @@ class Bench:
         self.note(n, "pull_extract_cpu", got["cpu"])
         self.note(n, "pull_extract_rss", got["rss"])
         self.note(n, "pull_extract_media", calls["media"])
-        got, calls = self.pull(s, out, "--extract", *self.jobs)
+        got, calls = self.pull(s, out, "--extract", *self.jobs, phased=True)
         self.note(n, "rerun", got["wall"])
         self.note(n, "rerun_calls", sum(calls.values()))
         self.note(n, "rerun_media", calls["media"])
+        self.note(n, "rerun_phases", got["table"])
         # Download + verify, then curl alone.
         drop(out)
-        table = phases(["--", "pull", f"drive:id:{s.file_id}", out, "-q", *self.jobs],
-                       self.env(s))
-        self.note(n, "pull_download", table["process_wall_s"])
-        self.note(n, "pull_download_cpu", table["process_cpu_s"])
-        self.note(n, "download_phases", table)
+        got, calls = self.pull(s, out, *self.jobs, phased=True)
+        self.note(n, "pull_download", got["wall"])
+        self.note(n, "pull_download_cpu", got["cpu"])
+        self.note(n, "download_phases", got["table"])
         drop(os.path.join(self.work, "curl"))
         self.note(n, "curl_alone", self.curl(s, os.path.join(self.work, "curl"))["wall"])
         drop(os.path.join(self.work, "curl"))
         # --extract on the staged copy (phase by phase), the library call on a fresh folder.
-        table = phases(["--", "pull", f"drive:id:{s.file_id}", out, "-q", "--extract",
-                        *self.jobs], self.env(s))
-        self.note(n, "extract_staged", table["process_wall_s"])
-        self.note(n, "extract_staged_cpu", table["process_cpu_s"])
-        self.note(n, "extract_phases", table)
+        got, calls = self.pull(s, out, "--extract", *self.jobs, phased=True)
+        self.note(n, "extract_staged", got["wall"])
+        self.note(n, "extract_staged_cpu", got["cpu"])
+        self.note(n, "extract_staged_calls", sum(calls.values()))
+        self.note(n, "extract_phases", got["table"])
         fresh = os.path.join(self.work, "fresh")
         drop(fresh)
         table = phases(["--extract-archive", os.path.join(out, name), fresh], self.env(s))

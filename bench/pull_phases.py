@@ -31,41 +31,52 @@ _BEGAN = time.monotonic()   # before drivestage is imported: imports are a phase
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-#: (module, attribute path, label). Order is only for readability; nesting comes from calls.
+#: (label, candidates): each candidate is ``module:attribute.path``; the first that exists is
+#: wrapped (older and newer layouts of drivestage both work). Nesting comes from calls.
 TARGETS = [
-    ("drivestage.remote", "open_store", "connect (credentials, discovery document)"),
-    ("drivestage.gdrive", "DriveStore.resolve", "metadata: resolve SRC"),
-    ("drivestage.gdrive", "DriveStore.stat", "metadata: stat the stamped id"),
-    ("drivestage.stage", "drive_mount", "Drive-mount check of DEST"),
-    ("drivestage.stage", "_Stage._lock", "pull lock (filelock)"),
-    ("drivestage.stage", "_Stage._read_stamp", "stamp: read"),
-    ("drivestage.stage", "_Stage._write_stamp", "stamp: write"),
-    ("drivestage.stage", "_Stage._intact", "stamp: zip intact? (stat)"),
-    ("drivestage.stage", "_Stage._members_intact", "stamp: members intact? (lstat each)"),
-    ("drivestage.stage", "_Stage._decide", "decide (may md5 a file already there)"),
-    ("drivestage.stage", "check_space", "disk-space check (download)"),
-    ("drivestage.stage", "_extracted_total", "extracted size for the progress bar"),
-    ("drivestage.download", "download", "download() = fetch + write + md5"),
-    ("drivestage.download", "_open_prefix", "md5 of a resumed prefix"),
-    ("drivestage.download", "_Hasher.finish", "wait for the md5 thread after the last write"),
-    ("drivestage.download", "verify_file", "md5 re-verification of a file on disk"),
-    ("drivestage.stage", "_Stage._extract", "extract step of pull (incl. stamp rows)"),
-    ("drivestage.extract", "extract", "extract()"),
-    ("drivestage.extract", "list_members", "read the member list"),
-    ("drivestage.extract", "check_members", "validate members"),
-    ("drivestage.extract", "_check_against_dest", "check members against DEST (links, folders)"),
-    ("drivestage.extract", "remove_stale_temps", "look for stale temporary folders"),
-    ("drivestage.extract", "populate", "write members into the temporary folder"),
-    ("drivestage.extract", "record_members", "record what was written (lstat each)"),
-    ("drivestage.extract", "merge", "merge the temporary folder into DEST"),
-    ("drivestage.extract", "remove_members", "remove the previous version's members"),
-    ("shutil", "rmtree", "rmtree"),
-    ("shutil", "disk_usage", "disk_usage (free-space checks)"),
-    ("os", "fsync", "fsync"),
+    ("open the store (discovery document, credentials)",
+     ["drivestage.remote:open_store"]),
+    ("find SRC (stamp + one stat, or a resolve)", ["drivestage.stage:_find"]),
+    ("metadata: resolve SRC", ["drivestage.drive.store:DriveStore.resolve",
+                               "drivestage.gdrive:DriveStore.resolve"]),
+    ("metadata: stat the stamped id", ["drivestage.drive.store:DriveStore.stat",
+                                       "drivestage.gdrive:DriveStore.stat"]),
+    ("Drive-mount check of DEST", ["drivestage.stage:drive_mount"]),
+    ("pull lock (filelock)", ["drivestage.stage_file:FileStager._lock",
+                              "drivestage.stage:_Stage._lock"]),
+    ("stamp: read", ["drivestage.stage_file:read_stamp", "drivestage.stage:_Stage._read_stamp"]),
+    ("stamp: write", ["drivestage.stage_file:FileStager._write_stamp",
+                      "drivestage.stage:_Stage._write_stamp"]),
+    ("look at the target (stat, partial)", ["drivestage.stage_file:FileStager._local"]),
+    ("stamp: members intact? (lstat each)", ["drivestage.stage_file:FileStager._members_intact",
+                                             "drivestage.stage:_Stage._members_intact"]),
+    ("disk-space check (download)", ["drivestage.stage_file:check_space",
+                                     "drivestage.stage:check_space"]),
+    ("extracted size for the progress bar", ["drivestage.stage_file:_extracted_total",
+                                             "drivestage.stage:_extracted_total"]),
+    ("download() = fetch + write + md5", ["drivestage.download:download"]),
+    ("md5 of a resumed prefix", ["drivestage.download:_open_prefix"]),
+    ("wait for the md5 thread after the last write", ["drivestage.download:_Hasher.finish"]),
+    ("md5 re-verification of a file on disk", ["drivestage.download:verify_file"]),
+    ("extract step of pull (incl. stamp rows)", ["drivestage.stage_file:_Extraction.__call__",
+                                                 "drivestage.stage:_Stage._extract"]),
+    ("extract()", ["drivestage.extract:extract"]),
+    ("read the member list", ["drivestage.extract:list_members"]),
+    ("validate members", ["drivestage.extract:check_members"]),
+    ("check members against DEST (links, folders)", ["drivestage.extract:_check_against_dest"]),
+    ("look for stale temporary folders", ["drivestage.extract:remove_stale_temps"]),
+    ("write members into the temporary folder", ["drivestage.extract:populate"]),
+    ("record what was written (lstat each)", ["drivestage.extract:record_members"]),
+    ("merge the temporary folder into DEST", ["drivestage.extract:merge"]),
+    ("remove the previous version's members", ["drivestage.extract:remove_members"]),
+    ("fsync of a folder", ["drivestage.localfs:_fsync_folder"]),
+    ("rmtree", ["shutil:rmtree"]),
+    ("disk_usage (free-space checks)", ["shutil:disk_usage"]),
+    ("fsync", ["os:fsync"]),
 ]
 #: Context managers: the time to enter them (waiting for a lock) is the phase.
 ENTER_TARGETS = [
-    ("drivestage.extract", "merge_lock", "merge lock: acquire"),
+    ("merge lock: acquire", ["drivestage.extract:merge_lock"]),
 ]
 
 
@@ -114,35 +125,53 @@ class Recorder:
         return out
 
 
-def _resolve(module: str, path: str):
-    mod = importlib.import_module(module)
-    owner = mod
-    parts = path.split(".")
-    for part in parts[:-1]:
-        owner = getattr(owner, part)
-    return owner, parts[-1], getattr(owner, parts[-1])
+def _resolve(candidates: list[str]):
+    """``(owner, name, object)`` of the first candidate that exists, or None."""
+    for spec in candidates:
+        module, path = spec.split(":")
+        try:
+            owner = importlib.import_module(module)
+            parts = path.split(".")
+            for part in parts[:-1]:
+                owner = getattr(owner, part)
+            return owner, parts[-1], getattr(owner, parts[-1])
+        except (ImportError, AttributeError):
+            continue
+    return None
+
+
+def _replace(owner, name: str, old, new) -> None:
+    """Put ``new`` where ``old`` was, and wherever a drivestage module imported ``old`` by
+    name (``from x import f`` binds its own reference)."""
+    setattr(owner, name, new)
+    for mod_name, mod in list(sys.modules.items()):
+        if mod is None or not mod_name.startswith("drivestage"):
+            continue
+        for attr, value in list(vars(mod).items()):
+            if value is old:
+                setattr(mod, attr, new)
 
 
 def install(rec: Recorder) -> None:
     """Wrap every target that exists; note the others in ``rec.missing``."""
-    for module, path, label in TARGETS:
-        try:
-            owner, name, fn = _resolve(module, path)
-        except (ImportError, AttributeError):
-            rec.missing.append(f"{module}.{path}")
+    for label, candidates in TARGETS:
+        found = _resolve(candidates)
+        if found is None:
+            rec.missing.append(label)
             continue
+        owner, name, fn = found
 
         def wrapper(*args, _fn=fn, _label=label, **kwargs):
             return rec.timed(_label, _fn, *args, **kwargs)
 
-        setattr(owner, name, functools.wraps(fn)(wrapper))
-    for module, path, label in ENTER_TARGETS:
-        try:
-            owner, name, fn = _resolve(module, path)
-        except (ImportError, AttributeError):
-            rec.missing.append(f"{module}.{path}")
+        _replace(owner, name, fn, functools.wraps(fn)(wrapper))
+    for label, candidates in ENTER_TARGETS:
+        found = _resolve(candidates)
+        if found is None:
+            rec.missing.append(label)
             continue
-        setattr(owner, name, _timed_enter(rec, label, fn))
+        owner, name, fn = found
+        _replace(owner, name, fn, _timed_enter(rec, label, fn))
     _watch_md5_thread(rec)
 
 
@@ -164,11 +193,11 @@ def _timed_enter(rec: Recorder, label: str, factory):
 
 def _watch_md5_thread(rec: Recorder) -> None:
     """The download's md5 runs in a thread of its own: record that thread's CPU and life."""
-    try:
-        owner, name, run = _resolve("drivestage.download", "_Hasher._run")
-    except (ImportError, AttributeError):
-        rec.missing.append("drivestage.download._Hasher._run")
+    found = _resolve(["drivestage.download:_Hasher._run"])
+    if found is None:
+        rec.missing.append("md5 thread")
         return
+    owner, name, run = found
 
     def wrapper(self, _run=run):
         wall, cpu = time.perf_counter(), time.thread_time()
@@ -201,11 +230,13 @@ def main() -> None:
                     help="time drivestage.extract.extract_archive(ZIP, DEST) instead")
     ap.add_argument("argv", nargs="*", help="the drivestage command line (after --)")
     args = ap.parse_args()
+    # The imports the console script pays, and those a pull makes lazily (googleapiclient,
+    # PyDrive2, the extractor): installing the wrappers imports them now.
     imports = time.perf_counter()
-    import drivestage.cli  # noqa: F401  (the imports the console script pays)
-    imports = time.perf_counter() - imports
+    import drivestage.cli  # noqa: F401
     rec = Recorder()
     install(rec)
+    imports = time.perf_counter() - imports
     wall, cpu = time.perf_counter(), time.process_time()
     code = 0
     if args.extract_archive:
@@ -231,7 +262,8 @@ def main() -> None:
 def print_phases(out: dict, stream) -> None:
     """The phases as an indented table."""
     stream.write(f"{'phase':<64} {'calls':>5} {'wall s':>8} {'cpu s':>8}\n")
-    stream.write(f"{'imports (drivestage.cli)':<64} {1:>5} {out['imports_s']:>8.3f}\n")
+    stream.write(f"{'imports (drivestage.cli, googleapiclient, the extractor...)':<64} {1:>5} "
+                 f"{out['imports_s']:>8.3f}\n")
     for row in out["phases"]:
         label = "  " * (len(row["path"]) - 1) + row["path"][-1]
         stream.write(f"{label[:64]:<64} {row['calls']:>5} {row['wall_s']:>8.3f} "

@@ -28,6 +28,30 @@ def _phase(table: dict, label: str) -> float:
     return sum(r["wall_s"] for r in table["phases"] if r["path"][-1] == label)
 
 
+def _main_other(table: dict) -> float:
+    """Wall seconds of main() outside the phases it called directly (click, lazy imports of
+    the pull machinery, printing the result)."""
+    top = [r for r in table["phases"] if r["path"] == ["main()"]]
+    kids = [r for r in table["phases"] if len(r["path"]) == 2 and r["path"][0] == "main()"]
+    return (top[0]["wall_s"] - sum(r["wall_s"] for r in kids)) if top else 0.0
+
+
+def _overhead(table: dict) -> str:
+    """The process's time outside download and extraction, item by item."""
+    items = [("interpreter start+exit", table["process_wall_s"] - table["since_start_s"]),
+             ("imports (all a pull uses)", table["imports_s"]), ("main() other (click, lazy imports)",
+                                               _main_other(table))]
+    for name, label in (
+            ("open the store", "open the store (discovery document, credentials)"),
+            ("find SRC", "find SRC (stamp + one stat, or a resolve)"),
+            ("lock", "pull lock (filelock)"), ("stamp read", "stamp: read"),
+            ("stamp write", "stamp: write"), ("target + members intact",
+                                              "look at the target (stat, partial)"),
+            ("space check", "disk-space check (download)")):
+        items.append((name, _phase(table, label)))
+    return ", ".join(f"{name} {sec:.2f}" for name, sec in items if sec >= 0.005)
+
+
 def _best_table(tables: list) -> dict:
     return min(tables, key=lambda t: t.get("process_wall_s", t["wall_s"]))
 
@@ -53,13 +77,9 @@ def _parts(d: dict, out: TextIO) -> dict:
     dl = _best_table(d["download_phases"])
     ex = _best_table(d["extract_phases"])
     lib = _best_table(d["extract_lib_phases"])
+    rr = _best_table(d["rerun_phases"])
     version = _best(d["version"])
     download = _phase(dl, "download() = fetch + write + md5")
-    connect = _phase(dl, "connect (credentials, discovery document)")
-    metadata = _phase(dl, "metadata: resolve SRC") + _phase(dl, "metadata: stat the stamped id")
-    lock = _phase(dl, "pull lock (filelock)")
-    stamps = sum(_phase(dl, lab) for lab in ("stamp: read", "stamp: write", "stamp: zip intact? (stat)"))
-    space = _phase(dl, "disk-space check (download)")
     tail = _phase(dl, "wait for the md5 thread after the last write")
     ex_step = _phase(ex, "extract step of pull (incl. stamp rows)")
     ex_extract = _phase(ex, "extract()")
@@ -69,9 +89,7 @@ def _parts(d: dict, out: TextIO) -> dict:
     out.write(f"    process start (drivestage --version)        {version:6.2f}\n")
     out.write(f"    pull, no --extract (whole process)          {dl['process_wall_s']:6.2f} = "
               f"download() {download:.2f} + the rest {dl['process_wall_s'] - download:.2f}\n")
-    out.write(f"      the rest: interpreter start+exit {dl['process_wall_s'] - dl['since_start_s']:.2f}, "
-              f"imports {dl['imports_s']:.2f}, connect {connect:.2f}, metadata {metadata:.2f}, "
-              f"lock {lock:.2f}, stamps {stamps:.2f}, space check {space:.2f}\n")
+    out.write(f"      the rest: {_overhead(dl)}\n")
     out.write(f"      verify: md5 thread {dl['md5_thread_cpu_s']:.2f} CPU s beside the download, "
               f"{tail:.2f} s waited for it after the last write; md5 of the zip alone "
               f"{_best(d['md5_alone']):.2f} s\n")
@@ -79,16 +97,20 @@ def _parts(d: dict, out: TextIO) -> dict:
               f"extract() {ex_extract:.2f} + stamp rows {ex_stamp_rows:.2f} + the rest "
               f"{ex['process_wall_s'] - ex_step:.2f}\n")
     out.write(f"      extract(): {_extract_steps(ex)}\n")
+    out.write(f"      the rest: {_overhead(ex)}\n")
+    out.write(f"    rerun on the staged copy (whole process)    {rr['process_wall_s']:6.2f}: "
+              f"{_overhead(rr)}\n")
     out.write(f"    extract_archive in-process, fresh folder    {lib_extract:6.2f}\n")
     out.write(f"      extract(): {_extract_steps(lib)}\n")
-    missing = sorted(set(dl["missing"]) | set(ex["missing"]))
+    missing = sorted(set(dl["missing"]) | set(ex["missing"]) | set(rr["missing"]))
     if missing:
         out.write(f"    (phases not found, code moved? {', '.join(missing)})\n")
     return {"version_s": version, "download_s": download, "pull_rest_s": dl["process_wall_s"] - download,
             "md5_thread_cpu_s": dl["md5_thread_cpu_s"], "md5_tail_s": tail,
             "md5_alone_s": _best(d["md5_alone"]), "extract_staged_s": ex["process_wall_s"],
             "extract_staged_extract_s": ex_extract, "stamp_rows_s": ex_stamp_rows,
-            "extract_lib_s": lib_extract, "connect_s": connect, "imports_s": dl["imports_s"]}
+            "extract_lib_s": lib_extract, "imports_s": dl["imports_s"],
+            "rerun_process_s": rr["process_wall_s"], "pull_overhead": _overhead(dl)}
 
 
 def _streams(d: dict, info: dict, out: TextIO) -> dict:

@@ -121,3 +121,23 @@ def test_drivestage_pull_extract_stages_from_it(tmp_path):
     assert json.loads(again.stdout)["action"] == "cached"
     assert (after_again["metadata"] - after_first["metadata"],
             after_again["media"] - after_first["media"]) == (1, 0)
+
+
+@pytest.mark.slow
+def test_pull_bench_runs_against_both_servers_and_finds_every_phase(tmp_path):
+    # `make bench` runs bench/pull.py; a renamed drivestage function must not silently drop
+    # a part of the breakdown (pull_phases names what it could not find).
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parents[1] / "bench" / "pull.py"),
+         "--size-mib", "1", "--members", "40", "--streams", "1", "--ttfb", "0.05",
+         "--link", "50", "--workdir", str(tmp_path / "bench"), "--clean", "--json"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "phases not found" not in proc.stdout
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(results["servers"]) == {"emulator", "plain"}
+    for name, res in results["servers"].items():
+        assert res["rerun_calls"] == 1, name          # one metadata call, no media
+        assert res["media_requests"] == 1, name       # 1 MiB: one 8 MiB ranged GET
+        assert res["parts"]["download_s"] > 0 and res["parts"]["extract_lib_s"] > 0, name
+    assert not (tmp_path / "bench").exists()
