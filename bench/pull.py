@@ -273,7 +273,7 @@ class Bench:
         after = s.counts()
         return got, {k: after[k] - before[k] for k in after}
 
-    def round(self, s: _Served) -> None:
+    def round(self, s: _Served, index: int = 0) -> None:
         n, out = s.name, os.path.join(self.work, "out")
         name = os.path.basename(self.zpath)
         s.model(0.0, None)
@@ -307,19 +307,26 @@ class Bench:
         drop(os.path.join(self.work, "curl"))
         self.note(n, "curl_alone", self.curl(s, os.path.join(self.work, "curl"))["wall"])
         drop(os.path.join(self.work, "curl"))
-        # --extract on the staged copy (phase by phase), the library call on a fresh folder.
-        got, calls = self.pull(s, out, "--extract", *self.jobs, phased=True)
-        self.note(n, "extract_staged", got["wall"])
-        self.note(n, "extract_staged_cpu", got["cpu"])
-        self.note(n, "extract_staged_calls", sum(calls.values()))
-        self.note(n, "extract_phases", got["table"])
-        fresh = os.path.join(self.work, "fresh")
-        drop(fresh)
-        table = phases(["--extract-archive", os.path.join(out, name), fresh], self.env(s))
-        self.note(n, "extract_lib", table["wall_s"])
-        self.note(n, "extract_lib_cpu", table["cpu_s"])
-        self.note(n, "extract_lib_phases", table)
-        drop(fresh)
+        # --extract on the staged copy (phase by phase) and the library call on a fresh
+        # folder; which goes first alternates between rounds (the file system's state
+        # after the previous step moves file-creation costs a lot on a shared VM).
+        def cli() -> None:
+            got, calls = self.pull(s, out, "--extract", *self.jobs, phased=True)
+            self.note(n, "extract_staged", got["wall"])
+            self.note(n, "extract_staged_cpu", got["cpu"])
+            self.note(n, "extract_phases", got["table"])
+
+        def lib() -> None:
+            fresh = os.path.join(self.work, "fresh")
+            drop(fresh)
+            table = phases(["--extract-archive", os.path.join(out, name), fresh], self.env(s))
+            self.note(n, "extract_lib", table["wall_s"])
+            self.note(n, "extract_lib_cpu", table["cpu_s"])
+            self.note(n, "extract_lib_phases", table)
+            drop(fresh)
+
+        for step in ((cli, lib) if index % 2 == 0 else (lib, cli)):
+            step()
         self.note(n, "md5_alone", md5_in_process(os.path.join(out, name)))
         drop(out)
         self.note(n, "version", min(run(["drivestage", "--version"])["wall"]
@@ -371,7 +378,17 @@ def main() -> None:
                     help="MB/s per connection in the link model (0: skip it; default 100)")
     ap.add_argument("--repeat", type=int, default=1, help="rounds (best and range of N)")
     ap.add_argument("--json", action="store_true", help="print the numbers as JSON too")
+    ap.add_argument("--save", metavar="FILE", help="save every measurement to FILE (JSON)")
+    ap.add_argument("--report", metavar="FILE",
+                    help="print the report of a run saved with --save; measure nothing")
     args = ap.parse_args()
+    if args.report:
+        with open(args.report) as fh:
+            saved = json.load(fh)
+        results = report(saved["info"], saved["data"], sys.stdout)
+        if args.json:
+            print(json.dumps(results))
+        return
     args.streams = [s for s in args.streams.split(",") if s.strip()]
     args.ttfb = [float(t) for t in args.ttfb.split(",") if t.strip()]
     size = args.size_mib * MiB if args.size_mib else parse_size(args.size)
@@ -396,13 +413,16 @@ def main() -> None:
             for r in range(args.repeat):
                 for s in servers:
                     print(f"round {r + 1}/{args.repeat}: {s.name} ...", file=sys.stderr)
-                    bench.round(s)
+                    bench.round(s, r)
         info["create_us_end"] = create_cost(work) * 1e6
     finally:
         drop(work)
         if args.clean:
             drop(args.workdir)
     info["load_end"] = os.getloadavg()[0]
+    if args.save:
+        with open(args.save, "w") as fh:
+            json.dump({"info": info, "data": bench.data}, fh)
     results = report(info, bench.data, sys.stdout)
     if args.json:
         print(json.dumps(results))
