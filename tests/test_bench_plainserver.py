@@ -129,7 +129,7 @@ def test_pull_bench_runs_against_both_servers_and_finds_every_phase(tmp_path):
     # a part of the breakdown (pull_phases names what it could not find).
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve().parents[1] / "bench" / "pull.py"),
-         "--size-mib", "1", "--members", "40", "--streams", "1", "--ttfb", "0.05",
+         "--size-mib", "1", "--members", "40", "--streams", "", "--ttfb", "0.05",
          "--link", "50", "--workdir", str(tmp_path / "bench"), "--clean", "--json"],
         capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
