@@ -69,6 +69,7 @@ from drivestage.extract.records import (ExtractResult, MemberRecord, record_memb
                                         remove_members)
 from drivestage.extract.validation import check_members
 from drivestage.extract.writing import Progress, populate
+from drivestage.sizes import format_size
 from drivestage.store import ProgressFn
 
 __all__ = ["ARCHIVE_SUFFIXES", "MERGE_LOCK", "OLD_PREFIX", "TEMP_PREFIX", "ExtractResult",
@@ -113,11 +114,11 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
     if needed > free:
         raise DiskSpaceError(
             f"not enough free disk space to extract {os.path.basename(archive)} into {dest}: "
-            f"needs {_fmt(needed)} ({needed} bytes), only {_fmt(free)} ({free} bytes) free; "
+            f"needs {format_size(needed)} ({needed} bytes), only {format_size(free)} ({free} bytes) free; "
             "free some space or extract elsewhere", needed=needed, free=free)
     files = [e for e in entries if e.kind == "file"]
     log.info("extracting %s: %d members, %s, into %s", archive, len(entries),
-             _fmt(sum(e.size for e in files)), dest)
+             format_size(sum(e.size for e in files)), dest)
     tmp = os.path.join(dest, f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
     os.mkdir(tmp)
     try:
@@ -155,9 +156,3 @@ def _needed_bytes(entries: list[Entry]) -> int:
     files = sum(-(-e.size // _BLOCK) * _BLOCK for e in entries if e.kind == "file")
     return files + _BLOCK * sum(1 for e in entries if e.kind == "dir")
 
-
-def _fmt(n: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n} B"

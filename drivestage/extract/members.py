@@ -139,7 +139,8 @@ def _tar_entries(tf: tarfile.TarFile, archive: str, plain: bool) -> list[Entry]:
     return entries
 
 
-_LISTINGS: "dict[tuple, tuple[str, list[Entry]]]" = {}
+_Key = tuple[str, int, int, int]
+_LISTINGS: "dict[_Key, tuple[str, list[Entry]]]" = {}
 _LISTINGS_LOCK = threading.Lock()
 
 
@@ -149,7 +150,7 @@ def list_members(archive: str) -> tuple[str, list[Entry]]:
     tar's member list once, not twice."""
     try:
         st = os.stat(archive)
-        key: Optional[tuple] = (os.path.abspath(archive), st.st_size, st.st_mtime_ns, st.st_ino)
+        key: Optional[_Key] = (os.path.abspath(archive), st.st_size, st.st_mtime_ns, st.st_ino)
     except OSError:
         key = None
     with _LISTINGS_LOCK:

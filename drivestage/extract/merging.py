@@ -15,6 +15,7 @@ import os
 import posixpath
 import shutil
 import stat
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -23,10 +24,8 @@ from drivestage.errors import ArchiveError
 from drivestage.extract.members import Entry
 from drivestage.extract.validation import STATE_DIR
 
-try:
+if sys.platform != "win32":
     import fcntl
-except ImportError:  # pragma: no cover - not POSIX: filelock's own locking instead
-    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +42,7 @@ def merge_lock(folder: str) -> Iterator[None]:
     state = os.path.join(folder, STATE_DIR)
     os.makedirs(state, exist_ok=True)
     path = os.path.join(folder, MERGE_LOCK)
-    if fcntl is None:  # pragma: no cover
+    if sys.platform == "win32":  # pragma: no cover - not POSIX: filelock's own locking
         from filelock import FileLock
 
         with FileLock(path):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 from drivestage.extract.members import Entry
 from drivestage.extract.merging import merge_lock
@@ -30,12 +30,12 @@ class MemberRecord:
     ino: int = 0
     target: str = ""       # a link's target
 
-    def to_json(self) -> list:
+    def to_json(self) -> list[Any]:
         """A compact row for a stamp: ``[path, kind, size, mtime_ns, ino, target]``."""
         return [self.path, self.kind, self.size, self.mtime_ns, self.ino, self.target]
 
     @classmethod
-    def from_json(cls, row: Sequence) -> "MemberRecord":
+    def from_json(cls, row: Sequence[Any]) -> "MemberRecord":
         path, kind, size, mtime_ns, ino, target = row
         return cls(str(path), str(kind), int(size), int(mtime_ns), int(ino), str(target))
 

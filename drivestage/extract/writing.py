@@ -18,7 +18,7 @@ import threading
 import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from typing import Optional
+from typing import IO, Optional
 
 from drivestage.errors import ArchiveError
 from drivestage.extract.members import TAR_BUFSIZE, Entry
@@ -39,7 +39,7 @@ class Progress:
                 self.fn(n)
 
 
-def _write_all(fd: int, data) -> None:
+def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
@@ -65,8 +65,10 @@ def _finish(fd: int, e: Entry, written: int, archive: str) -> None:
         os.utime(fd, (e.mtime, e.mtime))
 
 
-def _copy_stream(src, fd: int, e: Entry, archive: str, progress: Progress) -> int:
+def _copy_stream(src: Optional[IO[bytes]], fd: int, e: Entry, archive: str, progress: Progress) -> int:
     """Copy a file-like member stream into ``fd``; returns bytes written."""
+    if src is None:  # pragma: no cover - only file members are copied
+        raise ArchiveError(f"member {e.path!r} of {archive} has no data; the archive is corrupt")
     written = 0
     while True:
         buf = src.read(_CHUNK)
@@ -86,7 +88,7 @@ def _zip_data_offset(afd: int, info: zipfile.ZipInfo, archive: str) -> int:
         raise ArchiveError(f"member {info.filename!r} of {archive}: bad local header at offset "
                            f"{info.header_offset}; the archive is truncated or corrupt")
     name_len, extra_len = struct.unpack_from("<HH", header, 26)
-    return info.header_offset + 30 + name_len + extra_len
+    return int(info.header_offset) + 30 + int(name_len) + int(extra_len)
 
 
 def _copy_raw(afd: int, fd: int, e: Entry, start: int, comp_size: int, method: int,
