@@ -19,8 +19,9 @@ from drivestage.errors import DiskSpaceError, DriveStageError, LocalFileError, U
 from drivestage.localfs import drive_mount
 from drivestage.paths import DrivePath, StorePath
 from drivestage.remote import open_store
+from drivestage import stamps
 from drivestage.stage_file import (FileStager, ProgressFactory, PullResult, no_progress,
-                                   read_stamp, recheck, safe_name)
+                                   recheck, safe_name)
 from drivestage.stage_tree import FolderPullResult, pull_folder
 from drivestage.store import RemoteEntry, RemoteStore
 
@@ -110,8 +111,8 @@ def _find(store: RemoteStore, path: StorePath, src: str, dest: str,
     """What ``path`` names, in one lookup: a file staged before from the same SRC is checked
     by id (one call); anything else is resolved."""
     if path.name is not None and not force:
-        stamp = read_stamp(dest, safe_name(path.name, src))
-        if stamp is not None and stamp.get("src") == src:
+        stamp = stamps.find(dest, safe_name(path.name, src), src)
+        if stamp is not None:
             entry = recheck(store, stamp, path)
             if entry is not None:
                 return entry

@@ -16,38 +16,37 @@ Each file is staged in three steps, as pooch does:
 
 3. the extraction step receives that decision (:class:`_Extraction`).
 
-The stamp (``DEST/.drivestage/<name>.json``) records what was staged: remote id, md5, size,
-the local file's size and mtime, and the extracted members with their sizes. It is written
-last, so an interrupted pull never looks complete. A file lock beside it makes concurrent
-pulls of one file on one machine (DDP ranks, notebook cells) download it once: the others
-wait, then find the stamp.
+The stamp (:mod:`drivestage.stamps`, one per remote file) records what was staged: remote
+id, md5, size, the local file's size and mtime, and the records of the extracted members. It
+says "extracted" only once every member was checked in place, so an interrupted pull never
+looks complete, and a rerun whose members are not all in place (absent, another kind or size)
+extracts again. A file lock per local name makes concurrent pulls of one file on one machine
+(DDP ranks, notebook cells) download it once: the others wait, then find the stamp.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-import stat as _stat
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Optional
 
 from drivestage import download as dl
+from drivestage import stamps
 from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError, NotFoundError, \
     UsageError
-from drivestage.localfs import atomic_write
+from drivestage.extract.validation import STATE_DIR
 from drivestage.paths import StorePath
 from drivestage.sizes import format_size
+from drivestage.stamps import Stamp
 from drivestage.store import RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
 
-STAMP_DIR = ".drivestage"
-STAMP_VERSION = 1
+STAMP_DIR = STATE_DIR
 
 #: ``progress(label, total, initial)`` -> a per-byte callback, or None for no progress.
 ProgressFactory = Callable[[str, int, int], Optional[Callable[[int], None]]]
-Stamp = dict[str, Any]
 
 
 @dataclass
@@ -82,14 +81,17 @@ def no_progress(label: str, total: int, initial: int) -> None:
 
 
 def safe_name(name: str, where: str) -> str:
-    """A remote title usable as a local file name."""
+    """A remote title usable as a local file name (never one drivestage keeps for itself)."""
+    from drivestage.extract.validation import is_reserved
+
     if name in ("", ".", ".."):
         raise UsageError(f"{where}: the remote name {name!r} cannot be a local file name")
-    if name == STAMP_DIR:
-        raise UsageError(f"{where}: the name {STAMP_DIR}"
-                         " is where drivestage keeps its stamps and locks; rename that item on "
-                         "Drive")
-    return name.replace("/", "_").replace("\0", "_")
+    local = name.replace("/", "_").replace("\0", "_")
+    if is_reserved(local):
+        raise UsageError(f"{where}: the name {local} is where drivestage keeps its stamps and "
+                         "locks (names starting with .drivestage, and partial downloads "
+                         ".<name>.<16 hex digits>.partial); rename that item on Drive")
+    return local
 
 
 def check_space(dest: str, reserve: int, needed: int, what: str) -> None:
@@ -101,25 +103,6 @@ def check_space(dest: str, reserve: int, needed: int, what: str) -> None:
             f"not enough free disk space in {dest} to {what}: needs {format_size(needed)} "
             f"({needed} bytes), only {format_size(max(free, 0))} ({max(free, 0)} bytes) free"
             f"{kept}; free some space or pull elsewhere", needed=needed, free=max(free, 0))
-
-
-# ------------------------------------------------------------------------------ stamps
-
-def stamp_path(dest: str, name: str) -> str:
-    """Where the stamp of ``dest/<name>`` lives."""
-    return os.path.join(dest, STAMP_DIR, name + ".json")
-
-
-def read_stamp(dest: str, name: str) -> Optional[Stamp]:
-    """The stamp of ``dest/<name>``, or None (missing, unreadable, another version)."""
-    try:
-        with open(stamp_path(dest, name), encoding="utf-8") as fh:
-            stamp = json.load(fh)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(stamp, dict) or stamp.get("version") != STAMP_VERSION:
-        return None
-    return stamp
 
 
 def recheck(store: RemoteStore, stamp: Stamp, path: StorePath) -> Optional[RemoteEntry]:
@@ -155,37 +138,43 @@ def decide(stamp: Optional[Stamp], entry: RemoteEntry, local: Local, *, extract:
     or ``download``; or ``check`` when the answer depends on the target's md5 (hash it, then
     ask again with ``local.md5_ok`` set). Pure: no I/O. ``stamp`` is None with ``force``; a
     stamp of another remote file of that name (another id) counts for its content: same md5
-    and size is the same file, another md5 an older version (``update``)."""
-    intact = (stamp is not None and stamp.get("md5") == entry.md5
-              and stamp.get("size") == entry.size and local.size == entry.size
-              and local.mtime_ns == stamp.get("mtime_ns"))
-    if intact and not force:
+    and size is the same file, another md5 an older version (``update``).
+
+    The target is the stamped copy when its size and mtime are the stamp's; anything else
+    at the target (a copy some other process or a killed pull put there) is judged by its
+    md5 when its size is right."""
+    stamped = (stamp is not None and local.size == stamp.get("size")
+               and local.mtime_ns == stamp.get("mtime_ns"))
+    older = stamp is not None and stamp.get("md5") != entry.md5
+    if stamped and not older and stamp is not None and stamp.get("size") == entry.size \
+            and not force:
         return "cached" if not extract or local.members_intact else "extract"
-    if stamp is not None and stamp.get("md5") != entry.md5:
-        action = "update"
-    elif not force and local.size == entry.size and entry.md5:
+    if not (stamped and older) and not force and local.size == entry.size and entry.md5:
         if local.md5_ok is None:
             return "check"
         if local.md5_ok:
             return "verified"
-        action = "update"
-    else:
-        action = "download"
+    action = "update" if older or local.md5_ok is False else "download"
     return "resume" if local.partial and not force else action
 
 
 # ------------------------------------------------------------------------------ one file
 
 class FileStager:
-    """Stages remote files into ``dest`` (one :meth:`stage` call per file)."""
+    """Stages remote files into ``dest`` (one :meth:`stage` call per file).
+
+    ``lock_dir`` is the folder whose merge lock serialises extractions (a folder pull passes
+    its root, so that archives in nested folders merge one at a time); default ``dest``."""
 
     def __init__(self, src: str, dest: str, store: RemoteStore, *, extract: bool,
                  jobs: Optional[int], force: bool, reserve: int, chunk_size: Optional[int],
-                 progress: ProgressFactory, extract_progress: ProgressFactory = no_progress):
+                 progress: ProgressFactory, extract_progress: ProgressFactory = no_progress,
+                 lock_dir: Optional[str] = None):
         self.src, self.dest, self.store = src, dest, store
         self.extract, self.jobs, self.force, self.reserve = extract, jobs, force, reserve
         self.chunk_size, self.progress = chunk_size, progress
         self.extract_progress = extract_progress
+        self.lock_dir = lock_dir or dest
 
     def _lock(self, name: str) -> Any:
         from filelock import FileLock, Timeout
@@ -206,8 +195,8 @@ class FileStager:
         if not entry.has_content:
             raise UsageError(f"{self.src} has no binary content (a Google Docs, Sheets or "
                              "Slides file?); export it to a file on Drive first")
-        os.makedirs(self.dest, exist_ok=True)
         name = safe_name(entry.name, self.src)
+        os.makedirs(self.dest, exist_ok=True)
         lock = self._lock(name)
         try:
             return self._stage_locked(name, entry)
@@ -219,44 +208,39 @@ class FileStager:
             st: Optional[os.stat_result] = os.stat(target)
         except FileNotFoundError:
             st = None
+        intact = stamp is not None and stamps.missing_member(self.dest, stamp) is None
         return Local(size=st.st_size if st else None, mtime_ns=st.st_mtime_ns if st else None,
-                     members_intact=stamp is not None and self._members_intact(stamp),
+                     members_intact=intact,
                      partial=0 if self.force else dl.partial_size(target, entry))
-
-    def _members_intact(self, stamp: Stamp) -> bool:
-        if not stamp.get("extracted"):
-            return False
-        for rel, size in stamp.get("members", []):
-            try:
-                st = os.lstat(os.path.join(self.dest, rel))
-            except FileNotFoundError:
-                return False
-            if size >= 0 and st.st_size != size:
-                return False
-        return True
 
     def _stage_locked(self, name: str, entry: RemoteEntry) -> PullResult:
         target = os.path.join(self.dest, name)
         if os.path.isdir(target) and not os.path.islink(target):
             raise UsageError(f"{target} is a folder; {self.src} would be saved there as a "
                              "file. Move the folder away or pull into another DEST")
-        stamp = None if self.force else read_stamp(self.dest, name)
-        # What the staged version extracted: members the new version lacks go when it lands.
-        previous = [m[0] for m in stamp.get("members", [])] \
-            if stamp is not None and stamp.get("extracted") else []
+        found = stamps.of(self.dest, name)
+        own = next((s for s in found if s["id"] == entry.id), None)
+        same_src = [s for s in found if s is not own and s.get("src") == self.src]
+        # The earlier versions of this pull: their members go once the new ones are in place.
+        previous = ([own] if own is not None else []) + same_src
+        basis = own if own is not None else (same_src[0] if same_src else None)
         if self.force:
-            self._drop_stamp(name)
             for path in [dl.partial_path(target, entry)] + dl.stale_partials(target):
                 _unlink(path)
-        local = self._local(stamp, entry, target)
-        action = decide(stamp, entry, local, extract=self.extract, force=self.force)
+        local = self._local(basis, entry, target)
+        action = decide(None if self.force else basis, entry, local, extract=self.extract,
+                        force=self.force)
         if action == "check":
             local = Local(local.size, local.mtime_ns, local.members_intact, local.partial,
                           md5_ok=dl.verify_file(target, entry.md5, entry.size) is None)
-            action = decide(stamp, entry, local, extract=self.extract, force=self.force)
+            action = decide(basis, entry, local, extract=self.extract, force=self.force)
         if action == "cached":
-            assert stamp is not None
-            staged = [m[0] for m in stamp.get("members", [])] if self.extract else []
+            assert basis is not None
+            if basis is not own:  # the same bytes under a new id: the stamp follows the id
+                self._rekey(basis, entry)
+            staged = [m.path for m in stamps.records(basis)] if self.extract else []
+            if self.extract and basis.get("version") != stamps.VERSION:
+                staged = [str(row[0]) for row in basis.get("members") or []]
             return self._result(entry, target, action, members=staged,
                                 extracted=self.extract)
         fetched = resumed = 0
@@ -267,29 +251,55 @@ class FileStager:
             check_space(self.dest, self.reserve, entry.size - have, f"download {self.src}")
             log.info("%s %s (%s) to %s%s", action, self.src, format_size(entry.size), target,
                      f" from byte {have}" if have else "")
-            self._drop_stamp(name)  # the old copy is about to be replaced
+            self._warn_shared_target(found, previous, target, local)
             bar = self.progress(name, entry.size, have)
             res = dl.download(self.store, entry, target, jobs=self.jobs,
                               chunk_size=self.chunk_size, progress=bar, describe=self.src)
             fetched, resumed = res.fetched, res.resumed_from
-        st = os.stat(target)
-        stamp = {"version": STAMP_VERSION, "src": self.src, "id": entry.id, "name": entry.name,
-                 "parent_id": entry.parent_id, "md5": entry.md5, "size": entry.size,
-                 "mtime_ns": st.st_mtime_ns, "extracted": False, "members": []}
-        self._write_stamp(name, stamp)  # the download is done, whatever extraction does
+        stamp = self._downloaded(name, entry, target, previous)
         members: list[str] = []
         if self.extract:
-            members = _Extraction(self, previous)(target, action, stamp)
-            self._write_stamp(name, stamp)
+            members = _Extraction(self, stamp, previous)(target, action)
         return self._result(entry, target, action, fetched=fetched, resumed=resumed,
                             members=members, extracted=self.extract)
 
-    def _write_stamp(self, name: str, stamp: Stamp) -> None:
-        atomic_write(stamp_path(self.dest, name),
-                     json.dumps(stamp, separators=(",", ":")).encode())
+    def _downloaded(self, name: str, entry: RemoteEntry, target: str,
+                    previous: list[Stamp]) -> Stamp:
+        """The stamp of the copy now at ``target``, written before any extraction: it carries
+        the records of every earlier version's members (``stale``), so that a pull killed
+        from here on still removes them once the new members are in place; the earlier
+        versions' own stamps go."""
+        stale = [m for s in previous for key in ("members", "stale")
+                 for m in stamps.records(s, key)]
+        stamp = stamps.new(src=self.src, file_id=entry.id, name=name, remote_name=entry.name,
+                           parent_id=entry.parent_id, md5=entry.md5, size=entry.size,
+                           mtime_ns=os.stat(target).st_mtime_ns, stale=stale)
+        unrecorded = sorted({p for s in previous for p in stamps.unrecorded(s)})
+        if unrecorded:
+            stamp["unrecorded"] = unrecorded
+        stamps.write(self.dest, stamp)  # the download is done, whatever extraction does
+        for old in previous:
+            if old.get("_path") != stamp["_path"]:
+                stamps.drop(old)
+        return stamp
 
-    def _drop_stamp(self, name: str) -> None:
-        _unlink(stamp_path(self.dest, name))
+    def _rekey(self, basis: Stamp, entry: RemoteEntry) -> None:
+        fresh = {k: v for k, v in basis.items() if not k.startswith("_")}
+        if fresh.get("version") != stamps.VERSION:
+            return  # a 0.1.0 stamp stays as it is until the copy is staged again
+        fresh.update(id=entry.id, parent_id=entry.parent_id, name=entry.name)
+        stamps.write(self.dest, fresh)
+        stamps.drop(basis)
+
+    def _warn_shared_target(self, found: list[Stamp], previous: list[Stamp], target: str,
+                            local: Local) -> None:
+        for other in found:
+            if other in previous or local.size is None:
+                continue
+            if other.get("size") == local.size and other.get("mtime_ns") == local.mtime_ns:
+                log.warning("%s is the staged copy of %s; %s replaces it (members extracted "
+                            "from it stay). Pull files of one name into separate folders to "
+                            "keep both", target, other.get("src"), self.src)
 
     def _result(self, entry: RemoteEntry, target: str, action: str, *, fetched: int = 0,
                 resumed: int = 0, members: Optional[list[str]] = None,
@@ -303,15 +313,25 @@ class FileStager:
 
 class _Extraction:
     """The extraction step: receives the decision and the staged archive (as pooch's
-    processors do), extracts it into DEST and records the members in the stamp."""
+    processors do), extracts it into DEST, removes what earlier versions extracted and this
+    one lacks, and records the members in the stamp.
 
-    def __init__(self, stager: FileStager, previous: list[str]):
-        self.stager, self.previous = stager, previous
+    The update rule, the same for every path that re-stages (a new version on Drive, a new
+    file at the same path, ``--force``, a rerun after a kill, a repair): the new version's
+    members are merged in first; then each member an earlier version's extraction wrote and
+    the new one lacks is removed, only while it is still exactly what that extraction wrote
+    (:func:`drivestage.extract.remove_members`: kind, size, mtime, inode); members listed by
+    a 0.1.0 stamp (no records) are never removed. The stamp says "extracted" only once every
+    member was checked in place."""
 
-    def __call__(self, target: str, action: str, stamp: Stamp) -> list[str]:
-        from drivestage.extract import archive_kind, extract_archive, remove_members
+    def __init__(self, stager: FileStager, stamp: Stamp, previous: list[Stamp]):
+        self.stager, self.stamp, self.previous = stager, stamp, previous
+
+    def __call__(self, target: str, action: str) -> list[str]:
+        from drivestage.extract import archive_kind, extract, remove_members
 
         src, dest, reserve = self.stager.src, self.stager.dest, self.stager.reserve
+        lock_dir = self.stager.lock_dir
         if archive_kind(target) is None:
             raise ArchiveError(f"--extract: {src} is not a zip or tar archive "
                                f"(downloaded to {target}); pull it without --extract")
@@ -319,22 +339,31 @@ class _Extraction:
         bar = None
         if self.stager.extract_progress is not no_progress:
             bar = self.stager.extract_progress("extract", _extracted_total(target), 0)
-        members = extract_archive(target, dest, progress=bar,
-                                  free_bytes=lambda p: shutil.disk_usage(p).free - reserve)
-        if self.previous:
-            gone = remove_members(dest, self.previous, keep=set(members))
+        result = extract(target, dest, progress=bar, lock_dir=lock_dir,
+                         free_bytes=lambda p: shutil.disk_usage(p).free - reserve)
+        stale = stamps.records(self.stamp, "stale")
+        if stale:
+            gone = remove_members(dest, stale, keep=set(result.paths), lock_dir=lock_dir)
             if gone:
                 log.info("removed %d members of the previous version of %s", gone, src)
-        rows = []
-        for rel in members:
-            try:
-                st = os.lstat(os.path.join(dest, rel))
-            except FileNotFoundError:  # pragma: no cover - extract just wrote it
-                continue
-            rows.append([rel, st.st_size if _stat.S_ISREG(st.st_mode) else -1])
-        stamp["extracted"] = True
-        stamp["members"] = rows
-        return list(members)
+        kept = {p.rsplit("/", i)[0] for p in result.paths for i in range(p.count("/") + 1)}
+        left = [p for p in stamps.unrecorded(self.stamp) if p not in kept]
+        self.stamp.pop("unrecorded", None)
+        if left:
+            log.warning("%d members of the previous version of %s were not removed: it was "
+                        "staged by drivestage 0.1.0, whose stamp does not record what its "
+                        "extraction wrote; remove them from %s by hand if they are not wanted "
+                        "(e.g. %s)", len(left), src, dest, left[0])
+        self.stamp.update(members=[m.to_json() for m in result.members], stale=[])
+        missing = stamps.not_in_place(dest, result.members)
+        if missing is not None:
+            stamps.write(dest, self.stamp)  # not "extracted": the next run extracts again
+            raise ArchiveError(
+                f"{os.path.join(dest, missing)} changed while {src} was extracted (another "
+                "program or pull wrote there); run the pull again")
+        self.stamp["extracted"] = True
+        stamps.write(dest, self.stamp)
+        return result.paths
 
 
 def _extracted_total(path: str) -> int:

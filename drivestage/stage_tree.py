@@ -102,7 +102,7 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
         it = items[index]
         one = FileStager(it.src, it.folder, store, extract=extract and _is_archive(it),
                          jobs=streams, force=force, reserve=reserve, chunk_size=chunk_size,
-                         progress=bar.for_file(index))
+                         progress=bar.for_file(index), lock_dir=root)
         result = one.stage(it.entry)
         bar.done(index, it.entry.size)
         return result

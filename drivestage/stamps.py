@@ -1,0 +1,191 @@
+"""Stamps: what ``pull`` staged into a DEST, one per remote file.
+
+A stamp lives in ``DEST/.drivestage/`` (a name no archive member and no remote item may take,
+see :func:`drivestage.extract.validation.is_reserved`), keyed by the remote file's identity:
+``<local name>@<hash of the remote id>.json``. So ``one/data.zip`` and ``two/data.zip``
+pulled into one DEST keep two stamps, each with its own members, and neither pull touches
+the other's. A stamp records the remote file (id, md5, size), the local copy (size, mtime),
+whether its extraction is in place, the records of the members that extraction wrote
+(:class:`~drivestage.extract.MemberRecord`), and ``stale``: members of older versions still
+to be removed once a newer extraction is in place. It is written atomically.
+
+Stamps written by drivestage 0.1.0 (``<name>.json``, version 1, members as ``[path, size]``)
+are still read: an intact copy stays a cache hit, but their members are never removed (no
+record proves that a path is still what that extraction wrote).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import stat
+from typing import Any, Iterable, Optional, Sequence
+
+from drivestage.extract import MemberRecord
+from drivestage.extract.validation import STATE_DIR
+from drivestage.localfs import atomic_write
+
+log = logging.getLogger(__name__)
+
+VERSION = 2
+LEGACY_VERSION = 1
+#: Stamps are plain dicts (``decide`` reads a few keys; JSON both ways).
+Stamp = dict[str, Any]
+_NAME_BYTES = 150      # longer local names are hashed in the stamp's file name
+
+
+def _base(name: str) -> str:
+    if len(os.fsencode(name)) <= _NAME_BYTES:
+        return name
+    return "long-" + hashlib.sha1(os.fsencode(name)).hexdigest()
+
+
+def path_of(dest: str, name: str, file_id: str) -> str:
+    """The stamp file of the remote file ``file_id`` staged as ``dest/<name>``."""
+    key = hashlib.sha1(file_id.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return os.path.join(dest, STATE_DIR, f"{_base(name)}@{key}.json")
+
+
+def _legacy_path(dest: str, name: str) -> str:
+    return os.path.join(dest, STATE_DIR, name + ".json")
+
+
+def _read(path: str) -> Optional[Stamp]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            stamp = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    if not isinstance(stamp, dict) or stamp.get("version") not in (VERSION, LEGACY_VERSION):
+        return None
+    if not isinstance(stamp.get("id"), str) or not isinstance(stamp.get("members", []), list):
+        return None
+    stamp["_path"] = path
+    return stamp
+
+
+def of(dest: str, name: str) -> list[Stamp]:
+    """Every stamp of a remote file staged as ``dest/<name>`` (several remote files may have
+    been staged under one local name), 0.1.0 stamps included."""
+    folder = os.path.join(dest, STATE_DIR)
+    prefix = _base(name) + "@"
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    found = []
+    for entry in sorted(names):
+        if entry.startswith(prefix) and entry.endswith(".json"):
+            stamp = _read(os.path.join(folder, entry))
+            if stamp is not None and stamp.get("version") == VERSION and \
+                    stamp.get("file") == name:
+                found.append(stamp)
+    legacy = _read(_legacy_path(dest, name))
+    if legacy is not None and legacy.get("version") == LEGACY_VERSION:
+        found.append(legacy)
+    return found
+
+
+def find(dest: str, name: str, src: str) -> Optional[Stamp]:
+    """The stamp of an earlier pull of ``src`` into ``dest/<name>``, or None."""
+    for stamp in of(dest, name):
+        if stamp.get("src") == src:
+            return stamp
+    return None
+
+
+def new(*, src: str, file_id: str, name: str, remote_name: str, parent_id: Optional[str],
+        md5: Optional[str], size: int, mtime_ns: int,
+        stale: Sequence[MemberRecord] = ()) -> Stamp:
+    """A stamp for a downloaded (not yet extracted) copy."""
+    return {"version": VERSION, "src": src, "id": file_id, "name": remote_name, "file": name,
+            "parent_id": parent_id, "md5": md5, "size": size, "mtime_ns": mtime_ns,
+            "extracted": False, "members": [], "stale": [m.to_json() for m in stale]}
+
+
+def write(dest: str, stamp: Stamp) -> None:
+    """Write ``stamp`` (atomically) where its remote id says."""
+    path = path_of(dest, stamp["file"], stamp["id"])
+    body = {k: v for k, v in stamp.items() if not k.startswith("_")}
+    atomic_write(path, json.dumps(body, separators=(",", ":")).encode())
+    stamp["_path"] = path
+
+
+def drop(stamp: Stamp) -> None:
+    """Remove a stamp's file."""
+    try:
+        os.unlink(stamp["_path"])
+    except (KeyError, FileNotFoundError):
+        pass
+
+
+def records(stamp: Stamp, key: str = "members") -> list[MemberRecord]:
+    """The member records of a stamp (``members`` or ``stale``); none for a 0.1.0 stamp."""
+    if stamp.get("version") != VERSION:
+        return []
+    out = []
+    for row in stamp.get(key) or []:
+        try:
+            out.append(MemberRecord.from_json(row))
+        except (TypeError, ValueError):
+            continue  # a damaged row: never a reason to remove anything
+    return out
+
+
+def unrecorded(stamp: Stamp) -> list[str]:
+    """The members a 0.1.0 stamp lists (they have no records), and those it carried over."""
+    out = [str(p) for p in stamp.get("unrecorded") or []]
+    if stamp.get("version") == LEGACY_VERSION and stamp.get("extracted"):
+        out += [str(row[0]) for row in stamp.get("members") or []
+                if isinstance(row, list) and row]
+    return out
+
+
+def missing_member(dest: str, stamp: Stamp) -> Optional[str]:
+    """The first member of ``stamp``'s extraction that is not in place (absent, another kind,
+    another size), or None when all are; "" when the stamp has no extraction."""
+    if not stamp.get("extracted"):
+        return ""
+    if stamp.get("version") == VERSION:
+        return not_in_place(dest, records(stamp))
+    for row in stamp.get("members") or []:  # 0.1.0: [path, size of a file or -1]
+        try:
+            rel, size = str(row[0]), int(row[1])
+        except (TypeError, ValueError, IndexError):
+            return str(row)
+        st = _lstat(dest, rel)
+        if st is None or (size >= 0 and (not stat.S_ISREG(st.st_mode) or st.st_size != size)):
+            return rel
+    return None
+
+
+def not_in_place(dest: str, members: Iterable[MemberRecord]) -> Optional[str]:
+    """The first member that is absent, of another kind or of another size, or None.
+
+    Presence, kind and size - not the inode: a member another archive (or the user) put
+    back with the same bytes is in place."""
+    for m in members:
+        st = _lstat(dest, m.path)
+        if st is None:
+            return m.path
+        if m.kind == "dir":
+            ok = stat.S_ISDIR(st.st_mode)
+        elif m.kind == "symlink":
+            ok = stat.S_ISLNK(st.st_mode) and st.st_size == m.size
+        else:
+            ok = stat.S_ISREG(st.st_mode) and st.st_size == m.size
+        if not ok:
+            return m.path
+    return None
+
+
+def _lstat(dest: str, rel: str) -> Optional[os.stat_result]:
+    parts = rel.split("/")
+    if not rel or rel.startswith("/") or "\0" in rel or \
+            any(p in ("", ".", "..") for p in parts):
+        return None  # not a member path: never looked at outside DEST
+    try:
+        return os.lstat(os.path.join(dest, *parts))
+    except OSError:
+        return None
