@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 import time
-from typing import Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from drivestage import paths
 from drivestage.errors import DiskSpaceError, DriveStageError, LocalFileError, UsageError
@@ -73,37 +73,54 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
         path = StorePath.parse(label)
     if retries is not None:
         store.set_retries(retries)
+    bars: Optional[_Bars] = None
     if progress is None:
-        progress = no_progress if quiet else tqdm_progress
+        progress = no_progress if quiet else (bars := _Bars())
+    calls = store.requests_made()
     try:
-        entry = _find(store, path, label, dest, force)
-        result: Union[PullResult, FolderPullResult]
-        if entry.is_dir:
-            result = pull_folder(entry, src=label, path=path, dest=dest, store=store,
-                                 extract=extract, jobs=jobs, force=force, reserve=reserve,
-                                 chunk_size=chunk_size, progress=progress, include=include,
-                                 exclude=exclude)
-        else:
-            if include or exclude:
-                raise UsageError(f"--include/--exclude choose files inside a folder, and "
-                                 f"{label} is one file; pull it without them")
-            result = FileStager(label, dest, store, extract=extract, jobs=jobs, force=force,
-                                reserve=reserve, chunk_size=chunk_size, progress=progress,
-                                extract_progress=progress).stage(entry)
-    except DriveStageError:
+        result = _stage(store, path, label, dest, extract=extract, jobs=jobs, force=force,
+                        reserve=reserve, chunk_size=chunk_size, progress=progress,
+                        include=include, exclude=exclude)
+    except BaseException as exc:
+        if bars is not None:
+            bars.close()  # so that an error message starts on a line of its own
+        if isinstance(exc, OSError) and not isinstance(exc, DriveStageError):
+            raise _local_error(exc, label, dest) from exc
         raise
-    except OSError as exc:
-        # Local trouble (a full disk mid-download, permissions): one clear line, and the
-        # partial file stays for the next run.
-        where = exc.filename or dest
-        if exc.errno == errno.ENOSPC:
-            raise DiskSpaceError(f"the disk filled up while staging {label} into {dest} "
-                                 f"({where}); free some space and run again: the download "
-                                 "resumes where it stopped") from exc
-        raise LocalFileError(f"cannot stage {label} into {dest}: {exc.strerror or exc} "
-                             f"({where})") from exc
+    if calls is not None:
+        result.api_calls = (store.requests_made() or 0) - calls
     result.seconds = round(time.monotonic() - began, 3)
     return result
+
+
+def _stage(store: RemoteStore, path: StorePath, label: str, dest: str, *, extract: bool,
+           jobs: Optional[int], force: bool, reserve: int, chunk_size: Optional[int],
+           progress: ProgressFactory, include: Sequence[str], exclude: Sequence[str]
+           ) -> Union[PullResult, FolderPullResult]:
+    entry = _find(store, path, label, dest, force)
+    if entry.is_dir:
+        return pull_folder(entry, src=label, path=path, dest=dest, store=store,
+                           extract=extract, jobs=jobs, force=force, reserve=reserve,
+                           chunk_size=chunk_size, progress=progress, include=include,
+                           exclude=exclude)
+    if include or exclude:
+        raise UsageError(f"--include/--exclude choose files inside a folder, and "
+                         f"{label} is one file; pull it without them")
+    return FileStager(label, dest, store, extract=extract, jobs=jobs, force=force,
+                      reserve=reserve, chunk_size=chunk_size, progress=progress,
+                      extract_progress=progress).stage(entry)
+
+
+def _local_error(exc: OSError, label: str, dest: str) -> DriveStageError:
+    """Local trouble (a full disk mid-download, permissions) as one clear line; the partial
+    file stays for the next run."""
+    where = exc.filename or dest
+    if exc.errno == errno.ENOSPC:
+        return DiskSpaceError(f"the disk filled up while staging {label} into {dest} "
+                              f"({where}); free some space and run again: the download "
+                              "resumes where it stopped")
+    return LocalFileError(f"cannot stage {label} into {dest}: {exc.strerror or exc} "
+                          f"({where})")
 
 
 def _find(store: RemoteStore, path: StorePath, src: str, dest: str,
@@ -119,12 +136,29 @@ def _find(store: RemoteStore, path: StorePath, src: str, dest: str,
     return store.resolve(path)
 
 
-def tqdm_progress(label: str, total: int, initial: int) -> Callable[[int], None]:
+class _Bars:
+    """The CLI's progress factory: tqdm bars, all closed at once when the pull fails."""
+
+    def __init__(self) -> None:
+        self.bars: list[Any] = []
+
+    def __call__(self, label: str, total: int, initial: int) -> Callable[[int], None]:
+        return tqdm_progress(label, total, initial, opened=self.bars)
+
+    def close(self) -> None:
+        for bar in self.bars:
+            bar.close()
+
+
+def tqdm_progress(label: str, total: int, initial: int,
+                  opened: Optional[list[Any]] = None) -> Callable[[int], None]:
     """A tqdm bar on stderr (bytes, rate, ETA); closed when the last byte arrives."""
     from tqdm import tqdm
 
     bar = tqdm(total=total, initial=0, unit="B", unit_scale=True, unit_divisor=1024,
                desc=label, file=sys.stderr, leave=False, dynamic_ncols=True)
+    if opened is not None:
+        opened.append(bar)
     seen = [0]
 
     def update(n: int) -> None:

@@ -66,6 +66,7 @@ class PullResult:
     extracted: bool = False
     members: int = 0          # extracted members (files, folders, links)
     seconds: float = 0.0
+    api_calls: Optional[int] = None  # requests sent to Drive by the whole command
     member_paths: list[str] = field(default_factory=list, repr=False)
 
     def to_json(self) -> dict[str, Any]:

@@ -41,6 +41,7 @@ class FolderPullResult:
     files: list[PullResult] = field(default_factory=list)  # one per file, in tree order
     skipped: list[str] = field(default_factory=list)       # remote files without content
     seconds: float = 0.0
+    api_calls: Optional[int] = None  # requests sent to Drive by the whole pull
 
     @property
     def size(self) -> int:
@@ -61,7 +62,8 @@ class FolderPullResult:
         return {"src": self.src, "path": self.path, "dest": self.dest, "id": self.id,
                 "folder": True, "size": self.size, "fetched": self.fetched,
                 "actions": self.actions(), "skipped": list(self.skipped),
-                "seconds": self.seconds, "files": [f.to_json() for f in self.files]}
+                "seconds": self.seconds, "api_calls": self.api_calls,
+                "files": [f.to_json() for f in self.files]}
 
 
 @dataclass

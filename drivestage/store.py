@@ -92,6 +92,26 @@ class RemoteStore(abc.ABC):
         """Bytes ``[start, end)`` of a file in one piece (a download's chunk)."""
         return b"".join(self.read_range(entry, start, end))
 
+    def read_into(self, entry: RemoteEntry, start: int, sink: ByteSink) -> int:
+        """Stream bytes from ``start`` up to ``sink.limit()`` (read again as it goes: it may
+        move down while the read runs) into ``sink.write(offset, data)``, in as few requests
+        as the backend can (Drive: one ranged GET, resumed with ``Range`` after a failure);
+        returns where it stopped. The default reads :meth:`read_range`."""
+        pos, end = start, sink.limit()
+        for block in self.read_range(entry, start, end):
+            n = min(len(block), sink.limit() - pos)
+            if n > 0:
+                sink.write(pos, memoryview(block)[:n])
+                pos += n
+            if pos >= sink.limit():
+                break
+        return pos
+
+    def requests_made(self) -> Optional[int]:
+        """Requests sent to the backend so far (Drive charges quota units per request), or
+        None for a backend that does not count them."""
+        return None
+
     @abc.abstractmethod
     def upload(self, local_path: str, folder: RemoteEntry, name: str, *,
                replace: Optional[RemoteEntry] = None, progress: Optional[ProgressFn] = None,
@@ -118,6 +138,18 @@ class RemoteStore(abc.ABC):
         """A text naming the place ``path`` is in this store, the same in every process of
         this machine (push serialises pushes into one place by it)."""
         return f"{self!r}|{path}"
+
+
+class ByteSink(Protocol):
+    """Where :meth:`RemoteStore.read_into` puts bytes (a download's stream)."""
+
+    def limit(self) -> int:
+        """Where the read stops now (another stream may take over the rest)."""
+        ...
+
+    def write(self, offset: int, data: memoryview) -> None:
+        """``data`` is the file's bytes at ``offset``."""
+        ...
 
 
 class Md5Source(Protocol):

@@ -201,10 +201,9 @@ def endless(status: int, headers: dict, body: bytes) -> Reply:
 def oversized(factor: int) -> Mutation:
     """A body ``factor`` times longer than the emulator's, with a Content-Length to match."""
     def mutate(status: int, headers: dict, body: bytes) -> Reply:
-        big = body * factor
         out = {k: v for k, v in headers.items() if k.lower() != "content-length"}
-        out["Content-Length"] = str(len(big))
-        return Reply(status, out, [big])
+        out["Content-Length"] = str(len(body) * factor)
+        return Reply(status, out, (body for _ in range(factor)))  # never whole in memory
     return mutate
 
 

@@ -53,7 +53,6 @@ def proxy(emulator):
         yield p
 
 
-@_open
 @pytest.mark.parametrize("mutate", [_proxy.endless, _proxy.oversized(1000)],
                          ids=["no-length", "content-length-lies"])
 def test_pull_stops_reading_a_body_longer_than_the_range(emulator, proxy, tmp_path, mutate):
@@ -65,7 +64,6 @@ def test_pull_stops_reading_a_body_longer_than_the_range(emulator, proxy, tmp_pa
     assert proxy.count("GET", "alt=media") <= 12
 
 
-@_open
 def test_pull_gives_up_on_a_trickling_body(emulator, proxy, tmp_path):
     emulator.add_file("data/f.bin", os.urandom(256 << 10))
     proxy.on("GET", r"alt=media", _proxy.trickle(0.05))

@@ -111,6 +111,24 @@ def test_rerun_on_an_intact_copy_is_one_metadata_call(emulator, drive_env, dest)
     assert len(media(emulator)) == 1
 
 
+def test_json_reports_the_api_calls_the_command_made(emulator, drive_env, dest):
+    emulator.add_file("n/x.zip", make_zip({"a.txt": b"a" * 5000}))
+    emulator.add_folder("n/F")
+    emulator.add_file("n/F/y.bin", b"y")
+    emulator.clear_requests()
+    code, out, err = run("pull", "drive:n/x.zip", str(dest), "-x", "--json")
+    assert code == 0, err
+    sent = logged(emulator, lambda r: r.path.startswith(("/drive/", "/upload/")))
+    assert json.loads(out)["api_calls"] == len(sent) >= 2
+    emulator.clear_requests()
+    code, out, err = run("pull", "drive:n/x.zip", str(dest), "-x", "--json")
+    assert json.loads(out)["api_calls"] == 1 == len(emulator.requests)
+    emulator.clear_requests()
+    code, out, err = run("pull", "drive:n/F", str(dest), "--json")
+    assert code == 0, err
+    assert json.loads(out)["api_calls"] == len(emulator.requests)
+
+
 def test_a_changed_remote_file_is_staged_again(emulator, drive_env, dest):
     emulator.add_file("c/x.bin", b"version 1")
     assert run("pull", "drive:c/x.bin", str(dest))[0] == 0

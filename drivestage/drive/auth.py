@@ -72,6 +72,8 @@ class DriveCredentials:
         self._refreshable = refreshable
         self._on_refresh = on_refresh
         self._lock = threading.Lock()
+        #: Called for every request sent with these credentials (the transport counts them).
+        self.on_request: Optional[Callable[[], None]] = None
 
     def __repr__(self) -> str:  # never the token
         return f"<DriveCredentials from {self.source}>"
@@ -159,6 +161,8 @@ class AuthorizedHttp:
         sent = dict(headers or {})
         creds.apply(sent)
         used = creds.access_token
+        if creds.on_request is not None:
+            creds.on_request()
         resp, content = self.http.request(uri, method, body=body, headers=sent,
                                           redirections=redirections,
                                           connection_type=connection_type)
@@ -168,6 +172,8 @@ class AuthorizedHttp:
                 body.seek(0)
             sent = dict(headers or {})
             creds.apply(sent)
+            if creds.on_request is not None:
+                creds.on_request()
             resp, content = self.http.request(uri, method, body=body, headers=sent,
                                               redirections=redirections,
                                               connection_type=connection_type)

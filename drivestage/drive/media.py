@@ -9,18 +9,22 @@ request sends chunk by chunk (:mod:`drivestage.drive.upload` drives it).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Optional
 
 from googleapiclient.http import MediaUpload
 
 from drivestage.drive import retry
-from drivestage.drive.transport import Transport
+from drivestage.drive.transport import Streamed, Transport
 from drivestage.errors import DriveStageError, RemoteError
 from drivestage.state import stat_key
-from drivestage.store import RemoteEntry
+from drivestage.store import ByteSink, RemoteEntry
+
+log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
 #: One ranged GET of :meth:`MediaReader.read_range`; large enough that request overhead is
@@ -32,7 +36,16 @@ _BODY_BLOCK = MiB
 
 
 class MediaReader:
-    """Ranged reads of Drive files on a :class:`Transport`."""
+    """Ranged reads of Drive files on a :class:`Transport`, streamed and bounded.
+
+    A read is one ranged ``GET`` whose body is written to a sink as it arrives (never held
+    whole), resumed with ``Range`` from where it stopped after a failure: Drive answers each
+    request only after a delay (0.1-0.3 s) and charges quota units per request, so a stream
+    pays them once per segment, not once per chunk. Every answer is bounded: the body is read
+    only up to the length asked for (a longer one is refused), and a body that brings less
+    than 64 KiB in ``DRIVESTAGE_HTTP_TIMEOUT`` seconds (default 120; also the longest wait
+    for any byte) is given up and asked again. A failed attempt that had brought at least
+    1 MiB does not count against the retries; the others do."""
 
     def __init__(self, transport: Transport):
         self.transport = transport
@@ -47,33 +60,119 @@ class MediaReader:
         return uri
 
     def fetch_range(self, entry: RemoteEntry, start: int, end: int, where: str) -> bytes:
-        """Bytes ``[start, end)`` of ``entry`` in one ranged GET, retried as a whole."""
-        what = f"download {where} bytes {start}-{end - 1}"
-        return self.transport.retrying(what)(self._fetch_once, entry, start, end, where)
+        """Bytes ``[start, end)`` of ``entry`` (one ranged GET, resumed after a failure)."""
+        buf = _Buffer(start, end)
+        self.read_into(entry, start, buf, where)
+        return bytes(buf.data)
 
-    def _fetch_once(self, entry: RemoteEntry, start: int, end: int, where: str) -> bytes:
-        resp, content = self.transport.request(self._media_uri(entry.id), "GET",
-                                               headers={"range": f"bytes={start}-{end - 1}"})
-        want = end - start
-        if resp.status == 206:
-            got = _content_range(resp.get("content-range"))
-            if got is None or got[0] != start:
-                raise retry.TransientError(f"unexpected Content-Range "
-                                           f"{resp.get('content-range')!r}")
-            if got[2] is not None and got[2] != entry.size:
-                raise RemoteError(f"{where} changed on Drive while downloading "
-                                  f"(size {entry.size} became {got[2]}); run again")
-        elif resp.status == 200:
-            # The server ignored Range and sent the whole file: keep our slice of it.
-            if len(content) != entry.size:
-                raise retry.TransientError(f"full body of {len(content)} bytes for a "
-                                           f"{entry.size}-byte file")
-            content = content[start:end]
-        else:
-            raise RemoteError(f"download {where}: unexpected HTTP {resp.status}")
-        if len(content) != want:
-            raise retry.TransientError(f"short body: {len(content)} of {want} bytes")
-        return bytes(content)
+    def read_into(self, entry: RemoteEntry, start: int, sink: ByteSink, where: str) -> int:
+        """Stream ``[start, sink.limit())`` of ``entry`` into ``sink``; returns where it
+        stopped (``sink.limit()``, which may have moved down meanwhile)."""
+        at = _Position(start)
+        what = f"download {where} bytes {start}-{sink.limit() - 1}"
+        for attempt in self.transport.retrying(what):
+            with attempt:
+                while at.pos < sink.limit():
+                    before = at.pos
+                    try:
+                        self._stream_once(entry, at, sink, where)
+                    except Exception as exc:
+                        if at.pos - before < _PROGRESS or retry.classify(exc) is None:
+                            raise
+                        log.info("%s: %s after %d bytes; asking for the rest", what, exc,
+                                 at.pos - before)
+                        self.transport.drop()
+        return at.pos
+
+    def _stream_once(self, entry: RemoteEntry, at: "_Position", sink: ByteSink,
+                     where: str) -> None:
+        """One GET from ``at.pos``, which follows every byte written (a failure raises after
+        writing what arrived, and the caller resumes from there)."""
+        pos, stop = at.pos, sink.limit()
+        with self.transport.stream(self._media_uri(entry.id),
+                                   {"range": f"bytes={pos}-{stop - 1}"}) as body:
+            if body.status == 206:
+                got = _content_range(body.headers.get("content-range"))
+                if got is None or got[0] != pos or got[1] < pos:
+                    raise retry.TransientError(f"unexpected Content-Range "
+                                               f"{body.headers.get('content-range')!r}")
+                if got[2] is not None and got[2] != entry.size:
+                    raise RemoteError(f"{where} changed on Drive while downloading "
+                                      f"(size {entry.size} became {got[2]}); run again")
+                if got[1] >= stop:
+                    raise _too_long(where, pos, stop, f"Content-Range bytes {got[0]}-{got[1]}")
+                end, skip = got[1] + 1, 0
+            elif body.status == 200:
+                # The server ignored Range and sends the whole file: skip to our part.
+                end, skip = entry.size, pos
+            else:
+                raise RemoteError(f"download {where}: unexpected HTTP {body.status}")
+            if body.left is not None and body.left != end - pos + skip:
+                if body.left > end - pos + skip:
+                    raise _too_long(where, pos, stop, f"{body.left} bytes announced")
+                raise retry.TransientError(f"short body: {body.left} of {end - pos + skip} "
+                                           "bytes announced")
+            self._read_body(body, at, end, skip, sink, where, stop)
+
+    def _read_body(self, body: Streamed, at: "_Position", end: int, skip: int,
+                   sink: ByteSink, where: str, stop: int) -> None:
+        window = float(self.transport.http().timeout or 120)
+        first, began, got = at.pos, time.monotonic(), 0
+        while at.pos < min(end, sink.limit()):
+            want = min(_BLOCK, skip) if skip else min(_BLOCK, min(end, sink.limit()) - at.pos)
+            data = body.read1(want)
+            if not data:
+                raise retry.TransientError(f"short body: ended at byte {at.pos} of {end}")
+            got += len(data)
+            if skip:
+                skip -= len(data)
+            else:
+                sink.write(at.pos, memoryview(data))
+                at.pos += len(data)
+            now = time.monotonic()
+            if now - began >= window:
+                if got < _MIN_BYTES:
+                    raise retry.TransientError(f"the answer is too slow ({got} bytes in "
+                                               f"{now - began:.0f}s)")
+                began, got = now, 0
+        if at.pos >= end and body.left is None and body.read1(1):
+            raise _too_long(where, first, stop, "it kept sending")
+
+
+class _Position:
+    """Where a read has got to (shared between the attempts of one read)."""
+
+    def __init__(self, pos: int):
+        self.pos = pos
+
+
+#: Read blocks of a body (one socket read each, so that time is watched between them).
+_BLOCK = MiB
+#: A failed attempt that brought this much is not counted against the retries.
+_PROGRESS = MiB
+#: A body must bring this much in every ``DRIVESTAGE_HTTP_TIMEOUT`` seconds.
+_MIN_BYTES = 64 * 1024
+
+
+def _too_long(where: str, start: int, stop: int, got: str) -> RemoteError:
+    return RemoteError(f"download {where}: the answer to a request for bytes {start}-{stop - 1}"
+                       f" is longer than that ({got}); stopped reading it. Something between "
+                       "here and Drive is broken (a proxy?); try again later")
+
+
+class _Buffer:
+    """A sink collecting ``[start, end)`` in memory (a bounded range)."""
+
+    def __init__(self, start: int, end: int):
+        self.start, self.end = start, end
+        self.data = bytearray()
+
+    def limit(self) -> int:
+        return self.end
+
+    def write(self, offset: int, data: memoryview) -> None:
+        assert offset == self.start + len(self.data)
+        self.data += data
 
 
 def _content_range(value: Optional[str]) -> Optional[tuple[int, int, Optional[int]]]:

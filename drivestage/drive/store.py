@@ -27,7 +27,7 @@ from drivestage.drive.transport import Transport
 from drivestage.drive.upload import upload_file
 from drivestage.errors import DuplicateNameError, NotFoundError, RemoteError, UsageError
 from drivestage.paths import DrivePath, StorePath
-from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
+from drivestage.store import ByteSink, Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
 
@@ -390,6 +390,14 @@ class DriveStore(RemoteStore):
     def fetch_range(self, entry: RemoteEntry, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of ``entry`` in one ranged GET, retried as a whole."""
         return self._reader.fetch_range(entry, start, end, self.describe(entry))
+
+    def read_into(self, entry: RemoteEntry, start: int, sink: ByteSink) -> int:
+        """One long ranged GET from ``start`` to ``sink.limit()``, resumed after failures."""
+        return self._reader.read_into(entry, start, sink, self.describe(entry))
+
+    def requests_made(self) -> int:
+        """Requests sent on this store's credentials so far."""
+        return self.transport.calls
 
     def read_range(self, entry: RemoteEntry, start: int, end: int, *,
                    chunk_size: Optional[int] = None) -> Iterator[bytes]:

@@ -9,8 +9,13 @@ and nowhere else. Every Drive request of drivestage runs inside :meth:`Transport
 """
 from __future__ import annotations
 
+import http.client
 import threading
-from typing import Any, Callable, Mapping, Optional, TypeVar
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar
+from urllib.parse import urlsplit
+
+import httplib2
 
 from drivestage.drive import answers, retry
 from drivestage.drive.auth import AuthorizedHttp, DriveCredentials, build_http
@@ -32,6 +37,21 @@ class Transport:
         self.timeout = timeout
         self.attempts = attempts
         self._local = threading.local()
+        self._calls = 0
+        self._calls_lock = threading.Lock()
+        # Every request on these credentials (PyDrive2's metadata calls, our raw and streamed
+        # ones) is counted: Drive charges quota units per request.
+        gauth.credentials.on_request = self._count
+
+    def _count(self) -> None:
+        with self._calls_lock:
+            self._calls += 1
+
+    @property
+    def calls(self) -> int:
+        """API requests sent so far (every attempt, a refreshed 401 included)."""
+        with self._calls_lock:
+            return self._calls
 
     @property
     def credentials(self) -> DriveCredentials:
@@ -58,6 +78,9 @@ class Transport:
         """Forget this thread's connections (ours and PyDrive2's) after a lost connection."""
         self._local.http = None
         self.gauth.thread_local.http = None
+        for conn in (getattr(self._local, "streams", None) or {}).values():
+            conn.close()
+        self._local.streams = {}
 
     def retrying(self, what: str, *, uploading: bool = False,
                  write: Optional[answers.Write] = None) -> retry.DriveRetrying:
@@ -75,6 +98,16 @@ class Transport:
         """``fn(*args, **kwargs)`` under :meth:`retrying`."""
         return self.retrying(what)(fn, *args, **kwargs)
 
+    @contextmanager
+    def stream(self, uri: str, headers: Optional[Mapping[str, str]] = None
+               ) -> Iterator["Streamed"]:
+        """One GET on this thread's streaming connection whose body the caller reads as it
+        arrives (httplib2 reads every body whole into memory). An error answer is raised as
+        :meth:`request` raises it (its body read up to 64 KiB); a body left unread closes
+        the connection. The socket timeout is the connection's (``DRIVESTAGE_HTTP_TIMEOUT``).
+        """
+        yield from _stream(self, uri, headers or {})
+
     def request(self, uri: str, method: str = "GET", *, body: Any = None,
                 headers: Optional[Mapping[str, str]] = None) -> tuple[Any, bytes]:
         """One raw request on this thread's connection: ``(response, body)``. An error answer
@@ -83,3 +116,86 @@ class Transport:
         resp, content = self.http().request(uri, method, body=body, headers=dict(headers or {}))
         answers.raise_for_status(resp.status, content, resp, uri=uri)
         return resp, content
+
+
+class Streamed:
+    """An answer whose body the caller reads as it arrives (:meth:`Transport.stream`)."""
+
+    def __init__(self, resp: http.client.HTTPResponse):
+        self._resp = resp
+        self.status = resp.status
+        self.headers = {k.lower(): v for k, v in resp.getheaders()}
+
+    def read1(self, n: int) -> bytes:
+        """At most ``n`` bytes with at most one read from the socket (so that a caller can
+        watch the time between reads); b"" at the end of the body."""
+        return self._resp.read1(n)
+
+    @property
+    def left(self) -> Optional[int]:
+        """Bytes of the body not read yet when it has a length (None when it has none)."""
+        return self._resp.length
+
+    @property
+    def finished(self) -> bool:
+        """The whole body was read (the connection may serve the next request)."""
+        return self._resp.isclosed()
+
+
+def _stream(transport: Transport, uri: str, headers: Mapping[str, str]) -> Iterator[Streamed]:
+    parts = urlsplit(uri)
+    key = f"{parts.scheme}:{parts.netloc}"
+    conns: dict[str, http.client.HTTPConnection] = getattr(transport._local, "streams", None) \
+        or {}
+    transport._local.streams = conns
+    conn = conns.get(key)
+    if conn is None:
+        conn = conns[key] = _connection(transport.http().http, parts.scheme, parts.netloc)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    creds = transport.credentials
+    resp: Optional[http.client.HTTPResponse] = None
+    try:
+        refreshed = False
+        while True:
+            creds.ensure_valid()
+            sent = {**dict(headers), "user-agent": "drivestage"}
+            creds.apply(sent)
+            used = creds.access_token
+            transport._count()
+            conn.request("GET", path, headers=sent)
+            resp = conn.getresponse()
+            if resp.status != 401 or not creds.can_refresh or refreshed:
+                break
+            resp.read(_ERROR_BODY)  # once more after refreshing the token
+            if not resp.isclosed():
+                conn.close()  # http.client opens it again for the next request
+            creds.refresh(stale_token=used)
+            refreshed = True
+        if not 200 <= resp.status < 300:
+            body = resp.read(_ERROR_BODY)
+            answers.raise_for_status(resp.status, body, dict(resp.getheaders()), uri=uri)
+        yield Streamed(resp)
+    finally:
+        if resp is None or not resp.isclosed():
+            # A body not read to its end (or a failure before an answer): the connection
+            # cannot carry another request.
+            conn.close()
+            conns.pop(key, None)
+
+
+#: How much of an error answer's body is read (a hostile server may send an endless one).
+_ERROR_BODY = 64 * 1024
+
+
+def _connection(h: Any, scheme: str, authority: str) -> http.client.HTTPConnection:
+    """A connection set up as httplib2 sets up its own (timeout, proxy, certificates)."""
+    if scheme == "https":
+        conn: http.client.HTTPConnection = httplib2.HTTPSConnectionWithTimeout(
+            authority, timeout=h.timeout, proxy_info=h.proxy_info, ca_certs=h.ca_certs,
+            disable_ssl_certificate_validation=h.disable_ssl_certificate_validation,
+            tls_maximum_version=h.tls_maximum_version,
+            tls_minimum_version=h.tls_minimum_version)
+    else:
+        conn = httplib2.HTTPConnectionWithTimeout(authority, timeout=h.timeout,
+                                                  proxy_info=h.proxy_info)
+    return conn
