@@ -1,13 +1,22 @@
 """Ranged, parallel, resumable, md5-verified download of one remote file.
 
-The bytes go into a partial file beside the target, named after the target and a key made
-of the remote id, md5 and size (``.c.zip.<key>.partial``), and reach the final name only
-after their size and md5 matched, by an atomic rename. Several ranged streams fetch chunks
-in parallel (one Drive connection is far slower than a VM's disk), while this thread writes
-them *in order* and feeds each one to md5 as it goes: the partial file is always a correct
-prefix of the remote file, so a rerun after any failure or process death continues from its
-size with a ``Range`` request, and the md5 needs no second pass (only a resumed prefix is read
-back once). A partial for another version of the file is discarded.
+The bytes go into a partial file beside the target and reach the final name only after their
+size and md5 matched, by an atomic rename; the partial's record lists the byte ranges it
+holds, so a rerun after any failure or process death asks only for the rest
+(:mod:`drivestage.partials`).
+
+Streams read pieces of the file through :meth:`~drivestage.store.RemoteStore.read_into` - on
+Drive one long ranged GET per piece, resumed with ``Range`` after a failure, because every
+request costs a delay before its first byte and API quota units - and write them where they
+belong in the partial. By default a stream takes the first range still missing whole, and a
+stream with nothing left takes over the second half of the largest piece still being read
+(when that half is worth a request); with ``chunk_size`` pieces are at most that long and
+taken in order (one request each). The number of streams is ``jobs``, or, when not given,
+found by measuring: one to start with, and twice as many while the throughput grows by a
+fifth or more (a CPU-bound machine talking to a nearby server wants one; Drive over a real
+network, several). The md5 follows the contiguous prefix of the partial in a thread of its
+own (read back from the page cache), so only bytes that arrived ahead of that prefix are
+hashed after the last one.
 
 On a checksum mismatch the partial is deleted and the download starts once more from zero;
 a second mismatch raises :class:`~drivestage.errors.ChecksumMismatchError`.
@@ -17,23 +26,38 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import queue
-import re
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Optional
 
-from drivestage.errors import ChecksumMismatchError, RemoteError
+from drivestage.errors import ChecksumMismatchError, DriveStageError, RemoteError
+from drivestage.partials import (Ranges, partial_path, partial_size, ranges_path,
+                                 remove_partial, stale_partials, unlink)
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
-DEFAULT_CHUNK_SIZE = 8 * MiB
+#: Folder pulls fetch this many small files at once.
 DEFAULT_JOBS = 4
+#: Chunk size of a folder pull's "small file" (one stream each).
+DEFAULT_CHUNK_SIZE = 8 * MiB
+#: Most streams the measuring finds (each one is a connection to Drive).
+MAX_STREAMS = 8
 _READ_BLOCK = 4 * MiB
-_TAG_RE = re.compile(r"^[0-9a-f]{16}\.partial$")
+#: A piece is split for a new stream only when each half is at least this long ...
+_MIN_SPLIT = 16 * MiB
+#: ... and would take a stream at least this long to read at the measured rate.
+_SPLIT_SECONDS = 1.0
+#: Streams are added (by measuring) only to files at least this large.
+_ADAPT_FROM = 32 * MiB
+#: How long (after the newest stream's first byte) a throughput is measured, and how much
+#: it must have grown since the last streams were added to add more.
+_WINDOW = 0.3
+_GROWTH = 1.2
+#: How often the ranges record is saved while streams run.
+_SAVE_EVERY = 0.5
 
 
 @dataclass
@@ -43,260 +67,406 @@ class DownloadResult:
     path: str            # the final file
     size: int
     md5: str             # hex md5 of the bytes written (== the remote md5 when it has one)
-    resumed_from: int    # bytes already in a partial file when this run started
+    resumed_from: int    # bytes already in the partial file when this run started
     fetched: int         # bytes fetched over the network by this run
     seconds: float
     restarted: bool = False  # a checksum mismatch forced one restart from zero
+    streams: int = 0     # the most streams that ran at once
 
 
-def partial_path(target: str, entry: RemoteEntry) -> str:
-    """The partial file for ``entry`` beside ``target`` (keyed by id + md5 + size)."""
-    key = f"{entry.id}\0{entry.md5 or ''}\0{entry.size}".encode()
-    tag = hashlib.sha1(key).hexdigest()[:16]
-    folder, base = os.path.split(os.path.abspath(target))
-    return os.path.join(folder, f".{base}.{tag}.partial")
+class Watcher:
+    """What an extraction overlapping the download is told (from the download's threads)."""
+
+    def arrived(self) -> None:
+        """More bytes are in the partial (ask :meth:`Download.has`)."""
+
+    def restarted(self) -> None:
+        """Everything seen so far is void: a checksum mismatch started the download again."""
 
 
-def stale_partials(target: str, keep: Optional[str] = None) -> list[str]:
-    """Partial files of other versions of ``target`` (never ``keep``)."""
-    folder, base = os.path.split(os.path.abspath(target))
-    prefix = f".{base}."
-    out = []
-    try:
-        names = os.listdir(folder)
-    except FileNotFoundError:
-        return []
-    for name in names:
-        if name.startswith(prefix) and _TAG_RE.match(name[len(prefix):]):
-            path = os.path.join(folder, name)
-            if path != keep:
-                out.append(path)
-    return out
+class Download:
+    """One file's download into its partial file (see the module doc); :meth:`run` does it.
 
+    The caller holds whatever lock keeps other processes off ``target``. ``progress(n)`` is
+    called with the bytes as they arrive (resumed bytes at the start), under a lock."""
 
-def partial_size(target: str, entry: RemoteEntry) -> int:
-    """Bytes already downloaded for ``entry`` (0 when there is no usable partial)."""
-    try:
-        size = os.path.getsize(partial_path(target, entry))
-    except OSError:
-        return 0
-    return size if size <= entry.size else 0
+    def __init__(self, store: RemoteStore, entry: RemoteEntry, target: str, *,
+                 jobs: Optional[int] = None, chunk_size: Optional[int] = None,
+                 progress: Optional[ProgressFn] = None, describe: Optional[str] = None,
+                 watcher: Optional[Watcher] = None):
+        if entry.is_dir:
+            raise RemoteError(f"{describe or entry.name} is a folder, not a file")
+        self.store, self.entry, self.target = store, entry, target
+        self.where = describe or store.describe(entry)
+        self.jobs = max(1, int(jobs)) if jobs else None
+        self.chunk_size = max(1, int(chunk_size)) if chunk_size else None
+        self.progress, self.watcher = progress, watcher or Watcher()
+        self.partial = partial_path(target, entry)
+        self.lock = threading.Condition()
+        self._run: Optional[_Run] = None
+        self.began = time.monotonic()
+        for path in stale_partials(target, keep=self.partial):
+            log.info("removing a partial download of another version: %s", path)
+            remove_partial(path)
+        self._open()
+
+    def _open(self) -> None:
+        done = Ranges.load(self.partial, self.entry.size)
+        if done is None:
+            unlink(self.partial)
+            done = Ranges(self.partial, self.entry.size)
+        done.save()  # before the partial's first byte: the record is what a rerun trusts
+        self._run = _Run(self, done)
+        self.resumed_from = done.total()
+        if self.resumed_from:
+            log.info("resuming %s: %d of %d bytes already here", self.where,
+                     self.resumed_from, self.entry.size)
+            if self.progress is not None:
+                self.progress(self.resumed_from)
+
+    def has(self, start: int, end: int) -> bool:
+        """Whether bytes ``[start, end)`` are in the partial."""
+        assert self._run is not None
+        with self.lock:
+            return self._run.done.covers(start, end)
+
+    def fetch_first(self, start: int, end: int) -> None:
+        """Fetch ``[start, end)`` now, in this thread (e.g. a zip's central directory, read
+        before the rest arrives); ranges already here are not asked again."""
+        assert self._run is not None
+        self._run.fetch_now(start, end)
+
+    def read(self, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of the partial (they must be :meth:`has`)."""
+        assert self._run is not None
+        return os.pread(self._run.fd, end - start, start)
+
+    def run(self) -> DownloadResult:
+        """Fetch the rest, verify, and move the partial to the target."""
+        assert self._run is not None
+        restarted, fetched = False, 0
+        while True:
+            run = self._run
+            try:
+                run.fill()
+            finally:
+                fetched += run.fetched
+                run.close()
+            got_size, got_md5 = run.done.total(), run.md5
+            if got_size == self.entry.size and (self.entry.md5 is None
+                                                or got_md5 == self.entry.md5.lower()):
+                break
+            remove_partial(self.partial)
+            expected = f"md5 {self.entry.md5}, {self.entry.size} bytes"
+            got = f"md5 {got_md5}, {got_size} bytes"
+            if restarted:
+                raise ChecksumMismatchError(
+                    f"{self.where}: the downloaded bytes do not match Drive (expected "
+                    f"{expected}; got {got}), twice. Deleted the download for safety. The "
+                    "file may be changing on Drive, or something between here and Drive "
+                    "alters data.", expected=self.entry.md5, got=got_md5)
+            log.warning("%s: checksum mismatch (expected %s, got %s); deleted the download, "
+                        "starting again from zero", self.where, expected, got)
+            restarted = True
+            self.watcher.restarted()
+            self._open()
+        os.replace(self.partial, self.target)
+        unlink(ranges_path(self.partial))
+        return DownloadResult(path=self.target, size=self.entry.size, md5=got_md5,
+                              resumed_from=self.resumed_from if not restarted else 0,
+                              fetched=fetched, seconds=time.monotonic() - self.began,
+                              restarted=restarted, streams=run.most_streams)
+
+    def close(self) -> None:
+        """Stop (after a failure elsewhere): the partial and its record stay for a rerun."""
+        if self._run is not None:
+            self._run.close()
 
 
 def download(store: RemoteStore, entry: RemoteEntry, target: str, *, jobs: Optional[int] = None,
              chunk_size: Optional[int] = None, progress: Optional[ProgressFn] = None,
              describe: Optional[str] = None) -> DownloadResult:
-    """Download ``entry`` from ``store`` to ``target`` (resuming a partial when there is one).
-
-    The caller holds whatever lock keeps other processes off ``target``. ``progress(n)`` is
-    called from this thread with the bytes just written (resumed bytes included at start).
+    """Download ``entry`` from ``store`` to ``target`` (resuming a partial when there is one);
+    see the module doc. The caller holds whatever lock keeps other processes off ``target``.
     """
-    if entry.is_dir:
-        raise RemoteError(f"{describe or entry.name} is a folder, not a file")
-    where = describe or store.describe(entry)
-    jobs = max(1, int(jobs or DEFAULT_JOBS))
-    chunk_size = max(1, int(chunk_size or DEFAULT_CHUNK_SIZE))
-    began = time.monotonic()
-    partial = partial_path(target, entry)
-    for path in stale_partials(target, keep=partial):
-        log.info("removing a partial download of another version: %s", path)
-        _unlink(path)
-
-    restarted = False
-    resumed_from = -1
-    fetched = 0
-    while True:
-        start, digest = _open_prefix(partial, entry, progress)
-        if resumed_from < 0:
-            resumed_from = start
-            if start:
-                log.info("resuming %s at byte %d of %d", where, start, entry.size)
-        fetched += _fill(store, entry, partial, start, digest, jobs, chunk_size, progress)
-        got_size = os.path.getsize(partial)
-        got_md5 = digest.hexdigest()
-        if got_size == entry.size and (entry.md5 is None or got_md5 == entry.md5.lower()):
-            break
-        _unlink(partial)
-        expected = f"md5 {entry.md5}, {entry.size} bytes"
-        got = f"md5 {got_md5}, {got_size} bytes"
-        if not restarted:
-            log.warning("%s: checksum mismatch (expected %s, got %s); deleted the download, "
-                        "starting again from zero", where, expected, got)
-            restarted = True
-            continue
-        raise ChecksumMismatchError(
-            f"{where}: the downloaded bytes do not match Drive (expected {expected}; got "
-            f"{got}), twice. Deleted the download for safety. The file may be changing on "
-            "Drive, or something between here and Drive alters data.",
-            expected=entry.md5, got=got_md5)
-    os.replace(partial, target)
-    return DownloadResult(path=target, size=entry.size, md5=got_md5, resumed_from=resumed_from,
-                          fetched=fetched, seconds=time.monotonic() - began,
-                          restarted=restarted)
+    return Download(store, entry, target, jobs=jobs, chunk_size=chunk_size, progress=progress,
+                    describe=describe).run()
 
 
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+# ------------------------------------------------------------------------------ one run
+
+class _Stopped(DriveStageError):
+    """The download stopped (a failure elsewhere); a stream's write is refused."""
 
 
-def _open_prefix(partial: str, entry: RemoteEntry,
-                 progress: Optional[ProgressFn]) -> tuple[int, Any]:
-    """``(bytes already there, md5 of them)``; a partial longer than the file is dropped."""
-    digest = hashlib.md5()
-    try:
-        size = os.path.getsize(partial)
-    except FileNotFoundError:
-        size = 0
-    if size > entry.size:
-        _unlink(partial)
-        size = 0
-    if size:
-        # The one read-back: the prefix a previous run wrote (md5 state is not persistable).
-        with open(partial, "rb") as fh:
-            left = size
-            while left:
-                block = fh.read(min(_READ_BLOCK, left))
-                if not block:
-                    break
-                digest.update(block)
-                left -= len(block)
-                if progress is not None:
-                    progress(len(block))
-    return size, digest
+class _Piece:
+    """A range one stream reads (a :class:`~drivestage.store.ByteSink`): ``end`` may move
+    down while it is read, when another stream takes over the rest."""
+
+    def __init__(self, run: "_Run", start: int, end: int):
+        self.run, self.pos, self.end = run, start, end
+
+    def limit(self) -> int:
+        return self.end
+
+    def write(self, offset: int, data: memoryview) -> None:
+        self.run.write(self, offset, data)
 
 
-class _Pipeline:
-    """Workers fetch chunks (bounded window ahead of the writer); the writer writes in order."""
+class _Run:
+    """One pass of a download: the partial open, its ranges, the streams and the md5."""
 
-    def __init__(self, chunks: list[tuple[int, int]], jobs: int):
-        self.chunks = chunks
-        self.window = jobs + 1          # chunks held in memory at most (bounds peak memory)
-        self.cond = threading.Condition()
-        self.next_claim = 0
-        self.next_write = 0
-        self.ready: dict[int, bytes] = {}
+    def __init__(self, dl: Download, done: Ranges):
+        self.dl, self.done, self.lock = dl, done, dl.lock
+        self.entry = dl.entry
+        self.fd = os.open(dl.partial, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.todo = done.missing()          # ranges no stream has taken yet
+        self.pieces: list[_Piece] = []      # being read
+        self.fetched = 0
+        self.streams = 0                    # running now
+        self.most_streams = 0
+        self.silent = 0                     # streams started that have not written yet
+        self._local = threading.local()
         self.error: Optional[BaseException] = None
-        self.stopped = False
+        self.stopped = self.closed = False
+        self.inflight = 0
+        self.md5 = ""
+        self.hashed = 0
+        self._digest = hashlib.md5()
+        self._last_save = time.monotonic()
 
-    def claim(self) -> Optional[int]:
-        with self.cond:
-            while not self.stopped and self.next_claim < len(self.chunks) \
-                    and self.next_claim >= self.next_write + self.window:
-                self.cond.wait()
-            if self.stopped or self.next_claim >= len(self.chunks):
+    # -- pieces
+    def claim(self) -> Optional[_Piece]:
+        with self.lock:
+            if self.stopped:
                 return None
-            index = self.next_claim
-            self.next_claim += 1
-            return index
+            chunk = self.dl.chunk_size
+            if self.todo:
+                a, b = self.todo[0]
+                end = min(b, a + chunk) if chunk else b
+                if end >= b:
+                    self.todo.pop(0)
+                else:
+                    self.todo[0] = (end, b)
+                piece = _Piece(self, a, end)
+            elif chunk is None and self.pieces:
+                victim = max(self.pieces, key=lambda p: p.end - p.pos)
+                half = (victim.end - victim.pos) // 2
+                if half < max(_MIN_SPLIT, self._stream_rate() * _SPLIT_SECONDS):
+                    return None
+                mid = victim.pos + half
+                piece = _Piece(self, mid, victim.end)
+                victim.end = mid
+            else:
+                return None
+            self.pieces.append(piece)
+            return piece
 
-    def put(self, index: int, data: bytes) -> None:
-        with self.cond:
-            self.ready[index] = data
-            self.cond.notify_all()
+    def _stream_rate(self) -> float:
+        seconds = time.monotonic() - self.dl.began
+        return self.fetched / seconds / max(self.streams, 1) if seconds > 0 else 0.0
 
-    def fail(self, exc: BaseException) -> None:
-        with self.cond:
-            if self.error is None:
-                self.error = exc
-            self.stopped = True
-            self.cond.notify_all()
-
-    def take(self, index: int) -> bytes:
-        with self.cond:
-            while index not in self.ready:
-                if self.error is not None:
-                    raise self.error
-                # A timeout keeps the main thread responsive to Ctrl-C.
-                self.cond.wait(timeout=0.5)
-            self.next_write = index + 1
-            self.cond.notify_all()
-            return self.ready.pop(index)
-
-    def stop(self) -> None:
-        with self.cond:
-            self.stopped = True
-            self.ready.clear()
-            self.cond.notify_all()
-
-
-class _Hasher:
-    """Feeds chunks to md5 in a thread of its own, in the order they are put (hashlib releases
-    the GIL on large buffers, so hashing runs beside the disk write)."""
-
-    def __init__(self, digest: Any, depth: int = 1):
-        self.digest = digest
-        self.queue: "queue.Queue[Optional[bytes]]" = queue.Queue(maxsize=depth)
-        self.thread = threading.Thread(target=self._run, name="drivestage-md5", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while True:
-            data = self.queue.get()
-            if data is None:
+    def write(self, piece: _Piece, offset: int, data: memoryview) -> None:
+        with self.lock:
+            if self.stopped:
+                raise _Stopped("the download stopped")
+            # Only up to the piece's end: another stream may have taken over the rest
+            # while these bytes were on their way.
+            n = min(len(data), piece.end - offset)
+            if n <= 0:
                 return
-            self.digest.update(data)
+            piece.pos = offset + n  # claimed now: a split starts after it
+            self.inflight += 1
+        try:
+            done = 0
+            while done < n:
+                done += os.pwrite(self.fd, data[done:n], offset + done)
+        finally:
+            with self.lock:
+                self.inflight -= 1
+                self.lock.notify_all()
+        with self.lock:
+            self.done.add(offset, offset + n)
+            self.fetched += n
+            if getattr(self._local, "stream", False) and not getattr(self._local, "wrote",
+                                                                      False):
+                self._local.wrote = True
+                self.silent -= 1  # this stream's first bytes
+            if self.dl.progress is not None:
+                self.dl.progress(n)
+            self.lock.notify_all()
+        self.dl.watcher.arrived()
 
-    def put(self, data: bytes) -> None:
-        self.queue.put(data)
+    def fetch_now(self, start: int, end: int) -> None:
+        for a, b in self._missing_in(start, end):
+            with self.lock:
+                self._take(a, b)
+                piece = _Piece(self, a, b)
+                self.pieces.append(piece)
+            try:
+                self.dl.store.read_into(self.entry, a, piece)
+            finally:
+                with self.lock:
+                    self.pieces.remove(piece)
+                    if piece.pos < piece.end:  # handed back: a stream reads it later
+                        self.todo.append((piece.pos, piece.end))
+                        self.todo.sort()
 
-    def finish(self) -> None:
-        """Wait until every chunk put so far is hashed."""
-        if self.thread.is_alive():
-            self.queue.put(None)
-            self.thread.join()
+    def _missing_in(self, start: int, end: int) -> list[tuple[int, int]]:
+        with self.lock:
+            return [(max(a, start), min(b, end)) for a, b in self.done.missing()
+                    if a < end and b > start]
 
+    def _take(self, a: int, b: int) -> None:
+        """Remove ``[a, b)`` from the ranges no stream has taken."""
+        out = []
+        for x, y in self.todo:
+            if y <= a or x >= b:
+                out.append((x, y))
+                continue
+            if x < a:
+                out.append((x, a))
+            if y > b:
+                out.append((b, y))
+        self.todo = out
 
-def _fill(store: RemoteStore, entry: RemoteEntry, partial: str, start: int, digest: Any, jobs: int,
-          chunk_size: int, progress: Optional[ProgressFn]) -> int:
-    """Fetch ``[start, size)`` into ``partial`` in order, hashing as it is written."""
-    chunks = [(a, min(a + chunk_size, entry.size)) for a in range(start, entry.size, chunk_size)]
-    if not chunks:
-        if not os.path.exists(partial):
-            open(partial, "wb").close()
-        return 0
-    fetch = store.fetch_range
-    pipe = _Pipeline(chunks, jobs)
-
-    def work() -> None:
+    # -- streams
+    def _stream(self) -> None:
+        self._local.stream = True
         try:
             while True:
-                index = pipe.claim()
-                if index is None:
+                piece = self.claim()
+                if piece is None:
                     return
-                a, b = chunks[index]
-                pipe.put(index, fetch(entry, a, b))
-        except BaseException as exc:  # handed to the writer, which raises it
-            pipe.fail(exc)
+                try:
+                    self.dl.store.read_into(self.entry, piece.pos, piece)
+                finally:
+                    with self.lock:
+                        self.pieces.remove(piece)
+                        if piece.pos < piece.end and not self.stopped:
+                            self.todo.append((piece.pos, piece.end))
+                            self.todo.sort()
+                        if not self.closed and not self.done.saved:
+                            self.done.save()  # a piece is in: a rerun need not ask again
+        except BaseException as exc:  # handed to the main thread, which raises it
+            with self.lock:
+                if self.error is None and not isinstance(exc, _Stopped):
+                    self.error = exc
+                self.stopped = True
+                self.lock.notify_all()
+        finally:
+            with self.lock:
+                self.streams -= 1
+                if not getattr(self._local, "wrote", False):
+                    self.silent -= 1
+                self.lock.notify_all()
 
-    threads = [threading.Thread(target=work, name=f"drivestage-fetch-{i}", daemon=True)
-               for i in range(min(jobs, len(chunks)))]
-    for t in threads:
-        t.start()
-    written = 0
-    hasher = _Hasher(digest)
-    try:
-        with open(partial, "ab") as fh:
-            for index in range(len(chunks)):
-                data = pipe.take(index)
-                # md5 (in its own thread) and the write overlap; both see chunks in order.
-                hasher.put(data)
-                fh.write(data)
-                written += len(data)
-                if progress is not None:
-                    progress(len(data))
-        hasher.finish()
-    except BaseException:
-        pipe.stop()
-        hasher.finish()
-        raise
-    for t in threads:
-        t.join()
-    if pipe.error is not None:  # pragma: no cover - take() raised it already
-        raise pipe.error
-    return written
+    def _start_streams(self, n: int) -> None:
+        with self.lock:
+            self.streams += n
+            self.silent += n
+            self.most_streams = max(self.most_streams, self.streams)
+        for _ in range(n):
+            threading.Thread(target=self._stream, name="drivestage-fetch", daemon=True).start()
+
+    def fill(self) -> None:
+        """Fetch every missing range and hash the whole file; raise the first failure."""
+        hasher = threading.Thread(target=self._hash, name="drivestage-md5", daemon=True)
+        hasher.start()
+        try:
+            if self.todo:
+                self._drive_streams()
+            with self.lock:
+                while self.error is None and self.hashed < self.entry.size:
+                    self.lock.wait(0.5)
+                if self.error is not None:
+                    raise self.error
+        finally:
+            with self.lock:
+                self.stopped = True
+                self.lock.notify_all()
+        hasher.join()
+        self.md5 = self._digest.hexdigest()
+
+    def _drive_streams(self) -> None:
+        """Start the streams and wait for them, adding streams while throughput grows."""
+        remaining = sum(b - a for a, b in self.todo)
+        fixed = self.dl.jobs
+        if fixed is None and remaining < _ADAPT_FROM:
+            fixed = 1
+        self._start_streams(fixed or 1)
+        adapting = fixed is None
+        rate_before = 0.0
+        window: Optional[tuple[float, int]] = None  # from when every stream had bytes
+        while True:
+            more = 0
+            with self.lock:
+                if self.error is not None:
+                    raise self.error
+                if self.streams == 0:
+                    break
+                self.lock.wait(0.05)
+                now = time.monotonic()
+                if now - self._last_save >= _SAVE_EVERY and not self.done.saved:
+                    self.done.save()
+                    self._last_save = now
+                if adapting and self.silent == 0:
+                    if window is None:
+                        window = (now, self.fetched)
+                    elif now - window[0] >= _WINDOW:
+                        rate = (self.fetched - window[1]) / (now - window[0])
+                        want = min(self.streams, MAX_STREAMS - self.streams)
+                        left = sum(b - a for a, b in self.todo) + \
+                            sum(p.end - p.pos for p in self.pieces)
+                        if rate >= rate_before * _GROWTH and want > 0 and \
+                                left >= 2 * _MIN_SPLIT * (self.streams + want):
+                            rate_before, more, window = rate, want, None
+                        else:
+                            adapting = False
+                            log.debug("%s: %d streams (%.0f MB/s)", self.dl.where,
+                                      self.streams, rate / 1e6)
+            if more:
+                self._start_streams(more)
+        if self.error is not None:
+            raise self.error
+
+    def _hash(self) -> None:
+        """md5 of the contiguous prefix as it grows (read back from the page cache)."""
+        size = self.entry.size
+        while True:
+            with self.lock:
+                while self.done.prefix() <= self.hashed and not self.stopped:
+                    self.lock.wait(0.5)
+                upto = self.done.prefix()
+                if upto <= self.hashed:
+                    return
+            pos = self.hashed
+            while pos < upto:
+                block = os.pread(self.fd, min(_READ_BLOCK, upto - pos), pos)
+                if not block:
+                    break
+                self._digest.update(block)
+                pos += len(block)
+            with self.lock:
+                self.hashed = pos
+                self.lock.notify_all()
+            if pos >= size:
+                return
+
+    def close(self) -> None:
+        """Stop the streams; save the record; close the partial once no write is running."""
+        with self.lock:
+            self.stopped = True
+            for piece in self.pieces:
+                piece.end = piece.pos  # a stream stops at its next block
+            while self.inflight:
+                self.lock.wait()
+            if self.closed:
+                return
+            self.closed = True
+            if os.path.exists(self.dl.partial):
+                self.done.save()
+        os.close(self.fd)
 
 
 def verify_file(path: str, md5: Optional[str], size: int) -> Optional[str]:
@@ -316,3 +486,8 @@ def verify_file(path: str, md5: Optional[str], size: int) -> Optional[str]:
             return f"md5 {digest.hexdigest()} instead of {md5}"
     return None
 
+
+
+
+__all__ = ["Download", "DownloadResult", "Watcher", "download", "partial_path", "partial_size",
+           "ranges_path", "remove_partial", "stale_partials", "verify_file"]

@@ -44,8 +44,8 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
     into ``dest`` (atomically, see :mod:`drivestage.extract`). A folder lands at
     ``dest/<name>/`` with its whole tree, each archive in it extracted where it lies, and the
     result is a :class:`~drivestage.stage_tree.FolderPullResult`. ``jobs`` parallel ranged
-    streams (default 4). ``force`` stages again even when the stamp says it is done. ``reserve``
-    bytes of local disk are kept free. ``retries`` is the number of attempts per Drive request
+    streams (default: found by measuring). ``force`` stages again even when the stamp says
+    it is done. ``reserve`` bytes of local disk are kept free. ``retries`` is the number of attempts per Drive request
     (default ``$DRIVESTAGE_RETRY_ATTEMPTS`` or 8). ``progress(label, total, initial)`` may return a
     per-byte callback (the CLI's tqdm); ``quiet`` turns the default tqdm bars off. ``include``
     and ``exclude`` (globs on paths inside the folder, or names) select what a folder pull

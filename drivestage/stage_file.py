@@ -91,7 +91,8 @@ def safe_name(name: str, where: str) -> str:
     if is_reserved(local):
         raise UsageError(f"{where}: the name {local} is where drivestage keeps its stamps and "
                          "locks (names starting with .drivestage, and partial downloads "
-                         ".<name>.<16 hex digits>.partial); rename that item on Drive")
+                         ".<name>.<16 hex digits>.partial or .ranges); rename that item on "
+                         "Drive")
     return local
 
 
@@ -227,7 +228,7 @@ class FileStager:
         basis = own if own is not None else (same_src[0] if same_src else None)
         if self.force:
             for path in [dl.partial_path(target, entry)] + dl.stale_partials(target):
-                _unlink(path)
+                dl.remove_partial(path)
         local = self._local(basis, entry, target)
         action = decide(None if self.force else basis, entry, local, extract=self.extract,
                         force=self.force)

@@ -8,8 +8,9 @@ disk space is checked against everything still to download. Google Docs and othe
 without binary content are skipped with a warning. Local files Drive no longer has are left
 alone (pull never deletes).
 
-Small files (up to one chunk) are fetched ``jobs`` at a time, one stream each; larger ones one
-after another, each with ``jobs`` ranged streams: either way about ``jobs`` connections.
+Small files (up to 8 MiB, or ``chunk_size``) are fetched ``jobs`` at a time (default 4), one
+stream each; larger ones one after another, each with ``jobs`` streams when given, else as
+many as measuring finds worth it (:mod:`drivestage.download`).
 """
 from __future__ import annotations
 
@@ -88,6 +89,7 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
         raise UsageError(f"{src} is the root of the drive; name a folder in it to pull")
     began = time.monotonic()
     root = os.path.join(dest, safe_name(folder.name, src))
+    streams = jobs  # per large file (None: found by measuring)
     jobs = max(1, int(jobs or dl.DEFAULT_JOBS))
     items, skipped = _walk(store, folder, src.rstrip("/"), root, jobs, include, exclude)
     todo = sum(it.entry.size - dl.partial_size(it.target, it.entry)
@@ -100,7 +102,7 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     limit = int(chunk_size or dl.DEFAULT_CHUNK_SIZE)
     bar = _TreeProgress(progress, os.path.basename(root), sum(it.entry.size for it in items))
 
-    def stage(index: int, streams: int) -> PullResult:
+    def stage(index: int, streams: Optional[int]) -> PullResult:
         it = items[index]
         one = FileStager(it.src, it.folder, store, extract=extract and _is_archive(it),
                          jobs=streams, force=force, reserve=reserve, chunk_size=chunk_size,
@@ -125,7 +127,7 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
                     raise
         for i in range(len(items)):
             if i not in results:
-                results[i] = stage(i, jobs)
+                results[i] = stage(i, streams)
     finally:
         bar.close()
     return FolderPullResult(src=src, path=root, dest=dest, id=folder.id,

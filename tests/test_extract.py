@@ -199,6 +199,12 @@ HOSTILE = [
      "uses the name '.drivestage-replaced-9-cd'"),
     ("zip", "partial download", lambda p: make_zip(p, [("d/.VOC.zip.0123456789abcdef.partial", b"x", None)]),
      "uses the name '.VOC.zip.0123456789abcdef.partial'"),
+    ("zip", "partial download's record", lambda p: make_zip(
+        p, [(".VOC.zip.0123456789abcdef.ranges", b"{}", None)]),
+     "uses the name '.VOC.zip.0123456789abcdef.ranges'"),
+    ("tar", "partial download, other case", lambda p: make_tar(
+        p, [(".VOC.ZIP.0123456789ABCDEF.PARTIAL", b"x")]),
+     "uses the name '.VOC.ZIP.0123456789ABCDEF.PARTIAL'"),
 ]
 
 

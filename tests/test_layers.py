@@ -40,6 +40,7 @@ LAYERS = [
     ["extract.validation"],
     ["extract.links", "extract.merging", "extract.writing"],
     ["extract.records"],
+    ["partials"],
     ["download", "extract", "stamps"],
     ["stage_file", "pruning", "extra"],
     ["stage_tree", "upload_tree"],

@@ -261,7 +261,7 @@ def test_a_folder_pull_killed_part_way_resumes_its_partial_file(emulator, drive_
     import subprocess
     import sys
 
-    from _kill import sigkill_once_file_has
+    from _kill import sigkill_when
     from drivestage import download as dl
 
     chunk = 64 * 1024
@@ -278,8 +278,12 @@ def test_a_folder_pull_killed_part_way_resumes_its_partial_file(emulator, drive_
            "--chunk-size", str(chunk), "-j", "2"]  # small files first, then big.bin
     env = dict(os.environ, **drive_env)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    sigkill_once_file_has(proc, partial, 4 * chunk, "the big file never started")
-    have = os.path.getsize(partial)
+    # Killed once the partial's record (the ranges a rerun trusts) holds 4 chunks.
+    target = str(dest / "K" / "big.bin")
+    sigkill_when(proc, lambda: dl.partial_size(target, entry) >= 4 * chunk,
+                 "the big file never started")
+    have = dl.partial_size(target, entry)
+    assert os.path.exists(partial)
     assert not (dest / "K" / "big.bin").exists() and 4 * chunk <= have < len(big)
     emulator.faults.throttle(None)
     rerun = subprocess.run([*cmd, "--json"], env=env, capture_output=True, text=True,

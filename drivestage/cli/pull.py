@@ -36,7 +36,9 @@ with --extract every .zip/.tar/.tar.gz/.tgz in it is extracted where it lies. Ex
 @click.option("-x", "--extract", is_flag=True,
               help="Extract the zip / tar / tar.gz into DEST after verifying it.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None,
-              help="Parallel ranged download streams (default 4).")
+              help="Parallel download streams per file (default: as many as measuring "
+                   "finds worth it, up to 8); a folder pull fetches this many small files at "
+                   "once (default 4).")
 @click.option("-f", "--force", is_flag=True, help="Stage again even if already staged.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
@@ -52,7 +54,7 @@ with --extract every .zip/.tar/.tar.gz/.tgz in it is extracted where it lies. Ex
 @click.option("--exclude", multiple=True, metavar="GLOB",
               help="Folder pulls: skip files and folders matching GLOB; repeatable.")
 @click.option("--chunk-size", type=Size(), default=None, hidden=True,
-              help="Bytes per ranged request (default 8M).")
+              help="Most bytes per ranged request (default: one request per stream).")
 @drive_options
 def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, quiet: bool,
          as_json: bool, reserve: int, retries: Optional[int], include: tuple[str, ...],

@@ -17,8 +17,9 @@ from drivestage.extract.members import Entry
 STATE_DIR = ".drivestage"
 #: Hidden names drivestage keeps for itself at any depth: its state folder, the temporary
 #: folders of extractions (``.drivestage-extract-*``, ``.drivestage-replaced-*``) and partial
-#: downloads (``.<name>.<16 hex>.partial``, see :mod:`drivestage.download`).
-_PARTIAL_RE = re.compile(r"^\..+\.[0-9a-f]{16}\.partial$")
+#: downloads with their records (``.<name>.<16 hex>.partial`` / ``.ranges``, see
+#: :mod:`drivestage.partials`).
+_PARTIAL_RE = re.compile(r"^\..+\.[0-9a-f]{16}\.(partial|ranges)$", re.IGNORECASE)
 _NAME_MAX = 255           # bytes in one path component, on every common file system
 
 

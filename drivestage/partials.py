@@ -1,0 +1,149 @@
+"""A download's partial file beside its target, and the record of what it holds.
+
+The partial is named after the target and a key made of the remote id, md5 and size
+(``.c.zip.<key>.partial``: another version of the file never reuses it). Beside it, the record
+(``.c.zip.<key>.ranges``, JSON ``{"size": N, "done": [[a, b], ...]}``) lists the byte ranges
+already in the partial; it is written before the partial's first byte, so a rerun trusts only
+what it lists. A partial without a record (drivestage 0.1.0 wrote them in order) is a prefix
+of the file. Both names are reserved: no archive member or remote item may take them
+(:func:`drivestage.extract.validation.is_reserved`).
+"""
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import os
+import re
+from typing import Optional
+
+from drivestage.localfs import atomic_write
+from drivestage.store import RemoteEntry
+
+_TAG_RE = re.compile(r"^[0-9a-f]{16}\.partial$")
+
+
+def partial_path(target: str, entry: RemoteEntry) -> str:
+    """The partial file for ``entry`` beside ``target`` (keyed by id + md5 + size)."""
+    key = f"{entry.id}\0{entry.md5 or ''}\0{entry.size}".encode()
+    tag = hashlib.sha1(key).hexdigest()[:16]
+    folder, base = os.path.split(os.path.abspath(target))
+    return os.path.join(folder, f".{base}.{tag}.partial")
+
+
+def ranges_path(partial: str) -> str:
+    """The record of which byte ranges ``partial`` holds."""
+    return partial[:-len(".partial")] + ".ranges"
+
+
+def stale_partials(target: str, keep: Optional[str] = None) -> list[str]:
+    """Partial files of other versions of ``target`` (never ``keep``)."""
+    folder, base = os.path.split(os.path.abspath(target))
+    prefix = f".{base}."
+    out = []
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    for name in names:
+        if name.startswith(prefix) and _TAG_RE.match(name[len(prefix):]):
+            path = os.path.join(folder, name)
+            if path != keep:
+                out.append(path)
+    return out
+
+
+def partial_size(target: str, entry: RemoteEntry) -> int:
+    """Bytes already downloaded for ``entry`` (0 when there is no usable partial)."""
+    partial = partial_path(target, entry)
+    done = Ranges.load(partial, entry.size)
+    return done.total() if done is not None else 0
+
+
+def remove_partial(partial: str) -> None:
+    """Remove a partial file and its record."""
+    for path in (partial, ranges_path(partial)):
+        unlink(path)
+
+
+class Ranges:
+    """Sorted, merged ``[a, b)`` ranges of the file that are in the partial, and their
+    record beside it."""
+
+    def __init__(self, partial: str, size: int, done: Optional[list[list[int]]] = None):
+        self.partial, self.size = partial, size
+        self.starts: list[int] = [a for a, _ in done or []]
+        self.ends: list[int] = [b for _, b in done or []]
+        self.saved = False
+
+    @classmethod
+    def load(cls, partial: str, size: int) -> Optional["Ranges"]:
+        """The ranges of an existing partial (None when there is no usable one)."""
+        try:
+            have = os.path.getsize(partial)
+        except OSError:
+            return None
+        try:
+            with open(ranges_path(partial), encoding="utf-8") as fh:
+                raw = json.load(fh)
+        except FileNotFoundError:
+            # drivestage 0.1.0 wrote partials in order: a prefix of the file.
+            return cls(partial, size, [[0, have]] if 0 < have <= size else []) \
+                if have <= size else None
+        except (OSError, ValueError):
+            return None
+        done = raw.get("done") if isinstance(raw, dict) else None
+        if raw.get("size") != size or not isinstance(done, list):
+            return None
+        out = cls(partial, size)
+        try:
+            for a, b in done:
+                if not (isinstance(a, int) and isinstance(b, int) and 0 <= a < b <= size
+                        and b <= have):
+                    return None
+                out.add(a, b)
+        except (TypeError, ValueError):
+            return None
+        return out
+
+    def add(self, a: int, b: int) -> None:
+        i = bisect.bisect_left(self.ends, a)          # first range ending at or after a
+        j = bisect.bisect_right(self.starts, b)       # ranges starting after b stay
+        if i < j:
+            a, b = min(a, self.starts[i]), max(b, self.ends[j - 1])
+        self.starts[i:j], self.ends[i:j] = [a], [b]
+        self.saved = False
+
+    def covers(self, a: int, b: int) -> bool:
+        if a >= b:
+            return True
+        i = bisect.bisect_right(self.starts, a) - 1
+        return i >= 0 and self.ends[i] >= b
+
+    def prefix(self) -> int:
+        return self.ends[0] if self.starts and self.starts[0] == 0 else 0
+
+    def total(self) -> int:
+        return sum(b - a for a, b in zip(self.starts, self.ends))
+
+    def missing(self) -> list[tuple[int, int]]:
+        out, pos = [], 0
+        for a, b in zip(self.starts, self.ends):
+            if a > pos:
+                out.append((pos, a))
+            pos = b
+        if pos < self.size:
+            out.append((pos, self.size))
+        return out
+
+    def save(self) -> None:
+        body = {"size": self.size, "done": [[a, b] for a, b in zip(self.starts, self.ends)]}
+        atomic_write(ranges_path(self.partial), json.dumps(body).encode())
+        self.saved = True
+
+
+def unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
