@@ -40,6 +40,7 @@ LAYERS = [
     ["extract.validation"],
     ["extract.links", "extract.merging", "extract.writing"],
     ["extract.records"],
+    ["extract.job"],
     ["partials"],
     ["download", "extract", "stamps"],
     ["stage_file", "pruning", "extra"],

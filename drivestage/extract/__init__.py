@@ -55,21 +55,14 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
-import shutil
 from typing import Callable, Optional, Union
 
-from drivestage.errors import DiskSpaceError
 from drivestage.extract.formats import ARCHIVE_SUFFIXES, archive_kind
-from drivestage.extract.links import judge_links
-from drivestage.extract.members import Entry, list_members
-from drivestage.extract.merging import (MERGE_LOCK, OLD_PREFIX, TEMP_PREFIX, merge, merge_lock,
-                                        plan_merge, remove_stale_temps)
-from drivestage.extract.records import (ExtractResult, MemberRecord, record_members,
-                                        remove_members)
-from drivestage.extract.validation import check_members
-from drivestage.extract.writing import Progress, populate
-from drivestage.sizes import format_size
+from drivestage.extract.job import Job
+from drivestage.extract.members import list_members
+from drivestage.extract.merging import MERGE_LOCK, OLD_PREFIX, TEMP_PREFIX
+from drivestage.extract.records import ExtractResult, MemberRecord, remove_members
+from drivestage.extract.writing import Progress, write_files
 from drivestage.store import ProgressFn
 
 __all__ = ["ARCHIVE_SUFFIXES", "MERGE_LOCK", "OLD_PREFIX", "TEMP_PREFIX", "ExtractResult",
@@ -79,7 +72,6 @@ __all__ = ["ARCHIVE_SUFFIXES", "MERGE_LOCK", "OLD_PREFIX", "TEMP_PREFIX", "Extra
 log = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
-_BLOCK = 4096             # disk allocation unit assumed by the space check
 
 
 def extracted_size(path: PathLike) -> int:
@@ -103,34 +95,15 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
     is left as it was.
     """
     archive = os.fspath(archive_path)
-    dest = os.path.abspath(os.fspath(dest_dir))
     kind, entries = list_members(archive)
-    entries = check_members(entries, archive)
-    os.makedirs(dest, exist_ok=True)
-    _check_against_dest(archive, dest, entries)  # early, before any work; again when merging
-    remove_stale_temps(dest)
-    needed = _needed_bytes(entries)
-    free = (free_bytes or _default_free_bytes)(dest)
-    if needed > free:
-        raise DiskSpaceError(
-            f"not enough free disk space to extract {os.path.basename(archive)} into {dest}: "
-            f"needs {format_size(needed)} ({needed} bytes), only {format_size(free)} ({free} bytes) free; "
-            "free some space or extract elsewhere", needed=needed, free=free)
-    files = [e for e in entries if e.kind == "file"]
-    log.info("extracting %s: %d members, %s, into %s", archive, len(entries),
-             format_size(sum(e.size for e in files)), dest)
-    tmp = os.path.join(dest, f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
-    os.mkdir(tmp)
+    job = Job(archive, os.fspath(dest_dir), free_bytes=free_bytes,
+              lock_dir=os.fspath(lock_dir) if lock_dir is not None else None)
     try:
-        populate(kind, archive, tmp, entries, files, jobs, Progress(progress))
-        records = record_members(tmp, entries)
-        lock = os.path.abspath(os.fspath(lock_dir)) if lock_dir is not None else dest
-        with merge_lock(lock):
-            _check_against_dest(archive, dest, entries)
-            merge(archive, tmp, dest, sorted({e.path.split("/", 1)[0] for e in entries}))
+        files = job.check(entries)
+        write_files(kind, archive, job.tmp, files, jobs, Progress(progress))
+        return job.finish()
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return ExtractResult(archive=archive, dest=dest, members=records)
+        job.close()
 
 
 def extract_archive(archive_path: PathLike, dest_dir: PathLike, *,
@@ -141,18 +114,3 @@ def extract_archive(archive_path: PathLike, dest_dir: PathLike, *,
     in archive order."""
     return extract(archive_path, dest_dir, progress=progress, free_bytes=free_bytes,
                    jobs=jobs).paths
-
-
-def _check_against_dest(archive: str, dest: str, entries: list[Entry]) -> None:
-    plan = plan_merge(archive, dest, entries)
-    judge_links(archive, dest, entries, plan.tree, plan.kept, plan.replaces_links)
-
-
-def _default_free_bytes(path: str) -> int:
-    return shutil.disk_usage(path).free
-
-
-def _needed_bytes(entries: list[Entry]) -> int:
-    files = sum(-(-e.size // _BLOCK) * _BLOCK for e in entries if e.kind == "file")
-    return files + _BLOCK * sum(1 for e in entries if e.kind == "dir")
-

@@ -250,24 +250,51 @@ def _write_files_stream(archive: str, root: str, files: list[Entry],
 
 
 
-def populate(kind: str, archive: str, tmp: str, entries: list[Entry],
-              files: list[Entry], jobs: int, progress: Progress) -> None:
-    """Write every member under ``tmp`` (folders first, links last), then fix folder times.
+def make_dirs(tmp: str, entries: list[Entry]) -> None:
+    """Every folder the members need under ``tmp`` (parents first)."""
+    for d in sorted(_folders(entries)):  # a parent sorts before its children
+        os.mkdir(os.path.join(tmp, d))
 
-    ``progress`` receives byte counts as files are written (from several threads, serialised).
-    """
+
+def _folders(entries: list[Entry]) -> set[str]:
     dirs = {e.path for e in entries if e.kind == "dir"}
     for e in entries:
         parent = posixpath.dirname(e.path)
         while parent and parent not in dirs:
             dirs.add(parent)
             parent = posixpath.dirname(parent)
-    for d in sorted(dirs):  # a parent sorts before its children
-        os.mkdir(os.path.join(tmp, d))
+    return dirs
+
+
+def write_files(kind: str, archive: str, tmp: str, files: list[Entry], jobs: int,
+                progress: Progress) -> None:
+    """Write the file members under ``tmp`` (their folders made already)."""
     if kind in ("zip", "tar"):
         _write_files_random_access(kind, archive, tmp, files, jobs, progress)
     else:
         _write_files_stream(archive, tmp, files, progress)
+
+
+def write_zip_member(afd: int, tmp: str, e: Entry, archive: str, progress: Progress) -> None:
+    """One stored or deflated zip member from the open archive ``afd`` (CRC checked)."""
+    info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
+    fd = _create(tmp, e)
+    try:
+        start = _zip_data_offset(afd, info, archive)
+        _copy_raw(afd, fd, e, start, info.compress_size, info.compress_type, info.CRC,
+                  archive, progress)
+    finally:
+        os.close(fd)
+
+
+def zip_data_end(afd: int, e: Entry, archive: str) -> int:
+    """Where member ``e``'s compressed bytes end (its local header must be readable)."""
+    info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
+    return _zip_data_offset(afd, info, archive) + int(info.compress_size)
+
+
+def finish_tree(tmp: str, entries: list[Entry]) -> None:
+    """Links last (nothing was ever written through one), then folder modes and times."""
     for e in entries:
         if e.kind == "hardlink":
             src, dst = os.path.join(tmp, e.target), os.path.join(tmp, e.path)
@@ -279,10 +306,21 @@ def populate(kind: str, archive: str, tmp: str, entries: list[Entry],
             link = os.path.join(tmp, e.path)
             os.symlink(e.target, link)
     explicit = {e.path: e for e in entries if e.kind == "dir"}
-    for d in sorted(dirs, key=lambda p: p.count("/"), reverse=True):
+    for d in sorted(_folders(entries), key=lambda p: p.count("/"), reverse=True):
         folder = explicit.get(d)
         full = os.path.join(tmp, d)
         if folder is not None and folder.mode is not None:
             os.chmod(full, (folder.mode & 0o777) | 0o700)
         if folder is not None and folder.mtime is not None:
             os.utime(full, (folder.mtime, folder.mtime))
+
+
+def populate(kind: str, archive: str, tmp: str, entries: list[Entry],
+             files: list[Entry], jobs: int, progress: Progress) -> None:
+    """Write every member under ``tmp`` (folders first, links last), then fix folder times.
+
+    ``progress`` receives byte counts as files are written (from several threads, serialised).
+    """
+    make_dirs(tmp, entries)
+    write_files(kind, archive, tmp, files, jobs, progress)
+    finish_tree(tmp, entries)

@@ -1,0 +1,100 @@
+"""One extraction into DEST, in the steps every way of extracting shares (see the package doc).
+
+:meth:`Job.check` is step 1 and 2 (the member list validated, checked against DEST, the disk
+space), :meth:`Job.finish` step 4 (links, folder times, the records, then the merge under
+DEST's lock); what lies between - writing the members into the temporary folder - is the
+caller's: all at once from a finished archive (:func:`drivestage.extract.extract`), or member
+by member while the archive downloads (:mod:`drivestage.extract.overlapped`).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+from typing import Callable, Optional
+
+from drivestage.errors import DiskSpaceError
+from drivestage.extract.links import judge_links
+from drivestage.extract.members import Entry
+from drivestage.extract.merging import TEMP_PREFIX, merge, merge_lock, plan_merge, \
+    remove_stale_temps
+from drivestage.extract.records import ExtractResult, record_members
+from drivestage.extract.validation import check_members
+from drivestage.extract.writing import finish_tree, make_dirs
+from drivestage.sizes import format_size
+
+log = logging.getLogger(__name__)
+
+_BLOCK = 4096             # disk allocation unit assumed by the space check
+
+
+class Job:
+    """The extraction of ``archive`` into ``dest``; its temporary folder is ``tmp`` once
+    :meth:`check` passed. ``lock_dir``: the folder whose merge lock serialises the merge."""
+
+    def __init__(self, archive: str, dest: str, *, lock_dir: Optional[str] = None,
+                 free_bytes: Optional[Callable[[str], int]] = None):
+        self.archive = archive
+        self.dest = os.path.abspath(dest)
+        self.lock_dir = os.path.abspath(lock_dir) if lock_dir is not None else self.dest
+        self.free_bytes = free_bytes or _default_free_bytes
+        self.entries: list[Entry] = []
+        self.tmp = ""
+
+    def check(self, entries: list[Entry]) -> list[Entry]:
+        """Steps 1 and 2: the final member list, checked against DEST and the free space,
+        and the temporary folder made with every folder the members need. Returns the
+        file members."""
+        entries = check_members(entries, self.archive)
+        os.makedirs(self.dest, exist_ok=True)
+        check_against_dest(self.archive, self.dest, entries)  # early; again when merging
+        remove_stale_temps(self.dest)
+        needed = _needed_bytes(entries)
+        free = self.free_bytes(self.dest)
+        if needed > free:
+            raise DiskSpaceError(
+                f"not enough free disk space to extract {os.path.basename(self.archive)} into "
+                f"{self.dest}: needs {format_size(needed)} ({needed} bytes), only "
+                f"{format_size(free)} ({free} bytes) free; free some space or extract "
+                "elsewhere", needed=needed, free=free)
+        files = [e for e in entries if e.kind == "file"]
+        log.info("extracting %s: %d members, %s, into %s", self.archive, len(entries),
+                 format_size(sum(e.size for e in files)), self.dest)
+        self.entries = entries
+        self.tmp = os.path.join(self.dest,
+                                f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
+        os.mkdir(self.tmp)
+        make_dirs(self.tmp, entries)
+        return files
+
+    def finish(self) -> ExtractResult:
+        """Step 4 (the files are written): links, folder modes and times, the records, and
+        the merge into DEST under the merge lock, checked against DEST as it is then."""
+        finish_tree(self.tmp, self.entries)
+        records = record_members(self.tmp, self.entries)
+        with merge_lock(self.lock_dir):
+            check_against_dest(self.archive, self.dest, self.entries)
+            merge(self.archive, self.tmp, self.dest,
+                  sorted({e.path.split("/", 1)[0] for e in self.entries}))
+        return ExtractResult(archive=self.archive, dest=self.dest, members=records)
+
+    def close(self) -> None:
+        """Remove the temporary folder (whatever the merge did not move)."""
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def check_against_dest(archive: str, dest: str, entries: list[Entry]) -> None:
+    """The checks that depend on DEST as it is now (folders, links)."""
+    plan = plan_merge(archive, dest, entries)
+    judge_links(archive, dest, entries, plan.tree, plan.kept, plan.replaces_links)
+
+
+def _default_free_bytes(path: str) -> int:
+    return shutil.disk_usage(path).free
+
+
+def _needed_bytes(entries: list[Entry]) -> int:
+    files = sum(-(-e.size // _BLOCK) * _BLOCK for e in entries if e.kind == "file")
+    return files + _BLOCK * sum(1 for e in entries if e.kind == "dir")
