@@ -74,16 +74,6 @@ class DownloadResult:
     streams: int = 0     # the most streams that ran at once
 
 
-class Watcher:
-    """What an extraction overlapping the download is told (from the download's threads)."""
-
-    def arrived(self) -> None:
-        """More bytes are in the partial (ask :meth:`Download.has`)."""
-
-    def restarted(self) -> None:
-        """Everything seen so far is void: a checksum mismatch started the download again."""
-
-
 class Download:
     """One file's download into its partial file (see the module doc); :meth:`run` does it.
 
@@ -92,15 +82,15 @@ class Download:
 
     def __init__(self, store: RemoteStore, entry: RemoteEntry, target: str, *,
                  jobs: Optional[int] = None, chunk_size: Optional[int] = None,
-                 progress: Optional[ProgressFn] = None, describe: Optional[str] = None,
-                 watcher: Optional[Watcher] = None):
+                 progress: Optional[ProgressFn] = None, describe: Optional[str] = None):
         if entry.is_dir:
             raise RemoteError(f"{describe or entry.name} is a folder, not a file")
         self.store, self.entry, self.target = store, entry, target
         self.where = describe or store.describe(entry)
         self.jobs = max(1, int(jobs)) if jobs else None
         self.chunk_size = max(1, int(chunk_size)) if chunk_size else None
-        self.progress, self.watcher = progress, watcher or Watcher()
+        self.progress = progress
+        self.generation = 0  # a restart from zero voids what was there
         self.partial = partial_path(target, entry)
         self.lock = threading.Condition()
         self._run: Optional[_Run] = None
@@ -129,6 +119,20 @@ class Download:
         assert self._run is not None
         with self.lock:
             return self._run.done.covers(start, end)
+
+    def wait_for(self, start: int, end: int, generation: int) -> bool:
+        """Wait until bytes ``[start, end)`` are in the partial: True, or False when they
+        never will be in this ``generation`` of it (the download failed or started again)."""
+        with self.lock:
+            while True:
+                run = self._run
+                if self.generation != generation or run is None:
+                    return False
+                if run.done.covers(start, end):
+                    return True
+                if run.stopped:
+                    return False
+                self.lock.wait(0.5)
 
     def fetch_first(self, start: int, end: int) -> None:
         """Fetch ``[start, end)`` now, in this thread (e.g. a zip's central directory, read
@@ -168,7 +172,9 @@ class Download:
             log.warning("%s: checksum mismatch (expected %s, got %s); deleted the download, "
                         "starting again from zero", self.where, expected, got)
             restarted = True
-            self.watcher.restarted()
+            with self.lock:
+                self.generation += 1
+                self.lock.notify_all()
             self._open()
         os.replace(self.partial, self.target)
         unlink(ranges_path(self.partial))
@@ -295,7 +301,6 @@ class _Run:
             if self.dl.progress is not None:
                 self.dl.progress(n)
             self.lock.notify_all()
-        self.dl.watcher.arrived()
 
     def fetch_now(self, start: int, end: int) -> None:
         for a, b in self._missing_in(start, end):
@@ -489,5 +494,5 @@ def verify_file(path: str, md5: Optional[str], size: int) -> Optional[str]:
 
 
 
-__all__ = ["Download", "DownloadResult", "Watcher", "download", "partial_path", "partial_size",
+__all__ = ["Download", "DownloadResult", "download", "partial_path", "partial_size",
            "ranges_path", "remove_partial", "stale_partials", "verify_file"]

@@ -40,6 +40,7 @@ from drivestage.paths import StorePath
 from drivestage.sizes import format_size
 from drivestage.stamps import Stamp
 from drivestage.store import RemoteEntry, RemoteStore
+from drivestage.unpack import Unpacking
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +247,7 @@ class FileStager:
             return self._result(entry, target, action, members=staged,
                                 extracted=self.extract)
         fetched = resumed = 0
+        unpacking: Optional[Unpacking] = None
         if action == "verified":
             log.info("verified %s: the file already at %s matches", self.src, target)
         elif action != "extract":
@@ -255,15 +257,34 @@ class FileStager:
                      f" from byte {have}" if have else "")
             self._warn_shared_target(found, previous, target, local)
             bar = self.progress(name, entry.size, have)
-            res = dl.download(self.store, entry, target, jobs=self.jobs,
-                              chunk_size=self.chunk_size, progress=bar, describe=self.src)
+            unpacking = Unpacking(self.store, entry, target, self.dest, extract=self.extract,
+                                  jobs=self.jobs, chunk_size=self.chunk_size, progress=bar,
+                                  describe=self.src, reserve=self.reserve,
+                                  lock_dir=self.lock_dir,
+                                  extract_progress=self._extract_bar(entry, target))
+            try:
+                res = unpacking.download()
+            except BaseException:
+                unpacking.close()
+                raise
             fetched, resumed = res.fetched, res.resumed_from
-        stamp = self._downloaded(name, entry, target, previous)
-        members: list[str] = []
-        if self.extract:
-            members = _Extraction(self, stamp, previous)(target, action)
+        try:
+            stamp = self._downloaded(name, entry, target, previous)
+            members: list[str] = []
+            if self.extract:
+                members = _Extraction(self, stamp)(target, action, unpacking)
+        finally:
+            if unpacking is not None:
+                unpacking.close()
         return self._result(entry, target, action, fetched=fetched, resumed=resumed,
                             members=members, extracted=self.extract)
+
+    def _extract_bar(self, entry: RemoteEntry, target: str) -> Optional[Callable[[int], None]]:
+        """The extraction's progress while it follows the download (bytes written; the
+        archive's size stands in for what it holds)."""
+        if not self.extract or self.extract_progress is no_progress:
+            return None
+        return self.extract_progress("extract", entry.size, 0)
 
     def _downloaded(self, name: str, entry: RemoteEntry, target: str,
                     previous: list[Stamp]) -> Stamp:
@@ -326,10 +347,10 @@ class _Extraction:
     a 0.1.0 stamp (no records) are never removed. The stamp says "extracted" only once every
     member was checked in place."""
 
-    def __init__(self, stager: FileStager, stamp: Stamp, previous: list[Stamp]):
-        self.stager, self.stamp, self.previous = stager, stamp, previous
+    def __init__(self, stager: FileStager, stamp: Stamp):
+        self.stager, self.stamp = stager, stamp
 
-    def __call__(self, target: str, action: str) -> list[str]:
+    def __call__(self, target: str, action: str, unpacking: Optional[Unpacking]) -> list[str]:
         from drivestage.extract import archive_kind, extract, remove_members
 
         src, dest, reserve = self.stager.src, self.stager.dest, self.stager.reserve
@@ -338,11 +359,14 @@ class _Extraction:
             raise ArchiveError(f"--extract: {src} is not a zip or tar archive "
                                f"(downloaded to {target}); pull it without --extract")
         log.info("extract %s into %s (%s)", target, dest, action)
-        bar = None
-        if self.stager.extract_progress is not no_progress:
-            bar = self.stager.extract_progress("extract", _extracted_total(target), 0)
-        result = extract(target, dest, progress=bar, lock_dir=lock_dir,
-                         free_bytes=lambda p: shutil.disk_usage(p).free - reserve)
+        if unpacking is not None:  # it followed the download (or extracts the file now)
+            result = unpacking.extract(target)
+        else:
+            bar = None
+            if self.stager.extract_progress is not no_progress:
+                bar = self.stager.extract_progress("extract", _extracted_total(target), 0)
+            result = extract(target, dest, progress=bar, lock_dir=lock_dir,
+                             free_bytes=lambda p: shutil.disk_usage(p).free - reserve)
         stale = stamps.records(self.stamp, "stale")
         if stale:
             gone = remove_members(dest, stale, keep=set(result.paths), lock_dir=lock_dir)

@@ -68,6 +68,25 @@ class Job:
         make_dirs(self.tmp, entries)
         return files
 
+    def start_temp(self) -> str:
+        """The temporary folder, made before the member list is known (an archive read as
+        it arrives; :meth:`adopt` checks the list once it is)."""
+        os.makedirs(self.dest, exist_ok=True)
+        remove_stale_temps(self.dest)
+        self.tmp = os.path.join(self.dest,
+                                f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
+        os.mkdir(self.tmp)
+        return self.tmp
+
+    def adopt(self, entries: list[Entry]) -> None:
+        """The member list of what was written into the temporary folder already: checked
+        as :meth:`check` checks it (the free space was watched while writing)."""
+        entries = check_members(entries, self.archive)
+        check_against_dest(self.archive, self.dest, entries)
+        for d in sorted({e.path for e in entries if e.kind == "dir"}):
+            os.makedirs(os.path.join(self.tmp, d), exist_ok=True)
+        self.entries = entries
+
     def finish(self) -> ExtractResult:
         """Step 4 (the files are written): links, folder modes and times, the records, and
         the merge into DEST under the merge lock, checked against DEST as it is then."""

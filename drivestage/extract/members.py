@@ -74,7 +74,13 @@ def _zip_mtime(info: zipfile.ZipInfo) -> float:
         return time.time()
 
 
-def _zip_entries(zf: zipfile.ZipFile, archive: str) -> list[Entry]:
+class NeedsData(Exception):
+    """A member list that needs member data (a zip's symlink targets are stored as data)."""
+
+
+def _zip_entries(zf: zipfile.ZipFile, archive: str, links: bool = True) -> list[Entry]:
+    """The members of a zip; ``links=False`` raises :class:`NeedsData` at a symlink (its
+    target is member data, which a zip read only as far as its central directory lacks)."""
     entries = []
     for info in zf.infolist():
         unix_mode = info.external_attr >> 16 if info.create_system == 3 else 0
@@ -93,6 +99,8 @@ def _zip_entries(zf: zipfile.ZipFile, archive: str) -> list[Entry]:
                 f"{info.compress_type}, which cannot be read here; recompress the archive "
                 "with standard deflate (zip -r)")
         if fmt == stat.S_IFLNK:
+            if not links:
+                raise NeedsData(info.filename)
             if info.file_size > MAX_LINK_TARGET:
                 raise ArchiveError(f"symlink member {info.filename!r} of {archive} has a "
                                    f"{info.file_size}-byte target; the archive looks corrupt")
@@ -112,31 +120,67 @@ def _zip_entries(zf: zipfile.ZipFile, archive: str) -> list[Entry]:
 
 
 def _tar_entries(tf: tarfile.TarFile, archive: str, plain: bool) -> list[Entry]:
-    entries = []
     archive_size = os.path.getsize(archive)
-    for m in tf.getmembers():
-        path = clean_name(m.name)
-        mode = m.mode & 0o777
-        if m.isdir():
-            entries.append(Entry(path, "dir", mode=mode, mtime=float(m.mtime), source=m))
-        elif m.issym():
-            entries.append(Entry(path, "symlink", target=m.linkname, source=m))
-        elif m.islnk():
-            target = clean_name(m.linkname, what=f"hard link {m.name!r} to")
-            entries.append(Entry(path, "hardlink", target=target, mtime=float(m.mtime),
-                                  mode=mode, source=m))
-        elif m.isreg():
-            offset = m.offset_data if plain and not m.issparse() else -1
-            if plain and not m.issparse() and m.offset_data + m.size > archive_size:
-                raise ArchiveError(
-                    f"{archive} is truncated: member {m.name!r} needs bytes up to "
-                    f"{m.offset_data + m.size}, the file has {archive_size}; download it again")
-            entries.append(Entry(path, "file", size=m.size, mode=mode, mtime=float(m.mtime),
-                                  source=m, raw_offset=offset, comp_size=m.size))
-        else:
-            raise UnsafeArchiveError(f"member {m.name!r} of {archive} is a device file or "
-                                     "FIFO; refusing the archive")
-    return entries
+    return [tar_entry(m, archive, plain, archive_size) for m in tf.getmembers()]
+
+
+def tar_entry(m: tarfile.TarInfo, archive: str, plain: bool = False,
+              archive_size: int = 0) -> Entry:
+    """One tar member as an :class:`Entry` (``plain``: an uncompressed tar of
+    ``archive_size`` bytes, whose file members are copied at their offsets)."""
+    path = clean_name(m.name)
+    mode = m.mode & 0o777
+    if m.isdir():
+        return Entry(path, "dir", mode=mode, mtime=float(m.mtime), source=m)
+    if m.issym():
+        return Entry(path, "symlink", target=m.linkname, source=m)
+    if m.islnk():
+        target = clean_name(m.linkname, what=f"hard link {m.name!r} to")
+        return Entry(path, "hardlink", target=target, mtime=float(m.mtime), mode=mode,
+                     source=m)
+    if m.isreg():
+        offset = m.offset_data if plain and not m.issparse() else -1
+        if plain and not m.issparse() and m.offset_data + m.size > archive_size:
+            raise ArchiveError(
+                f"{archive} is truncated: member {m.name!r} needs bytes up to "
+                f"{m.offset_data + m.size}, the file has {archive_size}; download it again")
+        return Entry(path, "file", size=m.size, mode=mode, mtime=float(m.mtime), source=m,
+                     raw_offset=offset, comp_size=m.size)
+    raise UnsafeArchiveError(f"member {m.name!r} of {archive} is a device file or "
+                             "FIFO; refusing the archive")
+
+
+def zip_directory(archive: str) -> list[Entry]:
+    """The members of a zip read from its central directory only (the member data may not
+    be there yet); raises :class:`NeedsData` for a zip with links, ArchiveError when the
+    directory cannot be read."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            return _zip_entries(zf, archive, links=False)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+        raise ArchiveError(f"cannot read the zip {archive}: {exc}") from exc
+
+
+def zip_directory_start(tail: bytes, size: int) -> Optional[int]:
+    """Where a zip's central directory starts, from the file's last bytes (``tail``, which
+    end at ``size``); None when they hold no end-of-central-directory record."""
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < 22:
+        return None
+    cd_size, cd_offset = struct.unpack_from("<II", tail, at + 12)
+    eocd = size - len(tail) + at
+    if cd_offset == 0xFFFFFFFF or cd_size == 0xFFFFFFFF:  # zip64: the locator comes first
+        loc = at - 20
+        if loc < 0 or tail[loc:loc + 4] != b"PK\x06\x07":
+            return None
+        (record,) = struct.unpack_from("<Q", tail, loc + 8)
+        rec = record - (size - len(tail))
+        if rec < 0 or tail[rec:rec + 4] != b"PK\x06\x06":
+            return None  # (or data before the zip: read the whole tail then)
+        cd_size, cd_offset = struct.unpack_from("<QQ", tail, rec + 40)
+        eocd = size - len(tail) + rec
+    start = eocd - cd_size  # where it is in this file (data before the zip shifts it)
+    return start if 0 <= start <= eocd else None
 
 
 _Key = tuple[str, int, int, int]

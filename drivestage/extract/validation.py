@@ -45,7 +45,7 @@ def check_members(entries: list[Entry], archive: str) -> list[Entry]:
     leaves = {e.path: e for e in final if e.kind != "dir"}
     seen_files: set[str] = set()
     for e in final:
-        _check_names(e, archive)
+        check_names(e, archive)
         parts = e.path.split("/")
         for i in range(1, len(parts)):
             prefix = "/".join(parts[:i])
@@ -69,7 +69,8 @@ def check_members(entries: list[Entry], archive: str) -> list[Entry]:
     return final
 
 
-def _check_names(e: Entry, archive: str) -> None:
+def check_names(e: Entry, archive: str) -> None:
+    """The rules on one member's name (reserved names, length)."""
     for part in e.path.split("/"):
         if is_reserved(part):
             raise UnsafeArchiveError(

@@ -51,13 +51,15 @@ def _file_mode(mode: Optional[int]) -> int:
     return ((mode if mode is not None else 0o644) & 0o777) | 0o600
 
 
-def _create(root: str, e: Entry) -> int:
+def create(root: str, e: Entry) -> int:
+    """A new file for member ``e`` under ``root`` (never through a link, never over one)."""
     return os.open(os.path.join(root, e.path),
                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                    _file_mode(e.mode))
 
 
-def _finish(fd: int, e: Entry, written: int, archive: str) -> None:
+def finish_member(fd: int, e: Entry, written: int, archive: str) -> None:
+    """Check the length written and set the member's time."""
     if written != e.size:
         raise ArchiveError(f"member {e.path!r} of {archive} is truncated: got {written} of "
                            f"{e.size} bytes; the archive is incomplete: download it again")
@@ -65,7 +67,7 @@ def _finish(fd: int, e: Entry, written: int, archive: str) -> None:
         os.utime(fd, (e.mtime, e.mtime))
 
 
-def _copy_stream(src: Optional[IO[bytes]], fd: int, e: Entry, archive: str, progress: Progress) -> int:
+def copy_stream(src: Optional[IO[bytes]], fd: int, e: Entry, archive: str, progress: Progress) -> int:
     """Copy a file-like member stream into ``fd``; returns bytes written."""
     if src is None:  # pragma: no cover - only file members are copied
         raise ArchiveError(f"member {e.path!r} of {archive} has no data; the archive is corrupt")
@@ -131,7 +133,7 @@ def _copy_raw(afd: int, fd: int, e: Entry, start: int, comp_size: int, method: i
     if remaining or (inflater is not None and not inflater.eof):
         raise ArchiveError(f"member {e.path!r} of {archive} is truncated; the archive is "
                            "incomplete: download it again")
-    _finish(fd, e, written, archive)
+    finish_member(fd, e, written, archive)
     if crc_expected is not None and crc != crc_expected:
         raise ArchiveError(f"member {e.path!r} of {archive} fails its CRC-32 check "
                            f"(expected {crc_expected:08x}, got {crc:08x}); the archive is "
@@ -162,7 +164,7 @@ def _write_files_random_access(kind: str, archive: str, root: str, files: list[E
             for e in chunk:
                 if stop.is_set():
                     return
-                fd = _create(root, e)
+                fd = create(root, e)
                 try:
                     if kind == "tar":
                         _copy_raw(afd, fd, e, e.raw_offset, e.size, zipfile.ZIP_STORED, None,
@@ -177,13 +179,13 @@ def _write_files_random_access(kind: str, archive: str, root: str, files: list[E
                         zf = zf or zipfile.ZipFile(archive)
                         try:
                             with zf.open(info) as src:
-                                n = _copy_stream(src, fd, e, archive, progress)
+                                n = copy_stream(src, fd, e, archive, progress)
                         except (zipfile.BadZipFile, EOFError, OSError, lzma.LZMAError) as exc:
                             if isinstance(exc, ArchiveError):
                                 raise
                             raise ArchiveError(f"member {e.path!r} of {archive} is corrupt "
                                                f"({exc}); download the archive again") from exc
-                        _finish(fd, e, n, archive)
+                        finish_member(fd, e, n, archive)
                 finally:
                     os.close(fd)
         except BaseException:
@@ -234,17 +236,17 @@ def _write_files_stream(archive: str, root: str, files: list[Entry],
             e = wanted.pop(m.offset, None)
             if e is None:
                 continue  # not a file, or a duplicate replaced by a later member
-            fd = _create(root, e)
+            fd = create(root, e)
             try:
                 try:
-                    n = _copy_stream(tf.extractfile(m), fd, e, archive, progress)
+                    n = copy_stream(tf.extractfile(m), fd, e, archive, progress)
                 except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
                     if isinstance(exc, ArchiveError):
                         raise
                     raise ArchiveError(f"member {e.path!r} of {archive} cannot be read ({exc}); "
                                        "the archive is truncated or corrupt: download it "
                                        "again") from exc
-                _finish(fd, e, n, archive)
+                finish_member(fd, e, n, archive)
             finally:
                 os.close(fd)
 
@@ -278,7 +280,7 @@ def write_files(kind: str, archive: str, tmp: str, files: list[Entry], jobs: int
 def write_zip_member(afd: int, tmp: str, e: Entry, archive: str, progress: Progress) -> None:
     """One stored or deflated zip member from the open archive ``afd`` (CRC checked)."""
     info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
-    fd = _create(tmp, e)
+    fd = create(tmp, e)
     try:
         start = _zip_data_offset(afd, info, archive)
         _copy_raw(afd, fd, e, start, info.compress_size, info.compress_type, info.CRC,

@@ -1,0 +1,228 @@
+"""Extraction that follows an archive while it downloads.
+
+The members are written into the temporary folder inside DEST (as :func:`extract` writes
+them) as soon as the bytes they occupy are in the partial file; nothing reaches DEST before
+:meth:`Overlapped.finish`, which the caller runs only once the download is complete and its
+md5 verified, and which then does what :func:`extract` does last (links, records, the merge
+under DEST's lock, checked against DEST as it is then). So every rule of :mod:`drivestage.
+extract` holds exactly as it does for a finished archive: the member list is validated before
+a member is written (a zip's, from its central directory, which the caller fetches first), a
+member is written only where the rules allow, and a failure of any kind - the download's, a
+checksum mismatch, a member the rules refuse - leaves DEST as it was: the caller abandons
+the temporary folder (:meth:`Overlapped.abandon`) and, when the download itself succeeded,
+extracts the verified archive the usual way, which reports whatever is wrong with it.
+
+* zip: the central directory gives every member and its offset; a member is written once its
+  local header and compressed bytes have arrived (in file order, one thread). Zips with links
+  (their targets are member data) or with bzip2 / lzma members are not followed.
+* tar, tar.gz, tar.bz2, tar.xz: one streamed pass over the bytes as they arrive; each member's
+  name is checked before it is written, links are made last, and the whole list is validated
+  again before the merge.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import lzma
+import os
+import posixpath
+import tarfile
+import threading
+import zlib
+from typing import Callable, Optional, Protocol
+
+from drivestage.errors import ArchiveError, DiskSpaceError
+from drivestage.extract.job import Job
+from drivestage.extract.members import TAR_BUFSIZE, Entry, tar_entry, zip_directory
+from drivestage.extract.records import ExtractResult
+from drivestage.extract.validation import check_names
+from drivestage.extract.writing import Progress, create, copy_stream, finish_member, \
+    write_zip_member, zip_data_end
+from drivestage.store import ProgressFn
+
+log = logging.getLogger(__name__)
+
+_ZIP_METHODS_FOLLOWED = (0, 8)      # stored, deflate
+_LOCAL_HEADER = 30
+#: While a tar streams in, free space is checked every this many bytes written.
+_SPACE_STEP = 64 << 20
+
+
+class Arrival(Protocol):
+    """The archive as it downloads."""
+
+    def __call__(self, start: int, end: int) -> bool:
+        """Wait until bytes ``[start, end)`` are in the file: True, or False when they never
+        will be (the download failed or started again)."""
+        ...
+
+
+class Abandoned(Exception):
+    """The download behind an overlapped extraction stopped."""
+
+
+class Overlapped:
+    """One archive extracted while it downloads into ``path`` (``size`` bytes in the end);
+    start it with :meth:`zip` or :meth:`tar`, then :meth:`finish` or :meth:`abandon`."""
+
+    def __init__(self, path: str, size: int, dest: str, arrived: Arrival, *,
+                 lock_dir: Optional[str] = None,
+                 free_bytes: Optional[Callable[[str], int]] = None,
+                 progress: Optional[ProgressFn] = None):
+        self.path, self.size, self.arrived = path, size, arrived
+        self.job = Job(path, dest, lock_dir=lock_dir, free_bytes=free_bytes)
+        self.free_bytes = self.job.free_bytes
+        self.progress = Progress(progress)
+        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # a rename keeps it readable
+        self.stop = threading.Event()
+        self.error: Optional[BaseException] = None
+        self.thread: Optional[threading.Thread] = None
+
+    # -- the two kinds
+    @classmethod
+    def zip(cls, path: str, size: int, dest: str, arrived: Arrival, **kwargs: object
+            ) -> Optional["Overlapped"]:
+        """Start following a zip whose central directory is in ``path`` already; None when
+        this zip is not one to follow (the caller extracts it once downloaded)."""
+        try:
+            entries = zip_directory(path)
+        except Exception as exc:  # links, an unreadable directory: the usual way then
+            log.debug("not extracting %s while it downloads: %s", path, exc)
+            return None
+        files = [e for e in entries if e.kind == "file"]
+        if any(getattr(e.source, "compress_type", 0) not in _ZIP_METHODS_FOLLOWED
+               for e in files):
+            return None
+        job = cls(path, size, dest, arrived, **kwargs)  # type: ignore[arg-type]
+        try:
+            files = job.job.check(entries)
+        except BaseException:
+            job.abandon()
+            raise
+        job._start(lambda: job._zip(files))
+        return job
+
+    @classmethod
+    def tar(cls, path: str, size: int, dest: str, arrived: Arrival, **kwargs: object
+            ) -> "Overlapped":
+        """Start following a tar (plain or compressed) from its first byte."""
+        job = cls(path, size, dest, arrived, **kwargs)  # type: ignore[arg-type]
+        job._start(job._tar)
+        return job
+
+    def _start(self, work: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                work()
+            except BaseException as exc:  # read by finish()
+                self.error = exc
+
+        self.thread = threading.Thread(target=run, name="drivestage-extract", daemon=True)
+        self.thread.start()
+
+    # -- the end
+    def finish(self) -> ExtractResult:
+        """Once the download is verified: the rest of the members, then the merge. Raises
+        what stopped the extraction (the caller then extracts the archive the usual way)."""
+        try:
+            if self.thread is not None:
+                self.thread.join()
+            if self.error is not None:
+                raise self.error
+            return self.job.finish()
+        finally:
+            self._close()
+
+    def abandon(self) -> None:
+        """Stop and remove the temporary folder; DEST is as it was."""
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+        self._close()
+
+    def _close(self) -> None:
+        self.job.close()
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def _wait(self, start: int, end: int) -> None:
+        if self.stop.is_set() or not self.arrived(start, min(end, self.size)):
+            raise Abandoned(f"the download of {self.path} stopped")
+
+    # -- zip
+    def _zip(self, files: list[Entry]) -> None:
+        archive = self.path
+        for e in sorted(files, key=lambda e: int(getattr(e.source, "header_offset", 0))):
+            start = int(getattr(e.source, "header_offset", 0))
+            self._wait(start, start + _LOCAL_HEADER)
+            end = zip_data_end(self.fd, e, archive)
+            self._wait(start, end)
+            write_zip_member(self.fd, self.job.tmp, e, archive, self.progress)
+
+    # -- tar
+    def _tar(self) -> None:
+        reader = _Growing(self.fd, self.size, self._wait)
+        tf = tarfile.open(fileobj=reader, mode="r|*",
+                          bufsize=TAR_BUFSIZE)
+        job, tmp = self.job, None
+        entries: list[Entry] = []
+        written = 0
+        next_check = _SPACE_STEP
+        with tf:
+            for m in tf:
+                e = tar_entry(m, self.path)
+                check_names(e, self.path)
+                if tmp is None:  # the first member: this is a tar, so the folder is needed
+                    tmp = job.start_temp()
+                entries.append(e)
+                if e.kind == "dir":
+                    os.makedirs(os.path.join(tmp, e.path), exist_ok=True)
+                elif e.kind == "file":
+                    parent = posixpath.dirname(e.path)
+                    if parent:
+                        os.makedirs(os.path.join(tmp, parent), exist_ok=True)
+                    fd = create(tmp, e)
+                    try:
+                        n = copy_stream(tf.extractfile(m), fd, e, self.path, self.progress)
+                        finish_member(fd, e, n, self.path)
+                    finally:
+                        os.close(fd)
+                    written += e.size
+                    if written >= next_check:
+                        next_check = written + _SPACE_STEP
+                        if self.free_bytes(job.dest) < _SPACE_STEP:
+                            raise DiskSpaceError("the disk is filling up", needed=_SPACE_STEP,
+                                                 free=self.free_bytes(job.dest))
+                if self.stop.is_set():
+                    raise Abandoned("stopped")
+        if tmp is None:
+            raise ArchiveError(f"{self.path} has no members")
+        job.adopt(entries)
+
+
+class _Growing(io.RawIOBase):
+    """A file being downloaded, read front to back: a read waits for its bytes."""
+
+    def __init__(self, fd: int, size: int, wait: Callable[[int, int], None]):
+        super().__init__()
+        self.fd, self.size, self.wait, self.pos = fd, size, wait, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: "memoryview | bytearray") -> int:  # type: ignore[override]
+        n = min(len(buf), self.size - self.pos)
+        if n <= 0:
+            return 0
+        self.wait(self.pos, self.pos + n)
+        data = os.pread(self.fd, n, self.pos)
+        buf[:len(data)] = data
+        self.pos += len(data)
+        return len(data)
+
+
+__all__ = ["Abandoned", "Arrival", "Overlapped"]
+# Errors a followed archive may raise that mean "extract it the usual way instead".
+FALLBACK = (ArchiveError, Abandoned, OSError, EOFError, tarfile.TarError, zlib.error,
+            lzma.LZMAError)

@@ -1,0 +1,120 @@
+"""An archive downloaded and extracted at once (``pull --extract`` of a file to fetch).
+
+:class:`Unpacking` starts the download (:class:`drivestage.download.Download`) and, for a
+file named like an archive, an extraction that follows it
+(:class:`drivestage.extract.overlapped.Overlapped`): for a zip, the central directory is
+fetched first with one ranged request (the last bytes of the file, and the rest of the
+directory when it is longer), then the streams fetch the members from the front while they
+are written into the temporary folder; a tar is read as it arrives. Nothing reaches DEST
+before the download's md5 is verified: :meth:`Unpacking.extract` merges then. If the
+following fails for any reason, or the download had to start again from zero, the verified
+archive is extracted the usual way (:func:`drivestage.extract.extract`), which also reports
+whatever is wrong with it.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from typing import Optional
+
+from drivestage.download import Download, DownloadResult
+from drivestage.errors import DiskSpaceError, DriveStageError
+from drivestage.extract import ExtractResult, extract
+from drivestage.extract.members import zip_directory_start
+from drivestage.extract.overlapped import FALLBACK, Overlapped
+from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
+
+log = logging.getLogger(__name__)
+
+_TAR_NAMES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+#: The first request of a zip: its last bytes, where the central directory is (1 % of the
+#: file, at least 64 KiB and at most 16 MiB: a 20,000-member directory is about 2 MB).
+_TAIL_MIN, _TAIL_MAX = 64 << 10, 16 << 20
+
+
+class Unpacking:
+    """The download of ``entry`` to ``target`` and, with ``extract``, the extraction into
+    ``dest`` that follows it; :meth:`download`, then :meth:`extract`."""
+
+    def __init__(self, store: RemoteStore, entry: RemoteEntry, target: str, dest: str, *,
+                 extract: bool, jobs: Optional[int], chunk_size: Optional[int],
+                 progress: Optional[ProgressFn], describe: str, reserve: int,
+                 lock_dir: Optional[str], extract_progress: Optional[ProgressFn] = None):
+        self.entry, self.dest, self.reserve, self.lock_dir = entry, dest, reserve, lock_dir
+        self.describe, self.extract_progress = describe, extract_progress
+        self.dl = Download(store, entry, target, jobs=jobs, chunk_size=chunk_size,
+                           progress=progress, describe=describe)
+        self.follower: Optional[Overlapped] = None
+        self.generation = self.dl.generation
+        if extract and entry.size > 0:
+            try:
+                self.follower = self._follow(entry.name.lower())
+            except BaseException:
+                self.dl.close()
+                raise
+
+    def _follow(self, name: str) -> Optional[Overlapped]:
+        size = self.entry.size
+        left = size - self.dl.resumed_from
+
+        def free(path: str) -> int:  # the rest of the download will take its share too
+            return shutil.disk_usage(path).free - self.reserve - left
+
+        def arrived(start: int, end: int) -> bool:
+            return self.dl.wait_for(start, end, self.generation)
+
+        options = dict(lock_dir=self.lock_dir, free_bytes=free,
+                       progress=self.extract_progress)
+        if name.endswith(".zip"):
+            tail = max(0, size - max(_TAIL_MIN, min(size // 100, _TAIL_MAX)))
+            self.dl.fetch_first(tail, size)
+            start = zip_directory_start(self.dl.read(tail, size), size)
+            if start is None:
+                return None
+            if start < tail:
+                self.dl.fetch_first(start, tail)
+        elif not name.endswith(_TAR_NAMES):
+            return None
+        try:
+            if name.endswith(".zip"):
+                return Overlapped.zip(self.dl.partial, size, self.dest, arrived, **options)
+            return Overlapped.tar(self.dl.partial, size, self.dest, arrived, **options)
+        except DiskSpaceError:
+            raise  # before the download: no point fetching what cannot be extracted
+        except FALLBACK + (DriveStageError,) as exc:
+            log.debug("%s: extracting after the download (%s)", self.describe, exc)
+        return None
+
+    def download(self) -> DownloadResult:
+        """The download, verified and in place (the extraction goes on meanwhile)."""
+        try:
+            result = self.dl.run()
+        except BaseException:
+            if self.follower is not None:
+                self.follower.abandon()
+                self.follower = None
+            raise
+        if result.restarted and self.follower is not None:
+            self.follower.abandon()  # it followed bytes that were thrown away
+            self.follower = None
+        return result
+
+    def extract(self, target: str) -> ExtractResult:
+        """The extraction into DEST of the verified archive at ``target``: what followed the
+        download is merged, or, when nothing did (or it failed), ``target`` is extracted."""
+        follower, self.follower = self.follower, None
+        if follower is not None:
+            try:
+                return follower.finish()
+            except FALLBACK + (DriveStageError,) as exc:
+                log.info("%s: extracting the verified archive again (%s)", self.describe, exc)
+        return extract(target, self.dest, progress=self.extract_progress,
+                       lock_dir=self.lock_dir,
+                       free_bytes=lambda p: shutil.disk_usage(p).free - self.reserve)
+
+    def close(self) -> None:
+        """Stop whatever still runs (after a failure elsewhere)."""
+        if self.follower is not None:
+            self.follower.abandon()
+            self.follower = None
+        self.dl.close()

@@ -1,0 +1,147 @@
+"""`pull --extract` extracts an archive while it downloads (issue 15): a zip's central
+directory is fetched first, members are written into the temporary folder as their bytes
+arrive, and nothing reaches DEST before the archive's md5 is verified."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+import threading
+import time
+import zipfile
+
+import pytest
+from click.testing import CliRunner
+
+import drivestage
+from drivestage import download as dl
+from drivestage.cli import cli
+
+MEMBERS = {f"ds/part{i:02d}.bin": os.urandom(256 << 10) for i in range(16)}
+MEMBERS["ds/notes.txt"] = b"hello " * 1000
+
+
+@pytest.fixture(autouse=True)
+def _fast(fast_retries):
+    """Backoffs of a millisecond, without jitter, for every test here."""
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def a_zip(members) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def a_tgz(members) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def tree(root) -> dict:
+    out = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != ".drivestage"]
+        for name in files:
+            path = os.path.join(folder, name)
+            out[os.path.relpath(path, root)] = open(path, "rb").read()
+    return out
+
+
+def media_ranges(emulator):
+    return [r.headers.get("Range") for r in emulator.requests if r.query.get("alt") == "media"]
+
+
+@pytest.mark.parametrize("name, build", [("set.zip", a_zip), ("set.tar.gz", a_tgz)])
+def test_members_are_written_while_the_archive_downloads(emulator, drive_env, tmp_path, name,
+                                                         build):
+    blob = build(MEMBERS)
+    emulator.add_file(f"d/{name}", blob)
+    entry = drivestage.connect().resolve(f"d/{name}")
+    dest = tmp_path / "data"
+    partial = dl.partial_path(str(dest / name), entry)
+    emulator.faults.throttle(per_connection=2 << 20)  # a few seconds on any machine
+    emulator.clear_requests()
+    seen = {}
+    done = threading.Event()
+
+    def watch():  # a member in the temporary folder while the partial is still partial
+        while not done.is_set():
+            temps = list(dest.glob(".drivestage-extract-*/ds/*")) if dest.exists() else []
+            if temps and os.path.exists(partial):
+                seen["early"] = (len(temps), os.path.getsize(partial))
+                seen["dest"] = (dest / "ds").exists()
+                return
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        code, out, err = run("pull", f"drive:d/{name}", str(dest), "-x", "--json", "-q")
+    finally:
+        done.set()
+        watcher.join()
+    assert code == 0, err
+    assert "early" in seen, "no member was written before the download ended"
+    assert seen["dest"] is False  # and none had reached DEST
+    assert tree(dest) == {name: blob, **MEMBERS}
+    assert not list(dest.glob(".drivestage-extract-*"))
+    ranges = media_ranges(emulator)
+    if name.endswith(".zip"):  # the central directory first, in one request
+        tail = int(ranges[0].split("=")[1].split("-")[0])
+        assert ranges[0] == f"bytes={tail}-{len(blob) - 1}" and tail > 0
+    summary = json.loads(out)
+    assert summary["extracted"] and summary["members"] == len(MEMBERS)
+    assert summary["fetched"] == len(blob)
+
+
+@pytest.mark.parametrize("name, build", [("set.zip", a_zip), ("set.tar.gz", a_tgz)])
+def test_a_corrupted_download_leaves_nothing_extracted(emulator, drive_env, tmp_path, name,
+                                                       build):
+    blob = build(MEMBERS)
+    fid = emulator.add_file(f"d/{name}", blob)
+    emulator.faults.corrupt(fid)  # every answer has one byte flipped
+    dest = tmp_path / "data"
+    code, out, err = run("pull", f"drive:d/{name}", str(dest), "-x", "-q")
+    assert code == 1 and "do not match Drive" in err
+    assert not (dest / "ds").exists() and not list(dest.glob(".drivestage-extract-*"))
+    assert [p for p in os.listdir(dest) if p != ".drivestage"] == []
+
+
+@pytest.mark.parametrize("name, build", [("set.zip", a_zip), ("set.tar.gz", a_tgz)])
+def test_a_restart_after_a_mismatch_extracts_the_verified_archive(emulator, drive_env,
+                                                                  tmp_path, name, build):
+    blob = build(MEMBERS)
+    fid = emulator.add_file(f"d/{name}", blob)
+    emulator.faults.corrupt(fid, times=1)  # the first answer is bad, the download restarts
+    dest = tmp_path / "data"
+    code, out, err = run("pull", f"drive:d/{name}", str(dest), "-x", "--json", "-q")
+    assert code == 0, err
+    assert tree(dest) == {name: blob, **MEMBERS}
+    assert not list(dest.glob(".drivestage-extract-*"))
+    assert hashlib.md5((dest / name).read_bytes()).hexdigest() == json.loads(out)["md5"]
+
+
+def test_a_zip_refused_by_the_rules_is_refused_after_it_is_verified(emulator, drive_env,
+                                                                    tmp_path):
+    blob = a_zip({"ok.txt": b"x" * 300_000, "../escape.txt": b"evil"})
+    emulator.add_file("d/bad.zip", blob)
+    dest = tmp_path / "data"
+    code, out, err = run("pull", "drive:d/bad.zip", str(dest), "-x", "-q")
+    assert code == 1 and "zip-slip" in err
+    assert not (tmp_path / "escape.txt").exists() and not (dest / "ok.txt").exists()
+    assert not list(dest.glob(".drivestage-extract-*"))
+    assert (dest / "bad.zip").read_bytes() == blob  # the download itself is staged
