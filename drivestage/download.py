@@ -390,7 +390,7 @@ class _Run:
             with self.lock:
                 self.stopped = True
                 self.lock.notify_all()
-        hasher.join()
+            hasher.join()  # before the partial is closed: it reads from it
         self.md5 = self._digest.hexdigest()
 
     def _drive_streams(self) -> None:
@@ -447,6 +447,8 @@ class _Run:
                     return
             pos = self.hashed
             while pos < upto:
+                if self.stopped:
+                    return  # a failure or an interrupt: the md5 is not needed any more
                 block = os.pread(self.fd, min(_READ_BLOCK, upto - pos), pos)
                 if not block:
                     break
