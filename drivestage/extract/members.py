@@ -5,6 +5,7 @@ need the whole list (duplicates, links, reserved names) are in :mod:`.validation
 """
 from __future__ import annotations
 
+import copy
 import lzma
 import os
 import re
@@ -41,6 +42,7 @@ class Entry:
     source: object = None
     raw_offset: int = -1       # tar: where the bytes start (plain tars only)
     comp_size: int = 0
+    written: Optional[os.stat_result] = None  # the file as written (fstat), for its record
 
 
 def clean_name(raw: str, what: str = "member") -> str:
@@ -200,14 +202,14 @@ def list_members(archive: str) -> tuple[str, list[Entry]]:
     with _LISTINGS_LOCK:
         if key is not None and key in _LISTINGS:
             kind, entries = _LISTINGS[key]
-            return kind, list(entries)
+            return kind, [copy.copy(e) for e in entries]  # each extraction notes its own
     kind, handle, entries = _open_listing(archive)
     handle.close()  # type: ignore[attr-defined]
     if key is not None:
         with _LISTINGS_LOCK:
             while len(_LISTINGS) >= 4:
                 _LISTINGS.pop(next(iter(_LISTINGS)))
-            _LISTINGS[key] = (kind, list(entries))
+            _LISTINGS[key] = (kind, [copy.copy(e) for e in entries])
     return kind, entries
 
 

@@ -68,6 +68,10 @@ def record_members(root: str, entries: list[Entry]) -> list[MemberRecord]:
     DEST keeps inode, size and mtime)."""
     out = []
     for e in entries:
+        if e.kind == "file" and e.written is not None:
+            st = e.written
+            out.append(MemberRecord(e.path, "file", st.st_size, st.st_mtime_ns, st.st_ino))
+            continue
         full = os.path.join(root, e.path)
         st = os.lstat(full)
         if e.kind == "dir":

@@ -59,12 +59,14 @@ def create(root: str, e: Entry) -> int:
 
 
 def finish_member(fd: int, e: Entry, written: int, archive: str) -> None:
-    """Check the length written and set the member's time."""
+    """Check the length written, set the member's time, and note what the file is (its
+    record: no path lookup later)."""
     if written != e.size:
         raise ArchiveError(f"member {e.path!r} of {archive} is truncated: got {written} of "
                            f"{e.size} bytes; the archive is incomplete: download it again")
     if e.mtime is not None:
         os.utime(fd, (e.mtime, e.mtime))
+    e.written = os.fstat(fd)
 
 
 def copy_stream(src: Optional[IO[bytes]], fd: int, e: Entry, archive: str, progress: Progress) -> int:
