@@ -7,6 +7,7 @@ by :mod:`drivestage.stage_tree`.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -82,11 +83,12 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
                         reserve=reserve, chunk_size=chunk_size, progress=progress,
                         include=include, exclude=exclude)
     except BaseException as exc:
-        if bars is not None:
-            bars.close()  # so that an error message starts on a line of its own
         if isinstance(exc, OSError) and not isinstance(exc, DriveStageError):
             raise _local_error(exc, label, dest) from exc
         raise
+    finally:
+        if bars is not None:
+            bars.close()  # so that an error message starts on a line of its own
     if calls is not None:
         result.api_calls = (store.requests_made() or 0) - calls
     result.seconds = round(time.monotonic() - began, 3)
@@ -137,17 +139,29 @@ def _find(store: RemoteStore, path: StorePath, src: str, dest: str,
 
 
 class _Bars:
-    """The CLI's progress factory: tqdm bars, all closed at once when the pull fails."""
+    """The default progress factory: tqdm bars, all closed at once at the end. While any is
+    open, drivestage's log lines go through tqdm so that they do not land in the middle of a
+    bar; tqdm is imported only when a first bar is needed (not by a rerun on a staged copy)."""
 
     def __init__(self) -> None:
         self.bars: list[Any] = []
+        self.redirect: Optional[contextlib.ExitStack] = None
 
     def __call__(self, label: str, total: int, initial: int) -> Callable[[int], None]:
+        if self.redirect is None:
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            self.redirect = contextlib.ExitStack()
+            self.redirect.enter_context(
+                logging_redirect_tqdm(loggers=[logging.getLogger("drivestage")]))
         return tqdm_progress(label, total, initial, opened=self.bars)
 
     def close(self) -> None:
         for bar in self.bars:
             bar.close()
+        if self.redirect is not None:
+            self.redirect.close()
+            self.redirect = None
 
 
 def tqdm_progress(label: str, total: int, initial: int,

@@ -61,20 +61,16 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
          exclude: tuple[str, ...], chunk_size: Optional[int], api_root: Optional[str],
          credentials: Optional[str]) -> None:
     """Download SRC (a file or a whole folder) into DEST: resumable, parallel, md5-verified."""
-    import logging
-
-    from tqdm.contrib.logging import logging_redirect_tqdm
-
     from drivestage.sizes import format_size
     from drivestage.stage import pull as do_pull
     from drivestage.stage_tree import FolderPullResult
 
-    # Log lines (retries) go through tqdm so they do not land in the middle of a bar.
-    with logging_redirect_tqdm(loggers=[logging.getLogger("drivestage")]):
-        result = do_pull(src, dest, extract=extract, jobs=jobs, force=force, quiet=quiet,
-                         api_root=api_root, credentials=credentials, reserve=reserve,
-                         chunk_size=chunk_size, retries=retries, include=include,
-                         exclude=exclude)
+    # (While progress bars show, log lines go through tqdm: see drivestage.stage. A rerun
+    # that finds everything staged shows none and never imports tqdm.)
+    result = do_pull(src, dest, extract=extract, jobs=jobs, force=force, quiet=quiet,
+                     api_root=api_root, credentials=credentials, reserve=reserve,
+                     chunk_size=chunk_size, retries=retries, include=include,
+                     exclude=exclude)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=1))
     else:
