@@ -23,6 +23,7 @@ a second mismatch raises :class:`~drivestage.errors.ChecksumMismatchError`.
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging
 import os
@@ -33,7 +34,7 @@ from typing import Optional
 
 from drivestage.errors import ChecksumMismatchError, DriveStageError, RemoteError
 from drivestage.partials import (Ranges, partial_path, partial_size, ranges_path,
-                                 remove_partial, stale_partials, unlink)
+                                 remove_partial, stale_partials, unlink, verify_file)
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,8 @@ _ADAPT_FROM = 32 * MiB
 #: it must have grown since the last streams were added to add more.
 _WINDOW = 0.3
 _GROWTH = 1.2
+#: Blocks (of up to 1 MiB) waiting to be hashed from memory, at most.
+_FEED_MAX = 16
 #: How often the ranges record is saved while streams run.
 _SAVE_EVERY = 0.5
 
@@ -114,12 +117,6 @@ class Download:
             if self.progress is not None:
                 self.progress(self.resumed_from)
 
-    def has(self, start: int, end: int) -> bool:
-        """Whether bytes ``[start, end)`` are in the partial."""
-        assert self._run is not None
-        with self.lock:
-            return self._run.done.covers(start, end)
-
     def wait_for(self, start: int, end: int, generation: int) -> bool:
         """Wait until bytes ``[start, end)`` are in the partial: True, or False when they
         never will be in this ``generation`` of it (the download failed or started again)."""
@@ -141,7 +138,7 @@ class Download:
         self._run.fetch_now(start, end)
 
     def read(self, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` of the partial (they must be :meth:`has`)."""
+        """Bytes ``[start, end)`` of the partial (they must be there: :meth:`wait_for`)."""
         assert self._run is not None
         return os.pread(self._run.fd, end - start, start)
 
@@ -239,6 +236,10 @@ class _Run:
         self.md5 = ""
         self.hashed = 0
         self._digest = hashlib.md5()
+        # Blocks just written where the hash has got to, handed to it as they are.
+        self.feed: collections.deque[tuple[int, memoryview]] = collections.deque()
+        self.feed_end = 0
+        self.hash_claim = 0
         self._last_save = time.monotonic()
 
     # -- pieces
@@ -294,6 +295,10 @@ class _Run:
         with self.lock:
             self.done.add(offset, offset + n)
             self.fetched += n
+            if len(self.feed) < _FEED_MAX and \
+                    offset == (self.feed_end if self.feed else self.hash_claim):
+                self.feed.append((offset, data[:n]))
+                self.feed_end = offset + n
             if getattr(self._local, "stream", False) and not getattr(self._local, "wrote",
                                                                       False):
                 self._local.wrote = True
@@ -436,24 +441,39 @@ class _Run:
             raise self.error
 
     def _hash(self) -> None:
-        """md5 of the contiguous prefix as it grows (read back from the page cache)."""
+        """md5 of the contiguous prefix as it grows: blocks handed over by the stream that
+        writes right where the hash has got to (no second copy), the rest read back from the
+        page cache."""
         size = self.entry.size
         while True:
+            block: Optional[memoryview] = None
             with self.lock:
-                while self.done.prefix() <= self.hashed and not self.stopped:
+                while True:
+                    if self.feed and self.feed[0][0] == self.hashed:
+                        block = self.feed.popleft()[1]
+                        self.hash_claim = max(self.hash_claim, self.hashed + len(block))
+                        break
+                    upto = self.done.prefix()
+                    if self.feed:
+                        upto = min(upto, self.feed[0][0])
+                    if upto > self.hashed:
+                        self.hash_claim = upto
+                        break
+                    if self.stopped:
+                        return
                     self.lock.wait(0.5)
-                upto = self.done.prefix()
-                if upto <= self.hashed:
-                    return
             pos = self.hashed
-            while pos < upto:
-                if self.stopped:
-                    return  # a failure or an interrupt: the md5 is not needed any more
-                block = os.pread(self.fd, min(_READ_BLOCK, upto - pos), pos)
-                if not block:
-                    break
+            if block is not None:
                 self._digest.update(block)
                 pos += len(block)
+            while block is None and pos < upto:
+                if self.stopped:
+                    return  # a failure or an interrupt: the md5 is not needed any more
+                data = os.pread(self.fd, min(_READ_BLOCK, upto - pos), pos)
+                if not data:
+                    break
+                self._digest.update(data)
+                pos += len(data)
             with self.lock:
                 self.hashed = pos
                 self.lock.notify_all()
@@ -474,26 +494,6 @@ class _Run:
             if os.path.exists(self.dl.partial):
                 self.done.save()
         os.close(self.fd)
-
-
-def verify_file(path: str, md5: Optional[str], size: int) -> Optional[str]:
-    """None when ``path`` has ``size`` bytes and md5 ``md5``; otherwise what differs."""
-    try:
-        got_size = os.path.getsize(path)
-    except OSError:
-        return "missing"
-    if got_size != size:
-        return f"{got_size} bytes instead of {size}"
-    if md5:
-        digest = hashlib.md5()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(_READ_BLOCK), b""):
-                digest.update(block)
-        if digest.hexdigest() != md5.lower():
-            return f"md5 {digest.hexdigest()} instead of {md5}"
-    return None
-
-
 
 
 __all__ = ["Download", "DownloadResult", "download", "partial_path", "partial_size",

@@ -20,6 +20,7 @@ from typing import Optional
 from drivestage.localfs import atomic_write
 from drivestage.store import RemoteEntry
 
+_READ_BLOCK = 4 << 20
 _TAG_RE = re.compile(r"^[0-9a-f]{16}\.partial$")
 
 
@@ -147,3 +148,21 @@ def unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def verify_file(path: str, md5: Optional[str], size: int) -> Optional[str]:
+    """None when ``path`` has ``size`` bytes and md5 ``md5``; otherwise what differs."""
+    try:
+        got_size = os.path.getsize(path)
+    except OSError:
+        return "missing"
+    if got_size != size:
+        return f"{got_size} bytes instead of {size}"
+    if md5:
+        digest = hashlib.md5()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(_READ_BLOCK), b""):
+                digest.update(block)
+        if digest.hexdigest() != md5.lower():
+            return f"md5 {digest.hexdigest()} instead of {md5}"
+    return None
