@@ -12,11 +12,12 @@ belong in the partial. By default a stream takes the first range still missing w
 stream with nothing left takes over the second half of the largest piece still being read
 (when that half is worth a request); with ``chunk_size`` pieces are at most that long and
 taken in order (one request each). The number of streams is ``jobs``, or, when not given,
-found by measuring: one to start with, and twice as many while the throughput grows by a
-fifth or more (a CPU-bound machine talking to a nearby server wants one; Drive over a real
-network, several). The md5 follows the contiguous prefix of the partial in a thread of its
-own (read back from the page cache), so only bytes that arrived ahead of that prefix are
-hashed after the last one.
+found by measuring: one to start with, and twice as many (four times when the last doubling
+nearly doubled the rate) while the throughput grows by a fifth or more (a CPU-bound machine
+talking to a nearby server wants one; Drive over a real network, several). The md5 follows
+the contiguous prefix of the partial in a thread of its own (blocks that arrive right there
+from memory, the rest read back from the page cache), so only bytes that arrived ahead of
+that prefix are hashed after the last one.
 
 On a checksum mismatch the partial is deleted and the download starts once more from zero;
 a second mismatch raises :class:`~drivestage.errors.ChecksumMismatchError`.
@@ -53,10 +54,11 @@ _MIN_SPLIT = 16 * MiB
 _SPLIT_SECONDS = 1.0
 #: Streams are added (by measuring) only to files at least this large.
 _ADAPT_FROM = 32 * MiB
-#: How long (after the newest stream's first byte) a throughput is measured, and how much
-#: it must have grown since the last streams were added to add more.
-_WINDOW = 0.3
+#: Seconds a throughput is measured (from the newest stream's first byte); the growth that
+#: adds streams, and the one that adds four times as many.
+_WINDOW = 0.2
 _GROWTH = 1.2
+_LINEAR = 1.7
 #: Blocks (of up to 1 MiB) waiting to be hashed from memory, at most.
 _FEED_MAX = 16
 #: How often the ranges record is saved while streams run.
@@ -225,21 +227,15 @@ class _Run:
         self.fd = os.open(dl.partial, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         self.todo = done.missing()          # ranges no stream has taken yet
         self.pieces: list[_Piece] = []      # being read
-        self.fetched = 0
-        self.streams = 0                    # running now
-        self.most_streams = 0
+        self.fetched = self.streams = self.most_streams = self.inflight = 0
         self.silent = 0                     # streams started that have not written yet
         self._local = threading.local()
         self.error: Optional[BaseException] = None
         self.stopped = self.closed = False
-        self.inflight = 0
-        self.md5 = ""
-        self.hashed = 0
-        self._digest = hashlib.md5()
+        self.md5, self._digest = "", hashlib.md5()
         # Blocks just written where the hash has got to, handed to it as they are.
         self.feed: collections.deque[tuple[int, memoryview]] = collections.deque()
-        self.feed_end = 0
-        self.hash_claim = 0
+        self.hashed = self.feed_end = self.hash_claim = 0
         self._last_save = time.monotonic()
 
     # -- pieces
@@ -425,7 +421,10 @@ class _Run:
                         window = (now, self.fetched)
                     elif now - window[0] >= _WINDOW:
                         rate = (self.fetched - window[1]) / (now - window[0])
-                        want = min(self.streams, MAX_STREAMS - self.streams)
+                        # Twice as many; four times when doubling nearly doubled the rate
+                        # (each stream held to its own rate, as Drive holds connections).
+                        scale = 3 if rate_before and rate >= rate_before * _LINEAR else 1
+                        want = min(self.streams * scale, MAX_STREAMS - self.streams)
                         left = sum(b - a for a, b in self.todo) + \
                             sum(p.end - p.pos for p in self.pieces)
                         if rate >= rate_before * _GROWTH and want > 0 and \
