@@ -369,7 +369,8 @@ class _Extraction:
                              free_bytes=lambda p: shutil.disk_usage(p).free - reserve)
         stale = stamps.records(self.stamp, "stale")
         if stale:
-            gone = remove_members(dest, stale, keep=set(result.paths), lock_dir=lock_dir)
+            keep = set(result.paths) | stamps.members_of_others(dest, self.stamp)
+            gone = remove_members(dest, stale, keep=keep, lock_dir=lock_dir)
             if gone:
                 log.info("removed %d members of the previous version of %s", gone, src)
         kept = {p.rsplit("/", i)[0] for p in result.paths for i in range(p.count("/") + 1)}

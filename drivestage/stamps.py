@@ -87,6 +87,30 @@ def of(dest: str, name: str) -> list[Stamp]:
     return found
 
 
+def members_of_others(dest: str, stamp: Stamp) -> set[str]:
+    """The member paths other stamps in ``dest`` list (their archives wrote there too): an
+    update of one archive never removes what another one's stamp stands for."""
+    folder = os.path.join(dest, STATE_DIR)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return set()
+    out: set[str] = set()
+    for entry in names:
+        path = os.path.join(folder, entry)
+        if not entry.endswith(".json") or path == stamp.get("_path"):
+            continue
+        other = _read(path)
+        if other is None:
+            continue
+        if other.get("version") == VERSION:
+            out.update(m.path for m in records(other))
+        else:
+            out.update(str(row[0]) for row in other.get("members") or []
+                       if isinstance(row, list) and row)
+    return out
+
+
 def find(dest: str, name: str, src: str) -> Optional[Stamp]:
     """The stamp of an earlier pull of ``src`` into ``dest/<name>``, or None."""
     for stamp in of(dest, name):

@@ -326,3 +326,115 @@ def test_a_remote_item_with_a_reserved_name_is_refused(emulator, drive_env, tmp_
     assert code == 2, err
     assert f"the name {name} is where drivestage keeps its stamps and locks" in err
     assert not (tmp_path / "e" / name).exists()
+
+
+def test_an_update_never_removes_a_member_another_stamp_lists(emulator, drive_env, dest,
+                                                              tmp_path):
+    emulator.add_file("d/b.zip", a_zip({"shared/x.txt": b"b's", "b/only.txt": b"b"}))
+    emulator.add_file("d/a.zip", a_zip({"shared/x.txt": b"a's, longer", "a/only.txt": b"a"}))
+    assert run("pull", "drive:d/b.zip", str(dest), "-x", "-q")[0] == 0
+    assert run("pull", "drive:d/a.zip", str(dest), "-x", "-q")[0] == 0  # a's x.txt wins
+    replace_on_drive("d/a.zip", a_zip({"a/only.txt": b"a2"}), tmp_path)
+    assert run("pull", "drive:d/a.zip", str(dest), "-x", "-q")[0] == 0
+    # a wrote x.txt last, but b's stamp stands for it too: it stays, and b's rerun puts
+    # b's version back.
+    assert (dest / "shared/x.txt").read_bytes() == b"a's, longer"
+    code, out, err = run("pull", "drive:d/b.zip", str(dest), "-x", "--json")
+    assert code == 0 and json.loads(out)["action"] == "extract"
+    assert tree(dest)["shared/x.txt"] == b"b's"
+
+
+# ------------------------------------------------------------------------- properties
+# Random sequences of pulls of two archives (new versions among them), user edits and
+# forced pulls into one DEST, from a plain folder (the store a Drive mount is): nothing
+# outside DEST changes, the archive just pulled has every member in place (with its bytes
+# when it was extracted, of its kind and size when the stamp said it was staged),
+# a file of the user's at a path no archive has is never removed, and a path only an old
+# version had is gone once no stamp stands for it and nobody changed it.
+
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+NAMES = ["VOCdevkit/a.txt", "VOCdevkit/b.txt", "VOCdevkit/sub/c.txt", "d.txt", "VOCdevkit/e"]
+contents = st.dictionaries(st.sampled_from(NAMES), st.binary(min_size=0, max_size=6),
+                           min_size=1, max_size=4)
+steps = st.lists(st.one_of(
+    st.tuples(st.just("pull"), st.sampled_from(["a", "b"]), st.booleans()),
+    st.tuples(st.just("version"), st.sampled_from(["a", "b"]), contents),
+    st.tuples(st.just("edit"), st.sampled_from(NAMES + ["mine.txt"]), st.binary(max_size=4)),
+), min_size=1, max_size=7)
+
+
+def _consistent(members: dict) -> dict:
+    """No member both a file and a folder (an archive like that is refused anyway)."""
+    out = {}
+    for name, data in sorted(members.items()):
+        if any(name.startswith(other + "/") or other.startswith(name + "/") for other in out):
+            continue
+        out[name] = data
+    return out
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(first_a=contents, first_b=contents, steps=steps)
+# Sequences known to matter, tried on every run: --force with a new version, an update of
+# one archive over a path the other one has, a member the user edited before an update.
+@example(first_a={"d.txt": b"1", "VOCdevkit/a.txt": b"a"}, first_b={"VOCdevkit/b.txt": b"b"},
+         steps=[("pull", "a", False), ("version", "a", {"d.txt": b"2"}), ("pull", "a", True)])
+@example(first_a={"d.txt": b"a"}, first_b={"d.txt": b"bb"},
+         steps=[("pull", "b", False), ("pull", "a", False), ("version", "a", {"e": b"x"}),
+                ("pull", "a", False), ("pull", "b", False)])
+@example(first_a={"d.txt": b"1", "VOCdevkit/a.txt": b"a"}, first_b={"VOCdevkit/b.txt": b"b"},
+         steps=[("pull", "a", False), ("edit", "d.txt", b"9"),
+                ("version", "a", {"VOCdevkit/a.txt": b"a2"}), ("pull", "a", False)])
+def test_random_pulls_edits_and_versions_keep_the_invariants(tmp_path_factory, first_a,
+                                                             first_b, steps):
+    root = tmp_path_factory.mktemp("prop")
+    mount, dest = root / "mount", root / "dest"
+    mount.mkdir()
+    current = {"a": _consistent(first_a), "b": _consistent(first_b)}
+    for key, members in current.items():
+        (mount / f"{key}.zip").write_bytes(a_zip(members))
+    users: dict[str, bytes] = {}
+    stamped: dict[str, set] = {}      # what each archive's last extraction wrote
+    last_writer: dict[str, str] = {}  # who wrote each path last: "a", "b" or "user"
+    for step in steps:
+        if step[0] == "version":
+            current[step[1]] = _consistent(step[2])
+            (mount / f"{step[1]}.zip").write_bytes(a_zip(current[step[1]]))
+            continue
+        if step[0] == "edit":
+            path = dest / step[1]
+            if dest.exists() and not path.is_dir() and path.parent.is_dir():
+                path.write_bytes(step[2])
+                users[step[1]] = step[2]
+                last_writer[step[1]] = "user"
+            continue
+        _, key, force = step
+        args = ["pull", str(mount / f"{key}.zip"), str(dest), "-x", "-q", "--json"] + \
+            (["--force"] if force else [])
+        code, out, err = run(*args)
+        if code != 0:  # refused (a file where DEST has a folder): DEST as it was is fine
+            assert "is a folder" in err or "is a file" in err, err
+            continue
+        action = json.loads(out)["action"]
+        staged = tree(dest)
+        assert sorted(os.listdir(root)) == ["dest", "mount"]  # nothing outside DEST
+        for name, data in current[key].items():
+            if action == "cached":  # in place: present, of its kind and size (not hashed)
+                assert len(staged[name]) == len(data), (name, step)
+            else:
+                assert staged[name] == data, (name, step)
+        if action != "cached":
+            other = stamped.get("b" if key == "a" else "a", set())
+            for name in stamped.get(key, set()) - set(current[key]):
+                if last_writer.get(name) == key and name not in other:
+                    assert name not in staged, (name, step)  # the old version's, unchanged
+            stamped[key] = set(current[key])
+            for name in current[key]:
+                users.pop(name, None)  # the archive wrote it: the archive's now
+                last_writer[name] = key
+        for name, data in users.items():
+            if not any(name == m or m.startswith(name + "/") for c in current.values()
+                       for m in c):
+                assert staged.get(name) == data, (name, step)  # the user's, never removed
