@@ -13,7 +13,7 @@ stream with nothing left takes over the second half of the largest piece still b
 (when that half is worth a request); with ``chunk_size`` pieces are at most that long and
 taken in order (one request each). The number of streams is ``jobs``, or, when not given,
 found by measuring: one to start with, and twice as many (four times when the last doubling
-nearly doubled the rate) while the throughput grows by a fifth or more (a CPU-bound machine
+nearly doubled the rate) while the throughput grows by half or more (a CPU-bound machine
 talking to a nearby server wants one; Drive over a real network, several). The md5 follows
 the contiguous prefix of the partial in a thread of its own (blocks that arrive right there
 from memory, the rest read back from the page cache), so only bytes that arrived ahead of
@@ -57,7 +57,7 @@ _ADAPT_FROM = 32 * MiB
 #: Seconds a throughput is measured (from the newest stream's first byte); the growth that
 #: adds streams, and the one that adds four times as many.
 _WINDOW = 0.2
-_GROWTH = 1.2
+_GROWTH = 1.5
 _LINEAR = 1.7
 #: Blocks (of up to 1 MiB) waiting to be hashed from memory, at most.
 _FEED_MAX = 16
