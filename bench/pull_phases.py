@@ -44,31 +44,47 @@ TARGETS = [
     ("Drive-mount check of DEST", ["drivestage.stage:drive_mount"]),
     ("pull lock (filelock)", ["drivestage.stage_file:FileStager._lock",
                               "drivestage.stage:_Stage._lock"]),
-    ("stamp: read", ["drivestage.stage_file:read_stamp", "drivestage.stage:_Stage._read_stamp"]),
-    ("stamp: write", ["drivestage.stage_file:FileStager._write_stamp",
+    ("stamp: read", ["drivestage.stamps:of", "drivestage.stage_file:read_stamp",
+                     "drivestage.stage:_Stage._read_stamp"]),
+    ("stamp: write", ["drivestage.stamps:write", "drivestage.stage_file:FileStager._write_stamp",
                       "drivestage.stage:_Stage._write_stamp"]),
     ("look at the target (stat, partial)", ["drivestage.stage_file:FileStager._local"]),
-    ("stamp: members intact? (lstat each)", ["drivestage.stage_file:FileStager._members_intact",
+    ("stamp: members intact? (lstat each)", ["drivestage.stamps:missing_member",
+                                             "drivestage.stage_file:FileStager._members_intact",
                                              "drivestage.stage:_Stage._members_intact"]),
+    ("stamp: members in place after the merge (lstat each)", ["drivestage.stamps:not_in_place"]),
     ("disk-space check (download)", ["drivestage.stage_file:check_space",
                                      "drivestage.stage:check_space"]),
     ("extracted size for the progress bar", ["drivestage.stage_file:_extracted_total",
                                              "drivestage.stage:_extracted_total"]),
-    ("download() = fetch + write + md5", ["drivestage.download:download"]),
+    ("the zip's central directory first, and following begins",
+     ["drivestage.unpack:Unpacking._follow"]),
+    ("download() = fetch + write + md5", ["drivestage.download:Download.run",
+                                          "drivestage.download:download"]),
     ("md5 of a resumed prefix", ["drivestage.download:_open_prefix"]),
     ("wait for the md5 thread after the last write", ["drivestage.download:_Hasher.finish"]),
-    ("md5 re-verification of a file on disk", ["drivestage.download:verify_file"]),
+    ("md5 re-verification of a file on disk", ["drivestage.partials:verify_file",
+                                               "drivestage.download:verify_file"]),
     ("extract step of pull (incl. stamp rows)", ["drivestage.stage_file:_Extraction.__call__",
                                                  "drivestage.stage:_Stage._extract"]),
     ("extract()", ["drivestage.extract:extract"]),
+    ("the extraction that followed the download: its end and the merge",
+     ["drivestage.extract.overlapped:Overlapped.finish"]),
     ("read the member list", ["drivestage.extract:list_members"]),
-    ("validate members", ["drivestage.extract:check_members"]),
-    ("check members against DEST (links, folders)", ["drivestage.extract:_check_against_dest"]),
-    ("look for stale temporary folders", ["drivestage.extract:remove_stale_temps"]),
-    ("write members into the temporary folder", ["drivestage.extract:populate"]),
-    ("record what was written (lstat each)", ["drivestage.extract:record_members"]),
-    ("merge the temporary folder into DEST", ["drivestage.extract:merge"]),
-    ("remove the previous version's members", ["drivestage.extract:remove_members"]),
+    ("validate members", ["drivestage.extract.validation:check_members",
+                          "drivestage.extract:check_members"]),
+    ("check members against DEST (links, folders)", ["drivestage.extract.job:check_against_dest",
+                                                     "drivestage.extract:_check_against_dest"]),
+    ("look for stale temporary folders", ["drivestage.extract.merging:remove_stale_temps",
+                                          "drivestage.extract:remove_stale_temps"]),
+    ("write members into the temporary folder", ["drivestage.extract.writing:write_files",
+                                                 "drivestage.extract:populate"]),
+    ("record what was written (lstat each)", ["drivestage.extract.records:record_members",
+                                              "drivestage.extract:record_members"]),
+    ("merge the temporary folder into DEST", ["drivestage.extract.merging:merge",
+                                              "drivestage.extract:merge"]),
+    ("remove the previous version's members", ["drivestage.extract.records:remove_members",
+                                               "drivestage.extract:remove_members"]),
     ("fsync of a folder", ["drivestage.localfs:_fsync_folder"]),
     ("rmtree", ["shutil:rmtree"]),
     ("disk_usage (free-space checks)", ["shutil:disk_usage"]),
@@ -76,7 +92,8 @@ TARGETS = [
 ]
 #: Context managers: the time to enter them (waiting for a lock) is the phase.
 ENTER_TARGETS = [
-    ("merge lock: acquire", ["drivestage.extract:merge_lock"]),
+    ("merge lock: acquire", ["drivestage.extract.merging:merge_lock",
+                             "drivestage.extract:merge_lock"]),
 ]
 
 
@@ -193,7 +210,7 @@ def _timed_enter(rec: Recorder, label: str, factory):
 
 def _watch_md5_thread(rec: Recorder) -> None:
     """The download's md5 runs in a thread of its own: record that thread's CPU and life."""
-    found = _resolve(["drivestage.download:_Hasher._run"])
+    found = _resolve(["drivestage.download:_Run._hash", "drivestage.download:_Hasher._run"])
     if found is None:
         rec.missing.append("md5 thread")
         return
