@@ -63,8 +63,6 @@ class Unpacking:
         def arrived(start: int, end: int) -> bool:
             return self.dl.wait_for(start, end, self.generation)
 
-        options = dict(lock_dir=self.lock_dir, free_bytes=free,
-                       progress=self.extract_progress)
         if name.endswith(".zip"):
             tail = max(0, size - max(_TAIL_MIN, min(size // 100, _TAIL_MAX)))
             self.dl.fetch_first(tail, size)
@@ -77,8 +75,12 @@ class Unpacking:
             return None
         try:
             if name.endswith(".zip"):
-                return Overlapped.zip(self.dl.partial, size, self.dest, arrived, **options)
-            return Overlapped.tar(self.dl.partial, size, self.dest, arrived, **options)
+                return Overlapped.zip(self.dl.partial, size, self.dest, arrived,
+                                      lock_dir=self.lock_dir, free_bytes=free,
+                                      progress=self.extract_progress)
+            return Overlapped.tar(self.dl.partial, size, self.dest, arrived,
+                                  lock_dir=self.lock_dir, free_bytes=free,
+                                  progress=self.extract_progress)
         except DiskSpaceError:
             raise  # before the download: no point fetching what cannot be extracted
         except FALLBACK + (DriveStageError,) as exc:

@@ -48,6 +48,11 @@ _LOCAL_HEADER = 30
 _SPACE_STEP = 64 << 20
 
 
+#: What a followed archive may raise that means "extract it the usual way instead" (the
+#: usual way reports what is wrong with the archive, from verified bytes).
+FALLBACK = (ArchiveError, OSError, EOFError, tarfile.TarError, zlib.error, lzma.LZMAError)
+
+
 class Arrival(Protocol):
     """The archive as it downloads."""
 
@@ -57,7 +62,7 @@ class Arrival(Protocol):
         ...
 
 
-class Abandoned(Exception):
+class Abandoned(ArchiveError):
     """The download behind an overlapped extraction stopped."""
 
 
@@ -80,8 +85,9 @@ class Overlapped:
 
     # -- the two kinds
     @classmethod
-    def zip(cls, path: str, size: int, dest: str, arrived: Arrival, **kwargs: object
-            ) -> Optional["Overlapped"]:
+    def zip(cls, path: str, size: int, dest: str, arrived: Arrival, *,
+            lock_dir: Optional[str] = None, free_bytes: Optional[Callable[[str], int]] = None,
+            progress: Optional[ProgressFn] = None) -> Optional["Overlapped"]:
         """Start following a zip whose central directory is in ``path`` already; None when
         this zip is not one to follow (the caller extracts it once downloaded)."""
         try:
@@ -93,7 +99,8 @@ class Overlapped:
         if any(getattr(e.source, "compress_type", 0) not in _ZIP_METHODS_FOLLOWED
                for e in files):
             return None
-        job = cls(path, size, dest, arrived, **kwargs)  # type: ignore[arg-type]
+        job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
+                  progress=progress)
         try:
             files = job.job.check(entries)
         except BaseException:
@@ -103,10 +110,12 @@ class Overlapped:
         return job
 
     @classmethod
-    def tar(cls, path: str, size: int, dest: str, arrived: Arrival, **kwargs: object
-            ) -> "Overlapped":
+    def tar(cls, path: str, size: int, dest: str, arrived: Arrival, *,
+            lock_dir: Optional[str] = None, free_bytes: Optional[Callable[[str], int]] = None,
+            progress: Optional[ProgressFn] = None) -> "Overlapped":
         """Start following a tar (plain or compressed) from its first byte."""
-        job = cls(path, size, dest, arrived, **kwargs)  # type: ignore[arg-type]
+        job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
+                  progress=progress)
         job._start(job._tar)
         return job
 
@@ -159,7 +168,7 @@ class Overlapped:
         failed = threading.Event()
 
         def work() -> None:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = self.fd  # pread: the two workers share it
             try:
                 while not failed.is_set():
                     with lock:
@@ -174,8 +183,6 @@ class Overlapped:
             except BaseException:
                 failed.set()
                 raise
-            finally:
-                os.close(fd)
 
         errors: list[BaseException] = []
 
@@ -254,7 +261,4 @@ class _Growing(io.RawIOBase):
         return len(data)
 
 
-__all__ = ["Abandoned", "Arrival", "Overlapped"]
-# Errors a followed archive may raise that mean "extract it the usual way instead".
-FALLBACK = (ArchiveError, Abandoned, OSError, EOFError, tarfile.TarError, zlib.error,
-            lzma.LZMAError)
+__all__ = ["Abandoned", "Arrival", "FALLBACK", "Overlapped"]
