@@ -1,26 +1,19 @@
 """Ranged, parallel, resumable, md5-verified download of one remote file.
 
-The bytes go into a partial file beside the target and reach the final name only after their
-size and md5 matched, by an atomic rename; the partial's record lists the byte ranges it
-holds, so a rerun after any failure or process death asks only for the rest
-(:mod:`drivestage.partials`).
-
-Streams read pieces of the file through :meth:`~drivestage.store.RemoteStore.read_into` - on
-Drive one long ranged GET per piece, resumed with ``Range`` after a failure, because every
-request costs a delay before its first byte and API quota units - and write them where they
-belong in the partial. By default a stream takes the first range still missing whole, and a
-stream with nothing left takes over the second half of the largest piece still being read
-(when that half is worth a request); with ``chunk_size`` pieces are at most that long and
-taken in order (one request each). The number of streams is ``jobs``, or, when not given,
-found by measuring: one to start with, and twice as many (four times when the last doubling
-nearly doubled the rate) while the throughput grows by half or more (a CPU-bound machine
-talking to a nearby server wants one; Drive over a real network, several). The md5 follows
-the contiguous prefix of the partial in a thread of its own (blocks that arrive right there
-from memory, the rest read back from the page cache), so only bytes that arrived ahead of
-that prefix are hashed after the last one.
-
-On a checksum mismatch the partial is deleted and the download starts once more from zero;
-a second mismatch raises :class:`~drivestage.errors.ChecksumMismatchError`.
+The bytes go into a partial file beside the target (whose record lists the ranges it holds,
+so a rerun asks only for the rest: :mod:`drivestage.partials`) and reach the final name only
+after size and md5 matched, by an atomic rename. Streams read pieces through
+:meth:`~drivestage.store.RemoteStore.read_into` (on Drive one long ranged GET per piece:
+every request costs a delay and API quota units) and write them where they belong. A stream
+takes the first missing range whole; one with nothing left takes over the second half of the
+largest piece still read, when that is worth a request (with ``chunk_size``: pieces of at
+most that, in order). The number of streams is ``jobs``, or found by measuring: one, then
+twice as many (four times when doubling nearly doubled the rate) while the throughput grows
+by half or more and stays below what the md5 can take (a CPU-bound machine near its server
+wants one; Drive over a network, several). The md5 follows the contiguous prefix in a thread
+of its own (blocks arriving right there from memory, the rest from the page cache). A
+checksum mismatch deletes the partial and starts once more from zero; a second one raises
+:class:`~drivestage.errors.ChecksumMismatchError`.
 """
 from __future__ import annotations
 
@@ -35,7 +28,8 @@ from typing import Optional
 
 from drivestage.errors import ChecksumMismatchError, DriveStageError, RemoteError
 from drivestage.partials import (Ranges, partial_path, partial_size, ranges_path,
-                                 remove_partial, stale_partials, unlink, verify_file)
+                                 md5_rate, remove_partial, stale_partials, unlink,
+                                 verify_file)
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
@@ -59,6 +53,8 @@ _ADAPT_FROM = 32 * MiB
 _WINDOW = 0.2
 _GROWTH = 1.5
 _LINEAR = 1.7
+#: No more streams once the bytes arrive this close to the rate the md5 can take them.
+_HASH_SHARE = 0.7
 #: Blocks (of up to 1 MiB) waiting to be hashed from memory, at most.
 _FEED_MAX = 16
 #: How often the ranges record is saved while streams run.
@@ -428,6 +424,7 @@ class _Run:
                         left = sum(b - a for a, b in self.todo) + \
                             sum(p.end - p.pos for p in self.pieces)
                         if rate >= rate_before * _GROWTH and want > 0 and \
+                                rate < _HASH_SHARE * md5_rate() and \
                                 left >= 2 * _MIN_SPLIT * (self.streams + want):
                             rate_before, more, window = rate, want, None
                         else:
