@@ -50,7 +50,7 @@ _SPLIT_SECONDS = 1.0
 _ADAPT_FROM = 32 * MiB
 #: Seconds a throughput is measured (from the newest stream's first byte); the growth that
 #: adds streams, and the one that adds four times as many.
-_WINDOW = 0.2
+_WINDOW = 0.1
 _GROWTH = 1.5
 _LINEAR = 1.7
 #: No more streams once the bytes arrive this close to the rate the md5 can take them.
