@@ -33,6 +33,12 @@ class RemoteEntry:
     #: Whether there are bytes to download: False for folders and for Google Docs, Sheets,
     #: Slides (Drive exports those, it cannot serve them).
     has_content: bool = True
+    #: The backend's type of the item (Drive's mimeType), named in messages about items
+    #: without content ("" when the backend has none).
+    kind: str = ""
+    #: Why the entry cannot be read at all (a Drive shortcut whose target is gone): staging
+    #: it fails with this message. None for every readable entry.
+    unreadable: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.is_dir and self.has_content:

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from drivestage.drive import auth
+from drivestage.drive import auth, login
 from drivestage.errors import AuthError, UsageError
 from drivestage.drive import connect
 
@@ -282,7 +282,7 @@ def test_console_login_saves_a_0600_token_that_then_works(clean_env, emu, token_
         token_server.codes["the-code"] = query["code_challenge"]
         return f"http://localhost/?state={query['state']}&code=the-code&scope=drive"
 
-    token_path = auth.login(str(secrets_file), ask=browser, say=printed.append)
+    token_path = login.login(str(secrets_file), ask=browser, say=printed.append)
     assert token_path == str(tmp_path / "config" / "drivestage" / "token.json")
     assert stat.S_IMODE(os.stat(token_path).st_mode) == 0o600
     assert FRESH not in "".join(printed)
@@ -294,7 +294,7 @@ def test_console_login_saves_a_0600_token_that_then_works(clean_env, emu, token_
         connect(api_root=emu.url)
     # A pasted address from another attempt is refused.
     with pytest.raises(AuthError, match="another login attempt"):
-        auth.login(str(secrets_file), ask=lambda p: "http://localhost/?state=x&code=y",
+        login.login(str(secrets_file), ask=lambda p: "http://localhost/?state=x&code=y",
                    say=lambda s: None)
     with pytest.raises(AuthError, match="login was refused: Bad code"):
-        auth.login(str(secrets_file), ask=lambda p: "wrong-code", say=lambda s: None)
+        login.login(str(secrets_file), ask=lambda p: "wrong-code", say=lambda s: None)

@@ -25,20 +25,58 @@ Exit codes: 0 success, 1 error, 2 usage error.
 """
 
 
+class _Tail:
+    """``sys.stderr``, remembering the last character written to it: a progress bar leaves
+    its line unfinished, and the error after it must start on a line of its own."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+        self.last = ""
+
+    def write(self, text: str) -> int:
+        if text:
+            self.last = text[-1]
+        return int(self._stream.write(text))
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, encoding, fileno, buffer...
+        return getattr(self._stream, name)
+
+    def line_open(self) -> bool:
+        """Whether the next message would continue someone else's line: anything but a
+        newline last, except a carriage return on a terminal (a bar that cleared its line)."""
+        if self.last in ("", "\n"):
+            return False
+        try:
+            tty = bool(self._stream.isatty())
+        except (AttributeError, ValueError):
+            tty = False
+        return not (tty and self.last == "\r")
+
+
 class _Group(click.Group):
     """A group whose subcommands share one error handler."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        tail = _Tail(sys.stderr)
+        sys.stderr = tail
         try:
             return super().invoke(ctx)
         except DriveStageError as exc:
             if os.environ.get("DRIVESTAGE_DEBUG"):
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            _say(tail, f"Error: {exc}")
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
+            _say(tail, "Interrupted.")
             ctx.exit(130)
+        finally:
+            if sys.stderr is tail:
+                sys.stderr = tail._stream
+
+
+def _say(tail: _Tail, message: str) -> None:
+    """``message`` on stderr, on a line of its own."""
+    click.echo(("\n" if tail.line_open() else "") + message, err=True)
 
 
 def configure_logging(verbose: int) -> None:

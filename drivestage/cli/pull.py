@@ -20,10 +20,15 @@ Examples:
   drivestage pull drive:id:1AbCdEf ./data --json
   drivestage pull drive:Datasets/VOC ./data --extract
   drivestage pull drive:shared/Team/weights/yolov4_tiny.pth ./model_data
+  drivestage pull "https://drive.google.com/file/d/1AbCdEf/view?usp=sharing" ./data
+  drivestage pull drive:shared-with-me/VOC_datasets ./data --extract
 
 \b
-SRC is drive:a/b/c.zip (My Drive), drive:id:<FILE_ID> or drive:shared/<drive>/a/b; a plain
-path reads from a local folder (e.g. a Drive mount). The file lands in DEST/<name>; a rerun
+SRC is drive:a/b/c.zip (My Drive), drive:id:<FILE_ID>[:<RESOURCE_KEY>],
+drive:shared/<drive>/a/b, drive:shared-with-me/<name>/a, or a Drive sharing link
+(https://drive.google.com/file/d/<ID>/view?usp=sharing, .../drive/folders/<ID>, with or
+without resourcekey=); shortcuts are followed. A plain path reads from a local folder (e.g.
+a Drive mount). The file lands in DEST/<name>; a rerun
 on an intact staged copy does nothing. A folder lands in DEST/<name>/ with its whole tree;
 with --extract every .zip/.tar/.tar.gz/.tgz in it is extracted where it lies. Exit codes:
 0 success, 1 error, 2 usage error.
@@ -53,26 +58,39 @@ with --extract every .zip/.tar/.tar.gz/.tgz in it is extracted where it lies. Ex
               help="Folder pulls: skip files and folders matching GLOB; repeatable.")
 @click.option("--chunk-size", type=Size(), default=None, hidden=True,
               help="Bytes per ranged request (default 8M).")
+@click.option("--acknowledge-abuse", is_flag=True,
+              help="Download a file Drive flagged as malware or spam anyway (Drive honours "
+                   "this only for the file's owner or a Manager of its shared drive).")
 @drive_options
 def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, quiet: bool,
          as_json: bool, reserve: int, retries: Optional[int], include: tuple[str, ...],
-         exclude: tuple[str, ...], chunk_size: Optional[int], api_root: Optional[str],
-         credentials: Optional[str]) -> None:
+         exclude: tuple[str, ...], chunk_size: Optional[int], acknowledge_abuse: bool,
+         api_root: Optional[str], credentials: Optional[str]) -> None:
     """Download SRC (a file or a whole folder) into DEST: resumable, parallel, md5-verified."""
     import logging
 
     from tqdm.contrib.logging import logging_redirect_tqdm
 
+    from drivestage import paths
+    from drivestage.errors import UsageError
+    from drivestage.remote import open_store
     from drivestage.sizes import format_size
     from drivestage.stage import pull as do_pull
     from drivestage.stage_tree import FolderPullResult
 
+    store = None
+    if acknowledge_abuse:
+        if not paths.is_drive(src):
+            raise UsageError(f"--acknowledge-abuse is for files on Google Drive; {src!r} is a "
+                             "local path")
+        store, _path = open_store(src, api_root=api_root, credentials=credentials,
+                                  acknowledge_abuse=True)
     # Log lines (retries) go through tqdm so they do not land in the middle of a bar.
     with logging_redirect_tqdm(loggers=[logging.getLogger("drivestage")]):
         result = do_pull(src, dest, extract=extract, jobs=jobs, force=force, quiet=quiet,
-                         api_root=api_root, credentials=credentials, reserve=reserve,
-                         chunk_size=chunk_size, retries=retries, include=include,
-                         exclude=exclude)
+                         store=store, api_root=api_root, credentials=credentials,
+                         reserve=reserve, chunk_size=chunk_size, retries=retries,
+                         include=include, exclude=exclude)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=1))
     else:
@@ -165,12 +183,12 @@ def auth_group() -> None:
                    "or $DRIVESTAGE_TOKEN_FILE).")
 def login(client_secrets: str, token_file: Optional[str]) -> None:
     """Console login for machines without a browser; the token is saved with mode 0600."""
-    from drivestage.drive import auth
+    from drivestage.drive import login as console
 
     def ask(prompt: str) -> str:
         return click.prompt(prompt.rstrip(": "), err=True)
 
-    auth.login(client_secrets, token_file=token_file, ask=ask,
+    console.login(client_secrets, token_file=token_file, ask=ask,
                say=lambda text: click.echo(text, err=True))
 
 
