@@ -12,6 +12,9 @@ class DriveStageError(Exception):
     """Base class: a failure with a message fit for the user."""
 
     exit_code = 1
+    #: Whether the message is meant to span lines (else a newline in it, say from a Drive
+    #: title, is shown escaped like any control character).
+    multiline = False
 
 
 class UsageError(DriveStageError, ValueError):
@@ -22,6 +25,12 @@ class UsageError(DriveStageError, ValueError):
 
 class AuthError(DriveStageError, PermissionError):
     """No credentials, or the credentials were refused (401 after a refresh)."""
+
+
+class NoCredentialsError(AuthError):
+    """No credentials anywhere drivestage looks (the message lists the options, a line each)."""
+
+    multiline = True
 
 
 class NoColabLoginError(AuthError):

@@ -234,3 +234,8 @@ def printable(text: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def printable_lines(text: str) -> str:
+    """:func:`printable` for a message of several lines (its newlines kept)."""
+    return "\n".join(printable(line) for line in text.split("\n"))

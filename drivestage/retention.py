@@ -60,6 +60,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Optional, Union, overl
 
 from drivestage import sidecar
 from drivestage.errors import PolicyError
+from drivestage.paths import printable
 from drivestage.retention_policy import AUTOSAVE as AUTOSAVE
 from drivestage.retention_policy import CHECKPOINT as CHECKPOINT
 from drivestage.retention_policy import DEFAULT_AUTOSAVE_PATTERN as DEFAULT_AUTOSAVE_PATTERN
@@ -414,13 +415,13 @@ def _decisions(files: list[_Ckpt], sidecars: list[tuple[Candidate, set[str]]],
 
 
 def format_plan(decisions: Iterable[Decision]) -> str:
-    """A plain-text table (action, size, name, reason) with a summary line."""
+    """A plain-text table (action, size, name, reason) and a summary; names escaped."""
     rows = list(decisions)
     if not rows:
         return "Nothing to prune: the folder holds no files."
     header = ("ACTION", "SIZE", "NAME", "REASON")
-    table = [header] + [("keep" if d.keep else "delete", format_size(d.size), d.name, d.reason)
-                        for d in rows]
+    table = [header] + [("keep" if d.keep else "delete", format_size(d.size), printable(d.name),
+                         d.reason) for d in rows]
     widths = [max(len(r[i]) for r in table) for i in range(3)]
     lines = [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip()
              for r in table]

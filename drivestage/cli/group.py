@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from drivestage.errors import DriveStageError
+from drivestage.paths import printable, printable_lines
 
 EPILOG = """\b
 Examples:
@@ -64,7 +65,8 @@ class _Group(click.Group):
         except DriveStageError as exc:
             if os.environ.get("DRIVESTAGE_DEBUG"):
                 raise
-            _say(tail, f"Error: {exc}")
+            text = printable_lines(str(exc)) if exc.multiline else printable(str(exc))
+            _say(tail, f"Error: {text}")
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             _say(tail, "Interrupted.")
@@ -75,15 +77,25 @@ class _Group(click.Group):
 
 
 def _say(tail: _Tail, message: str) -> None:
-    """``message`` on stderr, on a line of its own."""
+    """``message`` (escaped by the caller: names from Drive are anybody's text) on stderr, on
+    a line of its own."""
     click.echo(("\n" if tail.line_open() else "") + message, err=True)
+
+
+class _Printable(logging.Formatter):
+    """Log lines with control characters (newlines included) escaped: they name remote
+    items, whose titles are anybody's text."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
 
 def configure_logging(verbose: int) -> None:
     """Human status to stderr; WARNING by default so retries are visible."""
     level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_Printable("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("drivestage")
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -94,16 +94,17 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=1))
     else:
-        click.echo(result.path)
+        click.echo(paths.printable(result.path))
     if quiet:
         return
+    where = f"{paths.printable(result.src)} -> {paths.printable(result.path)}"
     if isinstance(result, FolderPullResult):
         counts = ", ".join(f"{n} {_FOLDER_ACTIONS.get(a, a)}"
                            for a, n in sorted(result.actions().items()))
         members = sum(f.members for f in result.files if f.extracted)
         extra = f", {members} members extracted" if members else ""
         skipped = f", {len(result.skipped)} skipped (no binary content)" if result.skipped else ""
-        click.echo(f"{result.src} -> {result.path}: {len(result.files)} files "
+        click.echo(f"{where}: {len(result.files)} files "
                    f"({counts or 'none'}{skipped}), {format_size(result.size)}{extra}, "
                    f"{result.seconds:.1f}s", err=True)
         return
@@ -111,7 +112,7 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
             "extract": "extracted", "resume": "resumed and verified",
             "update": "updated and verified", "download": "downloaded and verified"}
     extra = f", {result.members} members extracted" if result.extracted else ""
-    click.echo(f"{result.src} -> {result.path}: {what.get(result.action, result.action)} "
+    click.echo(f"{where}: {what.get(result.action, result.action)} "
                f"({format_size(result.size)}, md5 {result.md5}{extra}, {result.seconds:.1f}s)",
                err=True)
 
@@ -133,6 +134,7 @@ def _iso(ts: float) -> str:
 @drive_options
 def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[str]) -> None:
     """List a Drive folder (or show one file): name, size, md5, modified (UTC)."""
+    from drivestage.paths import printable
     from drivestage.remote import open_store
 
     store, rel = open_store(path, api_root=api_root, credentials=credentials)
@@ -145,7 +147,7 @@ def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[
                                for e in entries], indent=1))
         return
     for e in entries:
-        name = e.name + ("/" if e.is_dir else "")
+        name = printable(e.name) + ("/" if e.is_dir else "")
         size = "-" if e.is_dir else str(e.size)
         click.echo(f"{size:>14}  {e.md5 or '-':32}  {_iso(e.modified):20}  {name}")
 

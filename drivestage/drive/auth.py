@@ -30,8 +30,8 @@ import httplib2
 
 from drivestage.drive.connections import TokenRequest, no_httplib2_auth
 from drivestage.drive.resources import ResourceKeys
-from drivestage.errors import (AuthError, NoColabLoginError, ReauthRequiredError,
-                               TokenRevokedError, UsageError)
+from drivestage.errors import (AuthError, NoColabLoginError, NoCredentialsError,
+                               ReauthRequiredError, TokenRevokedError, UsageError)
 from drivestage.localfs import atomic_write
 
 log = logging.getLogger(__name__)
@@ -236,7 +236,7 @@ def load_credentials(*, credentials: Optional[str] = None, token: Optional[str] 
     saved = default_token_path(env)
     if os.path.exists(saved):
         return from_file(saved)
-    raise AuthError(NO_CREDENTIALS)
+    raise NoCredentialsError(NO_CREDENTIALS)
 
 
 def bearer(token: str, source: str) -> DriveCredentials:

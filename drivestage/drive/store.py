@@ -490,8 +490,8 @@ class DriveStore(RemoteStore):
         """Resumable, md5-verified upload (see :mod:`drivestage.drive.upload`)."""
         self._writable(folder, _join(self.describe(folder), name))
         if replace is not None and self._content(replace) is not replace:
-            raise UsageError(f"{self.describe(replace)} is a shortcut; drivestage does not "
-                             "replace a shortcut's target. Remove the shortcut on Drive, or "
-                             "push into another folder.")
+            raise PermissionDeniedError(
+                f"{self.describe(replace)} is a shortcut; drivestage does not replace a "
+                "shortcut's target. Remove the shortcut on Drive, or push into another folder.")
         return upload_file(self.transport, self, local_path, folder, name, replace=replace,
                            chunk_size=chunk_size, progress=progress, md5_cache=md5_cache)
