@@ -29,7 +29,7 @@ def error_line(code, err):
     assert code == 1, err
     lines = [line for line in err.split("\n") if line.strip()]
     assert lines[-1].startswith("Error: "), err
-    assert err.count("Error:") == 1 and "Traceback" not in err
+    assert sum(line.startswith("Error:") for line in lines) == 1 and "Traceback" not in err
     return lines[-1]
 
 
@@ -147,3 +147,66 @@ def test_the_daily_upload_cap_stops_at_once(emulator, env, tmp_path, monkeypatch
            "account has reached Drive's daily upload cap (750 GB per user per 24 hours)" in line
     refused = [r for r in emulator.requests if r.status == 403]
     assert len(refused) == 1  # not retried for hours
+
+
+# --------------------------------------------------------------------------- malformed answers
+
+def _json_body(change):
+    """A proxy mutation: the emulator's JSON answer, changed by ``change(body) -> body``."""
+    import json
+
+    from _proxy import Reply
+
+    def mutate(status, headers, body):
+        data = change(json.loads(body)) if isinstance(change, type(mutate)) else change
+        raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+        out = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        out["Content-Length"] = str(len(raw))
+        return Reply(status, out, [raw])
+
+    return mutate
+
+
+def _items(field, value):
+    def change(body):
+        for item in body.get("items", []):
+            item[field] = value
+        return body
+    return change
+
+
+@pytest.mark.parametrize("change,needle", [
+    (_items("fileSize", "lots"), "malformed metadata for item"),
+    (_items("id", None), "malformed metadata for item '?' (id None)"),
+    (_items("parents", "root"), "(parents 'root')"),
+    (lambda body: dict(body, items="not a list"), "the server's answer is not what Drive sends"),
+    (b"<html>all good</html>", "the server's answer is not what Drive sends"),
+], ids=["size", "no-id", "parents", "items", "html"])
+def test_malformed_metadata_is_one_line(emulator, local_state, tmp_path, monkeypatch,
+                                        change, needle):
+    from _proxy import Proxy
+
+    emulator.add_file("data/a.bin", b"a")
+    with Proxy(emulator.url) as proxy:
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+        monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+        proxy.on("GET", r"^/drive/v2/files\?", _json_body(change))
+        for args in (("ls", "drive:data"), ("pull", "drive:data/a.bin", str(tmp_path / "d"))):
+            line = error_line(*run(*args)[::2])
+            assert needle in line and "is --api-root / DRIVESTAGE_API_ROOT a Drive API?" in line
+    assert not (tmp_path / "d" / "a.bin").exists()
+
+
+def test_state_dir_pointing_at_a_file_is_one_line(emulator, drive_env, tmp_path, monkeypatch):
+    state = tmp_path / "state-file"
+    state.write_text("not a folder")
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(state))
+    for args in (("push", _logs(tmp_path, **{"a.pt": b"a"}), "drive:run"),
+                 ("prune", "drive:run", "--keep-last", "1")):
+        code, _, err = run(*args)
+        assert code == 2
+        assert err == (f"Error: drivestage's state folder {state} (DRIVESTAGE_STATE_DIR) is a "
+                       "file, or lies under one; point DRIVESTAGE_STATE_DIR at a folder "
+                       "(default ~/.cache/drivestage)\n")
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(state / "sub"))
+    assert run("push", str(tmp_path / "logs"), "drive:run")[0] == 2

@@ -54,7 +54,7 @@ def _bad(res: Mapping[str, Any], what: str, value: Any, where: str) -> Malformed
     ident = res.get("id") if isinstance(res.get("id"), str) else "?"
     return MalformedAnswerError(
         f"{where or 'Drive'}: the server answered malformed metadata for item {ident!r} "
-        f"({what} {str(value)[:60]!r}); is --api-root / DRIVESTAGE_API_ROOT a Drive API?")
+        f"({what} {repr(value)[:60]}); is --api-root / DRIVESTAGE_API_ROOT a Drive API?")
 
 
 def check_resource(res: Any, where: str = "") -> Mapping[str, Any]:
