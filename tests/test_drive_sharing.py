@@ -107,6 +107,10 @@ def test_a_dangling_shortcut_is_one_error_naming_it(emulator, env, tmp_path):
     assert error_line(code, err) == expected
     code, _, err = pull("drive:course", str(tmp_path / "d"), "--exclude", "old.zip")
     assert code == 0 and (tmp_path / "d/course/ok.txt").read_bytes() == b"ok"
+    code, out, err = run("ls", "drive:course")  # ls shows it for what it is
+    assert code == 0
+    assert out.splitlines()[1].endswith(
+        "old.zip  (a shortcut to an item that is gone or no longer shared with you)")
     # A push into the folder is not blocked by it.
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -262,3 +266,45 @@ def test_a_push_into_a_shared_drive_skips_my_drives_quota(emulator_factory, tmp_
     f = emu.find("run/epoch_001.pt", drive_id=team)
     assert f["md5Checksum"] == hashlib.md5(data).hexdigest()
     assert emu.api_calls("about.get") == 0
+
+
+def test_a_refused_delete_outside_shared_drives_stays_an_error(emulator, store, caplog):
+    """Only a shared drive's role makes the trash a fallback: a file someone else owns, in a
+    folder shared with you as writer, can be neither deleted nor trashed by you."""
+    emulator.add_folder("Course", owner=TEACHER, shared_with_me="writer")
+    emulator.add_file("Course/theirs.pt", b"t", owner=TEACHER)
+    from drivestage.drive.places import shared_with_me
+    from drivestage.errors import PermissionDeniedError
+
+    mine = shared_with_me(store)
+    entry = mine.resolve("Course/theirs.pt")
+    with pytest.raises(PermissionDeniedError) as info:
+        mine.delete(entry)
+    assert str(info.value).startswith("delete drive:shared-with-me/Course/theirs.pt: "
+                                      "permission denied (HTTP 403 insufficientFilePermissions")
+    assert "Manager role" not in caplog.text
+    assert not emulator.find("Course/theirs.pt", owner=TEACHER)["labels"]["trashed"]
+
+
+def test_push_through_a_folder_shortcut_lands_in_its_target(emulator, env, tmp_path):
+    team_folder = emulator.add_folder("Runs", owner=TEACHER, shared_with_me="writer")
+    emulator.add_shortcut("Runs", team_folder)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "epoch_001.pt").write_bytes(b"e1")
+    code, _, err = run("push", str(logs), "drive:Runs/me")
+    assert code == 0, err
+    pushed = emulator.find("Runs/me/epoch_001.pt", owner=TEACHER)
+    assert pushed is not None and emulator.read_bytes(pushed["id"]) == b"e1"
+    code, _, err = run("push", str(logs), "drive:Runs/me")  # the second run finds it there
+    assert code == 0 and len([f for f in emulator.files() if f["title"] == "epoch_001.pt"]) == 1
+
+
+def test_a_chain_of_shortcuts_is_followed_to_the_file(emulator, env, tmp_path):
+    """Drive makes no shortcut to a shortcut; a server that does is followed a few hops."""
+    target = emulator.add_file("x/data.bin", b"data")
+    first = emulator.add_shortcut("x/one", target)
+    emulator.add_shortcut("two", first)
+    code, _, err = pull("drive:two", str(tmp_path / "d"))
+    assert code == 0, err
+    assert (tmp_path / "d/two").read_bytes() == b"data"

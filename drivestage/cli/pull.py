@@ -148,6 +148,8 @@ def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[
         return
     for e in entries:
         name = printable(e.name) + ("/" if e.is_dir else "")
+        if e.unreadable:
+            name += "  (a shortcut to an item that is gone or no longer shared with you)"
         size = "-" if e.is_dir else str(e.size)
         click.echo(f"{size:>14}  {e.md5 or '-':32}  {_iso(e.modified):20}  {name}")
 

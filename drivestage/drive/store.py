@@ -409,13 +409,13 @@ class DriveStore(RemoteStore):
 
         try:
             attempt(trash)
-        except PermissionDeniedError:
+        except PermissionDeniedError as refused:
             if trash:
                 raise
             try:
                 attempt(True)
             except DriveStageError:
-                raise  # not a matter of the role: report the trash's own refusal
+                raise refused from None  # not a matter of the role: report the delete's refusal
             self._warn_trashed_instead(where)
         self._names.pop(self._key(entry), None)
         self._targets.pop(entry.id, None)
