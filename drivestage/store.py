@@ -120,6 +120,10 @@ class RemoteStore(abc.ABC):
         """Attempts per remote request (None: the default); ignored by stores that do not
         retry."""
 
+    def check_replaceable(self, entry: RemoteEntry) -> None:
+        """Raise when an upload must not take the place of ``entry`` (a Drive shortcut: its
+        target is someone's file). Checked before a byte is sent."""
+
     def place(self, path: StorePath) -> str:
         """A text naming the place ``path`` is in this store, the same in every process of
         this machine (push serialises pushes into one place by it)."""

@@ -249,6 +249,8 @@ class _Push:
             if not remote:
                 todo.append(_Todo(lf, None, []))
                 continue
+            for e in remote:
+                self.store.check_replaceable(e)
             current = newest(remote)
             try:
                 local_md5 = self.cache.md5(lf.path) if current.size == lf.size else None

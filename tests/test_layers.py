@@ -25,6 +25,7 @@ LAYERS = [
     ["upload"],  # 0.1.0 compatibility: Md5Cache
     # Google Drive, one backend: nothing outside drivestage.drive (and the door) imports it.
     ["drive.resources", "drive.answers", "drive.connections", "drive.auth", "drive.login",
+     "drive.paging",
      "drive.shortcuts"],
     ["drive.retry"],
     ["drive.transport"],

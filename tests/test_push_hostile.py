@@ -9,6 +9,8 @@ import os
 
 import pytest
 
+from drivestage.drive import paging, places
+
 import _proxy
 from _proxy import Proxy, Reply
 from drivestage.errors import RemoteError
@@ -45,9 +47,7 @@ def _fresh_page_tokens():
 
 def test_a_listing_of_ever_new_page_tokens_ends_after_max_pages(emulator, proxy, hostile_store,
                                                                 monkeypatch):
-    import drivestage.drive.store as drive_store
-
-    monkeypatch.setattr(drive_store, "MAX_PAGES", 7)
+    monkeypatch.setattr(paging, "MAX_PAGES", 7)
     emulator.add_file("data/f.txt", b"x")
     folder = hostile_store.resolve("data")
     proxy.on("GET", r"^/drive/v2/files\?", _fresh_page_tokens())
@@ -63,7 +63,7 @@ def test_shared_drive_lookup_detects_a_repeating_page_token(emulator, proxy, hos
     proxy.on("GET", r"^/drive/v2/drives\?", _proxy.repeat_page_token)
     proxy.rewrite(r"pageToken=" + _proxy.REPEATED_TOKEN, "")
     with pytest.raises(RemoteError, match="same page token twice"):
-        hostile_store.find_shared_drive("Team")
+        places.find_shared_drive(hostile_store, "Team")
     assert proxy.count("GET", r"^/drive/v2/drives") == 2
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from drivestage.drive.store import (MAX_PAGES, SHARED_WITH_ME, DriveStore, _check_page_token,
-                                    _too_many_pages, connect)
+from drivestage.drive import paging
+from drivestage.drive.store import SHARED_WITH_ME, DriveStore, connect
 from drivestage.errors import DuplicateNameError, MalformedAnswerError, NotFoundError
 from drivestage.paths import DrivePath, StorePath
 
@@ -19,7 +19,7 @@ def find_shared_drive(store: DriveStore, name: str) -> str:
         items.clear()
         token = None
         seen: set[str] = set()
-        for _ in range(MAX_PAGES):
+        for _ in range(paging.MAX_PAGES):
             kwargs: dict[str, Any] = {"maxResults": 100}
             if token:
                 kwargs["pageToken"] = token
@@ -28,8 +28,8 @@ def find_shared_drive(store: DriveStore, name: str) -> str:
             token = page.get("nextPageToken")
             if not token:
                 return
-            _check_page_token(token, seen, "the shared drives")
-        raise _too_many_pages("the shared drives")
+            paging.check_token(token, seen, "the shared drives")
+        raise paging.too_many("the shared drives")
 
     store.call(f"list shared drives (looking for {name!r})", fetch)
     found = [d for d in items if isinstance(d, dict) and d.get("name") == name]

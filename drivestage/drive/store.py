@@ -25,7 +25,7 @@ import logging
 import threading
 from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar, Union
 
-from drivestage.drive import answers, auth, connections, shortcuts
+from drivestage.drive import answers, auth, connections, paging, shortcuts
 from drivestage.drive.media import DEFAULT_CHUNK_SIZE, MediaReader
 from drivestage.drive.resources import (FOLDER_MIME, DriveEntry, check_resource,
                                         entry_from_resource, is_shortcut, is_trashed)
@@ -85,27 +85,6 @@ def _join(where: str, name: str) -> str:
 def _parsed(path: Union[str, StorePath]) -> tuple[Optional[str], tuple[str, ...]]:
     sp = path if isinstance(path, StorePath) else StorePath.parse(path)
     return sp.start, sp.names
-
-
-#: Pages of one listing before it is given up: 1,000 pages of 1,000 items is twice what one
-#: Drive folder can hold (500,000 children); a server that keeps sending new page tokens
-#: beyond that is looping.
-MAX_PAGES = 1000
-
-
-def _check_page_token(token: str, seen: set[str], where: str) -> None:
-    """Refuse a ``nextPageToken`` this listing already followed: the server is looping."""
-    if token in seen:
-        raise RemoteError(f"listing {where}: Drive sent the same page token twice (after "
-                          f"{len(seen) + 1} pages), so the listing would never end; stopped. "
-                          "Try again later; if it persists, the server (or a proxy) is broken")
-    seen.add(token)
-
-
-def _too_many_pages(where: str) -> RemoteError:
-    return RemoteError(f"listing {where}: more than {MAX_PAGES} pages, more than a Drive "
-                       "folder can hold; stopped (the server keeps sending new page tokens). "
-                       "Try again later")
 
 
 def _escape(name: str) -> str:
@@ -241,7 +220,7 @@ class DriveStore(RemoteStore):
 
         items: list[dict[str, Any]] = []
         seen: set[str] = set()
-        for _ in range(MAX_PAGES):
+        for _ in range(paging.MAX_PAGES):
             got = self.call(f"list {where}", page)
             if got is None:
                 break
@@ -249,9 +228,9 @@ class DriveStore(RemoteStore):
             token = listing.get("pageToken")
             if token is None:
                 break
-            _check_page_token(token, seen, where)
+            paging.check_token(token, seen, where)
         else:
-            raise _too_many_pages(where)
+            raise paging.too_many(where)
         keys = self.transport.resource_keys
         via = None if parent_id == SHARED_WITH_ME else parent_id
         for it in items:
@@ -483,15 +462,21 @@ class DriveStore(RemoteStore):
             yield self.fetch_range(entry, pos, stop)
             pos = stop
 
+    def check_replaceable(self, entry: RemoteEntry) -> None:
+        """A shortcut is never replaced: its target is someone's file, and removing the
+        shortcut itself would lose the user's link to it."""
+        if self._content(entry) is not entry:
+            raise PermissionDeniedError(
+                f"{self.describe(entry)} is a shortcut; drivestage does not replace a "
+                "shortcut's target. Remove the shortcut on Drive, or push into another folder.")
+
     def upload(self, local_path: str, folder: RemoteEntry, name: str, *,
                replace: Optional[RemoteEntry] = None, progress: Optional[ProgressFn] = None,
                chunk_size: Optional[int] = None,
                md5_cache: Optional[Md5Source] = None) -> RemoteEntry:
         """Resumable, md5-verified upload (see :mod:`drivestage.drive.upload`)."""
         self._writable(folder, _join(self.describe(folder), name))
-        if replace is not None and self._content(replace) is not replace:
-            raise PermissionDeniedError(
-                f"{self.describe(replace)} is a shortcut; drivestage does not replace a "
-                "shortcut's target. Remove the shortcut on Drive, or push into another folder.")
+        if replace is not None:
+            self.check_replaceable(replace)
         return upload_file(self.transport, self, local_path, folder, name, replace=replace,
                            chunk_size=chunk_size, progress=progress, md5_cache=md5_cache)
