@@ -248,8 +248,11 @@ def test_duplicate_files_another_machine_made_are_repaired(emulator, store, env)
     _write(str(src / "results.csv"), b"same")
     emulator.add_file("Models/logs/best.pt", b"old weights 1")
     emulator.add_file("Models/logs/best.pt", b"old weights 2")
-    emulator.add_file("Models/logs/results.csv", b"older")
+    older = emulator.add_file("Models/logs/results.csv", b"older")
     emulator.add_file("Models/logs/results.csv", b"same")        # the newest: equal to local
+    # Two files made within one millisecond share a modifiedDate: make the order explicit.
+    store.service.files().patch(fileId=older, body={"modifiedDate": "2020-01-01T00:00:00.000Z"},
+                                setModifiedDate=True).execute()
     result = push(str(src), "Models/logs", store=store)
     assert result.uploaded == ["best.pt"] and result.unchanged == 1
     assert _no_duplicates(emulator) == {}
