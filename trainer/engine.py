@@ -24,6 +24,7 @@ from trainer import checkpoint as ckpt
 from trainer import distributed, resume
 from trainer.callbacks import Callback, CallbackList, CSVLogger, PlotCallback, TensorBoardLogger
 from trainer.config import Config, model_signature
+from trainer.data.dataset import to_model_input
 from trainer.errors import NonFiniteLossError
 from trainer.evaluation import evaluate, validation_loss
 from trainer.optim import LRSchedule, ModelEMA, build_optimizer, scaled_lr, set_lr
@@ -226,7 +227,7 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
         for images, targets in loader:
             lr = lr_at(pos.epoch + pos.epoch_iteration / steps)
             set_lr(optimizer, lr)
-            images = images.to(device, non_blocking=True)
+            images = to_model_input(images, device, non_blocking=True)  # uint8 batches become float32 here
             targets = targets.to(device, non_blocking=True)
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)

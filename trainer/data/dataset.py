@@ -25,10 +25,13 @@ Decisions the training loop relies on:
 from __future__ import annotations
 
 import logging
+import ctypes
 import multiprocessing
+import os
 import random
+import sys
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -36,17 +39,22 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from trainer.data import augment
+from trainer.data.cache import open_cache
+from trainer.data.images import decode_fitted, read_bytes, read_image
 from trainer.data.sampler import ResumableSampler
 from trainer.data.voc import parse_annotation_line, parse_voc_xml
 from trainer.errors import DataError
 
 log = logging.getLogger(__name__)
 
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt parameters, from glibc's <malloc.h>
+
 __all__ = [
     "read_image",
     "YoloDataset",
     "EvalDataset",
     "yolo_collate",
+    "to_model_input",
     "eval_collate",
     "build_loader",
     "set_loader_epoch",
@@ -54,23 +62,20 @@ __all__ = [
 ]
 
 
-def read_image(path: str) -> np.ndarray:
-    """Decode an image file into RGB ``uint8 [H, W, 3]``; a clear error if it cannot be read."""
-    data = cv2.imread(path, cv2.IMREAD_COLOR)
-    if data is None:
-        raise DataError(f"cannot read image {path}: the file is missing or not an image")
-    return cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
-
-
-def _to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 HWC RGB → float32 CHW in [0, 1].
+def _to_chw(image: np.ndarray, out: np.ndarray) -> None:
+    """uint8 HWC RGB → ``out``, float32 CHW in [0, 1].
 
     Plane by plane in numpy: 4x faster than a strided torch ``permute().float()``, and it
     stays off torch's intra-op thread pool when called in the main process.
     """
-    out = np.empty((3, *image.shape[:2]), dtype=np.float32)
     for i, plane in enumerate(cv2.split(image)):
         np.multiply(plane, np.float32(1 / 255), out=out[i])
+
+
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 HWC RGB → float32 CHW tensor in [0, 1]."""
+    out = np.empty((3, *image.shape[:2]), dtype=np.float32)
+    _to_chw(image, out)
     return torch.from_numpy(out)
 
 
@@ -116,6 +121,9 @@ class YoloDataset(Dataset):
         flip_prob: float = 0.5,
         hsv: tuple[float, float, float] = (0.1, 0.7, 0.4),
         min_box: float = 1.0,
+        cache: str = "none",
+        cache_dir: Optional[str] = None,
+        cache_budget: Optional[int] = None,
     ) -> None:
         if input_size % 32:
             raise DataError(f"input_size must be a multiple of 32, got {input_size}")
@@ -137,6 +145,11 @@ class YoloDataset(Dataset):
         self.min_box = min_box
         # Shared memory, inherited by worker processes: set_epoch reaches persistent workers too.
         self._epoch = multiprocessing.RawValue("i", 0)
+        if cache == "disk" and cache_dir is None:
+            cache_dir = os.path.join(os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in self.paths]),
+                                     "image-cache")
+        # Filled here, in the main process, so that forked workers share it.
+        self._cache = open_cache(cache, self.paths, self.input_size, cache_dir, budget=cache_budget)
 
     # -- epoch ---------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -177,15 +190,27 @@ class YoloDataset(Dataset):
         return np.random.default_rng([self.seed, epoch, index])
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The decoded image and its ``[n, 5]`` pixel boxes (x1, y1, x2, y2, cls), unaugmented."""
-        return read_image(self.paths[index]), self.boxes[index].copy()
+        """The image fitted to the input size and its ``[n, 5]`` pixel boxes (x1, y1, x2, y2, cls), unaugmented.
+
+        The image (possibly a read-only view into the cache) is what
+        ``images.decode_fitted`` gives, whether it comes from the cache or a fresh decode.
+        """
+        if self._cache is not None:
+            image, (orig_h, orig_w) = self._cache.get(index)
+        else:
+            path = self.paths[index]
+            image, (orig_h, orig_w) = decode_fitted(read_bytes(path), self.input_size, path)
+        boxes = self.boxes[index].copy()
+        h, w = image.shape[:2]
+        if (h, w) != (orig_h, orig_w) and len(boxes):
+            boxes[:, [0, 2]] *= w / orig_w
+            boxes[:, [1, 3]] *= h / orig_h
+        return image, boxes
 
     def _single(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         image, boxes = self.load(index)
-        image, boxes = augment.random_scale_jitter(
-            image, boxes, self.input_size, rng, jitter=self.jitter, scale=self.scale, min_box=self.min_box
-        )
-        return augment.random_flip(image, boxes, rng, self.flip_prob)
+        return augment.random_scale_jitter(image, boxes, self.input_size, rng, jitter=self.jitter, scale=self.scale,
+                                           min_box=self.min_box, flip_prob=self.flip_prob)
 
     def sample(self, index: int, epoch: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
         """One sample as ``(uint8 [S, S, 3] RGB, [n, 5] pixel boxes x1, y1, x2, y2, cls)``."""
@@ -206,7 +231,7 @@ class YoloDataset(Dataset):
                                           min_box=self.min_box)
             if self.mixup and rng.random() < self.mixup_prob:
                 other, other_boxes = self._single(int(rng.integers(0, n)), rng)
-                image, boxes = augment.mixup(image, boxes, other, other_boxes)
+                image, boxes = augment.mixup(image, boxes, other, other_boxes, inplace=True)
         else:
             image, boxes = self._single(index, rng)
         image = augment.hsv_jitter(image, rng, *self.hsv)
@@ -216,9 +241,62 @@ class YoloDataset(Dataset):
         image, boxes = self.sample(index)
         return _to_tensor(image), _boxes_to_targets(boxes, self.input_size)
 
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[np.ndarray, torch.Tensor]]:
+        """A batch for the DataLoader: images stay ``uint8 [S, S, 3]``, and ``yolo_collate`` makes a
+        uint8 batch of them (see :func:`to_model_input`): float32 batches are four times the
+        bytes, and fresh shared memory for them costs workers more than the augmentation."""
+        _tune_worker_heap()
+        out = []
+        for index in indices:
+            image, boxes = self.sample(index)
+            out.append((image, _boxes_to_targets(boxes, self.input_size)))
+        return out
+
     @staticmethod
     def collate(batch):
         return yolo_collate(batch)
+
+
+def to_model_input(images: torch.Tensor, device: Union[str, torch.device], *, non_blocking: bool = False
+                   ) -> torch.Tensor:
+    """A loader batch on ``device``, as the model takes it: float32 in [0, 1].
+
+    Training batches travel as uint8 (a quarter of the bytes through worker shared memory
+    and to the GPU, where the conversion is free); float32 batches pass through unchanged.
+    The result equals ``YoloDataset[i]``'s images bit for bit.
+    """
+    images = images.to(device, non_blocking=non_blocking)
+    if images.dtype == torch.uint8:
+        images = images.to(torch.float32).mul_(torch.tensor(1 / 255, dtype=torch.float32, device=images.device))
+    return images
+
+
+_heap_tuned = False
+
+
+def _tune_worker_heap() -> None:
+    """In a DataLoader worker process (once): keep freed memory in glibc's heap for reuse.
+
+    A sample allocates and frees the same few half-megabyte arrays every time; by default
+    glibc maps each afresh and unmaps it when freed, and every page of a fresh mapping costs a
+    page fault: about 260 per image, a quarter of a worker's CPU time here (on a VM, where page
+    faults are dear). A worker holds a few MB, so keeping them costs nothing. A worker exists
+    only to run this dataset, which makes this its entry point; the main process is left alone.
+    """
+    global _heap_tuned
+    if _heap_tuned or torch.utils.data.get_worker_info() is None:
+        return
+    _heap_tuned = True
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # glibc's maximum: blocks below it come from the heap
+    mallopt(_M_TRIM_THRESHOLD, 64 << 20)  # and freed heap memory is kept up to this much
 
 
 def _boxes_to_targets(boxes: np.ndarray, size: int) -> torch.Tensor:
@@ -233,9 +311,30 @@ def _boxes_to_targets(boxes: np.ndarray, size: int) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
+def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An empty tensor; in a DataLoader worker, in shared memory already (as torch's own
+    ``default_collate`` does), so that sending it to the main process copies nothing."""
+    if torch.utils.data.get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(int(np.prod(shape)))
+    return torch.empty(0, dtype=dtype).new(storage).view(shape)
+
+
 def yolo_collate(batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[(image, boxes [n, 5])]`` → ``(images [B, 3, S, S], targets [N, 6])``; column 0 is the image index."""
-    images = torch.stack([item[0] for item in batch])
+    """``[(image, boxes [n, 5])]`` → ``(images [B, 3, S, S], targets [N, 6])``; column 0 is the image index.
+
+    Images given as float32 ``[3, S, S]`` tensors (``YoloDataset[i]``) give a float32 batch;
+    images given as uint8 ``[S, S, 3]`` arrays (``YoloDataset.__getitems__``, what a DataLoader
+    calls) give a uint8 batch, which :func:`to_model_input` turns into the float32 one.
+    """
+    first = batch[0][0]
+    if isinstance(first, np.ndarray):
+        images = _batch_tensor((len(batch), 3, *first.shape[:2]), torch.uint8)
+        planes = images.numpy()
+        for i, (image, _) in enumerate(batch):
+            cv2.split(image, list(planes[i]))
+    else:
+        images = torch.stack([item[0] for item in batch], out=_batch_tensor((len(batch), *first.shape), first.dtype))
     targets = []
     for i, (_, boxes) in enumerate(batch):
         if len(boxes):
