@@ -216,3 +216,20 @@ def test_distributed_loader_uses_the_rank_and_a_distributed_sampler(tmp_path, li
         assert [len(images) for images, _ in loader] == [5, 5]  # 14 images, drop_last
     finally:
         dist.destroy_process_group()
+
+
+class _Threads(Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        import cv2
+
+        return torch.tensor([cv2.getNumThreads(), torch.get_num_threads()])
+
+
+def test_workers_run_one_opencv_and_one_torch_thread_each():
+    """Two workers on two cores must not each start a thread pool per core and fight."""
+    loader = build_loader(_Threads(), 2, shuffle=False, workers=2, seed=0, drop_last=False)
+    for batch in loader:
+        assert batch.tolist() == [[1, 1], [1, 1]]

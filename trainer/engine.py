@@ -371,11 +371,12 @@ def _datasets(cfg: Config, data: DataSpec, info: distributed.DistInfo):
 
     t = cfg.train
     n = len(data.class_names)
+    cache = {"cache": cfg.data.cache, "cache_dir": os.path.join(cfg.data.root, "image-cache")}
     train_set = YoloDataset(data.train_lines, cfg.model.input_size, n, train=True,
                             mosaic=t.mosaic, mixup=t.mixup, mosaic_prob=t.mosaic_prob,
                             mixup_prob=t.mixup_prob, special_aug_ratio=t.special_aug_ratio,
-                            epochs=t.epochs, seed=t.seed)
-    val_set = YoloDataset(data.val_lines, cfg.model.input_size, n, train=False, seed=t.seed)
+                            epochs=t.epochs, seed=t.seed, **cache)
+    val_set = YoloDataset(data.val_lines, cfg.model.input_size, n, train=False, seed=t.seed, **cache)
     val_loader = build_loader(val_set, max(1, t.batch_size // info.world_size), shuffle=False,
                               workers=cfg.data.workers, seed=t.seed, drop_last=False)
     lines = data.val_lines[: cfg.data.max_val_images] if cfg.data.max_val_images else data.val_lines

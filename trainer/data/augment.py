@@ -168,10 +168,10 @@ def _resized_len(n: int, s: float) -> int:
 
 
 def _shrink(image: np.ndarray, kx: int, ky: int) -> np.ndarray:
-    """Average ``kx x ky`` blocks (OpenCV's fast integer INTER_AREA); a partial last block is dropped."""
+    """Average ``kx x ky`` blocks (OpenCV's fast integer INTER_AREA; ``k`` at most the side); a
+    partial last block is dropped."""
     h, w = image.shape[:2]
-    w2, h2 = max(1, w // kx), max(1, h // ky)
-    return cv2.resize(image[:h2 * ky, :w2 * kx], (w2, h2), interpolation=cv2.INTER_AREA)
+    return cv2.resize(image[:h // ky * ky, :w // kx * kx], (w // kx, h // ky), interpolation=cv2.INTER_AREA)
 
 
 def _paste(image: np.ndarray, sx: float, sy: float, dx: float, dy: float, out: np.ndarray,
@@ -184,7 +184,7 @@ def _paste(image: np.ndarray, sx: float, sy: float, dx: float, dy: float, out: n
     whole image (exactly the one asked for unless that is so close to 1 that it is 1).
     """
     out_h, out_w = out.shape[:2]
-    kx, ky = max(1, int(1 / sx)), max(1, int(1 / sy))
+    kx, ky = max(1, min(int(1 / sx), image.shape[1])), max(1, min(int(1 / sy), image.shape[0]))
     # Bilinear interpolation aliases when shrinking by more than 2: average whole blocks first.
     if kx > 1 or ky > 1:
         if flip:  # mirror first: the partial block dropped is then on the far side, as it should be

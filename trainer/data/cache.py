@@ -63,7 +63,8 @@ Image = tuple[np.ndarray, tuple[int, int]]  # fitted RGB uint8 [h, w, 3], (orig_
 
 
 def _gib(n: float) -> str:
-    return f"{n / 2 ** 30:.2f} GiB"
+    """Bytes for people: GiB from 1 GiB up, MiB below."""
+    return f"{n / 2 ** 30:.2f} GiB" if abs(n) >= 2 ** 30 else f"{n / 2 ** 20:.1f} MiB"
 
 
 def available_memory() -> int:
