@@ -223,3 +223,25 @@ def test_data_cache_reaches_the_training_datasets(tiny_config, tmp_path, one_tor
     images = {line.split()[0] for f in (cfg.data.train, cfg.data.val) for line in read_annotation_file(f)}
     entries = os.listdir(tmp_path / "data" / "image-cache")
     assert sorted(entries) == sorted({f"{content_key(read_bytes(p), 64)}.rgb" for p in images})
+
+
+@pytest.mark.slow
+def test_the_loader_bench_runs_and_skips_ultralytics_when_it_is_missing(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "data_pipeline.py"
+    env = dict(os.environ, PYTHONNOUSERSITE="1")
+    res = subprocess.run([sys.executable, str(script), "--images", "30", "--size", "64", "--batch", "4",
+                          "--warmup", "1", "--batches", "2", "--repeats", "1", "--caches", "none", "ram",
+                          "--ultralytics-path", str(tmp_path / "nothing-here"), "--json", str(tmp_path / "r.json")],
+                         capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr
+    if "ultralytics not importable, its comparison skipped" not in res.stderr:
+        pytest.skip("ultralytics is importable in this environment")
+    assert "native bf16:" in res.stderr and "CPU:" in res.stderr
+    rows = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert [(r["loader"], r["cache"]) for r in rows] == [("0.1.0", "none"), ("ours", "none"), ("ours", "ram")]
+    assert all(r["median"] > 0 and r["median_per_cpu"] > 0 for r in rows)
