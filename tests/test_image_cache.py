@@ -245,3 +245,16 @@ def test_the_loader_bench_runs_and_skips_ultralytics_when_it_is_missing(tmp_path
     rows = json.loads((tmp_path / "r.json").read_text())["results"]
     assert [(r["loader"], r["cache"]) for r in rows] == [("0.1.0", "none"), ("ours", "none"), ("ours", "ram")]
     assert all(r["median"] > 0 and r["median_per_cpu"] > 0 for r in rows)
+
+
+def test_spawned_workers_share_the_ram_cache_and_load_the_same_batches(lines):
+    """Python 3.14 starts workers by forkserver: the cache must reach them as shared memory."""
+    from torch.utils.data import DataLoader
+
+    ds = YoloDataset(lines, SIZE, 3, train=True, mosaic_prob=1.0, mixup_prob=1.0, epochs=10, seed=4, cache="ram")
+    reference = [ds.collate(ds.__getitems__([i, i + 1])) for i in range(0, 4, 2)]
+    loader = DataLoader(ds, batch_size=2, num_workers=1, multiprocessing_context="spawn", collate_fn=ds.collate)
+    for (images, targets), (want_images, want_targets) in zip(loader, reference):
+        assert torch.equal(images, want_images) and torch.equal(targets, want_targets)
+    assert ds._cache._shared is not None and ds._cache._shared.is_shared()
+    np.testing.assert_array_equal(ds._cache.get(1)[0], decode_fitted(read_bytes(_paths(lines)[1]), SIZE)[0])

@@ -8,7 +8,8 @@ fitted to the input size (:func:`trainer.data.images.decode_fitted`), and serves
 * ``ram``: one contiguous ``uint8`` buffer, filled in the main process before the DataLoader
   starts its workers. Forked workers read it copy-on-write, so all of them share one copy
   (a buffer of pixels, not one Python object per image, whose reference counts would dirty
-  the pages). Under the ``spawn`` start method every worker gets a copy instead.
+  the pages). Workers started by ``spawn`` or ``forkserver`` get a handle to it instead, the
+  buffer moved into shared memory the first time.
 * ``disk``: one file per image in a folder, named by a hash of the image *file's bytes*, the
   input size and ``FIT_VERSION``. So an entry is valid on any machine and under any path,
   and the folder can be mirrored to Drive (``drivestage push``) and pulled back on the next
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
 import os
 import shutil
 import struct
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
+import torch
 
 from trainer.data.images import FIT_VERSION, decode_fitted, fitted_shape, header_size, read_bytes
 from trainer.errors import CacheBudgetError, DataError
@@ -148,11 +151,46 @@ class RamCache:
 
         _each(fill, range(n), threads)
         self.buffer.flags.writeable = False  # views handed out must never be written into
+        self._shared: Optional[torch.Tensor] = None
         log.info("data.cache=ram: %d images fitted to %d px in %s of memory (%.1f s)", n, size, _gib(total),
                  time.perf_counter() - start)
 
     def __len__(self) -> int:
         return len(self.shapes)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        try:
+            multiprocessing.context.assert_spawning(self)
+        except RuntimeError:  # a copy or a plain pickle: by value
+            state["_shared"] = None
+            return state
+        # A worker started by spawn or forkserver (Python 3.14's default) is sent the pixels
+        # as a handle to shared memory, not a copy each.
+        state["buffer"] = self._shared_buffer()
+        state["_shared"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state["buffer"], torch.Tensor):
+            state["_shared"] = state["buffer"]
+            state["buffer"] = state["buffer"].numpy()
+            state["buffer"].flags.writeable = False
+        self.__dict__.update(state)
+
+    def _shared_buffer(self) -> torch.Tensor:
+        """The pixels in shared memory (moved there once, the first time a worker is spawned)."""
+        if self._shared is None:
+            shm = Path("/dev/shm")
+            if shm.is_dir() and shutil.disk_usage(shm).free < self.buffer.nbytes:
+                raise DataError(f"data.cache=ram: workers started by spawn/forkserver share the cache through "
+                                f"{shm}, which has {_gib(shutil.disk_usage(shm).free)} free for "
+                                f"{_gib(self.buffer.nbytes)}; use data.cache=disk")
+            shared = torch.empty(self.buffer.size, dtype=torch.uint8).share_memory_()
+            shared.numpy()[:] = self.buffer
+            self._shared, self.buffer = shared, shared.numpy()
+            self.buffer.flags.writeable = False
+        return self._shared
 
     def get(self, index: int) -> Image:
         """``(fitted RGB uint8 [h, w, 3] read-only, (orig_h, orig_w))`` of image ``index``."""
