@@ -3,8 +3,8 @@
 Everything below the dataset class is ``trainer/data/augment.py`` of 0.1.0, verbatim (minus
 the letterbox helpers the training path did not use). ``BaselineDataset`` is 0.1.0's
 ``YoloDataset`` sampling on top of today's class: full-size ``cv2.imread`` for every image a
-sample needs, one warp per tile with a replicated border, HSV through split/merge, and the
-plane-by-plane float conversion. Keep it as it is: it is what speed-ups are measured against.
+sample needs, one warp per tile with a replicated border, HSV through split/merge, the
+plane-by-plane float conversion, float32 batches. Keep it as it is: it is what speed-ups are measured against.
 """
 from __future__ import annotations
 
@@ -35,8 +35,23 @@ def _to_tensor(image: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
+def yolo_collate(batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """0.1.0's collate: float32 images stacked in private memory (copied to shared memory when
+    a worker sends them)."""
+    images = torch.stack([item[0] for item in batch])
+    targets = []
+    for i, (_, boxes) in enumerate(batch):
+        if len(boxes):
+            targets.append(torch.cat([torch.full((len(boxes), 1), float(i)), boxes], dim=1))
+    return images, (torch.cat(targets) if targets else torch.zeros((0, 6), dtype=torch.float32))
+
+
 class BaselineDataset(YoloDataset):
-    """0.1.0's training samples (same seeds, same parameters as ``YoloDataset``)."""
+    """0.1.0's training samples (same seeds, same parameters as ``YoloDataset``), one
+    ``__getitem__`` at a time and 0.1.0's collate, as its DataLoader ran them."""
+
+    __getitems__ = None  # the DataLoader then fetches item by item, as it did for 0.1.0
+    collate = staticmethod(yolo_collate)
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         return read_image(self.paths[index]), self.boxes[index].copy()
