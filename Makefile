@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/pull_folder.py
 	$(BIN)/python bench/push.py
 	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/data_pipeline.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -231,10 +231,10 @@ def _hsv_reference(image, gains):
     """The port's HSV jitter computed directly in float on the HSV planes, no lookup table."""
     import cv2
 
-    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.float32)
-    hsv[..., 0] = (hsv[..., 0] * np.float32(gains[0])) % 180
-    hsv[..., 1] = np.clip(hsv[..., 1] * np.float32(gains[1]), 0, 255)
-    hsv[..., 2] = np.clip(hsv[..., 2] * np.float32(gains[2]), 0, 255)
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.float64)
+    hsv[..., 0] = (hsv[..., 0] * gains[0]) % 180
+    hsv[..., 1] = np.clip(hsv[..., 1] * gains[1], 0, 255)
+    hsv[..., 2] = np.clip(hsv[..., 2] * gains[2], 0, 255)
     return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
 
 

@@ -24,7 +24,7 @@ from trainer import checkpoint as ckpt
 from trainer import distributed, resume
 from trainer.callbacks import Callback, CallbackList, CSVLogger, PlotCallback, TensorBoardLogger
 from trainer.config import Config, model_signature
-from trainer.data.dataset import to_model_input
+from trainer.data.batches import to_model_input
 from trainer.errors import NonFiniteLossError
 from trainer.evaluation import evaluate, validation_loss
 from trainer.optim import LRSchedule, ModelEMA, build_optimizer, scaled_lr, set_lr

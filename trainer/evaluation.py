@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from trainer import distributed
-from trainer.data.dataset import to_model_input
+from trainer.data.batches import to_model_input
 from trainer.stopping import StopFlag
 
 

@@ -305,7 +305,7 @@ def hsv_gains(rng: np.random.Generator, hue: float = 0.1, sat: float = 0.7, val:
 def hsv_lut(gains: np.ndarray) -> np.ndarray:
     """The ``[256, 1, 3]`` uint8 table mapping each H, S, V value under ``gains`` (the port's rule:
     hue times its gain modulo 180, OpenCV's 8-bit hue range; S and V times theirs, clipped; truncated)."""
-    x = np.arange(256, dtype=np.float32)
+    x = np.arange(256, dtype=np.float64)  # the port's precision, whatever numpy's promotion rules
     lut = np.empty((256, 1, 3), dtype=np.uint8)
     lut[:, 0, 0] = (x * gains[0]) % 180
     lut[:, 0, 1] = np.clip(x * gains[1], 0, 255)
