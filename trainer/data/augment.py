@@ -180,8 +180,9 @@ def _paste(image: np.ndarray, sx: float, sy: float, dx: float, dy: float, out: n
     at ``(dx, dy)`` into ``out``, only where it shows.
 
     Returns the mapping realised, ``(sx, sy, dx, dy)`` of the image's own coordinates: the
-    offsets within half a pixel of those asked for, a scale within half a pixel over the
-    whole image (exactly the one asked for unless that is so close to 1 that it is 1).
+    offsets within half a pixel of those asked for; the scales those asked for, except that
+    one within half a pixel of 1 over the whole image is 1, and that averaging blocks drops a
+    partial last block (each moves the image's far edge by less than a pixel).
     """
     out_h, out_w = out.shape[:2]
     kx, ky = max(1, min(int(1 / sx), image.shape[1])), max(1, min(int(1 / sy), image.shape[0]))
@@ -221,8 +222,8 @@ def place(
     """Scale ``image`` to ``new_size`` (w, h), mirrored first if ``flip``, put its top-left corner
     at ``offset`` of a virtual grey plane, and cut out the window ``canvas = (x0, y0, x1, y1)``.
 
-    One resize of just the part that shows does the mirroring, scaling, translation and crop;
-    nothing larger than the window is allocated. With ``out`` (the window's pixels, e.g. a view
+    One resize of just the part that shows (and a few pixels around it) does the scaling,
+    translation and crop, and the mirroring of that part. With ``out`` (the window's pixels, e.g. a view
     of a larger canvas) the image is drawn into it and nothing else there changes; otherwise
     into a new grey window. Boxes are mapped with the offset realised (within half a pixel of
     ``offset``), clipped to the window and shifted into it.

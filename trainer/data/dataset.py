@@ -21,6 +21,11 @@ Decisions the training loop relies on:
   started deadlocks (seen here: ``cv2.setNumThreads`` inside a worker hung forever).
 * Mosaic and mixup are on while ``epoch < epochs * special_aug_ratio`` (epochs counted from 0);
   mixup is only ever applied on top of a mosaic, as in the port.
+* Images are decoded into their fitted form (``images.decode_fitted``: no larger than the
+  input), from the ``data.cache`` when there is one (``cache.py``): the same pixels either
+  way, so samples do not depend on the cache mode. Boxes are scaled with the image.
+* A DataLoader fetches a batch through ``__getitems__`` and gets uint8 images
+  (``batches.py``); ``to_model_input`` makes the float32 model input on the device.
 """
 from __future__ import annotations
 
