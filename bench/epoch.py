@@ -9,7 +9,8 @@ wall time, images/s and the share of the wall time spent
 * ``data``: waiting for the loader (the first batch includes starting the workers);
 * ``step``: forward + loss + backward + optimizer step (and the loop's bookkeeping);
 * ``ema``: the EMA update;
-* ``val loss`` and ``mAP``: the validation loss and the evaluation;
+* ``val loss`` and ``mAP``: the validation loss (from the end of the last step, so stopping
+  the training loader's workers is in it) and the evaluation;
 * ``ckpt``: checkpoints, the training thread's part (the state copied to CPU, handed over);
 * ``logs``: results.csv, plots and TensorBoard callbacks;
 * ``drive``: Drive hooks on the training thread (the progress bar's "safe on Drive");
@@ -32,6 +33,7 @@ waiting for data.
     python bench/epoch.py                              # CPU: 416 px, batch 8, 2 workers
     python bench/epoch.py --size 320 --epochs 3
     python bench/epoch.py --device cuda                # AMP, batch 64
+    taskset -c 0,1 python bench/epoch.py --device cuda # a GPU fed by 2 cores, as on Colab
     python bench/epoch.py --set data.cache=ram --json epoch.json
 
 Wall-clock numbers on a shared machine are noisy: compare the shares and ratios of one run.
@@ -46,9 +48,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -58,213 +58,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
+from _epoch_profile import BACKGROUND, PHASES, EpochProfile  # noqa: E402
 from _machine import cpu_summary  # noqa: E402
-from trainer.callbacks import Callback, CSVLogger, PlotCallback, TensorBoardLogger  # noqa: E402
-from trainer.saving import Checkpointer  # noqa: E402
-
-#: The training thread's phases, in the report's order (their shares add up to 1).
-PHASES = ("data", "step", "ema", "val_loss", "map", "ckpt", "logs", "drive", "other")
-#: The background writer's work, reported beside them (it overlaps the training thread).
-BACKGROUND = ("write", "push")
-EVENTS = tuple(n for n in vars(Callback) if n.startswith("on_"))
-
-
-def _category(cb: Callback) -> str:
-    if isinstance(cb, Checkpointer):
-        return "ckpt"
-    if isinstance(cb, (CSVLogger, PlotCallback, TensorBoardLogger)):
-        return "logs"
-    return "other"
-
-
-class _Timed(Callback):
-    """Forwards every event to ``inner`` and charges its time to ``category``."""
-
-    def __init__(self, inner: Callback, category: str, profile: "EpochProfile"):
-        self.inner, self.category, self.profile = inner, category, profile
-
-
-def _forward(event: str) -> Callable:
-    def method(self: _Timed, *args: Any) -> None:
-        self.profile.charge()                       # what ran before this callback
-        try:
-            getattr(self.inner, event)(*args)
-        finally:
-            self.profile.charge(self.category, event)
-    return method
-
-
-for _event in EVENTS:
-    setattr(_Timed, _event, _forward(_event))
-
-
-class _WriterLog(logging.Handler):
-    """The background writer's "wrote NAMES in S s" lines, as busy intervals."""
-
-    def __init__(self, profile: "EpochProfile"):
-        super().__init__(logging.DEBUG)
-        self.profile = profile
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.msg == "wrote %s in %.2f s" and isinstance(record.args, tuple):
-            end = time.perf_counter()
-            self.profile.background("write", end - float(record.args[1]), end)
-
-
-class EpochProfile(Callback):
-    """Splits each epoch's wall time into :data:`PHASES`; one dict per epoch in ``epochs``.
-
-    A stopwatch: every boundary charges the time since the previous one to the phase then
-    under way (the "ambient" phase: waiting for data, the step, validation, ...), or to the
-    timed callback, EMA update or Drive call that just ran."""
-
-    def __init__(self, sync: Callable[[], None] = lambda: None):
-        self.sync = sync
-        self.epochs: list[dict] = []
-        self.outside: dict = defaultdict(float)      # timed calls outside any epoch, by event
-        self.run: Any = None
-        self.autocast: Optional[torch.dtype] = None  # what the loop's loss ran under
-        self._bg: list = []                           # (kind, start, end) of the writer thread
-        self._lock = threading.Lock()
-        self._cur: Optional[dict] = None
-        self._ambient = "other"
-        self._mark = 0.0
-        self._last_val = None
-        self._steps = 0
-        self._undo: list = []
-        self._thread = threading.get_ident()
-
-    # -- the stopwatch
-    def _now(self) -> float:
-        self.sync()
-        return time.perf_counter()
-
-    def charge(self, phase: Optional[str] = None, event: str = "") -> None:
-        """Charge the time since the last boundary to ``phase`` (None: the ambient phase)."""
-        now = self._now()
-        if self._cur is None:
-            if phase is not None:
-                self.outside[f"{phase}:{event}"] += now - self._mark
-            self._mark = now
-            return
-        if phase is None and self._ambient == "val":
-            # Validation: the loss is computed first (the last loss call ends it), then mAP.
-            split = self._last_val if self._last_val is not None and self._last_val > self._mark else self._mark
-            self._cur["val_loss"] += split - self._mark
-            self._cur["map"] += now - split
-        else:
-            self._cur[phase or self._ambient] += now - self._mark
-        self._mark = now
-
-    def background(self, kind: str, start: float, end: float) -> None:
-        with self._lock:
-            self._bg.append((kind, start, end))
-
-    # -- events
-    def on_fit_start(self, run: Any) -> None:
-        self.run, self._thread = run, threading.get_ident()
-        # Every other callback timed, and this one last: it closes an epoch after all of them.
-        others = [cb for cb in run.callbacks.callbacks if cb is not self]
-        run.callbacks.callbacks = [*(_Timed(cb, _category(cb), self) for cb in others), self]
-        if run.ema is not None:
-            self._wrap(run.ema, "update", "ema")
-        handle = run.criterion.register_forward_hook(self._loss_called)
-        self._undo.append(handle.remove)
-        if run.writer is not None:
-            log = logging.getLogger("trainer.writer")
-            handler, level = _WriterLog(self), log.level
-            log.addHandler(handler)
-            log.setLevel(logging.DEBUG)
-            self._undo.append(lambda: (log.removeHandler(handler), log.setLevel(level)))
-            if run.writer.drive is not None:
-                self._wrap(run.writer, "safe_text", "drive")
-                self._wrap_background(run.writer.drive, "push")
-        self._mark = self._now()
-
-    def on_train_epoch_start(self, run: Any, epoch: int) -> None:
-        self._cur = dict.fromkeys(PHASES, 0.0)
-        self._cur.update(epoch=epoch + 1, start=self._now(), steps=0)
-        self._mark, self._ambient = self._cur["start"], "data"
-        self._steps = len(run.train_loader)
-
-    def on_train_batch_start(self, run: Any, pos: Any) -> None:
-        self.charge("data")
-        self._ambient = "step"
-
-    def on_train_batch_end(self, run: Any, pos: Any, logs: dict) -> None:
-        self.charge()
-        self._cur["steps"] += 1
-        self._ambient = "val" if pos.epoch_iteration >= self._steps else "data"
-        if self._ambient == "val":
-            self._last_val = None
-
-    def on_validation_end(self, run: Any, pos: Any, row: dict) -> None:
-        self.charge()
-        self._ambient = "other"
-
-    def on_fit_epoch_end(self, run: Any, pos: Any, row: dict) -> None:
-        self.charge()
-        cur, self._cur = self._cur, None
-        cur["end"] = self._mark
-        cur["wall_s"] = cur["end"] - cur["start"]
-        cur["images"] = cur["steps"] * run.batch_size * run.info.world_size
-        cur["engine_loop_s"] = row.get("epoch_time_s")     # the loop's own clock, to cross-check
-        cur["val_loss_value"], cur["map50_value"] = row.get("val_loss"), row.get("map50")
-        self.epochs.append(cur)
-
-    def on_fit_end(self, run: Any) -> None:
-        self.close()
-
-    def on_interrupt(self, run: Any, exc: BaseException) -> None:
-        self.close()
-
-    # -- the hooks
-    def _loss_called(self, module: Any, args: Any, output: Any) -> None:
-        if self._ambient == "step" and self.autocast is None:
-            dev = self.run.device.type
-            self.autocast = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else False
-        elif self._ambient == "val":
-            self._last_val = self._now()
-
-    def _wrap(self, obj: Any, name: str, phase: str) -> None:
-        inner = getattr(obj, name)
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            if threading.get_ident() != self._thread:     # not the training thread's time
-                return inner(*args, **kwargs)
-            self.charge()
-            try:
-                return inner(*args, **kwargs)
-            finally:
-                self.charge(phase)
-        setattr(obj, name, timed)
-        self._undo.append(lambda: delattr(obj, name))
-
-    def _wrap_background(self, obj: Any, name: str) -> None:
-        inner = getattr(obj, name)
-
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return inner(*args, **kwargs)
-            finally:
-                self.background(name, start, time.perf_counter())
-        setattr(obj, name, timed)
-        self._undo.append(lambda: delattr(obj, name))
-
-    def close(self) -> None:
-        """Undo the hooks (the final flush has run: the writer is done)."""
-        while self._undo:
-            self._undo.pop()()
-
-    # -- results
-    def background_in(self, start: float, end: float) -> dict:
-        """Seconds the writer was busy between ``start`` and ``end``, by kind."""
-        out = dict.fromkeys(BACKGROUND, 0.0)
-        with self._lock:
-            for kind, a, b in self._bg:
-                out[kind] += max(0.0, min(b, end) - max(a, start))
-        return out
 
 
 # --------------------------------------------------------------------------- the parts alone
@@ -332,7 +127,7 @@ def _parse(argv: Optional[list[str]]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cpu", help="cpu or cuda[:N] (CUDA: AMP, batch 64)")
     ap.add_argument("--images", type=int, default=None,
-                    help="generated images, 81%% of them for training (cpu 120, cuda 1600)")
+                    help="generated images, 81%% of them for training (cpu 100, cuda 1600)")
     ap.add_argument("--image-size", type=int, nargs=2, default=[375, 500], metavar=("MIN", "MAX"),
                     help="side lengths of the generated images (VOC's are mostly 500x375)")
     ap.add_argument("--size", type=int, default=416, help="model.input_size")
@@ -359,7 +154,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         raise SystemExit(f"--device {args.device}: this machine has no usable CUDA GPU "
                          f"(torch {torch.__version__}); run with --device cpu")
     gpu = args.device.startswith("cuda")
-    images = args.images or (1600 if gpu else 120)
+    images = args.images or (1600 if gpu else 100)
     batch = args.batch or (64 if gpu else 8)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -484,11 +279,12 @@ def _report(profile: EpochProfile, loader: dict, step: dict, flush_s: float, tai
     out = {"epochs": epochs, "loader_only": loader, "step_only": step, "fit_end_s": flush_s,
            "background_after_last_epoch_s": tail, "fit_s": fit_s}
     if gpu:
-        loop = last["seconds"]["data"] + last["seconds"]["step"] + last["seconds"]["ema"]
-        idle = last["seconds"]["data"]
-        out["gpu_idle_waiting_for_data"] = {"of_epoch": idle / last["wall_s"], "of_training_loop": idle / loop}
-        print(f"GPU idle waiting for data (last epoch): {100 * idle / last['wall_s']:.1f} % of the epoch, "
-              f"{100 * idle / loop:.1f} % of its training loop")
+        idle = [{"of_epoch": r["seconds"]["data"] / r["wall_s"],
+                 "of_training_loop": r["seconds"]["data"] / (r["images"] / r["loop_img_s"])} for r in epochs]
+        out["gpu_idle_waiting_for_data"] = idle
+        print("GPU idle waiting for data: " + "; ".join(
+            f"epoch {r['epoch']} {100 * i['of_epoch']:.1f} % of the epoch, {100 * i['of_training_loop']:.1f} % "
+            f"of its training loop" for r, i in zip(epochs, idle)))
     print(json.dumps({"epoch_img_s": [round(r["img_s"], 2) for r in epochs],
                       "loader_img_s": round(loader["img_s"], 1), "step_img_s": round(step["img_s"], 2),
                       "data_share": [round(r["shares"]["data"], 3) for r in epochs]}))
