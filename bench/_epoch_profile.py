@@ -89,6 +89,7 @@ class EpochProfile(Callback):
         self._mark = 0.0
         self._last_val = None
         self._steps = 0
+        self._step_before = 0.0
         self._undo: list = []
         self._thread = threading.get_ident()
 
@@ -141,17 +142,18 @@ class EpochProfile(Callback):
 
     def on_train_epoch_start(self, run: Any, epoch: int) -> None:
         self._cur = dict.fromkeys(PHASES, 0.0)
-        self._cur.update(epoch=epoch + 1, start=self._now(), steps=0)
+        self._cur.update(epoch=epoch + 1, start=self._now(), steps=0, step_times=[])
         self._mark, self._ambient = self._cur["start"], "data"
         self._steps = len(run.train_loader)
 
     def on_train_batch_start(self, run: Any, pos: Any) -> None:
         self.charge("data")
-        self._ambient = "step"
+        self._ambient, self._step_before = "step", self._cur["step"]
 
     def on_train_batch_end(self, run: Any, pos: Any, logs: dict) -> None:
         self.charge()
         self._cur["steps"] += 1
+        self._cur["step_times"].append(self._cur["step"] - self._step_before)   # EMA, callbacks apart
         self._ambient = "val" if pos.epoch_iteration >= self._steps else "data"
         if self._ambient == "val":
             self._last_val = None

@@ -90,22 +90,31 @@ def step_only(run: Any, batch: Any, iters: int, warmup: int, autocast: Optional[
     from trainer.state import EpochMeter, Position
 
     t = run.cfg.train
+    began: list = []
+    took: list = []
 
-    def steps(n: int) -> float:
+    def clock() -> float:
         sync()
-        began = time.perf_counter()
+        return time.perf_counter()
+
+    def steps(n: int) -> None:
         train_one_epoch(run.model, run.criterion, run.optimizer, [batch] * n, run.device,
                         start=Position(), steps=n, lr_at=lambda _: 1e-4, scaler=run.scaler, ema=None,
-                        meter=EpochMeter(), after_step=lambda pos, logs: None, autocast=autocast,
-                        grad_clip=t.grad_clip, channels_last=t.channels_last)
-        sync()
-        return time.perf_counter() - began
+                        meter=EpochMeter(), before_step=lambda pos: began.append(clock()),
+                        after_step=lambda pos, logs: took.append(clock() - began[-1]),
+                        autocast=autocast, grad_clip=t.grad_clip, channels_last=t.channels_last)
 
-    if warmup:
-        steps(warmup)
-    seconds = steps(iters)
-    images = iters * batch[0].shape[0]
-    return {"images": images, "seconds": seconds, "img_s": images / seconds}
+    steps(warmup)
+    took.clear()
+    steps(iters)
+    n = batch[0].shape[0]
+    return {"images": iters * n, "seconds": sum(took), "img_s": iters * n / sum(took),
+            "median_step_s": _median(took), "median_img_s": n / _median(took)}
+
+
+def _median(values: list) -> float:
+    v = sorted(values)
+    return v[len(v) // 2]
 
 
 # --------------------------------------------------------------------------- the run
@@ -222,7 +231,7 @@ def _bench(args: argparse.Namespace, work: Path, images: int, batch: int, device
         tail = profile.background_in(last_end, float("inf"))
         loader, fixed = loader_only(run.train_loader, t.epochs)
         iters = args.step_iters or (30 if gpu else 6)
-        step = step_only(run, fixed, iters, 5 if gpu else 2, profile.autocast or None, sync)
+        step = step_only(run, fixed, iters, 5 if gpu else 1, profile.autocast or None, sync)
     finally:
         if emulator is not None:
             emulator.terminate()
@@ -244,50 +253,51 @@ def _count(path: Path) -> int:
 def _report(profile: EpochProfile, loader: dict, step: dict, flush_s: float, tail: dict,
             fit_s: float, gpu: bool) -> dict:
     heads = ["data", "step", "ema", "val loss", "mAP", "ckpt", "logs", "drive", "other"]
-    print(f"{'epoch':>5} {'wall s':>7} {'img/s':>6}  " + " ".join(f"{h:>8}" for h in heads)
+    print(f"{'epoch':>5} {'wall s':>7} {'img/s':>6} {'step/s':>6}  " + " ".join(f"{h:>8}" for h in heads)
           + "  |  bg: " + " ".join(f"{h:>6}" for h in BACKGROUND))
     epochs = []
     for e in profile.epochs:
         wall = e["wall_s"]
-        shares = {p: e[p] / wall for p in PHASES}
         bg = profile.background_in(e["start"], e["end"])
-        row = {"epoch": e["epoch"], "wall_s": wall, "images": e["images"],
-               "img_s": e["images"] / wall, "seconds": {p: e[p] for p in PHASES},
-               "shares": shares, "background_s": bg,
-               "background_shares": {k: v / wall for k, v in bg.items()},
-               "loop_img_s": e["images"] / max(e["data"] + e["step"] + e["ema"], 1e-9),
+        per_step = e["images"] / max(e["steps"], 1)
+        row = {"epoch": e["epoch"], "wall_s": wall, "images": e["images"], "img_s": e["images"] / wall,
+               "step_img_s": per_step / _median(e["step_times"]),    # the step's own rate, median
+               "seconds": {p: e[p] for p in PHASES}, "shares": {p: e[p] / wall for p in PHASES},
+               "background_s": bg, "background_shares": {k: v / wall for k, v in bg.items()},
+               "loop_s": e["data"] + e["step"] + e["ema"],
                "val_loss": e["val_loss_value"], "map50": e["map50_value"]}
         epochs.append(row)
-        print(f"{e['epoch']:>5} {wall:>7.1f} {row['img_s']:>6.2f}  "
-              + " ".join(f"{100 * shares[p]:>7.1f}%" for p in PHASES)
+        print(f"{e['epoch']:>5} {wall:>7.1f} {row['img_s']:>6.2f} {row['step_img_s']:>6.2f}  "
+              + " ".join(f"{100 * v:>7.1f}%" for v in row["shares"].values())
               + "  |      " + " ".join(f"{100 * v:>5.1f}%" for v in row["background_shares"].values()),
               flush=True)
-    last = epochs[-1]
+    print(f"(img/s: the epoch's images over its wall time; step/s: images/s of its median step; "
+          f"bg: the background writer's busy time, overlapping the rest)")
     print(f"after the last epoch: on_fit_end {flush_s:.1f} s (the writer finishes; with Drive it "
-          f"pushes once more); the writer was busy {tail['write']:.1f} s writing, {tail['push']:.1f} s pushing "
-          f"after the last epoch; fit() took {fit_s:.1f} s in all")
-    ratio = loader["img_s"] / step["img_s"]
-    print(f"loader only (one pass of the training DataLoader, no model): {loader['img_s']:.1f} img/s "
-          f"({loader['images']} images; {_fmt(loader['img_s_after_first'])} img/s after the first "
-          f"batch, which starts the workers)")
-    print(f"step only (the run's model, loss and optimizer on one fixed batch, no EMA): "
-          f"{step['img_s']:.2f} img/s ({step['images']} images); the loader delivers {ratio:.1f}x "
-          f"what the step takes")
-    print(f"last epoch: {last['img_s']:.2f} img/s over its wall time = {last['img_s'] / step['img_s']:.2f}x "
-          f"the step-only rate; its training loop alone (data + step + EMA) "
-          f"{last['loop_img_s']:.2f} img/s = {last['loop_img_s'] / step['img_s']:.2f}x")
+          f"pushes once more); the writer was busy {tail['write']:.1f} s writing, {tail['push']:.1f} s "
+          f"pushing after the last epoch; fit() took {fit_s:.1f} s in all")
+    print(f"loader only: {loader['img_s']:.1f} img/s (one pass of the training DataLoader without a "
+          f"model, {loader['images']} images; {_fmt(loader['img_s_after_first'])} img/s after the "
+          f"first batch, which starts the workers)")
+    print(f"step only: {step['median_img_s']:.2f} img/s (median step; {step['img_s']:.2f} over all "
+          f"{step['images']} images): the run's model, loss and optimizer on one fixed batch, no EMA")
+    last = epochs[-1]
+    print(f"the loader delivers {loader['img_s'] / step['median_img_s']:.1f}x what the step takes alone; "
+          f"the last epoch ran at {last['img_s'] / step['median_img_s']:.2f}x the step-only rate, its "
+          f"median step at {last['step_img_s'] / step['median_img_s']:.2f}x")
     out = {"epochs": epochs, "loader_only": loader, "step_only": step, "fit_end_s": flush_s,
            "background_after_last_epoch_s": tail, "fit_s": fit_s}
     if gpu:
         idle = [{"of_epoch": r["seconds"]["data"] / r["wall_s"],
-                 "of_training_loop": r["seconds"]["data"] / (r["images"] / r["loop_img_s"])} for r in epochs]
+                 "of_training_loop": r["seconds"]["data"] / r["loop_s"]} for r in epochs]
         out["gpu_idle_waiting_for_data"] = idle
         print("GPU idle waiting for data: " + "; ".join(
-            f"epoch {r['epoch']} {100 * i['of_epoch']:.1f} % of the epoch, {100 * i['of_training_loop']:.1f} % "
-            f"of its training loop" for r, i in zip(epochs, idle)))
+            f"epoch {r['epoch']} {100 * i['of_epoch']:.1f} % of the epoch ({100 * i['of_training_loop']:.1f} % "
+            f"of its training loop)" for r, i in zip(epochs, idle)))
     print(json.dumps({"epoch_img_s": [round(r["img_s"], 2) for r in epochs],
-                      "loader_img_s": round(loader["img_s"], 1), "step_img_s": round(step["img_s"], 2),
-                      "data_share": [round(r["shares"]["data"], 3) for r in epochs]}))
+                      "epoch_step_img_s": [round(r["step_img_s"], 2) for r in epochs],
+                      "loader_img_s": round(loader["img_s"], 1), "step_img_s": round(step["median_img_s"], 2),
+                      "data_share": [round(r["shares"]["data"], 4) for r in epochs]}))
     return out
 
 
