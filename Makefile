@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/push.py
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/data_pipeline.py
+	$(BIN)/python bench/epoch.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

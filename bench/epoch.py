@@ -34,7 +34,7 @@ waiting for data.
     python bench/epoch.py --size 320 --epochs 3
     python bench/epoch.py --device cuda                # AMP, batch 64
     taskset -c 0,1 python bench/epoch.py --device cuda # a GPU fed by 2 cores, as on Colab
-    python bench/epoch.py --set data.cache=ram --json epoch.json
+    python bench/epoch.py --cache ram --json epoch.json
 
 Wall-clock numbers on a shared machine are noisy: compare the shares and ratios of one run.
 """
@@ -217,7 +217,7 @@ def _bench(args: argparse.Namespace, work: Path, images: int, batch: int, device
         aug = "mosaic " + (f"{t.mosaic_prob:g}" if t.mosaic else "off") + ", mixup " + \
             (f"{t.mixup_prob:g}" if t.mosaic and t.mixup else "off")
         print(f"# {Path(args.config).name} ({aug}), {m.input_size} px, batch {t.batch_size}, "
-              f"{d.workers} workers, data.cache {getattr(d, 'cache', 'none')}, "
+              f"{d.workers} workers, data.cache {d.cache}, "
               f"{'AMP ' if gpu and t.amp else ''}{device}; {images} generated images "
               f"({args.image_size[0]}-{args.image_size[1]} px, {synth_s:.0f} s to make): "
               f"{_count(synth.train_lines_file)} train, {_count(synth.val_lines_file)} val; mAP every "
@@ -239,7 +239,7 @@ def _bench(args: argparse.Namespace, work: Path, images: int, batch: int, device
     results = _report(profile, loader, step, flush_s, tail, fit_s, gpu)
     results["machine"] = cpu_summary()
     results["config"] = {"size": m.input_size, "batch": t.batch_size, "workers": d.workers,
-                         "cache": getattr(d, "cache", "none"), "device": str(device),
+                         "cache": d.cache, "device": str(device),
                          "images": images, "augmentation": aug, "drive": emulator is not None}
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
