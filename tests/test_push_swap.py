@@ -1,0 +1,130 @@
+"""push's checkpoint swap attacked: a SIGKILL at each step of it, readers during it (resume,
+retention, the trainer's listing), two machines at once. The promise under test: at every
+moment Drive holds a copy of the checkpoint that its sidecar vouches for."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from _kill import sigkill_when
+from drivestage.upload_tree import push
+
+FOLDER = "Models/logs"
+
+
+def _write(path, data: bytes):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def _live(emu, folder=FOLDER):
+    """name -> [file resources] of the live files directly in ``folder``."""
+    top = emu.find(folder)["id"]
+    out = {}
+    for f in emu.files():
+        if f["labels"]["trashed"] or not any(p["id"] == top for p in f.get("parents") or []):
+            continue
+        out.setdefault(f["title"], []).append(f)
+    return out
+
+
+def _save(src, name: str, epoch: int, data: bytes, run: str = "r1"):
+    """What the trainer (or CheckpointSync) writes: the checkpoint, then its sidecar."""
+    _write(os.path.join(src, name), data)
+    stem = os.path.splitext(name)[0]
+    _write(os.path.join(src, stem + ".json"), json.dumps(
+        {"epoch": epoch, "iteration": epoch * 10, "run": run, "md5": _md5(data),
+         "size": len(data)}).encode())
+
+
+def _vouched(emu, name="model.pt"):
+    """The md5s of the copies of ``name`` on Drive that its sidecar vouches for."""
+    live = _live(emu)
+    sides = live.get(os.path.splitext(name)[0] + ".json", [])
+    named = {json.loads(emu.read_bytes(s["id"]))["md5"] for s in sides}
+    return {f["md5Checksum"] for f in live.get(name, [])} & named
+
+
+def _wait_for(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the server never did it"
+        time.sleep(0.01)
+
+
+# --------------------------------------------------------------------------- kills
+
+@pytest.mark.parametrize("moment", ["sidecar-update", "old-copy-delete"])
+def test_a_sigkill_at_any_step_of_the_swap_leaves_a_vouched_copy(emulator, drive_env, env,
+                                                                  moment):
+    """A loop that saves one name every epoch (``model.pt``, CheckpointSync's usual use):
+    killed between two requests of its replacement, Drive must still hold a copy its sidecar
+    vouches for, or a resume starts from nothing."""
+    from drivestage.hooks import CheckpointSync
+
+    src = str(env / "run")
+    old, new = os.urandom(40_000), os.urandom(40_000)
+    _save(src, "model.pt", 1, old)
+    push(src, f"drive:{FOLDER}")
+    side_id = emulator.find(f"{FOLDER}/model.json")["id"]
+    old_id = emulator.find(f"{FOLDER}/model.pt")["id"]
+    _save(src, "model.pt", 2, new)
+    # The step stalls (after the server acted on it) until the child is killed.
+    path = {"sidecar-update": rf"^/upload/drive/v2/files/{side_id}",
+            "old-copy-delete": rf"^/drive/v2/files/{old_id}"}[moment]
+    method = {"sidecar-update": "PUT", "old-copy-delete": "DELETE"}[moment]
+    emulator.faults.latency(60, method=method, path=path)
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "push", src, f"drive:{FOLDER}"],
+                            env={**os.environ, **drive_env}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    sigkill_when(proc, lambda: any(r.method == method and r.path.startswith(path.lstrip("^"))
+                                   for r in emulator.requests), f"no {moment} request came")
+    emulator.faults.clear()
+    if moment == "old-copy-delete":  # the server acts on a request it logged a moment ago
+        _wait_for(lambda: old_id not in {f["id"] for f in emulator.files()
+                                         if not f["labels"]["trashed"]})
+    assert _vouched(emulator), {n: [f["md5Checksum"] for f in fs] for n, fs in _live(emulator).items()}
+    sync = CheckpointSync(f"drive:{FOLDER}", local_dir=str(env / "fresh"))
+    try:
+        entry = sync.latest_remote_checkpoint()
+        assert entry is not None and entry.md5 in (_md5(old), _md5(new))
+    finally:
+        sync.on_train_end()
+    # The next push finishes the job: one copy, the new one, vouched for.
+    push(src, f"drive:{FOLDER}")
+    live = _live(emulator)
+    assert [f["md5Checksum"] for f in live["model.pt"]] == [_md5(new)]
+    assert _vouched(emulator) == {_md5(new)}
+
+
+def test_a_sidecar_that_fails_to_upload_keeps_the_old_copy_it_vouches_for(emulator, store, env):
+    from drivestage.errors import DriveStageError
+
+    src = str(env / "run")
+    old, new = os.urandom(30_000), os.urandom(30_000)
+    _save(src, "model.pt", 1, old)
+    push(src, FOLDER, store=store)
+    side_id = emulator.find(f"{FOLDER}/model.json")["id"]
+    _save(src, "model.pt", 2, new)
+    emulator.faults.inject(method="PUT", path=rf"^/upload/drive/v2/files/{side_id}", status=400,
+                           times=None)
+    with pytest.raises(DriveStageError):
+        push(src, FOLDER, store=store)
+    emulator.faults.clear()
+    assert sorted(f["md5Checksum"] for f in _live(emulator)["model.pt"]) == \
+        sorted([_md5(old), _md5(new)])
+    assert _vouched(emulator) == {_md5(old)}
+    push(src, FOLDER, store=store)
+    assert [f["md5Checksum"] for f in _live(emulator)["model.pt"]] == [_md5(new)]
+    assert _vouched(emulator) == {_md5(new)}
