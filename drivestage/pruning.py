@@ -51,16 +51,13 @@ class FolderView:
     owners: dict[str, set[str]]     # sidecar name -> the checkpoints it describes
 
 
-def pick(dups: list[RemoteEntry], where: str, md5: Optional[str] = None) -> RemoteEntry:
-    """One entry among same-named ones (Drive allows duplicates): say which ids collide."""
+def pick(dups: list[RemoteEntry], where: str, side: Optional[Sidecar] = None) -> RemoteEntry:
+    """One entry among same-named ones (Drive allows duplicates): the one the sidecar ``side``
+    vouches for, else the newest (:func:`drivestage.sidecar.vouched`); says which ids collide."""
     if len(dups) > 1:
-        log.warning("%s: %d items share this name (ids %s); using the newest", where,
-                    len(dups), ", ".join(e.id for e in dups))
-    if md5:
-        for e in dups:
-            if e.md5 == md5:
-                return e
-    return max(dups, key=lambda e: (e.modified, e.id))
+        log.warning("%s: %d items share this name (ids %s); using the one its sidecar vouches "
+                    "for, else the newest", where, len(dups), ", ".join(e.id for e in dups))
+    return sidecar.vouched(dups, side)
 
 
 def with_name_epoch(side: Optional[Sidecar], name: str,
@@ -144,18 +141,22 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
         run = side.run if side else None
         metrics = dict(side.metrics) if side else {}
         verified = None
+        theirs = None
         if managed and name in files and name in remote_side:
-            entry = pick(files[name], name)
             theirs = with_name_epoch(reader.remote_one(remote_side[name]), name, policy)
-            if theirs is not None:
-                verified = Described(name, theirs, entry.md5, entry.modified)
-                described.append(verified)
+        # Same-named copies (a push replacing a checkpoint, another machine's): the one the
+        # remote sidecar vouches for is the one that counts.
+        entry = pick(files[name], name, theirs) \
+            if name in files and (managed or name in local) else None
+        if entry is not None and theirs is not None:
+            verified = Described(name, theirs, entry.md5, entry.modified)
+            described.append(verified)
         if name in local:
-            # Same name on the remote: the local file replaces it (keeps its id). An autosave
-            # is verified only when it is on the store already, unchanged.
-            rid = pick(files[name], name).id if name in files else None
+            # Same name on the remote: the local file replaces it. An autosave is verified
+            # only when it is on the store already, unchanged.
+            rid = entry.id if entry is not None else None
             ok = kind == AUTOSAVE and verified is not None and verified.verified \
-                and _same(local[name], pick(files[name], name), cache)
+                and entry is not None and _same(local[name], entry, cache)
             out.append(Candidate(name, local[name].size, _mtime(local[name]), metrics, epoch,
                                  rid, ok, run))
             continue

@@ -17,7 +17,8 @@ A checkpoint on a store is **verified** when its sidecar is there (push uploads 
 after its checkpoint's md5 matched the remote's) and, when the sidecar names an md5, that md5
 is the checkpoint's remote md5: a sidecar left from an older version of a replaced file does
 not vouch for the new bytes. :func:`newest` is the one rule for "the newest verified
-checkpoint". Nothing here does I/O beyond the local writes of :func:`write`.
+checkpoint", and :func:`vouched` the one rule for which of same-named copies is read.
+Nothing here does I/O beyond the local writes of :func:`write`.
 """
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Optional, Union
+from typing import Iterable, Mapping, Optional, Sequence, Union
+
+from drivestage.store import RemoteEntry
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +157,19 @@ def write(checkpoint_path: str, sidecar: Sidecar) -> str:
     path = name_for(checkpoint_path)
     atomic_write(path, sidecar.to_bytes(), mode=0o644)
     return path
+
+
+def vouched(copies: Sequence[RemoteEntry], side: Optional[Sidecar]) -> RemoteEntry:
+    """The copy to read among same-named copies of a checkpoint (a push replacing it, or
+    another machine's): the newest one whose md5 the sidecar names, else the newest (which
+    then counts as verified only when the sidecar names no md5). Ties: the higher id, the same
+    on every machine."""
+    def key(e: RemoteEntry) -> tuple[float, str]:
+        return (e.modified, e.id)
+
+    named = [e for e in copies if side is not None and side.md5 is not None
+             and e.md5 is not None and e.md5.lower() == side.md5]
+    return max(named or copies, key=key)
 
 
 @dataclass(frozen=True)

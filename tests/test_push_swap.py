@@ -128,3 +128,51 @@ def test_a_sidecar_that_fails_to_upload_keeps_the_old_copy_it_vouches_for(emulat
     push(src, FOLDER, store=store)
     assert [f["md5Checksum"] for f in _live(emulator)["model.pt"]] == [_md5(new)]
     assert _vouched(emulator) == {_md5(new)}
+
+
+# --------------------------------------------------------------------------- readers
+
+def _swap_window(emu, name: str, epoch: int, *, step: int = 0, run: str = "r1"):
+    """Another machine's push between the new file's arrival and its sidecar's update: two
+    copies of ``name``, the sidecar vouching for the older. Returns (old md5, new md5)."""
+    old, new = os.urandom(2000), os.urandom(2000)
+    old_id = emu.add_file(f"{FOLDER}/{name}", old)
+    emu.add_file(f"{FOLDER}/{os.path.splitext(name)[0]}.json", json.dumps(
+        {"epoch": epoch, "iteration": epoch * 10 + step, "epoch_iteration": step, "run": run,
+         "md5": _md5(old), "size": len(old)}).encode())
+    emu.add_file(f"{FOLDER}/{name}", new)
+    # Made in one millisecond, the two would share a modifiedDate: the new one is newer.
+    emu.store.update_meta(old_id, {"modifiedDate": "2020-01-01T00:00:00.000Z"}, set_modified=True)
+    return _md5(old), _md5(new)
+
+
+def _verified(emu, name: str, epoch: int, run: str = "r1"):
+    data = os.urandom(1000)
+    emu.add_file(f"{FOLDER}/{name}", data)
+    emu.add_file(f"{FOLDER}/{os.path.splitext(name)[0]}.json", json.dumps(
+        {"epoch": epoch, "iteration": epoch * 10, "run": run, "md5": _md5(data)}).encode())
+
+
+def test_prune_during_another_machines_swap_keeps_the_vouched_copy(emulator, store, env):
+    """keep_last=1 while epoch_002.pt is being replaced elsewhere: the copy its sidecar vouches
+    for is the newest verified checkpoint and stays (the swap itself removes it later)."""
+    from drivestage.pruning import prune
+    from drivestage.retention import RetentionPolicy
+
+    _verified(emulator, "epoch_001.pt", 1)
+    old, new = _swap_window(emulator, "epoch_002.pt", 2)
+    prune(FOLDER, RetentionPolicy(keep_last=1), store=store)
+    assert old in _vouched(emulator, "epoch_002.pt")
+
+
+def test_the_trainers_listing_during_a_swap_takes_the_vouched_copy(emulator, drive_env, env):
+    """A resume on a new machine while the old one is mid-swap must continue from the newest
+    verified checkpoint (the autosave being replaced), not from an older one."""
+    from trainer.drive import DriveFolder, newest_of_current_run
+
+    _verified(emulator, "epoch_002.pt", 2)
+    old, new = _swap_window(emulator, "autosave_00000025.pt", 2, step=5)
+    found = DriveFolder(f"drive:{FOLDER}", str(env / "logs")).checkpoints()
+    chosen = newest_of_current_run(found)
+    assert chosen is not None and chosen.name == "autosave_00000025.pt"
+    assert chosen.entry.md5 == old
