@@ -8,6 +8,7 @@ from typing import Optional, Union
 
 from drivestage import sidecar
 from drivestage.errors import PolicyError
+from drivestage.paths import plain_name
 from drivestage.sizes import format_size, parse_size
 
 DEFAULT_PATTERN = r"epoch[_-]?(?P<epoch>\d+)"
@@ -137,4 +138,4 @@ class RetentionPolicy:
 
 
 def inside_folder(name: str) -> bool:
-    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
+    return plain_name(name)

@@ -30,6 +30,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
+from drivestage.paths import plain_name
 from drivestage.store import RemoteEntry
 
 log = logging.getLogger(__name__)
@@ -81,8 +82,10 @@ def is_sidecar(name: str) -> bool:
 def pairs(names: Iterable[str]) -> dict[str, str]:
     """Checkpoint name -> its sidecar's name, among ``names`` (one folder's listing).
 
-    The current form (``X.json`` for ``X.pt``) wins over the legacy one (``X.pt.json``)."""
-    present = set(names)
+    The current form (``X.json`` for ``X.pt``) wins over the legacy one (``X.pt.json``). A
+    name that is not one plain path component (a Drive title may hold ``/`` or be ``..``) is
+    never a checkpoint: a resume would write it outside its folder."""
+    present = {n for n in names if plain_name(n)}
     out: dict[str, str] = {}
     for name in present:
         if is_sidecar(name):
@@ -98,7 +101,7 @@ def owners(names: Iterable[str]) -> dict[str, set[str]]:
     """Sidecar name -> the checkpoints among ``names`` it describes, in either form
     (``X.json`` for ``X.pt`` and ``X.pth``; the legacy ``X.pt.json`` for ``X.pt``): a sidecar
     goes when all of them are gone."""
-    present = set(names)
+    present = {n for n in names if plain_name(n)}
     out: dict[str, set[str]] = {}
     for name in present:
         if is_sidecar(name):
