@@ -73,3 +73,20 @@ def test_a_title_that_is_a_path_is_never_fetched_outside_the_run_folder(emulator
     assert sorted(os.listdir(tmp_path / "work")) == ["escape.pt", "logs"]
     assert not os.path.exists("/tmp-escape")
 
+
+def test_a_sidecar_that_lies_about_the_run_of_its_bytes_is_not_resumed(emulator, store,
+                                                                        tmp_path, caplog):
+    """epoch_002.pt holds another run's state, its sidecar claims run r1: resuming it would
+    continue the other run in r1's folder."""
+    ours = _state("r1", 1, 10)
+    emulator.add_file(f"{FOLDER}/epoch_001.pt", ours)
+    emulator.add_file(f"{FOLDER}/epoch_001.json", _sidecar(ours, "r1", 1, 10))
+    theirs = _state("r2", 5, 50)
+    emulator.add_file(f"{FOLDER}/epoch_002.pt", theirs)
+    emulator.add_file(f"{FOLDER}/epoch_002.json", _sidecar(theirs, "r1", 2, 20))
+    out_dir = tmp_path / "logs"
+    with caplog.at_level("WARNING", logger="trainer"):
+        start = _decide(str(out_dir))
+    assert start.path == str(out_dir / "epoch_001.pt")
+    assert any("epoch_002.pt" in r.getMessage() and "cannot be used" in r.getMessage()
+               for r in caplog.records)
