@@ -289,3 +289,24 @@ def test_delete_leaves_what_a_skipped_link_stands_for(emulator, store, linked_sr
     push(linked_src, "Models/logs", store=store, follow_symlinks=True)
     push(linked_src, "Models/logs", store=store, delete=True)
     assert set(_tree_of(emulator)) == {"a.txt", "inner.txt", "secret.txt", "outdir/b.txt"}
+
+
+def test_delete_into_a_folder_shared_with_you(emulator, drive_env, env):
+    """Given by id, a folder someone shared with you shows no parent, like the top of a drive:
+    --delete refuses it (naming the way that works). Under drive:shared-with-me/ its place is
+    known, and --delete works there as in any folder."""
+    folder = emulator.add_folder("Team", owner="teacher@school.edu", shared_with_me="writer")
+    src = env / "src"
+    _write(str(src / "old.txt"), b"old")        # ours: an editor may trash only their own files
+    assert CliRunner().invoke(cli, ["push", str(src), "drive:shared-with-me/Team"]).exit_code == 0
+    os.remove(src / "old.txt")
+    _write(str(src / "new.txt"), b"new")
+    refused = CliRunner().invoke(cli, ["push", str(src), f"drive:id:{folder}", "--delete"])
+    assert refused.exit_code == 2, refused.output
+    assert "drive:shared-with-me/" in refused.stderr
+    assert _trashed(emulator) == []
+    done = CliRunner().invoke(cli, ["push", str(src), "drive:shared-with-me/Team", "--delete"])
+    assert done.exit_code == 0, done.output
+    assert sorted(f["title"] for f in emulator.files() if not f["labels"]["trashed"]
+                  and not f["mimeType"].endswith(".folder")) == ["new.txt"]
+    assert _trashed(emulator) == ["old.txt"]
