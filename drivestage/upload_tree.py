@@ -22,8 +22,9 @@ revision kept on Drive.
 (:func:`drivestage.locks.place_lock`). Same-named files another machine left are repaired once
 the local file's copy is verified: the newest copy is kept and older ones are deleted (a
 push only ever deletes copies older than the one it keeps, so two machines repairing at once
-never delete each other's). Same-named folders are explained, and every push picks the same
-one (the lowest id).
+never delete each other's). Two machines making one folder at the same moment end with one
+(:meth:`~drivestage.drive.store.DriveStore.make_folders`); same-named folders left otherwise
+are explained, and every push picks the same one (the oldest).
 
 Retention (:mod:`drivestage.retention`, applied by :mod:`drivestage.pruning`) covers the
 files directly inside ``dest`` that the policy manages. The plan is made over the union of
@@ -420,8 +421,9 @@ class _Push:
 
 
 def _pick_folder(found: list[RemoteEntry], where: str) -> RemoteEntry:
-    """One of same-named folders: the lowest id, so every push on every machine agrees."""
-    chosen = min(found, key=lambda e: e.id)
+    """One of same-named folders: the oldest (then the lowest id), so every push on every
+    machine agrees (the rule :meth:`~drivestage.drive.store.DriveStore.make_folders` uses)."""
+    chosen = min(found, key=lambda e: (e.created, e.id))
     if len(found) > 1:
         log.warning("%s: %d folders have this name (ids %s), probably made by two pushes "
                     "from different machines at once; pushing into %s. Move what the others "

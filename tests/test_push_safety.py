@@ -276,7 +276,8 @@ def test_duplicate_folders_are_explained_and_every_push_picks_the_same(emulator,
         push(str(src), "Models/logs", store=store)
         _write(str(src / "tb" / "b.txt"), b"b")
         push(str(src), "Models/logs", store=store)
-    chosen = min(ids)
+    made = {f["id"]: f["createdDate"] for f in emulator.files() if f["id"] in ids}
+    chosen = min(ids, key=lambda i: (made[i], i))    # the oldest
     inside = sorted(f["title"] for f in emulator.files()
                     if (f.get("parents") or [{}])[0].get("id") == chosen)
     assert inside == ["a.txt", "b.txt"]
@@ -310,3 +311,30 @@ def test_delete_into_a_folder_shared_with_you(emulator, drive_env, env):
     assert sorted(f["title"] for f in emulator.files() if not f["labels"]["trashed"]
                   and not f["mimeType"].endswith(".folder")) == ["new.txt"]
     assert _trashed(emulator) == ["old.txt"]
+
+
+def test_two_machines_pushing_into_a_new_folder_at_once_leave_one_folder(emulator, drive_env,
+                                                                         env):
+    """Two machines (their own state folders, so no lock between them) make DEST at once: both
+    list, find nothing and create it. They must end with one folder holding both pushes, or
+    every later push and resume fails on the duplicate name."""
+    import subprocess
+    import sys
+
+    srcs = []
+    for i in range(2):
+        _write(str(env / f"src{i}" / f"machine{i}.txt"), b"m%d" % i)
+        srcs.append(str(env / f"src{i}"))
+    emulator.faults.latency(0.3, method="GET")     # both look before either creates
+    procs = [subprocess.Popen([sys.executable, "-m", "drivestage", "push", src,
+                               "drive:Models/logs"],
+                              env={**os.environ, **drive_env,
+                                   "DRIVESTAGE_STATE_DIR": str(env / f"state{i}")},
+                              stderr=subprocess.PIPE, text=True) for i, src in enumerate(srcs)]
+    outs = [p.communicate(timeout=120)[1] for p in procs]
+    emulator.faults.clear()
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert _no_duplicates(emulator) == {}
+    assert _tree_of(emulator) == {"machine0.txt": _md5(b"m0"), "machine1.txt": _md5(b"m1")}
+    again = CliRunner().invoke(cli, ["push", srcs[0], "drive:Models/logs"])
+    assert again.exit_code == 0, again.output

@@ -25,7 +25,7 @@ import logging
 import threading
 from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar, Union
 
-from drivestage.drive import answers, auth, connections, paging, shortcuts
+from drivestage.drive import answers, auth, connections, folders, paging, shortcuts
 from drivestage.drive.media import DEFAULT_CHUNK_SIZE, MediaReader
 from drivestage.drive.resources import (FOLDER_MIME, DriveEntry, check_resource,
                                         entry_from_resource, is_shortcut, is_trashed)
@@ -345,23 +345,41 @@ class DriveStore(RemoteStore):
 
     def _ensure_folder(self, parent: RemoteEntry, name: str, parent_where: str,
                        where: str) -> RemoteEntry:
+        made: Optional[dict[str, Any]] = None
         for attempt in self.transport.retrying(f"create folder {where}"):
             with attempt:
-                existing = self._child(parent.id, name, parent_where, where)
-                if existing is not None:
-                    found = self._entry(existing, where)
-                    if found.unreadable:
-                        raise DanglingShortcutError(found.unreadable)
-                    if not found.is_dir:
+                found = self._children(parent.id, parent_where, name)
+                if found:
+                    entry = self._entry(folders.choose(found, where), where)
+                    if entry.unreadable:
+                        raise DanglingShortcutError(entry.unreadable)
+                    if not entry.is_dir:
                         raise UsageError(f"{where} exists and is a file, not a folder")
-                    return found
+                    return entry
                 self._writable(parent, where)
                 f = self.drive.CreateFile({"title": name, "mimeType": FOLDER_MIME,
                                            "parents": [{"id": parent.id}]})
                 f.Upload()
                 log.info("created folder %s", where)
-                return self._entry(dict(f), where)
-        raise AssertionError("unreachable")  # pragma: no cover
+                made = dict(f)
+        assert made is not None
+        return self._settle(made, parent, name, parent_where, where)
+
+    def _settle(self, made: dict[str, Any], parent: RemoteEntry, name: str, parent_where: str,
+                where: str) -> RemoteEntry:
+        """After making a folder: another machine may have made one of the same name at the
+        same moment. Both take the oldest; the one who made the other removes it, still empty
+        (:mod:`drivestage.drive.folders`)."""
+        same = folders.folders(self._children(parent.id, parent_where, name))
+        winner = folders.oldest(same + [made])
+        if winner["id"] != made["id"]:
+            log.info("another push made %s at the same moment; using its folder (%s)", where,
+                     winner["id"])
+            try:
+                self.delete(self._entry(made, where))
+            except DriveStageError as exc:  # an empty folder left behind is only untidy
+                log.warning("could not remove the empty duplicate %s: %s", where, exc)
+        return self._entry(winner, where)
 
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
         """Delete permanently (or move to the trash); already gone on a retry is fine. A

@@ -1,0 +1,41 @@
+"""Same-named folders on Drive: which one every push on every machine takes.
+
+Drive allows two folders of one name in one folder. Two machines that make a folder at the
+same moment (both listed, found nothing, created) would otherwise split a run over two folders,
+and every later lookup of that path would fail on the duplicate. The rule: the **oldest**
+folder (then the lowest id) is the one; whoever made a newer one removes it while it is still
+empty (:meth:`drivestage.drive.store.DriveStore.make_folders`). Nobody ever takes a folder
+that is not the oldest, and nobody sees only the newer one, so that removal never takes
+anything someone put there.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from drivestage.drive.resources import FOLDER_MIME, parse_time
+from drivestage.errors import DuplicateNameError
+
+
+def folders(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The folders among File resources (a shortcut to a folder is not one)."""
+    return [it for it in items if it.get("mimeType") == FOLDER_MIME]
+
+
+def oldest(found: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """Of same-named folders, the one every push takes: the oldest, then the lowest id."""
+    return min(found, key=lambda it: (parse_time(it.get("createdDate")), str(it["id"])))
+
+
+def choose(found: Sequence[Mapping[str, Any]], where: str) -> Mapping[str, Any]:
+    """The item ``where`` names among the items of that name: the only one, the oldest of
+    same-named folders, else DuplicateNameError naming the ids."""
+    same = folders(found)
+    if len(found) > 1 and len(same) == len(found):
+        return oldest(same)
+    if len(found) > 1:
+        ids = [str(it["id"]) for it in found]
+        raise DuplicateNameError(
+            f"{where} matches {len(ids)} items with that exact name (ids "
+            f"{', '.join(ids)}); Drive allows duplicates. Address one by id, e.g. "
+            f"drive:id:{ids[0]}, or rename/delete the others.", ids=ids)
+    return found[0]
