@@ -338,3 +338,26 @@ def test_two_machines_pushing_into_a_new_folder_at_once_leave_one_folder(emulato
     assert _tree_of(emulator) == {"machine0.txt": _md5(b"m0"), "machine1.txt": _md5(b"m1")}
     again = CliRunner().invoke(cli, ["push", srcs[0], "drive:Models/logs"])
     assert again.exit_code == 0, again.output
+
+
+def test_a_duplicated_dest_is_pushed_into_its_oldest_folder_with_a_warning(emulator, store, env,
+                                                                           caplog):
+    from drivestage.drive.resources import FOLDER_MIME
+
+    models = emulator.add_folder("Models")
+    ids = []
+    for _ in range(2):   # what an older drivestage on two machines could leave
+        f = store.drive.CreateFile({"title": "logs", "mimeType": FOLDER_MIME,
+                                    "parents": [{"id": models}]})
+        f.Upload()
+        ids.append(f["id"])
+    made = {f["id"]: f["createdDate"] for f in emulator.files() if f["id"] in ids}
+    chosen = min(ids, key=lambda i: (made[i], i))
+    _write(str(env / "logs" / "a.txt"), b"a")
+    with caplog.at_level("WARNING", logger="drivestage"):
+        push(str(env / "logs"), "Models/logs", store=store)
+    inside = [f["title"] for f in emulator.files()
+              if (f.get("parents") or [{}])[0].get("id") == chosen]
+    assert inside == ["a.txt"]
+    assert any("folders have this name" in r.getMessage() and chosen in r.getMessage()
+               for r in caplog.records)

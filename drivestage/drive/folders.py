@@ -10,10 +10,13 @@ anything someone put there.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Mapping, Sequence
 
 from drivestage.drive.resources import FOLDER_MIME, parse_time
 from drivestage.errors import DuplicateNameError
+
+log = logging.getLogger(__name__)
 
 
 def folders(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -31,7 +34,12 @@ def choose(found: Sequence[Mapping[str, Any]], where: str) -> Mapping[str, Any]:
     same-named folders, else DuplicateNameError naming the ids."""
     same = folders(found)
     if len(found) > 1 and len(same) == len(found):
-        return oldest(same)
+        chosen = oldest(same)
+        log.warning("%s: %d folders have this name (ids %s); using the oldest, %s. Move what "
+                    "the others hold into it and delete them: until then `pull` refuses this "
+                    "path", where, len(same), ", ".join(sorted(str(it["id"]) for it in same)),
+                    chosen["id"])
+        return chosen
     if len(found) > 1:
         ids = [str(it["id"]) for it in found]
         raise DuplicateNameError(
