@@ -10,7 +10,8 @@ verified (:func:`apply`), and guarded:
   would remove more items than ``Removal.limit``, by default :func:`default_limit`: twice the
   files in SRC plus 10. A remote folder counts with everything it holds;
 * filtered-out names are left alone (as rsync does), so are links push skipped, and in DEST
-  itself everything the retention plan keeps and ``protect``.
+  itself everything the retention plan keeps, the newest verified checkpoint of every run
+  (:func:`drivestage.pruning.newest_verified_ids`) and ``protect``.
 """
 from __future__ import annotations
 

@@ -201,6 +201,33 @@ def newest_verified_per_run(folder: FolderView, policy: RetentionPolicy) -> set[
     return out
 
 
+def newest_verified_ids(store: RemoteStore, remote: Listing, policy: RetentionPolicy,
+                        cache: Md5Cache) -> set[str]:
+    """Ids of the newest verified checkpoint of every run among the files directly in a
+    folder, whatever their names (any file with a sidecar beside it), and of their sidecars:
+    what ``push --delete`` never removes, managed by the policy or not."""
+    files = {n: fs for n, fs in ((n, [e for e in es if not e.is_dir])
+                                 for n, es in remote.items()) if fs}
+    reader = _Sidecars(store, files, {}, cache)
+    described: list[Described] = []
+    chosen: dict[str, tuple[RemoteEntry, str]] = {}
+    for name, side_name in sidecar.pairs(files).items():
+        side = with_name_epoch(reader.remote_one(side_name), name, policy)
+        if side is None:
+            continue
+        entry = pick(files[name], name, side)
+        chosen[name] = (entry, side_name)
+        described.append(Described(name, side, entry.md5, entry.modified))
+    out: set[str] = set()
+    for run in {d.sidecar.run for d in described}:
+        best = sidecar.newest([d for d in described if d.sidecar.run == run],
+                              prefer=policy.regex)
+        if best is not None:
+            entry, side_name = chosen[best.name]
+            out |= {entry.id} | {e.id for e in files[side_name]}
+    return out
+
+
 def with_sidecars(folder: FolderView, names: Iterable[str]) -> set[str]:
     """``names`` and their sidecars."""
     out = set(names)

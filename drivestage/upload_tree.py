@@ -198,8 +198,10 @@ class _Push:
         todo = self._todo(files, skip)
         deletions = None
         if removal is not None:
+            kept = _kept_by_policy(decision) | pruning.newest_verified_ids(
+                store, self.listing[""], self.policy, self.cache)
             deletions = extra.decide(store, root, self.listing, tree, removal,
-                                  kept=_kept_by_policy(decision), protect=self.protect,
+                                  kept=kept, protect=self.protect,
                                   include=self.include, exclude=self.exclude)
         self._check_quota(root, todo, decision, folder)
         self._send(files, todo)

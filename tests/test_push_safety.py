@@ -3,6 +3,7 @@ that would empty a drive, two pushes into one folder at once."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import pytest
@@ -361,3 +362,22 @@ def test_a_duplicated_dest_is_pushed_into_its_oldest_folder_with_a_warning(emula
     assert inside == ["a.txt"]
     assert any("folders have this name" in r.getMessage() and chosen in r.getMessage()
                for r in caplog.records)
+
+
+def test_delete_never_removes_the_newest_verified_checkpoint_of_a_run(emulator, store, env):
+    """A fresh machine's run folder holds only what it wrote since (no checkpoint yet): a
+    --delete push must not take Drive's newest verified checkpoint, what a resume needs."""
+    for epoch in (1, 2):
+        data = os.urandom(1000 + epoch)
+        emulator.add_file(f"Models/logs/epoch_00{epoch}.pt", data)
+        emulator.add_file(f"Models/logs/epoch_00{epoch}.json", json.dumps(
+            {"epoch": epoch, "run": "r1", "md5": _md5(data)}).encode())
+    data = os.urandom(500)
+    emulator.add_file("Models/logs/model.pt", data)   # a loop's own name, with its sidecar
+    emulator.add_file("Models/logs/model.json", json.dumps(
+        {"epoch": 1, "run": "r2", "md5": _md5(data)}).encode())
+    _write(str(env / "logs" / "results.csv"), b"epoch\n")
+    result = push(str(env / "logs"), "Models/logs", store=store, delete=True)
+    assert sorted(result.deleted) == ["epoch_001.json", "epoch_001.pt"]
+    assert set(_tree_of(emulator)) == {"epoch_002.pt", "epoch_002.json", "model.pt",
+                                       "model.json", "results.csv"}
