@@ -153,10 +153,14 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
             described.append(verified)
         if name in local:
             # Same name on the remote: the local file replaces it. An autosave is verified
-            # only when it is on the store already, unchanged.
+            # only when it is on the store already, unchanged; a checkpoint when its local
+            # sidecar vouches for it (the push sends both before retention deletes anything).
             rid = entry.id if entry is not None else None
-            ok = kind == AUTOSAVE and verified is not None and verified.verified \
-                and entry is not None and _same(local[name], entry, cache)
+            if kind == AUTOSAVE:
+                ok = verified is not None and verified.verified \
+                    and entry is not None and _same(local[name], entry, cache)
+            else:
+                ok = managed and name in local_side and _vouches(side, local[name], cache)
             out.append(Candidate(name, local[name].size, _mtime(local[name]), metrics, epoch,
                                  rid, ok, run))
             continue
@@ -173,6 +177,16 @@ def _mtime(lf: LocalFile) -> float:
         return os.path.getmtime(lf.path)
     except OSError:
         return time.time()
+
+
+def _vouches(side: Optional[Sidecar], lf: LocalFile, cache: Md5Cache) -> bool:
+    """A local sidecar vouches for its local checkpoint (it names its md5, or none)."""
+    if side is None:
+        return False
+    try:
+        return side.md5 is None or cache.md5(lf.path) == side.md5
+    except OSError:
+        return False
 
 
 def _same(lf: LocalFile, entry: RemoteEntry, cache: Md5Cache) -> bool:

@@ -176,3 +176,26 @@ def test_the_trainers_listing_during_a_swap_takes_the_vouched_copy(emulator, dri
     chosen = newest_of_current_run(found)
     assert chosen is not None and chosen.name == "autosave_00000025.pt"
     assert chosen.entry.md5 == old
+
+
+# --------------------------------------------------------------------------- retention
+
+def test_a_checkpoint_whose_sidecar_is_not_written_yet_does_not_retire_the_verified_one(
+        emulator, store, env):
+    """A push lands between a loop writing epoch_005.pt and writing its sidecar (a mirror on a
+    timer, `drivestage mirror --every`): keep_last=1 must not delete epoch_004, the newest
+    checkpoint Drive can vouch for, for a file that is not verified yet."""
+    from drivestage.retention import RetentionPolicy
+
+    src = str(env / "run")
+    # CheckpointSync's sidecars name no run: the two checkpoints are one run.
+    _save(src, "epoch_004.pt", 4, os.urandom(3000), run=None)
+    push(src, FOLDER, RetentionPolicy(keep_last=1), store=store)
+    _write(os.path.join(src, "epoch_005.pt"), os.urandom(3000))   # its sidecar comes next
+    push(src, FOLDER, RetentionPolicy(keep_last=1), store=store)
+    assert _vouched(emulator, "epoch_004.pt")
+    _save(src, "epoch_005.pt", 5, open(os.path.join(src, "epoch_005.pt"), "rb").read(),
+          run=None)
+    push(src, FOLDER, RetentionPolicy(keep_last=1), store=store)
+    assert sorted(_live(emulator)) == ["epoch_005.json", "epoch_005.pt"]
+    assert _vouched(emulator, "epoch_005.pt")
