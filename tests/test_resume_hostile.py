@@ -90,3 +90,24 @@ def test_a_sidecar_that_lies_about_the_run_of_its_bytes_is_not_resumed(emulator,
     assert start.path == str(out_dir / "epoch_001.pt")
     assert any("epoch_002.pt" in r.getMessage() and "cannot be used" in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_local_folder_behind_drive_resumes_from_drives_newer_checkpoint(emulator, store,
+                                                                         tmp_path):
+    """Machine A died at epoch 2 with its disk kept (a spot VM); machine B resumed from Drive
+    and reached epoch 3. A comes back: its local epoch 2 is older than the newest verified
+    checkpoint of the same run on Drive, which is where it must continue."""
+    from drivestage import sidecar as sidecars
+
+    out_dir = tmp_path / "logs"
+    out_dir.mkdir()
+    two, three = _state("r1", 2, 20), _state("r1", 3, 30)
+    (out_dir / "epoch_002.pt").write_bytes(two)
+    (out_dir / "epoch_002.json").write_bytes(_sidecar(two, "r1", 2, 20))
+    for name, data, epoch in (("epoch_002", two, 2), ("epoch_003", three, 3)):
+        emulator.add_file(f"{FOLDER}/{name}.pt", data)
+        emulator.add_file(f"{FOLDER}/{name}.json", _sidecar(data, "r1", epoch, epoch * 10))
+    start = _decide(str(out_dir))
+    assert start.path == str(out_dir / "epoch_003.pt")
+    assert (out_dir / "epoch_003.pt").read_bytes() == three
+    assert sidecars.parse((out_dir / "epoch_003.json").read_bytes()).epoch == 3
