@@ -381,3 +381,19 @@ def test_delete_never_removes_the_newest_verified_checkpoint_of_a_run(emulator, 
     assert sorted(result.deleted) == ["epoch_001.json", "epoch_001.pt"]
     assert set(_tree_of(emulator)) == {"epoch_002.pt", "epoch_002.json", "model.pt",
                                        "model.json", "results.csv"}
+
+
+def test_a_dest_trashed_while_a_mirror_runs_is_made_again(emulator, store, env):
+    """The user trashes the run's folder in the web UI while training mirrors into it: the
+    next pushes of that long-lived store must not go on filling a folder in the trash (which
+    no resume on another machine sees, and Drive empties after 30 days)."""
+    src = env / "logs"
+    _write(str(src / "a.txt"), b"a")
+    push(str(src), "Models/logs", store=store)
+    old = emulator.find("Models/logs")["id"]
+    store.drive.CreateFile({"id": old}).Trash()
+    _write(str(src / "b.txt"), b"b")
+    push(str(src), "Models/logs", store=store)
+    live = emulator.find("Models/logs")
+    assert live is not None and live["id"] != old and not live["labels"]["trashed"]
+    assert _tree_of(emulator) == {"a.txt": _md5(b"a"), "b.txt": _md5(b"b")}

@@ -11,10 +11,10 @@ anything someone put there.
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from drivestage.drive.resources import FOLDER_MIME, parse_time
-from drivestage.errors import DuplicateNameError
+from drivestage.errors import DriveStageError, DuplicateNameError
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +47,28 @@ def choose(found: Sequence[Mapping[str, Any]], where: str) -> Mapping[str, Any]:
             f"{', '.join(ids)}); Drive allows duplicates. Address one by id, e.g. "
             f"drive:id:{ids[0]}, or rename/delete the others.", ids=ids)
     return found[0]
+
+
+def ensure(children: Callable[[], list[dict[str, Any]]], create: Callable[[], dict[str, Any]],
+           remove: Callable[[Mapping[str, Any]], None], where: str,
+           attempts: Iterable[Any]) -> Mapping[str, Any]:
+    """The folder ``where``: the one there (:func:`choose`), or one made now (each of
+    ``attempts``, a retry loop, looks again first, so a retried create makes no second one).
+    Made now, it is checked against folders of the same name another machine made at the same
+    moment: all take the oldest, and whoever made a newer one removes it, still empty."""
+    made: dict[str, Any] = {}
+    for attempt in attempts:
+        with attempt:
+            found = children()
+            if found:
+                return choose(found, where)
+            made = create()
+    winner = oldest(folders(children()) + [made])
+    if winner["id"] != made["id"]:
+        log.info("another push made %s at the same moment; using its folder (%s)", where,
+                 winner["id"])
+        try:
+            remove(made)
+        except DriveStageError as exc:  # an empty folder left behind is only untidy
+            log.warning("could not remove the empty duplicate %s: %s", where, exc)
+    return winner

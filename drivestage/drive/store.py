@@ -324,6 +324,7 @@ class DriveStore(RemoteStore):
             RemoteEntry(id=self.root_id, name="", is_dir=True)
         key: Optional[tuple[str, ...]] = () if start is None else None
         where = self.describe(cur)
+        cached = None
         for name in names:
             parent_where, where = where, _join(where, name)
             cached = self._folder_ids.get(key + (name,)) if key is not None else None
@@ -335,7 +336,18 @@ class DriveStore(RemoteStore):
             if key is not None:
                 key = key + (name,)
                 self._folder_ids[key] = cur.id
+        if cached is not None and not self._still_there(cur.id, where):
+            # Trashed or deleted since this store learnt it (the user cleaned up Drive while
+            # a mirror ran): make the path again, as a fresh process would.
+            self._folder_ids = {(): self.root_id}
+            return self.make_folders(path)
         return cur
+
+    def _still_there(self, folder_id: str, where: str) -> bool:
+        try:
+            return not is_trashed(self._get(folder_id, where))
+        except NotFoundError:
+            return False
 
     def _writable(self, folder: RemoteEntry, where: str) -> None:
         if folder.id == SHARED_WITH_ME:
@@ -345,41 +357,23 @@ class DriveStore(RemoteStore):
 
     def _ensure_folder(self, parent: RemoteEntry, name: str, parent_where: str,
                        where: str) -> RemoteEntry:
-        made: Optional[dict[str, Any]] = None
-        for attempt in self.transport.retrying(f"create folder {where}"):
-            with attempt:
-                found = self._children(parent.id, parent_where, name)
-                if found:
-                    entry = self._entry(folders.choose(found, where), where)
-                    if entry.unreadable:
-                        raise DanglingShortcutError(entry.unreadable)
-                    if not entry.is_dir:
-                        raise UsageError(f"{where} exists and is a file, not a folder")
-                    return entry
-                self._writable(parent, where)
-                f = self.drive.CreateFile({"title": name, "mimeType": FOLDER_MIME,
-                                           "parents": [{"id": parent.id}]})
-                f.Upload()
-                log.info("created folder %s", where)
-                made = dict(f)
-        assert made is not None
-        return self._settle(made, parent, name, parent_where, where)
+        def create() -> dict[str, Any]:
+            self._writable(parent, where)
+            f = self.drive.CreateFile({"title": name, "mimeType": FOLDER_MIME,
+                                       "parents": [{"id": parent.id}]})
+            f.Upload()
+            log.info("created folder %s", where)
+            return dict(f)
 
-    def _settle(self, made: dict[str, Any], parent: RemoteEntry, name: str, parent_where: str,
-                where: str) -> RemoteEntry:
-        """After making a folder: another machine may have made one of the same name at the
-        same moment. Both take the oldest; the one who made the other removes it, still empty
-        (:mod:`drivestage.drive.folders`)."""
-        same = folders.folders(self._children(parent.id, parent_where, name))
-        winner = folders.oldest(same + [made])
-        if winner["id"] != made["id"]:
-            log.info("another push made %s at the same moment; using its folder (%s)", where,
-                     winner["id"])
-            try:
-                self.delete(self._entry(made, where))
-            except DriveStageError as exc:  # an empty folder left behind is only untidy
-                log.warning("could not remove the empty duplicate %s: %s", where, exc)
-        return self._entry(winner, where)
+        res = folders.ensure(lambda: self._children(parent.id, parent_where, name), create,
+                             lambda made: self.delete(self._entry(made, where)), where,
+                             self.transport.retrying(f"create folder {where}"))
+        entry = self._entry(res, where)
+        if entry.unreadable:
+            raise DanglingShortcutError(entry.unreadable)
+        if not entry.is_dir:
+            raise UsageError(f"{where} exists and is a file, not a folder")
+        return entry
 
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
         """Delete permanently (or move to the trash); already gone on a retry is fine. A
