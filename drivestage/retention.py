@@ -10,7 +10,7 @@ Rules (all of them are documented behaviour, and tested):
 * **Managed files.** A file is a managed checkpoint when ``re.search(pattern, name)`` matches
   and its name does not end in ``.json``. Anything else is never deleted (kind ``other``,
   reason ``"not a checkpoint ..."``); names with ``/`` or ``\\``, ``.``, ``..`` are outside.
-* **Autosaves.** A file matching ``autosave_pattern`` (default ``^autosave[_-]``; a trainer's
+* **Autosaves.** A file matching ``autosave_pattern`` (default ``autosave_<number>``; a trainer's
   time-based checkpoints ``autosave_<iteration>.pt``) is an autosave, whatever ``pattern``
   says. Autosaves never count against ``keep_last``/``keep_best``/``keep_every``: the plan
   keeps the newest *verified* one (``Candidate.verified``, which the caller sets from the
@@ -225,9 +225,10 @@ _NUMBER = re.compile(r"\d+")
 
 
 def _autosave_number(name: str, policy: RetentionPolicy) -> Optional[int]:
-    """The number after the autosave prefix (the trainer writes its iteration there)."""
+    """The first number of the autosave pattern's match (the trainer writes its iteration
+    there: ``autosave_00004120.pt``)."""
     prefix = policy.autosave_regex.search(name)
-    number = _NUMBER.search(name, prefix.end() if prefix else 0)
+    number = _NUMBER.search(name, prefix.start() if prefix else 0)
     return int(number.group()) if number else None
 
 
