@@ -252,8 +252,6 @@ class _Push:
             if not remote:
                 todo.append(_Todo(lf, None, []))
                 continue
-            for e in remote:
-                self.store.check_replaceable(e)
             current = newest(remote)
             try:
                 local_md5 = self.cache.md5(lf.path) if current.size == lf.size else None
@@ -265,6 +263,8 @@ class _Push:
                 if others:
                     self.repairs.append((lf.rel, current, others))
                 continue
+            for e in remote:  # to be replaced: never a shortcut (checked before a byte is sent)
+                self.store.check_replaceable(e)
             folder_names = names[lf.folder_rel] | set(self.listing[lf.folder_rel])
             if self._is_checkpoint(lf, folder_names):
                 todo.append(_Todo(lf, None, remote, duplicates=len(remote) > 1))
