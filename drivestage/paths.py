@@ -220,6 +220,13 @@ _BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
                   "\u2066\u2067\u2068\u2069")
 
 
+def plain_name(name: str) -> bool:
+    """True for a name that is one path component on every system: not empty, not ``.`` or
+    ``..``, without ``/``, ``\\`` or NUL. Drive titles may be anything; only a plain one is
+    ever joined to a local folder or managed as a checkpoint."""
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
+
+
 def printable(text: str) -> str:
     """``text`` safe to print on a terminal: control characters (ANSI escapes start with
     one), line separators and bidirectional controls shown as ``\\xNN`` / ``\\uNNNN``. Drive

@@ -39,6 +39,9 @@ class RemoteEntry:
     #: Why the entry cannot be read at all (a Drive shortcut whose target is gone): staging
     #: it fails with this message. None for every readable entry.
     unreadable: Optional[str] = None
+    #: When the item was made (seconds since the epoch; 0 when the backend does not say):
+    #: of same-named folders, every push on every machine takes the oldest.
+    created: float = 0.0
 
     def __post_init__(self) -> None:
         if self.is_dir and self.has_content:

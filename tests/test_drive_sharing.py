@@ -166,6 +166,23 @@ def test_push_refuses_to_write_through_a_file_shortcut(emulator, env, tmp_path):
     assert emulator.read_bytes(target) == b"theirs"
 
 
+
+def test_a_file_shortcut_with_the_local_files_content_does_not_stop_the_push(emulator, env,
+                                                                            tmp_path):
+    """Nothing needs replacing when the shortcut's target already holds the local bytes: the
+    rest of the run folder must still reach Drive (a mirror refusing every cycle would keep
+    every new checkpoint off Drive)."""
+    target = emulator.add_file("keep/data.bin", b"same bytes")
+    emulator.add_shortcut("run/data.bin", target)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "data.bin").write_bytes(b"same bytes")
+    (logs / "epoch_001.pt").write_bytes(b"new")
+    code, _, err = run("push", str(logs), "drive:run")
+    assert code == 0, err
+    assert emulator.find("run/epoch_001.pt") is not None
+    assert emulator.read_bytes(target) == b"same bytes"
+
 # --------------------------------------------------------------------------- resource keys
 
 def test_a_sharing_link_with_a_resource_key(emulator, env, tmp_path):

@@ -26,7 +26,7 @@ LAYERS = [
     # Google Drive, one backend: nothing outside drivestage.drive (and the door) imports it.
     ["drive.resources", "drive.answers", "drive.connections", "drive.auth", "drive.login",
      "drive.paging",
-     "drive.shortcuts"],
+     "drive.shortcuts", "drive.folders"],
     ["drive.retry"],
     ["drive.transport"],
     ["drive.media"],

@@ -28,7 +28,7 @@ from typing import Any, Callable, Mapping, Optional
 import google.auth.exceptions
 import httplib2
 
-from drivestage.drive.connections import TokenRequest, no_httplib2_auth
+from drivestage.drive.connections import TokenRequest, bounded_connection, no_httplib2_auth
 from drivestage.drive.resources import ResourceKeys
 from drivestage.errors import (AuthError, NoColabLoginError, NoCredentialsError,
                                ReauthRequiredError, TokenRevokedError, UsageError)
@@ -181,6 +181,7 @@ class AuthorizedHttp:
                 connection_type: Any = None) -> tuple[httplib2.Response, bytes]:
         creds = self.credentials
         creds.ensure_valid()
+        connection_type = connection_type or bounded_connection(uri)
         sent = self._headers(uri, headers)
         used = creds.access_token
         resp, content = self.http.request(uri, method, body=body, headers=sent,

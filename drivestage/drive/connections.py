@@ -4,7 +4,11 @@ with Drive's settings, and google-auth's transport for token refreshes on the sa
 Every connection leaves 308 (a resumable upload's "resume incomplete") alone, fails after
 ``$DRIVESTAGE_HTTP_TIMEOUT`` seconds without a byte, and never answers a 401 challenge itself
 (drivestage sends the bearer token; httplib2's own parsing of ``WWW-Authenticate`` raises on a
-bare ``Bearer``).
+bare ``Bearer``). Every answer but a download's bytes (``alt=media``, read by
+:mod:`drivestage.drive.media`) is bounded (:func:`bounded_connection`): at most
+:data:`MAX_ANSWER_BYTES`, read within ``$DRIVESTAGE_HTTP_TIMEOUT`` seconds in all, so a server
+whose answer never ends, or trickles a byte at a time, fails the request (which is retried a
+bounded number of times) instead of filling memory or holding the command forever.
 """
 from __future__ import annotations
 
@@ -12,7 +16,9 @@ import http.client
 import json
 import os
 import re
+import socket
 import threading
+import time
 from typing import Any, Iterator, Mapping, Optional
 
 import google.auth.exceptions
@@ -137,3 +143,105 @@ class TokenRequest(google.auth.transport.Request):
         finally:
             conn.close()
         return _TokenResponse(resp, data)
+
+
+#: The most bytes of an answer other than a download's (metadata, a listing page of 1,000
+#: items, an upload's last answer): a few MB at most from Drive.
+MAX_ANSWER_BYTES = 64 << 20
+_BLOCK = 64 << 10
+
+
+class AnswerTooLargeError(http.client.HTTPException):
+    """An answer longer than :data:`MAX_ANSWER_BYTES` (read as a lost connection: retried)."""
+
+
+class _Bounded:
+    """A response's file object that raises once more than ``limit`` bytes came, or when the
+    answer (status line, headers and body) is not complete within ``seconds``. Reads return
+    after each arrival from the socket, so a trickle meets the deadline too."""
+
+    def __init__(self, fp: Any, limit: int, seconds: float):
+        self._fp, self._left, self._seconds = fp, limit, seconds
+        self._deadline = time.monotonic() + seconds
+
+    def _check(self, got: int) -> None:
+        if time.monotonic() > self._deadline:
+            raise socket.timeout(f"the server took more than {self._seconds:g} s to answer")
+        self._left -= got
+        if self._left < 0:
+            raise AnswerTooLargeError(f"the server's answer is larger than "
+                                      f"{MAX_ANSWER_BYTES >> 20} MiB; Drive never sends that")
+
+    def read1(self, n: int = -1) -> bytes:
+        self._check(0)
+        data: bytes = self._fp.read1(_BLOCK if n is None or n < 0 else min(n, _BLOCK))
+        self._check(len(data))
+        return data
+
+    def read(self, n: Optional[int] = -1) -> bytes:
+        out = bytearray()
+        while n is None or n < 0 or len(out) < n:
+            data = self.read1(-1 if n is None or n < 0 else n - len(out))
+            if not data:
+                break
+            out += data
+        return bytes(out)
+
+    def readinto(self, buf: Any) -> int:
+        data = self.read(len(buf))
+        buf[:len(data)] = data
+        return len(data)
+
+    def peek(self, n: int = 0) -> bytes:
+        self._check(0)
+        data: bytes = self._fp.peek(n)
+        return data
+
+    def readline(self, limit: Optional[int] = -1) -> bytes:
+        limit = self._left + 1 if limit is None or limit < 0 else limit
+        out = bytearray()
+        while len(out) < limit:
+            ahead = self.peek(1)[:limit - len(out)]
+            if not ahead:
+                break
+            end = ahead.find(b"\n")
+            take = ahead if end < 0 else ahead[:end + 1]
+            out += self.read1(len(take))
+            if end >= 0:
+                break
+        return bytes(out)
+
+    def __getattr__(self, name: str) -> Any:  # close, fileno, flush, closed
+        return getattr(self._fp, name)
+
+
+def _bounded_response(limit: int) -> type:
+    class _Response(http.client.HTTPResponse):
+        def __init__(self, sock: Any, *args: Any, **kwargs: Any):
+            super().__init__(sock, *args, **kwargs)
+            self.fp = _Bounded(self.fp, limit,  # type: ignore[assignment]
+                               sock.gettimeout() or DEFAULT_HTTP_TIMEOUT)
+    return _Response
+
+
+_BOUNDED_RESPONSE = _bounded_response(MAX_ANSWER_BYTES)
+
+
+def _putrequest(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> None:
+    media = method == "GET" and "alt=media" in url
+    self.response_class = http.client.HTTPResponse if media else _BOUNDED_RESPONSE
+    http.client.HTTPConnection.putrequest(self, method, url, *args, **kwargs)
+
+
+class _BoundedHTTP(httplib2.HTTPConnectionWithTimeout):  # type: ignore[misc]
+    putrequest = _putrequest
+
+
+class _BoundedHTTPS(httplib2.HTTPSConnectionWithTimeout):  # type: ignore[misc]
+    putrequest = _putrequest
+
+
+def bounded_connection(uri: str) -> type:
+    """The httplib2 connection class for ``uri``: answers bounded in size and time, but for a
+    download's bytes (see the module's doc)."""
+    return _BoundedHTTPS if uri.lower().startswith("https:") else _BoundedHTTP

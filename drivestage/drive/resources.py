@@ -98,6 +98,7 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
         id=res["id"], name=res.get("title") or "", is_dir=mime == FOLDER_MIME,
         size=int(res.get("fileSize") or 0), md5=md5,
         modified=parse_time(res.get("modifiedDate")),
+        created=parse_time(res.get("createdDate")),
         parent_id=(parents[0].get("id") if parents else None),
         has_content=md5 is not None and not mime.startswith(GOOGLE_APPS_PREFIX),
         kind=mime)

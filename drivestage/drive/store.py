@@ -25,7 +25,7 @@ import logging
 import threading
 from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar, Union
 
-from drivestage.drive import answers, auth, connections, paging, shortcuts
+from drivestage.drive import answers, auth, connections, folders, paging, shortcuts
 from drivestage.drive.media import DEFAULT_CHUNK_SIZE, MediaReader
 from drivestage.drive.resources import (FOLDER_MIME, DriveEntry, check_resource,
                                         entry_from_resource, is_shortcut, is_trashed)
@@ -324,6 +324,7 @@ class DriveStore(RemoteStore):
             RemoteEntry(id=self.root_id, name="", is_dir=True)
         key: Optional[tuple[str, ...]] = () if start is None else None
         where = self.describe(cur)
+        cached = None
         for name in names:
             parent_where, where = where, _join(where, name)
             cached = self._folder_ids.get(key + (name,)) if key is not None else None
@@ -335,7 +336,18 @@ class DriveStore(RemoteStore):
             if key is not None:
                 key = key + (name,)
                 self._folder_ids[key] = cur.id
+        if cached is not None and not self._still_there(cur.id, where):
+            # Trashed or deleted since this store learnt it (the user cleaned up Drive while
+            # a mirror ran): make the path again, as a fresh process would.
+            self._folder_ids = {(): self.root_id}
+            return self.make_folders(path)
         return cur
+
+    def _still_there(self, folder_id: str, where: str) -> bool:
+        try:
+            return not is_trashed(self._get(folder_id, where))
+        except NotFoundError:
+            return False
 
     def _writable(self, folder: RemoteEntry, where: str) -> None:
         if folder.id == SHARED_WITH_ME:
@@ -345,23 +357,23 @@ class DriveStore(RemoteStore):
 
     def _ensure_folder(self, parent: RemoteEntry, name: str, parent_where: str,
                        where: str) -> RemoteEntry:
-        for attempt in self.transport.retrying(f"create folder {where}"):
-            with attempt:
-                existing = self._child(parent.id, name, parent_where, where)
-                if existing is not None:
-                    found = self._entry(existing, where)
-                    if found.unreadable:
-                        raise DanglingShortcutError(found.unreadable)
-                    if not found.is_dir:
-                        raise UsageError(f"{where} exists and is a file, not a folder")
-                    return found
-                self._writable(parent, where)
-                f = self.drive.CreateFile({"title": name, "mimeType": FOLDER_MIME,
-                                           "parents": [{"id": parent.id}]})
-                f.Upload()
-                log.info("created folder %s", where)
-                return self._entry(dict(f), where)
-        raise AssertionError("unreachable")  # pragma: no cover
+        def create() -> dict[str, Any]:
+            self._writable(parent, where)
+            f = self.drive.CreateFile({"title": name, "mimeType": FOLDER_MIME,
+                                       "parents": [{"id": parent.id}]})
+            f.Upload()
+            log.info("created folder %s", where)
+            return dict(f)
+
+        res = folders.ensure(lambda: self._children(parent.id, parent_where, name), create,
+                             lambda made: self.delete(self._entry(made, where)), where,
+                             self.transport.retrying(f"create folder {where}"))
+        entry = self._entry(res, where)
+        if entry.unreadable:
+            raise DanglingShortcutError(entry.unreadable)
+        if not entry.is_dir:
+            raise UsageError(f"{where} exists and is a file, not a folder")
+        return entry
 
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
         """Delete permanently (or move to the trash); already gone on a retry is fine. A
