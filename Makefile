@@ -12,7 +12,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install -q -e '.[train,dev]'
+	$(BIN)/python -m pip install -q -e '.[train,dev,export]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -35,6 +35,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/pull_folder.py
 	$(BIN)/python bench/push.py
 	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/data_pipeline.py
+	$(BIN)/python bench/epoch.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

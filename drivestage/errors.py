@@ -12,6 +12,9 @@ class DriveStageError(Exception):
     """Base class: a failure with a message fit for the user."""
 
     exit_code = 1
+    #: Whether the message is meant to span lines (else a newline in it, say from a Drive
+    #: title, is shown escaped like any control character).
+    multiline = False
 
 
 class UsageError(DriveStageError, ValueError):
@@ -24,8 +27,39 @@ class AuthError(DriveStageError, PermissionError):
     """No credentials, or the credentials were refused (401 after a refresh)."""
 
 
+class NoCredentialsError(AuthError):
+    """No credentials anywhere drivestage looks (the message lists the options, a line each)."""
+
+    multiline = True
+
+
+class NoColabLoginError(AuthError):
+    """Inside Colab, but the notebook never logged in (``auth.authenticate_user()``)."""
+
+
+class TokenRevokedError(AuthError):
+    """Google refused the refresh token (``invalid_grant``): revoked, or expired (7 days for
+    an OAuth app in Testing mode)."""
+
+
+class ReauthRequiredError(AuthError):
+    """A Workspace session-length policy wants the user to sign in again (``invalid_rapt``)."""
+
+
+class ScopeError(AuthError):
+    """The token is valid but lacks the Drive scope (403 ``insufficientPermissions``)."""
+
+
 class NotFoundError(DriveStageError, FileNotFoundError):
     """A remote path or id does not exist."""
+
+
+class DanglingShortcutError(NotFoundError):
+    """A Drive shortcut whose target is gone or no longer shared with the user."""
+
+
+class ShortcutCycleError(DriveStageError, ValueError):
+    """Folder shortcuts that lead back into a folder they sit in."""
 
 
 class DuplicateNameError(DriveStageError, ValueError):
@@ -54,11 +88,25 @@ class ServiceAccountStorageError(QuotaExceededError):
 
 
 class DailyUploadCapError(DriveStageError, OSError):
-    """Drive's undocumented ~750 GB/day upload cap was reached."""
+    """Drive's ~750 GB/day upload cap was reached."""
+
+
+class DailyLimitError(DriveStageError, OSError):
+    """The Cloud project behind the credentials used up its Drive API requests for the day
+    (403 ``dailyLimitExceeded``)."""
+
+
+class ItemLimitError(DriveStageError, OSError):
+    """A Drive folder (``numChildrenInNonRootLimitExceeded``) or a shared drive
+    (``teamDriveFileLimitExceeded``) holds as many items as Drive allows."""
 
 
 class DownloadQuotaError(DriveStageError, OSError):
-    """Drive refuses to serve the file (downloadQuotaExceeded, abusive file)."""
+    """Drive refuses to serve the file (``downloadQuotaExceeded``: too many downloads)."""
+
+
+class AbusiveFileError(DownloadQuotaError):
+    """Drive flagged the file as malware or spam (``cannotDownloadAbusiveFile``)."""
 
 
 class RemoteError(DriveStageError, OSError):
@@ -67,6 +115,11 @@ class RemoteError(DriveStageError, OSError):
     def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
         super().__init__(message)
         self.status, self.reason = status, reason
+
+
+class MalformedAnswerError(RemoteError):
+    """The server answered, but not with what Drive sends (a field missing or of the wrong
+    type)."""
 
 
 class ChecksumMismatchError(DriveStageError, OSError):

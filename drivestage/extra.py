@@ -10,7 +10,8 @@ verified (:func:`apply`), and guarded:
   would remove more items than ``Removal.limit``, by default :func:`default_limit`: twice the
   files in SRC plus 10. A remote folder counts with everything it holds;
 * filtered-out names are left alone (as rsync does), so are links push skipped, and in DEST
-  itself everything the retention plan keeps and ``protect``.
+  itself everything the retention plan keeps, the newest verified checkpoint of every run
+  (:func:`drivestage.pruning.newest_verified_ids`) and ``protect``.
 """
 from __future__ import annotations
 
@@ -61,14 +62,17 @@ def default_limit(src_files: int) -> int:
 def check_dest(store: RemoteStore, root: RemoteEntry, path: StorePath) -> None:
     """Refuse ``--delete`` into a folder without a parent: the top of My Drive or of a shared
     drive (``push EMPTY drive: --delete`` would empty the drive). ``root`` is what ``path``
-    resolved to (a path with names is below some folder)."""
+    resolved to (a path with names is below some folder). A folder shared with you, given by
+    id, shows no parent either and is refused too: its metadata cannot tell it from the top of
+    someone's drive, while ``drive:shared-with-me/<name>`` names it as one folder."""
     if not path.names and root.parent_id is None:
         where = store.describe(root)
         raise UsageError(f"refusing --delete into {where.rstrip('/') or where}: it has no "
                          "parent folder you can see (the top of My Drive or of a shared drive, "
                          "or a folder shared with you), and --delete would remove everything "
                          "there that is not in SRC. Push into a folder below it instead "
-                         "(e.g. drive:Models/logs)")
+                         "(e.g. drive:Models/logs); a folder shared with you: address it as "
+                         "drive:shared-with-me/<its name>, where its place is known")
 
 
 def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[str, list[RemoteEntry]]],

@@ -113,13 +113,11 @@ class CheckpointSync:
                                    self.policy)
             if side is None:
                 continue
-            # Same-named copies (a replacement under way, or another machine's): the one the
-            # sidecar vouches for, else the newest.
+            # Same-named copies (a replacement under way, or another machine's).
             copies = [e for e in by_name[name] if e.has_content]
-            vouched = [e for e in copies if side.md5 is not None and e.md5 == side.md5]
             if not copies:
                 continue
-            entry = newest(vouched or copies)
+            entry = sidecar.vouched(copies, side)
             chosen[name] = entry
             described.append(Described(name, side, entry.md5, entry.modified))
         best = sidecar.newest(described, run=run, prefer=self.policy.regex)

@@ -1,10 +1,18 @@
 """Parse the paths users type: ``drive:a/b/c.zip``, ``drive:id:<ID>``,
-``drive:shared/<shared drive>/a/b``, and plain local paths.
+``drive:shared/<shared drive>/a/b``, ``drive:shared-with-me/<name>/a``, Drive sharing links,
+and plain local paths.
 
 * ``drive:a/b/c.zip`` starts at the root of My Drive (``drive:`` alone is that root);
 * ``drive:id:<ID>`` is one file or folder by id; ``drive:id:<FOLDER_ID>/a/b`` walks on from it
   (``drive:id:root/shared/x`` reaches a My Drive folder that happens to be called "shared");
-* ``drive:shared/<name>/a/b`` starts at the root of the shared drive called ``<name>``.
+  ``drive:id:<ID>:<RESOURCE_KEY>`` adds the resource key an item link-shared before 2021
+  needs (the ``resourcekey=`` of its link);
+* ``drive:shared/<name>/a/b`` starts at the root of the shared drive called ``<name>``;
+* ``drive:shared-with-me/<name>/a`` starts at the item called ``<name>`` in "Shared with me"
+  (shared with you, not added to My Drive);
+* a sharing link, ``https://drive.google.com/file/d/<ID>/view?usp=sharing``,
+  ``.../open?id=<ID>`` or ``.../drive/folders/<ID>``, with or without ``resourcekey=<KEY>``,
+  is ``drive:id:<ID>[:<KEY>]``.
 
 Names are exact and case-sensitive (Drive's own title queries are not: the store filters).
 Repeated slashes collapse; ``.`` and ``..`` are refused because Drive has no such links.
@@ -13,6 +21,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import unicodedata
+import urllib.parse
 from dataclasses import dataclass
 from typing import Iterable, Optional
 
@@ -20,6 +30,12 @@ from drivestage.errors import UsageError
 
 PREFIX = "drive:"
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+#: The hosts of Drive's sharing links.
+_LINK_HOSTS = ("drive.google.com", "docs.google.com")
+_LINK_RE = re.compile(r"^https?://(www\.)?(drive|docs)\.google\.com(/|$)", re.I)
+#: What the messages list as accepted forms.
+FORMS = ("drive:a/b/c.zip, drive:id:<ID>[:<RESOURCE_KEY>], drive:shared/<shared drive>/a/b, "
+         "drive:shared-with-me/<name>/a or a Drive sharing link")
 
 
 @dataclass(frozen=True)
@@ -29,12 +45,14 @@ class StorePath:
 
     start: Optional[str] = None
     names: tuple[str, ...] = ()
+    #: The resource key of ``start`` (an item link-shared before 2021), when known.
+    key: Optional[str] = None
 
     @classmethod
     def parse(cls, text: str) -> "StorePath":
         """``a/b`` or ``id:X/a/b``; ``.``/``..`` and bad ids are refused (UsageError)."""
-        start, names = split_store_path(text)
-        return cls(start, names)
+        start, names, key = _split(text)
+        return cls(start, names, key)
 
     @property
     def name(self) -> Optional[str]:
@@ -43,12 +61,13 @@ class StorePath:
 
     def child(self, name: str) -> "StorePath":
         """This path with one more name."""
-        return StorePath(self.start, self.names + (name,))
+        return StorePath(self.start, self.names + (name,), self.key)
 
     def __str__(self) -> str:
         rel = "/".join(self.names)
         if self.start is not None:
-            return f"id:{self.start}" + (f"/{rel}" if rel else "")
+            key = f":{self.key}" if self.key else ""
+            return f"id:{self.start}{key}" + (f"/{rel}" if rel else "")
         return rel
 
 
@@ -56,11 +75,12 @@ class StorePath:
 class DrivePath:
     """A parsed ``drive:`` path."""
 
-    anchor: str                       # "root", "id" or "shared"
+    anchor: str                       # "root", "id", "shared" or "shared-with-me"
     parts: tuple[str, ...] = ()       # names below the anchor
     file_id: Optional[str] = None     # for anchor "id"
     shared_drive: Optional[str] = None  # for anchor "shared"
     trailing_slash: bool = False      # the user wrote ".../" (a folder is meant)
+    resource_key: Optional[str] = None  # for anchor "id": the item's resource key
 
     @property
     def name(self) -> Optional[str]:
@@ -70,11 +90,14 @@ class DrivePath:
     @property
     def store_path(self) -> StorePath:
         """The path inside the store the anchor opens (My Drive, or the shared drive)."""
-        return StorePath(self.file_id if self.anchor == "id" else None, self.parts)
+        if self.anchor == "id":
+            return StorePath(self.file_id, self.parts, self.resource_key)
+        return StorePath(None, self.parts)
 
     def child(self, name: str) -> "DrivePath":
         """This path with one more name appended."""
-        return DrivePath(self.anchor, self.parts + (name,), self.file_id, self.shared_drive)
+        return DrivePath(self.anchor, self.parts + (name,), self.file_id, self.shared_drive,
+                         resource_key=self.resource_key)
 
     def __str__(self) -> str:
         rel = "/".join(self.parts)
@@ -82,12 +105,45 @@ class DrivePath:
             return PREFIX + str(self.store_path)
         if self.anchor == "shared":
             return f"{PREFIX}shared/{self.shared_drive}" + (f"/{rel}" if rel else "")
+        if self.anchor == "shared-with-me":
+            return f"{PREFIX}shared-with-me" + (f"/{rel}" if rel else "/")
         return PREFIX + rel
 
 
 def is_drive(spec: str) -> bool:
-    """True for a ``drive:`` spec (anything else is a local path)."""
-    return isinstance(spec, str) and spec.startswith(PREFIX)
+    """True for a ``drive:`` spec or a Drive sharing link (anything else is a local path)."""
+    return isinstance(spec, str) and (spec.startswith(PREFIX) or is_link(spec))
+
+
+def is_link(spec: str) -> bool:
+    """True for an address on drive.google.com or docs.google.com (a sharing link)."""
+    return isinstance(spec, str) and bool(_LINK_RE.match(spec.strip()))
+
+
+def parse_link(url: str) -> DrivePath:
+    """A Drive sharing link -> ``drive:id:<ID>[:<KEY>]`` (UsageError for a link without an
+    id).
+
+    Accepts ``/file/d/<ID>/...`` (also Docs' ``/document/d/<ID>``...), ``/open?id=<ID>``,
+    ``/uc?id=<ID>``, ``/drive/folders/<ID>`` (also ``/drive/u/0/folders/<ID>``), each with or
+    without ``resourcekey=<KEY>`` in the query."""
+    parts = urllib.parse.urlsplit(url.strip())
+    query = {k.lower(): v for k, v in urllib.parse.parse_qsl(parts.query)}
+    ident = None
+    found = re.search(r"/(?:d|folders)/([^/?#]+)", parts.path)
+    if found:
+        ident = found.group(1)
+    elif query.get("id"):
+        ident = query["id"]
+    if not ident or not _ID_RE.match(ident):
+        raise UsageError(f"{url!r} is a Google address but not a link to a Drive file or "
+                         "folder; copy the link with Share, Copy link (it looks like "
+                         "https://drive.google.com/file/d/<ID>/view), or use drive:id:<ID>")
+    key = query.get("resourcekey") or None
+    if key is not None and not _ID_RE.match(key):
+        raise UsageError(f"{url!r}: resourcekey {key!r} is not a Drive resource key "
+                         "(letters, digits, '-' and '_' only)")
+    return DrivePath("id", (), file_id=ident, resource_key=key)
 
 
 def split_names(rel: str, spec: str) -> tuple[str, ...]:
@@ -101,21 +157,21 @@ def split_names(rel: str, spec: str) -> tuple[str, ...]:
 
 
 def parse(spec: str) -> DrivePath:
-    """Parse a ``drive:`` spec; raises UsageError naming the spec and the accepted forms."""
+    """Parse a ``drive:`` spec or a sharing link; raises UsageError naming the spec and the
+    accepted forms."""
+    if is_link(spec):
+        return parse_link(spec)
     if not is_drive(spec):
-        raise UsageError(f"{spec!r} is not a Drive path; use drive:a/b/c.zip, drive:id:<ID> "
-                         "or drive:shared/<shared drive>/a/b")
+        raise UsageError(f"{spec!r} is not a Drive path; use {FORMS}")
     rest = spec[len(PREFIX):]
     trailing = rest.endswith("/")
     if rest.startswith("id:"):
-        ident, _, rel = rest[3:].partition("/")
-        if not ident:
-            raise UsageError(f"{spec!r}: missing file id; use drive:id:<FILE_ID>")
-        if not _ID_RE.match(ident):
-            raise UsageError(f"{spec!r}: {ident!r} is not a Drive file id "
-                             "(letters, digits, '-' and '_' only)")
-        return DrivePath("id", split_names(rel, spec), file_id=ident, trailing_slash=trailing)
+        start, names, key = _split(rest, spec)
+        return DrivePath("id", names, file_id=start, trailing_slash=trailing, resource_key=key)
     stripped = rest.lstrip("/")
+    if stripped == "shared-with-me" or stripped.startswith("shared-with-me/"):
+        rel = stripped[len("shared-with-me"):]
+        return DrivePath("shared-with-me", split_names(rel, spec), trailing_slash=trailing)
     if stripped == "shared" or stripped.startswith("shared/"):
         name, _, rel = stripped[len("shared/"):].partition("/")
         if not name:
@@ -128,12 +184,28 @@ def parse(spec: str) -> DrivePath:
 
 def split_store_path(path: str) -> tuple[Optional[str], tuple[str, ...]]:
     """A store-relative path (``a/b`` or ``id:X/a/b``) -> ``(start id or None, names)``."""
-    if path.startswith("id:"):
-        ident, _, rel = path[3:].partition("/")
-        if not ident or not _ID_RE.match(ident):
-            raise UsageError(f"{path!r}: not a Drive file id; use id:<FILE_ID>")
-        return ident, split_names(rel, path)
-    return None, split_names(path, path)
+    start, names, _key = _split(path)
+    return start, names
+
+
+def _split(path: str, spec: Optional[str] = None
+           ) -> tuple[Optional[str], tuple[str, ...], Optional[str]]:
+    """``a/b`` or ``id:X[:KEY]/a/b`` -> ``(start id or None, names, resource key or None)``;
+    ``spec`` is what the user typed, for messages."""
+    spec = spec or path
+    if not path.startswith("id:"):
+        return None, split_names(path, spec), None
+    head, _, rel = path[3:].partition("/")
+    ident, _, key = head.partition(":")
+    if not ident:
+        raise UsageError(f"{spec!r}: missing file id; use drive:id:<FILE_ID>")
+    if not _ID_RE.match(ident):
+        raise UsageError(f"{spec!r}: {ident!r} is not a Drive file id "
+                         "(letters, digits, '-' and '_' only)")
+    if ":" in head and not _ID_RE.match(key):
+        raise UsageError(f"{spec!r}: {key!r} is not a Drive resource key; use "
+                         "drive:id:<FILE_ID>:<RESOURCE_KEY> (the resourcekey= of the link)")
+    return ident, split_names(rel, spec), key or None
 
 
 def matches(rel: str, patterns: Iterable[str]) -> bool:
@@ -141,3 +213,36 @@ def matches(rel: str, patterns: Iterable[str]) -> bool:
     (case-sensitive, as Drive names are): the rule of ``--include`` / ``--exclude``."""
     base = rel.rsplit("/", 1)[-1]
     return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(base, p) for p in patterns)
+
+
+#: Unicode's bidirectional controls (they reorder what a terminal shows: "Trojan Source").
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                  "\u2066\u2067\u2068\u2069")
+
+
+def plain_name(name: str) -> bool:
+    """True for a name that is one path component on every system: not empty, not ``.`` or
+    ``..``, without ``/``, ``\\`` or NUL. Drive titles may be anything; only a plain one is
+    ever joined to a local folder or managed as a checkpoint."""
+    return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: control characters (ANSI escapes start with
+    one), line separators and bidirectional controls shown as ``\\xNN`` / ``\\uNNNN``. Drive
+    titles are anybody's text; a title must not rewrite the user's screen."""
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if ch in _BIDI or unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def printable_lines(text: str) -> str:
+    """:func:`printable` for a message of several lines (its newlines kept)."""
+    return "\n".join(printable(line) for line in text.split("\n"))

@@ -51,16 +51,13 @@ class FolderView:
     owners: dict[str, set[str]]     # sidecar name -> the checkpoints it describes
 
 
-def pick(dups: list[RemoteEntry], where: str, md5: Optional[str] = None) -> RemoteEntry:
-    """One entry among same-named ones (Drive allows duplicates): say which ids collide."""
+def pick(dups: list[RemoteEntry], where: str, side: Optional[Sidecar] = None) -> RemoteEntry:
+    """One entry among same-named ones (Drive allows duplicates): the one the sidecar ``side``
+    vouches for, else the newest (:func:`drivestage.sidecar.vouched`); says which ids collide."""
     if len(dups) > 1:
-        log.warning("%s: %d items share this name (ids %s); using the newest", where,
-                    len(dups), ", ".join(e.id for e in dups))
-    if md5:
-        for e in dups:
-            if e.md5 == md5:
-                return e
-    return max(dups, key=lambda e: (e.modified, e.id))
+        log.warning("%s: %d items share this name (ids %s); using the one its sidecar vouches "
+                    "for, else the newest", where, len(dups), ", ".join(e.id for e in dups))
+    return sidecar.vouched(dups, side)
 
 
 def with_name_epoch(side: Optional[Sidecar], name: str,
@@ -144,18 +141,26 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
         run = side.run if side else None
         metrics = dict(side.metrics) if side else {}
         verified = None
+        theirs = None
         if managed and name in files and name in remote_side:
-            entry = pick(files[name], name)
             theirs = with_name_epoch(reader.remote_one(remote_side[name]), name, policy)
-            if theirs is not None:
-                verified = Described(name, theirs, entry.md5, entry.modified)
-                described.append(verified)
+        # Same-named copies (a push replacing a checkpoint, another machine's): the one the
+        # remote sidecar vouches for is the one that counts.
+        entry = pick(files[name], name, theirs) \
+            if name in files and (managed or name in local) else None
+        if entry is not None and theirs is not None:
+            verified = Described(name, theirs, entry.md5, entry.modified)
+            described.append(verified)
         if name in local:
-            # Same name on the remote: the local file replaces it (keeps its id). An autosave
-            # is verified only when it is on the store already, unchanged.
-            rid = pick(files[name], name).id if name in files else None
-            ok = kind == AUTOSAVE and verified is not None and verified.verified \
-                and _same(local[name], pick(files[name], name), cache)
+            # Same name on the remote: the local file replaces it. An autosave is verified
+            # only when it is on the store already, unchanged; a checkpoint when its local
+            # sidecar vouches for it (the push sends both before retention deletes anything).
+            rid = entry.id if entry is not None else None
+            if kind == AUTOSAVE:
+                ok = verified is not None and verified.verified \
+                    and entry is not None and _same(local[name], entry, cache)
+            else:
+                ok = managed and name in local_side and _vouches(side, local[name], cache)
             out.append(Candidate(name, local[name].size, _mtime(local[name]), metrics, epoch,
                                  rid, ok, run))
             continue
@@ -172,6 +177,16 @@ def _mtime(lf: LocalFile) -> float:
         return os.path.getmtime(lf.path)
     except OSError:
         return time.time()
+
+
+def _vouches(side: Optional[Sidecar], lf: LocalFile, cache: Md5Cache) -> bool:
+    """A local sidecar vouches for its local checkpoint (it names its md5, or none)."""
+    if side is None:
+        return False
+    try:
+        return side.md5 is None or cache.md5(lf.path) == side.md5
+    except OSError:
+        return False
 
 
 def _same(lf: LocalFile, entry: RemoteEntry, cache: Md5Cache) -> bool:
@@ -197,6 +212,33 @@ def newest_verified_per_run(folder: FolderView, policy: RetentionPolicy) -> set[
                               prefer=policy.regex)
         if best is not None:
             out.add(best.name)
+    return out
+
+
+def newest_verified_ids(store: RemoteStore, remote: Listing, policy: RetentionPolicy,
+                        cache: Md5Cache) -> set[str]:
+    """Ids of the newest verified checkpoint of every run among the files directly in a
+    folder, whatever their names (any file with a sidecar beside it), and of their sidecars:
+    what ``push --delete`` never removes, managed by the policy or not."""
+    files = {n: fs for n, fs in ((n, [e for e in es if not e.is_dir])
+                                 for n, es in remote.items()) if fs}
+    reader = _Sidecars(store, files, {}, cache)
+    described: list[Described] = []
+    chosen: dict[str, tuple[RemoteEntry, str]] = {}
+    for name, side_name in sidecar.pairs(files).items():
+        side = with_name_epoch(reader.remote_one(side_name), name, policy)
+        if side is None:
+            continue
+        entry = pick(files[name], name, side)
+        chosen[name] = (entry, side_name)
+        described.append(Described(name, side, entry.md5, entry.modified))
+    out: set[str] = set()
+    for run in {d.sidecar.run for d in described}:
+        best = sidecar.newest([d for d in described if d.sidecar.run == run],
+                              prefer=policy.regex)
+        if best is not None:
+            entry, side_name = chosen[best.name]
+            out |= {entry.id} | {e.id for e in files[side_name]}
     return out
 
 

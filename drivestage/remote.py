@@ -22,23 +22,27 @@ Where = Union[str, "os.PathLike[str]", DrivePath,
 
 def open_store(where: Where, *, api_root: Optional[str] = None,
                credentials: Optional[str] = None, token: Optional[str] = None,
-               md5_cache: Optional[Md5Source] = None) -> tuple[RemoteStore, StorePath]:
+               md5_cache: Optional[Md5Source] = None,
+               acknowledge_abuse: bool = False) -> tuple[RemoteStore, StorePath]:
     """``(store, path inside it)`` for ``where``.
 
-    ``drive:a/b`` -> (My Drive, ``a/b``); ``drive:id:X`` -> (My Drive, ``id:X``);
-    ``drive:shared/T/a`` -> (shared drive T, ``a``); ``/mnt/x/a`` -> (a directory store rooted at
-    the nearest existing folder, ``a``), which keeps its md5s in ``md5_cache``; a
-    ``(store, path)`` pair is returned with its path parsed. Connecting to Drive uses no network;
-    the first call does.
+    ``drive:a/b`` -> (My Drive, ``a/b``); ``drive:id:X[:KEY]`` or a Drive sharing link ->
+    (My Drive, ``id:X[:KEY]``); ``drive:shared/T/a`` -> (shared drive T, ``a``);
+    ``drive:shared-with-me/N/a`` -> (Shared with me, ``N/a``); ``/mnt/x/a`` -> (a directory
+    store rooted at the nearest existing folder, ``a``), which keeps its md5s in
+    ``md5_cache``; a ``(store, path)`` pair is returned with its path parsed.
+    ``acknowledge_abuse`` lets a Drive store download files Drive flagged as malware. Opening
+    My Drive uses no network; the first call does (a shared drive is looked up by name).
     """
     if isinstance(where, tuple):
         store, path = where
         return store, path if isinstance(path, StorePath) else StorePath.parse(path)
     if isinstance(where, DrivePath) or paths.is_drive(str(where)):
-        from drivestage.drive.store import open_drive
+        from drivestage.drive.places import open_drive
 
         parsed = where if isinstance(where, DrivePath) else paths.parse(str(where))
-        return open_drive(parsed, api_root=api_root, credentials=credentials, token=token)
+        return open_drive(parsed, api_root=api_root, credentials=credentials, token=token,
+                          acknowledge_abuse=acknowledge_abuse)
     return _open_directory(os.fspath(where), md5_cache)
 
 

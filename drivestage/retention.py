@@ -10,7 +10,7 @@ Rules (all of them are documented behaviour, and tested):
 * **Managed files.** A file is a managed checkpoint when ``re.search(pattern, name)`` matches
   and its name does not end in ``.json``. Anything else is never deleted (kind ``other``,
   reason ``"not a checkpoint ..."``); names with ``/`` or ``\\``, ``.``, ``..`` are outside.
-* **Autosaves.** A file matching ``autosave_pattern`` (default ``^autosave[_-]``; a trainer's
+* **Autosaves.** A file matching ``autosave_pattern`` (default ``autosave_<number>``; a trainer's
   time-based checkpoints ``autosave_<iteration>.pt``) is an autosave, whatever ``pattern``
   says. Autosaves never count against ``keep_last``/``keep_best``/``keep_every``: the plan
   keeps the newest *verified* one (``Candidate.verified``, which the caller sets from the
@@ -41,8 +41,10 @@ Rules (all of them are documented behaviour, and tested):
   ``keep_runs`` N keeps the N most recent named runs (by their newest file's ``modified``)
   and deletes the older runs' checkpoints and autosaves (``protect`` still wins; checkpoints
   whose sidecar names no run are never dropped by it).
-* **Never deleted:** the newest managed checkpoint of every run, the kept best, anything in
-  ``protect`` (e.g. the checkpoint a run resumed from), unmanaged files.
+* **Never deleted:** the newest managed checkpoint of every run, the newest *verified* one
+  (``Candidate.verified``: a newer checkpoint whose sidecar is not written yet does not retire
+  it), the kept best, anything in ``protect`` (e.g. the checkpoint a run resumed from),
+  unmanaged files.
 * **Budget.** ``max_bytes`` bounds the managed checkpoints and autosaves (their sidecars
   included) plus ``incoming_bytes``. When over, the oldest kept checkpoints that are not
   newest/best/protected are deleted until it fits, the oldest run's first. When it cannot
@@ -60,6 +62,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Optional, Union, overl
 
 from drivestage import sidecar
 from drivestage.errors import PolicyError
+from drivestage.paths import printable
 from drivestage.retention_policy import AUTOSAVE as AUTOSAVE
 from drivestage.retention_policy import CHECKPOINT as CHECKPOINT
 from drivestage.retention_policy import DEFAULT_AUTOSAVE_PATTERN as DEFAULT_AUTOSAVE_PATTERN
@@ -83,7 +86,8 @@ class Candidate:
     metrics: Mapping[str, float] = field(default_factory=dict)  # from the sidecar, if any
     epoch: Optional[int] = None     # from the sidecar; overrides the name's epoch
     id: Optional[str] = None        # backend id, to tell duplicates apart (Drive)
-    verified: bool = False          # on the store with a sidecar that vouches for its bytes
+    verified: bool = False          # a sidecar vouches for its bytes (on the store, or for a
+                                    # local file: beside it, so once both are sent)
     run: Optional[str] = None       # the training run its sidecar names (None: not named)
 
 
@@ -221,9 +225,10 @@ _NUMBER = re.compile(r"\d+")
 
 
 def _autosave_number(name: str, policy: RetentionPolicy) -> Optional[int]:
-    """The number after the autosave prefix (the trainer writes its iteration there)."""
+    """The first number of the autosave pattern's match (the trainer writes its iteration
+    there: ``autosave_00004120.pt``)."""
     prefix = policy.autosave_regex.search(name)
-    number = _NUMBER.search(name, prefix.end() if prefix else 0)
+    number = _NUMBER.search(name, prefix.start() if prefix else 0)
     return int(number.group()) if number else None
 
 
@@ -364,6 +369,12 @@ def _keep_checkpoints(ckpts: list[_Ckpt], policy: RetentionPolicy) -> None:
         newest = ckpts[-1]
         newest.keep = newest.pinned = True
         newest.reasons.insert(0, "newest")
+        verified = [c for c in ckpts if c.cand.verified]
+        if verified and verified[-1] is not newest:
+            # The newest one is not vouched for yet (its sidecar is still being written):
+            # until it is, the newest verified one is what a resume needs.
+            verified[-1].keep = verified[-1].pinned = True
+            verified[-1].reasons.insert(0, "newest verified")
 
 
 def _keep_autosaves(autos: list[_Ckpt], active: bool) -> None:
@@ -414,13 +425,13 @@ def _decisions(files: list[_Ckpt], sidecars: list[tuple[Candidate, set[str]]],
 
 
 def format_plan(decisions: Iterable[Decision]) -> str:
-    """A plain-text table (action, size, name, reason) with a summary line."""
+    """A plain-text table (action, size, name, reason) and a summary; names escaped."""
     rows = list(decisions)
     if not rows:
         return "Nothing to prune: the folder holds no files."
     header = ("ACTION", "SIZE", "NAME", "REASON")
-    table = [header] + [("keep" if d.keep else "delete", format_size(d.size), d.name, d.reason)
-                        for d in rows]
+    table = [header] + [("keep" if d.keep else "delete", format_size(d.size), printable(d.name),
+                         d.reason) for d in rows]
     widths = [max(len(r[i]) for r in table) for i in range(3)]
     lines = [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip()
              for r in table]

@@ -8,10 +8,16 @@ from typing import Optional, Union
 
 from drivestage import sidecar
 from drivestage.errors import PolicyError
+from drivestage.paths import plain_name
 from drivestage.sizes import format_size, parse_size
 
-DEFAULT_PATTERN = r"epoch[_-]?(?P<epoch>\d+)"
-DEFAULT_AUTOSAVE_PATTERN = r"^autosave[_-]"
+#: ``epoch_NNN`` with the suffix of a weights file: a plot or a table named after its epoch
+#: (``loss_epoch_001.png``) is the user's, not a checkpoint.
+DEFAULT_PATTERN = (r"epoch[_-]?(?P<epoch>\d+)\.(?:pt|pth|ckpt|bin|safetensors|h5|keras|"
+                   r"weights|pkl|npz|tar)$")
+#: ``autosave_<number>``, as the trainer names its time checkpoints (``autosave_notes.txt``
+#: is the user's).
+DEFAULT_AUTOSAVE_PATTERN = r"^autosave[_-]\d+(?:\.|$)"
 
 #: What a decision is about.
 CHECKPOINT, AUTOSAVE, SIDECAR, OTHER = "checkpoint", "autosave", "sidecar", "other"
@@ -137,4 +143,4 @@ class RetentionPolicy:
 
 
 def inside_folder(name: str) -> bool:
-    return bool(name) and name not in (".", "..") and "/" not in name and "\\" not in name
+    return plain_name(name)

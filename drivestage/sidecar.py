@@ -17,7 +17,8 @@ A checkpoint on a store is **verified** when its sidecar is there (push uploads 
 after its checkpoint's md5 matched the remote's) and, when the sidecar names an md5, that md5
 is the checkpoint's remote md5: a sidecar left from an older version of a replaced file does
 not vouch for the new bytes. :func:`newest` is the one rule for "the newest verified
-checkpoint". Nothing here does I/O beyond the local writes of :func:`write`.
+checkpoint", and :func:`vouched` the one rule for which of same-named copies is read.
+Nothing here does I/O beyond the local writes of :func:`write`.
 """
 from __future__ import annotations
 
@@ -27,7 +28,10 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Optional, Union
+from typing import Iterable, Mapping, Optional, Sequence, Union
+
+from drivestage.paths import plain_name
+from drivestage.store import RemoteEntry
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +82,10 @@ def is_sidecar(name: str) -> bool:
 def pairs(names: Iterable[str]) -> dict[str, str]:
     """Checkpoint name -> its sidecar's name, among ``names`` (one folder's listing).
 
-    The current form (``X.json`` for ``X.pt``) wins over the legacy one (``X.pt.json``)."""
-    present = set(names)
+    The current form (``X.json`` for ``X.pt``) wins over the legacy one (``X.pt.json``). A
+    name that is not one plain path component (a Drive title may hold ``/`` or be ``..``) is
+    never a checkpoint: a resume would write it outside its folder."""
+    present = {n for n in names if plain_name(n)}
     out: dict[str, str] = {}
     for name in present:
         if is_sidecar(name):
@@ -95,7 +101,7 @@ def owners(names: Iterable[str]) -> dict[str, set[str]]:
     """Sidecar name -> the checkpoints among ``names`` it describes, in either form
     (``X.json`` for ``X.pt`` and ``X.pth``; the legacy ``X.pt.json`` for ``X.pt``): a sidecar
     goes when all of them are gone."""
-    present = set(names)
+    present = {n for n in names if plain_name(n)}
     out: dict[str, set[str]] = {}
     for name in present:
         if is_sidecar(name):
@@ -154,6 +160,19 @@ def write(checkpoint_path: str, sidecar: Sidecar) -> str:
     path = name_for(checkpoint_path)
     atomic_write(path, sidecar.to_bytes(), mode=0o644)
     return path
+
+
+def vouched(copies: Sequence[RemoteEntry], side: Optional[Sidecar]) -> RemoteEntry:
+    """The copy to read among same-named copies of a checkpoint (a push replacing it, or
+    another machine's): the newest one whose md5 the sidecar names, else the newest (which
+    then counts as verified only when the sidecar names no md5). Ties: the higher id, the same
+    on every machine."""
+    def key(e: RemoteEntry) -> tuple[float, str]:
+        return (e.modified, e.id)
+
+    named = [e for e in copies if side is not None and side.md5 is not None
+             and e.md5 is not None and e.md5.lower() == side.md5]
+    return max(named or copies, key=key)
 
 
 @dataclass(frozen=True)

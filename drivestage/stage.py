@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 from drivestage import paths
 from drivestage.errors import DiskSpaceError, DriveStageError, LocalFileError, UsageError
 from drivestage.localfs import drive_mount
-from drivestage.paths import DrivePath, StorePath
+from drivestage.paths import DrivePath, StorePath, printable
 from drivestage.remote import open_store
 from drivestage import stamps
 from drivestage.stage_file import (FileStager, ProgressFactory, PullResult, no_progress,
@@ -170,7 +170,7 @@ def tqdm_progress(label: str, total: int, initial: int,
     from tqdm import tqdm
 
     bar = tqdm(total=total, initial=0, unit="B", unit_scale=True, unit_divisor=1024,
-               desc=label, file=sys.stderr, leave=False, dynamic_ncols=True)
+               desc=printable(label), file=sys.stderr, leave=False, dynamic_ncols=True)
     if opened is not None:
         opened.append(bar)
     seen = [0]

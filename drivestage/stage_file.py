@@ -195,9 +195,12 @@ class FileStager:
 
     def stage(self, entry: RemoteEntry) -> PullResult:
         """Stage the file ``entry`` as ``dest/<its name>`` (under the file's lock)."""
+        if entry.unreadable:
+            raise NotFoundError(entry.unreadable)
         if not entry.has_content:
             raise UsageError(f"{self.src} has no binary content (a Google Docs, Sheets or "
-                             "Slides file?); export it to a file on Drive first")
+                             f"Slides file? its type is {entry.kind or 'unknown'}); export it "
+                             "to a file on Drive first")
         name = safe_name(entry.name, self.src)
         os.makedirs(self.dest, exist_ok=True)
         lock = self._lock(name)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from drivestage import download as dl
-from drivestage.errors import DuplicateNameError, UsageError
+from drivestage.errors import DuplicateNameError, NotFoundError, UsageError
 from drivestage.paths import StorePath, matches
 from drivestage.stage_file import FileStager, ProgressFactory, PullResult, check_space, safe_name
 from drivestage.store import RemoteEntry, RemoteStore
@@ -166,9 +166,12 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
                     if child.is_dir:
                         next_level.append((child, child_src, os.path.join(cur_local, name),
                                            names + (name,)))
+                    elif child.unreadable:
+                        raise NotFoundError(child.unreadable)
                     elif not child.has_content:
                         log.warning("skipping %s: it has no binary content (a Google Docs, "
-                                    "Sheets or Slides file?)", child_src)
+                                    "Sheets or Slides file? its type is %s)", child_src,
+                                    child.kind or "unknown")
                         skipped.append(child_src)
                     else:
                         files.append(_Item(child, child_src, cur_local))

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 
 from filelock import FileLock
 
+from drivestage.errors import LocalFileError, UsageError
 from drivestage.localfs import atomic_write, file_md5
 from drivestage.store import RemoteEntry
 
@@ -26,10 +27,20 @@ SESSION_MAX_AGE = 7 * 24 * 3600
 
 
 def state_dir() -> Path:
-    """Where drivestage keeps its local state (md5 cache, upload sessions)."""
+    """Where drivestage keeps its local state (md5 cache, upload sessions), created if
+    missing; one error line when it cannot be a folder."""
     root = os.environ.get("DRIVESTAGE_STATE_DIR") or os.path.join("~", ".cache", "drivestage")
     path = Path(root).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UsageError(f"drivestage's state folder {path} (DRIVESTAGE_STATE_DIR) is a file, "
+                         "or lies under one; point DRIVESTAGE_STATE_DIR at a folder (default "
+                         "~/.cache/drivestage)") from None
+    except OSError as exc:
+        raise LocalFileError(f"cannot create drivestage's state folder {path} "
+                             f"({exc.strerror or exc}); point DRIVESTAGE_STATE_DIR at a folder "
+                             "you can write") from None
     return path
 
 

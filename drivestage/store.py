@@ -33,6 +33,15 @@ class RemoteEntry:
     #: Whether there are bytes to download: False for folders and for Google Docs, Sheets,
     #: Slides (Drive exports those, it cannot serve them).
     has_content: bool = True
+    #: The backend's type of the item (Drive's mimeType), named in messages about items
+    #: without content ("" when the backend has none).
+    kind: str = ""
+    #: Why the entry cannot be read at all (a Drive shortcut whose target is gone): staging
+    #: it fails with this message. None for every readable entry.
+    unreadable: Optional[str] = None
+    #: When the item was made (seconds since the epoch; 0 when the backend does not say):
+    #: of same-named folders, every push on every machine takes the oldest.
+    created: float = 0.0
 
     def __post_init__(self) -> None:
         if self.is_dir and self.has_content:
@@ -133,6 +142,10 @@ class RemoteStore(abc.ABC):
     def set_retries(self, attempts: Optional[int]) -> None:
         """Attempts per remote request (None: the default); ignored by stores that do not
         retry."""
+
+    def check_replaceable(self, entry: RemoteEntry) -> None:
+        """Raise when an upload must not take the place of ``entry`` (a Drive shortcut: its
+        target is someone's file). Checked before a byte is sent."""
 
     def place(self, path: StorePath) -> str:
         """A text naming the place ``path`` is in this store, the same in every process of

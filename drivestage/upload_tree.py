@@ -9,12 +9,12 @@ are not hashed again), and every upload is md5-verified
 **Replacing.** A checkpoint (a file with a sidecar beside it, a name the policy manages, or a
 ``.pt``/``.pth``/``.ckpt`` file) is never overwritten: its new version is uploaded as a new
 file under the same name (a resumable session creates it only once every byte arrived), its
-md5 checked, and only then is the old copy deleted. A failed replacement leaves the old copy
-and its sidecar as they were. For the one request between the two, the name has two files:
-readers that follow the sidecar's md5 (:meth:`drivestage.hooks.CheckpointSync.
-latest_remote_checkpoint`) take the old one, which its sidecar vouches for; after it, the new
-file is not vouched for (its sidecar names the old md5) until its own sidecar follows, so the
-newest *verified* checkpoint is never one whose bytes are not the sidecar's. Other files
+md5 checked, then its sidecar updated, and only then is the old copy deleted. A failed
+replacement leaves the old copy and its sidecar as they were. Between the new file's arrival
+and the old one's deletion the name has two files, and readers take the one the sidecar
+vouches for (:func:`drivestage.sidecar.vouched`): the old one until the sidecar is updated,
+the new one after. So a process killed at any step leaves a copy its sidecar vouches for, and
+the newest *verified* checkpoint is never one whose bytes are not the sidecar's. Other files
 (logs, ``results.csv``, sidecars) are updated in place, keeping their id, with no old
 revision kept on Drive.
 
@@ -22,8 +22,9 @@ revision kept on Drive.
 (:func:`drivestage.locks.place_lock`). Same-named files another machine left are repaired once
 the local file's copy is verified: the newest copy is kept and older ones are deleted (a
 push only ever deletes copies older than the one it keeps, so two machines repairing at once
-never delete each other's). Same-named folders are explained, and every push picks the same
-one (the lowest id).
+never delete each other's). Two machines making one folder at the same moment end with one
+(:meth:`~drivestage.drive.store.DriveStore.make_folders`); same-named folders left otherwise
+are explained, and every push picks the same one (the oldest).
 
 Retention (:mod:`drivestage.retention`, applied by :mod:`drivestage.pruning`) covers the
 files directly inside ``dest`` that the policy manages. The plan is made over the union of
@@ -197,8 +198,10 @@ class _Push:
         todo = self._todo(files, skip)
         deletions = None
         if removal is not None:
+            kept = _kept_by_policy(decision) | pruning.newest_verified_ids(
+                store, self.listing[""], self.policy, self.cache)
             deletions = extra.decide(store, root, self.listing, tree, removal,
-                                  kept=_kept_by_policy(decision), protect=self.protect,
+                                  kept=kept, protect=self.protect,
                                   include=self.include, exclude=self.exclude)
         self._check_quota(root, todo, decision, folder)
         self._send(files, todo)
@@ -260,6 +263,8 @@ class _Push:
                 if others:
                     self.repairs.append((lf.rel, current, others))
                 continue
+            for e in remote:  # to be replaced: never a shortcut (checked before a byte is sent)
+                self.store.check_replaceable(e)
             folder_names = names[lf.folder_rel] | set(self.listing[lf.folder_rel])
             if self._is_checkpoint(lf, folder_names):
                 todo.append(_Todo(lf, None, remote, duplicates=len(remote) > 1))
@@ -275,6 +280,9 @@ class _Push:
         first = [t for t in todo if (t.lf.folder_rel, t.lf.name) not in after]
         second = [t for t in todo if (t.lf.folder_rel, t.lf.name) in after]
         failed: dict[tuple[str, str], BaseException] = {}
+        # Replaced checkpoints: their old copies go only once the sidecars are updated too, so
+        # that a copy the sidecar vouches for is on the store at every step.
+        swapped: list[tuple[_Todo, RemoteEntry]] = []
         mutex = self.mutex
 
         def send(item: _Todo) -> None:
@@ -300,8 +308,11 @@ class _Push:
                 with mutex:
                     failed[(lf.folder_rel, lf.name)] = exc
                 raise
-            # Verified: only now do the copies it replaces go.
-            self._remove_older(lf.rel, entry, item.olds, item.duplicates)
+            if item.target is None and item.olds:
+                with mutex:
+                    swapped.append((item, entry))
+            else:  # updated in place: its duplicates go now that it is verified
+                self._remove_older(lf.rel, entry, item.olds, item.duplicates)
             with mutex:
                 self.result.uploaded.append(lf.rel)
                 self.result.bytes_sent += moved[0]
@@ -327,6 +338,14 @@ class _Push:
                         failure = fut.exception()
                         if failure is not None:
                             errors.append(failure)
+        sides_of: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        for side, mine in owners.items():
+            for c in mine:
+                sides_of.setdefault(c, set()).add(side)
+        for item, entry in swapped:
+            if sides_of.get((item.lf.folder_rel, item.lf.name), set()) & set(failed):
+                continue  # its sidecar still vouches for the old copy: keep it
+            self._remove_older(item.lf.rel, entry, item.olds, item.duplicates)
         if errors:
             if len(errors) > 1:
                 log.error("%d uploads failed; the first: %s", len(errors), errors[0])
@@ -364,13 +383,12 @@ class _Push:
     def _check_quota(self, root: RemoteEntry, todo: list[_Todo], decision: Optional[Plan],
                      folder: Optional[pruning.FolderView]) -> None:
         """Before a byte is sent: make room by pruning what the policy deletes anyway, or
-        fail. A checkpoint's old copy stays until its new one is verified: the replacements
-        under way at once (``jobs``) need room for both."""
+        fail. A checkpoint's old copy stays until its new one and its sidecar are verified,
+        at the end of the uploads: every replacement needs room for both."""
         final = sum(t.lf.size - (t.target.size if t.target else 0)
                     - sum(e.size for e in t.olds) for t in todo)
-        overlap = sorted((sum(e.size for e in t.olds) for t in todo if t.target is None),
-                         reverse=True)[:self.jobs]
-        needed = final + sum(overlap)
+        overlap = sum(sum(e.size for e in t.olds) for t in todo if t.target is None)
+        needed = final + overlap
         if needed <= 0:
             return
         q = self.store.quota()
@@ -405,8 +423,9 @@ class _Push:
 
 
 def _pick_folder(found: list[RemoteEntry], where: str) -> RemoteEntry:
-    """One of same-named folders: the lowest id, so every push on every machine agrees."""
-    chosen = min(found, key=lambda e: e.id)
+    """One of same-named folders: the oldest (then the lowest id), so every push on every
+    machine agrees (the rule :meth:`~drivestage.drive.store.DriveStore.make_folders` uses)."""
+    chosen = min(found, key=lambda e: (e.created, e.id))
     if len(found) > 1:
         log.warning("%s: %d folders have this name (ids %s), probably made by two pushes "
                     "from different machines at once; pushing into %s. Move what the others "

@@ -159,3 +159,95 @@ def test_hsv_is_deterministic_and_keeps_grey():
     grey = np.full((4, 4, 3), 128, np.uint8)  # no saturation: only the value gain applies
     out = augment.hsv_jitter(grey, np.random.default_rng(2))
     assert (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+
+
+def _warp_reference(image, sx, sy, dx, dy, out_w, out_h, flip):
+    """What ``place`` draws, the slow way: mirror, shrink whole blocks as ``place`` does when the
+    scale is under 1/2, one affine warp with a replicated edge, grey outside the image."""
+    import math
+
+    import cv2
+
+    if flip:
+        image = cv2.flip(image, 1)
+    h, w = image.shape[:2]
+    kx, ky = max(1, min(int(1 / sx), w)), max(1, min(int(1 / sy), h))
+    if kx > 1 or ky > 1:
+        image = cv2.resize(image[:h // ky * ky, :w // kx * kx], (w // kx, h // ky), interpolation=cv2.INTER_AREA)
+        sx, sy = sx * kx, sy * ky
+    h, w = image.shape[:2]
+    matrix = np.array([[sx, 0, dx + 0.5 * sx - 0.5], [0, sy, dy + 0.5 * sy - 0.5]])
+    out = cv2.warpAffine(image, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    inside = np.zeros((out_h, out_w), dtype=bool)
+    top, bottom = max(0, math.ceil(dy - 0.5)), max(0, math.ceil(dy + h * sy - 0.5))
+    left, right = max(0, math.ceil(dx - 0.5)), max(0, math.ceil(dx + w * sx - 0.5))
+    inside[top:bottom, left:right] = True
+    out[~inside] = augment.GREY
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(4, 200), st.integers(4, 200), st.floats(0.15, 2.5), st.floats(0.15, 2.5),
+       st.floats(-1.0, 1.0), st.floats(-1.0, 1.0), st.integers(1, 160), st.integers(1, 160), st.booleans(),
+       st.integers(0, 2**31 - 1))
+def test_one_resize_draws_what_an_affine_warp_draws(w, h, sx, sy, fx, fy, out_w, out_h, flip, seed):
+    """``place`` resizes only the part of the image that shows, straight into the window; the
+    pixels are those of an affine warp of the whole image with the mapping it reports."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), (5, 5), 1.5)
+    want_dx, want_dy = fx * w * sx, fy * h * sy  # from fully off the left/top to well inside
+    out = np.full((out_h, out_w, 3), augment.GREY, dtype=np.uint8)
+    got_sx, got_sy, dx, dy = augment._paste(image, sx, sy, want_dx, want_dy, out, flip)
+    assert abs(dx - want_dx) <= 0.5 + 1e-9 and abs(dy - want_dy) <= 0.5 + 1e-9
+    # A scale is only ever moved by less than a pixel over the whole image (block averaging
+    # drops a partial block; a scale within half a pixel of 1 is 1).
+    assert abs(got_sx - sx) * w < 1 + 1e-9 and abs(got_sy - sy) * h < 1 + 1e-9
+    reference = _warp_reference(image, got_sx, got_sy, dx, dy, out_w, out_h, flip)
+    assert np.abs(out.astype(int) - reference).max(initial=0) <= 1  # fixed-point rounding only
+
+
+@settings(max_examples=40, deadline=None)
+@given(image_and_box(), st.integers(0, 2**31 - 1))
+def test_scale_jitter_with_its_flip_keeps_boxes_on_their_pixels(sample, seed):
+    w, h, boxes = sample
+    img = _canvas(w, h, boxes[0, :4])
+    out, moved = augment.random_scale_jitter(img, boxes, 160, np.random.default_rng(seed), flip_prob=1.0)
+    seen = _mask_box(out, COLOURS[0])
+    if len(moved) == 0:
+        assert seen is None or min(seen[2] - seen[0], seen[3] - seen[1]) <= 3
+        return
+    _assert_same_place(seen, moved[0])
+    # The flip is the mirror of the canvas the same draws give without it.
+    rng = np.random.default_rng(seed)
+    plain, plain_boxes = augment.random_scale_jitter(img, boxes, 160, rng, flip_prob=0.0)
+    if len(plain_boxes):
+        np.testing.assert_allclose(moved[0, [0, 2]], 160 - plain_boxes[0, [2, 0]], atol=1.0)
+        np.testing.assert_allclose(moved[0, [1, 3]], plain_boxes[0, [1, 3]], atol=1e-5)
+
+
+def _hsv_reference(image, gains):
+    """The port's HSV jitter computed directly in float on the HSV planes, no lookup table."""
+    import cv2
+
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.float64)
+    hsv[..., 0] = (hsv[..., 0] * gains[0]) % 180
+    hsv[..., 1] = np.clip(hsv[..., 1] * gains[1], 0, 255)
+    hsv[..., 2] = np.clip(hsv[..., 2] * gains[2], 0, 255)
+    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0, 0.5), st.floats(0, 1), st.floats(0, 1))
+def test_hsv_lookup_table_equals_the_direct_computation(seed, hue, sat, val):
+    rng = np.random.default_rng(seed)
+    image = rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)
+    out = augment.hsv_jitter(image, np.random.default_rng(seed), hue, sat, val)
+    if hue == sat == val == 0:  # no jitter: not even the lossy round trip through HSV
+        assert out is image
+        return
+    gains = augment.hsv_gains(np.random.default_rng(seed), hue, sat, val)
+    reference = _hsv_reference(image, gains)
+    assert np.abs(out.astype(int) - reference).max() <= 1  # within rounding
+    assert (augment.hsv_jitter(image, np.random.default_rng(seed), hue, sat, val) == out).all()

@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from drivestage.drive import auth
+from drivestage.drive import auth, login
 from drivestage.errors import AuthError, UsageError
 from drivestage.drive import connect
 
@@ -58,6 +58,11 @@ class TokenServer:
     def answer(self, form: dict) -> tuple[int, dict]:
         grant = form.get("grant_type")
         if grant == "refresh_token":
+            if form.get("refresh_token") == "needs-reauth":  # a Workspace session limit
+                return 400, {"error": "invalid_grant",
+                             "error_description": "reauth related error (invalid_rapt)",
+                             "error_uri": "https://support.google.com/a/answer/9368756",
+                             "error_subtype": "invalid_rapt"}
             if form.get("refresh_token") != "good-refresh":
                 return 400, {"error": "invalid_grant", "error_description": "Token has been "
                              "expired or revoked."}
@@ -282,7 +287,7 @@ def test_console_login_saves_a_0600_token_that_then_works(clean_env, emu, token_
         token_server.codes["the-code"] = query["code_challenge"]
         return f"http://localhost/?state={query['state']}&code=the-code&scope=drive"
 
-    token_path = auth.login(str(secrets_file), ask=browser, say=printed.append)
+    token_path = login.login(str(secrets_file), ask=browser, say=printed.append)
     assert token_path == str(tmp_path / "config" / "drivestage" / "token.json")
     assert stat.S_IMODE(os.stat(token_path).st_mode) == 0o600
     assert FRESH not in "".join(printed)
@@ -294,7 +299,72 @@ def test_console_login_saves_a_0600_token_that_then_works(clean_env, emu, token_
         connect(api_root=emu.url)
     # A pasted address from another attempt is refused.
     with pytest.raises(AuthError, match="another login attempt"):
-        auth.login(str(secrets_file), ask=lambda p: "http://localhost/?state=x&code=y",
+        login.login(str(secrets_file), ask=lambda p: "http://localhost/?state=x&code=y",
                    say=lambda s: None)
     with pytest.raises(AuthError, match="login was refused: Bad code"):
-        auth.login(str(secrets_file), ask=lambda p: "wrong-code", say=lambda s: None)
+        login.login(str(secrets_file), ask=lambda p: "wrong-code", say=lambda s: None)
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from drivestage.cli import cli
+
+    res = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return res.exit_code, res.stderr
+
+
+def test_cli_an_expired_or_revoked_refresh_token(clean_env, emu, token_server, tmp_path):
+    path = _token_file(tmp_path / "token.json", token_server.uri, refresh="revoked")
+    code, err = _cli("ls", "drive:", "--api-root", emu.url, "--credentials", path)
+    assert code == 1
+    assert err == (f"Error: the credentials from credentials file {path} could not be refreshed: "
+                   "Google refused the refresh token (invalid_grant: Token has been expired or "
+                   "revoked.). It was revoked (or the password changed), or it expired: an OAuth "
+                   "app whose consent screen is in Testing mode gets refresh tokens that expire "
+                   "after 7 days (publish the app, In production, to keep them). Run "
+                   "`drivestage auth login --client-secrets FILE` again.\n")
+    assert emu.requests == []  # nothing reached Drive
+
+
+def test_cli_a_workspace_session_limit(clean_env, emu, token_server, tmp_path):
+    path = _token_file(tmp_path / "token.json", token_server.uri, refresh="needs-reauth")
+    code, err = _cli("ls", "drive:", "--api-root", emu.url, "--credentials", path)
+    assert code == 1
+    assert err == (f"Error: the credentials from credentials file {path} need a fresh sign-in: "
+                   "the Google Workspace administrator limits how long a sign-in lasts (session "
+                   "control, invalid_rapt). Run `drivestage auth login --client-secrets FILE` "
+                   "again, or use a service-account key, which session limits do not apply "
+                   "to.\n")
+    assert "gcloud" not in err  # google-auth's own advice is for gcloud users
+
+
+def test_a_refresh_prints_nothing(clean_env, emu, token_server, tmp_path, capfd):
+    path = _token_file(tmp_path / "token.json", token_server.uri, expired=True)
+    code, err = _cli("ls", "drive:", "--api-root", emu.url, "--credentials", path)
+    assert code == 0 and err == ""
+    assert capfd.readouterr().err == ""
+    assert [c["grant_type"] for c in token_server.calls] == ["refresh_token"]
+
+
+def test_a_bad_http_timeout_is_one_line(clean_env, emu, monkeypatch):
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "t")
+    for bad in ("soon", "0", "-5", "nan"):
+        monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", bad)
+        code, err = _cli("ls", "drive:", "--api-root", emu.url)
+        assert code == 2
+        assert err == (f"Error: DRIVESTAGE_HTTP_TIMEOUT={bad!r} is not a number of seconds "
+                       "above 0 (e.g. 120, the default)\n")
+    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "7.5")
+    assert connect(api_root=emu.url).transport.timeout == 7.5
+
+
+def test_a_bare_www_authenticate_bearer_is_an_auth_error(clean_env, emulator_factory, monkeypatch):
+    emu = emulator_factory()
+    emu.faults.inject("GET", r"/files", status=401, reason="authError",
+                      headers={"WWW-Authenticate": "Bearer"}, times=None)
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "t")
+    code, err = _cli("ls", "drive:", "--api-root", emu.url)
+    assert code == 1
+    assert err.startswith("Error: list drive:: Drive refused the credentials (HTTP 401 authError")
+    assert "Traceback" not in err and len(err.splitlines()) == 1

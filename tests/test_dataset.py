@@ -13,6 +13,7 @@ from trainer.data.dataset import (
     build_loader,
     eval_collate,
     set_loader_epoch,
+    to_model_input,
     yolo_collate,
 )
 from trainer.data.synth import make_synthetic_voc
@@ -53,9 +54,13 @@ def test_validation_path_is_the_letterbox_of_the_line(lines):
     path, raw = parse_annotation_line(lines[0])
     image, boxes = ds[0]
     from trainer.data.dataset import read_image
+    from trainer.data.images import decode_fitted, read_bytes
 
-    padded, scale, pad = augment.letterbox(read_image(path), SIZE)
+    fitted, orig = decode_fitted(read_bytes(path), SIZE)
+    assert orig == read_image(path).shape[:2] and max(orig) > SIZE  # the fitted image is smaller
+    padded, _, _ = augment.letterbox(fitted, SIZE)
     np.testing.assert_array_equal((image * 255).round().byte().permute(1, 2, 0).numpy(), padded)
+    _, scale, pad = augment.letterbox(read_image(path), SIZE)  # the boxes: the original's letterbox
     expected = augment.letterbox_boxes(raw, scale, pad)
     np.testing.assert_allclose(boxes[:, 0].numpy(), raw[:, 4])
     np.testing.assert_allclose(boxes[:, 1].numpy(), (expected[:, 0] + expected[:, 2]) / 2 / SIZE, atol=1e-6)
@@ -100,7 +105,9 @@ def test_loader_with_workers_matches_in_process_samples(lines):
         seen = 0
         for images, targets in loader:
             expected = yolo_collate([reference[i] for i in order[seen:seen + len(images)]])
-            assert torch.equal(images, expected[0]) and torch.equal(targets, expected[1])
+            # Batches travel as uint8; the model's input is exactly the per-sample float images.
+            assert images.dtype == torch.uint8
+            assert torch.equal(to_model_input(images, "cpu"), expected[0]) and torch.equal(targets, expected[1])
             seen += len(images)
         assert seen == len(ds)
     set_loader_epoch(loader, 0)
@@ -209,3 +216,20 @@ def test_distributed_loader_uses_the_rank_and_a_distributed_sampler(tmp_path, li
         assert [len(images) for images, _ in loader] == [5, 5]  # 14 images, drop_last
     finally:
         dist.destroy_process_group()
+
+
+class _Threads(Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        import cv2
+
+        return torch.tensor([cv2.getNumThreads(), torch.get_num_threads()])
+
+
+def test_workers_run_one_opencv_and_one_torch_thread_each():
+    """Two workers on two cores must not each start a thread pool per core and fight."""
+    loader = build_loader(_Threads(), 2, shuffle=False, workers=2, seed=0, drop_last=False)
+    for batch in loader:
+        assert batch.tolist() == [[1, 1], [1, 1]]

@@ -198,8 +198,8 @@ def test_every_command_and_flag_in_the_docs_exists(gen_docs):
     assert not problems, "\n".join(problems)
 
 
-#: Flags of other programs the docs show (curl, torchrun).
-_FOREIGN_FLAGS = {"--data-binary", "--nproc"}
+#: Flags of other programs the docs show (curl, torchrun, bench/epoch.py).
+_FOREIGN_FLAGS = {"--data-binary", "--nproc", "--size", "--cache"}
 
 
 def test_every_flag_mentioned_in_prose_belongs_to_some_command(gen_docs):

@@ -14,10 +14,12 @@ import torch
 from trainer import checkpoint as ckpt
 from trainer.callbacks import Callback
 from trainer.config import load_config
-from trainer.engine import fit
+from trainer.engine import fit, train_one_epoch
 from trainer.optim import LRSchedule, ModelEMA, build_optimizer, param_groups, scaled_lr
 from trainer.errors import NonFiniteLossError
+from trainer.loss import YoloLoss
 from trainer.model import YoloV4Tiny
+from trainer.state import EpochMeter, Position
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -87,9 +89,46 @@ def test_ema_ramps_up_and_round_trips():
     assert other.updates == 1 and torch.equal(other.ema.weight, ema.ema.weight)
 
 
+def test_before_step_runs_when_a_batch_has_arrived_and_before_its_forward():
+    """The seam a profiler splits the wait for data from the step at: the loader's batch is
+    in hand, the model has not run yet; ``pos`` is the last completed step."""
+    torch.manual_seed(0)
+    model, criterion = YoloV4Tiny(3, input_size=64), YoloLoss(3, input_size=64)
+    order: list = []
+    model.register_forward_pre_hook(lambda *_: order.append("forward"))
+
+    def loader():
+        for k in range(3):
+            order.append(f"batch {k}")
+            yield torch.rand(2, 3, 64, 64), torch.tensor([[0, 1, 0.5, 0.5, 0.3, 0.3], [1, 2, 0.4, 0.6, 0.2, 0.4]])
+
+    start = Position(epoch=1, iteration=3, epoch_iteration=0)
+    train_one_epoch(model, criterion, torch.optim.SGD(model.parameters(), lr=1e-3), loader(),
+                    torch.device("cpu"), start=start, steps=3, lr_at=lambda _: 1e-3,
+                    scaler=torch.amp.GradScaler("cpu", enabled=False), ema=None, meter=EpochMeter(),
+                    before_step=lambda pos: order.append(f"start {pos.iteration}"),
+                    after_step=lambda pos, logs: order.append(f"end {pos.iteration}"))
+    assert order == ["batch 0", "start 3", "forward", "end 4", "batch 1", "start 4", "forward", "end 5",
+                     "batch 2", "start 5", "forward", "end 6"]
+
+
+class _Events(Callback):
+    """Records the per-step events in order."""
+
+    def __init__(self):
+        self.events: list = []
+
+    def on_train_batch_start(self, run, pos):
+        self.events.append(("start", pos.epoch, pos.epoch_iteration))
+
+    def on_train_batch_end(self, run, pos, logs):
+        self.events.append(("end", pos.epoch, pos.epoch_iteration))
+
+
 def test_fit_writes_full_checkpoints_results_and_curves(tiny_config, tmp_path):
     cfg = load_config(tiny_config(**{"train.epochs": 2}))
-    result = fit(cfg, resume="none")
+    events = _Events()
+    result = fit(cfg, resume="none", callbacks=[events])
     logs = tmp_path / "logs"
     names = set(os.listdir(logs))
     assert {"last.pt", "last.json", "epoch_001.pt", "epoch_001.json", "epoch_002.pt", "epoch_002.json",
@@ -118,6 +157,9 @@ def test_fit_writes_full_checkpoints_results_and_curves(tiny_config, tmp_path):
     assert result.best_epoch in (1, 2)
     best = ckpt.read_sidecar(str(logs / "best.pt"))
     assert best.epoch == result.best_epoch
+    # on_train_batch_start precedes each step, naming the step before it
+    assert events.events == [("start", 0, 0), ("end", 0, 1), ("start", 0, 1), ("end", 0, 2),
+                             ("start", 1, 0), ("end", 1, 1), ("start", 1, 1), ("end", 1, 2)]
 
 
 class _PoisonWeights(Callback):

@@ -33,7 +33,8 @@ def _run(proxy: Proxy, tmp_path, *args: str, **env: str) -> subprocess.Completed
     full = dict(os.environ, DRIVESTAGE_API_ROOT=proxy.url, DRIVESTAGE_TOKEN="test-token",
                 DRIVESTAGE_STATE_DIR=str(tmp_path / "state"), DRIVESTAGE_RETRY_ATTEMPTS="3",
                 DRIVESTAGE_RETRY_BASE="0.01", DRIVESTAGE_RETRY_CAP="0.05",
-                DRIVESTAGE_HTTP_TIMEOUT="3", **env)
+                DRIVESTAGE_HTTP_TIMEOUT="3")
+    full.update(env)
     return subprocess.run([sys.executable, "-m", "drivestage", *args], env=full,
                           capture_output=True, text=True, timeout=DEADLINE,
                           preexec_fn=_cap_memory)
@@ -92,3 +93,27 @@ def test_push_gives_up_when_an_upload_never_progresses(emulator, proxy, tmp_path
     _one_error_line(res)
     assert proxy.count("PUT", "upload_id=") <= 30
     assert emulator.find("Models/logs/epoch_001.pt") is None
+
+
+def _endless_trickle(status, headers, body):
+    """The listing's JSON, then spaces one at a time, for ever (valid JSON so far)."""
+    def forever():
+        yield body
+        while True:
+            yield b" "
+    return _proxy.Reply(status, {k: v for k, v in headers.items()
+                                 if k.lower() != "content-length"}, forever(), pace=0.05)
+
+
+@pytest.mark.parametrize("mutate", [_proxy.endless, _endless_trickle],
+                         ids=["endless", "trickle"])
+def test_a_metadata_answer_that_never_ends_fails_the_command(emulator, proxy, tmp_path, mutate):
+    """push, prune, mirror and the trainer's resume all list folders: an answer that never ends
+    must fail the request (retried a bounded number of times), not fill memory or hang."""
+    emulator.add_file("Models/logs/epoch_001.pt", b"x")
+    proxy.on("GET", r"^/drive/v2/files\?", mutate)
+    res = _run(proxy, tmp_path, "prune", "drive:Models/logs", "--keep-last", "1",
+               DRIVESTAGE_HTTP_TIMEOUT="1")
+    line = _one_error_line(res)
+    assert "still failing after 3 attempts" in line
+    assert proxy.count("GET", r"^/drive/v2/files\?") <= 3

@@ -24,12 +24,15 @@ LAYERS = [
     ["local_tree", "locks"],   # push's local side: the walk, one push per place
     ["upload"],  # 0.1.0 compatibility: Md5Cache
     # Google Drive, one backend: nothing outside drivestage.drive (and the door) imports it.
-    ["drive.resources", "drive.answers", "drive.auth"],
+    ["drive.resources", "drive.answers", "drive.connections", "drive.auth", "drive.login",
+     "drive.paging",
+     "drive.shortcuts", "drive.folders"],
     ["drive.retry"],
     ["drive.transport"],
     ["drive.media"],
     ["drive.upload"],
-    ["drive.store", "drive"],
+    ["drive.store"],
+    ["drive.places", "drive"],
     # A directory, the other backend.
     ["localdir"],
     # The one door from a user's string to (store, path).

@@ -115,3 +115,67 @@ def test_atomic_file_replaces_only_when_complete(tmp_path):
         fh.write(b"new")
     assert target.read_bytes() == b"new"
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+
+
+@pytest.mark.parametrize("link,file_id,key", [
+    ("https://drive.google.com/file/d/1AbC_d-9/view?usp=sharing", "1AbC_d-9", None),
+    ("https://drive.google.com/file/d/1AbC_d-9/view?usp=sharing&resourcekey=0-xY_z",
+     "1AbC_d-9", "0-xY_z"),
+    ("https://drive.google.com/file/d/1AbC/view", "1AbC", None),
+    ("https://drive.google.com/file/d/1AbC", "1AbC", None),
+    ("https://drive.google.com/open?id=1AbC", "1AbC", None),
+    ("https://drive.google.com/open?id=1AbC&resourcekey=0-k", "1AbC", "0-k"),
+    ("https://drive.google.com/uc?id=1AbC&export=download", "1AbC", None),
+    ("https://drive.google.com/drive/folders/1Fold?usp=sharing", "1Fold", None),
+    ("https://drive.google.com/drive/folders/1Fold?resourcekey=0-k&usp=drive_link", "1Fold", "0-k"),
+    ("https://drive.google.com/drive/u/0/folders/1Fold", "1Fold", None),
+    ("http://drive.google.com/drive/folders/1Fold", "1Fold", None),
+    ("https://docs.google.com/document/d/1Doc/edit", "1Doc", None),
+])
+def test_sharing_links_are_ids_with_their_resource_keys(link, file_id, key):
+    assert paths.is_drive(link)
+    p = paths.parse(link)
+    assert (p.anchor, p.file_id, p.resource_key, p.parts) == ("id", file_id, key, ())
+    assert p.store_path == paths.StorePath(file_id, (), key)
+    assert str(p) == f"drive:id:{file_id}" + (f":{key}" if key else "")
+
+
+def test_id_with_a_resource_key():
+    p = paths.parse("drive:id:1AbC:0-k_Y/sub/x.zip")
+    assert (p.file_id, p.resource_key, p.parts) == ("1AbC", "0-k_Y", ("sub", "x.zip"))
+    assert str(p.store_path) == "id:1AbC:0-k_Y/sub/x.zip"
+    assert paths.StorePath.parse("id:1AbC:0-k_Y/sub") == paths.StorePath("1AbC", ("sub",), "0-k_Y")
+    assert paths.StorePath.parse("id:1AbC:0-k_Y/sub").child("x").key == "0-k_Y"
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ("drive:id:1AbC:bad key", "is not a Drive resource key"),
+    ("drive:id:1AbC:", "is not a Drive resource key"),
+    ("https://drive.google.com/drive/my-drive", "not a link to a Drive file or folder"),
+    ("https://drive.google.com/file/d/1AbC/view?resourcekey=a%20b",
+     "is not a Drive resource key"),
+])
+def test_bad_keys_and_links(spec, needle):
+    with pytest.raises(UsageError) as info:
+        paths.parse(spec)
+    assert needle in str(info.value) and info.value.exit_code == 2
+
+
+def test_shared_with_me_paths():
+    p = paths.parse("drive:shared-with-me/Course/VOC/x.zip")
+    assert (p.anchor, p.parts) == ("shared-with-me", ("Course", "VOC", "x.zip"))
+    assert p.store_path == paths.StorePath(None, ("Course", "VOC", "x.zip"))
+    assert str(p) == "drive:shared-with-me/Course/VOC/x.zip"
+    assert paths.parse("drive:shared-with-me").parts == ()
+    assert str(paths.parse("drive:shared-with-me/")) == "drive:shared-with-me/"
+    # A My Drive folder of that name stays reachable from the root's id.
+    assert paths.parse("drive:id:root/shared-with-me/a").parts == ("shared-with-me", "a")
+    assert not paths.is_drive("https://example.com/file/d/1AbC")
+
+
+def test_printable_escapes_what_would_drive_a_terminal():
+    assert paths.printable("VOC07+12 test.zip") == "VOC07+12 test.zip"
+    assert paths.printable("état 🙂.zip") == "état 🙂.zip"
+    assert paths.printable("\x1b[2J\x1b]0;pwned\x07x") == "\\x1b[2J\\x1b]0;pwned\\x07x"
+    assert paths.printable("a\nb\rc\x7f\x9b") == "a\\x0ab\\x0dc\\x7f\\x9b"
+    assert paths.printable("evil\u202egpj.exe\u2028") == "evil\\u202egpj.exe\\u2028"

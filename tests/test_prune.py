@@ -135,3 +135,23 @@ def test_old_autosaves_go_once_a_newer_one_is_verified(emulator, store):
                                                       "autosave_00000100.pt"]
     assert sorted(n for n in _live(emulator) if n.startswith("autosave")) == [
         "autosave_00000200.json", "autosave_00000200.pt", "autosave_00000300.pt"]
+
+
+def test_files_merely_named_like_checkpoints_or_autosaves_are_never_pruned(emulator, store):
+    """A run folder holds the user's own files too: a plot per epoch, settings and notes whose
+    names start like an autosave. The default names (epoch_NNN with a weights suffix,
+    autosave_<number>) must not take them for checkpoints."""
+    users = ["loss_epoch_001.png", "confusion-epoch-002.csv", "autosave-settings.yaml",
+             "autosave_notes.txt"]
+    for name in users:
+        emulator.add_file(f"Models/logs/{name}", b"the user's own")
+    _fill(emulator, metrics=(0.3, 0.4))
+    for step in (100, 200):
+        data = f"autosave at {step}".encode()
+        emulator.add_file(f"Models/logs/autosave_{step:08d}.pt", data)
+        emulator.add_file(f"Models/logs/autosave_{step:08d}.json", json.dumps(
+            {"epoch": 2, "epoch_iteration": step, "md5": hashlib.md5(data).hexdigest()}).encode())
+    plan = prune("Models/logs", RetentionPolicy(keep_last=1), store=store)
+    assert sorted(d.name for d in plan.to_delete) == [
+        "autosave_00000100.json", "autosave_00000100.pt", "epoch_001.pt", "epoch_001.pt.json"]
+    assert set(users) <= set(_live(emulator))

@@ -106,3 +106,48 @@ def test_auth_login_console(tmp_path, monkeypatch):
         assert f"Saved the token to {token_file}" in err
     finally:
         srv.stop()
+
+
+HOSTILE = "\x1b[2J\x1b]0;owned\x07evil\u202e\n.txt"
+SHOWN = "\\x1b[2J\\x1b]0;owned\\x07evil\\u202e\\x0a.txt"
+
+
+def _no_controls(text):
+    return not any(c in text for c in "\x1b\x07\u202e\r") and "\x0a.txt" not in text
+
+
+def test_ls_escapes_control_characters_in_drive_titles(emulator, drive_env):
+    emulator.add_file(f"VOC/{HOSTILE}", b"x")
+    emulator.add_folder(f"VOC/{HOSTILE}-dir")
+    code, out, err = run("ls", "drive:VOC")
+    assert code == 0, err
+    assert _no_controls(out) and out.count("\n") == 2
+    assert out.splitlines()[0].endswith(f"{SHOWN}-dir/") and out.splitlines()[1].endswith(SHOWN)
+    code, out, err = run("ls", "drive:VOC", "--json")  # machine output keeps the exact name
+    assert HOSTILE in {row["name"] for row in json.loads(out)}
+
+
+def test_pull_and_prune_messages_escape_drive_titles(emulator, drive_env, tmp_path, monkeypatch):
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    emulator.add_file(f"VOC/{HOSTILE}", b"", mime_type="application/vnd.google-apps.document")
+    emulator.add_file("VOC/ok.bin", b"ok")
+    code, out, err = run("pull", "-q", "drive:VOC", str(tmp_path / "d"))  # a warning names it
+    assert code == 0 and SHOWN in err and _no_controls(err), err
+    gone = emulator.add_file("x/old.zip", b"old", owner="t@school.edu", shared_with_me=True)
+    emulator.add_shortcut(f"VOC/{HOSTILE}.zip", gone)
+    emulator.unshare(gone)
+    code, out, err = run("pull", "-q", "drive:VOC", str(tmp_path / "d"))  # an error names it
+    assert code == 1 and SHOWN in err and _no_controls(err), err
+    for i in (1, 2):
+        emulator.add_file(f"run/epoch_00{i}{HOSTILE}.pt", b"c")
+    code, out, err = run("prune", "drive:run", "--keep-last", "1", "--dry-run")
+    assert code == 0 and SHOWN in out and _no_controls(out + err), out + err
+
+
+def test_progress_bar_labels_escape_drive_titles(capsys):
+    from drivestage.stage import tqdm_progress
+
+    update = tqdm_progress(HOSTILE, 10, 0)
+    update(10)
+    err = capsys.readouterr().err
+    assert "\\x1b[2J" in err and "\x07" not in err and "\u202e" not in err

@@ -212,7 +212,8 @@ def test_a_failure_part_way_keeps_what_was_staged_and_the_rerun_finishes(
                          "--chunk-size", "1M")
     assert code == 0, err
     actions = {f["name"]: f["action"] for f in json.loads(out)["files"]}
-    assert actions.pop("big.bin") == "download"
+    # Which ranged stream met the refusal decides whether a prefix was already written.
+    assert actions.pop("big.bin") in ("download", "resume")
     assert set(actions.values()) == {"cached"}
     assert tree(dest / "VOC") == {os.path.normpath(k): v for k, v in voc_folder.items()}
 

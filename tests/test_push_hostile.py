@@ -9,6 +9,8 @@ import os
 
 import pytest
 
+from drivestage.drive import paging, places
+
 import _proxy
 from _proxy import Proxy, Reply
 from drivestage.errors import RemoteError
@@ -45,9 +47,7 @@ def _fresh_page_tokens():
 
 def test_a_listing_of_ever_new_page_tokens_ends_after_max_pages(emulator, proxy, hostile_store,
                                                                 monkeypatch):
-    import drivestage.drive.store as drive_store
-
-    monkeypatch.setattr(drive_store, "MAX_PAGES", 7)
+    monkeypatch.setattr(paging, "MAX_PAGES", 7)
     emulator.add_file("data/f.txt", b"x")
     folder = hostile_store.resolve("data")
     proxy.on("GET", r"^/drive/v2/files\?", _fresh_page_tokens())
@@ -63,7 +63,7 @@ def test_shared_drive_lookup_detects_a_repeating_page_token(emulator, proxy, hos
     proxy.on("GET", r"^/drive/v2/drives\?", _proxy.repeat_page_token)
     proxy.rewrite(r"pageToken=" + _proxy.REPEATED_TOKEN, "")
     with pytest.raises(RemoteError, match="same page token twice"):
-        hostile_store.find_shared_drive("Team")
+        places.find_shared_drive(hostile_store, "Team")
     assert proxy.count("GET", r"^/drive/v2/drives") == 2
 
 
@@ -132,3 +132,32 @@ def test_a_listing_that_names_a_file_twice_deletes_nothing(emulator, proxy, host
     result = push(str(src), "Models/logs", store=hostile_store)
     assert result.uploaded == ["best.pt"]
     assert emulator.read_bytes(emulator.find("Models/logs/best.pt")["id"]) == b"new weights"
+
+
+def _beyond_the_end_308(growing: bool):
+    """Every chunk answered "resume incomplete" with a Range past the end of the file (the same
+    one, or one that grows). After 50 answers it gives up itself, so a client that never ends
+    fails the test instead of hanging it."""
+    counter = itertools.count(1)
+
+    def mutate(status, headers, body):
+        k = next(counter)
+        if k > 50:
+            return Reply(400, {"Content-Length": "0"}, [b""])
+        end = (k if growing else 1) * (10 << 20)
+        return Reply(308, {"Content-Length": "0", "Range": f"bytes=0-{end}"}, [b""])
+    return mutate
+
+
+@pytest.mark.parametrize("growing", [False, True], ids=["same", "growing"])
+def test_an_upload_the_server_says_went_past_the_end_is_given_up(emulator, proxy,
+                                                                 hostile_store, tmp_path,
+                                                                 growing):
+    path = tmp_path / "epoch_001.pt"
+    path.write_bytes(os.urandom(1 << 20))
+    folder = hostile_store.make_folders("Models/logs")
+    proxy.on("PUT", r"upload_id=", _beyond_the_end_308(growing), forward=False)
+    with pytest.raises(RemoteError, match="past the end"):
+        hostile_store.upload(str(path), folder, "epoch_001.pt", chunk_size=256 << 10)
+    assert proxy.count("PUT", "upload_id=") <= 3
+    assert emulator.find("Models/logs/epoch_001.pt") is None

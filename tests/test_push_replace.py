@@ -127,14 +127,15 @@ def test_a_checkpoint_is_replaced_by_a_new_verified_file_then_the_old_one_goes(e
     # the old copy is deleted, not trashed, and no revision is kept anywhere
     assert old_id not in {f["id"] for f in emulator.files()}
     assert len(emulator.revisions(live["best.pt"][0]["id"])) == 1
-    # in the order that keeps a reader safe: new file complete, old deleted, sidecar after
+    # in the order that keeps a copy the sidecar vouches for at every step: the new file
+    # complete, then its sidecar, then the old copy deleted
     api = [r for r in emulator.requests if not r.path.startswith("/_emulator")]
     created = max(i for i, r in enumerate(api) if r.method == "PUT" and "upload_id" in r.query
                   and r.status in (200, 201) and r.bytes_in == len(new))
     deleted = next(i for i, r in enumerate(api) if r.method == "DELETE" and old_id in r.path)
     sidecar = max(i for i, r in enumerate(api) if r.method == "PUT" and "upload_id" in r.query
                   and r.status in (200, 201) and r.bytes_in != len(new))
-    assert created < deleted < sidecar
+    assert created < sidecar < deleted
 
 
 def test_a_checkpoint_replaced_in_a_directory_store_is_the_new_file(env):

@@ -3,6 +3,7 @@ that would empty a drive, two pushes into one folder at once."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import pytest
@@ -248,8 +249,11 @@ def test_duplicate_files_another_machine_made_are_repaired(emulator, store, env)
     _write(str(src / "results.csv"), b"same")
     emulator.add_file("Models/logs/best.pt", b"old weights 1")
     emulator.add_file("Models/logs/best.pt", b"old weights 2")
-    emulator.add_file("Models/logs/results.csv", b"older")
+    older = emulator.add_file("Models/logs/results.csv", b"older")
     emulator.add_file("Models/logs/results.csv", b"same")        # the newest: equal to local
+    # Two files made within one millisecond share a modifiedDate: make the order explicit.
+    store.service.files().patch(fileId=older, body={"modifiedDate": "2020-01-01T00:00:00.000Z"},
+                                setModifiedDate=True).execute()
     result = push(str(src), "Models/logs", store=store)
     assert result.uploaded == ["best.pt"] and result.unchanged == 1
     assert _no_duplicates(emulator) == {}
@@ -273,7 +277,8 @@ def test_duplicate_folders_are_explained_and_every_push_picks_the_same(emulator,
         push(str(src), "Models/logs", store=store)
         _write(str(src / "tb" / "b.txt"), b"b")
         push(str(src), "Models/logs", store=store)
-    chosen = min(ids)
+    made = {f["id"]: f["createdDate"] for f in emulator.files() if f["id"] in ids}
+    chosen = min(ids, key=lambda i: (made[i], i))    # the oldest
     inside = sorted(f["title"] for f in emulator.files()
                     if (f.get("parents") or [{}])[0].get("id") == chosen)
     assert inside == ["a.txt", "b.txt"]
@@ -286,3 +291,109 @@ def test_delete_leaves_what_a_skipped_link_stands_for(emulator, store, linked_sr
     push(linked_src, "Models/logs", store=store, follow_symlinks=True)
     push(linked_src, "Models/logs", store=store, delete=True)
     assert set(_tree_of(emulator)) == {"a.txt", "inner.txt", "secret.txt", "outdir/b.txt"}
+
+
+def test_delete_into_a_folder_shared_with_you(emulator, drive_env, env):
+    """Given by id, a folder someone shared with you shows no parent, like the top of a drive:
+    --delete refuses it (naming the way that works). Under drive:shared-with-me/ its place is
+    known, and --delete works there as in any folder."""
+    folder = emulator.add_folder("Team", owner="teacher@school.edu", shared_with_me="writer")
+    src = env / "src"
+    _write(str(src / "old.txt"), b"old")        # ours: an editor may trash only their own files
+    assert CliRunner().invoke(cli, ["push", str(src), "drive:shared-with-me/Team"]).exit_code == 0
+    os.remove(src / "old.txt")
+    _write(str(src / "new.txt"), b"new")
+    refused = CliRunner().invoke(cli, ["push", str(src), f"drive:id:{folder}", "--delete"])
+    assert refused.exit_code == 2, refused.output
+    assert "drive:shared-with-me/" in refused.stderr
+    assert _trashed(emulator) == []
+    done = CliRunner().invoke(cli, ["push", str(src), "drive:shared-with-me/Team", "--delete"])
+    assert done.exit_code == 0, done.output
+    assert sorted(f["title"] for f in emulator.files() if not f["labels"]["trashed"]
+                  and not f["mimeType"].endswith(".folder")) == ["new.txt"]
+    assert _trashed(emulator) == ["old.txt"]
+
+
+def test_two_machines_pushing_into_a_new_folder_at_once_leave_one_folder(emulator, drive_env,
+                                                                         env):
+    """Two machines (their own state folders, so no lock between them) make DEST at once: both
+    list, find nothing and create it. They must end with one folder holding both pushes, or
+    every later push and resume fails on the duplicate name."""
+    import subprocess
+    import sys
+
+    srcs = []
+    for i in range(2):
+        _write(str(env / f"src{i}" / f"machine{i}.txt"), b"m%d" % i)
+        srcs.append(str(env / f"src{i}"))
+    emulator.faults.latency(0.3, method="GET")     # both look before either creates
+    procs = [subprocess.Popen([sys.executable, "-m", "drivestage", "push", src,
+                               "drive:Models/logs"],
+                              env={**os.environ, **drive_env,
+                                   "DRIVESTAGE_STATE_DIR": str(env / f"state{i}")},
+                              stderr=subprocess.PIPE, text=True) for i, src in enumerate(srcs)]
+    outs = [p.communicate(timeout=120)[1] for p in procs]
+    emulator.faults.clear()
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert _no_duplicates(emulator) == {}
+    assert _tree_of(emulator) == {"machine0.txt": _md5(b"m0"), "machine1.txt": _md5(b"m1")}
+    again = CliRunner().invoke(cli, ["push", srcs[0], "drive:Models/logs"])
+    assert again.exit_code == 0, again.output
+
+
+def test_a_duplicated_dest_is_pushed_into_its_oldest_folder_with_a_warning(emulator, store, env,
+                                                                           caplog):
+    from drivestage.drive.resources import FOLDER_MIME
+
+    models = emulator.add_folder("Models")
+    ids = []
+    for _ in range(2):   # what an older drivestage on two machines could leave
+        f = store.drive.CreateFile({"title": "logs", "mimeType": FOLDER_MIME,
+                                    "parents": [{"id": models}]})
+        f.Upload()
+        ids.append(f["id"])
+    made = {f["id"]: f["createdDate"] for f in emulator.files() if f["id"] in ids}
+    chosen = min(ids, key=lambda i: (made[i], i))
+    _write(str(env / "logs" / "a.txt"), b"a")
+    with caplog.at_level("WARNING", logger="drivestage"):
+        push(str(env / "logs"), "Models/logs", store=store)
+    inside = [f["title"] for f in emulator.files()
+              if (f.get("parents") or [{}])[0].get("id") == chosen]
+    assert inside == ["a.txt"]
+    assert any("folders have this name" in r.getMessage() and chosen in r.getMessage()
+               for r in caplog.records)
+
+
+def test_delete_never_removes_the_newest_verified_checkpoint_of_a_run(emulator, store, env):
+    """A fresh machine's run folder holds only what it wrote since (no checkpoint yet): a
+    --delete push must not take Drive's newest verified checkpoint, what a resume needs."""
+    for epoch in (1, 2):
+        data = os.urandom(1000 + epoch)
+        emulator.add_file(f"Models/logs/epoch_00{epoch}.pt", data)
+        emulator.add_file(f"Models/logs/epoch_00{epoch}.json", json.dumps(
+            {"epoch": epoch, "run": "r1", "md5": _md5(data)}).encode())
+    data = os.urandom(500)
+    emulator.add_file("Models/logs/model.pt", data)   # a loop's own name, with its sidecar
+    emulator.add_file("Models/logs/model.json", json.dumps(
+        {"epoch": 1, "run": "r2", "md5": _md5(data)}).encode())
+    _write(str(env / "logs" / "results.csv"), b"epoch\n")
+    result = push(str(env / "logs"), "Models/logs", store=store, delete=True)
+    assert sorted(result.deleted) == ["epoch_001.json", "epoch_001.pt"]
+    assert set(_tree_of(emulator)) == {"epoch_002.pt", "epoch_002.json", "model.pt",
+                                       "model.json", "results.csv"}
+
+
+def test_a_dest_trashed_while_a_mirror_runs_is_made_again(emulator, store, env):
+    """The user trashes the run's folder in the web UI while training mirrors into it: the
+    next pushes of that long-lived store must not go on filling a folder in the trash (which
+    no resume on another machine sees, and Drive empties after 30 days)."""
+    src = env / "logs"
+    _write(str(src / "a.txt"), b"a")
+    push(str(src), "Models/logs", store=store)
+    old = emulator.find("Models/logs")["id"]
+    store.drive.CreateFile({"id": old}).Trash()
+    _write(str(src / "b.txt"), b"b")
+    push(str(src), "Models/logs", store=store)
+    live = emulator.find("Models/logs")
+    assert live is not None and live["id"] != old and not live["labels"]["trashed"]
+    assert _tree_of(emulator) == {"a.txt": _md5(b"a"), "b.txt": _md5(b"b")}

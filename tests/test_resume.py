@@ -142,7 +142,9 @@ def test_sigkill_mid_epoch_then_resume_reaches_the_same_weights(tiny_config, tmp
     proc.wait(timeout=60)
     assert killed_in == 3 and proc.returncode == -signal.SIGKILL
     done = ckpt.read_sidecar(str(tmp_path / "killed" / "last.pt")).epoch
-    assert 2 <= done < 6  # in epoch 3 (on a loaded machine the signal may land an epoch later)
+    # Epoch saves are written in the background: the kill may land before epoch 2's is on disk
+    # (then last.pt holds epoch 1), or an epoch later on a loaded machine.
+    assert 1 <= done < 6
 
     out = subprocess.run(cmd + ["--resume", "auto"], capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -403,3 +403,11 @@ def test_plan_properties(files, policy, incoming, protect):
         alone = {d.name: d.keep for d in plan(without, policy, protect=protect)
                  if d.kind == "checkpoint"}
         assert alone == {d.name: d.keep for d in result if d.kind == "checkpoint"}
+
+
+def test_the_newest_verified_checkpoint_stays_until_a_newer_one_is_verified():
+    files = [Candidate(f"epoch_{e:03d}.pt", 100, 1000.0 + e, {}, e, f"id{e}", verified=e < 5)
+             for e in range(1, 6)]   # epoch 5: its sidecar is not written yet
+    assert kept(files, RetentionPolicy(keep_last=1)) == {"epoch_004.pt", "epoch_005.pt"}
+    files[-1] = Candidate("epoch_005.pt", 100, 1005.0, {}, 5, "id5", verified=True)
+    assert kept(files, RetentionPolicy(keep_last=1)) == {"epoch_005.pt"}

@@ -144,7 +144,13 @@ def test_transient_failures_are_retried(sleeps, exc):
      errors.ServiceAccountStorageError),
     (403, "downloadQuotaExceeded", "The download quota for this file has been exceeded.",
      errors.DownloadQuotaError),
-    (403, "cannotDownloadAbusiveFile", "abusive", errors.DownloadQuotaError),
+    (403, "cannotDownloadAbusiveFile", "abusive", errors.AbusiveFileError),
+    (403, "insufficientPermissions", "Insufficient Permission", errors.ScopeError),
+    (403, "dailyLimitExceeded", "Daily Limit Exceeded", errors.DailyLimitError),
+    (403, "teamDriveFileLimitExceeded", "The file limit for this shared drive has been "
+     "exceeded.", errors.ItemLimitError),
+    (403, "numChildrenInNonRootLimitExceeded", "The limit for this folder's number of "
+     "children (files and folders) has been exceeded.", errors.ItemLimitError),
     (403, "insufficientFilePermissions", "no", errors.PermissionDeniedError),
     (400, "badRequest", "Invalid query", errors.RemoteError),
 ])
@@ -197,12 +203,23 @@ def test_exhausted_attempts_raise_remote_error_with_reason(sleeps):
 
 def test_persistent_user_rate_limit_during_upload_is_the_daily_cap(sleeps):
     pol = Policy(attempts=2, base=1.0, cap=32.0, jitter=0.0)
-    fn = _flaky([_http_error(403, "userRateLimitExceeded", "User rate limit exceeded.")] * 3)
-    with pytest.raises(errors.DailyUploadCapError, match="750 GB"):
+    fn = _flaky([_http_error(403, "userRateLimitExceeded", "User Rate Limit Exceeded")] * 3)
+    with pytest.raises(errors.DailyUploadCapError, match="Drive keeps answering"):
         retrying("upload a.pth", policy=pol, uploading=True)(fn)
+    assert sleeps == [1.0]
     fn = _flaky([_http_error(403, "userRateLimitExceeded", "User rate limit exceeded.")] * 3)
     with pytest.raises(errors.RemoteError):
         retrying("list", policy=pol)(fn)
+
+
+def test_drives_own_words_for_the_upload_cap_stop_an_upload_at_once(sleeps):
+    """Drive spells the 750 GB/day cap "User rate limit exceeded." (the per-minute limit is
+    "User Rate Limit Exceeded"): an upload stops at the first such answer."""
+    pol = Policy(attempts=8, base=1.0, cap=32.0, jitter=0.0)
+    fn = _flaky([_http_error(403, "userRateLimitExceeded", "User rate limit exceeded.")] * 9)
+    with pytest.raises(errors.DailyUploadCapError, match="daily upload cap .750 GB"):
+        retrying("upload a.pth", policy=pol, uploading=True)(fn)
+    assert len(fn.calls) == 1 and sleeps == []
 
 
 def test_on_retry_sees_lost_connections_and_iteration_style(sleeps):

@@ -72,6 +72,21 @@ def test_newer_autosaves_replace_the_waiting_one_and_submit_never_waits(emulator
     assert writer.safe.name == "autosave_00000004.pt" and writer.safe.position.iteration == 4
 
 
+def test_a_writer_without_drive_rests_between_checkpoints(tmp_path):
+    """No drive.logs: once a checkpoint is written the thread waits for the next job. (It used
+    to count a push that nothing would ever do and spin, taking a core from training.)"""
+    writer = BackgroundWriter(str(tmp_path), None)
+    for job in (_job(1), _job(2, droppable=False, name="last.pt")):
+        writer.submit(job)
+        assert job.done.wait(30) and job.written
+    (thread,) = [t for t in threading.enumerate() if t.name == "trainer-writer"]
+    clock = time.pthread_getcpuclockid(thread.ident)
+    before = time.clock_gettime(clock)
+    time.sleep(0.5)                                   # the window its CPU time is measured over
+    assert time.clock_gettime(clock) - before < 0.05
+    assert writer.close() is True
+
+
 def test_only_the_newest_two_autosaves_stay_in_the_run_folder(tmp_path):
     writer = BackgroundWriter(str(tmp_path), None)
     for i in range(1, 6):

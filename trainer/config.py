@@ -49,6 +49,8 @@ class DataConfig:
     train: str = _f("train", "training set: an annotation-lines file, or a split name in ImageSets/Main")
     val: str = _f("val", "validation set: an annotation-lines file, or a split name")
     workers: int = _f(2, "DataLoader worker processes (0 = load in the main process)")
+    cache: str = _f("none", "decoded-image cache: none, ram (if it fits half the free memory) or disk "
+                            "(data.root/image-cache, keyed by file content)", choices=("none", "ram", "disk"))
     max_val_images: int = _f(0, "evaluate mAP on at most this many val images (0 = all)")
 
 

@@ -89,17 +89,20 @@ class DriveFolder:
             folder = self._store.resolve(self._path)
         except NotFoundError:
             return []
-        by_name: dict[str, RemoteEntry] = {}
+        by_name: dict[str, list[RemoteEntry]] = {}
         for e in self._store.list(folder):
-            if not e.is_dir and (e.name not in by_name or e.modified > by_name[e.name].modified):
-                by_name[e.name] = e  # Drive allows duplicate names: the newer one counts
+            if not e.is_dir and e.has_content:
+                by_name.setdefault(e.name, []).append(e)
         out = []
         for name, side_name in sidecars.pairs(by_name).items():
-            entry, side_entry = by_name[name], by_name[side_name]
+            side_entry = sidecars.vouched(by_name[side_name], None)   # the newest sidecar
             data = self._read(side_entry)
             side = sidecars.parse(data) if data else None
             if side is None or side.epoch is None:
                 continue
+            # Same-named copies (a push replacing it, another machine's): the one the sidecar
+            # vouches for.
+            entry = sidecars.vouched(by_name[name], side)
             described = Described(name, side, entry.md5, side_entry.modified)
             if described.verified:
                 out.append(RemoteCheckpoint(entry, described, self.where(name), data))

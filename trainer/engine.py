@@ -24,6 +24,7 @@ from trainer import checkpoint as ckpt
 from trainer import distributed, resume
 from trainer.callbacks import Callback, CallbackList, CSVLogger, PlotCallback, TensorBoardLogger
 from trainer.config import Config, model_signature
+from trainer.data.batches import to_model_input
 from trainer.errors import NonFiniteLossError
 from trainer.evaluation import evaluate, validation_loss
 from trainer.optim import LRSchedule, ModelEMA, build_optimizer, scaled_lr, set_lr
@@ -184,6 +185,7 @@ def _train(run: Run, data: DataSpec, resumed_rng: Optional[dict]) -> dict:
             run.model, run.criterion, run.optimizer, loader, run.device, start=s.pos,
             steps=len(loader) + done, lr_at=run.lr_at, scaler=run.scaler, ema=run.ema,
             meter=s.meter, after_step=lambda pos, logs: _after_step(run, pos, logs),
+            before_step=lambda pos: run.callbacks.fire("on_train_batch_start", run, pos),
             autocast=_autocast(cfg, run.device), grad_clip=t.grad_clip,
             channels_last=t.channels_last, world_size=info.world_size,
             desc=f"epoch {epoch + 1}/{t.epochs}{' (frozen)' if run.frozen else ''}",
@@ -211,12 +213,15 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
                     loader: Iterable, device: torch.device, *, start: Position, steps: int,
                     lr_at: Callable[[float], float], scaler: Any, ema: Optional[ModelEMA],
                     meter: EpochMeter, after_step: Callable[[Position, dict], None],
+                    before_step: Optional[Callable[[Position], None]] = None,
                     autocast: Optional[torch.dtype] = None, grad_clip: float = 0.0,
                     channels_last: bool = False, world_size: int = 1, desc: str = "",
                     status: Optional[Callable[[], str]] = None) -> dict:
     """Train from ``start`` (``start.epoch_iteration`` of the epoch's ``steps`` already done;
-    ``loader`` yields the rest) to the epoch's end. ``after_step(pos, logs)`` runs after every
-    step. Returns the epoch's lr, speed and time; the mean losses accumulate in ``meter``."""
+    ``loader`` yields the rest) to the epoch's end. ``before_step(pos)`` runs as each batch
+    arrives (the time before it is the wait for data; ``pos`` names the last completed step),
+    ``after_step(pos, logs)`` after every step. Returns the epoch's lr, speed and time; the
+    mean losses accumulate in ``meter``."""
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
     pos, seen, t0 = start, 0, time.perf_counter()
@@ -224,9 +229,11 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
     lr = lr_at(pos.epoch + max(pos.epoch_iteration - 1, 0) / steps)   # the last step's, if any
     try:
         for images, targets in loader:
+            if before_step is not None:
+                before_step(pos)
             lr = lr_at(pos.epoch + pos.epoch_iteration / steps)
             set_lr(optimizer, lr)
-            images = images.to(device, non_blocking=True)
+            images = to_model_input(images, device, non_blocking=True)  # uint8 batches become float32 here
             targets = targets.to(device, non_blocking=True)
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
@@ -370,11 +377,12 @@ def _datasets(cfg: Config, data: DataSpec, info: distributed.DistInfo):
 
     t = cfg.train
     n = len(data.class_names)
+    cache = {"cache": cfg.data.cache, "cache_dir": os.path.join(cfg.data.root, "image-cache")}
     train_set = YoloDataset(data.train_lines, cfg.model.input_size, n, train=True,
                             mosaic=t.mosaic, mixup=t.mixup, mosaic_prob=t.mosaic_prob,
                             mixup_prob=t.mixup_prob, special_aug_ratio=t.special_aug_ratio,
-                            epochs=t.epochs, seed=t.seed)
-    val_set = YoloDataset(data.val_lines, cfg.model.input_size, n, train=False, seed=t.seed)
+                            epochs=t.epochs, seed=t.seed, **cache)
+    val_set = YoloDataset(data.val_lines, cfg.model.input_size, n, train=False, seed=t.seed, **cache)
     val_loader = build_loader(val_set, max(1, t.batch_size // info.world_size), shuffle=False,
                               workers=cfg.data.workers, seed=t.seed, drop_last=False)
     lines = data.val_lines[: cfg.data.max_val_images] if cfg.data.max_val_images else data.val_lines

@@ -18,6 +18,10 @@ class DataError(TrainerError, ValueError):
     """A dataset that cannot be read: missing files, bad annotation lines, no images."""
 
 
+class CacheBudgetError(DataError):
+    """A decoded-image cache (``data.cache``) would not fit its memory or disk budget."""
+
+
 class WeightsError(TrainerError, ValueError):
     """A weights file that cannot be loaded into the model (unknown format, no backbone)."""
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from trainer import distributed
+from trainer.data.batches import to_model_input
 from trainer.stopping import StopFlag
 
 
@@ -26,7 +27,7 @@ def validation_loss(model: nn.Module, criterion: nn.Module, loader: Iterable, de
     for images, targets in loader:
         if stop is not None:
             stop.check()
-        loss, _ = criterion(model(images.to(device)), targets.to(device))
+        loss, _ = criterion(model(to_model_input(images, device)), targets.to(device))
         total += float(loss)
         n += 1
     return total / max(n, 1)

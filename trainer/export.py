@@ -19,6 +19,18 @@ from trainer.model.decode import decode
 
 logger = logging.getLogger(__name__)
 
+#: What to run when the export's packages are missing: they are an extra, not part of [train].
+INSTALL_HINT = 'pip install -e ".[export]"'
+
+
+def require_onnx() -> None:
+    """Fail early, in one line, when the ``[export]`` extra (onnx) is not installed."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise TrainerError(f"ONNX export needs the onnx package, which [train] leaves out; install it with "
+                           f"{INSTALL_HINT} (or pip install onnx)") from None
+
 
 class DecodedYolo(nn.Module):
     """``model`` followed by :func:`decode`: images in, ``[B, N, 5+C]`` out."""
@@ -43,6 +55,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: int | Non
     """
     import json
 
+    require_onnx()
     import onnx
 
     path = os.fspath(path)

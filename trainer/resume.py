@@ -5,7 +5,8 @@ sidecar. One folder holds one run: ``--resume none`` refuses to start a new run 
 ``train.out_dir`` or ``drive.logs`` already holds checkpoints (retention would rank the new
 run's ``epoch_001`` below the old ``epoch_050`` and never upload it, and a later
 ``--resume auto`` would continue the old run). ``--resume auto`` continues the run written
-last in the folder, from its most advanced readable checkpoint: the local folder first, else
+last in the folder, from its most advanced readable checkpoint: the local folder first (unless
+Drive holds a more advanced verified checkpoint of the same run: another machine went on), else
 Drive, falling back past an unreadable newest one with a warning.
 
 Rank 0 decides; under multi-machine DDP the other machines' local rank 0 pull the same file.
@@ -73,13 +74,27 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> St
             if any(c.sidecar.run != run for c in local):
                 _refuse_mixing(run, out_dir, [c for c in local if c.sidecar.run != run], None, (),
                                verb="continuing")
-            return Start(new_run_id(), resume, resume, safe=_check_drive_run(run, out_dir, drive))
+            ours = _check_drive_run(run, out_dir, drive)
+            return Start(new_run_id(), resume, resume,
+                         safe=newest_of_current_run(ours, run) if ours else None)
         return Start(new_run_id(), resume, resume, safe=_safe(drive))
     found, run = ckpt.current_run([c.described for c in local])
     if found:
         path = ckpt.find_latest(out_dir, run=run, any_run=False)
         if path is not None:
-            return Start(new_run_id(), path, path, safe=_check_drive_run(run, out_dir, drive))
+            ours = _check_drive_run(run, out_dir, drive)
+            safe = newest_of_current_run(ours, run) if ours else None
+            mine = ckpt.read_sidecar(path)
+            if drive is not None and safe is not None and mine is not None and \
+                    safe.sidecar.progress > mine.progress:
+                # Another machine continued this run from Drive further than this folder got.
+                logger.warning("%s is behind %s: %s there has gone further than %s here; "
+                               "continuing from Drive", out_dir, drive.spec, safe.name,
+                               os.path.basename(path))
+                ahead = [c for c in ours if c.sidecar.progress > mine.progress]
+                return _fetch_newest(drive, ahead, out_dir, fallback=Start(
+                    new_run_id(), path, path, safe=safe))
+            return Start(new_run_id(), path, path, safe=safe)
     if drive is None:
         logger.info("no checkpoint in %s: starting fresh", out_dir)
         return Start(new_run_id())
@@ -116,15 +131,16 @@ def _refuse_mixing(new: str, out_dir: str, local: Sequence[ckpt.LocalCheckpoint]
 
 
 def _check_drive_run(run: Optional[str], out_dir: str,
-                     drive: Optional[DriveFolder]) -> Optional[RemoteCheckpoint]:
-    """Continuing ``run`` from the local folder: Drive must hold that run (or nothing)."""
+                     drive: Optional[DriveFolder]) -> list[RemoteCheckpoint]:
+    """Continuing ``run`` from the local folder: Drive must hold that run (or nothing).
+    Returns that run's checkpoints on Drive."""
     if drive is None:
-        return None
+        return []
     try:
         remote = drive.checkpoints()
     except DriveStageError as exc:  # the local checkpoint is enough to go on; saving retries
         logger.warning("could not list %s (%s); resuming from the local checkpoint", drive.spec, exc)
-        return None
+        return []
     ours = [c for c in remote if c.sidecar.run == run]
     others = sorted({describe_run(c.sidecar.run) for c in remote if c.sidecar.run != run})
     if others and not ours:
@@ -136,7 +152,7 @@ def _check_drive_run(run: Optional[str], out_dir: str,
     if others:
         logger.warning("%s also holds checkpoints of %s; they are left alone", drive.spec,
                        ", ".join(others))
-    return newest_of_current_run(ours, run) if ours else None
+    return ours
 
 
 def _safe(drive: Optional[DriveFolder]) -> Optional[RemoteCheckpoint]:
@@ -149,12 +165,18 @@ def _safe(drive: Optional[DriveFolder]) -> Optional[RemoteCheckpoint]:
         return None
 
 
-def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_dir: str) -> Start:
-    """The current run's most advanced checkpoint on Drive that loads; older ones as fallback."""
+def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_dir: str, *,
+                  fallback: Optional[Start] = None) -> Start:
+    """The current run's most advanced checkpoint on Drive that loads; older ones as fallback
+    (then ``fallback``, when given)."""
     bad: list[str] = []
-    run = newest_of_current_run(remote).sidecar.run
+    newest = newest_of_current_run(remote)
+    assert newest is not None
+    run = newest.sidecar.run
     while True:
         chosen = newest_of_current_run(remote, run, skip=bad)
+        if chosen is None and fallback is not None:
+            return fallback
         if chosen is None:
             raise CheckpointError(
                 f"no checkpoint of {describe_run(run)} on {drive.spec} can be read "
@@ -163,7 +185,7 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
         dest = os.path.join(out_dir, chosen.name)
         try:
             drive.fetch(chosen, dest)
-            ckpt.load_checkpoint(dest)
+            _check_matches_sidecar(ckpt.load_checkpoint(dest), chosen)
         except (CheckpointError, ChecksumMismatchError) as exc:
             logger.warning("the newest verified checkpoint on Drive, %s, cannot be used (%s); "
                            "falling back to the next older one", chosen.where, exc)
@@ -175,6 +197,24 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
 
         atomic_write(ckpt.sidecar_path(dest), chosen.sidecar_bytes, mode=0o644)
         return Start(new_run_id(), dest, chosen.where, chosen.where, safe=chosen)
+
+
+def _check_matches_sidecar(state: dict, chosen: RemoteCheckpoint) -> None:
+    """The file holds the run and position its sidecar claims (the sidecar chose it: one that
+    lies would continue another run, or another point of this one)."""
+    side = chosen.sidecar
+    if side.run is None:
+        return  # a sidecar of trainer 0.1.0 or another tool: it names neither
+    from trainer.state import Position
+
+    epoch, iteration, epoch_iteration = ckpt.position_of(state)
+    held = Position(epoch, iteration, epoch_iteration)
+    claimed = Position(side.epoch or 0, side.iteration if side.iteration is not None else
+                       iteration, side.epoch_iteration)
+    if state.get("run") != side.run or held != claimed:
+        raise CheckpointError(
+            f"its sidecar names {describe_run(side.run)} at {claimed.label}, but the file holds "
+            f"{describe_run(state.get('run'))} at {held.label}")
 
 
 def ensure_local_checkpoint(path: str, remote: str) -> str:

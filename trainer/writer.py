@@ -130,7 +130,8 @@ class BackgroundWriter:
         :meth:`wait_pushed`."""
         self._write(job)
         with self._cond:
-            self._push_requested += 1
+            if self.drive is not None:       # a push counted without a Drive would never be done
+                self._push_requested += 1
             self._cond.notify_all()
             return self._push_requested
 
@@ -203,7 +204,7 @@ class BackgroundWriter:
             if job is not None:
                 self._write(job)
             with self._cond:
-                if job is not None and job.written:
+                if job is not None and job.written and self.drive is not None:
                     self._push_requested += 1          # a new checkpoint: mirror it
                 target = self._push_requested
                 push = self.drive is not None and (target > self._push_done or self._retry_due())

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from drivestage.errors import DriveStageError
+from drivestage.paths import printable, printable_lines
 
 EPILOG = """\b
 Examples:
@@ -25,27 +26,76 @@ Exit codes: 0 success, 1 error, 2 usage error.
 """
 
 
+class _Tail:
+    """``sys.stderr``, remembering the last character written to it: a progress bar leaves
+    its line unfinished, and the error after it must start on a line of its own."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+        self.last = ""
+
+    def write(self, text: str) -> int:
+        if text:
+            self.last = text[-1]
+        return int(self._stream.write(text))
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, encoding, fileno, buffer...
+        return getattr(self._stream, name)
+
+    def line_open(self) -> bool:
+        """Whether the next message would continue someone else's line: anything but a
+        newline last, except a carriage return on a terminal (a bar that cleared its line)."""
+        if self.last in ("", "\n"):
+            return False
+        try:
+            tty = bool(self._stream.isatty())
+        except (AttributeError, ValueError):
+            tty = False
+        return not (tty and self.last == "\r")
+
+
 class _Group(click.Group):
     """A group whose subcommands share one error handler."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        tail = _Tail(sys.stderr)
+        sys.stderr = tail
         try:
             return super().invoke(ctx)
         except DriveStageError as exc:
             if os.environ.get("DRIVESTAGE_DEBUG"):
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            text = printable_lines(str(exc)) if exc.multiline else printable(str(exc))
+            _say(tail, f"Error: {text}")
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
+            _say(tail, "Interrupted.")
             ctx.exit(130)
+        finally:
+            if sys.stderr is tail:
+                sys.stderr = tail._stream
+
+
+def _say(tail: _Tail, message: str) -> None:
+    """``message`` (escaped by the caller: names from Drive are anybody's text) on stderr, on
+    a line of its own."""
+    click.echo(("\n" if tail.line_open() else "") + message, err=True)
+
+
+class _Printable(logging.Formatter):
+    """Log lines with control characters (newlines included) escaped: they name remote
+    items, whose titles are anybody's text."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
 
 def configure_logging(verbose: int) -> None:
     """Human status to stderr; WARNING by default so retries are visible."""
     level = logging.WARNING if verbose == 0 else (logging.INFO if verbose == 1 else logging.DEBUG)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_Printable("%(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("drivestage")
     root.handlers[:] = [handler]
     root.setLevel(level)

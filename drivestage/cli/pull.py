@@ -20,10 +20,15 @@ Examples:
   drivestage pull drive:id:1AbCdEf ./data --json
   drivestage pull drive:Datasets/VOC ./data --extract
   drivestage pull drive:shared/Team/weights/yolov4_tiny.pth ./model_data
+  drivestage pull "https://drive.google.com/file/d/1AbCdEf/view?usp=sharing" ./data
+  drivestage pull drive:shared-with-me/VOC_datasets ./data --extract
 
 \b
-SRC is drive:a/b/c.zip (My Drive), drive:id:<FILE_ID> or drive:shared/<drive>/a/b; a plain
-path reads from a local folder (e.g. a Drive mount). The file lands in DEST/<name>; a rerun
+SRC is drive:a/b/c.zip (My Drive), drive:id:<FILE_ID>[:<RESOURCE_KEY>],
+drive:shared/<drive>/a/b, drive:shared-with-me/<name>/a, or a Drive sharing link
+(https://drive.google.com/file/d/<ID>/view?usp=sharing, .../drive/folders/<ID>, with or
+without resourcekey=); shortcuts are followed. A plain path reads from a local folder (e.g.
+a Drive mount). The file lands in DEST/<name>; a rerun
 on an intact staged copy does nothing. A folder lands in DEST/<name>/ with its whole tree;
 with --extract every .zip/.tar/.tar.gz/.tgz in it is extracted where it lies. Exit codes:
 0 success, 1 error, 2 usage error.
@@ -55,35 +60,49 @@ with --extract every .zip/.tar/.tar.gz/.tgz in it is extracted where it lies. Ex
               help="Folder pulls: skip files and folders matching GLOB; repeatable.")
 @click.option("--chunk-size", type=Size(), default=None, hidden=True,
               help="Most bytes per ranged request (default: one request per stream).")
+@click.option("--acknowledge-abuse", is_flag=True,
+              help="Download a file Drive flagged as malware or spam anyway (Drive honours "
+                   "this only for the file's owner or a Manager of its shared drive).")
 @drive_options
 def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, quiet: bool,
          as_json: bool, reserve: int, retries: Optional[int], include: tuple[str, ...],
-         exclude: tuple[str, ...], chunk_size: Optional[int], api_root: Optional[str],
-         credentials: Optional[str]) -> None:
+         exclude: tuple[str, ...], chunk_size: Optional[int], acknowledge_abuse: bool,
+         api_root: Optional[str], credentials: Optional[str]) -> None:
     """Download SRC (a file or a whole folder) into DEST: resumable, parallel, md5-verified."""
+    from drivestage import paths
+    from drivestage.errors import UsageError
+    from drivestage.remote import open_store
     from drivestage.sizes import format_size
     from drivestage.stage import pull as do_pull
     from drivestage.stage_tree import FolderPullResult
 
+    store = None
+    if acknowledge_abuse:
+        if not paths.is_drive(src):
+            raise UsageError(f"--acknowledge-abuse is for files on Google Drive; {src!r} is a "
+                             "local path")
+        store, _path = open_store(src, api_root=api_root, credentials=credentials,
+                                  acknowledge_abuse=True)
     # (While progress bars show, log lines go through tqdm: see drivestage.stage. A rerun
     # that finds everything staged shows none and never imports tqdm.)
     result = do_pull(src, dest, extract=extract, jobs=jobs, force=force, quiet=quiet,
-                     api_root=api_root, credentials=credentials, reserve=reserve,
-                     chunk_size=chunk_size, retries=retries, include=include,
-                     exclude=exclude)
+                     store=store, api_root=api_root, credentials=credentials,
+                     reserve=reserve, chunk_size=chunk_size, retries=retries,
+                     include=include, exclude=exclude)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=1))
     else:
-        click.echo(result.path)
+        click.echo(paths.printable(result.path))
     if quiet:
         return
+    where = f"{paths.printable(result.src)} -> {paths.printable(result.path)}"
     if isinstance(result, FolderPullResult):
         counts = ", ".join(f"{n} {_FOLDER_ACTIONS.get(a, a)}"
                            for a, n in sorted(result.actions().items()))
         members = sum(f.members for f in result.files if f.extracted)
         extra = f", {members} members extracted" if members else ""
         skipped = f", {len(result.skipped)} skipped (no binary content)" if result.skipped else ""
-        click.echo(f"{result.src} -> {result.path}: {len(result.files)} files "
+        click.echo(f"{where}: {len(result.files)} files "
                    f"({counts or 'none'}{skipped}), {format_size(result.size)}{extra}, "
                    f"{result.seconds:.1f}s", err=True)
         return
@@ -91,7 +110,7 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
             "extract": "extracted", "resume": "resumed and verified",
             "update": "updated and verified", "download": "downloaded and verified"}
     extra = f", {result.members} members extracted" if result.extracted else ""
-    click.echo(f"{result.src} -> {result.path}: {what.get(result.action, result.action)} "
+    click.echo(f"{where}: {what.get(result.action, result.action)} "
                f"({format_size(result.size)}, md5 {result.md5}{extra}, {result.seconds:.1f}s)",
                err=True)
 
@@ -113,6 +132,7 @@ def _iso(ts: float) -> str:
 @drive_options
 def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[str]) -> None:
     """List a Drive folder (or show one file): name, size, md5, modified (UTC)."""
+    from drivestage.paths import printable
     from drivestage.remote import open_store
 
     store, rel = open_store(path, api_root=api_root, credentials=credentials)
@@ -125,7 +145,9 @@ def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[
                                for e in entries], indent=1))
         return
     for e in entries:
-        name = e.name + ("/" if e.is_dir else "")
+        name = printable(e.name) + ("/" if e.is_dir else "")
+        if e.unreadable:
+            name += "  (a shortcut to an item that is gone or no longer shared with you)"
         size = "-" if e.is_dir else str(e.size)
         click.echo(f"{size:>14}  {e.md5 or '-':32}  {_iso(e.modified):20}  {name}")
 
@@ -163,12 +185,12 @@ def auth_group() -> None:
                    "or $DRIVESTAGE_TOKEN_FILE).")
 def login(client_secrets: str, token_file: Optional[str]) -> None:
     """Console login for machines without a browser; the token is saved with mode 0600."""
-    from drivestage.drive import auth
+    from drivestage.drive import login as console
 
     def ask(prompt: str) -> str:
         return click.prompt(prompt.rstrip(": "), err=True)
 
-    auth.login(client_secrets, token_file=token_file, ask=ask,
+    console.login(client_secrets, token_file=token_file, ask=ask,
                say=lambda text: click.echo(text, err=True))
 
 

@@ -42,7 +42,8 @@ def _policy_options(fn: F) -> F:
         click.option("--max-bytes", metavar="SIZE",
                      help=f"Budget for the checkpoints in DEST (e.g. 2GB, 500MiB); {SIZE_HELP}."),
         click.option("--pattern", metavar="REGEX",
-                     help=r"Which names are checkpoints (default: epoch[_-]?(?P<epoch>\d+)); "
+                     help="Which names are checkpoints (a regex; default: epoch_NNN with a "
+                          "weights suffix, e.g. epoch_004.pt, .pth, .ckpt, .bin, .safetensors); "
                           "other files are never touched."),
         click.option("--use-trash", is_flag=True,
                      help="Move deleted files to the Drive trash (it counts toward the quota) "

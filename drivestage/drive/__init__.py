@@ -1,6 +1,9 @@
 """Google Drive behind the :class:`~drivestage.store.RemoteStore` protocol.
 
 :mod:`~drivestage.drive.store` (metadata through PyDrive2, and :func:`connect`),
+:mod:`~drivestage.drive.places` (My Drive, shared drives, Shared with me),
+:mod:`~drivestage.drive.shortcuts` (following shortcuts), :mod:`~drivestage.drive.login` (the
+console login), :mod:`~drivestage.drive.connections` (the API root, httplib2 settings),
 :mod:`~drivestage.drive.media` (ranged reads, upload bodies), :mod:`~drivestage.drive.upload`
 (the resumable upload protocol), :mod:`~drivestage.drive.transport` (per-thread connections
 and the retry loop), :mod:`~drivestage.drive.answers` (the one place an HTTP answer becomes a
@@ -8,6 +11,7 @@ typed error), :mod:`~drivestage.drive.retry` (the retry policy),
 :mod:`~drivestage.drive.resources` (File resource -> entry) and :mod:`~drivestage.drive.auth`
 (credentials).
 """
-from drivestage.drive.store import DriveStore, connect, open_drive
+from drivestage.drive.places import open_drive
+from drivestage.drive.store import DriveStore, connect
 
 __all__ = ["DriveStore", "connect", "open_drive"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
@@ -20,7 +21,12 @@ from drivestage.store import Quota, quota_error
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 QUOTA_REASONS = frozenset({"storageQuotaExceeded", "quotaExceeded"})
-DOWNLOAD_REFUSED_REASONS = frozenset({"downloadQuotaExceeded", "cannotDownloadAbusiveFile"})
+ITEM_LIMIT_REASONS = frozenset({"teamDriveFileLimitExceeded",
+                                "numChildrenInNonRootLimitExceeded"})
+#: How Drive spells ``userRateLimitExceeded`` when the 750 GB/day upload cap is reached (the
+#: per-minute limit says "User Rate Limit Exceeded"); rclone's --drive-stop-on-upload-limit
+#: tells the two apart by exactly this text. Drive has no reason of its own for the cap.
+UPLOAD_CAP_MESSAGE = "User rate limit exceeded."
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,10 @@ class HttpFailure:
     reason: Optional[str]
     message: str
     headers: Mapping[str, str]
+    #: The first error item's own message (Drive's ``errors[0].message``), when it has one.
+    item_message: str = ""
+    #: The request's URI (without host), when the library kept it.
+    uri: str = ""
 
     @property
     def label(self) -> str:
@@ -68,8 +78,21 @@ def _from_http_error(err: object) -> HttpFailure:
     resp = getattr(err, "resp", None)  # googleapiclient's HttpError: an httplib2.Response
     status = int(getattr(resp, "status", 0) or 0)
     headers = {str(k).lower(): str(v) for k, v in dict(resp or {}).items()}
-    reason, message = parse_error_body(getattr(err, "content", b""))
-    return HttpFailure(status=status, reason=reason, message=message, headers=headers)
+    content = getattr(err, "content", b"")
+    reason, message = parse_error_body(content)
+    return HttpFailure(status=status, reason=reason, message=message, headers=headers,
+                       item_message=_item_message(content), uri=str(getattr(err, "uri", "") or ""))
+
+
+def _item_message(content: object) -> str:
+    """``errors[0].message`` of a Drive error body ("" when there is none)."""
+    try:
+        body = json.loads(bytes(content[:65536]) if isinstance(content, (bytes, bytearray))
+                          else str(content or ""))
+        message = body["error"]["errors"][0]["message"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return ""
+    return message if isinstance(message, str) else ""
 
 
 def parse_error_body(content: object) -> tuple[Optional[str], str]:
@@ -124,6 +147,12 @@ def daily_cap(failure: HttpFailure) -> bool:
     return failure.status == 403 and failure.reason in RATE_LIMIT_REASONS
 
 
+def upload_cap(failure: HttpFailure) -> bool:
+    """Drive's own answer for the 750 GB/day upload cap (not worth retrying an upload)."""
+    return failure.status == 403 and failure.reason == "userRateLimitExceeded" and \
+        UPLOAD_CAP_MESSAGE in (failure.item_message, failure.message)
+
+
 @dataclass(frozen=True)
 class Write:
     """What an upload writes, for the message of a full quota: how many bytes, where, and
@@ -151,36 +180,93 @@ def typed_error(failure: HttpFailure, what: str, *, uploading: bool = False,
     if status == 404:
         return errors.NotFoundError(f"{what}: not found on Drive ({label}: {detail})")
     if status == 403:
-        if reason == "storageQuotaExceeded" and "service account" in detail.lower():
-            return errors.ServiceAccountStorageError(
-                f"{what}: service accounts have no Drive storage of their own ({detail}). "
-                "Upload into a shared drive the service account is a member of "
-                "(drive:shared/<drive>/...), or use domain-wide delegation or OAuth "
-                "credentials (`drivestage auth login`).",
-                needed=write.size if write is not None else None)
-        if reason in QUOTA_REASONS:
-            if write is not None:
-                return quota_error(write.size, write.where, _read_quietly(write.quota))
-            return errors.QuotaExceededError(
-                f"{what}: the Drive storage quota is full ({detail}). Free space on Drive "
-                "(and empty the trash: it counts toward the quota).")
-        if reason in DOWNLOAD_REFUSED_REASONS:
-            return errors.DownloadQuotaError(
-                f"{what}: Drive refuses to serve this file ({label}: {detail}). Try again "
-                "in 24 hours, or make your own copy of the file and pull the copy.")
-        if reason in RATE_LIMIT_REASONS and uploading:
-            return errors.DailyUploadCapError(
-                f"{what}: Drive keeps answering '{detail or reason}'. After a long upload "
-                "this is usually Drive's daily upload cap (about 750 GB per user per day); "
-                "stopping instead of retrying for hours. Try again tomorrow.")
-        return errors.PermissionDeniedError(
-            f"{what}: permission denied ({label}: {detail}). Check that this account can "
-            "access the file (sharing settings, shared drive membership).")
+        return _forbidden(failure, what, label, detail, uploading=uploading, write=write)
     if status in RETRYABLE_STATUS:
         return errors.RemoteError(f"{what}: Drive kept failing ({label}: {detail})",
                                   status=status, reason=reason)
     return errors.RemoteError(f"{what}: Drive answered {label}: {detail}", status=status,
                               reason=reason)
+
+
+def _forbidden(failure: HttpFailure, what: str, label: str, detail: str, *, uploading: bool,
+               write: Optional[Write]) -> errors.DriveStageError:
+    """A 403, by its reason: each has its own cause and remedy."""
+    reason = failure.reason
+    if reason == "insufficientPermissions":
+        return errors.ScopeError(
+            f"{what}: the credentials are valid but may not use Google Drive ({label}: "
+            f"{detail}). drivestage needs a token with the Drive scope ({_wanted_scope(failure)}"
+            "); a token with only cloud-platform (Colab Enterprise, Vertex AI Workbench) or "
+            "only drive.file (files this app created) or drive.readonly (for writes) is not "
+            "enough. Log in with `drivestage auth login --client-secrets FILE`, or use a "
+            "service-account key (--credentials) with the Drive API enabled.")
+    if reason == "dailyLimitExceeded":
+        return errors.DailyLimitError(
+            f"{what}: the Google Cloud project behind these credentials has used all its Drive "
+            f"API requests for today ({label}: {detail}). Requests work again after midnight "
+            "Pacific time; or raise the project's quota (Cloud console: APIs & Services, "
+            "Google Drive API, Quotas), or use credentials of another project.")
+    if reason == "teamDriveFileLimitExceeded":
+        return errors.ItemLimitError(
+            f"{what}: the shared drive holds as many items as Drive allows (500,000, trashed "
+            f"items included) ({label}: {detail}). Delete items and empty the shared drive's "
+            "trash, or push into another shared drive.")
+    if reason == "numChildrenInNonRootLimitExceeded":
+        return errors.ItemLimitError(
+            f"{what}: the folder holds as many items as Drive allows in one folder (500,000 "
+            f"files and folders) ({label}: {detail}). Push into a subfolder or another folder, "
+            "or archive the small files into a zip first.")
+    if reason == "storageQuotaExceeded" and "service account" in detail.lower():
+        return errors.ServiceAccountStorageError(
+            f"{what}: service accounts have no Drive storage of their own ({detail}). "
+            "Upload into a shared drive the service account is a member of "
+            "(drive:shared/<drive>/...), or use domain-wide delegation or OAuth "
+            "credentials (`drivestage auth login`).",
+            needed=write.size if write is not None else None)
+    if reason in QUOTA_REASONS:
+        if write is not None:
+            return quota_error(write.size, write.where, _read_quietly(write.quota))
+        return errors.QuotaExceededError(
+            f"{what}: the Drive storage quota is full ({detail}). Free space on Drive "
+            "(and empty the trash: it counts toward the quota).")
+    if reason == "cannotDownloadAbusiveFile":
+        if "acknowledgeAbuse=true" in failure.uri:
+            return errors.AbusiveFileError(
+                f"{what}: Drive flagged this file as malware or spam and refused "
+                f"--acknowledge-abuse ({label}): Drive honours it only for the file's owner "
+                "or a Manager of its shared drive. Ask the owner to download it, or to share "
+                "it from a shared drive you manage.")
+        return errors.AbusiveFileError(
+            f"{what}: Drive flagged this file as malware or spam and will not serve it "
+            f"({label}: {detail}). If you trust it, pull again with --acknowledge-abuse "
+            "(Drive honours that only for the file's owner or a Manager of its shared drive).")
+    if reason == "downloadQuotaExceeded":
+        return errors.DownloadQuotaError(
+            f"{what}: Drive refuses to serve this file: it was downloaded too often "
+            f"recently ({label}: {detail}). Not retried: Drive lifts the limit after up to 24 "
+            "hours. Make your own copy of the file on Drive (File, Make a copy; a shortcut is "
+            "not a copy) and pull the copy.")
+    if reason in RATE_LIMIT_REASONS and uploading:
+        if upload_cap(failure):
+            return errors.DailyUploadCapError(
+                f"{what}: Drive answered '{UPLOAD_CAP_MESSAGE}' ({label}): this account has "
+                "reached Drive's daily upload cap (750 GB per user per 24 hours). Stopping "
+                "instead of retrying for hours: uploads work again within 24 hours; the next "
+                "push sends what is missing.")
+        return errors.DailyUploadCapError(
+            f"{what}: Drive keeps answering '{detail or reason}'. After a long upload "
+            "this is usually Drive's daily upload cap (about 750 GB per user per day); "
+            "stopping instead of retrying for hours. Try again tomorrow.")
+    return errors.PermissionDeniedError(
+        f"{what}: permission denied ({label}: {detail}). Check that this account can "
+        "access the file (sharing settings, shared drive membership).")
+
+
+def _wanted_scope(failure: HttpFailure) -> str:
+    """The scope Drive asks for in ``WWW-Authenticate`` (else the full Drive scope)."""
+    header = failure.headers.get("www-authenticate", "")
+    found = re.search(r'scope="([^"]+)"', header)
+    return found.group(1) if found else "https://www.googleapis.com/auth/drive"
 
 
 def _read_quietly(quota: Optional[Callable[[], Quota]]) -> Optional[Quota]:

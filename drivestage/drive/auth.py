@@ -17,22 +17,22 @@ other. Tokens never appear in reprs, logs or messages.
 """
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import hashlib
 import json
 import logging
 import os
-import secrets
 import sys
 import threading
-import urllib.parse
 from typing import Any, Callable, Mapping, Optional
 
+import google.auth.exceptions
 import httplib2
 
+from drivestage.drive.connections import TokenRequest, bounded_connection, no_httplib2_auth
+from drivestage.drive.resources import ResourceKeys
+from drivestage.errors import (AuthError, NoColabLoginError, NoCredentialsError,
+                               ReauthRequiredError, TokenRevokedError, UsageError)
 from drivestage.localfs import atomic_write
-from drivestage.errors import AuthError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,8 @@ class DriveCredentials:
         self._lock = threading.Lock()
         #: Called for every request sent with these credentials (the transport counts them).
         self.on_request: Optional[Callable[[], None]] = None
+        #: Resource keys every request made with these credentials may need to carry.
+        self.resource_keys = ResourceKeys()
 
     def __repr__(self) -> str:  # never the token
         return f"<DriveCredentials from {self.source}>"
@@ -103,9 +105,6 @@ class DriveCredentials:
     def refresh(self, http: Optional[httplib2.Http] = None,
                 stale_token: Optional[str] = None) -> None:
         """Get a new access token (once, even when several threads ask together)."""
-        from google.auth.exceptions import RefreshError, TransportError
-        import google_auth_httplib2
-
         with self._lock:
             if stale_token is not None and self.creds.token != stale_token:
                 return  # another thread refreshed already
@@ -113,12 +112,10 @@ class DriveCredentials:
                 raise AuthError(f"Drive refused the token from {self.source} and it cannot be "
                                 "refreshed; get a new one")
             try:
-                self.creds.refresh(google_auth_httplib2.Request(_plain_http()))
-            except RefreshError as exc:
-                raise AuthError(f"the credentials from {self.source} could not be refreshed "
-                                f"({_short(exc)}). Run `drivestage auth login` again or pass "
-                                "fresh --credentials.") from None
-            except TransportError as exc:
+                self.creds.refresh(TokenRequest())
+            except google.auth.exceptions.RefreshError as exc:
+                raise refresh_error(exc, self.source) from None
+            except google.auth.exceptions.TransportError as exc:
                 raise AuthError(f"could not reach the token server to refresh the "
                                 f"credentials from {self.source} ({_short(exc)})") from None
             log.info("refreshed the access token from %s", self.source)
@@ -131,6 +128,7 @@ class DriveCredentials:
 
     def authorize(self, http: httplib2.Http) -> "AuthorizedHttp":
         """Wrap ``http`` so every request carries the token (PyDrive2 calls this per thread)."""
+        no_httplib2_auth(http)
         return AuthorizedHttp(self, http)
 
     def set_store(self, storage: Any) -> None:
@@ -141,8 +139,35 @@ class DriveCredentials:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc)
+    text = str(exc.args[0]) if exc.args else str(exc)
     return text if len(text) < 200 else text[:200] + "..."
+
+
+#: What Google's token endpoint answers when a Workspace session-length policy wants the
+#: user to sign in again (google-auth turns it into "Reauthentication is needed").
+_REAUTH_MARKS = ("invalid_rapt", "rapt_required", "Reauthentication is needed")
+
+
+def refresh_error(exc: BaseException, source: str) -> AuthError:
+    """The typed error for a refresh the token server refused (google-auth ``RefreshError``)."""
+    data = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], dict) else {}
+    text = " ".join([_short(exc), str(data.get("error_subtype") or "")])
+    if any(mark in text for mark in _REAUTH_MARKS):
+        return ReauthRequiredError(
+            f"the credentials from {source} need a fresh sign-in: the Google Workspace "
+            "administrator limits how long a sign-in lasts (session control, invalid_rapt). "
+            "Run `drivestage auth login --client-secrets FILE` again, or use a service-account "
+            "key, which session limits do not apply to.")
+    if "invalid_grant" in text:
+        return TokenRevokedError(
+            f"the credentials from {source} could not be refreshed: Google refused the refresh "
+            f"token ({_short(exc)}). It was revoked (or the password changed), or it expired: "
+            "an OAuth app whose consent screen is in Testing mode gets refresh tokens that "
+            "expire after 7 days (publish the app, In production, to keep them). Run "
+            "`drivestage auth login --client-secrets FILE` again.")
+    return AuthError(f"the credentials from {source} could not be refreshed "
+                     f"({_short(exc)}). Run `drivestage auth login` again or pass "
+                     "fresh --credentials.")
 
 
 class AuthorizedHttp:
@@ -158,8 +183,8 @@ class AuthorizedHttp:
                 connection_type: Any = None) -> tuple[httplib2.Response, bytes]:
         creds = self.credentials
         creds.ensure_valid()
-        sent = dict(headers or {})
-        creds.apply(sent)
+        connection_type = connection_type or bounded_connection(uri)
+        sent = self._headers(uri, headers)
         used = creds.access_token
         if creds.on_request is not None:
             creds.on_request()
@@ -170,8 +195,7 @@ class AuthorizedHttp:
             creds.refresh(stale_token=used)
             if hasattr(body, "seek"):
                 body.seek(0)
-            sent = dict(headers or {})
-            creds.apply(sent)
+            sent = self._headers(uri, headers)
             if creds.on_request is not None:
                 creds.on_request()
             resp, content = self.http.request(uri, method, body=body, headers=sent,
@@ -179,21 +203,17 @@ class AuthorizedHttp:
                                               connection_type=connection_type)
         return resp, content
 
+    def _headers(self, uri: str, headers: Optional[dict[str, str]]) -> dict[str, str]:
+        """``headers`` plus the bearer token and the resource keys this request needs."""
+        sent = dict(headers or {})
+        self.credentials.apply(sent)
+        keys = self.credentials.resource_keys.header(uri)
+        if keys:
+            sent["X-Goog-Drive-Resource-Keys"] = keys
+        return sent
+
     def __getattr__(self, name: str) -> Any:  # timeout, redirect_codes, connections, close
         return getattr(self.http, name)
-
-
-def build_http(timeout: Optional[float] = None) -> httplib2.Http:
-    """A fresh ``httplib2.Http`` that leaves 308 (resumable upload) alone."""
-    if timeout is None:
-        timeout = float(os.environ.get("DRIVESTAGE_HTTP_TIMEOUT", "120"))
-    http = httplib2.Http(timeout=timeout)
-    http.redirect_codes = set(http.redirect_codes) - {308}
-    return http
-
-
-def _plain_http() -> httplib2.Http:
-    return build_http()
 
 
 # --------------------------------------------------------------------------- sources
@@ -223,7 +243,7 @@ def load_credentials(*, credentials: Optional[str] = None, token: Optional[str] 
     saved = default_token_path(env)
     if os.path.exists(saved):
         return from_file(saved)
-    raise AuthError(NO_CREDENTIALS)
+    raise NoCredentialsError(NO_CREDENTIALS)
 
 
 def bearer(token: str, source: str) -> DriveCredentials:
@@ -307,8 +327,10 @@ def _authorized_user(info: dict[str, Any], source: str,
     return DriveCredentials(creds, source=source, on_refresh=on_refresh)
 
 
-def _in_colab() -> bool:
-    if "google.colab" in sys.modules:
+def _in_colab(env: Mapping[str, str] = os.environ) -> bool:
+    """Inside a Colab runtime: its package is importable, or Colab's own variable is set
+    (``COLAB_RELEASE_TAG``, in the kernel and in every ``!`` cell's process)."""
+    if "google.colab" in sys.modules or env.get("COLAB_RELEASE_TAG"):
         return True
     try:
         import importlib.util
@@ -319,7 +341,9 @@ def _in_colab() -> bool:
 
 
 COLAB_LOGIN_HINT = ("inside Colab, run `from google.colab import auth; auth.authenticate_user()` "
-                    "in a notebook cell first (once per runtime), then run this again")
+                    "in a notebook cell first (once per runtime), then run this again. "
+                    "`drive.mount()` is not a login for drivestage: it only mounts Drive as "
+                    "files for the notebook")
 
 
 def from_colab() -> DriveCredentials:
@@ -327,9 +351,11 @@ def from_colab() -> DriveCredentials:
 
     Inside the notebook kernel, ``authenticate_user()`` asks the user if needed. A ``!drivestage``
     cell runs in a child process that cannot show the prompt: there the login the notebook
-    already made is found through Application Default Credentials."""
+    already made is found through Application Default Credentials. Without one, those are
+    Colab's metadata server, which answers until the first token is asked for (404 on
+    ``service-accounts/default``): so that token is asked for here, before any Drive call."""
     import google.auth
-    import google.auth.exceptions
+    from google.auth import compute_engine
 
     if _in_notebook_kernel():
         from google.colab import auth as colab_auth
@@ -338,7 +364,17 @@ def from_colab() -> DriveCredentials:
     try:
         creds, _project = google.auth.default(scopes=[DRIVE_SCOPE])
     except google.auth.exceptions.DefaultCredentialsError:
-        raise AuthError(f"no Colab login found: {COLAB_LOGIN_HINT}") from None
+        raise NoColabLoginError(f"no Colab login found: {COLAB_LOGIN_HINT}") from None
+    if isinstance(creds, compute_engine.Credentials):
+        try:
+            creds.refresh(TokenRequest())
+        except (google.auth.exceptions.RefreshError,
+                google.auth.exceptions.TransportError) as exc:
+            if "404" in str(exc) or "service account info" in str(exc):
+                raise NoColabLoginError(f"no Colab login found: {COLAB_LOGIN_HINT}") from None
+            raise AuthError(f"could not get a token from Colab's metadata server "
+                            f"({_short(exc)}); run the cell again, or "
+                            f"{COLAB_LOGIN_HINT}") from None
     return DriveCredentials(creds, source="the Colab notebook login")
 
 
@@ -372,110 +408,3 @@ def save_token(path: str, creds: Any) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, mode=0o700, exist_ok=True)
     atomic_write(path, (json.dumps(token_info(creds), indent=1) + "\n").encode(), mode=0o600)
-
-
-def login(client_secrets: str, *, token_file: Optional[str] = None,
-          ask: Callable[[str], str] = input, say: Callable[[str], None] = print,
-          scopes: tuple[str, ...] = (DRIVE_SCOPE,)) -> str:
-    """Console OAuth login for machines without a browser; saves the token, returns its path.
-
-    The user opens the printed URL anywhere, grants access, and pastes back the address the
-    browser lands on (a localhost page that may fail to load) or just the code.
-    """
-    config = _client_config(client_secrets)
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()) \
-        .rstrip(b"=").decode()
-    state = secrets.token_urlsafe(16)
-    redirect = _redirect_uri(config)
-    query = urllib.parse.urlencode({
-        "client_id": config["client_id"], "redirect_uri": redirect, "response_type": "code",
-        "scope": " ".join(scopes), "access_type": "offline", "prompt": "consent",
-        "code_challenge": challenge, "code_challenge_method": "S256", "state": state,
-    })
-    say("Open this URL in a browser (on any machine) and grant access:\n\n"
-        f"  {config['auth_uri']}?{query}\n\n"
-        "The browser then goes to a localhost address that may fail to load; that is "
-        "expected.\nCopy that whole address (or just its code=... value) and paste it here.")
-    answer = ask("Address or code: ").strip()
-    code = _code_from_answer(answer, state)
-    body = urllib.parse.urlencode({
-        "grant_type": "authorization_code", "code": code, "client_id": config["client_id"],
-        "client_secret": config["client_secret"], "redirect_uri": redirect,
-        "code_verifier": verifier,
-    })
-    try:
-        resp, content = _plain_http().request(
-            config["token_uri"], "POST", body=body,
-            headers={"content-type": "application/x-www-form-urlencoded"})
-    except (OSError, httplib2.HttpLib2Error) as exc:
-        raise AuthError(f"could not reach the token server {config['token_uri']}: {exc}") \
-            from None
-    try:
-        payload = json.loads(content.decode("utf-8"))
-    except ValueError:
-        payload = {}
-    if resp.status != 200 or "access_token" not in payload:
-        detail = payload.get("error_description") or payload.get("error") or f"HTTP {resp.status}"
-        raise AuthError(f"the login was refused: {detail}. Run `drivestage auth login` "
-                        "again and paste the newest address")
-    if not payload.get("refresh_token"):
-        raise AuthError("the token server gave no refresh token; remove this app's access "
-                        "at https://myaccount.google.com/permissions and log in again")
-    import google.oauth2.credentials
-
-    expiry = None
-    if payload.get("expires_in"):
-        expiry = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None) + _dt.timedelta(seconds=int(payload["expires_in"]))
-    creds = google.oauth2.credentials.Credentials(
-        payload["access_token"], refresh_token=payload["refresh_token"],
-        token_uri=config["token_uri"], client_id=config["client_id"],
-        client_secret=config["client_secret"], scopes=list(scopes), expiry=expiry)
-    path = token_file or default_token_path()
-    save_token(path, creds)
-    say(f"Saved the token to {path} (mode 0600).")
-    return path
-
-
-def _client_config(path: str) -> dict[str, Any]:
-    try:
-        with open(os.path.expanduser(path), encoding="utf-8") as fh:
-            data = json.load(fh)
-    except FileNotFoundError:
-        raise UsageError(f"client secrets file {path!r} does not exist; download it from the "
-                         "Google Cloud console (OAuth client ID, type Desktop app)") from None
-    except ValueError:
-        raise UsageError(f"client secrets file {path!r} is not JSON") from None
-    config = (data.get("installed") or data.get("web")) if isinstance(data, dict) else None
-    if not isinstance(config, dict) or not config.get("client_id") \
-            or not config.get("client_secret"):
-        raise UsageError(f"{path!r} is not an OAuth client secret (expected an 'installed' "
-                         "entry with client_id and client_secret)")
-    config = dict(config)
-    config.setdefault("auth_uri", GOOGLE_AUTH_URI)
-    config.setdefault("token_uri", GOOGLE_TOKEN_URI)
-    return config
-
-
-def _redirect_uri(config: dict[str, Any]) -> str:
-    for uri in config.get("redirect_uris") or []:
-        if isinstance(uri, str) and uri.startswith(("http://localhost", "http://127.0.0.1")):
-            return uri
-    return "http://localhost"
-
-
-def _code_from_answer(answer: str, state: str) -> str:
-    if not answer:
-        raise AuthError("no code was pasted; run `drivestage auth login` again")
-    if "://" in answer or answer.startswith("?") or "code=" in answer:
-        query = urllib.parse.urlparse(answer).query if "://" in answer else answer.lstrip("?")
-        params = urllib.parse.parse_qs(query)
-        if params.get("error"):
-            raise AuthError(f"the login was refused: {params['error'][0]}")
-        if params.get("state") and params["state"][0] != state:
-            raise AuthError("the pasted address belongs to another login attempt; paste the "
-                            "address from this one")
-        if not params.get("code"):
-            raise AuthError("the pasted address has no code=...; paste the whole address")
-        return params["code"][0]
-    return answer

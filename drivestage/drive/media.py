@@ -54,8 +54,9 @@ class MediaReader:
     def _media_uri(self, file_id: str) -> str:
         uri = self._uri.get(file_id)
         if uri is None:
+            ack = {"acknowledgeAbuse": True} if self.transport.acknowledge_abuse else {}
             request = self.transport.service.files().get_media(fileId=file_id,
-                                                               supportsAllDrives=True)
+                                                               supportsAllDrives=True, **ack)
             uri = self._uri[file_id] = str(request.uri)
         return uri
 

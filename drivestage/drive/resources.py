@@ -1,14 +1,43 @@
 """Drive v2 File resources as :class:`~drivestage.store.RemoteEntry` objects."""
 from __future__ import annotations
 
+import re
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping, Optional
 
+from drivestage.errors import MalformedAnswerError
 from drivestage.store import RemoteEntry
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
+SHORTCUT_MIME = "application/vnd.google-apps.shortcut"
 #: Google Docs, Sheets, Slides...: items without binary content (they export, not download).
 GOOGLE_APPS_PREFIX = "application/vnd.google-apps."
+
+
+@dataclass(frozen=True)
+class DriveEntry(RemoteEntry):
+    """A :class:`RemoteEntry` found through a Drive shortcut, or in a listing.
+
+    ``id`` is what the caller's next step acts on: a folder reached through a shortcut is the
+    target folder (listed, uploaded into), while a file shortcut keeps its own id, so that a
+    delete removes the shortcut and never the target's bytes, and :class:`DriveStore` reads
+    the bytes from ``target_id``."""
+
+    #: A file shortcut: the file whose bytes (and md5) it stands for.
+    target_id: Optional[str] = None
+    #: A folder reached through a shortcut: the shortcut itself (what a delete removes).
+    shortcut_id: Optional[str] = None
+    #: Folder ids above this entry in the walk that listed it (a shortcut cycle shows as a
+    #: folder that is its own ancestor).
+    ancestors: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def via_shortcut(self) -> bool:
+        """Whether this entry is (or was reached through) a shortcut."""
+        return self.target_id is not None or self.shortcut_id is not None
 
 
 def parse_time(stamp: Optional[str]) -> float:
@@ -16,27 +45,132 @@ def parse_time(stamp: Optional[str]) -> float:
     if not stamp:
         return 0.0
     try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
     except ValueError:
         return 0.0
 
 
-def entry_from_resource(res: Mapping[str, Any]) -> RemoteEntry:
-    """A Drive v2 File resource (a dict) as a :class:`RemoteEntry`.
+def _bad(res: Mapping[str, Any], what: str, value: Any, where: str) -> MalformedAnswerError:
+    ident = res.get("id") if isinstance(res.get("id"), str) else "?"
+    return MalformedAnswerError(
+        f"{where or 'Drive'}: the server answered malformed metadata for item {ident!r} "
+        f"({what} {repr(value)[:60]}); is --api-root / DRIVESTAGE_API_ROOT a Drive API?")
+
+
+def check_resource(res: Any, where: str = "") -> Mapping[str, Any]:
+    """``res`` if it is a File resource with the fields drivestage reads well-formed, else
+    MalformedAnswerError (one line, not a traceback in the middle of a pull)."""
+    if not isinstance(res, Mapping):
+        raise _bad({}, "an item that is not an object:", res, where)
+    if not isinstance(res.get("id"), str) or not res["id"]:
+        raise _bad(res, "id", res.get("id"), where)
+    for key in ("title", "mimeType", "md5Checksum"):
+        if res.get(key) is not None and not isinstance(res[key], str):
+            raise _bad(res, key, res[key], where)
+    size = res.get("fileSize")
+    if size is not None:
+        try:
+            if int(size) < 0:
+                raise ValueError(size)
+        except (TypeError, ValueError):
+            raise _bad(res, "fileSize", size, where) from None
+    parents = res.get("parents")
+    if parents is not None and (not isinstance(parents, list) or
+                                not all(isinstance(p, Mapping) for p in parents)):
+        raise _bad(res, "parents", parents, where)
+    for key in ("labels", "shortcutDetails"):
+        if res.get(key) is not None and not isinstance(res[key], Mapping):
+            raise _bad(res, key, res[key], where)
+    return res
+
+
+def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
+    """A Drive v2 File resource (a dict) as a :class:`DriveEntry` (``where`` names it in the
+    error for a malformed one).
 
     A file of a Google type (Docs, Sheets...), or one Drive gives no md5 for, has no
-    binary content to download."""
+    binary content to download; ``kind`` keeps the mimeType for messages."""
+    check_resource(res, where)
     parents = res.get("parents") or []
     mime = res.get("mimeType") or ""
     md5 = res.get("md5Checksum")
-    return RemoteEntry(
-        id=res["id"], name=res.get("title", ""), is_dir=mime == FOLDER_MIME,
+    return DriveEntry(
+        id=res["id"], name=res.get("title") or "", is_dir=mime == FOLDER_MIME,
         size=int(res.get("fileSize") or 0), md5=md5,
         modified=parse_time(res.get("modifiedDate")),
+        created=parse_time(res.get("createdDate")),
         parent_id=(parents[0].get("id") if parents else None),
-        has_content=md5 is not None and not mime.startswith(GOOGLE_APPS_PREFIX))
+        has_content=md5 is not None and not mime.startswith(GOOGLE_APPS_PREFIX),
+        kind=mime)
 
 
 def is_trashed(res: Mapping[str, Any]) -> bool:
     """Whether the resource sits in the trash."""
     return bool((res.get("labels") or {}).get("trashed"))
+
+
+def is_shortcut(res: Mapping[str, Any]) -> bool:
+    """Whether the resource is a Drive shortcut."""
+    return res.get("mimeType") == SHORTCUT_MIME
+
+#: Longest chain of folders walked up for resource keys (Drive folders nest far less deep).
+_MAX_VIA = 64
+_ID_IN_PATH = re.compile(r"/files/([A-Za-z0-9_-]+)")
+_ID_IN_QUERY = re.compile(r"'([A-Za-z0-9_-]+)'\s+in\s+parents")
+
+
+class ResourceKeys:
+    """The resource keys known in this run, and which folder each item was reached through.
+
+    Items link-shared before Drive's 2021 security update answer 404 unless a request names
+    their key (or the key of the link-shared folder they were reached through) in
+    ``X-Goog-Drive-Resource-Keys: <id>/<key>[,<id>/<key>...]``. Keys come from a sharing URL,
+    a shortcut's ``targetResourceKey``, or the ``resourceKey`` of listed items; :meth:`header`
+    gives, for one request, the keys of the items its URI is about and of the folders above
+    them, so the header stays short however many keys a run has learnt."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, str] = {}
+        self._via: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def learn(self, file_id: str, key: Optional[str] = None, *,
+              via: Optional[str] = None) -> None:
+        """Remember ``file_id``'s resource key and/or the folder ``via`` it was listed in (kept
+        only when a key lies that way up: a tree without keys costs nothing)."""
+        with self._lock:
+            if key:
+                self._keys[file_id] = key
+            if via and via != file_id and (via in self._keys or via in self._via):
+                self._via.setdefault(file_id, via)
+
+    def key(self, file_id: str) -> Optional[str]:
+        """The resource key of ``file_id``, if known."""
+        with self._lock:
+            return self._keys.get(file_id)
+
+    def header(self, uri: str) -> Optional[str]:
+        """The ``X-Goog-Drive-Resource-Keys`` value for a request of ``uri`` (None: none
+        needed)."""
+        with self._lock:
+            if not self._keys:
+                return None
+            pairs: dict[str, None] = {}
+            for start in _ids_in(uri):
+                cur: Optional[str] = start
+                seen: set[str] = set()
+                while cur is not None and cur not in seen and len(seen) < _MAX_VIA:
+                    seen.add(cur)
+                    if cur in self._keys:
+                        pairs[f"{cur}/{self._keys[cur]}"] = None
+                    cur = self._via.get(cur)
+        return ",".join(pairs) or None
+
+
+def _ids_in(uri: str) -> list[str]:
+    """The Drive ids a request URI is about: ``files/<id>`` and ``'<id>' in parents``."""
+    parts = urllib.parse.urlsplit(uri)
+    found = _ID_IN_PATH.findall(parts.path)
+    for q in urllib.parse.parse_qs(parts.query).get("q", []):
+        found.extend(_ID_IN_QUERY.findall(q))
+    return found

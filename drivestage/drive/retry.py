@@ -282,12 +282,19 @@ def retrying(what: str, attempts: Optional[int] = None, *,
             status=failure.status if failure else None,
             reason=failure.reason if failure else None) from exc
 
+    def worth_retrying(exc: BaseException) -> bool:
+        if uploading:  # Drive's own answer for the daily upload cap: hours of retries in vain
+            failure = answers.failure_of(exc)
+            if failure is not None and answers.upload_cap(failure):
+                return False
+        return is_retryable(exc)
+
     return DriveRetrying(
         what=what, uploading=uploading, write=write,
         sleep=lambda seconds: _sleep(seconds),
         stop=tenacity.stop_after_attempt(pol.attempts),
         wait=_Wait(pol, rng),
-        retry=tenacity.retry_if_exception(is_retryable),
+        retry=tenacity.retry_if_exception(worth_retrying),
         before_sleep=before_sleep,
         retry_error_callback=give_up,
     )

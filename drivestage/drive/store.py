@@ -10,86 +10,75 @@ ranged reads (:mod:`drivestage.drive.media`) and the resumable upload protocol
 (:mod:`drivestage.drive.upload`). PyDrive2 never retries, so every call here runs under the
 :class:`~drivestage.drive.transport.Transport`'s retry loop, and a failed answer is typed by
 :func:`drivestage.drive.answers.typed_error`.
+
+Shortcuts are followed as rclone does: a path may pass through folder shortcuts, a file
+shortcut stands for its target's bytes (under the shortcut's name, verified against the
+target's md5), listings show targets, a shortcut whose target is gone is an error naming it,
+and a folder shortcut that leads back into a folder above it is a cycle. Resource keys (from
+a sharing link, a shortcut, a listing) are remembered by the transport and sent where a
+request needs them.
 """
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
-import os
-import re
 import threading
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar, Union
 
-from drivestage.drive import answers, auth
+from drivestage.drive import answers, auth, connections, folders, paging, shortcuts
 from drivestage.drive.media import DEFAULT_CHUNK_SIZE, MediaReader
-from drivestage.drive.resources import FOLDER_MIME, entry_from_resource, is_trashed
+from drivestage.drive.resources import (FOLDER_MIME, DriveEntry, check_resource,
+                                        entry_from_resource, is_shortcut, is_trashed)
 from drivestage.drive.transport import Transport
 from drivestage.drive.upload import upload_file
-from drivestage.errors import DuplicateNameError, NotFoundError, RemoteError, UsageError
-from drivestage.paths import DrivePath, StorePath
+from drivestage.errors import (DanglingShortcutError, DriveStageError, DuplicateNameError,
+                               MalformedAnswerError, NotFoundError, PermissionDeniedError,
+                               RemoteError, ShortcutCycleError, UsageError)
+from drivestage.paths import DrivePath, StorePath, printable
 from drivestage.store import ByteSink, Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
 
-_DOC_LOCK = threading.Lock()
-_DOC_TEXT: Optional[str] = None
+T = TypeVar("T")
 
-
-def _discovery_doc(api_root: Optional[str]) -> dict[str, Any]:
-    """The Drive v2 discovery document, pointed at ``api_root`` when given."""
-    global _DOC_TEXT
-    with _DOC_LOCK:
-        if _DOC_TEXT is None:
-            from googleapiclient.discovery_cache import get_static_doc
-
-            _DOC_TEXT = get_static_doc("drive", "v2")
-            if _DOC_TEXT is None:  # pragma: no cover - ships with googleapiclient
-                raise RemoteError("the Drive v2 discovery document is missing from "
-                                  "google-api-python-client; reinstall it")
-    doc: dict[str, Any] = json.loads(_DOC_TEXT)
-    if api_root:
-        root = api_root.rstrip("/") + "/"
-        # rootUrl alone is what both the JSON and the media-upload URLs derive from;
-        # client_options' api_endpoint would leave uploads pointing at https://googleapis.
-        doc["rootUrl"] = root
-        doc["mtlsRootUrl"] = root
-        doc["baseUrl"] = root + doc["servicePath"]
-    return doc
-
-
-def _api_root(api_root: Optional[str]) -> Optional[str]:
-    root = api_root if api_root is not None else os.environ.get("DRIVESTAGE_API_ROOT")
-    if not root:
-        return None
-    if not re.match(r"^https?://[^/]+", root):
-        raise UsageError(f"--api-root {root!r} is not an http(s) URL "
-                         "(e.g. http://127.0.0.1:8765/)")
-    return root.rstrip("/") + "/"
-
+#: The root id of ``drive:shared-with-me/``: not a Drive id, a listing of ``sharedWithMe``.
+SHARED_WITH_ME = "sharedWithMe"
+#: Shared drives whose "delete needs the Manager role" warning this process has shown.
+_TRASH_WARNED: set[str] = set()
+_TRASH_WARNED_LOCK = threading.Lock()
 
 def connect(api_root: Optional[str] = None, credentials: Optional[str] = None,
-            token: Optional[str] = None, *, timeout: Optional[float] = None) -> "DriveStore":
+            token: Optional[str] = None, *, timeout: Optional[float] = None,
+            acknowledge_abuse: bool = False) -> "DriveStore":
     """A :class:`DriveStore` on My Drive of the account found by :mod:`drivestage.drive.auth`.
 
     ``api_root`` defaults to ``$DRIVESTAGE_API_ROOT``; with it, the token defaults to
-    ``$DRIVESTAGE_TOKEN``. No network is used until the first call.
+    ``$DRIVESTAGE_TOKEN``. ``timeout`` (seconds without a byte) defaults to
+    ``$DRIVESTAGE_HTTP_TIMEOUT`` or 120. ``acknowledge_abuse`` downloads files Drive flagged as
+    malware or spam (Drive honours it for their owner or a shared drive's Manager). No network
+    is used until the first call (except inside Colab, where the notebook's login is checked).
     """
     from googleapiclient.discovery import build_from_document
     from pydrive2.auth import GoogleAuth
     from pydrive2.drive import GoogleDrive
 
-    root = _api_root(api_root)
+    root = connections.api_root(api_root)
+    if timeout is None:
+        timeout = connections.http_timeout()
     creds = auth.load_credentials(credentials=credentials, token=token, api_root=root)
     # An explicit settings dict: GoogleAuth would otherwise read ./settings.yaml if present.
     gauth = GoogleAuth(settings=dict(GoogleAuth.DEFAULT_SETTINGS), http_timeout=timeout)
     gauth.credentials = creds
-    gauth.http = creds.authorize(auth.build_http(timeout))
-    gauth.service = build_from_document(_discovery_doc(root), http=gauth.http)
-    return DriveStore(Transport(gauth, timeout=timeout), GoogleDrive(gauth), api_root=root)
+    gauth.http = creds.authorize(connections.build_http(timeout))
+    gauth.service = build_from_document(connections.discovery_doc(root), http=gauth.http)
+    transport = Transport(gauth, timeout=timeout, acknowledge_abuse=acknowledge_abuse)
+    return DriveStore(transport, GoogleDrive(gauth), api_root=root)
 
 
 def _join(where: str, name: str) -> str:
-    """``drive:a`` + ``b`` -> ``drive:a/b`` (``drive:`` + ``b`` -> ``drive:b``)."""
+    """``drive:a`` + ``b`` -> ``drive:a/b`` (``drive:`` + ``b`` -> ``drive:b``); the name is
+    made safe to print (a Drive title may hold control characters and ANSI escapes)."""
+    name = printable(name)
     return f"drive:{name}" if where == "drive:" else f"{where.rstrip('/')}/{name}"
 
 
@@ -98,37 +87,17 @@ def _parsed(path: Union[str, StorePath]) -> tuple[Optional[str], tuple[str, ...]
     return sp.start, sp.names
 
 
-#: Pages of one listing before it is given up: 1,000 pages of 1,000 items is twice what one
-#: Drive folder can hold (500,000 children); a server that keeps sending new page tokens
-#: beyond that is looping.
-MAX_PAGES = 1000
-
-
-def _check_page_token(token: str, seen: set[str], where: str) -> None:
-    """Refuse a ``nextPageToken`` this listing already followed: the server is looping."""
-    if token in seen:
-        raise RemoteError(f"listing {where}: Drive sent the same page token twice (after "
-                          f"{len(seen) + 1} pages), so the listing would never end; stopped. "
-                          "Try again later; if it persists, the server (or a proxy) is broken")
-    seen.add(token)
-
-
-def _too_many_pages(where: str) -> RemoteError:
-    return RemoteError(f"listing {where}: more than {MAX_PAGES} pages, more than a Drive "
-                       "folder can hold; stopped (the server keeps sending new page tokens). "
-                       "Try again later")
-
-
 def _escape(name: str) -> str:
     """A name inside a ``q`` string literal."""
     return name.replace("\\", "\\\\").replace("'", "\\'")
 
 
 class DriveStore(RemoteStore):
-    """Google Drive (My Drive, or one shared drive) behind the :class:`RemoteStore` protocol.
+    """Google Drive (My Drive, one shared drive, or "Shared with me") behind the
+    :class:`RemoteStore` protocol.
 
-    Store paths are ``a/b/c`` from the store's root or ``id:<ID>[/a/b]``. Folder ids found
-    while resolving are cached for the life of the store (one run).
+    Store paths are ``a/b/c`` from the store's root or ``id:<ID>[:<KEY>][/a/b]``. Folder ids
+    found while resolving are cached for the life of the store (one run).
     """
 
     def __init__(self, transport: Transport, drive: Any, *, api_root: Optional[str] = None,
@@ -139,10 +108,13 @@ class DriveStore(RemoteStore):
         self.api_root = api_root
         self.root_id = root_id
         self.drive_id = drive_id      # set for a shared drive
-        self.label = label            # "drive:" or "drive:shared/<name>/"
+        self.label = label            # "drive:", "drive:shared/<name>/", "drive:shared-with-me/"
         self._reader = MediaReader(transport)
         self._folder_ids: dict[tuple[str, ...], str] = {(): root_id}
         self._names: dict[str, str] = {root_id: label}
+        #: file shortcut id -> target id (where its bytes are read), for entries rebuilt by
+        #: callers from an id alone.
+        self._targets: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"<DriveStore {self.label} at {self.api_root or 'googleapis.com'}>"
@@ -163,34 +135,75 @@ class DriveStore(RemoteStore):
             params.update(corpora="drive", driveId=self.drive_id)
         return params
 
+    def call(self, what: str, fn: Callable[[], T]) -> T:
+        """A metadata call under the retry loop; an answer PyDrive2 cannot read (not JSON, a
+        field of the wrong type) is one line naming it, not a traceback."""
+        try:
+            return self.transport.call(what, fn)
+        except DriveStageError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise MalformedAnswerError(
+                f"{what}: the server's answer is not what Drive sends ({type(exc).__name__}: "
+                f"{str(exc)[:120]}); is --api-root / DRIVESTAGE_API_ROOT a Drive API?") from exc
+
     # ----------------------------------------------------------------- entries
+
+    @staticmethod
+    def _key(entry: RemoteEntry) -> str:
+        """What names an entry: a folder reached through a shortcut by the shortcut."""
+        if isinstance(entry, DriveEntry) and entry.shortcut_id:
+            return entry.shortcut_id
+        return entry.id
 
     def describe(self, entry: RemoteEntry) -> str:
         """``drive:a/b/c.zip`` when we know the path, else ``drive:id:<ID>``."""
-        return self._names.get(entry.id) or f"drive:id:{entry.id}"
+        return self._names.get(self._key(entry)) or f"drive:id:{self._key(entry)}"
 
     def _remember(self, entry: RemoteEntry, where: str) -> RemoteEntry:
-        self._names[entry.id] = where
+        self._names[self._key(entry)] = where
+        return entry
+
+    def _entry(self, res: Mapping[str, Any], where: str, *,
+               ancestors: tuple[str, ...] = ()) -> DriveEntry:
+        """``res`` as an entry, a shortcut followed to its target (see the module doc)."""
+        entry = entry_from_resource(res, where)
+        if is_shortcut(res):
+            entry = shortcuts.follow(res, entry, where, self._get,
+                                     self.transport.resource_keys)
+            if entry.target_id and not entry.unreadable:
+                self._targets[entry.id] = entry.target_id
+        entry = dataclasses.replace(entry, ancestors=ancestors)
+        self._remember(entry, where)
         return entry
 
     # ----------------------------------------------------------------- metadata
 
     def _get(self, file_id: str, where: str) -> dict[str, Any]:
         f = self.drive.CreateFile({"id": file_id})
-        self.transport.call(f"stat {where}", f.FetchMetadata)
-        return dict(f)
+        self.call(f"stat {where}", f.FetchMetadata)
+        res = dict(check_resource(dict(f), where))
+        key = res.get("resourceKey")
+        self.transport.resource_keys.learn(res["id"], key if isinstance(key, str) else None)
+        return res
 
     def stat(self, entry: RemoteEntry) -> RemoteEntry:
-        """Fresh metadata for ``entry`` (one files.get)."""
+        """Fresh metadata for ``entry`` (one files.get; a shortcut's target costs one more)."""
         where = self.describe(entry)
-        res = self._get(entry.id, where)
+        res = self._get(self._key(entry), where)
         if is_trashed(res):
             raise NotFoundError(f"{where} is in the trash; restore it first")
-        return self._remember(entry_from_resource(res), where)
+        found = self._entry(res, where)
+        if found.unreadable:
+            raise DanglingShortcutError(found.unreadable)
+        return found
 
     def _children(self, parent_id: str, where: str,
                   name: Optional[str] = None) -> list[dict[str, Any]]:
-        q = f"'{parent_id}' in parents and trashed=false"
+        if parent_id == SHARED_WITH_ME:
+            q = "sharedWithMe = true and trashed=false"
+        else:
+            q = f"'{parent_id}' in parents and trashed=false"
         if name is not None:
             q += f" and title='{_escape(name)}'"
         params = dict(self._list_params(), q=q)
@@ -207,17 +220,23 @@ class DriveStore(RemoteStore):
 
         items: list[dict[str, Any]] = []
         seen: set[str] = set()
-        for _ in range(MAX_PAGES):
-            got = self.transport.call(f"list {where}", page)
+        for _ in range(paging.MAX_PAGES):
+            got = self.call(f"list {where}", page)
             if got is None:
                 break
             items.extend(dict(f) for f in got)
             token = listing.get("pageToken")
             if token is None:
                 break
-            _check_page_token(token, seen, where)
+            paging.check_token(token, seen, where)
         else:
-            raise _too_many_pages(where)
+            raise paging.too_many(where)
+        keys = self.transport.resource_keys
+        via = None if parent_id == SHARED_WITH_ME else parent_id
+        for it in items:
+            check_resource(it, where)
+            key = it.get("resourceKey")
+            keys.learn(it["id"], key if isinstance(key, str) else None, via=via)
         if name is not None:  # Drive's title match ignores case: keep exact names only
             items = [it for it in items if it.get("title") == name]
         # One item listed twice (a page served again) is one item, not a duplicate name.
@@ -236,15 +255,19 @@ class DriveStore(RemoteStore):
         return found[0] if found else None
 
     def resolve(self, path: Union[str, StorePath]) -> RemoteEntry:
-        """The entry at ``path`` (``a/b/c`` or ``id:<ID>[/a/b]``), exact names."""
-        start, names = _parsed(path)
+        """The entry at ``path`` (``a/b/c`` or ``id:<ID>[:<KEY>][/a/b]``), exact names;
+        folder shortcuts on the way are followed."""
+        sp = path if isinstance(path, StorePath) else StorePath.parse(path)
+        start, names = sp.start, sp.names
+        cur: RemoteEntry
         if start is not None:
+            if sp.key:
+                self.transport.resource_keys.learn(start, sp.key)
             base_where = f"drive:id:{start}"
             res = self._get(start, base_where)
             if is_trashed(res):
                 raise NotFoundError(f"{base_where} is in the trash; restore it first")
-            cur = entry_from_resource(res)
-            self._remember(cur, base_where)
+            cur = self._entry(res, base_where)
             key: Optional[tuple[str, ...]] = None
         else:
             base_where = self.label.rstrip("/") if names else self.label
@@ -252,148 +275,198 @@ class DriveStore(RemoteStore):
             key = ()
         where = base_where
         for i, name in enumerate(names):
+            if cur.unreadable:
+                raise DanglingShortcutError(cur.unreadable)
             parent_where, where = where, _join(where, name)
             if not cur.is_dir:
                 raise NotFoundError(f"{where}: {self.describe(cur)} is a file, not a folder")
             cached = self._folder_ids.get(key + (name,)) if key is not None else None
             if cached is not None and i < len(names) - 1:
                 cur = RemoteEntry(id=cached, name=name, is_dir=True)
+                self._remember(cur, where)
             else:
                 child = self._child(cur.id, name, parent_where, where)
                 if child is None:
                     raise NotFoundError(f"{where} not found (no item named {name!r} in "
                                         f"{self.describe(cur)}; names are case-sensitive)")
-                cur = entry_from_resource(child)
-            self._remember(cur, where)
+                cur = self._entry(child, where)
             if key is not None:
                 key = key + (name,)
                 if cur.is_dir:
                     self._folder_ids[key] = cur.id
+        if cur.unreadable:
+            raise DanglingShortcutError(cur.unreadable)
         return cur
 
     def list(self, folder: RemoteEntry) -> list[RemoteEntry]:
-        """Children of ``folder`` (all pages), trashed items excluded."""
+        """Children of ``folder`` (all pages), trashed items excluded, shortcuts followed
+        (a dangling one comes back ``unreadable``); ShortcutCycleError when ``folder`` was
+        reached through a shortcut into a folder above it."""
         where = self.describe(folder)
-        out = []
+        above: tuple[str, ...] = folder.ancestors if isinstance(folder, DriveEntry) else ()
+        if folder.id in above:
+            target = self._names.get(folder.id) or f"drive:id:{folder.id}"
+            raise ShortcutCycleError(
+                f"{where} is a shortcut to {target}, a folder it sits in: a walk through it "
+                f"would never end. Leave it out (pull --exclude '{printable(folder.name)}') or "
+                "remove the shortcut on Drive.")
+        out: list[RemoteEntry] = []
         for res in self._children(folder.id, where):
-            entry = entry_from_resource(res)
-            out.append(self._remember(entry, _join(where, entry.name)))
+            out.append(self._entry(res, _join(where, res.get("title") or ""),
+                                   ancestors=above + (folder.id,)))
         return out
 
     def make_folders(self, path: Union[str, StorePath]) -> RemoteEntry:
         """``mkdir -p``; a retried create first looks again, so no duplicate folders."""
-        start, names = _parsed(path)
-        cur = self.resolve(f"id:{start}") if start else \
+        sp = path if isinstance(path, StorePath) else StorePath.parse(path)
+        start, names = sp.start, sp.names
+        cur = self.resolve(StorePath(start, (), sp.key)) if start else \
             RemoteEntry(id=self.root_id, name="", is_dir=True)
         key: Optional[tuple[str, ...]] = () if start is None else None
         where = self.describe(cur)
+        cached = None
         for name in names:
             parent_where, where = where, _join(where, name)
             cached = self._folder_ids.get(key + (name,)) if key is not None else None
             if cached is not None:
                 cur = RemoteEntry(id=cached, name=name, is_dir=True)
+                self._remember(cur, where)
             else:
                 cur = self._ensure_folder(cur, name, parent_where, where)
-            self._remember(cur, where)
             if key is not None:
                 key = key + (name,)
                 self._folder_ids[key] = cur.id
+        if cached is not None and not self._still_there(cur.id, where):
+            # Trashed or deleted since this store learnt it (the user cleaned up Drive while
+            # a mirror ran): make the path again, as a fresh process would.
+            self._folder_ids = {(): self.root_id}
+            return self.make_folders(path)
         return cur
+
+    def _still_there(self, folder_id: str, where: str) -> bool:
+        try:
+            return not is_trashed(self._get(folder_id, where))
+        except NotFoundError:
+            return False
+
+    def _writable(self, folder: RemoteEntry, where: str) -> None:
+        if folder.id == SHARED_WITH_ME:
+            raise UsageError(f"{where}: nothing can be created directly in Shared with me; "
+                             "push into a folder someone shared with you as editor "
+                             "(drive:shared-with-me/<folder>/...), or into My Drive")
 
     def _ensure_folder(self, parent: RemoteEntry, name: str, parent_where: str,
                        where: str) -> RemoteEntry:
-        for attempt in self.transport.retrying(f"create folder {where}"):
-            with attempt:
-                existing = self._child(parent.id, name, parent_where, where)
-                if existing is not None:
-                    if existing.get("mimeType") != FOLDER_MIME:
-                        raise UsageError(f"{where} exists and is a file, not a folder")
-                    return entry_from_resource(existing)
-                f = self.drive.CreateFile({"title": name, "mimeType": FOLDER_MIME,
-                                           "parents": [{"id": parent.id}]})
-                f.Upload()
-                log.info("created folder %s", where)
-                return entry_from_resource(dict(f))
-        raise AssertionError("unreachable")  # pragma: no cover
+        def create() -> dict[str, Any]:
+            self._writable(parent, where)
+            f = self.drive.CreateFile({"title": name, "mimeType": FOLDER_MIME,
+                                       "parents": [{"id": parent.id}]})
+            f.Upload()
+            log.info("created folder %s", where)
+            return dict(f)
+
+        res = folders.ensure(lambda: self._children(parent.id, parent_where, name), create,
+                             lambda made: self.delete(self._entry(made, where)), where,
+                             self.transport.retrying(f"create folder {where}"))
+        entry = self._entry(res, where)
+        if entry.unreadable:
+            raise DanglingShortcutError(entry.unreadable)
+        if not entry.is_dir:
+            raise UsageError(f"{where} exists and is a file, not a folder")
+        return entry
 
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
-        """Delete permanently (or move to the trash); already gone on a retry is fine."""
+        """Delete permanently (or move to the trash); already gone on a retry is fine. A
+        shortcut is removed, never its target. Where Drive refuses a permanent delete but
+        allows the trash (a shared drive's Content manager), the item goes to the trash, with
+        one warning per run naming the role that deletes."""
         where = self.describe(entry)
-        f = self.drive.CreateFile({"id": entry.id})
-        tried = []
+        f = self.drive.CreateFile({"id": self._key(entry)})
 
-        def once() -> None:
-            tried.append(1)
-            try:
-                (f.Trash if trash else f.Delete)()
-            except Exception as exc:
-                failure = answers.failure_of(exc)
-                if failure is not None and failure.gone and len(tried) > 1:
-                    return  # an earlier attempt went through before its answer was lost
+        def attempt(to_trash: bool) -> None:
+            tried = []
+
+            def once() -> None:
+                tried.append(1)
+                try:
+                    (f.Trash if to_trash else f.Delete)()
+                except Exception as exc:
+                    failure = answers.failure_of(exc)
+                    if failure is not None and failure.gone and len(tried) > 1:
+                        return  # an earlier attempt went through before its answer was lost
+                    raise
+
+            self.call(f"{'trash' if to_trash else 'delete'} {where}", once)
+
+        try:
+            attempt(trash)
+        except PermissionDeniedError as refused:
+            if trash:
                 raise
-
-        self.transport.call(f"{'trash' if trash else 'delete'} {where}", once)
-        self._names.pop(entry.id, None)
+            try:
+                attempt(True)
+            except DriveStageError:
+                raise refused from None  # not a matter of the role: report the delete's refusal
+            self._warn_trashed_instead(where)
+        self._names.pop(self._key(entry), None)
+        self._targets.pop(entry.id, None)
         self._folder_ids = {k: v for k, v in self._folder_ids.items() if v != entry.id}
 
+    def _warn_trashed_instead(self, where: str) -> None:
+        scope = self.drive_id or self.label
+        with _TRASH_WARNED_LOCK:
+            if scope in _TRASH_WARNED:
+                return
+            _TRASH_WARNED.add(scope)
+        log.warning("%s could not be deleted permanently: in a shared drive that needs the "
+                    "Manager role (organizer), and this account is a Content manager "
+                    "(fileOrganizer). Moved to the shared drive's trash instead (Drive empties "
+                    "it after 30 days), here and for the rest of this run. Ask a Manager of the "
+                    "shared drive for the Manager role to delete permanently, or pass "
+                    "--use-trash to ask for the trash.", where)
+
     def quota(self) -> Quota:
-        """Used / total / trash bytes of the account (``total`` None when unlimited)."""
-        about = self.transport.call("read the Drive quota", self.drive.GetAbout)
-        total = int(about.get("quotaBytesTotal") or 0)
+        """Used / total / trash bytes of the account (``total`` None when unlimited).
+
+        For a shared drive nothing is asked (``total`` None): its storage is the
+        organisation's, which the account's About does not describe; a retention budget
+        (``--max-bytes``) bounds what a push keeps there."""
+        if self.drive_id:
+            return Quota(total=None, used=0, trash=0)
+        about = self.call("read the Drive quota", self.drive.GetAbout)
+
+        def number(name: str) -> int:
+            try:
+                return int(about.get(name) or 0)
+            except (TypeError, ValueError):
+                raise MalformedAnswerError(
+                    f"read the Drive quota: the server answered {name} "
+                    f"{str(about.get(name))[:40]!r}, not a number; is --api-root / "
+                    "DRIVESTAGE_API_ROOT a Drive API?") from None
+
+        total = number("quotaBytesTotal")
         return Quota(total=total if total > 0 and about.get("quotaType") != "UNLIMITED"
                      else None,
-                     used=int(about.get("quotaBytesUsed") or 0),
-                     trash=int(about.get("quotaBytesUsedInTrash") or 0))
-
-    def find_shared_drive(self, name: str) -> str:
-        """The id of the shared drive called exactly ``name``."""
-        items: list[dict[str, Any]] = []
-
-        def fetch() -> None:
-            items.clear()
-            token = None
-            seen: set[str] = set()
-            for _ in range(MAX_PAGES):
-                kwargs: dict[str, Any] = {"maxResults": 100}
-                if token:
-                    kwargs["pageToken"] = token
-                page = self.service.drives().list(**kwargs).execute(
-                    http=self.transport.http())
-                items.extend(page.get("items") or [])
-                token = page.get("nextPageToken")
-                if not token:
-                    return
-                _check_page_token(token, seen, "the shared drives")
-            raise _too_many_pages("the shared drives")
-
-        self.transport.call(f"list shared drives (looking for {name!r})", fetch)
-        found = [d for d in items if d.get("name") == name]
-        if not found:
-            names = ", ".join(sorted(repr(d.get("name")) for d in items)) or "none"
-            raise NotFoundError(f"no shared drive named {name!r} (this account sees: "
-                                f"{names}; names are case-sensitive)")
-        if len(found) > 1:
-            ids = [d["id"] for d in found]
-            raise DuplicateNameError(f"{len(ids)} shared drives are named {name!r} (ids "
-                                     f"{', '.join(ids)}); use drive:id:<ID>/path instead",
-                                     ids=ids)
-        return str(found[0]["id"])
-
-    def in_shared_drive(self, name: str) -> "DriveStore":
-        """A store on the same connection, rooted at the shared drive ``name``."""
-        drive_id = self.find_shared_drive(name)
-        return DriveStore(self.transport, self.drive, api_root=self.api_root, root_id=drive_id,
-                          drive_id=drive_id, label=f"drive:shared/{name}/")
+                     used=number("quotaBytesUsed"), trash=number("quotaBytesUsedInTrash"))
 
     # ----------------------------------------------------------------- bytes
 
+    def _content(self, entry: RemoteEntry) -> RemoteEntry:
+        """The entry whose bytes to read: a file shortcut's target (its md5 and size are
+        the target's already)."""
+        if entry.unreadable:
+            raise DanglingShortcutError(entry.unreadable)
+        target = entry.target_id if isinstance(entry, DriveEntry) and entry.target_id \
+            else self._targets.get(entry.id)
+        return dataclasses.replace(entry, id=target) if target else entry
+
     def fetch_range(self, entry: RemoteEntry, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of ``entry`` in one ranged GET, retried as a whole."""
-        return self._reader.fetch_range(entry, start, end, self.describe(entry))
+        return self._reader.fetch_range(self._content(entry), start, end, self.describe(entry))
 
     def read_into(self, entry: RemoteEntry, start: int, sink: ByteSink) -> int:
         """One long ranged GET from ``start`` to ``sink.limit()``, resumed after failures."""
-        return self._reader.read_into(entry, start, sink, self.describe(entry))
+        return self._reader.read_into(self._content(entry), start, sink, self.describe(entry))
 
     def requests_made(self) -> int:
         """Requests sent on this store's credentials so far."""
@@ -409,21 +482,21 @@ class DriveStore(RemoteStore):
             yield self.fetch_range(entry, pos, stop)
             pos = stop
 
+    def check_replaceable(self, entry: RemoteEntry) -> None:
+        """A shortcut is never replaced: its target is someone's file, and removing the
+        shortcut itself would lose the user's link to it."""
+        if self._content(entry) is not entry:
+            raise PermissionDeniedError(
+                f"{self.describe(entry)} is a shortcut; drivestage does not replace a "
+                "shortcut's target. Remove the shortcut on Drive, or push into another folder.")
+
     def upload(self, local_path: str, folder: RemoteEntry, name: str, *,
                replace: Optional[RemoteEntry] = None, progress: Optional[ProgressFn] = None,
                chunk_size: Optional[int] = None,
                md5_cache: Optional[Md5Source] = None) -> RemoteEntry:
         """Resumable, md5-verified upload (see :mod:`drivestage.drive.upload`)."""
+        self._writable(folder, _join(self.describe(folder), name))
+        if replace is not None:
+            self.check_replaceable(replace)
         return upload_file(self.transport, self, local_path, folder, name, replace=replace,
                            chunk_size=chunk_size, progress=progress, md5_cache=md5_cache)
-
-
-def open_drive(path: DrivePath, *, api_root: Optional[str] = None,
-               credentials: Optional[str] = None,
-               token: Optional[str] = None) -> tuple[DriveStore, StorePath]:
-    """A parsed ``drive:`` path -> (store rooted where it starts, the path inside it)."""
-    store = connect(api_root=api_root, credentials=credentials, token=token)
-    if path.anchor == "shared":
-        assert path.shared_drive is not None
-        store = store.in_shared_drive(path.shared_drive)
-    return store, path.store_path

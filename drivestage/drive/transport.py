@@ -18,7 +18,9 @@ from urllib.parse import urlsplit
 import httplib2
 
 from drivestage.drive import answers, retry
-from drivestage.drive.auth import AuthorizedHttp, DriveCredentials, build_http
+from drivestage.drive.auth import AuthorizedHttp, DriveCredentials
+from drivestage.drive.connections import build_http
+from drivestage.drive.resources import ResourceKeys
 
 T = TypeVar("T")
 
@@ -28,14 +30,19 @@ class Transport:
 
     ``gauth`` is PyDrive2's ``GoogleAuth`` with ``credentials`` and ``service`` (the
     googleapiclient Drive v2 service) set; ``attempts`` overrides the retry attempts of every
-    call (None: ``$DRIVESTAGE_RETRY_ATTEMPTS`` or 8)."""
+    call (None: ``$DRIVESTAGE_RETRY_ATTEMPTS`` or 8); ``acknowledge_abuse`` asks Drive for
+    files it flagged as malware or spam anyway (``pull --acknowledge-abuse``).
+
+    Every request (PyDrive2's and ours) goes out on the credentials' connections, which add
+    the ``X-Goog-Drive-Resource-Keys`` the request needs from :attr:`resource_keys`."""
 
     def __init__(self, gauth: Any, *, timeout: Optional[float] = None,
-                 attempts: Optional[int] = None):
+                 attempts: Optional[int] = None, acknowledge_abuse: bool = False):
         self.gauth = gauth
         self.service: Any = gauth.service
         self.timeout = timeout
         self.attempts = attempts
+        self.acknowledge_abuse = acknowledge_abuse
         self._local = threading.local()
         self._calls = 0
         self._calls_lock = threading.Lock()
@@ -52,6 +59,11 @@ class Transport:
         """API requests sent so far (every attempt, a refreshed 401 included)."""
         with self._calls_lock:
             return self._calls
+
+    @property
+    def resource_keys(self) -> ResourceKeys:
+        """The resource keys known in this run (sent where a request needs them)."""
+        return self.credentials.resource_keys
 
     @property
     def credentials(self) -> DriveCredentials:

@@ -202,6 +202,7 @@ class _Session:
             try:
                 offset, result = self._retry_call(
                     f"resuming {self.where}", lambda: self._query_status(saved["uri"]))
+                self._check_within(offset)
                 request.resumable_uri = saved["uri"]
                 request.resumable_progress = offset
                 persisted = True
@@ -234,6 +235,7 @@ class _Session:
                 high = 0
                 continue
             now = self.size if result is not None else request.resumable_progress
+            self._check_within(now)
             if progress and now > high:
                 progress(now - high)
             stalls = 0 if result is not None or now - high >= min(CHUNK_UNIT, self.size - high) \
@@ -248,6 +250,16 @@ class _Session:
             self.sessions.drop(self.key)
         return (entry_from_resource(result), self.media.hexdigest(),
                 self.media.changed_since(self.st))
+
+    def _check_within(self, kept: int) -> None:
+        """A server that says it kept more than the file holds is broken (no chunk would ever
+        complete the upload): stop, and forget the session."""
+        if kept > self.size:
+            self.sessions.drop(self.key)
+            raise RemoteError(
+                f"uploading {self.where}: the server says it kept {kept} bytes of a "
+                f"{self.size}-byte file, past the end; stopped. Drive never answers that: "
+                "check --api-root / DRIVESTAGE_API_ROOT and any proxy between you and Drive")
 
     def _new_session(self, request: Any) -> bool:
         """Open a resumable session for ``request``; persist it when the file spans chunks."""

@@ -125,8 +125,9 @@ def export_onnx_cmd(weights, out_path, classes_file, input_size, opset, static_b
     Each detection row is cx, cy, w, h (input pixels), objectness, class probabilities;
     NMS is left to the runtime. Prints the written path on stdout.
     """
-    from trainer.export import export_onnx
+    from trainer.export import export_onnx, require_onnx
 
+    require_onnx()  # before loading anything
     model, names, size = _load_model(weights, classes_file, input_size)
     path = export_onnx(model.eval(), out_path, input_size=size, opset=opset,
                        dynamic_batch=not static_batch, class_names=names)

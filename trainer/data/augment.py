@@ -9,7 +9,7 @@ edge of pixel column ``i`` is ``x = i``, its right edge ``x = i + 1``); any furt
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -28,6 +28,8 @@ __all__ = [
     "place",
     "random_scale_jitter",
     "random_flip",
+    "hsv_gains",
+    "hsv_lut",
     "hsv_jitter",
     "mosaic",
     "mixup",
@@ -114,51 +116,129 @@ def filter_boxes(boxes: np.ndarray, min_size: float = 1.0) -> np.ndarray:
 
 # --------------------------------------------------------------------------- geometry
 
+class _Span(NamedTuple):
+    """One axis of a placement: resize source pixels ``[a, b)`` by the scale; the resized
+    pixels ``[k0, k0 + v1 - v0)`` land on window pixels ``[v0, v1)``; ``d`` is the offset realised."""
+
+    a: int
+    b: int
+    k0: int
+    v0: int
+    v1: int
+    d: float
+
+
+def _span(n: int, s: float, d: float, m: int) -> _Span:
+    """Place ``n`` source pixels, scaled by ``s``, at offset ``d`` of a window of ``m`` pixels.
+
+    ``cv2.resize`` with a scale factor (not a size) samples output pixel ``k`` at source
+    coordinate ``(k + 0.5) / s - 0.5``: exactly the continuous mapping ``u -> u * s``. A crop
+    starting at source pixel ``a`` and pasted at window pixel ``P`` therefore realises the offset
+    ``P - a * s``; ``P`` is rounded, so the realised offset is within half a pixel of ``d``. The
+    crop keeps a margin of source pixels on both sides of what the window shows, so every
+    visible pixel is interpolated from true neighbours (or the image's replicated edge, where
+    the image ends). A crop whose resized length would round to its own length is lengthened:
+    ``cv2.resize`` copies those instead of scaling them (``_paste`` makes sure the whole image
+    is long enough). Nothing is visible when ``v1 <= v0``.
+    """
+    first = (max(0, math.ceil(d - 0.5)) + 0.5 - d) / s - 0.5  # source coordinate of the first shown pixel
+    a = max(0, math.floor(first - 0.5 / s) - 1)
+    while True:
+        p = round(d + a * s)
+        real = p - a * s
+        v0, v1 = max(0, math.ceil(real - 0.5)), min(m, math.ceil(real + n * s - 0.5))
+        if v1 <= v0:
+            return _Span(a, a, 0, v0, v0, real)
+        b = min(n, math.floor((v1 - 0.5 - real) / s - 0.5) + 3)
+        k0 = v0 - p
+        while b < n and (_resized_len(b - a, s) < k0 + v1 - v0 or _copied(b - a, s)):
+            b += 1
+        if not _copied(b - a, s) or a == 0:
+            return _Span(a, b, k0, v0, v1, real)
+        a -= 1
+
+
+def _copied(n: int, s: float) -> bool:
+    """Whether ``cv2.resize`` would copy ``n`` pixels at scale ``s`` instead of scaling them."""
+    return s != 1 and _resized_len(n, s) == n
+
+
+def _resized_len(n: int, s: float) -> int:
+    return int(np.rint(n * s))  # what cv2.resize makes of n pixels at scale s (cvRound: half to even)
+
+
+def _shrink(image: np.ndarray, kx: int, ky: int) -> np.ndarray:
+    """Average ``kx x ky`` blocks (OpenCV's fast integer INTER_AREA; ``k`` at most the side); a
+    partial last block is dropped."""
+    h, w = image.shape[:2]
+    return cv2.resize(image[:h // ky * ky, :w // kx * kx], (w // kx, h // ky), interpolation=cv2.INTER_AREA)
+
+
+def _paste(image: np.ndarray, sx: float, sy: float, dx: float, dy: float, out: np.ndarray,
+           flip: bool = False) -> tuple[float, float, float, float]:
+    """Draw ``image`` (mirrored first if ``flip``) scaled by ``(sx, sy)`` with its top-left corner
+    at ``(dx, dy)`` into ``out``, only where it shows.
+
+    Returns the mapping realised, ``(sx, sy, dx, dy)`` of the image's own coordinates: the
+    offsets within half a pixel of those asked for; the scales those asked for, except that
+    one within half a pixel of 1 over the whole image is 1, and that averaging blocks drops a
+    partial last block (each moves the image's far edge by less than a pixel).
+    """
+    out_h, out_w = out.shape[:2]
+    kx, ky = max(1, min(int(1 / sx), image.shape[1])), max(1, min(int(1 / sy), image.shape[0]))
+    # Bilinear interpolation aliases when shrinking by more than 2: average whole blocks first.
+    if kx > 1 or ky > 1:
+        if flip:  # mirror first: the partial block dropped is then on the far side, as it should be
+            image, flip = cv2.flip(image, 1), False
+        image = _shrink(image, kx, ky)
+    h, w = image.shape[:2]
+    rx, ry = sx * kx, sy * ky  # the scale left for the resize
+    # A whole side within half a pixel of its size is not scaled at all (see _span).
+    rx = 1.0 if _copied(w, rx) else rx
+    ry = 1.0 if _copied(h, ry) else ry
+    span_x, span_y = _span(w, rx, dx, out_w), _span(h, ry, dy, out_h)
+    if span_x.v1 <= span_x.v0 or span_y.v1 <= span_y.v0:
+        return rx / kx, ry / ky, span_x.d, span_y.d
+    ax, bx = (w - span_x.b, w - span_x.a) if flip else (span_x.a, span_x.b)
+    crop = image[span_y.a:span_y.b, ax:bx]
+    if flip:
+        crop = cv2.flip(crop, 1)
+    resized = cv2.resize(crop, (0, 0), fx=rx, fy=ry, interpolation=cv2.INTER_LINEAR)
+    out[span_y.v0:span_y.v1, span_x.v0:span_x.v1] = resized[
+        span_y.k0:span_y.k0 + span_y.v1 - span_y.v0, span_x.k0:span_x.k0 + span_x.v1 - span_x.v0]
+    return rx / kx, ry / ky, span_x.d, span_y.d
+
+
 def place(
     image: np.ndarray,
     boxes: np.ndarray,
     new_size: tuple[float, float],
     offset: tuple[float, float],
     canvas: tuple[int, int, int, int],
+    *,
+    flip: bool = False,
+    out: Optional[np.ndarray] = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Scale ``image`` to ``new_size`` (w, h), put its top-left corner at ``offset`` of a virtual
-    grey plane, and cut out the window ``canvas = (x0, y0, x1, y1)`` of that plane.
+    """Scale ``image`` to ``new_size`` (w, h), mirrored first if ``flip``, put its top-left corner
+    at ``offset`` of a virtual grey plane, and cut out the window ``canvas = (x0, y0, x1, y1)``.
 
-    One affine warp does the scaling, the translation and the crop, so nothing larger than the
-    output is ever allocated. Boxes are mapped, clipped to the window and shifted into it.
+    One resize of just the part that shows (and a few pixels around it) does the scaling,
+    translation and crop, and the mirroring of that part. With ``out`` (the window's pixels, e.g. a view
+    of a larger canvas) the image is drawn into it and nothing else there changes; otherwise
+    into a new grey window. Boxes are mapped with the offset realised (within half a pixel of
+    ``offset``), clipped to the window and shifted into it.
     """
     h, w = image.shape[:2]
-    new_w, new_h = float(new_size[0]), float(new_size[1])
     x0, y0, x1, y1 = canvas
     out_w, out_h = int(x1 - x0), int(y1 - y0)
-    sx, sy = new_w / w, new_h / h
-    # Strong shrinking with a bilinear warp aliases; pre-shrink with area averaging first.
-    if min(sx, sy) < 0.5:
-        pre_w, pre_h = max(1, int(round(new_w))), max(1, int(round(new_h)))
-        src = cv2.resize(image, (pre_w, pre_h), interpolation=cv2.INTER_AREA)
-        wsx, wsy = new_w / pre_w, new_h / pre_h
-    else:
-        src, wsx, wsy = image, sx, sy
-    # Continuous coordinate u maps to u * s + d; with pixel centres at i + 0.5 that is
-    # i' = s * i + (d + 0.5 * s - 0.5) in OpenCV's integer-centre convention.
-    dx, dy = offset[0] - x0, offset[1] - y0
-    matrix = np.array([[wsx, 0.0, dx + 0.5 * wsx - 0.5], [0.0, wsy, dy + 0.5 * wsy - 0.5]], dtype=np.float64)
-    # Replicate the edge while interpolating, then paint grey wherever a pixel centre falls
-    # outside the placed image: a constant border would bleed grey into the image's edge (and
-    # the image into the grey) by half a source pixel, a visible halo when upscaling.
-    out = cv2.warpAffine(src, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    left, top = int(math.ceil(dx - 0.5)), int(math.ceil(dy - 0.5))
-    right, bottom = int(math.ceil(dx + new_w - 0.5)), int(math.ceil(dy + new_h - 0.5))
-    if left > 0:
-        out[:, :min(left, out_w)] = GREY
-    if right < out_w:
-        out[:, max(right, 0):] = GREY
-    if top > 0:
-        out[:min(top, out_h)] = GREY
-    if bottom < out_h:
-        out[max(bottom, 0):] = GREY
+    if out is None:
+        out = np.full((out_h, out_w, 3), GREY, dtype=np.uint8)
+    sx, sy, dx, dy = _paste(image, float(new_size[0]) / w, float(new_size[1]) / h, offset[0] - x0, offset[1] - y0,
+                            out, flip)
     moved = np.array(boxes, dtype=np.float32, copy=True)
     if len(moved):
+        if flip:
+            moved[:, [0, 2]] = w - moved[:, [2, 0]]
         moved[:, [0, 2]] = moved[:, [0, 2]] * sx + dx
         moved[:, [1, 3]] = moved[:, [1, 3]] * sy + dy
         clip_boxes(moved, 0, 0, out_w, out_h)
@@ -190,13 +270,23 @@ def random_scale_jitter(
     jitter: float = 0.3,
     scale: tuple[float, float] = (0.25, 2.0),
     min_box: float = 1.0,
+    flip_prob: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Random aspect/scale change and random placement on a grey ``size x size`` canvas."""
+    """Random aspect/scale change and random placement on a grey ``size x size`` canvas, then a
+    left-right mirror of the canvas with probability ``flip_prob``.
+
+    The mirror is folded into the placement (the mirrored image at the mirrored offset), so
+    the pixels are resized once; the random draws are those of ``random_scale_jitter`` followed
+    by ``random_flip``.
+    """
     h, w = image.shape[:2]
     new_w, new_h = _jittered_size(w, h, size, size, rng, jitter, scale)
     dx = rng.uniform(min(0.0, size - new_w), max(0.0, size - new_w))
     dy = rng.uniform(min(0.0, size - new_h), max(0.0, size - new_h))
-    out, moved = place(image, boxes, (new_w, new_h), (dx, dy), (0, 0, size, size))
+    flip = flip_prob > 0 and rng.random() < flip_prob
+    if flip:
+        dx = size - dx - new_w
+    out, moved = place(image, boxes, (new_w, new_h), (dx, dy), (0, 0, size, size), flip=flip)
     return out, filter_boxes(moved, min_box)
 
 
@@ -208,20 +298,31 @@ def random_flip(image: np.ndarray, boxes: np.ndarray, rng: np.random.Generator, 
     return image, boxes
 
 
+def hsv_gains(rng: np.random.Generator, hue: float = 0.1, sat: float = 0.7, val: float = 0.4) -> np.ndarray:
+    """The random ``(hue, sat, val)`` gains of one :func:`hsv_jitter` call, each ``1 +- its range``."""
+    return rng.uniform(-1, 1, 3) * np.array([hue, sat, val]) + 1
+
+
+def hsv_lut(gains: np.ndarray) -> np.ndarray:
+    """The ``[256, 1, 3]`` uint8 table mapping each H, S, V value under ``gains`` (the port's rule:
+    hue times its gain modulo 180, OpenCV's 8-bit hue range; S and V times theirs, clipped; truncated)."""
+    x = np.arange(256, dtype=np.float64)  # the port's precision, whatever numpy's promotion rules
+    lut = np.empty((256, 1, 3), dtype=np.uint8)
+    lut[:, 0, 0] = (x * gains[0]) % 180
+    lut[:, 0, 1] = np.clip(x * gains[1], 0, 255)
+    lut[:, 0, 2] = np.clip(x * gains[2], 0, 255)
+    return lut
+
+
 def hsv_jitter(
     image: np.ndarray, rng: np.random.Generator, hue: float = 0.1, sat: float = 0.7, val: float = 0.4,
 ) -> np.ndarray:
-    """Random gains on hue, saturation and value through lookup tables (a new array)."""
+    """Random gains on hue, saturation and value through one uint8 lookup table (a new array)."""
     if hue == 0 and sat == 0 and val == 0:
         return image
-    gains = rng.uniform(-1, 1, 3) * np.array([hue, sat, val]) + 1
-    h, s, v = cv2.split(cv2.cvtColor(image, cv2.COLOR_RGB2HSV))
-    x = np.arange(256, dtype=np.float32)
-    lut_h = ((x * gains[0]) % 180).astype(np.uint8)  # OpenCV's 8-bit hue runs 0..179
-    lut_s = np.clip(x * gains[1], 0, 255).astype(np.uint8)
-    lut_v = np.clip(x * gains[2], 0, 255).astype(np.uint8)
-    hsv = cv2.merge((cv2.LUT(h, lut_h), cv2.LUT(s, lut_s), cv2.LUT(v, lut_v)))
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+    cv2.LUT(hsv, hsv_lut(hsv_gains(rng, hue, sat, val)), dst=hsv)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB, dst=hsv)
 
 
 def mosaic(
@@ -238,25 +339,26 @@ def mosaic(
     """Four images around a random cut point, each scaled, jittered, maybe flipped.
 
     The image of each quadrant has its inner corner on the cut point and extends away from it;
-    whatever falls outside its quadrant is cut off, and so are its boxes.
+    whatever falls outside its quadrant is cut off, and so are its boxes. Each image is
+    mirrored, scaled and cut by one resize written straight into its quadrant.
     """
     if len(samples) != 4:
         raise ValueError(f"mosaic needs 4 samples, got {len(samples)}")
     cx = int(size * rng.uniform(*cut))
     cy = int(size * rng.uniform(*cut))
-    out = np.empty((size, size, 3), dtype=np.uint8)
+    out = np.full((size, size, 3), GREY, dtype=np.uint8)
     quadrants = ((0, 0, cx, cy), (cx, 0, size, cy), (0, cy, cx, size), (cx, cy, size, size))
     all_boxes = []
     for (image, boxes), (x0, y0, x1, y1) in zip(samples, quadrants):
-        image, boxes = random_flip(image, boxes, rng, flip_prob)
+        flip = flip_prob > 0 and rng.random() < flip_prob
         h, w = image.shape[:2]
         new_w, new_h = _jittered_size(w, h, size, size, rng, jitter, scale)
         ox = cx - new_w if x0 == 0 else cx  # left quadrants end at the cut, right ones start there
         oy = cy - new_h if y0 == 0 else cy
         if x1 - x0 <= 0 or y1 - y0 <= 0:
             continue
-        tile, moved = place(image, boxes, (new_w, new_h), (ox, oy), (x0, y0, x1, y1))
-        out[y0:y1, x0:x1] = tile
+        _, moved = place(image, boxes, (new_w, new_h), (ox, oy), (x0, y0, x1, y1), flip=flip,
+                         out=out[y0:y1, x0:x1])
         moved = filter_boxes(moved, min_box)
         if len(moved):
             moved[:, [0, 2]] += x0
@@ -269,9 +371,13 @@ def mosaic(
 
 def mixup(
     image_a: np.ndarray, boxes_a: np.ndarray, image_b: np.ndarray, boxes_b: np.ndarray, weight: float = 0.5,
+    *, inplace: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Blend two same-size images (``weight`` of the first) and keep the boxes of both."""
+    """Blend two same-size images (``weight`` of the first) and keep the boxes of both.
+
+    With ``inplace`` the blend is written into ``image_a`` (which must be writable).
+    """
     if image_a.shape != image_b.shape:
         raise ValueError(f"mixup needs images of one shape, got {image_a.shape} and {image_b.shape}")
-    blended = cv2.addWeighted(image_a, weight, image_b, 1.0 - weight, 0.0)
+    blended = cv2.addWeighted(image_a, weight, image_b, 1.0 - weight, 0.0, dst=image_a if inplace else None)
     return blended, np.concatenate([boxes_a, boxes_b]).astype(np.float32)

@@ -21,57 +21,47 @@ Decisions the training loop relies on:
   started deadlocks (seen here: ``cv2.setNumThreads`` inside a worker hung forever).
 * Mosaic and mixup are on while ``epoch < epochs * special_aug_ratio`` (epochs counted from 0);
   mixup is only ever applied on top of a mosaic, as in the port.
+* Images are decoded into their fitted form (``images.decode_fitted``: no larger than the
+  input), from the ``data.cache`` when there is one (``cache.py``): the same pixels either
+  way, so samples do not depend on the cache mode. Boxes are scaled with the image.
+* A DataLoader fetches a batch through ``__getitems__`` and gets uint8 images
+  (``batches.py``); ``to_model_input`` makes the float32 model input on the device.
 """
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import random
 from pathlib import Path
 from typing import Optional, Sequence
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from trainer.data import augment
+from trainer.data.batches import image_to_tensor, tune_worker_heap, to_model_input, yolo_collate
+from trainer.data.cache import open_cache
+from trainer.data.images import decode_fitted, read_bytes, read_image
 from trainer.data.sampler import ResumableSampler
 from trainer.data.voc import parse_annotation_line, parse_voc_xml
 from trainer.errors import DataError
 
 log = logging.getLogger(__name__)
 
+
 __all__ = [
     "read_image",
     "YoloDataset",
     "EvalDataset",
     "yolo_collate",
+    "to_model_input",
     "eval_collate",
     "build_loader",
     "set_loader_epoch",
     "worker_init_fn",
 ]
-
-
-def read_image(path: str) -> np.ndarray:
-    """Decode an image file into RGB ``uint8 [H, W, 3]``; a clear error if it cannot be read."""
-    data = cv2.imread(path, cv2.IMREAD_COLOR)
-    if data is None:
-        raise DataError(f"cannot read image {path}: the file is missing or not an image")
-    return cv2.cvtColor(data, cv2.COLOR_BGR2RGB)
-
-
-def _to_tensor(image: np.ndarray) -> torch.Tensor:
-    """uint8 HWC RGB → float32 CHW in [0, 1].
-
-    Plane by plane in numpy: 4x faster than a strided torch ``permute().float()``, and it
-    stays off torch's intra-op thread pool when called in the main process.
-    """
-    out = np.empty((3, *image.shape[:2]), dtype=np.float32)
-    for i, plane in enumerate(cv2.split(image)):
-        np.multiply(plane, np.float32(1 / 255), out=out[i])
-    return torch.from_numpy(out)
 
 
 def _parse_all(lines: Sequence[str], num_classes: Optional[int]) -> tuple[list[str], list[np.ndarray]]:
@@ -116,6 +106,9 @@ class YoloDataset(Dataset):
         flip_prob: float = 0.5,
         hsv: tuple[float, float, float] = (0.1, 0.7, 0.4),
         min_box: float = 1.0,
+        cache: str = "none",
+        cache_dir: Optional[str] = None,
+        cache_budget: Optional[int] = None,
     ) -> None:
         if input_size % 32:
             raise DataError(f"input_size must be a multiple of 32, got {input_size}")
@@ -137,6 +130,11 @@ class YoloDataset(Dataset):
         self.min_box = min_box
         # Shared memory, inherited by worker processes: set_epoch reaches persistent workers too.
         self._epoch = multiprocessing.RawValue("i", 0)
+        if cache == "disk" and cache_dir is None:
+            cache_dir = os.path.join(os.path.commonpath([os.path.dirname(os.path.abspath(p)) for p in self.paths]),
+                                     "image-cache")
+        # Filled here, in the main process, so that forked workers share it.
+        self._cache = open_cache(cache, self.paths, self.input_size, cache_dir, budget=cache_budget)
 
     # -- epoch ---------------------------------------------------------------
     def set_epoch(self, epoch: int) -> None:
@@ -177,15 +175,27 @@ class YoloDataset(Dataset):
         return np.random.default_rng([self.seed, epoch, index])
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The decoded image and its ``[n, 5]`` pixel boxes (x1, y1, x2, y2, cls), unaugmented."""
-        return read_image(self.paths[index]), self.boxes[index].copy()
+        """The image fitted to the input size and its ``[n, 5]`` pixel boxes (x1, y1, x2, y2, cls), unaugmented.
+
+        The image (possibly a read-only view into the cache) is what
+        ``images.decode_fitted`` gives, whether it comes from the cache or a fresh decode.
+        """
+        if self._cache is not None:
+            image, (orig_h, orig_w) = self._cache.get(index)
+        else:
+            path = self.paths[index]
+            image, (orig_h, orig_w) = decode_fitted(read_bytes(path), self.input_size, path)
+        boxes = self.boxes[index].copy()
+        h, w = image.shape[:2]
+        if (h, w) != (orig_h, orig_w) and len(boxes):
+            boxes[:, [0, 2]] *= w / orig_w
+            boxes[:, [1, 3]] *= h / orig_h
+        return image, boxes
 
     def _single(self, index: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         image, boxes = self.load(index)
-        image, boxes = augment.random_scale_jitter(
-            image, boxes, self.input_size, rng, jitter=self.jitter, scale=self.scale, min_box=self.min_box
-        )
-        return augment.random_flip(image, boxes, rng, self.flip_prob)
+        return augment.random_scale_jitter(image, boxes, self.input_size, rng, jitter=self.jitter, scale=self.scale,
+                                           min_box=self.min_box, flip_prob=self.flip_prob)
 
     def sample(self, index: int, epoch: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
         """One sample as ``(uint8 [S, S, 3] RGB, [n, 5] pixel boxes x1, y1, x2, y2, cls)``."""
@@ -206,7 +216,7 @@ class YoloDataset(Dataset):
                                           min_box=self.min_box)
             if self.mixup and rng.random() < self.mixup_prob:
                 other, other_boxes = self._single(int(rng.integers(0, n)), rng)
-                image, boxes = augment.mixup(image, boxes, other, other_boxes)
+                image, boxes = augment.mixup(image, boxes, other, other_boxes, inplace=True)
         else:
             image, boxes = self._single(index, rng)
         image = augment.hsv_jitter(image, rng, *self.hsv)
@@ -214,7 +224,18 @@ class YoloDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, boxes = self.sample(index)
-        return _to_tensor(image), _boxes_to_targets(boxes, self.input_size)
+        return image_to_tensor(image), _boxes_to_targets(boxes, self.input_size)
+
+    def __getitems__(self, indices: Sequence[int]) -> list[tuple[np.ndarray, torch.Tensor]]:
+        """A batch for the DataLoader: images stay ``uint8 [S, S, 3]``, and ``yolo_collate`` makes a
+        uint8 batch of them (see :func:`to_model_input`): float32 batches are four times the
+        bytes, and fresh shared memory for them costs workers more than the augmentation."""
+        tune_worker_heap()
+        out = []
+        for index in indices:
+            image, boxes = self.sample(index)
+            out.append((image, _boxes_to_targets(boxes, self.input_size)))
+        return out
 
     @staticmethod
     def collate(batch):
@@ -231,16 +252,6 @@ def _boxes_to_targets(boxes: np.ndarray, size: int) -> torch.Tensor:
         out[:, 3] = (boxes[:, 2] - boxes[:, 0]) / size
         out[:, 4] = (boxes[:, 3] - boxes[:, 1]) / size
     return torch.from_numpy(out)
-
-
-def yolo_collate(batch) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[(image, boxes [n, 5])]`` → ``(images [B, 3, S, S], targets [N, 6])``; column 0 is the image index."""
-    images = torch.stack([item[0] for item in batch])
-    targets = []
-    for i, (_, boxes) in enumerate(batch):
-        if len(boxes):
-            targets.append(torch.cat([torch.full((len(boxes), 1), float(i)), boxes], dim=1))
-    return images, (torch.cat(targets) if targets else torch.zeros((0, 6), dtype=torch.float32))
 
 
 class EvalDataset(Dataset):
@@ -270,7 +281,7 @@ class EvalDataset(Dataset):
     def __getitem__(self, index: int):
         image = read_image(self.paths[index])
         padded, _, _ = augment.letterbox(image, self.input_size)
-        return _to_tensor(padded), index, (image.shape[0], image.shape[1])
+        return image_to_tensor(padded), index, (image.shape[0], image.shape[1])
 
     def ground_truth(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """``{index: (boxes [m, 4], labels [m], difficult [m])}`` in original pixels."""

@@ -1,0 +1,247 @@
+"""Where and how drivestage connects: the API root and its discovery document, httplib2
+with Drive's settings, and google-auth's transport for token refreshes on the same library.
+
+Every connection leaves 308 (a resumable upload's "resume incomplete") alone, fails after
+``$DRIVESTAGE_HTTP_TIMEOUT`` seconds without a byte, and never answers a 401 challenge itself
+(drivestage sends the bearer token; httplib2's own parsing of ``WWW-Authenticate`` raises on a
+bare ``Bearer``). Every answer but a download's bytes (``alt=media``, read by
+:mod:`drivestage.drive.media`) is bounded (:func:`bounded_connection`): at most
+:data:`MAX_ANSWER_BYTES`, read within ``$DRIVESTAGE_HTTP_TIMEOUT`` seconds in all, so a server
+whose answer never ends, or trickles a byte at a time, fails the request (which is retried a
+bounded number of times) instead of filling memory or holding the command forever.
+"""
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import socket
+import threading
+import time
+from typing import Any, Iterator, Mapping, Optional
+
+import google.auth.exceptions
+import google.auth.transport
+import httplib2
+
+from drivestage.errors import RemoteError, UsageError
+
+
+_DOC_LOCK = threading.Lock()
+_DOC_TEXT: Optional[str] = None
+
+
+def discovery_doc(api_root: Optional[str]) -> dict[str, Any]:
+    """The Drive v2 discovery document, pointed at ``api_root`` when given."""
+    global _DOC_TEXT
+    with _DOC_LOCK:
+        if _DOC_TEXT is None:
+            from googleapiclient.discovery_cache import get_static_doc
+
+            _DOC_TEXT = get_static_doc("drive", "v2")
+            if _DOC_TEXT is None:  # pragma: no cover - ships with googleapiclient
+                raise RemoteError("the Drive v2 discovery document is missing from "
+                                  "google-api-python-client; reinstall it")
+    doc: dict[str, Any] = json.loads(_DOC_TEXT)
+    if api_root:
+        root = api_root.rstrip("/") + "/"
+        # rootUrl alone is what both the JSON and the media-upload URLs derive from;
+        # client_options' api_endpoint would leave uploads pointing at https://googleapis.
+        doc["rootUrl"] = root
+        doc["mtlsRootUrl"] = root
+        doc["baseUrl"] = root + doc["servicePath"]
+    return doc
+
+
+def api_root(api_root: Optional[str]) -> Optional[str]:
+    """The Drive API root to talk to: ``api_root``, else ``$DRIVESTAGE_API_ROOT``, else None
+    (Google's); UsageError when it is not an http(s) URL."""
+    root = api_root if api_root is not None else os.environ.get("DRIVESTAGE_API_ROOT")
+    if not root:
+        return None
+    if not re.match(r"^https?://[^/]+", root):
+        raise UsageError(f"--api-root {root!r} is not an http(s) URL "
+                         "(e.g. http://127.0.0.1:8765/)")
+    return root.rstrip("/") + "/"
+
+
+#: Seconds without a byte from the server before a request fails (and is retried).
+DEFAULT_HTTP_TIMEOUT = 120.0
+
+
+def http_timeout(env: Mapping[str, str] = os.environ) -> float:
+    """``$DRIVESTAGE_HTTP_TIMEOUT`` (seconds, default 120); UsageError when not a positive
+    number."""
+    raw = env.get("DRIVESTAGE_HTTP_TIMEOUT")
+    if raw is None or raw.strip() == "":
+        return DEFAULT_HTTP_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise UsageError(f"DRIVESTAGE_HTTP_TIMEOUT={raw!r} is not a number of seconds above 0 "
+                         f"(e.g. 120, the default)")
+    return value
+
+
+def build_http(timeout: Optional[float] = None) -> httplib2.Http:
+    """A fresh ``httplib2.Http`` that leaves 308 (resumable upload) alone."""
+    if timeout is None:
+        timeout = http_timeout()
+    http = httplib2.Http(timeout=timeout)
+    http.redirect_codes = set(http.redirect_codes) - {308}
+    no_httplib2_auth(http)
+    return http
+
+
+def _no_challenges(*args: Any, **kwargs: Any) -> Iterator[Any]:
+    return iter(())
+
+
+def no_httplib2_auth(http: httplib2.Http) -> None:
+    """Switch off httplib2's own answer to a 401 challenge: drivestage sends the bearer token
+    itself, and httplib2 parsing ``WWW-Authenticate`` raises MalformedHeader (a traceback) on
+    a bare ``WWW-Authenticate: Bearer``."""
+    http._auth_from_challenge = _no_challenges
+
+
+class _TokenResponse(google.auth.transport.Response):
+    def __init__(self, resp: httplib2.Response, data: bytes):
+        self._resp, self._data = resp, data
+
+    @property
+    def status(self) -> int:
+        return int(self._resp.status)
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return dict(self._resp)
+
+    @property
+    def data(self) -> bytes:
+        return self._data
+
+
+class TokenRequest(google.auth.transport.Request):
+    """google-auth's transport for token refreshes, on httplib2 like the rest of drivestage.
+
+    google-auth-httplib2's own ``Request`` logs a WARNING ("httplib2 transport does not support
+    per-request timeout") for every request google-auth makes with a timeout: two lines in a
+    Colab cell for each refresh. Here a timeout is honoured instead, by a connection built
+    with it."""
+
+    def __call__(self, url: str, method: str = "GET", body: Any = None,
+                 headers: Optional[Mapping[str, str]] = None, timeout: Optional[float] = None,
+                 **kwargs: Any) -> google.auth.transport.Response:
+        conn = build_http(timeout)
+        try:
+            resp, data = conn.request(url, method=method, body=body, headers=dict(headers or {}))
+        except (httplib2.HttpLib2Error, http.client.HTTPException, OSError) as exc:
+            raise google.auth.exceptions.TransportError(exc) from exc
+        finally:
+            conn.close()
+        return _TokenResponse(resp, data)
+
+
+#: The most bytes of an answer other than a download's (metadata, a listing page of 1,000
+#: items, an upload's last answer): a few MB at most from Drive.
+MAX_ANSWER_BYTES = 64 << 20
+_BLOCK = 64 << 10
+
+
+class AnswerTooLargeError(http.client.HTTPException):
+    """An answer longer than :data:`MAX_ANSWER_BYTES` (read as a lost connection: retried)."""
+
+
+class _Bounded:
+    """A response's file object that raises once more than ``limit`` bytes came, or when the
+    answer (status line, headers and body) is not complete within ``seconds``. Reads return
+    after each arrival from the socket, so a trickle meets the deadline too."""
+
+    def __init__(self, fp: Any, limit: int, seconds: float):
+        self._fp, self._left, self._seconds = fp, limit, seconds
+        self._deadline = time.monotonic() + seconds
+
+    def _check(self, got: int) -> None:
+        if time.monotonic() > self._deadline:
+            raise socket.timeout(f"the server took more than {self._seconds:g} s to answer")
+        self._left -= got
+        if self._left < 0:
+            raise AnswerTooLargeError(f"the server's answer is larger than "
+                                      f"{MAX_ANSWER_BYTES >> 20} MiB; Drive never sends that")
+
+    def read1(self, n: int = -1) -> bytes:
+        self._check(0)
+        data: bytes = self._fp.read1(_BLOCK if n is None or n < 0 else min(n, _BLOCK))
+        self._check(len(data))
+        return data
+
+    def read(self, n: Optional[int] = -1) -> bytes:
+        out = bytearray()
+        while n is None or n < 0 or len(out) < n:
+            data = self.read1(-1 if n is None or n < 0 else n - len(out))
+            if not data:
+                break
+            out += data
+        return bytes(out)
+
+    def readinto(self, buf: Any) -> int:
+        data = self.read(len(buf))
+        buf[:len(data)] = data
+        return len(data)
+
+    def peek(self, n: int = 0) -> bytes:
+        self._check(0)
+        data: bytes = self._fp.peek(n)
+        return data
+
+    def readline(self, limit: Optional[int] = -1) -> bytes:
+        limit = self._left + 1 if limit is None or limit < 0 else limit
+        out = bytearray()
+        while len(out) < limit:
+            ahead = self.peek(1)[:limit - len(out)]
+            if not ahead:
+                break
+            end = ahead.find(b"\n")
+            take = ahead if end < 0 else ahead[:end + 1]
+            out += self.read1(len(take))
+            if end >= 0:
+                break
+        return bytes(out)
+
+    def __getattr__(self, name: str) -> Any:  # close, fileno, flush, closed
+        return getattr(self._fp, name)
+
+
+def _bounded_response(limit: int) -> type:
+    class _Response(http.client.HTTPResponse):
+        def __init__(self, sock: Any, *args: Any, **kwargs: Any):
+            super().__init__(sock, *args, **kwargs)
+            self.fp = _Bounded(self.fp, limit,  # type: ignore[assignment]
+                               sock.gettimeout() or DEFAULT_HTTP_TIMEOUT)
+    return _Response
+
+
+_BOUNDED_RESPONSE = _bounded_response(MAX_ANSWER_BYTES)
+
+
+def _putrequest(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> None:
+    media = method == "GET" and "alt=media" in url
+    self.response_class = http.client.HTTPResponse if media else _BOUNDED_RESPONSE
+    http.client.HTTPConnection.putrequest(self, method, url, *args, **kwargs)
+
+
+class _BoundedHTTP(httplib2.HTTPConnectionWithTimeout):  # type: ignore[misc]
+    putrequest = _putrequest
+
+
+class _BoundedHTTPS(httplib2.HTTPSConnectionWithTimeout):  # type: ignore[misc]
+    putrequest = _putrequest
+
+
+def bounded_connection(uri: str) -> type:
+    """The httplib2 connection class for ``uri``: answers bounded in size and time, but for a
+    download's bytes (see the module's doc)."""
+    return _BoundedHTTPS if uri.lower().startswith("https:") else _BoundedHTTP

@@ -1,0 +1,74 @@
+"""Same-named folders on Drive: which one every push on every machine takes.
+
+Drive allows two folders of one name in one folder. Two machines that make a folder at the
+same moment (both listed, found nothing, created) would otherwise split a run over two folders,
+and every later lookup of that path would fail on the duplicate. The rule: the **oldest**
+folder (then the lowest id) is the one; whoever made a newer one removes it while it is still
+empty (:meth:`drivestage.drive.store.DriveStore.make_folders`). Nobody ever takes a folder
+that is not the oldest, and nobody sees only the newer one, so that removal never takes
+anything someone put there.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from drivestage.drive.resources import FOLDER_MIME, parse_time
+from drivestage.errors import DriveStageError, DuplicateNameError
+
+log = logging.getLogger(__name__)
+
+
+def folders(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The folders among File resources (a shortcut to a folder is not one)."""
+    return [it for it in items if it.get("mimeType") == FOLDER_MIME]
+
+
+def oldest(found: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """Of same-named folders, the one every push takes: the oldest, then the lowest id."""
+    return min(found, key=lambda it: (parse_time(it.get("createdDate")), str(it["id"])))
+
+
+def choose(found: Sequence[Mapping[str, Any]], where: str) -> Mapping[str, Any]:
+    """The item ``where`` names among the items of that name: the only one, the oldest of
+    same-named folders, else DuplicateNameError naming the ids."""
+    same = folders(found)
+    if len(found) > 1 and len(same) == len(found):
+        chosen = oldest(same)
+        log.warning("%s: %d folders have this name (ids %s); using the oldest, %s. Move what "
+                    "the others hold into it and delete them: until then `pull` refuses this "
+                    "path", where, len(same), ", ".join(sorted(str(it["id"]) for it in same)),
+                    chosen["id"])
+        return chosen
+    if len(found) > 1:
+        ids = [str(it["id"]) for it in found]
+        raise DuplicateNameError(
+            f"{where} matches {len(ids)} items with that exact name (ids "
+            f"{', '.join(ids)}); Drive allows duplicates. Address one by id, e.g. "
+            f"drive:id:{ids[0]}, or rename/delete the others.", ids=ids)
+    return found[0]
+
+
+def ensure(children: Callable[[], list[dict[str, Any]]], create: Callable[[], dict[str, Any]],
+           remove: Callable[[Mapping[str, Any]], None], where: str,
+           attempts: Iterable[Any]) -> Mapping[str, Any]:
+    """The folder ``where``: the one there (:func:`choose`), or one made now (each of
+    ``attempts``, a retry loop, looks again first, so a retried create makes no second one).
+    Made now, it is checked against folders of the same name another machine made at the same
+    moment: all take the oldest, and whoever made a newer one removes it, still empty."""
+    made: dict[str, Any] = {}
+    for attempt in attempts:
+        with attempt:
+            found = children()
+            if found:
+                return choose(found, where)
+            made = create()
+    winner = oldest(folders(children()) + [made])
+    if winner["id"] != made["id"]:
+        log.info("another push made %s at the same moment; using its folder (%s)", where,
+                 winner["id"])
+        try:
+            remove(made)
+        except DriveStageError as exc:  # an empty folder left behind is only untidy
+            log.warning("could not remove the empty duplicate %s: %s", where, exc)
+    return winner

@@ -1,0 +1,130 @@
+"""``drivestage auth login``: the console OAuth login for machines without a browser.
+
+The user opens the printed URL anywhere, grants access, and pastes back the address the
+browser lands on; the token is saved with mode 0600 where :mod:`drivestage.drive.auth` finds
+it (and refreshes it) afterwards.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import json
+import os
+import secrets
+import urllib.parse
+from typing import Any, Callable, Optional
+
+import httplib2
+
+from drivestage.drive.auth import (DRIVE_SCOPE, GOOGLE_AUTH_URI, GOOGLE_TOKEN_URI,
+                                   default_token_path, save_token)
+from drivestage.drive.connections import build_http
+from drivestage.errors import AuthError, UsageError
+
+
+def login(client_secrets: str, *, token_file: Optional[str] = None,
+          ask: Callable[[str], str] = input, say: Callable[[str], None] = print,
+          scopes: tuple[str, ...] = (DRIVE_SCOPE,)) -> str:
+    """Console OAuth login for machines without a browser; saves the token, returns its path.
+
+    The user opens the printed URL anywhere, grants access, and pastes back the address the
+    browser lands on (a localhost page that may fail to load) or just the code.
+    """
+    config = _client_config(client_secrets)
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()) \
+        .rstrip(b"=").decode()
+    state = secrets.token_urlsafe(16)
+    redirect = _redirect_uri(config)
+    query = urllib.parse.urlencode({
+        "client_id": config["client_id"], "redirect_uri": redirect, "response_type": "code",
+        "scope": " ".join(scopes), "access_type": "offline", "prompt": "consent",
+        "code_challenge": challenge, "code_challenge_method": "S256", "state": state,
+    })
+    say("Open this URL in a browser (on any machine) and grant access:\n\n"
+        f"  {config['auth_uri']}?{query}\n\n"
+        "The browser then goes to a localhost address that may fail to load; that is "
+        "expected.\nCopy that whole address (or just its code=... value) and paste it here.")
+    answer = ask("Address or code: ").strip()
+    code = _code_from_answer(answer, state)
+    body = urllib.parse.urlencode({
+        "grant_type": "authorization_code", "code": code, "client_id": config["client_id"],
+        "client_secret": config["client_secret"], "redirect_uri": redirect,
+        "code_verifier": verifier,
+    })
+    try:
+        resp, content = build_http().request(
+            config["token_uri"], "POST", body=body,
+            headers={"content-type": "application/x-www-form-urlencoded"})
+    except (OSError, httplib2.HttpLib2Error) as exc:
+        raise AuthError(f"could not reach the token server {config['token_uri']}: {exc}") \
+            from None
+    try:
+        payload = json.loads(content.decode("utf-8"))
+    except ValueError:
+        payload = {}
+    if resp.status != 200 or "access_token" not in payload:
+        detail = payload.get("error_description") or payload.get("error") or f"HTTP {resp.status}"
+        raise AuthError(f"the login was refused: {detail}. Run `drivestage auth login` "
+                        "again and paste the newest address")
+    if not payload.get("refresh_token"):
+        raise AuthError("the token server gave no refresh token; remove this app's access "
+                        "at https://myaccount.google.com/permissions and log in again")
+    import google.oauth2.credentials
+
+    expiry = None
+    if payload.get("expires_in"):
+        expiry = _dt.datetime.now(_dt.timezone.utc).replace(tzinfo=None) + _dt.timedelta(seconds=int(payload["expires_in"]))
+    creds = google.oauth2.credentials.Credentials(
+        payload["access_token"], refresh_token=payload["refresh_token"],
+        token_uri=config["token_uri"], client_id=config["client_id"],
+        client_secret=config["client_secret"], scopes=list(scopes), expiry=expiry)
+    path = token_file or default_token_path()
+    save_token(path, creds)
+    say(f"Saved the token to {path} (mode 0600).")
+    return path
+
+
+def _client_config(path: str) -> dict[str, Any]:
+    try:
+        with open(os.path.expanduser(path), encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise UsageError(f"client secrets file {path!r} does not exist; download it from the "
+                         "Google Cloud console (OAuth client ID, type Desktop app)") from None
+    except ValueError:
+        raise UsageError(f"client secrets file {path!r} is not JSON") from None
+    config = (data.get("installed") or data.get("web")) if isinstance(data, dict) else None
+    if not isinstance(config, dict) or not config.get("client_id") \
+            or not config.get("client_secret"):
+        raise UsageError(f"{path!r} is not an OAuth client secret (expected an 'installed' "
+                         "entry with client_id and client_secret)")
+    config = dict(config)
+    config.setdefault("auth_uri", GOOGLE_AUTH_URI)
+    config.setdefault("token_uri", GOOGLE_TOKEN_URI)
+    return config
+
+
+def _redirect_uri(config: dict[str, Any]) -> str:
+    for uri in config.get("redirect_uris") or []:
+        if isinstance(uri, str) and uri.startswith(("http://localhost", "http://127.0.0.1")):
+            return uri
+    return "http://localhost"
+
+
+def _code_from_answer(answer: str, state: str) -> str:
+    if not answer:
+        raise AuthError("no code was pasted; run `drivestage auth login` again")
+    if "://" in answer or answer.startswith("?") or "code=" in answer:
+        query = urllib.parse.urlparse(answer).query if "://" in answer else answer.lstrip("?")
+        params = urllib.parse.parse_qs(query)
+        if params.get("error"):
+            raise AuthError(f"the login was refused: {params['error'][0]}")
+        if params.get("state") and params["state"][0] != state:
+            raise AuthError("the pasted address belongs to another login attempt; paste the "
+                            "address from this one")
+        if not params.get("code"):
+            raise AuthError("the pasted address has no code=...; paste the whole address")
+        return params["code"][0]
+    return answer

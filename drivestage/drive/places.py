@@ -1,0 +1,77 @@
+"""Where a ``drive:`` path starts: My Drive, a shared drive found by name, or "Shared with
+me"; :func:`open_drive` turns a parsed path into a store rooted there and the path inside it.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from drivestage.drive import paging
+from drivestage.drive.store import SHARED_WITH_ME, DriveStore, connect
+from drivestage.errors import DuplicateNameError, MalformedAnswerError, NotFoundError
+from drivestage.paths import DrivePath, StorePath
+
+
+def find_shared_drive(store: DriveStore, name: str) -> str:
+    """The id of the shared drive called exactly ``name``."""
+    items: list[dict[str, Any]] = []
+
+    def fetch() -> None:
+        items.clear()
+        token = None
+        seen: set[str] = set()
+        for _ in range(paging.MAX_PAGES):
+            kwargs: dict[str, Any] = {"maxResults": 100}
+            if token:
+                kwargs["pageToken"] = token
+            page = store.service.drives().list(**kwargs).execute(http=store.transport.http())
+            items.extend(page.get("items") or [])
+            token = page.get("nextPageToken")
+            if not token:
+                return
+            paging.check_token(token, seen, "the shared drives")
+        raise paging.too_many("the shared drives")
+
+    store.call(f"list shared drives (looking for {name!r})", fetch)
+    found = [d for d in items if isinstance(d, dict) and d.get("name") == name]
+    if not found:
+        names = ", ".join(sorted(repr(d.get("name")) for d in items
+                                 if isinstance(d, dict))) or "none"
+        raise NotFoundError(f"no shared drive named {name!r} (this account sees: "
+                            f"{names}; names are case-sensitive)")
+    if len(found) > 1:
+        ids = [str(d.get("id")) for d in found]
+        raise DuplicateNameError(f"{len(ids)} shared drives are named {name!r} (ids "
+                                 f"{', '.join(ids)}); use drive:id:<ID>/path instead",
+                                 ids=ids)
+    if not isinstance(found[0].get("id"), str):
+        raise MalformedAnswerError(f"list shared drives: the server answered a drive "
+                                   f"without an id for {name!r}")
+    return str(found[0]["id"])
+
+
+def in_shared_drive(store: DriveStore, name: str) -> DriveStore:
+    """A store on ``store``'s connection, rooted at the shared drive ``name``."""
+    drive_id = find_shared_drive(store, name)
+    return DriveStore(store.transport, store.drive, api_root=store.api_root, root_id=drive_id,
+                      drive_id=drive_id, label=f"drive:shared/{name}/")
+
+
+def shared_with_me(store: DriveStore) -> DriveStore:
+    """A store on ``store``'s connection whose root lists what was shared with the user
+    ("Shared with me": not added to My Drive, reachable by name)."""
+    return DriveStore(store.transport, store.drive, api_root=store.api_root,
+                      root_id=SHARED_WITH_ME, label="drive:shared-with-me/")
+
+
+def open_drive(path: DrivePath, *, api_root: Optional[str] = None,
+               credentials: Optional[str] = None, token: Optional[str] = None,
+               acknowledge_abuse: bool = False) -> tuple[DriveStore, StorePath]:
+    """A parsed ``drive:`` path -> (store rooted where it starts, the path inside it)."""
+    store = connect(api_root=api_root, credentials=credentials, token=token,
+                    acknowledge_abuse=acknowledge_abuse)
+    if path.anchor == "shared":
+        assert path.shared_drive is not None
+        store = in_shared_drive(store, path.shared_drive)
+    elif path.anchor == "shared-with-me":
+        store = shared_with_me(store)
+    return store, path.store_path

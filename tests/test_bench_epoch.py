@@ -1,0 +1,50 @@
+"""bench/epoch.py stays runnable and its report whole: every part of an epoch measured, the
+shares adding up to the wall time, the parts-alone rates beside them (tiny sizes here)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "epoch.py"
+PHASES = {"data", "step", "ema", "val_loss", "map", "ckpt", "logs", "drive", "other"}
+
+
+def test_epoch_bench_reports_every_part_of_an_epoch(tmp_path):
+    out = tmp_path / "epoch.json"
+    res = subprocess.run([sys.executable, str(BENCH), "--images", "24", "--size", "64", "--batch", "4",
+                          "--epochs", "1", "--workers", "0", "--step-iters", "1", "--threads", "1",
+                          "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("# CPU: ") and "native bf16: " in lines[0]
+    result = json.loads(out.read_text())
+    (e,) = result["epochs"]
+    assert e["epoch"] == 1 and set(e["shares"]) == PHASES and set(e["background_s"]) == {"write", "push"}
+    assert sum(e["shares"].values()) == pytest.approx(1.0, abs=0.01)
+    assert sum(e["seconds"].values()) == pytest.approx(e["wall_s"], rel=0.01)
+    # every phase happened (the Drive emulator is on by default: the bar asks what is safe)
+    assert [p for p in PHASES - {"other"} if not e["seconds"][p] > 0] == []
+    assert e["images"] == 4 * 4 and e["img_s"] == pytest.approx(e["images"] / e["wall_s"])
+    assert e["step_img_s"] > 0
+    # the epoch's checkpoint was written and pushed by the background writer after it
+    assert [k for k, v in result["background_after_last_epoch_s"].items() if not v > 0] == []
+    assert result["fit_end_s"] > 0
+    assert result["loader_only"]["images"] == 16 and result["loader_only"]["img_s"] > 0
+    assert result["step_only"]["images"] == 4 and result["step_only"]["median_img_s"] > 0
+    assert "gpu_idle_waiting_for_data" not in result
+    assert any(line.startswith("loader only") for line in lines)
+    assert any(line.startswith("step only") for line in lines)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_epoch_bench_says_in_one_line_when_there_is_no_gpu():
+    res = subprocess.run([sys.executable, str(BENCH), "--device", "cuda"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 1 and res.stdout == ""
+    assert res.stderr == (f"--device cuda: this machine has no usable CUDA GPU (torch {torch.__version__}); "
+                          "run with --device cpu\n")

@@ -1,0 +1,129 @@
+"""Decoding image files into what the network takes: RGB ``uint8``, no larger than its input.
+
+Training never needs more pixels than the input size: mosaic scales each image to at most
+the input, and the letterbox shrinks it to fit. So an image is decoded once into its
+*fitted* form (the longer side shrunk to the input size, the aspect ratio kept: the size
+``augment.letterbox`` gives it; smaller images stay as they are), and the rest of the
+pipeline works on that. JPEGs much larger than the input are decoded at 1/2, 1/4 or 1/8 of
+their size by libjpeg itself (its scaled DCT: less work than a full decode and a resize).
+
+The fitted pixels are a pure function of the file's bytes and the input size, which is what
+lets ``cache.py`` key them by content. ``FIT_VERSION`` is part of those keys: change it when
+the pixels produced here change.
+"""
+from __future__ import annotations
+
+import io
+import os
+from typing import Optional, Union
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from trainer.data.augment import letterbox_params
+from trainer.errors import DataError
+
+__all__ = ["FIT_VERSION", "read_image", "read_bytes", "header_size", "fitted_shape", "decode_fitted"]
+
+FIT_VERSION = 1
+
+_REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+def read_bytes(path: Union[str, os.PathLike]) -> bytes:
+    """The file's bytes, or a :class:`DataError` naming it."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from None
+
+
+def _decode(data: bytes, flags: int, name: str) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    if image is None:
+        raise DataError(f"cannot read image {name}: the file is missing or not an image")
+    return image
+
+
+def read_image(path: Union[str, os.PathLike]) -> np.ndarray:
+    """Decode an image file at full size into RGB ``uint8 [H, W, 3]``; a clear error if it cannot be read."""
+    image = _decode(read_bytes(path), cv2.IMREAD_COLOR, str(path))
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)
+
+
+def header_size(data: Union[bytes, str, os.PathLike]) -> tuple[int, int]:
+    """``(h, w)`` from the file header alone (before any EXIF rotation); no pixel is decoded."""
+    source = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    try:
+        with Image.open(source) as im:
+            w, h = im.size
+    except (OSError, Image.DecompressionBombError) as exc:  # UnidentifiedImageError is an OSError
+        raise DataError(f"cannot read image {source if not isinstance(source, io.BytesIO) else 'bytes'}: "
+                        f"{exc}") from None
+    return int(h), int(w)
+
+
+def _jpeg_size(data: bytes) -> Optional[tuple[int, int]]:
+    """``(h, w)`` from a JPEG's frame header (SOFn), read straight from the bytes; None if not found."""
+    i, n = 2, len(data)
+    while i + 9 < n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        length = (data[i + 2] << 8) | data[i + 3]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return (data[i + 5] << 8) | data[i + 6], (data[i + 7] << 8) | data[i + 8]
+        i += 2 + length
+    return None
+
+
+def fitted_shape(orig_hw: tuple[int, int], size: int) -> tuple[int, int]:
+    """``(h, w)`` of an image of ``orig_hw`` once fitted to ``size`` (the letterbox's resize, never up)."""
+    h, w = int(orig_hw[0]), int(orig_hw[1])
+    if max(h, w) <= size:
+        return h, w
+    _, (new_w, new_h), _ = letterbox_params((h, w), size)
+    return new_h, new_w
+
+
+def _reduction(h: int, w: int, size: int) -> int:
+    """The largest libjpeg scale-down (2, 4, 8) that keeps the longer side at ``size`` or more."""
+    for factor in (8, 4, 2):
+        if max(h, w) // factor >= size:
+            return factor
+    return 1
+
+
+def decode_fitted(data: bytes, size: int, name: str = "image") -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode ``data`` into its fitted RGB ``uint8`` image; returns ``(image, (orig_h, orig_w))``.
+
+    ``orig_h, orig_w`` is the size a full decode gives (EXIF rotation applied, as OpenCV does),
+    the frame the annotation boxes are in; box coordinates scale by ``image_w / orig_w`` and
+    ``image_h / orig_h``.
+    """
+    factor = 1
+    if data[:2] == b"\xff\xd8":  # JPEG: libjpeg can decode at a fraction of the size
+        hw = _jpeg_size(data)
+        if hw is not None:
+            h, w = hw
+            factor = _reduction(h, w, size)
+    if factor == 1:
+        image = _decode(data, cv2.IMREAD_COLOR, name)
+        orig = image.shape[:2]
+    else:
+        image = _decode(data, _REDUCED[factor], name)
+        # The header's size is before EXIF rotation; the decoded image tells whether it turned.
+        turned = h != w and image.shape[:2] == (-(-w // factor), -(-h // factor))
+        orig = (w, h) if turned else (h, w)
+    new_h, new_w = fitted_shape(orig, size)
+    if image.shape[:2] != (new_h, new_w):
+        # Bilinear is 7x faster than area averaging and aliases little down to half the size,
+        # which is all a JPEG ever needs after libjpeg's own scaling.
+        mild = new_w * 2 > image.shape[1] and new_h * 2 > image.shape[0]
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_LINEAR if mild else cv2.INTER_AREA)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image), (int(orig[0]), int(orig[1]))
