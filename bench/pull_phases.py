@@ -61,8 +61,9 @@ TARGETS = [
      ["drivestage.unpack:Unpacking._follow"]),
     ("download() = fetch + write + md5", ["drivestage.download:Download.run",
                                           "drivestage.download:download"]),
-    ("md5 of a resumed prefix", ["drivestage.download:_open_prefix"]),
-    ("wait for the md5 thread after the last write", ["drivestage.download:_Hasher.finish"]),
+    # (A resumed prefix is hashed by the md5 thread, reported apart as "md5 thread".)
+    ("wait for the md5 thread after the last write", ["drivestage.download:_Run._wait_for_hash",
+                                                      "drivestage.download:_Hasher.finish"]),
     ("md5 re-verification of a file on disk", ["drivestage.partials:verify_file",
                                                "drivestage.download:verify_file"]),
     ("extract step of pull (incl. stamp rows)", ["drivestage.stage_file:_Extraction.__call__",

@@ -378,17 +378,21 @@ class _Run:
         try:
             if self.todo:
                 self._drive_streams()
-            with self.lock:
-                while self.error is None and self.hashed < self.entry.size:
-                    self.lock.wait(0.5)
-                if self.error is not None:
-                    raise self.error
+            self._wait_for_hash()
         finally:
             with self.lock:
                 self.stopped = True
                 self.lock.notify_all()
             hasher.join()  # before the partial is closed: it reads from it
         self.md5 = self._digest.hexdigest()
+
+    def _wait_for_hash(self) -> None:
+        """After the last write: wait for the md5 thread to reach the end of the file."""
+        with self.lock:
+            while self.error is None and self.hashed < self.entry.size:
+                self.lock.wait(0.5)
+            if self.error is not None:
+                raise self.error
 
     def _drive_streams(self) -> None:
         """Start the streams and wait for them, adding streams while throughput grows."""
