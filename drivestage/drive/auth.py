@@ -80,6 +80,16 @@ class DriveCredentials:
     def __repr__(self) -> str:  # never the token
         return f"<DriveCredentials from {self.source}>"
 
+    def headers_for(self, uri: str, headers: Mapping[str, str]) -> dict[str, str]:
+        """``headers`` plus the bearer token and the resource keys a request to ``uri``
+        needs (every request path uses this: metadata, listings, media, streams)."""
+        sent = dict(headers)
+        self.apply(sent)
+        keys = self.resource_keys.header(uri)
+        if keys:
+            sent["X-Goog-Drive-Resource-Keys"] = keys
+        return sent
+
     @property
     def can_refresh(self) -> bool:
         """False for a bare bearer token (nothing to refresh it with)."""
@@ -204,13 +214,7 @@ class AuthorizedHttp:
         return resp, content
 
     def _headers(self, uri: str, headers: Optional[dict[str, str]]) -> dict[str, str]:
-        """``headers`` plus the bearer token and the resource keys this request needs."""
-        sent = dict(headers or {})
-        self.credentials.apply(sent)
-        keys = self.credentials.resource_keys.header(uri)
-        if keys:
-            sent["X-Goog-Drive-Resource-Keys"] = keys
-        return sent
+        return self.credentials.headers_for(uri, headers or {})
 
     def __getattr__(self, name: str) -> Any:  # timeout, redirect_codes, connections, close
         return getattr(self.http, name)

@@ -476,11 +476,8 @@ class DriveStore(RemoteStore):
                    chunk_size: Optional[int] = None) -> Iterator[bytes]:
         """Stream bytes ``[start, end)``: one ranged GET per chunk, each chunk retried."""
         step = chunk_size or DEFAULT_CHUNK_SIZE
-        pos = start
-        while pos < end:
-            stop = min(end, pos + step)
-            yield self.fetch_range(entry, pos, stop)
-            pos = stop
+        for pos in range(start, end, step):
+            yield self.fetch_range(entry, pos, min(end, pos + step))
 
     def check_replaceable(self, entry: RemoteEntry) -> None:
         """A shortcut is never replaced: its target is someone's file, and removing the

@@ -170,8 +170,7 @@ def _stream(transport: Transport, uri: str, headers: Mapping[str, str]) -> Itera
         refreshed = False
         while True:
             creds.ensure_valid()
-            sent = {**dict(headers), "user-agent": "drivestage"}
-            creds.apply(sent)
+            sent = creds.headers_for(uri, {**dict(headers), "user-agent": "drivestage"})
             used = creds.access_token
             transport._count()
             conn.request("GET", path, headers=sent)
