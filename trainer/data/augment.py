@@ -116,6 +116,10 @@ def filter_boxes(boxes: np.ndarray, min_size: float = 1.0) -> np.ndarray:
 
 # --------------------------------------------------------------------------- geometry
 
+#: Pixels: how far a computed image edge may be off by float rounding (see _span).
+_EDGE_TOL = 1e-7
+
+
 class _Span(NamedTuple):
     """One axis of a placement: resize source pixels ``[a, b)`` by the scale; the resized
     pixels ``[k0, k0 + v1 - v0)`` land on window pixels ``[v0, v1)``; ``d`` is the offset realised."""
@@ -146,7 +150,10 @@ def _span(n: int, s: float, d: float, m: int) -> _Span:
     while True:
         p = round(d + a * s)
         real = p - a * s
-        v0, v1 = max(0, math.ceil(real - 0.5)), min(m, math.ceil(real + n * s - 0.5))
+        # A pixel shows when its centre is in [start, end) of the placed image; the tolerance
+        # keeps float noise (0.15 * 6 = 0.8999999999999999) from moving an edge by a pixel.
+        v0 = max(0, math.ceil(real - 0.5 - _EDGE_TOL))
+        v1 = min(m, math.ceil(real + n * s - 0.5 - _EDGE_TOL))
         if v1 <= v0:
             return _Span(a, a, 0, v0, v0, real)
         b = min(n, math.floor((v1 - 0.5 - real) / s - 0.5) + 3)
