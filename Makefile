@@ -7,6 +7,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: test test-fast demo install bench clean
 
+# One test worker per core (pytest-xdist; tests/conftest.py gives each one compute thread).
+# `make test XDIST=` runs the suite in one process.
+XDIST ?= -n auto --dist worksteal
+
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -20,12 +24,12 @@ install: $(STAMP)
 # The type checker first (strict on drivestage; configured in pyproject.toml), then the tests.
 test: $(STAMP)
 	$(BIN)/python -m mypy
-	$(BIN)/python -m pytest -q -ra $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -ra $(XDIST) $(PYTEST_ARGS)
 
 # Developers: skip the slow end-to-end tests.
 test-fast: $(STAMP)
 	$(BIN)/python -m mypy
-	$(BIN)/python -m pytest -q -ra -m 'not slow' $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -ra -m 'not slow' $(XDIST) $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/python -m trainer.demo

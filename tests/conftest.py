@@ -1,7 +1,16 @@
 """Shared fixtures: a real emulator over HTTP on 127.0.0.1 and environments pointing at it."""
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# `make test` runs the suite in one worker process per core (pytest-xdist). Each worker, and
+# every process a test starts, then gets one compute thread: two workers with two OpenMP
+# threads each on two cores made torch's threads wait on each other (a 12 s test took 290 s).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[_var] = "1"
 
 
 @pytest.fixture
