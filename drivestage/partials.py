@@ -96,9 +96,10 @@ class Ranges:
                 if have <= size else None
         except (OSError, ValueError):
             return None
-        done = raw.get("done") if isinstance(raw, dict) else None
-        if raw.get("size") != size or not isinstance(done, list):
-            return None
+        if not isinstance(raw, dict) or raw.get("size") != size or \
+                not isinstance(raw.get("done"), list):
+            return None  # not a record drivestage wrote: the partial is not trusted
+        done = raw["done"]
         out = cls(partial, size)
         try:
             for a, b in done:
