@@ -86,3 +86,69 @@ def test_a_malformed_ranges_record_starts_the_download_over(emulator, drive_env,
     assert (dest / "f.bin").read_bytes() == blob
     assert json.loads(out)["fetched"] == len(blob)
     assert sorted(os.listdir(dest)) == [".drivestage", "f.bin"]
+
+
+def test_a_forged_record_claiming_the_whole_file_never_stages_wrong_bytes(emulator, drive_env,
+                                                                          tmp_path):
+    """A record saying every byte is there, beside a partial of zeros: the md5 catches it,
+    the download starts over, and what is staged and extracted is Drive's."""
+    blob = a_zip(MEMBERS)
+    emulator.add_file("d/set.zip", blob)
+    entry = drivestage.connect().resolve("d/set.zip")
+    dest = tmp_path / "data"
+    dest.mkdir()
+    partial = dl.partial_path(str(dest / "set.zip"), entry)
+    with open(partial, "wb") as fh:
+        fh.write(b"\0" * len(blob))
+    with open(ranges_path(partial), "w") as fh:
+        json.dump({"size": len(blob), "done": [[0, 10], [5, len(blob)], [3, 7]]}, fh)
+    code, out, err = run("pull", "drive:d/set.zip", str(dest), "-x", "-q", "--json")
+    assert code == 0, err
+    assert tree(dest) == {"set.zip": blob, **MEMBERS}
+    assert not list(dest.glob(".drivestage-extract-*"))
+    assert not list(dest.glob(".set.zip.*"))
+
+
+def _zeros_tgz(size: int) -> bytes:
+    """A tar.gz of one member of ``size`` zero bytes (a few hundred KiB: a gzip bomb)."""
+    class Zeros(io.RawIOBase):
+        def __init__(self):
+            self.left = size
+
+        def readable(self):
+            return True
+
+        def readinto(self, buf):
+            n = min(len(buf), self.left)
+            buf[:n] = bytes(n)
+            self.left -= n
+            return n
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=9) as tf:
+        info = tarfile.TarInfo("bomb/zeros.bin")
+        info.size = size
+        tf.addfile(info, io.BufferedReader(Zeros(), 1 << 20))
+    return buf.getvalue()
+
+
+def test_a_gzip_bomb_is_refused_before_its_member_is_written(emulator, drive_env, tmp_path):
+    """A 16 KB tar.gz whose one member is 16 MiB, on a disk with 4 MiB to spare: the
+    extraction that follows the download refuses the member from its header instead of
+    filling the disk (which the download and every other program on it share)."""
+    blob = _zeros_tgz(16 << 20)
+    assert len(blob) < 64 << 10
+    emulator.add_file("d/bomb.tar.gz", blob)
+    dest = tmp_path / "data"
+    dest.mkdir()
+    written = []
+
+    def progress(label, total, initial):
+        return written.append if label == "extract" else None
+
+    reserve = shutil.disk_usage(dest).free - (4 << 20)
+    with pytest.raises(drivestage.errors.DiskSpaceError, match="not enough free disk space"):
+        drivestage.pull("drive:d/bomb.tar.gz", str(dest), extract=True, reserve=reserve,
+                        progress=progress)
+    assert sum(written) < 4 << 20, f"{sum(written)} bytes written with 4 MiB to spare"
+    assert not (dest / "bomb").exists() and not list(dest.glob(".drivestage-extract-*"))

@@ -44,7 +44,8 @@ log = logging.getLogger(__name__)
 
 _ZIP_METHODS_FOLLOWED = (0, 8)      # stored, deflate
 _LOCAL_HEADER = 30
-#: While a tar streams in, free space is checked every this many bytes written.
+#: While a tar streams in, free space is checked at least every this many bytes written (and
+#: before any member larger than what the last check found free: its header says its size).
 _SPACE_STEP = 64 << 20
 
 
@@ -206,8 +207,7 @@ class Overlapped:
                           bufsize=TAR_BUFSIZE)
         job, tmp = self.job, None
         entries: list[Entry] = []
-        written = 0
-        next_check = _SPACE_STEP
+        written = checked_upto = 0  # no file written past checked_upto without a check
         with tf:
             for m in tf:
                 e = tar_entry(m, self.path)
@@ -218,6 +218,13 @@ class Overlapped:
                 if e.kind == "dir":
                     os.makedirs(os.path.join(tmp, e.path), exist_ok=True)
                 elif e.kind == "file":
+                    if written + e.size > checked_upto:  # before the bytes (a gzip bomb)
+                        free = self.free_bytes(job.dest)
+                        if free < e.size:
+                            raise DiskSpaceError(
+                                f"member {e.path!r} of {self.path} needs {e.size} bytes, "
+                                f"{max(free, 0)} free", needed=e.size, free=max(free, 0))
+                        checked_upto = written + min(max(free, 0), _SPACE_STEP)
                     parent = posixpath.dirname(e.path)
                     if parent:
                         os.makedirs(os.path.join(tmp, parent), exist_ok=True)
@@ -228,11 +235,6 @@ class Overlapped:
                     finally:
                         os.close(fd)
                     written += e.size
-                    if written >= next_check:
-                        next_check = written + _SPACE_STEP
-                        if self.free_bytes(job.dest) < _SPACE_STEP:
-                            raise DiskSpaceError("the disk is filling up", needed=_SPACE_STEP,
-                                                 free=self.free_bytes(job.dest))
                 if self.stop.is_set():
                     raise Abandoned("stopped")
         if tmp is None:
