@@ -77,10 +77,11 @@ class Unpacking:
             if name.endswith(".zip"):
                 return Overlapped.zip(self.dl.partial, size, self.dest, arrived,
                                       lock_dir=self.lock_dir, free_bytes=free,
-                                      progress=self.extract_progress)
+                                      progress=self.extract_progress,
+                                      staged_as=self.dl.target)
             return Overlapped.tar(self.dl.partial, size, self.dest, arrived,
                                   lock_dir=self.lock_dir, free_bytes=free,
-                                  progress=self.extract_progress)
+                                  progress=self.extract_progress, staged_as=self.dl.target)
         except DiskSpaceError:
             raise  # before the download: no point fetching what cannot be extracted
         except FALLBACK + (DriveStageError,) as exc:

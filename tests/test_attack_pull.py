@@ -152,3 +152,22 @@ def test_a_gzip_bomb_is_refused_before_its_member_is_written(emulator, drive_env
                         progress=progress)
     assert sum(written) < 4 << 20, f"{sum(written)} bytes written with 4 MiB to spare"
     assert not (dest / "bomb").exists() and not list(dest.glob(".drivestage-extract-*"))
+
+
+@pytest.mark.parametrize("name, build", [("set.zip", a_zip), ("set.tar.gz", a_tgz)])
+def test_a_member_named_like_the_archive_does_not_replace_it(emulator, drive_env, tmp_path,
+                                                            name, build):
+    """An archive holding a member of its own name: the staged, verified archive is not
+    overwritten by it (the pull is refused, naming the member), and a rerun downloads
+    nothing again."""
+    blob = build({name: b"not the archive", **MEMBERS})
+    emulator.add_file(f"d/{name}", blob)
+    dest = tmp_path / "data"
+    code, out, err = run("pull", f"drive:d/{name}", str(dest), "-x", "-q", "--json")
+    assert (dest / name).read_bytes() == blob
+    assert code == 1 and f"member '{name}'" in err, err
+    assert not (dest / "ds").exists()
+    emulator.clear_requests()
+    code, out, err = run("pull", f"drive:d/{name}", str(dest), "-q", "--json")
+    assert code == 0, err
+    assert json.loads(out)["action"] == "cached"

@@ -14,7 +14,7 @@ import secrets
 import shutil
 from typing import Callable, Optional
 
-from drivestage.errors import DiskSpaceError
+from drivestage.errors import ArchiveError, DiskSpaceError
 from drivestage.extract.links import judge_links
 from drivestage.extract.members import Entry
 from drivestage.extract.merging import TEMP_PREFIX, merge, merge_lock, plan_merge, \
@@ -31,11 +31,15 @@ _BLOCK = 4096             # disk allocation unit assumed by the space check
 
 class Job:
     """The extraction of ``archive`` into ``dest``; its temporary folder is ``tmp`` once
-    :meth:`check` passed. ``lock_dir``: the folder whose merge lock serialises the merge."""
+    :meth:`check` passed. ``lock_dir``: the folder whose merge lock serialises the merge;
+    ``staged_as``: where the archive itself sits once staged (default ``archive``: a partial
+    download being followed names its final path), which no member may replace."""
 
     def __init__(self, archive: str, dest: str, *, lock_dir: Optional[str] = None,
-                 free_bytes: Optional[Callable[[str], int]] = None):
+                 free_bytes: Optional[Callable[[str], int]] = None,
+                 staged_as: Optional[str] = None):
         self.archive = archive
+        self.staged_as = os.path.abspath(staged_as or archive)
         self.dest = os.path.abspath(dest)
         self.lock_dir = os.path.abspath(lock_dir) if lock_dir is not None else self.dest
         self.free_bytes = free_bytes or _default_free_bytes
@@ -48,7 +52,7 @@ class Job:
         file members."""
         entries = check_members(entries, self.archive)
         os.makedirs(self.dest, exist_ok=True)
-        check_against_dest(self.archive, self.dest, entries)  # early; again when merging
+        self._check_dest(entries)  # early; again when merging
         remove_stale_temps(self.dest)
         needed = _needed_bytes(entries)
         free = self.free_bytes(self.dest)
@@ -82,7 +86,7 @@ class Job:
         """The member list of what was written into the temporary folder already: checked
         as :meth:`check` checks it (the free space was watched while writing)."""
         entries = check_members(entries, self.archive)
-        check_against_dest(self.archive, self.dest, entries)
+        self._check_dest(entries)
         for d in sorted({e.path for e in entries if e.kind == "dir"}):
             os.makedirs(os.path.join(self.tmp, d), exist_ok=True)
         self.entries = entries
@@ -93,10 +97,23 @@ class Job:
         finish_tree(self.tmp, self.entries)
         records = record_members(self.tmp, self.entries)
         with merge_lock(self.lock_dir):
-            check_against_dest(self.archive, self.dest, self.entries)
+            self._check_dest(self.entries)
             merge(self.archive, self.tmp, self.dest,
                   sorted({e.path.split("/", 1)[0] for e in self.entries}))
         return ExtractResult(archive=self.archive, dest=self.dest, members=records)
+
+    def _check_dest(self, entries: list[Entry]) -> None:
+        """The checks against DEST, and no member where the archive itself is staged (it
+        would replace the verified copy that its stamp describes)."""
+        own = os.path.relpath(self.staged_as, self.dest).replace(os.sep, "/")
+        if not own.startswith("../"):
+            for e in entries:
+                if e.path == own or e.path.startswith(own + "/"):
+                    raise ArchiveError(
+                        f"member {e.path!r} of {os.path.basename(self.staged_as)} would "
+                        f"replace the archive itself ({self.staged_as}); refusing the "
+                        "archive: rename that member, or the archive on Drive")
+        check_against_dest(self.archive, self.dest, entries)
 
     def close(self) -> None:
         """Remove the temporary folder (whatever the merge did not move)."""

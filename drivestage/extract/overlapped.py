@@ -74,9 +74,10 @@ class Overlapped:
     def __init__(self, path: str, size: int, dest: str, arrived: Arrival, *,
                  lock_dir: Optional[str] = None,
                  free_bytes: Optional[Callable[[str], int]] = None,
-                 progress: Optional[ProgressFn] = None):
+                 progress: Optional[ProgressFn] = None, staged_as: Optional[str] = None):
         self.path, self.size, self.arrived = path, size, arrived
-        self.job = Job(path, dest, lock_dir=lock_dir, free_bytes=free_bytes)
+        self.job = Job(path, dest, lock_dir=lock_dir, free_bytes=free_bytes,
+                       staged_as=staged_as)
         self.free_bytes = self.job.free_bytes
         self.progress = Progress(progress)
         self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # a rename keeps it readable
@@ -88,9 +89,11 @@ class Overlapped:
     @classmethod
     def zip(cls, path: str, size: int, dest: str, arrived: Arrival, *,
             lock_dir: Optional[str] = None, free_bytes: Optional[Callable[[str], int]] = None,
-            progress: Optional[ProgressFn] = None) -> Optional["Overlapped"]:
+            progress: Optional[ProgressFn] = None,
+            staged_as: Optional[str] = None) -> Optional["Overlapped"]:
         """Start following a zip whose central directory is in ``path`` already; None when
-        this zip is not one to follow (the caller extracts it once downloaded)."""
+        this zip is not one to follow (the caller extracts it once downloaded).
+        ``staged_as``: where the archive will be once verified (see :class:`Job`)."""
         try:
             entries = zip_directory(path)
         except Exception as exc:  # links, an unreadable directory: the usual way then
@@ -101,7 +104,7 @@ class Overlapped:
                for e in files):
             return None
         job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
-                  progress=progress)
+                  progress=progress, staged_as=staged_as)
         try:
             files = job.job.check(entries)
         except BaseException:
@@ -113,10 +116,11 @@ class Overlapped:
     @classmethod
     def tar(cls, path: str, size: int, dest: str, arrived: Arrival, *,
             lock_dir: Optional[str] = None, free_bytes: Optional[Callable[[str], int]] = None,
-            progress: Optional[ProgressFn] = None) -> "Overlapped":
+            progress: Optional[ProgressFn] = None,
+            staged_as: Optional[str] = None) -> "Overlapped":
         """Start following a tar (plain or compressed) from its first byte."""
         job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
-                  progress=progress)
+                  progress=progress, staged_as=staged_as)
         job._start(job._tar)
         return job
 
