@@ -171,3 +171,63 @@ def test_a_member_named_like_the_archive_does_not_replace_it(emulator, drive_env
     code, out, err = run("pull", f"drive:d/{name}", str(dest), "-q", "--json")
     assert code == 0, err
     assert json.loads(out)["action"] == "cached"
+
+
+# ------------------------------------------------------------------ killed while following
+
+def _env(emulator):
+    return dict(os.environ, DRIVESTAGE_API_ROOT=emulator.url, DRIVESTAGE_TOKEN="test-token",
+                DRIVESTAGE_RETRY_BASE="0.001")
+
+
+def replace_on_drive(path: str, data: bytes, tmp_path) -> None:
+    """A new version of ``path`` on Drive under the same id."""
+    store = drivestage.connect()
+    old = store.resolve(path)
+    local = tmp_path / "upload.bin"
+    local.write_bytes(data)
+    parent = store.resolve(path.rsplit("/", 1)[0])
+    assert store.upload(str(local), parent, old.name, replace=old).id == old.id
+
+
+@pytest.mark.parametrize("then", ["rerun", "new-version"])
+@pytest.mark.parametrize("name, build", [("set.zip", a_zip), ("set.tar.gz", a_tgz)])
+def test_sigkill_while_members_are_written_early_then_rerun(emulator, drive_env, tmp_path,
+                                                            name, build, then):
+    """Killed while members of a half-downloaded archive sit in the temporary folder: DEST
+    holds none of them; the rerun (of the same version, or of a new one put on Drive
+    meanwhile) stages exactly the current version, and nothing of the killed run stays."""
+    import subprocess
+    import sys
+
+    from _kill import sigkill_when
+
+    v1 = {f"ds/p{i}.bin": os.urandom(128 << 10) for i in range(12)}
+    blob = build(v1)
+    emulator.add_file(f"d/{name}", blob)
+    dest = tmp_path / "data"
+    emulator.faults.throttle(per_connection=1 << 20)  # the kill lands mid-download
+
+    entry = drivestage.connect().resolve(f"d/{name}")
+
+    def ready():  # members written early, and the partial's record lists bytes to resume
+        return any(len(list(p.glob("ds/*"))) >= 2 for p in dest.glob(".drivestage-extract-*")) \
+            and dl.partial_size(str(dest / name), entry) > 0
+
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", f"drive:d/{name}",
+                             str(dest), "-x", "-q"], env=_env(emulator),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sigkill_when(proc, ready, "no member was written while the archive downloaded")
+    emulator.faults.throttle(None)
+    assert not (dest / "ds").exists() and not (dest / name).exists()
+    current = v1
+    if then == "new-version":
+        current = {"ds/p0.bin": b"v2", "ds/only-v2.txt": b"new"}
+        blob = build(current)
+        replace_on_drive(f"d/{name}", blob, tmp_path)
+    code, out, err = run("pull", f"drive:d/{name}", str(dest), "-x", "-q", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert tree(dest) == {name: blob, **current}
+    assert (summary["resumed_from"] > 0) == (then == "rerun"), summary
+    assert sorted(p for p in os.listdir(dest) if p.startswith(".")) == [".drivestage"]
