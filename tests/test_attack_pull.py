@@ -231,3 +231,87 @@ def test_sigkill_while_members_are_written_early_then_rerun(emulator, drive_env,
     assert tree(dest) == {name: blob, **current}
     assert (summary["resumed_from"] > 0) == (then == "rerun"), summary
     assert sorted(p for p in os.listdir(dest) if p.startswith(".")) == [".drivestage"]
+
+
+# ------------------------------------------------------------------ a server that lies
+
+def _same_length_zips():
+    """Two zips of one length: the second's members have other names and bytes."""
+    a = {f"ds/p{i}.bin": os.urandom(64 << 10) for i in range(8)}
+    b = {f"ev/p{i}.bin": os.urandom(64 << 10) for i in range(8)}
+    za, zb = a_zip(a), a_zip(b)
+    assert len(za) == len(zb)
+    return a, za, zb
+
+
+def _serve_from(other: bytes):
+    """A media answer carrying ``other``'s bytes for the range asked (another version)."""
+    from _proxy import Reply
+
+    def mutate(status, headers, body):
+        rng = {k.lower(): v for k, v in headers.items()}.get("content-range", "")
+        first, last = (int(x) for x in rng.split()[1].split("/")[0].split("-"))
+        return Reply(status, headers, [other[first:last + 1]])
+    return mutate
+
+
+@pytest.mark.parametrize("times", [1, None], ids=["once", "always"])
+def test_a_central_directory_from_another_version_never_reaches_dest(emulator, tmp_path,
+                                                                      monkeypatch, times):
+    """The server answers the first ranged request (the zip's central directory) with the
+    bytes of another file of the same length: its members are never merged. Once: the md5
+    catches it, the download starts over, and the real members are staged; always: the
+    pull fails with the mismatch, and DEST holds nothing."""
+    from _proxy import Proxy
+
+    members, blob, other = _same_length_zips()
+    emulator.add_file("d/set.zip", blob)
+    dest = tmp_path / "data"
+    with Proxy(emulator.url) as proxy:
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+        monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+        proxy.on("GET", r"alt=media", _serve_from(other), times=times)
+        code, out, err = run("pull", "drive:d/set.zip", str(dest), "-x", "-q")
+    assert not (dest / "ev").exists()
+    assert not list(dest.glob(".drivestage-extract-*"))
+    if times == 1:
+        assert code == 0, err
+        assert tree(dest) == {"set.zip": blob, **members}
+    else:
+        assert code == 1 and "do not match Drive" in err, err
+        assert os.listdir(dest) == [".drivestage"]
+
+
+# ------------------------------------------------------------------ two pulls at once
+
+@pytest.mark.parametrize("name, build", [("set.zip", a_zip), ("set.tar.gz", a_tgz)])
+def test_two_pulls_of_one_archive_into_one_dest_at_once(emulator, drive_env, tmp_path, name,
+                                                       build):
+    """Two threads pull and extract the same archive into one DEST at once (notebook cells,
+    DDP ranks): both succeed, the archive is fetched once, DEST holds exactly the archive and
+    its members."""
+    import threading
+
+    blob = build(MEMBERS)
+    emulator.add_file(f"d/{name}", blob)
+    dest = tmp_path / "data"
+    emulator.faults.throttle(per_connection=2 << 20)
+    results, errors = [], []
+
+    def one():
+        try:
+            results.append(drivestage.pull(f"drive:d/{name}", str(dest), extract=True,
+                                           quiet=True))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert sorted(r.action for r in results) == ["cached", "download"]
+    assert sum(r.fetched for r in results) == len(blob)
+    assert tree(dest) == {name: blob, **MEMBERS}
+    assert sorted(p for p in os.listdir(dest) if p.startswith(".")) == [".drivestage"]
