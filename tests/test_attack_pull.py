@@ -315,3 +315,71 @@ def test_two_pulls_of_one_archive_into_one_dest_at_once(emulator, drive_env, tmp
     assert sum(r.fetched for r in results) == len(blob)
     assert tree(dest) == {name: blob, **MEMBERS}
     assert sorted(p for p in os.listdir(dest) if p.startswith(".")) == [".drivestage"]
+
+
+# ------------------------------------------------------------------ a zip that lies
+
+def _cd_entries(blob: bytes) -> list[int]:
+    out, at = [], blob.find(b"PK\x01\x02")
+    while at >= 0:
+        out.append(at)
+        at = blob.find(b"PK\x01\x02", at + 46)
+    return out
+
+
+def _lying_zip(lie: str) -> bytes:
+    import struct
+
+    members = {f"ds/p{i}.bin": os.urandom(96 << 10) for i in range(4)}
+    blob = bytearray(a_zip(members))
+    cds = _cd_entries(bytes(blob))
+    first_header = struct.unpack_from("<I", blob, cds[0] + 42)[0]
+    eocd = blob.rfind(b"PK\x05\x06")
+    if lie == "past-the-end":
+        struct.pack_into("<I", blob, cds[1] + 42, len(blob) + 4096)
+    elif lie == "overlapping":  # two names for one member's bytes
+        struct.pack_into("<I", blob, cds[1] + 42, first_header)
+    elif lie == "into-the-directory":
+        struct.pack_into("<I", blob, cds[1] + 42, cds[0])
+    elif lie == "sizes-too-large":
+        struct.pack_into("<II", blob, cds[1] + 20, 60 << 20, 60 << 20)
+    elif lie == "directory-offset-too-large":  # every member offset shifts below zero
+        cd_offset = struct.unpack_from("<I", blob, eocd + 16)[0]
+        struct.pack_into("<I", blob, eocd + 16, cd_offset + (1 << 20))
+    elif lie == "local-name-differs":
+        at = first_header + 30
+        blob[at:at + 2] = b"..".ljust(2, b"x")[:2]
+    return bytes(blob)
+
+
+@pytest.mark.parametrize("lie", ["past-the-end", "overlapping", "into-the-directory",
+                                 "sizes-too-large", "directory-offset-too-large",
+                                 "local-name-differs"])
+def test_a_zip_whose_directory_lies_ends_as_the_usual_extraction(emulator, drive_env,
+                                                                  tmp_path, lie):
+    """Member offsets and sizes in the central directory that lie: the extraction that
+    follows the download ends exactly as the usual extraction of the verified zip does (the
+    same members, or the same error), without waiting for bytes that never come, and leaves
+    no temporary folder."""
+    from drivestage.extract import extract
+
+    blob = _lying_zip(lie)
+    emulator.add_file("d/set.zip", blob)
+    usual_dir = tmp_path / "usual"
+    usual_dir.mkdir()
+    (usual_dir / "set.zip").write_bytes(blob)
+    try:
+        extract(str(usual_dir / "set.zip"), str(usual_dir))
+        usual = None
+    except drivestage.errors.DriveStageError as exc:
+        usual = str(exc).replace(str(usual_dir), "DEST")
+    dest = tmp_path / "data"
+    code, out, err = run("pull", "drive:d/set.zip", str(dest), "-x", "-q")
+    assert not list(dest.glob(".drivestage-extract-*"))
+    if usual is None:
+        assert code == 0, err
+        assert tree(dest) == tree(usual_dir)
+    else:
+        assert code == 1
+        assert err.strip().splitlines()[-1] == "Error: " + usual.replace("DEST", str(dest)), err
+        assert sorted(os.listdir(dest)) == [".drivestage", "set.zip"]

@@ -88,6 +88,10 @@ def _zip_entries(zf: zipfile.ZipFile, archive: str, links: bool = True) -> list[
         unix_mode = info.external_attr >> 16 if info.create_system == 3 else 0
         fmt = stat.S_IFMT(unix_mode)
         path = clean_name(info.filename)
+        if info.header_offset < 0:  # the directory's own offset lies: nothing to pread
+            raise ArchiveError(f"cannot read the zip {archive}: member {info.filename!r} "
+                               f"starts at offset {info.header_offset}, before the file; the "
+                               "archive is corrupt")
         if info.flag_bits & 0x1:
             raise ArchiveError(f"member {info.filename!r} of {archive} is encrypted; "
                                "drivestage cannot extract encrypted zips: decrypt it first")
