@@ -383,3 +383,89 @@ def test_a_zip_whose_directory_lies_ends_as_the_usual_extraction(emulator, drive
         assert code == 1
         assert err.strip().splitlines()[-1] == "Error: " + usual.replace("DEST", str(dest)), err
         assert sorted(os.listdir(dest)) == [".drivestage", "set.zip"]
+
+
+# ------------------------------------------------------------------ a tar that lies
+
+def _tar_of(rows) -> bytes:
+    """A tar.gz of ``(name, kind, data or link target)`` rows, in that order."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tf:
+        for name, kind, what in rows:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                info.size = len(what)
+                tf.addfile(info, io.BytesIO(what))
+                continue
+            info.type = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE,
+                         "hard": tarfile.LNKTYPE}[kind]
+            info.linkname = what or ""
+            tf.addfile(info)
+    return buf.getvalue()
+
+
+BIG = os.urandom(200 << 10)
+TARS = {
+    "hardlink-to-earlier": [("ds/a.bin", "file", BIG), ("ds/h.bin", "hard", "ds/a.bin")],
+    "hardlink-to-later": [("ds/h.bin", "hard", "ds/a.bin"), ("ds/a.bin", "file", BIG)],
+    "hardlink-to-itself": [("ds/a.bin", "hard", "ds/a.bin")],
+    "symlink-then-file-through-it": [("ds", "sym", "."), ("ds/x.bin", "file", BIG)],
+    "symlink-to-earlier": [("ds/a.bin", "file", BIG), ("ds/l", "sym", "a.bin")],
+    "symlink-out": [("ds/a.bin", "file", BIG), ("ds/l", "sym", "../..")],
+    "file-twice": [("ds/a.bin", "file", BIG), ("ds/a.bin", "file", b"second")],
+    "file-then-folder": [("ds/a", "file", BIG), ("ds/a", "dir", None),
+                         ("ds/a/x", "file", b"x")],
+    "folder-then-file": [("ds/a/x", "file", BIG), ("ds/a", "file", b"x")],
+    "symlink-then-file": [("ds/a", "sym", "b"), ("ds/a", "file", BIG)],
+    "file-then-symlink": [("ds/a", "file", BIG), ("ds/a", "sym", "b")],
+    "state-folder": [("ds/a.bin", "file", BIG), (".drivestage/x@0.json", "file", b"{}")],
+    "partial-name": [("ds/a.bin", "file", BIG), ("ds/.set.tar.gz.0123456789abcdef.ranges",
+                                                 "file", b"{}")],
+    "case-twins": [("ds/A.bin", "file", BIG), ("ds/a.bin", "file", b"lower")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(TARS))
+def test_a_tar_read_as_it_arrives_ends_as_the_usual_extraction(emulator, drive_env, tmp_path,
+                                                               case):
+    """Links to earlier and later members, names repeated as other kinds, reserved names: a
+    tar.gz extracted while it downloads ends exactly as the usual extraction of the verified
+    archive (the same tree, or the same error), and leaves no temporary folder."""
+    from drivestage.extract import extract
+
+    blob = _tar_of(TARS[case])
+    emulator.add_file("d/set.tar.gz", blob)
+    usual_dir = tmp_path / "usual"
+    usual_dir.mkdir()
+    (usual_dir / "set.tar.gz").write_bytes(blob)
+    try:
+        extract(str(usual_dir / "set.tar.gz"), str(usual_dir))
+        usual = None
+    except drivestage.errors.DriveStageError as exc:
+        usual = str(exc).replace(str(usual_dir), "DEST")
+    dest = tmp_path / "data"
+    code, out, err = run("pull", "drive:d/set.tar.gz", str(dest), "-x", "-q")
+    assert not list(dest.glob(".drivestage-extract-*"))
+    if usual is None:
+        assert code == 0, err
+        assert _links_and_bytes(dest) == _links_and_bytes(usual_dir)
+    else:
+        assert code == 1
+        assert err.strip().splitlines()[-1] == "Error: " + usual.replace("DEST", str(dest)), err
+        assert sorted(os.listdir(dest)) == [".drivestage", "set.tar.gz"]
+
+
+def _links_and_bytes(root) -> dict:
+    out = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != ".drivestage"]
+        for name in files + dirs:
+            path = os.path.join(folder, name)
+            rel = os.path.relpath(path, root)
+            if os.path.islink(path):
+                out[rel] = ("->", os.readlink(path))
+            elif os.path.isfile(path):
+                out[rel] = open(path, "rb").read()
+            else:
+                out[rel] = "dir"
+    return out
