@@ -221,6 +221,9 @@ class _Run:
         self.dl, self.done, self.lock = dl, done, dl.lock
         self.entry = dl.entry
         self.fd = os.open(dl.partial, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        if os.fstat(self.fd).st_size > self.entry.size:
+            # Bytes past the end (a damaged partial) would be renamed into place unhashed.
+            os.ftruncate(self.fd, self.entry.size)
         self.todo = done.missing()          # ranges no stream has taken yet
         self.pieces: list[_Piece] = []      # being read
         self.fetched = self.streams = self.most_streams = self.inflight = 0

@@ -469,3 +469,25 @@ def _links_and_bytes(root) -> dict:
             else:
                 out[rel] = "dir"
     return out
+
+
+def test_a_partial_longer_than_the_file_never_stages_extra_bytes(emulator, drive_env,
+                                                                 tmp_path):
+    """A partial holding bytes past the file's end (damaged, or written by something else)
+    beside a valid record: the staged file is exactly Drive's bytes, not Drive's bytes with
+    a tail that the md5 never looked at."""
+    blob = os.urandom(300_000)
+    emulator.add_file("d/f.bin", blob)
+    entry = drivestage.connect().resolve("d/f.bin")
+    dest = tmp_path / "data"
+    dest.mkdir()
+    partial = dl.partial_path(str(dest / "f.bin"), entry)
+    with open(partial, "wb") as fh:
+        fh.write(blob[:100_000] + b"\0" * 200_000 + b"trailing garbage")
+    with open(ranges_path(partial), "w") as fh:
+        json.dump({"size": len(blob), "done": [[0, 100_000]]}, fh)
+    code, out, err = run("pull", "drive:d/f.bin", str(dest), "-q", "--json")
+    assert code == 0, err
+    assert (dest / "f.bin").read_bytes() == blob
+    code, out, err = run("pull", "drive:d/f.bin", str(dest), "-q", "--json")
+    assert json.loads(out)["action"] == "cached"
