@@ -148,8 +148,8 @@ def records(stamp: Stamp, key: str = "members") -> list[MemberRecord]:
     """The member records of a stamp (``members`` or ``stale``); none for a 0.1.0 stamp."""
     if stamp.get("version") != VERSION:
         return []
-    out = []
-    for row in stamp.get(key) or []:
+    out: list[MemberRecord] = []
+    for row in _rows(stamp, key):
         try:
             out.append(MemberRecord.from_json(row))
         except (TypeError, ValueError):
@@ -159,11 +159,17 @@ def records(stamp: Stamp, key: str = "members") -> list[MemberRecord]:
 
 def unrecorded(stamp: Stamp) -> list[str]:
     """The members a 0.1.0 stamp lists (they have no records), and those it carried over."""
-    out = [str(p) for p in stamp.get("unrecorded") or []]
+    out = [str(p) for p in _rows(stamp, "unrecorded")]
     if stamp.get("version") == LEGACY_VERSION and stamp.get("extracted"):
-        out += [str(row[0]) for row in stamp.get("members") or []
+        out += [str(row[0]) for row in _rows(stamp, "members")
                 if isinstance(row, list) and row]
     return out
+
+
+def _rows(stamp: Stamp, key: str) -> list[Any]:
+    """A list field of a stamp; none when a damaged stamp holds something else there."""
+    rows = stamp.get(key)
+    return rows if isinstance(rows, list) else []
 
 
 def missing_member(dest: str, stamp: Stamp) -> Optional[str]:

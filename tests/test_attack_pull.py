@@ -491,3 +491,28 @@ def test_a_partial_longer_than_the_file_never_stages_extra_bytes(emulator, drive
     assert (dest / "f.bin").read_bytes() == blob
     code, out, err = run("pull", "drive:d/f.bin", str(dest), "-q", "--json")
     assert json.loads(out)["action"] == "cached"
+
+
+# ------------------------------------------------------------------ stamps
+
+@pytest.mark.parametrize("field, value", [("stale", 5), ("stale", True), ("unrecorded", 7),
+                                          ("members", [[1, 2]]), ("stale", {"a": 1}),
+                                          ("extracted", "no")])
+def test_a_damaged_stamp_is_never_a_crash_nor_a_reason_to_remove(emulator, drive_env,
+                                                                 tmp_path, field, value):
+    """A stamp whose fields have the wrong types (a damaged disk, a hand edit): pulls of a
+    new version and with --force still work, and remove nothing the stamp's damage names."""
+    blob = a_zip(MEMBERS)
+    emulator.add_file("d/set.zip", blob)
+    dest = tmp_path / "data"
+    code, out, err = run("pull", "drive:d/set.zip", str(dest), "-x", "-q")
+    assert code == 0, err
+    (dest / "mine.txt").write_bytes(b"the user's")
+    [stamp_path] = (dest / ".drivestage").glob("set.zip@*.json")
+    stamp = json.loads(stamp_path.read_text())
+    stamp[field] = value
+    stamp_path.write_text(json.dumps(stamp))
+    for args in (["--force"], []):
+        code, out, err = run("pull", "drive:d/set.zip", str(dest), "-x", "-q", *args)
+        assert code == 0, err
+        assert tree(dest) == {"set.zip": blob, "mine.txt": b"the user's", **MEMBERS}
