@@ -220,7 +220,8 @@ class _Run:
     def __init__(self, dl: Download, done: Ranges):
         self.dl, self.done, self.lock = dl, done, dl.lock
         self.entry = dl.entry
-        self.fd = os.open(dl.partial, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self.fd = os.open(dl.partial, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          0o644)  # never through a link someone put there
         if os.fstat(self.fd).st_size > self.entry.size:
             # Bytes past the end (a damaged partial) would be renamed into place unhashed.
             os.ftruncate(self.fd, self.entry.size)

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import time
 from typing import Optional
 
@@ -84,9 +85,12 @@ class Ranges:
     def load(cls, partial: str, size: int) -> Optional["Ranges"]:
         """The ranges of an existing partial (None when there is no usable one)."""
         try:
-            have = os.path.getsize(partial)
+            st = os.lstat(partial)
         except OSError:
             return None
+        if not stat.S_ISREG(st.st_mode):
+            return None  # a link or anything else there is no partial drivestage wrote
+        have = st.st_size
         try:
             with open(ranges_path(partial), encoding="utf-8") as fh:
                 raw = json.load(fh)

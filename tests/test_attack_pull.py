@@ -516,3 +516,28 @@ def test_a_damaged_stamp_is_never_a_crash_nor_a_reason_to_remove(emulator, drive
         code, out, err = run("pull", "drive:d/set.zip", str(dest), "-x", "-q", *args)
         assert code == 0, err
         assert tree(dest) == {"set.zip": blob, "mine.txt": b"the user's", **MEMBERS}
+
+
+@pytest.mark.parametrize("which", ["partial", "ranges"])
+def test_a_partial_or_record_that_is_a_link_is_never_written_through(emulator, drive_env,
+                                                                     tmp_path, which):
+    """A link planted where the partial (or its record) goes, pointing at a file outside
+    DEST: the pull stages Drive's bytes and the file outside is untouched."""
+    blob = os.urandom(300_000)
+    emulator.add_file("d/f.bin", blob)
+    entry = drivestage.connect().resolve("d/f.bin")
+    dest = tmp_path / "data"
+    dest.mkdir()
+    outside = tmp_path / "precious.txt"
+    outside.write_bytes(b"precious " * 40_000)
+    partial = dl.partial_path(str(dest / "f.bin"), entry)
+    if which == "partial":
+        os.symlink(outside, partial)
+        with open(ranges_path(partial), "w") as fh:
+            json.dump({"size": len(blob), "done": [[0, 1000]]}, fh)
+    else:
+        os.symlink(outside, ranges_path(partial))
+    code, out, err = run("pull", "drive:d/f.bin", str(dest), "-q")
+    assert code == 0, err
+    assert outside.read_bytes() == b"precious " * 40_000
+    assert (dest / "f.bin").read_bytes() == blob and not (dest / "f.bin").is_symlink()
