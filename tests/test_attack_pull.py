@@ -541,3 +541,37 @@ def test_a_partial_or_record_that_is_a_link_is_never_written_through(emulator, d
     assert code == 0, err
     assert outside.read_bytes() == b"precious " * 40_000
     assert (dest / "f.bin").read_bytes() == blob and not (dest / "f.bin").is_symlink()
+
+
+@pytest.mark.parametrize("name, build", [("set.zip", a_zip), ("set.tar.gz", a_tgz)])
+def test_ctrl_c_while_members_are_written_early_leaves_dest_clean(emulator, drive_env,
+                                                                  tmp_path, name, build):
+    """Ctrl-C while members of a half-downloaded archive sit in the temporary folder: exit
+    130, 'Interrupted.', the temporary folder gone, the partial kept for the rerun."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    blob = build({f"ds/p{i}.bin": os.urandom(128 << 10) for i in range(12)})
+    emulator.add_file(f"d/{name}", blob)
+    entry = drivestage.connect().resolve(f"d/{name}")
+    dest = tmp_path / "data"
+    emulator.faults.throttle(per_connection=1 << 20)
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", f"drive:d/{name}",
+                             str(dest), "-x", "-q"], env=_env(emulator),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(len(list(p.glob("ds/*"))) >= 2
+                      for p in dest.glob(".drivestage-extract-*")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and err.decode().strip().endswith("Interrupted."), err
+    assert not list(dest.glob(".drivestage-extract-*")) and not (dest / "ds").exists()
+    assert 0 < dl.partial_size(str(dest / name), entry) < len(blob)
