@@ -29,7 +29,7 @@ import logging
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Collection, Optional
 
 from drivestage import download as dl
 from drivestage import stamps
@@ -167,17 +167,20 @@ class FileStager:
     """Stages remote files into ``dest`` (one :meth:`stage` call per file).
 
     ``lock_dir`` is the folder whose merge lock serialises extractions (a folder pull passes
-    its root, so that archives in nested folders merge one at a time); default ``dest``."""
+    its root, so that archives in nested folders merge one at a time); default ``dest``.
+    ``protect``: the local paths of other files the same pull stages (a folder pull's tree),
+    which no archive member may replace, as none may the files earlier pulls staged."""
 
     def __init__(self, src: str, dest: str, store: RemoteStore, *, extract: bool,
                  jobs: Optional[int], force: bool, reserve: int, chunk_size: Optional[int],
                  progress: ProgressFactory, extract_progress: ProgressFactory = no_progress,
-                 lock_dir: Optional[str] = None):
+                 lock_dir: Optional[str] = None, protect: Collection[str] = ()):
         self.src, self.dest, self.store = src, dest, store
         self.extract, self.jobs, self.force, self.reserve = extract, jobs, force, reserve
         self.chunk_size, self.progress = chunk_size, progress
         self.extract_progress = extract_progress
         self.lock_dir = lock_dir or dest
+        self.protect = protect
 
     def _lock(self, name: str) -> Any:
         from filelock import FileLock, Timeout
@@ -251,6 +254,8 @@ class FileStager:
                                 extracted=self.extract)
         fetched = resumed = 0
         unpacking: Optional[Unpacking] = None
+        protected = {target, *self.protect, *stamps.staged_files(self.dest)} \
+            if self.extract else set()
         if action == "verified":
             log.info("verified %s: the file already at %s matches", self.src, target)
         elif action != "extract":
@@ -264,7 +269,8 @@ class FileStager:
                                   jobs=self.jobs, chunk_size=self.chunk_size, progress=bar,
                                   describe=self.src, reserve=self.reserve,
                                   lock_dir=self.lock_dir,
-                                  extract_progress=self._extract_bar(entry, target))
+                                  extract_progress=self._extract_bar(entry, target),
+                                  protected=protected)
             try:
                 res = unpacking.download()
             except BaseException:
@@ -275,7 +281,7 @@ class FileStager:
             stamp = self._downloaded(name, entry, target, previous)
             members: list[str] = []
             if self.extract:
-                members = _Extraction(self, stamp)(target, action, unpacking)
+                members = _Extraction(self, stamp, protected)(target, action, unpacking)
         finally:
             if unpacking is not None:
                 unpacking.close()
@@ -350,8 +356,8 @@ class _Extraction:
     a 0.1.0 stamp (no records) are never removed. The stamp says "extracted" only once every
     member was checked in place."""
 
-    def __init__(self, stager: FileStager, stamp: Stamp):
-        self.stager, self.stamp = stager, stamp
+    def __init__(self, stager: FileStager, stamp: Stamp, protected: set[str]):
+        self.stager, self.stamp, self.protected = stager, stamp, protected
 
     def __call__(self, target: str, action: str, unpacking: Optional[Unpacking]) -> list[str]:
         from drivestage.extract import archive_kind, extract, remove_members
@@ -369,7 +375,8 @@ class _Extraction:
             if self.stager.extract_progress is not no_progress:
                 bar = self.stager.extract_progress("extract", _extracted_total(target), 0)
             result = extract(target, dest, progress=bar, lock_dir=lock_dir,
-                             free_bytes=lambda p: shutil.disk_usage(p).free - reserve)
+                             free_bytes=lambda p: shutil.disk_usage(p).free - reserve,
+                             protected=self.protected)
         stale = stamps.records(self.stamp, "stale")
         if stale:
             keep = set(result.paths) | stamps.members_of_others(dest, self.stamp)

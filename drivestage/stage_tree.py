@@ -100,13 +100,14 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
              len(skipped), todo)
 
     limit = int(chunk_size or dl.DEFAULT_CHUNK_SIZE)
+    staged = frozenset(it.target for it in items)  # no archive member may replace one
     bar = _TreeProgress(progress, os.path.basename(root), sum(it.entry.size for it in items))
 
     def stage(index: int, streams: Optional[int]) -> PullResult:
         it = items[index]
         one = FileStager(it.src, it.folder, store, extract=extract and _is_archive(it),
                          jobs=streams, force=force, reserve=reserve, chunk_size=chunk_size,
-                         progress=bar.for_file(index), lock_dir=root)
+                         progress=bar.for_file(index), lock_dir=root, protect=staged)
         result = one.stage(it.entry)
         bar.done(index, it.entry.size)
         return result

@@ -111,6 +111,25 @@ def members_of_others(dest: str, stamp: Stamp) -> set[str]:
     return out
 
 
+def staged_files(dest: str) -> set[str]:
+    """The local files that the stamps in ``dest`` stand for (downloads from Drive, which no
+    archive member may replace)."""
+    folder = os.path.join(dest, STATE_DIR)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return set()
+    out: set[str] = set()
+    for entry in names:
+        stamp = _read(os.path.join(folder, entry)) if entry.endswith(".json") else None
+        if stamp is None:
+            continue
+        name = stamp.get("file") if stamp.get("version") == VERSION else entry[:-len(".json")]
+        if isinstance(name, str) and name and "/" not in name and name not in (".", ".."):
+            out.add(os.path.join(dest, name))
+    return out
+
+
 def find(dest: str, name: str, src: str) -> Optional[Stamp]:
     """The stamp of an earlier pull of ``src`` into ``dest/<name>``, or None."""
     for stamp in of(dest, name):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from typing import Optional
+from typing import Collection, Optional
 
 from drivestage.download import Download, DownloadResult
 from drivestage.errors import DiskSpaceError, DriveStageError
@@ -39,8 +39,10 @@ class Unpacking:
     def __init__(self, store: RemoteStore, entry: RemoteEntry, target: str, dest: str, *,
                  extract: bool, jobs: Optional[int], chunk_size: Optional[int],
                  progress: Optional[ProgressFn], describe: str, reserve: int,
-                 lock_dir: Optional[str], extract_progress: Optional[ProgressFn] = None):
+                 lock_dir: Optional[str], extract_progress: Optional[ProgressFn] = None,
+                 protected: Collection[str] = ()):
         self.entry, self.dest, self.reserve, self.lock_dir = entry, dest, reserve, lock_dir
+        self.protected = {target, *protected}  # no member replaces a staged file
         self.describe, self.extract_progress = describe, extract_progress
         self.dl = Download(store, entry, target, jobs=jobs, chunk_size=chunk_size,
                            progress=progress, describe=describe)
@@ -78,10 +80,10 @@ class Unpacking:
                 return Overlapped.zip(self.dl.partial, size, self.dest, arrived,
                                       lock_dir=self.lock_dir, free_bytes=free,
                                       progress=self.extract_progress,
-                                      staged_as=self.dl.target)
+                                      protected=self.protected)
             return Overlapped.tar(self.dl.partial, size, self.dest, arrived,
                                   lock_dir=self.lock_dir, free_bytes=free,
-                                  progress=self.extract_progress, staged_as=self.dl.target)
+                                  progress=self.extract_progress, protected=self.protected)
         except DiskSpaceError:
             raise  # before the download: no point fetching what cannot be extracted
         except FALLBACK + (DriveStageError,) as exc:
@@ -112,7 +114,7 @@ class Unpacking:
             except FALLBACK + (DriveStageError,) as exc:
                 log.info("%s: extracting the verified archive again (%s)", self.describe, exc)
         return extract(target, self.dest, progress=self.extract_progress,
-                       lock_dir=self.lock_dir,
+                       lock_dir=self.lock_dir, protected=self.protected,
                        free_bytes=lambda p: shutil.disk_usage(p).free - self.reserve)
 
     def close(self) -> None:

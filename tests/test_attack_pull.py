@@ -575,3 +575,41 @@ def test_ctrl_c_while_members_are_written_early_leaves_dest_clean(emulator, driv
     assert proc.returncode == 130 and err.decode().strip().endswith("Interrupted."), err
     assert not list(dest.glob(".drivestage-extract-*")) and not (dest / "ds").exists()
     assert 0 < dl.partial_size(str(dest / name), entry) < len(blob)
+
+
+@pytest.mark.parametrize("how", ["one-folder-pull", "two-pulls"])
+@pytest.mark.parametrize("member", ["b.zip", "sub/file.bin", "b.zip/inside.txt"])
+def test_a_member_never_replaces_another_staged_download(emulator, drive_env, tmp_path, how,
+                                                         member):
+    """a.zip holds a member at the path where another file from Drive is staged (b.zip, or
+    sub/file.bin of the same folder): the verified copy is never replaced (it was, with exit
+    0, and then every rerun downloaded one and extracted the other again); the pull is
+    refused naming both, and a rerun changes nothing. (Not covered: a file staged by another
+    pull into a folder below DEST, whose stamp lives there.)"""
+    if how == "two-pulls" and member == "sub/file.bin":
+        pytest.skip("a stamp in a folder below DEST is not consulted")
+    b = a_zip({"b/x.txt": b"b" * 5000})
+    a = a_zip({member: b"a member of a.zip", "a/y.txt": b"y"})
+    emulator.add_file("d/a.zip", a)
+    emulator.add_file("d/b.zip", b)
+    emulator.add_file("d/sub/file.bin", b"the file from Drive")
+    root = tmp_path / "data"
+    dest = root / "d"
+    for _ in range(2):
+        if how == "one-folder-pull":
+            code, out, err = run("pull", "drive:d", str(root), "-x", "-q")
+        else:
+            for path in ("d/b.zip", "d/sub/file.bin"):
+                folder = dest / os.path.dirname(path[2:])
+                extract = ["-x"] if path.endswith(".zip") else []
+                assert run("pull", f"drive:{path}", str(folder), "-q", *extract)[0] == 0
+            code, out, err = run("pull", "drive:d/a.zip", str(dest), "-x", "-q")
+        assert code == 1 and "a file staged from Drive" in err, err
+        staged = member.split("/")[0] if member.startswith("b.zip") else member
+        assert f"{dest / staged}" in err, err
+        assert (dest / "b.zip").read_bytes() == b
+        assert (dest / "sub/file.bin").read_bytes() == b"the file from Drive"
+        assert not (dest / "a").exists()
+    emulator.clear_requests()
+    code, out, err = run("pull", "drive:d/b.zip", str(dest), "-x", "-q", "--json")
+    assert code == 0 and json.loads(out)["action"] == "cached", err

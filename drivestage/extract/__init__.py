@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable, Optional, Union
+from typing import Callable, Iterable, Optional, Union
 
 from drivestage.extract.formats import ARCHIVE_SUFFIXES, archive_kind
 from drivestage.extract.job import Job
@@ -83,7 +83,8 @@ def extracted_size(path: PathLike) -> int:
 def extract(archive_path: PathLike, dest_dir: PathLike, *,
             progress: Optional[ProgressFn] = None,
             free_bytes: Optional[Callable[[str], int]] = None,
-            jobs: int = 2, lock_dir: Optional[PathLike] = None) -> ExtractResult:
+            jobs: int = 2, lock_dir: Optional[PathLike] = None,
+            protected: Iterable[str] = ()) -> ExtractResult:
     """Extract a zip / tar / tar.gz (.tgz) / tar.bz2 / tar.xz safely into ``dest_dir``.
 
     Returns what was written, member by member, in archive order. ``progress`` receives byte
@@ -91,13 +92,15 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
     reports free space (default ``shutil.disk_usage``; injectable for tests). ``lock_dir`` is
     the folder whose merge lock serialises the merge (default ``dest_dir``; a folder pull
     passes its root, so that extractions into nested folders of one tree merge one at a
-    time too). Raises UnsafeArchiveError, ArchiveError or DiskSpaceError; on any error DEST
-    is left as it was.
+    time too). No member may replace the archive itself, nor a path in ``protected`` (files
+    staged from Drive), or turn one into a folder. Raises UnsafeArchiveError, ArchiveError
+    or DiskSpaceError; on any error DEST is left as it was.
     """
     archive = os.fspath(archive_path)
     kind, entries = list_members(archive)
     job = Job(archive, os.fspath(dest_dir), free_bytes=free_bytes,
-              lock_dir=os.fspath(lock_dir) if lock_dir is not None else None)
+              lock_dir=os.fspath(lock_dir) if lock_dir is not None else None,
+              protected=protected)
     try:
         files = job.check(entries)
         write_files(kind, archive, job.tmp, files, jobs, Progress(progress))

@@ -12,7 +12,7 @@ import logging
 import os
 import secrets
 import shutil
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 from drivestage.errors import ArchiveError, DiskSpaceError
 from drivestage.extract.links import judge_links
@@ -32,15 +32,17 @@ _BLOCK = 4096             # disk allocation unit assumed by the space check
 class Job:
     """The extraction of ``archive`` into ``dest``; its temporary folder is ``tmp`` once
     :meth:`check` passed. ``lock_dir``: the folder whose merge lock serialises the merge;
-    ``staged_as``: where the archive itself sits once staged (default ``archive``: a partial
-    download being followed names its final path), which no member may replace."""
+    ``protected``: files staged from Drive that no member may replace or turn into a folder
+    (the archive itself always; a download being followed names its final path)."""
 
     def __init__(self, archive: str, dest: str, *, lock_dir: Optional[str] = None,
                  free_bytes: Optional[Callable[[str], int]] = None,
-                 staged_as: Optional[str] = None):
+                 protected: Iterable[str] = ()):
         self.archive = archive
-        self.staged_as = os.path.abspath(staged_as or archive)
         self.dest = os.path.abspath(dest)
+        inside = (os.path.relpath(os.path.abspath(p), self.dest).replace(os.sep, "/")
+                  for p in [archive, *protected])
+        self.protected = {p for p in inside if p != "." and not p.startswith("../")}
         self.lock_dir = os.path.abspath(lock_dir) if lock_dir is not None else self.dest
         self.free_bytes = free_bytes or _default_free_bytes
         self.entries: list[Entry] = []
@@ -103,16 +105,19 @@ class Job:
         return ExtractResult(archive=self.archive, dest=self.dest, members=records)
 
     def _check_dest(self, entries: list[Entry]) -> None:
-        """The checks against DEST, and no member where the archive itself is staged (it
-        would replace the verified copy that its stamp describes)."""
-        own = os.path.relpath(self.staged_as, self.dest).replace(os.sep, "/")
-        if not own.startswith("../"):
+        """The checks against DEST, and no member at (or under) a protected file: it would
+        replace a verified copy its stamp describes, and each rerun would stage both again."""
+        if self.protected:
             for e in entries:
-                if e.path == own or e.path.startswith(own + "/"):
-                    raise ArchiveError(
-                        f"member {e.path!r} of {os.path.basename(self.staged_as)} would "
-                        f"replace the archive itself ({self.staged_as}); refusing the "
-                        "archive: rename that member, or the archive on Drive")
+                parts = e.path.split("/")
+                for i in range(1, len(parts) + 1):
+                    if "/".join(parts[:i]) in self.protected:
+                        staged = os.path.join(self.dest, *parts[:i])
+                        raise ArchiveError(
+                            f"member {e.path!r} of {os.path.basename(self.archive)} would "
+                            f"replace {staged}, a file staged from Drive (the archive itself "
+                            "or another download); refusing the archive: rename that member, "
+                            "or that file on Drive")
         check_against_dest(self.archive, self.dest, entries)
 
     def close(self) -> None:

@@ -29,7 +29,7 @@ import posixpath
 import tarfile
 import threading
 import zlib
-from typing import Callable, Optional, Protocol
+from typing import Callable, Iterable, Optional, Protocol
 
 from drivestage.errors import ArchiveError, DiskSpaceError
 from drivestage.extract.job import Job
@@ -74,10 +74,10 @@ class Overlapped:
     def __init__(self, path: str, size: int, dest: str, arrived: Arrival, *,
                  lock_dir: Optional[str] = None,
                  free_bytes: Optional[Callable[[str], int]] = None,
-                 progress: Optional[ProgressFn] = None, staged_as: Optional[str] = None):
+                 progress: Optional[ProgressFn] = None, protected: Iterable[str] = ()):
         self.path, self.size, self.arrived = path, size, arrived
         self.job = Job(path, dest, lock_dir=lock_dir, free_bytes=free_bytes,
-                       staged_as=staged_as)
+                       protected=protected)
         self.free_bytes = self.job.free_bytes
         self.progress = Progress(progress)
         self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # a rename keeps it readable
@@ -90,10 +90,11 @@ class Overlapped:
     def zip(cls, path: str, size: int, dest: str, arrived: Arrival, *,
             lock_dir: Optional[str] = None, free_bytes: Optional[Callable[[str], int]] = None,
             progress: Optional[ProgressFn] = None,
-            staged_as: Optional[str] = None) -> Optional["Overlapped"]:
+            protected: Iterable[str] = ()) -> Optional["Overlapped"]:
         """Start following a zip whose central directory is in ``path`` already; None when
         this zip is not one to follow (the caller extracts it once downloaded).
-        ``staged_as``: where the archive will be once verified (see :class:`Job`)."""
+        ``protected``: where the archive will be once verified, and other staged files (see
+        :class:`Job`)."""
         try:
             entries = zip_directory(path)
         except Exception as exc:  # links, an unreadable directory: the usual way then
@@ -104,7 +105,7 @@ class Overlapped:
                for e in files):
             return None
         job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
-                  progress=progress, staged_as=staged_as)
+                  progress=progress, protected=protected)
         try:
             files = job.job.check(entries)
         except BaseException:
@@ -117,10 +118,10 @@ class Overlapped:
     def tar(cls, path: str, size: int, dest: str, arrived: Arrival, *,
             lock_dir: Optional[str] = None, free_bytes: Optional[Callable[[str], int]] = None,
             progress: Optional[ProgressFn] = None,
-            staged_as: Optional[str] = None) -> "Overlapped":
+            protected: Iterable[str] = ()) -> "Overlapped":
         """Start following a tar (plain or compressed) from its first byte."""
         job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
-                  progress=progress, staged_as=staged_as)
+                  progress=progress, protected=protected)
         job._start(job._tar)
         return job
 
