@@ -5,7 +5,10 @@ need the whole list (duplicates, links, reserved names) are in :mod:`.validation
 """
 from __future__ import annotations
 
+import bz2
 import copy
+import gzip
+import io
 import lzma
 import os
 import re
@@ -17,7 +20,7 @@ import time
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import Optional
+from typing import IO, Optional, cast
 
 from drivestage.errors import ArchiveError, UnsafeArchiveError
 from drivestage.extract.formats import archive_kind, compression
@@ -189,6 +192,48 @@ def zip_directory_start(tail: bytes, size: int) -> Optional[int]:
     return start if 0 <= start <= eocd else None
 
 
+class _StreamedTar(tarfile.TarFile):
+    """A tar read front to back that closes what it reads from (see :func:`open_tar_stream`)."""
+
+    owned: "list[io.IOBase]" = []
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            for f in reversed(self.owned):
+                f.close()
+
+
+def open_tar_stream(src: "str | io.RawIOBase") -> tarfile.TarFile:
+    """A tar (plain, gzip, bzip2 or xz) read front to back from a path or a raw file object,
+    decompressed by the gzip / bz2 / lzma readers, whose output per read is bounded:
+    tarfile's own stream (``r|*``) decompresses each block of input whole and copies what
+    is left of it on every read, minutes of CPU for a small archive of a few hundred MB of
+    zeros (a bomb the free-space check would refuse). Closing it closes what it opened."""
+    raw = open(src, "rb", buffering=0) if isinstance(src, str) else src
+    owned: list[io.IOBase] = [io.BufferedReader(raw, TAR_BUFSIZE)]
+    try:
+        buffered = owned[0]
+        assert isinstance(buffered, io.BufferedReader)
+        kind = compression(buffered.peek(6)[:6])
+        if kind == "gz":
+            owned.append(gzip.GzipFile(fileobj=buffered, mode="rb"))
+        elif kind == "bz2":
+            owned.append(bz2.BZ2File(buffered))
+        elif kind == "xz":
+            owned.append(lzma.LZMAFile(buffered))
+        tf = _StreamedTar.open(fileobj=cast(IO[bytes], owned[-1]), mode="r|",
+                               bufsize=TAR_BUFSIZE)
+    except BaseException:
+        for f in reversed(owned):
+            f.close()
+        raise
+    assert isinstance(tf, _StreamedTar)
+    tf.owned = owned
+    return tf
+
+
 _Key = tuple[str, int, int, int]
 _LISTINGS: "dict[_Key, tuple[str, list[Entry]]]" = {}
 _LISTINGS_LOCK = threading.Lock()
@@ -241,7 +286,8 @@ def _open_listing(archive: str) -> tuple[str, object, list[Entry]]:
     # Plain tars: headers read with seeks, members copied at known offsets (in parallel).
     # Compressed tars: one pass to list and validate, a second to write (both streamed).
     try:
-        tf = tarfile.open(archive, "r|*" if compressed else "r:", bufsize=TAR_BUFSIZE)
+        tf = open_tar_stream(archive) if compressed else \
+            tarfile.open(archive, "r:", bufsize=TAR_BUFSIZE)
     except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
         raise ArchiveError(f"cannot read the tar {archive}: {exc}; it is probably truncated or "
                            "corrupt: download it again") from exc

@@ -33,7 +33,7 @@ from typing import Callable, Iterable, Optional, Protocol
 
 from drivestage.errors import ArchiveError, DiskSpaceError
 from drivestage.extract.job import Job
-from drivestage.extract.members import TAR_BUFSIZE, Entry, tar_entry, zip_directory
+from drivestage.extract.members import Entry, open_tar_stream, tar_entry, zip_directory
 from drivestage.extract.records import ExtractResult
 from drivestage.extract.validation import check_names
 from drivestage.extract.writing import Progress, create, copy_stream, finish_member, \
@@ -208,8 +208,7 @@ class Overlapped:
     # -- tar
     def _tar(self) -> None:
         reader = _Growing(self.fd, self.size, self._wait)
-        tf = tarfile.open(fileobj=reader, mode="r|*",
-                          bufsize=TAR_BUFSIZE)
+        tf = open_tar_stream(reader)
         job, tmp = self.job, None
         entries: list[Entry] = []
         written = checked_upto = 0  # no file written past checked_upto without a check

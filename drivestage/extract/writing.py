@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Optional
 
 from drivestage.errors import ArchiveError
-from drivestage.extract.members import TAR_BUFSIZE, Entry
+from drivestage.extract.members import Entry, open_tar_stream
 from drivestage.store import ProgressFn
 
 _CHUNK = 1 << 20          # read/write buffer: few syscalls, bounded memory
@@ -229,7 +229,7 @@ def _write_files_stream(archive: str, root: str, files: list[Entry],
     """Compressed tar: a second streamed pass, writing the validated members in order."""
     wanted = {e.source.offset: e for e in files}  # type: ignore[attr-defined]
     try:
-        tf = tarfile.open(archive, "r|*", bufsize=TAR_BUFSIZE)
+        tf = open_tar_stream(archive)
     except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
         raise ArchiveError(f"cannot read the tar {archive}: {exc}; download it again") from exc
     with tf:
