@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 from drivestage.errors import ChecksumMismatchError, DriveStageError, RemoteError
-from drivestage.partials import (Ranges, partial_path, partial_size, ranges_path,
-                                 md5_rate, remove_partial, stale_partials, unlink,
-                                 verify_file)
+from drivestage.partials import (Ranges, open_partial, partial_path, partial_size,
+                                 ranges_path, md5_rate, remove_partial, stale_partials,
+                                 unlink, verify_file)
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
@@ -220,11 +220,7 @@ class _Run:
     def __init__(self, dl: Download, done: Ranges):
         self.dl, self.done, self.lock = dl, done, dl.lock
         self.entry = dl.entry
-        self.fd = os.open(dl.partial, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                          0o644)  # never through a link someone put there
-        if os.fstat(self.fd).st_size > self.entry.size:
-            # Bytes past the end (a damaged partial) would be renamed into place unhashed.
-            os.ftruncate(self.fd, self.entry.size)
+        self.fd = open_partial(dl.partial, self.entry.size)
         self.todo = done.missing()          # ranges no stream has taken yet
         self.pieces: list[_Piece] = []      # being read
         self.fetched = self.streams = self.most_streams = self.inflight = 0

@@ -65,6 +65,16 @@ def partial_size(target: str, entry: RemoteEntry) -> int:
     return done.total() if done is not None else 0
 
 
+def open_partial(partial: str, size: int) -> int:
+    """A descriptor of ``partial`` for reading and writing, created if need be, never
+    through a link someone put there, and holding nothing past the file's ``size`` (bytes
+    there would be renamed into place with the file, never hashed)."""
+    fd = os.open(partial, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    if os.fstat(fd).st_size > size:
+        os.ftruncate(fd, size)
+    return fd
+
+
 def remove_partial(partial: str) -> None:
     """Remove a partial file and its record."""
     for path in (partial, ranges_path(partial)):
