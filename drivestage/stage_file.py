@@ -168,8 +168,9 @@ class FileStager:
 
     ``lock_dir`` is the folder whose merge lock serialises extractions (a folder pull passes
     its root, so that archives in nested folders merge one at a time); default ``dest``.
-    ``protect``: the local paths of other files the same pull stages (a folder pull's tree),
-    which no archive member may replace, as none may the files earlier pulls staged."""
+    ``protect``: the local paths of other files the same pull stages and of those stamps
+    in its folders stand for (a folder pull gathers them once), which no archive member may
+    replace; without it, those DEST's stamps stand for."""
 
     def __init__(self, src: str, dest: str, store: RemoteStore, *, extract: bool,
                  jobs: Optional[int], force: bool, reserve: int, chunk_size: Optional[int],
@@ -254,7 +255,7 @@ class FileStager:
                                 extracted=self.extract)
         fetched = resumed = 0
         unpacking: Optional[Unpacking] = None
-        protected = {target, *self.protect, *stamps.staged_files(self.dest)} \
+        protected = {target, *(self.protect or stamps.staged_files(self.dest))} \
             if self.extract else set()
         if action == "verified":
             log.info("verified %s: the file already at %s matches", self.src, target)

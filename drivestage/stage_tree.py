@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from drivestage import download as dl
+from drivestage import stamps
 from drivestage.errors import DuplicateNameError, NotFoundError, UsageError
 from drivestage.paths import StorePath, matches
 from drivestage.stage_file import FileStager, ProgressFactory, PullResult, check_space, safe_name
@@ -100,7 +101,9 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
              len(skipped), todo)
 
     limit = int(chunk_size or dl.DEFAULT_CHUNK_SIZE)
-    staged = frozenset(it.target for it in items)  # no archive member may replace one
+    # No archive member may replace a file this pull stages, nor one an earlier pull did.
+    staged = frozenset({it.target for it in items}.union(
+        *(stamps.staged_files(folder) for folder in {it.folder for it in items})))
     bar = _TreeProgress(progress, os.path.basename(root), sum(it.entry.size for it in items))
 
     def stage(index: int, streams: Optional[int]) -> PullResult:
