@@ -65,8 +65,15 @@ MEMBERS = {f"ds/part{i}.bin": os.urandom(64 << 10) for i in range(6)}
 # ------------------------------------------------------------------ the partial's record
 
 @pytest.mark.parametrize("record", [b"[]", b"3", b'"x"', b"null", b'{"size": "1", "done": 5}',
-                                    b'{"size": 0, "done": [[0, 1]]}', b"\xff\xfe garbage"],
-                         ids=["list", "int", "str", "null", "wrong-types", "size-0", "binary"])
+                                    b'{"size": 0, "done": [[0, 1]]}', b"\xff\xfe garbage",
+                                    b'{"size": 300000, "done": [[0, 1e400]]}',
+                                    b'{"size": 300000, "done": [[-5, 10]]}',
+                                    b'{"size": 300000, "done": [[10, 5]]}',
+                                    b'{"size": 300000, "done": [[0, 200000]]}',
+                                    b'{"size": 300000, "done": [[0, ' + b"9" * 5000 + b']]}'],
+                         ids=["list", "int", "str", "null", "wrong-types", "size-0", "binary",
+                              "infinite", "negative", "inverted", "beyond-the-partial",
+                              "huge-number"])
 def test_a_malformed_ranges_record_starts_the_download_over(emulator, drive_env, tmp_path,
                                                            record):
     """A .ranges file that is not the record drivestage writes (a damaged disk, a hand edit)
