@@ -26,6 +26,9 @@ from drivestage.store import RemoteEntry
 
 _READ_BLOCK = 4 << 20
 _TAG_RE = re.compile(r"^[0-9a-f]{16}\.partial$")
+#: A record with more ranges than this is not one a download wrote (its streams leave a few
+#: holes each): trusting it would mean a ranged request per hole.
+_MAX_RANGES = 4096
 
 
 def partial_path(target: str, entry: RemoteEntry) -> str:
@@ -111,18 +114,20 @@ class Ranges:
         except (OSError, ValueError):
             return None
         if not isinstance(raw, dict) or raw.get("size") != size or \
-                not isinstance(raw.get("done"), list):
+                not isinstance(raw.get("done"), list) or len(raw["done"]) > _MAX_RANGES:
             return None  # not a record drivestage wrote: the partial is not trusted
-        done = raw["done"]
-        out = cls(partial, size)
+        pairs = []
         try:
-            for a, b in done:
+            for a, b in raw["done"]:
                 if not (isinstance(a, int) and isinstance(b, int) and 0 <= a < b <= size
                         and b <= have):
                     return None
-                out.add(a, b)
+                pairs.append((a, b))
         except (TypeError, ValueError):
             return None
+        out = cls(partial, size)
+        for a, b in sorted(pairs):  # in order, each one lands at the end: linear
+            out.add(a, b)
         return out
 
     def add(self, a: int, b: int) -> None:

@@ -661,3 +661,30 @@ def test_a_compressed_tar_bomb_is_refused_within_seconds(tmp_path, mode):
     assert res.stderr.strip().splitlines()[-1].startswith(
         "drivestage.errors.DiskSpaceError: not enough free disk space to extract"), res.stderr
     assert os.listdir(dest) == []
+
+
+def test_a_record_of_many_scattered_ranges_is_read_within_seconds(emulator, drive_env,
+                                                                  tmp_path):
+    """A record listing 400,000 one-byte ranges, last first (forged or damaged): the rerun
+    reads it in time linear in its length (each range was inserted at the front, moving
+    all the others: half a minute here, hours for a few million), then stages Drive's bytes."""
+    import subprocess
+    import sys
+
+    n = 400_000
+    blob = os.urandom(2 * n + 1000)
+    emulator.add_file("d/f.bin", blob)
+    entry = drivestage.connect().resolve("d/f.bin")
+    dest = tmp_path / "data"
+    dest.mkdir()
+    partial = dl.partial_path(str(dest / "f.bin"), entry)
+    with open(partial, "wb") as fh:
+        fh.write(bytes(len(blob)))
+    with open(ranges_path(partial), "w") as fh:
+        json.dump({"size": len(blob), "done": [[2 * i, 2 * i + 1] for i in reversed(range(n))]},
+                  fh)
+    res = subprocess.run([sys.executable, "-m", "drivestage", "pull", "drive:d/f.bin",
+                          str(dest), "-q"], env=_env(emulator), capture_output=True,
+                         text=True, timeout=15)
+    assert res.returncode == 0, res.stderr
+    assert (dest / "f.bin").read_bytes() == blob
