@@ -29,6 +29,7 @@ _TAG_RE = re.compile(r"^[0-9a-f]{16}\.partial$")
 #: A record with more ranges than this is not one a download wrote (its streams leave a few
 #: holes each): trusting it would mean a ranged request per hole.
 _MAX_RANGES = 4096
+_MAX_RECORD = 1 << 20  # bytes: such a record is about 100 KiB
 
 
 def partial_path(target: str, entry: RemoteEntry) -> str:
@@ -105,8 +106,9 @@ class Ranges:
             return None  # a link or anything else there is no partial drivestage wrote
         have = st.st_size
         try:
-            with open(ranges_path(partial), encoding="utf-8") as fh:
-                raw = json.load(fh)
+            with open(ranges_path(partial), "rb") as fh:
+                text = fh.read(_MAX_RECORD + 1)
+            raw = json.loads(text) if len(text) <= _MAX_RECORD else None  # never read whole
         except FileNotFoundError:
             # drivestage 0.1.0 wrote partials in order: a prefix of the file.
             return cls(partial, size, [[0, have]] if 0 < have <= size else []) \

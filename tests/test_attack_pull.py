@@ -688,3 +688,28 @@ def test_a_record_of_many_scattered_ranges_is_read_within_seconds(emulator, driv
                          text=True, timeout=15)
     assert res.returncode == 0, res.stderr
     assert (dest / "f.bin").read_bytes() == blob
+
+
+def test_a_record_larger_than_any_download_writes_is_not_read_whole(emulator, drive_env,
+                                                                   tmp_path):
+    """A .ranges file of 64 MiB (a valid record padded with blanks; forged or damaged): it
+    is not loaded into memory as it is, nor trusted; the download starts over."""
+    import subprocess
+    import sys
+
+    blob = os.urandom(300_000)
+    emulator.add_file("d/f.bin", blob)
+    entry = drivestage.connect().resolve("d/f.bin")
+    dest = tmp_path / "data"
+    dest.mkdir()
+    partial = dl.partial_path(str(dest / "f.bin"), entry)
+    with open(partial, "wb") as fh:
+        fh.write(blob[:100_000])
+    with open(ranges_path(partial), "w") as fh:
+        fh.write(" " * (64 << 20) + json.dumps({"size": len(blob), "done": [[0, 100_000]]}))
+    res = subprocess.run([sys.executable, "-m", "drivestage", "pull", "drive:d/f.bin",
+                          str(dest), "-q", "--json"], env=_env(emulator),
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["fetched"] == len(blob)
+    assert (dest / "f.bin").read_bytes() == blob
