@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import stat
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from drivestage.extract import MemberRecord
 from drivestage.extract.validation import STATE_DIR
@@ -49,6 +49,19 @@ def path_of(dest: str, name: str, file_id: str) -> str:
 
 def _legacy_path(dest: str, name: str) -> str:
     return os.path.join(dest, STATE_DIR, name + ".json")
+
+
+def _all(dest: str) -> Iterator[tuple[str, Stamp]]:
+    """``(file name, stamp)`` for every readable stamp in ``dest``'s state folder."""
+    folder = os.path.join(dest, STATE_DIR)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for entry in names:
+        stamp = _read(os.path.join(folder, entry)) if entry.endswith(".json") else None
+        if stamp is not None:
+            yield entry, stamp
 
 
 def _read(path: str) -> Optional[Stamp]:
@@ -90,18 +103,9 @@ def of(dest: str, name: str) -> list[Stamp]:
 def members_of_others(dest: str, stamp: Stamp) -> set[str]:
     """The member paths other stamps in ``dest`` list (their archives wrote there too): an
     update of one archive never removes what another one's stamp stands for."""
-    folder = os.path.join(dest, STATE_DIR)
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return set()
     out: set[str] = set()
-    for entry in names:
-        path = os.path.join(folder, entry)
-        if not entry.endswith(".json") or path == stamp.get("_path"):
-            continue
-        other = _read(path)
-        if other is None:
+    for _entry, other in _all(dest):
+        if other.get("_path") == stamp.get("_path"):
             continue
         if other.get("version") == VERSION:
             out.update(m.path for m in records(other))
@@ -114,16 +118,8 @@ def members_of_others(dest: str, stamp: Stamp) -> set[str]:
 def staged_files(dest: str) -> set[str]:
     """The local files that the stamps in ``dest`` stand for (downloads from Drive, which no
     archive member may replace)."""
-    folder = os.path.join(dest, STATE_DIR)
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return set()
     out: set[str] = set()
-    for entry in names:
-        stamp = _read(os.path.join(folder, entry)) if entry.endswith(".json") else None
-        if stamp is None:
-            continue
+    for entry, stamp in _all(dest):
         name = stamp.get("file") if stamp.get("version") == VERSION else entry[:-len(".json")]
         if isinstance(name, str) and name and "/" not in name and name not in (".", ".."):
             out.add(os.path.join(dest, name))

@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import tarfile
-import zipfile
 
 import pytest
 from click.testing import CliRunner
@@ -19,6 +18,8 @@ import drivestage
 from drivestage import download as dl
 from drivestage.cli import cli
 from drivestage.partials import ranges_path
+
+from _archives import a_tgz, a_zip, tree
 
 
 @pytest.fixture(autouse=True)
@@ -29,34 +30,6 @@ def _fast(fast_retries):
 def run(*args):
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
-
-
-def a_zip(members, method=zipfile.ZIP_STORED) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", method) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
-def a_tgz(members) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def tree(root) -> dict:
-    out = {}
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d != ".drivestage"]
-        for name in files:
-            path = os.path.join(folder, name)
-            out[os.path.relpath(path, root)] = open(path, "rb").read()
-    return out
 
 
 MEMBERS = {f"ds/part{i}.bin": os.urandom(64 << 10) for i in range(6)}

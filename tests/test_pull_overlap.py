@@ -4,13 +4,10 @@ arrive, and nothing reaches DEST before the archive's md5 is verified."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import tarfile
 import threading
 import time
-import zipfile
 
 import pytest
 from click.testing import CliRunner
@@ -18,6 +15,8 @@ from click.testing import CliRunner
 import drivestage
 from drivestage import download as dl
 from drivestage.cli import cli
+
+from _archives import a_tgz, a_zip, tree
 
 MEMBERS = {f"ds/part{i:02d}.bin": os.urandom(256 << 10) for i in range(16)}
 MEMBERS["ds/notes.txt"] = b"hello " * 1000
@@ -31,34 +30,6 @@ def _fast(fast_retries):
 def run(*args):
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
-
-
-def a_zip(members) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
-def a_tgz(members) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def tree(root) -> dict:
-    out = {}
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d != ".drivestage"]
-        for name in files:
-            path = os.path.join(folder, name)
-            out[os.path.relpath(path, root)] = open(path, "rb").read()
-    return out
 
 
 def media_ranges(emulator):

@@ -1,0 +1,39 @@
+"""Small archives built in memory, and a folder read back as ``{relative path: bytes}``."""
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import zipfile
+
+
+def a_zip(members: dict[str, bytes], method: int = zipfile.ZIP_STORED) -> bytes:
+    """A zip of ``members`` (name -> bytes)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", method) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def a_tgz(members: dict[str, bytes]) -> bytes:
+    """A tar.gz of ``members`` (name -> bytes), regular files only."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def tree(root) -> dict[str, bytes]:
+    """Every file below ``root`` but drivestage's state folder, by relative path."""
+    out = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != ".drivestage"]
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as fh:
+                out[os.path.relpath(path, root)] = fh.read()
+    return out
