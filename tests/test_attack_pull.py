@@ -9,6 +9,7 @@ import io
 import json
 import os
 import shutil
+import struct
 import tarfile
 
 import pytest
@@ -686,3 +687,48 @@ def test_a_record_larger_than_any_download_writes_is_not_read_whole(emulator, dr
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["fetched"] == len(blob)
     assert (dest / "f.bin").read_bytes() == blob
+
+
+# ------------------------------------------------------- a central directory too large to read
+
+def test_a_zip_whose_central_directory_is_too_large_is_refused_before_it_is_read(tmp_path):
+    """zipfile reads the central directory whole and makes an object per member: a zip
+    claiming more than drivestage reads is refused from its end record alone (the file here
+    is sparse: nothing but the end record is on disk)."""
+    from drivestage.extract import extract
+    from drivestage.extract import members
+
+    cd_size = members.MAX_ZIP_DIRECTORY + 1
+    path = tmp_path / "huge.zip"
+    size = cd_size + 4096
+    with open(path, "wb") as fh:
+        fh.write(b"PK\x03\x04")  # a zip by its first bytes
+        fh.truncate(size - 22)
+        fh.seek(size - 22)
+        fh.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, cd_size,
+                             size - 22 - cd_size, 0))
+    with pytest.raises(drivestage.errors.UnsafeArchiveError) as caught:
+        extract(str(path), str(tmp_path / "out"))
+    assert str(caught.value) == (
+        f"{path}: its central directory takes 128.0 MiB, more than the 128.0 MiB drivestage "
+        "reads (about a million members); split it into smaller archives")
+    assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
+
+
+def test_a_pulled_zip_whose_central_directory_is_too_large_leaves_only_the_download(
+        emulator, drive_env, tmp_path, monkeypatch):
+    """The same refusal in a pull that extracts while it downloads: one Error: line, the
+    verified zip kept, nothing extracted, no temporary folder."""
+    from drivestage.extract import members
+
+    blob = a_zip({f"ds/{i:03d}.txt": b"x" * 10 for i in range(50)})
+    monkeypatch.setattr(members, "MAX_ZIP_DIRECTORY", 1024)  # 50 members take about 3 KiB
+    emulator.add_file("d/set.zip", blob)
+    dest = tmp_path / "data"
+    code, out, err = run("pull", "drive:d/set.zip", str(dest), "-x", "-q")
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (
+        f"Error: {dest / 'set.zip'}: its central directory takes 2.7 KiB, more than the 1.0 KiB "
+        "drivestage reads (about a million members); split it into smaller archives"), err
+    assert sorted(os.listdir(dest)) == [".drivestage", "set.zip"]
+    assert (dest / "set.zip").read_bytes() == blob

@@ -24,8 +24,16 @@ from typing import IO, Optional, cast
 
 from drivestage.errors import ArchiveError, UnsafeArchiveError
 from drivestage.extract.formats import archive_kind, compression
+from drivestage.sizes import format_size
 
 MAX_LINK_TARGET = 4096
+#: The largest zip central directory read. ``zipfile`` reads it whole and keeps an object of
+#: some hundreds of bytes per member (a member takes 46 bytes there and its name): 128 MiB
+#: is about a million members with dataset-like names, and at most about 1.5 GB of memory.
+MAX_ZIP_DIRECTORY = 128 << 20
+#: The end of a zip that holds its end records: the comment (up to 64 KiB), the end of
+#: central directory record (22 bytes), the zip64 locator (20) and zip64 record (56).
+_EOCD_TAIL = (1 << 16) + 22 + 20 + 56
 # tarfile's stream slices its buffer on every read: a big buffer makes header reads slow.
 TAR_BUFSIZE = 64 * 1024
 ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate",
@@ -163,6 +171,7 @@ def zip_directory(archive: str) -> list[Entry]:
     """The members of a zip read from its central directory only (the member data may not
     be there yet); raises :class:`NeedsData` for a zip with links, ArchiveError when the
     directory cannot be read."""
+    check_zip_directory(archive)
     try:
         with zipfile.ZipFile(archive) as zf:
             return _zip_entries(zf, archive, links=False)
@@ -173,6 +182,30 @@ def zip_directory(archive: str) -> list[Entry]:
 def zip_directory_start(tail: bytes, size: int) -> Optional[int]:
     """Where a zip's central directory starts, from the file's last bytes (``tail``, which
     end at ``size``); None when they hold no end-of-central-directory record."""
+    span = _zip_directory_span(tail, size)
+    return span[0] if span is not None else None
+
+
+def check_zip_directory(archive: str) -> None:
+    """Refuse a zip whose central directory is larger than :data:`MAX_ZIP_DIRECTORY`, before
+    ``zipfile`` reads it whole (a hostile archive would otherwise take all the memory)."""
+    try:
+        size = os.path.getsize(archive)
+        with open(archive, "rb") as fh:
+            fh.seek(max(0, size - _EOCD_TAIL))
+            tail = fh.read(_EOCD_TAIL)
+    except OSError:
+        return  # zipfile says what is wrong with it
+    span = _zip_directory_span(tail, size)
+    if span is not None and span[1] > MAX_ZIP_DIRECTORY:
+        raise UnsafeArchiveError(
+            f"{archive}: its central directory takes {format_size(span[1])}, more than the "
+            f"{format_size(MAX_ZIP_DIRECTORY)} drivestage reads (about a million members); "
+            "split it into smaller archives")
+
+
+def _zip_directory_span(tail: bytes, size: int) -> Optional[tuple[int, int]]:
+    """``(start, length)`` of the central directory, as ``zipfile`` will read it."""
     at = tail.rfind(b"PK\x05\x06")
     if at < 0 or len(tail) - at < 22:
         return None
@@ -189,7 +222,7 @@ def zip_directory_start(tail: bytes, size: int) -> Optional[int]:
         cd_size, cd_offset = struct.unpack_from("<QQ", tail, rec + 40)
         eocd = size - len(tail) + rec
     start = eocd - cd_size  # where it is in this file (data before the zip shifts it)
-    return start if 0 <= start <= eocd else None
+    return (start, cd_size) if 0 <= start <= eocd else None
 
 
 class _StreamedTar(tarfile.TarFile):
@@ -271,6 +304,7 @@ def _open_listing(archive: str) -> tuple[str, object, list[Entry]]:
         raise ArchiveError(f"{archive} is not a zip or tar archive (nor tar.gz/.tgz, .tar.bz2, "
                            ".tar.xz) or it is corrupt; check the file or download it again")
     if kind == "zip":
+        check_zip_directory(archive)
         try:
             zf = zipfile.ZipFile(archive)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
