@@ -732,3 +732,36 @@ def test_a_pulled_zip_whose_central_directory_is_too_large_leaves_only_the_downl
         "drivestage reads (about a million members); split it into smaller archives"), err
     assert sorted(os.listdir(dest)) == [".drivestage", "set.zip"]
     assert (dest / "set.zip").read_bytes() == blob
+
+
+@pytest.mark.parametrize("kind", ["zip", "tgz"])
+def test_an_archive_of_more_members_than_drivestage_extracts_is_refused(
+        emulator, drive_env, tmp_path, monkeypatch, kind):
+    """Each member is an object in memory until the merge: past the limit (here lowered to
+    10; 2,000,000 by default) the archive is refused, read as it downloads or afterwards,
+    with one Error: line, the download kept and nothing extracted."""
+    from drivestage.extract import extract
+    from drivestage.extract import members
+
+    monkeypatch.setattr(members, "MAX_MEMBERS", 10)
+    files = {f"ds/{i:02d}.txt": b"x" for i in range(11)}
+    blob = a_zip(files) if kind == "zip" else a_tgz(files)
+    name = f"set.{'zip' if kind == 'zip' else 'tar.gz'}"
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / name).write_bytes(blob)
+    with pytest.raises(drivestage.errors.UnsafeArchiveError) as caught:
+        extract(str(local / name), str(local))
+    assert str(caught.value) == (f"{local / name} has more than 10 members, more than "
+                                 "drivestage extracts from one archive; split it into smaller "
+                                 "archives")
+    assert sorted(os.listdir(local)) == [name]
+    emulator.add_file(f"d/{name}", blob)
+    dest = tmp_path / "data"
+    code, out, err = run("pull", f"drive:d/{name}", str(dest), "-x", "-q")
+    assert code == 1
+    assert err.strip().splitlines()[-1] == (f"Error: {dest / name} has more than 10 members, "
+                                            "more than drivestage extracts from one archive; "
+                                            "split it into smaller archives"), err
+    assert sorted(os.listdir(dest)) == [".drivestage", name]
+    assert (dest / name).read_bytes() == blob

@@ -31,6 +31,9 @@ MAX_LINK_TARGET = 4096
 #: some hundreds of bytes per member (a member takes 46 bytes there and its name): 128 MiB
 #: is about a million members with dataset-like names, and at most about 1.5 GB of memory.
 MAX_ZIP_DIRECTORY = 128 << 20
+#: The most members one archive may have: each is an object in memory until the merge (a tar.gz
+#: of millions of empty members is a few MB and would take all the memory).
+MAX_MEMBERS = 2_000_000
 #: The end of a zip that holds its end records: the comment (up to 64 KiB), the end of
 #: central directory record (22 bytes), the zip64 locator (20) and zip64 record (56).
 _EOCD_TAIL = (1 << 16) + 22 + 20 + 56
@@ -94,6 +97,7 @@ class NeedsData(Exception):
 def _zip_entries(zf: zipfile.ZipFile, archive: str, links: bool = True) -> list[Entry]:
     """The members of a zip; ``links=False`` raises :class:`NeedsData` at a symlink (its
     target is member data, which a zip read only as far as its central directory lacks)."""
+    check_count(len(zf.infolist()), archive)
     entries = []
     for info in zf.infolist():
         unix_mode = info.external_attr >> 16 if info.create_system == 3 else 0
@@ -138,7 +142,19 @@ def _zip_entries(zf: zipfile.ZipFile, archive: str, links: bool = True) -> list[
 
 def _tar_entries(tf: tarfile.TarFile, archive: str, plain: bool) -> list[Entry]:
     archive_size = os.path.getsize(archive)
-    return [tar_entry(m, archive, plain, archive_size) for m in tf.getmembers()]
+    entries: list[Entry] = []
+    for m in tf:
+        entries.append(tar_entry(m, archive, plain, archive_size))
+        check_count(len(entries), archive)
+    return entries
+
+
+def check_count(members: int, archive: str) -> None:
+    """Refuse an archive once its ``members``-th member is past :data:`MAX_MEMBERS`."""
+    if members > MAX_MEMBERS:
+        raise UnsafeArchiveError(
+            f"{archive} has more than {MAX_MEMBERS:,} members, more than drivestage extracts "
+            "from one archive; split it into smaller archives")
 
 
 def tar_entry(m: tarfile.TarInfo, archive: str, plain: bool = False,

@@ -33,7 +33,8 @@ from typing import Callable, Iterable, Optional, Protocol
 
 from drivestage.errors import ArchiveError, DiskSpaceError
 from drivestage.extract.job import Job
-from drivestage.extract.members import Entry, open_tar_stream, tar_entry, zip_directory
+from drivestage.extract.members import (Entry, check_count, open_tar_stream, tar_entry,
+                                        zip_directory)
 from drivestage.extract.records import ExtractResult
 from drivestage.extract.validation import check_names
 from drivestage.extract.writing import Progress, create, copy_stream, finish_member, \
@@ -219,6 +220,7 @@ class Overlapped:
                 if tmp is None:  # the first member: this is a tar, so the folder is needed
                     tmp = job.start_temp()
                 entries.append(e)
+                check_count(len(entries), self.path)
                 if e.kind == "dir":
                     os.makedirs(os.path.join(tmp, e.path), exist_ok=True)
                 elif e.kind == "file":
