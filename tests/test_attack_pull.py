@@ -691,22 +691,34 @@ def test_a_record_larger_than_any_download_writes_is_not_read_whole(emulator, dr
 
 # ------------------------------------------------------- a central directory too large to read
 
-def test_a_zip_whose_central_directory_is_too_large_is_refused_before_it_is_read(tmp_path):
+@pytest.mark.parametrize("end", ["plain", "a field holds the signature", "zip64 record"])
+def test_a_zip_whose_central_directory_is_too_large_is_refused_before_it_is_read(tmp_path, end):
     """zipfile reads the central directory whole and makes an object per member: a zip
-    claiming more than drivestage reads is refused from its end record alone (the file here
-    is sparse: nothing but the end record is on disk)."""
+    claiming more than drivestage reads is refused from its end records alone (the file here
+    is sparse: nothing but the end records is on disk). Also when a field of the end record
+    repeats its signature (a search for the last signature would stop there and find no
+    record), and when a zip64 record before a modest end record declares the size (zipfile
+    reads the zip64 record whenever its locator is there)."""
     from drivestage.extract import extract
     from drivestage.extract import members
 
     cd_size = members.MAX_ZIP_DIRECTORY + 1
     path = tmp_path / "huge.zip"
     size = cd_size + 4096
+    offset = int.from_bytes(b"PK\x05\x06", "little") if end == "a field holds the signature" \
+        else 0
+    records = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1,
+                          1000 if end == "zip64 record" else cd_size, offset, 0)
+    if end == "zip64 record":
+        record_at = size - 22 - 20 - 56
+        records = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, 1, 1, cd_size,
+                              0) + \
+            struct.pack("<4sLQL", b"PK\x06\x07", 0, record_at, 1) + records
     with open(path, "wb") as fh:
         fh.write(b"PK\x03\x04")  # a zip by its first bytes
-        fh.truncate(size - 22)
-        fh.seek(size - 22)
-        fh.write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 1, 1, cd_size,
-                             size - 22 - cd_size, 0))
+        fh.truncate(size - len(records))
+        fh.seek(size - len(records))
+        fh.write(records)
     with pytest.raises(drivestage.errors.UnsafeArchiveError) as caught:
         extract(str(path), str(tmp_path / "out"))
     assert str(caught.value) == (

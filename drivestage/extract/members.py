@@ -195,13 +195,6 @@ def zip_directory(archive: str) -> list[Entry]:
         raise ArchiveError(f"cannot read the zip {archive}: {exc}") from exc
 
 
-def zip_directory_start(tail: bytes, size: int) -> Optional[int]:
-    """Where a zip's central directory starts, from the file's last bytes (``tail``, which
-    end at ``size``); None when they hold no end-of-central-directory record."""
-    span = _zip_directory_span(tail, size)
-    return span[0] if span is not None else None
-
-
 def check_zip_directory(archive: str) -> None:
     """Refuse a zip whose central directory is larger than :data:`MAX_ZIP_DIRECTORY`, before
     ``zipfile`` reads it whole (a hostile archive would otherwise take all the memory)."""
@@ -212,33 +205,69 @@ def check_zip_directory(archive: str) -> None:
             tail = fh.read(_EOCD_TAIL)
     except OSError:
         return  # zipfile says what is wrong with it
-    span = _zip_directory_span(tail, size)
-    if span is not None and span[1] > MAX_ZIP_DIRECTORY:
+    declared = max(_declared_directory_sizes(tail, size), default=0)
+    if declared > MAX_ZIP_DIRECTORY:
         raise UnsafeArchiveError(
-            f"{archive}: its central directory takes {format_size(span[1])}, more than the "
+            f"{archive}: its central directory takes {format_size(declared)}, more than the "
             f"{format_size(MAX_ZIP_DIRECTORY)} drivestage reads (about a million members); "
             "split it into smaller archives")
 
 
-def _zip_directory_span(tail: bytes, size: int) -> Optional[tuple[int, int]]:
-    """``(start, length)`` of the central directory, as ``zipfile`` will read it."""
+def _end_records(tail: bytes) -> list[int]:
+    """Where an end-of-central-directory record may start in ``tail``: zipfile looks for one
+    without a comment in the last 22 bytes first, then takes the last signature (whose
+    record's own fields may hold the signature again)."""
+    found = []
+    if len(tail) >= 22 and tail[-22:-18] == b"PK\x05\x06" and tail[-2:] == b"\0\0":
+        found.append(len(tail) - 22)
     at = tail.rfind(b"PK\x05\x06")
-    if at < 0 or len(tail) - at < 22:
+    if at >= 0 and len(tail) - at >= 22 and at not in found:
+        found.append(at)
+    return found
+
+
+def _zip64_record(tail: bytes, at: int, size: int) -> list[int]:
+    """Where the zip64 end record of the end record at ``at`` may be: right before its
+    locator (where zipfile reads it) and where the locator points."""
+    loc = at - 20
+    if loc < 0 or tail[loc:loc + 4] != b"PK\x06\x07":
+        return []
+    (pointed,) = struct.unpack_from("<Q", tail, loc + 8)
+    out = []
+    for rec in (loc - 56, pointed - (size - len(tail))):
+        if 0 <= rec <= len(tail) - 56 and tail[rec:rec + 4] == b"PK\x06\x06" and rec not in out:
+            out.append(rec)
+    return out
+
+
+def _declared_directory_sizes(tail: bytes, size: int) -> list[int]:
+    """Every central directory size the end records in ``tail`` declare (zip readers of
+    different Python versions pick among them differently)."""
+    sizes = []
+    for at in _end_records(tail):
+        sizes.append(struct.unpack_from("<I", tail, at + 12)[0])
+        sizes += [struct.unpack_from("<Q", tail, rec + 40)[0]
+                  for rec in _zip64_record(tail, at, size)]
+    return sizes
+
+
+def zip_directory_start(tail: bytes, size: int) -> Optional[int]:
+    """Where a zip's central directory starts, from the file's last bytes (``tail``, which
+    end at ``size``); None when they hold no end-of-central-directory record."""
+    ends = _end_records(tail)
+    if not ends:
         return None
+    at = ends[0]
     cd_size, cd_offset = struct.unpack_from("<II", tail, at + 12)
     eocd = size - len(tail) + at
     if cd_offset == 0xFFFFFFFF or cd_size == 0xFFFFFFFF:  # zip64: the locator comes first
-        loc = at - 20
-        if loc < 0 or tail[loc:loc + 4] != b"PK\x06\x07":
-            return None
-        (record,) = struct.unpack_from("<Q", tail, loc + 8)
-        rec = record - (size - len(tail))
-        if rec < 0 or tail[rec:rec + 4] != b"PK\x06\x06":
+        records = _zip64_record(tail, at, size)
+        if not records:
             return None  # (or data before the zip: read the whole tail then)
-        cd_size, cd_offset = struct.unpack_from("<QQ", tail, rec + 40)
-        eocd = size - len(tail) + rec
+        cd_size, cd_offset = struct.unpack_from("<QQ", tail, records[0] + 40)
+        eocd = size - len(tail) + records[0]
     start = eocd - cd_size  # where it is in this file (data before the zip shifts it)
-    return (start, cd_size) if 0 <= start <= eocd else None
+    return start if 0 <= start <= eocd else None
 
 
 class _StreamedTar(tarfile.TarFile):
