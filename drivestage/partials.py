@@ -25,7 +25,7 @@ from drivestage.localfs import atomic_write
 from drivestage.store import RemoteEntry
 
 _READ_BLOCK = 4 << 20
-_TAG_RE = re.compile(r"^[0-9a-f]{16}\.partial$")
+_TAG_RE = re.compile(r"^([0-9a-f]{16})\.(?:partial|ranges)$")
 #: A record with more ranges than this is not one a download wrote (its streams leave a few
 #: holes each): trusting it would mean a ranged request per hole.
 _MAX_RANGES = 4096
@@ -46,18 +46,20 @@ def ranges_path(partial: str) -> str:
 
 
 def stale_partials(target: str, keep: Optional[str] = None) -> list[str]:
-    """Partial files of other versions of ``target`` (never ``keep``)."""
+    """Partial files of other versions of ``target`` (never ``keep``), also those of which
+    only the record is left (a kill between removing the two)."""
     folder, base = os.path.split(os.path.abspath(target))
     prefix = f".{base}."
-    out = []
+    out: list[str] = []
     try:
-        names = os.listdir(folder)
+        names = sorted(os.listdir(folder))
     except FileNotFoundError:
         return []
     for name in names:
-        if name.startswith(prefix) and _TAG_RE.match(name[len(prefix):]):
-            path = os.path.join(folder, name)
-            if path != keep:
+        tag = _TAG_RE.match(name[len(prefix):]) if name.startswith(prefix) else None
+        if tag is not None:
+            path = os.path.join(folder, f"{prefix}{tag.group(1)}.partial")
+            if path != keep and path not in out:
                 out.append(path)
     return out
 

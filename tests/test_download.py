@@ -76,6 +76,18 @@ def test_partial_lives_beside_the_target_keyed_by_id_and_md5(tmp_path):
     for p in (pa, pb, str(tmp_path / ".a.zip.x.partial"), str(tmp_path / ".a.zip.b.zip.1234567890abcdef.partial")):
         open(p, "wb").close()
     assert dl.stale_partials(target, keep=pa) == [pb]
+    # A record left without its partial (a kill between the two removals) is another
+    # version's partial too: removing it removes both names.
+    orphan = str(tmp_path / ".a.zip.0123456789abcdef.ranges")
+    open(orphan, "wb").close()
+    open(dl.ranges_path(pa), "wb").close()  # the kept partial's own record is not stale
+    stale = dl.stale_partials(target, keep=pa)
+    assert sorted(stale) == sorted([pb, str(tmp_path / ".a.zip.0123456789abcdef.partial")])
+    for path in stale:
+        dl.remove_partial(path)
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        os.path.basename(p) for p in (pa, dl.ranges_path(pa), str(tmp_path / ".a.zip.x.partial"),
+                                      str(tmp_path / ".a.zip.b.zip.1234567890abcdef.partial")))
 
 
 def test_resume_continues_from_the_partial(emulator, store, out):
