@@ -341,28 +341,34 @@ def test_a_zip_whose_directory_lies_ends_as_the_usual_extraction(emulator, drive
     follows the download ends exactly as the usual extraction of the verified zip does (the
     same members, or the same error), without waiting for bytes that never come, and leaves
     no temporary folder."""
+    _pull_ends_as_the_usual_extraction(emulator, tmp_path, "set.zip", _lying_zip(lie), tree)
+
+
+def _pull_ends_as_the_usual_extraction(emulator, tmp_path, name, blob, snapshot) -> None:
+    """``pull -x`` of ``blob`` (extracting while it downloads) leaves what ``extract()`` of
+    the verified archive leaves (``snapshot`` of the folder equal), or fails with the same
+    one-line error and nothing extracted; no temporary folder either way."""
     from drivestage.extract import extract
 
-    blob = _lying_zip(lie)
-    emulator.add_file("d/set.zip", blob)
+    emulator.add_file(f"d/{name}", blob)
     usual_dir = tmp_path / "usual"
     usual_dir.mkdir()
-    (usual_dir / "set.zip").write_bytes(blob)
+    (usual_dir / name).write_bytes(blob)
     try:
-        extract(str(usual_dir / "set.zip"), str(usual_dir))
+        extract(str(usual_dir / name), str(usual_dir))
         usual = None
     except drivestage.errors.DriveStageError as exc:
         usual = str(exc).replace(str(usual_dir), "DEST")
     dest = tmp_path / "data"
-    code, out, err = run("pull", "drive:d/set.zip", str(dest), "-x", "-q")
+    code, out, err = run("pull", f"drive:d/{name}", str(dest), "-x", "-q")
     assert not list(dest.glob(".drivestage-extract-*"))
     if usual is None:
         assert code == 0, err
-        assert tree(dest) == tree(usual_dir)
+        assert snapshot(dest) == snapshot(usual_dir)
     else:
         assert code == 1
         assert err.strip().splitlines()[-1] == "Error: " + usual.replace("DEST", str(dest)), err
-        assert sorted(os.listdir(dest)) == [".drivestage", "set.zip"]
+        assert sorted(os.listdir(dest)) == [".drivestage", name]
 
 
 # ------------------------------------------------------------------ a tar that lies
@@ -411,28 +417,8 @@ def test_a_tar_read_as_it_arrives_ends_as_the_usual_extraction(emulator, drive_e
     """Links to earlier and later members, names repeated as other kinds, reserved names: a
     tar.gz extracted while it downloads ends exactly as the usual extraction of the verified
     archive (the same tree, or the same error), and leaves no temporary folder."""
-    from drivestage.extract import extract
-
-    blob = _tar_of(TARS[case])
-    emulator.add_file("d/set.tar.gz", blob)
-    usual_dir = tmp_path / "usual"
-    usual_dir.mkdir()
-    (usual_dir / "set.tar.gz").write_bytes(blob)
-    try:
-        extract(str(usual_dir / "set.tar.gz"), str(usual_dir))
-        usual = None
-    except drivestage.errors.DriveStageError as exc:
-        usual = str(exc).replace(str(usual_dir), "DEST")
-    dest = tmp_path / "data"
-    code, out, err = run("pull", "drive:d/set.tar.gz", str(dest), "-x", "-q")
-    assert not list(dest.glob(".drivestage-extract-*"))
-    if usual is None:
-        assert code == 0, err
-        assert _links_and_bytes(dest) == _links_and_bytes(usual_dir)
-    else:
-        assert code == 1
-        assert err.strip().splitlines()[-1] == "Error: " + usual.replace("DEST", str(dest)), err
-        assert sorted(os.listdir(dest)) == [".drivestage", "set.tar.gz"]
+    _pull_ends_as_the_usual_extraction(emulator, tmp_path, "set.tar.gz", _tar_of(TARS[case]),
+                                       _links_and_bytes)
 
 
 def _links_and_bytes(root) -> dict:

@@ -3,10 +3,8 @@ reruns, and the early failures (duplicates, disk space), against the emulator.""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import zipfile
 
 import pytest
 from click.testing import CliRunner
@@ -14,6 +12,8 @@ from click.testing import CliRunner
 import drivestage
 from drivestage.cli import cli
 from drivestage.stage_tree import FolderPullResult
+
+from _archives import a_zip, tree
 
 MiB = 1024 * 1024
 
@@ -26,25 +26,6 @@ def _fast(fast_retries):
 def run(*args):
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
-
-
-def a_zip(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buf.getvalue()
-
-
-def tree(root) -> dict[str, bytes]:
-    """Every file under ``root`` but drivestage's own bookkeeping, with its bytes."""
-    out = {}
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d != ".drivestage"]
-        for name in files:
-            path = os.path.join(folder, name)
-            out[os.path.relpath(path, root)] = open(path, "rb").read()
-    return out
 
 
 def media(emulator) -> list:
