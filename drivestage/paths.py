@@ -29,7 +29,9 @@ from typing import Iterable, Optional
 from drivestage.errors import UsageError
 
 PREFIX = "drive:"
-_ID_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+#: `\Z`, not `$` (which also matches before a final newline: an id or key ending in one
+#: would go into a URL or a header line).
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]+\Z")
 #: The hosts of Drive's sharing links.
 _LINK_HOSTS = ("drive.google.com", "docs.google.com")
 _LINK_RE = re.compile(r"^https?://(www\.)?(drive|docs)\.google\.com(/|$)", re.I)

@@ -1,0 +1,108 @@
+"""Drive-side features of issue 12 attacked as a hostile user, server or sharer would: ids and
+resource keys that are not what they claim, shortcuts that lie or lead elsewhere, error
+answers that are not Drive's. Each through the real CLI and stack against the emulator (and
+the mutating proxy of tests/_proxy.py for answers the emulator would never give)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from drivestage import paths
+from drivestage.cli import cli
+from drivestage.errors import UsageError
+
+TEACHER = "teacher@school.edu"
+
+
+@pytest.fixture
+def env(local_state, drive_env, fast_retries, monkeypatch):
+    monkeypatch.delenv("DRIVESTAGE_DEBUG", raising=False)
+    return local_state
+
+
+def run(*args):
+    res = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return res.exit_code, res.stdout, res.stderr
+
+
+def error_line(code, err):
+    assert code == 1, err
+    lines = [line for line in err.split("\n") if line.strip()]
+    assert lines[-1].startswith("Error: ") and err.count("Error:") == 1, err
+    assert "Traceback" not in err
+    return lines[-1]
+
+
+# --------------------------------------------------------------------------- ids and keys
+
+@pytest.mark.parametrize("spec", [
+    "drive:id:abc\n",
+    "drive:id:abc\n/x",
+    "drive:id:abc:KEY\n",
+    "https://drive.google.com/open?id=abc%0A",
+    "https://drive.google.com/file/d/abc/view?resourcekey=K%0A",
+    "https://drive.google.com/drive/folders/abc%0A",
+])
+def test_an_id_or_resource_key_with_a_trailing_newline_is_refused(spec):
+    """``$`` matches before a final newline: an id or key ending in one passed the check and
+    went into a URL or the X-Goog-Drive-Resource-Keys header."""
+    with pytest.raises(UsageError):
+        paths.parse(spec)
+
+
+def test_a_shortcut_whose_target_resource_key_is_not_a_key_never_reaches_a_header(
+        emulator, env, tmp_path):
+    """A hostile sharer's (or server's) ``targetResourceKey`` with a CRLF in it must not be
+    sent as a header line (header injection) nor crash the pull with a traceback."""
+    data = b"weights"
+    target = emulator.add_file("x/w.pth", data)
+    short = emulator.add_shortcut("Models/w.pth", target)
+    rec = emulator.store.get(short)
+    details = dict(rec["shortcut"], targetResourceKey="k\r\nX-Evil: 1")
+    emulator.store.update(short, shortcut=details)
+    code, _, err = run("pull", "-q", "drive:Models/w.pth", str(tmp_path / "d"))
+    assert code == 0, err
+    assert (tmp_path / "d" / "w.pth").read_bytes() == data
+    sent = [r.headers for r in emulator.requests]
+    assert not any("X-Evil" in h or "x-evil" in h for h in sent)
+    assert not any("\n" in v or "\r" in v for h in sent for v in h.values())
+
+
+def test_a_listed_resource_key_that_is_not_a_key_never_reaches_a_header(emulator, env,
+                                                                         tmp_path):
+    folder = emulator.add_folder("course")
+    emulator.add_file("course/a.txt", b"a")
+    emulator.store.update(folder, resource_key="k\r\nX-Evil: 1", link_role="reader")
+    code, _, err = run("pull", "-q", "drive:course", str(tmp_path / "d"))
+    assert code == 0, err
+    assert (tmp_path / "d/course/a.txt").read_bytes() == b"a"
+    assert not any("\n" in v or "\r" in v for r in emulator.requests for v in r.headers.values())
+
+
+# --------------------------------------------------------------------------- error bodies
+
+@pytest.mark.parametrize("body", [
+    b'{"error": {"code": 403, "errors": {"x": 1}}}',
+    b'{"error": {"code": 403, "errors": 5, "message": "no"}}',
+    b'{"error": {"code": 403, "errors": [], "message": {"a": 1}}}',
+    b'{"error": {"code": 403, "errors": [{"reason": ["a", "b"]}]}}',
+    b'{"error": {"code": 403, "errors": [{"reason": "somethingNew", "message": "new"}]}}',
+    b'{"error": "forbidden"}',
+    b"[1, 2]",
+    b"null",
+    b"",
+    b"<html><body>" + b"<p>Forbidden</p>" * 200000 + b"</body></html>",
+])
+@pytest.mark.parametrize("command", ["ls", "pull"])
+def test_a_403_whatever_its_body_is_one_line(emulator, env, tmp_path, body, command):
+    emulator.add_file("d/a.bin", b"abc")
+    emulator.faults.inject(path=r"/files", status=403, body=body,
+                           content_type="application/json", times=None)
+    args = ("ls", "drive:d") if command == "ls" else ("pull", "-q", "drive:d/a.bin",
+                                                       str(tmp_path / "d"))
+    code, _, err = run(*args)
+    line = error_line(code, err)
+    assert len(line) < 1000, line[:2000]
+    assert "403" in line
