@@ -30,7 +30,8 @@ def run(*args):
 def error_line(code, err):
     assert code == 1, err
     lines = [line for line in err.split("\n") if line.strip()]
-    assert lines[-1].startswith("Error: ") and err.count("Error:") == 1, err
+    assert lines[-1].startswith("Error: ") and \
+        sum(line.startswith("Error:") for line in lines) == 1, err
     assert "Traceback" not in err
     return lines[-1]
 

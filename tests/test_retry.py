@@ -9,6 +9,7 @@ import json
 import logging
 import socket
 
+import httplib2
 import pytest
 from googleapiclient.errors import HttpError
 from pydrive2.files import ApiRequestError
@@ -180,7 +181,9 @@ def test_pydrive2_api_request_error_and_its_html_trap(sleeps):
     # On an HTML 502 PyDrive2's constructor itself raises JSONDecodeError; still retryable.
     try:
         try:
-            raise _http_error(502, body=b"<html>Bad Gateway</html>")
+            # Built by hand: raise_for_status (and every answer of our stack) hands the
+            # libraries a JSON envelope instead (answers.well_formed_error).
+            raise HttpError(httplib2.Response({"status": "502"}), b"<html>Bad Gateway</html>")
         except HttpError as inner:
             raise ApiRequestError(inner)
     except ValueError as exc:  # JSONDecodeError

@@ -109,12 +109,40 @@ def parse_error_body(content: object) -> tuple[Optional[str], str]:
         return None, flat[:200]
     err = body.get("error") if isinstance(body, dict) else None
     if not isinstance(err, dict):
-        return None, text[:200]
-    items = err.get("errors") or [{}]
-    first = items[0] if isinstance(items[0], dict) else {}
-    reason = first.get("reason") or err.get("status")
-    message = err.get("message") or first.get("message") or ""
-    return (str(reason) if reason else None), str(message)
+        return None, " ".join(text.split())[:200]
+    items = err.get("errors")
+    first = items[0] if isinstance(items, list) and items and isinstance(items[0], dict) \
+        else {}
+    reason = _text(first.get("reason")) or _text(err.get("status"))
+    message = _text(err.get("message")) or _text(first.get("message"))
+    return (reason or None), message[:1000]
+
+
+def _text(value: object) -> str:
+    """A field of an error body as text ("" when it is not a string: a server's lie)."""
+    return value if isinstance(value, str) else ""
+
+
+def well_formed_error(status: int, content: bytes) -> bytes:
+    """``content`` if it is Drive's JSON error envelope with fields of the types Drive sends,
+    else an envelope that says the same (its reason and a short excerpt). googleapiclient and
+    PyDrive2 parse error bodies themselves and raise TypeError / KeyError on a ``null``, a
+    list, or a ``message`` that is an object, losing the HTTP status; every answer >= 400
+    passes here first (:class:`drivestage.drive.auth.AuthorizedHttp`)."""
+    try:
+        body = json.loads(bytes(content[:65536]).decode("utf-8", "replace"))
+    except ValueError:
+        body = None
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict) and isinstance(err.get("message", ""), str) and \
+            isinstance(err.get("status", ""), str) and isinstance(err.get("errors", []), list) \
+            and all(isinstance(it, dict) and isinstance(it.get("reason", ""), str) and
+                    isinstance(it.get("message", ""), str) for it in err.get("errors", [])):
+        return content
+    reason, message = parse_error_body(content)
+    item = {"reason": reason, "message": message} if reason else {"message": message}
+    return json.dumps({"error": {"code": status, "message": message,
+                                 "errors": [item]}}).encode()
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: Optional[float] = None) -> Optional[float]:
@@ -291,5 +319,5 @@ def raise_for_status(status: int, body: object, headers: Optional[Mapping[str, s
 
     info = {str(k).lower(): str(v) for k, v in dict(headers or {}).items()}
     info["status"] = str(status)
-    raise HttpError(httplib2.Response(info), body if isinstance(body, bytes) else
-                    str(body or "").encode(), uri=uri)
+    raw = body if isinstance(body, bytes) else str(body or "").encode()
+    raise HttpError(httplib2.Response(info), well_formed_error(status, raw), uri=uri)

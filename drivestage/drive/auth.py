@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping, Optional
 import google.auth.exceptions
 import httplib2
 
+from drivestage.drive.answers import well_formed_error
 from drivestage.drive.connections import TokenRequest, bounded_connection, no_httplib2_auth
 from drivestage.drive.resources import ResourceKeys
 from drivestage.errors import (AuthError, NoColabLoginError, NoCredentialsError,
@@ -211,6 +212,8 @@ class AuthorizedHttp:
             resp, content = self.http.request(uri, method, body=body, headers=sent,
                                               redirections=redirections,
                                               connection_type=connection_type)
+        if resp.status >= 400:
+            content = well_formed_error(resp.status, content)
         return resp, content
 
     def _headers(self, uri: str, headers: Optional[dict[str, str]]) -> dict[str, str]:
