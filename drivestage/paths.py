@@ -210,6 +210,12 @@ def _split(path: str, spec: Optional[str] = None
     return ident, split_names(rel, spec), key or None
 
 
+def plain_id(text: object) -> bool:
+    """Whether ``text`` may be a Drive id or resource key (letters, digits, ``-`` and ``_``):
+    what goes into a request's URL or ``X-Goog-Drive-Resource-Keys`` header."""
+    return isinstance(text, str) and bool(_ID_RE.match(text))
+
+
 def matches(rel: str, patterns: Iterable[str]) -> bool:
     """Whether ``rel`` (``a/b/c.txt``) or its last name matches one of the glob ``patterns``
     (case-sensitive, as Drive names are): the rule of ``--include`` / ``--exclude``."""

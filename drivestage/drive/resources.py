@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Mapping, Optional
 
 from drivestage.errors import MalformedAnswerError
+from drivestage.paths import plain_id
 from drivestage.store import RemoteEntry
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
@@ -139,7 +140,10 @@ class ResourceKeys:
         """Remember ``file_id``'s resource key and/or the folder ``via`` it was listed in (kept
         only when a key lies that way up: a tree without keys costs nothing)."""
         with self._lock:
-            if key:
+            # A key from a server or a sharer is anybody's text: one that is not a key (a
+            # CRLF in it would add header lines) is never sent; the item then answers 404
+            # like one whose key we never learnt.
+            if key and plain_id(key):
                 self._keys[file_id] = key
             if via and via != file_id and (via in self._keys or via in self._via):
                 self._via.setdefault(file_id, via)
