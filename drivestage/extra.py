@@ -83,7 +83,14 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
     local_files = {lf.rel for lf in tree.files} | set(tree.skipped_links)
     local_folders = set(tree.folders) | set(tree.skipped_links)
     doomed: list[Doomed] = []
+    # What a folder shortcut inside DEST leads to is someone else's folder, not DEST: its
+    # contents are never removed (the shortcut itself may be).
+    linked = {(f"{folder_rel}/{name}" if folder_rel else name)
+              for folder_rel, index in listing.items() for name, entries in index.items()
+              if any(e.is_dir and e.linked for e in entries)}
     for folder_rel, index in listing.items():
+        if _below(folder_rel, linked):
+            continue
         for name, entries in index.items():
             rel = f"{folder_rel}/{name}" if folder_rel else name
             for e in entries:
@@ -109,17 +116,22 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
     return Deletions(doomed, total)
 
 
+def _below(rel: str, linked: set[str]) -> bool:
+    """Whether ``rel`` is one of the ``linked`` folders or inside one."""
+    return any(rel == top or rel.startswith(top + "/") for top in linked)
+
+
 def _count(store: RemoteStore, doomed: list[Doomed], limit: int) -> tuple[int, bool]:
-    """Items removed with ``doomed`` (a folder with all it holds): ``(count, exact)``; the
-    folders are listed only until the count passes ``limit``."""
+    """Items removed with ``doomed`` (a folder with all it holds; a link only itself):
+    ``(count, exact)``; the folders are listed only until the count passes ``limit``."""
     total = len(doomed)
-    folders = [d.entry for d in doomed if d.entry.is_dir]
+    folders = [d.entry for d in doomed if d.entry.is_dir and not d.entry.linked]
     while folders:
         if total > limit:
             return total, False
         children = store.list(folders.pop())
         total += len(children)
-        folders.extend(c for c in children if c.is_dir)
+        folders.extend(c for c in children if c.is_dir and not c.linked)
     return total, True
 
 

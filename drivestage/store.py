@@ -47,6 +47,13 @@ class RemoteEntry:
         if self.is_dir and self.has_content:
             object.__setattr__(self, "has_content", False)
 
+    @property
+    def linked(self) -> bool:
+        """Whether this entry is a link to an item that lives elsewhere (a Drive shortcut):
+        deleting it removes the link; what a linked folder holds is someone else's, never
+        removed as part of the folder the link sits in."""
+        return False
+
 
 @dataclass(frozen=True)
 class Quota:

@@ -107,3 +107,94 @@ def test_a_403_whatever_its_body_is_one_line(emulator, env, tmp_path, body, comm
     line = error_line(code, err)
     assert len(line) < 1000, line[:2000]
     assert "403" in line
+
+
+# --------------------------------------------------------------------------- shortcuts
+
+def _titles(emulator, owner=None):
+    return sorted(f["title"] for f in emulator.files()
+                  if not f.get("labels", {}).get("trashed"))
+
+
+def test_push_delete_never_removes_what_sits_behind_a_folder_shortcut_in_dest(
+        emulator, env, tmp_path):
+    """DEST holds a shortcut to a teacher's folder; SRC has a folder of that name. --delete
+    removes what is not in SRC from DEST: the teacher's files are not in DEST, they are in
+    the teacher's folder, and must stay (in place, not in the trash)."""
+    theirs = emulator.add_folder("Data", owner=TEACHER, shared_with_me="writer")
+    kept = emulator.add_file("Data/teacher.txt", b"teacher", owner=TEACHER)
+    emulator.add_folder("course")
+    emulator.add_shortcut("course/data", theirs)
+    src = tmp_path / "src"
+    (src / "data").mkdir(parents=True)
+    (src / "data" / "mine.txt").write_bytes(b"mine")
+    (src / "a.txt").write_bytes(b"a")
+    code, _, err = run("push", str(src), "drive:course", "--delete")
+    assert code == 0, err
+    assert not emulator.store.get(kept)["trashed"]
+    assert emulator.find("Data/teacher.txt", owner=TEACHER) is not None
+    assert emulator.read_bytes(kept) == b"teacher"
+
+
+def test_push_delete_of_a_folder_shortcut_removes_the_shortcut_only(emulator, env, tmp_path):
+    theirs = emulator.add_folder("Data", owner=TEACHER, shared_with_me="writer")
+    kept = emulator.add_file("Data/teacher.txt", b"teacher", owner=TEACHER)
+    emulator.add_folder("course")
+    short = emulator.add_shortcut("course/data", theirs)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    code, _, err = run("push", str(src), "drive:course", "--delete")
+    assert code == 0, err
+    assert emulator.find("Data/teacher.txt", owner=TEACHER) is not None
+    assert emulator.read_bytes(kept) == b"teacher"
+    assert not emulator.store.get(theirs)["trashed"]
+    assert emulator.store.get(short)["trashed"]
+
+
+def test_a_file_shortcut_as_a_folder_of_the_push_destination_is_one_line(emulator, env,
+                                                                          tmp_path):
+    target = emulator.add_file("x/w.pth", b"w")
+    emulator.add_shortcut("Models/w.pth", target)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    code, _, err = run("push", str(src), "drive:Models/w.pth/run1")
+    assert code in (1, 2), err
+    assert "Traceback" not in err and "w.pth" in err
+    assert emulator.read_bytes(target) == b"w"
+    assert emulator.find("Models/w.pth/run1") is None
+
+
+def test_a_push_through_a_folder_shortcut_whose_target_is_in_the_trash(emulator, env, tmp_path):
+    theirs = emulator.add_folder("Runs", owner=TEACHER, shared_with_me="writer")
+    emulator.add_shortcut("Runs", theirs)
+    emulator.store.set_trashed(theirs, True)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    code, _, err = run("push", str(src), "drive:Runs/me")
+    line = error_line(code, err)
+    assert "drive:Runs" in line and "shortcut" in line
+
+
+def test_a_cycle_through_two_folder_shortcuts_in_a_pull(emulator, env, tmp_path):
+    a = emulator.add_folder("A")
+    b = emulator.add_folder("B")
+    emulator.add_file("A/a.txt", b"a")
+    emulator.add_shortcut("A/toB", b)
+    emulator.add_shortcut("B/toA", a)
+    code, _, err = run("pull", "-q", "drive:A", str(tmp_path / "d"))
+    line = error_line(code, err)
+    assert "toA" in line and "never end" in line
+
+
+def test_a_cycle_through_folder_shortcuts_in_a_push_destination(emulator, env, tmp_path):
+    a = emulator.add_folder("A")
+    emulator.add_shortcut("A/loop", a)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "x.txt").write_bytes(b"x")
+    code, _, err = run("push", str(src), "drive:A/loop/loop/loop/run")
+    assert code == 0, err  # a path is finite: it lands in A/run, once
+    assert emulator.read_bytes(emulator.find("A/run/x.txt")["id"]) == b"x"

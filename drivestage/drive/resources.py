@@ -40,6 +40,11 @@ class DriveEntry(RemoteEntry):
         """Whether this entry is (or was reached through) a shortcut."""
         return self.target_id is not None or self.shortcut_id is not None
 
+    @property
+    def linked(self) -> bool:
+        """A shortcut (the protocol's name for a link to an item elsewhere)."""
+        return self.via_shortcut
+
 
 def parse_time(stamp: Optional[str]) -> float:
     """RFC 3339 (``2024-01-02T03:04:05.678Z``) to seconds since the epoch; 0 when absent."""
