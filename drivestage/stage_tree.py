@@ -24,8 +24,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from drivestage import download as dl
 from drivestage import stamps
-from drivestage.errors import DuplicateNameError, NotFoundError, UsageError
-from drivestage.paths import StorePath, matches
+from drivestage.errors import DuplicateNameError, NotFoundError, ShortcutCycleError, UsageError
+from drivestage.paths import StorePath, matches, printable
 from drivestage.stage_file import FileStager, ProgressFactory, PullResult, check_space, safe_name
 from drivestage.store import RemoteEntry, RemoteStore
 
@@ -149,14 +149,18 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
     listing is a round trip to Drive). An excluded folder is not listed at all."""
     items: list[_Item] = []
     skipped: list[str] = []
-    # (folder, its src, its local folder, its names below ``folder``)
-    level: list[tuple[RemoteEntry, str, str, tuple[str, ...]]] = [(folder, src, local, ())]
+    # (folder, its src, its local folder, its names below ``folder``, the ids above it)
+    level: list[tuple[RemoteEntry, str, str, tuple[str, ...], tuple[str, ...]]] = [
+        (folder, src, local, (), ())]
     placed: dict[tuple[str, ...], list[_Item]] = {}
+    # Every folder the walk takes, by id: a folder reached twice (two shortcuts to it, or two
+    # parents) would be taken twice, and a tree of such pairs 2^depth times.
+    walked: dict[str, str] = {folder.id: src}
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="drivestage-list") as pool:
         while level:
             listings = list(pool.map(lambda f: store.list(f[0]), level))
             next_level = []
-            for (cur, cur_src, cur_local, names), children in zip(level, listings):
+            for (cur, cur_src, cur_local, names, above), children in zip(level, listings):
                 children = sorted(children, key=lambda e: (e.name, e.id))
                 _refuse_duplicates(children, cur_src)
                 files: list[_Item] = []
@@ -168,8 +172,9 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
                             (include and not child.is_dir and not matches(inside, include)):
                         continue
                     if child.is_dir:
+                        _walk_once(walked, child, child_src, above + (cur.id,))
                         next_level.append((child, child_src, os.path.join(cur_local, name),
-                                           names + (name,)))
+                                           names + (name,), above + (cur.id,)))
                     elif child.unreadable:
                         raise NotFoundError(child.unreadable)
                     elif not child.has_content:
@@ -185,6 +190,20 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
     for names in sorted(placed):
         items.extend(placed[names])
     return items, skipped
+
+
+def _walk_once(walked: dict[str, str], child: RemoteEntry, child_src: str,
+               above: tuple[str, ...]) -> None:
+    """Refuse a folder the walk takes already. A folder above it is left to the store's
+    cycle check (listing it says so)."""
+    if child.id in above:
+        return
+    first = walked.setdefault(child.id, child_src)
+    if first != child_src:
+        raise ShortcutCycleError(
+            f"{child_src} is the folder {first} again (a shortcut to it, or a folder with two "
+            "parents): a folder pull takes each folder once. Leave one out (pull --exclude "
+            f"'{printable(child.name)}').")
 
 
 def _refuse_duplicates(children: list[RemoteEntry], where: str) -> None:

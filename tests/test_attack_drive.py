@@ -198,3 +198,96 @@ def test_a_cycle_through_folder_shortcuts_in_a_push_destination(emulator, env, t
     code, _, err = run("push", str(src), "drive:A/loop/loop/loop/run")
     assert code == 0, err  # a path is finite: it lands in A/run, once
     assert emulator.read_bytes(emulator.find("A/run/x.txt")["id"]) == b"x"
+
+
+def test_a_shortcut_retargeted_between_two_pulls_is_staged_again(emulator, env, tmp_path):
+    """The stamp says the shortcut was staged; the shortcut now points at another file (or
+    its target's bytes changed): the rerun must fetch the new bytes, not say "staged"."""
+    first = emulator.add_file("x/one.bin", b"one")
+    second = emulator.add_file("x/two.bin", b"two-two")
+    short = emulator.add_shortcut("Models/w.bin", first)
+    dest = tmp_path / "d"
+    code, _, err = run("pull", "-q", "drive:Models/w.bin", str(dest))
+    assert code == 0 and (dest / "w.bin").read_bytes() == b"one", err
+    details = dict(emulator.store.get(short)["shortcut"], targetId=second)
+    emulator.store.update(short, shortcut=details)
+    code, _, err = run("pull", "-q", "drive:Models/w.bin", str(dest))
+    assert code == 0, err
+    assert (dest / "w.bin").read_bytes() == b"two-two"
+
+
+def test_a_folder_shortcuts_target_changing_between_listing_and_download_is_caught(
+        emulator, env, tmp_path):
+    """The target's bytes change after the listing (md5 taken) and before the download: the
+    md5 check must refuse the new bytes under the old md5, and nothing stays under the final
+    name."""
+    from tests._proxy import Proxy, Reply
+
+    target = emulator.add_file("x/data.bin", b"A" * 4000)
+    emulator.add_shortcut("course/data.bin", target)
+    with Proxy(emulator.url) as proxy:
+        def swap(status, headers, body):
+            return Reply(status, headers, [b"B" * len(body)])
+        proxy.on("GET", r"alt=media", swap)
+        env_ = {"DRIVESTAGE_API_ROOT": proxy.url}
+        res = CliRunner(env=env_).invoke(cli, ["pull", "-q", "drive:course",
+                                               str(tmp_path / "d")], catch_exceptions=False)
+    line = error_line(res.exit_code, res.stderr)
+    assert "do not match Drive" in line
+    assert not (tmp_path / "d/course/data.bin").exists()
+
+
+def test_shared_with_me_titles_with_control_characters_and_slashes(emulator, env, tmp_path):
+    evil = "\x1b[2J\x1b[31mboom\u202e"
+    emulator.add_folder(evil, owner=TEACHER, shared_with_me=True)
+    emulator.add_file(f"{evil}/a.txt", b"a", owner=TEACHER)
+    emulator.add_folder("x", owner=TEACHER)
+    slash = emulator.add_file("x/a-b.txt", b"slash", owner=TEACHER)
+    emulator.store.update_meta(slash, {"title": "a/b.txt"})
+    emulator.share(slash)
+    emulator.add_file("x/c.txt", b"c", owner=TEACHER, shared_with_me=True)
+    emulator.add_file("y/c.txt", b"c2", owner=TEACHER, shared_with_me=True)
+    code, out, err = run("ls", "drive:shared-with-me/")
+    assert code == 0, err
+    assert "\x1b" not in out + err and "\u202e" not in out + err
+    code, out, err = run("pull", "-q", "drive:shared-with-me/c.txt", str(tmp_path / "d"))
+    line = error_line(code, err)
+    assert "2 items" in line
+    code, out, err = run("ls", f"drive:shared-with-me/{evil}")
+    assert code == 0, err
+    assert "\x1b" not in out + err
+    code, out, err = run("pull", "-q", f"drive:shared-with-me/{evil}/nothere",
+                         str(tmp_path / "d"))
+    line = error_line(code, err)
+    assert "\x1b" not in err and "\u202e" not in err
+    code, out, err = run("pull", "-q", "drive:shared-with-me/", str(tmp_path / "e"))
+    assert "\x1b" not in err and "Traceback" not in err
+    assert not any(p.name == "b.txt" for p in (tmp_path / "e").rglob("*"))
+
+
+def test_two_shortcuts_to_one_folder_are_refused_before_the_walk_multiplies(emulator, env,
+                                                                           tmp_path):
+    """A hostile sharer's folder: each level holds two shortcuts to the next. Without a
+    check a pull of depth n lists 2^n folders and writes 2^n copies (depth 20: a million)."""
+    depth = 12
+    ids = [emulator.add_folder(f"L{i}") for i in range(depth + 1)]
+    emulator.add_file(f"L{depth}/leaf.txt", b"x")
+    for i in range(depth):
+        emulator.add_shortcut(f"L{i}/a", ids[i + 1])
+        emulator.add_shortcut(f"L{i}/b", ids[i + 1])
+    code, _, err = run("pull", "-q", "drive:L0", str(tmp_path / "d"))
+    line = error_line(code, err)
+    assert line == ("Error: drive:L0/b is the folder drive:L0/a again (a shortcut to it, or "
+                    "a folder with two parents): a folder pull takes each folder once. Leave "
+                    "one out (pull --exclude 'b').")
+    assert emulator.api_calls("files.list") < 10
+    assert not (tmp_path / "d" / "L0").exists() or \
+        not any(p.is_file() for p in (tmp_path / "d").rglob("leaf.txt"))
+    # One shortcut to a folder the tree holds anyway, left out: the rest is pulled.
+    emulator2_dest = tmp_path / "e"
+    for i in range(depth):
+        short = emulator.find(f"L{i}/b")["id"]
+        emulator.store.set_trashed(short, True)
+    code, _, err = run("pull", "-q", "drive:L0", str(emulator2_dest))
+    assert code == 0, err
+    assert (emulator2_dest / "L0" / "/".join(["a"] * depth) / "leaf.txt").read_bytes() == b"x"
