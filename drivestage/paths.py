@@ -32,6 +32,9 @@ PREFIX = "drive:"
 #: `\Z`, not `$` (which also matches before a final newline: an id or key ending in one
 #: would go into a URL or a header line).
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]+\Z")
+#: Longest id or resource key accepted (Drive's are a few dozen characters): a longer one is
+#: a mistake, and would be echoed whole into every message about it.
+MAX_ID = 200
 #: The hosts of Drive's sharing links.
 _LINK_HOSTS = ("drive.google.com", "docs.google.com")
 _LINK_RE = re.compile(r"^https?://(www\.)?(drive|docs)\.google\.com(/|$)", re.I)
@@ -137,15 +140,34 @@ def parse_link(url: str) -> DrivePath:
         ident = found.group(1)
     elif query.get("id"):
         ident = query["id"]
+    if ident:
+        _check_length(url, "id", ident)
     if not ident or not _ID_RE.match(ident):
-        raise UsageError(f"{url!r} is a Google address but not a link to a Drive file or "
+        raise UsageError(f"{_shown(url)} is a Google address but not a link to a Drive file or "
                          "folder; copy the link with Share, Copy link (it looks like "
                          "https://drive.google.com/file/d/<ID>/view), or use drive:id:<ID>")
     key = query.get("resourcekey") or None
+    if key is not None:
+        _check_length(url, "resource key", key)
     if key is not None and not _ID_RE.match(key):
-        raise UsageError(f"{url!r}: resourcekey {key!r} is not a Drive resource key "
+        raise UsageError(f"{_shown(url)}: resourcekey {_shown(key)} is not a Drive resource key "
                          "(letters, digits, '-' and '_' only)")
     return DrivePath("id", (), file_id=ident, resource_key=key)
+
+
+def _shown(text: Optional[str]) -> str:
+    """``text`` quoted for a message, shortened when long (a pasted blob is not echoed
+    whole)."""
+    text = text or ""
+    if len(text) <= 120:
+        return repr(text)
+    return repr(text[:100]) + f"... ({len(text)} characters)"
+
+
+def _check_length(spec: str, what: str, value: str) -> None:
+    if len(value) > MAX_ID:
+        raise UsageError(f"{_shown(spec)}: the {what} is {len(value)} characters long; Drive's "
+                         f"are at most a few dozen (copy it again from the link)")
 
 
 def split_names(rel: str, spec: str) -> tuple[str, ...]:
@@ -153,7 +175,7 @@ def split_names(rel: str, spec: str) -> tuple[str, ...]:
     parts = tuple(p for p in rel.split("/") if p != "")
     for part in parts:
         if part in (".", ".."):
-            raise UsageError(f"{spec!r}: '{part}' is not allowed in a Drive path; "
+            raise UsageError(f"{_shown(spec)}: '{part}' is not allowed in a Drive path; "
                              "write the full path from the root")
     return parts
 
@@ -164,7 +186,7 @@ def parse(spec: str) -> DrivePath:
     if is_link(spec):
         return parse_link(spec)
     if not is_drive(spec):
-        raise UsageError(f"{spec!r} is not a Drive path; use {FORMS}")
+        raise UsageError(f"{_shown(spec)} is not a Drive path; use {FORMS}")
     rest = spec[len(PREFIX):]
     trailing = rest.endswith("/")
     if rest.startswith("id:"):
@@ -177,7 +199,7 @@ def parse(spec: str) -> DrivePath:
     if stripped == "shared" or stripped.startswith("shared/"):
         name, _, rel = stripped[len("shared/"):].partition("/")
         if not name:
-            raise UsageError(f"{spec!r}: missing shared drive name; use "
+            raise UsageError(f"{_shown(spec)}: missing shared drive name; use "
                              "drive:shared/<shared drive name>/path")
         return DrivePath("shared", split_names(rel, spec), shared_drive=name,
                          trailing_slash=trailing)
@@ -200,12 +222,14 @@ def _split(path: str, spec: Optional[str] = None
     head, _, rel = path[3:].partition("/")
     ident, _, key = head.partition(":")
     if not ident:
-        raise UsageError(f"{spec!r}: missing file id; use drive:id:<FILE_ID>")
+        raise UsageError(f"{_shown(spec)}: missing file id; use drive:id:<FILE_ID>")
+    _check_length(spec, "id", ident)
+    _check_length(spec, "resource key", key)
     if not _ID_RE.match(ident):
-        raise UsageError(f"{spec!r}: {ident!r} is not a Drive file id "
+        raise UsageError(f"{_shown(spec)}: {_shown(ident)} is not a Drive file id "
                          "(letters, digits, '-' and '_' only)")
     if ":" in head and not _ID_RE.match(key):
-        raise UsageError(f"{spec!r}: {key!r} is not a Drive resource key; use "
+        raise UsageError(f"{_shown(spec)}: {_shown(key)} is not a Drive resource key; use "
                          "drive:id:<FILE_ID>:<RESOURCE_KEY> (the resourcekey= of the link)")
     return ident, split_names(rel, spec), key or None
 

@@ -291,3 +291,36 @@ def test_two_shortcuts_to_one_folder_are_refused_before_the_walk_multiplies(emul
     code, _, err = run("pull", "-q", "drive:L0", str(emulator2_dest))
     assert code == 0, err
     assert (emulator2_dest / "L0" / "/".join(["a"] * depth) / "leaf.txt").read_bytes() == b"x"
+
+
+# --------------------------------------------------------------------------- sharing links
+
+@pytest.mark.parametrize("spec", [
+    "https://drive.google.com.evil.com/file/d/abc/view",
+    "https://drive.google.com@evil.com/file/d/abc/view",
+    "https://evil.com/?u=https://drive.google.com/file/d/abc/view",
+    "ftp://drive.google.com/file/d/abc",
+    "https://drive.google.com/file/d/abc%2F..%2Fxyz/view",
+    "https://drive.google.com/file/d/../../x/view",
+    "https://drive.google.com/file/d/\uff41\uff42\uff43/view",
+    "https://drive.google.com/open?id=abc&id=../x",
+    "https://drive.google.com/file/d/abc/view?resourcekey=a%2Fb",
+    "https://drive.google.com/file/d/abc/view?resourcekey=%E2%80%AE",
+    "https://drive.google.com/",
+    "drive:id:abc:",
+    "drive:id:abc:k:k2",
+    "drive:id::k",
+    "drive:id:" + "a" * 20000,
+    "drive:id:abc:" + "k" * 20000,
+])
+def test_a_hostile_link_or_id_is_one_line_and_asks_no_other_host(emulator, env, tmp_path, spec):
+    code, out, err = run("pull", "-q", spec, str(tmp_path / "d"))
+    assert code in (1, 2), (code, err)
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert sum(line.startswith("Error:") for line in lines) == 1, err
+    assert len(lines[-1]) < 600, lines[-1][:700]
+    assert all(set(r.path.split("?")[0]) <= set("/abcdefghijklmnopqrstuvwxyz"
+                                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
+               for r in emulator.requests)
+    assert not list(tmp_path.glob("d/**/*"))
