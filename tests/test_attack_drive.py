@@ -324,3 +324,45 @@ def test_a_hostile_link_or_id_is_one_line_and_asks_no_other_host(emulator, env, 
                                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
                for r in emulator.requests)
     assert not list(tmp_path.glob("d/**/*"))
+
+
+# --------------------------------------------------------------------------- secrets
+
+SECRET = "ya29.s3cr3t-T0KEN-value"
+
+
+@pytest.mark.parametrize("status", [401, 403, 404, 400, 503])
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_server_echoing_the_token_never_gets_it_printed(emulator, env, monkeypatch, tmp_path,
+                                                         status, debug):
+    """A server (or a proxy in front of it) whose error message repeats the request's
+    Authorization header: the token must not reach the terminal, a log or --json."""
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", SECRET)
+    if debug:
+        monkeypatch.setenv("DRIVESTAGE_DEBUG", "1")
+    emulator.add_file("d/a.bin", b"abc")
+    emulator.faults.inject(path=r"/files", status=status, reason="badRequest",
+                           message=f"Invalid Credentials: Bearer {SECRET}", times=None)
+    res = CliRunner().invoke(cli, ["pull", "--json", "drive:d/a.bin", str(tmp_path / "d")])
+    assert res.exit_code != 0
+    shown = res.stdout + res.stderr + "".join(map(str, [res.exception]))
+    assert SECRET not in shown and "s3cr3t" not in shown, shown[-800:]
+
+
+def test_a_download_answer_echoing_the_token_never_gets_it_printed(emulator, env, monkeypatch,
+                                                                   tmp_path):
+    from tests._proxy import Proxy, Reply
+
+    emulator.add_file("d/a.bin", b"abc")
+    with Proxy(emulator.url) as proxy:
+        def echo(status, headers, body):
+            data = json.dumps({"error": {"code": 403, "message": f"bad Bearer {SECRET}",
+                                         "errors": [{"reason": "forbidden",
+                                                     "message": SECRET}]}}).encode()
+            return Reply(403, {"Content-Type": "application/json",
+                               "Content-Length": str(len(data))}, [data])
+        proxy.on("GET", r"alt=media", echo)
+        res = CliRunner(env={"DRIVESTAGE_API_ROOT": proxy.url, "DRIVESTAGE_TOKEN": SECRET}
+                        ).invoke(cli, ["pull", "--json", "drive:d/a.bin", str(tmp_path / "d")])
+    assert res.exit_code == 1 and "permission denied" in res.stderr, res.stderr
+    assert SECRET not in res.stdout + res.stderr and "<redacted>" in res.stderr

@@ -77,6 +77,8 @@ class DriveCredentials:
         self.on_request: Optional[Callable[[], None]] = None
         #: Resource keys every request made with these credentials may need to carry.
         self.resource_keys = ResourceKeys()
+        #: Every access token sent so far (a server's error message may repeat one).
+        self._sent: set[str] = set()
 
     def __repr__(self) -> str:  # never the token
         return f"<DriveCredentials from {self.source}>"
@@ -135,7 +137,26 @@ class DriveCredentials:
 
     def apply(self, headers: dict[str, str]) -> None:
         """Add the Authorization header."""
-        headers["authorization"] = f"Bearer {self.creds.token}"
+        token = self.creds.token
+        if token:
+            with self._lock:
+                self._sent.add(str(token))
+        headers["authorization"] = f"Bearer {token}"
+
+    def redact(self, data: bytes) -> bytes:
+        """``data`` (an error answer's body) with every token and secret these credentials
+        hold or sent replaced: a server or proxy that repeats the request's Authorization
+        header in its message must not get the token printed, logged or put in --json."""
+        with self._lock:
+            secrets = set(self._sent)
+        for name in ("token", "refresh_token", "client_secret"):
+            value = getattr(self.creds, name, None)
+            if isinstance(value, str):
+                secrets.add(value)
+        for secret in sorted(secrets, key=len, reverse=True):
+            if len(secret) >= 8:
+                data = data.replace(secret.encode(), b"<redacted>")
+        return data
 
     def authorize(self, http: httplib2.Http) -> "AuthorizedHttp":
         """Wrap ``http`` so every request carries the token (PyDrive2 calls this per thread)."""
@@ -213,7 +234,7 @@ class AuthorizedHttp:
                                               redirections=redirections,
                                               connection_type=connection_type)
         if resp.status >= 400:
-            content = well_formed_error(resp.status, content)
+            content = well_formed_error(resp.status, creds.redact(content))
         return resp, content
 
     def _headers(self, uri: str, headers: Optional[dict[str, str]]) -> dict[str, str]:

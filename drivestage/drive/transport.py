@@ -183,7 +183,7 @@ def _stream(transport: Transport, uri: str, headers: Mapping[str, str]) -> Itera
             creds.refresh(stale_token=used)
             refreshed = True
         if not 200 <= resp.status < 300:
-            body = resp.read(_ERROR_BODY)
+            body = creds.redact(resp.read(_ERROR_BODY))
             answers.raise_for_status(resp.status, body, dict(resp.getheaders()), uri=uri)
         yield Streamed(resp)
     finally:
