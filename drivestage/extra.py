@@ -64,12 +64,13 @@ def check_dest(store: RemoteStore, root: RemoteEntry, path: StorePath) -> None:
     drive (``push EMPTY drive: --delete`` would empty the drive). ``root`` is what ``path``
     resolved to (a path with names is below some folder). A folder shared with you, given by
     id, shows no parent either and is refused too: its metadata cannot tell it from the top of
-    someone's drive, while ``drive:shared-with-me/<name>`` names it as one folder."""
-    if not path.names and root.parent_id is None:
+    someone's drive, while ``drive:shared-with-me/<name>`` names it as one folder. A path
+    through a shortcut to the top of a drive is refused like the top itself (``root.top``)."""
+    if (not path.names and root.parent_id is None) or root.top:
         where = store.describe(root)
         raise UsageError(f"refusing --delete into {where.rstrip('/') or where}: it has no "
                          "parent folder you can see (the top of My Drive or of a shared drive, "
-                         "or a folder shared with you), and --delete would remove everything "
+                         "a shortcut to one, or a folder shared with you), and --delete would remove everything "
                          "there that is not in SRC. Push into a folder below it instead "
                          "(e.g. drive:Models/logs); a folder shared with you: address it as "
                          "drive:shared-with-me/<its name>, where its place is known")

@@ -48,6 +48,13 @@ class RemoteEntry:
             object.__setattr__(self, "has_content", False)
 
     @property
+    def top(self) -> bool:
+        """Whether this folder is known to be the top of a whole drive (My Drive, a shared
+        drive), even where it was reached by a name below some folder (a Drive shortcut to
+        it): ``push --delete`` is never aimed at one."""
+        return False
+
+    @property
     def linked(self) -> bool:
         """Whether this entry is a link to an item that lives elsewhere (a Drive shortcut):
         deleting it removes the link; what a linked folder holds is someone else's, never

@@ -366,3 +366,34 @@ def test_a_download_answer_echoing_the_token_never_gets_it_printed(emulator, env
                         ).invoke(cli, ["pull", "--json", "drive:d/a.bin", str(tmp_path / "d")])
     assert res.exit_code == 1 and "permission denied" in res.stderr, res.stderr
     assert SECRET not in res.stdout + res.stderr and "<redacted>" in res.stderr
+
+
+def test_push_delete_into_a_shortcut_to_the_top_of_a_drive_is_refused(emulator, env, tmp_path):
+    """`push EMPTY drive: --delete` is refused; a shortcut to the top of My Drive (or of a
+    shared drive) named as DEST must be too, not empty the drive it leads to."""
+    emulator.add_file("keep/a.txt", b"a")
+    emulator.add_shortcut("course/top", emulator.root_id())
+    team = emulator.add_shared_drive("Team")
+    emulator.add_file("b.txt", b"b", drive_id=team)
+    emulator.add_shortcut("course/team", team)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    before = _titles(emulator)
+    for dest in ("drive:course/top", "drive:course/team"):
+        code, _, err = run("push", str(empty), dest, "--delete")
+        line = error_line(code, err) if code == 1 else err
+        assert code in (1, 2) and "refusing --delete into" in line, err
+    assert _titles(emulator) == before
+
+
+def test_a_push_into_a_folder_shared_read_only_through_a_shortcut_is_one_line(emulator, env,
+                                                                              tmp_path):
+    theirs = emulator.add_folder("Runs", owner=TEACHER, shared_with_me="reader")
+    emulator.add_shortcut("Runs", theirs)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    code, _, err = run("push", str(src), "drive:Runs/me")
+    line = error_line(code, err)
+    assert "permission denied" in line
+    assert emulator.find("Runs/me", owner=TEACHER) is None

@@ -34,11 +34,19 @@ class DriveEntry(RemoteEntry):
     #: Folder ids above this entry in the walk that listed it (a shortcut cycle shows as a
     #: folder that is its own ancestor).
     ancestors: tuple[str, ...] = field(default=(), compare=False)
+    #: The folder is the top of My Drive or of a shared drive (kept when reached through a
+    #: shortcut, whose own parent the entry then shows).
+    drive_top: bool = field(default=False, compare=False)
 
     @property
     def via_shortcut(self) -> bool:
         """Whether this entry is (or was reached through) a shortcut."""
         return self.target_id is not None or self.shortcut_id is not None
+
+    @property
+    def top(self) -> bool:
+        """The top of My Drive or of a shared drive (see :attr:`drive_top`)."""
+        return self.drive_top
 
     @property
     def linked(self) -> bool:
@@ -107,7 +115,14 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
         created=parse_time(res.get("createdDate")),
         parent_id=(parents[0].get("id") if parents else None),
         has_content=md5 is not None and not mime.startswith(GOOGLE_APPS_PREFIX),
-        kind=mime)
+        kind=mime, drive_top=mime == FOLDER_MIME and not parents and _drive_top(res))
+
+
+def _drive_top(res: Mapping[str, Any]) -> bool:
+    """A folder without parents that is a shared drive's root, or one the user owns (My
+    Drive's root; an orphaned folder of theirs counts too: refusing more is safe)."""
+    return res.get("driveId") == res["id"] or res.get("teamDriveId") == res["id"] or \
+        res.get("ownedByMe") is True
 
 
 def is_trashed(res: Mapping[str, Any]) -> bool:
