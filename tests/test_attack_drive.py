@@ -397,3 +397,13 @@ def test_a_push_into_a_folder_shared_read_only_through_a_shortcut_is_one_line(em
     line = error_line(code, err)
     assert "permission denied" in line
     assert emulator.find("Runs/me", owner=TEACHER) is None
+
+
+def test_titles_with_control_characters_in_warnings_are_escaped(emulator, env, tmp_path):
+    evil = "\x1b]0;owned\x07\x1b[31mnotes\u202e"
+    emulator.add_file(f"course/{evil}", b"", mime_type="application/vnd.google-apps.document")
+    emulator.add_file("course/ok.txt", b"ok")
+    code, out, err = run("pull", "drive:course", str(tmp_path / "d"))
+    assert code == 0, err
+    assert "skipping" in err
+    assert "\x1b" not in out + err and "\x07" not in out + err and "\u202e" not in out + err
