@@ -407,3 +407,40 @@ def test_titles_with_control_characters_in_warnings_are_escaped(emulator, env, t
     assert code == 0, err
     assert "skipping" in err
     assert "\x1b" not in out + err and "\x07" not in out + err and "\u202e" not in out + err
+
+
+def test_a_folder_shortcut_to_a_trashed_folder_in_a_folder_pull(emulator, env, tmp_path):
+    theirs = emulator.add_folder("Data", owner=TEACHER, shared_with_me=True)
+    emulator.add_file("Data/x.bin", b"x", owner=TEACHER)
+    emulator.add_shortcut("course/data", theirs)
+    emulator.add_file("course/ok.txt", b"ok")
+    emulator.store.set_trashed(theirs, True)
+    code, _, err = run("pull", "-q", "drive:course", str(tmp_path / "d"))
+    line = error_line(code, err)
+    assert line.startswith("Error: drive:course/data is a shortcut to an item that is gone")
+    assert "(it is in the trash)" in line
+    code, _, err = run("pull", "-q", "drive:course", str(tmp_path / "d"), "--exclude", "data")
+    assert code == 0 and (tmp_path / "d/course/ok.txt").read_bytes() == b"ok"
+
+
+def test_a_target_unshared_between_listing_and_download_is_one_line(emulator, env, tmp_path):
+    from tests._proxy import Proxy
+
+    target = emulator.add_file("x/data.bin", b"D" * 3000, owner=TEACHER, shared_with_me=True)
+    emulator.add_shortcut("course/data.bin", target)
+    with Proxy(emulator.url) as proxy:
+        # The first media request finds the target unshared (the emulator then answers 404).
+        state = {"done": False}
+        original = proxy._rule_for
+
+        def rule_for(method, path):
+            if "alt=media" in path and not state["done"]:
+                state["done"] = True
+                emulator.unshare(target)
+            return original(method, path)
+        proxy._rule_for = rule_for
+        res = CliRunner(env={"DRIVESTAGE_API_ROOT": proxy.url}).invoke(
+            cli, ["pull", "-q", "drive:course", str(tmp_path / "d")], catch_exceptions=False)
+    line = error_line(res.exit_code, res.stderr)
+    assert "drive:course/data.bin" in line and "not found" in line, line
+    assert not (tmp_path / "d/course/data.bin").exists()
