@@ -444,3 +444,25 @@ def test_a_target_unshared_between_listing_and_download_is_one_line(emulator, en
     line = error_line(res.exit_code, res.stderr)
     assert "drive:course/data.bin" in line and "not found" in line, line
     assert not (tmp_path / "d/course/data.bin").exists()
+
+
+def test_an_item_listed_twice_in_shared_with_me_is_one_item(emulator, env, tmp_path):
+    from tests._proxy import Proxy, Reply
+
+    emulator.add_file("x/c.txt", b"c", owner=TEACHER, shared_with_me=True)
+    with Proxy(emulator.url) as proxy:
+        def twice(status, headers, body):
+            obj = json.loads(body)
+            obj["items"] = obj.get("items", []) * 2
+            data = json.dumps(obj).encode()
+            return Reply(status, {"Content-Type": "application/json",
+                                  "Content-Length": str(len(data))}, [data])
+        proxy.on("GET", r"sharedWithMe", twice)
+        res = CliRunner(env={"DRIVESTAGE_API_ROOT": proxy.url}).invoke(
+            cli, ["pull", "-q", "drive:shared-with-me/c.txt", str(tmp_path / "d")],
+            catch_exceptions=False)
+        assert res.exit_code == 0, res.stderr
+        assert (tmp_path / "d/c.txt").read_bytes() == b"c"
+        res = CliRunner(env={"DRIVESTAGE_API_ROOT": proxy.url}).invoke(
+            cli, ["ls", "drive:shared-with-me/"], catch_exceptions=False)
+        assert res.exit_code == 0 and res.stdout.count("c.txt") == 1, res.stdout
