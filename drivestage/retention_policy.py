@@ -14,10 +14,10 @@ from drivestage.sizes import format_size, parse_size
 #: ``epoch_NNN`` with the suffix of a weights file: a plot or a table named after its epoch
 #: (``loss_epoch_001.png``) is the user's, not a checkpoint.
 DEFAULT_PATTERN = (r"epoch[_-]?(?P<epoch>\d+)\.(?:pt|pth|ckpt|bin|safetensors|h5|keras|"
-                   r"weights|pkl|npz|tar)$")
+                   r"weights|pkl|npz|tar)\Z")
 #: ``autosave_<number>``, as the trainer names its time checkpoints (``autosave_notes.txt``
 #: is the user's).
-DEFAULT_AUTOSAVE_PATTERN = r"^autosave[_-]\d+(?:\.|$)"
+DEFAULT_AUTOSAVE_PATTERN = r"^autosave[_-]\d+(?:\.|\Z)"
 
 #: What a decision is about.
 CHECKPOINT, AUTOSAVE, SIDECAR, OTHER = "checkpoint", "autosave", "sidecar", "other"

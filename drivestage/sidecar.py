@@ -123,7 +123,7 @@ def _count(value: object) -> Optional[int]:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
-_MD5_RE = re.compile(r"^[0-9a-f]{32}$")
+_MD5_RE = re.compile(r"^[0-9a-f]{32}\Z")
 
 
 def parse(data: Union[bytes, str]) -> Optional[Sidecar]:

@@ -26,7 +26,7 @@ from typing import Optional
 #: progress they rank above ``last.pt`` / ``best.pt`` (:func:`drivestage.sidecar.newest`).
 EPOCH_NAME = re.compile(r"^epoch[_-]?\d+")
 #: Time-based (and stop) checkpoints: ``autosave_<iteration:08d>.pt``.
-AUTOSAVE_NAME = re.compile(r"^autosave_(?P<iteration>\d+)\.pt$")
+AUTOSAVE_NAME = re.compile(r"^autosave_(?P<iteration>\d+)\.pt\Z")
 
 
 def autosave_name(iteration: int) -> str:
