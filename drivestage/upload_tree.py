@@ -426,7 +426,12 @@ def _pick_folder(found: list[RemoteEntry], where: str) -> RemoteEntry:
     """One of same-named folders: the oldest (then the lowest id), so every push on every
     machine agrees (the rule :meth:`~drivestage.drive.store.DriveStore.make_folders` uses)."""
     chosen = min(found, key=lambda e: (e.created, e.id))
-    if len(found) > 1:
+    if len(found) > 1 and any(e.linked for e in found):
+        log.warning("%s: %d folders have this name (ids %s), a folder and a shortcut to one; "
+                    "pushing into %s, the oldest. Rename one of them on Drive: until then "
+                    "`pull` refuses this path", where, len(found),
+                    ", ".join(sorted(e.id for e in found)), chosen.id)
+    elif len(found) > 1:
         log.warning("%s: %d folders have this name (ids %s), probably made by two pushes "
                     "from different machines at once; pushing into %s. Move what the others "
                     "hold into it and delete them: until then `pull` refuses this path",

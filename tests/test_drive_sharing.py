@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -315,6 +316,28 @@ def test_push_through_a_folder_shortcut_lands_in_its_target(emulator, env, tmp_p
     assert pushed is not None and emulator.read_bytes(pushed["id"]) == b"e1"
     code, _, err = run("push", str(logs), "drive:Runs/me")  # the second run finds it there
     assert code == 0 and len([f for f in emulator.files() if f["title"] == "epoch_001.pt"]) == 1
+
+
+def test_a_folder_and_a_shortcut_of_one_name_are_named_as_such(emulator, env, tmp_path):
+    """A folder and a folder shortcut of one name inside DEST: push takes the oldest (every
+    machine agrees) and its warning says what the two are (not 'two pushes from different
+    machines')."""
+    own = emulator.add_folder("Runs/sub")
+    team_folder = emulator.add_folder("Team", owner=TEACHER, shared_with_me="writer")
+    emulator.add_shortcut("Runs/sub", team_folder)
+    logs = tmp_path / "logs"
+    (logs / "sub").mkdir(parents=True)
+    (logs / "sub" / "epoch_001.pt").write_bytes(b"e1")
+    code, _, err = run("push", str(logs), "drive:Runs")
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if "folders have this name" in line]
+    assert len(warnings) == 1 and "a folder and a shortcut to one" in warnings[0] and \
+        "different machines" not in warnings[0], warnings
+    # The oldest (in the same second, the lower id): the folder, or the shortcut's target.
+    chosen = re.search(r"pushing into (\S+), the oldest", warnings[0]).group(1)
+    assert chosen in (own, team_folder)
+    pushed = [f for f in emulator.files() if f["title"] == "epoch_001.pt"]
+    assert [p["id"] for f in pushed for p in f["parents"]] == [chosen]
 
 
 def test_a_chain_of_shortcuts_is_followed_to_the_file(emulator, env, tmp_path):
