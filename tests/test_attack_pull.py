@@ -20,7 +20,7 @@ from drivestage import download as dl
 from drivestage.cli import cli
 from drivestage.partials import ranges_path
 
-from _archives import a_tgz, a_zip, tree
+from _archives import Zeros, a_tgz, a_zip, tree
 
 
 @pytest.fixture(autouse=True)
@@ -92,24 +92,11 @@ def test_a_forged_record_claiming_the_whole_file_never_stages_wrong_bytes(emulat
 
 def _zeros_tgz(size: int) -> bytes:
     """A tar.gz of one member of ``size`` zero bytes (a few hundred KiB: a gzip bomb)."""
-    class Zeros(io.RawIOBase):
-        def __init__(self):
-            self.left = size
-
-        def readable(self):
-            return True
-
-        def readinto(self, buf):
-            n = min(len(buf), self.left)
-            buf[:n] = bytes(n)
-            self.left -= n
-            return n
-
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=9) as tf:
         info = tarfile.TarInfo("bomb/zeros.bin")
         info.size = size
-        tf.addfile(info, io.BufferedReader(Zeros(), 1 << 20))
+        tf.addfile(info, io.BufferedReader(Zeros(size), 1 << 20))
     return buf.getvalue()
 
 
@@ -594,24 +581,12 @@ def test_a_compressed_tar_bomb_is_refused_within_seconds(tmp_path, mode):
 
     size = 256 << 20
 
-    class Zeros(io.RawIOBase):
-        left = size
-
-        def readable(self):
-            return True
-
-        def readinto(self, buf):
-            n = min(len(buf), self.left)
-            buf[:n] = bytes(n)
-            self.left -= n
-            return n
-
     path = tmp_path / f"bomb.tar.{mode}"
     fast = {"gz": {"compresslevel": 9}, "bz2": {"compresslevel": 1}, "xz": {"preset": 0}}
     with tarfile.open(path, f"w:{mode}", **fast[mode]) as tf:
         info = tarfile.TarInfo("bomb/zeros.bin")
         info.size = size
-        tf.addfile(info, io.BufferedReader(Zeros(), 1 << 20))
+        tf.addfile(info, io.BufferedReader(Zeros(size), 1 << 20))
     dest = tmp_path / "data"
     code = ("import sys; from drivestage.extract import extract\n"
             "extract(sys.argv[1], sys.argv[2], free_bytes=lambda p: 64 << 20)")
