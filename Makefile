@@ -22,9 +22,11 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 # The type checker first (strict on drivestage; configured in pyproject.toml), then the tests.
+# On a failure the names of the failed tests come last, where a CI log's tail shows them.
 test: $(STAMP)
 	$(BIN)/python -m mypy
-	$(BIN)/python -m pytest -q -ra $(XDIST) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -ra $(XDIST) $(PYTEST_ARGS) || { \
+	  echo "failed tests:"; cat .pytest_cache/v/cache/lastfailed 2>/dev/null; echo; exit 1; }
 
 # Developers: skip the slow end-to-end tests.
 test-fast: $(STAMP)
