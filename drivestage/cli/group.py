@@ -65,8 +65,7 @@ class _Group(click.Group):
         except DriveStageError as exc:
             if os.environ.get("DRIVESTAGE_DEBUG"):
                 raise
-            text = printable_lines(str(exc)) if exc.multiline else printable(str(exc))
-            _say(tail, f"Error: {text}")
+            _say(tail, error_line(exc))
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             _say(tail, "Interrupted.")
@@ -74,6 +73,13 @@ class _Group(click.Group):
         finally:
             if sys.stderr is tail:
                 sys.stderr = tail._stream
+
+
+def error_line(exc: DriveStageError) -> str:
+    """The ``Error: ...`` text a command prints for ``exc``: names from Drive are anybody's
+    text, so control characters are escaped (kept as line breaks for a multi-line error)."""
+    text = printable_lines(str(exc)) if exc.multiline else printable(str(exc))
+    return f"Error: {text}"
 
 
 def _say(tail: _Tail, message: str) -> None:

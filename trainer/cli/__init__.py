@@ -14,6 +14,11 @@ from drivestage.errors import DriveStageError
 from trainer.errors import TrainerError
 
 
+def error_line(exc: TrainerError | DriveStageError) -> str:
+    """The ``Error: ...`` text ``trainer`` prints for ``exc``."""
+    return f"Error: {exc}"
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
@@ -21,7 +26,7 @@ class _Group(click.Group):
         except (TrainerError, DriveStageError) as exc:
             if os.environ.get("TRAINER_DEBUG"):
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(error_line(exc), err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
