@@ -209,9 +209,8 @@ def typed_error(failure: HttpFailure, what: str, *, uploading: bool = False,
         return errors.NotFoundError(f"{what}: not found on Drive ({label}: {detail})")
     if status == 403:
         return _forbidden(failure, what, label, detail, uploading=uploading, write=write)
-    if status in RETRYABLE_STATUS:
-        return errors.RemoteError(f"{what}: Drive kept failing ({label}: {detail})",
-                                  status=status, reason=reason)
+    # A transient status (5xx, 408, 429) never comes here: the retry loop retries it and,
+    # when the attempts run out, says "still failing after N attempts" itself.
     return errors.RemoteError(f"{what}: Drive answered {label}: {detail}", status=status,
                               reason=reason)
 

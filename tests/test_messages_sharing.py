@@ -1,0 +1,197 @@
+"""docs/troubleshooting.md, "Shortcuts, links and shared items": each message made to happen
+(see tests/_messages.py).
+
+The commands run in this process (click's CliRunner) against the emulator, which models
+shortcuts, sharing, resource keys and shared-drive roles as Drive has them; what Drive itself
+never makes (a shortcut to a shortcut, a shortcut without a target) is set up in the
+emulator's store, as another server would answer it.
+"""
+from __future__ import annotations
+
+import logging
+
+import pytest
+from click.testing import CliRunner
+
+from _messages import log_text, renders, shown
+from drivestage.cli import cli
+
+TEACHER = "teacher@school.edu"
+
+
+@pytest.fixture
+def env(local_state, drive_env, fast_retries, monkeypatch):
+    monkeypatch.delenv("DRIVESTAGE_DEBUG", raising=False)
+    return local_state
+
+
+def error(*args: str, code: int = 1) -> str:
+    """``drivestage ARGS`` in this process: its one ``Error:`` line (exit code ``code``)."""
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("Error: "), result.stderr
+    assert sum(line.startswith("Error:") for line in lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[-1]
+
+
+def _src(tmp_path, **files: bytes) -> str:
+    src = tmp_path / "logs"
+    src.mkdir(exist_ok=True)
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    return str(src)
+
+
+# --------------------------------------------------------------------------- shortcuts
+
+@renders("is a shortcut to an item that is gone or no longer shared with you")
+def test_a_shortcut_whose_target_was_unshared(emulator, env, tmp_path):
+    gone = emulator.add_file("x/old.zip", b"old", owner=TEACHER, shared_with_me=True)
+    emulator.add_shortcut("course/old.zip", gone)
+    emulator.unshare(gone)
+    line = error("pull", "-q", "drive:course/old.zip", str(tmp_path / "d"))
+    shown("is a shortcut to an item that is gone or no longer shared with you", line)
+    assert line.startswith("Error: drive:course/old.zip is a shortcut")
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
+
+
+@renders("is a shortcut to … a folder it sits in: a walk through it would never end")
+def test_a_folder_shortcut_to_a_folder_above_it(emulator, env, tmp_path):
+    top = emulator.add_folder("A")
+    emulator.add_file("A/a.txt", b"a")
+    emulator.add_shortcut("A/B/loop", top)
+    line = error("pull", "-q", "drive:A", str(tmp_path / "d"))
+    shown("is a shortcut to … a folder it sits in: a walk through it would never end", line)
+    assert "drive:A/B/loop is a shortcut to drive:A, a folder it sits in" in line
+    assert "--exclude 'loop'" in line
+
+
+@renders("is the folder … again (a shortcut to it, or a folder with two parents)")
+def test_two_shortcuts_to_one_folder_in_a_folder_pull(emulator, env, tmp_path):
+    emulator.add_folder("L0")
+    inner = emulator.add_folder("L1")
+    emulator.add_file("L1/leaf.txt", b"x")
+    emulator.add_shortcut("L0/a", inner)
+    emulator.add_shortcut("L0/b", inner)
+    line = error("pull", "-q", "drive:L0", str(tmp_path / "d"))
+    shown("is the folder … again (a shortcut to it, or a folder with two parents)", line)
+    assert "drive:L0/b is the folder drive:L0/a again" in line
+    assert not list((tmp_path / "d").rglob("leaf.txt"))
+
+
+@renders("is a shortcut that leads back to itself")
+def test_two_shortcuts_that_point_at_each_other(emulator, env, tmp_path):
+    target = emulator.add_file("x/data.bin", b"data")
+    first = emulator.add_shortcut("x/one", target)
+    second = emulator.add_shortcut("two", first)
+    # Drive makes no shortcut to a shortcut; a server that does may close the ring.
+    emulator.store.update(first, shortcut=dict(emulator.store.get(first)["shortcut"],
+                                               targetId=second))
+    line = error("pull", "-q", "drive:two", str(tmp_path / "d"))
+    shown("is a shortcut that leads back to itself", line)
+    assert f"(through id {second})" in line
+    assert not (tmp_path / "d" / "two").exists()
+
+
+@renders("the server answered a shortcut without a target id")
+def test_a_shortcut_without_a_target(emulator, env, tmp_path):
+    target = emulator.add_file("x/w.pth", b"w")
+    short = emulator.add_shortcut("Models/w.pth", target)
+    # The emulator leaves empty fields out of shortcutDetails, as Drive does.
+    emulator.store.update(short, shortcut=dict(emulator.store.get(short)["shortcut"],
+                                               targetId=""))
+    line = error("pull", "-q", "drive:Models/w.pth", str(tmp_path / "d"))
+    shown("the server answered a shortcut without a target id", line)
+    assert not (tmp_path / "d" / "w.pth").exists()
+
+
+@renders("is a shortcut; drivestage does not replace a shortcut's target")
+def test_a_push_over_a_file_shortcut(emulator, env, tmp_path):
+    target = emulator.add_file("keep/best.pt", b"theirs")
+    emulator.add_shortcut("run/best.pt", target)
+    line = error("push", _src(tmp_path, **{"best.pt": b"mine!"}), "drive:run")
+    shown("is a shortcut; drivestage does not replace a shortcut's target", line)
+    assert line.startswith("Error: drive:run/best.pt is a shortcut;")
+    assert emulator.read_bytes(target) == b"theirs"
+
+
+# --------------------------------------------------------------------------- shared with me
+
+@renders("nothing can be created directly in Shared with me")
+def test_a_push_next_to_the_shared_folders(emulator, env, tmp_path):
+    emulator.add_folder("Course", owner=TEACHER, shared_with_me="writer")
+    line = error("push", _src(tmp_path, **{"a.pt": b"a"}), "drive:shared-with-me/New", code=2)
+    shown("nothing can be created directly in Shared with me", line)
+    assert emulator.find("New") is None
+
+
+# --------------------------------------------------------------------------- links and ids
+
+@renders("is a Google address but not a link to a Drive file or folder")
+def test_a_google_address_without_an_item(emulator, env, tmp_path):
+    line = error("pull", "-q", "https://drive.google.com/drive/my-drive", str(tmp_path / "d"),
+                 code=2)
+    shown("is a Google address but not a link to a Drive file or folder", line)
+    assert emulator.requests == []
+
+
+@renders("is not a Drive resource key")
+@pytest.mark.parametrize("spec", [
+    "drive:id:0BwwA4oUTeiV1TGRPeTVjaWRDY1E:0-ab.cd",
+    "https://drive.google.com/file/d/0BwwA4oUTeiV1TGRPeTVjaWRDY1E/view?resourcekey=0-ab.cd",
+], ids=["id", "link"])
+def test_a_resource_key_with_characters_a_key_never_has(emulator, env, tmp_path, spec):
+    line = error("pull", "-q", spec, str(tmp_path / "d"), code=2)
+    shown("is not a Drive resource key", line)
+    assert "'0-ab.cd'" in line
+    assert emulator.requests == []
+
+
+@renders("characters long; Drive's are at most a few dozen")
+def test_an_id_longer_than_any_drive_id(emulator, env, tmp_path):
+    line = error("pull", "-q", "drive:id:" + "a" * 300, str(tmp_path / "d"), code=2)
+    shown("characters long; Drive's are at most a few dozen", line)
+    assert "the id is 300 characters long" in line and "... (309 characters)" in line
+    assert emulator.requests == []
+
+
+# --------------------------------------------------------------------------- shared drives
+
+@pytest.fixture
+def captured(caplog, monkeypatch):
+    """caplog, with drivestage's logger passing records on again (a command run earlier in
+    this process set it to print on its own stream only)."""
+    logger = logging.getLogger("drivestage")
+    monkeypatch.setattr(logger, "propagate", True)
+    monkeypatch.setattr(logger, "handlers", [])
+    caplog.set_level(logging.WARNING, logger="drivestage")
+    return caplog
+
+
+@renders("could not be deleted permanently: in a shared drive that needs the Manager role")
+def test_a_content_manager_prunes_into_the_trash(emulator, env, captured):
+    from drivestage.pruning import prune
+    from drivestage.retention import RetentionPolicy
+
+    team = emulator.add_shared_drive("Team", role="fileOrganizer")
+    for i in range(1, 4):
+        emulator.add_file(f"run/epoch_{i:03d}.pt", bytes([i]) * 10, drive_id=team)
+    prune("drive:shared/Team/run", RetentionPolicy(keep_last=1))
+    warned = [r for r in captured.records if "deleted permanently" in r.getMessage()]
+    assert len(warned) == 1  # once per run, not once per file
+    shown("could not be deleted permanently: in a shared drive that needs the Manager role",
+          log_text(warned))
+    trashed = {f["title"]: f["labels"]["trashed"] for f in emulator.files()
+               if f.get("driveId") == team and f["title"].endswith(".pt")}
+    assert trashed == {"epoch_001.pt": True, "epoch_002.pt": True, "epoch_003.pt": False}
+
+
+@renders("--acknowledge-abuse is for files on Google Drive")
+def test_acknowledge_abuse_with_a_local_source(env, tmp_path):
+    (tmp_path / "local.zip").write_bytes(b"zip")
+    line = error("pull", "--acknowledge-abuse", str(tmp_path / "local.zip"),
+                 str(tmp_path / "d"), code=2)
+    shown("--acknowledge-abuse is for files on Google Drive", line)
+    assert not (tmp_path / "d").exists()
