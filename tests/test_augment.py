@@ -213,6 +213,9 @@ def test_one_resize_draws_what_an_affine_warp_draws(w, h, sx, sy, fx, fy, out_w,
 
 @settings(max_examples=40, deadline=None)
 @given(image_and_box(), st.integers(0, 2**31 - 1))
+# A flip rounds the window's offset to the other side of a pixel: exactly one pixel apart,
+# plus float32's error (found by hypothesis: 1.0000038).
+@example((161, 214, np.array([[0., 0., 8., 6., 3.]], dtype=np.float32)), 1071444)
 def test_scale_jitter_with_its_flip_keeps_boxes_on_their_pixels(sample, seed):
     w, h, boxes = sample
     img = _canvas(w, h, boxes[0, :4])
@@ -226,7 +229,8 @@ def test_scale_jitter_with_its_flip_keeps_boxes_on_their_pixels(sample, seed):
     rng = np.random.default_rng(seed)
     plain, plain_boxes = augment.random_scale_jitter(img, boxes, 160, rng, flip_prob=0.0)
     if len(plain_boxes):
-        np.testing.assert_allclose(moved[0, [0, 2]], 160 - plain_boxes[0, [2, 0]], atol=1.0)
+        np.testing.assert_allclose(moved[0, [0, 2]], 160 - plain_boxes[0, [2, 0]],
+                                   atol=1.0 + 1e-4)
         np.testing.assert_allclose(moved[0, [1, 3]], plain_boxes[0, [1, 3]], atol=1e-5)
 
 
