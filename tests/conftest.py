@@ -124,3 +124,19 @@ def fast_retries(monkeypatch):
     """Retry backoffs of a millisecond and no jitter (the schedule itself is unit-tested)."""
     monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.001")
     monkeypatch.setenv("DRIVESTAGE_RETRY_JITTER", "0")
+
+
+@pytest.fixture(autouse=True)
+def _loggers_as_they_were():
+    """A command run in this process points drivestage's and trainer's loggers at its own
+    stream and stops them propagating: put them back after each test, so that a later test's
+    ``caplog`` sees their records."""
+    import logging
+
+    saved = [(log, log.handlers[:], log.propagate, log.level)
+             for log in (logging.getLogger("drivestage"), logging.getLogger("trainer"))]
+    yield
+    for log, handlers, propagate, level in saved:
+        log.handlers[:] = handlers
+        log.propagate = propagate
+        log.setLevel(level)

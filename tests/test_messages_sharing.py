@@ -159,27 +159,17 @@ def test_an_id_longer_than_any_drive_id(emulator, env, tmp_path):
 
 # --------------------------------------------------------------------------- shared drives
 
-@pytest.fixture
-def captured(caplog, monkeypatch):
-    """caplog, with drivestage's logger passing records on again (a command run earlier in
-    this process set it to print on its own stream only)."""
-    logger = logging.getLogger("drivestage")
-    monkeypatch.setattr(logger, "propagate", True)
-    monkeypatch.setattr(logger, "handlers", [])
-    caplog.set_level(logging.WARNING, logger="drivestage")
-    return caplog
-
-
 @renders("could not be deleted permanently: in a shared drive that needs the Manager role")
-def test_a_content_manager_prunes_into_the_trash(emulator, env, captured):
+def test_a_content_manager_prunes_into_the_trash(emulator, env, caplog):
     from drivestage.pruning import prune
     from drivestage.retention import RetentionPolicy
 
     team = emulator.add_shared_drive("Team", role="fileOrganizer")
     for i in range(1, 4):
         emulator.add_file(f"run/epoch_{i:03d}.pt", bytes([i]) * 10, drive_id=team)
+    caplog.set_level(logging.WARNING, logger="drivestage")
     prune("drive:shared/Team/run", RetentionPolicy(keep_last=1))
-    warned = [r for r in captured.records if "deleted permanently" in r.getMessage()]
+    warned = [r for r in caplog.records if "deleted permanently" in r.getMessage()]
     assert len(warned) == 1  # once per run, not once per file
     shown("could not be deleted permanently: in a shared drive that needs the Manager role",
           log_text(warned))
