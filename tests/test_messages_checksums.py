@@ -7,6 +7,7 @@ same moment on every run.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 
 import pytest
@@ -66,7 +67,7 @@ def live(emu, folder: str) -> dict[str, str]:
 # --------------------------------------------------------------------------- downloads
 
 @renders("the downloaded bytes do not match Drive")
-def test_bytes_that_differ_from_drives_md5(emulator, drive_env, tmp_path):
+def test_bytes_that_differ_from_drives_md5(emulator, local_state, drive_env, tmp_path):
     fid = emulator.add_file("VOC/set.zip", os.urandom(5000))
     emulator.faults.corrupt(fid)
     code, err = pull("drive:VOC/set.zip", str(tmp_path / "d"))
@@ -95,6 +96,9 @@ def test_the_file_is_replaced_on_drive_during_a_pull(emulator, proxy, store, tmp
     shown("changed on Drive while downloading", line)
     assert emulator.find("VOC/set.zip")["id"] == fid
     assert not (dest / "set.zip").exists()  # nothing unverified under the final name
+    code, err = pull("drive:VOC/set.zip", str(dest), "-q")  # run again: the new version
+    assert code == 0, err
+    assert (dest / "set.zip").read_bytes() == newer.read_bytes()
 
 
 # --------------------------------------------------------------------------- uploads
@@ -146,3 +150,7 @@ def test_a_log_updated_in_place_while_it_is_pushed(emulator, proxy, tmp_path):
     shown("kept changing while it was uploaded", line)
     shown("holds a copy taken while it changed", line)
     assert list(live(emulator, "Models/run")) == ["results.csv"]  # updated in place, one file
+    proxy.rules.clear()  # the writer is done: the next push sends it again
+    code, err = push(str(src), "drive:Models/run")
+    assert code == 0, err
+    assert live(emulator, "Models/run") == {"results.csv": hashlib.md5(csv.read_bytes()).hexdigest()}
