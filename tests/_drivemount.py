@@ -1,0 +1,215 @@
+"""A stand-in for Colab's Google Drive mount whose Drive is full: a FUSE file system that
+refuses every write with EIO, which is how the real mount (``fuse.drive``) reports a full
+Drive quota. The kernel's FUSE protocol is spoken directly on ``/dev/fuse`` (no libfuse), in
+a thread of the test process, so a write in the code under test fails for real, in the
+kernel, the way it fails on Colab.
+
+Only what a push into the mount needs is served: one flat folder (lookups, attributes,
+listing, statfs, create, unlink, mkdir); every write answers EIO. Mounting needs root and
+``/dev/fuse``; where either is missing :func:`drive_mount` skips the test.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import select
+import stat
+import struct
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional
+
+import pytest
+
+_IN = struct.Struct("<IIQQIIIHH")        # fuse_in_header (40 bytes)
+_OUT = struct.Struct("<IiQ")             # fuse_out_header
+_ATTR = struct.Struct("<QQQQQQIIIIIIIIII")   # fuse_attr (88 bytes)
+_ENTRY = struct.Struct("<QQQQII")        # fuse_entry_out, before its fuse_attr
+_ATTR_OUT = struct.Struct("<QII")        # fuse_attr_out, before its fuse_attr
+_OPEN_OUT = struct.Struct("<QII")        # fuse_open_out
+_INIT_OUT = struct.Struct("<IIIIHHIIHHII24x")  # fuse_init_out (64 bytes)
+_STATFS = struct.Struct("<QQQQQIIII24x")  # fuse_kstatfs (80 bytes)
+_DIRENT = struct.Struct("<QQII")         # fuse_dirent, before its name
+
+LOOKUP, FORGET, GETATTR, SETATTR = 1, 2, 3, 4
+MKDIR, UNLINK, RMDIR, OPEN, READ, WRITE, STATFS, RELEASE = 9, 10, 11, 14, 15, 16, 17, 18
+FSYNC, FLUSH, INIT, OPENDIR, READDIR, RELEASEDIR, ACCESS, CREATE = 20, 25, 26, 27, 28, 29, 34, 35
+INTERRUPT, DESTROY, BATCH_FORGET = 36, 38, 42
+_NO_REPLY = {FORGET, BATCH_FORGET, INTERRUPT}
+
+ROOT = 1
+MAX_WRITE = 128 * 1024
+_MNT_DETACH = 2
+_MS_NOSUID, _MS_NODEV = 2, 4
+
+
+@dataclass
+class _Node:
+    name: str
+    mode: int
+    parent: int
+    children: dict = field(default_factory=dict)   # name -> node id (folders)
+
+
+class FullDriveMount:
+    """A FUSE file system at ``point`` (type ``fuse.drive``) that answers EIO to writes."""
+
+    def __init__(self, point: Path):
+        self.point = point
+        self.nodes: dict[int, _Node] = {ROOT: _Node("", stat.S_IFDIR | 0o755, ROOT)}
+        self.next_id = ROOT + 1
+        self.writes_refused = 0
+        self._stop = threading.Event()
+        self._fd = -1
+        self._thread: Optional[threading.Thread] = None
+
+    # ----------------------------------------------------------------- mounting
+    def start(self) -> "FullDriveMount":
+        self.point.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
+        opts = f"fd={self._fd},rootmode=40000,user_id=0,group_id=0".encode()
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if libc.mount(b"drive", os.fsencode(self.point), b"fuse.drive",
+                      _MS_NOSUID | _MS_NODEV, opts) != 0:
+            err = ctypes.get_errno()
+            os.close(self._fd)
+            raise OSError(err, os.strerror(err), str(self.point))
+        self._thread = threading.Thread(target=self._serve, name="drive-mount", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.umount2(os.fsencode(self.point), _MNT_DETACH)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        os.close(self._fd)
+
+    # ----------------------------------------------------------------- serving
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self._fd], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                msg = os.read(self._fd, MAX_WRITE + 64 * 1024)
+            except OSError as exc:
+                if exc.errno in (errno.ENOENT, errno.EINTR, errno.EAGAIN):
+                    continue  # the request was interrupted before we read it
+                return  # ENODEV: unmounted
+            _, opcode, unique, nodeid, *_ = _IN.unpack_from(msg)
+            body = msg[_IN.size:]
+            if opcode in _NO_REPLY:
+                continue
+            try:
+                reply = self._answer(opcode, nodeid, body)
+                error = 0
+            except OSError as exc:
+                reply, error = b"", -exc.errno
+            try:
+                os.write(self._fd, _OUT.pack(_OUT.size + len(reply), error, unique) + reply)
+            except OSError:
+                pass  # the caller was interrupted meanwhile
+            if opcode == DESTROY:
+                return
+
+    def _attr(self, nodeid: int) -> bytes:
+        node = self.nodes.get(nodeid)
+        if node is None:
+            raise OSError(errno.ENOENT, "no such node")
+        now = int(time.time())
+        nlink = 2 if stat.S_ISDIR(node.mode) else 1
+        return _ATTR.pack(nodeid, 0, 0, now, now, now, 0, 0, 0, node.mode, nlink, 0, 0, 0,
+                          4096, 0)
+
+    def _entry(self, nodeid: int) -> bytes:
+        return _ENTRY.pack(nodeid, 0, 0, 0, 0, 0) + self._attr(nodeid)
+
+    def _child(self, parent: int, name: str) -> int:
+        folder = self.nodes.get(parent)
+        if folder is None or name not in folder.children:
+            raise OSError(errno.ENOENT, name)
+        return folder.children[name]
+
+    def _make(self, parent: int, name: str, mode: int) -> int:
+        folder = self.nodes[parent]
+        if name in folder.children:
+            raise OSError(errno.EEXIST, name)
+        nodeid, self.next_id = self.next_id, self.next_id + 1
+        self.nodes[nodeid] = _Node(name, mode, parent)
+        folder.children[name] = nodeid
+        return nodeid
+
+    def _listing(self, nodeid: int) -> Iterator[tuple[int, str, int]]:
+        node = self.nodes[nodeid]
+        yield nodeid, ".", stat.S_IFDIR
+        yield node.parent, "..", stat.S_IFDIR
+        for name, child in sorted(node.children.items()):
+            yield child, name, stat.S_IFMT(self.nodes[child].mode)
+
+    def _answer(self, opcode: int, nodeid: int, body: bytes) -> bytes:
+        def name_at(offset: int) -> str:
+            return body[offset:].split(b"\0", 1)[0].decode()
+
+        if opcode == INIT:
+            major, minor = struct.unpack_from("<II", body)
+            return _INIT_OUT.pack(7, min(minor, 31), 0, 0, 16, 12, MAX_WRITE, 1, 0, 0, 0, 0)
+        if opcode == LOOKUP:
+            return self._entry(self._child(nodeid, name_at(0)))
+        if opcode in (GETATTR, SETATTR):
+            return _ATTR_OUT.pack(0, 0, 0) + self._attr(nodeid)
+        if opcode == STATFS:  # a roomy disk: the mount does not know Drive's quota
+            return _STATFS.pack(1 << 24, 1 << 23, 1 << 23, 1 << 20, 1 << 19, 4096, 255, 4096, 0)
+        if opcode == CREATE:
+            _flags, mode = struct.unpack_from("<II", body)
+            child = self._make(nodeid, name_at(16), stat.S_IFREG | (mode & 0o7777))
+            return self._entry(child) + _OPEN_OUT.pack(0, 0, 0)
+        if opcode == MKDIR:
+            mode, = struct.unpack_from("<I", body)
+            return self._entry(self._make(nodeid, name_at(8), stat.S_IFDIR | (mode & 0o7777)))
+        if opcode in (UNLINK, RMDIR):
+            child = self._child(nodeid, name_at(0))
+            del self.nodes[nodeid].children[name_at(0)]
+            del self.nodes[child]
+            return b""
+        if opcode in (OPEN, OPENDIR):
+            return _OPEN_OUT.pack(0, 0, 0)
+        if opcode == READDIR:
+            _fh, offset, size = struct.unpack_from("<QQI", body)
+            out = b""
+            for i, (child, name, kind) in enumerate(self._listing(nodeid)):
+                if i < offset:
+                    continue
+                raw = name.encode()
+                dirent = _DIRENT.pack(child, i + 1, len(raw), kind >> 12) + raw
+                dirent += b"\0" * (-len(dirent) % 8)
+                if len(out) + len(dirent) > size:
+                    break
+                out += dirent
+            return out
+        if opcode == READ:
+            return b""  # every file here is empty: nothing was ever written
+        if opcode == WRITE:
+            self.writes_refused += 1
+            raise OSError(errno.EIO, "Drive is full")
+        if opcode in (FLUSH, RELEASE, RELEASEDIR, FSYNC, ACCESS, DESTROY):
+            return b""
+        raise OSError(errno.ENOSYS, "not served")
+
+
+@pytest.fixture
+def drive_mount(tmp_path):
+    """A started :class:`FullDriveMount` at ``tmp_path/content/drive`` (the test is skipped
+    where FUSE cannot be mounted)."""
+    mount = FullDriveMount(tmp_path / "content" / "drive")
+    try:
+        mount.start()
+    except OSError as exc:
+        pytest.skip(f"a FUSE mount is needed to make a Drive mount refuse writes: {exc}")
+    yield mount
+    mount.stop()

@@ -1,0 +1,141 @@
+"""docs/troubleshooting.md, "Local disk space": each message made to happen (see
+tests/_messages.py).
+
+``pull`` runs in this process against the emulator. A disk that fills up is a real one: a
+small tmpfs (tests/_tmpfs.py; the tests that need one are skipped where it cannot be mounted).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import zipfile
+
+import pytest
+from click.testing import CliRunner
+
+from _messages import log_text, renders, shown
+from _proxy import Proxy, Reply
+from _tmpfs import small_disk  # noqa: F401 (a fixture)
+from drivestage.cli import cli
+
+KiB = 1024
+
+
+@pytest.fixture
+def env(local_state, drive_env):
+    return local_state
+
+
+def pull(*args: str) -> tuple[int, str]:
+    """``drivestage pull ARGS`` in this process: its exit code and its stderr."""
+    result = CliRunner().invoke(cli, ["pull", *args], catch_exceptions=False)
+    return result.exit_code, result.stderr
+
+
+def error(err: str) -> str:
+    """The one ``Error:`` line, last on stderr (on a line of its own after a progress bar)."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("Error: "), err
+    assert sum(line.startswith("Error: ") for line in lines) == 1, err
+    return lines[-1]
+
+
+def media(emu) -> list:
+    return [r for r in emu.requests if r.query.get("alt") == "media"]
+
+
+def fill(folder) -> None:
+    """Another program writes into ``folder`` until its file system is full."""
+    with open(os.path.join(folder, "filler.bin"), "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * (16 * KiB))
+        except OSError as exc:
+            assert exc.errno == 28, exc  # ENOSPC
+
+
+@renders("not enough free disk space in … to …")
+def test_the_file_does_not_fit_before_downloading(emulator, env, tmp_path):
+    emulator.add_file("big.bin", os.urandom(1000))
+    emulator.clear_requests()
+    code, err = pull("drive:big.bin", str(tmp_path / "d"), "--reserve", "100000T")
+    assert code == 1
+    line = error(err)
+    assert "to download drive:big.bin: needs 1000 B (1000 bytes), only 0 B (0 bytes) free " \
+           "(keeping 100000.0 TiB in reserve); free some space or pull elsewhere" in line
+    shown("not enough free disk space in … to …", line)
+    assert media(emulator) == []
+
+
+@renders("not enough free disk space to extract")
+def test_the_members_do_not_fit(emulator, env, small_disk):
+    disk = small_disk(1024 * KiB)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("VOC/zeros.bin", b"\0" * (4096 * KiB))  # a few KiB compressed
+    emulator.add_file("set.zip", buf.getvalue())
+    code, err = pull("drive:set.zip", str(disk / "data"), "-x")
+    assert code == 1
+    line = error(err)
+    assert "needs 4.0 MiB (4194304 bytes), only" in line and "or extract elsewhere" in line
+    shown("not enough free disk space to extract", line)
+    assert not (disk / "data" / "VOC").exists()
+
+
+@renders("the disk filled up while staging")
+def test_the_disk_fills_up_during_the_download(emulator, env, small_disk, monkeypatch):
+    disk = small_disk(1024 * KiB)
+    data = os.urandom(256 * KiB)
+    emulator.add_file("set.bin", data)
+
+    def another_program_fills_the_disk(status: int, headers: dict, body: bytes) -> Reply:
+        fill(disk)  # after the space check, before the bytes arrive
+        return Reply(status, headers, [body])
+
+    with Proxy(emulator.url) as proxy:
+        proxy.on("GET", r"alt=media", another_program_fills_the_disk, times=1)
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+        code, err = pull("drive:set.bin", str(disk / "d"), "-j", "1")
+    assert code == 1
+    line = error(err)
+    assert f"while staging drive:set.bin into {disk / 'd'}" in line
+    assert "free some space and run again: the download resumes where it stopped" in line
+    shown("the disk filled up while staging", line)
+    assert not (disk / "d" / "set.bin").exists()
+    os.remove(disk / "filler.bin")  # the remedy: free space, run the same command
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", emulator.url)
+    code, err = pull("drive:set.bin", str(disk / "d"), "-q")
+    assert code == 0, err
+    assert hashlib.md5((disk / "d" / "set.bin").read_bytes()).digest() == hashlib.md5(data).digest()
+
+
+@renders("cannot stage … into …:")
+def test_a_file_where_dest_needs_a_folder(emulator, env, tmp_path):
+    emulator.add_file("x.bin", b"x")
+    (tmp_path / "data").write_bytes(b"a file, not a folder")
+    dest = tmp_path / "data" / "sub"
+    code, err = pull("drive:x.bin", str(dest))
+    assert code == 1
+    line = error(err)
+    assert line.startswith(f"Error: cannot stage drive:x.bin into {dest}: Not a directory (")
+    shown("cannot stage … into …:", line)
+    assert (tmp_path / "data").read_bytes() == b"a file, not a folder"
+
+
+@renders("is inside the Google Drive mount")
+def test_pulling_into_colabs_drive_mount(emulator, env, tmp_path, monkeypatch, caplog):
+    import drivestage
+    import drivestage.localfs
+
+    mount = tmp_path / "content" / "drive"
+    monkeypatch.setattr(drivestage.localfs, "COLAB_DRIVE_MOUNT", str(mount))
+    emulator.add_file("set.bin", b"data")
+    with caplog.at_level(logging.WARNING, logger="drivestage"):
+        drivestage.pull("drive:set.bin", str(mount / "MyDrive" / "data"), quiet=True)
+    text = log_text(caplog.records)
+    assert len(caplog.records) == 1
+    assert f"DEST {mount / 'MyDrive' / 'data'} is inside the Google Drive mount {mount}: " \
+           "staging there sends every byte back to Drive" in text
+    shown("is inside the Google Drive mount", text)
