@@ -111,6 +111,8 @@ class FullDriveMount:
                 error = 0
             except OSError as exc:
                 reply, error = b"", -exc.errno
+            except Exception:  # noqa: BLE001 - a request left unanswered hangs its caller
+                reply, error = b"", -errno.EIO
             try:
                 os.write(self._fd, _OUT.pack(_OUT.size + len(reply), error, unique) + reply)
             except OSError:
