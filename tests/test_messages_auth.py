@@ -134,13 +134,14 @@ class MetadataServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        # drivestage tells "no login" by a 404 in google-auth's message, which names the
-        # server's address: keep "404" out of the port.
-        while True:
-            self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-            if "404" not in str(self.server.server_address[1]):
+        # google-auth's message names the server's address: a port with "404" in it must
+        # not read as Colab's "no login" answer (it did once), so one is taken when free.
+        for port in [*range(40400, 40500), 0]:
+            try:
+                self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
                 break
-            self.server.server_close()
+            except OSError:
+                continue
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 

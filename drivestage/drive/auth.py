@@ -21,6 +21,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import re
 import sys
 import threading
 from typing import Any, Callable, Mapping, Optional
@@ -398,7 +399,8 @@ def from_colab() -> DriveCredentials:
             creds.refresh(TokenRequest())
         except (google.auth.exceptions.RefreshError,
                 google.auth.exceptions.TransportError) as exc:
-            if "404" in str(exc) or "service account info" in str(exc):
+            # google-auth says "Status: 404"; the bare digits could be in the server's port.
+            if re.search(r"\bStatus: 404\b", str(exc)) or "service account info" in str(exc):
                 raise NoColabLoginError(f"no Colab login found: {COLAB_LOGIN_HINT}") from None
             raise AuthError(f"could not get a token from Colab's metadata server "
                             f"({_short(exc)}); run the cell again, or "
