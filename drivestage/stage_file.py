@@ -36,6 +36,7 @@ from drivestage import stamps
 from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError, NotFoundError, \
     UsageError
 from drivestage.extract.validation import STATE_DIR
+from drivestage.partials import unlink
 from drivestage.paths import StorePath
 from drivestage.sizes import format_size
 from drivestage.stamps import Stamp
@@ -234,8 +235,13 @@ class FileStager:
         # The earlier versions of this pull: their members go once the new ones are in place.
         previous = ([own] if own is not None else []) + same_src
         basis = own if own is not None else (same_src[0] if same_src else None)
+        partial = dl.partial_path(target, entry)
+        if not os.path.lexists(partial):
+            # A record without its partial: a kill came between the download's rename into
+            # place and the record's removal (this file's lock rules out a live download).
+            unlink(dl.ranges_path(partial))
         if self.force:
-            for path in [dl.partial_path(target, entry)] + dl.stale_partials(target):
+            for path in [partial] + dl.stale_partials(target):
                 dl.remove_partial(path)
         local = self._local(basis, entry, target)
         action = decide(None if self.force else basis, entry, local, extract=self.extract,

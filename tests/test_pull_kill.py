@@ -84,3 +84,28 @@ def test_concurrent_processes_download_once(emulator, drive_env, tmp_path):
     assert actions == ["cached", "cached", "download"]
     assert (dest / "shard.bin").read_bytes() == data
     assert sum(r.bytes_out for r in _media(emulator)) == len(data)
+
+
+@pytest.mark.parametrize("extract", [False, True])
+def test_a_kill_between_the_rename_into_place_and_the_records_removal_leaves_nothing(
+        emulator, drive_env, tmp_path, extract):
+    """A download is renamed into place, then its range record removed: a SIGKILL between
+    the two left the record beside the staged file, and every later pull (cached, verified
+    or extracting) left it there. Found by a flaky test_pull_stamps run. The state after
+    that kill is made here directly: the staged file, and the record of its last version."""
+    from _archives import a_zip, tree
+
+    members = {"ds/a.bin": os.urandom(5000)}
+    blob = a_zip(members)
+    emulator.add_file("d/v.zip", blob)
+    entry = drivestage.connect().resolve("d/v.zip")
+    dest = tmp_path / "data"
+    args = {"extract": extract}
+    drivestage.pull("drive:d/v.zip", str(dest), **args)
+    record = dl.ranges_path(dl.partial_path(str(dest / "v.zip"), entry))
+    with open(record, "w") as fh:
+        json.dump({"size": len(blob), "done": [[0, len(blob)]]}, fh)
+    emulator.clear_requests()
+    result = drivestage.pull("drive:d/v.zip", str(dest), **args)
+    assert result.action == "cached" and _media(emulator) == []
+    assert tree(dest) == {"v.zip": blob, **(members if extract else {})}
