@@ -1,9 +1,10 @@
-"""docs/troubleshooting.md, "Training": each message made to happen (see tests/_messages.py).
+"""docs/troubleshooting.md, "Training": each message made to happen (see tests/_messages.py);
+the data side (the loss, the image cache) is in test_messages_train_data.py.
 
 Nothing here trains. A command that fails before its first iteration (a config error, a
 resume refused, weights for other classes) runs in this process; the messages of a run that
 stops or whose mirror fails come from the real save policy (``Checkpointer``), background
-writer and Drive (the emulator) around a run assembled from a two-weight model: the stop
+writer and Drive (the emulator) around a run assembled with a one-layer network: the stop
 save, the upload and the checks are the same whatever the size of the state.
 """
 from __future__ import annotations
@@ -11,9 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import signal
-import threading
 
 import pytest
 import torch
@@ -26,29 +25,11 @@ from trainer import checkpoint as ckpt
 from trainer import distributed
 from trainer.cli import cli
 from trainer.config import load_config, model_signature
-from trainer.errors import CheckpointError, DataError, NonFiniteLossError, TrainingInterrupted
+from trainer.errors import NonFiniteLossError, TrainingInterrupted
 from trainer.state import Position, TrainState
 
 FOLDER = "Models/t/logs"
 CLASSES = ["circle", "square", "triangle"]   # the synthetic dataset's (tests/conftest.py)
-
-
-@pytest.fixture(autouse=True)
-def _logs_reach_caplog():
-    """A ``trainer`` or ``drivestage`` command run in this process (here or in another module)
-    gives their loggers its own stderr handler and stops propagation; caplog needs both back."""
-    saved = {}
-    for name in ("trainer", "drivestage"):
-        log = logging.getLogger(name)
-        saved[name] = (list(log.handlers), log.propagate, log.level)
-        log.handlers[:] = []
-        log.propagate = True
-    yield
-    for name, (handlers, propagate, level) in saved.items():
-        log = logging.getLogger(name)
-        log.handlers[:] = handlers
-        log.propagate = propagate
-        log.setLevel(level)
 
 
 @pytest.fixture
@@ -126,7 +107,7 @@ def _md5(path) -> str:
 
 def _run(cfg, *, drive: bool, grace_s: float = 60.0):
     """The real ``Run`` of ``cfg`` with its save policy, background writer (mirroring to
-    ``drive.logs`` when ``drive``) and stop flag; the network is two weights."""
+    ``drive.logs`` when ``drive``) and stop flag; the network is one layer."""
     from trainer.drive import DriveFolder
     from trainer.engine import Run
     from trainer.optim import LRSchedule
@@ -456,126 +437,6 @@ def test_eval_of_weights_trained_on_other_classes(tiny_config, tmp_path):
     code, line = trainer("eval", "-c", tiny_config(), "-w", str(weights))
     assert code == 1
     shown("was trained on … classes … but the config names", line)
-
-
-# --------------------------------------------------------------------------- the loss
-
-@renders("the loss became")
-def test_a_loss_that_is_not_finite(tiny_config, synth_voc):
-    from trainer.data.dataset import YoloDataset, build_loader
-    from trainer.data.voc import read_annotation_file
-    from trainer.engine import train_one_epoch
-    from trainer.loss import YoloLoss
-    from trainer.model import YoloV4Tiny
-    from trainer.optim import LRSchedule, build_optimizer
-    from trainer.state import EpochMeter
-
-    cfg = load_config(tiny_config())
-    size = cfg.model.input_size
-    model = YoloV4Tiny(len(CLASSES), cfg.model.anchors, cfg.model.anchors_mask, input_size=size)
-    with torch.no_grad():                             # a diverged run: its weights went NaN
-        for p in model.parameters():
-            p.fill_(float("nan"))
-    lines = read_annotation_file(synth_voc.train_lines_file)
-    loader = build_loader(YoloDataset(lines, size, len(CLASSES), train=False), 8, shuffle=False,
-                          workers=0, seed=0, drop_last=False)
-    optimizer = build_optimizer(model, cfg, cfg.train.lr)
-    schedule = LRSchedule(cfg)
-    with pytest.raises(NonFiniteLossError) as diverged:
-        train_one_epoch(model, YoloLoss(len(CLASSES), cfg.model.anchors, cfg.model.anchors_mask, input_size=size),
-                        optimizer, loader, torch.device("cpu"), start=Position(), steps=len(loader),
-                        lr_at=lambda pos: schedule(pos, 8), scaler=torch.amp.GradScaler("cpu", enabled=False),
-                        ema=None, meter=EpochMeter(), after_step=lambda pos, logs: None)
-    assert diverged.value.exit_code == 1
-    shown("the loss became", error_text(diverged.value))
-
-
-# --------------------------------------------------------------------------- the image cache
-
-def _image_paths(synth_voc) -> list:
-    from trainer.data.voc import read_annotation_file
-
-    return [line.split()[0] for line in read_annotation_file(synth_voc.train_lines_file)]
-
-
-@renders("data.cache=… need …, more than the … budget (…); loading images without a cache")
-def test_an_image_cache_over_its_budget(synth_voc, caplog):
-    from trainer.data.dataset import YoloDataset
-    from trainer.data.voc import read_annotation_file
-
-    lines = read_annotation_file(synth_voc.train_lines_file)
-    with caplog.at_level(logging.WARNING, logger="trainer"):
-        ds = YoloDataset(lines, 64, len(CLASSES), train=False, cache="ram", cache_budget=1000)
-    assert ds._cache is None                          # training goes on, decoding as it goes
-    shown("data.cache=… need …, more than the … budget (…); loading images without a cache",
-          log_text(caplog.records))
-
-
-@renders("the image cache entry … is damaged; delete it and start again")
-def test_a_damaged_image_cache_entry(synth_voc, tmp_path):
-    from trainer.data.cache import DiskCache
-
-    cache = DiskCache(_image_paths(synth_voc)[:2], 64, tmp_path / "image-cache", threads=1)
-    entry = cache.entries[0]
-    with open(entry, "r+b") as f:                     # cut short after it was written
-        f.truncate(os.path.getsize(entry) // 2)
-    with pytest.raises(DataError) as damaged:
-        cache.get(0)
-    shown("the image cache entry … is damaged; delete it and start again", error_text(damaged.value))
-
-
-@renders("cannot create the image cache folder")
-def test_an_image_cache_folder_that_cannot_be_made(synth_voc, tmp_path):
-    from trainer.data.cache import DiskCache
-
-    root = tmp_path / "data-root"
-    root.write_text("a file where data.root should be a folder")
-    with pytest.raises(DataError) as refused:
-        DiskCache(_image_paths(synth_voc)[:1], 64, root / "image-cache", threads=1)
-    shown("cannot create the image cache folder", error_text(refused.value))
-
-
-@renders("cannot write the image cache entry")
-def test_an_image_cache_entry_on_a_full_disk(synth_voc, tmp_path):
-    from trainer.data.cache import DiskCache, content_key
-    from trainer.data.images import read_bytes
-
-    if not os.path.exists("/dev/full"):
-        pytest.skip("needs /dev/full (Linux)")
-    image = _image_paths(synth_voc)[0]
-    folder = tmp_path / "image-cache"
-    folder.mkdir()
-    # The entry's partial file (named by process and thread) is on a full disk: /dev/full.
-    entry = folder / f"{content_key(read_bytes(image), 64)}.rgb"
-    partial = entry.with_name(f"{entry.name}.{os.getpid()}-{threading.get_ident()}.partial")
-    partial.symlink_to("/dev/full")
-    with pytest.raises(DataError) as full:
-        DiskCache([image], 64, folder, threads=1)
-    assert os.listdir(folder) == []                   # no half-written entry left behind
-    text = error_text(full.value)
-    assert "No space left on device" in text
-    shown("cannot write the image cache entry", text)
-
-
-@renders("workers started by spawn/forkserver share the cache through")
-def test_spawned_workers_and_a_small_dev_shm(synth_voc, monkeypatch):
-    from trainer.data.dataset import YoloDataset, build_loader
-    from trainer.data.voc import read_annotation_file
-
-    real = shutil.disk_usage
-
-    def docker_shm(path):                             # a container's 64 MB /dev/shm, nearly full
-        usage = real(path)
-        return usage._replace(free=1000) if os.fspath(path) == "/dev/shm" else usage
-
-    monkeypatch.setattr(shutil, "disk_usage", docker_shm)
-    lines = read_annotation_file(synth_voc.train_lines_file)
-    ds = YoloDataset(lines, 64, len(CLASSES), train=False, cache="ram")
-    loader = build_loader(ds, 4, shuffle=False, workers=1, seed=0, drop_last=False)
-    loader.multiprocessing_context = "spawn"          # Python 3.14's default, macOS's everywhere
-    with pytest.raises(DataError) as refused:
-        iter(loader)
-    shown("workers started by spawn/forkserver share the cache through", error_text(refused.value))
 
 
 # --------------------------------------------------------------------------- export
