@@ -239,7 +239,8 @@ def restore(run: Any, start: Start) -> Optional[dict]:
     try:
         run.bare_model.load_state_dict(state["model"])
     except RuntimeError as exc:
-        raise CheckpointError(f"cannot resume from {path}: the model does not match ({exc})") from None
+        raise CheckpointError(f"cannot resume from {path}: the model does not match "
+                              f"({_mismatch(run.bare_model, state['model'], exc)})") from None
     if run.ema is not None and state.get("ema"):
         run.ema.load_state_dict(state["ema"])
     run.optimizer.load_state_dict(state["optimizer"])
@@ -263,6 +264,20 @@ def restore(run: Any, start: Start) -> Optional[dict]:
                     "none yet" if best is None else f"{best:.4f}")
     rng = state.get("rng") or []
     return rng[run.info.rank] if run.info.rank < len(rng) else None
+
+
+def _mismatch(model: Any, given: dict, exc: RuntimeError) -> str:
+    """Why ``given`` does not load into ``model``, on one line (torch's own text lists every
+    key, on many lines): how many tensors differ, and the first of each kind."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in given]
+    unexpected = [k for k in given if k not in own]
+    shaped = [k for k in own if k in given and getattr(given[k], "shape", None) is not None
+              and tuple(given[k].shape) != tuple(own[k].shape)]
+    parts = [f"{len(keys)} {what}, e.g. {keys[0]}" for keys, what in (
+        (missing, "of the model's tensors missing"), (unexpected, "tensors the model lacks"),
+        (shaped, "tensors of another shape")) if keys]
+    return "; ".join(parts) or " ".join(str(exc).split())
 
 
 def _repair_run_folder(run: Any, path: str) -> None:

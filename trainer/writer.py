@@ -290,7 +290,7 @@ class BackgroundWriter:
                 "saves in %s; the newest copy safe on Drive is %s. Check the network, or "
                 "re-authenticate (in Colab run auth.authenticate_user() again); the trainer keeps "
                 "retrying and says when Drive accepts checkpoints again",
-                quiet_for / 60, exc, self.out_dir, self.safe_text(default="none"))
+                quiet_for / 60, str(exc).rstrip("."), self.out_dir, self.safe_text(default="none"))
 
     def safe_text(self, default: str = "Drive: nothing verified yet", *, short: bool = False) -> str:
         """``"Drive: 3 min ago, epoch 7 iteration 4120 (autosave_00004120.pt)"``; ``short``:
