@@ -4,8 +4,8 @@
 * every drivestage / trainer command and flag shown in the README and docs/ exists, and every
   ``--set key=value`` names a real config key;
 * every environment variable and exit code the README names exists in the code;
-* every message the troubleshooting page quotes is still a string the code prints (read
-  from the syntax tree, so line wrapping in the source is free);
+* every message the troubleshooting page quotes is made to happen by a test in
+  tests/test_messages_*.py (see tests/_messages.py), so the page quotes what users see;
 * the worked pytest example on the emulator page runs and passes.
 """
 from __future__ import annotations
@@ -305,38 +305,60 @@ def test_readme_exit_codes_are_the_codes_the_tools_use():
 # --------------------------------------------------------------------------- troubleshooting
 
 def _quoted_messages() -> list[str]:
-    return re.findall(r"^### `(.+?)`", TROUBLE_MD.read_text(encoding="utf-8"), re.M)
+    from _messages import quoted_messages
+    return quoted_messages()
 
 
-def _message_texts() -> list[str]:
-    """Every string the code can print, as Python renders it: adjacent literals joined, an
-    f-string's fields as a marker no fragment contains. How the source wraps lines does not
-    matter."""
-    import ast
+def _triggers() -> dict[str, list[str]]:
+    """Each quoted message's tests, as the ``test_messages_*`` modules declare them."""
+    import importlib
 
-    texts = []
-    for pkg in ("drivestage", "trainer"):
-        for path in sorted((REPO / pkg).rglob("*.py")):
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.JoinedStr):
-                    texts.append("".join(v.value if isinstance(v, ast.Constant) else "\0"
-                                         for v in node.values))
-                elif isinstance(node, ast.Constant) and isinstance(node.value, str):
-                    texts.append(node.value)
-    return texts
+    from _messages import TRIGGERS
+
+    for path in sorted((REPO / "tests").glob("test_messages_*.py")):
+        importlib.import_module(path.stem)
+    return TRIGGERS
 
 
-def test_every_quoted_message_is_still_printed_by_the_code():
-    texts = _message_texts()
+def test_every_quoted_message_is_made_to_happen_by_a_test():
+    """Each message the troubleshooting page quotes is printed by the real code in some
+    tests/test_messages_*.py test (raised where it is raised, rendered by the commands' own
+    handler, or logged): not merely a string somewhere in the source."""
     quoted = _quoted_messages()
-    assert len(quoted) > 40
-    stale = []
-    for message in quoted:
-        for fragment in (f.strip() for f in message.split("…")):
-            if fragment and not any(fragment in text for text in texts):
-                stale.append(f"{message!r}: {fragment!r}")
-    assert not stale, ("docs/troubleshooting.md quotes text the code no longer prints:\n"
-                       + "\n".join(stale))
+    assert len(quoted) > 100
+    doubled = sorted({m for m in quoted if quoted.count(m) > 1})
+    assert not doubled, f"docs/troubleshooting.md quotes these twice: {doubled}"
+    triggers = _triggers()
+    missing = [m for m in quoted if m not in triggers]
+    unknown = sorted(set(triggers) - set(quoted))
+    assert not missing, ("docs/troubleshooting.md quotes messages no test makes happen "
+                         "(add a @renders test in tests/test_messages_*.py):\n"
+                         + "\n".join(missing))
+    assert not unknown, ("tests declare messages docs/troubleshooting.md does not quote:\n"
+                         + "\n".join(unknown))
+
+
+def test_a_message_test_fails_when_the_text_differs_or_is_never_shown():
+    from _messages import renders, shown
+
+    shown("no Google Drive credentials found. Use one of:",
+          "Error: no Google Drive credentials found. Use one of:")
+    shown("the credentials … could not be refreshed",
+          "Error: the credentials in t.json could not be refreshed: x")
+    for heading, text in [("the credentials … could not be refreshed",
+                           "could not be refreshed: the credentials"),  # out of order
+                          ("not enough free disk space", "not enough disk space")]:
+        with pytest.raises(AssertionError):
+            shown(heading, text)
+
+    @renders("a heading this test never shows")
+    def silent():
+        pass
+
+    with pytest.raises(AssertionError, match="never showed"):
+        silent()
+    from _messages import TRIGGERS
+    del TRIGGERS["a heading this test never shows"]
 
 
 def test_troubleshooting_covers_quota_rate_limit_and_auth_errors():
