@@ -48,8 +48,8 @@ def test_per_connection_throttle_limits_each_stream_not_their_sum(emulator):
     """Drive limits each connection: four ranged streams in parallel get four times the rate."""
     data = os.urandom(1_000_000)
     fid = emulator.add_file("t.bin", data)
-    emulator.faults.apply({"kind": "throttle", "per_connection": 1_000_000})
-    assert emulator.faults.describe()["throttle_per_connection"] == 1_000_000
+    emulator.faults.apply({"kind": "throttle", "per_connection": 250_000})
+    assert emulator.faults.describe()["throttle_per_connection"] == 250_000
     assert emulator.faults.describe()["throttle"] is None
     quarter = len(data) // 4
     parts: dict[int, bytes] = {}
@@ -71,9 +71,10 @@ def test_per_connection_throttle_limits_each_stream_not_their_sum(emulator):
         th.join()
     elapsed = time.perf_counter() - t
     assert b"".join(parts[i] for i in range(4)) == data
-    # Each stream is held to 1 MB/s (250 kB: >= 0.25 s); shared, the four would need >= 1 s.
-    assert min(took.values()) >= 0.2
-    assert elapsed < 0.8
+    # Each stream is held to 250 kB/s (250 kB: >= 1 s); shared, the four would need >= 4 s.
+    # (The margin is two seconds: a loaded 2-core machine once added half a second.)
+    assert min(took.values()) >= 0.9
+    assert elapsed < 3.0
     emulator.faults.clear()
     assert not emulator.faults.throttled
 
