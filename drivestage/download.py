@@ -28,8 +28,8 @@ from typing import Optional
 
 from drivestage.errors import ChecksumMismatchError, DriveStageError, RemoteError
 from drivestage.partials import (Ranges, open_partial, partial_path, partial_size,
-                                 ranges_path, md5_rate, remove_partial, stale_partials,
-                                 unlink, verify_file)
+                                 ranges_path, md5_rate, record_temps, remove_partial,
+                                 stale_partials, unlink, verify_file)
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
@@ -497,4 +497,4 @@ class _Run:
 
 
 __all__ = ["Download", "DownloadResult", "download", "partial_path", "partial_size",
-           "ranges_path", "remove_partial", "stale_partials", "verify_file"]
+           "ranges_path", "record_temps", "remove_partial", "stale_partials", "verify_file"]

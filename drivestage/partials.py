@@ -64,6 +64,18 @@ def stale_partials(target: str, keep: Optional[str] = None) -> list[str]:
     return out
 
 
+def record_temps(target: str) -> list[str]:
+    """Temporary files of range records of any version of ``target``: :func:`atomic_write`
+    leaves one when the process is killed while it writes the record."""
+    folder, base = os.path.split(os.path.abspath(target))
+    pattern = re.compile(r"\.\." + re.escape(base) + r"\.[0-9a-f]{16}\.ranges\.[^/]+\.tmp\Z")
+    try:
+        names = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    return [os.path.join(folder, n) for n in names if pattern.match(n)]
+
+
 def partial_size(target: str, entry: RemoteEntry) -> int:
     """Bytes already downloaded for ``entry`` (0 when there is no usable partial)."""
     partial = partial_path(target, entry)

@@ -259,6 +259,8 @@ class FileStager:
                 staged = [str(row[0]) for row in basis.get("members") or []]
             return self._result(entry, target, action, members=staged,
                                 extracted=self.extract)
+        for path in dl.record_temps(target):
+            unlink(path)  # a kill while a record was written (the lock rules out a live one)
         fetched = resumed = 0
         unpacking: Optional[Unpacking] = None
         protected = {target, *(self.protect or stamps.staged_files(self.dest))} \

@@ -109,3 +109,29 @@ def test_a_kill_between_the_rename_into_place_and_the_records_removal_leaves_not
     result = drivestage.pull("drive:d/v.zip", str(dest), **args)
     assert result.action == "cached" and _media(emulator) == []
     assert tree(dest) == {"v.zip": blob, **(members if extract else {})}
+
+
+@pytest.mark.parametrize("extract", [False, True])
+def test_a_record_half_written_by_a_killed_pull_is_removed_by_the_next(
+        emulator, drive_env, tmp_path, extract):
+    """A SIGKILL while a range record is written leaves atomic_write's temporary file
+    (``..v.zip.<tag>.ranges.<random>.tmp``, often empty): the next pull of that file removes
+    those of every version, and nothing else. Found by a flaky CI run of test_pull_stamps."""
+    from _archives import a_zip, tree
+
+    members = {"ds/a.bin": os.urandom(5000)}
+    blob = a_zip(members)
+    emulator.add_file("d/v.zip", blob)
+    entry = drivestage.connect().resolve("d/v.zip")
+    dest = tmp_path / "data"
+    dest.mkdir()
+    record = dl.ranges_path(dl.partial_path(str(dest / "v.zip"), entry))
+    folder, base = os.path.split(record)
+    left = [os.path.join(folder, f".{base}.k3j4_x9q.tmp"),           # this version's
+            str(dest / "..v.zip.0123456789abcdef.ranges.zz81.tmp")]    # an older one's
+    mine = [str(dest / "..v.zip.notes.tmp"), str(dest / "..w.zip.0123456789abcdef.ranges.a.tmp")]
+    for path in left + mine:
+        open(path, "wb").close()
+    drivestage.pull("drive:d/v.zip", str(dest), extract=extract)
+    assert tree(dest) == {"v.zip": blob, **(members if extract else {}),
+                          **{os.path.basename(p): b"" for p in mine}}
