@@ -253,7 +253,7 @@ def test_truncated_archive_is_a_clear_error(tmp_path, dest, kind):
     with pytest.raises(ArchiveError) as err:
         extract_archive(archive, dest)
     msg = str(err.value)
-    assert "truncated" in msg and "download it again" in msg
+    assert "truncated" in msg and "make the archive again and upload it" in msg
     assert snapshot(dest) == before
 
 

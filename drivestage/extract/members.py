@@ -176,7 +176,8 @@ def tar_entry(m: tarfile.TarInfo, archive: str, plain: bool = False,
         if plain and not m.issparse() and m.offset_data + m.size > archive_size:
             raise ArchiveError(
                 f"{archive} is truncated: member {m.name!r} needs bytes up to "
-                f"{m.offset_data + m.size}, the file has {archive_size}; download it again")
+                f"{m.offset_data + m.size}, the file has {archive_size}; make the archive "
+                "again and upload it")
         return Entry(path, "file", size=m.size, mode=mode, mtime=float(m.mtime), source=m,
                      raw_offset=offset, comp_size=m.size)
     raise UnsafeArchiveError(f"member {m.name!r} of {archive} is a device file or "
@@ -347,14 +348,15 @@ def _open_listing(archive: str) -> tuple[str, object, list[Entry]]:
         if not os.path.exists(archive):
             raise ArchiveError(f"archive {archive} does not exist")
         raise ArchiveError(f"{archive} is not a zip or tar archive (nor tar.gz/.tgz, .tar.bz2, "
-                           ".tar.xz) or it is corrupt; check the file or download it again")
+                           ".tar.xz) or it is corrupt; check the file, or make it again and "
+                           "upload it")
     if kind == "zip":
         check_zip_directory(archive)
         try:
             zf = zipfile.ZipFile(archive)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
             raise ArchiveError(f"cannot read the zip {archive}: {exc}; it is probably truncated "
-                               "or corrupt: download it again") from exc
+                               "or corrupt: make the archive again and upload it") from exc
         try:
             return kind, zf, _zip_entries(zf, archive)
         except BaseException:
@@ -369,7 +371,7 @@ def _open_listing(archive: str) -> tuple[str, object, list[Entry]]:
             tarfile.open(archive, "r:", bufsize=TAR_BUFSIZE)
     except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
         raise ArchiveError(f"cannot read the tar {archive}: {exc}; it is probably truncated or "
-                           "corrupt: download it again") from exc
+                           "corrupt: make the archive again and upload it") from exc
     try:
         try:
             entries = _tar_entries(tf, archive, not compressed)
@@ -377,7 +379,7 @@ def _open_listing(archive: str) -> tuple[str, object, list[Entry]]:
             if isinstance(exc, (ArchiveError, UnsafeArchiveError)):
                 raise
             raise ArchiveError(f"cannot read the tar {archive}: {exc}; it is probably truncated "
-                               "or corrupt: download it again") from exc
+                               "or corrupt: make the archive again and upload it") from exc
         # GNU sparse members have no single byte range: stream such a tar too.
         streamed = compressed or any(e.kind == "file" and e.raw_offset < 0 for e in entries)
         return ("stream" if streamed else "tar"), tf, entries

@@ -63,7 +63,8 @@ def finish_member(fd: int, e: Entry, written: int, archive: str) -> None:
     record: no path lookup later)."""
     if written != e.size:
         raise ArchiveError(f"member {e.path!r} of {archive} is truncated: got {written} of "
-                           f"{e.size} bytes; the archive is incomplete: download it again")
+                           f"{e.size} bytes; the archive is incomplete: make the archive again and "
+                           "upload it")
     if e.mtime is not None:
         os.utime(fd, (e.mtime, e.mtime))
     e.written = os.fstat(fd)
@@ -134,12 +135,12 @@ def _copy_raw(afd: int, fd: int, e: Entry, start: int, comp_size: int, method: i
                            "download the archive again") from exc
     if remaining or (inflater is not None and not inflater.eof):
         raise ArchiveError(f"member {e.path!r} of {archive} is truncated; the archive is "
-                           "incomplete: download it again")
+                           "incomplete: make the archive again and upload it")
     finish_member(fd, e, written, archive)
     if crc_expected is not None and crc != crc_expected:
         raise ArchiveError(f"member {e.path!r} of {archive} fails its CRC-32 check "
                            f"(expected {crc_expected:08x}, got {crc:08x}); the archive is "
-                           "corrupt: download it again")
+                           "corrupt: make the archive again and upload it")
 
 
 #: What creating one file costs, in bytes written (file creation is most of an extraction's
@@ -231,7 +232,8 @@ def _write_files_stream(archive: str, root: str, files: list[Entry],
     try:
         tf = open_tar_stream(archive)
     except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
-        raise ArchiveError(f"cannot read the tar {archive}: {exc}; download it again") from exc
+        raise ArchiveError(f"cannot read the tar {archive}: {exc}; make the archive again "
+                           "and upload it") from exc
     with tf:
         members = iter(tf)
         while wanted:
@@ -239,7 +241,8 @@ def _write_files_stream(archive: str, root: str, files: list[Entry],
                 m = next(members, None)
             except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
                 raise ArchiveError(f"cannot read the tar {archive}: {exc}; the archive is "
-                                   "truncated or corrupt: download it again") from exc
+                                   "truncated or corrupt: make the archive again and upload "
+                                   "it") from exc
             if m is None:
                 missing = sorted(e.path for e in wanted.values())[:3]
                 raise ArchiveError(f"{archive} changed while it was extracted (members "
