@@ -215,7 +215,9 @@ def test_one_request_per_stream_by_default(emulator, store, out, small_splits, m
     # the rest of another): no byte was fetched twice.
     ranges = sorted(_ranges(emulator, fid))
     assert res.streams == 3 and 3 <= len(ranges) <= 4 and res.fetched == len(data)
-    assert ranges[0] == (0, len(data))  # the first stream asked for the whole file
+    # The first stream asked from byte 0 on, for the whole file unless a second stream split
+    # its piece before its request left (on a loaded machine it once asked for half).
+    assert ranges[0] in ((0, len(data)), (0, len(data) // 2))
     assert os.listdir(out) == ["l.bin"]  # neither the partial nor its record is left
 
 
@@ -231,11 +233,15 @@ def test_a_broken_answer_is_resumed_from_the_byte_where_it_broke(emulator, store
     assert len(starts) == 2 and starts[0] == 0 and 0 < starts[1] <= (1 << 20) + 5
 
 
-def test_streams_are_added_while_the_throughput_grows(emulator, store, out, small_splits):
-    data = os.urandom(6 << 20)
+def test_streams_are_added_while_the_throughput_grows(emulator, store, out, small_splits,
+                                                      monkeypatch):
+    # Rates measured over 0.4 s rather than 0.1 s: on a loaded 2-core machine a tenth of a
+    # second of scheduling noise hid a doubling that paid off (2 streams, 2 runs in 5).
+    monkeypatch.setattr(dl, "_WINDOW", 0.4)
+    data = os.urandom(8 << 20)
     emulator.add_file("a.bin", data)
     entry = store.resolve("a.bin")
-    emulator.faults.throttle(per_connection=2 << 20)  # each connection as slow as Drive's
+    emulator.faults.throttle(per_connection=1 << 20)  # each connection as slow as Drive's
     res = dl.download(store, entry, str(out / "a.bin"))
     assert open(out / "a.bin", "rb").read() == data
     assert res.streams >= 4  # one, then two, then four: each doubling paid off
