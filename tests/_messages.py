@@ -62,6 +62,28 @@ def shown(heading: str, text: str) -> None:
     _shown.add(heading)
 
 
+def error_line(stderr: str) -> str:
+    """The one ``Error:`` line a command printed, last on stderr (on a line of its own after
+    a progress bar), with no traceback anywhere."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("Error: "), stderr
+    assert sum(line.startswith("Error:") for line in lines) == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    return lines[-1]
+
+
+def command_error(*args: str, code: int = 1) -> str:
+    """``drivestage ARGS`` run in this process: its one ``Error:`` line, after checking that
+    it exited with ``code``."""
+    from click.testing import CliRunner
+
+    from drivestage.cli import cli
+
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
+    return error_line(result.stderr)
+
+
 def error_text(exc: BaseException) -> str:
     """What a command prints for ``exc``: drivestage's and trainer's own handlers render it."""
     from drivestage.errors import DriveStageError

@@ -13,6 +13,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
+from _messages import error_line as error
 from _messages import renders, shown
 from _proxy import Proxy, Reply
 from drivestage.cli import cli
@@ -30,14 +31,6 @@ def push(*args: str) -> tuple[int, str]:
     """``drivestage push ARGS`` in this process: its exit code and its stderr."""
     result = CliRunner().invoke(cli, ["push", *args], catch_exceptions=False)
     return result.exit_code, result.stderr
-
-
-def error(err: str) -> str:
-    """The one ``Error:`` line, last on stderr (on a line of its own after a progress bar)."""
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("Error: "), err
-    assert sum(line.startswith("Error: ") for line in lines) == 1, err
-    return lines[-1]
 
 
 @pytest.fixture

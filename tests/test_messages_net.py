@@ -13,12 +13,11 @@ import os
 import socket
 
 import pytest
-from click.testing import CliRunner
 
 import _proxy
+from _messages import command_error as error
 from _messages import renders, shown
 from _proxy import Proxy, Reply
-from drivestage.cli import cli
 from drivestage.drive import paging
 
 TEACHER = "teacher@school.edu"
@@ -37,17 +36,6 @@ def proxy(emulator, env, monkeypatch):
     with Proxy(emulator.url) as p:
         monkeypatch.setenv("DRIVESTAGE_API_ROOT", p.url)
         yield p
-
-
-def error(*args: str, code: int = 1) -> str:
-    """``drivestage ARGS`` in this process: its one ``Error:`` line (exit code ``code``)."""
-    result = CliRunner().invoke(cli, list(args))
-    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("Error: "), result.stderr
-    assert sum(line.startswith("Error:") for line in lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[-1]
 
 
 def _logs(tmp_path, size: int = 1000) -> str:

@@ -17,6 +17,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
+from _messages import error_line as error
 from _messages import log_text, renders, shown
 from _drivemount import drive_mount  # noqa: F401 (a fixture)
 from _tmpfs import small_disk  # noqa: F401 (a fixture)
@@ -32,14 +33,6 @@ def run(*args: str) -> tuple[int, str]:
     """``drivestage ARGS`` in this process: its exit code and its stderr."""
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     return result.exit_code, result.stderr
-
-
-def error(err: str) -> str:
-    """The one ``Error:`` line, last on stderr (on a line of its own after a progress bar)."""
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("Error: "), err
-    assert sum(line.startswith("Error: ") for line in lines) == 1, err
-    return lines[-1]
 
 
 def logs(tmp_path, **files: bytes) -> str:

@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 
 import pytest
-from click.testing import CliRunner
 
+from _messages import command_error as error
 from _messages import log_text, renders, shown
-from drivestage.cli import cli
 
 TEACHER = "teacher@school.edu"
 
@@ -23,17 +22,6 @@ TEACHER = "teacher@school.edu"
 def env(local_state, drive_env, fast_retries, monkeypatch):
     monkeypatch.delenv("DRIVESTAGE_DEBUG", raising=False)
     return local_state
-
-
-def error(*args: str, code: int = 1) -> str:
-    """``drivestage ARGS`` in this process: its one ``Error:`` line (exit code ``code``)."""
-    result = CliRunner().invoke(cli, list(args))
-    assert result.exit_code == code, (result.exit_code, result.stderr, result.exception)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("Error: "), result.stderr
-    assert sum(line.startswith("Error:") for line in lines) == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    return lines[-1]
 
 
 def _src(tmp_path, **files: bytes) -> str:
