@@ -23,6 +23,11 @@ best is shown with the range of all rounds. Goals (issues 12 and 15): pull --ext
 the recipe and <= 1.2x the download + verify alone; the rerun a single metadata call under a
 second; peak memory < 200 MB; pull >= 2.5x single-stream curl at 0.2 s to first byte.
 
+Extracted trees are kept until the run ends, and a run started within six minutes of an
+earlier one's deletions waits first (``--settle``): on ext4 without a journal, every new file
+scans past the inodes freed in the last minutes, which made whichever extraction followed a
+deletion 2-4x slower (see ``Retired``). ``--streams-only`` measures issue 12's ratio alone.
+
 Quick check: ``python bench/pull.py --size-mib 128 --members 2000 --server plain``.
 """
 from __future__ import annotations
@@ -197,18 +202,72 @@ def drop(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+class Retired:
+    """Where extracted trees go instead of being deleted while the bench measures.
+
+    On ext4 without a journal (the development VM's disk), creating a file scans past every
+    inode of its block group deleted in the last 1-6 minutes (``recently_deleted`` in
+    ``find_inode_bit``): after deleting a 20,000-member tree, each new file cost about 1 ms of
+    kernel time instead of 25 us, so whichever extractor ran after a deletion lost 10-20 s.
+    Trees are renamed here (their top-level files, the zip and the stamps, are deleted: a
+    handful of inodes) and deleted only when the bench ends."""
+
+    def __init__(self, folder: str):
+        self.folder, self.count = folder, 0
+        os.makedirs(folder, exist_ok=True)
+
+    def __call__(self, path: str) -> None:
+        if not os.path.isdir(path):
+            return
+        for entry in os.scandir(path):
+            if entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+        self.count += 1
+        os.rename(path, os.path.join(self.folder, str(self.count)))
+
+
 def create_cost(folder: str, n: int = 2000) -> float:
     """Kernel seconds per file to create ``n`` empty files in a new folder under ``folder``:
-    what every extractor pays per member (on the shared VM it varies 20x between folders)."""
+    what every extractor pays per member. The files stay (see ``Retired``)."""
     tmp = tempfile.mkdtemp(prefix="create-", dir=folder)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+    for i in range(n):
+        os.close(os.open(os.path.join(tmp, str(i)), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                         0o644))
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_stime - before) / n
+
+
+#: ext4 skips (and scans past) inodes freed in the last 60 s, or 360 s while their inode
+#: table block is still dirty (``RECENTCY_MIN`` + ``RECENTCY_DIRTY`` in fs/ext4/ialloc.c).
+_RECENT_S = 370.0
+
+
+def _marker(workdir: str) -> str:
+    return os.path.join(workdir, ".trees-deleted-at")
+
+
+def settle(workdir: str, folder: str, limit_s: float) -> list[float]:
+    """Wait (at most ``limit_s``) until the trees an earlier run deleted no longer slow down
+    creating files; returns the creation costs seen before and after, in microseconds.
+
+    A probe cannot tell on its own: new folders land in other block groups than the probe's.
+    So the end of each run writes when it deleted its trees, and this waits until
+    ``_RECENT_S`` has passed since then."""
+    seen = [create_cost(folder, 500) * 1e6]
     try:
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
-        for i in range(n):
-            os.close(os.open(os.path.join(tmp, str(i)), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                             0o644))
-        return (resource.getrusage(resource.RUSAGE_SELF).ru_stime - before) / n
-    finally:
-        drop(tmp)
+        with open(_marker(workdir)) as fh:
+            wait = float(fh.read()) + _RECENT_S - time.time()
+    except (OSError, ValueError):
+        wait = 0.0
+    wait = min(wait, limit_s)
+    if wait > 0:
+        print(f"an earlier run deleted its trees {_RECENT_S - wait:.0f} s ago: creating a file "
+              f"costs {seen[0]:.0f} us now (ext4 scans recently freed inodes on every create); "
+              f"waiting {wait:.0f} s for that to pass (--settle 0: do not wait) ...",
+              file=sys.stderr)
+        time.sleep(wait)
+        seen.append(create_cost(folder, 500) * 1e6)
+    return seen
 
 
 def machine() -> dict:
@@ -245,6 +304,7 @@ class Bench:
         self.args, self.zpath, self.work = args, zpath, work
         self.data: dict[str, dict[str, list]] = {}
         self.jobs = ["--jobs", str(args.jobs)] if args.jobs else []
+        self.retire = Retired(os.path.join(work, "retired"))
 
     def note(self, server: str, key: str, value) -> None:
         self.data.setdefault(server, {}).setdefault(key, []).append(value)
@@ -278,7 +338,7 @@ class Bench:
         name = os.path.basename(self.zpath)
         s.model(0.0, None)
         # The recipe, then pull --extract.
-        drop(out)
+        self.retire(out)
         t_curl = self.curl(s, out)
         t_md5 = run(["md5sum", os.path.join(out, "VOC.zip")])
         t_unzip = run(["unzip", "-q", "-o", "VOC.zip"], cwd=out)
@@ -287,7 +347,7 @@ class Bench:
             self.note(n, key + "_cpu", t["cpu"])
         self.note(n, "recipe", t_curl["wall"] + t_md5["wall"] + t_unzip["wall"])
         self.note(n, "recipe_cpu", t_curl["cpu"] + t_md5["cpu"] + t_unzip["cpu"])
-        drop(out)
+        self.retire(out)
         got, calls = self.pull(s, out, "--extract", *self.jobs)
         self.note(n, "pull_extract", got["wall"])
         self.note(n, "pull_extract_cpu", got["cpu"])
@@ -299,7 +359,7 @@ class Bench:
         self.note(n, "rerun_media", calls["media"])
         self.note(n, "rerun_phases", got["table"])
         # Download + verify, then curl alone.
-        drop(out)
+        self.retire(out)
         got, calls = self.pull(s, out, *self.jobs, phased=True)
         self.note(n, "pull_download", got["wall"])
         self.note(n, "pull_download_cpu", got["cpu"])
@@ -318,17 +378,17 @@ class Bench:
 
         def lib() -> None:
             fresh = os.path.join(self.work, "fresh")
-            drop(fresh)
+            self.retire(fresh)
             table = phases(["--extract-archive", os.path.join(out, name), fresh], self.env(s))
             self.note(n, "extract_lib", table["wall_s"])
             self.note(n, "extract_lib_cpu", table["cpu_s"])
             self.note(n, "extract_lib_phases", table)
-            drop(fresh)
+            self.retire(fresh)
 
         for step in ((cli, lib) if index % 2 == 0 else (lib, cli)):
             step()
         self.note(n, "md5_alone", md5_in_process(os.path.join(out, name)))
-        drop(out)
+        self.retire(out)
         self.note(n, "version", min(run(["drivestage", "--version"])["wall"]
                                     for _ in range(3)))
         self.streams(s)
@@ -372,10 +432,15 @@ def main() -> None:
                     help="drivestage pull --jobs for the main runs (default: drivestage's)")
     ap.add_argument("--streams", default="1,2,4",
                     help="stream counts (pull -j) to compare against curl (default 1,2,4)")
+    ap.add_argument("--streams-only", action="store_true",
+                    help="measure only the streams against curl (issue 12's ratio)")
     ap.add_argument("--ttfb", default="0,0.2",
                     help="seconds to first byte per request in the link model (default 0,0.2)")
     ap.add_argument("--link", type=float, default=100.0,
                     help="MB/s per connection in the link model (0: skip it; default 100)")
+    ap.add_argument("--settle", type=float, default=_RECENT_S,
+                    help="most seconds to wait at the start for an earlier run's deletions to "
+                         "stop slowing down file creation (0: do not wait)")
     ap.add_argument("--repeat", type=int, default=1, help="rounds (best and range of N)")
     ap.add_argument("--json", action="store_true", help="print the numbers as JSON too")
     ap.add_argument("--save", metavar="FILE", help="save every measurement to FILE (JSON)")
@@ -397,13 +462,22 @@ def main() -> None:
     if not os.path.exists(zpath):
         print(f"building {zpath} ...", file=sys.stderr)
         build_zip(zpath, size, args.members)
+    names = ("emulator", "plain") if args.server == "both" else (args.server,)
     info = machine()
-    info["create_us"] = create_cost(args.workdir) * 1e6
+    work = tempfile.mkdtemp(prefix="run-", dir=args.workdir)
+    need = len(names) * args.repeat * 4 * size + 4 * size
+    free = shutil.disk_usage(work).free
+    if free < need:
+        drop(work)
+        sys.exit(f"bench/pull.py: {args.workdir} has {free / 2**30:.1f} GiB free and this run "
+                 f"keeps about {need / 2**30:.1f} GiB of extracted trees until it ends: "
+                 f"free some space, or use fewer rounds or a smaller --size")
+    settled = settle(args.workdir, work, 0 if args.streams_only else args.settle)
+    info["create_us"] = settled[-1]
+    info["settle_us"] = settled
     info.update(zip_bytes=os.path.getsize(zpath), members=args.members, repeat=args.repeat,
                 link_MB_s=args.link, ttfb=args.ttfb, streams=args.streams, jobs=args.jobs)
-    work = tempfile.mkdtemp(prefix="run-", dir=args.workdir)
     try:
-        names = ("emulator", "plain") if args.server == "both" else (args.server,)
         with Emulator(data_dir=os.path.join(work, "drive")) as emu, \
                 PlainDrive(zpath, file_id="plainVOC0001") as plain:
             served = {"emulator": lambda: _EmulatorServed(emu, zpath),
@@ -413,12 +487,20 @@ def main() -> None:
             for r in range(args.repeat):
                 for s in servers:
                     print(f"round {r + 1}/{args.repeat}: {s.name} ...", file=sys.stderr)
-                    bench.round(s, r)
+                    if args.streams_only:
+                        bench.streams(s)
+                    else:
+                        bench.round(s, r)
         info["create_us_end"] = create_cost(work) * 1e6
     finally:
+        # Deleting the trees makes creating files slow here for the next minutes (see
+        # Retired): a run started right after this one waits for that (--settle).
         drop(work)
         if args.clean:
             drop(args.workdir)
+        elif not args.streams_only:
+            with open(_marker(args.workdir), "w") as fh:
+                fh.write(str(time.time()))
     info["load_end"] = os.getloadavg()[0]
     if args.save:
         with open(args.save, "w") as fh:

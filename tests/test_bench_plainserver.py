@@ -143,3 +143,45 @@ def test_pull_bench_runs_against_both_servers_and_finds_every_phase(tmp_path):
         assert res["media_requests"] == 2, name
         assert res["parts"]["download_s"] > 0 and res["parts"]["extract_lib_s"] > 0, name
     assert not (tmp_path / "bench").exists()
+
+
+@pytest.mark.slow
+def test_pull_bench_streams_only_reports_the_link_ratio_and_leaves_no_marker(tmp_path):
+    # --streams-only (issue 12's ratio alone) extracts nothing, so it neither waits for an
+    # earlier run's deletions nor makes the next run wait for its own.
+    work = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve().parents[1] / "bench" / "pull.py"),
+         "--size-mib", "1", "--members", "40", "--streams", "1", "--ttfb", "0.05",
+         "--link", "50", "--workdir", str(work), "--streams-only", "--json"],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(results["servers"]) == {"emulator", "plain"}
+    for name, res in results["servers"].items():
+        assert set(res["link_vs_curl"]) == {"ttfb 0.05"} and res["link_vs_curl"]["ttfb 0.05"] > 0
+    assert "pull vs curl over the link, ttfb 0.05 s" in proc.stdout
+    assert not (work / ".trees-deleted-at").exists()
+    assert sorted(os.listdir(work)) == ["voc-1048576-40.zip"]
+
+
+@pytest.mark.slow
+def test_pull_bench_waits_after_an_earlier_run_deleted_its_trees(tmp_path):
+    # On ext4 without a journal, creating files just after deleting thousands costs up to
+    # 40x more (recently freed inodes are scanned on every create): a run that deleted its
+    # trees says when, and the next one waits (here at most 1 s) before it measures.
+    work = tmp_path / "bench"
+    argv = [sys.executable, str(Path(__file__).resolve().parents[1] / "bench" / "pull.py"),
+            "--size-mib", "1", "--members", "40", "--streams", "", "--link", "0",
+            "--server", "plain", "--workdir", str(work)]
+    first = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "waiting" not in first.stderr
+    deleted_at = float((work / ".trees-deleted-at").read_text())
+    assert time.time() - 60 < deleted_at <= time.time()
+    assert sorted(os.listdir(work)) == [".trees-deleted-at", "voc-1048576-40.zip"]
+    second = subprocess.run(argv + ["--settle", "1"], capture_output=True, text=True,
+                            timeout=300)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "an earlier run deleted its trees" in second.stderr
+    assert "waiting 1 s for that to pass" in second.stderr
