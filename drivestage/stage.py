@@ -116,13 +116,13 @@ def _stage(store: RemoteStore, path: StorePath, label: str, dest: str, *, extrac
 def _local_error(exc: OSError, label: str, dest: str) -> DriveStageError:
     """Local trouble (a full disk mid-download, permissions) as one clear line; the partial
     file stays for the next run."""
-    where = exc.filename or dest
+    # The file the OS named, when it named one other than DEST itself.
+    where = f" ({exc.filename})" if exc.filename and exc.filename != dest else ""
     if exc.errno == errno.ENOSPC:
-        return DiskSpaceError(f"the disk filled up while staging {label} into {dest} "
-                              f"({where}); free some space and run again: the download "
-                              "resumes where it stopped")
-    return LocalFileError(f"cannot stage {label} into {dest}: {exc.strerror or exc} "
-                          f"({where})")
+        return DiskSpaceError(f"the disk filled up while staging {label} into {dest}{where}; "
+                              "free some space and run again: the download resumes where it "
+                              "stopped")
+    return LocalFileError(f"cannot stage {label} into {dest}: {exc.strerror or exc}{where}")
 
 
 def _find(store: RemoteStore, path: StorePath, src: str, dest: str,

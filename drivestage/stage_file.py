@@ -391,15 +391,17 @@ class _Extraction:
             keep = set(result.paths) | stamps.members_of_others(dest, self.stamp)
             gone = remove_members(dest, stale, keep=keep, lock_dir=lock_dir)
             if gone:
-                log.info("removed %d members of the previous version of %s", gone, src)
+                log.info("removed %s of the previous version of %s", _count(gone, "member"),
+                         src)
         kept = {p.rsplit("/", i)[0] for p in result.paths for i in range(p.count("/") + 1)}
         left = [p for p in stamps.unrecorded(self.stamp) if p not in kept]
         self.stamp.pop("unrecorded", None)
         if left:
-            log.warning("%d members of the previous version of %s were not removed: it was "
-                        "staged by drivestage 0.1.0, whose stamp does not record what its "
-                        "extraction wrote; remove them from %s by hand if they are not wanted "
-                        "(e.g. %s)", len(left), src, dest, left[0])
+            log.warning("%s of the previous version of %s %s not removed: it was staged by "
+                        "drivestage 0.1.0, whose stamp does not record what its extraction "
+                        "wrote; remove %s from %s by hand if not wanted (e.g. %s)",
+                        _count(len(left), "member"), src, "was" if len(left) == 1 else "were",
+                        "it" if len(left) == 1 else "them", dest, left[0])
         self.stamp.update(members=[m.to_json() for m in result.members], stale=[])
         missing = stamps.not_in_place(dest, result.members)
         if missing is not None:
@@ -410,6 +412,11 @@ class _Extraction:
         self.stamp["extracted"] = True
         stamps.write(dest, self.stamp)
         return result.paths
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 member``, ``3 members``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _extracted_total(path: str) -> int:

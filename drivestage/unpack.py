@@ -80,10 +80,11 @@ class Unpacking:
                 return Overlapped.zip(self.dl.partial, size, self.dest, arrived,
                                       lock_dir=self.lock_dir, free_bytes=free,
                                       progress=self.extract_progress,
-                                      protected=self.protected)
+                                      protected=self.protected, label=self.dl.target)
             return Overlapped.tar(self.dl.partial, size, self.dest, arrived,
                                   lock_dir=self.lock_dir, free_bytes=free,
-                                  progress=self.extract_progress, protected=self.protected)
+                                  progress=self.extract_progress, protected=self.protected,
+                                  label=self.dl.target)
         except DiskSpaceError:
             raise  # before the download: no point fetching what cannot be extracted
         except FALLBACK + (DriveStageError,) as exc:

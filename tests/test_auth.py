@@ -366,5 +366,6 @@ def test_a_bare_www_authenticate_bearer_is_an_auth_error(clean_env, emulator_fac
     monkeypatch.setenv("DRIVESTAGE_TOKEN", "t")
     code, err = _cli("ls", "drive:", "--api-root", emu.url)
     assert code == 1
-    assert err.startswith("Error: list drive:: Drive refused the credentials (HTTP 401 authError")
+    assert err.startswith("Error: list drive: (the top of My Drive): Drive refused the "
+                          "credentials (HTTP 401 authError")
     assert "Traceback" not in err and len(err.splitlines()) == 1

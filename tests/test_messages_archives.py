@@ -227,7 +227,7 @@ def test_a_truncated_zip(emulator, dest):
     code, line = pull("drive:cut.zip", str(dest))
     assert code == 1
     shown("cannot read the zip", line)
-    assert "cut.zip" in line and listing(dest) == ["cut.zip"]
+    assert "cut.zip" in line and listing(dest) == ["cut.zip"] and ".partial" not in line
 
 
 def test_a_truncated_tar_gz(emulator, dest):
@@ -236,7 +236,7 @@ def test_a_truncated_tar_gz(emulator, dest):
     emulator.add_file("cut.tar.gz", blob[: len(blob) // 2])
     code, line = pull("drive:cut.tar.gz", str(dest))
     assert code == 1 and "cannot read the tar" in line, line
-    assert listing(dest) == ["cut.tar.gz"]
+    assert listing(dest) == ["cut.tar.gz"] and ".partial" not in line
 
 
 @renders("its central directory takes … more than the … drivestage reads")
@@ -272,6 +272,9 @@ def test_a_member_corrupt_inside_a_verified_archive(emulator, dest):
     assert code == 1
     shown("fails its CRC-32 check", line)
     assert "member 'bad.bin'" in line and listing(dest) == ["c.zip"]
+    # Named by the archive's own name, not the partial file it was extracted from while
+    # it downloaded.
+    assert f"member 'bad.bin' of {dest / 'c.zip'} fails" in line and ".partial" not in line
 
 
 @renders("is encrypted;")

@@ -191,6 +191,10 @@ def test_colab_metadata_server_refuses_the_token(colab, tmp_path):
     assert code == 1
     text = error(err)
     assert "service-accounts/default/token" in text and "auth.authenticate_user()" in text
+    # No Python reprs: not the tuple google-auth raises, nor the raw answer it appends.
+    assert "((" not in text and "Response:" not in text and "<" not in text
+    assert "service-accounts/default/token from the Google Compute Engine metadata " \
+        "service. Status: 403);" in text
     shown("could not get a token from Colab's metadata server", text)
 
 
@@ -345,7 +349,12 @@ def test_a_damaged_service_account_key(clean_env, tmp_path):
     # A copy-paste into a secret that lost the key's end.
     key = _service_account_key(tmp_path / "key.json",
                                "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n")
-    shown("not a usable service-account key", _credentials_error(key))
+    line = _credentials_error(key)
+    shown("not a usable service-account key", line)
+    # The library's words, not the Python objects beside them.
+    assert "(Could not deserialize key data. The data may be in an incorrect format" in line
+    assert "OpenSSLError" not in line and "', [" not in line
+    assert line.rstrip().endswith("download a new JSON key for the service account")
 
 
 @renders("token lacks")

@@ -73,6 +73,24 @@ def test_the_members_do_not_fit(emulator, env, small_disk):
     assert code == 1
     line = error(err)
     assert "needs 4.0 MiB (4194304 bytes), only" in line and "or extract elsewhere" in line
+    assert f"to extract set.zip into {disk / 'data'}: needs" in line
+    shown("not enough free disk space to extract", line)
+    assert not (disk / "data" / "VOC").exists()
+
+
+def test_a_streamed_tar_member_that_does_not_fit(emulator, env, small_disk):
+    """The same entry for a tar.gz, which is extracted as it downloads: the member that does
+    not fit stops that extraction, and the verified archive's own check says why, naming the
+    archive (not the partial file it was read from)."""
+    from _archives import a_tgz
+
+    disk = small_disk(1024 * KiB)
+    emulator.add_file("set.tar.gz", a_tgz({"VOC/zeros.bin": b"\0" * (4096 * KiB)}))
+    code, err = pull("drive:set.tar.gz", str(disk / "data"), "-x")
+    assert code == 1
+    line = error(err)
+    assert f"to extract set.tar.gz into {disk / 'data'}: needs 4.0 MiB (4194304 bytes), " \
+           "only " in line and "or extract elsewhere" in line and ".partial" not in line
     shown("not enough free disk space to extract", line)
     assert not (disk / "data" / "VOC").exists()
 
@@ -95,6 +113,7 @@ def test_the_disk_fills_up_during_the_download(emulator, env, small_disk, monkey
     line = error(err)
     assert f"while staging drive:set.bin into {disk / 'd'}" in line
     assert "free some space and run again: the download resumes where it stopped" in line
+    assert f"({disk / 'd'})" not in line  # DEST is named once
     shown("the disk filled up while staging", line)
     assert not (disk / "d" / "set.bin").exists()
     os.remove(disk / "filler.bin")  # the remedy: free space, run the same command
@@ -112,7 +131,7 @@ def test_a_file_where_dest_needs_a_folder(emulator, env, tmp_path):
     code, err = pull("drive:x.bin", str(dest))
     assert code == 1
     line = error(err)
-    assert line.startswith(f"Error: cannot stage drive:x.bin into {dest}: Not a directory (")
+    assert line == f"Error: cannot stage drive:x.bin into {dest}: Not a directory"  # DEST once
     shown("cannot stage … into …:", line)
     assert (tmp_path / "data").read_bytes() == b"a file, not a folder"
 

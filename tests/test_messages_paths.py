@@ -396,7 +396,7 @@ V1 = {"ds/keep.txt": b"kept", "ds/gone.txt": b"only in v1"}
 V2 = {"ds/keep.txt": b"kept, v2", "ds/new.txt": b"new in v2"}
 
 
-@renders("members of the previous version of … were not removed")
+@renders("of the previous version of … not removed: it was staged by drivestage 0.1.0")
 def test_an_update_of_what_drivestage_0_1_0_extracted(emulator, dest, tmp_path, caplog):
     from drivestage.extract import extract_archive
 
@@ -418,9 +418,10 @@ def test_an_update_of_what_drivestage_0_1_0_extracted(emulator, dest, tmp_path, 
                         replace=entry).id == fid
     with caplog.at_level(logging.WARNING, logger="drivestage"):
         result = drivestage.pull("drive:d/v.zip", str(dest), extract=True, quiet=True)
-    text = log_text(warnings(caplog, "were not removed"))
-    shown("members of the previous version of … were not removed", text)
-    assert "1 members of the previous version of drive:d/v.zip were not removed" in text
+    text = log_text(warnings(caplog, "not removed"))
+    shown("of the previous version of … not removed: it was staged by drivestage 0.1.0", text)
+    assert "1 member of the previous version of drive:d/v.zip was not removed: it was " \
+        "staged by drivestage 0.1.0" in text and "remove it from " in text
     assert result.action == "update"
     assert (dest / "ds/gone.txt").read_bytes() == b"only in v1"  # left for the user
     assert (dest / "ds/new.txt").read_bytes() == b"new in v2"

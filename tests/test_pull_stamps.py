@@ -307,6 +307,7 @@ def test_an_old_stamp_without_records_never_removes_anything(emulator, drive_env
     assert tree(dest) == {"v.zip": a_zip(V2), **V2, "ds/gone.txt": b"only in v1",
                           "ds/sub/old.txt": b"new"}
     assert "3 members of the previous version of drive:d/v.zip were not removed" in err
+    assert "remove them from " in err
     assert not (dest / ".drivestage/v.zip.json").exists()
 
 

@@ -124,7 +124,7 @@ class Checkpointer(Callback):
 
     def on_interrupt(self, run: Any, exc: BaseException) -> None:
         stopped = isinstance(exc, TrainingInterrupted)
-        if self.writer is not None and not stopped:
+        if self.writer is not None and not stopped and self.drive_spec:
             logger.info("flushing the Drive mirror before stopping ...")
         # A stop already waited for its checkpoint's upload: no second push within the grace.
         self._close(push_error=False, push=not stopped)

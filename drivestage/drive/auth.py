@@ -172,8 +172,21 @@ class DriveCredentials:
 
 
 def _short(exc: BaseException) -> str:
-    text = str(exc.args[0]) if exc.args else str(exc)
-    return text if len(text) < 200 else text[:200] + "..."
+    """The words of ``exc`` on one line, without the objects some libraries add to their
+    arguments (cryptography: a list of OpenSSL errors; google-auth: a tuple with the HTTP
+    response), cut to 200 characters."""
+    text: object = exc
+    for _ in range(5):  # an exception wrapping an exception wrapping a tuple ...
+        if isinstance(text, BaseException) and text.args:
+            text = text.args[0]
+        elif isinstance(text, (tuple, list)) and text:
+            text = text[0]
+        else:
+            break
+    line = " ".join(str(text).split())
+    # google-auth appends the raw answer ("Response: b'...'") and the token URL's scopes.
+    line = re.sub(r"\?\S+", "", line.split(" Response:")[0])
+    return line if len(line) < 200 else line[:200] + "..."
 
 
 #: What Google's token endpoint answers when a Workspace session-length policy wants the
@@ -323,7 +336,8 @@ def _service_account(info: dict[str, Any], source: str) -> DriveCredentials:
         creds = service_account.Credentials.from_service_account_info(info,
                                                                        scopes=[DRIVE_SCOPE])
     except (ValueError, KeyError) as exc:
-        raise UsageError(f"{source}: not a usable service-account key ({exc})") from None
+        raise UsageError(f"{source}: not a usable service-account key ({_short(exc)}); "
+                         "download a new JSON key for the service account") from None
     subject = os.environ.get("DRIVESTAGE_SUBJECT")
     if subject:  # domain-wide delegation: act as a user of the domain
         creds = creds.with_subject(subject)

@@ -37,8 +37,8 @@ class Job:
 
     def __init__(self, archive: str, dest: str, *, lock_dir: Optional[str] = None,
                  free_bytes: Optional[Callable[[str], int]] = None,
-                 protected: Iterable[str] = ()):
-        self.archive = archive
+                 protected: Iterable[str] = (), label: Optional[str] = None):
+        self.archive = label or archive  # what messages call it (not a partial's name)
         self.dest = os.path.abspath(dest)
         inside = (os.path.relpath(os.path.abspath(p), self.dest).replace(os.sep, "/")
                   for p in [archive, *protected])

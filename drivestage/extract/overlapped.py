@@ -36,6 +36,7 @@ from drivestage.extract.job import Job
 from drivestage.extract.members import (Entry, check_count, open_tar_stream, tar_entry,
                                         zip_directory)
 from drivestage.extract.records import ExtractResult
+from drivestage.sizes import format_size
 from drivestage.extract.validation import check_names
 from drivestage.extract.writing import Progress, create, copy_stream, finish_member, \
     write_zip_member, zip_data_end
@@ -75,10 +76,13 @@ class Overlapped:
     def __init__(self, path: str, size: int, dest: str, arrived: Arrival, *,
                  lock_dir: Optional[str] = None,
                  free_bytes: Optional[Callable[[str], int]] = None,
-                 progress: Optional[ProgressFn] = None, protected: Iterable[str] = ()):
+                 progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
+                 label: Optional[str] = None):
         self.path, self.size, self.arrived = path, size, arrived
+        # What messages call the archive: its final name, not the partial file's.
+        self.label = label or path
         self.job = Job(path, dest, lock_dir=lock_dir, free_bytes=free_bytes,
-                       protected=protected)
+                       protected=protected, label=self.label)
         self.free_bytes = self.job.free_bytes
         self.progress = Progress(progress)
         self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # a rename keeps it readable
@@ -90,12 +94,12 @@ class Overlapped:
     @classmethod
     def zip(cls, path: str, size: int, dest: str, arrived: Arrival, *,
             lock_dir: Optional[str] = None, free_bytes: Optional[Callable[[str], int]] = None,
-            progress: Optional[ProgressFn] = None,
-            protected: Iterable[str] = ()) -> Optional["Overlapped"]:
+            progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
+            label: Optional[str] = None) -> Optional["Overlapped"]:
         """Start following a zip whose central directory is in ``path`` already; None when
         this zip is not one to follow (the caller extracts it once downloaded).
         ``protected``: where the archive will be once verified, and other staged files (see
-        :class:`Job`)."""
+        :class:`Job`). ``label``: the archive's name in messages (default ``path``)."""
         try:
             entries = zip_directory(path)
         except Exception as exc:  # links, an unreadable directory: the usual way then
@@ -106,7 +110,7 @@ class Overlapped:
                for e in files):
             return None
         job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
-                  progress=progress, protected=protected)
+                  progress=progress, protected=protected, label=label)
         try:
             files = job.job.check(entries)
         except BaseException:
@@ -118,11 +122,11 @@ class Overlapped:
     @classmethod
     def tar(cls, path: str, size: int, dest: str, arrived: Arrival, *,
             lock_dir: Optional[str] = None, free_bytes: Optional[Callable[[str], int]] = None,
-            progress: Optional[ProgressFn] = None,
-            protected: Iterable[str] = ()) -> "Overlapped":
+            progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
+            label: Optional[str] = None) -> "Overlapped":
         """Start following a tar (plain or compressed) from its first byte."""
         job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
-                  progress=progress, protected=protected)
+                  progress=progress, protected=protected, label=label)
         job._start(job._tar)
         return job
 
@@ -164,7 +168,7 @@ class Overlapped:
 
     def _wait(self, start: int, end: int) -> None:
         if self.stop.is_set() or not self.arrived(start, min(end, self.size)):
-            raise Abandoned(f"the download of {self.path} stopped")
+            raise Abandoned(f"the download of {self.label} stopped")
 
     # -- zip
     def _zip(self, files: list[Entry]) -> None:
@@ -185,8 +189,8 @@ class Overlapped:
                         nxt[0] += 1
                     start = int(getattr(e.source, "header_offset", 0))
                     self._wait(start, start + _LOCAL_HEADER)
-                    self._wait(start, zip_data_end(fd, e, self.path))
-                    write_zip_member(fd, self.job.tmp, e, self.path, self.progress)
+                    self._wait(start, zip_data_end(fd, e, self.label))
+                    write_zip_member(fd, self.job.tmp, e, self.label, self.progress)
             except BaseException:
                 failed.set()
                 raise
@@ -215,36 +219,40 @@ class Overlapped:
         written = checked_upto = 0  # no file written past checked_upto without a check
         with tf:
             for m in tf:
-                e = tar_entry(m, self.path)
-                check_names(e, self.path)
+                e = tar_entry(m, self.label)
+                check_names(e, self.label)
                 if tmp is None:  # the first member: this is a tar, so the folder is needed
                     tmp = job.start_temp()
                 entries.append(e)
-                check_count(len(entries), self.path)
+                check_count(len(entries), self.label)
                 if e.kind == "dir":
                     os.makedirs(os.path.join(tmp, e.path), exist_ok=True)
                 elif e.kind == "file":
                     if written + e.size > checked_upto:  # before the bytes (a gzip bomb)
                         free = self.free_bytes(job.dest)
                         if free < e.size:
+                            free = max(free, 0)
                             raise DiskSpaceError(
-                                f"member {e.path!r} of {self.path} needs {e.size} bytes, "
-                                f"{max(free, 0)} free", needed=e.size, free=max(free, 0))
+                                f"not enough free disk space to extract member {e.path!r} of "
+                                f"{os.path.basename(self.label)} into {job.dest}: needs "
+                                f"{format_size(e.size)} ({e.size} bytes), only "
+                                f"{format_size(free)} ({free} bytes) free; free some space "
+                                "or extract elsewhere", needed=e.size, free=free)
                         checked_upto = written + min(max(free, 0), _SPACE_STEP)
                     parent = posixpath.dirname(e.path)
                     if parent:
                         os.makedirs(os.path.join(tmp, parent), exist_ok=True)
                     fd = create(tmp, e)
                     try:
-                        n = copy_stream(tf.extractfile(m), fd, e, self.path, self.progress)
-                        finish_member(fd, e, n, self.path)
+                        n = copy_stream(tf.extractfile(m), fd, e, self.label, self.progress)
+                        finish_member(fd, e, n, self.label)
                     finally:
                         os.close(fd)
                     written += e.size
                 if self.stop.is_set():
                     raise Abandoned("stopped")
         if tmp is None:
-            raise ArchiveError(f"{self.path} has no members")
+            raise ArchiveError(f"{self.label} has no members")
         job.adopt(entries)
 
 
