@@ -138,8 +138,7 @@ class DriveStore(RemoteStore):
     def call(self, what: str, fn: Callable[[], T]) -> T:
         """A metadata call under the retry loop; an answer PyDrive2 cannot read (not JSON, a
         field of the wrong type) is one line naming it, not a traceback."""
-        if what.endswith(" drive:"):  # the top of My Drive: "list drive:: ..." misreads
-            what += " (the top of My Drive)"
+        what += " (the top of My Drive)" if what.endswith(" drive:") else ""  # not "drive::"
         try:
             return self.transport.call(what, fn)
         except DriveStageError:
