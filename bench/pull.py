@@ -26,7 +26,7 @@ second; peak memory < 200 MB; pull >= 2.5x single-stream curl at 0.2 s to first 
 Extracted trees are kept until the run ends, and a run started within six minutes of an
 earlier one's deletions waits first (``--settle``): on ext4 without a journal, every new file
 scans past the inodes freed in the last minutes, which made whichever extraction followed a
-deletion 2-4x slower (see ``Retired``). ``--streams-only`` measures issue 12's ratio alone.
+deletion 2-4x slower (see ``bench/_disk.py``). ``--streams-only`` measures issue 12's ratio alone.
 
 Quick check: ``python bench/pull.py --size-mib 128 --members 2000 --server plain``.
 """
@@ -56,6 +56,7 @@ from drivestage.emulator import Emulator  # noqa: E402
 from peak import run_drivestage  # noqa: E402
 from plainserver import PlainDrive  # noqa: E402
 from pull_report import report  # noqa: E402
+from _disk import Retired, create_cost, marker, settle, RECENT_S  # noqa: E402
 
 MiB = 1 << 20
 
@@ -200,74 +201,6 @@ def md5_in_process(path: str) -> float:
 
 def drop(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
-
-
-class Retired:
-    """Where extracted trees go instead of being deleted while the bench measures.
-
-    On ext4 without a journal (the development VM's disk), creating a file scans past every
-    inode of its block group deleted in the last 1-6 minutes (``recently_deleted`` in
-    ``find_inode_bit``): after deleting a 20,000-member tree, each new file cost about 1 ms of
-    kernel time instead of 25 us, so whichever extractor ran after a deletion lost 10-20 s.
-    Trees are renamed here (their top-level files, the zip and the stamps, are deleted: a
-    handful of inodes) and deleted only when the bench ends."""
-
-    def __init__(self, folder: str):
-        self.folder, self.count = folder, 0
-        os.makedirs(folder, exist_ok=True)
-
-    def __call__(self, path: str) -> None:
-        if not os.path.isdir(path):
-            return
-        for entry in os.scandir(path):
-            if entry.is_file(follow_symlinks=False):
-                os.unlink(entry.path)
-        self.count += 1
-        os.rename(path, os.path.join(self.folder, str(self.count)))
-
-
-def create_cost(folder: str, n: int = 2000) -> float:
-    """Kernel seconds per file to create ``n`` empty files in a new folder under ``folder``:
-    what every extractor pays per member. The files stay (see ``Retired``)."""
-    tmp = tempfile.mkdtemp(prefix="create-", dir=folder)
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
-    for i in range(n):
-        os.close(os.open(os.path.join(tmp, str(i)), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-                         0o644))
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_stime - before) / n
-
-
-#: ext4 skips (and scans past) inodes freed in the last 60 s, or 360 s while their inode
-#: table block is still dirty (``RECENTCY_MIN`` + ``RECENTCY_DIRTY`` in fs/ext4/ialloc.c).
-_RECENT_S = 370.0
-
-
-def _marker(workdir: str) -> str:
-    return os.path.join(workdir, ".trees-deleted-at")
-
-
-def settle(workdir: str, folder: str, limit_s: float) -> list[float]:
-    """Wait (at most ``limit_s``) until the trees an earlier run deleted no longer slow down
-    creating files; returns the creation costs seen before and after, in microseconds.
-
-    A probe cannot tell on its own: new folders land in other block groups than the probe's.
-    So the end of each run writes when it deleted its trees, and this waits until
-    ``_RECENT_S`` has passed since then."""
-    seen = [create_cost(folder, 500) * 1e6]
-    try:
-        with open(_marker(workdir)) as fh:
-            wait = float(fh.read()) + _RECENT_S - time.time()
-    except (OSError, ValueError):
-        wait = 0.0
-    wait = min(wait, limit_s)
-    if wait > 0:
-        print(f"an earlier run deleted its trees {_RECENT_S - wait:.0f} s ago: creating a file "
-              f"costs {seen[0]:.0f} us now (ext4 scans recently freed inodes on every create); "
-              f"waiting {wait:.0f} s for that to pass (--settle 0: do not wait) ...",
-              file=sys.stderr)
-        time.sleep(wait)
-        seen.append(create_cost(folder, 500) * 1e6)
-    return seen
 
 
 def machine() -> dict:
@@ -438,7 +371,7 @@ def main() -> None:
                     help="seconds to first byte per request in the link model (default 0,0.2)")
     ap.add_argument("--link", type=float, default=100.0,
                     help="MB/s per connection in the link model (0: skip it; default 100)")
-    ap.add_argument("--settle", type=float, default=_RECENT_S,
+    ap.add_argument("--settle", type=float, default=RECENT_S,
                     help="most seconds to wait at the start for an earlier run's deletions to "
                          "stop slowing down file creation (0: do not wait)")
     ap.add_argument("--repeat", type=int, default=1, help="rounds (best and range of N)")
@@ -499,7 +432,7 @@ def main() -> None:
         if args.clean:
             drop(args.workdir)
         elif not args.streams_only:
-            with open(_marker(args.workdir), "w") as fh:
+            with open(marker(args.workdir), "w") as fh:
                 fh.write(str(time.time()))
     info["load_end"] = os.getloadavg()[0]
     if args.save:
