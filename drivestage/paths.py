@@ -11,8 +11,9 @@ and plain local paths.
 * ``drive:shared-with-me/<name>/a`` starts at the item called ``<name>`` in "Shared with me"
   (shared with you, not added to My Drive);
 * a sharing link, ``https://drive.google.com/file/d/<ID>/view?usp=sharing``,
-  ``.../open?id=<ID>`` or ``.../drive/folders/<ID>``, with or without ``resourcekey=<KEY>``,
-  is ``drive:id:<ID>[:<KEY>]``.
+  ``.../open?id=<ID>`` or ``.../drive/folders/<ID>`` (or the Download button's
+  ``https://drive.usercontent.google.com/download?id=<ID>``), with or without
+  ``resourcekey=<KEY>``, is ``drive:id:<ID>[:<KEY>]``; any other web address is refused.
 
 Names are exact and case-sensitive (Drive's own title queries are not: the store filters).
 Repeated slashes collapse; ``.`` and ``..`` are refused because Drive has no such links.
@@ -35,9 +36,12 @@ _ID_RE = re.compile(r"^[A-Za-z0-9_-]+\Z")
 #: Longest id or resource key accepted (Drive's are a few dozen characters): a longer one is
 #: a mistake, and would be echoed whole into every message about it.
 MAX_ID = 200
-#: The hosts of Drive's sharing links.
-_LINK_HOSTS = ("drive.google.com", "docs.google.com")
-_LINK_RE = re.compile(r"^https?://(www\.)?(drive|docs)\.google\.com(/|$)", re.I)
+#: The hosts of Drive's sharing links (drive.usercontent.google.com: Drive's Download button).
+_LINK_HOSTS = ("drive.google.com", "docs.google.com", "drive.usercontent.google.com")
+_LINK_RE = re.compile(r"^https?://(www\.)?(drive|docs|drive\.usercontent)\.google\.com(/|$)",
+                      re.I)
+#: Any web address (``scheme://``): never a local path, even when it is no Drive link.
+_WEB_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 #: What the messages list as accepted forms.
 FORMS = ("drive:a/b/c.zip, drive:id:<ID>[:<RESOURCE_KEY>], drive:shared/<shared drive>/a/b, "
          "drive:shared-with-me/<name>/a or a Drive sharing link")
@@ -123,6 +127,14 @@ def is_drive(spec: str) -> bool:
 def is_link(spec: str) -> bool:
     """True for an address on drive.google.com or docs.google.com (a sharing link)."""
     return isinstance(spec, str) and bool(_LINK_RE.match(spec.strip()))
+
+
+def refuse_web_address(spec: str) -> None:
+    """UsageError for a web address that is not a Drive link: taken for a local path, a push
+    would write into ``./https:/<host>/...`` and report it uploaded."""
+    if _WEB_RE.match(spec.strip()) and not is_link(spec):
+        raise UsageError(f"{_shown(spec)} is a web address but not a Google Drive link; use "
+                         f"{FORMS}, or a local path")
 
 
 def parse_link(url: str) -> DrivePath:

@@ -43,6 +43,7 @@ def open_store(where: Where, *, api_root: Optional[str] = None,
         parsed = where if isinstance(where, DrivePath) else paths.parse(str(where))
         return open_drive(parsed, api_root=api_root, credentials=credentials, token=token,
                           acknowledge_abuse=acknowledge_abuse)
+    paths.refuse_web_address(os.fspath(where))
     return _open_directory(os.fspath(where), md5_cache)
 
 

@@ -1,0 +1,22 @@
+"""docs/troubleshooting.md: the messages attack12's fixes added, each made to happen (see
+tests/_messages.py)."""
+from __future__ import annotations
+
+import pytest
+
+from _messages import command_error as error
+from _messages import renders, shown
+
+
+@pytest.fixture
+def env(local_state, drive_env, fast_retries, monkeypatch):
+    monkeypatch.delenv("DRIVESTAGE_DEBUG", raising=False)
+    return local_state
+
+
+@renders("is a web address but not a Google Drive link")
+def test_a_web_address_that_is_not_drive(emulator, env, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logs").mkdir()
+    line = error("push", str(tmp_path / "logs"), "https://www.dropbox.com/home/run", code=2)
+    shown("is a web address but not a Google Drive link", line)
