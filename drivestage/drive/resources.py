@@ -37,6 +37,8 @@ class DriveEntry(RemoteEntry):
     #: The folder is the top of My Drive or of a shared drive (kept when reached through a
     #: shortcut, whose own parent the entry then shows).
     drive_top: bool = field(default=False, compare=False)
+    #: The shared drive the item is in (None: My Drive, or the server did not say).
+    drive_id: Optional[str] = field(default=None, compare=False)
 
     @property
     def via_shortcut(self) -> bool:
@@ -108,6 +110,9 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
     parents = res.get("parents") or []
     mime = res.get("mimeType") or ""
     md5 = res.get("md5Checksum")
+    caps = res.get("capabilities")
+    removable = not isinstance(caps, Mapping) or caps.get("canTrash") is not False or \
+        caps.get("canDelete") is not False
     return DriveEntry(
         id=res["id"], name=res.get("title") or "", is_dir=mime == FOLDER_MIME,
         size=int(res.get("fileSize") or 0), md5=md5,
@@ -115,7 +120,8 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
         created=parse_time(res.get("createdDate")),
         parent_id=(parents[0].get("id") if parents else None),
         has_content=md5 is not None and not mime.startswith(GOOGLE_APPS_PREFIX),
-        kind=mime, drive_top=mime == FOLDER_MIME and not parents and _drive_top(res))
+        kind=mime, removable=removable, drive_id=res.get("driveId") or res.get("teamDriveId"),
+        drive_top=mime == FOLDER_MIME and not parents and _drive_top(res))
 
 
 def _drive_top(res: Mapping[str, Any]) -> bool:

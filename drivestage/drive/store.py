@@ -82,11 +82,6 @@ def _join(where: str, name: str) -> str:
     return f"drive:{name}" if where == "drive:" else f"{where.rstrip('/')}/{name}"
 
 
-def _parsed(path: Union[str, StorePath]) -> tuple[Optional[str], tuple[str, ...]]:
-    sp = path if isinstance(path, StorePath) else StorePath.parse(path)
-    return sp.start, sp.names
-
-
 def _escape(name: str) -> str:
     """A name inside a ``q`` string literal."""
     return name.replace("\\", "\\\\").replace("'", "\\'")
@@ -115,6 +110,7 @@ class DriveStore(RemoteStore):
         #: file shortcut id -> target id (where its bytes are read), for entries rebuilt by
         #: callers from an id alone.
         self._targets: dict[str, str] = {}
+        self._elsewhere: set[str] = set()  # folders outside this shared drive (via shortcuts)
 
     def __repr__(self) -> str:
         return f"<DriveStore {self.label} at {self.api_root or 'googleapis.com'}>"
@@ -175,6 +171,8 @@ class DriveStore(RemoteStore):
             if entry.target_id and not entry.unreadable:
                 self._targets[entry.id] = entry.target_id
         entry = dataclasses.replace(entry, ancestors=ancestors)
+        if self.drive_id and entry.is_dir and entry.drive_id != self.drive_id:
+            self._elsewhere.add(entry.id)
         self._remember(entry, where)
         return entry
 
@@ -207,7 +205,9 @@ class DriveStore(RemoteStore):
             q = f"'{parent_id}' in parents and trashed=false"
         if name is not None:
             q += f" and title='{_escape(name)}'"
-        params = dict(self._list_params(), q=q)
+        params = {k: v for k, v in self._list_params().items()  # corpora=drive finds nothing
+                  if parent_id not in self._elsewhere or k not in ("corpora", "driveId")}
+        params["q"] = q
 
         # PyDrive2's GetList() stops after one page when maxResults is set; walk the pages
         # ourselves, retrying each page on its own.
