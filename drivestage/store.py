@@ -42,6 +42,10 @@ class RemoteEntry:
     #: When the item was made (seconds since the epoch; 0 when the backend does not say):
     #: of same-named folders, every push on every machine takes the oldest.
     created: float = 0.0
+    #: Whether this account may delete or trash the item (False where the backend says it
+    #: may do neither: a shared drive's Contributor, a file someone else owns). A new version
+    #: of a checkpoint then replaces its content in place: a new copy could never replace it.
+    removable: bool = True
 
     def __post_init__(self) -> None:
         if self.is_dir and self.has_content:

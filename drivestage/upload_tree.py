@@ -10,7 +10,9 @@ are not hashed again), and every upload is md5-verified
 ``.pt``/``.pth``/``.ckpt`` file) is never overwritten: its new version is uploaded as a new
 file under the same name (a resumable session creates it only once every byte arrived), its
 md5 checked, then its sidecar updated, and only then is the old copy deleted. A failed
-replacement leaves the old copy and its sidecar as they were. Between the new file's arrival
+replacement leaves the old copy and its sidecar as they were. A copy this account may
+neither delete nor trash (a shared drive's Contributor) is updated in place instead, as other
+files are: a new copy beside it could never be removed. Between the new file's arrival
 and the old one's deletion the name has two files, and readers take the one the sidecar
 vouches for (:func:`drivestage.sidecar.vouched`): the old one until the sidecar is updated,
 the new one after. So a process killed at any step leaves a copy its sidecar vouches for, and
@@ -266,7 +268,9 @@ class _Push:
             for e in remote:  # to be replaced: never a shortcut (checked before a byte is sent)
                 self.store.check_replaceable(e)
             folder_names = names[lf.folder_rel] | set(self.listing[lf.folder_rel])
-            if self._is_checkpoint(lf, folder_names):
+            # A copy this account can neither delete nor trash is replaced in place: a new
+            # copy beside it would stay too, one more with every push.
+            if self._is_checkpoint(lf, folder_names) and all(e.removable for e in remote):
                 todo.append(_Todo(lf, None, remote, duplicates=len(remote) > 1))
             else:
                 todo.append(_Todo(lf, current, others, duplicates=bool(others)))

@@ -55,7 +55,8 @@ def follow(res: Mapping[str, Any], shortcut: DriveEntry, where: str,
         return dataclasses.replace(found, name=shortcut.name, parent_id=shortcut.parent_id,
                                    shortcut_id=shortcut.id)
     return dataclasses.replace(found, id=shortcut.id, name=shortcut.name,
-                               parent_id=shortcut.parent_id, target_id=found.id)
+                               parent_id=shortcut.parent_id, target_id=found.id,
+                               removable=shortcut.removable)
 
 
 def _dangling(shortcut: DriveEntry, where: str, target_id: str,
