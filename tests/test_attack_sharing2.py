@@ -127,3 +127,22 @@ def test_a_contributor_replacing_a_checkpoint_in_a_shared_drive_leaves_one_copy(
     copies = _live(emulator, "last.pt")
     assert len(copies) == 1 and copies[0]["driveId"] == team
     assert emulator.read_bytes(copies[0]["id"]) == bytes([2]) * 12
+
+
+def test_a_contributor_pruning_a_shared_drive_is_told_which_role_removes(emulator, env,
+                                                                         tmp_path):
+    """Neither delete nor trash is allowed to a Contributor: the error said "check that this
+    account can access the file (sharing settings, shared drive membership)", which it can;
+    what it lacks is a role. Nothing is removed."""
+    team = emulator.add_shared_drive("Team", role="writer")
+    for i in range(1, 4):
+        emulator.add_file(f"run/epoch_{i:03d}.pt", bytes([i]) * 10, drive_id=team)
+    code, _, err = run("prune", "drive:shared/Team/run", "--keep-last", "1")
+    line = error_line(code, err)
+    assert line == ("Error: drive:shared/Team/run/epoch_001.pt cannot be removed: in a shared "
+                    "drive, moving an item to the trash needs the Content manager role "
+                    "(fileOrganizer) and deleting it the Manager role (organizer), and this "
+                    "account has neither. Ask a Manager of the shared drive for one, or keep "
+                    "retention (--keep-last, --max-bytes...) off for this folder.")
+    assert len([f for f in emulator.files() if f["title"].endswith(".pt")
+                and not f["labels"]["trashed"]]) == 3

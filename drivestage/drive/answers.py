@@ -320,3 +320,16 @@ def raise_for_status(status: int, body: object, headers: Optional[Mapping[str, s
     info["status"] = str(status)
     raw = body if isinstance(body, bytes) else str(body or "").encode()
     raise HttpError(httplib2.Response(info), well_formed_error(status, raw), uri=uri)
+
+
+def not_removed(where: str, refused: errors.DriveStageError, again: errors.DriveStageError,
+                shared_drive: Optional[str]) -> errors.DriveStageError:
+    """Why ``where`` could be neither deleted (``refused``) nor trashed (``again``): in a
+    shared drive both refused means a missing role (a Contributor's), not a missing access."""
+    if not shared_drive or not isinstance(again, errors.PermissionDeniedError):
+        return refused
+    return errors.PermissionDeniedError(
+        f"{where} cannot be removed: in a shared drive, moving an item to the trash needs the "
+        "Content manager role (fileOrganizer) and deleting it the Manager role (organizer), and "
+        "this account has neither. Ask a Manager of the shared drive for one, or keep "
+        "retention (--keep-last, --max-bytes...) off for this folder.")

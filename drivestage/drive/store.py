@@ -402,12 +402,12 @@ class DriveStore(RemoteStore):
         try:
             attempt(trash)
         except PermissionDeniedError as refused:
-            if trash:
-                raise
             try:
+                if trash:
+                    raise
                 attempt(True)
-            except DriveStageError:
-                raise refused from None  # not a matter of the role: report the delete's refusal
+            except DriveStageError as again:
+                raise answers.not_removed(where, refused, again, self.drive_id) from None
             self._warn_trashed_instead(where)
         self._names.pop(self._key(entry), None)
         self._targets.pop(entry.id, None)
