@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import shutil
 from typing import Callable, Iterable, Optional
 
 from drivestage.errors import ArchiveError, DiskSpaceError
 from drivestage.extract.links import judge_links
 from drivestage.extract.members import Entry
-from drivestage.extract.merging import TEMP_PREFIX, merge, merge_lock, plan_merge, \
+from drivestage.extract.merging import make_temp, merge, merge_lock, plan_merge, \
     remove_stale_temps
 from drivestage.extract.records import ExtractResult, record_members
 from drivestage.extract.validation import check_members
@@ -47,6 +46,7 @@ class Job:
         self.free_bytes = free_bytes or _default_free_bytes
         self.entries: list[Entry] = []
         self.tmp = ""
+        self._owner = -1  # the temporary folder's owner lock (see merging.make_temp)
 
     def check(self, entries: list[Entry]) -> list[Entry]:
         """Steps 1 and 2: the final member list, checked against DEST and the free space,
@@ -68,9 +68,7 @@ class Job:
         log.info("extracting %s: %d members, %s, into %s", self.archive, len(entries),
                  format_size(sum(e.size for e in files)), self.dest)
         self.entries = entries
-        self.tmp = os.path.join(self.dest,
-                                f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
-        os.mkdir(self.tmp)
+        self.tmp, self._owner = make_temp(self.dest)
         make_dirs(self.tmp, entries)
         return files
 
@@ -79,9 +77,7 @@ class Job:
         it arrives; :meth:`adopt` checks the list once it is)."""
         os.makedirs(self.dest, exist_ok=True)
         remove_stale_temps(self.dest)
-        self.tmp = os.path.join(self.dest,
-                                f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
-        os.mkdir(self.tmp)
+        self.tmp, self._owner = make_temp(self.dest)
         return self.tmp
 
     def adopt(self, entries: list[Entry]) -> None:
@@ -124,6 +120,9 @@ class Job:
         """Remove the temporary folder (whatever the merge did not move)."""
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
+        if self._owner >= 0:
+            os.close(self._owner)  # after the folder went: the lock says it is in use
+            self._owner = -1
 
 
 def check_against_dest(archive: str, dest: str, entries: list[Entry]) -> None:

@@ -254,21 +254,22 @@ def _declared_directory_sizes(tail: bytes, size: int) -> list[int]:
 
 def zip_directory_start(tail: bytes, size: int) -> Optional[int]:
     """Where a zip's central directory starts, from the file's last bytes (``tail``, which
-    end at ``size``); None when they hold no end-of-central-directory record."""
+    end at ``size``); None when they hold no end-of-central-directory record. With zip64
+    end records (a zip of more than 65,535 members has them even when the end record's own
+    fields are exact), zip readers take the directory from those: the earliest start any
+    of them gives, so that the bytes fetched from there hold the directory either way."""
     ends = _end_records(tail)
     if not ends:
         return None
     at = ends[0]
     cd_size, cd_offset = struct.unpack_from("<II", tail, at + 12)
-    eocd = size - len(tail) + at
-    if cd_offset == 0xFFFFFFFF or cd_size == 0xFFFFFFFF:  # zip64: the locator comes first
-        records = _zip64_record(tail, at, size)
-        if not records:
-            return None  # (or data before the zip: read the whole tail then)
-        cd_size, cd_offset = struct.unpack_from("<QQ", tail, records[0] + 40)
-        eocd = size - len(tail) + records[0]
-    start = eocd - cd_size  # where it is in this file (data before the zip shifts it)
-    return start if 0 <= start <= eocd else None
+    base = size - len(tail)
+    starts = [base + rec - struct.unpack_from("<Q", tail, rec + 40)[0]
+              for rec in _zip64_record(tail, at, size)]
+    if cd_offset != 0xFFFFFFFF and cd_size != 0xFFFFFFFF:
+        starts.append(base + at - cd_size)  # (data before the zip shifts all of them)
+    valid = [s for s in starts if 0 <= s <= base + at]
+    return min(valid) if valid else None
 
 
 class _StreamedTar(tarfile.TarFile):

@@ -13,6 +13,7 @@ import errno
 import logging
 import os
 import posixpath
+import secrets
 import shutil
 import stat
 import sys
@@ -196,8 +197,40 @@ def _merge_one(ctx: _Ctx, src_fd: int, dst_fd: int, name: str, rel: str,
     return True
 
 
+#: Inside a temporary folder: the file its extraction holds an ``flock`` on while it lives.
+#: The kernel drops the lock of a process that dies, so a folder whose lock can be taken is
+#: stale, whatever process has its id now (the id's pid may be reused after a restart, or
+#: belong to another pid namespace: a second container sharing DEST).
+OWNER_LOCK = ".drivestage-owner"
+
+
+def make_temp(dest: str) -> tuple[str, int]:
+    """A new temporary folder in ``dest`` and the descriptor of its owner lock, held until
+    the caller closes it (after removing the folder)."""
+    while True:
+        tmp = os.path.join(dest, f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
+        os.mkdir(tmp)
+        if sys.platform == "win32":  # pragma: no cover - the process id says it there
+            return tmp, -1
+        lock = os.path.join(tmp, OWNER_LOCK)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
+                         os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            continue  # taken for a stale one by another extraction at once: another name
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if os.path.samestat(os.stat(lock), os.fstat(fd)):
+                return tmp, fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # removed meanwhile as a stale folder (between the create and the lock)
+
+
 def remove_stale_temps(dest: str) -> None:
-    """Remove temporary folders left by extractions whose process died."""
+    """Remove temporary folders left by extractions whose process died: those whose owner
+    lock is free (those without one, of an older drivestage: when no process has the id in
+    their name)."""
     try:
         names = os.listdir(dest)
     except OSError:
@@ -205,13 +238,33 @@ def remove_stale_temps(dest: str) -> None:
     for name in names:
         if not name.startswith((TEMP_PREFIX, OLD_PREFIX)):
             continue
+        path = os.path.join(dest, name)
         try:
-            pid = int(name.rsplit("-", 2)[-2])
-            os.kill(pid, 0)
-            continue  # still running: not ours to remove
-        except ProcessLookupError:
-            pass
-        except (ValueError, IndexError, PermissionError):
-            continue
-        log.info("removing a stale extraction folder %s", os.path.join(dest, name))
-        shutil.rmtree(os.path.join(dest, name), ignore_errors=True)
+            fd = os.open(os.path.join(path, OWNER_LOCK),
+                         os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            fd = -1
+        try:
+            if fd >= 0:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # its extraction runs
+            elif _pid_alive(name):
+                continue
+            log.info("removing a stale extraction folder %s", path)
+            shutil.rmtree(path, ignore_errors=True)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+
+def _pid_alive(name: str) -> bool:
+    """Whether the process whose id a temporary folder's name holds runs (or may run)."""
+    try:
+        os.kill(int(name.rsplit("-", 2)[-2]), 0)
+    except ProcessLookupError:
+        return False
+    except (ValueError, IndexError, PermissionError):
+        pass
+    return True
