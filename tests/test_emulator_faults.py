@@ -175,3 +175,23 @@ def test_request_log_records_what_clients_rely_on(emulator):
     assert first.headers["Authorization"] == "Bearer <redacted>"
     assert "secret-token" not in repr(emulator.requests)
     assert (second.path, second.status) == ("/drive/v2/about", 500)
+
+
+def test_corrupt_counts_only_the_answers_that_hold_the_flipped_byte(emulator):
+    # A client that reads a zip's central directory (the file's end) first must still meet
+    # the corrupted answer it was given: the fault waits for an answer holding the middle.
+    data = os.urandom(64 * 1024)
+    fid = emulator.add_file("c.bin", data)
+    emulator.faults.corrupt(fid, times=1)
+
+    def get(rng=None) -> bytes:
+        request = drive_service(emulator.url).files().get_media(fileId=fid)
+        if rng:
+            request.headers["range"] = rng
+        return request.execute()
+
+    assert get("bytes=60000-65535") == data[60000:]        # the end: intact, fault kept
+    bad = get()
+    assert bad != data and sum(a != b for a, b in zip(bad, data)) == 1
+    assert bad[len(data) // 2] == data[len(data) // 2] ^ 0xFF
+    assert get() == data                                     # used up

@@ -187,7 +187,8 @@ class Faults:
             self._per_connection = float(per_connection) if per_connection else None
 
     def corrupt(self, file_id: str, times: Optional[int] = None) -> None:
-        """Serve the content of ``file_id`` with one byte flipped (its middle byte)."""
+        """Serve the content of ``file_id`` with one byte flipped (its middle byte), in the
+        next ``times`` answers that hold that byte (None: every one)."""
         with self._lock:
             self._corrupt[file_id] = times
 
@@ -308,10 +309,17 @@ class Faults:
                 return True
             return False
 
-    def corrupt_offset(self, file_id: str, size: int) -> Optional[int]:
-        """The absolute offset to flip when serving ``file_id`` (None: serve intact)."""
+    def corrupt_offset(self, file_id: str, size: int, start: int = 0,
+                       count: Optional[int] = None) -> Optional[int]:
+        """The absolute offset to flip when serving bytes ``[start, start + count)`` of
+        ``file_id`` (None: serve intact). Only an answer that holds that byte counts against
+        ``times``: a ranged read elsewhere in the file (a zip's central directory) is served
+        intact and leaves the fault for the answer it was meant for."""
+        flip = size // 2
         with self._lock:
             if file_id not in self._corrupt or size == 0:
+                return None
+            if not start <= flip < start + (size - start if count is None else count):
                 return None
             left = self._corrupt[file_id]
             if left is not None:
@@ -319,7 +327,7 @@ class Faults:
                     del self._corrupt[file_id]
                 else:
                     self._corrupt[file_id] = left - 1
-            return size // 2
+            return flip
 
     @property
     def throttled(self) -> bool:

@@ -72,7 +72,7 @@ class MediaRoutes:
             self._start(status, headers, count, rec["mimeType"])
             if self.command == "HEAD" or count == 0:
                 return
-            flip = self.emu.faults.corrupt_offset(rec["id"], size)
+            flip = self.emu.faults.corrupt_offset(rec["id"], size, start, count)
             if flip is None and self._drop_response_after is None and not self.emu.faults.throttled:
                 sent = self.connection.sendfile(f, start, count)
                 self._bytes_out += sent
