@@ -21,6 +21,19 @@ def file_md5(path: str, block: int = 4 * MiB) -> str:
             h.update(buf)
 
 
+#: Longest local name kept whole where drivestage adds a prefix and a suffix of its own
+#: (``.<name>.<tag>.ranges.<random>.tmp`` adds about 40 bytes; names may have 255).
+FIT_BYTES = 200
+
+
+def fitted_name(name: str, limit: int = FIT_BYTES) -> str:
+    """``name``, or ``long-<sha1 of name>`` when it is longer than ``limit`` bytes: what the
+    names of a file's partial download, range record and lock are made from, so that a
+    file whose own name fits the file system gets them too."""
+    raw = os.fsencode(name)
+    return name if len(raw) <= limit else "long-" + hashlib.sha1(raw).hexdigest()
+
+
 @contextlib.contextmanager
 def atomic_file(path: str, *, mode: Optional[int] = None,
                 durable: bool = False) -> Iterator[BinaryIO]:

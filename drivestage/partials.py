@@ -21,7 +21,7 @@ import stat
 import time
 from typing import Optional
 
-from drivestage.localfs import atomic_write
+from drivestage.localfs import atomic_write, fitted_name
 from drivestage.store import RemoteEntry
 
 _READ_BLOCK = 4 << 20
@@ -37,7 +37,7 @@ def partial_path(target: str, entry: RemoteEntry) -> str:
     key = f"{entry.id}\0{entry.md5 or ''}\0{entry.size}".encode()
     tag = hashlib.sha1(key).hexdigest()[:16]
     folder, base = os.path.split(os.path.abspath(target))
-    return os.path.join(folder, f".{base}.{tag}.partial")
+    return os.path.join(folder, f".{fitted_name(base)}.{tag}.partial")
 
 
 def ranges_path(partial: str) -> str:
@@ -49,7 +49,7 @@ def stale_partials(target: str, keep: Optional[str] = None) -> list[str]:
     """Partial files of other versions of ``target`` (never ``keep``), also those of which
     only the record is left (a kill between removing the two)."""
     folder, base = os.path.split(os.path.abspath(target))
-    prefix = f".{base}."
+    prefix = f".{fitted_name(base)}."
     out: list[str] = []
     try:
         names = sorted(os.listdir(folder))
@@ -68,7 +68,8 @@ def record_temps(target: str) -> list[str]:
     """Temporary files of range records of any version of ``target``: :func:`atomic_write`
     leaves one when the process is killed while it writes the record."""
     folder, base = os.path.split(os.path.abspath(target))
-    pattern = re.compile(r"\.\." + re.escape(base) + r"\.[0-9a-f]{16}\.ranges\.[^/]+\.tmp\Z")
+    pattern = re.compile(r"\.\." + re.escape(fitted_name(base)) +
+                         r"\.[0-9a-f]{16}\.ranges\.[^/]+\.tmp\Z")
     try:
         names = sorted(os.listdir(folder))
     except FileNotFoundError:

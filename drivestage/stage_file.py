@@ -36,6 +36,7 @@ from drivestage import stamps
 from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError, NotFoundError, \
     UsageError
 from drivestage.extract.validation import STATE_DIR
+from drivestage.localfs import fitted_name
 from drivestage.partials import unlink
 from drivestage.paths import StorePath
 from drivestage.sizes import format_size
@@ -189,7 +190,7 @@ class FileStager:
 
         folder = os.path.join(self.dest, STAMP_DIR)
         os.makedirs(folder, exist_ok=True)
-        lock = FileLock(os.path.join(folder, name + ".lock"))
+        lock = FileLock(os.path.join(folder, fitted_name(name) + ".lock"))
         try:
             lock.acquire(timeout=0)
         except Timeout:

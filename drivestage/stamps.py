@@ -24,7 +24,7 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from drivestage.extract import MemberRecord
 from drivestage.extract.validation import STATE_DIR
-from drivestage.localfs import atomic_write
+from drivestage.localfs import atomic_write, fitted_name
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,7 @@ _NAME_BYTES = 150      # longer local names are hashed in the stamp's file name
 
 
 def _base(name: str) -> str:
-    if len(os.fsencode(name)) <= _NAME_BYTES:
-        return name
-    return "long-" + hashlib.sha1(os.fsencode(name)).hexdigest()
+    return fitted_name(name, _NAME_BYTES)
 
 
 def path_of(dest: str, name: str, file_id: str) -> str:

@@ -469,3 +469,33 @@ def test_two_archives_share_a_folder_and_an_update_drops_only_its_own_stale_memb
     assert (dest / "VOCdevkit/VOC2007/a.xml").read_bytes() == b"a2"
     assert not (dest / "VOCdevkit/VOC2007/gone.xml").exists()
     assert (dest / "VOCdevkit/VOC2012/b.xml").read_bytes() == b"b"
+
+
+@pytest.mark.parametrize("suffix", [".bin", ".zip"])
+def test_a_name_of_255_bytes_is_pulled_and_its_partial_lock_and_stamp_fit(emulator, drive_env,
+                                                                         dest, suffix):
+    # The file system allows 255 bytes; drivestage's own files for it (the partial download,
+    # its range record and that record's temporary file, the lock, the stamp) add up to 40
+    # bytes to the name: they must not make a name that fits fail ("File name too long").
+    name = "é" * ((255 - len(suffix)) // 2) + "x" * ((255 - len(suffix)) % 2) + suffix
+    assert len(name.encode()) == 255
+    if suffix == ".zip":
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("ds/a.txt", b"member bytes")
+        data = buf.getvalue()
+    else:
+        data = os.urandom(3 * CHUNK + 5)
+    emulator.add_file(f"d/{name}", data)
+    extra = ["-x"] if suffix == ".zip" else []
+    code, out, err = run("pull", f"drive:d/{name}", str(dest), "-q", *extra)
+    assert code == 0, err
+    assert (dest / name).read_bytes() == data
+    assert sorted(p for p in os.listdir(dest) if p != ".drivestage") == \
+        sorted([name] + (["ds"] if extra else []))
+    if extra:
+        assert (dest / "ds" / "a.txt").read_bytes() == b"member bytes"
+    emulator.clear_requests()
+    code, out, err = run("pull", f"drive:d/{name}", str(dest), "--json", *extra)
+    assert code == 0, err
+    assert json.loads(out)["action"] == "cached" and media(emulator) == []
