@@ -199,7 +199,10 @@ def test_a_sharing_link_with_a_resource_key(emulator, env, tmp_path):
     code, _, err = pull(f"drive:id:{file_id}:0-abcKEY", str(tmp_path / "e"))
     assert code == 0, err
     code, _, err = pull(f"https://drive.google.com/open?id={file_id}", str(tmp_path / "f"))
-    assert "not found on Drive (HTTP 404" in error_line(code, err)
+    line = error_line(code, err)
+    assert "not found on Drive (HTTP 404" in line
+    assert line.endswith("; if it was shared with you by a link, give the whole link (with its "
+                         "resourcekey=...) as SRC")
 
 
 def test_a_folder_link_with_a_resource_key_pulls_the_tree(emulator, env, tmp_path):

@@ -206,7 +206,10 @@ def typed_error(failure: HttpFailure, what: str, *, uploading: bool = False,
             "`drivestage auth login`, pass --credentials FILE, or set DRIVESTAGE_CREDENTIALS "
             "(DRIVESTAGE_TOKEN for an emulator).")
     if status == 404:
-        return errors.NotFoundError(f"{what}: not found on Drive ({label}: {detail})")
+        # An item shared only by a link before 2021 answers 404 without its resource key.
+        hint = ("; if it was shared with you by a link, give the whole link (with its "
+                "resourcekey=...) as SRC" if "drive:id:" in what else "")
+        return errors.NotFoundError(f"{what}: not found on Drive ({label}: {detail}){hint}")
     if status == 403:
         return _forbidden(failure, what, label, detail, uploading=uploading, write=write)
     # A transient status (5xx, 408, 429) never comes here: the retry loop retries it and,
