@@ -56,7 +56,7 @@ def test_drives_download_link_is_a_sharing_link(emulator, env, tmp_path):
 @pytest.mark.parametrize("spec", ["https://www.dropbox.com/scl/fo/abc/run?dl=0",
                                   "https://storage.googleapis.com/bucket/run",
                                   "http://example.com/logs"])
-@pytest.mark.parametrize("command", ["push", "pull", "ls", "prune"])
+@pytest.mark.parametrize("command", ["push", "pull", "pull-ack", "ls", "prune"])
 def test_a_web_address_that_is_not_a_drive_link_is_refused_not_taken_for_a_folder(
         emulator, env, tmp_path, monkeypatch, spec, command):
     """`push logs https://...` with a link drivestage does not know as Drive's wrote the run
@@ -67,6 +67,7 @@ def test_a_web_address_that_is_not_a_drive_link_is_refused_not_taken_for_a_folde
     logs.mkdir()
     (logs / "epoch_001.pt").write_bytes(b"weights")
     args = {"push": ("push", str(logs), spec), "pull": ("pull", "-q", spec, str(tmp_path / "d")),
+            "pull-ack": ("pull", "-q", "--acknowledge-abuse", spec, str(tmp_path / "d")),
             "ls": ("ls", spec), "prune": ("prune", spec, "--keep-last", "1")}[command]
     code, out, err = run(*args)
     line = error_line(code, err, expected_code=2)

@@ -79,6 +79,7 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
     store = None
     if acknowledge_abuse:
         if not paths.is_drive(src):
+            paths.refuse_web_address(src)  # a web address is not "a local path"
             raise UsageError(f"--acknowledge-abuse is for files on Google Drive; {src!r} is a "
                              "local path")
         store, _path = open_store(src, api_root=api_root, credentials=credentials,
