@@ -7,6 +7,18 @@ class TrainerError(Exception):
 
     exit_code = 1
 
+    def __init__(self, *args: object) -> None:
+        # A DataLoader worker's error is raised again in the main process as
+        # ``type(text)``, the text being "Caught X in DataLoader worker process N." and the
+        # worker's traceback; keep the message the user is meant to see, after the traceback.
+        if len(args) == 1 and isinstance(args[0], str) and args[0].startswith("Caught "):
+            marker = f"\n{type(self).__module__}.{type(self).__qualname__}: "
+            head, found, message = args[0].rpartition(marker)
+            if found and "DataLoader worker" in head.split("\n", 1)[0]:
+                self.worker_traceback = head
+                args = (message.rstrip("\n"),)
+        super().__init__(*args)
+
 
 class ConfigError(TrainerError, ValueError):
     """An unknown key, a wrong type or an impossible value in a config."""

@@ -249,7 +249,7 @@ class DiskCache:
             entry = self.folder / f"{content_key(data, size)}.rgb"
             self.entries[i] = str(entry)
             if _read_header(entry) is None:
-                h, w = fitted_shape(header_size(data), size)
+                h, w = fitted_shape(header_size(data, paths[i]), size)
                 needed[i] = _HEADER.size + h * w * 3
 
         _each(look, range(n), threads)

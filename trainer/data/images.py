@@ -41,6 +41,8 @@ def read_bytes(path: Union[str, os.PathLike]) -> bytes:
 
 
 def _decode(data: bytes, flags: int, name: str) -> np.ndarray:
+    if not data:  # OpenCV asserts on an empty buffer (a cv2.error, not a None)
+        raise DataError(f"cannot read image {name}: the file is missing or not an image")
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     if image is None:
         raise DataError(f"cannot read image {name}: the file is missing or not an image")
@@ -53,15 +55,20 @@ def read_image(path: Union[str, os.PathLike]) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB, dst=image)
 
 
-def header_size(data: Union[bytes, str, os.PathLike]) -> tuple[int, int]:
-    """``(h, w)`` from the file header alone (before any EXIF rotation); no pixel is decoded."""
-    source = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+def header_size(data: Union[bytes, str, os.PathLike], name: Optional[str] = None) -> tuple[int, int]:
+    """``(h, w)`` from the file header alone (before any EXIF rotation); no pixel is decoded.
+
+    ``name`` is the file the bytes came from, for the error message."""
+    is_bytes = isinstance(data, (bytes, bytearray, memoryview))
+    source = io.BytesIO(data) if is_bytes else data
+    name = name or (str(data) if not is_bytes else "bytes")
     try:
         with Image.open(source) as im:
             w, h = im.size
     except (OSError, Image.DecompressionBombError) as exc:  # UnidentifiedImageError is an OSError
-        raise DataError(f"cannot read image {source if not isinstance(source, io.BytesIO) else 'bytes'}: "
-                        f"{exc}") from None
+        # PIL names a BytesIO by its repr; say which file instead.
+        reason = "the file is missing or not an image" if is_bytes and "cannot identify" in str(exc) else exc
+        raise DataError(f"cannot read image {name}: {reason}") from None
     return int(h), int(w)
 
 

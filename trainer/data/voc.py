@@ -14,6 +14,7 @@ is sorted before sampling, so a seed gives the same split on every filesystem.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import re
@@ -59,7 +60,7 @@ def read_classes(path_or_list: Union[PathLike, Sequence[str]]) -> list[str]:
     if isinstance(path_or_list, (str, os.PathLike)):
         path = Path(path_or_list)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # Notepad writes a BOM
         except FileNotFoundError:
             raise DataError(f"classes file {path} does not exist; give a text file with one class name per line") from None
         names = [line.strip() for line in text.splitlines() if line.strip()]
@@ -123,7 +124,7 @@ def read_annotation_file(path: PathLike, root: PathLike | None = None) -> list[s
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # Notepad writes a BOM
     except FileNotFoundError:
         raise DataError(
             f"annotation file {path} does not exist; write it with 'trainer prepare-voc ROOT --mode 2'"
@@ -176,6 +177,8 @@ def parse_voc_xml(path: PathLike) -> tuple[tuple[int, int] | None, list[VocObjec
         raise DataError(f"annotation {path} is not valid XML: {exc}") from None
     except FileNotFoundError:
         raise DataError(f"annotation {path} does not exist") from None
+    except OSError as exc:
+        raise DataError(f"cannot read annotation {path}: {exc.strerror or exc}") from None
     root = tree.getroot()
     size = None
     size_el = root.find("size")
@@ -192,12 +195,30 @@ def parse_voc_xml(path: PathLike) -> tuple[tuple[int, int] | None, list[VocObjec
             raise DataError(f"annotation {path}: object {name!r} has no <bndbox>")
         try:
             box = tuple(float(bnd.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+            if not all(math.isfinite(v) for v in box):  # float() takes "nan" and "inf"
+                raise ValueError
         except (TypeError, ValueError):
             raise DataError(f"annotation {path}: object {name!r} has a bad <bndbox>") from None
-        difficult = (obj.findtext("difficult") or "0").strip() not in ("0", "")
-        truncated = (obj.findtext("truncated") or "0").strip() not in ("0", "")
+        difficult = _flag(obj.findtext("difficult"))
+        if difficult is None:
+            raise DataError(f"annotation {path}: object {name!r} has <difficult>{obj.findtext('difficult')}"
+                            "</difficult>; expected 0 or 1")
+        truncated = bool(_flag(obj.findtext("truncated")))  # unused by training: never fatal
         objects.append(VocObject(name, box, difficult, truncated))  # type: ignore[arg-type]
     return size, objects
+
+
+def _flag(text: str | None) -> bool | None:
+    """A VOC flag: 0/1 as VOC writes it, a float or a boolean word as other tools do; None if neither."""
+    value = (text or "0").strip().lower()
+    if value in ("", "false", "no"):
+        return False
+    if value in ("true", "yes"):
+        return True
+    try:
+        return float(value) != 0
+    except ValueError:
+        return None
 
 
 def load_voc_ground_truth(
@@ -232,6 +253,7 @@ class PrepareReport:
     class_counts: dict[str, int] = field(default_factory=dict)
     unknown_counts: dict[str, int] = field(default_factory=dict)
     difficult_skipped: int = 0
+    empty_boxes: list[str] = field(default_factory=list)
     missing_images: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -250,7 +272,7 @@ class PrepareReport:
 
 def _read_ids(path: Path) -> list[str]:
     try:
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
     except FileNotFoundError:
         raise DataError(
             f"split file {path} does not exist; write the splits first with 'trainer prepare-voc ROOT --mode 1'"
@@ -342,7 +364,8 @@ def prepare_voc(
                 if image is None:
                     report.missing_images.append(image_id)
                     continue
-                _, objects = parse_voc_xml(voc / "Annotations" / f"{image_id}.xml")
+                xml = voc / "Annotations" / f"{image_id}.xml"
+                _, objects = parse_voc_xml(xml)
                 boxes = []
                 for obj in objects:
                     if obj.name not in index:
@@ -351,8 +374,12 @@ def prepare_voc(
                     if obj.difficult:
                         report.difficult_skipped += 1
                         continue
+                    x1, y1, x2, y2 = (int(v) for v in obj.box)
+                    if x2 <= x1 or y2 <= y1:  # training would drop it unseen; eval would count it missed
+                        report.empty_boxes.append(str(xml))
+                        continue
                     cls = index[obj.name]
-                    boxes.append((*(int(v) for v in obj.box), cls))
+                    boxes.append((x1, y1, x2, y2, cls))
                     counts[cls] += 1
                 lines.append(format_annotation_line(str(image.resolve()), boxes))
             target = out / f"{year}_{image_set}.txt"
@@ -368,6 +395,11 @@ def prepare_voc(
             report.warnings.append(
                 f"{len(report.missing_images)} images listed in the splits are missing from {jpeg_dir} "
                 f"(e.g. {shown}); their lines were not written"
+            )
+        if report.empty_boxes:
+            report.warnings.append(
+                f"{len(report.empty_boxes)} objects with an empty or inverted box (xmax <= xmin or ymax <= ymin) "
+                f"were left out (e.g. {', '.join(sorted(set(report.empty_boxes))[:3])}); fix their <bndbox>"
             )
         if unknown:
             report.warnings.append(

@@ -1,0 +1,41 @@
+"""docs/troubleshooting.md: the messages attackdata's fixes added, shown by ``trainer prepare-voc``
+on a tiny VOCdevkit (see tests/_messages.py)."""
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from _messages import error_line, renders, shown
+from test_attack_data3 import _voc
+
+
+def _prepare(root) -> tuple[int, str]:
+    from trainer.cli import cli
+
+    (root / "VOCdevkit" / "VOC2007" / "ImageSets" / "Main" / "val.txt").write_text("")
+    result = CliRunner().invoke(cli, ["prepare-voc", str(root), "--mode", "2", "--classes",
+                                      str(root / "classes.txt"), "--out", str(root)])
+    return result.exit_code, result.stderr
+
+
+@renders("annotation …: object … has <difficult>…</difficult>; expected 0 or 1")
+def test_difficult_that_means_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRAINER_DEBUG", raising=False)
+    voc = _voc(tmp_path, {"a": [("dog", 1, 2, 20, 30, "maybe")]})
+    (tmp_path / "classes.txt").write_text("dog\n")
+    code, stderr = _prepare(tmp_path)
+    line = error_line(stderr)
+    assert code == 1
+    assert line == (f"Error: annotation {voc / 'Annotations' / 'a.xml'}: object 'dog' has "
+                    "<difficult>maybe</difficult>; expected 0 or 1")
+    shown("annotation …: object … has <difficult>…</difficult>; expected 0 or 1", line)
+
+
+@renders("objects with an empty or inverted box (xmax <= xmin or ymax <= ymin) were left out")
+def test_an_inverted_box(tmp_path):
+    voc = _voc(tmp_path, {"a": [("dog", 10, 10, 40, 40), ("dog", 50, 10, 20, 40)]})
+    (tmp_path / "classes.txt").write_text("dog\n")
+    code, stderr = _prepare(tmp_path)
+    assert code == 0
+    assert (f"Warning: 1 objects with an empty or inverted box (xmax <= xmin or ymax <= ymin) were left out "
+            f"(e.g. {voc / 'Annotations' / 'a.xml'}); fix their <bndbox>") in stderr.splitlines()
+    shown("objects with an empty or inverted box (xmax <= xmin or ymax <= ymin) were left out", stderr)
