@@ -156,3 +156,36 @@ def test_an_annotation_file_with_a_byte_order_mark(tmp_path):
     path = tmp_path / "2007_train.txt"
     path.write_bytes(BOM + f"{image} 1,2,20,30,0\r\n".encode())
     assert read_annotation_file(path) == [f"{image} 1,2,20,30,0"]
+
+
+# --------------------------------------------------------------------------- EXIF orientation
+
+def _phone_photo(voc: Path, image_id: str, xml_size: tuple[int, int]) -> None:
+    """A 64x48 JPEG whose EXIF says 'turn 90 degrees clockwise' (a phone held upright), with one
+    box in an XML whose <size> is ``(width, height)``."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(voc / "JPEGImages" / f"{image_id}.jpg", exif=exif)
+    w, h = xml_size
+    (voc / "Annotations" / f"{image_id}.xml").write_text(
+        f"<annotation><size><width>{w}</width><height>{h}</height></size><object><name>dog</name>"
+        "<bndbox><xmin>4</xmin><ymin>4</ymin><xmax>40</xmax><ymax>20</ymax></bndbox></object></annotation>")
+
+
+def test_boxes_drawn_on_unturned_pixels_are_left_out_with_a_warning(tmp_path, caplog):
+    from trainer.data.images import decode_fitted, read_bytes
+    from trainer.data.voc import prepare_voc
+
+    voc = _voc(tmp_path, {"a": [("dog", 1, 2, 20, 30)]}, split=b"a\nlabelimg\nlabelme\n")
+    _phone_photo(voc, "labelimg", (64, 48))           # labelImg ignores EXIF: <size> is the stored one
+    _phone_photo(voc, "labelme", (48, 64))            # labelme turns the photo first
+    image, orig = decode_fitted(read_bytes(voc / "JPEGImages" / "labelimg.jpg"), 64)
+    assert orig == (64, 48)                           # what training sees: turned upright
+    with caplog.at_level(logging.WARNING, logger="trainer"):
+        report = prepare_voc(tmp_path, 2, ["dog"], tmp_path, image_sets=("train",))
+    assert [line.split()[0] for line in _lines(tmp_path)] == [
+        str((voc / "JPEGImages" / f"{i}.jpg").resolve()) for i in ("a", "labelme")]
+    assert report.unturned == [str(voc / "JPEGImages" / "labelimg.jpg")]
+    assert "1 images are turned by their EXIF orientation but were annotated unturned" in log_text(caplog.records)

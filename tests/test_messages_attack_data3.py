@@ -5,7 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from _messages import error_line, renders, shown
-from test_attack_data3 import _voc
+from test_attack_data3 import _phone_photo, _voc
 
 
 def _prepare(root) -> tuple[int, str]:
@@ -39,3 +39,14 @@ def test_an_inverted_box(tmp_path):
     assert (f"Warning: 1 objects with an empty or inverted box (xmax <= xmin or ymax <= ymin) were left out "
             f"(e.g. {voc / 'Annotations' / 'a.xml'}); fix their <bndbox>") in stderr.splitlines()
     shown("objects with an empty or inverted box (xmax <= xmin or ymax <= ymin) were left out", stderr)
+
+
+@renders("images are turned by their EXIF orientation but were annotated unturned")
+def test_a_phone_photo_annotated_with_labelimg(tmp_path):
+    voc = _voc(tmp_path, {"a": [("dog", 1, 2, 20, 30)]}, split=b"a\nphoto\n")
+    _phone_photo(voc, "photo", (64, 48))
+    (tmp_path / "classes.txt").write_text("dog\n")
+    code, stderr = _prepare(tmp_path)
+    assert code == 0
+    assert f"(e.g. {voc / 'JPEGImages' / 'photo.jpg'})" in stderr
+    shown("images are turned by their EXIF orientation but were annotated unturned", stderr)

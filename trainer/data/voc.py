@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Iterable, Sequence, Union
 
 import numpy as np
+from PIL import Image
 
 from trainer.errors import DataError
 
@@ -254,6 +255,7 @@ class PrepareReport:
     unknown_counts: dict[str, int] = field(default_factory=dict)
     difficult_skipped: int = 0
     empty_boxes: list[str] = field(default_factory=list)
+    unturned: list[str] = field(default_factory=list)
     missing_images: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -293,6 +295,18 @@ def _find_image(folder: Path, image_id: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def _annotated_unturned(image: Path, xml_size: tuple[int, int]) -> bool:
+    """Whether EXIF turns ``image`` by 90 degrees (decoding does) while its XML ``(height, width)``
+    is the stored, unturned size: boxes drawn by a tool that ignores EXIF (labelImg)."""
+    try:
+        with Image.open(image) as im:
+            w, h = im.size
+            turned = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    except (OSError, Image.DecompressionBombError):
+        return False  # decoding the image reports it
+    return turned and h != w and tuple(xml_size) == (h, w)
 
 
 def prepare_voc(
@@ -365,7 +379,10 @@ def prepare_voc(
                     report.missing_images.append(image_id)
                     continue
                 xml = voc / "Annotations" / f"{image_id}.xml"
-                _, objects = parse_voc_xml(xml)
+                xml_size, objects = parse_voc_xml(xml)
+                if xml_size is not None and _annotated_unturned(image, xml_size):
+                    report.unturned.append(str(image))
+                    continue
                 boxes = []
                 for obj in objects:
                     if obj.name not in index:
@@ -395,6 +412,13 @@ def prepare_voc(
             report.warnings.append(
                 f"{len(report.missing_images)} images listed in the splits are missing from {jpeg_dir} "
                 f"(e.g. {shown}); their lines were not written"
+            )
+        if report.unturned:
+            report.warnings.append(
+                f"{len(report.unturned)} images are turned by their EXIF orientation but were annotated unturned "
+                f"(their XML <size> is the stored one, as labelImg writes it), so their boxes would not match the "
+                f"pixels training sees; their lines were not written (e.g. {', '.join(report.unturned[:3])}); "
+                "remove their EXIF orientation (exiftool -Orientation= -overwrite_original FILE) and run again"
             )
         if report.empty_boxes:
             report.warnings.append(
