@@ -132,7 +132,7 @@ def parse(data: Union[bytes, str]) -> Optional[Sidecar]:
     Never raises: one unreadable sidecar must not stop a prune or a resume."""
     try:
         obj = json.loads(data)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: deep nesting
         log.warning("ignoring an unreadable checkpoint sidecar: %s", exc)
         return None
     if not isinstance(obj, dict):

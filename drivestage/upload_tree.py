@@ -160,6 +160,7 @@ class _Push:
         self.remote_folder: dict[str, RemoteEntry] = {}
         self.listing: Listings = {}
         self.repairs: list[tuple[str, RemoteEntry, list[RemoteEntry]]] = []
+        self.vanished: set[str] = set()  # top-level files gone before they were sent
         self.mutex = threading.Lock()
 
     def run(self, src: str, path: StorePath, removal: Optional[extra.Removal],
@@ -210,6 +211,13 @@ class _Push:
         self._repair()
         if removal is not None and deletions is not None:
             self.result.deleted = extra.apply(store, root, deletions, removal)
+        if decision is not None and self.vanished:
+            # The plan counted them as sent (a vanished checkpoint as the newest verified):
+            # decide again without them, or Drive's verified copy would go for nothing.
+            local = {n: f for n, f in top_local.items() if n not in self.vanished}
+            folder = pruning.view(store, self.listing[""], local, self.policy, self.cache)
+            decision = self.result.plan = plan(folder.candidates, self.policy,
+                                               protect=self.protect)
         if decision is not None:
             self._apply(decision)
 
@@ -258,6 +266,7 @@ class _Push:
             try:
                 local_md5 = self.cache.md5(lf.path) if current.size == lf.size else None
             except FileNotFoundError:
+                self._vanished(lf)
                 continue
             others = [e for e in remote if e.id != current.id]
             if local_md5 is not None and current.md5 == local_md5:
@@ -305,6 +314,7 @@ class _Push:
                                           progress=count, md5_cache=self.cache)
             except FileNotFoundError:
                 log.info("%s disappeared before it was uploaded; skipped", lf.path)
+                self._vanished(lf)
                 with mutex:
                     failed[(lf.folder_rel, lf.name)] = FileNotFoundError(lf.path)
                 return
@@ -354,6 +364,11 @@ class _Push:
             if len(errors) > 1:
                 log.error("%d uploads failed; the first: %s", len(errors), errors[0])
             raise errors[0]
+
+    def _vanished(self, lf: LocalFile) -> None:
+        if not lf.folder_rel:
+            with self.mutex:
+                self.vanished.add(lf.name)
 
     def _remove_older(self, rel: str, kept: RemoteEntry, olds: list[RemoteEntry],
                       duplicates: bool) -> None:
