@@ -18,10 +18,11 @@ after its checkpoint's md5 matched the remote's) and, when the sidecar names an 
 is the checkpoint's remote md5: a sidecar left from an older version of a replaced file does
 not vouch for the new bytes. :func:`newest` is the one rule for "the newest verified
 checkpoint", and :func:`vouched` the one rule for which of same-named copies is read.
-Nothing here does I/O beyond the local writes of :func:`write`.
+Nothing here does I/O beyond local reads and the writes of :func:`write`.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -160,6 +161,22 @@ def write(checkpoint_path: str, sidecar: Sidecar) -> str:
     path = name_for(checkpoint_path)
     atomic_write(path, sidecar.to_bytes(), mode=0o644)
     return path
+
+
+def vouches(path: str, remote: Optional[RemoteEntry], md5: Optional[str]) -> bool:
+    """Whether the local sidecar ``path``, holding the bytes of its copy ``remote`` on a
+    store, vouches for the checkpoint copy whose md5 is ``md5`` (it names that md5, or none,
+    or is no sidecar at all: then it vouches for no copy). False when the local file no longer
+    holds the remote copy's bytes."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+    except OSError:
+        return False
+    if remote is None or hashlib.md5(data).hexdigest() != remote.md5:
+        return False
+    said = parse(data)
+    return said is None or said.md5 in (None, (md5 or "").lower())
 
 
 def vouched(copies: Sequence[RemoteEntry], side: Optional[Sidecar]) -> RemoteEntry:

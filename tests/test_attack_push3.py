@@ -80,3 +80,27 @@ def test_a_deeply_nested_sidecar_is_ignored_not_a_crash(emulator, store, env):
     plan = prune("Models/logs", RetentionPolicy(keep_last=1), store=store)
     # epoch_003 is the newest (kept); epoch_002 the newest verified (kept); epoch_001 goes.
     assert sorted(d.name for d in plan.to_delete) == ["epoch_001.json", "epoch_001.pt"]
+
+
+# ------------------------------------------------- a sidecar that lags its checkpoint
+
+def test_a_checkpoint_pushed_before_its_new_sidecar_keeps_the_vouched_copy(emulator, store,
+                                                                            env):
+    """The trainer writes best.pt, then best.json; a mirror's push ran in between: the new
+    best.pt was sent while the local best.json (unchanged, so not sent) still vouched for the
+    old bytes. The old copy, the only one a sidecar vouches for, was deleted all the same."""
+    old, new = b"old best" * 100, b"new best" * 120
+    src = str(env / "logs")
+    _write(os.path.join(src, "best.pt"), old)
+    _write(os.path.join(src, "best.json"), _side(3, old))
+    push(src, "Models/logs", store=store)
+    _write(os.path.join(src, "best.pt"), new)          # the sidecar is not rewritten yet
+    push(src, "Models/logs", store=store)
+    assert hashlib.md5(old).hexdigest() in _live(emulator)["best.pt"]  # still vouched for
+    push(src, "Models/logs", store=store)              # and the next push repairs nothing
+    assert hashlib.md5(old).hexdigest() in _live(emulator)["best.pt"]
+    _write(os.path.join(src, "best.json"), _side(4, new))    # the trainer catches up
+    push(src, "Models/logs", store=store)
+    live = _live(emulator)
+    assert live["best.pt"] == [hashlib.md5(new).hexdigest()]
+    assert live["best.json"] == [hashlib.md5(_side(4, new)).hexdigest()]
