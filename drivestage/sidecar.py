@@ -163,20 +163,23 @@ def write(checkpoint_path: str, sidecar: Sidecar) -> str:
     return path
 
 
-def vouches(path: str, remote: Optional[RemoteEntry], md5: Optional[str]) -> bool:
-    """Whether the local sidecar ``path``, holding the bytes of its copy ``remote`` on a
-    store, vouches for the checkpoint copy whose md5 is ``md5`` (it names that md5, or none,
-    or is no sidecar at all: then it vouches for no copy). False when the local file no longer
-    holds the remote copy's bytes."""
+def held(path: str, remote: Optional[RemoteEntry], kept: RemoteEntry,
+         olds: Sequence[RemoteEntry]) -> list[RemoteEntry]:
+    """Which of a replaced checkpoint's old copies ``olds`` must stay beside its new copy
+    ``kept``: those its sidecar vouches for, when it does not vouch for ``kept`` (one written
+    after its checkpoint names the old md5). ``path``: the local sidecar, read only when it
+    holds the bytes of its copy ``remote`` on the store (else all of ``olds`` stay)."""
     try:
         with open(path, "rb") as fh:
             data = fh.read(MAX_BYTES + 1)
     except OSError:
-        return False
+        return list(olds)
     if remote is None or hashlib.md5(data).hexdigest() != remote.md5:
-        return False
-    said = parse(data)
-    return said is None or said.md5 in (None, (md5 or "").lower())
+        return list(olds)
+    said = parse(data)  # not a sidecar, or naming no md5: it vouches for any copy
+    if said is None or said.md5 is None or said.md5 == (kept.md5 or "").lower():
+        return []
+    return [e for e in olds if (e.md5 or "").lower() == said.md5]
 
 
 def vouched(copies: Sequence[RemoteEntry], side: Optional[Sidecar]) -> RemoteEntry:

@@ -360,24 +360,24 @@ class _Push:
             for c in mine:
                 self.sides_of.setdefault(c, set()).add(side)
         for item, entry in swapped:
-            key = (item.lf.folder_rel, item.lf.name)  # its sidecar still vouches for the old
-            if self.sides_of.get(key, set()) & set(failed) or not self._vouched(key, entry):
-                continue  # copy (not sent, or written after the checkpoint): keep that one
-            self._remove_older(item.lf.rel, entry, item.olds, item.duplicates)
+            key = (item.lf.folder_rel, item.lf.name)  # a sidecar not sent vouches for olds
+            if not self.sides_of.get(key, set()) & set(failed):
+                olds = self._held(key, entry, item.olds)
+                self._remove_older(item.lf.rel, entry, olds, item.duplicates)
         if errors:
             if len(errors) > 1:
                 log.error("%d uploads failed; the first: %s", len(errors), errors[0])
             raise errors[0]
 
-    def _vouched(self, key: tuple[str, str], entry: RemoteEntry) -> bool:
-        """Whether the checkpoint ``key``'s local sidecars, as they are on the store now, vouch
-        for its copy ``entry`` (one written after it may still name the old copy's md5)."""
+    def _held(self, key: tuple[str, str], kept: RemoteEntry,
+              olds: list[RemoteEntry]) -> list[RemoteEntry]:
+        """The ``olds`` that may go: not vouched for instead of ``kept`` (``sidecar.held``)."""
         for folder, side in self.sides_of.get(key, set()):
             copies = [e for e in self.listing[folder].get(side, []) if not e.is_dir]
             remote = self.sent.get((folder, side)) or (newest(copies) if copies else None)
-            if not sidecar.vouches(self.local[(folder, side)], remote, entry.md5):
-                return False
-        return True
+            stay = {e.id for e in sidecar.held(self.local[(folder, side)], remote, kept, olds)}
+            olds = [e for e in olds if e.id not in stay]
+        return olds
 
     def _vanished(self, lf: LocalFile) -> None:
         with self.mutex:
@@ -402,8 +402,8 @@ class _Push:
     def _repair(self) -> None:
         """Same-named copies of unchanged files (another machine's): keep the newest."""
         for lf, kept, olds in self.repairs:
-            if not self._vouched((lf.folder_rel, lf.name), kept):
-                continue  # its sidecar (not rewritten yet) vouches for an older copy
+            if not (olds := self._held((lf.folder_rel, lf.name), kept, olds)):
+                continue  # a stale sidecar's copies stay
             log.warning("%s: %d files had this name (ids %s); kept %s (the newest, equal to the "
                         "local file) and removed the others", lf.rel, len(olds) + 1,
                         ", ".join(e.id for e in [kept] + olds), kept.id)

@@ -99,8 +99,34 @@ def test_a_checkpoint_pushed_before_its_new_sidecar_keeps_the_vouched_copy(emula
     assert hashlib.md5(old).hexdigest() in _live(emulator)["best.pt"]  # still vouched for
     push(src, "Models/logs", store=store)              # and the next push repairs nothing
     assert hashlib.md5(old).hexdigest() in _live(emulator)["best.pt"]
+    newer = b"newer best" * 130                          # saved again, sidecar still behind:
+    _write(os.path.join(src, "best.pt"), newer)        # two copies, never more
+    push(src, "Models/logs", store=store)
+    assert _live(emulator)["best.pt"] == sorted(hashlib.md5(d).hexdigest() for d in (old, newer))
+    new = newer
     _write(os.path.join(src, "best.json"), _side(4, new))    # the trainer catches up
     push(src, "Models/logs", store=store)
     live = _live(emulator)
     assert live["best.pt"] == [hashlib.md5(new).hexdigest()]
     assert live["best.json"] == [hashlib.md5(_side(4, new)).hexdigest()]
+
+
+# ------------------------------------------------- CheckpointSync and a re-saved checkpoint
+
+def test_a_resaved_checkpoint_gets_a_sidecar_for_its_new_bytes(emulator, store, env):
+    """A loop saving last.pt every epoch through CheckpointSync.on_save: the sidecar was
+    written only when none existed, so from the second save on it named the first save's md5
+    and Drive's last.pt was never verified again (or its copies piled up)."""
+    from drivestage.hooks import CheckpointSync
+
+    run = env / "run"
+    sync = CheckpointSync("Models/logs", local_dir=str(run), store=store)
+    for epoch in (1, 2, 3):
+        _write(str(run / "last.pt"), b"weights of epoch %d" % epoch * 50)
+        sync.on_save(str(run / "last.pt"), epoch, {"map50": 0.1 * epoch})
+        sync.flush(60)
+    sync.on_train_end(60)
+    data = b"weights of epoch 3" * 50
+    assert _live(emulator)["last.pt"] == [hashlib.md5(data).hexdigest()]
+    entry = sync.latest_remote_checkpoint()
+    assert entry is not None and entry.md5 == hashlib.md5(data).hexdigest()
