@@ -71,7 +71,8 @@ class CheckpointSync:
         """A checkpoint was written (atomically) to ``path``: mirror the folder soon.
 
         Returns at once. Writes the sidecar ``<stem>.json`` (epoch, metrics, the checkpoint's
-        md5 and size) when the checkpoint has no sidecar yet (the trainer writes its own).
+        md5 and size) unless the checkpoint has one that vouches for its bytes (the trainer
+        writes its own; ``last.pt`` saved again gets a new one).
         """
         full = os.path.abspath(path)
         if os.path.commonpath([full, self.local_dir]) != self.local_dir:
@@ -142,9 +143,22 @@ class CheckpointSync:
             return None
         return sidecar.parse(data)
 
+    def _described(self, path: str) -> bool:
+        """Whether ``path`` has a sidecar (the trainer's, a 0.1.0 one) that vouches for its
+        bytes: a checkpoint saved again under its name (``last.pt``) needs a new one."""
+        for name in (sidecar.name_for(path), path + sidecar.SUFFIX):
+            if os.path.exists(name):  # the current form wins, as in sidecar.pairs
+                try:
+                    with open(name, "rb") as fh:
+                        said = sidecar.parse(fh.read(sidecar.MAX_BYTES))
+                    return said is not None and said.md5 in (None, self._cache.md5(path))
+                except OSError:
+                    return False
+        return False
+
     def _ensure_sidecar(self, path: str, epoch: Optional[int],
                         metrics: Mapping[str, Any]) -> None:
-        if os.path.exists(sidecar.name_for(path)) or os.path.exists(path + sidecar.SUFFIX):
+        if self._described(path):
             return
         plain = {}
         for k, v in metrics.items():

@@ -18,10 +18,11 @@ after its checkpoint's md5 matched the remote's) and, when the sidecar names an 
 is the checkpoint's remote md5: a sidecar left from an older version of a replaced file does
 not vouch for the new bytes. :func:`newest` is the one rule for "the newest verified
 checkpoint", and :func:`vouched` the one rule for which of same-named copies is read.
-Nothing here does I/O beyond the local writes of :func:`write`.
+Nothing here does I/O beyond local reads and the writes of :func:`write`.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -132,7 +133,7 @@ def parse(data: Union[bytes, str]) -> Optional[Sidecar]:
     Never raises: one unreadable sidecar must not stop a prune or a resume."""
     try:
         obj = json.loads(data)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:  # RecursionError: deep nesting
         log.warning("ignoring an unreadable checkpoint sidecar: %s", exc)
         return None
     if not isinstance(obj, dict):
@@ -160,6 +161,25 @@ def write(checkpoint_path: str, sidecar: Sidecar) -> str:
     path = name_for(checkpoint_path)
     atomic_write(path, sidecar.to_bytes(), mode=0o644)
     return path
+
+
+def held(path: str, remote: Optional[RemoteEntry], kept: RemoteEntry,
+         olds: Sequence[RemoteEntry]) -> list[RemoteEntry]:
+    """Which of a replaced checkpoint's old copies ``olds`` must stay beside its new copy
+    ``kept``: those its sidecar vouches for, when it does not vouch for ``kept`` (one written
+    after its checkpoint names the old md5). ``path``: the local sidecar, read only when it
+    holds the bytes of its copy ``remote`` on the store (else all of ``olds`` stay)."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+    except OSError:
+        return list(olds)
+    if remote is None or hashlib.md5(data).hexdigest() != remote.md5:
+        return list(olds)
+    said = parse(data)  # not a sidecar, or naming no md5: it vouches for any copy
+    if said is None or said.md5 is None or said.md5 == (kept.md5 or "").lower():
+        return []
+    return [e for e in olds if (e.md5 or "").lower() == said.md5]
 
 
 def vouched(copies: Sequence[RemoteEntry], side: Optional[Sidecar]) -> RemoteEntry:

@@ -8,11 +8,11 @@ are not hashed again), and every upload is md5-verified
 
 **Replacing.** A checkpoint (a file with a sidecar beside it, a name the policy manages, or a
 ``.pt``/``.pth``/``.ckpt`` file) is never overwritten: its new version is uploaded as a new
-file under the same name (a resumable session creates it only once every byte arrived), its
-md5 checked, then its sidecar updated, and only then is the old copy deleted. A failed
-replacement leaves the old copy and its sidecar as they were. A copy this account may
-neither delete nor trash (a shared drive's Contributor) is updated in place instead, as other
-files are: a new copy beside it could never be removed. Between the new file's arrival
+file under the same name, its md5 checked, then its sidecar updated, and only once that
+sidecar vouches for it (one written after its checkpoint may still name the old md5) is the
+old copy deleted. A failed replacement leaves the old copy and its sidecar. A copy this
+account may neither delete nor trash (a shared drive's Contributor) is updated in place, as
+other files are: a new copy beside it could never be removed. Between the new file's arrival
 and the old one's deletion the name has two files, and readers take the one the sidecar
 vouches for (:func:`drivestage.sidecar.vouched`): the old one until the sidecar is updated,
 the new one after. So a process killed at any step leaves a copy its sidecar vouches for, and
@@ -159,7 +159,12 @@ class _Push:
         self.result = PushResult()
         self.remote_folder: dict[str, RemoteEntry] = {}
         self.listing: Listings = {}
-        self.repairs: list[tuple[str, RemoteEntry, list[RemoteEntry]]] = []
+        self.repairs: list[tuple[LocalFile, RemoteEntry, list[RemoteEntry]]] = []
+        self.vanished: set[str] = set()  # top-level files gone before they were sent
+        # (folder, name) -> the verified copy sent, the local path, a checkpoint's sidecars
+        self.sent: dict[tuple[str, str], RemoteEntry] = {}
+        self.local: dict[tuple[str, str], str] = {}
+        self.sides_of: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self.mutex = threading.Lock()
 
     def run(self, src: str, path: StorePath, removal: Optional[extra.Removal],
@@ -210,6 +215,11 @@ class _Push:
         self._repair()
         if removal is not None and deletions is not None:
             self.result.deleted = extra.apply(store, root, deletions, removal)
+        if decision is not None and self.vanished:  # planned as sent (as the newest verified)
+            local = {n: f for n, f in top_local.items() if n not in self.vanished}
+            folder = pruning.view(store, self.listing[""], local, self.policy, self.cache)
+            decision = self.result.plan = plan(folder.candidates, self.policy,
+                                               protect=self.protect)
         if decision is not None:
             self._apply(decision)
 
@@ -258,12 +268,13 @@ class _Push:
             try:
                 local_md5 = self.cache.md5(lf.path) if current.size == lf.size else None
             except FileNotFoundError:
+                self._vanished(lf)
                 continue
             others = [e for e in remote if e.id != current.id]
             if local_md5 is not None and current.md5 == local_md5:
                 self.result.unchanged += 1
                 if others:
-                    self.repairs.append((lf.rel, current, others))
+                    self.repairs.append((lf, current, others))
                 continue
             for e in remote:  # to be replaced: never a shortcut (checked before a byte is sent)
                 self.store.check_replaceable(e)
@@ -279,6 +290,7 @@ class _Push:
     def _send(self, files: list[LocalFile], todo: list[_Todo]) -> None:
         """Checkpoints first; a sidecar only after its checkpoints are verified on the store."""
         pending = {(t.lf.folder_rel, t.lf.name) for t in todo}
+        self.local = {(lf.folder_rel, lf.name): lf.path for lf in files}
         owners = _sidecar_owners(files)
         after = {k for k, mine in owners.items() if mine & pending}
         first = [t for t in todo if (t.lf.folder_rel, t.lf.name) not in after]
@@ -305,6 +317,7 @@ class _Push:
                                           progress=count, md5_cache=self.cache)
             except FileNotFoundError:
                 log.info("%s disappeared before it was uploaded; skipped", lf.path)
+                self._vanished(lf)
                 with mutex:
                     failed[(lf.folder_rel, lf.name)] = FileNotFoundError(lf.path)
                 return
@@ -318,6 +331,7 @@ class _Push:
             else:  # updated in place: its duplicates go now that it is verified
                 self._remove_older(lf.rel, entry, item.olds, item.duplicates)
             with mutex:
+                self.sent[(lf.folder_rel, lf.name)] = entry
                 self.result.uploaded.append(lf.rel)
                 self.result.bytes_sent += moved[0]
             log.info("uploaded %s (%s)", lf.rel, format_size(lf.size))
@@ -342,18 +356,32 @@ class _Push:
                         failure = fut.exception()
                         if failure is not None:
                             errors.append(failure)
-        sides_of: dict[tuple[str, str], set[tuple[str, str]]] = {}
         for side, mine in owners.items():
             for c in mine:
-                sides_of.setdefault(c, set()).add(side)
+                self.sides_of.setdefault(c, set()).add(side)
         for item, entry in swapped:
-            if sides_of.get((item.lf.folder_rel, item.lf.name), set()) & set(failed):
-                continue  # its sidecar still vouches for the old copy: keep it
-            self._remove_older(item.lf.rel, entry, item.olds, item.duplicates)
+            key = (item.lf.folder_rel, item.lf.name)  # a sidecar not sent vouches for olds
+            if not self.sides_of.get(key, set()) & set(failed):
+                olds = self._held(key, entry, item.olds)
+                self._remove_older(item.lf.rel, entry, olds, item.duplicates)
         if errors:
             if len(errors) > 1:
                 log.error("%d uploads failed; the first: %s", len(errors), errors[0])
             raise errors[0]
+
+    def _held(self, key: tuple[str, str], kept: RemoteEntry,
+              olds: list[RemoteEntry]) -> list[RemoteEntry]:
+        """The ``olds`` that may go: not vouched for instead of ``kept`` (``sidecar.held``)."""
+        for folder, side in self.sides_of.get(key, set()):
+            copies = [e for e in self.listing[folder].get(side, []) if not e.is_dir]
+            remote = self.sent.get((folder, side)) or (newest(copies) if copies else None)
+            stay = {e.id for e in sidecar.held(self.local[(folder, side)], remote, kept, olds)}
+            olds = [e for e in olds if e.id not in stay]
+        return olds
+
+    def _vanished(self, lf: LocalFile) -> None:
+        with self.mutex:
+            self.vanished |= set() if lf.folder_rel else {lf.name}
 
     def _remove_older(self, rel: str, kept: RemoteEntry, olds: list[RemoteEntry],
                       duplicates: bool) -> None:
@@ -373,16 +401,18 @@ class _Push:
 
     def _repair(self) -> None:
         """Same-named copies of unchanged files (another machine's): keep the newest."""
-        for rel, kept, olds in self.repairs:
+        for lf, kept, olds in self.repairs:
+            if not (olds := self._held((lf.folder_rel, lf.name), kept, olds)):
+                continue  # a stale sidecar's copies stay
             log.warning("%s: %d files had this name (ids %s); kept %s (the newest, equal to the "
-                        "local file) and removed the others", rel, len(olds) + 1,
+                        "local file) and removed the others", lf.rel, len(olds) + 1,
                         ", ".join(e.id for e in [kept] + olds), kept.id)
             for e in olds:
                 try:
                     self.store.delete(e, trash=self.use_trash)
                 except NotFoundError:
                     pass
-            self.result.replaced_duplicates.append(rel)
+            self.result.replaced_duplicates.append(lf.rel)
 
     def _check_quota(self, root: RemoteEntry, todo: list[_Todo], decision: Optional[Plan],
                      folder: Optional[pruning.FolderView]) -> None:
