@@ -6,20 +6,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from click.testing import CliRunner
 
-from drivestage.cli import cli
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries, monkeypatch):
-    monkeypatch.delenv("DRIVESTAGE_DEBUG", raising=False)
-    return local_state
-
-
-def run(*args):
-    res = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return res.exit_code, res.stdout, res.stderr
+from test_attack_drive import env, run  # noqa: F401 (a fixture, and the CLI in-process)
 
 
 def error_line(code, err, expected_code=1):
