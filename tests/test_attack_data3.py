@@ -188,4 +188,4 @@ def test_boxes_drawn_on_unturned_pixels_are_left_out_with_a_warning(tmp_path, ca
     assert [line.split()[0] for line in _lines(tmp_path)] == [
         str((voc / "JPEGImages" / f"{i}.jpg").resolve()) for i in ("a", "labelme")]
     assert report.unturned == [str(voc / "JPEGImages" / "labelimg.jpg")]
-    assert "1 images are turned by their EXIF orientation but were annotated unturned" in log_text(caplog.records)
+    assert "1 image is turned by its EXIF orientation but was annotated unturned" in log_text(caplog.records)

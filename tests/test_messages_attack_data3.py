@@ -30,18 +30,18 @@ def test_difficult_that_means_nothing(tmp_path, monkeypatch):
     shown("annotation …: object … has <difficult>…</difficult>; expected 0 or 1", line)
 
 
-@renders("objects with an empty or inverted box (xmax <= xmin or ymax <= ymin) were left out")
+@renders("with an empty or inverted box (xmax <= xmin or ymax <= ymin)")
 def test_an_inverted_box(tmp_path):
     voc = _voc(tmp_path, {"a": [("dog", 10, 10, 40, 40), ("dog", 50, 10, 20, 40)]})
     (tmp_path / "classes.txt").write_text("dog\n")
     code, stderr = _prepare(tmp_path)
     assert code == 0
-    assert (f"Warning: 1 objects with an empty or inverted box (xmax <= xmin or ymax <= ymin) were left out "
-            f"(e.g. {voc / 'Annotations' / 'a.xml'}); fix their <bndbox>") in stderr.splitlines()
-    shown("objects with an empty or inverted box (xmax <= xmin or ymax <= ymin) were left out", stderr)
+    assert (f"Warning: 1 object with an empty or inverted box (xmax <= xmin or ymax <= ymin) was left out "
+            f"(e.g. {voc / 'Annotations' / 'a.xml'}); fix the <bndbox>") in stderr.splitlines()
+    shown("with an empty or inverted box (xmax <= xmin or ymax <= ymin)", stderr)
 
 
-@renders("images are turned by their EXIF orientation but were annotated unturned")
+@renders("turned by … EXIF orientation but … annotated unturned")
 def test_a_phone_photo_annotated_with_labelimg(tmp_path):
     voc = _voc(tmp_path, {"a": [("dog", 1, 2, 20, 30)]}, split=b"a\nphoto\n")
     _phone_photo(voc, "photo", (64, 48))
@@ -49,4 +49,16 @@ def test_a_phone_photo_annotated_with_labelimg(tmp_path):
     code, stderr = _prepare(tmp_path)
     assert code == 0
     assert f"(e.g. {voc / 'JPEGImages' / 'photo.jpg'})" in stderr
-    shown("images are turned by their EXIF orientation but were annotated unturned", stderr)
+    assert "Warning: 1 image is turned by its EXIF orientation but was annotated unturned" in stderr
+    shown("turned by … EXIF orientation but … annotated unturned", stderr)
+
+
+@renders("more than once in the … split; each is written once")
+def test_an_id_listed_twice_in_a_split(tmp_path):
+    _voc(tmp_path, {"a": [("dog", 1, 2, 20, 30)]}, split=b"a\na\n")
+    (tmp_path / "classes.txt").write_text("dog\n")
+    code, stderr = _prepare(tmp_path)
+    assert code == 0
+    assert "Warning: 1 id appears more than once in the train split; each is written once" in \
+        stderr.splitlines()
+    shown("more than once in the … split; each is written once", stderr)

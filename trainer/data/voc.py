@@ -35,7 +35,8 @@ VOC_CLASSES = (
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
     "train", "tvmonitor",
 )
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".JPG", ".JPEG", ".PNG")
+#: Image files an id may have, in order of preference; matched in any letter case (.Jpg).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -181,6 +182,9 @@ def parse_voc_xml(path: PathLike) -> tuple[tuple[int, int] | None, list[VocObjec
     except OSError as exc:
         raise DataError(f"cannot read annotation {path}: {exc.strerror or exc}") from None
     root = tree.getroot()
+    for el in root.iter():  # <annotation xmlns="..."> (some exporters): match the bare names
+        if isinstance(el.tag, str) and el.tag.startswith("{"):
+            el.tag = el.tag.split("}", 1)[1]
     size = None
     size_el = root.find("size")
     if size_el is not None:
@@ -289,12 +293,21 @@ def _write_lines(path: Path, lines: Iterable[str]) -> None:
     os.replace(tmp, path)  # readers never see half a split file
 
 
-def _find_image(folder: Path, image_id: str) -> Path | None:
-    for ext in IMAGE_EXTENSIONS:
-        candidate = folder / f"{image_id}{ext}"
-        if candidate.is_file():
-            return candidate
-    return None
+def _image_index(folder: Path) -> dict[str, Path]:
+    """id -> image file in ``folder`` (one listing for all ids; the preferred extension wins
+    when an id has several)."""
+    rank = {ext: i for i, ext in enumerate(IMAGE_EXTENSIONS)}
+    found: dict[str, tuple[int, Path]] = {}
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return {}
+    for entry in entries:
+        stem, ext = os.path.splitext(entry.name)
+        r = rank.get(ext.lower())
+        if r is not None and entry.is_file() and (stem not in found or r < found[stem][0]):
+            found[stem] = (r, Path(entry.path))
+    return {stem: path for stem, (_, path) in found.items()}
 
 
 def _annotated_unturned(image: Path, xml_size: tuple[int, int]) -> bool:
@@ -370,11 +383,18 @@ def prepare_voc(
         counts = np.zeros(len(names), dtype=np.int64)
         unknown: dict[str, int] = {}
         jpeg_dir = voc / "JPEGImages"
+        images = _image_index(jpeg_dir)
         for image_set in image_sets:
             ids = _read_ids(voc / "ImageSets" / "Main" / f"{image_set}.txt")
+            unique = list(dict.fromkeys(ids))  # an id listed twice would train twice an epoch
+            if len(unique) < len(ids):
+                n = len(ids) - len(unique)
+                report.warnings.append(
+                    f"{n} {'id appears' if n == 1 else 'ids appear'} more than once in the "
+                    f"{image_set} split; each is written once")
             lines = []
-            for image_id in ids:
-                image = _find_image(jpeg_dir, image_id)
+            for image_id in unique:
+                image = images.get(image_id)
                 if image is None:
                     report.missing_images.append(image_id)
                     continue
@@ -414,16 +434,21 @@ def prepare_voc(
                 f"(e.g. {shown}); their lines were not written"
             )
         if report.unturned:
+            n, one = len(report.unturned), len(report.unturned) == 1
             report.warnings.append(
-                f"{len(report.unturned)} images are turned by their EXIF orientation but were annotated unturned "
-                f"(their XML <size> is the stored one, as labelImg writes it), so their boxes would not match the "
-                f"pixels training sees; their lines were not written (e.g. {', '.join(report.unturned[:3])}); "
-                "remove their EXIF orientation (exiftool -Orientation= -overwrite_original FILE) and run again"
+                f"{n} {'image is' if one else 'images are'} turned by {'its' if one else 'their'} EXIF "
+                f"orientation but {'was' if one else 'were'} annotated unturned (the XML <size> is the stored "
+                "one, as labelImg writes it), so the boxes would not match the pixels training sees; "
+                f"{'its line was' if one else 'their lines were'} not written (e.g. "
+                f"{', '.join(report.unturned[:3])}); remove the EXIF orientation "
+                "(exiftool -Orientation= -overwrite_original FILE) and run again"
             )
         if report.empty_boxes:
+            n, one = len(report.empty_boxes), len(report.empty_boxes) == 1
             report.warnings.append(
-                f"{len(report.empty_boxes)} objects with an empty or inverted box (xmax <= xmin or ymax <= ymin) "
-                f"were left out (e.g. {', '.join(sorted(set(report.empty_boxes))[:3])}); fix their <bndbox>"
+                f"{n} {'object' if one else 'objects'} with an empty or inverted box (xmax <= xmin or "
+                f"ymax <= ymin) {'was' if one else 'were'} left out (e.g. "
+                f"{', '.join(sorted(set(report.empty_boxes))[:3])}); fix the <bndbox>"
             )
         if unknown:
             report.warnings.append(
