@@ -138,3 +138,37 @@ def test_spawned_workers_and_a_small_dev_shm(synth_voc, monkeypatch):
     with pytest.raises(DataError) as refused:
         iter(loader)
     shown("workers started by spawn/forkserver share the cache through", error_text(refused.value))
+
+
+# --------------------------------------------------------------------------- image bombs
+
+def _png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` (a few bytes of data: a bomb)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + \
+            struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+
+
+@renders("cannot read image … pixels, more than the")
+def test_an_image_bomb_is_refused_before_it_is_decoded(tmp_path):
+    from trainer.data.dataset import EvalDataset, YoloDataset
+    from trainer.data.images import MAX_PIXELS
+
+    bomb = tmp_path / "000001.png"
+    bomb.write_bytes(_png_claiming(100_000, 100_000))   # 30 GB decoded; 200 bytes on disk
+    lines = [f"{bomb} 1,1,20,20,0"]
+    expected = (f"Error: cannot read image {bomb}: 100000x100000 pixels, more than the "
+                f"{MAX_PIXELS:,} the trainer decodes (a decompression bomb?); shrink it")
+    with pytest.raises(DataError) as training:
+        YoloDataset(lines, 64, 1, train=False)[0]
+    assert error_text(training.value) == expected
+    with pytest.raises(DataError) as evaluating:
+        EvalDataset(lines, 64)[0]
+    assert error_text(evaluating.value) == expected
+    shown("cannot read image … pixels, more than the", error_text(evaluating.value))

@@ -40,9 +40,28 @@ def read_bytes(path: Union[str, os.PathLike]) -> bytes:
         raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from None
 
 
+#: Most pixels decoded from one image (after libjpeg's scaling): PIL's decompression-bomb
+#: limit, which the image cache applies through PIL too. A PNG of zeros 20 times larger
+#: fits in a few MB and would take gigabytes in a loader worker.
+MAX_PIXELS = 2 * int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+_SCALE = {cv2.IMREAD_REDUCED_COLOR_2: 2, cv2.IMREAD_REDUCED_COLOR_4: 4, cv2.IMREAD_REDUCED_COLOR_8: 8}
+
+
+def _png_size(data: bytes) -> Optional[tuple[int, int]]:
+    """``(h, w)`` from a PNG's IHDR chunk; None if ``data`` is no PNG."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
+
+
 def _decode(data: bytes, flags: int, name: str) -> np.ndarray:
     if not data:  # OpenCV asserts on an empty buffer (a cv2.error, not a None)
         raise DataError(f"cannot read image {name}: the file is missing or not an image")
+    hw = _jpeg_size(data) if data[:2] == b"\xff\xd8" else _png_size(data)
+    scale = _SCALE.get(flags, 1)
+    if hw is not None and (hw[0] // scale) * (hw[1] // scale) > MAX_PIXELS:
+        raise DataError(f"cannot read image {name}: {hw[1]}x{hw[0]} pixels, more than the "
+                        f"{MAX_PIXELS:,} the trainer decodes (a decompression bomb?); shrink it")
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     if image is None:
         raise DataError(f"cannot read image {name}: the file is missing or not an image")
