@@ -42,19 +42,25 @@ def _lines(out: Path) -> list[str]:
 
 # --------------------------------------------------------------------------- images
 
-def test_an_empty_image_file_is_named_not_an_opencv_traceback(tmp_path):
+def both_refuse(lines: list[str], expected: str) -> str:
+    """Training's and evaluation's datasets each refuse the first line's image with exactly
+    ``expected`` (its ``Error:`` line); returns it."""
     from trainer.data.dataset import EvalDataset, YoloDataset
 
-    empty = tmp_path / "000001.jpg"
-    empty.write_bytes(b"")                            # a download or copy that never finished
-    lines = [f"{empty} 1,1,20,20,0"]
-    expected = f"Error: cannot read image {empty}: the file is missing or not an image"
     with pytest.raises(DataError) as training:
         YoloDataset(lines, 64, 1, train=False)[0]
     assert error_text(training.value) == expected
     with pytest.raises(DataError) as evaluating:
         EvalDataset(lines, 64)[0]
     assert error_text(evaluating.value) == expected
+    return expected
+
+
+def test_an_empty_image_file_is_named_not_an_opencv_traceback(tmp_path):
+    empty = tmp_path / "000001.jpg"
+    empty.write_bytes(b"")                            # a download or copy that never finished
+    both_refuse([f"{empty} 1,1,20,20,0"],
+                f"Error: cannot read image {empty}: the file is missing or not an image")
 
 
 def test_a_broken_image_under_the_disk_cache_is_named(tmp_path):
