@@ -29,9 +29,13 @@ FIT_BYTES = 200
 def fitted_name(name: str, limit: int = FIT_BYTES) -> str:
     """``name``, or ``long-<sha1 of name>`` when it is longer than ``limit`` bytes: what the
     names of a file's partial download, range record and lock are made from, so that a
-    file whose own name fits the file system gets them too."""
+    file whose own name fits the file system gets them too. A name that itself starts with
+    ``long-`` is hashed too: a Drive title ``long-<sha1 of another name>`` must not share
+    that name's partial files."""
     raw = os.fsencode(name)
-    return name if len(raw) <= limit else "long-" + hashlib.sha1(raw).hexdigest()
+    if len(raw) <= limit and not name.startswith("long-"):
+        return name
+    return "long-" + hashlib.sha1(raw).hexdigest()
 
 
 @contextlib.contextmanager

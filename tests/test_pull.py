@@ -499,3 +499,20 @@ def test_a_name_of_255_bytes_is_pulled_and_its_partial_lock_and_stamp_fit(emulat
     code, out, err = run("pull", f"drive:d/{name}", str(dest), "--json", *extra)
     assert code == 0, err
     assert json.loads(out)["action"] == "cached" and media(emulator) == []
+
+
+def test_a_title_that_is_another_long_names_hash_shares_none_of_its_files(tmp_path):
+    # A hostile (or unlucky) Drive title "long-<sha1 of a long name>" beside that long name:
+    # a pull of one must not take the other's partial download for an older version of its
+    # own and delete it.
+    from drivestage.partials import partial_path, stale_partials
+    from drivestage.store import RemoteEntry
+
+    long_name = "v" * 240 + ".zip"
+    twin = "long-" + hashlib.sha1(long_name.encode()).hexdigest()
+    a = partial_path(str(tmp_path / long_name), RemoteEntry(id="A", name=long_name, is_dir=False,
+                                                            size=1, md5="0" * 32))
+    open(a, "wb").close()
+    assert stale_partials(str(tmp_path / twin)) == []         # not the twin's to remove
+    assert stale_partials(str(tmp_path / long_name)) == [a]   # its own file's, as before
+    assert stale_partials(str(tmp_path / long_name), keep=a) == []
