@@ -222,7 +222,13 @@ def machine() -> dict:
                                             text=True).stdout.splitlines()[0][:40]
         except (OSError, IndexError):
             versions[tool] = "?"
-    return {"cpu": model, "cores": os.cpu_count(), "avx2": "avx2" in flags,
+    from drivestage import checksums
+
+    wanted = checksums.preference()
+    faster = "sha256" if checksums.rate("sha256") > checksums.rate("md5") else "md5"
+    return {"checksum": faster if wanted == "auto" else wanted, "checksum_wanted": wanted,
+            "md5_mbs": checksums.rate("md5") / 1e6, "sha256_mbs": checksums.rate("sha256") / 1e6,
+            "cpu": model, "cores": os.cpu_count(), "avx2": "avx2" in flags,
             "avx512": "avx512f" in flags, "amx_bf16": "amx_bf16" in flags,
             "sha_ni": "sha_ni" in flags, "load": os.getloadavg()[0],
             "python": platform.python_version(), **versions}

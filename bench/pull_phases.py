@@ -59,13 +59,13 @@ TARGETS = [
                                              "drivestage.stage:_extracted_total"]),
     ("the zip's central directory first, and following begins",
      ["drivestage.unpack:Unpacking._follow"]),
-    ("download() = fetch + write + md5", ["drivestage.download:Download.run",
+    ("download() = fetch + write + hash", ["drivestage.download:Download.run",
                                           "drivestage.download:download"]),
-    # (A resumed prefix is hashed by the md5 thread, reported apart as "md5 thread".)
-    ("wait for the md5 thread after the last write", ["drivestage.download:_Run._wait_for_hash",
-                                                      "drivestage.download:_Hasher.finish"]),
-    ("md5 re-verification of a file on disk", ["drivestage.partials:verify_file",
-                                               "drivestage.download:verify_file"]),
+    # (A resumed prefix is hashed by the hash thread, reported apart as "hash thread".)
+    ("wait for the hash thread after the last write",
+     ["drivestage.streams:Pass._wait_for_hash", "drivestage.download:_Run._wait_for_hash"]),
+    ("checksum re-verification of a file on disk", ["drivestage.checksums:verify_file",
+                                                    "drivestage.partials:verify_file"]),
     ("extract step of pull (incl. stamp rows)", ["drivestage.stage_file:_Extraction.__call__",
                                                  "drivestage.stage:_Stage._extract"]),
     ("extract()", ["drivestage.extract:extract"]),
@@ -211,7 +211,7 @@ def _timed_enter(rec: Recorder, label: str, factory):
 
 def _watch_md5_thread(rec: Recorder) -> None:
     """The download's md5 runs in a thread of its own: record that thread's CPU and life."""
-    found = _resolve(["drivestage.download:_Run._hash", "drivestage.download:_Hasher._run"])
+    found = _resolve(["drivestage.streams:Pass._hash", "drivestage.download:_Run._hash"])
     if found is None:
         rec.missing.append("md5 thread")
         return

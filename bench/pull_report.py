@@ -89,8 +89,8 @@ def _parts(d: dict, out: TextIO) -> dict:
     lib = _best_table(d["extract_lib_phases"])
     rr = _best_table(d["rerun_phases"])
     version = _best(d["version"])
-    download = _phase(dl, "download() = fetch + write + md5")
-    tail = _phase(dl, "wait for the md5 thread after the last write")
+    download = _phase(dl, "download() = fetch + write + hash")
+    tail = _phase(dl, "wait for the hash thread after the last write")
     ex_step = _phase(ex, "extract step of pull (incl. stamp rows)")
     ex_extract = _phase(ex, "extract()")
     ex_stamp_rows = ex_step - ex_extract - _phase(ex, "remove the previous version's members")
@@ -100,7 +100,7 @@ def _parts(d: dict, out: TextIO) -> dict:
     out.write(f"    pull, no --extract (whole process)          {dl['process_wall_s']:6.2f} = "
               f"download() {download:.2f} + the rest {dl['process_wall_s'] - download:.2f}\n")
     out.write(f"      the rest: {_overhead(dl)}\n")
-    out.write(f"      verify: md5 thread {dl['md5_thread_cpu_s']:.2f} CPU s beside the download, "
+    out.write(f"      verify: hash thread {dl['md5_thread_cpu_s']:.2f} CPU s beside the download, "
               f"{tail:.2f} s waited for it after the last write; md5 of the zip alone "
               f"{_best(d['md5_alone']):.2f} s\n")
     out.write(f"    --extract on the staged copy (whole process) {ex['process_wall_s']:6.2f} = "
@@ -155,6 +155,11 @@ def report(info: dict, data: dict, out: TextIO) -> dict:
     out.write(f"machine: {info['cpu']}, {info['cores']} cores ({flags}); load average "
               f"{info['load']:.1f} at the start, {info['load_end']:.1f} at the end\n")
     out.write(f"python {info['python']}; {info['curl']}; {info['unzip']}\n")
+    if "checksum" in info:  # (runs saved before the checksum choice have none)
+        out.write(f"drivestage verifies with {info['checksum']} here (DRIVESTAGE_CHECKSUM="
+                  f"{info['checksum_wanted']}; this machine hashes md5 at "
+                  f"{info['md5_mbs']:.0f} MB/s, sha256 at {info['sha256_mbs']:.0f} MB/s); "
+                  "the recipe verifies with md5sum\n")
     end = info.get("create_us_end")
     out.write(f"creating an empty file in the workdir costs {info['create_us']:.0f} us of kernel "
               "time at the start" + (f", {end:.0f} us at the end" if end is not None else "")

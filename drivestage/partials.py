@@ -6,8 +6,7 @@ The partial is named after the target and a key made of the remote id, md5 and s
 already in the partial; it is written before the partial's first byte, so a rerun trusts only
 what it lists. A partial without a record (drivestage 0.1.0 wrote them in order) is a prefix
 of the file. Both names are reserved: no archive member or remote item may take them
-(:func:`drivestage.extract.validation.is_reserved`). Also here: :func:`verify_file` (is a
-local file the remote one) and :func:`md5_rate` (how fast this machine hashes).
+(:func:`drivestage.extract.validation.is_reserved`).
 """
 from __future__ import annotations
 
@@ -188,31 +187,3 @@ def unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-def verify_file(path: str, md5: Optional[str], size: int) -> Optional[str]:
-    """None when ``path`` has ``size`` bytes and md5 ``md5``; otherwise what differs."""
-    try:
-        got_size = os.path.getsize(path)
-    except OSError:
-        return "missing"
-    if got_size != size:
-        return f"{got_size} bytes instead of {size}"
-    if md5:
-        digest = hashlib.md5()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(_READ_BLOCK), b""):
-                digest.update(block)
-        if digest.hexdigest() != md5.lower():
-            return f"md5 {digest.hexdigest()} instead of {md5}"
-    return None
-
-
-@functools.lru_cache(maxsize=1)
-def md5_rate() -> float:
-    """Bytes per second this machine's md5 takes (measured once): streams beyond it would
-    only wait for the hash, and cost CPU the hash and an extraction need."""
-    block = bytes(4 << 20)
-    began = time.perf_counter()
-    hashlib.md5(block).digest()
-    return len(block) / max(time.perf_counter() - began, 1e-6)

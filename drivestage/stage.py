@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any, Callable, Optional, Sequence, Union
 
-from drivestage import paths
+from drivestage import checksums, paths
 from drivestage.errors import DiskSpaceError, DriveStageError, LocalFileError, UsageError
 from drivestage.localfs import drive_mount
 from drivestage.paths import DrivePath, StorePath, printable
@@ -60,6 +60,7 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
         raise UsageError(f"reserve must not be negative, got {reserve}")
     if retries is not None and retries < 1:
         raise UsageError(f"retries must be at least 1, got {retries}")
+    checksums.preference()  # a misspelt DRIVESTAGE_CHECKSUM, before anything is asked
     mount = drive_mount(dest)
     if mount is not None:
         log.warning("DEST %s is inside the Google Drive mount %s: staging there sends every byte "

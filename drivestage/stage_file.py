@@ -33,6 +33,7 @@ from typing import Any, Callable, Collection, Optional
 
 from drivestage import download as dl
 from drivestage import stamps
+from drivestage.checksums import choose
 from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError, NotFoundError, \
     UsageError
 from drivestage.extract.validation import STATE_DIR
@@ -70,6 +71,9 @@ class PullResult:
     members: int = 0          # extracted members (files, folders, links)
     seconds: float = 0.0
     api_calls: Optional[int] = None  # requests sent to Drive by the whole command
+    #: What this run verified the bytes with ("md5" or "sha256": :mod:`drivestage.checksums`);
+    #: "" when it hashed nothing (a stamp vouched for the copy).
+    checksum: str = ""
     member_paths: list[str] = field(default_factory=list, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -249,7 +253,7 @@ class FileStager:
                         force=self.force)
         if action == "check":
             local = Local(local.size, local.mtime_ns, local.members_intact, local.partial,
-                          md5_ok=dl.verify_file(target, entry.md5, entry.size) is None)
+                          md5_ok=dl.verify_file(target, entry) is None)
             action = decide(basis, entry, local, extract=self.extract, force=self.force)
         if action == "cached":
             assert basis is not None
@@ -263,11 +267,14 @@ class FileStager:
         for path in dl.record_temps(target):
             unlink(path)  # a kill while a record was written (the lock rules out a live one)
         fetched = resumed = 0
+        checksum = ""
         unpacking: Optional[Unpacking] = None
         protected = {target, *(self.protect or stamps.staged_files(self.dest))} \
             if self.extract else set()
         if action == "verified":
             log.info("verified %s: the file already at %s matches", self.src, target)
+            check = choose(entry)
+            checksum = check.name if check is not None else ""
         elif action != "extract":
             have = local.partial
             check_space(self.dest, self.reserve, entry.size - have, f"download {self.src}")
@@ -286,7 +293,7 @@ class FileStager:
             except BaseException:
                 unpacking.close()
                 raise
-            fetched, resumed = res.fetched, res.resumed_from
+            fetched, resumed, checksum = res.fetched, res.resumed_from, res.checksum
         try:
             stamp = self._downloaded(name, entry, target, previous)
             members: list[str] = []
@@ -295,8 +302,10 @@ class FileStager:
         finally:
             if unpacking is not None:
                 unpacking.close()
-        return self._result(entry, target, action, fetched=fetched, resumed=resumed,
-                            members=members, extracted=self.extract)
+        result = self._result(entry, target, action, fetched=fetched, resumed=resumed,
+                              members=members, extracted=self.extract)
+        result.checksum = checksum
+        return result
 
     def _extract_bar(self, entry: RemoteEntry, target: str) -> Optional[Callable[[int], None]]:
         """The extraction's progress while it follows the download (bytes written; the

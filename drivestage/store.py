@@ -46,6 +46,10 @@ class RemoteEntry:
     #: may do neither: a shared drive's Contributor, a file someone else owns). A new version
     #: of a checkpoint then replaces its content in place: a new copy could never replace it.
     removable: bool = True
+    #: Hex SHA-256 of the content where the backend keeps one (Drive: ``sha256Checksum``,
+    #: missing on some old files); a download may be verified with it instead of the md5
+    #: (:mod:`drivestage.checksums`).
+    sha256: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.is_dir and self.has_content:

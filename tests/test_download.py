@@ -5,12 +5,14 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import replace
 
 import pytest
 
-from drivestage import download as dl
+from drivestage import download as dl, streams
 from drivestage.errors import ChecksumMismatchError, RemoteError
 from drivestage.drive import connect
+from drivestage.store import RemoteEntry
 
 CHUNK = 64 * 1024
 
@@ -133,17 +135,24 @@ def test_a_bad_resumed_prefix_restarts_once_from_zero(emulator, store, out, capl
     assert "checksum mismatch" in caplog.text and "starting again from zero" in caplog.text
 
 
+@pytest.mark.parametrize("checksum", ["md5", "sha256"])
 def test_corrupted_bytes_fail_with_expected_and_got_and_leave_nothing(emulator, store,
-                                                                       out):
+                                                                       out, monkeypatch,
+                                                                       checksum):
+    monkeypatch.setenv("DRIVESTAGE_CHECKSUM", checksum)
     data = os.urandom(2 * CHUNK + 9)
     fid = emulator.add_file("c.bin", data)
     entry = store.resolve("c.bin")
+    expected = hashlib.new(checksum, data).hexdigest()
+    assert (entry.md5, entry.sha256) == (hashlib.md5(data).hexdigest(),
+                                         hashlib.sha256(data).hexdigest())
     emulator.faults.corrupt(fid)
     target = str(out / "c.bin")
     with pytest.raises(ChecksumMismatchError) as info:
         dl.download(store, entry, target, chunk_size=CHUNK)
-    assert info.value.expected == entry.md5 and info.value.got != entry.md5
-    assert entry.md5 in str(info.value) and "Deleted the download" in str(info.value)
+    assert info.value.expected == expected and info.value.got != expected
+    assert f"expected {checksum} {expected}, {len(data)} bytes" in str(info.value)
+    assert "Deleted the download" in str(info.value)
     assert os.listdir(out) == []
     # Two full attempts were made (the first mismatch retries once from zero).
     assert sum(b - a for a, b in _ranges(emulator, fid)) == 2 * len(data)
@@ -179,14 +188,24 @@ def test_a_failure_keeps_the_partial_for_the_next_run(emulator, store, out, monk
     assert (res.resumed_from, res.fetched) == (2 * CHUNK, 4 * CHUNK)
 
 
-def test_verify_file(tmp_path):
+def test_verify_file(tmp_path, monkeypatch):
     p = tmp_path / "x"
     p.write_bytes(b"hello")
-    md5 = hashlib.md5(b"hello").hexdigest()
-    assert dl.verify_file(str(p), md5, 5) is None
-    assert dl.verify_file(str(p), md5, 6) == "5 bytes instead of 6"
-    assert "instead of" in dl.verify_file(str(p), "0" * 32, 5)
-    assert dl.verify_file(str(tmp_path / "nope"), md5, 5) == "missing"
+    md5, sha = hashlib.md5(b"hello").hexdigest(), hashlib.sha256(b"hello").hexdigest()
+    entry = RemoteEntry(id="X", name="x", is_dir=False, size=5, md5=md5, sha256=sha)
+    for wanted in ("md5", "sha256", "auto"):
+        monkeypatch.setenv("DRIVESTAGE_CHECKSUM", wanted)
+        assert dl.verify_file(str(p), entry) is None
+        assert dl.verify_file(str(p), replace(entry, size=6)) == "5 bytes instead of 6"
+        assert dl.verify_file(str(tmp_path / "nope"), entry) == "missing"
+    monkeypatch.setenv("DRIVESTAGE_CHECKSUM", "md5")
+    assert dl.verify_file(str(p), replace(entry, md5="0" * 32)) == f"md5 {md5} instead of {'0' * 32}"
+    assert dl.verify_file(str(p), replace(entry, sha256="0" * 64)) is None  # not asked
+    monkeypatch.setenv("DRIVESTAGE_CHECKSUM", "sha256")
+    assert dl.verify_file(str(p), replace(entry, sha256="0" * 64)) == \
+        f"sha256 {sha} instead of {'0' * 64}"
+    # A file without a SHA-256 (stored before Drive kept one) is checked with its md5.
+    assert dl.verify_file(str(p), replace(entry, sha256=None, md5="0" * 32)).startswith("md5 ")
 
 
 # --------------------------------------------------------------------------- long requests
@@ -196,13 +215,13 @@ def test_verify_file(tmp_path):
 
 @pytest.fixture
 def small_splits(monkeypatch):
-    monkeypatch.setattr(dl, "_MIN_SPLIT", 64 * 1024)
-    monkeypatch.setattr(dl, "_SPLIT_SECONDS", 0.0)
-    monkeypatch.setattr(dl, "_ADAPT_FROM", 256 * 1024)
+    monkeypatch.setattr(streams, "_MIN_SPLIT", 64 * 1024)
+    monkeypatch.setattr(streams, "_SPLIT_SECONDS", 0.0)
+    monkeypatch.setattr(streams, "_ADAPT_FROM", 256 * 1024)
 
 
 def test_one_request_per_stream_by_default(emulator, store, out, small_splits, monkeypatch):
-    monkeypatch.setattr(dl, "_MIN_SPLIT", 512 * 1024)  # pieces of 1.5, 0.75 and 0.75 MiB
+    monkeypatch.setattr(streams, "_MIN_SPLIT", 512 * 1024)  # pieces of 1.5, 0.75 and 0.75 MiB
     data = os.urandom(3 << 20)
     fid = emulator.add_file("l.bin", data)
     entry = store.resolve("l.bin")
@@ -237,7 +256,7 @@ def test_streams_are_added_while_the_throughput_grows(emulator, store, out, smal
                                                       monkeypatch):
     # Rates measured over 0.4 s rather than 0.1 s: on a loaded 2-core machine a tenth of a
     # second of scheduling noise hid a doubling that paid off (2 streams, 2 runs in 5).
-    monkeypatch.setattr(dl, "_WINDOW", 0.4)
+    monkeypatch.setattr(streams, "_WINDOW", 0.4)
     data = os.urandom(8 << 20)
     emulator.add_file("a.bin", data)
     entry = store.resolve("a.bin")

@@ -147,3 +147,17 @@ def test_a_log_updated_in_place_while_it_is_pushed(emulator, proxy, tmp_path):
     code, err = push(str(src), "drive:Models/run")
     assert code == 0, err
     assert live(emulator, "Models/run") == {"results.csv": hashlib.md5(csv.read_bytes()).hexdigest()}
+
+
+@renders("is not a checksum drivestage knows")
+def test_an_unknown_checksum_preference_is_a_usage_error(emulator, drive_env, tmp_path,
+                                                          monkeypatch):
+    emulator.add_file("x.bin", b"x")
+    monkeypatch.setenv("DRIVESTAGE_CHECKSUM", "crc32c")
+    code, err = pull("drive:x.bin", str(tmp_path / "d"), "-q")
+    assert code == 2
+    assert err == ("Error: DRIVESTAGE_CHECKSUM='crc32c' is not a checksum drivestage knows: "
+                   "use md5, sha256 or auto (the faster one on this machine)\n")
+    shown("is not a checksum drivestage knows", err)
+    assert not (tmp_path / "d").exists()
+    assert emulator.requests == []  # nothing was asked

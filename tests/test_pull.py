@@ -209,13 +209,17 @@ def test_permanent_faults_exit_1_and_leave_nothing(emulator, drive_env, dest, st
         drivestage.pull("drive:f/x.bin", str(dest), quiet=True)
 
 
-def test_corrupted_bytes_md5_error_and_no_file(emulator, drive_env, dest):
+@pytest.mark.parametrize("checksum", ["md5", "sha256"])
+def test_corrupted_bytes_checksum_error_and_no_file(emulator, drive_env, dest, monkeypatch,
+                                                    checksum):
+    monkeypatch.setenv("DRIVESTAGE_CHECKSUM", checksum)
     data = os.urandom(2 * CHUNK)
     fid = emulator.add_file("bad.bin", data)
     emulator.faults.corrupt(fid)
     code, out, err = run("pull", "drive:bad.bin", str(dest), "--chunk-size", str(CHUNK))
     assert code == 1
-    assert "do not match Drive" in err and hashlib.md5(data).hexdigest() in err
+    assert "do not match Drive" in err
+    assert f"(expected {checksum} {hashlib.new(checksum, data).hexdigest()}, " in err
     assert [p for p in os.listdir(dest) if p != ".drivestage"] == []
 
 

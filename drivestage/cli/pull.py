@@ -68,7 +68,8 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
          as_json: bool, reserve: int, retries: Optional[int], include: tuple[str, ...],
          exclude: tuple[str, ...], chunk_size: Optional[int], acknowledge_abuse: bool,
          api_root: Optional[str], credentials: Optional[str]) -> None:
-    """Download SRC (a file or a whole folder) into DEST: resumable, parallel, md5-verified."""
+    """Download SRC (a file or a whole folder) into DEST: resumable, parallel, verified with
+    Drive's md5 or SHA-256."""
     from drivestage import paths
     from drivestage.errors import UsageError
     from drivestage.remote import open_store

@@ -80,7 +80,7 @@ def check_resource(res: Any, where: str = "") -> Mapping[str, Any]:
         raise _bad({}, "an item that is not an object:", res, where)
     if not isinstance(res.get("id"), str) or not res["id"]:
         raise _bad(res, "id", res.get("id"), where)
-    for key in ("title", "mimeType", "md5Checksum"):
+    for key in ("title", "mimeType", "md5Checksum", "sha256Checksum"):
         if res.get(key) is not None and not isinstance(res[key], str):
             raise _bad(res, key, res[key], where)
     size = res.get("fileSize")
@@ -115,7 +115,7 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
         caps.get("canDelete") is not False
     return DriveEntry(
         id=res["id"], name=res.get("title") or "", is_dir=mime == FOLDER_MIME,
-        size=int(res.get("fileSize") or 0), md5=md5,
+        size=int(res.get("fileSize") or 0), md5=md5, sha256=res.get("sha256Checksum"),
         modified=parse_time(res.get("modifiedDate")),
         created=parse_time(res.get("createdDate")),
         parent_id=(parents[0].get("id") if parents else None),

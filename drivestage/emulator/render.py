@@ -136,6 +136,9 @@ def render_file(emu: "Emulator", rec: dict, base: Optional[str] = None, caller: 
             "fullFileExtension": rec["title"].split(".", 1)[1] if "." in rec["title"] else "",
             "headRevisionId": revisions.head_id(rec),
         })
+        for name in ("sha1", "sha256"):
+            if rec.get(name):  # absent: a file from before Drive kept them
+                res[name + "Checksum"] = rec[name]
     return res
 
 

@@ -16,6 +16,7 @@ from typing import Optional
 
 from drivestage.emulator.errors import EmulatorApiError
 from drivestage.emulator.store import EmulatorStore, new_id
+from drivestage.emulator.wire import blob_checksums
 
 MAX_UNPINNED_REVISIONS = 100
 REVISION_LIFETIME = 30 * 86400.0
@@ -37,6 +38,7 @@ def replace_content(store: EmulatorStore, file_id: str, blob: str, size: int, md
                     pinned: bool = False) -> dict:
     """New content for an existing file, keeping its id; readers of the old bytes keep
     their open file (the blob is replaced, never rewritten)."""
+    sums = blob_checksums(blob)
     with store.lock:
         rec = dict(store.get(file_id))
         now = time.time()
@@ -50,7 +52,7 @@ def replace_content(store: EmulatorStore, file_id: str, blob: str, size: int, md
         elif pinned:
             rec["head_pinned"] = True
         os.replace(blob, store.blob_path(rec["id"]))
-        rec.update(size=size, md5=md5, modified=now, version=rec["version"] + 1)
+        rec.update(size=size, md5=md5, modified=now, version=rec["version"] + 1, **sums)
         rec.setdefault("head_rev", new_id("0B"))
         store._apply_meta(rec, meta or {})
         rec["revisions"] = _purge(store, rec, rec.get("revisions", []), now)

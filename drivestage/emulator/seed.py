@@ -187,6 +187,14 @@ class SeedingApi:
         unless ``acknowledgeAbuse=true`` comes from its owner or a shared drive's organizer."""
         self.store.update(file_id, abusive=True if abusive else None)
 
+    def set_checksums(self, file_id: str, **checksums: Optional[str]) -> None:
+        """Replace the ``sha1`` / ``sha256`` Drive reports for a file: None drops it (as for
+        files stored before Drive kept them), a wrong value makes the server lie."""
+        unknown = set(checksums) - {"sha1", "sha256"}
+        if unknown:
+            raise ValueError(f"unknown checksums {sorted(unknown)}: use sha1 and sha256")
+        self.store.update(file_id, **checksums)
+
     def limit_downloads(self, file_id: str, downloads: Optional[int]) -> None:
         """Let ``downloads`` more media requests of the file succeed, then answer 403
         downloadQuotaExceeded (Drive's per-file download quota); None lifts the limit."""

@@ -23,7 +23,7 @@ import time
 from typing import Iterable, Optional
 
 from drivestage.emulator.errors import EmulatorApiError, drive_error, not_found
-from drivestage.emulator.wire import open_private
+from drivestage.emulator.wire import blob_checksums, open_private
 
 log = logging.getLogger(__name__)
 
@@ -311,6 +311,7 @@ class EmulatorStore:
                shortcut: Optional[dict] = None, app_created: bool = False) -> dict:
         """Create a file (content moved in from the finished temp file ``blob``), a folder or
         a shortcut (``shortcut`` holds its details; it has no content)."""
+        sums = blob_checksums(blob) if blob is not None and shortcut is None else None
         with self.lock:
             parents, drive_id = self.check_parents(parent_ids)
             now = time.time()
@@ -325,8 +326,10 @@ class EmulatorStore:
             elif mime != FOLDER_MIME:
                 if blob is None:
                     blob, size, md5 = self._empty_blob()
+                    sums = {name: hashlib.new(name, b"").hexdigest() for name in ("sha1", "sha256")}
                 os.replace(blob, self.blob_path(rec["id"]))
                 rec["size"], rec["md5"] = size, md5
+                rec.update(sums or {})
                 rec["head_rev"] = new_id("0B")
             self._apply_meta(rec, meta or {})
             self._put("files", self.files, rec)

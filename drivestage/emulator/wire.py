@@ -313,6 +313,18 @@ def hash_file(path: str, upto: Optional[int] = None) -> "hashlib._Hash":
     return h
 
 
+def blob_checksums(path: str) -> dict[str, str]:
+    """The SHA-1 and SHA-256 Drive reports for stored bytes (``sha1``, ``sha256``), read in one
+    pass. Drive keeps them beside the md5 for every file stored since 2022; a record without
+    them (an emulator of before, :meth:`set_checksums`) stands for an older file."""
+    hashes = {"sha1": hashlib.sha1(), "sha256": hashlib.sha256()}
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(IO_CHUNK * 4), b""):
+            for h in hashes.values():
+                h.update(chunk)
+    return {name: h.hexdigest() for name, h in hashes.items()}
+
+
 def iter_file(path: str, offset: int, count: int, chunk: int = 1 << 20) -> Iterator[bytes]:
     """Stream ``count`` bytes of ``path`` from ``offset``."""
     with open(path, "rb") as f:

@@ -1,0 +1,366 @@
+"""One pass of a download (:mod:`drivestage.download`): its streams and its hash.
+
+A :class:`Pass` holds the partial file open, hands ranges to streams (the first missing range
+whole; a stream with nothing left takes over the second half of the largest piece still read,
+when that is worth a request), adds streams while the throughput grows, and hashes the
+contiguous prefix as it grows, in a thread of its own, with the checksum the download is
+verified with (:mod:`drivestage.checksums`).
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import logging
+import os
+import threading
+import time
+from typing import Optional, Protocol
+
+from drivestage.checksums import Checksum
+from drivestage.checksums import rate as hash_rate
+from drivestage.errors import DriveStageError
+from drivestage.partials import Ranges, open_partial
+from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
+
+log = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+#: Most streams the measuring finds (each one is a connection to Drive).
+MAX_STREAMS = 8
+_READ_BLOCK = 4 * MiB
+#: A piece is split for a new stream only when each half is at least this long ...
+_MIN_SPLIT = 16 * MiB
+#: ... and would take a stream at least this long to read at the measured rate.
+_SPLIT_SECONDS = 1.0
+#: Streams are added (by measuring) only to files at least this large.
+_ADAPT_FROM = 32 * MiB
+#: Seconds a throughput is measured (from the newest stream's first byte); the growth that
+#: adds streams, and the one that adds four times as many.
+_WINDOW = 0.1
+_GROWTH = 1.5
+_LINEAR = 1.7
+#: No more streams once the bytes arrive this close to the rate the hash can take them.
+_HASH_SHARE = 0.7
+#: Blocks (of up to 1 MiB) waiting to be hashed from memory, at most.
+_FEED_MAX = 16
+#: How often the ranges record is saved while streams run.
+_SAVE_EVERY = 0.5
+
+
+
+class Owner(Protocol):
+    """What a pass reads of the download it is one pass of (a
+    :class:`~drivestage.download.Download`)."""
+
+    store: RemoteStore
+    entry: RemoteEntry
+    partial: str                  # the partial file
+    where: str                    # the file's name in messages
+    lock: threading.Condition     # shared with the download's waiters
+    jobs: Optional[int]           # streams; None: found by measuring
+    chunk_size: Optional[int]     # most bytes per piece; None: one piece per stream
+    progress: Optional[ProgressFn]
+    began: float                  # time.monotonic() when the download began
+    checksum: Optional[Checksum]  # what the hash computes (md5 when None)
+
+
+class Stopped(DriveStageError):
+    """The download stopped (a failure elsewhere); a stream's write is refused."""
+
+
+class Piece:
+    """A range one stream reads (a :class:`~drivestage.store.ByteSink`): ``end`` may move
+    down while it is read, when another stream takes over the rest."""
+
+    def __init__(self, run: "Pass", start: int, end: int):
+        self.run, self.pos, self.end = run, start, end
+
+    def limit(self) -> int:
+        return self.end
+
+    def write(self, offset: int, data: memoryview) -> None:
+        self.run.write(self, offset, data)
+
+
+class Pass:
+    """One pass of a download: the partial open, its ranges, the streams and the hash."""
+
+    def __init__(self, dl: Owner, done: Ranges):
+        self.dl, self.done, self.lock = dl, done, dl.lock
+        self.entry = dl.entry
+        self.fd = open_partial(dl.partial, self.entry.size)
+        self.todo = done.missing()          # ranges no stream has taken yet
+        self.pieces: list[Piece] = []      # being read
+        self.fetched = self.streams = self.most_streams = self.inflight = 0
+        self.silent = 0                     # streams started that have not written yet
+        self._local = threading.local()
+        self.error: Optional[BaseException] = None
+        self.stopped = self.closed = False
+        check = dl.checksum
+        self.hash_name = check.name if check is not None else "md5"
+        self.digest, self._digest = "", hashlib.new(self.hash_name)
+        # Blocks just written where the hash has got to, handed to it as they are.
+        self.feed: collections.deque[tuple[int, memoryview]] = collections.deque()
+        self.hashed = self.feed_end = self.hash_claim = 0
+        self._last_save = time.monotonic()
+
+    # -- pieces
+    def claim(self) -> Optional[Piece]:
+        with self.lock:
+            if self.stopped:
+                return None
+            chunk = self.dl.chunk_size
+            if self.todo:
+                a, b = self.todo[0]
+                end = min(b, a + chunk) if chunk else b
+                if end >= b:
+                    self.todo.pop(0)
+                else:
+                    self.todo[0] = (end, b)
+                piece = Piece(self, a, end)
+            elif chunk is None and self.pieces:
+                victim = max(self.pieces, key=lambda p: p.end - p.pos)
+                half = (victim.end - victim.pos) // 2
+                if half < max(_MIN_SPLIT, self._stream_rate() * _SPLIT_SECONDS):
+                    return None
+                mid = victim.pos + half
+                piece = Piece(self, mid, victim.end)
+                victim.end = mid
+            else:
+                return None
+            self.pieces.append(piece)
+            return piece
+
+    def _stream_rate(self) -> float:
+        seconds = time.monotonic() - self.dl.began
+        return self.fetched / seconds / max(self.streams, 1) if seconds > 0 else 0.0
+
+    def write(self, piece: Piece, offset: int, data: memoryview) -> None:
+        with self.lock:
+            if self.stopped:
+                raise Stopped("the download stopped")
+            # Only up to the piece's end: another stream may have taken over the rest
+            # while these bytes were on their way.
+            n = min(len(data), piece.end - offset)
+            if n <= 0:
+                return
+            piece.pos = offset + n  # claimed now: a split starts after it
+            self.inflight += 1
+        try:
+            done = 0
+            while done < n:
+                done += os.pwrite(self.fd, data[done:n], offset + done)
+        finally:
+            with self.lock:
+                self.inflight -= 1
+                self.lock.notify_all()
+        with self.lock:
+            self.done.add(offset, offset + n)
+            self.fetched += n
+            if len(self.feed) < _FEED_MAX and \
+                    offset == (self.feed_end if self.feed else self.hash_claim):
+                self.feed.append((offset, data[:n]))
+                self.feed_end = offset + n
+            if getattr(self._local, "stream", False) and not getattr(self._local, "wrote",
+                                                                      False):
+                self._local.wrote = True
+                self.silent -= 1  # this stream's first bytes
+            if self.dl.progress is not None:
+                self.dl.progress(n)
+            self.lock.notify_all()
+
+    def fetch_now(self, start: int, end: int) -> None:
+        for a, b in self._missing_in(start, end):
+            with self.lock:
+                self._take(a, b)
+                piece = Piece(self, a, b)
+                self.pieces.append(piece)
+            try:
+                self.dl.store.read_into(self.entry, a, piece)
+            finally:
+                with self.lock:
+                    self.pieces.remove(piece)
+                    if piece.pos < piece.end:  # handed back: a stream reads it later
+                        self.todo.append((piece.pos, piece.end))
+                        self.todo.sort()
+
+    def _missing_in(self, start: int, end: int) -> list[tuple[int, int]]:
+        with self.lock:
+            return [(max(a, start), min(b, end)) for a, b in self.done.missing()
+                    if a < end and b > start]
+
+    def _take(self, a: int, b: int) -> None:
+        """Remove ``[a, b)`` from the ranges no stream has taken."""
+        out = []
+        for x, y in self.todo:
+            if y <= a or x >= b:
+                out.append((x, y))
+                continue
+            if x < a:
+                out.append((x, a))
+            if y > b:
+                out.append((b, y))
+        self.todo = out
+
+    # -- streams
+    def _stream(self) -> None:
+        self._local.stream = True
+        try:
+            while True:
+                piece = self.claim()
+                if piece is None:
+                    return
+                try:
+                    self.dl.store.read_into(self.entry, piece.pos, piece)
+                finally:
+                    with self.lock:
+                        self.pieces.remove(piece)
+                        if piece.pos < piece.end and not self.stopped:
+                            self.todo.append((piece.pos, piece.end))
+                            self.todo.sort()
+                        if not self.closed and not self.done.saved:
+                            self.done.save()  # a piece is in: a rerun need not ask again
+        except BaseException as exc:  # handed to the main thread, which raises it
+            with self.lock:
+                if self.error is None and not isinstance(exc, Stopped):
+                    self.error = exc
+                self.stopped = True
+                self.lock.notify_all()
+        finally:
+            with self.lock:
+                self.streams -= 1
+                if not getattr(self._local, "wrote", False):
+                    self.silent -= 1
+                self.lock.notify_all()
+
+    def _start_streams(self, n: int) -> None:
+        with self.lock:
+            self.streams += n
+            self.silent += n
+            self.most_streams = max(self.most_streams, self.streams)
+        for _ in range(n):
+            threading.Thread(target=self._stream, name="drivestage-fetch", daemon=True).start()
+
+    def fill(self) -> None:
+        """Fetch every missing range and hash the whole file; raise the first failure."""
+        hasher = threading.Thread(target=self._hash, name="drivestage-hash", daemon=True)
+        hasher.start()
+        try:
+            if self.todo:
+                self._drive_streams()
+            self._wait_for_hash()
+        finally:
+            with self.lock:
+                self.stopped = True
+                self.lock.notify_all()
+            hasher.join()  # before the partial is closed: it reads from it
+        self.digest = self._digest.hexdigest()
+
+    def _wait_for_hash(self) -> None:
+        """After the last write: wait for the hash thread to reach the end of the file."""
+        with self.lock:
+            while self.error is None and self.hashed < self.entry.size:
+                self.lock.wait(0.5)
+            if self.error is not None:
+                raise self.error
+
+    def _drive_streams(self) -> None:
+        """Start the streams and wait for them, adding streams while throughput grows."""
+        remaining = sum(b - a for a, b in self.todo)
+        fixed = self.dl.jobs
+        if fixed is None and remaining < _ADAPT_FROM:
+            fixed = 1
+        self._start_streams(fixed or 1)
+        adapting = fixed is None
+        rate_before = 0.0
+        window: Optional[tuple[float, int]] = None  # from when every stream had bytes
+        while True:
+            more = 0
+            with self.lock:
+                if self.error is not None:
+                    raise self.error
+                if self.streams == 0:
+                    break
+                self.lock.wait(0.05)
+                now = time.monotonic()
+                if now - self._last_save >= _SAVE_EVERY and not self.done.saved:
+                    self.done.save()
+                    self._last_save = now
+                if adapting and self.silent == 0:
+                    if window is None:
+                        window = (now, self.fetched)
+                    elif now - window[0] >= _WINDOW:
+                        rate = (self.fetched - window[1]) / (now - window[0])
+                        # Twice as many; four times when doubling nearly doubled the rate
+                        # (each stream held to its own rate, as Drive holds connections).
+                        scale = 3 if rate_before and rate >= rate_before * _LINEAR else 1
+                        want = min(self.streams * scale, MAX_STREAMS - self.streams)
+                        left = sum(b - a for a, b in self.todo) + \
+                            sum(p.end - p.pos for p in self.pieces)
+                        if rate >= rate_before * _GROWTH and want > 0 and \
+                                rate < _HASH_SHARE * hash_rate(self.hash_name) and \
+                                left >= 2 * _MIN_SPLIT * (self.streams + want):
+                            rate_before, more, window = rate, want, None
+                        else:
+                            adapting = False
+                            log.debug("%s: %d streams (%.0f MB/s)", self.dl.where,
+                                      self.streams, rate / 1e6)
+            if more:
+                self._start_streams(more)
+        if self.error is not None:
+            raise self.error
+
+    def _hash(self) -> None:
+        """The hash of the contiguous prefix as it grows: blocks handed over by the stream that
+        writes right where the hash has got to (no second copy), the rest read back from the
+        page cache."""
+        size = self.entry.size
+        while True:
+            block: Optional[memoryview] = None
+            with self.lock:
+                while True:
+                    if self.feed and self.feed[0][0] == self.hashed:
+                        block = self.feed.popleft()[1]
+                        self.hash_claim = max(self.hash_claim, self.hashed + len(block))
+                        break
+                    upto = self.done.prefix()
+                    if self.feed:
+                        upto = min(upto, self.feed[0][0])
+                    if upto > self.hashed:
+                        self.hash_claim = upto
+                        break
+                    if self.stopped:
+                        return
+                    self.lock.wait(0.5)
+            pos = self.hashed
+            if block is not None:
+                self._digest.update(block)
+                pos += len(block)
+            while block is None and pos < upto:
+                if self.stopped:
+                    return  # a failure or an interrupt: the hash is not needed any more
+                data = os.pread(self.fd, min(_READ_BLOCK, upto - pos), pos)
+                if not data:
+                    break
+                self._digest.update(data)
+                pos += len(data)
+            with self.lock:
+                self.hashed = pos
+                self.lock.notify_all()
+            if pos >= size:
+                return
+
+    def close(self) -> None:
+        """Stop the streams; save the record; close the partial once no write is running."""
+        with self.lock:
+            self.stopped = True
+            for piece in self.pieces:
+                piece.end = piece.pos  # a stream stops at its next block
+            while self.inflight:
+                self.lock.wait()
+            if self.closed:
+                return
+            self.closed = True
+            if os.path.exists(self.dl.partial):
+                self.done.save()
+        os.close(self.fd)
