@@ -117,6 +117,9 @@ def check_space(dest: str, reserve: int, needed: int, what: str) -> None:
 def recheck(store: RemoteStore, stamp: Stamp, path: StorePath) -> Optional[RemoteEntry]:
     """The stamped remote file, fetched by id in one call, if it is still what ``path`` names
     (addressed by path: the id must still sit at that path)."""
+    hint = stamp.get("access")
+    if isinstance(hint, str):  # a link-shared file's resource keys: else Drive answers 404
+        store.use_access_hint(stamp["id"], hint)
     try:
         entry = store.stat(RemoteEntry(id=stamp["id"], name=stamp["name"], is_dir=False,
                                        parent_id=stamp.get("parent_id")))
@@ -325,6 +328,7 @@ class FileStager:
         stamp = stamps.new(src=self.src, file_id=entry.id, name=name, remote_name=entry.name,
                            parent_id=entry.parent_id, md5=entry.md5, size=entry.size,
                            mtime_ns=os.stat(target).st_mtime_ns, stale=stale)
+        self._note_access(stamp, entry)
         unrecorded = sorted({p for s in previous for p in stamps.unrecorded(s)})
         if unrecorded:
             stamp["unrecorded"] = unrecorded
@@ -339,8 +343,17 @@ class FileStager:
         if fresh.get("version") != stamps.VERSION:
             return  # a 0.1.0 stamp stays as it is until the copy is staged again
         fresh.update(id=entry.id, parent_id=entry.parent_id, name=entry.name)
+        self._note_access(fresh, entry)
         stamps.write(self.dest, fresh)
         stamps.drop(basis)
+
+    def _note_access(self, stamp: Stamp, entry: RemoteEntry) -> None:
+        """Keep in ``stamp`` what a rerun's recheck of ``entry`` by id needs (Drive: the
+        resource keys it was reached through; a rerun without them gets a 404)."""
+        hint = self.store.access_hint(entry)
+        stamp.pop("access", None)
+        if hint is not None:
+            stamp["access"] = hint
 
     def _warn_shared_target(self, found: list[Stamp], previous: list[Stamp], target: str,
                             local: Local) -> None:

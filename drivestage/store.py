@@ -107,6 +107,14 @@ class RemoteStore(abc.ABC):
     def stat(self, entry: RemoteEntry) -> RemoteEntry:
         """Fresh metadata for ``entry`` (one API call)."""
 
+    def access_hint(self, entry: RemoteEntry) -> Optional[str]:
+        """What a later run needs besides the id to :meth:`stat` ``entry`` (Drive: the
+        resource keys of a link-shared item); None when nothing (the default)."""
+        return None
+
+    def use_access_hint(self, entry_id: str, hint: str) -> None:
+        """Learn an :meth:`access_hint` saved by an earlier run (the default: nothing)."""
+
     @abc.abstractmethod
     def list(self, folder: RemoteEntry) -> list[RemoteEntry]:
         """Children of ``folder`` (one listing, all pages), trashed items excluded."""

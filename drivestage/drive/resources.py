@@ -10,7 +10,7 @@ from typing import Any, Mapping, Optional
 
 from drivestage.errors import MalformedAnswerError
 from drivestage.paths import plain_id
-from drivestage.store import RemoteEntry
+from drivestage.store import Quota, RemoteEntry
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
 SHORTCUT_MIME = "application/vnd.google-apps.shortcut"
@@ -187,14 +187,43 @@ class ResourceKeys:
                 return None
             pairs: dict[str, None] = {}
             for start in _ids_in(uri):
-                cur: Optional[str] = start
-                seen: set[str] = set()
-                while cur is not None and cur not in seen and len(seen) < _MAX_VIA:
-                    seen.add(cur)
-                    if cur in self._keys:
-                        pairs[f"{cur}/{self._keys[cur]}"] = None
-                    cur = self._via.get(cur)
+                pairs.update(dict.fromkeys(self._pairs(start)))
         return ",".join(pairs) or None
+
+    def _pairs(self, start: str) -> list[str]:
+        """``<id>/<key>`` of ``start`` and of the keyed folders it was reached through,
+        nearest first (the lock held)."""
+        out: list[str] = []
+        cur: Optional[str] = start
+        seen: set[str] = set()
+        while cur is not None and cur not in seen and len(seen) < _MAX_VIA:
+            seen.add(cur)
+            if cur in self._keys:
+                out.append(f"{cur}/{self._keys[cur]}")
+            cur = self._via.get(cur)
+        return out
+
+    def chain(self, file_id: str) -> Optional[str]:
+        """What a later run needs to fetch ``file_id`` by id: the keys its requests carry,
+        as the header spells them (None when it needs none)."""
+        with self._lock:
+            return ",".join(self._pairs(file_id)) or None
+
+    def restore(self, file_id: str, chain: str) -> None:
+        """Learn a :meth:`chain` saved by an earlier run: its keys, and that ``file_id`` is
+        reached through them in that order. Anything malformed in it is ignored (the item
+        then answers 404 and is found again by its path)."""
+        ids = [file_id]
+        for pair in chain.split(",")[:_MAX_VIA]:
+            fid, _, key = pair.partition("/")
+            if plain_id(fid) and key and plain_id(key):
+                self.learn(fid, key)
+                if fid != ids[-1]:
+                    ids.append(fid)
+        with self._lock:
+            for near, far in zip(ids, ids[1:]):
+                if near != far:
+                    self._via.setdefault(near, far)
 
 
 def _ids_in(uri: str) -> list[str]:
@@ -204,3 +233,20 @@ def _ids_in(uri: str) -> list[str]:
     for q in urllib.parse.parse_qs(parts.query).get("q", []):
         found.extend(_ID_IN_QUERY.findall(q))
     return found
+
+
+def quota_of(about: Mapping[str, Any]) -> Quota:
+    """Drive's About resource as used / total / trash bytes (``total`` None when unlimited);
+    a count that is not a number is a malformed answer."""
+    def number(name: str) -> int:
+        try:
+            return int(about.get(name) or 0)
+        except (TypeError, ValueError):
+            raise MalformedAnswerError(
+                f"read the Drive quota: the server answered {name} "
+                f"{str(about.get(name))[:40]!r}, not a number; is --api-root / "
+                "DRIVESTAGE_API_ROOT a Drive API?") from None
+
+    total = number("quotaBytesTotal")
+    return Quota(total=total if total > 0 and about.get("quotaType") != "UNLIMITED" else None,
+                 used=number("quotaBytesUsed"), trash=number("quotaBytesUsedInTrash"))

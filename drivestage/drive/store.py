@@ -28,7 +28,8 @@ from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar, Union
 from drivestage.drive import answers, auth, connections, folders, paging, shortcuts
 from drivestage.drive.media import DEFAULT_CHUNK_SIZE, MediaReader
 from drivestage.drive.resources import (FOLDER_MIME, DriveEntry, check_resource,
-                                        entry_from_resource, is_shortcut, is_trashed)
+                                        entry_from_resource, is_shortcut, is_trashed,
+                                        quota_of)
 from drivestage.drive.transport import Transport
 from drivestage.drive.upload import upload_file
 from drivestage.errors import (DanglingShortcutError, DriveStageError, DuplicateNameError,
@@ -185,6 +186,13 @@ class DriveStore(RemoteStore):
         key = res.get("resourceKey")
         self.transport.resource_keys.learn(res["id"], key if isinstance(key, str) else None)
         return res
+
+    def access_hint(self, entry: RemoteEntry) -> Optional[str]:
+        """The resource keys a later run's request for ``entry`` by id needs."""
+        return self.transport.resource_keys.chain(self._key(entry))
+
+    def use_access_hint(self, entry_id: str, hint: str) -> None:
+        self.transport.resource_keys.restore(entry_id, hint)
 
     def stat(self, entry: RemoteEntry) -> RemoteEntry:
         """Fresh metadata for ``entry`` (one files.get; a shortcut's target costs one more)."""
@@ -435,20 +443,7 @@ class DriveStore(RemoteStore):
         if self.drive_id:
             return Quota(total=None, used=0, trash=0)
         about = self.call("read the Drive quota", self.drive.GetAbout)
-
-        def number(name: str) -> int:
-            try:
-                return int(about.get(name) or 0)
-            except (TypeError, ValueError):
-                raise MalformedAnswerError(
-                    f"read the Drive quota: the server answered {name} "
-                    f"{str(about.get(name))[:40]!r}, not a number; is --api-root / "
-                    "DRIVESTAGE_API_ROOT a Drive API?") from None
-
-        total = number("quotaBytesTotal")
-        return Quota(total=total if total > 0 and about.get("quotaType") != "UNLIMITED"
-                     else None,
-                     used=number("quotaBytesUsed"), trash=number("quotaBytesUsedInTrash"))
+        return quota_of(about)
 
     # ----------------------------------------------------------------- bytes
 
