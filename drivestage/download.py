@@ -115,6 +115,12 @@ class Download:
         assert self._run is not None
         self._run.fetch_now(start, end)
 
+    def begin(self) -> None:
+        """Start fetching now, in the background (the streams are threads of their own), so
+        that work before :meth:`run` (a zip's member list checked) overlaps the download."""
+        assert self._run is not None
+        self._run.begin()
+
     def read(self, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of the partial (they must be there: :meth:`wait_for`)."""
         assert self._run is not None

@@ -103,6 +103,8 @@ class Pass:
         self.feed: collections.deque[tuple[int, memoryview]] = collections.deque()
         self.hashed = self.feed_end = self.hash_claim = 0
         self._last_save = time.monotonic()
+        self.hasher: Optional[threading.Thread] = None  # once begun
+        self.fixed: Optional[int] = None    # streams asked for; None: found by measuring
 
     # -- pieces
     def claim(self) -> Optional[Piece]:
@@ -241,20 +243,38 @@ class Pass:
         for _ in range(n):
             threading.Thread(target=self._stream, name="drivestage-fetch", daemon=True).start()
 
+    def begin(self) -> None:
+        """Start the hash thread and the first streams, which fetch in threads of their own
+        (once; :meth:`fill` begins a pass not begun yet)."""
+        with self.lock:
+            if self.hasher is not None or self.stopped:
+                return
+            self.hasher = threading.Thread(target=self._hash, name="drivestage-hash",
+                                           daemon=True)
+        self.hasher.start()
+        remaining = sum(b - a for a, b in self.todo)
+        self.fixed = self.dl.jobs
+        if self.fixed is None and remaining < _ADAPT_FROM:
+            self.fixed = 1
+        if self.todo:
+            self._start_streams(self.fixed or 1)
+
     def fill(self) -> None:
         """Fetch every missing range and hash the whole file; raise the first failure."""
-        hasher = threading.Thread(target=self._hash, name="drivestage-hash", daemon=True)
-        hasher.start()
+        self.begin()
         try:
-            if self.todo:
-                self._drive_streams()
+            self._drive_streams()
             self._wait_for_hash()
         finally:
             with self.lock:
                 self.stopped = True
                 self.lock.notify_all()
-            hasher.join()  # before the partial is closed: it reads from it
+            self._join_hasher()  # before the partial is closed: it reads from it
         self.digest = self._digest.hexdigest()
+
+    def _join_hasher(self) -> None:
+        if self.hasher is not None and self.hasher is not threading.current_thread():
+            self.hasher.join()
 
     def _wait_for_hash(self) -> None:
         """After the last write: wait for the hash thread to reach the end of the file."""
@@ -265,13 +285,9 @@ class Pass:
                 raise self.error
 
     def _drive_streams(self) -> None:
-        """Start the streams and wait for them, adding streams while throughput grows."""
-        remaining = sum(b - a for a, b in self.todo)
-        fixed = self.dl.jobs
-        if fixed is None and remaining < _ADAPT_FROM:
-            fixed = 1
-        self._start_streams(fixed or 1)
-        adapting = fixed is None
+        """Wait for the streams :meth:`begin` started, adding streams while throughput
+        grows."""
+        adapting = self.fixed is None
         rate_before = 0.0
         window: Optional[tuple[float, int]] = None  # from when every stream had bytes
         while True:
@@ -363,4 +379,6 @@ class Pass:
             self.closed = True
             if os.path.exists(self.dl.partial):
                 self.done.save()
+            self.lock.notify_all()
+        self._join_hasher()  # a pass closed while it ran (a failure elsewhere): it reads fd
         os.close(self.fd)

@@ -17,6 +17,7 @@ from drivestage import download as dl
 from drivestage.cli import cli
 
 from _archives import a_tgz, a_zip, tree
+from _tmpfs import small_disk  # noqa: F401 (a fixture)
 
 MEMBERS = {f"ds/part{i:02d}.bin": os.urandom(256 << 10) for i in range(16)}
 MEMBERS["ds/notes.txt"] = b"hello " * 1000
@@ -119,3 +120,77 @@ def test_a_zip_refused_by_the_rules_is_refused_after_it_is_verified(emulator, dr
     assert not (tmp_path / "escape.txt").exists() and not (dest / "ok.txt").exists()
     assert not list(dest.glob(".drivestage-extract-*"))
     assert (dest / "bad.zip").read_bytes() == blob  # the download itself is staged
+
+
+def test_the_streams_fetch_while_the_member_list_is_checked(emulator, local_state, drive_env,
+                                                            small_disk, monkeypatch):
+    """A zip's member list is read and checked (about 0.5 s for 20,000 members) while the
+    streams already fetch from the front. When the check then refuses (here: the members do
+    not fit on DEST's disk), the streams stop: one clear line, no thread's traceback, and the
+    partial with a record that holds exactly the bytes it claims, for a rerun."""
+    import io
+    import shutil
+    import zipfile
+
+    from drivestage.partials import Ranges
+
+    disk = small_disk(2048 * 1024)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(zipfile.ZipInfo("ds/noise.bin"), os.urandom(600 << 10),
+                    compress_type=zipfile.ZIP_STORED)
+        zf.writestr("ds/zeros.bin", b"\0" * (8 << 20))  # a few KiB compressed, 8 MiB out
+    data = buf.getvalue()
+    fid = emulator.add_file("set.zip", data)
+    emulator.clear_requests()
+
+    def from_the_front():
+        return [r for r in emulator.requests if r.query.get("alt") == "media" and
+                r.headers.get("Range", "").startswith("bytes=0-")]
+
+    real = shutil.disk_usage
+    seen_before_check = []
+
+    def disk_usage(path):
+        # The member list's space check, after the zip's tail was fetched: by then a stream
+        # has asked for the front of the file (waited for as an event, with a bound).
+        if any(r.query.get("alt") == "media" for r in emulator.requests):
+            deadline = time.monotonic() + 10
+            while not from_the_front() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            seen_before_check.append(bool(from_the_front()))
+        return real(path)
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    code, out, err = run("pull", "drive:set.zip", str(disk / "data"), "-x", "-q")
+    assert code == 1
+    assert err.splitlines()[-1].startswith("Error: not enough free disk space") and \
+        "to extract set.zip into" in err
+    assert "Traceback" not in err and "Exception in thread" not in err
+    assert seen_before_check and seen_before_check[0], "no stream asked before the check"
+    assert not (disk / "data" / "ds").exists()
+    partial = dl.partial_path(str(disk / "data" / "set.zip"),
+                              drivestage.connect().resolve("set.zip"))
+    record = Ranges.load(partial, len(data))
+    assert record is not None
+    held, at = [], 0
+    for a, b in record.missing() + [(len(data), len(data))]:
+        if a > at:
+            held.append((at, a))
+        at = b
+    assert held and record.total() == sum(b - a for a, b in held)
+    with open(partial, "rb") as fh:
+        for a, b in held:
+            fh.seek(a)
+            assert fh.read(b - a) == data[a:b]
+    # The rerun on a disk that fits fetches only the rest.
+    monkeypatch.setattr(shutil, "disk_usage", real)
+    bigger = small_disk(16 << 20)
+    shutil.copytree(disk / "data", bigger / "data")
+    emulator.clear_requests()
+    code, out, err = run("pull", "drive:set.zip", str(bigger / "data"), "-x", "-q")
+    assert code == 0, err
+    assert (bigger / "data" / "ds" / "zeros.bin").read_bytes() == b"\0" * (8 << 20)
+    assert sum(r.bytes_out for r in emulator.requests if r.query.get("alt") == "media") == \
+        len(data) - record.total()
+    assert fid
