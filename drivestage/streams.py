@@ -47,7 +47,6 @@ _FEED_MAX = 16
 _SAVE_EVERY = 0.5
 
 
-
 class Owner(Protocol):
     """What a pass reads of the download it is one pass of (a
     :class:`~drivestage.download.Download`)."""
@@ -90,7 +89,7 @@ class Pass:
         self.entry = dl.entry
         self.fd = open_partial(dl.partial, self.entry.size)
         self.todo = done.missing()          # ranges no stream has taken yet
-        self.pieces: list[Piece] = []      # being read
+        self.pieces: list[Piece] = []       # being read
         self.fetched = self.streams = self.most_streams = self.inflight = 0
         self.silent = 0                     # streams started that have not written yet
         self._local = threading.local()
