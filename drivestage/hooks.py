@@ -29,13 +29,14 @@ from drivestage import sidecar
 from drivestage.download import download
 from drivestage.errors import DriveStageError, NotFoundError, UsageError
 from drivestage.mirror import Mirror
+from drivestage.old_copies import newest
 from drivestage.pruning import with_name_epoch
 from drivestage.remote import Where, open_store
 from drivestage.retention import RetentionPolicy
 from drivestage.sidecar import Described, Sidecar
 from drivestage.state import Md5Cache
 from drivestage.store import RemoteEntry, RemoteStore
-from drivestage.upload_tree import PushResult, newest
+from drivestage.upload_tree import PushResult
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ other files are: a new copy beside it could never be removed. Between the new fi
 and the old one's deletion the name has two files, and readers take the one the sidecar
 vouches for (:func:`drivestage.sidecar.vouched`): the old one until the sidecar is updated,
 the new one after. So a process killed at any step leaves a copy its sidecar vouches for, and
-the newest *verified* checkpoint is never one whose bytes are not the sidecar's. Other files
+the newest *verified* checkpoint is never one whose bytes are not the sidecar's
+(:mod:`drivestage.old_copies` decides which old copies may go). Other files
 (logs, ``results.csv``, sidecars) are updated in place, keeping their id, with no old
 revision kept on Drive.
 
@@ -49,6 +50,7 @@ from drivestage import extra, pruning, sidecar
 from drivestage.errors import NotFoundError, QuotaExceededError, UsageError
 from drivestage.local_tree import DEFAULT_EXCLUDES, LocalFile, walk  # noqa: F401 (re-export)
 from drivestage.locks import place_lock
+from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
 from drivestage.paths import StorePath
 from drivestage.pruning import LocalFile as PlannedFile
 from drivestage.remote import Where, open_store
@@ -58,8 +60,6 @@ from drivestage.state import Md5Cache
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore, quota_error
 
 log = logging.getLogger(__name__)
-
-Listings = dict[str, dict[str, list[RemoteEntry]]]
 
 #: Files with these suffixes are checkpoints even without a sidecar: replaced by a new file.
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -87,11 +87,6 @@ def _index(entries: Iterable[RemoteEntry]) -> dict[str, list[RemoteEntry]]:
     for e in {e.id: e for e in entries}.values():
         out.setdefault(e.name, []).append(e)
     return out
-
-
-def newest(entries: Sequence[RemoteEntry]) -> RemoteEntry:
-    """The newest of same-named entries (ties: the higher id, the same on every machine)."""
-    return max(entries, key=lambda e: (e.modified, e.id))
 
 
 def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
@@ -159,13 +154,10 @@ class _Push:
         self.result = PushResult()
         self.remote_folder: dict[str, RemoteEntry] = {}
         self.listing: Listings = {}
-        self.repairs: list[tuple[LocalFile, RemoteEntry, list[RemoteEntry]]] = []
         self.vanished: set[str] = set()  # top-level files gone before they were sent
-        # (folder, name) -> the verified copy sent, the local path, a checkpoint's sidecars
-        self.sent: dict[tuple[str, str], RemoteEntry] = {}
-        self.local: dict[tuple[str, str], str] = {}
-        self.sides_of: dict[tuple[str, str], set[tuple[str, str]]] = {}
         self.mutex = threading.Lock()
+        self.copies = OldCopies(store, self.listing, use_trash=use_trash, mutex=self.mutex,
+                                replaced=self.result.replaced_duplicates)
 
     def run(self, src: str, path: StorePath, removal: Optional[extra.Removal],
             follow_symlinks: bool) -> None:
@@ -212,7 +204,7 @@ class _Push:
                                   include=self.include, exclude=self.exclude)
         self._check_quota(root, todo, decision, folder)
         self._send(files, todo)
-        self._repair()
+        self.copies.repair()
         if removal is not None and deletions is not None:
             self.result.deleted = extra.apply(store, root, deletions, removal)
         if decision is not None and self.vanished:  # planned as sent (as the newest verified)
@@ -227,7 +219,7 @@ class _Push:
         """One listing per folder. Folders we create are empty: no listing needed."""
         store = self.store
         self.remote_folder = {"": root}
-        self.listing = {"": _index(store.list(root))}
+        self.listing[""] = _index(store.list(root))  # the dict self.copies reads
         for rel in folders[1:]:
             parent_rel, name = rel.rsplit("/", 1) if "/" in rel else ("", rel)
             parent = self.remote_folder[parent_rel]
@@ -274,7 +266,7 @@ class _Push:
             if local_md5 is not None and current.md5 == local_md5:
                 self.result.unchanged += 1
                 if others:
-                    self.repairs.append((lf, current, others))
+                    self.copies.repairs.append((lf, current, others))
                 continue
             for e in remote:  # to be replaced: never a shortcut (checked before a byte is sent)
                 self.store.check_replaceable(e)
@@ -290,15 +282,14 @@ class _Push:
     def _send(self, files: list[LocalFile], todo: list[_Todo]) -> None:
         """Checkpoints first; a sidecar only after its checkpoints are verified on the store."""
         pending = {(t.lf.folder_rel, t.lf.name) for t in todo}
-        self.local = {(lf.folder_rel, lf.name): lf.path for lf in files}
-        owners = _sidecar_owners(files)
+        owners = self.copies.learn(files)
         after = {k for k, mine in owners.items() if mine & pending}
         first = [t for t in todo if (t.lf.folder_rel, t.lf.name) not in after]
         second = [t for t in todo if (t.lf.folder_rel, t.lf.name) in after]
-        failed: dict[tuple[str, str], BaseException] = {}
+        failed: dict[Key, BaseException] = {}
         # Replaced checkpoints: their old copies go only once the sidecars are updated too, so
         # that a copy the sidecar vouches for is on the store at every step.
-        swapped: list[tuple[_Todo, RemoteEntry]] = []
+        swapped: list[Swap] = []
         mutex = self.mutex
 
         def send(item: _Todo) -> None:
@@ -327,11 +318,12 @@ class _Push:
                 raise
             if item.target is None and item.olds:
                 with mutex:
-                    swapped.append((item, entry))
+                    swapped.append(Swap(lf.rel, (lf.folder_rel, lf.name), entry, item.olds,
+                                        item.duplicates))
             else:  # updated in place: its duplicates go now that it is verified
-                self._remove_older(lf.rel, entry, item.olds, item.duplicates)
+                self.copies.remove(lf.rel, entry, item.olds, item.duplicates)
             with mutex:
-                self.sent[(lf.folder_rel, lf.name)] = entry
+                self.copies.sent[(lf.folder_rel, lf.name)] = entry
                 self.result.uploaded.append(lf.rel)
                 self.result.bytes_sent += moved[0]
             log.info("uploaded %s (%s)", lf.rel, format_size(lf.size))
@@ -356,63 +348,15 @@ class _Push:
                         failure = fut.exception()
                         if failure is not None:
                             errors.append(failure)
-        for side, mine in owners.items():
-            for c in mine:
-                self.sides_of.setdefault(c, set()).add(side)
-        for item, entry in swapped:
-            key = (item.lf.folder_rel, item.lf.name)  # a sidecar not sent vouches for olds
-            if not self.sides_of.get(key, set()) & set(failed):
-                olds = self._held(key, entry, item.olds)
-                self._remove_older(item.lf.rel, entry, olds, item.duplicates)
+        self.copies.settle(swapped, set(failed))
         if errors:
             if len(errors) > 1:
                 log.error("%d uploads failed; the first: %s", len(errors), errors[0])
             raise errors[0]
 
-    def _held(self, key: tuple[str, str], kept: RemoteEntry,
-              olds: list[RemoteEntry]) -> list[RemoteEntry]:
-        """The ``olds`` that may go: not vouched for instead of ``kept`` (``sidecar.held``)."""
-        for folder, side in self.sides_of.get(key, set()):
-            copies = [e for e in self.listing[folder].get(side, []) if not e.is_dir]
-            remote = self.sent.get((folder, side)) or (newest(copies) if copies else None)
-            stay = {e.id for e in sidecar.held(self.local[(folder, side)], remote, kept, olds)}
-            olds = [e for e in olds if e.id not in stay]
-        return olds
-
     def _vanished(self, lf: LocalFile) -> None:
         with self.mutex:
             self.vanished |= set() if lf.folder_rel else {lf.name}
-
-    def _remove_older(self, rel: str, kept: RemoteEntry, olds: list[RemoteEntry],
-                      duplicates: bool) -> None:
-        """Delete the same-named copies ``kept`` replaces (never ``kept`` itself)."""
-        gone = [e for e in olds if e.id != kept.id]
-        if duplicates:
-            log.warning("%s: %d files had this name (ids %s); kept the one just uploaded (%s) "
-                        "and removed the others", rel, len(gone) + 1,
-                        ", ".join(e.id for e in gone), kept.id)
-            with self.mutex:
-                self.result.replaced_duplicates.append(rel)
-        for e in gone:
-            try:
-                self.store.delete(e, trash=self.use_trash)
-            except NotFoundError:
-                pass  # already gone (another push removed it)
-
-    def _repair(self) -> None:
-        """Same-named copies of unchanged files (another machine's): keep the newest."""
-        for lf, kept, olds in self.repairs:
-            if not (olds := self._held((lf.folder_rel, lf.name), kept, olds)):
-                continue  # a stale sidecar's copies stay
-            log.warning("%s: %d files had this name (ids %s); kept %s (the newest, equal to the "
-                        "local file) and removed the others", lf.rel, len(olds) + 1,
-                        ", ".join(e.id for e in [kept] + olds), kept.id)
-            for e in olds:
-                try:
-                    self.store.delete(e, trash=self.use_trash)
-                except NotFoundError:
-                    pass
-            self.result.replaced_duplicates.append(lf.rel)
 
     def _check_quota(self, root: RemoteEntry, todo: list[_Todo], decision: Optional[Plan],
                      folder: Optional[pruning.FolderView]) -> None:
@@ -478,18 +422,6 @@ def _kept_by_policy(decision: Optional[Plan]) -> set[str]:
     if decision is None:
         return set()
     return {d.id for d in decision if d.keep and d.id and d.managed}
-
-
-def _sidecar_owners(files: Iterable[LocalFile]) -> dict[tuple[str, str], set[tuple[str, str]]]:
-    """(folder, sidecar name) -> {(folder, checkpoint name)} for the local files."""
-    per: dict[str, set[str]] = {}
-    for lf in files:
-        per.setdefault(lf.folder_rel, set()).add(lf.name)
-    out = {}
-    for folder, names in per.items():
-        for side, ckpts in sidecar.owners(names).items():
-            out[(folder, side)] = {(folder, c) for c in ckpts}
-    return out
 
 
 def _pre_prune_victims(decision: Plan, folder: pruning.FolderView,

@@ -1,0 +1,126 @@
+"""A push's same-named copies: which old copies of a replaced checkpoint go, and when.
+
+A checkpoint replaced by a push has two copies under its name for a moment: the new one, just
+verified, and the old ones (:mod:`drivestage.upload_tree`). An old copy goes only once no
+sidecar of the checkpoint still vouches for it instead of the new one
+(:func:`drivestage.sidecar.held`): a sidecar written after its checkpoint may still name the
+old md5, and then the old copy is the only one a resume may use. The same rule repairs the
+same-named copies another machine left beside an unchanged file: the newest is kept, the
+others go unless a sidecar vouches for them.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from drivestage import sidecar
+from drivestage.errors import NotFoundError
+from drivestage.local_tree import LocalFile
+from drivestage.store import RemoteEntry, RemoteStore
+
+log = logging.getLogger(__name__)
+
+#: (folder relative to DEST, ``/``-separated; name)
+Key = tuple[str, str]
+#: Folder -> name -> the entries of that name (Drive allows duplicates).
+Listings = dict[str, dict[str, list[RemoteEntry]]]
+
+
+def newest(entries: Sequence[RemoteEntry]) -> RemoteEntry:
+    """The newest of same-named entries (ties: the higher id, the same on every machine)."""
+    return max(entries, key=lambda e: (e.modified, e.id))
+
+
+@dataclass
+class Swap:
+    """A checkpoint uploaded as a new file beside its old copies."""
+
+    rel: str
+    key: Key
+    kept: RemoteEntry               # the new copy, verified
+    olds: list[RemoteEntry]         # the copies it replaces
+    duplicates: bool                # the name had several files before (another machine's)
+
+
+class OldCopies:
+    """What one push knows about same-named copies, and their removal."""
+
+    def __init__(self, store: RemoteStore, listing: Listings, *, use_trash: bool,
+                 mutex: threading.Lock, replaced: list[str]):
+        self.store, self.listing, self.use_trash, self.mutex = store, listing, use_trash, mutex
+        self.replaced = replaced        # names whose duplicates were removed (PushResult's)
+        self.sent: dict[Key, RemoteEntry] = {}      # the verified copy each upload left
+        self.local: dict[Key, str] = {}             # the local path of each file pushed
+        self.sides_of: dict[Key, set[Key]] = {}     # a checkpoint's local sidecars
+        self.repairs: list[tuple[LocalFile, RemoteEntry, list[RemoteEntry]]] = []
+
+    def learn(self, files: Iterable[LocalFile]) -> dict[Key, set[Key]]:
+        """Note the local files and their sidecars; returns sidecar -> its checkpoints."""
+        files = list(files)
+        self.local = {(lf.folder_rel, lf.name): lf.path for lf in files}
+        owners = _sidecar_owners(files)
+        for side, mine in owners.items():
+            for c in mine:
+                self.sides_of.setdefault(c, set()).add(side)
+        return owners
+
+    def held(self, key: Key, kept: RemoteEntry, olds: list[RemoteEntry]) -> list[RemoteEntry]:
+        """The ``olds`` that may go: not vouched for instead of ``kept`` (``sidecar.held``)."""
+        for folder, side in self.sides_of.get(key, set()):
+            copies = [e for e in self.listing[folder].get(side, []) if not e.is_dir]
+            remote = self.sent.get((folder, side)) or (newest(copies) if copies else None)
+            stay = {e.id for e in sidecar.held(self.local[(folder, side)], remote, kept, olds)}
+            olds = [e for e in olds if e.id not in stay]
+        return olds
+
+    def settle(self, swapped: Iterable[Swap], failed: set[Key]) -> None:
+        """After the uploads: remove the old copies of replaced checkpoints, unless a sidecar
+        that failed to go (so still vouching for them) belongs to the checkpoint."""
+        for s in swapped:
+            if not self.sides_of.get(s.key, set()) & failed:
+                self.remove(s.rel, s.kept, self.held(s.key, s.kept, s.olds), s.duplicates)
+
+    def remove(self, rel: str, kept: RemoteEntry, olds: list[RemoteEntry],
+               duplicates: bool) -> None:
+        """Delete the same-named copies ``kept`` replaces (never ``kept`` itself)."""
+        gone = [e for e in olds if e.id != kept.id]
+        if duplicates:
+            log.warning("%s: %d files had this name (ids %s); kept the one just uploaded (%s) "
+                        "and removed the others", rel, len(gone) + 1,
+                        ", ".join(e.id for e in gone), kept.id)
+            with self.mutex:
+                self.replaced.append(rel)
+        for e in gone:
+            try:
+                self.store.delete(e, trash=self.use_trash)
+            except NotFoundError:
+                pass  # already gone (another push removed it)
+
+    def repair(self) -> None:
+        """Same-named copies of unchanged files (another machine's): keep the newest."""
+        for lf, kept, olds in self.repairs:
+            if not (olds := self.held((lf.folder_rel, lf.name), kept, olds)):
+                continue  # a stale sidecar's copies stay
+            log.warning("%s: %d files had this name (ids %s); kept %s (the newest, equal to the "
+                        "local file) and removed the others", lf.rel, len(olds) + 1,
+                        ", ".join(e.id for e in [kept] + olds), kept.id)
+            for e in olds:
+                try:
+                    self.store.delete(e, trash=self.use_trash)
+                except NotFoundError:
+                    pass
+            self.replaced.append(lf.rel)
+
+
+def _sidecar_owners(files: Iterable[LocalFile]) -> dict[Key, set[Key]]:
+    """(folder, sidecar name) -> {(folder, checkpoint name)} for the local files."""
+    per: dict[str, set[str]] = {}
+    for lf in files:
+        per.setdefault(lf.folder_rel, set()).add(lf.name)
+    out = {}
+    for folder, names in per.items():
+        for side, ckpts in sidecar.owners(names).items():
+            out[(folder, side)] = {(folder, c) for c in ckpts}
+    return out
