@@ -43,8 +43,10 @@ Rules (all of them are documented behaviour, and tested):
   whose sidecar names no run are never dropped by it).
 * **Never deleted:** the newest managed checkpoint of every run, the newest *verified* one
   (``Candidate.verified``: a newer checkpoint whose sidecar is not written yet does not retire
-  it), the kept best, anything in ``protect`` (e.g. the checkpoint a run resumed from),
-  unmanaged files.
+  it), the kept best, anything in ``protect`` (e.g. the checkpoint a run resumed from, or
+  what :func:`just_written` names: a push's newest local checkpoint and autosave of every
+  run, so a sidecar on the store claiming more progress never keeps them from it), unmanaged
+  files.
 * **Budget.** ``max_bytes`` bounds the managed checkpoints and autosaves (their sidecars
   included) plus ``incoming_bytes``. When over, the oldest kept checkpoints that are not
   newest/best/protected are deleted until it fits, the oldest run's first. When it cannot
@@ -232,6 +234,44 @@ def _autosave_number(name: str, policy: RetentionPolicy) -> Optional[int]:
     return int(number.group()) if number else None
 
 
+def _managed(cand: Candidate, kind: str, policy: RetentionPolicy) -> _Ckpt:
+    """A managed checkpoint or autosave with what orders it (epoch, or an autosave's number)
+    and ranks it (the metric)."""
+    if kind == AUTOSAVE:
+        return _Ckpt(cand, kind, _autosave_number(cand.name, policy), None)
+    regex = policy.regex
+    match = regex.search(cand.name)
+    assert match is not None
+    epoch = cand.epoch
+    if epoch is None and "epoch" in regex.groupindex and match.group("epoch") is not None:
+        try:
+            epoch = int(match.group("epoch"))
+        except ValueError:
+            epoch = None
+    return _Ckpt(cand, kind, epoch, _metric_of(cand, match, policy.metric))
+
+
+def just_written(files: Iterable[Candidate], policy: RetentionPolicy,
+                 local: Iterable[str]) -> set[str]:
+    """What a push never prunes: among ``files`` (everything in the managed folder) named in
+    ``local`` (the files about to be pushed), the newest checkpoint and the newest autosave of
+    every run the policy keeps, in the plan's age order among the local ones alone. The
+    checkpoint just written then always reaches the store: a sidecar there that claims more
+    progress (damaged, or written by a buggy tool) can cost quota, never new checkpoints."""
+    files = list(files)
+    mine = set(local)
+    runs = kept_runs(files, policy)
+    out: set[str] = set()
+    for kind in (CHECKPOINT, AUTOSAVE):
+        local_ones = [_managed(c, kind, policy) for c in files
+                      if c.name in mine and policy.kind_of(c.name) == kind and c.run in runs]
+        for run in runs:
+            ordered = _age_ordered([c for c in local_ones if c.cand.run == run])
+            if ordered:
+                out.add(ordered[-1].cand.name)
+    return out
+
+
 def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterable[str] = (),
          incoming_bytes: int = 0) -> Plan:
     """Decide, for every file in the managed folder, keep or delete (with a reason).
@@ -245,7 +285,6 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
     """
     files = list(files)
     protected = set(protect)
-    regex = policy.regex
 
     def is_protected(c: Candidate) -> bool:
         return c.name in protected or (c.id is not None and c.id in protected)
@@ -259,17 +298,9 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
         if kind == SIDECAR:
             jsons.append(cand)
         elif kind == AUTOSAVE:
-            autos.append(_Ckpt(cand, kind, _autosave_number(cand.name, policy), None))
+            autos.append(_managed(cand, kind, policy))
         elif kind == CHECKPOINT:
-            match = regex.search(cand.name)
-            assert match is not None
-            epoch = cand.epoch
-            if epoch is None and "epoch" in regex.groupindex and match.group("epoch") is not None:
-                try:
-                    epoch = int(match.group("epoch"))
-                except ValueError:
-                    epoch = None
-            ckpts.append(_Ckpt(cand, kind, epoch, _metric_of(cand, match, policy.metric)))
+            ckpts.append(_managed(cand, kind, policy))
         elif not _inside_folder(cand.name):
             others.append((cand, "outside the managed folder"))
         else:

@@ -32,8 +32,9 @@ are explained, and every push picks the same one (the oldest).
 Retention (:mod:`drivestage.retention`, applied by :mod:`drivestage.pruning`) covers the
 files directly inside ``dest`` that the policy manages. The plan is made over the union of
 what is remote and what is about to be sent, so a local checkpoint the policy would delete
-anyway is never uploaded, and remote deletions happen only after every upload of the push was
-verified. A sidecar is uploaded only after its checkpoint's md5 matched the remote's, which is
+anyway is never uploaded (except the newest local checkpoint and autosave of every run, the
+ones just written: :func:`drivestage.retention.just_written`), and remote deletions happen
+only after every upload of the push was verified. A sidecar is uploaded only after its checkpoint's md5 matched the remote's, which is
 why a remote checkpoint with its sidecar counts as verified. ``--delete``
 (:mod:`drivestage.extra`) is decided, counted and checked before a byte is sent.
 """
@@ -54,7 +55,8 @@ from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
 from drivestage.paths import StorePath
 from drivestage.pruning import LocalFile as PlannedFile
 from drivestage.remote import Where, open_store
-from drivestage.retention import AUTOSAVE, CHECKPOINT, Decision, Plan, RetentionPolicy, plan
+from drivestage.retention import (AUTOSAVE, CHECKPOINT, Decision, Plan, RetentionPolicy,
+                                  just_written, plan)
 from drivestage.sizes import format_size
 from drivestage.state import Md5Cache
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore, quota_error
@@ -185,8 +187,7 @@ class _Push:
         skip: set[str] = set()
         if self.policy.active:
             folder = pruning.view(store, self.listing[""], top_local, self.policy, self.cache)
-            decision = plan(folder.candidates, self.policy, protect=self.protect)
-            self.result.plan = decision
+            decision = self.result.plan = self._plan(folder, top_local)
             skip = {d.name for d in decision if not d.keep}
             if not decision.fits:
                 raise QuotaExceededError(
@@ -210,10 +211,15 @@ class _Push:
         if decision is not None and self.vanished:  # planned as sent (as the newest verified)
             local = {n: f for n, f in top_local.items() if n not in self.vanished}
             folder = pruning.view(store, self.listing[""], local, self.policy, self.cache)
-            decision = self.result.plan = plan(folder.candidates, self.policy,
-                                               protect=self.protect)
+            decision = self.result.plan = self._plan(folder, local)
         if decision is not None:
             self._apply(decision)
+
+    def _plan(self, folder: pruning.FolderView, local: Iterable[str]) -> Plan:
+        """Retention over DEST. The newest local checkpoint (and autosave) of every run is
+        never pruned by the push that sends it (:func:`~drivestage.retention.just_written`)."""
+        fresh = just_written(folder.candidates, self.policy, local)
+        return plan(folder.candidates, self.policy, protect=self.protect | fresh)
 
     def _list(self, root: RemoteEntry, path: StorePath, folders: list[str]) -> None:
         """One listing per folder. Folders we create are empty: no listing needed."""
