@@ -135,14 +135,12 @@ class CheckpointSync:
 
     # -- internals
     def _read_sidecar(self, side: RemoteEntry) -> Optional[Sidecar]:
-        if side.size > sidecar.MAX_BYTES:
-            return None
         try:
-            data = self._store.fetch_range(side, 0, side.size) if side.size else b""
+            data = sidecar.fetch(self._store, side)
         except DriveStageError as exc:
             log.warning("could not read sidecar %s: %s", side.name, exc)
             return None
-        return sidecar.parse(data)
+        return sidecar.parse(data) if data is not None else None
 
     def _described(self, path: str) -> bool:
         """Whether ``path`` has a sidecar (the trainer's, a 0.1.0 one) that vouches for its

@@ -13,10 +13,10 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 from drivestage import sidecar
-from drivestage.errors import NotFoundError
+from drivestage.errors import DriveStageError, NotFoundError
 from drivestage.local_tree import LocalFile
 from drivestage.store import RemoteEntry, RemoteStore
 
@@ -55,6 +55,7 @@ class OldCopies:
         self.local: dict[Key, str] = {}             # the local path of each file pushed
         self.sides_of: dict[Key, set[Key]] = {}     # a checkpoint's local sidecars
         self.repairs: list[tuple[LocalFile, RemoteEntry, list[RemoteEntry]]] = []
+        self._read: dict[str, Optional[bytes]] = {}   # remote sidecars read, by id
 
     def learn(self, files: Iterable[LocalFile]) -> dict[Key, set[Key]]:
         """Note the local files and their sidecars; returns sidecar -> its checkpoints."""
@@ -67,13 +68,43 @@ class OldCopies:
         return owners
 
     def held(self, key: Key, kept: RemoteEntry, olds: list[RemoteEntry]) -> list[RemoteEntry]:
-        """The ``olds`` that may go: not vouched for instead of ``kept`` (``sidecar.held``)."""
+        """The ``olds`` that may go: none a sidecar of the checkpoint vouches for instead of
+        ``kept`` (``sidecar.held``), whether the sidecar is here or only on the store."""
         for folder, side in self.sides_of.get(key, set()):
             copies = [e for e in self.listing[folder].get(side, []) if not e.is_dir]
             remote = self.sent.get((folder, side)) or (newest(copies) if copies else None)
             stay = {e.id for e in sidecar.held(self.local[(folder, side)], remote, kept, olds)}
             olds = [e for e in olds if e.id not in stay]
+        remote_only = self._remote_only_sidecar(key)
+        if remote_only is not None and olds:
+            try:
+                data = self._fetched(remote_only)
+            except DriveStageError as exc:  # unknown: what it vouches for stays
+                log.warning("%s: could not read its sidecar %s on the store (%s); its old "
+                            "copies stay beside the new one until a push reads the sidecar "
+                            "or sends a new one", key[1], remote_only.name, exc)
+                return []
+            stay = {e.id for e in sidecar.held_by(data, kept, olds)}
+            olds = [e for e in olds if e.id not in stay]
         return olds
+
+    def _remote_only_sidecar(self, key: Key) -> Optional[RemoteEntry]:
+        """The sidecar readers will take for ``key`` after this push (the current form wins,
+        :func:`drivestage.sidecar.pairs`), when it is on the store and not here (deleted, or
+        the trainer stopped between a checkpoint and its sidecar): its newest copy."""
+        folder, name = key
+        remote = {n for n, es in self.listing[folder].items() if any(not e.is_dir for e in es)}
+        here = {n for f, n in self.local if f == folder}
+        side = sidecar.pairs(remote | here).get(name)
+        if side is None or side in here:
+            return None
+        return newest([e for e in self.listing[folder][side] if not e.is_dir])
+
+    def _fetched(self, entry: RemoteEntry) -> Optional[bytes]:
+        """A remote sidecar's bytes, read once per push (:func:`drivestage.sidecar.fetch`)."""
+        if entry.id not in self._read:
+            self._read[entry.id] = sidecar.fetch(self.store, entry)
+        return self._read[entry.id]
 
     def settle(self, swapped: Iterable[Swap], failed: set[Key]) -> None:
         """After the uploads: remove the old copies of replaced checkpoints, unless a sidecar

@@ -107,14 +107,12 @@ class _Sidecars:
         return self._read[entry.id]
 
     def _fetch(self, entry: RemoteEntry) -> Optional[Sidecar]:
-        if entry.size > sidecar.MAX_BYTES:
-            return None
         try:
-            data = self.store.fetch_range(entry, 0, entry.size) if entry.size else b""
+            data = sidecar.fetch(self.store, entry)
         except DriveStageError as exc:
             log.warning("could not read sidecar %s: %s", entry.name, exc)
             return None
-        return sidecar.parse(data)
+        return sidecar.parse(data) if data is not None else None
 
 
 def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],

@@ -18,7 +18,8 @@ after its checkpoint's md5 matched the remote's) and, when the sidecar names an 
 is the checkpoint's remote md5: a sidecar left from an older version of a replaced file does
 not vouch for the new bytes. :func:`newest` is the one rule for "the newest verified
 checkpoint", and :func:`vouched` the one rule for which of same-named copies is read.
-Nothing here does I/O beyond local reads and the writes of :func:`write`.
+Nothing here does I/O beyond local reads, the writes of :func:`write` and the one small read
+of :func:`fetch`.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
 from drivestage.paths import plain_name
-from drivestage.store import RemoteEntry
+from drivestage.store import RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
 
@@ -163,12 +164,20 @@ def write(checkpoint_path: str, sidecar: Sidecar) -> str:
     return path
 
 
+def fetch(store: RemoteStore, entry: RemoteEntry) -> Optional[bytes]:
+    """The bytes of the sidecar ``entry`` on ``store`` (one ranged read), or None when it is
+    larger than :data:`MAX_BYTES` (then it is not read, and counts as no sidecar). Raises
+    what the store raises."""
+    if entry.size > MAX_BYTES:
+        return None
+    return store.fetch_range(entry, 0, entry.size) if entry.size else b""
+
+
 def held(path: str, remote: Optional[RemoteEntry], kept: RemoteEntry,
          olds: Sequence[RemoteEntry]) -> list[RemoteEntry]:
     """Which of a replaced checkpoint's old copies ``olds`` must stay beside its new copy
-    ``kept``: those its sidecar vouches for, when it does not vouch for ``kept`` (one written
-    after its checkpoint names the old md5). ``path``: the local sidecar, read only when it
-    holds the bytes of its copy ``remote`` on the store (else all of ``olds`` stay)."""
+    ``kept`` (:func:`held_by`). ``path``: the local sidecar, read only when it holds the bytes
+    of its copy ``remote`` on the store (else all of ``olds`` stay)."""
     try:
         with open(path, "rb") as fh:
             data = fh.read(MAX_BYTES + 1)
@@ -176,10 +185,20 @@ def held(path: str, remote: Optional[RemoteEntry], kept: RemoteEntry,
         return list(olds)
     if remote is None or hashlib.md5(data).hexdigest() != remote.md5:
         return list(olds)
-    said = parse(data)  # not a sidecar, or naming no md5: it vouches for any copy
+    return held_by(data, kept, olds)
+
+
+def held_by(data: Optional[bytes], kept: RemoteEntry,
+            olds: Sequence[RemoteEntry]) -> list[RemoteEntry]:
+    """The one of ``olds`` a sidecar on the store (its bytes ``data``) vouches for instead of
+    ``kept`` (one written after its checkpoint names the old md5): the copy readers take
+    (:func:`vouched`), so it must stay. None when the sidecar vouches for ``kept``, for any
+    copy (it names no md5), or is no sidecar at all (``data`` None or unreadable)."""
+    said = parse(data) if data is not None else None
     if said is None or said.md5 is None or said.md5 == (kept.md5 or "").lower():
         return []
-    return [e for e in olds if (e.md5 or "").lower() == said.md5]
+    named = [e for e in olds if (e.md5 or "").lower() == said.md5]
+    return [vouched(named, said)] if named else []
 
 
 def vouched(copies: Sequence[RemoteEntry], side: Optional[Sidecar]) -> RemoteEntry:

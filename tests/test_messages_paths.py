@@ -202,6 +202,32 @@ def test_push_repairs_the_copies_two_machines_left(emulator, store, env, caplog)
     assert result.replaced_duplicates == ["best.pt"] and live(emulator) == ["best.pt"]
 
 
+@renders("could not read its sidecar … on the store")
+def test_a_replaced_checkpoint_whose_sidecar_on_drive_cannot_be_read(emulator, store, env,
+                                                                      caplog):
+    """best.json is on Drive only (deleted here) and reading it fails: it may vouch for the
+    old best.pt, so that copy stays beside the new one."""
+    import hashlib
+
+    from drivestage.upload_tree import push
+
+    old, new = b"old weights" * 20, b"new weights" * 30
+    emulator.add_file("Models/logs/best.pt", old)
+    side = emulator.add_file("Models/logs/best.json", json.dumps(
+        {"epoch": 3, "md5": hashlib.md5(old).hexdigest(), "size": len(old)}).encode())
+    write(str(env / "logs/best.pt"), new)
+    emulator.faults.inject(method="GET", path=rf"^/drive/v2/files/{side}", status=400,
+                           reason="badRequest", times=None)
+    with caplog.at_level(logging.WARNING, logger="drivestage"):
+        push(str(env / "logs"), "Models/logs", store=store)
+    text = log_text(warnings(caplog, "could not read its sidecar"))
+    shown("could not read its sidecar … on the store", text)
+    assert "best.pt: could not read its sidecar best.json on the store" in text
+    assert sorted(f["md5Checksum"] for f in emulator.files() if f["title"] == "best.pt"
+                  and not f["labels"]["trashed"]) == sorted(hashlib.md5(d).hexdigest()
+                                                           for d in (old, new))
+
+
 @renders("folders have this name (ids")
 def test_push_into_one_of_two_folders_of_one_name(emulator, store, env, caplog):
     from drivestage.upload_tree import push

@@ -174,3 +174,75 @@ def test_checkpoint_sync_sends_every_checkpoint_past_a_lying_sidecar(emulator, s
             assert {k: live[k] for k in liar} == liar
     finally:
         sync.on_train_end(60)
+
+
+# ------------------------------------------------- 2. a sidecar on Drive and not here
+
+def _resume_md5(store, env) -> str:
+    """The md5 of the checkpoint a resume on a fresh machine would take."""
+    from drivestage.hooks import CheckpointSync
+
+    sync = CheckpointSync(FOLDER, local_dir=str(env / "fresh"), store=store)
+    try:
+        entry = sync.latest_remote_checkpoint()
+    finally:
+        sync.mirror.stop(flush=False)
+    assert entry is not None
+    return entry.md5
+
+
+def test_a_changed_checkpoint_without_its_local_sidecar_keeps_the_vouched_copy(emulator,
+                                                                               store, env):
+    """Drive has best.pt and best.json naming its md5; here best.json is gone (deleted, or
+    the trainer crashed between writing best.pt and best.json) and best.pt changed. The push
+    replaced best.pt and deleted the old copy: Drive's sidecar then named an md5 no copy had,
+    and the verified checkpoint was lost. The old copy now stays (one, never more) until a
+    sidecar vouches for a new one."""
+    src = str(env / "logs")
+    first = _save(src, "best", 3, 1_000)
+    push(src, FOLDER, store=store)
+    assert _live(emulator) == first
+    old = first["best.pt"][0]
+
+    os.remove(os.path.join(src, "best.json"))
+    newer = [os.urandom(3100), os.urandom(3200)]
+    for data in newer:                                # saved twice, sidecar still missing
+        with open(os.path.join(src, "best.pt"), "wb") as fh:
+            fh.write(data)
+        push(src, FOLDER, store=store)
+        assert _live(emulator) == {"best.pt": sorted([old, _md5(data)]),
+                                   "best.json": first["best.json"]}
+        assert _resume_md5(store, env) == old
+    push(src, FOLDER, store=store)                    # unchanged: nothing repaired away
+    assert _live(emulator) == {"best.pt": sorted([old, _md5(newer[-1])]),
+                               "best.json": first["best.json"]}
+
+    side = _side(4, newer[-1])                        # the trainer writes the sidecar again
+    with open(os.path.join(src, "best.json"), "wb") as fh:
+        fh.write(side)
+    push(src, FOLDER, store=store)
+    assert _live(emulator) == {"best.pt": [_md5(newer[-1])], "best.json": [_md5(side)]}
+    assert _resume_md5(store, env) == _md5(newer[-1])
+
+
+def test_duplicates_repaired_keep_the_copy_a_remote_only_sidecar_vouches_for(emulator,
+                                                                              store, env):
+    """Another machine left two copies of best.pt, Drive's best.json naming the older; the
+    local best.pt equals the newer and has no sidecar here. The repair kept the newest and
+    deleted the only copy the sidecar vouches for."""
+    vouched, other = os.urandom(2000), os.urandom(2100)
+    older = emulator.add_file(f"{FOLDER}/best.pt", vouched)
+    emulator.add_file(f"{FOLDER}/best.pt", other)
+    # Made in one millisecond, the two would share a modifiedDate: the vouched one is older.
+    emulator.store.update_meta(older, {"modifiedDate": "2020-01-01T00:00:00.000Z"},
+                               set_modified=True)
+    side = _side(2, vouched)
+    emulator.add_file(f"{FOLDER}/best.json", side)
+    src = env / "logs"
+    src.mkdir()
+    (src / "best.pt").write_bytes(other)
+    result = push(str(src), FOLDER, store=store)
+    assert result.unchanged == 1 and result.uploaded == []
+    assert _live(emulator) == {"best.pt": sorted([_md5(vouched), _md5(other)]),
+                               "best.json": [_md5(side)]}
+    assert _resume_md5(store, env) == _md5(vouched)
