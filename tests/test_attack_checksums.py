@@ -350,3 +350,16 @@ def test_the_control_api_seeds_files_with_checksums_and_sets_them(emulator):
     status, _, err = jreq(emulator, "POST", "/_emulator/set_checksums",
                           {"file_id": f["id"], "md5": "0" * 32})
     assert status == 400 and "unknown checksums ['md5']" in err["error"]["message"]
+
+
+def test_set_checksums_refuses_an_item_without_content(emulator):
+    """A folder or a shortcut has no checksums on Drive: setting one is a mistake in the test
+    (it would change nothing a client sees), said at once."""
+    folder = emulator.add_folder("d")
+    target = emulator.add_file("d/x.bin", b"x")
+    link = emulator.add_shortcut("link", target)
+    for item in (folder, link):
+        with pytest.raises(ValueError, match=f"{item} has no content, so no checksums"):
+            emulator.set_checksums(item, sha256="0" * 64)
+    emulator.set_checksums(target, sha256="0" * 64)
+    assert emulator.store.get(target)["sha256"] == "0" * 64
