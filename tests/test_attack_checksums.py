@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -155,6 +157,39 @@ def test_a_resume_with_another_checksum_hashes_the_resumed_half_from_disk(
     if after != "auto":
         assert got["checksum"] == after
     assert (tmp_path / "set.bin").read_bytes() == data
+
+
+@pytest.mark.slow
+def test_sigkill_with_md5_then_a_resume_with_sha256_over_a_partial_with_gaps(emulator, drive_env,
+                                                                            tmp_path):
+    """Two streams leave gaps; the SHA-256 of the resume covers what the killed md5 run
+    wrote, read back from disk, and only the ranges its record lacks are asked again."""
+    from tests._kill import sigkill_when
+
+    import drivestage
+    from drivestage import download as dl
+
+    chunk = 64 * KiB
+    data = os.urandom(40 * chunk)
+    emulator.add_file("x.bin", data)
+    entry = drivestage.connect().resolve("x.bin")
+    target = str(tmp_path / "x.bin")
+    env = dict(os.environ, DRIVESTAGE_API_ROOT=emulator.url, DRIVESTAGE_TOKEN="test-token",
+               DRIVESTAGE_CHECKSUM="md5")
+    cmd = [sys.executable, "-m", "drivestage", "pull", "drive:x.bin", str(tmp_path), "-q",
+           "--chunk-size", str(chunk), "-j", "2"]
+    emulator.faults.throttle(512 * KiB)  # the kill lands mid-download on any machine
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sigkill_when(proc, lambda: dl.partial_size(target, entry) >= 4 * chunk)
+    have = dl.partial_size(target, entry)
+    emulator.faults.throttle(None)
+    rerun = subprocess.run(cmd + ["--json"], env=dict(env, DRIVESTAGE_CHECKSUM="sha256"),
+                           capture_output=True, text=True, timeout=60)
+    assert rerun.returncode == 0, rerun.stderr
+    got = json.loads(rerun.stdout)
+    assert (got["action"], got["checksum"], got["resumed_from"], got["fetched"]) == \
+        ("resume", "sha256", have, len(data) - have)
+    assert (tmp_path / "x.bin").read_bytes() == data
 
 
 @pytest.mark.parametrize("after", ["md5", "sha256"])
