@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -28,6 +30,8 @@ _READ_BLOCK = 4 << 20
 #: The checksums a download can be verified with, as hashlib and Drive name them.
 NAMES = ("md5", "sha256")
 ENV = "DRIVESTAGE_CHECKSUM"
+_HEX = {"md5": re.compile(r"[0-9a-fA-F]{32}"), "sha256": re.compile(r"[0-9a-fA-F]{64}")}
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,16 +61,29 @@ def preference() -> str:
 
 
 def choose(entry: RemoteEntry) -> Optional[Checksum]:
-    """The checksum to verify ``entry``'s bytes with (None when Drive gave none)."""
-    have = {name: value.lower() for name, value in (("md5", entry.md5),
-                                                     ("sha256", entry.sha256)) if value}
+    """The checksum to verify ``entry``'s bytes with (None when Drive gave none).
+
+    A value that is not hex digits of its algorithm's length is no checksum of it: passed
+    over (a SHA-256 like that leaves the md5). When every value given is like that, the md5
+    is still compared, so the download fails as a mismatch and is never left unverified."""
+    offered = [(name, value) for name, value in (("md5", entry.md5), ("sha256", entry.sha256))
+               if value is not None]
+    have = {name: value.lower() for name, value in offered if _well_formed(name, value)}
+    for name, value in offered:
+        if name not in have:
+            log.debug("%s: Drive's %s %r is not one; not verifying with it", entry.name, name,
+                      value)
     if not have:
-        return None
+        return Checksum(*offered[0]) if offered else None
     wanted = preference()
     if wanted == "auto":
         wanted = "sha256" if rate("sha256") > rate("md5") else "md5"
     name = wanted if wanted in have else next(iter(have))
     return Checksum(name, have[name])
+
+
+def _well_formed(name: str, value: Any) -> bool:
+    return isinstance(value, str) and _HEX[name].fullmatch(value) is not None
 
 
 @functools.lru_cache(maxsize=None)

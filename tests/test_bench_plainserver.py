@@ -71,6 +71,9 @@ def test_ranges_statuses_and_metadata(blob):
         assert status == 200
         assert (res["id"], res["title"], res["fileSize"], res["md5Checksum"]) == \
             ("F1", "blob.bin", str(size), hashlib.md5(data).hexdigest())
+        # pull verifies with the SHA-256 where this CPU hashes it faster (drivestage.checksums)
+        assert (res["sha1Checksum"], res["sha256Checksum"]) == \
+            (hashlib.sha1(data).hexdigest(), hashlib.sha256(data).hexdigest())
         assert res["labels"]["trashed"] is False and res["parents"][0]["id"] == "root"
         assert res["downloadUrl"].startswith(srv.url + "drive/v2/files/F1?alt=media")
         assert _get(srv, "/drive/v2/files/OTHER?alt=media", AUTH)[0] == 404

@@ -16,6 +16,7 @@ FOLDER_MIME = "application/vnd.google-apps.folder"
 SHORTCUT_MIME = "application/vnd.google-apps.shortcut"
 #: Google Docs, Sheets, Slides...: items without binary content (they export, not download).
 GOOGLE_APPS_PREFIX = "application/vnd.google-apps."
+_MD5 = re.compile(r"[0-9a-fA-F]{32}")
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,12 @@ def check_resource(res: Any, where: str = "") -> Mapping[str, Any]:
     for key in ("title", "mimeType", "md5Checksum", "sha256Checksum"):
         if res.get(key) is not None and not isinstance(res[key], str):
             raise _bad(res, key, res[key], where)
+    # The md5 names the version (stamps, partial files) and verifies it where no SHA-256 does:
+    # one that is not an md5 would make a pull download twice and fail, or verify nothing.
+    # (A malformed sha256Checksum is only passed over: :func:`drivestage.checksums.choose`.)
+    md5 = res.get("md5Checksum")
+    if md5 is not None and not _MD5.fullmatch(md5):
+        raise _bad(res, "md5Checksum", md5, where)
     size = res.get("fileSize")
     if size is not None:
         try:

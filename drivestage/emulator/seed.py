@@ -193,6 +193,8 @@ class SeedingApi:
         unknown = set(checksums) - {"sha1", "sha256"}
         if unknown:
             raise ValueError(f"unknown checksums {sorted(unknown)}: use sha1 and sha256")
+        if self.store.get(file_id)["size"] is None:  # a folder or a shortcut: nothing shown
+            raise ValueError(f"{file_id} has no content, so no checksums")
         self.store.update(file_id, **checksums)
 
     def limit_downloads(self, file_id: str, downloads: Optional[int]) -> None:
