@@ -240,9 +240,9 @@ class PlainDrive:
         self.file_id = file_id
         self.title = title or os.path.basename(path)
         sums = _checksums_of(self.path)
-        if md5 is not None:
-            sums["md5"] = md5  # the caller's (a test of a server that lies)
-        self.md5, self.sha1, self.sha256 = sums["md5"], sums["sha1"], sums["sha256"]
+        if md5 is not None:  # the caller's (a server that lies): no other checksum then
+            sums = {"md5": md5}
+        self.md5, self.sha1, self.sha256 = sums["md5"], sums.get("sha1"), sums.get("sha256")
         self.mime_type = mime_type or mimetypes.guess_type(self.title)[0] or \
             "application/octet-stream"
         self.parent_id = parent_id
@@ -340,7 +340,8 @@ class PlainDrive:
             "title": self.title, "originalFilename": self.title, "fileExtension": ext,
             "mimeType": self.mime_type, "fileSize": str(st.st_size),
             "quotaBytesUsed": str(st.st_size), "md5Checksum": self.md5,
-            "sha1Checksum": self.sha1, "sha256Checksum": self.sha256,
+            **({"sha1Checksum": self.sha1, "sha256Checksum": self.sha256}
+               if self.sha256 else {}),
             "createdDate": _rfc3339(st.st_mtime), "modifiedDate": _rfc3339(st.st_mtime),
             "parents": [{"kind": "drive#parentReference", "id": self.parent_id,
                          "isRoot": self.parent_id == "root"}],

@@ -126,8 +126,8 @@ class CheckpointSync:
         return chosen[best.name] if best else None
 
     def fetch(self, remote: RemoteEntry, local_path: str) -> str:
-        """Download ``remote`` to ``local_path``, md5-verified; the target appears only
-        when complete. Returns ``local_path``."""
+        """Download ``remote`` to ``local_path``, verified with Drive's checksum; the target
+        appears only when complete. Returns ``local_path``."""
         folder = os.path.dirname(os.path.abspath(local_path))
         os.makedirs(folder, exist_ok=True)
         download(self._store, remote, local_path)
