@@ -12,6 +12,7 @@ import pytest
 from drivestage.pruning import prune
 from drivestage.retention import RetentionPolicy
 from drivestage.upload_tree import push
+from _drive_state import live_md5s
 
 
 def _write(path, data: bytes):
@@ -25,15 +26,8 @@ def _side(epoch: int, data: bytes, **extra) -> bytes:
                        "size": len(data), **extra}).encode()
 
 
-def _live(emu, folder="Models/logs"):
-    """name -> sorted md5s of the live files directly in ``folder``."""
-    top = emu.find(folder)["id"]
-    out: dict = {}
-    for f in emu.files():
-        if f["labels"]["trashed"] or not any(p["id"] == top for p in f.get("parents") or []):
-            continue
-        out.setdefault(f["title"], []).append(f.get("md5Checksum"))
-    return {k: sorted(v, key=str) for k, v in out.items()}
+def _live(emu, folder="Models/logs") -> dict:
+    return live_md5s(emu, folder)
 
 
 # ------------------------------------------------- a checkpoint that vanishes while pushed

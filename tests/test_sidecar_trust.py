@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from drivestage.cli import cli
 from drivestage.retention import RetentionPolicy
 from drivestage.upload_tree import push
+from _drive_state import live_md5s
 
 FOLDER = "Models/logs"
 RUN = "20261201-151200-3f2a"
@@ -44,14 +45,7 @@ def _save(src: str, stem: str, epoch: int, when: float, run=RUN) -> dict:
 
 
 def _live(emu, folder=FOLDER) -> dict:
-    """name -> sorted md5s of the live files directly in ``folder``."""
-    top = emu.find(folder)["id"]
-    out: dict = {}
-    for f in emu.files():
-        if f["labels"]["trashed"] or not any(p["id"] == top for p in f.get("parents") or []):
-            continue
-        out.setdefault(f["title"], []).append(f.get("md5Checksum"))
-    return {k: sorted(v, key=str) for k, v in out.items()}
+    return live_md5s(emu, folder)
 
 
 def _liar(emu, stem="epoch_003", run=RUN) -> dict:
