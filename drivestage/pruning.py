@@ -202,20 +202,14 @@ def newest_verified(folder: FolderView, policy: RetentionPolicy) -> Optional[str
 
 def newest_verified_per_run(folder: FolderView, policy: RetentionPolicy) -> set[str]:
     """The newest verified remote checkpoint of every run that the policy keeps (sidecars
-    without a run are one run of their own), and its verified checkpoint uploaded last: what
-    retention never deletes. For an honest run the two are one file; a sidecar claiming more
-    progress than its run made (damaged, or written by a buggy tool) then costs quota, never
-    the checkpoint the run really wrote last."""
+    without a run are one run of their own): what retention never deletes."""
     runs = {d.sidecar.run for d in folder.described} & kept_runs(folder.candidates, policy)
     out = set()
     for run in runs:
-        mine = [d for d in folder.described if d.sidecar.run == run]
-        best = sidecar.newest(mine, prefer=policy.regex)
+        best = sidecar.newest([d for d in folder.described if d.sidecar.run == run],
+                              prefer=policy.regex)
         if best is not None:
             out.add(best.name)
-            latest = max((d for d in mine if d.verified and d.sidecar.epoch is not None),
-                         key=lambda d: (d.modified, d.name))
-            out.add(latest.name)
     return out
 
 
