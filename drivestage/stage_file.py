@@ -260,7 +260,10 @@ class FileStager:
             action = decide(basis, entry, local, extract=self.extract, force=self.force)
         if action == "cached":
             assert basis is not None
-            if basis is not own:  # the same bytes under a new id: the stamp follows the id
+            # The same bytes under a new id: the stamp follows the id. A stamp whose keys
+            # are not the ones this run needed (written before they were kept, edited by
+            # hand, a folder's key rotated) is rewritten, so the next rerun is one call.
+            if basis is not own or basis.get("access") != self.store.access_hint(entry):
                 self._rekey(basis, entry)
             staged = [m.path for m in stamps.records(basis)] if self.extract else []
             if self.extract and basis.get("version") != stamps.VERSION:
@@ -345,7 +348,8 @@ class FileStager:
         fresh.update(id=entry.id, parent_id=entry.parent_id, name=entry.name)
         self._note_access(fresh, entry)
         stamps.write(self.dest, fresh)
-        stamps.drop(basis)
+        if basis.get("_path") != fresh["_path"]:
+            stamps.drop(basis)
 
     def _note_access(self, stamp: Stamp, entry: RemoteEntry) -> None:
         """Keep in ``stamp`` what a rerun's recheck of ``entry`` by id needs (Drive: the

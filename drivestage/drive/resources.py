@@ -149,6 +149,9 @@ def is_shortcut(res: Mapping[str, Any]) -> bool:
 
 #: Longest chain of folders walked up for resource keys (Drive folders nest far less deep).
 _MAX_VIA = 64
+#: Longest id or key kept (Drive's are under 50 characters): a longer one from a server or a
+#: stamp edited by hand would make every request's header too long to be answered.
+_MAX_TOKEN = 200
 _ID_IN_PATH = re.compile(r"/files/([A-Za-z0-9_-]+)")
 _ID_IN_QUERY = re.compile(r"'([A-Za-z0-9_-]+)'\s+in\s+parents")
 
@@ -166,6 +169,8 @@ class ResourceKeys:
     def __init__(self) -> None:
         self._keys: dict[str, str] = {}
         self._via: dict[str, str] = {}
+        self._hinted: set[str] = set()   # ids whose via came from an earlier run's stamp
+        self._hinted_keys: set[str] = set()   # ids whose key came from one
         self._lock = threading.Lock()
 
     def learn(self, file_id: str, key: Optional[str] = None, *,
@@ -176,10 +181,17 @@ class ResourceKeys:
             # A key from a server or a sharer is anybody's text: one that is not a key (a
             # CRLF in it would add header lines) is never sent; the item then answers 404
             # like one whose key we never learnt.
-            if key and plain_id(key):
+            if _plain(key):
                 self._keys[file_id] = key
+            elif key is None and file_id in self._hinted_keys:
+                del self._keys[file_id]   # Drive showed it without one: the stamp was wrong
+            self._hinted_keys.discard(file_id)
             if via and via != file_id and (via in self._keys or via in self._via):
-                self._via.setdefault(file_id, via)
+                if file_id in self._hinted:   # this run's listing beats a stamp's guess
+                    self._hinted.discard(file_id)
+                    self._via[file_id] = via
+                else:
+                    self._via.setdefault(file_id, via)
 
     def key(self, file_id: str) -> Optional[str]:
         """The resource key of ``file_id``, if known."""
@@ -219,18 +231,31 @@ class ResourceKeys:
     def restore(self, file_id: str, chain: str) -> None:
         """Learn a :meth:`chain` saved by an earlier run: its keys, and that ``file_id`` is
         reached through them in that order. Anything malformed in it is ignored (the item
-        then answers 404 and is found again by its path)."""
+        then answers 404 and is found again by its path); keys and folders this run has
+        learnt itself win over the saved ones (a stamp may be stale or edited by hand)."""
+        if not _plain(file_id) or not isinstance(chain, str):
+            return
         ids = [file_id]
-        for pair in chain.split(",")[:_MAX_VIA]:
+        limit = _MAX_VIA * (2 * _MAX_TOKEN + 2)
+        for pair in chain[:limit].split(",")[:_MAX_VIA]:
             fid, _, key = pair.partition("/")
-            if plain_id(fid) and key and plain_id(key):
-                self.learn(fid, key)
-                if fid != ids[-1]:
+            if _plain(fid) and _plain(key):
+                with self._lock:
+                    if fid not in self._keys:
+                        self._keys[fid] = key
+                        self._hinted_keys.add(fid)
+                if fid != ids[-1] and fid not in ids:
                     ids.append(fid)
         with self._lock:
             for near, far in zip(ids, ids[1:]):
-                if near != far:
-                    self._via.setdefault(near, far)
+                if near not in self._via:
+                    self._via[near] = far
+                    self._hinted.add(near)
+
+
+def _plain(text: object) -> bool:
+    """Whether ``text`` may be sent as a Drive id or resource key (plain and short)."""
+    return plain_id(text) and len(text) <= _MAX_TOKEN  # type: ignore[arg-type]
 
 
 def _ids_in(uri: str) -> list[str]:
