@@ -129,3 +129,135 @@ def test_restore_does_not_override_a_key_learnt_in_this_run():
     keys2.learn("D", "0-dKEY")
     keys2.learn("F", via="D")      # this run's listing wins over a stamp's guess
     assert keys2.chain("F") == "D/0-dKEY"
+
+
+# ------------------------------------------------- pull --extract: streams begun before the check
+
+def _held(partial, size):
+    """The ranges a partial's record claims to hold."""
+    from drivestage.partials import Ranges
+
+    record = Ranges.load(partial, size)
+    assert record is not None
+    held, at = [], 0
+    for a, b in record.missing() + [(size, size)]:
+        if a > at:
+            held.append((at, a))
+        at = b
+    assert record.total() == sum(b - a for a, b in held)
+    return held
+
+
+def _big_zip():
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for i in range(8):
+            zf.writestr(f"ds/p{i}.bin", os.urandom(256 << 10))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, MemoryError])
+def test_an_interrupt_while_the_member_list_is_checked(emulator, local_state, drive_env,
+                                                       tmp_path, monkeypatch, capfd, exc):
+    """Ctrl-C (or any BaseException) at the moment the begun streams fetch and the member list
+    is checked: the streams and the hash thread stop (no thread left, no thread traceback),
+    nothing reaches DEST, and the partial's record holds exactly the bytes it claims; the rerun
+    completes with the right bytes."""
+    import shutil
+    import threading
+
+    import drivestage
+    from drivestage import download as dl
+
+    data = _big_zip()
+    emulator.add_file("set.zip", data)
+    dest = tmp_path / "d"
+    real = shutil.disk_usage
+
+    def disk_usage(path):
+        if any(r.query.get("alt") == "media" and r.headers.get("Range", "").startswith("bytes=0-")
+               for r in emulator.requests):
+            raise exc()
+        return real(path)
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    seen = threading.Event()
+
+    def wait_for_front(path):   # the streams have asked for the front: an event, bounded
+        if not any(r.query.get("alt") == "media" for r in emulator.requests):
+            return real(path)   # before the zip's tail was fetched
+        for _ in range(1000):
+            if any(r.headers.get("Range", "").startswith("bytes=0-") for r in emulator.requests):
+                seen.set()
+                break
+            seen.wait(0.01)
+        return disk_usage(path)
+
+    monkeypatch.setattr(shutil, "disk_usage", wait_for_front)
+    result = CliRunner().invoke(cli, ["pull", "drive:set.zip", str(dest), "-x", "-q"])
+    assert result.exit_code != 0 and seen.is_set()
+    assert isinstance(result.exception, (exc, SystemExit))
+    for t in threading.enumerate():
+        if t.name.startswith("drivestage-"):
+            t.join(10)
+            assert not t.is_alive(), t.name
+    assert "Exception in thread" not in capfd.readouterr().err
+    assert sorted(os.listdir(dest)) == [".drivestage"] or \
+        all(n.startswith(".") for n in os.listdir(dest))
+    assert not list(dest.glob("ds")) and not list(dest.glob(".drivestage-extract-*"))
+    partial = dl.partial_path(str(dest / "set.zip"), drivestage.connect().resolve("set.zip"))
+    with open(partial, "rb") as fh:
+        for a, b in _held(partial, len(data)):
+            fh.seek(a)
+            assert fh.read(b - a) == data[a:b]
+    monkeypatch.setattr(shutil, "disk_usage", real)
+    result = CliRunner().invoke(cli, ["pull", "drive:set.zip", str(dest), "-x", "-q"])
+    assert result.exit_code == 0, result.output
+    assert (dest / "set.zip").read_bytes() == data
+    assert len(list(dest.glob("ds/*.bin"))) == 8
+
+
+@pytest.mark.parametrize("kind", ["tiny", "unsafe", "not-a-zip", "corrupt"])
+def test_a_zip_inside_the_tail_or_refused_or_unfollowable(emulator, local_state, drive_env,
+                                                          tmp_path, capfd, kind):
+    """A tiny zip (all of it in the tail request), one with a member escaping DEST, one whose
+    end record is garbage: a clean result or one clean line, no thread left behind."""
+    import io
+    import threading
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("../escape.txt" if kind == "unsafe" else "ok.txt", b"hi")
+    data = buf.getvalue()
+    if kind == "not-a-zip":
+        data = os.urandom(300 << 10)
+    if kind == "corrupt":   # a checksum mismatch while following: restarted, then refused
+        data = _big_zip()
+    fid = emulator.add_file("t.zip", data)
+    if kind == "corrupt":
+        emulator.faults.corrupt(fid)   # every answer has a byte flipped
+    dest = tmp_path / "d"
+    result = CliRunner().invoke(cli, ["pull", "drive:t.zip", str(dest), "-x", "-q"])
+    for t in threading.enumerate():
+        if t.name.startswith("drivestage-"):
+            t.join(10)
+            assert not t.is_alive(), t.name
+    assert "Exception in thread" not in capfd.readouterr().err
+    assert not (tmp_path / "escape.txt").exists()
+    if kind == "tiny":
+        assert result.exit_code == 0, result.output
+        assert (dest / "ok.txt").read_bytes() == b"hi"
+    else:
+        assert result.exit_code == 1
+        lines = result.stderr.strip().splitlines()
+        assert lines[-1].startswith("Error: ") and "Traceback" not in result.stderr
+        assert len(lines) == (2 if kind == "corrupt" else 1), result.stderr  # + the warning
+        if kind == "corrupt":
+            assert not (dest / "t.zip").exists() and not (dest / "ds").exists()
+            assert not list(dest.glob(".drivestage-extract-*"))
+        else:
+            assert (dest / "t.zip").read_bytes() == data
