@@ -3,6 +3,7 @@ stale, huge, not keys or not text), ..."""
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
 
@@ -11,6 +12,8 @@ from click.testing import CliRunner
 
 from drivestage.cli import cli
 from drivestage.drive.resources import ResourceKeys
+
+from _drive_state import live_md5s
 
 TEACHER = "teacher@school.edu"
 KEYS = "X-Goog-Drive-Resource-Keys"
@@ -261,3 +264,96 @@ def test_a_zip_inside_the_tail_or_refused_or_unfollowable(emulator, local_state,
             assert not list(dest.glob(".drivestage-extract-*"))
         else:
             assert (dest / "t.zip").read_bytes() == data
+
+
+# ------------------------------------------------- push/prune: sidecars on Drive
+
+FOLDER = "Models/logs"
+RUN = "20261201-151200-3f2a"
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def _side(epoch, data: bytes, run=RUN) -> bytes:
+    body = {"format": 2, "epoch_iteration": 0, "run": run, "md5": _md5(data), "size": len(data)}
+    if epoch is not None:
+        body["epoch"] = epoch
+    return json.dumps(body).encode()
+
+
+def _save(src: str, stem: str, epoch, when: float, run=RUN) -> dict:
+    os.makedirs(src, exist_ok=True)
+    data = os.urandom(3000)
+    side = _side(epoch, data, run)
+    for name, body in ((f"{stem}.pt", data), (f"{stem}.json", side)):
+        path = os.path.join(src, name)
+        with open(path, "wb") as fh:
+            fh.write(body)
+        os.utime(path, (when, when))
+    return {f"{stem}.pt": [_md5(data)], f"{stem}.json": [_md5(side)]}
+
+
+def _live(emu, folder=FOLDER) -> dict:
+    return live_md5s(emu, folder)
+
+
+def _cli(*args):
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def test_prune_with_sidecars_without_epochs_and_equal_times(emulator, local_state, drive_env,
+                                                            tmp_path):
+    """Checkpoints whose sidecars name no epoch (nothing ranks them by progress) and a
+    keep-best policy: prune neither fails nor deletes a run's only checkpoints."""
+    src = str(tmp_path / "logs")
+    a = _save(src, "last", None, 1_000)
+    b = _save(src, "best", None, 1_000)
+    _cli("push", src, f"drive:{FOLDER}")
+    for args in (["--keep-last", "1"], ["--keep-best", "1", "--metric", "map50"],
+                 ["--keep-runs", "1"]):
+        result = CliRunner().invoke(cli, ["prune", f"drive:{FOLDER}", *args])
+        assert result.exit_code in (0, 2), result.output
+        assert "Traceback" not in result.output
+    assert _live(emulator) == {**a, **b}
+
+
+@pytest.mark.parametrize("remote_side", ["not-json", "huge", "two", "names-no-copy", "folder"])
+def test_copies_stay_bounded_with_a_hostile_remote_only_sidecar(emulator, store, env,
+                                                                remote_side):
+    """best.json only on Drive, and hostile: not JSON, over the size read, two same-named ones
+    vouching for different copies, one naming an md5 no copy has, a folder. best.pt changes
+    and is pushed five times: Drive holds the new copy and at most one old one, and the one
+    kept is one the newest readable best.json vouches for."""
+    from drivestage.upload_tree import push
+
+    first = [os.urandom(2000), os.urandom(2001)]
+    for data in first:
+        emulator.add_file(f"{FOLDER}/best.pt", data)
+    if remote_side == "not-json":
+        emulator.add_file(f"{FOLDER}/best.json", b"\xff{not json" * 10)
+    elif remote_side == "huge":
+        emulator.add_file(f"{FOLDER}/best.json", _side(3, first[0]) + b" " * (2 << 20))
+    elif remote_side == "two":
+        emulator.add_file(f"{FOLDER}/best.json", _side(2, first[1]))
+        emulator.add_file(f"{FOLDER}/best.json", _side(3, first[0]))  # either may be newest
+    elif remote_side == "names-no-copy":
+        emulator.add_file(f"{FOLDER}/best.json", _side(3, b"never uploaded"))
+    else:
+        emulator.add_folder(f"{FOLDER}/best.json")
+    src = env / "logs"
+    src.mkdir()
+    for n in range(5):
+        data = os.urandom(3000 + n)
+        (src / "best.pt").write_bytes(data)
+        push(str(src), FOLDER, store=store)
+        copies = _live(emulator).get("best.pt", [])
+        assert _md5(data) in copies and len(copies) <= 2, (n, copies)
+        if remote_side == "two":
+            assert len(copies) == 2 and (set(copies) - {_md5(data)}) <= \
+                {_md5(first[0]), _md5(first[1])}
+        elif remote_side != "folder":
+            assert copies == [_md5(data)], copies   # nothing vouched for: the old ones go
