@@ -1,7 +1,7 @@
 """Attacks on the day's changes: a stamp's hand-edited ``access`` (keys that are wrong,
 stale, huge, not keys or not text); pull --extract's streams begun before a zip's member list
-is checked; a replaced checkpoint's copies beside a hostile sidecar on Drive only; prune's
-'uploaded last' beside a liar dated in the future."""
+is checked; a replaced checkpoint's copies beside a hostile sidecar on Drive only; prune
+with sidecars that name no epoch."""
 from __future__ import annotations
 
 import glob
