@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from drivestage.cli import cli
 from drivestage.drive.resources import ResourceKeys
 
+from _checkpoints import RUN, md5, save, sidecar_json
 from _drive_state import live_md5s
 
 TEACHER = "teacher@school.edu"
@@ -271,30 +272,6 @@ def test_a_zip_inside_the_tail_or_refused_or_unfollowable(emulator, local_state,
 # ------------------------------------------------- push/prune: sidecars on Drive
 
 FOLDER = "Models/logs"
-RUN = "20261201-151200-3f2a"
-
-
-def _md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-def _side(epoch, data: bytes, run=RUN) -> bytes:
-    body = {"format": 2, "epoch_iteration": 0, "run": run, "md5": _md5(data), "size": len(data)}
-    if epoch is not None:
-        body["epoch"] = epoch
-    return json.dumps(body).encode()
-
-
-def _save(src: str, stem: str, epoch, when: float, run=RUN) -> dict:
-    os.makedirs(src, exist_ok=True)
-    data = os.urandom(3000)
-    side = _side(epoch, data, run)
-    for name, body in ((f"{stem}.pt", data), (f"{stem}.json", side)):
-        path = os.path.join(src, name)
-        with open(path, "wb") as fh:
-            fh.write(body)
-        os.utime(path, (when, when))
-    return {f"{stem}.pt": [_md5(data)], f"{stem}.json": [_md5(side)]}
 
 
 def _live(emu, folder=FOLDER) -> dict:
@@ -312,8 +289,8 @@ def test_prune_with_sidecars_without_epochs_and_equal_times(emulator, local_stat
     """Checkpoints whose sidecars name no epoch (nothing ranks them by progress) and a
     keep-best policy: prune neither fails nor deletes a run's only checkpoints."""
     src = str(tmp_path / "logs")
-    a = _save(src, "last", None, 1_000)
-    b = _save(src, "best", None, 1_000)
+    a = save(src, "last", None, 1_000)
+    b = save(src, "best", None, 1_000)
     _cli("push", src, f"drive:{FOLDER}")
     for args in (["--keep-last", "1"], ["--keep-best", "1", "--metric", "map50"],
                  ["--keep-runs", "1"]):
@@ -338,12 +315,12 @@ def test_copies_stay_bounded_with_a_hostile_remote_only_sidecar(emulator, store,
     if remote_side == "not-json":
         emulator.add_file(f"{FOLDER}/best.json", b"\xff{not json" * 10)
     elif remote_side == "huge":
-        emulator.add_file(f"{FOLDER}/best.json", _side(3, first[0]) + b" " * (2 << 20))
+        emulator.add_file(f"{FOLDER}/best.json", sidecar_json(3, first[0]) + b" " * (2 << 20))
     elif remote_side == "two":
-        emulator.add_file(f"{FOLDER}/best.json", _side(2, first[1]))
-        emulator.add_file(f"{FOLDER}/best.json", _side(3, first[0]))  # either may be newest
+        emulator.add_file(f"{FOLDER}/best.json", sidecar_json(2, first[1]))
+        emulator.add_file(f"{FOLDER}/best.json", sidecar_json(3, first[0]))  # either may be newest
     elif remote_side == "names-no-copy":
-        emulator.add_file(f"{FOLDER}/best.json", _side(3, b"never uploaded"))
+        emulator.add_file(f"{FOLDER}/best.json", sidecar_json(3, b"never uploaded"))
     else:
         emulator.add_folder(f"{FOLDER}/best.json")
     src = env / "logs"
@@ -353,9 +330,9 @@ def test_copies_stay_bounded_with_a_hostile_remote_only_sidecar(emulator, store,
         (src / "best.pt").write_bytes(data)
         push(str(src), FOLDER, store=store)
         copies = _live(emulator).get("best.pt", [])
-        assert _md5(data) in copies and len(copies) <= 2, (n, copies)
+        assert md5(data) in copies and len(copies) <= 2, (n, copies)
         if remote_side == "two":
-            assert len(copies) == 2 and (set(copies) - {_md5(data)}) <= \
-                {_md5(first[0]), _md5(first[1])}
+            assert len(copies) == 2 and (set(copies) - {md5(data)}) <= \
+                {md5(first[0]), md5(first[1])}
         elif remote_side != "folder":
-            assert copies == [_md5(data)], copies   # nothing vouched for: the old ones go
+            assert copies == [md5(data)], copies   # nothing vouched for: the old ones go

@@ -5,8 +5,6 @@ Both through the real stack against the emulator; what is asserted is the exact 
 left on Drive (name -> md5s), after every push."""
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 
 import pytest
@@ -15,33 +13,10 @@ from click.testing import CliRunner
 from drivestage.cli import cli
 from drivestage.retention import RetentionPolicy
 from drivestage.upload_tree import push
+from _checkpoints import RUN, md5, save, sidecar_json
 from _drive_state import live_md5s
 
 FOLDER = "Models/logs"
-RUN = "20261201-151200-3f2a"
-
-
-def _md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-def _side(epoch: int, data: bytes, run=RUN) -> bytes:
-    return json.dumps({"format": 2, "epoch": epoch, "epoch_iteration": 0, "run": run,
-                       "md5": _md5(data), "size": len(data)}).encode()
-
-
-def _save(src: str, stem: str, epoch: int, when: float, run=RUN) -> dict:
-    """The trainer's save: ``stem.pt`` then its sidecar, both written at ``when``. Returns
-    the two files as Drive should hold them (name -> [md5])."""
-    os.makedirs(src, exist_ok=True)
-    data = os.urandom(3000)
-    side = _side(epoch, data, run)
-    for name, body in ((f"{stem}.pt", data), (f"{stem}.json", side)):
-        path = os.path.join(src, name)
-        with open(path, "wb") as fh:
-            fh.write(body)
-        os.utime(path, (when, when))
-    return {f"{stem}.pt": [_md5(data)], f"{stem}.json": [_md5(side)]}
 
 
 def _live(emu, folder=FOLDER) -> dict:
@@ -52,10 +27,10 @@ def _liar(emu, stem="epoch_003", run=RUN) -> dict:
     """A checkpoint on Drive whose sidecar claims an absurd epoch (damaged, or written by a
     buggy tool), vouching for its bytes all the same."""
     data = os.urandom(2000)
-    side = _side(10**9, data, run)
+    side = sidecar_json(10**9, data, run)
     emu.add_file(f"{FOLDER}/{stem}.pt", data)
     emu.add_file(f"{FOLDER}/{stem}.json", side)
-    return {f"{stem}.pt": [_md5(data)], f"{stem}.json": [_md5(side)]}
+    return {f"{stem}.pt": [md5(data)], f"{stem}.json": [md5(side)]}
 
 
 # ------------------------------------------------- 1. a lying sidecar on Drive
@@ -71,13 +46,13 @@ def test_a_lying_remote_sidecar_never_stops_new_checkpoints_reaching_drive(emula
     runner = CliRunner()
     args = ["push", src, f"drive:{FOLDER}", "--keep-last", "1"]
 
-    e4 = _save(src, "epoch_004", 4, 1_000)
+    e4 = save(src, "epoch_004", 4, 1_000)
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "not sent" not in result.stderr
     assert _live(emulator) == {**liar, **e4}
 
-    e5 = _save(src, "epoch_005", 5, 2_000)
+    e5 = save(src, "epoch_005", 5, 2_000)
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert _live(emulator) == {**liar, **e5}       # epoch_004 went once epoch_005 was verified
@@ -86,7 +61,7 @@ def test_a_lying_remote_sidecar_never_stops_new_checkpoints_reaching_drive(emula
     # verified epoch_005 stays until its replacement is verified.
     for name in ("epoch_004.pt", "epoch_004.json"):
         os.remove(os.path.join(src, name))
-    e6 = _save(src, "epoch_006", 6, 3_000)
+    e6 = save(src, "epoch_006", 6, 3_000)
     emulator.faults.inject(method="POST", path=r"^/upload/drive/v2/files", status=400,
                            reason="badRequest", times=None)
     result = runner.invoke(cli, args)
@@ -106,10 +81,10 @@ def test_a_checkpoint_pushed_before_its_sidecar_keeps_the_verified_one_beside_a_
     liar = _liar(emulator)
     src = str(env / "logs")
     policy = RetentionPolicy(keep_last=1)
-    e4 = _save(src, "epoch_004", 4, 1_000)
+    e4 = save(src, "epoch_004", 4, 1_000)
     push(src, FOLDER, policy, store=store)
     assert _live(emulator) == {**liar, **e4}
-    e5 = _save(src, "epoch_005", 5, 2_000)
+    e5 = save(src, "epoch_005", 5, 2_000)
     side = os.path.join(src, "epoch_005.json")
     with open(side, "rb") as fh:
         side_bytes = fh.read()
@@ -163,8 +138,8 @@ def test_checkpoint_sync_sends_every_checkpoint_past_a_lying_sidecar(emulator, s
             sync.flush(60)
             live = _live(emulator)
             assert {k: v for k, v in live.items() if k not in liar} == {
-                f"epoch_{epoch:03d}.pt": [_md5(data)],
-                f"epoch_{epoch:03d}.json": [_md5((run / f"epoch_{epoch:03d}.json").read_bytes())]}
+                f"epoch_{epoch:03d}.pt": [md5(data)],
+                f"epoch_{epoch:03d}.json": [md5((run / f"epoch_{epoch:03d}.json").read_bytes())]}
             assert {k: live[k] for k in liar} == liar
     finally:
         sync.on_train_end(60)
@@ -193,7 +168,7 @@ def test_a_changed_checkpoint_without_its_local_sidecar_keeps_the_vouched_copy(e
     and the verified checkpoint was lost. The old copy now stays (one, never more) until a
     sidecar vouches for a new one."""
     src = str(env / "logs")
-    first = _save(src, "best", 3, 1_000)
+    first = save(src, "best", 3, 1_000)
     push(src, FOLDER, store=store)
     assert _live(emulator) == first
     old = first["best.pt"][0]
@@ -204,19 +179,19 @@ def test_a_changed_checkpoint_without_its_local_sidecar_keeps_the_vouched_copy(e
         with open(os.path.join(src, "best.pt"), "wb") as fh:
             fh.write(data)
         push(src, FOLDER, store=store)
-        assert _live(emulator) == {"best.pt": sorted([old, _md5(data)]),
+        assert _live(emulator) == {"best.pt": sorted([old, md5(data)]),
                                    "best.json": first["best.json"]}
         assert _resume_md5(store, env) == old
     push(src, FOLDER, store=store)                    # unchanged: nothing repaired away
-    assert _live(emulator) == {"best.pt": sorted([old, _md5(newer[-1])]),
+    assert _live(emulator) == {"best.pt": sorted([old, md5(newer[-1])]),
                                "best.json": first["best.json"]}
 
-    side = _side(4, newer[-1])                        # the trainer writes the sidecar again
+    side = sidecar_json(4, newer[-1])                        # the trainer writes the sidecar again
     with open(os.path.join(src, "best.json"), "wb") as fh:
         fh.write(side)
     push(src, FOLDER, store=store)
-    assert _live(emulator) == {"best.pt": [_md5(newer[-1])], "best.json": [_md5(side)]}
-    assert _resume_md5(store, env) == _md5(newer[-1])
+    assert _live(emulator) == {"best.pt": [md5(newer[-1])], "best.json": [md5(side)]}
+    assert _resume_md5(store, env) == md5(newer[-1])
 
 
 def test_duplicates_repaired_keep_the_copy_a_remote_only_sidecar_vouches_for(emulator,
@@ -230,13 +205,13 @@ def test_duplicates_repaired_keep_the_copy_a_remote_only_sidecar_vouches_for(emu
     # Made in one millisecond, the two would share a modifiedDate: the vouched one is older.
     emulator.store.update_meta(older, {"modifiedDate": "2020-01-01T00:00:00.000Z"},
                                set_modified=True)
-    side = _side(2, vouched)
+    side = sidecar_json(2, vouched)
     emulator.add_file(f"{FOLDER}/best.json", side)
     src = env / "logs"
     src.mkdir()
     (src / "best.pt").write_bytes(other)
     result = push(str(src), FOLDER, store=store)
     assert result.unchanged == 1 and result.uploaded == []
-    assert _live(emulator) == {"best.pt": sorted([_md5(vouched), _md5(other)]),
-                               "best.json": [_md5(side)]}
-    assert _resume_md5(store, env) == _md5(vouched)
+    assert _live(emulator) == {"best.pt": sorted([md5(vouched), md5(other)]),
+                               "best.json": [md5(side)]}
+    assert _resume_md5(store, env) == md5(vouched)

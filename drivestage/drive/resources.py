@@ -6,7 +6,7 @@ import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, TypeGuard
 
 from drivestage.errors import MalformedAnswerError
 from drivestage.paths import plain_id
@@ -253,9 +253,9 @@ class ResourceKeys:
                     self._hinted.add(near)
 
 
-def _plain(text: object) -> bool:
+def _plain(text: object) -> TypeGuard[str]:
     """Whether ``text`` may be sent as a Drive id or resource key (plain and short)."""
-    return plain_id(text) and len(text) <= _MAX_TOKEN  # type: ignore[arg-type]
+    return isinstance(text, str) and plain_id(text) and len(text) <= _MAX_TOKEN
 
 
 def _ids_in(uri: str) -> list[str]:
