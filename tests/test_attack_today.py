@@ -5,7 +5,6 @@ with sidecars that name no epoch."""
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import os
 
