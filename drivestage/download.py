@@ -26,7 +26,7 @@ from drivestage.checksums import choose, verify_file
 from drivestage.errors import ChecksumMismatchError, RemoteError
 from drivestage.partials import (Ranges, partial_path, partial_size, ranges_path, record_temps,
                                  remove_partial, stale_partials, unlink)
-from drivestage.streams import MAX_STREAMS, Pass
+from drivestage.streams import Pass
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)

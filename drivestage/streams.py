@@ -184,6 +184,8 @@ class Pass:
                     if piece.pos < piece.end:  # handed back: a stream reads it later
                         self.todo.append((piece.pos, piece.end))
                         self.todo.sort()
+                    if not self.closed and not self.done.saved:
+                        self.done.save()  # a kill before the streams' first save keeps it
 
     def _missing_in(self, start: int, end: int) -> list[tuple[int, int]]:
         with self.lock:

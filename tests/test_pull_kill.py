@@ -135,3 +135,66 @@ def test_a_record_half_written_by_a_killed_pull_is_removed_by_the_next(
     drivestage.pull("drive:d/v.zip", str(dest), extract=extract)
     assert tree(dest) == {"v.zip": blob, **(members if extract else {}),
                           **{os.path.basename(p): b"" for p in mine}}
+
+
+def _many_member_zip() -> tuple[bytes, dict]:
+    """A zip whose member list takes a while to check (3,000 members) behind 1.5 MiB of
+    stored data at its front."""
+    import io
+    import zipfile
+
+    members = {"ds/big.bin": os.urandom(3 << 19)}
+    members.update({f"ds/ann/{i:05d}.xml": f"<a>{i}</a>".encode() * 20 for i in range(3000)})
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, body in members.items():
+            zf.writestr(name, body, compress_type=zipfile.ZIP_STORED if name.endswith(".bin")
+                        else zipfile.ZIP_DEFLATED)
+    return buf.getvalue(), members
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["the streams' first request", "half the file in"])
+def test_sigkill_while_a_zip_is_followed_then_rerun_extracts_it(emulator, local_state,
+                                                                 drive_env, tmp_path, moment):
+    """`pull --extract` killed while its streams fetch a zip and its member list is being
+    checked (the moment they begin), or once the front of the file is in: the rerun resumes
+    the partial (the zip's tail, fetched first, is in its record at once: it was not until
+    the streams' first save), extracts every member exactly, and leaves no partial, record or
+    temporary folder."""
+    data, members = _many_member_zip()
+    emulator.add_file("set.zip", data)
+    entry = drivestage.connect().resolve("set.zip")
+    dest = tmp_path / "data"
+    target = str(dest / "set.zip")
+    emulator.faults.throttle(512 * 1024)  # the kill lands before the download ends
+    emulator.clear_requests()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drivestage", "pull", "drive:set.zip", str(dest), "-x", "-q"],
+        env=_env(emulator), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if moment == "the streams' first request":
+        ready = lambda: any(r.headers.get("Range", "").startswith("bytes=0-")  # noqa: E731
+                            for r in _media(emulator))
+    else:
+        ready = lambda: dl.partial_size(target, entry) >= len(data) // 2  # noqa: E731
+    sigkill_when(proc, ready, f"never reached {moment}")
+    assert not os.path.exists(target) and not (dest / "ds").exists()
+    emulator.faults.throttle(None)
+    rerun = subprocess.run(
+        [sys.executable, "-m", "drivestage", "pull", "drive:set.zip", str(dest), "-x", "-q",
+         "--json"], env=_env(emulator), capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "Traceback" not in rerun.stderr
+    result = json.loads(rerun.stdout)
+    assert result["action"] == "resume" and result["members"] >= len(members)
+    # What the killed pull had (at least the zip's tail, fetched first) is not asked again.
+    assert result["resumed_from"] > 0 and result["fetched"] == len(data) - result["resumed_from"]
+    with open(target, "rb") as fh:
+        assert fh.read() == data
+    for name, body in members.items():
+        with open(dest / name, "rb") as fh:
+            assert fh.read() == body, name
+    left = [p for p in os.listdir(dest) if p not in ("set.zip", "ds", ".drivestage")]
+    assert left == [], left
+    assert not os.path.exists(dl.partial_path(target, entry))
+    assert not os.path.exists(dl.ranges_path(dl.partial_path(target, entry)))
