@@ -1,12 +1,20 @@
-"""What the disk costs an extractor here: creating files, and the minutes after a deletion.
+"""What the disk and memory cost an extractor here: creating files, the minutes after a
+deletion, and new pages of memory.
 
 On ext4 without a journal (the development VM's disk), creating a file scans past every inode
 of its block group freed in the last 1-6 minutes (``recently_deleted`` in ``find_inode_bit``,
 fs/ext4/ialloc.c). bench/pull.py therefore keeps its extracted trees until it ends
 (:class:`Retired`) and waits out an earlier run's deletions (:func:`settle`).
+
+A VM whose kernel hands free memory back to its host (virtio-balloon free page reporting, as
+on the development VM) pays the host for every page it touches again: writing into the page
+cache then costs several times what it costs on a machine that keeps its memory, and an
+extraction writes the archive's size a second time. :func:`page_cost` measures it.
 """
 from __future__ import annotations
 
+import ctypes
+import mmap
 import os
 import resource
 import sys
@@ -80,3 +88,31 @@ def settle(workdir: str, folder: str, limit_s: float) -> list[float]:
         time.sleep(wait)
         seen.append(create_cost(folder, 500) * 1e6)
     return seen
+
+
+def page_cost(mib: int = 256) -> dict:
+    """Kernel seconds per GiB to fault in ``mib`` MiB of memory never touched before
+    (``fresh``), then the same again at once (``reused``: pages just freed), and what the
+    kernel says it has handed back to the host (``reported_gib``; None: no free page
+    reporting here)."""
+    def touch() -> float:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+        m = mmap.mmap(-1, mib << 20)
+        try:
+            buf = ctypes.c_char.from_buffer(m)
+            try:
+                ctypes.memset(ctypes.addressof(buf), 1, mib << 20)
+            finally:
+                del buf
+        finally:
+            m.close()
+        return (resource.getrusage(resource.RUSAGE_SELF).ru_stime - before) * 1024 / mib
+
+    fresh = touch()
+    reused = touch()
+    try:
+        with open("/sys/module/page_reporting/parameters/reported_kib") as fh:
+            reported: "float | None" = int(fh.read()) / 2**20
+    except (OSError, ValueError):
+        reported = None
+    return {"fresh_s_per_gib": fresh, "reused_s_per_gib": reused, "reported_gib": reported}

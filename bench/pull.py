@@ -56,7 +56,7 @@ from drivestage.emulator import Emulator  # noqa: E402
 from peak import run_drivestage  # noqa: E402
 from plainserver import PlainDrive  # noqa: E402
 from pull_report import report  # noqa: E402
-from _disk import Retired, create_cost, marker, settle, RECENT_S  # noqa: E402
+from _disk import Retired, create_cost, marker, page_cost, settle, RECENT_S  # noqa: E402
 
 MiB = 1 << 20
 
@@ -413,6 +413,7 @@ def main() -> None:
                  f"free some space, or use fewer rounds or a smaller --size")
     settled = settle(args.workdir, work, 0 if args.streams_only else args.settle)
     info["create_us"] = settled[-1]
+    info["pages"] = page_cost()
     info["settle_us"] = settled
     info.update(zip_bytes=os.path.getsize(zpath), members=args.members, repeat=args.repeat,
                 link_MB_s=args.link, ttfb=args.ttfb, streams=args.streams, jobs=args.jobs)
@@ -431,6 +432,7 @@ def main() -> None:
                     else:
                         bench.round(s, r)
         info["create_us_end"] = create_cost(work) * 1e6
+        info["pages_end"] = page_cost()
     finally:
         # Deleting the trees makes creating files slow here for the next minutes (see
         # Retired): a run started right after this one waits for that (--settle).

@@ -146,6 +146,20 @@ def _streams(d: dict, info: dict, out: TextIO) -> dict:
     return result
 
 
+def _pages(start: dict, end: Optional[dict]) -> str:
+    """What a page of memory costs here: every byte written lands in new page cache (an
+    extraction writes the archive's size again), so this moves every time measured."""
+    def pair(p: dict) -> str:
+        return f"{p['fresh_s_per_gib']:.2f} s ({p['reused_s_per_gib']:.2f} s just freed)"
+
+    line = ("faulting in a GiB of memory costs " + pair(start) + " of kernel time at the start"
+            + (f", {pair(end)} at the end" if end else ""))
+    if start.get("reported_gib") is not None:
+        line += (f"; this kernel hands free memory back to its host (free page reporting, "
+                 f"{start['reported_gib']:.0f} GiB so far), so new page cache is costly")
+    return line + "\n"
+
+
 def report(info: dict, data: dict, out: TextIO) -> dict:
     """Print everything; return the numbers as one dict (``--json``)."""
     flags = ", ".join(f"{name} {'yes' if info[key] else 'no'}" for name, key in
@@ -164,6 +178,8 @@ def report(info: dict, data: dict, out: TextIO) -> dict:
     out.write(f"creating an empty file in the workdir costs {info['create_us']:.0f} us of kernel "
               "time at the start" + (f", {end:.0f} us at the end" if end is not None else "")
               + " (an extractor pays it per member)\n")
+    if "pages" in info:  # (runs saved before 2026-12-02 have none)
+        out.write(_pages(info["pages"], info.get("pages_end")))
     out.write(f"zip: {mib:.0f} MiB, {info['members']} members; best of {info['repeat']} "
               "(range over rounds in brackets); wall seconds unless marked cpu\n")
     results: dict[str, Any] = {"machine": info, "servers": {}}
