@@ -1,6 +1,7 @@
 """The emulator on the wire: raw HTTP against the Drive v2 endpoints, errors, quota, persistence."""
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import json
@@ -200,6 +201,20 @@ def test_range_download_206_and_empty_416(emulator):
     assert status == 416 and h["content-range"] == "bytes */0"
     status, h, body = req(emulator, "GET", f"/drive/v2/files/{fid}?alt=media", headers={"Range": f"bytes={len(data)}-"})
     assert status == 416 and h["content-range"] == f"bytes */{len(data)}"
+
+
+def test_a_record_with_a_malformed_md5_is_served_without_a_hash_header(emulator):
+    # Only a test editing the store reaches this; it used to answer 500 (which a client
+    # retries for minutes) instead of the bytes.
+    data = b"x" * 1000
+    fid = emulator.add_file("m.bin", data)
+    status, h, _ = req(emulator, "GET", f"/drive/v2/files/{fid}?alt=media")
+    assert status == 200 and h["x-goog-hash"] == "md5=" + base64.b64encode(
+        hashlib.md5(data).digest()).decode()
+    for bad in ("not-hex", "abcd"):
+        emulator.store.update(fid, md5=bad)
+        status, h, body = req(emulator, "GET", f"/drive/v2/files/{fid}?alt=media")
+        assert (status, body) == (200, data) and "x-goog-hash" not in h
 
 
 # ---------------------------------------------------------------------------- resumable uploads

@@ -57,8 +57,11 @@ class MediaRoutes:
             raise not_found(rec["id"])
         with f:
             size = os.fstat(f.fileno()).st_size
-            headers = {"Accept-Ranges": "bytes", "X-Goog-Hash": "md5=" + b64_md5(md5),
+            headers = {"Accept-Ranges": "bytes",
                        "Content-Disposition": f'attachment; filename="{header_safe(rec["title"])}"'}
+            goog = b64_md5(md5)
+            if goog is not None:
+                headers["X-Goog-Hash"] = "md5=" + goog
             rng = parse_range(self.headers.get("Range"), size) if self.headers.get("Range") else None
             if rng == (-1, -1):
                 body = error_envelope(416, "requestedRangeNotSatisfiable", "Request range not satisfiable")
