@@ -72,7 +72,7 @@ class CheckpointSync:
         """A checkpoint was written (atomically) to ``path``: mirror the folder soon.
 
         Returns at once. Writes the sidecar ``<stem>.json`` (epoch, metrics, the checkpoint's
-        md5 and size) unless the checkpoint has one that vouches for its bytes (the trainer
+        md5 and size, its mtime as ``saved``) unless the checkpoint has one that vouches for its bytes (the trainer
         writes its own; ``last.pt`` saved again gets a new one).
         """
         full = os.path.abspath(path)
@@ -167,8 +167,9 @@ class CheckpointSync:
                 continue
         try:
             md5, size = self._cache.md5(path), os.path.getsize(path)
+            saved = os.path.getmtime(path)  # when the loop wrote it (written atomically)
         except OSError as exc:
             log.warning("no sidecar for %s: %s", path, exc)
             return
         # Written atomically: push never mirrors a half-written sidecar.
-        sidecar.write(path, Sidecar(epoch=epoch, metrics=plain, md5=md5, size=size))
+        sidecar.write(path, Sidecar(epoch=epoch, metrics=plain, md5=md5, size=size, saved=saved))

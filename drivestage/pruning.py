@@ -5,8 +5,10 @@ The managed folder is seen as it will be after a push (:func:`view`): the remote
 the local ones about to replace or join them. Checkpoints get the epoch and metrics of their
 sidecar (:mod:`drivestage.sidecar`: the local one when there is one, else the remote one). A
 remote checkpoint is *verified* when its remote sidecar vouches for its bytes; the newest
-verified one (:func:`drivestage.sidecar.newest`, the one rule) is never deleted, and an
-autosave counts as verified only when it is on the store unchanged.
+verified one (:func:`drivestage.sidecar.newest`, the one rule) is never deleted (labelled
+"newest verified"), nor is the verified one its sidecar says was saved last (the plan's own
+rule, :mod:`drivestage.retention`), and an autosave counts as verified only when it is on the
+store unchanged.
 """
 from __future__ import annotations
 
@@ -137,6 +139,7 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
         side = with_name_epoch(side, name, policy)
         epoch = side.epoch if side else None
         run = side.run if side else None
+        saved = side.saved if side else None
         metrics = dict(side.metrics) if side else {}
         verified = None
         theirs = None
@@ -160,11 +163,12 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
             else:
                 ok = managed and name in local_side and _vouches(side, local[name], cache)
             out.append(Candidate(name, local[name].size, _mtime(local[name]), metrics, epoch,
-                                 rid, ok, run))
+                                 rid, ok, run, saved))
             continue
         for e in files[name]:
             ok = verified is not None and verified.verified and e.md5 == verified.md5
-            out.append(Candidate(name, e.size, e.modified, metrics, epoch, e.id, ok, run))
+            out.append(Candidate(name, e.size, e.modified, metrics, epoch, e.id, ok, run,
+                                 saved))
     return FolderView(out, described, sidecar.owners(set(files) | set(local)))
 
 
@@ -278,8 +282,8 @@ def prune(dest: Where, policy: RetentionPolicy, *, store: Optional[RemoteStore] 
             if not e.is_dir:
                 listing.setdefault(e.name, []).append(e)
         folder = view(target, listing, {}, policy, cache)
-        keep = set(protect) | newest_verified_per_run(folder, policy)
-        decision = plan(folder.candidates, policy, protect=keep)
+        decision = plan(folder.candidates, policy, protect=protect, also_keep={
+            "newest verified": newest_verified_per_run(folder, policy)})
         if not dry_run:
             for d in decision.to_delete:
                 try:

@@ -25,8 +25,9 @@ Rules (all of them are documented behaviour, and tested):
   :func:`plan` takes sidecar *contents already parsed*, in ``Candidate.metrics`` /
   ``Candidate.epoch`` of the checkpoint, so it stays pure.
 * **Age order.** By the ``epoch`` named group of the pattern (or ``Candidate.epoch``, which
-  wins, e.g. from a sidecar) when every managed checkpoint has one; otherwise by ``modified``
-  (mtime) for all of them. Ties: ``modified``, then name, then id (deterministic).
+  wins, e.g. from a sidecar) when every managed checkpoint has one; otherwise by when each
+  was written for all of them: ``Candidate.saved`` (the sidecar's) where known, else
+  ``modified`` (mtime). Ties: ``modified``, then name, then id (deterministic).
 * **Keep rules** (a file is kept when any rule keeps it): ``keep_last`` keeps the N newest;
   ``keep_best`` the K best by ``metric`` under ``mode`` (ties go to the newer checkpoint;
   files without the metric, or with NaN, are never "best"); ``keep_every`` epochs that are
@@ -43,10 +44,14 @@ Rules (all of them are documented behaviour, and tested):
   whose sidecar names no run are never dropped by it).
 * **Never deleted:** the newest managed checkpoint of every run, the newest *verified* one
   (``Candidate.verified``: a newer checkpoint whose sidecar is not written yet does not retire
-  it), the kept best, anything in ``protect`` (e.g. the checkpoint a run resumed from, or
-  what :func:`just_written` names: a push's newest local checkpoint and autosave of every
-  run, so a sidecar on the store claiming more progress never keeps them from it), unmanaged
-  files.
+  it), the verified one *saved last* (``Candidate.saved``, the sidecar's ``saved``: for an
+  honest run the newest itself, so nothing more is kept; when a sidecar claims more progress
+  than its run made, or a run resumed from an older checkpoint, the newest and the one
+  written last both stay; checkpoints without a save time get no such protection), the kept
+  best, anything in ``protect`` (e.g. the checkpoint a run resumed from) or ``also_keep``
+  (with its own label: e.g. what :func:`just_written` names, a push's newest local
+  checkpoint and autosave of every run, so a sidecar on the store claiming more progress
+  never keeps them from it), unmanaged files.
 * **Budget.** ``max_bytes`` bounds the managed checkpoints and autosaves (their sidecars
   included) plus ``incoming_bytes``. When over, the oldest kept checkpoints that are not
   newest/best/protected are deleted until it fits, the oldest run's first. When it cannot
@@ -58,13 +63,14 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Mapping, Optional, Union, overload
+from typing import Callable, Iterable, Mapping, Optional
 
 from drivestage import sidecar
 from drivestage.errors import PolicyError
-from drivestage.paths import printable
+from drivestage.retention_plan import Decision as Decision
+from drivestage.retention_plan import Plan as Plan
+from drivestage.retention_plan import format_plan as format_plan
 from drivestage.retention_policy import AUTOSAVE as AUTOSAVE
 from drivestage.retention_policy import CHECKPOINT as CHECKPOINT
 from drivestage.retention_policy import DEFAULT_AUTOSAVE_PATTERN as DEFAULT_AUTOSAVE_PATTERN
@@ -91,65 +97,7 @@ class Candidate:
     verified: bool = False          # a sidecar vouches for its bytes (on the store, or for a
                                     # local file: beside it, so once both are sent)
     run: Optional[str] = None       # the training run its sidecar names (None: not named)
-
-
-@dataclass(frozen=True)
-class Decision:
-    """Keep or delete one file, and why."""
-
-    name: str
-    keep: bool
-    reason: str
-    size: int = 0
-    id: Optional[str] = None
-    kind: str = OTHER               # checkpoint | autosave | sidecar | other
-
-    @property
-    def managed(self) -> bool:
-        """A checkpoint, an autosave or one of their sidecars (what retention manages)."""
-        return self.kind != OTHER
-
-
-@dataclass(frozen=True)
-class Plan(Sequence[Decision]):
-    """The decisions (a sequence of :class:`Decision`) plus the budget verdict."""
-
-    decisions: tuple[Decision, ...]
-    fits: bool = True               # False: the budget cannot hold the kept files + incoming
-    kept_bytes: int = 0             # managed checkpoints + sidecars that stay
-    incoming_bytes: int = 0
-    max_bytes: Optional[int] = None
-
-    @overload
-    def __getitem__(self, i: int) -> Decision: ...
-    @overload
-    def __getitem__(self, i: slice) -> Sequence[Decision]: ...
-
-    def __getitem__(self, i: Union[int, slice]) -> Union[Decision, Sequence[Decision]]:
-        return self.decisions[i]
-
-    def __len__(self) -> int:
-        return len(self.decisions)
-
-    def __iter__(self) -> Iterator[Decision]:
-        return iter(self.decisions)
-
-    @property
-    def to_delete(self) -> list[Decision]:
-        """Decisions to delete, in plan order (checkpoints before their sidecars)."""
-        return [d for d in self.decisions if not d.keep]
-
-    @property
-    def deleted_names(self) -> set[str]:
-        """Names with at least one delete decision."""
-        return {d.name for d in self.decisions if not d.keep}
-
-    @property
-    def shortfall(self) -> int:
-        """Bytes the budget lacks (0 when it fits)."""
-        if self.max_bytes is None:
-            return 0
-        return max(self.kept_bytes + self.incoming_bytes - self.max_bytes, 0)
+    saved: Optional[float] = None   # when its sidecar says it was written (format 3)
 
 
 @dataclass
@@ -184,11 +132,14 @@ def _metric_of(cand: Candidate, match: "re.Match[str]", metric: Optional[str]) -
 
 
 def _age_order(files: list[_Ckpt]) -> None:
-    """Oldest first: by epoch when every file has one, else by mtime (ties: mtime, name, id)."""
+    """Oldest first: by epoch when every file has one, else by when each was written (its
+    sidecar's ``saved``, else mtime: a store's mtime is when the upload ended, and a push's
+    parallel uploads end in any order). Ties: mtime, name, id."""
     if files and all(c.epoch is not None for c in files):
         files.sort(key=lambda c: (c.epoch, c.cand.modified, c.cand.name, c.cand.id or ""))
     else:
-        files.sort(key=lambda c: (c.cand.modified, c.cand.name, c.cand.id or ""))
+        files.sort(key=lambda c: (c.cand.modified if c.cand.saved is None else c.cand.saved,
+                                  c.cand.modified, c.cand.name, c.cand.id or ""))
 
 
 def _age_ordered(files: list[_Ckpt]) -> list[_Ckpt]:
@@ -273,21 +224,26 @@ def just_written(files: Iterable[Candidate], policy: RetentionPolicy,
 
 
 def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterable[str] = (),
+         also_keep: Optional[Mapping[str, Iterable[str]]] = None,
          incoming_bytes: int = 0) -> Plan:
     """Decide, for every file in the managed folder, keep or delete (with a reason).
 
     ``files``: every file listed in the folder (sidecars included).
-    ``protect``: names (or ids) that must survive (the checkpoint resumed from,
-    the file just written). ``incoming_bytes``: the size about to be uploaded,
-    counted against ``max_bytes``. The result is in a stable order: managed
+    ``protect``: names (or ids) that must survive (the checkpoint resumed from), labelled
+    "protected". ``also_keep``: more names (or ids) that must survive, by the label their
+    decision gives (``{"just written": ...}``). ``incoming_bytes``: the size about to be
+    uploaded, counted against ``max_bytes``. The result is in a stable order: managed
     checkpoints oldest first, each followed by its sidecar, then autosaves the same way,
     then other files by name.
     """
     files = list(files)
-    protected = set(protect)
+    pins = [("protected", set(protect))] + [(why, set(names))
+                                            for why, names in (also_keep or {}).items()]
 
-    def is_protected(c: Candidate) -> bool:
-        return c.name in protected or (c.id is not None and c.id in protected)
+    def pinned_by(c: Candidate) -> list[str]:
+        """The labels of what keeps ``c`` whatever the rules say (by name or id)."""
+        return [why for why, names in pins
+                if c.name in names or (c.id is not None and c.id in names)]
 
     ckpts: list[_Ckpt] = []
     autos: list[_Ckpt] = []
@@ -331,16 +287,17 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
                 c.delete_reason = (f"an older run ({c.cand.run}) than the "
                                    f"{policy.keep_runs} most recent (keep_runs)")
     for c in ckpts + autos:
-        if is_protected(c.cand):
+        whys = pinned_by(c.cand)
+        if whys:
             c.keep = c.pinned = True
-            c.reasons.insert(0, "protected")
+            c.reasons[:0] = [why for why in whys if why not in c.reasons]
         if not c.keep and not c.delete_reason:
             c.delete_reason = f"not kept by the policy ({policy.describe()})"
 
     def kept_total() -> int:
         kept_names = {c.cand.name for c in ckpts + autos if c.keep}
         return (sum(c.cand.size for c in ckpts + autos if c.keep)
-                + sum(j.size for j, owners in sidecars if owners & kept_names or is_protected(j)))
+                + sum(j.size for j, owners in sidecars if owners & kept_names or pinned_by(j)))
 
     kept_bytes = kept_total()
     fits = True
@@ -361,7 +318,7 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
             for c in victims:
                 c.keep = True
         kept_bytes = kept_total()
-    return Plan(_decisions(ckpts + autos, sidecars, others, is_protected), fits=fits,
+    return Plan(_decisions(ckpts + autos, sidecars, others, pinned_by), fits=fits,
                 kept_bytes=kept_bytes, incoming_bytes=incoming_bytes,
                 max_bytes=policy.max_bytes)
 
@@ -406,6 +363,19 @@ def _keep_checkpoints(ckpts: list[_Ckpt], policy: RetentionPolicy) -> None:
             # until it is, the newest verified one is what a resume needs.
             verified[-1].keep = verified[-1].pinned = True
             verified[-1].reasons.insert(0, "newest verified")
+        last = _saved_last(ckpts)
+        if last is not None and last is not newest and not (verified and last is verified[-1]):
+            # Its sidecar claims less progress than the newest's, yet it was written later
+            # (a run resumed from an older checkpoint, or the newest's sidecar lies): keep both.
+            last.keep = last.pinned = True
+            last.reasons.insert(0, "saved last")
+
+
+def _saved_last(ckpts: list[_Ckpt]) -> Optional[_Ckpt]:
+    """The verified checkpoint whose sidecar says it was written last (ties: the later in age
+    order); None when no verified one has a save time."""
+    timed = [c for c in reversed(ckpts) if c.cand.verified and c.cand.saved is not None]
+    return max(timed, key=lambda c: c.cand.saved or 0.0) if timed else None
 
 
 def _keep_autosaves(autos: list[_Ckpt], active: bool) -> None:
@@ -430,7 +400,7 @@ def _keep_autosaves(autos: list[_Ckpt], active: bool) -> None:
 
 def _decisions(files: list[_Ckpt], sidecars: list[tuple[Candidate, set[str]]],
                others: list[tuple[Candidate, str]],
-               is_protected: "Callable[[Candidate], bool]") -> tuple[Decision, ...]:
+               pinned_by: "Callable[[Candidate], list[str]]") -> tuple[Decision, ...]:
     """Checkpoints then autosaves in age order, each followed by its sidecars; then others."""
     position = {c.cand.name: i for i, c in enumerate(files)}
     after: dict[int, list[tuple[Candidate, set[str]]]] = {}
@@ -445,33 +415,11 @@ def _decisions(files: list[_Ckpt], sidecars: list[tuple[Candidate, set[str]]],
             owner = " / ".join(sorted(owners))
             if owners & kept_names:
                 keep, why = True, f"sidecar of {owner}"
-            elif is_protected(j):
-                keep, why = True, "protected"
+            elif pinned_by(j):
+                keep, why = True, ", ".join(pinned_by(j))
             else:
                 keep, why = False, f"sidecar of {owner} (deleted with it)"
             out.append(Decision(j.name, keep, why, j.size, j.id, SIDECAR))
     for cand, why in sorted(others, key=lambda cw: (cw[0].name, cw[0].id or "")):
         out.append(Decision(cand.name, True, why, cand.size, cand.id, OTHER))
     return tuple(out)
-
-
-def format_plan(decisions: Iterable[Decision]) -> str:
-    """A plain-text table (action, size, name, reason) and a summary; names escaped."""
-    rows = list(decisions)
-    if not rows:
-        return "Nothing to prune: the folder holds no files."
-    header = ("ACTION", "SIZE", "NAME", "REASON")
-    table = [header] + [("keep" if d.keep else "delete", format_size(d.size), printable(d.name),
-                         d.reason) for d in rows]
-    widths = [max(len(r[i]) for r in table) for i in range(3)]
-    lines = [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip()
-             for r in table]
-    gone = [d for d in rows if not d.keep]
-    freed = sum(d.size for d in gone)
-    summary = f"{len(gone)} to delete ({format_size(freed)}), {len(rows) - len(gone)} kept"
-    if isinstance(decisions, Plan) and not decisions.fits:
-        summary += (f"; the {format_size(decisions.max_bytes or 0)} budget cannot hold "
-                    f"what is kept plus {format_size(decisions.incoming_bytes)} incoming "
-                    f"(short by {format_size(decisions.shortfall)})")
-    lines.append(summary)
-    return "\n".join(lines)

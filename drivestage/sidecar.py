@@ -2,16 +2,28 @@
 
 A checkpoint ``X.pt`` has its sidecar ``X.json`` beside it (the stem plus ``.json``; a name
 without a suffix gets ``name.json``). drivestage 0.1.0's hook wrote ``X.pt.json``: it is still
-read, never written. A sidecar is small JSON::
+read, never written. A sidecar is small JSON (format 3)::
 
-    {"format": 2, "epoch": 7, "iteration": 4120, "epoch_iteration": 300,
-     "metrics": {"map50": 0.41}, "run": "20261201-151200-3f2a", "md5": "...", "size": 23456789}
+    {"format": 3, "epoch": 7, "iteration": 4120, "epoch_iteration": 300,
+     "metrics": {"map50": 0.41}, "run": "20261201-151200-3f2a", "md5": "...", "size": 23456789,
+     "saved": 1764689520.25}
 
 * ``epoch``: epochs completed; ``iteration``: optimizer steps since the start of training;
   ``epoch_iteration``: steps completed in the epoch under way (0 at an epoch boundary). So
   ``(epoch, epoch_iteration)`` orders checkpoints by training progress.
 * ``run``: the identity of the training run that wrote it (None for other loops).
 * ``md5`` / ``size``: of the checkpoint file the sidecar describes.
+* ``saved`` (format 3): when the checkpoint was written, Unix seconds by the clock of the
+  machine that wrote it, taken before any upload (the trainer: once the file is complete;
+  ``CheckpointSync``: the file's mtime). Within a run, retention never deletes the verified
+  checkpoint saved last (:mod:`drivestage.retention`), so a sidecar claiming more progress
+  than its run made cannot get the real newest deleted. Read as None (no save time, no such
+  protection) when absent (formats 1 and 2), not a finite number, negative, or more than
+  :data:`FUTURE_SLACK_S` ahead of this machine's clock.
+
+Readers ignore ``format`` and keys they do not know (every version so far has), so an older
+drivestage reads a format-3 sidecar as before, without ``saved``; formats 1 and 2 and the
+0.1.0 form (``global_step`` for ``iteration``) are read here.
 
 A checkpoint on a store is **verified** when its sidecar is there (push uploads a sidecar only
 after its checkpoint's md5 matched the remote's) and, when the sidecar names an md5, that md5
@@ -29,6 +41,7 @@ import logging
 import math
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
@@ -38,9 +51,12 @@ from drivestage.store import RemoteEntry, RemoteStore
 log = logging.getLogger(__name__)
 
 SUFFIX = ".json"
-FORMAT = 2
+FORMAT = 3
 #: Sidecars larger than this are not read (they are a few hundred bytes).
 MAX_BYTES = 1 << 20
+#: A ``saved`` time further ahead of this machine's clock than this is no save time: clocks
+#: of machines disagree by seconds, and a save cannot happen in the future.
+FUTURE_SLACK_S = 86400.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,7 @@ class Sidecar:
     run: Optional[str] = None
     md5: Optional[str] = None
     size: Optional[int] = None
+    saved: Optional[float] = None   # when the checkpoint was written (Unix seconds)
 
     @property
     def progress(self) -> tuple[int, int]:
@@ -66,7 +83,7 @@ class Sidecar:
                 "epoch_iteration": self.epoch_iteration,
                 "metrics": {str(k): float(v) for k, v in self.metrics.items()
                             if _number(v) is not None},
-                "run": self.run, "md5": self.md5, "size": self.size}
+                "run": self.run, "md5": self.md5, "size": self.size, "saved": self.saved}
         return json.dumps(body, indent=1, sort_keys=True).encode()
 
 
@@ -117,8 +134,19 @@ def owners(names: Iterable[str]) -> dict[str, set[str]]:
 def _number(value: object) -> Optional[float]:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # a JSON integer past a float's range
+        return None
     return None if math.isnan(value) or math.isinf(value) else value
+
+
+def _save_time(value: object) -> Optional[float]:
+    """A ``saved`` value, or None when it cannot be a save time (see the module docstring)."""
+    when = _number(value)
+    if when is None or when < 0 or when > time.time() + FUTURE_SLACK_S:
+        return None
+    return when
 
 
 def _count(value: object) -> Optional[int]:
@@ -152,7 +180,7 @@ def parse(data: Union[bytes, str]) -> Optional[Sidecar]:
                  if v is not None} if isinstance(metrics, dict) else {},
         run=run if isinstance(run, str) and run else None,
         md5=md5.lower() if isinstance(md5, str) and _MD5_RE.match(md5.lower()) else None,
-        size=_count(obj.get("size")))
+        size=_count(obj.get("size")), saved=_save_time(obj.get("saved")))
 
 
 def write(checkpoint_path: str, sidecar: Sidecar) -> str:

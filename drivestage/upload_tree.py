@@ -219,7 +219,8 @@ class _Push:
         """Retention over DEST. The newest local checkpoint (and autosave) of every run is
         never pruned by the push that sends it (:func:`~drivestage.retention.just_written`)."""
         fresh = just_written(folder.candidates, self.policy, local)
-        return plan(folder.candidates, self.policy, protect=self.protect | fresh)
+        return plan(folder.candidates, self.policy, protect=self.protect,
+                    also_keep={"just written": fresh})
 
     def _list(self, root: RemoteEntry, path: StorePath, folders: list[str]) -> None:
         """One listing per folder. Folders we create are empty: no listing needed."""

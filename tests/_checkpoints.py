@@ -13,21 +13,27 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-def sidecar_json(epoch: Optional[int], data: bytes, run: Optional[str] = RUN) -> bytes:
-    """A format-2 sidecar vouching for ``data`` (no ``epoch`` key when ``epoch`` is None)."""
+def sidecar_json(epoch: Optional[int], data: bytes, run: Optional[str] = RUN,
+                 saved: object = None) -> bytes:
+    """A sidecar vouching for ``data`` (no ``epoch`` key when ``epoch`` is None): format 2,
+    or format 3 with ``saved`` as given (any JSON value, to write hostile ones too)."""
     body: dict = {"format": 2, "epoch_iteration": 0, "run": run, "md5": md5(data),
                   "size": len(data)}
     if epoch is not None:
         body["epoch"] = epoch
+    if saved is not None:
+        body.update(format=3, saved=saved)
     return json.dumps(body).encode()
 
 
-def save(src: str, stem: str, epoch: Optional[int], when: float, run: Optional[str] = RUN) -> dict:
-    """The trainer's save: ``stem.pt`` then its sidecar, both written at ``when``. Returns
-    the two files as Drive should hold them (name -> [md5])."""
+def save(src: str, stem: str, epoch: Optional[int], when: float, run: Optional[str] = RUN,
+         saved: Optional[float] = None) -> dict:
+    """The trainer's save: ``stem.pt`` then its sidecar, both written at ``when`` (a format-3
+    sidecar with ``saved``, when given). Returns the two files as Drive should hold them
+    (name -> [md5])."""
     os.makedirs(src, exist_ok=True)
     data = os.urandom(3000)
-    side = sidecar_json(epoch, data, run)
+    side = sidecar_json(epoch, data, run, saved)
     for name, body in ((f"{stem}.pt", data), (f"{stem}.json", side)):
         path = os.path.join(src, name)
         with open(path, "wb") as fh:

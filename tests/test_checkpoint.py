@@ -28,14 +28,18 @@ def _state(epoch: int, *, run: str = "20260101-000000-abcd", epoch_iteration: in
 
 def test_save_then_load_round_trips_every_tensor_and_writes_the_sidecar(tmp_path):
     state = _state(4)
+    before = time.time()
     path = ckpt.save_checkpoint(state, str(tmp_path / "epoch_004.pt"), metrics={"map50": 0.5, "val_loss": 1.25})
+    after = time.time()
     back = ckpt.load_checkpoint(path)
     for k, v in state["model"].items():
         assert torch.equal(back["model"][k], v)
     assert back["optimizer"]["state"][0]["momentum_buffer"].equal(state["optimizer"]["state"][0]["momentum_buffer"])
     side = json.loads((tmp_path / "epoch_004.json").read_text())
     data = (tmp_path / "epoch_004.pt").read_bytes()
-    assert side == {"format": 2, "epoch": 4, "iteration": 40, "epoch_iteration": 0,
+    saved = side.pop("saved")                 # when the file was complete
+    assert before <= saved <= after and os.path.getmtime(path) <= saved
+    assert side == {"format": 3, "epoch": 4, "iteration": 40, "epoch_iteration": 0,
                     "metrics": {"map50": 0.5, "val_loss": 1.25}, "run": "20260101-000000-abcd",
                     "md5": hashlib.md5(data).hexdigest(), "size": len(data)}
     # Only the two final files remain: no temporary file is left behind.

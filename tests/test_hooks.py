@@ -63,9 +63,11 @@ def test_training_loop_mirrors_with_the_policy(emulator, store, env):
     side = json.loads(emulator.read_bytes(
         emulator.find("Models/yolov4-tiny/logs/epoch_002.json")["id"]))
     # The sidecar names the bytes it vouches for: the checkpoint's md5 and size.
-    assert side == {"format": 2, "epoch": 2, "iteration": None, "epoch_iteration": 0,
+    # ``saved``: the checkpoint's mtime, when the loop wrote it.
+    assert side == {"format": 3, "epoch": 2, "iteration": None, "epoch_iteration": 0,
                     "metrics": {"map50": 0.6}, "run": None,
-                    "md5": hashlib.md5(saved[2]).hexdigest(), "size": len(saved[2])}
+                    "md5": hashlib.md5(saved[2]).hexdigest(), "size": len(saved[2]),
+                    "saved": os.path.getmtime(os.path.join(run, "epoch_002.pt"))}
 
 
 def test_on_save_returns_at_once_while_drive_is_slow(emulator, store, env):

@@ -19,7 +19,7 @@ LAYERS = [
     ["errors"],
     ["sizes", "paths", "localfs", "heap"],
     ["store", "sidecar"],
-    ["retention_policy"],
+    ["retention_policy", "retention_plan"],
     ["state", "retention"],
     ["local_tree", "locks"],   # push's local side: the walk, one push per place
     ["upload"],  # 0.1.0 compatibility: Md5Cache

@@ -38,6 +38,14 @@ def test_parse_never_raises_on_junk():
         assert got is None or (got.epoch is None and got.md5 is None)
 
 
+def test_numbers_too_large_for_a_float_are_dropped_not_a_crash():
+    """JSON integers have no bound: one past a float's range was an OverflowError out of
+    parse (which never raises), so one hostile sidecar on Drive stopped a prune."""
+    huge = "1" + "0" * 400
+    got = sidecar.parse('{"epoch": 2, "metrics": {"map50": %s, "loss": 1.5}}' % huge)
+    assert got is not None and got.epoch == 2 and dict(got.metrics) == {"loss": 1.5}
+
+
 def test_nan_metrics_are_dropped():
     got = sidecar.parse('{"epoch": 1, "metrics": {"map50": NaN, "loss": 1.5}}')
     assert got is not None and dict(got.metrics) == {"loss": 1.5}

@@ -4,8 +4,9 @@ A checkpoint is a dict of ``state_dict()``s (model, EMA, optimizer, scheduler, s
 the training position (:mod:`trainer.state`), the run identity, the best metric, the save
 policy's bookkeeping, RNG states per rank, the config and the version. Next to ``<name>.pt``
 lies ``<name>.json``, the sidecar of :mod:`drivestage.sidecar` (epoch, iteration,
-epoch_iteration, metrics, run, and the md5 and size of the checkpoint file), so tools rank
-checkpoints without loading torch.
+epoch_iteration, metrics, run, the md5 and size of the checkpoint file, and ``saved``: when it
+was written), so tools rank checkpoints without loading torch. A copy (``best.pt``) gets the
+sidecar of its original, ``saved`` included.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import logging
 import os
 import random
 import tempfile
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
@@ -105,10 +107,11 @@ def save_checkpoint(state: dict, path: str, *, metrics: Optional[dict] = None) -
     if missing:
         raise CheckpointError(f"refusing to save an incomplete checkpoint to {path}: missing {missing}")
     md5, size = _atomic_write(path, lambda fh: torch.save(state, fh))
+    saved = time.time()  # the file is complete: within a run, retention keeps the last one
     epoch, iteration, epoch_iteration = position_of(state)
     sidecars.write(path, Sidecar(epoch=epoch, iteration=iteration, epoch_iteration=epoch_iteration,
                                  metrics=_plain_metrics(metrics), run=state.get("run"), md5=md5,
-                                 size=size))
+                                 size=size, saved=saved))
     return path
 
 
