@@ -219,7 +219,8 @@ def newest_verified_per_run(folder: FolderView, policy: RetentionPolicy) -> set[
 
 def newest_verified_ids(store: RemoteStore, remote: Listing, policy: RetentionPolicy,
                         cache: Md5Cache) -> set[str]:
-    """Ids of the newest verified checkpoint of every run among the files directly in a
+    """Ids of the newest verified checkpoint of every run (and of the one saved last, see
+    :func:`drivestage.sidecar.saved_last`) among the files directly in a
     folder, whatever their names (any file with a sidecar beside it), and of their sidecars:
     what ``push --delete`` never removes, managed by the policy or not."""
     files = {n: fs for n, fs in ((n, [e for e in es if not e.is_dir])
@@ -236,11 +237,13 @@ def newest_verified_ids(store: RemoteStore, remote: Listing, policy: RetentionPo
         described.append(Described(name, side, entry.md5, entry.modified))
     out: set[str] = set()
     for run in {d.sidecar.run for d in described}:
-        best = sidecar.newest([d for d in described if d.sidecar.run == run],
-                              prefer=policy.regex)
-        if best is not None:
-            entry, side_name = chosen[best.name]
-            out |= {entry.id} | {e.id for e in files[side_name]}
+        ours = [d for d in described if d.sidecar.run == run]
+        # The most advanced, and the one saved last (the real newest beside a sidecar that
+        # claims more progress than its run made).
+        for spared in (sidecar.newest(ours, prefer=policy.regex), sidecar.saved_last(ours)):
+            if spared is not None:
+                entry, side_name = chosen[spared.name]
+                out |= {entry.id} | {e.id for e in files[side_name]}
     return out
 
 

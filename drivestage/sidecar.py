@@ -275,3 +275,11 @@ def newest(checkpoints: Iterable[Described], *, run: Optional[str] = None,
         if best is None or key > best[0]:
             best = (key, c)
     return best[1] if best else None
+
+
+def saved_last(checkpoints: Iterable[Described]) -> Optional[Described]:
+    """The verified checkpoint whose sidecar says it was saved last (ties: the name); None
+    when no verified one has a save time. For an honest run it is :func:`newest` itself;
+    when a sidecar claims more progress than its run made, this is the run's real newest."""
+    timed = [c for c in checkpoints if c.verified and c.sidecar.saved is not None]
+    return max(timed, key=lambda c: (c.sidecar.saved or 0.0, c.name)) if timed else None

@@ -303,3 +303,15 @@ def test_a_push_labels_what_it_just_wrote_apart_from_protect(emulator, store, en
     assert why["epoch_004.pt"].split(", ")[0] == "just written"
     assert "protected" not in why["epoch_004.pt"]
     assert why["epoch-002.pt"].split(", ")[0] == "protected"
+
+
+def test_push_delete_spares_the_run_saved_last_beside_a_liar(emulator, store, env):
+    """``push --delete`` removes what SRC lacks but never a run's newest verified checkpoint;
+    beside a liar claiming more progress, the run's real newest (saved last) is spared too."""
+    e1, e2, e3 = _honest(emulator)
+    liar = _liar(emulator)
+    src = env / "elsewhere"
+    src.mkdir()
+    (src / "results.csv").write_bytes(b"epoch,map50\n")
+    push(str(src), FOLDER, store=store, delete=True)
+    assert _live(emulator) == {**liar, **e3, "results.csv": [md5(b"epoch,map50\n")]}
