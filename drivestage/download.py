@@ -167,6 +167,16 @@ class Download:
                               restarted=restarted, streams=run.most_streams,
                               checksum=check.name if check is not None else "")
 
+    def forget(self, start: int, end: int) -> None:
+        """Stop, and drop ``[start, end)`` from the partial's record: bytes that a decision
+        was made on before anything verified them, which a rerun fetches again instead of
+        trusting (and deciding the same way for good)."""
+        assert self._run is not None
+        self._run.close()
+        with self.lock:
+            self._run.done.remove(start, end)
+            self._run.done.save()
+
     def close(self) -> None:
         """Stop (after a failure elsewhere): the partial and its record stay for a rerun."""
         if self._run is not None:

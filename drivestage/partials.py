@@ -154,6 +154,13 @@ class Ranges:
         self.starts[i:j], self.ends[i:j] = [a], [b]
         self.saved = False
 
+    def remove(self, a: int, b: int) -> None:
+        """No longer count ``[a, b)`` as held (bytes not to be trusted: fetched again)."""
+        kept = [(x, y) for s, e in zip(self.starts, self.ends)
+                for x, y in ((s, min(e, a)), (max(s, b), e)) if x < y]
+        self.starts, self.ends = [x for x, _ in kept], [y for _, y in kept]
+        self.saved = False
+
     def covers(self, a: int, b: int) -> bool:
         if a >= b:
             return True

@@ -65,12 +65,14 @@ class Unpacking:
         def arrived(start: int, end: int) -> bool:
             return self.dl.wait_for(start, end, self.generation)
 
+        directory = size  # where the bytes the member list is read from begin
         if name.endswith(".zip"):
             tail = max(0, size - max(_TAIL_MIN, min(size // 100, _TAIL_MAX)))
             self.dl.fetch_first(tail, size)
             start = zip_directory_start(self.dl.read(tail, size), size)
             if start is None:
                 return None
+            directory = min(start, tail)
             if start < tail:
                 self.dl.fetch_first(start, tail)
         elif not name.endswith(_TAR_NAMES):
@@ -89,7 +91,12 @@ class Unpacking:
                                   progress=self.extract_progress, protected=self.protected,
                                   label=self.dl.target)
         except DiskSpaceError:
-            raise  # before the download: no point fetching what cannot be extracted
+            # Before the download: no point fetching what cannot be extracted. But the sizes
+            # came from the directory's bytes, which nothing verified yet (an answer altered
+            # once, a partial changed on disk): the rerun fetches them again rather than
+            # failing on them for good.
+            self.dl.forget(directory, size)
+            raise
         except FALLBACK + (DriveStageError,) as exc:
             log.debug("%s: extracting after the download (%s)", self.describe, exc)
         return None
