@@ -13,6 +13,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 import zipfile
 
 import pytest
@@ -112,4 +113,206 @@ def test_a_directory_that_lied_once_about_sizes_does_not_fail_every_rerun(
     assert code == 0, err
     assert tree(dest) == {"set.zip": blob, **members}
     assert _served(emulator) <= len(blob)  # nothing downloaded twice
+    assert _leftovers(dest, "set.zip", "ds") == []
+
+
+# ------------------------------------------------------------ a resumed front that changed
+
+def _a_killed_runs_partial(emulator, dest, blob: bytes, held: list) -> str:
+    """The partial a killed `pull -x` leaves: ``held`` ranges of ``blob`` (the front its
+    streams wrote, the tail fetched first) and the record listing them."""
+    entry = drivestage.connect().resolve("d/set.zip")
+    dest.mkdir(parents=True, exist_ok=True)
+    partial = dl.partial_path(str(dest / "set.zip"), entry)
+    with open(partial, "wb") as fh:
+        fh.truncate(len(blob))
+        for a, b in held:
+            fh.seek(a)
+            fh.write(blob[a:b])
+    with open(dl.ranges_path(partial), "w") as fh:
+        json.dump({"size": len(blob), "done": [list(r) for r in held]}, fh)
+    return partial
+
+
+def _flip(path: str, at: int) -> None:
+    with open(path, "r+b") as fh:
+        fh.seek(at)
+        byte = fh.read(1)
+        fh.seek(at)
+        fh.write(bytes([byte[0] ^ 0x01]))
+
+
+@pytest.mark.parametrize("checksum", ["md5", "sha256"])
+@pytest.mark.parametrize("where", ["member-data", "local-header-time", "directory-name"])
+def test_a_byte_changed_in_a_resumed_partial_is_caught_and_the_rerun_stages_drives_bytes(
+        emulator, local_state, drive_env, tmp_path, monkeypatch, checksum, where):
+    """A killed `pull -x` left the zip's front [0, N) and its tail (the central directory)
+    in the partial, with a gap between; then a byte of what the record holds changed on
+    disk: in a member's data (its CRC-32 catches it), in a local header's time field (no
+    CRC covers it: only the whole file's checksum does), or in a member's name in the
+    directory (the member list itself lies). The rerun resumes, hashes the whole file with
+    the checksum asked for, sees the mismatch, starts once more from zero and stages exactly
+    Drive's archive and members: never the altered member, nor one of the lying name."""
+    monkeypatch.setenv("DRIVESTAGE_CHECKSUM", checksum)
+    members = {f"ds/p{i}.bin": os.urandom(64 * KiB) for i in range(8)}
+    blob = a_zip(members)
+    emulator.add_file("d/set.zip", blob)
+    dest = tmp_path / "data"
+    cds = _cd_entries(blob)
+    front, directory = 3 * 64 * KiB, cds[0]
+    partial = _a_killed_runs_partial(emulator, dest, blob, [(0, front), (directory, len(blob))])
+    flip = {"member-data": 64 * KiB + 100,           # inside ds/p1.bin's bytes
+            "local-header-time": 10,                  # ds/p0.bin's local header: its time
+            "directory-name": cds[1] + 46 + 3}[where]  # "ds/p1.bin" -> "ds/q1.bin"
+    _flip(partial, flip)
+    emulator.clear_requests()
+    code, out, err = run("pull", "drive:d/set.zip", str(dest), "-x", "--json")
+    assert code == 0, err
+    assert f"checksum mismatch (expected {checksum} " in err
+    assert "Traceback" not in err and "Exception in thread" not in err
+    got = json.loads(out)
+    assert (got["checksum"], got["extracted"], got["members"]) == (checksum, True, 8)
+    held = front + len(blob) - directory
+    assert _served(emulator) == (len(blob) - held) + len(blob)  # the gap, then all again
+    assert tree(dest) == {"set.zip": blob, **members}
+    assert _leftovers(dest, "set.zip", "ds") == []
+
+
+# ------------------------------------------------------------ killed at real moments
+
+def _env(emulator) -> dict:
+    return dict(os.environ, DRIVESTAGE_API_ROOT=emulator.url, DRIVESTAGE_TOKEN="test-token",
+                DRIVESTAGE_RETRY_BASE="0.001", DRIVESTAGE_RETRY_JITTER="0")
+
+
+def _pull_child(emulator, dest, *args: str, stderr=subprocess.PIPE) -> "subprocess.Popen":
+    return subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:d/set.zip",
+                             str(dest), "-x", *args], env=_env(emulator),
+                            stdout=subprocess.PIPE, stderr=stderr)
+
+
+def _blocked_on_a_lock(pid: int) -> bool:
+    """Whether process ``pid`` waits for a file lock (a ``->`` line of /proc/locks)."""
+    with open("/proc/locks") as fh:
+        for line in fh:
+            parts = line.split()
+            if len(parts) > 5 and parts[1] == "->" and parts[5] == str(pid):
+                return True
+    return False
+
+
+def _hold_merge_lock(dest):
+    """DEST's merge lock, held by this process (an extraction waits for it to merge)."""
+    import fcntl
+
+    from drivestage.extract import MERGE_LOCK
+
+    os.makedirs(dest / ".drivestage", exist_ok=True)
+    fd = os.open(dest / MERGE_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _many_tops(n: int) -> dict:
+    """Members at the top of the archive (each its own rename when merged)."""
+    return {f"t{i:04d}.txt": f"member {i}\n".encode() * 8 for i in range(n)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["waiting to merge", "merging"])
+def test_sigkill_at_the_merge_then_the_rerun_only_extracts(emulator, local_state, drive_env,
+                                                           tmp_path, moment):
+    """`pull -x` killed once the archive is verified and in place and every member is in
+    the temporary folder: while it waits for DEST's merge lock (another extraction merges),
+    or halfway through moving the members into DEST. The rerun downloads nothing (not a
+    byte in the emulator's log), extracts, and leaves exactly the archive and its members:
+    no temporary folder, partial or record."""
+    from _kill import sigkill_when
+
+    members = _many_tops(3000 if moment == "merging" else 20)
+    members.update({f"ds/p{i}.bin": os.urandom(64 * KiB) for i in range(4)})
+    blob = a_zip(members, zipfile.ZIP_DEFLATED)
+    emulator.add_file("d/set.zip", blob)
+    dest = tmp_path / "data"
+    lock = _hold_merge_lock(dest)
+    try:
+        proc = _pull_child(emulator, dest, "-q")
+        if moment == "waiting to merge":
+            sigkill_when(proc, lambda: _blocked_on_a_lock(proc.pid), "it never waited to merge")
+        else:
+            deadline = time.monotonic() + 60
+            while not _blocked_on_a_lock(proc.pid):
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "it never waited to merge"
+                time.sleep(0.01)
+            os.close(lock)
+            lock = -1
+            first = dest / "t0000.txt"
+            while not first.exists():  # no sleep: the merge takes some milliseconds
+                assert proc.poll() is None and time.monotonic() < deadline, "no merge"
+            sigkill_when(proc, lambda: True)
+    finally:
+        if lock >= 0:
+            os.close(lock)
+    assert (dest / "set.zip").read_bytes() == blob
+    tops = [n for n in os.listdir(dest) if n.startswith("t0")]
+    if moment == "merging":
+        assert 0 < len(tops) < 3000, len(tops)  # killed halfway through the merge
+    else:
+        assert tops == [] and not (dest / "ds").exists()
+    emulator.clear_requests()
+    code, out, err = run("pull", "drive:d/set.zip", str(dest), "-x", "-q", "--json")
+    assert code == 0, err
+    assert (json.loads(out)["action"], json.loads(out)["fetched"]) == ("extract", 0)
+    assert _media(emulator) == []
+    assert tree(dest) == {"set.zip": blob, **members}
+    assert _leftovers(dest, "set.zip", "ds", *[n for n in members if "/" not in n]) == []
+
+
+@pytest.mark.slow
+def test_a_pull_waiting_for_a_killed_one_resumes_its_partial(emulator, local_state, drive_env,
+                                                            tmp_path):
+    """Two `pull -x` of one zip into one DEST at once (two cells of a notebook, two ranks):
+    the second waits for the first's lock; the first is killed (a preempted VM, OOM) while
+    members are in its temporary folder. The waiting one then takes over: it resumes the
+    partial the first left (the emulator sends only the bytes its record lacks), extracts
+    every member exactly and removes the killed one's temporary folder."""
+    from _kill import sigkill_when
+
+    members = {f"ds/p{i}.bin": os.urandom(128 * KiB) for i in range(12)}
+    blob = a_zip(members)
+    emulator.add_file("d/set.zip", blob)
+    entry = drivestage.connect().resolve("d/set.zip")
+    dest = tmp_path / "data"
+    emulator.faults.throttle(per_connection=1 << 20)  # the first is mid-download when killed
+    first = _pull_child(emulator, dest, "-q")
+    deadline = time.monotonic() + 30
+    while not any(len(list(p.glob("ds/*"))) >= 2 for p in dest.glob(".drivestage-extract-*")):
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.01)
+    log = tmp_path / "second.err"
+    with open(log, "wb") as fh:
+        second = _pull_child(emulator, dest, "-q", "--json", stderr=fh)
+    try:
+        deadline = time.monotonic() + 30
+        while b"is running; waiting for it" not in log.read_bytes():
+            assert second.poll() is None and time.monotonic() < deadline, log.read_bytes()
+            time.sleep(0.01)
+        sigkill_when(first, lambda: True)
+        held = dl.partial_size(str(dest / "set.zip"), entry)
+        emulator.clear_requests()
+        emulator.faults.throttle(None)
+        out, _ = second.communicate(timeout=60)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.communicate()
+    err = log.read_text()
+    assert second.returncode == 0, err
+    assert err.count("\n") == 1 and "waiting for it" in err  # that line, nothing alarming
+    got = json.loads(out)
+    assert got["action"] == "resume" and got["resumed_from"] > 0, got
+    assert got["resumed_from"] >= held and got["fetched"] == len(blob) - got["resumed_from"]
+    assert _served(emulator) == got["fetched"]
+    assert tree(dest) == {"set.zip": blob, **members}
     assert _leftovers(dest, "set.zip", "ds") == []
