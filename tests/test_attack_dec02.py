@@ -316,3 +316,118 @@ def test_a_pull_waiting_for_a_killed_one_resumes_its_partial(emulator, local_sta
     assert _served(emulator) == got["fetched"]
     assert tree(dest) == {"set.zip": blob, **members}
     assert _leftovers(dest, "set.zip", "ds") == []
+
+
+# ------------------------------------------------------------ hostile zips
+
+def _zip_rows(rows) -> bytes:
+    """A zip of ``(name, bytes, method)`` rows, in that order (duplicates allowed)."""
+    import warnings
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Duplicate name"
+        with zipfile.ZipFile(buf, "w") as zf:
+            for name, data, method in rows:
+                zf.writestr(zipfile.ZipInfo(name, (2024, 1, 2, 3, 4, 6)), data,
+                            compress_type=method)
+    return buf.getvalue()
+
+
+def _method_lies(blob: bytes, method: int) -> bytes:
+    """``blob`` whose central directory gives every member ``method``."""
+    out = bytearray(blob)
+    for at in _cd_entries(blob):
+        struct.pack_into("<H", out, at + 10, method)
+    return bytes(out)
+
+
+BODY = os.urandom(200 * KiB)
+ST, DF = zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED
+HOSTILE = {
+    "case-twins": [("ds/A.bin", BODY, ST), ("ds/a.bin", b"lower", ST)],
+    "unicode-twins": [("ds/caf\u00e9.txt", BODY, ST), ("ds/cafe\u0301.txt", b"nfd", ST)],
+    "same-name-twice": [("ds/a.bin", BODY, ST), ("ds/a.bin", b"second", DF)],
+    "folder-then-file": [("ds/a/", b"", ST), ("ds/a/x.bin", BODY, ST), ("ds/a", b"f", ST)],
+    "escaping": [("ds/a.bin", BODY, ST), ("ds/../../x.bin", b"out", ST)],
+    "absolute": [("ds/a.bin", BODY, ST), ("/tmp/x.bin", b"out", ST)],
+    "stamp": [("ds/a.bin", BODY, ST), (".drivestage/set.zip@0123456789abcdef.json", b"{}", ST)],
+    "partial": [("ds/a.bin", BODY, ST), (".set.zip.0123456789abcdef.partial", b"x", ST)],
+    "partial-upper": [("ds/a.bin", BODY, ST), (".set.zip.0123456789ABCDEF.RANGES", b"x", ST)],
+    "temp-folder": [("ds/a.bin", BODY, ST), (".drivestage-extract-1-ab/x", b"x", ST)],
+    "the-archive": [("ds/a.bin", BODY, ST), ("set.zip", b"not the archive", ST)],
+}
+
+
+def _hostile(case: str) -> bytes:
+    if case == "stored-but-deflated":
+        return _method_lies(_zip_rows([("ds/a.bin", b"abc" * 70000, DF)]), ST)
+    if case == "deflated-but-stored":
+        return _method_lies(_zip_rows([("ds/a.bin", BODY, ST)]), DF)
+    return _zip_rows(HOSTILE[case])
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE) + ["stored-but-deflated",
+                                                    "deflated-but-stored"])
+def test_a_hostile_zip_followed_ends_as_the_usual_extraction(emulator, local_state, drive_env,
+                                                             tmp_path, case):
+    """Twins by case or by unicode normalisation, a name given twice, members escaping DEST,
+    named like the stamps, a partial download, a temporary folder or the archive itself, a
+    directory whose compression method lies: `pull -x` (which follows the zip while it
+    downloads) ends exactly as the usual extraction of the verified zip - the same tree, or
+    the same one-line error with nothing extracted - and nothing lands outside DEST or
+    stays behind in it."""
+    from drivestage.extract import extract
+
+    blob = _hostile(case)
+    emulator.add_file("d/set.zip", blob)
+    usual_dir = tmp_path / "usual"
+    usual_dir.mkdir()
+    (usual_dir / "set.zip").write_bytes(blob)
+    try:
+        extract(str(usual_dir / "set.zip"), str(usual_dir),
+                protected=[str(usual_dir / "set.zip")])
+        usual = None
+    except drivestage.errors.DriveStageError as exc:
+        usual = str(exc).replace(str(usual_dir), "DEST")
+    dest = tmp_path / "top" / "data"
+    code, out, err = run("pull", "drive:d/set.zip", str(dest), "-x", "-q")
+    assert not list(dest.glob(".drivestage-extract-*"))
+    assert sorted(os.listdir(tmp_path / "top")) == ["data"]  # nothing outside DEST
+    if usual is None:
+        assert code == 0, err
+        assert tree(dest) == tree(usual_dir)
+    else:
+        assert code == 1
+        assert err.strip().splitlines() == ["Error: " + usual.replace("DEST", str(dest))], err
+        assert sorted(os.listdir(dest)) == [".drivestage", "set.zip"]
+    refused = {"escaping", "absolute", "stamp", "partial", "partial-upper", "temp-folder",
+               "the-archive", "stored-but-deflated", "deflated-but-stored", "folder-then-file"}
+    assert (usual is not None) == (case in refused), usual
+    if case.endswith("twins"):
+        assert len(tree(dest)) == 3
+
+
+def test_a_member_named_like_a_records_temporary_file_is_refused(emulator, local_state,
+                                                                  drive_env, tmp_path):
+    """A pull removes the temporary files a killed pull left while writing a partial's
+    record (``..set.zip.<16 hex>.ranges.<random>.tmp``) beside its target. Another
+    archive's member of such a name was extracted into DEST, then removed by the next pull
+    of set.zip (a staged file deleted by a pull that does not own it; the other archive's
+    stamp no longer intact). Such names are drivestage's now: the archive is refused, as
+    one naming a partial download is, and nothing is extracted or removed."""
+    other = a_zip({"..set.zip.0123456789abcdef.ranges.k3j4_x9q.tmp": b"a member",
+                   "ds/b.bin": BODY})
+    emulator.add_file("d/other.zip", other)
+    blob = a_zip({"ds/a.bin": BODY})
+    emulator.add_file("d/set.zip", blob)
+    dest = tmp_path / "data"
+    code, out, err = run("pull", "drive:d/other.zip", str(dest), "-x", "-q")
+    assert code == 1, err
+    assert err.strip().splitlines() == [
+        "Error: member '..set.zip.0123456789abcdef.ranges.k3j4_x9q.tmp' uses the name "
+        "'..set.zip.0123456789abcdef.ranges.k3j4_x9q.tmp', which drivestage keeps for its own "
+        "state (stamps, locks, temporary folders, partial downloads); refusing the archive"]
+    code, out, err = run("pull", "drive:d/set.zip", str(dest), "-x", "-q")
+    assert code == 0, err
+    assert tree(dest) == {"other.zip": other, "set.zip": blob, "ds/a.bin": BODY}

@@ -18,8 +18,10 @@ STATE_DIR = ".drivestage"
 #: Hidden names drivestage keeps for itself at any depth: its state folder, the temporary
 #: folders of extractions (``.drivestage-extract-*``, ``.drivestage-replaced-*``) and partial
 #: downloads with their records (``.<name>.<16 hex>.partial`` / ``.ranges``, see
-#: :mod:`drivestage.partials`).
-_PARTIAL_RE = re.compile(r"^\..+\.[0-9a-f]{16}\.(partial|ranges)$", re.IGNORECASE)
+#: :mod:`drivestage.partials`) and the records' temporary files
+#: (``..<name>.<16 hex>.ranges.<random>.tmp``), which a pull of ``<name>`` removes.
+_PARTIAL_RE = re.compile(r"^\..+\.[0-9a-f]{16}\.(partial|ranges(\..+\.tmp)?)$",
+                         re.IGNORECASE)
 _NAME_MAX = 255           # bytes in one path component, on every common file system
 
 
