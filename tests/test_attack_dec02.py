@@ -431,3 +431,71 @@ def test_a_member_named_like_a_records_temporary_file_is_refused(emulator, local
     code, out, err = run("pull", "drive:d/set.zip", str(dest), "-x", "-q")
     assert code == 0, err
     assert tree(dest) == {"other.zip": other, "set.zip": blob, "ds/a.bin": BODY}
+
+
+# ------------------------------------------------------------ push --keep-runs
+
+FOLDER = "Models/logs"
+
+
+def _save(src, name: str, epoch: int, run: str, size: int = 400 * KiB) -> dict:
+    """A checkpoint and its sidecar, as the trainer writes them; ``{name: [md5]}``."""
+    import hashlib
+
+    os.makedirs(src, exist_ok=True)
+    data = os.urandom(size)
+    with open(os.path.join(src, name), "wb") as fh:
+        fh.write(data)
+    side = {"epoch": epoch, "iteration": epoch * 10, "run": run, "metrics": {"map50": 0.5},
+            "md5": hashlib.md5(data).hexdigest(), "size": len(data)}
+    body = json.dumps(side).encode()
+    with open(os.path.join(src, os.path.splitext(name)[0] + ".json"), "wb") as fh:
+        fh.write(body)
+    return {name: [side["md5"]], os.path.splitext(name)[0] + ".json":
+            [hashlib.md5(body).hexdigest()]}
+
+
+def _live(emu) -> dict:
+    from _drive_state import live_md5s
+
+    return live_md5s(emu, FOLDER)
+
+
+@pytest.mark.slow
+def test_keep_runs_never_prunes_the_only_verified_checkpoint_before_the_new_runs_is_verified(
+        emulator_factory, local_state, tmp_path, monkeypatch):
+    """Drive is nearly full; a new run's first checkpoint is pushed into a folder holding an
+    older run, with --keep-runs 1. To make room, the push deletes what the policy deletes
+    anyway before sending a byte - and before the fix that included the older run's newest
+    verified checkpoint (the newest verified one is only kept for the runs the policy
+    keeps). The VM is then lost mid-upload: Drive held no verified checkpoint at all. Now
+    the newest verified checkpoint stays until the new run's is verified (the older ones go
+    first), and the rerun ends with exactly the new run on Drive."""
+    from _kill import sigkill_when
+
+    a = {}
+    for e in (48, 49, 50):
+        a.update(_save(tmp_path / "old", f"epoch_{e:03d}.pt", e, "run-A"))
+    used = sum(os.path.getsize(tmp_path / "old" / n) for n in a)
+    emulator = emulator_factory(quota_bytes=used + 200 * KiB)
+    env = _env(emulator)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    code, out, err = run("push", str(tmp_path / "old"), f"drive:{FOLDER}")
+    assert code == 0, err
+    assert _live(emulator) == a
+    b = _save(tmp_path / "new", "epoch_001.pt", 1, "run-B")
+    cmd = [sys.executable, "-m", "drivestage", "push", str(tmp_path / "new"), f"drive:{FOLDER}",
+           "--keep-runs", "1"]
+    emulator.clear_requests()
+    emulator.faults.latency(2.0, path=r"^/upload/", times=1)  # the upload's first answer waits
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sigkill_when(proc, lambda: any(r.path.startswith("/upload/") for r in emulator.requests),
+                 "the push never began its upload")
+    live = _live(emulator)
+    assert "epoch_001.json" not in live  # the new run has no verified checkpoint yet
+    assert live.get("epoch_050.pt") == a["epoch_050.pt"] and \
+        live.get("epoch_050.json") == a["epoch_050.json"], live
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _live(emulator) == b
