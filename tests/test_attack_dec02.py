@@ -499,3 +499,59 @@ def test_keep_runs_never_prunes_the_only_verified_checkpoint_before_the_new_runs
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert rerun.returncode == 0, rerun.stderr
     assert _live(emulator) == b
+
+
+def test_five_pushes_of_two_runs_with_keep_runs_stay_bounded(emulator, store, local_state,
+                                                            tmp_path):
+    """One local folder holds an older run (A) and the current one (B), which saves a
+    checkpoint and an autosave between pushes (the trainer keeps two autosaves); a sidecar
+    on Drive claims absurd progress for B (epoch 10**9). Five pushes with --keep-runs 1
+    --keep-last 1: after each, Drive holds B's newest checkpoint and newest autosave,
+    verified, A's files go, and the copies stay bounded (B's newest, the absurd one, and at
+    most two autosaves, each with its sidecar)."""
+    from drivestage.retention import RetentionPolicy
+    from drivestage.upload_tree import push
+
+    src = tmp_path / "logs"
+    _save(src, "epoch_010.pt", 10, "run-A", size=3000)
+    absurd = tmp_path / "absurd"
+    _save(absurd, "epoch_999.pt", 10 ** 9, "run-B", size=3000)
+    for name in os.listdir(absurd):
+        emulator.add_file(f"{FOLDER}/{name}", (absurd / name).read_bytes())
+    policy = RetentionPolicy(keep_runs=1, keep_last=1)
+    autosaves: list[str] = []
+    for n in range(1, 6):
+        newest = _save(src, f"epoch_{n:03d}.pt", n, "run-B", size=3000 + n)
+        auto = _save(src, f"autosave_{n * 100:08d}.pt", n, "run-B", size=2000 + n)
+        autosaves.append(f"autosave_{n * 100:08d}")
+        while len(autosaves) > 2:  # the trainer keeps the newest two locally
+            old = autosaves.pop(0)
+            os.unlink(src / f"{old}.pt")
+            os.unlink(src / f"{old}.json")
+        os.utime(src / "epoch_010.pt", (1000, 1000))  # A is the older run
+        push(str(src), FOLDER, policy, store=store)
+        live = _live(emulator)
+        for name, md5s in {**newest, **auto}.items():
+            assert live.get(name) == md5s, (n, name, live)
+        assert not any(k.startswith("epoch_010") for k in live), (n, live)
+        checkpoints = [k for k in live if k.startswith("epoch_") and k.endswith(".pt")]
+        autos = [k for k in live if k.startswith("autosave_") and k.endswith(".pt")]
+        assert len(checkpoints) <= 2 and len(autos) <= 2, (n, live)
+        assert all(len(v) == 1 for v in live.values()), (n, live)  # no same-named copies
+        assert len(live) == 2 * (len(checkpoints) + len(autos)), (n, live)  # each + sidecar
+
+
+@pytest.mark.xfail(strict=True, reason="retention.py (left to the helper changing it): an "
+                   "active policy with no keep rule keeps only the newest checkpoint of a run")
+def test_keep_runs_alone_keeps_every_checkpoint_of_the_runs_it_keeps(emulator, drive_env,
+                                                                    local_state, tmp_path):
+    """`--keep-runs N`: "Keep the checkpoints of the N most recent training runs only". Alone,
+    it deletes every checkpoint of the runs it keeps but their newest (the keep rules of
+    retention.plan keep nothing when only keep_runs is set, and it counts as a policy)."""
+    src = tmp_path / "logs"
+    kept = {}
+    for e in (1, 2, 3):
+        kept.update(_save(src, f"epoch_{e:03d}.pt", e, "run-B", size=3000))
+    code, out, err = run("push", str(src), f"drive:{FOLDER}", "--keep-runs", "1")
+    assert code == 0, err
+    assert _live(emulator) == kept
