@@ -330,11 +330,14 @@ def _keep_checkpoints(ckpts: list[_Ckpt], policy: RetentionPolicy) -> None:
             c.keep = True
             c.reasons.append("no retention policy")
     else:
-        if policy.max_bytes is not None and not any(
-                v is not None for v in (policy.keep_last, policy.keep_best, policy.keep_every)):
+        if not any(v is not None for v in (policy.keep_last, policy.keep_best,
+                                           policy.keep_every)):
+            # Only a budget and/or keep_runs: neither retires a kept run's older epochs (the
+            # budget deletes the oldest later, and only when over).
+            why = "within budget" if policy.max_bytes is not None else "a kept run (keep_runs)"
             for c in ckpts:
                 c.keep = True
-                c.reasons.append("within budget")
+                c.reasons.append(why)
         if policy.keep_last is not None:
             for c in ckpts[-policy.keep_last:]:
                 c.keep = True

@@ -545,13 +545,17 @@ def test_five_pushes_of_two_runs_with_keep_runs_stay_bounded(emulator, store, lo
         assert len(live) == 2 * (len(checkpoints) + len(autos)), (n, live)  # each + sidecar
 
 
-@pytest.mark.xfail(strict=True, reason="retention.py (left to the helper changing it): an "
-                   "active policy with no keep rule keeps only the newest checkpoint of a run")
 def test_keep_runs_alone_keeps_every_checkpoint_of_the_runs_it_keeps(emulator, drive_env,
                                                                     local_state, tmp_path):
     """`--keep-runs N`: "Keep the checkpoints of the N most recent training runs only". Alone,
-    it deletes every checkpoint of the runs it keeps but their newest (the keep rules of
-    retention.plan keep nothing when only keep_runs is set, and it counts as a policy)."""
+    it deleted every checkpoint of the runs it keeps but their newest (the keep rules of
+    retention.plan kept nothing when only keep_runs was set, and it counts as a policy).
+    The older run's checkpoints go; every checkpoint of the kept run stays."""
+    old = tmp_path / "old-run"
+    for e in (1, 2):
+        _save(old, f"epoch_{e:03d}.pt", e, "run-A", size=3000)
+    code, out, err = run("push", str(old), f"drive:{FOLDER}")
+    assert code == 0, err
     src = tmp_path / "logs"
     kept = {}
     for e in (1, 2, 3):
