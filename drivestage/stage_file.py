@@ -98,8 +98,8 @@ def safe_name(name: str, where: str) -> str:
     if is_reserved(local):
         raise UsageError(f"{where}: the name {local} is where drivestage keeps its stamps and "
                          "locks (names starting with .drivestage, and partial downloads "
-                         ".<name>.<16 hex digits>.partial or .ranges); rename that item on "
-                         "Drive")
+                         ".<name>.<16 hex digits>.partial or .ranges, with their records' "
+                         "temporary files); rename that item on Drive")
     return local
 
 

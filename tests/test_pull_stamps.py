@@ -315,7 +315,8 @@ def test_an_old_stamp_without_records_never_removes_anything(emulator, drive_env
 
 @pytest.mark.parametrize("name", [".drivestage", ".DriveStage", ".drivestage-extract-1-ab12",
                                   ".drivestage-replaced-1", ".x.zip.0123456789abcdef.partial",
-                                  ".x.zip.0123456789abcdef.ranges"])
+                                  ".x.zip.0123456789abcdef.ranges",
+                                  "..x.zip.0123456789abcdef.ranges.k3j9.tmp"])
 def test_a_remote_item_with_a_reserved_name_is_refused(emulator, drive_env, tmp_path, name):
     emulator.add_file(f"R/{name}", b"{}")
     emulator.add_file("R/ok.txt", b"ok")
