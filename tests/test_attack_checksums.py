@@ -10,16 +10,10 @@ import subprocess
 import sys
 
 import pytest
-from click.testing import CliRunner
 
-from drivestage.cli import cli
+from _cli import run
 
 KiB = 1024
-
-
-def run(*args):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def md5(data: bytes) -> str:

@@ -17,14 +17,13 @@ import time
 import zipfile
 
 import pytest
-from click.testing import CliRunner
 
 import drivestage
 from drivestage import download as dl
-from drivestage.cli import cli
 
 from _archives import a_zip, tree
 from _tmpfs import small_disk  # noqa: F401 (a fixture)
+from _cli import run
 
 KiB = 1024
 
@@ -32,11 +31,6 @@ KiB = 1024
 @pytest.fixture(autouse=True)
 def _fast(fast_retries):
     """Backoffs of a millisecond, without jitter, for every test here."""
-
-
-def run(*args):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def _media(emulator) -> list:

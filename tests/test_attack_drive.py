@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from drivestage import paths
 from drivestage.cli import cli
 from drivestage.errors import UsageError
+from _cli import run
 
 TEACHER = "teacher@school.edu"
 
@@ -20,11 +21,6 @@ TEACHER = "teacher@school.edu"
 def env(local_state, drive_env, fast_retries, monkeypatch):
     monkeypatch.delenv("DRIVESTAGE_DEBUG", raising=False)
     return local_state
-
-
-def run(*args):
-    res = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return res.exit_code, res.stdout, res.stderr
 
 
 def error_line(code, err):

@@ -12,23 +12,17 @@ import time
 import zipfile
 
 import pytest
-from click.testing import CliRunner
 
 import drivestage
-from drivestage.cli import cli
 from drivestage.unpack import Unpacking
 
 from _archives import a_zip, tree
+from _cli import run
 
 
 @pytest.fixture(autouse=True)
 def _fast(fast_retries):
     """Backoffs of a millisecond, without jitter, for every test here."""
-
-
-def run(*args):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def _zip64_end_records(members: dict[str, bytes], monkeypatch) -> bytes:

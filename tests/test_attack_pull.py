@@ -13,24 +13,18 @@ import struct
 import tarfile
 
 import pytest
-from click.testing import CliRunner
 
 import drivestage
 from drivestage import download as dl
-from drivestage.cli import cli
 from drivestage.partials import ranges_path
 
 from _archives import Zeros, a_tgz, a_zip, tree
+from _cli import run
 
 
 @pytest.fixture(autouse=True)
 def _fast(fast_retries):
     """Backoffs of a millisecond, without jitter, for every test here."""
-
-
-def run(*args):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 MEMBERS = {f"ds/part{i}.bin": os.urandom(64 << 10) for i in range(6)}

@@ -8,20 +8,14 @@ import json
 import os
 
 import pytest
-from click.testing import CliRunner
 from googleapiclient.http import MediaIoBaseUpload
 
 from drivestage import checksums
-from drivestage.cli import cli
 from drivestage.store import RemoteEntry
 from tests._drive_clients import drive_service
+from _cli import run
 
 KIB256 = 256 * 1024
-
-
-def run(*args):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def _sums(data: bytes) -> dict:

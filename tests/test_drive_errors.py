@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from click.testing import CliRunner
 
-from drivestage.cli import cli
+from _cli import run
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 
@@ -16,11 +15,6 @@ CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 @pytest.fixture
 def env(local_state, drive_env):
     return local_state
-
-
-def run(*args):
-    res = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return res.exit_code, res.stdout, res.stderr
 
 
 def error_line(code, err):

@@ -9,9 +9,8 @@ import os
 import re
 
 import pytest
-from click.testing import CliRunner
 
-from drivestage.cli import cli
+from _cli import run
 
 KEYS = "X-Goog-Drive-Resource-Keys"
 TEACHER = "teacher@school.edu"
@@ -20,11 +19,6 @@ TEACHER = "teacher@school.edu"
 @pytest.fixture
 def env(local_state, drive_env):
     return local_state
-
-
-def run(*args):
-    res = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return res.exit_code, res.stdout, res.stderr
 
 
 def pull(*args):

@@ -13,12 +13,11 @@ import threading
 import zipfile
 
 import pytest
-from click.testing import CliRunner
 
 import drivestage
 from drivestage import errors
 from drivestage.drive import retry
-from drivestage.cli import cli
+from _cli import run
 
 CHUNK = 64 * 1024
 
@@ -31,12 +30,6 @@ def _fast(fast_retries):
 @pytest.fixture
 def dest(tmp_path):
     return tmp_path / "data"
-
-
-def run(*args):
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def logged(emu, keep):

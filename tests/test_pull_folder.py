@@ -7,13 +7,12 @@ import json
 import os
 
 import pytest
-from click.testing import CliRunner
 
 import drivestage
-from drivestage.cli import cli
 from drivestage.stage_tree import FolderPullResult
 
 from _archives import a_zip, tree
+from _cli import run
 
 MiB = 1024 * 1024
 
@@ -21,11 +20,6 @@ MiB = 1024 * 1024
 @pytest.fixture(autouse=True)
 def _fast(fast_retries):
     """Backoffs of a millisecond, without jitter, for every test here."""
-
-
-def run(*args):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def media(emulator) -> list:

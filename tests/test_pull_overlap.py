@@ -10,14 +10,13 @@ import threading
 import time
 
 import pytest
-from click.testing import CliRunner
 
 import drivestage
 from drivestage import download as dl
-from drivestage.cli import cli
 
 from _archives import a_tgz, a_zip, tree
 from _tmpfs import small_disk  # noqa: F401 (a fixture)
+from _cli import run
 
 MEMBERS = {f"ds/part{i:02d}.bin": os.urandom(256 << 10) for i in range(16)}
 MEMBERS["ds/notes.txt"] = b"hello " * 1000
@@ -26,11 +25,6 @@ MEMBERS["ds/notes.txt"] = b"hello " * 1000
 @pytest.fixture(autouse=True)
 def _fast(fast_retries):
     """Backoffs of a millisecond, without jitter, for every test here."""
-
-
-def run(*args):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def media_ranges(emulator):

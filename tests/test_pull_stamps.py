@@ -15,14 +15,13 @@ import time
 import zipfile
 
 import pytest
-from click.testing import CliRunner
 
 import drivestage
 from _kill import sigkill_when
 from drivestage import download as dl
-from drivestage.cli import cli
 from drivestage.extract import extract_archive
 from drivestage.extract.merging import merge_lock
+from _cli import run
 
 
 @pytest.fixture(autouse=True)
@@ -33,11 +32,6 @@ def _fast(fast_retries):
 @pytest.fixture
 def dest(tmp_path):
     return tmp_path / "data"
-
-
-def run(*args):
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def a_zip(members: dict, links: dict = {}) -> bytes:
