@@ -111,3 +111,26 @@ def test_a_local_folder_behind_drive_resumes_from_drives_newer_checkpoint(emulat
     assert start.path == str(out_dir / "epoch_003.pt")
     assert (out_dir / "epoch_003.pt").read_bytes() == three
     assert sidecars.parse((out_dir / "epoch_003.json").read_bytes()).epoch == 3
+
+
+def test_a_liar_ahead_on_drive_is_neither_resumed_nor_shown_as_safe(emulator, store, tmp_path,
+                                                                    caplog):
+    """The local folder holds epoch 2; Drive holds the same epoch 2 and a checkpoint of the run
+    whose sidecar claims 10**9 epochs (its bytes hold epoch 1). The trainer resumes locally,
+    and what it shows as safe on Drive (until its first upload) is epoch 2, not the liar."""
+    out_dir = tmp_path / "logs"
+    out_dir.mkdir()
+    one, two = _state("r1", 1, 10), _state("r1", 2, 20)
+    (out_dir / "epoch_002.pt").write_bytes(two)
+    (out_dir / "epoch_002.json").write_bytes(_sidecar(two, "r1", 2, 20))
+    emulator.add_file(f"{FOLDER}/epoch_002.pt", two)
+    emulator.add_file(f"{FOLDER}/epoch_002.json", _sidecar(two, "r1", 2, 20))
+    emulator.add_file(f"{FOLDER}/epoch-big.pt", one)
+    emulator.add_file(f"{FOLDER}/epoch-big.json", _sidecar(one, "r1", 10**9, 10**10))
+    with caplog.at_level("WARNING", logger="trainer"):
+        start = _decide(str(out_dir))
+    assert start.path == str(out_dir / "epoch_002.pt")
+    assert any("epoch-big.pt" in r.getMessage() and "cannot be used" in r.getMessage()
+               for r in caplog.records)
+    assert start.safe is not None and start.safe.name == "epoch_002.pt"
+    assert not (out_dir / "epoch-big.pt").exists()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from drivestage.errors import ChecksumMismatchError, DriveStageError
 from trainer import checkpoint as ckpt
@@ -92,8 +92,8 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> St
                                "continuing from Drive", out_dir, drive.spec, safe.name,
                                os.path.basename(path))
                 ahead = [c for c in ours if c.sidecar.progress > mine.progress]
-                return _fetch_newest(drive, ahead, out_dir, fallback=Start(
-                    new_run_id(), path, path, safe=safe))
+                return _fetch_newest(drive, ahead, out_dir, fallback=lambda bad: Start(
+                    new_run_id(), path, path, safe=newest_of_current_run(ours, run, skip=bad)))
             return Start(new_run_id(), path, path, safe=safe)
     if drive is None:
         logger.info("no checkpoint in %s: starting fresh", out_dir)
@@ -166,9 +166,10 @@ def _safe(drive: Optional[DriveFolder]) -> Optional[RemoteCheckpoint]:
 
 
 def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_dir: str, *,
-                  fallback: Optional[Start] = None) -> Start:
+                  fallback: Optional[Callable[[list[str]], Start]] = None) -> Start:
     """The current run's most advanced checkpoint on Drive that loads; older ones as fallback
-    (then ``fallback``, when given)."""
+    (then ``fallback(names found unusable)``, when given: what it shows as safe on Drive must
+    not be one of them)."""
     bad: list[str] = []
     newest = newest_of_current_run(remote)
     assert newest is not None
@@ -176,7 +177,7 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
     while True:
         chosen = newest_of_current_run(remote, run, skip=bad)
         if chosen is None and fallback is not None:
-            return fallback
+            return fallback(bad)
         if chosen is None:
             raise CheckpointError(
                 f"no checkpoint of {describe_run(run)} on {drive.spec} can be read "
