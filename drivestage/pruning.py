@@ -198,10 +198,18 @@ def _same(lf: LocalFile, entry: RemoteEntry, cache: Md5Cache) -> bool:
         return False
 
 
-def newest_verified(folder: FolderView, policy: RetentionPolicy) -> Optional[str]:
-    """The newest verified remote checkpoint's name (:func:`drivestage.sidecar.newest`)."""
-    best = sidecar.newest(folder.described, prefer=policy.regex)
-    return best.name if best else None
+def newest_runs_verified(folder: FolderView, policy: RetentionPolicy) -> set[str]:
+    """The newest verified remote checkpoint of the run that wrote to the folder last (by
+    the store's mtimes, not by progress: an older run may have trained for longer), and its
+    verified one saved last (:func:`drivestage.sidecar.saved_last`); empty when none is
+    verified."""
+    ok = [d for d in folder.described if d.verified and d.sidecar.epoch is not None]
+    if not ok:
+        return set()
+    run = max(ok, key=lambda d: (d.modified, d.name)).sidecar.run
+    ours = [d for d in ok if d.sidecar.run == run]
+    return {d.name for d in (sidecar.newest(ours, prefer=policy.regex), sidecar.saved_last(ours))
+            if d is not None}
 
 
 def newest_verified_per_run(folder: FolderView, policy: RetentionPolicy) -> set[str]:

@@ -436,10 +436,10 @@ def _pre_prune_victims(decision: Plan, folder: pruning.FolderView,
     """Remote files the plan deletes that may go before the upload: never the newest verified
     checkpoint of any run the policy keeps, or its sidecars; and while none of those runs has
     one on the store yet (a new run's first push beside the runs ``keep_runs`` drops), never
-    the newest verified checkpoint of the folder: it goes only once the new one is verified."""
-    keep = pruning.newest_verified_per_run(folder, policy)
-    if not keep:
-        newest = pruning.newest_verified(folder, policy)
-        keep = {newest} if newest is not None else set()
+    the newest verified checkpoint of the run that wrote there last (not the most advanced
+    of the folder: an older run may have trained longer): it goes only once the new one is
+    verified."""
+    keep = pruning.newest_verified_per_run(folder, policy) or \
+        pruning.newest_runs_verified(folder, policy)
     protected = pruning.with_sidecars(folder, keep)
     return [d for d in decision.to_delete if d.id is not None and d.name not in protected]
