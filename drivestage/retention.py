@@ -14,7 +14,8 @@ Rules (all of them are documented behaviour, and tested):
   time-based checkpoints ``autosave_<iteration>.pt``) is an autosave, whatever ``pattern``
   says. Autosaves never count against ``keep_last``/``keep_best``/``keep_every``: the plan
   keeps the newest *verified* one (``Candidate.verified``, which the caller sets from the
-  sidecar) and every one newer than it (still in flight), and deletes the older ones. With
+  sidecar), every one newer than it (still in flight) and the verified one *saved last*
+  (``Candidate.saved``, as for checkpoints), and deletes the older ones. With
   no verified autosave, none is deleted. Their order is the number in the name when every
   autosave has one, else ``modified``. They count toward ``max_bytes``, and the budget never
   deletes them.
@@ -382,8 +383,9 @@ def _saved_last(ckpts: list[_Ckpt]) -> Optional[_Ckpt]:
 
 
 def _keep_autosaves(autos: list[_Ckpt], active: bool) -> None:
-    """The newest verified autosave and every newer one (in flight) stay; older ones go
-    (none without a policy: with no option set, nothing is deleted)."""
+    """The newest verified autosave, every newer one (in flight) and the verified one saved
+    last stay; older ones go (none without a policy: with no option set, nothing is
+    deleted)."""
     verified = [i for i, c in enumerate(autos) if c.cand.verified]
     first_kept = verified[-1] if verified and active else 0
     for i, c in enumerate(autos):
@@ -399,6 +401,13 @@ def _keep_autosaves(autos: list[_Ckpt], active: bool) -> None:
             c.reasons.append("no retention policy" if not active else
                              "autosave newer than the newest verified one" if verified
                              else "autosave (none verified yet)")
+    last = _saved_last(autos)
+    if active and last is not None and not last.keep:
+        # Written after the newest verified one by number (its name claims more progress
+        # than its run made): the run's real newest autosave, as for checkpoints.
+        last.keep = True
+        last.delete_reason = ""
+        last.reasons.append("saved last")
 
 
 def _decisions(files: list[_Ckpt], sidecars: list[tuple[Candidate, set[str]]],

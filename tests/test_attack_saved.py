@@ -104,3 +104,96 @@ def test_nearly_full_drive_keeps_the_newest_runs_checkpoint_not_the_most_advance
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
     assert rerun.returncode == 0, rerun.stderr
     assert _live(emulator) == c
+
+
+# ------------------------------------------------------------ 1. `saved` on Drive
+
+T0 = time.time() - 3600
+RUN = "run-R"
+
+
+def _put(emu, name: str, epoch, saved, run=RUN, size: int = 2000) -> dict:
+    """A checkpoint and its sidecar (vouching for its bytes) added to Drive."""
+    data = os.urandom(size)
+    side = {"format": 3, "epoch_iteration": 0, "run": run, "saved": saved,
+            "md5": hashlib.md5(data).hexdigest(), "size": len(data)}
+    if epoch is not None:
+        side["epoch"] = epoch
+    body = json.dumps(side).encode()
+    stem = os.path.splitext(name)[0]
+    emu.add_file(f"{FOLDER}/{name}", data)
+    emu.add_file(f"{FOLDER}/{stem}.json", body)
+    return {name: [side["md5"]], stem + ".json": [hashlib.md5(body).hexdigest()]}
+
+
+def _prune(*args) -> str:
+    return _cli("prune", f"drive:{FOLDER}", *args)
+
+
+def test_a_resumed_run_on_machines_with_skewed_clocks_stays_bounded(emulator, store, env):
+    """Ten pushes of one run, each from a fresh machine (a resume) whose clock is off by up to
+    two hours either way, with --keep-last 1, beside a liar claiming 10**9 epochs: Drive
+    holds at most the newest, the one saved last and the liar, and always the newest."""
+    from drivestage.retention import RetentionPolicy
+    from drivestage.upload_tree import push
+
+    liar = _put(emulator, "epoch-002.pt", 10**9, T0)
+    skews = [7200, -7200, 3600, -60, 0, -3600, 5400, -7000, 10, -5]
+    for i, skew in enumerate(skews, start=1):
+        src = env / f"machine-{i}"
+        now = _save(src, f"epoch_{i:03d}.pt", i, RUN, saved=T0 + 60 * i + skew)
+        push(str(src), FOLDER, RetentionPolicy(keep_last=1), store=store)
+        live = _live(emulator)
+        assert {n: live.get(n) for n in now} == now, (i, live)
+        assert {n: live.get(n) for n in liar} == liar, (i, live)
+        assert len([n for n in live if n.endswith(".pt")]) <= 3, (i, sorted(live))
+        assert all(len(md5s) == 1 for md5s in live.values()), live
+
+
+def test_many_liars_keep_one_extra_copy_not_one_each(emulator, drive_env, env):
+    """Five sidecars claiming ever more progress, each saved at a different time in the past:
+    prune --keep-last 1 keeps the most advanced and the one saved last, no more."""
+    liars = [_put(emulator, f"liar_{k}.pt", 10**9 + k, T0 + 10 * k,
+                  ) for k in range(5)]
+    honest = [_put(emulator, f"epoch_{e:03d}.pt", e, T0 + 600 + e) for e in (1, 2, 3)]
+    _prune("--keep-last", "1", "--pattern", r"^(liar|epoch)_(?P<epoch>\d+)\.pt$")
+    assert _live(emulator) == {**liars[4], **honest[2]}
+
+
+def test_the_budget_never_deletes_the_newest_or_the_one_saved_last(emulator, drive_env, env):
+    """--max-bytes smaller than the two pinned checkpoints: prune deletes what the count rule
+    deletes and nothing of the pinned ones (no budget deletion can make it fit), and ends."""
+    e1 = _put(emulator, "epoch_001.pt", 1, T0 + 60)
+    _put(emulator, "epoch_002.pt", 2, T0 + 120)
+    e3 = _put(emulator, "epoch_003.pt", 3, T0 + 180)
+    liar = _put(emulator, "epoch_009.pt", 10**9, T0 + 30)
+    _prune("--keep-last", "2", "--max-bytes", "3000")
+    assert _live(emulator) == {**liar, **e3}
+    assert e1  # (deleted by keep-last)
+
+
+def test_a_slightly_future_saved_on_the_real_newest_does_not_lose_a_later_one(
+        emulator, drive_env, env):
+    """A machine whose clock ran an hour ahead saved epoch 3; the run resumed on a correct
+    clock saved epochs 4 and 5 (saved earlier by their clocks). --keep-last 1: the newest
+    (epoch 5) and the one saved last (epoch 3) stay; epoch 4 goes."""
+    _put(emulator, "epoch_002.pt", 2, T0)
+    e3 = _put(emulator, "epoch_003.pt", 3, time.time() + 3600)
+    _put(emulator, "epoch_004.pt", 4, time.time() - 60)
+    e5 = _put(emulator, "epoch_005.pt", 5, time.time() - 30)
+    _prune("--keep-last", "1")
+    assert _live(emulator) == {**e3, **e5}
+
+
+def test_a_liar_autosave_does_not_get_the_runs_real_newest_autosave_deleted(
+        emulator, drive_env, env):
+    """An autosave whose name claims iteration 99999999 and whose sidecar claims 10**9 epochs
+    (a copy renamed by hand, a buggy tool), verified, saved before the run's real autosaves: prune --keep-last 1 deleted
+    every real autosave (older by number), the run's newest state among them. The autosave
+    saved last stays, as a checkpoint's does."""
+    _put(emulator, "autosave_00000100.pt", 1, T0 + 100)
+    real = _put(emulator, "autosave_00000200.pt", 2, T0 + 200)
+    liar = _put(emulator, "autosave_99999999.pt", 10**9, T0 + 50)
+    e1 = _put(emulator, "epoch_001.pt", 1, T0 + 90)
+    _prune("--keep-last", "1")
+    assert _live(emulator) == {**liar, **real, **e1}
