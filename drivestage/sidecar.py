@@ -19,7 +19,9 @@ read, never written. A sidecar is small JSON (format 3)::
   checkpoint saved last (:mod:`drivestage.retention`), so a sidecar claiming more progress
   than its run made cannot get the real newest deleted. Read as None (no save time, no such
   protection) when absent (formats 1 and 2), not a finite number, negative, or more than
-  :data:`FUTURE_SLACK_S` ahead of this machine's clock.
+  :data:`FUTURE_SLACK_S` ahead of this machine's clock. Read from a store, a ``saved`` later
+  than the sidecar's own modified time there counts as that time
+  (:func:`drivestage.pruning.view`).
 
 Readers ignore ``format`` and keys they do not know (every version so far has), so an older
 drivestage reads a format-3 sidecar as before, without ``saved``; formats 1 and 2 and the
