@@ -75,6 +75,8 @@ class OldCopies:
             remote = self.sent.get((folder, side)) or (newest(copies) if copies else None)
             stay = {e.id for e in sidecar.held(self.local[(folder, side)], remote, kept, olds)}
             olds = [e for e in olds if e.id not in stay]
+            if remote is not None and olds:
+                olds = self._as_on_store_now(remote, kept, olds)
         remote_only = self._remote_only_sidecar(key)
         if remote_only is not None and olds:
             try:
@@ -86,7 +88,28 @@ class OldCopies:
                 return []
             stay = {e.id for e in sidecar.held_by(data, kept, olds)}
             olds = [e for e in olds if e.id not in stay]
+            if olds:
+                olds = self._as_on_store_now(remote_only, kept, olds)
         return olds
+
+    def _as_on_store_now(self, side: RemoteEntry, kept: RemoteEntry,
+                         olds: list[RemoteEntry]) -> list[RemoteEntry]:
+        """The ``olds`` that may go by the sidecar ``side`` as it is on the store right now:
+        another machine pushing the same run may have replaced it since this push read or
+        sent it (two pushes of ``last.pt`` at once), and the copy it vouches for then must
+        stay. Unknown (unreadable): all of them stay."""
+        try:
+            now = self.store.stat(side)
+            if now.md5 is not None and now.md5 == side.md5:
+                return olds
+            data = sidecar.fetch(self.store, now)
+        except DriveStageError as exc:
+            log.warning("%s: could not read its sidecar %s on the store again (%s); the old "
+                        "copies stay beside the new one until a push reads the sidecar",
+                        kept.name, side.name, exc)
+            return []
+        stay = {e.id for e in sidecar.held_by(data, kept, olds)}
+        return [e for e in olds if e.id not in stay]
 
     def _remote_only_sidecar(self, key: Key) -> Optional[RemoteEntry]:
         """The sidecar readers will take for ``key`` after this push (the current form wins,
