@@ -97,17 +97,17 @@ class _Sidecars:
     def remote_one(self, name: str) -> Optional[Sidecar]:
         """The remote sidecar ``name``: from the local copy when it has the same bytes. Its
         ``saved`` is never later than when the sidecar reached the store (see
-        :func:`_no_later_than`)."""
+        :func:`drivestage.sidecar.no_later_than`)."""
         entry = pick(self.remote[name], name)
         lf = self.local.get(name)
         if lf is not None and lf.size == entry.size and entry.md5 is not None:
             try:
                 if self.cache.md5(lf.path) == entry.md5:
-                    return _no_later_than(self.local_one(name), entry.modified)
+                    return sidecar.no_later_than(self.local_one(name), entry.modified)
             except OSError:
                 pass
         if entry.id not in self._read:
-            self._read[entry.id] = _no_later_than(self._fetch(entry), entry.modified)
+            self._read[entry.id] = sidecar.no_later_than(self._fetch(entry), entry.modified)
         return self._read[entry.id]
 
     def _fetch(self, entry: RemoteEntry) -> Optional[Sidecar]:
@@ -117,17 +117,6 @@ class _Sidecars:
             log.warning("could not read sidecar %s: %s", entry.name, exc)
             return None
         return sidecar.parse(data) if data is not None else None
-
-
-def _no_later_than(side: Optional[Sidecar], arrived: float) -> Optional[Sidecar]:
-    """``side`` with a ``saved`` no later than ``arrived``, when the sidecar reached the store
-    (its modified time there): a sidecar is sent after its checkpoint was saved, so a later
-    save time is a clock running ahead or a lie. Either would otherwise stay "saved last" over
-    every checkpoint saved since (one extra copy kept for ever, or a liar's claim of more
-    progress getting the run's real newest deleted)."""
-    if side is None or side.saved is None or arrived <= 0 or side.saved <= arrived:
-        return side
-    return dataclasses.replace(side, saved=arrived)
 
 
 def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],

@@ -21,7 +21,7 @@ read, never written. A sidecar is small JSON (format 3)::
   protection) when absent (formats 1 and 2), not a finite number, negative, or more than
   :data:`FUTURE_SLACK_S` ahead of this machine's clock. Read from a store, a ``saved`` later
   than the sidecar's own modified time there counts as that time
-  (:func:`drivestage.pruning.view`).
+  (:func:`no_later_than`).
 
 Readers ignore ``format`` and keys they do not know (every version so far has), so an older
 drivestage reads a format-3 sidecar as before, without ``saved``; formats 1 and 2 and the
@@ -37,6 +37,7 @@ of :func:`fetch`.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -285,3 +286,13 @@ def saved_last(checkpoints: Iterable[Described]) -> Optional[Described]:
     when a sidecar claims more progress than its run made, this is the run's real newest."""
     timed = [c for c in checkpoints if c.verified and c.sidecar.saved is not None]
     return max(timed, key=lambda c: (c.sidecar.saved or 0.0, c.name)) if timed else None
+
+
+def no_later_than(side: Optional[Sidecar], arrived: float) -> Optional[Sidecar]:
+    """``side`` read from a store, its ``saved`` no later than ``arrived`` (when the sidecar
+    reached the store: its modified time there). A sidecar is sent after its checkpoint was
+    saved, so a later save time is a clock running ahead or a lie; either would otherwise
+    stay "saved last" over every checkpoint saved since."""
+    if side is None or side.saved is None or arrived <= 0 or side.saved <= arrived:
+        return side
+    return dataclasses.replace(side, saved=arrived)

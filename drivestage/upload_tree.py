@@ -47,7 +47,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
-from drivestage import extra, pruning, sidecar
+from drivestage import behind, extra, pruning, sidecar
 from drivestage.errors import NotFoundError, QuotaExceededError, UsageError
 from drivestage.local_tree import DEFAULT_EXCLUDES, LocalFile, walk  # noqa: F401 (re-export)
 from drivestage.locks import place_lock
@@ -81,6 +81,7 @@ class PushResult:
     plan: Optional[Plan] = None                           # retention plan of the DEST folder
     skipped_links: list[str] = field(default_factory=list)  # links not followed
     replaced_duplicates: list[str] = field(default_factory=list)  # older same-named copies
+    further_on: list[str] = field(default_factory=list)  # left: the store's copy is further on
 
 
 def _index(entries: Iterable[RemoteEntry]) -> dict[str, list[RemoteEntry]]:
@@ -255,9 +256,12 @@ class _Push:
         for lf in files:
             names.setdefault(lf.folder_rel, set()).add(lf.name)
         todo: list[_Todo] = []
+        ahead = self._further_on(files, names)
         for lf in files:
             if lf.folder_rel == "" and lf.name in skip:
                 self.result.skipped_by_policy.append(lf.rel)
+                continue
+            if (lf.folder_rel, lf.name) in ahead:
                 continue
             remote = [e for e in self.listing[lf.folder_rel].get(lf.name, []) if not e.is_dir]
             if not remote:
@@ -285,6 +289,36 @@ class _Push:
             else:
                 todo.append(_Todo(lf, current, others, duplicates=bool(others)))
         return todo
+
+    def _further_on(self, files: list[LocalFile], names: dict[str, set[str]]) -> set[Key]:
+        """Checkpoints (and their sidecars) whose copy on the store is further on in the same
+        run than the local one (:mod:`drivestage.behind`): left as they are there."""
+        by_key = {(lf.folder_rel, lf.name): lf for lf in files}
+        out: set[Key] = set()
+        for (rel, name), lf in by_key.items():
+            side_name = sidecar.pairs(names[rel]).get(name)
+            listing = self.listing[rel]
+            theirs = [e for e in listing.get(name, []) if not e.is_dir]
+            their_sides = [e for e in listing.get(side_name or "", []) if not e.is_dir]
+            if side_name is None or (rel, side_name) not in by_key or not theirs or \
+                    len(their_sides) != 1 or not self._is_checkpoint(lf, names[rel]):
+                continue
+            current = newest(theirs)
+            try:
+                if current.size == lf.size and current.md5 == self.cache.md5(lf.path):
+                    continue  # unchanged: nothing to replace
+            except OSError:
+                continue  # gone meanwhile: the send says so
+            got = behind.further_on(self.store, self.cache, lf.path,
+                                    by_key[(rel, side_name)].path, current, their_sides[0])
+            if got is None:
+                continue
+            log.warning("%s is further on (%s) than %s (%s) of the same run; left as it is: pull "
+                        "it to continue from it, or delete it there to replace it",
+                        self.store.describe(current), got[0], lf.path, got[1])
+            out |= {(rel, name), (rel, side_name)}
+            self.result.further_on.append(lf.rel)
+        return out
 
     def _send(self, files: list[LocalFile], todo: list[_Todo]) -> None:
         """Checkpoints first; a sidecar only after its checkpoints are verified on the store."""

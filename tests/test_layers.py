@@ -49,7 +49,7 @@ LAYERS = [
     ["streams"],
     ["download", "extract", "stamps"],
     ["unpack"],
-    ["stage_file", "pruning", "extra", "old_copies"],
+    ["stage_file", "pruning", "extra", "old_copies", "behind"],
     ["stage_tree", "upload_tree"],
     ["stage", "mirror"],
     ["hooks"],

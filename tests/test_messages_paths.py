@@ -476,3 +476,34 @@ def test_a_member_another_program_removes_once_in_place(emulator, dest, monkeypa
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["action"] == "extract"
     assert (dest / "ds/a.txt").read_bytes() == b"alpha"
+
+
+@renders("is further on (…) than … of the same run; left as it is")
+def test_a_push_from_a_machine_behind_leaves_drives_further_on_checkpoint(emulator, store, env,
+                                                                          caplog):
+    """Drive's last.pt is epoch 5 of the run (saved later); the local one epoch 4: the push
+    leaves Drive's checkpoint and sidecar as they are."""
+    import hashlib
+    import time
+
+    from drivestage.upload_tree import push
+
+    def side(data: bytes, epoch: int, saved: float) -> bytes:
+        return json.dumps({"format": 3, "epoch": epoch, "epoch_iteration": 0, "run": "r1",
+                           "saved": saved, "md5": hashlib.md5(data).hexdigest(),
+                           "size": len(data)}).encode()
+
+    now = time.time()
+    theirs, mine = b"epoch five" * 30, b"epoch four" * 20
+    emulator.add_file("Models/logs/last.pt", theirs)
+    emulator.add_file("Models/logs/last.json", side(theirs, 5, now - 60))
+    write(str(env / "logs/last.pt"), mine)
+    write(str(env / "logs/last.json"), side(mine, 4, now - 120))
+    with caplog.at_level(logging.WARNING, logger="drivestage"):
+        result = push(str(env / "logs"), "Models/logs", store=store)
+    text = log_text(warnings(caplog, "is further on"))
+    shown("is further on (…) than … of the same run; left as it is", text)
+    assert "drive:Models/logs/last.pt is further on (epoch 5) than " in text
+    assert result.further_on == ["last.pt"] and result.uploaded == []
+    assert [f["md5Checksum"] for f in emulator.files() if f["title"] == "last.pt"] == \
+        [hashlib.md5(theirs).hexdigest()]
