@@ -1,6 +1,9 @@
 """The drivestage CLI run in-process, as most tests run it."""
 from __future__ import annotations
 
+import os
+from typing import Any
+
 from click.testing import CliRunner
 
 from drivestage.cli import cli
@@ -10,3 +13,17 @@ def run(*args: str) -> tuple[int, str, str]:
     """Run the CLI in-process; returns (exit code, stdout, stderr)."""
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     return result.exit_code, result.stdout, result.stderr
+
+
+def ok(*args: str) -> str:
+    """Run the CLI in-process; it must exit 0. Returns its stdout."""
+    code, out, err = run(*args)
+    assert code == 0, err
+    return out
+
+
+def child_env(emulator: Any) -> dict[str, str]:
+    """The environment of a drivestage child process against ``emulator`` (retries of a
+    millisecond, without jitter)."""
+    return dict(os.environ, DRIVESTAGE_API_ROOT=emulator.url, DRIVESTAGE_TOKEN="test-token",
+                DRIVESTAGE_RETRY_BASE="0.001", DRIVESTAGE_RETRY_JITTER="0")

@@ -17,11 +17,10 @@ import threading
 import time
 
 import pytest
-from click.testing import CliRunner
 
 from _checkpoints import md5, save, sidecar_json
+from _cli import child_env, ok
 from _drive_state import live_md5s
-from drivestage.cli import cli
 
 FOLDER = "Models/logs"
 T0 = time.time() - 3600
@@ -36,15 +35,6 @@ def _live(emu) -> dict:
     return live_md5s(emu, FOLDER)
 
 
-def _env(emulator) -> dict:
-    return dict(os.environ, DRIVESTAGE_API_ROOT=emulator.url, DRIVESTAGE_TOKEN="test-token",
-                DRIVESTAGE_RETRY_BASE="0.001", DRIVESTAGE_RETRY_JITTER="0")
-
-
-def _cli(*args) -> str:
-    result = CliRunner().invoke(cli, list(args))
-    assert result.exit_code == 0, result.output
-    return result.stdout
 
 
 def _push_cmd(src, *args) -> list:
@@ -79,7 +69,7 @@ def test_a_push_killed_between_deleting_an_old_checkpoint_and_its_sidecar_leaves
 
     src = tmp_path / "a"
     old = save(str(src), "epoch_003", 3, T0)
-    _cli("push", str(src), f"drive:{FOLDER}")
+    ok("push", str(src), f"drive:{FOLDER}")
     assert _live(emulator) == old
     for name in old:
         os.remove(src / name)
@@ -87,12 +77,12 @@ def test_a_push_killed_between_deleting_an_old_checkpoint_and_its_sidecar_leaves
     # Every deletion waits a moment before it is done: the kill lands between the two.
     emulator.faults.latency(2.0, method="DELETE")
     cmd = _push_cmd(src, "--keep-last", "1")
-    proc = subprocess.Popen(cmd, env=_env(emulator), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(cmd, env=child_env(emulator), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     sigkill_when(proc, lambda: len(set(old) & set(_live(emulator))) == 1,
                  "the push never deleted one of epoch 3's files")
     emulator.faults.clear()
-    rerun = subprocess.run(cmd, env=_env(emulator), capture_output=True, text=True, timeout=60)
+    rerun = subprocess.run(cmd, env=child_env(emulator), capture_output=True, text=True, timeout=60)
     assert rerun.returncode == 0, rerun.stderr
     assert _live(emulator) == new
 
@@ -166,7 +156,7 @@ def test_two_machines_replacing_last_pt_at_once_leave_a_copy_their_sidecar_vouch
     sidecar naming A's, no verified checkpoint at all. Whoever wrote the sidecar last, a
     copy it vouches for stays (and at most the two new copies)."""
     base = _save_last(tmp_path / "base", 3, T0)
-    _cli("push", str(tmp_path / "base"), f"drive:{FOLDER}")
+    ok("push", str(tmp_path / "base"), f"drive:{FOLDER}")
     a_files = _save_last(tmp_path / "a", 4, T0 + 60)
     b_files = _save_last(tmp_path / "b", 5, T0 + 120)
     a = _Machine(emulator, "A", "upload", "last.json")
@@ -197,12 +187,12 @@ def test_prune_while_a_push_is_between_a_new_checkpoint_and_its_sidecar_keeps_bo
     epoch 5 and its sidecar only."""
     src = tmp_path / "a"
     old = save(str(src), "epoch_004", 4, T0)
-    _cli("push", str(src), f"drive:{FOLDER}")
+    ok("push", str(src), f"drive:{FOLDER}")
     new = save(str(src), "epoch_005", 5, T0 + 60)
     a = _Machine(emulator, "A", "upload", "epoch_005.json")
     ta = a.push(src, _policy(keep_last=1))
     assert a.reached.wait(30) and not a.error, a.error
-    _cli("prune", f"drive:{FOLDER}", "--keep-last", "1")
+    ok("prune", f"drive:{FOLDER}", "--keep-last", "1")
     assert _live(emulator) == {**old, "epoch_005.pt": new["epoch_005.pt"]}
     a.release()
     ta.join(30)

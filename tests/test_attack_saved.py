@@ -14,9 +14,8 @@ import sys
 import time
 
 import pytest
-from click.testing import CliRunner
 
-from drivestage.cli import cli
+from _cli import child_env, ok
 from _drive_state import live_md5s
 
 FOLDER = "Models/logs"
@@ -52,15 +51,6 @@ def _save(src, name: str, epoch, run, size: int = 3000, saved=None, when=None) -
     return {name: [side["md5"]], stem + ".json": [hashlib.md5(body).hexdigest()]}
 
 
-def _env(emulator) -> dict:
-    return dict(os.environ, DRIVESTAGE_API_ROOT=emulator.url, DRIVESTAGE_TOKEN="test-token",
-                DRIVESTAGE_RETRY_BASE="0.001", DRIVESTAGE_RETRY_JITTER="0")
-
-
-def _cli(*args) -> str:
-    result = CliRunner().invoke(cli, list(args))
-    assert result.exit_code == 0, result.output
-    return result.stdout
 
 
 # ------------------------------------------------------------ 3. pre-upload deletions
@@ -74,7 +64,7 @@ def test_nearly_full_drive_keeps_the_newest_runs_checkpoint_not_the_most_advance
     one kept back was the *most advanced* of the folder (A's epoch 50, by progress across
     runs), so B's checkpoints went first; killed mid-upload, Drive held nothing of B, the
     newest run it had. The newest run's newest verified checkpoint stays instead."""
-    from _kill import sigkill_when
+    from _kill import sigkill_push_in_its_upload
 
     a, b = {}, {}
     for e in (48, 49, 50):
@@ -83,25 +73,21 @@ def test_nearly_full_drive_keeps_the_newest_runs_checkpoint_not_the_most_advance
         b.update(_save(tmp_path / "b", f"epoch_{e:03d}.pt", e, "run-B", size=100 * KiB))
     used = sum(os.path.getsize(p) for d in ("a", "b") for p in (tmp_path / d).iterdir())
     emulator = emulator_factory(quota_bytes=used + 150 * KiB)
-    env = _env(emulator)
+    env = child_env(emulator)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
-    _cli("push", str(tmp_path / "a"), f"drive:{FOLDER}")
-    _cli("push", str(tmp_path / "b"), f"drive:{FOLDER}")
+    ok("push", str(tmp_path / "a"), f"drive:{FOLDER}")
+    ok("push", str(tmp_path / "b"), f"drive:{FOLDER}")
     assert _live(emulator) == {**a, **b}
     c = _save(tmp_path / "c", "epoch_001.pt", 1, "run-C", size=200 * KiB)
-    cmd = [sys.executable, "-m", "drivestage", "push", str(tmp_path / "c"), f"drive:{FOLDER}",
-           "--keep-runs", "1"]
-    emulator.clear_requests()
-    emulator.faults.latency(2.0, path=r"^/upload/", times=1)  # the upload's first answer waits
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    sigkill_when(proc, lambda: any(r.path.startswith("/upload/") for r in emulator.requests),
-                 "the push never began its upload")
+    args = [str(tmp_path / "c"), f"drive:{FOLDER}", "--keep-runs", "1"]
+    sigkill_push_in_its_upload(emulator, env, *args)
     live = _live(emulator)
     assert "epoch_001.json" not in live  # C has no verified checkpoint yet
     assert {n: live.get(n) for n in ("epoch_003.pt", "epoch_003.json")} == \
         {n: b[n] for n in ("epoch_003.pt", "epoch_003.json")}, live
-    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    rerun = subprocess.run([sys.executable, "-m", "drivestage", "push", *args], env=env,
+                           capture_output=True, text=True, timeout=60)
     assert rerun.returncode == 0, rerun.stderr
     assert _live(emulator) == c
 
@@ -134,7 +120,7 @@ def _arrived(emu, name: str, when: float) -> None:
 
 
 def _prune(*args) -> str:
-    return _cli("prune", f"drive:{FOLDER}", *args)
+    return ok("prune", f"drive:{FOLDER}", *args)
 
 
 def test_a_resumed_run_on_machines_with_skewed_clocks_stays_bounded(emulator, store, env):
