@@ -18,7 +18,6 @@ The checkpoint and its sidecar then stay as they are on the store, and the push 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Optional
 
 from drivestage import sidecar
@@ -36,7 +35,7 @@ def further_on(store: RemoteStore, cache: Md5Cache, path: str, side_path: str,
     local one at ``path`` (with its sidecar at ``side_path``) got, e.g. ``("epoch 5",
     "epoch 4")``, when the store's is further on; None when it is not, or when that cannot be
     told (then the push replaces it, as it always did). At most one small read of the store."""
-    mine = _local(side_path)
+    mine = sidecar.read(side_path)
     if mine is None or mine.run is None or mine.saved is None or mine.md5 is None:
         return None
     if their_side.size > sidecar.MAX_BYTES or theirs.md5 is None:
@@ -56,16 +55,6 @@ def further_on(store: RemoteStore, cache: Md5Cache, path: str, side_path: str,
     if other.progress > mine.progress and other.saved > mine.saved:
         return _label(other), _label(mine)
     return None
-
-
-def _local(path: str) -> Optional[Sidecar]:
-    try:
-        if os.path.getsize(path) > sidecar.MAX_BYTES:
-            return None
-        with open(path, "rb") as fh:
-            return sidecar.parse(fh.read())
-    except OSError:
-        return None
 
 
 def _label(side: Sidecar) -> str:

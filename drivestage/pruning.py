@@ -85,14 +85,7 @@ class _Sidecars:
         self._read: dict[str, Optional[Sidecar]] = {}
 
     def local_one(self, name: str) -> Optional[Sidecar]:
-        lf = self.local[name]
-        try:
-            if lf.size > sidecar.MAX_BYTES:
-                return None
-            with open(lf.path, "rb") as fh:
-                return sidecar.parse(fh.read())
-        except OSError:
-            return None
+        return sidecar.read(self.local[name].path)
 
     def remote_one(self, name: str) -> Optional[Sidecar]:
         """The remote sidecar ``name``: from the local copy when it has the same bytes. Its

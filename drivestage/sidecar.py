@@ -186,6 +186,17 @@ def parse(data: Union[bytes, str]) -> Optional[Sidecar]:
         size=_count(obj.get("size")), saved=_save_time(obj.get("saved")))
 
 
+def read(path: str) -> Optional[Sidecar]:
+    """The local sidecar file ``path``, parsed; None when absent, unreadable, larger than
+    :data:`MAX_BYTES` or not a sidecar."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_BYTES + 1)
+    except OSError:
+        return None
+    return parse(data) if len(data) <= MAX_BYTES else None
+
+
 def write(checkpoint_path: str, sidecar: Sidecar) -> str:
     """Write the sidecar of ``checkpoint_path`` atomically; returns its path."""
     from drivestage.localfs import atomic_write
