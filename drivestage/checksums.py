@@ -105,10 +105,13 @@ def rate(name: str) -> float:
 def file_digest(path: str, name: str) -> str:
     """Hex ``name`` digest of the file at ``path``, read in blocks."""
     digest = hashlib.new(name)
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_READ_BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    buf = memoryview(bytearray(_READ_BLOCK))  # reused: no fresh pages per block (heap.py)
+    with open(path, "rb", buffering=0) as fh:
+        while True:
+            n = fh.readinto(buf)
+            if not n:
+                return digest.hexdigest()
+            digest.update(buf[:n])
 
 
 def verify_file(path: str, entry: RemoteEntry) -> Optional[str]:

@@ -1,25 +1,37 @@
-"""Keeping a transfer process's memory to what it holds (glibc malloc tuning).
+"""Keeping a transfer process's memory to what it holds, without paying for pages twice
+(glibc malloc tuning).
 
-A download receives every chunk (8 MiB) as a fresh ``bytes`` object in a fetch thread and
-frees it in the writer thread. glibc raises its mmap threshold to the largest block freed and
-then keeps freed blocks of that size in the fetching thread's arena, so with four streams a
-1 GiB pull held up to 280 MB that nothing used any more (155-280 MB from run to run). With a
-fixed threshold, large blocks are mmap'd and go back to the OS the moment they are freed, and
-peak memory is what the transfer really holds (about 120 MB for that pull).
+A download receives every chunk as a fresh ``bytes`` object in a fetch thread and frees it in
+the writer thread. glibc raises its mmap threshold to the largest block freed and then keeps
+freed blocks of that size in the fetching thread's arena, so with four streams a 1 GiB pull
+held up to 280 MB that nothing used any more (155-280 MB from run to run). With a fixed
+threshold, large blocks are mmap'd and go back to the OS the moment they are freed, and peak
+memory is what the transfer really holds (about 110 MB for that pull).
+
+A fixed mmap threshold also stops glibc from adapting its *trim* threshold, which then stays
+at 128 KiB: a thread's heap gave back every 1 MiB body piece the moment it was freed, and the
+next piece faulted in fresh zeroed pages. With the hash's read-back blocks, that was
+150,000-200,000 page faults per 1 GiB ``pull --extract`` (``ru_minflt``), and on a VM that
+returns free memory to its host each such page costs kernel time again (1-3 s per GiB on the
+development VM; see bench/_disk.py). The trim threshold is therefore fixed too: a heap keeps
+up to that much freed memory for reuse, which is never more than it held at its peak, so the
+peak itself does not move.
 """
 from __future__ import annotations
 
 import ctypes
 import sys
 
-_M_MMAP_THRESHOLD = -3  # mallopt parameter, from glibc's <malloc.h>
+_M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's <malloc.h>
+_M_MMAP_THRESHOLD = -3
 
 
-def return_large_blocks_to_os(threshold: int = 4 << 20) -> bool:
-    """Have glibc serve blocks of ``threshold`` bytes or more by mmap (freed at once).
+def tune_for_transfers(threshold: int = 4 << 20, keep: int = 32 << 20) -> bool:
+    """Have glibc serve blocks of ``threshold`` bytes or more by mmap (freed at once), and
+    keep up to ``keep`` bytes of freed heap memory for reuse (no fresh pages per block).
 
-    4 MiB: download chunks (8 MiB) and upload chunks (64 MiB) are above it; the emulator's
-    1 MiB body pieces stay below, in the heap, where reusing them costs no page faults.
+    4 MiB: download chunks (8 MiB) and upload chunks (64 MiB) are above it; body pieces
+    (1 MiB) and members stay below, in the heap, where reusing them costs no page faults.
 
     Process-wide, so it belongs in a process's entry point, never in library code (torch,
     for one, relies on the default). False where the C library offers no ``mallopt``.
@@ -32,4 +44,5 @@ def return_large_blocks_to_os(threshold: int = 4 << 20) -> bool:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(_M_MMAP_THRESHOLD, int(threshold)))
+    return bool(mallopt(_M_MMAP_THRESHOLD, int(threshold))) and \
+        bool(mallopt(_M_TRIM_THRESHOLD, int(keep)))

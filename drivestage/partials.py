@@ -23,7 +23,6 @@ from typing import Optional
 from drivestage.localfs import atomic_write, fitted_name
 from drivestage.store import RemoteEntry
 
-_READ_BLOCK = 4 << 20
 _TAG_RE = re.compile(r"^([0-9a-f]{16})\.(?:partial|ranges)\Z")
 #: A record with more ranges than this is not one a download wrote (its streams leave a few
 #: holes each): trusting it would mean a ranged request per hole.

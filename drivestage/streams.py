@@ -332,6 +332,7 @@ class Pass:
         writes right where the hash has got to (no second copy), the rest read back from the
         page cache."""
         size = self.entry.size
+        buf: Optional[memoryview] = None
         while True:
             block: Optional[memoryview] = None
             with self.lock:
@@ -356,11 +357,15 @@ class Pass:
             while block is None and pos < upto:
                 if self.stopped:
                     return  # a failure or an interrupt: the hash is not needed any more
-                data = os.pread(self.fd, min(_READ_BLOCK, upto - pos), pos)
-                if not data:
+                if buf is None:
+                    # One buffer for every read-back: a new block per read faulted in fresh
+                    # pages each time (see heap.py), a GiB of them for a GiB read back.
+                    buf = memoryview(bytearray(_READ_BLOCK))
+                n = os.preadv(self.fd, [buf[:min(_READ_BLOCK, upto - pos)]], pos)
+                if not n:
                     break
-                self._digest.update(data)
-                pos += len(data)
+                self._digest.update(buf[:n])
+                pos += n
             with self.lock:
                 self.hashed = pos
                 self.lock.notify_all()

@@ -13,13 +13,14 @@ from drivestage.cli import emulator as _emulator  # noqa: F401
 from drivestage.cli import pull as _pull  # noqa: F401
 from drivestage.cli import push as _push  # noqa: F401
 from drivestage.cli.group import cli, configure_logging
-from drivestage.heap import return_large_blocks_to_os
+from drivestage.heap import tune_for_transfers
 
 __all__ = ["cli", "configure_logging", "main"]
 
 
 def main() -> None:
     """Console-script entry point."""
-    # This process is ours: keep its peak memory to the chunks in flight (see heap.py).
-    return_large_blocks_to_os()
+    # This process is ours: peak memory is the chunks in flight, and freed blocks are reused
+    # rather than faulted in again (see heap.py).
+    tune_for_transfers()
     cli(prog_name="drivestage")
