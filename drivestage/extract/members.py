@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bz2
 import copy
+import functools
 import gzip
 import io
 import lzma
@@ -59,12 +60,15 @@ class Entry:
     written: Optional[os.stat_result] = None  # the file as written (fstat), for its record
 
 
+_DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
+
+
 def clean_name(raw: str, what: str = "member") -> str:
     """Normalise a member name to ``a/b/c``; refuse anything that could leave DEST."""
     if "\0" in raw:
         raise UnsafeArchiveError(f"{what} {raw!r} has a NUL byte in its name; refusing the archive")
     name = raw.replace("\\", "/")
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
+    if name.startswith("/") or _DRIVE_LETTER.match(name):
         raise UnsafeArchiveError(
             f"{what} {raw!r} has an absolute path; refusing to extract an archive that "
             "writes outside the destination")
@@ -84,8 +88,15 @@ def _zip_mtime(info: zipfile.ZipInfo) -> float:
         if tag == 0x5455 and length >= 5 and extra[i + 4] & 1:
             return float(struct.unpack_from("<i", extra, i + 5)[0])
         i += 4 + length
+    return _dos_time(info.date_time)
+
+
+@functools.lru_cache(maxsize=4096)
+def _dos_time(date_time: tuple[int, int, int, int, int, int]) -> float:
+    # mktime reads the time zone again on every call (a stat of /etc/localtime when TZ is
+    # unset): 50 ms for 20,000 members, who mostly share a handful of times.
     try:
-        return time.mktime(info.date_time + (0, 0, -1))
+        return time.mktime(date_time + (0, 0, -1))
     except (OverflowError, ValueError):
         return time.time()
 

@@ -39,7 +39,7 @@ from drivestage.extract.records import ExtractResult
 from drivestage.sizes import format_size
 from drivestage.extract.validation import check_names
 from drivestage.extract.writing import Progress, create, copy_stream, finish_member, \
-    write_zip_member, zip_data_end
+    write_zip_member, zip_data_start
 from drivestage.store import ProgressFn
 
 log = logging.getLogger(__name__)
@@ -189,8 +189,9 @@ class Overlapped:
                         nxt[0] += 1
                     start = int(getattr(e.source, "header_offset", 0))
                     self._wait(start, start + _LOCAL_HEADER)
-                    self._wait(start, zip_data_end(fd, e, self.label))
-                    write_zip_member(fd, self.job.tmp, e, self.label, self.progress)
+                    data = zip_data_start(fd, e, self.label)  # one read of its header
+                    self._wait(start, data + int(getattr(e.source, "compress_size", 0)))
+                    write_zip_member(fd, self.job.tmp, e, data, self.label, self.progress)
             except BaseException:
                 failed.set()
                 raise

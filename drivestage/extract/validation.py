@@ -6,6 +6,7 @@ links judged against DEST's own links) is checked again under the merge lock, in
 """
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import re
@@ -74,16 +75,23 @@ def check_members(entries: list[Entry], archive: str) -> list[Entry]:
 def check_names(e: Entry, archive: str) -> None:
     """The rules on one member's name (reserved names, length)."""
     for part in e.path.split("/"):
-        if is_reserved(part):
+        reserved, size = _judge_part(part)
+        if reserved:
             raise UnsafeArchiveError(
                 f"member {e.path!r} uses the name {part!r}, "
                 "which drivestage keeps for its own state "
                 "(stamps, locks, temporary folders, partial downloads); refusing the archive")
-        size = len(os.fsencode(part))
         if size > _NAME_MAX:
             raise ArchiveError(
                 f"member {e.path[:80]!r}... of {os.path.basename(archive)} has a {size}-byte name; "
                 f"file systems allow {_NAME_MAX} bytes: shorten it in the archive")
+
+
+@functools.lru_cache(maxsize=4096)
+def _judge_part(part: str) -> tuple[bool, int]:
+    # (reserved?, bytes): folder names repeat in every member below them, so most parts of a
+    # 20,000-member list were judged already.
+    return is_reserved(part), len(os.fsencode(part))
 
 
 def check_link_target(path: str, target: str) -> None:

@@ -291,22 +291,23 @@ def write_files(kind: str, archive: str, tmp: str, files: list[Entry], jobs: int
         _write_files_stream(archive, tmp, files, progress)
 
 
-def write_zip_member(afd: int, tmp: str, e: Entry, archive: str, progress: Progress) -> None:
-    """One stored or deflated zip member from the open archive ``afd`` (CRC checked)."""
+def write_zip_member(afd: int, tmp: str, e: Entry, start: int, archive: str,
+                     progress: Progress) -> None:
+    """One stored or deflated zip member from the open archive ``afd``, its data at ``start``
+    (:func:`zip_data_start`), CRC checked."""
     info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
     fd = create(tmp, e)
     try:
-        start = _zip_data_offset(afd, info, archive)
         _copy_raw(afd, fd, e, start, info.compress_size, info.compress_type, info.CRC,
                   archive, progress)
     finally:
         os.close(fd)
 
 
-def zip_data_end(afd: int, e: Entry, archive: str) -> int:
-    """Where member ``e``'s compressed bytes end (its local header must be readable)."""
+def zip_data_start(afd: int, e: Entry, archive: str) -> int:
+    """Where member ``e``'s compressed bytes start (its local header must be readable)."""
     info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
-    return _zip_data_offset(afd, info, archive) + int(info.compress_size)
+    return _zip_data_offset(afd, info, archive)
 
 
 def finish_tree(tmp: str, entries: list[Entry]) -> None:
