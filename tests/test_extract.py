@@ -304,6 +304,15 @@ def test_disk_space_checked_before_writing(tmp_path, dest):
     assert snapshot(tmp_path) == before
 
 
+def test_disk_space_below_the_reserve_is_said_as_none_free(tmp_path, dest):
+    # pull passes free space minus what it keeps in reserve, which can be below zero
+    archive = make_zip(tmp_path / "d.zip", [("a.bin", os.urandom(10_000), None)])
+    with pytest.raises(DiskSpaceError) as err:
+        extract_archive(archive, dest, free_bytes=lambda path: -197515794)
+    assert err.value.free == 0
+    assert "needs 12.0 KiB (12288 bytes), only 0 B (0 bytes) free" in str(err.value)
+
+
 @pytest.mark.parametrize("kind", ["zip", "tar", "tgz"])
 def test_empty_archive(tmp_path, dest, kind):
     if kind == "zip":

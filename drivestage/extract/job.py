@@ -57,7 +57,7 @@ class Job:
         self._check_dest(entries)  # early; again when merging
         remove_stale_temps(self.dest)
         needed = _needed_bytes(entries)
-        free = self.free_bytes(self.dest)
+        free = max(self.free_bytes(self.dest), 0)  # below zero: less than pull's reserve
         if needed > free:
             raise DiskSpaceError(
                 f"not enough free disk space to extract {os.path.basename(self.archive)} into "
