@@ -155,12 +155,18 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _children_faults() -> int:
+    # Minor page faults: fresh pages, which a VM that returns free memory to its host pays
+    # for again each time (see _disk.page_cost).
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_minflt
+
+
 def run(cmd: list[str], env: Optional[dict] = None, cwd: Optional[str] = None) -> dict:
-    """Run one command (fails loudly): ``wall``, ``cpu`` (user+sys), ``rss`` (drivestage
-    only: the process's own peak), ``stdout``.
+    """Run one command (fails loudly): ``wall``, ``cpu`` (user+sys), ``faults`` (minor page
+    faults), ``rss`` (drivestage only: the process's own peak), ``stdout``.
 
     ``cmd`` starting with ``"drivestage"`` runs the console script with this interpreter."""
-    cpu = _children_cpu()
+    cpu, faults = _children_cpu(), _children_faults()
     began = time.monotonic()
     rss = 0
     if cmd[0] == "drivestage":
@@ -170,7 +176,8 @@ def run(cmd: list[str], env: Optional[dict] = None, cwd: Optional[str] = None) -
     wall = time.monotonic() - began
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
-    return {"wall": wall, "cpu": _children_cpu() - cpu, "rss": rss, "stdout": proc.stdout}
+    return {"wall": wall, "cpu": _children_cpu() - cpu, "faults": _children_faults() - faults,
+            "rss": rss, "stdout": proc.stdout}
 
 
 def phases(args: list[str], env: dict, cwd: Optional[str] = None) -> dict:
@@ -286,11 +293,13 @@ class Bench:
             self.note(n, key + "_cpu", t["cpu"])
         self.note(n, "recipe", t_curl["wall"] + t_md5["wall"] + t_unzip["wall"])
         self.note(n, "recipe_cpu", t_curl["cpu"] + t_md5["cpu"] + t_unzip["cpu"])
+        self.note(n, "recipe_faults", t_curl["faults"] + t_md5["faults"] + t_unzip["faults"])
         self.retire(out)
         got, calls = self.pull(s, out, "--extract", *self.jobs)
         self.note(n, "pull_extract", got["wall"])
         self.note(n, "pull_extract_cpu", got["cpu"])
         self.note(n, "pull_extract_rss", got["rss"])
+        self.note(n, "pull_extract_faults", got["faults"])
         self.note(n, "pull_extract_media", calls["media"])
         got, calls = self.pull(s, out, "--extract", *self.jobs, phased=True)
         self.note(n, "rerun", got["wall"])

@@ -146,6 +146,12 @@ def _streams(d: dict, info: dict, out: TextIO) -> dict:
     return result
 
 
+def _faults(d: dict, key: str) -> str:
+    """Fewest minor page faults over the rounds (``?`` from an older results file)."""
+    got = d.get(key)
+    return f"{min(got):,}" if got else "?"
+
+
 def _floor(d: dict, pd: list, cores: int) -> list:
     """Per round, the least time an overlapped ``pull --extract`` could take here: neither
     less than the download + verify nor than the extraction alone (the library, in-process,
@@ -203,8 +209,10 @@ def report(info: dict, data: dict, out: TextIO) -> dict:
         recipe, pe = d["recipe"], d["pull_extract"]
         out.write(f"  recipe (curl + md5sum + unzip -q): {_fmt_range(recipe)} "
                   f"(curl {_best(d['curl']):.2f}, md5sum {_best(d['md5sum']):.2f}, unzip "
-                  f"{_best(d['unzip']):.2f}; cpu {_best(d['recipe_cpu']):.2f})\n")
+                  f"{_best(d['unzip']):.2f}; cpu {_best(d['recipe_cpu']):.2f}; "
+                  f"{_faults(d, 'recipe_faults')} page faults)\n")
         out.write(f"  pull --extract: {_fmt_range(pe)} (cpu {_best(d['pull_extract_cpu']):.2f}, "
+                  f"{_faults(d, 'pull_extract_faults')} page faults, "
                   f"{d['pull_extract_media'][0]} media requests) -> "
                   f"{_fmt_ratio(pe, recipe)} the recipe (goal <= 0.4)\n")
         pd = [t["process_wall_s"] for t in d["download_phases"]]
