@@ -389,8 +389,11 @@ class _Extraction:
     members are merged in first; then each member an earlier version's extraction wrote and
     the new one lacks is removed, only while it is still exactly what that extraction wrote
     (:func:`drivestage.extract.remove_members`: kind, size, mtime, inode); members listed by
-    a 0.1.0 stamp (no records) are never removed. The stamp says "extracted" only once every
-    member was checked in place."""
+    a 0.1.0 stamp (no records) are never removed. A member that changed kind (v1's folder
+    ``ds/a``, v2's file ``ds/a``) replaces the folder during the merge only when it holds
+    exactly what those records say (:mod:`drivestage.extract.owned`); otherwise the archive
+    is refused as before. The stamp says "extracted" only once every member was checked in
+    place."""
 
     def __init__(self, stager: FileStager, stamp: Stamp, protected: set[str]):
         self.stager, self.stamp, self.protected = stager, stamp, protected
@@ -404,18 +407,22 @@ class _Extraction:
             raise ArchiveError(f"--extract: {src} is not a zip or tar archive "
                                f"(downloaded to {target}); pull it without --extract")
         log.info("extract %s into %s (%s)", target, dest, action)
+        stale = stamps.records(self.stamp, "stale")
+        others = stamps.members_of_others(dest, self.stamp) if stale else set()
+        # What the earlier versions wrote and no other stamp stands for: a folder of those
+        # alone may give way to a member that is a file now.
+        ours = [m for m in stale if m.path not in others]
         if unpacking is not None:  # it followed the download (or extracts the file now)
-            result = unpacking.extract(target)
+            result = unpacking.extract(target, replaceable=ours)
         else:
             bar = None
             if self.stager.extract_progress is not no_progress:
                 bar = self.stager.extract_progress("extract", _extracted_total(target), 0)
             result = extract(target, dest, progress=bar, lock_dir=lock_dir,
                              free_bytes=lambda p: shutil.disk_usage(p).free - reserve,
-                             protected=self.protected)
-        stale = stamps.records(self.stamp, "stale")
+                             protected=self.protected, replaceable=ours)
         if stale:
-            keep = set(result.paths) | stamps.members_of_others(dest, self.stamp)
+            keep = set(result.paths) | others
             gone = remove_members(dest, stale, keep=keep, lock_dir=lock_dir)
             if gone:
                 log.info("removed %s of the previous version of %s", _count(gone, "member"),

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import logging
 import shutil
-from typing import Collection, Optional
+from typing import Collection, Iterable, Optional
 
 from drivestage.download import Download, DownloadResult
 from drivestage.errors import DiskSpaceError, DriveStageError
-from drivestage.extract import ExtractResult, extract
+from drivestage.extract import ExtractResult, MemberRecord, extract
 from drivestage.extract.members import zip_directory_start
 from drivestage.extract.overlapped import FALLBACK, Overlapped
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
@@ -115,9 +115,11 @@ class Unpacking:
             self.follower = None
         return result
 
-    def extract(self, target: str) -> ExtractResult:
+    def extract(self, target: str, replaceable: Iterable[MemberRecord] = ()) -> ExtractResult:
         """The extraction into DEST of the verified archive at ``target``: what followed the
-        download is merged, or, when nothing did (or it failed), ``target`` is extracted."""
+        download is merged, or, when nothing did (or it failed), ``target`` is extracted.
+        ``replaceable``: see :func:`drivestage.extract.extract` (what followed the download
+        knows none: a member that changed kind since is merged by that second way)."""
         follower, self.follower = self.follower, None
         if follower is not None:
             try:
@@ -126,7 +128,8 @@ class Unpacking:
                 log.info("%s: extracting the verified archive again (%s)", self.describe, exc)
         return extract(target, self.dest, progress=self.extract_progress,
                        lock_dir=self.lock_dir, protected=self.protected,
-                       free_bytes=lambda p: shutil.disk_usage(p).free - self.reserve)
+                       free_bytes=lambda p: shutil.disk_usage(p).free - self.reserve,
+                       replaceable=replaceable)
 
     def close(self) -> None:
         """Stop whatever still runs (after a failure elsewhere)."""

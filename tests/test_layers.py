@@ -40,7 +40,7 @@ LAYERS = [
     # Archives: what a member is, the rules, then writing and merging into DEST.
     ["extract.formats"],
     ["extract.members"],
-    ["extract.validation"],
+    ["extract.validation", "extract.owned"],
     ["extract.links", "extract.merging", "extract.writing"],
     ["extract.records"],
     ["extract.job"],

@@ -459,8 +459,8 @@ def test_a_member_another_program_removes_once_in_place(emulator, dest, monkeypa
 
     real_merge = job.merge
 
-    def merge_then_another_program(archive, tmp, into, tops):
-        real_merge(archive, tmp, into, tops)
+    def merge_then_another_program(archive, tmp, into, tops, **options):
+        real_merge(archive, tmp, into, tops, **options)
         os.unlink(os.path.join(into, "ds", "a.txt"))  # another program, right after
 
     monkeypatch.setattr(job, "merge", merge_then_another_program)

@@ -9,8 +9,9 @@
    to anything but an earlier file of the same archive, device/FIFO members, and links that
    break the link rule below raise :class:`UnsafeArchiveError` (or :class:`ArchiveError`)
    naming the member; encrypted or unsupported members raise :class:`ArchiveError`. A member
-   that is not a folder where DEST has a folder raises :class:`ArchiveError`. Nothing has been
-   written at that point.
+   that is not a folder where DEST has a folder raises :class:`ArchiveError` (unless that
+   folder holds exactly what an earlier extraction of the archive wrote: ``replaceable``,
+   see :mod:`.owned`). Nothing has been written at that point.
 2. Free disk space is checked against the member sizes (each rounded up to a 4 KiB block):
    :class:`DiskSpaceError` with the numbers, before writing.
 3. Members are streamed (1 MiB buffers, bounded memory even for a zip bomb, whose output is
@@ -22,8 +23,8 @@
    whole new ``VOCdevkit/`` at once), folders present on both sides are merged (VOC2007's and
    VOC2012's archives share ``VOCdevkit/``), a file or link replaces the file or link at its
    path by one atomic rename, and a folder replaces a file or link. A folder of DEST is never
-   replaced, nothing the archive does not contain is touched, and no link of DEST is ever
-   followed. Decompression runs outside the lock, so extractions into one DEST overlap;
+   replaced (but one ``replaceable`` holds whole, put aside first), nothing the archive does
+   not contain is touched, and no link of DEST is ever followed. Decompression runs outside the lock, so extractions into one DEST overlap;
    merges happen one at a time, from threads and processes alike. A crash leaves at most a
    hidden temporary folder, which the next extraction into DEST removes, and some members
    already in place; the caller's stamp is what says "complete".
@@ -84,7 +85,8 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
             progress: Optional[ProgressFn] = None,
             free_bytes: Optional[Callable[[str], int]] = None,
             jobs: int = 2, lock_dir: Optional[PathLike] = None,
-            protected: Iterable[str] = ()) -> ExtractResult:
+            protected: Iterable[str] = (),
+            replaceable: Iterable[MemberRecord] = ()) -> ExtractResult:
     """Extract a zip / tar / tar.gz (.tgz) / tar.bz2 / tar.xz safely into ``dest_dir``.
 
     Returns what was written, member by member, in archive order. ``progress`` receives byte
@@ -93,14 +95,16 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
     the folder whose merge lock serialises the merge (default ``dest_dir``; a folder pull
     passes its root, so that extractions into nested folders of one tree merge one at a
     time too). No member may replace the archive itself, nor a path in ``protected`` (files
-    staged from Drive), or turn one into a folder. Raises UnsafeArchiveError, ArchiveError
-    or DiskSpaceError; on any error DEST is left as it was.
+    staged from Drive), or turn one into a folder. ``replaceable``: the records of what an
+    earlier extraction of this archive wrote, whose folders a file or link member may
+    replace when they hold nothing else (an update in which a member changed kind). Raises
+    UnsafeArchiveError, ArchiveError or DiskSpaceError; on any error DEST is left as it was.
     """
     archive = os.fspath(archive_path)
     kind, entries = list_members(archive)
     job = Job(archive, os.fspath(dest_dir), free_bytes=free_bytes,
               lock_dir=os.fspath(lock_dir) if lock_dir is not None else None,
-              protected=protected)
+              protected=protected, replaceable=replaceable)
     try:
         files = job.check(entries)
         write_files(kind, archive, job.tmp, files, jobs, Progress(progress))

@@ -18,7 +18,8 @@ from drivestage.extract.links import judge_links
 from drivestage.extract.members import Entry
 from drivestage.extract.merging import make_temp, merge, merge_lock, plan_merge, \
     remove_stale_temps
-from drivestage.extract.records import ExtractResult, record_members
+from drivestage.extract.owned import NOTHING, Owned, by_path
+from drivestage.extract.records import ExtractResult, MemberRecord, record_members
 from drivestage.extract.validation import check_members
 from drivestage.extract.writing import finish_tree, make_dirs
 from drivestage.sizes import format_size
@@ -32,11 +33,15 @@ class Job:
     """The extraction of ``archive`` into ``dest``; its temporary folder is ``tmp`` once
     :meth:`check` passed. ``lock_dir``: the folder whose merge lock serialises the merge;
     ``protected``: files staged from Drive that no member may replace or turn into a folder
-    (the archive itself always; a download being followed names its final path)."""
+    (the archive itself always; a download being followed names its final path);
+    ``replaceable``: the records of what an earlier extraction of this archive wrote (and no
+    other archive's stamp lists), whose folders a file or link member may replace when they
+    hold nothing else (:mod:`.owned`)."""
 
     def __init__(self, archive: str, dest: str, *, lock_dir: Optional[str] = None,
                  free_bytes: Optional[Callable[[str], int]] = None,
-                 protected: Iterable[str] = (), label: Optional[str] = None):
+                 protected: Iterable[str] = (), label: Optional[str] = None,
+                 replaceable: Iterable[MemberRecord] = ()):
         self.archive = label or archive  # what messages call it (not a partial's name)
         self.dest = os.path.abspath(dest)
         inside = (os.path.relpath(os.path.abspath(p), self.dest).replace(os.sep, "/")
@@ -44,6 +49,7 @@ class Job:
         self.protected = {p for p in inside if p != "." and not p.startswith("../")}
         self.lock_dir = os.path.abspath(lock_dir) if lock_dir is not None else self.dest
         self.free_bytes = free_bytes or _default_free_bytes
+        self.owned: Owned = by_path(replaceable)
         self.entries: list[Entry] = []
         self.tmp = ""
         self._owner = -1  # the temporary folder's owner lock (see merging.make_temp)
@@ -97,7 +103,7 @@ class Job:
         with merge_lock(self.lock_dir):
             self._check_dest(self.entries)
             merge(self.archive, self.tmp, self.dest,
-                  sorted({e.path.split("/", 1)[0] for e in self.entries}))
+                  sorted({e.path.split("/", 1)[0] for e in self.entries}), owned=self.owned)
         return ExtractResult(archive=self.archive, dest=self.dest, members=records)
 
     def _check_dest(self, entries: list[Entry]) -> None:
@@ -114,7 +120,7 @@ class Job:
                             f"replace {staged}, a file staged from Drive (the archive itself "
                             "or another download); refusing the archive: rename that member, "
                             "or that file on Drive")
-        check_against_dest(self.archive, self.dest, entries)
+        check_against_dest(self.archive, self.dest, entries, self.owned)
 
     def close(self) -> None:
         """Remove the temporary folder (whatever the merge did not move)."""
@@ -125,9 +131,11 @@ class Job:
             self._owner = -1
 
 
-def check_against_dest(archive: str, dest: str, entries: list[Entry]) -> None:
-    """The checks that depend on DEST as it is now (folders, links)."""
-    plan = plan_merge(archive, dest, entries)
+def check_against_dest(archive: str, dest: str, entries: list[Entry],
+                       owned: Owned = NOTHING) -> None:
+    """The checks that depend on DEST as it is now (folders, links); ``owned``: see
+    :class:`Job`'s ``replaceable``."""
+    plan = plan_merge(archive, dest, entries, owned)
     judge_links(archive, dest, entries, plan.tree, plan.kept, plan.replaces_links)
 
 

@@ -19,10 +19,11 @@ import stat
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Optional
 
 from drivestage.errors import ArchiveError
 from drivestage.extract.members import Entry
+from drivestage.extract.owned import NOTHING, Owned, own_folder
 from drivestage.extract.validation import STATE_DIR
 
 if sys.platform != "win32":
@@ -78,12 +79,14 @@ class Plan:
 
     tree: dict[str, Entry]
     kept: frozenset[str]      # the archive's folders that merge into a real folder of DEST
-    replaces_links: bool      # some member replaces a link of DEST
+    replaces_links: bool      # some member replaces a link of DEST (or a folder holding one)
 
 
-def plan_merge(archive: str, dest: str, entries: list[Entry]) -> Plan:
+def plan_merge(archive: str, dest: str, entries: list[Entry], owned: Owned = NOTHING) -> Plan:
     """Check the members against DEST: a member that is not a folder never replaces a folder
-    of DEST (it could hold anything of the user's)."""
+    of DEST (it could hold anything of the user's), unless ``owned`` (the records of an
+    earlier extraction of this archive) holds that folder and all it has (see
+    :mod:`.owned`)."""
     tree = archive_tree(entries)
     kept: set[str] = set()
     replaces_links = False
@@ -95,13 +98,32 @@ def plan_merge(archive: str, dest: str, entries: list[Entry]) -> Plan:
             mode = os.lstat(os.path.join(dest, path)).st_mode
         except (FileNotFoundError, NotADirectoryError):
             continue
-        if stat.S_ISDIR(mode):
-            if tree[path].kind != "dir":
+        if stat.S_ISDIR(mode) and tree[path].kind != "dir":
+            links = _own_folder_at(dest, path, owned)
+            if links is None:
                 raise _folder_error(archive, dest, path)
+            replaces_links = replaces_links or links  # not kept: its entries go (links.View)
+        elif stat.S_ISDIR(mode):
             kept.add(path)
         elif stat.S_ISLNK(mode):
             replaces_links = True
     return Plan(tree, frozenset(kept), replaces_links)
+
+
+def _own_folder_at(dest: str, path: str, owned: Owned) -> Optional[bool]:
+    """:func:`own_folder` of ``path`` (reached from ``dest``; its parents are real folders:
+    :func:`plan_merge` walks only below those)."""
+    if not owned:
+        return None
+    parent, name = posixpath.split(path)
+    try:
+        fd = os.open(os.path.join(dest, parent) if parent else dest, _DIR_FLAGS)
+    except OSError:
+        return None
+    try:
+        return own_folder(fd, name, path, owned)
+    finally:
+        os.close(fd)
 
 
 def _folder_error(archive: str, dest: str, path: str) -> ArchiveError:
@@ -111,17 +133,19 @@ def _folder_error(archive: str, dest: str, path: str) -> ArchiveError:
         " is a folder; move that folder away or extract elsewhere")
 
 
-def merge(archive: str, tmp: str, dest: str, tops: list[str]) -> None:
+def merge(archive: str, tmp: str, dest: str, tops: list[str], owned: Owned = NOTHING) -> None:
     """Move the tree under ``tmp`` into ``dest``: a path DEST lacks arrives by one rename (a
     whole new ``VOCdevkit/`` at once); folders on both sides are merged; a file or link
     replaces what sits at its path by one atomic rename; a folder replaces a file or link of
-    DEST (put aside inside ``tmp`` first). A folder of DEST is never replaced. Run it under
-    :func:`merge_lock`."""
+    DEST (put aside inside ``tmp`` first). A folder of DEST is never replaced, but one that
+    ``owned`` holds whole (an earlier extraction of this archive made it, see :mod:`.owned`)
+    is: put aside inside ``tmp``, judged again there (nothing else writes there), then the
+    member renamed into its place. Run it under :func:`merge_lock`."""
     tmp_fd = os.open(tmp, _DIR_FLAGS)
     try:
         dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            _merge_dir(_Ctx(archive, dest, tmp_fd), tmp_fd, dest_fd, tops, "")
+            _merge_dir(_Ctx(archive, dest, tmp_fd, owned), tmp_fd, dest_fd, tops, "")
         finally:
             os.close(dest_fd)
     finally:
@@ -129,8 +153,9 @@ def merge(archive: str, tmp: str, dest: str, tops: list[str]) -> None:
 
 
 class _Ctx:
-    def __init__(self, archive: str, dest: str, tmp_fd: int):
+    def __init__(self, archive: str, dest: str, tmp_fd: int, owned: Owned):
         self.archive, self.dest, self.tmp_fd, self.asides = archive, dest, tmp_fd, 0
+        self.owned = owned
 
 
 def _merge_dir(ctx: _Ctx, src_fd: int, dst_fd: int, names: list[str], prefix: str) -> None:
@@ -156,6 +181,8 @@ def _merge_one(ctx: _Ctx, src_fd: int, dst_fd: int, name: str, rel: str,
         dst_mode = None
     if dst_mode is not None and stat.S_ISDIR(dst_mode):
         if not src_is_dir:
+            if rel in ctx.owned:
+                return _replace_own_folder(ctx, src_fd, dst_fd, name, rel)
             raise _folder_error(ctx.archive, ctx.dest, rel)
         try:
             child_dst = os.open(name, _DIR_FLAGS, dir_fd=dst_fd)
@@ -195,6 +222,49 @@ def _merge_one(ctx: _Ctx, src_fd: int, dst_fd: int, name: str, rel: str,
     if aside is not None:
         os.unlink(aside, dir_fd=ctx.tmp_fd)
     return True
+
+
+def _replace_own_folder(ctx: _Ctx, src_fd: int, dst_fd: int, name: str, rel: str) -> bool:
+    """A file or link member in place of a folder an earlier extraction of the archive made
+    (``ctx.owned``). A kill between the two renames leaves the path empty and the old folder
+    in the temporary folder (removed by the next extraction): the rerun merges the member."""
+    ctx.asides += 1
+    aside = f"{OLD_PREFIX}{ctx.asides}"
+    try:
+        os.rename(name, aside, src_dir_fd=dst_fd, dst_dir_fd=ctx.tmp_fd)
+    except FileNotFoundError:
+        return False
+    # Judged again where nothing but this merge writes: a file the user put there since
+    # the check goes back with its folder, and the archive is refused.
+    if own_folder(ctx.tmp_fd, aside, rel, ctx.owned) is None:
+        _put_back(ctx, dst_fd, aside, name, rel)
+        raise _folder_error(ctx.archive, ctx.dest, rel)
+    try:
+        os.rename(name, name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+    except OSError as exc:
+        _put_back(ctx, dst_fd, aside, name, rel)
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
+            return False  # something appeared at the path since the rename aside
+        raise
+    shutil.rmtree(aside, ignore_errors=True, dir_fd=ctx.tmp_fd)
+    return True
+
+
+def _put_back(ctx: _Ctx, dst_fd: int, aside: str, name: str, rel: str) -> None:
+    """Return a folder put aside to its path; if something took the path meantime, to a name
+    beside it (never left in the temporary folder, which goes)."""
+    try:
+        os.rename(aside, name, src_dir_fd=ctx.tmp_fd, dst_dir_fd=dst_fd)
+        return
+    except OSError:
+        pass
+    kept = f"{name}.kept-{secrets.token_hex(4)}"
+    os.rename(aside, kept, src_dir_fd=ctx.tmp_fd, dst_dir_fd=dst_fd)
+    where = os.path.join(ctx.dest, posixpath.dirname(rel), kept)
+    raise ArchiveError(f"{os.path.join(ctx.dest, rel)} kept changing while "
+                       f"{os.path.basename(ctx.archive)} was moved into place; is another "
+                       f"program writing there? The folder that was there is now {where}; "
+                       "extract again")
 
 
 #: Inside a temporary folder: the file its extraction holds an ``flock`` on while it lives.
