@@ -24,10 +24,11 @@
    VOC2012's archives share ``VOCdevkit/``), a file or link replaces the file or link at its
    path by one atomic rename, and a folder replaces a file or link. A folder of DEST is never
    replaced (but one ``replaceable`` holds whole, put aside first), nothing the archive does
-   not contain is touched, and no link of DEST is ever followed. Decompression runs outside the lock, so extractions into one DEST overlap;
-   merges happen one at a time, from threads and processes alike. A crash leaves at most a
-   hidden temporary folder, which the next extraction into DEST removes, and some members
-   already in place; the caller's stamp is what says "complete".
+   not contain is touched, and no link of DEST is ever followed. Decompression runs outside
+   the lock, so extractions into one DEST overlap; merges happen one at a time, from threads
+   and processes alike. A crash leaves at most a hidden temporary folder, which the next
+   extraction into DEST removes, and some members already in place; the caller's stamp is
+   what says "complete".
 
 The link rule (what makes "nothing is written or resolved outside DEST" hold across
 archives, orders and links already in DEST):
