@@ -127,6 +127,21 @@ def test_an_update_that_changes_a_members_kind_replaces_what_v1_made(emulator, d
     assert (code, json.loads(out)["action"]) == (0, "cached")
 
 
+def test_a_tar_followed_as_it_downloads_updates_too(emulator, drive_env, dest, tmp_path):
+    """A tar is extracted as it arrives; the member that changed kind is merged by the
+    extraction of the verified archive."""
+    from _archives import a_tgz
+
+    emulator.add_file("d/v.tar.gz", a_tgz(FOLDER_V1))
+    assert run("pull", "drive:d/v.tar.gz", str(dest), "-x", "-q")[0] == 0
+    replace_on_drive("d/v.tar.gz", a_tgz(FILE_V2), tmp_path)
+    code, out, err = run("pull", "drive:d/v.tar.gz", str(dest), "-x", "--json")
+    assert code == 0, err
+    assert json.loads(out)["action"] == "update"
+    assert tree(dest) == {"v.tar.gz": a_tgz(FILE_V2), **FILE_V2}
+    assert leftovers(dest) == []
+
+
 def test_a_folder_pull_updates_an_archive_whose_member_changed_kind(emulator, drive_env,
                                                                     tmp_path):
     """The same through a folder pull (archives in nested folders, the root's merge lock)."""
