@@ -351,7 +351,8 @@ def test_an_update_never_removes_a_member_another_stamp_lists(emulator, drive_en
 from hypothesis import HealthCheck, example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-NAMES = ["VOCdevkit/a.txt", "VOCdevkit/b.txt", "VOCdevkit/sub/c.txt", "d.txt", "VOCdevkit/e"]
+NAMES = ["VOCdevkit/a.txt", "VOCdevkit/b.txt", "VOCdevkit/sub/c.txt", "d.txt", "VOCdevkit/e",
+         "VOCdevkit/sub"]  # the last: a member that changes kind between versions
 contents = st.dictionaries(st.sampled_from(NAMES), st.binary(min_size=0, max_size=6),
                            min_size=1, max_size=4)
 steps = st.lists(st.one_of(
@@ -383,6 +384,9 @@ def _consistent(members: dict) -> dict:
 @example(first_a={"d.txt": b"1", "VOCdevkit/a.txt": b"a"}, first_b={"VOCdevkit/b.txt": b"b"},
          steps=[("pull", "a", False), ("edit", "d.txt", b"9"),
                 ("version", "a", {"VOCdevkit/a.txt": b"a2"}), ("pull", "a", False)])
+@example(first_a={"VOCdevkit/sub/c.txt": b"c"}, first_b={"d.txt": b"b"},
+         steps=[("pull", "a", False), ("edit", "mine.txt", b"u"),
+                ("version", "a", {"VOCdevkit/sub": b"a file now"}), ("pull", "a", False)])
 def test_random_pulls_edits_and_versions_keep_the_invariants(tmp_path_factory, first_a,
                                                              first_b, steps):
     root = tmp_path_factory.mktemp("prop")
