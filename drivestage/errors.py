@@ -138,6 +138,11 @@ class ArchiveError(DriveStageError, OSError):
     """An archive is truncated, corrupt or of an unknown format."""
 
 
+class DestChangedError(ArchiveError):
+    """DEST kept changing while an extraction merged into it (another program writing
+    there); said as it is, never retried behind the user's back."""
+
+
 class DiskSpaceError(DriveStageError, OSError):
     """Not enough free local disk space for a download or an extraction."""
 

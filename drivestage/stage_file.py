@@ -36,6 +36,7 @@ from drivestage import stamps
 from drivestage.checksums import choose
 from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError, NotFoundError, \
     UsageError
+from drivestage.extract.records import MemberRecord
 from drivestage.extract.validation import STATE_DIR
 from drivestage.localfs import fitted_name
 from drivestage.partials import unlink
@@ -293,7 +294,9 @@ class FileStager:
                                   describe=self.src, reserve=self.reserve,
                                   lock_dir=self.lock_dir,
                                   extract_progress=self._extract_bar(entry, target),
-                                  protected=protected)
+                                  protected=protected,
+                                  replaceable=replaceable(self.dest, previous)
+                                  if self.extract else ())
             try:
                 res = unpacking.download()
             except BaseException:
@@ -409,9 +412,7 @@ class _Extraction:
         log.info("extract %s into %s (%s)", target, dest, action)
         stale = stamps.records(self.stamp, "stale")
         others = stamps.members_of_others(dest, self.stamp) if stale else set()
-        # What the earlier versions wrote and no other stamp stands for: a folder of those
-        # alone may give way to a member that is a file now.
-        ours = [m for m in stale if m.path not in others]
+        ours = [m for m in stale if m.path not in others]  # as replaceable() says
         if unpacking is not None:  # it followed the download (or extracts the file now)
             result = unpacking.extract(target, replaceable=ours)
         else:
@@ -446,6 +447,15 @@ class _Extraction:
         self.stamp["extracted"] = True
         stamps.write(dest, self.stamp)
         return result.paths
+
+
+def replaceable(dest: str, previous: list[Stamp]) -> list[MemberRecord]:
+    """What the earlier versions of an archive (their stamps ``previous``) wrote into
+    ``dest`` and no other stamp stands for: a folder of those alone may give way to a member
+    that is a file now (see :class:`drivestage.extract.job.Job`)."""
+    stale = [m for s in previous for key in ("members", "stale") for m in stamps.records(s, key)]
+    others = stamps.members_of_others(dest, *previous) if stale else set()
+    return [m for m in stale if m.path not in others]
 
 
 def _count(n: int, noun: str) -> str:

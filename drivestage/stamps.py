@@ -98,12 +98,14 @@ def of(dest: str, name: str) -> list[Stamp]:
     return found
 
 
-def members_of_others(dest: str, stamp: Stamp) -> set[str]:
-    """The member paths other stamps in ``dest`` list (their archives wrote there too): an
-    update of one archive never removes what another one's stamp stands for."""
+def members_of_others(dest: str, *mine: Stamp) -> set[str]:
+    """The member paths the stamps in ``dest`` other than ``mine`` list (their archives wrote
+    there too): an update of one archive never removes what another one's stamp stands
+    for."""
+    paths = {s.get("_path") for s in mine}
     out: set[str] = set()
     for _entry, other in _all(dest):
-        if other.get("_path") == stamp.get("_path"):
+        if other.get("_path") in paths:
             continue
         if other.get("version") == VERSION:
             out.update(m.path for m in records(other))

@@ -18,7 +18,7 @@ import shutil
 from typing import Collection, Iterable, Optional
 
 from drivestage.download import Download, DownloadResult
-from drivestage.errors import DiskSpaceError, DriveStageError
+from drivestage.errors import DestChangedError, DiskSpaceError, DriveStageError
 from drivestage.extract import ExtractResult, MemberRecord, extract
 from drivestage.extract.members import zip_directory_start
 from drivestage.extract.overlapped import FALLBACK, Overlapped
@@ -40,8 +40,9 @@ class Unpacking:
                  extract: bool, jobs: Optional[int], chunk_size: Optional[int],
                  progress: Optional[ProgressFn], describe: str, reserve: int,
                  lock_dir: Optional[str], extract_progress: Optional[ProgressFn] = None,
-                 protected: Collection[str] = ()):
+                 protected: Collection[str] = (), replaceable: Iterable[MemberRecord] = ()):
         self.entry, self.dest, self.reserve, self.lock_dir = entry, dest, reserve, lock_dir
+        self.replaceable = list(replaceable)
         self.protected = {target, *protected}  # no member replaces a staged file
         self.describe, self.extract_progress = describe, extract_progress
         self.dl = Download(store, entry, target, jobs=jobs, chunk_size=chunk_size,
@@ -85,11 +86,12 @@ class Unpacking:
                 return Overlapped.zip(self.dl.partial, size, self.dest, arrived,
                                       lock_dir=self.lock_dir, free_bytes=free,
                                       progress=self.extract_progress,
-                                      protected=self.protected, label=self.dl.target)
+                                      protected=self.protected, label=self.dl.target,
+                                      replaceable=self.replaceable)
             return Overlapped.tar(self.dl.partial, size, self.dest, arrived,
                                   lock_dir=self.lock_dir, free_bytes=free,
                                   progress=self.extract_progress, protected=self.protected,
-                                  label=self.dl.target)
+                                  label=self.dl.target, replaceable=self.replaceable)
         except DiskSpaceError:
             # Before the download: no point fetching what cannot be extracted. But the sizes
             # came from the directory's bytes, which nothing verified yet (an answer altered
@@ -119,11 +121,13 @@ class Unpacking:
         """The extraction into DEST of the verified archive at ``target``: what followed the
         download is merged, or, when nothing did (or it failed), ``target`` is extracted.
         ``replaceable``: see :func:`drivestage.extract.extract` (what followed the download
-        knows none: a member that changed kind since is merged by that second way)."""
+        had those given when the download began)."""
         follower, self.follower = self.follower, None
         if follower is not None:
             try:
                 return follower.finish()
+            except DestChangedError:
+                raise  # about DEST, not the archive: a second extraction would only hide it
             except FALLBACK + (DriveStageError,) as exc:
                 log.info("%s: extracting the verified archive again (%s)", self.describe, exc)
         return extract(target, self.dest, progress=self.extract_progress,

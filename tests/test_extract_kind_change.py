@@ -142,6 +142,25 @@ def test_a_tar_followed_as_it_downloads_updates_too(emulator, drive_env, dest, t
     assert leftovers(dest) == []
 
 
+@pytest.mark.parametrize("kind", ["zip", "tgz"])
+def test_the_extraction_that_follows_the_download_makes_the_update(emulator, drive_env, dest,
+                                                                  tmp_path, kind):
+    """The records of v1 reach the extraction that follows the download: the update is not
+    left to a second extraction of the verified archive."""
+    from _archives import a_tgz
+
+    make = a_zip if kind == "zip" else a_tgz
+    emulator.add_file(f"d/v.{kind}", make(FOLDER_V1))
+    assert run("pull", f"drive:d/v.{kind}", str(dest), "-x", "-q")[0] == 0
+    replace_on_drive(f"d/v.{kind}", make(FILE_V2), tmp_path)
+    code, out, err = run("-vv", "pull", f"drive:d/v.{kind}", str(dest), "-x")
+    assert code == 0, err
+    assert "extracting the verified archive again" not in err
+    assert "extracting after the download" not in err
+    assert tree(dest) == {f"v.{kind}": make(FILE_V2), **FILE_V2}
+    assert leftovers(dest) == []
+
+
 def test_a_folder_pull_updates_an_archive_whose_member_changed_kind(emulator, drive_env,
                                                                     tmp_path):
     """The same through a folder pull (archives in nested folders, the root's merge lock)."""

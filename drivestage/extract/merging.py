@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
-from drivestage.errors import ArchiveError
+from drivestage.errors import ArchiveError, DestChangedError
 from drivestage.extract.members import Entry
 from drivestage.extract.owned import NOTHING, Owned, own_folder
 from drivestage.extract.validation import STATE_DIR
@@ -166,7 +166,7 @@ def _merge_dir(ctx: _Ctx, src_fd: int, dst_fd: int, names: list[str], prefix: st
             if _merge_one(ctx, src_fd, dst_fd, name, rel, src_is_dir):
                 break
         else:
-            raise ArchiveError(f"{os.path.join(ctx.dest, rel)} kept changing while "
+            raise DestChangedError(f"{os.path.join(ctx.dest, rel)} kept changing while "
                                f"{os.path.basename(ctx.archive)} "
                                "was moved into place; is another program writing there? "
                                "Extract again")
@@ -261,7 +261,7 @@ def _put_back(ctx: _Ctx, dst_fd: int, aside: str, name: str, rel: str) -> None:
     kept = f"{name}.kept-{secrets.token_hex(4)}"
     os.rename(aside, kept, src_dir_fd=ctx.tmp_fd, dst_dir_fd=dst_fd)
     where = os.path.join(ctx.dest, posixpath.dirname(rel), kept)
-    raise ArchiveError(f"{os.path.join(ctx.dest, rel)} kept changing while "
+    raise DestChangedError(f"{os.path.join(ctx.dest, rel)} kept changing while "
                        f"{os.path.basename(ctx.archive)} was moved into place; is another "
                        f"program writing there? The folder that was there is now {where}; "
                        "extract again")

@@ -35,7 +35,7 @@ from drivestage.errors import ArchiveError, DiskSpaceError
 from drivestage.extract.job import Job
 from drivestage.extract.members import (Entry, check_count, open_tar_stream, tar_entry,
                                         zip_directory)
-from drivestage.extract.records import ExtractResult
+from drivestage.extract.records import ExtractResult, MemberRecord
 from drivestage.sizes import format_size
 from drivestage.extract.validation import check_names
 from drivestage.extract.writing import Progress, create, copy_stream, finish_member, \
@@ -77,12 +77,13 @@ class Overlapped:
                  lock_dir: Optional[str] = None,
                  free_bytes: Optional[Callable[[str], int]] = None,
                  progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
-                 label: Optional[str] = None):
+                 label: Optional[str] = None, replaceable: Iterable[MemberRecord] = ()):
         self.path, self.size, self.arrived = path, size, arrived
         # What messages call the archive: its final name, not the partial file's.
         self.label = label or path
         self.job = Job(path, dest, lock_dir=lock_dir, free_bytes=free_bytes,
-                       protected=protected, label=self.label)
+                       protected=protected, label=self.label,
+                       replaceable=replaceable)
         self.free_bytes = self.job.free_bytes
         self.progress = Progress(progress)
         self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # a rename keeps it readable
@@ -95,11 +96,13 @@ class Overlapped:
     def zip(cls, path: str, size: int, dest: str, arrived: Arrival, *,
             lock_dir: Optional[str] = None, free_bytes: Optional[Callable[[str], int]] = None,
             progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
-            label: Optional[str] = None) -> Optional["Overlapped"]:
+            label: Optional[str] = None, replaceable: Iterable[MemberRecord] = ()
+            ) -> Optional["Overlapped"]:
         """Start following a zip whose central directory is in ``path`` already; None when
         this zip is not one to follow (the caller extracts it once downloaded).
         ``protected``: where the archive will be once verified, and other staged files (see
-        :class:`Job`). ``label``: the archive's name in messages (default ``path``)."""
+        :class:`Job`). ``label``: the archive's name in messages (default ``path``).
+        ``replaceable``: what an earlier extraction of the archive wrote (see :class:`Job`)."""
         try:
             entries = zip_directory(path)
         except Exception as exc:  # links, an unreadable directory: the usual way then
@@ -110,7 +113,8 @@ class Overlapped:
                for e in files):
             return None
         job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
-                  progress=progress, protected=protected, label=label)
+                  progress=progress, protected=protected, label=label,
+                  replaceable=replaceable)
         try:
             files = job.job.check(entries)
         except BaseException:
@@ -123,10 +127,12 @@ class Overlapped:
     def tar(cls, path: str, size: int, dest: str, arrived: Arrival, *,
             lock_dir: Optional[str] = None, free_bytes: Optional[Callable[[str], int]] = None,
             progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
-            label: Optional[str] = None) -> "Overlapped":
+            label: Optional[str] = None, replaceable: Iterable[MemberRecord] = ()
+            ) -> "Overlapped":
         """Start following a tar (plain or compressed) from its first byte."""
         job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
-                  progress=progress, protected=protected, label=label)
+                  progress=progress, protected=protected, label=label,
+                  replaceable=replaceable)
         job._start(job._tar)
         return job
 
