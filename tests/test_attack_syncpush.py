@@ -1,0 +1,312 @@
+"""Attacks: a training loop's :class:`drivestage.hooks.CheckpointSync` mirroring a run folder
+while ``drivestage push`` / ``mirror`` / ``prune`` of the same folder into the same Drive
+folder runs in another process: a Colab cell pushing logs while training goes on (same
+machine: the same state folder, so pushes take turns on the place lock), or a second runtime
+(its own state folder, no lock in common). Either side is stopped at a real moment (a step of
+the sync's push reached, a file on Drive, a request the emulator saw) or SIGKILLed there.
+
+What users rely on, asserted after every interleaving: Drive holds a verified checkpoint of
+the run (its bytes' md5 is its sidecar's), the newest one the trainer saved is never deleted
+before a newer one is verified, no sidecar names bytes that are not there, a name has at most
+two copies (one being replaced), and both sides end with exit code 0."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+
+import pytest
+
+from _cli import child_env
+from _drive_state import live_md5s
+
+FOLDER = "Models/logs"
+
+
+@pytest.fixture(autouse=True)
+def _fast(fast_retries, local_state):
+    """Backoffs of a millisecond, without jitter; drivestage's state in tmp_path."""
+
+
+def _live(emu) -> dict:
+    return live_md5s(emu, FOLDER)
+
+
+def _live_files(emu) -> list[dict]:
+    top = emu.find(FOLDER)["id"]
+    return [f for f in emu.files() if not f["labels"]["trashed"]
+            and any(p["id"] == top for p in f.get("parents") or [])]
+
+
+def _verified(emu) -> dict:
+    """Checkpoint name -> epoch, for every checkpoint on Drive whose sidecar vouches for a copy
+    of it that is there; asserts no sidecar there names bytes that are not there."""
+    live = _live_files(emu)
+    out = {}
+    for side in [f for f in live if f["title"].endswith(".json")]:
+        said = json.loads(emu.read_bytes(side["id"]))
+        stem = side["title"][:-len(".json")]
+        copies = {f.get("md5Checksum") for f in live if f["title"] == stem + ".pt"}
+        assert said["md5"] in copies, (side["title"], "vouches for bytes not on Drive",
+                                       _live(emu))
+        out[stem + ".pt"] = said["epoch"]
+    return out
+
+
+def _bounded(emu) -> None:
+    for name, md5s in _live(emu).items():
+        assert len(md5s) <= 2, (name, _live(emu))
+
+
+def _atomic(path: str, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=os.path.dirname(path))
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+def _save(sync, run: str, epoch: int, *, last: bool = False, stem: str = "") -> str:
+    """The loop's save of ``epoch``: ``epoch_NNN.pt`` (or ``last.pt`` with ``last``), then
+    ``on_save``. Returns the md5 of the bytes written."""
+    data = os.urandom(2000) + f"epoch {epoch}".encode()
+    name = "last.pt" if last else f"{stem or 'epoch_'}{epoch:03d}.pt"
+    path = os.path.join(run, name)
+    _atomic(path, data)
+    sync.on_save(path, epoch, {"map50": epoch / 100})
+    return hashlib.md5(data).hexdigest()
+
+
+class _Gated:
+    """CheckpointSync's store: the emulator through the real stack, stopped at its first
+    ``op`` of ``name`` (``"upload"``: before sending it, ``"uploaded"``: once it is verified,
+    ``"delete"``: before deleting it) until :meth:`release`. ``own_lock``: another runtime
+    (no place lock in common with this machine's pushes)."""
+
+    def __init__(self, emulator, op: str = "", name: str = "", own_lock: bool = False):
+        from drivestage.drive import connect
+
+        self._store = connect(api_root=emulator.url, token="test-token")
+        self.op, self.name, self.own_lock = op, name, own_lock
+        self.reached, self._go = threading.Event(), threading.Event()
+
+    def __getattr__(self, attr):
+        return getattr(self._store, attr)
+
+    def place(self, path) -> str:
+        return ("sync|" if self.own_lock else "") + self._store.place(path)
+
+    def _gate(self, op: str, name: str) -> None:
+        if op == self.op and name == self.name and not self.reached.is_set():
+            self.reached.set()
+            assert self._go.wait(60), "the sync was never released"
+
+    def upload(self, local_path, folder, name, **kw):
+        self._gate("upload", name)
+        entry = self._store.upload(local_path, folder, name, **kw)
+        self._gate("uploaded", name)
+        return entry
+
+    def delete(self, entry, **kw):
+        self._gate("delete", entry.name)
+        return self._store.delete(entry, **kw)
+
+    def release(self) -> None:
+        self._go.set()
+
+
+def _sync(emulator, run: str, keep_last: int, gate: _Gated | None = None):
+    from drivestage.hooks import CheckpointSync
+    from drivestage.retention import RetentionPolicy
+
+    store = gate if gate is not None else _Gated(emulator)
+    return CheckpointSync((store, FOLDER), RetentionPolicy(keep_last=keep_last), local_dir=run)
+
+
+def _cli(*args: str, state: str | None = None, emulator=None) -> subprocess.CompletedProcess:
+    """``drivestage ARGS`` in a child process (``state``: another runtime's state folder)."""
+    env = child_env(emulator)
+    if state is not None:
+        env["DRIVESTAGE_STATE_DIR"] = state
+    return subprocess.run([sys.executable, "-m", "drivestage", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+# ------------------------------------------------------------ 1. push beside the sync
+
+@pytest.mark.parametrize("where", ["same machine", "second runtime"])
+def test_push_keep_last_1_while_the_sync_is_between_a_checkpoint_and_its_sidecar(
+        emulator, tmp_path, where):
+    """The sync (keep 3) has sent epoch 4 and not yet its sidecar when the user's cell runs
+    ``push --keep-last 1`` of the same folder (on the same machine it waits for the sync's
+    push on the place lock; from a second runtime it runs through). Epoch 3 (the newest
+    verified) stays until epoch 4 is verified; both end well; the sync's next push leaves
+    its 3 newest, each once."""
+    run = str(tmp_path / "run")
+    sync = _sync(emulator, run, 3)
+    for e in (1, 2, 3):
+        _save(sync, run, e)
+    sync.flush(60)
+    gate = _Gated(emulator, "upload", "epoch_004.json", own_lock=where == "second runtime")
+    sync = _sync(emulator, run, 3, gate)
+    e4 = _save(sync, run, 4)
+    assert gate.reached.wait(60)
+    assert _live(emulator)["epoch_004.pt"] == [e4]
+    assert _verified(emulator) == {"epoch_001.pt": 1, "epoch_002.pt": 2, "epoch_003.pt": 3}
+    env = child_env(emulator)
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "push", run, f"drive:{FOLDER}",
+                             "--keep-last", "1"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    if where == "same machine":
+        # It waits for the sync's push: nothing of epoch 3 goes meanwhile.
+        line = proc.stderr.readline()
+        assert "another push into" in line and "waiting for it" in line, line
+        assert 3 in _verified(emulator).values()
+        gate.release()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert max(_verified(emulator).values()) == 4
+    gate.release()
+    sync.flush(60)
+    _save(sync, run, 5)
+    sync.on_train_end(60)
+    _bounded(emulator)
+    assert _verified(emulator) == {"epoch_003.pt": 3, "epoch_004.pt": 4, "epoch_005.pt": 5}
+    assert sorted(_live(emulator)) == ["epoch_003.json", "epoch_003.pt", "epoch_004.json",
+                                       "epoch_004.pt", "epoch_005.json", "epoch_005.pt"]
+    assert all(len(v) == 1 for v in _live(emulator).values()), _live(emulator)
+
+
+# ------------------------------------------------------------ 2. push --delete beside it
+
+def test_push_delete_from_a_second_runtime_while_the_sync_replaces_last_pt(emulator,
+                                                                          tmp_path):
+    """A loop that saves only ``last.pt``: the sync has sent the new copy of ``last.pt`` and
+    not yet its sidecar when a second runtime runs ``push --delete`` of its own folder (logs
+    only) into the same Drive folder. ``--delete`` spares the newest verified checkpoint,
+    but it took only the copy the old sidecar vouches for: the new copy went, then the sync
+    updated the sidecar and deleted the old copy: no checkpoint at all. A copy the sidecar
+    on Drive vouches for stays at every step."""
+    run = str(tmp_path / "run")
+    sync = _sync(emulator, run, 3)
+    _save(sync, run, 1, last=True)
+    sync.flush(60)
+    gate = _Gated(emulator, "upload", "last.json", own_lock=True)
+    sync = _sync(emulator, run, 3, gate)
+    new = _save(sync, run, 2, last=True)
+    assert gate.reached.wait(60)
+    assert new in _live(emulator)["last.pt"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "results.csv").write_text("epoch,map50\n")
+    done = _cli("push", str(other), f"drive:{FOLDER}", "--delete", emulator=emulator,
+                state=str(tmp_path / "state2"))
+    assert done.returncode == 0, done.stderr
+    assert _verified(emulator) == {"last.pt": 1}
+    gate.release()
+    _runs_done(sync, 1)     # the sync's push that was stopped, and no other since
+    _bounded(emulator)
+    assert _verified(emulator) == {"last.pt": 2}
+    assert _live(emulator)["last.pt"] == [new]
+    sync.on_train_end(60)
+    assert _verified(emulator) == {"last.pt": 2}
+    assert _live(emulator)["last.pt"] == [new]
+
+
+def _runs_done(sync, n: int) -> None:
+    """Wait until the sync's mirror finished ``n`` runs (and check it had no error)."""
+    with sync.mirror._cond:
+        assert sync.mirror._cond.wait_for(lambda: sync.mirror.runs >= n, 60), "never finished"
+    assert sync.mirror.last_error is None, sync.mirror.last_error
+
+
+# ------------------------------------------------------------ 3. SIGKILLs
+
+def test_a_push_sigkilled_in_its_upload_beside_the_sync(emulator, tmp_path):
+    """The user's cell ``push --keep-last 1`` (same machine) is SIGKILLed in its upload of
+    epoch 3 (the loop saved it, the sync has not pushed it yet); the sync's next push then
+    takes the place lock, sends epoch 3 and its sidecar, and ends 0."""
+    from _kill import sigkill_push_in_its_upload
+
+    run = str(tmp_path / "run")
+    sync = _sync(emulator, run, 2)
+    for e in (1, 2):
+        _save(sync, run, e)
+    sync.flush(60)
+    # Written by the loop, not yet told to the sync.
+    data = os.urandom(3000)
+    _atomic(os.path.join(run, "epoch_003.pt"), data)
+    sigkill_push_in_its_upload(emulator, child_env(emulator), run, f"drive:{FOLDER}",
+                               "--keep-last", "1")
+    assert {1, 2} <= set(_verified(emulator).values())
+    sync.on_save(os.path.join(run, "epoch_003.pt"), 3, {"map50": 0.3})
+    sync.on_train_end(60)
+    _bounded(emulator)
+    assert _verified(emulator) == {"epoch_002.pt": 2, "epoch_003.pt": 3}
+    assert _live(emulator)["epoch_003.pt"] == [hashlib.md5(data).hexdigest()]
+
+
+_SYNC_CHILD = r"""
+import os, sys
+from drivestage.hooks import CheckpointSync
+from drivestage.retention import RetentionPolicy
+run, epoch = sys.argv[1], int(sys.argv[2])
+sync = CheckpointSync("drive:Models/logs", RetentionPolicy(keep_last=2), local_dir=run)
+path = os.path.join(run, "last.pt")
+tmp = path + ".tmp"
+with open(tmp, "wb") as fh:
+    fh.write(os.urandom(3000))
+os.replace(tmp, path)
+sync.on_save(path, epoch)
+sync.on_train_end()
+print("done")
+"""
+
+
+@pytest.mark.parametrize("then", ["push", "push --delete", "prune"])
+def test_the_training_process_sigkilled_between_last_pt_and_its_sidecar(emulator, tmp_path,
+                                                                         then):
+    """The training process (CheckpointSync) is SIGKILLed once its new ``last.pt`` copy is on
+    Drive, before the sidecar: Drive holds two copies, the sidecar still vouching for the old
+    one. The user's cell then pushes (or prunes) the same folder: it ends 0 and leaves one
+    verified ``last.pt`` (the new one, after a push), never none."""
+    from _kill import sigkill_when
+
+    run = str(tmp_path / "run")
+    script = tmp_path / "loop.py"
+    script.write_text(_SYNC_CHILD)
+    env = child_env(emulator)
+    first = subprocess.run([sys.executable, str(script), run, "1"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    # The sidecar is updated in place: its upload is refused (Drive's 503) until the
+    # training process is killed at the first try.
+    side_id = emulator.find(f"{FOLDER}/last.json")["id"]
+    emulator.clear_requests()
+    emulator.faults.inject(None, rf"^/upload/drive/v2/files/{side_id}\b", status=503,
+                           reason="backendError", times=None)
+    proc = subprocess.Popen([sys.executable, str(script), run, "2"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sigkill_when(proc, lambda: any(r.path.endswith(side_id) for r in emulator.requests),
+                 "the sync never began the upload of the sidecar")
+    assert len(_live(emulator)["last.pt"]) == 2
+    emulator.faults.clear()
+    assert _verified(emulator) == {"last.pt": 1}
+    with open(os.path.join(run, "last.pt"), "rb") as fh:
+        new = hashlib.md5(fh.read()).hexdigest()
+    args = {"push": ["push", run, f"drive:{FOLDER}"],
+            "push --delete": ["push", run, f"drive:{FOLDER}", "--delete"],
+            "prune": ["prune", f"drive:{FOLDER}", "--keep-last", "1"]}[then]
+    done = _cli(*args, emulator=emulator)
+    assert done.returncode == 0, done.stderr
+    _bounded(emulator)
+    if then == "prune":
+        assert _verified(emulator) == {"last.pt": 1}
+    else:
+        assert _verified(emulator) == {"last.pt": 2}
+        assert _live(emulator)["last.pt"] == [new]
