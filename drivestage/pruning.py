@@ -225,18 +225,20 @@ def newest_verified_ids(store: RemoteStore, remote: Listing, policy: RetentionPo
     """Ids of the newest verified checkpoint of every run (and of the one saved last, see
     :func:`drivestage.sidecar.saved_last`) among the files directly in a
     folder, whatever their names (any file with a sidecar beside it), and of their sidecars:
-    what ``push --delete`` never removes, managed by the policy or not."""
+    what ``push --delete`` never removes, managed by the policy or not. Every copy of such a
+    name is spared: a copy the sidecar does not vouch for yet is the replacement another
+    machine is sending, and that machine deletes the vouched one once its sidecar is sent."""
     files = {n: fs for n, fs in ((n, [e for e in es if not e.is_dir])
                                  for n, es in remote.items()) if fs}
     reader = _Sidecars(store, files, {}, cache)
     described: list[Described] = []
-    chosen: dict[str, tuple[RemoteEntry, str]] = {}
+    side_of: dict[str, str] = {}
     for name, side_name in sidecar.pairs(files).items():
         side = with_name_epoch(reader.remote_one(side_name), name, policy)
         if side is None:
             continue
         entry = pick(files[name], name, side)
-        chosen[name] = (entry, side_name)
+        side_of[name] = side_name
         described.append(Described(name, side, entry.md5, entry.modified))
     out: set[str] = set()
     for run in {d.sidecar.run for d in described}:
@@ -245,8 +247,7 @@ def newest_verified_ids(store: RemoteStore, remote: Listing, policy: RetentionPo
         # claims more progress than its run made).
         for spared in (sidecar.newest(ours, prefer=policy.regex), sidecar.saved_last(ours)):
             if spared is not None:
-                entry, side_name = chosen[spared.name]
-                out |= {entry.id} | {e.id for e in files[side_name]}
+                out |= {e.id for e in files[spared.name] + files[side_of[spared.name]]}
     return out
 
 
