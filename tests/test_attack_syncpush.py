@@ -310,3 +310,145 @@ def test_the_training_process_sigkilled_between_last_pt_and_its_sidecar(emulator
     else:
         assert _verified(emulator) == {"last.pt": 2}
         assert _live(emulator)["last.pt"] == [new]
+
+
+def _delete_during_a_new_epoch(emulator, tmp_path):
+    """The sync (keep 3) has sent epoch 3 and not yet its sidecar (an unverified file of a new
+    name) when a second runtime's ``push --delete`` of another folder removes it; the sync is
+    then let go and its push ends. Returns the sync and the md5 of epoch 3."""
+    run = str(tmp_path / "run")
+    sync = _sync(emulator, run, 3)
+    for e in (1, 2):
+        _save(sync, run, e)
+    sync.flush(60)
+    gate = _Gated(emulator, "upload", "epoch_003.json", own_lock=True)
+    sync = _sync(emulator, run, 3, gate)
+    e3 = _save(sync, run, 3)
+    assert gate.reached.wait(60)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "results.csv").write_text("epoch,map50\n")
+    done = _cli("push", str(other), f"drive:{FOLDER}", "--delete", emulator=emulator,
+                state=str(tmp_path / "state2"))
+    assert done.returncode == 0, done.stderr
+    assert _verified(emulator) == {"epoch_002.pt": 2}
+    gate.release()
+    _runs_done(sync, 1)
+    return sync, e3
+
+
+def test_push_delete_of_a_new_epoch_in_flight_keeps_the_newest_verified_and_heals(emulator,
+                                                                                  tmp_path):
+    """Epoch 2, the newest verified, stays throughout; the sync's next push sends epoch 3
+    again (it is local and not on Drive) and leaves it verified."""
+    sync, e3 = _delete_during_a_new_epoch(emulator, tmp_path)
+    assert _live(emulator)["epoch_002.json"] and _live(emulator)["epoch_002.pt"]
+    sync.on_train_end(60)
+    _bounded(emulator)
+    # Epoch 1, which --delete removed too, is sent again: the sync's policy keeps 3.
+    assert _verified(emulator) == {"epoch_001.pt": 1, "epoch_002.pt": 2, "epoch_003.pt": 3}
+    assert _live(emulator)["epoch_003.pt"] == [e3]
+
+
+@pytest.mark.xfail(strict=True, reason="not fixed: a push sends a sidecar once its checkpoint "
+                   "was verified, and does not look again whether the checkpoint is still on "
+                   "Drive (another runtime's push --delete removed it meanwhile): the sidecar "
+                   "names bytes that are gone until the next push sends them again. A stat "
+                   "before each sidecar would narrow the window to one request, not close it "
+                   "(Drive has no conditional upload)")
+def test_push_delete_of_a_new_epoch_in_flight_leaves_no_sidecar_without_its_checkpoint(
+        emulator, tmp_path):
+    sync, _ = _delete_during_a_new_epoch(emulator, tmp_path)
+    try:
+        _verified(emulator)     # asserts that every sidecar names bytes that are there
+    finally:
+        sync.on_train_end(60)
+
+
+# ------------------------------------------------------------ 4. the policies disagree
+
+def test_push_keep_last_1_and_the_sync_keeping_3_take_turns_without_losing_the_newest(
+        emulator, tmp_path):
+    """The sync keeps 3; the user's cell pushes the same folder with ``--keep-last 1`` after
+    every save (same machine). Each side applies its own policy when it runs: the cell's push
+    leaves the newest only, the sync's next push sends the two before it again (its policy
+    keeps them). At every moment the newest checkpoint saved is verified on Drive, no name
+    has two copies, and each sync push re-sends at most the 2 the cell removed."""
+    run = str(tmp_path / "run")
+    sync = _sync(emulator, run, 3)
+    for e in range(1, 6):
+        md5 = _save(sync, run, e)
+        sync.flush(60)
+        assert _verified(emulator)[f"epoch_{e:03d}.pt"] == e
+        assert len(_verified(emulator)) == min(e, 3)
+        emulator.clear_requests()
+        done = _cli("push", run, f"drive:{FOLDER}", "--keep-last", "1", emulator=emulator)
+        assert done.returncode == 0, done.stderr
+        assert _verified(emulator) == {f"epoch_{e:03d}.pt": e}
+        assert _live(emulator)[f"epoch_{e:03d}.pt"] == [md5]
+        assert not any(r.path.startswith("/upload/") for r in emulator.requests)
+        assert all(len(v) == 1 for v in _live(emulator).values()), _live(emulator)
+    emulator.clear_requests()
+    sync.on_train_end(60)
+    sent = [r for r in emulator.requests if r.method == "POST" and r.path.startswith("/upload/")]
+    assert len(sent) == 4   # epochs 3 and 4 and their sidecars, again
+    assert _verified(emulator) == {"epoch_003.pt": 3, "epoch_004.pt": 4, "epoch_005.pt": 5}
+
+
+def test_mirror_keep_last_1_beside_the_sync_ends_0_on_sigterm(emulator, tmp_path):
+    """``drivestage mirror --keep-last 1`` of the same folder runs in another process (same
+    machine) while the loop saves with the sync keeping 3; on SIGTERM the mirror pushes once
+    more and exits 0, and Drive holds the newest epoch verified."""
+    run = str(tmp_path / "run")
+    sync = _sync(emulator, run, 3)
+    _save(sync, run, 1)
+    sync.flush(60)
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "mirror", run,
+                             f"drive:{FOLDER}", "--every", "3600", "--keep-last", "1"],
+                            env=child_env(emulator), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        assert line.startswith("mirroring "), line
+        for e in (2, 3):
+            _save(sync, run, e)
+            sync.flush(60)
+            assert max(_verified(emulator).values()) == e
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "final push in" in err, err
+    assert _verified(emulator) == {"epoch_003.pt": 3}
+    sync.on_train_end(60)
+    _bounded(emulator)
+    assert _verified(emulator) == {"epoch_001.pt": 1, "epoch_002.pt": 2, "epoch_003.pt": 3}
+
+
+# ------------------------------------------------------------ 5. prune beside the sync
+
+def test_prune_while_the_sync_is_deleting_what_its_policy_retires(emulator, tmp_path):
+    """``prune --keep-last 1`` runs while the sync's push (keep 2) has sent epoch 3 and its
+    sidecar and is about to delete epoch 1: prune leaves epoch 3 (the newest verified) and
+    the sync's deletions of what prune already took end well."""
+    run = str(tmp_path / "run")
+    sync = _sync(emulator, run, 2)
+    for e in (1, 2):
+        _save(sync, run, e)
+    sync.flush(60)
+    gate = _Gated(emulator, "delete", "epoch_001.pt")
+    sync = _sync(emulator, run, 2, gate)
+    _save(sync, run, 3)
+    assert gate.reached.wait(60)
+    assert _verified(emulator) == {"epoch_001.pt": 1, "epoch_002.pt": 2, "epoch_003.pt": 3}
+    done = _cli("prune", f"drive:{FOLDER}", "--keep-last", "1", emulator=emulator)
+    assert done.returncode == 0, done.stderr
+    assert _verified(emulator) == {"epoch_003.pt": 3}
+    gate.release()
+    _runs_done(sync, 1)
+    assert _verified(emulator) == {"epoch_003.pt": 3}
+    sync.on_train_end(60)
+    _bounded(emulator)
+    assert _verified(emulator) == {"epoch_002.pt": 2, "epoch_003.pt": 3}
