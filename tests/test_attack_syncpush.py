@@ -452,3 +452,29 @@ def test_prune_while_the_sync_is_deleting_what_its_policy_retires(emulator, tmp_
     sync.on_train_end(60)
     _bounded(emulator)
     assert _verified(emulator) == {"epoch_002.pt": 2, "epoch_003.pt": 3}
+
+
+@pytest.mark.parametrize("delete", [False, True])
+def test_push_keep_last_1_between_the_loops_save_and_its_on_save(emulator, tmp_path, delete):
+    """The loop has written epoch 3 and not yet called ``on_save`` (no sidecar here yet) when
+    the user's cell pushes the same folder with ``--keep-last 1`` (and ``--delete``): epoch 3
+    goes up unverified, so epoch 2, the newest verified, stays; once ``on_save`` runs, the
+    sync sends the sidecar and keeps its 2."""
+    run = str(tmp_path / "run")
+    sync = _sync(emulator, run, 2)
+    for e in (1, 2):
+        _save(sync, run, e)
+    sync.flush(60)
+    data = os.urandom(3000)
+    path = os.path.join(run, "epoch_003.pt")
+    _atomic(path, data)
+    args = ["push", run, f"drive:{FOLDER}", "--keep-last", "1"] + (["--delete"] if delete else [])
+    done = _cli(*args, emulator=emulator)
+    assert done.returncode == 0, done.stderr
+    assert _verified(emulator) == {"epoch_002.pt": 2}
+    assert _live(emulator)["epoch_003.pt"] == [hashlib.md5(data).hexdigest()]
+    sync.on_save(path, 3, {"map50": 0.3})
+    sync.on_train_end(60)
+    _bounded(emulator)
+    assert _verified(emulator) == {"epoch_002.pt": 2, "epoch_003.pt": 3}
+    assert all(len(v) == 1 for v in _live(emulator).values()), _live(emulator)
