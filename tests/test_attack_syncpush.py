@@ -478,3 +478,60 @@ def test_push_keep_last_1_between_the_loops_save_and_its_on_save(emulator, tmp_p
     _bounded(emulator)
     assert _verified(emulator) == {"epoch_002.pt": 2, "epoch_003.pt": 3}
     assert all(len(v) == 1 for v in _live(emulator).values()), _live(emulator)
+
+
+# ------------------------------------------------------------ 6. the loop saves during a push
+
+def test_a_save_between_a_push_sending_last_pt_and_its_sidecar_leaves_a_verified_copy(
+        emulator, tmp_path):
+    """The user's cell pushes the folder (same machine, one upload at a time) and has sent
+    the loop's ``last.pt`` of epoch 2; while it sends ``results.csv`` the loop saves epoch 3
+    (``last.pt`` and, through ``on_save``, its sidecar). The push then sent the sidecar it
+    found, epoch 3's, beside epoch 2's bytes, and deleted epoch 1's copy, which the sidecar
+    on Drive had vouched for: no verified ``last.pt`` until the sync's next push. A push
+    sends a sidecar only when it vouches for the copy that push sent."""
+    from _checkpoints import sidecar_json
+
+    run = str(tmp_path / "run")
+    gate = _Gated(emulator)
+    sync = _sync(emulator, run, 3, gate)
+    csv = os.path.join(run, "results.csv")
+    _save(sync, run, 1, last=True)
+    with open(csv, "a") as fh:
+        fh.write("1,0.01\n")
+    sync.flush(60)
+    # Epoch 2, saved by the loop with its own sidecar (as the trainer does); no on_save yet.
+    b1 = os.urandom(3000)
+    _atomic(os.path.join(run, "last.pt"), b1)
+    _atomic(os.path.join(run, "last.json"), sidecar_json(2, b1))
+    with open(csv, "a") as fh:
+        fh.write("2,0.02\n")
+    csv_id = emulator.find(f"{FOLDER}/results.csv")["id"]
+    emulator.clear_requests()
+    emulator.faults.latency(3.0, path=rf"^/upload/drive/v2/files/{csv_id}\b", times=1)
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "push", run,
+                             f"drive:{FOLDER}", "-j", "1"], env=child_env(emulator),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = threading.Event()
+        while not any(r.path.endswith(csv_id) for r in emulator.requests):
+            assert proc.poll() is None, proc.communicate()
+            deadline.wait(0.01)
+        assert hashlib.md5(b1).hexdigest() in _live(emulator)["last.pt"]
+        # The sync's push waits for the cell's (the place lock), then stops before a byte.
+        gate.op, gate.name = "upload", "last.pt"
+        b2 = _save(sync, run, 3, last=True)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert gate.reached.wait(60)
+    try:
+        assert "last.pt" in _verified(emulator), _live(emulator)
+    finally:
+        gate.release()
+    sync.on_train_end(60)
+    _bounded(emulator)
+    assert _verified(emulator) == {"last.pt": 3}
+    assert _live(emulator)["last.pt"] == [b2]
