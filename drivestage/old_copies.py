@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Iterable, Optional, Sequence
+from typing import ContextManager, Iterable, Optional, Sequence
 
-from drivestage import sidecar
+from drivestage import sidecar, sidecar_copy
 from drivestage.errors import DriveStageError, NotFoundError
 from drivestage.local_tree import LocalFile
 from drivestage.store import RemoteEntry, RemoteStore
@@ -66,6 +66,13 @@ class OldCopies:
             for c in mine:
                 self.sides_of.setdefault(c, set()).add(side)
         return owners
+
+    def sidecar_source(self, path: str, mine: set[Key]) -> ContextManager[Optional[str]]:
+        """What to upload for the local sidecar ``path`` of the checkpoints ``mine``: none
+        when it names bytes neither sent nor listed (:func:`drivestage.sidecar_copy.checked`)."""
+        sent = [self.sent[k] for k in mine if k in self.sent]
+        listed = [e for f, n in mine for e in self.listing[f].get(n, []) if not e.is_dir]
+        return sidecar_copy.checked(path, sent, sent + listed)
 
     def held(self, key: Key, kept: RemoteEntry, olds: list[RemoteEntry]) -> list[RemoteEntry]:
         """The ``olds`` that may go: none a sidecar of the checkpoint vouches for instead of

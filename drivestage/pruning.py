@@ -258,6 +258,20 @@ def with_sidecars(folder: FolderView, names: Iterable[str]) -> set[str]:
     return out
 
 
+def pre_prune_victims(decision: Plan, folder: FolderView,
+                       policy: RetentionPolicy) -> list[Decision]:
+    """Remote files the plan deletes that may go before the upload: never the newest verified
+    checkpoint of any run the policy keeps, or its sidecars; and while none of those runs has
+    one on the store yet (a new run's first push beside the runs ``keep_runs`` drops), never
+    the newest verified checkpoint of the run that wrote there last (not the most advanced
+    of the folder: an older run may have trained longer): it goes only once the new one is
+    verified."""
+    keep = newest_verified_per_run(folder, policy) or \
+        newest_runs_verified(folder, policy)
+    protected = with_sidecars(folder, keep)
+    return [d for d in decision.to_delete if d.id is not None and d.name not in protected]
+
+
 def delete(store: RemoteStore, d: Decision, use_trash: bool) -> None:
     """Apply one delete decision."""
     assert d.id is not None

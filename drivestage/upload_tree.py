@@ -334,8 +334,8 @@ class _Push:
         mutex = self.mutex
 
         def send(item: _Todo) -> None:
-            lf = item.lf
-            if owners.get((lf.folder_rel, lf.name), set()) & set(failed):
+            lf, key = item.lf, (item.lf.folder_rel, item.lf.name)
+            if owners.get(key, set()) & set(failed):
                 return  # never a sidecar for a checkpoint that is not verified
             moved = [0]
 
@@ -343,28 +343,31 @@ class _Push:
                 moved[0] += n
                 if self.progress:
                     self.progress(n)
-            try:
-                entry = self.store.upload(lf.path, self.remote_folder[lf.folder_rel], lf.name,
-                                          replace=item.target, chunk_size=self.chunk_size,
-                                          progress=count, md5_cache=self.cache)
+            try:  # a sidecar only when it vouches for what is on the store (sidecar_copy)
+                with self.copies.sidecar_source(lf.path, owners.get(key, set())) as source:
+                    entry = None if source is None else self.store.upload(
+                        source, self.remote_folder[lf.folder_rel], lf.name, replace=item.target,
+                        chunk_size=self.chunk_size, progress=count,
+                        md5_cache=self.cache if source == lf.path else None)
             except FileNotFoundError:
                 log.info("%s disappeared before it was uploaded; skipped", lf.path)
                 self._vanished(lf)
-                with mutex:
-                    failed[(lf.folder_rel, lf.name)] = FileNotFoundError(lf.path)
-                return
+                entry = None
             except BaseException as exc:
                 with mutex:
-                    failed[(lf.folder_rel, lf.name)] = exc
+                    failed[key] = exc
                 raise
+            if not entry:  # gone, or left for the next push: the old copies stay
+                with mutex:
+                    failed[key] = FileNotFoundError(lf.path)
+                return
             if item.target is None and item.olds:
                 with mutex:
-                    swapped.append(Swap(lf.rel, (lf.folder_rel, lf.name), entry, item.olds,
-                                        item.duplicates))
+                    swapped.append(Swap(lf.rel, key, entry, item.olds, item.duplicates))
             else:  # updated in place: its duplicates go now that it is verified
                 self.copies.remove(lf.rel, entry, item.olds, item.duplicates)
             with mutex:
-                self.copies.sent[(lf.folder_rel, lf.name)] = entry
+                self.copies.sent[key] = entry
                 self.result.uploaded.append(lf.rel)
                 self.result.bytes_sent += moved[0]
             log.info("uploaded %s (%s)", lf.rel, format_size(lf.size))
@@ -413,7 +416,7 @@ class _Push:
         q = self.store.quota()
         if q.free is None or needed <= q.free:
             return
-        victims = _pre_prune_victims(decision, folder, self.policy) \
+        victims = pruning.pre_prune_victims(decision, folder, self.policy) \
             if decision is not None and folder is not None else []
         freed = 0 if self.use_trash else sum(d.size for d in victims)
         where = f"{len(todo)} file(s) into {self.store.describe(root)}"
@@ -463,17 +466,3 @@ def _kept_by_policy(decision: Optional[Plan]) -> set[str]:
     if decision is None:
         return set()
     return {d.id for d in decision if d.keep and d.id and d.managed}
-
-
-def _pre_prune_victims(decision: Plan, folder: pruning.FolderView,
-                       policy: RetentionPolicy) -> list[Decision]:
-    """Remote files the plan deletes that may go before the upload: never the newest verified
-    checkpoint of any run the policy keeps, or its sidecars; and while none of those runs has
-    one on the store yet (a new run's first push beside the runs ``keep_runs`` drops), never
-    the newest verified checkpoint of the run that wrote there last (not the most advanced
-    of the folder: an older run may have trained longer): it goes only once the new one is
-    verified."""
-    keep = pruning.newest_verified_per_run(folder, policy) or \
-        pruning.newest_runs_verified(folder, policy)
-    protected = pruning.with_sidecars(folder, keep)
-    return [d for d in decision.to_delete if d.id is not None and d.name not in protected]

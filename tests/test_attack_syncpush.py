@@ -526,6 +526,9 @@ def test_a_save_between_a_push_sending_last_pt_and_its_sidecar_leaves_a_verified
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
+    assert (f"{run}/last.json changed while the push ran (its checkpoint was saved again); not "
+            "sent, and the copy the sidecar on the store vouches for stays: the next push sends "
+            "both") in err
     assert gate.reached.wait(60)
     try:
         assert "last.pt" in _verified(emulator), _live(emulator)

@@ -49,6 +49,7 @@ LAYERS = [
     ["streams"],
     ["download", "extract", "stamps"],
     ["unpack"],
+    ["sidecar_copy"],
     ["stage_file", "pruning", "extra", "old_copies", "behind"],
     ["stage_tree", "upload_tree"],
     ["stage", "mirror"],

@@ -1,0 +1,57 @@
+"""The sidecar a push sends after its checkpoint: read once, and sent only when it vouches for
+the copy of the checkpoint that push just sent.
+
+A training loop may save again while a push of its folder runs (a Colab cell pushing logs
+while :class:`~drivestage.hooks.CheckpointSync` or the trainer goes on): the push has sent
+``last.pt`` as it was, and the sidecar it then finds names the bytes saved since. Sent, that
+sidecar would vouch for bytes that are not on the store, and the old copy it replaced (the
+one the sidecar on the store vouched for) would go: no verified checkpoint at all. Such a
+sidecar is left for the next push, which sends the new checkpoint with it; the old copies stay
+meanwhile. The bytes checked are the bytes sent (a private copy), so a save just after the
+check changes nothing.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from contextlib import contextmanager
+from typing import Iterator, Optional, Sequence
+
+from drivestage import sidecar
+from drivestage.store import RemoteEntry
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def checked(path: str, sent: Sequence[RemoteEntry],
+            on_store: Sequence[RemoteEntry]) -> Iterator[Optional[str]]:
+    """What to upload for the local sidecar ``path`` whose checkpoints this push sent as
+    ``sent`` (``on_store``: every copy of them on the store that this push knows of, ``sent``
+    too): ``path`` itself when ``sent`` is empty or the file is no sidecar naming an md5; a
+    private copy of it when it names the md5 of a copy on the store; None when it names
+    bytes that are not there (the checkpoint was saved again since it was sent). Raises what
+    reading ``path`` raises (FileNotFoundError when it is gone)."""
+    if not sent:
+        yield path
+        return
+    with open(path, "rb") as fh:
+        data = fh.read(sidecar.MAX_BYTES + 1)
+    said = sidecar.parse(data) if len(data) <= sidecar.MAX_BYTES else None
+    if said is None or said.md5 is None:
+        yield path
+        return
+    if said.md5 not in {(e.md5 or "").lower() for e in on_store}:
+        log.warning("%s changed while the push ran (its checkpoint was saved again); not sent, "
+                    "and the copy the sidecar on the store vouches for stays: the next push "
+                    "sends both", path)
+        yield None
+        return
+    fd, copy = tempfile.mkstemp(prefix=".drivestage-sidecar-", suffix=sidecar.SUFFIX)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        yield copy
+    finally:
+        os.unlink(copy)
