@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from typing import ContextManager, Iterable, Optional, Sequence
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Optional, Sequence
 
 from drivestage import sidecar, sidecar_copy
 from drivestage.errors import DriveStageError, NotFoundError
@@ -56,6 +57,7 @@ class OldCopies:
         self.sides_of: dict[Key, set[Key]] = {}     # a checkpoint's local sidecars
         self.repairs: list[tuple[LocalFile, RemoteEntry, list[RemoteEntry]]] = []
         self._read: dict[str, Optional[bytes]] = {}   # remote sidecars read, by id
+        self.skipped: set[Key] = set()   # local sidecars left for the next push (changed)
 
     def learn(self, files: Iterable[LocalFile]) -> dict[Key, set[Key]]:
         """Note the local files and their sidecars; returns sidecar -> its checkpoints."""
@@ -67,12 +69,19 @@ class OldCopies:
                 self.sides_of.setdefault(c, set()).add(side)
         return owners
 
-    def sidecar_source(self, path: str, mine: set[Key]) -> ContextManager[Optional[str]]:
-        """What to upload for the local sidecar ``path`` of the checkpoints ``mine``: none
-        when it names bytes neither sent nor listed (:func:`drivestage.sidecar_copy.checked`)."""
+    @contextmanager
+    def sidecar_source(self, key: Key, path: str, mine: set[Key]) -> Iterator[Optional[str]]:
+        """What to upload for the local sidecar ``key`` (at ``path``) of the checkpoints
+        ``mine``: None when it names bytes neither sent nor listed
+        (:func:`drivestage.sidecar_copy.checked`); then it is left for the next push, and the
+        old copies go by the sidecar on the store (:meth:`held`)."""
         sent = [self.sent[k] for k in mine if k in self.sent]
         listed = [e for f, n in mine for e in self.listing[f].get(n, []) if not e.is_dir]
-        return sidecar_copy.checked(path, sent, sent + listed)
+        with sidecar_copy.checked(path, sent, sent + listed) as source:
+            if source is None:
+                with self.mutex:
+                    self.skipped.add(key)
+            yield source
 
     def held(self, key: Key, kept: RemoteEntry, olds: list[RemoteEntry]) -> list[RemoteEntry]:
         """The ``olds`` that may go: none a sidecar of the checkpoint vouches for instead of
@@ -80,7 +89,14 @@ class OldCopies:
         for folder, side in self.sides_of.get(key, set()):
             copies = [e for e in self.listing[folder].get(side, []) if not e.is_dir]
             remote = self.sent.get((folder, side)) or (newest(copies) if copies else None)
-            stay = {e.id for e in sidecar.held(self.local[(folder, side)], remote, kept, olds)}
+            if (folder, side) in self.skipped and remote is not None:  # the store's one rules
+                try:
+                    stay = {e.id for e in sidecar.held_by(self._fetched(remote), kept, olds)}
+                except DriveStageError:
+                    return []  # unknown: what it vouches for stays, as below
+            else:
+                stay = {e.id for e in sidecar.held(self.local[(folder, side)], remote, kept,
+                                                   olds)}
             olds = [e for e in olds if e.id not in stay]
             if remote is not None and olds:
                 olds = self._as_on_store_now(remote, kept, olds)
@@ -138,9 +154,10 @@ class OldCopies:
 
     def settle(self, swapped: Iterable[Swap], failed: set[Key]) -> None:
         """After the uploads: remove the old copies of replaced checkpoints, unless a sidecar
-        that failed to go (so still vouching for them) belongs to the checkpoint."""
+        that failed to go (so still vouching for them) belongs to the checkpoint; one left
+        for the next push (``skipped``) keeps the copy the sidecar on the store vouches for."""
         for s in swapped:
-            if not self.sides_of.get(s.key, set()) & failed:
+            if not self.sides_of.get(s.key, set()) & (failed - self.skipped):
                 self.remove(s.rel, s.kept, self.held(s.key, s.kept, s.olds), s.duplicates)
 
     def remove(self, rel: str, kept: RemoteEntry, olds: list[RemoteEntry],

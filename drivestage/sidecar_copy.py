@@ -6,8 +6,8 @@ while :class:`~drivestage.hooks.CheckpointSync` or the trainer goes on): the pus
 ``last.pt`` as it was, and the sidecar it then finds names the bytes saved since. Sent, that
 sidecar would vouch for bytes that are not on the store, and the old copy it replaced (the
 one the sidecar on the store vouched for) would go: no verified checkpoint at all. Such a
-sidecar is left for the next push, which sends the new checkpoint with it; the old copies stay
-meanwhile. The bytes checked are the bytes sent (a private copy), so a save just after the
+sidecar is left for the next push, which sends the new checkpoint with it; meanwhile the copy
+the sidecar on the store vouches for stays (:mod:`drivestage.old_copies`). The bytes checked are the bytes sent (a private copy), so a save just after the
 check changes nothing.
 """
 from __future__ import annotations

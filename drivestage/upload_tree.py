@@ -344,11 +344,11 @@ class _Push:
                 if self.progress:
                     self.progress(n)
             try:  # a sidecar only when it vouches for what is on the store (sidecar_copy)
-                with self.copies.sidecar_source(lf.path, owners.get(key, set())) as source:
-                    entry = None if source is None else self.store.upload(
-                        source, self.remote_folder[lf.folder_rel], lf.name, replace=item.target,
+                with self.copies.sidecar_source(key, lf.path, owners.get(key, set())) as src:
+                    entry = None if src is None else self.store.upload(
+                        src, self.remote_folder[lf.folder_rel], lf.name, replace=item.target,
                         chunk_size=self.chunk_size, progress=count,
-                        md5_cache=self.cache if source == lf.path else None)
+                        md5_cache=self.cache if src == lf.path else None)
             except FileNotFoundError:
                 log.info("%s disappeared before it was uploaded; skipped", lf.path)
                 self._vanished(lf)

@@ -538,3 +538,45 @@ def test_a_save_between_a_push_sending_last_pt_and_its_sidecar_leaves_a_verified
     _bounded(emulator)
     assert _verified(emulator) == {"last.pt": 3}
     assert _live(emulator)["last.pt"] == [b2]
+
+
+def test_a_loop_saving_during_every_push_leaves_at_most_two_copies(emulator, store, tmp_path):
+    """The loop saves ``last.pt`` again during each of several pushes (each time right after
+    the push sent the copy it had): each push leaves the new sidecar for the next one, and
+    the copies do not pile up: the one the sidecar on Drive vouches for and the one just
+    sent, no more. A last push with no save during it leaves one verified copy."""
+    from _checkpoints import sidecar_json
+    from drivestage.upload_tree import push
+
+    run = str(tmp_path / "run")
+    os.makedirs(run)
+    epoch = [1]
+
+    def save() -> None:
+        data = os.urandom(3000)
+        _atomic(os.path.join(run, "last.pt"), data)
+        _atomic(os.path.join(run, "last.json"), sidecar_json(epoch[0], data))
+        epoch[0] += 1
+
+    class Saving:
+        """The store; the loop saves again once a push's copy of last.pt is on Drive."""
+
+        def __getattr__(self, attr):
+            return getattr(store, attr)
+
+        def upload(self, local_path, folder, name, **kw):
+            entry = store.upload(local_path, folder, name, **kw)
+            if name == "last.pt":
+                save()
+            return entry
+
+    save()
+    push(run, FOLDER, store=store)
+    save()
+    for _ in range(4):
+        push(run, FOLDER, store=Saving())
+        _bounded(emulator)
+        assert _verified(emulator) == {"last.pt": 1}, _live(emulator)
+    push(run, FOLDER, store=store)
+    assert _verified(emulator) == {"last.pt": epoch[0] - 1}
+    assert [len(v) for v in _live(emulator).values()] == [1, 1], _live(emulator)
