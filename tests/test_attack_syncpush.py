@@ -580,3 +580,27 @@ def test_a_loop_saving_during_every_push_leaves_at_most_two_copies(emulator, sto
     push(run, FOLDER, store=store)
     assert _verified(emulator) == {"last.pt": epoch[0] - 1}
     assert [len(v) for v in _live(emulator).values()] == [1, 1], _live(emulator)
+
+
+def test_prune_of_a_managed_last_pt_while_the_sync_replaces_it(emulator, tmp_path):
+    """``prune --pattern 'last' --keep-last 1`` (``last.pt`` managed) runs while the sync has
+    sent the new copy of ``last.pt`` and not yet its sidecar: both copies stay (the plan
+    keeps the name of the newest verified), and the sync then leaves its new copy, verified."""
+    run = str(tmp_path / "run")
+    sync = _sync(emulator, run, 3)
+    _save(sync, run, 1, last=True)
+    sync.flush(60)
+    gate = _Gated(emulator, "upload", "last.json")
+    sync = _sync(emulator, run, 3, gate)
+    new = _save(sync, run, 2, last=True)
+    assert gate.reached.wait(60)
+    done = _cli("prune", f"drive:{FOLDER}", "--pattern", r"^last\.pt$", "--keep-last", "1",
+                emulator=emulator)
+    assert done.returncode == 0, done.stderr
+    assert "0 to delete" in done.stdout, done.stdout
+    assert len(_live(emulator)["last.pt"]) == 2, _live(emulator)
+    gate.release()
+    _runs_done(sync, 1)
+    assert _verified(emulator) == {"last.pt": 2}
+    assert _live(emulator)["last.pt"] == [new]
+    sync.on_train_end(60)
