@@ -28,9 +28,19 @@ from _drive_state import live_md5s
 FOLDER = "Models/logs"
 
 
+_STARTED: list = []   # every sync a test made, with its gate: stopped after the test
+
+
 @pytest.fixture(autouse=True)
 def _fast(fast_retries, local_state):
-    """Backoffs of a millisecond, without jitter; drivestage's state in tmp_path."""
+    """Backoffs of a millisecond, without jitter; drivestage's state in tmp_path. Every sync
+    a test started is let go and stopped after it: no mirror thread outlives its test."""
+    yield
+    while _STARTED:
+        sync, gate = _STARTED.pop()
+        gate.release()
+        sync.mirror.stop(30, flush=False)
+        assert not sync.mirror._thread.is_alive()
 
 
 def _live(emu) -> dict:
@@ -125,7 +135,9 @@ def _sync(emulator, run: str, keep_last: int, gate: _Gated | None = None):
     from drivestage.retention import RetentionPolicy
 
     store = gate if gate is not None else _Gated(emulator)
-    return CheckpointSync((store, FOLDER), RetentionPolicy(keep_last=keep_last), local_dir=run)
+    sync = CheckpointSync((store, FOLDER), RetentionPolicy(keep_last=keep_last), local_dir=run)
+    _STARTED.append((sync, store))
+    return sync
 
 
 def _cli(*args: str, state: str | None = None, emulator=None) -> subprocess.CompletedProcess:
