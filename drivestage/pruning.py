@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
-from drivestage import sidecar
+from drivestage import orphans, sidecar
 from drivestage.errors import DriveStageError, NotFoundError, UsageError
 from drivestage.remote import Where, open_store
 from drivestage.retention import (AUTOSAVE, Candidate, Decision, Plan, RetentionPolicy,
@@ -51,6 +51,7 @@ class FolderView:
     candidates: list[Candidate]
     described: list[Described]
     owners: dict[str, set[str]]     # sidecar name -> the checkpoints it describes
+    orphans: list[orphans.Orphan] = dataclasses.field(default_factory=list)
 
 
 def pick(dups: list[RemoteEntry], where: str, side: Optional[Sidecar] = None) -> RemoteEntry:
@@ -164,7 +165,27 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
             ok = verified is not None and verified.verified and e.md5 == verified.md5
             out.append(Candidate(name, e.size, e.modified, metrics, epoch, e.id, ok, run,
                                  saved))
-    return FolderView(out, described, sidecar.owners(set(files) | set(local)))
+    owned = sidecar.owners(set(files) | set(local))
+    alone = _orphans(reader, files, set(local) | set(owned), policy) if policy.active else []
+    return FolderView(out, described, owned, alone)
+
+
+def _orphans(reader: _Sidecars, files: Listing, taken: set[str],
+             policy: RetentionPolicy) -> list[orphans.Orphan]:
+    """The remote sidecars without their checkpoint (:mod:`drivestage.orphans`) that vouch
+    for bytes no file of the folder holds; ``taken``: names that are no orphan (a sidecar
+    with its checkpoint, or a local file the push sends)."""
+    held = {e.md5 for es in files.values() for e in es if e.md5}
+    out = []
+    for name, entries in sorted(files.items()):
+        ckpt = orphans.checkpoint_name(name, policy) if name not in taken else None
+        if ckpt is None or len(entries) != 1:
+            continue
+        side = with_name_epoch(reader.remote_one(name), ckpt, policy)
+        if side is not None and side.md5 is not None and side.epoch is not None \
+                and side.md5 not in held:
+            out.append(orphans.Orphan(entries[0], ckpt, side))
+    return out
 
 
 def _mtime(lf: LocalFile) -> float:
@@ -251,6 +272,16 @@ def newest_verified_ids(store: RemoteStore, remote: Listing, policy: RetentionPo
     return out
 
 
+def plan_folder(folder: FolderView, policy: RetentionPolicy, *, protect: Iterable[str] = (),
+                also_keep: Optional[Mapping[str, Iterable[str]]] = None) -> Plan:
+    """The plan of the folder (:func:`drivestage.retention.plan`), with the orphan sidecars
+    that may go retired (:func:`drivestage.orphans.retire`)."""
+    protect = list(protect)
+    decided = plan(folder.candidates, policy, protect=protect, also_keep=also_keep)
+    return orphans.retire(decided, folder.candidates, folder.described, folder.orphans, policy,
+                          protect=protect, also_keep=also_keep)
+
+
 def with_sidecars(folder: FolderView, names: Iterable[str]) -> set[str]:
     """``names`` and their sidecars."""
     out = set(names)
@@ -269,7 +300,8 @@ def pre_prune_victims(decision: Plan, folder: FolderView,
     keep = newest_verified_per_run(folder, policy) or \
         newest_runs_verified(folder, policy)
     protected = with_sidecars(folder, keep)
-    return [d for d in decision.to_delete if d.id is not None and d.name not in protected]
+    return [d for d in decision.to_delete  # an orphan sidecar goes after the uploads
+            if d.id is not None and d.name not in protected and d.orphan_md5 is None]
 
 
 def delete(store: RemoteStore, d: Decision, use_trash: bool) -> None:
@@ -279,6 +311,30 @@ def delete(store: RemoteStore, d: Decision, use_trash: bool) -> None:
     store.delete(entry, trash=use_trash)
     log.info("deleted %s (%s)%s", d.name, format_size(d.size),
              " to the trash" if use_trash else "")
+
+
+def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: bool,
+          skip: Iterable[str] = ()) -> list[Decision]:
+    """Apply the plan's deletions (but ids in ``skip``); returns those applied. An orphan
+    sidecar goes only if the folder, listed again, shows it unchanged and still without its
+    checkpoint (:func:`drivestage.orphans.still_orphan`)."""
+    done, relisted = set(skip), None
+    out = []
+    for d in decided.to_delete:
+        if d.id is None or d.id in done:
+            continue
+        if d.orphan_md5 is not None:
+            relisted = store.list(folder) if relisted is None else relisted
+            if not orphans.still_orphan(d, relisted):
+                log.info("kept %s: it changed or its checkpoint came back since the plan "
+                         "(another machine?)", d.name)
+                continue
+        try:
+            delete(store, d, use_trash)
+        except NotFoundError:
+            pass  # already gone: the goal is reached
+        out.append(d)
+    return out
 
 
 def prune(dest: Where, policy: RetentionPolicy, *, store: Optional[RemoteStore] = None,
@@ -303,14 +359,10 @@ def prune(dest: Where, policy: RetentionPolicy, *, store: Optional[RemoteStore] 
             if not e.is_dir:
                 listing.setdefault(e.name, []).append(e)
         folder = view(target, listing, {}, policy, cache)
-        decision = plan(folder.candidates, policy, protect=protect, also_keep={
+        decision = plan_folder(folder, policy, protect=protect, also_keep={
             "newest verified": newest_verified_per_run(folder, policy)})
         if not dry_run:
-            for d in decision.to_delete:
-                try:
-                    delete(target, d, use_trash)
-                except NotFoundError:
-                    pass
+            apply(target, decision, root, use_trash)
         return decision
     finally:
         cache.save()

@@ -23,6 +23,8 @@ class Decision:
     size: int = 0
     id: Optional[str] = None
     kind: str = OTHER               # checkpoint | autosave | sidecar | other
+    orphan_md5: Optional[str] = None  # an orphan sidecar's retirement: its md5 when planned
+                                      # (:mod:`drivestage.orphans`, re-checked before it goes)
 
     @property
     def managed(self) -> bool:

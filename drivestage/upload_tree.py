@@ -56,7 +56,7 @@ from drivestage.paths import StorePath
 from drivestage.pruning import LocalFile as PlannedFile
 from drivestage.remote import Where, open_store
 from drivestage.retention import (AUTOSAVE, CHECKPOINT, Decision, Plan, RetentionPolicy,
-                                  just_written, plan)
+                                  just_written)
 from drivestage.sizes import format_size
 from drivestage.state import Md5Cache
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore, quota_error
@@ -220,8 +220,8 @@ class _Push:
         """Retention over DEST. The newest local checkpoint (and autosave) of every run is
         never pruned by the push that sends it (:func:`~drivestage.retention.just_written`)."""
         fresh = just_written(folder.candidates, self.policy, local)
-        return plan(folder.candidates, self.policy, protect=self.protect,
-                    also_keep={"just written": fresh})
+        return pruning.plan_folder(folder, self.policy, protect=self.protect,
+                                   also_keep={"just written": fresh})
 
     def _list(self, root: RemoteEntry, path: StorePath, folders: list[str]) -> None:
         """One listing per folder. Folders we create are empty: no listing needed."""
@@ -433,15 +433,8 @@ class _Push:
 
     def _apply(self, decision: Plan) -> None:
         """Apply the plan's remote deletions (after every upload was verified)."""
-        done = {d.id for d in self.result.pruned}
-        for d in decision.to_delete:
-            if d.id is None or d.id in done:
-                continue
-            try:
-                pruning.delete(self.store, d, self.use_trash)
-            except NotFoundError:
-                pass  # already gone: the goal is reached
-            self.result.pruned.append(d)
+        self.result.pruned += pruning.apply(self.store, decision, self.remote_folder[""],
+                                            self.use_trash, {d.id or "" for d in self.result.pruned})
 
 
 def _pick_folder(found: list[RemoteEntry], where: str) -> RemoteEntry:

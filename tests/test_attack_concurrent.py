@@ -54,17 +54,13 @@ def _vouched_ok(emu, ckpt: str, side: str) -> bool:
 
 # ------------------------------------------------------------ 1. kills during retention
 
-@pytest.mark.xfail(strict=True, reason="not fixed: deleting the sidecar first instead leaves the "
-                   "checkpoint, kept for ever as the newest of the runless checkpoints; the "
-                   "orphan needs a rule that retires a run's sidecar older than its newest "
-                   "verified checkpoint")
 def test_a_push_killed_between_deleting_an_old_checkpoint_and_its_sidecar_leaves_no_orphan(
         emulator, drive_env, local_state, tmp_path):
     """Machine A's push --keep-last 1 retires epoch 3 after sending epoch 4, and is SIGKILLed
     after the first of the two deletions. Deleting the checkpoint first left its sidecar on
-    Drive, vouching for bytes that are not there: no rerun, push or prune, ever removed it (a
-    json without its checkpoint is left alone). The rerun ends with epoch 4 and its sidecar
-    only."""
+    Drive, vouching for bytes that are not there (deleting the sidecar first would leave a
+    checkpoint no sidecar vouches for, kept for ever). The rerun retires that orphan
+    (drivestage.orphans) and ends with epoch 4 and its sidecar only."""
     from _kill import sigkill_when
 
     src = tmp_path / "a"

@@ -21,6 +21,7 @@ LAYERS = [
     ["store", "sidecar"],
     ["retention_policy", "retention_plan"],
     ["state", "retention"],
+    ["orphans"],
     ["local_tree", "locks"],   # push's local side: the walk, one push per place
     ["upload"],  # 0.1.0 compatibility: Md5Cache
     # Google Drive, one backend: nothing outside drivestage.drive (and the door) imports it.

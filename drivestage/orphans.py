@@ -1,0 +1,120 @@
+"""Orphan sidecars: a checkpoint's sidecar left in the managed folder without its checkpoint.
+
+Retention deletes a checkpoint before its sidecar (the other order would leave a checkpoint no
+sidecar vouches for, kept for ever as the newest of the checkpoints without a run), so a push,
+prune or CheckpointSync killed between the two deletions leaves the sidecar alone. The plan
+(:mod:`drivestage.retention`) leaves every ``.json`` without its checkpoint alone; this module
+says which such sidecars may go, as a pure function of what the caller read
+(:func:`drivestage.pruning.view` finds the orphans, :func:`drivestage.pruning.apply` deletes).
+
+An orphan ``X.json`` is retired only when all of these hold:
+
+* **A managed name.** It is the sidecar of a name the policy manages (``X.pt``, ``X.pth``, ...
+  :data:`SUFFIXES`, or the legacy ``X.pt.json`` of ``X.pt``), and no file of the folder bears
+  such a name (else it is no orphan). Other JSONs (``config.json``, ``results.json``, the
+  sidecar of a ``best.pt`` the policy does not manage) are never touched, nor is a name with
+  several files (Drive allows duplicates).
+* **It vouches for bytes that are not there.** It names an md5 and an epoch (from the sidecar
+  or the name), and no file of the folder holds that md5 (a checkpoint the user renamed in
+  the folder keeps its sidecar).
+* **Superseded in its run.** A verified checkpoint of the same run (a sidecar naming no run
+  is a run of its own) is on the store, further on in training, saved later where both
+  sidecars say when, and arrived on the store after the orphan did (Drive's modified times,
+  Drive's clock, not this machine's): a sidecar that arrived later may be the first half of
+  an upload whose checkpoint is still on its way, and the only record of a run stays.
+* **The policy retires its checkpoint.** The plan made with its checkpoint put back (verified,
+  as its sidecar describes it) deletes that checkpoint: one that would be the newest of its
+  run, the best, an every-E epoch, protected or just written keeps its sidecar.
+
+Before the deletion the folder is listed once more (:func:`still_orphan`): a checkpoint of
+that name back on the store (another machine sending it again under the same name) or a
+sidecar changed since the plan cancels it.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Optional, Sequence
+
+from drivestage import sidecar
+from drivestage.retention import AUTOSAVE, CHECKPOINT, OTHER, SIDECAR, Candidate, Decision, \
+    Plan, RetentionPolicy, plan
+from drivestage.sidecar import Described, Sidecar
+from drivestage.store import RemoteEntry
+
+#: Suffixes of a checkpoint whose sidecar ``X.json`` is (the default pattern's, and push's).
+SUFFIXES = ("", ".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".h5", ".keras", ".weights",
+            ".pkl", ".npz", ".tar")
+
+
+@dataclass(frozen=True)
+class Orphan:
+    """A sidecar on the store without its checkpoint, and what it says."""
+
+    entry: RemoteEntry              # the sidecar as listed (its md5 and modified time)
+    checkpoint: str                 # the managed name it is the sidecar of
+    sidecar: Sidecar
+
+
+def checkpoint_name(name: str, policy: RetentionPolicy) -> Optional[str]:
+    """The name the policy manages whose sidecar ``name`` is, or None."""
+    if not sidecar.is_sidecar(name) or policy.kind_of(name) != SIDECAR:
+        return None
+    stem = name[: -len(sidecar.SUFFIX)]
+    for suffix in SUFFIXES:
+        ckpt = stem + suffix
+        if ckpt and (sidecar.name_for(ckpt) == name or ckpt + sidecar.SUFFIX == name) \
+                and policy.kind_of(ckpt) in (CHECKPOINT, AUTOSAVE):
+            return ckpt
+    return None
+
+
+def superseded_by(orphan: Orphan, described: Iterable[Described]) -> Optional[Described]:
+    """The newest verified checkpoint of the orphan's run that supersedes it (further on,
+    saved later where both say, on the store since after the orphan arrived), or None."""
+    said = orphan.sidecar
+    later = [d for d in described
+             if d.verified and d.sidecar.run == said.run and d.sidecar.epoch is not None
+             and d.sidecar.progress > said.progress and d.modified > orphan.entry.modified
+             and (said.saved is None
+                  or (d.sidecar.saved is not None and d.sidecar.saved > said.saved))]
+    return sidecar.newest(later)
+
+
+def retire(decided: Plan, candidates: Sequence[Candidate], described: Sequence[Described],
+           orphans: Sequence[Orphan], policy: RetentionPolicy, *, protect: Iterable[str] = (),
+           also_keep: Optional[Mapping[str, Iterable[str]]] = None) -> Plan:
+    """``decided`` (the plan of ``candidates``) with the orphans that may go deleted: each
+    one's decision becomes a delete, labelled as an orphan's retirement."""
+    if not policy.active:
+        return decided
+    protect = list(protect)
+    retired: dict[str, Decision] = {}
+    for orphan in orphans:
+        newer = superseded_by(orphan, described)
+        if newer is None or orphan.entry.md5 is None:
+            continue
+        said = orphan.sidecar
+        back = Candidate(orphan.checkpoint, said.size or 0, orphan.entry.modified,
+                         dict(said.metrics), said.epoch, None, True, said.run, said.saved)
+        again = plan(list(candidates) + [back], policy, protect=protect, also_keep=also_keep)
+        if any(d.name == orphan.checkpoint and d.id is None and not d.keep for d in again):
+            retired[orphan.entry.id] = Decision(
+                orphan.entry.name, False,
+                f"orphan sidecar: {orphan.checkpoint} is not here, and {newer.name} of its "
+                "run is further on and verified", orphan.entry.size, orphan.entry.id, SIDECAR,
+                orphan_md5=orphan.entry.md5)
+    if not retired:
+        return decided
+    return dataclasses.replace(decided, decisions=tuple(
+        retired[d.id] if d.kind == OTHER and d.id in retired else d for d in decided))
+
+
+def still_orphan(decision: Decision, listing: Iterable[RemoteEntry]) -> bool:
+    """The orphan sidecar ``decision`` retires is on the store as planned (same md5), and no
+    checkpoint of its name came back (``listing``: the folder, listed again)."""
+    entries = list(listing)
+    names = {e.name for e in entries if not e.is_dir}
+    if decision.name in sidecar.owners(names):
+        return False
+    return any(e.id == decision.id and e.md5 == decision.orphan_md5 for e in entries)
