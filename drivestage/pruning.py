@@ -326,8 +326,8 @@ def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: boo
         if d.orphan_md5 is not None:
             relisted = store.list(folder) if relisted is None else relisted
             if not orphans.still_orphan(d, relisted):
-                log.info("kept %s: it changed or its checkpoint came back since the plan "
-                         "(another machine?)", d.name)
+                log.warning("kept the orphan sidecar %s: its checkpoint came back or it changed "
+                            "since the plan (another machine pushing it?)", d.name)
                 continue
         try:
             delete(store, d, use_trash)

@@ -22,7 +22,8 @@ Rules (all of them are documented behaviour, and tested):
 * **Sidecars.** A checkpoint's sidecar (``epoch_004.json`` for ``epoch_004.pt``, or the
   legacy ``epoch_004.pt.json``; :func:`drivestage.sidecar.owners`) follows it: it is deleted
   exactly when every checkpoint it belongs to is deleted (and it is not itself protected). A
-  ``.json`` without its checkpoint (an orphan, e.g. a sidecar uploaded first) is left alone.
+  ``.json`` without its checkpoint (an orphan, e.g. a sidecar uploaded first) is left alone
+  here; :mod:`drivestage.orphans` says which orphans may go.
   :func:`plan` takes sidecar *contents already parsed*, in ``Candidate.metrics`` /
   ``Candidate.epoch`` of the checkpoint, so it stays pure.
 * **Age order.** By the ``epoch`` named group of the pattern (or ``Candidate.epoch``, which

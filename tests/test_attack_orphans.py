@@ -126,11 +126,11 @@ def test_the_orphan_of_a_run_with_no_newer_verified_checkpoint_is_kept(
 def test_an_orphan_further_on_than_its_runs_verified_checkpoints_is_kept(
         emulator, drive_env, local_state, tmp_path):
     """``epoch_005.json`` without its checkpoint (another machine's uploader sent the small
-    file first and the checkpoint is on its way) is further on than the verified epoch 4."""
-    src = tmp_path / "a"
-    new = _pushed(src, "epoch_004", 4, T0 + 60)
+    file first and the checkpoint is on its way) is further on than the verified epoch 4,
+    even one that arrived after it."""
     ahead = save(str(tmp_path / "b"), "epoch_005", 5, T0 + 120)
     emulator.add_file(f"{FOLDER}/epoch_005.json", (tmp_path / "b" / "epoch_005.json").read_bytes())
+    new = _pushed(tmp_path / "a", "epoch_004", 4, T0 + 60)
     ok("prune", f"drive:{FOLDER}", "--keep-last", "1")
     assert _live(emulator) == {"epoch_005.json": ahead["epoch_005.json"], **new}
 
@@ -251,3 +251,44 @@ def test_a_push_retires_an_orphan_and_says_so(emulator, drive_env, local_state, 
     code, out, err = run("push", str(tmp_path / "a"), f"drive:{FOLDER}", "--keep-last", "1")
     assert code == 0, err
     assert _live(emulator) == new
+
+
+def test_a_checkpoint_moved_to_another_folder_is_untouched_and_its_old_sidecar_goes_to_the_trash(
+        emulator, drive_env, local_state, tmp_path):
+    """The user moved epoch_003.pt into Models/keep and left its sidecar: no rule of drivestage
+    reads a sidecar beside another folder's checkpoint, so the superseded one goes like any
+    other deletion (here with --use-trash: restorable), and the moved checkpoint stays."""
+    orphan, new = _orphaned(emulator, tmp_path)
+    data = (tmp_path / "a" / "epoch_003.pt").read_bytes()
+    emulator.add_file("Models/keep/epoch_003.pt", data)
+    ok("prune", f"drive:{FOLDER}", "--keep-last", "1", "--use-trash")
+    assert _live(emulator) == new
+    assert live_md5s(emulator, "Models/keep") == {"epoch_003.pt": [md5(data)]}
+    gone = [f for f in emulator.files() if f["title"] == "epoch_003.json"]
+    assert [f["labels"]["trashed"] for f in gone] == [True]
+
+
+def test_a_legacy_sidecar_orphan_is_retired_too(emulator, drive_env, local_state, tmp_path):
+    """drivestage 0.1.0's ``epoch_003.pt.json`` left without its checkpoint."""
+    side = json.dumps({"epoch": 3, "run": RUN, "md5": md5(b"gone"), "size": 4}).encode()
+    emulator.add_file(f"{FOLDER}/epoch_003.pt.json", side)
+    new = _pushed(tmp_path / "a", "epoch_004", 4, T0 + 60)
+    out = ok("prune", f"drive:{FOLDER}", "--keep-last", "1")
+    assert _row(out, "epoch_003.pt.json")[0] == "delete"
+    assert _live(emulator) == new
+
+
+def test_prune_of_a_plain_directory_retires_an_orphan_by_its_files_mtimes(local_state, tmp_path):
+    """A Drive mount or a NAS folder: the same rule, the files' mtimes standing for Drive's."""
+    import os
+
+    dest = tmp_path / "mount"
+    save(str(dest), "epoch_003", 3, T0)
+    save(str(dest), "epoch_004", 4, T0 + 60)
+    os.remove(dest / "epoch_003.pt")
+    ok("prune", str(dest), "--keep-last", "1")
+    assert sorted(os.listdir(dest)) == ["epoch_004.json", "epoch_004.pt"]
+    save(str(dest), "epoch_002", 2, T0 + 120)  # its sidecar written after epoch 4: kept
+    os.remove(dest / "epoch_002.pt")
+    ok("prune", str(dest), "--keep-last", "1")
+    assert sorted(os.listdir(dest)) == ["epoch_002.json", "epoch_004.json", "epoch_004.pt"]
