@@ -33,6 +33,7 @@ sidecar changed since the plan cancels it.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
@@ -42,8 +43,9 @@ from drivestage.retention import AUTOSAVE, CHECKPOINT, OTHER, SIDECAR, Candidate
 from drivestage.sidecar import Described, Sidecar
 from drivestage.store import RemoteEntry
 
-#: Suffixes of a checkpoint whose sidecar ``X.json`` is (the default pattern's, and push's).
-SUFFIXES = ("", ".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".h5", ".keras", ".weights",
+#: Suffixes of a checkpoint whose sidecar ``X.json`` is (the default pattern's, and push's;
+#: then none: ``X``).
+SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors", ".h5", ".keras", ".weights",
             ".pkl", ".npz", ".tar")
 
 
@@ -61,8 +63,8 @@ def checkpoint_name(name: str, policy: RetentionPolicy) -> Optional[str]:
     if not sidecar.is_sidecar(name) or policy.kind_of(name) != SIDECAR:
         return None
     stem = name[: -len(sidecar.SUFFIX)]
-    for suffix in SUFFIXES:
-        ckpt = stem + suffix
+    legacy = [stem] if os.path.splitext(stem)[1] in SUFFIXES else []  # X.pt.json of X.pt
+    for ckpt in legacy + [stem + suffix for suffix in SUFFIXES if suffix] + [stem]:
         if ckpt and (sidecar.name_for(ckpt) == name or ckpt + sidecar.SUFFIX == name) \
                 and policy.kind_of(ckpt) in (CHECKPOINT, AUTOSAVE):
             return ckpt
