@@ -26,7 +26,7 @@ _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's <malloc.h>
 _M_MMAP_THRESHOLD = -3
 
 
-def tune_for_transfers(threshold: int = 4 << 20, keep: int = 32 << 20) -> bool:
+def tune_for_transfers(threshold: int = 4 << 20, keep: int = 16 << 20) -> bool:
     """Have glibc serve blocks of ``threshold`` bytes or more by mmap (freed at once), and
     keep up to ``keep`` bytes of freed heap memory for reuse (no fresh pages per block).
 
