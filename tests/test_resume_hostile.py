@@ -134,3 +134,47 @@ def test_a_liar_ahead_on_drive_is_neither_resumed_nor_shown_as_safe(emulator, st
                for r in caplog.records)
     assert start.safe is not None and start.safe.name == "epoch_002.pt"
     assert not (out_dir / "epoch-big.pt").exists()
+
+
+def _gone_after_listing(emulator, file_id: str) -> None:
+    """Drive's answer for a file another machine's retention deleted after this machine listed
+    the folder (404 notFound on its bytes), every time it is asked."""
+    emulator.faults.inject("GET", rf"/files/{file_id}\?.*alt=media", status=404,
+                           reason="notFound", times=None)
+
+
+def test_a_sidecar_deleted_between_the_listing_and_its_read_is_skipped(emulator, store,
+                                                                      tmp_path):
+    """A push or CheckpointSync elsewhere retired epoch_001 while this machine listed the
+    folder (the demo's watcher and every resume list, then read each sidecar): the listing
+    still holds it, its read answers 404. It is not a checkpoint to resume from, nor a crash."""
+    from trainer.drive import DriveFolder
+
+    one, two = _state("r1", 1, 10), _state("r1", 2, 20)
+    emulator.add_file(f"{FOLDER}/epoch_001.pt", one)
+    side_id = emulator.add_file(f"{FOLDER}/epoch_001.json", _sidecar(one, "r1", 1, 10))
+    emulator.add_file(f"{FOLDER}/epoch_002.pt", two)
+    emulator.add_file(f"{FOLDER}/epoch_002.json", _sidecar(two, "r1", 2, 20))
+    _gone_after_listing(emulator, side_id)
+    found = DriveFolder(f"drive:{FOLDER}", str(tmp_path / "logs")).checkpoints()
+    assert [c.name for c in found] == ["epoch_002.pt"]
+
+
+def test_a_checkpoint_deleted_between_the_listing_and_its_download_falls_back(emulator, store,
+                                                                             tmp_path, caplog):
+    """The newest checkpoint went (another machine's retention) after the listing: resume takes
+    the next one instead of failing the start."""
+    one, two = _state("r1", 1, 10), _state("r1", 2, 20)
+    emulator.add_file(f"{FOLDER}/epoch_001.pt", one)
+    emulator.add_file(f"{FOLDER}/epoch_001.json", _sidecar(one, "r1", 1, 10))
+    two_id = emulator.add_file(f"{FOLDER}/epoch_002.pt", two)
+    emulator.add_file(f"{FOLDER}/epoch_002.json", _sidecar(two, "r1", 2, 20))
+    _gone_after_listing(emulator, two_id)
+    out_dir = tmp_path / "logs"
+    with caplog.at_level("WARNING", logger="trainer"):
+        start = _decide(str(out_dir))
+    assert start.path == str(out_dir / "epoch_001.pt")
+    assert (out_dir / "epoch_001.pt").read_bytes() == one
+    assert sorted(os.listdir(out_dir)) == ["epoch_001.json", "epoch_001.pt"]
+    assert any("epoch_002.pt" in r.getMessage() and "cannot be used" in r.getMessage()
+               for r in caplog.records)

@@ -119,7 +119,10 @@ class DriveFolder:
     def _read(self, entry: RemoteEntry) -> bytes:
         if entry.size > sidecars.MAX_BYTES or entry.size == 0:
             return b""
-        return b"".join(self._store.read_range(entry, 0, entry.size))
+        try:
+            return b"".join(self._store.read_range(entry, 0, entry.size))
+        except NotFoundError:  # deleted since the listing (another machine's retention)
+            return b""
 
 
 def newest_of_current_run(found: Sequence[RemoteCheckpoint], run: Optional[str] = None, *,

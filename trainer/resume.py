@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
-from drivestage.errors import ChecksumMismatchError, DriveStageError
+from drivestage.errors import ChecksumMismatchError, DriveStageError, NotFoundError
 from trainer import checkpoint as ckpt
 from trainer import distributed
 from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run
@@ -187,10 +187,15 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
         try:
             drive.fetch(chosen, dest)
             _check_matches_sidecar(ckpt.load_checkpoint(dest), chosen)
-        except (CheckpointError, ChecksumMismatchError) as exc:
+        except (CheckpointError, ChecksumMismatchError, NotFoundError) as exc:
+            # NotFoundError: deleted since the listing (another machine's retention)
             logger.warning("the newest verified checkpoint on Drive, %s, cannot be used (%s); "
                            "falling back to the next older one", chosen.where, exc)
             ckpt.remove_checkpoint(dest)
+            from drivestage.partials import remove_partial, stale_partials
+
+            for partial in stale_partials(dest):  # what a failed download left for a rerun
+                remove_partial(partial)
             bad.append(chosen.name)
             continue
         # The sidecar as Drive has it: the mirror then finds both files unchanged.
