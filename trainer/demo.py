@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Optional
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     emu, url = _start_emulator(work / "drive", env)
     env["DRIVESTAGE_API_ROOT"] = url
     print(f"Drive API emulator at {url} (data in {work / 'drive'})")
+    trainer: Optional[subprocess.Popen] = None
     try:
         _say("2. A synthetic VOC dataset and the zip the recipe uploads")
         _run([PY, "-m", "trainer", "synth-data", str(work / "synth"), "--images",
@@ -211,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([PY, "-m", "drivestage", "quota"], env=env)
         print(f"demo finished in {time.monotonic() - t0:.0f} s")
     finally:
+        if trainer is not None and trainer.poll() is None:
+            trainer.kill()  # the demo failed while it trained: never leave it running alone
+            trainer.wait()
         emu.send_signal(signal.SIGTERM)
         try:
             emu.wait(timeout=10)
