@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Iterator, Optional, Sequence
 
 from drivestage import sidecar
+from drivestage.errors import LocalFileError
 from drivestage.store import RemoteEntry
 
 log = logging.getLogger(__name__)
@@ -48,10 +49,29 @@ def checked(path: str, sent: Sequence[RemoteEntry],
                     "sends both", path)
         yield None
         return
-    fd, copy = tempfile.mkstemp(prefix=".drivestage-sidecar-", suffix=sidecar.SUFFIX)
+    copy = _private_copy(path, data)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
         yield copy
     finally:
         os.unlink(copy)
+
+
+def _private_copy(path: str, data: bytes) -> str:
+    """``data`` in a new file of the temporary folder. A failure there is said as such: a
+    FileNotFoundError (the temp folder removed under a long-lived process) would pass for
+    the sidecar gone, and the sidecar would be skipped on every push without a word."""
+    copy = None
+    try:
+        fd, copy = tempfile.mkstemp(prefix=".drivestage-sidecar-", suffix=sidecar.SUFFIX)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        if copy is not None:
+            try:
+                os.unlink(copy)
+            except OSError:
+                pass
+        raise LocalFileError(f"cannot write a private copy of {path} into the temporary "
+                             f"folder {tempfile.gettempdir()}: {exc.strerror or exc}; set "
+                             "TMPDIR to a writable folder with free space") from exc
+    return copy

@@ -65,3 +65,25 @@ def test_a_sidecar_saved_again_while_its_checkpoint_was_pushed_is_left_for_the_n
     push(logs, "Models/logs", store=store)   # the next push sends both
     assert live_md5s(emulator, "Models/logs") == {
         "last.pt": [md5(b2).hexdigest()], "last.json": [md5(sidecar_json(3, b2)).hexdigest()]}
+
+
+@renders("cannot write a private copy of … into the temporary folder …; set TMPDIR to a "
+         "writable folder with free space")
+def test_a_temp_folder_gone_under_a_long_lived_process_is_said(tmp_path, monkeypatch):
+    """The temporary folder Python chose at its first use, removed since: the push that sends
+    a checkpoint and its sidecar says so and exits 1 (tests/test_attack_dec02b.py holds what
+    Drive keeps)."""
+    import tempfile
+
+    from _cli import run
+
+    _write(str(tmp_path / "logs" / "epoch_001.pt"), b"w" * 100)
+    _write(str(tmp_path / "logs" / "epoch_001.json"), sidecar_json(1, b"w" * 100))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    scratch.rmdir()
+    code, out, err = run("push", str(tmp_path / "logs"), "drive:Models/logs")
+    assert code == 1
+    shown("cannot write a private copy of … into the temporary folder …; set TMPDIR to a "
+          "writable folder with free space", err)
