@@ -14,9 +14,10 @@ An orphan ``X.json`` is retired only when all of these hold:
   such a name (else it is no orphan). Other JSONs (``config.json``, ``results.json``, the
   sidecar of a ``best.pt`` the policy does not manage) are never touched, nor is a name with
   several files (Drive allows duplicates).
-* **It vouches for bytes that are not there.** It names an md5 and an epoch (from the sidecar
-  or the name), and no file of the folder holds that md5 (a checkpoint the user renamed in
-  the folder keeps its sidecar).
+* **It vouches for bytes that are not there.** It names an md5, a size (every sidecar
+  drivestage wrote with an md5 has both: a user's notes naming a dataset's md5 are no
+  sidecar) and an epoch (from the sidecar or the name), and no file of the folder holds that
+  md5 (a checkpoint the user renamed in the folder keeps its sidecar).
 * **Superseded in its run.** A verified checkpoint of the same run (a sidecar naming no run
   is a run of its own) is on the store, further on in training, saved later where both
   sidecars say when, and arrived on the store after the orphan did (Drive's modified times,

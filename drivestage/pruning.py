@@ -182,8 +182,8 @@ def _orphans(reader: _Sidecars, files: Listing, taken: set[str],
         if ckpt is None or len(entries) != 1:
             continue
         side = with_name_epoch(reader.remote_one(name), ckpt, policy)
-        if side is not None and side.md5 is not None and side.epoch is not None \
-                and side.md5 not in held:
+        if side is not None and side.md5 is not None and side.size is not None \
+                and side.epoch is not None and side.md5 not in held:
             out.append(orphans.Orphan(entries[0], ckpt, side))
     return out
 

@@ -61,3 +61,63 @@ def test_a_temp_folder_removed_under_a_long_lived_process_fails_the_push_and_los
     scratch.mkdir()
     ok("push", str(src), f"drive:{FOLDER}")
     assert _live(emulator) == second
+
+
+# ------------------------------------------------------------ orphan sidecars
+
+def _id(emu, name: str) -> str:
+    return emu.find(f"{FOLDER}/{name}")["id"]
+
+
+def _set_modified(emu, name: str, when: float) -> None:
+    """Drive's modified time of ``name`` set as a client that keeps mtimes sets it."""
+    import datetime
+
+    iso = datetime.datetime.fromtimestamp(when, datetime.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    emu.store.update_meta(_id(emu, name), {"modifiedDate": iso}, set_modified=True)
+
+
+def _modified(emu, name: str) -> str:
+    return emu.find(f"{FOLDER}/{name}")["modifiedDate"]
+
+
+def _orphaned(emulator, tmp_path, run_id=RUN) -> tuple[dict, dict]:
+    """Epoch 3 then epoch 4 pushed, epoch 3's checkpoint deleted as a killed retention leaves
+    it. Returns (epoch 3's sidecar, epoch 4's two files) as Drive holds them."""
+    src = tmp_path / "a"
+    old = save(str(src), "epoch_003", 3, T0, run=run_id)
+    ok("push", str(src), f"drive:{FOLDER}")
+    new = save(str(src), "epoch_004", 4, T0 + 60, run=run_id)
+    ok("push", str(src), f"drive:{FOLDER}")
+    emulator.store.delete(_id(emulator, "epoch_003.pt"))
+    return {"epoch_003.json": old["epoch_003.json"]}, new
+
+
+def test_an_orphan_with_the_same_drive_time_as_its_runs_newer_checkpoint_is_kept(
+        emulator, drive_env, local_state, tmp_path):
+    """Drive's times of the orphan and of epoch 4's checkpoint equal (a client that sets
+    modified times, or one clock tick): which arrived first is unknown, so it stays."""
+    orphan, new = _orphaned(emulator, tmp_path)
+    _set_modified(emulator, "epoch_003.json", T0 + 600)
+    _set_modified(emulator, "epoch_004.pt", T0 + 600)
+    assert _modified(emulator, "epoch_003.json") == _modified(emulator, "epoch_004.pt")
+    ok("prune", f"drive:{FOLDER}", "--keep-last", "1")
+    assert _live(emulator) == {**orphan, **new}
+
+
+def test_a_users_json_with_an_epoch_and_an_md5_beside_run_less_checkpoints_is_kept(
+        emulator, drive_env, local_state, tmp_path):
+    """A loop of the user's own (CheckpointSync: sidecars name no run) beside the user's
+    ``epoch_002.json``: notes naming the epoch and the md5 of the dataset it trained on, no
+    ``size``. Every sidecar drivestage ever wrote with an md5 has the checkpoint's size too;
+    a JSON without one is the user's and stays."""
+    notes = json.dumps({"epoch": 2, "md5": md5(b"VOC2012.tar"), "dataset": "VOC2012",
+                        "note": "lr 0.01 diverged"}).encode()
+    emulator.add_file(f"{FOLDER}/epoch_002.json", notes)
+    src = tmp_path / "a"
+    new = save(str(src), "epoch_004", 4, T0 + 60, run=None)
+    ok("push", str(src), f"drive:{FOLDER}")
+    ok("prune", f"drive:{FOLDER}", "--keep-last", "1")
+    ok("push", str(src), f"drive:{FOLDER}", "--keep-last", "1", "--max-bytes", "1MB")
+    assert _live(emulator) == {"epoch_002.json": [md5(notes)], **new}
