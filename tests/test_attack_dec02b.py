@@ -147,3 +147,101 @@ def test_a_sidecar_that_reached_drive_first_with_an_older_mtime_then_its_checkpo
     _set_modified(emulator, "epoch_003.pt", T0)
     out = ok("prune", f"drive:{FOLDER}", "--keep-last", "1")
     assert _live(emulator) == new, out
+
+
+# ------------------------------------------------------------ pull --extract, kind changes
+
+def _kind_change_v1(emulator, dest, tmp_path, links: dict = {}):
+    """v1 of d/v.zip (folder ds/a) staged into ``dest``; v2 (a file ds/a) put on Drive.
+    Returns v2's bytes."""
+    from test_extract_kind_change import FILE_V2, FOLDER_V1, a_zip, replace_on_drive
+
+    emulator.add_file("d/v.zip", a_zip(FOLDER_V1, links))
+    code, out, err = run("pull", "drive:d/v.zip", str(dest), "-x", "-q")
+    assert code == 0, err
+    blob2 = a_zip(FILE_V2)
+    replace_on_drive("d/v.zip", blob2, tmp_path)
+    return blob2
+
+
+def _stamp(dest):
+    [name] = [n for n in os.listdir(dest / ".drivestage") if n.startswith("v.zip@")
+              and n.endswith(".json")]
+    return dest / ".drivestage" / name
+
+
+@pytest.mark.parametrize("claim", ["path only", "as a folder", "every field but the inode"])
+def test_a_stamp_edited_to_claim_the_users_file_never_gets_it_deleted(
+        emulator, drive_env, tmp_path, claim):
+    """The user's ``ds/a/mine.txt`` in the folder v2 replaces by a file; the stamp edited to
+    list it among v1's members (a hand edit, a script merging stamps). A record matches only
+    the very file v1 wrote (kind, size, mtime, inode): the update is refused, the file kept."""
+    from test_extract_kind_change import tree
+
+    dest = tmp_path / "data"
+    _kind_change_v1(emulator, dest, tmp_path)
+    mine = dest / "ds" / "a" / "mine.txt"
+    mine.write_bytes(b"the user's")
+    st = os.lstat(mine)
+    row = {"path only": ["ds/a/mine.txt", "file", 0, 0, 0, ""],
+           "as a folder": ["ds/a/mine.txt", "dir", 0, 0, 0, ""],
+           "every field but the inode": ["ds/a/mine.txt", "file", st.st_size, st.st_mtime_ns,
+                                         st.st_ino + 1, ""]}[claim]
+    path = _stamp(dest)
+    stamp = json.loads(path.read_bytes())
+    stamp["members"].append(row)
+    path.write_text(json.dumps(stamp))
+    before = tree(dest)
+    code, out, err = run("pull", "drive:d/v.zip", str(dest), "-x", "-q")
+    assert code == 1
+    assert err.strip() == (f"Error: v.zip: member ds/a is a file, but {dest / 'ds/a'} is a "
+                           "folder; move that folder away or extract elsewhere")
+    after = tree(dest)
+    assert after["ds/a/mine.txt"] == b"the user's"
+    assert {k: v for k, v in after.items() if k != "v.zip"} == \
+        {k: v for k, v in before.items() if k != "v.zip"}
+
+
+def test_a_link_in_the_replaced_folder_leading_to_the_users_data_is_not_followed(
+        emulator, drive_env, tmp_path):
+    """v1's ``ds/a/lnk`` leads to ``../../mine`` (the user's folder in DEST). A link the user
+    adds inside (to a folder outside DEST) stops the update; once it is gone, the folder v1
+    made goes as a whole with its link, and what the links led to stays, every byte."""
+    from test_extract_kind_change import FILE_V2, tree
+
+    dest = tmp_path / "data"
+    (dest / "mine").mkdir(parents=True)
+    (dest / "mine" / "precious.txt").write_bytes(b"precious")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "far.txt").write_bytes(b"far")
+    blob2 = _kind_change_v1(emulator, dest, tmp_path, {"ds/a/lnk": "../../mine"})
+    assert os.readlink(dest / "ds/a/lnk") == "../../mine"
+    os.symlink(str(outside), dest / "ds" / "a" / "out")  # the user's link: the update stops
+    code, out, err = run("pull", "drive:d/v.zip", str(dest), "-x", "-q")
+    assert code == 1, err
+    os.unlink(dest / "ds" / "a" / "out")
+    code, out, err = run("pull", "drive:d/v.zip", str(dest), "-x", "-q")
+    assert code == 0, err
+    assert tree(dest) == {"v.zip": blob2, **FILE_V2, "mine/precious.txt": b"precious"}
+    assert sorted(os.listdir(outside)) == ["far.txt"]
+
+
+@pytest.mark.parametrize("v2", ["file", "folder"])
+def test_the_users_edit_of_a_member_file_meets_a_new_version_alike_as_file_or_folder(
+        emulator, drive_env, tmp_path, v2):
+    """v1's file ``ds/a`` edited by the user; v2 has ``ds/a`` again as a file, or as a folder
+    (the reverse kind change). An update replaces an edited member file as ``unzip`` does
+    (docs: files replaced), and the folder of v2 does the same: no refusal in one case that
+    the other lacks, no leftover."""
+    from test_extract_kind_change import FILE_V1, FOLDER_V2, a_zip, replace_on_drive, tree
+
+    dest = tmp_path / "data"
+    emulator.add_file("d/v.zip", a_zip(FILE_V1))
+    assert run("pull", "drive:d/v.zip", str(dest), "-x", "-q")[0] == 0
+    (dest / "ds" / "a").write_bytes(b"the user's edit")
+    members = FOLDER_V2 if v2 == "folder" else {**FILE_V1, "ds/a": b"ds/a of v2"}
+    replace_on_drive("d/v.zip", a_zip(members), tmp_path)
+    code, out, err = run("pull", "drive:d/v.zip", str(dest), "-x", "-q")
+    assert code == 0, err
+    assert tree(dest) == {"v.zip": a_zip(members), **members}
