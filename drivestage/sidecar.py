@@ -220,12 +220,18 @@ def held(path: str, remote: Optional[RemoteEntry], kept: RemoteEntry,
     """Which of a replaced checkpoint's old copies ``olds`` must stay beside its new copy
     ``kept`` (:func:`held_by`). ``path``: the local sidecar, read only when it holds the bytes
     of its copy ``remote`` on the store (else all of ``olds`` stay)."""
+    data: Optional[bytes]
     try:
         with open(path, "rb") as fh:
             data = fh.read(MAX_BYTES + 1)
+            digest = hashlib.md5(data)
+            if len(data) > MAX_BYTES:  # no sidecar (vouches for nothing), but the same file?
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+                data = None
     except OSError:
         return list(olds)
-    if remote is None or hashlib.md5(data).hexdigest() != remote.md5:
+    if remote is None or digest.hexdigest() != remote.md5:
         return list(olds)
     return held_by(data, kept, olds)
 

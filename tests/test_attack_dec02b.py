@@ -245,3 +245,61 @@ def test_the_users_edit_of_a_member_file_meets_a_new_version_alike_as_file_or_fo
     code, out, err = run("pull", "drive:d/v.zip", str(dest), "-x", "-q")
     assert code == 0, err
     assert tree(dest) == {"v.zip": a_zip(members), **members}
+
+
+def _vouched(emu) -> dict:
+    """Sidecar name -> whether a file of the folder holds the md5 it names."""
+    live = _live(emu)
+    held = {m for ms in live.values() for m in ms}
+    out = {}
+    for name in live:
+        if name.endswith(".json"):
+            said = json.loads(emu.read_bytes(_id(emu, name)))
+            out[name] = said.get("md5") in held
+    return out
+
+
+def test_sidecars_that_are_links_in_src_go_under_their_own_names(emulator, drive_env,
+                                                                  local_state, tmp_path):
+    """A loop keeping ``last.pt`` and ``last.json`` as links to its newest epoch's files, moved
+    on between two pushes: Drive gets every sidecar under its own name (never the private
+    copy's ``.drivestage-sidecar-…``), each vouching for bytes that are there."""
+    src = tmp_path / "run"
+    save(str(src), "epoch_001", 1, T0)
+    for name in ("last.pt", "last.json"):
+        os.symlink(name.replace("last", "epoch_001"), src / name)
+    ok("push", str(src), f"drive:{FOLDER}")
+    save(str(src), "epoch_002", 2, T0 + 60)
+    for name in ("last.pt", "last.json"):
+        os.unlink(src / name)
+        os.symlink(name.replace("last", "epoch_002"), src / name)
+    ok("push", str(src), f"drive:{FOLDER}")
+    live = _live(emulator)
+    assert sorted(live) == ["epoch_001.json", "epoch_001.pt", "epoch_002.json", "epoch_002.pt",
+                            "last.json", "last.pt"]
+    assert live["last.pt"] == live["epoch_002.pt"]
+    assert live["last.json"] == live["epoch_002.json"]
+    assert set(_vouched(emulator).values()) == {True}
+    assert not [f for f in emulator.files() if f["title"].startswith(".drivestage")]
+
+
+def test_a_sidecar_larger_than_max_bytes_of_a_checkpoint_saved_again(emulator, drive_env,
+                                                                     local_state, tmp_path):
+    """``last.json`` padded past sidecar.MAX_BYTES (huge metrics) is no sidecar to drivestage:
+    sent as it is after its checkpoint, like any file; the old copy of last.pt goes once the
+    new one is verified (it stayed for ever: the bounded read's md5 never equalled Drive's, so
+    every push held it, and ``pull`` of last.pt failed on two items of that name)."""
+    from drivestage import sidecar
+
+    src = tmp_path / "run"
+    save(str(src), "last", 1, T0)
+    ok("push", str(src), f"drive:{FOLDER}")
+    files = save(str(src), "last", 2, T0 + 60)
+    side = json.loads((src / "last.json").read_bytes())
+    side["metrics"] = {"pad": "x" * (sidecar.MAX_BYTES + 10)}
+    big = json.dumps(side).encode()
+    (src / "last.json").write_bytes(big)
+    ok("push", str(src), f"drive:{FOLDER}")
+    assert _live(emulator) == {"last.pt": files["last.pt"], "last.json": [md5(big)]}
+    ok("pull", f"drive:{FOLDER}/last.pt", str(tmp_path / "got"))
+    assert md5((tmp_path / "got" / "last.pt").read_bytes()) == files["last.pt"][0]
