@@ -69,7 +69,6 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Optional
 
 from drivestage import sidecar
-from drivestage.errors import PolicyError
 from drivestage.retention_plan import Decision as Decision
 from drivestage.retention_plan import Plan as Plan
 from drivestage.retention_plan import format_plan as format_plan
