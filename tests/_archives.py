@@ -16,6 +16,21 @@ def a_zip(members: dict[str, bytes], method: int = zipfile.ZIP_STORED) -> bytes:
     return buf.getvalue()
 
 
+def a_fixed_zip(members: dict[str, bytes], links: dict[str, str] = {}) -> bytes:
+    """A zip of ``members`` whose bytes are the same for the same members (fixed member
+    times), and symlinks ``links`` (name -> target): versions of an archive to update."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(zipfile.ZipInfo(name, (2024, 1, 2, 3, 4, 6)), data)
+        for name, target in links.items():
+            info = zipfile.ZipInfo(name, (2024, 1, 2, 3, 4, 6))
+            info.create_system = 3
+            info.external_attr = (0o120777 << 16)
+            zf.writestr(info, target)
+    return buf.getvalue()
+
+
 def a_tgz(members: dict[str, bytes]) -> bytes:
     """A tar.gz of ``members`` (name -> bytes), regular files only."""
     buf = io.BytesIO()

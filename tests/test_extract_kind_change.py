@@ -7,17 +7,16 @@ and loses nothing. A pull killed at any step of that merge leaves a DEST a rerun
 with nothing of the user's lost."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import subprocess
 import sys
-import zipfile
 
 import pytest
 
 import drivestage
 from _cli import child_env, run
+from _archives import a_fixed_zip as a_zip
 from _kill import sigkill_when
 
 
@@ -29,20 +28,6 @@ def _fast(fast_retries):
 @pytest.fixture
 def dest(tmp_path):
     return tmp_path / "data"
-
-
-def a_zip(members: dict, links: dict = {}) -> bytes:
-    """The same bytes for the same members (fixed member times); ``links``: name -> target."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(zipfile.ZipInfo(name, (2024, 1, 2, 3, 4, 6)), data)
-        for name, target in links.items():
-            info = zipfile.ZipInfo(name, (2024, 1, 2, 3, 4, 6))
-            info.create_system = 3
-            info.external_attr = (0o120777 << 16)
-            zf.writestr(info, target)
-    return buf.getvalue()
 
 
 def tree(root) -> dict:

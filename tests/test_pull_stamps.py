@@ -4,7 +4,6 @@ the records of the extraction that wrote them, whatever path re-stages the archi
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
@@ -12,11 +11,11 @@ import subprocess
 import sys
 import threading
 import time
-import zipfile
 
 import pytest
 
 import drivestage
+from _archives import a_fixed_zip as a_zip
 from _kill import sigkill_when
 from drivestage import download as dl
 from drivestage.extract import extract_archive
@@ -32,20 +31,6 @@ def _fast(fast_retries):
 @pytest.fixture
 def dest(tmp_path):
     return tmp_path / "data"
-
-
-def a_zip(members: dict, links: dict = {}) -> bytes:
-    """The same bytes for the same members (fixed member times)."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(zipfile.ZipInfo(name, (2024, 1, 2, 3, 4, 6)), data)
-        for name, target in links.items():
-            info = zipfile.ZipInfo(name, (2024, 1, 2, 3, 4, 6))
-            info.create_system = 3
-            info.external_attr = (0o120777 << 16)
-            zf.writestr(info, target)
-    return buf.getvalue()
 
 
 def tree(root) -> dict:
