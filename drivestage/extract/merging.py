@@ -201,11 +201,8 @@ def _merge_one(ctx: _Ctx, src_fd: int, dst_fd: int, name: str, rel: str,
         return True
     aside = None
     if src_is_dir and dst_mode is not None:  # a file or link of DEST where a folder goes
-        ctx.asides += 1
-        aside = f"{OLD_PREFIX}{ctx.asides}"
-        try:
-            os.rename(name, aside, src_dir_fd=dst_fd, dst_dir_fd=ctx.tmp_fd)
-        except FileNotFoundError:
+        aside = _put_aside(ctx, dst_fd, name)
+        if aside is None:
             return False
     try:
         os.rename(name, name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
@@ -228,11 +225,8 @@ def _replace_own_folder(ctx: _Ctx, src_fd: int, dst_fd: int, name: str, rel: str
     """A file or link member in place of a folder an earlier extraction of the archive made
     (``ctx.owned``). A kill between the two renames leaves the path empty and the old folder
     in the temporary folder (removed by the next extraction): the rerun merges the member."""
-    ctx.asides += 1
-    aside = f"{OLD_PREFIX}{ctx.asides}"
-    try:
-        os.rename(name, aside, src_dir_fd=dst_fd, dst_dir_fd=ctx.tmp_fd)
-    except FileNotFoundError:
+    aside = _put_aside(ctx, dst_fd, name)
+    if aside is None:
         return False
     # Judged again where nothing but this merge writes: a file the user put there since
     # the check goes back with its folder, and the archive is refused.
@@ -248,6 +242,18 @@ def _replace_own_folder(ctx: _Ctx, src_fd: int, dst_fd: int, name: str, rel: str
         raise
     shutil.rmtree(aside, ignore_errors=True, dir_fd=ctx.tmp_fd)
     return True
+
+
+def _put_aside(ctx: _Ctx, dst_fd: int, name: str) -> Optional[str]:
+    """Move DEST's entry ``name`` into the temporary folder: its name there, or None when it
+    is gone already (DEST changed: look again)."""
+    ctx.asides += 1
+    aside = f"{OLD_PREFIX}{ctx.asides}"
+    try:
+        os.rename(name, aside, src_dir_fd=dst_fd, dst_dir_fd=ctx.tmp_fd)
+    except FileNotFoundError:
+        return None
+    return aside
 
 
 def _put_back(ctx: _Ctx, dst_fd: int, aside: str, name: str, rel: str) -> None:
