@@ -3,7 +3,8 @@
 A child's rusage is no good for this: on Linux its ``ru_maxrss`` starts from the parent's
 peak (the high-water mark is carried over at exec), so a parent holding the emulator or test
 data inflates it. The child instead reads its own ``VmHWM`` from ``/proc/self/status`` at
-exit. Used by ``bench/pull.py`` and ``tests/test_pull_memory.py``.
+exit, and adds the peaks of its extraction worker processes (``drivestage.extract.workers``;
+an upper bound: their peaks need not coincide). Used by ``bench/pull.py`` and ``tests/test_pull_memory.py``.
 """
 from __future__ import annotations
 
@@ -17,9 +18,11 @@ import atexit, sys
 out = sys.argv.pop(1)
 def hwm():
     with open('/proc/self/status') as fh:
-        kb = next(line.split()[1] for line in fh if line.startswith('VmHWM:'))
+        kb = int(next(line.split()[1] for line in fh if line.startswith('VmHWM:')))
+    workers = sys.modules.get('drivestage.extract.workers')
+    kb += sum(getattr(workers, 'PEAKS', ())) // 1024  # its extraction workers' peaks too
     with open(out, 'w') as fh:
-        fh.write(kb)
+        fh.write(str(kb))
 atexit.register(hwm)
 sys.argv[0] = 'drivestage'
 from drivestage.cli import main

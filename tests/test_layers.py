@@ -43,7 +43,7 @@ LAYERS = [
     ["extract.members"],
     ["extract.validation", "extract.owned"],
     ["extract.links", "extract.merging", "extract.writing"],
-    ["extract.records"],
+    ["extract.records", "extract.workers"],
     ["extract.job"],
     ["extract.overlapped"],
     ["partials", "checksums"],

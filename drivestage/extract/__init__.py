@@ -64,6 +64,7 @@ from drivestage.extract.job import Job
 from drivestage.extract.members import list_members
 from drivestage.extract.merging import MERGE_LOCK, OLD_PREFIX, TEMP_PREFIX
 from drivestage.extract.records import ExtractResult, MemberRecord, remove_members
+from drivestage.extract.workers import worth_processes, write_in_processes
 from drivestage.extract.writing import Progress, write_files
 from drivestage.store import ProgressFn
 
@@ -108,7 +109,15 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
               protected=protected, replaceable=replaceable)
     try:
         files = job.check(entries)
-        write_files(kind, archive, job.tmp, files, jobs, Progress(progress))
+        if worth_processes(kind, files, jobs):
+            afd = os.open(archive, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                write_in_processes(kind, afd, os.fstat(afd).st_size, job.tmp, files, jobs,
+                                   Progress(progress), label=archive, hold_fd=job.owner_fd)
+            finally:
+                os.close(afd)
+        else:
+            write_files(kind, archive, job.tmp, files, jobs, Progress(progress))
         return job.finish()
     finally:
         job.close()

@@ -78,6 +78,12 @@ class Job:
         make_dirs(self.tmp, entries)
         return files
 
+    @property
+    def owner_fd(self) -> int:
+        """The temporary folder's owner lock (-1 where there is none): whoever writes in the
+        folder holds it (see :mod:`.workers`)."""
+        return self._owner
+
     def start_temp(self) -> str:
         """The temporary folder, made before the member list is known (an archive read as
         it arrives; :meth:`adopt` checks the list once it is)."""

@@ -13,8 +13,9 @@ the temporary folder (:meth:`Overlapped.abandon`) and, when the download itself 
 extracts the verified archive the usual way, which reports whatever is wrong with it.
 
 * zip: the central directory gives every member and its offset; a member is written once its
-  local header and compressed bytes have arrived (in file order, one thread). Zips with links
-  (their targets are member data) or with bzip2 / lzma members are not followed.
+  local header and compressed bytes have arrived (in file order; by worker processes for a big
+  zip, :mod:`.workers`). Zips with links (their targets are member data) or with bzip2 /
+  lzma members are not followed.
 * tar, tar.gz, tar.bz2, tar.xz: one streamed pass over the bytes as they arrive; each member's
   name is checked before it is written, links are made last, and the whole list is validated
   again before the merge.
@@ -38,6 +39,7 @@ from drivestage.extract.members import (Entry, check_count, open_tar_stream, tar
 from drivestage.extract.records import ExtractResult, MemberRecord
 from drivestage.sizes import format_size
 from drivestage.extract.validation import check_names
+from drivestage.extract.workers import worth_processes, write_in_processes
 from drivestage.extract.writing import Progress, create, copy_stream, finish_member, \
     write_zip_member, zip_data_start
 from drivestage.store import ProgressFn
@@ -45,6 +47,8 @@ from drivestage.store import ProgressFn
 log = logging.getLogger(__name__)
 
 _ZIP_METHODS_FOLLOWED = (0, 8)      # stored, deflate
+#: Members are written by this many worker processes (threads for a small archive).
+_WORKERS = 2
 _LOCAL_HEADER = 30
 #: While a tar streams in, free space is checked at least every this many bytes written (and
 #: before any member larger than what the last check found free: its header says its size).
@@ -179,7 +183,14 @@ class Overlapped:
     # -- zip
     def _zip(self, files: list[Entry]) -> None:
         """Members in file order, each once its bytes are there, by two workers (creating
-        files is kernel time that two cores overlap)."""
+        files is kernel time that two cores overlap): worker processes for a big zip
+        (:mod:`.workers`: threads would share one GIL with each other and with the
+        download), threads for a small one."""
+        if worth_processes("zip", files, _WORKERS):
+            write_in_processes("zip", self.fd, self.size, self.job.tmp, files, _WORKERS,
+                               self.progress, label=self.label, hold_fd=self.job.owner_fd,
+                               wait=self._wait, stop=self.stop)
+            return
         todo = sorted(files, key=lambda e: int(getattr(e.source, "header_offset", 0)))
         lock, nxt = threading.Lock(), [0]
         failed = threading.Event()

@@ -87,17 +87,19 @@ def copy_stream(src: Optional[IO[bytes]], fd: int, e: Entry, archive: str, progr
         progress(len(buf))
 
 
-def _zip_data_offset(afd: int, info: zipfile.ZipInfo, archive: str) -> int:
-    header = os.pread(afd, 30, info.header_offset)
+def zip_data_offset(afd: int, header_offset: int, name: str, archive: str) -> int:
+    """Where the compressed bytes start of the zip member whose local header is at
+    ``header_offset`` (``name``: what messages call the member)."""
+    header = os.pread(afd, 30, header_offset)
     if len(header) != 30 or header[:4] != b"PK\x03\x04":
-        raise ArchiveError(f"member {info.filename!r} of {archive}: bad local header at offset "
-                           f"{info.header_offset}; the archive is truncated or corrupt")
+        raise ArchiveError(f"member {name!r} of {archive}: bad local header at offset "
+                           f"{header_offset}; the archive is truncated or corrupt")
     name_len, extra_len = struct.unpack_from("<HH", header, 26)
-    return int(info.header_offset) + 30 + int(name_len) + int(extra_len)
+    return int(header_offset) + 30 + int(name_len) + int(extra_len)
 
 
-def _copy_raw(afd: int, fd: int, e: Entry, start: int, comp_size: int, method: int,
-              crc_expected: Optional[int], archive: str, progress: Progress) -> None:
+def copy_raw(afd: int, fd: int, e: Entry, start: int, comp_size: int, method: int,
+             crc_expected: Optional[int], archive: str, progress: Progress) -> None:
     """Stream a stored or raw-deflate byte range of the archive into ``fd``."""
     inflater = zlib.decompressobj(-15) if method == zipfile.ZIP_DEFLATED else None
     crc, written, pos, remaining = 0, 0, start, comp_size
@@ -145,14 +147,14 @@ def _copy_raw(afd: int, fd: int, e: Entry, start: int, comp_size: int, method: i
 
 #: What creating one file costs, in bytes written (file creation is most of an extraction's
 #: time on some file systems: a share of files, not only of bytes, balances the workers).
-_PER_FILE = 256 * 1024
+PER_FILE = 256 * 1024
 
 
 def _partition(files: list[Entry], parts: int) -> list[list[Entry]]:
     """Contiguous slices of about equal work (sequential reads per worker): compressed bytes
     plus a fixed cost per file."""
     def weight(e: Entry) -> int:
-        return e.comp_size + _PER_FILE
+        return e.comp_size + PER_FILE
 
     total = sum(weight(e) for e in files)
     out: list[list[Entry]] = [[] for _ in range(parts)]
@@ -179,13 +181,13 @@ def _write_files_random_access(kind: str, archive: str, root: str, files: list[E
                 fd = create(root, e)
                 try:
                     if kind == "tar":
-                        _copy_raw(afd, fd, e, e.raw_offset, e.size, zipfile.ZIP_STORED, None,
+                        copy_raw(afd, fd, e, e.raw_offset, e.size, zipfile.ZIP_STORED, None,
                                   archive, progress)
                         continue
                     info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
                     if info.compress_type in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-                        start = _zip_data_offset(afd, info, archive)
-                        _copy_raw(afd, fd, e, start, info.compress_size, info.compress_type,
+                        start = zip_data_offset(afd, info.header_offset, info.filename, archive)
+                        copy_raw(afd, fd, e, start, info.compress_size, info.compress_type,
                                   info.CRC, archive, progress)
                     else:  # bzip2 / lzma: let zipfile decompress (it checks the CRC)
                         zf = zf or zipfile.ZipFile(archive)
@@ -298,7 +300,7 @@ def write_zip_member(afd: int, tmp: str, e: Entry, start: int, archive: str,
     info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
     fd = create(tmp, e)
     try:
-        _copy_raw(afd, fd, e, start, info.compress_size, info.compress_type, info.CRC,
+        copy_raw(afd, fd, e, start, info.compress_size, info.compress_type, info.CRC,
                   archive, progress)
     finally:
         os.close(fd)
@@ -307,7 +309,7 @@ def write_zip_member(afd: int, tmp: str, e: Entry, start: int, archive: str,
 def zip_data_start(afd: int, e: Entry, archive: str) -> int:
     """Where member ``e``'s compressed bytes start (its local header must be readable)."""
     info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
-    return _zip_data_offset(afd, info, archive)
+    return zip_data_offset(afd, info.header_offset, info.filename, archive)
 
 
 def finish_tree(tmp: str, entries: list[Entry]) -> None:
