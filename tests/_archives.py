@@ -1,6 +1,7 @@
 """Small archives built in memory, and a folder read back as ``{relative path: bytes}``."""
 from __future__ import annotations
 
+import gzip
 import io
 import os
 import tarfile
@@ -32,14 +33,16 @@ def a_fixed_zip(members: dict[str, bytes], links: dict[str, str] = {}) -> bytes:
 
 
 def a_tgz(members: dict[str, bytes]) -> bytes:
-    """A tar.gz of ``members`` (name -> bytes), regular files only."""
+    """A tar.gz of ``members`` (name -> bytes), regular files only; the same bytes for the
+    same members (gzip's header time is 0: a test that builds the archive twice compares
+    equal bytes whatever second the clock is in)."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tf:
+    with tarfile.open(fileobj=buf, mode="w") as tf:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return gzip.compress(buf.getvalue(), compresslevel=1, mtime=0)
 
 
 class Zeros(io.RawIOBase):

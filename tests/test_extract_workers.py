@@ -297,7 +297,7 @@ def test_a_zip_whose_members_overlap_is_extracted_the_usual_way(emulator, drive_
     usual = extract(tmp_path / "overlap.zip", tmp_path / "usual", jobs=1)
     assert tree(tmp_path / "usual") == data
     dest = tmp_path / "data"
-    code, out, err = run("-v", "pull", "drive:d/overlap.zip", str(dest), "-x", "-q")
+    code, out, err = run("-vv", "pull", "drive:d/overlap.zip", str(dest), "-x", "-q")
     assert code == 0, err
     assert "extracting the verified archive again (member 'set/1/m0001.bin' of" in err, err
     assert "overlaps the member after it" in err
