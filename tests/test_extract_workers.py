@@ -178,18 +178,21 @@ def test_where_no_worker_starts_threads_write_everything(tmp_path):
 
 
 def test_a_worker_killed_mid_way_fails_the_extraction(tmp_path):
-    """The download a worker follows has not gone past the first batches when the worker
-    is killed: the extraction fails with what happened, and no worker is left."""
+    """The download the workers follow stops after each has its first batch; then one of
+    them is killed: the extraction fails with what happened, and no worker is left."""
     archive, job, files = started(tmp_path, members())
     go_on = threading.Event()
+    calls: dict[int, int] = {}
+    lock = threading.Lock()
 
-    def wait(start: int, end: int) -> None:  # the "download": two batches, then held
-        if start > 0:
-            waits.append(start)
-            if len(waits) > 2:
-                assert go_on.wait(30)
+    def wait(start: int, end: int) -> None:  # each feeder: one batch, then held
+        me = threading.get_ident()
+        with lock:
+            calls[me] = calls.get(me, 0) + 1
+            first = calls[me] == 1
+        if not first:
+            assert go_on.wait(30)
 
-    waits: list[int] = []
     afd = os.open(archive, os.O_RDONLY)
     errors = []
 
@@ -205,7 +208,7 @@ def test_a_worker_killed_mid_way_fails_the_extraction(tmp_path):
     t.start()
     try:
         deadline = time.monotonic() + 30
-        while len(worker_pids(os.getpid())) < 2 or len(waits) < 3:
+        while sorted(calls.values()) != [2, 2]:  # both ready, each with its next batch held
             assert time.monotonic() < deadline and t.is_alive()
             time.sleep(0.01)
         victim = worker_pids(os.getpid())[0]

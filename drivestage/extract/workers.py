@@ -167,7 +167,13 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: str, files: Sequence
                     if batch is None:
                         break
                     arrived(batch)
-                    worker.send(("batch", batch))
+                    try:
+                        worker.send(("batch", batch))
+                    except BrokenPipeError:  # it stopped: its answers so far say why
+                        while inflight:
+                            _apply(worker.answer(), inflight.popleft(), files, progress,
+                                   label)
+                        raise worker.ended() from None
                     inflight.append(batch)
                 if not inflight:
                     return
@@ -295,7 +301,7 @@ class _Worker:
         worker = cls(proc)
         try:
             worker.send(("init", afd, tmp, label))
-        except OSError:
+        except OSError:  # it could not even read its orders
             worker.close(kill=True)
             return None
         return worker
@@ -310,19 +316,18 @@ class _Worker:
             return False
 
     def send(self, message: Message) -> None:
-        try:
-            _put(self.to, message)
-        except BrokenPipeError:
-            raise self._ended() from None
+        """Send ``message`` (BrokenPipeError: the worker is gone)."""
+        _put(self.to, message)
 
     def answer(self) -> Message:
         """The worker's next message (its end, or a garbled one, is an error)."""
         got = _get(self.frm)
         if got is None:
-            raise self._ended()
+            raise self.ended()
         return got
 
-    def _ended(self) -> OSError:
+    def ended(self) -> OSError:
+        """The error that says this worker ended before its work did."""
         code = self.proc.wait()
         return OSError(errno.EPIPE, f"the extraction worker process {self.pid} ended (exit "
                        f"code {code}); extract the archive again")
@@ -333,7 +338,9 @@ class _Worker:
 
     def close(self, kill: bool = False) -> None:
         """End the worker (at once with ``kill``) and wait for it: after this, nothing
-        writes into the temporary folder."""
+        writes into the temporary folder. Closing twice does nothing more."""
+        if self.to.closed:
+            return
         if kill:
             self.kill()
         try:
