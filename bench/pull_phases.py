@@ -80,6 +80,10 @@ TARGETS = [
                                           "drivestage.extract:remove_stale_temps"]),
     ("write members into the temporary folder", ["drivestage.extract.writing:write_files",
                                                  "drivestage.extract:populate"]),
+    # A big archive's members are written by worker processes (their CPU is not this
+    # process's: the cpu column leaves it out; bench/pull.py's children's time has it).
+    ("write members into the temporary folder",
+     ["drivestage.extract.workers:write_in_processes"]),
     ("record what was written (lstat each)", ["drivestage.extract.records:record_members",
                                               "drivestage.extract:record_members"]),
     ("merge the temporary folder into DEST", ["drivestage.extract.merging:merge",
@@ -116,7 +120,7 @@ class Recorder:
                 threading.main_thread() else [f"thread {threading.current_thread().name}"]
         return stack
 
-    def timed(self, label: str, fn, *args, **kwargs):
+    def timed(self, label: str, fn, /, *args, **kwargs):  # "label" may be fn's too
         stack = self._stack()
         stack.append(label)
         key = tuple(stack)

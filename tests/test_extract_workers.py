@@ -220,7 +220,8 @@ def test_a_worker_killed_mid_way_fails_the_extraction(tmp_path):
         os.close(afd)
         job.close()
     assert len(errors) == 1 and isinstance(errors[0], OSError), errors
-    assert f"the extraction worker process {victim} ended (exit code -9)" in str(errors[0])
+    assert f"the extraction worker process {victim} was killed by SIGKILL before its work " \
+        "was done; run the command again" in str(errors[0])
     assert worker_pids(os.getpid()) == []
     assert not (tmp_path / "dest" / "set").exists()
 

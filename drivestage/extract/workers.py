@@ -67,7 +67,7 @@ _CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "
 
 #: One member to write: (index, path, mode, mtime, size, offset, comp_size, method, crc,
 #: bound). ``offset``: a zip member's local header, or a tar member's first data byte;
-#: ``crc`` -1 for none (tar); ``bound``: the member's bytes end at or before it.
+#: ``crc`` -1 for none (tar); ``bound``: the member's bytes end at or before it (-1: none).
 Order = tuple[int, str, Optional[int], Optional[float], int, int, int, int, int, int]
 #: A message on a pipe (marshal's types only).
 Message = tuple[Any, ...]
@@ -89,8 +89,9 @@ def worth_processes(kind: str, files: Sequence[Entry], jobs: int) -> bool:
 
 def _orders(kind: str, files: Sequence[Entry], size: int, bounded: bool) -> list[Order]:
     """The members in file order, each with where its bytes must end: the next member's
-    start when ``bounded`` (a download being followed: nothing past it has arrived), else
-    the archive's ``size``."""
+    start when ``bounded`` (a download being followed: nothing past it may have arrived),
+    else -1 (no bound: a finished archive; bytes past its end are a short read, which the
+    copy reports as a truncated member, as one thread does)."""
     def offset(e: Entry) -> int:
         if kind == "tar":
             return e.raw_offset
@@ -100,7 +101,7 @@ def _orders(kind: str, files: Sequence[Entry], size: int, bounded: bool) -> list
     out = []
     for n, i in enumerate(idx):
         e = files[i]
-        bound = offset(files[idx[n + 1]]) if bounded and n + 1 < len(idx) else size
+        bound = offset(files[idx[n + 1]]) if bounded and n + 1 < len(idx) else -1
         if kind == "tar":
             order = (i, e.path, e.mode, e.mtime, e.size, e.raw_offset, e.size,
                      zipfile.ZIP_STORED, -1, bound)
@@ -153,7 +154,8 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: str, files: Sequence
 
     def arrived(batch: list[Order]) -> None:
         if wait is not None:
-            wait(batch[0][5], batch[-1][9])
+            end = batch[-1][9]
+            wait(batch[0][5], end if end >= 0 else size)
 
     def feed(worker: Optional[_Worker]) -> None:
         try:
@@ -247,7 +249,7 @@ def write_order(afd: int, tmp: str, order: Order, label: str, progress: Progress
     if e is None:
         e = Entry(path, "file", size=size, mode=mode, mtime=mtime, comp_size=comp_size)
     start = offset if crc < 0 else zip_data_offset(afd, offset, path, label)
-    if start + comp_size > bound:
+    if 0 <= bound < start + comp_size:
         raise ArchiveError(f"member {path!r} of {label} overlaps the member after it; the "
                            "archive is corrupt")
     fd = create(tmp, e)
@@ -329,8 +331,14 @@ class _Worker:
     def ended(self) -> OSError:
         """The error that says this worker ended before its work did."""
         code = self.proc.wait()
-        return OSError(errno.EPIPE, f"the extraction worker process {self.pid} ended (exit "
-                       f"code {code}); extract the archive again")
+        try:
+            how = f"was killed by {signal.Signals(-code).name}" if code < 0 else \
+                f"ended (exit code {code})"
+        except ValueError:
+            how = f"ended (exit code {code})"
+        return OSError(errno.EPIPE, f"the extraction worker process {self.pid} {how} before "
+                       "its work was done; run the command again (if this happens again, the "
+                       "machine may be short of memory)")
 
     def kill(self) -> None:
         if self.proc.poll() is None:
