@@ -56,13 +56,19 @@ def checked(path: str, sent: Sequence[RemoteEntry],
         os.unlink(copy)
 
 
+#: A private copy's name: the prefix, this process's id, a dash, mkstemp's letters.
+_PREFIX = ".drivestage-sidecar-"
+_swept: set[str] = set()  # the temporary folders this process looked through already
+
+
 def _private_copy(path: str, data: bytes) -> str:
     """``data`` in a new file of the temporary folder. A failure there is said as such: a
     FileNotFoundError (the temp folder removed under a long-lived process) would pass for
     the sidecar gone, and the sidecar would be skipped on every push without a word."""
     copy = None
     try:
-        fd, copy = tempfile.mkstemp(prefix=".drivestage-sidecar-", suffix=sidecar.SUFFIX)
+        _remove_stale_copies(tempfile.gettempdir())
+        fd, copy = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getpid()}-", suffix=sidecar.SUFFIX)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
     except OSError as exc:
@@ -75,3 +81,36 @@ def _private_copy(path: str, data: bytes) -> str:
                              f"folder {tempfile.gettempdir()}: {exc.strerror or exc}; set "
                              "TMPDIR to a writable folder with free space") from exc
     return copy
+
+
+def _remove_stale_copies(folder: str) -> None:
+    """Remove the private copies that processes killed during their upload left in
+    ``folder`` (once per process and folder): those whose process no longer runs."""
+    if folder in _swept:
+        return
+    _swept.add(folder)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return  # said by the copy itself, if it cannot be made either
+    for name in names:
+        if not (name.startswith(_PREFIX) and name.endswith(sidecar.SUFFIX)):
+            continue
+        pid = name[len(_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or _runs(int(pid)):
+            continue  # an older drivestage's name (no id), or its process runs
+        try:
+            os.unlink(os.path.join(folder, name))
+            log.debug("removed %s, left by a push that was killed", name)
+        except OSError:
+            pass
+
+
+def _runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        pass  # another user's process (or no such id at all): leave its file alone
+    return True

@@ -303,3 +303,31 @@ def test_a_sidecar_larger_than_max_bytes_of_a_checkpoint_saved_again(emulator, d
     assert _live(emulator) == {"last.pt": files["last.pt"], "last.json": [md5(big)]}
     ok("pull", f"drive:{FOLDER}/last.pt", str(tmp_path / "got"))
     assert md5((tmp_path / "got" / "last.pt").read_bytes()) == files["last.pt"][0]
+
+
+def test_a_private_copy_left_by_a_killed_push_is_removed_by_the_next(
+        emulator, drive_env, local_state, tmp_path, monkeypatch):
+    """A push killed while it uploaded a sidecar left its private copy in the temporary
+    folder; the next push that makes one removes it (its process no longer runs), and leaves
+    alone a copy whose process runs and a name it did not make."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "run"
+    save(str(src), "last", 1, T0)
+    ok("push", str(src), f"drive:{FOLDER}")
+    second = save(str(src), "last", 2, T0 + 60)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = scratch / f".drivestage-sidecar-{gone}-ab12cd34.json"
+    running = scratch / f".drivestage-sidecar-{os.getpid()}-ef56gh78.json"
+    other = scratch / ".drivestage-sidecar-zz99yy88.json"  # no process id in its name
+    for f in (stale, running, other):
+        f.write_text("{}")
+    ok("push", str(src), f"drive:{FOLDER}")
+    assert sorted(os.listdir(scratch)) == sorted([running.name, other.name])
+    assert _live(emulator) == second
