@@ -307,3 +307,18 @@ def test_a_zip_whose_members_overlap_is_extracted_the_usual_way(emulator, drive_
     assert "overlaps the member after it" in err
     assert tree(dest) == {"overlap.zip": blob, **data}
     assert len(usual.members) == len(data)
+
+
+def test_a_corrupted_download_followed_by_workers_leaves_nothing(emulator, drive_env, tmp_path,
+                                                                 fast_retries):
+    """Every answer has a byte flipped: the download fails its checksum twice, the workers
+    that followed it are stopped, and DEST holds nothing extracted, no temporary folder."""
+    blob = big_zip(members(3))
+    fid = emulator.add_file("d/set.zip", blob)
+    emulator.faults.corrupt(fid)
+    dest = tmp_path / "data"
+    code, out, err = run("-vv", "pull", "drive:d/set.zip", str(dest), "-x", "-q")
+    assert code == 1 and "do not match Drive" in err
+    assert "in 2 worker processes" in err, err
+    assert [p for p in os.listdir(dest) if p != ".drivestage"] == []
+    assert worker_pids(os.getpid()) == []
