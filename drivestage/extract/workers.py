@@ -29,6 +29,7 @@ import errno
 import logging
 import marshal
 import os
+import select
 import signal
 import struct
 import subprocess
@@ -53,6 +54,9 @@ _BATCH_FILES, _BATCH_BYTES = 64, 4 << 20
 _METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 #: Batches sent to a worker before its first answer (it never waits for its parent).
 _IN_FLIGHT = 2
+#: How long (seconds) a worker may take to say it started (about 0.1 s on an idle machine):
+#: an interpreter that hangs in its start leaves its share to a thread instead.
+_START_TIMEOUT = 30.0
 #: What ``ps`` shows for a worker (and how tests find one); the parent's id follows.
 MARKER = "drivestage-extract-worker-of-"
 
@@ -309,8 +313,11 @@ class _Worker:
         return worker
 
     def ready(self) -> bool:
-        """Whether the worker started (it says so once its imports are done)."""
+        """Whether the worker started (it says so once its imports are done, within
+        :data:`_START_TIMEOUT`)."""
         try:
+            if not select.select([self.frm], [], [], _START_TIMEOUT)[0]:
+                raise OSError(errno.ETIMEDOUT, f"no answer within {_START_TIMEOUT:g} s")
             return self.answer() == ("ready",)
         except (OSError, ArchiveError) as exc:
             log.debug("the extraction worker %d did not start (%s)", self.pid, exc)
