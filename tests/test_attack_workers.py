@@ -4,6 +4,7 @@ the threads' rules: the same message for the same bad archive, DEST as it was on
 no worker left, no wait without a bound."""
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import struct
@@ -182,3 +183,38 @@ def test_ctrl_c_during_pull_extract_of_a_big_zip(emulator, tmp_path):
     assert proc.returncode == 130, text
     assert text.strip().splitlines()[-1] == "Interrupted." and "Traceback" not in text, text
     assert not (dest / "set").exists()
+
+
+class _CtrlC(logging.Handler):
+    """A Ctrl-C that lands when the extraction logs that its workers started (a real
+    moment: between the workers' start and the writing)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "worker processes" in record.getMessage():
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_right_after_the_workers_started_leaves_no_worker(tmp_path):
+    """The main thread is interrupted once the workers run but before it waits for them:
+    they must end with the extraction (in a notebook the process, and its traceback, live
+    on), and DEST stays as it was."""
+    archive = tmp_path / "set.zip"
+    archive.write_bytes(big_zip(members()))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "mine.txt").write_bytes(b"kept")
+    logger = logging.getLogger("drivestage.extract.workers")
+    handler, level = _CtrlC(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    before = _fds()
+    try:
+        with pytest.raises(KeyboardInterrupt) as got:
+            extract(archive, dest, jobs=2)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert worker_pids(os.getpid()) == []  # while the traceback (and its frames) live
+    assert _fds() == before
+    assert sorted(os.listdir(dest)) == ["mine.txt"]
+    del got

@@ -188,14 +188,17 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: str, files: Sequence
             failed.set()
             errors.append(exc)
 
-    workers = [_Worker.start(afd, tmp, label, hold_fd, python) for _ in range(jobs)]
-    log.debug("writing %d members of %s in %d worker processes", len(files), label,
-              sum(w is not None for w in workers))
-    feeders = [threading.Thread(target=feed, args=(w,), name="drivestage-extract-feed",
-                                daemon=True) for w in workers]
-    try:
-        for t in feeders:
-            t.start()
+    workers: list[Optional[_Worker]] = []
+    feeders: list[threading.Thread] = []
+    try:  # from the first start on: a Ctrl-C at any point ends every worker started
+        for _ in range(jobs):
+            workers.append(_Worker.start(afd, tmp, label, hold_fd, python))
+        log.debug("writing %d members of %s in %d worker processes", len(files), label,
+                  sum(w is not None for w in workers))
+        for w in workers:
+            feeders.append(threading.Thread(target=feed, args=(w,), daemon=True,
+                                            name="drivestage-extract-feed"))
+            feeders[-1].start()
         for t in feeders:
             t.join()
     except BaseException:  # Ctrl-C: the workers stop now; the temporary folder goes
@@ -203,6 +206,8 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: str, files: Sequence
         for w in workers:
             if w is not None:
                 w.kill()
+        for t in feeders:  # a thread writing a share stops after its batch, as threads do
+            t.join()
         raise
     finally:
         for w in workers:
@@ -310,6 +315,9 @@ class _Worker:
         except OSError:  # it could not even read its orders
             worker.close(kill=True)
             return None
+        except BaseException:  # Ctrl-C: not left behind
+            worker.close(kill=True)
+            raise
         return worker
 
     def ready(self) -> bool:
