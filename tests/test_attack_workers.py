@@ -288,3 +288,75 @@ def test_a_zip64_zip_with_data_descriptors_is_written_as_one_thread_writes(tmp_p
     assert tree(tmp_path / "many") == tree(tmp_path / "one") == data
     assert [(r.path, r.size, r.mtime_ns) for r in many.members] == \
         [(r.path, r.size, r.mtime_ns) for r in one.members]
+
+
+_STARTING = """
+import os, sys
+sys.path.insert(0, sys.argv[2])
+sys.executable = sys.argv[4]  # the workers' interpreter: held in its start by the test
+from drivestage.extract import extract
+extract(sys.argv[1], sys.argv[3], jobs=2)
+"""
+
+
+def test_a_parent_killed_while_its_workers_start_leaves_nothing_running(tmp_path):
+    """SIGKILL of the parent while it waits for its workers' 'ready': they start after it
+    died, see their orders end, and exit without a word (no traceback on the terminal)
+    and without writing; the next extraction cleans up."""
+    data = members()
+    archive = tmp_path / "set.zip"
+    archive.write_bytes(big_zip(data))
+    dest = tmp_path / "dest"
+    pids, fifo = tmp_path / "pids", tmp_path / "go"
+    os.mkfifo(fifo)
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\necho $$ >> {pids}\nread x < {fifo}\n"
+                      f"exec {sys.executable} \"$@\"\n")
+    python.chmod(0o755)
+    root = workers._ROOT  # where this drivestage is (not an installed one)
+    proc = subprocess.Popen([sys.executable, "-c", _STARTING, str(archive), root, str(dest),
+                             str(python)], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not pids.exists() or len(pids.read_text().split()) < 2:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.01)
+        proc.kill()
+        proc.wait(10)
+        with open(fifo, "w") as fh:  # the workers go on starting, their parent dead
+            fh.write("go\ngo\n")
+        _, err = proc.communicate(timeout=30)  # the end of stderr: every worker exited
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert err == b""
+    [temp] = dest.glob(TEMP_PREFIX + "*")
+    assert list(temp.glob("set/*/*")) == []  # no worker wrote a member
+    extract(archive, dest, jobs=2)
+    assert tree(dest) == data
+
+
+def test_a_worker_imports_nothing_from_the_current_folder(tmp_path):
+    """A cwd holding a ``zlib.py``, ``zipfile.py``, ``struct.py`` and a ``drivestage``
+    package: the parent (``-P``) and its workers (``-I``) import none of them."""
+    data = members()
+    archive = tmp_path / "set.zip"
+    archive.write_bytes(big_zip(data))
+    evil = tmp_path / "evil"
+    (evil / "drivestage" / "extract").mkdir(parents=True)
+    bait = f"open({str(tmp_path / 'imported')!r}, 'a').write(__name__ + '\\n')\n"
+    for name in ("zlib.py", "zipfile.py", "struct.py", "signal.py", "drivestage/__init__.py",
+                 "drivestage/extract/__init__.py", "drivestage/extract/workers.py"):
+        (evil / name).write_text(bait)
+    root = workers._ROOT  # where this drivestage is (not an installed one)
+    code = ("import sys\nfrom drivestage.extract import extract\n"
+            "r = extract(sys.argv[1], sys.argv[2], jobs=2)\nprint(len(r.members))")
+    proc = subprocess.run([sys.executable, "-P", "-c", code, str(archive), str(tmp_path / "d")],
+                          cwd=evil, env=dict(os.environ, PYTHONPATH=root),
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    print("ERR", proc.stderr.decode()[-1500:])
+    assert proc.stdout.decode().split() == [str(len(data))]
+    assert not (tmp_path / "imported").exists(), (tmp_path / "imported").read_text()
+    assert tree(tmp_path / "d") == data
