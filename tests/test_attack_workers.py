@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import logging
+import json
 import os
 import signal
 import struct
@@ -22,7 +23,7 @@ from drivestage.extract import workers
 from drivestage.extract.merging import TEMP_PREFIX
 
 from _archives import tree
-from _cli import child_env
+from _cli import child_env, run
 from _tmpfs import small_disk  # noqa: F401  (a fixture)
 from test_extract_workers import big_tar, big_zip, members, no_workers_within, worker_pids
 
@@ -360,3 +361,33 @@ def test_a_worker_imports_nothing_from_the_current_folder(tmp_path):
     assert proc.stdout.decode().split() == [str(len(data))]
     assert not (tmp_path / "imported").exists(), (tmp_path / "imported").read_text()
     assert tree(tmp_path / "d") == data
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_records_from_workers_make_a_rerun_a_no_op_and_notice_a_damaged_member(
+        emulator, drive_env, tmp_path, fast_retries, kind):
+    """The stamp's records come from the workers' fstat: a rerun stays 'cached' (nothing
+    downloaded), a member removed or resized is noticed and put back from the archive (by
+    workers again)."""
+    data = members(5)
+    blob = big_zip(data) if kind == "zip" else big_tar(data)
+    emulator.add_file(f"d/set.{kind}", blob)
+    dest = tmp_path / "data"
+    src = f"drive:d/set.{kind}"
+    code, out, err = run("-vv", "pull", src, str(dest), "-x", "--json")
+    assert code == 0, err
+    assert ("in 2 worker processes" in err) == (kind == "zip"), err  # a tar: one stream
+    for damage in ("removed", "resized", None):
+        emulator.clear_requests()
+        if damage == "removed":
+            os.unlink(dest / "set/3/m0010.bin")
+        elif damage == "resized":
+            (dest / "set/6/m0300.xml").write_bytes(b"x")  # deflated
+        code, out, err = run("-vv", "pull", src, str(dest), "-x", "--json")
+        assert code == 0, err
+        assert json.loads(out)["action"] == ("cached" if damage is None else "extract"), out
+        if damage is not None:
+            assert "in 2 worker processes" in err, err
+        assert not [r for r in emulator.requests if r.query.get("alt") == "media"]
+        assert tree(dest) == {f"set.{kind}": blob, **data}
+    assert worker_pids(os.getpid()) == []
