@@ -391,3 +391,44 @@ def test_records_from_workers_make_a_rerun_a_no_op_and_notice_a_damaged_member(
         assert not [r for r in emulator.requests if r.query.get("alt") == "media"]
         assert tree(dest) == {f"set.{kind}": blob, **data}
     assert worker_pids(os.getpid()) == []
+
+
+def test_a_temp_folder_an_orphan_worker_still_holds_is_not_taken_for_stale(tmp_path):
+    """The parent is SIGKILLed while one of its workers is stopped (SIGSTOP: as good as busy
+    for ever): another extraction into DEST leaves that temporary folder alone while the
+    worker lives, and the one after the worker ended removes it."""
+    from test_extract_workers import _KILLED
+    data = members()
+    archive = tmp_path / "set.zip"
+    archive.write_bytes(big_zip(data))
+    dest = tmp_path / "dest"
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED, str(archive), workers._ROOT,
+                             str(dest)])
+    stopped = None
+    try:
+        deadline = time.monotonic() + 30
+        while len(worker_pids(proc.pid)) < 2 or not list(dest.glob(TEMP_PREFIX + "*/set/*/*")):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.01)
+        stopped = worker_pids(proc.pid)[0]
+        os.kill(stopped, signal.SIGSTOP)
+        proc.kill()
+        proc.wait(10)
+        deadline = time.monotonic() + 30
+        while worker_pids(proc.pid) != [stopped]:  # the other one saw its orders end
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        [orphan] = dest.glob(TEMP_PREFIX + "*")
+        extract(archive, dest, jobs=2)
+        assert orphan.exists()  # held: not removed under a live worker
+        assert {k: v for k, v in tree(dest).items() if not k.startswith(TEMP_PREFIX)} == data
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if stopped is not None:
+            os.kill(stopped, signal.SIGCONT)
+    no_workers_within(proc.pid, 10)
+    extract(archive, dest, jobs=2)
+    assert not orphan.exists()
+    assert tree(dest) == data
