@@ -492,3 +492,52 @@ def test_a_temp_folder_swapped_for_a_symlink_mid_way_gets_nothing_written_throug
         job.close()
     assert worker_pids(os.getpid()) == []
     assert list(outside.rglob("*.*")) == []
+
+
+def test_a_ctrl_c_that_reaches_a_starting_worker_does_not_end_it(tmp_path, caplog, capfd):
+    """A terminal's Ctrl-C goes to the whole process group, workers too, maybe while one
+    still starts (before it ignores SIGINT: a KeyboardInterrupt traceback in the middle of
+    its imports). Here the parent is not interrupted, so the worker must live on and work."""
+    from test_extract_workers import started
+    data = members()
+    archive, job, files = started(tmp_path, data)
+    pids, fifo = tmp_path / "pids", tmp_path / "go"
+    os.mkfifo(fifo)
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\necho $$ >> {pids}\nread x < {fifo}\n"
+                      f"exec {sys.executable} \"$@\"\n")
+    python.chmod(0o755)
+    errors = []
+    afd = os.open(archive, os.O_RDONLY)
+
+    def run_it() -> None:
+        try:
+            workers.write_in_processes("zip", afd, os.fstat(afd).st_size, job.tmp, files, 2,
+                                       Progress(None), label=str(archive),
+                                       hold_fd=job.owner_fd, python=str(python))
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=run_it)
+    with caplog.at_level(logging.DEBUG, logger="drivestage.extract.workers"):
+        t.start()
+        try:
+            deadline = time.monotonic() + 30
+            while not pids.exists() or len(pids.read_text().split()) < 2:
+                assert time.monotonic() < deadline and t.is_alive()
+                time.sleep(0.01)
+            for pid in pids.read_text().split():
+                os.kill(int(pid), signal.SIGINT)
+        finally:
+            with open(fifo, "w") as fh:
+                fh.write("go\ngo\n")
+            t.join(30)
+            os.close(afd)
+    try:
+        assert not errors, errors
+        assert "did not start" not in caplog.text, caplog.text
+        assert "KeyboardInterrupt" not in capfd.readouterr().err
+        job.finish()
+    finally:
+        job.close()
+    assert tree(tmp_path / "dest") == data

@@ -25,6 +25,7 @@ everything, as before.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import marshal
@@ -303,9 +304,10 @@ class _Worker:
         """A worker told what to write from and into; None when none can start."""
         argv = [python or sys.executable, "-I", "-c", _CHILD, _ROOT, f"{MARKER}{os.getpid()}"]
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    pass_fds=(afd, hold_fd) if hold_fd >= 0 else (afd,),
-                                    close_fds=True, bufsize=0)
+            with _sigint_blocked():  # until the worker ignores it (the mask is inherited)
+                proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        pass_fds=(afd, hold_fd) if hold_fd >= 0 else (afd,),
+                                        close_fds=True, bufsize=0)
         except OSError as exc:
             log.debug("no extraction worker process (%s); a thread writes instead", exc)
             return None
@@ -380,6 +382,22 @@ class _Worker:
         self.proc.wait()
 
 
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread (a Ctrl-C then reaches the process when it ends, or
+    another thread): a worker started meanwhile inherits the mask, so a Ctrl-C sent to
+    the terminal's whole process group while it starts stays pending until it ignores it,
+    instead of ending it with a traceback in the middle of its imports."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - POSIX has it
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _put(pipe: BinaryIO, message: Message) -> None:
     data = marshal.dumps(message)
     pipe.write(_LEN.pack(len(data)) + data)
@@ -428,6 +446,8 @@ def serve() -> None:
     from drivestage.heap import tune_for_transfers
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # Blocked since the start (:func:`_sigint_blocked`): one sent meanwhile was just dropped.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     tune_for_transfers()
     orders = os.fdopen(0, "rb", buffering=0)
     answers = os.fdopen(1, "wb", buffering=0)
