@@ -541,3 +541,42 @@ def test_a_ctrl_c_that_reaches_a_starting_worker_does_not_end_it(tmp_path, caplo
     finally:
         job.close()
     assert tree(tmp_path / "dest") == data
+
+
+def test_an_interpreter_that_prints_on_its_start_does_not_garble_the_answers(tmp_path):
+    """A ``sitecustomize`` or wrapper that prints to stdout when Python starts (a banner, a
+    deprecation notice): before, its text was read as a frame length (about 1.8 GB for
+    'hell') and the extraction waited for ever for the rest."""
+    from test_extract_workers import started
+    data = members()
+    archive, job, files = started(tmp_path, data)
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\necho hello from a wrapper\nexec {sys.executable} \"$@\"\n")
+    python.chmod(0o755)
+    errors = []
+    afd = os.open(archive, os.O_RDONLY)
+
+    def run_it() -> None:
+        try:
+            workers.write_in_processes("zip", afd, os.fstat(afd).st_size, job.tmp, files, 2,
+                                       Progress(None), label=str(archive),
+                                       hold_fd=job.owner_fd, python=str(python))
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=run_it, daemon=True)
+    t.start()
+    t.join(15)
+    hung = t.is_alive()
+    if hung:  # unblock it: end its workers
+        for pid in worker_pids(os.getpid()):
+            os.kill(pid, signal.SIGKILL)
+        t.join(15)
+    os.close(afd)
+    try:
+        assert not hung, "the extraction waited for ever"
+        assert not errors, errors
+        job.finish()
+    finally:
+        job.close()
+    assert tree(tmp_path / "dest") == data

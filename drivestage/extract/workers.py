@@ -66,6 +66,8 @@ MARKER = "drivestage-extract-worker-of-"
 PEAKS: list[int] = []
 
 _LEN = struct.Struct("<I")
+#: No message is longer (a batch of orders: tens of KiB): a longer length is garbage.
+_MAX_FRAME = 16 << 20
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "
           "from drivestage.extract.workers import serve; serve()")
@@ -291,27 +293,38 @@ def _stat(fields: Sequence[int]) -> os.stat_result:
 class _Worker:
     """One worker process and its two pipes."""
 
-    def __init__(self, proc: "subprocess.Popen[bytes]"):
+    def __init__(self, proc: "subprocess.Popen[bytes]", answers: int):
         self.proc = proc
         self.pid = proc.pid
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdin is not None
         self.to: BinaryIO = proc.stdin  # type: ignore[assignment]
-        self.frm: BinaryIO = proc.stdout  # type: ignore[assignment]
+        self.frm: BinaryIO = os.fdopen(answers, "rb", buffering=0)
 
     @classmethod
     def start(cls, afd: int, tmp: str, label: str, hold_fd: int,
               python: Optional[str]) -> Optional["_Worker"]:
         """A worker told what to write from and into; None when none can start."""
-        argv = [python or sys.executable, "-I", "-c", _CHILD, _ROOT, f"{MARKER}{os.getpid()}"]
+        # Answers come on a pipe of their own, not stdout: whatever prints there as Python
+        # starts (a sitecustomize, a wrapper script) is no frame (its stdout: nowhere).
         try:
-            with _sigint_blocked():  # until the worker ignores it (the mask is inherited)
-                proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        pass_fds=(afd, hold_fd) if hold_fd >= 0 else (afd,),
-                                        close_fds=True, bufsize=0)
+            r, w = os.pipe()
         except OSError as exc:
             log.debug("no extraction worker process (%s); a thread writes instead", exc)
             return None
-        worker = cls(proc)
+        argv = [python or sys.executable, "-I", "-c", _CHILD, _ROOT, f"{MARKER}{os.getpid()}",
+                str(w)]
+        try:
+            with _sigint_blocked():  # until the worker ignores it (the mask is inherited)
+                proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                        pass_fds=(afd, w, hold_fd) if hold_fd >= 0 else (afd, w),
+                                        close_fds=True, bufsize=0)
+        except OSError as exc:
+            os.close(r)
+            log.debug("no extraction worker process (%s); a thread writes instead", exc)
+            return None
+        finally:
+            os.close(w)
+        worker = cls(proc, r)
         try:
             worker.send(("init", afd, tmp, label))
         except OSError:  # it could not even read its orders
@@ -408,6 +421,8 @@ def _get(pipe: BinaryIO) -> Optional[Message]:
     if head is None:
         return None
     (n,) = _LEN.unpack(head)
+    if n > _MAX_FRAME:
+        return None
     body = _read_exactly(pipe, n)
     if body is None:
         return None
@@ -450,9 +465,9 @@ def serve() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     tune_for_transfers()
     orders = os.fdopen(0, "rb", buffering=0)
-    answers = os.fdopen(1, "wb", buffering=0)
+    answers = os.fdopen(int(sys.argv[3]), "wb", buffering=0)
     try:
-        sys.stdout = sys.stderr  # nothing else may write into the answers
+        sys.stdout = sys.stderr  # what a worker prints is seen (its stdout: nowhere)
         first = _get(orders)
         if first is None or first[0] != "init":
             return
