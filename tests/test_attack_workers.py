@@ -11,6 +11,7 @@ import os
 import signal
 import struct
 import subprocess
+import tarfile
 import sys
 import threading
 import time
@@ -580,3 +581,52 @@ def test_an_interpreter_that_prints_on_its_start_does_not_garble_the_answers(tmp
     finally:
         job.close()
     assert tree(tmp_path / "dest") == data
+
+
+def test_names_that_are_not_utf8_and_a_dest_that_is_not_either(tmp_path):
+    """An old tar's latin-1 member names (surrogate-escaped), into a DEST whose own name is
+    not UTF-8: the workers write the very bytes one thread writes."""
+    data = members()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT,
+                      encoding="latin-1") as tf:
+        for n, (name, body) in enumerate(data.items()):
+            info = tarfile.TarInfo(name.replace("/m0", "/caf\xe9-m0") if n % 2 else name)
+            info.size, info.mtime = len(body), 1_700_000_000
+            tf.addfile(info, io.BytesIO(body))
+    archive = tmp_path / "latin.tar"
+    archive.write_bytes(buf.getvalue())
+    trees = []
+    for jobs in (2, 1):
+        dest = os.path.join(os.fsencode(tmp_path), b"d\xff%d" % jobs)
+        result = extract(archive, os.fsdecode(dest), jobs=jobs)
+        got = {}
+        for folder, _, names in os.walk(dest):
+            for name in names:
+                got[os.path.relpath(os.path.join(folder, name), dest)] = \
+                    open(os.path.join(folder, name), "rb").read()
+        trees.append(got)
+        assert len(result.members) == len(data)
+    assert trees[0] == trees[1]
+    assert os.path.join(b"set", b"1", b"caf\xe9-m0001.bin") in trees[0]
+    assert worker_pids(os.getpid()) == []
+
+
+def test_a_central_directory_out_of_file_order_keeps_the_archive_order(tmp_path):
+    """The directory lists the members backwards: the workers write them in file order and
+    the records keep the directory's order, as one thread's do."""
+    data = members()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, body in data.items():
+            zf.writestr(name, body, zipfile.ZIP_DEFLATED if name.endswith("xml") else 0)
+        zf.filelist.reverse()
+    archive = tmp_path / "backwards.zip"
+    archive.write_bytes(buf.getvalue())
+    seen = {2: [], 1: []}
+    results = {jobs: extract(archive, tmp_path / f"d{jobs}", jobs=jobs,
+                             progress=seen[jobs].append) for jobs in (2, 1)}
+    assert [r.path for r in results[2].members] == [r.path for r in results[1].members]
+    assert [r.path for r in results[2].members if r.kind == "file"] == list(reversed(data))
+    assert sum(seen[2]) == sum(seen[1]) == sum(len(b) for b in data.values())
+    assert tree(tmp_path / "d2") == tree(tmp_path / "d1") == data
