@@ -630,3 +630,24 @@ def test_a_central_directory_out_of_file_order_keeps_the_archive_order(tmp_path)
     assert [r.path for r in results[2].members if r.kind == "file"] == list(reversed(data))
     assert sum(seen[2]) == sum(seen[1]) == sum(len(b) for b in data.values())
     assert tree(tmp_path / "d2") == tree(tmp_path / "d1") == data
+
+
+@pytest.mark.parametrize("lie", [_lie_comp_size_past_end, _lie_offset_past_end,
+                                 _lie_extra_length_inside])
+def test_pull_extract_of_a_lying_big_zip_fails_with_the_one_thread_message(
+        emulator, drive_env, tmp_path, fast_retries, lie):
+    """Followed by workers while it downloads (bounded orders), then extracted the usual
+    way: exit 1, one line that says what one thread says, no member in DEST, no worker."""
+    blob = bytearray(big_zip(members(6)))
+    lie(blob)
+    emulator.add_file("d/lies.zip", bytes(blob))
+    (tmp_path / "lies.zip").write_bytes(bytes(blob))
+    with pytest.raises(Exception) as one:
+        extract(tmp_path / "lies.zip", tmp_path / "one", jobs=1)
+    dest = tmp_path / "data"
+    code, out, err = run("pull", "drive:d/lies.zip", str(dest), "-x", "-q")
+    assert code == 1, err
+    line = str(one.value).replace(str(tmp_path / "lies.zip"), str(dest / "lies.zip"))
+    assert err.strip().splitlines() == [f"Error: {line}"], err
+    assert sorted(p.name for p in dest.iterdir() if p.name != ".drivestage") == ["lies.zip"]
+    assert worker_pids(os.getpid()) == []
