@@ -651,3 +651,59 @@ def test_pull_extract_of_a_lying_big_zip_fails_with_the_one_thread_message(
     assert err.strip().splitlines() == [f"Error: {line}"], err
     assert sorted(p.name for p in dest.iterdir() if p.name != ".drivestage") == ["lies.zip"]
     assert worker_pids(os.getpid()) == []
+
+
+def test_a_worker_whose_parent_died_stops_inside_a_big_member(tmp_path):
+    """A batch is bounded in compressed bytes, but one deflated member may inflate to
+    gigabytes: a worker whose parent was SIGKILLed must not go on filling the disk until
+    that member ends. (It is stopped, its parent killed, then let go.)"""
+    from test_extract_workers import _KILLED
+    big = 256 << 20  # zeros: 256 KiB deflated
+    data = members()
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        info = zipfile.ZipInfo("a-big/zeros.bin")  # first in the file
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with zf.open(info, "w") as fh:
+            chunk = bytes(1 << 20)
+            for _ in range(big >> 20):
+                fh.write(chunk)
+        for name, body in data.items():
+            zf.writestr(name, body)
+    archive = tmp_path / "set.zip"
+    archive.write_bytes(buf.getvalue())
+    dest = tmp_path / "dest"
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED, str(archive), workers._ROOT,
+                             str(dest)])
+    victim = None
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            found = list(dest.glob(TEMP_PREFIX + "*/a-big/zeros.bin"))
+            if found and os.path.getsize(found[0]) > 0:
+                break
+            assert time.monotonic() < deadline and proc.poll() is None
+        for pid in worker_pids(proc.pid):
+            if os.path.exists(f"/proc/{pid}") and any(
+                    os.readlink(f"/proc/{pid}/fd/{fd}").endswith("zeros.bin")
+                    for fd in os.listdir(f"/proc/{pid}/fd")
+                    if os.path.exists(f"/proc/{pid}/fd/{fd}")):
+                victim = pid
+        assert victim is not None
+        os.kill(victim, signal.SIGSTOP)
+        at_stop = os.path.getsize(found[0])
+        assert at_stop < big  # the premise: stopped inside the member
+        proc.kill()
+        proc.wait(10)
+        os.kill(victim, signal.SIGCONT)
+        no_workers_within(proc.pid, 30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if victim is not None:
+            try:
+                os.kill(victim, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+    assert os.path.getsize(found[0]) <= at_stop + (2 << 20)  # a chunk or two, not 256 MiB

@@ -15,7 +15,8 @@ copies the byte ranges it is told into new files (:func:`writing.create`: ``O_EX
 O_NOFOLLOW`` under folders the parent made), checks their CRC-32, and answers with what it
 wrote (``fstat``) or with the first error. It reads its orders from a pipe and stops at the
 pipe's end: when the parent dies, a worker stops after the batch it is writing (at most
-:data:`_BATCH_BYTES` or :data:`_BATCH_FILES`). A member whose bytes reach past where the
+:data:`_BATCH_BYTES` or :data:`_BATCH_FILES`), or within a chunk of a member whose output
+is bigger (it notices it was adopted). A member whose bytes reach past where the
 parent said the batch's bytes end is refused (a zip whose members overlap), which sends a
 followed download to the usual extraction.
 
@@ -28,19 +29,18 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import marshal
 import os
 import select
 import signal
-import struct
 import subprocess
 import sys
 import threading
 import zipfile
 from collections import deque
-from typing import Any, BinaryIO, Callable, Iterator, Optional, Sequence
+from typing import BinaryIO, Callable, Iterator, Optional, Sequence
 
 from drivestage.errors import ArchiveError
+from drivestage.extract.frames import Message, get_message, put_message
 from drivestage.extract.members import Entry
 from drivestage.extract.writing import Progress, PER_FILE, copy_raw, create, zip_data_offset
 
@@ -65,9 +65,6 @@ MARKER = "drivestage-extract-worker-of-"
 #: command's memory is its own peak plus its workers'.
 PEAKS: list[int] = []
 
-_LEN = struct.Struct("<I")
-#: No message is longer (a batch of orders: tens of KiB): a longer length is garbage.
-_MAX_FRAME = 16 << 20
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "
           "from drivestage.extract.workers import serve; serve()")
@@ -76,8 +73,6 @@ _CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "
 #: bound). ``offset``: a zip member's local header, or a tar member's first data byte;
 #: ``crc`` -1 for none (tar); ``bound``: the member's bytes end at or before it (-1: none).
 Order = tuple[int, str, Optional[int], Optional[float], int, int, int, int, int, int]
-#: A message on a pipe (marshal's types only).
-Message = tuple[Any, ...]
 
 
 def worth_processes(kind: str, files: Sequence[Entry], jobs: int) -> bool:
@@ -349,11 +344,11 @@ class _Worker:
 
     def send(self, message: Message) -> None:
         """Send ``message`` (BrokenPipeError: the worker is gone)."""
-        _put(self.to, message)
+        put_message(self.to, message)
 
     def answer(self) -> Message:
         """The worker's next message (its end, or a garbled one, is an error)."""
-        got = _get(self.frm)
+        got = get_message(self.frm)
         if got is None:
             raise self.ended()
         return got
@@ -383,7 +378,7 @@ class _Worker:
             self.kill()
         try:
             self.to.close()  # the end of its orders: it says goodbye with its peak memory
-            bye = None if kill else _get(self.frm)
+            bye = None if kill else get_message(self.frm)
         except OSError:
             bye = None
         if bye is not None and bye[0] == "bye" and isinstance(bye[1], int):
@@ -411,39 +406,6 @@ def _sigint_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def _put(pipe: BinaryIO, message: Message) -> None:
-    data = marshal.dumps(message)
-    pipe.write(_LEN.pack(len(data)) + data)
-
-
-def _get(pipe: BinaryIO) -> Optional[Message]:
-    head = _read_exactly(pipe, _LEN.size)
-    if head is None:
-        return None
-    (n,) = _LEN.unpack(head)
-    if n > _MAX_FRAME:
-        return None
-    body = _read_exactly(pipe, n)
-    if body is None:
-        return None
-    try:
-        message = marshal.loads(body)
-    except (EOFError, ValueError, TypeError):
-        return None
-    return message if isinstance(message, tuple) and message else None
-
-
-def _read_exactly(pipe: BinaryIO, n: int) -> Optional[bytes]:
-    parts, left = [], n
-    while left:
-        got = pipe.read(left)
-        if not got:
-            return None
-        parts.append(got)
-        left -= len(got)
-    return b"".join(parts)
-
-
 # ---------------------------------------------------------------- the worker's side
 
 
@@ -456,8 +418,17 @@ def _peak_memory() -> int:
         return 0
 
 
+def _orphan_check(parent: int) -> Callable[[int], None]:
+    """A progress callback that stops the worker once ``parent`` is gone (it was adopted)."""
+    def check(_: int) -> None:
+        if os.getppid() != parent:
+            raise BrokenPipeError(errno.EPIPE, "the parent process ended")
+    return check
+
+
 def serve() -> None:
-    """A worker's life: orders from stdin, answers on stdout, until stdin ends."""
+    """A worker's life: orders from stdin, answers on the pipe ``sys.argv[3]`` names,
+    until stdin ends (or its parent does)."""
     from drivestage.heap import tune_for_transfers
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
@@ -468,33 +439,36 @@ def serve() -> None:
     answers = os.fdopen(int(sys.argv[3]), "wb", buffering=0)
     try:
         sys.stdout = sys.stderr  # what a worker prints is seen (its stdout: nowhere)
-        first = _get(orders)
+        first = get_message(orders)
         if first is None or first[0] != "init":
             return
         _, afd, tmp, label = first
-        _put(answers, ("ready",))
-        quiet = Progress(None)
+        # A batch is bounded in compressed bytes, a member's output is not (zeros inflate
+        # a thousandfold): an orphan stops within a chunk, not at its member's end. (The
+        # parent, alive now if it ever reads "ready", sends no batch before.)
+        watch = Progress(_orphan_check(os.getppid()))
+        put_message(answers, ("ready",))
         while True:
-            message = _get(orders)
+            message = get_message(orders)
             if message is None or message[0] != "batch":
-                _put(answers, ("bye", _peak_memory()))
+                put_message(answers, ("bye", _peak_memory()))
                 return
             done = []
             try:
                 for order in message[1]:
-                    e = write_order(afd, tmp, order, label, quiet)
+                    e = write_order(afd, tmp, order, label, watch)
                     assert e.written is not None
                     done.append((order[0], _stat_fields(e.written)))
             except ArchiveError as exc:
-                _put(answers, ("archive", str(exc)))
+                put_message(answers, ("archive", str(exc)))
                 return
             except OSError as exc:
-                _put(answers, ("os", exc.errno or errno.EIO, exc.strerror or str(exc),
+                put_message(answers, ("os", exc.errno or errno.EIO, exc.strerror or str(exc),
                                exc.filename or ""))
                 return
             except Exception as exc:  # a bug: said, never silent
-                _put(answers, ("bug", f"{type(exc).__name__}: {exc}"))
+                put_message(answers, ("bug", f"{type(exc).__name__}: {exc}"))
                 return
-            _put(answers, ("ok", done))
+            put_message(answers, ("ok", done))
     except BrokenPipeError:
         return  # the parent went away
