@@ -658,7 +658,7 @@ def test_a_worker_whose_parent_died_stops_inside_a_big_member(tmp_path):
     gigabytes: a worker whose parent was SIGKILLed must not go on filling the disk until
     that member ends. (It is stopped, its parent killed, then let go.)"""
     from test_extract_workers import _KILLED
-    big = 256 << 20  # zeros: 256 KiB deflated
+    big = 128 << 20  # zeros: 128 KiB deflated
     data = members()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -706,4 +706,4 @@ def test_a_worker_whose_parent_died_stops_inside_a_big_member(tmp_path):
                 os.kill(victim, signal.SIGCONT)
             except ProcessLookupError:
                 pass
-    assert os.path.getsize(found[0]) <= at_stop + (2 << 20)  # a chunk or two, not 256 MiB
+    assert os.path.getsize(found[0]) <= at_stop + (2 << 20)  # a chunk or two, not 128 MiB
