@@ -15,7 +15,8 @@ copies the byte ranges it is told into new files (:func:`writing.create`: ``O_EX
 O_NOFOLLOW`` under folders the parent made), checks their CRC-32, and answers with what it
 wrote (``fstat``) or with the first error. It reads its orders from a pipe and stops at the
 pipe's end: when the parent dies, a worker stops after the batch it is writing (at most
-:data:`_BATCH_BYTES` or :data:`_BATCH_FILES`). A member whose bytes reach past where the
+:data:`_BATCH_BYTES` or :data:`_BATCH_FILES`), or within a chunk of a member whose output
+is bigger (it notices it was adopted). A member whose bytes reach past where the
 parent said the batch's bytes end is refused (a zip whose members overlap), which sends a
 followed download to the usual extraction.
 
@@ -25,20 +26,21 @@ everything, as before.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
-import marshal
 import os
+import select
 import signal
-import struct
 import subprocess
 import sys
 import threading
 import zipfile
 from collections import deque
-from typing import Any, BinaryIO, Callable, Iterator, Optional, Sequence
+from typing import BinaryIO, Callable, Iterator, Optional, Sequence
 
 from drivestage.errors import ArchiveError
+from drivestage.extract.frames import Message, get_message, put_message
 from drivestage.extract.members import Entry
 from drivestage.extract.writing import Progress, PER_FILE, copy_raw, create, zip_data_offset
 
@@ -53,6 +55,9 @@ _BATCH_FILES, _BATCH_BYTES = 64, 4 << 20
 _METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 #: Batches sent to a worker before its first answer (it never waits for its parent).
 _IN_FLIGHT = 2
+#: How long (seconds) a worker may take to say it started (about 0.1 s on an idle machine):
+#: an interpreter that hangs in its start leaves its share to a thread instead.
+_START_TIMEOUT = 30.0
 #: What ``ps`` shows for a worker (and how tests find one); the parent's id follows.
 MARKER = "drivestage-extract-worker-of-"
 
@@ -60,7 +65,6 @@ MARKER = "drivestage-extract-worker-of-"
 #: command's memory is its own peak plus its workers'.
 PEAKS: list[int] = []
 
-_LEN = struct.Struct("<I")
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "
           "from drivestage.extract.workers import serve; serve()")
@@ -69,8 +73,6 @@ _CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "
 #: bound). ``offset``: a zip member's local header, or a tar member's first data byte;
 #: ``crc`` -1 for none (tar); ``bound``: the member's bytes end at or before it (-1: none).
 Order = tuple[int, str, Optional[int], Optional[float], int, int, int, int, int, int]
-#: A message on a pipe (marshal's types only).
-Message = tuple[Any, ...]
 
 
 def worth_processes(kind: str, files: Sequence[Entry], jobs: int) -> bool:
@@ -184,14 +186,17 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: str, files: Sequence
             failed.set()
             errors.append(exc)
 
-    workers = [_Worker.start(afd, tmp, label, hold_fd, python) for _ in range(jobs)]
-    log.debug("writing %d members of %s in %d worker processes", len(files), label,
-              sum(w is not None for w in workers))
-    feeders = [threading.Thread(target=feed, args=(w,), name="drivestage-extract-feed",
-                                daemon=True) for w in workers]
-    try:
-        for t in feeders:
-            t.start()
+    workers: list[Optional[_Worker]] = []
+    feeders: list[threading.Thread] = []
+    try:  # from the first start on: a Ctrl-C at any point ends every worker started
+        for _ in range(jobs):
+            workers.append(_Worker.start(afd, tmp, label, hold_fd, python))
+        log.debug("writing %d members of %s in %d worker processes", len(files), label,
+                  sum(w is not None for w in workers))
+        for w in workers:
+            feeders.append(threading.Thread(target=feed, args=(w,), daemon=True,
+                                            name="drivestage-extract-feed"))
+            feeders[-1].start()
         for t in feeders:
             t.join()
     except BaseException:  # Ctrl-C: the workers stop now; the temporary folder goes
@@ -199,6 +204,8 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: str, files: Sequence
         for w in workers:
             if w is not None:
                 w.kill()
+        for t in feeders:  # a thread writing a share stops after its batch, as threads do
+            t.join()
         raise
     finally:
         for w in workers:
@@ -281,36 +288,54 @@ def _stat(fields: Sequence[int]) -> os.stat_result:
 class _Worker:
     """One worker process and its two pipes."""
 
-    def __init__(self, proc: "subprocess.Popen[bytes]"):
+    def __init__(self, proc: "subprocess.Popen[bytes]", answers: int):
         self.proc = proc
         self.pid = proc.pid
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdin is not None
         self.to: BinaryIO = proc.stdin  # type: ignore[assignment]
-        self.frm: BinaryIO = proc.stdout  # type: ignore[assignment]
+        self.frm: BinaryIO = os.fdopen(answers, "rb", buffering=0)
 
     @classmethod
     def start(cls, afd: int, tmp: str, label: str, hold_fd: int,
               python: Optional[str]) -> Optional["_Worker"]:
         """A worker told what to write from and into; None when none can start."""
-        argv = [python or sys.executable, "-I", "-c", _CHILD, _ROOT, f"{MARKER}{os.getpid()}"]
+        # Answers come on a pipe of their own, not stdout: whatever prints there as Python
+        # starts (a sitecustomize, a wrapper script) is no frame (its stdout: nowhere).
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    pass_fds=(afd, hold_fd) if hold_fd >= 0 else (afd,),
-                                    close_fds=True, bufsize=0)
+            r, w = os.pipe()
         except OSError as exc:
             log.debug("no extraction worker process (%s); a thread writes instead", exc)
             return None
-        worker = cls(proc)
+        argv = [python or sys.executable, "-I", "-c", _CHILD, _ROOT, f"{MARKER}{os.getpid()}",
+                str(w)]
+        try:
+            with _sigint_blocked():  # until the worker ignores it (the mask is inherited)
+                proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                        pass_fds=(afd, w, hold_fd) if hold_fd >= 0 else (afd, w),
+                                        close_fds=True, bufsize=0)
+        except OSError as exc:
+            os.close(r)
+            log.debug("no extraction worker process (%s); a thread writes instead", exc)
+            return None
+        finally:
+            os.close(w)
+        worker = cls(proc, r)
         try:
             worker.send(("init", afd, tmp, label))
         except OSError:  # it could not even read its orders
             worker.close(kill=True)
             return None
+        except BaseException:  # Ctrl-C: not left behind
+            worker.close(kill=True)
+            raise
         return worker
 
     def ready(self) -> bool:
-        """Whether the worker started (it says so once its imports are done)."""
+        """Whether the worker started (it says so once its imports are done, within
+        :data:`_START_TIMEOUT`)."""
         try:
+            if not select.select([self.frm], [], [], _START_TIMEOUT)[0]:
+                raise OSError(errno.ETIMEDOUT, f"no answer within {_START_TIMEOUT:g} s")
             return self.answer() == ("ready",)
         except (OSError, ArchiveError) as exc:
             log.debug("the extraction worker %d did not start (%s)", self.pid, exc)
@@ -319,11 +344,11 @@ class _Worker:
 
     def send(self, message: Message) -> None:
         """Send ``message`` (BrokenPipeError: the worker is gone)."""
-        _put(self.to, message)
+        put_message(self.to, message)
 
     def answer(self) -> Message:
         """The worker's next message (its end, or a garbled one, is an error)."""
-        got = _get(self.frm)
+        got = get_message(self.frm)
         if got is None:
             raise self.ended()
         return got
@@ -353,7 +378,7 @@ class _Worker:
             self.kill()
         try:
             self.to.close()  # the end of its orders: it says goodbye with its peak memory
-            bye = None if kill else _get(self.frm)
+            bye = None if kill else get_message(self.frm)
         except OSError:
             bye = None
         if bye is not None and bye[0] == "bye" and isinstance(bye[1], int):
@@ -365,35 +390,20 @@ class _Worker:
         self.proc.wait()
 
 
-def _put(pipe: BinaryIO, message: Message) -> None:
-    data = marshal.dumps(message)
-    pipe.write(_LEN.pack(len(data)) + data)
-
-
-def _get(pipe: BinaryIO) -> Optional[Message]:
-    head = _read_exactly(pipe, _LEN.size)
-    if head is None:
-        return None
-    (n,) = _LEN.unpack(head)
-    body = _read_exactly(pipe, n)
-    if body is None:
-        return None
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread (a Ctrl-C then reaches the process when it ends, or
+    another thread): a worker started meanwhile inherits the mask, so a Ctrl-C sent to
+    the terminal's whole process group while it starts stays pending until it ignores it,
+    instead of ending it with a traceback in the middle of its imports."""
+    if not hasattr(signal, "pthread_sigmask"):  # pragma: no cover - POSIX has it
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        message = marshal.loads(body)
-    except (EOFError, ValueError, TypeError):
-        return None
-    return message if isinstance(message, tuple) and message else None
-
-
-def _read_exactly(pipe: BinaryIO, n: int) -> Optional[bytes]:
-    parts, left = [], n
-    while left:
-        got = pipe.read(left)
-        if not got:
-            return None
-        parts.append(got)
-        left -= len(got)
-    return b"".join(parts)
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 # ---------------------------------------------------------------- the worker's side
@@ -408,43 +418,57 @@ def _peak_memory() -> int:
         return 0
 
 
+def _orphan_check(parent: int) -> Callable[[int], None]:
+    """A progress callback that stops the worker once ``parent`` is gone (it was adopted)."""
+    def check(_: int) -> None:
+        if os.getppid() != parent:
+            raise BrokenPipeError(errno.EPIPE, "the parent process ended")
+    return check
+
+
 def serve() -> None:
-    """A worker's life: orders from stdin, answers on stdout, until stdin ends."""
+    """A worker's life: orders from stdin, answers on the pipe ``sys.argv[3]`` names,
+    until stdin ends (or its parent does)."""
     from drivestage.heap import tune_for_transfers
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # Blocked since the start (:func:`_sigint_blocked`): one sent meanwhile was just dropped.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     tune_for_transfers()
     orders = os.fdopen(0, "rb", buffering=0)
-    answers = os.fdopen(1, "wb", buffering=0)
+    answers = os.fdopen(int(sys.argv[3]), "wb", buffering=0)
     try:
-        sys.stdout = sys.stderr  # nothing else may write into the answers
-        first = _get(orders)
+        sys.stdout = sys.stderr  # what a worker prints is seen (its stdout: nowhere)
+        first = get_message(orders)
         if first is None or first[0] != "init":
             return
         _, afd, tmp, label = first
-        _put(answers, ("ready",))
-        quiet = Progress(None)
+        # A batch is bounded in compressed bytes, a member's output is not (zeros inflate
+        # a thousandfold): an orphan stops within a chunk, not at its member's end. (The
+        # parent, alive now if it ever reads "ready", sends no batch before.)
+        watch = Progress(_orphan_check(os.getppid()))
+        put_message(answers, ("ready",))
         while True:
-            message = _get(orders)
+            message = get_message(orders)
             if message is None or message[0] != "batch":
-                _put(answers, ("bye", _peak_memory()))
+                put_message(answers, ("bye", _peak_memory()))
                 return
             done = []
             try:
                 for order in message[1]:
-                    e = write_order(afd, tmp, order, label, quiet)
+                    e = write_order(afd, tmp, order, label, watch)
                     assert e.written is not None
                     done.append((order[0], _stat_fields(e.written)))
             except ArchiveError as exc:
-                _put(answers, ("archive", str(exc)))
+                put_message(answers, ("archive", str(exc)))
                 return
             except OSError as exc:
-                _put(answers, ("os", exc.errno or errno.EIO, exc.strerror or str(exc),
+                put_message(answers, ("os", exc.errno or errno.EIO, exc.strerror or str(exc),
                                exc.filename or ""))
                 return
             except Exception as exc:  # a bug: said, never silent
-                _put(answers, ("bug", f"{type(exc).__name__}: {exc}"))
+                put_message(answers, ("bug", f"{type(exc).__name__}: {exc}"))
                 return
-            _put(answers, ("ok", done))
+            put_message(answers, ("ok", done))
     except BrokenPipeError:
         return  # the parent went away
