@@ -27,7 +27,8 @@ from drivestage.extract.writing import Progress
 from _archives import tree
 from _cli import child_env, run
 from _tmpfs import small_disk  # noqa: F401  (a fixture)
-from test_extract_workers import big_tar, big_zip, members, no_workers_within, worker_pids
+from test_extract_workers import big_tar, big_zip, held_after_first_batches, members, \
+    no_workers_within, worker_pids, writing
 
 
 def _central_entries(blob: bytes) -> list[int]:
@@ -436,41 +437,6 @@ def test_a_temp_folder_an_orphan_worker_still_holds_is_not_taken_for_stale(tmp_p
     assert tree(dest) == data
 
 
-def _held_after_first_batches(archive, job, files):
-    """write_in_processes in a thread whose download 'stops' after each worker's first
-    batch; returns (thread, release, errors) once both workers hold their second."""
-    calls: dict[int, int] = {}
-    lock, go_on, errors = threading.Lock(), threading.Event(), []
-
-    def wait(start: int, end: int) -> None:
-        me = threading.get_ident()
-        with lock:
-            calls[me] = calls.get(me, 0) + 1
-            first = calls[me] == 1
-        if not first:
-            assert go_on.wait(30)
-
-    afd = os.open(archive, os.O_RDONLY)
-
-    def run_it() -> None:
-        try:
-            workers.write_in_processes("zip", afd, os.fstat(afd).st_size, job.tmp, files, 2,
-                                       Progress(None), label=str(archive),
-                                       hold_fd=job.owner_fd, wait=wait)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            os.close(afd)
-
-    t = threading.Thread(target=run_it)
-    t.start()
-    deadline = time.monotonic() + 30
-    while sorted(calls.values()) != [2, 2]:
-        assert time.monotonic() < deadline and t.is_alive()
-        time.sleep(0.01)
-    return t, go_on, errors
-
-
 @pytest.mark.xfail(strict=True, reason="members are created by path under the temporary "
                    "folder (threads and workers alike): a folder swapped for a symlink by "
                    "someone who can write DEST is followed; see the report (dir_fd)")
@@ -481,7 +447,7 @@ def test_a_temp_folder_swapped_for_a_symlink_mid_way_gets_nothing_written_throug
     outside = tmp_path / "outside"
     for i in range(7):
         (outside / "set" / str(i)).mkdir(parents=True)
-    t, go_on, errors = _held_after_first_batches(archive, job, files)
+    t, go_on, errors = held_after_first_batches(archive, job, files)
     try:
         os.rename(job.tmp, job.tmp + ".moved")
         os.symlink(outside, job.tmp)
@@ -508,18 +474,7 @@ def test_a_ctrl_c_that_reaches_a_starting_worker_does_not_end_it(tmp_path, caplo
     python.write_text(f"#!/bin/sh\necho $$ >> {pids}\nread x < {fifo}\n"
                       f"exec {sys.executable} \"$@\"\n")
     python.chmod(0o755)
-    errors = []
-    afd = os.open(archive, os.O_RDONLY)
-
-    def run_it() -> None:
-        try:
-            workers.write_in_processes("zip", afd, os.fstat(afd).st_size, job.tmp, files, 2,
-                                       Progress(None), label=str(archive),
-                                       hold_fd=job.owner_fd, python=str(python))
-        except BaseException as exc:
-            errors.append(exc)
-
-    t = threading.Thread(target=run_it)
+    t, errors = writing(archive, job, files, python=str(python))
     with caplog.at_level(logging.DEBUG, logger="drivestage.extract.workers"):
         t.start()
         try:
@@ -533,7 +488,6 @@ def test_a_ctrl_c_that_reaches_a_starting_worker_does_not_end_it(tmp_path, caplo
             with open(fifo, "w") as fh:
                 fh.write("go\ngo\n")
             t.join(30)
-            os.close(afd)
     try:
         assert not errors, errors
         assert "did not start" not in caplog.text, caplog.text
@@ -554,18 +508,7 @@ def test_an_interpreter_that_prints_on_its_start_does_not_garble_the_answers(tmp
     python = tmp_path / "python"
     python.write_text(f"#!/bin/sh\necho hello from a wrapper\nexec {sys.executable} \"$@\"\n")
     python.chmod(0o755)
-    errors = []
-    afd = os.open(archive, os.O_RDONLY)
-
-    def run_it() -> None:
-        try:
-            workers.write_in_processes("zip", afd, os.fstat(afd).st_size, job.tmp, files, 2,
-                                       Progress(None), label=str(archive),
-                                       hold_fd=job.owner_fd, python=str(python))
-        except BaseException as exc:
-            errors.append(exc)
-
-    t = threading.Thread(target=run_it, daemon=True)
+    t, errors = writing(archive, job, files, python=str(python))
     t.start()
     t.join(15)
     hung = t.is_alive()
@@ -573,7 +516,6 @@ def test_an_interpreter_that_prints_on_its_start_does_not_garble_the_answers(tmp
         for pid in worker_pids(os.getpid()):
             os.kill(pid, signal.SIGKILL)
         t.join(15)
-    os.close(afd)
     try:
         assert not hung, "the extraction waited for ever"
         assert not errors, errors

@@ -140,6 +140,25 @@ def started(tmp_path, data: dict[str, bytes]):
     return archive, job, files
 
 
+def writing(archive, job, files, **options) -> tuple[threading.Thread, list[BaseException]]:
+    """``write_in_processes`` of ``files`` (two workers) in a thread of its own, not started
+    yet, and the list its error lands in; the archive's descriptor closes as the thread ends."""
+    afd = os.open(archive, os.O_RDONLY)
+    errors: list[BaseException] = []
+
+    def run_it() -> None:
+        try:
+            workers.write_in_processes("zip", afd, os.fstat(afd).st_size, job.tmp, files, 2,
+                                       Progress(None), label=str(archive),
+                                       hold_fd=job.owner_fd, **options)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            os.close(afd)
+
+    return threading.Thread(target=run_it, daemon=True), errors
+
+
 def test_a_worker_holds_the_folder_lock_and_reads_the_archive_by_descriptor(tmp_path):
     """The worker's descriptors, listed by the interpreter it was started as."""
     archive, job, files = started(tmp_path, members())
@@ -177,15 +196,14 @@ def test_where_no_worker_starts_threads_write_everything(tmp_path):
     assert len(result.members) == len(data)
 
 
-def test_a_worker_killed_mid_way_fails_the_extraction(tmp_path):
-    """The download the workers follow stops after each has its first batch; then one of
-    them is killed: the extraction fails with what happened, and no worker is left."""
-    archive, job, files = started(tmp_path, members())
-    go_on = threading.Event()
+def held_after_first_batches(archive, job, files):
+    """``write_in_processes`` in a thread whose download 'stops' after each worker's first
+    batch; returns (thread, release, errors) once both workers are ready, each with its
+    second batch held."""
     calls: dict[int, int] = {}
-    lock = threading.Lock()
+    lock, go_on = threading.Lock(), threading.Event()
 
-    def wait(start: int, end: int) -> None:  # each feeder: one batch, then held
+    def wait(start: int, end: int) -> None:
         me = threading.get_ident()
         with lock:
             calls[me] = calls.get(me, 0) + 1
@@ -193,31 +211,28 @@ def test_a_worker_killed_mid_way_fails_the_extraction(tmp_path):
         if not first:
             assert go_on.wait(30)
 
-    afd = os.open(archive, os.O_RDONLY)
-    errors = []
-
-    def run_it() -> None:
-        try:
-            workers.write_in_processes("zip", afd, os.fstat(afd).st_size, job.tmp, files, 2,
-                                       Progress(None), label=str(archive),
-                                       hold_fd=job.owner_fd, wait=wait)
-        except BaseException as exc:
-            errors.append(exc)
-
-    t = threading.Thread(target=run_it)
+    t, errors = writing(archive, job, files, wait=wait)
     t.start()
+    deadline = time.monotonic() + 30
+    while sorted(calls.values()) != [2, 2]:
+        assert time.monotonic() < deadline and t.is_alive()
+        time.sleep(0.01)
+    return t, go_on, errors
+
+
+def test_a_worker_killed_mid_way_fails_the_extraction(tmp_path):
+    """The download the workers follow stops after each has its first batch; then one of
+    them is killed: the extraction fails with what happened, and no worker is left."""
+    archive, job, files = started(tmp_path, members())
+    t, go_on, errors = held_after_first_batches(archive, job, files)
     try:
-        deadline = time.monotonic() + 30
-        while sorted(calls.values()) != [2, 2]:  # both ready, each with its next batch held
-            assert time.monotonic() < deadline and t.is_alive()
-            time.sleep(0.01)
         victim = worker_pids(os.getpid())[0]
         os.kill(victim, signal.SIGKILL)
         go_on.set()
         t.join(30)
     finally:
         go_on.set()
-        os.close(afd)
+        t.join(30)
         job.close()
     assert len(errors) == 1 and isinstance(errors[0], OSError), errors
     assert f"the extraction worker process {victim} was killed by SIGKILL before its work " \
