@@ -18,7 +18,12 @@ _MAX_FRAME = 16 << 20
 def put_message(pipe: BinaryIO, message: Message) -> None:
     """Write ``message`` as one frame (BrokenPipeError: the reader is gone)."""
     data = marshal.dumps(message)
-    pipe.write(_LEN.pack(len(data)) + data)
+    view = memoryview(_LEN.pack(len(data)) + data)
+    while view:  # a raw write may take part of it (a signal handled in the middle)
+        n = pipe.write(view)
+        if not n:  # the pipes are blocking: nothing written is no state to loop on
+            raise BrokenPipeError("the pipe took nothing")
+        view = view[n:]
 
 
 def get_message(pipe: BinaryIO) -> Optional[Message]:
