@@ -311,12 +311,7 @@ def test_a_parent_killed_while_its_workers_start_leaves_nothing_running(tmp_path
     archive = tmp_path / "set.zip"
     archive.write_bytes(big_zip(data))
     dest = tmp_path / "dest"
-    pids, fifo = tmp_path / "pids", tmp_path / "go"
-    os.mkfifo(fifo)
-    python = tmp_path / "python"
-    python.write_text(f"#!/bin/sh\necho $$ >> {pids}\nread x < {fifo}\n"
-                      f"exec {sys.executable} \"$@\"\n")
-    python.chmod(0o755)
+    python, pids, fifo = held_python(tmp_path)
     root = workers._ROOT  # where this drivestage is (not an installed one)
     proc = subprocess.Popen([sys.executable, "-c", _STARTING, str(archive), root, str(dest),
                              str(python)], stderr=subprocess.PIPE)
@@ -468,12 +463,7 @@ def test_a_ctrl_c_that_reaches_a_starting_worker_does_not_end_it(tmp_path, caplo
     from test_extract_workers import started
     data = members()
     archive, job, files = started(tmp_path, data)
-    pids, fifo = tmp_path / "pids", tmp_path / "go"
-    os.mkfifo(fifo)
-    python = tmp_path / "python"
-    python.write_text(f"#!/bin/sh\necho $$ >> {pids}\nread x < {fifo}\n"
-                      f"exec {sys.executable} \"$@\"\n")
-    python.chmod(0o755)
+    python, pids, fifo = held_python(tmp_path)
     t, errors = writing(archive, job, files, python=str(python))
     with caplog.at_level(logging.DEBUG, logger="drivestage.extract.workers"):
         t.start()
@@ -649,3 +639,15 @@ def test_a_worker_whose_parent_died_stops_inside_a_big_member(tmp_path):
             except ProcessLookupError:
                 pass
     assert os.path.getsize(found[0]) <= at_stop + (2 << 20)  # a chunk or two, not 128 MiB
+
+
+def held_python(tmp_path):
+    """An interpreter that notes its process id in ``pids``, then waits for a line on the
+    FIFO ``fifo`` before it runs Python: (interpreter, pids, fifo)."""
+    pids, fifo = tmp_path / "pids", tmp_path / "go"
+    os.mkfifo(fifo)
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\necho $$ >> {pids}\nread x < {fifo}\n"
+                      f"exec {sys.executable} \"$@\"\n")
+    python.chmod(0o755)
+    return python, pids, fifo
