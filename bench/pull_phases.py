@@ -76,10 +76,9 @@ TARGETS = [
                           "drivestage.extract:check_members"]),
     ("check members against DEST (links, folders)", ["drivestage.extract.job:check_against_dest",
                                                      "drivestage.extract:_check_against_dest"]),
-    ("look for stale temporary folders", ["drivestage.extract.merging:remove_stale_temps",
-                                          "drivestage.extract:remove_stale_temps"]),
-    ("write members into the temporary folder", ["drivestage.extract.writing:write_files",
-                                                 "drivestage.extract:populate"]),
+    ("look for stale temporary folders", ["drivestage.extract.tempdir:remove_stale_temps",
+                                          "drivestage.extract.job:remove_stale_temps"]),
+    ("write members into the temporary folder", ["drivestage.extract.writing:write_files"]),
     # A big archive's members are written by worker processes (their CPU is not this
     # process's: the cpu column leaves it out; bench/pull.py's children's time has it).
     ("write members into the temporary folder",

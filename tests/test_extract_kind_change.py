@@ -278,7 +278,7 @@ def test_links_in_dest_are_judged_without_the_links_of_the_folder_that_goes(
 def _at_the_aside(monkeypatch, before=None, after=None) -> None:
     """Another program acting at the exact moment the merge puts DEST's ds/a aside into its
     temporary folder: ``before(aside path)`` just before that rename, ``after`` just after."""
-    from drivestage.extract.merging import OLD_PREFIX
+    from drivestage.extract.tempdir import OLD_PREFIX
 
     real = os.rename
 
@@ -350,7 +350,7 @@ import os, signal, sys
 moment, marker = sys.argv[1], sys.argv[2]
 import drivestage.extract as extract
 from drivestage.extract import job
-from drivestage.extract.merging import OLD_PREFIX
+from drivestage.extract.tempdir import OLD_PREFIX
 from drivestage.cli import cli
 
 def stop():

@@ -23,7 +23,7 @@ from drivestage.extract import extract
 from drivestage.extract import workers
 from drivestage.extract.job import Job
 from drivestage.extract.members import list_members
-from drivestage.extract.merging import OWNER_LOCK, TEMP_PREFIX
+from drivestage.extract.tempdir import OWNER_LOCK, TEMP_PREFIX
 from drivestage.extract.writing import Progress
 
 from _archives import tree
@@ -148,7 +148,7 @@ def writing(archive, job, files, **options) -> tuple[threading.Thread, list[Base
 
     def run_it() -> None:
         try:
-            workers.write_in_processes("zip", afd, os.fstat(afd).st_size, job.tmp, files, 2,
+            workers.write_in_processes("zip", afd, os.fstat(afd).st_size, job.root, files, 2,
                                        Progress(None), label=str(archive),
                                        hold_fd=job.owner_fd, **options)
         except BaseException as exc:
@@ -168,7 +168,7 @@ def test_a_worker_holds_the_folder_lock_and_reads_the_archive_by_descriptor(tmp_
     python.chmod(0o755)
     afd = os.open(archive, os.O_RDONLY)
     try:
-        workers.write_in_processes("zip", afd, os.fstat(afd).st_size, job.tmp, files, 2,
+        workers.write_in_processes("zip", afd, os.fstat(afd).st_size, job.root, files, 2,
                                    Progress(None), label=str(archive), hold_fd=job.owner_fd,
                                    python=str(python))
     finally:
@@ -185,7 +185,7 @@ def test_where_no_worker_starts_threads_write_everything(tmp_path):
     archive, job, files = started(tmp_path, data)
     afd = os.open(archive, os.O_RDONLY)
     try:
-        workers.write_in_processes("zip", afd, os.fstat(afd).st_size, job.tmp, files, 2,
+        workers.write_in_processes("zip", afd, os.fstat(afd).st_size, job.root, files, 2,
                                    Progress(None), label=str(archive), hold_fd=job.owner_fd,
                                    python=str(tmp_path / "no-such-python"))
         result = job.finish()
@@ -256,7 +256,7 @@ def wait(start, end):
     if start > 0:
         hold.wait()  # the download never goes on: the test kills this process
 afd = os.open(archive, os.O_RDONLY)
-workers.write_in_processes("zip", afd, os.fstat(afd).st_size, job.tmp, files, 2,
+workers.write_in_processes("zip", afd, os.fstat(afd).st_size, job.root, files, 2,
                            Progress(None), label=archive, hold_fd=job.owner_fd, wait=wait)
 """
 

@@ -39,7 +39,7 @@ LAYERS = [
     # The one door from a user's string to (store, path).
     ["remote"],
     # Archives: what a member is, the rules, then writing and merging into DEST.
-    ["extract.formats", "extract.frames"],
+    ["extract.formats", "extract.frames", "extract.tempdir"],
     ["extract.members"],
     ["extract.validation", "extract.owned"],
     ["extract.links", "extract.merging", "extract.writing"],

@@ -453,6 +453,32 @@ def test_an_update_of_what_drivestage_0_1_0_extracted(emulator, dest, tmp_path, 
     assert (dest / "ds/new.txt").read_bytes() == b"new in v2"
 
 
+@renders("temporary folders drivestage made in … kept vanishing or changing before it could "
+         "use one")
+def test_temp_folders_another_program_keeps_replacing_with_links(emulator, dest, tmp_path,
+                                                                 monkeypatch):
+    from drivestage.extract import tempdir
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    real_mkdir = os.mkdir
+
+    def mkdir_then_replaced(path, mode=0o777, *args, **kwargs):
+        real_mkdir(path, mode, *args, **kwargs)
+        if os.path.basename(str(path)).startswith(tempdir.TEMP_PREFIX):
+            os.rmdir(path)
+            os.symlink(theirs, path)  # another program, right after
+
+    monkeypatch.setattr(tempdir.os, "mkdir", mkdir_then_replaced)
+    emulator.add_file("d.zip", a_zip({"ds/a.txt": b"alpha"}))
+    code, line = command("pull", "drive:d.zip", str(dest), "-x", "-q")
+    assert code == 1
+    shown("temporary folders drivestage made in … kept vanishing or changing before it could "
+          "use one", line)
+    assert os.listdir(theirs) == []
+    assert not (dest / "ds").exists()
+
+
 @renders("changed while … was extracted (another program or pull wrote there)")
 def test_a_member_another_program_removes_once_in_place(emulator, dest, monkeypatch):
     from drivestage.extract import job

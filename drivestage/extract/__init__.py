@@ -62,7 +62,8 @@ from typing import Callable, Iterable, Optional, Union
 from drivestage.extract.formats import ARCHIVE_SUFFIXES, archive_kind
 from drivestage.extract.job import Job
 from drivestage.extract.members import list_members
-from drivestage.extract.merging import MERGE_LOCK, OLD_PREFIX, TEMP_PREFIX
+from drivestage.extract.merging import MERGE_LOCK
+from drivestage.extract.tempdir import OLD_PREFIX, TEMP_PREFIX
 from drivestage.extract.records import ExtractResult, MemberRecord, remove_members
 from drivestage.extract.workers import worth_processes, write_in_processes
 from drivestage.extract.writing import Progress, write_files
@@ -112,12 +113,12 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
         if worth_processes(kind, files, jobs):
             afd = os.open(archive, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                write_in_processes(kind, afd, os.fstat(afd).st_size, job.tmp, files, jobs,
+                write_in_processes(kind, afd, os.fstat(afd).st_size, job.root, files, jobs,
                                    Progress(progress), label=archive, hold_fd=job.owner_fd)
             finally:
                 os.close(afd)
         else:
-            write_files(kind, archive, job.tmp, files, jobs, Progress(progress))
+            write_files(kind, archive, job.root, files, jobs, Progress(progress))
         return job.finish()
     finally:
         job.close()

@@ -16,10 +16,11 @@ from typing import Callable, Iterable, Optional
 from drivestage.errors import ArchiveError, DiskSpaceError
 from drivestage.extract.links import judge_links
 from drivestage.extract.members import Entry
-from drivestage.extract.merging import make_temp, merge, merge_lock, plan_merge, \
-    remove_stale_temps
+from drivestage.extract.merging import merge, merge_lock, plan_merge
 from drivestage.extract.owned import NOTHING, Owned, by_path
 from drivestage.extract.records import ExtractResult, MemberRecord, record_members
+from drivestage.extract.tempdir import TempDir, make_temp, makedirs_at, remove_stale_temps, \
+    remove_temp
 from drivestage.extract.validation import check_members
 from drivestage.extract.writing import finish_tree, make_dirs
 from drivestage.sizes import format_size
@@ -30,8 +31,8 @@ _BLOCK = 4096             # disk allocation unit assumed by the space check
 
 
 class Job:
-    """The extraction of ``archive`` into ``dest``; its temporary folder is ``tmp`` once
-    :meth:`check` passed. ``lock_dir``: the folder whose merge lock serialises the merge;
+    """The extraction of ``archive`` into ``dest``; its temporary folder is ``root`` once
+    :meth:`check` passed (reached by its descriptor: see :mod:`.tempdir`). ``lock_dir``: the folder whose merge lock serialises the merge;
     ``protected``: files staged from Drive that no member may replace or turn into a folder
     (the archive itself always; a download being followed names its final path);
     ``replaceable``: the records of what an earlier extraction of this archive wrote (and no
@@ -51,8 +52,8 @@ class Job:
         self.free_bytes = free_bytes or _default_free_bytes
         self.owned: Owned = by_path(replaceable)
         self.entries: list[Entry] = []
-        self.tmp = ""
-        self._owner = -1  # the temporary folder's owner lock (see merging.make_temp)
+        self._root: Optional[TempDir] = None
+        self._owner = -1  # the temporary folder's owner lock (see tempdir.make_temp)
 
     def check(self, entries: list[Entry]) -> list[Entry]:
         """Steps 1 and 2: the final member list, checked against DEST and the free space,
@@ -74,9 +75,22 @@ class Job:
         log.info("extracting %s: %d members, %s, into %s", self.archive, len(entries),
                  format_size(sum(e.size for e in files)), self.dest)
         self.entries = entries
-        self.tmp, self._owner = make_temp(self.dest)
-        make_dirs(self.tmp, entries)
+        self._root, self._owner = make_temp(self.dest)
+        make_dirs(self._root, entries)
         return files
+
+    @property
+    def root(self) -> TempDir:
+        """The temporary folder (once :meth:`check` or :meth:`start_temp` made it)."""
+        if self._root is None:
+            raise RuntimeError("the temporary folder is made by check() or start_temp()")
+        return self._root
+
+    @property
+    def tmp(self) -> str:
+        """The temporary folder's path ("" before it is made): for messages and tests;
+        what is inside is reached through :attr:`root`."""
+        return self._root.path if self._root is not None else ""
 
     @property
     def owner_fd(self) -> int:
@@ -84,13 +98,13 @@ class Job:
         folder holds it (see :mod:`.workers`)."""
         return self._owner
 
-    def start_temp(self) -> str:
+    def start_temp(self) -> TempDir:
         """The temporary folder, made before the member list is known (an archive read as
         it arrives; :meth:`adopt` checks the list once it is)."""
         os.makedirs(self.dest, exist_ok=True)
         remove_stale_temps(self.dest)
-        self.tmp, self._owner = make_temp(self.dest)
-        return self.tmp
+        self._root, self._owner = make_temp(self.dest)
+        return self._root
 
     def adopt(self, entries: list[Entry]) -> None:
         """The member list of what was written into the temporary folder already: checked
@@ -98,17 +112,17 @@ class Job:
         entries = check_members(entries, self.archive)
         self._check_dest(entries)
         for d in sorted({e.path for e in entries if e.kind == "dir"}):
-            os.makedirs(os.path.join(self.tmp, d), exist_ok=True)
+            makedirs_at(self.root, d)
         self.entries = entries
 
     def finish(self) -> ExtractResult:
         """Step 4 (the files are written): links, folder modes and times, the records, and
         the merge into DEST under the merge lock, checked against DEST as it is then."""
-        finish_tree(self.tmp, self.entries)
-        records = record_members(self.tmp, self.entries)
+        finish_tree(self.root, self.entries)
+        records = record_members(self.root, self.entries)
         with merge_lock(self.lock_dir):
             self._check_dest(self.entries)
-            merge(self.archive, self.tmp, self.dest,
+            merge(self.archive, self.root, self.dest,
                   sorted({e.path.split("/", 1)[0] for e in self.entries}), owned=self.owned)
         return ExtractResult(archive=self.archive, dest=self.dest, members=records)
 
@@ -130,8 +144,9 @@ class Job:
 
     def close(self) -> None:
         """Remove the temporary folder (whatever the merge did not move)."""
-        if self.tmp:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        if self._root is not None:
+            remove_temp(self._root)
+            self._root = None
         if self._owner >= 0:
             os.close(self._owner)  # after the folder went: the lock says it is in use
             self._owner = -1

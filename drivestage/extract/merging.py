@@ -24,6 +24,7 @@ from typing import Iterator, Optional
 from drivestage.errors import ArchiveError, DestChangedError
 from drivestage.extract.members import Entry
 from drivestage.extract.owned import NOTHING, Owned, own_folder
+from drivestage.extract.tempdir import DIR_FLAGS, OLD_PREFIX, TempDir
 from drivestage.extract.validation import STATE_DIR
 
 if sys.platform != "win32":
@@ -32,9 +33,6 @@ if sys.platform != "win32":
 log = logging.getLogger(__name__)
 
 MERGE_LOCK = f"{STATE_DIR}/merge.flock"   # relative to the folder it serialises
-TEMP_PREFIX = ".drivestage-extract-"
-OLD_PREFIX = ".drivestage-replaced-"
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _RETRIES = 8   # a path that keeps changing under the merge (another program) is an error
 
 
@@ -117,7 +115,7 @@ def _own_folder_at(dest: str, path: str, owned: Owned) -> Optional[bool]:
         return None
     parent, name = posixpath.split(path)
     try:
-        fd = os.open(os.path.join(dest, parent) if parent else dest, _DIR_FLAGS)
+        fd = os.open(os.path.join(dest, parent) if parent else dest, DIR_FLAGS)
     except OSError:
         return None
     try:
@@ -133,23 +131,20 @@ def _folder_error(archive: str, dest: str, path: str) -> ArchiveError:
         " is a folder; move that folder away or extract elsewhere")
 
 
-def merge(archive: str, tmp: str, dest: str, tops: list[str], owned: Owned = NOTHING) -> None:
-    """Move the tree under ``tmp`` into ``dest``: a path DEST lacks arrives by one rename (a
+def merge(archive: str, tmp: TempDir, dest: str, tops: list[str],
+          owned: Owned = NOTHING) -> None:
+    """Move the tree in the temporary folder ``tmp`` into ``dest``: a path DEST lacks arrives by one rename (a
     whole new ``VOCdevkit/`` at once); folders on both sides are merged; a file or link
     replaces what sits at its path by one atomic rename; a folder replaces a file or link of
     DEST (put aside inside ``tmp`` first). A folder of DEST is never replaced, but one that
     ``owned`` holds whole (an earlier extraction of this archive made it, see :mod:`.owned`)
     is: put aside inside ``tmp``, judged again there (nothing else writes there), then the
     member renamed into its place. Run it under :func:`merge_lock`."""
-    tmp_fd = os.open(tmp, _DIR_FLAGS)
+    dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            _merge_dir(_Ctx(archive, dest, tmp_fd, owned), tmp_fd, dest_fd, tops, "")
-        finally:
-            os.close(dest_fd)
+        _merge_dir(_Ctx(archive, dest, tmp.fd, owned), tmp.fd, dest_fd, tops, "")
     finally:
-        os.close(tmp_fd)
+        os.close(dest_fd)
 
 
 class _Ctx:
@@ -185,13 +180,13 @@ def _merge_one(ctx: _Ctx, src_fd: int, dst_fd: int, name: str, rel: str,
                 return _replace_own_folder(ctx, src_fd, dst_fd, name, rel)
             raise _folder_error(ctx.archive, ctx.dest, rel)
         try:
-            child_dst = os.open(name, _DIR_FLAGS, dir_fd=dst_fd)
+            child_dst = os.open(name, DIR_FLAGS, dir_fd=dst_fd)
         except OSError as exc:
             if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENOTDIR):
                 return False  # replaced since the lstat
             raise
         try:
-            child_src = os.open(name, _DIR_FLAGS, dir_fd=src_fd)
+            child_src = os.open(name, DIR_FLAGS, dir_fd=src_fd)
             try:
                 _merge_dir(ctx, child_src, child_dst, sorted(os.listdir(child_src)), rel + "/")
             finally:
@@ -271,76 +266,3 @@ def _put_back(ctx: _Ctx, dst_fd: int, aside: str, name: str, rel: str) -> None:
                        f"{os.path.basename(ctx.archive)} was moved into place; is another "
                        f"program writing there? The folder that was there is now {where}; "
                        "extract again")
-
-
-#: Inside a temporary folder: the file its extraction holds an ``flock`` on while it lives.
-#: The kernel drops the lock of a process that dies, so a folder whose lock can be taken is
-#: stale, whatever process has its id now (the id's pid may be reused after a restart, or
-#: belong to another pid namespace: a second container sharing DEST).
-OWNER_LOCK = ".drivestage-owner"
-
-
-def make_temp(dest: str) -> tuple[str, int]:
-    """A new temporary folder in ``dest`` and the descriptor of its owner lock, held until
-    the caller closes it (after removing the folder)."""
-    while True:
-        tmp = os.path.join(dest, f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
-        os.mkdir(tmp)
-        if sys.platform == "win32":  # pragma: no cover - the process id says it there
-            return tmp, -1
-        lock = os.path.join(tmp, OWNER_LOCK)
-        try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
-                         os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            continue  # taken for a stale one by another extraction at once: another name
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            if os.path.samestat(os.stat(lock), os.fstat(fd)):
-                return tmp, fd
-        except FileNotFoundError:
-            pass
-        os.close(fd)  # removed meanwhile as a stale folder (between the create and the lock)
-
-
-def remove_stale_temps(dest: str) -> None:
-    """Remove temporary folders left by extractions whose process died: those whose owner
-    lock is free (those without one, of an older drivestage: when no process has the id in
-    their name)."""
-    try:
-        names = os.listdir(dest)
-    except OSError:
-        return
-    for name in names:
-        if not name.startswith((TEMP_PREFIX, OLD_PREFIX)):
-            continue
-        path = os.path.join(dest, name)
-        try:
-            fd = os.open(os.path.join(path, OWNER_LOCK),
-                         os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            fd = -1
-        try:
-            if fd >= 0:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    continue  # its extraction runs
-            elif _pid_alive(name):
-                continue
-            log.info("removing a stale extraction folder %s", path)
-            shutil.rmtree(path, ignore_errors=True)
-        finally:
-            if fd >= 0:
-                os.close(fd)
-
-
-def _pid_alive(name: str) -> bool:
-    """Whether the process whose id a temporary folder's name holds runs (or may run)."""
-    try:
-        os.kill(int(name.rsplit("-", 2)[-2]), 0)
-    except ProcessLookupError:
-        return False
-    except (ValueError, IndexError, PermissionError):
-        pass
-    return True

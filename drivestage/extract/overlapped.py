@@ -37,6 +37,7 @@ from drivestage.extract.job import Job
 from drivestage.extract.members import (Entry, check_count, open_tar_stream, tar_entry,
                                         zip_directory)
 from drivestage.extract.records import ExtractResult, MemberRecord
+from drivestage.extract.tempdir import TempDir, makedirs_at
 from drivestage.sizes import format_size
 from drivestage.extract.validation import check_names
 from drivestage.extract.workers import worth_processes, write_in_processes
@@ -187,7 +188,7 @@ class Overlapped:
         (:mod:`.workers`: threads would share one GIL with each other and with the
         download), threads for a small one."""
         if worth_processes("zip", files, _WORKERS):
-            write_in_processes("zip", self.fd, self.size, self.job.tmp, files, _WORKERS,
+            write_in_processes("zip", self.fd, self.size, self.job.root, files, _WORKERS,
                                self.progress, label=self.label, hold_fd=self.job.owner_fd,
                                wait=self._wait, stop=self.stop)
             return
@@ -208,7 +209,7 @@ class Overlapped:
                     self._wait(start, start + _LOCAL_HEADER)
                     data = zip_data_start(fd, e, self.label)  # one read of its header
                     self._wait(start, data + int(getattr(e.source, "compress_size", 0)))
-                    write_zip_member(fd, self.job.tmp, e, data, self.label, self.progress)
+                    write_zip_member(fd, self.job.root, e, data, self.label, self.progress)
             except BaseException:
                 failed.set()
                 raise
@@ -232,7 +233,8 @@ class Overlapped:
     def _tar(self) -> None:
         reader = _Growing(self.fd, self.size, self._wait)
         tf = open_tar_stream(reader)
-        job, tmp = self.job, None
+        job: Job = self.job
+        tmp: Optional[TempDir] = None
         entries: list[Entry] = []
         written = checked_upto = 0  # no file written past checked_upto without a check
         with tf:
@@ -244,7 +246,7 @@ class Overlapped:
                 entries.append(e)
                 check_count(len(entries), self.label)
                 if e.kind == "dir":
-                    os.makedirs(os.path.join(tmp, e.path), exist_ok=True)
+                    makedirs_at(tmp, e.path)
                 elif e.kind == "file":
                     if written + e.size > checked_upto:  # before the bytes (a gzip bomb)
                         free = self.free_bytes(job.dest)
@@ -259,7 +261,7 @@ class Overlapped:
                         checked_upto = written + min(max(free, 0), _SPACE_STEP)
                     parent = posixpath.dirname(e.path)
                     if parent:
-                        os.makedirs(os.path.join(tmp, parent), exist_ok=True)
+                        makedirs_at(tmp, parent)
                     fd = create(tmp, e)
                     try:
                         n = copy_stream(tf.extractfile(m), fd, e, self.label, self.progress)

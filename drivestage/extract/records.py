@@ -15,6 +15,7 @@ from typing import Any, Optional, Sequence, Union
 
 from drivestage.extract.members import Entry
 from drivestage.extract.merging import merge_lock
+from drivestage.extract.tempdir import TempDir
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -63,8 +64,8 @@ class ExtractResult:
         return [m.path for m in self.members]
 
 
-def record_members(root: str, entries: list[Entry]) -> list[MemberRecord]:
-    """Records of the members as they are under ``root`` (the temporary folder: a rename into
+def record_members(root: TempDir, entries: list[Entry]) -> list[MemberRecord]:
+    """Records of the members as they are in the temporary folder ``root`` (a rename into
     DEST keeps inode, size and mtime)."""
     out = []
     for e in entries:
@@ -72,13 +73,12 @@ def record_members(root: str, entries: list[Entry]) -> list[MemberRecord]:
             st = e.written
             out.append(MemberRecord(e.path, "file", st.st_size, st.st_mtime_ns, st.st_ino))
             continue
-        full = os.path.join(root, e.path)
-        st = os.lstat(full)
+        st = os.lstat(e.path, dir_fd=root.fd)
         if e.kind == "dir":
             out.append(MemberRecord(e.path, "dir", 0, st.st_mtime_ns, st.st_ino))
         elif e.kind == "symlink":
             out.append(MemberRecord(e.path, "symlink", st.st_size, st.st_mtime_ns, st.st_ino,
-                                    os.readlink(full)))
+                                    os.readlink(e.path, dir_fd=root.fd)))
         else:
             out.append(MemberRecord(e.path, "file", st.st_size, st.st_mtime_ns, st.st_ino))
     return out

@@ -42,6 +42,7 @@ from typing import BinaryIO, Callable, Iterator, Optional, Sequence
 from drivestage.errors import ArchiveError
 from drivestage.extract.frames import Message, get_message, put_message
 from drivestage.extract.members import Entry
+from drivestage.extract.tempdir import TempDir
 from drivestage.extract.writing import Progress, PER_FILE, copy_raw, create, zip_data_offset
 
 log = logging.getLogger(__name__)
@@ -128,14 +129,15 @@ def _batches(orders: list[Order]) -> Iterator[list[Order]]:
         yield batch
 
 
-def write_in_processes(kind: str, afd: int, size: int, tmp: str, files: Sequence[Entry],
+def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequence[Entry],
                        jobs: int, progress: Progress, *, label: str, hold_fd: int = -1,
                        wait: Optional[Callable[[int, int], None]] = None,
                        stop: Optional[threading.Event] = None,
                        python: Optional[str] = None) -> None:
     """Write ``files`` (zip members stored or deflated, or plain-tar members) of the archive
     open as ``afd`` (``size`` bytes in the end; ``label``: its name in messages) under
-    ``tmp`` in ``jobs`` worker processes, setting each member's ``written``.
+    the temporary folder ``tmp`` in ``jobs`` worker processes, setting each member's
+    ``written``.
 
     The workers read the descriptor (a rename of the archive does not matter) and hold
     ``hold_fd``, the temporary folder's owner lock. ``wait(start, end)``: returns once bytes
@@ -234,7 +236,7 @@ def _apply(answer: Message, batch: list[Order], files: Sequence[Entry], progress
                        "again")
 
 
-def _write_here(afd: int, tmp: str, files: Sequence[Entry],
+def _write_here(afd: int, tmp: TempDir, files: Sequence[Entry],
                 next_batch: Callable[[], Optional[list[Order]]],
                 arrived: Callable[[list[Order]], None], label: str,
                 progress: Progress) -> None:
@@ -248,7 +250,7 @@ def _write_here(afd: int, tmp: str, files: Sequence[Entry],
             write_order(afd, tmp, order, label, progress, files[order[0]])
 
 
-def write_order(afd: int, tmp: str, order: Order, label: str, progress: Progress,
+def write_order(afd: int, tmp: TempDir, order: Order, label: str, progress: Progress,
                 e: Optional[Entry] = None) -> Entry:
     """One member as ordered (see :data:`Order`), its bytes checked against the order's
     bound; returns its entry with ``written`` set."""
@@ -296,7 +298,7 @@ class _Worker:
         self.frm: BinaryIO = os.fdopen(answers, "rb", buffering=0)
 
     @classmethod
-    def start(cls, afd: int, tmp: str, label: str, hold_fd: int,
+    def start(cls, afd: int, tmp: TempDir, label: str, hold_fd: int,
               python: Optional[str]) -> Optional["_Worker"]:
         """A worker told what to write from and into; None when none can start."""
         # Answers come on a pipe of their own, not stdout: whatever prints there as Python
@@ -311,7 +313,8 @@ class _Worker:
         try:
             with _sigint_blocked():  # until the worker ignores it (the mask is inherited)
                 proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                        pass_fds=(afd, w, hold_fd) if hold_fd >= 0 else (afd, w),
+                                        pass_fds=(afd, w, tmp.fd, hold_fd) if hold_fd >= 0 else
+                                        (afd, w, tmp.fd),
                                         close_fds=True, bufsize=0)
         except OSError as exc:
             os.close(r)
@@ -321,7 +324,7 @@ class _Worker:
             os.close(w)
         worker = cls(proc, r)
         try:
-            worker.send(("init", afd, tmp, label))
+            worker.send(("init", afd, tmp.fd, tmp.path, label))
         except OSError:  # it could not even read its orders
             worker.close(kill=True)
             return None
@@ -442,7 +445,8 @@ def serve() -> None:
         first = get_message(orders)
         if first is None or first[0] != "init":
             return
-        _, afd, tmp, label = first
+        _, afd, tmp_fd, tmp_path, label = first
+        tmp = TempDir(tmp_fd, tmp_path)
         # A batch is bounded in compressed bytes, a member's output is not (zeros inflate
         # a thousandfold): an orphan stops within a chunk, not at its member's end. (The
         # parent, alive now if it ever reads "ready", sends no batch before.)

@@ -2,8 +2,9 @@
 
 Zip members and plain tar members are written by ``jobs`` threads over contiguous member
 ranges (zlib and file I/O release the GIL); compressed tars are one stream. Every file is
-created with ``O_EXCL | O_NOFOLLOW`` under folders this module made, and links are made last,
-so nothing is ever written through a link. CRC-32 is checked for zip members; a short read or
+created with ``O_EXCL | O_NOFOLLOW`` under folders this module made, reached from the
+temporary folder's descriptor (:mod:`.tempdir`: never through its name in DEST), and links
+are made last, so nothing is ever written through a link. CRC-32 is checked for zip members; a short read or
 an overlong member is :class:`ArchiveError`.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import lzma
 import os
 import posixpath
-import shutil
+import stat
 import struct
 import tarfile
 import threading
@@ -22,6 +23,7 @@ from typing import IO, Optional
 
 from drivestage.errors import ArchiveError
 from drivestage.extract.members import Entry, open_tar_stream
+from drivestage.extract.tempdir import TempDir
 from drivestage.store import ProgressFn
 
 _CHUNK = 1 << 20          # read/write buffer: few syscalls, bounded memory
@@ -51,11 +53,17 @@ def _file_mode(mode: Optional[int]) -> int:
     return ((mode if mode is not None else 0o644) & 0o777) | 0o600
 
 
-def create(root: str, e: Entry) -> int:
-    """A new file for member ``e`` under ``root`` (never through a link, never over one)."""
-    return os.open(os.path.join(root, e.path),
-                   os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                   _file_mode(e.mode))
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def create(root: TempDir, e: Entry) -> int:
+    """A new file for member ``e`` in the temporary folder ``root`` (never through a link,
+    never over one)."""
+    try:
+        return os.open(e.path, _NEW_FILE, _file_mode(e.mode), dir_fd=root.fd)
+    except OSError as exc:
+        exc.filename = root.join(e.path)  # messages name the file, not its path inside
+        raise
 
 
 def finish_member(fd: int, e: Entry, written: int, archive: str) -> None:
@@ -166,7 +174,7 @@ def _partition(files: list[Entry], parts: int) -> list[list[Entry]]:
     return [p for p in out if p]
 
 
-def _write_files_random_access(kind: str, archive: str, root: str, files: list[Entry],
+def _write_files_random_access(kind: str, archive: str, root: TempDir, files: list[Entry],
                                jobs: int, progress: Progress) -> None:
     """zip and plain tar: members at known offsets, written by ``jobs`` threads."""
     stop = threading.Event()
@@ -227,7 +235,7 @@ def _write_files_random_access(kind: str, archive: str, root: str, files: list[E
             raise exc
 
 
-def _write_files_stream(archive: str, root: str, files: list[Entry],
+def _write_files_stream(archive: str, root: TempDir, files: list[Entry],
                         progress: Progress) -> None:
     """Compressed tar: a second streamed pass, writing the validated members in order."""
     wanted = {e.source.offset: e for e in files}  # type: ignore[attr-defined]
@@ -268,10 +276,10 @@ def _write_files_stream(archive: str, root: str, files: list[Entry],
 
 
 
-def make_dirs(tmp: str, entries: list[Entry]) -> None:
-    """Every folder the members need under ``tmp`` (parents first)."""
+def make_dirs(root: TempDir, entries: list[Entry]) -> None:
+    """Every folder the members need in the temporary folder ``root`` (parents first)."""
     for d in sorted(_folders(entries)):  # a parent sorts before its children
-        os.mkdir(os.path.join(tmp, d))
+        os.mkdir(d, dir_fd=root.fd)
 
 
 def _folders(entries: list[Entry]) -> set[str]:
@@ -284,21 +292,22 @@ def _folders(entries: list[Entry]) -> set[str]:
     return dirs
 
 
-def write_files(kind: str, archive: str, tmp: str, files: list[Entry], jobs: int,
+def write_files(kind: str, archive: str, root: TempDir, files: list[Entry], jobs: int,
                 progress: Progress) -> None:
-    """Write the file members under ``tmp`` (their folders made already)."""
+    """Write the file members in the temporary folder ``root`` (their folders made
+    already)."""
     if kind in ("zip", "tar"):
-        _write_files_random_access(kind, archive, tmp, files, jobs, progress)
+        _write_files_random_access(kind, archive, root, files, jobs, progress)
     else:
-        _write_files_stream(archive, tmp, files, progress)
+        _write_files_stream(archive, root, files, progress)
 
 
-def write_zip_member(afd: int, tmp: str, e: Entry, start: int, archive: str,
+def write_zip_member(afd: int, root: TempDir, e: Entry, start: int, archive: str,
                      progress: Progress) -> None:
     """One stored or deflated zip member from the open archive ``afd``, its data at ``start``
     (:func:`zip_data_start`), CRC checked."""
     info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
-    fd = create(tmp, e)
+    fd = create(root, e)
     try:
         copy_raw(afd, fd, e, start, info.compress_size, info.compress_type, info.CRC,
                   archive, progress)
@@ -312,34 +321,42 @@ def zip_data_start(afd: int, e: Entry, archive: str) -> int:
     return zip_data_offset(afd, info.header_offset, info.filename, archive)
 
 
-def finish_tree(tmp: str, entries: list[Entry]) -> None:
+def finish_tree(root: TempDir, entries: list[Entry]) -> None:
     """Links last (nothing was ever written through one), then folder modes and times."""
+    fd = root.fd
     for e in entries:
         if e.kind == "hardlink":
-            src, dst = os.path.join(tmp, e.target), os.path.join(tmp, e.path)
             try:
-                os.link(src, dst, follow_symlinks=False)
+                os.link(e.target, e.path, src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
             except OSError:  # e.g. a FUSE mount without hard links: copy instead
-                shutil.copy2(src, dst, follow_symlinks=False)
+                _copy_at(root, e.target, e.path)
         elif e.kind == "symlink":
-            link = os.path.join(tmp, e.path)
-            os.symlink(e.target, link)
+            os.symlink(e.target, e.path, dir_fd=fd)
     explicit = {e.path: e for e in entries if e.kind == "dir"}
     for d in sorted(_folders(entries), key=lambda p: p.count("/"), reverse=True):
         folder = explicit.get(d)
-        full = os.path.join(tmp, d)
         if folder is not None and folder.mode is not None:
-            os.chmod(full, (folder.mode & 0o777) | 0o700)
+            os.chmod(d, (folder.mode & 0o777) | 0o700, dir_fd=fd)
         if folder is not None and folder.mtime is not None:
-            os.utime(full, (folder.mtime, folder.mtime))
+            os.utime(d, (folder.mtime, folder.mtime), dir_fd=fd)
 
 
-def populate(kind: str, archive: str, tmp: str, entries: list[Entry],
-             files: list[Entry], jobs: int, progress: Progress) -> None:
-    """Write every member under ``tmp`` (folders first, links last), then fix folder times.
+def _copy_at(root: TempDir, src: str, dst: str) -> None:
+    """``shutil.copy2`` of a file of the temporary folder to a new name in it (bytes, mode
+    and times), never through a link."""
+    sfd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root.fd)
+    try:
+        st = os.fstat(sfd)
+        dfd = os.open(dst, _NEW_FILE, stat.S_IMODE(st.st_mode), dir_fd=root.fd)
+        try:
+            while True:
+                buf = os.read(sfd, _CHUNK)
+                if not buf:
+                    break
+                _write_all(dfd, buf)
+            os.utime(dfd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(dfd)
+    finally:
+        os.close(sfd)
 
-    ``progress`` receives byte counts as files are written (from several threads, serialised).
-    """
-    make_dirs(tmp, entries)
-    write_files(kind, archive, tmp, files, jobs, progress)
-    finish_tree(tmp, entries)
