@@ -22,7 +22,7 @@ import pytest
 from drivestage.extract import extract
 from drivestage.extract import workers
 from drivestage.extract.tempdir import TEMP_PREFIX
-from drivestage.extract.writing import Progress
+from drivestage.extract.copying import Progress
 
 from _archives import tree
 from _cli import child_env, run

@@ -24,7 +24,7 @@ from drivestage.extract import workers
 from drivestage.extract.job import Job
 from drivestage.extract.members import list_members
 from drivestage.extract.tempdir import OWNER_LOCK, TEMP_PREFIX
-from drivestage.extract.writing import Progress
+from drivestage.extract.copying import Progress
 
 from _archives import tree
 from _cli import run
@@ -247,7 +247,7 @@ sys.path.insert(0, sys.argv[2])
 from drivestage.extract import workers
 from drivestage.extract.job import Job
 from drivestage.extract.members import list_members
-from drivestage.extract.writing import Progress
+from drivestage.extract.copying import Progress
 archive, dest = sys.argv[1], sys.argv[3]
 job = Job(archive, dest)
 files = job.check(list_members(archive)[1])
@@ -337,3 +337,65 @@ def test_a_corrupted_download_followed_by_workers_leaves_nothing(emulator, drive
     assert "in 2 worker processes" in err, err
     assert [p for p in os.listdir(dest) if p != ".drivestage"] == []
     assert worker_pids(os.getpid()) == []
+
+
+def test_a_worker_loads_only_what_it_writes_with(tmp_path):
+    """A worker imports the worker module and the little it needs, not the whole extract
+    package (zipfile, tarfile, the member rules...): 8 MB and about 0.1 s less per worker.
+    Seen through ``-X importtime`` of the interpreter it was started as."""
+    archive, job, files = started(tmp_path, members())
+    seen = tmp_path / "imports"
+    python = tmp_path / "python"
+    python.write_text(f"#!/bin/sh\nexec {sys.executable} -X importtime \"$@\" 2>> {seen}\n")
+    python.chmod(0o755)
+    afd = os.open(archive, os.O_RDONLY)
+    try:
+        workers.write_in_processes("zip", afd, os.fstat(afd).st_size, job.root, files, 2,
+                                   Progress(None), label=str(archive), hold_fd=job.owner_fd,
+                                   python=str(python))
+    finally:
+        os.close(afd)
+        job.close()
+    loaded = [line.rsplit("|", 1)[-1].strip() for line in seen.read_text().splitlines()
+              if line.startswith("import time:")]
+    assert loaded.count("drivestage.extract.worker") == 2  # both started, both imported it
+    heavy = {"zipfile", "tarfile", "shutil", "logging", "subprocess", "drivestage.store",
+             "drivestage.extract.members", "drivestage.extract.writing",
+             "drivestage.extract.workers", "drivestage.extract.tempdir"}
+    assert sorted(heavy & set(loaded)) == []
+    assert all(e.written is not None for e in files)
+
+
+_SHADOWED = """
+import logging, sys, zlib  # the real zlib, before the copy's folder is on the path
+site, archive, dest = sys.argv[1:4]
+sys.path.insert(0, site)
+from drivestage.extract import extract, workers
+assert workers.__file__.startswith(site), workers.__file__
+logging.basicConfig(level=logging.DEBUG)
+extract(archive, dest, jobs=2)
+"""
+
+
+def test_a_module_beside_drivestage_named_like_a_standard_one_does_not_shadow_it(tmp_path):
+    """drivestage installed by pip lives in site-packages; a worker puts that folder on its
+    path after the standard library's, so a ``zlib.py`` there (any package named like a
+    standard module) is not what the worker imports."""
+    import shutil
+
+    site = tmp_path / "lib" / "site-packages"
+    package = os.path.dirname(os.path.dirname(os.path.abspath(workers.__file__)))
+    shutil.copytree(package, site / "drivestage",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shadowed = tmp_path / "shadowed"
+    (site / "zlib.py").write_text(f"open({str(shadowed)!r}, 'w').close()\n"
+                                  "raise ImportError('not the standard zlib')\n")
+    data = members()
+    archive = tmp_path / "set.zip"
+    archive.write_bytes(big_zip(data))
+    proc = subprocess.run([sys.executable, "-c", _SHADOWED, str(site), str(archive),
+                           str(tmp_path / "dest")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "in 2 worker processes" in proc.stderr and "did not start" not in proc.stderr
+    assert not shadowed.exists()
+    assert tree(tmp_path / "dest") == data

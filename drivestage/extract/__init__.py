@@ -66,7 +66,8 @@ from drivestage.extract.merging import MERGE_LOCK
 from drivestage.extract.tempdir import OLD_PREFIX, TEMP_PREFIX
 from drivestage.extract.records import ExtractResult, MemberRecord, remove_members
 from drivestage.extract.workers import worth_processes, write_in_processes
-from drivestage.extract.writing import Progress, write_files
+from drivestage.extract.copying import Progress
+from drivestage.extract.writing import write_files
 from drivestage.store import ProgressFn
 
 __all__ = ["ARCHIVE_SUFFIXES", "MERGE_LOCK", "OLD_PREFIX", "TEMP_PREFIX", "ExtractResult",

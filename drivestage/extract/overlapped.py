@@ -41,8 +41,8 @@ from drivestage.extract.tempdir import TempDir, makedirs_at
 from drivestage.sizes import format_size
 from drivestage.extract.validation import check_names
 from drivestage.extract.workers import worth_processes, write_in_processes
-from drivestage.extract.writing import Progress, create, copy_stream, finish_member, \
-    write_zip_member, zip_data_start
+from drivestage.extract.copying import Progress, create, finish_member
+from drivestage.extract.writing import copy_stream, write_zip_member, zip_data_start
 from drivestage.store import ProgressFn
 
 log = logging.getLogger(__name__)

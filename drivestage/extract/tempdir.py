@@ -19,9 +19,9 @@ import secrets
 import shutil
 import stat
 import sys
-from typing import NamedTuple
 
 from drivestage.errors import DestChangedError
+from drivestage.extract.copying import TempDir
 
 if sys.platform != "win32":
     import fcntl
@@ -36,20 +36,11 @@ OLD_PREFIX = ".drivestage-replaced-"
 #: stale, whatever process has its id now (the id's pid may be reused after a restart, or
 #: belong to another pid namespace: a second container sharing DEST).
 OWNER_LOCK = ".drivestage-owner"
+__all__ = ["DIR_FLAGS", "OLD_PREFIX", "OWNER_LOCK", "TEMP_PREFIX", "TempDir", "make_temp",
+           "makedirs_at", "remove_stale_temps", "remove_temp"]
+
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _TRIES = 8  # names tried for a new folder: one that keeps being taken is another program's doing
-
-
-class TempDir(NamedTuple):
-    """The temporary folder: ``fd`` reaches everything inside; ``path`` names it in
-    messages."""
-
-    fd: int
-    path: str
-
-    def join(self, rel: str) -> str:
-        """What messages call ``rel`` inside the folder."""
-        return os.path.join(self.path, rel)
 
 
 def make_temp(dest: str) -> tuple[TempDir, int]:

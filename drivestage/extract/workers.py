@@ -11,8 +11,8 @@ The parent keeps every decision. It validates the member list, makes the folders
 each worker batches of members whose bytes have arrived, in file order; it holds the
 temporary folder's owner lock, and each worker holds it too (an inherited descriptor), so no
 other extraction takes the folder for stale while a worker still writes in it. A worker only
-copies the byte ranges it is told into new files (:func:`writing.create`: ``O_EXCL |
-O_NOFOLLOW`` under folders the parent made), checks their CRC-32, and answers with what it
+copies the byte ranges it is told into new files (:mod:`.worker`, with
+:func:`.copying.create`: ``O_EXCL | O_NOFOLLOW`` under folders the parent made), checks their CRC-32, and answers with what it
 wrote (``fstat``) or with the first error. It reads its orders from a pipe and stops at the
 pipe's end: when the parent dies, a worker stops after the batch it is writing (at most
 :data:`_BATCH_BYTES` or :data:`_BATCH_FILES`), or within a chunk of a member whose output
@@ -42,8 +42,9 @@ from typing import BinaryIO, Callable, Iterator, Optional, Sequence
 from drivestage.errors import ArchiveError
 from drivestage.extract.frames import Message, get_message, put_message
 from drivestage.extract.members import Entry
-from drivestage.extract.tempdir import TempDir
-from drivestage.extract.writing import Progress, PER_FILE, copy_raw, create, zip_data_offset
+from drivestage.extract.copying import Progress, TempDir
+from drivestage.extract.worker import STAT_NS, Order, write_order
+from drivestage.extract.writing import PER_FILE
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +67,26 @@ MARKER = "drivestage-extract-worker-of-"
 #: command's memory is its own peak plus its workers'.
 PEAKS: list[int] = []
 
-_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "
-          "from drivestage.extract.workers import serve; serve()")
-
-#: One member to write: (index, path, mode, mtime, size, offset, comp_size, method, crc,
-#: bound). ``offset``: a zip member's local header, or a tar member's first data byte;
-#: ``crc`` -1 for none (tar); ``bound``: the member's bytes end at or before it (-1: none).
-Order = tuple[int, str, Optional[int], Optional[float], int, int, int, int, int, int]
-
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_ROOT = os.path.dirname(os.path.dirname(_HERE))
+#: What a worker runs (``sys.argv[1]``: the folder drivestage is imported from). That
+#: folder goes before the first site-packages folder, not first: for a pip install it is
+#: site-packages itself, where a package named like a standard module must not shadow it.
+#: The package's ``__init__`` is skipped (an empty module stands for it): a worker needs
+#: :mod:`.worker` and the little it imports, not all of drivestage.extract (8 MB less).
+CHILD = (
+    "import sys, types\n"
+    "root = sys.argv[1]\n"
+    "if root not in sys.path:\n"
+    "    sys.path.insert(next((i for i, p in enumerate(sys.path)\n"
+    "                          if p.endswith(('site-packages', 'dist-packages'))),\n"
+    "                         len(sys.path)), root)\n"
+    "import drivestage\n"
+    "pkg = types.ModuleType('drivestage.extract')\n"
+    f"pkg.__path__ = [{os.path.join(_ROOT, 'drivestage', 'extract')!r}]\n"
+    "sys.modules['drivestage.extract'] = pkg\n"
+    "from drivestage.extract.worker import serve\n"
+    "serve()\n")
 
 def worth_processes(kind: str, files: Sequence[Entry], jobs: int) -> bool:
     """Whether writing ``files`` (members of a ``kind`` archive) in ``jobs`` worker
@@ -250,36 +262,10 @@ def _write_here(afd: int, tmp: TempDir, files: Sequence[Entry],
             write_order(afd, tmp, order, label, progress, files[order[0]])
 
 
-def write_order(afd: int, tmp: TempDir, order: Order, label: str, progress: Progress,
-                e: Optional[Entry] = None) -> Entry:
-    """One member as ordered (see :data:`Order`), its bytes checked against the order's
-    bound; returns its entry with ``written`` set."""
-    i, path, mode, mtime, size, offset, comp_size, method, crc, bound = order
-    if e is None:
-        e = Entry(path, "file", size=size, mode=mode, mtime=mtime, comp_size=comp_size)
-    start = offset if crc < 0 else zip_data_offset(afd, offset, path, label)
-    if 0 <= bound < start + comp_size:
-        raise ArchiveError(f"member {path!r} of {label} overlaps the member after it; the "
-                           "archive is corrupt")
-    fd = create(tmp, e)
-    try:
-        copy_raw(afd, fd, e, start, comp_size, method, None if crc < 0 else crc, label,
-                 progress)
-    finally:
-        os.close(fd)
-    return e
-
-
-_STAT_NS = ("st_atime_ns", "st_mtime_ns", "st_ctime_ns")
-
-
-def _stat_fields(st: os.stat_result) -> tuple[int, ...]:
-    return tuple(st[:10]) + tuple(getattr(st, k) for k in _STAT_NS)
-
-
 def _stat(fields: Sequence[int]) -> os.stat_result:
+    """The ``fstat`` a worker answered with (:func:`.worker.stat_fields`)."""
     ns = fields[10:13]
-    extra: dict[str, float] = dict(zip(_STAT_NS, ns))
+    extra: dict[str, float] = dict(zip(STAT_NS, ns))
     extra.update(st_atime=ns[0] / 1e9, st_mtime=ns[1] / 1e9, st_ctime=ns[2] / 1e9)
     return os.stat_result(tuple(fields[:10]), extra)
 
@@ -308,8 +294,10 @@ class _Worker:
         except OSError as exc:
             log.debug("no extraction worker process (%s); a thread writes instead", exc)
             return None
-        argv = [python or sys.executable, "-I", "-c", _CHILD, _ROOT, f"{MARKER}{os.getpid()}",
-                str(w)]
+        # -I: nothing from the current folder or PYTHON* variables; so the file-name
+        # encoding is passed on as it is here (-I drops PYTHONUTF8).
+        argv = [python or sys.executable, "-I", "-X", f"utf8={sys.flags.utf8_mode}", "-c",
+                CHILD, _ROOT, f"{MARKER}{os.getpid()}", str(w)]
         try:
             with _sigint_blocked():  # until the worker ignores it (the mask is inherited)
                 proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
@@ -407,72 +395,3 @@ def _sigint_blocked() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-# ---------------------------------------------------------------- the worker's side
-
-
-def _peak_memory() -> int:
-    try:
-        with open("/proc/self/status") as fh:
-            return next(int(line.split()[1]) * 1024 for line in fh
-                        if line.startswith("VmHWM:"))
-    except (OSError, StopIteration, ValueError):
-        return 0
-
-
-def _orphan_check(parent: int) -> Callable[[int], None]:
-    """A progress callback that stops the worker once ``parent`` is gone (it was adopted)."""
-    def check(_: int) -> None:
-        if os.getppid() != parent:
-            raise BrokenPipeError(errno.EPIPE, "the parent process ended")
-    return check
-
-
-def serve() -> None:
-    """A worker's life: orders from stdin, answers on the pipe ``sys.argv[3]`` names,
-    until stdin ends (or its parent does)."""
-    from drivestage.heap import tune_for_transfers
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    # Blocked since the start (:func:`_sigint_blocked`): one sent meanwhile was just dropped.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    tune_for_transfers()
-    orders = os.fdopen(0, "rb", buffering=0)
-    answers = os.fdopen(int(sys.argv[3]), "wb", buffering=0)
-    try:
-        sys.stdout = sys.stderr  # what a worker prints is seen (its stdout: nowhere)
-        first = get_message(orders)
-        if first is None or first[0] != "init":
-            return
-        _, afd, tmp_fd, tmp_path, label = first
-        tmp = TempDir(tmp_fd, tmp_path)
-        # A batch is bounded in compressed bytes, a member's output is not (zeros inflate
-        # a thousandfold): an orphan stops within a chunk, not at its member's end. (The
-        # parent, alive now if it ever reads "ready", sends no batch before.)
-        watch = Progress(_orphan_check(os.getppid()))
-        put_message(answers, ("ready",))
-        while True:
-            message = get_message(orders)
-            if message is None or message[0] != "batch":
-                put_message(answers, ("bye", _peak_memory()))
-                return
-            done = []
-            try:
-                for order in message[1]:
-                    e = write_order(afd, tmp, order, label, watch)
-                    assert e.written is not None
-                    done.append((order[0], _stat_fields(e.written)))
-            except ArchiveError as exc:
-                put_message(answers, ("archive", str(exc)))
-                return
-            except OSError as exc:
-                put_message(answers, ("os", exc.errno or errno.EIO, exc.strerror or str(exc),
-                               exc.filename or ""))
-                return
-            except Exception as exc:  # a bug: said, never silent
-                put_message(answers, ("bug", f"{type(exc).__name__}: {exc}"))
-                return
-            put_message(answers, ("ok", done))
-    except BrokenPipeError:
-        return  # the parent went away

@@ -4,8 +4,8 @@ Zip members and plain tar members are written by ``jobs`` threads over contiguou
 ranges (zlib and file I/O release the GIL); compressed tars are one stream. Every file is
 created with ``O_EXCL | O_NOFOLLOW`` under folders this module made, reached from the
 temporary folder's descriptor (:mod:`.tempdir`: never through its name in DEST), and links
-are made last, so nothing is ever written through a link. CRC-32 is checked for zip members; a short read or
-an overlong member is :class:`ArchiveError`.
+are made last, so nothing is ever written through a link. CRC-32 is checked for zip members
+(:mod:`.copying`); a short read or an overlong member is :class:`ArchiveError`.
 """
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ import lzma
 import os
 import posixpath
 import stat
-import struct
 import tarfile
 import threading
 import zipfile
@@ -22,61 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Optional
 
 from drivestage.errors import ArchiveError
+from drivestage.extract.copying import CHUNK, NEW_FILE, Progress, copy_raw, create, \
+    finish_member, write_all, zip_data_offset
 from drivestage.extract.members import Entry, open_tar_stream
 from drivestage.extract.tempdir import TempDir
-from drivestage.store import ProgressFn
-
-_CHUNK = 1 << 20          # read/write buffer: few syscalls, bounded memory
-
-
-class Progress:
-    """Thread-safe forwarding of byte counts to the caller's callback."""
-
-    def __init__(self, fn: Optional[ProgressFn]):
-        self.fn, self.lock = fn, threading.Lock()
-
-    def __call__(self, n: int) -> None:
-        if self.fn is not None and n:
-            with self.lock:
-                self.fn(n)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def _file_mode(mode: Optional[int]) -> int:
-    # No setuid/setgid/sticky; owner can always read and replace it.
-    return ((mode if mode is not None else 0o644) & 0o777) | 0o600
-
-
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def create(root: TempDir, e: Entry) -> int:
-    """A new file for member ``e`` in the temporary folder ``root`` (never through a link,
-    never over one)."""
-    try:
-        return os.open(e.path, _NEW_FILE, _file_mode(e.mode), dir_fd=root.fd)
-    except OSError as exc:
-        exc.filename = root.join(e.path)  # messages name the file, not its path inside
-        raise
-
-
-def finish_member(fd: int, e: Entry, written: int, archive: str) -> None:
-    """Check the length written, set the member's time, and note what the file is (its
-    record: no path lookup later)."""
-    if written != e.size:
-        raise ArchiveError(f"member {e.path!r} of {archive} is truncated: got {written} of "
-                           f"{e.size} bytes; the archive is incomplete: make the archive again and "
-                           "upload it")
-    if e.mtime is not None:
-        os.utime(fd, (e.mtime, e.mtime))
-    e.written = os.fstat(fd)
-
 
 def copy_stream(src: Optional[IO[bytes]], fd: int, e: Entry, archive: str, progress: Progress) -> int:
     """Copy a file-like member stream into ``fd``; returns bytes written."""
@@ -84,73 +32,15 @@ def copy_stream(src: Optional[IO[bytes]], fd: int, e: Entry, archive: str, progr
         raise ArchiveError(f"member {e.path!r} of {archive} has no data; the archive is corrupt")
     written = 0
     while True:
-        buf = src.read(_CHUNK)
+        buf = src.read(CHUNK)
         if not buf:
             return written
         written += len(buf)
         if written > e.size:
             raise ArchiveError(f"member {e.path!r} of {archive} holds more than its declared "
                                f"{e.size} bytes; the archive is corrupt")
-        _write_all(fd, buf)
+        write_all(fd, buf)
         progress(len(buf))
-
-
-def zip_data_offset(afd: int, header_offset: int, name: str, archive: str) -> int:
-    """Where the compressed bytes start of the zip member whose local header is at
-    ``header_offset`` (``name``: what messages call the member)."""
-    header = os.pread(afd, 30, header_offset)
-    if len(header) != 30 or header[:4] != b"PK\x03\x04":
-        raise ArchiveError(f"member {name!r} of {archive}: bad local header at offset "
-                           f"{header_offset}; the archive is truncated or corrupt")
-    name_len, extra_len = struct.unpack_from("<HH", header, 26)
-    return int(header_offset) + 30 + int(name_len) + int(extra_len)
-
-
-def copy_raw(afd: int, fd: int, e: Entry, start: int, comp_size: int, method: int,
-             crc_expected: Optional[int], archive: str, progress: Progress) -> None:
-    """Stream a stored or raw-deflate byte range of the archive into ``fd``."""
-    inflater = zlib.decompressobj(-15) if method == zipfile.ZIP_DEFLATED else None
-    crc, written, pos, remaining = 0, 0, start, comp_size
-
-    def emit(data: bytes) -> None:
-        nonlocal crc, written
-        if not data:
-            return
-        written += len(data)
-        if written > e.size:
-            raise ArchiveError(f"member {e.path!r} of {archive} inflates past its declared "
-                               f"{e.size} bytes; the archive is corrupt (or a zip bomb)")
-        if crc_expected is not None:
-            crc = zlib.crc32(data, crc)
-        _write_all(fd, data)
-        progress(len(data))
-
-    try:
-        while remaining:
-            buf = os.pread(afd, min(_CHUNK, remaining), pos)
-            if not buf:
-                break
-            pos += len(buf)
-            remaining -= len(buf)
-            if inflater is None:
-                emit(buf)
-                continue
-            emit(inflater.decompress(buf, _CHUNK))
-            while inflater.unconsumed_tail:
-                emit(inflater.decompress(inflater.unconsumed_tail, _CHUNK))
-        if inflater is not None:
-            emit(inflater.flush())
-    except zlib.error as exc:
-        raise ArchiveError(f"member {e.path!r} of {archive} is corrupt ({exc}); "
-                           "download the archive again") from exc
-    if remaining or (inflater is not None and not inflater.eof):
-        raise ArchiveError(f"member {e.path!r} of {archive} is truncated; the archive is "
-                           "incomplete: make the archive again and upload it")
-    finish_member(fd, e, written, archive)
-    if crc_expected is not None and crc != crc_expected:
-        raise ArchiveError(f"member {e.path!r} of {archive} fails its CRC-32 check "
-                           f"(expected {crc_expected:08x}, got {crc:08x}); the archive is "
-                           "corrupt: make the archive again and upload it")
 
 
 #: What creating one file costs, in bytes written (file creation is most of an extraction's
@@ -347,13 +237,13 @@ def _copy_at(root: TempDir, src: str, dst: str) -> None:
     sfd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root.fd)
     try:
         st = os.fstat(sfd)
-        dfd = os.open(dst, _NEW_FILE, stat.S_IMODE(st.st_mode), dir_fd=root.fd)
+        dfd = os.open(dst, NEW_FILE, stat.S_IMODE(st.st_mode), dir_fd=root.fd)
         try:
             while True:
-                buf = os.read(sfd, _CHUNK)
+                buf = os.read(sfd, CHUNK)
                 if not buf:
                     break
-                _write_all(dfd, buf)
+                write_all(dfd, buf)
             os.utime(dfd, ns=(st.st_atime_ns, st.st_mtime_ns))
         finally:
             os.close(dfd)
