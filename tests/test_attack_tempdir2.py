@@ -14,6 +14,7 @@ import os
 import pytest
 
 from _archives import a_zip, tree
+from drivestage.errors import DestChangedError
 from drivestage.extract import extract
 from drivestage.extract import tempdir
 from drivestage.extract.tempdir import OLD_PREFIX, OWNER_LOCK, TEMP_PREFIX
@@ -163,3 +164,38 @@ def test_an_old_drivestages_temp_folder_in_a_dest_only_the_user_writes_still_goe
     (dest / STALE / "half" / "x.bin").write_bytes(b"x")
     extract(archive_in(tmp_path), dest)
     assert sorted(os.listdir(dest)) == [".drivestage", "set", "top.txt"]
+
+
+def test_a_state_folder_swapped_for_a_link_gets_no_lock_file_and_the_extraction_stops(
+        tmp_path):
+    """``DEST/.drivestage`` (where the merge lock is) replaced by a link to a folder
+    elsewhere: no lock file is made there (before: ``merge.flock`` was created through the
+    link, and a lock file someone else holds there would hold the merge forever); the
+    extraction stops with one clear line, and DEST is as it was."""
+    dest, outside = tmp_path / "dest", tmp_path / "outside"
+    dest.mkdir()
+    outside.mkdir()
+    os.symlink(outside, dest / ".drivestage")
+    with pytest.raises(DestChangedError) as info:
+        extract(archive_in(tmp_path), dest)
+    assert str(info.value) == (
+        f"{dest}/.drivestage, where drivestage keeps its locks and stamps, is a link, a file "
+        "or another user's folder; is another program writing there? Move it away and "
+        "extract again")
+    assert os.listdir(outside) == []
+    assert sorted(os.listdir(dest)) == [".drivestage"]
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="gives a folder to another user")
+def test_a_state_folder_of_another_user_is_not_used_for_the_merge_lock(tmp_path):
+    """Someone else's ``.drivestage`` at its name, with a lock file of theirs that they
+    could hold forever (the merge would wait for it without end): refused at once."""
+    dest = tmp_path / "dest"
+    (dest / ".drivestage").mkdir(parents=True)
+    (dest / ".drivestage" / "merge.flock").write_bytes(b"")
+    for path in (dest / ".drivestage", dest / ".drivestage" / "merge.flock"):
+        os.chown(path, 65534, 65534)
+    with pytest.raises(DestChangedError, match="is a link, a file or another user's folder"):
+        extract(archive_in(tmp_path), dest)
+    assert sorted(os.listdir(dest)) == [".drivestage"]
