@@ -5,7 +5,13 @@ link to anywhere in its place while members are written (a shared ``/content``, 
 data disk). So the folder is opened once, right after it is made (``O_NOFOLLOW``; it must be
 this user's and writable by no one else), and every member, folder, link, record and the
 merge reach what is inside from that descriptor (``dir_fd``). Its name is kept for messages
-and for its removal, which goes by name only while the name still leads to it.
+and for its removal.
+
+The same someone can rename a folder of the user's in DEST (whose files they cannot
+delete) to such a name: a temporary folder - new, stale or about to go - is therefore
+emptied only through the descriptor of the folder drivestage made (or judged stale), and
+its name removed only while it leads to that folder, by ``rmdir``, which takes only an
+empty folder (one that anyone who can write DEST can remove anyway).
 
 Each folder holds :data:`OWNER_LOCK`, a file its extraction holds an ``flock`` on while it
 lives (and each worker process, :mod:`.workers`, through an inherited descriptor).
@@ -55,9 +61,8 @@ def make_temp(dest: str) -> tuple[TempDir, int]:
             if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                 continue  # removed, or swapped for a file or a link already: another name
             raise
-        st = os.fstat(fd)
-        if st.st_uid != os.geteuid() or st.st_mode & 0o022:
-            os.close(fd)  # someone else's folder in its place: not written into
+        if not _just_made(fd):
+            os.close(fd)  # someone else's folder in its place, or the user's: not written into
             continue
         temp = TempDir(fd, path)
         if sys.platform == "win32":  # pragma: no cover - the process id says it there
@@ -82,23 +87,44 @@ def make_temp(dest: str) -> tuple[TempDir, int]:
                            "there? Extract again, or elsewhere")
 
 
+def _just_made(fd: int) -> bool:
+    """Whether the folder opened as ``fd`` is the one just made: this user's, private and
+    empty. Another one at its name - someone else's, or a folder of the user's that
+    someone who can write DEST renamed there - is never written into (nor removed)."""
+    st = os.fstat(fd)
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o077 and not os.listdir(fd)
+
+
 def remove_temp(temp: TempDir) -> None:
-    """Remove the temporary folder and close its descriptor. By its name while the name
-    still leads to it; else (someone moved it) only what is inside goes, through the
-    descriptor: whatever sits at the name now is not ours."""
+    """Remove the temporary folder and close its descriptor: what is inside through the
+    descriptor, then its name while that still leads to it (whatever sits at the name
+    otherwise is not ours, nor is what someone puts there between a look and a removal)."""
     try:
-        here = os.lstat(temp.path)
-        same = stat.S_ISDIR(here.st_mode) and os.path.samestat(here, os.fstat(temp.fd))
-    except OSError:
-        same = False
-    try:
-        if same:
-            shutil.rmtree(temp.path, ignore_errors=True)
-        else:
-            for name in os.listdir(temp.fd):
-                _remove_at(temp.fd, name)  # the lock file too (held by its descriptor)
+        _empty(temp.fd)
+        _rmdir_if_same(temp.path, temp.fd)
     finally:
         os.close(temp.fd)
+
+
+def _empty(fd: int) -> None:
+    """Remove what the folder ``fd`` holds, its owner lock last (while it is there, a
+    concurrent sweep sees the folder in use)."""
+    try:
+        names = os.listdir(fd)
+    except OSError:
+        return
+    for name in sorted(names, key=lambda n: n == OWNER_LOCK):
+        _remove_at(fd, name)
+
+
+def _rmdir_if_same(path: str, fd: int) -> None:
+    """Remove the emptied folder ``fd`` by its name ``path`` while the name leads to it."""
+    try:
+        here = os.lstat(path)
+        if stat.S_ISDIR(here.st_mode) and os.path.samestat(here, os.fstat(fd)):
+            os.rmdir(path)  # only an empty folder, should the name have changed just now
+    except OSError:
+        pass
 
 
 def _remove_at(dir_fd: int, name: str) -> None:
@@ -112,35 +138,67 @@ def _remove_at(dir_fd: int, name: str) -> None:
 
 
 def remove_stale_temps(dest: str) -> None:
-    """Remove temporary folders left by extractions whose process died: those whose owner
-    lock is free (those without one, of an older drivestage: when no process has the id in
-    their name)."""
+    """Remove temporary folders left by extractions whose process died: this user's folders
+    whose owner lock (a file of this user's) is free. Those without one, of an older
+    drivestage: when no process has the id in their name, and only where nobody else can
+    write DEST (elsewhere a folder of the user's may have been given such a name)."""
     try:
-        names = os.listdir(dest)
+        dest_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
         return
-    for name in names:
-        if not name.startswith((TEMP_PREFIX, OLD_PREFIX)):
-            continue
-        path = os.path.join(dest, name)
+    try:
+        st = os.fstat(dest_fd)
+        shared = st.st_uid != os.geteuid() or bool(st.st_mode & 0o022)
+        for name in os.listdir(dest_fd):
+            if name.startswith((TEMP_PREFIX, OLD_PREFIX)):
+                _remove_if_stale(dest, dest_fd, name, shared)
+    except OSError:
+        return
+    finally:
+        os.close(dest_fd)
+
+
+def _remove_if_stale(dest: str, dest_fd: int, name: str, shared: bool) -> None:
+    """One folder named like a temporary folder: emptied through its descriptor and
+    removed (see :func:`remove_temp`) when it is stale."""
+    try:
+        fd = os.open(name, DIR_FLAGS, dir_fd=dest_fd)
+    except OSError:
+        return  # a file, a link, gone: no folder of an extraction
+    try:
+        if os.fstat(fd).st_uid != os.geteuid():
+            return  # another user's: their extraction's, or anything given such a name
+        lock = _open_lock(fd)
         try:
-            fd = os.open(os.path.join(path, OWNER_LOCK),
-                         os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            fd = -1
-        try:
-            if fd >= 0:
+            if lock >= 0:
                 try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError:
-                    continue  # its extraction runs
-            elif _pid_alive(name):
-                continue
+                    return  # its extraction runs
+            elif shared or _pid_alive(name):
+                return
+            path = os.path.join(dest, name)
             log.info("removing a stale extraction folder %s", path)
-            shutil.rmtree(path, ignore_errors=True)
+            _empty(fd)
+            _rmdir_if_same(path, fd)
         finally:
-            if fd >= 0:
-                os.close(fd)
+            if lock >= 0:
+                os.close(lock)
+    finally:
+        os.close(fd)
+
+
+def _open_lock(fd: int) -> int:
+    """The owner lock of the folder ``fd``, or -1 where it has none of this user's."""
+    try:
+        lock = os.open(OWNER_LOCK, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+    except OSError:
+        return -1
+    st = os.fstat(lock)
+    if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid():
+        return lock
+    os.close(lock)
+    return -1
 
 
 def _pid_alive(name: str) -> bool:
