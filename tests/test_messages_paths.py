@@ -453,6 +453,25 @@ def test_an_update_of_what_drivestage_0_1_0_extracted(emulator, dest, tmp_path, 
     assert (dest / "ds/new.txt").read_bytes() == b"new in v2"
 
 
+@renders("where drivestage keeps its locks and stamps, is a link, a file or another user's "
+         "folder")
+def test_a_state_folder_that_is_a_link(emulator, dest, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    dest.mkdir()
+    os.symlink(elsewhere, dest / ".drivestage")  # someone who can write DEST
+    emulator.add_file("d.zip", a_zip({"ds/a.txt": b"alpha"}))
+    code, line = command("pull", "drive:d.zip", str(dest), "-x", "-q")
+    assert code == 1
+    shown("where drivestage keeps its locks and stamps, is a link, a file or another user's "
+          "folder", line)
+    assert line == (f"Error: {dest}/.drivestage, where drivestage keeps its locks and stamps, "
+                    "is a link, a file or another user's folder; is another program writing "
+                    "there? Move it away and extract again")
+    assert not (dest / "ds").exists()
+    assert not (elsewhere / "merge.flock").exists()
+
+
 @renders("temporary folders drivestage made in … kept vanishing or changing before it could "
          "use one")
 def test_temp_folders_another_program_keeps_replacing_with_links(emulator, dest, tmp_path,
