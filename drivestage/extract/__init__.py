@@ -16,7 +16,9 @@
    :class:`DiskSpaceError` with the numbers, before writing.
 3. Members are streamed (1 MiB buffers, bounded memory even for a zip bomb, whose output is
    capped at the declared size) into a hidden temporary folder inside DEST
-   (``.drivestage-extract-<pid>-<random>``) by :mod:`.writing`; CRC-32 is checked for zips.
+   (``.drivestage-extract-<pid>-<random>``, private, reached only by its descriptor: see
+   :mod:`.tempdir`) by :mod:`.writing`, or for a big zip or tar by worker processes
+   (:mod:`.workers`); CRC-32 is checked for zips.
 4. Under DEST's merge lock (``DEST/.drivestage/merge.flock``, see :mod:`.merging`), the
    members are checked against DEST again as it is then, links are judged (below), and the
    tree is merged into DEST as ``unzip`` does: a path DEST lacks arrives by one rename (a
