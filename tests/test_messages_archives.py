@@ -306,3 +306,45 @@ def test_a_member_file_where_dest_has_a_folder(emulator, dest):
     assert code == 1
     shown("is a file, but … is a folder; move that folder away or extract elsewhere", line)
     assert listing(dest) == ["m.zip", "model.bin", "model.bin/mine.txt"]
+
+
+@renders("was killed by … before its work was done; run the command again")
+def test_an_extraction_worker_killed_mid_way(emulator, dest):
+    """A big archive's members are written by two worker processes (``pull -x`` of a zip
+    staged already). Both are killed as the first member appears in the temporary folder
+    (as the kernel's out-of-memory killer would): the command says so, DEST holds what it
+    held, and no worker or temporary folder is left."""
+    import signal
+    import threading
+    import time
+
+    from test_extract_workers import big_zip, members, worker_pids
+    from drivestage.extract.tempdir import TEMP_PREFIX
+
+    emulator.add_file("d/set.zip", big_zip({"set/zeros.bin": bytes(64 << 20), **members()}))
+    staged = CliRunner().invoke(cli, ["pull", "drive:d/set.zip", str(dest), "-q"])
+    assert staged.exit_code == 0, staged.stderr
+    before = listing(dest)
+    got: list[tuple[int, str]] = []
+    t = threading.Thread(target=lambda: got.append(pull("drive:d/set.zip", str(dest))))
+    t.start()
+    killed: list[int] = []
+    deadline = time.monotonic() + 60
+    while t.is_alive() and not killed:
+        assert time.monotonic() < deadline
+        pids = worker_pids(os.getpid())
+        if len(pids) == 2 and list(dest.glob(TEMP_PREFIX + "*/set/zeros.bin")):
+            for pid in pids:
+                os.kill(pid, signal.SIGKILL)
+            killed = pids
+        time.sleep(0.001)
+    t.join(60)
+    assert killed, "the extraction ended before its workers could be killed"
+    [(code, line)] = got
+    assert code == 1
+    shown("was killed by … before its work was done; run the command again", line)
+    assert any(f"the extraction worker process {pid} was killed by SIGKILL before its work "
+               "was done; run the command again (if this happens again, the machine may be "
+               "short of memory)" in line for pid in killed), line
+    assert listing(dest) == before
+    assert worker_pids(os.getpid()) == []
