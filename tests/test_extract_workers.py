@@ -159,12 +159,11 @@ def writing(archive, job, files, **options) -> tuple[threading.Thread, list[Base
     return threading.Thread(target=run_it, daemon=True), errors
 
 
-def test_a_worker_holds_the_folder_lock_and_reads_the_archive_by_descriptor(tmp_path):
-    """The worker's descriptors, listed by the interpreter it was started as."""
-    archive, job, files = started(tmp_path, members())
-    seen = tmp_path / "fds"
+def written_through(archive, job, files, tmp_path, script: str) -> None:
+    """``write_in_processes`` of ``files`` (two workers) started as the shell ``script``
+    (it ends by exec'ing this interpreter), then the job closed."""
     python = tmp_path / "python"
-    python.write_text(f"#!/bin/sh\nls -l /proc/$$/fd >> {seen}\nexec {sys.executable} \"$@\"\n")
+    python.write_text(f"#!/bin/sh\n{script}\n")
     python.chmod(0o755)
     afd = os.open(archive, os.O_RDONLY)
     try:
@@ -174,6 +173,14 @@ def test_a_worker_holds_the_folder_lock_and_reads_the_archive_by_descriptor(tmp_
     finally:
         os.close(afd)
         job.close()
+
+
+def test_a_worker_holds_the_folder_lock_and_reads_the_archive_by_descriptor(tmp_path):
+    """The worker's descriptors, listed by the interpreter it was started as."""
+    archive, job, files = started(tmp_path, members())
+    seen = tmp_path / "fds"
+    written_through(archive, job, files, tmp_path,
+                    f"ls -l /proc/$$/fd >> {seen}\nexec {sys.executable} \"$@\"")
     listed = seen.read_text()
     assert listed.count(os.path.join(job.tmp, OWNER_LOCK)) == 2
     assert listed.count(str(archive)) == 2
@@ -345,17 +352,8 @@ def test_a_worker_loads_only_what_it_writes_with(tmp_path):
     Seen through ``-X importtime`` of the interpreter it was started as."""
     archive, job, files = started(tmp_path, members())
     seen = tmp_path / "imports"
-    python = tmp_path / "python"
-    python.write_text(f"#!/bin/sh\nexec {sys.executable} -X importtime \"$@\" 2>> {seen}\n")
-    python.chmod(0o755)
-    afd = os.open(archive, os.O_RDONLY)
-    try:
-        workers.write_in_processes("zip", afd, os.fstat(afd).st_size, job.root, files, 2,
-                                   Progress(None), label=str(archive), hold_fd=job.owner_fd,
-                                   python=str(python))
-    finally:
-        os.close(afd)
-        job.close()
+    written_through(archive, job, files, tmp_path,
+                    f"exec {sys.executable} -X importtime \"$@\" 2>> {seen}")
     loaded = [line.rsplit("|", 1)[-1].strip() for line in seen.read_text().splitlines()
               if line.startswith("import time:")]
     assert loaded.count("drivestage.extract.worker") == 2  # both started, both imported it
