@@ -138,7 +138,7 @@ def swap_back_before_the_merge(monkeypatch, undo) -> None:
 # ------------------------------------------------------------------ (1) a link: no writes
 
 
-@pytest.mark.parametrize("when", ["first pull", "rerun"])
+@pytest.mark.parametrize("when", ["first pull", "rerun", "forced rerun"])
 def test_a_state_folder_that_is_a_link_gets_nothing_written_through_it_and_the_pull_stops(
         emulator, dest, tmp_path, when):
     """``DEST/.drivestage`` is a link to a folder elsewhere (one the attacker cannot write,
@@ -148,18 +148,44 @@ def test_a_state_folder_that_is_a_link_gets_nothing_written_through_it_and_the_p
     outside = tmp_path / "outside"
     outside.mkdir()
     emulator.add_file("d/v.zip", a_zip(V1))
-    if when == "rerun":
+    if when != "first pull":
         assert run("pull", "drive:d/v.zip", str(dest), "-x", "-q")[0] == 0
         shutil.rmtree(dest / ".drivestage")  # moved away by the attacker
     else:
         dest.mkdir()
     os.symlink(outside, dest / ".drivestage")
     before = everything(dest)
-    code, _out, err = run("pull", "drive:d/v.zip", str(dest), "-x", "-q")
+    force = ["--force"] if when == "forced rerun" else []  # no stamp is looked up first
+    code, _out, err = run("pull", "drive:d/v.zip", str(dest), "-x", "-q", *force)
     assert code == 1
     assert err.strip().splitlines()[-1] == message(dest)
     assert os.listdir(outside) == []
     assert everything(dest) == before
+
+
+def test_a_state_folder_swapped_for_a_link_during_the_download_gets_no_stamp(
+        emulator, dest, tmp_path, monkeypatch):
+    """The link is put at ``.drivestage`` while the archive downloads (after the stamps were
+    read): the stamp is not written through it (before: it landed where the link leads); the
+    pull stops with the merge lock's line before anything is extracted."""
+    from drivestage.unpack import Unpacking
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    emulator.add_file("d/v.zip", a_zip(V1))
+    original = Unpacking.download
+
+    def download(self):
+        os.rename(dest / ".drivestage", tmp_path / "moved-away")
+        os.symlink(outside, dest / ".drivestage")
+        return original(self)
+
+    monkeypatch.setattr(Unpacking, "download", download)
+    code, _out, err = run("pull", "drive:d/v.zip", str(dest), "-x", "-q")
+    assert code == 1
+    assert err.strip().splitlines()[-1] == message(dest)
+    assert os.listdir(outside) == []
+    assert tree(dest) == {"v.zip": a_zip(V1)}  # downloaded; nothing extracted
 
 
 # ------------------------------------------------------------------ (2) forged stamps
@@ -258,4 +284,19 @@ def test_a_stamp_that_is_a_link_is_neither_followed_nor_removed_through(
     assert stat.S_ISREG(os.lstat(path).st_mode)
     assert json.loads(path.read_bytes())["extracted"] is True
     assert (copy.read_bytes(), other.read_bytes()) == kept
+    assert tree(dest) == {"v.zip": a_zip(V1), **V1}
+
+
+def test_a_new_state_folder_is_the_users_alone_whatever_the_umask(emulator, dest):
+    """Made under a umask of 0 (a shared machine's setting for a team folder), the state
+    folder still lets nobody else in: nobody else can plant a stamp or a link there, nor
+    remove the lock files (before: 0777, as the umask said)."""
+    emulator.add_file("d/v.zip", a_zip(V1))
+    old = os.umask(0)
+    try:
+        code, _out, err = run("pull", "drive:d/v.zip", str(dest), "-x", "-q")
+    finally:
+        os.umask(old)
+    assert code == 0, err
+    assert stat.S_IMODE(os.lstat(dest / ".drivestage").st_mode) == 0o700
     assert tree(dest) == {"v.zip": a_zip(V1), **V1}
