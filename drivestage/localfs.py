@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import secrets
 import tempfile
 from typing import BinaryIO, Iterator, Optional
 
@@ -74,6 +75,44 @@ def atomic_write(path: str, data: bytes, *, mode: Optional[int] = None,
     """Write ``data`` to ``path`` atomically (:func:`atomic_file`)."""
     with atomic_file(path, mode=mode, durable=durable) as fh:
         fh.write(data)
+
+
+def atomic_write_at(dir_fd: int, name: str, data: bytes, *, mode: Optional[int] = None,
+                    durable: bool = False) -> None:
+    """:func:`atomic_write` of ``name`` in the folder ``dir_fd`` (a descriptor, so the write
+    lands in that very folder whatever its path leads to by now): a hidden temporary file
+    made there (``O_EXCL|O_NOFOLLOW``: never an existing file or a link), renamed over
+    ``name`` (which replaces a link there, never what it leads to)."""
+    for _ in range(100):
+        tmp = f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
+                         os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover - 100 random names taken: as mkstemp gives up
+        raise FileExistsError(f"no free temporary name for {name}")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+            if mode is not None:
+                os.fchmod(fh.fileno(), mode)
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
+        except OSError:
+            pass
+        raise
+    if durable:
+        try:
+            os.fsync(dir_fd)
+        except OSError:
+            pass
 
 
 def _fsync_folder(folder: str) -> None:

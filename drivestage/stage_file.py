@@ -37,6 +37,7 @@ from drivestage.checksums import choose
 from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError, NotFoundError, \
     UsageError
 from drivestage.extract.records import MemberRecord
+from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
 from drivestage.localfs import fitted_name
 from drivestage.partials import unlink
@@ -193,19 +194,9 @@ class FileStager:
         self.lock_dir = lock_dir or dest
         self.protect = protect
 
-    def _lock(self, name: str) -> Any:
-        from filelock import FileLock, Timeout
-
-        folder = os.path.join(self.dest, STAMP_DIR)
-        os.makedirs(folder, exist_ok=True)
-        lock = FileLock(os.path.join(folder, fitted_name(name) + ".lock"))
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            log.warning("another pull of %s into %s is running; waiting for it", self.src,
-                        self.dest)
-            lock.acquire()
-        return lock
+    def _waiting(self) -> None:
+        log.warning("another pull of %s into %s is running; waiting for it", self.src,
+                    self.dest)
 
     def stage(self, entry: RemoteEntry) -> PullResult:
         """Stage the file ``entry`` as ``dest/<its name>`` (under the file's lock)."""
@@ -216,12 +207,10 @@ class FileStager:
                              f"Slides file? its type is {entry.kind or 'unknown'}); export it "
                              "to a file on Drive first")
         name = safe_name(entry.name, self.src)
-        os.makedirs(self.dest, exist_ok=True)
-        lock = self._lock(name)
-        try:
+        # The file's lock, in the state folder: checked to be this user's own folder before
+        # anything is read from it or written (see drivestage.extract.statedir).
+        with state_lock(self.dest, fitted_name(name) + ".lock", self._waiting):
             return self._stage_locked(name, entry)
-        finally:
-            lock.release()
 
     def _local(self, stamp: Optional[Stamp], entry: RemoteEntry, target: str) -> Local:
         try:

@@ -9,6 +9,14 @@ whether its extraction is in place, the records of the members that extraction w
 (:class:`~drivestage.extract.MemberRecord`), and ``stale``: members of older versions still
 to be removed once a newer extraction is in place. It is written atomically.
 
+Whoever can write DEST can put a link or a folder of theirs at ``.drivestage``, and a forged
+stamp's records (anyone can read them off the user's files with ``stat``) would make an
+update remove the user's files. So every stamp is read, written, listed and removed through
+the state folder's descriptor, checked to be this user's real folder
+(:mod:`drivestage.extract.statedir`; anything else stops the pull with one line), and a
+stamp is read only from this user's regular file there: a link or someone else's file at a
+stamp's name is ignored, never followed.
+
 Stamps written by drivestage 0.1.0 (``<name>.json``, version 1, members as ``[path, size]``)
 are still read: an intact copy stays a cache hit, but their members are never removed (no
 record proves that a path is still what that extraction wrote).
@@ -20,11 +28,13 @@ import json
 import logging
 import os
 import stat
+from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from drivestage.extract import MemberRecord
+from drivestage.extract.statedir import open_state, read_own
 from drivestage.extract.validation import STATE_DIR
-from drivestage.localfs import atomic_write, fitted_name
+from drivestage.localfs import atomic_write_at, fitted_name
 
 log = logging.getLogger(__name__)
 
@@ -41,58 +51,81 @@ def _base(name: str) -> str:
 
 def path_of(dest: str, name: str, file_id: str) -> str:
     """The stamp file of the remote file ``file_id`` staged as ``dest/<name>``."""
+    return os.path.join(dest, STATE_DIR, _file_of(name, file_id))
+
+
+def _file_of(name: str, file_id: str) -> str:
     key = hashlib.sha1(file_id.encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    return os.path.join(dest, STATE_DIR, f"{_base(name)}@{key}.json")
+    return f"{_base(name)}@{key}.json"
 
 
-def _legacy_path(dest: str, name: str) -> str:
-    return os.path.join(dest, STATE_DIR, name + ".json")
+@contextmanager
+def _state(dest: str) -> Iterator[Optional[int]]:
+    """The checked descriptor of ``dest``'s state folder (None: there is none yet)."""
+    fd = open_state(dest, create=False)
+    try:
+        yield fd
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _all(dest: str) -> Iterator[tuple[str, Stamp]]:
     """``(file name, stamp)`` for every readable stamp in ``dest``'s state folder."""
-    folder = os.path.join(dest, STATE_DIR)
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return
-    for entry in names:
-        stamp = _read(os.path.join(folder, entry)) if entry.endswith(".json") else None
-        if stamp is not None:
-            yield entry, stamp
+    with _state(dest) as fd:
+        if fd is None:
+            return
+        for entry in os.listdir(fd):
+            stamp = _read(dest, fd, entry) if entry.endswith(".json") else None
+            if stamp is not None:
+                yield entry, stamp
 
 
-def _read(path: str) -> Optional[Stamp]:
+def _read(dest: str, state_fd: int, entry: str) -> Optional[Stamp]:
+    """The stamp in the file ``entry``; None unless it is this user's regular file (a link
+    or someone else's file there is never followed nor trusted: its records would decide
+    what an update removes) holding a stamp."""
+    raw = read_own(state_fd, entry)
+    if raw is None:
+        if _exists(state_fd, entry):
+            log.debug("%s is not a stamp of this user's (a link, another user's file, "
+                      "unreadable): ignored", os.path.join(dest, STATE_DIR, entry))
+        return None
     try:
-        with open(path, encoding="utf-8") as fh:
-            stamp = json.load(fh)
-    except (OSError, ValueError):
+        stamp = json.loads(raw)
+    except ValueError:
         return None
     if not isinstance(stamp, dict) or stamp.get("version") not in (VERSION, LEGACY_VERSION):
         return None
     if not isinstance(stamp.get("id"), str) or not isinstance(stamp.get("members", []), list):
         return None
-    stamp["_path"] = path
+    stamp["_path"] = os.path.join(dest, STATE_DIR, entry)
     return stamp
+
+
+def _exists(state_fd: int, entry: str) -> bool:
+    try:
+        os.stat(entry, dir_fd=state_fd, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
 
 
 def of(dest: str, name: str) -> list[Stamp]:
     """Every stamp of a remote file staged as ``dest/<name>`` (several remote files may have
     been staged under one local name), 0.1.0 stamps included."""
-    folder = os.path.join(dest, STATE_DIR)
     prefix = _base(name) + "@"
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return []
     found = []
-    for entry in sorted(names):
-        if entry.startswith(prefix) and entry.endswith(".json"):
-            stamp = _read(os.path.join(folder, entry))
-            if stamp is not None and stamp.get("version") == VERSION and \
-                    stamp.get("file") == name:
-                found.append(stamp)
-    legacy = _read(_legacy_path(dest, name))
+    with _state(dest) as fd:
+        if fd is None:
+            return []
+        for entry in sorted(os.listdir(fd)):
+            if entry.startswith(prefix) and entry.endswith(".json"):
+                stamp = _read(dest, fd, entry)
+                if stamp is not None and stamp.get("version") == VERSION and \
+                        stamp.get("file") == name:
+                    found.append(stamp)
+        legacy = _read(dest, fd, name + ".json")
     if legacy is not None and legacy.get("version") == LEGACY_VERSION:
         found.append(legacy)
     return found
@@ -144,19 +177,32 @@ def new(*, src: str, file_id: str, name: str, remote_name: str, parent_id: Optio
 
 
 def write(dest: str, stamp: Stamp) -> None:
-    """Write ``stamp`` (atomically) where its remote id says."""
-    path = path_of(dest, stamp["file"], stamp["id"])
+    """Write ``stamp`` (atomically) where its remote id says, through the state folder's
+    checked descriptor (made when there is none)."""
+    entry = _file_of(stamp["file"], stamp["id"])
     body = {k: v for k, v in stamp.items() if not k.startswith("_")}
-    atomic_write(path, json.dumps(body, separators=(",", ":")).encode())
-    stamp["_path"] = path
+    fd = open_state(dest, create=True)
+    assert fd is not None
+    try:
+        atomic_write_at(fd, entry, json.dumps(body, separators=(",", ":")).encode())
+    finally:
+        os.close(fd)
+    stamp["_path"] = os.path.join(dest, STATE_DIR, entry)
 
 
 def drop(stamp: Stamp) -> None:
-    """Remove a stamp's file."""
-    try:
-        os.unlink(stamp["_path"])
-    except (KeyError, FileNotFoundError):
-        pass
+    """Remove a stamp's file (through the state folder's checked descriptor)."""
+    path = stamp.get("_path")
+    if not isinstance(path, str):
+        return
+    folder, entry = os.path.split(path)
+    with _state(os.path.dirname(folder)) as fd:
+        if fd is None:
+            return
+        try:
+            os.unlink(entry, dir_fd=fd)
+        except FileNotFoundError:
+            pass
 
 
 def records(stamp: Stamp, key: str = "members") -> list[MemberRecord]:

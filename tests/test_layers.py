@@ -42,7 +42,7 @@ LAYERS = [
     ["extract.formats", "extract.frames", "extract.copying"],
     ["extract.tempdir", "extract.worker"],   # a worker process imports no more than this
     ["extract.members"],
-    ["extract.validation", "extract.owned"],
+    ["extract.validation", "extract.owned", "extract.statedir"],
     ["extract.links", "extract.merging", "extract.writing"],
     ["extract.records", "extract.workers"],
     ["extract.job"],

@@ -16,7 +16,6 @@ import posixpath
 import secrets
 import shutil
 import stat
-import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional
@@ -24,11 +23,9 @@ from typing import Iterator, Optional
 from drivestage.errors import ArchiveError, DestChangedError
 from drivestage.extract.members import Entry
 from drivestage.extract.owned import NOTHING, Owned, own_folder
+from drivestage.extract.statedir import state_lock
 from drivestage.extract.tempdir import DIR_FLAGS, OLD_PREFIX, TempDir
 from drivestage.extract.validation import STATE_DIR
-
-if sys.platform != "win32":
-    import fcntl
 
 log = logging.getLogger(__name__)
 
@@ -38,63 +35,15 @@ _RETRIES = 8   # a path that keeps changing under the merge (another program) is
 
 @contextmanager
 def merge_lock(folder: str) -> Iterator[None]:
-    """Hold the merge lock of ``folder`` (threads and processes alike wait for it)."""
-    state = os.path.join(folder, STATE_DIR)
-    if sys.platform == "win32":  # pragma: no cover - not POSIX: filelock's own locking
-        from filelock import FileLock
+    """Hold the merge lock of ``folder`` (threads and processes alike wait for it), reached
+    through its state folder's checked descriptor (:mod:`.statedir`: whoever can write
+    ``folder`` can put a link or a folder of theirs at ``.drivestage``; a lock file made
+    through the link lands elsewhere, and one of theirs can be held forever)."""
+    def waiting() -> None:
+        log.debug("waiting for another extraction into %s to finish its merge", folder)
 
-        os.makedirs(state, exist_ok=True)
-        with FileLock(os.path.join(folder, MERGE_LOCK)):
-            yield
-        return
-    fd = _open_lock(folder, state)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.debug("waiting for another extraction into %s to finish its merge", folder)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+    with state_lock(folder, posixpath.basename(MERGE_LOCK), waiting):
         yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _open_lock(folder: str, state: str) -> int:
-    """The merge lock's file, reached through the state folder's descriptor: whoever can
-    write ``folder`` can put a link or a folder of theirs at ``.drivestage`` (a lock file
-    made through the link lands elsewhere; one of theirs can be held forever)."""
-    os.makedirs(folder, exist_ok=True)
-    try:
-        os.mkdir(state)
-    except FileExistsError:
-        pass
-    state_fd = _open_own(state, DIR_FLAGS)
-    if state_fd >= 0:
-        try:
-            fd = _open_own(posixpath.basename(MERGE_LOCK),
-                           os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, state_fd)
-        finally:
-            os.close(state_fd)
-        if fd >= 0:
-            return fd
-    raise DestChangedError(f"{state}, where drivestage keeps its locks and stamps, is a link, "
-                           "a file or another user's folder; is another program writing "
-                           "there? Move it away and extract again")
-
-
-def _open_own(path: str, flags: int, dir_fd: Optional[int] = None) -> int:
-    """``path`` opened with ``flags`` (``O_NOFOLLOW`` in them), or -1 when it is a link, not
-    a folder where one is meant, or not this user's."""
-    try:
-        fd = os.open(path, flags, 0o600, dir_fd=dir_fd)
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-            return -1
-        raise
-    if os.fstat(fd).st_uid == os.geteuid():
-        return fd
-    os.close(fd)
-    return -1
 
 
 def archive_tree(entries: list[Entry]) -> dict[str, Entry]:

@@ -1,0 +1,139 @@
+"""DEST's state folder (``DEST/.drivestage``: the merge lock, each file's pull lock, the
+stamps), reached only through a descriptor checked to be this user's real folder.
+
+Whoever can write DEST (a shared folder, another user) can put a link or a folder of their
+own at ``.drivestage``: a lock or a stamp made through the link lands wherever it leads, and
+stamps read from their folder decide what an update removes. So the folder is opened with
+``O_NOFOLLOW|O_DIRECTORY`` and must be this user's; every lock and stamp inside is reached
+from that descriptor (``dir_fd``) and must be a regular file of this user's too. Anything
+else stops the command with one line (:func:`state_error`), before DEST changes.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import sys
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional
+
+from drivestage.errors import DestChangedError
+from drivestage.extract.tempdir import DIR_FLAGS
+from drivestage.extract.validation import STATE_DIR
+
+if sys.platform != "win32":
+    import fcntl
+
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO never waits
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def state_error(folder: str) -> DestChangedError:
+    """The one line for a ``.drivestage`` that is not this user's own folder."""
+    return DestChangedError(f"{os.path.join(folder, STATE_DIR)}, where drivestage keeps its "
+                            "locks and stamps, is a link, a file or another user's folder; "
+                            "is another program writing there? Move it away and extract "
+                            "again")
+
+
+def open_state(folder: str, *, create: bool) -> Optional[int]:
+    """A descriptor of ``folder``'s state folder (made 0700 first when ``create``), or None
+    when there is none and ``create`` is false. Raises :func:`state_error` when it is a link,
+    a file or another user's folder: reading a stamp there is as unsafe as writing one."""
+    if create:
+        os.makedirs(folder, exist_ok=True)
+    try:
+        folder_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        if create:
+            raise
+        return None
+    try:
+        if create:
+            try:
+                os.mkdir(STATE_DIR, 0o700, dir_fd=folder_fd)  # nobody else writes inside
+            except FileExistsError:
+                pass
+        try:
+            fd = open_own(STATE_DIR, DIR_FLAGS, folder_fd)
+        except FileNotFoundError:
+            if create:
+                raise state_error(folder) from None  # removed again at once: not ours
+            return None
+    finally:
+        os.close(folder_fd)
+    if fd < 0:
+        raise state_error(folder)
+    return fd
+
+
+def open_own(name: str, flags: int, dir_fd: Optional[int] = None) -> int:
+    """``name`` opened with ``flags`` (``O_NOFOLLOW`` in them), or -1 when it is a link, not
+    a folder where one is meant (nor a regular file where a file is), or not this user's."""
+    try:
+        fd = os.open(name, flags, 0o600, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EISDIR):
+            return -1
+        raise
+    st = os.fstat(fd)
+    kind = stat.S_ISDIR if flags & os.O_DIRECTORY else stat.S_ISREG
+    if kind(st.st_mode) and st.st_uid == os.geteuid():
+        return fd
+    os.close(fd)
+    return -1
+
+
+def read_own(state_fd: int, name: str) -> Optional[bytes]:
+    """The bytes of the file ``name`` in the state folder, or None when it is absent,
+    unreadable, a link or not this user's regular file (never followed, never trusted)."""
+    try:
+        fd = open_own(name, _READ_FLAGS, state_fd)
+    except OSError:
+        return None
+    if fd < 0:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        try:
+            return fh.read()
+        except OSError:
+            return None
+
+
+@contextmanager
+def state_lock(folder: str, name: str, on_wait: Callable[[], None]) -> Iterator[None]:
+    """Hold an ``flock`` on ``name`` in ``folder``'s state folder (threads and processes
+    alike wait for it; ``on_wait`` runs first when it is taken). The kernel drops the lock
+    of a process that dies."""
+    if sys.platform == "win32":  # pragma: no cover - not POSIX: filelock's own locking
+        from filelock import FileLock, Timeout
+
+        os.makedirs(os.path.join(folder, STATE_DIR), exist_ok=True)
+        lock = FileLock(os.path.join(folder, STATE_DIR, name))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            on_wait()
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
+        return
+    state_fd = open_state(folder, create=True)
+    assert state_fd is not None
+    try:
+        fd = open_own(name, _LOCK_FLAGS, state_fd)
+    finally:
+        os.close(state_fd)
+    if fd < 0:
+        raise state_error(folder)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            on_wait()
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
