@@ -48,7 +48,7 @@ def dest(tmp_path):
 def message(dest) -> str:
     return (f"Error: {dest}/.drivestage, where drivestage keeps its locks and stamps, is a "
             "link, a file or another user's folder; is another program writing there? Move "
-            "it away and extract again")
+            "it away and run the command again")
 
 
 def tree(root) -> dict:

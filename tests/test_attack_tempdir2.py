@@ -181,7 +181,7 @@ def test_a_state_folder_swapped_for_a_link_gets_no_lock_file_and_the_extraction_
     assert str(info.value) == (
         f"{dest}/.drivestage, where drivestage keeps its locks and stamps, is a link, a file "
         "or another user's folder; is another program writing there? Move it away and "
-        "extract again")
+        "run the command again")
     assert os.listdir(outside) == []
     assert sorted(os.listdir(dest)) == [".drivestage"]
 

@@ -467,7 +467,7 @@ def test_a_state_folder_that_is_a_link(emulator, dest, tmp_path):
           "folder", line)
     assert line == (f"Error: {dest}/.drivestage, where drivestage keeps its locks and stamps, "
                     "is a link, a file or another user's folder; is another program writing "
-                    "there? Move it away and extract again")
+                    "there? Move it away and run the command again")
     assert not (dest / "ds").exists()
     assert not (elsewhere / "merge.flock").exists()
 

@@ -144,12 +144,12 @@ class Job:
 
     def close(self) -> None:
         """Remove the temporary folder (whatever the merge did not move)."""
+        owner, self._owner = self._owner, -1
         if self._root is not None:
-            remove_temp(self._root)
-            self._root = None
-        if self._owner >= 0:
-            os.close(self._owner)  # after the folder went: the lock says it is in use
-            self._owner = -1
+            root, self._root = self._root, None
+            remove_temp(root, owner)  # closes the lock once the folder is empty
+        elif owner >= 0:
+            os.close(owner)
 
 
 def check_against_dest(archive: str, dest: str, entries: list[Entry],

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
 from drivestage.errors import DestChangedError
-from drivestage.extract.tempdir import DIR_FLAGS
+from drivestage.extract.tempdir import DIR_FLAGS, new_file_owner
 from drivestage.extract.validation import STATE_DIR
 
 if sys.platform != "win32":
@@ -32,8 +32,8 @@ def state_error(folder: str) -> DestChangedError:
     """The one line for a ``.drivestage`` that is not this user's own folder."""
     return DestChangedError(f"{os.path.join(folder, STATE_DIR)}, where drivestage keeps its "
                             "locks and stamps, is a link, a file or another user's folder; "
-                            "is another program writing there? Move it away and extract "
-                            "again")
+                            "is another program writing there? Move it away and run the "
+                            "command again")
 
 
 def open_state(folder: str, *, create: bool) -> Optional[int]:
@@ -55,7 +55,7 @@ def open_state(folder: str, *, create: bool) -> Optional[int]:
             except FileExistsError:
                 pass
         try:
-            fd = open_own(STATE_DIR, DIR_FLAGS, folder_fd)
+            fd = open_own(STATE_DIR, DIR_FLAGS, folder_fd, owner=None)
         except FileNotFoundError:
             if create:
                 raise state_error(folder) from None  # removed again at once: not ours
@@ -67,9 +67,12 @@ def open_state(folder: str, *, create: bool) -> Optional[int]:
     return fd
 
 
-def open_own(name: str, flags: int, dir_fd: Optional[int] = None) -> int:
-    """``name`` opened with ``flags`` (``O_NOFOLLOW`` in them), or -1 when it is a link, not
-    a folder where one is meant (nor a regular file where a file is), or not this user's."""
+def open_own(name: str, flags: int, dir_fd: int, owner: Optional[int] = -1) -> int:
+    """``name`` in the folder ``dir_fd``, opened with ``flags`` (``O_NOFOLLOW`` in them), or
+    -1 when it is a link, not a folder where one is meant (nor a regular file where a file
+    is), or not ``owner``'s: by default the owner of ``dir_fd`` (a state folder judged
+    already); None: whom the file system gives this user's new files there
+    (:func:`~drivestage.extract.tempdir.new_file_owner`)."""
     try:
         fd = os.open(name, flags, 0o600, dir_fd=dir_fd)
     except OSError as exc:
@@ -78,8 +81,12 @@ def open_own(name: str, flags: int, dir_fd: Optional[int] = None) -> int:
         raise
     st = os.fstat(fd)
     kind = stat.S_ISDIR if flags & os.O_DIRECTORY else stat.S_ISREG
-    if kind(st.st_mode) and st.st_uid == os.geteuid():
-        return fd
+    if kind(st.st_mode):
+        if owner == -1:
+            owner = os.fstat(dir_fd).st_uid
+        if st.st_uid == os.geteuid() or st.st_uid == (
+                owner if owner is not None else new_file_owner(dir_fd)):
+            return fd
     os.close(fd)
     return -1
 

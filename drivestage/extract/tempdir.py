@@ -42,8 +42,8 @@ OLD_PREFIX = ".drivestage-replaced-"
 #: stale, whatever process has its id now (the id's pid may be reused after a restart, or
 #: belong to another pid namespace: a second container sharing DEST).
 OWNER_LOCK = ".drivestage-owner"
-__all__ = ["DIR_FLAGS", "OLD_PREFIX", "OWNER_LOCK", "TEMP_PREFIX", "TempDir", "make_temp",
-           "makedirs_at", "remove_stale_temps", "remove_temp"]
+__all__ = ["DIR_FLAGS", "OLD_PREFIX", "OWNER_LOCK", "PROBE_PREFIX", "TEMP_PREFIX", "TempDir",
+           "make_temp", "makedirs_at", "new_file_owner", "remove_stale_temps", "remove_temp"]
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _TRIES = 8  # names tried for a new folder: one that keeps being taken is another program's doing
@@ -51,7 +51,7 @@ _TRIES = 8  # names tried for a new folder: one that keeps being taken is anothe
 
 def make_temp(dest: str) -> tuple[TempDir, int]:
     """A new temporary folder in ``dest`` and the descriptor of its owner lock, held until
-    the caller closes it (after :func:`remove_temp`)."""
+    the caller closes it (:func:`remove_temp` does)."""
     for _ in range(_TRIES):
         path = os.path.join(dest, f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(4)}")
         os.mkdir(path, 0o700)  # nobody else writes inside: only its name in DEST is exposed
@@ -61,8 +61,8 @@ def make_temp(dest: str) -> tuple[TempDir, int]:
             if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                 continue  # removed, or swapped for a file or a link already: another name
             raise
-        if not _just_made(fd):
-            os.close(fd)  # someone else's folder in its place, or the user's: not written into
+        if os.listdir(fd):
+            os.close(fd)  # a folder of the user's renamed there: neither written into nor removed
             continue
         temp = TempDir(fd, path)
         if sys.platform == "win32":  # pragma: no cover - the process id says it there
@@ -70,9 +70,17 @@ def make_temp(dest: str) -> tuple[TempDir, int]:
         try:
             lock = os.open(OWNER_LOCK, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
                            os.O_CLOEXEC, 0o600, dir_fd=fd)
-        except FileNotFoundError:
+        except (FileNotFoundError, FileExistsError, PermissionError):
             os.close(fd)
-            continue  # taken for a stale one by another extraction at once: another name
+            continue  # taken for a stale one by another extraction at once, or not ours
+        if not _just_made(fd, lock):
+            try:
+                os.unlink(OWNER_LOCK, dir_fd=fd)  # ours, in someone else's folder
+            except OSError:
+                pass
+            os.close(lock)
+            os.close(fd)
+            continue
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if os.path.samestat(os.stat(OWNER_LOCK, dir_fd=fd, follow_symlinks=False),
@@ -87,22 +95,33 @@ def make_temp(dest: str) -> tuple[TempDir, int]:
                            "there? Extract again, or elsewhere")
 
 
-def _just_made(fd: int) -> bool:
-    """Whether the folder opened as ``fd`` is the one just made: this user's, private and
-    empty. Another one at its name - someone else's, or a folder of the user's that
-    someone who can write DEST renamed there - is never written into (nor removed)."""
-    st = os.fstat(fd)
-    return st.st_uid == os.geteuid() and not st.st_mode & 0o077 and not os.listdir(fd)
+def _just_made(fd: int, lock: int) -> bool:
+    """Whether the (empty) folder opened as ``fd`` is the one just made, judged against
+    ``lock``, a file just created in it: the folder has that file's owner (this user; or,
+    on a file system that sets one owner for every file - a vfat or NTFS disk mounted with
+    ``uid=``, some FUSE and network mounts - that one), and it is private (mode 0700, as
+    made) unless the file system sets the modes too (the new 0600 file shows others'
+    bits). Someone else's folder at its name is never written into (nor removed)."""
+    st, mine = os.fstat(fd), os.fstat(lock)
+    return st.st_uid == mine.st_uid and (not st.st_mode & 0o077 or bool(mine.st_mode & 0o077))
 
 
-def remove_temp(temp: TempDir) -> None:
-    """Remove the temporary folder and close its descriptor: what is inside through the
-    descriptor, then its name while that still leads to it (whatever sits at the name
-    otherwise is not ours, nor is what someone puts there between a look and a removal)."""
+def remove_temp(temp: TempDir, lock: int = -1) -> None:
+    """Remove the temporary folder and close its descriptor and its owner ``lock``: what is
+    inside through the descriptor (the lock's file last: until then a concurrent sweep sees
+    the folder in use), then its name while that still leads to it (whatever sits at the
+    name otherwise is not ours, nor is what someone puts there between a look and a
+    removal). The lock is closed before the folder's name goes: a FUSE mount keeps an open
+    file it was asked to remove as a hidden one, and the folder would not be empty."""
     try:
         _empty(temp.fd)
+        if lock >= 0:
+            os.close(lock)
+            lock = -1
         _rmdir_if_same(temp.path, temp.fd)
     finally:
+        if lock >= 0:
+            os.close(lock)
         os.close(temp.fd)
 
 
@@ -147,28 +166,31 @@ def remove_stale_temps(dest: str) -> None:
     except OSError:
         return
     try:
-        st = os.fstat(dest_fd)
-        shared = st.st_uid != os.geteuid() or bool(st.st_mode & 0o022)
-        for name in os.listdir(dest_fd):
-            if name.startswith((TEMP_PREFIX, OLD_PREFIX)):
-                _remove_if_stale(dest, dest_fd, name, shared)
+        names = [n for n in os.listdir(dest_fd) if n.startswith((TEMP_PREFIX, OLD_PREFIX))]
+        if names:
+            st = os.fstat(dest_fd)
+            owner = new_file_owner(dest_fd)
+            shared = st.st_uid != owner or bool(st.st_mode & 0o022)
+            for name in names:
+                _remove_if_stale(dest, dest_fd, name, owner, shared)
     except OSError:
         return
     finally:
         os.close(dest_fd)
 
 
-def _remove_if_stale(dest: str, dest_fd: int, name: str, shared: bool) -> None:
+def _remove_if_stale(dest: str, dest_fd: int, name: str, owner: int, shared: bool) -> None:
     """One folder named like a temporary folder: emptied through its descriptor and
-    removed (see :func:`remove_temp`) when it is stale."""
+    removed (see :func:`remove_temp`) when it is stale. ``owner``: whom this user's files
+    belong to there (:func:`new_file_owner`)."""
     try:
         fd = os.open(name, DIR_FLAGS, dir_fd=dest_fd)
     except OSError:
         return  # a file, a link, gone: no folder of an extraction
     try:
-        if os.fstat(fd).st_uid != os.geteuid():
+        if os.fstat(fd).st_uid != owner:
             return  # another user's: their extraction's, or anything given such a name
-        lock = _open_lock(fd)
+        lock = _open_lock(fd, owner)
         try:
             if lock >= 0:
                 try:
@@ -188,17 +210,47 @@ def _remove_if_stale(dest: str, dest_fd: int, name: str, shared: bool) -> None:
         os.close(fd)
 
 
-def _open_lock(fd: int) -> int:
-    """The owner lock of the folder ``fd``, or -1 where it has none of this user's."""
+def _open_lock(fd: int, owner: int) -> int:
+    """The owner lock of the folder ``fd``, or -1 where it has none of ``owner``'s."""
     try:
         lock = os.open(OWNER_LOCK, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
     except OSError:
         return -1
     st = os.fstat(lock)
-    if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid():
+    if stat.S_ISREG(st.st_mode) and st.st_uid == owner:
         return lock
     os.close(lock)
     return -1
+
+
+#: A file made for a moment to see whom the file system gives new files (a ``.drivestage-``
+#: name no archive member may take; ``.tmp``: what push leaves out).
+PROBE_PREFIX = ".drivestage-probe-"
+
+
+def new_file_owner(dir_fd: int) -> int:
+    """Whom the file system gives a new file in the folder ``dir_fd``: this user, except
+    where it sets one owner for every file (a vfat or NTFS disk mounted with ``uid=``, some
+    FUSE and network mounts), where ownership tells nothing about who made a file and a
+    check against this user would refuse drivestage's own folders. Seen by making a file
+    there for a moment, only when the folder is not this user's."""
+    me = os.geteuid()
+    if os.fstat(dir_fd).st_uid == me:
+        return me
+    name = f"{PROBE_PREFIX}{os.getpid()}-{secrets.token_hex(4)}.tmp"
+    try:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600, dir_fd=dir_fd)
+    except OSError:
+        return me
+    try:
+        return os.fstat(fd).st_uid
+    finally:
+        os.close(fd)
+        try:
+            os.unlink(name, dir_fd=dir_fd)
+        except OSError:
+            pass
 
 
 def _pid_alive(name: str) -> bool:
