@@ -42,8 +42,6 @@ TARGETS = [
     ("metadata: stat the stamped id", ["drivestage.drive.store:DriveStore.stat",
                                        "drivestage.gdrive:DriveStore.stat"]),
     ("Drive-mount check of DEST", ["drivestage.stage:drive_mount"]),
-    ("pull lock (filelock)", ["drivestage.stage_file:FileStager._lock",
-                              "drivestage.stage:_Stage._lock"]),
     ("stamp: read", ["drivestage.stamps:of", "drivestage.stage_file:read_stamp",
                      "drivestage.stage:_Stage._read_stamp"]),
     ("stamp: write", ["drivestage.stamps:write", "drivestage.stage_file:FileStager._write_stamp",
@@ -96,6 +94,7 @@ TARGETS = [
 ]
 #: Context managers: the time to enter them (waiting for a lock) is the phase.
 ENTER_TARGETS = [
+    ("pull lock: acquire", ["drivestage.stage_file:state_lock"]),
     ("merge lock: acquire", ["drivestage.extract.merging:merge_lock",
                              "drivestage.extract:merge_lock"]),
 ]

@@ -54,7 +54,7 @@ def _overhead(table: dict) -> str:
     for name, label in (
             ("open the store", "open the store (discovery document, credentials)"),
             ("find SRC", "find SRC (stamp + one stat, or a resolve)"),
-            ("lock", "pull lock (filelock)"), ("stamp read", "stamp: read"),
+            ("lock", "pull lock: acquire"), ("stamp read", "stamp: read"),
             ("stamp write", "stamp: write"), ("target + members intact",
                                               "look at the target (stat, partial)"),
             ("space check", "disk-space check (download)")):
