@@ -199,3 +199,26 @@ def test_the_temp_folder_is_private_while_members_are_written(tmp_path):
         remove_temp(temp)
         os.close(owner)
     assert os.listdir(dest) == []
+
+
+def test_a_merge_the_file_system_refuses_names_the_path_in_dest(tmp_path):
+    """The merge reaches DEST's folders by descriptor, so the OS names only the entry; the
+    error says where in DEST it is (``pull`` shows it: ``cannot stage … (DEST/ds/a.txt)``)."""
+    import shutil
+    import subprocess
+
+    dest = tmp_path / "dest"
+    (dest / "ds").mkdir(parents=True)
+    if os.geteuid() != 0 or shutil.which("chattr") is None or subprocess.run(
+            ["chattr", "+i", str(dest / "ds")], capture_output=True).returncode != 0:
+        pytest.skip("needs root and chattr on a file system with the immutable flag")
+    archive = tmp_path / "a.zip"
+    archive.write_bytes(a_zip({"ds/a.txt": b"alpha", "ds/b.txt": b"beta"}))
+    try:
+        with pytest.raises(PermissionError) as info:
+            extract(archive, dest)
+    finally:
+        subprocess.run(["chattr", "-i", str(dest / "ds")], check=True)
+    assert info.value.filename == str(dest / "ds" / "a.txt")
+    assert os.listdir(dest / "ds") == []
+    assert sorted(os.listdir(dest)) == [".drivestage", "ds"]  # no temporary folder left

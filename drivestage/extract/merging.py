@@ -144,8 +144,13 @@ def _merge_dir(ctx: _Ctx, src_fd: int, dst_fd: int, names: list[str], prefix: st
         rel = prefix + name
         src_is_dir = stat.S_ISDIR(os.lstat(name, dir_fd=src_fd).st_mode)
         for _ in range(_RETRIES):
-            if _merge_one(ctx, src_fd, dst_fd, name, rel, src_is_dir):
-                break
+            try:
+                if _merge_one(ctx, src_fd, dst_fd, name, rel, src_is_dir):
+                    break
+            except OSError as exc:
+                if exc.filename == name:  # relative to a folder's descriptor: say where
+                    exc.filename = os.path.join(ctx.dest, rel)
+                raise
         else:
             raise DestChangedError(f"{os.path.join(ctx.dest, rel)} kept changing while "
                                f"{os.path.basename(ctx.archive)} "
