@@ -20,12 +20,12 @@ import stat
 
 import pytest
 
-import drivestage
 from _archives import a_fixed_zip as a_zip
 from _cli import run
 from drivestage.extract import MemberRecord
 from drivestage.extract import job as job_module
 from drivestage.extract import records as records_module
+from test_pull_stamps import replace_on_drive, tree
 
 V1 = {"ds/keep.txt": b"kept", "ds/gone.txt": b"only in v1"}
 V2 = {"ds/keep.txt": b"kept, v2", "ds/new.txt": b"new in v2"}
@@ -51,19 +51,6 @@ def message(dest) -> str:
             "it away and run the command again")
 
 
-def tree(root) -> dict:
-    """Every file and link under ``root`` but the state folder: bytes, or ('->', target)."""
-    out = {}
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d != ".drivestage"]
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]:
-            path = os.path.join(folder, name)
-            rel = os.path.relpath(path, root)
-            out[rel] = ("->", os.readlink(path)) if os.path.islink(path) else \
-                open(path, "rb").read()
-    return out
-
-
 def everything(root) -> dict:
     """Every entry under ``root``, the state folder included: bytes, ('->', t) or 'dir'."""
     out: dict = {}
@@ -78,16 +65,6 @@ def everything(root) -> dict:
             else:
                 out[rel] = open(path, "rb").read()
     return out
-
-
-def replace_on_drive(path: str, data: bytes, tmp_path) -> None:
-    """A new version of ``path`` on Drive under the same id."""
-    store = drivestage.connect()
-    old = store.resolve(path)
-    local = tmp_path / "upload.bin"
-    local.write_bytes(data)
-    parent = store.resolve(path.rsplit("/", 1)[0])
-    assert store.upload(str(local), parent, old.name, replace=old).id == old.id
 
 
 def staged_v1_with_a_private_file(emulator, dest):
