@@ -74,11 +74,7 @@ def make_temp(dest: str) -> tuple[TempDir, int]:
             os.close(fd)
             continue  # taken for a stale one by another extraction at once, or not ours
         if not _just_made(fd, lock):
-            try:
-                os.unlink(OWNER_LOCK, dir_fd=fd)  # ours, in someone else's folder
-            except OSError:
-                pass
-            os.close(lock)
+            _drop_lock(fd, lock)  # ours, in someone else's folder
             os.close(fd)
             continue
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -111,13 +107,11 @@ def remove_temp(temp: TempDir, lock: int = -1) -> None:
     inside through the descriptor (the lock's file last: until then a concurrent sweep sees
     the folder in use), then its name while that still leads to it (whatever sits at the
     name otherwise is not ours, nor is what someone puts there between a look and a
-    removal). The lock is closed before the folder's name goes: a FUSE mount keeps an open
-    file it was asked to remove as a hidden one, and the folder would not be empty."""
+    removal)."""
     try:
         _empty(temp.fd)
-        if lock >= 0:
-            os.close(lock)
-            lock = -1
+        _drop_lock(temp.fd, lock)
+        lock = -1
         _rmdir_if_same(temp.path, temp.fd)
     finally:
         if lock >= 0:
@@ -125,15 +119,26 @@ def remove_temp(temp: TempDir, lock: int = -1) -> None:
         os.close(temp.fd)
 
 
+def _drop_lock(fd: int, lock: int) -> None:
+    """Close the owner ``lock`` (when given), then remove its file from the folder ``fd``:
+    in that order, for a FUSE mount keeps a removed file still open as a hidden one there,
+    and the folder would not be empty when its name goes (a stale one's sweep left it,
+    lockless, for good)."""
+    if lock >= 0:
+        os.close(lock)
+    _remove_at(fd, OWNER_LOCK)
+
+
 def _empty(fd: int) -> None:
-    """Remove what the folder ``fd`` holds, its owner lock last (while it is there, a
-    concurrent sweep sees the folder in use)."""
+    """Remove what the folder ``fd`` holds but its owner lock (while it is there, a
+    concurrent sweep sees the folder in use; :func:`_drop_lock` removes it)."""
     try:
         names = os.listdir(fd)
     except OSError:
         return
-    for name in sorted(names, key=lambda n: n == OWNER_LOCK):
-        _remove_at(fd, name)
+    for name in names:
+        if name != OWNER_LOCK:
+            _remove_at(fd, name)
 
 
 def _rmdir_if_same(path: str, fd: int) -> None:
@@ -202,6 +207,8 @@ def _remove_if_stale(dest: str, dest_fd: int, name: str, owner: int, shared: boo
             path = os.path.join(dest, name)
             log.info("removing a stale extraction folder %s", path)
             _empty(fd)
+            _drop_lock(fd, lock)
+            lock = -1
             _rmdir_if_same(path, fd)
         finally:
             if lock >= 0:
