@@ -55,12 +55,38 @@ def test_an_extraction_there_takes_its_own_folders_for_its_own(forced, tmp_path)
 
 
 def test_a_pull_there_stages_and_its_rerun_finds_its_stamp(forced, emulator, drive_env, env):
-    emulator.add_file("d/set.zip", a_zip(DATA))
+    blob = a_zip(DATA)  # once: a zip's member times are the clock's
+    emulator.add_file("d/set.zip", blob)
     dest = forced / "data"
     first = CliRunner().invoke(cli, ["pull", "drive:d/set.zip", str(dest), "-x"])
     assert first.exit_code == 0, first.stderr
     again = CliRunner().invoke(cli, ["pull", "drive:d/set.zip", str(dest), "-x"])
     assert again.exit_code == 0, again.stderr
     assert "already staged" in again.stderr
-    assert tree(dest) == {"set.zip": a_zip(DATA), **DATA}
+    assert tree(dest) == {"set.zip": blob, **DATA}
     assert sorted(os.listdir(dest)) == [".drivestage", "ds", "set.zip"]
+
+
+def test_a_pull_into_such_a_mount_made_read_only_says_so(tmp_path, emulator, drive_env, env):
+    """The state folder shows the mount's owner; whether that is whom drivestage's files get
+    is seen by making a file there, which a read-only mount refuses: the pull says the disk
+    is read-only, not that the state folder is someone else's."""
+    if shutil.which("bindfs") is None or os.geteuid() != 0:
+        pytest.skip("needs bindfs and root (.ci/run installs bindfs)")
+    src, mnt = tmp_path / "src", tmp_path / "mnt"
+    (src / "data" / ".drivestage").mkdir(parents=True)  # an earlier pull's, before the mount
+    mnt.mkdir()
+    made = subprocess.run(["bindfs", "-o", "ro", "--force-user=nobody", "--force-group=nogroup",
+                           "--perms=a+rwx", str(src), str(mnt)], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"bindfs cannot mount here: {made.stderr.strip()}")
+    try:
+        emulator.add_file("d/set.zip", a_zip(DATA))
+        got = CliRunner().invoke(cli, ["pull", "drive:d/set.zip", str(mnt / "data"), "-x"])
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+    assert got.exit_code == 1
+    line = got.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"Error: cannot stage drive:d/set.zip into {mnt / 'data'}: "
+                           "Read-only file system"), line
+    assert sorted(os.listdir(src / "data")) == [".drivestage"]

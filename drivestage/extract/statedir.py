@@ -79,14 +79,18 @@ def open_own(name: str, flags: int, dir_fd: int, owner: Optional[int] = -1) -> i
         if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EISDIR):
             return -1
         raise
-    st = os.fstat(fd)
-    kind = stat.S_ISDIR if flags & os.O_DIRECTORY else stat.S_ISREG
-    if kind(st.st_mode):
-        if owner == -1:
-            owner = os.fstat(dir_fd).st_uid
-        if st.st_uid == os.geteuid() or st.st_uid == (
-                owner if owner is not None else new_file_owner(dir_fd)):
-            return fd
+    try:
+        st = os.fstat(fd)
+        kind = stat.S_ISDIR if flags & os.O_DIRECTORY else stat.S_ISREG
+        if kind(st.st_mode):
+            if owner == -1:
+                owner = os.fstat(dir_fd).st_uid
+            if st.st_uid == os.geteuid() or st.st_uid == (
+                    owner if owner is not None else new_file_owner(dir_fd)):
+                return fd
+    except BaseException:
+        os.close(fd)
+        raise
     os.close(fd)
     return -1
 

@@ -248,8 +248,10 @@ def new_file_owner(dir_fd: int) -> int:
     try:
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=dir_fd)
-    except OSError:
-        return me
+    except (FileExistsError, PermissionError):
+        return me  # something put at the name, or no right to make one: judged as this user
+    # Any other failure (a read-only or full disk) is what the user must hear about, not a
+    # state folder refused as someone else's.
     try:
         return os.fstat(fd).st_uid
     finally:
