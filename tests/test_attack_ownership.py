@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import signal
 import stat
 import struct
@@ -30,6 +29,8 @@ from drivestage.errors import ArchiveError
 from drivestage.extract import extract
 from drivestage.extract import tempdir
 from drivestage.extract.tempdir import OWNER_LOCK, PROBE_PREFIX, TEMP_PREFIX, new_file_owner
+from test_forced_owner_fs import forced  # noqa: F401 - the fixture
+from test_pull_stamps import replace_on_drive
 
 DATA = {"ds/a.txt": b"alpha", "ds/sub/b.txt": b"beta"}
 V1 = {"ds/keep.txt": b"kept", "ds/gone.txt": b"only in v1"}
@@ -40,23 +41,6 @@ as_root = pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(drivestage.__file__)))
 
 
-@pytest.fixture
-def forced(tmp_path):
-    """A folder whose every file shows as ``nobody``'s, mode 0777 (see
-    ``test_forced_owner_fs.py``)."""
-    if shutil.which("bindfs") is None or os.geteuid() != 0:
-        pytest.skip("needs bindfs and root (.ci/run installs bindfs)")
-    src, mnt = tmp_path / "src", tmp_path / "mnt"
-    src.mkdir()
-    mnt.mkdir()
-    made = subprocess.run(["bindfs", "--force-user=nobody", "--force-group=nogroup",
-                           "--perms=a+rwx", str(src), str(mnt)], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"bindfs cannot mount here: {made.stderr.strip()}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], check=False)
 
 
 def leftovers(dest) -> list[str]:
@@ -130,16 +114,6 @@ def test_a_corrupt_archive_there_leaves_dest_as_it_was(forced, tmp_path, jobs, c
         extract(archive, dest, jobs=jobs)
     assert sorted(os.listdir(dest)) == ["mine.txt"]
     assert leftovers(tmp_path / "src") == []
-
-
-def replace_on_drive(path: str, data: bytes, tmp_path) -> None:
-    """A new version of ``path`` on Drive under the same id."""
-    store = drivestage.connect()
-    old = store.resolve(path)
-    local = tmp_path / "upload.bin"
-    local.write_bytes(data)
-    parent = store.resolve(path.rsplit("/", 1)[0])
-    assert store.upload(str(local), parent, old.name, replace=old).id == old.id
 
 
 def test_a_pull_there_stages_reruns_and_updates(forced, tmp_path, emulator, drive_env, env,

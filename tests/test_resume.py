@@ -8,6 +8,8 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -137,15 +139,34 @@ def test_sigkill_mid_epoch_then_resume_reaches_the_same_weights(tiny_config, tmp
     cmd = [sys.executable, "-m", "trainer", "-v", "train", "-c", path]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same arithmetic as this process (one thread)
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
-    killed_in = None
-    for line in proc.stderr:
-        if "epoch 3/6 iter 1/2" in line:     # one iteration into epoch 3: kill it there
-            proc.send_signal(signal.SIGKILL)
-            killed_in = 3
-            break
-    proc.wait(timeout=60)
-    assert killed_in == 3 and proc.returncode == -signal.SIGKILL
-    done = ckpt.read_sidecar(str(tmp_path / "killed" / "last.pt")).epoch
+    in_epoch_3 = threading.Event()
+
+    def watch() -> None:  # reads all of stderr: a full pipe would stop the trainer
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "epoch 3/6 iter 1/2" in line:  # one iteration into epoch 3
+                in_epoch_3.set()
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    last = str(tmp_path / "killed" / "last.pt")
+    try:
+        assert in_epoch_3.wait(120), "the trainer never reached epoch 3"
+        # Epoch saves are written in the background: on a loaded machine none may be on disk
+        # yet (then there is nothing to resume from, and nothing to test): the kill waits
+        # for the first one.
+        deadline = time.monotonic() + 60
+        while ckpt.read_sidecar(last) is None:
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=60)
+        watcher.join(60)
+    assert proc.returncode == -signal.SIGKILL
+    done = ckpt.read_sidecar(last).epoch
     # Epoch saves are written in the background: the kill may land before epoch 2's is on disk
     # (then last.pt holds epoch 1), or an epoch later on a loaded machine; and between a
     # checkpoint and its sidecar (then the checkpoint is one epoch ahead of the sidecar).
