@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from drivestage.checksums import choose, verify_file
-from drivestage.errors import ChecksumMismatchError, RemoteError
+from drivestage.errors import DestChangedError, ChecksumMismatchError, RemoteError
 from drivestage.partials import (Ranges, partial_path, partial_size, ranges_path, record_temps,
                                  remove_partial, stale_partials, unlink)
 from drivestage.streams import Pass
@@ -160,12 +160,35 @@ class Download:
             self._open()
         os.replace(self.partial, self.target)
         unlink(ranges_path(self.partial))
+        self._check_moved(run.identity)
         md5 = self.entry.md5.lower() if self.entry.md5 and check is not None else got
         return DownloadResult(path=self.target, size=self.entry.size, md5=md5,
                               resumed_from=self.resumed_from if not restarted else 0,
                               fetched=fetched, seconds=time.monotonic() - self.began,
                               restarted=restarted, streams=run.most_streams,
                               checksum=check.name if check is not None else "")
+
+    def identity(self) -> Optional[os.stat_result]:
+        """The partial file the download writes and hashes (None before it is open): a
+        reader that opens it by name checks it got this one."""
+        return self._run.identity if self._run is not None else None
+
+    def _check_moved(self, identity: os.stat_result) -> None:
+        """The file just given its final name is the one that was hashed: whoever can write
+        DEST could have put another at the partial's name meanwhile (which the rename then
+        brought into place). That one is removed again, and said."""
+        try:
+            here = os.lstat(self.target)
+        except OSError:
+            here = None
+        if here is not None and os.path.samestat(here, identity):
+            return
+        if here is not None:
+            unlink(self.target)
+        raise DestChangedError(
+            f"{self.partial}, the download of {self.where}, was replaced by another file "
+            "while it downloaded; is another program writing there? Nothing was staged: "
+            "pull again")
 
     def forget(self, start: int, end: int) -> None:
         """Stop, and drop ``[start, end)`` from the partial's record: bytes that a decision

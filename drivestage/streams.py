@@ -88,6 +88,9 @@ class Pass:
         self.dl, self.done, self.lock = dl, done, dl.lock
         self.entry = dl.entry
         self.fd = open_partial(dl.partial, self.entry.size)
+        # The file this pass writes and hashes: what is named verified must be this very
+        # one (DEST's other writers could swap the name; see Download.run).
+        self.identity = os.fstat(self.fd)
         self.todo = done.missing()          # ranges no stream has taken yet
         self.pieces: list[Piece] = []       # being read
         self.fetched = self.streams = self.most_streams = self.inflight = 0

@@ -87,11 +87,13 @@ class Unpacking:
                                       lock_dir=self.lock_dir, free_bytes=free,
                                       progress=self.extract_progress,
                                       protected=self.protected, label=self.dl.target,
-                                      replaceable=self.replaceable)
+                                      replaceable=self.replaceable,
+                                      identity=self.dl.identity())
             return Overlapped.tar(self.dl.partial, size, self.dest, arrived,
                                   lock_dir=self.lock_dir, free_bytes=free,
                                   progress=self.extract_progress, protected=self.protected,
-                                  label=self.dl.target, replaceable=self.replaceable)
+                                  label=self.dl.target, replaceable=self.replaceable,
+                                  identity=self.dl.identity())
         except DiskSpaceError:
             # Before the download: no point fetching what cannot be extracted. But the sizes
             # came from the directory's bytes, which nothing verified yet (an answer altered

@@ -453,6 +453,32 @@ def test_an_update_of_what_drivestage_0_1_0_extracted(emulator, dest, tmp_path, 
     assert (dest / "ds/new.txt").read_bytes() == b"new in v2"
 
 
+@renders("was replaced by another file while it downloaded; is another program writing there?")
+@pytest.mark.parametrize("extract", [False, True])
+def test_a_partial_download_another_program_replaces(emulator, dest, monkeypatch, extract):
+    """Someone who can write DEST puts a file of theirs at the partial download's name
+    after the download opened it: the download goes on into its own file and verifies it,
+    and the rename would bring theirs into place as verified. It is removed again."""
+    from drivestage.download import Download
+
+    real_run = Download.run
+    theirs = a_zip({"ds/evil.txt": b"not from Drive"})
+
+    def run_after_a_swap(self):
+        os.rename(self.partial, self.partial + ".real")  # another program, meanwhile
+        write(self.partial, theirs)
+        return real_run(self)
+
+    monkeypatch.setattr(Download, "run", run_after_a_swap)
+    emulator.add_file("d.zip", a_zip({"ds/a.txt": b"alpha"}))
+    code, line = command("pull", "drive:d.zip", str(dest), "-q", *(["-x"] if extract else []))
+    assert code == 1
+    shown("was replaced by another file while it downloaded; is another program writing "
+          "there?", line)
+    assert "Nothing was staged: pull again" in line
+    assert not (dest / "d.zip").exists() and not (dest / "ds").exists()
+
+
 @renders("where drivestage keeps its locks and stamps, is a link, a file or another user's "
          "folder")
 def test_a_state_folder_that_is_a_link(emulator, dest, tmp_path):

@@ -195,26 +195,35 @@ def tar_entry(m: tarfile.TarInfo, archive: str, plain: bool = False,
                              "FIFO; refusing the archive")
 
 
-def zip_directory(archive: str) -> list[Entry]:
+def zip_directory(archive: str, fd: int = -1) -> list[Entry]:
     """The members of a zip read from its central directory only (the member data may not
     be there yet); raises :class:`NeedsData` for a zip with links, ArchiveError when the
-    directory cannot be read."""
-    check_zip_directory(archive)
+    directory cannot be read. ``fd``: the zip open already (read through it, not by the
+    name ``archive``, which messages show)."""
+    check_zip_directory(archive, fd)
     try:
-        with zipfile.ZipFile(archive) as zf:
+        if fd < 0:
+            with zipfile.ZipFile(archive) as zf:
+                return _zip_entries(zf, archive, links=False)
+        with os.fdopen(os.dup(fd), "rb") as fh, zipfile.ZipFile(fh) as zf:
             return _zip_entries(zf, archive, links=False)
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise ArchiveError(f"cannot read the zip {archive}: {exc}") from exc
 
 
-def check_zip_directory(archive: str) -> None:
+def check_zip_directory(archive: str, fd: int = -1) -> None:
     """Refuse a zip whose central directory is larger than :data:`MAX_ZIP_DIRECTORY`, before
-    ``zipfile`` reads it whole (a hostile archive would otherwise take all the memory)."""
+    ``zipfile`` reads it whole (a hostile archive would otherwise take all the memory).
+    ``fd``: see :func:`zip_directory`."""
     try:
-        size = os.path.getsize(archive)
-        with open(archive, "rb") as fh:
-            fh.seek(max(0, size - _EOCD_TAIL))
-            tail = fh.read(_EOCD_TAIL)
+        if fd >= 0:
+            size = os.fstat(fd).st_size
+            tail = os.pread(fd, _EOCD_TAIL, max(0, size - _EOCD_TAIL))
+        else:
+            size = os.path.getsize(archive)
+            with open(archive, "rb") as fh:
+                fh.seek(max(0, size - _EOCD_TAIL))
+                tail = fh.read(_EOCD_TAIL)
     except OSError:
         return  # zipfile says what is wrong with it
     declared = max(_declared_directory_sizes(tail, size), default=0)

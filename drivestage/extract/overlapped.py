@@ -74,6 +74,19 @@ class Abandoned(ArchiveError):
     """The download behind an overlapped extraction stopped."""
 
 
+def open_followed(path: str, identity: Optional[os.stat_result]) -> int:
+    """The file being downloaded, opened by its name to be followed: it must be the very
+    file the download writes and hashes (``identity``), not one that someone who can write
+    DEST put at that name (its members would be extracted, and merged once the download's
+    own file was verified). ArchiveError otherwise: the verified file is extracted later."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    if identity is not None and not os.path.samestat(os.fstat(fd), identity):
+        os.close(fd)
+        raise ArchiveError(f"{path} is not the file being downloaded any more (another "
+                           "program replaced it)")
+    return fd
+
+
 class Overlapped:
     """One archive extracted while it downloads into ``path`` (``size`` bytes in the end);
     start it with :meth:`zip` or :meth:`tar`, then :meth:`finish` or :meth:`abandon`."""
@@ -82,7 +95,8 @@ class Overlapped:
                  lock_dir: Optional[str] = None,
                  free_bytes: Optional[Callable[[str], int]] = None,
                  progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
-                 label: Optional[str] = None, replaceable: Iterable[MemberRecord] = ()):
+                 label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
+                 fd: int = -1):
         self.path, self.size, self.arrived = path, size, arrived
         # What messages call the archive: its final name, not the partial file's.
         self.label = label or path
@@ -91,7 +105,8 @@ class Overlapped:
                        replaceable=replaceable)
         self.free_bytes = self.job.free_bytes
         self.progress = Progress(progress)
-        self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # a rename keeps it readable
+        # A rename keeps it readable; ``fd``: opened already (:func:`open_followed`).
+        self.fd = fd if fd >= 0 else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         self.stop = threading.Event()
         self.error: Optional[BaseException] = None
         self.thread: Optional[threading.Thread] = None
@@ -101,25 +116,29 @@ class Overlapped:
     def zip(cls, path: str, size: int, dest: str, arrived: Arrival, *,
             lock_dir: Optional[str] = None, free_bytes: Optional[Callable[[str], int]] = None,
             progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
-            label: Optional[str] = None, replaceable: Iterable[MemberRecord] = ()
-            ) -> Optional["Overlapped"]:
+            label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
+            identity: Optional[os.stat_result] = None) -> Optional["Overlapped"]:
         """Start following a zip whose central directory is in ``path`` already; None when
         this zip is not one to follow (the caller extracts it once downloaded).
         ``protected``: where the archive will be once verified, and other staged files (see
         :class:`Job`). ``label``: the archive's name in messages (default ``path``).
-        ``replaceable``: what an earlier extraction of the archive wrote (see :class:`Job`)."""
+        ``replaceable``: what an earlier extraction of the archive wrote (see :class:`Job`).
+        ``identity``: the file the download writes (see :func:`open_followed`)."""
+        fd = open_followed(path, identity)
         try:
-            entries = zip_directory(path)
+            entries = zip_directory(path, fd)
         except Exception as exc:  # links, an unreadable directory: the usual way then
             log.debug("not extracting %s while it downloads: %s", path, exc)
+            os.close(fd)
             return None
         files = [e for e in entries if e.kind == "file"]
         if any(getattr(e.source, "compress_type", 0) not in _ZIP_METHODS_FOLLOWED
                for e in files):
+            os.close(fd)
             return None
         job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
                   progress=progress, protected=protected, label=label,
-                  replaceable=replaceable)
+                  replaceable=replaceable, fd=fd)
         try:
             files = job.job.check(entries)
         except BaseException:
@@ -132,12 +151,12 @@ class Overlapped:
     def tar(cls, path: str, size: int, dest: str, arrived: Arrival, *,
             lock_dir: Optional[str] = None, free_bytes: Optional[Callable[[str], int]] = None,
             progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
-            label: Optional[str] = None, replaceable: Iterable[MemberRecord] = ()
-            ) -> "Overlapped":
+            label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
+            identity: Optional[os.stat_result] = None) -> "Overlapped":
         """Start following a tar (plain or compressed) from its first byte."""
         job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
                   progress=progress, protected=protected, label=label,
-                  replaceable=replaceable)
+                  replaceable=replaceable, fd=open_followed(path, identity))
         job._start(job._tar)
         return job
 
