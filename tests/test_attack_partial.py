@@ -8,14 +8,13 @@ open_followed``, ``drivestage.download.Download._check_moved``).
 """
 from __future__ import annotations
 
-import io
+import gzip
 import os
-import tarfile
 
 import pytest
 from click.testing import CliRunner
 
-from _archives import tree
+from _archives import a_tgz, tree
 from drivestage.cli import cli
 from drivestage.extract.overlapped import Overlapped
 from test_messages_paths import a_zip
@@ -30,13 +29,7 @@ def _world(env, drive_env, fast_retries):
 
 
 def a_tar(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return gzip.decompress(a_tgz(members))
 
 
 @pytest.mark.parametrize("kind", ["zip", "tar"])
