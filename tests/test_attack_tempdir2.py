@@ -199,3 +199,26 @@ def test_a_state_folder_of_another_user_is_not_used_for_the_merge_lock(tmp_path)
     with pytest.raises(DestChangedError, match="is a link, a file or another user's folder"):
         extract(archive_in(tmp_path), dest)
     assert sorted(os.listdir(dest)) == [".drivestage"]
+
+
+@pytest.mark.parametrize("how", ["moved", "linked"])
+def test_a_file_of_the_users_given_the_lock_files_name_does_not_make_a_folder_stale(
+        tmp_path, how):
+    """In a DEST others can write, the user's 0777 folder (whose private subfolder they
+    cannot empty) gets a file of the user's they can write - moved, or hard-linked, in as
+    ``.drivestage-owner`` - and a stale temporary folder's name. A free lock of the user's
+    would say "stale": the sweep would remove the folder, private subfolder and all. An
+    owner lock is an empty file with one name; this one is neither, so the folder stays."""
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    os.chmod(dest, 0o777)
+    mine = users_folder(dest, mode=0o777)
+    os.chmod(os.path.join(mine, "sub"), 0o700)
+    shared = dest / "shared.txt"
+    shared.write_bytes(b"a file of the user's that others may write")
+    os.chmod(shared, 0o666)
+    (os.link if how == "linked" else os.rename)(shared, os.path.join(mine, OWNER_LOCK))
+    os.rename(mine, dest / STALE)
+    extract(archive_in(tmp_path), dest)
+    assert notes_found(dest) == [f"{STALE}/sub/notes.txt"]
+    assert {k: v for k, v in visible(dest).items() if k != "shared.txt"} == DATA

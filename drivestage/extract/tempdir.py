@@ -218,13 +218,17 @@ def _remove_if_stale(dest: str, dest_fd: int, name: str, owner: int, shared: boo
 
 
 def _open_lock(fd: int, owner: int) -> int:
-    """The owner lock of the folder ``fd``, or -1 where it has none of ``owner``'s."""
+    """The owner lock of the folder ``fd``, or -1 where it has none of ``owner``'s. An
+    owner lock is an empty file with one name, as :func:`make_temp` makes it: a file of the
+    user's that someone who can write DEST moved or linked into a folder of the user's,
+    renamed like a temporary folder, does not make that folder a stale one."""
     try:
         lock = os.open(OWNER_LOCK, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
     except OSError:
         return -1
     st = os.fstat(lock)
-    if stat.S_ISREG(st.st_mode) and st.st_uid == owner:
+    if stat.S_ISREG(st.st_mode) and st.st_uid == owner and st.st_size == 0 and \
+            st.st_nlink == 1:
         return lock
     os.close(lock)
     return -1
