@@ -138,8 +138,11 @@ def test_ctrl_c_during_pull_extract_of_a_big_zip(emulator, tmp_path):
     emulator.add_file("d/set.zip", big_zip(data))
     emulator.faults.throttle(per_connection=256 << 10)
     dest = tmp_path / "data"
+    # faulthandler: a command that does not end after the Ctrl-C is made to print where each
+    # of its threads is (SIGABRT), which the failure then shows.
     proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:d/set.zip",
-                             str(dest), "-x", "-q"], env=child_env(emulator),
+                             str(dest), "-x", "-q"],
+                            env={**child_env(emulator), "PYTHONFAULTHANDLER": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
@@ -149,7 +152,13 @@ def test_ctrl_c_during_pull_extract_of_a_big_zip(emulator, tmp_path):
             assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
             time.sleep(0.01)
         os.killpg(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGABRT)
+            out, err = proc.communicate(timeout=30)
+            pytest.fail("pull -x did not end within 30 s of a Ctrl-C; its threads then:\n"
+                        + err.decode(errors="replace")[-8000:])
     finally:
         if proc.poll() is None:
             proc.kill()
