@@ -284,7 +284,9 @@ def test_a_pull_waiting_for_a_killed_one_resumes_its_partial(emulator, local_sta
     emulator.add_file("d/set.zip", blob)
     entry = drivestage.connect().resolve("d/set.zip")
     dest = tmp_path / "data"
-    emulator.faults.throttle(per_connection=1 << 20)  # the first is mid-download when killed
+    # The first is mid-download when killed, and still when the second starts (a loaded
+    # machine takes a second or more to start an interpreter).
+    emulator.faults.throttle(per_connection=256 << 10)
     first = _pull_child(emulator, dest, "-q")
     deadline = time.monotonic() + 30
     while not any(len(list(p.glob("ds/*"))) >= 2 for p in dest.glob(".drivestage-extract-*")):
