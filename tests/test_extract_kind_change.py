@@ -7,6 +7,7 @@ and loses nothing. A pull killed at any step of that merge leaves a DEST a rerun
 with nothing of the user's lost."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -336,6 +337,59 @@ def test_a_folder_that_cannot_go_back_is_kept_beside_its_place_and_named(
     assert (dest / "ds/a").read_bytes() == b"another program's"
     assert tree(dest / "ds" / kept) == {"x": b"x of v1", "sub/y": b"y of v1",
                                         "lnk": ("->", "x"), "mine.txt": b"mine"}
+    assert leftovers(dest) == []
+
+
+def _another_programs_folder_at_the_path(dest):
+    def act(aside):
+        (dest / "ds/a").mkdir()
+        (dest / "ds/a/theirs.txt").write_bytes(b"another program's")
+    return act
+
+
+def test_a_file_put_aside_for_a_folder_is_kept_when_the_folder_cannot_take_its_path(
+        emulator, drive_env, dest, tmp_path, monkeypatch):
+    """The user's file ds/a, where the archive has a folder, is put aside; another program
+    makes a folder at ds/a at once, so the member folder cannot be renamed there and
+    merges into theirs. The user's file is kept beside its path (it was lost with the
+    temporary folder) and the log says where."""
+    dest.mkdir()
+    (dest / "ds").mkdir()
+    (dest / "ds/a").write_bytes(b"the user's file")
+    emulator.add_file("d/v.zip", a_zip(FOLDER_V2))
+    _at_the_aside(monkeypatch, after=_another_programs_folder_at_the_path(dest))
+    code, out, err = run("pull", "drive:d/v.zip", str(dest), "-x", "-q")
+    monkeypatch.undo()
+    assert code == 0, err
+    [kept] = [n for n in os.listdir(dest / "ds") if n.startswith("a.kept-")]
+    assert tree(dest) == {"v.zip": a_zip(FOLDER_V2), **FOLDER_V2,
+                          "ds/a/theirs.txt": b"another program's",
+                          f"ds/{kept}": b"the user's file"}
+    assert f"what was there is now {dest / 'ds' / kept}" in err
+    assert leftovers(dest) == []
+
+
+def test_without_hard_links_the_file_put_aside_is_kept_too(emulator, drive_env, dest,
+                                                            tmp_path, monkeypatch):
+    """The same where the file system makes no hard links (vfat, some FUSE mounts: link()
+    fails with EPERM), which the put-back used and then left the file in the temporary
+    folder."""
+    dest.mkdir()
+    (dest / "ds").mkdir()
+    (dest / "ds/a").write_bytes(b"the user's file")
+    emulator.add_file("d/v.zip", a_zip(FOLDER_V2))
+    _at_the_aside(monkeypatch, after=_another_programs_folder_at_the_path(dest))
+
+    def no_links(*args, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    code, out, err = run("pull", "drive:d/v.zip", str(dest), "-x", "-q")
+    monkeypatch.undo()
+    assert code == 0, err
+    [kept] = [n for n in os.listdir(dest / "ds") if n.startswith("a.kept-")]
+    assert (dest / "ds" / kept).read_bytes() == b"the user's file"
+    assert (dest / "ds/a/theirs.txt").read_bytes() == b"another program's"
     assert leftovers(dest) == []
 
 

@@ -193,12 +193,8 @@ def _merge_one(ctx: _Ctx, src_fd: int, dst_fd: int, name: str, rel: str,
     try:
         os.rename(name, name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
     except OSError as exc:
-        if aside is not None:  # put DEST's entry back unless something took its place
-            try:
-                os.link(aside, name, src_dir_fd=ctx.tmp_fd, dst_dir_fd=dst_fd,
-                        follow_symlinks=False)
-            except OSError:
-                pass
+        if aside is not None:
+            _restore(ctx, dst_fd, aside, name, rel)
         if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
             return False  # something appeared at the path since the lstat
         raise
@@ -240,6 +236,37 @@ def _put_aside(ctx: _Ctx, dst_fd: int, name: str) -> Optional[str]:
     except FileNotFoundError:
         return None
     return aside
+
+
+def _restore(ctx: _Ctx, dst_fd: int, aside: str, name: str, rel: str) -> None:
+    """Return DEST's file or link put aside (a folder member was to take its path, and
+    could not) to its path, never over what another program put there meanwhile: then,
+    or where the file system has no hard links, to a name beside it, said in the log. It
+    never stays in the temporary folder, which goes."""
+    try:
+        os.link(aside, name, src_dir_fd=ctx.tmp_fd, dst_dir_fd=dst_fd,
+                follow_symlinks=False)
+    except FileExistsError:
+        pass
+    except OSError:  # no hard links here (vfat, some FUSE mounts): a rename, if still free
+        try:
+            os.lstat(name, dir_fd=dst_fd)
+        except FileNotFoundError:
+            os.rename(aside, name, src_dir_fd=ctx.tmp_fd, dst_dir_fd=dst_fd)
+            return
+    else:
+        os.unlink(aside, dir_fd=ctx.tmp_fd)
+        return
+    while True:
+        kept = f"{name}.kept-{secrets.token_hex(4)}"
+        try:
+            os.lstat(kept, dir_fd=dst_fd)
+        except FileNotFoundError:
+            break
+    os.rename(aside, kept, src_dir_fd=ctx.tmp_fd, dst_dir_fd=dst_fd)
+    log.warning("%s changed while %s was moved into place; what was there is now %s",
+                os.path.join(ctx.dest, rel), os.path.basename(ctx.archive),
+                os.path.join(ctx.dest, posixpath.dirname(rel), kept))
 
 
 def _put_back(ctx: _Ctx, dst_fd: int, aside: str, name: str, rel: str) -> None:
