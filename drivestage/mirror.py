@@ -18,6 +18,7 @@ from drivestage.state import Md5Cache
 from drivestage.paths import StorePath
 from drivestage.store import RemoteStore
 from drivestage.upload_tree import PushResult, push
+from drivestage.monitor import Monitor
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class Mirror:
             jobs=jobs)
         self._protect = set(protect)
         self._push = push_fn or push
-        self._cond = threading.Condition()
+        self._cond = Monitor()  # a Ctrl-C cannot leave it held
         self._requested = 0     # generation of the latest request
         self._started_gen = 0   # generation the running/last run picked up
         self._done_gen = 0      # generation of the last finished run

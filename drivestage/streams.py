@@ -19,6 +19,7 @@ from typing import Optional, Protocol
 from drivestage.checksums import Checksum
 from drivestage.checksums import rate as hash_rate
 from drivestage.errors import DriveStageError
+from drivestage.monitor import Monitor
 from drivestage.partials import Ranges, open_partial
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
@@ -55,7 +56,7 @@ class Owner(Protocol):
     entry: RemoteEntry
     partial: str                  # the partial file
     where: str                    # the file's name in messages
-    lock: threading.Condition     # shared with the download's waiters
+    lock: Monitor                 # shared with the download's waiters
     jobs: Optional[int]           # streams; None: found by measuring
     chunk_size: Optional[int]     # most bytes per piece; None: one piece per stream
     progress: Optional[ProgressFn]
@@ -278,7 +279,10 @@ class Pass:
 
     def _join_hasher(self) -> None:
         if self.hasher is not None and self.hasher is not threading.current_thread():
-            self.hasher.join()
+            try:
+                self.hasher.join()
+            except RuntimeError:  # never started: a Ctrl-C came inside its start()
+                pass
 
     def _wait_for_hash(self) -> None:
         """After the last write: wait for the hash thread to reach the end of the file."""

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
+from drivestage.monitor import Flag, Monitor
 from trainer import checkpoint as ckpt
 from trainer.state import AUTOSAVE_NAME, Position
 
@@ -41,7 +42,7 @@ class SaveJob:
     position: Position
     metrics: dict = field(default_factory=dict)
     droppable: bool = False            # may be replaced by a newer job while it waits
-    done: threading.Event = field(default_factory=threading.Event)
+    done: Flag = field(default_factory=Flag)
     written: bool = False
     error: Optional[BaseException] = None
     dropped: bool = False
@@ -79,7 +80,7 @@ class BackgroundWriter:
         self.retry_s = retry_s
         self._protect = set(protect)
         self._clock = clock
-        self._cond = threading.Condition()
+        self._cond = Monitor()  # a Ctrl-C cannot leave it held (drivestage.monitor)
         self._pending: Optional[SaveJob] = None
         self._current: Optional[SaveJob] = None
         self._push_requested = 0           # push requests so far (a written job is one)

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import signal
 import sys
-import threading
 from typing import Optional
 
 import click
 
 from drivestage.cli.group import cli
 from drivestage.errors import UsageError
+from drivestage.monitor import Flag
 
 EMULATOR_EPILOG = """\b
 Point drivestage at it:
@@ -72,7 +72,7 @@ def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes:
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}. "
                          "Choose another --port (0 picks a free one).") from exc
-    stop = threading.Event()
+    stop = Flag()  # set by a signal handler: drivestage.monitor
 
     def _stop(signum: int, frame: object) -> None:
         stop.set()

@@ -44,6 +44,7 @@ from drivestage.extract.workers import worth_processes, write_in_processes
 from drivestage.extract.copying import Progress, create, finish_member
 from drivestage.extract.writing import copy_stream, write_zip_member, zip_data_start
 from drivestage.store import ProgressFn
+from drivestage.monitor import Flag
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class Overlapped:
         self.progress = Progress(progress)
         # A rename keeps it readable; ``fd``: opened already (:func:`open_followed`).
         self.fd = fd if fd >= 0 else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        self.stop = threading.Event()
+        self.stop = Flag()
         self.error: Optional[BaseException] = None
         self.thread: Optional[threading.Thread] = None
 
@@ -213,7 +214,7 @@ class Overlapped:
             return
         todo = sorted(files, key=lambda e: int(getattr(e.source, "header_offset", 0)))
         lock, nxt = threading.Lock(), [0]
-        failed = threading.Event()
+        failed = Flag()
 
         def work() -> None:
             fd = self.fd  # pread: the two workers share it

@@ -45,6 +45,7 @@ from drivestage.extract.members import Entry
 from drivestage.extract.copying import Progress, TempDir
 from drivestage.extract.worker import STAT_NS, Order, write_order
 from drivestage.extract.writing import PER_FILE
+from drivestage.monitor import Flag
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def _batches(orders: list[Order]) -> Iterator[list[Order]]:
 def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequence[Entry],
                        jobs: int, progress: Progress, *, label: str, hold_fd: int = -1,
                        wait: Optional[Callable[[int, int], None]] = None,
-                       stop: Optional[threading.Event] = None,
+                       stop: Optional[Flag] = None,
                        python: Optional[str] = None) -> None:
     """Write ``files`` (zip members stored or deflated, or plain-tar members) of the archive
     open as ``afd`` (``size`` bytes in the end; ``label``: its name in messages) under
@@ -159,7 +160,7 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequ
     start leaves its share to a thread here."""
     batches = _batches(_orders(kind, files, size, bounded=wait is not None))
     take = threading.Lock()
-    failed = threading.Event()
+    failed = Flag()
     errors: list[BaseException] = []
 
     def next_batch() -> Optional[list[Order]]:

@@ -14,7 +14,6 @@ import os
 import posixpath
 import stat
 import tarfile
-import threading
 import zipfile
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +24,7 @@ from drivestage.extract.copying import CHUNK, NEW_FILE, Progress, copy_raw, crea
     finish_member, write_all, zip_data_offset
 from drivestage.extract.members import Entry, open_tar_stream
 from drivestage.extract.tempdir import TempDir
+from drivestage.monitor import Flag
 
 def copy_stream(src: Optional[IO[bytes]], fd: int, e: Entry, archive: str, progress: Progress) -> int:
     """Copy a file-like member stream into ``fd``; returns bytes written."""
@@ -67,7 +67,7 @@ def _partition(files: list[Entry], parts: int) -> list[list[Entry]]:
 def _write_files_random_access(kind: str, archive: str, root: TempDir, files: list[Entry],
                                jobs: int, progress: Progress) -> None:
     """zip and plain tar: members at known offsets, written by ``jobs`` threads."""
-    stop = threading.Event()
+    stop = Flag()
 
     def work(chunk: list[Entry]) -> None:
         afd = os.open(archive, os.O_RDONLY | os.O_CLOEXEC)
