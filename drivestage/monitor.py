@@ -19,8 +19,11 @@ safe in a signal handler that sets a :class:`Flag` while the main thread is insi
 from __future__ import annotations
 
 import _thread
-import threading
-from typing import Callable, Optional, TypeVar
+import collections
+import itertools
+import operator
+import time
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -31,25 +34,71 @@ class Monitor(_thread.RLock):  # type: ignore[misc]
 
     def __init__(self) -> None:
         super().__init__()
-        # The Condition's wait() releases and takes this lock through its C methods.
-        self._cond = threading.Condition(self)
+        self._waiters: collections.deque[Any] = collections.deque()
+
+    if TYPE_CHECKING:  # the C lock's own, which threading.Condition uses too
+        def _is_owned(self) -> bool: ...
+
+        def _acquire_restore(self, state: Any) -> None: ...
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Release the lock until notified or ``timeout`` seconds passed; False on timeout.
         The lock is held again when it returns, or raises."""
-        return self._cond.wait(timeout)
+        if not self._is_owned():
+            raise RuntimeError("cannot wait on un-acquired lock")
+        waiter = _thread.allocate_lock()
+        waiter.acquire()
+        self._waiters.append(waiter)
+        saved: list[Any] = []
+        try:
+            # Released, and its state kept, by one call that runs no bytecode: a Ctrl-C
+            # right after it finds the state in ``saved`` and the lock is taken again
+            # below. (threading.Condition.wait releases before its try: an interrupt there
+            # left the lock released, and the ``with`` around it failed with
+            # "RuntimeError: cannot release un-acquired lock".)
+            saved.extend(map(_RELEASE_SAVE, (self,)))
+            if timeout is None:
+                return bool(waiter.acquire())
+            return bool(waiter.acquire(True, timeout)) if timeout > 0 else \
+                bool(waiter.acquire(False))
+        finally:
+            if saved:
+                self._acquire_restore(saved[0])  # C: not interrupted
+            try:
+                self._waiters.remove(waiter)  # not notified (a notify removes it)
+            except ValueError:
+                pass
 
     def wait_for(self, predicate: Callable[[], T], timeout: Optional[float] = None) -> T:
         """Wait until ``predicate()`` is true (or ``timeout``); its last value."""
-        return self._cond.wait_for(predicate, timeout)
+        end = None if timeout is None else time.monotonic() + timeout
+        result = predicate()
+        while not result:
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            self.wait(left)
+            result = predicate()
+        return result
 
     def notify(self, n: int = 1) -> None:
         """Wake up to ``n`` threads waiting (the lock must be held)."""
-        self._cond.notify(n)
+        if not self._is_owned():
+            raise RuntimeError("cannot notify on un-acquired lock")
+        for waiter in list(itertools.islice(self._waiters, n)):
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:  # it timed out and removed itself meanwhile
+                continue
+            waiter.release()
 
     def notify_all(self) -> None:
         """Wake every thread waiting (the lock must be held)."""
-        self._cond.notify_all()
+        self.notify(len(self._waiters))
+
+
+#: ``Monitor._release_save`` as a C callable (see :meth:`Monitor.wait`).
+_RELEASE_SAVE = operator.methodcaller("_release_save")
 
 
 class Flag:
