@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from drivestage.checksums import choose, verify_file
-from drivestage.monitor import Monitor
+from drivestage.interrupts import Monitor
 from drivestage.errors import DestChangedError, ChecksumMismatchError, RemoteError
 from drivestage.partials import (Ranges, partial_path, partial_size, ranges_path, record_temps,
                                  remove_partial, stale_partials, unlink)
@@ -74,7 +74,7 @@ class Download:
         self.checksum = choose(entry)
         self.generation = 0  # a restart from zero voids what was there
         self.partial = partial_path(target, entry)
-        # Not threading.Condition: a Ctrl-C could leave that held (drivestage.monitor).
+        # Not threading.Condition: a Ctrl-C could leave that held (drivestage.interrupts).
         self.lock = Monitor()
         self._run: Optional[Pass] = None
         self.began = time.monotonic()

@@ -18,7 +18,7 @@ from drivestage.state import Md5Cache
 from drivestage.paths import StorePath
 from drivestage.store import RemoteStore
 from drivestage.upload_tree import PushResult, push
-from drivestage.monitor import Monitor
+from drivestage.interrupts import Monitor
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Optional, Protocol
 from drivestage.checksums import Checksum
 from drivestage.checksums import rate as hash_rate
 from drivestage.errors import DriveStageError
-from drivestage.monitor import Monitor
+from drivestage.interrupts import Monitor
 from drivestage.partials import Ranges, open_partial
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
-from drivestage.monitor import Flag, Monitor
+from drivestage.interrupts import Flag, Monitor
 from trainer import checkpoint as ckpt
 from trainer.state import AUTOSAVE_NAME, Position
 
@@ -80,7 +80,7 @@ class BackgroundWriter:
         self.retry_s = retry_s
         self._protect = set(protect)
         self._clock = clock
-        self._cond = Monitor()  # a Ctrl-C cannot leave it held (drivestage.monitor)
+        self._cond = Monitor()  # a Ctrl-C cannot leave it held (drivestage.interrupts)
         self._pending: Optional[SaveJob] = None
         self._current: Optional[SaveJob] = None
         self._push_requested = 0           # push requests so far (a written job is one)

@@ -9,7 +9,7 @@ import click
 
 from drivestage.cli.group import cli
 from drivestage.errors import UsageError
-from drivestage.monitor import Flag
+from drivestage.interrupts import Flag
 
 EMULATOR_EPILOG = """\b
 Point drivestage at it:
@@ -72,7 +72,7 @@ def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes:
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}. "
                          "Choose another --port (0 picks a free one).") from exc
-    stop = Flag()  # set by a signal handler: drivestage.monitor
+    stop = Flag()  # set by a signal handler: drivestage.interrupts
 
     def _stop(signum: int, frame: object) -> None:
         stop.set()

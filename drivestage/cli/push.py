@@ -225,7 +225,7 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
 
     from drivestage.errors import NotFoundError
     from drivestage.mirror import Mirror
-    from drivestage.monitor import Flag
+    from drivestage.interrupts import Flag
     from drivestage.state import Md5Cache
 
     if every <= 0:
@@ -236,7 +236,7 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
     # A bad DEST fails now, not at the first period.
     cache = Md5Cache()
     target = _target(dest, api_root, credentials, cache)
-    stop = Flag()  # set by a signal handler: drivestage.monitor
+    stop = Flag()  # set by a signal handler: drivestage.interrupts
     signals = (signal.SIGTERM, signal.SIGINT)
     previous = {s: signal.getsignal(s) for s in signals}
 

@@ -205,15 +205,25 @@ class DriveRetrying(tenacity.Retrying):
     """
 
     def __init__(self, *args: Any, what: str, uploading: bool = False,
-                 write: Optional[answers.Write] = None, **kwargs: Any):
+                 write: Optional[answers.Write] = None,
+                 on_interrupt: Optional[Callable[[], None]] = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.what, self.uploading, self.write = what, uploading, write
+        self.on_interrupt = on_interrupt
 
     def copy(self, *args: Any, **kwargs: Any) -> "DriveRetrying":  # tenacity copies on wraps()
         new = super().copy(*args, **kwargs)
         assert isinstance(new, DriveRetrying)
         new.what, new.uploading, new.write = self.what, self.uploading, self.write
+        new.on_interrupt = self.on_interrupt
         return new
+
+    def _interrupted(self) -> None:
+        # A request cut off by Ctrl-C may have left its connection mid-exchange (a request
+        # half sent, an answer unread): the next one on it would wait for an answer that
+        # never comes, until the connection's timeout.
+        if self.on_interrupt is not None:
+            self.on_interrupt()
 
     def typed(self, exc: BaseException) -> BaseException:
         """``exc`` as the typed error this operation raises."""
@@ -222,6 +232,9 @@ class DriveRetrying(tenacity.Retrying):
     def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
             return super().__call__(fn, *args, **kwargs)
+        except KeyboardInterrupt:
+            self._interrupted()
+            raise
         except Exception as exc:
             typed = self.typed(exc)
             if typed is exc:
@@ -231,6 +244,9 @@ class DriveRetrying(tenacity.Retrying):
     def __iter__(self) -> Generator[tenacity.AttemptManager, None, None]:
         try:
             yield from super().__iter__()
+        except KeyboardInterrupt:
+            self._interrupted()
+            raise
         except Exception as exc:
             typed = self.typed(exc)
             if typed is exc:
@@ -240,13 +256,13 @@ class DriveRetrying(tenacity.Retrying):
 
 def retrying(what: str, attempts: Optional[int] = None, *,
              on_retry: Optional[Callable[[BaseException, Retryable], None]] = None,
-             uploading: bool = False, write: Optional[answers.Write] = None,
+             on_interrupt: Optional[Callable[[], None]] = None, uploading: bool = False, write: Optional[answers.Write] = None,
              policy: Optional[Policy] = None,
              rng: Callable[[], float] = random.random) -> DriveRetrying:
     """A tenacity ``Retrying`` for one Drive operation described by ``what``.
 
     ``on_retry(exc, info)`` runs before each wait (e.g. to drop a keep-alive connection a
-    reset has poisoned). Transient failures are retried up to ``attempts`` times in all; then
+    reset has poisoned); ``on_interrupt()`` when a KeyboardInterrupt ends it (likewise). Transient failures are retried up to ``attempts`` times in all; then
     a :class:`~drivestage.errors.RemoteError` (or, with ``uploading``, a
     :class:`~drivestage.errors.DailyUploadCapError` for a persistent user rate limit) is raised.
     Anything else is raised at once as its typed error (:func:`translate`, which receives
@@ -290,7 +306,7 @@ def retrying(what: str, attempts: Optional[int] = None, *,
         return is_retryable(exc)
 
     return DriveRetrying(
-        what=what, uploading=uploading, write=write,
+        what=what, uploading=uploading, write=write, on_interrupt=on_interrupt,
         sleep=lambda seconds: _sleep(seconds),
         stop=tenacity.stop_after_attempt(pol.attempts),
         wait=_Wait(pol, rng),

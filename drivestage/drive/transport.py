@@ -97,14 +97,14 @@ class Transport:
     def retrying(self, what: str, *, uploading: bool = False,
                  write: Optional[answers.Write] = None) -> retry.DriveRetrying:
         """The retry policy for one operation; a lost connection is dropped before the next
-        attempt. ``what`` starts the messages; the rest goes to the error typing
-        (:func:`drivestage.drive.answers.typed_error`)."""
+        attempt, and after a Ctrl-C. ``what`` starts the messages; the rest goes to the
+        error typing (:func:`drivestage.drive.answers.typed_error`)."""
         def on_retry(exc: BaseException, info: retry.Retryable) -> None:
             if info.connection_lost:
                 self.drop()
 
-        return retry.retrying(what, self.attempts, on_retry=on_retry, uploading=uploading,
-                              write=write)
+        return retry.retrying(what, self.attempts, on_retry=on_retry, on_interrupt=self.drop,
+                              uploading=uploading, write=write)
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(*args, **kwargs)`` under :meth:`retrying`."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import weakref
 from typing import Callable, Iterable, Optional
 
 from drivestage.errors import ArchiveError, DiskSpaceError
@@ -24,6 +25,7 @@ from drivestage.extract.tempdir import TempDir, make_temp, makedirs_at, remove_s
 from drivestage.extract.validation import check_members
 from drivestage.extract.writing import finish_tree, make_dirs
 from drivestage.sizes import format_size
+from drivestage.interrupts import deferred
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,7 @@ class Job:
         self.entries: list[Entry] = []
         self._root: Optional[TempDir] = None
         self._owner = -1  # the temporary folder's owner lock (see tempdir.make_temp)
+        self._unlock: Optional[weakref.finalize[[int], Job]] = None
 
     def check(self, entries: list[Entry]) -> list[Entry]:
         """Steps 1 and 2: the final member list, checked against DEST and the free space,
@@ -75,7 +78,8 @@ class Job:
         log.info("extracting %s: %d members, %s, into %s", self.archive, len(entries),
                  format_size(sum(e.size for e in files)), self.dest)
         self.entries = entries
-        self._root, self._owner = make_temp(self.dest)
+        self._make_temp()
+        assert self._root is not None
         make_dirs(self._root, entries)
         return files
 
@@ -103,8 +107,18 @@ class Job:
         it arrives; :meth:`adopt` checks the list once it is)."""
         os.makedirs(self.dest, exist_ok=True)
         remove_stale_temps(self.dest)
-        self._root, self._owner = make_temp(self.dest)
+        self._make_temp()
+        assert self._root is not None
         return self._root
+
+    def _make_temp(self) -> None:
+        with deferred():  # a Ctrl-C: once close() knows the folder, to remove it
+            self._root, self._owner = make_temp(self.dest)
+            # A job dropped without close() (a Ctrl-C at the wrong moment) lets go of the
+            # folder's lock when it is collected: the next extraction into DEST, in this
+            # process too (a notebook), then sweeps the folder as stale.
+            self._unlock = weakref.finalize(self, os.close, self._owner) \
+                if self._owner >= 0 else None
 
     def adopt(self, entries: list[Entry]) -> None:
         """The member list of what was written into the temporary folder already: checked
@@ -143,13 +157,18 @@ class Job:
         check_against_dest(self.archive, self.dest, entries, self.owned)
 
     def close(self) -> None:
-        """Remove the temporary folder (whatever the merge did not move)."""
-        owner, self._owner = self._owner, -1
-        if self._root is not None:
-            root, self._root = self._root, None
-            remove_temp(root, owner)  # closes the lock once the folder is empty
-        elif owner >= 0:
-            os.close(owner)
+        """Remove the temporary folder (whatever the merge did not move); a Ctrl-C waits
+        for it (:func:`~drivestage.interrupts.deferred`)."""
+        with deferred():
+            if self._unlock is not None:
+                self._unlock.detach()  # closed below, once the folder is empty
+                self._unlock = None
+            owner, self._owner = self._owner, -1
+            if self._root is not None:
+                root, self._root = self._root, None
+                remove_temp(root, owner)  # closes the lock once the folder is empty
+            elif owner >= 0:
+                os.close(owner)
 
 
 def check_against_dest(archive: str, dest: str, entries: list[Entry],

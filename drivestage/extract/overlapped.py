@@ -44,7 +44,7 @@ from drivestage.extract.workers import worth_processes, write_in_processes
 from drivestage.extract.copying import Progress, create, finish_member
 from drivestage.extract.writing import copy_stream, write_zip_member, zip_data_start
 from drivestage.store import ProgressFn
-from drivestage.monitor import Flag
+from drivestage.interrupts import Flag
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +142,10 @@ class Overlapped:
                   replaceable=replaceable, fd=fd)
         try:
             files = job.job.check(entries)
-        except BaseException:
+            job._start(lambda: job._zip(files))
+        except BaseException:  # a Ctrl-C too: the temporary folder goes
             job.abandon()
             raise
-        job._start(lambda: job._zip(files))
         return job
 
     @classmethod
@@ -158,7 +158,11 @@ class Overlapped:
         job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
                   progress=progress, protected=protected, label=label,
                   replaceable=replaceable, fd=open_followed(path, identity))
-        job._start(job._tar)
+        try:
+            job._start(job._tar)
+        except BaseException:  # a Ctrl-C: nothing left behind
+            job.abandon()
+            raise
         return job
 
     def _start(self, work: Callable[[], None]) -> None:

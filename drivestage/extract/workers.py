@@ -45,7 +45,7 @@ from drivestage.extract.members import Entry
 from drivestage.extract.copying import Progress, TempDir
 from drivestage.extract.worker import STAT_NS, Order, write_order
 from drivestage.extract.writing import PER_FILE
-from drivestage.monitor import Flag
+from drivestage.interrupts import Flag
 
 log = logging.getLogger(__name__)
 

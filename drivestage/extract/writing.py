@@ -24,7 +24,7 @@ from drivestage.extract.copying import CHUNK, NEW_FILE, Progress, copy_raw, crea
     finish_member, write_all, zip_data_offset
 from drivestage.extract.members import Entry, open_tar_stream
 from drivestage.extract.tempdir import TempDir
-from drivestage.monitor import Flag
+from drivestage.interrupts import Flag
 
 def copy_stream(src: Optional[IO[bytes]], fd: int, e: Entry, archive: str, progress: Progress) -> int:
     """Copy a file-like member stream into ``fd``; returns bytes written."""

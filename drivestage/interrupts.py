@@ -1,4 +1,5 @@
-"""Locks that a Ctrl-C cannot leave held.
+"""What a Ctrl-C must not cut in two: locks that it cannot leave held, and clean-ups it
+waits for.
 
 Python runs a signal handler - so it raises KeyboardInterrupt - between two bytecodes of the
 main thread, and that includes the pure-Python ``__enter__`` and ``__exit__`` of
@@ -15,6 +16,10 @@ releasing it, so an interrupt lands either outside or inside the block, where ``
 releases it. It has a Condition's ``wait`` and ``notify``. Being reentrant, it is also
 safe in a signal handler that sets a :class:`Flag` while the main thread is inside it
 (``threading.Event`` then deadlocks on its own lock).
+
+:func:`deferred` holds a Ctrl-C back while a clean-up runs (a temporary folder removed, a
+lock file released): cut in two, it left the temporary folder in DEST and, in a notebook
+whose process lives on, the lock held by the open file until the kernel restarts.
 """
 from __future__ import annotations
 
@@ -22,8 +27,11 @@ import _thread
 import collections
 import itertools
 import operator
+import signal
+import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -127,4 +135,24 @@ class Flag:
             return self._lock.wait_for(lambda: self._set, timeout)
 
 
-__all__ = ["Flag", "Monitor"]
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold a Ctrl-C back while the block runs, then raise it (KeyboardInterrupt). Only
+    the main thread receives signals, and only Python's own SIGINT handler is replaced:
+    elsewhere, inside another :func:`deferred`, or under a handler the caller installed
+    (``push --every``'s, the trainer's), the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    got: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if got:
+            raise KeyboardInterrupt
+
+
+__all__ = ["Flag", "Monitor", "deferred"]

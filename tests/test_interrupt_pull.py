@@ -1,0 +1,66 @@
+"""``pull --extract`` interrupted at the start of each drivestage function it calls."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import threading
+import time
+
+import pytest
+
+import drivestage
+from drivestage.stage import pull
+from _archives import a_zip, tree
+from test_interrupt_locks import _InterruptAt
+
+
+def _drivestage_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("drivestage-")]
+
+
+def _none_left(seconds: float) -> list[str]:
+    deadline = time.monotonic() + seconds
+    while _drivestage_threads() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _drivestage_threads()
+
+
+@pytest.mark.slow
+def test_a_ctrl_c_at_any_call_of_a_pull_extract_then_a_rerun(emulator, drive_env, tmp_path,
+                                                             monkeypatch):
+    """``pull --extract`` of a zip that is extracted as it downloads, interrupted at the
+    start of each drivestage function it calls, in turn: every thread it started ends, and
+    the next pull, in the same process (a notebook), stages exactly the archive at once and
+    leaves nothing else in DEST."""
+    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "20")
+    members = {f"set/{i:02d}.bin": os.urandom(3000 + i) for i in range(12)}
+    blob = a_zip(members)
+    emulator.add_file("d/set.zip", blob)
+    store = drivestage.connect()
+    root = os.path.dirname(drivestage.__file__)
+    landed = 0
+    for k in range(1, 5000):
+        dest = tmp_path / f"d{k}"
+        tracer = _InterruptAt(k, only_under=root)
+        sys.settrace(tracer)
+        try:
+            pull("drive:d/set.zip", str(dest), extract=True, quiet=True, store=store)
+        except BaseException:
+            if tracer.calls < k:
+                raise
+        else:
+            break
+        finally:
+            sys.settrace(None)
+        landed += 1
+        where = f"a Ctrl-C at call {k}: {tracer.where}"
+        assert _none_left(10) == [], f"threads left running after {where}"
+        began = time.monotonic()
+        pull("drive:d/set.zip", str(dest), extract=True, quiet=True, store=store)
+        assert time.monotonic() - began < 10, f"the rerun after {where} waited"
+        assert tree(dest) == {"set.zip": blob, **members}, f"after {where}"
+        # What a Ctrl-C at the wrong moment left (a temporary folder) the rerun removed.
+        assert [p.name for p in dest.glob(".drivestage-*")] == [], f"after {where}"
+        shutil.rmtree(dest)
+    assert landed > 200
