@@ -31,10 +31,12 @@ def place_lock(place: str, where: str) -> Iterator[None]:
     digest = hashlib.sha256(place.encode()).hexdigest()[:32]
     with _GUARD:
         mine = _THREAD_LOCKS.setdefault(digest, threading.Lock())
-    if not mine.acquire(blocking=False):
+    if mine.locked():  # a look, for the message only
         log.warning("another push into %s is running in this process; waiting for it", where)
-        mine.acquire()
-    try:
+    # Taken and released by ``with`` on the C lock itself: acquire() then try/finally left
+    # it held for good when a Ctrl-C landed between the two, and every later push into the
+    # place in this process (a notebook) waited for it.
+    with mine:
         folder = state_dir() / "locks"
         folder.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(folder / f"push-{digest}.lock"))
@@ -47,5 +49,3 @@ def place_lock(place: str, where: str) -> Iterator[None]:
             yield
         finally:
             lock.release()
-    finally:
-        mine.release()

@@ -18,6 +18,7 @@ import traceback
 import drivestage
 from drivestage.download import Download, remove_partial
 from drivestage.interrupts import Flag, Monitor
+from drivestage.locks import place_lock
 
 
 def _after_calls(code) -> frozenset[int]:
@@ -194,3 +195,33 @@ def test_a_flag_set_by_a_signal_handler_while_the_main_thread_waits_for_it():
         swept += 1
     assert swept >= 10
 
+
+
+def test_a_ctrl_c_at_any_point_of_a_place_lock_leaves_it_free(tmp_path, monkeypatch):
+    """The lock one push into a place holds (drivestage.locks): a Ctrl-C at any place the
+    main thread could take it, while the lock is taken, held or given back, leaves it
+    free for the next push in this process (acquire() then try/finally left it held for
+    good when the interrupt landed between the two)."""
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    root = os.path.dirname(drivestage.__file__)
+
+    def work() -> None:
+        with place_lock("test:place", "drive:runs"):
+            pass
+
+    k = landed = 0
+    while True:
+        k += 1
+        tracer = _InterruptAt(k, only_under=root, opcodes=True)
+        sys.settrace(tracer)
+        try:
+            work()
+        except KeyboardInterrupt:
+            landed += 1
+        else:
+            break
+        finally:
+            sys.settrace(None)
+        assert _ends_within(work, 5), f"the place stayed locked after a Ctrl-C at point " \
+            f"{k}: {tracer.where}"
+    assert landed >= 5

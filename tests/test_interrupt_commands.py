@@ -1,6 +1,9 @@
-"""``pull --extract`` interrupted at the start of each drivestage function it calls."""
+"""A pull and a push interrupted (Ctrl-C) at the start of each drivestage function they
+call, in turn, in a process that lives on (a notebook): the next one does its work at once,
+and nothing is lost or left behind."""
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -11,6 +14,7 @@ import pytest
 
 import drivestage
 from drivestage.stage import pull
+from drivestage.upload_tree import push
 from _archives import a_zip, tree
 from test_interrupt_locks import _InterruptAt
 
@@ -67,3 +71,46 @@ def test_a_ctrl_c_at_any_call_of_a_pull_extract_then_a_rerun(emulator, drive_env
         assert [p.name for p in dest.glob(".drivestage-*")] == [], f"after {where}"
         shutil.rmtree(dest)
     assert landed > 200
+
+
+@pytest.mark.slow
+def test_a_ctrl_c_at_any_call_of_a_push_then_a_rerun(emulator, drive_env, tmp_path,
+                                                     monkeypatch):
+    """``push`` of a run folder interrupted at the start of every 4th drivestage function
+    it calls, in turn: the threads it started end, and the next push, in the same process,
+    finishes at once with Drive holding exactly the folder's files, once each (a lock left
+    held made every later push into the place wait for good)."""
+    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "20")
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    src = tmp_path / "run"
+    src.mkdir()
+    files = {f"f{i}.txt": os.urandom(2000 + i) for i in range(3)}
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    store = drivestage.connect()
+    root = os.path.dirname(drivestage.__file__)
+    landed = 0
+    before = set(threading.enumerate())
+    for k in range(1, 5000, 4):  # every 4th call: each one costs two pushes (105 s for all)
+        place = f"runs/r{k}"
+        tracer = _InterruptAt(k, only_under=root)
+        sys.settrace(tracer)
+        try:
+            push(str(src), place, store=store, jobs=2)
+        except BaseException:
+            if tracer.calls < k:
+                raise
+        else:
+            break
+        finally:
+            sys.settrace(None)
+        landed += 1
+        where = f"a Ctrl-C at call {k}: {tracer.where}"
+        assert _none_left(10, before) == [], f"threads left running after {where}"
+        began = time.monotonic()
+        push(str(src), place, store=store, jobs=2)
+        assert time.monotonic() - began < 10, f"the rerun after {where} waited"
+        on_drive = sorted((e.name, e.md5) for e in store.list(store.resolve(place)))
+        assert on_drive == sorted((n, hashlib.md5(d).hexdigest()) for n, d in files.items()), \
+            f"after {where}"
+    assert landed > 100 // 4
