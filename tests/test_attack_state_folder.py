@@ -277,3 +277,17 @@ def test_a_new_state_folder_is_the_users_alone_whatever_the_umask(emulator, dest
     assert code == 0, err
     assert stat.S_IMODE(os.lstat(dest / ".drivestage").st_mode) == 0o700
     assert tree(dest) == {"v.zip": a_zip(V1), **V1}
+
+
+def test_a_state_folder_an_older_drivestage_left_open_to_others_is_made_private(
+        emulator, dest):
+    """A state folder made 0777 (an older drivestage, under a umask of 0): others could
+    delete its lock files, and two pulls then ran into DEST at once. The next pull makes it
+    the user's alone; its stamps stay and the rerun is still a no-op."""
+    emulator.add_file("d/v.zip", a_zip(V1))
+    assert run("pull", "drive:d/v.zip", str(dest), "-x", "-q")[0] == 0
+    os.chmod(dest / ".drivestage", 0o777)
+    code, out, err = run("pull", "drive:d/v.zip", str(dest), "-x", "--json")
+    assert code == 0, err
+    assert json.loads(out)["action"] == "cached"
+    assert stat.S_IMODE(os.lstat(dest / ".drivestage").st_mode) == 0o700

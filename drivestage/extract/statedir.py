@@ -64,7 +64,23 @@ def open_state(folder: str, *, create: bool) -> Optional[int]:
         os.close(folder_fd)
     if fd < 0:
         raise state_error(folder)
+    if create:
+        _tighten(fd)
     return fd
+
+
+def _tighten(fd: int) -> None:
+    """Make a state folder of this user's that others may write into (an older drivestage
+    made it with the process's umask: 0777 under umask 0) private: there they could delete
+    its lock files, and two pulls would then run at once. Where the file system sets the
+    modes itself (some FUSE, vfat, NTFS mounts) nothing changes, and nothing is said."""
+    st = os.fstat(fd)
+    if st.st_uid != os.geteuid() or not st.st_mode & 0o022:
+        return
+    try:
+        os.fchmod(fd, stat.S_IMODE(st.st_mode) & 0o700)
+    except OSError:
+        pass
 
 
 def open_own(name: str, flags: int, dir_fd: int, owner: Optional[int] = -1) -> int:
