@@ -94,11 +94,16 @@ class Monitor(_thread.RLock):  # type: ignore[misc]
         if not self._is_owned():
             raise RuntimeError("cannot notify on un-acquired lock")
         for waiter in list(itertools.islice(self._waiters, n)):
+            # Woken before it leaves the list: a Ctrl-C between the two leaves it woken
+            # and listed, and the next notify finds its lock already released (unless it
+            # took it back, waking). Taken off first, it was left waiting for good, out
+            # of reach of every later notify. Only notifiers release, one at a time.
+            if waiter.locked():
+                waiter.release()
             try:
                 self._waiters.remove(waiter)
-            except ValueError:  # it timed out and removed itself meanwhile
-                continue
-            waiter.release()
+            except ValueError:  # it removed itself meanwhile
+                pass
 
     def notify_all(self) -> None:
         """Wake every thread waiting (the lock must be held)."""
