@@ -140,6 +140,40 @@ class Flag:
             return self._lock.wait_for(lambda: self._set, timeout)
 
 
+class BackgroundThread:
+    """A daemon thread that says itself when its work has ended (a :class:`Flag` set as
+    ``target`` returns or raises). CPython 3.11's ``Thread.is_alive()`` and ``join()``,
+    cut by a Ctrl-C inside them (``_wait_for_tstate_lock``), mark a thread that still runs
+    as stopped: ``is_alive()`` then says False and ``join()`` returns at once for good (a
+    notebook's Mirror said "the mirror thread is not running" while it pushed, and a
+    checkpoint writer's close() could return mid-upload)."""
+
+    def __init__(self, target: Callable[[], Any], name: str):
+        self._target = target
+        self.ended = Flag()
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self._target()
+        finally:
+            self.ended.set()
+
+    def start(self) -> "BackgroundThread":
+        self.thread.start()
+        return self
+
+    def is_alive(self) -> bool:
+        """Started, and its work not ended."""
+        return self.thread.ident is not None and not self.ended.is_set()
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """Wait (at most ``timeout`` seconds) for its work to end; whether it has."""
+        if self.thread.ident is None:
+            return True  # never started
+        return self.ended.wait(timeout)
+
+
 @contextmanager
 def deferred() -> Iterator[None]:
     """Hold a Ctrl-C back while the block runs, then raise it (KeyboardInterrupt). Only
@@ -160,4 +194,4 @@ def deferred() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
-__all__ = ["Flag", "Monitor", "deferred"]
+__all__ = ["BackgroundThread", "Flag", "Monitor", "deferred"]

@@ -6,7 +6,6 @@ The push itself is :func:`drivestage.upload_tree.push`; pruning :mod:`drivestage
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any, Callable, Iterable, Optional, Sequence
 
@@ -18,7 +17,7 @@ from drivestage.state import Md5Cache
 from drivestage.paths import StorePath
 from drivestage.store import RemoteStore
 from drivestage.upload_tree import PushResult, push
-from drivestage.interrupts import Monitor
+from drivestage.interrupts import BackgroundThread, Monitor
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,7 @@ class Mirror:
         self._last_error: Optional[BaseException] = None
         self._last_result: Optional[PushResult] = None
         self._stopping = False
-        self._thread: Optional[threading.Thread] = None
+        self._thread: Optional[BackgroundThread] = None
         self._cache: Optional[Md5Cache] = md5_cache
         self.runs = 0
 
@@ -83,8 +82,7 @@ class Mirror:
         """Start the background thread (idempotent)."""
         with self._cond:
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="drivestage-mirror",
-                                                daemon=True)
+                self._thread = BackgroundThread(self._loop, "drivestage-mirror")
                 self._thread.start()
         return self
 
@@ -111,10 +109,17 @@ class Mirror:
 
     def stop(self, timeout: Optional[float] = None, *, flush: bool = True
              ) -> Optional[PushResult]:
-        """Flush (unless ``flush=False``), then end the thread. Raises like :meth:`flush`."""
+        """Flush (unless ``flush=False``), then end the thread. Raises like :meth:`flush`.
+        Called again after a stop that was interrupted once its flush was done (a Ctrl-C
+        while it waited for the thread), it waits for the thread again and returns that
+        flush's result."""
         result, error = None, None
+        with self._cond:
+            flushed = self._stopping  # an earlier stop() got as far as its flush's end
+            if flushed:
+                result = self._last_result
         try:
-            if flush and self._thread is not None:
+            if flush and self._thread is not None and not flushed:
                 result = self.flush(timeout)
         except MirrorError as exc:
             error = exc

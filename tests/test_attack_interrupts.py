@@ -55,8 +55,6 @@ def test_a_ctrl_c_inside_notify_all_never_leaves_a_waiting_thread_behind():
     assert landed >= 5
 
 
-@pytest.mark.xfail(strict=True, reason="a Ctrl-C inside Thread.is_alive() (Mirror._wait) marks "
-                   "the running mirror thread stopped: CPython 3.11, see the next test; not fixed")
 def test_mirror_stop_run_again_after_a_ctrl_c_at_any_point_finishes_the_push(
         emulator, tmp_path, monkeypatch):
     """A notebook stops its Mirror, the user presses Ctrl-C at some point of stop() and runs

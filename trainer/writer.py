@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
-from drivestage.interrupts import Flag, Monitor
+from drivestage.interrupts import BackgroundThread, Flag, Monitor
 from trainer import checkpoint as ckpt
 from trainer.state import AUTOSAVE_NAME, Position
 
@@ -94,8 +94,8 @@ class BackgroundWriter:
         self._warned = False
         self._retry_at: Optional[float] = None
         self.dropped = 0
-        self._thread = threading.Thread(target=self._loop, name="trainer-writer", daemon=True)
-        self._thread.start()
+        # Not threading.Thread: a Ctrl-C inside its is_alive()/join() marks it stopped.
+        self._thread = BackgroundThread(self._loop, "trainer-writer").start()
 
     # -- the training thread
     def submit(self, job: SaveJob) -> None:
