@@ -140,6 +140,10 @@ class Flag:
             return self._lock.wait_for(lambda: self._set, timeout)
 
 
+def _nothing() -> None:
+    pass
+
+
 class BackgroundThread:
     """A daemon thread that says itself when its work has ended (a :class:`Flag` set as
     ``target`` returns or raises). CPython 3.11's ``Thread.is_alive()`` and ``join()``,
@@ -157,6 +161,9 @@ class BackgroundThread:
         try:
             self._target()
         finally:
+            # Dropped, as threading.Thread drops its target: it often holds its owner,
+            # which holds this thread (a cycle only the cyclic collector would break).
+            self._target = _nothing
             self.ended.set()
 
     def start(self) -> "BackgroundThread":

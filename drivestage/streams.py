@@ -19,7 +19,7 @@ from typing import Optional, Protocol
 from drivestage.checksums import Checksum
 from drivestage.checksums import rate as hash_rate
 from drivestage.errors import DriveStageError
-from drivestage.interrupts import Monitor
+from drivestage.interrupts import BackgroundThread, Monitor
 from drivestage.partials import Ranges, open_partial
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
@@ -106,7 +106,7 @@ class Pass:
         self.feed: collections.deque[tuple[int, memoryview]] = collections.deque()
         self.hashed = self.feed_end = self.hash_claim = 0
         self._last_save = time.monotonic()
-        self.hasher: Optional[threading.Thread] = None  # once begun
+        self.hasher: Optional[BackgroundThread] = None  # once begun
         self.fixed: Optional[int] = None    # streams asked for; None: found by measuring
 
     # -- pieces
@@ -254,8 +254,9 @@ class Pass:
         with self.lock:
             if self.hasher is not None or self.stopped:
                 return
-            self.hasher = threading.Thread(target=self._hash, name="drivestage-hash",
-                                           daemon=True)
+            # Not threading.Thread: a Ctrl-C inside its join() marks it stopped while it
+            # still reads the partial (which is then closed under it).
+            self.hasher = BackgroundThread(self._hash, "drivestage-hash")
         self.hasher.start()
         remaining = sum(b - a for a, b in self.todo)
         self.fixed = self.dl.jobs
@@ -278,11 +279,8 @@ class Pass:
         self.digest = self._digest.hexdigest()
 
     def _join_hasher(self) -> None:
-        if self.hasher is not None and self.hasher is not threading.current_thread():
-            try:
-                self.hasher.join()
-            except RuntimeError:  # never started: a Ctrl-C came inside its start()
-                pass
+        if self.hasher is not None and self.hasher.thread is not threading.current_thread():
+            self.hasher.join()  # at once when it never started (a Ctrl-C inside start())
 
     def _wait_for_hash(self) -> None:
         """After the last write: wait for the hash thread to reach the end of the file."""

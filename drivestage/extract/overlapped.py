@@ -44,7 +44,7 @@ from drivestage.extract.workers import worth_processes, write_in_processes
 from drivestage.extract.copying import Progress, create, finish_member
 from drivestage.extract.writing import copy_stream, write_zip_member, zip_data_start
 from drivestage.store import ProgressFn
-from drivestage.interrupts import Flag
+from drivestage.interrupts import BackgroundThread, Flag
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class Overlapped:
         self.fd = fd if fd >= 0 else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         self.stop = Flag()
         self.error: Optional[BaseException] = None
-        self.thread: Optional[threading.Thread] = None
+        self.thread: Optional[BackgroundThread] = None
 
     # -- the two kinds
     @classmethod
@@ -172,8 +172,9 @@ class Overlapped:
             except BaseException as exc:  # read by finish()
                 self.error = exc
 
-        self.thread = threading.Thread(target=run, name="drivestage-extract", daemon=True)
-        self.thread.start()
+        # Not threading.Thread: a Ctrl-C inside its join() marks it stopped while it still
+        # writes into the temporary folder that abandon() then removes.
+        self.thread = BackgroundThread(run, "drivestage-extract").start()
 
     # -- the end
     def finish(self) -> ExtractResult:
