@@ -32,6 +32,28 @@ def _none_left(seconds: float, besides: set) -> list[str]:
     return _drivestage_threads(besides)
 
 
+def _interrupted_then_rerun(k: int, root: str, before: set, call) -> "str | None":
+    """``call()`` with a Ctrl-C at its ``k``-th drivestage call, then its threads' end and
+    ``call()`` again, timed: where the Ctrl-C landed, or None when ``call()`` ended first."""
+    tracer = _InterruptAt(k, only_under=root)
+    sys.settrace(tracer)
+    try:
+        call()
+    except BaseException:
+        if tracer.calls < k:
+            raise
+    else:
+        return None
+    finally:
+        sys.settrace(None)
+    where = f"a Ctrl-C at call {k}: {tracer.where}"
+    assert _none_left(10, before) == [], f"threads left running after {where}"
+    began = time.monotonic()
+    call()
+    assert time.monotonic() - began < 10, f"the rerun after {where} waited"
+    return where
+
+
 @pytest.mark.slow
 def test_a_ctrl_c_at_any_call_of_a_pull_extract_then_a_rerun(emulator, drive_env, tmp_path,
                                                              monkeypatch):
@@ -49,23 +71,11 @@ def test_a_ctrl_c_at_any_call_of_a_pull_extract_then_a_rerun(emulator, drive_env
     before = set(threading.enumerate())  # another test's, in this worker process
     for k in range(1, 5000):
         dest = tmp_path / f"d{k}"
-        tracer = _InterruptAt(k, only_under=root)
-        sys.settrace(tracer)
-        try:
-            pull("drive:d/set.zip", str(dest), extract=True, quiet=True, store=store)
-        except BaseException:
-            if tracer.calls < k:
-                raise
-        else:
+        where = _interrupted_then_rerun(k, root, before, lambda: pull(
+            "drive:d/set.zip", str(dest), extract=True, quiet=True, store=store))
+        if where is None:
             break
-        finally:
-            sys.settrace(None)
         landed += 1
-        where = f"a Ctrl-C at call {k}: {tracer.where}"
-        assert _none_left(10, before) == [], f"threads left running after {where}"
-        began = time.monotonic()
-        pull("drive:d/set.zip", str(dest), extract=True, quiet=True, store=store)
-        assert time.monotonic() - began < 10, f"the rerun after {where} waited"
         assert tree(dest) == {"set.zip": blob, **members}, f"after {where}"
         # What a Ctrl-C at the wrong moment left (a temporary folder) the rerun removed.
         assert [p.name for p in dest.glob(".drivestage-*")] == [], f"after {where}"
@@ -93,23 +103,11 @@ def test_a_ctrl_c_at_any_call_of_a_push_then_a_rerun(emulator, drive_env, tmp_pa
     before = set(threading.enumerate())
     for k in range(1, 5000, 4):  # every 4th call: each one costs two pushes (105 s for all)
         place = f"runs/r{k}"
-        tracer = _InterruptAt(k, only_under=root)
-        sys.settrace(tracer)
-        try:
-            push(str(src), place, store=store, jobs=2)
-        except BaseException:
-            if tracer.calls < k:
-                raise
-        else:
+        where = _interrupted_then_rerun(k, root, before, lambda: push(
+            str(src), place, store=store, jobs=2))
+        if where is None:
             break
-        finally:
-            sys.settrace(None)
         landed += 1
-        where = f"a Ctrl-C at call {k}: {tracer.where}"
-        assert _none_left(10, before) == [], f"threads left running after {where}"
-        began = time.monotonic()
-        push(str(src), place, store=store, jobs=2)
-        assert time.monotonic() - began < 10, f"the rerun after {where} waited"
         on_drive = sorted((e.name, e.md5) for e in store.list(store.resolve(place)))
         assert on_drive == sorted((n, hashlib.md5(d).hexdigest()) for n, d in files.items()), \
             f"after {where}"
