@@ -397,3 +397,35 @@ def test_a_module_beside_drivestage_named_like_a_standard_one_does_not_shadow_it
     assert "in 2 worker processes" in proc.stderr and "did not start" not in proc.stderr
     assert not shadowed.exists()
     assert tree(tmp_path / "dest") == data
+
+
+def test_a_ctrl_c_while_the_main_thread_waits_for_the_feeders_waits_for_them_to_end(tmp_path):
+    """A staged archive is written from the main thread; a Ctrl-C while it waits for the
+    threads that feed the workers stops the workers, and ``write_in_processes`` raises only
+    once those threads have ended (the temporary folder they write into goes next).
+    CPython 3.11's ``Thread.join()``, cut by a Ctrl-C, marks a thread that still runs as
+    stopped, and the clean-up's join then returned at once."""
+    archive, job, files = started(tmp_path, members())
+    sent, feeder_returned = [], threading.Event()
+
+    def progress(n: int) -> None:  # runs in a feeding thread, as a worker's answer arrives
+        if sent:
+            return
+        sent.append(True)
+        os.kill(os.getpid(), signal.SIGINT)  # the main thread is in the feeders' join
+        feeder_returned.wait(1)  # what a slow feeder does; the main thread must wait
+        feeder_returned.set()
+
+    afd = os.open(archive, os.O_RDONLY)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            workers.write_in_processes("zip", afd, os.fstat(afd).st_size, job.root, files, 2,
+                                       Progress(progress), label=str(archive),
+                                       hold_fd=job.owner_fd)
+        assert feeder_returned.is_set(), "write_in_processes raised while a feeder still ran"
+        assert [t.name for t in threading.enumerate()
+                if t.name == "drivestage-extract-feed" and t.is_alive()] == []
+    finally:
+        os.close(afd)
+        job.close()
+    assert os.listdir(tmp_path / "dest") == []

@@ -37,6 +37,7 @@ import sys
 import threading
 import zipfile
 from collections import deque
+from functools import partial
 from typing import BinaryIO, Callable, Iterator, Optional, Sequence
 
 from drivestage.errors import ArchiveError
@@ -45,7 +46,7 @@ from drivestage.extract.members import Entry
 from drivestage.extract.copying import Progress, TempDir
 from drivestage.extract.worker import STAT_NS, Order, write_order
 from drivestage.extract.writing import PER_FILE
-from drivestage.interrupts import Flag
+from drivestage.interrupts import BackgroundThread, Flag
 
 log = logging.getLogger(__name__)
 
@@ -202,15 +203,17 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequ
             errors.append(exc)
 
     workers: list[Optional[_Worker]] = []
-    feeders: list[threading.Thread] = []
+    # BackgroundThreads: a Ctrl-C inside threading.Thread.join() (this runs in the main thread
+    # for a staged archive) marks a feeder that still runs as stopped, and the clean-up's
+    # join then returned while it went on.
+    feeders: list[BackgroundThread] = []
     try:  # from the first start on: a Ctrl-C at any point ends every worker started
         for _ in range(jobs):
             workers.append(_Worker.start(afd, tmp, label, hold_fd, python))
         log.debug("writing %d members of %s in %d worker processes", len(files), label,
                   sum(w is not None for w in workers))
         for w in workers:
-            feeders.append(threading.Thread(target=feed, args=(w,), daemon=True,
-                                            name="drivestage-extract-feed"))
+            feeders.append(BackgroundThread(partial(feed, w), "drivestage-extract-feed"))
             feeders[-1].start()
         for t in feeders:
             t.join()
