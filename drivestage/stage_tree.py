@@ -18,13 +18,13 @@ import logging
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from drivestage import download as dl
 from drivestage import stamps
 from drivestage.errors import DuplicateNameError, NotFoundError, ShortcutCycleError, UsageError
+from drivestage.pool import each
 from drivestage.paths import StorePath, matches, printable
 from drivestage.stage_file import FileStager, ProgressFactory, PullResult, check_space, safe_name
 from drivestage.store import RemoteEntry, RemoteStore
@@ -66,6 +66,10 @@ class FolderPullResult:
                 "actions": self.actions(), "skipped": list(self.skipped),
                 "seconds": self.seconds, "api_calls": self.api_calls,
                 "files": [f.to_json() for f in self.files]}
+
+
+class _NotStarted(Exception):
+    """A file of a folder pull not started because another one failed."""
 
 
 @dataclass
@@ -119,16 +123,24 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     small = [i for i, it in enumerate(items) if it.entry.size <= limit]
     try:
         if small:
-            with ThreadPoolExecutor(max_workers=min(jobs, len(small)),
-                                    thread_name_prefix="drivestage-pull") as pool:
-                futures = {i: pool.submit(stage, i, 1) for i in small}
+            failed: list[int] = []
+
+            def stage_small(index: int) -> PullResult:
+                if failed:  # one failed: the pull fails with it, no other file starts
+                    raise _NotStarted
                 try:
-                    for i, fut in futures.items():
-                        results[i] = fut.result()
+                    return stage(index, 1)
                 except BaseException:
-                    for fut in futures.values():
-                        fut.cancel()
+                    failed.append(index)
                     raise
+
+            # A Ctrl-C starts no other file and waits for those under way (each())
+            outcomes = each(stage_small, small, min(jobs, len(small)), "drivestage-pull")
+            for i, outcome in zip(small, outcomes):
+                # In file order: a file not started comes after the one that failed.
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                results[i] = outcome
         for i in range(len(items)):
             if i not in results:
                 results[i] = stage(i, streams)
@@ -156,36 +168,39 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
     # Every folder the walk takes, by id: a folder reached twice (two shortcuts to it, or two
     # parents) would be taken twice, and a tree of such pairs 2^depth times.
     walked: dict[str, str] = {folder.id: src}
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="drivestage-list") as pool:
-        while level:
-            listings = list(pool.map(lambda f: store.list(f[0]), level))
-            next_level = []
-            for (cur, cur_src, cur_local, names, above), children in zip(level, listings):
-                children = sorted(children, key=lambda e: (e.name, e.id))
-                _refuse_duplicates(children, cur_src)
-                files: list[_Item] = []
-                for child in children:
-                    name = safe_name(child.name, cur_src)
-                    child_src = f"{cur_src}/{child.name}"
-                    inside = "/".join(names + (child.name,))  # what the globs are matched to
-                    if matches(inside, exclude) or \
-                            (include and not child.is_dir and not matches(inside, include)):
-                        continue
-                    if child.is_dir:
-                        _walk_once(walked, child, child_src, above + (cur.id,))
-                        next_level.append((child, child_src, os.path.join(cur_local, name),
-                                           names + (name,), above + (cur.id,)))
-                    elif child.unreadable:
-                        raise NotFoundError(child.unreadable)
-                    elif not child.has_content:
-                        log.warning("skipping %s: it has no binary content (a Google Docs, "
-                                    "Sheets or Slides file? its type is %s)", child_src,
-                                    child.kind or "unknown")
-                        skipped.append(child_src)
-                    else:
-                        files.append(_Item(child, child_src, cur_local))
-                placed[names] = files
-            level = next_level
+    while level:
+        listings = []
+        for listing in each(lambda f: store.list(f[0]), level, jobs, "drivestage-list"):
+            if isinstance(listing, BaseException):
+                raise listing
+            listings.append(listing)
+        next_level = []
+        for (cur, cur_src, cur_local, names, above), children in zip(level, listings):
+            children = sorted(children, key=lambda e: (e.name, e.id))
+            _refuse_duplicates(children, cur_src)
+            files: list[_Item] = []
+            for child in children:
+                name = safe_name(child.name, cur_src)
+                child_src = f"{cur_src}/{child.name}"
+                inside = "/".join(names + (child.name,))  # what the globs are matched to
+                if matches(inside, exclude) or \
+                        (include and not child.is_dir and not matches(inside, include)):
+                    continue
+                if child.is_dir:
+                    _walk_once(walked, child, child_src, above + (cur.id,))
+                    next_level.append((child, child_src, os.path.join(cur_local, name),
+                                       names + (name,), above + (cur.id,)))
+                elif child.unreadable:
+                    raise NotFoundError(child.unreadable)
+                elif not child.has_content:
+                    log.warning("skipping %s: it has no binary content (a Google Docs, "
+                                "Sheets or Slides file? its type is %s)", child_src,
+                                child.kind or "unknown")
+                    skipped.append(child_src)
+                else:
+                    files.append(_Item(child, child_src, cur_local))
+            placed[names] = files
+        level = next_level
     # Tree order: a folder's files, then its subfolders' (sorted name tuples do exactly that).
     for names in sorted(placed):
         items.extend(placed[names])

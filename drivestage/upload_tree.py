@@ -43,11 +43,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
-from drivestage import behind, extra, pruning, sidecar
+from drivestage import behind, extra, pool, pruning, sidecar
 from drivestage.errors import NotFoundError, QuotaExceededError, UsageError
 from drivestage.local_tree import DEFAULT_EXCLUDES, LocalFile, walk  # noqa: F401 (re-export)
 from drivestage.locks import place_lock
@@ -386,12 +385,9 @@ class _Push:
                     except Exception as exc:
                         errors.append(exc)
             else:
-                with ThreadPoolExecutor(max_workers=self.jobs,
-                                        thread_name_prefix="drivestage-up") as ex:
-                    for fut in [ex.submit(send, item) for item in batch]:
-                        failure = fut.exception()
-                        if failure is not None:
-                            errors.append(failure)
+                # A Ctrl-C stops the uploads under way between chunks and starts no other.
+                errors.extend(r for r in pool.each(send, batch, self.jobs, "drivestage-up")
+                              if isinstance(r, BaseException))
         self.copies.settle(swapped, set(failed))
         if errors:
             if len(errors) > 1:

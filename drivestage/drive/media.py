@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any, Optional
 
 from googleapiclient.http import MediaUpload
@@ -21,6 +21,7 @@ from googleapiclient.http import MediaUpload
 from drivestage.drive import retry
 from drivestage.drive.transport import Streamed, Transport
 from drivestage.errors import DriveStageError, RemoteError
+from drivestage.pool import Serial
 from drivestage.state import stat_key
 from drivestage.store import ByteSink, RemoteEntry
 
@@ -207,8 +208,10 @@ class HashingMedia(MediaUpload):  # type: ignore[misc]  # untyped base
         self._chunksize = chunksize
         self._md5 = hashlib.md5()
         self._hashed = 0
-        self._pending: list[Future[None]] = []
-        self._pool: Optional[ThreadPoolExecutor] = None
+        # Blocks hashed in order by one thread while the next is on the wire (hashlib releases
+        # the GIL), at most two waiting: a Serial, whose waits a Ctrl-C cannot leave a lock
+        # held in (a Future's could, and the hash thread then waited for good).
+        self._hasher = Serial("drivestage-md5", depth=2)
 
     # googleapiclient's MediaUpload interface
     def chunksize(self) -> int:
@@ -248,28 +251,14 @@ class HashingMedia(MediaUpload):  # type: ignore[misc]  # untyped base
             if self._size <= _BODY_BLOCK:
                 self._md5.update(fresh)  # a small file: a thread would cost more than it saves
             else:
-                # Hashed in a helper thread while the block is on the wire (hashlib releases
-                # the GIL); one worker keeps the updates in file order; few blocks wait.
-                while len(self._pending) >= 2:
-                    self._pending.pop(0).result()
-                self._pending.append(self._hasher().submit(self._md5.update, fresh))
+                self._hasher.submit(partial(self._md5.update, fresh))
             self._hashed = end
         return data
-
-    def _hasher(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drivestage-md5")
-        return self._pool
-
-    def _drain(self) -> None:
-        for fut in self._pending:
-            fut.result()
-        self._pending.clear()
 
     def _hash_until(self, offset: int) -> None:
         if offset <= self._hashed:
             return
-        self._drain()
+        self._hasher.drain()
         self._fh.seek(self._hashed)
         while self._hashed < offset:
             buf = self._fh.read(min(4 * MiB, offset - self._hashed))
@@ -281,7 +270,7 @@ class HashingMedia(MediaUpload):  # type: ignore[misc]  # untyped base
     def hexdigest(self) -> str:
         """md5 of the whole file (hashing whatever was not read for sending)."""
         self._hash_until(self._size)
-        self._drain()
+        self._hasher.drain()
         # Bytes beyond the size we announced (the file grew) are not part of it.
         return self._md5.hexdigest()
 
@@ -295,10 +284,11 @@ class HashingMedia(MediaUpload):  # type: ignore[misc]  # untyped base
                 or stat_key(os.fstat(self._fh.fileno())) != stat_key(st))
 
     def close(self) -> None:
-        self._drain()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-        self._fh.close()
+        try:
+            self._hasher.drain()
+        finally:
+            self._hasher.close()
+            self._fh.close()
 
 
 class _ShortRead(DriveStageError):

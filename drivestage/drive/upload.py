@@ -24,6 +24,7 @@ import os
 import time
 from typing import Any, Callable, Optional, TypeVar
 
+from drivestage import pool
 from drivestage.drive import answers
 from drivestage.drive.media import HashingMedia
 from drivestage.drive.resources import entry_from_resource
@@ -219,6 +220,7 @@ class _Session:
         # repeats stops the upload after MAX_STALLED_CHUNKS answers.
         stalls, high = 0, request.resumable_progress
         while result is None:
+            pool.check()  # the push was interrupted: stop here, the session kept for the next
             if request.resumable_uri is None:
                 persisted = self._new_session(request)
             try:

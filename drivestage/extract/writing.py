@@ -16,7 +16,6 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Optional
 
 from drivestage.errors import ArchiveError
@@ -25,6 +24,7 @@ from drivestage.extract.copying import CHUNK, NEW_FILE, Progress, copy_raw, crea
 from drivestage.extract.members import Entry, open_tar_stream
 from drivestage.extract.tempdir import TempDir
 from drivestage.interrupts import Flag
+from drivestage.pool import check, each
 
 def copy_stream(src: Optional[IO[bytes]], fd: int, e: Entry, archive: str, progress: Progress) -> int:
     """Copy a file-like member stream into ``fd``; returns bytes written."""
@@ -76,6 +76,7 @@ def _write_files_random_access(kind: str, archive: str, root: TempDir, files: li
             for e in chunk:
                 if stop.is_set():
                     return
+                check()
                 fd = create(root, e)
                 try:
                     if kind == "tar":
@@ -113,16 +114,11 @@ def _write_files_random_access(kind: str, archive: str, root: TempDir, files: li
         for c in chunks:
             work(c)
         return
-    with ThreadPoolExecutor(len(chunks), thread_name_prefix="extract") as pool:
-        futures = [pool.submit(work, c) for c in chunks]
-        try:
-            errors = [f.exception() for f in futures]
-        except BaseException:  # Ctrl-C: let the workers stop after their current member
-            stop.set()
-            raise
-    for exc in errors:
-        if exc is not None:
-            raise exc
+    # A Ctrl-C: the threads stop after their current member (each()), and the temporary
+    # folder is removed only once they have.
+    for outcome in each(work, chunks, len(chunks), "drivestage-extract"):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 def _write_files_stream(archive: str, root: TempDir, files: list[Entry],

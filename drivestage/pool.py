@@ -1,0 +1,165 @@
+"""Work spread over threads, which a Ctrl-C stops at once and never leaves running.
+
+``concurrent.futures.ThreadPoolExecutor`` fails a notebook and a CLI in two ways here:
+
+- A Ctrl-C in the thread that waits (``Future.result()``, ``map``, the ``with`` block's
+  ``shutdown``) stops nothing: the pool goes on with every item queued. An interrupted
+  ``push --jobs 2`` of a run folder sent all of it before it exited.
+- The waits are ``threading.Condition``'s, whose Python-level ``__enter__``/``__exit__`` a
+  Ctrl-C can cut between taking and releasing the lock (see :mod:`drivestage.interrupts`):
+  the pool's thread then waits for that lock for good, and the interpreter's exit waits for
+  the pool's thread.
+
+:func:`each` runs a function over items in :class:`~drivestage.interrupts.BackgroundThread`
+s. When the calling thread is interrupted, no item starts any more, the items under way are
+told (:func:`check` raises KeyboardInterrupt in them at their next safe point: an upload
+between chunks), and :func:`each` raises once every one of its threads has ended, so a lock
+the caller releases next (a push's place lock) never outlives the work it guards.
+:class:`Serial` runs small jobs in order in one thread beside the caller (an upload's hash).
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+from typing import Callable, Optional, Sequence, TypeVar, Union
+
+from drivestage.interrupts import BackgroundThread, Flag, Monitor
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+log = logging.getLogger(__name__)
+
+
+class _Local(threading.local):
+    stop: Optional[Flag] = None
+
+
+_LOCAL = _Local()
+
+
+def check() -> None:
+    """In a thread of :func:`each` whose caller was interrupted: raise KeyboardInterrupt
+    (elsewhere, nothing). Long work calls it where stopping leaves nothing half done."""
+    stop = _LOCAL.stop
+    if stop is not None and stop.is_set():
+        raise KeyboardInterrupt
+
+
+def each(fn: Callable[[T], R], items: Sequence[T], jobs: int, name: str
+         ) -> list[Union[R, BaseException]]:
+    """``fn(item)`` for every item, ``jobs`` at a time in threads called ``name``: each
+    result, or what it raised, in the items' order. Any exception of the calling thread
+    while it waits (a Ctrl-C) stops the rest as the module doc says, and is raised once
+    every thread has ended."""
+    if not items:
+        return []
+    out: list[Union[R, BaseException]] = [KeyboardInterrupt()] * len(items)
+    lock = Monitor()
+    taken = 0
+    stop = Flag()
+
+    def work() -> None:
+        nonlocal taken
+        _LOCAL.stop = stop
+        try:
+            while True:
+                with lock:
+                    if stop.is_set() or taken >= len(items):
+                        return
+                    i = taken
+                    taken += 1
+                try:
+                    out[i] = fn(items[i])
+                except BaseException as exc:  # the caller decides; a KeyboardInterrupt too
+                    out[i] = exc
+        finally:
+            _LOCAL.stop = None
+
+    threads = [BackgroundThread(work, name) for _ in range(max(1, min(jobs, len(items))))]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    except BaseException:
+        stop.set()
+        _join_all(threads)
+        raise
+    return out
+
+
+def _join_all(threads: Sequence[BackgroundThread]) -> None:
+    """Wait for ``threads`` to end, through further Ctrl-Cs: the items under way stop at
+    their next :func:`check`, and what the caller does next (release a lock, remove a
+    temporary folder) must not happen while one still runs."""
+    told = False
+    for t in threads:
+        while True:
+            try:
+                if t.join(5.0):
+                    break
+                if not told:
+                    told = True
+                    log.warning("waiting for the transfers under way to stop")
+            except KeyboardInterrupt:
+                continue
+
+
+class Serial:
+    """Jobs run one after the other, in the order given, by one thread beside the caller;
+    at most ``depth`` of them given and not yet done (:meth:`submit` waits for room)."""
+
+    def __init__(self, name: str, depth: int = 2):
+        self._name, self._depth = name, depth
+        self._lock = Monitor()
+        self._jobs: collections.deque[Callable[[], object]] = collections.deque()
+        self._busy = False
+        self._closed = False
+        self._error: Optional[BaseException] = None
+        self._thread: Optional[BackgroundThread] = None
+
+    def submit(self, job: Callable[[], object]) -> None:
+        """Queue ``job``, once fewer than ``depth`` are given and not done."""
+        with self._lock:
+            self._lock.wait_for(lambda: len(self._jobs) + self._busy < self._depth)
+            self._jobs.append(job)
+            self._lock.notify_all()
+            if self._thread is None:
+                self._thread = BackgroundThread(self._run, self._name)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                self._lock.wait_for(lambda: self._jobs or self._closed)
+                if not self._jobs:
+                    return
+                job = self._jobs.popleft()
+                self._busy = True
+            try:
+                job()
+            except BaseException as exc:
+                with self._lock:
+                    self._error = self._error or exc
+            finally:
+                with self._lock:
+                    self._busy = False
+                    self._lock.notify_all()
+
+    def drain(self) -> None:
+        """Wait until every job given is done; raise the first one's error, if any."""
+        with self._lock:
+            self._lock.wait_for(lambda: not self._jobs and not self._busy)
+            error = self._error
+        if error is not None:
+            raise error
+
+    def close(self) -> None:
+        """Let the jobs given end, then the thread (the jobs' errors are not raised)."""
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+        if self._thread is not None:
+            self._thread.join()
