@@ -1,0 +1,126 @@
+"""Signals sent to real ``drivestage mirror`` and ``drivestage emulator`` processes at chosen
+moments: what the user is told, the exit code, what Drive (or the emulator's state) holds,
+and how soon the process ends."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from drivestage.cli import cli
+
+
+@pytest.fixture
+def env(local_state, tmp_path, drive_env):
+    return {**drive_env, "DRIVESTAGE_STATE_DIR": str(tmp_path / "state"),
+            "DRIVESTAGE_RETRY_BASE": "0.01"}
+
+
+def _live(emu) -> dict[str, str]:
+    """Title -> md5 of every file on the emulator's Drive that is not trashed (a title
+    twice would be a duplicate: it fails here)."""
+    files = [f for f in emu.files()
+             if not f["labels"]["trashed"] and not f["mimeType"].endswith(".folder")]
+    titles = [f["title"] for f in files]
+    assert len(titles) == len(set(titles)), titles
+    return {f["title"]: f["md5Checksum"] for f in files}
+
+
+def _md5s(folder) -> dict[str, str]:
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+def _until(proc, ready, what: str, bound: float = 30) -> None:
+    deadline = time.monotonic() + bound
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def _mirror(src, env, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "drivestage", "mirror", str(src), "drive:Models/logs",
+         "--every", "3600", *args],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_mirror_stopped_while_it_reads_its_credentials_still_pushes(emulator, env, tmp_path,
+                                                                     sig):
+    """The signal lands before the first push, while DEST is opened (its credentials file,
+    a FIFO here, is read: another program writes it when the test says). The mirror pushes
+    once and exits 0, as documented; SIGTERM killed it without a word or a push (-15), and
+    SIGINT ended it 'Interrupted.' (130) with nothing pushed."""
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    fifo = tmp_path / "token.json"
+    os.mkfifo(fifo)
+    env = {k: v for k, v in env.items() if k != "DRIVESTAGE_TOKEN"}
+    proc = _mirror(src, env, "--credentials", str(fifo))
+    try:
+        token = json.dumps({"type": "authorized_user", "token": "test-token",
+                            "refresh_token": "r", "client_id": "c", "client_secret": "s",
+                            "expiry": "2099-01-01T00:00:00Z"})
+        try:
+            with open(fifo, "w") as writer:   # open once the child opened it to read
+                proc.send_signal(sig)
+                writer.write(token)
+        except BrokenPipeError:
+            pass    # it died of the signal: asserted below
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopping: pushing once more" in err and "final push in" in err, err
+    assert "Traceback" not in err
+    assert _live(emulator) == _md5s(src)
+
+
+def test_mirror_second_signal_abandons_the_final_push_at_once(emulator, env, tmp_path):
+    """A second Ctrl-C while the final push uploads a checkpoint ends the mirror at once
+    with one line and exit 130, Drive holding no part of that checkpoint; the next push
+    resumes the upload and Drive then holds exactly the folder. The second signal was
+    ignored: the final push ran to its end, however long it took."""
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    proc = _mirror(src, env, "--chunk-size", "256KiB")
+    try:
+        _until(proc, lambda: "results.csv" in _live(emulator), "the first push never ended")
+        (src / "epoch_001.pt").write_bytes(os.urandom(8 * 256 * 1024))
+        emulator.faults.throttle(512 * 1024)     # the final push takes 4 s
+        emulator.clear_requests()
+        proc.send_signal(signal.SIGINT)
+        _until(proc, lambda: any(r.status == 308 for r in emulator.requests),
+               "the final push never sent a chunk")
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    emulator.faults.throttle(None)
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1] == ("Interrupted: the final push was abandoned (a cut upload "
+                                    "resumes on the next push).")
+    assert "Traceback" not in err
+    assert took < 2, took
+    assert list(_live(emulator)) == ["results.csv"]
+    emulator.clear_requests()
+    result = CliRunner().invoke(cli, ["push", str(src), "drive:Models/logs",
+                                      "--chunk-size", "256KiB"])
+    assert result.exit_code == 0, result.output
+    assert _live(emulator) == _md5s(src)
+    assert not [r for r in emulator.requests if r.method == "POST"
+                and r.path.startswith("/upload/")], "the cut upload was not resumed"
