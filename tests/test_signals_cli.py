@@ -124,3 +124,61 @@ def test_mirror_second_signal_abandons_the_final_push_at_once(emulator, env, tmp
     assert _live(emulator) == _md5s(src)
     assert not [r for r in emulator.requests if r.method == "POST"
                 and r.path.startswith("/upload/")], "the cut upload was not resumed"
+
+
+def test_emulator_stopped_while_it_stores_an_upload_leaves_no_stray_blob(
+        emulator, env, tmp_path, monkeypatch):
+    """``drivestage emulator`` stops (its signal handler calls ``Emulator.stop()``) while a
+    handler finishes an upload: it hashes the received bytes (a slow disk holds it there
+    until the state is closed). The state left in --data-dir reloads with nothing half
+    done, and the client's next push ends with the file on Drive. The handler moved the
+    upload into the file store, then failed to record it (the database was closed): a blob
+    no file owned stayed in the data folder for good."""
+    import threading
+
+    import drivestage.emulator.store as store_module
+    from drivestage.emulator import Emulator
+
+    hash_blob = store_module.blob_checksums
+    reached, handler = threading.Event(), []
+
+    def slow_disk(path):
+        if not reached.is_set():
+            handler.append(threading.current_thread())
+            reached.set()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:   # until stop() closed the state
+                try:
+                    emulator.store._db.execute("SELECT 1")
+                except Exception:
+                    break
+                time.sleep(0.005)
+        return hash_blob(path)
+
+    monkeypatch.setattr(store_module, "blob_checksums", slow_disk)
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "epoch_001.pt").write_bytes(os.urandom(300_000))
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "push", str(src),
+                             "drive:Models/logs"], env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert reached.wait(30), proc.communicate()
+        emulator.stop()
+        handler[0].join(10)
+        assert not handler[0].is_alive()
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    data_dir = emulator.store.data_dir
+    again = Emulator(data_dir=data_dir, port=emulator.port).start()
+    try:
+        records = {r["id"] for r in again.store.all_files()}
+        assert set(os.listdir(os.path.join(data_dir, "blobs"))) <= records
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", again.url)
+        result = CliRunner().invoke(cli, ["push", str(src), "drive:Models/logs"])
+        assert result.exit_code == 0, result.output
+        assert _live(again) == _md5s(src)
+    finally:
+        again.stop()
