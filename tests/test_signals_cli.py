@@ -182,3 +182,41 @@ def test_emulator_stopped_while_it_stores_an_upload_leaves_no_stray_blob(
         assert _live(again) == _md5s(src)
     finally:
         again.stop()
+
+
+def test_mirror_whose_final_push_fails_says_so_once(emulator, env, tmp_path, monkeypatch):
+    """SIGTERM, then the final push fails (Drive answers 503 to every upload): exit 1 and
+    one "Error:" line. The mirror thread logged the same failure first, saying "(will try
+    again)" as the process was ending."""
+    import threading
+
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "2")
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    failed = []
+
+    def adversary():
+        try:
+            deadline = time.monotonic() + 30
+            while "results.csv" not in _live(emulator):    # pushed: the handler is in place
+                assert time.monotonic() < deadline, "the first push never ended"
+                time.sleep(0.01)
+            (src / "epoch_001.pt").write_bytes(b"weights")
+            emulator.faults.inject(path="^/upload/", status=503, times=None)
+            os.kill(os.getpid(), signal.SIGTERM)
+        except BaseException as exc:
+            failed.append(exc)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=adversary)
+    thread.start()
+    result = CliRunner().invoke(cli, ["mirror", str(src), "drive:Models/logs", "--every",
+                                      "3600"])
+    thread.join()
+    assert not failed, failed
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    assert lines[-1].startswith(f"Error: mirror of {src} to drive:Models/logs failed: "), lines
+    assert "will try again" not in result.stderr, result.stderr
+    assert sum("failed" in line for line in lines) == 1, lines
