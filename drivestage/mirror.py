@@ -73,6 +73,7 @@ class Mirror:
         self._last_error: Optional[BaseException] = None
         self._last_result: Optional[PushResult] = None
         self._stopping = False
+        self._final_gen: Optional[int] = None  # the run stop() flushes with: it raises its failure
         self._thread: Optional[BackgroundThread] = None
         self._cache: Optional[Md5Cache] = md5_cache
         self.runs = 0
@@ -120,7 +121,9 @@ class Mirror:
                 result = self._last_result
         try:
             if flush and self._thread is not None and not flushed:
-                result = self.flush(timeout)
+                with self._cond:
+                    self._final_gen = self.sync_now()
+                result = self._wait(self._final_gen, timeout)
         except MirrorError as exc:
             error = exc
         with self._cond:
@@ -169,13 +172,17 @@ class Mirror:
                 gen = self._requested
                 self._started_gen = gen
                 protect = set(self._protect)
+                final = self._final_gen is not None and gen >= self._final_gen
             error, result = None, None
             try:
                 result = self._run_once(protect)
             except BaseException as exc:  # the host process must never see it here
                 error = exc
-                log.error("mirror of %s to %s failed (will try again): %s", self.src,
-                          self.label, exc)
+                if final:   # stop() raises it: no second line, and nothing will try again
+                    log.debug("mirror of %s to %s failed: %s", self.src, self.label, exc)
+                else:
+                    log.error("mirror of %s to %s failed (will try again): %s", self.src,
+                              self.label, exc)
             with self._cond:
                 self.runs += 1
                 self._last_error, self._last_result = error, result

@@ -218,8 +218,10 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
                credentials: Optional[str], **policy_opts: Any) -> None:
     """Push SRC to DEST every SECONDS (and prune) until stopped.
 
-    On SIGTERM or SIGINT it pushes once more (a flush), then exits 0; a failing
-    final push exits 1. Failures in between are logged and retried next period.
+    On SIGTERM or SIGINT (even one before the first push) it pushes once more (a
+    flush), then exits 0; a failing final push exits 1. A second signal abandons the
+    final push at once: "Interrupted: ..." and exit 130 (an upload it cut resumes on
+    the next push). Failures in between are logged and retried next period.
     """
     import os
 
@@ -228,24 +230,29 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
     from drivestage.interrupts import Flag
     from drivestage.state import Md5Cache
 
-    if every <= 0:
-        raise UsageError(f"--every {every:g} is invalid; give a period in seconds > 0")
-    policy = _policy(policy_opts)
-    if not os.path.isdir(src):
-        raise NotFoundError(f"{src} is not a local folder; give the folder to mirror")
-    # A bad DEST fails now, not at the first period.
-    cache = Md5Cache()
-    target = _target(dest, api_root, credentials, cache)
+    # Installed first: a SIGTERM while DEST is opened (seconds, with retries) killed the
+    # process without a word or a push; now it stops the mirror after one push.
     stop = Flag()  # set by a signal handler: drivestage.interrupts
+    ended = Flag()  # the final push is over: a signal now changes nothing
     signals = (signal.SIGTERM, signal.SIGINT)
     previous = {s: signal.getsignal(s) for s in signals}
 
     def on_signal(signum: int, frame: Any) -> None:
+        if stop.is_set() and not ended.is_set():
+            _abandon()
         stop.set()
 
     for s in signals:
         signal.signal(s, on_signal)
     try:
+        if every <= 0:
+            raise UsageError(f"--every {every:g} is invalid; give a period in seconds > 0")
+        policy = _policy(policy_opts)
+        if not os.path.isdir(src):
+            raise NotFoundError(f"{src} is not a local folder; give the folder to mirror")
+        # A bad DEST fails now, not at the first period.
+        cache = Md5Cache()
+        target = _target(dest, api_root, credentials, cache)
         mirror = Mirror(src, target, policy, every=every, include=include, exclude=exclude,
                         delete=delete, delete_permanently=delete_permanently,
                         max_delete=max_delete, follow_symlinks=follow_symlinks,
@@ -256,12 +263,32 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
                    err=True)
         while not stop.wait(0.5):
             pass
-        click.echo("stopping: pushing once more...", err=True)
+        click.echo("stopping: pushing once more (a second Ctrl-C or SIGTERM abandons it)...",
+                   err=True)
         started = time.monotonic()
         result = mirror.stop()
+        ended.set()
         if result is not None:
             click.echo(f"final push in {time.monotonic() - started:.1f}s: {_summary(result)}",
                        err=True)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _abandon() -> None:
+    """End the process now, its final push unfinished (a second signal). Not by raising:
+    the interpreter's exit would wait for the upload threads to finish their files, as long
+    as the push itself. What was cut is what a kill cuts: each upload resumes on the next
+    push, and a checkpoint is verified only once its sidecar is on Drive."""
+    import os
+    import sys
+
+    click.echo("Interrupted: the final push was abandoned (a cut upload resumes on the "
+               "next push).", err=True)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(130)

@@ -40,6 +40,7 @@ def replace_content(store: EmulatorStore, file_id: str, blob: str, size: int, md
     their open file (the blob is replaced, never rewritten)."""
     sums = blob_checksums(blob)
     with store.lock:
+        store.check_open()
         rec = dict(store.get(file_id))
         now = time.time()
         if new_revision and rec["size"] is not None:

@@ -67,6 +67,7 @@ class EmulatorStore:
             os.makedirs(self.data_dir, mode=0o700)
         _private_dirs(self.blob_dir, self.upload_dir)
         self.lock = threading.RLock()
+        self.closed = False
         db_path = os.path.join(self.data_dir, "state.sqlite3")
         # Created 0600 before SQLite opens it: its -wal and -shm files copy that mode.
         os.close(os.open(db_path, os.O_RDWR | os.O_CREAT, 0o600))
@@ -119,6 +120,7 @@ class EmulatorStore:
                 self._by_parent.get(p, set()).discard(rec["id"])
 
     def _put(self, table: str, target: dict, doc: dict) -> None:
+        self.check_open()
         if target is self.files:
             old = self.files.get(doc["id"])
             if old is not None:
@@ -128,6 +130,7 @@ class EmulatorStore:
         self._db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", (doc["id"], json.dumps(doc)))
 
     def _drop(self, table: str, target: dict, doc_id: str) -> None:
+        self.check_open()
         old = target.pop(doc_id, None)
         if target is self.files and old is not None:
             self._index(old, add=False)
@@ -150,9 +153,19 @@ class EmulatorStore:
             self.sessions[sess["id"]] = sess
 
     def close(self) -> None:
-        """Close the database (the blobs need nothing)."""
+        """Close the database (the blobs need nothing). A handler still at work (the server
+        stops without waiting for them) then changes nothing: see :meth:`check_open`."""
         with self.lock:
+            self.closed = True
             self._db.close()
+
+    def check_open(self) -> None:
+        """Raise a 503 once closed; called with :attr:`lock` held before a change touches a
+        file or the database, so that a change is made whole or not at all. (A finishing
+        upload moved its bytes into ``blobs/`` and then failed to record them: a blob no
+        file owned, for good.)"""
+        if self.closed:
+            raise EmulatorApiError(503, "backendError", "The emulator is stopping.")
 
     # ----------------------------------------------------------------- lookups
     @staticmethod
@@ -313,6 +326,7 @@ class EmulatorStore:
         a shortcut (``shortcut`` holds its details; it has no content)."""
         sums = blob_checksums(blob) if blob is not None and shortcut is None else None
         with self.lock:
+            self.check_open()
             parents, drive_id = self.check_parents(parent_ids)
             now = time.time()
             rec = self._new_record(new_id(), title, mime, parents, drive_id, now)

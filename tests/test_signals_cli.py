@@ -1,0 +1,222 @@
+"""Signals sent to real ``drivestage mirror`` and ``drivestage emulator`` processes at chosen
+moments: what the user is told, the exit code, what Drive (or the emulator's state) holds,
+and how soon the process ends."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from drivestage.cli import cli
+
+
+@pytest.fixture
+def env(local_state, tmp_path, drive_env):
+    return {**drive_env, "DRIVESTAGE_STATE_DIR": str(tmp_path / "state"),
+            "DRIVESTAGE_RETRY_BASE": "0.01"}
+
+
+def _live(emu) -> dict[str, str]:
+    """Title -> md5 of every file on the emulator's Drive that is not trashed (a title
+    twice would be a duplicate: it fails here)."""
+    files = [f for f in emu.files()
+             if not f["labels"]["trashed"] and not f["mimeType"].endswith(".folder")]
+    titles = [f["title"] for f in files]
+    assert len(titles) == len(set(titles)), titles
+    return {f["title"]: f["md5Checksum"] for f in files}
+
+
+def _md5s(folder) -> dict[str, str]:
+    return {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+
+
+def _until(proc, ready, what: str, bound: float = 30) -> None:
+    deadline = time.monotonic() + bound
+    while not ready():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def _mirror(src, env, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "drivestage", "mirror", str(src), "drive:Models/logs",
+         "--every", "3600", *args],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_mirror_stopped_while_it_reads_its_credentials_still_pushes(emulator, env, tmp_path,
+                                                                     sig):
+    """The signal lands before the first push, while DEST is opened (its credentials file,
+    a FIFO here, is read: another program writes it when the test says). The mirror pushes
+    once and exits 0, as documented; SIGTERM killed it without a word or a push (-15), and
+    SIGINT ended it 'Interrupted.' (130) with nothing pushed."""
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    fifo = tmp_path / "token.json"
+    os.mkfifo(fifo)
+    env = {k: v for k, v in env.items() if k != "DRIVESTAGE_TOKEN"}
+    proc = _mirror(src, env, "--credentials", str(fifo))
+    try:
+        token = json.dumps({"type": "authorized_user", "token": "test-token",
+                            "refresh_token": "r", "client_id": "c", "client_secret": "s",
+                            "expiry": "2099-01-01T00:00:00Z"})
+        try:
+            with open(fifo, "w") as writer:   # open once the child opened it to read
+                proc.send_signal(sig)
+                writer.write(token)
+        except BrokenPipeError:
+            pass    # it died of the signal: asserted below
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopping: pushing once more" in err and "final push in" in err, err
+    assert "Traceback" not in err
+    assert _live(emulator) == _md5s(src)
+
+
+def test_mirror_second_signal_abandons_the_final_push_at_once(emulator, env, tmp_path):
+    """A second Ctrl-C while the final push uploads a checkpoint ends the mirror at once
+    with one line and exit 130, Drive holding no part of that checkpoint; the next push
+    resumes the upload and Drive then holds exactly the folder. The second signal was
+    ignored: the final push ran to its end, however long it took."""
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    proc = _mirror(src, env, "--chunk-size", "256KiB")
+    try:
+        _until(proc, lambda: "results.csv" in _live(emulator), "the first push never ended")
+        (src / "epoch_001.pt").write_bytes(os.urandom(8 * 256 * 1024))
+        emulator.faults.throttle(512 * 1024)     # the final push takes 4 s
+        emulator.clear_requests()
+        proc.send_signal(signal.SIGINT)
+        _until(proc, lambda: any(r.status == 308 for r in emulator.requests),
+               "the final push never sent a chunk")
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    emulator.faults.throttle(None)
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1] == ("Interrupted: the final push was abandoned (a cut upload "
+                                    "resumes on the next push).")
+    assert "Traceback" not in err
+    assert took < 2, took
+    assert list(_live(emulator)) == ["results.csv"]
+    emulator.clear_requests()
+    result = CliRunner().invoke(cli, ["push", str(src), "drive:Models/logs",
+                                      "--chunk-size", "256KiB"])
+    assert result.exit_code == 0, result.output
+    assert _live(emulator) == _md5s(src)
+    assert not [r for r in emulator.requests if r.method == "POST"
+                and r.path.startswith("/upload/")], "the cut upload was not resumed"
+
+
+def test_emulator_stopped_while_it_stores_an_upload_leaves_no_stray_blob(
+        emulator, env, tmp_path, monkeypatch):
+    """``drivestage emulator`` stops (its signal handler calls ``Emulator.stop()``) while a
+    handler finishes an upload: it hashes the received bytes (a slow disk holds it there
+    until the state is closed). The state left in --data-dir reloads with nothing half
+    done, and the client's next push ends with the file on Drive. The handler moved the
+    upload into the file store, then failed to record it (the database was closed): a blob
+    no file owned stayed in the data folder for good."""
+    import threading
+
+    import drivestage.emulator.store as store_module
+    from drivestage.emulator import Emulator
+
+    hash_blob = store_module.blob_checksums
+    reached, handler = threading.Event(), []
+
+    def slow_disk(path):
+        if not reached.is_set():
+            handler.append(threading.current_thread())
+            reached.set()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:   # until stop() closed the state
+                try:
+                    emulator.store._db.execute("SELECT 1")
+                except Exception:
+                    break
+                time.sleep(0.005)
+        return hash_blob(path)
+
+    monkeypatch.setattr(store_module, "blob_checksums", slow_disk)
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "epoch_001.pt").write_bytes(os.urandom(300_000))
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "push", str(src),
+                             "drive:Models/logs"], env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert reached.wait(30), proc.communicate()
+        emulator.stop()
+        handler[0].join(10)
+        assert not handler[0].is_alive()
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    data_dir = emulator.store.data_dir
+    again = Emulator(data_dir=data_dir, port=emulator.port).start()
+    try:
+        records = {r["id"] for r in again.store.all_files()}
+        assert set(os.listdir(os.path.join(data_dir, "blobs"))) <= records
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", again.url)
+        result = CliRunner().invoke(cli, ["push", str(src), "drive:Models/logs"])
+        assert result.exit_code == 0, result.output
+        assert _live(again) == _md5s(src)
+    finally:
+        again.stop()
+
+
+def test_mirror_whose_final_push_fails_says_so_once(emulator, env, tmp_path, monkeypatch):
+    """SIGTERM, then the final push fails (Drive answers 503 to every upload): exit 1 and
+    one "Error:" line. The mirror thread logged the same failure first, saying "(will try
+    again)" as the process was ending."""
+    import threading
+
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "2")
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    failed = []
+
+    def adversary():
+        try:
+            deadline = time.monotonic() + 30
+            while "results.csv" not in _live(emulator):    # pushed: the handler is in place
+                assert time.monotonic() < deadline, "the first push never ended"
+                time.sleep(0.01)
+            (src / "epoch_001.pt").write_bytes(b"weights")
+            emulator.faults.inject(path="^/upload/", status=503, times=None)
+            os.kill(os.getpid(), signal.SIGTERM)
+        except BaseException as exc:
+            failed.append(exc)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=adversary)
+    thread.start()
+    result = CliRunner().invoke(cli, ["mirror", str(src), "drive:Models/logs", "--every",
+                                      "3600"])
+    thread.join()
+    assert not failed, failed
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    assert lines[-1].startswith(f"Error: mirror of {src} to drive:Models/logs failed: "), lines
+    assert "will try again" not in result.stderr, result.stderr
+    assert sum("failed" in line for line in lines) == 1, lines
