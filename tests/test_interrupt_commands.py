@@ -250,14 +250,14 @@ def test_a_ctrl_c_while_the_end_of_a_download_waits_for_its_extraction(tmp_path)
 
 
 def _a_run_to_push(tmp_path, emulator):
-    """A run folder (four checkpoints with their sidecars) and what pushing it with
-    ``--delete`` and ``keep_last=2`` into a place must leave there; ``seed(place)`` puts on
-    Drive what an earlier push left: the first two checkpoints (retention prunes them) and
-    a file removed locally since (``--delete`` deletes it)."""
+    """A run folder (three checkpoints with their sidecars) and what pushing it with
+    ``--delete`` and ``keep_last=1`` into a place must leave there; ``seed(place)`` puts on
+    Drive what an earlier push left: the first checkpoint (retention prunes it) and a file
+    removed locally since (``--delete`` deletes it)."""
     src = tmp_path / "run"
     src.mkdir()
     files = {}
-    for epoch in range(1, 5):
+    for epoch in range(1, 4):
         files[f"epoch_{epoch:03d}.pt"] = os.urandom(1500 + epoch)
         files[f"epoch_{epoch:03d}.pt.json"] = json.dumps(
             {"epoch": epoch, "metrics": {"map50": 0.1 * epoch}}).encode()
@@ -265,17 +265,17 @@ def _a_run_to_push(tmp_path, emulator):
         (src / name).write_bytes(data)
 
     def seed(place: str) -> None:
-        for name in ("epoch_001.pt", "epoch_001.pt.json", "epoch_002.pt", "epoch_002.pt.json"):
+        for name in ("epoch_001.pt", "epoch_001.pt.json"):
             emulator.add_file(f"{place}/{name}", files[name])
         emulator.add_file(f"{place}/removed.txt", b"gone from the run folder")
 
     kept = sorted((n, hashlib.md5(d).hexdigest()) for n, d in files.items()
-                  if n.startswith(("epoch_003", "epoch_004")))
+                  if n.startswith("epoch_003"))
     return src, seed, kept
 
 
 def _sweep_pushes(ks, root: str, tmp_path, emulator) -> int:
-    """``push --delete`` of :func:`_a_run_to_push`'s folder with ``keep_last=2``, interrupted
+    """``push --delete`` of :func:`_a_run_to_push`'s folder with ``keep_last=1``, interrupted
     at its ``k``-th call under ``root`` for each ``k`` of ``ks`` until one ends first, then
     rerun: Drive holds exactly what the policy keeps, once each, and nothing in the run
     folder stays open. How many landed."""
@@ -287,7 +287,7 @@ def _sweep_pushes(ks, root: str, tmp_path, emulator) -> int:
         place = f"runs/r{k}"
         seed(place)
         where = _interrupted_then_rerun(k, root, before, lambda: push(
-            str(src), place, RetentionPolicy(keep_last=2), store=store, delete=True, jobs=2))
+            str(src), place, RetentionPolicy(keep_last=1), store=store, delete=True, jobs=2))
         if where is None:
             break
         landed += 1
