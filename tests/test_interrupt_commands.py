@@ -145,6 +145,7 @@ def test_a_ctrl_c_at_any_call_of_a_pull_extract_of_a_tar_gz_then_a_rerun(
     assert landed > 500 // 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["unpack.py", "download.py", "partials.py", "streams.py",
                                     "extract/overlapped.py", "extract/job.py",
                                     "extract/statedir.py"])
@@ -320,6 +321,7 @@ def test_a_ctrl_c_at_any_call_of_a_push_delete_with_retention_then_a_rerun(
     assert landed > 1000 // 25
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["extra.py", "pruning.py"])
 def test_a_ctrl_c_at_each_call_into_the_deletions_of_a_push_then_a_rerun(
         emulator, drive_env, tmp_path, monkeypatch, module):
