@@ -81,7 +81,11 @@ class Download:
         for path in stale_partials(target, keep=self.partial):
             log.info("removing a partial download of another version: %s", path)
             remove_partial(path)
-        self._open()
+        try:
+            self._open()
+        except BaseException:  # a Ctrl-C too: this download is nobody's to close
+            self.close()
+            raise
 
     def _open(self) -> None:
         done = Ranges.load(self.partial, self.entry.size)

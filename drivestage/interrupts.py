@@ -167,7 +167,8 @@ class BackgroundThread:
             self.ended.set()
 
     def start(self) -> "BackgroundThread":
-        self.thread.start()
+        """Start it; a Ctrl-C meanwhile is raised once it runs (see :func:`start_thread`)."""
+        start_thread(self.thread)
         return self
 
     def is_alive(self) -> bool:
@@ -179,6 +180,15 @@ class BackgroundThread:
         if self.thread.ident is None:
             return True  # never started
         return self.ended.wait(timeout)
+
+
+def start_thread(thread: threading.Thread) -> None:
+    """``thread.start()``, which a Ctrl-C cannot cut in two: it waits for the new thread on
+    an Event, and a Ctrl-C there could leave that Event's lock held (see the module doc),
+    the new thread then waiting for it for good before its first line, and whoever joined
+    it (a download's close()) with it. The Ctrl-C is raised once the thread runs."""
+    with deferred():
+        thread.start()
 
 
 @contextmanager
@@ -201,4 +211,4 @@ def deferred() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
-__all__ = ["BackgroundThread", "Flag", "Monitor", "deferred"]
+__all__ = ["BackgroundThread", "Flag", "Monitor", "deferred", "start_thread"]

@@ -19,7 +19,7 @@ from typing import Optional, Protocol
 from drivestage.checksums import Checksum
 from drivestage.checksums import rate as hash_rate
 from drivestage.errors import DriveStageError
-from drivestage.interrupts import BackgroundThread, Monitor
+from drivestage.interrupts import BackgroundThread, Monitor, start_thread
 from drivestage.partials import Ranges, open_partial
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
@@ -88,10 +88,6 @@ class Pass:
     def __init__(self, dl: Owner, done: Ranges):
         self.dl, self.done, self.lock = dl, done, dl.lock
         self.entry = dl.entry
-        self.fd = open_partial(dl.partial, self.entry.size)
-        # The file this pass writes and hashes: what is named verified must be this very
-        # one (DEST's other writers could swap the name; see Download.run).
-        self.identity = os.fstat(self.fd)
         self.todo = done.missing()          # ranges no stream has taken yet
         self.pieces: list[Piece] = []       # being read
         self.fetched = self.streams = self.most_streams = self.inflight = 0
@@ -108,6 +104,12 @@ class Pass:
         self._last_save = time.monotonic()
         self.hasher: Optional[BackgroundThread] = None  # once begun
         self.fixed: Optional[int] = None    # streams asked for; None: found by measuring
+        # Opened last: a Ctrl-C in the lines above left it open for good (this pass was
+        # never anyone's to close).
+        self.fd = open_partial(dl.partial, self.entry.size)
+        # The file this pass writes and hashes: what is named verified must be this very
+        # one (DEST's other writers could swap the name; see Download.run).
+        self.identity = os.fstat(self.fd)
 
     # -- pieces
     def claim(self) -> Optional[Piece]:
@@ -246,7 +248,8 @@ class Pass:
             self.silent += n
             self.most_streams = max(self.most_streams, self.streams)
         for _ in range(n):
-            threading.Thread(target=self._stream, name="drivestage-fetch", daemon=True).start()
+            start_thread(threading.Thread(target=self._stream, name="drivestage-fetch",
+                                          daemon=True))
 
     def begin(self) -> None:
         """Start the hash thread and the first streams, which fetch in threads of their own
@@ -378,18 +381,21 @@ class Pass:
                 return
 
     def close(self) -> None:
-        """Stop the streams; save the record; close the partial once no write is running."""
+        """Stop the streams; save the record; close the partial once no write is running.
+        A close cut short by a Ctrl-C is finished by the next one (the download's close()):
+        it returned at once, and the partial stayed open for good in a notebook."""
         with self.lock:
             self.stopped = True
             for piece in self.pieces:
                 piece.end = piece.pos  # a stream stops at its next block
             while self.inflight:
                 self.lock.wait()
-            if self.closed:
-                return
-            self.closed = True
-            if os.path.exists(self.dl.partial):
-                self.done.save()
-            self.lock.notify_all()
+            if not self.closed:
+                if os.path.exists(self.dl.partial):
+                    self.done.save()
+                self.closed = True
+                self.lock.notify_all()
         self._join_hasher()  # a pass closed while it ran (a failure elsewhere): it reads fd
-        os.close(self.fd)
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)

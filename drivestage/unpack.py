@@ -124,7 +124,10 @@ class Unpacking:
         download is merged, or, when nothing did (or it failed), ``target`` is extracted.
         ``replaceable``: see :func:`drivestage.extract.extract` (what followed the download
         had those given when the download began)."""
-        follower, self.follower = self.follower, None
+        # Left in self.follower for close() (a no-op once finish() has run): a Ctrl-C at
+        # the very start of finish() left it running, its temporary folder and descriptors
+        # with it, once this had let go of it.
+        follower = self.follower
         if follower is not None:
             try:
                 return follower.finish()

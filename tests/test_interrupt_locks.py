@@ -268,3 +268,25 @@ def test_a_ctrl_c_inside_join_never_makes_a_running_thread_look_ended(kind):
             break
     if kind == "threading.Thread":
         assert fooled > 0  # the window is real, and the sweep reaches it
+
+
+def test_a_ctrl_c_at_any_point_of_starting_a_background_thread_leaves_it_joinable():
+    """A Ctrl-C at each point of ``BackgroundThread.start()``: afterwards the thread either
+    never started or does its work, and ``join()`` returns. CPython's ``Thread.start()``
+    cut inside its wait for the new thread can leave that Event's lock held: the new thread
+    then waited for it for good before its first line, and a download's close(), joining
+    its hash thread, waited with it (found by the sweep of a download above once its calls
+    moved by a few)."""
+    k = 0
+    while True:
+        k += 1
+        bt = BackgroundThread(lambda: None, "drivestage-test")
+        hit, _ = _interrupted_at(k, bt.start, opcodes=True)
+        assert bt.join(10), f"the thread neither ran nor ended after a Ctrl-C at point {k}"
+        # Whether the new thread got there first or not (it waits for it when not), the
+        # lock is held by nobody once the thread's work is done.
+        assert not bt.thread._started._cond._lock.locked(), \
+            f"start()'s Event left locked after a Ctrl-C at point {k}"
+        if not hit:
+            break
+    assert k > 10

@@ -126,20 +126,23 @@ class Overlapped:
         ``replaceable``: what an earlier extraction of the archive wrote (see :class:`Job`).
         ``identity``: the file the download writes (see :func:`open_followed`)."""
         fd = open_followed(path, identity)
-        try:
-            entries = zip_directory(path, fd)
-        except Exception as exc:  # links, an unreadable directory: the usual way then
-            log.debug("not extracting %s while it downloads: %s", path, exc)
-            os.close(fd)
-            return None
-        files = [e for e in entries if e.kind == "file"]
-        if any(getattr(e.source, "compress_type", 0) not in _ZIP_METHODS_FOLLOWED
-               for e in files):
-            os.close(fd)
-            return None
-        job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
-                  progress=progress, protected=protected, label=label,
-                  replaceable=replaceable, fd=fd)
+        job = None
+        try:  # fd is the job's once it is made; closed here otherwise (a Ctrl-C too)
+            try:
+                entries = zip_directory(path, fd)
+            except Exception as exc:  # links, an unreadable directory: the usual way then
+                log.debug("not extracting %s while it downloads: %s", path, exc)
+                return None
+            files = [e for e in entries if e.kind == "file"]
+            if any(getattr(e.source, "compress_type", 0) not in _ZIP_METHODS_FOLLOWED
+                   for e in files):
+                return None
+            job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
+                      progress=progress, protected=protected, label=label,
+                      replaceable=replaceable, fd=fd)
+        finally:
+            if job is None:
+                os.close(fd)
         try:
             files = job.job.check(entries)
             job._start(lambda: job._zip(files))
@@ -155,9 +158,15 @@ class Overlapped:
             label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
             identity: Optional[os.stat_result] = None) -> "Overlapped":
         """Start following a tar (plain or compressed) from its first byte."""
-        job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
-                  progress=progress, protected=protected, label=label,
-                  replaceable=replaceable, fd=open_followed(path, identity))
+        fd = open_followed(path, identity)
+        job = None
+        try:
+            job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
+                      progress=progress, protected=protected, label=label,
+                      replaceable=replaceable, fd=fd)
+        finally:
+            if job is None:  # a Ctrl-C in the making: in a notebook the descriptor stayed
+                os.close(fd)  # open, the archive's disk space taken, until a restart
         try:
             job._start(job._tar)
         except BaseException:  # a Ctrl-C: nothing left behind
@@ -174,7 +183,9 @@ class Overlapped:
 
         # Not threading.Thread: a Ctrl-C inside its join() marks it stopped while it still
         # writes into the temporary folder that abandon() then removes.
-        self.thread = BackgroundThread(run, "drivestage-extract").start()
+        # Known before it starts: a Ctrl-C as it starts is raised once it runs.
+        self.thread = BackgroundThread(run, "drivestage-extract")
+        self.thread.start()
 
     # -- the end
     def finish(self) -> ExtractResult:
@@ -187,7 +198,9 @@ class Overlapped:
                 raise self.error
             return self.job.finish()
         finally:
-            self._close()
+            # Stopped and waited for before the folder and the descriptors go: join(), cut
+            # by a Ctrl-C, returned while the extraction still wrote through them.
+            self.abandon()
 
     def abandon(self) -> None:
         """Stop and remove the temporary folder; DEST is as it was."""

@@ -65,7 +65,11 @@ def open_state(folder: str, *, create: bool) -> Optional[int]:
     if fd < 0:
         raise state_error(folder)
     if create:
-        _tighten(fd)
+        try:
+            _tighten(fd)
+        except BaseException:  # a Ctrl-C too: nobody else would close it
+            os.close(fd)
+            raise
     return fd
 
 
