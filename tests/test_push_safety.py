@@ -397,3 +397,37 @@ def test_a_dest_trashed_while_a_mirror_runs_is_made_again(emulator, store, env):
     live = emulator.find("Models/logs")
     assert live is not None and live["id"] != old and not live["labels"]["trashed"]
     assert _tree_of(emulator) == {"a.txt": _md5(b"a"), "b.txt": _md5(b"b")}
+
+
+def test_a_ctrl_c_during_a_push_with_several_jobs_stops_it_and_leaves_no_thread_uploading(
+        emulator, drive_env, tmp_path, monkeypatch):
+    """A Ctrl-C while ``push --jobs 2`` sends a folder: no other file starts, the uploads
+    under way stop between chunks, and push raises only once its threads have ended (it
+    went on with every queued file before; its place lock was then free while they ran)."""
+    import signal
+    import threading
+
+    import drivestage
+    from drivestage.upload_tree import push
+
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    src = tmp_path / "run"
+    src.mkdir()
+    for i in range(8):
+        (src / f"f{i}.bin").write_bytes(os.urandom(1 << 20))
+    emulator.faults.throttle(per_connection=2_000_000)
+    sent = []
+
+    def progress(n: int) -> None:
+        if not sent:
+            sent.append(n)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    store = drivestage.connect()
+    with pytest.raises(KeyboardInterrupt):
+        push(str(src), "runs/x", store=store, jobs=2, chunk_size=256 << 10,
+             progress=progress)
+    assert [t.name for t in threading.enumerate() if t.name.startswith("drivestage-up")
+            and t.is_alive()] == []
+    names = {f["title"] for f in emulator.files()} - {"runs", "x"}
+    assert len(names) <= 2, names  # at most the two under way
