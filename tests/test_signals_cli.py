@@ -45,14 +45,15 @@ def _until(proc, ready, what: str, bound: float = 30) -> None:
         time.sleep(0.01)
 
 
-def _mirror(src, env, *args: str) -> subprocess.Popen:
+def _mirror(src, env, *args: str, **popen) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "drivestage", "mirror", str(src), "drive:Models/logs",
          "--every", "3600", *args],
-        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        **popen)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_mirror_stopped_while_it_reads_its_credentials_still_pushes(emulator, env, tmp_path,
                                                                      sig):
     """The signal lands before the first push, while DEST is opened (its credentials file,
@@ -83,6 +84,29 @@ def test_mirror_stopped_while_it_reads_its_credentials_still_pushes(emulator, en
     assert proc.returncode == 0, err
     assert "stopping: pushing once more" in err and "final push in" in err, err
     assert "Traceback" not in err
+    assert _live(emulator) == _md5s(src)
+
+
+def test_mirror_under_nohup_outlives_its_terminal(emulator, env, tmp_path):
+    """Started with SIGHUP ignored (``nohup``), the mirror leaves it ignored: a hang-up
+    changes nothing, and the SIGTERM after it is the first signal it sees (one final push,
+    exit 0). Handled, the hang-up would have stopped it and the SIGTERM abandoned that
+    push (exit 130)."""
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    proc = _mirror(src, env, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    try:
+        _until(proc, lambda: "results.csv" in _live(emulator), "the first push never ended")
+        (src / "epoch_001.pt").write_bytes(b"w" * 1000)
+        proc.send_signal(signal.SIGHUP)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "final push in" in err and "Interrupted" not in err, err
     assert _live(emulator) == _md5s(src)
 
 

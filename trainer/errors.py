@@ -47,9 +47,9 @@ class NonFiniteLossError(TrainerError, FloatingPointError):
 
 
 class TrainingInterrupted(TrainerError):
-    """SIGTERM or SIGINT arrived during training; a checkpoint was saved before stopping.
+    """SIGTERM, SIGINT or SIGHUP arrived during training; a checkpoint was saved before stopping.
 
-    Exit code 143 (SIGTERM) or 130 (SIGINT), the shell's 128 + signal number."""
+    Exit code 143 (SIGTERM), 130 (SIGINT) or 129 (SIGHUP), the shell's 128 + signal number."""
 
     exit_code = 143
 

@@ -7,9 +7,9 @@ What it saves (names in the run folder, ``train.out_dir``):
   are this callback's state, kept in every checkpoint);
 * every ``train.save_minutes`` of training: ``autosave_<iteration>.pt``, in the middle of an
   epoch too. The clock restarts with every checkpoint that goes to Drive;
-* on SIGTERM/SIGINT (:mod:`trainer.stopping`): ``autosave_<iteration>.pt`` at the next
+* on SIGTERM/SIGINT/SIGHUP (:mod:`trainer.stopping`): ``autosave_<iteration>.pt`` at the next
   iteration boundary, waited for until it is verified on Drive or ``train.grace_seconds``
-  have passed since the signal; then the run stops (exit 143, or 130 for SIGINT).
+  have passed since the signal; then the run stops (exit 143, or 130 for SIGINT, 129 for SIGHUP).
 
 Taking the state is collective under DDP (every rank's RNG is gathered, and every rank agrees
 at each iteration whether to stop or save); rank 0 alone copies the state to CPU and hands it

@@ -1,9 +1,15 @@
-"""SIGTERM and SIGINT: note the request; the loop saves at the next iteration boundary and exits.
+"""SIGTERM, SIGINT and SIGHUP: note the request; the loop saves at the next iteration boundary
+and exits.
 
 A handler only sets a flag: an exception raised from a signal handler can land inside code that
 swallows exceptions (a logging handler, a plot) and be lost. The loop checks the flag after
 every iteration (on every rank at once), the evaluation after every batch, and the final
-flush while it waits. A second signal of either kind stops at once, without a save.
+flush while it waits. A second signal of any of them stops at once, without a save.
+
+SIGHUP is what a run started from a terminal gets when the terminal goes (an SSH session to a
+spot VM that drops): by default it killed the run with nothing saved. It is handled like
+SIGTERM, except where it is ignored already (``nohup``, ``setsid``-style launchers): then the
+run goes on, as the user asked.
 """
 from __future__ import annotations
 
@@ -14,9 +20,16 @@ import threading
 import time
 from typing import Iterator, Optional
 
-_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}
+_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGHUP: "SIGHUP"}
 #: The shell's convention: 128 + the signal number.
-EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130}
+EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130, signal.SIGHUP: 129}
+
+
+def handled() -> tuple[int, ...]:
+    """The signals a stop is asked with here: SIGTERM, SIGINT, and SIGHUP unless it is
+    ignored (started under ``nohup``: the user asked the run to outlive its terminal)."""
+    return tuple(s for s in _NAMES
+                 if s != signal.SIGHUP or signal.getsignal(s) is not signal.SIG_IGN)
 
 
 class StopRequested(Exception):
@@ -59,7 +72,7 @@ class StopFlag:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator["StopFlag"]:
-        """Handle SIGTERM and SIGINT while the body runs (only the main thread can)."""
+        """Handle :func:`handled` signals while the body runs (only the main thread can)."""
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
@@ -74,7 +87,7 @@ class StopFlag:
                 raise KeyboardInterrupt
             os.kill(os.getpid(), signum)
 
-        previous = {s: signal.signal(s, handler) for s in _NAMES}
+        previous = {s: signal.signal(s, handler) for s in handled()}
         try:
             yield self
         finally:

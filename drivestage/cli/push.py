@@ -218,8 +218,9 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
                credentials: Optional[str], **policy_opts: Any) -> None:
     """Push SRC to DEST every SECONDS (and prune) until stopped.
 
-    On SIGTERM or SIGINT (even one before the first push) it pushes once more (a
-    flush), then exits 0; a failing final push exits 1. A second signal abandons the
+    On SIGTERM, SIGINT or SIGHUP (even one before the first push; SIGHUP unless it is
+    ignored, as under nohup) it pushes once more (a flush), then exits 0; a failing final
+    push exits 1. A second signal abandons the
     final push at once: "Interrupted: ..." and exit 130 (an upload it cut resumes on
     the next push). Failures in between are logged and retried next period.
     """
@@ -234,7 +235,10 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
     # process without a word or a push; now it stops the mirror after one push.
     stop = Flag()  # set by a signal handler: drivestage.interrupts
     ended = Flag()  # the final push is over: a signal now changes nothing
-    signals = (signal.SIGTERM, signal.SIGINT)
+    # SIGHUP: the terminal it was started from went away (an SSH session that dropped),
+    # which killed it without a final push; under nohup it is ignored, and stays so.
+    signals = (signal.SIGTERM, signal.SIGINT) + (
+        () if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else (signal.SIGHUP,))
     previous = {s: signal.getsignal(s) for s in signals}
 
     def on_signal(signum: int, frame: Any) -> None:

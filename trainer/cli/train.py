@@ -22,8 +22,9 @@ Examples:
 --resume auto (the default) continues from the newest checkpoint in train.out_dir or, when
 that folder is empty (a fresh runtime), from the newest one on drive.logs, at the iteration
 it was saved at. --resume none starts a new run and refuses folders that hold another run.
-SIGTERM or Ctrl-C saves a checkpoint, uploads it within train.grace_seconds and stops.
-Exit codes: 0 done, 1 error, 2 bad config or usage, 143 stopped by SIGTERM, 130 by SIGINT.
+SIGTERM, Ctrl-C or a hang-up (SIGHUP; not under nohup) saves a checkpoint, uploads it within
+train.grace_seconds and stops. Exit codes: 0 done, 1 error, 2 bad config or usage, 143
+stopped by SIGTERM, 130 by SIGINT, 129 by SIGHUP.
 """
 
 

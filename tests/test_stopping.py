@@ -1,0 +1,56 @@
+"""trainer.stopping with real signals raised in this process: which signals ask for a stop,
+the exit code each one gives, and SIGHUP left alone where the user ignored it (nohup)."""
+from __future__ import annotations
+
+import signal
+import threading
+
+import pytest
+
+from trainer.stopping import StopFlag
+
+
+@pytest.fixture
+def hup_recorded():
+    """SIGHUP caught by the test while it runs (its default would end the test process), and
+    whatever was there before put back after."""
+    seen: list[int] = []
+    previous = signal.signal(signal.SIGHUP, lambda signum, frame: seen.append(signum))
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+def test_sighup_from_a_closed_terminal_asks_for_a_stop_like_sigterm(hup_recorded):
+    assert threading.current_thread() is threading.main_thread()
+    stop = StopFlag(25.0)
+    with stop.installed():
+        signal.raise_signal(signal.SIGHUP)
+    # The run saves and exits 129 (128 + 1), as a shell reports a hang-up; before, SIGHUP
+    # ended the run at once with nothing saved.
+    assert (stop.signum, stop.name, stop.exit_code) == (signal.SIGHUP, "SIGHUP", 129)
+    assert hup_recorded == []  # the run's handler, not the one before it, saw it
+    signal.raise_signal(signal.SIGHUP)
+    assert hup_recorded == [signal.SIGHUP]  # put back when the run ended
+
+
+def test_sighup_ignored_by_nohup_stays_ignored():
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        stop = StopFlag(25.0)
+        with stop.installed():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGHUP)
+        assert not stop.is_set()  # the run goes on, as nohup asked
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_and_sigint_ask_for_a_stop_with_their_exit_codes(sig, code):
+    stop = StopFlag(25.0)
+    with stop.installed():
+        signal.raise_signal(sig)
+    assert (stop.signum, stop.exit_code) == (sig, code)
