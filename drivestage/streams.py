@@ -2,7 +2,9 @@
 
 A :class:`Pass` holds the partial file open, hands ranges to streams (the first missing range
 whole; a stream with nothing left takes over the second half of the largest piece still read,
-when that is worth a request), adds streams while the throughput grows, and hashes the
+when that is worth a request), adds streams while the throughput grows (and stops the ones
+just added when it did not grow, measured twice: where the cores, not the link, set the rate,
+they only take CPU from the hash and an extraction), and hashes the
 contiguous prefix as it grows, in a thread of its own, with the checksum the download is
 verified with (:mod:`drivestage.checksums`).
 """
@@ -16,6 +18,7 @@ import threading
 import time
 from typing import Optional, Protocol
 
+from drivestage import cpuload
 from drivestage.checksums import Checksum
 from drivestage.checksums import rate as hash_rate
 from drivestage.errors import DriveStageError
@@ -40,6 +43,15 @@ _ADAPT_FROM = 32 * MiB
 _WINDOW = 0.1
 _GROWTH = 1.5
 _LINEAR = 1.7
+#: Streams just added are stopped again when the throughput grew less than this: on a
+#: machine whose cores, not its link, set the rate (a 2-core machine fed over loopback),
+#: a second stream only takes CPU from the hash and an extraction.
+_KEEP = 1.15
+#: No more streams when one already brings more than this (bytes/s; Drive gives a connection
+#: about 100 MB/s at best) while the machine's cores are busier than ``_BUSY``: the cores,
+#: not the link, set the rate there.
+_FAST_STREAM = 200e6
+_BUSY = 0.8
 #: No more streams once the bytes arrive this close to the rate the hash can take them.
 _HASH_SHARE = 0.7
 #: Blocks (of up to 1 MiB) waiting to be hashed from memory, at most.
@@ -72,8 +84,10 @@ class Piece:
     """A range one stream reads (a :class:`~drivestage.store.ByteSink`): ``end`` may move
     down while it is read, when another stream takes over the rest."""
 
-    def __init__(self, run: "Pass", start: int, end: int):
+    def __init__(self, run: "Pass", start: int, end: int, urgent: bool = False):
         self.run, self.pos, self.end = run, start, end
+        self.urgent = urgent  # fetched at once for a caller (fetch_now), not by a stream
+        self.retired = False  # its stream ends once this piece is cut short (_retire)
 
     def limit(self) -> int:
         return self.end
@@ -180,7 +194,7 @@ class Pass:
         for a, b in self._missing_in(start, end):
             with self.lock:
                 self._take(a, b)
-                piece = Piece(self, a, b)
+                piece = Piece(self, a, b, urgent=True)
                 self.pieces.append(piece)
             try:
                 self.dl.store.read_into(self.entry, a, piece)
@@ -229,6 +243,8 @@ class Pass:
                             self.todo.sort()
                         if not self.closed and not self.done.saved:
                             self.done.save()  # a piece is in: a rerun need not ask again
+                if piece.retired:
+                    return
         except BaseException as exc:  # handed to the main thread, which raises it
             with self.lock:
                 if self.error is None and not isinstance(exc, Stopped):
@@ -241,6 +257,17 @@ class Pass:
                 if not getattr(self._local, "wrote", False):
                     self.silent -= 1
                 self.lock.notify_all()
+
+    def _retire(self, n: int) -> None:
+        """End ``n`` streams (the lock held): the ones furthest into the file, so that the
+        stream the hash (and an extraction) follows goes on. Each one's piece is cut short
+        where it has got to, and the rest goes back to the ranges no stream has taken."""
+        ahead = sorted((p for p in self.pieces if not p.urgent), key=lambda p: p.pos)[1:]
+        for piece in ahead[len(ahead) - n:] if n > 0 else []:
+            if piece.pos < piece.end:
+                self.todo.append((piece.pos, piece.end))
+            piece.end, piece.retired = piece.pos, True
+        self.todo.sort()
 
     def _start_streams(self, n: int) -> None:
         with self.lock:
@@ -298,7 +325,10 @@ class Pass:
         grows."""
         adapting = self.fixed is None
         rate_before = 0.0
-        window: Optional[tuple[float, int]] = None  # from when every stream had bytes
+        added = 0  # streams the last step added
+        doubted = False  # they measured no faster once: measure again
+        # From when every stream had bytes: (time, bytes fetched, CPU sample).
+        window: Optional[tuple[float, int, Optional[tuple[int, int]]]] = None
         while True:
             more = 0
             with self.lock:
@@ -313,21 +343,37 @@ class Pass:
                     self._last_save = now
                 if adapting and self.silent == 0:
                     if window is None:
-                        window = (now, self.fetched)
+                        window = (now, self.fetched, cpuload.sample())
                     elif now - window[0] >= _WINDOW:
                         rate = (self.fetched - window[1]) / (now - window[0])
+                        busy = cpuload.busy(window[2], cpuload.sample())
+                        cpu_bound = busy is not None and busy >= _BUSY and \
+                            rate >= _FAST_STREAM * self.streams
+                        log.debug("%s: %d streams: %.0f MB/s, cores %s busy", self.dl.where,
+                                  self.streams, rate / 1e6,
+                                  "?" if busy is None else f"{busy:.0%}")
                         # Twice as many; four times when doubling nearly doubled the rate
                         # (each stream held to its own rate, as Drive holds connections).
                         scale = 3 if rate_before and rate >= rate_before * _LINEAR else 1
                         want = min(self.streams * scale, MAX_STREAMS - self.streams)
                         left = sum(b - a for a, b in self.todo) + \
                             sum(p.end - p.pos for p in self.pieces)
-                        if rate >= rate_before * _GROWTH and want > 0 and \
+                        if rate >= rate_before * _GROWTH and want > 0 and not cpu_bound and \
                                 rate < _HASH_SHARE * hash_rate(self.hash_name) and \
                                 left >= 2 * _MIN_SPLIT * (self.streams + want):
-                            rate_before, more, window = rate, want, None
+                            rate_before, more, window, added = rate, want, None, want
+                            doubted = False
+                        elif added and rate < rate_before * _KEEP and not doubted:
+                            # Measured once more before a stream is stopped: a connection's
+                            # first tenths of a second (TCP's slow start) understate it.
+                            doubted, window = True, None
                         else:
                             adapting = False
+                            if added and rate < rate_before * _KEEP:
+                                self._retire(added)
+                                log.debug("%s: %d more streams did not pay (%.0f MB/s, %.0f "
+                                          "before); back to %d", self.dl.where, added,
+                                          rate / 1e6, rate_before / 1e6, self.streams - added)
                             log.debug("%s: %d streams (%.0f MB/s)", self.dl.where,
                                       self.streams, rate / 1e6)
             if more:
