@@ -292,7 +292,9 @@ def _code_exit_codes() -> set[int]:
                 codes.add(obj.exit_code)
     for cli in sorted(REPO.glob("drivestage/cli/*.py")) + sorted(REPO.glob("trainer/cli/*.py")):
         codes |= {int(n) for n in re.findall(r"ctx\.exit\((\d+)\)", cli.read_text())}
-    return codes
+    import trainer.stopping as ts
+
+    return codes | set(ts.EXIT_CODES.values())  # a run stopped by a signal
 
 
 def test_readme_exit_codes_are_the_codes_the_tools_use():
