@@ -54,3 +54,36 @@ def test_sigterm_and_sigint_ask_for_a_stop_with_their_exit_codes(sig, code):
     with stop.installed():
         signal.raise_signal(sig)
     assert (stop.signum, stop.exit_code) == (sig, code)
+
+
+@pytest.mark.slow
+def test_trainer_train_saves_and_exits_129_when_its_terminal_hangs_up(tiny_config, tmp_path):
+    """A real ``trainer train`` whose terminal goes away mid-run: it saves a checkpoint at the
+    next iteration and ends with 129 and its one line, as for SIGTERM; it died at once with
+    nothing saved (-1)."""
+    import os
+    import subprocess
+    import sys
+
+    config = tiny_config(**{"train.epochs": 50})
+    proc = subprocess.Popen([sys.executable, "-m", "trainer", "train", "--config", config],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        seen = []
+        for line in proc.stderr:    # the handlers are in place once training has begun
+            seen.append(line)
+            if "training epochs" in line:
+                break
+        else:
+            pytest.fail("".join(seen))
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 129, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("Error: stopped by SIGHUP at epoch ") and "autosave_" in last, err
+    saved = [n for n in os.listdir(tmp_path / "logs") if n.startswith("autosave_")]
+    assert len([n for n in saved if n.endswith(".pt")]) == 1, saved
