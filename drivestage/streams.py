@@ -21,7 +21,7 @@ from typing import Optional, Protocol
 from drivestage import cpuload
 from drivestage.checksums import Checksum
 from drivestage.checksums import rate as hash_rate
-from drivestage.errors import DriveStageError
+from drivestage.errors import DriveStageError, LocalFileError
 from drivestage.interrupts import BackgroundThread, Monitor, start_thread
 from drivestage.partials import Ranges, open_partial
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
@@ -382,6 +382,35 @@ class Pass:
             raise self.error
 
     def _hash(self) -> None:
+        """The hash thread: :meth:`_hash_prefix`, whose failure stops the download (the
+        main thread raises it; it waited for the digest for ever)."""
+        try:
+            self._hash_prefix()
+        except BaseException as exc:  # handed to the main thread, which raises it
+            with self.lock:
+                if self.error is None:
+                    self.error = exc
+                self.stopped = True
+                self.lock.notify_all()
+
+    def _read_back(self, buf: memoryview, pos: int) -> int:
+        """Bytes of the partial at ``pos`` into ``buf``, which every one of was written."""
+        partial = self.dl.partial
+        try:
+            n = os.preadv(self.fd, [buf], pos)
+        except OSError as exc:
+            raise LocalFileError(f"{partial}: cannot read back the download of "
+                                 f"{self.dl.where} to verify it ({exc.strerror or exc}); "
+                                 "pull again") from exc
+        if not n:
+            # Bytes written are missing: another program truncated the file. Without this the
+            # hash asked again and again, at full CPU, for good.
+            raise LocalFileError(f"{partial}, the download of {self.dl.where}, got shorter "
+                                 f"while it downloaded (it ends before byte {pos}, which was "
+                                 "written); is another program writing there? Pull again")
+        return n
+
+    def _hash_prefix(self) -> None:
         """The hash of the contiguous prefix as it grows: blocks handed over by the stream that
         writes right where the hash has got to (no second copy), the rest read back from the
         page cache."""
@@ -415,9 +444,7 @@ class Pass:
                     # One buffer for every read-back: a new block per read faulted in fresh
                     # pages each time (see heap.py), a GiB of them for a GiB read back.
                     buf = memoryview(bytearray(_READ_BLOCK))
-                n = os.preadv(self.fd, [buf[:min(_READ_BLOCK, upto - pos)]], pos)
-                if not n:
-                    break
+                n = self._read_back(buf[:min(_READ_BLOCK, upto - pos)], pos)
                 self._digest.update(buf[:n])
                 pos += n
             with self.lock:

@@ -341,3 +341,88 @@ def test_a_download_measuring_streams_on_a_four_column_proc_stat_completes(
     emulator.faults.throttle(per_connection=8 * MiB)  # a few windows long
     res = dl.download(store, entry, str(out / "p.bin"))
     assert open(out / "p.bin", "rb").read() == data and res.md5 == entry.md5
+
+
+# ------------------------------------------------------------------------ the hash's bounds
+
+def _download_in_a_thread(store, entry, target, **kw):
+    """``dl.download`` in a thread: (the thread, {"result" or "error": ...})."""
+    box: dict = {}
+
+    def go():
+        try:
+            box["result"] = dl.download(store, entry, target, **kw)
+        except BaseException as exc:  # handed to the test
+            box["error"] = exc
+
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    return t, box
+
+
+def _hook_preadv(monkeypatch, fail):
+    """The hash's read-back of the partial goes through ``fail(fd, offset)`` first."""
+    real = os.preadv
+
+    def preadv(fd, buffers, offset):
+        fail(fd, offset)
+        return real(fd, buffers, offset)
+
+    names = {k: getattr(streams.os, k) for k in dir(streams.os) if not k.startswith("__")}
+    monkeypatch.setattr(streams, "os", types.SimpleNamespace(**{**names, "preadv": preadv}))
+
+
+def test_a_read_error_in_the_hash_fails_the_download_instead_of_hanging(
+        emulator, store, out, small_splits, monkeypatch):
+    """The hash reads back what the stream ahead wrote (a Drive FUSE mount, a failing disk:
+    EIO). Its thread died with the error and the download waited for its digest for ever;
+    now the download fails with a line naming the partial file, which stays for a rerun."""
+    data = os.urandom(4 * MiB)
+    emulator.add_file("e.bin", data)
+    entry = store.resolve("e.bin")
+    emulator.faults.throttle(per_connection=16 * MiB)
+
+    def fail(fd, offset):
+        raise OSError(5, "Input/output error")
+
+    _hook_preadv(monkeypatch, fail)
+    target = str(out / "e.bin")
+    t, box = _download_in_a_thread(store, entry, target, jobs=2)
+    t.join(20)
+    assert not t.is_alive(), "the download hangs after the hash failed"
+    err = box.get("error")
+    assert err is not None and "Input/output error" in str(err), box
+    assert dl.partial_path(target, entry) in str(err)
+    assert os.path.exists(dl.partial_path(target, entry))
+
+
+def test_a_partial_truncated_by_another_program_fails_the_download_instead_of_spinning(
+        emulator, store, out, small_splits, passes, monkeypatch):
+    """Another program truncates the partial once every byte was written, before the hash
+    read them back: the read-back found no bytes where the record says some were written,
+    and went round that loop for ever at full CPU. Now the download fails and says what
+    happened (a truncation while streams still write leaves zeros, which the checksum
+    catches: the download starts again)."""
+    data = os.urandom(4 * MiB)
+    emulator.add_file("t.bin", data)
+    entry = store.resolve("t.bin")
+    emulator.faults.throttle(per_connection=16 * MiB)
+    target = str(out / "t.bin")
+    done: list[int] = []
+
+    def fail(fd, offset):
+        if not done:  # the adversary acts right before the first read-back
+            done.append(offset)
+            run = passes[0]
+            with run.lock:  # once every byte is written (the hash waits meanwhile)
+                while run.done.total() < len(data) and run.error is None:
+                    run.lock.wait(0.5)
+            os.truncate(dl.partial_path(target, entry), offset)
+
+    _hook_preadv(monkeypatch, fail)
+    t, box = _download_in_a_thread(store, entry, target, jobs=2)
+    t.join(20)
+    assert not t.is_alive(), "the download spins after the partial was truncated"
+    err = box.get("error")
+    assert err is not None and "shorter" in str(err) and dl.partial_path(target, entry) \
+        in str(err), box
