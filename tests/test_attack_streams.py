@@ -426,3 +426,28 @@ def test_a_partial_truncated_by_another_program_fails_the_download_instead_of_sp
     err = box.get("error")
     assert err is not None and "shorter" in str(err) and dl.partial_path(target, entry) \
         in str(err), box
+
+
+def test_a_source_file_that_got_shorter_fails_the_download_instead_of_asking_for_ever(
+        tmp_path, small_splits):
+    """pull from a folder store (a Drive FUSE mount, a NAS) of a file that another program
+    truncates after it was listed: every read of the rest ended at once with nothing, the
+    rest went back to the ranges to fetch and the stream asked again, for good (a busy
+    loop). Now the download fails with a line that says the file changed."""
+    from drivestage.localdir import LocalDirStore
+
+    root = tmp_path / "root"
+    root.mkdir()
+    data = os.urandom(2 * MiB)
+    (root / "x.bin").write_bytes(data)
+    store = LocalDirStore(root)
+    entry = store.resolve("x.bin")
+    (root / "x.bin").write_bytes(data[:MiB])  # the other program, after the listing
+    out = tmp_path / "out"
+    out.mkdir()
+    t, box = _download_in_a_thread(store, entry, str(out / "x.bin"), jobs=1)
+    t.join(20)
+    assert not t.is_alive(), "the download asks for the missing bytes for ever"
+    err = box.get("error")
+    assert isinstance(err, RemoteError) and "changed" in str(err), box
+    assert "x.bin" in str(err) and str(MiB) in str(err)
