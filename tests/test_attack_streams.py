@@ -451,3 +451,76 @@ def test_a_source_file_that_got_shorter_fails_the_download_instead_of_asking_for
     err = box.get("error")
     assert isinstance(err, RemoteError) and "changed" in str(err), box
     assert "x.bin" in str(err) and str(MiB) in str(err)
+
+
+_KILLED_CHILD = r"""
+import os, signal, sys
+from drivestage import download as dl, streams
+from drivestage.drive import connect
+
+streams._MIN_SPLIT, streams._SPLIT_SECONDS, streams._ADAPT_FROM = 64 * 1024, 0.0, 256 * 1024
+store = connect()
+entry = store.resolve("k.bin")
+size, runs, cut = entry.size, [], []
+begin, real = streams.Pass.begin, os.pwrite
+
+def pass_begin(self):
+    runs.append(self)
+    begin(self)
+
+def pwrite(fd, data, offset):
+    run = runs[0]
+    if not cut and offset >= size // 2:
+        with run.lock:  # the measuring stops the stream ahead here
+            run._retire(1)
+            cut.extend((p.pos, p.end) for p in run.pieces if p.retired)
+        print(cut[0][0], flush=True)
+    elif cut and offset < size // 2 and offset >= size // 4:
+        n = real(fd, data, offset)  # a block of the front stream lands, then the kill
+        with run.lock:
+            run.done.save()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(fd, data, offset)
+
+streams.Pass.begin = pass_begin
+streams.os = type("os", (), {**{k: getattr(os, k) for k in dir(os) if not k.startswith("__")},
+                             "pwrite": staticmethod(pwrite)})
+dl.download(store, entry, sys.argv[1], jobs=2)
+"""
+
+
+def test_a_kill_right_after_a_retirement_leaves_a_record_the_rerun_trusts(
+        emulator, drive_env, tmp_path):
+    """SIGKILL just after the stream ahead was stopped (its rest back in the ranges to
+    fetch, the front stream still writing): the record on disk names only bytes that are
+    there; the rerun asks only for the missing ones and the file verifies."""
+    import subprocess
+    import sys
+
+    data = os.urandom(4 * MiB)
+    fid = emulator.add_file("k.bin", data)
+    store = connect()
+    entry = store.resolve("k.bin")
+    emulator.faults.throttle(per_connection=8 * MiB)
+    target = str(tmp_path / "k.bin")
+    env = dict(os.environ, **drive_env, DRIVESTAGE_RETRY_BASE="0.001",
+               DRIVESTAGE_RETRY_JITTER="0")
+    child = subprocess.run([sys.executable, "-c", _KILLED_CHILD, target], env=env,
+                           capture_output=True, timeout=60)
+    assert child.returncode == -9, child.stderr.decode()
+    cut_at = int(child.stdout.split()[0])
+    partial = dl.partial_path(target, entry)
+    with open(dl.ranges_path(partial)) as fh:
+        recorded = json.load(fh)["done"]
+    with open(partial, "rb") as fh:
+        for a, b in recorded:
+            fh.seek(a)
+            assert fh.read(b - a) == data[a:b]
+    assert all(b <= cut_at or a >= len(data) for a, b in recorded[1:]), (recorded, cut_at)
+    emulator.faults.clear()
+    emulator.clear_requests()
+    kept = sum(b - a for a, b in recorded)
+    res = dl.download(store, entry, target, jobs=2)
+    assert open(target, "rb").read() == data and res.md5 == entry.md5
+    assert (res.resumed_from, res.fetched) == (kept, len(data) - kept)
+    assert not any(a <= s < b for s, _ in _ranges(emulator, fid) for a, b in recorded)
