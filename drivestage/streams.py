@@ -105,6 +105,7 @@ class Pass:
         self.todo = done.missing()          # ranges no stream has taken yet
         self.pieces: list[Piece] = []       # being read
         self.fetched = self.streams = self.most_streams = self.inflight = 0
+        self.retiring = 0                   # streams stopped (_retire) that have not ended
         self.silent = 0                     # streams started that have not written yet
         self._local = threading.local()
         self.error: Optional[BaseException] = None
@@ -228,6 +229,7 @@ class Pass:
     # -- streams
     def _stream(self) -> None:
         self._local.stream = True
+        piece: Optional[Piece] = None
         try:
             while True:
                 piece = self.claim()
@@ -254,6 +256,8 @@ class Pass:
         finally:
             with self.lock:
                 self.streams -= 1
+                if piece is not None and piece.retired:
+                    self.retiring -= 1
                 if not getattr(self._local, "wrote", False):
                     self.silent -= 1
                 self.lock.notify_all()
@@ -267,6 +271,7 @@ class Pass:
             if piece.pos < piece.end:
                 self.todo.append((piece.pos, piece.end))
             piece.end, piece.retired = piece.pos, True
+            self.retiring += 1
         self.todo.sort()
 
     def _start_streams(self, n: int) -> None:
@@ -334,7 +339,10 @@ class Pass:
             with self.lock:
                 if self.error is not None:
                     raise self.error
-                if self.streams == 0:
+                # Not waiting for the streams stopped (_retire): one may be waiting out a
+                # backoff (a Retry-After of minutes) for bytes another stream has fetched.
+                # Their writes in flight are waited for by the hash and close().
+                if self.streams - self.retiring == 0:
                     break
                 self.lock.wait(0.05)
                 now = time.monotonic()

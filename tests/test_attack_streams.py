@@ -524,3 +524,50 @@ def test_a_kill_right_after_a_retirement_leaves_a_record_the_rerun_trusts(
     assert open(target, "rb").read() == data and res.md5 == entry.md5
     assert (res.resumed_from, res.fetched) == (kept, len(data) - kept)
     assert not any(a <= s < b for s, _ in _ranges(emulator, fid) for a, b in recorded)
+
+
+def test_a_stopped_stream_waiting_out_a_retry_does_not_hold_the_finished_download(
+        emulator, store, out, small_splits, passes, monkeypatch):
+    """The stream ahead is stopped while it waits out a backoff (Drive's Retry-After on a
+    429 can be two minutes): the first stream fetches its rest, and the download is done
+    then, not once the stopped stream wakes to find it has nothing left to read."""
+    from drivestage.drive import retry
+
+    data = os.urandom(4 * MiB)
+    emulator.add_file("b.bin", data)
+    entry = store.resolve("b.bin")
+    emulator.faults.throttle(per_connection=8 * MiB)
+    emulator.faults.drop("GET", r"alt=media", after_bytes=300_000, times=2)
+    mine = threading.local()
+    original_write = streams.Pass.write
+
+    def write(self, piece, offset, data_):
+        mine.piece = piece
+        return original_write(self, piece, offset, data_)
+
+    monkeypatch.setattr(streams.Pass, "write", write)
+    gate, cut = threading.Event(), []  # the server's Retry-After, as long as the test likes
+    real_sleep = retry._sleep
+
+    def sleep(seconds):
+        piece = getattr(mine, "piece", None)
+        if piece is not None and passes and not cut:
+            run = passes[0]
+            with run.lock:
+                ahead = len(run.pieces) == 2 and piece is max(run.pieces, key=lambda p: p.pos)
+                if ahead:
+                    cut.extend(_retire_one(run))
+            if ahead:
+                gate.wait(60)
+                return
+        real_sleep(seconds)
+
+    monkeypatch.setattr(retry, "_sleep", sleep)
+    try:
+        t, box = _download_in_a_thread(store, entry, str(out / "b.bin"), jobs=2)
+        t.join(15)
+        assert not t.is_alive(), "the download waits for the stopped stream's backoff"
+    finally:
+        gate.set()
+    assert len(cut) == 1 and "result" in box, box
+    assert open(out / "b.bin", "rb").read() == data and box["result"].fetched == len(data)
