@@ -266,35 +266,42 @@ def test_a_download_failing_after_a_retirement_resumes_with_only_the_missing_byt
     assert not any(a <= s < b for s, _ in _ranges(emulator, fid) for a, b in recorded)
 
 
-def test_a_tar_followed_while_its_stream_ahead_is_stopped_extracts_exactly_its_members(
-        emulator, drive_env, tmp_path, small_splits, passes, monkeypatch):
-    """pull --extract of a tar: the extraction follows the file from the front while the
-    stream ahead is stopped mid-file; the rest arrives later through the first stream, the
-    extraction waits for it and ends with exactly the archive's members, verified."""
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_an_archive_followed_while_its_stream_ahead_is_stopped_extracts_exactly_its_members(
+        emulator, drive_env, tmp_path, small_splits, passes, monkeypatch, kind):
+    """pull --extract of a tar, or of a zip (its central directory fetched first): the
+    extraction follows the file from the front while the stream ahead is stopped mid-file;
+    the rest arrives later through the first stream, the extraction waits for it and ends
+    with exactly the archive's members, verified."""
+    from _archives import a_zip
+
     members = {f"d/{i:03d}.bin": os.urandom(40_000 + i) for i in range(100)}
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, body in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(body)
-            tar.addfile(info, io.BytesIO(body))
-    blob = buf.getvalue()
-    emulator.add_file("d/t.tar", blob)
+    if kind == "zip":
+        blob = a_zip(members)
+    else:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            for name, body in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(body)
+                tar.addfile(info, io.BytesIO(body))
+        blob = buf.getvalue()
+    emulator.add_file(f"d/t.{kind}", blob)
     store = connect()
-    entry = store.resolve("d/t.tar")
+    entry = store.resolve(f"d/t.{kind}")
     emulator.faults.throttle(per_connection=8 * MiB)
     cut: list[tuple[int, int]] = []
 
     def when(offset, n):
-        if not cut and offset >= len(blob) // 2:
+        if not cut and passes and offset >= len(blob) // 2:  # the streams' bytes
             cut.extend(_retire_one(passes[0]))
 
     _hook_pwrite(monkeypatch, when)
     dest = tmp_path / "data"
     dest.mkdir()
-    target = str(dest / "t.tar")
+    target = str(dest / f"t.{kind}")
     unpacking = Unpacking(store, entry, target, str(dest), extract=True, jobs=2,
-                          chunk_size=None, progress=None, describe="drive:d/t.tar",
+                          chunk_size=None, progress=None, describe=f"drive:d/t.{kind}",
                           reserve=0, lock_dir=None)
     try:
         assert unpacking.follower is not None
@@ -302,7 +309,7 @@ def test_a_tar_followed_while_its_stream_ahead_is_stopped_extracts_exactly_its_m
         result = unpacking.extract(target)
     finally:
         unpacking.close()
-    assert len(cut) == 1 and res.fetched == len(blob)
+    assert len(cut) == 1 and res.fetched + res.resumed_from == len(blob)
     assert hashlib.md5(open(target, "rb").read()).hexdigest() == entry.md5
     assert sorted(result.paths) == sorted(members)
     for name, body in members.items():
