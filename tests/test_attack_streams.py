@@ -4,7 +4,9 @@ attacker chooses: each test makes the retirement happen exactly where it hurts m
 a stream's write, right after a split, during a retry, before a failure, while an
 extraction follows the file) by calling the very code the measuring calls, from a hook at
 that moment. What a user relies on: the file's bytes, verified, each byte fetched once, no
-hang, and a rerun that asks only for what is missing."""
+hang, and a rerun that asks only for what is missing. Then the bounds of a pass: a hash
+that cannot read the partial back, a partial or a source file that got shorter, end the
+download with an error instead of a wait or a loop for good."""
 from __future__ import annotations
 
 import hashlib
