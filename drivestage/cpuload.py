@@ -28,6 +28,9 @@ def sample() -> Optional[tuple[int, int]]:
         ticks = [int(v) for v in first[1:9]]
     except ValueError:
         return None
+    # Kernels before 2.6 (and some emulated /proc) end the line after idle, or after
+    # iowait: the columns not there are time not counted.
+    ticks += [0] * (8 - len(ticks))
     idle = ticks[3] + ticks[4]
     total = sum(ticks)
     return total - idle, total

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Protocol, Union
 
-from drivestage.errors import QuotaExceededError
+from drivestage.errors import QuotaExceededError, RemoteError
 from drivestage.paths import StorePath
 from drivestage.sizes import format_size
 
@@ -144,6 +144,12 @@ class RemoteStore(abc.ABC):
                 pos += n
             if pos >= sink.limit():
                 break
+        if pos < sink.limit():
+            # The file ended early (it got shorter after it was listed): a caller asking for
+            # the rest again would get nothing again, for good.
+            raise RemoteError(f"{self.describe(entry)} ended at byte {pos} of the "
+                              f"{entry.size} it had when listed: it changed while it was "
+                              "read; pull again")
         return pos
 
     def requests_made(self) -> Optional[int]:

@@ -21,7 +21,7 @@ from typing import Optional, Protocol
 from drivestage import cpuload
 from drivestage.checksums import Checksum
 from drivestage.checksums import rate as hash_rate
-from drivestage.errors import DriveStageError
+from drivestage.errors import DriveStageError, LocalFileError
 from drivestage.interrupts import BackgroundThread, Monitor, start_thread
 from drivestage.partials import Ranges, open_partial
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
@@ -105,6 +105,7 @@ class Pass:
         self.todo = done.missing()          # ranges no stream has taken yet
         self.pieces: list[Piece] = []       # being read
         self.fetched = self.streams = self.most_streams = self.inflight = 0
+        self.retiring = 0                   # streams stopped (_retire) that have not ended
         self.silent = 0                     # streams started that have not written yet
         self._local = threading.local()
         self.error: Optional[BaseException] = None
@@ -228,6 +229,7 @@ class Pass:
     # -- streams
     def _stream(self) -> None:
         self._local.stream = True
+        piece: Optional[Piece] = None
         try:
             while True:
                 piece = self.claim()
@@ -254,6 +256,8 @@ class Pass:
         finally:
             with self.lock:
                 self.streams -= 1
+                if piece is not None and piece.retired:
+                    self.retiring -= 1
                 if not getattr(self._local, "wrote", False):
                     self.silent -= 1
                 self.lock.notify_all()
@@ -267,6 +271,7 @@ class Pass:
             if piece.pos < piece.end:
                 self.todo.append((piece.pos, piece.end))
             piece.end, piece.retired = piece.pos, True
+            self.retiring += 1
         self.todo.sort()
 
     def _start_streams(self, n: int) -> None:
@@ -334,7 +339,10 @@ class Pass:
             with self.lock:
                 if self.error is not None:
                     raise self.error
-                if self.streams == 0:
+                # Not waiting for the streams stopped (_retire): one may be waiting out a
+                # backoff (a Retry-After of minutes) for bytes another stream has fetched.
+                # Their writes in flight are waited for by the hash and close().
+                if self.streams - self.retiring == 0:
                     break
                 self.lock.wait(0.05)
                 now = time.monotonic()
@@ -382,6 +390,35 @@ class Pass:
             raise self.error
 
     def _hash(self) -> None:
+        """The hash thread: :meth:`_hash_prefix`, whose failure stops the download (the
+        main thread raises it; it waited for the digest for ever)."""
+        try:
+            self._hash_prefix()
+        except BaseException as exc:  # handed to the main thread, which raises it
+            with self.lock:
+                if self.error is None:
+                    self.error = exc
+                self.stopped = True
+                self.lock.notify_all()
+
+    def _read_back(self, buf: memoryview, pos: int) -> int:
+        """Bytes of the partial at ``pos`` into ``buf``, which every one of was written."""
+        partial = self.dl.partial
+        try:
+            n = os.preadv(self.fd, [buf], pos)
+        except OSError as exc:
+            raise LocalFileError(f"{partial}: cannot read back the download of "
+                                 f"{self.dl.where} to verify it ({exc.strerror or exc}); "
+                                 "pull again") from exc
+        if not n:
+            # Bytes written are missing: another program truncated the file. Without this the
+            # hash asked again and again, at full CPU, for good.
+            raise LocalFileError(f"{partial}, the download of {self.dl.where}, got shorter "
+                                 f"while it downloaded (it ends before byte {pos}, which was "
+                                 "written); is another program writing there? Pull again")
+        return n
+
+    def _hash_prefix(self) -> None:
         """The hash of the contiguous prefix as it grows: blocks handed over by the stream that
         writes right where the hash has got to (no second copy), the rest read back from the
         page cache."""
@@ -415,9 +452,7 @@ class Pass:
                     # One buffer for every read-back: a new block per read faulted in fresh
                     # pages each time (see heap.py), a GiB of them for a GiB read back.
                     buf = memoryview(bytearray(_READ_BLOCK))
-                n = os.preadv(self.fd, [buf[:min(_READ_BLOCK, upto - pos)]], pos)
-                if not n:
-                    break
+                n = self._read_back(buf[:min(_READ_BLOCK, upto - pos)], pos)
                 self._digest.update(buf[:n])
                 pos += n
             with self.lock:
