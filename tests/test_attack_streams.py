@@ -18,6 +18,7 @@ import threading
 import types
 
 import pytest
+from _download_fixtures import _fast, out, small_splits, store  # noqa: F401
 
 from drivestage import cpuload
 from drivestage import download as dl
@@ -31,28 +32,17 @@ from drivestage.unpack import Unpacking
 MiB = 1 << 20
 
 
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
+def _pieces_written(monkeypatch) -> threading.local:
+    """``.piece``: the piece the calling stream thread last wrote into."""
+    mine = threading.local()
+    original_write = streams.Pass.write
 
+    def write(self, piece, offset, data_):
+        mine.piece = piece
+        return original_write(self, piece, offset, data_)
 
-@pytest.fixture
-def store(drive_env):
-    return connect()
-
-
-@pytest.fixture
-def out(tmp_path):
-    path = tmp_path / "out"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def small_splits(monkeypatch):
-    monkeypatch.setattr(streams, "_MIN_SPLIT", 64 * 1024)
-    monkeypatch.setattr(streams, "_SPLIT_SECONDS", 0.0)
-    monkeypatch.setattr(streams, "_ADAPT_FROM", 256 * 1024)
+    monkeypatch.setattr(streams.Pass, "write", write)
+    return mine
 
 
 @pytest.fixture
@@ -167,14 +157,7 @@ def test_a_stream_stopped_during_its_retry_does_not_ask_again(
     entry = store.resolve("r.bin")
     emulator.faults.throttle(per_connection=8 * MiB)
     emulator.faults.drop("GET", r"alt=media", after_bytes=300_000, times=2)
-    mine = threading.local()
-    original_write = streams.Pass.write
-
-    def write(self, piece, offset, data_):
-        mine.piece = piece
-        return original_write(self, piece, offset, data_)
-
-    monkeypatch.setattr(streams.Pass, "write", write)
+    mine = _pieces_written(monkeypatch)
     original_drop = Transport.drop
     cut: list[tuple[int, int]] = []
 
@@ -547,14 +530,7 @@ def test_a_stopped_stream_waiting_out_a_retry_does_not_hold_the_finished_downloa
     entry = store.resolve("b.bin")
     emulator.faults.throttle(per_connection=8 * MiB)
     emulator.faults.drop("GET", r"alt=media", after_bytes=300_000, times=2)
-    mine = threading.local()
-    original_write = streams.Pass.write
-
-    def write(self, piece, offset, data_):
-        mine.piece = piece
-        return original_write(self, piece, offset, data_)
-
-    monkeypatch.setattr(streams.Pass, "write", write)
+    mine = _pieces_written(monkeypatch)
     gate, cut = threading.Event(), []  # the server's Retry-After, as long as the test likes
     real_sleep = retry._sleep
 

@@ -10,31 +10,13 @@ import sys
 from dataclasses import replace
 
 import pytest
+from _download_fixtures import _fast, out, small_splits, store  # noqa: F401
 
 from drivestage import download as dl, streams
 from drivestage.errors import ChecksumMismatchError, RemoteError
-from drivestage.drive import connect
 from drivestage.store import RemoteEntry
 
 CHUNK = 64 * 1024
-
-
-@pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
-
-
-@pytest.fixture
-def store(drive_env):
-    return connect()
-
-
-@pytest.fixture
-def out(tmp_path):
-    """Where downloads land (tmp_path itself also holds the emulator's data)."""
-    path = tmp_path / "out"
-    path.mkdir()
-    return path
 
 
 def _media(emu, fid):
@@ -214,13 +196,6 @@ def test_verify_file(tmp_path, monkeypatch):
 # Without chunk_size each stream reads its piece in one ranged GET (Drive answers every
 # request after a delay, and charges quota units per request). The split thresholds are
 # lowered so that small files show the behaviour of large ones.
-
-@pytest.fixture
-def small_splits(monkeypatch):
-    monkeypatch.setattr(streams, "_MIN_SPLIT", 64 * 1024)
-    monkeypatch.setattr(streams, "_SPLIT_SECONDS", 0.0)
-    monkeypatch.setattr(streams, "_ADAPT_FROM", 256 * 1024)
-
 
 def test_one_request_per_stream_by_default(emulator, store, out, small_splits, monkeypatch):
     monkeypatch.setattr(streams, "_MIN_SPLIT", 512 * 1024)  # pieces of 1.5, 0.75 and 0.75 MiB
