@@ -327,7 +327,7 @@ class Pass:
 
     def _drive_streams(self) -> None:
         """Wait for the streams :meth:`begin` started, adding streams while throughput
-        grows."""
+        grows and stopping again those that did not pay."""
         adapting = self.fixed is None
         rate_before = 0.0
         added = 0  # streams the last step added
@@ -381,9 +381,10 @@ class Pass:
                                 self._retire(added)
                                 log.debug("%s: %d more streams did not pay (%.0f MB/s, %.0f "
                                           "before); back to %d", self.dl.where, added,
-                                          rate / 1e6, rate_before / 1e6, self.streams - added)
+                                          rate / 1e6, rate_before / 1e6,
+                                          self.streams - self.retiring)
                             log.debug("%s: %d streams (%.0f MB/s)", self.dl.where,
-                                      self.streams, rate / 1e6)
+                                      self.streams - self.retiring, rate / 1e6)
             if more:
                 self._start_streams(more)
         if self.error is not None:
