@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 from drivestage.checksums import choose, verify_file
 from drivestage.interrupts import Monitor
@@ -115,11 +115,29 @@ class Download:
                     return False
                 self.lock.wait(0.5)
 
-    def fetch_first(self, start: int, end: int) -> None:
+    def first_here(self, spans: Sequence[tuple[int, int]], generation: int) -> int:
+        """Wait until one of ``spans`` (sorted, disjoint ``[start, end)``) is all in the
+        partial: the index of the first such, or -1 when none will be in this
+        ``generation`` of it (see :meth:`wait_for`). Streams fill the file in pieces far
+        apart; this lets an extraction take members in the order their bytes arrive."""
+        with self.lock:
+            while True:
+                run = self._run
+                if self.generation != generation or run is None or not spans:
+                    return -1
+                i = run.done.first_covered(spans)
+                if i >= 0:
+                    return i
+                if run.stopped:
+                    return -1
+                self.lock.wait(0.5)
+
+    def fetch_first(self, start: int, end: int, *, begin: bool = False) -> None:
         """Fetch ``[start, end)`` now, in this thread (e.g. a zip's central directory, read
-        before the rest arrives); ranges already here are not asked again."""
+        before the rest arrives); ranges already here are not asked again. ``begin``: the
+        streams start on the rest meanwhile (:meth:`begin`)."""
         assert self._run is not None
-        self._run.fetch_now(start, end)
+        self._run.fetch_now(start, end, begin=begin)
 
     def begin(self) -> None:
         """Start fetching now, in the background (the streams are threads of their own), so

@@ -18,7 +18,7 @@ import os
 import re
 import stat
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 from drivestage.localfs import atomic_write, fitted_name
 from drivestage.store import RemoteEntry
@@ -165,6 +165,25 @@ class Ranges:
             return True
         i = bisect.bisect_right(self.starts, a) - 1
         return i >= 0 and self.ends[i] >= b
+
+    def first_covered(self, spans: Sequence[tuple[int, int]]) -> int:
+        """The index of the first of ``spans`` (sorted, disjoint ``[a, b)``) that these
+        ranges hold whole, or -1: one bisection per range held, so that waiting for any of
+        thousands of spans costs little at each write."""
+        best = -1
+        for a, b in zip(self.starts, self.ends):
+            lo, hi = 0, len(spans)  # the first span starting at or after a
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if spans[mid][0] < a:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            # Spans are disjoint and sorted: when span lo reaches past b, so does every
+            # later one that starts inside [a, b).
+            if lo < len(spans) and spans[lo][1] <= b and (best < 0 or lo < best):
+                best = lo
+        return best
 
     def prefix(self) -> int:
         return self.ends[0] if self.starts and self.starts[0] == 0 else 0

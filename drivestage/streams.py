@@ -18,9 +18,8 @@ import threading
 import time
 from typing import Optional, Protocol
 
-from drivestage import cpuload
+from drivestage import stream_count
 from drivestage.checksums import Checksum
-from drivestage.checksums import rate as hash_rate
 from drivestage.errors import DriveStageError, LocalFileError
 from drivestage.interrupts import BackgroundThread, Monitor, start_thread
 from drivestage.partials import Ranges, open_partial
@@ -29,8 +28,6 @@ from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
-#: Most streams the measuring finds (each one is a connection to Drive).
-MAX_STREAMS = 8
 _READ_BLOCK = 4 * MiB
 #: A piece is split for a new stream only when each half is at least this long ...
 _MIN_SPLIT = 16 * MiB
@@ -38,22 +35,6 @@ _MIN_SPLIT = 16 * MiB
 _SPLIT_SECONDS = 1.0
 #: Streams are added (by measuring) only to files at least this large.
 _ADAPT_FROM = 32 * MiB
-#: Seconds a throughput is measured (from the newest stream's first byte); the growth that
-#: adds streams, and the one that adds four times as many.
-_WINDOW = 0.1
-_GROWTH = 1.5
-_LINEAR = 1.7
-#: Streams just added are stopped again when the throughput grew less than this: on a
-#: machine whose cores, not its link, set the rate (a 2-core machine fed over loopback),
-#: a second stream only takes CPU from the hash and an extraction.
-_KEEP = 1.15
-#: No more streams when one already brings more than this (bytes/s; Drive gives a connection
-#: about 100 MB/s at best) while the machine's cores are busier than ``_BUSY``: the cores,
-#: not the link, set the rate there.
-_FAST_STREAM = 200e6
-_BUSY = 0.8
-#: No more streams once the bytes arrive this close to the rate the hash can take them.
-_HASH_SHARE = 0.7
 #: Blocks (of up to 1 MiB) waiting to be hashed from memory, at most.
 _FEED_MAX = 16
 #: How often the ranges record is saved while streams run.
@@ -105,6 +86,10 @@ class Pass:
         self.todo = done.missing()          # ranges no stream has taken yet
         self.pieces: list[Piece] = []       # being read
         self.fetched = self.streams = self.most_streams = self.inflight = 0
+        self.streamed = 0                   # of those fetched, by streams (what they measure)
+        # The caller waits for the download now (fill): before, it may hold the GIL and the
+        # cores (a zip's member list read), and a throughput that did not grow proves little.
+        self.settled = False
         self.retiring = 0                   # streams stopped (_retire) that have not ended
         self.silent = 0                     # streams started that have not written yet
         self._local = threading.local()
@@ -118,6 +103,7 @@ class Pass:
         self.hashed = self.feed_end = self.hash_claim = 0
         self._last_save = time.monotonic()
         self.hasher: Optional[BackgroundThread] = None  # once begun
+        self.adapter: Optional[BackgroundThread] = None  # measuring, once begun
         self.fixed: Optional[int] = None    # streams asked for; None: found by measuring
         # Opened last: a Ctrl-C in the lines above left it open for good (this pass was
         # never anyone's to close).
@@ -179,6 +165,8 @@ class Pass:
         with self.lock:
             self.done.add(offset, offset + n)
             self.fetched += n
+            if not piece.urgent:
+                self.streamed += n
             if len(self.feed) < _FEED_MAX and \
                     offset == (self.feed_end if self.feed else self.hash_claim):
                 self.feed.append((offset, data[:n]))
@@ -191,27 +179,55 @@ class Pass:
                 self.dl.progress(n)
             self.lock.notify_all()
 
-    def fetch_now(self, start: int, end: int) -> None:
-        for a, b in self._missing_in(start, end):
+    def fetch_now(self, start: int, end: int, *, begin: bool = False) -> None:
+        """Fetch ``[start, end)`` in this thread, now, and return once it is all in the
+        partial. Streams may run meanwhile: what no stream has taken is fetched here, a
+        stream's piece that would reach it later is cut short before it (the rest after it
+        goes back to the ranges to take), and bytes a stream is already in the middle of
+        are left to it and waited for. ``begin``: the streams begin (:meth:`begin`) once
+        the range is this thread's, so that they fetch the rest meanwhile."""
+        mine: list[Piece] = []
+        try:
             with self.lock:
-                self._take(a, b)
-                piece = Piece(self, a, b, urgent=True)
-                self.pieces.append(piece)
-            try:
-                self.dl.store.read_into(self.entry, a, piece)
-            finally:
-                with self.lock:
+                for a, b in self._free_in(start, end):
+                    self._take(a, b)
+                    mine.append(Piece(self, a, b, urgent=True))
+                self.pieces.extend(mine)
+            if begin:
+                self.begin()
+            for piece in mine:
+                self.dl.store.read_into(self.entry, piece.pos, piece)
+        finally:
+            with self.lock:
+                for piece in mine:
                     self.pieces.remove(piece)
                     if piece.pos < piece.end:  # handed back: a stream reads it later
                         self.todo.append((piece.pos, piece.end))
-                        self.todo.sort()
-                    if not self.closed and not self.done.saved:
-                        self.done.save()  # a kill before the streams' first save keeps it
+                self.todo.sort()
+                if not self.closed and not self.done.saved:
+                    self.done.save()  # a kill before the streams' first save keeps it
+        with self.lock:  # what a stream was in the middle of
+            while not self.done.covers(start, end):
+                if self.error is not None:
+                    raise self.error
+                if self.stopped:
+                    raise Stopped("the download stopped")
+                self.lock.wait(0.5)
 
-    def _missing_in(self, start: int, end: int) -> list[tuple[int, int]]:
-        with self.lock:
-            return [(max(a, start), min(b, end)) for a, b in self.done.missing()
-                    if a < end and b > start]
+    def _free_in(self, start: int, end: int) -> list[tuple[int, int]]:
+        """The parts of ``[start, end)`` that no stream will fetch (the lock held): those in
+        the ranges no stream has taken, and those a stream's piece would reach only after
+        ``start``, cut off that piece here (its bytes after ``end`` go back to be taken)."""
+        free = [(max(a, start), min(b, end)) for a, b in self.todo if a < end and b > start]
+        for p in self.pieces:
+            if p.urgent or p.pos >= start or p.end <= start:
+                continue  # not reaching the range, or already inside it: left to it
+            if p.end > end:
+                self.todo.append((end, p.end))
+            free.append((start, min(p.end, end)))
+            p.end = start
+        self.todo.sort()
+        return sorted(free)
 
     def _take(self, a: int, b: int) -> None:
         """Remove ``[a, b)`` from the ranges no stream has taken."""
@@ -299,10 +315,15 @@ class Pass:
             self.fixed = 1
         if self.todo:
             self._start_streams(self.fixed or 1)
+            if self.fixed is None:
+                self.adapter = BackgroundThread(self._adapt, "drivestage-streams")
+                self.adapter.start()
 
     def fill(self) -> None:
         """Fetch every missing range and hash the whole file; raise the first failure."""
         self.begin()
+        with self.lock:
+            self.settled = True
         try:
             self._drive_streams()
             self._wait_for_hash()
@@ -314,8 +335,11 @@ class Pass:
         self.digest = self._digest.hexdigest()
 
     def _join_hasher(self) -> None:
-        if self.hasher is not None and self.hasher.thread is not threading.current_thread():
+        me = threading.current_thread()
+        if self.hasher is not None and self.hasher.thread is not me:
             self.hasher.join()  # at once when it never started (a Ctrl-C inside start())
+        if self.adapter is not None and self.adapter.thread is not me:
+            self.adapter.join()  # it ends within a wait once stopped
 
     def _wait_for_hash(self) -> None:
         """After the last write: wait for the hash thread to reach the end of the file."""
@@ -326,16 +350,9 @@ class Pass:
                 raise self.error
 
     def _drive_streams(self) -> None:
-        """Wait for the streams :meth:`begin` started, adding streams while throughput
-        grows and stopping again those that did not pay."""
-        adapting = self.fixed is None
-        rate_before = 0.0
-        added = 0  # streams the last step added
-        doubted = False  # they measured no faster once: measure again
-        # From when every stream had bytes: (time, bytes fetched, CPU sample).
-        window: Optional[tuple[float, int, Optional[tuple[int, int]]]] = None
+        """Wait for the streams to end (saving the record as they go); raise the first
+        failure."""
         while True:
-            more = 0
             with self.lock:
                 if self.error is not None:
                     raise self.error
@@ -349,46 +366,38 @@ class Pass:
                 if now - self._last_save >= _SAVE_EVERY and not self.done.saved:
                     self.done.save()
                     self._last_save = now
-                if adapting and self.silent == 0:
-                    if window is None:
-                        window = (now, self.fetched, cpuload.sample())
-                    elif now - window[0] >= _WINDOW:
-                        rate = (self.fetched - window[1]) / (now - window[0])
-                        busy = cpuload.busy(window[2], cpuload.sample())
-                        cpu_bound = busy is not None and busy >= _BUSY and \
-                            rate >= _FAST_STREAM * self.streams
-                        log.debug("%s: %d streams: %.0f MB/s, cores %s busy", self.dl.where,
-                                  self.streams, rate / 1e6,
-                                  "?" if busy is None else f"{busy:.0%}")
-                        # Twice as many; four times when doubling nearly doubled the rate
-                        # (each stream held to its own rate, as Drive holds connections).
-                        scale = 3 if rate_before and rate >= rate_before * _LINEAR else 1
-                        want = min(self.streams * scale, MAX_STREAMS - self.streams)
-                        left = sum(b - a for a, b in self.todo) + \
-                            sum(p.end - p.pos for p in self.pieces)
-                        if rate >= rate_before * _GROWTH and want > 0 and not cpu_bound and \
-                                rate < _HASH_SHARE * hash_rate(self.hash_name) and \
-                                left >= 2 * _MIN_SPLIT * (self.streams + want):
-                            rate_before, more, window, added = rate, want, None, want
-                            doubted = False
-                        elif added and rate < rate_before * _KEEP and not doubted:
-                            # Measured once more before a stream is stopped: a connection's
-                            # first tenths of a second (TCP's slow start) understate it.
-                            doubted, window = True, None
-                        else:
-                            adapting = False
-                            if added and rate < rate_before * _KEEP:
-                                self._retire(added)
-                                log.debug("%s: %d more streams did not pay (%.0f MB/s, %.0f "
-                                          "before); back to %d", self.dl.where, added,
-                                          rate / 1e6, rate_before / 1e6,
-                                          self.streams - self.retiring)
-                            log.debug("%s: %d streams (%.0f MB/s)", self.dl.where,
-                                      self.streams - self.retiring, rate / 1e6)
-            if more:
-                self._start_streams(more)
         if self.error is not None:
             raise self.error
+
+    def _adapt(self) -> None:
+        """The measuring thread (from :meth:`begin` on, so that it goes on while the caller
+        reads a zip's member list): :func:`drivestage.stream_count.measure`. A failure here
+        stops the download like a stream's."""
+        try:
+            stream_count.measure(self, _MIN_SPLIT)
+        except BaseException as exc:  # handed to the main thread, which raises it
+            with self.lock:
+                if self.error is None:
+                    self.error = exc
+                self.stopped = True
+                self.lock.notify_all()
+
+    @property
+    def where(self) -> str:
+        """The file, in messages."""
+        return self.dl.where
+
+    def left(self) -> int:
+        """Bytes no stream has fetched yet (the lock held)."""
+        return sum(b - a for a, b in self.todo) + sum(p.end - p.pos for p in self.pieces)
+
+    def add_streams(self, n: int) -> None:
+        """Start ``n`` more streams (the lock not held)."""
+        self._start_streams(n)
+
+    def retire(self, n: int) -> None:
+        """Stop ``n`` of the streams (the lock held): :meth:`_retire`."""
+        self._retire(n)
 
     def _hash(self) -> None:
         """The hash thread: :meth:`_hash_prefix`, whose failure stops the download (the

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import shutil
-from typing import Collection, Iterable, Optional
+from typing import Collection, Iterable, Optional, Sequence
 
 from drivestage.download import Download, DownloadResult
 from drivestage.errors import DestChangedError, DiskSpaceError, DriveStageError
@@ -66,10 +66,15 @@ class Unpacking:
         def arrived(start: int, end: int) -> bool:
             return self.dl.wait_for(start, end, self.generation)
 
+        def first_arrived(spans: Sequence[tuple[int, int]]) -> int:
+            return self.dl.first_here(spans, self.generation)
+
         directory = size  # where the bytes the member list is read from begin
         if name.endswith(".zip"):
+            # The streams fetch from the front while the tail comes (on Drive every request
+            # waits a tenth of a second or more before its first byte).
             tail = max(0, size - max(_TAIL_MIN, min(size // 100, _TAIL_MAX)))
-            self.dl.fetch_first(tail, size)
+            self.dl.fetch_first(tail, size, begin=True)
             start = zip_directory_start(self.dl.read(tail, size), size)
             if start is None:
                 return None
@@ -88,7 +93,8 @@ class Unpacking:
                                       progress=self.extract_progress,
                                       protected=self.protected, label=self.dl.target,
                                       replaceable=self.replaceable,
-                                      identity=self.dl.identity())
+                                      identity=self.dl.identity(),
+                                      first_arrived=first_arrived)
             return Overlapped.tar(self.dl.partial, size, self.dest, arrived,
                                   lock_dir=self.lock_dir, free_bytes=free,
                                   progress=self.extract_progress, protected=self.protected,

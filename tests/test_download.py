@@ -12,7 +12,7 @@ from dataclasses import replace
 import pytest
 from _download_fixtures import _fast, out, small_splits, store  # noqa: F401
 
-from drivestage import download as dl, streams
+from drivestage import download as dl, stream_count, streams
 from drivestage.errors import ChecksumMismatchError, RemoteError
 from drivestage.store import RemoteEntry
 
@@ -233,7 +233,7 @@ def test_streams_are_added_while_the_throughput_grows(emulator, store, out, smal
                                                       monkeypatch):
     # Rates measured over 0.4 s rather than 0.1 s: on a loaded 2-core machine a tenth of a
     # second of scheduling noise hid a doubling that paid off (2 streams, 2 runs in 5).
-    monkeypatch.setattr(streams, "_WINDOW", 0.4)
+    monkeypatch.setattr(stream_count, "_WINDOW", 0.4)
     data = os.urandom(8 << 20)
     emulator.add_file("a.bin", data)
     entry = store.resolve("a.bin")
@@ -253,8 +253,8 @@ def test_a_stream_that_does_not_raise_the_throughput_is_stopped_again(emulator, 
     # rate measured over it can be 12 % off. One and two streams share 16 MiB/s here, so
     # "no faster" is a ratio near 1; stopping below 1.4 (still under the 1.5 that adds
     # streams) keeps that noise from deciding.
-    monkeypatch.setattr(streams, "_WINDOW", 0.5)
-    monkeypatch.setattr(streams, "_KEEP", 1.4)
+    monkeypatch.setattr(stream_count, "_WINDOW", 0.5)
+    monkeypatch.setattr(stream_count, "_KEEP", 1.4)
     data = os.urandom(40 << 20)
     fid = emulator.add_file("s.bin", data)
     entry = store.resolve("s.bin")
@@ -278,8 +278,8 @@ def test_a_fast_stream_on_busy_cores_gets_no_second_one(emulator, store, out, sm
     ranged requests."""
     # "Faster than Drive gives a connection", scaled down to what a loaded test machine
     # surely does over loopback.
-    monkeypatch.setattr(streams, "_FAST_STREAM", 5e6)
-    monkeypatch.setattr(streams, "_WINDOW", 0.2)
+    monkeypatch.setattr(stream_count, "_FAST_STREAM", 5e6)
+    monkeypatch.setattr(stream_count, "_WINDOW", 0.2)
     data = os.urandom(48 << 20)
     fid = emulator.add_file("f.bin", data)
     entry = store.resolve("f.bin")

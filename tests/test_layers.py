@@ -48,6 +48,7 @@ LAYERS = [
     ["extract.job"],
     ["extract.overlapped"],
     ["partials", "checksums"],
+    ["stream_count"],
     ["streams"],
     ["download", "extract", "stamps"],
     ["unpack"],

@@ -162,6 +162,8 @@ def test_sigkill_while_a_zip_is_followed_then_rerun_extracts_it(emulator, local_
     the partial (the zip's tail, fetched first, is in its record at once: it was not until
     the streams' first save), extracts every member exactly, and leaves no partial, record or
     temporary folder."""
+    from drivestage.partials import Ranges
+
     data, members = _many_member_zip()
     emulator.add_file("set.zip", data)
     entry = drivestage.connect().resolve("set.zip")
@@ -173,8 +175,13 @@ def test_sigkill_while_a_zip_is_followed_then_rerun_extracts_it(emulator, local_
         [sys.executable, "-m", "drivestage", "pull", "drive:set.zip", str(dest), "-x", "-q"],
         env=_env(emulator), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     if moment == "the streams' first request":
-        ready = lambda: any(r.headers.get("Range", "").startswith("bytes=0-")  # noqa: E731
-                            for r in _media(emulator))
+        # The streams begin while the tail comes; the member list is checked once the
+        # tail is in (and in the record).
+        def ready() -> bool:
+            record = Ranges.load(dl.partial_path(target, entry), len(data))
+            return any(r.headers.get("Range", "").startswith("bytes=0-")
+                       for r in _media(emulator)) and record is not None and \
+                record.covers(len(data) - 22, len(data))
     else:
         ready = lambda: dl.partial_size(target, entry) >= len(data) // 2  # noqa: E731
     sigkill_when(proc, ready, f"never reached {moment}")

@@ -13,8 +13,9 @@ the temporary folder (:meth:`Overlapped.abandon`) and, when the download itself 
 extracts the verified archive the usual way, which reports whatever is wrong with it.
 
 * zip: the central directory gives every member and its offset; a member is written once its
-  local header and compressed bytes have arrived (in file order; by worker processes for a big
-  zip, :mod:`.workers`). Zips with links (their targets are member data) or with bzip2 /
+  local header and compressed bytes have arrived, in the order they arrive (several streams
+  fill pieces far apart: a member near the end is not held back by the front; by worker
+  processes for a big zip, :mod:`.workers`). Zips with links (their targets are member data) or with bzip2 /
   lzma members are not followed.
 * tar, tar.gz, tar.bz2, tar.xz: one streamed pass over the bytes as they arrive; each member's
   name is checked before it is written, links are made last, and the whole list is validated
@@ -30,7 +31,7 @@ import posixpath
 import tarfile
 import threading
 import zlib
-from typing import Callable, Iterable, Optional, Protocol
+from typing import Callable, Iterable, Optional, Protocol, Sequence
 
 from drivestage.errors import ArchiveError, DiskSpaceError
 from drivestage.extract.job import Job
@@ -71,6 +72,16 @@ class Arrival(Protocol):
         ...
 
 
+class FirstArrival(Protocol):
+    """The archive as it downloads in pieces far apart (several streams)."""
+
+    def __call__(self, spans: Sequence[tuple[int, int]]) -> int:
+        """Wait until one of ``spans`` (sorted ``[start, end)``) is all in the file: the index
+        of the first such, or -1 when none will be (the download failed or started
+        again)."""
+        ...
+
+
 class Abandoned(ArchiveError):
     """The download behind an overlapped extraction stopped."""
 
@@ -97,8 +108,9 @@ class Overlapped:
                  free_bytes: Optional[Callable[[str], int]] = None,
                  progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
                  label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
-                 fd: int = -1):
+                 fd: int = -1, first_arrived: Optional[FirstArrival] = None):
         self.path, self.size, self.arrived = path, size, arrived
+        self.first_arrived = first_arrived
         # What messages call the archive: its final name, not the partial file's.
         self.label = label or path
         self.job = Job(path, dest, lock_dir=lock_dir, free_bytes=free_bytes,
@@ -118,9 +130,12 @@ class Overlapped:
             lock_dir: Optional[str] = None, free_bytes: Optional[Callable[[str], int]] = None,
             progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
             label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
-            identity: Optional[os.stat_result] = None) -> Optional["Overlapped"]:
+            identity: Optional[os.stat_result] = None,
+            first_arrived: Optional[FirstArrival] = None) -> Optional["Overlapped"]:
         """Start following a zip whose central directory is in ``path`` already; None when
         this zip is not one to follow (the caller extracts it once downloaded).
+        ``first_arrived``: members are then written in the order their bytes arrive (the
+        streams of a download fill pieces far apart), else in file order.
         ``protected``: where the archive will be once verified, and other staged files (see
         :class:`Job`). ``label``: the archive's name in messages (default ``path``).
         ``replaceable``: what an earlier extraction of the archive wrote (see :class:`Job`).
@@ -139,7 +154,7 @@ class Overlapped:
                 return None
             job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
                       progress=progress, protected=protected, label=label,
-                      replaceable=replaceable, fd=fd)
+                      replaceable=replaceable, fd=fd, first_arrived=first_arrived)
         finally:
             if job is None:
                 os.close(fd)
@@ -219,18 +234,32 @@ class Overlapped:
         if self.stop.is_set() or not self.arrived(start, min(end, self.size)):
             raise Abandoned(f"the download of {self.label} stopped")
 
+    def _first(self, spans: Sequence[tuple[int, int]]) -> int:
+        """Which of ``spans`` to write next: the first whose bytes are all here (waiting for
+        one)."""
+        assert self.first_arrived is not None
+        i = -1 if self.stop.is_set() else self.first_arrived(spans)
+        if i < 0:
+            raise Abandoned(f"the download of {self.label} stopped")
+        return i
+
     # -- zip
     def _zip(self, files: list[Entry]) -> None:
-        """Members in file order, each once its bytes are there, by two workers (creating
-        files is kernel time that two cores overlap): worker processes for a big zip
-        (:mod:`.workers`: threads would share one GIL with each other and with the
-        download), threads for a small one."""
+        """Members in the order their bytes arrive (file order for one stream), each once
+        its bytes are there, by two workers (creating files is kernel time that two cores
+        overlap): worker processes for a big zip (:mod:`.workers`: threads would share one
+        GIL with each other and with the download), threads for a small one."""
         if worth_processes("zip", files, _WORKERS):
             write_in_processes("zip", self.fd, self.size, self.job.root, files, _WORKERS,
                                self.progress, label=self.label, hold_fd=self.job.owner_fd,
-                               wait=self._wait, stop=self.stop)
+                               wait=self._wait, stop=self.stop,
+                               first=self._first if self.first_arrived is not None else None)
             return
         todo = sorted(files, key=lambda e: int(getattr(e.source, "header_offset", 0)))
+        # Each member's bytes: from its local header to the next member's (the last: to the
+        # end). Only the choice of what to write next; each read still waits for its bytes.
+        starts = [int(getattr(e.source, "header_offset", 0)) for e in todo]
+        spans = list(zip(starts, starts[1:] + [self.size]))
         lock, nxt = threading.Lock(), [0]
         failed = Flag()
 
@@ -239,10 +268,17 @@ class Overlapped:
             try:
                 while not failed.is_set():
                     with lock:
-                        if nxt[0] >= len(todo):
-                            return
-                        e = todo[nxt[0]]
-                        nxt[0] += 1
+                        if self.first_arrived is None:  # file order
+                            if nxt[0] >= len(todo):
+                                return
+                            e = todo[nxt[0]]
+                            nxt[0] += 1
+                        else:
+                            if not todo:
+                                return
+                            i = self._first(spans)
+                            e = todo.pop(i)
+                            spans.pop(i)
                     start = int(getattr(e.source, "header_offset", 0))
                     self._wait(start, start + _LOCAL_HEADER)
                     data = zip_data_start(fd, e, self.label)  # one read of its header

@@ -8,7 +8,8 @@ one thread in 1.9-2.1 s; two processes took 1.1-1.2 s, with less CPU in all. Whi
 archive downloads, the extraction threads also took the GIL from the download's threads.
 
 The parent keeps every decision. It validates the member list, makes the folders, and sends
-each worker batches of members whose bytes have arrived, in file order; it holds the
+each worker batches of members whose bytes have arrived, in the order they arrive (file
+order when the archive is complete, or arrives from the front); it holds the
 temporary folder's owner lock, and each worker holds it too (an inherited descriptor), so no
 other extraction takes the folder for stale while a worker still writes in it. A worker only
 copies the byte ranges it is told into new files (:mod:`.worker`, with
@@ -147,6 +148,7 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequ
                        jobs: int, progress: Progress, *, label: str, hold_fd: int = -1,
                        wait: Optional[Callable[[int, int], None]] = None,
                        stop: Optional[Flag] = None,
+                       first: Optional[Callable[[Sequence[tuple[int, int]]], int]] = None,
                        python: Optional[str] = None) -> None:
     """Write ``files`` (zip members stored or deflated, or plain-tar members) of the archive
     open as ``afd`` (``size`` bytes in the end; ``label``: its name in messages) under
@@ -156,19 +158,30 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequ
     The workers read the descriptor (a rename of the archive does not matter) and hold
     ``hold_fd``, the temporary folder's owner lock. ``wait(start, end)``: returns once bytes
     ``[start, end)`` are there (or raises), for an archive still downloading; its batches are
-    then bounded by the next member's start. ``stop``: set to stop after the batches in
-    flight. ``python``: the interpreter to run (default this one). A worker that cannot
-    start leaves its share to a thread here."""
-    batches = _batches(_orders(kind, files, size, bounded=wait is not None))
+    then bounded by the next member's start. ``first(spans)``: with ``wait``, for a
+    download whose streams fill pieces far apart: waits until one of ``spans`` (sorted
+    ``[start, end)``) is all there and returns its index (or raises); batches are then
+    taken in the order their bytes arrive, not in file order. ``stop``: set to stop after
+    the batches in flight. ``python``: the interpreter to run (default this one). A worker
+    that cannot start leaves its share to a thread here."""
+    pending = list(_batches(_orders(kind, files, size, bounded=wait is not None)))
+    # Each batch's bytes: from its first member's start to where its last member's bytes
+    # must end (a batch's bound is the next one's start: the spans are disjoint).
+    spans = [(b[0][5], b[-1][9] if b[-1][9] >= 0 else size) for b in pending]
+    pending.reverse()  # in file order, each taken from the end
     take = threading.Lock()
     failed = Flag()
     errors: list[BaseException] = []
 
     def next_batch() -> Optional[list[Order]]:
         with take:
-            if failed.is_set() or (stop is not None and stop.is_set()):
+            if failed.is_set() or (stop is not None and stop.is_set()) or not pending:
                 return None
-            return next(batches, None)
+            if first is None or wait is None:  # file order
+                return pending.pop()
+            i = first(spans)  # the other feeder waits here too: it wants the same bytes
+            spans.pop(i)
+            return pending.pop(len(pending) - 1 - i)
 
     def arrived(batch: list[Order]) -> None:
         if wait is not None:

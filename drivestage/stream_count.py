@@ -1,0 +1,124 @@
+"""How many streams a download runs, found by measuring (:func:`measure`).
+
+One stream first; then twice as many (four times when doubling nearly doubled the rate,
+each stream held to its own rate, as Drive holds connections) while the throughput grows
+by half or more, stays below what the hash can take, and the cores are not the limit. The
+streams just added are stopped again when the throughput did not grow, measured twice: where
+the cores, not the link, set the rate (a 2-core machine fed over loopback), a second stream
+only takes CPU from the hash and an extraction.
+
+Only bytes the streams bring count (not a zip's central directory fetched meanwhile), and
+nothing is concluded from a throughput that did not grow while the caller still works
+(reads a zip's member list, holding the GIL and a core): it is measured again once the
+caller waits for the download.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Optional, Protocol
+
+from drivestage import cpuload
+from drivestage.checksums import rate as hash_rate
+from drivestage.interrupts import Monitor
+
+log = logging.getLogger(__name__)
+
+#: Most streams the measuring finds (each one is a connection to Drive).
+MAX_STREAMS = 8
+#: Seconds a throughput is measured (from the newest stream's first byte); the growth that
+#: adds streams, and the one that adds four times as many.
+_WINDOW = 0.1
+_GROWTH = 1.5
+_LINEAR = 1.7
+#: Streams just added are stopped again when the throughput grew less than this.
+_KEEP = 1.15
+#: No more streams when one already brings more than this (bytes/s; Drive gives a connection
+#: about 100 MB/s at best) while the machine's cores are busier than ``_BUSY``: the cores,
+#: not the link, set the rate there.
+_FAST_STREAM = 200e6
+_BUSY = 0.8
+#: No more streams once the bytes arrive this close to the rate the hash can take them.
+_HASH_SHARE = 0.7
+#: The smallest piece split for a new stream (:data:`drivestage.streams._MIN_SPLIT`):
+#: no stream is added without twice that much left for each.
+MIN_SPLIT = 16 * 1024 * 1024
+
+
+class Counted(Protocol):
+    """What the measuring reads of a download's pass (:class:`drivestage.streams.Pass`);
+    every field under ``lock``."""
+
+    lock: Monitor
+    streams: int     # streams running, retiring ones included
+    retiring: int    # streams told to stop that have not ended
+    silent: int      # streams started that have not written yet
+    streamed: int    # bytes the streams wrote
+    stopped: bool
+    settled: bool    # the caller waits for the download
+    hash_name: str
+
+    @property
+    def where(self) -> str: ...  # the file, in messages
+
+    def left(self) -> int: ...
+
+    def add_streams(self, n: int) -> None: ...
+
+    def retire(self, n: int) -> None: ...
+
+
+def measure(run: Counted, min_split: int = MIN_SPLIT) -> None:
+    """Add streams to ``run`` while the throughput grows, stop again those that did not
+    pay (see the module doc); returns once the count is found or the download stopped."""
+    rate_before = 0.0
+    added = 0  # streams the last step added
+    doubted = False  # they measured no faster once: measure again
+    # From when every stream had bytes: (time, bytes streamed, CPU sample).
+    window: Optional[tuple[float, int, Optional[tuple[int, int]]]] = None
+    while True:
+        more, stop = 0, False
+        with run.lock:
+            if run.stopped or run.streams - run.retiring == 0:
+                return
+            run.lock.wait(0.05)
+            now = time.monotonic()
+            if run.silent != 0:
+                continue
+            if window is None:
+                window = (now, run.streamed, cpuload.sample())
+                continue
+            if now - window[0] < _WINDOW:
+                continue
+            rate = (run.streamed - window[1]) / (now - window[0])
+            busy = cpuload.busy(window[2], cpuload.sample())
+            cpu_bound = busy is not None and busy >= _BUSY and \
+                rate >= _FAST_STREAM * run.streams
+            log.debug("%s: %d streams: %.0f MB/s, cores %s busy", run.where, run.streams,
+                      rate / 1e6, "?" if busy is None else f"{busy:.0%}")
+            scale = 3 if rate_before and rate >= rate_before * _LINEAR else 1
+            want = min(run.streams * scale, MAX_STREAMS - run.streams)
+            if rate >= rate_before * _GROWTH and want > 0 and not cpu_bound and \
+                    rate < _HASH_SHARE * hash_rate(run.hash_name) and \
+                    run.left() >= 2 * min_split * (run.streams + want):
+                rate_before, more, window, added = rate, want, None, want
+                doubted = False
+            elif not run.settled:
+                window = None  # measured again, until the caller waits too
+            elif added and rate < rate_before * _KEEP and not doubted:
+                # Measured once more before a stream is stopped: a connection's first tenths
+                # of a second (TCP's slow start) understate it.
+                doubted, window = True, None
+            else:
+                stop = True
+                if added and rate < rate_before * _KEEP:
+                    run.retire(added)
+                    log.debug("%s: %d more streams did not pay (%.0f MB/s, %.0f before); "
+                              "back to %d", run.where, added, rate / 1e6, rate_before / 1e6,
+                              run.streams - run.retiring)
+                log.debug("%s: %d streams (%.0f MB/s)", run.where, run.streams - run.retiring,
+                          rate / 1e6)
+        if more:
+            run.add_streams(more)
+        if stop:
+            return

@@ -1,0 +1,272 @@
+"""`pull --extract` over several streams (issue 15): the streams fill pieces far apart, so
+members are written in the order their bytes arrive, not in file order (a member near the
+end is not held back by a slow front); the zip's central directory is fetched while the
+streams already fetch the rest (a range fetched at once while streams run: no byte asked
+twice); and the number of streams is measured from the first stream on, without concluding
+anything while the caller still reads the member list."""
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+import types
+
+import pytest
+from _download_fixtures import _fast, out, small_splits, store  # noqa: F401
+
+from drivestage import download as dl
+from drivestage import stream_count, streams
+from drivestage.extract import workers
+from drivestage.extract.copying import Progress
+from drivestage.interrupts import Monitor
+from drivestage.partials import Ranges
+
+from _archives import tree
+from _cli import run
+from test_extract_workers import big_zip, members, started
+
+MiB = 1 << 20
+
+
+# ---------------------------------------------------------------- which spans are here
+
+def test_first_covered_is_the_first_span_held_whole():
+    """Against the obvious scan, on random ranges and spans."""
+    rng = random.Random(7)
+    for _ in range(300):
+        size = rng.randrange(1, 400)
+        cuts = sorted(rng.sample(range(1, size + 1), min(size, rng.randrange(1, 12))))
+        spans = list(zip([0] + cuts[:-1], cuts))
+        held = Ranges("p", size)
+        for _ in range(rng.randrange(0, 6)):
+            a = rng.randrange(0, size)
+            held.add(a, rng.randrange(a + 1, size + 1))
+        expected = next((i for i, (a, b) in enumerate(spans) if held.covers(a, b)), -1)
+        assert held.first_covered(spans) == expected, (spans, held.starts, held.ends)
+
+
+# ---------------------------------------------------------------- arrival order
+
+def test_workers_write_the_members_whose_bytes_arrived_first(tmp_path):
+    """The back half of the zip is here, the front is not (a slow first stream): every
+    batch of the back half goes to the workers before any of the front, and the front
+    arrives only once nothing else is left. Written in file order, the first batch would
+    wait for the front for good."""
+    data = members(4)
+    archive, job, files = started(tmp_path, data)
+    size = archive.stat().st_size
+    half = size // 2
+    front_here = threading.Event()
+    taken: list[tuple[int, int]] = []
+
+    def wait(start: int, end: int) -> None:
+        if start < half:
+            assert front_here.wait(30), "a front member was asked for before the back"
+
+    def first(spans):
+        i = next((i for i, (a, b) in enumerate(spans) if a >= half), None)
+        if i is None:  # only the front is left: it arrives now
+            front_here.set()
+            i = 0
+        taken.append(spans[i])
+        return i
+
+    afd = os.open(archive, os.O_RDONLY)
+    try:
+        workers.write_in_processes("zip", afd, size, job.root, files, 2, Progress(None),
+                                   label=str(archive), hold_fd=job.owner_fd, wait=wait,
+                                   first=first)
+        job.finish()
+    finally:
+        os.close(afd)
+        job.close()
+    back = [a >= half for a, _ in taken]
+    assert True in back and False in back
+    assert back == sorted(back, reverse=True), "a front batch went before a back one"
+    assert tree(tmp_path / "dest") == data
+
+
+def _hold_front(monkeypatch, until):
+    """Hold every stream write below ``until()``'s offset in the streams' pwrite until
+    ``until()`` says so (bounded): returns the list the outcome lands in."""
+    real = os.pwrite
+    outcome: list[bool] = []
+    gate = threading.Lock()
+
+    def pwrite(fd, data, offset):
+        limit, ready = until()
+        if offset < limit and not outcome:
+            deadline = time.monotonic() + 30
+            while not ready() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            with gate:
+                if not outcome:
+                    outcome.append(ready())
+        return real(fd, data, offset)
+
+    names = {k: getattr(os, k) for k in dir(os) if not k.startswith("__")}
+    monkeypatch.setattr(streams, "os", types.SimpleNamespace(**{**names, "pwrite": pwrite}))
+    return outcome
+
+
+@pytest.mark.parametrize("writers", ["processes", "threads"])
+def test_pull_extract_writes_the_back_of_a_zip_while_its_front_is_held(
+        emulator, drive_env, tmp_path, small_splits, monkeypatch, writers):
+    """Two streams: the second takes the back half. The first one's bytes are held back
+    until a member of the back half is in the temporary folder (written by a worker
+    process for a big zip, by a thread for a small one): it gets there, and the pull
+    verifies and extracts everything exactly."""
+    data = members(5)
+    if writers == "threads":
+        data = {name: os.urandom(16 << 10) for name in list(data)[:40]}
+    blob = big_zip(data)
+    emulator.add_file("d/set.zip", blob)
+    dest = tmp_path / "data"
+    import io
+    import zipfile
+    infos = zipfile.ZipFile(io.BytesIO(blob)).infolist()
+    half = len(blob) // 2
+    late = [i.filename for i in infos if i.header_offset > half + len(blob) // 8]
+
+    def back_written() -> bool:
+        return any(os.path.exists(t / name) for t in dest.glob(".drivestage-extract-*")
+                   for name in late)
+
+    outcome = _hold_front(monkeypatch, lambda: (half, back_written))
+    code, out_, err = run("-vv", "pull", "drive:d/set.zip", str(dest), "-x", "-q",
+                          "--jobs", "2")
+    assert code == 0, err
+    assert ("in 2 worker processes" in err) == (writers == "processes"), err
+    assert outcome == [True], "no member of the back half was written while the front waited"
+    assert tree(dest) == {"set.zip": blob, **data}
+    assert not list(dest.glob(".drivestage-extract-*"))
+
+
+# ---------------------------------------------------------------- a range fetched at once
+
+def test_a_range_fetched_at_once_while_a_stream_reads_cuts_its_piece(
+        emulator, store, out, monkeypatch):
+    """One stream reads the file from the front, slowly; a range in the middle is fetched at
+    once: the stream's piece is cut before it, the bytes after it go back to be taken (and
+    are asked for once), and no byte is written twice. The file verifies."""
+    data = os.urandom(6 * MiB)
+    fid = emulator.add_file("m.bin", data)
+    entry = store.resolve("m.bin")
+    emulator.faults.throttle(per_connection=4 * MiB)
+    emulator.clear_requests()
+    d = dl.Download(store, entry, str(out / "m.bin"), jobs=1)
+    try:
+        d.begin()
+        assert d.wait_for(0, 1, d.generation)  # the stream is reading from the front
+        d.fetch_first(3 * MiB, 4 * MiB)
+        assert d.read(3 * MiB, 4 * MiB) == data[3 * MiB:4 * MiB]
+        res = d.run()
+    finally:
+        d.close()
+    assert open(out / "m.bin", "rb").read() == data and res.md5 == entry.md5
+    # Each byte written once; the stream's request overshoots its cut only by what was on
+    # its way (the server cannot take back what it sent).
+    assert res.fetched == len(data)
+    ranges = [r.headers["Range"] for r in emulator.requests
+              if r.query.get("alt") == "media" and r.path.endswith(fid)]
+    assert ranges == [f"bytes=0-{6 * MiB - 1}", f"bytes={3 * MiB}-{4 * MiB - 1}",
+                      f"bytes={4 * MiB}-{6 * MiB - 1}"]
+
+
+def test_the_zip_tail_and_the_front_are_asked_for_at_once(emulator, store, out, monkeypatch):
+    """``fetch_first(tail, size, begin=True)``: the streams begin on the rest before the
+    tail has come (on Drive each answer waits a tenth of a second or more): the tail's read
+    waits here until a stream has asked for the front, which it could not if the streams
+    began only after it. Each byte is asked once."""
+    data = os.urandom(3 * MiB)
+    emulator.add_file("z.bin", data)
+    entry = store.resolve("z.bin")
+    tail = len(data) - 64 * 1024
+    front_asked = threading.Event()
+    seen: list[bool] = []
+    real = store.read_into
+
+    def read_into(e, start, sink):
+        if start == 0:
+            front_asked.set()
+        elif start == tail:
+            seen.append(front_asked.wait(10))
+        return real(e, start, sink)
+
+    monkeypatch.setattr(store, "read_into", read_into)
+    emulator.clear_requests()
+    d = dl.Download(store, entry, str(out / "z.bin"), jobs=1)
+    try:
+        d.fetch_first(tail, len(data), begin=True)
+        res = d.run()
+    finally:
+        d.close()
+    assert seen == [True], "the front was not asked for before the tail came"
+    ranges = sorted(r.headers["Range"] for r in emulator.requests
+                    if r.query.get("alt") == "media")
+    assert ranges == [f"bytes=0-{tail - 1}", f"bytes={tail}-{len(data) - 1}"]
+    assert res.fetched == len(data) and open(out / "z.bin", "rb").read() == data
+
+
+# ---------------------------------------------------------------- the measuring
+
+class _Link:
+    """A pass as the measuring sees it, its streams held to 20 MB/s each (Drive's way), on
+    a machine whose cores let only 25 MB/s through in all while the caller is busy."""
+
+    hash_name = "sha256"
+    where = "test"
+
+    def __init__(self) -> None:
+        self.lock = Monitor()
+        self.streams, self.retiring, self.silent, self.streamed = 1, 0, 0, 0
+        self.stopped = self.settled = False
+
+    def left(self) -> int:
+        return 10 << 30
+
+    def add_streams(self, n: int) -> None:
+        with self.lock:
+            self.streams += n
+
+    def retire(self, n: int) -> None:
+        self.retiring += n
+
+    def flow(self, stop: threading.Event) -> None:
+        last = time.monotonic()
+        while not stop.wait(0.005):
+            now = time.monotonic()
+            with self.lock:
+                live = self.streams - self.retiring
+                rate = 20e6 * live if self.settled else min(20e6 * live, 25e6)
+                self.streamed += int(rate * (now - last))
+                self.lock.notify_all()
+            last = now
+
+
+def test_the_measuring_concludes_nothing_while_the_caller_is_busy():
+    """While the caller reads a member list (its cores busy), two streams bring barely more
+    than one. The measuring concludes nothing (it concluded 2 streams for good, and a pull
+    over such a link took twice as long), then finds the link's 8 streams once the caller
+    waits for the download."""
+    link = _Link()
+    stop = threading.Event()
+    flowing = threading.Thread(target=link.flow, args=(stop,))
+    measuring = threading.Thread(target=stream_count.measure, args=(link, 1))
+    flowing.start()
+    measuring.start()
+    try:
+        time.sleep(0.6)  # the caller's member list: the measuring must still be at it
+        with link.lock:
+            assert measuring.is_alive() and link.retiring == 0 and link.streams == 2
+            link.settled = True
+        measuring.join(30)
+        assert not measuring.is_alive()
+    finally:
+        with link.lock:
+            link.stopped = True
+        stop.set()
+        flowing.join()
+        measuring.join(30)
+    assert link.streams - link.retiring == stream_count.MAX_STREAMS
