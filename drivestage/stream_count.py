@@ -7,10 +7,12 @@ streams just added are stopped again when the throughput did not grow, measured 
 the cores, not the link, set the rate (a 2-core machine fed over loopback), a second stream
 only takes CPU from the hash and an extraction.
 
-Only bytes the streams bring count (not a zip's central directory fetched meanwhile), and
-nothing is concluded from a throughput that did not grow while the caller still works
-(reads a zip's member list, holding the GIL and a core): it is measured again once the
-caller waits for the download.
+Only bytes the streams bring count (not a zip's central directory fetched meanwhile). While
+the caller still works (reads a zip's member list, holding the GIL and a core), nothing is
+concluded from a throughput that did not grow, and streams are added only where the zip's
+tail, fetched just before, came at a link's pace (below ``_FAST_STREAM``): next to a fast
+server the caller's work makes a stream look slower than it is. The rest is measured again
+once the caller waits for the download.
 """
 from __future__ import annotations
 
@@ -56,6 +58,7 @@ class Counted(Protocol):
     streamed: int    # bytes the streams wrote
     stopped: bool
     settled: bool    # the caller waits for the download
+    first_rate: Optional[float]  # bytes/s of a range fetched at once before (a zip's tail)
     hash_name: str
 
     @property
@@ -98,7 +101,14 @@ def measure(run: Counted, min_split: int = MIN_SPLIT) -> None:
                       rate / 1e6, "?" if busy is None else f"{busy:.0%}")
             scale = 3 if rate_before and rate >= rate_before * _LINEAR else 1
             want = min(run.streams * scale, MAX_STREAMS - run.streams)
-            if rate >= rate_before * _GROWTH and want > 0 and not cpu_bound and \
+            # Before the caller waits, streams are added only where a link sets the pace (a
+            # request before brought less than one stream where the cores set it): the
+            # caller's work takes CPU and the GIL from the streams, so that a fast stream
+            # measured then looks slower than it is, as on a link.
+            link_like = run.settled or (
+                run.first_rate is not None and run.first_rate < _FAST_STREAM and
+                rate < _FAST_STREAM * run.streams)
+            if rate >= rate_before * _GROWTH and want > 0 and not cpu_bound and link_like and \
                     rate < _HASH_SHARE * hash_rate(run.hash_name) and \
                     run.left() >= 2 * min_split * (run.streams + want):
                 rate_before, more, window, added = rate, want, None, want

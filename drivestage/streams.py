@@ -90,6 +90,9 @@ class Pass:
         # The caller waits for the download now (fill): before, it may hold the GIL and the
         # cores (a zip's member list read), and a throughput that did not grow proves little.
         self.settled = False
+        # The rate of a range fetched at once before (a zip's tail), bytes/s: a link's pace
+        # or the cores', measured before the caller's work could slow it down.
+        self.first_rate: Optional[float] = None
         self.retiring = 0                   # streams stopped (_retire) that have not ended
         self.silent = 0                     # streams started that have not written yet
         self._local = threading.local()
@@ -195,8 +198,13 @@ class Pass:
                 self.pieces.extend(mine)
             if begin:
                 self.begin()
+            began, first = time.monotonic(), sum(p.pos for p in mine)
             for piece in mine:
                 self.dl.store.read_into(self.entry, piece.pos, piece)
+            seconds = time.monotonic() - began
+            if mine and seconds > 0:
+                with self.lock:  # what the link gave one request (stream_count reads it)
+                    self.first_rate = (sum(p.pos for p in mine) - first) / seconds
         finally:
             with self.lock:
                 for piece in mine:

@@ -145,6 +145,10 @@ def test_pull_bench_runs_against_both_servers_and_finds_every_phase(tmp_path):
         # the rest, on one stream (too small to measure whether more streams help).
         assert res["media_requests"] == 2, name
         assert res["parts"]["download_s"] > 0 and res["parts"]["extract_lib_s"] > 0, name
+        # Over the link, pull --extract against the pull of the same model (issue 15).
+        assert res["link_vs_curl"]["extract ttfb 0.05"] > 0, name
+    assert "pull --extract / download + verify over the link: ttfb 0.05 s" in proc.stdout
+    assert "pull -x / pull over the link, ttfb 0.05 s" in proc.stdout
     assert not (tmp_path / "bench").exists()
 
 

@@ -212,13 +212,16 @@ def test_the_zip_tail_and_the_front_are_asked_for_at_once(emulator, store, out, 
 # ---------------------------------------------------------------- the measuring
 
 class _Link:
-    """A pass as the measuring sees it, its streams held to 20 MB/s each (Drive's way), on
-    a machine whose cores let only 25 MB/s through in all while the caller is busy."""
+    """A pass as the measuring sees it, its streams held to ``each`` bytes/s each (Drive's
+    way: 20 MB/s), on a machine whose cores let only ``busy`` bytes/s through in all while
+    the caller is busy."""
 
     hash_name = "sha256"
     where = "test"
 
-    def __init__(self) -> None:
+    def __init__(self, each: float = 20e6, busy: float = 25e6) -> None:
+        self.each, self.busy = each, busy
+        self.first_rate = each  # the zip's tail came at one stream's pace
         self.lock = Monitor()
         self.streams, self.retiring, self.silent, self.streamed = 1, 0, 0, 0
         self.stopped = self.settled = False
@@ -239,10 +242,41 @@ class _Link:
             now = time.monotonic()
             with self.lock:
                 live = self.streams - self.retiring
-                rate = 20e6 * live if self.settled else min(20e6 * live, 25e6)
+                rate = self.each * live
+                rate = rate if self.settled else min(rate, self.busy)
                 self.streamed += int(rate * (now - last))
                 self.lock.notify_all()
             last = now
+
+
+def _measuring(link: _Link):
+    """The measuring of ``link``, and its bytes flowing, in threads; stopped at the end."""
+    stop = threading.Event()
+    flowing = threading.Thread(target=link.flow, args=(stop,))
+    measuring = threading.Thread(target=stream_count.measure, args=(link, 1))
+    flowing.start()
+    measuring.start()
+    return flowing, measuring, stop
+
+
+def test_a_fast_stream_gets_no_second_one_while_the_caller_is_busy():
+    """A server next door: the zip's tail came at 400 MB/s (the cores set that rate). While
+    the caller reads the member list, its work slows the stream down to a link's pace
+    (150 MB/s): no stream is added on that (it looked like a gain, and a pull next to its
+    server went on with 8 streams taking CPU from the hash and the extraction)."""
+    link = _Link(each=400e6, busy=150e6)  # the caller's work: 150 MB/s, a link's pace
+    flowing, measuring, stop = _measuring(link)
+    try:
+        time.sleep(0.6)  # the caller's member list
+        with link.lock:
+            assert measuring.is_alive() and link.streams == 1
+    finally:
+        with link.lock:
+            link.stopped = True
+        stop.set()
+        flowing.join()
+        measuring.join(30)
+    assert not measuring.is_alive()
 
 
 def test_the_measuring_concludes_nothing_while_the_caller_is_busy():
@@ -251,11 +285,7 @@ def test_the_measuring_concludes_nothing_while_the_caller_is_busy():
     over such a link took twice as long), then finds the link's 8 streams once the caller
     waits for the download."""
     link = _Link()
-    stop = threading.Event()
-    flowing = threading.Thread(target=link.flow, args=(stop,))
-    measuring = threading.Thread(target=stream_count.measure, args=(link, 1))
-    flowing.start()
-    measuring.start()
+    flowing, measuring, stop = _measuring(link)
     try:
         time.sleep(0.6)  # the caller's member list: the measuring must still be at it
         with link.lock:
