@@ -71,6 +71,15 @@ class Counted(Protocol):
     def retire(self, n: int) -> None: ...
 
 
+def body_rate(times: list[tuple[float, int, float, int]], least: int) -> Optional[float]:
+    """Bytes/s of request bodies timed as (first block's time, its length, last block's
+    time, bytes in all), after their first block: a link's pace, not its time to first
+    byte; None when they brought less than ``least`` bytes after it (too short to tell)."""
+    nbytes = sum(t[3] - t[1] for t in times)
+    seconds = sum(t[2] - t[0] for t in times)
+    return nbytes / seconds if nbytes >= least and seconds > 0 else None
+
+
 def measure(run: Counted, min_split: int = MIN_SPLIT) -> None:
     """Add streams to ``run`` while the throughput grows, stop again those that did not
     pay (see the module doc); returns once the count is found or the download stopped."""

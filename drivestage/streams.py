@@ -69,6 +69,9 @@ class Piece:
         self.run, self.pos, self.end = run, start, end
         self.urgent = urgent  # fetched at once for a caller (fetch_now), not by a stream
         self.retired = False  # its stream ends once this piece is cut short (_retire)
+        # An urgent piece's body, timed from its first block on (not the wait before it):
+        # (time of the first block, its length, time of the last block, bytes in all).
+        self.timed: Optional[tuple[float, int, float, int]] = None
 
     def limit(self) -> int:
         return self.end
@@ -170,6 +173,10 @@ class Pass:
             self.fetched += n
             if not piece.urgent:
                 self.streamed += n
+            else:
+                now = time.monotonic()
+                t = piece.timed
+                piece.timed = (now, n, now, n) if t is None else (t[0], t[1], now, t[3] + n)
             if len(self.feed) < _FEED_MAX and \
                     offset == (self.feed_end if self.feed else self.hash_claim):
                 self.feed.append((offset, data[:n]))
@@ -198,13 +205,11 @@ class Pass:
                 self.pieces.extend(mine)
             if begin:
                 self.begin()
-            began, first = time.monotonic(), sum(p.pos for p in mine)
             for piece in mine:
                 self.dl.store.read_into(self.entry, piece.pos, piece)
-            seconds = time.monotonic() - began
-            if mine and seconds > 0:
-                with self.lock:  # what the link gave one request (stream_count reads it)
-                    self.first_rate = (sum(p.pos for p in mine) - first) / seconds
+            with self.lock:  # what the link gave one request (stream_count reads it)
+                self.first_rate = stream_count.body_rate(
+                    [p.timed for p in mine if p.timed is not None], _READ_BLOCK)
         finally:
             with self.lock:
                 for piece in mine:
@@ -298,7 +303,10 @@ class Pass:
             self.retiring += 1
         self.todo.sort()
 
-    def _start_streams(self, n: int) -> None:
+    retire = _retire  # what stream_count calls
+
+    def add_streams(self, n: int) -> None:
+        """Start ``n`` more streams (the lock not held)."""
         with self.lock:
             self.streams += n
             self.silent += n
@@ -322,7 +330,7 @@ class Pass:
         if self.fixed is None and remaining < _ADAPT_FROM:
             self.fixed = 1
         if self.todo:
-            self._start_streams(self.fixed or 1)
+            self.add_streams(self.fixed or 1)
             if self.fixed is None:
                 self.adapter = BackgroundThread(self._adapt, "drivestage-streams")
                 self.adapter.start()
@@ -398,14 +406,6 @@ class Pass:
     def left(self) -> int:
         """Bytes no stream has fetched yet (the lock held)."""
         return sum(b - a for a, b in self.todo) + sum(p.end - p.pos for p in self.pieces)
-
-    def add_streams(self, n: int) -> None:
-        """Start ``n`` more streams (the lock not held)."""
-        self._start_streams(n)
-
-    def retire(self, n: int) -> None:
-        """Stop ``n`` of the streams (the lock held): :meth:`_retire`."""
-        self._retire(n)
 
     def _hash(self) -> None:
         """The hash thread: :meth:`_hash_prefix`, whose failure stops the download (the

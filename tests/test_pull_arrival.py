@@ -211,6 +211,16 @@ def test_the_zip_tail_and_the_front_are_asked_for_at_once(emulator, store, out, 
 
 # ---------------------------------------------------------------- the measuring
 
+def test_a_request_body_is_timed_from_its_first_block():
+    """The zip's tail on Drive: 0.2 s before its first byte, then 10 MB in 0.1 s: a link
+    giving 100 MB/s, not 33 (the wait before the answer is no measure of the link); too
+    short a body tells nothing."""
+    body = [(5.2, 1 << 20, 5.3, 11 << 20)]
+    assert stream_count.body_rate(body, 4 << 20) == pytest.approx((10 << 20) / 0.1)
+    assert stream_count.body_rate([(5.2, 1 << 20, 5.21, 3 << 20)], 4 << 20) is None
+    assert stream_count.body_rate([(5.2, 8 << 20, 5.2, 8 << 20)], 4 << 20) is None
+
+
 class _Link:
     """A pass as the measuring sees it, its streams held to ``each`` bytes/s each (Drive's
     way: 20 MB/s), on a machine whose cores let only ``busy`` bytes/s through in all while
