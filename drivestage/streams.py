@@ -197,6 +197,10 @@ class Pass:
                 self.begin()
             for piece in mine:
                 self.dl.store.read_into(self.entry, piece.pos, piece)
+        except Stopped:
+            if self.error is not None:  # a stream failed meanwhile: why, not "it stopped"
+                raise self.error from None
+            raise
         finally:
             with self.lock:
                 for piece in mine:
