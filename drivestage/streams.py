@@ -204,7 +204,8 @@ class Pass:
         finally:
             with self.lock:
                 for piece in mine:
-                    self.pieces.remove(piece)
+                    if piece in self.pieces:  # not yet, after a Ctrl-C as they were made
+                        self.pieces.remove(piece)
                     if piece.pos < piece.end:  # handed back: a stream reads it later
                         self.todo.append((piece.pos, piece.end))
                 self.todo.sort()

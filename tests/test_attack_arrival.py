@@ -90,3 +90,36 @@ def test_pull_extract_says_why_a_stream_failed_during_the_tail(
     assert failed == [True]
     assert code != 0
     assert "download stopped" not in err and "set.zip" in err, err
+
+
+def test_ctrl_c_while_the_tail_is_handed_out_is_a_ctrl_c(emulator, store, out, monkeypatch):
+    """A Ctrl-C lands while ``fetch_first`` hands the tail's missing parts to itself (two
+    of them: a part in the middle is here already), after the first part was taken: what
+    is raised is the KeyboardInterrupt (the pull says it was interrupted), not a
+    ValueError from the clean-up (a traceback), and the partial's record stays usable: a
+    rerun fetches the rest and the file verifies."""
+    data = os.urandom(3 * MiB)
+    emulator.add_file("z.zip", data)
+    entry = store.resolve("z.zip")
+    tail = len(data) - 64 * 1024
+    d = dl.Download(store, entry, str(out / "z.zip"), jobs=1)
+    real_take = streams.Pass._take
+    taken: list[tuple[int, int]] = []
+
+    def take(self, a, b):
+        real_take(self, a, b)
+        taken.append((a, b))
+        if len(taken) == 2:  # the second part's: Ctrl-C right after the first was taken
+            raise KeyboardInterrupt
+
+    try:
+        d.fetch_first(tail + 16 * 1024, tail + 32 * 1024)  # a part in the middle first
+        monkeypatch.setattr(streams.Pass, "_take", take)
+        with pytest.raises(KeyboardInterrupt):
+            d.fetch_first(tail, len(data), begin=True)
+    finally:
+        d.close()
+    monkeypatch.setattr(streams.Pass, "_take", real_take)
+    res = dl.Download(store, entry, str(out / "z.zip")).run()
+    assert (out / "z.zip").read_bytes() == data
+    assert res.fetched == len(data) - res.resumed_from
