@@ -69,8 +69,7 @@ class Piece:
         self.run, self.pos, self.end = run, start, end
         self.urgent = urgent  # fetched at once for a caller (fetch_now), not by a stream
         self.retired = False  # its stream ends once this piece is cut short (_retire)
-        # An urgent piece's body, timed from its first block on (not the wait before it):
-        # (time of the first block, its length, time of the last block, bytes in all).
+        # An urgent piece's body: (first block's time, its length, last one's, bytes in all).
         self.timed: Optional[tuple[float, int, float, int]] = None
 
     def limit(self) -> int:
@@ -190,12 +189,9 @@ class Pass:
             self.lock.notify_all()
 
     def fetch_now(self, start: int, end: int, *, begin: bool = False) -> None:
-        """Fetch ``[start, end)`` in this thread, now, and return once it is all in the
-        partial. Streams may run meanwhile: what no stream has taken is fetched here, a
-        stream's piece that would reach it later is cut short before it (the rest after it
-        goes back to the ranges to take), and bytes a stream is already in the middle of
-        are left to it and waited for. ``begin``: the streams begin (:meth:`begin`) once
-        the range is this thread's, so that they fetch the rest meanwhile."""
+        """Fetch ``[start, end)`` now, in this thread (what a stream is already inside of is
+        left to it), and return once it is all in the partial (see :meth:`_free_in`).
+        ``begin``: the streams begin once the range is this thread's, to fetch the rest."""
         mine: list[Piece] = []
         try:
             with self.lock:
@@ -210,10 +206,15 @@ class Pass:
             with self.lock:  # what the link gave one request (stream_count reads it)
                 self.first_rate = stream_count.body_rate(
                     [p.timed for p in mine if p.timed is not None], _READ_BLOCK)
+        except Stopped:
+            if self.error is not None:  # a stream failed meanwhile: why, not "it stopped"
+                raise self.error from None
+            raise
         finally:
             with self.lock:
                 for piece in mine:
-                    self.pieces.remove(piece)
+                    if piece in self.pieces:  # not yet, after a Ctrl-C as they were made
+                        self.pieces.remove(piece)
                     if piece.pos < piece.end:  # handed back: a stream reads it later
                         self.todo.append((piece.pos, piece.end))
                 self.todo.sort()
@@ -398,10 +399,7 @@ class Pass:
                 self.stopped = True
                 self.lock.notify_all()
 
-    @property
-    def where(self) -> str:
-        """The file, in messages."""
-        return self.dl.where
+    where = property(lambda self: self.dl.where, doc="The file, in messages.")
 
     def left(self) -> int:
         """Bytes no stream has fetched yet (the lock held)."""
