@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from drivestage.checksums import choose, verify_file
 from drivestage.interrupts import Monitor
@@ -101,13 +101,16 @@ class Download:
             if self.progress is not None:
                 self.progress(self.resumed_from)
 
-    def wait_for(self, start: int, end: int, generation: int) -> bool:
+    def wait_for(self, start: int, end: int, generation: int,
+                 cancelled: Optional[Callable[[], bool]] = None) -> bool:
         """Wait until bytes ``[start, end)`` are in the partial: True, or False when they
-        never will be in this ``generation`` of it (the download failed or started again)."""
+        never will be in this ``generation`` of it (the download failed or started again)
+        or the waiter gave up (``cancelled()``, asked at least every half second)."""
         with self.lock:
             while True:
                 run = self._run
-                if self.generation != generation or run is None:
+                if self.generation != generation or run is None or \
+                        (cancelled is not None and cancelled()):
                     return False
                 if run.done.covers(start, end):
                     return True
@@ -115,15 +118,17 @@ class Download:
                     return False
                 self.lock.wait(0.5)
 
-    def first_here(self, spans: Sequence[tuple[int, int]], generation: int) -> int:
+    def first_here(self, spans: Sequence[tuple[int, int]], generation: int,
+                   cancelled: Optional[Callable[[], bool]] = None) -> int:
         """Wait until one of ``spans`` (sorted, disjoint ``[start, end)``) is all in the
-        partial: the index of the first such, or -1 when none will be in this
-        ``generation`` of it (see :meth:`wait_for`). Streams fill the file in pieces far
-        apart; this lets an extraction take members in the order their bytes arrive."""
+        partial: the index of the first such, or -1 when none will be (as
+        :meth:`wait_for`). Streams fill the file in pieces far apart; this lets an
+        extraction take members in the order their bytes arrive."""
         with self.lock:
             while True:
                 run = self._run
-                if self.generation != generation or run is None or not spans:
+                if self.generation != generation or run is None or not spans or \
+                        (cancelled is not None and cancelled()):
                     return -1
                 i = run.done.first_covered(spans)
                 if i >= 0:

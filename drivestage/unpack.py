@@ -22,6 +22,7 @@ from drivestage.errors import DestChangedError, DiskSpaceError, DriveStageError
 from drivestage.extract import ExtractResult, MemberRecord, extract
 from drivestage.extract.members import zip_directory_start
 from drivestage.extract.overlapped import FALLBACK, Overlapped
+from drivestage.interrupts import Flag
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
@@ -63,11 +64,15 @@ class Unpacking:
         def free(path: str) -> int:  # the rest of the download will take its share too
             return shutil.disk_usage(path).free - self.reserve - left
 
+        # The follower's own stop: its waits for bytes end with it (a Ctrl-C as it starts
+        # waited for the first member's bytes, seconds on a slow link, before it stopped).
+        stop = Flag()
+
         def arrived(start: int, end: int) -> bool:
-            return self.dl.wait_for(start, end, self.generation)
+            return self.dl.wait_for(start, end, self.generation, stop.is_set)
 
         def first_arrived(spans: Sequence[tuple[int, int]]) -> int:
-            return self.dl.first_here(spans, self.generation)
+            return self.dl.first_here(spans, self.generation, stop.is_set)
 
         directory = size  # where the bytes the member list is read from begin
         if name.endswith(".zip"):
@@ -94,12 +99,12 @@ class Unpacking:
                                       protected=self.protected, label=self.dl.target,
                                       replaceable=self.replaceable,
                                       identity=self.dl.identity(),
-                                      first_arrived=first_arrived)
+                                      first_arrived=first_arrived, stop=stop)
             return Overlapped.tar(self.dl.partial, size, self.dest, arrived,
                                   lock_dir=self.lock_dir, free_bytes=free,
                                   progress=self.extract_progress, protected=self.protected,
                                   label=self.dl.target, replaceable=self.replaceable,
-                                  identity=self.dl.identity())
+                                  identity=self.dl.identity(), stop=stop)
         except DiskSpaceError:
             # Before the download: no point fetching what cannot be extracted. But the sizes
             # came from the directory's bytes, which nothing verified yet (an answer altered

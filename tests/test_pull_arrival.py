@@ -310,3 +310,54 @@ def test_the_measuring_concludes_nothing_while_the_caller_is_busy():
         flowing.join()
         measuring.join(30)
     assert link.streams - link.retiring == stream_count.MAX_STREAMS
+
+
+# ---------------------------------------------------------------- stopping the follower
+
+def test_a_ctrl_c_as_the_extraction_starts_does_not_wait_for_the_first_member(
+        emulator, store, tmp_path, monkeypatch):
+    """A Ctrl-C lands right as the thread that follows the download starts. Its clean-up
+    waited for that thread, which waited for the first member's bytes: 12 s here, where the
+    stream brings 256 KiB/s and the first member is 3 MiB (minutes for a big member on a
+    slow link). The thread now stops with the follower: the download is closed long before
+    the stream got to the end of the first member, and nothing is left in DEST."""
+    import io
+    import zipfile
+
+    from drivestage.extract.overlapped import Overlapped
+    from drivestage.unpack import Unpacking
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("ds/first.bin", os.urandom(3 * MiB))
+        for i in range(5):
+            zf.writestr(f"ds/{i}.txt", b"x" * 100)
+    blob = buf.getvalue()
+    emulator.add_file("slow.zip", blob)
+    entry = store.resolve("slow.zip")
+    dest = tmp_path / "data"
+    dest.mkdir()
+    target = str(dest / "slow.zip")
+    emulator.faults.throttle(per_connection=256 * 1024)
+    original, waiting = Overlapped._start, threading.Event()
+    original_first = dl.Download.first_here
+
+    def first_here(self, spans, generation, *cancelled):
+        if len(spans) == 1:  # the small members (in the tail, fetched first) are written
+            waiting.set()
+        return original_first(self, spans, generation, *cancelled)
+
+    def start(self, work):
+        original(self, work)
+        assert waiting.wait(30)  # the thread waits for the first member's bytes
+        raise KeyboardInterrupt  # and the Ctrl-C comes
+
+    monkeypatch.setattr(Overlapped, "_start", start)
+    monkeypatch.setattr(dl.Download, "first_here", first_here)
+    with pytest.raises(KeyboardInterrupt):
+        Unpacking(store, entry, target, str(dest), extract=True, jobs=1, chunk_size=None,
+                  progress=None, describe="slow.zip", reserve=0, lock_dir=None)
+    record = Ranges.load(dl.partial_path(target, entry), len(blob))
+    assert record is not None and record.prefix() < MiB, record.prefix()
+    assert sorted(p.name for p in dest.iterdir() if not p.name.startswith(".")) == []
+    assert not list(dest.glob(".drivestage-extract-*"))

@@ -108,7 +108,8 @@ class Overlapped:
                  free_bytes: Optional[Callable[[str], int]] = None,
                  progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
                  label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
-                 fd: int = -1, first_arrived: Optional[FirstArrival] = None):
+                 fd: int = -1, first_arrived: Optional[FirstArrival] = None,
+                 stop: Optional[Flag] = None):
         self.path, self.size, self.arrived = path, size, arrived
         self.first_arrived = first_arrived
         # What messages call the archive: its final name, not the partial file's.
@@ -120,7 +121,8 @@ class Overlapped:
         self.progress = Progress(progress)
         # A rename keeps it readable; ``fd``: opened already (:func:`open_followed`).
         self.fd = fd if fd >= 0 else os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        self.stop = Flag()
+        # Set to stop; given by a caller whose ``arrived`` waits end when it is set.
+        self.stop = stop if stop is not None else Flag()
         self.error: Optional[BaseException] = None
         self.thread: Optional[BackgroundThread] = None
 
@@ -131,7 +133,8 @@ class Overlapped:
             progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
             label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
             identity: Optional[os.stat_result] = None,
-            first_arrived: Optional[FirstArrival] = None) -> Optional["Overlapped"]:
+            first_arrived: Optional[FirstArrival] = None,
+            stop: Optional[Flag] = None) -> Optional["Overlapped"]:
         """Start following a zip whose central directory is in ``path`` already; None when
         this zip is not one to follow (the caller extracts it once downloaded).
         ``first_arrived``: members are then written in the order their bytes arrive (the
@@ -154,7 +157,8 @@ class Overlapped:
                 return None
             job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
                       progress=progress, protected=protected, label=label,
-                      replaceable=replaceable, fd=fd, first_arrived=first_arrived)
+                      replaceable=replaceable, fd=fd, first_arrived=first_arrived,
+                      stop=stop)
         finally:
             if job is None:
                 os.close(fd)
@@ -171,14 +175,15 @@ class Overlapped:
             lock_dir: Optional[str] = None, free_bytes: Optional[Callable[[str], int]] = None,
             progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
             label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
-            identity: Optional[os.stat_result] = None) -> "Overlapped":
+            identity: Optional[os.stat_result] = None,
+            stop: Optional[Flag] = None) -> "Overlapped":
         """Start following a tar (plain or compressed) from its first byte."""
         fd = open_followed(path, identity)
         job = None
         try:
             job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
                       progress=progress, protected=protected, label=label,
-                      replaceable=replaceable, fd=fd)
+                      replaceable=replaceable, fd=fd, stop=stop)
         finally:
             if job is None:  # a Ctrl-C in the making: in a notebook the descriptor stayed
                 os.close(fd)  # open, the archive's disk space taken, until a restart
