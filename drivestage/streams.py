@@ -392,12 +392,16 @@ class Pass:
         stops the download like a stream's."""
         try:
             stream_count.measure(self, _MIN_SPLIT)
-        except BaseException as exc:  # handed to the main thread, which raises it
-            with self.lock:
-                if self.error is None:
-                    self.error = exc
-                self.stopped = True
-                self.lock.notify_all()
+        except BaseException as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: BaseException) -> None:
+        """A background thread's failure: handed to the main thread, which raises it."""
+        with self.lock:
+            if self.error is None:
+                self.error = exc
+            self.stopped = True
+            self.lock.notify_all()
 
     where = property(lambda self: self.dl.where, doc="The file, in messages.")
 
@@ -410,12 +414,8 @@ class Pass:
         main thread raises it; it waited for the digest for ever)."""
         try:
             self._hash_prefix()
-        except BaseException as exc:  # handed to the main thread, which raises it
-            with self.lock:
-                if self.error is None:
-                    self.error = exc
-                self.stopped = True
-                self.lock.notify_all()
+        except BaseException as exc:
+            self._failed(exc)
 
     def _read_back(self, buf: memoryview, pos: int) -> int:
         """Bytes of the partial at ``pos`` into ``buf``, which every one of was written."""

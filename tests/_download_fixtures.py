@@ -31,3 +31,18 @@ def small_splits(monkeypatch):
     monkeypatch.setattr(streams, "_MIN_SPLIT", 64 * 1024)
     monkeypatch.setattr(streams, "_SPLIT_SECONDS", 0.0)
     monkeypatch.setattr(streams, "_ADAPT_FROM", 256 * 1024)
+
+
+@pytest.fixture
+def passes(monkeypatch):
+    """Every Pass begun in this test, in order (the hooks act on it)."""
+    begun: list[streams.Pass] = []
+    original = streams.Pass.begin
+
+    def begin(self):
+        if self not in begun:
+            begun.append(self)
+        original(self)
+
+    monkeypatch.setattr(streams.Pass, "begin", begin)
+    return begun

@@ -9,7 +9,7 @@ import os
 import threading
 
 import pytest
-from _download_fixtures import _fast, out, small_splits, store  # noqa: F401
+from _download_fixtures import _fast, out, passes, small_splits, store  # noqa: F401
 
 from drivestage import download as dl
 from drivestage import streams
@@ -50,21 +50,6 @@ def test_a_stream_failing_while_the_tail_is_fetched_gives_its_own_error(
         d.close()
     assert failed == [True]
     assert "z.zip" in str(info.value), str(info.value)
-
-
-@pytest.fixture
-def passes(monkeypatch):
-    """Every Pass begun in this test, in order (the hooks below act on it)."""
-    begun: list[streams.Pass] = []
-    original = streams.Pass.begin
-
-    def begin(self):
-        if self not in begun:
-            begun.append(self)
-        original(self)
-
-    monkeypatch.setattr(streams.Pass, "begin", begin)
-    return begun
 
 
 def test_pull_extract_says_why_a_stream_failed_during_the_tail(

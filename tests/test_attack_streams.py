@@ -18,7 +18,7 @@ import threading
 import types
 
 import pytest
-from _download_fixtures import _fast, out, small_splits, store  # noqa: F401
+from _download_fixtures import _fast, out, passes, small_splits, store  # noqa: F401
 
 from drivestage import cpuload
 from drivestage import download as dl
@@ -43,21 +43,6 @@ def _pieces_written(monkeypatch) -> threading.local:
 
     monkeypatch.setattr(streams.Pass, "write", write)
     return mine
-
-
-@pytest.fixture
-def passes(monkeypatch):
-    """Every Pass begun in this test, in order (the hooks below act on it)."""
-    begun: list[streams.Pass] = []
-    original = streams.Pass.begin
-
-    def begin(self):
-        if self not in begun:
-            begun.append(self)
-        original(self)
-
-    monkeypatch.setattr(streams.Pass, "begin", begin)
-    return begun
 
 
 def _ranges(emu, fid):

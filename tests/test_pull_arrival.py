@@ -6,6 +6,7 @@ twice); and the number of streams is measured from the first stream on, without 
 anything while the caller still reads the member list."""
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import threading
@@ -259,27 +260,17 @@ class _Link:
             last = now
 
 
+@contextlib.contextmanager
 def _measuring(link: _Link):
-    """The measuring of ``link``, and its bytes flowing, in threads; stopped at the end."""
+    """The measuring of ``link`` (its thread, yielded), and its bytes flowing, in threads;
+    both stopped and waited for at the end."""
     stop = threading.Event()
     flowing = threading.Thread(target=link.flow, args=(stop,))
     measuring = threading.Thread(target=stream_count.measure, args=(link, 1))
     flowing.start()
     measuring.start()
-    return flowing, measuring, stop
-
-
-def test_a_fast_stream_gets_no_second_one_while_the_caller_is_busy():
-    """A server next door: the zip's tail came at 400 MB/s (the cores set that rate). While
-    the caller reads the member list, its work slows the stream down to a link's pace
-    (150 MB/s): no stream is added on that (it looked like a gain, and a pull next to its
-    server went on with 8 streams taking CPU from the hash and the extraction)."""
-    link = _Link(each=400e6, busy=150e6)  # the caller's work: 150 MB/s, a link's pace
-    flowing, measuring, stop = _measuring(link)
     try:
-        time.sleep(0.6)  # the caller's member list
-        with link.lock:
-            assert measuring.is_alive() and link.streams == 1
+        yield measuring
     finally:
         with link.lock:
             link.stopped = True
@@ -289,26 +280,31 @@ def test_a_fast_stream_gets_no_second_one_while_the_caller_is_busy():
     assert not measuring.is_alive()
 
 
+def test_a_fast_stream_gets_no_second_one_while_the_caller_is_busy():
+    """A server next door: the zip's tail came at 400 MB/s (the cores set that rate). While
+    the caller reads the member list, its work slows the stream down to a link's pace
+    (150 MB/s): no stream is added on that (it looked like a gain, and a pull next to its
+    server went on with 8 streams taking CPU from the hash and the extraction)."""
+    link = _Link(each=400e6, busy=150e6)  # the caller's work: 150 MB/s, a link's pace
+    with _measuring(link) as measuring:
+        time.sleep(0.6)  # the caller's member list
+        with link.lock:
+            assert measuring.is_alive() and link.streams == 1
+
+
 def test_the_measuring_concludes_nothing_while_the_caller_is_busy():
     """While the caller reads a member list (its cores busy), two streams bring barely more
     than one. The measuring concludes nothing (it concluded 2 streams for good, and a pull
     over such a link took twice as long), then finds the link's 8 streams once the caller
     waits for the download."""
     link = _Link()
-    flowing, measuring, stop = _measuring(link)
-    try:
+    with _measuring(link) as measuring:
         time.sleep(0.6)  # the caller's member list: the measuring must still be at it
         with link.lock:
             assert measuring.is_alive() and link.retiring == 0 and link.streams == 2
             link.settled = True
         measuring.join(30)
-        assert not measuring.is_alive()
-    finally:
-        with link.lock:
-            link.stopped = True
-        stop.set()
-        flowing.join()
-        measuring.join(30)
+        assert not measuring.is_alive()  # it concluded, by itself
     assert link.streams - link.retiring == stream_count.MAX_STREAMS
 
 
