@@ -53,9 +53,15 @@ class Unpacking:
         if extract and entry.size > 0:
             try:
                 self.follower = self._follow(entry.name.lower())
-            except BaseException:
-                self.dl.close()
+            except BaseException:  # a Ctrl-C too, even as _follow returns: what it made goes
+                self.close()
                 raise
+
+    def _adopt(self, follower: Overlapped) -> None:
+        """Known here from the moment it exists (before its thread starts), so that close()
+        abandons it whenever a Ctrl-C lands: one between ``Overlapped.zip`` returning and
+        its result being stored left its thread, temporary folder and descriptors behind."""
+        self.follower = follower
 
     def _follow(self, name: str) -> Optional[Overlapped]:
         size = self.entry.size
@@ -99,12 +105,14 @@ class Unpacking:
                                       protected=self.protected, label=self.dl.target,
                                       replaceable=self.replaceable,
                                       identity=self.dl.identity(),
-                                      first_arrived=first_arrived, stop=stop)
+                                      first_arrived=first_arrived, stop=stop,
+                                      adopt=self._adopt)
             return Overlapped.tar(self.dl.partial, size, self.dest, arrived,
                                   lock_dir=self.lock_dir, free_bytes=free,
                                   progress=self.extract_progress, protected=self.protected,
                                   label=self.dl.target, replaceable=self.replaceable,
-                                  identity=self.dl.identity(), stop=stop)
+                                  identity=self.dl.identity(), stop=stop,
+                                  adopt=self._adopt)
         except DiskSpaceError:
             # Before the download: no point fetching what cannot be extracted. But the sizes
             # came from the directory's bytes, which nothing verified yet (an answer altered

@@ -357,3 +357,37 @@ def test_a_ctrl_c_as_the_extraction_starts_does_not_wait_for_the_first_member(
     assert record is not None and record.prefix() < MiB, record.prefix()
     assert sorted(p.name for p in dest.iterdir() if not p.name.startswith(".")) == []
     assert not list(dest.glob(".drivestage-extract-*"))
+
+
+def test_a_ctrl_c_as_the_follower_is_handed_over_leaves_nothing(emulator, store, tmp_path,
+                                                                 monkeypatch):
+    """The Ctrl-C lands as ``Overlapped.zip`` returns, before its caller has stored what it
+    returned: the follower is still abandoned (it is handed over before its thread starts):
+    no temporary folder in DEST, no extraction thread left, the partial kept for a rerun."""
+    from drivestage.extract.overlapped import Overlapped
+    from drivestage.unpack import Unpacking
+
+    data = {f"ds/{i}.bin": os.urandom(64 << 10) for i in range(8)}
+    blob = big_zip(data)
+    emulator.add_file("h.zip", blob)
+    entry = store.resolve("h.zip")
+    dest = tmp_path / "data"
+    dest.mkdir()
+    target = str(dest / "h.zip")
+    emulator.faults.throttle(per_connection=256 * 1024)  # the download is still running
+    original = Overlapped.zip.__func__
+
+    def zip_then_ctrl_c(cls, *args, **kwargs):
+        job = original(cls, *args, **kwargs)
+        assert job is not None and list(dest.glob(".drivestage-extract-*"))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Overlapped, "zip", classmethod(zip_then_ctrl_c))
+    with pytest.raises(KeyboardInterrupt):
+        Unpacking(store, entry, target, str(dest), extract=True, jobs=1, chunk_size=None,
+                  progress=None, describe="h.zip", reserve=0, lock_dir=None)
+    assert not list(dest.glob(".drivestage-extract-*"))
+    for t in [t for t in threading.enumerate() if t.name == "drivestage-extract"]:
+        t.join(10)  # its work has ended; the thread itself is about to
+        assert not t.is_alive()
+    assert os.path.exists(dl.partial_path(target, entry))

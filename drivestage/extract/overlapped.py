@@ -133,8 +133,8 @@ class Overlapped:
             progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
             label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
             identity: Optional[os.stat_result] = None,
-            first_arrived: Optional[FirstArrival] = None,
-            stop: Optional[Flag] = None) -> Optional["Overlapped"]:
+            first_arrived: Optional[FirstArrival] = None, stop: Optional[Flag] = None,
+            adopt: Optional[Callable[["Overlapped"], None]] = None) -> Optional["Overlapped"]:
         """Start following a zip whose central directory is in ``path`` already; None when
         this zip is not one to follow (the caller extracts it once downloaded).
         ``first_arrived``: members are then written in the order their bytes arrive (the
@@ -142,7 +142,9 @@ class Overlapped:
         ``protected``: where the archive will be once verified, and other staged files (see
         :class:`Job`). ``label``: the archive's name in messages (default ``path``).
         ``replaceable``: what an earlier extraction of the archive wrote (see :class:`Job`).
-        ``identity``: the file the download writes (see :func:`open_followed`)."""
+        ``identity``: the file the download writes (see :func:`open_followed`).
+        ``adopt(job)``: called as soon as the job exists, before its thread starts (the
+        caller can then abandon it after a Ctrl-C at any later moment)."""
         fd = open_followed(path, identity)
         job = None
         try:  # fd is the job's once it is made; closed here otherwise (a Ctrl-C too)
@@ -163,6 +165,8 @@ class Overlapped:
             if job is None:
                 os.close(fd)
         try:
+            if adopt is not None:
+                adopt(job)
             files = job.job.check(entries)
             job._start(lambda: job._zip(files))
         except BaseException:  # a Ctrl-C too: the temporary folder goes
@@ -175,9 +179,10 @@ class Overlapped:
             lock_dir: Optional[str] = None, free_bytes: Optional[Callable[[str], int]] = None,
             progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
             label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
-            identity: Optional[os.stat_result] = None,
-            stop: Optional[Flag] = None) -> "Overlapped":
-        """Start following a tar (plain or compressed) from its first byte."""
+            identity: Optional[os.stat_result] = None, stop: Optional[Flag] = None,
+            adopt: Optional[Callable[["Overlapped"], None]] = None) -> "Overlapped":
+        """Start following a tar (plain or compressed) from its first byte (``adopt``: as
+        for :meth:`zip`)."""
         fd = open_followed(path, identity)
         job = None
         try:
@@ -188,6 +193,8 @@ class Overlapped:
             if job is None:  # a Ctrl-C in the making: in a notebook the descriptor stayed
                 os.close(fd)  # open, the archive's disk space taken, until a restart
         try:
+            if adopt is not None:
+                adopt(job)
             job._start(job._tar)
         except BaseException:  # a Ctrl-C: nothing left behind
             job.abandon()
