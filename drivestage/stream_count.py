@@ -10,8 +10,9 @@ only takes CPU from the hash and an extraction.
 Only bytes the streams bring count (not a zip's central directory fetched meanwhile). While
 the caller still works (reads a zip's member list, holding the GIL and a core), nothing is
 concluded from a throughput that did not grow, and streams are added only where the zip's
-tail, fetched just before, came at a link's pace (below ``_FAST_STREAM``): next to a fast
-server the caller's work makes a stream look slower than it is. The rest is measured again
+tail, fetched just before, came at a link's pace (below ``_FAST_STREAM``) and each stream
+brings at least half of that: next to a fast server the caller's work makes a stream look
+slower than it is. The rest is measured again
 once the caller waits for the download.
 """
 from __future__ import annotations
@@ -114,9 +115,11 @@ def measure(run: Counted, min_split: int = MIN_SPLIT) -> None:
             # request before brought less than one stream where the cores set it): the
             # caller's work takes CPU and the GIL from the streams, so that a fast stream
             # measured then looks slower than it is, as on a link.
+            # And only while each stream brings about what the tail got (at least half): a
+            # link gives every connection its pace; much less is the caller's work again.
             link_like = run.settled or (
                 run.first_rate is not None and run.first_rate < _FAST_STREAM and
-                rate < _FAST_STREAM * run.streams)
+                run.first_rate / 2 <= rate / run.streams < _FAST_STREAM)
             if rate >= rate_before * _GROWTH and want > 0 and not cpu_bound and link_like and \
                     rate < _HASH_SHARE * hash_rate(run.hash_name) and \
                     run.left() >= 2 * min_split * (run.streams + want):

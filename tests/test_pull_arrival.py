@@ -292,6 +292,18 @@ def test_a_fast_stream_gets_no_second_one_while_the_caller_is_busy():
             assert measuring.is_alive() and link.streams == 1
 
 
+def test_a_stream_slowed_by_the_caller_gets_no_second_one():
+    """The tail came at 150 MB/s (a busy machine next to its server, or a fast link); while
+    the caller reads the member list the stream brings a third of that: the caller's work,
+    not the link, sets that rate, and no stream is added on it (a pull next to its server
+    went on with 8 streams in such a state)."""
+    link = _Link(each=150e6, busy=50e6)
+    with _measuring(link) as measuring:
+        time.sleep(0.6)  # the caller's member list
+        with link.lock:
+            assert measuring.is_alive() and link.streams == 1
+
+
 def test_the_measuring_concludes_nothing_while_the_caller_is_busy():
     """While the caller reads a member list (its cores busy), two streams bring barely more
     than one. The measuring concludes nothing (it concluded 2 streams for good, and a pull
