@@ -118,6 +118,24 @@ def _unshare_works() -> bool:
 
 
 @pytest.mark.skipif(not _unshare_works(), reason="needs unprivileged pid namespaces")
+def _wait_stopped(pid: int) -> None:
+    """Until every thread of ``pid`` is stopped (SIGSTOP is delivered to each one as it
+    next runs: one may still be inside a system call when kill() returns)."""
+    deadline = time.monotonic() + 30
+    while True:
+        states = []
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as fh:
+                    states.append(fh.read().rsplit(")", 1)[1].split()[0])
+            except OSError:
+                pass  # a thread that ended meanwhile
+        if states and all(s in "Tt" for s in states):
+            return
+        assert time.monotonic() < deadline, states
+        time.sleep(0.01)
+
+
 def test_a_pull_in_another_container_leaves_a_running_extraction_alone(emulator, drive_env,
                                                                         tmp_path):
     """Two containers share DEST (one node's cache): a pull in the second, whose processes
@@ -141,6 +159,7 @@ def test_a_pull_in_another_container_leaves_a_running_extraction_alone(emulator,
             assert first.poll() is None and time.monotonic() < deadline, first.communicate()
             time.sleep(0.01)
         first.send_signal(signal.SIGSTOP)  # it stays mid-download while the other runs
+        _wait_stopped(first.pid)  # a member being created as the signal came is done
         (temp,) = dest.glob(".drivestage-extract-*")
         written = sorted(p.name for p in temp.glob("ds/*"))
         other = subprocess.run(["unshare", "-Urpf", sys.executable, "-m", "drivestage",
