@@ -79,6 +79,43 @@ def test_folder_ids_are_cached_per_run(emulator, store):
     assert len(lists) == 1 and "title='2.bin'" in lists[0].query["q"]
 
 
+def test_collections_are_built_once_per_thread_not_per_call(emulator, store, monkeypatch):
+    """googleapiclient builds ``service.files()`` anew on each call, rendering every method's
+    documentation (3 ms of CPU; PyDrive2 asks for it on each metadata call): after its first
+    call in a thread, no more metadata call builds a method, and another thread builds its
+    own collection once (its answers hold no state of another thread's)."""
+    import threading
+
+    import googleapiclient.discovery as discovery
+
+    built: list[str] = []
+    real = discovery.createMethod
+
+    def counting(name, *args, **kwargs):  # calls through: only counts
+        built.append(f"{threading.get_ident()}:{name}")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(discovery, "createMethod", counting)
+    for i in range(3):
+        emulator.add_file(f"runs/r/{i}.bin", bytes([i]) * (i + 1))
+    store.resolve("runs/r/0.bin")
+    first = len(built)
+    assert first > 0  # the first call in this thread built the collection
+    for _ in range(5):
+        assert [e.size for e in sorted(store.list(store.resolve("runs/r")),
+                                       key=lambda e: e.name)] == [1, 2, 3]
+        assert store.stat(store.resolve("runs/r/2.bin")).size == 3
+    assert len(built) == first, "a metadata call built googleapiclient methods again"
+    assert store.service.files() is store.service.files()
+    other: list = []
+    t = threading.Thread(target=lambda: other.extend(
+        [store.service.files(), store.service.files(), store.resolve("runs/r/1.bin").size]))
+    t.start()
+    t.join()
+    assert other[0] is other[1] and other[0] is not store.service.files() and other[2] == 2
+    assert len(built) == 2 * first
+
+
 def test_list_all_pages_without_trashed(emulator, store, monkeypatch):
     for i in range(5):
         emulator.add_file(f"many/f{i}.txt", b"x" * i)

@@ -54,6 +54,38 @@ def discovery_doc(api_root: Optional[str]) -> dict[str, Any]:
     return doc
 
 
+def build_service(doc: dict[str, Any], http: Any) -> Any:
+    """googleapiclient's service from the discovery document ``doc``, whose collections
+    (``files()``, ``about()``...) are built once per thread.
+
+    googleapiclient builds a collection anew on every ``service.files()``, rendering every
+    method's documentation (about 3 ms of CPU); PyDrive2 asks for it on every metadata call,
+    which made it most of a call's cost on a fast link. A collection holds no per-request
+    state (every request names its connection, ``execute(http=...)``), but it is kept per
+    thread all the same, as the connections are."""
+    from googleapiclient.discovery import build_from_document
+
+    service = build_from_document(doc, http=http)
+    local = threading.local()
+
+    def cached(name: str, build: Any) -> Any:
+        def collection() -> Any:
+            built = getattr(local, name, None)
+            if built is None:
+                built = build()
+                setattr(local, name, built)
+            return built
+
+        collection.__doc__ = build.__doc__
+        return collection
+
+    for name in doc.get("resources", {}):
+        build = getattr(service, name, None)
+        if callable(build):
+            setattr(service, name, cached(name, build))
+    return service
+
+
 def api_root(api_root: Optional[str]) -> Optional[str]:
     """The Drive API root to talk to: ``api_root``, else ``$DRIVESTAGE_API_ROOT``, else None
     (Google's); UsageError when it is not an http(s) URL."""

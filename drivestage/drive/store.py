@@ -59,7 +59,6 @@ def connect(api_root: Optional[str] = None, credentials: Optional[str] = None,
     malware or spam (Drive honours it for their owner or a shared drive's Manager). No network
     is used until the first call (except inside Colab, where the notebook's login is checked).
     """
-    from googleapiclient.discovery import build_from_document
     from pydrive2.auth import GoogleAuth
     from pydrive2.drive import GoogleDrive
 
@@ -71,7 +70,7 @@ def connect(api_root: Optional[str] = None, credentials: Optional[str] = None,
     gauth = GoogleAuth(settings=dict(GoogleAuth.DEFAULT_SETTINGS), http_timeout=timeout)
     gauth.credentials = creds
     gauth.http = creds.authorize(connections.build_http(timeout))
-    gauth.service = build_from_document(connections.discovery_doc(root), http=gauth.http)
+    gauth.service = connections.build_service(connections.discovery_doc(root), gauth.http)
     transport = Transport(gauth, timeout=timeout, acknowledge_abuse=acknowledge_abuse)
     return DriveStore(transport, GoogleDrive(gauth), api_root=root)
 

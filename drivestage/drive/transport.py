@@ -79,12 +79,9 @@ class Transport:
         return http
 
     def files(self) -> Any:
-        """``service.files()``, built once per thread: building it renders every method's
-        documentation (milliseconds, which small files would pay each time)."""
-        files = getattr(self._local, "files", None)
-        if files is None:
-            files = self._local.files = self.service.files()
-        return files
+        """``service.files()`` (built once per thread: :func:`~drivestage.drive.connections.
+        build_service`)."""
+        return self.service.files()
 
     def drop(self) -> None:
         """Forget this thread's connections (ours and PyDrive2's) after a lost connection."""
