@@ -5,12 +5,25 @@ import os
 
 import pytest
 
-# `make test` runs the suite in one worker process per core (pytest-xdist). Each worker, and
-# every process a test starts, then gets one compute thread: two workers with two OpenMP
-# threads each on two cores made torch's threads wait on each other (a 12 s test took 290 s).
+# `make test` runs the suite in one worker process per core, and one more (pytest-xdist,
+# `-n auto`): a fifth of a worker's time is spent waiting (on the processes a test starts, on
+# the emulator, on a download's pace), and the extra worker fills it (2 cores: 6:22 ->
+# 5:32-6:06 here).
+# Each worker, and every process a test starts, then gets one compute thread: two workers
+# with two OpenMP threads each on two cores made torch's threads wait on each other (a 12 s
+# test took 290 s).
 if os.environ.get("PYTEST_XDIST_WORKER"):
     for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[_var] = "1"
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: the cores this process may run on, plus one."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return cores + 1
 
 
 @pytest.fixture
