@@ -1,3 +1,3 @@
-from drivestage.cli import main
+from drivestage.entry import main
 
 main()

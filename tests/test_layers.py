@@ -60,6 +60,7 @@ LAYERS = [
     ["cli.options", "cli.group"],
     ["cli.pull", "cli.push", "cli.emulator"],
     ["cli"],
+    ["entry"],  # imports cli by name, inside its Ctrl-C handler
     ["__main__", ""],  # "" is the package itself (its lazy attributes import by name)
 ]
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}

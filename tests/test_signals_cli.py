@@ -246,3 +246,34 @@ def test_mirror_whose_final_push_fails_says_so_once(emulator, env, tmp_path, mon
     assert lines[-1].startswith(f"Error: mirror of {src} to drive:Models/logs failed: "), lines
     assert "will try again" not in result.stderr, result.stderr
     assert sum("failed" in line for line in lines) == 1, lines
+
+
+_CTRL_C_WHILE_LOADING = """
+import os, runpy, signal, sys
+
+class CtrlC:  # a real SIGINT, sent as the command's module {target} is looked for
+    def find_spec(self, name, path=None, target=None):
+        if name == {target!r}:
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = [{prog!r}, "--help"]
+runpy.run_module({prog!r}, run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("prog,target", [("drivestage", "drivestage.cli.pull"),
+                                         ("trainer", "trainer.cli.train")])
+def test_a_ctrl_c_while_the_commands_load_ends_like_one_during_a_command(prog, target):
+    """A Ctrl-C in the first tens of milliseconds, while the command modules are imported,
+    ends with ``Interrupted.`` and exit code 130, as one at any later moment does (it was a
+    traceback, and the exit of a process killed by SIGINT); the console scripts enter there."""
+    res = subprocess.run([sys.executable, "-c", _CTRL_C_WHILE_LOADING.format(
+        prog=prog, target=target)], capture_output=True, text=True, timeout=60)
+    assert (res.returncode, res.stderr, res.stdout) == (130, "Interrupted.\n", "")
+    import importlib.metadata
+
+    scripts = {e.name: e.value for e in importlib.metadata.entry_points(group="console_scripts")
+               if e.name in ("drivestage", "trainer")}
+    assert scripts == {"drivestage": "drivestage.entry:main", "trainer": "trainer.entry:main"}
