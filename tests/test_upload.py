@@ -333,3 +333,102 @@ def test_memory_does_not_grow_with_the_chunk_size(emulator, store, tmp_path):
         tracemalloc.stop()
     assert entry.md5 == hashlib.md5(data).hexdigest()
     assert peak < 10 * 1024 * 1024, f"peak {peak} bytes for a 16 MiB chunk"
+
+
+# ------------------------------------------------ a saved session on another server is not used
+
+import shutil
+
+
+def _cut_after_three_chunks(store, path, folder, name):
+    """An upload interrupted mid-way, as a Ctrl-C would: its session stays saved."""
+    sent = []
+
+    def cut(n):
+        sent.append(n)
+        if len(sent) == 3:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        store.upload(path, folder, name, chunk_size=CHUNK, progress=cut)
+    saved = list(UploadSessions()._file.read().values())
+    assert len(saved) == 1
+    return saved[0]["uri"]
+
+
+def test_a_session_saved_before_the_server_moved_is_started_afresh(emulator_factory, env,
+                                                                    tmp_path):
+    # The emulator restarted on another port with the same data (same ids): the session
+    # saved before points at the old address, where nothing answers any more.
+    from drivestage.drive import connect
+
+    data_dir = str(tmp_path / "drive")
+    path, data = _file(tmp_path, "big.pt", 6 * CHUNK + 7)
+    before = emulator_factory(data_dir=data_dir)
+    folder = connect(api_root=before.url, token="t").make_folders("Models/logs")
+    old_uri = _cut_after_three_chunks(connect(api_root=before.url, token="t"), path, folder,
+                                      "big.pt")
+    assert old_uri.startswith(before.url)
+    before.stop()
+    after = emulator_factory(data_dir=data_dir)
+    assert after.url != before.url
+    store = connect(api_root=after.url, token="t")
+    folder = store.make_folders("Models/logs")
+    entry = store.upload(path, folder, "big.pt", chunk_size=CHUNK)
+    assert entry.md5 == hashlib.md5(data).hexdigest()
+    assert after.find("Models/logs/big.pt")["md5Checksum"] == hashlib.md5(data).hexdigest()
+    assert [f["id"] for f in _named(after, "big.pt")] == [entry.id]
+    assert json.loads((env / "state" / "upload-sessions.json").read_text()) == {}
+
+
+def test_a_session_saved_on_another_server_never_gets_the_bytes(emulator_factory, env,
+                                                                tmp_path):
+    # Two servers with the same ids (copies of one Drive), both up. A push to the first was
+    # cut; the next push goes to the second: the session saved on the first must not be
+    # resumed there, or the file's bytes would go to a server the push was not pointed at.
+    from drivestage.drive import connect
+
+    seed = emulator_factory(data_dir=str(tmp_path / "one"))
+    folder = connect(api_root=seed.url, token="t").make_folders("Models/logs")
+    seed.stop()
+    shutil.copytree(tmp_path / "one", tmp_path / "two")
+    other = emulator_factory(data_dir=str(tmp_path / "one"))
+    current = emulator_factory(data_dir=str(tmp_path / "two"))
+    path, data = _file(tmp_path, "big.pt", 6 * CHUNK + 7)
+    old_uri = _cut_after_three_chunks(connect(api_root=other.url, token="t"), path, folder,
+                                      "big.pt")
+    assert old_uri.startswith(other.url)
+    other.clear_requests()
+
+    store = connect(api_root=current.url, token="t")
+    folder = store.make_folders("Models/logs")
+    entry = store.upload(path, folder, "big.pt", chunk_size=CHUNK)
+    assert other.requests == []
+    assert entry.md5 == hashlib.md5(data).hexdigest()
+    assert current.find("Models/logs/big.pt")["md5Checksum"] == hashlib.md5(data).hexdigest()
+    assert [f["id"] for f in _named(current, "big.pt")] == [entry.id]
+    assert _named(other, "big.pt") == []
+    assert json.loads((env / "state" / "upload-sessions.json").read_text()) == {}
+
+
+def test_drives_own_session_addresses_are_on_the_upload_origin():
+    # Real Drive answers a session address on https://www.googleapis.com, the origin of the
+    # upload URL googleapiclient builds from the discovery document's rootUrl: it is resumed.
+    import httplib2
+    from googleapiclient.http import MediaInMemoryUpload
+
+    from drivestage.drive.connections import build_service, discovery_doc
+    from drivestage.drive.upload import same_origin
+
+    service = build_service(discovery_doc(None), httplib2.Http())
+    request = service.files().insert(body={"title": "a"}, media_body=MediaInMemoryUpload(
+        b"x", resumable=True))
+    drive_session = ("https://www.googleapis.com/upload/drive/v2/files?uploadType=resumable"
+                     "&upload_id=ADPycdt1Xw0abc")
+    assert same_origin(drive_session, request.uri)
+    assert same_origin("HTTPS://WWW.googleapis.com:443/upload/x", request.uri)
+    assert not same_origin("http://www.googleapis.com/upload/x", request.uri)
+    assert not same_origin("https://www.googleapis.com.evil.example/upload/x", request.uri)
+    assert not same_origin("https://www.googleapis.com:8443/upload/x", request.uri)
+    assert not same_origin("https://evil.example/upload/x", request.uri)
+    assert not same_origin("https://www.googleapis.com@evil.example/upload/x", request.uri)
+    assert not same_origin("https://www.googleapis.com:notaport/upload/x", request.uri)

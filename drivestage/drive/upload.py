@@ -23,6 +23,7 @@ import mimetypes
 import os
 import time
 from typing import Any, Callable, Optional, TypeVar
+from urllib.parse import urlsplit
 
 from drivestage import pool
 from drivestage.drive import answers
@@ -149,6 +150,29 @@ def _delete_quietly(store: RemoteStore, entry: Optional[RemoteEntry]) -> None:
         log.warning("could not remove %s (id %s): %s", entry.name, entry.id, exc)
 
 
+def same_origin(uri: str, other: str) -> bool:
+    """Whether ``uri`` and ``other`` are on one origin (scheme, host and port; a default port
+    written out or not). A malformed address is on no origin."""
+    def origin(url: str) -> Optional[tuple[str, str, int]]:
+        parts = urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            return None
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            return None
+        return scheme, parts.hostname, port or (443 if scheme == "https" else 80)
+
+    mine = origin(uri)
+    return mine is not None and mine == origin(other)
+
+
+def _origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # no user:password
+
+
 def _json_body(content: Any) -> dict[str, Any]:
     if isinstance(content, (bytes, bytearray)):
         content = content.decode("utf-8", "replace")
@@ -198,6 +222,14 @@ class _Session:
         result: Optional[dict[str, Any]] = None
         persisted = False
         saved = self.sessions.get(self.key)
+        if saved and not same_origin(str(saved.get("uri")), request.uri):
+            # Saved while the push talked to another server (or a moved one): resuming it
+            # would send the file's bytes there. The upload URL is built from the API root
+            # in use (Drive's sessions are on its origin, https://www.googleapis.com).
+            log.info("the saved upload session for %s is not on %s; starting a new one",
+                     self.local_path, _origin_of(request.uri))
+            self.sessions.drop(self.key)
+            saved = None
         if saved and saved.get("size") == self.size and \
                 saved.get("mtime_ns") == self.st.st_mtime_ns:
             try:
