@@ -17,7 +17,8 @@ from drivestage.state import Md5Cache
 from drivestage.paths import StorePath
 from drivestage.store import RemoteStore
 from drivestage.upload_tree import PushResult, push
-from drivestage.interrupts import BackgroundThread, Monitor
+from drivestage import pool
+from drivestage.interrupts import BackgroundThread, Flag, Monitor
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class Mirror:
         self._stopping = False
         self._final_gen: Optional[int] = None  # the run stop() flushes with: it raises its failure
         self._thread: Optional[BackgroundThread] = None
+        self._abandoned = Flag()  # abandon(): the run under way stops between two chunks
         self._cache: Optional[Md5Cache] = md5_cache
         self.runs = 0
 
@@ -135,6 +137,16 @@ class Mirror:
             raise error
         return result
 
+    def abandon(self, timeout: Optional[float] = None) -> bool:
+        """Stop without a flush: the run under way stops at its next safe point (an upload
+        between two chunks; a cut upload resumes on the next push) and no other starts.
+        Waits at most ``timeout`` seconds for the thread to end; returns whether it has."""
+        self._abandoned.set()
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        return self._thread is None or self._thread.join(timeout)
+
     @property
     def last_error(self) -> Optional[BaseException]:
         """The failure of the last finished run, or None when it succeeded."""
@@ -167,7 +179,8 @@ class Mirror:
                         break
                     wait = None if next_due is None else max(0.0, next_due - time.monotonic())
                     self._cond.wait(wait)
-                if self._stopping and self._requested <= self._done_gen:
+                if self._stopping and (self._requested <= self._done_gen
+                                       or self._abandoned.is_set()):
                     return
                 gen = self._requested
                 self._started_gen = gen
@@ -175,10 +188,12 @@ class Mirror:
                 final = self._final_gen is not None and gen >= self._final_gen
             error, result = None, None
             try:
-                result = self._run_once(protect)
+                with pool.stoppable(self._abandoned):
+                    result = self._run_once(protect)
             except BaseException as exc:  # the host process must never see it here
                 error = exc
-                if final:   # stop() raises it: no second line, and nothing will try again
+                if final or self._abandoned.is_set():
+                    # stop() raises it (no second line), or abandon() cut it: no retry
                     log.debug("mirror of %s to %s failed: %s", self.src, self.label, exc)
                 else:
                     log.error("mirror of %s to %s failed (will try again): %s", self.src,

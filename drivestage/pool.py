@@ -22,7 +22,8 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-from typing import Callable, Optional, Sequence, TypeVar, Union
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Sequence, TypeVar, Union
 
 from drivestage.interrupts import BackgroundThread, Flag, Monitor
 
@@ -33,18 +34,31 @@ log = logging.getLogger(__name__)
 
 
 class _Local(threading.local):
-    stop: Optional[Flag] = None
+    stops: tuple[Flag, ...] = ()
 
 
 _LOCAL = _Local()
 
 
 def check() -> None:
-    """In a thread of :func:`each` whose caller was interrupted: raise KeyboardInterrupt
-    (elsewhere, nothing). Long work calls it where stopping leaves nothing half done."""
-    stop = _LOCAL.stop
-    if stop is not None and stop.is_set():
+    """In a thread of :func:`each` whose caller was interrupted, or under a
+    :func:`stoppable` whose flag is set: raise KeyboardInterrupt (elsewhere, nothing). Long
+    work calls it where stopping leaves nothing half done."""
+    if any(stop.is_set() for stop in _LOCAL.stops):
         raise KeyboardInterrupt
+
+
+@contextmanager
+def stoppable(stop: Flag) -> Iterator[None]:
+    """Work of this thread, and of the threads :func:`each` starts from it, stops at its
+    next :func:`check` once ``stop`` is set: how another thread stops a push that runs in a
+    thread no signal reaches (``Mirror.abandon``)."""
+    saved = _LOCAL.stops
+    _LOCAL.stops = saved + (stop,)
+    try:
+        yield
+    finally:
+        _LOCAL.stops = saved
 
 
 def each(fn: Callable[[T], R], items: Sequence[T], jobs: int, name: str
@@ -59,14 +73,15 @@ def each(fn: Callable[[T], R], items: Sequence[T], jobs: int, name: str
     lock = Monitor()
     taken = 0
     stop = Flag()
+    stops = _LOCAL.stops + (stop,)  # the caller's too: see stoppable()
 
     def work() -> None:
         nonlocal taken
-        _LOCAL.stop = stop
+        _LOCAL.stops = stops
         try:
             while True:
                 with lock:
-                    if stop.is_set() or taken >= len(items):
+                    if any(s.is_set() for s in stops) or taken >= len(items):
                         return
                     i = taken
                     taken += 1
@@ -75,7 +90,7 @@ def each(fn: Callable[[T], R], items: Sequence[T], jobs: int, name: str
                 except BaseException as exc:  # the caller decides; a KeyboardInterrupt too
                     out[i] = exc
         finally:
-            _LOCAL.stop = None
+            _LOCAL.stops = ()
 
     threads = [BackgroundThread(work, name) for _ in range(max(1, min(jobs, len(items))))]
     try:

@@ -150,6 +150,78 @@ def test_mirror_second_signal_abandons_the_final_push_at_once(emulator, env, tmp
                 and r.path.startswith("/upload/")], "the cut upload was not resumed"
 
 
+def test_mirror_run_in_process_abandons_its_final_push_and_lets_the_host_live(
+        emulator, env, tmp_path, monkeypatch):
+    """``mirror`` run inside another process (a notebook, CliRunner here): a second Ctrl-C
+    while the final push uploads a checkpoint ends the command at once with the abandon
+    line and exit code 130, and the host process lives on (the command called
+    ``os._exit(130)``, which ended the host). No mirror or upload thread is left pushing in
+    the host, and the next push resumes the cut uploads."""
+    import threading
+
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    first_push_sends, final_push_sent_a_chunk = threading.Event(), threading.Event()
+    chunk_puts = []
+    plan = emulator.faults.plan
+
+    def observed(method, target):   # every request, as it arrives at the emulator
+        if method == "PUT" and "upload_id=" in target:
+            chunk_puts.append(target)
+            first_push_sends.set()
+            if len(chunk_puts) == 4:    # the final push's third chunk: one is committed
+                final_push_sent_a_chunk.set()
+        return plan(method, target)
+
+    monkeypatch.setattr(emulator.faults, "plan", observed)
+    failed, second_sent = [], []
+    main = threading.main_thread().ident
+
+    def ctrl_c_twice():
+        try:
+            assert first_push_sends.wait(30), "the first push never sent results.csv"
+            # The first push listed the folder before it sent a byte: these are for the
+            # final one, which sends both at once (--jobs 4: each upload in a thread).
+            for name in ("epoch_001.pt", "epoch_002.pt"):
+                (src / name).write_bytes(os.urandom(8 * 256 * 1024))
+            emulator.faults.throttle(512 * 1024)     # the final push would take 8 s
+            signal.pthread_kill(main, signal.SIGINT)
+            assert final_push_sent_a_chunk.wait(30), "the final push never sent a chunk"
+            second_sent.append(time.monotonic())
+            signal.pthread_kill(main, signal.SIGINT)
+        except BaseException as exc:
+            failed.append(exc)
+            signal.pthread_kill(main, signal.SIGTERM)   # the mirror must end all the same
+
+    before = set(threading.enumerate())
+    helper = threading.Thread(target=ctrl_c_twice)
+    helper.start()
+    result = CliRunner().invoke(cli, ["mirror", str(src), "drive:Models/logs", "--every",
+                                      "3600", "--chunk-size", "256KiB"])
+    took = time.monotonic() - second_sent[0] if second_sent else None
+    helper.join()
+    emulator.faults.throttle(None)
+    assert not failed, failed
+    assert result.exit_code == 130, result.output
+    assert result.stderr.splitlines()[-1] == (
+        "Interrupted: the final push was abandoned (a cut upload resumes on the next push).")
+    assert "Traceback" not in result.output
+    assert took < 2, took
+    left = [t for t in set(threading.enumerate()) - before if t.name.startswith("drivestage")]
+    for t in left:    # the push stops between two chunks: at most the one under way
+        t.join(2)
+    assert not [t.name for t in left if t.is_alive()], "a push goes on in the host process"
+    assert list(_live(emulator)) == ["results.csv"]
+    emulator.clear_requests()
+    result = CliRunner().invoke(cli, ["push", str(src), "drive:Models/logs",
+                                      "--chunk-size", "256KiB"])
+    assert result.exit_code == 0, result.output
+    assert _live(emulator) == _md5s(src)
+    assert not [r for r in emulator.requests if r.method == "POST"
+                and r.path.startswith("/upload/")], "the cut upload was not resumed"
+
+
 def test_emulator_stopped_while_it_stores_an_upload_leaves_no_stray_blob(
         emulator, env, tmp_path, monkeypatch):
     """``drivestage emulator`` stops (its signal handler calls ``Emulator.stop()``) while a

@@ -12,7 +12,7 @@ from __future__ import annotations
 from drivestage.cli import emulator as _emulator  # noqa: F401
 from drivestage.cli import pull as _pull  # noqa: F401
 from drivestage.cli import push as _push  # noqa: F401
-from drivestage.cli.group import cli, configure_logging
+from drivestage.cli.group import cli, configure_logging, run_as_program
 from drivestage.heap import tune_for_transfers
 
 __all__ = ["cli", "configure_logging", "main"]
@@ -23,4 +23,5 @@ def main() -> None:
     # This process is ours: peak memory is the chunks in flight, and freed blocks are reused
     # rather than faulted in again (see heap.py).
     tune_for_transfers()
+    run_as_program()  # and a command may end it at once (mirror's abandoned final push)
     cli(prog_name="drivestage")

@@ -26,6 +26,24 @@ Exit codes: 0 success, 1 error, 2 usage error.
 """
 
 
+#: Set by the console script (:func:`drivestage.cli.main`): the command is the whole
+#: process. Run any other way (a notebook, click's CliRunner, ``cli.main()`` in a program of
+#: its own) it is a guest in the host's process, which it must never end (os._exit).
+_AS_PROGRAM = False
+
+
+def as_program() -> bool:
+    """Whether this command runs as the ``drivestage`` program (its console script or
+    ``python -m drivestage``), which may end the process itself."""
+    return _AS_PROGRAM
+
+
+def run_as_program() -> None:
+    """Say that the command about to run is the whole process (the console script)."""
+    global _AS_PROGRAM
+    _AS_PROGRAM = True
+
+
 class _Tail:
     """``sys.stderr``, remembering the last character written to it: a progress bar leaves
     its line unfinished, and the error after it must start on a line of its own."""

@@ -226,6 +226,7 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
     """
     import os
 
+    from drivestage.cli.group import as_program
     from drivestage.errors import NotFoundError
     from drivestage.mirror import Mirror
     from drivestage.interrupts import Flag
@@ -240,12 +241,22 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
     signals = (signal.SIGTERM, signal.SIGINT) + (
         () if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else (signal.SIGHUP,))
     previous = {s: signal.getsignal(s) for s in signals}
+    # The program ends its process at once on a second signal. Run inside another process
+    # (a notebook, CliRunner) the command must not end it: the second signal raises
+    # KeyboardInterrupt in the main thread instead, which leaves mirror.stop() at once, and
+    # the mirror is abandoned below.
+    program = as_program()
+    abandoned = Flag()
 
     def on_signal(signum: int, frame: Any) -> None:
-        if stop.is_set() and not ended.is_set():
-            _abandon()
+        if stop.is_set() and not ended.is_set() and not abandoned.is_set():
+            if program:
+                _abandon()
+            abandoned.set()
+            raise KeyboardInterrupt
         stop.set()
 
+    mirror: Optional[Mirror] = None
     for s in signals:
         signal.signal(s, on_signal)
     try:
@@ -261,7 +272,8 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
                         delete=delete, delete_permanently=delete_permanently,
                         max_delete=max_delete, follow_symlinks=follow_symlinks,
                         chunk_size=_chunk(chunk_size), protect=protect,
-                        use_trash=use_trash, jobs=jobs, label=dest, md5_cache=cache).start()
+                        use_trash=use_trash, jobs=jobs, label=dest, md5_cache=cache)
+        mirror.start()  # (named first: an abandon below finds its thread)
         mirror.sync_now()  # a first push right away
         click.echo(f"mirroring {src} -> {dest} every {every:g}s; stop with Ctrl-C or SIGTERM",
                    err=True)
@@ -275,21 +287,37 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
         if result is not None:
             click.echo(f"final push in {time.monotonic() - started:.1f}s: {_summary(result)}",
                        err=True)
+    except KeyboardInterrupt:
+        if not abandoned.is_set():
+            raise
+        # The host process lives on: the push under way stops between two chunks, and the
+        # mirror thread ends; waited for a moment only (a chunk on a slow link takes long).
+        if mirror is not None and not mirror.abandon(ABANDON_WAIT):
+            log.warning("the upload under way stops once its current chunk is sent")
+        click.echo(ABANDONED, err=True)
+        click.get_current_context().exit(130)
     finally:
+        ended.set()  # a signal from here on changes nothing
         for s, handler in previous.items():
             signal.signal(s, handler)
 
 
+#: What a second signal during the final push prints (then exit code 130).
+ABANDONED = "Interrupted: the final push was abandoned (a cut upload resumes on the next push)."
+#: Seconds a mirror run inside another process waits for its abandoned push to stop.
+ABANDON_WAIT = 3.0
+
+
 def _abandon() -> None:
-    """End the process now, its final push unfinished (a second signal). Not by raising:
-    the interpreter's exit would wait for the upload threads to finish their files, as long
-    as the push itself. What was cut is what a kill cuts: each upload resumes on the next
-    push, and a checkpoint is verified only once its sidecar is on Drive."""
+    """End the process now, its final push unfinished (a second signal to the program).
+    Not by raising: the interpreter's exit would wait for the upload threads to finish
+    their files, as long as the push itself. What was cut is what a kill cuts: each upload
+    resumes on the next push, and a checkpoint is verified only once its sidecar is on
+    Drive."""
     import os
     import sys
 
-    click.echo("Interrupted: the final push was abandoned (a cut upload resumes on the "
-               "next push).", err=True)
+    click.echo(ABANDONED, err=True)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
