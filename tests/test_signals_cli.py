@@ -54,6 +54,19 @@ def _mirror(src, env, *args: str, **popen) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def _abandoned_push_resumes(emulator, src) -> None:
+    """After an abandoned final push: Drive holds only what was whole before it (the small
+    log), and the next push resumes the cut upload (no new session) to a full copy."""
+    assert list(_live(emulator)) == ["results.csv"]
+    emulator.clear_requests()
+    result = CliRunner().invoke(cli, ["push", str(src), "drive:Models/logs",
+                                      "--chunk-size", "256KiB"])
+    assert result.exit_code == 0, result.output
+    assert _live(emulator) == _md5s(src)
+    assert not [r for r in emulator.requests if r.method == "POST"
+                and r.path.startswith("/upload/")], "the cut upload was not resumed"
+
+
 def test_mirror_stopped_while_it_reads_its_credentials_still_pushes(emulator, env, tmp_path,
                                                                      sig):
     """The signal lands before the first push, while DEST is opened (its credentials file,
@@ -140,14 +153,7 @@ def test_mirror_second_signal_abandons_the_final_push_at_once(emulator, env, tmp
                                     "resumes on the next push).")
     assert "Traceback" not in err
     assert took < 2, took
-    assert list(_live(emulator)) == ["results.csv"]
-    emulator.clear_requests()
-    result = CliRunner().invoke(cli, ["push", str(src), "drive:Models/logs",
-                                      "--chunk-size", "256KiB"])
-    assert result.exit_code == 0, result.output
-    assert _live(emulator) == _md5s(src)
-    assert not [r for r in emulator.requests if r.method == "POST"
-                and r.path.startswith("/upload/")], "the cut upload was not resumed"
+    _abandoned_push_resumes(emulator, src)
 
 
 def test_mirror_run_in_process_abandons_its_final_push_and_lets_the_host_live(
@@ -212,14 +218,7 @@ def test_mirror_run_in_process_abandons_its_final_push_and_lets_the_host_live(
     for t in left:    # the push stops between two chunks: at most the one under way
         t.join(2)
     assert not [t.name for t in left if t.is_alive()], "a push goes on in the host process"
-    assert list(_live(emulator)) == ["results.csv"]
-    emulator.clear_requests()
-    result = CliRunner().invoke(cli, ["push", str(src), "drive:Models/logs",
-                                      "--chunk-size", "256KiB"])
-    assert result.exit_code == 0, result.output
-    assert _live(emulator) == _md5s(src)
-    assert not [r for r in emulator.requests if r.method == "POST"
-                and r.path.startswith("/upload/")], "the cut upload was not resumed"
+    _abandoned_push_resumes(emulator, src)
 
 
 def test_emulator_stopped_while_it_stores_an_upload_leaves_no_stray_blob(
