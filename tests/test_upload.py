@@ -432,3 +432,37 @@ def test_drives_own_session_addresses_are_on_the_upload_origin():
     assert not same_origin("https://evil.example/upload/x", request.uri)
     assert not same_origin("https://www.googleapis.com@evil.example/upload/x", request.uri)
     assert not same_origin("https://www.googleapis.com:notaport/upload/x", request.uri)
+
+
+def _edit_saved_sessions(edit):
+    """The upload-sessions state file, changed by hand as ``edit(data)`` says."""
+    state = UploadSessions()._file
+    data = state.read()
+    edit(data)
+    state.path.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("edited", [
+    # Not an address at all (urlsplit raises on it): on no origin.
+    lambda uri: uri.replace("://", "://[", 1),
+    lambda uri: "http://[drive]/upload/drive/v2/files?upload_id=1",
+    # The upload origin with a user name: httplib2 would look up "user@127.0.0.1" and never
+    # reach it, so every later push would fail on this one session.
+    lambda uri: uri.replace("://", "://user@", 1),
+], ids=["unclosed-bracket", "bracketed-name", "userinfo"])
+def test_a_hand_edited_session_address_is_started_afresh(emulator, store, env, tmp_path,
+                                                        edited):
+    path, data = _file(tmp_path, "big.pt", 6 * CHUNK + 7)
+    folder = store.make_folders("Models/logs")
+    old_uri = _cut_after_three_chunks(store, path, folder, "big.pt")
+
+    def edit(saved):
+        for record in saved.values():
+            record["uri"] = edited(old_uri)
+    _edit_saved_sessions(edit)
+    emulator.clear_requests()
+    entry = store.upload(path, folder, "big.pt", chunk_size=CHUNK)
+    assert entry.md5 == hashlib.md5(data).hexdigest()
+    assert emulator.find("Models/logs/big.pt")["md5Checksum"] == hashlib.md5(data).hexdigest()
+    assert [f["id"] for f in _named(emulator, "big.pt")] == [entry.id]
+    assert json.loads((env / "state" / "upload-sessions.json").read_text()) == {}
