@@ -152,15 +152,16 @@ def _delete_quietly(store: RemoteStore, entry: Optional[RemoteEntry]) -> None:
 
 def same_origin(uri: str, other: str) -> bool:
     """Whether ``uri`` and ``other`` are on one origin (scheme, host and port; a default port
-    written out or not). A malformed address is on no origin."""
+    written out or not). A malformed address is on no origin, nor one with a user name
+    (Drive never gives one, and httplib2 would look up ``user@host``: never reached)."""
     def origin(url: str) -> Optional[tuple[str, str, int]]:
-        parts = urlsplit(url)
-        try:
+        try:  # urlsplit raises on a bad bracketed host ("http://[drive]/"), .port on a bad port
+            parts = urlsplit(url)
             port = parts.port
         except ValueError:
             return None
         scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname:
+        if scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
             return None
         return scheme, parts.hostname, port or (443 if scheme == "https" else 80)
 
