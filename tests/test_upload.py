@@ -466,3 +466,19 @@ def test_a_hand_edited_session_address_is_started_afresh(emulator, store, env, t
     assert emulator.find("Models/logs/big.pt")["md5Checksum"] == hashlib.md5(data).hexdigest()
     assert [f["id"] for f in _named(emulator, "big.pt")] == [entry.id]
     assert json.loads((env / "state" / "upload-sessions.json").read_text()) == {}
+
+
+def test_damaged_entries_of_the_sessions_file_cost_only_themselves(emulator, store, env,
+                                                                  tmp_path):
+    # Entries edited by hand (or written by some other version): not a session record, a
+    # "created" that is no time. They are forgotten; the upload, which saves its own session
+    # (a file of several chunks), goes through.
+    UploadSessions()._file.update(lambda data: data.update(
+        {"a": "not a record", "b": ["x"], "c": {"uri": "http://x/1", "created": "monday"},
+         "d": {"uri": "http://x/2", "created": None}}))
+    path, data = _file(tmp_path, "big.pt", 3 * CHUNK + 7)
+    folder = store.make_folders("Models/logs")
+    entry = store.upload(path, folder, "big.pt", chunk_size=CHUNK)
+    assert entry.md5 == hashlib.md5(data).hexdigest()
+    assert emulator.find("Models/logs/big.pt")["md5Checksum"] == hashlib.md5(data).hexdigest()
+    assert json.loads((env / "state" / "upload-sessions.json").read_text()) == {}
