@@ -146,10 +146,10 @@ class UploadSessions:
     def put(self, key: str, record: dict[str, Any]) -> None:
         """Save the session for ``key`` (and forget sessions older than Drive keeps them)."""
         def change(data: dict[str, Any]) -> None:
-            # Drive forgets a session after about a week: so do we.
+            # Drive forgets a session after about a week: so do we. A damaged entry (edited
+            # by hand: no record, no time) goes too; it costs only a fresh session.
             now = time.time()
-            for old in [k for k, v in data.items()
-                        if v.get("created", now) < now - SESSION_MAX_AGE]:
+            for old in [k for k, v in data.items() if not _fresh(v, now)]:
                 del data[old]
             data[key] = record
         self._file.update(change)
@@ -157,3 +157,13 @@ class UploadSessions:
     def drop(self, key: str) -> None:
         """Forget the session for ``key``."""
         self._file.update(lambda data: data.pop(key, None))
+
+
+def _fresh(record: Any, now: float) -> bool:
+    """Whether a saved session ``record`` is one, and younger than Drive keeps sessions."""
+    if not isinstance(record, dict):
+        return False
+    created = record.get("created", now)
+    if isinstance(created, bool) or not isinstance(created, (int, float)):
+        return False
+    return created >= now - SESSION_MAX_AGE
