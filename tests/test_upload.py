@@ -8,7 +8,7 @@ import os
 import pytest
 
 from drivestage.localfs import file_md5
-from drivestage.state import Md5Cache, UploadSessions
+from drivestage.state import Md5Cache, UploadSessions, stat_key
 
 
 def test_md5_cache_hashes_once_and_notices_changes(tmp_path):
@@ -32,6 +32,21 @@ def test_md5_cache_survives_a_damaged_state_file(tmp_path):
     state.write_text("{not json")
     f = tmp_path / "x"
     f.write_bytes(b"x")
+    cache = Md5Cache(state)
+    assert cache.md5(str(f)) == hashlib.md5(b"x").hexdigest()
+    cache.save()
+    assert Md5Cache(state).get(str(f)) == hashlib.md5(b"x").hexdigest()
+
+
+@pytest.mark.parametrize("damaged", ["number", "record", "no md5", "md5 a number"])
+def test_md5_cache_survives_a_damaged_entry(tmp_path, damaged):
+    # One entry edited by hand: it costs a hash of that file, nothing else.
+    f = tmp_path / "x"
+    f.write_bytes(b"x")
+    key = stat_key(os.stat(f))
+    entry = {"number": 5, "record": {"size": 1}, "no md5": key, "md5 a number": key + [7]}
+    state = tmp_path / "md5.json"
+    state.write_text(json.dumps({str(f): entry[damaged]}))
     cache = Md5Cache(state)
     assert cache.md5(str(f)) == hashlib.md5(b"x").hexdigest()
     cache.save()
