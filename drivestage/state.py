@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -96,8 +97,10 @@ class Md5Cache:
         st = st or os.stat(path)
         with self._mutex:
             rec = self._entries.get(key)
-        if rec and rec[:2] == stat_key(st):
-            return str(rec[2])
+        # [size, mtime_ns, md5]; anything else (an entry edited by hand) is not trusted.
+        if isinstance(rec, list) and len(rec) == 3 and rec[:2] == stat_key(st) \
+                and isinstance(rec[2], str) and re.fullmatch(r"[0-9a-f]{32}", rec[2]):
+            return rec[2]
         return None
 
     def put(self, path: str, st: os.stat_result, md5: str) -> None:
