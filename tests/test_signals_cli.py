@@ -348,3 +348,30 @@ def test_a_ctrl_c_while_the_commands_load_ends_like_one_during_a_command(prog, t
     scripts = {e.name: e.value for e in importlib.metadata.entry_points(group="console_scripts")
                if e.name in ("drivestage", "trainer")}
     assert scripts == {"drivestage": "drivestage.entry:main", "trainer": "trainer.entry:main"}
+
+
+_CTRL_C_WHILE_PARSING = """
+import os, runpy, signal, sys
+
+class CtrlC:  # a real SIGINT as --version looks its package up, once the commands are loaded
+    def find_spec(self, name, path=None, target=None):
+        if name == "importlib.metadata":
+            if {prog!r} + ".cli" not in sys.modules:
+                sys.exit("importlib.metadata is loaded with the commands now: find another moment")
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+sys.argv = [{prog!r}, "--version"]
+runpy.run_module({prog!r}, run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("prog", ["drivestage", "trainer"])
+def test_a_ctrl_c_while_the_arguments_are_read_ends_like_one_during_a_command(prog):
+    """A Ctrl-C after the commands loaded but before one runs (click reading the arguments:
+    here ``--version`` looking up the package) ends with ``Interrupted.`` and 130 too, not
+    click's ``Aborted!`` and exit code 1."""
+    res = subprocess.run([sys.executable, "-c", _CTRL_C_WHILE_PARSING.format(prog=prog)],
+                         capture_output=True, text=True, timeout=60)
+    assert (res.returncode, res.stderr, res.stdout) == (130, "Interrupted.\n", "")
