@@ -75,6 +75,15 @@ class _Tail:
 class _Group(click.Group):
     """A group whose subcommands share one error handler."""
 
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        # A Ctrl-C while click reads the arguments (before invoke) ends as one during a
+        # command does, not as click's "Aborted!" and exit code 1.
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:
+            _say(_Tail(sys.stderr), "Interrupted.")
+            raise click.exceptions.Exit(130) from None
+
     def invoke(self, ctx: click.Context) -> Any:
         tail = _Tail(sys.stderr)
         sys.stderr = tail

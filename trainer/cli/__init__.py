@@ -20,6 +20,14 @@ def error_line(exc: TrainerError | DriveStageError) -> str:
 
 
 class _Group(click.Group):
+    def make_context(self, *args, **kwargs) -> click.Context:
+        # A Ctrl-C while click reads the arguments ends as one during a command does.
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            raise click.exceptions.Exit(130) from None
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
