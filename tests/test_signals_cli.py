@@ -53,7 +53,6 @@ def _mirror(src, env, *args: str, **popen) -> subprocess.Popen:
         **popen)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def _abandoned_push_resumes(emulator, src) -> None:
     """After an abandoned final push: Drive holds only what was whole before it (the small
     log), and the next push resumes the cut upload (no new session) to a full copy."""
@@ -67,6 +66,7 @@ def _abandoned_push_resumes(emulator, src) -> None:
                 and r.path.startswith("/upload/")], "the cut upload was not resumed"
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_mirror_stopped_while_it_reads_its_credentials_still_pushes(emulator, env, tmp_path,
                                                                      sig):
     """The signal lands before the first push, while DEST is opened (its credentials file,
