@@ -79,6 +79,21 @@ def test_periodic_runs_and_stop_flushes(tmp_path, monkeypatch):
         m.sync_now()
 
 
+def test_stop_after_abandon_pushes_nothing_and_returns_no_result(tmp_path, monkeypatch):
+    # abandon() (a notebook's second Ctrl-C), then the program stops the mirror as usual. No
+    # final push was made: stop() must not hand back an earlier run's result as if it were
+    # that push's, nor push again.
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path))
+    gate = _Gate()
+    m = _mirror(gate).start()
+    assert m.flush(10) == PushResult(unchanged=1)
+    assert m.abandon(10) is True
+    assert m.stop(10) is None
+    assert gate.calls == 1
+    with pytest.raises(MirrorError, match="the mirror is stopped"):
+        m.flush(10)
+
+
 def test_bad_period_is_a_usage_error():
     with pytest.raises(UsageError, match="every"):
         Mirror("src", "dest", every=0)
