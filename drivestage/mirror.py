@@ -115,14 +115,17 @@ class Mirror:
         """Flush (unless ``flush=False``), then end the thread. Raises like :meth:`flush`.
         Called again after a stop that was interrupted once its flush was done (a Ctrl-C
         while it waited for the thread), it waits for the thread again and returns that
-        flush's result."""
+        flush's result. After :meth:`abandon` it only waits for the thread, and returns None
+        (no final push was made)."""
         result, error = None, None
         with self._cond:
+            # abandon() stopped it without a final push: there is no result to give.
+            abandoned = self._abandoned.is_set()
             flushed = self._stopping  # an earlier stop() got as far as its flush's end
-            if flushed:
+            if flushed and not abandoned:
                 result = self._last_result
         try:
-            if flush and self._thread is not None and not flushed:
+            if flush and self._thread is not None and not flushed and not abandoned:
                 with self._cond:
                     self._final_gen = self.sync_now()
                 result = self._wait(self._final_gen, timeout)
