@@ -392,6 +392,7 @@ class _Extraction:
 
     def __call__(self, target: str, action: str, unpacking: Optional[Unpacking]) -> list[str]:
         from drivestage.extract import archive_kind, extract, remove_members
+        from drivestage.extract.members import ancestors
 
         src, dest, reserve = self.stager.src, self.stager.dest, self.stager.reserve
         lock_dir = self.stager.lock_dir
@@ -417,8 +418,12 @@ class _Extraction:
             if gone:
                 log.info("removed %s of the previous version of %s", _count(gone, "member"),
                          src)
-        kept = {p.rsplit("/", i)[0] for p in result.paths for i in range(p.count("/") + 1)}
-        left = [p for p in stamps.unrecorded(self.stamp) if p not in kept]
+        unrecorded = stamps.unrecorded(self.stamp)
+        if unrecorded:
+            kept = ancestors(result.paths).union(result.paths)
+            left = [p for p in unrecorded if p not in kept]
+        else:
+            left = []
         self.stamp.pop("unrecorded", None)
         if left:
             log.warning("%s of the previous version of %s %s not removed: it was staged by "

@@ -272,11 +272,10 @@ def not_in_place(dest: str, members: Iterable[MemberRecord]) -> Optional[str]:
 
 
 def _lstat(dest: str, rel: str) -> Optional[os.stat_result]:
-    parts = rel.split("/")
-    if not rel or rel.startswith("/") or "\0" in rel or \
-            any(p in ("", ".", "..") for p in parts):
+    framed = f"/{rel}/"  # a part "", "." or "..": "//", "/./" or "/../" in it
+    if "//" in framed or "/./" in framed or "/../" in framed or "\0" in rel:
         return None  # not a member path: never looked at outside DEST
     try:
-        return os.lstat(os.path.join(dest, *parts))
+        return os.lstat(os.path.join(dest, rel))
     except OSError:
         return None

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Optional
 
 from drivestage.errors import ArchiveError, DiskSpaceError
 from drivestage.extract.links import judge_links
-from drivestage.extract.members import Entry
+from drivestage.extract.members import Entry, ancestors
 from drivestage.extract.merging import merge, merge_lock, plan_merge
 from drivestage.extract.owned import NOTHING, Owned, by_path
 from drivestage.extract.records import ExtractResult, MemberRecord, record_members
@@ -143,8 +143,9 @@ class Job:
     def _check_dest(self, entries: list[Entry]) -> None:
         """The checks against DEST, and no member at (or under) a protected file: it would
         replace a verified copy its stamp describes, and each rerun would stage both again."""
-        if self.protected:
-            for e in entries:
+        paths = [e.path for e in entries]
+        if self.protected and not self.protected.isdisjoint(ancestors(paths).union(paths)):
+            for e in entries:  # which member, as the message names the first one
                 parts = e.path.split("/")
                 for i in range(1, len(parts) + 1):
                     if "/".join(parts[:i]) in self.protected:

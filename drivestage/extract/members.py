@@ -21,7 +21,7 @@ import time
 import zipfile
 import zlib
 from dataclasses import dataclass
-from typing import IO, Optional, cast
+from typing import IO, Iterable, Optional, cast
 
 from drivestage.errors import ArchiveError, UnsafeArchiveError
 from drivestage.extract.formats import archive_kind, compression
@@ -61,6 +61,18 @@ class Entry:
 
 
 _DRIVE_LETTER = re.compile(r"^[A-Za-z]:")
+
+
+def ancestors(paths: Iterable[str]) -> set[str]:
+    """Every folder above the clean member paths ``paths`` (``a`` and ``a/b`` for
+    ``a/b/c``): one string split per path, as members of a folder share its ancestors."""
+    out: set[str] = set()
+    for path in paths:
+        parent = path.rpartition("/")[0]
+        while parent and parent not in out:  # once there, so are all above it
+            out.add(parent)
+            parent = parent.rpartition("/")[0]
+    return out
 
 
 def clean_name(raw: str, what: str = "member") -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Iterator, Optional
 
 from drivestage.errors import ArchiveError, DestChangedError
-from drivestage.extract.members import Entry
+from drivestage.extract.members import Entry, ancestors
 from drivestage.extract.owned import NOTHING, Owned, own_folder
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.tempdir import DIR_FLAGS, OLD_PREFIX, TempDir
@@ -49,11 +49,9 @@ def merge_lock(folder: str) -> Iterator[None]:
 def archive_tree(entries: list[Entry]) -> dict[str, Entry]:
     """Every path the merge will bring, implied parent folders included."""
     tree = {e.path: e for e in entries}
-    for e in entries:
-        parent = posixpath.dirname(e.path)
-        while parent and parent not in tree:
+    for parent in ancestors(tree):
+        if parent not in tree:
             tree[parent] = Entry(parent, "dir")
-            parent = posixpath.dirname(parent)
     return tree
 
 
@@ -74,10 +72,7 @@ def plan_merge(archive: str, dest: str, entries: list[Entry], owned: Owned = NOT
     tree = archive_tree(entries)
     kept: set[str] = set()
     replaces_links = False
-    for path in sorted(tree, key=lambda p: (p.count("/"), p)):  # parents first
-        parent = posixpath.dirname(path)
-        if parent and parent not in kept:
-            continue  # below a folder DEST lacks (or has as a file or link): nothing there
+    for path in _below_kept(tree, kept):
         try:
             mode = os.lstat(os.path.join(dest, path)).st_mode
         except (FileNotFoundError, NotADirectoryError):
@@ -92,6 +87,20 @@ def plan_merge(archive: str, dest: str, entries: list[Entry], owned: Owned = NOT
         elif stat.S_ISLNK(mode):
             replaces_links = True
     return Plan(tree, frozenset(kept), replaces_links)
+
+
+def _below_kept(tree: dict[str, Entry], kept: set[str]) -> Iterator[str]:
+    """The paths of ``tree`` whose parent is DEST itself or a folder in ``kept`` (which the
+    caller fills as it goes), parents first, a level at a time in name order. Nothing is
+    there below a folder DEST lacks (or has as a file or link), so a new ``VOCdevkit/``
+    costs one lstat, not one per member."""
+    children: dict[str, list[str]] = {}
+    for path in tree:
+        children.setdefault(path.rpartition("/")[0], []).append(path)
+    level = sorted(children.get("", ()))
+    while level:
+        yield from level
+        level = sorted(c for path in level if path in kept for c in children.get(path, ()))
 
 
 def _own_folder_at(dest: str, path: str, owned: Owned) -> Optional[bool]:

@@ -10,9 +10,10 @@ import functools
 import os
 import posixpath
 import re
+from typing import Callable, Optional
 
 from drivestage.errors import ArchiveError, UnsafeArchiveError
-from drivestage.extract.members import Entry
+from drivestage.extract.members import Entry, ancestors
 
 #: drivestage's state folder in every DEST (stamps, locks).
 STATE_DIR = ".drivestage"
@@ -28,6 +29,8 @@ _NAME_MAX = 255           # bytes in one path component, on every common file sy
 
 def is_reserved(name: str) -> bool:
     """True for a path component drivestage keeps for its own state (any letter case)."""
+    if not name.startswith("."):
+        return False  # the casefold of no other character starts with "." (all were tried)
     folded = name.casefold()
     return folded == STATE_DIR or folded.startswith(STATE_DIR + "-") or \
         bool(_PARTIAL_RE.match(name))
@@ -46,10 +49,15 @@ def check_members(entries: list[Entry], archive: str) -> list[Entry]:
     final = list(by_path.values())
     links = {e.path for e in final if e.kind == "symlink"}
     leaves = {e.path: e for e in final if e.kind != "dir"}
+    folders = ancestors(by_path)
+    # A member below a link or a file: rare, so each member's folders are looked at one by
+    # one (for the first such member, in order) only when some folder is one of those.
+    under_leaf = not folders.isdisjoint(leaves)
     seen_files: set[str] = set()
+    names = _NameChecker(archive)
     for e in final:
-        check_names(e, archive)
-        parts = e.path.split("/")
+        names.check(e)
+        parts = e.path.split("/") if under_leaf else ()
         for i in range(1, len(parts)):
             prefix = "/".join(parts[:i])
             if prefix in links:
@@ -74,8 +82,30 @@ def check_members(entries: list[Entry], archive: str) -> list[Entry]:
 
 def check_names(e: Entry, archive: str) -> None:
     """The rules on one member's name (reserved names, length)."""
-    for part in e.path.split("/"):
-        reserved, size = _judge_part(part)
+    _check_parts(e, e.path.split("/"), archive)
+
+
+class _NameChecker:
+    """:func:`check_names` for a whole list: a folder's names are judged once, for the first
+    member below it (the members of a folder share them)."""
+
+    def __init__(self, archive: str):
+        self.archive = archive
+        self.folders_ok: set[str] = set()
+
+    def check(self, e: Entry) -> None:
+        """:func:`check_names` of ``e``: the same error for the same member."""
+        folder, _, name = e.path.rpartition("/")
+        if folder not in self.folders_ok:
+            _check_parts(e, folder.split("/") if folder else [], self.archive)
+            self.folders_ok.add(folder)
+        _check_parts(e, [name], self.archive, _judge_part.__wrapped__)  # names are unique
+
+
+def _check_parts(e: Entry, parts: list[str], archive: str,
+                 judge: Optional[Callable[[str], tuple[bool, int]]] = None) -> None:
+    for part in parts:
+        reserved, size = (judge or _judge_part)(part)
         if reserved:
             raise UnsafeArchiveError(
                 f"member {e.path!r} uses the name {part!r}, "
@@ -91,7 +121,7 @@ def check_names(e: Entry, archive: str) -> None:
 def _judge_part(part: str) -> tuple[bool, int]:
     # (reserved?, bytes): folder names repeat in every member below them, so most parts of a
     # 20,000-member list were judged already.
-    return is_reserved(part), len(os.fsencode(part))
+    return is_reserved(part), len(part) if part.isascii() else len(os.fsencode(part))
 
 
 def check_link_target(path: str, target: str) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import lzma
 import os
-import posixpath
 import stat
 import tarfile
 import zipfile
@@ -21,7 +20,7 @@ from typing import IO, Optional
 from drivestage.errors import ArchiveError
 from drivestage.extract.copying import CHUNK, NEW_FILE, Progress, copy_raw, create, \
     finish_member, write_all, zip_data_offset
-from drivestage.extract.members import Entry, open_tar_stream
+from drivestage.extract.members import Entry, ancestors, open_tar_stream
 from drivestage.extract.tempdir import TempDir
 from drivestage.interrupts import Flag
 from drivestage.pool import check, each
@@ -169,13 +168,7 @@ def make_dirs(root: TempDir, entries: list[Entry]) -> None:
 
 
 def _folders(entries: list[Entry]) -> set[str]:
-    dirs = {e.path for e in entries if e.kind == "dir"}
-    for e in entries:
-        parent = posixpath.dirname(e.path)
-        while parent and parent not in dirs:
-            dirs.add(parent)
-            parent = posixpath.dirname(parent)
-    return dirs
+    return {e.path for e in entries if e.kind == "dir"} | ancestors(e.path for e in entries)
 
 
 def write_files(kind: str, archive: str, root: TempDir, files: list[Entry], jobs: int,
