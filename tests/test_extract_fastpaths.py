@@ -225,3 +225,42 @@ def test_a_stamped_path_is_looked_at_only_when_it_is_a_member_path(rel):
     finally:
         os.lstat = os_lstat
     assert looked == ([os.path.join("/nonexistent-dest", *parts)] if plain_ok else [])
+
+
+@given(st.lists(st.binary(max_size=3000), max_size=5), st.integers(0, 2**32 - 1))
+def test_the_crc_of_members_is_zlibs(pieces, start):
+    # The extraction's CRC-32 (ISA-L's where installed) chained over pieces, as copy_raw
+    # feeds it, is exactly zlib's.
+    from zlib import crc32 as zlib_crc32
+
+    from drivestage.extract.copying import crc32
+    ours, theirs = start, start
+    for piece in pieces:
+        ours, theirs = crc32(piece, ours), zlib_crc32(piece, theirs)
+    assert ours == theirs
+
+
+def test_without_isal_the_extraction_checks_crcs_with_zlib(tmp_path):
+    import subprocess
+    import sys
+    import zipfile
+
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("d/x.txt", b"hello" * 1000)
+    data = bytearray(archive.read_bytes())
+    at = data.index(b"hello")
+    data[at] ^= 1  # one flipped bit in the member's bytes: its CRC-32 fails
+    archive.write_bytes(bytes(data))
+    code = (
+        "import sys, zlib; sys.modules['isal'] = None\n"  # as where it is not installed
+        "from drivestage.extract import copying, extract_archive\n"
+        "assert copying.crc32 is zlib.crc32\n"
+        "try:\n"
+        f"    extract_archive({str(archive)!r}, {str(tmp_path / 'out')!r})\n"
+        "except Exception as exc:\n"
+        "    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert f"member 'd/x.txt' of {archive} fails its CRC-32 check" in out
+    assert not (tmp_path / "out" / "d").exists()

@@ -15,6 +15,14 @@ from typing import Callable, NamedTuple, Optional, Protocol
 
 from drivestage.errors import ArchiveError
 
+try:
+    # Intel's ISA-L computes the same CRC-32 about ten times as fast as zlib (36 against 3.4
+    # GB/s on the development machine): a third of a core-second less per GiB extracted, on
+    # cores the download and its hash share. Optional: ``pip install drivestage[fast]``.
+    from isal.isal_zlib import crc32
+except ImportError:  # pragma: no cover - platforms without its wheels
+    from zlib import crc32
+
 #: zip's compression methods (zipfile's numbers: zipfile itself is not imported here).
 STORED, DEFLATED = 0, 8
 
@@ -122,7 +130,7 @@ def copy_raw(afd: int, fd: int, e: Member, start: int, comp_size: int, method: i
             raise ArchiveError(f"member {e.path!r} of {archive} inflates past its declared "
                                f"{e.size} bytes; the archive is corrupt (or a zip bomb)")
         if crc_expected is not None:
-            crc = zlib.crc32(data, crc)
+            crc = crc32(data, crc)
         write_all(fd, data)
         progress(len(data))
 
