@@ -264,3 +264,32 @@ def test_without_isal_the_extraction_checks_crcs_with_zlib(tmp_path):
                          check=True).stdout
     assert f"member 'd/x.txt' of {archive} fails its CRC-32 check" in out
     assert not (tmp_path / "out" / "d").exists()
+
+
+def plain_clean_name(raw: str) -> str:
+    """clean_name as the rules read, every name split and joined."""
+    if "\0" in raw:
+        raise Refused("nul", raw)
+    name = raw.replace("\\", "/")
+    if name.startswith("/") or (len(name) > 1 and name[0].isascii() and name[0].isalpha()
+                                and name[1] == ":"):
+        raise Refused("absolute", raw)
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise Refused("dotdot", raw)
+    return "/".join(parts)
+
+
+@settings(max_examples=2000)
+@given(st.text(alphabet="ab./\\:\0C", max_size=10))
+def test_member_names_are_cleaned_as_the_plain_rules_do(raw):
+    from drivestage.errors import UnsafeArchiveError
+    from drivestage.extract.members import clean_name
+    try:
+        expected = plain_clean_name(raw)
+    except Refused as exc:
+        with pytest.raises(UnsafeArchiveError, match={"nul": "NUL byte", "absolute": "absolute path",
+                                                      "dotdot": "contains '..'"}[exc.args[0]]):
+            clean_name(raw)
+        return
+    assert clean_name(raw) == expected

@@ -79,6 +79,10 @@ def clean_name(raw: str, what: str = "member") -> str:
     """Normalise a member name to ``a/b/c``; refuse anything that could leave DEST."""
     if "\0" in raw:
         raise UnsafeArchiveError(f"{what} {raw!r} has a NUL byte in its name; refusing the archive")
+    framed = f"/{raw}/"  # no part "", "." or "..", no "\\": already clean (nearly all names)
+    if "//" not in framed and "/./" not in framed and "/../" not in framed and \
+            "\\" not in raw and not _DRIVE_LETTER.match(raw):
+        return raw
     name = raw.replace("\\", "/")
     if name.startswith("/") or _DRIVE_LETTER.match(name):
         raise UnsafeArchiveError(
