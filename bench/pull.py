@@ -35,6 +35,7 @@ Quick check: ``python bench/pull.py --size-mib 128 --members 2000 --server plain
 from __future__ import annotations
 
 import argparse
+import compileall
 import hashlib
 import json
 import os
@@ -240,7 +241,14 @@ def machine() -> dict:
             "cpu": model, "cores": os.cpu_count(), "avx2": "avx2" in flags,
             "avx512": "avx512f" in flags, "amx_bf16": "amx_bf16" in flags,
             "sha_ni": "sha_ni" in flags, "load": os.getloadavg()[0],
-            "python": platform.python_version(), **versions}
+            "python": platform.python_version(), "crc32": _crc_module(), **versions}
+
+
+def _crc_module() -> str:
+    """Whose CRC-32 the extraction checks members with (``isal``: the [fast] extra)."""
+    from drivestage.extract.copying import crc32
+
+    return (getattr(crc32, "__module__", None) or "zlib").split(".")[0]
 
 
 # ---------------------------------------------------------------------- one round
@@ -420,6 +428,11 @@ def main() -> None:
         print(f"building {zpath} ...", file=sys.stderr)
         build_zip(zpath, size, args.members)
     names = ("emulator", "plain") if args.server == "both" else (args.server,)
+    # What a pip install has: drivestage byte-compiled. A working tree's modules changed
+    # since their last compile would be compiled again by every command (never saved where
+    # PYTHONDONTWRITEBYTECODE is set), which no user pays.
+    compileall.compile_dir(os.path.join(os.path.dirname(HERE), "drivestage"), quiet=1,
+                           workers=0)
     info = machine()
     work = tempfile.mkdtemp(prefix="run-", dir=args.workdir)
     need = 0 if args.streams_only else len(names) * args.repeat * 4 * size + 4 * size

@@ -197,6 +197,9 @@ def report(info: dict, data: dict, out: TextIO) -> dict:
                   f"{info['checksum_wanted']}; this machine hashes md5 at "
                   f"{info['md5_mbs']:.0f} MB/s, sha256 at {info['sha256_mbs']:.0f} MB/s); "
                   "the recipe verifies with md5sum\n")
+    if "crc32" in info:
+        out.write(f"drivestage checks zip members' CRC-32 with {info['crc32']}'s"
+                  + (" (the [fast] extra)" if info["crc32"] == "isal" else "") + "\n")
     end = info.get("create_us_end")
     out.write(f"creating an empty file in the workdir costs {info['create_us']:.0f} us of kernel "
               "time at the start" + (f", {end:.0f} us at the end" if end is not None else "")
