@@ -2,7 +2,8 @@
 
 One stream first; then twice as many (four times when doubling nearly doubled the rate,
 each stream held to its own rate, as Drive holds connections) while the throughput grows
-by half or more, stays below what the hash can take, and the cores are not the limit. The
+by half or more, stays below what the hash can take, and the cores are not the limit (they
+are busy, and one stream has brought more than a Drive connection gives, ``_LINK_MAX``). The
 streams just added are stopped again when the throughput did not grow, measured twice: where
 the cores, not the link, set the rate (a 2-core machine fed over loopback), a second stream
 only takes CPU from the hash and an extraction.
@@ -36,10 +37,15 @@ _GROWTH = 1.5
 _LINEAR = 1.7
 #: Streams just added are stopped again when the throughput grew less than this.
 _KEEP = 1.15
-#: No more streams when one already brings more than this (bytes/s; Drive gives a connection
-#: about 100 MB/s at best) while the machine's cores are busier than ``_BUSY``: the cores,
-#: not the link, set the rate there.
+#: A stream faster than this (bytes/s) is no link's (Drive gives a connection about 100 MB/s
+#: at best): while the caller still works, no stream is added on a rate that reaches it.
 _FAST_STREAM = 200e6
+#: No more streams while the machine's cores are busier than ``_BUSY`` once one stream has
+#: brought more than ``_LINK_MAX`` (bytes/s) in any window: no Drive connection gives that,
+#: so the cores, not the link, set the rate, even when the stream is slower now (a 2-core
+#: machine next to its server: once the extraction takes the cores, one stream brings 150
+#: MB/s instead of 400, and more streams only took CPU from the hash and the extraction).
+_LINK_MAX = 120e6
 _BUSY = 0.8
 #: No more streams once the bytes arrive this close to the rate the hash can take them.
 _HASH_SHARE = 0.7
@@ -87,8 +93,13 @@ def measure(run: Counted, min_split: int = MIN_SPLIT) -> None:
     rate_before = 0.0
     added = 0  # streams the last step added
     doubted = False  # they measured no faster once: measure again
+    best_each = 0.0  # the most one stream brought in a window: what a stream can do here
     # From when every stream had bytes: (time, bytes streamed, CPU sample).
     window: Optional[tuple[float, int, Optional[tuple[int, int]]]] = None
+    with run.lock:
+        first = run.first_rate
+    log.debug("%s: the range fetched before came at %s", run.where,
+              "?" if first is None else f"{first / 1e6:.0f} MB/s")
     while True:
         more, stop = 0, False
         with run.lock:
@@ -105,8 +116,8 @@ def measure(run: Counted, min_split: int = MIN_SPLIT) -> None:
                 continue
             rate = (run.streamed - window[1]) / (now - window[0])
             busy = cpuload.busy(window[2], cpuload.sample())
-            cpu_bound = busy is not None and busy >= _BUSY and \
-                rate >= _FAST_STREAM * run.streams
+            best_each = max(best_each, rate / run.streams)
+            cpu_bound = busy is not None and busy >= _BUSY and best_each >= _LINK_MAX
             log.debug("%s: %d streams: %.0f MB/s, cores %s busy", run.where, run.streams,
                       rate / 1e6, "?" if busy is None else f"{busy:.0%}")
             scale = 3 if rate_before and rate >= rate_before * _LINEAR else 1

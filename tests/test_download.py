@@ -278,7 +278,7 @@ def test_a_fast_stream_on_busy_cores_gets_no_second_one(emulator, store, out, sm
     ranged requests."""
     # "Faster than Drive gives a connection", scaled down to what a loaded test machine
     # surely does over loopback.
-    monkeypatch.setattr(stream_count, "_FAST_STREAM", 5e6)
+    monkeypatch.setattr(stream_count, "_LINK_MAX", 5e6)
     monkeypatch.setattr(stream_count, "_WINDOW", 0.2)
     data = os.urandom(48 << 20)
     fid = emulator.add_file("f.bin", data)

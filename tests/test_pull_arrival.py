@@ -304,6 +304,25 @@ def test_a_stream_slowed_by_the_caller_gets_no_second_one():
             assert measuring.is_alive() and link.streams == 1
 
 
+def test_a_stream_once_faster_than_a_link_gets_no_second_one_on_busy_cores(monkeypatch):
+    """A 2-core machine next to its server: while the caller reads the member list one
+    stream brings 150 MB/s, more than any Drive connection gives; once the extraction takes
+    the cores (all busy) it brings 140. That is the cores' rate, not a link's: no stream is
+    added (the measuring added one, then seven more, each taking CPU from the hash and the
+    extraction, because 140 MB/s is below what it called fast)."""
+    monkeypatch.setattr(stream_count.cpuload, "busy", lambda before, after: 0.95)
+    link = _Link(each=150e6, busy=150e6)
+    link.first_rate = None  # the zip's tail was too short to time
+    with _measuring(link) as measuring:
+        with link.lock:
+            while link.streamed < 60e6:  # some windows at 150 MB/s while the caller works
+                link.lock.wait(1)
+            link.each, link.settled = 140e6, True  # the extraction runs; the caller waits
+        measuring.join(30)
+        assert not measuring.is_alive()  # it concluded, by itself
+    assert (link.streams, link.retiring) == (1, 0)
+
+
 def test_the_measuring_concludes_nothing_while_the_caller_is_busy():
     """While the caller reads a member list (its cores busy), two streams bring barely more
     than one. The measuring concludes nothing (it concluded 2 streams for good, and a pull
