@@ -122,6 +122,11 @@ class MalformedAnswerError(RemoteError):
     type)."""
 
 
+class ForeignSessionError(MalformedAnswerError):
+    """The server answered a new upload session's address on another server (origin): the
+    file's bytes and the credentials would go there, so nothing is sent."""
+
+
 class ChecksumMismatchError(DriveStageError, OSError):
     """Bytes on disk do not match Drive's md5Checksum or size."""
 

@@ -497,3 +497,47 @@ def test_damaged_entries_of_the_sessions_file_cost_only_themselves(emulator, sto
     assert entry.md5 == hashlib.md5(data).hexdigest()
     assert emulator.find("Models/logs/big.pt")["md5Checksum"] == hashlib.md5(data).hexdigest()
     assert json.loads((env / "state" / "upload-sessions.json").read_text()) == {}
+
+
+# ------------------------------------------- a new session's address on another server is refused
+
+from drivestage.errors import ForeignSessionError
+
+
+@pytest.mark.parametrize("size", [6 * CHUNK + 7, 10], ids=["several-chunks", "one-chunk"])
+def test_a_new_session_answered_on_another_server_gets_no_byte(emulator_factory, env, tmp_path,
+                                                               size):
+    # The server in use answers the session-creating POST with a session address on
+    # another server (a lying server, or a proxy that rewrites answers). Following it would
+    # send that server the file's bytes and the bearer token: the upload is refused with
+    # one line naming both origins, and nothing is sent there or saved for a resume.
+    from drivestage.drive import connect
+
+    current = emulator_factory()
+    elsewhere = emulator_factory()
+    store = connect(api_root=current.url, token="t")
+    folder = store.make_folders("Models/logs")
+    path, _ = _file(tmp_path, "big.pt", size)
+    current.faults.relocate_sessions(elsewhere.url, times=None)
+    with pytest.raises(ForeignSessionError) as info:
+        store.upload(path, folder, "big.pt", chunk_size=CHUNK)
+    here, there = current.url.rstrip("/"), elsewhere.url.rstrip("/")
+    assert str(info.value) == (
+        f"starting upload of {path} -> big.pt: the server at {here} answered with a session "
+        f"address on {there}, another server; nothing was sent there. Drive never does "
+        "that: check --api-root / DRIVESTAGE_API_ROOT and any proxy between you and Drive")
+    assert elsewhere.requests == []
+    assert _chunk_puts(current) == [] and _named(current, "big.pt") == []
+    assert UploadSessions()._file.read() == {}
+
+
+
+def test_a_new_session_address_that_is_no_address_is_refused(emulator, store, env, tmp_path):
+    # Not an address at all (urlsplit raises on it): on no origin, and shown as it came.
+    folder = store.make_folders("Models/logs")
+    path, _ = _file(tmp_path, "big.pt", 3 * CHUNK + 7)
+    emulator.faults.relocate_sessions("http://[drive")
+    with pytest.raises(ForeignSessionError, match=r"address on 'http://\[drive/upload/drive/v2/"
+                                                  r"files\?uploadType=resumable&upload_id="):
+        store.upload(path, folder, "big.pt", chunk_size=CHUNK)
+    assert _chunk_puts(emulator) == [] and _named(emulator, "big.pt") == []

@@ -34,6 +34,7 @@ from drivestage.errors import (
     ChecksumMismatchError,
     DailyUploadCapError,
     DriveStageError,
+    ForeignSessionError,
     QuotaExceededError,
     RemoteError,
     SourceChangedError,
@@ -174,6 +175,19 @@ def _origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # no user:password
 
 
+def _shown_origin(url: str) -> str:
+    """Where ``url`` points, for a message: its origin, or the start of it, quoted, when it
+    has none (not an http(s) address, or malformed)."""
+    try:
+        parts = urlsplit(url)
+        parts.port
+    except ValueError:
+        return repr(url[:80])
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return repr(url[:80])
+    return _origin_of(url)
+
+
 def _json_body(content: Any) -> dict[str, Any]:
     if isinstance(content, (bytes, bytearray)):
         content = content.decode("utf-8", "replace")
@@ -300,6 +314,15 @@ class _Session:
         """Open a resumable session for ``request``; persist it when the file spans chunks."""
         uri = self._retry_call(f"starting upload of {self.where}",
                                lambda: self._start_session(request))
+        if not same_origin(uri, request.uri):
+            # Followed, it would get the file's bytes and the bearer token. Drive answers on
+            # the upload URL's own origin (https://www.googleapis.com), built from the API
+            # root in use, as a saved session's address is checked against in _send.
+            raise ForeignSessionError(
+                f"starting upload of {self.where}: the server at {_origin_of(request.uri)} "
+                f"answered with a session address on {_shown_origin(uri)}, another server; "
+                "nothing was sent there. Drive never does that: check --api-root / "
+                "DRIVESTAGE_API_ROOT and any proxy between you and Drive")
         request.resumable_uri = uri
         request.resumable_progress = 0
         if self.size <= self.chunk:
