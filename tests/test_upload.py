@@ -541,3 +541,54 @@ def test_a_new_session_address_that_is_no_address_is_refused(emulator, store, en
                                                   r"files\?uploadType=resumable&upload_id="):
         store.upload(path, folder, "big.pt", chunk_size=CHUNK)
     assert _chunk_puts(emulator) == [] and _named(emulator, "big.pt") == []
+
+
+# ------------------------------------------- a Ctrl-C inside an upload leaves its file closed
+
+from drivestage import pool as _pool
+from drivestage.drive import media as _media, upload as _upload
+
+
+def _held(path) -> list[str]:
+    """This process's descriptors open on ``path``."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == str(path):
+                out.append(fd)
+        except OSError:  # the listing's own descriptor, closed since
+            pass
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+@pytest.mark.parametrize("where", [
+    (_upload._Session, "send"),            # as the upload starts (its file opened before)
+    (_media.HashingMedia, "close"),        # as the upload's end closes the file
+    (_pool.Serial, "close"),               # as that waits for the hash thread to end
+    (_pool.Serial, "drain"),
+], ids=lambda w: f"{w[0].__name__}.{w[1]}")
+def test_a_ctrl_c_inside_an_upload_leaves_its_file_closed(emulator, store, tmp_path, where):
+    # A Ctrl-C lands at the start of a function of the upload (what a signal does between
+    # two bytecodes). The failure's traceback is kept, as a push keeps the failures of its
+    # uploads and IPython keeps the last one (sys.last_traceback): the local file must be
+    # closed all the same, not when the collector gets to it. It stayed open when the
+    # Ctrl-C landed as the upload started or as its close() began.
+    folder = store.make_folders("x")
+    path, _ = _file(tmp_path, "big.pt", 2 * 1024 * 1024 + 5)  # hashed by a thread beside
+    target = getattr(*where).__code__
+
+    def ctrl_c(frame, event, arg):
+        if event == "call" and frame.f_code is target:
+            sys.settrace(None)
+            raise KeyboardInterrupt
+        return None
+
+    sys.settrace(ctrl_c)
+    try:
+        with pytest.raises(KeyboardInterrupt) as kept:
+            store.upload(path, folder, "big.pt", chunk_size=4 * CHUNK)
+    finally:
+        sys.settrace(None)
+    assert kept.traceback  # still held
+    assert _held(path) == []

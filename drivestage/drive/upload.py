@@ -201,6 +201,8 @@ def _json_body(content: Any) -> dict[str, Any]:
 class _Session:
     """One pass of a file through a (new or resumed) resumable session."""
 
+    media: HashingMedia  # the file as it is sent, while :meth:`send` runs
+
     def __init__(self, transport: Transport, store: RemoteStore, local_path: str,
                  st: os.stat_result, folder: RemoteEntry, name: str,
                  replace: Optional[RemoteEntry], chunk: int, sessions: UploadSessions):
@@ -210,16 +212,21 @@ class _Session:
         self.key = sessions.key(local_path, folder, name, replace)
         self.where = f"{local_path} -> {name}"
         self.write = answers.Write(self.size, self.where, store.quota)
-        mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        self.media = HashingMedia(local_path, self.size, mimetype, chunk)
+        self.mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
         self.folder, self.name, self.replace = folder, name, replace
 
     def send(self, progress: Optional[ProgressFn]) -> tuple[RemoteEntry, str, bool]:
         """Send the file; returns (entry, local md5, whether the file changed while sent)."""
-        try:
-            return self._send(progress)
-        finally:
-            self.media.close()
+        # Opened by ``with``, whose exit closes it on every way out: a Ctrl-C can land at
+        # the start of any function, so a close() (or a finally that calls anything before
+        # it) could be skipped, and the file stayed open as long as the failure's traceback
+        # was kept (a push keeps its uploads' failures; IPython, the last one).
+        with open(self.local_path, "rb") as fh:
+            self.media = HashingMedia(fh, self.size, self.mimetype, self.chunk)
+            try:
+                return self._send(progress)
+            finally:
+                self.media.close()
 
     def _request(self) -> Any:
         files = self.transport.files()
