@@ -65,9 +65,50 @@ def test_sessions_persist_and_merge_between_writers(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
+_HOLDER = """
+import sys
+from drivestage.state import UploadSessions
+with UploadSessions(sys.argv[1]).claimed("k", lambda r: True) as name:
+    print(name, flush=True)
+    sys.stdin.read()  # held until the test kills it
+"""
+
+
+def test_session_records_are_held_by_one_upload_at_a_time_until_it_ends(tmp_path):
+    # What keeps two uploads of one file to one place apart: each holds its own record while
+    # it runs, other threads and processes get a sibling, and a killed holder's record is
+    # free again (the next upload resumes its session).
+    from drivestage.state import SESSION_SLOTS
+
+    path = tmp_path / "sessions.json"
+    UploadSessions(path).put("k#2", {"uri": "http://x/2", "size": 1})
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path)], text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == "k#2"   # the one whose session fits
+        sessions = UploadSessions(path)
+        with sessions.claimed("k", lambda r: True) as mine:
+            assert mine == "k"
+            with sessions.claimed("k", lambda r: True) as other:  # another thread's
+                assert other == "k#1"
+                with sessions.claimed("k", lambda r: True) as third:
+                    assert third == "k#3" and SESSION_SLOTS == 4
+                    with sessions.claimed("k", lambda r: True) as none:
+                        assert none is None                     # not saved
+        holder.kill()
+        holder.wait(10)
+        with sessions.claimed("k", lambda r: r.get("size") == 1) as after:
+            assert after == "k#2"
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(10)
+
+
 # --------------------------------------------------------------------------- the real stack
 
 import subprocess
+import threading
 import sys
 import textwrap
 import time
@@ -592,3 +633,76 @@ def test_a_ctrl_c_inside_an_upload_leaves_its_file_closed(emulator, store, tmp_p
         sys.settrace(None)
     assert kept.traceback  # still held
     assert _held(path) == []
+
+
+# ------------------------------------------- two uploads of one file to one place at once
+
+from urllib.parse import parse_qs, urlsplit
+
+_CUT_CHILD = textwrap.dedent("""
+    import sys
+    from drivestage.drive import connect
+    store = connect(api_root=sys.argv[1], token="test-token")
+    folder = store.make_folders("Models/logs")
+
+    def cut(n):
+        raise KeyboardInterrupt  # a Ctrl-C once its first chunk is in
+    try:
+        store.upload(sys.argv[2], folder, "big.pt", chunk_size=int(sys.argv[3]), progress=cut)
+    except KeyboardInterrupt:
+        print("cut")
+""")
+
+
+@pytest.mark.parametrize("other", ["thread", "process"])
+def test_two_uploads_of_one_file_at_once_keep_their_own_sessions(emulator, store, env,
+                                                                 tmp_path, other):
+    # Upload A of big.pt is under way (its session saved, a chunk in) when upload B of the
+    # same file to the same place starts, in another thread or process, and is cut after a
+    # chunk (a Ctrl-C). B must not send into A's session (it resumed it: both sent the same
+    # chunks into one session), and B's session must survive A's end, so that B's rerun
+    # resumes it (A's end dropped the one record they shared, and B's rerun sent the whole
+    # file again in a new session).
+    path, data = _file(tmp_path, "big.pt", 4 * CHUNK + 5)
+    folder = store.make_folders("Models/logs")
+    a_session = []
+
+    def run_b() -> None:
+        if other == "process":
+            child = subprocess.run([sys.executable, "-c", _CUT_CHILD, emulator.url, path,
+                                    str(CHUNK)], capture_output=True, text=True, timeout=60)
+            assert child.stdout.strip() == "cut", child.stderr
+            return
+
+        def cut(n):
+            raise KeyboardInterrupt
+        errors = []
+
+        def b() -> None:
+            try:
+                store.upload(path, folder, "big.pt", chunk_size=CHUNK, progress=cut)
+            except BaseException as exc:
+                errors.append(exc)
+        t = threading.Thread(target=b)
+        t.start()
+        t.join(60)
+        assert [type(e) for e in errors] == [KeyboardInterrupt]
+
+    def b_while_a_uploads(n: int) -> None:  # A's progress: the adversary's moment
+        if not a_session:
+            (record,) = UploadSessions()._file.read().values()
+            a_session.append(parse_qs(urlsplit(record["uri"]).query)["upload_id"][0])
+            run_b()
+
+    a = store.upload(path, folder, "big.pt", chunk_size=CHUNK, progress=b_while_a_uploads)
+    assert emulator.read_bytes(a.id) == data
+    into_a = [r for r in _chunk_puts(emulator) if r.query.get("upload_id") == a_session[0]]
+    assert sum(r.bytes_in for r in into_a) == len(data), "another upload sent into A's session"
+
+    emulator.clear_requests()
+    b = store.upload(path, folder, "big.pt", chunk_size=CHUNK)      # B's rerun
+    assert emulator.read_bytes(b.id) == data and b.id != a.id
+    assert not [r for r in _uploads(emulator) if r.method == "POST"], "B's session was lost"
+    assert sum(r.bytes_in for r in _chunk_puts(emulator)) == len(data) - CHUNK
+    assert sorted(f["id"] for f in _named(emulator, "big.pt")) == sorted([a.id, b.id])
+    assert json.loads((env / "state" / "upload-sessions.json").read_text()) == {}

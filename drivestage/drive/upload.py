@@ -202,6 +202,7 @@ class _Session:
     """One pass of a file through a (new or resumed) resumable session."""
 
     media: HashingMedia  # the file as it is sent, while :meth:`send` runs
+    slot: Optional[str]  # the name of its session record, while :meth:`send` runs
 
     def __init__(self, transport: Transport, store: RemoteStore, local_path: str,
                  st: os.stat_result, folder: RemoteEntry, name: str,
@@ -221,12 +222,26 @@ class _Session:
         # the start of any function, so a close() (or a finally that calls anything before
         # it) could be skipped, and the file stayed open as long as the failure's traceback
         # was kept (a push keeps its uploads' failures; IPython, the last one).
-        with open(self.local_path, "rb") as fh:
+        # The session record is this upload's alone while it runs (another upload of the
+        # same file to the same place, in a thread or a process, gets another): neither
+        # sends into the other's session, nor drops the other's record as it ends.
+        with self.sessions.claimed(self.key, self._fits) as slot, \
+                open(self.local_path, "rb") as fh:
+            self.slot = slot
             self.media = HashingMedia(fh, self.size, self.mimetype, self.chunk)
             try:
                 return self._send(progress)
             finally:
                 self.media.close()
+
+    def _fits(self, saved: dict[str, Any]) -> bool:
+        """Whether ``saved`` is a session of this very file (its size and mtime)."""
+        return saved.get("size") == self.size and saved.get("mtime_ns") == self.st.st_mtime_ns
+
+    def _forget(self) -> None:
+        """Drop this upload's session record (it has none when others held them all)."""
+        if self.slot is not None:
+            self.sessions.drop(self.slot)
 
     def _request(self) -> Any:
         files = self.transport.files()
@@ -243,17 +258,16 @@ class _Session:
         request = self._request()
         result: Optional[dict[str, Any]] = None
         persisted = False
-        saved = self.sessions.get(self.key)
+        saved = self.sessions.get(self.slot) if self.slot is not None else None
         if saved and not same_origin(str(saved.get("uri")), request.uri):
             # Saved while the push talked to another server (or a moved one): resuming it
             # would send the file's bytes there. The upload URL is built from the API root
             # in use (Drive's sessions are on its origin, https://www.googleapis.com).
             log.info("the saved upload session for %s is not on %s; starting a new one",
                      self.local_path, _origin_of(request.uri))
-            self.sessions.drop(self.key)
+            self._forget()
             saved = None
-        if saved and saved.get("size") == self.size and \
-                saved.get("mtime_ns") == self.st.st_mtime_ns:
+        if saved and self._fits(saved):
             try:
                 offset, result = self._retry_call(
                     f"resuming {self.where}", lambda: self._query_status(saved["uri"]))
@@ -265,9 +279,9 @@ class _Session:
                          self.size)
             except _SessionGone:
                 log.info("upload session for %s expired; starting a new one", self.local_path)
-                self.sessions.drop(self.key)
+                self._forget()
         elif saved:
-            self.sessions.drop(self.key)  # the file changed since: that session holds other bytes
+            self._forget()  # the file changed since: that session holds other bytes
         restarted = False
         # ``high``: the most the server ever said it kept. Only a step past it by a chunk unit
         # (or the end) is progress: a server that keeps nothing, creeps, or falls back and
@@ -281,7 +295,7 @@ class _Session:
                 result = self._send_chunk(request)
             except _SessionGone:
                 # Sessions expire (about a week on Drive); start over once.
-                self.sessions.drop(self.key)
+                self._forget()
                 if restarted:
                     raise RemoteError(f"the upload session for {self.where} vanished twice; "
                                       "run the push again") from None
@@ -303,7 +317,7 @@ class _Session:
                     f"answers 'resume incomplete' at byte {request.resumable_progress} of "
                     f"{self.size}); stopped. Try the push again later (it resumes)")
         if persisted:
-            self.sessions.drop(self.key)
+            self._forget()
         return (entry_from_resource(result), self.media.hexdigest(),
                 self.media.changed_since(self.st))
 
@@ -311,7 +325,7 @@ class _Session:
         """A server that says it kept more than the file holds is broken (no chunk would ever
         complete the upload): stop, and forget the session."""
         if kept > self.size:
-            self.sessions.drop(self.key)
+            self._forget()
             raise RemoteError(
                 f"uploading {self.where}: the server says it kept {kept} bytes of a "
                 f"{self.size}-byte file, past the end; stopped. Drive never answers that: "
@@ -332,12 +346,13 @@ class _Session:
                 "DRIVESTAGE_API_ROOT and any proxy between you and Drive")
         request.resumable_uri = uri
         request.resumable_progress = 0
-        if self.size <= self.chunk:
+        if self.size <= self.chunk or self.slot is None:
             # Not worth a state write: nothing of a one-chunk file is committed before it
-            # completes, and a completed one is found by the next listing.
+            # completes, and a completed one is found by the next listing. (No slot: other
+            # uploads of this file to this place hold every record.)
             return False
         # Persisted before the first byte goes out.
-        self.sessions.put(self.key, {"uri": uri, "size": self.size,
+        self.sessions.put(self.slot, {"uri": uri, "size": self.size,
                                      "mtime_ns": self.st.st_mtime_ns, "chunk": self.chunk,
                                      "created": time.time()})
         return True
