@@ -123,8 +123,9 @@ class MalformedAnswerError(RemoteError):
 
 
 class ForeignSessionError(MalformedAnswerError):
-    """The server answered a new upload session's address on another server (origin): the
-    file's bytes and the credentials would go there, so nothing is sent."""
+    """The server answered an upload session's address on another server (origin), as the
+    new session's or as where it moved: the file's bytes and the credentials would go there,
+    so nothing is sent there."""
 
 
 class ChecksumMismatchError(DriveStageError, OSError):

@@ -706,3 +706,29 @@ def test_two_uploads_of_one_file_at_once_keep_their_own_sessions(emulator, store
     assert sum(r.bytes_in for r in _chunk_puts(emulator)) == len(data) - CHUNK
     assert sorted(f["id"] for f in _named(emulator, "big.pt")) == sorted([a.id, b.id])
     assert json.loads((env / "state" / "upload-sessions.json").read_text()) == {}
+
+
+def test_a_session_moved_to_another_server_mid_upload_gets_no_more_bytes(emulator_factory,
+                                                                         env, tmp_path):
+    # googleapiclient follows a Location in a chunk's "308 Resume Incomplete" answer: a lying
+    # server (or a rewriting proxy) could move the session, and the rest of the file and the
+    # token with it, to another server that way. Drive never answers one: the upload stops.
+    from drivestage.drive import connect
+
+    current = emulator_factory()
+    elsewhere = emulator_factory()
+    store = connect(api_root=current.url, token="t")
+    folder = store.make_folders("Models/logs")
+    path, _ = _file(tmp_path, "big.pt", 4 * CHUNK + 7)
+    moved = f"{elsewhere.url}upload/drive/v2/files?uploadType=resumable&upload_id=x"
+    current.faults.inject("PUT", r"upload_id=", status=308, body="",
+                          headers={"Location": moved, "Range": f"bytes=0-{CHUNK - 1}"})
+    with pytest.raises(ForeignSessionError) as info:
+        store.upload(path, folder, "big.pt", chunk_size=CHUNK)
+    here, there = current.url.rstrip("/"), elsewhere.url.rstrip("/")
+    assert str(info.value) == (
+        f"uploading {path} -> big.pt: the server at {here} moved the upload session to "
+        f"{there}, another server; nothing more was sent. Drive never does that: check "
+        "--api-root / DRIVESTAGE_API_ROOT and any proxy between you and Drive")
+    assert elsewhere.requests == []
+    assert _named(current, "big.pt") == []

@@ -409,6 +409,7 @@ class _Session:
         _SessionGone when the server no longer knows the session."""
         resync = False
         gone = False
+        moved: Optional[str] = None
         for attempt in self.transport.retrying(f"uploading {self.where}", uploading=True,
                                                write=self.write):
             with attempt:
@@ -421,7 +422,13 @@ class _Session:
                             return done
                     request._in_error_state = False  # we resync ourselves
                     _, body = request.next_chunk(http=self.transport.http())
-                    return body if body is None else dict(body)
+                    # googleapiclient follows a Location in a "308 Resume Incomplete": the
+                    # rest of the file (and the token) would go wherever it says.
+                    if body is None and not same_origin(str(request.resumable_uri),
+                                                        request.uri):
+                        moved = str(request.resumable_uri)
+                    else:
+                        return body if body is None else dict(body)
                 except _SessionGone:
                     raise
                 except Exception as exc:
@@ -434,4 +441,10 @@ class _Session:
                     gone = True
             if gone:
                 raise _SessionGone(f"the upload session of {self.where} is gone")
+            if moved is not None:
+                raise ForeignSessionError(
+                    f"uploading {self.where}: the server at {_origin_of(request.uri)} moved "
+                    f"the upload session to {_shown_origin(moved)}, another server; nothing "
+                    "more was sent. Drive never does that: check --api-root / "
+                    "DRIVESTAGE_API_ROOT and any proxy between you and Drive")
         raise AssertionError("unreachable")  # pragma: no cover
