@@ -178,7 +178,8 @@ class UploadSessions:
             yield name
         finally:
             if name is not None:
-                self._claims.release(name)
+                with deferred():  # released whole, or a byte lock outlives its name
+                    self._claims.release(name)
 
     def get(self, key: str) -> Optional[dict[str, Any]]:
         """The saved session for ``key`` (uri, size, mtime_ns, chunk, created), or None."""
@@ -215,8 +216,8 @@ class _Claims:
     """Names held by live uploads, each by one at a time: a lock on one byte of a file (its
     place a hash of the name), which the system releases when the process ends, a kill's
     end too; and, as a process's own byte locks never exclude each other, the names this
-    process's threads hold. One descriptor per file and process: closing any descriptor
-    of the file would release every byte lock of the process on it."""
+    process's threads hold. One descriptor per file and process, open while it holds a
+    name: closing any descriptor of the file releases every byte lock of the process on it."""
 
     _guard = threading.Lock()
     _open: dict[str, tuple[int, set[str]]] = {}  # claims file -> (descriptor, names held)
@@ -235,6 +236,7 @@ class _Claims:
                     fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _byte(name))
                 except OSError as exc:
                     if exc.errno in (errno.EACCES, errno.EAGAIN):
+                        self._close_if_idle(fd, held)
                         return False  # another process's upload holds it
                     # No byte locks here (a network file system without them): uploads of
                     # other processes are not told apart, as before claims existed.
@@ -254,6 +256,14 @@ class _Claims:
                     fcntl.lockf(fd, fcntl.LOCK_UN, 1, _byte(name))
                 except OSError:
                     pass
+            self._close_if_idle(fd, held)
+
+    def _close_if_idle(self, fd: int, held: set[str]) -> None:
+        """Close the descriptor once this process holds no name: no lock left to lose."""
+        if not held:
+            del self._open[self.path]
+            if fd >= 0:
+                os.close(fd)
 
     def _file(self) -> tuple[int, set[str]]:
         """This process's descriptor of the claims file (-1: none, claims hold only in this
