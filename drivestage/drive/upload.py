@@ -5,7 +5,11 @@ JSON file under the state dir *before the first byte is sent*, so a process
 killed mid-upload resumes the same session on the next run: it asks the server
 how much it kept (``PUT`` with ``Content-Range: bytes */N``) and continues from
 there. Nothing is sent twice beyond the last committed chunk, and no duplicate
-file appears on Drive (a session creates its file only when it completes).
+file appears on Drive (a session creates its file only when it completes). An upload
+holds its record while it runs (:meth:`UploadSessions.claimed`): another upload of the
+same file to the same place at once gets a record, and a session, of its own. A session
+address on another origin than the upload URL's (saved, answered, or moved to by a chunk's
+answer) is never sent a byte.
 
 The bytes go through googleapiclient (``files().insert/update`` with a
 resumable ``MediaUpload``); we drive ``next_chunk()`` ourselves, one chunk at a
