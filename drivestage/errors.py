@@ -122,6 +122,12 @@ class MalformedAnswerError(RemoteError):
     type)."""
 
 
+class ForeignSessionError(MalformedAnswerError):
+    """The server answered an upload session's address on another server (origin), as the
+    new session's or as where it moved: the file's bytes and the credentials would go there,
+    so nothing is sent there."""
+
+
 class ChecksumMismatchError(DriveStageError, OSError):
     """Bytes on disk do not match Drive's md5Checksum or size."""
 

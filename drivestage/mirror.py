@@ -161,6 +161,8 @@ class Mirror:
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while self._done_gen < gen:
+                if self._abandoned.is_set() and self._started_gen < gen:
+                    raise self._abandoned_error()  # no run starts any more
                 if self._thread is None or not self._thread.is_alive():
                     raise MirrorError("the mirror thread is not running")
                 left = None if deadline is None else deadline - time.monotonic()
@@ -170,8 +172,16 @@ class Mirror:
                 self._cond.wait(left)
             if self._last_error is not None:
                 err = self._last_error
+                if isinstance(err, KeyboardInterrupt) and self._abandoned.is_set():
+                    # abandon() cut it (pool.check): a KeyboardInterrupt says nothing
+                    raise self._abandoned_error() from err
                 raise MirrorError(f"mirror of {self.src} to {self.label} failed: {err}") from err
             return self._last_result
+
+    def _abandoned_error(self) -> MirrorError:
+        return MirrorError(f"mirror of {self.src} to {self.label} was abandoned (abandon()) "
+                           "before this flush's push was done; a cut upload resumes on the "
+                           "next push")
 
     def _loop(self) -> None:
         next_due = None if self.every is None else time.monotonic() + self.every
@@ -184,6 +194,7 @@ class Mirror:
                     self._cond.wait(wait)
                 if self._stopping and (self._requested <= self._done_gen
                                        or self._abandoned.is_set()):
+                    self._cond.notify_all()  # a flush waiting for a run that never comes
                     return
                 gen = self._requested
                 self._started_gen = gen

@@ -6,25 +6,37 @@ other. A damaged state file costs only re-hashing or a fresh upload session.
 """
 from __future__ import annotations
 
+import errno
+import hashlib
 import json
 import logging
 import os
 import re
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from filelock import FileLock
 
 from drivestage.errors import LocalFileError, UsageError
+from drivestage.interrupts import deferred
 from drivestage.localfs import atomic_write, file_md5
 from drivestage.store import RemoteEntry
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Linux or macOS: this process's threads only
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
 #: Sessions older than this are dropped from the state file (Drive keeps them ~1 week).
 SESSION_MAX_AGE = 7 * 24 * 3600
+#: Uploads of one file to one place under way at once (threads, processes) that each get a
+#: session record of their own; one more is not saved (cut, it starts over).
+SESSION_SLOTS = 4
 
 
 def state_dir() -> Path:
@@ -129,10 +141,15 @@ class Md5Cache:
 
 
 class UploadSessions:
-    """Persisted resumable-session URIs, keyed by local file and destination."""
+    """Persisted resumable-session URIs, keyed by local file and destination.
+
+    An upload uses a record only while it holds it (:meth:`claimed`): two uploads of one
+    file to one place at once (two pushes, threads or processes) each get their own, so
+    neither sends into the other's session, and neither one's end forgets the other's."""
 
     def __init__(self, path: Optional[Path] = None):
         self._file = _JsonFile(Path(path) if path else state_dir() / "upload-sessions.json")
+        self._claims = _Claims(Path(str(self._file.path) + ".claims"))
 
     @staticmethod
     def key(local_path: str, folder: RemoteEntry, name: str,
@@ -140,6 +157,29 @@ class UploadSessions:
         """The session's key: the local file and where it goes."""
         return "|".join([os.path.abspath(local_path), folder.id, name,
                          replace.id if replace else ""])
+
+    @contextmanager
+    def claimed(self, key: str, fits: Callable[[dict[str, Any]], bool]
+                ) -> Iterator[Optional[str]]:
+        """The name of a record of ``key`` (``key`` itself or a sibling) that no other
+        upload uses while the block runs: one whose saved session ``fits`` (a dead upload's,
+        to resume), else a free one. None when live uploads hold all of them (then the
+        upload saves nothing). The claim ends with the block, or with the process."""
+        names = [key] + [f"{key}#{i}" for i in range(1, SESSION_SLOTS)]
+        saved = self._file.read()
+        names.sort(key=lambda n: not (isinstance(saved.get(n), dict) and fits(saved[n])))
+        name: Optional[str] = None
+        try:
+            with deferred():  # a Ctrl-C cannot fall between taking it and the finally
+                name = next((n for n in names if self._claims.take(n)), None)
+            if name is None:
+                log.info("%d other uploads of %s are under way; this one is not saved for "
+                         "a resume", SESSION_SLOTS, key.split("|", 1)[0])
+            yield name
+        finally:
+            if name is not None:
+                with deferred():  # released whole, or a byte lock outlives its name
+                    self._claims.release(name)
 
     def get(self, key: str) -> Optional[dict[str, Any]]:
         """The saved session for ``key`` (uri, size, mtime_ns, chunk, created), or None."""
@@ -170,3 +210,91 @@ def _fresh(record: Any, now: float) -> bool:
     if isinstance(created, bool) or not isinstance(created, (int, float)):
         return False
     return created >= now - SESSION_MAX_AGE
+
+
+class _Claims:
+    """Names held by live uploads, each by one at a time: a lock on one byte of a file (its
+    place a hash of the name), which the system releases when the process ends, a kill's
+    end too; and, as a process's own byte locks never exclude each other, the names this
+    process's threads hold. One descriptor per file and process, open while it holds a
+    name: closing any descriptor of the file releases every byte lock of the process on it."""
+
+    _guard = threading.Lock()
+    _open: dict[str, tuple[int, set[str]]] = {}  # claims file -> (descriptor, names held)
+
+    def __init__(self, path: Path):
+        self.path = os.path.realpath(path)  # one descriptor per file, however it is named
+
+    def take(self, name: str) -> bool:
+        """Hold ``name`` if no live upload does; whether it is now held."""
+        with self._guard:
+            fd, held = self._file()
+            if name in held:
+                return False
+            if fd >= 0:
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, _byte(name))
+                except OSError as exc:
+                    if exc.errno in (errno.EACCES, errno.EAGAIN):
+                        self._close_if_idle(fd, held)
+                        return False  # another process's upload holds it
+                    # No byte locks here (a network file system without them): uploads of
+                    # other processes are not told apart, as before claims existed.
+                    log.debug("cannot lock %s (%s); claims hold in this process only",
+                              self.path, exc)
+            held.add(name)
+            return True
+
+    def release(self, name: str) -> None:
+        with self._guard:
+            fd, held = self._file()
+            if name not in held:
+                return
+            held.discard(name)
+            if fd >= 0:
+                try:
+                    fcntl.lockf(fd, fcntl.LOCK_UN, 1, _byte(name))
+                except OSError:
+                    pass
+            self._close_if_idle(fd, held)
+
+    def _close_if_idle(self, fd: int, held: set[str]) -> None:
+        """Close the descriptor once this process holds no name: no lock left to lose."""
+        if not held:
+            del self._open[self.path]
+            if fd >= 0:
+                os.close(fd)
+
+    def _file(self) -> tuple[int, set[str]]:
+        """This process's descriptor of the claims file (-1: none, claims hold only in this
+        process), and the names held."""
+        found = self._open.get(self.path)
+        if found is None:
+            fd = -1
+            if fcntl is not None:
+                try:
+                    os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                except OSError as exc:
+                    log.debug("cannot open %s (%s); claims hold in this process only",
+                              self.path, exc)
+            found = self._open[self.path] = (fd, set())
+        return found
+
+    @classmethod
+    def forget(cls) -> None:
+        """In a forked child: it holds none of its parent's byte locks, nor its names."""
+        for fd, _ in cls._open.values():
+            if fd >= 0:
+                os.close(fd)
+        cls._open.clear()
+        cls._guard = threading.Lock()
+
+
+def _byte(name: str) -> int:
+    """The byte of the claims file whose lock holds ``name`` (56 bits of its hash)."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:7], "big")
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_Claims.forget)

@@ -120,3 +120,61 @@ def test_mirror_survives_drive_failures_and_catches_up(emulator, tmp_path, monke
     assert m.runs > runs and m.last_error is None
     assert emulator.find("logs/a.txt")["md5Checksum"] == "0cc175b9c0f1b6a831c399e269772661"
     m.stop(30)
+
+
+# ------------------------------------------- abandon() while a flush() waits in another thread
+
+CHUNK = 256 * 1024
+
+
+@pytest.mark.parametrize("flushed", ["the-run-under-way", "the-next-run"])
+def test_a_flush_waiting_when_the_mirror_is_abandoned_says_so(emulator, tmp_path, monkeypatch,
+                                                              flushed):
+    """A notebook's flush() waits in one thread; another abandons the mirror (a second
+    Ctrl-C) while the push uploads a checkpoint. The flush ends at once with a line that
+    says the mirror was abandoned: it said "failed: " with nothing after it when its push
+    was the one cut, and waited for good (or said "the thread is not running") when its
+    push was the one after it, which never starts."""
+    from drivestage.drive import connect
+    from drivestage.upload_tree import push
+
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "last.pt").write_bytes(b"w" * (4 * CHUNK + 1))
+    store = connect(api_root=emulator.url, token="test-token")
+    uploading, go_on = threading.Event(), threading.Event()
+
+    def stalls_mid_upload(n: int) -> None:  # the push's progress: the adversary's moment
+        uploading.set()
+        assert go_on.wait(10)
+
+    def push_fn(*args, **kwargs):
+        return push(*args, progress=stalls_mid_upload, **kwargs)
+
+    m = Mirror(str(src), "logs", None, store=store, chunk_size=CHUNK, push_fn=push_fn,
+               label="drive:logs")
+    if flushed == "the-next-run":
+        m.start().sync_now()          # a run under way; the flush waits for the one after
+        assert uploading.wait(10)
+    outcome: list = []
+
+    def flush() -> None:
+        try:
+            outcome.append(m.flush(30))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=flush)
+    waiter.start()
+    assert uploading.wait(10)
+    assert m.abandon(0) is False      # the upload is stalled: the thread is still there
+    go_on.set()
+    waiter.join(30)
+    assert not waiter.is_alive(), "flush() still waits after abandon()"
+    assert m.abandon(10) is True
+    assert len(outcome) == 1 and isinstance(outcome[0], MirrorError), outcome
+    assert str(outcome[0]) == (
+        f"mirror of {src} to drive:logs was abandoned (abandon()) before this flush's push "
+        "was done; a cut upload resumes on the next push")
+    assert emulator.find("logs/last.pt") is None

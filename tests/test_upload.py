@@ -65,9 +65,50 @@ def test_sessions_persist_and_merge_between_writers(tmp_path):
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
+_HOLDER = """
+import sys
+from drivestage.state import UploadSessions
+with UploadSessions(sys.argv[1]).claimed("k", lambda r: True) as name:
+    print(name, flush=True)
+    sys.stdin.read()  # held until the test kills it
+"""
+
+
+def test_session_records_are_held_by_one_upload_at_a_time_until_it_ends(tmp_path):
+    # What keeps two uploads of one file to one place apart: each holds its own record while
+    # it runs, other threads and processes get a sibling, and a killed holder's record is
+    # free again (the next upload resumes its session).
+    from drivestage.state import SESSION_SLOTS
+
+    path = tmp_path / "sessions.json"
+    UploadSessions(path).put("k#2", {"uri": "http://x/2", "size": 1})
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path)], text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == "k#2"   # the one whose session fits
+        sessions = UploadSessions(path)
+        with sessions.claimed("k", lambda r: True) as mine:
+            assert mine == "k"
+            with sessions.claimed("k", lambda r: True) as other:  # another thread's
+                assert other == "k#1"
+                with sessions.claimed("k", lambda r: True) as third:
+                    assert third == "k#3" and SESSION_SLOTS == 4
+                    with sessions.claimed("k", lambda r: True) as none:
+                        assert none is None                     # not saved
+        holder.kill()
+        holder.wait(10)
+        with sessions.claimed("k", lambda r: r.get("size") == 1) as after:
+            assert after == "k#2"
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(10)
+
+
 # --------------------------------------------------------------------------- the real stack
 
 import subprocess
+import threading
 import sys
 import textwrap
 import time
@@ -497,3 +538,197 @@ def test_damaged_entries_of_the_sessions_file_cost_only_themselves(emulator, sto
     assert entry.md5 == hashlib.md5(data).hexdigest()
     assert emulator.find("Models/logs/big.pt")["md5Checksum"] == hashlib.md5(data).hexdigest()
     assert json.loads((env / "state" / "upload-sessions.json").read_text()) == {}
+
+
+# ------------------------------------------- a new session's address on another server is refused
+
+from drivestage.errors import ForeignSessionError
+
+
+@pytest.mark.parametrize("size", [6 * CHUNK + 7, 10], ids=["several-chunks", "one-chunk"])
+def test_a_new_session_answered_on_another_server_gets_no_byte(emulator_factory, env, tmp_path,
+                                                               size):
+    # The server in use answers the session-creating POST with a session address on
+    # another server (a lying server, or a proxy that rewrites answers). Following it would
+    # send that server the file's bytes and the bearer token: the upload is refused with
+    # one line naming both origins, and nothing is sent there or saved for a resume.
+    from drivestage.drive import connect
+
+    current = emulator_factory()
+    elsewhere = emulator_factory()
+    store = connect(api_root=current.url, token="t")
+    folder = store.make_folders("Models/logs")
+    path, _ = _file(tmp_path, "big.pt", size)
+    current.faults.relocate_sessions(elsewhere.url, times=None)
+    with pytest.raises(ForeignSessionError) as info:
+        store.upload(path, folder, "big.pt", chunk_size=CHUNK)
+    here, there = current.url.rstrip("/"), elsewhere.url.rstrip("/")
+    assert str(info.value) == (
+        f"starting upload of {path} -> big.pt: the server at {here} answered with a session "
+        f"address on {there}, another server; nothing was sent there. Drive never does "
+        "that: check --api-root / DRIVESTAGE_API_ROOT and any proxy between you and Drive")
+    assert elsewhere.requests == []
+    assert _chunk_puts(current) == [] and _named(current, "big.pt") == []
+    assert UploadSessions()._file.read() == {}
+
+
+
+def test_a_new_session_address_that_is_no_address_is_refused(emulator, store, env, tmp_path):
+    # Not an address at all (urlsplit raises on it): on no origin, and shown as it came.
+    folder = store.make_folders("Models/logs")
+    path, _ = _file(tmp_path, "big.pt", 3 * CHUNK + 7)
+    emulator.faults.relocate_sessions("http://[drive")
+    with pytest.raises(ForeignSessionError, match=r"address on 'http://\[drive/upload/drive/v2/"
+                                                  r"files\?uploadType=resumable&upload_id="):
+        store.upload(path, folder, "big.pt", chunk_size=CHUNK)
+    assert _chunk_puts(emulator) == [] and _named(emulator, "big.pt") == []
+
+
+# ------------------------------------------- a Ctrl-C inside an upload leaves its file closed
+
+from drivestage import pool as _pool
+from drivestage.drive import media as _media, upload as _upload
+
+
+def _held(path) -> list[str]:
+    """This process's descriptors open on ``path``."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == str(path):
+                out.append(fd)
+        except OSError:  # the listing's own descriptor, closed since
+            pass
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+@pytest.mark.parametrize("where", [
+    (_upload._Session, "send"),            # as the upload starts (its file opened before)
+    (_media.HashingMedia, "close"),        # as the upload's end closes the file
+    (_pool.Serial, "close"),               # as that waits for the hash thread to end
+    (_pool.Serial, "drain"),
+], ids=lambda w: f"{w[0].__name__}.{w[1]}")
+def test_a_ctrl_c_inside_an_upload_leaves_its_file_closed(emulator, store, tmp_path, where):
+    # A Ctrl-C lands at the start of a function of the upload (what a signal does between
+    # two bytecodes). The failure's traceback is kept, as a push keeps the failures of its
+    # uploads and IPython keeps the last one (sys.last_traceback): the local file must be
+    # closed all the same, not when the collector gets to it. It stayed open when the
+    # Ctrl-C landed as the upload started or as its close() began.
+    folder = store.make_folders("x")
+    path, _ = _file(tmp_path, "big.pt", 2 * 1024 * 1024 + 5)  # hashed by a thread beside
+    target = getattr(*where).__code__
+
+    def ctrl_c(frame, event, arg):
+        if event == "call" and frame.f_code is target:
+            sys.settrace(None)
+            raise KeyboardInterrupt
+        return None
+
+    sys.settrace(ctrl_c)
+    try:
+        with pytest.raises(KeyboardInterrupt) as kept:
+            store.upload(path, folder, "big.pt", chunk_size=4 * CHUNK)
+    finally:
+        sys.settrace(None)
+    assert kept.traceback  # still held
+    assert _held(path) == []
+
+
+# ------------------------------------------- two uploads of one file to one place at once
+
+from urllib.parse import parse_qs, urlsplit
+
+_CUT_CHILD = textwrap.dedent("""
+    import sys
+    from drivestage.drive import connect
+    store = connect(api_root=sys.argv[1], token="test-token")
+    folder = store.make_folders("Models/logs")
+
+    def cut(n):
+        raise KeyboardInterrupt  # a Ctrl-C once its first chunk is in
+    try:
+        store.upload(sys.argv[2], folder, "big.pt", chunk_size=int(sys.argv[3]), progress=cut)
+    except KeyboardInterrupt:
+        print("cut")
+""")
+
+
+@pytest.mark.parametrize("other", ["thread", "process"])
+def test_two_uploads_of_one_file_at_once_keep_their_own_sessions(emulator, store, env,
+                                                                 tmp_path, other):
+    # Upload A of big.pt is under way (its session saved, a chunk in) when upload B of the
+    # same file to the same place starts, in another thread or process, and is cut after a
+    # chunk (a Ctrl-C). B must not send into A's session (it resumed it: both sent the same
+    # chunks into one session), and B's session must survive A's end, so that B's rerun
+    # resumes it (A's end dropped the one record they shared, and B's rerun sent the whole
+    # file again in a new session).
+    path, data = _file(tmp_path, "big.pt", 4 * CHUNK + 5)
+    folder = store.make_folders("Models/logs")
+    a_session = []
+
+    def run_b() -> None:
+        if other == "process":
+            child = subprocess.run([sys.executable, "-c", _CUT_CHILD, emulator.url, path,
+                                    str(CHUNK)], capture_output=True, text=True, timeout=60)
+            assert child.stdout.strip() == "cut", child.stderr
+            return
+
+        def cut(n):
+            raise KeyboardInterrupt
+        errors = []
+
+        def b() -> None:
+            try:
+                store.upload(path, folder, "big.pt", chunk_size=CHUNK, progress=cut)
+            except BaseException as exc:
+                errors.append(exc)
+        t = threading.Thread(target=b)
+        t.start()
+        t.join(60)
+        assert [type(e) for e in errors] == [KeyboardInterrupt]
+
+    def b_while_a_uploads(n: int) -> None:  # A's progress: the adversary's moment
+        if not a_session:
+            (record,) = UploadSessions()._file.read().values()
+            a_session.append(parse_qs(urlsplit(record["uri"]).query)["upload_id"][0])
+            run_b()
+
+    a = store.upload(path, folder, "big.pt", chunk_size=CHUNK, progress=b_while_a_uploads)
+    assert emulator.read_bytes(a.id) == data
+    into_a = [r for r in _chunk_puts(emulator) if r.query.get("upload_id") == a_session[0]]
+    assert sum(r.bytes_in for r in into_a) == len(data), "another upload sent into A's session"
+
+    emulator.clear_requests()
+    b = store.upload(path, folder, "big.pt", chunk_size=CHUNK)      # B's rerun
+    assert emulator.read_bytes(b.id) == data and b.id != a.id
+    assert not [r for r in _uploads(emulator) if r.method == "POST"], "B's session was lost"
+    assert sum(r.bytes_in for r in _chunk_puts(emulator)) == len(data) - CHUNK
+    assert sorted(f["id"] for f in _named(emulator, "big.pt")) == sorted([a.id, b.id])
+    assert json.loads((env / "state" / "upload-sessions.json").read_text()) == {}
+
+
+def test_a_session_moved_to_another_server_mid_upload_gets_no_more_bytes(emulator_factory,
+                                                                         env, tmp_path):
+    # googleapiclient follows a Location in a chunk's "308 Resume Incomplete" answer: a lying
+    # server (or a rewriting proxy) could move the session, and the rest of the file and the
+    # token with it, to another server that way. Drive never answers one: the upload stops.
+    from drivestage.drive import connect
+
+    current = emulator_factory()
+    elsewhere = emulator_factory()
+    store = connect(api_root=current.url, token="t")
+    folder = store.make_folders("Models/logs")
+    path, _ = _file(tmp_path, "big.pt", 4 * CHUNK + 7)
+    moved = f"{elsewhere.url}upload/drive/v2/files?uploadType=resumable&upload_id=x"
+    current.faults.inject("PUT", r"upload_id=", status=308, body="",
+                          headers={"Location": moved, "Range": f"bytes=0-{CHUNK - 1}"})
+    with pytest.raises(ForeignSessionError) as info:
+        store.upload(path, folder, "big.pt", chunk_size=CHUNK)
+    here, there = current.url.rstrip("/"), elsewhere.url.rstrip("/")
+    assert str(info.value) == (
+        f"uploading {path} -> big.pt: the server at {here} moved the upload session to "
+        f"{there}, another server; nothing more was sent. Drive never does that: check "
+        "--api-root / DRIVESTAGE_API_ROOT and any proxy between you and Drive")
+    assert elsewhere.requests == []
+    assert _named(current, "big.pt") == []

@@ -14,7 +14,7 @@ import os
 import re
 import time
 from functools import partial
-from typing import Any, Optional
+from typing import Any, BinaryIO, Optional
 
 from googleapiclient.http import MediaUpload
 
@@ -198,11 +198,14 @@ class HashingMedia(MediaUpload):  # type: ignore[misc]  # untyped base
     which a one-shot stream cannot. Bytes are hashed the first time their offset
     is read; a jump forward (resuming at the server's offset) hashes the skipped
     range from the file first, so the digest is of the whole file, front to back.
+
+    It reads ``fh``, which its caller opened and closes (with ``with``: see
+    :meth:`drivestage.drive.upload._Session.send`); :meth:`close` ends the hash thread.
     """
 
-    def __init__(self, path: str, size: int, mimetype: str, chunksize: int):
-        self._fh = open(path, "rb")
-        self.opened = os.fstat(self._fh.fileno())
+    def __init__(self, fh: BinaryIO, size: int, mimetype: str, chunksize: int):
+        self._fh = fh
+        self.opened = os.fstat(fh.fileno())
         self._size = size
         self._mimetype = mimetype
         self._chunksize = chunksize
@@ -284,11 +287,11 @@ class HashingMedia(MediaUpload):  # type: ignore[misc]  # untyped base
                 or stat_key(os.fstat(self._fh.fileno())) != stat_key(st))
 
     def close(self) -> None:
+        """End the hash thread (the file is its opener's to close)."""
         try:
             self._hasher.drain()
         finally:
             self._hasher.close()
-            self._fh.close()
 
 
 class _ShortRead(DriveStageError):

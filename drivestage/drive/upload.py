@@ -5,7 +5,11 @@ JSON file under the state dir *before the first byte is sent*, so a process
 killed mid-upload resumes the same session on the next run: it asks the server
 how much it kept (``PUT`` with ``Content-Range: bytes */N``) and continues from
 there. Nothing is sent twice beyond the last committed chunk, and no duplicate
-file appears on Drive (a session creates its file only when it completes).
+file appears on Drive (a session creates its file only when it completes). An upload
+holds its record while it runs (:meth:`UploadSessions.claimed`): another upload of the
+same file to the same place at once gets a record, and a session, of its own. A session
+address on another origin than the upload URL's (saved, answered, or moved to by a chunk's
+answer) is never sent a byte.
 
 The bytes go through googleapiclient (``files().insert/update`` with a
 resumable ``MediaUpload``); we drive ``next_chunk()`` ourselves, one chunk at a
@@ -34,6 +38,7 @@ from drivestage.errors import (
     ChecksumMismatchError,
     DailyUploadCapError,
     DriveStageError,
+    ForeignSessionError,
     QuotaExceededError,
     RemoteError,
     SourceChangedError,
@@ -174,6 +179,19 @@ def _origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # no user:password
 
 
+def _shown_origin(url: str) -> str:
+    """Where ``url`` points, for a message: its origin, or the start of it, quoted, when it
+    has none (not an http(s) address, or malformed)."""
+    try:
+        parts = urlsplit(url)
+        parts.port
+    except ValueError:
+        return repr(url[:80])
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return repr(url[:80])
+    return _origin_of(url)
+
+
 def _json_body(content: Any) -> dict[str, Any]:
     if isinstance(content, (bytes, bytearray)):
         content = content.decode("utf-8", "replace")
@@ -187,6 +205,9 @@ def _json_body(content: Any) -> dict[str, Any]:
 class _Session:
     """One pass of a file through a (new or resumed) resumable session."""
 
+    media: HashingMedia  # the file as it is sent, while :meth:`send` runs
+    slot: Optional[str]  # the name of its session record, while :meth:`send` runs
+
     def __init__(self, transport: Transport, store: RemoteStore, local_path: str,
                  st: os.stat_result, folder: RemoteEntry, name: str,
                  replace: Optional[RemoteEntry], chunk: int, sessions: UploadSessions):
@@ -196,16 +217,35 @@ class _Session:
         self.key = sessions.key(local_path, folder, name, replace)
         self.where = f"{local_path} -> {name}"
         self.write = answers.Write(self.size, self.where, store.quota)
-        mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        self.media = HashingMedia(local_path, self.size, mimetype, chunk)
+        self.mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
         self.folder, self.name, self.replace = folder, name, replace
 
     def send(self, progress: Optional[ProgressFn]) -> tuple[RemoteEntry, str, bool]:
         """Send the file; returns (entry, local md5, whether the file changed while sent)."""
-        try:
-            return self._send(progress)
-        finally:
-            self.media.close()
+        # Opened by ``with``, whose exit closes it on every way out: a Ctrl-C can land at
+        # the start of any function, so a close() (or a finally that calls anything before
+        # it) could be skipped, and the file stayed open as long as the failure's traceback
+        # was kept (a push keeps its uploads' failures; IPython, the last one).
+        # The session record is this upload's alone while it runs (another upload of the
+        # same file to the same place, in a thread or a process, gets another): neither
+        # sends into the other's session, nor drops the other's record as it ends.
+        with self.sessions.claimed(self.key, self._fits) as slot, \
+                open(self.local_path, "rb") as fh:
+            self.slot = slot
+            self.media = HashingMedia(fh, self.size, self.mimetype, self.chunk)
+            try:
+                return self._send(progress)
+            finally:
+                self.media.close()
+
+    def _fits(self, saved: dict[str, Any]) -> bool:
+        """Whether ``saved`` is a session of this very file (its size and mtime)."""
+        return saved.get("size") == self.size and saved.get("mtime_ns") == self.st.st_mtime_ns
+
+    def _forget(self) -> None:
+        """Drop this upload's session record (it has none when others held them all)."""
+        if self.slot is not None:
+            self.sessions.drop(self.slot)
 
     def _request(self) -> Any:
         files = self.transport.files()
@@ -222,17 +262,16 @@ class _Session:
         request = self._request()
         result: Optional[dict[str, Any]] = None
         persisted = False
-        saved = self.sessions.get(self.key)
+        saved = self.sessions.get(self.slot) if self.slot is not None else None
         if saved and not same_origin(str(saved.get("uri")), request.uri):
             # Saved while the push talked to another server (or a moved one): resuming it
             # would send the file's bytes there. The upload URL is built from the API root
             # in use (Drive's sessions are on its origin, https://www.googleapis.com).
             log.info("the saved upload session for %s is not on %s; starting a new one",
                      self.local_path, _origin_of(request.uri))
-            self.sessions.drop(self.key)
+            self._forget()
             saved = None
-        if saved and saved.get("size") == self.size and \
-                saved.get("mtime_ns") == self.st.st_mtime_ns:
+        if saved and self._fits(saved):
             try:
                 offset, result = self._retry_call(
                     f"resuming {self.where}", lambda: self._query_status(saved["uri"]))
@@ -244,9 +283,9 @@ class _Session:
                          self.size)
             except _SessionGone:
                 log.info("upload session for %s expired; starting a new one", self.local_path)
-                self.sessions.drop(self.key)
+                self._forget()
         elif saved:
-            self.sessions.drop(self.key)  # the file changed since: that session holds other bytes
+            self._forget()  # the file changed since: that session holds other bytes
         restarted = False
         # ``high``: the most the server ever said it kept. Only a step past it by a chunk unit
         # (or the end) is progress: a server that keeps nothing, creeps, or falls back and
@@ -260,7 +299,7 @@ class _Session:
                 result = self._send_chunk(request)
             except _SessionGone:
                 # Sessions expire (about a week on Drive); start over once.
-                self.sessions.drop(self.key)
+                self._forget()
                 if restarted:
                     raise RemoteError(f"the upload session for {self.where} vanished twice; "
                                       "run the push again") from None
@@ -282,7 +321,7 @@ class _Session:
                     f"answers 'resume incomplete' at byte {request.resumable_progress} of "
                     f"{self.size}); stopped. Try the push again later (it resumes)")
         if persisted:
-            self.sessions.drop(self.key)
+            self._forget()
         return (entry_from_resource(result), self.media.hexdigest(),
                 self.media.changed_since(self.st))
 
@@ -290,7 +329,7 @@ class _Session:
         """A server that says it kept more than the file holds is broken (no chunk would ever
         complete the upload): stop, and forget the session."""
         if kept > self.size:
-            self.sessions.drop(self.key)
+            self._forget()
             raise RemoteError(
                 f"uploading {self.where}: the server says it kept {kept} bytes of a "
                 f"{self.size}-byte file, past the end; stopped. Drive never answers that: "
@@ -300,14 +339,24 @@ class _Session:
         """Open a resumable session for ``request``; persist it when the file spans chunks."""
         uri = self._retry_call(f"starting upload of {self.where}",
                                lambda: self._start_session(request))
+        if not same_origin(uri, request.uri):
+            # Followed, it would get the file's bytes and the bearer token. Drive answers on
+            # the upload URL's own origin (https://www.googleapis.com), built from the API
+            # root in use, as a saved session's address is checked against in _send.
+            raise ForeignSessionError(
+                f"starting upload of {self.where}: the server at {_origin_of(request.uri)} "
+                f"answered with a session address on {_shown_origin(uri)}, another server; "
+                "nothing was sent there. Drive never does that: check --api-root / "
+                "DRIVESTAGE_API_ROOT and any proxy between you and Drive")
         request.resumable_uri = uri
         request.resumable_progress = 0
-        if self.size <= self.chunk:
+        if self.size <= self.chunk or self.slot is None:
             # Not worth a state write: nothing of a one-chunk file is committed before it
-            # completes, and a completed one is found by the next listing.
+            # completes, and a completed one is found by the next listing. (No slot: other
+            # uploads of this file to this place hold every record.)
             return False
         # Persisted before the first byte goes out.
-        self.sessions.put(self.key, {"uri": uri, "size": self.size,
+        self.sessions.put(self.slot, {"uri": uri, "size": self.size,
                                      "mtime_ns": self.st.st_mtime_ns, "chunk": self.chunk,
                                      "created": time.time()})
         return True
@@ -364,6 +413,7 @@ class _Session:
         _SessionGone when the server no longer knows the session."""
         resync = False
         gone = False
+        moved: Optional[str] = None
         for attempt in self.transport.retrying(f"uploading {self.where}", uploading=True,
                                                write=self.write):
             with attempt:
@@ -376,7 +426,13 @@ class _Session:
                             return done
                     request._in_error_state = False  # we resync ourselves
                     _, body = request.next_chunk(http=self.transport.http())
-                    return body if body is None else dict(body)
+                    # googleapiclient follows a Location in a "308 Resume Incomplete": the
+                    # rest of the file (and the token) would go wherever it says.
+                    if body is None and not same_origin(str(request.resumable_uri),
+                                                        request.uri):
+                        moved = str(request.resumable_uri)
+                    else:
+                        return body if body is None else dict(body)
                 except _SessionGone:
                     raise
                 except Exception as exc:
@@ -389,4 +445,10 @@ class _Session:
                     gone = True
             if gone:
                 raise _SessionGone(f"the upload session of {self.where} is gone")
+            if moved is not None:
+                raise ForeignSessionError(
+                    f"uploading {self.where}: the server at {_origin_of(request.uri)} moved "
+                    f"the upload session to {_shown_origin(moved)}, another server; nothing "
+                    "more was sent. Drive never does that: check --api-root / "
+                    "DRIVESTAGE_API_ROOT and any proxy between you and Drive")
         raise AssertionError("unreachable")  # pragma: no cover

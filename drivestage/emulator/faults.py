@@ -1,5 +1,6 @@
 """Fault injection for the emulator: injected answers, dropped connections,
-latency, bandwidth throttling, corrupted bytes and random chaos.
+latency, bandwidth throttling, corrupted bytes, upload sessions answered on another
+server, and random chaos.
 
 Rules match a request by HTTP method and a regular expression searched in the
 raw request target (path plus the still URL-encoded query string, so
@@ -135,6 +136,7 @@ class Faults:
         self._rules: list[Rule] = []
         self._corrupt: dict[str, Optional[int]] = {}     # file id -> times left (None: forever)
         self._corrupt_uploads = 0
+        self._relocated: Optional[tuple[str, Optional[int]]] = None  # origin, times left
         self._shared = Bucket()          # the limit all connections share
         self._per_connection: Optional[float] = None
         self._chaos: Optional[tuple[float, random.Random, tuple[str, ...]]] = None
@@ -199,6 +201,14 @@ class Faults:
         with self._lock:
             self._corrupt_uploads += int(times)
 
+    def relocate_sessions(self, origin: str, times: Optional[int] = 1) -> None:
+        """Answer the next ``times`` resumable-upload starts (None: every one) with a session
+        address (``Location``) on ``origin`` (``http://host:port``) instead of this server's:
+        what a lying server, or a proxy that rewrites answers, does. The session itself is
+        made here, as usual."""
+        with self._lock:
+            self._relocated = (origin.rstrip("/") + "/", times)
+
     def chaos(self, rate: float = 0.05, seed: int = 0, kinds: tuple[str, ...] = CHAOS_KINDS) -> None:
         """Fail a random ``rate`` fraction of API requests with one of ``kinds``."""
         bad = [k for k in kinds if k not in CHAOS_KINDS]
@@ -213,6 +223,7 @@ class Faults:
             self._rules.clear()
             self._corrupt.clear()
             self._corrupt_uploads = 0
+            self._relocated = None
             self._shared.reset(None)
             self._per_connection = None
             self._chaos = None
@@ -225,6 +236,8 @@ class Faults:
                           for r in self._rules],
                 "corrupt": dict(self._corrupt),
                 "corrupt_uploads": self._corrupt_uploads,
+                "relocate_sessions": None if self._relocated is None else
+                {"origin": self._relocated[0], "times": self._relocated[1]},
                 "throttle": self._shared.rate,
                 "throttle_per_connection": self._per_connection,
                 "chaos": None if self._chaos is None else {"rate": self._chaos[0],
@@ -237,7 +250,8 @@ class Faults:
         kind = spec.pop("kind", None)
         actions = {"inject": self.inject, "drop": self.drop, "latency": self.latency,
                    "throttle": self.throttle, "corrupt": self.corrupt,
-                   "corrupt_upload": self.corrupt_upload, "chaos": self.chaos}
+                   "corrupt_upload": self.corrupt_upload,
+                   "relocate_sessions": self.relocate_sessions, "chaos": self.chaos}
         if kind not in actions:
             raise ValueError(f"unknown fault kind {kind!r}; choose from {sorted(actions)}")
         if kind == "chaos" and "kinds" in spec:
@@ -308,6 +322,17 @@ class Faults:
                 self._corrupt_uploads -= 1
                 return True
             return False
+
+    def take_session_origin(self) -> Optional[str]:
+        """The origin (ending in ``/``) the resumable session now starting must be answered
+        on, once per count; None: this server's own."""
+        with self._lock:
+            if self._relocated is None:
+                return None
+            origin, left = self._relocated
+            if left is not None:
+                self._relocated = None if left <= 1 else (origin, left - 1)
+            return origin
 
     def corrupt_offset(self, file_id: str, size: int, start: int = 0,
                        count: Optional[int] = None) -> Optional[int]:

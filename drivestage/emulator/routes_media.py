@@ -233,7 +233,8 @@ class MediaRoutes:
             content_type=self.headers.get("X-Upload-Content-Type"),
             corrupt=self.emu.faults.take_corrupt_upload(), new_revision=new_revision, pinned=pinned)
         where = f"upload/drive/v2/files{'/' + existing['id'] if existing else ''}"
-        location = f"{self._base()}{where}?uploadType=resumable&upload_id={sess['id']}"
+        base = self.emu.faults.take_session_origin() or self._base()
+        location = f"{base}{where}?uploadType=resumable&upload_id={sess['id']}"
         self._send_bytes(200, b"", None, {"Location": location, "X-GUploader-UploadID": sess["id"]})
 
     def _range_header(self, received: int) -> dict:
