@@ -31,12 +31,12 @@ BAD = 5
 PROMPT = 20.0
 
 
-def members() -> dict[str, bytes]:
+def members(count: int = COUNT) -> dict[str, bytes]:
     """Small members, and a last one bigger than the zip's tail that a followed download
     fetches first (with the central directory): no batch but the first ones can be all
     there while the front of the download is held."""
     out = {f"set/{i % 7}/m{i:04d}.bin": os.urandom(200 + (i * 37) % 1500)
-           for i in range(COUNT - 1)}
+           for i in range(count - 1)}
     out["set/last.bin"] = os.urandom(256 << 10)
     return out
 
@@ -193,6 +193,52 @@ def test_pull_extract_stops_its_workers_when_a_member_fails_while_the_download_s
     assert f"member {name!r} of {dest / 'set.zip'} fails its CRC-32 check" in err, err
     assert sorted(p for p in os.listdir(dest) if p != ".drivestage") == ["set.zip"]
     assert worker_pids(os.getpid()) == []
+
+
+def test_two_threads_following_a_small_zip_end_each_others_wait_for_bytes(tmp_path):
+    """A small zip is written by two threads as its bytes arrive. One waits for bytes
+    that have not arrived when the other's member fails its CRC-32 check: the failure
+    ends that wait (the follower's stop), so the extraction ends with the error at once
+    and its temporary folder goes, while the download is still held."""
+    from drivestage.extract.overlapped import Overlapped
+
+    data = members(40)
+    blob, name, offsets = bad_zip(data)
+    archive = tmp_path / "set.zip"
+    archive.write_bytes(blob)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    here = offsets[list(data)[BAD + 1]]  # the bytes before the member after the bad one
+    bad_start = offsets[name]
+    waiting, stop = threading.Event(), Flag()
+
+    def first_arrived(spans) -> int:
+        for i, (a, b) in enumerate(spans):
+            if b <= here:
+                return i
+        waiting.set()  # the rest is held: this thread waits, as the download's do
+        stop.wait(60)
+        return -1
+
+    def arrived(start: int, end: int) -> bool:
+        if start == bad_start and end > start + 30 + len(name):  # the bad member's data
+            assert waiting.wait(60)  # the other thread waits for bytes first
+        return end <= here or not stop.wait(60)
+
+    job = Overlapped.zip(str(archive), len(blob), str(dest), arrived,
+                         first_arrived=first_arrived, stop=stop)
+    assert job is not None and job.thread is not None
+    try:
+        ended = job.thread.join(PROMPT)
+        temps = [p.name for p in dest.glob(TEMP_PREFIX + "*")]
+    finally:
+        stop.set()  # what the download's end does: the test ends either way
+        job.abandon()
+    assert ended, "the failure waited for bytes that had not arrived"
+    assert isinstance(job.error, ArchiveError), job.error
+    assert f"member {name!r} of {archive} fails its CRC-32 check" in str(job.error)
+    assert temps == []
+    assert os.listdir(dest) == []
 
 
 def test_the_emulator_holds_a_body_right_before_its_byte_until_released(emulator):
