@@ -1,6 +1,6 @@
 """Fault injection for the emulator: injected answers, dropped connections,
 latency, bandwidth throttling, corrupted bytes, upload sessions answered on another
-server, and random chaos.
+server, bodies held at a byte and random chaos.
 
 Rules match a request by HTTP method and a regular expression searched in the
 raw request target (path plus the still URL-encoded query string, so
@@ -137,6 +137,7 @@ class Faults:
         self._corrupt: dict[str, Optional[int]] = {}     # file id -> times left (None: forever)
         self._corrupt_uploads = 0
         self._relocated: Optional[tuple[str, Optional[int]]] = None  # origin, times left
+        self._holds: list[Hold] = []
         self._shared = Bucket()          # the limit all connections share
         self._per_connection: Optional[float] = None
         self._chaos: Optional[tuple[float, random.Random, tuple[str, ...]]] = None
@@ -194,6 +195,17 @@ class Faults:
         with self._lock:
             self._corrupt[file_id] = times
 
+    def hold(self, file_id: str, offset: int, timeout: float = 60.0) -> "Hold":
+        """Pause every answer with the content of ``file_id`` that holds byte ``offset``
+        right before that byte, until :meth:`Hold.release` (a download that stalls there,
+        as Drive's sometimes do): a test acts while the bytes before it have arrived and
+        the rest has not. ``timeout``: released anyway after that many seconds, so a test
+        that fails before it releases does not leave the server waiting for good."""
+        hold = Hold(file_id, int(offset), float(timeout))
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
     def corrupt_upload(self, times: int = 1) -> None:
         """Store the next ``times`` uploads with their first byte flipped.
 
@@ -224,9 +236,19 @@ class Faults:
             self._corrupt.clear()
             self._corrupt_uploads = 0
             self._relocated = None
+            holds, self._holds = self._holds, []
             self._shared.reset(None)
             self._per_connection = None
             self._chaos = None
+        for hold in holds:
+            hold.release()
+
+    def release_holds(self) -> None:
+        """Let every held answer go on (the server stops: none may wait out its timeout)."""
+        with self._lock:
+            holds = list(self._holds)
+        for hold in holds:
+            hold.release()
 
     def describe(self) -> dict:
         """The active faults as plain data (for ``GET /_emulator/faults``)."""
@@ -238,6 +260,8 @@ class Faults:
                 "corrupt_uploads": self._corrupt_uploads,
                 "relocate_sessions": None if self._relocated is None else
                 {"origin": self._relocated[0], "times": self._relocated[1]},
+                "holds": [{"file_id": h.file_id, "offset": h.offset, "reached": h.reached.is_set(),
+                           "released": h.released} for h in self._holds],
                 "throttle": self._shared.rate,
                 "throttle_per_connection": self._per_connection,
                 "chaos": None if self._chaos is None else {"rate": self._chaos[0],
@@ -354,6 +378,14 @@ class Faults:
                     self._corrupt[file_id] = left - 1
             return flip
 
+    def hold_at(self, file_id: str, start: int, count: int) -> Optional["Hold"]:
+        """The hold (:meth:`hold`) that serving bytes ``[start, start + count)`` of
+        ``file_id`` must stop at, if any (the first, by offset)."""
+        with self._lock:
+            held = [h for h in self._holds if h.file_id == file_id and not h.released
+                    and start <= h.offset < start + count]
+        return min(held, key=lambda h: h.offset) if held else None
+
     @property
     def throttled(self) -> bool:
         return self._shared.rate is not None or self._per_connection is not None
@@ -368,6 +400,29 @@ class Faults:
                 wait = max(wait, connection.charge(nbytes))
         if wait > 0:
             time.sleep(wait)
+
+
+class Hold:
+    """A body held at one byte (:meth:`Faults.hold`): ``reached`` is set once an answer
+    has sent every byte before ``offset`` and waits; :meth:`release` lets it go on."""
+
+    def __init__(self, file_id: str, offset: int, timeout: float):
+        self.file_id, self.offset, self.timeout = file_id, offset, timeout
+        self.reached = threading.Event()
+        self._go = threading.Event()
+
+    @property
+    def released(self) -> bool:
+        return self._go.is_set()
+
+    def release(self) -> None:
+        """Let every answer held here go on (and later ones pass)."""
+        self._go.set()
+
+    def wait(self) -> None:
+        """In the server: say the offset is reached, then wait for the release."""
+        self.reached.set()
+        self._go.wait(self.timeout)
 
 
 class Bucket:

@@ -76,7 +76,9 @@ class MediaRoutes:
             if self.command == "HEAD" or count == 0:
                 return
             flip = self.emu.faults.corrupt_offset(rec["id"], size, start, count)
-            if flip is None and self._drop_response_after is None and not self.emu.faults.throttled:
+            hold = self.emu.faults.hold_at(rec["id"], start, count)
+            if flip is None and hold is None and self._drop_response_after is None and \
+                    not self.emu.faults.throttled:
                 sent = self.connection.sendfile(f, start, count)
                 self._bytes_out += sent
                 if sent < count:
@@ -88,6 +90,12 @@ class MediaRoutes:
                     data = bytearray(data)
                     data[flip - pos] ^= 0xFF
                     data = bytes(data)
+                if hold is not None and pos <= hold.offset < pos + len(data):
+                    cut = hold.offset - pos
+                    self._write(data[:cut])
+                    self.wfile.flush()
+                    hold.wait()  # every byte before the offset is out
+                    data, pos, hold = data[cut:], hold.offset, None
                 self._write(data)
                 pos += len(data)
 

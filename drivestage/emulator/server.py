@@ -108,6 +108,7 @@ class Emulator(SeedingApi):
         """Stop serving, close open connections and the state (keeps ``data_dir``)."""
         if self._server is None:
             return
+        self.faults.release_holds()  # a handler held at a byte would wait out its timeout
         self._server.shutdown()
         self._server.server_close()
         with self._server.sockets_lock:

@@ -207,6 +207,14 @@ class Overlapped:
                 work()
             except BaseException as exc:  # read by finish()
                 self.error = exc
+                # What it wrote goes now, not once the download has ended (DEST's disk
+                # held meanwhile, for minutes on a slow link); abandon() closes it again.
+                try:
+                    self.job.close()
+                except Exception as gone:  # abandon() tries again
+                    log.debug("could not remove the temporary folder of %s yet: %s",
+                              self.label, gone)
+                log.debug("stopped extracting %s while it downloads: %s", self.label, exc)
 
         # Not threading.Thread: a Ctrl-C inside its join() marks it stopped while it still
         # writes into the temporary folder that abandon() then removes.
@@ -277,28 +285,24 @@ class Overlapped:
 
         def work() -> None:
             fd = self.fd  # pread: the two workers share it
-            try:
-                while not failed.is_set():
-                    with lock:
-                        if self.first_arrived is None:  # file order
-                            if nxt[0] >= len(todo):
-                                return
-                            e = todo[nxt[0]]
-                            nxt[0] += 1
-                        else:
-                            if not todo:
-                                return
-                            i = self._first(spans)
-                            e = todo.pop(i)
-                            spans.pop(i)
-                    start = int(getattr(e.source, "header_offset", 0))
-                    self._wait(start, start + _LOCAL_HEADER)
-                    data = zip_data_start(fd, e, self.label)  # one read of its header
-                    self._wait(start, data + int(getattr(e.source, "compress_size", 0)))
-                    write_zip_member(fd, self.job.root, e, data, self.label, self.progress)
-            except BaseException:
-                failed.set()
-                raise
+            while not failed.is_set():
+                with lock:
+                    if self.first_arrived is None:  # file order
+                        if nxt[0] >= len(todo):
+                            return
+                        e = todo[nxt[0]]
+                        nxt[0] += 1
+                    else:
+                        if not todo:
+                            return
+                        i = self._first(spans)
+                        e = todo.pop(i)
+                        spans.pop(i)
+                start = int(getattr(e.source, "header_offset", 0))
+                self._wait(start, start + _LOCAL_HEADER)
+                data = zip_data_start(fd, e, self.label)  # one read of its header
+                self._wait(start, data + int(getattr(e.source, "compress_size", 0)))
+                write_zip_member(fd, self.job.root, e, data, self.label, self.progress)
 
         errors: list[BaseException] = []
 
@@ -306,7 +310,11 @@ class Overlapped:
             try:
                 work()
             except BaseException as exc:
-                errors.append(exc)
+                errors.append(exc)  # before the other's wait ends: it raises too
+                failed.set()
+                # The other thread may wait for bytes (seconds on a slow link, for good
+                # if the download stalls): its wait ends with the follower's stop.
+                self.stop.set()
 
         helper = threading.Thread(target=run, name="drivestage-extract-2", daemon=True)
         helper.start()

@@ -9,15 +9,18 @@ archive downloads, the extraction threads also took the GIL from the download's 
 
 The parent keeps every decision. It validates the member list, makes the folders, and sends
 each worker batches of members whose bytes have arrived, in the order they arrive (file
-order when the archive is complete, or arrives from the front); it holds the
-temporary folder's owner lock, and each worker holds it too (an inherited descriptor), so no
-other extraction takes the folder for stale while a worker still writes in it. A worker only
+order when the archive is complete, or arrives from the front); it holds the temporary
+folder's owner lock, and each worker holds it too (an inherited descriptor), so no other
+extraction takes the folder for stale while a worker still writes in it. A worker only
 copies the byte ranges it is told into new files (:mod:`.worker`, with
-:func:`.copying.create`: ``O_EXCL | O_NOFOLLOW`` under folders the parent made), checks their CRC-32, and answers with what it
-wrote (``fstat``) or with the first error. It reads its orders from a pipe and stops at the
-pipe's end: when the parent dies, a worker stops after the batch it is writing (at most
-:data:`_BATCH_BYTES` or :data:`_BATCH_FILES`), or within a chunk of a member whose output
-is bigger (it notices it was adopted). A member whose bytes reach past where the
+:func:`.copying.create`: ``O_EXCL | O_NOFOLLOW`` under folders the parent made), checks
+their CRC-32, and answers with what it wrote (``fstat``) or with the first error. A thread
+per worker reads its answers as they come: an error ends the extraction at once, and the
+waits for the bytes of a followed download with it, not once the next batch's bytes have
+arrived (never, when the download stalls). A worker reads its orders from a pipe and stops
+at the pipe's end: when the parent dies, a worker stops after the batch it is writing (at
+most :data:`_BATCH_BYTES` or :data:`_BATCH_FILES`), or within a chunk of a member whose
+output is bigger (it notices it was adopted). A member whose bytes reach past where the
 parent said the batch's bytes end is refused (a zip whose members overlap), which sends a
 followed download to the usual extraction.
 
@@ -47,7 +50,7 @@ from drivestage.extract.members import Entry
 from drivestage.extract.copying import Progress, TempDir
 from drivestage.extract.worker import STAT_NS, Order, write_order
 from drivestage.extract.writing import PER_FILE
-from drivestage.interrupts import BackgroundThread, Flag
+from drivestage.interrupts import BackgroundThread, Flag, Monitor
 
 log = logging.getLogger(__name__)
 
@@ -162,8 +165,11 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequ
     download whose streams fill pieces far apart: waits until one of ``spans`` (sorted
     ``[start, end)``) is all there and returns its index (or raises); batches are then
     taken in the order their bytes arrive, not in file order. ``stop``: set to stop after
-    the batches in flight. ``python``: the interpreter to run (default this one). A worker
-    that cannot start leaves its share to a thread here."""
+    the batches in flight; set here as soon as a worker fails, so that ``wait`` and
+    ``first``, which must end (raise) once it is set, stop waiting for bytes: the error
+    is raised then, not once the next batch's bytes have arrived (never, if the download
+    stalls). ``python``: the interpreter to run (default this one). A worker that cannot
+    start leaves its share to a thread here."""
     pending = list(_batches(_orders(kind, files, size, bounded=wait is not None)))
     # Each batch's bytes: from its first member's start to where its last member's bytes
     # must end (a batch's bound is the next one's start: the spans are disjoint).
@@ -172,6 +178,20 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequ
     take = threading.Lock()
     failed = Flag()
     errors: list[BaseException] = []
+    said = threading.Lock()
+    shares: list[_Share] = []
+    # A worker's answers are read by a thread of its own, as they come: read by its feeder
+    # between two sends, a worker's error waited until the next batch's bytes had arrived.
+    readers: list[BackgroundThread] = []
+
+    def fail(exc: BaseException) -> None:
+        with said:  # the first error first: the waits it ends raise too
+            errors.append(exc)
+            failed.set()
+        if stop is not None:
+            stop.set()
+        for share in list(shares):
+            share.wake()
 
     def next_batch() -> Optional[list[Order]]:
         with take:
@@ -188,32 +208,43 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequ
             end = batch[-1][9]
             wait(batch[0][5], end if end >= 0 else size)
 
+    def read(share: _Share) -> None:
+        try:
+            while True:
+                batch = share.next_sent(failed)
+                if batch is None:
+                    return
+                _apply(share.worker.answer(), batch, files, progress, label)
+                share.done()
+        except BaseException as exc:
+            if not failed.is_set():  # a worker killed after a failure says nothing new
+                fail(exc)
+
     def feed(worker: Optional[_Worker]) -> None:
         try:
             if worker is None or not worker.ready():
                 _write_here(afd, tmp, files, next_batch, arrived, label, progress)
                 return
-            inflight: deque[list[Order]] = deque()
-            while True:
-                while len(inflight) < _IN_FLIGHT:
+            share = _Share(worker)
+            shares.append(share)
+            reader = BackgroundThread(partial(read, share), "drivestage-extract-answers")
+            readers.append(reader)
+            try:
+                reader.start()
+                while share.room(failed):
                     batch = next_batch()
                     if batch is None:
-                        break
+                        return
                     arrived(batch)
+                    share.sent(batch)  # before the answer can come
                     try:
                         worker.send(("batch", batch))
-                    except BrokenPipeError:  # it stopped: its answers so far say why
-                        while inflight:
-                            _apply(worker.answer(), inflight.popleft(), files, progress,
-                                   label)
-                        raise worker.ended() from None
-                    inflight.append(batch)
-                if not inflight:
-                    return
-                _apply(worker.answer(), inflight.popleft(), files, progress, label)
+                    except BrokenPipeError:  # it stopped: its reader says why
+                        return
+            finally:
+                share.close()
         except BaseException as exc:
-            failed.set()
-            errors.append(exc)
+            fail(exc)
 
     workers: list[Optional[_Worker]] = []
     # BackgroundThreads: a Ctrl-C inside threading.Thread.join() (this runs in the main thread
@@ -230,12 +261,24 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequ
             feeders[-1].start()
         for t in feeders:
             t.join()
+        if failed.is_set():  # a worker may still write a batch nobody wants
+            for w in workers:
+                if w is not None:
+                    w.kill()
+        for t in readers:  # every one is known once the feeders have ended
+            t.join()
     except BaseException:  # Ctrl-C: the workers stop now; the temporary folder goes
         failed.set()
+        if stop is not None:
+            stop.set()
         for w in workers:
             if w is not None:
                 w.kill()
+        for share in shares:
+            share.wake()
         for t in feeders:  # a thread writing a share stops after its batch, as threads do
+            t.join()
+        for t in readers:  # its worker killed, each ends at its next answer
             t.join()
         raise
     finally:
@@ -244,6 +287,54 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequ
                 w.close(kill=failed.is_set())
     if errors:
         raise errors[0]
+
+
+class _Share:
+    """One worker's batches in flight: its feeder sends them (at most :data:`_IN_FLIGHT`
+    ahead, so that the worker never waits for its parent), its reader applies the answers
+    as they come."""
+
+    def __init__(self, worker: "_Worker"):
+        self.worker = worker
+        # Not threading.Condition: a Ctrl-C could leave that held (drivestage.interrupts).
+        self.lock = Monitor()
+        self.inflight: deque[list[Order]] = deque()
+        self.closed = False  # nothing more will be sent
+
+    def room(self, failed: Flag) -> bool:
+        """Wait until another batch may be sent: False once the writing failed."""
+        with self.lock:
+            while len(self.inflight) >= _IN_FLIGHT and not failed.is_set():
+                self.lock.wait()
+            return not failed.is_set()
+
+    def sent(self, batch: list[Order]) -> None:
+        with self.lock:
+            self.inflight.append(batch)
+            self.lock.notify_all()
+
+    def next_sent(self, failed: Flag) -> Optional[list[Order]]:
+        """The oldest batch sent and not answered yet, once there is one; None when none
+        will be (all sent and answered, or the writing failed)."""
+        with self.lock:
+            while not self.inflight and not self.closed and not failed.is_set():
+                self.lock.wait()
+            return self.inflight[0] if self.inflight and not failed.is_set() else None
+
+    def done(self) -> None:
+        """The oldest batch answered."""
+        with self.lock:
+            self.inflight.popleft()
+            self.lock.notify_all()
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            self.lock.notify_all()
+
+    def wake(self) -> None:
+        with self.lock:
+            self.lock.notify_all()
 
 
 def _apply(answer: Message, batch: list[Order], files: Sequence[Entry], progress: Progress,
