@@ -43,7 +43,7 @@ LAYERS = [
     ["extract.tempdir", "extract.worker"],   # a worker process imports no more than this
     ["extract.members"],
     ["extract.validation", "extract.owned", "extract.statedir"],
-    ["extract.links", "extract.merging", "extract.writing"],
+    ["extract.links", "extract.merging", "extract.writing", "extract.shares"],
     ["extract.records", "extract.workers"],
     ["extract.job"],
     ["extract.overlapped"],

@@ -58,7 +58,7 @@ def write_order(afd: int, tmp: TempDir, order: Order, label: str, progress: Prog
 
 
 def stat_fields(st: os.stat_result) -> tuple[int, ...]:
-    """``st`` as marshal can send it (:func:`.workers.stat_from_fields` reads it back)."""
+    """``st`` as marshal can send it (:func:`.shares.stat_from_fields` reads it back)."""
     return tuple(st[:10]) + tuple(getattr(st, k) for k in STAT_NS)
 
 

@@ -40,7 +40,6 @@ import subprocess
 import sys
 import threading
 import zipfile
-from collections import deque
 from functools import partial
 from typing import BinaryIO, Callable, Iterator, Optional, Sequence
 
@@ -48,9 +47,10 @@ from drivestage.errors import ArchiveError
 from drivestage.extract.frames import Message, get_message, put_message
 from drivestage.extract.members import Entry
 from drivestage.extract.copying import Progress, TempDir
-from drivestage.extract.worker import STAT_NS, Order, write_order
+from drivestage.extract.shares import Share, apply_answer
+from drivestage.extract.worker import Order, write_order
 from drivestage.extract.writing import PER_FILE
-from drivestage.interrupts import BackgroundThread, Flag, Monitor
+from drivestage.interrupts import BackgroundThread, Flag
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +61,6 @@ _WORTH = 128 << 20
 #: its parent died, and how far behind the download front the extraction waits).
 _BATCH_FILES, _BATCH_BYTES = 64, 4 << 20
 _METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
-#: Batches sent to a worker before its first answer (it never waits for its parent).
-_IN_FLIGHT = 2
 #: How long (seconds) a worker may take to say it started (about 0.1 s on an idle machine):
 #: an interpreter that hangs in its start leaves its share to a thread instead.
 _START_TIMEOUT = 30.0
@@ -179,7 +177,7 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequ
     failed = Flag()
     errors: list[BaseException] = []
     said = threading.Lock()
-    shares: list[_Share] = []
+    shares: list[Share] = []
     # A worker's answers are read by a thread of its own, as they come: read by its feeder
     # between two sends, a worker's error waited until the next batch's bytes had arrived.
     readers: list[BackgroundThread] = []
@@ -208,13 +206,13 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequ
             end = batch[-1][9]
             wait(batch[0][5], end if end >= 0 else size)
 
-    def read(share: _Share) -> None:
+    def read(share: Share) -> None:
         try:
             while True:
                 batch = share.next_sent(failed)
                 if batch is None:
                     return
-                _apply(share.worker.answer(), batch, files, progress, label)
+                apply_answer(share.worker.answer(), batch, files, progress, label)
                 share.done()
         except BaseException as exc:
             if not failed.is_set():  # a worker killed after a failure says nothing new
@@ -225,7 +223,7 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequ
             if worker is None or not worker.ready():
                 _write_here(afd, tmp, files, next_batch, arrived, label, progress)
                 return
-            share = _Share(worker)
+            share = Share(worker)
             shares.append(share)
             reader = BackgroundThread(partial(read, share), "drivestage-extract-answers")
             readers.append(reader)
@@ -289,73 +287,6 @@ def write_in_processes(kind: str, afd: int, size: int, tmp: TempDir, files: Sequ
         raise errors[0]
 
 
-class _Share:
-    """One worker's batches in flight: its feeder sends them (at most :data:`_IN_FLIGHT`
-    ahead, so that the worker never waits for its parent), its reader applies the answers
-    as they come."""
-
-    def __init__(self, worker: "_Worker"):
-        self.worker = worker
-        # Not threading.Condition: a Ctrl-C could leave that held (drivestage.interrupts).
-        self.lock = Monitor()
-        self.inflight: deque[list[Order]] = deque()
-        self.closed = False  # nothing more will be sent
-
-    def room(self, failed: Flag) -> bool:
-        """Wait until another batch may be sent: False once the writing failed."""
-        with self.lock:
-            while len(self.inflight) >= _IN_FLIGHT and not failed.is_set():
-                self.lock.wait()
-            return not failed.is_set()
-
-    def sent(self, batch: list[Order]) -> None:
-        with self.lock:
-            self.inflight.append(batch)
-            self.lock.notify_all()
-
-    def next_sent(self, failed: Flag) -> Optional[list[Order]]:
-        """The oldest batch sent and not answered yet, once there is one; None when none
-        will be (all sent and answered, or the writing failed)."""
-        with self.lock:
-            while not self.inflight and not self.closed and not failed.is_set():
-                self.lock.wait()
-            return self.inflight[0] if self.inflight and not failed.is_set() else None
-
-    def done(self) -> None:
-        """The oldest batch answered."""
-        with self.lock:
-            self.inflight.popleft()
-            self.lock.notify_all()
-
-    def close(self) -> None:
-        with self.lock:
-            self.closed = True
-            self.lock.notify_all()
-
-    def wake(self) -> None:
-        with self.lock:
-            self.lock.notify_all()
-
-
-def _apply(answer: Message, batch: list[Order], files: Sequence[Entry], progress: Progress,
-           label: str) -> None:
-    """A worker's answer to ``batch``: each member's ``written``, or the worker's error."""
-    if answer[0] == "ok" and [i for i, _ in answer[1]] == [o[0] for o in batch]:
-        nbytes = 0
-        for i, st in answer[1]:
-            files[i].written = _stat(st)
-            nbytes += files[i].size
-        progress(nbytes)
-        return
-    if answer[0] == "archive":
-        raise ArchiveError(answer[1])
-    if answer[0] == "os":
-        raise OSError(answer[1], answer[2], *([answer[3]] if answer[3] else []))
-    raise ArchiveError(f"the extraction of {label} failed in a worker process: "
-                       f"{answer[1] if answer[0] == 'bug' else 'a wrong answer'}; extract it "
-                       "again")
-
-
 def _write_here(afd: int, tmp: TempDir, files: Sequence[Entry],
                 next_batch: Callable[[], Optional[list[Order]]],
                 arrived: Callable[[list[Order]], None], label: str,
@@ -368,14 +299,6 @@ def _write_here(afd: int, tmp: TempDir, files: Sequence[Entry],
         arrived(batch)
         for order in batch:
             write_order(afd, tmp, order, label, progress, files[order[0]])
-
-
-def _stat(fields: Sequence[int]) -> os.stat_result:
-    """The ``fstat`` a worker answered with (:func:`.worker.stat_fields`)."""
-    ns = fields[10:13]
-    extra: dict[str, float] = dict(zip(STAT_NS, ns))
-    extra.update(st_atime=ns[0] / 1e9, st_mtime=ns[1] / 1e9, st_ctime=ns[2] / 1e9)
-    return os.stat_result(tuple(fields[:10]), extra)
 
 
 # ---------------------------------------------------------------- the parent's side
