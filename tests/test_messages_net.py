@@ -131,6 +131,17 @@ def test_a_listing_that_is_not_json(emulator, proxy, tmp_path):
     shown("the server's answer is not what Drive sends", line)
 
 
+@renders("answered with a session address on …, another server")
+def test_an_upload_session_on_another_server_gets_nothing(emulator, env, tmp_path,
+                                                          monkeypatch):
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", emulator.url)
+    emulator.faults.relocate_sessions("http://127.0.0.1:9", times=None)
+    line = error("push", _logs(tmp_path), "drive:Models/run")
+    shown("answered with a session address on …, another server", line)
+    assert "on http://127.0.0.1:9, another server; nothing was sent there" in line
+    assert [r for r in emulator.requests if r.method == "PUT"] == []
+
+
 # --------------------------------------------------------------------------- failures that persist
 
 @renders("still failing after … attempts")
