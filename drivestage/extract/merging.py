@@ -14,7 +14,6 @@ import logging
 import os
 import posixpath
 import secrets
-import shutil
 import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from drivestage.errors import ArchiveError, DestChangedError
 from drivestage.extract.members import Entry, ancestors
 from drivestage.extract.owned import NOTHING, Owned, own_folder
 from drivestage.extract.statedir import state_lock
-from drivestage.extract.tempdir import DIR_FLAGS, OLD_PREFIX, TempDir
+from drivestage.extract.tempdir import DIR_FLAGS, OLD_PREFIX, TempDir, remove_tree
 from drivestage.extract.validation import STATE_DIR
 
 log = logging.getLogger(__name__)
@@ -231,7 +230,7 @@ def _replace_own_folder(ctx: _Ctx, src_fd: int, dst_fd: int, name: str, rel: str
         if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
             return False  # something appeared at the path since the rename aside
         raise
-    shutil.rmtree(aside, ignore_errors=True, dir_fd=ctx.tmp_fd)
+    remove_tree(ctx.tmp_fd, aside)
     return True
 
 

@@ -22,7 +22,6 @@ import errno
 import logging
 import os
 import secrets
-import shutil
 import stat
 import sys
 
@@ -43,7 +42,8 @@ OLD_PREFIX = ".drivestage-replaced-"
 #: belong to another pid namespace: a second container sharing DEST).
 OWNER_LOCK = ".drivestage-owner"
 __all__ = ["DIR_FLAGS", "OLD_PREFIX", "OWNER_LOCK", "PROBE_PREFIX", "TEMP_PREFIX", "TempDir",
-           "make_temp", "makedirs_at", "new_file_owner", "remove_stale_temps", "remove_temp"]
+           "make_temp", "makedirs_at", "new_file_owner", "remove_stale_temps", "remove_temp",
+           "remove_tree"]
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _TRIES = 8  # names tried for a new folder: one that keeps being taken is another program's doing
@@ -154,11 +154,68 @@ def _rmdir_if_same(path: str, fd: int) -> None:
 def _remove_at(dir_fd: int, name: str) -> None:
     try:
         if stat.S_ISDIR(os.lstat(name, dir_fd=dir_fd).st_mode):
-            shutil.rmtree(name, ignore_errors=True, dir_fd=dir_fd)
+            remove_tree(dir_fd, name)
         else:
             os.unlink(name, dir_fd=dir_fd)
     except OSError:
         pass
+
+
+def remove_tree(dir_fd: int, name: str) -> None:
+    """``shutil.rmtree(name, ignore_errors=True, dir_fd=dir_fd)`` by a loop holding one
+    descriptor at a time: an archive's folders may nest a thousand deep and more, past
+    Python's recursion limit (rmtree's RecursionError left the folder, and every later
+    extraction's sweep failed on it) and past the descriptors a process may hold. Links
+    are never followed; a folder found elsewhere than where it was on the way back up
+    (``..``) ends it, leaving the rest."""
+    try:
+        fd = os.open(name, DIR_FLAGS, dir_fd=dir_fd)
+    except OSError:
+        return
+    # The folders on the way down: each one's name, its parent's identity, and what is
+    # left to remove in that parent.
+    above: list[tuple[str, os.stat_result, list[str]]] = []
+    try:
+        todo = _listing(fd)
+        while todo or above:
+            if not todo:  # this folder is empty: back up, and remove it
+                child, parent_st, todo = above.pop()
+                parent = os.open("..", DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = parent
+                if not os.path.samestat(os.fstat(fd), parent_st):
+                    return  # moved meanwhile: not ours to go on with
+                try:
+                    os.rmdir(child, dir_fd=fd)
+                except OSError:
+                    pass  # not empty: what could not be removed stays, as rmtree leaves it
+                continue
+            entry = todo.pop()
+            try:
+                if not stat.S_ISDIR(os.lstat(entry, dir_fd=fd).st_mode):
+                    os.unlink(entry, dir_fd=fd)
+                    continue
+                sub = os.open(entry, DIR_FLAGS, dir_fd=fd)
+            except OSError:
+                continue
+            above.append((entry, os.fstat(fd), todo))
+            os.close(fd)
+            fd, todo = sub, _listing(sub)
+    except OSError:
+        return
+    finally:
+        os.close(fd)
+    try:
+        os.rmdir(name, dir_fd=dir_fd)
+    except OSError:
+        pass
+
+
+def _listing(fd: int) -> list[str]:
+    try:
+        return os.listdir(fd)
+    except OSError:
+        return []
 
 
 def remove_stale_temps(dest: str) -> None:
