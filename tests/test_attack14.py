@@ -3,8 +3,10 @@ checks against the new, on random and crafted member lists, DEST trees and stamp
 up around them."""
 from __future__ import annotations
 
+import io
 import os
 import subprocess
+import tarfile
 import zipfile
 
 import pytest
@@ -27,7 +29,7 @@ def deep_tmp(tmp_path):
 
 
 def _temp_folders(dest) -> list[str]:
-    return [n for n in os.listdir(dest) if n.startswith(TEMP_PREFIX)]
+    return [n for n in os.listdir(dest) if n.startswith(TEMP_PREFIX)] if dest.exists() else []
 
 
 def _zip(path, members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> str:
@@ -37,10 +39,11 @@ def _zip(path, members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) ->
     return str(path)
 
 
-def test_a_deep_archive_refused_while_written_leaves_no_temp_folder(deep_tmp):
-    # A member 1,500 folders deep whose bytes fail their CRC: the refusal must say so, and
-    # the temporary folder (1,500 folders deep) go. rmtree recursed once per folder: a
-    # RecursionError instead of the message, the folder left in DEST.
+def test_a_deep_archive_with_a_corrupt_member_is_refused_in_one_line(deep_tmp):
+    # A member 1,500 folders deep whose bytes fail their CRC: the refusal must be one line,
+    # and no temporary folder stay. rmtree recursed once per folder: a RecursionError
+    # instead of the message, the folder left in DEST (now refused before anything is
+    # written: past DEPTH_MAX).
     archive = _zip(deep_tmp / "deep.zip", {DEEP + "/f.txt": b"hello" * 1000},
                    zipfile.ZIP_STORED)
     raw = bytearray(open(archive, "rb").read())
@@ -48,11 +51,45 @@ def test_a_deep_archive_refused_while_written_leaves_no_temp_folder(deep_tmp):
     with open(archive, "wb") as f:
         f.write(bytes(raw))
     dest = deep_tmp / "dest"
-    with pytest.raises(ArchiveError, match=r"member 'd/d/.*/f\.txt' of .* fails its CRC-32"):
+    with pytest.raises(ArchiveError, match=r"member 'd/d/.*'\.\.\. of deep\.zip lies 1500 folders "
+                                           r"deep; drivestage extracts members at most 256"):
         extract_archive(archive, dest)
     assert _temp_folders(dest) == []
     assert extract_archive(_zip(deep_tmp / "ok.zip", {"x.txt": b"x"}), dest) == ["x.txt"]
     assert sorted(os.listdir(dest)) == [".drivestage", "x.txt"]
+
+
+@pytest.mark.parametrize("fmt", ["zip", "tar"])
+def test_a_member_nested_past_the_limit_is_refused_before_anything_is_written(deep_tmp, fmt):
+    # 600 folders: extracted once, but a second archive sharing those folders (an update,
+    # VOC2007 and VOC2012) raised RecursionError halfway through its merge, one call (and
+    # two descriptors) per level; the owned-folder walk recurses the same way.
+    deep = "/".join(["d"] * 600) + "/f.txt"
+    if fmt == "zip":
+        archive = _zip(deep_tmp / "a.zip", {deep: b"one"})
+    else:
+        archive = str(deep_tmp / "a.tar")
+        with tarfile.open(archive, "w") as t:
+            info = tarfile.TarInfo(deep)
+            info.size = 3
+            t.addfile(info, io.BytesIO(b"one"))
+    dest = deep_tmp / "dest"
+    with pytest.raises(ArchiveError, match=r"lies 600 folders deep; drivestage extracts "
+                                           r"members at most 256 folders deep: flatten it"):
+        extract_archive(archive, dest)
+    assert not dest.exists()
+
+
+def test_archives_sharing_folders_as_deep_as_allowed_merge(deep_tmp):
+    deep = "/".join(["d"] * 256)  # validation.DEPTH_MAX
+    dest = deep_tmp / "dest"
+    assert extract_archive(_zip(deep_tmp / "a.zip", {deep + "/one": b"1"}), dest) == \
+        [deep + "/one"]
+    assert extract_archive(_zip(deep_tmp / "b.zip", {deep + "/two": b"2"}), dest) == \
+        [deep + "/two"]
+    with open(os.path.join(dest, deep, "one"), "rb") as f1, \
+            open(os.path.join(dest, deep, "two"), "rb") as f2:
+        assert (f1.read(), f2.read()) == (b"1", b"2")
 
 
 def test_a_deep_stale_temp_folder_does_not_stop_later_extractions(deep_tmp):

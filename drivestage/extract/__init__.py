@@ -5,7 +5,8 @@
 1. The whole member list is read and validated first (:mod:`.validation`). Absolute paths,
    ``..`` components, NUL bytes, names drivestage keeps for its own state at any depth
    (``.drivestage``, ``.drivestage-*``, partial downloads ``.<name>.<16 hex>.partial``, their
-   records and the records' temporary files; any letter case), names over 255 bytes, members written through a symlink member, hard links
+   records and the records' temporary files; any letter case), names over 255 bytes, members
+   more than 256 folders deep, members written through a symlink member, hard links
    to anything but an earlier file of the same archive, device/FIFO members, and links that
    break the link rule below raise :class:`UnsafeArchiveError` (or :class:`ArchiveError`)
    naming the member; encrypted or unsupported members raise :class:`ArchiveError`. A member

@@ -25,6 +25,11 @@ STATE_DIR = ".drivestage"
 _PARTIAL_RE = re.compile(r"^\..+\.[0-9a-f]{16}\.(partial|ranges(\..+\.tmp)?)$",
                          re.IGNORECASE)
 _NAME_MAX = 255           # bytes in one path component, on every common file system
+#: Folders a member may lie below. The merge into DEST's folders and the judging of a
+#: replaceable folder go one call and two descriptors per level: 1,500 levels (a 3 KB path,
+#: well under PATH_MAX) raised RecursionError halfway through a merge. A few hundred stay
+#: far inside Python's recursion limit and a process's 1,024 descriptors.
+DEPTH_MAX = 256
 
 
 def is_reserved(name: str) -> bool:
@@ -81,8 +86,10 @@ def check_members(entries: list[Entry], archive: str) -> list[Entry]:
 
 
 def check_names(e: Entry, archive: str) -> None:
-    """The rules on one member's name (reserved names, length)."""
-    _check_parts(e, e.path.split("/"), archive)
+    """The rules on one member's name (reserved names, length, depth)."""
+    parts = e.path.split("/")
+    _check_parts(e, parts, archive)
+    _check_depth(e, len(parts) - 1, archive)
 
 
 class _NameChecker:
@@ -96,10 +103,13 @@ class _NameChecker:
     def check(self, e: Entry) -> None:
         """:func:`check_names` of ``e``: the same error for the same member."""
         folder, _, name = e.path.rpartition("/")
-        if folder not in self.folders_ok:
-            _check_parts(e, folder.split("/") if folder else [], self.archive)
-            self.folders_ok.add(folder)
+        new = folder not in self.folders_ok
+        parts = folder.split("/") if new and folder else []
+        _check_parts(e, parts, self.archive)
         _check_parts(e, [name], self.archive, _judge_part.__wrapped__)  # names are unique
+        if new:
+            _check_depth(e, len(parts), self.archive)
+            self.folders_ok.add(folder)
 
 
 def _check_parts(e: Entry, parts: list[str], archive: str,
@@ -115,6 +125,14 @@ def _check_parts(e: Entry, parts: list[str], archive: str,
             raise ArchiveError(
                 f"member {e.path[:80]!r}... of {os.path.basename(archive)} has a {size}-byte name; "
                 f"file systems allow {_NAME_MAX} bytes: shorten it in the archive")
+
+
+def _check_depth(e: Entry, depth: int, archive: str) -> None:
+    if depth > DEPTH_MAX:
+        raise ArchiveError(
+            f"member {e.path[:80]!r}... of {os.path.basename(archive)} lies {depth} folders "
+            f"deep; drivestage extracts members at most {DEPTH_MAX} folders deep: flatten "
+            "it in the archive")
 
 
 @functools.lru_cache(maxsize=4096)
