@@ -117,3 +117,16 @@ def test_a_deep_stale_temp_folder_does_not_stop_later_extractions(deep_tmp):
     assert _temp_folders(dest) == []
     assert (dest / "x.txt").read_bytes() == b"x"
     assert (outside / "sub" / "keep.txt").read_bytes() == b"keep"
+
+
+def test_a_zip_member_with_no_name_is_no_traceback(tmp_path):
+    # zipfile's ZipInfo.is_dir() reads filename[-1]: a member named "" (as a tar's "./"
+    # root, nothing to write) raised IndexError out of the member list, for pull --extract
+    # a traceback. Skipped as the tar root is; the other members are extracted.
+    archive = str(tmp_path / "a.zip")
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr(zipfile.ZipInfo("", (2020, 1, 1, 0, 0, 0)), b"")
+        z.writestr("ok.txt", b"x")
+    dest = tmp_path / "dest"
+    assert extract_archive(archive, dest) == ["ok.txt"]
+    assert sorted(os.listdir(dest)) == [".drivestage", "ok.txt"]

@@ -138,7 +138,8 @@ def _zip_entries(zf: zipfile.ZipFile, archive: str, links: bool = True) -> list[
             raise ArchiveError(f"member {info.filename!r} of {archive} is encrypted; "
                                "drivestage cannot extract encrypted zips: decrypt it first")
         perm = unix_mode & 0o777 or None
-        if info.is_dir() or fmt == stat.S_IFDIR:
+        # is_dir() reads filename[-1]: an IndexError for a member with no name at all
+        if info.filename.endswith("/") or fmt == stat.S_IFDIR:
             entries.append(Entry(path, "dir", mode=perm, mtime=_zip_mtime(info), source=info))
             continue
         if info.compress_type not in ZIP_METHODS:
