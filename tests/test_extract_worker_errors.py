@@ -22,6 +22,7 @@ from drivestage.extract.tempdir import TEMP_PREFIX
 from drivestage.interrupts import Flag
 
 from _cli import run
+from test_extract_workers import worker_pids
 
 #: Enough members that workers pay (each file counts as 256 KiB of work).
 COUNT = 600
@@ -113,25 +114,6 @@ def test_a_workers_error_ends_the_writing_while_the_next_bytes_are_held(tmp_path
     assert worker_pids(os.getpid()) == []
     assert drivestage_threads() == []
     assert os.listdir(tmp_path / "dest") == []
-
-
-def worker_pids(parent: int) -> list[int]:
-    """The extraction workers of process ``parent`` alive now."""
-    marker = f"{workers.MARKER}{parent}".encode()
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                args = fh.read().split(b"\0")
-            with open(f"/proc/{pid}/stat") as fh:
-                state = fh.read().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker in args and state != "Z":
-            out.append(int(pid))
-    return out
 
 
 def test_pull_extract_stops_its_workers_when_a_member_fails_while_the_download_stalls(
