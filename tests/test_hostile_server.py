@@ -17,9 +17,6 @@ import pytest
 import _proxy
 from _proxy import Proxy
 
-#: Remove from a test once its fix lands (strict: a fix that makes it pass must remove it).
-_open = pytest.mark.xfail(strict=True, reason="issue 10: not bounded yet")
-
 #: Seconds a correct client needs at most here (a few short timeouts and retries).
 DEADLINE = 30
 
