@@ -25,6 +25,7 @@ import json
 import logging
 import mimetypes
 import os
+import re
 import time
 from typing import Any, Callable, Optional, TypeVar
 from urllib.parse import urlsplit
@@ -39,6 +40,7 @@ from drivestage.errors import (
     DailyUploadCapError,
     DriveStageError,
     ForeignSessionError,
+    MalformedAnswerError,
     QuotaExceededError,
     RemoteError,
     SourceChangedError,
@@ -63,6 +65,10 @@ MAX_CHANGED_ATTEMPTS = 3
 #: Chunk answers in a row that move the upload forward by less than a chunk unit (a server
 #: that answers "resume incomplete" and keeps nothing) before the upload is given up.
 MAX_STALLED_CHUNKS = 5
+
+
+#: A "308 Resume Incomplete" answer's Range: the bytes the server kept.
+_KEPT = re.compile(r"bytes=(\d+)-(\d+)")
 
 
 class _SessionGone(Exception):
@@ -192,6 +198,39 @@ def _shown_origin(url: str) -> str:
     return _origin_of(url)
 
 
+def _kept(resp: Any, where: str) -> Optional[int]:
+    """How many bytes a "308 Resume Incomplete" answer says the server kept (None: it names
+    no Range, so none). One that is no byte range is a MalformedAnswerError, not a
+    ValueError out of googleapiclient's ``int()``."""
+    rng = resp.get("range")
+    if rng is None:
+        return None
+    found = _KEPT.fullmatch(str(rng).strip())
+    if found is None:
+        raise MalformedAnswerError(
+            f"uploading {where}: the server answered 'resume incomplete' with Range "
+            f"{str(rng)[:80]!r}, which is no byte range; stopped. Drive never answers that: "
+            "check --api-root / DRIVESTAGE_API_ROOT and any proxy between you and Drive")
+    return int(found.group(2)) + 1
+
+
+class _CheckedHttp:
+    """A connection whose "308 Resume Incomplete" answers have a well-formed Range (or
+    none) before googleapiclient parses it (see :func:`_kept`)."""
+
+    def __init__(self, http: Any, where: str):
+        self._http, self._where = http, where
+
+    def request(self, *args: Any, **kwargs: Any) -> tuple[Any, bytes]:
+        resp, content = self._http.request(*args, **kwargs)
+        if resp.status == 308:
+            _kept(resp, self._where)
+        return resp, content
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._http, name)
+
+
 def _json_body(content: Any) -> dict[str, Any]:
     if isinstance(content, (bytes, bytearray)):
         content = content.decode("utf-8", "replace")
@@ -273,16 +312,22 @@ class _Session:
             saved = None
         if saved and self._fits(saved):
             try:
-                offset, result = self._retry_call(
+                offset, done = self._retry_call(
                     f"resuming {self.where}", lambda: self._query_status(saved["uri"]))
                 self._check_within(offset)
+                if done is not None and not self._in_place(done):
+                    # Completed by a process killed before it verified the copy, which was
+                    # trashed, moved or renamed on Drive since: no copy in the folder.
+                    raise _SessionGone("its completed file was trashed, moved or renamed since")
+                result = done
                 request.resumable_uri = saved["uri"]
                 request.resumable_progress = offset
                 persisted = True
                 log.info("resuming upload of %s at byte %d of %d", self.local_path, offset,
                          self.size)
-            except _SessionGone:
-                log.info("upload session for %s expired; starting a new one", self.local_path)
+            except _SessionGone as gone:
+                log.info("the saved upload session for %s is of no use (%s); starting a "
+                         "new one", self.local_path, gone)
                 self._forget()
         elif saved:
             self._forget()  # the file changed since: that session holds other bytes
@@ -324,6 +369,17 @@ class _Session:
             self._forget()
         return (entry_from_resource(result), self.media.hexdigest(),
                 self.media.changed_since(self.st))
+
+    def _in_place(self, res: dict[str, Any]) -> bool:
+        """Whether the file a completed session made is this upload's copy: ``name`` in
+        ``folder``, not in the trash (and ``replace`` itself when it replaces one)."""
+        parents = res.get("parents")
+        labels = res.get("labels")
+        return (res.get("title") == self.name
+                and not (isinstance(labels, dict) and labels.get("trashed"))
+                and isinstance(parents, list)
+                and any(isinstance(p, dict) and p.get("id") == self.folder.id for p in parents)
+                and (self.replace is None or res.get("id") == self.replace.id))
 
     def _check_within(self, kept: int) -> None:
         """A server that says it kept more than the file holds is broken (no chunk would ever
@@ -390,8 +446,7 @@ class _Session:
             raise _SessionGone(f"session answered {gone.status}")
         if resp.status in (200, 201):
             return self.size, _json_body(content)
-        rng = resp.get("range")  # 308: resume incomplete
-        return (int(rng.rsplit("-", 1)[1]) + 1 if rng else 0), None
+        return _kept(resp, self.where) or 0, None  # 308: resume incomplete
 
     def _retry_call(self, what: str, call: Callable[[], T]) -> T:
         """``call()`` under the retry policy, with a fresh connection after any failure."""
@@ -425,7 +480,8 @@ class _Session:
                         if done is not None:
                             return done
                     request._in_error_state = False  # we resync ourselves
-                    _, body = request.next_chunk(http=self.transport.http())
+                    _, body = request.next_chunk(
+                        http=_CheckedHttp(self.transport.http(), self.where))
                     # googleapiclient follows a Location in a "308 Resume Incomplete": the
                     # rest of the file (and the token) would go wherever it says.
                     if body is None and not same_origin(str(request.resumable_uri),

@@ -1,0 +1,252 @@
+"""Attacks on resumable uploads (session records, claims, resume) and what push builds on them.
+
+Each test drives the real stack against the emulator; a child process is SIGKILLed at a real
+moment of its upload (its own progress callback kills it: no sleeps to guess the moment)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from drivestage.state import UploadSessions
+
+KiB = 1024
+CHUNK = 256 * KiB
+
+
+def _file(tmp_path, name: str, size: int, seed: int = 0) -> tuple[str, bytes]:
+    data = (hashlib.sha256(f"{seed}".encode()).digest() * (size // 32 + 1))[:size]
+    path = os.path.join(str(tmp_path), "src", name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return path, data
+
+
+def _named(emu, name: str, *, trashed: bool = False) -> list[dict]:
+    return [f for f in emu.store.files.values()
+            if f.get("title") == name and bool(f.get("trashed")) == trashed]
+
+
+def _sessions(env) -> dict:
+    path = env / "state" / "upload-sessions.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+# A child that uploads argv[2] to Models/logs/<argv[3]> in chunks of argv[4] bytes and
+# SIGKILLs itself once the server has answered for the byte count argv[5] (the file's size:
+# the session completed, the record not yet dropped, the copy not yet verified).
+_KILL_AT = textwrap.dedent("""
+    import os, signal, sys
+    from drivestage.drive import connect
+    store = connect(api_root=sys.argv[1], token="test-token")
+    folder = store.make_folders("Models/logs")
+    sent = [0]
+    def progress(n):
+        sent[0] += n
+        if sent[0] >= int(sys.argv[5]):
+            os.kill(os.getpid(), signal.SIGKILL)
+    store.upload(sys.argv[2], folder, sys.argv[3], chunk_size=int(sys.argv[4]),
+                 progress=progress)
+    print("finished")
+""")
+
+
+def _upload_killed_at(emulator, path: str, name: str, at: int) -> None:
+    child = subprocess.run([sys.executable, "-c", _KILL_AT, emulator.url, path, name,
+                            str(CHUNK), str(at)], env={**os.environ}, capture_output=True,
+                           text=True, timeout=60)
+    assert child.returncode == -9, child.stderr
+
+
+# --------------------------------------- a completed session's file changed on Drive since
+
+@pytest.mark.parametrize("then", ["trashed", "deleted", "moved", "renamed"])
+def test_a_completed_session_resumed_after_its_file_left_the_folder(emulator, store, env,
+                                                                     tmp_path, then):
+    # A push was SIGKILLed after the last chunk's answer (the file complete on Drive, its
+    # session record not yet dropped). The file was then trashed, deleted, moved or renamed
+    # on Drive (by the user, or another machine's push). The next upload of the same,
+    # unchanged local file must leave it in the folder under its name, md5 equal: not
+    # "resume" the completed session and call that file, now elsewhere, the verified copy.
+    path, data = _file(tmp_path, "big.pt", 3 * CHUNK + 11)
+    _upload_killed_at(emulator, path, "big.pt", len(data))
+    assert len(_sessions(env)) == 1
+    (done,) = _named(emulator, "big.pt")
+    folder = store.make_folders("Models/logs")
+    files = store.service.files()
+    if then == "trashed":
+        files.trash(fileId=done["id"]).execute()
+    elif then == "deleted":
+        files.delete(fileId=done["id"]).execute()
+    elif then == "moved":
+        other = store.make_folders("Elsewhere")
+        files.patch(fileId=done["id"], body={}, addParents=other.id,
+                    removeParents=folder.id).execute()
+    else:
+        files.patch(fileId=done["id"], body={"title": "renamed.pt"}).execute()
+    entry = store.upload(path, folder, "big.pt", chunk_size=CHUNK)
+    (live,) = [f for f in _named(emulator, "big.pt") if folder.id in f["parents"]]
+    assert entry.id == live["id"]
+    assert emulator.read_bytes(live["id"]) == data
+    assert entry.md5 == live["md5"] == hashlib.md5(data).hexdigest()
+    assert _sessions(env) == {}
+
+
+# A child that pushes argv[2] into Models/logs (one upload at a time, 256 KiB chunks) and
+# SIGKILLs itself once argv[3] bytes were answered for.
+_PUSH_KILL_AT = textwrap.dedent("""
+    import os, signal, sys
+    from drivestage.upload_tree import push
+    sent = [0]
+    def progress(n):
+        sent[0] += n
+        if sent[0] >= int(sys.argv[3]):
+            os.kill(os.getpid(), signal.SIGKILL)
+    push(sys.argv[2], "drive:Models/logs", jobs=1, chunk_size=int(sys.argv[4]),
+         progress=progress)
+    print("finished")
+""")
+
+
+def _push_killed_at(emulator, src: str, at: int) -> None:
+    from _cli import child_env
+    child = subprocess.run([sys.executable, "-c", _PUSH_KILL_AT, emulator.url, src, str(at),
+                            str(CHUNK)], env=child_env(emulator), capture_output=True,
+                           text=True, timeout=60)
+    assert child.returncode == -9, child.stderr
+
+
+def _side(epoch: int, data: bytes) -> bytes:
+    return json.dumps({"epoch": epoch, "md5": hashlib.md5(data).hexdigest(),
+                       "size": len(data)}).encode()
+
+
+def test_a_push_resuming_a_session_whose_file_was_trashed_keeps_the_old_checkpoint(
+        emulator, drive_env, env, tmp_path):
+    # Drive holds last.pt (epoch 1, verified: its sidecar vouches for it). A push of epoch 2
+    # is SIGKILLed once the new last.pt's last chunk is answered for: Drive then has two
+    # last.pt. The user trashes the new, unvouched one, and pushes again. The push must end
+    # with a live last.pt its sidecar vouches for: the old one deleted only once a new copy
+    # is verified in the folder, never for a copy sitting in the trash.
+    from _cli import run
+    from _drive_state import live_md5s
+
+    old = os.urandom(1000)
+    emulator.add_file("Models/logs/last.pt", old)
+    emulator.add_file("Models/logs/last.json", _side(1, old))
+    src = str(tmp_path / "run")
+    os.makedirs(src)
+    new = os.urandom(3 * CHUNK + 5)
+    with open(os.path.join(src, "last.pt"), "wb") as fh:
+        fh.write(new)
+    with open(os.path.join(src, "last.json"), "wb") as fh:
+        fh.write(_side(2, new))
+    _push_killed_at(emulator, src, len(new))
+    (fresh,) = [f for f in _named(emulator, "last.pt") if f["size"] == len(new)]
+    from drivestage.drive import connect  # the user trashes the copy no sidecar vouches for
+    connect(api_root=emulator.url, token="test-token").service.files().trash(
+        fileId=fresh["id"]).execute()
+
+    code, out, err = run("push", src, "drive:Models/logs")
+    assert code == 0, err
+    live = live_md5s(emulator, "Models/logs")
+    assert live == {"last.pt": [hashlib.md5(new).hexdigest()],
+                    "last.json": [hashlib.md5(_side(2, new)).hexdigest()]}
+
+
+# --------------------------------------------------------------- a malformed 308 Range
+
+@pytest.mark.parametrize("rng", ["bytes=0-oops", "bytes=12", "bytes=0-", "garbage"])
+@pytest.mark.parametrize("when", ["chunk", "resume"])
+def test_a_malformed_range_is_one_error_line_and_leaves_no_file(emulator, store, env, tmp_path,
+                                                               rng, when):
+    # A broken proxy answers "308 resume incomplete" with a Range that is no byte range: the
+    # upload must stop with drivestage's own error (one line, not a ValueError's traceback),
+    # leave no file under the name, and the next try (the proxy fixed) must complete it.
+    from drivestage.errors import DriveStageError
+
+    path, data = _file(tmp_path, "big.pt", 3 * CHUNK + 1)
+    folder = store.make_folders("Models/logs")
+    if when == "resume":
+        _upload_killed_at(emulator, path, "big.pt", CHUNK)
+        assert len(_sessions(env)) == 1
+    emulator.faults.inject("PUT", r"upload_id=", status=308, body="", headers={"Range": rng},
+                           times=None)
+    with pytest.raises(DriveStageError) as info:
+        store.upload(path, folder, "big.pt", chunk_size=CHUNK)
+    assert "\n" not in str(info.value) and rng in str(info.value), str(info.value)
+    assert _named(emulator, "big.pt") == []
+    emulator.faults.clear()
+    entry = store.upload(path, folder, "big.pt", chunk_size=CHUNK)
+    assert emulator.read_bytes(entry.id) == data and len(_named(emulator, "big.pt")) == 1
+    assert _sessions(env) == {}
+
+
+# --------------------------------- two pushes of one folder at once, one SIGKILLed mid-way
+
+def _run_folder(tmp_path) -> tuple[str, dict]:
+    src = str(tmp_path / "run")
+    os.makedirs(src)
+    new = os.urandom(3 * CHUNK + 5)
+    files = {"last.pt": new, "last.json": _side(2, new), "results.csv": os.urandom(2 * CHUNK + 3)}
+    for name, data in files.items():
+        with open(os.path.join(src, name), "wb") as fh:
+            fh.write(data)
+    return src, files
+
+
+def _uploads_of(emulator, method: str) -> list:
+    return [r for r in emulator.requests if r.method == method and r.path.startswith("/upload/")]
+
+
+@pytest.mark.parametrize("moment", ["before-session", "recorded", "mid-chunk", "last-chunk"])
+def test_two_pushes_of_one_folder_one_sigkilled_leave_each_file_once(emulator, env, tmp_path,
+                                                                     moment):
+    # Push A and push B (real processes, one state folder: one machine) of the same folder
+    # into the same Drive folder at once; A is SIGKILLed at `moment` of its first upload.
+    # B (waiting on the place lock meanwhile) then does the push, and a third push finds
+    # nothing to do. Drive must hold each file once, md5 equal, the old checkpoint gone.
+    from _cli import child_env
+    from _drive_state import live_md5s
+    from _kill import sigkill_when
+
+    old = os.urandom(1000)
+    emulator.add_file("Models/logs/last.pt", old)
+    emulator.add_file("Models/logs/last.json", _side(1, old))
+    src, files = _run_folder(tmp_path)
+    cenv = child_env(emulator)
+    push_cmd = [sys.executable, "-m", "drivestage", "push", src, "drive:Models/logs",
+                "--chunk-size", "256KiB", "--jobs", "1"]
+    emulator.clear_requests()
+    if moment == "last-chunk":
+        _push_killed_at(emulator, src, len(files["last.pt"]))
+        b = subprocess.Popen(push_cmd, env=cenv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    else:
+        if moment == "before-session":
+            emulator.faults.latency(3.0, "POST", r"^/upload/", times=1)
+            ready = lambda: len(_uploads_of(emulator, "POST")) >= 1
+        elif moment == "recorded":
+            emulator.faults.latency(3.0, "PUT", r"upload_id=", times=1)
+            ready = lambda: len(_uploads_of(emulator, "PUT")) >= 1 and _sessions(env)
+        else:
+            emulator.faults.throttle(2 * CHUNK)
+            ready = lambda: len(_uploads_of(emulator, "PUT")) >= 2
+        a = subprocess.Popen(push_cmd, env=cenv, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        b = subprocess.Popen(push_cmd, env=cenv, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        sigkill_when(a, ready, f"push A never got to {moment}")
+        emulator.faults.clear()
+    out, err = b.communicate(timeout=120)
+    assert b.returncode == 0, err
+    again = subprocess.run(push_cmd, env=cenv, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert "0 uploaded" in again.stderr, again.stderr
+    want = {name: [hashlib.md5(data).hexdigest()] for name, data in files.items()}
+    assert live_md5s(emulator, "Models/logs") == want
