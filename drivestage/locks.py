@@ -16,6 +16,7 @@ from typing import Iterator
 
 from filelock import FileLock, Timeout
 
+from drivestage.errors import LocalFileError
 from drivestage.state import state_dir
 
 log = logging.getLogger(__name__)
@@ -38,13 +39,20 @@ def place_lock(place: str, where: str) -> Iterator[None]:
     # place in this process (a notebook) waited for it.
     with mine:
         folder = state_dir() / "locks"
-        folder.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(folder / f"push-{digest}.lock"))
         try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            log.warning("another push into %s is running on this machine; waiting for it", where)
-            lock.acquire()
+            folder.mkdir(parents=True, exist_ok=True)
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                log.warning("another push into %s is running on this machine; waiting for it",
+                            where)
+                lock.acquire()
+        except OSError as exc:  # read-only, full: no lock, so no push (see the module's doc)
+            raise LocalFileError(
+                f"cannot lock {where} for this push in drivestage's state folder {folder} "
+                f"({exc.strerror or exc}); point DRIVESTAGE_STATE_DIR at a folder you can "
+                "write") from None
         try:
             yield
         finally:

@@ -85,6 +85,17 @@ class _JsonFile:
             atomic_write(str(self.path), json.dumps(data, separators=(",", ":")).encode())
             return data
 
+    def update_or_warn(self, change: Callable[[dict[str, Any]], None], lost: str) -> bool:
+        """:meth:`update`; whether it was written. A state folder that cannot be written (a
+        full disk, a read-only one) costs only what ``lost`` says, in a warning: the state
+        saves work, it never fails a transfer that worked."""
+        try:
+            self.update(change)
+            return True
+        except OSError as exc:
+            log.warning("cannot write %s (%s): %s", self.path, exc.strerror or exc, lost)
+            return False
+
 
 def stat_key(st: os.stat_result) -> list[int]:
     """What tells two versions of a file apart without reading it: size and mtime."""
@@ -137,7 +148,8 @@ class Md5Cache:
         with self._mutex:
             dirty, self._dirty = self._dirty, {}
         if dirty:
-            self._file.update(lambda data: data.update(dirty))
+            self._file.update_or_warn(lambda data: data.update(dirty),
+                                      "the files of this run are hashed again next time")
 
 
 class UploadSessions:
@@ -186,8 +198,9 @@ class UploadSessions:
         found = self._file.read().get(key)
         return found if isinstance(found, dict) else None
 
-    def put(self, key: str, record: dict[str, Any]) -> None:
-        """Save the session for ``key`` (and forget sessions older than Drive keeps them)."""
+    def put(self, key: str, record: dict[str, Any]) -> bool:
+        """Save the session for ``key`` (and forget sessions older than Drive keeps them);
+        whether it was saved (not when the state folder cannot be written)."""
         def change(data: dict[str, Any]) -> None:
             # Drive forgets a session after about a week: so do we. A damaged entry (edited
             # by hand: no record, no time) goes too; it costs only a fresh session.
@@ -195,11 +208,13 @@ class UploadSessions:
             for old in [k for k, v in data.items() if not _fresh(v, now)]:
                 del data[old]
             data[key] = record
-        self._file.update(change)
+        return self._file.update_or_warn(change, "an upload cut now starts over next time")
 
     def drop(self, key: str) -> None:
-        """Forget the session for ``key``."""
-        self._file.update(lambda data: data.pop(key, None))
+        """Forget the session for ``key`` (kept, when the state folder cannot be written,
+        until it is older than Drive keeps sessions: a resume asks the server first)."""
+        self._file.update_or_warn(lambda data: data.pop(key, None),
+                                  "a finished upload's session record stays")
 
 
 def _fresh(record: Any, now: float) -> bool:

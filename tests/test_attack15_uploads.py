@@ -250,3 +250,123 @@ def test_two_pushes_of_one_folder_one_sigkilled_leave_each_file_once(emulator, e
     assert "0 uploaded" in again.stderr, again.stderr
     want = {name: [hashlib.md5(data).hexdigest()] for name, data in files.items()}
     assert live_md5s(emulator, "Models/logs") == want
+
+
+# ------------------------------------------- a state folder that is full, or read-only
+
+from _tmpfs import small_disk  # noqa: E402,F401 (a fixture)
+
+
+def _fill(folder) -> None:
+    try:
+        with open(os.path.join(folder, "filler"), "wb") as fh:
+            while True:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+    except OSError:
+        pass
+
+
+def _remount_read_only(point) -> None:
+    import ctypes
+    import ctypes.util
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    ms_rdonly, ms_remount = 1, 32
+    if libc.mount(b"tmpfs", os.fsencode(str(point)), b"tmpfs", ms_remount | ms_rdonly, None):
+        pytest.skip(f"cannot remount a tmpfs read-only: {os.strerror(ctypes.get_errno())}")
+
+
+@pytest.mark.parametrize("full", ["before", "during"])
+def test_a_full_state_disk_costs_only_the_resume(emulator, store, env, tmp_path, small_disk,
+                                                 monkeypatch, full):
+    # The state folder shares a disk that fills up (a training run's checkpoints on Colab):
+    # before the upload (its session cannot be saved), or while it runs (its record cannot
+    # be dropped at the end). The upload must still complete and be verified: the state is
+    # there to resume, never a reason to fail a transfer that worked.
+    state = small_disk(64 * KiB)
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(state))
+    path, data = _file(tmp_path, "big.pt", 3 * CHUNK + 1)
+    folder = store.make_folders("Models/logs")
+    if full == "before":
+        _fill(state)
+    filled = []
+
+    def progress(n):
+        if full == "during" and not filled:
+            filled.append(n)
+            _fill(state)
+    entry = store.upload(path, folder, "big.pt", chunk_size=CHUNK, progress=progress)
+    assert emulator.read_bytes(entry.id) == data
+    assert entry.md5 == hashlib.md5(data).hexdigest()
+    assert len(_named(emulator, "big.pt")) == 1
+
+
+def test_a_push_with_a_read_only_state_folder_is_one_error_line(emulator, drive_env, env,
+                                                                tmp_path, small_disk,
+                                                                monkeypatch):
+    # Without its state folder a push cannot hold the place lock that keeps two pushes of
+    # this machine apart: it stops before a byte is sent, saying so in one line.
+    from _cli import run
+
+    state = small_disk(64 * KiB)
+    _remount_read_only(state)
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(state))
+    src, _ = _run_folder(tmp_path)
+    code, out, err = run("push", src, "drive:Models/logs")
+    assert code == 1
+    assert err.startswith("Error: ") and err.count("\n") == 1, err
+    assert str(state) in err and "DRIVESTAGE_STATE_DIR" in err, err
+    assert _uploads_of(emulator, "POST") == []
+
+
+# ---------------------------------- five uploads of one file at once in one process, killed
+
+_FIVE = textwrap.dedent("""
+    import os, signal, sys, threading
+    from drivestage.drive import connect
+    store = connect(api_root=sys.argv[1], token="test-token")
+    folder = store.make_folders("Models/logs")
+    started, lock = set(), threading.Lock()
+    def one(i):
+        def progress(n):  # each waits here after its first chunk, until all five have one
+            with lock:
+                started.add(i)
+                if len(started) == 5:
+                    os.kill(os.getpid(), signal.SIGKILL)
+            threading.Event().wait(30)
+        store.upload(sys.argv[2], folder, "big.pt", chunk_size=int(sys.argv[3]),
+                     progress=progress)
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print("finished")
+""")
+
+
+def test_five_uploads_of_one_file_killed_at_once_resume_one_and_leave_one_file(
+        emulator, store, env, tmp_path):
+    # SESSION_SLOTS (4) uploads get a record each; the fifth saves none. All five are
+    # SIGKILLed once each has a chunk in. The rerun resumes one saved session (no new one),
+    # sends only what it lacks, and leaves one big.pt, md5 equal; no session it resumed
+    # belongs to another file.
+    from drivestage.state import SESSION_SLOTS
+
+    path, data = _file(tmp_path, "big.pt", 4 * CHUNK + 9)
+    child = subprocess.run([sys.executable, "-c", _FIVE, emulator.url, path, str(CHUNK)],
+                           env={**os.environ}, capture_output=True, text=True, timeout=60)
+    assert child.returncode == -9, child.stderr
+    saved = _sessions(env)
+    assert len(saved) == SESSION_SLOTS
+    assert len({r["uri"] for r in saved.values()}) == SESSION_SLOTS
+    assert _named(emulator, "big.pt") == []
+    emulator.clear_requests()
+    folder = store.make_folders("Models/logs")
+    entry = store.upload(path, folder, "big.pt", chunk_size=CHUNK)
+    assert _uploads_of(emulator, "POST") == []
+    sent = sum(r.bytes_in for r in _uploads_of(emulator, "PUT"))
+    assert sent <= len(data) - CHUNK
+    assert [f["id"] for f in _named(emulator, "big.pt")] == [entry.id]
+    assert emulator.read_bytes(entry.id) == data and entry.md5 == hashlib.md5(data).hexdigest()
+    assert len(_sessions(env)) == SESSION_SLOTS - 1

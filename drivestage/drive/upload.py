@@ -412,10 +412,9 @@ class _Session:
             # uploads of this file to this place hold every record.)
             return False
         # Persisted before the first byte goes out.
-        self.sessions.put(self.slot, {"uri": uri, "size": self.size,
-                                     "mtime_ns": self.st.st_mtime_ns, "chunk": self.chunk,
-                                     "created": time.time()})
-        return True
+        return self.sessions.put(self.slot, {"uri": uri, "size": self.size,
+                                            "mtime_ns": self.st.st_mtime_ns,
+                                            "chunk": self.chunk, "created": time.time()})
 
     def _start_session(self, request: Any) -> str:
         """POST the metadata and get the session URI (googleapiclient's first step)."""
