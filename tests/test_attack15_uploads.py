@@ -13,8 +13,6 @@ import textwrap
 
 import pytest
 
-from drivestage.state import UploadSessions
-
 KiB = 1024
 CHUNK = 256 * KiB
 
@@ -370,3 +368,116 @@ def test_five_uploads_of_one_file_killed_at_once_resume_one_and_leave_one_file(
     assert [f["id"] for f in _named(emulator, "big.pt")] == [entry.id]
     assert emulator.read_bytes(entry.id) == data and entry.md5 == hashlib.md5(data).hexdigest()
     assert len(_sessions(env)) == SESSION_SLOTS - 1
+
+
+# ------------------------------------------------ a claims file that is not a plain file
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "link"])
+def test_an_odd_claims_file_still_lets_an_upload_be_cut_and_resumed(emulator, store, env,
+                                                                    tmp_path, kind):
+    # upload-sessions.json.claims is a FIFO, a folder, or a link to a file elsewhere: the
+    # claims then hold in this process only (or through the link), and an upload cut after
+    # a chunk still resumes its own session and leaves one verified file.
+    state = env / "state"
+    state.mkdir(exist_ok=True)
+    claims = state / "upload-sessions.json.claims"
+    if kind == "fifo":
+        os.mkfifo(claims)
+    elif kind == "directory":
+        claims.mkdir()
+    else:
+        (tmp_path / "elsewhere").write_bytes(b"")
+        claims.symlink_to(tmp_path / "elsewhere")
+    path, data = _file(tmp_path, "big.pt", 3 * CHUNK + 2)
+    folder = store.make_folders("Models/logs")
+
+    def cut(n):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        store.upload(path, folder, "big.pt", chunk_size=CHUNK, progress=cut)
+    assert len(_sessions(env)) == 1
+    emulator.clear_requests()
+    entry = store.upload(path, folder, "big.pt", chunk_size=CHUNK)
+    assert _uploads_of(emulator, "POST") == []
+    assert emulator.read_bytes(entry.id) == data and len(_named(emulator, "big.pt")) == 1
+    assert _sessions(env) == {}
+    if kind == "link":
+        assert (tmp_path / "elsewhere").read_bytes() == b""  # locked, never written
+
+
+# ---------------------------------------- the local file changed between start and resume
+
+@pytest.mark.parametrize("change", ["grown", "truncated", "renamed-over", "same-size-and-mtime"])
+@pytest.mark.parametrize("replace", [False, True])
+def test_a_file_changed_between_the_cut_and_the_resume_sends_its_new_bytes(
+        emulator, store, env, tmp_path, change, replace):
+    # Cut after a chunk, then the local file changes: grown, truncated, replaced by a rename,
+    # or rewritten with other bytes of the same size and its mtime put back (rsync -t, cp -p).
+    # The rerun must leave the new bytes on Drive, md5 verified, one file: never the old
+    # session's bytes with the new file's tail.
+    path, old = _file(tmp_path, "big.bin", 3 * CHUNK + 2)
+    folder = store.make_folders("Models/logs")
+    target = None
+    if replace:
+        target = store.upload(path, folder, "big.bin", chunk_size=CHUNK)
+        with open(path, "ab") as fh:
+            fh.write(b"v2")
+        old = old + b"v2"
+
+    def cut(n):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        store.upload(path, folder, "big.bin", chunk_size=CHUNK, progress=cut, replace=target)
+    st = os.stat(path)
+    if change == "grown":
+        new = old + os.urandom(CHUNK)
+    elif change == "truncated":
+        new = old[:CHUNK + 5]
+    else:
+        new = os.urandom(len(old))
+    if change == "renamed-over":
+        with open(path + ".tmp", "wb") as fh:
+            fh.write(new)
+        os.replace(path + ".tmp", path)
+    else:
+        with open(path, "r+b") as fh:
+            fh.truncate(0)
+            fh.write(new)
+    if change == "same-size-and-mtime":
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    entry = store.upload(path, folder, "big.bin", chunk_size=CHUNK, replace=target)
+    (live,) = _named(emulator, "big.bin")
+    assert entry.id == live["id"] and (not replace or entry.id == target.id)
+    assert emulator.read_bytes(entry.id) == new
+    assert entry.md5 == hashlib.md5(new).hexdigest()
+    assert _sessions(env) == {}
+
+
+# ------------------------------------------------- a session that expires mid-way
+
+@pytest.mark.parametrize("status", [404, 410])
+@pytest.mark.parametrize("replace", [False, True])
+def test_a_session_that_expires_mid_way_restarts_once_and_leaves_one_verified_file(
+        emulator, store, env, tmp_path, status, replace):
+    path, data = _file(tmp_path, "big.bin", 3 * CHUNK + 3)
+    folder = store.make_folders("Models/logs")
+    target = store.upload(path, folder, "big.bin", chunk_size=CHUNK) if replace else None
+    data = os.urandom(len(data) + CHUNK)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    emulator.clear_requests()
+    sent = []
+
+    def expire(n):  # the session is forgotten once its first chunk is in
+        if not sent:
+            sent.append(n)
+            emulator.faults.inject("PUT", r"upload_id=", status=status, times=1)
+    entry = store.upload(path, folder, "big.bin", chunk_size=CHUNK, replace=target,
+                         progress=expire)
+    starts = [r for r in emulator.requests
+              if r.path.startswith("/upload/") and "upload_id" not in r.query]
+    assert len(starts) == 2
+    (live,) = _named(emulator, "big.bin")
+    assert entry.id == live["id"] and (not replace or entry.id == target.id)
+    assert emulator.read_bytes(entry.id) == data
+    assert entry.md5 == hashlib.md5(data).hexdigest() and _sessions(env) == {}
