@@ -96,8 +96,9 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
     file and destination. Returns the entry whose ``md5`` equals the local md5. A file
     that changed on disk while it was sent is sent again (then
     :class:`SourceChangedError`); a server md5 that differs from the local one
-    gets the remote copy removed and the upload done once more, then
-    :class:`ChecksumMismatchError`.
+    gets the upload done once more (a new file's bad copy removed first), then, after a
+    second mismatch, the remote copy removed - ``replace`` too, which the update in place
+    left holding neither its old bytes nor the new - and :class:`ChecksumMismatchError`.
     """
     chunk = check_chunk_size(int(chunk_size or DEFAULT_CHUNK_SIZE))
     sessions = sessions or UploadSessions()
@@ -141,7 +142,8 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
         return entry
     if replace is None:
         # Only a file this call created is removed; ``replace`` is the caller's file, which
-        # is never deleted here (push replaces checkpoints by a new file for that reason).
+        # a change mid-upload never deletes (push replaces checkpoints by a new file for
+        # that reason).
         _delete_quietly(store, target)
         done = "the half-written remote copy was removed"
     else:
