@@ -46,7 +46,9 @@ class MediaReader:
     only up to the length asked for (a longer one is refused), and a body that brings less
     than 64 KiB in ``DRIVESTAGE_HTTP_TIMEOUT`` seconds (default 120; also the longest wait
     for any byte) is given up and asked again. A failed attempt that had brought at least
-    1 MiB does not count against the retries; the others do."""
+    1 MiB does not count against the retries; the others do, and so does an answer for
+    less than was asked that brought under 64 KiB (a server answering every range with a
+    few bytes took a request per few bytes)."""
 
     def __init__(self, transport: Transport):
         self.transport = transport
@@ -84,6 +86,13 @@ class MediaReader:
                         log.info("%s: %s after %d bytes; asking for the rest", what, exc,
                                  at.pos - before)
                         self.transport.drop()
+                        continue
+                    if at.pos < sink.limit() and at.pos - before < _MIN_BYTES:
+                        # An answer for less than was asked (206, its Content-Range saying
+                        # so) that brought little: a failed attempt (see the class doc).
+                        raise retry.TransientError(
+                            f"the answer covered only {at.pos - before} of the "
+                            f"{sink.limit() - before} bytes asked for")
         return at.pos
 
     def _stream_once(self, entry: RemoteEntry, at: "_Position", sink: ByteSink,
