@@ -17,6 +17,7 @@ import pytest
 import drivestage
 from _archives import tree
 from _cli import child_env
+from _tmpfs import small_disk  # noqa: F401  (a fixture)
 from drivestage import download as dl
 from drivestage.extract.workers import MARKER
 
@@ -526,3 +527,165 @@ def test_a_server_that_answers_every_range_with_a_few_bytes_is_given_up_on(emula
     assert lines[-1].startswith("Error: ") and "Traceback" not in res.stderr, res.stderr
     assert asked <= 12, asked
     assert [p for p in os.listdir(dest) if not p.startswith(".")] == []
+
+
+@pytest.mark.parametrize("when", [1, 100, 400])
+def test_a_disk_that_another_program_fills_while_workers_write(emulator, drive_env,
+                                                                tmp_path, small_disk, when):
+    """Another program fills DEST's disk once the workers have written ``when`` members
+    of v2 into the temporary folder: the pull either finished first (exactly v2) or fails
+    with one error line, DEST exactly v1 (its partial aside), no temporary folder, no
+    worker; once there is room again the rerun leaves exactly v2."""
+    v1, v2 = _versions()
+    a1, a2 = _zip(v1), _zip(v2)
+    disk = small_disk(16 << 20, inodes=6000)
+    emulator.add_file("d/set.zip", a1)
+    dest = disk / "dest"
+    drivestage.pull("drive:d/set.zip", str(dest), extract=True)
+    _replace_on_drive("d/set.zip", a2, tmp_path)
+    emulator.faults.throttle(2 << 20)  # the workers follow the download for a while
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:d/set.zip",
+                             str(dest), "-x", "-q"], env=child_env(emulator),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    filler = disk / "filler"
+
+    def written() -> int:
+        temps = [n for n in os.listdir(dest) if n.startswith(".drivestage-extract-")]
+        try:
+            return sum(len(os.listdir(dest / t / "ds")) for t in temps)
+        except OSError:
+            return 0
+
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and written() < when:
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    with open(filler, "wb") as fh:  # every byte left
+        try:
+            while True:
+                fh.write(b"\0" * (64 << 10))
+                fh.flush()
+        except OSError:
+            pass
+    _, err = proc.communicate(timeout=60)
+    emulator.faults.throttle(None)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert "Traceback" not in err, err
+    assert _workers_of(proc.pid) == []
+    assert not [n for n in os.listdir(dest) if n.startswith(".drivestage-")]
+    files = {k: v for k, v in tree(dest).items() if not k.startswith(".set.zip.")}
+    if proc.returncode == 0:
+        assert files == {"set.zip": a2, **v2}
+    else:
+        assert proc.returncode == 1 and lines[-1].startswith("Error: "), err
+        assert files == {"set.zip": a1, **v1}, lines[-1]
+    filler.unlink()
+    assert drivestage.pull("drive:d/set.zip", str(dest), extract=True).extracted
+    assert tree(dest) == {"set.zip": a2, **v2}
+
+
+def test_ctrl_c_while_the_download_stalls_mid_member_ends_at_once(emulator, drive_env,
+                                                                  tmp_path):
+    """Drive stops sending in the middle of the members (for good) while worker processes
+    write the ones that arrived, and the user presses Ctrl-C: the pull ends within
+    seconds (not once the connection's timeout, 120 s, cuts the stalled read), exit 130,
+    "Interrupted.", no temporary folder, no worker, DEST exactly v1."""
+    v1, v2 = _versions()
+    a1, a2 = _zip(v1), _zip(v2)
+    dest = _pulled_v1(emulator, tmp_path, "dest", v1, a1, a2)
+    entry = drivestage.connect().resolve("d/set.zip")
+    hold = emulator.faults.hold(entry.id, len(a2) // 2, timeout=300)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull",
+                                 "drive:d/set.zip", str(dest), "-x", "-q"],
+                                env=child_env(emulator), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+        def written() -> int:
+            temps = [n for n in os.listdir(dest) if n.startswith(".drivestage-extract-")]
+            try:
+                return sum(len(os.listdir(dest / t / "ds")) for t in temps)
+            except OSError:
+                return 0
+
+        deadline = time.monotonic() + 60
+        while written() < 50:  # the workers wrote what arrived; the rest is held
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        began = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        took = time.monotonic() - began
+    finally:
+        hold.release()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "Interrupted.", err
+    assert took < 10, took
+    assert _workers_of(proc.pid) == []
+    assert not [n for n in os.listdir(dest) if n.startswith(".drivestage-")]
+    files = {k: v for k, v in tree(dest).items() if not k.startswith(".set.zip.")}
+    assert files == {"set.zip": a1, **v1}
+
+
+@pytest.mark.slow
+def test_two_pulls_of_archives_whose_members_overlap_into_one_dest_at_once(
+        emulator, drive_env, tmp_path):
+    """`pull -x a.zip` and `pull -x b.zip` into one DEST at once (processes, each followed
+    by worker processes); the two share 100 member paths (other bytes, other sizes), and a
+    third process pulls a.zip too: every command succeeds, each path holds one archive's
+    bytes (a shared one: either's), both stamps say extracted, nothing is left behind;
+    then a rerun of each leaves its own bytes at every one of its paths."""
+    a = {f"ds/f{i:04d}.txt": os.urandom(1500) for i in range(N)}
+    b = {f"ds/f{i:04d}.txt": os.urandom(1600) for i in range(100)}
+    b.update({f"ds/g{i:04d}.txt": os.urandom(1600) for i in range(N)})
+    za, zb = _zip(a), _zip(b)
+    emulator.add_file("d/a.zip", za)
+    emulator.add_file("d/b.zip", zb)
+    dest = tmp_path / "dest"
+    emulator.faults.throttle(4 << 20)  # the three overlap
+    procs = [subprocess.Popen([sys.executable, "-m", "drivestage", "pull", f"drive:d/{n}",
+                               str(dest), "-x", "-q"], env=child_env(emulator),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for n in ("a.zip", "b.zip", "a.zip")]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    emulator.faults.throttle(None)
+    got = tree(dest)
+    assert got.pop("a.zip") == za and got.pop("b.zip") == zb
+    assert set(got) == set(a) | set(b)
+    for path, data in got.items():
+        assert data in (a.get(path), b.get(path)), path
+    assert sorted(os.listdir(dest)) == [".drivestage", "a.zip", "b.zip", "ds"]
+    for name, members in (("a.zip", a), ("b.zip", b)):
+        drivestage.pull(f"drive:d/{name}", str(dest), extract=True)
+        now = tree(dest)
+        assert {p: now[p] for p in members} == members
+
+
+def test_a_server_that_caps_each_answer_at_96_kib_still_serves_the_pull(emulator, tmp_path):
+    """The other side of the rule above: a server (a proxy, a CDN) that answers each range
+    with at most 96 KiB is slow, not broken: the pull asks for the rest each time and
+    stages the archive and its members."""
+    from _proxy import Proxy
+
+    members = {f"ds/{i}.bin": os.urandom(1000) for i in range(400)}
+    blob = _zip(members)
+    emulator.add_file("d/set.zip", blob)
+    with Proxy(emulator.url) as proxy:
+        proxy.on("GET", r"alt=media", _short_answers(96 << 10))
+        env = dict(child_env(emulator), DRIVESTAGE_API_ROOT=proxy.url,
+                   DRIVESTAGE_RETRY_ATTEMPTS="3")
+        dest = tmp_path / "dest"
+        res = subprocess.run([sys.executable, "-m", "drivestage", "pull", "drive:d/set.zip",
+                              str(dest), "-x", "-q"], env=env, capture_output=True,
+                             text=True, timeout=60)
+        asked = proxy.count("GET", "alt=media")
+    assert res.returncode == 0, res.stderr
+    assert tree(dest) == {"set.zip": blob, **members}
+    assert asked >= len(blob) // (96 << 10)
