@@ -18,7 +18,7 @@ import os
 import re
 import stat
 import time
-from typing import Optional, Sequence
+from typing import Collection, Optional, Sequence
 
 from drivestage.localfs import atomic_write, fitted_name
 from drivestage.store import RemoteEntry
@@ -59,6 +59,29 @@ def stale_partials(target: str, keep: Optional[str] = None) -> list[str]:
             path = os.path.join(folder, f"{prefix}{tag.group(1)}.partial")
             if path != keep and path not in out:
                 out.append(path)
+    return out
+
+
+#: Any partial or record, and any record's temporary file: (the fitted name they are made of).
+_ANY_RES = (re.compile(r"^\.(.+)\.[0-9a-f]{16}\.(?:partial|ranges)\Z"),
+            re.compile(r"^\.\.(.+)\.[0-9a-f]{16}\.ranges\.[^/]+\.tmp\Z"))
+
+
+def orphans(folder: str, names: Collection[str]) -> dict[str, list[str]]:
+    """The partial downloads in ``folder``, their records and the records' temporary files,
+    of files named none of ``names`` (a file Drive no longer has: a rerun would never finish
+    nor remove them), by the fitted name they are made of (that of their lock)."""
+    keep = {fitted_name(n) for n in names}
+    out: dict[str, list[str]] = {}
+    try:
+        entries = sorted(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return out
+    for entry in entries:
+        for pattern in _ANY_RES:
+            found = pattern.match(entry)
+            if found is not None and found.group(1) not in keep:
+                out.setdefault(found.group(1), []).append(os.path.join(folder, entry))
     return out
 
 

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from drivestage import download as dl
-from drivestage import stamps
-from drivestage.errors import DuplicateNameError, NotFoundError, ShortcutCycleError, UsageError
+from drivestage import partials, stamps
+from drivestage.errors import DuplicateNameError, LocalFileError, NotFoundError, \
+    ShortcutCycleError, UsageError
+from drivestage.extract.statedir import state_lock
 from drivestage.pool import each
 from drivestage.paths import StorePath, matches, printable
 from drivestage.stage_file import FileStager, ProgressFactory, PullResult, check_space, safe_name
@@ -96,10 +99,14 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     root = os.path.join(dest, safe_name(folder.name, src))
     streams = jobs  # per large file (None: found by measuring)
     jobs = max(1, int(jobs or dl.DEFAULT_JOBS))
-    items, skipped = _walk(store, folder, src.rstrip("/"), root, jobs, include, exclude)
+    items, skipped, listed = _walk(store, folder, src.rstrip("/"), root, jobs, include,
+                                   exclude)
+    os.makedirs(dest, exist_ok=True)
+    for where in sorted({it.folder for it in items} | {root}):
+        _real_folders(root, where, dest, create=False)  # a link there: refused before a byte
     todo = sum(it.entry.size - dl.partial_size(it.target, it.entry)
                for it in items if not _looks_staged(it))
-    os.makedirs(root, exist_ok=True)
+    _real_folders(root, root, dest, create=True)
     check_space(root, reserve, todo, f"download {src}")
     log.info("pull %s: %d files, %d skipped, up to %d bytes to download", src, len(items),
              len(skipped), todo)
@@ -112,6 +119,7 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
 
     def stage(index: int, streams: Optional[int]) -> PullResult:
         it = items[index]
+        _real_folders(root, it.folder, dest, create=True)  # again: DEST may have changed
         one = FileStager(it.src, it.folder, store, extract=extract and _is_archive(it),
                          jobs=streams, force=force, reserve=reserve, chunk_size=chunk_size,
                          progress=bar.for_file(index), lock_dir=root, protect=staged)
@@ -146,6 +154,7 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
                 results[i] = stage(i, streams)
     finally:
         bar.close()
+    _drop_orphan_partials(root, listed)
     return FolderPullResult(src=src, path=root, dest=dest, id=folder.id,
                             files=[results[i] for i in range(len(items))], skipped=skipped,
                             seconds=round(time.monotonic() - began, 3))
@@ -153,9 +162,10 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
 
 def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: int,
           include: Sequence[str] = (), exclude: Sequence[str] = ()
-          ) -> tuple[list[_Item], list[str]]:
-    """Every downloadable file under ``folder`` that the globs select, in tree order, and
-    those skipped for having no content.
+          ) -> tuple[list[_Item], list[str], dict[str, set[str]]]:
+    """Every downloadable file under ``folder`` that the globs select, in tree order, those
+    skipped for having no content, and the local names of every item listed, by local
+    folder (each folder listed: an excluded one is not).
 
     One listing per folder; the folders of one level are listed ``jobs`` at a time (each
     listing is a round trip to Drive). An excluded folder is not listed at all."""
@@ -165,6 +175,7 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
     level: list[tuple[RemoteEntry, str, str, tuple[str, ...], tuple[str, ...]]] = [
         (folder, src, local, (), ())]
     placed: dict[tuple[str, ...], list[_Item]] = {}
+    listed: dict[str, set[str]] = {}
     # Every folder the walk takes, by id: a folder reached twice (two shortcuts to it, or two
     # parents) would be taken twice, and a tree of such pairs 2^depth times.
     walked: dict[str, str] = {folder.id: src}
@@ -178,6 +189,7 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
         for (cur, cur_src, cur_local, names, above), children in zip(level, listings):
             children = sorted(children, key=lambda e: (e.name, e.id))
             _refuse_duplicates(children, cur_src)
+            listed[cur_local] = {safe_name(child.name, cur_src) for child in children}
             files: list[_Item] = []
             for child in children:
                 name = safe_name(child.name, cur_src)
@@ -204,7 +216,72 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
     # Tree order: a folder's files, then its subfolders' (sorted name tuples do exactly that).
     for names in sorted(placed):
         items.extend(placed[names])
-    return items, skipped
+    return items, skipped, listed
+
+
+def _drop_orphan_partials(root: str, listed: dict[str, set[str]]) -> None:
+    """Remove the partial downloads (and their records) of files the folders no longer have
+    on Drive: a pull killed or failed while it fetched one, then the file deleted or renamed
+    on Drive. No rerun would finish or remove them, and they may be large. Each goes under
+    its file's lock, taken without waiting: a pull fetching a file of that name right now
+    (another folder's, pulled into the same DEST, or a single-file pull there) keeps its
+    partial."""
+    for where, names in listed.items():
+        for name, found in partials.orphans(where, names).items():
+            with state_lock(where, name + ".lock", None) as mine:
+                if mine:
+                    log.info("removing the partial download of %s, which Drive no longer "
+                             "has", os.path.join(where, name))
+                    for path in found:
+                        partials.unlink(path)
+
+
+def _real_folders(root: str, folder: str, dest: str, *, create: bool) -> None:
+    """Check that ``root`` and each folder from it down to ``folder`` is a real folder, made
+    when missing (``create``; else the check stops at the first missing one). A link there
+    (left by the user, or put there by another program while the pull runs) would take the
+    files, their partial downloads and stamps wherever it leads, out of DEST; a file there
+    cannot hold them. Either is one line (:class:`LocalFileError`), before anything is
+    written below it. DEST itself may be a link: the user named it."""
+    rel = os.path.relpath(folder, root)
+    path = root
+    for part in [""] + ([] if rel == os.curdir else rel.split(os.sep)):
+        path = os.path.join(path, part) if part else path
+        if create:
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                pass
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            if create:
+                raise
+            return
+        if stat.S_ISLNK(st.st_mode):
+            raise LocalFileError(
+                f"{path} is a link; a folder pull writes only into real folders inside {dest}, "
+                "never through a link, which may lead anywhere. Remove the link (or pull "
+                "into the folder it leads to) and run again")
+        if not stat.S_ISDIR(st.st_mode):
+            raise LocalFileError(
+                f"{path} is a file where the folder pull needs a folder (Drive has a folder "
+                "of that name); move the file away and run again")
+
+
+def _real_below(root: str, folder: str) -> bool:
+    """Whether ``root`` and every folder from it down to ``folder`` is a real folder (no
+    link, nothing missing)."""
+    rel = os.path.relpath(folder, root)
+    path = root
+    for part in [""] + ([] if rel == os.curdir else rel.split(os.sep)):
+        path = os.path.join(path, part) if part else path
+        try:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                return False
+        except OSError:
+            return False
+    return True
 
 
 def _walk_once(walked: dict[str, str], child: RemoteEntry, child_src: str,

@@ -132,10 +132,12 @@ def read_own(state_fd: int, name: str) -> Optional[bytes]:
 
 
 @contextmanager
-def state_lock(folder: str, name: str, on_wait: Callable[[], None]) -> Iterator[None]:
+def state_lock(folder: str, name: str, on_wait: Optional[Callable[[], None]]
+               ) -> Iterator[bool]:
     """Hold an ``flock`` on ``name`` in ``folder``'s state folder (threads and processes
-    alike wait for it; ``on_wait`` runs first when it is taken). The kernel drops the lock
-    of a process that dies."""
+    alike wait for it; ``on_wait`` runs first when it is taken; with ``on_wait`` None
+    nothing waits: the block gets False and holds nothing). The kernel drops the lock of a
+    process that dies."""
     if sys.platform == "win32":  # pragma: no cover - not POSIX: filelock's own locking
         from filelock import FileLock, Timeout
 
@@ -144,10 +146,13 @@ def state_lock(folder: str, name: str, on_wait: Callable[[], None]) -> Iterator[
         try:
             lock.acquire(timeout=0)
         except Timeout:
+            if on_wait is None:
+                yield False
+                return
             on_wait()
             lock.acquire()
         try:
-            yield
+            yield True
         finally:
             lock.release()
         return
@@ -163,8 +168,11 @@ def state_lock(folder: str, name: str, on_wait: Callable[[], None]) -> Iterator[
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            if on_wait is None:
+                yield False
+                return
             on_wait()
             fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        yield True
     finally:
         os.close(fd)  # releases the lock
