@@ -34,8 +34,8 @@ from typing import Any, Callable, Collection, Optional
 from drivestage import download as dl
 from drivestage import stamps
 from drivestage.checksums import choose
-from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError, NotFoundError, \
-    UsageError
+from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError, LocalFileError, \
+    NotFoundError, UsageError
 from drivestage.extract.records import MemberRecord
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
@@ -260,6 +260,13 @@ class FileStager:
                 staged = [str(row[0]) for row in basis.get("members") or []]
             return self._result(entry, target, action, members=staged,
                                 extracted=self.extract)
+        if local.size is not None and not found and not self.force and \
+                action not in ("verified", "extract"):
+            # No stamp of this name, other bytes: a file of the user's (or another
+            # program's), which a pull never replaces unasked.
+            raise LocalFileError(
+                f"{target} is already there and is not a copy of {self.src} that drivestage "
+                "staged (its bytes differ); move it away, or pull with --force to replace it")
         for path in dl.record_temps(target):
             unlink(path)  # a kill while a record was written (the lock rules out a live one)
         fetched = resumed = 0

@@ -327,3 +327,39 @@ def test_two_pulls_of_one_folder_one_killed_mid_file(emulator, drive_env, tmp_pa
     assert leftovers(dest) == []
     for f in json.loads(out)["files"]:
         assert md5(open(f["path"], "rb").read()) == f["md5"]
+
+
+# --------------------------------------------------------------------------- the user's files
+
+def test_a_file_of_the_users_at_a_name_the_pull_writes_is_never_replaced(emulator, drive_env,
+                                                                        tmp_path):
+    """DEST/F/notes.txt is the user's (no stamp, other bytes): the folder pull stops with one
+    line naming it before replacing it; --force replaces it; a file of the user's with
+    Drive's very bytes is adopted."""
+    emulator.add_file("F/a.txt", b"a")
+    emulator.add_file("F/notes.txt", b"drive's notes")
+    emulator.add_file("F/same.txt", b"same")
+    dest = tmp_path / "dest"
+    (dest / "F").mkdir(parents=True)
+    (dest / "F" / "notes.txt").write_bytes(b"my own notes, not drive's")
+    (dest / "F" / "same.txt").write_bytes(b"same")
+    code, out, err = run("pull", "drive:F", str(dest), "-q")
+    line = error_line(code, err)
+    assert str(dest / "F" / "notes.txt") in line and "--force" in line
+    assert (dest / "F" / "notes.txt").read_bytes() == b"my own notes, not drive's"
+    code, out, err = run("pull", "drive:F", str(dest), "-q", "--force")
+    assert code == 0, err
+    assert tree(dest / "F") == {"a.txt": b"a", "notes.txt": b"drive's notes", "same.txt": b"same"}
+
+
+def test_a_staged_file_edited_here_is_staged_again_from_drive(emulator, drive_env, tmp_path):
+    """A copy drivestage staged is Drive's file: edited here, the next pull puts Drive's
+    bytes back (verified), as a rerun after any damage does."""
+    emulator.add_file("F/notes.txt", b"drive's notes")
+    dest = tmp_path / "dest"
+    assert run("pull", "drive:F", str(dest), "-q")[0] == 0
+    (dest / "F" / "notes.txt").write_bytes(b"edited here!!")   # the same size
+    code, out, err = run("pull", "drive:F", str(dest), "--json")
+    assert code == 0, err
+    assert json.loads(out)["actions"] == {"update": 1}
+    assert (dest / "F" / "notes.txt").read_bytes() == b"drive's notes"
