@@ -41,7 +41,7 @@ from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
 from drivestage.localfs import fitted_name
 from drivestage.partials import unlink
-from drivestage.paths import StorePath
+from drivestage.paths import StorePath, printable
 from drivestage.sizes import format_size
 from drivestage.stamps import Stamp
 from drivestage.store import RemoteEntry, RemoteStore
@@ -50,6 +50,8 @@ from drivestage.unpack import Unpacking
 log = logging.getLogger(__name__)
 
 STAMP_DIR = STATE_DIR
+#: The longest file name (bytes) the usual local file systems take (ext4, xfs, btrfs, tmpfs).
+NAME_MAX = 255
 
 #: ``progress(label, total, initial)`` -> a per-byte callback, or None for no progress.
 ProgressFactory = Callable[[str, int, int], Optional[Callable[[int], None]]]
@@ -97,6 +99,11 @@ def safe_name(name: str, where: str) -> str:
     if name in ("", ".", ".."):
         raise UsageError(f"{where}: the remote name {name!r} cannot be a local file name")
     local = name.replace("/", "_").replace("\0", "_")
+    size = len(os.fsencode(local))
+    if size > NAME_MAX:
+        raise UsageError(f"{where}: the remote name {printable(local[:60])}... is {size} bytes "
+                         f"long; local file systems allow at most {NAME_MAX}. Rename it on "
+                         "Drive, or leave it out of a folder pull (--exclude)")
     if is_reserved(local):
         raise UsageError(f"{where}: the name {local} is where drivestage keeps its stamps and "
                          "locks (names starting with .drivestage, and partial downloads "

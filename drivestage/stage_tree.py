@@ -188,16 +188,16 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
         next_level = []
         for (cur, cur_src, cur_local, names, above), children in zip(level, listings):
             children = sorted(children, key=lambda e: (e.name, e.id))
-            _refuse_duplicates(children, cur_src)
-            listed[cur_local] = {safe_name(child.name, cur_src) for child in children}
+            chosen = [c for c in children if _chosen(c, names, include, exclude)]
+            # The names left out count too: the partial download of one stays.
+            listed[cur_local] = {c.name.replace("/", "_").replace("\0", "_") for c in children}
+            # Only what the pull writes must make a plain, distinct local name: an item
+            # left out (--exclude) is the way past one that cannot.
+            _refuse_duplicates(chosen, cur_src)
             files: list[_Item] = []
-            for child in children:
+            for child in chosen:
                 name = safe_name(child.name, cur_src)
                 child_src = f"{cur_src}/{child.name}"
-                inside = "/".join(names + (child.name,))  # what the globs are matched to
-                if matches(inside, exclude) or \
-                        (include and not child.is_dir and not matches(inside, include)):
-                    continue
                 if child.is_dir:
                     _walk_once(walked, child, child_src, above + (cur.id,))
                     next_level.append((child, child_src, os.path.join(cur_local, name),
@@ -219,14 +219,25 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
     return items, skipped, listed
 
 
+def _chosen(child: RemoteEntry, names: tuple[str, ...], include: Sequence[str],
+            exclude: Sequence[str]) -> bool:
+    """Whether the globs select ``child`` (of the folder at ``names`` inside the pulled one);
+    ``include`` chooses files only."""
+    inside = "/".join(names + (child.name,))  # what the globs are matched to
+    return not matches(inside, exclude) and \
+        (child.is_dir or not include or matches(inside, include))
+
+
 def _drop_orphan_partials(root: str, listed: dict[str, set[str]]) -> None:
     """Remove the partial downloads (and their records) of files the folders no longer have
     on Drive: a pull killed or failed while it fetched one, then the file deleted or renamed
     on Drive. No rerun would finish or remove them, and they may be large. Each goes under
     its file's lock, taken without waiting: a pull fetching a file of that name right now
     (another folder's, pulled into the same DEST, or a single-file pull there) keeps its
-    partial."""
+    partial. Only in real folders below ``root``: never through a link."""
     for where, names in listed.items():
+        if not _real_below(root, where):
+            continue
         for name, found in partials.orphans(where, names).items():
             with state_lock(where, name + ".lock", None) as mine:
                 if mine:
