@@ -21,26 +21,24 @@ The session URIs and the md5 cache are local state (:mod:`drivestage.state`).
 """
 from __future__ import annotations
 
-import json
 import logging
 import mimetypes
 import os
-import re
 import time
 from typing import Any, Callable, Optional, TypeVar
-from urllib.parse import urlsplit
 
 from drivestage import pool
 from drivestage.drive import answers
 from drivestage.drive.media import HashingMedia
 from drivestage.drive.resources import entry_from_resource
+from drivestage.drive.sessions import CheckedHttp, json_body, kept, origin_of, same_origin, \
+    shown_origin
 from drivestage.drive.transport import Transport
 from drivestage.errors import (
     ChecksumMismatchError,
     DailyUploadCapError,
     DriveStageError,
     ForeignSessionError,
-    MalformedAnswerError,
     QuotaExceededError,
     RemoteError,
     SourceChangedError,
@@ -65,10 +63,6 @@ MAX_CHANGED_ATTEMPTS = 3
 #: Chunk answers in a row that move the upload forward by less than a chunk unit (a server
 #: that answers "resume incomplete" and keeps nothing) before the upload is given up.
 MAX_STALLED_CHUNKS = 5
-
-
-#: A "308 Resume Incomplete" answer's Range: the bytes the server kept.
-_KEPT = re.compile(r"bytes=(\d+)-(\d+)")
 
 
 class _SessionGone(Exception):
@@ -163,86 +157,6 @@ def _delete_quietly(store: RemoteStore, entry: Optional[RemoteEntry]) -> None:
         log.warning("could not remove %s (id %s): %s", entry.name, entry.id, exc)
 
 
-def same_origin(uri: str, other: str) -> bool:
-    """Whether ``uri`` and ``other`` are on one origin (scheme, host and port; a default port
-    written out or not). A malformed address is on no origin, nor one with a user name
-    (Drive never gives one, and httplib2 would look up ``user@host``: never reached)."""
-    def origin(url: str) -> Optional[tuple[str, str, int]]:
-        try:  # urlsplit raises on a bad bracketed host ("http://[drive]/"), .port on a bad port
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError:
-            return None
-        scheme = parts.scheme.lower()
-        if scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
-            return None
-        return scheme, parts.hostname, port or (443 if scheme == "https" else 80)
-
-    mine = origin(uri)
-    return mine is not None and mine == origin(other)
-
-
-def _origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # no user:password
-
-
-def _shown_origin(url: str) -> str:
-    """Where ``url`` points, for a message: its origin, or the start of it, quoted, when it
-    has none (not an http(s) address, or malformed)."""
-    try:
-        parts = urlsplit(url)
-        parts.port
-    except ValueError:
-        return repr(url[:80])
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        return repr(url[:80])
-    return _origin_of(url)
-
-
-def _kept(resp: Any, where: str) -> Optional[int]:
-    """How many bytes a "308 Resume Incomplete" answer says the server kept (None: it names
-    no Range, so none). One that is no byte range is a MalformedAnswerError, not a
-    ValueError out of googleapiclient's ``int()``."""
-    rng = resp.get("range")
-    if rng is None:
-        return None
-    found = _KEPT.fullmatch(str(rng).strip())
-    if found is None:
-        raise MalformedAnswerError(
-            f"uploading {where}: the server answered 'resume incomplete' with Range "
-            f"{str(rng)[:80]!r}, which is no byte range; stopped. Drive never answers that: "
-            "check --api-root / DRIVESTAGE_API_ROOT and any proxy between you and Drive")
-    return int(found.group(2)) + 1
-
-
-class _CheckedHttp:
-    """A connection whose "308 Resume Incomplete" answers have a well-formed Range (or
-    none) before googleapiclient parses it (see :func:`_kept`)."""
-
-    def __init__(self, http: Any, where: str):
-        self._http, self._where = http, where
-
-    def request(self, *args: Any, **kwargs: Any) -> tuple[Any, bytes]:
-        resp, content = self._http.request(*args, **kwargs)
-        if resp.status == 308:
-            _kept(resp, self._where)
-        return resp, content
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._http, name)
-
-
-def _json_body(content: Any) -> dict[str, Any]:
-    if isinstance(content, (bytes, bytearray)):
-        content = content.decode("utf-8", "replace")
-    try:
-        data = json.loads(content) if content else {}
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 class _Session:
     """One pass of a file through a (new or resumed) resumable session."""
 
@@ -309,7 +223,7 @@ class _Session:
             # would send the file's bytes there. The upload URL is built from the API root
             # in use (Drive's sessions are on its origin, https://www.googleapis.com).
             log.info("the saved upload session for %s is not on %s; starting a new one",
-                     self.local_path, _origin_of(request.uri))
+                     self.local_path, origin_of(request.uri))
             self._forget()
             saved = None
         if saved and self._fits(saved):
@@ -402,8 +316,8 @@ class _Session:
             # the upload URL's own origin (https://www.googleapis.com), built from the API
             # root in use, as a saved session's address is checked against in _send.
             raise ForeignSessionError(
-                f"starting upload of {self.where}: the server at {_origin_of(request.uri)} "
-                f"answered with a session address on {_shown_origin(uri)}, another server; "
+                f"starting upload of {self.where}: the server at {origin_of(request.uri)} "
+                f"answered with a session address on {shown_origin(uri)}, another server; "
                 "nothing was sent there. Drive never does that: check --api-root / "
                 "DRIVESTAGE_API_ROOT and any proxy between you and Drive")
         request.resumable_uri = uri
@@ -446,8 +360,8 @@ class _Session:
             # Raised outside the handler: the 404 must not be read as this error's cause.
             raise _SessionGone(f"session answered {gone.status}")
         if resp.status in (200, 201):
-            return self.size, _json_body(content)
-        return _kept(resp, self.where) or 0, None  # 308: resume incomplete
+            return self.size, json_body(content)
+        return kept(resp, self.where) or 0, None  # 308: resume incomplete
 
     def _retry_call(self, what: str, call: Callable[[], T]) -> T:
         """``call()`` under the retry policy, with a fresh connection after any failure."""
@@ -482,7 +396,7 @@ class _Session:
                             return done
                     request._in_error_state = False  # we resync ourselves
                     _, body = request.next_chunk(
-                        http=_CheckedHttp(self.transport.http(), self.where))
+                        http=CheckedHttp(self.transport.http(), self.where))
                     # googleapiclient follows a Location in a "308 Resume Incomplete": the
                     # rest of the file (and the token) would go wherever it says.
                     if body is None and not same_origin(str(request.resumable_uri),
@@ -504,8 +418,8 @@ class _Session:
                 raise _SessionGone(f"the upload session of {self.where} is gone")
             if moved is not None:
                 raise ForeignSessionError(
-                    f"uploading {self.where}: the server at {_origin_of(request.uri)} moved "
-                    f"the upload session to {_shown_origin(moved)}, another server; nothing "
+                    f"uploading {self.where}: the server at {origin_of(request.uri)} moved "
+                    f"the upload session to {shown_origin(moved)}, another server; nothing "
                     "more was sent. Drive never does that: check --api-root / "
                     "DRIVESTAGE_API_ROOT and any proxy between you and Drive")
         raise AssertionError("unreachable")  # pragma: no cover
