@@ -232,8 +232,9 @@ class FileStager:
     def _stage_locked(self, name: str, entry: RemoteEntry) -> PullResult:
         target = os.path.join(self.dest, name)
         if os.path.isdir(target) and not os.path.islink(target):
-            raise UsageError(f"{target} is a folder; {self.src} would be saved there as a "
-                             "file. Move the folder away or pull into another DEST")
+            # DEST's state, not the command line: exit 1, not a usage error's 2.
+            raise LocalFileError(f"{target} is a folder; {self.src} would be saved there as a "
+                                 "file. Move the folder away or pull into another DEST")
         found = stamps.of(self.dest, name)
         own = next((s for s in found if s["id"] == entry.id), None)
         same_src = [s for s in found if s is not own and s.get("src") == self.src]
