@@ -22,8 +22,8 @@ from typing import Iterable, Mapping, Optional
 from drivestage import orphans, sidecar
 from drivestage.errors import DriveStageError, NotFoundError, UsageError
 from drivestage.remote import Where, open_store
-from drivestage.retention import (AUTOSAVE, Candidate, Decision, Plan, RetentionPolicy,
-                                  kept_runs, plan)
+from drivestage.retention import (AUTOSAVE, CHECKPOINT, SIDECAR, Candidate, Decision, Plan,
+                                  RetentionPolicy, kept_runs, plan)
 from drivestage.sidecar import Described, Sidecar
 from drivestage.sizes import format_size
 from drivestage.state import Md5Cache
@@ -317,8 +317,12 @@ def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: boo
           skip: Iterable[str] = ()) -> list[Decision]:
     """Apply the plan's deletions (but ids in ``skip``); returns those applied. An orphan
     sidecar goes only if the folder, listed again, shows it unchanged and still without its
-    checkpoint (:func:`drivestage.orphans.still_orphan`)."""
+    checkpoint (:func:`drivestage.orphans.still_orphan`); a checkpoint's sidecar only if that
+    listing shows no copy of its checkpoint but those this plan deleted (another machine
+    may have sent a new copy since the plan, and updated the sidecar in place for it)."""
     done, relisted = set(skip), None
+    gone: set[str] = set()  # ids deleted here (or found gone)
+    managed = {d.name for d in decided if d.kind in (CHECKPOINT, AUTOSAVE)}
     out = []
     for d in decided.to_delete:
         if d.id is None or d.id in done:
@@ -329,12 +333,28 @@ def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: boo
                 log.warning("kept the orphan sidecar %s: its checkpoint came back or it changed "
                             "since the plan (another machine pushing it?)", d.name)
                 continue
+        elif d.kind == SIDECAR:
+            relisted = store.list(folder) if relisted is None else relisted
+            if _still_owned(d, relisted, gone, managed):
+                log.warning("kept the sidecar %s: a copy of its checkpoint arrived since the "
+                            "plan (another machine pushing it?)", d.name)
+                continue
         try:
             delete(store, d, use_trash)
         except NotFoundError:
             pass  # already gone: the goal is reached
+        gone.add(d.id)
         out.append(d)
     return out
+
+
+def _still_owned(d: Decision, listing: Iterable[RemoteEntry], gone: set[str],
+                 managed: set[str]) -> bool:
+    """The sidecar ``d`` still has a checkpoint in ``listing`` (the folder listed again): a
+    copy of a managed name it describes that was not deleted here."""
+    names = {e.name for e in listing if not e.is_dir and e.id not in gone
+             and (e.name in managed or e.name == d.name)}
+    return d.name in sidecar.owners(names)
 
 
 def prune(dest: Where, policy: RetentionPolicy, *, store: Optional[RemoteStore] = None,
