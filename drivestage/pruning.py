@@ -31,6 +31,9 @@ from drivestage.store import RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
 
+#: Why retention keeps a file someone else owns (:func:`_foreign`).
+FOREIGN = "another user's file (only its owner may delete it)"
+
 #: A managed folder's listing: name -> the entries of that name (Drive allows duplicates).
 Listing = Mapping[str, list[RemoteEntry]]
 
@@ -52,6 +55,7 @@ class FolderView:
     described: list[Described]
     owners: dict[str, set[str]]     # sidecar name -> the checkpoints it describes
     orphans: list[orphans.Orphan] = dataclasses.field(default_factory=list)
+    foreign: set[str] = dataclasses.field(default_factory=set)  # ids: see :func:`_foreign`
 
 
 def pick(dups: list[RemoteEntry], where: str, side: Optional[Sidecar] = None) -> RemoteEntry:
@@ -166,8 +170,18 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
             out.append(Candidate(name, e.size, e.modified, metrics, epoch, e.id, ok, run,
                                  saved))
     owned = sidecar.owners(set(files) | set(local))
-    alone = _orphans(reader, files, set(local) | set(owned), policy) if policy.active else []
-    return FolderView(out, described, owned, alone)
+    foreign = {e.id for es in files.values() for e in es if _foreign(e)}
+    alone = [o for o in _orphans(reader, files, set(local) | set(owned), policy)
+             if o.entry.id not in foreign] if policy.active else []
+    return FolderView(out, described, owned, alone, foreign)
+
+
+def _foreign(entry: RemoteEntry) -> bool:
+    """A file of My Drive this account may neither delete nor trash (Drive says so in the
+    listing): someone else's, put in the folder by a collaborator. It uses its owner's quota,
+    not this account's; retention keeps it instead of failing on it at every run. (In a
+    shared drive the same answer means a missing role: the deletion fails, naming the roles.)"""
+    return not entry.removable and getattr(entry, "drive_id", None) is None
 
 
 def _orphans(reader: _Sidecars, files: Listing, taken: set[str],
@@ -277,6 +291,8 @@ def plan_folder(folder: FolderView, policy: RetentionPolicy, *, protect: Iterabl
     """The plan of the folder (:func:`drivestage.retention.plan`), with the orphan sidecars
     that may go retired (:func:`drivestage.orphans.retire`)."""
     protect = list(protect)
+    if folder.foreign:
+        also_keep = {**(also_keep or {}), FOREIGN: folder.foreign}
     decided = plan(folder.candidates, policy, protect=protect, also_keep=also_keep)
     return orphans.retire(decided, folder.candidates, folder.described, folder.orphans, policy,
                           protect=protect, also_keep=also_keep)

@@ -96,3 +96,36 @@ def test_a_stale_prune_plan_never_deletes_a_sidecar_that_now_vouches_for_a_new_c
     # What a fresh prune then decides: B's copy stays as the one saved last.
     again = prune(FOLDER, RetentionPolicy(keep_last=1), store=_connect(emulator))
     assert not again.to_delete
+
+
+def test_prune_keeps_a_collaborators_checkpoints_it_may_not_remove_and_prunes_the_rest(
+        emulator, drive_env, local_state, tmp_path):
+    """A teammate with edit access pushed their run into my folder (My Drive): their files are
+    theirs (they use none of my quota), and Drive lets me neither delete nor trash them (403
+    insufficientFilePermissions). ``prune --keep-last 1`` failed on the first of them ("check
+    that this account can access the file", which it can), and every push with retention and
+    every mirror period failed there again, never pruning my own run. Now their files are
+    kept (Drive says so in the listing) and mine are pruned."""
+    from _cli import run
+    from drivestage.upload_tree import push
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    mine = {}
+    for stem, epoch, when in (("epoch_001", 1, T0), ("epoch_002", 2, T0 + 60),
+                              ("epoch_003", 3, T0 + 120)):
+        mine = save(str(a), stem, epoch, when, saved=when)
+    push(str(a), FOLDER, store=_connect(emulator))
+    theirs: dict = {}
+    for stem, epoch, when in (("epoch_010", 1, T0 - 600), ("epoch_011", 2, T0 - 500)):
+        theirs.update(save(str(b), stem, epoch, when, run="teammate-run", saved=when))
+        for suffix in (".pt", ".json"):
+            fid = emulator.add_file(f"{FOLDER}/{stem}{suffix}",
+                                    (b / f"{stem}{suffix}").read_bytes())
+            # Older on Drive than my run: their run comes first in the plan's order.
+            emulator.store.update(fid, owner="bob@example.com", shared_role="writer",
+                                  modified=when)
+    code, out, err = run("prune", f"drive:{FOLDER}", "--keep-last", "1")
+    assert code == 0, err
+    assert [r.split()[0] for r in out.splitlines() if "  epoch_010.pt  " in r] == ["keep"], out
+    assert "another user's file (only its owner may delete it)" in out
+    assert live_md5s(emulator, FOLDER) == {**mine, **theirs}
