@@ -129,3 +129,8 @@ def test_prune_keeps_a_collaborators_checkpoints_it_may_not_remove_and_prunes_th
     assert [r.split()[0] for r in out.splitlines() if "  epoch_010.pt  " in r] == ["keep"], out
     assert "another user's file (only its owner may delete it)" in out
     assert live_md5s(emulator, FOLDER) == {**mine, **theirs}
+    # A push with retention (what every mirror period runs) gets past them too.
+    newer = save(str(a), "epoch_004", 4, T0 + 180, saved=T0 + 180)
+    code, _, err = run("push", str(a), f"drive:{FOLDER}", "--keep-last", "1")
+    assert code == 0, err
+    assert live_md5s(emulator, FOLDER) == {**newer, **theirs}
