@@ -11,13 +11,15 @@ from drivestage.errors import PolicyError
 from drivestage.paths import plain_name
 from drivestage.sizes import format_size, parse_size
 
+#: The suffixes of a weights file.
+_WEIGHTS = r"(?:pt|pth|ckpt|bin|safetensors|h5|keras|weights|pkl|npz|tar)"
 #: ``epoch_NNN`` with the suffix of a weights file: a plot or a table named after its epoch
 #: (``loss_epoch_001.png``) is the user's, not a checkpoint.
-DEFAULT_PATTERN = (r"epoch[_-]?(?P<epoch>\d+)\.(?:pt|pth|ckpt|bin|safetensors|h5|keras|"
-                   r"weights|pkl|npz|tar)\Z")
-#: ``autosave_<number>``, as the trainer names its time checkpoints (``autosave_notes.txt``
-#: is the user's).
-DEFAULT_AUTOSAVE_PATTERN = r"^autosave[_-]\d+(?:\.|\Z)"
+DEFAULT_PATTERN = r"epoch[_-]?(?P<epoch>\d+)\." + _WEIGHTS + r"\Z"
+#: ``autosave_<number>``, as the trainer names its time checkpoints, with the suffix of a
+#: weights file or none (``autosave_notes.txt`` and a plot ``autosave_0001.png`` are the
+#: user's).
+DEFAULT_AUTOSAVE_PATTERN = r"^autosave[_-]\d+(?:\." + _WEIGHTS + r")?\Z"
 
 #: What a decision is about.
 CHECKPOINT, AUTOSAVE, SIDECAR, OTHER = "checkpoint", "autosave", "sidecar", "other"

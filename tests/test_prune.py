@@ -142,7 +142,7 @@ def test_files_merely_named_like_checkpoints_or_autosaves_are_never_pruned(emula
     names start like an autosave. The default names (epoch_NNN with a weights suffix,
     autosave_<number>) must not take them for checkpoints."""
     users = ["loss_epoch_001.png", "confusion-epoch-002.csv", "autosave-settings.yaml",
-             "autosave_notes.txt",
+             "autosave_notes.txt", "autosave_0001.png", "autosave_0002.csv",
              # A final newline is not the end of a name ('$' matched before it).
              "epoch_000.pt\n", "autosave_00000001\n"]
     for name in users:
