@@ -14,10 +14,17 @@ means "replace, as before":
   (damaged, or a liar) does not block a push.
 
 The checkpoint and its sidecar then stay as they are on the store, and the push says so.
+
+With ``other_runs`` (the trainer's push), a checkpoint of **another run** stays too: both
+sidecars name a run, not the same one, and each vouches for its own checkpoint's bytes. Two
+trainers started at once in an empty folder both pass the trainer's start-up check
+(:mod:`trainer.resume`) and write the same names (``epoch_001.pt``); the second one's push
+must not delete the first one's checkpoints (``PushResult.other_run`` names them).
 """
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Optional
 
 from drivestage import sidecar
@@ -29,14 +36,27 @@ from drivestage.store import RemoteEntry, RemoteStore
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Kept:
+    """Why the store's checkpoint stays: how far it and the local one got (``"epoch 5"``,
+    ``"epoch 4"``), and ``run`` when it is another run's (else it is further on in ours)."""
+
+    theirs: str
+    mine: str
+    run: Optional[str] = None
+
+
 def further_on(store: RemoteStore, cache: Md5Cache, path: str, side_path: str,
-               theirs: RemoteEntry, their_side: RemoteEntry) -> Optional[tuple[str, str]]:
-    """How far the store's checkpoint ``theirs`` (with its sidecar ``their_side``) and the
-    local one at ``path`` (with its sidecar at ``side_path``) got, e.g. ``("epoch 5",
-    "epoch 4")``, when the store's is further on; None when it is not, or when that cannot be
-    told (then the push replaces it, as it always did). At most one small read of the store."""
+               theirs: RemoteEntry, their_side: RemoteEntry, *,
+               other_runs: bool = False) -> Optional[Kept]:
+    """Whether the store's checkpoint ``theirs`` (with its sidecar ``their_side``) must stay
+    instead of being replaced by the local one at ``path`` (with its sidecar at
+    ``side_path``): it is further on in the same run, or (``other_runs``) another run's.
+    None when neither, or when that cannot be told (then the push replaces it, as it always
+    did). At most one small read of the store."""
     mine = sidecar.read(side_path)
-    if mine is None or mine.run is None or mine.saved is None or mine.md5 is None:
+    if mine is None or mine.run is None or mine.md5 is None or \
+            (mine.saved is None and not other_runs):
         return None
     if their_side.size > sidecar.MAX_BYTES or theirs.md5 is None:
         return None
@@ -49,11 +69,14 @@ def further_on(store: RemoteStore, cache: Md5Cache, path: str, side_path: str,
         return None
     other = sidecar.no_later_than(sidecar.parse(data) if data is not None else None,
                                   their_side.modified)
-    if other is None or other.run != mine.run or other.saved is None or \
-            other.md5 != theirs.md5.lower():
+    if other is None or other.run is None or other.md5 != theirs.md5.lower():
+        return None
+    if other.run != mine.run:
+        return Kept(_label(other), _label(mine), other.run) if other_runs else None
+    if other.saved is None or mine.saved is None:
         return None
     if other.progress > mine.progress and other.saved > mine.saved:
-        return _label(other), _label(mine)
+        return Kept(_label(other), _label(mine))
     return None
 
 

@@ -81,6 +81,7 @@ class PushResult:
     skipped_links: list[str] = field(default_factory=list)  # links not followed
     replaced_duplicates: list[str] = field(default_factory=list)  # older same-named copies
     further_on: list[str] = field(default_factory=list)  # left: the store's copy is further on
+    other_run: list[str] = field(default_factory=list)   # left: the store's copy is another run's
 
 
 def _index(entries: Iterable[RemoteEntry]) -> dict[str, list[RemoteEntry]]:
@@ -97,7 +98,7 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
          max_delete: Optional[int] = None, follow_symlinks: bool = False,
          chunk_size: Optional[int] = None, protect: Iterable[str] = (), use_trash: bool = False,
          jobs: int = 4, progress: Optional[ProgressFn] = None,
-         md5_cache: Optional[Md5Cache] = None) -> PushResult:
+         md5_cache: Optional[Md5Cache] = None, keep_other_runs: bool = False) -> PushResult:
     """Mirror the local folder ``src`` into ``dest`` (incremental, verified), then prune.
 
     ``dest`` is a spec (``drive:Models/logs``, ``/mnt/nas/logs``), a ``(store, path)`` pair
@@ -107,7 +108,8 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
     drive and more than ``max_delete`` items (default :func:`drivestage.extra.default_limit`).
     Links leaving ``src`` are skipped unless ``follow_symlinks``. Raises
     :class:`~drivestage.errors.QuotaExceededError` before sending a byte when the uploads
-    cannot fit even after pruning.
+    cannot fit even after pruning. ``keep_other_runs`` (the trainer): a checkpoint of another
+    run is never replaced (:mod:`drivestage.behind`); it stays, named in ``other_run``.
     """
     if not os.path.isdir(src):
         raise NotFoundError(f"{src} is not a local folder; give the folder to push "
@@ -121,7 +123,7 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
                               md5_cache=cache)
     job = _Push(target, policy or RetentionPolicy(), include=include, exclude=exclude,
                 chunk_size=chunk_size, protect=set(protect), use_trash=use_trash, jobs=jobs,
-                progress=progress, cache=cache)
+                progress=progress, cache=cache, keep_other_runs=keep_other_runs)
     removal = None
     if delete or delete_permanently:
         removal = extra.Removal(permanent=delete_permanently, limit=max_delete)
@@ -148,11 +150,13 @@ class _Push:
 
     def __init__(self, store: RemoteStore, policy: RetentionPolicy, *, include: Sequence[str],
                  exclude: Sequence[str], chunk_size: Optional[int], protect: set[str],
-                 use_trash: bool, jobs: int, progress: Optional[ProgressFn], cache: Md5Cache):
+                 use_trash: bool, jobs: int, progress: Optional[ProgressFn], cache: Md5Cache,
+                 keep_other_runs: bool = False):
         self.store, self.policy, self.include, self.exclude = store, policy, include, exclude
         self.chunk_size, self.protect, self.use_trash, self.jobs = (chunk_size, protect,
                                                                     use_trash, jobs)
         self.progress, self.cache = progress, cache
+        self.keep_other_runs = keep_other_runs
         self.result = PushResult()
         self.remote_folder: dict[str, RemoteEntry] = {}
         self.listing: Listings = {}
@@ -291,7 +295,8 @@ class _Push:
 
     def _further_on(self, files: list[LocalFile], names: dict[str, set[str]]) -> set[Key]:
         """Checkpoints (and their sidecars) whose copy on the store is further on in the same
-        run than the local one (:mod:`drivestage.behind`): left as they are there."""
+        run than the local one, or another run's with ``keep_other_runs``
+        (:mod:`drivestage.behind`): left as they are there."""
         by_key = {(lf.folder_rel, lf.name): lf for lf in files}
         out: set[Key] = set()
         for (rel, name), lf in by_key.items():
@@ -309,13 +314,20 @@ class _Push:
             except OSError:
                 continue  # gone meanwhile: the send says so
             got = behind.further_on(self.store, self.cache, lf.path,
-                                    by_key[(rel, side_name)].path, current, their_sides[0])
+                                    by_key[(rel, side_name)].path, current, their_sides[0],
+                                    other_runs=self.keep_other_runs)
             if got is None:
+                continue
+            out |= {(rel, name), (rel, side_name)}
+            if got.run is not None:
+                log.warning("%s is a checkpoint of run %s (%s); left as it is, not replaced "
+                            "with %s (%s) of another run. Give each run its own folder", self.store.describe(current), got.run, got.theirs,
+                            lf.path, got.mine)
+                self.result.other_run.append(lf.rel)
                 continue
             log.warning("%s is further on (%s) than %s (%s) of the same run; left as it is: pull "
                         "it to continue from it, or delete it there to replace it",
-                        self.store.describe(current), got[0], lf.path, got[1])
-            out |= {(rel, name), (rel, side_name)}
+                        self.store.describe(current), got.theirs, lf.path, got.mine)
             self.result.further_on.append(lf.rel)
         return out
 

@@ -77,11 +77,13 @@ class DriveFolder:
         self._cache.put(path, os.stat(path), md5)
 
     def push(self, protect: Iterable[str] = ()) -> "PushResult":  # noqa: F821 (lazy import)
-        """Mirror the local run folder (incremental, md5-verified, then retention)."""
+        """Mirror the local run folder (incremental, md5-verified, then retention). Another
+        run's checkpoints of the same names stay (two runs started at once in the folder)."""
         from drivestage.upload_tree import push
 
         return push(self.local_dir, (self._store, self._path), self.policy,
-                    exclude=self.exclude, protect=protect, md5_cache=self._cache)
+                    exclude=self.exclude, protect=protect, md5_cache=self._cache,
+                    keep_other_runs=True)
 
     def checkpoints(self) -> list[RemoteCheckpoint]:
         """Every checkpoint in the folder whose sidecar is readable and vouches for it."""

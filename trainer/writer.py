@@ -274,6 +274,15 @@ class BackgroundWriter:
             if self._warned:
                 logger.warning("Drive accepts checkpoints again (%s)", self.safe_text())
             self._last_ok, self._warned = now, False
+        if result.other_run:  # (after the bookkeeping: what did go is verified)
+            # Another run wrote these names in drive.logs (started there at the same time):
+            # they stay, so this run's checkpoints are not safe on Drive. Loud, as a failure.
+            from drivestage.errors import MirrorError
+
+            self._push_failed(MirrorError(
+                f"{self.drive.spec} holds another run's {', '.join(sorted(result.other_run))}, "
+                f"left as they are; give this run its own folder: --set drive.logs=<a new "
+                f"Drive folder>"))
 
     def _push_failed(self, exc: BaseException) -> None:
         now = self._clock()

@@ -1,0 +1,71 @@
+"""Attacks on the trainer's checkpoints and resume (trainer/checkpoint.py, writer.py, resume.py,
+drive.py) and the drivestage hooks they call: two runs in one Drive folder, SIGKILL at exact
+moments of a save (audit hooks in a real training child), damaged checkpoints on Drive."""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+
+import pytest
+import torch
+
+from trainer import checkpoint as ckpt
+
+FOLDER = "Models/logs"
+
+
+@pytest.fixture
+def drive(emulator, drive_env, local_state):
+    return emulator
+
+
+def _state(run: str, epoch: int, iteration: int) -> dict:
+    """A minimal full checkpoint state (what load_checkpoint accepts)."""
+    return {"format_version": 2, "model": {"w": torch.full((4,), float(epoch))}, "optimizer": {},
+            "epoch": epoch, "iteration": iteration, "epoch_iteration": 0, "config": {},
+            "run": run}
+
+
+def _remote(emu, folder=FOLDER):
+    """{name: [md5, ...]} of the live files directly in ``folder``."""
+    parent = emu.find(folder)
+    out: dict = {}
+    for f in emu.files():
+        if not f["labels"]["trashed"] and any(p["id"] == parent["id"] for p in f.get("parents", [])):
+            out.setdefault(f["title"], []).append(f.get("md5Checksum"))
+    return out
+
+
+def _md5(path) -> str:
+    return hashlib.md5(open(path, "rb").read()).hexdigest()
+
+
+def test_a_second_run_started_before_the_first_pushed_never_replaces_its_checkpoints(drive,
+                                                                                      tmp_path):
+    """Machine A and machine B start run A and run B in the same drive.logs while it is empty
+    (both pass the start-up check). B's epoch_001.pt must not replace A's on Drive."""
+    from trainer.drive import DriveFolder
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    ckpt.save_checkpoint(_state("run-A", 1, 10), str(a / "epoch_001.pt"))
+    ckpt.save_checkpoint(_state("run-B", 1, 10), str(b / "epoch_001.pt"))
+    DriveFolder(f"drive:{FOLDER}", str(a)).push()
+    assert _remote(drive)["epoch_001.pt"] == [_md5(a / "epoch_001.pt")]
+    before = _remote(drive)
+    # B's trainer pushes through its background writer: the push leaves A's files and the
+    # writer holds that as its error (the run's end raises it: exit 1, not a silent 0).
+    from trainer.writer import BackgroundWriter
+
+    writer = BackgroundWriter(str(b), DriveFolder(f"drive:{FOLDER}", str(b)))
+    assert writer.close()
+    assert _remote(drive) == before
+    assert str(writer.last_error) == (
+        f"drive:{FOLDER} holds another run's epoch_001.pt, left as they are; "
+        f"give this run its own folder: --set drive.logs=<a new Drive folder>")
+    found = DriveFolder(f"drive:{FOLDER}", str(tmp_path / "c")).checkpoints()
+    assert [(c.name, c.sidecar.run) for c in found] == [("epoch_001.pt", "run-A")]
+    # A's next push (epoch 2) goes as before; B's copy of a name A has not used yet goes too.
+    ckpt.save_checkpoint(_state("run-A", 2, 20), str(a / "epoch_002.pt"))
+    assert DriveFolder(f"drive:{FOLDER}", str(a)).push().other_run == []
+    assert _remote(drive)["epoch_002.pt"] == [_md5(a / "epoch_002.pt")]
