@@ -69,3 +69,28 @@ def test_a_second_run_started_before_the_first_pushed_never_replaces_its_checkpo
     ckpt.save_checkpoint(_state("run-A", 2, 20), str(a / "epoch_002.pt"))
     assert DriveFolder(f"drive:{FOLDER}", str(a)).push().other_run == []
     assert _remote(drive)["epoch_002.pt"] == [_md5(a / "epoch_002.pt")]
+
+
+def test_a_run_killed_between_an_epoch_copy_and_its_sidecar_gets_it_verified_on_drive(
+        drive, tiny_config, tmp_path, one_torch_thread):
+    """The writer writes last.pt (+ last.json), then copies it to epoch_002.pt, then writes
+    epoch_002.json. A SIGKILL between the last two (what an audit hook on the rename of
+    epoch_002.json's temporary file finds) leaves epoch_002.pt complete without its sidecar;
+    before the fix the resumed run pushed it to Drive unverified, for ever, and Drive's newest
+    verified checkpoint stayed epoch 1 (a second loss of the machine went back to epoch 1)."""
+    from trainer.config import load_config
+    from trainer.engine import fit
+
+    kw = {"train.freeze_epochs": 0, "train.save_period": 1, "train.eval_period": 100}
+    fit(load_config(tiny_config(**kw, **{"train.epochs": 2})), resume="none")
+    logs = tmp_path / "logs"
+    os.unlink(logs / "epoch_002.json")              # the state the kill leaves
+    fit(load_config(tiny_config(**kw, **{"train.epochs": 3, "drive.logs": f"drive:{FOLDER}"})),
+        resume="auto")
+    side = ckpt.read_sidecar(str(logs / "epoch_002.pt"))
+    assert side is not None and side.md5 == _md5(logs / "epoch_002.pt") and side.epoch == 2
+    from trainer.drive import DriveFolder
+
+    found = {c.name: c for c in DriveFolder(f"drive:{FOLDER}", str(tmp_path / "c")).checkpoints()}
+    assert {"epoch_002.pt", "epoch_003.pt"} <= set(found)
+    assert found["epoch_002.pt"].described.md5 == side.md5

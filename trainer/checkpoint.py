@@ -132,6 +132,19 @@ def copy_checkpoint(src: str, dst: str) -> str:
     return dst
 
 
+def copy_sidecar(src: str, dst: str) -> None:
+    """Give checkpoint ``dst`` (a copy of ``src``'s bytes) the sidecar of ``src``, atomically."""
+    with open(sidecar_path(src), "rb") as fh:
+        data = fh.read(sidecars.MAX_BYTES + 1)
+    _atomic_write(sidecar_path(dst), lambda out: out.write(data))
+
+
+def undescribed(folder: str) -> list[str]:
+    """The ``*.pt`` files in ``folder`` without a sidecar file beside them."""
+    return [p for p in glob.glob(os.path.join(folder, "*.pt"))
+            if not os.path.exists(sidecar_path(p))]
+
+
 def remove_checkpoint(path: str) -> None:
     """Delete a checkpoint and its sidecar (the sidecar first: never a sidecar without its file)."""
     for p in (sidecar_path(path), path):

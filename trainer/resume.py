@@ -299,11 +299,37 @@ def _repair_run_folder(run: Any, path: str) -> None:
             epoch=s.pos.epoch, iteration=s.pos.iteration, epoch_iteration=s.pos.epoch_iteration,
             metrics={k: row[k] for k in ("val_loss", "map50", "map") if row.get(k) is not None},
             run=s.run, md5=md5, size=size))
+    _describe_copies(path)
     target = os.path.join(run.cfg.train.out_dir, "best.pt")
     if best == s.pos.epoch and not s.pos.epoch_iteration and not os.path.exists(target) and \
             os.path.dirname(os.path.abspath(path)) == os.path.abspath(run.cfg.train.out_dir):
         # The run died before best.pt reached Drive; this checkpoint is that state.
         ckpt.copy_checkpoint(path, target)
+
+
+def _describe_copies(path: str) -> None:
+    """Give a copy of ``path`` in its folder that has no sidecar the sidecar of ``path``.
+
+    A run killed between a copy (``epoch_002.pt``, ``best.pt``) and its sidecar left the copy
+    complete but undescribed: never a checkpoint to resume from, and on Drive never verified,
+    for ever. Only files of the same size are hashed (few: the others are other files)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    size, md5 = os.path.getsize(path), None
+    for other in ckpt.undescribed(folder):
+        if os.path.abspath(other) == os.path.abspath(path):
+            continue
+        try:
+            if os.path.getsize(other) != size:
+                continue
+            md5 = md5 or _file_md5(path)[0]
+            side = ckpt.read_sidecar(path)
+            if side is None or side.md5 != md5 or _file_md5(other)[0] != md5:
+                continue  # (a sidecar that does not describe its own file describes no copy)
+            ckpt.copy_sidecar(path, other)
+        except OSError:
+            continue  # gone meanwhile
+        logger.info("%s had no sidecar (a run stopped between it and its sidecar); it is %s's "
+                    "copy and now has its sidecar", os.path.basename(other), os.path.basename(path))
 
 
 def _file_md5(path: str) -> tuple[str, int]:
