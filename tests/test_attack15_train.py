@@ -94,3 +94,31 @@ def test_a_run_killed_between_an_epoch_copy_and_its_sidecar_gets_it_verified_on_
     found = {c.name: c for c in DriveFolder(f"drive:{FOLDER}", str(tmp_path / "c")).checkpoints()}
     assert {"epoch_002.pt", "epoch_003.pt"} <= set(found)
     assert found["epoch_002.pt"].described.md5 == side.md5
+
+
+def test_a_local_run_whose_checkpoints_are_all_damaged_does_not_continue_another_run_from_drive(
+        drive, tmp_path):
+    """The run folder holds run A, every checkpoint of it unreadable (a disk that filled up);
+    drive.logs holds only run B (another run's folder). --resume auto must not continue run B
+    into run A's folder."""
+    from types import SimpleNamespace
+
+    from trainer.drive import DriveFolder
+    from trainer.errors import CheckpointError
+    from trainer.resume import _decide
+
+    theirs = tmp_path / "theirs"
+    ckpt.save_checkpoint(_state("run-B", 5, 50), str(theirs / "epoch_005.pt"))
+    DriveFolder(f"drive:{FOLDER}", str(theirs)).push()
+    logs = tmp_path / "logs"
+    ckpt.save_checkpoint(_state("run-A", 1, 10), str(logs / "epoch_001.pt"))
+    with open(logs / "epoch_001.pt", "r+b") as fh:
+        fh.truncate(100)
+    cfg = SimpleNamespace(train=SimpleNamespace(out_dir=str(logs)))
+    with pytest.raises(CheckpointError) as refused:
+        _decide(cfg, "auto", DriveFolder(f"drive:{FOLDER}", str(logs)))
+    assert str(refused.value) == (
+        f"{logs} holds run run-A but drive:{FOLDER} holds checkpoints of run run-B; resuming "
+        f"would mix the two runs on Drive. Set drive.logs to the Drive folder of run run-A, or "
+        f"move {logs} aside to continue the run on Drive")
+    assert sorted(os.listdir(logs)) == ["epoch_001.json", "epoch_001.pt"]

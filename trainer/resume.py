@@ -99,6 +99,10 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> St
         logger.info("no checkpoint in %s: starting fresh", out_dir)
         return Start(new_run_id())
     remote = drive.checkpoints()
+    if found and remote:
+        # Every local checkpoint of the run is unreadable: continue that run from Drive, never
+        # another run that drive.logs holds into this folder.
+        remote = _of_run(run, out_dir, drive, remote)
     if not remote:
         logger.info("no checkpoint in %s nor on %s: starting fresh", out_dir, drive.spec)
         return Start(new_run_id())
@@ -141,6 +145,12 @@ def _check_drive_run(run: Optional[str], out_dir: str,
     except DriveStageError as exc:  # the local checkpoint is enough to go on; saving retries
         logger.warning("could not list %s (%s); resuming from the local checkpoint", drive.spec, exc)
         return []
+    return _of_run(run, out_dir, drive, remote)
+
+
+def _of_run(run: Optional[str], out_dir: str, drive: DriveFolder,
+            remote: Sequence[RemoteCheckpoint]) -> list[RemoteCheckpoint]:
+    """``run``'s checkpoints among ``remote``; refuses when Drive holds only other runs'."""
     ours = [c for c in remote if c.sidecar.run == run]
     others = sorted({describe_run(c.sidecar.run) for c in remote if c.sidecar.run != run})
     if others and not ours:
