@@ -321,8 +321,9 @@ class _Push:
             out |= {(rel, name), (rel, side_name)}
             if got.run is not None:
                 log.warning("%s is a checkpoint of run %s (%s); left as it is, not replaced "
-                            "with %s (%s) of another run. Give each run its own folder", self.store.describe(current), got.run, got.theirs,
-                            lf.path, got.mine)
+                            "with %s (%s) of another run. Give each run its own folder",
+                            self.store.describe(current), got.run, got.theirs, lf.path,
+                            got.mine)
                 self.result.other_run.append(lf.rel)
                 continue
             log.warning("%s is further on (%s) than %s (%s) of the same run; left as it is: pull "
