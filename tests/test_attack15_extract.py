@@ -583,7 +583,16 @@ def test_a_disk_that_another_program_fills_while_workers_write(emulator, drive_e
         assert files == {"set.zip": a2, **v2}
     else:
         assert proc.returncode == 1 and lines[-1].startswith("Error: "), err
-        assert files == {"set.zip": a1, **v1}, lines[-1]
+        # Filled after v2's archive was verified and in place (a fill that lands late), the
+        # pull fails extracting it: v1's members stay, beside the new archive, or (filled
+        # while the stamp was written after the merge) v2's are in place; every path holds
+        # one version's bytes, and the rerun finishes.
+        archive = files.pop("set.zip")
+        assert archive in (a1, a2), lines[-1]
+        for path, data in files.items():
+            assert data in (v1.get(path), v2.get(path)), (path, lines[-1])
+        if archive == a1:
+            assert files == v1, lines[-1]
     filler.unlink()
     assert drivestage.pull("drive:d/set.zip", str(dest), extract=True).extracted
     assert tree(dest) == {"set.zip": a2, **v2}
