@@ -2,8 +2,17 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
+
+# A suite started in the background by a shell without job control (`(make test &)`, some CI
+# runners) inherits SIGINT ignored, which Python then leaves ignored, and so would every
+# process a test starts: each test that presses Ctrl-C for real (a SIGINT) failed. The
+# tests' own processes get Python's usual handler back (a handler, unlike SIG_IGN, is not
+# inherited across exec: children start with the default again).
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # `make test` runs the suite in one worker process per core, and one more (pytest-xdist,
 # `-n auto`): a fifth of a worker's time is spent waiting (on the processes a test starts, on
