@@ -19,7 +19,7 @@ from _archives import tree
 from _cli import child_env
 from _tmpfs import small_disk  # noqa: F401  (a fixture)
 from drivestage import download as dl
-from drivestage.extract.workers import MARKER
+from test_extract_workers import worker_pids
 
 #: A pull run in a child process that SIGKILLs itself at the ``n``-th audit event of kind
 #: ``event`` whose arguments' repr holds ``needle`` (``n`` 0: never; the count of those
@@ -94,26 +94,20 @@ def _replace_on_drive(path: str, data: bytes, tmp_path) -> None:
     assert store.upload(str(local), parent, old.name, replace=old).id == old.id
 
 
-def _workers_of(pid: int) -> list[int]:
-    """The extraction workers ``pid`` started that still run."""
-    out = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open(f"/proc/{p}/cmdline", "rb") as fh:
-                if f"{MARKER}{pid}".encode() in fh.read():
-                    out.append(int(p))
-        except OSError:
-            pass
-    return out
+def _written(dest) -> int:
+    """Members written so far into the temporary folders in ``dest``."""
+    temps = [n for n in os.listdir(dest) if n.startswith(".drivestage-extract-")]
+    try:
+        return sum(len(os.listdir(dest / t / "ds")) for t in temps)
+    except OSError:
+        return 0
 
 
 def _no_workers_left(pid: int) -> None:
     """The workers of the killed ``pid`` end by themselves (their orders' pipe ended)."""
     deadline = time.monotonic() + 20
-    while _workers_of(pid):
-        assert time.monotonic() < deadline, f"workers of {pid} still run: {_workers_of(pid)}"
+    while worker_pids(pid):
+        assert time.monotonic() < deadline, f"workers of {pid} still run: {worker_pids(pid)}"
         time.sleep(0.05)
 
 
@@ -318,7 +312,7 @@ def test_ctrl_c_at_points_spread_over_an_update_then_a_rerun(emulator, drive_env
         _check_after_kill(dest, v1, v2, a1, a2, name)
         left = [p for p in os.listdir(dest) if p.startswith(".drivestage-")]
         assert left == [], (n, left)
-        assert _workers_of(pid) == [], n
+        assert worker_pids(pid) == [], n
         assert drivestage.pull(f"drive:d/{name}", str(dest), extract=True).extracted
         _check_rerun(dest, v2, a2, name)
 
@@ -348,7 +342,7 @@ def test_a_stream_that_stalls_for_good_mid_member_ends_the_pull(emulator, drive_
         top = [n for n in os.listdir(dest) if n not in ("set.zip", "ds", ".drivestage")]
         assert all(n.startswith(".set.zip.") for n in top), top  # the partial, its record
         assert tree(dest) == {"set.zip": a1, **v1, **{n: tree(dest)[n] for n in top}}
-        assert _workers_of(proc.pid) == []
+        assert worker_pids(proc.pid) == []
     finally:
         hold.release()
     assert drivestage.pull("drive:d/set.zip", str(dest), extract=True).action == "resume"
@@ -562,15 +556,8 @@ def test_a_disk_that_another_program_fills_while_workers_write(emulator, drive_e
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     filler = disk / "filler"
 
-    def written() -> int:
-        temps = [n for n in os.listdir(dest) if n.startswith(".drivestage-extract-")]
-        try:
-            return sum(len(os.listdir(dest / t / "ds")) for t in temps)
-        except OSError:
-            return 0
-
     deadline = time.monotonic() + 60
-    while proc.poll() is None and written() < when:
+    while proc.poll() is None and _written(dest) < when:
         assert time.monotonic() < deadline
         time.sleep(0.005)
     with open(filler, "wb") as fh:  # every byte left
@@ -584,7 +571,7 @@ def test_a_disk_that_another_program_fills_while_workers_write(emulator, drive_e
     emulator.faults.throttle(None)
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert "Traceback" not in err, err
-    assert _workers_of(proc.pid) == []
+    assert worker_pids(proc.pid) == []
     assert not [n for n in os.listdir(dest) if n.startswith(".drivestage-")]
     files = {k: v for k, v in tree(dest).items() if not k.startswith(".set.zip.")}
     if proc.returncode == 0:
@@ -623,15 +610,8 @@ def test_ctrl_c_while_the_download_stalls_mid_member_ends_at_once(emulator, driv
                                 env=child_env(emulator), stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
 
-        def written() -> int:
-            temps = [n for n in os.listdir(dest) if n.startswith(".drivestage-extract-")]
-            try:
-                return sum(len(os.listdir(dest / t / "ds")) for t in temps)
-            except OSError:
-                return 0
-
         deadline = time.monotonic() + 60
-        while written() < 50:  # the workers wrote what arrived; the rest is held
+        while _written(dest) < 50:  # the workers wrote what arrived; the rest is held
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline
             time.sleep(0.01)
@@ -648,7 +628,7 @@ def test_ctrl_c_while_the_download_stalls_mid_member_ends_at_once(emulator, driv
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == "Interrupted.", err
     assert took < 10, took
-    assert _workers_of(proc.pid) == []
+    assert worker_pids(proc.pid) == []
     assert not [n for n in os.listdir(dest) if n.startswith(".drivestage-")]
     files = {k: v for k, v in tree(dest).items() if not k.startswith(".set.zip.")}
     assert files == {"set.zip": a1, **v1}
