@@ -10,8 +10,6 @@ verified with (:mod:`drivestage.checksums`).
 """
 from __future__ import annotations
 
-import collections
-import hashlib
 import logging
 import os
 import threading
@@ -20,23 +18,21 @@ from typing import Optional, Protocol
 
 from drivestage import stream_count
 from drivestage.checksums import Checksum
-from drivestage.errors import DriveStageError, LocalFileError
+from drivestage.errors import DriveStageError
 from drivestage.interrupts import BackgroundThread, Monitor, start_thread
 from drivestage.partials import Ranges, open_partial
+from drivestage.prefix_hash import READ_BLOCK, PrefixHash
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
 
 MiB = 1024 * 1024
-_READ_BLOCK = 4 * MiB
 #: A piece is split for a new stream only when each half is at least this long ...
 _MIN_SPLIT = 16 * MiB
 #: ... and would take a stream at least this long to read at the measured rate.
 _SPLIT_SECONDS = 1.0
 #: Streams are added (by measuring) only to files at least this large.
 _ADAPT_FROM = 32 * MiB
-#: Blocks (of up to 1 MiB) waiting to be hashed from memory, at most.
-_FEED_MAX = 16
 #: How often the ranges record is saved while streams run.
 _SAVE_EVERY = 0.5
 
@@ -79,8 +75,9 @@ class Piece:
         self.run.write(self, offset, data)
 
 
-class Pass:
-    """One pass of a download: the partial open, its ranges, the streams and the hash."""
+class Pass(PrefixHash):
+    """One pass of a download: the partial open, its ranges, the streams and the hash
+    (:class:`~drivestage.prefix_hash.PrefixHash`)."""
 
     def __init__(self, dl: Owner, done: Ranges):
         self.dl, self.done, self.lock = dl, done, dl.lock
@@ -100,12 +97,7 @@ class Pass:
         self._local = threading.local()
         self.error: Optional[BaseException] = None
         self.stopped = self.closed = False
-        check = dl.checksum
-        self.hash_name = check.name if check is not None else "md5"
-        self.digest, self._digest = "", hashlib.new(self.hash_name)
-        # Blocks just written where the hash has got to, handed to it as they are.
-        self.feed: collections.deque[tuple[int, memoryview]] = collections.deque()
-        self.hashed = self.feed_end = self.hash_claim = 0
+        self._init_hash(dl.checksum)
         self._last_save = time.monotonic()
         self.hasher: Optional[BackgroundThread] = None  # once begun
         self.adapter: Optional[BackgroundThread] = None  # measuring, once begun
@@ -176,10 +168,7 @@ class Pass:
                 now = time.monotonic()
                 t = piece.timed
                 piece.timed = (now, n, now, n) if t is None else (t[0], t[1], now, t[3] + n)
-            if len(self.feed) < _FEED_MAX and \
-                    offset == (self.feed_end if self.feed else self.hash_claim):
-                self.feed.append((offset, data[:n]))
-                self.feed_end = offset + n
+            self._offer(offset, data[:n])
             if getattr(self._local, "stream", False) and not getattr(self._local, "wrote",
                                                                       False):
                 self._local.wrote = True
@@ -205,7 +194,7 @@ class Pass:
                 self.dl.store.read_into(self.entry, piece.pos, piece)
             with self.lock:  # what the link gave one request (stream_count reads it)
                 self.first_rate = stream_count.body_rate(
-                    [p.timed for p in mine if p.timed is not None], _READ_BLOCK)
+                    [p.timed for p in mine if p.timed is not None], READ_BLOCK)
         except Stopped:
             if self.error is not None:  # a stream failed meanwhile: why, not "it stopped"
                 raise self.error from None
@@ -358,14 +347,6 @@ class Pass:
         if self.adapter is not None and self.adapter.thread is not me:
             self.adapter.join()  # it ends within a wait once stopped
 
-    def _wait_for_hash(self) -> None:
-        """After the last write: wait for the hash thread to reach the end of the file."""
-        with self.lock:
-            while self.error is None and self.hashed < self.entry.size:
-                self.lock.wait(0.5)
-            if self.error is not None:
-                raise self.error
-
     def _drive_streams(self) -> None:
         """Wait for the streams to end (saving the record as they go); raise the first
         failure."""
@@ -408,74 +389,6 @@ class Pass:
     def left(self) -> int:
         """Bytes no stream has fetched yet (the lock held)."""
         return sum(b - a for a, b in self.todo) + sum(p.end - p.pos for p in self.pieces)
-
-    def _hash(self) -> None:
-        """The hash thread: :meth:`_hash_prefix`, whose failure stops the download (the
-        main thread raises it; it waited for the digest for ever)."""
-        try:
-            self._hash_prefix()
-        except BaseException as exc:
-            self._failed(exc)
-
-    def _read_back(self, buf: memoryview, pos: int) -> int:
-        """Bytes of the partial at ``pos`` into ``buf``, which every one of was written."""
-        partial = self.dl.partial
-        try:
-            n = os.preadv(self.fd, [buf], pos)
-        except OSError as exc:
-            raise LocalFileError(f"{partial}: cannot read back the download of "
-                                 f"{self.dl.where} to verify it ({exc.strerror or exc}); "
-                                 "pull again") from exc
-        if not n:
-            # Bytes written are missing: another program truncated the file. Without this the
-            # hash asked again and again, at full CPU, for good.
-            raise LocalFileError(f"{partial}, the download of {self.dl.where}, got shorter "
-                                 f"while it downloaded (it ends before byte {pos}, which was "
-                                 "written); is another program writing there? Pull again")
-        return n
-
-    def _hash_prefix(self) -> None:
-        """The hash of the contiguous prefix as it grows: blocks handed over by the stream that
-        writes right where the hash has got to (no second copy), the rest read back from the
-        page cache."""
-        size = self.entry.size
-        buf: Optional[memoryview] = None
-        while True:
-            block: Optional[memoryview] = None
-            with self.lock:
-                while True:
-                    if self.feed and self.feed[0][0] == self.hashed:
-                        block = self.feed.popleft()[1]
-                        self.hash_claim = max(self.hash_claim, self.hashed + len(block))
-                        break
-                    upto = self.done.prefix()
-                    if self.feed:
-                        upto = min(upto, self.feed[0][0])
-                    if upto > self.hashed:
-                        self.hash_claim = upto
-                        break
-                    if self.stopped:
-                        return
-                    self.lock.wait(0.5)
-            pos = self.hashed
-            if block is not None:
-                self._digest.update(block)
-                pos += len(block)
-            while block is None and pos < upto:
-                if self.stopped:
-                    return  # a failure or an interrupt: the hash is not needed any more
-                if buf is None:
-                    # One buffer for every read-back: a new block per read faulted in fresh
-                    # pages each time (see heap.py), a GiB of them for a GiB read back.
-                    buf = memoryview(bytearray(_READ_BLOCK))
-                n = self._read_back(buf[:min(_READ_BLOCK, upto - pos)], pos)
-                self._digest.update(buf[:n])
-                pos += n
-            with self.lock:
-                self.hashed = pos
-                self.lock.notify_all()
-            if pos >= size:
-                return
 
     def close(self) -> None:
         """Stop the streams; save the record; close the partial once no write is running.

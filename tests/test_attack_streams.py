@@ -22,7 +22,7 @@ from _download_fixtures import _fast, out, passes, small_splits, store  # noqa: 
 
 from drivestage import cpuload
 from drivestage import download as dl
-from drivestage import streams
+from drivestage import prefix_hash, streams
 from drivestage.drive import connect
 from drivestage.drive.transport import Transport
 from drivestage.emulator import routes_media
@@ -345,8 +345,8 @@ def _hook_preadv(monkeypatch, fail):
         fail(fd, offset)
         return real(fd, buffers, offset)
 
-    names = {k: getattr(streams.os, k) for k in dir(streams.os) if not k.startswith("__")}
-    monkeypatch.setattr(streams, "os", types.SimpleNamespace(**{**names, "preadv": preadv}))
+    names = {k: getattr(prefix_hash.os, k) for k in dir(prefix_hash.os) if not k.startswith("__")}
+    monkeypatch.setattr(prefix_hash, "os", types.SimpleNamespace(**{**names, "preadv": preadv}))
 
 
 def test_a_read_error_in_the_hash_fails_the_download_instead_of_hanging(

@@ -48,7 +48,7 @@ LAYERS = [
     ["extract.job"],
     ["extract.overlapped"],
     ["partials", "checksums"],
-    ["stream_count"],
+    ["stream_count", "prefix_hash"],
     ["streams"],
     ["download", "extract", "stamps"],
     ["unpack"],

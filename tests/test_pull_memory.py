@@ -46,7 +46,7 @@ def test_peak_memory_is_the_same_for_a_small_and_a_large_file(emulator, drive_en
     # blocks waiting for the hash (at most _FEED_MAX of 1 MiB, which the larger pull may fill
     # and the smaller may not). Without returning freed chunks to the OS, the 512 MiB pull
     # peaked 35-65 MB higher.
-    from drivestage.streams import _FEED_MAX
+    from drivestage.prefix_hash import FEED_MAX as _FEED_MAX
 
     assert peaks[512 * MiB] <= peaks[64 * MiB] + 16 * 1024 + _FEED_MAX * 1024, peaks
     assert peaks[512 * MiB] < 200 * 1024, peaks
