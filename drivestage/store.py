@@ -200,6 +200,12 @@ class ByteSink(Protocol):
         """``data`` is the file's bytes at ``offset``."""
         ...
 
+    def whole_answer(self) -> None:
+        """The answer holds the whole file from byte 0: the server ignored ``Range`` (a proxy
+        that strips it). The bytes before the range are skipped; the body is read on past
+        :meth:`limit` should the limit grow meanwhile."""
+        ...
+
 
 class Md5Source(Protocol):
     """A cache of local md5s (:class:`drivestage.state.Md5Cache`): what stores use of it."""

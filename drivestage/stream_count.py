@@ -67,6 +67,7 @@ class Counted(Protocol):
     settled: bool    # the caller waits for the download
     first_rate: Optional[float]  # bytes/s of a range fetched at once before (a zip's tail)
     hash_name: str
+    whole: bool      # the server ignores Range: one stream reads its one answer to the end
 
     @property
     def where(self) -> str: ...  # the file, in messages
@@ -103,8 +104,8 @@ def measure(run: Counted, min_split: int = MIN_SPLIT) -> None:
     while True:
         more, stop = 0, False
         with run.lock:
-            if run.stopped or run.streams - run.retiring == 0:
-                return
+            if run.stopped or run.streams - run.retiring == 0 or run.whole:
+                return  # (whole: one answer holds the file; a stream more asks for it again)
             run.lock.wait(0.05)
             now = time.monotonic()
             if run.silent != 0:

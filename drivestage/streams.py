@@ -67,12 +67,25 @@ class Piece:
         self.retired = False  # its stream ends once this piece is cut short (_retire)
         # An urgent piece's body: (first block's time, its length, last one's, bytes in all).
         self.timed: Optional[tuple[float, int, float, int]] = None
+        # Its answer is the whole file (the server ignored Range): it reads on past its end
+        # into the ranges no stream has taken (Pass.extend), skipping the bytes before
+        # ``skip_to``, which are here already.
+        self.whole = False
+        self.skip_to = 0
 
     def limit(self) -> int:
+        if self.whole and self.pos >= self.end:
+            self.run.extend(self)
         return self.end
 
     def write(self, offset: int, data: memoryview) -> None:
         self.run.write(self, offset, data)
+
+    def whole_answer(self) -> None:
+        # Not for an urgent piece (its caller waits for its range only), nor one stopped
+        # while its request was on its way.
+        self.whole = not self.urgent and not self.retired
+        self.run.ranges_ignored(self)
 
 
 class Pass(PrefixHash):
@@ -93,6 +106,9 @@ class Pass(PrefixHash):
         # or the cores', measured before the caller's work could slow it down.
         self.first_rate: Optional[float] = None
         self.retiring = 0                   # streams stopped (_retire) that have not ended
+        # The server ignores Range (ranges_ignored): each request costs the file from byte 0
+        # on, so one stream reads one answer on to the end, and no more are asked for.
+        self.whole = False
         self.silent = 0                     # streams started that have not written yet
         self._local = threading.local()
         self.error: Optional[BaseException] = None
@@ -115,7 +131,13 @@ class Pass(PrefixHash):
             if self.stopped:
                 return None
             chunk = self.dl.chunk_size
-            if self.todo:
+            if self.whole:
+                # One stream, in one answer as long as it goes (a stopped one's piece ends
+                # with it: not waited for, lest no stream is left for the rest).
+                if not self.todo or any(not p.urgent and not p.retired for p in self.pieces):
+                    return None
+                piece = Piece(self, *self.todo.pop(0))
+            elif self.todo:
                 a, b = self.todo[0]
                 end = min(b, a + chunk) if chunk else b
                 if end >= b:
@@ -136,6 +158,33 @@ class Pass(PrefixHash):
             self.pieces.append(piece)
             return piece
 
+    def ranges_ignored(self, piece: Piece) -> None:
+        """``piece``'s answer is the whole file from byte 0 (the server ignored Range, see
+        :attr:`whole`): the streams' pieces ahead of it that wait for their own answer (or
+        skip to their range in it) are cut where they have got to and handed back, for its
+        answer to read on into (:meth:`extend`). One ahead that reads on in its own whole
+        answer already goes on: this one would have to read over what that one wrote."""
+        with self.lock:
+            if not self.whole:
+                log.warning("%s: the server ignores Range (it answers every request with the "
+                            "whole file); downloading it in one stream", self.where)
+            self.whole = True
+            if piece.whole:
+                self._retire_pieces([p for p in self.pieces if p.pos > piece.pos and
+                                     not (p.urgent or p.retired or p.whole)])
+
+    def extend(self, piece: Piece) -> None:
+        """Let ``piece``, whose answer is the whole file and which has reached its end, read
+        on into the next range no stream has taken, over bytes that are here already."""
+        with self.lock:
+            if self.stopped or piece.retired:
+                return
+            for a, b in self.todo:
+                if a >= piece.end and self.done.covers(piece.end, a):
+                    self._take(a, b)
+                    piece.skip_to, piece.end = a, b
+                    return
+
     def _stream_rate(self) -> float:
         seconds = time.monotonic() - self.dl.began
         return self.fetched / seconds / max(self.streams, 1) if seconds > 0 else 0.0
@@ -144,6 +193,9 @@ class Pass(PrefixHash):
         with self.lock:
             if self.stopped:
                 raise Stopped("the download stopped")
+            if offset < piece.skip_to:  # here already: a whole-file answer runs over them
+                k = min(len(data), piece.skip_to - offset)
+                piece.pos, offset, data = offset + k, offset + k, data[k:]
             # Only up to the piece's end: another stream may have taken over the rest
             # while these bytes were on their way.
             n = min(len(data), piece.end - offset)
@@ -286,7 +338,11 @@ class Pass(PrefixHash):
         stream the hash (and an extraction) follows goes on. Each one's piece is cut short
         where it has got to, and the rest goes back to the ranges no stream has taken."""
         ahead = sorted((p for p in self.pieces if not p.urgent), key=lambda p: p.pos)[1:]
-        for piece in ahead[len(ahead) - n:] if n > 0 else []:
+        self._retire_pieces(ahead[len(ahead) - n:] if n > 0 else [])
+
+    def _retire_pieces(self, pieces: list[Piece]) -> None:
+        """End the streams reading ``pieces`` (the lock held; see :meth:`_retire`)."""
+        for piece in pieces:
             if piece.pos < piece.end:
                 self.todo.append((piece.pos, piece.end))
             piece.end, piece.retired = piece.pos, True
@@ -298,6 +354,8 @@ class Pass(PrefixHash):
     def add_streams(self, n: int) -> None:
         """Start ``n`` more streams (the lock not held)."""
         with self.lock:
+            if self.whole:
+                return  # each would ask for the whole file again
             self.streams += n
             self.silent += n
             self.most_streams = max(self.most_streams, self.streams)

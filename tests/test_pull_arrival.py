@@ -229,6 +229,7 @@ class _Link:
 
     hash_name = "sha256"
     where = "test"
+    whole = False
 
     def __init__(self, each: float = 20e6, busy: float = 25e6) -> None:
         self.each, self.busy = each, busy

@@ -116,6 +116,8 @@ class MediaReader:
             elif body.status == 200:
                 # The server ignored Range and sends the whole file: skip to our part.
                 end, skip = entry.size, pos
+                if pos > 0 or stop < entry.size:
+                    sink.whole_answer()
             else:
                 raise RemoteError(f"download {where}: unexpected HTTP {body.status}")
             if body.left is not None and body.left != end - pos + skip:
@@ -184,6 +186,9 @@ class _Buffer:
     def write(self, offset: int, data: memoryview) -> None:
         assert offset == self.start + len(self.data)
         self.data += data
+
+    def whole_answer(self) -> None:
+        pass  # the range is all it takes
 
 
 def _content_range(value: Optional[str]) -> Optional[tuple[int, int, Optional[int]]]:

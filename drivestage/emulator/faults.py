@@ -137,6 +137,7 @@ class Faults:
         self._corrupt: dict[str, Optional[int]] = {}     # file id -> times left (None: forever)
         self._corrupt_uploads = 0
         self._relocated: Optional[tuple[str, Optional[int]]] = None  # origin, times left
+        self._ranges_ignored = 0          # answers left that ignore Range (-1: every one)
         self._holds: list[Hold] = []
         self._shared = Bucket()          # the limit all connections share
         self._per_connection: Optional[float] = None
@@ -221,6 +222,13 @@ class Faults:
         with self._lock:
             self._relocated = (origin.rstrip("/") + "/", times)
 
+    def ignore_range(self, times: Optional[int] = None) -> None:
+        """Answer the next ``times`` downloads (None: every one) with ``200`` and the whole
+        file, whatever their ``Range``: what a proxy or a mirror that strips ``Range`` does
+        (``0``: stop)."""
+        with self._lock:
+            self._ranges_ignored = -1 if times is None else max(0, int(times))
+
     def chaos(self, rate: float = 0.05, seed: int = 0, kinds: tuple[str, ...] = CHAOS_KINDS) -> None:
         """Fail a random ``rate`` fraction of API requests with one of ``kinds``."""
         bad = [k for k in kinds if k not in CHAOS_KINDS]
@@ -236,6 +244,7 @@ class Faults:
             self._corrupt.clear()
             self._corrupt_uploads = 0
             self._relocated = None
+            self._ranges_ignored = 0
             holds, self._holds = self._holds, []
             self._shared.reset(None)
             self._per_connection = None
@@ -260,6 +269,7 @@ class Faults:
                 "corrupt_uploads": self._corrupt_uploads,
                 "relocate_sessions": None if self._relocated is None else
                 {"origin": self._relocated[0], "times": self._relocated[1]},
+                "ignore_range": None if self._ranges_ignored < 0 else self._ranges_ignored,
                 "holds": [{"file_id": h.file_id, "offset": h.offset, "reached": h.reached.is_set(),
                            "released": h.released} for h in self._holds],
                 "throttle": self._shared.rate,
@@ -275,7 +285,8 @@ class Faults:
         actions = {"inject": self.inject, "drop": self.drop, "latency": self.latency,
                    "throttle": self.throttle, "corrupt": self.corrupt,
                    "corrupt_upload": self.corrupt_upload,
-                   "relocate_sessions": self.relocate_sessions, "chaos": self.chaos}
+                   "relocate_sessions": self.relocate_sessions,
+                   "ignore_range": self.ignore_range, "chaos": self.chaos}
         if kind not in actions:
             raise ValueError(f"unknown fault kind {kind!r}; choose from {sorted(actions)}")
         if kind == "chaos" and "kinds" in spec:
@@ -346,6 +357,15 @@ class Faults:
                 self._corrupt_uploads -= 1
                 return True
             return False
+
+    def take_range_ignored(self) -> bool:
+        """True (once per count) when the download now answered must ignore its Range."""
+        with self._lock:
+            if self._ranges_ignored == 0:
+                return False
+            if self._ranges_ignored > 0:
+                self._ranges_ignored -= 1
+            return True
 
     def take_session_origin(self) -> Optional[str]:
         """The origin (ending in ``/``) the resumable session now starting must be answered

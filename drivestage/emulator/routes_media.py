@@ -63,6 +63,8 @@ class MediaRoutes:
             if goog is not None:
                 headers["X-Goog-Hash"] = "md5=" + goog
             rng = parse_range(self.headers.get("Range"), size) if self.headers.get("Range") else None
+            if rng is not None and self.emu.faults.take_range_ignored():
+                rng = None  # a proxy that strips Range: the whole file, 200
             if rng == (-1, -1):
                 body = error_envelope(416, "requestedRangeNotSatisfiable", "Request range not satisfiable")
                 self._send_json(416, body, {"Content-Range": f"bytes */{size}"})
