@@ -167,6 +167,11 @@ class MirrorError(DriveStageError):
     """A background mirror failed; raised to the caller on ``flush()``."""
 
 
+class OtherRunError(DriveStageError):
+    """A push left checkpoints of another training run on the store (same names) instead of
+    replacing them; everything else was pushed (``--force`` replaces them)."""
+
+
 class SourceChangedError(DriveStageError, OSError):
     """A local file kept changing while it was being uploaded."""
 

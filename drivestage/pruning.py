@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional
 
 from drivestage import orphans, sidecar
-from drivestage.errors import DriveStageError, NotFoundError, UsageError
+from drivestage.errors import DriveStageError, NotFoundError, QuotaExceededError, UsageError
 from drivestage.remote import Where, open_store
 from drivestage.retention import (AUTOSAVE, CHECKPOINT, SIDECAR, Candidate, Decision, Plan,
                                   RetentionPolicy, kept_runs, plan)
@@ -320,6 +320,16 @@ def pre_prune_victims(decision: Plan, folder: FolderView,
             if d.id is not None and d.name not in protected and d.orphan_md5 is None]
 
 
+def over_budget(decided: Plan, where: str) -> QuotaExceededError:
+    """The error of a plan whose budget cannot hold what the policy keeps (``push`` raises it
+    before a byte is sent, ``prune`` once the rest of the plan is applied)."""
+    return QuotaExceededError(
+        f"the retention budget of {format_size(decided.max_bytes or 0)} cannot hold what the "
+        f"policy keeps ({format_size(decided.kept_bytes + decided.incoming_bytes)}) in {where}, "
+        f"{format_size(decided.shortfall)} over; raise --max-bytes or keep fewer checkpoints",
+        needed=decided.kept_bytes + decided.incoming_bytes, free=decided.max_bytes)
+
+
 def delete(store: RemoteStore, d: Decision, use_trash: bool) -> None:
     """Apply one delete decision."""
     assert d.id is not None
@@ -380,7 +390,9 @@ def prune(dest: Where, policy: RetentionPolicy, *, store: Optional[RemoteStore] 
 
     Sidecar metrics are read from the remote. The newest verified checkpoint
     and anything in ``protect`` are never deleted; nothing outside ``dest``
-    is touched. With ``dry_run`` nothing is deleted.
+    is touched. With ``dry_run`` nothing is deleted. A plan whose budget cannot hold what
+    the policy keeps (``Plan.fits`` False) is applied all the same (it holds no deletion for
+    the budget); the CLI then exits 1 (:func:`over_budget`).
     """
     cache = md5_cache or Md5Cache()
     try:

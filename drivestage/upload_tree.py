@@ -46,11 +46,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
-from drivestage import behind, extra, pool, pruning, sidecar
+from drivestage import extra, other_runs, pool, pruning, sidecar
 from drivestage.errors import NotFoundError, QuotaExceededError, UsageError
 from drivestage.local_tree import DEFAULT_EXCLUDES, LocalFile, walk  # noqa: F401 (re-export)
 from drivestage.locks import place_lock
 from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
+from drivestage.other_runs import Left
 from drivestage.paths import StorePath
 from drivestage.pruning import LocalFile as PlannedFile
 from drivestage.remote import Where, open_store
@@ -82,6 +83,7 @@ class PushResult:
     replaced_duplicates: list[str] = field(default_factory=list)  # older same-named copies
     further_on: list[str] = field(default_factory=list)  # left: the store's copy is further on
     other_run: list[str] = field(default_factory=list)   # left: the store's copy is another run's
+    left: list[Left] = field(default_factory=list)       # both, with what the store holds
 
 
 def _index(entries: Iterable[RemoteEntry]) -> dict[str, list[RemoteEntry]]:
@@ -108,8 +110,9 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
     drive and more than ``max_delete`` items (default :func:`drivestage.extra.default_limit`).
     Links leaving ``src`` are skipped unless ``follow_symlinks``. Raises
     :class:`~drivestage.errors.QuotaExceededError` before sending a byte when the uploads
-    cannot fit even after pruning. ``keep_other_runs`` (the trainer): a checkpoint of another
-    run is never replaced (:mod:`drivestage.behind`); it stays, named in ``other_run``.
+    cannot fit even after pruning. ``keep_other_runs`` (the trainer, and the CLI unless
+    ``--force``): a checkpoint of another run is never replaced, nor pruned through its name
+    (:mod:`drivestage.other_runs`); it stays, named in ``other_run`` and ``left``.
     """
     if not os.path.isdir(src):
         raise NotFoundError(f"{src} is not a local folder; give the folder to push "
@@ -184,22 +187,21 @@ class _Push:
             extra.check_dest(store, root, path)
         self._list(root, path, tree.folders)
         files = tree.files
-        top_local = {lf.name: PlannedFile(lf.path, lf.size) for lf in files if not lf.folder_rel}
+        self.result.left = other_runs.left_on_store(
+            store, self.cache, self.listing, files, self._is_checkpoint,
+            other_runs=self.keep_other_runs)
         # Retention over the DEST folder: decided before anything is sent.
         decision: Optional[Plan] = None
         folder: Optional[pruning.FolderView] = None
         skip: set[str] = set()
         if self.policy.active:
-            folder = pruning.view(store, self.listing[""], top_local, self.policy, self.cache)
-            decision = self.result.plan = self._plan(folder, top_local)
+            decision, folder = self._plan_around_left(files)
+            self.result.plan = decision
             skip = {d.name for d in decision if not d.keep}
             if not decision.fits:
-                raise QuotaExceededError(
-                    f"the retention budget of {format_size(self.policy.max_bytes or 0)} cannot "
-                    f"hold what the policy keeps ({format_size(decision.kept_bytes)}) in "
-                    f"{store.describe(root)}; raise --max-bytes or keep fewer checkpoints",
-                    needed=decision.kept_bytes, free=self.policy.max_bytes)
-        todo = self._todo(files, skip)
+                raise pruning.over_budget(decision, store.describe(root))
+        ahead = self._left()
+        todo = self._todo(files, skip, ahead)
         deletions = None
         if removal is not None:
             kept = _kept_by_policy(decision) | pruning.newest_verified_ids(
@@ -213,7 +215,7 @@ class _Push:
         if removal is not None and deletions is not None:
             self.result.deleted = extra.apply(store, root, deletions, removal)
         if decision is not None and self.vanished:  # planned as sent (as the newest verified)
-            local = {n: f for n, f in top_local.items() if n not in self.vanished}
+            local = {n: f for n, f in self._top_local(files).items() if n not in self.vanished}
             folder = pruning.view(store, self.listing[""], local, self.policy, self.cache)
             decision = self.result.plan = self._plan(folder, local)
         if decision is not None:
@@ -253,18 +255,47 @@ class _Push:
         return (lf.name.endswith(CHECKPOINT_SUFFIXES) or lf.name in sidecar.pairs(names)
                 or (not lf.folder_rel and self.policy.kind_of(lf.name) in (CHECKPOINT, AUTOSAVE)))
 
-    def _todo(self, files: list[LocalFile], skip: set[str]) -> list[_Todo]:
+    def _top_local(self, files: list[LocalFile]) -> dict[str, PlannedFile]:
+        """The files about to join DEST's top folder: not those left unsent (the plan sees
+        the store's copy as it is there, so it never prunes another run's through them)."""
+        ahead = {k for lf in self.result.left for k in lf.keys}
+        return {lf.name: PlannedFile(lf.path, lf.size) for lf in files
+                if not lf.folder_rel and ("", lf.name) not in ahead}
+
+    def _plan_around_left(self, files: list[LocalFile]) -> tuple[Plan, pruning.FolderView]:
+        """The plan of DEST, the store's checkpoints this push leaves seen as they are. One
+        the plan deletes anyway (``--keep-runs`` drops its run, its run's ``--keep-last``)
+        protects nothing: the local file replaces it after all, and the plan is made again."""
+        while True:
+            local = self._top_local(files)
+            folder = pruning.view(self.store, self.listing[""], local, self.policy, self.cache)
+            decision = self._plan(folder, local)
+            gone = {d.id for d in decision if not d.keep and d.id}
+            kept = [lf for lf in self.result.left if lf.id not in gone]
+            if len(kept) == len(self.result.left):
+                return decision, folder
+            self.result.left = kept
+
+    def _left(self) -> set[Key]:
+        """Say what the push leaves on the store (:mod:`drivestage.other_runs`): the local
+        files not sent."""
+        left = self.result.left
+        other_runs.report(left)
+        self.result.other_run = [lf.rel for lf in left if lf.run is not None]
+        self.result.further_on = [lf.rel for lf in left if lf.run is None]
+        return {k for lf in left for k in lf.keys}
+
+    def _todo(self, files: list[LocalFile], skip: set[str], ahead: set[Key]) -> list[_Todo]:
         """What to send: size differs, or same size and md5 differs."""
         names: dict[str, set[str]] = {}
         for lf in files:
             names.setdefault(lf.folder_rel, set()).add(lf.name)
         todo: list[_Todo] = []
-        ahead = self._further_on(files, names)
         for lf in files:
+            if (lf.folder_rel, lf.name) in ahead:
+                continue
             if lf.folder_rel == "" and lf.name in skip:
                 self.result.skipped_by_policy.append(lf.rel)
-                continue
-            if (lf.folder_rel, lf.name) in ahead:
                 continue
             remote = [e for e in self.listing[lf.folder_rel].get(lf.name, []) if not e.is_dir]
             if not remote:
@@ -292,45 +323,6 @@ class _Push:
             else:
                 todo.append(_Todo(lf, current, others, duplicates=bool(others)))
         return todo
-
-    def _further_on(self, files: list[LocalFile], names: dict[str, set[str]]) -> set[Key]:
-        """Checkpoints (and their sidecars) whose copy on the store is further on in the same
-        run than the local one, or another run's with ``keep_other_runs``
-        (:mod:`drivestage.behind`): left as they are there."""
-        by_key = {(lf.folder_rel, lf.name): lf for lf in files}
-        out: set[Key] = set()
-        for (rel, name), lf in by_key.items():
-            side_name = sidecar.pairs(names[rel]).get(name)
-            listing = self.listing[rel]
-            theirs = [e for e in listing.get(name, []) if not e.is_dir]
-            their_sides = [e for e in listing.get(side_name or "", []) if not e.is_dir]
-            if side_name is None or (rel, side_name) not in by_key or not theirs or \
-                    len(their_sides) != 1 or not self._is_checkpoint(lf, names[rel]):
-                continue
-            current = newest(theirs)
-            try:
-                if current.size == lf.size and current.md5 == self.cache.md5(lf.path):
-                    continue  # unchanged: nothing to replace
-            except OSError:
-                continue  # gone meanwhile: the send says so
-            got = behind.further_on(self.store, self.cache, lf.path,
-                                    by_key[(rel, side_name)].path, current, their_sides[0],
-                                    other_runs=self.keep_other_runs)
-            if got is None:
-                continue
-            out |= {(rel, name), (rel, side_name)}
-            if got.run is not None:
-                log.warning("%s is a checkpoint of run %s (%s); left as it is, not replaced "
-                            "with %s (%s) of another run. Give each run its own folder",
-                            self.store.describe(current), got.run, got.theirs, lf.path,
-                            got.mine)
-                self.result.other_run.append(lf.rel)
-                continue
-            log.warning("%s is further on (%s) than %s (%s) of the same run; left as it is: pull "
-                        "it to continue from it, or delete it there to replace it",
-                        self.store.describe(current), got.theirs, lf.path, got.mine)
-            self.result.further_on.append(lf.rel)
-        return out
 
     def _send(self, files: list[LocalFile], todo: list[_Todo]) -> None:
         """Checkpoints first; a sidecar only after its checkpoints are verified on the store."""

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from _cli import child_env, ok
+from _cli import child_env, ok, run
 from _drive_state import live_md5s
 
 FOLDER = "Models/logs"
@@ -154,12 +154,14 @@ def test_many_liars_keep_one_extra_copy_not_one_each(emulator, drive_env, env):
 
 def test_the_budget_never_deletes_the_newest_or_the_one_saved_last(emulator, drive_env, env):
     """--max-bytes smaller than the two pinned checkpoints: prune deletes what the count rule
-    deletes and nothing of the pinned ones (no budget deletion can make it fit), and ends."""
+    deletes and nothing of the pinned ones (no budget deletion can make it fit), and ends
+    with exit 1, as push does (the budget is not met)."""
     _put(emulator, "epoch_001.pt", 1, T0 + 60)
     _put(emulator, "epoch_002.pt", 2, T0 + 120)
     e3 = _put(emulator, "epoch_003.pt", 3, T0 + 180)
     liar = _put(emulator, "epoch_009.pt", 10**9, T0 + 30)
-    _prune("--keep-last", "2", "--max-bytes", "3000")
+    code, out, err = run("prune", f"drive:{FOLDER}", "--keep-last", "2", "--max-bytes", "3000")
+    assert code == 1 and "cannot hold what the policy keeps" in err, err
     assert _live(emulator) == {**liar, **e3}
 
 

@@ -5,7 +5,8 @@ disk came back) still holds ``last.pt`` at epoch 4 of the same run. A plain ``dr
 from A must leave B's checkpoint and its sidecar on Drive, and say so. Only when Drive's copy
 claims more progress *and* a later save (clamped to when its sidecar reached Drive) is it
 further on: a run deliberately resumed from an older checkpoint (a later save) replaces it,
-and so does a pushed file beside a sidecar that merely claims more progress (a liar).
+and so does a pushed file beside a sidecar that merely claims more progress (a liar). Another
+run's checkpoint is left too, by default (``--force`` replaces it).
 
 Through the real stack against the emulator; what is asserted is the exact set of files on
 Drive (name -> md5s), the exit code and the warning."""
@@ -70,13 +71,29 @@ def test_a_liar_on_drive_does_not_block_the_push(emulator, tmp_path):
     assert live_md5s(emulator, FOLDER) == mine
 
 
-@pytest.mark.parametrize("case", ["format 2 here", "format 2 there", "another run"])
-def test_without_both_save_times_or_of_another_run_the_push_replaces_as_before(emulator,
-                                                                              tmp_path, case):
-    _on_drive(emulator, "last", 5, None if case == "format 2 there" else T0 + 500, T0 + 510,
-              run_id="other-run" if case == "another run" else RUN)
+@pytest.mark.parametrize("case", ["format 2 here", "format 2 there"])
+def test_without_both_save_times_the_push_replaces_as_before(emulator, tmp_path, case):
+    _on_drive(emulator, "last", 5, None if case == "format 2 there" else T0 + 500, T0 + 510)
     src = str(tmp_path / "a")
     mine = save(src, "last", 4, T0 + 400, saved=None if case == "format 2 here" else T0 + 400)
     code, out, err = run("push", src, f"drive:{FOLDER}")
+    assert code == 0, err
+    assert live_md5s(emulator, FOLDER) == mine
+
+
+def test_another_runs_checkpoint_is_left_unless_forced(emulator, tmp_path):
+    """Not further on, but another run's: left as it is (exit 1, one line); ``--force``
+    replaces it as every push did before (tests/test_push_other_runs.py has the rest)."""
+    theirs = _on_drive(emulator, "last", 5, T0 + 500, T0 + 510, run_id="other-run")
+    src = str(tmp_path / "a")
+    mine = save(src, "last", 4, T0 + 400, saved=T0 + 400)
+    code, out, err = run("push", src, f"drive:{FOLDER}")
+    assert code == 1, err
+    assert err.splitlines()[-1] == (
+        f"Error: drive:{FOLDER}/last.pt is another run's checkpoint (run other-run, epoch 5), "
+        "left as it is; the rest was pushed. Push into another folder, or add --force to "
+        "replace it")
+    assert live_md5s(emulator, FOLDER) == theirs
+    code, out, err = run("push", src, f"drive:{FOLDER}", "--force")
     assert code == 0, err
     assert live_md5s(emulator, FOLDER) == mine

@@ -79,6 +79,10 @@ def _transfer_options(fn: F) -> F:
                           "not grow with it: chunks are streamed from the file)."),
         click.option("--jobs", "-j", type=int, default=4, show_default=True,
                      help="Files uploaded in parallel."),
+        click.option("--force", is_flag=True,
+                     help="Replace checkpoints on Drive that belong to another training run "
+                          "(their sidecar names another run). By default they are left as "
+                          "they are, the rest is pushed, and the command exits 1 naming them."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -134,7 +138,29 @@ def _summary(result: "PushResult") -> str:
         parts.append(f"{len(result.deleted)} deleted (not local)")
     if result.replaced_duplicates:
         parts.append(f"{len(result.replaced_duplicates)} duplicate names repaired")
+    if result.other_run:
+        parts.append(f"{len(result.other_run)} left (another run's on Drive)")
     return ", ".join(parts)
+
+
+def _refuse_other_runs(result: "PushResult") -> "PushResult":
+    """Raise when the push left checkpoints of another run (everything else was pushed)."""
+    from drivestage.errors import OtherRunError
+    from drivestage.other_runs import refusal
+
+    others = [left for left in result.left if left.run is not None]
+    if others:
+        raise OtherRunError(refusal(others))
+    return result
+
+
+def _push_refusing(*args: Any, force: bool = False, **kwargs: Any) -> "PushResult":
+    """:func:`drivestage.upload_tree.push` as the mirror command's periods run it: another
+    run's checkpoints stay (unless ``force``), and a period that left some fails with the
+    refusal (logged, retried next period; the final push exits 1)."""
+    from drivestage.upload_tree import push
+
+    return _refuse_other_runs(push(*args, keep_other_runs=not force, **kwargs))
 
 
 
@@ -154,14 +180,15 @@ def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
 @drive_options
 def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, ...],
              delete: bool, delete_permanently: bool, max_delete: Optional[int],
-             follow_symlinks: bool, chunk_size: Optional[str], jobs: int, use_trash: bool,
-             protect: tuple[str, ...], api_root: Optional[str], credentials: Optional[str],
-             **policy_opts: Any) -> None:
+             follow_symlinks: bool, chunk_size: Optional[str], jobs: int, force: bool,
+             use_trash: bool, protect: tuple[str, ...], api_root: Optional[str],
+             credentials: Optional[str], **policy_opts: Any) -> None:
     """Mirror the local folder SRC into DEST (drive:path or a directory), incrementally.
 
     Only files whose size or md5 differ are sent; uploads are resumable (a killed push
     resumes on the next run) and md5-verified; with a policy, DEST is pruned after the
-    uploads are verified.
+    uploads are verified. A checkpoint in DEST that belongs to another training run is left
+    as it is (exit 1, naming it, once the rest is pushed) unless --force.
     """
     from drivestage.state import Md5Cache
     from drivestage.upload_tree import push
@@ -174,8 +201,9 @@ def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, 
                       delete_permanently=delete_permanently, max_delete=max_delete,
                       follow_symlinks=follow_symlinks, chunk_size=_chunk(chunk_size),
                       protect=protect, use_trash=use_trash, jobs=jobs, progress=bar.update,
-                      md5_cache=cache)
+                      md5_cache=cache, keep_other_runs=not force)
     click.echo(f"push {src} -> {dest}: {_summary(result)}", err=True)
+    _refuse_other_runs(result)
 
 
 @cli.command("prune")
@@ -185,8 +213,12 @@ def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, 
 @drive_options
 def prune_cmd(dest: str, use_trash: bool, protect: tuple[str, ...], dry_run: bool,
               api_root: Optional[str], credentials: Optional[str], **policy_opts: Any) -> None:
-    """Apply a retention policy to the checkpoints in DEST; print the plan as a table."""
-    from drivestage.pruning import prune
+    """Apply a retention policy to the checkpoints in DEST; print the plan as a table.
+
+    Exits 1 when --max-bytes cannot hold what the rest of the policy keeps (as push does);
+    the rest of the plan is applied all the same (it deletes nothing for the budget).
+    """
+    from drivestage.pruning import over_budget, prune
     from drivestage.retention import format_plan
     from drivestage.state import Md5Cache
 
@@ -200,6 +232,8 @@ def prune_cmd(dest: str, use_trash: bool, protect: tuple[str, ...], dry_run: boo
     click.echo(format_plan(decision))
     if dry_run:
         click.echo("Dry run: nothing was deleted.", err=True)
+    if not decision.fits:
+        raise over_budget(decision, dest)
 
 
 @cli.command("mirror")
@@ -213,7 +247,7 @@ def prune_cmd(dest: str, use_trash: bool, protect: tuple[str, ...], dry_run: boo
 def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
                exclude: tuple[str, ...], delete: bool, delete_permanently: bool,
                max_delete: Optional[int], follow_symlinks: bool, chunk_size: Optional[str],
-               jobs: int,
+               jobs: int, force: bool,
                use_trash: bool, protect: tuple[str, ...], api_root: Optional[str],
                credentials: Optional[str], **policy_opts: Any) -> None:
     """Push SRC to DEST every SECONDS (and prune) until stopped.
@@ -222,8 +256,10 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
     ignored, as under nohup) it pushes once more (a flush), then exits 0; a failing final
     push exits 1. A second signal abandons the
     final push at once: "Interrupted: ..." and exit 130 (an upload it cut resumes on
-    the next push). Failures in between are logged and retried next period.
+    the next push). Failures in between are logged and retried next period; so is a period
+    that left another run's checkpoints (the rest is pushed; see --force).
     """
+    import functools
     import os
 
     from drivestage.cli.group import as_program
@@ -272,7 +308,8 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
                         delete=delete, delete_permanently=delete_permanently,
                         max_delete=max_delete, follow_symlinks=follow_symlinks,
                         chunk_size=_chunk(chunk_size), protect=protect,
-                        use_trash=use_trash, jobs=jobs, label=dest, md5_cache=cache)
+                        use_trash=use_trash, jobs=jobs, label=dest, md5_cache=cache,
+                        push_fn=functools.partial(_push_refusing, force=force))
         mirror.start()  # (named first: an abandon below finds its thread)
         mirror.sync_now()  # a first push right away
         click.echo(f"mirroring {src} -> {dest} every {every:g}s; stop with Ctrl-C or SIGTERM",

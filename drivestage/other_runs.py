@@ -1,0 +1,200 @@
+"""What a push leaves on the store instead of replacing it: another run's checkpoint, and a
+checkpoint further on in the push's own run (:mod:`drivestage.behind`).
+
+**Another run's.** A checkpoint on the store is run R's when a sidecar of it there (either
+form, :func:`drivestage.sidecar.owners`) names R and vouches for one of its copies (names
+that copy's md5). With ``other_runs`` (the trainer; the CLI unless ``--force``) a push whose
+local sidecar of that checkpoint names another run or none leaves the checkpoint and its
+sidecars as they are, and the local ones stay unsent: sending them
+would delete R's copy once the new sidecar vouches for the new one, or (a sidecar pushed
+alone, ``--exclude '*.pt'``) leave R's copy vouched for by nothing. Every copy of the sidecar's
+name on the store is read but those with the local sidecar's very bytes: two machines pushing
+one name at once leave two, and the next push must not "repair" R's away. A sidecar the store
+will not serve fails the push before a byte is sent (whose checkpoint it is cannot be told).
+
+A checkpoint pushed without a local sidecar says no run: it goes up beside R's copy, which
+R's sidecar keeps vouching for and :mod:`drivestage.old_copies` therefore keeps. A local
+sidecar drivestage cannot read (not JSON, over :data:`drivestage.sidecar.MAX_BYTES`) says
+nothing either: sent as any file, as before. A store file without a sidecar, or whose
+sidecar names no run or vouches for none of its copies, is no run's checkpoint: replaced as
+before. What the policy deletes anyway (``--keep-runs`` dropping R, R's own ``--keep-last``)
+is not left: :mod:`drivestage.upload_tree` plans around what is left, then lets the local
+file replace what the plan deletes.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Iterable, Optional, Sequence
+
+from drivestage import behind, sidecar
+from drivestage.errors import NotFoundError
+from drivestage.local_tree import LocalFile
+from drivestage.old_copies import Key, Listings, newest
+from drivestage.sidecar import Sidecar
+from drivestage.state import Md5Cache
+from drivestage.store import RemoteEntry, RemoteStore
+
+log = logging.getLogger(__name__)
+
+#: How many store files the refusal names before "and N more".
+NAMED = 3
+
+
+@dataclass(frozen=True)
+class Left:
+    """A checkpoint on the store a push left as it is, with the local files it did not send."""
+
+    rel: str                      # the local checkpoint (or sidecar sent alone), SRC-relative
+    where: str                    # the store's checkpoint, as the store names it
+    theirs: str                   # how far it got ("epoch 5")
+    mine: str                     # what the local one is ("epoch 4", "no run, epoch 4")
+    keys: frozenset[Key]          # the local files left unsent (checkpoint and sidecars)
+    id: str                       # the store's checkpoint's id
+    path: str                     # the local file's path
+    run: Optional[str] = None     # the other run; None: further on in the push's own run
+
+
+def left_on_store(store: RemoteStore, cache: Md5Cache, listing: Listings,
+                  files: Sequence[LocalFile], is_checkpoint: Callable[[LocalFile, set[str]], bool],
+                  *, other_runs: bool) -> list[Left]:
+    """The checkpoints on the store this push must leave: another run's (with
+    ``other_runs``), and those further on in the same run. Decided before a byte is sent;
+    at most one small read per sidecar copy that differs from the local one. Raises what
+    the store raises when it will not serve such a sidecar (with ``other_runs``). Nothing
+    is logged: the caller may still find the policy deletes one anyway (:func:`report`)."""
+    by_key = {(lf.folder_rel, lf.name): lf for lf in files}
+    names: dict[str, set[str]] = {}
+    for lf in files:
+        names.setdefault(lf.folder_rel, set()).add(lf.name)
+    out: list[Left] = []
+    if other_runs:
+        for rel in sorted(names):
+            out += _other_runs(store, cache, rel, by_key, names[rel], listing[rel])
+    taken = {k for left in out for k in left.keys}
+    out += _further_on(store, cache, listing, by_key, names, is_checkpoint, taken)
+    return out
+
+
+def report(left: Iterable[Left]) -> None:
+    """One warning for each checkpoint a push left on the store."""
+    for lf in left:
+        if lf.run is not None:
+            log.warning("%s is a checkpoint of run %s (%s); left as it is, not replaced with "
+                        "%s (%s). Give each run its own folder", lf.where, lf.run, lf.theirs,
+                        lf.path, lf.mine)
+        else:
+            log.warning("%s is further on (%s) than %s (%s) of the same run; left as it is: "
+                        "pull it to continue from it, or delete it there to replace it",
+                        lf.where, lf.theirs, lf.path, lf.mine)
+
+
+def refusal(left: Sequence[Left]) -> str:
+    """The one line that says which store files of other runs a push left, and what to do."""
+    runs = sorted({lf.run or "" for lf in left})
+    shown = ", ".join(lf.where for lf in left[:NAMED])
+    more = f" and {len(left) - NAMED} more" if len(left) > NAMED else ""
+    if len(left) == 1:
+        return (f"{left[0].where} is another run's checkpoint (run {left[0].run}, "
+                f"{left[0].theirs}), left as it is; the rest was pushed. Push into another "
+                "folder, or add --force to replace it")
+    which = f"run {runs[0]}" if len(runs) == 1 else "runs " + ", ".join(runs)
+    return (f"{shown}{more} are another run's checkpoints ({which}), left as they are; the "
+            "rest was pushed. Push into another folder, or add --force to replace them")
+
+
+def _other_runs(store: RemoteStore, cache: Md5Cache, rel: str,
+                by_key: dict[Key, LocalFile], local: set[str],
+                remote: dict[str, list[RemoteEntry]]) -> list[Left]:
+    """Another run's checkpoints in the folder ``rel`` that the local files would replace."""
+    files = {n: fs for n, fs in ((n, [e for e in es if not e.is_dir])
+                                 for n, es in remote.items()) if fs}
+    local_sides = sidecar.owners(local)       # local sidecar -> the local checkpoints
+    out: list[Left] = []
+    for side, ckpts in sorted(sidecar.owners(set(files) | local).items()):
+        copies = files.get(side, [])
+        mine_ckpts = ckpts & local
+        # The local sidecar that says whose the local files are: this one, when it is sent
+        # over the store's; else one of another form sent with the checkpoint.
+        own = side if side in local else next(
+            (s for s in sorted(local_sides) if local_sides[s] & mine_ckpts), None)
+        if not copies or own is None:
+            continue  # nothing there to replace, or a checkpoint sent without a sidecar
+        try:
+            own_md5 = cache.md5(by_key[(rel, own)].path)
+        except OSError:
+            continue  # gone meanwhile: the send says so
+        mine = sidecar.read(by_key[(rel, own)].path)
+        if mine is None:
+            continue  # no sidecar to drivestage (unreadable, too large): whose, none can tell
+        for copy in sorted(copies, key=lambda e: (-e.modified, e.id)):
+            if copy.md5 == own_md5 and side == own:
+                continue  # the local sidecar's very bytes: the same run
+            theirs, vouched = _whose(store, copy, [e for c in sorted(ckpts)
+                                                   for e in files.get(c, [])])
+            if theirs is None or vouched is None or (mine is not None and mine.run == theirs.run):
+                continue
+            keys = {(rel, n) for n in {side} | mine_ckpts if n in local}
+            keys |= {(rel, s) for s, cs in local_sides.items() if cs & mine_ckpts}
+            lf = by_key[(rel, sorted(mine_ckpts)[0])] if mine_ckpts else by_key[(rel, side)]
+            out.append(Left(lf.rel, store.describe(vouched), _label(theirs), _mine(mine),
+                            frozenset(keys), vouched.id, lf.path, theirs.run))
+            break
+    return out
+
+
+def _whose(store: RemoteStore, side: RemoteEntry, ckpts: Iterable[RemoteEntry]
+           ) -> tuple[Optional[Sidecar], Optional[RemoteEntry]]:
+    """What the sidecar copy ``side`` on the store says, and the copy among ``ckpts`` (its
+    checkpoints' copies there) it vouches for: (None, None) when it names no run, it is no
+    sidecar, or it is gone."""
+    try:
+        data = sidecar.fetch(store, side)
+    except NotFoundError:
+        return None, None  # deleted meanwhile (another push): nothing of it to keep
+    said = sidecar.parse(data) if data is not None else None
+    if said is None or said.run is None or said.md5 is None:
+        return None, None
+    named = [e for e in ckpts if (e.md5 or "").lower() == said.md5]
+    return said, (sidecar.vouched(named, said) if named else None)
+
+
+def _further_on(store: RemoteStore, cache: Md5Cache, listing: Listings,
+                by_key: dict[Key, LocalFile], names: dict[str, set[str]],
+                is_checkpoint: Callable[[LocalFile, set[str]], bool],
+                taken: set[Key]) -> list[Left]:
+    """Checkpoints (and their sidecars) whose copy on the store is further on in the same
+    run than the local one (:mod:`drivestage.behind`): left as they are there."""
+    out: list[Left] = []
+    for (rel, name), lf in by_key.items():
+        side_name = sidecar.pairs(names[rel]).get(name)
+        theirs = [e for e in listing[rel].get(name, []) if not e.is_dir]
+        their_sides = [e for e in listing[rel].get(side_name or "", []) if not e.is_dir]
+        if side_name is None or (rel, side_name) not in by_key or not theirs or \
+                len(their_sides) != 1 or not is_checkpoint(lf, names[rel]) or \
+                (rel, name) in taken:
+            continue
+        current = newest(theirs)
+        try:
+            if current.size == lf.size and current.md5 == cache.md5(lf.path):
+                continue  # unchanged: nothing to replace
+        except OSError:
+            continue  # gone meanwhile: the send says so
+        got = behind.further_on(store, cache, lf.path, by_key[(rel, side_name)].path, current,
+                                their_sides[0])
+        if got is None:
+            continue
+        out.append(Left(lf.rel, store.describe(current), got.theirs, got.mine,
+                        frozenset({(rel, name), (rel, side_name)}), current.id, lf.path))
+    return out
+
+
+def _label(side: Sidecar) -> str:
+    if side.epoch is None:
+        return "no epoch given"
+    into = side.epoch_iteration
+    return f"epoch {side.epoch}" + (f", {into} steps into the next" if into else "")
+
+
+def _mine(side: Sidecar) -> str:
+    return f"{'run ' + side.run if side.run else 'no run'}, {_label(side)}"
