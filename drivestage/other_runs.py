@@ -111,6 +111,7 @@ def _other_runs(store: RemoteStore, cache: Md5Cache, rel: str,
                                  for n, es in remote.items()) if fs}
     local_sides = sidecar.owners(local)       # local sidecar -> the local checkpoints
     out: list[Left] = []
+    taken: set[Key] = set()
     for side, ckpts in sorted(sidecar.owners(set(files) | local).items()):
         copies = files.get(side, [])
         mine_ckpts = ckpts & local
@@ -118,8 +119,9 @@ def _other_runs(store: RemoteStore, cache: Md5Cache, rel: str,
         # over the store's; else one of another form sent with the checkpoint.
         own = side if side in local else next(
             (s for s in sorted(local_sides) if local_sides[s] & mine_ckpts), None)
-        if not copies or own is None:
-            continue  # nothing there to replace, or a checkpoint sent without a sidecar
+        if not copies or own is None or {(rel, n) for n in mine_ckpts | {side}} & taken:
+            continue  # nothing there to replace, a checkpoint sent without a sidecar, or
+            # one already left (both sidecar forms of it on the store)
         try:
             own_md5 = cache.md5(by_key[(rel, own)].path)
         except OSError:
@@ -132,13 +134,14 @@ def _other_runs(store: RemoteStore, cache: Md5Cache, rel: str,
                 continue  # the local sidecar's very bytes: the same run
             theirs, vouched = _whose(store, copy, [e for c in sorted(ckpts)
                                                    for e in files.get(c, [])])
-            if theirs is None or vouched is None or (mine is not None and mine.run == theirs.run):
+            if theirs is None or vouched is None or mine.run == theirs.run:
                 continue
             keys = {(rel, n) for n in {side} | mine_ckpts if n in local}
             keys |= {(rel, s) for s, cs in local_sides.items() if cs & mine_ckpts}
             lf = by_key[(rel, sorted(mine_ckpts)[0])] if mine_ckpts else by_key[(rel, side)]
             out.append(Left(lf.rel, store.describe(vouched), _label(theirs), _mine(mine),
                             frozenset(keys), vouched.id, lf.path, theirs.run))
+            taken |= keys
             break
     return out
 

@@ -29,6 +29,10 @@ never delete each other's). Two machines making one folder at the same moment en
 (:meth:`~drivestage.drive.store.DriveStore.make_folders`); same-named folders left otherwise
 are explained, and every push picks the same one (the oldest).
 
+**Left as they are.** A checkpoint on the store that is further on in the push's own run,
+or (``keep_other_runs``) another run's, is not replaced, and the plan sees it as it is
+there; one the plan deletes anyway is replaced after all (:mod:`drivestage.other_runs`).
+
 Retention (:mod:`drivestage.retention`, applied by :mod:`drivestage.pruning`) covers the
 files directly inside ``dest`` that the policy manages. The plan is made over the union of
 what is remote and what is about to be sent, so a local checkpoint the policy would delete

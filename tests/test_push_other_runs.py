@@ -156,10 +156,16 @@ def test_a_sidecar_pushed_without_its_checkpoint_never_replaces_another_runs(emu
     assert live_md5s(emulator, FOLDER) == {**theirs, **rest}
 
 
-def test_a_legacy_sidecar_of_another_run_protects_its_checkpoint(emulator, tmp_path):
-    """Run B's checkpoint described by drivestage 0.1.0's ``last.pt.json``: run A's
-    ``last.json`` would take over as its sidecar (the current form wins)."""
-    theirs, _ = _on_drive(emulator, "last", 5, side_name="last.pt.json")
+@pytest.mark.parametrize("forms", ["legacy", "both"])
+def test_a_legacy_sidecar_of_another_run_protects_its_checkpoint(emulator, tmp_path, forms):
+    """Run B's checkpoint described by drivestage 0.1.0's ``last.pt.json`` (and ``last.json``
+    too): run A's ``last.json`` would take over as its sidecar (the current form wins). Named
+    once."""
+    theirs, fid = _on_drive(emulator, "last", 5, side_name="last.pt.json")
+    if forms == "both":
+        side = emulator.read_bytes(emulator.find(f"{FOLDER}/last.pt.json")["id"])
+        emulator.add_file(f"{FOLDER}/last.json", side)
+        theirs["last.json"] = [md5(side)]
     src = str(tmp_path / "a")
     save(src, "last", 4, T0 + 400, run=MINE, saved=T0 + 400)
     code, out, err = run("push", src, DEST)
