@@ -5,8 +5,11 @@ import contextlib
 import hashlib
 import os
 import secrets
-import tempfile
-from typing import BinaryIO, Iterator, Optional
+import threading
+import time
+from typing import BinaryIO, Callable, Iterator, Optional, Union
+
+from drivestage import temps
 
 MiB = 1 << 20
 
@@ -40,17 +43,22 @@ def fitted_name(name: str, limit: int = FIT_BYTES) -> str:
 
 
 @contextlib.contextmanager
-def atomic_file(path: str, *, mode: Optional[int] = None,
-                durable: bool = False) -> Iterator[BinaryIO]:
+def atomic_file(path: str, *, mode: Optional[int] = None, durable: bool = False,
+                before_replace: Optional[Callable[[], None]] = None) -> Iterator[BinaryIO]:
     """Write ``path`` through a hidden temporary file in the same folder, renamed over ``path``
     only when the ``with`` block ends without an exception (then the temporary file is removed).
 
     Readers (and ``push``, which skips hidden ``.*.tmp`` files) never see a half-written file
-    under the final name. ``mode`` sets the permissions before the rename (default: mkstemp's
-    0600). ``durable`` fsyncs the file before the rename and the folder after it, so the new
-    content survives a power cut, not only a process death (checkpoints)."""
+    under the final name. ``mode`` sets the permissions before the rename (default: 0600).
+    ``durable`` fsyncs the file before the rename and the folder after it, so the new
+    content survives a power cut, not only a process death (checkpoints).
+    ``before_replace`` runs once the bytes are complete, just before the rename (the trainer
+    removes the checkpoint's old sidecar there). The temporary file's name says which
+    process made it (:mod:`drivestage.temps`): one a killed process left is removed by the
+    next atomic write into that folder, never one a live process is writing."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    sweep(folder)
+    fd, tmp = _create_temp(folder, os.path.basename(path), None)
     try:
         with os.fdopen(fd, "wb") as fh:
             yield fh
@@ -59,6 +67,8 @@ def atomic_file(path: str, *, mode: Optional[int] = None,
                 os.fsync(fh.fileno())
         if mode is not None:
             os.chmod(tmp, mode)
+        if before_replace is not None:
+            before_replace()
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -83,16 +93,8 @@ def atomic_write_at(dir_fd: int, name: str, data: bytes, *, mode: Optional[int] 
     lands in that very folder whatever its path leads to by now): a hidden temporary file
     made there (``O_EXCL|O_NOFOLLOW``: never an existing file or a link), renamed over
     ``name`` (which replaces a link there, never what it leads to)."""
-    for _ in range(100):
-        tmp = f".{name}.{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
-                         os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
-            break
-        except FileExistsError:
-            continue
-    else:  # pragma: no cover - 100 random names taken: as mkstemp gives up
-        raise FileExistsError(f"no free temporary name for {name}")
+    sweep(dir_fd)
+    fd, tmp = _create_temp(dir_fd, name, dir_fd)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -113,6 +115,71 @@ def atomic_write_at(dir_fd: int, name: str, data: bytes, *, mode: Optional[int] 
             os.fsync(dir_fd)
         except OSError:
             pass
+
+
+def _create_temp(where: Union[str, int], name: str,
+                 dir_fd: Optional[int]) -> tuple[int, str]:
+    """A new temporary file for ``name`` (``O_EXCL|O_NOFOLLOW``: never an existing file or a
+    link) in the folder ``where`` (a path, or the descriptor ``dir_fd``); its descriptor and
+    its path (its name, with ``dir_fd``)."""
+    for _ in range(100):
+        tmp = temps.name_for(name)
+        path = tmp if dir_fd is not None else os.path.join(str(where), tmp)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
+                         os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
+        except FileExistsError:
+            continue
+        return fd, path
+    raise FileExistsError(f"no free temporary name for {name}")  # pragma: no cover
+
+
+#: A folder is swept for dead processes' temporary files at most this often per process
+#: (a folder pull writes a stamp per file into one folder: one listing, not one per file).
+SWEEP_EVERY_S = 60.0
+_swept: dict[tuple[str, int, int], float] = {}
+_swept_lock = threading.Lock()
+
+
+def sweep(folder: Union[str, int]) -> list[str]:
+    """Remove the temporary files of atomic writes that dead processes left in ``folder`` (a
+    path or a descriptor; :func:`drivestage.temps.stale`), at most once every
+    :data:`SWEEP_EVERY_S` per folder and process; the names removed. Never raises: a folder
+    that cannot be listed keeps its leftovers."""
+    try:
+        st = os.stat(folder)
+        key = (folder if isinstance(folder, str) else "", st.st_dev, st.st_ino)
+        now = time.monotonic()
+        with _swept_lock:
+            if now - _swept.get(key, -SWEEP_EVERY_S) < SWEEP_EVERY_S:
+                return []
+            _swept[key] = now
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    removed = []
+    dir_fd = folder if isinstance(folder, int) else None
+    for name in names:
+        if not temps.stale(name, _lstat_or_none(name, folder)):
+            continue
+        try:
+            os.unlink(name if dir_fd is not None else os.path.join(str(folder), name),
+                      dir_fd=dir_fd)
+        except OSError:
+            continue
+        removed.append(name)
+    return removed
+
+
+def _lstat_or_none(name: str, folder: Union[str, int]) -> Optional[os.stat_result]:
+    if not temps.parse(name):
+        return None  # (only our own temporary files are looked at)
+    try:
+        if isinstance(folder, int):
+            return os.stat(name, dir_fd=folder, follow_symlinks=False)
+        return os.lstat(os.path.join(folder, name))
+    except OSError:
+        return None
 
 
 def _fsync_folder(folder: str) -> None:

@@ -17,7 +17,7 @@ PKG = Path(__file__).resolve().parent.parent / "drivestage"
 #: higher one. A new module must be placed here (ARCHITECTURE.md draws the same picture).
 LAYERS = [
     ["errors"],
-    ["sizes", "paths", "localfs", "heap", "interrupts", "pool", "cpuload"],
+    ["sizes", "paths", "temps", "localfs", "heap", "interrupts", "pool", "cpuload"],
     ["store", "sidecar"],
     ["retention_policy", "retention_plan"],
     ["state", "retention"],
