@@ -166,10 +166,13 @@ def test_sigkill_mid_epoch_then_resume_reaches_the_same_weights(tiny_config, tmp
         proc.wait(timeout=60)
         watcher.join(60)
     assert proc.returncode == -signal.SIGKILL
-    done = ckpt.read_sidecar(last).epoch
     # Epoch saves are written in the background: the kill may land before epoch 2's is on disk
     # (then last.pt holds epoch 1), or an epoch later on a loaded machine; and between a
-    # checkpoint and its sidecar (then the checkpoint is one epoch ahead of the sidecar).
+    # checkpoint and its sidecar (then last.pt has none, and the newest described checkpoint
+    # is where the resume starts).
+    found = ckpt.newest(ckpt.list_checkpoints(str(tmp_path / "killed")), any_run=True)
+    assert found is not None
+    done = found.sidecar.epoch
     assert 1 <= done < 6
 
     out = subprocess.run(cmd + ["--resume", "auto"], capture_output=True, text=True, timeout=120, env=env)

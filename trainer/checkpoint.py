@@ -15,7 +15,6 @@ import hashlib
 import logging
 import os
 import random
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 
 from drivestage import sidecar as sidecars
+from drivestage.localfs import atomic_file
 from drivestage.sidecar import Described, Sidecar
 from trainer import __version__
 from trainer.errors import CheckpointError
@@ -63,28 +63,31 @@ class _HashingWriter:
         self.fh.flush()
 
 
-def _atomic_write(path: str, write) -> tuple[str, int]:
-    """Write through a temporary file in the same folder, fsync, then rename over ``path``.
+def _atomic_write(path: str, write, *, before_replace=None) -> tuple[str, int]:
+    """Write through a temporary file in the same folder, fsync, then rename over ``path``
+    (:func:`drivestage.localfs.atomic_file`: a killed save's temporary file is removed by a
+    later save into the folder). ``before_replace`` runs once the bytes are complete, just
+    before the rename.
 
     Returns the md5 and size of what was written."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
-        with os.fdopen(fd, "wb") as fh:
-            out = _HashingWriter(fh)
-            write(out)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_file(path, mode=0o666 & ~_UMASK, durable=True,
+                     before_replace=before_replace) as fh:
+        out = _HashingWriter(fh)
+        write(out)
+    return out.md5.hexdigest(), out.size
+
+
+def _drop_sidecar(path: str):
+    """What runs just before checkpoint ``path`` is replaced: its old sidecar goes, so that a
+    kill between the new bytes and their sidecar leaves the file undescribed (never a sidecar
+    that vouches for the bytes it replaced)."""
+    def drop() -> None:
         try:
-            os.unlink(tmp)
+            os.unlink(sidecar_path(path))
         except FileNotFoundError:
             pass
-        raise
-    return out.md5.hexdigest(), out.size
+    return drop
 
 
 def sidecar_path(path: str) -> str:
@@ -101,12 +104,15 @@ def position_of(state: dict) -> tuple[int, int, int]:
 def save_checkpoint(state: dict, path: str, *, metrics: Optional[dict] = None) -> str:
     """Write ``state`` to ``path`` atomically, then its sidecar (with the file's md5); return ``path``.
 
-    The sidecar is written after the checkpoint, so a sidecar always describes a complete file.
+    The sidecar is written after the checkpoint, so a sidecar always describes a complete file;
+    the old sidecar goes just before the new file replaces the old one, so a sidecar never
+    describes bytes it was not written for, whenever the process is killed.
     """
     missing = [k for k in REQUIRED_KEYS if k not in state]
     if missing:
         raise CheckpointError(f"refusing to save an incomplete checkpoint to {path}: missing {missing}")
-    md5, size = _atomic_write(path, lambda fh: torch.save(state, fh))
+    md5, size = _atomic_write(path, lambda fh: torch.save(state, fh),
+                              before_replace=_drop_sidecar(path))
     saved = time.time()  # the file is complete: within a run, retention keeps the last one
     epoch, iteration, epoch_iteration = position_of(state)
     sidecars.write(path, Sidecar(epoch=epoch, iteration=iteration, epoch_iteration=epoch_iteration,
@@ -116,19 +122,30 @@ def save_checkpoint(state: dict, path: str, *, metrics: Optional[dict] = None) -
 
 
 def copy_checkpoint(src: str, dst: str) -> str:
-    """Copy a checkpoint and its sidecar atomically (cheaper than serialising it again)."""
-    def copy_from(path_from: str):
-        def write(fh):
-            with open(path_from, "rb") as inp:
-                while True:
-                    chunk = inp.read(1 << 20)
-                    if not chunk:
-                        break
-                    fh.write(chunk)
-        return write
+    """Copy a checkpoint and its sidecar atomically (cheaper than serialising it again).
 
-    _atomic_write(dst, copy_from(src))
-    _atomic_write(sidecar_path(dst), copy_from(sidecar_path(src)))
+    As :func:`save_checkpoint`: ``dst``'s old sidecar goes just before the copy replaces
+    ``dst``, and the new one is written only when the bytes copied are those ``src``'s
+    sidecar describes (else ``dst`` stays undescribed and this raises: ``src`` changed
+    meanwhile)."""
+    with open(sidecar_path(src), "rb") as fh:
+        side = fh.read(sidecars.MAX_BYTES + 1)
+    said = sidecars.parse(side) if len(side) <= sidecars.MAX_BYTES else None
+
+    def write(out) -> None:
+        with open(src, "rb") as inp:
+            while True:
+                chunk = inp.read(1 << 20)
+                if not chunk:
+                    break
+                out.write(chunk)
+
+    md5, size = _atomic_write(dst, write, before_replace=_drop_sidecar(dst))
+    if said is not None and ((said.md5 is not None and said.md5 != md5) or
+                             (said.size is not None and said.size != size)):
+        raise CheckpointError(f"{src} changed while it was copied to {dst} (its sidecar does "
+                              f"not describe the bytes copied); {dst} has no sidecar")
+    _atomic_write(sidecar_path(dst), lambda out: out.write(side))
     return dst
 
 

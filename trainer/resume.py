@@ -311,9 +311,10 @@ def _repair_run_folder(run: Any, path: str) -> None:
             run=s.run, md5=md5, size=size))
     _describe_copies(path)
     target = os.path.join(run.cfg.train.out_dir, "best.pt")
-    if best == s.pos.epoch and not s.pos.epoch_iteration and not os.path.exists(target) and \
-            os.path.dirname(os.path.abspath(path)) == os.path.abspath(run.cfg.train.out_dir):
-        # The run died before best.pt reached Drive; this checkpoint is that state.
+    if best == s.pos.epoch and not s.pos.epoch_iteration and ckpt.read_sidecar(target) is None \
+            and os.path.dirname(os.path.abspath(path)) == os.path.abspath(run.cfg.train.out_dir):
+        # The run died before best.pt reached Drive, or before its sidecar (then best.pt may
+        # still hold the previous best, undescribed); this checkpoint is that state.
         ckpt.copy_checkpoint(path, target)
 
 
