@@ -32,7 +32,8 @@ Rules (all of them are documented behaviour, and tested):
   ``modified`` (mtime). Ties: ``modified``, then name, then id (deterministic).
 * **Keep rules** (a file is kept when any rule keeps it): ``keep_last`` keeps the N newest;
   ``keep_best`` the K best by ``metric`` under ``mode`` (ties go to the newer checkpoint;
-  files without the metric, or with NaN, are never "best"); ``keep_every`` epochs that are
+  files without the metric, or with NaN or an infinity, are never "best": an infinity would
+  stay best for ever; a warning names it, once per name and process); ``keep_every`` epochs that are
   multiples of E. The metric comes from ``Candidate.metrics`` (a sidecar) or, failing that,
   from a named group of the pattern with the metric's name.
 * **With no option set, nothing is deleted.** With only ``max_bytes`` set,
@@ -129,7 +130,20 @@ def _metric_of(cand: Candidate, match: "re.Match[str]", metric: Optional[str]) -
             value = None
     if value is None or math.isnan(value):
         return None
+    if math.isinf(value):
+        # An infinite metric would rank first (or last) for ever: a diverged epoch's
+        # ``val_loss=inf``, ``1e999`` in a name. It counts as no metric, said once per name.
+        if cand.name not in _warned_infinite:
+            _warned_infinite.add(cand.name)
+            log.warning("%s: its %s is %s, not a finite number; it is never kept as a best "
+                        "checkpoint (the other rules still apply)", cand.name, metric, value)
+        return None
     return value
+
+
+#: Names whose infinite metric was already reported by this process (a mirror plans again
+#: every period).
+_warned_infinite: set[str] = set()
 
 
 def _age_order(files: list[_Ckpt]) -> None:
