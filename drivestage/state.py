@@ -238,7 +238,10 @@ class _Claims:
     _open: dict[str, tuple[int, set[str]]] = {}  # claims file -> (descriptor, names held)
 
     def __init__(self, path: Path):
-        self.path = os.path.realpath(path)  # one descriptor per file, however it is named
+        # One descriptor per file, however its folder is named; the name itself is never
+        # resolved: a link there is refused (:meth:`_file`), never followed.
+        folder, name = os.path.split(os.path.abspath(path))
+        self.path = os.path.join(os.path.realpath(folder), name)
 
     def take(self, name: str) -> bool:
         """Hold ``name`` if no live upload does; whether it is now held."""
@@ -289,8 +292,17 @@ class _Claims:
             if fcntl is not None:
                 try:
                     os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                    # O_NOFOLLOW: a link here (a dangling one would get its target made)
+                    # is refused below, never followed.
+                    fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC |
+                                 os.O_NOFOLLOW, 0o600)
                 except OSError as exc:
+                    if os.path.islink(self.path):
+                        raise LocalFileError(
+                            f"{self.path} is a symbolic link; drivestage never follows a link "
+                            "there (it would create or lock the file it leads to): remove the "
+                            "link, or point DRIVESTAGE_STATE_DIR at a folder of your own"
+                        ) from None
                     log.debug("cannot open %s (%s); claims hold in this process only",
                               self.path, exc)
             found = self._open[self.path] = (fd, set())

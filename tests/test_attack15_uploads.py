@@ -374,22 +374,19 @@ def test_five_uploads_of_one_file_killed_at_once_resume_one_and_leave_one_file(
 
 # ------------------------------------------------ a claims file that is not a plain file
 
-@pytest.mark.parametrize("kind", ["fifo", "directory", "link"])
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
 def test_an_odd_claims_file_still_lets_an_upload_be_cut_and_resumed(emulator, store, env,
                                                                     tmp_path, kind):
-    # upload-sessions.json.claims is a FIFO, a folder, or a link to a file elsewhere: the
-    # claims then hold in this process only (or through the link), and an upload cut after
-    # a chunk still resumes its own session and leaves one verified file.
+    # upload-sessions.json.claims is a FIFO or a folder: the claims then hold in this process
+    # only, and an upload cut after a chunk still resumes its own session and leaves one
+    # verified file. (A link there is refused: test_attack16_small.)
     state = env / "state"
     state.mkdir(exist_ok=True)
     claims = state / "upload-sessions.json.claims"
     if kind == "fifo":
         os.mkfifo(claims)
-    elif kind == "directory":
-        claims.mkdir()
     else:
-        (tmp_path / "elsewhere").write_bytes(b"")
-        claims.symlink_to(tmp_path / "elsewhere")
+        claims.mkdir()
     path, data = _file(tmp_path, "big.pt", 3 * CHUNK + 2)
     folder = store.make_folders("Models/logs")
 
@@ -403,8 +400,25 @@ def test_an_odd_claims_file_still_lets_an_upload_be_cut_and_resumed(emulator, st
     assert _uploads_of(emulator, "POST") == []
     assert emulator.read_bytes(entry.id) == data and len(_named(emulator, "big.pt")) == 1
     assert _sessions(env) == {}
-    if kind == "link":
-        assert (tmp_path / "elsewhere").read_bytes() == b""  # locked, never written
+
+
+def test_a_link_to_a_file_at_the_claims_file_is_refused_and_the_file_untouched(
+        emulator, store, env, tmp_path):
+    # A link to an existing file (not only a dangling one, test_attack16_small): drivestage
+    # never opens, creates nor locks what a link in its state folder leads to.
+    from drivestage.errors import LocalFileError
+
+    state = env / "state"
+    state.mkdir(exist_ok=True)
+    claims = state / "upload-sessions.json.claims"
+    (tmp_path / "elsewhere").write_bytes(b"theirs")
+    claims.symlink_to(tmp_path / "elsewhere")
+    path, _ = _file(tmp_path, "big.pt", 3 * CHUNK + 2)
+    folder = store.make_folders("Models/logs")
+    with pytest.raises(LocalFileError, match="is a symbolic link; drivestage never follows"):
+        store.upload(path, folder, "big.pt", chunk_size=CHUNK)
+    assert (tmp_path / "elsewhere").read_bytes() == b"theirs"
+    assert _named(emulator, "big.pt") == []
 
 
 # ---------------------------------------- the local file changed between start and resume
