@@ -215,7 +215,7 @@ def prune_cmd(dest: str, use_trash: bool, protect: tuple[str, ...], dry_run: boo
               api_root: Optional[str], credentials: Optional[str], **policy_opts: Any) -> None:
     """Apply a retention policy to the checkpoints in DEST; print the plan as a table.
 
-    Exits 1 when --max-bytes cannot hold what the rest of the policy keeps (as push does);
+    Exits 1 when the size budget cannot hold what the rest of the policy keeps (as push does);
     the rest of the plan is applied all the same (it deletes nothing for the budget).
     """
     from drivestage.pruning import over_budget, prune
