@@ -1,6 +1,7 @@
 """docs/troubleshooting.md's messages of the sixteenth session's small fixes, each made to
 happen through the real stack (see tests/_messages.py): an infinite metric read from a
-checkpoint's name, a link at the upload claims file."""
+checkpoint's name, a link at the upload claims file, another run's checkpoint left by a
+push."""
 from __future__ import annotations
 
 import os
@@ -64,3 +65,34 @@ def test_a_dangling_link_at_the_claims_file_is_refused_not_followed(emulator, dr
     shown("is a symbolic link; drivestage never follows a link there", err)
     assert not target.exists()
     assert emulator.find("up/a.bin") is None
+
+
+# --- another run's checkpoint, left by a push ---------------------------------------------
+
+@renders("is another run's checkpoint (run …), left as it is; the rest was pushed")
+def test_a_push_leaves_another_runs_checkpoint_and_says_what_to_do(emulator, drive_env,
+                                                                   local_state, tmp_path):
+    """Run B's ``last.pt`` and its sidecar are on Drive; run A's folder holds ``last.pt``
+    too. The push sends the rest, leaves B's pair byte for byte and exits 1 with one line;
+    ``--force`` replaces it."""
+    from _checkpoints import save, sidecar_json
+
+    theirs = os.urandom(3000)
+    fid = emulator.add_file("Models/logs/last.pt", theirs)
+    emulator.add_file("Models/logs/last.json", sidecar_json(5, theirs, "run-B", 1.7e9))
+    src = str(tmp_path / "a")
+    save(src, "last", 4, 1.7e9 + 300, run="run-A", saved=1.7e9 + 300)
+    with open(os.path.join(src, "results.csv"), "w") as fh:
+        fh.write("epoch\n4\n")
+    code, _, err = run("push", src, "drive:Models/logs")
+    assert code == 1
+    line = err.strip().splitlines()[-1]
+    assert line == ("Error: drive:Models/logs/last.pt is another run's checkpoint (run run-B, "
+                    "epoch 5), left as it is; the rest was pushed. Push into another folder, "
+                    "or add --force to replace it")
+    shown("is another run's checkpoint (run …), left as it is; the rest was pushed", line)
+    assert emulator.read_bytes(fid) == theirs and emulator.find("Models/logs/results.csv")
+    code, _, err = run("push", src, "drive:Models/logs", "--force")
+    assert code == 0, err
+    with open(os.path.join(src, "last.pt"), "rb") as fh:
+        assert emulator.read_bytes(emulator.find("Models/logs/last.pt")["id"]) == fh.read()
