@@ -25,7 +25,7 @@ import logging
 import os
 from typing import Any, Iterable, Mapping, Optional, Sequence
 
-from drivestage import sidecar
+from drivestage import other_runs, sidecar
 from drivestage.download import download
 from drivestage.errors import DriveStageError, NotFoundError, UsageError
 from drivestage.mirror import Mirror
@@ -41,15 +41,32 @@ from drivestage.upload_tree import PushResult
 log = logging.getLogger(__name__)
 
 
+def _push_leaving_other_runs(*args: Any, **kwargs: Any) -> PushResult:
+    """:func:`drivestage.upload_tree.push` leaving another run's checkpoints on the store (a
+    loop's ``last.pt`` sent over them replaced another run's newest verified one, as the CLI
+    did before ``--force``), then failing: the mirror logs it and retries each period, and
+    ``flush``/``on_train_end`` raise it."""
+    from drivestage.upload_tree import push
+
+    result = push(*args, keep_other_runs=True, **kwargs)
+    other_runs.refuse(result.left, "pass replace_other_runs=True")
+    return result
+
+
 class CheckpointSync:
-    """Mirror ``local_dir`` to ``dest`` with ``policy``, driven by a training loop's saves."""
+    """Mirror ``local_dir`` to ``dest`` with ``policy``, driven by a training loop's saves.
+
+    A checkpoint on ``dest`` of another run (its sidecar names a run, and the loop's sidecar
+    names another or none) is left as it is, the rest mirrored, and the mirror fails naming
+    it (:mod:`drivestage.other_runs`); ``replace_other_runs=True`` replaces it.
+    """
 
     def __init__(self, dest: Where, policy: Optional[RetentionPolicy] = None, *,
                  local_dir: str, every: Optional[float] = None,
                  store: Optional[RemoteStore] = None, include: Sequence[str] = (),
                  exclude: Sequence[str] = (), use_trash: bool = False,
                  chunk_size: Optional[int] = None, protect: Iterable[str] = (),
-                 write_sidecars: bool = True):
+                 write_sidecars: bool = True, replace_other_runs: bool = False):
         if not local_dir:
             raise UsageError("CheckpointSync needs local_dir, the folder the checkpoints are "
                              "written to")
@@ -64,7 +81,9 @@ class CheckpointSync:
                              every=every, include=include, exclude=exclude,
                              use_trash=use_trash, chunk_size=chunk_size,
                              protect=protect, md5_cache=self._cache,
-                             label=dest if isinstance(dest, str) else None).start()
+                             label=dest if isinstance(dest, str) else None,
+                             push_fn=None if replace_other_runs else _push_leaving_other_runs
+                             ).start()
 
     # -- training-loop events
     def on_save(self, path: str, epoch: Optional[int] = None,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Optional, Sequence
 
 from drivestage import behind, sidecar
-from drivestage.errors import NotFoundError
+from drivestage.errors import NotFoundError, OtherRunError
 from drivestage.local_tree import LocalFile
 from drivestage.old_copies import Key, Listings, newest
 from drivestage.sidecar import Sidecar
@@ -89,18 +89,32 @@ def report(left: Iterable[Left]) -> None:
                         lf.where, lf.theirs, lf.path, lf.mine)
 
 
-def refusal(left: Sequence[Left]) -> str:
-    """The one line that says which store files of other runs a push left, and what to do."""
+#: How a command line replaces another run's checkpoints (the ``refusal``'s default hint).
+FORCE = "add --force"
+
+
+def refusal(left: Sequence[Left], how: str = FORCE) -> str:
+    """The one line that says which store files of other runs a push left, and what to do
+    (``how``: the way to replace them anyway, in the caller's terms)."""
     runs = sorted({lf.run or "" for lf in left})
     shown = ", ".join(lf.where for lf in left[:NAMED])
     more = f" and {len(left) - NAMED} more" if len(left) > NAMED else ""
     if len(left) == 1:
         return (f"{left[0].where} is another run's checkpoint (run {left[0].run}, "
                 f"{left[0].theirs}), left as it is; the rest was pushed. Push into another "
-                "folder, or add --force to replace it")
+                f"folder, or {how} to replace it")
     which = f"run {runs[0]}" if len(runs) == 1 else "runs " + ", ".join(runs)
     return (f"{shown}{more} are another run's checkpoints ({which}), left as they are; the "
-            "rest was pushed. Push into another folder, or add --force to replace them")
+            f"rest was pushed. Push into another folder, or {how} to replace them")
+
+
+def refuse(left: Iterable[Left], how: str = FORCE) -> None:
+    """Raise :class:`~drivestage.errors.OtherRunError` when a push left checkpoints of another
+    run (everything else was pushed): the CLI, ``CheckpointSync`` and the trainer report
+    it as a failure, never as a push that went well."""
+    others = [lf for lf in left if lf.run is not None]
+    if others:
+        raise OtherRunError(refusal(others, how))
 
 
 def _other_runs(store: RemoteStore, cache: Md5Cache, rel: str,

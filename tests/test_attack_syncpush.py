@@ -304,7 +304,9 @@ def test_the_training_process_sigkilled_between_last_pt_and_its_sidecar(emulator
                            reason="backendError", times=None)
     proc = subprocess.Popen([sys.executable, str(script), run, "2"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    sigkill_when(proc, lambda: any(r.path.endswith(side_id) for r in emulator.requests),
+    # (The upload itself: the sync reads Drive's sidecar first, to tell whose it is.)
+    sigkill_when(proc, lambda: any(r.path.startswith("/upload/") and r.path.endswith(side_id)
+                                   for r in emulator.requests),
                  "the sync never began the upload of the sidecar")
     assert len(_live(emulator)["last.pt"]) == 2
     emulator.faults.clear()

@@ -145,12 +145,9 @@ def _summary(result: "PushResult") -> str:
 
 def _refuse_other_runs(result: "PushResult") -> "PushResult":
     """Raise when the push left checkpoints of another run (everything else was pushed)."""
-    from drivestage.errors import OtherRunError
-    from drivestage.other_runs import refusal
+    from drivestage.other_runs import refuse
 
-    others = [left for left in result.left if left.run is not None]
-    if others:
-        raise OtherRunError(refusal(others))
+    refuse(result.left)
     return result
 
 
