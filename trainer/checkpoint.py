@@ -162,6 +162,54 @@ def undescribed(folder: str) -> list[str]:
             if not os.path.exists(sidecar_path(p))]
 
 
+def describe_killed_saves(folder: str) -> list[str]:
+    """Give a sidecar to the checkpoints a killed save left undescribed; their paths.
+
+    A save drops the old sidecar just before the rename and writes the new one after it
+    (:func:`save_checkpoint`): a kill in between (the folder's fsync is there, seconds on a
+    slow or network disk) leaves ``last.pt`` complete, its bytes the most advanced of the
+    folder, and undescribed. Resuming only from described checkpoints then went back to an
+    older one (``best.pt``, an ``epoch_NNN.pt``): the epochs since were trained again. Only
+    files at least as new as every described checkpoint are read, and only full checkpoints
+    of the run written last there (a file of another run dropped in stays undescribed)."""
+    described = list_checkpoints(folder)
+    since = max((c.described.modified for c in described), default=None)
+    run = current_run([c.described for c in described])[1] if described else None
+    out = []
+    for path in sorted(undescribed(folder)):
+        try:
+            st = os.stat(path)
+            if since is not None and st.st_mtime < since:
+                continue  # older than a described one: not what the last save left
+            state = load_checkpoint(path)
+        except (OSError, CheckpointError):
+            continue
+        if described and state.get("run") != run:
+            continue
+        md5, size = _md5_of(path)
+        epoch, iteration, epoch_iteration = position_of(state)
+        history = state.get("history") or []
+        row = history[-1] if history and not epoch_iteration else {}
+        sidecars.write(path, Sidecar(
+            epoch=epoch, iteration=iteration, epoch_iteration=epoch_iteration,
+            metrics=_plain_metrics({k: row[k] for k in ("val_loss", "map50", "map")
+                                    if isinstance(row, dict) and row.get(k) is not None}),
+            run=state.get("run"), md5=md5, size=size, saved=st.st_mtime))
+        logger.warning("%s had no sidecar (a save was killed between the two); described "
+                       "from its contents (epoch %d)", path, epoch)
+        out.append(path)
+    return out
+
+
+def _md5_of(path: str) -> tuple[str, int]:
+    h, size = hashlib.md5(), 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
 def remove_checkpoint(path: str) -> None:
     """Delete a checkpoint and its sidecar (the sidecar first: never a sidecar without its file)."""
     for p in (sidecar_path(path), path):

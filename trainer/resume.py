@@ -57,6 +57,7 @@ def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
 
 def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> Start:
     out_dir = cfg.train.out_dir
+    ckpt.describe_killed_saves(out_dir)  # (a save killed between a checkpoint and its sidecar)
     local = ckpt.list_checkpoints(out_dir)
     mode = (resume or "").strip().lower()
     if mode in NO_RESUME:
