@@ -79,7 +79,8 @@ def check_dest(store: RemoteStore, root: RemoteEntry, path: StorePath) -> None:
 def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[str, list[RemoteEntry]]],
            tree: LocalTree, removal: Removal, *, kept: set[str], protect: set[str],
            include: Sequence[str], exclude: Sequence[str]) -> Deletions:
-    """What ``--delete`` removes, checked against the limit before anything happens."""
+    """What ``--delete`` removes, checked against the limit before anything happens; never
+    a store file whose id is in ``kept`` (in any folder), nor a top-level name in ``protect``."""
     # A skipped link stands for a file or a folder SRC has, only not followed this time.
     local_files = {lf.rel for lf in tree.files} | set(tree.skipped_links)
     local_folders = set(tree.folders) | set(tree.skipped_links)
@@ -100,7 +101,7 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
                         continue
                 elif rel in local_files or not wanted(rel, include, exclude):
                     continue
-                if folder_rel == "" and (e.id in kept or name in protect):
+                if e.id in kept or (folder_rel == "" and name in protect):  # (ids: anywhere)
                     continue
                 doomed.append(Doomed(rel, e))
     limit = removal.limit if removal.limit is not None else default_limit(len(tree.files))

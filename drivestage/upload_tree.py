@@ -209,7 +209,7 @@ class _Push:
         deletions = None
         if removal is not None:
             kept = _kept_by_policy(decision) | pruning.newest_verified_ids(
-                store, self.listing[""], self.policy, self.cache)
+                store, self.listing[""], self.policy, self.cache) | self._left_ids()
             deletions = extra.decide(store, root, self.listing, tree, removal,
                                   kept=kept, protect=self.protect,
                                   include=self.include, exclude=self.exclude)
@@ -288,6 +288,19 @@ class _Push:
         self.result.other_run = [lf.rel for lf in left if lf.run is not None]
         self.result.further_on = [lf.rel for lf in left if lf.run is None]
         return {k for lf in left for k in lf.keys}
+
+    def _left_ids(self) -> set[str]:
+        """The store files of the checkpoints this push leaves, and their sidecars in either
+        form: ``--delete`` removed a sidecar whose local name differs (0.1.0's
+        ``epoch_001.pt.json`` beside a local ``epoch_001.json``), and the next push replaced
+        the checkpoint it left, vouched for by nothing any more."""
+        out: set[str] = set()
+        for left in self.result.left:
+            for folder, name in left.keys:
+                listed = self.listing[folder]
+                sides = {s for s, cs in sidecar.owners(listed).items() if name in cs}
+                out |= {e.id for n in sides | {name} for e in listed.get(n, []) if not e.is_dir}
+        return out
 
     def _todo(self, files: list[LocalFile], skip: set[str], ahead: set[Key]) -> list[_Todo]:
         """What to send: size differs, or same size and md5 differs."""

@@ -82,6 +82,35 @@ def test_checkpoint_sync_replaces_another_runs_checkpoint_when_told(emulator, dr
     assert on_drive["last.pt"] == [md5(data)] and len(on_drive["last.json"]) == 1
 
 
+def test_push_delete_never_removes_the_sidecar_of_a_checkpoint_it_left(emulator, drive_env,
+                                                                       local_state,
+                                                                       fast_retries, tmp_path):
+    """Run B's ``epoch_001.pt`` described by 0.1.0's ``epoch_001.pt.json`` (not B's newest):
+    ``push --delete`` of run A's ``epoch_001.pt``/``epoch_001.json`` said it was left as it
+    is, yet deleted its sidecar (not a local name), and the next push, exit 0 without
+    ``--force``, replaced B's checkpoint that nothing vouched for any more."""
+    from _checkpoints import save
+    from _cli import run
+
+    theirs: dict = {}
+    for i in (1, 2):
+        data = os.urandom(3000)
+        side = sidecar_json(i, data, THEIRS, T0 + i)
+        emulator.add_file(f"{FOLDER}/epoch_00{i}.pt", data)
+        emulator.add_file(f"{FOLDER}/epoch_00{i}.pt.json", side)
+        theirs.update({f"epoch_00{i}.pt": [md5(data)], f"epoch_00{i}.pt.json": [md5(side)]})
+    src = str(tmp_path / "a")
+    save(src, "epoch_001", 1, T0 + 400, run="run-A", saved=T0 + 400)
+    for _ in range(2):
+        code, out, err = run("push", src, DEST, "--delete")
+        assert code == 1, err
+        assert err.splitlines()[-1] == (
+            f"Error: {DEST}/epoch_001.pt is another run's checkpoint (run {THEIRS}, epoch 1), "
+            "left as it is; the rest was pushed. Push into another folder, or add --force to "
+            "replace it")
+        assert live_md5s(emulator, FOLDER) == theirs
+
+
 # --- 2. a trainer save killed between last.pt's rename and its sidecar ---------------------
 
 _WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT
