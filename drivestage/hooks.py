@@ -53,6 +53,14 @@ def _push_leaving_other_runs(*args: Any, **kwargs: Any) -> PushResult:
     return result
 
 
+def _push_replacing(*args: Any, **kwargs: Any) -> PushResult:
+    """:func:`drivestage.upload_tree.push` replacing another run's checkpoints
+    (``replace_other_runs=True``)."""
+    from drivestage.upload_tree import push
+
+    return push(*args, keep_other_runs=False, **kwargs)
+
+
 class CheckpointSync:
     """Mirror ``local_dir`` to ``dest`` with ``policy``, driven by a training loop's saves.
 
@@ -82,8 +90,8 @@ class CheckpointSync:
                              use_trash=use_trash, chunk_size=chunk_size,
                              protect=protect, md5_cache=self._cache,
                              label=dest if isinstance(dest, str) else None,
-                             push_fn=None if replace_other_runs else _push_leaving_other_runs
-                             ).start()
+                             push_fn=_push_replacing if replace_other_runs
+                             else _push_leaving_other_runs).start()
 
     # -- training-loop events
     def on_save(self, path: str, epoch: Optional[int] = None,

@@ -104,7 +104,7 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
          max_delete: Optional[int] = None, follow_symlinks: bool = False,
          chunk_size: Optional[int] = None, protect: Iterable[str] = (), use_trash: bool = False,
          jobs: int = 4, progress: Optional[ProgressFn] = None,
-         md5_cache: Optional[Md5Cache] = None, keep_other_runs: bool = False) -> PushResult:
+         md5_cache: Optional[Md5Cache] = None, keep_other_runs: bool = True) -> PushResult:
     """Mirror the local folder ``src`` into ``dest`` (incremental, verified), then prune.
 
     ``dest`` is a spec (``drive:Models/logs``, ``/mnt/nas/logs``), a ``(store, path)`` pair
@@ -114,9 +114,11 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
     drive and more than ``max_delete`` items (default :func:`drivestage.extra.default_limit`).
     Links leaving ``src`` are skipped unless ``follow_symlinks``. Raises
     :class:`~drivestage.errors.QuotaExceededError` before sending a byte when the uploads
-    cannot fit even after pruning. ``keep_other_runs`` (the trainer, and the CLI unless
-    ``--force``): a checkpoint of another run is never replaced, nor pruned through its name
-    (:mod:`drivestage.other_runs`); it stays, named in ``other_run`` and ``left``.
+    cannot fit even after pruning. ``keep_other_runs`` (the default; the CLI's ``--force``
+    turns it off): a checkpoint of another run is never replaced, nor pruned through its
+    name (:mod:`drivestage.other_runs`); it stays, named in ``other_run`` and ``left``, with
+    a warning (:class:`~drivestage.mirror.Mirror` goes on so; the CLI and ``CheckpointSync``
+    fail naming it once the rest is pushed).
     """
     if not os.path.isdir(src):
         raise NotFoundError(f"{src} is not a local folder; give the folder to push "
@@ -158,7 +160,7 @@ class _Push:
     def __init__(self, store: RemoteStore, policy: RetentionPolicy, *, include: Sequence[str],
                  exclude: Sequence[str], chunk_size: Optional[int], protect: set[str],
                  use_trash: bool, jobs: int, progress: Optional[ProgressFn], cache: Md5Cache,
-                 keep_other_runs: bool = False):
+                 keep_other_runs: bool = True):
         self.store, self.policy, self.include, self.exclude = store, policy, include, exclude
         self.chunk_size, self.protect, self.use_trash, self.jobs = (chunk_size, protect,
                                                                     use_trash, jobs)
