@@ -235,7 +235,11 @@ class FileStager:
             # DEST's state, not the command line: exit 1, not a usage error's 2.
             raise LocalFileError(f"{target} is a folder; {self.src} would be saved there as a "
                                  "file. Move the folder away or pull into another DEST")
-        found = stamps.of(self.dest, name)
+        # A rerun's usual case first: this very file's stamp, read without listing the state
+        # folder (a stamp per file: listing it for each file of a folder pull took time in
+        # n²). The other stamps of the name matter only once something is to be staged.
+        own = None if self.force else stamps.own(self.dest, name, entry.id)
+        found = [own] if own is not None else stamps.of(self.dest, name)
         own = next((s for s in found if s["id"] == entry.id), None)
         same_src = [s for s in found if s is not own and s.get("src") == self.src]
         # The earlier versions of this pull: their members go once the new ones are in place.
@@ -268,6 +272,10 @@ class FileStager:
                 staged = [str(row[0]) for row in basis.get("members") or []]
             return self._result(entry, target, action, members=staged,
                                 extracted=self.extract)
+        if own is not None and len(found) == 1:  # read alone above: now the name's others
+            found = stamps.of(self.dest, name)
+            same_src = [s for s in found if s["id"] != entry.id and s.get("src") == self.src]
+            previous = [own] + same_src
         if local.size is not None and not found and not self.force and \
                 action not in ("verified", "extract"):
             # No stamp of this name, other bytes: a file of the user's (or another

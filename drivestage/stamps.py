@@ -131,6 +131,20 @@ def of(dest: str, name: str) -> list[Stamp]:
     return found
 
 
+def own(dest: str, name: str, file_id: str) -> Optional[Stamp]:
+    """The stamp of the remote file ``file_id`` staged as ``dest/<name>``, or None: one file
+    read, not a listing (:func:`of` lists the state folder, which holds a stamp per file: a
+    folder pull of n files that listed it for each one took time in n²)."""
+    with _state(dest) as fd:
+        if fd is None:
+            return None
+        stamp = _read(dest, fd, _file_of(name, file_id))
+    if stamp is None or stamp.get("version") != VERSION or stamp.get("file") != name or \
+            stamp.get("id") != file_id:
+        return None
+    return stamp
+
+
 def members_of_others(dest: str, *mine: Stamp) -> set[str]:
     """The member paths the stamps in ``dest`` other than ``mine`` list (their archives wrote
     there too): an update of one archive never removes what another one's stamp stands

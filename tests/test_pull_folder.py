@@ -81,6 +81,32 @@ def test_a_rerun_downloads_nothing_and_lists_each_folder_once(emulator, drive_en
     assert len(lists) == 4  # VOC, empty-folder, meta, weights: one listing each
 
 
+def test_a_rerun_of_many_files_lists_the_local_folders_a_bounded_number_of_times(
+        emulator, drive_env, tmp_path, monkeypatch):
+    """A rerun reads each file's stamp by its name: it listed the state folder (a stamp per
+    file) for every file, n listings of n names (a rerun of 3,000 files took 17.6 s, of
+    20,000 some minutes; 2.5 s after). Counted: the local listings of the whole rerun."""
+    names = [f"img/{i:04d}.jpg" for i in range(120)]
+    for name in names:
+        emulator.add_file(f"ds/{name}", name.encode())
+    dest = tmp_path / "data"
+    assert run("pull", "drive:ds", str(dest), "-q")[0] == 0
+    listed: list[str] = []
+    real = os.listdir
+
+    def listdir(path="."):
+        listed.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    code, out, err = run("pull", "drive:ds", str(dest), "--json")
+    assert code == 0, err
+    assert json.loads(out)["actions"] == {"cached": len(names)}
+    assert len(listed) <= 10, listed[:20]
+    for name in names:
+        assert (dest / "ds" / name).read_bytes() == name.encode()
+
+
 def test_only_what_changed_on_drive_is_fetched_again(emulator, drive_env, tmp_path, voc_folder):
     dest = tmp_path / "data"
     assert run("pull", "drive:Datasets/VOC", str(dest), "-q")[0] == 0
