@@ -72,6 +72,11 @@ class Piece:
         # ``skip_to``, which are here already.
         self.whole = False
         self.skip_to = 0
+        # Where its answer has got to (the end of the last block handed to write): past
+        # ``pos`` when a block was cut short by an ``end`` moved down meanwhile (an urgent
+        # fetch took the range: _free_in). Read on only from there: the bytes between were
+        # read off the answer and thrown away.
+        self.seen = start
 
     def limit(self) -> int:
         if self.whole and self.pos >= self.end:
@@ -180,7 +185,7 @@ class Pass(PrefixHash):
             if self.stopped or piece.retired:
                 return
             for a, b in self.todo:
-                if a >= piece.end and self.done.covers(piece.end, a):
+                if a >= max(piece.end, piece.seen) and self.done.covers(piece.end, a):
                     self._take(a, b)
                     piece.skip_to, piece.end = a, b
                     return
@@ -193,6 +198,7 @@ class Pass(PrefixHash):
         with self.lock:
             if self.stopped:
                 raise Stopped("the download stopped")
+            piece.seen = max(piece.seen, offset + len(data))
             if offset < piece.skip_to:  # here already: a whole-file answer runs over them
                 k = min(len(data), piece.skip_to - offset)
                 piece.pos, offset, data = offset + k, offset + k, data[k:]
