@@ -361,7 +361,12 @@ class Pass(PrefixHash):
         """Start ``n`` more streams (the lock not held)."""
         with self.lock:
             if self.whole:
-                return  # each would ask for the whole file again
+                # Each would ask for the whole file again; but one there must be: a range
+                # fetched first (fetch_now before begin) made the pass whole, no stream
+                # started, and the hash waited for the rest for good.
+                n = min(n, 1) if self.streams - self.retiring == 0 else 0
+                if n == 0:
+                    return
             self.streams += n
             self.silent += n
             self.most_streams = max(self.most_streams, self.streams)

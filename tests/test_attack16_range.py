@@ -101,6 +101,24 @@ def _fetch_first_now(d: dl.Download, start: int, end: int) -> None:
     assert box == [None], "the urgent fetch did not end"
 
 
+# -- a fetch_first before the streams begin ------------------------------------------------
+
+def test_a_range_fetched_first_from_an_ignoring_server_leaves_streams_for_the_rest(
+        emulator, store, out, passes):
+    """``fetch_first`` (no ``begin``) gets the whole file for its range: the pass is
+    ``whole``. The download run then must still start a stream for the rest (it started
+    none, and waited for the hash for good)."""
+    data = os.urandom(4 * MiB)
+    emulator.add_file("f.bin", data)
+    entry = store.resolve("f.bin")
+    emulator.faults.ignore_range(times=1)
+    d = dl.Download(store, entry, str(out / "f.bin"))
+    d.fetch_first(MiB, 2 * MiB)
+    res = _bounded(d.run, [d._run])
+    assert open(out / "f.bin", "rb").read() == data and res.md5 == entry.md5
+    assert res.fetched == len(data)
+
+
 # -- an extension that starts behind where the answer has got to --------------------------
 
 def test_an_urgent_fetch_cutting_a_whole_answers_block_in_flight_loses_no_bytes(
