@@ -343,7 +343,11 @@ class Pass(PrefixHash):
         """End ``n`` streams (the lock held): the ones furthest into the file, so that the
         stream the hash (and an extraction) follows goes on. Each one's piece is cut short
         where it has got to, and the rest goes back to the ranges no stream has taken."""
-        ahead = sorted((p for p in self.pieces if not p.urgent), key=lambda p: p.pos)[1:]
+        # Not those stopped already (the first whole answer gives up the pieces ahead while
+        # the measuring waits): one counted twice in ``retiring`` made the download stop
+        # waiting for its streams, and save no record, while the last one still read on.
+        ahead = sorted((p for p in self.pieces if not (p.urgent or p.retired)),
+                       key=lambda p: p.pos)[1:]
         self._retire_pieces(ahead[len(ahead) - n:] if n > 0 else [])
 
     def _retire_pieces(self, pieces: list[Piece]) -> None:

@@ -176,3 +176,255 @@ def test_an_urgent_fetch_of_bytes_here_inside_a_whole_answers_skip_loses_no_byte
     _on_stream_write(monkeypatch, when)
     res = _bounded(d.run, [d._run])
     assert cut and open(target, "rb").read() == data and res.md5 == entry.md5
+
+
+# -- SIGKILL at the moments of the whole-answer path, then a rerun -------------------------
+
+_KILLED = r"""
+import os, signal, sys
+from drivestage import download as dl, streams
+from drivestage.drive import connect
+
+moment, target, jobs, chunk = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+store = connect()
+entry = store.resolve("k.bin")
+
+
+def kill(run):
+    with run.lock:  # the record as the next save would write it, then the kill
+        run.done.save()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+ranges_ignored, extend, write = streams.Pass.ranges_ignored, streams.Pass.extend, \
+    streams.Pass.write
+
+
+def on_ranges_ignored(self, piece):
+    ranges_ignored(self, piece)
+    if moment == "retired" and any(p.retired for p in self.pieces):
+        kill(self)
+
+
+def on_extend(self, piece):
+    end = piece.end
+    extend(self, piece)
+    if moment == "extended" and piece.end != end:
+        kill(self)
+
+
+def on_write(self, piece, offset, data):
+    write(self, piece, offset, data)
+    if moment == "skipping" and offset + len(data) < piece.skip_to and offset > piece.skip_to // 2:
+        kill(self)
+
+
+streams.Pass.ranges_ignored, streams.Pass.extend, streams.Pass.write = \
+    on_ranges_ignored, on_extend, on_write
+dl.download(store, entry, target, jobs=jobs, chunk_size=chunk or None)
+"""
+
+
+@pytest.mark.parametrize("moment,jobs,chunk,resumed", [
+    ("retired", 4, 256 * KiB, False),   # the first whole answer gave up the pieces ahead
+    ("extended", 1, 0, True),           # a whole answer took the next range to read on into
+    ("skipping", 1, 0, True),           # ... and is half-way over the bytes here already
+])
+def test_a_kill_in_the_whole_answer_path_leaves_a_record_the_rerun_trusts(
+        emulator, drive_env, store, tmp_path, moment, jobs, chunk, resumed):
+    """SIGKILL at the moment named (the record saved just before, as the streams save it):
+    the record names only bytes that are in the partial; the rerun, the server honouring
+    Range again, asks only for the others, and the file is the exact bytes, verified."""
+    import subprocess
+    import sys
+
+    data = os.urandom(4 * MiB)
+    fid = emulator.add_file("k.bin", data)
+    entry = store.resolve("k.bin")
+    target = str(tmp_path / "k.bin")
+    partial = dl.partial_path(target, entry)
+    if resumed:  # a rerun's partial: bytes 1-2.5 MiB here (the whole answer skips them)
+        here = (MiB, 2 * MiB + MiB // 2)
+        with open(partial, "wb") as fh:
+            fh.seek(here[0])
+            fh.write(data[here[0]:here[1]])
+        with open(dl.ranges_path(partial), "w") as fh:
+            json.dump({"size": len(data), "done": [list(here)]}, fh)
+    emulator.faults.throttle(per_connection=32 * MiB)
+    emulator.faults.ignore_range()
+    env = dict(os.environ, **drive_env, DRIVESTAGE_RETRY_BASE="0.001",
+               DRIVESTAGE_RETRY_JITTER="0")
+    child = subprocess.run([sys.executable, "-c", _KILLED, moment, target, str(jobs),
+                            str(chunk)], env=env, capture_output=True, timeout=60)
+    assert child.returncode == -9, child.stderr.decode()[-2000:]
+    recorded = _record_holds(partial, data)
+    kept = sum(b - a for a, b in recorded)
+    emulator.faults.clear()
+    emulator.clear_requests()
+    res = _bounded(lambda: dl.download(store, entry, target, jobs=2), [])
+    assert open(target, "rb").read() == data and res.md5 == entry.md5
+    assert (res.resumed_from, res.fetched) == (kept, len(data) - kept)
+    asked = [int(r.split("=")[1].split("-")[0]) for r, _ in _media_gets(emulator, fid)]
+    assert not any(a <= s < b for s in asked for a, b in recorded), (asked, recorded)
+
+
+# -- failures while a whole answer reads on ----------------------------------------------
+
+def _resumed(data: bytes, target: str, entry, here: tuple[int, int]) -> str:
+    """A partial holding ``data[here[0]:here[1]]``, with its record (what a failed run left)."""
+    partial = dl.partial_path(target, entry)
+    with open(partial, "wb") as fh:
+        fh.seek(here[0])
+        fh.write(data[here[0]:here[1]])
+    with open(dl.ranges_path(partial), "w") as fh:
+        json.dump({"size": len(data), "done": [list(here)]}, fh)
+    return partial
+
+
+def test_a_whole_answer_broken_for_good_while_it_reads_on_keeps_what_came(
+        emulator, store, out, passes, monkeypatch):
+    """Every answer breaks after 2.5 MiB (and each one starts at byte 0): the first brings
+    its piece and reads on into the next one; the retries then give up. The error names
+    the download; the record names only bytes that came (a reset loses what the socket
+    held: not all 2.5 MiB arrive); the rerun fetches the rest once and verifies."""
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "3")
+    data = os.urandom(4 * MiB)
+    fid = emulator.add_file("d.bin", data)
+    entry = store.resolve("d.bin")
+    target = str(out / "d.bin")
+    emulator.faults.ignore_range()
+    emulator.faults.throttle(per_connection=32 * MiB)  # read as sent: little lost in a reset
+    emulator.faults.drop("GET", fid, after_bytes=2 * MiB + MiB // 2, times=None)
+    with pytest.raises(Exception) as failed:
+        _bounded(lambda: dl.download(store, entry, target, jobs=1, chunk_size=MiB), passes)
+    assert "d.bin" in str(failed.value), failed.value
+    partial = dl.partial_path(target, entry)
+    (a, b), = _record_holds(partial, data)
+    assert a == 0 and MiB < b <= 2 * MiB + MiB // 2, b  # it read on past its piece
+    emulator.faults.clear()
+    res = _bounded(lambda: dl.download(store, entry, target, jobs=1), [])
+    assert open(target, "rb").read() == data
+    assert (res.resumed_from, res.fetched) == (b, len(data) - b)
+
+
+def test_a_ctrl_c_while_a_whole_answer_reads_on_leaves_a_record_the_rerun_trusts(
+        emulator, store, out, passes, monkeypatch):
+    """The Ctrl-C lands just as the whole answer took the next range to read on into (over
+    bytes a failed run left): KeyboardInterrupt, promptly; the record names only bytes
+    that are there; the rerun verifies."""
+    import _thread
+
+    data = os.urandom(4 * MiB)
+    emulator.add_file("c.bin", data)
+    entry = store.resolve("c.bin")
+    target = str(out / "c.bin")
+    partial = _resumed(data, target, entry, (MiB, 2 * MiB))
+    emulator.faults.ignore_range()
+    emulator.faults.throttle(per_connection=32 * MiB)
+    original = streams.Pass.extend
+    hit: list[int] = []
+
+    def extend(self, piece):
+        end = piece.end
+        original(self, piece)
+        if not hit and piece.end != end:
+            hit.append(piece.end)
+            _thread.interrupt_main()
+
+    monkeypatch.setattr(streams.Pass, "extend", extend)
+    with pytest.raises(KeyboardInterrupt):
+        dl.download(store, entry, target, jobs=1)
+    assert hit
+    recorded = _record_holds(partial, data)
+    monkeypatch.setattr(streams.Pass, "extend", original)
+    emulator.faults.clear()
+    res = _bounded(lambda: dl.download(store, entry, target, jobs=2), [])
+    assert open(target, "rb").read() == data and res.md5 == entry.md5
+    assert res.resumed_from == sum(b - a for a, b in recorded)
+
+
+def test_the_hash_failing_while_a_whole_answer_skips_ends_the_download(
+        emulator, store, out, passes, monkeypatch):
+    """Another program truncates the partial as the whole answer reads on over the bytes a
+    failed run left (which the hash reads back): the hash fails, and the download ends with
+    that error (the stream skipping in its answer is not waited for)."""
+    data = os.urandom(4 * MiB)
+    emulator.add_file("h.bin", data)
+    entry = store.resolve("h.bin")
+    target = str(out / "h.bin")
+    partial = _resumed(data, target, entry, (MiB, 3 * MiB))
+    emulator.faults.ignore_range()
+    emulator.faults.throttle(per_connection=16 * MiB)
+    original = streams.Pass.extend
+
+    def extend(self, piece):
+        end = piece.end
+        original(self, piece)
+        if piece.end != end:
+            os.truncate(partial, MiB)
+
+    monkeypatch.setattr(streams.Pass, "extend", extend)
+    with pytest.raises(Exception) as failed:
+        _bounded(lambda: dl.download(store, entry, target, jobs=1), passes)
+    assert "got shorter" in str(failed.value) and "h.bin" in str(failed.value), failed.value
+
+
+# -- the measuring's stop, decided while the first whole answer arrived ---------------------
+
+def test_the_measurings_stop_right_after_a_whole_answer_keeps_the_record_saved(
+        emulator, store, out, small_splits, passes, monkeypatch):
+    """The measuring waits (the lock released) as the first whole answer gives up the
+    piece ahead; it wakes and stops the stream it added, as it did not pay: the very call
+    it makes, here at that moment. The stream it stops must be a live one, not one given up
+    already (counted twice, the download stopped waiting for its streams while the whole
+    answer read on: no record was saved from then on, and a kill lost it all). The record
+    on disk follows the whole answer while it reads on."""
+    import time
+
+    data = os.urandom(4 * MiB)
+    emulator.add_file("m.bin", data)
+    entry = store.resolve("m.bin")
+    target = str(out / "m.bin")
+    partial = dl.partial_path(target, entry)
+    emulator.faults.ignore_range(times=1)
+    emulator.faults.throttle(per_connection=8 * MiB)
+    whole = threading.Event()
+    original_claim, original_ignored = streams.Pass.claim, streams.Pass.ranges_ignored
+
+    def claim(self):  # the second stream asks only once the first answer is in
+        piece = original_claim(self)
+        if piece is not None and piece.pos > 0 and not whole.is_set():
+            assert whole.wait(10)
+        return piece
+
+    stopped: list[int] = []
+
+    def ranges_ignored(self, piece):
+        original_ignored(self, piece)
+        with self.lock:
+            if not stopped and any(p.retired for p in self.pieces):
+                self.retire(1)  # what stream_count.measure calls
+                stopped.append(self.streams - self.retiring)
+        whole.set()
+
+    monkeypatch.setattr(streams.Pass, "claim", claim)
+    monkeypatch.setattr(streams.Pass, "ranges_ignored", ranges_ignored)
+    saved: list[int] = []
+
+    def when(run, piece, offset, n):
+        if not saved and piece.whole and offset >= 3 * MiB:
+            deadline = time.monotonic() + 5  # ten times the record's period
+            while True:
+                with open(dl.ranges_path(partial)) as fh:
+                    done = json.load(fh)["done"]
+                here = done[0][1] if done and done[0][0] == 0 else 0
+                if here >= 2 * MiB or time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)
+            saved.append(here)
+
+    _on_stream_write(monkeypatch, when)
+    res = _bounded(lambda: dl.download(store, entry, target, jobs=2, chunk_size=2 * MiB),
+                   passes)
+    assert open(target, "rb").read() == data and res.md5 == entry.md5
+    assert stopped == [1] and saved and saved[0] >= 2 * MiB, (stopped, saved)
