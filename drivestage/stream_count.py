@@ -104,11 +104,11 @@ def measure(run: Counted, min_split: int = MIN_SPLIT) -> None:
     while True:
         more, stop = 0, False
         with run.lock:
+            # After the wait, which releases the lock: the first whole answer may have come
+            # in it, and given up streams this step would stop again (counted twice).
+            run.lock.wait(0.05)
             if run.stopped or run.streams - run.retiring == 0 or run.whole:
                 return  # (whole: one answer holds the file; a stream more asks for it again)
-            run.lock.wait(0.05)
-            if run.stopped or run.whole:
-                return  # meanwhile (the lock was released): what was measured is void
             now = time.monotonic()
             if run.silent != 0:
                 continue
