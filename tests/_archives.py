@@ -32,33 +32,22 @@ def a_fixed_zip(members: dict[str, bytes], links: dict[str, str] = {}) -> bytes:
     return buf.getvalue()
 
 
-def a_tgz(members: dict[str, bytes]) -> bytes:
-    """A tar.gz of ``members`` (name -> bytes), regular files only; the same bytes for the
-    same members (gzip's header time is 0: a test that builds the archive twice compares
-    equal bytes whatever second the clock is in)."""
+def a_tar(members: dict[str, bytes]) -> bytes:
+    """An uncompressed tar of ``members`` (name -> bytes), regular files only."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tf.addfile(info, io.BytesIO(data))
-    return gzip.compress(buf.getvalue(), compresslevel=1, mtime=0)
+    return buf.getvalue()
 
 
-class Zeros(io.RawIOBase):
-    """``size`` zero bytes read as a stream (a bomb's member, never held in memory)."""
-
-    def __init__(self, size: int):
-        self.left = size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buf) -> int:  # type: ignore[override]
-        n = min(len(buf), self.left)
-        buf[:n] = bytes(n)
-        self.left -= n
-        return n
+def a_tgz(members: dict[str, bytes]) -> bytes:
+    """A tar.gz of ``members`` (name -> bytes), regular files only; the same bytes for the
+    same members (gzip's header time is 0: a test that builds the archive twice compares
+    equal bytes whatever second the clock is in)."""
+    return gzip.compress(a_tar(members), compresslevel=1, mtime=0)
 
 
 def tree(root) -> dict[str, bytes]:

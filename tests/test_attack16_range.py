@@ -9,15 +9,13 @@ names only bytes that are there; a rerun that asks only for the rest; a bounded 
 requests; and an end (every wait here is bounded: a hang fails with the pass's state)."""
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import os
-import tarfile
 import threading
 
 import pytest
-from _archives import a_tgz, a_zip, tree
+from _archives import a_tar, a_tgz, a_zip, tree
 from _download_fixtures import _fast, out, passes, small_splits, store  # noqa: F401
 
 from _cli import run
@@ -506,21 +504,11 @@ def _members(n: int, size: int) -> dict[str, bytes]:
     return {f"d/m{i:04d}.bin": os.urandom(size) for i in range(n)}
 
 
-def _tar(members: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tf:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 #: name -> (members, archive of them); the big zip's member list is longer than the tail
 #: fetched first, so that a second range is fetched before the streams' bytes.
 _KINDS = {"a.zip": (lambda m: a_zip(m), (40, 100 * KiB)),
           "big.zip": (lambda m: a_zip(m), (1200, 10)),
-          "a.tar": (_tar, (40, 100 * KiB)),
+          "a.tar": (a_tar, (40, 100 * KiB)),
           "a.tar.gz": (a_tgz, (40, 100 * KiB))}
 _EXTRACTS = list(itertools.product(sorted(_KINDS), (1, 3, None), (1, 4, None))) if _ALL else [
     ("big.zip", None, 4), ("a.zip", 1, None), ("a.tar.gz", 3, 1), ("a.tar", None, None)]
