@@ -50,6 +50,22 @@ def a_tgz(members: dict[str, bytes]) -> bytes:
     return gzip.compress(a_tar(members), compresslevel=1, mtime=0)
 
 
+class Zeros(io.RawIOBase):
+    """``size`` zero bytes read as a stream (a bomb's member, never held in memory)."""
+
+    def __init__(self, size: int):
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:  # type: ignore[override]
+        n = min(len(buf), self.left)
+        buf[:n] = bytes(n)
+        self.left -= n
+        return n
+
+
 def tree(root) -> dict[str, bytes]:
     """Every file below ``root`` but drivestage's state folder, by relative path."""
     out = {}
