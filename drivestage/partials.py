@@ -17,8 +17,10 @@ import json
 import os
 import re
 import stat
+import threading
 import time
-from typing import Collection, Optional, Sequence
+from contextlib import contextmanager
+from typing import Collection, Iterable, Iterator, Optional, Sequence
 
 from drivestage.localfs import atomic_write, fitted_name
 from drivestage.store import RemoteEntry
@@ -43,6 +45,54 @@ def ranges_path(partial: str) -> str:
     return partial[:-len(".partial")] + ".ranges"
 
 
+#: Folders listed once for a folder pull (:func:`listed_once`): folder -> its listings.
+_listed: dict[str, list[list[str]]] = {}
+_listed_lock = threading.Lock()
+
+
+@contextmanager
+def listed_once(folders: Iterable[str]) -> Iterator[None]:
+    """Within the block, :func:`stale_partials` and :func:`record_temps` read each of
+    ``folders`` as listed once at its start, not once per file (a folder pull of n files
+    listed a folder of n names for each one: time in n²). They look only for leftovers of
+    killed runs, a name's own under that name's lock: one made after the listing is this
+    pull's own or another process's under way, neither to be removed; one listed and gone
+    since is skipped (:func:`unlink`)."""
+    names = {}
+    for folder in {os.path.abspath(f) for f in folders}:
+        try:
+            names[folder] = sorted(os.listdir(folder))
+        except FileNotFoundError:
+            names[folder] = []  # not there yet: nothing was left in it
+        except OSError:
+            continue  # listed as it is when asked (and fails then, saying why)
+    with _listed_lock:
+        for folder, listing in names.items():
+            _listed.setdefault(folder, []).append(listing)
+    try:
+        yield
+    finally:
+        with _listed_lock:
+            for folder, listing in names.items():
+                stack = _listed[folder]
+                stack.remove(listing)
+                if not stack:
+                    del _listed[folder]
+
+
+def listing(folder: str) -> Optional[list[str]]:
+    """``folder``'s names as listed once by :func:`listed_once` (an absolute path), or None."""
+    with _listed_lock:
+        stack = _listed.get(folder)
+        return stack[-1] if stack else None
+
+
+def _names(folder: str) -> list[str]:
+    """``folder``'s names: as listed once (:func:`listed_once`), or now."""
+    names = listing(folder)
+    return names if names is not None else sorted(os.listdir(folder))
+
+
 def stale_partials(target: str, keep: Optional[str] = None) -> list[str]:
     """Partial files of other versions of ``target`` (never ``keep``), also those of which
     only the record is left (a kill between removing the two)."""
@@ -50,7 +100,7 @@ def stale_partials(target: str, keep: Optional[str] = None) -> list[str]:
     prefix = f".{fitted_name(base)}."
     out: list[str] = []
     try:
-        names = sorted(os.listdir(folder))
+        names = _names(folder)
     except FileNotFoundError:
         return []
     for name in names:
@@ -92,7 +142,7 @@ def record_temps(target: str) -> list[str]:
     pattern = re.compile(r"\.\." + re.escape(fitted_name(base)) +
                          r"\.[0-9a-f]{16}\.ranges\.[^/]+\.tmp\Z")
     try:
-        names = sorted(os.listdir(folder))
+        names = _names(folder)
     except FileNotFoundError:
         return []
     return [os.path.join(folder, n) for n in names if pattern.match(n)]

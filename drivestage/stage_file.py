@@ -239,7 +239,10 @@ class FileStager:
         # folder (a stamp per file: listing it for each file of a folder pull took time in
         # n²). The other stamps of the name matter only once something is to be staged.
         own = None if self.force else stamps.own(self.dest, name, entry.id)
-        found = [own] if own is not None else stamps.of(self.dest, name)
+        # Without the file there, a stamp of its name written since a folder pull listed the
+        # state folder (another pull's, of the same name) cannot matter: its file would be.
+        found = [own] if own is not None else \
+            stamps.of(self.dest, name, listed=not os.path.lexists(target))
         own = next((s for s in found if s["id"] == entry.id), None)
         same_src = [s for s in found if s is not own and s.get("src") == self.src]
         # The earlier versions of this pull: their members go once the new ones are in place.

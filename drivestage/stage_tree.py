@@ -27,6 +27,7 @@ from drivestage import partials, stamps
 from drivestage.errors import DuplicateNameError, LocalFileError, NotFoundError, \
     ShortcutCycleError, UsageError
 from drivestage.extract.statedir import state_lock
+from drivestage.extract.validation import STATE_DIR
 from drivestage.pool import each
 from drivestage.paths import StorePath, matches, printable
 from drivestage.stage_file import FileStager, ProgressFactory, PullResult, check_space, safe_name
@@ -129,7 +130,8 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
 
     results: dict[int, PullResult] = {}
     small = [i for i, it in enumerate(items) if it.entry.size <= limit]
-    try:
+
+    def stage_all() -> None:
         if small:
             failed: list[int] = []
 
@@ -152,6 +154,12 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
         for i in range(len(items)):
             if i not in results:
                 results[i] = stage(i, streams)
+
+    try:
+        # A killed run's leftovers looked for in one listing per folder, not one per file.
+        folders = {os.path.abspath(it.folder) for it in items}
+        with partials.listed_once(folders | {os.path.join(f, STATE_DIR) for f in folders}):
+            stage_all()
     finally:
         bar.close()
     _drop_orphan_partials(root, listed)

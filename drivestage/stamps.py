@@ -34,6 +34,7 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 from drivestage.extract import MemberRecord
 from drivestage.extract.statedir import open_state, read_own
 from drivestage.extract.validation import STATE_DIR
+from drivestage import partials
 from drivestage.localfs import atomic_write_at, fitted_name
 
 log = logging.getLogger(__name__)
@@ -111,15 +112,20 @@ def _exists(state_fd: int, entry: str) -> bool:
     return True
 
 
-def of(dest: str, name: str) -> list[Stamp]:
+def of(dest: str, name: str, *, listed: bool = False) -> list[Stamp]:
     """Every stamp of a remote file staged as ``dest/<name>`` (several remote files may have
-    been staged under one local name), 0.1.0 stamps included."""
+    been staged under one local name), 0.1.0 stamps included. ``listed``: the stamps are
+    those of the state folder as a folder pull listed it at its start
+    (:func:`drivestage.partials.listed_once`; one listing, not one per file), when it did
+    (the caller says when a stamp written since cannot matter), each read as it is now."""
     prefix = _base(name) + "@"
     found = []
     with _state(dest) as fd:
         if fd is None:
             return []
-        for entry in sorted(os.listdir(fd)):
+        names = partials.listing(os.path.join(os.path.abspath(dest), STATE_DIR)) \
+            if listed else None
+        for entry in sorted(os.listdir(fd)) if names is None else names:
             if entry.startswith(prefix) and entry.endswith(".json"):
                 stamp = _read(dest, fd, entry)
                 if stamp is not None and stamp.get("version") == VERSION and \

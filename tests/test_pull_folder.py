@@ -107,6 +107,40 @@ def test_a_rerun_of_many_files_lists_the_local_folders_a_bounded_number_of_times
         assert (dest / "ds" / name).read_bytes() == name.encode()
 
 
+def test_a_first_pull_of_many_files_lists_their_folder_a_bounded_number_of_times(
+        emulator, drive_env, tmp_path, monkeypatch):
+    """A killed run's leftovers (partials of other versions, records' temporary files) and
+    the stamps of each name are looked for in one listing of the folder and of its state
+    folder, taken once: three listings per file before, n names each (time in n²). A
+    leftover listed is still removed."""
+    names = [f"img/{i:04d}.jpg" for i in range(120)]
+    for name in names:
+        emulator.add_file(f"ds/{name}", name.encode())
+    folder = tmp_path / "data" / "ds" / "img"
+    folder.mkdir(parents=True)
+    stale = folder / ".0007.jpg.0123456789abcdef.partial"  # another version's, killed
+    stale.write_bytes(b"old")
+    listed: list[str] = []
+    real = os.listdir
+
+    def listdir(path="."):
+        listed.append(os.path.abspath(path) if isinstance(path, str) else "fd")
+        return real(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    code, out, err = run("pull", "drive:ds", str(tmp_path / "data"), "--json")
+    assert code == 0, err
+    assert json.loads(out)["actions"] == {"download": len(names)}
+    assert listed.count(str(folder)) <= 3, listed.count(str(folder))
+    # The stamps: the state folder listed once too (a stamp per file), not once per file.
+    assert listed.count("fd") + listed.count(str(folder / ".drivestage")) <= 6, \
+        listed.count("fd")
+    assert not stale.exists()
+    assert {n for n in os.listdir(folder) if n.startswith(".")} <= {".drivestage"}
+    for name in names:
+        assert (tmp_path / "data" / "ds" / name).read_bytes() == name.encode()
+
+
 def test_only_what_changed_on_drive_is_fetched_again(emulator, drive_env, tmp_path, voc_folder):
     dest = tmp_path / "data"
     assert run("pull", "drive:Datasets/VOC", str(dest), "-q")[0] == 0
