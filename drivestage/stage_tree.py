@@ -156,7 +156,8 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
                 results[i] = stage(i, streams)
 
     try:
-        # A killed run's leftovers looked for in one listing per folder, not one per file.
+        # A killed run's leftovers and each name's stamps looked for in one listing per folder
+        # (and state folder), not one per file.
         folders = {os.path.abspath(it.folder) for it in items}
         with partials.listed_once(folders | {os.path.join(f, STATE_DIR) for f in folders}):
             stage_all()

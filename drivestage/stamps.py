@@ -31,10 +31,10 @@ import stat
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
+from drivestage import partials
 from drivestage.extract import MemberRecord
 from drivestage.extract.statedir import open_state, read_own
 from drivestage.extract.validation import STATE_DIR
-from drivestage import partials
 from drivestage.localfs import atomic_write_at, fitted_name
 
 log = logging.getLogger(__name__)
