@@ -241,6 +241,7 @@ class FileStager:
         own = None if self.force else stamps.own(self.dest, name, entry.id)
         # Without the file there, a stamp of its name written since a folder pull listed the
         # state folder (another pull's, of the same name) cannot matter: its file would be.
+        alone = own is not None  # the name's other stamps not read yet
         found = [own] if own is not None else \
             stamps.of(self.dest, name, listed=not os.path.lexists(target))
         own = next((s for s in found if s["id"] == entry.id), None)
@@ -275,7 +276,7 @@ class FileStager:
                 staged = [str(row[0]) for row in basis.get("members") or []]
             return self._result(entry, target, action, members=staged,
                                 extracted=self.extract)
-        if own is not None and len(found) == 1:  # read alone above: now the name's others
+        if alone and own is not None:  # read alone above: now the name's others
             found = stamps.of(self.dest, name)
             same_src = [s for s in found if s["id"] != entry.id and s.get("src") == self.src]
             previous = [own] + same_src
