@@ -69,9 +69,12 @@ def test_gloo_ranks_agree_and_a_sigterm_to_one_stops_both_and_resumes_bit_identi
     kw = {"train.epochs": 2, "train.freeze_epochs": 1, "train.eval_period": 2, "train.save_minutes": 0}
     full = tiny_config(**kw, **{"train.out_dir": str(tmp_path / "full")})
     stopped = tiny_config(**kw, **{"train.out_dir": str(tmp_path / "run")})
+    # Ranks forked from one server that imported torch and the trainer once (spawn imported
+    # them in each of the six: a third of the test, more on busy cores).
+    mp.set_forkserver_preload(["torch", "trainer.engine", "trainer.config"])
     for config, mode in ((full, "full"), (stopped, "stop"), (stopped, "resume")):
         mp.start_processes(_stop_worker, args=(2, _free_port(), config, str(tmp_path), mode), nprocs=2,
-                           join=True, start_method="spawn")
+                           join=True, start_method="forkserver")
         if mode == "full":
             # Two gloo ranks end with identical weights; rank 0 alone evaluated and saved.
             r0 = torch.load(tmp_path / "full0.pt", weights_only=True)

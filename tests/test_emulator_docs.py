@@ -18,8 +18,11 @@ def test_users_drive_example_runs(tmp_path):
     (tmp_path / "test_users_drive.py").write_text(blocks[0], encoding="utf-8")
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DRIVESTAGE_")}
+    # The inner run's own --basetemp: by default pytest deletes all but its three newest
+    # temporary folders under /tmp/pytest-of-<user>, here the outer run's older ones (a test
+    # of 2 s took 27-51 s on a machine that had run the suite before).
     res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          "test_users_drive.py"], cwd=tmp_path, env=env, capture_output=True,
-                         text=True, timeout=120)
+                          "--basetemp", str(tmp_path / "inner"), "test_users_drive.py"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "2 passed" in res.stdout

@@ -244,3 +244,32 @@ def test_eval_refuses_weights_trained_on_other_classes_naming_both_lists(tiny_co
     assert res.output == (f"Error: {port} has heads for 20 classes (names not stored) but the config "
                           f"names 3 classes [circle, square, triangle]; evaluate with the config it "
                           f"was trained with (data.classes)\n")
+
+
+def test_deterministic_training_switches_torch_to_deterministic_algorithms():
+    """``train.deterministic`` turns on torch's deterministic algorithms (warnings only),
+    without importing torch._inductor.config, 1.5 s of each start, unless something in the
+    process loaded it already: then its flag is set too, as torch's own switch does."""
+    import subprocess
+    import sys
+
+    code = "\n".join([
+        "import sys, torch",
+        "from trainer.config import load_config",
+        "from trainer.engine import _set_determinism",
+        "cfg = load_config(None, ['train.deterministic=true'])",
+        "def show():",
+        "    print(torch.are_deterministic_algorithms_enabled(),",
+        "          torch.is_deterministic_algorithms_warn_only_enabled(),",
+        "          getattr(sys.modules.get('torch._inductor.config'), 'deterministic', None))",
+        "_set_determinism(cfg)",
+        "show()",
+        "torch.use_deterministic_algorithms(False)",
+        "import torch._inductor.config as ic",
+        "ic.deterministic = False",
+        "_set_determinism(cfg)",
+        "show()",
+    ])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    assert out == ["True", "True", "None", "True", "True", "True"]

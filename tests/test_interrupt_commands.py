@@ -21,6 +21,7 @@ from drivestage.retention import RetentionPolicy
 from drivestage.stage import pull
 from drivestage.upload_tree import push
 from _archives import a_tgz, a_zip, tree
+from _sweep import every
 from test_interrupt_locks import _InterruptAt
 
 
@@ -113,19 +114,21 @@ def _sweep_pulls(ks, root: str, tmp_path, pull_into, expected: dict, inside: str
 def test_a_ctrl_c_at_any_call_of_a_pull_extract_then_a_rerun(emulator, drive_env, tmp_path,
                                                              monkeypatch):
     """``pull --extract`` of a zip that is extracted as it downloads, interrupted at the
-    start of each drivestage function it calls, in turn: every thread it started ends, and
-    the next pull, in the same process (a notebook), stages exactly the archive at once and
-    leaves nothing else in DEST."""
+    start of each drivestage function it calls, in turn (every 2nd by default, see
+    tests/_sweep.py: 28 s for all of them): every thread it started ends, and the next pull,
+    in the same process (a notebook), stages exactly the archive at once and leaves nothing
+    else in DEST."""
     monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "20")
     members = {f"set/{i:02d}.bin": os.urandom(3000 + i) for i in range(12)}
     blob = a_zip(members)
     emulator.add_file("d/set.zip", blob)
     store = drivestage.connect()
-    landed = _sweep_pulls(range(1, 5000), os.path.dirname(drivestage.__file__), tmp_path,
+    step = every(2)
+    landed = _sweep_pulls(range(1, 5000, step), os.path.dirname(drivestage.__file__), tmp_path,
                           lambda dest: pull("drive:d/set.zip", str(dest), extract=True,
                                             quiet=True, store=store),
                           {"set.zip": blob, **members})
-    assert landed > 200
+    assert landed > 200 // step
 
 
 @pytest.mark.slow
@@ -176,7 +179,7 @@ def test_a_ctrl_c_at_any_call_of_a_folder_pull_then_a_rerun(emulator, drive_env,
                                                             monkeypatch):
     """``pull --extract`` of a Drive folder (small files fetched by a pool of threads, a
     zip among them extracted, a file large enough for parallel ranged streams), interrupted
-    at every 6th drivestage call (all of them: 45 s, in 590 calls): the rerun stages the
+    at every 10th drivestage call (all of them: 45 s, in 590 calls): the rerun stages the
     whole tree at once, with nothing else left in it."""
     monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "20")
     members = {f"z/{i}.bin": os.urandom(500 + i) for i in range(3)}
@@ -186,17 +189,18 @@ def test_a_ctrl_c_at_any_call_of_a_folder_pull_then_a_rerun(emulator, drive_env,
     for rel, data in files.items():
         emulator.add_file(f"d/F/{rel}", data)
     store = drivestage.connect()
-    landed = _sweep_pulls(range(3, 5000, 6), os.path.dirname(drivestage.__file__), tmp_path,
+    step = every(10)
+    landed = _sweep_pulls(range(3, 5000, step), os.path.dirname(drivestage.__file__), tmp_path,
                           lambda dest: pull("drive:d/F", str(dest), extract=True, quiet=True,
                                             store=store, chunk_size=64 << 10, jobs=2),
                           {**files, **members}, inside="F")
-    assert landed > 500 // 6
+    assert landed > 500 // step
 
 
 @pytest.mark.slow
 def test_a_ctrl_c_at_any_call_of_a_push_then_a_rerun(emulator, drive_env, tmp_path,
                                                      monkeypatch):
-    """``push`` of a run folder interrupted at the start of every 4th drivestage function
+    """``push`` of a run folder interrupted at the start of every 8th drivestage function
     it calls, in turn: the threads it started end, and the next push, in the same process,
     finishes at once with Drive holding exactly the folder's files, once each (a lock left
     held made every later push into the place wait for good)."""
@@ -211,7 +215,8 @@ def test_a_ctrl_c_at_any_call_of_a_push_then_a_rerun(emulator, drive_env, tmp_pa
     root = os.path.dirname(drivestage.__file__)
     landed = 0
     before = set(threading.enumerate())
-    for k in range(1, 5000, 4):  # every 4th call: each one costs two pushes (105 s for all)
+    step = every(8)  # each call costs two pushes (105 s for all of them)
+    for k in range(1, 5000, step):
         place = f"runs/r{k}"
         where = _interrupted_then_rerun(k, root, before, lambda: push(
             str(src), place, store=store, jobs=2))
@@ -221,7 +226,7 @@ def test_a_ctrl_c_at_any_call_of_a_push_then_a_rerun(emulator, drive_env, tmp_pa
         on_drive = sorted((e.name, e.md5) for e in store.list(store.resolve(place)))
         assert on_drive == sorted((n, hashlib.md5(d).hexdigest()) for n, d in files.items()), \
             f"after {where}"
-    assert landed > 100 // 4
+    assert landed > 100 // step
 
 
 def test_a_ctrl_c_while_the_end_of_a_download_waits_for_its_extraction(tmp_path):

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Sequence
@@ -444,12 +445,25 @@ def _autocast(cfg: Config, device: torch.device) -> Optional[torch.dtype]:
 
 def _set_determinism(cfg: Config) -> None:
     if cfg.train.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        _use_deterministic_algorithms()
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     elif torch.cuda.is_available():
         torch.backends.cudnn.benchmark = True
+
+
+def _use_deterministic_algorithms() -> None:
+    """``torch.use_deterministic_algorithms(True, warn_only=True)`` without importing
+    ``torch._inductor.config`` to set its flag too: 1.5 s of every training process's start,
+    for torch.compile, which the trainer does not use. Where that module is loaded already
+    (a notebook that compiled something), or torch lacks the switch this calls, the public
+    function does both."""
+    switch = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if switch is None or "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        return
+    switch(True, warn_only=True)
 
 
 def _warn_if_on_drive_mount(cfg: Config, info: distributed.DistInfo) -> None:

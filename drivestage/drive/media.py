@@ -36,6 +36,11 @@ DEFAULT_CHUNK_SIZE = 16 * MiB
 _BODY_BLOCK = MiB
 
 
+#: A file id that every URI encoding leaves as it is (Drive's ids are of these characters).
+_PLAIN_ID = re.compile(r"\A[A-Za-z0-9_-]{1,200}\Z")
+_TEMPLATE_ID = "drivestageTEMPLATEid0"
+
+
 class MediaReader:
     """Ranged reads of Drive files on a :class:`Transport`, streamed and bounded.
 
@@ -53,15 +58,33 @@ class MediaReader:
     def __init__(self, transport: Transport):
         self.transport = transport
         self._uri: dict[str, str] = {}
+        self._template: Optional[tuple[str, str]] = None
 
     def _media_uri(self, file_id: str) -> str:
         uri = self._uri.get(file_id)
         if uri is None:
-            ack = {"acknowledgeAbuse": True} if self.transport.acknowledge_abuse else {}
-            request = self.transport.service.files().get_media(fileId=file_id,
-                                                               supportsAllDrives=True, **ack)
-            uri = self._uri[file_id] = str(request.uri)
+            uri = self._uri[file_id] = self._build_uri(file_id)
         return uri
+
+    def _build_uri(self, file_id: str) -> str:
+        # googleapiclient builds a request object per call (7 % of a first pull of
+        # 3,000 small files): an id of the characters Drive uses, which no URI encoding
+        # changes, goes into the URI it built once; any other id is built the long way.
+        if _PLAIN_ID.match(file_id) is None:
+            return self._request_uri(file_id)
+        if self._template is None:
+            uri = self._request_uri(_TEMPLATE_ID)
+            if uri.count(_TEMPLATE_ID) != 1:
+                return self._request_uri(file_id)
+            before, after = uri.split(_TEMPLATE_ID)
+            self._template = (before, after)
+        return file_id.join(self._template)
+
+    def _request_uri(self, file_id: str) -> str:
+        ack = {"acknowledgeAbuse": True} if self.transport.acknowledge_abuse else {}
+        request = self.transport.service.files().get_media(fileId=file_id,
+                                                           supportsAllDrives=True, **ack)
+        return str(request.uri)
 
     def fetch_range(self, entry: RemoteEntry, start: int, end: int, where: str) -> bytes:
         """Bytes ``[start, end)`` of ``entry`` (one ranged GET, resumed after a failure)."""
