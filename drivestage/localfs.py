@@ -44,7 +44,8 @@ def fitted_name(name: str, limit: int = FIT_BYTES) -> str:
 
 @contextlib.contextmanager
 def atomic_file(path: str, *, mode: Optional[int] = None, durable: bool = False,
-                before_replace: Optional[Callable[[], None]] = None) -> Iterator[BinaryIO]:
+                before_replace: Optional[Callable[[], None]] = None,
+                sweep_only: Optional[Callable[[str], bool]] = None) -> Iterator[BinaryIO]:
     """Write ``path`` through a hidden temporary file in the same folder, renamed over ``path``
     only when the ``with`` block ends without an exception (then the temporary file is removed).
 
@@ -55,9 +56,11 @@ def atomic_file(path: str, *, mode: Optional[int] = None, durable: bool = False,
     ``before_replace`` runs once the bytes are complete, just before the rename (the trainer
     removes the checkpoint's old sidecar there). The temporary file's name says which
     process made it (:mod:`drivestage.temps`): one a killed process left is removed by the
-    next atomic write into that folder, never one a live process is writing."""
+    next atomic write into that folder, never one a live process is writing; ``sweep_only``:
+    only those whose names it accepts (a folder of the user's files, where a file of that
+    form may be the user's or Drive's: see :func:`sweep`)."""
     folder = os.path.dirname(os.path.abspath(path))
-    sweep(folder)
+    sweep(folder, sweep_only)
     fd, tmp = _create_temp(folder, os.path.basename(path), None)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -81,9 +84,10 @@ def atomic_file(path: str, *, mode: Optional[int] = None, durable: bool = False,
 
 
 def atomic_write(path: str, data: bytes, *, mode: Optional[int] = None,
-                 durable: bool = False) -> None:
+                 durable: bool = False,
+                 sweep_only: Optional[Callable[[str], bool]] = None) -> None:
     """Write ``data`` to ``path`` atomically (:func:`atomic_file`)."""
-    with atomic_file(path, mode=mode, durable=durable) as fh:
+    with atomic_file(path, mode=mode, durable=durable, sweep_only=sweep_only) as fh:
         fh.write(data)
 
 
@@ -137,18 +141,20 @@ def _create_temp(where: Union[str, int], name: str,
 #: A folder is swept for dead processes' temporary files at most this often per process
 #: (a folder pull writes a stamp per file into one folder: one listing, not one per file).
 SWEEP_EVERY_S = 60.0
-_swept: dict[tuple[str, int, int], float] = {}
+_swept: dict[tuple[str, int, int, Optional[Callable[[str], bool]]], float] = {}
 _swept_lock = threading.Lock()
 
 
-def sweep(folder: Union[str, int]) -> list[str]:
+def sweep(folder: Union[str, int], only: Optional[Callable[[str], bool]] = None) -> list[str]:
     """Remove the temporary files of atomic writes that dead processes left in ``folder`` (a
     path or a descriptor; :func:`drivestage.temps.stale`), at most once every
-    :data:`SWEEP_EVERY_S` per folder and process; the names removed. Never raises: a folder
-    that cannot be listed keeps its leftovers."""
+    :data:`SWEEP_EVERY_S` per folder and process; the names removed. ``only``: just those
+    whose names it accepts (in a folder of staged files, a Drive file or an archive member
+    may have that form: ``.x.<8 hex>-<pid>.<6 hex>.tmp``, a day old, is no leftover of
+    ours). Never raises: a folder that cannot be listed keeps its leftovers."""
     try:
         st = os.stat(folder)
-        key = (folder if isinstance(folder, str) else "", st.st_dev, st.st_ino)
+        key = (folder if isinstance(folder, str) else "", st.st_dev, st.st_ino, only)
         now = time.monotonic()
         with _swept_lock:
             if now - _swept.get(key, -SWEEP_EVERY_S) < SWEEP_EVERY_S:
@@ -160,6 +166,8 @@ def sweep(folder: Union[str, int]) -> list[str]:
     removed = []
     dir_fd = folder if isinstance(folder, int) else None
     for name in names:
+        if only is not None and not only(name):
+            continue
         if not temps.stale(name, _lstat_or_none(name, folder)):
             continue
         try:

@@ -135,6 +135,12 @@ def orphans(folder: str, names: Collection[str]) -> dict[str, list[str]]:
     return out
 
 
+def _is_record_temp(name: str) -> bool:
+    """Whether ``name`` is a range record's temporary file (a name no remote item or member
+    may take: :func:`drivestage.extract.validation.is_reserved`)."""
+    return _ANY_RES[1].match(name) is not None
+
+
 def record_temps(target: str) -> list[str]:
     """Temporary files of range records of any version of ``target``: :func:`atomic_write`
     leaves one when the process is killed while it writes the record."""
@@ -276,7 +282,10 @@ class Ranges:
 
     def save(self) -> None:
         body = {"size": self.size, "done": [[a, b] for a, b in zip(self.starts, self.ends)]}
-        atomic_write(ranges_path(self.partial), json.dumps(body).encode())
+        # Beside the user's files: a Drive file or archive member may look like a dead
+        # process's temporary file; only records' own are swept (reserved names).
+        atomic_write(ranges_path(self.partial), json.dumps(body).encode(),
+                     sweep_only=_is_record_temp)
         self.saved = True
 
 
