@@ -16,13 +16,15 @@ import time
 from typing import Any, Callable, Optional, Sequence, Union
 
 from drivestage import checksums, paths
-from drivestage.errors import DiskSpaceError, DriveStageError, LocalFileError, UsageError
+from drivestage.errors import DiskSpaceError, DriveStageError, LocalFileError, NotFoundError, \
+    UsageError
 from drivestage.localfs import drive_mount
 from drivestage.paths import DrivePath, StorePath, printable
 from drivestage.remote import open_store
 from drivestage import stamps
 from drivestage.stage_file import (FileStager, ProgressFactory, PullResult, no_progress,
-                                   recheck, safe_name)
+                                   safe_name)
+from drivestage.stamps import Stamp
 from drivestage.stage_tree import FolderPullResult, pull_folder
 from drivestage.store import RemoteEntry, RemoteStore
 
@@ -124,6 +126,23 @@ def _local_error(exc: OSError, label: str, dest: str) -> DriveStageError:
                               "free some space and run again: the download resumes where it "
                               "stopped")
     return LocalFileError(f"cannot stage {label} into {dest}: {exc.strerror or exc}{where}")
+
+
+def recheck(store: RemoteStore, stamp: Stamp, path: StorePath) -> Optional[RemoteEntry]:
+    """The stamped remote file, fetched by id in one call, if it is still what ``path`` names
+    (addressed by path: the id must still sit at that path)."""
+    hint = stamp.get("access")
+    if isinstance(hint, str):  # a link-shared file's resource keys: else Drive answers 404
+        store.use_access_hint(stamp["id"], hint)
+    try:
+        entry = store.stat(RemoteEntry(id=stamp["id"], name=stamp["name"], is_dir=False,
+                                       parent_id=stamp.get("parent_id")))
+    except NotFoundError:
+        return None
+    if path.names and (entry.name != path.names[-1] or (
+            stamp.get("parent_id") and entry.parent_id != stamp["parent_id"])):
+        return None
+    return None if entry.is_dir else entry
 
 
 def _find(store: RemoteStore, path: StorePath, src: str, dest: str,

@@ -41,7 +41,7 @@ from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
 from drivestage.localfs import fitted_name
 from drivestage.partials import unlink
-from drivestage.paths import StorePath, printable
+from drivestage.paths import printable
 from drivestage.sizes import format_size
 from drivestage.stamps import Stamp
 from drivestage.store import RemoteEntry, RemoteStore
@@ -123,23 +123,6 @@ def check_space(dest: str, reserve: int, needed: int, what: str) -> None:
             f"{kept}; free some space or pull elsewhere", needed=needed, free=max(free, 0))
 
 
-def recheck(store: RemoteStore, stamp: Stamp, path: StorePath) -> Optional[RemoteEntry]:
-    """The stamped remote file, fetched by id in one call, if it is still what ``path`` names
-    (addressed by path: the id must still sit at that path)."""
-    hint = stamp.get("access")
-    if isinstance(hint, str):  # a link-shared file's resource keys: else Drive answers 404
-        store.use_access_hint(stamp["id"], hint)
-    try:
-        entry = store.stat(RemoteEntry(id=stamp["id"], name=stamp["name"], is_dir=False,
-                                       parent_id=stamp.get("parent_id")))
-    except NotFoundError:
-        return None
-    if path.names and (entry.name != path.names[-1] or (
-            stamp.get("parent_id") and entry.parent_id != stamp["parent_id"])):
-        return None
-    return None if entry.is_dir else entry
-
-
 # ------------------------------------------------------------------------------ the decision
 
 @dataclass(frozen=True)
@@ -188,18 +171,21 @@ class FileStager:
     its root, so that archives in nested folders merge one at a time); default ``dest``.
     ``protect``: the local paths of other files the same pull stages and of those stamps
     in its folders stand for (a folder pull gathers them once), which no archive member may
-    replace; without it, those DEST's stamps stand for."""
+    replace; without it, those DEST's stamps stand for. ``walked``: when a folder pull
+    listed Drive (``time.time_ns()``): a stamp written since may hold a newer version."""
 
     def __init__(self, src: str, dest: str, store: RemoteStore, *, extract: bool,
                  jobs: Optional[int], force: bool, reserve: int, chunk_size: Optional[int],
                  progress: ProgressFactory, extract_progress: ProgressFactory = no_progress,
-                 lock_dir: Optional[str] = None, protect: Collection[str] = ()):
+                 lock_dir: Optional[str] = None, protect: Collection[str] = (),
+                 walked: Optional[int] = None):
         self.src, self.dest, self.store = src, dest, store
         self.extract, self.jobs, self.force, self.reserve = extract, jobs, force, reserve
         self.chunk_size, self.progress = chunk_size, progress
         self.extract_progress = extract_progress
         self.lock_dir = lock_dir or dest
         self.protect = protect
+        self.walked = walked
 
     def _waiting(self) -> None:
         log.warning("another pull of %s into %s is running; waiting for it", self.src,
@@ -245,6 +231,9 @@ class FileStager:
         found = [own] if own is not None else \
             stamps.of(self.dest, name, listed=not os.path.lexists(target))
         own = next((s for s in found if s["id"] == entry.id), None)
+        if own is not None and own.get("md5") != entry.md5 and \
+                stamps.written_since(own, self.walked):
+            entry = self._fresh(entry)  # another pull staged a version newer than the walk's
         same_src = [s for s in found if s is not own and s.get("src") == self.src]
         # The earlier versions of this pull: their members go once the new ones are in place.
         previous = ([own] if own is not None else []) + same_src
@@ -359,6 +348,15 @@ class FileStager:
             if old.get("_path") != stamp["_path"]:
                 stamps.drop(old)
         return stamp
+
+    def _fresh(self, entry: RemoteEntry) -> RemoteEntry:
+        """``entry`` as Drive has it now, if it is still that file of that name there."""
+        try:
+            now = self.store.stat(entry)
+        except NotFoundError:
+            return entry
+        same = now.name == entry.name and now.parent_id == entry.parent_id and not now.is_dir
+        return now if same else entry
 
     def _rekey(self, basis: Stamp, entry: RemoteEntry) -> None:
         fresh = {k: v for k, v in basis.items() if not k.startswith("_")}
@@ -492,9 +490,3 @@ def _extracted_total(path: str) -> int:
     except DriveStageError:
         return 0
 
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

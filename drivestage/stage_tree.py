@@ -100,6 +100,7 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     root = os.path.join(dest, safe_name(folder.name, src))
     streams = jobs  # per large file (None: found by measuring)
     jobs = max(1, int(jobs or dl.DEFAULT_JOBS))
+    walked = time.time_ns()  # a stamp written since may be of a newer version than listed
     items, skipped, listed = _walk(store, folder, src.rstrip("/"), root, jobs, include,
                                    exclude)
     os.makedirs(dest, exist_ok=True)
@@ -123,7 +124,8 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
         _real_folders(root, it.folder, dest, create=True)  # again: DEST may have changed
         one = FileStager(it.src, it.folder, store, extract=extract and _is_archive(it),
                          jobs=streams, force=force, reserve=reserve, chunk_size=chunk_size,
-                         progress=bar.for_file(index), lock_dir=root, protect=staged)
+                         progress=bar.for_file(index), lock_dir=root, protect=staged,
+                         walked=walked)
         result = one.stage(it.entry)
         bar.done(index, it.entry.size)
         return result

@@ -151,6 +151,20 @@ def own(dest: str, name: str, file_id: str) -> Optional[Stamp]:
     return stamp
 
 
+def written_since(stamp: Stamp, since_ns: Optional[int]) -> bool:
+    """Whether ``stamp``'s file was written at or after ``since_ns`` (``time.time_ns()``; a
+    second's slack for file systems' coarse clocks): by another pull, then, which may have
+    seen a newer version on Drive than a folder pull's walk did. False when ``since_ns`` is
+    None."""
+    path = stamp.get("_path")
+    if since_ns is None or not isinstance(path, str):
+        return False
+    try:
+        return os.lstat(path).st_mtime_ns >= since_ns - 1_000_000_000
+    except OSError:
+        return False
+
+
 def members_of_others(dest: str, *mine: Stamp) -> set[str]:
     """The member paths the stamps in ``dest`` other than ``mine`` list (their archives wrote
     there too): an update of one archive never removes what another one's stamp stands

@@ -103,3 +103,273 @@ def test_a_drive_file_named_like_a_temporary_file_stays_staged_a_day_later(
     assert code == 0, err
     assert set(json.loads(out)["actions"]) == {"cached"}
     assert media(emulator) == []
+
+
+# --- concurrent pulls into one DEST -----------------------------------------------------------
+
+def _files() -> dict[str, bytes]:
+    out = {f"ds/s{i}.bin": bytes([65 + i]) * (300 + i) for i in range(6)}
+    out["ds/sub/big.bin"] = os.urandom(3 * 1024 * 1024)
+    out["ds/sub/t.txt"] = b"t" * 77
+    return out
+
+
+def _check_staged(emulator, dest, files: dict[str, bytes]) -> None:
+    """Every file's bytes under its name, nothing of drivestage's left beside them, and a
+    rerun that fetches nothing."""
+    for rel, data in files.items():
+        assert (dest / rel).read_bytes() == data, rel
+    assert leftovers(dest / "ds") == []
+    emulator.clear_requests()
+    code, out, err = run("pull", "drive:ds", str(dest), "--json")
+    assert code == 0, err
+    assert json.loads(out)["actions"] == {"cached": len(files)}
+    assert media(emulator) == []
+
+
+def _pulls(emulator, *argvs: list[str]) -> list[tuple[int, str]]:
+    env = child_env(emulator)
+    procs = [subprocess.Popen([sys.executable, "-m", "drivestage", "pull", *argv, "-q"],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for argv in argvs]
+    out = []
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        out.append((p.returncode, err.decode()))
+    return out
+
+
+def test_two_folder_pulls_and_a_file_pull_of_one_dest_at_once(emulator, drive_env, tmp_path):
+    """Two folder pulls of one Drive folder into one DEST, and a single-file pull of one of
+    its files into the folder they fill, all at once (each file's lock makes one of them
+    fetch it, the others wait and find its stamp): the right bytes under each name, no
+    partial or temporary file left, and a rerun fetches nothing."""
+    files = _files()
+    for rel, data in files.items():
+        emulator.add_file(rel, data)
+    emulator.faults.latency(0.05, method="GET", path=r"alt=media")
+    dest = tmp_path / "data"
+    results = _pulls(emulator, ["drive:ds", str(dest)], ["drive:ds", str(dest)],
+                     ["drive:ds/sub/big.bin", str(dest / "ds" / "sub")])
+    for code, err in results:
+        assert code == 0, err
+    emulator.faults.clear()
+    _check_staged(emulator, dest, files)
+
+
+# --- names that collide, or nearly ------------------------------------------------------------
+
+def test_names_that_nearly_collide_each_keep_their_own_bytes_and_stamp(
+        emulator, drive_env, tmp_path):
+    """Names of one folder that differ only by case, by unicode normalisation, that are as
+    long as a local name may be (255 bytes, their stamps', partials' and locks' names
+    hashed), that start as another's does, or that look like a stamp's file name: each its
+    own bytes, a rerun fetches nothing, --force fetches each once more and leaves them so."""
+    long_a = "a" * 251 + ".bin"
+    long_b = "a" * 250 + "b.bin"
+    names = ["a.txt", "A.txt", "caf\u00e9.txt", "cafe\u0301.txt", long_a, long_b,
+             "long-" + hashlib.sha1(long_a.encode()).hexdigest(), "a.txt.json",
+             "a.txt@0123456789abcdef.json", "a.txt.lock", "x" * 150 + "@1.json", "x" * 150]
+    files = {f"ds/{n}": f"{i}:{n}".encode() for i, n in enumerate(names)}
+    for rel, data in files.items():
+        emulator.add_file(rel, data)
+    dest = tmp_path / "data"
+    code, out, err = run("pull", "drive:ds", str(dest), "--json")
+    assert code == 0, err
+    assert json.loads(out)["actions"] == {"download": len(names)}
+    for rel, data in files.items():
+        assert (dest / rel).read_bytes() == data, rel
+    _check_staged(emulator, dest, files)
+    code, out, err = run("pull", "drive:ds", str(dest), "--force", "--json")
+    assert code == 0, err
+    assert len(media(emulator)) == len(names)
+    _check_staged(emulator, dest, files)
+
+
+# --- a folder pull killed, then run again -----------------------------------------------------
+
+@pytest.mark.parametrize("then", ["same", "replaced on Drive"])
+def test_a_folder_pull_killed_mid_file_then_rerun_leaves_the_right_bytes_and_nothing_else(
+        emulator, drive_env, tmp_path, then):
+    """SIGKILL while a folder pull holds part of its big file; the rerun's one listing of
+    the folder finds the partial: resumed when Drive still has that version, removed when
+    the file was replaced there. Either way the right bytes, no leftovers, and the next
+    rerun fetches nothing."""
+    from _kill import sigkill_when
+    from drivestage import download as dl
+
+    files = _files()
+    ids = {rel: emulator.add_file(rel, data) for rel, data in files.items()}
+    dest = tmp_path / "data"
+    big = dest / "ds" / "sub" / "big.bin"
+    entry = drivestage.connect().resolve("ds/sub/big.bin")
+    hold = emulator.faults.hold(ids["ds/sub/big.bin"], 1024 * 1024)
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:ds", str(dest),
+                             "-q", "-j", "1"], env=child_env(emulator),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        sigkill_when(proc, lambda: dl.partial_size(str(big), entry) >= 512 * 1024)
+    finally:
+        hold.release()
+    assert not big.exists()
+    if then != "same":
+        drivestage.connect().delete(entry)
+        files["ds/sub/big.bin"] = os.urandom(len(files["ds/sub/big.bin"]))
+        emulator.add_file("ds/sub/big.bin", files["ds/sub/big.bin"])
+    code, out, err = run("pull", "drive:ds", str(dest), "--json")
+    assert code == 0, err
+    summary = {os.path.basename(f["path"]): f for f in json.loads(out)["files"]}
+    if then == "same":
+        assert summary["big.bin"]["action"] == "resume"
+        assert summary["big.bin"]["resumed_from"] >= 512 * 1024
+    else:
+        assert summary["big.bin"]["action"] == "download"
+    _check_staged(emulator, dest, files)
+
+
+def test_a_pull_killed_after_a_folder_pull_listed_its_folder_is_resumed_by_that_pull(
+        emulator, drive_env, tmp_path):
+    """The folder pull's one listing is older than a single-file pull's partial of its big
+    file: that pull, live, keeps it (the folder pull waits on the file's lock); killed, its
+    partial is this folder pull's to resume. Right bytes, nothing left, a rerun fetches
+    nothing."""
+    from _kill import sigkill_when
+    from drivestage import download as dl
+
+    files = _files()
+    ids = {rel: emulator.add_file(rel, data) for rel, data in files.items()}
+    dest = tmp_path / "data"
+    big = dest / "ds" / "sub" / "big.bin"
+    entry = drivestage.connect().resolve("ds/sub/big.bin")
+    first = emulator.faults.hold(ids["ds/s0.bin"], 100)
+    held = emulator.faults.hold(ids["ds/sub/big.bin"], 1024 * 1024)
+    env = child_env(emulator)
+    folder = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:ds", str(dest),
+                               "-q", "-j", "1", "--json"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    one = None
+    try:
+        # The folder pull has listed its folders once it asks for its first file's bytes.
+        deadline = time.monotonic() + 30
+        while not any(r.path.endswith(ids["ds/s0.bin"]) for r in media(emulator)):
+            assert folder.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        (dest / "ds" / "sub").mkdir(parents=True, exist_ok=True)
+        one = subprocess.Popen([sys.executable, "-m", "drivestage", "pull",
+                                "drive:ds/sub/big.bin", str(dest / "ds" / "sub"), "-q"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        while not any(r.path.endswith(ids["ds/sub/big.bin"]) for r in media(emulator)):
+            assert one.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        first.release()  # the single-file pull has big.bin's lock: the folder pull waits
+        # Files in tree order, big.bin before t.txt: the folder pull waits for its lock.
+        small = [ids[r] for r in files if "/sub/" not in r]
+
+        def ready() -> bool:
+            done = {i for i in small if any(r.path.endswith(i) for r in media(emulator))}
+            return dl.partial_size(str(big), entry) >= 512 * 1024 and len(done) == len(small)
+
+        sigkill_when(one, ready, "the single-file pull never got its partial")
+    finally:
+        first.release()
+        held.release()
+        if one is not None and one.poll() is None:
+            one.kill()
+    out, err = folder.communicate(timeout=60)
+    assert folder.returncode == 0, err.decode()
+    summary = {os.path.basename(f["path"]): f for f in json.loads(out)["files"]}
+    assert summary["big.bin"]["action"] == "resume", summary["big.bin"]
+    assert summary["big.bin"]["resumed_from"] >= 512 * 1024
+    _check_staged(emulator, dest, files)
+
+
+@pytest.mark.parametrize("what", ["link", "folder"])
+def test_a_target_replaced_after_the_listing_is_never_written_through(emulator, drive_env,
+                                                                       tmp_path, what):
+    """A rerun's one listing is taken; then, before their turn, a staged file is replaced by
+    a link to a file outside DEST (of the same size) and another one by a folder. The link
+    is replaced by the right bytes, the file it led to is untouched; the folder stops the
+    pull with one line naming it, and its contents stay."""
+    files = _files()
+    ids = {rel: emulator.add_file(rel, data) for rel, data in files.items()}
+    dest = tmp_path / "data"
+    assert run("pull", "drive:ds", str(dest), "-q")[0] == 0
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"o" * len(files["ds/sub/t.txt"]))
+    emulator.add_file("ds/a.new", b"new")  # the rerun's first file: held while we act
+    first = emulator.faults.hold(emulator.find("ds/a.new")["id"], 1)
+    emulator.clear_requests()
+    env = child_env(emulator)
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:ds", str(dest),
+                             "-q", "-j", "1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not media(emulator):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        target = dest / "ds" / "sub" / "t.txt"
+        target.unlink()
+        if what == "link":
+            target.symlink_to(outside)
+        else:
+            target.mkdir()
+            (target / "mine").write_bytes(b"mine")
+    finally:
+        first.release()
+    out, err = proc.communicate(timeout=60)
+    assert outside.read_bytes() == b"o" * len(files["ds/sub/t.txt"])
+    if what == "link":
+        assert proc.returncode == 0, err.decode()
+        assert not target.is_symlink()
+        files["ds/a.new"] = b"new"
+        _check_staged(emulator, dest, files)
+    else:
+        assert proc.returncode == 1
+        assert err.decode().strip().splitlines()[-1] == (
+            f"Error: {target} is a folder; drive:ds/sub/t.txt would be saved there as a "
+            "file. Move the folder away or pull into another DEST")
+        assert (target / "mine").read_bytes() == b"mine"
+
+
+def test_a_file_changed_on_drive_and_staged_by_another_pull_after_the_walk(
+        emulator, drive_env, tmp_path):
+    """A folder pull walked Drive (t.txt at v1), then t.txt got a new version on Drive under
+    the same id and another pull staged that one before the folder pull's turn. The stamp
+    found then is newer than what the walk saw: never counted as v1, never "updated" back
+    to v1 nor fetched for nothing; the bytes staged stay what their stamp says."""
+    files = _files()
+    for rel, data in files.items():
+        emulator.add_file(rel, data)
+    dest = tmp_path / "data"
+    assert run("pull", "drive:ds", str(dest), "-q")[0] == 0
+    emulator.add_file("ds/a.new", b"new")
+    first = emulator.faults.hold(emulator.find("ds/a.new")["id"], 1)
+    emulator.clear_requests()
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:ds", str(dest),
+                             "-j", "1", "--json"], env=child_env(emulator),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not media(emulator):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        v2 = b"T" * len(files["ds/sub/t.txt"])
+        store = drivestage.connect()
+        old = store.resolve("ds/sub/t.txt")
+        (tmp_path / "v2").write_bytes(v2)
+        assert store.upload(str(tmp_path / "v2"), store.resolve("ds/sub"), "t.txt",
+                            replace=old).id == old.id
+        code, out, err = run("pull", "drive:ds/sub/t.txt", str(dest / "ds" / "sub"), "--json")
+        assert code == 0, err
+        assert json.loads(out)["action"] == "update"
+    finally:
+        first.release()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    summary = {os.path.basename(f["path"]): f for f in json.loads(out)["files"]}
+    assert summary["t.txt"]["action"] == "cached"
+    assert summary["t.txt"]["md5"] == hashlib.md5(v2).hexdigest()
+    files["ds/sub/t.txt"] = v2
+    files["ds/a.new"] = b"new"
+    _check_staged(emulator, dest, files)
