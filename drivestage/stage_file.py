@@ -230,10 +230,11 @@ class FileStager:
         alone = own is not None  # the name's other stamps not read yet
         found = [own] if own is not None else \
             stamps.of(self.dest, name, listed=not os.path.lexists(target))
+        newer = [s for s in found if s.get("md5") != entry.md5 and (s["id"] == entry.id or
+                 s.get("src") == self.src) and stamps.written_since(s, self.walked)]
+        if newer:  # another pull staged a version (or replacement) newer than the walk saw
+            entry = self._fresh(entry, newer[0])
         own = next((s for s in found if s["id"] == entry.id), None)
-        if own is not None and own.get("md5") != entry.md5 and \
-                stamps.written_since(own, self.walked):
-            entry = self._fresh(entry)  # another pull staged a version newer than the walk's
         same_src = [s for s in found if s is not own and s.get("src") == self.src]
         # The earlier versions of this pull: their members go once the new ones are in place.
         previous = ([own] if own is not None else []) + same_src
@@ -349,10 +350,15 @@ class FileStager:
                 stamps.drop(old)
         return stamp
 
-    def _fresh(self, entry: RemoteEntry) -> RemoteEntry:
-        """``entry`` as Drive has it now, if it is still that file of that name there."""
+    def _fresh(self, entry: RemoteEntry, stamp: Stamp) -> RemoteEntry:
+        """The file ``stamp`` stands for as Drive has it now, when it sits where ``entry``
+        did, under its name; else ``entry``."""
+        hint = stamp.get("access")
+        if isinstance(hint, str):  # a link-shared file's resource keys: else Drive answers 404
+            self.store.use_access_hint(stamp["id"], hint)
         try:
-            now = self.store.stat(entry)
+            now = self.store.stat(RemoteEntry(id=stamp["id"], name=entry.name, is_dir=False,
+                                              parent_id=entry.parent_id))
         except NotFoundError:
             return entry
         same = now.name == entry.name and now.parent_id == entry.parent_id and not now.is_dir

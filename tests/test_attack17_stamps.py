@@ -332,8 +332,9 @@ def test_a_target_replaced_after_the_listing_is_never_written_through(emulator, 
         assert (target / "mine").read_bytes() == b"mine"
 
 
+@pytest.mark.parametrize("how", ["same id", "new id"])
 def test_a_file_changed_on_drive_and_staged_by_another_pull_after_the_walk(
-        emulator, drive_env, tmp_path):
+        emulator, drive_env, tmp_path, how):
     """A folder pull walked Drive (t.txt at v1), then t.txt got a new version on Drive under
     the same id and another pull staged that one before the folder pull's turn. The stamp
     found then is newer than what the walk saw: never counted as v1, never "updated" back
@@ -358,8 +359,12 @@ def test_a_file_changed_on_drive_and_staged_by_another_pull_after_the_walk(
         store = drivestage.connect()
         old = store.resolve("ds/sub/t.txt")
         (tmp_path / "v2").write_bytes(v2)
-        assert store.upload(str(tmp_path / "v2"), store.resolve("ds/sub"), "t.txt",
-                            replace=old).id == old.id
+        if how == "same id":
+            assert store.upload(str(tmp_path / "v2"), store.resolve("ds/sub"), "t.txt",
+                                replace=old).id == old.id
+        else:
+            store.delete(old)
+            emulator.add_file("ds/sub/t.txt", v2)
         code, out, err = run("pull", "drive:ds/sub/t.txt", str(dest / "ds" / "sub"), "--json")
         assert code == 0, err
         assert json.loads(out)["action"] == "update"
