@@ -125,6 +125,9 @@ def _check_staged(emulator, dest, files: dict[str, bytes]) -> None:
     assert code == 0, err
     assert json.loads(out)["actions"] == {"cached": len(files)}
     assert media(emulator) == []
+    # Drive asked for the folder and a listing of each of its folders, nothing per file.
+    folders = {rel.rsplit("/", 1)[0] for rel in files}
+    assert len(emulator.requests) == 1 + len(folders), [r.query for r in emulator.requests]
 
 
 def _pulls(emulator, *argvs: list[str]) -> list[tuple[int, str]]:
