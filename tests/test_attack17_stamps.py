@@ -114,14 +114,15 @@ def _files() -> dict[str, bytes]:
     return out
 
 
-def _check_staged(emulator, dest, files: dict[str, bytes]) -> None:
-    """Every file's bytes under its name, nothing of drivestage's left beside them, and a
-    rerun that fetches nothing."""
-    for rel, data in files.items():
+def _check_staged(emulator, dest, files: dict[str, bytes], *options: str,
+                  members: dict[str, bytes] = {}) -> None:
+    """Every file's bytes under its name (and every member's), nothing of drivestage's left
+    beside them, and a rerun that fetches nothing."""
+    for rel, data in {**files, **members}.items():
         assert (dest / rel).read_bytes() == data, rel
     assert leftovers(dest / "ds") == []
     emulator.clear_requests()
-    code, out, err = run("pull", "drive:ds", str(dest), "--json")
+    code, out, err = run("pull", "drive:ds", str(dest), "--json", *options)
     assert code == 0, err
     assert json.loads(out)["actions"] == {"cached": len(files)}
     assert media(emulator) == []
@@ -142,22 +143,29 @@ def _pulls(emulator, *argvs: list[str]) -> list[tuple[int, str]]:
     return out
 
 
-def test_two_folder_pulls_and_a_file_pull_of_one_dest_at_once(emulator, drive_env, tmp_path):
+@pytest.mark.parametrize("options", [[], ["--extract"]])
+def test_two_folder_pulls_and_a_file_pull_of_one_dest_at_once(emulator, drive_env, tmp_path,
+                                                               options):
     """Two folder pulls of one Drive folder into one DEST, and a single-file pull of one of
     its files into the folder they fill, all at once (each file's lock makes one of them
-    fetch it, the others wait and find its stamp): the right bytes under each name, no
-    partial or temporary file left, and a rerun fetches nothing."""
+    fetch it, the others wait and find its stamp): the right bytes under each name (each
+    archive's members, with --extract), no partial or temporary file left, and a rerun
+    fetches nothing."""
     files = _files()
+    members = {"m/1.txt": b"one", "m/2.txt": b"two" * 1000}
+    files["ds/sub/a.tar"] = a_tar(members)
     for rel, data in files.items():
         emulator.add_file(rel, data)
     emulator.faults.latency(0.05, method="GET", path=r"alt=media")
     dest = tmp_path / "data"
-    results = _pulls(emulator, ["drive:ds", str(dest)], ["drive:ds", str(dest)],
-                     ["drive:ds/sub/big.bin", str(dest / "ds" / "sub")])
+    one = "drive:ds/sub/a.tar" if options else "drive:ds/sub/big.bin"
+    results = _pulls(emulator, ["drive:ds", str(dest), *options],
+                     ["drive:ds", str(dest), *options], [one, str(dest / "ds" / "sub"), *options])
     for code, err in results:
         assert code == 0, err
     emulator.faults.clear()
-    _check_staged(emulator, dest, files)
+    _check_staged(emulator, dest, files, *options, members={
+        f"ds/sub/{m}": data for m, data in members.items()} if options else {})
 
 
 # --- names that collide, or nearly ------------------------------------------------------------
