@@ -389,3 +389,31 @@ def test_a_file_changed_on_drive_and_staged_by_another_pull_after_the_walk(
     files["ds/sub/t.txt"] = v2
     files["ds/a.new"] = b"new"
     _check_staged(emulator, dest, files)
+
+
+@pytest.mark.parametrize("nth", range(1, 10) if _ALL else [5])
+def test_a_folder_pull_killed_at_its_nth_request_for_bytes_then_rerun(emulator, drive_env,
+                                                                       tmp_path, nth):
+    """SIGKILL once the n-th request for a file's bytes reached Drive (4 small files and an
+    archive at once, extracted), then a rerun: the right bytes and members, nothing of the
+    killed run left, and the next rerun fetches nothing (all moments with
+    DRIVESTAGE_TEST_SWEEP=all)."""
+    from _kill import sigkill_when
+
+    files = _files()
+    members = {"m/1.txt": b"one", "m/2.txt": b"two" * 1000}
+    files["ds/sub/a.tar"] = a_tar(members)
+    for rel, data in files.items():
+        emulator.add_file(rel, data)
+    emulator.faults.latency(0.02, method="GET", path=r"alt=media")
+    dest = tmp_path / "data"
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:ds", str(dest),
+                             "-q", "--extract", "--chunk-size", "1MiB"],
+                            env=child_env(emulator), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    sigkill_when(proc, lambda: len(media(emulator)) >= nth)
+    emulator.faults.clear()
+    code, out, err = run("pull", "drive:ds", str(dest), "--extract", "-q")
+    assert code == 0, err
+    _check_staged(emulator, dest, files, "--extract",
+                  members={f"ds/sub/{m}": data for m, data in members.items()})
