@@ -144,29 +144,60 @@ def _pulls(emulator, *argvs: list[str]) -> list[tuple[int, str]]:
     return out
 
 
-@pytest.mark.parametrize("options", [[], ["--extract"]] if _ALL else [["--extract"]])
+@pytest.mark.parametrize("extract", [False, True] if _ALL else [True])
 def test_two_folder_pulls_and_a_file_pull_of_one_dest_at_once(emulator, drive_env, tmp_path,
-                                                               options):
-    """Two folder pulls of one Drive folder into one DEST, and a single-file pull of one of
-    its files into the folder they fill, all at once (each file's lock makes one of them
-    fetch it, the others wait and find its stamp): the right bytes under each name (each
-    archive's members, with --extract), no partial or temporary file left, and a rerun
-    fetches nothing."""
+                                                               extract):
+    """Two folder pulls of one Drive folder into one DEST (one in another process, one in
+    this one), and a single-file pull of one of its files into the folder they fill (in a
+    thread of this process: it sees the folder pull's listing), all at once. Each file's
+    lock makes one of them fetch it, the others wait and find its stamp: the right bytes
+    under each name (each archive's members, with --extract), no partial or temporary file
+    left, and a rerun fetches nothing."""
     files = _files()
     members = {"m/1.txt": b"one", "m/2.txt": b"two" * 1000}
     files["ds/sub/a.tar"] = a_tar(members)
-    for rel, data in files.items():
-        emulator.add_file(rel, data)
+    ids = {rel: emulator.add_file(rel, data) for rel, data in files.items()}
     emulator.faults.latency(0.02, method="GET", path=r"alt=media")
+    # big.bin held half way until every pull is under way: they meet on its lock.
+    held = emulator.faults.hold(ids["ds/sub/big.bin"], 1024 * 1024)
     dest = tmp_path / "data"
-    one = "drive:ds/sub/a.tar" if options else "drive:ds/sub/big.bin"
-    results = _pulls(emulator, ["drive:ds", str(dest), *options],
-                     ["drive:ds", str(dest), *options], [one, str(dest / "ds" / "sub"), *options])
-    for code, err in results:
-        assert code == 0, err
+    options = ["--extract"] if extract else []
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:ds", str(dest),
+                             "-q", *options], env=child_env(emulator),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    errors: list[BaseException] = []
+
+    def pull(src: str, where: str) -> None:
+        try:
+            drivestage.pull(src, where, extract=extract, quiet=True)
+        except BaseException as exc:  # noqa: B902 - reported by the test below
+            errors.append(exc)
+
+    one = "drive:ds/sub/a.tar" if extract else "drive:ds/sub/big.bin"
+    threads = [threading.Thread(target=pull, args=("drive:ds", str(dest))),
+               threading.Thread(target=pull, args=(one, str(dest / "ds" / "sub")))]
+    try:
+        deadline = time.monotonic() + 30
+        while not media(emulator):  # the other process has listed its folders
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        listings = len([r for r in emulator.requests if r.query.get("q")])
+        for t in threads:
+            t.start()
+        # This process's pulls under way too: each has looked its SRC up on Drive.
+        while len([r for r in emulator.requests if r.query.get("q")]) < listings + 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        held.release()
+    for t in threads:
+        t.join(timeout=120)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()
+    assert errors == []
     emulator.faults.clear()
     _check_staged(emulator, dest, files, *options, members={
-        f"ds/sub/{m}": data for m, data in members.items()} if options else {})
+        f"ds/sub/{m}": data for m, data in members.items()} if extract else {})
 
 
 # --- names that collide, or nearly ------------------------------------------------------------
@@ -257,15 +288,22 @@ def test_a_pull_killed_after_a_folder_pull_listed_its_folder_is_resumed_by_that_
     first = emulator.faults.hold(ids["ds/s0.bin"], 100)
     held = emulator.faults.hold(ids["ds/sub/big.bin"], 1024 * 1024)
     env = child_env(emulator)
-    folder = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:ds", str(dest),
-                               "-q", "-j", "1", "--json"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    got: list = []
+
+    def pull() -> None:  # in a thread: the folder pull, here in this process
+        try:
+            got.append(drivestage.pull("drive:ds", str(dest), jobs=1, quiet=True))
+        except BaseException as exc:  # noqa: B902 - reported by the test below
+            got.append(exc)
+
+    folder = threading.Thread(target=pull)
+    folder.start()
     one = None
     try:
         # The folder pull has listed its folders once it asks for its first file's bytes.
         deadline = time.monotonic() + 30
         while not any(r.path.endswith(ids["ds/s0.bin"]) for r in media(emulator)):
-            assert folder.poll() is None and time.monotonic() < deadline
+            assert folder.is_alive() and time.monotonic() < deadline
             time.sleep(0.01)
         (dest / "ds" / "sub").mkdir(parents=True, exist_ok=True)
         one = subprocess.Popen([sys.executable, "-m", "drivestage", "pull",
@@ -288,11 +326,12 @@ def test_a_pull_killed_after_a_folder_pull_listed_its_folder_is_resumed_by_that_
         held.release()
         if one is not None and one.poll() is None:
             one.kill()
-    out, err = folder.communicate(timeout=60)
-    assert folder.returncode == 0, err.decode()
-    summary = {os.path.basename(f["path"]): f for f in json.loads(out)["files"]}
-    assert summary["big.bin"]["action"] == "resume", summary["big.bin"]
-    assert summary["big.bin"]["resumed_from"] >= 512 * 1024
+        folder.join(timeout=60)
+    [result] = got
+    assert not isinstance(result, BaseException), result
+    summary = {os.path.basename(f.path): f for f in result.files}
+    assert summary["big.bin"].action == "resume", summary["big.bin"]
+    assert summary["big.bin"].resumed_from >= 512 * 1024
     _check_staged(emulator, dest, files)
 
 
@@ -419,3 +458,44 @@ def test_a_folder_pull_killed_at_its_nth_request_for_bytes_then_rerun(emulator, 
     assert code == 0, err
     _check_staged(emulator, dest, files, "--extract",
                   members={f"ds/sub/{m}": data for m, data in members.items()})
+
+
+def test_leftovers_listed_at_the_start_and_gone_by_their_turn_are_skipped(
+        emulator, drive_env, tmp_path):
+    """A killed run's leftovers (another version's partial and record, a record's temporary
+    file, a stamp of the name's other remote file) are in the folder pull's one listing,
+    and removed by someone else before their file's turn: skipped without a word, and
+    the pull stages every file."""
+    files = _files()
+    for rel, data in files.items():
+        emulator.add_file(rel, data)
+    emulator.add_file("ds/a.new", b"new")
+    files["ds/a.new"] = b"new"
+    sub = tmp_path / "data" / "ds" / "sub"
+    state = sub / ".drivestage"
+    state.mkdir(parents=True)
+    other = state / "t.txt@0123456789abcdef.json"
+    other.write_text(json.dumps({"version": 2, "src": "drive:x/t.txt", "id": "gone",
+                                 "file": "t.txt", "md5": "0" * 32, "size": 1}))
+    left = [sub / ".big.bin.0123456789abcdef.partial", sub / ".big.bin.0123456789abcdef.ranges",
+            sub / f"..t.txt.0123456789abcdef.ranges.{temps.namespace_tag()}-1.a1b2c3.tmp",
+            other]
+    for path in left[:-1]:
+        path.write_bytes(b"x")
+    first = emulator.faults.hold(emulator.find("ds/a.new")["id"], 1)
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:ds",
+                             str(tmp_path / "data"), "-j", "1"], env=child_env(emulator),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not media(emulator):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        for path in left:
+            path.unlink()
+    finally:
+        first.release()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()
+    assert "Traceback" not in err.decode() and "WARNING" not in err.decode()
+    _check_staged(emulator, tmp_path / "data", files)
