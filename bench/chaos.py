@@ -387,7 +387,8 @@ def chaos_train(emu, work, env, rng, args) -> Tally:
             "--set", "data.classes=[circle, square]",
             "--set", "drive.logs=drive:chaos/run", "--set", "model.input_size=64",
             "--set", "train.batch_size=4", "--set", "train.save_period=1",
-            "--set", "train.eval_period=1", "--set", "data.workers=0", "--resume", "auto"]
+            "--set", f"train.eval_period={1 if not args.quick else epochs}",
+            "--set", "data.workers=0", "--resume", "auto"]
     counter = iter(range(1000))
 
     def fresh_runtime() -> list[str]:
@@ -409,7 +410,14 @@ def chaos_train(emu, work, env, rng, args) -> Tally:
     t.seconds = time.monotonic() - start
     if t.completed:
         t.problems = [p for p in t.problems if not p.startswith("did not complete")]
-        # The final checkpoint loads and training continues from it (one more epoch).
+        names = {f["title"] for f in emu.files() if not f["labels"]["trashed"]
+                 and _remote_path(emu, f).startswith("chaos/run/")}
+        for want in (f"epoch_{epochs:03d}.pt", f"epoch_{epochs:03d}.json"):
+            if want not in names:
+                t.problems.append(f"{want} not on Drive at the end (have {sorted(names)})")
+    if t.completed and not args.quick:
+        # The final checkpoint loads and training continues from it (one more epoch; the
+        # quick run leaves that to the trainer's tests: a trainer process costs seconds).
         cont = Tally("continue")
         cmd = base + ["--set", f"train.epochs={epochs + 1}"] + fresh_runtime()
         _run_until_done(cont, cmd, env, rng, 0, (0, 0), max_runs=5)

@@ -273,3 +273,40 @@ def test_deterministic_training_switches_torch_to_deterministic_algorithms():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, check=True).stdout.split()
     assert out == ["True", "True", "None", "True", "True", "True"]
+
+
+def test_curves_are_drawn_at_most_every_so_often_and_at_the_end(tmp_path):
+    """Drawing both curves takes about 0.2 s: after each of many short epochs that was a
+    fifth of a run. They are drawn after an epoch once ``every_s`` has passed since the
+    start or the last drawing, and at the end if an epoch came since; not on an interrupt
+    (the stop's checkpoint comes first)."""
+    from types import SimpleNamespace
+
+    from trainer.callbacks import PlotCallback
+
+    history: list = []
+    run = SimpleNamespace(state=SimpleNamespace(history=history))
+    png = tmp_path / "loss.png"
+
+    def epoch(n: int) -> None:
+        history.append({"epoch": n, "train_loss": 1.0 / n, "val_loss": 1.2 / n,
+                        "map50": 0.1 * n, "map": 0.05 * n})
+        cb.on_fit_epoch_end(run, None, history[-1])
+
+    cb = PlotCallback(str(tmp_path), every_s=3600)
+    cb.on_fit_start(run)
+    epoch(1)
+    epoch(2)
+    cb.on_interrupt(run, KeyboardInterrupt())
+    assert not png.exists()                      # not drawn yet: the hour has not passed
+    cb.on_fit_end(run)
+    assert png.exists() and (tmp_path / "map.png").exists()
+    drawn = png.stat().st_mtime_ns
+    cb.on_fit_end(run)                           # nothing new since: not drawn again
+    assert png.stat().st_mtime_ns == drawn
+
+    cb = PlotCallback(str(tmp_path), every_s=0)  # each epoch, once the time has passed
+    cb.on_fit_start(run)
+    png.unlink()
+    epoch(3)
+    assert png.exists()
