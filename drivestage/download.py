@@ -24,7 +24,8 @@ from typing import Callable, Optional, Sequence
 
 from drivestage.checksums import choose, verify_file
 from drivestage.interrupts import Monitor
-from drivestage.errors import DestChangedError, ChecksumMismatchError, RemoteError
+from drivestage.errors import DestChangedError, ChecksumMismatchError, PartialChangedError, \
+    RemoteError
 from drivestage.partials import (Ranges, partial_path, partial_size, ranges_path, record_temps,
                                  remove_partial, stale_partials, unlink)
 from drivestage.streams import Pass
@@ -142,7 +143,11 @@ class Download:
         before the rest arrives); ranges already here are not asked again. ``begin``: the
         streams start on the rest meanwhile (:meth:`begin`)."""
         assert self._run is not None
-        self._run.fetch_now(start, end, begin=begin)
+        try:
+            self._run.fetch_now(start, end, begin=begin)
+        except PartialChangedError:
+            self._drop(self._run)
+            raise
 
     def begin(self) -> None:
         """Start fetching now, in the background (the streams are threads of their own), so
@@ -163,6 +168,9 @@ class Download:
             run = self._run
             try:
                 run.fill()
+            except PartialChangedError:
+                self._drop(run)
+                raise
             finally:
                 fetched += run.fetched
                 run.close()
@@ -196,6 +204,12 @@ class Download:
                               fetched=fetched, seconds=time.monotonic() - self.began,
                               restarted=restarted, streams=run.most_streams,
                               checksum=check.name if check is not None else "")
+
+    def _drop(self, run: Pass) -> None:
+        """Another program changed the partial (:class:`PartialChangedError`): its record
+        names bytes that are gone, so both go, and the next pull starts over."""
+        run.close()  # first: it saves the record, which then goes too
+        remove_partial(self.partial)
 
     def identity(self) -> Optional[os.stat_result]:
         """The partial file the download writes and hashes (None before it is open): a

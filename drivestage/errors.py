@@ -180,6 +180,11 @@ class LocalFileError(DriveStageError, OSError):
     """A local file or folder cannot be written or read (permissions, a folder in the way)."""
 
 
+class PartialChangedError(LocalFileError):
+    """Another program changed a download's partial file while it downloaded (bytes written
+    there are gone: truncated); nothing was staged, the download was deleted."""
+
+
 class DeletionRefusedError(DriveStageError):
     """``push --delete`` would remove far more than SRC holds; nothing was deleted."""
 

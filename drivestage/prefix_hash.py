@@ -4,7 +4,9 @@
 A thread of its own hashes the partial file front to back while the streams fill it:
 blocks just written right where the hash has got to are handed over as they are (no second
 copy), the rest is read back from the page cache. The checksum is the one the download is
-verified with (:mod:`drivestage.checksums`; md5 when none is given).
+verified with (:mod:`drivestage.checksums`; md5 when none is given). Once at the end, the
+file on disk is checked to be the one hashed (:meth:`PrefixHash._check_on_disk`): another
+program may have truncated it behind the hash.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import os
 from typing import Any, Optional
 
 from drivestage.checksums import Checksum
-from drivestage.errors import LocalFileError
+from drivestage.errors import LocalFileError, PartialChangedError
 from drivestage.interrupts import Monitor
 from drivestage.partials import Ranges
 from drivestage.store import RemoteEntry
@@ -24,6 +26,25 @@ MiB = 1024 * 1024
 READ_BLOCK = 4 * MiB
 #: Blocks (of up to 1 MiB) waiting to be hashed from memory, at most.
 FEED_MAX = 16
+
+
+def changed_error(partial: str, where: str, detail: str) -> PartialChangedError:
+    """The error for bytes written to ``partial`` that are gone (``detail`` says which)."""
+    return PartialChangedError(f"{partial}, the download of {where}, changed on disk while it "
+                               f"downloaded ({detail}); is another program writing there? "
+                               "Nothing was staged: pull again (the download starts over)")
+
+
+def first_hole(fd: int, size: int) -> int:
+    """Where the first hole of the file ``fd`` (``size`` bytes) begins: ``size`` when it has
+    none, or the file system cannot say (lseek then answers the size, or fails)."""
+    seek_hole = getattr(os, "SEEK_HOLE", None)
+    if size <= 0 or seek_hole is None:
+        return size
+    try:
+        return min(os.lseek(fd, 0, seek_hole), size)
+    except OSError:
+        return size
 
 
 class PrefixHash:
@@ -37,6 +58,7 @@ class PrefixHash:
     dl: Any                      # the download (streams.Owner)
     fd: int
     stopped: bool
+    inflight: int                # writes under way (their bytes not yet counted)
     error: Optional[BaseException]
 
     def _init_hash(self, check: Optional[Checksum]) -> None:
@@ -85,10 +107,41 @@ class PrefixHash:
         if not n:
             # Bytes written are missing: another program truncated the file. Without this the
             # hash asked again and again, at full CPU, for good.
-            raise LocalFileError(f"{partial}, the download of {self.dl.where}, got shorter "
-                                 f"while it downloaded (it ends before byte {pos}, which was "
-                                 "written); is another program writing there? Pull again")
+            raise changed_error(partial, self.dl.where, f"it got shorter: it ends before "
+                                f"byte {pos}, which was written")
         return n
+
+    def _check_on_disk(self) -> None:
+        """Once the whole file is hashed: the partial on disk holds what the hash saw.
+        Another program may have truncated it behind the hash (which took those bytes from
+        memory, or had read them back already): the streams' later writes made it long
+        again, with a hole (zeros) there, and size and checksum matched Drive's. A fstat
+        and a lseek; a file with a hole is hashed again from disk, and passes when that
+        matches (some file systems store written zero blocks as holes: ZFS with
+        compression)."""
+        with self.lock:
+            while self.inflight:  # a write still landing (a stream stopped meanwhile)
+                self.lock.wait()
+        size = self.entry.size
+        have = os.fstat(self.fd).st_size
+        if have != size:
+            raise changed_error(self.dl.partial, self.dl.where,
+                                f"it is {have} bytes long, not {size}")
+        hole = first_hole(self.fd, size)
+        if hole < size and self._digest_on_disk(size) != self.digest:
+            raise changed_error(self.dl.partial, self.dl.where, f"bytes written from byte "
+                                f"{hole} on are gone: it holds a hole there")
+
+    def _digest_on_disk(self, size: int) -> str:
+        """The checksum of the partial's ``size`` bytes as they are on disk now."""
+        digest = hashlib.new(self.hash_name)
+        buf = memoryview(bytearray(READ_BLOCK))
+        pos = 0
+        while pos < size:
+            n = self._read_back(buf[:min(READ_BLOCK, size - pos)], pos)
+            digest.update(buf[:n])
+            pos += n
+        return digest.hexdigest()
 
     def _hash_prefix(self) -> None:
         """The hash of the contiguous prefix as it grows: blocks handed over by the stream that

@@ -412,6 +412,7 @@ class Pass(PrefixHash):
                 self.lock.notify_all()
             self._join_hasher()  # before the partial is closed: it reads from it
         self.digest = self._digest.hexdigest()
+        self._check_on_disk()
 
     def _join_hasher(self) -> None:
         me = threading.current_thread()

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 import drivestage
+from _archives import a_tar
 from _messages import log_text, renders, shown
 from drivestage.cli import cli
 from drivestage.drive.resources import FOLDER_MIME
@@ -477,6 +478,33 @@ def test_a_partial_download_another_program_replaces(emulator, dest, monkeypatch
           "there?", line)
     assert "Nothing was staged: pull again" in line
     assert not (dest / "d.zip").exists() and not (dest / "ds").exists()
+
+
+@renders("changed on disk while it downloaded (…); is another program writing there?")
+@pytest.mark.parametrize("extract", [False, True])
+def test_a_partial_download_another_program_truncates(emulator, dest, monkeypatch, extract):
+    """Another program truncates the partial after the hash has passed its first MiB; the
+    streams' next writes make it long again, with a hole (tests/test_attack17_truncate.py)."""
+    from drivestage import streams
+
+    real_write, did = streams.Pass.write, []
+
+    def write(self, piece, offset, data):
+        if not piece.urgent and offset >= 1 << 20 and not did:
+            with self.lock:
+                assert self.lock.wait_for(lambda: self.hashed >= offset, 10)
+            os.truncate(self.dl.partial, 0)  # another program, meanwhile
+            did.append(offset)
+        return real_write(self, piece, offset, data)
+
+    monkeypatch.setattr(streams.Pass, "write", write)
+    emulator.add_file("d.tar", a_tar({"ds/a.bin": os.urandom(3 << 20)}))
+    code, line = command("pull", "drive:d.tar", str(dest), "-q", "-j", "1",
+                         *(["-x"] if extract else []))
+    assert code == 1 and did
+    shown("changed on disk while it downloaded (…); is another program writing there?", line)
+    assert "drive:d.tar" in line and "Nothing was staged: pull again" in line
+    assert [p for p in os.listdir(dest) if p != ".drivestage"] == []
 
 
 @renders("where drivestage keeps its locks and stamps, is a link, a file or another user's "
