@@ -129,8 +129,8 @@ class PrefixHash:
                                 f"it is {have} bytes long, not {size}")
         hole = first_hole(self.fd, size)
         if hole < size and self._digest_on_disk(size) != self.digest:
-            raise changed_error(self.dl.partial, self.dl.where, f"bytes written from byte "
-                                f"{hole} on are gone: it holds a hole there")
+            raise changed_error(self.dl.partial, self.dl.where, f"bytes written at byte "
+                                f"{hole} are gone: it holds a hole there")
 
     def _digest_on_disk(self, size: int) -> str:
         """The checksum of the partial's ``size`` bytes as they are on disk now."""
