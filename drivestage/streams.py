@@ -145,6 +145,14 @@ class Pass(PrefixHash):
             elif self.todo:
                 a, b = self.todo[0]
                 end = min(b, a + chunk) if chunk else b
+                if not chunk:
+                    # Streams started together share the range now, before any request
+                    # goes out: the first one asked for all of it before the others split
+                    # it (its answer then cut short, and a server that ignores Range could
+                    # not be told from one answering what was asked).
+                    idle = self.streams - sum(1 for p in self.pieces if not p.urgent)
+                    if idle > 1 and (b - a) // idle >= _MIN_SPLIT:
+                        end = a + (b - a) // idle
                 if end >= b:
                     self.todo.pop(0)
                 else:

@@ -71,6 +71,7 @@ def test_a_second_run_started_before_the_first_pushed_never_replaces_its_checkpo
     assert _remote(drive)["epoch_002.pt"] == [_md5(a / "epoch_002.pt")]
 
 
+@pytest.mark.slow
 def test_a_run_killed_between_an_epoch_copy_and_its_sidecar_gets_it_verified_on_drive(
         drive, tiny_config, tmp_path, one_torch_thread):
     """The writer writes last.pt (+ last.json), then copies it to epoch_002.pt, then writes

@@ -5,6 +5,7 @@ run's leftovers: the one listing per folder a folder pull takes at its start
 like drivestage's own files. Against the emulator, through the real stack."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -107,6 +108,27 @@ def test_a_drive_file_named_like_a_temporary_file_stays_staged_a_day_later(
 
 
 # --- concurrent pulls into one DEST -----------------------------------------------------------
+
+@contextlib.contextmanager
+def _pull_held_at_a_new(emulator, dest, *options: str):
+    """``pull drive:ds DEST -j 1`` in a child process, held at its first file, ``ds/a.new``
+    (added here): what the ``with`` block does lands after the pull's listings and before
+    any other file's turn. Yields the process; the hold ends with the block."""
+    emulator.add_file("ds/a.new", b"new")
+    first = emulator.faults.hold(emulator.find("ds/a.new")["id"], 1)
+    emulator.clear_requests()
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:ds", str(dest),
+                             "-j", "1", *options], env=child_env(emulator),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not media(emulator):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        yield proc
+    finally:
+        first.release()
+
 
 def _files() -> dict[str, bytes]:
     out = {f"ds/s{i}.bin": bytes([65 + i]) * (300 + i) for i in range(6)}
@@ -348,27 +370,14 @@ def test_a_target_replaced_after_the_listing_is_never_written_through(emulator, 
     assert run("pull", "drive:ds", str(dest), "-q")[0] == 0
     outside = tmp_path / "outside.txt"
     outside.write_bytes(b"o" * len(files["ds/sub/t.txt"]))
-    emulator.add_file("ds/a.new", b"new")  # the rerun's first file: held while we act
-    first = emulator.faults.hold(emulator.find("ds/a.new")["id"], 1)
-    emulator.clear_requests()
-    env = child_env(emulator)
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:ds", str(dest),
-                             "-q", "-j", "1"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while not media(emulator):
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.01)
-        target = dest / "ds" / "sub" / "t.txt"
+    target = dest / "ds" / "sub" / "t.txt"
+    with _pull_held_at_a_new(emulator, dest, "-q") as proc:
         target.unlink()
         if what == "link":
             target.symlink_to(outside)
         else:
             target.mkdir()
             (target / "mine").write_bytes(b"mine")
-    finally:
-        first.release()
     out, err = proc.communicate(timeout=60)
     assert outside.read_bytes() == b"o" * len(files["ds/sub/t.txt"])
     if what == "link":
@@ -399,17 +408,7 @@ def test_a_file_changed_on_drive_and_staged_by_another_pull_after_the_walk(
         emulator.add_file(rel, data)
     dest = tmp_path / "data"
     assert run("pull", "drive:ds", str(dest), "-q")[0] == 0
-    emulator.add_file("ds/a.new", b"new")
-    first = emulator.faults.hold(emulator.find("ds/a.new")["id"], 1)
-    emulator.clear_requests()
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:ds", str(dest),
-                             "-j", "1", "--json"], env=child_env(emulator),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while not media(emulator):
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.01)
+    with _pull_held_at_a_new(emulator, dest, "--json") as proc:
         v2 = b"T" * len(files["ds/sub/t.txt"])
         store = drivestage.connect()
         old = store.resolve("ds/sub/t.txt")
@@ -425,8 +424,6 @@ def test_a_file_changed_on_drive_and_staged_by_another_pull_after_the_walk(
                                  "--json")
             assert code == 0, err
             assert json.loads(out)["action"] == "update"
-    finally:
-        first.release()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()
     summary = {os.path.basename(f["path"]): f for f in json.loads(out)["files"]}
@@ -480,7 +477,6 @@ def test_leftovers_listed_at_the_start_and_gone_by_their_turn_are_skipped(
     files = _files()
     for rel, data in files.items():
         emulator.add_file(rel, data)
-    emulator.add_file("ds/a.new", b"new")
     files["ds/a.new"] = b"new"
     sub = tmp_path / "data" / "ds" / "sub"
     state = sub / ".drivestage"
@@ -493,19 +489,9 @@ def test_leftovers_listed_at_the_start_and_gone_by_their_turn_are_skipped(
             other]
     for path in left[:-1]:
         path.write_bytes(b"x")
-    first = emulator.faults.hold(emulator.find("ds/a.new")["id"], 1)
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", "drive:ds",
-                             str(tmp_path / "data"), "-j", "1"], env=child_env(emulator),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 30
-        while not media(emulator):
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.01)
+    with _pull_held_at_a_new(emulator, tmp_path / "data") as proc:
         for path in left:
             path.unlink()
-    finally:
-        first.release()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()
     assert "Traceback" not in err.decode() and "WARNING" not in err.decode()

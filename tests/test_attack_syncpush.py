@@ -381,6 +381,7 @@ def test_push_delete_of_a_new_epoch_in_flight_leaves_no_sidecar_without_its_chec
 
 # ------------------------------------------------------------ 4. the policies disagree
 
+@pytest.mark.slow
 def test_push_keep_last_1_and_the_sync_keeping_3_take_turns_without_losing_the_newest(
         emulator, tmp_path):
     """The sync keeps 3; the user's cell pushes the same folder with ``--keep-last 1`` after

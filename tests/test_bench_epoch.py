@@ -14,6 +14,7 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "epoch.py"
 PHASES = {"data", "step", "ema", "val_loss", "map", "ckpt", "logs", "drive", "other"}
 
 
+@pytest.mark.slow
 def test_epoch_bench_reports_every_part_of_an_epoch(tmp_path):
     out = tmp_path / "epoch.json"
     res = subprocess.run([sys.executable, str(BENCH), "--images", "24", "--size", "64", "--batch", "4",

@@ -246,6 +246,7 @@ def test_eval_refuses_weights_trained_on_other_classes_naming_both_lists(tiny_co
                           f"was trained with (data.classes)\n")
 
 
+@pytest.mark.slow
 def test_deterministic_training_switches_torch_to_deterministic_algorithms():
     """``train.deterministic`` turns on torch's deterministic algorithms (warnings only),
     without importing torch._inductor.config, 1.5 s of each start, unless something in the

@@ -62,6 +62,7 @@ def test_pull_stops_reading_a_body_longer_than_the_range(emulator, proxy, tmp_pa
     assert proxy.count("GET", "alt=media") <= 12
 
 
+@pytest.mark.slow
 def test_pull_gives_up_on_a_trickling_body(emulator, proxy, tmp_path):
     emulator.add_file("data/f.bin", os.urandom(256 << 10))
     proxy.on("GET", r"alt=media", _proxy.trickle(0.05))

@@ -112,6 +112,7 @@ def _ends_within(fn, seconds: float) -> bool:
     return not t.is_alive()
 
 
+@pytest.mark.slow
 def test_a_ctrl_c_at_any_call_of_a_download_leaves_its_lock_free(emulator, drive_env,
                                                                  tmp_path):
     """At every place the main thread could take a Ctrl-C while a download runs, it leaves the

@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def test_drivestage_imports_without_torch():
     code = (
@@ -117,6 +119,7 @@ def test_the_pydrive2_floor_stays_at_what_colab_ships():
     assert pydrive2.specifier.contains(Version(_colab_versions()["pydrive2"]))
 
 
+@pytest.mark.slow
 def test_export_onnx_without_the_extra_says_what_to_install(tmp_path):
     """The onnx import fails for real in a child process (the module is blocked there)."""
     import torch

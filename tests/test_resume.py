@@ -48,6 +48,7 @@ def _config(tiny_config, out_dir, **kw):
                                       "train.out_dir": str(out_dir), **kw}))
 
 
+@pytest.mark.slow
 def test_interrupted_mid_epoch_then_resumed_matches_an_uninterrupted_run(tiny_config, tmp_path,
                                                                         caplog):
     full = _Recorder()

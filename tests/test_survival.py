@@ -17,7 +17,8 @@ from trainer.config import load_config
 from trainer.engine import fit
 from trainer.errors import TrainingInterrupted
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# Whole training runs, stopped and resumed: slow end-to-end tests.
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 #: 18 training images, batch 8, drop_last: 2 steps per epoch; 3 epochs = 6 iterations.
 KW = {"train.epochs": 3, "train.eval_period": 1, "train.save_period": 2, "train.save_minutes": 0}

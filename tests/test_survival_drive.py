@@ -26,7 +26,8 @@ from trainer.config import load_config
 from trainer.engine import fit
 from trainer.errors import TrainingInterrupted
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+# Whole training runs, killed and resumed: slow end-to-end tests.
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.slow]
 
 FOLDER = "Models/t/logs"
 #: 18 training images in batches of 4: 4 steps per epoch.
