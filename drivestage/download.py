@@ -11,7 +11,8 @@ grows by half or more and stays below what the hash can take (a CPU-bound machin
 server wants one; Drive over a network, several). The hash follows the contiguous prefix in
 a thread of its own, with SHA-256 or md5, whichever this machine computes faster among those
 Drive gave (:mod:`drivestage.checksums`). A checksum mismatch deletes the partial and starts
-once more from zero; a second one raises :class:`~drivestage.errors.ChecksumMismatchError`.
+once more from zero, unless the file changed on Drive meanwhile (asked then: one metadata
+call); a second one raises :class:`~drivestage.errors.ChecksumMismatchError`.
 """
 from __future__ import annotations
 
@@ -179,6 +180,8 @@ class Download:
             if got_size == self.entry.size and (check is None or got == check.expected):
                 break
             remove_partial(self.partial)
+            if not restarted:
+                self._check_unchanged()
             name = check.name if check is not None else "md5"
             expected = f"{name} {check.expected if check else '-'}, {self.entry.size} bytes"
             seen = f"{name} {got}, {got_size} bytes"
@@ -204,6 +207,21 @@ class Download:
                               fetched=fetched, seconds=time.monotonic() - self.began,
                               restarted=restarted, streams=run.most_streams,
                               checksum=check.name if check is not None else "")
+
+    def _check_unchanged(self) -> None:
+        """After a mismatch: the file on Drive is still the one this download is of (one
+        metadata call). A new version of the same size (a checkpoint of the same model) mixes
+        into the pieces fetched after it came; downloading it again from zero would fetch the
+        new version whole, and fail for good against the old checksum."""
+        now, then = self.store.stat(self.entry), self.entry
+        changes = [(name, was, became) for name, was, became in
+                   (("size", then.size, now.size), ("md5", _low(then.md5), _low(now.md5)),
+                    ("sha256", _low(then.sha256), _low(now.sha256)))
+                   if was is not None and became is not None and was != became]
+        if changes:
+            name, was, became = changes[0]
+            raise RemoteError(f"{self.where} changed on Drive while downloading ({name} "
+                              f"{was} became {became}); run again")
 
     def _drop(self, run: Pass) -> None:
         """Another program changed the partial (:class:`PartialChangedError`): its record
@@ -259,5 +277,10 @@ def download(store: RemoteStore, entry: RemoteEntry, target: str, *, jobs: Optio
                     describe=describe).run()
 
 
+def _low(checksum: Optional[str]) -> Optional[str]:
+    return checksum.lower() if checksum else None
+
+
 __all__ = ["Download", "DownloadResult", "download", "partial_path", "partial_size",
            "ranges_path", "record_temps", "remove_partial", "stale_partials", "verify_file"]
+

@@ -94,6 +94,36 @@ def test_the_file_is_replaced_on_drive_during_a_pull(emulator, proxy, store, tmp
     assert (dest / "set.zip").read_bytes() == newer.read_bytes()
 
 
+@renders("changed on Drive while downloading")
+def test_the_file_is_replaced_by_one_of_the_same_size(emulator, proxy, store, tmp_path):
+    # A checkpoint of the same model is the same size in every epoch: the size cannot tell.
+    old, new = os.urandom(1024 * KiB), os.urandom(1024 * KiB)
+    emulator.add_file("VOC/set.zip", old)
+    newer = tmp_path / "newer.zip"
+    newer.write_bytes(new)
+
+    def someone_replaces_it(status: int, headers: dict, body: bytes) -> Reply:
+        entry = store.resolve("VOC/set.zip")
+        store.upload(str(newer), store.resolve("VOC"), "set.zip", replace=entry)
+        return Reply(status, headers, [body])
+
+    proxy.on("GET", r"alt=media", someone_replaces_it, times=1)
+    dest = tmp_path / "d"
+    code, err = pull("drive:VOC/set.zip", str(dest), "-j", "1", "--chunk-size", "256KiB")
+    assert code == 1
+    line = error(err)
+    assert f"(md5 {hashlib.md5(old).hexdigest()} became {hashlib.md5(new).hexdigest()}); " \
+           "run again" in line, line
+    shown("changed on Drive while downloading", line)
+    # One download, not a second one from zero that could only fail again.
+    assert proxy.count("GET", r"alt=media") == 4
+    assert not (dest / "set.zip").exists()
+    assert [p.name for p in dest.iterdir() if not p.name.startswith(".")] == []
+    code, err = pull("drive:VOC/set.zip", str(dest), "-q")  # run again: the new version
+    assert code == 0, err
+    assert (dest / "set.zip").read_bytes() == new
+
+
 # --------------------------------------------------------------------------- uploads
 
 @renders("does not match the local file … after two uploads")
