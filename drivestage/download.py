@@ -25,8 +25,8 @@ from typing import Callable, Optional, Sequence
 
 from drivestage.checksums import choose, verify_file
 from drivestage.interrupts import Monitor
-from drivestage.errors import DestChangedError, ChecksumMismatchError, PartialChangedError, \
-    RemoteError
+from drivestage.errors import DestChangedError, ChecksumMismatchError, \
+    DownloadRestrictedError, PartialChangedError, RemoteError
 from drivestage.partials import (Ranges, partial_path, partial_size, ranges_path, record_temps,
                                  remove_partial, stale_partials, unlink)
 from drivestage.streams import Pass
@@ -68,6 +68,8 @@ class Download:
                  progress: Optional[ProgressFn] = None, describe: Optional[str] = None):
         if entry.is_dir:
             raise RemoteError(f"{describe or entry.name} is a folder, not a file")
+        if entry.no_download:
+            raise DownloadRestrictedError(entry.no_download)
         self.store, self.entry, self.target = store, entry, target
         self.where = describe or store.describe(entry)
         self.jobs = max(1, int(jobs)) if jobs else None

@@ -74,6 +74,12 @@ class PermissionDeniedError(DriveStageError, PermissionError):
     """Drive refused access (403 insufficientFilePermissions and friends)."""
 
 
+class DownloadRestrictedError(PermissionDeniedError):
+    """The file's owner turned downloading off for viewers and commenters
+    (``copyRequiresWriterPermission``; 403 ``cannotDownloadFile``): this account sees the
+    file but may not read its bytes."""
+
+
 class QuotaExceededError(DriveStageError, OSError):
     """The Drive storage quota cannot hold what we were asked to write."""
 

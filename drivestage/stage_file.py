@@ -34,8 +34,8 @@ from typing import Any, Callable, Collection, Optional
 from drivestage import download as dl
 from drivestage import stamps
 from drivestage.checksums import choose
-from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError, LocalFileError, \
-    NotFoundError, UsageError
+from drivestage.errors import ArchiveError, DiskSpaceError, DownloadRestrictedError, \
+    DriveStageError, LocalFileError, NotFoundError, UsageError
 from drivestage.extract.records import MemberRecord
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
@@ -195,6 +195,8 @@ class FileStager:
         """Stage the file ``entry`` as ``dest/<its name>`` (under the file's lock)."""
         if entry.unreadable:
             raise NotFoundError(entry.unreadable)
+        if entry.no_download:
+            raise DownloadRestrictedError(entry.no_download)
         if not entry.has_content:
             raise UsageError(f"{self.src} has no binary content (a Google Docs, Sheets or "
                              f"Slides file? its type is {entry.kind or 'unknown'}); export it "

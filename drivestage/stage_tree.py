@@ -14,6 +14,7 @@ many as measuring finds worth it (:mod:`drivestage.download`).
 """
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import stat
@@ -24,8 +25,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from drivestage import download as dl
 from drivestage import partials, stamps
-from drivestage.errors import DuplicateNameError, LocalFileError, NotFoundError, \
-    ShortcutCycleError, UsageError
+from drivestage.errors import DownloadRestrictedError, DuplicateNameError, LocalFileError, \
+    NotFoundError, ShortcutCycleError, UsageError
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
 from drivestage.pool import each
@@ -215,6 +216,11 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
                                        names + (name,), above + (cur.id,)))
                 elif child.unreadable:
                     raise NotFoundError(child.unreadable)
+                elif child.no_download:
+                    inside = "/".join(names + (child.name,))
+                    raise DownloadRestrictedError(
+                        f"{child.no_download} Or pull the rest of the folder without it: "
+                        f"--exclude '{glob.escape(printable(inside))}'")
                 elif not child.has_content:
                     log.warning("skipping %s: it has no binary content (a Google Docs, "
                                 "Sheets or Slides file? its type is %s)", child_src,

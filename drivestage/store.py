@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Protocol, Union
 
 from drivestage.errors import QuotaExceededError, RemoteError
@@ -50,6 +50,10 @@ class RemoteEntry:
     #: missing on some old files); a download may be verified with it instead of the md5
     #: (:mod:`drivestage.checksums`).
     sha256: Optional[str] = None
+    #: Why this account may see the file but not download it (a Drive file whose owner
+    #: turned downloading off for viewers and commenters): a pull fails with this message
+    #: before asking for the bytes. None where the bytes may be read.
+    no_download: Optional[str] = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.is_dir and self.has_content:

@@ -70,6 +70,31 @@ def test_media_of_a_shortcut_is_refused_and_its_target_downloads(emulator, class
     assert service.files().get_media(fileId=target).execute() == classroom["data"]
 
 
+def test_a_file_whose_owner_turned_downloads_off_for_viewers(emulator, classroom):
+    # "Viewers and commenters can see the option to download": off (copyRequiresWriterPermission).
+    emulator.restrict_download(classroom["zip"])
+    editable = emulator.add_file("VOC_datasets/VOC12.zip", b"12", owner=TEACHER,
+                                 shared_with_me="writer")
+    emulator.restrict_download(editable)
+    service = drive_service(emulator.url)
+    meta = service.files().get(fileId=classroom["zip"]).execute()
+    assert meta["copyRequiresWriterPermission"] is True and meta["copyable"] is False
+    assert (meta["capabilities"]["canDownload"], meta["capabilities"]["canCopy"]) == (False, False)
+    assert meta["md5Checksum"] == hashlib.md5(classroom["data"]).hexdigest()  # still seen
+    for file_id in (classroom["zip"], classroom["file_sc"]):
+        target = service.files().get(fileId=file_id).execute()
+        target = (target.get("shortcutDetails") or {}).get("targetId", file_id)
+        with pytest.raises(HttpError) as err:
+            service.files().get_media(fileId=target).execute()
+        assert err.value.resp.status == 403 and reason(err.value) == "cannotDownloadFile"
+    # An editor downloads it as before; the restriction is for readers and commenters.
+    meta = service.files().get(fileId=editable).execute()
+    assert meta["capabilities"]["canDownload"] is True
+    assert service.files().get_media(fileId=editable).execute() == b"12"
+    emulator.restrict_download(classroom["zip"], False)
+    assert service.files().get_media(fileId=classroom["zip"]).execute() == classroom["data"]
+
+
 def test_dangling_shortcuts_when_the_target_is_gone_or_unshared(emulator, classroom):
     service = drive_service(emulator.url)
     emulator.unshare(classroom["folder"])

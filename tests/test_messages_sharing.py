@@ -13,7 +13,11 @@ import logging
 import pytest
 
 from _messages import command_error as error
-from _messages import log_text, renders, shown
+from _messages import error_text, log_text, renders, shown
+from click.testing import CliRunner
+from drivestage.cli import cli
+from drivestage.download import download
+from drivestage.errors import PermissionDeniedError
 
 TEACHER = "teacher@school.edu"
 
@@ -103,6 +107,68 @@ def test_a_push_over_a_file_shortcut(emulator, env, tmp_path):
     shown("is a shortcut; drivestage does not replace a shortcut's target", line)
     assert line.startswith("Error: drive:run/best.pt is a shortcut;")
     assert emulator.read_bytes(target) == b"theirs"
+
+
+# --------------------------------------------------------------------------- downloads off
+
+def _classroom(emulator, restricted: str = "VOC07.zip") -> dict[str, str]:
+    """The teacher's dataset folder shared read-only (a shortcut to it in My Drive), with
+    downloads off for one file."""
+    folder = emulator.add_folder("VOC_datasets", owner=TEACHER, shared_with_me="reader")
+    emulator.add_shortcut("VOC_datasets", folder)
+    ids = {name: emulator.add_file(f"VOC_datasets/{name}", name.encode() * 100, owner=TEACHER)
+           for name in ("README.txt", "VOC07.zip")}
+    emulator.restrict_download(ids[restricted])
+    return ids
+
+
+@renders("has turned off downloading for viewers and commenters")
+def test_a_file_that_viewers_may_not_download(emulator, env, tmp_path):
+    _classroom(emulator)
+    emulator.clear_requests()
+    line = error("pull", "-q", "drive:VOC_datasets/VOC07.zip", str(tmp_path / "d"))
+    shown("has turned off downloading for viewers and commenters", line)
+    assert line.startswith("Error: drive:VOC_datasets/VOC07.zip: its owner has turned off "
+                           "downloading for viewers and commenters"), line
+    assert "Ask the owner" in line
+    # Known from the file's metadata: not one media request, nothing written.
+    assert [r.kind for r in emulator.requests if r.kind == "media.download"] == []
+    assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
+
+
+@renders("has turned off downloading for viewers and commenters")
+def test_a_folder_pull_with_one_file_viewers_may_not_download(emulator, env, tmp_path):
+    _classroom(emulator)
+    emulator.clear_requests()
+    line = error("pull", "-q", "drive:VOC_datasets", str(tmp_path / "d"))
+    shown("has turned off downloading for viewers and commenters", line)
+    assert "drive:VOC_datasets/VOC07.zip: its owner" in line
+    assert "--exclude 'VOC07.zip'" in line
+    # Found while listing: nothing downloaded before the pull failed.
+    assert [r.kind for r in emulator.requests if r.kind == "media.download"] == []
+    assert not (tmp_path / "d").exists() or not list((tmp_path / "d").rglob("*.*"))
+    # The way past it, as the message says: the rest of the folder.
+    result = CliRunner().invoke(cli, ["pull", "-q", "drive:VOC_datasets", str(tmp_path / "d"),
+                                      "--exclude", "VOC07.zip"])
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "d" / "VOC_datasets" / "README.txt").read_bytes() == b"README.txt" * 100
+    assert not list((tmp_path / "d").rglob("VOC07.zip*"))
+
+
+@renders("has turned off downloading for viewers and commenters")
+def test_downloads_turned_off_after_the_pull_looked(emulator, env, store, tmp_path):
+    # The metadata said the file could be downloaded; Drive refuses its bytes (403
+    # cannotDownloadFile): the owner changed the setting in between, or a server that
+    # reports no capabilities.
+    ids = _classroom(emulator, restricted="README.txt")
+    entry = store.resolve("VOC_datasets/VOC07.zip")
+    emulator.restrict_download(ids["VOC07.zip"])
+    with pytest.raises(PermissionDeniedError) as err:
+        download(store, entry, str(tmp_path / "VOC07.zip"))
+    line = error_text(err.value)
+    shown("has turned off downloading for viewers and commenters", line)
+    assert "(HTTP 403 cannotDownloadFile: This file cannot be downloaded by the user.)" in line
+    assert not (tmp_path / "VOC07.zip").exists()
 
 
 # --------------------------------------------------------------------------- shared with me

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Optional
 
 from drivestage import errors
+from drivestage.drive.resources import restricted_message
 from drivestage.store import Quota, quota_error
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
@@ -270,6 +271,8 @@ def _forbidden(failure: HttpFailure, what: str, label: str, detail: str, *, uplo
             f"{what}: Drive flagged this file as malware or spam and will not serve it "
             f"({label}: {detail}). If you trust it, pull again with --acknowledge-abuse "
             "(Drive honours that only for the file's owner or a Manager of its shared drive).")
+    if reason == "cannotDownloadFile":
+        return errors.DownloadRestrictedError(restricted_message(what, f"{label}: {detail}"))
     if reason == "downloadQuotaExceeded":
         return errors.DownloadQuotaError(
             f"{what}: Drive refuses to serve this file: it was downloaded too often "

@@ -120,15 +120,30 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
     caps = res.get("capabilities")
     removable = not isinstance(caps, Mapping) or caps.get("canTrash") is not False or \
         caps.get("canDelete") is not False
+    has_content = md5 is not None and not mime.startswith(GOOGLE_APPS_PREFIX)
+    # Known before any media request: a folder pull fails while it lists, not after
+    # downloading everything else (Drive's answer to the bytes would be 403 cannotDownloadFile).
+    no_download = restricted_message(where or res["id"]) if has_content and \
+        isinstance(caps, Mapping) and caps.get("canDownload") is False else None
     return DriveEntry(
         id=res["id"], name=res.get("title") or "", is_dir=mime == FOLDER_MIME,
         size=int(res.get("fileSize") or 0), md5=md5, sha256=res.get("sha256Checksum"),
         modified=parse_time(res.get("modifiedDate")),
         created=parse_time(res.get("createdDate")),
         parent_id=(parents[0].get("id") if parents else None),
-        has_content=md5 is not None and not mime.startswith(GOOGLE_APPS_PREFIX),
+        has_content=has_content, no_download=no_download,
         kind=mime, removable=removable, drive_id=res.get("driveId") or res.get("teamDriveId"),
         drive_top=mime == FOLDER_MIME and not parents and _drive_top(res))
+
+
+def restricted_message(where: str, answer: str = "Drive reports canDownload false for "
+                       "this account") -> str:
+    """The message for a file this account sees but may not download (``answer``: how
+    Drive said so)."""
+    return (f"{where}: its owner has turned off downloading for viewers and commenters "
+            f"({answer}). Ask the owner to turn it back on (Share, the settings gear: "
+            "'Viewers and commenters can see the option to download, print, and copy'), to "
+            "make you an editor, or to share a copy with you.")
 
 
 def _drive_top(res: Mapping[str, Any]) -> bool:

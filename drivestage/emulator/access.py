@@ -192,15 +192,22 @@ def may_acknowledge_abuse(access: Access) -> bool:
     return access.role == "owner" or (access.via == "drive" and access.role == "organizer")
 
 
+def may_download(rec: dict, access: Access) -> bool:
+    """Whether the caller may download (and copy) the file's bytes: its owner or an editor
+    can turn that off for readers and commenters (``copyRequiresWriterPermission``)."""
+    return not rec.get("copy_restricted") or can_write(access)
+
+
 def capabilities(store: EmulatorStore, rec: dict, access: Access) -> dict:
     """The v2 ``capabilities`` object Drive reports for this caller on this item."""
     folder = rec["mimeType"] == FOLDER_MIME
     content = rec["mimeType"] not in (FOLDER_MIME, SHORTCUT_MIME)
     write = can_write(access)
+    copyable = content and may_download(rec, access)
     in_drive = access.via == "drive"
     caps = {
         "canAddChildren": folder and write, "canComment": at_least(access.role, "commenter"),
-        "canCopy": content, "canDelete": can_delete(access), "canDownload": content,
+        "canCopy": copyable, "canDelete": can_delete(access), "canDownload": copyable,
         "canEdit": write, "canListChildren": folder, "canModifyContent": write and not folder,
         "canReadRevisions": write and content, "canRemoveChildren": folder and write,
         "canRename": write, "canShare": write, "canTrash": can_trash(access),

@@ -90,6 +90,8 @@ DRIVE_ERRORS: dict[str, DriveErrorSpec] = {
         "The limit for this folder's number of children (files and folders) has been exceeded."),
     "cannotDownloadAbusiveFile": DriveErrorSpec(
         403, "global", "This file has been identified as malware or spam and cannot be downloaded."),
+    "cannotDownloadFile": DriveErrorSpec(
+        403, "global", "This file cannot be downloaded by the user."),
     "downloadQuotaExceeded": DriveErrorSpec(
         403, "global", "The download quota for this file has been exceeded."),
     "storageQuotaExceeded": DriveErrorSpec(

@@ -16,6 +16,7 @@ from drivestage.emulator.access import (
     capabilities,
     can_write,
     drive_capabilities,
+    may_download,
     resolve,
 )
 from drivestage.emulator.store import FOLDER_MIME, SHORTCUT_MIME
@@ -101,7 +102,8 @@ def render_file(emu: "Emulator", rec: dict, base: Optional[str] = None, caller: 
         "explicitlyTrashed": rec["explicitlyTrashed"],
         "quotaBytesUsed": str((rec["size"] or 0) + old_bytes),
         "lastModifyingUserName": USER_NAME if rec.get("owner") is None else rec["owner"].split("@")[0],
-        "editable": can_write(access), "copyable": not folder and not shortcut, "writersCanShare": True,
+        "editable": can_write(access), "copyable": not folder and not shortcut and may_download(rec, access),
+        "copyRequiresWriterPermission": bool(rec.get("copy_restricted")), "writersCanShare": True,
         "appDataContents": False, "spaces": ["drive"],
         "userPermission": {"kind": "drive#permission", "id": "me", "type": "user",
                            "role": "organizer" if access.via == "drive" and access.role == "organizer"

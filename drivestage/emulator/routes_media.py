@@ -8,7 +8,8 @@ import re
 from typing import Optional
 
 from drivestage.emulator import revisions
-from drivestage.emulator.access import Access, can_write, may_acknowledge_abuse, require, visible
+from drivestage.emulator.access import Access, can_write, may_acknowledge_abuse, may_download, \
+    require, visible
 from drivestage.emulator.errors import EmulatorApiError, drive_error, error_envelope, not_found
 from drivestage.emulator.store import FOLDER_MIME, SERVICE_ACCOUNT_MESSAGE, SHORTCUT_MIME
 from drivestage.emulator.wire import (
@@ -39,9 +40,12 @@ class MediaRoutes:
         shortcut); a file flagged as malware answers 403 cannotDownloadAbusiveFile unless
         ``acknowledgeAbuse=true`` comes from its owner or a shared drive's organizer (Drive
         ignores the flag from anyone else); a file whose download quota is spent answers
-        403 downloadQuotaExceeded."""
+        403 downloadQuotaExceeded; one whose owner turned downloads off for readers and
+        commenters (``copyRequiresWriterPermission``) answers them 403 cannotDownloadFile."""
         if rec["mimeType"] in (FOLDER_MIME, SHORTCUT_MIME) or rec["size"] is None:
             raise drive_error("fileNotDownloadable")
+        if not may_download(rec, acc):
+            raise drive_error("cannotDownloadFile")
         if rec.get("abusive") and not (self._flag("acknowledgeAbuse") and may_acknowledge_abuse(acc)):
             raise drive_error("cannotDownloadAbusiveFile")
         path = self.store.blob_path(rec["id"])
