@@ -54,6 +54,10 @@ class RemoteEntry:
     #: turned downloading off for viewers and commenters): a pull fails with this message
     #: before asking for the bytes. None where the bytes may be read.
     no_download: Optional[str] = field(default=None, compare=False)
+    #: Why nothing can be written into this folder by this account (a Drive folder shared
+    #: with it as a viewer or commenter): a push fails with this message before writing
+    #: anything. None where the backend lets it write, or does not say.
+    read_only: Optional[str] = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.is_dir and self.has_content:

@@ -51,7 +51,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional, Sequence
 
 from drivestage import extra, other_runs, pool, pruning, sidecar
-from drivestage.errors import NotFoundError, QuotaExceededError, UsageError
+from drivestage.errors import NotFoundError, PermissionDeniedError, QuotaExceededError, \
+    UsageError
 from drivestage.local_tree import DEFAULT_EXCLUDES, LocalFile, walk  # noqa: F401 (re-export)
 from drivestage.locks import place_lock
 from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
@@ -189,6 +190,8 @@ class _Push:
         if not root.is_dir:
             raise UsageError(f"{store.describe(root)} is a file, not a folder; push needs a "
                              "folder as DEST")
+        if root.read_only:  # before any write: a push there could only fail file by file
+            raise PermissionDeniedError(root.read_only)
         if removal is not None:
             extra.check_dest(store, root, path)
         self._list(root, path, tree.folders)

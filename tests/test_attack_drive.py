@@ -391,7 +391,7 @@ def test_a_push_into_a_folder_shared_read_only_through_a_shortcut_is_one_line(em
     (src / "a.txt").write_bytes(b"a")
     code, _, err = run("push", str(src), "drive:Runs/me")
     line = error_line(code, err)
-    assert "permission denied" in line
+    assert "drive:Runs is shared with you read-only" in line
     assert emulator.find("Runs/me", owner=TEACHER) is None
 
 

@@ -247,8 +247,25 @@ def test_an_upload_session_that_vanishes_twice(emulator, env, tmp_path):
 
 # --------------------------------------------------------------------------- access
 
+def _without_capabilities(status: int, headers: dict, body: bytes) -> Reply:
+    """Metadata as a server answers it that reports no ``capabilities``."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return Reply(status, headers, [body])
+    for res in [data] + list(data.get("items") or []):
+        if isinstance(res, dict):
+            res.pop("capabilities", None)
+    out = json.dumps(data).encode()
+    headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+    return Reply(status, dict(headers, **{"Content-Length": str(len(out))}), [out])
+
+
 @renders("permission denied (")
-def test_a_push_into_a_folder_shared_read_only(emulator, env, tmp_path):
+def test_a_push_into_a_folder_shared_read_only(emulator, proxy, tmp_path):
+    # Drive's capabilities say so before any write ("is shared with you read-only":
+    # test_messages_sharing); a server that does not report them answers the write with 403.
+    proxy.on("GET", r"^/drive/v2/files", _without_capabilities)
     theirs = emulator.add_folder("Runs", owner=TEACHER, shared_with_me="reader")
     emulator.add_shortcut("Runs", theirs)
     line = error("push", _logs(tmp_path), "drive:Runs/me")

@@ -171,6 +171,39 @@ def test_downloads_turned_off_after_the_pull_looked(emulator, env, store, tmp_pa
     assert not (tmp_path / "VOC07.zip").exists()
 
 
+# --------------------------------------------------------------------------- read-only folders
+
+_WRITES = ("files.insert", "files.update", "files.patch", "media.upload", "files.delete",
+           "files.trash")
+
+
+def _read_only_runs(emulator) -> str:
+    """A teacher's "Runs" folder shared with the student as a viewer, a shortcut to it in My
+    Drive, and one checkpoint in it."""
+    folder = emulator.add_folder("Runs", owner=TEACHER, shared_with_me="reader")
+    emulator.add_shortcut("Runs", folder)
+    emulator.add_file("Runs/epoch_001.pt", b"t" * 100, owner=TEACHER)
+    return folder
+
+
+@renders("is shared with you read-only")
+@pytest.mark.parametrize("dest", ["drive:Runs", "drive:Runs/mine/logs",
+                                  "drive:shared-with-me/Runs"])
+def test_a_push_into_a_folder_shared_read_only(emulator, env, tmp_path, dest):
+    _read_only_runs(emulator)
+    src = _src(tmp_path, **{"epoch_001.pt": b"s" * 10, "epoch_002.pt": b"s" * 20})
+    before = {f["id"]: f["md5Checksum"] for f in emulator.files() if "md5Checksum" in f}
+    emulator.clear_requests()
+    line = error("push", src, dest)
+    shown("is shared with you read-only", line)
+    assert line.startswith("Error: drive:") and "Runs is shared with you read-only " \
+        "(Drive: canAddChildren false): nothing can be written into it" in line, line
+    assert "Ask the owner to make you an editor, or push into a folder of your own" in line
+    # Known from the folder's metadata: not one write was tried, nothing changed on Drive.
+    assert [r.kind for r in emulator.requests if r.kind in _WRITES] == []
+    assert {f["id"]: f["md5Checksum"] for f in emulator.files() if "md5Checksum" in f} == before
+
+
 # --------------------------------------------------------------------------- shared with me
 
 @renders("nothing can be created directly in Shared with me")

@@ -125,13 +125,17 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
     # downloading everything else (Drive's answer to the bytes would be 403 cannotDownloadFile).
     no_download = restricted_message(where or res["id"]) if has_content and \
         isinstance(caps, Mapping) and caps.get("canDownload") is False else None
+    read_only = (f"{where or res['id']} is shared with you read-only (Drive: canAddChildren "
+                 "false): nothing can be written into it. Ask the owner to make you an editor, "
+                 "or push into a folder of your own") if mime == FOLDER_MIME and \
+        isinstance(caps, Mapping) and caps.get("canAddChildren") is False else None
     return DriveEntry(
         id=res["id"], name=res.get("title") or "", is_dir=mime == FOLDER_MIME,
         size=int(res.get("fileSize") or 0), md5=md5, sha256=res.get("sha256Checksum"),
         modified=parse_time(res.get("modifiedDate")),
         created=parse_time(res.get("createdDate")),
         parent_id=(parents[0].get("id") if parents else None),
-        has_content=has_content, no_download=no_download,
+        has_content=has_content, no_download=no_download, read_only=read_only,
         kind=mime, removable=removable, drive_id=res.get("driveId") or res.get("teamDriveId"),
         drive_top=mime == FOLDER_MIME and not parents and _drive_top(res))
 

@@ -362,6 +362,8 @@ class DriveStore(RemoteStore):
             raise UsageError(f"{where}: nothing can be created directly in Shared with me; "
                              "push into a folder someone shared with you as editor "
                              "(drive:shared-with-me/<folder>/...), or into My Drive")
+        if folder.read_only:
+            raise PermissionDeniedError(folder.read_only)
 
     def _ensure_folder(self, parent: RemoteEntry, name: str, parent_where: str,
                        where: str) -> RemoteEntry:
