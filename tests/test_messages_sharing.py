@@ -9,6 +9,7 @@ emulator's store, as another server would answer it.
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 
@@ -202,6 +203,26 @@ def test_a_push_into_a_folder_shared_read_only(emulator, env, tmp_path, dest):
     # Known from the folder's metadata: not one write was tried, nothing changed on Drive.
     assert [r.kind for r in emulator.requests if r.kind in _WRITES] == []
     assert {f["id"]: f["md5Checksum"] for f in emulator.files() if "md5Checksum" in f} == before
+
+
+def test_a_push_by_a_store_that_knew_the_folder_already(emulator, env, store, tmp_path):
+    # The trainer's store lists drive.logs before its first push: the folder's id is then
+    # known, and the push must still see that the folder is read-only (not create its
+    # subfolders, refused one by one).
+    from drivestage.paths import StorePath
+    from drivestage.upload_tree import push
+
+    _read_only_runs(emulator)
+    store.list(store.resolve("Runs"))
+    src = _src(tmp_path, **{"epoch_002.pt": b"s" * 20})
+    os.makedirs(os.path.join(src, "tensorboard"))
+    (tmp_path / "logs" / "tensorboard" / "events.out").write_bytes(b"e")
+    emulator.clear_requests()
+    for _ in range(2):
+        with pytest.raises(PermissionDeniedError) as err:
+            push(src, (store, StorePath.parse("Runs")))
+        assert str(err.value).startswith("drive:Runs is shared with you read-only"), err.value
+    assert [r.kind for r in emulator.requests if r.kind in _WRITES] == []
 
 
 # --------------------------------------------------------------------------- shared with me

@@ -68,6 +68,12 @@ class DriveFolder:
         self._cache = Md5Cache()
         self._store, self._path = open_store(spec, md5_cache=self._cache)
 
+    def check_writable(self) -> None:
+        """Fail now, before training, where Drive says nothing can be written into the
+        folder (shared with this account read-only): every checkpoint of the run would
+        stay on this machine only (drivestage's PermissionDeniedError, one line)."""
+        self._store.check_writable(self._path)
+
     def where(self, name: str) -> str:
         """``drive:Models/x/logs/<name>``."""
         return f"{self.spec}/{name}"

@@ -344,18 +344,25 @@ class DriveStore(RemoteStore):
             if key is not None:
                 key = key + (name,)
                 self._folder_ids[key] = cur.id
-        if cached is not None and not self._still_there(cur.id, where):
-            # Trashed or deleted since this store learnt it (the user cleaned up Drive while
-            # a mirror ran): make the path again, as a fresh process would.
-            self._folder_ids = {(): self.root_id}
-            return self.make_folders(path)
+        if cached is not None:
+            fresh = self._still_there(cur.id, where)
+            if fresh is None:
+                # Trashed or deleted since this store learnt it (the user cleaned up Drive
+                # while a mirror ran): make the path again, as a fresh process would.
+                self._folder_ids = {(): self.root_id}
+                return self.make_folders(path)
+            # Its metadata as it is now, not an id alone: whether this account may still
+            # write into it (read_only) is what a push checks before writing.
+            cur = dataclasses.replace(fresh, name=cur.name)
         return cur
 
-    def _still_there(self, folder_id: str, where: str) -> bool:
+    def _still_there(self, folder_id: str, where: str) -> Optional[DriveEntry]:
+        """The folder as Drive has it now; None when it is gone or in the trash."""
         try:
-            return not is_trashed(self._get(folder_id, where))
+            res = self._get(folder_id, where)
         except NotFoundError:
-            return False
+            return None
+        return None if is_trashed(res) else entry_from_resource(res, where)
 
     def _writable(self, folder: RemoteEntry, where: str) -> None:
         if folder.id == SHARED_WITH_ME:
