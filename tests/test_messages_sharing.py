@@ -190,12 +190,14 @@ def _read_only_runs(emulator) -> str:
 @renders("is shared with you read-only")
 @pytest.mark.parametrize("dest", ["drive:Runs", "drive:Runs/mine/logs",
                                   "drive:shared-with-me/Runs"])
-def test_a_push_into_a_folder_shared_read_only(emulator, env, tmp_path, dest):
+@pytest.mark.parametrize("command", [("push",), ("mirror", "--every", "60")])
+def test_a_push_into_a_folder_shared_read_only(emulator, env, tmp_path, dest, command):
     _read_only_runs(emulator)
     src = _src(tmp_path, **{"epoch_001.pt": b"s" * 10, "epoch_002.pt": b"s" * 20})
     before = {f["id"]: f["md5Checksum"] for f in emulator.files() if "md5Checksum" in f}
     emulator.clear_requests()
-    line = error("push", src, dest)
+    # mirror: at its start, not a failure logged every period for good.
+    line = error(*command, src, dest)
     shown("is shared with you read-only", line)
     assert line.startswith("Error: drive:") and "Runs is shared with you read-only " \
         "(Drive: canAddChildren false): nothing can be written into it" in line, line
