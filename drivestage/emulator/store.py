@@ -37,6 +37,8 @@ SERVICE_ACCOUNT_MESSAGE = (
 #: Drive's limits (Google's "Resolve errors" guide and shared-drive limits help page).
 MAX_FOLDER_CHILDREN = 500_000
 MAX_SHARED_DRIVE_ITEMS = 500_000
+#: Folders nest at most this deep in a shared drive (403 teamDriveHierarchyTooDeep).
+MAX_SHARED_DRIVE_DEPTH = 100
 _COPY_CHUNK = 4 << 20
 
 
@@ -285,10 +287,16 @@ class EmulatorStore:
         if used - replacing + extra > self.quota_bytes:
             raise quota_exceeded()
 
-    def check_room(self, parent_ids: list[str], drive_id: Optional[str]) -> None:
+    def check_room(self, parent_ids: list[str], drive_id: Optional[str], *,
+                   folder: bool = False) -> None:
         """Drive's item limits for one new item: children of a (non-root) folder, items of a
-        shared drive (trashed items count, as on Drive)."""
+        shared drive (trashed items count, as on Drive), and for a ``folder`` in a shared
+        drive, the depth folders nest to there."""
         with self.lock:
+            if folder and drive_id is not None:
+                for p in parent_ids:
+                    if self._depth(p) + 1 > MAX_SHARED_DRIVE_DEPTH:
+                        raise drive_error("teamDriveHierarchyTooDeep")
             for p in parent_ids:
                 if self.is_container_root(p):
                     continue
@@ -299,6 +307,17 @@ class EmulatorStore:
                 limit = self.drives[drive_id].get("item_limit") or MAX_SHARED_DRIVE_ITEMS
                 if sum(1 for r in self.files.values() if r.get("driveId") == drive_id) >= limit:
                     raise drive_error("teamDriveFileLimitExceeded")
+
+    def _depth(self, folder_id: str) -> int:
+        """Folders from the top of its drive down to ``folder_id`` (its root: 0)."""
+        depth, cur, seen = 0, folder_id, set()
+        while not self.is_container_root(cur) and cur in self.files and cur not in seen:
+            seen.add(cur)
+            parents = self.files[cur].get("parents") or []
+            if not parents:
+                break
+            cur, depth = parents[0], depth + 1
+        return depth
 
     # ----------------------------------------------------------------- mutations
     def check_parents(self, parent_ids: Iterable[str]) -> tuple[list[str], Optional[str]]:
