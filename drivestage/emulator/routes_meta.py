@@ -37,7 +37,7 @@ class MetadataRoutes:
     # ------------------------------------------------------------------ files metadata
     def _files_list(self) -> None:
         all_drives = self._flag("includeItemsFromAllDrives") or self._flag("includeTeamDriveItems")
-        found = listing.search(self.store, self.query, self.caller, all_drives)
+        found = listing.search(self.store, self.query, self.caller, all_drives, self.emu.faults)
         offset, max_results = listing.page_bounds(self.query)
         base = self._base()
         out = {"kind": "drive#fileList", "etag": '"emulator"', "selfLink": f"{base}drive/v2/files",

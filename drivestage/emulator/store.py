@@ -20,7 +20,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from drivestage.emulator.errors import EmulatorApiError, drive_error, not_found
 from drivestage.emulator.wire import blob_checksums, open_private
@@ -86,6 +86,9 @@ class EmulatorStore:
         self.drives: dict[str, dict] = {}
         self.sessions: dict[str, dict] = {}
         self.owner_roots: dict[str, str] = {}       # other users' My Drive roots: email -> id
+        #: Told of every change of a file record (old, new; None: absent), under the lock:
+        #: the faults of a lagging listing (:meth:`~drivestage.emulator.faults.Faults.lag_listing`).
+        self.observer: Optional[Callable[[Optional[dict], Optional[dict]], None]] = None
         self._load()
 
     # ----------------------------------------------------------------- persistence
@@ -128,6 +131,8 @@ class EmulatorStore:
             if old is not None:
                 self._index(old, add=False)
             self._index(doc, add=True)
+            if self.observer is not None:
+                self.observer(old, doc)
         target[doc["id"]] = doc
         self._db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", (doc["id"], json.dumps(doc)))
 
@@ -136,6 +141,8 @@ class EmulatorStore:
         old = target.pop(doc_id, None)
         if target is self.files and old is not None:
             self._index(old, add=False)
+            if self.observer is not None:
+                self.observer(old, None)
         self._db.execute(f"DELETE FROM {table} WHERE id=?", (doc_id,))
 
     def save_file(self, rec: dict) -> None:
