@@ -331,10 +331,16 @@ def over_budget(decided: Plan, where: str) -> QuotaExceededError:
 
 
 def delete(store: RemoteStore, d: Decision, use_trash: bool) -> None:
-    """Apply one delete decision."""
+    """Apply one delete decision; a file already gone is fine (the goal is reached)."""
     assert d.id is not None
     entry = RemoteEntry(id=d.id, name=d.name, is_dir=False, size=d.size)
-    store.delete(entry, trash=use_trash)
+    try:
+        store.delete(entry, trash=use_trash)
+    except NotFoundError:
+        # Another machine's retention deleted it, and Drive's listing (eventually consistent)
+        # still showed it: the push that makes room first must go on, not fail on it.
+        log.info("%s was already deleted", d.name)
+        return
     log.info("deleted %s (%s)%s", d.name, format_size(d.size),
              " to the trash" if use_trash else "")
 

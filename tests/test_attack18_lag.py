@@ -71,3 +71,47 @@ def test_lag_listing_hides_new_items_shows_gone_and_old_ones_by_count(emulator, 
                                                      "titles": None}
     emu.faults.clear()
     assert emu.faults.describe()["lag_listing"] is None
+
+
+# ------------------------------------------------------------------ deletions of what is gone
+
+def _seed_run(emu, epochs, src=None) -> dict:
+    """Epoch checkpoints and their sidecars on Drive, as a push left them (name -> [md5])."""
+    import tempfile
+
+    out: dict = {}
+    where = src or tempfile.mkdtemp()
+    for e in epochs:
+        files = save(where, f"epoch_{e:03d}", e, T0 + 10 * e)
+        for name in files:
+            with open(os.path.join(where, name), "rb") as fh:
+                emu.add_file(f"{FOLDER}/{name}", fh.read())
+        out.update(files)
+    return out
+
+
+def test_a_push_pruning_for_room_a_checkpoint_another_machine_deleted_goes_on(
+        emulator_factory, local_state, tmp_path):
+    """Drive full: the push (``--keep-last 1``) must prune before it sends epoch 5. Another
+    machine's prune deleted epochs 1 and 2 a moment ago (and it sent files elsewhere), and
+    the listing still shows them: deleting epoch 1 answers 404. The goal (epoch 1 gone) is
+    reached, the push goes on and makes room with epoch 3 (epoch 4, the newest verified,
+    goes only once epoch 5 is). Before: the push failed with
+    "not found" and sent nothing, at every run while the listing lagged."""
+    from drivestage.retention import RetentionPolicy
+    from drivestage.upload_tree import push
+
+    emu = emulator_factory(quota_bytes=4 * 3000 + 4 * 200 + 1400)
+    _seed_run(emu, (1, 2, 3, 4))
+    emu.faults.lag_listing(deleted=5)
+    for stem in ("epoch_001", "epoch_002"):      # the other machine's prune
+        for name in (f"{stem}.pt", f"{stem}.json"):
+            emu.store.delete(emu.find(f"{FOLDER}/{name}")["id"])
+    emu.add_file("Other/filler.bin", os.urandom(6000))        # and what it sent elsewhere
+    src = tmp_path / "logs"
+    mine = save(str(src), "epoch_005", 5, T0 + 50)
+    result = push(str(src), FOLDER, RetentionPolicy(keep_last=1), store=_store(emu))
+    assert sorted(result.uploaded) == ["epoch_005.json", "epoch_005.pt"]
+    assert {"epoch_001.pt", "epoch_003.pt", "epoch_004.pt"} <= {d.name for d in result.pruned}
+    emu.faults.clear()
+    assert live_md5s(emu, FOLDER) == mine
