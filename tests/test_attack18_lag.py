@@ -115,3 +115,52 @@ def test_a_push_pruning_for_room_a_checkpoint_another_machine_deleted_goes_on(
     assert {"epoch_001.pt", "epoch_003.pt", "epoch_004.pt"} <= {d.name for d in result.pruned}
     emu.faults.clear()
     assert live_md5s(emu, FOLDER) == mine
+
+
+# ------------------------------------------------------------------ pushes while the listing lags
+
+@pytest.mark.parametrize("lag", [(1, 1, 1), (2, 0, 2), (3, 3, 0), (0, 2, 3)],
+                         ids=lambda lag: "created{}-updated{}-deleted{}".format(*lag))
+def test_pushes_one_after_another_keep_the_newest_verified_while_the_listing_lags(
+        emulator, drive_env, local_state, tmp_path, lag):
+    """A run saves an epoch, pushes (``--keep-last 2``, each push its own process), saves the
+    next, pushes again, while Drive's listing lags. Each push may miss what the one before
+    sent (and send it again: same-named copies) or still see what it deleted. After every
+    push the newest epoch is on Drive with a sidecar that vouches for it, a resume from
+    Drive takes it, and once the listing has caught up the next pushes leave exactly the two
+    newest epochs, one copy each (after a few: one copy of a doomed name goes per push)."""
+    from drivestage.retention import RetentionPolicy
+    from drivestage.upload_tree import push
+    from trainer.drive import DriveFolder, newest_of_current_run
+
+    emu = emulator
+    emu.add_file(f"{FOLDER}/results.csv", b"epoch\n")
+    created, updated, deleted = lag
+    emu.faults.lag_listing(created=created, updated=updated, deleted=deleted)
+    src = tmp_path / "logs"
+    sent: dict = {}
+    policy = RetentionPolicy(keep_last=2)
+    for epoch in range(1, 6):
+        sent[epoch] = save(str(src), f"epoch_{epoch:03d}", epoch, T0 + 10 * epoch)
+        push(str(src), FOLDER, policy, store=_store(emu))
+        live = live_md5s(emu, FOLDER)
+        for name, md5s in sent[epoch].items():
+            assert set(md5s) <= set(live.get(name, [])), (epoch, name, live)
+        side = [f for f in emu.files() if f["title"] == f"epoch_{epoch:03d}.json"
+                and not f["labels"]["trashed"]]
+        assert side and all(json.loads(emu.read_bytes(f["id"]))["md5"]
+                            in live[f"epoch_{epoch:03d}.pt"] for f in side)
+    emu.faults.lag_listing()
+    for _ in range(4):   # what still lags is listed as it is after a few answers
+        _titles(_store(emu), FOLDER)
+    # Each push retires one copy of a name the plan deletes (the one it would read): the
+    # same-named copies the lag left go over the next pushes, one per push.
+    expected = {**sent[4], **sent[5], "results.csv": [md5(b"epoch\n")]}
+    for _ in range(4):
+        push(str(src), FOLDER, policy, store=_store(emu))
+        if live_md5s(emu, FOLDER) == expected:
+            break
+    assert live_md5s(emu, FOLDER) == expected
+    best = newest_of_current_run(DriveFolder(f"drive:{FOLDER}", str(tmp_path / "x"),
+                                             policy).checkpoints())
+    assert best is not None and best.name == "epoch_005.pt"
