@@ -164,3 +164,36 @@ def test_pushes_one_after_another_keep_the_newest_verified_while_the_listing_lag
     best = newest_of_current_run(DriveFolder(f"drive:{FOLDER}", str(tmp_path / "x"),
                                              policy).checkpoints())
     assert best is not None and best.name == "epoch_005.pt"
+
+
+# ------------------------------------------------------------------ folders just made
+
+def test_a_second_push_right_after_the_first_uses_the_folder_the_first_made(
+        emulator, drive_env, local_state, tmp_path):
+    """``drivestage push`` twice in a row (two processes) into a path that did not exist:
+    the first makes ``Models/logs``; Drive's listing does not show it yet when the second
+    looks. The second uses the same folders (this machine remembers the folders it made),
+    so both epochs are in one folder, and a resume from Drive (a third process, the folders
+    still not listed) finds the newest. Before: the second made ``Models`` and ``logs`` again,
+    its checkpoint went into the copy, every later push and resume took the oldest folder
+    (without it), and ``pull`` refused the path."""
+    from drivestage.retention import RetentionPolicy
+    from drivestage.upload_tree import push
+    from trainer.drive import DriveFolder, newest_of_current_run
+
+    emu = emulator
+    emu.faults.lag_listing(created=4, titles=r"^(Models|logs)$")
+    src = tmp_path / "logs"
+    first = save(str(src), "epoch_001", 1, T0 + 10)
+    push(str(src), FOLDER, RetentionPolicy(keep_last=2), store=_store(emu))
+    second = save(str(src), "epoch_002", 2, T0 + 20)
+    push(str(src), FOLDER, RetentionPolicy(keep_last=2), store=_store(emu))
+    folders = sorted(f["title"] for f in emu.files() if f["mimeType"].endswith("folder"))
+    assert folders == ["logs", "Models"] or folders == ["Models", "logs"]
+    best = newest_of_current_run(DriveFolder(f"drive:{FOLDER}", str(tmp_path / "x"),
+                                             RetentionPolicy(keep_last=2)).checkpoints())
+    assert best is not None and best.name == "epoch_002.pt"
+    emu.faults.clear()
+    live = live_md5s(emu, FOLDER)
+    assert {k: v for k, v in live.items() if k.startswith("epoch_002")} == second
+    assert set(first) <= set(live)

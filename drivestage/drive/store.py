@@ -251,9 +251,32 @@ class DriveStore(RemoteStore):
         unique = {it.get("id"): it for it in items}
         return [it for it in unique.values() if not is_trashed(it)]
 
+    def _made_here(self, parent_id: str, name: str, where: str) -> list[dict[str, Any]]:
+        """The folder ``name`` this machine made in ``parent_id`` lately, as files.get (always
+        current) shows it, when it is still there: Drive's listing may not show a folder
+        made a moment ago (:class:`~drivestage.state.MadeFolders`)."""
+        from drivestage.state import MadeFolders
+
+        folder_id = MadeFolders().recall(parent_id, name)
+        if folder_id is None:
+            return []
+        try:
+            res = self._get(folder_id, where)
+        except NotFoundError:
+            return []
+        parents = [p for p in res.get("parents") or [] if isinstance(p, dict)]
+        inside = any(p.get("id") == parent_id or (parent_id == "root" and p.get("isRoot"))
+                     for p in parents)
+        if is_trashed(res) or res.get("title") != name or not inside \
+                or res.get("mimeType") != FOLDER_MIME:
+            return []
+        return [res]
+
     def _child(self, parent_id: str, name: str, parent_where: str,
                where: str) -> Optional[dict[str, Any]]:
-        found = self._children(parent_id, parent_where, name)
+        # Not listed yet (Drive's listing lags): a folder this machine made a moment ago.
+        found = self._children(parent_id, parent_where, name) or \
+            self._made_here(parent_id, name, where)
         if len(found) > 1:
             ids = [it["id"] for it in found]
             raise DuplicateNameError(
@@ -375,14 +398,23 @@ class DriveStore(RemoteStore):
     def _ensure_folder(self, parent: RemoteEntry, name: str, parent_where: str,
                        where: str) -> RemoteEntry:
         def create() -> dict[str, Any]:
+            from drivestage.state import MadeFolders
+
             self._writable(parent, where)
             f = self.drive.CreateFile({"title": name, "mimeType": FOLDER_MIME,
                                        "parents": [{"id": parent.id}]})
             f.Upload()
             log.info("created folder %s", where)
+            MadeFolders().remember(parent.id, name, f["id"])
             return dict(f)
 
-        res = folders.ensure(lambda: self._children(parent.id, parent_where, name), create,
+        def children() -> list[dict[str, Any]]:
+            # A folder made here a moment ago counts even while Drive's listing (eventually
+            # consistent) does not show it: a push right after would make a second one.
+            return self._children(parent.id, parent_where, name) or \
+                self._made_here(parent.id, name, where)
+
+        res = folders.ensure(children, create,
                              lambda made: self.delete(self._entry(made, where)), where,
                              self.transport.retrying(f"create folder {where}"))
         entry = self._entry(res, where)
