@@ -1,6 +1,7 @@
-"""drivestage's local state: the md5 cache and the upload sessions, under one state folder.
+"""drivestage's local state: the md5 cache, the upload sessions and the folders made lately,
+under one state folder.
 
-Both live under ``$DRIVESTAGE_STATE_DIR`` (default ``~/.cache/drivestage``) as small JSON
+They live under ``$DRIVESTAGE_STATE_DIR`` (default ``~/.cache/drivestage``) as small JSON
 files, written atomically and under a file lock so concurrent processes do not clobber each
 other. A damaged state file costs only re-hashing or a fresh upload session.
 """
