@@ -197,3 +197,37 @@ def test_a_second_push_right_after_the_first_uses_the_folder_the_first_made(
     live = live_md5s(emu, FOLDER)
     assert {k: v for k, v in live.items() if k.startswith("epoch_002")} == second
     assert set(first) <= set(live)
+
+
+# ------------------------------------------------------------------ a replacement, then a prune
+
+def test_a_prune_right_after_a_replacement_keeps_the_new_copy_vouched_for(
+        emulator, local_state, tmp_path):
+    """A push replaces epoch 3 (saved again: a new file, its sidecar updated in place, the old
+    copy deleted); another process's ``prune --keep-last 1`` follows while the listing still
+    shows the old copy, not the new one, and the sidecar as it was; and the answer to its
+    first deletion (epoch 1) is lost after Drive did it. The new copy of epoch 3 and its
+    sidecar stay,
+    the sidecar vouching for it; the prune neither loops nor fails."""
+    from drivestage.pruning import prune
+    from drivestage.retention import RetentionPolicy
+    from drivestage.upload_tree import push
+
+    emu = emulator
+    src = tmp_path / "logs"
+    on_drive = _seed_run(emu, (1, 2, 3), src=str(src))
+    again = save(str(src), "epoch_003", 3, T0 + 40)     # saved again: other bytes
+    emu.faults.lag_listing(created=3, updated=3, deleted=3)
+    push(str(src), FOLDER, RetentionPolicy(keep_last=3), store=_store(emu))
+    emu.faults.drop("DELETE", r"/files/", after_bytes=0)
+    prune(FOLDER, RetentionPolicy(keep_last=1), store=_store(emu))
+    assert emu.faults.describe()["rules"] == []        # a deletion's answer was lost
+    emu.faults.clear()
+    live = live_md5s(emu, FOLDER)
+    assert {k: v for k, v in live.items() if k.startswith("epoch_003")} == again
+    side = json.loads(emu.read_bytes(emu.find(f"{FOLDER}/epoch_003.json")["id"]))
+    assert [side["md5"]] == again["epoch_003.pt"]
+    # Epoch 2, the newest verified as the prune saw the folder, stays; epoch 1 went.
+    assert {k: v for k, v in live.items() if k.startswith("epoch_00")} == {
+        **again, "epoch_002.pt": on_drive["epoch_002.pt"],
+        "epoch_002.json": on_drive["epoch_002.json"]}
