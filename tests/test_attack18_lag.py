@@ -8,6 +8,7 @@ sent stays vouched for by its sidecar, which checkpoint a resume takes, and that
 deletions answered "already gone" neither loop nor fail."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -128,7 +129,7 @@ def test_pushes_one_after_another_keep_the_newest_verified_while_the_listing_lag
     sent (and send it again: same-named copies) or still see what it deleted. After every
     push the newest epoch is on Drive with a sidecar that vouches for it, a resume from
     Drive takes it, and once the listing has caught up the next pushes leave exactly the two
-    newest epochs, one copy each (after a few: one copy of a doomed name goes per push)."""
+    newest epochs, one copy each, after one more push."""
     from drivestage.retention import RetentionPolicy
     from drivestage.upload_tree import push
     from trainer.drive import DriveFolder, newest_of_current_run
@@ -153,13 +154,10 @@ def test_pushes_one_after_another_keep_the_newest_verified_while_the_listing_lag
     emu.faults.lag_listing()
     for _ in range(4):   # what still lags is listed as it is after a few answers
         _titles(_store(emu), FOLDER)
-    # Each push retires one copy of a name the plan deletes (the one it would read): the
-    # same-named copies the lag left go over the next pushes, one per push.
+    # The same-named copies the lag left go with the next push: every copy with the bytes
+    # of a file the plan deletes (test_identical_copies_of_a_name_the_plan_deletes_go_in_one_push).
     expected = {**sent[4], **sent[5], "results.csv": [md5(b"epoch\n")]}
-    for _ in range(4):
-        push(str(src), FOLDER, policy, store=_store(emu))
-        if live_md5s(emu, FOLDER) == expected:
-            break
+    push(str(src), FOLDER, policy, store=_store(emu))
     assert live_md5s(emu, FOLDER) == expected
     best = newest_of_current_run(DriveFolder(f"drive:{FOLDER}", str(tmp_path / "x"),
                                              policy).checkpoints())
@@ -231,3 +229,40 @@ def test_a_prune_right_after_a_replacement_keeps_the_new_copy_vouched_for(
     assert {k: v for k, v in live.items() if k.startswith("epoch_00")} == {
         **again, "epoch_002.pt": on_drive["epoch_002.pt"],
         "epoch_002.json": on_drive["epoch_002.json"]}
+
+
+# ------------------------------------------------------------------ copies the lag left
+
+def test_identical_copies_of_a_name_the_plan_deletes_go_in_one_push(
+        emulator, local_state, tmp_path):
+    """Pushes during a lag sent epochs 1 and 2 (checkpoint and sidecar) three times each:
+    same bytes, same names. The next push (``--keep-last 1``, nothing lagging now) deletes
+    every copy of the names the plan deletes, not one copy per push: each extra copy of a
+    real checkpoint holds its size of the quota until it goes. Only copies with the very
+    bytes count: a same-named copy with other bytes (another run's) is judged on its own."""
+    from drivestage.pruning import view
+    from drivestage.retention import RetentionPolicy
+    from drivestage.state import Md5Cache
+    from drivestage.upload_tree import push, walk
+
+    emu = emulator
+    src = tmp_path / "logs"
+    for name in _seed_run(emu, (1, 2), src=str(src)):
+        for _ in range(2):
+            emu.add_file(f"{FOLDER}/{name}", (src / name).read_bytes())
+    mine = save(str(src), "epoch_003", 3, T0 + 30)
+    policy = RetentionPolicy(keep_last=1)
+    # Which copies are twins: those of the picked copy's md5, never one with other bytes.
+    store = _store(emu)
+    listing: dict = {}
+    for e in store.list(store.resolve(FOLDER)):
+        listing.setdefault(e.name, []).append(e)
+    odd = dict(listing)
+    odd["epoch_002.pt"] = listing["epoch_002.pt"][:2] + [
+        dataclasses.replace(listing["epoch_002.pt"][2], md5="0" * 32)]
+    local = {f.name: f for f in walk(str(src)).files}
+    twins = view(store, odd, local, policy, Md5Cache()).twins
+    assert sorted(len(t) for t in twins.values()) == [1, 2, 2, 2]
+    assert all(e.md5 != "0" * 32 for t in twins.values() for e in t)
+    push(str(src), FOLDER, policy, store=store)
+    assert live_md5s(emu, FOLDER) == mine
