@@ -8,6 +8,7 @@ emulator's store, as another server would answer it.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 
@@ -170,6 +171,25 @@ def test_downloads_turned_off_after_the_pull_looked(emulator, env, store, tmp_pa
     shown("has turned off downloading for viewers and commenters", line)
     assert "(HTTP 403 cannotDownloadFile: This file cannot be downloaded by the user.)" in line
     assert not (tmp_path / "VOC07.zip").exists()
+
+
+def test_ls_says_which_files_cannot_be_downloaded_and_which_folders_are_read_only(
+        emulator, env):
+    _classroom(emulator)
+    result = CliRunner().invoke(cli, ["ls", "drive:VOC_datasets"])
+    assert result.exit_code == 0, result.stderr
+    rows = result.stdout.splitlines()
+    assert [r.endswith("VOC07.zip  (its owner turned off downloading for viewers)")
+            for r in rows] == [False, True], rows
+    result = CliRunner().invoke(cli, ["ls", "drive:"])
+    assert any(r.endswith("VOC_datasets/  (shared with you read-only)")
+               for r in result.stdout.splitlines()), result.stdout
+    result = CliRunner().invoke(cli, ["ls", "--json", "drive:VOC_datasets"])
+    listed = {e["name"]: e for e in json.loads(result.stdout)}
+    assert (listed["VOC07.zip"]["downloadable"], listed["README.txt"]["downloadable"]) == \
+        (False, True)
+    assert json.loads(CliRunner().invoke(cli, ["ls", "--json", "drive:"]).stdout)[0][
+        "read_only"] is True
 
 
 # --------------------------------------------------------------------------- read-only folders
