@@ -234,7 +234,7 @@ def test_shared_with_me(emulator, env, tmp_path):
     emulator.add_folder("Course", owner=TEACHER, shared_with_me=True)
     emulator.add_file("Course/VOC.zip", b"voc", owner=TEACHER)
     code, out, err = run("ls", "drive:shared-with-me")
-    assert code == 0 and out.split()[-1] == "Course/"
+    assert code == 0 and out.rstrip().endswith("Course/  (shared with you read-only)"), out
     code, _, err = pull("drive:shared-with-me/Course/VOC.zip", str(tmp_path / "d"))
     assert code == 0, err
     assert (tmp_path / "d/VOC.zip").read_bytes() == b"voc"

@@ -27,7 +27,7 @@ LAYERS = [
     # Google Drive, one backend: nothing outside drivestage.drive (and the door) imports it.
     ["drive.resources", "drive.answers", "drive.connections", "drive.auth", "drive.login",
      "drive.paging",
-     "drive.shortcuts", "drive.folders", "drive.sessions"],
+     "drive.shortcuts", "drive.folders", "drive.sessions", "drive.removal"],
     ["drive.retry"],
     ["drive.transport"],
     ["drive.media"],

@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
 from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar, Union
 
-from drivestage.drive import answers, auth, connections, folders, paging, shortcuts
+from drivestage.drive import answers, auth, connections, folders, paging, removal, shortcuts
 from drivestage.drive.media import DEFAULT_CHUNK_SIZE, MediaReader
 from drivestage.drive.resources import (FOLDER_MIME, DriveEntry, check_resource,
                                         entry_from_resource, is_shortcut, is_trashed,
@@ -44,9 +43,6 @@ T = TypeVar("T")
 
 #: The root id of ``drive:shared-with-me/``: not a Drive id, a listing of ``sharedWithMe``.
 SHARED_WITH_ME = "sharedWithMe"
-#: Shared drives whose "delete needs the Manager role" warning this process has shown.
-_TRASH_WARNED: set[str] = set()
-_TRASH_WARNED_LOCK = threading.Lock()
 
 def connect(api_root: Optional[str] = None, credentials: Optional[str] = None,
             token: Optional[str] = None, *, timeout: Optional[float] = None,
@@ -428,51 +424,13 @@ class DriveStore(RemoteStore):
         """Delete permanently (or move to the trash); already gone on a retry is fine. A
         shortcut is removed, never its target. Where Drive refuses a permanent delete but
         allows the trash (a shared drive's Content manager), the item goes to the trash, with
-        one warning per run naming the role that deletes."""
-        where = self.describe(entry)
-        f = self.drive.CreateFile({"id": self._key(entry)})
-
-        def attempt(to_trash: bool) -> None:
-            tried = []
-
-            def once() -> None:
-                tried.append(1)
-                try:
-                    (f.Trash if to_trash else f.Delete)()
-                except Exception as exc:
-                    failure = answers.failure_of(exc)
-                    if failure is not None and failure.gone and len(tried) > 1:
-                        return  # an earlier attempt went through before its answer was lost
-                    raise
-
-            self.call(f"{'trash' if to_trash else 'delete'} {where}", once)
-
-        try:
-            attempt(trash)
-        except PermissionDeniedError as refused:
-            try:
-                if trash:
-                    raise
-                attempt(True)
-            except DriveStageError as again:
-                raise answers.not_removed(where, refused, again, self.drive_id) from None
-            self._warn_trashed_instead(where)
+        one warning per run naming the role that deletes (:mod:`drivestage.drive.removal`)."""
+        removal.remove(self.call, self.drive.CreateFile({"id": self._key(entry)}),
+                       self.describe(entry), trash, drive_id=self.drive_id,
+                       scope=self.drive_id or self.label)
         self._names.pop(self._key(entry), None)
         self._targets.pop(entry.id, None)
         self._folder_ids = {k: v for k, v in self._folder_ids.items() if v != entry.id}
-
-    def _warn_trashed_instead(self, where: str) -> None:
-        scope = self.drive_id or self.label
-        with _TRASH_WARNED_LOCK:
-            if scope in _TRASH_WARNED:
-                return
-            _TRASH_WARNED.add(scope)
-        log.warning("%s could not be deleted permanently: in a shared drive that needs the "
-                    "Manager role (organizer), and this account is a Content manager "
-                    "(fileOrganizer). Moved to the shared drive's trash instead (Drive empties "
-                    "it after 30 days), here and for the rest of this run. Ask a Manager of the "
-                    "shared drive for the Manager role to delete permanently, or pass "
-                    "--use-trash to ask for the trash.", where)
 
     def quota(self) -> Quota:
         """Used / total / trash bytes of the account (``total`` None when unlimited).

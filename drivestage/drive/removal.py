@@ -1,0 +1,62 @@
+"""Deleting one Drive item, or moving it to the trash where Drive allows only that (a part
+of :class:`drivestage.drive.store.DriveStore`)."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Optional
+
+from drivestage.drive import answers
+from drivestage.errors import DriveStageError, PermissionDeniedError
+
+log = logging.getLogger("drivestage.drive.store")
+
+#: Shared drives whose "delete needs the Manager role" warning this process has shown.
+_TRASH_WARNED: set[str] = set()
+_TRASH_WARNED_LOCK = threading.Lock()
+
+
+def remove(call: Callable[[str, Callable[[], None]], None], f: Any, where: str, trash: bool,
+           *, drive_id: Optional[str], scope: str) -> None:
+    """Delete the PyDrive2 file ``f`` (``where`` names it) through ``call`` (the store's
+    retrying call), or trash it when ``trash``; a permanent delete Drive refuses is tried as
+    a trash (a shared drive's Content manager), with one warning per ``scope`` (the shared
+    drive) and process. An answer lost after Drive did it: the retry's 404 is success."""
+    def attempt(to_trash: bool) -> None:
+        tried = []
+
+        def once() -> None:
+            tried.append(1)
+            try:
+                (f.Trash if to_trash else f.Delete)()
+            except Exception as exc:
+                failure = answers.failure_of(exc)
+                if failure is not None and failure.gone and len(tried) > 1:
+                    return  # an earlier attempt went through before its answer was lost
+                raise
+
+        call(f"{'trash' if to_trash else 'delete'} {where}", once)
+
+    try:
+        attempt(trash)
+    except PermissionDeniedError as refused:
+        try:
+            if trash:
+                raise
+            attempt(True)
+        except DriveStageError as again:
+            raise answers.not_removed(where, refused, again, drive_id) from None
+        _warn_trashed_instead(scope, where)
+
+
+def _warn_trashed_instead(scope: str, where: str) -> None:
+    with _TRASH_WARNED_LOCK:
+        if scope in _TRASH_WARNED:
+            return
+        _TRASH_WARNED.add(scope)
+    log.warning("%s could not be deleted permanently: in a shared drive that needs the "
+                "Manager role (organizer), and this account is a Content manager "
+                "(fileOrganizer). Moved to the shared drive's trash instead (Drive empties "
+                "it after 30 days), here and for the rest of this run. Ask a Manager of the "
+                "shared drive for the Manager role to delete permanently, or pass "
+                "--use-trash to ask for the trash.", where)
