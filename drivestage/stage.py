@@ -11,6 +11,7 @@ import contextlib
 import errno
 import logging
 import os
+import re
 import sys
 import time
 from typing import Any, Callable, Optional, Sequence, Union
@@ -69,6 +70,9 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
                     "back to Drive through the slow mount. Pull to local disk instead (e.g. "
                     "/content/data)", dest, mount)
     label = str(src)
+    # A plain path names a local folder (a Drive mount, a NAS); one that is not there was
+    # often meant for Drive, which the message then says.
+    local_src = store is None and not (isinstance(src, DrivePath) or paths.is_drive(label))
     if store is None:
         store, path = open_store(src, api_root=api_root, credentials=credentials)
     elif isinstance(src, DrivePath) or paths.is_drive(label):
@@ -85,6 +89,12 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
         result = _stage(store, path, label, dest, extract=extract, jobs=jobs, force=force,
                         reserve=reserve, chunk_size=chunk_size, progress=progress,
                         include=include, exclude=exclude)
+    except NotFoundError as exc:
+        hint = _drive_hint(label) if local_src and not os.path.lexists(
+            os.path.abspath(os.path.expanduser(label))) else None
+        if hint is None:
+            raise
+        raise NotFoundError(f"{exc}; {hint}") from exc
     except BaseException as exc:
         if isinstance(exc, OSError) and not isinstance(exc, DriveStageError):
             raise _local_error(exc, label, dest) from exc
@@ -114,6 +124,22 @@ def _stage(store: RemoteStore, path: StorePath, label: str, dest: str, *, extrac
     return FileStager(label, dest, store, extract=extract, jobs=jobs, force=force,
                       reserve=reserve, chunk_size=chunk_size, progress=progress,
                       extract_progress=progress).stage(entry)
+
+
+#: A sharing link pasted without its scheme (``drive.google.com/file/d/<ID>/view``).
+_BARE_LINK_RE = re.compile(r"^(www\.)?(drive|docs|drive\.usercontent)\.google\.com/", re.I)
+
+
+def _drive_hint(src: str) -> Optional[str]:
+    """What a missing local SRC written like a Drive path or link should have been: a
+    relative path (``VOC_datasets/x.zip``, ``drive:`` forgotten) or a link without
+    ``https://``; None for a path that is plainly local (``/...``, ``./...``, ``~/...``)."""
+    text = src.strip()
+    if _BARE_LINK_RE.match(text):
+        return f"a Drive sharing link starts with https://: https://{text}"
+    if not text or text.startswith(("/", ".", "~")):
+        return None
+    return f"a file on Google Drive is written drive:{text}"
 
 
 def _local_error(exc: OSError, label: str, dest: str) -> DriveStageError:

@@ -267,6 +267,17 @@ def test_links_between_the_docs_resolve():
     assert not broken, "\n".join(broken)
 
 
+def test_the_shipped_configs_name_only_documents_that_ship():
+    """A config's comments are documentation too: `configs/demo.yaml` sent users to a
+    DESIGN.md that is not in the repository."""
+    missing = []
+    for config in sorted((REPO / "configs").glob("*.yaml")):
+        for name in re.findall(r"[\w./-]+\.md\b", config.read_text(encoding="utf-8")):
+            if not any((base / name).exists() for base in (REPO, REPO / "docs")):
+                missing.append(f"{config.name}: {name}")
+    assert not missing, missing
+
+
 # --------------------------------------------------------------------------- env vars, exit codes
 
 def test_every_environment_variable_in_the_docs_exists_in_the_code():

@@ -104,6 +104,14 @@ def local_weights(spec: str, cfg: Config) -> str:
     """``drive:...`` weights are pulled next to the data; local paths are returned as they are."""
     if not spec.startswith("drive:"):
         if not os.path.isfile(spec):
+            from drivestage.localfs import UNMOUNTED_DRIVE, unmounted_drive_path
+
+            # The old recipe's model_path on the mount: say which drive: path pulls it.
+            unmounted = unmounted_drive_path(spec)
+            if unmounted is not None:
+                point, drive_spec = unmounted
+                raise ConfigError(f"model.weights: file not found: {spec} (it is under {point}, "
+                                  f"{UNMOUNTED_DRIVE}); write {drive_spec} to pull it from Drive")
             raise ConfigError(f"model.weights: file not found: {spec}")
         return spec
     import drivestage

@@ -262,6 +262,14 @@ class DriveStore(RemoteStore):
                 f"drive:id:{ids[0]}, or rename/delete the others.", ids=ids)
         return found[0] if found else None
 
+    def _mount_name_hint(self, start: Optional[str], names: tuple[str, ...], at: int) -> str:
+        """For ``drive:MyDrive/a`` (the Colab mount's folder name, /content/drive/MyDrive/a)
+        not found at the top of My Drive: the path that was meant."""
+        if start is not None or at != 0 or self.label != "drive:" \
+                or names[0] not in ("MyDrive", "My Drive"):
+            return ""
+        return f"; a drive: path starts inside My Drive: write drive:{'/'.join(names[1:])}"
+
     def resolve(self, path: Union[str, StorePath]) -> RemoteEntry:
         """The entry at ``path`` (``a/b/c`` or ``id:<ID>[:<KEY>][/a/b]``), exact names;
         folder shortcuts on the way are followed."""
@@ -296,7 +304,8 @@ class DriveStore(RemoteStore):
                 child = self._child(cur.id, name, parent_where, where)
                 if child is None:
                     raise NotFoundError(f"{where} not found (no item named {name!r} in "
-                                        f"{self.describe(cur)}; names are case-sensitive)")
+                                        f"{self.describe(cur)}; names are case-sensitive)"
+                                        + self._mount_name_hint(start, names, i))
                 cur = self._entry(child, where)
             if key is not None:
                 key = key + (name,)

@@ -1,0 +1,181 @@
+"""A new user's path mistakes (walk18): each is refused with a message that names the path
+and gives the one that works (see tests/_messages.py).
+
+* a Colab mount path (``/content/drive/MyDrive/...``) where Drive is not mounted: a push
+  there used to make the folders on local disk and report the files uploaded (exit 0), and
+  ``drive.logs`` there mirrored every checkpoint to local disk, which ``trainer status``
+  then called "verified on Drive";
+* a pull of ``VOC_datasets/x.zip`` (``drive:`` forgotten) or of a sharing link without its
+  ``https://``: looked up as a local path, with no word about Drive;
+* ``drive:MyDrive/...``: the mount's folder name, which is not part of a ``drive:`` path.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+from click.testing import CliRunner
+
+import drivestage.localfs
+from _messages import error_line, renders, shown
+from drivestage.cli import cli
+
+UNMOUNTED = "where Colab mounts Google Drive, but Drive is not mounted there"
+
+
+@pytest.fixture
+def content(tmp_path, monkeypatch):
+    """A stand-in for Colab's ``/content`` in which nothing is mounted."""
+    path = tmp_path / "content"
+    path.mkdir()
+    monkeypatch.setattr(drivestage.localfs, "COLAB_CONTENT", str(path))
+    return path
+
+
+@pytest.fixture
+def logs(tmp_path):
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / "results.csv").write_text("epoch,loss\n1,0.5\n")
+    return folder
+
+
+def drivestage_cmd(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, error_line(result.stderr)
+
+
+@renders(f"is under …, {UNMOUNTED} (a folder made there stays on this machine); write … "
+         "instead: drivestage needs no mount")
+def test_push_into_an_unmounted_colab_drive_path_is_refused(content, logs):
+    dest = content / "drive" / "MyDrive" / "Models" / "logs"
+    code, line = drivestage_cmd("push", str(logs), str(dest))
+    assert code == 2
+    assert line == (f"Error: {dest} is under {content / 'drive'}, {UNMOUNTED} (a folder made "
+                    "there stays on this machine); write drive:Models/logs instead: "
+                    "drivestage needs no mount")
+    shown(f"is under …, {UNMOUNTED} (a folder made there stays on this machine); write … "
+          "instead: drivestage needs no mount", line)
+    assert os.listdir(content) == []  # nothing made on local disk
+
+
+def test_the_old_recipes_gdrive_mount_and_shared_drives(content, logs):
+    code, line = drivestage_cmd("push", str(logs),
+                                str(content / "gdrive" / "Shareddrives" / "Team" / "runs"))
+    assert code == 2 and "write drive:shared/Team/runs instead" in line
+    code, line = drivestage_cmd("mirror", str(logs), str(content / "gdrive" / "My Drive"),
+                                "--every", "60")
+    assert code == 2 and "write drive: instead" in line
+    assert os.listdir(content) == []
+
+
+def test_pull_from_an_unmounted_colab_drive_path(content, tmp_path):
+    src = content / "drive" / "MyDrive" / "VOC_datasets" / "VOC07+12+test.zip"
+    code, line = drivestage_cmd("pull", str(src), str(tmp_path / "data"), "--extract")
+    assert code == 2
+    assert "write drive:VOC_datasets/VOC07+12+test.zip instead" in line
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_relative_path_that_resolves_into_the_mount(content, logs, monkeypatch):
+    monkeypatch.chdir(content)  # a notebook's working directory: /content
+    code, line = drivestage_cmd("push", str(logs), "drive/MyDrive/logs")
+    assert code == 2 and "write drive:logs instead" in line
+
+
+def test_a_folder_of_that_name_elsewhere_is_only_a_folder(tmp_path, logs, content):
+    dest = tmp_path / "backup" / "drive" / "MyDrive" / "logs"  # not under /content
+    result = CliRunner().invoke(cli, ["push", str(logs), str(dest)])
+    assert result.exit_code == 0, result.stderr
+    assert (dest / "results.csv").read_text() == "epoch,loss\n1,0.5\n"
+
+
+@pytest.mark.skipif(os.path.ismount("/content/drive"), reason="Drive is mounted here")
+def test_the_real_colab_path_when_drive_is_not_mounted(logs):
+    existed = os.path.lexists("/content/drive")
+    code, line = drivestage_cmd("push", str(logs), "/content/drive/MyDrive/walk18-logs")
+    assert code == 2 and "write drive:walk18-logs instead" in line
+    assert os.path.lexists("/content/drive") == existed
+
+
+def test_trainer_drive_logs_on_an_unmounted_colab_path(content, tiny_config, local_state):
+    from trainer.cli import cli as trainer_cli
+
+    logs_on_mount = content / "drive" / "MyDrive" / "Models" / "yolov4-tiny" / "logs"
+    cfg = tiny_config(**{"drive.logs": str(logs_on_mount)})
+    result = CliRunner().invoke(trainer_cli, ["status", "-c", cfg])
+    assert result.exit_code == 2, result.stderr
+    line = error_line(result.stderr)
+    assert "write drive:Models/yolov4-tiny/logs instead" in line
+    assert os.listdir(content) == []
+
+
+def test_trainer_weights_on_an_unmounted_colab_path(content, tiny_config):
+    from trainer.config import load_config
+    from trainer.errors import ConfigError
+    from trainer.staging import local_weights
+
+    weights = content / "drive" / "MyDrive" / "Models" / "w.pth"
+    cfg = load_config(tiny_config())
+    with pytest.raises(ConfigError) as caught:
+        local_weights(str(weights), cfg)
+    assert str(caught.value) == (f"model.weights: file not found: {weights} (it is under "
+                                 f"{content / 'drive'}, {UNMOUNTED}); write drive:Models/w.pth "
+                                 "to pull it from Drive")
+
+
+# ------------------------------------------------------------ a local SRC that meant Drive
+
+@renders("(looked up as …); a file on Google Drive is written drive:…")
+def test_pull_of_a_drive_path_without_drive_prefix(tmp_path, monkeypatch, env, drive_env):
+    monkeypatch.chdir(tmp_path)
+    code, line = drivestage_cmd("pull", "VOC_datasets/VOC07+12+test.zip", "./data", "--extract")
+    assert code == 1
+    assert line == (f"Error: no such file or folder: {tmp_path}/VOC_datasets/VOC07+12+test.zip "
+                    "(looked up as 'VOC_datasets/VOC07+12+test.zip'); a file on Google Drive "
+                    "is written drive:VOC_datasets/VOC07+12+test.zip")
+    shown("(looked up as …); a file on Google Drive is written drive:…", line)
+
+
+@renders("(looked up as …); a Drive sharing link starts with https://: …")
+def test_pull_of_a_sharing_link_without_its_scheme(tmp_path, monkeypatch, env, drive_env):
+    monkeypatch.chdir(tmp_path)
+    code, line = drivestage_cmd("pull", "drive.google.com/file/d/1AbC/view?usp=sharing", "d")
+    assert code == 1
+    assert line.endswith("; a Drive sharing link starts with https://: "
+                         "https://drive.google.com/file/d/1AbC/view?usp=sharing")
+    shown("(looked up as …); a Drive sharing link starts with https://: …", line)
+
+
+def test_a_path_that_is_plainly_local_gets_no_drive_hint(tmp_path, monkeypatch, env, drive_env):
+    monkeypatch.chdir(tmp_path)
+    for src in ("./VOC_datasets/x.zip", str(tmp_path / "x.zip"), "../x.zip", "~/x.zip"):
+        code, line = drivestage_cmd("pull", src, "data")
+        assert code == 1 and line.startswith("Error: no such file or folder:"), line
+        assert "Google Drive" not in line and "https://" not in line, line
+
+
+# ------------------------------------------------------------------------- drive:MyDrive/...
+
+@renders("not found (no item named 'MyDrive' in drive:; names are case-sensitive); a drive: "
+         "path starts inside My Drive: write drive:…")
+def test_drive_path_that_starts_with_mydrive(emulator, env, drive_env, tmp_path):
+    emulator.add_file("VOC_datasets/x.zip", b"zip")
+    code, line = drivestage_cmd("pull", "drive:MyDrive/VOC_datasets/x.zip", str(tmp_path / "d"))
+    assert code == 1
+    assert line == ("Error: drive:MyDrive not found (no item named 'MyDrive' in drive:; names are "
+                    "case-sensitive); a drive: path starts inside My Drive: write "
+                    "drive:VOC_datasets/x.zip")
+    shown("not found (no item named 'MyDrive' in drive:; names are case-sensitive); a drive: "
+          "path starts inside My Drive: write drive:…", line)
+    code, line = drivestage_cmd("ls", "drive:My Drive")
+    assert code == 1 and line.endswith("write drive:")
+
+
+def test_a_real_folder_called_mydrive_is_found(emulator, env, drive_env, tmp_path):
+    emulator.add_file("MyDrive/x.bin", b"mine")
+    result = CliRunner().invoke(cli, ["pull", "drive:MyDrive/x.bin", str(tmp_path / "d"), "-q"])
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "d" / "x.bin").read_bytes() == b"mine"
+    code, line = drivestage_cmd("pull", "drive:MyDrive/y.bin", str(tmp_path / "d"))
+    assert code == 1 and "starts inside My Drive" not in line
