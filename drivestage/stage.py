@@ -11,7 +11,6 @@ import contextlib
 import errno
 import logging
 import os
-import re
 import sys
 import time
 from typing import Any, Callable, Optional, Sequence, Union
@@ -90,7 +89,7 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
                         reserve=reserve, chunk_size=chunk_size, progress=progress,
                         include=include, exclude=exclude)
     except NotFoundError as exc:
-        hint = _drive_hint(label) if local_src and not os.path.lexists(
+        hint = paths.drive_hint(label) if local_src and not os.path.lexists(
             os.path.abspath(os.path.expanduser(label))) else None
         if hint is None:
             raise
@@ -124,22 +123,6 @@ def _stage(store: RemoteStore, path: StorePath, label: str, dest: str, *, extrac
     return FileStager(label, dest, store, extract=extract, jobs=jobs, force=force,
                       reserve=reserve, chunk_size=chunk_size, progress=progress,
                       extract_progress=progress).stage(entry)
-
-
-#: A sharing link pasted without its scheme (``drive.google.com/file/d/<ID>/view``).
-_BARE_LINK_RE = re.compile(r"^(www\.)?(drive|docs|drive\.usercontent)\.google\.com/", re.I)
-
-
-def _drive_hint(src: str) -> Optional[str]:
-    """What a missing local SRC written like a Drive path or link should have been: a
-    relative path (``VOC_datasets/x.zip``, ``drive:`` forgotten) or a link without
-    ``https://``; None for a path that is plainly local (``/...``, ``./...``, ``~/...``)."""
-    text = src.strip()
-    if _BARE_LINK_RE.match(text):
-        return f"a Drive sharing link starts with https://: https://{text}"
-    if not text or text.startswith(("/", ".", "~")):
-        return None
-    return f"a file on Google Drive is written drive:{text}"
 
 
 def _local_error(exc: OSError, label: str, dest: str) -> DriveStageError:

@@ -179,3 +179,38 @@ def test_a_real_folder_called_mydrive_is_found(emulator, env, drive_env, tmp_pat
     assert (tmp_path / "d" / "x.bin").read_bytes() == b"mine"
     code, line = drivestage_cmd("pull", "drive:MyDrive/y.bin", str(tmp_path / "d"))
     assert code == 1 and "starts inside My Drive" not in line
+
+
+# --------------------------------------------------- drive.logs without drive: (a local folder)
+
+@renders("is a local folder (…), not Google Drive: checkpoints are copied there only; a folder "
+         "on Google Drive is written drive:…")
+def test_drive_logs_without_the_drive_prefix_warns(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from _messages import log_text
+    from trainer.drive import DriveFolder
+
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="trainer"):
+        DriveFolder("Models/yolov4-tiny/logs", str(tmp_path / "logs"))
+    text = log_text([r for r in caplog.records if r.name.startswith("trainer")])
+    assert text == (f"WARNING trainer.drive: drive.logs Models/yolov4-tiny/logs is a local folder "
+                    f"({tmp_path}/Models/yolov4-tiny/logs), not Google Drive: checkpoints are "
+                    "copied there only; a folder on Google Drive is written "
+                    "drive:Models/yolov4-tiny/logs")
+    shown("is a local folder (…), not Google Drive: checkpoints are copied there only; a folder "
+          "on Google Drive is written drive:…", text)
+
+
+def test_drive_logs_as_a_plainly_local_folder_is_not_warned_about(tmp_path, caplog, drive_env,
+                                                                   env):
+    import logging
+
+    from trainer.drive import DriveFolder
+
+    with caplog.at_level(logging.WARNING, logger="trainer"):
+        DriveFolder(str(tmp_path / "nas" / "logs"), str(tmp_path / "logs"))
+        DriveFolder("./backup/logs", str(tmp_path / "logs"))
+        DriveFolder("drive:Models/logs", str(tmp_path / "logs"))
+    assert [r for r in caplog.records if r.name.startswith("trainer")] == []
