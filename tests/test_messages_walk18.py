@@ -214,3 +214,14 @@ def test_drive_logs_as_a_plainly_local_folder_is_not_warned_about(tmp_path, capl
         DriveFolder("./backup/logs", str(tmp_path / "logs"))
         DriveFolder("drive:Models/logs", str(tmp_path / "logs"))
     assert [r for r in caplog.records if r.name.startswith("trainer")] == []
+
+
+def test_a_bad_api_root_from_the_environment_names_the_variable(monkeypatch, env):
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", "127.0.0.1:8765")
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "t")
+    code, line = drivestage_cmd("ls", "drive:")
+    assert code == 2
+    assert line == ("Error: DRIVESTAGE_API_ROOT '127.0.0.1:8765' is not an http(s) URL "
+                    "(e.g. http://127.0.0.1:8765/)")
+    code, line = drivestage_cmd("ls", "drive:", "--api-root", "localhost:1")
+    assert code == 2 and line.startswith("Error: --api-root 'localhost:1' is not an http(s) URL")
