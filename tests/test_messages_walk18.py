@@ -225,3 +225,30 @@ def test_a_bad_api_root_from_the_environment_names_the_variable(monkeypatch, env
                     "(e.g. http://127.0.0.1:8765/)")
     code, line = drivestage_cmd("ls", "drive:", "--api-root", "localhost:1")
     assert code == 2 and line.startswith("Error: --api-root 'localhost:1' is not an http(s) URL")
+
+
+# ------------------------------------------- the config key behind a Drive path not found
+
+def test_weights_missing_on_drive_name_the_config_key(emulator, drive_env, local_state,
+                                                       tiny_config):
+    from trainer.cli import cli as trainer_cli
+
+    cfg = tiny_config(**{"model.weights": "drive:Models/yolov4-tiny/model_data/coco.pth"})
+    result = CliRunner().invoke(trainer_cli, ["train", "-c", cfg])
+    assert result.exit_code == 1, result.stderr
+    assert error_line(result.stderr) == (
+        "Error: model.weights: drive:Models not found (no item named 'Models' in drive:; names "
+        "are case-sensitive)")
+
+
+def test_a_dataset_missing_on_drive_names_the_config_key(emulator, drive_env, local_state,
+                                                         tiny_config):
+    from trainer.cli import cli as trainer_cli
+
+    emulator.add_folder("VOC_datasets")
+    cfg = tiny_config(**{"data.drive_zip": "drive:VOC_datasets/VOC07+12.zip"})
+    result = CliRunner().invoke(trainer_cli, ["train", "-c", cfg])
+    assert result.exit_code == 1, result.stderr
+    assert error_line(result.stderr) == (
+        "Error: data.drive_zip: drive:VOC_datasets/VOC07+12.zip not found (no item named "
+        "'VOC07+12.zip' in drive:VOC_datasets; names are case-sensitive)")
