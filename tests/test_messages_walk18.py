@@ -252,3 +252,20 @@ def test_a_dataset_missing_on_drive_names_the_config_key(emulator, drive_env, lo
     assert error_line(result.stderr) == (
         "Error: data.drive_zip: drive:VOC_datasets/VOC07+12.zip not found (no item named "
         "'VOC07+12.zip' in drive:VOC_datasets; names are case-sensitive)")
+
+
+# ---------------------------------------------------------------- push into a file's path
+
+@renders("exists and is a file, not a folder; a folder is needed there: push into another "
+         "folder, or move that file away on Drive")
+def test_push_whose_dest_is_a_file_on_drive(emulator, env, drive_env, logs):
+    emulator.add_file("VOC_datasets/VOC07+12+test.zip", b"zip")
+    for dest in ("drive:VOC_datasets/VOC07+12+test.zip", "drive:VOC_datasets/VOC07+12+test.zip/logs"):
+        code, line = drivestage_cmd("push", str(logs), dest)
+        assert code == 2
+        assert line == ("Error: drive:VOC_datasets/VOC07+12+test.zip exists and is a file, not a "
+                        "folder; a folder is needed there: push into another folder, or move "
+                        "that file away on Drive")
+        shown("exists and is a file, not a folder; a folder is needed there: push into another "
+              "folder, or move that file away on Drive", line)
+    assert [f["title"] for f in emulator.files()] == ["VOC_datasets", "VOC07+12+test.zip"]

@@ -391,7 +391,8 @@ class DriveStore(RemoteStore):
         if entry.unreadable:
             raise DanglingShortcutError(entry.unreadable)
         if not entry.is_dir:
-            raise UsageError(f"{where} exists and is a file, not a folder")
+            raise UsageError(f"{where} exists and is a file, not a folder; a folder is needed "
+                             "there: push into another folder, or move that file away on Drive")
         return entry
 
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
