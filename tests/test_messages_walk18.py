@@ -269,3 +269,24 @@ def test_push_whose_dest_is_a_file_on_drive(emulator, env, drive_env, logs):
         shown("exists and is a file, not a folder; a folder is needed there: push into another "
               "folder, or move that file away on Drive", line)
     assert [f["title"] for f in emulator.files()] == ["VOC_datasets", "VOC07+12+test.zip"]
+
+
+# ------------------------------------------------------------------- push of a single file
+
+@renders("is a file; push sends a folder: put the file in a folder of its own and push that "
+         "folder (… puts … at …)")
+def test_push_of_a_single_file(tmp_path, env, drive_env, emulator, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "VOCdevkit.zip").write_bytes(b"zip")
+    for command in ("push", "mirror"):
+        code, line = drivestage_cmd(command, "data/VOCdevkit.zip", "drive:VOC_datasets",
+                                    *(("--every", "60") if command == "mirror" else ()))
+        assert code == 2
+        assert line == ("Error: SRC data/VOCdevkit.zip is a file; push sends a folder: put the "
+                        "file in a folder of its own and push that folder (drivestage push "
+                        "upload/ drive:VOC_datasets puts upload/VOCdevkit.zip at "
+                        "drive:VOC_datasets/VOCdevkit.zip)")
+        shown("is a file; push sends a folder: put the file in a folder of its own and push "
+              "that folder (… puts … at …)", line)
+    assert emulator.files() == []
