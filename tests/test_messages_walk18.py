@@ -290,3 +290,4 @@ def test_push_of_a_single_file(tmp_path, env, drive_env, emulator, monkeypatch):
         shown("is a file; push sends a folder: put the file in a folder of its own and push "
               "that folder (… puts … at …)", line)
     assert emulator.files() == []
+

@@ -59,7 +59,10 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str) -> None:
     if result.best_map50 is not None:
         click.echo(f"best mAP@0.5 = {result.best_map50:.4f} at epoch {result.best_epoch}")
     if result.last_checkpoint:
-        click.echo(f"checkpoints in {result.out_dir}")
+        # fit() returns only once the final push to drive.logs is verified (it raises
+        # otherwise): say so, as that is what makes closing the runtime safe.
+        on_drive = f" and on {cfg.drive.logs} (every upload verified)" if cfg.drive.logs else ""
+        click.echo(f"checkpoints in {result.out_dir}{on_drive}")
 
 
 @cli.command("eval")
