@@ -291,3 +291,22 @@ def test_push_of_a_single_file(tmp_path, env, drive_env, emulator, monkeypatch):
               "that folder (… puts … at …)", line)
     assert emulator.files() == []
 
+
+
+# ------------------------------------------------------------- --resume with a Drive path
+
+@renders("--resume takes a local checkpoint, not a path on Drive: … (or pull it first: "
+         "drivestage pull … ./weights, then --resume weights/…)")
+def test_resume_from_a_drive_path(tiny_config, monkeypatch):
+    from trainer.cli import cli as trainer_cli
+
+    spec = "drive:Models/yolov4-tiny/logs/epoch_004.pt"
+    result = CliRunner().invoke(trainer_cli, ["train", "-c", tiny_config(), "--resume", spec])
+    assert result.exit_code == 2, result.stderr
+    line = error_line(result.stderr)
+    assert line == (f"Error: --resume {spec}: --resume takes a local checkpoint, not a path on "
+                    "Drive: with drive.logs set to its folder, --resume auto continues from the "
+                    "newest checkpoint verified there (or pull it first: drivestage pull "
+                    f"{spec} ./weights, then --resume weights/epoch_004.pt)")
+    shown("--resume takes a local checkpoint, not a path on Drive: … (or pull it first: "
+          "drivestage pull … ./weights, then --resume weights/…)", line)
