@@ -310,3 +310,26 @@ def test_resume_from_a_drive_path(tiny_config, monkeypatch):
                     f"{spec} ./weights, then --resume weights/epoch_004.pt)")
     shown("--resume takes a local checkpoint, not a path on Drive: … (or pull it first: "
           "drivestage pull … ./weights, then --resume weights/…)", line)
+
+
+@renders("makes a folder called 'MyDrive' at the top of My Drive: a drive: path starts inside "
+         "My Drive (/content/drive/MyDrive/… is drive:…)")
+def test_push_that_makes_a_mydrive_folder_warns_once(emulator, env, drive_env, logs, caplog):
+    import logging
+
+    import drivestage
+    from _messages import log_text
+
+    with caplog.at_level(logging.WARNING, logger="drivestage"):
+        drivestage.push(str(logs), "drive:MyDrive/Models/x")
+    text = log_text([r for r in caplog.records if r.name.startswith("drivestage")])
+    assert text == ("WARNING drivestage.drive.store: drive:MyDrive makes a folder called 'MyDrive' "
+                    "at the top of My Drive: a drive: path starts inside My Drive "
+                    "(/content/drive/MyDrive/Models/x is drive:Models/x)")
+    shown("makes a folder called 'MyDrive' at the top of My Drive: a drive: path starts inside "
+          "My Drive (/content/drive/MyDrive/… is drive:…)", text)
+    assert emulator.find("MyDrive/Models/x/results.csv") is not None  # pushed as asked
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="drivestage"):
+        drivestage.push(str(logs), "drive:MyDrive/Models/y")   # the folder is there now
+    assert [r for r in caplog.records if r.name.startswith("drivestage")] == []

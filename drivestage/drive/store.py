@@ -342,14 +342,15 @@ class DriveStore(RemoteStore):
         key: Optional[tuple[str, ...]] = () if start is None else None
         where = self.describe(cur)
         cached = None
-        for name in names:
+        for at, name in enumerate(names):
             parent_where, where = where, _join(where, name)
             cached = self._folder_ids.get(key + (name,)) if key is not None else None
             if cached is not None:
                 cur = RemoteEntry(id=cached, name=name, is_dir=True)
                 self._remember(cur, where)
             else:
-                cur = self._ensure_folder(cur, name, parent_where, where)
+                meant = "/".join(names[1:]) if self._mount_name_hint(start, names, at) else None
+                cur = self._ensure_folder(cur, name, parent_where, where, meant=meant)
             if key is not None:
                 key = key + (name,)
                 self._folder_ids[key] = cur.id
@@ -375,9 +376,20 @@ class DriveStore(RemoteStore):
             raise PermissionDeniedError(folder.read_only)
 
     def _ensure_folder(self, parent: RemoteEntry, name: str, parent_where: str,
-                       where: str) -> RemoteEntry:
+                       where: str, meant: Optional[str] = None) -> RemoteEntry:
+        """The folder ``name`` in ``parent``, made when missing. ``meant``: the path below a
+        ``drive:MyDrive`` being made, named in a warning."""
+        warned: list[bool] = []
+
         def create() -> dict[str, Any]:
             self._writable(parent, where)
+            if meant is not None and not warned:
+                # drive:MyDrive/x, from the mount's /content/drive/MyDrive/x: made as asked
+                # (it may be meant), but said, since the run would land beside its folder.
+                warned.append(True)
+                log.warning("%s makes a folder called %r at the top of My Drive: a drive: path "
+                            "starts inside My Drive (/content/drive/MyDrive/%s is drive:%s)",
+                            where, name, meant, meant)
             f = self.drive.CreateFile({"title": name, "mimeType": FOLDER_MIME,
                                        "parents": [{"id": parent.id}]})
             f.Upload()
