@@ -333,3 +333,13 @@ def test_push_that_makes_a_mydrive_folder_warns_once(emulator, env, drive_env, l
     with caplog.at_level(logging.WARNING, logger="drivestage"):
         drivestage.push(str(logs), "drive:MyDrive/Models/y")   # the folder is there now
     assert [r for r in caplog.records if r.name.startswith("drivestage")] == []
+
+
+def test_an_epochs_map_of_zero_is_shown_as_zero_not_nan(caplog):
+    """The epoch line printed ``mAP@0.5:0.95 nan`` for a measured 0.0 (``x or nan``), while
+    the run's last lines said 0.0000 for the same number."""
+    from trainer.engine import metric_text
+
+    assert metric_text(0.0) == "0.0000"
+    assert metric_text(0.01944) == "0.0194"
+    assert metric_text(None) == "n/a"
