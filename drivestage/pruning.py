@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Optional
+from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import orphans, sidecar
 from drivestage.errors import DriveStageError, NotFoundError, QuotaExceededError, UsageError
@@ -56,6 +56,10 @@ class FolderView:
     owners: dict[str, set[str]]     # sidecar name -> the checkpoints it describes
     orphans: list[orphans.Orphan] = dataclasses.field(default_factory=list)
     foreign: set[str] = dataclasses.field(default_factory=set)  # ids: see :func:`_foreign`
+    #: id -> the other copies of its name with its very bytes (same md5): what a push sent
+    #: again while Drive's listing did not show the first copy. The plan has one candidate
+    #: per name a push sends; deleting that name deletes these too.
+    twins: dict[str, list[RemoteEntry]] = dataclasses.field(default_factory=dict)
 
 
 def pick(dups: list[RemoteEntry], where: str, side: Optional[Sidecar] = None) -> RemoteEntry:
@@ -128,6 +132,7 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
     local_side, remote_side = sidecar.pairs(local), sidecar.pairs(files)
     out: list[Candidate] = []
     described: list[Described] = []
+    twins: dict[str, list[RemoteEntry]] = {}
     for name in sorted(set(files) | set(local)):
         kind = policy.kind_of(name)
         managed = kind in ("checkpoint", AUTOSAVE)
@@ -157,6 +162,10 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
             # only when it is on the store already, unchanged; a checkpoint when its local
             # sidecar vouches for it (the push sends both before retention deletes anything).
             rid = entry.id if entry is not None else None
+            if entry is not None and entry.md5:
+                same = [e for e in files[name] if e.id != entry.id and e.md5 == entry.md5]
+                if same:
+                    twins[entry.id] = same
             if kind == AUTOSAVE:
                 ok = verified is not None and verified.verified \
                     and entry is not None and _same(local[name], entry, cache)
@@ -173,7 +182,7 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
     foreign = {e.id for es in files.values() for e in es if _foreign(e)}
     alone = [o for o in _orphans(reader, files, set(local) | set(owned), policy)
              if o.entry.id not in foreign] if policy.active else []
-    return FolderView(out, described, owned, alone, foreign)
+    return FolderView(out, described, owned, alone, foreign, twins)
 
 
 def _foreign(entry: RemoteEntry) -> bool:
@@ -331,21 +340,30 @@ def over_budget(decided: Plan, where: str) -> QuotaExceededError:
 
 
 def delete(store: RemoteStore, d: Decision, use_trash: bool) -> None:
-    """Apply one delete decision."""
+    """Apply one delete decision; a file already gone is fine (the goal is reached)."""
     assert d.id is not None
     entry = RemoteEntry(id=d.id, name=d.name, is_dir=False, size=d.size)
-    store.delete(entry, trash=use_trash)
+    try:
+        store.delete(entry, trash=use_trash)
+    except NotFoundError:
+        # Another machine's retention deleted it, and Drive's listing (eventually consistent)
+        # still showed it: the push that makes room first must go on, not fail on it.
+        log.info("%s was already deleted", d.name)
+        return
     log.info("deleted %s (%s)%s", d.name, format_size(d.size),
              " to the trash" if use_trash else "")
 
 
 def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: bool,
-          skip: Iterable[str] = ()) -> list[Decision]:
+          skip: Iterable[str] = (), twins: Optional[Mapping[str, Sequence[RemoteEntry]]] = None
+          ) -> list[Decision]:
     """Apply the plan's deletions (but ids in ``skip``); returns those applied. An orphan
     sidecar goes only if the folder, listed again, shows it unchanged and still without its
     checkpoint (:func:`drivestage.orphans.still_orphan`); a checkpoint's sidecar only if that
     listing shows no copy of its checkpoint but those this plan deleted (another machine
-    may have sent a new copy since the plan, and updated the sidecar in place for it)."""
+    may have sent a new copy since the plan, and updated the sidecar in place for it). A
+    deleted file's ``twins`` (:attr:`FolderView.twins`) go with it."""
+    decided = _with_twins(decided, twins or {})
     done, relisted = set(skip), None
     gone: set[str] = set()  # ids deleted here (or found gone)
     managed = {d.name for d in decided if d.kind in (CHECKPOINT, AUTOSAVE)}
@@ -372,6 +390,27 @@ def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: boo
         gone.add(d.id)
         out.append(d)
     return out
+
+
+def _with_twins(decided: Plan, twins: Mapping[str, Sequence[RemoteEntry]]) -> Plan:
+    """``decided`` with a deletion for each twin of a file it deletes (its name's copies
+    with the same bytes), right after that file's: the name goes from the folder whole,
+    instead of one copy per push. Copies the plan keeps, or decides on itself, are left
+    to that decision."""
+    if not twins:
+        return decided
+    decided_ids = {d.id for d in decided if d.id is not None}
+    out: list[Decision] = []
+    for d in decided:
+        out.append(d)
+        if d.keep or d.id is None:
+            continue
+        for e in twins.get(d.id, ()):
+            if e.id not in decided_ids:
+                decided_ids.add(e.id)
+                out.append(dataclasses.replace(d, id=e.id, size=e.size,
+                                               reason=f"{d.reason} (a copy with the same bytes)"))
+    return dataclasses.replace(decided, decisions=tuple(out))
 
 
 def _still_owned(d: Decision, listing: Iterable[RemoteEntry], gone: set[str],
@@ -410,7 +449,7 @@ def prune(dest: Where, policy: RetentionPolicy, *, store: Optional[RemoteStore] 
         decision = plan_folder(folder, policy, protect=protect, also_keep={
             "newest verified": newest_verified_per_run(folder, policy)})
         if not dry_run:
-            apply(target, decision, root, use_trash)
+            apply(target, decision, root, use_trash, twins=folder.twins)
         return decision
     finally:
         cache.save()

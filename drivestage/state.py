@@ -1,6 +1,7 @@
-"""drivestage's local state: the md5 cache and the upload sessions, under one state folder.
+"""drivestage's local state: the md5 cache, the upload sessions and the folders made lately,
+under one state folder.
 
-Both live under ``$DRIVESTAGE_STATE_DIR`` (default ``~/.cache/drivestage``) as small JSON
+They live under ``$DRIVESTAGE_STATE_DIR`` (default ``~/.cache/drivestage``) as small JSON
 files, written atomically and under a file lock so concurrent processes do not clobber each
 other. A damaged state file costs only re-hashing or a fresh upload session.
 """
@@ -95,6 +96,46 @@ class _JsonFile:
         except OSError as exc:
             log.warning("cannot write %s (%s): %s", self.path, exc.strerror or exc, lost)
             return False
+
+
+class MadeFolders:
+    """The Drive folders this machine made lately, by (parent id, name): Drive's listing
+    (eventually consistent) may not show a folder for a while after it is made, and the next
+    push (another process) would make a second one of the same name."""
+
+    #: How long a folder is remembered: far longer than Drive's listings lag.
+    MAX_AGE = 3600.0
+
+    def __init__(self, path: Optional[Path] = None):
+        self._file = _JsonFile(path or state_dir() / "made_folders.json")
+
+    @staticmethod
+    def _key(parent_id: str, name: str) -> str:
+        return f"{parent_id}/{name}"
+
+    def recall(self, parent_id: str, name: str) -> Optional[str]:
+        """The id of the folder ``name`` this machine made in ``parent_id`` lately, if any."""
+        rec = self._file.read().get(self._key(parent_id, name))
+        if not isinstance(rec, dict) or not _fresh_for(rec, self.MAX_AGE, time.time()):
+            return None
+        folder_id = rec.get("id")
+        return folder_id if isinstance(folder_id, str) else None
+
+    def remember(self, parent_id: str, name: str, folder_id: str) -> None:
+        now = time.time()
+
+        def change(data: dict[str, Any]) -> None:
+            for key in [k for k, v in data.items()
+                        if not isinstance(v, dict) or not _fresh_for(v, self.MAX_AGE, now)]:
+                del data[key]
+            data[self._key(parent_id, name)] = {"id": folder_id, "t": now}
+        self._file.update_or_warn(change, "a push right after this one may make the folder "
+                                  "again while Drive's listing does not show it yet")
+
+
+def _fresh_for(record: dict[str, Any], max_age: float, now: float) -> bool:
+    t = record.get("t")
+    return isinstance(t, (int, float)) and 0 <= now - t <= max_age
 
 
 def stat_key(st: os.stat_result) -> list[int]:

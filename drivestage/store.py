@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Protocol, Union
 
-from drivestage.errors import QuotaExceededError, RemoteError
+from drivestage.errors import NotFoundError, PermissionDeniedError, QuotaExceededError, \
+    RemoteError
 from drivestage.paths import StorePath
 from drivestage.sizes import format_size
 
@@ -190,6 +191,20 @@ class RemoteStore(abc.ABC):
     def check_replaceable(self, entry: RemoteEntry) -> None:
         """Raise when an upload must not take the place of ``entry`` (a Drive shortcut: its
         target is someone's file). Checked before a byte is sent."""
+
+    def check_writable(self, path: StorePath) -> None:
+        """Raise PermissionDeniedError where the backend's metadata says nothing can be
+        written at ``path``: the folder there or, where none is yet (a push makes it), the
+        nearest one above it (a folder shared read-only: :attr:`RemoteEntry.read_only`).
+        No write is tried; a backend that does not say lets every path pass."""
+        for depth in range(len(path.names), -1, -1):
+            try:
+                entry = self.resolve(StorePath(path.start, path.names[:depth], path.key))
+            except NotFoundError:
+                continue
+            if entry.is_dir and entry.read_only:
+                raise PermissionDeniedError(entry.read_only)
+            return
 
     def place(self, path: StorePath) -> str:
         """A text naming the place ``path`` is in this store, the same in every process of

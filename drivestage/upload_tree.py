@@ -48,7 +48,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, other_runs, pool, pruning, sidecar
 from drivestage.errors import NotFoundError, PermissionDeniedError, QuotaExceededError, \
@@ -228,7 +228,7 @@ class _Push:
             folder = pruning.view(store, self.listing[""], local, self.policy, self.cache)
             decision = self.result.plan = self._plan(folder, local)
         if decision is not None:
-            self._apply(decision)
+            self._apply(decision, folder.twins if folder is not None else {})
 
     def _plan(self, folder: pruning.FolderView, local: Iterable[str]) -> Plan:
         """Retention over DEST. The newest local checkpoint (and autosave) of every run is
@@ -454,10 +454,12 @@ class _Push:
         if q.free is not None and needed > q.free:
             raise quota_error(needed, where, q)
 
-    def _apply(self, decision: Plan) -> None:
-        """Apply the plan's remote deletions (after every upload was verified)."""
+    def _apply(self, decision: Plan, twins: Mapping[str, list[RemoteEntry]]) -> None:
+        """Apply the plan's remote deletions (after every upload was verified), with the
+        copies of the same bytes of each file it deletes (:attr:`pruning.FolderView.twins`)."""
         self.result.pruned += pruning.apply(self.store, decision, self.remote_folder[""],
-                                            self.use_trash, {d.id or "" for d in self.result.pruned})
+                                            self.use_trash, {d.id or "" for d in self.result.pruned},
+                                            twins)
 
 
 def _pick_folder(found: list[RemoteEntry], where: str) -> RemoteEntry:

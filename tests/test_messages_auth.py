@@ -208,6 +208,33 @@ def test_a_token_without_the_drive_scope(emulator, drive_env, local_state):
     shown("the credentials are valid but may not use Google Drive", error(err))
 
 
+@renders("the Google Workspace administrators of this account have turned off Drive "
+         "access for apps")
+def test_a_workspace_account_whose_admins_turned_drive_apps_off(emulator, drive_env, local_state):
+    # A university or company account: its admins allow Drive in the browser, not through apps.
+    emulator.faults.inject(path=r"/files", reason="domainPolicy", times=None)
+    code, err = run("ls", "drive:")
+    assert code == 1
+    text = error(err)
+    assert "(HTTP 403 domainPolicy: The domain administrators have disabled Drive apps.)" in text
+    assert "use another Google account (a personal one)" in text
+    shown("the Google Workspace administrators of this account have turned off Drive access "
+          "for apps", text)
+    assert sum(1 for r in emulator.requests if r.status == 403) == 1  # not retried
+
+
+@renders("these credentials may only open files this app created or was given")
+def test_a_file_the_app_was_not_granted(emulator, drive_env, local_state, tmp_path):
+    emulator.add_file("VOC/set.zip", b"zip")
+    emulator.faults.inject(path=r"alt=media", reason="appNotAuthorizedToFile", times=None)
+    code, err = run("pull", "drive:VOC/set.zip", str(tmp_path / "d"))
+    assert code == 1
+    text = error(err)
+    assert "; HTTP 403 appNotAuthorizedToFile: The user has not granted" in text
+    assert "drivestage auth login" in text
+    shown("these credentials may only open files this app created or was given", text)
+
+
 @renders("Drive refused the credentials (")
 def test_a_token_the_emulator_does_not_accept(emulator_factory, clean_env, monkeypatch):
     # An expired or mistyped bare token: nothing to refresh it with.

@@ -179,6 +179,24 @@ def test_a_full_folder(emulator, env, tmp_path):
     assert live(emulator, "runs") == ["a.pt"]
 
 
+@renders("the shared drive's folders would nest deeper than Drive allows")
+def test_a_folder_too_deep_in_a_shared_drive(emulator, env, tmp_path):
+    team = emulator.add_shared_drive("Team")
+    deep = "/".join(["d"] * 100)            # the deepest a folder may be
+    emulator.add_folder(deep, drive_id=team)
+    code, err = run("push", logs(tmp_path, **{"a.pt": b"a"}), f"drive:shared/Team/{deep}/run")
+    assert code == 1
+    line = error(err)
+    assert "(HTTP 403 teamDriveHierarchyTooDeep: The shared drive hierarchy depth will " \
+        "exceed the limit.)" in line
+    shown("the shared drive's folders would nest deeper than Drive allows", line)
+    assert emulator.find(f"{deep}/run", drive_id=team) is None
+    # One level less is still allowed.
+    code, err = run("push", logs(tmp_path, **{"a.pt": b"a"}),
+                    f"drive:shared/Team/{deep.rsplit('/', 1)[0]}/run")
+    assert code == 0, err
+
+
 # --------------------------------------------------------------------------- retention budget
 
 @renders("the retention budget of … cannot hold … what the policy keeps")

@@ -8,7 +8,9 @@ emulator's store, as another server would answer it.
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 
 import pytest
 
@@ -171,6 +173,25 @@ def test_downloads_turned_off_after_the_pull_looked(emulator, env, store, tmp_pa
     assert not (tmp_path / "VOC07.zip").exists()
 
 
+def test_ls_says_which_files_cannot_be_downloaded_and_which_folders_are_read_only(
+        emulator, env):
+    _classroom(emulator)
+    result = CliRunner().invoke(cli, ["ls", "drive:VOC_datasets"])
+    assert result.exit_code == 0, result.stderr
+    rows = result.stdout.splitlines()
+    assert [r.endswith("VOC07.zip  (its owner turned off downloading for viewers)")
+            for r in rows] == [False, True], rows
+    result = CliRunner().invoke(cli, ["ls", "drive:"])
+    assert any(r.endswith("VOC_datasets/  (shared with you read-only)")
+               for r in result.stdout.splitlines()), result.stdout
+    result = CliRunner().invoke(cli, ["ls", "--json", "drive:VOC_datasets"])
+    listed = {e["name"]: e for e in json.loads(result.stdout)}
+    assert (listed["VOC07.zip"]["downloadable"], listed["README.txt"]["downloadable"]) == \
+        (False, True)
+    assert json.loads(CliRunner().invoke(cli, ["ls", "--json", "drive:"]).stdout)[0][
+        "read_only"] is True
+
+
 # --------------------------------------------------------------------------- read-only folders
 
 _WRITES = ("files.insert", "files.update", "files.patch", "media.upload", "files.delete",
@@ -189,12 +210,14 @@ def _read_only_runs(emulator) -> str:
 @renders("is shared with you read-only")
 @pytest.mark.parametrize("dest", ["drive:Runs", "drive:Runs/mine/logs",
                                   "drive:shared-with-me/Runs"])
-def test_a_push_into_a_folder_shared_read_only(emulator, env, tmp_path, dest):
+@pytest.mark.parametrize("command", [("push",), ("mirror", "--every", "60")])
+def test_a_push_into_a_folder_shared_read_only(emulator, env, tmp_path, dest, command):
     _read_only_runs(emulator)
     src = _src(tmp_path, **{"epoch_001.pt": b"s" * 10, "epoch_002.pt": b"s" * 20})
     before = {f["id"]: f["md5Checksum"] for f in emulator.files() if "md5Checksum" in f}
     emulator.clear_requests()
-    line = error("push", src, dest)
+    # mirror: at its start, not a failure logged every period for good.
+    line = error(*command, src, dest)
     shown("is shared with you read-only", line)
     assert line.startswith("Error: drive:") and "Runs is shared with you read-only " \
         "(Drive: canAddChildren false): nothing can be written into it" in line, line
@@ -202,6 +225,26 @@ def test_a_push_into_a_folder_shared_read_only(emulator, env, tmp_path, dest):
     # Known from the folder's metadata: not one write was tried, nothing changed on Drive.
     assert [r.kind for r in emulator.requests if r.kind in _WRITES] == []
     assert {f["id"]: f["md5Checksum"] for f in emulator.files() if "md5Checksum" in f} == before
+
+
+def test_a_push_by_a_store_that_knew_the_folder_already(emulator, env, store, tmp_path):
+    # The trainer's store lists drive.logs before its first push: the folder's id is then
+    # known, and the push must still see that the folder is read-only (not create its
+    # subfolders, refused one by one).
+    from drivestage.paths import StorePath
+    from drivestage.upload_tree import push
+
+    _read_only_runs(emulator)
+    store.list(store.resolve("Runs"))
+    src = _src(tmp_path, **{"epoch_002.pt": b"s" * 20})
+    os.makedirs(os.path.join(src, "tensorboard"))
+    (tmp_path / "logs" / "tensorboard" / "events.out").write_bytes(b"e")
+    emulator.clear_requests()
+    for _ in range(2):
+        with pytest.raises(PermissionDeniedError) as err:
+            push(src, (store, StorePath.parse("Runs")))
+        assert str(err.value).startswith("drive:Runs is shared with you read-only"), err.value
+    assert [r.kind for r in emulator.requests if r.kind in _WRITES] == []
 
 
 # --------------------------------------------------------------------------- shared with me

@@ -303,6 +303,24 @@ def test_a_new_run_or_another_runs_checkpoint_in_a_folder_of_one_run(tiny_config
     assert sorted(os.listdir(logs)) == before
 
 
+@renders("is shared with you read-only")
+@pytest.mark.parametrize("logs", ["drive:Runs", "drive:Runs/me/logs"])
+def test_drive_logs_in_a_folder_shared_read_only(drive, tiny_config, tmp_path, logs):
+    teacher = "teacher@school.edu"
+    folder = drive.add_folder("Runs", owner=teacher, shared_with_me="reader")
+    drive.add_shortcut("Runs", folder)
+    path = tiny_config(**{"drive.logs": logs})
+    drive.clear_requests()
+    code, line = trainer("train", "-c", path)
+    assert code == 1
+    shown("is shared with you read-only", line)
+    assert line.startswith("Error: drive:Runs is shared with you read-only"), line
+    # Before the first iteration: nothing trained or saved, nothing tried on Drive.
+    assert not [r.kind for r in drive.requests if r.kind in (
+        "files.insert", "files.update", "media.upload")]
+    assert not any(n.endswith(".pt") for n in os.listdir(tmp_path / "logs"))
+
+
 @renders("resuming would mix the two runs on Drive")
 def test_a_local_run_whose_drive_folder_holds_another_run(drive, tiny_config, tmp_path):
     path = tiny_config(**{"drive.logs": f"drive:{FOLDER}"})

@@ -82,6 +82,12 @@ class DriveFolder:
                            "are copied there only; %s", spec,
                            os.path.abspath(os.path.expanduser(spec)), hint)
 
+    def check_writable(self) -> None:
+        """Fail now, before training, where Drive says nothing can be written into the
+        folder (shared with this account read-only): every checkpoint of the run would
+        stay on this machine only (drivestage's PermissionDeniedError, one line)."""
+        self._store.check_writable(self._path)
+
     def where(self, name: str) -> str:
         """``drive:Models/x/logs/<name>``."""
         return f"{self.spec}/{name}"

@@ -122,6 +122,8 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
     data = stage_data(cfg, info)           # a bad dataset fails before anything is written
     model, criterion, ema, optimizer = _build(cfg, data, device, info)
     drive = _drive_folder(cfg) if info.is_main and cfg.drive.logs else None
+    if drive is not None:
+        drive.check_writable()   # not hours of training whose checkpoints cannot leave here
     start = resume.choose(cfg, resume_from, info, drive)
     writer = None
     if info.is_main:

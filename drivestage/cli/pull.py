@@ -143,13 +143,19 @@ def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[
         if entry.is_dir else [entry]
     if as_json:
         click.echo(json.dumps([{"name": e.name, "id": e.id, "is_dir": e.is_dir,
-                                "size": e.size, "md5": e.md5, "modified": _iso(e.modified)}
+                                "size": e.size, "md5": e.md5, "modified": _iso(e.modified),
+                                **({"read_only": e.read_only is not None} if e.is_dir else
+                                   {"downloadable": e.no_download is None})}
                                for e in entries], indent=1))
         return
     for e in entries:
         name = printable(e.name) + ("/" if e.is_dir else "")
         if e.unreadable:
             name += "  (a shortcut to an item that is gone or no longer shared with you)"
+        elif e.no_download:  # what a pull of it would fail on, seen before trying
+            name += "  (its owner turned off downloading for viewers)"
+        elif e.read_only:
+            name += "  (shared with you read-only)"
         size = "-" if e.is_dir else str(e.size)
         click.echo(f"{size:>14}  {e.md5 or '-':32}  {_iso(e.modified):20}  {name}")
 

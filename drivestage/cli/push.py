@@ -316,6 +316,8 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
         # A bad DEST fails now, not at the first period.
         cache = Md5Cache()
         target = _target(dest, api_root, credentials, cache)
+        # A folder shared read-only too: every period would fail the same way, for good.
+        target[0].check_writable(target[1])
         mirror = Mirror(src, target, policy, every=every, include=include, exclude=exclude,
                         delete=delete, delete_permanently=delete_permanently,
                         max_delete=max_delete, follow_symlinks=follow_symlinks,

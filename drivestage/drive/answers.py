@@ -231,6 +231,22 @@ def _forbidden(failure: HttpFailure, what: str, label: str, detail: str, *, uplo
             "only drive.file (files this app created) or drive.readonly (for writes) is not "
             "enough. Log in with `drivestage auth login --client-secrets FILE`, or use a "
             "service-account key (--credentials) with the Drive API enabled.")
+    if reason == "domainPolicy":
+        return errors.AuthError(
+            f"{what}: the Google Workspace administrators of this account have turned off "
+            f"Drive access for apps ({label}: {detail}); Drive still works in the browser. "
+            "Ask them to allow Drive apps for this account, or use another Google account (a "
+            "personal one) that the files are shared with.")
+    if reason == "appNotAuthorizedToFile":
+        return errors.ScopeError(
+            f"{what}: these credentials may only open files this app created or was given "
+            f"(the drive.file scope; {label}: {detail}). Log in with the full Drive scope: "
+            "`drivestage auth login --client-secrets FILE`, or use a service-account key "
+            "(--credentials) the files are shared with.")
+    if reason == "teamDriveHierarchyTooDeep":
+        return errors.ItemLimitError(
+            f"{what}: the shared drive's folders would nest deeper than Drive allows (100 "
+            f"levels) ({label}: {detail}). Push into a folder nearer the top of the drive.")
     if reason == "dailyLimitExceeded":
         return errors.DailyLimitError(
             f"{what}: the Google Cloud project behind these credentials has used all its Drive "

@@ -251,9 +251,32 @@ class DriveStore(RemoteStore):
         unique = {it.get("id"): it for it in items}
         return [it for it in unique.values() if not is_trashed(it)]
 
+    def _made_here(self, parent_id: str, name: str, where: str) -> list[dict[str, Any]]:
+        """The folder ``name`` this machine made in ``parent_id`` lately, as files.get (always
+        current) shows it, when it is still there: Drive's listing may not show a folder
+        made a moment ago (:class:`~drivestage.state.MadeFolders`)."""
+        from drivestage.state import MadeFolders
+
+        folder_id = MadeFolders().recall(parent_id, name)
+        if folder_id is None:
+            return []
+        try:
+            res = self._get(folder_id, where)
+        except NotFoundError:
+            return []
+        parents = [p for p in res.get("parents") or [] if isinstance(p, dict)]
+        inside = any(p.get("id") == parent_id or (parent_id == "root" and p.get("isRoot"))
+                     for p in parents)
+        if is_trashed(res) or res.get("title") != name or not inside \
+                or res.get("mimeType") != FOLDER_MIME:
+            return []
+        return [res]
+
     def _child(self, parent_id: str, name: str, parent_where: str,
                where: str) -> Optional[dict[str, Any]]:
-        found = self._children(parent_id, parent_where, name)
+        # Not listed yet (Drive's listing lags): a folder this machine made a moment ago.
+        found = self._children(parent_id, parent_where, name) or \
+            self._made_here(parent_id, name, where)
         if len(found) > 1:
             ids = [it["id"] for it in found]
             raise DuplicateNameError(
@@ -354,18 +377,25 @@ class DriveStore(RemoteStore):
             if key is not None:
                 key = key + (name,)
                 self._folder_ids[key] = cur.id
-        if cached is not None and not self._still_there(cur.id, where):
-            # Trashed or deleted since this store learnt it (the user cleaned up Drive while
-            # a mirror ran): make the path again, as a fresh process would.
-            self._folder_ids = {(): self.root_id}
-            return self.make_folders(path)
+        if cached is not None:
+            fresh = self._still_there(cur.id, where)
+            if fresh is None:
+                # Trashed or deleted since this store learnt it (the user cleaned up Drive
+                # while a mirror ran): make the path again, as a fresh process would.
+                self._folder_ids = {(): self.root_id}
+                return self.make_folders(path)
+            # Its metadata as it is now, not an id alone: whether this account may still
+            # write into it (read_only) is what a push checks before writing.
+            cur = dataclasses.replace(fresh, name=cur.name)
         return cur
 
-    def _still_there(self, folder_id: str, where: str) -> bool:
+    def _still_there(self, folder_id: str, where: str) -> Optional[DriveEntry]:
+        """The folder as Drive has it now; None when it is gone or in the trash."""
         try:
-            return not is_trashed(self._get(folder_id, where))
+            res = self._get(folder_id, where)
         except NotFoundError:
-            return False
+            return None
+        return None if is_trashed(res) else entry_from_resource(res, where)
 
     def _writable(self, folder: RemoteEntry, where: str) -> None:
         if folder.id == SHARED_WITH_ME:
@@ -382,6 +412,8 @@ class DriveStore(RemoteStore):
         warned: list[bool] = []
 
         def create() -> dict[str, Any]:
+            from drivestage.state import MadeFolders
+
             self._writable(parent, where)
             if meant is not None and not warned:
                 # drive:MyDrive/x, from the mount's /content/drive/MyDrive/x: made as asked
@@ -394,9 +426,16 @@ class DriveStore(RemoteStore):
                                        "parents": [{"id": parent.id}]})
             f.Upload()
             log.info("created folder %s", where)
+            MadeFolders().remember(parent.id, name, f["id"])
             return dict(f)
 
-        res = folders.ensure(lambda: self._children(parent.id, parent_where, name), create,
+        def children() -> list[dict[str, Any]]:
+            # A folder made here a moment ago counts even while Drive's listing (eventually
+            # consistent) does not show it: a push right after would make a second one.
+            return self._children(parent.id, parent_where, name) or \
+                self._made_here(parent.id, name, where)
+
+        res = folders.ensure(children, create,
                              lambda made: self.delete(self._entry(made, where)), where,
                              self.transport.retrying(f"create folder {where}"))
         entry = self._entry(res, where)

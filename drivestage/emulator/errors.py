@@ -90,6 +90,12 @@ DRIVE_ERRORS: dict[str, DriveErrorSpec] = {
         "The limit for this folder's number of children (files and folders) has been exceeded."),
     "cannotDownloadAbusiveFile": DriveErrorSpec(
         403, "global", "This file has been identified as malware or spam and cannot be downloaded."),
+    "domainPolicy": DriveErrorSpec(
+        403, "global", "The domain administrators have disabled Drive apps."),
+    "appNotAuthorizedToFile": DriveErrorSpec(
+        403, "global", "The user has not granted the app 1234567890 read access to the file."),
+    "teamDriveHierarchyTooDeep": DriveErrorSpec(
+        403, "global", "The shared drive hierarchy depth will exceed the limit."),
     "cannotDownloadFile": DriveErrorSpec(
         403, "global", "This file cannot be downloaded by the user."),
     "downloadQuotaExceeded": DriveErrorSpec(

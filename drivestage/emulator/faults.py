@@ -1,6 +1,6 @@
 """Fault injection for the emulator: injected answers, dropped connections,
 latency, bandwidth throttling, corrupted bytes, upload sessions answered on another
-server, bodies held at a byte and random chaos.
+server, bodies held at a byte, listings that lag behind the store and random chaos.
 
 Rules match a request by HTTP method and a regular expression searched in the
 raw request target (path plus the still URL-encoded query string, so
@@ -16,7 +16,7 @@ import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Any, Callable, Optional
 
 from drivestage.emulator.errors import DRIVE_ERRORS, error_envelope
 
@@ -142,6 +142,9 @@ class Faults:
         self._shared = Bucket()          # the limit all connections share
         self._per_connection: Optional[float] = None
         self._chaos: Optional[tuple[float, random.Random, tuple[str, ...]]] = None
+        self._lag: Optional[ListingLag] = None
+        #: file id -> [what files.list shows of it (None: nothing), answers left]
+        self._lagging: dict[str, list] = {}
 
     # ------------------------------------------------------------- public API
     def inject(self, method: Optional[str] = None, path: Optional[str] = None, status: Optional[int] = None,
@@ -229,6 +232,69 @@ class Faults:
         with self._lock:
             self._ranges_ignored = -1 if times is None else max(0, int(times))
 
+    def lag_listing(self, created: int = 0, updated: int = 0, deleted: int = 0,
+                    titles: Optional[str] = None) -> None:
+        """Make ``files.list`` (listings and searches by name) eventually consistent, as
+        Drive's is, counted in answers instead of seconds: from now on an item created is
+        left out of the next ``created`` list answers that would hold it; one whose metadata
+        or content changed shows as it was before in the next ``updated``; one deleted or
+        trashed is still listed, as it was, in the next ``deleted``. ``titles``: only items
+        whose title this regular expression finds lag. files.get stays current (Drive's
+        reads by id are). All zero: listings are current again (what already lags keeps
+        its count)."""
+        if titles:
+            re.compile(titles)
+        with self._lock:
+            counts = (max(0, int(created)), max(0, int(updated)), max(0, int(deleted)))
+            self._lag = ListingLag(*counts, titles) if any(counts) else None
+
+    def note_change(self, old: Optional[dict], new: Optional[dict]) -> None:
+        """The store changed one file record (``old`` None: created; ``new`` None: deleted):
+        what a lagging listing (:meth:`lag_listing`) shows of it for a while."""
+        with self._lock:
+            lag = self._lag
+            rec = new if new is not None else old
+            if lag is None or rec is None or (lag.titles and not re.search(lag.titles, rec["title"])):
+                return
+            fid = rec["id"]
+            before = self._lagging.get(fid)
+            shown = before[0] if before is not None else old   # what the listing last showed
+            if old is None:
+                count = lag.created
+            elif new is None or (new.get("trashed") and not old.get("trashed")):
+                count = lag.deleted
+            else:
+                count = lag.updated
+            if count > 0:
+                self._lagging[fid] = [shown, max(count, before[1] if before else 0)]
+
+    def lagged(self, found: list, admit: Callable[[dict], Any]) -> list:
+        """A files.list answer ``found`` ((record, access) pairs) as a lagging listing gives
+        it; ``admit(record)``: the access that lets the query find a record, else None."""
+        with self._lock:
+            if not self._lagging:
+                return found
+            out, touched = [], set()
+            listed = {rec["id"] for rec, _ in found}
+            for rec, acc in found:
+                entry = self._lagging.get(rec["id"])
+                if entry is None:
+                    out.append((rec, acc))
+                    continue
+                touched.add(rec["id"])
+                if entry[0] is not None and (was := admit(entry[0])) is not None:
+                    out.append((entry[0], was))
+            for fid, (shown, _) in self._lagging.items():
+                if fid not in listed and shown is not None and (was := admit(shown)) is not None:
+                    out.append((shown, was))
+                    touched.add(fid)
+            for fid in touched:
+                entry = self._lagging[fid]
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del self._lagging[fid]
+            return out
+
     def chaos(self, rate: float = 0.05, seed: int = 0, kinds: tuple[str, ...] = CHAOS_KINDS) -> None:
         """Fail a random ``rate`` fraction of API requests with one of ``kinds``."""
         bad = [k for k in kinds if k not in CHAOS_KINDS]
@@ -249,6 +315,8 @@ class Faults:
             self._shared.reset(None)
             self._per_connection = None
             self._chaos = None
+            self._lag = None
+            self._lagging.clear()
         for hold in holds:
             hold.release()
 
@@ -276,6 +344,8 @@ class Faults:
                 "throttle_per_connection": self._per_connection,
                 "chaos": None if self._chaos is None else {"rate": self._chaos[0],
                                                            "kinds": list(self._chaos[2])},
+                "lag_listing": None if self._lag is None else asdict(self._lag),
+                "lagging": {fid: left for fid, (_, left) in self._lagging.items()},
             }
 
     def apply(self, spec: dict) -> None:
@@ -286,7 +356,8 @@ class Faults:
                    "throttle": self.throttle, "corrupt": self.corrupt,
                    "corrupt_upload": self.corrupt_upload,
                    "relocate_sessions": self.relocate_sessions,
-                   "ignore_range": self.ignore_range, "chaos": self.chaos}
+                   "ignore_range": self.ignore_range, "chaos": self.chaos,
+                   "lag_listing": self.lag_listing}
         if kind not in actions:
             raise ValueError(f"unknown fault kind {kind!r}; choose from {sorted(actions)}")
         if kind == "chaos" and "kinds" in spec:
@@ -420,6 +491,16 @@ class Faults:
                 wait = max(wait, connection.charge(nbytes))
         if wait > 0:
             time.sleep(wait)
+
+
+@dataclass
+class ListingLag:
+    """How many list answers lag behind a change (:meth:`Faults.lag_listing`)."""
+
+    created: int
+    updated: int
+    deleted: int
+    titles: Optional[str] = None
 
 
 class Hold:

@@ -11,6 +11,7 @@ from typing import Callable, Optional
 from drivestage.emulator import access
 from drivestage.emulator.access import Caller
 from drivestage.emulator.errors import EmulatorApiError
+from drivestage.emulator.faults import Faults
 from drivestage.emulator.query import QueryError, compile_query, parent_hint
 from drivestage.emulator.store import FOLDER_MIME, EmulatorStore
 from drivestage.emulator.wire import b36
@@ -36,8 +37,10 @@ def next_page(out: dict, total: int, offset: int, max_results: int, link: str) -
     return out
 
 
-def search(store: EmulatorStore, query: dict, caller: Caller, all_drives: bool) -> list[tuple[dict, access.Access]]:
-    """Every (record, access) the caller's ``files.list`` matches, in ``orderBy`` order."""
+def search(store: EmulatorStore, query: dict, caller: Caller, all_drives: bool,
+           faults: Optional[Faults] = None) -> list[tuple[dict, access.Access]]:
+    """Every (record, access) the caller's ``files.list`` matches, in ``orderBy`` order; as a
+    lagging listing gives it, with ``faults`` (:meth:`Faults.lag_listing`)."""
     try:
         pred = compile_query(query.get("q"), store.resolve)
     except QueryError as exc:
@@ -63,19 +66,31 @@ def search(store: EmulatorStore, query: dict, caller: Caller, all_drives: bool) 
             candidates = {r["id"]: r for p in hint for r in store.children(p)}.values()
             parents = {p: access.resolve(store, store.files[p], caller)
                        for p in map(store.resolve, hint) if p in store.files}
-        for r in candidates:
+
+        within = None if hint is None else set(map(store.resolve, hint))
+
+        def admit(r: dict) -> Optional[access.Access]:
+            """The caller's access to ``r`` when the query finds it, else None."""
+            if within is not None and not within & set(r["parents"]):
+                return None
             if drive_id:
                 if r.get("driveId") != drive_id:
-                    continue
+                    return None
             elif r.get("driveId") is not None and not (all_drives or corpora == "alldrives"):
-                continue
+                return None
             acc = access.resolve(store, r, caller)
             if acc is None and parents:
                 acc = access.through_parent(r, caller, parents.get(r["parents"][0]) if r["parents"] else None)
             if acc is None or (hint is None and not access.searchable(acc)):
-                continue
-            if pred(r):
+                return None
+            return acc if pred(r) else None
+
+        for r in candidates:
+            acc = admit(r)
+            if acc is not None:
                 found.append((r, acc))
+        if faults is not None:
+            found = faults.lagged(found, admit)
     key = order_key(query.get("orderBy"))
     found.sort(key=lambda pair: key(pair[0]))
     return found

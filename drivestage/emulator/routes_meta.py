@@ -37,7 +37,7 @@ class MetadataRoutes:
     # ------------------------------------------------------------------ files metadata
     def _files_list(self) -> None:
         all_drives = self._flag("includeItemsFromAllDrives") or self._flag("includeTeamDriveItems")
-        found = listing.search(self.store, self.query, self.caller, all_drives)
+        found = listing.search(self.store, self.query, self.caller, all_drives, self.emu.faults)
         offset, max_results = listing.page_bounds(self.query)
         base = self._base()
         out = {"kind": "drive#fileList", "etag": '"emulator"', "selfLink": f"{base}drive/v2/files",
@@ -53,20 +53,21 @@ class MetadataRoutes:
             return
         self._send_resource(200, self._render(rec, acc))
 
-    def _new_item_parents(self, parents: list[str]) -> tuple[list[str], object]:
-        """Check that the caller may add one item under ``parents`` and that Drive's item
-        limits leave room; returns (resolved parents, shared drive id)."""
+    def _new_item_parents(self, parents: list[str], *, folder: bool = False
+                          ) -> tuple[list[str], object]:
+        """Check that the caller may add one item (a ``folder``?) under ``parents`` and that
+        Drive's item limits leave room; returns (resolved parents, shared drive id)."""
         for p in parents or ["root"]:
             require_parent(self.store, p, self.caller)
         ids, drive_id = self.store.check_parents(parents)
-        self.store.check_room(ids, drive_id)
+        self.store.check_room(ids, drive_id, folder=folder)
         return ids, drive_id
 
     def _files_insert(self) -> None:
         meta = self._read_json()
         parents = parent_ids(meta)
-        self._new_item_parents(parents)
         mime = meta.get("mimeType") or "application/octet-stream"
+        self._new_item_parents(parents, folder=mime == FOLDER_MIME)
         shortcut = self._shortcut_details(meta) if mime == SHORTCUT_MIME else None
         rec = self.store.create(meta.get("title") or "Untitled", mime, parents, meta=meta,
                                 shortcut=shortcut, app_created=True)

@@ -20,7 +20,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from drivestage.emulator.errors import EmulatorApiError, drive_error, not_found
 from drivestage.emulator.wire import blob_checksums, open_private
@@ -37,6 +37,8 @@ SERVICE_ACCOUNT_MESSAGE = (
 #: Drive's limits (Google's "Resolve errors" guide and shared-drive limits help page).
 MAX_FOLDER_CHILDREN = 500_000
 MAX_SHARED_DRIVE_ITEMS = 500_000
+#: Folders nest at most this deep in a shared drive (403 teamDriveHierarchyTooDeep).
+MAX_SHARED_DRIVE_DEPTH = 100
 _COPY_CHUNK = 4 << 20
 
 
@@ -84,6 +86,9 @@ class EmulatorStore:
         self.drives: dict[str, dict] = {}
         self.sessions: dict[str, dict] = {}
         self.owner_roots: dict[str, str] = {}       # other users' My Drive roots: email -> id
+        #: Told of every change of a file record (old, new; None: absent), under the lock:
+        #: the faults of a lagging listing (:meth:`~drivestage.emulator.faults.Faults.lag_listing`).
+        self.observer: Optional[Callable[[Optional[dict], Optional[dict]], None]] = None
         self._load()
 
     # ----------------------------------------------------------------- persistence
@@ -126,6 +131,8 @@ class EmulatorStore:
             if old is not None:
                 self._index(old, add=False)
             self._index(doc, add=True)
+            if self.observer is not None:
+                self.observer(old, doc)
         target[doc["id"]] = doc
         self._db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", (doc["id"], json.dumps(doc)))
 
@@ -134,6 +141,8 @@ class EmulatorStore:
         old = target.pop(doc_id, None)
         if target is self.files and old is not None:
             self._index(old, add=False)
+            if self.observer is not None:
+                self.observer(old, None)
         self._db.execute(f"DELETE FROM {table} WHERE id=?", (doc_id,))
 
     def save_file(self, rec: dict) -> None:
@@ -285,10 +294,16 @@ class EmulatorStore:
         if used - replacing + extra > self.quota_bytes:
             raise quota_exceeded()
 
-    def check_room(self, parent_ids: list[str], drive_id: Optional[str]) -> None:
+    def check_room(self, parent_ids: list[str], drive_id: Optional[str], *,
+                   folder: bool = False) -> None:
         """Drive's item limits for one new item: children of a (non-root) folder, items of a
-        shared drive (trashed items count, as on Drive)."""
+        shared drive (trashed items count, as on Drive), and for a ``folder`` in a shared
+        drive, the depth folders nest to there."""
         with self.lock:
+            if folder and drive_id is not None:
+                for p in parent_ids:
+                    if self._depth(p) + 1 > MAX_SHARED_DRIVE_DEPTH:
+                        raise drive_error("teamDriveHierarchyTooDeep")
             for p in parent_ids:
                 if self.is_container_root(p):
                     continue
@@ -299,6 +314,17 @@ class EmulatorStore:
                 limit = self.drives[drive_id].get("item_limit") or MAX_SHARED_DRIVE_ITEMS
                 if sum(1 for r in self.files.values() if r.get("driveId") == drive_id) >= limit:
                     raise drive_error("teamDriveFileLimitExceeded")
+
+    def _depth(self, folder_id: str) -> int:
+        """Folders from the top of its drive down to ``folder_id`` (its root: 0)."""
+        depth, cur, seen = 0, folder_id, set()
+        while not self.is_container_root(cur) and cur in self.files and cur not in seen:
+            seen.add(cur)
+            parents = self.files[cur].get("parents") or []
+            if not parents:
+                break
+            cur, depth = parents[0], depth + 1
+        return depth
 
     # ----------------------------------------------------------------- mutations
     def check_parents(self, parent_ids: Iterable[str]) -> tuple[list[str], Optional[str]]:
