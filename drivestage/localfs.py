@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import secrets
 import threading
 import time
@@ -233,6 +234,45 @@ def drive_mount(path: str, mounts: Optional[str] = None) -> Optional[str]:
         if real == point or real.startswith(point.rstrip(os.sep) + os.sep):
             found.append(point)
     return max(found, key=len) if found else None
+
+
+#: A Colab notebook's folder: ``drive.mount('/content/drive')`` (the old recipe's
+#: ``/content/gdrive`` too) shows My Drive at ``<mount>/MyDrive`` and each shared drive at
+#: ``<mount>/Shareddrives/<name>``.
+COLAB_CONTENT = "/content"
+#: ``<mount>/MyDrive/rest`` or ``<mount>/Shareddrives/<name>/rest`` below COLAB_CONTENT.
+_MOUNT_TREE = re.compile(r"([^/]+)/(?:MyDrive|My Drive|Shareddrives/([^/]+))(?:/(.*))?\Z",
+                         re.S)
+
+
+#: What the messages about such a path say about it (after "<path> is under <mount>, ").
+UNMOUNTED_DRIVE = "where Colab mounts Google Drive, but Drive is not mounted there"
+
+
+def unmounted_drive_path(path: str) -> Optional[tuple[str, str]]:
+    """``(mount point, drive: path)`` when ``path`` lies where Colab's Drive mount shows My
+    Drive or a shared drive (``/content/drive/MyDrive/a/b`` -> ``drive:a/b``,
+    ``/content/gdrive/Shareddrives/T/a`` -> ``drive:shared/T/a``) but nothing is mounted
+    there; None otherwise.
+
+    The old recipe's paths: a push there used to make the folders on local disk and report
+    the files uploaded, and a later ``drive.mount()`` refuses the non-empty folder."""
+    full = os.path.abspath(os.path.expanduser(path))
+    content = COLAB_CONTENT.rstrip(os.sep) or os.sep
+    if not full.startswith(content + os.sep):
+        return None
+    found = _MOUNT_TREE.match(full[len(content) + 1:].replace(os.sep, "/"))
+    if found is None:
+        return None
+    point = os.path.join(content, found.group(1))
+    if os.path.ismount(point):
+        return None
+    rest = (found.group(3) or "").strip("/")
+    if found.group(2):
+        spec = f"drive:shared/{found.group(2)}" + (f"/{rest}" if rest else "")
+    else:
+        spec = "drive:" + rest
+    return point, spec
 
 
 def _unescape_mount(field: str) -> str:

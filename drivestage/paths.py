@@ -182,6 +182,23 @@ def _check_length(spec: str, what: str, value: str) -> None:
                          f"are at most a few dozen (copy it again from the link)")
 
 
+#: A sharing link pasted without its scheme (``drive.google.com/file/d/<ID>/view``).
+_BARE_LINK_RE = re.compile(r"^(www\.)?(drive|docs|drive\.usercontent)\.google\.com/", re.I)
+
+
+def drive_hint(src: str, what: str = "file") -> Optional[str]:
+    """What a local path that is not there, written like a Drive path or link, was probably
+    meant to be: a relative path (``VOC_datasets/x.zip``: ``drive:`` forgotten) or a link
+    without ``https://``; None for a path that is plainly local (``/...``, ``./...``,
+    ``~/...``). ``what`` is "file" or "folder"."""
+    text = src.strip()
+    if _BARE_LINK_RE.match(text):
+        return f"a Drive sharing link starts with https://: https://{text}"
+    if not text or text.startswith(("/", ".", "~")):
+        return None
+    return f"a {what} on Google Drive is written drive:{text}"
+
+
 def split_names(rel: str, spec: str) -> tuple[str, ...]:
     """``a//b/c/`` -> ``("a", "b", "c")``; ``.``/``..`` refused with the spec in the message."""
     parts = tuple(p for p in rel.split("/") if p != "")

@@ -11,6 +11,8 @@ import os
 from typing import Optional, Union
 
 from drivestage import paths
+from drivestage.errors import UsageError
+from drivestage.localfs import UNMOUNTED_DRIVE, unmounted_drive_path
 from drivestage.paths import DrivePath, StorePath
 from drivestage.store import Md5Source, RemoteStore
 
@@ -51,6 +53,14 @@ def _open_directory(spec: str, md5_cache: Optional[Md5Source]) -> tuple[RemoteSt
     from drivestage.localdir import LocalDirStore
 
     full = os.path.abspath(os.path.expanduser(spec))
+    unmounted = unmounted_drive_path(full)
+    if unmounted is not None:
+        # Colab's mount path with nothing mounted: the folders would be made on local disk,
+        # and a push would report its files uploaded while none reached Drive.
+        point, drive_spec = unmounted
+        raise UsageError(f"{full} is under {point}, {UNMOUNTED_DRIVE} (a folder made there "
+                         f"stays on this machine); write {drive_spec} instead: drivestage "
+                         "needs no mount")
     parent, name = os.path.split(full)
     names: tuple[str, ...] = (name,) if name else ()
     # Rooted at the nearest existing folder, so a push can create the path and its missing

@@ -69,6 +69,9 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
                     "back to Drive through the slow mount. Pull to local disk instead (e.g. "
                     "/content/data)", dest, mount)
     label = str(src)
+    # A plain path names a local folder (a Drive mount, a NAS); one that is not there was
+    # often meant for Drive, which the message then says.
+    local_src = store is None and not (isinstance(src, DrivePath) or paths.is_drive(label))
     if store is None:
         store, path = open_store(src, api_root=api_root, credentials=credentials)
     elif isinstance(src, DrivePath) or paths.is_drive(label):
@@ -85,6 +88,12 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
         result = _stage(store, path, label, dest, extract=extract, jobs=jobs, force=force,
                         reserve=reserve, chunk_size=chunk_size, progress=progress,
                         include=include, exclude=exclude)
+    except NotFoundError as exc:
+        hint = paths.drive_hint(label) if local_src and not os.path.lexists(
+            os.path.abspath(os.path.expanduser(label))) else None
+        if hint is None:
+            raise
+        raise NotFoundError(f"{exc}; {hint}") from exc
     except BaseException as exc:
         if isinstance(exc, OSError) and not isinstance(exc, DriveStageError):
             raise _local_error(exc, label, dest) from exc

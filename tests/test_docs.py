@@ -267,6 +267,43 @@ def test_links_between_the_docs_resolve():
     assert not broken, "\n".join(broken)
 
 
+def test_the_shipped_configs_name_only_documents_that_ship():
+    """A config's comments are documentation too: `configs/demo.yaml` sent users to a
+    DESIGN.md that is not in the repository."""
+    missing = []
+    for config in sorted((REPO / "configs").glob("*.yaml")):
+        for name in re.findall(r"[\w./-]+\.md\b", config.read_text(encoding="utf-8")):
+            if not any((base / name).exists() for base in (REPO, REPO / "docs")):
+                missing.append(f"{config.name}: {name}")
+    assert not missing, missing
+
+
+def test_what_replaces_annotation_mode_2_keeps_the_datasets_splits(synth_voc, tmp_path,
+                                                                     monkeypatch):
+    """The recipe ran voc_annotation.py with annotation_mode = 2: lines from the dataset's own
+    splits. The README's replacement said plain `trainer prepare-voc`, whose default (mode 0)
+    writes new random splits over ImageSets/Main, the VOC2007 test set included."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from trainer.cli import cli as trainer_cli
+
+    row = next(line for line in README.read_text(encoding="utf-8").splitlines()
+               if "annotation_mode = 2" in line)
+    commands = re.findall(r"`(trainer prepare-voc [^`]*)`", row)
+    assert commands, row
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(synth_voc.voc_root, tmp_path / "data" / "VOCdevkit")
+    sets = tmp_path / "data" / "VOCdevkit" / "VOC2007" / "ImageSets" / "Main"
+    before = {p.name: p.read_bytes() for p in sets.iterdir()}
+    for command in commands:
+        result = CliRunner().invoke(trainer_cli, shlex.split(command)[1:])
+        assert result.exit_code == 0, (command, result.output)
+        assert {p.name: p.read_bytes() for p in sets.iterdir()} == before, command
+        assert (tmp_path / "2007_train.txt").stat().st_size > 0
+
+
 # --------------------------------------------------------------------------- env vars, exit codes
 
 def test_every_environment_variable_in_the_docs_exists_in_the_code():

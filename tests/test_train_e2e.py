@@ -98,6 +98,9 @@ def test_killed_run_resumes_from_drive_into_an_empty_folder(drive, tiny_config, 
     res = CliRunner().invoke(cli, ["train", "-c", path, "--resume", "auto"])
     assert res.exit_code == 0, res.output
     assert "final mAP@0.5 = " in res.output
+    # Closing the runtime is safe once the run says so (it named the local folder only).
+    assert res.stdout.splitlines()[-1] == (f"checkpoints in {tmp_path / 'logs'} and on "
+                                           "drive:Models/t/logs (every upload verified)")
     state = ckpt.load_checkpoint(str(tmp_path / "logs" / "last.pt"))
     assert state["epoch"] == 3 and state["iteration"] == 6 and len(state["history"]) == 3
     assert state["resumed_from"] == "epoch_002.pt"

@@ -67,6 +67,20 @@ class DriveFolder:
         self.exclude = tuple(exclude)
         self._cache = Md5Cache()
         self._store, self._path = open_store(spec, md5_cache=self._cache)
+        self._warn_if_local(spec)
+
+    @staticmethod
+    def _warn_if_local(spec: str) -> None:
+        """``drive.logs=Models/x/logs`` (``drive:`` forgotten) is a local folder: the run is
+        "mirrored" next to itself and ``trainer status`` reports it safe. Said once, at the
+        start; a plainly local path (``/mnt/nas/logs``, ``./backup``) is taken as meant."""
+        from drivestage import paths
+
+        hint = None if paths.is_drive(spec) else paths.drive_hint(spec, "folder")
+        if hint is not None:
+            logger.warning("drive.logs %s is a local folder (%s), not Google Drive: checkpoints "
+                           "are copied there only; %s", spec,
+                           os.path.abspath(os.path.expanduser(spec)), hint)
 
     def check_writable(self) -> None:
         """Fail now, before training, where Drive says nothing can be written into the

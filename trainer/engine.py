@@ -311,8 +311,8 @@ def _evaluate_epoch(run: Run, epoch: int, stats: dict, val_loader: Iterable,
                              batch_size=max(1, t.batch_size), workers=run.cfg.data.workers,
                              stop=run.stop)
             row["map50"], row["map"] = final["map50"], final["map"]
-            logger.info("epoch %d: mAP@0.5 %.4f  mAP@0.5:0.95 %.4f  val loss %.4f", epoch + 1,
-                        final["map50"], final["map"] or float("nan"), row["val_loss"])
+            logger.info("epoch %d: mAP@0.5 %s  mAP@0.5:0.95 %s  val loss %.4f", epoch + 1,
+                        metric_text(final["map50"]), metric_text(final["map"]), row["val_loss"])
         final["val_loss"] = row["val_loss"]
     except StopRequested:
         logger.info("%s during the evaluation of epoch %d: saving instead", run.stop.name, epoch + 1)
@@ -366,6 +366,12 @@ def _build(cfg: Config, data: DataSpec, device: torch.device, info: distributed.
     ema = ModelEMA(model, decay=t.ema_decay) if t.ema else None
     optimizer = build_optimizer(model, cfg, scaled_lr(cfg, t.freeze_batch_size)[0])
     return model, criterion, ema, optimizer
+
+
+def metric_text(value: Optional[float]) -> str:
+    """A metric as the logs print it: four decimals, ``n/a`` when there is none (a measured
+    0.0 is 0.0000: it was shown as nan)."""
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def _drive_folder(cfg: Config):

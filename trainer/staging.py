@@ -5,11 +5,12 @@ staged), finds the VOCdevkit, reads the class names and the annotation lines of 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from trainer import distributed
 from trainer.config import Config
@@ -38,7 +39,8 @@ def stage_data(cfg: Config, info: distributed.DistInfo = distributed.DistInfo())
             import drivestage
 
             logger.info("staging %s into %s", d.drive_zip, d.root)
-            drivestage.pull(d.drive_zip, d.root, extract=True)
+            with _naming("data.drive_zip"):
+                drivestage.pull(d.drive_zip, d.root, extract=True)
         spec = _read_data(cfg, write=first)
     return spec
 
@@ -104,9 +106,31 @@ def local_weights(spec: str, cfg: Config) -> str:
     """``drive:...`` weights are pulled next to the data; local paths are returned as they are."""
     if not spec.startswith("drive:"):
         if not os.path.isfile(spec):
+            from drivestage.localfs import UNMOUNTED_DRIVE, unmounted_drive_path
+
+            # The old recipe's model_path on the mount: say which drive: path pulls it.
+            unmounted = unmounted_drive_path(spec)
+            if unmounted is not None:
+                point, drive_spec = unmounted
+                raise ConfigError(f"model.weights: file not found: {spec} (it is under {point}, "
+                                  f"{UNMOUNTED_DRIVE}); write {drive_spec} to pull it from Drive")
             raise ConfigError(f"model.weights: file not found: {spec}")
         return spec
     import drivestage
 
     # Staged (md5-verified, cached) next to the data; a re-run finds it already there.
-    return drivestage.pull(spec, os.path.join(cfg.data.root, "weights"), extract=False, quiet=True).path
+    with _naming("model.weights"):
+        return drivestage.pull(spec, os.path.join(cfg.data.root, "weights"), extract=False,
+                               quiet=True).path
+
+
+@contextlib.contextmanager
+def _naming(key: str) -> Iterator[None]:
+    """A Drive path not found, named with the config key it came from: the path may be a
+    default of the config file (configs/voc.yaml's weights), not something the user typed."""
+    from drivestage.errors import NotFoundError
+
+    try:
+        yield
+    except NotFoundError as exc:
+        raise NotFoundError(f"{key}: {exc}") from exc

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
@@ -161,6 +162,18 @@ def _push_refusing(*args: Any, force: bool = False, **kwargs: Any) -> "PushResul
 
 
 
+def _refuse_a_file(src: str, dest: str) -> None:
+    """A file as SRC (the zip a user wants on Drive) is a usage error that says how to send
+    it: push mirrors a folder's files into DEST."""
+    if os.path.isfile(src):
+        name = os.path.basename(src)
+        where = dest.rstrip("/") if dest.rstrip("/") not in ("", "drive:") else dest
+        sep = "" if where.endswith((":", "/")) else "/"
+        raise UsageError(f"SRC {src} is a file; push sends a folder: put the file in a folder "
+                         f"of its own and push that folder (drivestage push upload/ {dest} "
+                         f"puts upload/{name} at {where}{sep}{name})")
+
+
 def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
             md5_cache: "Md5Cache") -> "tuple[RemoteStore, StorePath]":
     """DEST through the one door, with the command's --api-root/--credentials."""
@@ -170,7 +183,7 @@ def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
 
 
 @cli.command("push")
-@click.argument("src", type=click.Path(file_okay=False))
+@click.argument("src", type=click.Path())
 @click.argument("dest")
 @_transfer_options
 @_policy_options
@@ -190,6 +203,7 @@ def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, 
     from drivestage.state import Md5Cache
     from drivestage.upload_tree import push
 
+    _refuse_a_file(src, dest)
     policy = _policy(policy_opts)
     cache = Md5Cache()
     with _progress_bar(0, "push") as bar:
@@ -234,7 +248,7 @@ def prune_cmd(dest: str, use_trash: bool, protect: tuple[str, ...], dry_run: boo
 
 
 @cli.command("mirror")
-@click.argument("src", type=click.Path(file_okay=False))
+@click.argument("src", type=click.Path())
 @click.argument("dest")
 @click.option("--every", type=float, required=True, metavar="SECONDS",
               help="Seconds between two pushes.")
@@ -296,6 +310,7 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
         if every <= 0:
             raise UsageError(f"--every {every:g} is invalid; give a period in seconds > 0")
         policy = _policy(policy_opts)
+        _refuse_a_file(src, dest)
         if not os.path.isdir(src):
             raise NotFoundError(f"{src} is not a local folder; give the folder to mirror")
         # A bad DEST fails now, not at the first period.

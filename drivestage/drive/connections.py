@@ -93,7 +93,11 @@ def api_root(api_root: Optional[str]) -> Optional[str]:
     if not root:
         return None
     if not re.match(r"^https?://[^/]+", root):
-        raise UsageError(f"--api-root {root!r} is not an http(s) URL "
+        # Named where it came from (the CLI reads the variable into --api-root too): the
+        # trainer has no --api-root to look for.
+        source = ("DRIVESTAGE_API_ROOT" if root == os.environ.get("DRIVESTAGE_API_ROOT")
+                  else "--api-root")
+        raise UsageError(f"{source} {root!r} is not an http(s) URL "
                          "(e.g. http://127.0.0.1:8765/)")
     return root.rstrip("/") + "/"
 

@@ -281,6 +281,14 @@ class DriveStore(RemoteStore):
                 f"drive:id:{ids[0]}, or rename/delete the others.", ids=ids)
         return found[0] if found else None
 
+    def _mount_name_hint(self, start: Optional[str], names: tuple[str, ...], at: int) -> str:
+        """For ``drive:MyDrive/a`` (the Colab mount's folder name, /content/drive/MyDrive/a)
+        not found at the top of My Drive: the path that was meant."""
+        if start is not None or at != 0 or self.label != "drive:" \
+                or names[0] not in ("MyDrive", "My Drive"):
+            return ""
+        return f"; a drive: path starts inside My Drive: write drive:{'/'.join(names[1:])}"
+
     def resolve(self, path: Union[str, StorePath]) -> RemoteEntry:
         """The entry at ``path`` (``a/b/c`` or ``id:<ID>[:<KEY>][/a/b]``), exact names;
         folder shortcuts on the way are followed."""
@@ -315,7 +323,8 @@ class DriveStore(RemoteStore):
                 child = self._child(cur.id, name, parent_where, where)
                 if child is None:
                     raise NotFoundError(f"{where} not found (no item named {name!r} in "
-                                        f"{self.describe(cur)}; names are case-sensitive)")
+                                        f"{self.describe(cur)}; names are case-sensitive)"
+                                        + self._mount_name_hint(start, names, i))
                 cur = self._entry(child, where)
             if key is not None:
                 key = key + (name,)
@@ -352,14 +361,15 @@ class DriveStore(RemoteStore):
         key: Optional[tuple[str, ...]] = () if start is None else None
         where = self.describe(cur)
         cached = None
-        for name in names:
+        for at, name in enumerate(names):
             parent_where, where = where, _join(where, name)
             cached = self._folder_ids.get(key + (name,)) if key is not None else None
             if cached is not None:
                 cur = RemoteEntry(id=cached, name=name, is_dir=True)
                 self._remember(cur, where)
             else:
-                cur = self._ensure_folder(cur, name, parent_where, where)
+                meant = "/".join(names[1:]) if self._mount_name_hint(start, names, at) else None
+                cur = self._ensure_folder(cur, name, parent_where, where, meant=meant)
             if key is not None:
                 key = key + (name,)
                 self._folder_ids[key] = cur.id
@@ -392,11 +402,22 @@ class DriveStore(RemoteStore):
             raise PermissionDeniedError(folder.read_only)
 
     def _ensure_folder(self, parent: RemoteEntry, name: str, parent_where: str,
-                       where: str) -> RemoteEntry:
+                       where: str, meant: Optional[str] = None) -> RemoteEntry:
+        """The folder ``name`` in ``parent``, made when missing. ``meant``: the path below a
+        ``drive:MyDrive`` being made, named in a warning."""
+        warned: list[bool] = []
+
         def create() -> dict[str, Any]:
             from drivestage.state import MadeFolders
 
             self._writable(parent, where)
+            if meant is not None and not warned:
+                # drive:MyDrive/x, from the mount's /content/drive/MyDrive/x: made as asked
+                # (it may be meant), but said, since the run would land beside its folder.
+                warned.append(True)
+                log.warning("%s makes a folder called %r at the top of My Drive: a drive: path "
+                            "starts inside My Drive (/content/drive/MyDrive/%s is drive:%s)",
+                            where, name, meant, meant)
             f = self.drive.CreateFile({"title": name, "mimeType": FOLDER_MIME,
                                        "parents": [{"id": parent.id}]})
             f.Upload()
@@ -417,7 +438,8 @@ class DriveStore(RemoteStore):
         if entry.unreadable:
             raise DanglingShortcutError(entry.unreadable)
         if not entry.is_dir:
-            raise UsageError(f"{where} exists and is a file, not a folder")
+            raise UsageError(f"{where} exists and is a file, not a folder; a folder is needed "
+                             "there: push into another folder, or move that file away on Drive")
         return entry
 
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:

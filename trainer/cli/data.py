@@ -14,7 +14,8 @@ from trainer.cli import cli
 @cli.command("prepare-voc")
 @click.argument("root", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--mode", type=click.IntRange(0, 2), default=0, show_default=True,
-              help="0: splits + annotation lines; 1: only the ImageSets splits; 2: only the annotation lines.")
+              help="0: new random splits (written over ImageSets/Main) + annotation lines; 1: only the "
+                   "splits; 2: only the annotation lines, from the dataset's own splits.")
 @click.option("--classes", "classes_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Class names, one per line (default: the 20 VOC classes).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),

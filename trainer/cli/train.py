@@ -47,6 +47,7 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str) -> None:
     from trainer.engine import fit
 
     _quiet_other_ranks()
+    _refuse_a_drive_resume(resume)
     cfg = load_config(config_path, list(overrides))
     result = fit(cfg, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -59,7 +60,28 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str) -> None:
     if result.best_map50 is not None:
         click.echo(f"best mAP@0.5 = {result.best_map50:.4f} at epoch {result.best_epoch}")
     if result.last_checkpoint:
-        click.echo(f"checkpoints in {result.out_dir}")
+        # fit() returns only once the final push to drive.logs is verified (it raises
+        # otherwise): say so, as that is what makes closing the runtime safe.
+        on_drive = f" and on {cfg.drive.logs} (every upload verified)" if cfg.drive.logs else ""
+        click.echo(f"checkpoints in {result.out_dir}{on_drive}")
+
+
+def _refuse_a_drive_resume(resume: str) -> None:
+    """``--resume drive:...`` was taken for a local path and refused as "no such file", as
+    if the Drive path were wrong: say what resumes from Drive instead."""
+    from drivestage import paths
+    from trainer.errors import ConfigError
+
+    if not paths.is_drive(resume):
+        return
+    try:
+        name = paths.parse(resume).name or "<name>"
+    except ValueError:  # a malformed drive: path or link
+        name = "<name>"
+    raise ConfigError(f"--resume {resume}: --resume takes a local checkpoint, not a path on "
+                      "Drive: with drive.logs set to its folder, --resume auto continues from "
+                      "the newest checkpoint verified there (or pull it first: drivestage pull "
+                      f"{resume} ./weights, then --resume weights/{name})")
 
 
 @cli.command("eval")
