@@ -72,3 +72,30 @@ def ensure(children: Callable[[], list[dict[str, Any]]], create: Callable[[], di
         except DriveStageError as exc:  # an empty folder left behind is only untidy
             log.warning("could not remove the empty duplicate %s: %s", where, exc)
     return winner
+
+
+def is_live_folder(res: Mapping[str, Any], parent_id: str, name: str) -> bool:
+    """Whether the File resource ``res`` (read by id) is still the folder ``name`` in
+    ``parent_id``, not trashed: a folder this machine made, which a lagging listing hides."""
+    parents = [p for p in res.get("parents") or [] if isinstance(p, Mapping)]
+    inside = any(p.get("id") == parent_id or (parent_id == "root" and p.get("isRoot"))
+                 for p in parents)
+    return inside and not (res.get("labels") or {}).get("trashed") and \
+        res.get("title") == name and res.get("mimeType") == FOLDER_MIME
+
+
+def mount_name_hint(in_my_drive: bool, names: tuple[str, ...], at: int) -> str:
+    """For ``drive:MyDrive/a`` (the Colab mount's folder name, /content/drive/MyDrive/a)
+    not found at the top of My Drive (``at``: the name not found): the path that was meant."""
+    if not in_my_drive or at != 0 or names[0] not in ("MyDrive", "My Drive"):
+        return ""
+    return f"; a drive: path starts inside My Drive: write drive:{'/'.join(names[1:])}"
+
+
+def warn_mount_name(where: str, name: str, meant: str) -> None:
+    """drive:MyDrive/x, from the mount's /content/drive/MyDrive/x, makes a folder as asked
+    (it may be meant), but says so: the run would land beside the folder it meant."""
+    # Said as the store's (where it happens, as users see it named).
+    logging.getLogger("drivestage.drive.store").warning(
+        "%s makes a folder called %r at the top of My Drive: a drive: path starts inside My "
+        "Drive (/content/drive/MyDrive/%s is drive:%s)", where, name, meant, meant)

@@ -260,13 +260,7 @@ class DriveStore(RemoteStore):
             res = self._get(folder_id, where)
         except NotFoundError:
             return []
-        parents = [p for p in res.get("parents") or [] if isinstance(p, dict)]
-        inside = any(p.get("id") == parent_id or (parent_id == "root" and p.get("isRoot"))
-                     for p in parents)
-        if is_trashed(res) or res.get("title") != name or not inside \
-                or res.get("mimeType") != FOLDER_MIME:
-            return []
-        return [res]
+        return [res] if folders.is_live_folder(res, parent_id, name) else []
 
     def _child(self, parent_id: str, name: str, parent_where: str,
                where: str) -> Optional[dict[str, Any]]:
@@ -280,14 +274,6 @@ class DriveStore(RemoteStore):
                 f"{', '.join(ids)}); Drive allows duplicates. Address one by id, e.g. "
                 f"drive:id:{ids[0]}, or rename/delete the others.", ids=ids)
         return found[0] if found else None
-
-    def _mount_name_hint(self, start: Optional[str], names: tuple[str, ...], at: int) -> str:
-        """For ``drive:MyDrive/a`` (the Colab mount's folder name, /content/drive/MyDrive/a)
-        not found at the top of My Drive: the path that was meant."""
-        if start is not None or at != 0 or self.label != "drive:" \
-                or names[0] not in ("MyDrive", "My Drive"):
-            return ""
-        return f"; a drive: path starts inside My Drive: write drive:{'/'.join(names[1:])}"
 
     def resolve(self, path: Union[str, StorePath]) -> RemoteEntry:
         """The entry at ``path`` (``a/b/c`` or ``id:<ID>[:<KEY>][/a/b]``), exact names;
@@ -322,9 +308,11 @@ class DriveStore(RemoteStore):
             else:
                 child = self._child(cur.id, name, parent_where, where)
                 if child is None:
+                    hint = folders.mount_name_hint(start is None and self.label == "drive:",
+                                                   names, i)
                     raise NotFoundError(f"{where} not found (no item named {name!r} in "
                                         f"{self.describe(cur)}; names are case-sensitive)"
-                                        + self._mount_name_hint(start, names, i))
+                                        + hint)
                 cur = self._entry(child, where)
             if key is not None:
                 key = key + (name,)
@@ -368,7 +356,8 @@ class DriveStore(RemoteStore):
                 cur = RemoteEntry(id=cached, name=name, is_dir=True)
                 self._remember(cur, where)
             else:
-                meant = "/".join(names[1:]) if self._mount_name_hint(start, names, at) else None
+                meant = "/".join(names[1:]) if folders.mount_name_hint(
+                    start is None and self.label == "drive:", names, at) else None
                 cur = self._ensure_folder(cur, name, parent_where, where, meant=meant)
             if key is not None:
                 key = key + (name,)
@@ -412,12 +401,8 @@ class DriveStore(RemoteStore):
 
             self._writable(parent, where)
             if meant is not None and not warned:
-                # drive:MyDrive/x, from the mount's /content/drive/MyDrive/x: made as asked
-                # (it may be meant), but said, since the run would land beside its folder.
                 warned.append(True)
-                log.warning("%s makes a folder called %r at the top of My Drive: a drive: path "
-                            "starts inside My Drive (/content/drive/MyDrive/%s is drive:%s)",
-                            where, name, meant, meant)
+                folders.warn_mount_name(where, name, meant)
             f = self.drive.CreateFile({"title": name, "mimeType": FOLDER_MIME,
                                        "parents": [{"id": parent.id}]})
             f.Upload()
