@@ -218,9 +218,11 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
                     raise NotFoundError(child.unreadable)
                 elif child.no_download:
                     inside = "/".join(names + (child.name,))
+                    # Quoted for a shell (a name may hold a quote), escaped for the glob (or
+                    # brackets): pasted as it stands, it leaves out this file and no other.
                     raise DownloadRestrictedError(
                         f"{child.no_download} Or pull the rest of the folder without it: "
-                        f"--exclude '{glob.escape(printable(inside))}'")
+                        f"--exclude {_quoted(glob.escape(printable(inside)))}")
                 elif not child.has_content:
                     log.warning("skipping %s: it has no binary content (a Google Docs, "
                                 "Sheets or Slides file? its type is %s)", child_src,
@@ -234,6 +236,11 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
     for names in sorted(placed):
         items.extend(placed[names])
     return items, skipped, listed
+
+
+def _quoted(text: str) -> str:
+    """``text`` in single quotes, as a POSIX shell reads it back (a quote inside too)."""
+    return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
 def _chosen(child: RemoteEntry, names: tuple[str, ...], include: Sequence[str],
