@@ -109,3 +109,104 @@ def test_a_shortcut_to_a_restricted_file(emulator, tmp_path):
     line = _error(err)
     assert "its owner has turned off downloading" in line and "--exclude 'VOC07.zip'" in line
     assert _media(emulator) == []
+
+
+# --------------------------------------------------------------------------- changed on Drive
+
+@pytest.fixture
+def proxy(emulator, monkeypatch):
+    """A proxy in front of the emulator, which the commands talk to."""
+    with Proxy(emulator.url) as p:
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", p.url)
+        yield p
+
+
+def _zip(tmp_path, name: str, members: dict[str, bytes]) -> bytes:
+    import zipfile
+
+    path = tmp_path / name
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for member, data in members.items():
+            zf.writestr(member, data)
+    return path.read_bytes()
+
+
+def _replaced_at_first_media(store, path: str, newer) -> "callable":
+    def mutate(status: int, headers: dict, body: bytes) -> Reply:
+        entry = store.resolve(path)
+        store.upload(str(newer), store.resolve(os.path.dirname(path)), entry.name, replace=entry)
+        return Reply(status, headers, [body])
+    return mutate
+
+
+def test_pull_extract_of_a_zip_replaced_by_one_of_the_same_size(emulator, proxy, store, tmp_path):
+    old = _zip(tmp_path, "old.zip", {f"m{i}.bin": os.urandom(64 * KiB) for i in range(8)})
+    new = _zip(tmp_path, "new.zip", {f"m{i}.bin": os.urandom(64 * KiB) for i in range(8)})
+    assert len(old) == len(new)
+    emulator.add_file("VOC/set.zip", old)
+    proxy.on("GET", r"alt=media", _replaced_at_first_media(store, "VOC/set.zip",
+                                                           tmp_path / "new.zip"), times=1)
+    dest = tmp_path / "d"
+    code, err = _run("pull", "-x", "-q", "drive:VOC/set.zip", str(dest), "-j", "1",
+                     "--chunk-size", "64KiB")
+    assert code == 1, err
+    line = _error(err)
+    assert "changed on Drive while downloading" in line and "run again" in line, line
+    # Nothing extracted from the mix of two versions is left as if it were a member.
+    assert sorted(p.name for p in dest.glob("m*")) == [], sorted(dest.rglob("*"))
+    code, err = _run("pull", "-x", "-q", "drive:VOC/set.zip", str(dest))
+    assert code == 0, err
+    import zipfile
+    with zipfile.ZipFile(tmp_path / "new.zip") as zf:
+        for member in zf.namelist():
+            assert (dest / member).read_bytes() == zf.read(member), member
+
+
+# --------------------------------------------------------------------------- read-only folders
+
+_WRITES = ("files.insert", "files.update", "files.patch", "media.upload", "files.delete",
+           "files.trash", "files.copy")
+
+
+def _writes(emu) -> list[str]:
+    return [r.kind for r in emu.requests if r.kind in _WRITES]
+
+
+@pytest.mark.parametrize("role,ok", [("reader", False), ("commenter", False),
+                                     ("writer", True), ("fileOrganizer", True),
+                                     ("organizer", True)])
+@pytest.mark.parametrize("dest", ["drive:shared/Team", "drive:shared/Team/runs/a",
+                                  "drive:shared/Team/old"])
+def test_a_push_into_a_shared_drive_by_role(emulator, tmp_path, role, ok, dest):
+    team = emulator.add_shared_drive("Team", role="organizer")
+    emulator.add_folder("old", drive_id=team)
+    emulator.set_drive_role(team, role)
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "epoch_001.pt").write_bytes(b"x" * 100)
+    emulator.clear_requests()
+    code, err = _run("push", str(src), dest)
+    if ok:
+        assert code == 0, err
+        assert _writes(emulator)
+        return
+    assert code == 1, err
+    line = _error(err)
+    assert "is shared with you read-only (Drive: canAddChildren false)" in line, line
+    assert _writes(emulator) == []
+
+
+@pytest.mark.parametrize("logs", ["drive:shared/Team", "drive:shared/Team/runs/me"])
+def test_the_trainers_check_before_training_in_a_shared_drive_it_reads_only(emulator, tmp_path,
+                                                                            logs):
+    from drivestage.errors import PermissionDeniedError
+    from trainer.drive import DriveFolder
+
+    team = emulator.add_shared_drive("Team", role="reader")
+    emulator.clear_requests()
+    with pytest.raises(PermissionDeniedError) as err:
+        DriveFolder(logs, str(tmp_path / "logs")).check_writable()
+    assert str(err.value).startswith("drive:shared/Team is shared with you read-only"), err.value
+    assert _writes(emulator) == []
+    emulator.set_drive_role(team, "writer")   # a Contributor may: no error
+    DriveFolder(logs, str(tmp_path / "logs")).check_writable()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from drivestage.drive import paging
+from drivestage.drive.resources import read_only_message
 from drivestage.drive.store import SHARED_WITH_ME, DriveStore, connect
 from drivestage.errors import DuplicateNameError, MalformedAnswerError, NotFoundError
 from drivestage.paths import DrivePath, StorePath
@@ -13,6 +14,11 @@ from drivestage.paths import DrivePath, StorePath
 
 def find_shared_drive(store: DriveStore, name: str) -> str:
     """The id of the shared drive called exactly ``name``."""
+    return str(_shared_drive(store, name)["id"])
+
+
+def _shared_drive(store: DriveStore, name: str) -> dict[str, Any]:
+    """The Drive resource of the shared drive called exactly ``name`` (an ``id`` checked)."""
     items: list[dict[str, Any]] = []
 
     def fetch() -> None:
@@ -46,14 +52,20 @@ def find_shared_drive(store: DriveStore, name: str) -> str:
     if not isinstance(found[0].get("id"), str):
         raise MalformedAnswerError(f"list shared drives: the server answered a drive "
                                    f"without an id for {name!r}")
-    return str(found[0]["id"])
+    return found[0]
 
 
 def in_shared_drive(store: DriveStore, name: str) -> DriveStore:
     """A store on ``store``'s connection, rooted at the shared drive ``name``."""
-    drive_id = find_shared_drive(store, name)
+    found = _shared_drive(store, name)
+    drive_id = str(found["id"])
+    # A reader's or commenter's shared drive: its root is written into by nobody's push. Known
+    # from the listing that found it (no request more); none of the drive's folders says so.
+    caps = found.get("capabilities")
+    read_only = read_only_message(f"drive:shared/{name}") if isinstance(caps, dict) and \
+        caps.get("canAddChildren") is False else None
     return DriveStore(store.transport, store.drive, api_root=store.api_root, root_id=drive_id,
-                      drive_id=drive_id, label=f"drive:shared/{name}/")
+                      drive_id=drive_id, label=f"drive:shared/{name}/", root_read_only=read_only)
 
 
 def shared_with_me(store: DriveStore) -> DriveStore:

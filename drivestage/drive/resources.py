@@ -125,9 +125,7 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
     # downloading everything else (Drive's answer to the bytes would be 403 cannotDownloadFile).
     no_download = restricted_message(where or res["id"]) if has_content and \
         isinstance(caps, Mapping) and caps.get("canDownload") is False else None
-    read_only = (f"{where or res['id']} is shared with you read-only (Drive: canAddChildren "
-                 "false): nothing can be written into it. Ask the owner to make you an editor, "
-                 "or push into a folder of your own") if mime == FOLDER_MIME and \
+    read_only = read_only_message(where or res["id"]) if mime == FOLDER_MIME and \
         isinstance(caps, Mapping) and caps.get("canAddChildren") is False else None
     return DriveEntry(
         id=res["id"], name=res.get("title") or "", is_dir=mime == FOLDER_MIME,
@@ -138,6 +136,13 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
         has_content=has_content, no_download=no_download, read_only=read_only,
         kind=mime, removable=removable, drive_id=res.get("driveId") or res.get("teamDriveId"),
         drive_top=mime == FOLDER_MIME and not parents and _drive_top(res))
+
+
+def read_only_message(where: str) -> str:
+    """The message for a folder (or a shared drive) this account may not write into."""
+    return (f"{where} is shared with you read-only (Drive: canAddChildren false): nothing "
+            "can be written into it. Ask the owner to make you an editor, or push into a "
+            "folder of your own")
 
 
 def restricted_message(where: str, answer: str = "Drive reports canDownload false for "

@@ -93,13 +93,15 @@ class DriveStore(RemoteStore):
 
     def __init__(self, transport: Transport, drive: Any, *, api_root: Optional[str] = None,
                  root_id: str = "root", drive_id: Optional[str] = None,
-                 label: str = "drive:"):
+                 label: str = "drive:", root_read_only: Optional[str] = None):
         self.transport = transport
         self.drive = drive            # PyDrive2's GoogleDrive: metadata calls
         self.api_root = api_root
         self.root_id = root_id
         self.drive_id = drive_id      # set for a shared drive
         self.label = label            # "drive:", "drive:shared/<name>/", "drive:shared-with-me/"
+        #: Why nothing can be written at the root (a shared drive this account reads only).
+        self.root_read_only = root_read_only
         self._reader = MediaReader(transport)
         self._folder_ids: dict[tuple[str, ...], str] = {(): root_id}
         self._names: dict[str, str] = {root_id: label}
@@ -292,7 +294,7 @@ class DriveStore(RemoteStore):
             key: Optional[tuple[str, ...]] = None
         else:
             base_where = self.label.rstrip("/") if names else self.label
-            cur = RemoteEntry(id=self.root_id, name="", is_dir=True)
+            cur = self._root()
             key = ()
         where = base_where
         for i, name in enumerate(names):
@@ -340,12 +342,15 @@ class DriveStore(RemoteStore):
                                    ancestors=above + (folder.id,)))
         return out
 
+    def _root(self) -> RemoteEntry:
+        """The store's root, as far as it is known without a request."""
+        return RemoteEntry(id=self.root_id, name="", is_dir=True, read_only=self.root_read_only)
+
     def make_folders(self, path: Union[str, StorePath]) -> RemoteEntry:
         """``mkdir -p``; a retried create first looks again, so no duplicate folders."""
         sp = path if isinstance(path, StorePath) else StorePath.parse(path)
         start, names = sp.start, sp.names
-        cur = self.resolve(StorePath(start, (), sp.key)) if start else \
-            RemoteEntry(id=self.root_id, name="", is_dir=True)
+        cur = self.resolve(StorePath(start, (), sp.key)) if start else self._root()
         key: Optional[tuple[str, ...]] = () if start is None else None
         where = self.describe(cur)
         cached = None
