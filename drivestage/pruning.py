@@ -163,7 +163,10 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
             # sidecar vouches for it (the push sends both before retention deletes anything).
             rid = entry.id if entry is not None else None
             if entry is not None and entry.md5:
-                same = [e for e in files[name] if e.id != entry.id and e.md5 == entry.md5]
+                # Not someone else's copy (:func:`_foreign`): Drive lets this account delete
+                # it no more than the plan's own copies of theirs, which retention keeps.
+                same = [e for e in files[name] if e.id != entry.id and e.md5 == entry.md5
+                        and not _foreign(e)]
                 if same:
                     twins[entry.id] = same
             if kind == AUTOSAVE:

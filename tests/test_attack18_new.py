@@ -210,3 +210,42 @@ def test_the_trainers_check_before_training_in_a_shared_drive_it_reads_only(emul
     assert _writes(emulator) == []
     emulator.set_drive_role(team, "writer")   # a Contributor may: no error
     DriveFolder(logs, str(tmp_path / "logs")).check_writable()
+
+
+# --------------------------------------------------------------------------- twins
+
+FOLDER = "Models/logs"
+
+
+@pytest.mark.parametrize("use_trash", [False, True])
+def test_a_collaborators_copy_with_the_same_bytes_is_no_twin_to_delete(emulator, tmp_path,
+                                                                        use_trash):
+    """A teammate (edit access to my folder in My Drive) uploaded the very bytes of my
+    epoch 1 under its name: their file, which Drive lets me neither delete nor trash. The
+    push whose plan deletes epoch 1 deletes my copy and keeps theirs, as retention keeps
+    every file someone else owns. Before: it tried to delete theirs as a "twin" and the
+    push failed (403 insufficientFilePermissions), at every push."""
+    import time as _time
+
+    from _checkpoints import save
+    from _drive_state import live_md5s
+    from drivestage.retention import RetentionPolicy
+    from drivestage.upload_tree import push
+
+    t0 = _time.time() - 3600
+    src = tmp_path / "logs"
+    sent = {}
+    for e in (1, 2):
+        sent.update(save(str(src), f"epoch_{e:03d}", e, t0 + 10 * e, saved=t0 + 10 * e))
+    push(str(src), f"drive:{FOLDER}")
+    theirs = emulator.add_file(f"{FOLDER}/epoch_001.pt", (src / "epoch_001.pt").read_bytes())
+    emulator.store.update(theirs, owner="bob@example.com", shared_role="writer",
+                          modified=t0 - 100)
+    newer = save(str(src), "epoch_003", 3, t0 + 30, saved=t0 + 30)
+    result = push(str(src), f"drive:{FOLDER}", RetentionPolicy(keep_last=1), use_trash=use_trash)
+    live = live_md5s(emulator, FOLDER)
+    # Their copy stays, and my sidecar with it: it vouches for the bytes still there.
+    assert live == {**newer, "epoch_001.pt": sent["epoch_001.pt"],
+                    "epoch_001.json": sent["epoch_001.json"]}, (live, result.pruned)
+    assert [f["id"] for f in emulator.files() if f["id"] == theirs
+            and not f["labels"]["trashed"]] == [theirs]
