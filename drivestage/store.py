@@ -202,9 +202,14 @@ class RemoteStore(abc.ABC):
                 entry = self.resolve(StorePath(path.start, path.names[:depth], path.key))
             except NotFoundError:
                 continue
-            if entry.is_dir and entry.read_only:
-                raise PermissionDeniedError(entry.read_only)
+            if entry.is_dir:
+                self._check_into(entry)
             return
+
+    def _check_into(self, folder: RemoteEntry) -> None:
+        """Raise where ``folder``'s metadata says nothing may be written into it."""
+        if folder.read_only:
+            raise PermissionDeniedError(folder.read_only)
 
     def place(self, path: StorePath) -> str:
         """A text naming the place ``path`` is in this store, the same in every process of

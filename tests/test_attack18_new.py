@@ -340,3 +340,32 @@ def test_a_file_restricted_after_half_of_it_was_pulled(emulator, store, tmp_path
     assert _media(emulator) == []
     assert [os.path.getsize(p) for p in stale_partials(target)] == [256 * KiB], \
         os.listdir(dest)
+
+
+@pytest.mark.parametrize("logs", ["drive:shared-with-me/Runs", "drive:shared-with-me/Runs/me"])
+def test_the_trainers_check_before_training_directly_in_shared_with_me(emulator, tmp_path, logs):
+    """drive.logs in "Shared with me" itself (a folder there that does not exist): every push
+    of the run would fail ("nothing can be created directly in Shared with me"), so the
+    check before training fails now; a folder shared with me as an editor passes."""
+    from drivestage.errors import UsageError
+    from trainer.drive import DriveFolder
+
+    emulator.clear_requests()
+    with pytest.raises(UsageError) as err:
+        DriveFolder(logs, str(tmp_path / "logs")).check_writable()
+    assert "nothing can be created directly in Shared with me" in str(err.value), err.value
+    emulator.add_folder("Runs", owner=TEACHER, shared_with_me="writer")
+    DriveFolder(logs, str(tmp_path / "logs")).check_writable()
+    assert _writes(emulator) == []
+
+
+@pytest.mark.timeout(60)   # before: it went on failing every period, never ending
+def test_a_mirror_directly_into_shared_with_me_fails_at_its_start(emulator, tmp_path):
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    emulator.clear_requests()
+    code, err = _run("mirror", str(src), "drive:shared-with-me/Runs", "--every", "60")
+    assert code in (1, 2), err
+    assert "nothing can be created directly in Shared with me" in _error(err), err
+    assert _writes(emulator) == []

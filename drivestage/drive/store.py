@@ -387,6 +387,11 @@ class DriveStore(RemoteStore):
             return None
         return None if is_trashed(res) else entry_from_resource(res, where)
 
+    def _check_into(self, folder: RemoteEntry) -> None:
+        # "Shared with me" itself too (drive:shared-with-me/<a folder not there>): a push
+        # would make the folder there, which Drive refuses, at every push of a mirror or run.
+        self._writable(folder, self.describe(folder))
+
     def _writable(self, folder: RemoteEntry, where: str) -> None:
         if folder.id == SHARED_WITH_ME:
             raise UsageError(f"{where}: nothing can be created directly in Shared with me; "
