@@ -218,11 +218,9 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
                     raise NotFoundError(child.unreadable)
                 elif child.no_download:
                     inside = "/".join(names + (child.name,))
-                    # Quoted for a shell (a name may hold a quote), escaped for the glob (or
-                    # brackets): pasted as it stands, it leaves out this file and no other.
                     raise DownloadRestrictedError(
                         f"{child.no_download} Or pull the rest of the folder without it: "
-                        f"--exclude {_quoted(glob.escape(printable(inside)))}")
+                        f"--exclude {_exclude_pattern(inside)}")
                 elif not child.has_content:
                     log.warning("skipping %s: it has no binary content (a Google Docs, "
                                 "Sheets or Slides file? its type is %s)", child_src,
@@ -238,9 +236,13 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
     return items, skipped, listed
 
 
-def _quoted(text: str) -> str:
-    """``text`` in single quotes, as a POSIX shell reads it back (a quote inside too)."""
-    return "'" + text.replace("'", "'\"'\"'") + "'"
+def _exclude_pattern(inside: str) -> str:
+    """The ``--exclude`` glob that leaves out exactly ``inside``, to paste into a shell:
+    glob characters escaped (``[[]``), a character a terminal must not be sent (a control,
+    a bidi override) matched by ``?`` (shown escaped it would match nothing), all in single
+    quotes as a POSIX shell reads them back (a quote inside too)."""
+    pattern = "".join(c if printable(c) == c else "?" for c in glob.escape(inside))
+    return "'" + pattern.replace("'", "'\"'\"'") + "'"
 
 
 def _chosen(child: RemoteEntry, names: tuple[str, ...], include: Sequence[str],

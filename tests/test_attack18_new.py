@@ -69,6 +69,7 @@ def _hint(line: str) -> list[str]:
     "set [final] *.zip",      # glob characters: escaped, they must still match the name
     "sub/deep/VOC07.zip",     # in a subfolder: the path inside the pulled folder
     "sub/o'brien [1].zip",    # both, below the top
+    "bell\a\u202e.zip",      # a control and a bidi character: shown escaped, still matched
 ])
 def test_the_exclude_the_message_suggests_works_when_pasted(emulator, tmp_path, name):
     ids = _shared(emulator, {"README.txt": b"r" * 100, name: b"z" * 100}, (name,))
