@@ -21,6 +21,7 @@ Repeated slashes collapse; ``.`` and ``..`` are refused because Drive has no suc
 from __future__ import annotations
 
 import fnmatch
+import glob
 import re
 import unicodedata
 import urllib.parse
@@ -274,6 +275,15 @@ def matches(rel: str, patterns: Iterable[str]) -> bool:
     (case-sensitive, as Drive names are): the rule of ``--include`` / ``--exclude``."""
     base = rel.rsplit("/", 1)[-1]
     return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(base, p) for p in patterns)
+
+
+def exclude_pattern(rel: str) -> str:
+    """The ``--exclude`` glob that leaves out ``rel`` (``a/b/c.txt``), to paste into a shell:
+    glob characters escaped (``[[]``), a character a terminal must not be sent (a control,
+    a bidi override) matched by ``?`` (shown escaped it would match nothing), all in single
+    quotes as a POSIX shell reads them back (a quote inside too)."""
+    pattern = "".join(c if printable(c) == c else "?" for c in glob.escape(rel))
+    return "'" + pattern.replace("'", "'\"'\"'") + "'"
 
 
 #: Unicode's bidirectional controls (they reorder what a terminal shows: "Trojan Source").

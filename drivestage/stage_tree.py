@@ -14,7 +14,6 @@ many as measuring finds worth it (:mod:`drivestage.download`).
 """
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import stat
@@ -30,7 +29,7 @@ from drivestage.errors import DownloadRestrictedError, DuplicateNameError, Local
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
 from drivestage.pool import each
-from drivestage.paths import StorePath, matches, printable
+from drivestage.paths import StorePath, exclude_pattern, matches
 from drivestage.stage_file import FileStager, ProgressFactory, PullResult, check_space, safe_name
 from drivestage.store import RemoteEntry, RemoteStore
 
@@ -220,7 +219,7 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
                     inside = "/".join(names + (child.name,))
                     raise DownloadRestrictedError(
                         f"{child.no_download} Or pull the rest of the folder without it: "
-                        f"--exclude {_exclude_pattern(inside)}")
+                        f"--exclude {exclude_pattern(inside)}")
                 elif not child.has_content:
                     log.warning("skipping %s: it has no binary content (a Google Docs, "
                                 "Sheets or Slides file? its type is %s)", child_src,
@@ -234,15 +233,6 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
     for names in sorted(placed):
         items.extend(placed[names])
     return items, skipped, listed
-
-
-def _exclude_pattern(inside: str) -> str:
-    """The ``--exclude`` glob that leaves out exactly ``inside``, to paste into a shell:
-    glob characters escaped (``[[]``), a character a terminal must not be sent (a control,
-    a bidi override) matched by ``?`` (shown escaped it would match nothing), all in single
-    quotes as a POSIX shell reads them back (a quote inside too)."""
-    pattern = "".join(c if printable(c) == c else "?" for c in glob.escape(inside))
-    return "'" + pattern.replace("'", "'\"'\"'") + "'"
 
 
 def _chosen(child: RemoteEntry, names: tuple[str, ...], include: Sequence[str],
@@ -332,7 +322,7 @@ def _walk_once(walked: dict[str, str], child: RemoteEntry, child_src: str,
         raise ShortcutCycleError(
             f"{child_src} is the folder {first} again (a shortcut to it, or a folder with two "
             "parents): a folder pull takes each folder once. Leave one out (pull --exclude "
-            f"'{printable(child.name)}').")
+            f"{exclude_pattern(child.name)}).")
 
 
 def _refuse_duplicates(children: list[RemoteEntry], where: str) -> None:

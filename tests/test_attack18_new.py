@@ -370,3 +370,37 @@ def test_a_mirror_directly_into_shared_with_me_fails_at_its_start(emulator, tmp_
     assert code in (1, 2), err
     assert "nothing can be created directly in Shared with me" in _error(err), err
     assert _writes(emulator) == []
+
+
+@pytest.mark.parametrize("name", ["it's [old]", "plain"])
+def test_the_exclude_a_shortcut_loop_suggests_works_when_pasted(emulator, tmp_path, name):
+    top = emulator.add_folder("A")
+    emulator.add_file("A/a.txt", b"a")
+    emulator.add_shortcut(f"A/B/{name}", top)
+    dest = tmp_path / "d"
+    code, err = _run("pull", "-q", "drive:A", str(dest))
+    assert code == 1
+    line = _error(err)
+    assert "a folder it sits in" in line, line
+    code, err = _run("pull", "-q", "drive:A", str(dest), *_hint(line.replace(")", " ")))
+    assert code == 0, err
+    assert (dest / "A" / "a.txt").read_bytes() == b"a"
+
+
+@pytest.mark.parametrize("name", ["it's [v2]", "plain"])
+def test_the_exclude_two_shortcuts_to_one_folder_suggest_works_when_pasted(emulator, tmp_path,
+                                                                           name):
+    emulator.add_folder("L0")
+    inner = emulator.add_folder("L1")
+    emulator.add_file("L1/leaf.txt", b"x")
+    emulator.add_file("L0/top.txt", b"t")
+    emulator.add_shortcut("L0/a", inner)
+    emulator.add_shortcut(f"L0/{name}", inner)
+    dest = tmp_path / "d"
+    code, err = _run("pull", "-q", "drive:L0", str(dest))
+    assert code == 1
+    line = _error(err)
+    assert "a folder pull takes each folder once" in line, line
+    code, err = _run("pull", "-q", "drive:L0", str(dest), *_hint(line.replace(")", " ")))
+    assert code == 0, err
+    assert (dest / "L0" / "top.txt").read_bytes() == b"t"

@@ -34,7 +34,7 @@ from drivestage.drive.upload import upload_file
 from drivestage.errors import (DanglingShortcutError, DriveStageError, DuplicateNameError,
                                MalformedAnswerError, NotFoundError, PermissionDeniedError,
                                RemoteError, ShortcutCycleError, UsageError)
-from drivestage.paths import DrivePath, StorePath, printable
+from drivestage.paths import DrivePath, StorePath, exclude_pattern, printable
 from drivestage.store import ByteSink, Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
@@ -334,7 +334,7 @@ class DriveStore(RemoteStore):
             target = self._names.get(folder.id) or f"drive:id:{folder.id}"
             raise ShortcutCycleError(
                 f"{where} is a shortcut to {target}, a folder it sits in: a walk through it "
-                f"would never end. Leave it out (pull --exclude '{printable(folder.name)}') or "
+                f"would never end. Leave it out (pull --exclude {exclude_pattern(folder.name)}) or "
                 "remove the shortcut on Drive.")
         out: list[RemoteEntry] = []
         for res in self._children(folder.id, where):
