@@ -26,7 +26,7 @@ from typing import Callable, Optional, Sequence
 from drivestage.checksums import choose, verify_file
 from drivestage.interrupts import Monitor
 from drivestage.errors import DestChangedError, ChecksumMismatchError, \
-    DownloadRestrictedError, PartialChangedError, RemoteError
+    DownloadRestrictedError, PartialChangedError, RemoteChangedError, RemoteError
 from drivestage.partials import (Ranges, partial_path, partial_size, ranges_path, record_temps,
                                  remove_partial, stale_partials, unlink)
 from drivestage.streams import Pass
@@ -222,8 +222,8 @@ class Download:
                    if was is not None and became is not None and was != became]
         if changes:
             name, was, became = changes[0]
-            raise RemoteError(f"{self.where} changed on Drive while downloading ({name} "
-                              f"{was} became {became}); run again")
+            raise RemoteChangedError(f"{self.where} changed on Drive while downloading "
+                                     f"({name} {was} became {became}); run again")
 
     def _drop(self, run: Pass) -> None:
         """Another program changed the partial (:class:`PartialChangedError`): its record

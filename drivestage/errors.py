@@ -123,6 +123,13 @@ class RemoteError(DriveStageError, OSError):
         self.status, self.reason = status, reason
 
 
+class RemoteChangedError(RemoteError):
+    """The file changed on Drive while it downloaded (a new version of another size, or of
+    the same size: its checksum changed): what arrived mixes two versions and is deleted.
+    Running again fetches the new version; a caller that chose the file for its old bytes
+    (a checkpoint its sidecar vouches for) lists again instead."""
+
+
 class MalformedAnswerError(RemoteError):
     """The server answered, but not with what Drive sends (a field missing or of the wrong
     type)."""

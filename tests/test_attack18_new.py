@@ -404,3 +404,33 @@ def test_the_exclude_two_shortcuts_to_one_folder_suggest_works_when_pasted(emula
     code, err = _run("pull", "-q", "drive:L0", str(dest), *_hint(line.replace(")", " ")))
     assert code == 0, err
     assert (dest / "L0" / "top.txt").read_bytes() == b"t"
+
+
+@pytest.mark.parametrize("extra", [0, 1000], ids=["same-size", "other-size"])
+def test_a_checkpoint_replaced_while_it_downloads_is_a_remote_changed_error(
+        emulator, proxy, store, tmp_path, extra):
+    """What the trainer's fetch of a checkpoint sees when another machine pushes a new
+    version of it meanwhile: a :class:`RemoteChangedError` of either kind (a caller that
+    chose the file for the bytes its sidecar vouches for lists again), never a file."""
+    from drivestage.download import download
+    from drivestage.drive import connect
+    from drivestage.errors import RemoteChangedError
+
+    emulator.add_file("Models/logs/epoch_002.pt", os.urandom(512 * KiB))
+    newer = tmp_path / "newer.pt"
+    newer.write_bytes(os.urandom(512 * KiB + extra))
+    through = connect(api_root=proxy.url, token="test-token")
+    entry = through.resolve("Models/logs/epoch_002.pt")
+
+    def cut_and_replace(status: int, headers: dict, body: bytes) -> Reply:
+        # The connection drops halfway; another machine's push lands before the resume.
+        _replaced_at_first_media(store, "Models/logs/epoch_002.pt", newer)(status, headers, b"")
+        kept = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        return Reply(status, kept, [body[:len(body) // 2]])
+
+    proxy.on("GET", r"alt=media", cut_and_replace, times=1)
+    target = tmp_path / "logs" / "epoch_002.pt"
+    target.parent.mkdir()
+    with pytest.raises(RemoteChangedError, match="changed on Drive while downloading"):
+        download(through, entry, str(target))
+    assert not target.exists()

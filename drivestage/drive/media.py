@@ -20,7 +20,7 @@ from googleapiclient.http import MediaUpload
 
 from drivestage.drive import retry
 from drivestage.drive.transport import Streamed, Transport
-from drivestage.errors import DriveStageError, RemoteError
+from drivestage.errors import DriveStageError, RemoteChangedError, RemoteError
 from drivestage.pool import Serial
 from drivestage.state import stat_key
 from drivestage.store import ByteSink, RemoteEntry
@@ -132,8 +132,8 @@ class MediaReader:
                     raise retry.TransientError(f"unexpected Content-Range "
                                                f"{body.headers.get('content-range')!r}")
                 if got[2] is not None and got[2] != entry.size:
-                    raise RemoteError(f"{where} changed on Drive while downloading "
-                                      f"(size {entry.size} became {got[2]}); run again")
+                    raise RemoteChangedError(f"{where} changed on Drive while downloading "
+                                             f"(size {entry.size} became {got[2]}); run again")
                 if got[1] >= stop:
                     raise _too_long(where, pos, stop, f"Content-Range bytes {got[0]}-{got[1]}")
                 end, skip = got[1] + 1, 0
