@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Protocol, Union
 
-from drivestage.errors import NotFoundError, PermissionDeniedError, QuotaExceededError, \
-    RemoteError
+from drivestage.errors import DanglingShortcutError, NotFoundError, PermissionDeniedError, \
+    QuotaExceededError, RemoteError, UsageError
 from drivestage.paths import StorePath
 from drivestage.sizes import format_size
 
@@ -196,14 +196,20 @@ class RemoteStore(abc.ABC):
         """Raise PermissionDeniedError where the backend's metadata says nothing can be
         written at ``path``: the folder there or, where none is yet (a push makes it), the
         nearest one above it (a folder shared read-only: :attr:`RemoteEntry.read_only`).
-        No write is tried; a backend that does not say lets every path pass."""
+        What no push could ever get past fails too, as the push would: a file there or
+        above (UsageError), a shortcut on the way whose target is gone
+        (DanglingShortcutError). No write is tried; a backend that does not say lets every
+        other path pass."""
         for depth in range(len(path.names), -1, -1):
             try:
                 entry = self.resolve(StorePath(path.start, path.names[:depth], path.key))
+            except DanglingShortcutError:
+                raise  # not "not there yet": a push would fail on it every time
             except NotFoundError:
                 continue
-            if entry.is_dir:
-                self._check_into(entry)
+            if not entry.is_dir:
+                raise UsageError(f"{self.describe(entry)} exists and is a file, not a folder")
+            self._check_into(entry)
             return
 
     def _check_into(self, folder: RemoteEntry) -> None:

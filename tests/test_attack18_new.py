@@ -434,3 +434,40 @@ def test_a_checkpoint_replaced_while_it_downloads_is_a_remote_changed_error(
     with pytest.raises(RemoteChangedError, match="changed on Drive while downloading"):
         download(through, entry, str(target))
     assert not target.exists()
+
+
+def test_the_trainers_check_before_training_where_no_push_could_get_past(emulator, tmp_path):
+    """drive.logs through a shortcut whose target is gone, or through a file: every push of
+    the run would fail on it (a run that resumes from its local checkpoints only warns that
+    it could not list Drive), so the check before training fails with the push's message."""
+    from drivestage.errors import DanglingShortcutError, UsageError
+    from trainer.drive import DriveFolder
+
+    gone = emulator.add_folder("x/Runs", owner=TEACHER, shared_with_me="writer")
+    emulator.add_shortcut("Runs", gone)
+    emulator.unshare(gone)
+    emulator.add_file("Models/file.txt", b"f")
+    emulator.clear_requests()
+    for logs in ("drive:Runs", "drive:Runs/me/logs"):
+        with pytest.raises(DanglingShortcutError, match="drive:Runs is a shortcut to an item "
+                                                        "that is gone"):
+            DriveFolder(logs, str(tmp_path / "logs")).check_writable()
+    for logs in ("drive:Models/file.txt", "drive:Models/file.txt/logs"):
+        with pytest.raises(UsageError, match="drive:Models/file.txt exists and is a file, "
+                                             "not a folder"):
+            DriveFolder(logs, str(tmp_path / "logs")).check_writable()
+    DriveFolder("drive:Models/new/logs", str(tmp_path / "logs")).check_writable()
+    assert _writes(emulator) == []
+
+
+@pytest.mark.timeout(60)   # before: it went on failing every period, never ending
+def test_a_mirror_through_a_dangling_shortcut_fails_at_its_start(emulator, tmp_path):
+    gone = emulator.add_folder("x/Runs", owner=TEACHER, shared_with_me="writer")
+    emulator.add_shortcut("Runs", gone)
+    emulator.unshare(gone)
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    code, err = _run("mirror", str(src), "drive:Runs/me", "--every", "60")
+    assert code == 1, err
+    assert "drive:Runs is a shortcut to an item that is gone" in _error(err), err
