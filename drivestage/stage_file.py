@@ -195,13 +195,15 @@ class FileStager:
         """Stage the file ``entry`` as ``dest/<its name>`` (under the file's lock)."""
         if entry.unreadable:
             raise NotFoundError(entry.unreadable)
-        if entry.no_download:
-            raise DownloadRestrictedError(entry.no_download)
         if not entry.has_content:
             raise UsageError(f"{self.src} has no binary content (a Google Docs, Sheets or "
                              f"Slides file? its type is {entry.kind or 'unknown'}); export it "
                              "to a file on Drive first")
         name = safe_name(entry.name, self.src)
+        if entry.no_download and (self.force or not stamps.of(self.dest, name)):
+            # Nothing staged of that name (checked again under the lock): fail before
+            # writing anything, even the state folder.
+            raise DownloadRestrictedError(entry.no_download)
         # The file's lock, in the state folder: checked to be this user's own folder before
         # anything is read from it or written (see drivestage.extract.statedir).
         with state_lock(self.dest, fitted_name(name) + ".lock", self._waiting):
@@ -268,6 +270,10 @@ class FileStager:
                 staged = [str(row[0]) for row in basis.get("members") or []]
             return self._result(entry, target, action, members=staged,
                                 extracted=self.extract)
+        if entry.no_download and action not in ("verified", "extract"):
+            # Only where bytes must come from Drive: a copy staged before (a notebook's
+            # pull cell run again) stays usable after the owner turned downloading off.
+            raise DownloadRestrictedError(entry.no_download)
         if alone and own is not None:  # read alone above: now the name's others
             found = stamps.of(self.dest, name)
             same_src = [s for s in found if s["id"] != entry.id and s.get("src") == self.src]

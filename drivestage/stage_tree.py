@@ -102,7 +102,7 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     jobs = max(1, int(jobs or dl.DEFAULT_JOBS))
     walked = time.time_ns()  # a stamp written since may be of a newer version than listed
     items, skipped, listed = _walk(store, folder, src.rstrip("/"), root, jobs, include,
-                                   exclude)
+                                   exclude, force)
     os.makedirs(dest, exist_ok=True)
     for where in sorted({it.folder for it in items} | {root}):
         _real_folders(root, where, dest, create=False)  # a link there: refused before a byte
@@ -172,7 +172,7 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
 
 
 def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: int,
-          include: Sequence[str] = (), exclude: Sequence[str] = ()
+          include: Sequence[str] = (), exclude: Sequence[str] = (), force: bool = False
           ) -> tuple[list[_Item], list[str], dict[str, set[str]]]:
     """Every downloadable file under ``folder`` that the globs select, in tree order, those
     skipped for having no content, and the local names of every item listed, by local
@@ -215,7 +215,7 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
                                        names + (name,), above + (cur.id,)))
                 elif child.unreadable:
                     raise NotFoundError(child.unreadable)
-                elif child.no_download:
+                elif child.no_download and (force or not _staged(child, name, cur_local)):
                     inside = "/".join(names + (child.name,))
                     raise DownloadRestrictedError(
                         f"{child.no_download} Or pull the rest of the folder without it: "
@@ -233,6 +233,21 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
     for names in sorted(placed):
         items.extend(placed[names])
     return items, skipped, listed
+
+
+def _staged(child: RemoteEntry, name: str, folder: str) -> bool:
+    """A copy of ``child`` is staged as ``folder/<name>`` already, by its stamp: the same
+    version (md5), the file as the stamp left it. A rerun needs no download of it, so a
+    file whose owner turned downloading off since does not stop the pull (staging it
+    checks again, and fails before a media request if it must download after all)."""
+    stamp = stamps.own(folder, name, child.id)
+    if stamp is None or not child.md5 or stamp.get("md5") != child.md5:
+        return False
+    try:
+        st = os.stat(os.path.join(folder, name))
+    except OSError:
+        return False
+    return st.st_size == stamp.get("size") and st.st_mtime_ns == stamp.get("mtime_ns")
 
 
 def _chosen(child: RemoteEntry, names: tuple[str, ...], include: Sequence[str],

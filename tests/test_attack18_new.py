@@ -471,3 +471,56 @@ def test_a_mirror_through_a_dangling_shortcut_fails_at_its_start(emulator, tmp_p
     code, err = _run("mirror", str(src), "drive:Runs/me", "--every", "60")
     assert code == 1, err
     assert "drive:Runs is a shortcut to an item that is gone" in _error(err), err
+
+
+@pytest.mark.parametrize("extract", [False, True])
+def test_a_rerun_over_an_intact_copy_of_a_file_restricted_since(emulator, tmp_path, extract):
+    """A notebook's pull cell, run again after the owner turned downloading off: the file is
+    here already, staged and verified against the same version on Drive; nothing needs
+    downloading, so the rerun succeeds as before (one metadata call, no media request)."""
+    data = _zip(tmp_path, "set.zip", {"a.txt": b"a" * 100, "b.txt": b"b" * 100}) \
+        if extract else b"z" * 1000
+    ids = _shared(emulator, {"set.zip": data}, ())
+    dest = tmp_path / "d"
+    flags = ("-x",) if extract else ()
+    code, err = _run("pull", "-q", *flags, "drive:Course/set.zip", str(dest))
+    assert code == 0, err
+    emulator.restrict_download(ids["set.zip"])
+    emulator.clear_requests()
+    code, err = _run("pull", "-q", *flags, "drive:Course/set.zip", str(dest))
+    assert code == 0, err
+    assert _media(emulator) == []
+    if extract:
+        assert (dest / "a.txt").read_bytes() == b"a" * 100
+    else:
+        assert (dest / "set.zip").read_bytes() == data
+
+
+@pytest.mark.parametrize("extract", [False, True])
+def test_a_folder_pull_rerun_over_a_file_restricted_since(emulator, tmp_path, extract):
+    """The same for a folder pull: the restricted file staged already passes; one that is
+    not (a new file of the folder, restricted too) still fails while listing, before any
+    media request."""
+    data = _zip(tmp_path, "set.zip", {"a.txt": b"a" * 100}) if extract else b"z" * 1000
+    ids = _shared(emulator, {"README.txt": b"r" * 10, "sub/set.zip": data}, ())
+    dest = tmp_path / "d"
+    flags = ("-x",) if extract else ()
+    code, err = _run("pull", "-q", *flags, "drive:Course", str(dest))
+    assert code == 0, err
+    emulator.restrict_download(ids["sub/set.zip"])
+    emulator.clear_requests()
+    code, err = _run("pull", "-q", *flags, "drive:Course", str(dest))
+    assert code == 0, err
+    assert _media(emulator) == []
+    new = emulator.add_file("Course/sub/new.zip", b"n" * 100, owner=TEACHER)
+    emulator.restrict_download(new)
+    code, err = _run("pull", "-q", *flags, "drive:Course", str(dest))
+    assert code == 1
+    line = _error(err)
+    assert "new.zip: its owner has turned off downloading" in line, line
+    assert "--exclude 'sub/new.zip'" in line
+    assert _media(emulator) == []
+    code, err = _run("pull", "-q", *flags, "--force", "--exclude", "sub/new.zip",
+                     "drive:Course", str(dest))
+    assert code == 1   # --force downloads everything again: not this one
+    assert "sub/set.zip: its owner has turned off downloading" in _error(err)
