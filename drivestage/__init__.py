@@ -12,7 +12,7 @@ _LAZY = {
     "push": "drivestage.upload_tree",
     "prune": "drivestage.pruning",
     "Mirror": "drivestage.mirror",
-    "connect": "drivestage.drive.store",
+    "connect": "drivestage.drive.places",
     "open_store": "drivestage.remote",
 }
 

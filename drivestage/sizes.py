@@ -10,9 +10,10 @@ unit, where ``KB``/``MB``/``GB``/``TB`` are decimal (10**3, 10**6, ...) and
 from __future__ import annotations
 
 import re
+import shutil
 from typing import Optional, Union
 
-from drivestage.errors import PolicyError
+from drivestage.errors import DiskSpaceError, PolicyError
 
 _UNITS = {
     "": 1, "b": 1,
@@ -54,3 +55,14 @@ def format_size(n: Optional[float]) -> str:
             return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return f"{n} B"  # pragma: no cover
+
+
+def check_space(dest: str, reserve: int, needed: int, what: str) -> None:
+    """Raise DiskSpaceError unless ``dest`` has ``needed`` bytes free beyond ``reserve``."""
+    free = shutil.disk_usage(dest).free - reserve
+    if needed > free:
+        kept = f" (keeping {format_size(reserve)} in reserve)" if reserve else ""
+        raise DiskSpaceError(
+            f"not enough free disk space in {dest} to {what}: needs {format_size(needed)} "
+            f"({needed} bytes), only {format_size(max(free, 0))} ({max(free, 0)} bytes) free"
+            f"{kept}; free some space or pull elsewhere", needed=needed, free=max(free, 0))

@@ -34,7 +34,7 @@ from typing import Any, Callable, Collection, Optional
 from drivestage import download as dl
 from drivestage import stamps
 from drivestage.checksums import choose
-from drivestage.errors import ArchiveError, DiskSpaceError, DownloadRestrictedError, \
+from drivestage.errors import ArchiveError, DownloadRestrictedError, \
     DriveStageError, LocalFileError, NotFoundError, UsageError
 from drivestage.extract.records import MemberRecord
 from drivestage.extract.statedir import state_lock
@@ -42,7 +42,7 @@ from drivestage.extract.validation import STATE_DIR
 from drivestage.localfs import fitted_name
 from drivestage.partials import unlink
 from drivestage.paths import printable
-from drivestage.sizes import format_size
+from drivestage.sizes import check_space, format_size
 from drivestage.stamps import Stamp
 from drivestage.store import RemoteEntry, RemoteStore
 from drivestage.unpack import Unpacking
@@ -110,17 +110,6 @@ def safe_name(name: str, where: str) -> str:
                          ".<name>.<16 hex digits>.partial or .ranges, with their records' "
                          "temporary files); rename that item on Drive")
     return local
-
-
-def check_space(dest: str, reserve: int, needed: int, what: str) -> None:
-    """Raise DiskSpaceError unless ``dest`` has ``needed`` bytes free beyond ``reserve``."""
-    free = shutil.disk_usage(dest).free - reserve
-    if needed > free:
-        kept = f" (keeping {format_size(reserve)} in reserve)" if reserve else ""
-        raise DiskSpaceError(
-            f"not enough free disk space in {dest} to {what}: needs {format_size(needed)} "
-            f"({needed} bytes), only {format_size(max(free, 0))} ({max(free, 0)} bytes) free"
-            f"{kept}; free some space or pull elsewhere", needed=needed, free=max(free, 0))
 
 
 # ------------------------------------------------------------------------------ the decision

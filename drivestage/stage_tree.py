@@ -30,7 +30,8 @@ from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
 from drivestage.pool import each
 from drivestage.paths import StorePath, exclude_pattern, matches
-from drivestage.stage_file import FileStager, ProgressFactory, PullResult, check_space, safe_name
+from drivestage.sizes import check_space
+from drivestage.stage_file import FileStager, ProgressFactory, PullResult, safe_name
 from drivestage.store import RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)

@@ -333,7 +333,7 @@ def test_media_uris_are_the_ones_googleapiclient_builds(drive_env, abuse):
     googleapiclient (a request object per file cost a seventh of a first pull of many small
     files); any other id is built by googleapiclient, encoded as it encodes it."""
     from drivestage.drive.media import MediaReader
-    from drivestage.drive.store import connect
+    from drivestage.drive import connect
 
     transport = connect(acknowledge_abuse=abuse).transport
     reader = MediaReader(transport)

@@ -234,10 +234,7 @@ def test_shared_with_me(emulator, env, tmp_path):
     emulator.add_folder("Course", owner=TEACHER, shared_with_me=True)
     emulator.add_file("Course/VOC.zip", b"voc", owner=TEACHER)
     code, out, err = run("ls", "drive:shared-with-me")
-<<<<<<< HEAD
-=======
     # Shared as a reader (the default): ls says so since it marks read-only folders.
->>>>>>> 5dfcb4d (push: a shared drive read only for this account fails before any write at its root too (the trainer's check before training included))
     assert code == 0 and out.rstrip().endswith("Course/  (shared with you read-only)"), out
     code, _, err = pull("drive:shared-with-me/Course/VOC.zip", str(tmp_path / "d"))
     assert code == 0, err

@@ -165,7 +165,7 @@ def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[
 @drive_options
 def quota(as_json: bool, api_root: Optional[str], credentials: Optional[str]) -> None:
     """Show the Drive storage quota: used / total / trash (the trash counts toward it)."""
-    from drivestage.drive.store import connect
+    from drivestage.drive import connect
     from drivestage.sizes import format_size
 
     q = connect(api_root=api_root, credentials=credentials).quota()

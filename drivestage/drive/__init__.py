@@ -1,7 +1,7 @@
 """Google Drive behind the :class:`~drivestage.store.RemoteStore` protocol.
 
-:mod:`~drivestage.drive.store` (metadata through PyDrive2, and :func:`connect`),
-:mod:`~drivestage.drive.places` (My Drive, shared drives, Shared with me),
+:mod:`~drivestage.drive.store` (metadata through PyDrive2),
+:mod:`~drivestage.drive.places` (:func:`connect`; My Drive, shared drives, Shared with me),
 :mod:`~drivestage.drive.shortcuts` (following shortcuts), :mod:`~drivestage.drive.login` (the
 console login), :mod:`~drivestage.drive.connections` (the API root, httplib2 settings),
 :mod:`~drivestage.drive.media` (ranged reads, upload bodies), :mod:`~drivestage.drive.upload`
@@ -11,7 +11,7 @@ typed error), :mod:`~drivestage.drive.retry` (the retry policy),
 :mod:`~drivestage.drive.resources` (File resource -> entry) and :mod:`~drivestage.drive.auth`
 (credentials).
 """
-from drivestage.drive.places import open_drive
-from drivestage.drive.store import DriveStore, connect
+from drivestage.drive.places import connect, open_drive
+from drivestage.drive.store import DriveStore
 
 __all__ = ["DriveStore", "connect", "open_drive"]

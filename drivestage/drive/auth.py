@@ -260,6 +260,23 @@ class AuthorizedHttp:
 
 # --------------------------------------------------------------------------- sources
 
+def pydrive_session(creds: Any, api_root: Optional[str], timeout: float) -> tuple[Any, Any]:
+    """PyDrive2's ``GoogleAuth`` and ``GoogleDrive`` on ``creds`` for the API at
+    ``api_root``: the googleapiclient service is built from the discovery document that
+    ships with it, so no network is used."""
+    from pydrive2.auth import GoogleAuth
+    from pydrive2.drive import GoogleDrive
+
+    from drivestage.drive import connections
+
+    # An explicit settings dict: GoogleAuth would otherwise read ./settings.yaml if present.
+    gauth = GoogleAuth(settings=dict(GoogleAuth.DEFAULT_SETTINGS), http_timeout=timeout)
+    gauth.credentials = creds
+    gauth.http = creds.authorize(connections.build_http(timeout))
+    gauth.service = connections.build_service(connections.discovery_doc(api_root), gauth.http)
+    return gauth, GoogleDrive(gauth)
+
+
 def load_credentials(*, credentials: Optional[str] = None, token: Optional[str] = None,
                      api_root: Optional[str] = None,
                      env: Mapping[str, str] = os.environ) -> DriveCredentials:

@@ -5,11 +5,32 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from drivestage.drive import paging
+from drivestage.drive import auth, connections, paging
 from drivestage.drive.resources import read_only_message
-from drivestage.drive.store import SHARED_WITH_ME, DriveStore, connect
+from drivestage.drive.store import SHARED_WITH_ME, DriveStore
+from drivestage.drive.transport import Transport
 from drivestage.errors import DuplicateNameError, MalformedAnswerError, NotFoundError
 from drivestage.paths import DrivePath, StorePath
+
+
+def connect(api_root: Optional[str] = None, credentials: Optional[str] = None,
+            token: Optional[str] = None, *, timeout: Optional[float] = None,
+            acknowledge_abuse: bool = False) -> "DriveStore":
+    """A :class:`DriveStore` on My Drive of the account found by :mod:`drivestage.drive.auth`.
+
+    ``api_root`` defaults to ``$DRIVESTAGE_API_ROOT``; with it, the token defaults to
+    ``$DRIVESTAGE_TOKEN``. ``timeout`` (seconds without a byte) defaults to
+    ``$DRIVESTAGE_HTTP_TIMEOUT`` or 120. ``acknowledge_abuse`` downloads files Drive flagged as
+    malware or spam (Drive honours it for their owner or a shared drive's Manager). No network
+    is used until the first call (except inside Colab, where the notebook's login is checked).
+    """
+    root = connections.api_root(api_root)
+    if timeout is None:
+        timeout = connections.http_timeout()
+    creds = auth.load_credentials(credentials=credentials, token=token, api_root=root)
+    gauth, drive = auth.pydrive_session(creds, root, timeout)
+    transport = Transport(gauth, timeout=timeout, acknowledge_abuse=acknowledge_abuse)
+    return DriveStore(transport, drive, api_root=root)
 
 
 def find_shared_drive(store: DriveStore, name: str) -> str:

@@ -1,7 +1,7 @@
 """Google Drive as a :class:`~drivestage.store.RemoteStore`.
 
-:func:`connect` builds PyDrive2's ``GoogleAuth``/``GoogleDrive`` and the googleapiclient
-service without touching the network (the Drive v2 discovery document ships with
+:func:`drivestage.drive.places.connect` builds PyDrive2's ``GoogleAuth``/``GoogleDrive`` and
+the googleapiclient service without touching the network (the Drive v2 discovery document ships with
 googleapiclient), for Google or for any endpoint given by ``api_root`` /
 ``$DRIVESTAGE_API_ROOT`` such as ``drivestage emulator``.
 
@@ -24,7 +24,7 @@ import dataclasses
 import logging
 from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar, Union
 
-from drivestage.drive import answers, auth, connections, folders, paging, removal, shortcuts
+from drivestage.drive import answers, folders, paging, removal, shortcuts
 from drivestage.drive.media import DEFAULT_CHUNK_SIZE, MediaReader
 from drivestage.drive.resources import (FOLDER_MIME, DriveEntry, check_resource,
                                         entry_from_resource, is_shortcut, is_trashed,
@@ -43,33 +43,6 @@ T = TypeVar("T")
 
 #: The root id of ``drive:shared-with-me/``: not a Drive id, a listing of ``sharedWithMe``.
 SHARED_WITH_ME = "sharedWithMe"
-
-def connect(api_root: Optional[str] = None, credentials: Optional[str] = None,
-            token: Optional[str] = None, *, timeout: Optional[float] = None,
-            acknowledge_abuse: bool = False) -> "DriveStore":
-    """A :class:`DriveStore` on My Drive of the account found by :mod:`drivestage.drive.auth`.
-
-    ``api_root`` defaults to ``$DRIVESTAGE_API_ROOT``; with it, the token defaults to
-    ``$DRIVESTAGE_TOKEN``. ``timeout`` (seconds without a byte) defaults to
-    ``$DRIVESTAGE_HTTP_TIMEOUT`` or 120. ``acknowledge_abuse`` downloads files Drive flagged as
-    malware or spam (Drive honours it for their owner or a shared drive's Manager). No network
-    is used until the first call (except inside Colab, where the notebook's login is checked).
-    """
-    from pydrive2.auth import GoogleAuth
-    from pydrive2.drive import GoogleDrive
-
-    root = connections.api_root(api_root)
-    if timeout is None:
-        timeout = connections.http_timeout()
-    creds = auth.load_credentials(credentials=credentials, token=token, api_root=root)
-    # An explicit settings dict: GoogleAuth would otherwise read ./settings.yaml if present.
-    gauth = GoogleAuth(settings=dict(GoogleAuth.DEFAULT_SETTINGS), http_timeout=timeout)
-    gauth.credentials = creds
-    gauth.http = creds.authorize(connections.build_http(timeout))
-    gauth.service = connections.build_service(connections.discovery_doc(root), gauth.http)
-    transport = Transport(gauth, timeout=timeout, acknowledge_abuse=acknowledge_abuse)
-    return DriveStore(transport, GoogleDrive(gauth), api_root=root)
-
 
 def _join(where: str, name: str) -> str:
     """``drive:a`` + ``b`` -> ``drive:a/b`` (``drive:`` + ``b`` -> ``drive:b``); the name is
