@@ -73,26 +73,48 @@ class CSVLogger(Callback):
         self.path = os.path.join(out_dir, name)
 
     def on_fit_epoch_end(self, run: Any, pos: Any, row: dict) -> None:
-        write_results_csv(self.path, run.state.history)
+        try:
+            write_results_csv(self.path, run.state.history)
+        except OSError as exc:
+            # A full disk must not end the run here, before the epoch's checkpoint is even
+            # tried (the save policy comes last); the whole history is in every checkpoint and
+            # the file is written again, whole, after the next epoch.
+            logger.warning("could not write %s: %s; it is written again after the next epoch",
+                           self.path, exc)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def write_results_csv(path: str, history: list[dict]) -> None:
     """Write the history rows to ``path`` atomically."""
     # A hidden temporary name: the Drive mirror skips ".*.tmp" files.
     tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(CSV_COLUMNS)
-        for row in history:
-            w.writerow([_fmt(row.get(c)) for c in CSV_COLUMNS])
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.writer(fh)
+            w.writerow(CSV_COLUMNS)
+            for row in history:
+                w.writerow([_fmt(row.get(c)) for c in CSV_COLUMNS])
+        os.replace(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)   # (a full disk: no half file left to take space)
+        raise
 
 
 def _save_figure(fig, path: str) -> None:
     """Save atomically: the Drive mirror never uploads a half-written picture."""
     tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
-    fig.savefig(tmp, dpi=100, format="png")
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, dpi=100, format="png")
+        os.replace(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
 
 
 #: The curves are drawn again after an epoch once this many seconds have passed since the

@@ -52,12 +52,17 @@ class _HashingWriter:
 
     def __init__(self, fh):
         self.fh, self.md5, self.size = fh, hashlib.md5(), 0
+        self.error: Optional[OSError] = None   # the write that failed (a full disk)
 
     def write(self, data) -> int:
         view = memoryview(data).cast("B")
         self.md5.update(view)
         self.size += len(view)
-        return self.fh.write(view)
+        try:
+            return self.fh.write(view)
+        except OSError as exc:
+            self.error = exc
+            raise
 
     def flush(self) -> None:
         self.fh.flush()
@@ -71,10 +76,20 @@ def _atomic_write(path: str, write, *, before_replace=None) -> tuple[str, int]:
 
     Returns the md5 and size of what was written."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with atomic_file(path, mode=0o666 & ~_UMASK, durable=True,
-                     before_replace=before_replace) as fh:
-        out = _HashingWriter(fh)
-        write(out)
+    out: Optional[_HashingWriter] = None
+    try:
+        with atomic_file(path, mode=0o666 & ~_UMASK, durable=True,
+                         before_replace=before_replace) as fh:
+            out = _HashingWriter(fh)
+            write(out)
+    except Exception as exc:
+        # torch.save reports a failed write of its file object as its own "[enforce fail at
+        # inline_container.cc:672] . unexpected pos 67094208 vs 67094096": raise the write's
+        # error instead ("[Errno 28] No space left on device"), which says what to do.
+        if out is not None and out.error is not None and exc is not out.error:
+            raise out.error from None
+        raise
+    assert out is not None
     return out.md5.hexdigest(), out.size
 
 

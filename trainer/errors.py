@@ -42,6 +42,11 @@ class CheckpointError(TrainerError, ValueError):
     """A checkpoint that cannot be resumed from (corrupt, or for another model shape)."""
 
 
+class SaveError(TrainerError, OSError):
+    """A checkpoint the run had to write could not be written (a full disk, a read-only run
+    folder); the previous checkpoints are intact."""
+
+
 class NonFiniteLossError(TrainerError, FloatingPointError):
     """The loss became NaN or infinite; training stopped without saving."""
 

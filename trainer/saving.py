@@ -18,13 +18,14 @@ to :class:`trainer.writer.BackgroundWriter`, which writes and uploads it while t
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any, Callable, Optional
 
 from trainer import checkpoint as ckpt
 from trainer import distributed
 from trainer.callbacks import Callback
-from trainer.errors import TrainingInterrupted
+from trainer.errors import SaveError, TrainingInterrupted
 from trainer.state import Position, autosave_name
 from trainer.stopping import StopFlag
 from trainer.writer import BackgroundWriter, SaveJob
@@ -71,6 +72,7 @@ class Checkpointer(Callback):
         self._clock = clock
         self._since = clock()          # the last checkpoint that goes to Drive
         self.blocked_s: list[float] = []
+        self._epoch_job: Optional[SaveJob] = None   # the newest epoch's save (rank 0)
 
     # -- bookkeeping kept in every checkpoint
     def state_dict(self) -> dict:
@@ -107,12 +109,17 @@ class Checkpointer(Callback):
         periodic = pos.epoch % self.save_period == 0 or pos.epoch == self.epochs
         names = ["last.pt"] + ([f"epoch_{pos.epoch:03d}.pt"] if periodic else []) + \
             (["best.pt"] if improved else [])
-        self._save(run, names, pos, metrics=metrics)
+        self._epoch_job = self._save(run, names, pos, metrics=metrics)
         if periodic or improved:
             self._since = self._clock()
 
     def on_fit_end(self, run: Any) -> None:
-        finished = self._close(push_error=True)
+        try:
+            finished = self._close(push_error=True)
+        except Exception:
+            self._check_final_save(run)   # the cause first: nothing new could be mirrored
+            raise
+        self._check_final_save(run)
         if not finished and self.stop.is_set():
             raise TrainingInterrupted(
                 f"stopped by {self.stop.name} while the last checkpoints were uploaded; they are "
@@ -130,6 +137,24 @@ class Checkpointer(Callback):
         self._close(push_error=False, push=not stopped)
 
     # -- internals
+    def _check_final_save(self, run: Any) -> None:
+        """The last epoch's checkpoint could not be written (a full disk): the run must not end
+        0 with last.pt behind the training it reports, and the writer's error line long gone
+        up the log. Raises :class:`SaveError` naming what the folder still holds."""
+        job = self._epoch_job
+        if job is None or job.error is None:
+            return
+        path = ckpt.find_latest(self.out_dir, run=run.state.run, any_run=False)
+        side = ckpt.read_sidecar(path) if path is not None else None
+        if side is None:
+            held = f"nothing of run {run.state.run} is saved there"
+        else:
+            at = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration).label
+            held = (f"the newest checkpoint there is {os.path.basename(path)} ({at}): free some "
+                    f"space and run the same command again to train on from it")
+        raise SaveError(f"could not write the checkpoint of epoch {job.position.epoch} "
+                        f"({', '.join(job.names)}) in {self.out_dir}: {job.error}; {held}")
+
     def _due(self) -> bool:
         return (self.info.is_main and self.interval_s > 0
                 and self._clock() - self._since >= self.interval_s)

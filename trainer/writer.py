@@ -232,7 +232,7 @@ class BackgroundWriter:
             job.written = True
         except BaseException as exc:  # a full disk must not kill the thread; the run reports it
             job.error = exc
-            logger.error("could not write %s: %s", first, exc)
+            logger.error("could not write %s in %s: %s", ", ".join(job.names), self.out_dir, exc)
             return
         finally:
             job.state = {}  # free the CPU copy now

@@ -1,0 +1,134 @@
+"""Attacks on the trainer's saving and resuming from a hostile world (single process): a local
+disk that fills up under a real training run (a tmpfs of a few hundred MiB, tests/_tmpfs.py),
+damaged or lying local checkpoints next to good ones on Drive, a user's own files in the run
+folder, and stops at awkward moments."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+import torch
+
+from _tmpfs import small_disk  # noqa: F401 (a fixture)
+from trainer import checkpoint as ckpt
+from trainer.callbacks import Callback
+
+MiB = 1 << 20
+FOLDER = "Models/a18/logs"
+
+
+def _md5(path) -> str:
+    return hashlib.md5(open(path, "rb").read()).hexdigest()
+
+
+def _fill(folder, leave: int = 0) -> None:
+    """Another program writes into ``folder`` until its file system is full, then gives back
+    ``leave`` bytes (about: a tmpfs counts in pages)."""
+    path = os.path.join(folder, "filler.bin")
+    with open(path, "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * (64 << 10))
+        except OSError as exc:
+            assert exc.errno == 28, exc  # ENOSPC
+    if leave:
+        os.truncate(path, max(0, os.path.getsize(path) - leave))
+
+
+class _FillsTheDisk(Callback):
+    """Fills ``disk`` as epoch ``epoch`` (0-based) begins, once the previous epoch's files are
+    all written (its last file is ``after``'s sidecar): the next save meets a full disk."""
+
+    def __init__(self, disk, epoch: int, after: str, leave: int = 0):
+        self.disk, self.epoch, self.after, self.leave = disk, epoch, after, leave
+
+    def on_train_epoch_start(self, run, epoch: int) -> None:
+        if epoch != self.epoch:
+            return
+        # The background writer writes the previous epoch's files while this epoch trains:
+        # wait (bounded) until its last one is there, so the disk fills after it, not during.
+        import time
+
+        side = os.path.join(run.out_dir, self.after)
+        deadline = time.monotonic() + 60
+        while not os.path.exists(side):
+            assert time.monotonic() < deadline, f"{side} never appeared"
+            time.sleep(0.01)
+        _fill(self.disk, self.leave)
+
+
+def _config(tiny_config, out_dir, **overrides):
+    from trainer.config import load_config
+
+    kw = {"train.freeze_epochs": 0, "train.epochs": 2, "train.save_period": 1,
+          "train.eval_period": 100, "train.mosaic": False, "train.mixup": False,
+          "train.out_dir": str(out_dir), **overrides}
+    return load_config(tiny_config(**kw))
+
+
+def _files(folder) -> list[str]:
+    return sorted(os.listdir(folder))
+
+
+# --------------------------------------------------------------------------- a full disk
+
+def test_the_final_save_on_a_full_disk_fails_the_run_with_one_line_and_keeps_the_last_good(
+        tiny_config, small_disk, one_torch_thread, caplog):
+    """The disk fills up (another program) during the last epoch. The epoch's checkpoint
+    cannot be written; before, the run still ended 0 ("checkpoints in logs") with last.pt one
+    epoch behind, and the writer's error said "[enforce fail at inline_container.cc:672] .
+    unexpected pos 67094208 vs 67094096" (torch's zip writer) instead of the full disk."""
+    from trainer.engine import fit
+    from trainer.errors import SaveError
+
+    disk = small_disk(400 * MiB)
+    logs = disk / "logs"
+    cfg = _config(tiny_config, logs)
+    with pytest.raises(SaveError) as failed:
+        fit(cfg, resume="none", callbacks=[_FillsTheDisk(disk, 1, "epoch_001.json", leave=256 << 10)])
+    text = str(failed.value)
+    assert failed.value.exit_code == 1
+    assert "\n" not in text
+    assert text.startswith(f"could not write the checkpoint of epoch 2 (last.pt, epoch_002.pt, best.pt) "
+                           f"in {logs}: [Errno 28] No space left on device; ")
+    assert text.endswith("the newest checkpoint there is epoch_001.pt (epoch 1, iteration 2): free "
+                         "some space and run the same command again to train on from it")
+    # The files of epoch 1 are as they were, with their sidecars; no new final name, no temp.
+    assert _files(logs) == ["epoch_001.json", "epoch_001.pt", "last.json", "last.pt", "loss.png",
+                            "map.png", "results.csv", "tensorboard"]
+    for name in ("last.pt", "epoch_001.pt"):
+        side = ckpt.read_sidecar(str(logs / name))
+        assert side.epoch == 1 and side.md5 == _md5(logs / name)
+        assert ckpt.load_checkpoint(str(logs / name))["epoch"] == 1
+    # What the writer logged names the full disk, not torch's internals.
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors and all("No space left on device" in e for e in errors), errors
+    assert not any("inline_container" in e for e in errors), errors
+
+
+def test_a_disk_full_to_the_last_byte_is_one_error_line_and_the_same_command_then_goes_on(
+        tiny_config, small_disk, one_torch_thread, caplog):
+    """Not a byte left as the last epoch ends: results.csv, the curves, TensorBoard and the
+    checkpoint all fail. Before, results.csv's OSError came up through fit as a traceback
+    (the checkpointer, last in line, never ran) and left ``.results.csv.tmp`` and
+    ``.loss.png.tmp`` behind. Once space is freed, the same command trains on from epoch 1."""
+    from trainer.engine import fit
+    from trainer.errors import SaveError
+
+    disk = small_disk(400 * MiB)
+    logs = disk / "logs"
+    cfg = _config(tiny_config, logs)
+    with pytest.raises(SaveError) as failed:
+        fit(cfg, resume="none", callbacks=[_FillsTheDisk(disk, 1, "epoch_001.json")])
+    assert "[Errno 28] No space left on device; the newest checkpoint there is epoch_001.pt " \
+           "(epoch 1, iteration 2)" in str(failed.value)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(m.startswith(f"could not write {logs / 'results.csv'}: [Errno 28]") for m in warned), warned
+    assert [f for f in _files(logs) if f.startswith(".")] == []     # no temporary file left
+    os.remove(disk / "filler.bin")
+    result = fit(cfg, resume="auto")
+    assert result.resumed_from == str(logs / "epoch_001.pt") and result.epochs_run == 1
+    assert ckpt.load_checkpoint(str(logs / "epoch_002.pt"))["epoch"] == 2
+    with open(logs / "results.csv") as fh:
+        assert [line.split(",")[0] for line in fh] == ["epoch", "1", "2"]
