@@ -1,0 +1,86 @@
+"""docs/troubleshooting.md, "Training": the messages of a local disk that fills up during a run
+(see tests/_messages.py). Nothing trains: the real save policy, background writer and
+results.csv writer of a run assembled with a one-layer network write into a tmpfs of a few
+hundred KiB (tests/_tmpfs.py) that another program has filled."""
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+import torch
+
+from _messages import error_text, log_text, renders, shown
+from _tmpfs import small_disk  # noqa: F401 (a fixture)
+from trainer import checkpoint as ckpt
+from trainer import distributed
+from trainer.config import load_config, model_signature
+from trainer.errors import SaveError
+from trainer.state import Position, TrainState
+
+KiB = 1024
+CLASSES = ["circle", "square", "triangle"]   # the synthetic dataset's (tests/conftest.py)
+
+
+def _fill(folder) -> None:
+    """Another program writes into ``folder`` until its file system is full."""
+    with open(os.path.join(folder, "filler.bin"), "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * (4 * KiB))
+        except OSError as exc:
+            assert exc.errno == 28, exc  # ENOSPC
+
+
+def _run(cfg):
+    """The real ``Run`` of ``cfg`` with its save policy and background writer (no Drive); the
+    network is one layer."""
+    from trainer.engine import Run
+    from trainer.optim import LRSchedule
+    from trainer.saving import Checkpointer
+    from trainer.stopping import StopFlag
+    from trainer.writer import BackgroundWriter
+
+    out = cfg.train.out_dir
+    os.makedirs(out, exist_ok=True)
+    writer = BackgroundWriter(out, None)
+    stop = StopFlag(60.0)
+    info = distributed.env_info()
+    model = torch.nn.Linear(2, 1)
+    return Run(cfg, info, torch.device("cpu"), model, None, torch.optim.SGD(model.parameters(), lr=0.01),
+               None, torch.amp.GradScaler("cpu", enabled=False), LRSchedule(cfg), list(CLASSES),
+               model_signature(cfg, len(CLASSES)), TrainState(), stop,
+               Checkpointer(cfg, info, writer, stop), writer)
+
+
+@renders("could not write the checkpoint of epoch … in …:",
+         "could not write … in …: [Errno 28] No space left on device",
+         "it is written again after the next epoch")
+def test_the_last_epochs_checkpoint_on_a_full_disk(tiny_config, small_disk, caplog):
+    from trainer.callbacks import CSVLogger
+
+    disk = small_disk(512 * KiB)
+    run = _run(load_config(tiny_config(**{"train.out_dir": str(disk / "logs"), "train.epochs": 2})))
+    first = ckpt.save_checkpoint({"format_version": ckpt.FORMAT_VERSION, "model": {},
+                                  "optimizer": {}, "epoch": 1, "iteration": 2, "config": {},
+                                  "run": run.state.run}, os.path.join(run.out_dir, "epoch_001.pt"))
+    _fill(disk)
+    run.state.pos = pos = Position(2, 4, 0)
+    run.state.history = [{"epoch": 1}, {"epoch": 2}]
+    row = {"epoch": 2, "map50": 0.5}
+    with caplog.at_level(logging.WARNING, logger="trainer"), pytest.raises(SaveError) as failed:
+        CSVLogger(run.out_dir).on_fit_epoch_end(run, pos, row)
+        run.checkpointer.on_fit_epoch_end(run, pos, row)
+        run.checkpointer.on_fit_end(run)
+    assert failed.value.exit_code == 1
+    text = error_text(failed.value)
+    assert text == (f"Error: could not write the checkpoint of epoch 2 (last.pt, epoch_002.pt, "
+                    f"best.pt) in {run.out_dir}: [Errno 28] No space left on device; the newest "
+                    f"checkpoint there is epoch_001.pt (epoch 1, iteration 2): free some space "
+                    f"and run the same command again to train on from it")
+    shown("could not write the checkpoint of epoch … in …:", text)
+    logged = log_text(caplog.records)
+    shown("could not write … in …: [Errno 28] No space left on device", logged)
+    shown("it is written again after the next epoch", logged)
+    assert sorted(os.listdir(run.out_dir)) == ["epoch_001.json", "epoch_001.pt"]
+    assert ckpt.load_checkpoint(first)["epoch"] == 1
