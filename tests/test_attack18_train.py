@@ -132,3 +132,84 @@ def test_a_disk_full_to_the_last_byte_is_one_error_line_and_the_same_command_the
     assert ckpt.load_checkpoint(str(logs / "epoch_002.pt"))["epoch"] == 2
     with open(logs / "results.csv") as fh:
         assert [line.split(",")[0] for line in fh] == ["epoch", "1", "2"]
+
+
+# --------------------------------------------------------------------------- damaged local files
+
+def _bytes(run: str, epoch: int, iteration: int) -> bytes:
+    """A minimal full checkpoint (what load_checkpoint accepts)."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save({"format_version": 2, "model": {}, "optimizer": {}, "epoch": epoch,
+                "iteration": iteration, "epoch_iteration": 0, "config": {}, "run": run}, buf)
+    return buf.getvalue()
+
+
+def _sidecar(data: bytes, run: str, epoch: int, iteration: int) -> bytes:
+    import json
+
+    return json.dumps({"epoch": epoch, "iteration": iteration, "epoch_iteration": 0, "run": run,
+                       "md5": hashlib.md5(data).hexdigest(), "size": len(data)}).encode()
+
+
+@pytest.fixture
+def drive(emulator, drive_env, local_state):
+    return emulator
+
+
+def _decide(out_dir, resume: str = "auto"):
+    from types import SimpleNamespace
+
+    from trainer.drive import DriveFolder
+    from trainer.resume import _decide
+
+    cfg = SimpleNamespace(train=SimpleNamespace(out_dir=str(out_dir)))
+    return _decide(cfg, resume, DriveFolder(f"drive:{FOLDER}", str(out_dir)))
+
+
+def _put(folder, name: str, data: bytes, side: bytes) -> None:
+    os.makedirs(folder, exist_ok=True)
+    (folder / f"{name}.pt").write_bytes(data)
+    (folder / f"{name}.json").write_bytes(side)
+
+
+DAMAGE = {
+    "zero bytes": lambda good: b"",
+    "truncated": lambda good: good[: len(good) // 2],
+    "a tensor, not a checkpoint": lambda good: _tensor_bytes(),
+    "another run's last.pt copied over it": lambda good: _bytes("run-B", 7, 70),
+    "an older state of the run (a backup put back)": lambda good: _bytes("run-A", 1, 10),
+}
+
+
+def _tensor_bytes() -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(torch.zeros(3), buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_or_replaced_local_last_pt_resumes_from_the_newest_valid_checkpoint(
+        drive, tmp_path, damage, caplog):
+    """The run folder's last.pt (its sidecar: run A, epoch 3, the md5 of what the trainer
+    wrote) now holds other bytes; epoch_002.pt beside it is good, and Drive holds run A's
+    verified epoch_003.pt. --resume auto must continue run A from Drive's epoch 3 and say why
+    last.pt was passed over. Before, a last.pt that loads (another run's, an older one) was
+    trusted on its sidecar's word: the run continued run B's weights (epoch 7) in run A's
+    folder, or went back to epoch 1, and Drive's epoch 3 was ignored."""
+    logs = tmp_path / "logs"
+    three = _bytes("run-A", 3, 30)
+    _put(logs, "epoch_002", _bytes("run-A", 2, 20), _sidecar(_bytes("run-A", 2, 20), "run-A", 2, 20))
+    _put(logs, "last", DAMAGE[damage](three), _sidecar(three, "run-A", 3, 30))
+    drive.add_file(f"{FOLDER}/epoch_003.pt", three)
+    drive.add_file(f"{FOLDER}/epoch_003.json", _sidecar(three, "run-A", 3, 30))
+    start = _decide(logs)
+    assert start.path == str(logs / "epoch_003.pt")
+    assert (logs / "epoch_003.pt").read_bytes() == three
+    state = ckpt.load_checkpoint(start.path)
+    assert (state["run"], state["epoch"]) == ("run-A", 3)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(f"{logs / 'last.pt'}" in m for m in warned), warned

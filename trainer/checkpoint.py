@@ -315,7 +315,8 @@ def newest(checkpoints: Iterable[LocalCheckpoint], *, run: Optional[str] = None,
 
 
 def find_latest(folder: str, *, run: Optional[str] = None, any_run: bool = True) -> Optional[str]:
-    """The newest loadable checkpoint in ``folder``; damaged ones are skipped with a warning."""
+    """The newest loadable checkpoint in ``folder`` that holds what its sidecar says; damaged
+    ones, and files that are not what their sidecar describes, are skipped with a warning."""
     found = list_checkpoints(folder)
     bad: set[str] = set()
     while True:
@@ -323,12 +324,36 @@ def find_latest(folder: str, *, run: Optional[str] = None, any_run: bool = True)
         if best is None:
             return None
         try:
-            load_checkpoint(best.path)
+            state = load_checkpoint(best.path)
         except CheckpointError as exc:
             logger.warning("skipping %s", exc)
             bad.add(best.described.name)
             continue
+        # The sidecar chose it: a file put there since (another run's last.pt copied over
+        # ours, an older backup restored) would otherwise continue another run, or go back.
+        why = sidecar_mismatch(state, best.sidecar)
+        if why is not None:
+            logger.warning("skipping %s: %s", best.path, why)
+            bad.add(best.described.name)
+            continue
         return best.path
+
+
+def sidecar_mismatch(state: dict, side: Sidecar) -> Optional[str]:
+    """Why the loaded checkpoint ``state`` is not what its sidecar ``side`` says (another run,
+    another position); None when it is, or when the sidecar names no run (trainer 0.1.0)."""
+    if side.run is None:
+        return None
+    from trainer.state import Position, describe_run
+
+    epoch, iteration, epoch_iteration = position_of(state)
+    held = Position(epoch, iteration, epoch_iteration)
+    claimed = Position(side.epoch or 0, side.iteration if side.iteration is not None else
+                       iteration, side.epoch_iteration)
+    if state.get("run") == side.run and held == claimed:
+        return None
+    return (f"its sidecar names {describe_run(side.run)} at {claimed.label}, but the file holds "
+            f"{describe_run(state.get('run'))} at {held.label}")
 
 
 def current_run(checkpoints: Iterable[Described]) -> tuple[bool, Optional[str]]:

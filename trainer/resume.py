@@ -219,19 +219,9 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
 def _check_matches_sidecar(state: dict, chosen: RemoteCheckpoint) -> None:
     """The file holds the run and position its sidecar claims (the sidecar chose it: one that
     lies would continue another run, or another point of this one)."""
-    side = chosen.sidecar
-    if side.run is None:
-        return  # a sidecar of trainer 0.1.0 or another tool: it names neither
-    from trainer.state import Position
-
-    epoch, iteration, epoch_iteration = ckpt.position_of(state)
-    held = Position(epoch, iteration, epoch_iteration)
-    claimed = Position(side.epoch or 0, side.iteration if side.iteration is not None else
-                       iteration, side.epoch_iteration)
-    if state.get("run") != side.run or held != claimed:
-        raise CheckpointError(
-            f"its sidecar names {describe_run(side.run)} at {claimed.label}, but the file holds "
-            f"{describe_run(state.get('run'))} at {held.label}")
+    why = ckpt.sidecar_mismatch(state, chosen.sidecar)
+    if why is not None:
+        raise CheckpointError(why)
 
 
 def ensure_local_checkpoint(path: str, remote: str) -> str:
