@@ -73,6 +73,7 @@ def _files(folder) -> list[str]:
 
 # --------------------------------------------------------------------------- a full disk
 
+@pytest.mark.slow
 def test_the_final_save_on_a_full_disk_fails_the_run_with_one_line_and_keeps_the_last_good(
         tiny_config, small_disk, one_torch_thread, caplog):
     """The disk fills up (another program) during the last epoch. The epoch's checkpoint
@@ -107,6 +108,7 @@ def test_the_final_save_on_a_full_disk_fails_the_run_with_one_line_and_keeps_the
     assert not any("inline_container" in e for e in errors), errors
 
 
+@pytest.mark.slow
 def test_a_disk_full_to_the_last_byte_is_one_error_line_and_the_same_command_then_goes_on(
         tiny_config, small_disk, one_torch_thread, caplog):
     """Not a byte left as the last epoch ends: results.csv, the curves, TensorBoard and the
@@ -213,3 +215,37 @@ def test_a_damaged_or_replaced_local_last_pt_resumes_from_the_newest_valid_check
     assert (state["run"], state["epoch"]) == ("run-A", 3)
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any(f"{logs / 'last.pt'}" in m for m in warned), warned
+
+
+# --------------------------------------------------------------------------- a config that changed
+
+def test_resume_with_the_classes_renamed_or_reordered_is_refused_naming_both_lists(
+        tiny_config, tmp_path, one_torch_thread):
+    """Same class count, other names or order (another dataset's classes file, or the list
+    sorted): the output for class 0 would go on learning another class. The signature only
+    compares the count: the run resumed silently, its history's mAP of another class
+    mapping. `trainer eval` already refuses such weights; a resume now does too."""
+    from click.testing import CliRunner
+
+    from trainer.cli import cli
+    from trainer.engine import fit
+
+    path = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0, "train.mosaic": False,
+                          "train.mixup": False})
+    from trainer.config import load_config
+
+    fit(load_config(path), resume="none")
+    logs = tmp_path / "logs"
+    before = {n: _md5(logs / n) for n in sorted(os.listdir(logs)) if n.endswith((".pt", ".json"))}
+    res = CliRunner().invoke(cli, ["train", "-c", path, "--set", "train.epochs=2", "--set",
+                                   "data.classes=[square, circle, triangle]"])
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output
+    line = res.output.strip().splitlines()[-1]
+    assert line == (
+        f"Error: cannot resume from {logs / 'epoch_001.pt'}: it was trained on the classes "
+        f"[circle, square, triangle] and the config names [square, circle, triangle] "
+        f"(data.classes; a class is its place in the list). Resume with the classes it was "
+        f"trained on, or start a new run that fine-tunes from it: --resume none --set "
+        f"model.weights={logs / 'epoch_001.pt'}")
+    assert {n: _md5(logs / n) for n in before} == before     # nothing written

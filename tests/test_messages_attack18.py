@@ -84,3 +84,23 @@ def test_the_last_epochs_checkpoint_on_a_full_disk(tiny_config, small_disk, capl
     shown("it is written again after the next epoch", logged)
     assert sorted(os.listdir(run.out_dir)) == ["epoch_001.json", "epoch_001.pt"]
     assert ckpt.load_checkpoint(first)["epoch"] == 1
+
+
+@renders("it was trained on the classes")
+def test_resume_with_the_classes_in_another_order(tiny_config, tmp_path):
+    from click.testing import CliRunner
+
+    from trainer.cli import cli
+
+    cfg = load_config(tiny_config())
+    path = ckpt.save_checkpoint(
+        {"format_version": ckpt.FORMAT_VERSION, "model": {}, "optimizer": {}, "epoch": 1,
+         "iteration": 2, "config": {}, "run": "r1", "signature": model_signature(cfg, len(CLASSES)),
+         "class_names": sorted(CLASSES, reverse=True)}, str(tmp_path / "given" / "epoch_001.pt"))
+    result = CliRunner().invoke(cli, ["train", "-c", tiny_config(), "--resume", path])
+    assert result.exit_code == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"Error: cannot resume from {path}: it was trained on the classes "
+                           f"[triangle, square, circle] and the config names [circle, square, "
+                           f"triangle]")
+    shown("it was trained on the classes", line)

@@ -243,6 +243,7 @@ def restore(run: Any, start: Start) -> Optional[dict]:
     path = start.path
     state = ckpt.load_checkpoint(path, map_location="cpu")
     ckpt.check_signature(state.get("signature", {}), run.signature, path)
+    _check_classes(state.get("class_names"), list(run.class_names), path)
     try:
         run.bare_model.load_state_dict(state["model"])
     except RuntimeError as exc:
@@ -271,6 +272,23 @@ def restore(run: Any, start: Start) -> Optional[dict]:
                     "none yet" if best is None else f"{best:.4f}")
     rng = state.get("rng") or []
     return rng[run.info.rank] if run.info.rank < len(rng) else None
+
+
+def _check_classes(saved: Any, names: list, path: str) -> None:
+    """Refuse a checkpoint trained on other class names, or in another order, than the config
+    gives (the signature compares their count only): each output would go on learning
+    another class. Checkpoints without names (trainer 0.1.0) are let through."""
+    if not isinstance(saved, list) or [str(n) for n in saved] == [str(n) for n in names]:
+        return
+
+    def listed(items: Sequence[Any]) -> str:
+        return "[" + ", ".join(str(n) for n in items) + "]"
+
+    raise CheckpointError(
+        f"cannot resume from {path}: it was trained on the classes {listed(saved)} and the "
+        f"config names {listed(names)} (data.classes; a class is its place in the list). "
+        f"Resume with the classes it was trained on, or start a new run that fine-tunes from "
+        f"it: --resume none --set model.weights={path}")
 
 
 def _mismatch(model: Any, given: dict, exc: RuntimeError) -> str:
