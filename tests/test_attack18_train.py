@@ -219,12 +219,13 @@ def test_a_damaged_or_replaced_local_last_pt_resumes_from_the_newest_valid_check
 
 # --------------------------------------------------------------------------- a config that changed
 
-def test_resume_with_the_classes_renamed_or_reordered_is_refused_naming_both_lists(
+def test_resume_with_the_classes_reordered_is_refused_and_another_input_size_or_data_is_said(
         tiny_config, tmp_path, one_torch_thread):
     """Same class count, other names or order (another dataset's classes file, or the list
     sorted): the output for class 0 would go on learning another class. The signature only
     compares the count: the run resumed silently, its history's mAP of another class
-    mapping. `trainer eval` already refuses such weights; a resume now does too."""
+    mapping. `trainer eval` already refuses such weights; a resume now does too. Another
+    input size or training set is allowed, but was not said anywhere."""
     from click.testing import CliRunner
 
     from trainer.cli import cli
@@ -249,3 +250,15 @@ def test_resume_with_the_classes_renamed_or_reordered_is_refused_naming_both_lis
         f"trained on, or start a new run that fine-tunes from it: --resume none --set "
         f"model.weights={logs / 'epoch_001.pt'}")
     assert {n: _md5(logs / n) for n in before} == before     # nothing written
+    # Another input size, another training set: a choice the run may make (the network is
+    # convolutional; a larger size late in a run is a known trick), but never a silent one.
+    other = tmp_path / "other_train.txt"
+    other.write_text(open(load_config(path).data.train).read())
+    res = CliRunner().invoke(cli, ["train", "-c", path, "--set", "model.input_size=96",
+                                   "--set", f"data.train={other}"])
+    assert res.exit_code == 0, res.output
+    warned = [line for line in res.output.splitlines() if line.startswith("WARNING")]
+    assert warned == [
+        f"WARNING trainer.resume: {logs / 'epoch_001.pt'} was trained with another "
+        f"data.train ({load_config(path).data.train}, now {other}), model.input_size (64, "
+        f"now 96); training goes on with the config's"]

@@ -104,3 +104,17 @@ def test_resume_with_the_classes_in_another_order(tiny_config, tmp_path):
                            f"[triangle, square, circle] and the config names [circle, square, "
                            f"triangle]")
     shown("it was trained on the classes", line)
+
+
+@renders("was trained with another")
+def test_resume_with_another_input_size(tiny_config, caplog):
+    from trainer.resume import _warn_changed
+
+    saved = load_config(tiny_config()).to_dict()
+    now = load_config(tiny_config(**{"model.input_size": 96})).to_dict()
+    with caplog.at_level(logging.WARNING, logger="trainer"):
+        _warn_changed(saved, now, "logs/epoch_001.pt")
+    text = log_text(caplog.records)
+    assert text == ("WARNING trainer.resume: logs/epoch_001.pt was trained with another "
+                    "model.input_size (64, now 96); training goes on with the config's")
+    shown("was trained with another", text)

@@ -265,6 +265,7 @@ def restore(run: Any, start: Start) -> Optional[dict]:
     run.checkpointer.load_state_dict(state)
     run.resumed_from = start.where
     if run.info.is_main:
+        _warn_changed(state.get("config"), run.cfg.to_dict(), path)
         _repair_run_folder(run, path)
         best = run.checkpointer.best_map50
         logger.info("resumed from %s at %s (run %s; best mAP@0.5 %s)", start.where,
@@ -272,6 +273,27 @@ def restore(run: Any, start: Start) -> Optional[dict]:
                     "none yet" if best is None else f"{best:.4f}")
     rng = state.get("rng") or []
     return rng[run.info.rank] if run.info.rank < len(rng) else None
+
+
+#: Config keys a run may change on resume, but not silently: what the network sees and learns
+#: from (the class list and the shapes are refused instead).
+WATCHED_KEYS = ("data.drive_zip", "data.voc_root", "data.year", "data.train", "data.val",
+                "model.input_size", "model.anchors")
+
+
+def _warn_changed(saved: Any, current: dict, path: str) -> None:
+    """One warning naming the :data:`WATCHED_KEYS` whose value differs from the checkpoint's."""
+    if not isinstance(saved, dict):
+        return
+    diffs = []
+    for key in WATCHED_KEYS:
+        section, name = key.split(".")
+        before, now = (saved.get(section) or {}).get(name), current[section][name]
+        if name in (saved.get(section) or {}) and before != now:
+            diffs.append(f"{key} ({before}, now {now})")
+    if diffs:
+        logger.warning("%s was trained with another %s; training goes on with the config's",
+                       path, ", ".join(diffs))
 
 
 def _check_classes(saved: Any, names: list, path: str) -> None:
