@@ -32,9 +32,10 @@ def _fill(folder) -> None:
             assert exc.errno == 28, exc  # ENOSPC
 
 
-def _run(cfg):
-    """The real ``Run`` of ``cfg`` with its save policy and background writer (no Drive); the
-    network is one layer."""
+def _run(cfg, *, drive: bool = False):
+    """The real ``Run`` of ``cfg`` with its save policy and background writer (mirroring to
+    ``drive.logs`` when ``drive``); the network is one layer."""
+    from trainer.drive import DriveFolder
     from trainer.engine import Run
     from trainer.optim import LRSchedule
     from trainer.saving import Checkpointer
@@ -43,8 +44,8 @@ def _run(cfg):
 
     out = cfg.train.out_dir
     os.makedirs(out, exist_ok=True)
-    writer = BackgroundWriter(out, None)
-    stop = StopFlag(60.0)
+    writer = BackgroundWriter(out, DriveFolder(cfg.drive.logs, out) if drive else None)
+    stop = StopFlag(cfg.train.grace_seconds)
     info = distributed.env_info()
     model = torch.nn.Linear(2, 1)
     return Run(cfg, info, torch.device("cpu"), model, None, torch.optim.SGD(model.parameters(), lr=0.01),
@@ -118,3 +119,40 @@ def test_resume_with_another_input_size(tiny_config, caplog):
     assert text == ("WARNING trainer.resume: logs/epoch_001.pt was trained with another "
                     "model.input_size (64, now 96); training goes on with the config's")
     shown("was trained with another", text)
+
+
+@renders("was still to be written; the newest checkpoint in")
+def test_a_stop_at_the_end_before_the_last_epochs_checkpoint_is_written(emulator, drive_env,
+                                                                        local_state, tiny_config):
+    """Drive is slow: the writer still uploads epoch 1 when the last epoch's save is queued,
+    and a SIGTERM comes as training ends. The grace runs out before that save is even
+    written. The run said "they are complete in logs: run the same command again to upload
+    them (it trains nothing more)": the process then exits, and the last epoch was in no file."""
+    import signal
+
+    from trainer.errors import TrainingInterrupted
+
+    cfg = load_config(tiny_config(**{"drive.logs": "drive:Models/a18m/logs", "train.epochs": 2,
+                                     "train.grace_seconds": 0.3}))
+    run = _run(cfg, drive=True)
+    emulator.faults.latency(1.5, path=r"^/upload/")       # no upload within the grace
+    row = {"map50": 0.5}
+    run.state.pos = Position(1, 2, 0)
+    run.checkpointer.on_fit_epoch_end(run, run.state.pos, {"epoch": 1, **row})
+    run.state.pos = Position(2, 4, 0)
+    run.checkpointer.on_fit_epoch_end(run, run.state.pos, {"epoch": 2, "map50": 0.6})
+    run.stop.request(signal.SIGTERM)
+    try:
+        with pytest.raises(TrainingInterrupted) as stopped:
+            run.checkpointer.on_fit_end(run)
+        assert ckpt.read_sidecar(os.path.join(run.out_dir, "last.pt")).epoch == 1   # (then)
+    finally:
+        emulator.faults.clear()
+        assert run.writer.close() is True                  # it goes on here; wait for it
+    assert stopped.value.exit_code == 143
+    text = error_text(stopped.value)
+    assert text == (f"Error: stopped by SIGTERM while the checkpoint of epoch 2 (last.pt, "
+                    f"epoch_002.pt, best.pt) was still to be written; the newest checkpoint in "
+                    f"{run.out_dir} is epoch_001.pt (epoch 1, iteration 2): run the same command "
+                    f"again to train on from it")
+    shown("was still to be written; the newest checkpoint in", text)

@@ -339,7 +339,7 @@ def find_latest(folder: str, *, run: Optional[str] = None, any_run: bool = True)
         return best.path
 
 
-def sidecar_mismatch(state: dict, side: Sidecar) -> Optional[str]:
+def sidecar_mismatch(state: dict[str, Any], side: Sidecar) -> Optional[str]:
     """Why the loaded checkpoint ``state`` is not what its sidecar ``side`` says (another run,
     another position); None when it is, or when the sidecar names no run (trainer 0.1.0)."""
     if side.run is None:

@@ -281,7 +281,7 @@ WATCHED_KEYS = ("data.drive_zip", "data.voc_root", "data.year", "data.train", "d
                 "model.input_size", "model.anchors")
 
 
-def _warn_changed(saved: Any, current: dict, path: str) -> None:
+def _warn_changed(saved: Any, current: dict[str, Any], path: Optional[str]) -> None:
     """One warning naming the :data:`WATCHED_KEYS` whose value differs from the checkpoint's."""
     if not isinstance(saved, dict):
         return
@@ -296,7 +296,7 @@ def _warn_changed(saved: Any, current: dict, path: str) -> None:
                        path, ", ".join(diffs))
 
 
-def _check_classes(saved: Any, names: list, path: str) -> None:
+def _check_classes(saved: Any, names: list[str], path: Optional[str]) -> None:
     """Refuse a checkpoint trained on other class names, or in another order, than the config
     gives (the signature compares their count only): each output would go on learning
     another class. Checkpoints without names (trainer 0.1.0) are let through."""

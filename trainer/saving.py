@@ -120,6 +120,14 @@ class Checkpointer(Callback):
             self._check_final_save(run)   # the cause first: nothing new could be mirrored
             raise
         self._check_final_save(run)
+        unwritten = self._unwritten_epoch()
+        if not finished and self.stop.is_set() and unwritten is not None:
+            # The writer had not even written the last epoch's files (a slow upload before
+            # them held it): the process exits now, and that epoch is in no file.
+            raise TrainingInterrupted(
+                f"stopped by {self.stop.name} while the checkpoint of epoch "
+                f"{unwritten.position.epoch} ({', '.join(unwritten.names)}) was still to be "
+                f"written; {self._newest_text(run, 'in')}", exit_code=self.stop.exit_code)
         if not finished and self.stop.is_set():
             raise TrainingInterrupted(
                 f"stopped by {self.stop.name} while the last checkpoints were uploaded; they are "
@@ -144,16 +152,28 @@ class Checkpointer(Callback):
         job = self._epoch_job
         if job is None or job.error is None:
             return
-        path = ckpt.find_latest(self.out_dir, run=run.state.run, any_run=False)
-        side = ckpt.read_sidecar(path) if path is not None else None
-        if side is None:
-            held = f"nothing of run {run.state.run} is saved there"
-        else:
-            at = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration).label
-            held = (f"the newest checkpoint there is {os.path.basename(path)} ({at}): free some "
-                    f"space and run the same command again to train on from it")
+        held = self._newest_text(run, "there", "free some space and ")
         raise SaveError(f"could not write the checkpoint of epoch {job.position.epoch} "
                         f"({', '.join(job.names)}) in {self.out_dir}: {job.error}; {held}")
+
+    def _unwritten_epoch(self) -> Optional[SaveJob]:
+        """The last epoch's save while it is still queued or being written (not failed)."""
+        job = self._epoch_job
+        if job is None or job.written or job.error is not None or job.dropped:
+            return None
+        return job
+
+    def _newest_text(self, run: Any, where: str, remedy: str = "") -> str:
+        """``the newest checkpoint <where> is epoch_001.pt (epoch 1, iteration 2): <remedy>run
+        the same command again to train on from it`` (``in <out_dir>`` for ``where="in"``)."""
+        place = f"in {self.out_dir}" if where == "in" else where
+        path = ckpt.find_latest(self.out_dir, run=run.state.run, any_run=False)
+        side = ckpt.read_sidecar(path) if path is not None else None
+        if path is None or side is None:
+            return f"nothing of run {run.state.run} is saved {place}"
+        at = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration).label
+        return (f"the newest checkpoint {place} is {os.path.basename(path)} ({at}): {remedy}run "
+                f"the same command again to train on from it")
 
     def _due(self) -> bool:
         return (self.info.is_main and self.interval_s > 0
@@ -210,8 +230,10 @@ class Checkpointer(Callback):
         finished = self.writer.close(lambda: self.stop.deadline, push=push)
         err = self.writer.last_error
         if not finished:
-            logger.error("the Drive mirror could not finish within train.grace_seconds; the local "
-                         "checkpoints in %s are complete", self.out_dir)
+            unwritten = self._unwritten_epoch()
+            logger.error("the Drive mirror could not finish within train.grace_seconds; %s",
+                         f"the local checkpoints in {self.out_dir} are complete" if unwritten is None
+                         else f"the checkpoint of epoch {unwritten.position.epoch} is not written yet")
             return False
         elif err is not None:
             message = f"mirror of {self.out_dir} to {self.drive_spec} failed: {err}"
