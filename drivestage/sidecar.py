@@ -14,8 +14,9 @@ read, never written. A sidecar is small JSON (format 3)::
 * ``run``: the identity of the training run that wrote it (None for other loops).
 * ``md5`` / ``size``: of the checkpoint file the sidecar describes.
 * ``saved`` (format 3): when the checkpoint was written, Unix seconds by the clock of the
-  machine that wrote it, taken before any upload (the trainer: once the file is complete;
-  ``CheckpointSync``: the file's mtime). Within a run, retention never deletes the verified
+  machine that wrote it, taken before any upload (the trainer: when it took the state it
+  then wrote, so that its saves are in the order of their progress; ``CheckpointSync``:
+  the file's mtime). Within a run, retention never deletes the verified
   checkpoint saved last (:mod:`drivestage.retention`), so a sidecar claiming more progress
   than its run made cannot get the real newest deleted. Read as None (no save time, no such
   protection) when absent (formats 1 and 2), not a finite number, negative, or more than
@@ -295,6 +296,21 @@ def newest(checkpoints: Iterable[Described], *, run: Optional[str] = None,
         if best is None or key > best[0]:
             best = (key, c)
     return best[1] if best else None
+
+
+def left_behind(checkpoints: Iterable[Described]) -> set[str]:
+    """Names of the verified checkpoints (of one run) saved before the one saved last yet
+    claiming more progress: the run was resumed on purpose from an older checkpoint after
+    they were saved (a diverged loss sent back), or their sidecar overstates. They are not
+    where the run goes on. A checkpoint without a save time is never among them (a doubt
+    leaves the ranking by progress as it was)."""
+    pool = [c for c in checkpoints if c.verified and c.sidecar.epoch is not None]
+    head = saved_last(pool)
+    if head is None or head.sidecar.saved is None:
+        return set()
+    last = head.sidecar.saved
+    return {c.name for c in pool if c.sidecar.saved is not None and c.sidecar.saved < last
+            and c.sidecar.progress > head.sidecar.progress}
 
 
 def saved_last(checkpoints: Iterable[Described]) -> Optional[Described]:

@@ -262,3 +262,88 @@ def test_resume_with_the_classes_reordered_is_refused_and_another_input_size_or_
         f"WARNING trainer.resume: {logs / 'epoch_001.pt'} was trained with another "
         f"data.train ({load_config(path).data.train}, now {other}), model.input_size (64, "
         f"now 96); training goes on with the config's"]
+
+
+# --------------------------------------------------------------------------- a run sent back
+
+def _branched(folder) -> None:
+    """Run A reached epoch 10; its loss had diverged, so the user resumed it on purpose from
+    epoch_005.pt (``--resume logs/epoch_005.pt --set train.lr=...``), and that branch saved
+    epoch 6 (last.pt and epoch_006.pt), later than epoch 10 was saved."""
+    def save(name, epoch):
+        state = {"format_version": 2, "model": {}, "optimizer": {}, "epoch": epoch,
+                 "iteration": epoch * 10, "epoch_iteration": 0, "config": {}, "run": "run-A"}
+        ckpt.save_checkpoint(state, str(folder / name))
+
+    for name, epoch in (("epoch_005.pt", 5), ("epoch_010.pt", 10), ("epoch_006.pt", 6)):
+        save(name, epoch)
+    ckpt.copy_checkpoint(str(folder / "epoch_006.pt"), str(folder / "last.pt"))
+
+
+BRANCH = ("epoch_006", "last")       # the new branch's files; epoch_005 and epoch_010 are older
+
+
+@pytest.mark.parametrize("local, remote", [
+    ("all", "none"),                 # the same machine
+    ("none", "all"),                 # a fresh machine, from Drive
+    ("all", "all"),
+    ("all", "old"),                  # the branch's first save never reached Drive
+    ("old", "all"),                  # the run was sent back on another machine, from Drive
+])
+def test_a_run_resumed_on_purpose_from_an_older_checkpoint_stays_on_that_branch(
+        drive, tmp_path, local, remote):
+    """The user's branch (epoch 6, saved last) is where --resume auto must go on after the next
+    disconnect. Before, the most advanced checkpoint of the run won: epoch_010.pt, the
+    diverged state the user had left (locally, from Drive on a fresh machine, and, where the
+    two differ, as "the local folder is behind Drive" or by staying on the local epoch 10)."""
+    import shutil
+
+    made = tmp_path / "made"
+    made.mkdir()
+    _branched(made)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for name in sorted(os.listdir(made)):
+        stem = name.rsplit(".", 1)[0]
+        if local == "all" or (local == "old" and stem not in BRANCH):
+            shutil.copy2(made / name, logs / name)
+        if stem != "last" and (remote == "all" or (remote == "old" and stem not in BRANCH)):
+            drive.add_file(f"{FOLDER}/{name}", str(made / name))   # last.pt never goes to Drive
+    start = _decide(logs)
+    assert ckpt.load_checkpoint(start.path)["epoch"] == 6, start
+    assert os.path.basename(start.path) == "epoch_006.pt"
+
+
+def test_a_stop_save_written_before_a_queued_epoch_save_is_still_the_newest(drive, tiny_config):
+    """Drive is slow: the writer thread still uploads epoch 1 while epoch 2's save waits in
+    the queue, and a SIGTERM early in epoch 3 writes the stop save at once, in the training
+    thread. The queued epoch 2 save is written after it. The run is not sent back: the stop
+    save (epoch 3, iteration 5) stays where --resume auto goes on, whatever order the files
+    were completed in."""
+    import signal
+
+    from test_messages_attack18 import _run
+    from trainer.config import load_config
+    from trainer.errors import TrainingInterrupted
+    from trainer.state import Position
+
+    cfg = load_config(tiny_config(**{"drive.logs": f"drive:{FOLDER}", "train.epochs": 5,
+                                     "train.grace_seconds": 0.2}))
+    run = _run(cfg, drive=True)
+    drive.faults.latency(0.5, path=r"^/upload/")
+    try:
+        run.state.pos = Position(1, 2, 0)
+        run.checkpointer.on_fit_epoch_end(run, run.state.pos, {"epoch": 1})
+        run.state.pos = Position(2, 4, 0)
+        run.checkpointer.on_fit_epoch_end(run, run.state.pos, {"epoch": 2})   # queued
+        run.stop.request(signal.SIGTERM)
+        run.state.pos = Position(2, 5, 1)
+        with pytest.raises(TrainingInterrupted):
+            run.checkpointer.on_train_batch_end(run, run.state.pos, {})
+    finally:
+        drive.faults.clear()
+        assert run.writer.close() is True            # the queued epoch 2 save is written now
+    logs = run.out_dir
+    assert ckpt.read_sidecar(os.path.join(logs, "epoch_002.pt")).epoch == 2
+    found = ckpt.find_latest(logs, run=run.state.run, any_run=False)
+    assert os.path.basename(found) == "autosave_00000005.pt"

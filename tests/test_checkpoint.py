@@ -86,10 +86,13 @@ def test_weights_only_file_is_not_resumable(tmp_path):
 
 def test_find_latest_prefers_the_most_progress_then_the_epoch_name(tmp_path):
     d = str(tmp_path)
+    # In the order a run saves them (best.pt at epoch 3: a copy, saved then; a checkpoint of
+    # less progress saved after a further one is a run sent back on purpose, see
+    # test_attack18_train.py).
     ckpt.save_checkpoint(_state(2), os.path.join(d, "epoch_002.pt"))
+    ckpt.save_checkpoint(_state(3), os.path.join(d, "best.pt"))
     ckpt.save_checkpoint(_state(4), os.path.join(d, "epoch_004.pt"))
     ckpt.save_checkpoint(_state(4), os.path.join(d, "last.pt"))
-    ckpt.save_checkpoint(_state(3), os.path.join(d, "best.pt"))
     found = ckpt.list_checkpoints(d)
     assert sorted(c.described.name for c in found) == ["best.pt", "epoch_002.pt", "epoch_004.pt", "last.pt"]
     assert os.path.basename(ckpt.find_latest(d)) == "epoch_004.pt"   # same progress as last.pt

@@ -116,8 +116,11 @@ def position_of(state: dict) -> tuple[int, int, int]:
             int(state.get("epoch_iteration") or 0))
 
 
-def save_checkpoint(state: dict, path: str, *, metrics: Optional[dict] = None) -> str:
+def save_checkpoint(state: dict, path: str, *, metrics: Optional[dict] = None,
+                    saved: Optional[float] = None) -> str:
     """Write ``state`` to ``path`` atomically, then its sidecar (with the file's md5); return ``path``.
+    ``saved`` (the sidecar's save time): when the state was taken; default, once the file is
+    complete.
 
     The sidecar is written after the checkpoint, so a sidecar always describes a complete file;
     the old sidecar goes just before the new file replaces the old one, so a sidecar never
@@ -128,7 +131,8 @@ def save_checkpoint(state: dict, path: str, *, metrics: Optional[dict] = None) -
         raise CheckpointError(f"refusing to save an incomplete checkpoint to {path}: missing {missing}")
     md5, size = _atomic_write(path, lambda fh: torch.save(state, fh),
                               before_replace=_drop_sidecar(path))
-    saved = time.time()  # the file is complete: within a run, retention keeps the last one
+    if saved is None:
+        saved = time.time()  # the file is complete: within a run, retention keeps the last one
     epoch, iteration, epoch_iteration = position_of(state)
     sidecars.write(path, Sidecar(epoch=epoch, iteration=iteration, epoch_iteration=epoch_iteration,
                                  metrics=_plain_metrics(metrics), run=state.get("run"), md5=md5,
@@ -307,10 +311,17 @@ def list_checkpoints(folder: str) -> list[LocalCheckpoint]:
 def newest(checkpoints: Iterable[LocalCheckpoint], *, run: Optional[str] = None,
            skip: Iterable[str] = (), any_run: bool = False) -> Optional[LocalCheckpoint]:
     """The most advanced checkpoint (:func:`drivestage.sidecar.newest`): of ``run`` unless
-    ``any_run``; an ``epoch_NNN`` name wins a tie of progress, then the newer file."""
+    ``any_run``; an ``epoch_NNN`` name wins a tie of progress, then the newer file. None
+    further on than its run's checkpoint saved last (:func:`drivestage.sidecar.left_behind`)."""
     by_name = {c.described.name: c for c in checkpoints if any_run or c.sidecar.run == run}
+    runs: dict[Optional[str], list[Described]] = {}
+    for c in by_name.values():
+        runs.setdefault(c.sidecar.run, []).append(c.described)
+    # Never further on than its run's checkpoint saved last: a run resumed on purpose from an
+    # older checkpoint goes on from its new branch, not from the state it left.
+    behind = set().union(*(sidecars.left_behind(group) for group in runs.values()))
     best = sidecars.newest([c.described for c in by_name.values()],
-                           prefer=EPOCH_NAME, skip=skip)
+                           prefer=EPOCH_NAME, skip=set(skip) | behind)
     return by_name[best.name] if best is not None else None
 
 

@@ -119,7 +119,10 @@ class DriveFolder:
         for name, side_name in sidecars.pairs(by_name).items():
             side_entry = sidecars.vouched(by_name[side_name], None)   # the newest sidecar
             data = self._read(side_entry)
-            side = sidecars.parse(data) if data else None
+            # A save time later than the sidecar reached Drive counts as that moment (a clock
+            # ahead, or a lie, would otherwise stay "saved last" over every later save).
+            side = sidecars.no_later_than(sidecars.parse(data) if data else None,
+                                          side_entry.modified)
             if side is None or side.epoch is None:
                 continue
             # Same-named copies (a push replacing it, another machine's): the one the sidecar
@@ -149,11 +152,16 @@ class DriveFolder:
 
 def newest_of_current_run(found: Sequence[RemoteCheckpoint], run: Optional[str] = None, *,
                           skip: Iterable[str] = ()) -> Optional[RemoteCheckpoint]:
-    """The most advanced checkpoint of ``run`` (default: the run written last) in ``found``."""
+    """The most advanced checkpoint of ``run`` (default: the run written last) in ``found``,
+    none further on than the one saved last (:func:`drivestage.sidecar.left_behind`: a run
+    resumed on purpose from an older checkpoint goes on from there, not from the state it
+    left)."""
     if run is None and found:
         run = max(found, key=lambda c: (c.described.modified, c.name)).sidecar.run
     pool = {c.name: c for c in found if c.sidecar.run == run}
-    best = sidecars.newest([c.described for c in pool.values()], prefer=EPOCH_NAME, skip=skip)
+    described = [c.described for c in pool.values()]
+    best = sidecars.newest(described, prefer=EPOCH_NAME,
+                           skip=set(skip) | sidecars.left_behind(described))
     return pool[best.name] if best is not None else None
 
 

@@ -6,8 +6,11 @@ sidecar. One folder holds one run: ``--resume none`` refuses to start a new run 
 run's ``epoch_001`` below the old ``epoch_050`` and never upload it, and a later
 ``--resume auto`` would continue the old run). ``--resume auto`` continues the run written
 last in the folder, from its most advanced readable checkpoint: the local folder first (unless
-Drive holds a more advanced verified checkpoint of the same run: another machine went on), else
-Drive, falling back past an unreadable newest one with a warning.
+Drive holds a verified checkpoint of the same run saved later at another point: another
+machine went on), else Drive, falling back past an unreadable newest one with a warning. A
+checkpoint further on than its run's checkpoint saved last is never taken: the run was
+resumed on purpose from an older checkpoint since (a diverged loss sent back), and goes on
+from there (:func:`drivestage.sidecar.left_behind`).
 
 Rank 0 decides; under multi-machine DDP the other machines' local rank 0 pull the same file.
 """
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
 from drivestage.errors import ChecksumMismatchError, DriveStageError, NotFoundError
+from drivestage.sidecar import Sidecar
 from trainer import checkpoint as ckpt
 from trainer import distributed
 from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run
@@ -87,12 +91,12 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> St
             safe = newest_of_current_run(ours, run) if ours else None
             mine = ckpt.read_sidecar(path)
             if drive is not None and safe is not None and mine is not None and \
-                    safe.sidecar.progress > mine.progress:
+                    _went_on(safe.sidecar, mine):
                 # Another machine continued this run from Drive further than this folder got.
                 logger.warning("%s is behind %s: %s there has gone further than %s here; "
                                "continuing from Drive", out_dir, drive.spec, safe.name,
                                os.path.basename(path))
-                ahead = [c for c in ours if c.sidecar.progress > mine.progress]
+                ahead = [c for c in ours if _went_on(c.sidecar, mine)]
                 return _fetch_newest(drive, ahead, out_dir, fallback=lambda bad: Start(
                     new_run_id(), path, path, safe=newest_of_current_run(ours, run, skip=bad)))
             return Start(new_run_id(), path, path, safe=safe)
@@ -109,6 +113,16 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> St
         return Start(new_run_id())
     logger.info("the local run folder has no checkpoint; taking the newest from %s", drive.spec)
     return _fetch_newest(drive, remote, out_dir)
+
+
+def _went_on(there: Sidecar, here: Sidecar) -> bool:
+    """Whether the run went on from the state ``here`` (this folder's) to ``there`` (on Drive,
+    another machine): saved later at another point, when both say when they were saved (a
+    run sent back on purpose there is at an earlier point, and where it goes on; one sent
+    back here has the later save); without save times, further on."""
+    if there.saved is not None and here.saved is not None:
+        return there.saved > here.saved and there.progress != here.progress
+    return there.progress > here.progress
 
 
 def _refuse_mixing(new: str, out_dir: str, local: Sequence[ckpt.LocalCheckpoint],

@@ -46,6 +46,11 @@ class SaveJob:
     written: bool = False
     error: Optional[BaseException] = None
     dropped: bool = False
+    # When the state was taken (time.time(), on the training thread): the sidecar's "saved".
+    # Not when its file was complete: a stop save written at once in the training thread
+    # completes before an epoch save still queued, and a later save with less progress
+    # reads as a run sent back on purpose (drivestage.sidecar.left_behind).
+    taken: float = field(default_factory=time.time)
 
     @property
     def name(self) -> str:
@@ -226,7 +231,7 @@ class BackgroundWriter:
         began = time.perf_counter()
         first = os.path.join(self.out_dir, job.name)
         try:
-            ckpt.save_checkpoint(job.state, first, metrics=job.metrics)
+            ckpt.save_checkpoint(job.state, first, metrics=job.metrics, saved=job.taken)
             for name in job.names[1:]:
                 ckpt.copy_checkpoint(first, os.path.join(self.out_dir, name))
             job.written = True
