@@ -347,3 +347,44 @@ def test_a_stop_save_written_before_a_queued_epoch_save_is_still_the_newest(driv
     assert ckpt.read_sidecar(os.path.join(logs, "epoch_002.pt")).epoch == 2
     found = ckpt.find_latest(logs, run=run.state.run, any_run=False)
     assert os.path.basename(found) == "autosave_00000005.pt"
+
+
+# --------------------------------------------------------------------------- names in the way
+
+@pytest.mark.slow
+def test_the_last_epochs_copy_that_cannot_be_written_is_made_by_the_same_command_once_fixed(
+        drive, tiny_config, tmp_path, one_torch_thread):
+    """Something stands where the last epoch's ``epoch_001.pt`` goes (here a folder of the
+    user's; a disk with room for last.pt but not for its copy does the same): last.pt holds
+    the epoch, but last.pt never goes to Drive. Before, the run ended 0; and the same command
+    again trained nothing and pushed nothing, so Drive never got the final epoch. Now the run
+    ends 1 naming what is missing, and the same command, once the way is clear, makes the
+    copy from last.pt and uploads it (training nothing)."""
+    from trainer.config import load_config
+    from trainer.engine import fit
+    from trainer.errors import SaveError
+
+    logs = tmp_path / "logs"
+    (logs / "epoch_001.pt").mkdir(parents=True)
+    (logs / "epoch_001.pt" / "mine.txt").write_text("the user's")
+    cfg = _config(tiny_config, logs, **{"train.epochs": 1, "drive.logs": f"drive:{FOLDER}",
+                                        "train.eval_period": 1})
+    with pytest.raises(SaveError) as failed:
+        fit(cfg, resume="none")
+    text = str(failed.value)
+    assert text.startswith(f"could not write epoch_001.pt, best.pt (epoch 1) in {logs}: [Errno 21] "), text
+    assert text.endswith(f"; the state of epoch 1 is in last.pt: fix that and run the same "
+                         f"command again to make them from it (it trains nothing more)"), text
+    assert (logs / "epoch_001.pt" / "mine.txt").read_text() == "the user's"      # untouched
+    import shutil
+
+    shutil.rmtree(logs / "epoch_001.pt")
+    again = fit(cfg, resume="auto")
+    assert again.epochs_run == 0
+    for name in ("epoch_001.pt", "best.pt"):
+        side = ckpt.read_sidecar(str(logs / name))
+        assert side is not None and side.epoch == 1 and side.md5 == _md5(logs / name)
+    from trainer.drive import DriveFolder
+
+    found = {c.name: c for c in DriveFolder(f"drive:{FOLDER}", str(tmp_path / "c")).checkpoints()}
+    assert found["epoch_001.pt"].described.md5 == _md5(logs / "last.pt")

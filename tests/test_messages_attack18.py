@@ -156,3 +156,19 @@ def test_a_stop_at_the_end_before_the_last_epochs_checkpoint_is_written(emulator
                     f"{run.out_dir} is epoch_001.pt (epoch 1, iteration 2): run the same command "
                     f"again to train on from it")
     shown("was still to be written; the newest checkpoint in", text)
+
+
+@renders("the state of epoch … is in …: fix that and run the same command again to make them")
+def test_the_last_epochs_copy_cannot_be_written(tiny_config, tmp_path):
+    run = _run(load_config(tiny_config(**{"train.epochs": 2})))
+    os.makedirs(os.path.join(run.out_dir, "epoch_002.pt"))         # what stands in its way
+    run.state.pos = pos = Position(2, 4, 0)
+    with pytest.raises(SaveError) as failed:
+        run.checkpointer.on_fit_epoch_end(run, pos, {"epoch": 2, "map50": 0.5})
+        run.checkpointer.on_fit_end(run)
+    text = error_text(failed.value)
+    assert text.startswith(f"Error: could not write epoch_002.pt, best.pt (epoch 2) in "
+                           f"{run.out_dir}: [Errno 21] Is a directory")
+    shown("the state of epoch … is in …: fix that and run the same command again to make them",
+          text)
+    assert ckpt.load_checkpoint(os.path.join(run.out_dir, "last.pt"))["epoch"] == 2

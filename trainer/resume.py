@@ -355,11 +355,21 @@ def _repair_run_folder(run: Any, path: str) -> None:
             metrics={k: row[k] for k in ("val_loss", "map50", "map") if row.get(k) is not None},
             run=s.run, md5=md5, size=size))
     _describe_copies(path)
-    target = os.path.join(run.cfg.train.out_dir, "best.pt")
+    t = run.cfg.train
+    in_run_folder = os.path.dirname(os.path.abspath(path)) == os.path.abspath(t.out_dir)
+    target = os.path.join(t.out_dir, "best.pt")
     if best == s.pos.epoch and not s.pos.epoch_iteration and ckpt.read_sidecar(target) is None \
-            and os.path.dirname(os.path.abspath(path)) == os.path.abspath(run.cfg.train.out_dir):
+            and in_run_folder:
         # The run died before best.pt reached Drive, or before its sidecar (then best.pt may
         # still hold the previous best, undescribed); this checkpoint is that state.
+        ckpt.copy_checkpoint(path, target)
+    target = os.path.join(t.out_dir, f"epoch_{s.pos.epoch:03d}.pt")
+    if s.pos.epoch and not s.pos.epoch_iteration and in_run_folder and \
+            (s.pos.epoch % t.save_period == 0 or s.pos.epoch == t.epochs) and \
+            ckpt.read_sidecar(target) is None:
+        # Its epoch copy could not be written (a full disk, something in the way) or the run
+        # died first: last.pt holds the epoch but never goes to Drive, so without the copy
+        # Drive would never get this epoch, however often the run is started again.
         ckpt.copy_checkpoint(path, target)
 
 

@@ -17,6 +17,7 @@ to :class:`trainer.writer.BackgroundWriter`, which writes and uploads it while t
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -152,9 +153,19 @@ class Checkpointer(Callback):
         job = self._epoch_job
         if job is None or job.error is None:
             return
-        held = self._newest_text(run, "there", "free some space and ")
-        raise SaveError(f"could not write the checkpoint of epoch {job.position.epoch} "
-                        f"({', '.join(job.names)}) in {self.out_dir}: {job.error}; {held}")
+        full = getattr(job.error, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+        remedy = "free some space and " if full else "fix that and "
+        epoch = job.position.epoch
+        if job.missing and job.missing != job.names:
+            # The state is in the first file; only its copies (epoch_NNN.pt, best.pt: what
+            # goes to Drive) are missing, and a resume from it makes them again.
+            raise SaveError(
+                f"could not write {', '.join(job.missing)} (epoch {epoch}) in {self.out_dir}: "
+                f"{job.error}; the state of epoch {epoch} is in {job.name}: {remedy}run the same "
+                f"command again to make them from it (it trains nothing more)")
+        raise SaveError(f"could not write the checkpoint of epoch {epoch} "
+                        f"({', '.join(job.names)}) in {self.out_dir}: {job.error}; "
+                        f"{self._newest_text(run, 'there', remedy)}")
 
     def _unwritten_epoch(self) -> Optional[SaveJob]:
         """The last epoch's save while it is still queued or being written (not failed)."""

@@ -51,6 +51,7 @@ class SaveJob:
     # completes before an epoch save still queued, and a later save with less progress
     # reads as a run sent back on purpose (drivestage.sidecar.left_behind).
     taken: float = field(default_factory=time.time)
+    missing: list = field(default_factory=list)   # the names a failed write left unwritten
 
     @property
     def name(self) -> str:
@@ -230,14 +231,15 @@ class BackgroundWriter:
     def _write(self, job: SaveJob) -> None:
         began = time.perf_counter()
         first = os.path.join(self.out_dir, job.name)
+        done = 0
         try:
             ckpt.save_checkpoint(job.state, first, metrics=job.metrics, saved=job.taken)
-            for name in job.names[1:]:
+            for done, name in enumerate(job.names[1:], 1):
                 ckpt.copy_checkpoint(first, os.path.join(self.out_dir, name))
             job.written = True
         except BaseException as exc:  # a full disk must not kill the thread; the run reports it
-            job.error = exc
-            logger.error("could not write %s in %s: %s", ", ".join(job.names), self.out_dir, exc)
+            job.error, job.missing = exc, job.names[done:]
+            logger.error("could not write %s in %s: %s", ", ".join(job.missing), self.out_dir, exc)
             return
         finally:
             job.state = {}  # free the CPU copy now
