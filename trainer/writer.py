@@ -51,7 +51,7 @@ class SaveJob:
     # completes before an epoch save still queued, and a later save with less progress
     # reads as a run sent back on purpose (drivestage.sidecar.left_behind).
     taken: float = field(default_factory=time.time)
-    missing: list = field(default_factory=list)   # the names a failed write left unwritten
+    missing: list[str] = field(default_factory=list)   # names a failed write left unwritten
 
     @property
     def name(self) -> str:
