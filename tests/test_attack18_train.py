@@ -388,3 +388,109 @@ def test_the_last_epochs_copy_that_cannot_be_written_is_made_by_the_same_command
 
     found = {c.name: c for c in DriveFolder(f"drive:{FOLDER}", str(tmp_path / "c")).checkpoints()}
     assert found["epoch_001.pt"].described.md5 == _md5(logs / "last.pt")
+
+
+# --------------------------------------------------------------------------- two quick signals
+
+def _child(path, log, env):
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "trainer", "-v", "train", "-c", path]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "w"),
+                            env={**os.environ, **env, "OMP_NUM_THREADS": "1"})
+
+
+def _all_sound(logs) -> list[str]:
+    """Every checkpoint under a final name in ``logs`` loads and holds what its sidecar says
+    (after what a resume does first: describe a file a killed save left undescribed)."""
+    ckpt.describe_killed_saves(str(logs))
+    names = sorted(n for n in os.listdir(logs) if n.endswith(".pt"))
+    for name in names:
+        state = ckpt.load_checkpoint(str(logs / name))
+        side = ckpt.read_sidecar(str(logs / name))
+        assert side is not None and side.md5 == _md5(logs / name), name
+        assert ckpt.sidecar_mismatch(state, side) is None, name
+    return names
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, code", [("SIGTERM", -15), ("SIGINT", 130)])
+def test_a_second_signal_while_the_stop_save_uploads_stops_at_once(
+        drive, drive_env, tiny_config, tmp_path, sig, code):
+    """A second SIGTERM (or Ctrl-C) once the stop save is written, while Drive is slow to take
+    it: the run stops at once, as the docs say (SIGTERM: killed by it; Ctrl-C:
+    "Interrupted.", 130), not after flushing the mirror for the rest of
+    train.grace_seconds. (Two signals sent back to back are one for the OS: the second must
+    come after the first was handled.) Every checkpoint left under a final name, here and on
+    Drive, is whole and described; the same command then goes on from the stop save."""
+    import signal
+    import time
+
+    from trainer.config import load_config
+    from trainer.drive import DriveFolder
+    from trainer.engine import fit
+
+    kw = {"train.batch_size": 4, "train.freeze_batch_size": 4, "train.freeze_epochs": 0,
+          "train.eval_period": 100, "train.save_period": 1, "drive.logs": f"drive:{FOLDER}",
+          "train.grace_seconds": 60}
+    path = tiny_config(**kw, **{"train.epochs": 30})
+    log = tmp_path / "child.log"
+    proc = _child(path, log, drive_env)
+    deadline = time.monotonic() + 120
+    while "epoch 2/30 iter 2/4" not in log.read_text():
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "the child never reached epoch 2"
+        time.sleep(0.01)
+    drive.faults.latency(2.0, path=r"^/upload/")           # every upload now takes seconds
+    number = getattr(signal, sig)
+    proc.send_signal(number)
+    while "wrote autosave_" not in log.read_text():
+        assert proc.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, "the stop save was never written"
+        time.sleep(0.01)
+    proc.send_signal(number)
+    second = time.monotonic()
+    assert proc.wait(timeout=120) == code, log.read_text()[-3000:]
+    took = time.monotonic() - second
+    drive.faults.clear()
+    text = log.read_text()
+    assert "Traceback" not in text, text[-3000:]
+    if sig == "SIGINT":
+        assert text.strip().splitlines()[-1] == "Interrupted.", text[-3000:]
+    assert took < 1.5, (took, text[-2000:])
+    logs = tmp_path / "logs"
+    names = _all_sound(logs)
+    stop_save = [n for n in names if n.startswith("autosave_")]
+    assert len(stop_save) == 1, names
+    for c in DriveFolder(f"drive:{FOLDER}", str(tmp_path / "c")).checkpoints():
+        assert c.described.verified
+    result = fit(load_config(tiny_config(**kw, **{"train.epochs": 3})), resume="auto")
+    assert result.resumed_from == str(logs / stop_save[0])
+
+
+def test_a_second_ctrl_c_does_not_wait_for_the_mirror(drive, tiny_config):
+    """In process (a notebook): the first Ctrl-C asked for the stop; a second one comes while
+    Drive is slow to take an upload. The save policy's on_interrupt used to flush the mirror
+    for up to train.grace_seconds (60 s here) before "Interrupted."."""
+    import signal
+    import time
+
+    from test_messages_attack18 import _run
+    from trainer.config import load_config
+    from trainer.state import Position
+
+    cfg = load_config(tiny_config(**{"drive.logs": f"drive:{FOLDER}", "train.grace_seconds": 60}))
+    run = _run(cfg, drive=True)
+    drive.faults.latency(0.8, path=r"^/upload/")
+    try:
+        run.state.pos = Position(1, 2, 0)
+        run.checkpointer.on_fit_epoch_end(run, run.state.pos, {"epoch": 1})
+        run.stop.request(signal.SIGINT)
+        began = time.monotonic()
+        run.checkpointer.on_interrupt(run, KeyboardInterrupt())
+        assert time.monotonic() - began < 0.5
+    finally:
+        drive.faults.clear()
+        run.writer.close()
+    assert ckpt.read_sidecar(os.path.join(run.out_dir, "epoch_001.pt")).epoch == 1

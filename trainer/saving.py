@@ -139,6 +139,14 @@ class Checkpointer(Callback):
                         "%.2f s for one)", len(self.blocked_s), sum(self.blocked_s), max(self.blocked_s))
 
     def on_interrupt(self, run: Any, exc: BaseException) -> None:
+        if isinstance(exc, KeyboardInterrupt) and self.stop.is_set():
+            # A second Ctrl-C (the first asked for the stop): stop at once, as a second SIGTERM
+            # does (trainer.stopping). Flushing the mirror here kept the run up to
+            # train.grace_seconds more. The writer ends what it is doing in the background
+            # while the process lasts (a notebook's kernel), with no further push.
+            if self.writer is not None:
+                self.writer.close(time.monotonic, push=False)
+            return
         stopped = isinstance(exc, TrainingInterrupted)
         if self.writer is not None and not stopped and self.drive_spec:
             logger.info("flushing the Drive mirror before stopping ...")
