@@ -494,3 +494,31 @@ def test_a_second_ctrl_c_does_not_wait_for_the_mirror(drive, tiny_config):
         drive.faults.clear()
         run.writer.close()
     assert ckpt.read_sidecar(os.path.join(run.out_dir, "epoch_001.pt")).epoch == 1
+
+
+@pytest.mark.parametrize("with_drive", [False, True])
+def test_a_run_folder_whose_every_checkpoint_is_damaged_is_not_started_over_silently(
+        drive, tmp_path, with_drive):
+    """Every checkpoint of run A in the folder is unreadable (truncated), and Drive holds
+    nothing (or no drive.logs). Before, --resume auto said "no checkpoint in logs: starting
+    fresh" and started run B among run A's files: the one-folder-one-run rule --resume none
+    enforces, broken, and run A's damaged files mirrored beside run B's. Now it refuses,
+    naming what it found and the ways out; nothing is written."""
+    from types import SimpleNamespace
+
+    from trainer.drive import DriveFolder
+    from trainer.errors import CheckpointError
+    from trainer.resume import _decide
+
+    logs = tmp_path / "logs"
+    good = _bytes("run-A", 2, 20)
+    _put(logs, "epoch_002", good[: len(good) // 2], _sidecar(good, "run-A", 2, 20))
+    before = sorted(os.listdir(logs))
+    cfg = SimpleNamespace(train=SimpleNamespace(out_dir=str(logs)))
+    with pytest.raises(CheckpointError) as refused:
+        _decide(cfg, "auto", DriveFolder(f"drive:{FOLDER}", str(logs)) if with_drive else None)
+    assert str(refused.value) == (
+        f"{logs} holds checkpoints of run run-A, and none of them can be read (epoch_002.pt); "
+        f"start over with --resume none in new folders (--set train.out_dir=<a new folder>), "
+        f"or --resume a checkpoint file you have")
+    assert sorted(os.listdir(logs)) == before

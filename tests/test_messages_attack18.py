@@ -172,3 +172,31 @@ def test_the_last_epochs_copy_cannot_be_written(tiny_config, tmp_path):
     shown("the state of epoch … is in …: fix that and run the same command again to make them",
           text)
     assert ckpt.load_checkpoint(os.path.join(run.out_dir, "last.pt"))["epoch"] == 2
+
+
+@renders("and none of them can be read (")
+def test_a_run_folder_whose_every_checkpoint_is_damaged(tiny_config, tmp_path):
+    import hashlib
+
+    from click.testing import CliRunner
+
+    from drivestage import sidecar as sidecars
+    from trainer.cli import cli
+
+    path = tiny_config()
+    logs = load_config(path).train.out_dir
+    whole = ckpt.save_checkpoint({"format_version": ckpt.FORMAT_VERSION, "model": {},
+                                  "optimizer": {}, "epoch": 3, "iteration": 6, "config": {},
+                                  "run": "r1"}, os.path.join(logs, "epoch_003.pt"))
+    data = open(whole, "rb").read()[:100]                     # truncated since
+    with open(whole, "wb") as fh:
+        fh.write(data)
+    sidecars.write(whole, sidecars.Sidecar(epoch=3, iteration=6, epoch_iteration=0, run="r1",
+                                           md5=hashlib.md5(data).hexdigest(), size=len(data)))
+    result = CliRunner().invoke(cli, ["train", "-c", path])
+    assert result.exit_code == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"Error: {logs} holds checkpoints of run r1, and none of them can be "
+                           f"read (epoch_003.pt); start over with --resume none in new folders")
+    shown("and none of them can be read (", line)
+    assert sorted(os.listdir(logs)) == ["epoch_003.json", "epoch_003.pt"]

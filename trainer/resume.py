@@ -101,6 +101,8 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> St
                     new_run_id(), path, path, safe=newest_of_current_run(ours, run, skip=bad)))
             return Start(new_run_id(), path, path, safe=safe)
     if drive is None:
+        if found:
+            raise _all_unreadable(out_dir, run, local)
         logger.info("no checkpoint in %s: starting fresh", out_dir)
         return Start(new_run_id())
     remote = drive.checkpoints()
@@ -109,6 +111,8 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> St
         # another run that drive.logs holds into this folder.
         remote = _of_run(run, out_dir, drive, remote)
     if not remote:
+        if found:
+            raise _all_unreadable(out_dir, run, local)
         logger.info("no checkpoint in %s nor on %s: starting fresh", out_dir, drive.spec)
         return Start(new_run_id())
     logger.info("the local run folder has no checkpoint; taking the newest from %s", drive.spec)
@@ -123,6 +127,18 @@ def _went_on(there: Sidecar, here: Sidecar) -> bool:
     if there.saved is not None and here.saved is not None:
         return there.saved > here.saved and there.progress != here.progress
     return there.progress > here.progress
+
+
+def _all_unreadable(out_dir: str, run: Optional[str],
+                    local: Sequence[ckpt.LocalCheckpoint]) -> CheckpointError:
+    """The folder holds a run none of whose checkpoints loads, and Drive has none of it: a new
+    run there would mix with its files (what --resume none refuses), so say so instead of
+    starting over silently."""
+    names = sorted(c.described.name for c in local if c.sidecar.run == run)
+    return CheckpointError(
+        f"{out_dir} holds checkpoints of {describe_run(run)}, and none of them can be read "
+        f"({', '.join(names)}); start over with --resume none in new folders (--set "
+        f"train.out_dir=<a new folder>), or --resume a checkpoint file you have")
 
 
 def _refuse_mixing(new: str, out_dir: str, local: Sequence[ckpt.LocalCheckpoint],
