@@ -143,9 +143,21 @@ def _bytes(run: str, epoch: int, iteration: int) -> bytes:
     import io
 
     buf = io.BytesIO()
-    torch.save({"format_version": 2, "model": {}, "optimizer": {}, "epoch": epoch,
-                "iteration": iteration, "epoch_iteration": 0, "config": {}, "run": run}, buf)
+    torch.save({"format_version": 2, "model": {"w": torch.arange(8192.0)}, "optimizer": {},
+                "epoch": epoch, "iteration": iteration, "epoch_iteration": 0, "config": {},
+                "run": run}, buf)
     return buf.getvalue()
+
+
+def _flipped(good: bytes) -> bytes:
+    """One byte of the tensors flipped (bit rot, a bad copy): torch.load does not notice."""
+    data = bytearray(good)
+    data[len(data) // 2] ^= 0xFF
+    import io
+
+    assert not torch.equal(torch.load(io.BytesIO(bytes(data)), weights_only=True)["model"]["w"],
+                           torch.arange(8192.0))
+    return bytes(data)
 
 
 def _sidecar(data: bytes, run: str, epoch: int, iteration: int) -> bytes:
@@ -182,6 +194,7 @@ DAMAGE = {
     "a tensor, not a checkpoint": lambda good: _tensor_bytes(),
     "another run's last.pt copied over it": lambda good: _bytes("run-B", 7, 70),
     "an older state of the run (a backup put back)": lambda good: _bytes("run-A", 1, 10),
+    "a byte flipped in its tensors (it still loads)": _flipped,
 }
 
 

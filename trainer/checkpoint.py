@@ -341,13 +341,28 @@ def find_latest(folder: str, *, run: Optional[str] = None, any_run: bool = True)
             bad.add(best.described.name)
             continue
         # The sidecar chose it: a file put there since (another run's last.pt copied over
-        # ours, an older backup restored) would otherwise continue another run, or go back.
-        why = sidecar_mismatch(state, best.sidecar)
+        # ours, an older backup restored) would otherwise continue another run, or go back;
+        # and torch.load does not check its zip's CRCs, so a flipped byte loads as weights.
+        why = sidecar_mismatch(state, best.sidecar) or _bytes_mismatch(best.path, best.sidecar)
         if why is not None:
             logger.warning("skipping %s: %s", best.path, why)
             bad.add(best.described.name)
             continue
         return best.path
+
+
+def _bytes_mismatch(path: str, side: Sidecar) -> Optional[str]:
+    """Why the file at ``path`` is not the bytes its sidecar names (size, then md5: one read,
+    once per resume); None when it is, or when the sidecar names neither."""
+    try:
+        if side.size is not None and os.path.getsize(path) != side.size:
+            return f"its sidecar says {side.size} bytes, the file has {os.path.getsize(path)}"
+        if side.md5 is not None and _md5_of(path)[0] != side.md5:
+            return (f"its bytes are not those its sidecar names (md5 {side.md5}): changed or "
+                    f"damaged since they were saved")
+    except OSError as exc:
+        return f"it cannot be read ({exc})"
+    return None
 
 
 def sidecar_mismatch(state: dict[str, Any], side: Sidecar) -> Optional[str]:
