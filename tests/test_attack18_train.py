@@ -535,3 +535,57 @@ def test_a_run_folder_whose_every_checkpoint_is_damaged_is_not_started_over_sile
         f"start over with --resume none in new folders (--set train.out_dir=<a new folder>), "
         f"or --resume a checkpoint file you have")
     assert sorted(os.listdir(logs)) == before
+
+
+@pytest.mark.slow
+def test_a_resume_on_a_full_disk_that_cannot_repair_the_folder_goes_on_with_a_warning(
+        tiny_config, small_disk, one_torch_thread, caplog):
+    """The last epoch is in last.pt only (its copies were never made) and the disk is full
+    when the same command runs again: making epoch_001.pt and best.pt from last.pt fails.
+    That must not end the run in a traceback (an OSError from the repair): it warns, the
+    run trains nothing more, and the next run, with space, makes them."""
+    from trainer.engine import fit
+
+    disk = small_disk(300 * MiB)
+    logs = disk / "logs"
+    cfg = _config(tiny_config, logs, **{"train.epochs": 1, "train.eval_period": 1})
+    fit(cfg, resume="none")
+    for name in ("epoch_001", "best"):
+        ckpt.remove_checkpoint(str(logs / f"{name}.pt"))
+    _fill(disk)
+    again = fit(cfg, resume="auto")
+    assert again.epochs_run == 0
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("could not make" in m and "No space left on device" in m for m in warned), warned
+    assert [f for f in _files(logs) if f.startswith(".")] == []
+    os.remove(disk / "filler.bin")
+    fit(cfg, resume="auto")
+    for name in ("epoch_001.pt", "best.pt"):
+        assert ckpt.read_sidecar(str(logs / name)).md5 == _md5(logs / "last.pt")
+
+
+def test_a_killed_saves_checkpoint_that_cannot_be_described_on_a_full_disk_is_one_line(
+        tmp_path, small_disk):
+    """A save killed between last.pt and its sidecar, then the disk full when the run starts
+    again: the resume describes last.pt first (it is the most advanced state). Writing that
+    sidecar failed with an OSError traceback; it is now one line saying what to do, and
+    nothing is lost (falling back to an older checkpoint would train the epochs again)."""
+    from types import SimpleNamespace
+
+    from trainer.errors import SaveError
+    from trainer.resume import _decide
+
+    disk = small_disk(1 * MiB)
+    logs = disk / "logs"
+    state = {"format_version": 2, "model": {}, "optimizer": {}, "epoch": 2, "iteration": 4,
+             "epoch_iteration": 0, "config": {}, "run": "run-A"}
+    ckpt.save_checkpoint({**state, "epoch": 1, "iteration": 2}, str(logs / "epoch_001.pt"))
+    ckpt.save_checkpoint(state, str(logs / "last.pt"))
+    os.unlink(logs / "last.json")                        # what the kill left
+    _fill(disk)
+    with pytest.raises(SaveError) as failed:
+        _decide(SimpleNamespace(train=SimpleNamespace(out_dir=str(logs))), "auto", None)
+    assert str(failed.value) == (
+        f"{logs / 'last.pt'} has no sidecar (a save was killed before it) and none could be "
+        f"written: [Errno 28] No space left on device; free some space and run the same "
+        f"command again")

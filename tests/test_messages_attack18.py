@@ -200,3 +200,41 @@ def test_a_run_folder_whose_every_checkpoint_is_damaged(tiny_config, tmp_path):
                            f"read (epoch_003.pt); start over with --resume none in new folders")
     shown("and none of them can be read (", line)
     assert sorted(os.listdir(logs)) == ["epoch_003.json", "epoch_003.pt"]
+
+
+def _tiny_state(epoch: int, run: str = "r1") -> dict:
+    return {"format_version": ckpt.FORMAT_VERSION, "model": {}, "optimizer": {}, "epoch": epoch,
+            "iteration": epoch * 2, "epoch_iteration": 0, "config": {}, "run": run}
+
+
+@renders("has no sidecar (a save was killed before it) and none could be written")
+def test_a_killed_saves_checkpoint_on_a_full_disk(small_disk):
+    from trainer.resume import choose
+
+    disk = small_disk(512 * KiB)
+    logs = disk / "logs"
+    ckpt.save_checkpoint(_tiny_state(2), str(logs / "last.pt"))
+    os.unlink(logs / "last.json")
+    _fill(disk)
+    cfg = type("Cfg", (), {"train": type("T", (), {"out_dir": str(logs)})})()
+    with pytest.raises(SaveError) as failed:
+        choose(cfg, "auto", distributed.env_info(), None)
+    assert failed.value.exit_code == 1
+    shown("has no sidecar (a save was killed before it) and none could be written",
+          error_text(failed.value))
+
+
+@renders("could not make … from … (")
+def test_a_repair_copy_on_a_full_disk(small_disk, caplog):
+    from trainer.resume import _copy_for_repair
+
+    disk = small_disk(512 * KiB)
+    logs = disk / "logs"
+    last = ckpt.save_checkpoint(_tiny_state(2), str(logs / "last.pt"))
+    _fill(disk)
+    with caplog.at_level(logging.WARNING, logger="trainer"):
+        _copy_for_repair(last, str(logs / "epoch_002.pt"))
+    text = log_text(caplog.records)
+    assert "No space left on device" in text and "the next resume tries again" in text
+    shown("could not make … from … (", text)
+    assert sorted(os.listdir(logs)) == ["last.json", "last.pt"]

@@ -26,7 +26,7 @@ from drivestage import sidecar as sidecars
 from drivestage.localfs import atomic_file
 from drivestage.sidecar import Described, Sidecar
 from trainer import __version__
-from trainer.errors import CheckpointError
+from trainer.errors import CheckpointError, SaveError
 from trainer.state import EPOCH_NAME
 
 logger = logging.getLogger(__name__)
@@ -209,11 +209,18 @@ def describe_killed_saves(folder: str) -> list[str]:
         epoch, iteration, epoch_iteration = position_of(state)
         history = state.get("history") or []
         row = history[-1] if history and not epoch_iteration else {}
-        sidecars.write(path, Sidecar(
-            epoch=epoch, iteration=iteration, epoch_iteration=epoch_iteration,
-            metrics=_plain_metrics({k: row[k] for k in ("val_loss", "map50", "map")
-                                    if isinstance(row, dict) and row.get(k) is not None}),
-            run=state.get("run"), md5=md5, size=size, saved=st.st_mtime))
+        try:
+            sidecars.write(path, Sidecar(
+                epoch=epoch, iteration=iteration, epoch_iteration=epoch_iteration,
+                metrics=_plain_metrics({k: row[k] for k in ("val_loss", "map50", "map")
+                                        if isinstance(row, dict) and row.get(k) is not None}),
+                run=state.get("run"), md5=md5, size=size, saved=st.st_mtime))
+        except OSError as exc:
+            # (A full disk.) Going on without it would resume an older checkpoint and train
+            # the epochs since again.
+            raise SaveError(f"{path} has no sidecar (a save was killed before it) and none "
+                            f"could be written: {exc}; free some space and run the same "
+                            f"command again") from None
         logger.warning("%s had no sidecar (a save was killed between the two); described "
                        "from its contents (epoch %d)", path, epoch)
         out.append(path)

@@ -378,7 +378,7 @@ def _repair_run_folder(run: Any, path: str) -> None:
             and in_run_folder:
         # The run died before best.pt reached Drive, or before its sidecar (then best.pt may
         # still hold the previous best, undescribed); this checkpoint is that state.
-        ckpt.copy_checkpoint(path, target)
+        _copy_for_repair(path, target)
     target = os.path.join(t.out_dir, f"epoch_{s.pos.epoch:03d}.pt")
     if s.pos.epoch and not s.pos.epoch_iteration and in_run_folder and \
             (s.pos.epoch % t.save_period == 0 or s.pos.epoch == t.epochs) and \
@@ -386,7 +386,17 @@ def _repair_run_folder(run: Any, path: str) -> None:
         # Its epoch copy could not be written (a full disk, something in the way) or the run
         # died first: last.pt holds the epoch but never goes to Drive, so without the copy
         # Drive would never get this epoch, however often the run is started again.
+        _copy_for_repair(path, target)
+
+
+def _copy_for_repair(path: str, target: str) -> None:
+    """Make ``target`` a copy of ``path``; a failure (a full disk) is a warning: training
+    goes on from ``path`` all the same, and the next resume tries again."""
+    try:
         ckpt.copy_checkpoint(path, target)
+    except (OSError, CheckpointError) as exc:
+        logger.warning("could not make %s from %s (%s); the next resume tries again",
+                       os.path.basename(target), os.path.basename(path), exc)
 
 
 def _describe_copies(path: str) -> None:
