@@ -589,3 +589,31 @@ def test_a_killed_saves_checkpoint_that_cannot_be_described_on_a_full_disk_is_on
         f"{logs / 'last.pt'} has no sidecar (a save was killed before it) and none could be "
         f"written: [Errno 28] No space left on device; free some space and run the same "
         f"command again")
+
+
+def test_the_autosave_just_written_is_never_pruned_for_higher_numbered_ones(tmp_path):
+    """After a run was sent back (resumed on purpose from epoch_005.pt, iteration 500), the
+    folder still holds the old branch's autosave_00000950.pt and autosave_00001000.pt. The
+    writer kept "the newest two autosaves" by number: each new autosave of the branch (and
+    the stop save, an autosave too) was deleted as soon as it was written, before any push,
+    and a SIGTERM's checkpoint was gone from the folder its message named."""
+    from trainer.state import Position
+    from trainer.writer import BackgroundWriter, SaveJob
+
+    logs = tmp_path / "logs"
+    for it in (950, 1000):
+        ckpt.save_checkpoint({"format_version": 2, "model": {}, "optimizer": {}, "epoch": 9,
+                              "iteration": it, "epoch_iteration": it - 900, "config": {},
+                              "run": "run-A"}, str(logs / f"autosave_{it:08d}.pt"))
+    writer = BackgroundWriter(str(logs))
+    for it in (520, 550, 580):
+        job = SaveJob({"format_version": 2, "model": {}, "optimizer": {}, "epoch": 5,
+                       "iteration": it, "epoch_iteration": it - 500, "config": {},
+                       "run": "run-A"}, [f"autosave_{it:08d}.pt"], Position(5, it, it - 500))
+        writer.write_now(job)
+        assert (logs / f"autosave_{it:08d}.pt").exists(), it
+    assert writer.close()
+    # The branch's newest two stay; the old branch's are left as they are.
+    assert sorted(n for n in os.listdir(logs) if n.endswith(".pt")) == [
+        "autosave_00000550.pt", "autosave_00000580.pt", "autosave_00000950.pt",
+        "autosave_00001000.pt"]

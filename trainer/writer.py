@@ -252,12 +252,17 @@ class BackgroundWriter:
                 self.drive.known_md5(os.path.join(self.out_dir, name), side.md5)
         logger.debug("wrote %s in %.2f s", ", ".join(job.names), time.perf_counter() - began)
         if AUTOSAVE_NAME.match(job.name):
-            self._prune_autosaves()
+            self._prune_autosaves(job.position.iteration)
 
-    def _prune_autosaves(self) -> None:
-        found = sorted((n for n in os.listdir(self.out_dir) if AUTOSAVE_NAME.match(n)),
-                       key=lambda n: int(AUTOSAVE_NAME.match(n).group("iteration")))
-        for name in found[:-LOCAL_AUTOSAVES]:
+    def _prune_autosaves(self, written: int) -> None:
+        """Keep the newest :data:`LOCAL_AUTOSAVES` autosaves up to iteration ``written`` (the
+        one just written among them). Those numbered above it are left alone: a run sent back
+        on purpose left them (by number they were "newer", and every autosave of the new
+        branch, the stop save included, was deleted as soon as it was written)."""
+        found = sorted((int(m.group("iteration")), m.string) for m in map(
+            AUTOSAVE_NAME.match, os.listdir(self.out_dir))
+            if m is not None and int(m.group("iteration")) <= written)
+        for _, name in found[:-LOCAL_AUTOSAVES]:
             ckpt.remove_checkpoint(os.path.join(self.out_dir, name))
             logger.debug("removed the older local autosave %s", name)
 
