@@ -306,9 +306,11 @@ def restore(run: Any, start: Start) -> Optional[dict]:
 
 
 #: Config keys a run may change on resume, but not silently: what the network sees and learns
-#: from (the class list and the shapes are refused instead).
+#: from (the class list and the shapes are refused instead), and what orders an epoch's
+#: samples (a resume in the middle of an epoch skips the batches done at the new size).
 WATCHED_KEYS = ("data.drive_zip", "data.voc_root", "data.year", "data.train", "data.val",
-                "model.input_size", "model.anchors")
+                "model.input_size", "model.anchors", "train.batch_size",
+                "train.freeze_batch_size", "train.seed")
 
 
 def _warn_changed(saved: Any, current: dict[str, Any], path: Optional[str]) -> None:
