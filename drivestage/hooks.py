@@ -199,4 +199,10 @@ class CheckpointSync:
             log.warning("no sidecar for %s: %s", path, exc)
             return
         # Written atomically: push never mirrors a half-written sidecar.
-        sidecar.write(path, Sidecar(epoch=epoch, metrics=plain, md5=md5, size=size, saved=saved))
+        try:
+            sidecar.write(path, Sidecar(epoch=epoch, metrics=plain, md5=md5, size=size,
+                                        saved=saved))
+        except OSError as exc:
+            # (A full disk.) The loop's own save went through: a missing sidecar must not
+            # end its training from inside on_save; the checkpoint is mirrored unverified.
+            log.warning("no sidecar for %s: %s", path, exc)

@@ -617,3 +617,32 @@ def test_the_autosave_just_written_is_never_pruned_for_higher_numbered_ones(tmp_
     assert sorted(n for n in os.listdir(logs) if n.endswith(".pt")) == [
         "autosave_00000550.pt", "autosave_00000580.pt", "autosave_00000950.pt",
         "autosave_00001000.pt"]
+
+
+# --------------------------------------------------------------------------- CheckpointSync
+
+def test_checkpoint_sync_on_save_with_a_full_disk_warns_instead_of_raising_into_the_loop(
+        emulator, drive_env, local_state, small_disk, caplog):
+    """A training loop's own save fit on the disk, the 200-byte sidecar on_save writes beside
+    it did not: the OSError came up through on_save ("returns at once") into the user's loop,
+    ending a training run for a piece of metadata. It is a warning now; the checkpoint is
+    mirrored all the same (unverified until a later save has its sidecar), and the loop
+    goes on."""
+    from drivestage.drive import connect
+    from drivestage.hooks import CheckpointSync
+
+    store = connect(api_root=emulator.url, token="test-token")
+    disk = small_disk(256 * 1024)
+    run = disk / "run"
+    sync = CheckpointSync((store, "Models/a18/hooks"), local_dir=str(run))
+    path = run / "epoch_001.pt"
+    path.write_bytes(b"weights of epoch 1" * 100)
+    _fill(disk)
+    sync.on_save(str(path), 1, {"map50": 0.5})
+    sync.on_train_end()
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("no sidecar for" in m and "No space left on device" in m for m in warned), warned
+    assert not (run / "epoch_001.json").exists()
+    assert [f for f in os.listdir(run) if f.startswith(".")] == []
+    titles = {f["title"] for f in emulator.files() if not f["labels"]["trashed"]}
+    assert "epoch_001.pt" in titles
