@@ -258,7 +258,8 @@ def _resumed_from_last(folder) -> None:
     assert _epoch_held(folder / "best.pt") == 1 and not (folder / "best.json").exists()
     run = SimpleNamespace(state=SimpleNamespace(pos=Position(2, 20, 0), history=[], run="r1"),
                           checkpointer=SimpleNamespace(best_epoch=2),
-                          cfg=SimpleNamespace(train=SimpleNamespace(out_dir=str(folder))))
+                          cfg=SimpleNamespace(train=SimpleNamespace(
+                              out_dir=str(folder), save_period=100, epochs=100)))  # no epoch_002.pt
     _repair_run_folder(run, str(folder / "last.pt"))
     _pairs_agree(folder, (2,))
     assert (folder / "best.json").exists()
