@@ -471,7 +471,7 @@ def test_a_second_signal_while_the_stop_save_uploads_stops_at_once(
     assert "Traceback" not in text, text[-3000:]
     if sig == "SIGINT":
         assert text.strip().splitlines()[-1] == "Interrupted.", text[-3000:]
-    assert took < 1.5, (took, text[-2000:])
+    assert took < 10, (took, text[-2000:])      # (before: the rest of the 60 s grace; 22 s)
     logs = tmp_path / "logs"
     names = _all_sound(logs)
     stop_save = [n for n in names if n.startswith("autosave_")]
@@ -495,14 +495,14 @@ def test_a_second_ctrl_c_does_not_wait_for_the_mirror(drive, tiny_config):
 
     cfg = load_config(tiny_config(**{"drive.logs": f"drive:{FOLDER}", "train.grace_seconds": 60}))
     run = _run(cfg, drive=True)
-    drive.faults.latency(0.8, path=r"^/upload/")
+    drive.faults.latency(2.0, path=r"^/upload/")
     try:
         run.state.pos = Position(1, 2, 0)
         run.checkpointer.on_fit_epoch_end(run, run.state.pos, {"epoch": 1})
         run.stop.request(signal.SIGINT)
         began = time.monotonic()
         run.checkpointer.on_interrupt(run, KeyboardInterrupt())
-        assert time.monotonic() - began < 0.5
+        assert time.monotonic() - began < 1.0       # (before: until the uploads were done)
     finally:
         drive.faults.clear()
         run.writer.close()
