@@ -9,6 +9,7 @@ the moment the checkpoint was known to be safe.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -111,6 +112,19 @@ class DriveFolder:
             folder = self._store.resolve(self._path)
         except NotFoundError:
             return []
+        found, changed = self._checkpoints_in(folder)
+        if changed:
+            # A sidecar read holds other bytes than the listing showed: another machine
+            # pushed a new version of its checkpoint after the listing (the sidecar is updated
+            # in place, last). Listed once more, or that checkpoint would not count as
+            # verified and a resume would go back to an older one.
+            found, _ = self._checkpoints_in(folder)
+        return found
+
+    def _checkpoints_in(self, folder: RemoteEntry) -> tuple[list[RemoteCheckpoint], bool]:
+        """:meth:`checkpoints` from one listing of ``folder``, and whether a sidecar changed
+        since that listing (its bytes are not the md5 listed)."""
+        changed = False
         by_name: dict[str, list[RemoteEntry]] = {}
         for e in self._store.list(folder):
             if not e.is_dir and e.has_content:
@@ -123,6 +137,8 @@ class DriveFolder:
             # ahead, or a lie, would otherwise stay "saved last" over every later save).
             side = sidecars.no_later_than(sidecars.parse(data) if data else None,
                                           side_entry.modified)
+            if data and side_entry.md5 and hashlib.md5(data).hexdigest() != side_entry.md5:
+                changed = True
             if side is None or side.epoch is None:
                 continue
             # Same-named copies (a push replacing it, another machine's): the one the sidecar
@@ -131,7 +147,7 @@ class DriveFolder:
             described = Described(name, side, entry.md5, side_entry.modified)
             if described.verified:
                 out.append(RemoteCheckpoint(entry, described, self.where(name), data))
-        return out
+        return out, changed
 
     def fetch(self, checkpoint: RemoteCheckpoint, local_path: str) -> str:
         """Download ``checkpoint`` to ``local_path``, md5-verified; the file appears complete."""

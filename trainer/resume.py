@@ -21,7 +21,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
-from drivestage.errors import ChecksumMismatchError, DriveStageError, NotFoundError
+from drivestage.errors import ChecksumMismatchError, DriveStageError, NotFoundError, \
+    RemoteChangedError
 from drivestage.sidecar import Sidecar
 from trainer import checkpoint as ckpt
 from trainer import distributed
@@ -206,6 +207,11 @@ def _safe(drive: Optional[DriveFolder]) -> Optional[RemoteCheckpoint]:
         return None
 
 
+#: Times a resume lists drive.logs again because the checkpoint it fetched changed meanwhile
+#: (another machine pushing the same names): bounded, a folder rewritten without end fails.
+MAX_RELISTS = 3
+
+
 def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_dir: str, *,
                   fallback: Optional[Callable[[list[str]], Start]] = None) -> Start:
     """The current run's most advanced checkpoint on Drive that loads; older ones as fallback
@@ -215,6 +221,7 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
     newest = newest_of_current_run(remote)
     assert newest is not None
     run = newest.sidecar.run
+    relisted = 0
     while True:
         chosen = newest_of_current_run(remote, run, skip=bad)
         if chosen is None and fallback is not None:
@@ -228,15 +235,22 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
         try:
             drive.fetch(chosen, dest)
             _check_matches_sidecar(ckpt.load_checkpoint(dest), chosen)
+        except RemoteChangedError as exc:
+            if relisted >= MAX_RELISTS:
+                raise
+            # Another machine pushed a new version of it meanwhile (it saves the same names):
+            # the folder as it is now, not the next older checkpoint.
+            relisted += 1
+            logger.warning("%s changed on Drive while it was fetched (%s); listing %s again",
+                           chosen.where, exc, drive.spec)
+            _drop_fetched(dest)
+            remote = drive.checkpoints()
+            continue
         except (CheckpointError, ChecksumMismatchError, NotFoundError) as exc:
             # NotFoundError: deleted since the listing (another machine's retention)
             logger.warning("the newest verified checkpoint on Drive, %s, cannot be used (%s); "
                            "falling back to the next older one", chosen.where, exc)
-            ckpt.remove_checkpoint(dest)
-            from drivestage.partials import remove_partial, stale_partials
-
-            for partial in stale_partials(dest):  # what a failed download left for a rerun
-                remove_partial(partial)
+            _drop_fetched(dest)
             bad.append(chosen.name)
             continue
         # The sidecar as Drive has it: the mirror then finds both files unchanged.
@@ -244,6 +258,15 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
 
         atomic_write(ckpt.sidecar_path(dest), chosen.sidecar_bytes, mode=0o644)
         return Start(new_run_id(), dest, chosen.where, chosen.where, safe=chosen)
+
+
+def _drop_fetched(dest: str) -> None:
+    """A fetched checkpoint that is not used, and what its download left for a rerun."""
+    from drivestage.partials import remove_partial, stale_partials
+
+    ckpt.remove_checkpoint(dest)
+    for partial in stale_partials(dest):
+        remove_partial(partial)
 
 
 def _check_matches_sidecar(state: dict, chosen: RemoteCheckpoint) -> None:
