@@ -26,8 +26,11 @@ from trainer.cli import cli
               help="Share of the images in trainval (the rest is test).")
 @click.option("--train-percent", type=click.FloatRange(0, 1), default=0.9, show_default=True,
               help="Share of trainval in train (the rest is val).")
+@click.option("--force", is_flag=True,
+              help="Modes 0 and 1: replace split files already in ImageSets/Main (refused "
+                   "without it, unless they are the ones this seed writes).")
 def prepare_voc_command(root: Path, mode: int, classes_file: Path | None, out_dir: Path, seed: int, year: str,
-                        trainval_percent: float, train_percent: float) -> None:
+                        trainval_percent: float, train_percent: float, force: bool) -> None:
     """Write VOC splits and the port's annotation lines from a VOCdevkit folder.
 
     ROOT is the VOCdevkit folder (or the folder holding it). Difficult objects are left out
@@ -42,7 +45,7 @@ def prepare_voc_command(root: Path, mode: int, classes_file: Path | None, out_di
 
     classes = classes_file if classes_file is not None else VOC_CLASSES
     report = prepare_voc(root, mode, classes, out_dir, year=year, trainval_percent=trainval_percent,
-                         train_percent=train_percent, seed=seed)
+                         train_percent=train_percent, seed=seed, replace_splits=force)
     for name, count in report.splits.items():
         click.echo(f"{name}: {count} images", err=True)
     if report.class_counts:

@@ -322,6 +322,18 @@ def _annotated_unturned(image: Path, xml_size: tuple[int, int]) -> bool:
     return turned and h != w and tuple(xml_size) == (h, w)
 
 
+def _refuse_other_splits(sets_dir: Path, split: dict[str, list[str]]) -> None:
+    """DataError when ``sets_dir`` holds a split file other than the one ``split`` would
+    write (the same seed again writes the same: no question then)."""
+    other = sorted(f"{name}.txt" for name, members in split.items()
+                   if (sets_dir / f"{name}.txt").is_file()
+                   and _read_ids(sets_dir / f"{name}.txt") != members)
+    if other:
+        raise DataError(f"{sets_dir} holds the dataset's own splits ({', '.join(other)}); new "
+                        "random ones would replace them. Use --mode 2 to write the annotation "
+                        "lines from them, or --force to replace them")
+
+
 def prepare_voc(
     voc_root: PathLike,
     mode: int,
@@ -333,8 +345,11 @@ def prepare_voc(
     trainval_percent: float = 0.9,
     train_percent: float = 0.9,
     seed: int = 0,
+    replace_splits: bool = False,
 ) -> PrepareReport:
-    """Write VOC splits (modes 0, 1) and annotation lines (modes 0, 2); see the module doc."""
+    """Write VOC splits (modes 0, 1) and annotation lines (modes 0, 2); see the module doc.
+    Splits other than the ones this call would write are never replaced unless
+    ``replace_splits``: a dataset's own (VOC2007's test set) define what it measures."""
     if mode not in (0, 1, 2):
         raise DataError(f"mode must be 0, 1 or 2, got {mode}")
     for name, value in (("trainval_percent", trainval_percent), ("train_percent", train_percent)):
@@ -364,6 +379,8 @@ def prepare_voc(
             "val": [i for i in ids if i in trainval and i not in train],
         }
         sets_dir = voc / "ImageSets" / "Main"
+        if not replace_splits:
+            _refuse_other_splits(sets_dir, split)
         sets_dir.mkdir(parents=True, exist_ok=True)
         for name, members in split.items():
             _write_lines(sets_dir / f"{name}.txt", members)
