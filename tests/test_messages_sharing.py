@@ -190,6 +190,14 @@ def test_ls_says_which_files_cannot_be_downloaded_and_which_folders_are_read_onl
         (False, True)
     assert json.loads(CliRunner().invoke(cli, ["ls", "--json", "drive:"]).stdout)[0][
         "read_only"] is True
+    # Nothing to download either: a Google Doc, a shortcut whose target is gone.
+    emulator.add_file("Notes/doc", b"", mime_type="application/vnd.google-apps.document")
+    gone = emulator.add_file("x/old.zip", b"old", owner=TEACHER, shared_with_me=True)
+    emulator.add_shortcut("Notes/old.zip", gone)
+    emulator.unshare(gone)
+    listed = {e["name"]: e for e in json.loads(
+        CliRunner().invoke(cli, ["ls", "--json", "drive:Notes"]).stdout)}
+    assert (listed["doc"]["downloadable"], listed["old.zip"]["downloadable"]) == (False, False)
 
 
 # --------------------------------------------------------------------------- read-only folders

@@ -145,7 +145,8 @@ def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[
         click.echo(json.dumps([{"name": e.name, "id": e.id, "is_dir": e.is_dir,
                                 "size": e.size, "md5": e.md5, "modified": _iso(e.modified),
                                 **({"read_only": e.read_only is not None} if e.is_dir else
-                                   {"downloadable": e.no_download is None})}
+                                   {"downloadable": e.has_content and not e.unreadable
+                                    and e.no_download is None})}
                                for e in entries], indent=1))
         return
     for e in entries:
