@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -104,6 +105,10 @@ def test_mirror_flushes_on_sigterm_and_exits_0(emulator, env, tmp_path, sig):
             proc.kill()
     assert proc.returncode == 0, err
     assert "pushing once more" in err
+    # The first period said what it did; the final push has its own line.
+    said = [line for line in err.splitlines() if re.match(r"\d\d:\d\d:\d\d pushed: ", line)]
+    assert len(said) == 1 and said[0].endswith(" pushed: 3 uploaded (4.9 KiB), 0 unchanged"), err
+    assert err.index(said[0]) < err.index("pushing once more")
     assert _live(emulator) == ["epoch_002.pt", "epoch_002.pt.json", "results.csv"]
 
 

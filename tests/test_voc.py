@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from _messages import renders, shown
 from click.testing import CliRunner
 
 from trainer.cli import cli
@@ -201,41 +200,3 @@ def test_cli_prepare_voc(devkit, tmp_path):
     missing = runner.invoke(cli, ["prepare-voc", str(tmp_path / "nowhere")])
     assert missing.exit_code == 1
     assert missing.stderr.startswith("Error: no VOC2007 folder under")
-
-
-@renders("holds the dataset's own splits (…); new random ones would replace them")
-@pytest.mark.parametrize("mode", [0, 1])
-def test_prepare_voc_never_replaces_the_datasets_own_splits_unasked(devkit, tmp_path, mode):
-    """VOC2007 ships its splits, its test set among them: new random ones written over them
-    change what every later evaluation measures (and a pull finds the dataset staged all the
-    same: same sizes). Refused, naming the way to keep them and the way to replace them."""
-    from click.testing import CliRunner
-
-    from trainer.cli import cli
-
-    root, classes = devkit
-    sets = root / "VOC2007/ImageSets/Main"
-    sets.mkdir(parents=True, exist_ok=True)
-    own = {n: f"{n}-000001\n" for n in ("trainval", "train", "val", "test")}
-    for name, text in own.items():
-        (sets / f"{name}.txt").write_text(text)
-    result = CliRunner().invoke(cli, ["prepare-voc", str(root), "--mode", str(mode), "--classes",
-                                      str(classes), "--out", str(tmp_path / "lines")])
-    assert result.exit_code == 1, result.output
-    line = result.stderr.strip().splitlines()[-1]
-    assert line == (f"Error: {sets} holds the dataset's own splits (test.txt, train.txt, "
-                    "trainval.txt, val.txt); new random ones would replace them. Use --mode 2 "
-                    "to write the annotation lines from them, or --force to replace them"), line
-    shown("holds the dataset's own splits (…); new random ones would replace them", line)
-    assert {n: (sets / f"{n}.txt").read_text() for n in own} == own
-    assert not (tmp_path / "lines").exists()
-    # Asked for: replaced. Run again with the same seed: the same splits, no question.
-    result = CliRunner().invoke(cli, ["prepare-voc", str(root), "--mode", str(mode), "--classes",
-                                      str(classes), "--out", str(tmp_path / "lines"), "--force"])
-    assert result.exit_code == 0, result.output
-    written = {n: (sets / f"{n}.txt").read_text() for n in own}
-    assert written != own
-    result = CliRunner().invoke(cli, ["prepare-voc", str(root), "--mode", str(mode), "--classes",
-                                      str(classes), "--out", str(tmp_path / "lines")])
-    assert result.exit_code == 0, result.output
-    assert {n: (sets / f"{n}.txt").read_text() for n in own} == written

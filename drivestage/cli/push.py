@@ -162,6 +162,16 @@ def _push_refusing(*args: Any, force: bool = False, **kwargs: Any) -> "PushResul
 
 
 
+def _push_and_say(stop: Any, *args: Any, force: bool = False, **kwargs: Any) -> "PushResult":
+    """One period of ``mirror``: :func:`_push_refusing`, then a line on stderr when it sent,
+    pruned or deleted something (a mirror left running says what it does; an unchanged
+    period says nothing, and the final push has a line of its own)."""
+    result = _push_refusing(*args, force=force, **kwargs)
+    if not stop.is_set() and (result.uploaded or result.pruned or result.deleted):
+        click.echo(f"{time.strftime('%H:%M:%S')} pushed: {_summary(result)}", err=True)
+    return result
+
+
 def _refuse_a_file(src: str, dest: str) -> None:
     """A file as SRC (the zip a user wants on Drive) is a usage error that says how to send
     it: push mirrors a folder's files into DEST."""
@@ -323,7 +333,7 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
                         max_delete=max_delete, follow_symlinks=follow_symlinks,
                         chunk_size=_chunk(chunk_size), protect=protect,
                         use_trash=use_trash, jobs=jobs, label=dest, md5_cache=cache,
-                        push_fn=functools.partial(_push_refusing, force=force))
+                        push_fn=functools.partial(_push_and_say, stop, force=force))
         mirror.start()  # (named first: an abandon below finds its thread)
         mirror.sync_now()  # a first push right away
         click.echo(f"mirroring {src} -> {dest} every {every:g}s; stop with Ctrl-C or SIGTERM",
