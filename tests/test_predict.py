@@ -143,3 +143,29 @@ def test_predict_from_a_training_checkpoint_uses_its_ema_classes_and_size(tmp_pa
     data = json.loads((out / "detections.json").read_text())
     assert data["classes"] == ["circle", "square"] and data["input_size"] == 96
     assert "checkpoint-ema" in res.stderr
+
+
+def test_predict_with_weights_on_drive_pulls_them_first(tmp_path, weights, emulator, drive_env,
+                                                       local_state):
+    """``--weights drive:...``, as ``trainer eval -w`` takes it: staged into OUT/weights
+    (md5-verified), then used; a missing local file is a usage error naming both forms."""
+    wpath, _ = weights
+    emulator.add_file("Models/best/tiny3.pth", wpath.read_bytes())
+    src = tmp_path / "src"
+    _images(src, sizes=((40, 40),))
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["predict", "--weights", "drive:Models/best/tiny3.pth",
+                                   "--source", str(src), "--out", str(out),
+                                   "--input-size", str(SIZE)])
+    assert res.exit_code == 0, res.output
+    assert (out / "weights" / "tiny3.pth").read_bytes() == wpath.read_bytes()
+    local = CliRunner().invoke(cli, ["predict", "--weights", str(wpath), "--source", str(src),
+                                     "--out", str(tmp_path / "local"), "--input-size", str(SIZE)])
+    assert local.exit_code == 0, local.output
+    assert json.loads((out / "detections.json").read_text())["images"] == \
+        json.loads((tmp_path / "local" / "detections.json").read_text())["images"]
+    res = CliRunner().invoke(cli, ["predict", "--weights", str(tmp_path / "nope.pth"),
+                                   "--source", str(src), "--out", str(out)])
+    assert res.exit_code == 2
+    assert "does not exist; give a weights file, or drive:path to pull one from Drive" \
+        in res.stderr

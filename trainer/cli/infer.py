@@ -22,8 +22,9 @@ Examples:
   trainer predict --weights yolov4_tiny_weights_voc.pth --classes voc_classes.txt \\
       --source images/ --out runs/predict --conf 0.25
 """)
-@click.option("--weights", "weights", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="A .pth/.pt (port, our checkpoint) or Darknet .weights file.")
+@click.option("--weights", "weights", required=True, callback=lambda c, p, v: _weights_arg(v),
+              help="A .pth/.pt (port, our checkpoint) or Darknet .weights file; drive:path "
+                   "pulls it (md5-verified) into OUT/weights first.")
 @click.option("--source", required=True, type=click.Path(exists=True),
               help="An image, or a folder searched recursively for images.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
@@ -52,6 +53,7 @@ def predict_cmd(weights, source, out_dir, classes_file, conf, nms, input_size, b
     from trainer.data.augment import letterbox
     from trainer.model import decode, postprocess
 
+    weights = _pulled(weights, os.path.join(out_dir, "weights"))
     model, names, size = _load_model(weights, classes_file, input_size)
     dev = _device(device)
     model.to(dev).eval()
@@ -109,8 +111,9 @@ def predict_cmd(weights, source, out_dir, classes_file, conf, nms, input_size, b
 Example:
   trainer export-onnx --weights logs/best.pt --out yolov4-tiny.onnx --input-size 416
 """)
-@click.option("--weights", "weights", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="A .pth/.pt (port, our checkpoint) or Darknet .weights file.")
+@click.option("--weights", "weights", required=True, callback=lambda c, p, v: _weights_arg(v),
+              help="A .pth/.pt (port, our checkpoint) or Darknet .weights file; drive:path "
+                   "pulls it (md5-verified) beside OUT first.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="The .onnx file to write.")
 @click.option("--classes", "classes_file", type=click.Path(exists=True, dir_okay=False),
@@ -128,6 +131,8 @@ def export_onnx_cmd(weights, out_path, classes_file, input_size, opset, static_b
     from trainer.export import export_onnx, require_onnx
 
     require_onnx()  # before loading anything
+    weights = _pulled(weights, os.path.join(os.path.dirname(os.path.abspath(out_path)),
+                                            "weights"))
     model, names, size = _load_model(weights, classes_file, input_size)
     path = export_onnx(model.eval(), out_path, input_size=size, opset=opset,
                        dynamic_batch=not static_batch, class_names=names)
@@ -136,6 +141,25 @@ def export_onnx_cmd(weights, out_path, classes_file, input_size, opset, static_b
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _weights_arg(value: str) -> str:
+    """``--weights``: a ``drive:`` path (pulled by the command), or a file that exists."""
+    if value.startswith("drive:") or os.path.isfile(value):
+        return value
+    what = "is a folder" if os.path.isdir(value) else "does not exist"
+    raise click.BadParameter(f"file {value!r} {what}; give a weights file, or drive:path to "
+                             "pull one from Drive", param_hint="'--weights'")
+
+
+def _pulled(weights: str, folder: str) -> str:
+    """``weights`` as a local file: a ``drive:`` path is staged into ``folder`` (md5-verified;
+    a rerun finds it there, one metadata call)."""
+    if not weights.startswith("drive:"):
+        return weights
+    import drivestage
+
+    return drivestage.pull(weights, folder, extract=False, quiet=True).path
 
 
 def _load_model(weights: str, classes_file: str | None, input_size: int | None):
