@@ -356,13 +356,11 @@ def test_a_damaged_newest_checkpoint_on_drive(drive, tiny_config, tmp_path, capl
     shown("the newest verified checkpoint on Drive, …, cannot be used", log_text(caplog.records))
 
 
-@renders("changed on Drive while it was fetched")
-def test_the_newest_checkpoint_replaced_on_drive_while_a_resume_fetches_it(
-        drive, tiny_config, tmp_path, caplog, monkeypatch):
-    """Another machine pushes a new version of the newest checkpoint (and its sidecar) while
-    this resume downloads it: the resume lists the folder again and takes the new version,
-    instead of failing ("changed on Drive while downloading") or going back an epoch."""
-    from _proxy import Proxy, Reply
+def _epoch_2_pushed_again_meanwhile(drive, tmp_path, cut: bool):
+    """Epochs 1 and 2 of run r1 on Drive, and a proxy mutation with which another machine
+    pushes epoch 2 again (other bytes: the checkpoint, then its sidecar in place) while an
+    answer passes; ``cut``: that answer breaks off halfway. Returns (the new epoch 2, it)."""
+    from _proxy import Reply
     from drivestage.drive import connect
 
     made = tmp_path / "made"
@@ -376,17 +374,36 @@ def test_the_newest_checkpoint_replaced_on_drive_while_a_resume_fetches_it(
         for path in (again, ckpt.sidecar_path(again)):
             old = store.resolve(f"{FOLDER}/{os.path.basename(path)}")
             store.upload(path, folder, old.name, replace=old)
-        # The first answer breaks off halfway: the rest comes from the new version.
+        if not cut:
+            return Reply(status, headers, [body])
         kept = {k: v for k, v in headers.items() if k.lower() != "content-length"}
         return Reply(status, kept, [body[:len(body) // 2]])
 
+    return again, pushed_meanwhile
+
+
+def _resumed_through(drive, tiny_config, monkeypatch, pattern: str, mutate):
+    """Where a resume starts with ``mutate`` at the first request matching ``pattern``."""
+    from _proxy import Proxy
+
     with Proxy(drive.url) as proxy:
         monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-        pt = drive.find(f"{FOLDER}/epoch_002.pt")["id"]
-        proxy.on("GET", rf"/files/{pt}\?.*alt=media", pushed_meanwhile, times=1)
-        cfg = _drive_config(tiny_config)
-        with caplog.at_level(logging.WARNING, logger="trainer"):
-            start = _choose(cfg)
+        proxy.on("GET", pattern, mutate, times=1)
+        return _choose(_drive_config(tiny_config))
+
+
+@renders("changed on Drive while it was fetched")
+def test_the_newest_checkpoint_replaced_on_drive_while_a_resume_fetches_it(
+        drive, tiny_config, tmp_path, caplog, monkeypatch):
+    """Another machine pushes a new version of the newest checkpoint (and its sidecar) while
+    this resume downloads it (the rest of the download comes from the new version): the
+    resume lists the folder again and takes the new version, instead of failing ("changed on
+    Drive while downloading") or going back an epoch."""
+    again, mutate = _epoch_2_pushed_again_meanwhile(drive, tmp_path, cut=True)
+    pt = drive.find(f"{FOLDER}/epoch_002.pt")["id"]
+    with caplog.at_level(logging.WARNING, logger="trainer"):
+        start = _resumed_through(drive, tiny_config, monkeypatch, rf"/files/{pt}\?.*alt=media",
+                                 mutate)
     assert start.path == str(tmp_path / "logs" / "epoch_002.pt")
     with open(start.path, "rb") as fh, open(again, "rb") as want:
         assert fh.read() == want.read()
@@ -398,27 +415,9 @@ def test_the_newest_checkpoint_replaced_on_drive_between_the_listing_and_its_sid
     """The new version lands after the resume listed the folder and before it read the
     sidecar (updated in place: the new md5, which no listed copy has): the resume lists
     again and takes the new version, instead of taking epoch 1 as the newest verified."""
-    from _proxy import Proxy, Reply
-    from drivestage.drive import connect
-
-    made = tmp_path / "made"
-    _upload(drive, _save(made, "epoch_001.pt", _state("r1", 1, 2)))
-    _upload(drive, _save(made, "epoch_002.pt", _state("r1", 2, 4, pad=b"a" * 4096)))
-    again = _save(tmp_path / "other-machine", "epoch_002.pt", _state("r1", 2, 4, pad=b"b" * 4096))
-    store = connect(api_root=drive.url, token="test-token")
-
-    def pushed_meanwhile(status: int, headers: dict, body: bytes) -> Reply:
-        folder = store.resolve(FOLDER)
-        for path in (again, ckpt.sidecar_path(again)):   # the checkpoint, then its sidecar
-            old = store.resolve(f"{FOLDER}/{os.path.basename(path)}")
-            store.upload(path, folder, old.name, replace=old)
-        return Reply(status, headers, [body])
-
-    with Proxy(drive.url) as proxy:
-        monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-        logs = drive.find(FOLDER)["id"]
-        proxy.on("GET", rf"/files\?.*{logs}", pushed_meanwhile, times=1)  # its first listing
-        start = _choose(_drive_config(tiny_config))
+    again, mutate = _epoch_2_pushed_again_meanwhile(drive, tmp_path, cut=False)
+    logs = drive.find(FOLDER)["id"]
+    start = _resumed_through(drive, tiny_config, monkeypatch, rf"/files\?.*{logs}", mutate)
     assert start.path == str(tmp_path / "logs" / "epoch_002.pt")
     with open(start.path, "rb") as fh, open(again, "rb") as want:
         assert fh.read() == want.read()
