@@ -8,7 +8,6 @@ import logging
 import os
 
 import pytest
-import torch
 
 from _messages import error_text, log_text, renders, shown
 from _tmpfs import small_disk  # noqa: F401 (a fixture)
@@ -16,7 +15,7 @@ from trainer import checkpoint as ckpt
 from trainer import distributed
 from trainer.config import load_config, model_signature
 from trainer.errors import SaveError
-from trainer.state import Position, TrainState
+from trainer.state import Position
 
 KiB = 1024
 CLASSES = ["circle", "square", "triangle"]   # the synthetic dataset's (tests/conftest.py)
@@ -33,25 +32,11 @@ def _fill(folder) -> None:
 
 
 def _run(cfg, *, drive: bool = False):
-    """The real ``Run`` of ``cfg`` with its save policy and background writer (mirroring to
-    ``drive.logs`` when ``drive``); the network is one layer."""
-    from trainer.drive import DriveFolder
-    from trainer.engine import Run
-    from trainer.optim import LRSchedule
-    from trainer.saving import Checkpointer
-    from trainer.stopping import StopFlag
-    from trainer.writer import BackgroundWriter
+    """The real ``Run`` of ``cfg`` (test_messages_train's): save policy, background writer
+    (mirroring to ``drive.logs`` when ``drive``), a one-layer network."""
+    from test_messages_train import _run as run_of
 
-    out = cfg.train.out_dir
-    os.makedirs(out, exist_ok=True)
-    writer = BackgroundWriter(out, DriveFolder(cfg.drive.logs, out) if drive else None)
-    stop = StopFlag(cfg.train.grace_seconds)
-    info = distributed.env_info()
-    model = torch.nn.Linear(2, 1)
-    return Run(cfg, info, torch.device("cpu"), model, None, torch.optim.SGD(model.parameters(), lr=0.01),
-               None, torch.amp.GradScaler("cpu", enabled=False), LRSchedule(cfg), list(CLASSES),
-               model_signature(cfg, len(CLASSES)), TrainState(), stop,
-               Checkpointer(cfg, info, writer, stop), writer)
+    return run_of(cfg, drive=drive, grace_s=cfg.train.grace_seconds)
 
 
 @renders("could not write the checkpoint of epoch … in …:",
