@@ -140,6 +140,9 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
     run.callbacks = CallbackList([*rank0, checkpointer])   # the policy last: it sees fresh files
     try:
         rng = resume.restore(run, start) if start.path else None
+        if writer is not None and start.path:
+            # This run's saves come after every save of the run seen here, whatever the clock.
+            writer.not_before(resume.saved_before(t.out_dir, run.state.run, start))
         if writer is not None and run.state.resumed_from:
             writer.protect(run.state.resumed_from)  # never pruned on Drive while we depend on it
         begun_at = run.state.pos.epoch

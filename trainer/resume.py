@@ -277,6 +277,18 @@ def _check_matches_sidecar(state: dict, chosen: RemoteCheckpoint) -> None:
         raise CheckpointError(why)
 
 
+def saved_before(out_dir: str, run: Optional[str], start: Start) -> float:
+    """The latest save time among the checkpoints of ``run`` seen at the start: the run
+    folder's, the one resumed, and the newest on Drive (0 when none says). Taken on this
+    machine, the run's next state is later than all of them, even where its clock is behind
+    the machine that saved them (:meth:`trainer.writer.BackgroundWriter.taken`)."""
+    sides = [c.sidecar for c in ckpt.list_checkpoints(out_dir)]
+    sides.append(ckpt.read_sidecar(start.path) if start.path else None)
+    sides.append(start.safe.sidecar if start.safe is not None else None)
+    return max((s.saved for s in sides if s is not None and s.run == run and s.saved is not None),
+               default=0.0)
+
+
 def ensure_local_checkpoint(path: str, remote: str) -> str:
     """Make ``path`` exist: pull ``remote`` (a ``drive:`` file) into its folder if missing."""
     if os.path.isfile(path):

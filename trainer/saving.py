@@ -204,7 +204,8 @@ class Checkpointer(Callback):
         state = snapshot(run)
         if state is None or self.writer is None:
             return None
-        job = SaveJob(state, names, pos, dict(metrics or {}), droppable=droppable)
+        job = SaveJob(state, names, pos, dict(metrics or {}), droppable=droppable,
+                      taken=self.writer.taken())
         self.writer.submit(job)
         blocked = time.perf_counter() - began
         self.blocked_s.append(blocked)
@@ -216,7 +217,7 @@ class Checkpointer(Callback):
         message = None
         if state is not None and self.writer is not None:
             # Written here and now, even while a slow upload runs; then uploaded and verified.
-            job = SaveJob(state, [autosave_name(pos.iteration)], pos)
+            job = SaveJob(state, [autosave_name(pos.iteration)], pos, taken=self.writer.taken())
             ticket = self.writer.write_now(job)
             self.writer.wait_pushed(ticket, self.stop.deadline)
             message = self._stop_message(job, pos)

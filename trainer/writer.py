@@ -100,10 +100,30 @@ class BackgroundWriter:
         self._warned = False
         self._retry_at: Optional[float] = None
         self.dropped = 0
+        self._floor, self._floor_at, self._last_taken = 0.0, 0.0, 0.0
         # Not threading.Thread: a Ctrl-C inside its is_alive()/join() marks it stopped.
         self._thread = BackgroundThread(self._loop, "trainer-writer").start()
 
     # -- the training thread
+    def not_before(self, saved: float) -> None:
+        """Every state this run takes from now on is later than ``saved`` (the latest save
+        time among the run's checkpoints seen at the start), whatever this machine's clock
+        says: see :meth:`taken`."""
+        if saved > self._floor:
+            self._floor, self._floor_at = saved, time.monotonic()
+
+    def taken(self) -> float:
+        """The save time of a state taken now (its sidecar's ``saved``): this machine's clock,
+        but never before a save of the run seen at the start (plus the time since) nor before
+        this run's previous one. The clock of another machine, or of this one stepped back,
+        would otherwise date the run's newest saves before the checkpoint they continue from:
+        further on and saved earlier reads as a run sent back on purpose
+        (drivestage.sidecar.left_behind), and resume and status went back to that checkpoint."""
+        now = max(time.time(), self._floor + (time.monotonic() - self._floor_at) if self._floor
+                  else 0.0, self._last_taken + 1e-6 if self._last_taken else 0.0)
+        self._last_taken = now
+        return now
+
     def submit(self, job: SaveJob) -> None:
         """Queue ``job``. A droppable job never waits: it replaces a waiting droppable one, or is
         dropped itself when an epoch's save still waits (that save is about as new). Only a job

@@ -1,0 +1,113 @@
+"""Attacks on today's resume logic (single process, the Drive emulator over HTTP): clocks of two
+machines that disagree, a large checkpoint checked against its sidecar, and a folder on Drive
+rewritten while a resume reads it."""
+from __future__ import annotations
+
+import os
+import time
+import types
+
+import pytest
+
+from trainer import checkpoint as ckpt
+
+FOLDER = "Models/a18r/logs"
+HOUR = 3600.0
+
+
+@pytest.fixture
+def drive(emulator, drive_env, local_state):
+    return emulator
+
+
+def _decide(out_dir, resume: str = "auto"):
+    from trainer.drive import DriveFolder
+    from trainer.resume import _decide as decide
+
+    cfg = types.SimpleNamespace(train=types.SimpleNamespace(out_dir=str(out_dir)))
+    return decide(cfg, resume, DriveFolder(f"drive:{FOLDER}", str(out_dir)))
+
+
+def _status():
+    """What ``trainer status`` shows: the name of the newest verified checkpoint on Drive."""
+    from trainer.drive import DriveFolder, newest_of_current_run
+
+    found = newest_of_current_run(DriveFolder(f"drive:{FOLDER}", "unused").checkpoints())
+    return None if found is None else found.name
+
+
+def _skewed(monkeypatch, offset: float) -> None:
+    """This machine's clock is ``offset`` seconds off; Drive's (the emulator's, in this
+    process too) is right."""
+    import importlib
+    import pkgutil
+
+    import drivestage.emulator as emulator
+    import trainer.saving as saving
+
+    real = time.time
+    right = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("_")})
+    for info in pkgutil.iter_modules(emulator.__path__):
+        module = importlib.import_module(f"drivestage.emulator.{info.name}")
+        if getattr(module, "time", None) is time:
+            monkeypatch.setattr(module, "time", right)
+    monkeypatch.setattr(time, "time", lambda: real() + offset)
+    # (SaveJob's default took time.time when the class was made: the clock as it is now.)
+    job = saving.SaveJob
+    monkeypatch.setattr(saving, "SaveJob", lambda *a, **k: job(*a, **{"taken": time.time(), **k}))
+
+
+def _config(tiny_config, out_dir, epochs: int):
+    from trainer.config import load_config
+
+    return load_config(tiny_config(**{
+        "train.freeze_epochs": 0, "train.epochs": epochs, "train.save_period": 1,
+        "train.eval_period": 100, "train.mosaic": False, "train.mixup": False,
+        "train.out_dir": str(out_dir), "drive.logs": f"drive:{FOLDER}"}))
+
+
+# --------------------------------------------------------------------------- clocks
+
+def test_machines_whose_clocks_disagree_continue_the_run_where_it_goes_on(
+        drive, tiny_config, tmp_path, monkeypatch, one_torch_thread):
+    """Machine A (its clock an hour ahead) trains epoch 1; machine B (clock right) continues
+    from Drive and trains epoch 2; machine C (an hour behind) continues and trains epoch 3.
+    Nobody sent the run back: the newest epoch is where it goes on, for a resume from Drive,
+    from each machine's own folder, and for trainer status. Before, a save dated by a slower
+    clock than the checkpoint it continued from (the sidecar fetched keeps the other
+    machine's ``saved``) looked saved earlier while further on: "left behind", as a run sent
+    back on purpose. B's next resume went back to epoch 1 from its folder, and C's epoch 3
+    was passed over on Drive (by resume and status alike) for epoch 2."""
+    from trainer.engine import fit
+
+    for machine, offset, epochs in (("a", HOUR, 1), ("b", 0.0, 2), ("c", -HOUR, 3)):
+        with monkeypatch.context() as clock:
+            clock.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / f"state-{machine}"))
+            _skewed(clock, offset)
+            fit(_config(tiny_config, tmp_path / machine, epochs), resume="auto")
+    assert _status() == "epoch_003.pt"
+    assert os.path.basename(_decide(tmp_path / "fresh").path) == "epoch_003.pt"
+    for machine, epoch in (("b", 2), ("c", 3)):
+        found = ckpt.find_latest(str(tmp_path / machine), any_run=True)
+        assert ckpt.load_checkpoint(found)["epoch"] == epoch, machine
+
+
+def test_a_clock_stepped_back_during_a_run_never_dates_a_save_before_the_previous(
+        tmp_path, monkeypatch):
+    """NTP steps this machine's clock back an hour mid-run: the next save is still dated
+    after the previous one (else it reads as sent back, and is passed over), and after the
+    newest save of the run seen at the start."""
+    from trainer.writer import BackgroundWriter
+
+    writer = BackgroundWriter(str(tmp_path / "logs"))
+    try:
+        real = time.time
+        other = real() + 10
+        writer.not_before(other)                 # a save of another machine, clock ahead
+        first = writer.taken()
+        assert first > other
+        monkeypatch.setattr(time, "time", lambda: real() - HOUR)
+        second = writer.taken()
+        assert second > first
+    finally:
+        writer.close()
