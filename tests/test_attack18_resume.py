@@ -111,3 +111,80 @@ def test_a_clock_stepped_back_during_a_run_never_dates_a_save_before_the_previou
         assert second > first
     finally:
         writer.close()
+
+
+# --------------------------------------------------------------------------- a large checkpoint
+
+def test_the_md5_check_of_a_large_local_checkpoint_streams(tmp_path):
+    """Resuming from a 200 MB checkpoint checks its md5 against the sidecar's (a flipped byte
+    torch.load does not notice) by reading it in chunks: what Python holds at once while
+    finding it stays a few MiB (torch's own copy of the tensors is outside tracemalloc's
+    count, and needed anyway), and it takes about one read of the file."""
+    import tracemalloc
+
+    import torch
+
+    logs = tmp_path / "logs"
+    big = {"format_version": 2, "model": {"w": torch.zeros(200 << 20, dtype=torch.uint8)},
+           "optimizer": {}, "epoch": 3, "iteration": 30, "epoch_iteration": 0, "config": {},
+           "run": "run-A"}
+    path = ckpt.save_checkpoint(big, str(logs / "epoch_003.pt"))
+    del big
+    assert os.path.getsize(path) > 200 << 20
+    tracemalloc.start()
+    try:
+        began = time.perf_counter()
+        assert ckpt.find_latest(str(logs), run="run-A", any_run=False) == path
+        took = time.perf_counter() - began
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"{peak / (1 << 20):.0f} MiB held while checking {path}"
+    print(f"find_latest of a 200 MiB checkpoint: {took:.2f} s, Python peak "
+          f"{peak / (1 << 20):.1f} MiB")
+
+
+# --------------------------------------------------------------------------- Drive rewritten
+
+def _put(emu, path: str) -> None:
+    for p in (path, ckpt.sidecar_path(path)):
+        emu.add_file(f"{FOLDER}/{os.path.basename(p)}", p)
+
+
+def _state(run: str, epoch: int, **extra) -> dict:
+    return {"format_version": ckpt.FORMAT_VERSION, "model": {}, "optimizer": {}, "epoch": epoch,
+            "iteration": epoch * 10, "epoch_iteration": 0, "config": {}, "run": run, **extra}
+
+
+def test_a_checkpoint_further_on_drive_changed_during_the_fetch_never_sends_the_run_back(
+        drive, tmp_path, monkeypatch):
+    """This folder holds epoch 5; machine B went on to epoch 7 on Drive (epoch 4 is there
+    too). While this resume fetches epoch_007.pt, B pushes a new version of it: the new
+    bytes are there, their sidecar not yet (it goes last). The resume lists again. Before,
+    it then took the newest verified checkpoint of the whole folder, epoch 4: behind this
+    folder's epoch 5 (the epoch trained again, and epoch_005.pt overwritten). Now only a
+    checkpoint that went further than this folder counts; none does yet, so it goes on from
+    the local epoch 5."""
+    from _proxy import Proxy, Reply
+    from drivestage.drive import connect
+
+    logs, made, other = tmp_path / "logs", tmp_path / "made", tmp_path / "b"
+    _put(drive, ckpt.save_checkpoint(_state("r1", 4), str(made / "epoch_004.pt")))
+    local = ckpt.save_checkpoint(_state("r1", 5), str(logs / "epoch_005.pt"))
+    _put(drive, ckpt.save_checkpoint(_state("r1", 7, pad=b"a" * 4096), str(made / "epoch_007.pt")))
+    again = ckpt.save_checkpoint(_state("r1", 7, pad=b"b" * 4096), str(other / "epoch_007.pt"))
+    store = connect(api_root=drive.url, token="test-token")
+
+    def pushed_meanwhile(status: int, headers: dict, body: bytes) -> Reply:
+        old = store.resolve(f"{FOLDER}/epoch_007.pt")
+        store.upload(again, store.resolve(FOLDER), old.name, replace=old)  # not its sidecar yet
+        kept = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        return Reply(status, kept, [body[:len(body) // 2]])
+
+    with Proxy(drive.url) as proxy:
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+        pt = drive.find(f"{FOLDER}/epoch_007.pt")["id"]
+        proxy.on("GET", rf"/files/{pt}\?.*alt=media", pushed_meanwhile, times=1)
+        start = _decide(logs)
+    assert start.path == local, start
+    assert ckpt.load_checkpoint(local)["epoch"] == 5

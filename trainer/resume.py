@@ -99,7 +99,8 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> St
                                os.path.basename(path))
                 ahead = [c for c in ours if _went_on(c.sidecar, mine)]
                 return _fetch_newest(drive, ahead, out_dir, fallback=lambda bad: Start(
-                    new_run_id(), path, path, safe=newest_of_current_run(ours, run, skip=bad)))
+                    new_run_id(), path, path, safe=newest_of_current_run(ours, run, skip=bad)),
+                    keep=lambda c: _went_on(c.sidecar, mine))
             return Start(new_run_id(), path, path, safe=safe)
     if drive is None:
         if found:
@@ -213,10 +214,13 @@ MAX_RELISTS = 3
 
 
 def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_dir: str, *,
-                  fallback: Optional[Callable[[list[str]], Start]] = None) -> Start:
+                  fallback: Optional[Callable[[list[str]], Start]] = None,
+                  keep: Callable[[RemoteCheckpoint], bool] = lambda c: True) -> Start:
     """The current run's most advanced checkpoint on Drive that loads; older ones as fallback
     (then ``fallback(names found unusable)``, when given: what it shows as safe on Drive must
-    not be one of them)."""
+    not be one of them). A listing made again (a checkpoint changed during its fetch) counts
+    only the checkpoints ``keep`` takes, as ``remote`` did (those further on than the local
+    folder's: else an older one on Drive would send the run back behind it)."""
     bad: list[str] = []
     newest = newest_of_current_run(remote)
     assert newest is not None
@@ -244,7 +248,7 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
             logger.warning("%s changed on Drive while it was fetched (%s); listing %s again",
                            chosen.where, exc, drive.spec)
             _drop_fetched(dest)
-            remote = drive.checkpoints()
+            remote = [c for c in drive.checkpoints() if keep(c)]
             continue
         except (CheckpointError, ChecksumMismatchError, NotFoundError) as exc:
             # NotFoundError: deleted since the listing (another machine's retention)
