@@ -188,3 +188,63 @@ def test_a_checkpoint_further_on_drive_changed_during_the_fetch_never_sends_the_
         start = _decide(logs)
     assert start.path == local, start
     assert ckpt.load_checkpoint(local)["epoch"] == 5
+
+
+def test_a_folder_whose_clock_ran_ahead_still_sees_that_another_machine_went_on(drive, tmp_path):
+    """Machine A (its clock an hour ahead) trained to epoch 5 and pushed it; machine B (clock
+    right) continued from Drive to epoch 7. Back on A, --resume auto compares A's epoch 5 with
+    Drive's epoch 7. Before, by A's own date of epoch 5 (an hour ahead) epoch 7 was saved
+    "earlier": A went on from its epoch 5 and overwrote B's epochs 6 and 7 on Drive. Drive
+    dates epoch 5's sidecar no later than it arrived there: that date is the one compared."""
+    logs, made = tmp_path / "logs", tmp_path / "made"
+    now = time.time()
+    a = ckpt.save_checkpoint(_state("r1", 5), str(logs / "epoch_005.pt"), saved=now + HOUR)
+    ckpt.copy_checkpoint(a, str(logs / "last.pt"))
+    _put(drive, a)
+    _put(drive, ckpt.save_checkpoint(_state("r1", 7), str(made / "epoch_007.pt"), saved=now + 1))
+    start = _decide(logs)
+    assert os.path.basename(start.path) == "epoch_007.pt", start
+    assert ckpt.load_checkpoint(start.path)["epoch"] == 7
+    assert _status() == "epoch_007.pt"
+
+
+def test_a_sidecar_of_another_length_pushed_between_the_listing_and_its_read(
+        drive, tmp_path, monkeypatch):
+    """Another machine pushes a new version of epoch 2 (checkpoint, then sidecar, updated in
+    place) after this resume listed the folder and before it read the sidecar; the new
+    sidecar is longer (it names metrics). Before, reading it failed the whole resume
+    ("epoch_002.json changed on Drive while downloading (size 187 became 230); run
+    again"); that it was the same length, and only then listed again, was luck (the digits
+    of its ``saved``). It lists once more, and takes the new version; status likewise."""
+    from _proxy import Proxy, Reply
+    from drivestage.drive import connect
+
+    made, other = tmp_path / "made", tmp_path / "b"
+    _put(drive, ckpt.save_checkpoint(_state("r1", 1), str(made / "epoch_001.pt")))
+    _put(drive, ckpt.save_checkpoint(_state("r1", 2, pad=b"a" * 4096), str(made / "epoch_002.pt")))
+    again = ckpt.save_checkpoint(_state("r1", 2, pad=b"b" * 4096), str(other / "epoch_002.pt"),
+                                 metrics={"map50": 0.25, "map": 0.125, "val_loss": 1.5})
+    store = connect(api_root=drive.url, token="test-token")
+
+    def pushed_meanwhile(status: int, headers: dict, body: bytes) -> Reply:
+        folder = store.resolve(FOLDER)
+        for path in (again, ckpt.sidecar_path(again)):
+            old = store.resolve(f"{FOLDER}/{os.path.basename(path)}")
+            store.upload(path, folder, old.name, replace=old)
+        return Reply(status, headers, [body])
+
+    for check in ("resume", "status"):
+        with Proxy(drive.url) as proxy:
+            monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+            logs = drive.find(FOLDER)["id"]
+            proxy.on("GET", rf"/files\?.*{logs}", pushed_meanwhile, times=1)  # its first listing
+            if check == "resume":
+                start = _decide(tmp_path / f"logs-{check}")
+                assert os.path.basename(start.path) == "epoch_002.pt"
+                with open(start.path, "rb") as fh, open(again, "rb") as want:
+                    assert fh.read() == want.read()
+            else:
+                assert _status() == "epoch_002.pt"
+        again = ckpt.save_checkpoint(_state("r1", 2, pad=b"c" * 4096), str(other / "epoch_002.pt"),
+                                     metrics={"map50": 0.5, "map": 0.25, "val_loss": 1.25,
+                                              "extra": 1.0})

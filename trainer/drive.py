@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
 from drivestage import sidecar as sidecars
-from drivestage.errors import NotFoundError
+from drivestage.errors import NotFoundError, RemoteChangedError
 from drivestage.retention import RetentionPolicy
 from drivestage.sidecar import Described
 from drivestage.store import RemoteEntry
@@ -133,6 +133,9 @@ class DriveFolder:
         for name, side_name in sidecars.pairs(by_name).items():
             side_entry = sidecars.vouched(by_name[side_name], None)   # the newest sidecar
             data = self._read(side_entry)
+            if data is None:   # replaced since the listing, by one of another length
+                changed = True
+                continue
             # A save time later than the sidecar reached Drive counts as that moment (a clock
             # ahead, or a lie, would otherwise stay "saved last" over every later save).
             side = sidecars.no_later_than(sidecars.parse(data) if data else None,
@@ -157,13 +160,18 @@ class DriveFolder:
         download(self._store, checkpoint.entry, local_path, describe=checkpoint.where)
         return local_path
 
-    def _read(self, entry: RemoteEntry) -> bytes:
+    def _read(self, entry: RemoteEntry) -> Optional[bytes]:
+        """The sidecar's bytes (empty: none to use); None when it was replaced since the
+        listing by bytes of another length (another machine's push: read whole, they would
+        be the same length, and then not the md5 listed; both are a reason to list again)."""
         if entry.size > sidecars.MAX_BYTES or entry.size == 0:
             return b""
         try:
             return b"".join(self._store.read_range(entry, 0, entry.size))
         except NotFoundError:  # deleted since the listing (another machine's retention)
             return b""
+        except RemoteChangedError:
+            return None
 
 
 def newest_of_current_run(found: Sequence[RemoteCheckpoint], run: Optional[str] = None, *,

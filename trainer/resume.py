@@ -90,7 +90,7 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> St
         if path is not None:
             ours = _check_drive_run(run, out_dir, drive)
             safe = newest_of_current_run(ours, run) if ours else None
-            mine = ckpt.read_sidecar(path)
+            mine = _as_on_drive(ckpt.read_sidecar(path), ours)
             if drive is not None and safe is not None and mine is not None and \
                     _went_on(safe.sidecar, mine):
                 # Another machine continued this run from Drive further than this folder got.
@@ -119,6 +119,22 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> St
         return Start(new_run_id())
     logger.info("the local run folder has no checkpoint; taking the newest from %s", drive.spec)
     return _fetch_newest(drive, remote, out_dir)
+
+
+def _as_on_drive(mine: Optional[Sidecar], ours: Sequence[RemoteCheckpoint]) -> Optional[Sidecar]:
+    """This folder's sidecar ``mine`` dated no later than its checkpoint's copy on Drive is
+    (Drive dates a sidecar no later than it arrived there): compared with Drive's dates, a
+    date of this machine's clock running ahead would put this state after the saves another
+    machine made since, continuing from it (:func:`_went_on`)."""
+    if mine is None or mine.md5 is None or mine.saved is None:
+        return mine
+    there = [c.sidecar.saved for c in ours if (c.described.md5 or "").lower() == mine.md5
+             and c.sidecar.saved is not None]
+    if there and min(there) < mine.saved:
+        import dataclasses
+
+        return dataclasses.replace(mine, saved=min(there))
+    return mine
 
 
 def _went_on(there: Sidecar, here: Sidecar) -> bool:
