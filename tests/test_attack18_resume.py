@@ -68,6 +68,7 @@ def _config(tiny_config, out_dir, epochs: int):
 
 # --------------------------------------------------------------------------- clocks
 
+@pytest.mark.slow
 def test_machines_whose_clocks_disagree_continue_the_run_where_it_goes_on(
         drive, tiny_config, tmp_path, monkeypatch, one_torch_thread):
     """Machine A (its clock an hour ahead) trains epoch 1; machine B (clock right) continues
@@ -248,3 +249,50 @@ def test_a_sidecar_of_another_length_pushed_between_the_listing_and_its_read(
         again = ckpt.save_checkpoint(_state("r1", 2, pad=b"c" * 4096), str(other / "epoch_002.pt"),
                                      metrics={"map50": 0.5, "map": 0.25, "val_loss": 1.25,
                                               "extra": 1.0})
+
+
+def test_a_checkpoint_rewritten_during_every_fetch_is_given_up_after_a_bounded_number_of_listings(
+        drive, tmp_path, monkeypatch):
+    """Two machines keep pushing epoch 2 (checkpoint then sidecar) while this resume fetches
+    it, every time. The resume lists again at most MAX_RELISTS times, then fails with one
+    DriveStageError line saying to run again; it never loops, never takes epoch 1 (a step
+    back the next run would not need), and never another run's checkpoint (run r2 wrote
+    epoch 9 into the folder before: the folder's run is the one written last)."""
+    from _proxy import Proxy, Reply
+    from drivestage.drive import connect
+    from drivestage.errors import RemoteChangedError
+    from trainer.resume import MAX_RELISTS
+
+    made, other = tmp_path / "made", tmp_path / "b"
+    _put(drive, ckpt.save_checkpoint(_state("r2", 9), str(made / "r2" / "epoch_009.pt")))
+    _put(drive, ckpt.save_checkpoint(_state("r1", 1), str(made / "epoch_001.pt")))
+    _put(drive, ckpt.save_checkpoint(_state("r1", 2, pad=b"a" * 4096), str(made / "epoch_002.pt")))
+    store = connect(api_root=drive.url, token="test-token")
+    pushes, calls = [0], [0]
+
+    def pushed_meanwhile(status: int, headers: dict, body: bytes) -> Reply:
+        calls[0] += 1
+        if calls[0] % 2 == 0:      # the fetch's retry for the rest: the new version's bytes
+            return Reply(status, headers, [body])
+        pushes[0] += 1
+        again = ckpt.save_checkpoint(_state("r1", 2, pad=b"%d" % pushes[0] * 4096),
+                                     str(other / "epoch_002.pt"))
+        folder = store.resolve(FOLDER)
+        for path in (again, ckpt.sidecar_path(again)):
+            old = store.resolve(f"{FOLDER}/{os.path.basename(path)}")
+            store.upload(path, folder, old.name, replace=old)
+        kept = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        return Reply(status, kept, [body[:len(body) // 2]])
+
+    logs = tmp_path / "logs"
+    with Proxy(drive.url) as proxy:
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+        pt = drive.find(f"{FOLDER}/epoch_002.pt")["id"]
+        proxy.on("GET", rf"/files/{pt}\?.*alt=media", pushed_meanwhile)
+        with pytest.raises(RemoteChangedError) as failed:
+            _decide(logs)
+        listings = proxy.count("GET", rf"/files\?.*{drive.find(FOLDER)['id']}")
+    assert pushes[0] == MAX_RELISTS + 1
+    assert listings <= 2 * (MAX_RELISTS + 1), listings   # (each may list once more itself)
+    assert "\n" not in str(failed.value) and str(failed.value).endswith("run again")
+    assert not logs.exists() or os.listdir(logs) == []      # nothing fetched is left behind
