@@ -46,7 +46,8 @@ def _skewed(monkeypatch, offset: float) -> None:
     import trainer.saving as saving
 
     real = time.time
-    right = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("_")})
+    right = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time)
+                                     if not k.startswith("_")})
     for info in pkgutil.iter_modules(emulator.__path__):
         module = importlib.import_module(f"drivestage.emulator.{info.name}")
         if getattr(module, "time", None) is time:
