@@ -40,7 +40,7 @@ from drivestage.extract.records import MemberRecord
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
 from drivestage.localfs import fitted_name
-from drivestage.partials import unlink
+from drivestage.partials import left_behind, unlink
 from drivestage.paths import printable
 from drivestage.sizes import check_space, format_size
 from drivestage.stamps import Stamp
@@ -192,7 +192,8 @@ class FileStager:
         if entry.no_download and (self.force or not stamps.of(self.dest, name)):
             # Nothing staged of that name (checked again under the lock): fail before
             # writing anything, even the state folder.
-            raise DownloadRestrictedError(entry.no_download)
+            raise DownloadRestrictedError(entry.no_download + left_behind(
+                os.path.join(self.dest, name), entry))
         # The file's lock, in the state folder: checked to be this user's own folder before
         # anything is read from it or written (see drivestage.extract.statedir).
         with state_lock(self.dest, fitted_name(name) + ".lock", self._waiting):
@@ -262,7 +263,7 @@ class FileStager:
         if entry.no_download and action not in ("verified", "extract"):
             # Only where bytes must come from Drive: a copy staged before (a notebook's
             # pull cell run again) stays usable after the owner turned downloading off.
-            raise DownloadRestrictedError(entry.no_download)
+            raise DownloadRestrictedError(entry.no_download + left_behind(target, entry))
         if alone and own is not None:  # read alone above: now the name's others
             found = stamps.of(self.dest, name)
             same_src = [s for s in found if s["id"] != entry.id and s.get("src") == self.src]
