@@ -8,6 +8,7 @@ emulator's store, as another server would answer it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -195,6 +196,25 @@ def test_downloads_turned_off_with_half_of_the_file_already_here(emulator, env, 
     assert line.endswith(f" A partial download of it (256.0 KiB) stays in {dest} for when it "
                          f"may be downloaded again; delete {partials[0]} to free the space."), line
     assert list(dest.glob(".big.bin.*.partial")) == partials
+
+
+def test_a_new_version_of_a_staged_file_whose_download_was_turned_off(emulator, env, tmp_path):
+    # The rerun finds the file by the id its stamp keeps; the message still names the path
+    # the user gave, not drive:id:<ID>.
+    ids = _classroom(emulator, restricted="README.txt")
+    dest = tmp_path / "d"
+    assert CliRunner().invoke(cli, ["pull", "-q", "drive:VOC_datasets/VOC07.zip",
+                                    str(dest)]).exit_code == 0
+    from drivestage.emulator.revisions import replace_content
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"v2" * 500)
+    replace_content(emulator.store, ids["VOC07.zip"], str(blob), 1000,
+                    hashlib.md5(b"v2" * 500).hexdigest())
+    emulator.restrict_download(ids["VOC07.zip"])
+    line = error("pull", "-q", "drive:VOC_datasets/VOC07.zip", str(dest))
+    assert line.startswith("Error: drive:VOC_datasets/VOC07.zip: its owner has turned off "
+                           "downloading"), line
+    assert (dest / "VOC07.zip").read_bytes() == b"VOC07.zip" * 100   # the old copy stays
 
 
 def test_ls_says_which_files_cannot_be_downloaded_and_which_folders_are_read_only(
