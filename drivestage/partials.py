@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import Collection, Iterable, Iterator, Optional, Sequence
 
 from drivestage.localfs import atomic_write, fitted_name
+from drivestage.sizes import format_size
 from drivestage.store import RemoteEntry
 
 _TAG_RE = re.compile(r"^([0-9a-f]{16})\.(?:partial|ranges)\Z")
@@ -159,6 +160,19 @@ def partial_size(target: str, entry: RemoteEntry) -> int:
     partial = partial_path(target, entry)
     done = Ranges.load(partial, entry.size)
     return done.total() if done is not None else 0
+
+
+def left_behind(target: str, entry: RemoteEntry) -> str:
+    """For a message about a download that cannot go on now (its owner turned downloading
+    off): where its partial stays and how to free it; "" when there is none. The partial is
+    kept: the download goes on from it once allowed again."""
+    have = partial_size(target, entry)
+    if not have:
+        return ""
+    partial = partial_path(target, entry)
+    return (f" A partial download of it ({format_size(have)}) stays in "
+            f"{os.path.dirname(partial)} for when it may be downloaded again; delete {partial} "
+            "to free the space.")
 
 
 def open_partial(partial: str, size: int) -> int:

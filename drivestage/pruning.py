@@ -386,10 +386,7 @@ def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: boo
                 log.warning("kept the sidecar %s: a copy of its checkpoint arrived since the "
                             "plan (another machine pushing it?)", d.name)
                 continue
-        try:
-            delete(store, d, use_trash)
-        except NotFoundError:
-            pass  # already gone: the goal is reached
+        delete(store, d, use_trash)  # (already gone: the goal is reached)
         gone.add(d.id)
         out.append(d)
     return out

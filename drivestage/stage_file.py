@@ -36,11 +36,10 @@ from drivestage import stamps
 from drivestage.checksums import choose
 from drivestage.errors import ArchiveError, DownloadRestrictedError, \
     DriveStageError, LocalFileError, NotFoundError, UsageError
-from drivestage.extract.records import MemberRecord
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
 from drivestage.localfs import fitted_name
-from drivestage.partials import unlink
+from drivestage.partials import left_behind, unlink
 from drivestage.paths import printable
 from drivestage.sizes import check_space, format_size
 from drivestage.stamps import Stamp
@@ -192,11 +191,19 @@ class FileStager:
         if entry.no_download and (self.force or not stamps.of(self.dest, name)):
             # Nothing staged of that name (checked again under the lock): fail before
             # writing anything, even the state folder.
-            raise DownloadRestrictedError(entry.no_download)
+            raise self._restricted(entry, os.path.join(self.dest, name))
         # The file's lock, in the state folder: checked to be this user's own folder before
         # anything is read from it or written (see drivestage.extract.statedir).
         with state_lock(self.dest, fitted_name(name) + ".lock", self._waiting):
             return self._stage_locked(name, entry)
+
+    def _restricted(self, entry: RemoteEntry, target: str) -> DownloadRestrictedError:
+        """The error for a file whose owner turned downloading off, named by SRC as given (a
+        rerun found it by the id its stamp keeps, which the store's message names)."""
+        text, said = entry.no_download or "", self.store.describe(entry)
+        if text.startswith(said + ":"):
+            text = self.src + text[len(said):]
+        return DownloadRestrictedError(text + left_behind(target, entry))
 
     def _local(self, stamp: Optional[Stamp], entry: RemoteEntry, target: str) -> Local:
         try:
@@ -262,7 +269,7 @@ class FileStager:
         if entry.no_download and action not in ("verified", "extract"):
             # Only where bytes must come from Drive: a copy staged before (a notebook's
             # pull cell run again) stays usable after the owner turned downloading off.
-            raise DownloadRestrictedError(entry.no_download)
+            raise self._restricted(entry, target)
         if alone and own is not None:  # read alone above: now the name's others
             found = stamps.of(self.dest, name)
             same_src = [s for s in found if s["id"] != entry.id and s.get("src") == self.src]
@@ -298,7 +305,7 @@ class FileStager:
                                   lock_dir=self.lock_dir,
                                   extract_progress=self._extract_bar(entry, target),
                                   protected=protected,
-                                  replaceable=replaceable(self.dest, previous)
+                                  replaceable=stamps.replaceable(self.dest, previous)
                                   if self.extract else ())
             try:
                 res = unpacking.download()
@@ -430,7 +437,7 @@ class _Extraction:
         log.info("extract %s into %s (%s)", target, dest, action)
         stale = stamps.records(self.stamp, "stale")
         others = stamps.members_of_others(dest, self.stamp) if stale else set()
-        ours = [m for m in stale if m.path not in others]  # as replaceable() says
+        ours = [m for m in stale if m.path not in others]  # as stamps.replaceable() says
         if unpacking is not None:  # it followed the download (or extracts the file now)
             result = unpacking.extract(target, replaceable=ours)
         else:
@@ -469,15 +476,6 @@ class _Extraction:
         self.stamp["extracted"] = True
         stamps.write(dest, self.stamp)
         return result.paths
-
-
-def replaceable(dest: str, previous: list[Stamp]) -> list[MemberRecord]:
-    """What the earlier versions of an archive (their stamps ``previous``) wrote into
-    ``dest`` and no other stamp stands for: a folder of those alone may give way to a member
-    that is a file now (see :class:`drivestage.extract.job.Job`)."""
-    stale = [m for s in previous for key in ("members", "stale") for m in stamps.records(s, key)]
-    others = stamps.members_of_others(dest, *previous) if stale else set()
-    return [m for m in stale if m.path not in others]
 
 
 def _count(n: int, noun: str) -> str:

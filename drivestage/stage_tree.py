@@ -219,7 +219,9 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
                 elif child.no_download and (force or not _staged(child, name, cur_local)):
                     inside = "/".join(names + (child.name,))
                     raise DownloadRestrictedError(
-                        f"{child.no_download} Or pull the rest of the folder without it: "
+                        child.no_download + partials.left_behind(
+                            os.path.join(cur_local, name), child)
+                        + " Or pull the rest of the folder without it: "
                         f"--exclude {exclude_pattern(inside)}")
                 elif not child.has_content:
                     log.warning("skipping %s: it has no binary content (a Google Docs, "

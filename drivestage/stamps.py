@@ -313,3 +313,12 @@ def _lstat(dest: str, rel: str) -> Optional[os.stat_result]:
         return os.lstat(os.path.join(dest, rel))
     except OSError:
         return None
+
+
+def replaceable(dest: str, previous: list[Stamp]) -> list[MemberRecord]:
+    """What the earlier versions of an archive (their stamps ``previous``) wrote into
+    ``dest`` and no other stamp stands for: a folder of those alone may give way to a member
+    that is a file now (see :class:`drivestage.extract.job.Job`)."""
+    stale = [m for s in previous for key in ("members", "stale") for m in records(s, key)]
+    others = members_of_others(dest, *previous) if stale else set()
+    return [m for m in stale if m.path not in others]

@@ -8,6 +8,7 @@ emulator's store, as another server would answer it.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -171,6 +172,49 @@ def test_downloads_turned_off_after_the_pull_looked(emulator, env, store, tmp_pa
     shown("has turned off downloading for viewers and commenters", line)
     assert "(HTTP 403 cannotDownloadFile: This file cannot be downloaded by the user.)" in line
     assert not (tmp_path / "VOC07.zip").exists()
+
+
+@renders("has turned off downloading for viewers and commenters")
+def test_downloads_turned_off_with_half_of_the_file_already_here(emulator, env, tmp_path):
+    # A pull that stopped half-way (here: Drive's download quota), then the owner turned
+    # downloading off: the partial stays for when it is allowed again, and the message says
+    # where it is and how big, so that a user short of disk can free it.
+    _classroom(emulator, restricted="README.txt")
+    big = os.urandom(1024 * 1024)
+    emulator.add_file("VOC_datasets/big.bin", big, owner=TEACHER)
+    big_id = emulator.find("VOC_datasets/big.bin", owner=TEACHER)["id"]
+    emulator.limit_downloads(big_id, 1)
+    dest = tmp_path / "d"
+    line = error("pull", "-q", "-j", "1", "--chunk-size", "256KiB",
+                 "drive:VOC_datasets/big.bin", str(dest))
+    assert "download quota" in line, line
+    partials = list(dest.glob(".big.bin.*.partial"))
+    assert len(partials) == 1
+    emulator.restrict_download(big_id)
+    line = error("pull", "-q", "drive:VOC_datasets/big.bin", str(dest))
+    shown("has turned off downloading for viewers and commenters", line)
+    assert line.endswith(f" A partial download of it (256.0 KiB) stays in {dest} for when it "
+                         f"may be downloaded again; delete {partials[0]} to free the space."), line
+    assert list(dest.glob(".big.bin.*.partial")) == partials
+
+
+def test_a_new_version_of_a_staged_file_whose_download_was_turned_off(emulator, env, tmp_path):
+    # The rerun finds the file by the id its stamp keeps; the message still names the path
+    # the user gave, not drive:id:<ID>.
+    ids = _classroom(emulator, restricted="README.txt")
+    dest = tmp_path / "d"
+    assert CliRunner().invoke(cli, ["pull", "-q", "drive:VOC_datasets/VOC07.zip",
+                                    str(dest)]).exit_code == 0
+    from drivestage.emulator.revisions import replace_content
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"v2" * 500)
+    replace_content(emulator.store, ids["VOC07.zip"], str(blob), 1000,
+                    hashlib.md5(b"v2" * 500).hexdigest())
+    emulator.restrict_download(ids["VOC07.zip"])
+    line = error("pull", "-q", "drive:VOC_datasets/VOC07.zip", str(dest))
+    assert line.startswith("Error: drive:VOC_datasets/VOC07.zip: its owner has turned off "
+                           "downloading"), line
+    assert (dest / "VOC07.zip").read_bytes() == b"VOC07.zip" * 100   # the old copy stays
 
 
 def test_ls_says_which_files_cannot_be_downloaded_and_which_folders_are_read_only(

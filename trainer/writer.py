@@ -85,6 +85,7 @@ class BackgroundWriter:
         self.interval_s = interval_s
         self.retry_s = retry_s
         self._protect = set(protect)
+        self._until_newer: set[str] = set()   # protected until a newer one is verified
         self._clock = clock
         self._cond = Monitor()  # a Ctrl-C cannot leave it held (drivestage.interrupts)
         self._pending: Optional[SaveJob] = None
@@ -181,9 +182,11 @@ class BackgroundWriter:
             return name in self._verified_names
 
     def protect(self, name: str) -> None:
-        """Never let retention delete ``name`` on Drive (the checkpoint this run resumed from)."""
+        """Never let retention delete ``name`` on Drive (the checkpoint this run resumed
+        from) until one of this run's own checkpoints is verified there: a resume then
+        starts from that one, and ``name`` is an older checkpoint like any other."""
         with self._cond:
-            self._protect.add(name)
+            self._until_newer.add(name)
 
     def close(self, deadline: Callable[[], Optional[float]] = lambda: None, *,
               push: bool = True) -> bool:
@@ -288,7 +291,7 @@ class BackgroundWriter:
 
     def _push(self) -> None:
         with self._cond:
-            protect = set(self._protect)
+            protect = self._protect | self._until_newer
         try:
             result = self.drive.push(protect)
         except Exception as exc:  # Drive trouble never reaches the training thread
@@ -303,6 +306,8 @@ class BackgroundWriter:
                                             self._positions[n].epoch_iteration), default=None)
             if best is not None and (self.safe is None or _ahead(self._positions[best], self.safe.position)):
                 self.safe = SafeOnDrive(best, self._positions[best], time.time())
+            if best is not None:
+                self._until_newer.clear()  # the next push's plan may prune what it kept
             if self._warned:
                 logger.warning("Drive accepts checkpoints again (%s)", self.safe_text())
             self._last_ok, self._warned = now, False
