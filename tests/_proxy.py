@@ -244,3 +244,22 @@ def flip_first_byte(body: bytes) -> bytes:
 def no_progress_308(status: int, headers: dict, body: bytes) -> Reply:
     """Every upload chunk answered "resume incomplete" with nothing kept."""
     return Reply(308, {"Content-Length": "0"}, [b""])
+
+
+def pushed_meanwhile(store, folder: str, paths: Callable[[], Iterable[str]], *,
+                     cut: bool = False) -> Mutation:
+    """Another machine pushes ``paths()`` into ``folder`` (each in place of its same-named
+    file, in that order) while the answer passes by; ``cut``: that answer then breaks off
+    halfway (the rest of a download comes from the new version)."""
+    import os
+
+    def mutate(status: int, headers: dict, body: bytes) -> Reply:
+        target = store.resolve(folder)
+        for path in paths():
+            old = store.resolve(f"{folder}/{os.path.basename(path)}")
+            store.upload(path, target, old.name, replace=old)
+        if not cut:
+            return Reply(status, headers, [body])
+        kept = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        return Reply(status, kept, [body[:len(body) // 2]])
+    return mutate

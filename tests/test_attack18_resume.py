@@ -165,7 +165,7 @@ def test_a_checkpoint_further_on_drive_changed_during_the_fetch_never_sends_the_
     folder's epoch 5 (the epoch trained again, and epoch_005.pt overwritten). Now only a
     checkpoint that went further than this folder counts; none does yet, so it goes on from
     the local epoch 5."""
-    from _proxy import Proxy, Reply
+    from _proxy import Proxy, pushed_meanwhile
     from drivestage.drive import connect
 
     logs, made, other = tmp_path / "logs", tmp_path / "made", tmp_path / "b"
@@ -174,17 +174,12 @@ def test_a_checkpoint_further_on_drive_changed_during_the_fetch_never_sends_the_
     _put(drive, ckpt.save_checkpoint(_state("r1", 7, pad=b"a" * 4096), str(made / "epoch_007.pt")))
     again = ckpt.save_checkpoint(_state("r1", 7, pad=b"b" * 4096), str(other / "epoch_007.pt"))
     store = connect(api_root=drive.url, token="test-token")
-
-    def pushed_meanwhile(status: int, headers: dict, body: bytes) -> Reply:
-        old = store.resolve(f"{FOLDER}/epoch_007.pt")
-        store.upload(again, store.resolve(FOLDER), old.name, replace=old)  # not its sidecar yet
-        kept = {k: v for k, v in headers.items() if k.lower() != "content-length"}
-        return Reply(status, kept, [body[:len(body) // 2]])
+    push = pushed_meanwhile(store, FOLDER, lambda: (again,), cut=True)  # not its sidecar yet
 
     with Proxy(drive.url) as proxy:
         monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
         pt = drive.find(f"{FOLDER}/epoch_007.pt")["id"]
-        proxy.on("GET", rf"/files/{pt}\?.*alt=media", pushed_meanwhile, times=1)
+        proxy.on("GET", rf"/files/{pt}\?.*alt=media", push, times=1)
         start = _decide(logs)
     assert start.path == local, start
     assert ckpt.load_checkpoint(local)["epoch"] == 5
@@ -216,7 +211,7 @@ def test_a_sidecar_of_another_length_pushed_between_the_listing_and_its_read(
     ("epoch_002.json changed on Drive while downloading (size 187 became 230); run
     again"); that it was the same length, and only then listed again, was luck (the digits
     of its ``saved``). It lists once more, and takes the new version; status likewise."""
-    from _proxy import Proxy, Reply
+    from _proxy import Proxy, pushed_meanwhile
     from drivestage.drive import connect
 
     made, other = tmp_path / "made", tmp_path / "b"
@@ -225,19 +220,13 @@ def test_a_sidecar_of_another_length_pushed_between_the_listing_and_its_read(
     again = ckpt.save_checkpoint(_state("r1", 2, pad=b"b" * 4096), str(other / "epoch_002.pt"),
                                  metrics={"map50": 0.25, "map": 0.125, "val_loss": 1.5})
     store = connect(api_root=drive.url, token="test-token")
-
-    def pushed_meanwhile(status: int, headers: dict, body: bytes) -> Reply:
-        folder = store.resolve(FOLDER)
-        for path in (again, ckpt.sidecar_path(again)):
-            old = store.resolve(f"{FOLDER}/{os.path.basename(path)}")
-            store.upload(path, folder, old.name, replace=old)
-        return Reply(status, headers, [body])
+    push = pushed_meanwhile(store, FOLDER, lambda: (again, ckpt.sidecar_path(again)))
 
     for check in ("resume", "status"):
         with Proxy(drive.url) as proxy:
             monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
             logs = drive.find(FOLDER)["id"]
-            proxy.on("GET", rf"/files\?.*{logs}", pushed_meanwhile, times=1)  # its first listing
+            proxy.on("GET", rf"/files\?.*{logs}", push, times=1)  # its first listing
             if check == "resume":
                 start = _decide(tmp_path / f"logs-{check}")
                 assert os.path.basename(start.path) == "epoch_002.pt"

@@ -360,7 +360,7 @@ def _epoch_2_pushed_again_meanwhile(drive, tmp_path, cut: bool):
     """Epochs 1 and 2 of run r1 on Drive, and a proxy mutation with which another machine
     pushes epoch 2 again (other bytes: the checkpoint, then its sidecar in place) while an
     answer passes; ``cut``: that answer breaks off halfway. Returns (the new epoch 2, it)."""
-    from _proxy import Reply
+    from _proxy import pushed_meanwhile
     from drivestage.drive import connect
 
     made = tmp_path / "made"
@@ -368,18 +368,8 @@ def _epoch_2_pushed_again_meanwhile(drive, tmp_path, cut: bool):
     _upload(drive, _save(made, "epoch_002.pt", _state("r1", 2, 4, pad=b"a" * 4096)))
     again = _save(tmp_path / "other-machine", "epoch_002.pt", _state("r1", 2, 4, pad=b"b" * 4096))
     store = connect(api_root=drive.url, token="test-token")
-
-    def pushed_meanwhile(status: int, headers: dict, body: bytes) -> Reply:
-        folder = store.resolve(FOLDER)
-        for path in (again, ckpt.sidecar_path(again)):
-            old = store.resolve(f"{FOLDER}/{os.path.basename(path)}")
-            store.upload(path, folder, old.name, replace=old)
-        if not cut:
-            return Reply(status, headers, [body])
-        kept = {k: v for k, v in headers.items() if k.lower() != "content-length"}
-        return Reply(status, kept, [body[:len(body) // 2]])
-
-    return again, pushed_meanwhile
+    return again, pushed_meanwhile(store, FOLDER, lambda: (again, ckpt.sidecar_path(again)),
+                                   cut=cut)
 
 
 def _resumed_through(drive, tiny_config, monkeypatch, pattern: str, mutate):
