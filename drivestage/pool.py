@@ -122,6 +122,12 @@ def _join_all(threads: Sequence[BackgroundThread]) -> None:
                 continue
 
 
+# Seconds an idle Serial's thread waits for the next job before it ends: long enough that an
+# upload whose hashing outpaces the network keeps one thread, short enough that one left
+# unclosed is gone at once.
+_LINGER = 0.5
+
+
 class Serial:
     """Jobs run one after the other, in the order given, by one thread beside the caller;
     at most ``depth`` of them given and not yet done (:meth:`submit` waits for room)."""
@@ -148,8 +154,12 @@ class Serial:
     def _run(self) -> None:
         while True:
             with self._lock:
-                self._lock.wait_for(lambda: self._jobs or self._closed)
+                self._lock.wait_for(lambda: self._jobs or self._closed, _LINGER)
                 if not self._jobs:
+                    # Idle or closed: it ends, and the next submit starts another. An owner
+                    # that never closes it (a Ctrl-C as its close began) leaves no thread
+                    # waiting for jobs for good.
+                    self._thread = None
                     return
                 job = self._jobs.popleft()
                 self._busy = True
@@ -176,5 +186,6 @@ class Serial:
         with self._lock:
             self._closed = True
             self._lock.notify_all()
-        if self._thread is not None:
-            self._thread.join()
+            thread = self._thread
+        if thread is not None:
+            thread.join()

@@ -633,6 +633,12 @@ def test_a_ctrl_c_inside_an_upload_leaves_its_file_closed(emulator, store, tmp_p
         sys.settrace(None)
     assert kept.traceback  # still held
     assert _held(path) == []
+    # Nor is the hash thread left waiting for jobs for good (the upload never closed it):
+    # it ends once idle. A thread left behind failed a later test of the same worker.
+    for t in threading.enumerate():
+        if t.name == "drivestage-md5":
+            t.join(10)
+            assert not t.is_alive()
 
 
 # ------------------------------------------- two uploads of one file to one place at once
