@@ -177,6 +177,7 @@ def test_an_interrupt_while_the_member_list_is_checked(emulator, local_state, dr
     import drivestage
     from drivestage import download as dl
 
+    before = set(threading.enumerate())   # another test's threads are not this pull's
     data = _big_zip()
     emulator.add_file("set.zip", data)
     dest = tmp_path / "d"
@@ -205,7 +206,7 @@ def test_an_interrupt_while_the_member_list_is_checked(emulator, local_state, dr
     result = CliRunner().invoke(cli, ["pull", "drive:set.zip", str(dest), "-x", "-q"])
     assert result.exit_code != 0 and seen.is_set()
     assert isinstance(result.exception, (exc, SystemExit))
-    for t in threading.enumerate():
+    for t in set(threading.enumerate()) - before:
         if t.name.startswith("drivestage-"):
             t.join(10)
             assert not t.is_alive(), t.name
@@ -234,6 +235,7 @@ def test_a_zip_inside_the_tail_or_refused_or_unfollowable(emulator, local_state,
     import threading
     import zipfile
 
+    before = set(threading.enumerate())   # another test's threads are not this pull's
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("../escape.txt" if kind == "unsafe" else "ok.txt", b"hi")
@@ -247,7 +249,7 @@ def test_a_zip_inside_the_tail_or_refused_or_unfollowable(emulator, local_state,
         emulator.faults.corrupt(fid)   # every answer has a byte flipped
     dest = tmp_path / "d"
     result = CliRunner().invoke(cli, ["pull", "drive:t.zip", str(dest), "-x", "-q"])
-    for t in threading.enumerate():
+    for t in set(threading.enumerate()) - before:
         if t.name.startswith("drivestage-"):
             t.join(10)
             assert not t.is_alive(), t.name
