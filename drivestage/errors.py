@@ -70,6 +70,11 @@ class DuplicateNameError(DriveStageError, ValueError):
         self.ids = list(ids or [])
 
 
+class DedupeConflictError(DriveStageError):
+    """``dedupe`` left items in a newer same-named folder: the oldest holds other bytes of
+    their names."""
+
+
 class PermissionDeniedError(DriveStageError, PermissionError):
     """Drive refused access (403 insufficientFilePermissions and friends)."""
 

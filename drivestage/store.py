@@ -180,6 +180,12 @@ class RemoteStore(abc.ABC):
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
         """Delete permanently, or move to the trash when ``trash``."""
 
+    def move(self, entry: RemoteEntry, source: RemoteEntry, target: RemoteEntry) -> None:
+        """Move ``entry`` out of the folder ``source`` into the folder ``target``, keeping
+        what it is (Drive: its id, bytes and sharing). Only a backend whose folders can hold
+        two items of one name needs it (``drivestage dedupe``); the default refuses."""
+        raise UsageError(f"{self.describe(entry)}: this store cannot move items")
+
     @abc.abstractmethod
     def quota(self) -> Quota:
         """Storage quota of the account (or the filesystem)."""

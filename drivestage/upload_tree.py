@@ -473,9 +473,10 @@ def _pick_folder(found: list[RemoteEntry], where: str) -> RemoteEntry:
                     ", ".join(sorted(e.id for e in found)), chosen.id)
     elif len(found) > 1:
         log.warning("%s: %d folders have this name (ids %s), probably made by two pushes "
-                    "from different machines at once; pushing into %s. Move what the others "
-                    "hold into it and delete them: until then `pull` refuses this path",
-                    where, len(found), ", ".join(sorted(e.id for e in found)), chosen.id)
+                    "from different machines at once; pushing into %s, the oldest. Until "
+                    "they are one, `pull` refuses this path: `drivestage dedupe %s` merges "
+                    "them", where, len(found), ", ".join(sorted(e.id for e in found)),
+                    chosen.id, where)
     return chosen
 
 

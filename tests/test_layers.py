@@ -53,7 +53,7 @@ LAYERS = [
     ["download", "extract", "stamps"],
     ["unpack"],
     ["sidecar_copy"],
-    ["stage_file", "pruning", "extra", "old_copies", "behind", "other_runs"],
+    ["stage_file", "pruning", "extra", "old_copies", "behind", "other_runs", "dedupe"],
     ["stage_tree", "upload_tree"],
     ["stage", "mirror"],
     ["hooks"],

@@ -11,7 +11,7 @@ import click
 
 from drivestage.cli.group import cli
 from drivestage.cli.options import SIZE_HELP, drive_options
-from drivestage.errors import PolicyError, UsageError
+from drivestage.errors import DedupeConflictError, PolicyError, UsageError
 
 if TYPE_CHECKING:
     from drivestage.paths import StorePath
@@ -255,6 +255,42 @@ def prune_cmd(dest: str, use_trash: bool, protect: tuple[str, ...], dry_run: boo
         click.echo("Dry run: nothing was deleted.", err=True)
     if not decision.fits:
         raise over_budget(decision, dest)
+
+
+@cli.command("dedupe")
+@click.argument("dest")
+@click.option("--dry-run", "-n", is_flag=True, help="Print what would move; change nothing.")
+@drive_options
+def dedupe_cmd(dest: str, dry_run: bool, api_root: Optional[str],
+               credentials: Optional[str]) -> None:
+    """Merge same-named folders at DEST (a drive: folder) and below it into the oldest.
+
+    Two machines that push into a new path at once can each make its folders (Drive allows
+    two of one name): pushes then write into the oldest, while pull, ls and a resume refuse
+    the path. Each newer folder's items move into the oldest; a file whose bytes the oldest
+    already holds goes to the trash, and so does each folder left empty. An item whose name
+    the oldest holds with other bytes stays where it is (exit 1, naming it). Nothing is
+    deleted for good. Run it while nothing pushes into DEST.
+    """
+    from drivestage.dedupe import dedupe
+    from drivestage.remote import open_store
+
+    result = dedupe(open_store(dest, api_root=api_root, credentials=credentials),
+                    dry_run=dry_run)
+    for where, dup, into in result.merged:
+        click.echo(f"{'to merge' if dry_run else 'merged'}: {where} (id {dup}) into the "
+                   f"oldest (id {into})")
+    click.echo(f"dedupe {dest}: {result.summary()}", err=True)
+    if dry_run:
+        click.echo("Dry run: nothing was moved or trashed.", err=True)
+    if result.conflicts:
+        shown = ", ".join(f"{c.where} (in id {c.folder_id})" for c in result.conflicts[:3])
+        more = f" and {len(result.conflicts) - 3} more" if len(result.conflicts) > 3 else ""
+        raise DedupeConflictError(
+            f"{len(result.conflicts)} {'item stays' if len(result.conflicts) == 1 else 'items stay'} "
+            f"in a newer folder: {shown}{more}; the oldest folder holds another item of "
+            f"that name. Rename or remove one of the two on Drive, then run `drivestage "
+            f"dedupe {dest}` again")
 
 
 @cli.command("mirror")

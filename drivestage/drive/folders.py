@@ -35,10 +35,10 @@ def choose(found: Sequence[Mapping[str, Any]], where: str) -> Mapping[str, Any]:
     same = folders(found)
     if len(found) > 1 and len(same) == len(found):
         chosen = oldest(same)
-        log.warning("%s: %d folders have this name (ids %s); using the oldest, %s. Move what "
-                    "the others hold into it and delete them: until then `pull` refuses this "
-                    "path", where, len(same), ", ".join(sorted(str(it["id"]) for it in same)),
-                    chosen["id"])
+        log.warning("%s: %d folders have this name (ids %s); using the oldest, %s. Until "
+                    "they are one, `pull` refuses this path: `drivestage dedupe %s` merges "
+                    "them", where, len(same), ", ".join(sorted(str(it["id"]) for it in same)),
+                    chosen["id"], where)
         return chosen
     if len(found) > 1:
         ids = [str(it["id"]) for it in found]

@@ -244,10 +244,12 @@ class DriveStore(RemoteStore):
             self._made_here(parent_id, name, where)
         if len(found) > 1:
             ids = [it["id"] for it in found]
+            merge = f" or merge them: drivestage dedupe {where}" if len(folders.folders(found)) \
+                == len(found) else ""
             raise DuplicateNameError(
                 f"{where} matches {len(ids)} items with that exact name (ids "
                 f"{', '.join(ids)}); Drive allows duplicates. Address one by id, e.g. "
-                f"drive:id:{ids[0]}, or rename/delete the others.", ids=ids)
+                f"drive:id:{ids[0]}, or rename/delete the others{merge}.", ids=ids)
         return found[0] if found else None
 
     def resolve(self, path: Union[str, StorePath]) -> RemoteEntry:
@@ -409,6 +411,15 @@ class DriveStore(RemoteStore):
             raise UsageError(f"{where} exists and is a file, not a folder; a folder is needed "
                              "there: push into another folder, or move that file away on Drive")
         return entry
+
+    def move(self, entry: RemoteEntry, source: RemoteEntry, target: RemoteEntry) -> None:
+        """Move ``entry`` from the folder ``source`` into ``target`` in one request (its
+        id, bytes and sharing stay); a shortcut moves, never its target. A retry after an
+        answer lost once Drive did it asks for the same end state, which is no change."""
+        self._writable(target, self.describe(target))
+        f = self.drive.CreateFile({"id": self._key(entry)})
+        self.call(f"move {self.describe(entry)} into {self.describe(target)}",
+                  lambda: f.Upload(param={"addParents": target.id, "removeParents": source.id}))
 
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
         """Delete permanently (or move to the trash); already gone on a retry is fine. A

@@ -1,0 +1,216 @@
+"""Merging same-named folders: ``drivestage dedupe``.
+
+Drive allows two folders of one name in one folder. Two machines that push into a brand-new
+path while Drive's listing lags both make it; every push then writes into the oldest
+(:mod:`drivestage.drive.folders`) and every read of the path (``pull``, ``ls``, a resume
+from Drive) refuses it, naming the ids. :func:`dedupe` merges each newer folder into the
+oldest, on the way to a path and everywhere below it, as a user would by hand:
+
+- an item whose name is free in the oldest is moved there (one request; its id, bytes and
+  sharing stay as they were);
+- a same-named folder on both sides is merged the same way, level by level;
+- a file whose name the oldest already holds *with the same bytes* (md5 and size) is a copy:
+  it goes to the trash;
+- any other item of a name the oldest holds is a **conflict** and stays where it is: which of
+  two different ``epoch_001.pt`` is wanted is not ours to decide. Nothing is ever deleted
+  for good, and nothing is renamed;
+- a duplicate left empty goes to the trash (Drive keeps it 30 days). One with a conflict
+  stays, so the command can be run again once the user chose.
+
+Run it while nothing pushes into the path: an item another push adds to a duplicate after
+its last listing would go to the trash with it (still in Drive's trash, not lost).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+from drivestage.errors import DriveStageError, NotFoundError, UsageError
+from drivestage.remote import Where, open_store
+from drivestage.paths import StorePath
+from drivestage.store import RemoteEntry, RemoteStore
+
+log = logging.getLogger(__name__)
+
+#: Drive's own limit of nested folders (in a shared drive): a walk deeper than this is a
+#: cycle or a lie, and stops.
+MAX_DEPTH = 100
+
+
+@dataclass
+class Conflict:
+    """An item left in a duplicate: the oldest folder holds a different item of its name."""
+
+    where: str        # the item, as the duplicate's path names it
+    folder_id: str    # the duplicate it stays in
+    into_id: str      # the oldest folder, which holds the other item of that name
+
+
+@dataclass
+class DedupeResult:
+    """What :func:`dedupe` did (or, dry, would do)."""
+
+    merged: list[tuple[str, str, str]] = field(default_factory=list)  # (where, from, into)
+    moved: int = 0
+    copies_trashed: int = 0
+    folders_trashed: int = 0
+    conflicts: list[Conflict] = field(default_factory=list)
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        """One line: ``2 folders merged: 7 moved, 1 copy trashed, 2 empty folders trashed``."""
+        if not self.merged:
+            return "no same-named folders"
+        would = "would be " if self.dry_run else ""
+        parts = [f"{self.moved} {would}moved",
+                 f"{self.copies_trashed} {_plural(self.copies_trashed, 'copy', 'copies')} "
+                 f"{would}trashed",
+                 f"{self.folders_trashed} empty {_plural(self.folders_trashed, 'folder')} "
+                 f"{would}trashed"]
+        if self.conflicts:
+            parts.append(f"{len(self.conflicts)} {_plural(len(self.conflicts), 'conflict')} "
+                         "left in place")
+        n = len(self.merged)
+        return f"{n} {_plural(n, 'folder')} {'to merge' if self.dry_run else 'merged'}: " + \
+            ", ".join(parts)
+
+
+def _plural(n: int, one: str, many: Optional[str] = None) -> str:
+    return one if n == 1 else (many or one + "s")
+
+
+def dedupe(where: Where, *, dry_run: bool = False) -> DedupeResult:
+    """Merge same-named folders on the way to ``where`` (a ``drive:`` folder) and below it
+    into the oldest of each name (see the module doc). ``dry_run``: list, change nothing."""
+    store, path = open_store(where)
+    return _Dedupe(store, dry_run).run(path)
+
+
+class _Dedupe:
+    def __init__(self, store: RemoteStore, dry_run: bool):
+        self.store = store
+        self.result = DedupeResult(dry_run=dry_run)
+        self.dry_run = dry_run
+        self.seen: set[str] = set()   # folders walked: a folder shortcut never leads back
+
+    def run(self, path: StorePath) -> DedupeResult:
+        cur = self.store.resolve(StorePath(path.start, (), path.key))
+        for name in path.names:
+            cur = self._step(cur, name)
+        self._walk(cur, 0)
+        return self.result
+
+    def _step(self, parent: RemoteEntry, name: str) -> RemoteEntry:
+        """The folder ``name`` in ``parent``, its same-named folders merged into it first."""
+        where = self._where(parent, name)
+        same = [e for e in self.store.list(parent) if e.name == name]
+        found = [e for e in same if _is_folder(e)]
+        if not found:
+            if same:
+                raise UsageError(f"{where} is not a folder; dedupe merges folders")
+            raise NotFoundError(f"{where} not found (names are case-sensitive)")
+        return self._merge_all(found, where, 0)
+
+    def _walk(self, folder: RemoteEntry, depth: int) -> None:
+        """Merge same-named folders anywhere below ``folder``."""
+        if folder.id in self.seen or depth > MAX_DEPTH:
+            return
+        self.seen.add(folder.id)
+        groups: dict[str, list[RemoteEntry]] = {}
+        for e in self.store.list(folder):
+            if _is_folder(e):
+                groups.setdefault(e.name, []).append(e)
+        for name, found in sorted(groups.items()):
+            self._walk(self._merge_all(found, self._where(folder, name), depth + 1), depth + 1)
+
+    def _merge_all(self, found: Sequence[RemoteEntry], where: str, depth: int) -> RemoteEntry:
+        """The oldest of ``found`` (same-named folders), the others merged into it."""
+        into = oldest(found)
+        for dup in sorted((e for e in found if e.id != into.id), key=_age):
+            self.result.merged.append((where, dup.id, into.id))
+            self._merge(into, dup, where, depth)
+        return into
+
+    def _merge(self, into: RemoteEntry, dup: RemoteEntry, where: str, depth: int) -> None:
+        """Move what ``dup`` holds into ``into``; trash ``dup`` once a listing shows it empty."""
+        if depth > MAX_DEPTH:
+            raise DriveStageError(f"{where}: folders nested more than {MAX_DEPTH} deep; "
+                                  "Drive allows no more, so this is a cycle: stopped")
+        held: dict[str, list[RemoteEntry]] = {}
+        for e in self.store.list(into):
+            held.setdefault(e.name, []).append(e)
+        left = False
+        for item in self.store.list(dup):
+            item_where = f"{where}/{item.name}"
+            same = held.get(item.name, [])
+            if not same:
+                log.info("moving %s (id %s) into %s", item_where, item.id, into.id)
+                if not self.dry_run:
+                    self.store.move(item, dup, into)
+                self.result.moved += 1
+            elif _is_folder(item) and all(_is_folder(e) for e in same):
+                target = oldest(same)
+                self.result.merged.append((item_where, item.id, target.id))
+                left |= not self._merged_away(target, item, item_where, depth + 1)
+            elif _copy_of(item, same):
+                log.info("%s (id %s) has the same bytes as the one in %s: to the trash",
+                         item_where, item.id, into.id)
+                if not self.dry_run:
+                    self.store.delete(item, trash=True)
+                self.result.copies_trashed += 1
+            else:
+                log.warning("%s (id %s) stays: the oldest folder (id %s) holds another item "
+                            "of that name", item_where, item.id, into.id)
+                self.result.conflicts.append(Conflict(item_where, dup.id, into.id))
+                left = True
+        if left:
+            return
+        self._trash_if_empty(dup, where)
+
+    def _merged_away(self, into: RemoteEntry, dup: RemoteEntry, where: str, depth: int) -> bool:
+        """Merge ``dup`` into ``into``; whether ``dup`` is gone (no conflict held it back)."""
+        before = len(self.result.conflicts)
+        self._merge(into, dup, where, depth)
+        return len(self.result.conflicts) == before
+
+    def _trash_if_empty(self, dup: RemoteEntry, where: str) -> None:
+        if not self.dry_run:
+            # Looked at again, not assumed: an item that reached it meanwhile keeps it.
+            still = self.store.list(dup)
+            if still:
+                log.warning("%s (id %s) is not empty after the merge (%s arrived meanwhile?); "
+                            "it stays: run dedupe again", where, dup.id,
+                            ", ".join(sorted(e.name for e in still)[:3]))
+                self.result.conflicts.extend(Conflict(f"{where}/{e.name}", dup.id, "")
+                                             for e in still)
+                return
+            self.store.delete(dup, trash=True)
+        log.info("%s (id %s) is empty: to the trash", where, dup.id)
+        self.result.folders_trashed += 1
+
+    def _where(self, parent: RemoteEntry, name: str) -> str:
+        base = self.store.describe(parent).rstrip("/")
+        return f"{base}{'' if base.endswith(':') else '/'}{name}"
+
+
+def oldest(found: Sequence[RemoteEntry]) -> RemoteEntry:
+    """Of same-named folders, the one every push takes (the oldest, then the lowest id)."""
+    return min(found, key=_age)
+
+
+def _age(e: RemoteEntry) -> tuple[float, str]:
+    return (e.created, e.id)
+
+
+def _is_folder(e: RemoteEntry) -> bool:
+    """A folder that lives here (a shortcut to one is an item like a file: moved as one)."""
+    return e.is_dir and not e.linked
+
+
+def _copy_of(item: RemoteEntry, same: Sequence[RemoteEntry]) -> bool:
+    """Whether ``item`` is a file whose bytes one of ``same`` (files of its name) holds."""
+    if item.is_dir or item.linked or not item.md5:
+        return False
+    return any(not e.is_dir and not e.linked and e.md5 == item.md5 and e.size == item.size
+               for e in same)
