@@ -210,3 +210,28 @@ def test_a_file_where_a_folder_is_meant_and_a_missing_path(emulator):
     code, _, err = run("dedupe", "drive:nowhere")
     assert (code, error_line(err)) == (1, "Error: drive:nowhere not found (names are "
                                           "case-sensitive)")
+
+
+def test_shortcuts_move_as_items_and_their_targets_stay_put(emulator, store):
+    """A shortcut in a newer folder (to a folder, to a file) is moved like a file, never
+    merged or followed: its target stays where its owner keeps it."""
+    shared = emulator.add_folder("elsewhere/data")
+    target = emulator.add_file("elsewhere/notes.txt", b"notes")
+    root = emulator.add_folder("runs")
+    old, new = folder(store, "exp", root), folder(store, "exp", root)
+    put(emulator, store, old, "data", b"a file called data")   # a name the shortcut shares
+    link_dir = store.drive.CreateFile({"title": "data", "parents": [{"id": new}],
+                                       "mimeType": "application/vnd.google-apps.shortcut",
+                                       "shortcutDetails": {"targetId": shared}})
+    link_dir.Upload()
+    link_file = store.drive.CreateFile({"title": "n.txt", "parents": [{"id": new}],
+                                        "mimeType": "application/vnd.google-apps.shortcut",
+                                        "shortcutDetails": {"targetId": target}})
+    link_file.Upload()
+    code, _, err = run("dedupe", "drive:runs/exp")
+    assert code == 1 and "drive:runs/exp/data (in id" in error_line(err)
+    parents = {f["id"]: [p["id"] for p in f["parents"]] for f in emulator.files()}
+    assert parents[link_file["id"]] == [old]        # moved
+    assert parents[link_dir["id"]] == [new]         # a conflict with the file "data": stays
+    assert parents[shared] != [old] and parents[target] != [old]   # targets untouched
+    assert not trashed(emulator)
