@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from typing import Any
 
 import click
 
@@ -98,6 +99,7 @@ def evaluate_cmd(config_path: str, weights: str, overrides: tuple[str, ...], as_
     from trainer.config import load_config
     from trainer.data.dataset import EvalDataset
     from trainer.engine import evaluate
+    from trainer.errors import WeightsError
     from trainer.model import YoloV4Tiny
     from trainer.staging import local_weights, stage_data
     from trainer.weights import load_weights
@@ -105,11 +107,14 @@ def evaluate_cmd(config_path: str, weights: str, overrides: tuple[str, ...], as_
     cfg = load_config(config_path, list(overrides))
     data = stage_data(cfg)
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu")
-    model = YoloV4Tiny(len(data.class_names), cfg.model.anchors, cfg.model.anchors_mask,
-                       input_size=cfg.model.input_size, phi=cfg.model.phi)
     path = local_weights(weights, cfg)
-    _check_classes(path, data.class_names)
-    load_weights(model, path)
+    info = _check_classes(path, data.class_names)
+    model = YoloV4Tiny(len(data.class_names), **_as_trained(path, info, cfg.model))
+    report = load_weights(model, path)
+    if report.skipped or any(k.startswith("yolo_head") for k in report.missing):
+        # Scored anyway, its random heads gave an mAP near 0 and exit 0.
+        raise WeightsError(f"{path}: the detection heads did not load ({report.summary()}); "
+                           "evaluate with the config it was trained with")
     lines = data.val_lines[: cfg.data.max_val_images] if cfg.data.max_val_images else data.val_lines
     result = evaluate(model.to(device), EvalDataset(lines, cfg.model.input_size, classes=data.class_names), data.class_names,
                       device, conf_thresh=cfg.train.conf_thresh, nms_thresh=cfg.train.nms_thresh,
@@ -127,21 +132,46 @@ def evaluate_cmd(config_path: str, weights: str, overrides: tuple[str, ...], as_
     click.echo(f"({result['images']} images)")
 
 
-def _check_classes(path: str, names: list) -> None:
-    """Refuse weights trained for other classes: their per-class AP would be meaningless."""
+def _check_classes(path: str, names: list) -> dict:
+    """Refuse weights trained for other classes (their per-class AP would be meaningless) or
+    for none (a backbone: its heads would be random); what the file says of its model."""
     from trainer.errors import WeightsError
     from trainer.weights import inspect_weights
 
     info = inspect_weights(path)
     saved, count = info.get("classes"), info.get("num_classes")
+    if count is None:
+        raise WeightsError(f"{path} has no detection heads (a backbone-only file?); evaluating "
+                           "needs trained weights")
     if saved is not None and list(saved) != list(names):
         raise WeightsError(f"{path} was trained on {len(saved)} classes {_names(saved)} "
                            f"but the config names {len(names)} classes {_names(names)}; evaluate "
                            f"with the config it was trained with (data.classes)")
-    if saved is None and count is not None and count != len(names):
+    if saved is None and count != len(names):
         raise WeightsError(f"{path} has heads for {count} classes (names not stored) "
                            f"but the config names {len(names)} classes {_names(names)}; evaluate "
                            f"with the config it was trained with (data.classes)")
+    return info
+
+
+def _as_trained(path: str, info: dict, model_cfg: Any) -> dict:
+    """The model's shape as ``path`` was trained (what its checkpoint recorded, else the
+    config's), with a warning for each way it differs from the config: the weights are
+    scored as they were trained, not through anchors or attention they never learnt with."""
+    shape = {"anchors": model_cfg.anchors, "anchors_mask": model_cfg.anchors_mask,
+             "phi": model_cfg.phi}
+    differs = [k for k in shape if k in info and json.dumps(info[k]) != json.dumps(shape[k])]
+    shape.update((k, info[k]) for k in differs)
+    name = os.path.basename(path)
+    if differs:
+        logger.warning("%s was trained with another %s than the config's: evaluated as trained",
+                       name, " and ".join(f"model.{k}" for k in differs))
+    trained = info.get("input_size")
+    if trained and int(trained) != model_cfg.input_size:
+        logger.warning("evaluated at input size %d (model.input_size); %s was trained at %d: "
+                       "--set model.input_size=%d evaluates it as trained",
+                       model_cfg.input_size, name, trained, trained)
+    return dict(shape, input_size=model_cfg.input_size)
 
 
 def _names(names: list) -> str:
