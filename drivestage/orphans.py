@@ -18,23 +18,42 @@ An orphan ``X.json`` is retired only when all of these hold:
   drivestage wrote with an md5 has both: a user's notes naming a dataset's md5 are no
   sidecar) and an epoch (from the sidecar or the name), and no file of the folder holds that
   md5 (a checkpoint the user renamed in the folder keeps its sidecar).
-* **Superseded in its run.** A verified checkpoint of the same run (a sidecar naming no run
-  is a run of its own) is on the store, further on in training, saved later where both
-  sidecars say when, and arrived on the store after the orphan did (Drive's modified times,
-  Drive's clock, not this machine's): a sidecar that arrived later may be the first half of
-  an upload whose checkpoint is still on its way, and the only record of a run stays.
-* **The policy retires its checkpoint.** The plan made with its checkpoint put back (verified,
-  as its sidecar describes it) deletes that checkpoint: one that would be the newest of its
-  run, the best, an every-E epoch, protected or just written keeps its sidecar.
+* **Superseded, or old.** Either
+
+  - *superseded in its run*: a verified checkpoint of the same run (a sidecar naming no run
+    is a run of its own) is on the store, further on in training, saved later where both
+    sidecars say when, and arrived on the store after the orphan did (by the store's times,
+    :func:`arrived` and :func:`_first_held`: a sidecar that arrived later may be the first
+    half of an upload whose checkpoint is still on its way), and the plan made with its
+    checkpoint put back (verified, as its sidecar describes it) deletes that checkpoint: one
+    that would be the newest of its run, the best or an every-E epoch keeps its sidecar;
+  - or *old*: the store has held the sidecar, as it is, for :data:`MIN_AGE` at least (a day;
+    :func:`arrived`; only on a store that stamps arrivals itself, Drive: a directory's mtimes
+    are what the copy tool set): an upload that sent the sidecar first (Drive for desktop, rclone) has
+    long delivered its checkpoint or never will. Its checkpoint is gone whatever the policy
+    would do with it, so the sidecar keeps nothing: the quota it takes and a listing that
+    ranks checkpoints by their sidecars are all it still costs. (A sidecar that is the only
+    record of its run goes too, a day on.)
+
+  and neither its checkpoint nor itself is protected (``--protect``, by name or id).
 
 Before the deletion the folder is listed once more (:func:`still_orphan`): a checkpoint of
 that name back on the store (another machine sending it again under the same name) or a
-sidecar changed since the plan cancels it.
+sidecar changed since the plan cancels it. That second listing is the evidence against a
+listing that lags (Drive's is eventually consistent; a search by name is a listing too, no
+better): a checkpoint the plan's listing did not show yet is seen there. What no number of
+listings can rule out is a checkpoint that reaches the store in the last moments before the
+re-check, a day or more after its sidecar: its sidecar is retired, and the checkpoint stays
+unverified (kept as the newest of the run-less ones) until its uploader sends the sidecar
+again. Nothing is lost but the quota of that one checkpoint; ``--use-trash`` keeps the
+sidecar restorable. Retiring costs no request of its own: the re-check listing is shared by
+every deletion of the plan, and each orphan is one deletion.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
@@ -72,40 +91,90 @@ def checkpoint_name(name: str, policy: RetentionPolicy) -> Optional[str]:
     return None
 
 
+#: How long the store must have held an orphan sidecar, unchanged, before it goes without a
+#: newer checkpoint of its run (seconds): longer than any upload of a checkpoint that an
+#: uploader sending the sidecar first may still complete, and than Drive's listings lag.
+MIN_AGE = 24 * 3600.0
+
+
+def arrived(entry: RemoteEntry) -> float:
+    """When the store received ``entry`` as it is now, as late as its times allow: the later
+    of Drive's createdDate and modifiedDate. Drive stamps createdDate on arrival, and the v2
+    API (drivestage's, PyDrive2's) cannot set it; modifiedDate is the one an uploader that
+    keeps mtimes sets (Drive for desktop, rclone: a sidecar sent today may say a year ago),
+    and the later one when the file changed in place. A store without creation times (a
+    directory: 0) has its mtime."""
+    return max(entry.created, entry.modified)
+
+
+def _first_held(d: Described) -> float:
+    """When the store held the checkpoint ``d`` first, as early as its times allow (the
+    earlier of its creation and modified times that are known): a superseder counts as
+    arriving after an orphan only when even this is later than :func:`arrived` of it."""
+    known = [t for t in (d.created, d.modified) if t > 0]
+    return min(known) if known else 0.0
+
+
 def superseded_by(orphan: Orphan, described: Iterable[Described]) -> Optional[Described]:
     """The newest verified checkpoint of the orphan's run that supersedes it (further on,
     saved later where both say, on the store since after the orphan arrived), or None."""
     said = orphan.sidecar
+    came = arrived(orphan.entry)
     later = [d for d in described
              if d.verified and d.sidecar.run == said.run and d.sidecar.epoch is not None
-             and d.sidecar.progress > said.progress and d.modified > orphan.entry.modified
+             and d.sidecar.progress > said.progress and _first_held(d) > came
              and (said.saved is None
                   or (d.sidecar.saved is not None and d.sidecar.saved > said.saved))]
     return sidecar.newest(later)
 
 
+def _ago(seconds: float) -> str:
+    """An age in whole hours (whole days from three days on), rounded down."""
+    hours = int(seconds // 3600)
+    return f"{hours} h" if hours < 72 else f"{hours // 24} days"
+
+
 def retire(decided: Plan, candidates: Sequence[Candidate], described: Sequence[Described],
            orphans: Sequence[Orphan], policy: RetentionPolicy, *, protect: Iterable[str] = (),
-           also_keep: Optional[Mapping[str, Iterable[str]]] = None) -> Plan:
+           also_keep: Optional[Mapping[str, Iterable[str]]] = None,
+           now: Optional[float] = None) -> Plan:
     """``decided`` (the plan of ``candidates``) with the orphans that may go deleted: each
-    one's decision becomes a delete, labelled as an orphan's retirement."""
+    one's decision becomes a delete, labelled as an orphan's retirement. ``now``: this
+    machine's clock (seconds since the epoch), against which an orphan's age is measured."""
     if not policy.active:
         return decided
+    now = time.time() if now is None else now
     protect = list(protect)
+    pinned = set(protect) | {n for names in (also_keep or {}).values() for n in names}
     retired: dict[str, Decision] = {}
     for orphan in orphans:
-        newer = superseded_by(orphan, described)
-        if newer is None or orphan.entry.md5 is None:
+        if orphan.entry.md5 is None:
             continue
-        said = orphan.sidecar
-        back = Candidate(orphan.checkpoint, said.size or 0, orphan.entry.modified,
-                         dict(said.metrics), said.epoch, None, True, said.run, said.saved)
-        again = plan(list(candidates) + [back], policy, protect=protect, also_keep=also_keep)
-        if any(d.name == orphan.checkpoint and d.id is None and not d.keep for d in again):
+        newer = superseded_by(orphan, described)
+        if newer is not None:
+            said = orphan.sidecar
+            back = Candidate(orphan.checkpoint, said.size or 0, orphan.entry.modified,
+                             dict(said.metrics), said.epoch, None, True, said.run, said.saved)
+            again = plan(list(candidates) + [back], policy, protect=protect,
+                         also_keep=also_keep)
+            if any(d.name == orphan.checkpoint and d.id is None and not d.keep for d in again):
+                retired[orphan.entry.id] = Decision(
+                    orphan.entry.name, False,
+                    f"orphan sidecar: {orphan.checkpoint} is not here, and {newer.name} of its "
+                    "run is further on and verified", orphan.entry.size, orphan.entry.id,
+                    SIDECAR, orphan_md5=orphan.entry.md5)
+                continue
+        # Old: whatever supersedes it or not. Only on a store that stamps arrivals itself
+        # (Drive's createdDate): a directory's mtimes are the writer's word (cp -p, rsync -t
+        # give a file sent today last year's). A clock behind the store's gives a negative
+        # age (kept); one far ahead would age every orphan, which the re-check does not catch.
+        age = now - arrived(orphan.entry)
+        if orphan.entry.created > 0 and age >= MIN_AGE and not {orphan.checkpoint, orphan.entry.name,
+                                   orphan.entry.id} & pinned:
             retired[orphan.entry.id] = Decision(
                 orphan.entry.name, False,
-                f"orphan sidecar: {orphan.checkpoint} is not here, and {newer.name} of its "
-                "run is further on and verified", orphan.entry.size, orphan.entry.id, SIDECAR,
+                f"orphan sidecar: {orphan.checkpoint} is not here, and this sidecar reached the "
+                f"store {_ago(age)} ago", orphan.entry.size, orphan.entry.id, SIDECAR,
                 orphan_md5=orphan.entry.md5)
     if not retired:
         return decided

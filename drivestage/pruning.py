@@ -155,7 +155,7 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
         entry = pick(files[name], name, theirs) \
             if name in files and (managed or name in local) else None
         if entry is not None and theirs is not None:
-            verified = Described(name, theirs, entry.md5, entry.modified)
+            verified = Described(name, theirs, entry.md5, entry.modified, entry.created)
             described.append(verified)
         if name in local:
             # Same name on the remote: the local file replaces it. An autosave is verified

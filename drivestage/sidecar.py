@@ -271,6 +271,7 @@ class Described:
     sidecar: Sidecar
     md5: Optional[str] = None        # the checkpoint's md5 where the store knows it
     modified: float = 0.0
+    created: float = 0.0             # when the store made it (Drive's createdDate; 0: unknown)
 
     @property
     def verified(self) -> bool:

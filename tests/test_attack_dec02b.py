@@ -123,12 +123,6 @@ def test_a_users_json_with_an_epoch_and_an_md5_beside_run_less_checkpoints_is_ke
     assert _live(emulator) == {"epoch_002.json": [md5(notes)], **new}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "orphans.superseded_by takes Drive's modifiedDate for the arrival order, but an uploader "
-    "that keeps mtimes sets it (Drive for desktop, rclone): the sidecar sent first looks older "
-    "than epoch 4, is retired, and its checkpoint arriving after it is kept as 'newest, last 1' "
-    "of the run-less checkpoints until another comes (storage, no data lost; a fix needs a "
-    "time no client sets, which RemoteEntry lacks)"))
 def test_a_sidecar_that_reached_drive_first_with_an_older_mtime_then_its_checkpoint(
         emulator, drive_env, local_state, tmp_path):
     """Machine B's uploader keeps mtimes and sends the small file first (Drive for desktop,

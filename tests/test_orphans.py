@@ -2,6 +2,8 @@
 real stack are in test_attack_orphans.py."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from drivestage import orphans
@@ -35,7 +37,8 @@ def _retire(orphan: orphans.Orphan, newer_saved=None, policy=POLICY):
     described = [Described("epoch_004.pt", Sidecar(epoch=4, run="r", md5="c" * 32,
                                                     saved=newer_saved), "c" * 32, 200.0)]
     decided = plan(files, policy)
-    out = orphans.retire(decided, files, described, [orphan], policy)
+    # A clock minutes on: none of these orphans is old (see the tests of age below).
+    out = orphans.retire(decided, files, described, [orphan], policy, now=1000.0)
     # Nothing but the orphan's own decision ever changes.
     assert [d for d in out if d.id != "j"] == [d for d in decided if d.id != "j"]
     return next(d for d in out if d.id == "j")
@@ -62,3 +65,57 @@ def test_an_orphan_that_may_be_needed_is_kept(orphan, newer_saved, policy):
 
 def test_an_orphan_saved_before_its_superseder_is_retired():
     assert not _retire(_orphan(3, 100.0, saved=50.0), 60.0).keep
+
+
+# ------------------------------------------------------------ Drive's arrival times, and age
+
+NOW = 1_800_000_000.0
+
+
+def _at(orphan: orphans.Orphan, created: float, modified: float) -> orphans.Orphan:
+    return orphans.Orphan(dataclasses.replace(orphan.entry, created=created, modified=modified),
+                          orphan.checkpoint, orphan.sidecar)
+
+
+def test_an_orphan_whose_uploader_set_its_modified_time_back_is_not_superseded():
+    """Drive received it (createdDate 250) after epoch 4 (200); its uploader kept the file's
+    mtime (modifiedDate 100): it may be the first half of an upload, so it stays."""
+    d = _retire(_at(_orphan(3, 100.0), created=250.0, modified=100.0))
+    assert d.keep and d.orphan_md5 is None
+
+
+def _alone(orphan: orphans.Orphan, now: float, protect=(), policy=POLICY):
+    """``orphan`` retired or not at ``now`` (a fake clock), with no other checkpoint."""
+    files = [Candidate(orphan.entry.name, 100, orphan.entry.modified, id="j")]
+    decided = plan(files, policy)
+    out = orphans.retire(decided, files, [], [orphan], policy, protect=protect, now=now)
+    return next(d for d in out if d.id == "j")
+
+
+@pytest.mark.parametrize("created, modified, retired", [
+    (NOW - orphans.MIN_AGE, NOW - orphans.MIN_AGE, True),
+    (NOW - orphans.MIN_AGE + 1, NOW - orphans.MIN_AGE + 1, False),
+    (NOW - 3 * orphans.MIN_AGE, NOW - 60, False),      # changed in place a minute ago
+    (NOW - 60, NOW - 3 * orphans.MIN_AGE, False),      # arrived a minute ago, an old mtime
+    (0.0, NOW - 2 * orphans.MIN_AGE, False),           # a directory: mtimes, the writer's
+    (NOW + 3600, NOW + 3600, False),                   # this machine's clock is behind
+])
+def test_an_orphan_nothing_supersedes_goes_once_the_store_held_it_min_age(created, modified,
+                                                                          retired):
+    d = _alone(_at(_orphan(3, 0.0), created, modified), NOW)
+    assert (not d.keep, d.orphan_md5 is not None) == (retired, retired)
+    if retired:
+        assert d.reason.startswith("orphan sidecar: epoch_003.pt is not here, and this sidecar "
+                                   "reached the store ")
+
+
+@pytest.mark.parametrize("protect", [["epoch_003.pt"], ["epoch_003.json"], ["j"]])
+def test_an_old_orphan_protected_by_name_or_id_stays(protect):
+    d = _alone(_at(_orphan(3, 0.0), NOW - 2 * orphans.MIN_AGE, NOW - 2 * orphans.MIN_AGE), NOW,
+               protect=protect)
+    assert d.keep
+
+
+def test_no_policy_keeps_an_old_orphan():
+    d = _alone(_at(_orphan(3, 0.0), 1.0, 1.0), NOW, policy=RetentionPolicy())
+    assert d.keep

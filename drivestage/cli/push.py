@@ -134,7 +134,14 @@ def _summary(result: "PushResult") -> str:
     if result.skipped_by_policy:
         parts.append(f"{len(result.skipped_by_policy)} not sent (the policy deletes them)")
     if result.pruned:
-        parts.append(f"{len(result.pruned)} pruned")
+        # Orphan sidecars by name (drivestage.orphans): a deletion of a file without its
+        # checkpoint is one a user should be able to see, and find in the trash.
+        orphans = [d.name for d in result.pruned if d.orphan_md5 is not None]
+        named = ", ".join(orphans[:5]) + (f", … ({len(orphans) - 5} more)"
+                                          if len(orphans) > 5 else "")
+        parts.append(f"{len(result.pruned)} pruned" + (
+            f" ({len(orphans)} orphan sidecar{'s' if len(orphans) > 1 else ''} retired: "
+            f"{named})" if orphans else ""))
     if result.deleted:
         parts.append(f"{len(result.deleted)} deleted (not local)")
     if result.replaced_duplicates:
