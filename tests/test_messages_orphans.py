@@ -65,3 +65,22 @@ def test_an_orphans_checkpoint_back_before_the_deletion_keeps_it(emulator, drive
     shown("kept the orphan sidecar … its checkpoint came back or it changed since the plan", text)
     side = emulator.find(f"{FOLDER}/epoch_003.json")
     assert json.loads(emulator.read_bytes(side["id"]))["epoch"] == 3
+
+
+@renders("orphan sidecar: … is not here, and this sidecar reached the store … ago")
+def test_prune_dry_run_shows_an_old_orphans_retirement(emulator, drive_env, local_state,
+                                                      tmp_path):
+    """epoch 3's checkpoint gone, its sidecar on Drive for two days (Drive's clock moved back
+    on the record), nothing of its run further on."""
+    import time
+
+    save(str(tmp_path / "a"), "epoch_003", 3, T0 + 3, run=RUN)
+    ok("push", str(tmp_path / "a"), f"drive:{FOLDER}")
+    emulator.store.delete(emulator.find(f"{FOLDER}/epoch_003.pt")["id"])
+    then = time.time() - 2 * 24 * 3600
+    emulator.store.update(emulator.find(f"{FOLDER}/epoch_003.json")["id"], created=then,
+                          modified=then)
+    out = ok("prune", f"drive:{FOLDER}", "--keep-last", "1", "--dry-run")
+    line = next(row for row in out.splitlines() if "epoch_003.json" in row)
+    shown("orphan sidecar: … is not here, and this sidecar reached the store … ago", line)
+    assert line.startswith("delete")
