@@ -191,16 +191,23 @@ def test_sigkill_mid_epoch_then_resume_reaches_the_same_weights(tiny_config, tmp
 def test_another_machine_pulls_the_checkpoint_rank0_fetched_from_drive(emulator, drive_env,
                                                                         tmp_path):
     # Multi-machine DDP: rank 0 fetched epoch_004.pt from Drive into its own out_dir; on the
-    # other machines the local rank 0 pulls the same file before every rank loads it.
-    from trainer.resume import ensure_local_checkpoint
+    # other machines the local rank 0 pulls the same bytes (by id, md5-checked) before every
+    # rank loads them (tests/test_attack_ddp19.py: when they change meanwhile).
+    import hashlib
+
+    from drivestage.remote import open_store
+    from trainer.resume import Chosen, ensure_local_checkpoint
 
     data = os.urandom(300_000)
     emulator.add_file("Models/run/logs/epoch_004.pt", data)
+    store, path = open_store("drive:Models/run/logs/epoch_004.pt")
+    chosen = Chosen("drive:Models/run/logs/epoch_004.pt", hashlib.md5(data).hexdigest(),
+                    len(data), store.resolve(path))
     target = tmp_path / "other-machine" / "logs" / "epoch_004.pt"
     target.parent.mkdir(parents=True)
-    got = ensure_local_checkpoint(str(target), "drive:Models/run/logs/epoch_004.pt")
+    got = ensure_local_checkpoint(str(target), chosen)
     assert got == str(target) and target.read_bytes() == data
     # A machine that already has it (rank 0's) makes no request at all.
     emulator.clear_requests()
-    ensure_local_checkpoint(str(target), "drive:Models/run/logs/epoch_004.pt")
+    ensure_local_checkpoint(str(target), chosen)
     assert emulator.requests == []

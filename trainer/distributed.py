@@ -140,7 +140,9 @@ def main_first(info: DistInfo, *, local: bool = True) -> Iterator[bool]:
     """Run the body on (local) rank 0 first while the other ranks wait, then on the others.
 
     Used to pull the dataset once per machine. A failure on the first rank is passed to
-    the others as an error instead of leaving them waiting at the barrier forever.
+    the others as an error instead of leaving them waiting at the barrier forever; with
+    several machines, to the other machines' first ranks too (they went on alone before, and
+    waited in training's first collective for the timeout).
     """
     first = info.is_local_main if local else info.is_main
     if not is_initialized():
@@ -152,7 +154,8 @@ def main_first(info: DistInfo, *, local: bool = True) -> Iterator[bool]:
         except BaseException:
             _share_failure(True)
             raise
-        _share_failure(False)
+        if _share_failure(False):
+            raise RuntimeError("staging failed on another machine; see its log")
     else:
         if _share_failure(False):
             raise RuntimeError("staging failed on the first rank; see its log")

@@ -139,7 +139,10 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
              *extra_callbacks] if info.is_main else []
     run.callbacks = CallbackList([*rank0, checkpointer])   # the policy last: it sees fresh files
     try:
-        rng = resume.restore(run, start) if start.path else None
+        try:
+            rng = resume.restore(run, start) if start.path else None
+        finally:
+            resume.loaded(start, info)   # (a hidden copy of rank 0's bytes is removed)
         if writer is not None and start.path:
             # This run's saves come after every save of the run seen here, whatever the clock.
             writer.not_before(resume.saved_before(t.out_dir, run.state.run, start))

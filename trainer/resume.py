@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional, Sequence
 
 from drivestage.errors import ChecksumMismatchError, DriveStageError, NotFoundError, \
     RemoteChangedError
 from drivestage.sidecar import Sidecar
+from drivestage.store import RemoteEntry
 from trainer import checkpoint as ckpt
 from trainer import distributed
 from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run
@@ -44,20 +45,91 @@ class Start:
     where: Optional[str] = None        # how to name it in messages (a path, or drive:...)
     remote: Optional[str] = None       # the drive: file it came from (other machines pull it)
     safe: Optional[RemoteCheckpoint] = None  # the newest verified checkpoint on Drive, if seen
+    side_copies: bool = False          # a machine loads rank 0's bytes from a hidden copy
+                                       # (:func:`loaded` removes them once every rank loaded)
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The bytes rank 0 resumes from, which every machine must load (multi-machine DDP)."""
+
+    where: str                          # how messages name them (a path, or drive:...)
+    md5: str                            # hex md5 of rank 0's file
+    size: int
+    entry: Optional[RemoteEntry] = None  # the Drive file holding exactly these bytes, if any
 
 
 def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
            drive: Optional[DriveFolder]) -> Start:
-    """Decide on rank 0 and tell every rank; make sure every machine has the file."""
-    start = _decide(cfg, resume, drive) if info.is_main else None
-    shared = distributed.broadcast_object(
-        None if start is None else (start.run, start.path, start.where, start.remote))
-    run, path, where, remote = shared
-    if path and remote:
-        with distributed.main_first(info, local=True) as first:
-            if first:
-                ensure_local_checkpoint(path, remote)
-    return start if start is not None else Start(run, path, where, remote)
+    """Decide on rank 0 and tell every rank; make sure every machine loads the same bytes.
+
+    Rank 0 sends the md5, size and Drive file of the bytes it chose along with the name; each
+    other machine's local rank 0 checks the file it has under that name, or fetches those
+    bytes by id (:func:`ensure_local_checkpoint`). Then every rank learns whether every
+    machine got them, in one collective: a failure on one machine fails all ranks with its
+    line, instead of leaving the others waiting in the first collective of training (DDP
+    would otherwise average the gradients of different models, or hang for the timeout)."""
+    start: Optional[Start] = None
+    if info.is_main:
+        try:
+            start = _decide(cfg, resume, drive)
+            chosen = (chosen_bytes(start.path, start.where or start.path, _drive_copy(start))
+                      if start.path and info.distributed else None)
+        except BaseException as exc:
+            # The others wait in the broadcast below: tell them, or they wait for the timeout.
+            distributed.broadcast_object(("failed", _one_line(exc)))
+            raise
+        shared = distributed.broadcast_object(
+            (start.run, start.path, start.where, start.remote, chosen,
+             os.path.abspath(cfg.train.out_dir)))
+    else:
+        shared = distributed.broadcast_object(None)
+        if shared[0] == "failed":
+            raise CheckpointError(f"rank 0 could not choose where to start: {shared[1]}")
+    run, path, where, remote, chosen, main_out_dir = shared
+    if not path or not info.distributed:
+        return start if start is not None else Start(run, path, where, remote)
+    here = path if info.is_main else _here(path, main_out_dir, cfg.train.out_dir)
+    load, failure = here, None
+    if info.is_local_main and not info.is_main:
+        try:
+            load = ensure_local_checkpoint(here, chosen)
+        except Exception as exc:   # any failure: the other ranks must hear of it
+            failure = _one_line(exc)
+    results = distributed.all_gather_object((failure, load, info.local_rank))
+    failed = [(r, f) for r, (f, _, _) in enumerate(results) if f is not None]
+    if failed:
+        rank, why = failed[0]
+        raise CheckpointError(why if isinstance(why, str) else f"rank {rank} failed")
+    # This machine's local rank 0 holds the global rank ``rank - local_rank`` (torchrun numbers
+    # each machine's ranks in a row): its answer names the file this machine loads.
+    mine = results[info.rank - info.local_rank]
+    if mine[2] == 0:
+        load = mine[1]
+    side = any(_is_side_copy(r[1]) for r in results)   # then removed once all loaded
+    if start is not None:
+        return replace(start, side_copies=side)
+    return Start(run, load, where, remote, side_copies=side)
+
+
+def _here(path: str, main_out_dir: str, out_dir: str) -> str:
+    """Rank 0's ``path`` on this machine: in this machine's ``train.out_dir`` when it is in
+    rank 0's (the same config names the same folder; a machine may mount it elsewhere)."""
+    if os.path.dirname(os.path.abspath(path)) == main_out_dir:
+        return os.path.join(os.path.abspath(out_dir), os.path.basename(path))
+    return path
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _drive_copy(start: Start) -> Optional[RemoteEntry]:
+    """The Drive file that may hold the chosen bytes: the one fetched, else the newest
+    verified checkpoint of the run (the same bytes as a local one, once mirrored); which one
+    really does is for :func:`chosen_bytes` to check."""
+    return start.safe.entry if start.safe is not None else None
 
 
 def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> Start:
@@ -309,17 +381,100 @@ def saved_before(out_dir: str, run: Optional[str], start: Start) -> float:
                default=0.0)
 
 
-def ensure_local_checkpoint(path: str, remote: str) -> str:
-    """Make ``path`` exist: pull ``remote`` (a ``drive:`` file) into its folder if missing."""
-    if os.path.isfile(path):
-        return path
-    import drivestage
+def chosen_bytes(path: str, where: str, entry: Optional[RemoteEntry]) -> Chosen:
+    """What rank 0 sends of the checkpoint ``path`` it resumes from: its md5 and size, and the
+    Drive file ``entry`` when that holds the same bytes (the others fetch it by id)."""
+    md5, size = _file_md5(path)
+    same = entry is not None and (entry.md5 or "").lower() == md5 and entry.size == size
+    return Chosen(where=where, md5=md5, size=size, entry=entry if same else None)
 
-    logger.info("fetching %s from %s for this machine", os.path.basename(path), remote)
-    result = drivestage.pull(remote, os.path.dirname(os.path.abspath(path)), quiet=True)
-    if os.path.abspath(result.path) != os.path.abspath(path):
-        os.replace(result.path, path)
-    return path
+
+#: The hidden copy of rank 0's bytes on a machine that holds other bytes under their name:
+#: ``.<name>.<md5>.resume.tmp`` (``.*.tmp``: never mirrored to Drive, never listed as a
+#: checkpoint).
+_SIDE_SUFFIX = ".resume.tmp"
+
+
+def _side_copy(path: str, md5: str) -> str:
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{name}.{md5}{_SIDE_SUFFIX}")
+
+
+def _is_side_copy(path: Optional[str]) -> bool:
+    name = os.path.basename(path or "")
+    return name.startswith(".") and name.endswith(_SIDE_SUFFIX)
+
+
+def ensure_local_checkpoint(path: str, chosen: Chosen) -> str:
+    """The file on this machine that holds exactly rank 0's ``chosen`` bytes: ``path`` when it
+    does; else those bytes fetched from Drive *by id* (a new version of the name pushed since
+    rank 0 chose is other bytes), verified against rank 0's md5, into ``path`` when nothing is
+    there, or into a hidden copy beside it when ``path`` holds other bytes (this machine's own
+    file, kept: it may be the only copy of that state). Raises CheckpointError, one line."""
+    if os.path.isfile(path):
+        md5, size = _file_md5(path)
+        if md5 == chosen.md5 and size == chosen.size:
+            return path
+        logger.warning("%s on this machine is not the checkpoint rank 0 resumes from (md5 %s, "
+                       "rank 0's %s); it is kept, and rank 0's is loaded instead", path, md5,
+                       chosen.md5)
+        other = True
+    else:
+        other = False
+    if chosen.entry is None:
+        has = f"this machine holds other bytes at {path}" if other else \
+            f"which this machine does not have at {path}"
+        raise CheckpointError(
+            f"rank 0 resumes from {chosen.where} (md5 {chosen.md5}), {has} and Drive does "
+            f"not hold; put that file there on every machine, or resume from a checkpoint on "
+            f"Drive (--resume auto with drive.logs set)")
+    target = _side_copy(path, chosen.md5) if other else path
+    if other and os.path.isfile(target) and _file_md5(target) == (chosen.md5, chosen.size):
+        return target   # a rerun: this machine fetched these bytes already
+    from drivestage.download import download
+    from drivestage.errors import ChecksumMismatchError, NotFoundError, RemoteChangedError
+    from drivestage.remote import open_store
+
+    logger.info("fetching %s (md5 %s) from Drive for this machine", chosen.where, chosen.md5)
+    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+    try:
+        store, _ = open_store(f"drive:id:{chosen.entry.id}")
+        # By id, verified against rank 0's md5 and size (the entry it saw): never the name's
+        # newest version. The bytes wait in a hidden partial until they matched.
+        download(store, chosen.entry, target, describe=chosen.where)
+    except (NotFoundError, RemoteChangedError, ChecksumMismatchError) as exc:
+        _drop_partials(target)
+        raise CheckpointError(
+            f"{chosen.where} changed on Drive while the run started (rank 0 loads md5 "
+            f"{chosen.md5}; {_one_line(exc)}); run again") from None
+    return target
+
+
+def _drop_partials(target: str) -> None:
+    """What a failed fetch of bytes that are gone from Drive left: never of use again."""
+    from drivestage.partials import remove_partial, stale_partials
+
+    for partial in stale_partials(target):
+        remove_partial(partial)
+
+
+def loaded(start: Start, info: distributed.DistInfo) -> None:
+    """Every rank has loaded ``start``: a machine that loaded rank 0's bytes from a hidden
+    copy removes it (every rank calls this; a collective only when some machine made one)."""
+    if not start.side_copies:
+        return
+    distributed.barrier()
+    if info.is_local_main and start.path is not None and _is_side_copy(start.path):
+        drop_side_copy(start.path)
+
+
+def drop_side_copy(path: str) -> None:
+    """Remove a hidden copy of rank 0's bytes (this machine's own file of the name stays)."""
+    if _is_side_copy(path):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def restore(run: Any, start: Start) -> Optional[dict]:
