@@ -3,6 +3,7 @@ machines that disagree, a large checkpoint checked against its sidecar, and a fo
 rewritten while a resume reads it."""
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 import types
@@ -286,21 +287,35 @@ def test_a_checkpoint_rewritten_during_every_fetch_is_given_up_after_a_bounded_n
     assert not logs.exists() or os.listdir(logs) == []      # nothing fetched is left behind
 
 
-# --------------------------------------------------------------------------- left alone
+# --------------------------------------------------------------------------- sent back
 
-@pytest.mark.xfail(strict=True, reason="the branch exists only once it saved: a resume on "
-                   "purpose from an older checkpoint killed before its first save is forgotten "
-                   "(see /work/helpers/notes/attack18resume.md)")
 def test_a_run_sent_back_and_stopped_before_its_first_save_stays_sent_back(tmp_path):
     """The user resumes on purpose from epoch_005.pt (epoch 10 diverged) with a lower lr;
-    Colab disconnects before the first autosave (train.save_minutes) or epoch end. The next
-    --resume auto goes on from the diverged epoch 10, without a word."""
-    logs = tmp_path / "logs"
-    ckpt.save_checkpoint(_state("r1", 5), str(logs / "epoch_005.pt"))
-    ckpt.save_checkpoint(_state("r1", 10), str(logs / "epoch_010.pt"))
+    Colab disconnects before the first autosave (train.save_minutes) or epoch end. Before,
+    the next --resume auto went on from the diverged epoch 10, without a word: the branch
+    existed only once it saved. Now the resume records it at once (the sidecar of
+    epoch_005.pt dated now; its bytes, and the md5 its sidecar names, as they were). The
+    Drive side: tests/test_attack19_branch.py."""
     from trainer.resume import _decide as decide
+    from trainer.resume import record_branch, saved_before
+    from trainer.writer import BackgroundWriter
+
+    logs = tmp_path / "logs"
+    five = ckpt.save_checkpoint(_state("r1", 5), str(logs / "epoch_005.pt"))
+    ckpt.save_checkpoint(_state("r1", 10), str(logs / "epoch_010.pt"))
+    with open(five, "rb") as fh:
+        md5 = hashlib.md5(fh.read()).hexdigest()
 
     cfg = types.SimpleNamespace(train=types.SimpleNamespace(out_dir=str(logs)))
-    assert decide(cfg, str(logs / "epoch_005.pt"), None).path == str(logs / "epoch_005.pt")
+    start = decide(cfg, str(logs / "epoch_005.pt"), None)
+    assert start.path == five
+    writer = BackgroundWriter(str(logs))       # what fit does once the start is restored
+    try:
+        writer.not_before(saved_before(str(logs), "r1", start))
+        assert record_branch(str(logs), start, "r1", writer) == "epoch_005.pt"
+    finally:
+        writer.close()
     # (killed here, before any save)
     assert os.path.basename(decide(cfg, "auto", None).path) == "epoch_005.pt"
+    with open(five, "rb") as fh:
+        assert hashlib.md5(fh.read()).hexdigest() == md5 == ckpt.read_sidecar(five).md5

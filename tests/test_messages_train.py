@@ -527,3 +527,44 @@ def test_export_onnx_without_the_extra(tmp_path, monkeypatch):
     assert code == 1
     assert not (tmp_path / "m.onnx").exists()
     shown("ONNX export needs the onnx package, which [train] leaves out", line)
+
+
+@renders("could not record on … that the run goes on from …")
+def test_a_run_sent_back_whose_record_drive_refuses(drive, tmp_path, monkeypatch):
+    """--resume logs/epoch_001.pt, the run's newest being epoch 2: the re-dated sidecar of
+    epoch 1 must reach Drive before training; Drive refuses every write. The run fails
+    before its first iteration, saying so; Drive is unchanged, the local record stays."""
+    from _proxy import Proxy, Reply
+    from trainer.resume import _decide, record_branch
+    from trainer.writer import BackgroundWriter
+    from trainer.drive import DriveFolder, newest_of_current_run
+    import types
+
+    logs = tmp_path / "logs"
+    for epoch in (1, 2):
+        _upload(drive, ckpt.save_checkpoint(_state("r1", epoch, epoch * 4),
+                                            str(logs / f"epoch_{epoch:03d}.pt")))
+    before = _remote(drive)
+    cfg = types.SimpleNamespace(train=types.SimpleNamespace(out_dir=str(logs)))
+    with Proxy(drive.url) as proxy:
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+        for method in ("POST", "PUT", "PATCH", "DELETE"):
+            proxy.on(method, r".", lambda *a: Reply(403, {"Content-Type": "application/json"},
+                     [b'{"error": {"code": 403, "message": "The user does not have '
+                      b'sufficient permissions for this file.", "errors": [{"reason": '
+                      b'"insufficientFilePermissions"}]}}']), forward=False)
+        start = _decide(cfg, str(logs / "epoch_001.pt"), DriveFolder(f"drive:{FOLDER}", str(logs)))
+        writer = BackgroundWriter(str(logs), DriveFolder(f"drive:{FOLDER}", str(logs)))
+        try:
+            with pytest.raises(MirrorError) as failed:
+                record_branch(str(logs), start, "r1", writer)
+        finally:
+            writer.close(push=False)
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", drive.url)
+    text = error_text(failed.value)
+    shown("could not record on … that the run goes on from …", text)
+    assert "nothing was trained" in text and "epoch_002.pt" in text and "\n" not in text
+    assert _remote(drive) == before
+    found = newest_of_current_run(DriveFolder(f"drive:{FOLDER}", "unused").checkpoints())
+    assert found.name == "epoch_002.pt"
+    assert os.path.basename(_decide(cfg, "auto", None).path) == "epoch_001.pt"

@@ -148,6 +148,10 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
             writer.not_before(resume.saved_before(t.out_dir, run.state.run, start))
         if writer is not None and run.state.resumed_from:
             writer.protect(run.state.resumed_from)  # never pruned on Drive while we depend on it
+        if writer is not None and start.path:
+            # Resumed on purpose from an older checkpoint: recorded now, here and on Drive,
+            # not only at this branch's first save (a run stopped before it was forgotten).
+            resume.record_branch(t.out_dir, start, run.state.run, writer)
         begun_at = run.state.pos.epoch
         # From here on there is something to save: SIGTERM/SIGINT only set the stop flag.
         # (Before, they act as usual: staging and fetching resume by themselves.)

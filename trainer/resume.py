@@ -16,6 +16,7 @@ Rank 0 decides; under multi-machine DDP the other machines' local rank 0 pull th
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, replace
@@ -23,6 +24,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from drivestage.errors import ChecksumMismatchError, DriveStageError, NotFoundError, \
     RemoteChangedError
+from drivestage import sidecar as sidecars
 from drivestage.sidecar import Sidecar
 from drivestage.store import RemoteEntry
 from trainer import checkpoint as ckpt
@@ -47,6 +49,10 @@ class Start:
     safe: Optional[RemoteCheckpoint] = None  # the newest verified checkpoint on Drive, if seen
     side_copies: bool = False          # a machine loads rank 0's bytes from a hidden copy
                                        # (:func:`loaded` removes them once every rank loaded)
+    # The checkpoints of the run on Drive as listed for the decision (None: not listed, or
+    # the start came from there): what :func:`record_branch` compares the start with.
+    seen: Optional[tuple[RemoteCheckpoint, ...]] = None
+    given: bool = False                # the user named the checkpoint (--resume PATH)
 
 
 @dataclass(frozen=True)
@@ -154,26 +160,29 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> St
                                verb="continuing")
             ours = _check_drive_run(run, out_dir, drive)
             return Start(new_run_id(), resume, resume,
-                         safe=newest_of_current_run(ours, run) if ours else None)
-        return Start(new_run_id(), resume, resume, safe=_safe(drive))
+                         safe=newest_of_current_run(ours, run) if ours else None,
+                         seen=None if ours is None else tuple(ours), given=True)
+        return Start(new_run_id(), resume, resume, safe=_safe(drive), given=True)
     found, run = ckpt.current_run([c.described for c in local])
     if found:
         path = ckpt.find_latest(out_dir, run=run, any_run=False)
         if path is not None:
             ours = _check_drive_run(run, out_dir, drive)
             safe = newest_of_current_run(ours, run) if ours else None
-            mine = _as_on_drive(ckpt.read_sidecar(path), ours)
+            mine = _as_on_drive(ckpt.read_sidecar(path), ours or [])
             if drive is not None and safe is not None and mine is not None and \
                     _went_on(safe.sidecar, mine):
                 # Another machine continued this run from Drive further than this folder got.
                 logger.warning("%s is behind %s: %s there has gone further than %s here; "
                                "continuing from Drive", out_dir, drive.spec, safe.name,
                                os.path.basename(path))
-                ahead = [c for c in ours if _went_on(c.sidecar, mine)]
+                ahead = [c for c in ours or [] if _went_on(c.sidecar, mine)]
                 return _fetch_newest(drive, ahead, out_dir, fallback=lambda bad: Start(
-                    new_run_id(), path, path, safe=newest_of_current_run(ours, run, skip=bad)),
+                    new_run_id(), path, path, safe=newest_of_current_run(ours or [], run, skip=bad),
+                    seen=tuple(ours or [])),
                     keep=lambda c: _went_on(c.sidecar, mine))
-            return Start(new_run_id(), path, path, safe=safe)
+            return Start(new_run_id(), path, path, safe=safe,
+                         seen=None if ours is None else tuple(ours))
     if drive is None:
         if found:
             raise _all_unreadable(out_dir, run, local)
@@ -197,16 +206,26 @@ def _as_on_drive(mine: Optional[Sidecar], ours: Sequence[RemoteCheckpoint]) -> O
     """This folder's sidecar ``mine`` dated no later than its checkpoint's copy on Drive is
     (Drive dates a sidecar no later than it arrived there): compared with Drive's dates, a
     date of this machine's clock running ahead would put this state after the saves another
-    machine made since, continuing from it (:func:`_went_on`)."""
+    machine made since, continuing from it (:func:`_went_on`). Only a copy whose sidecar
+    says the very ``saved`` of ``mine`` counts (this sidecar, pushed): one dated earlier is
+    the sidecar before this folder re-dated it, a branch recorded here whose push to Drive
+    did not happen (:func:`record_branch`, killed in between); capped by it, the branch read
+    as left behind by the run's diverged newest on Drive, and was fetched over it."""
     if mine is None or mine.md5 is None or mine.saved is None:
         return mine
     there = [c.sidecar.saved for c in ours if (c.described.md5 or "").lower() == mine.md5
-             and c.sidecar.saved is not None]
+             and c.sidecar.saved is not None and _raw_saved(c) == mine.saved]
     if there and min(there) < mine.saved:
         import dataclasses
 
         return dataclasses.replace(mine, saved=min(there))
     return mine
+
+
+def _raw_saved(remote: RemoteCheckpoint) -> Optional[float]:
+    """The ``saved`` its sidecar on Drive says (not capped at its arrival there)."""
+    side = sidecars.parse(remote.sidecar_bytes) if remote.sidecar_bytes else None
+    return side.saved if side is not None else None
 
 
 def _went_on(there: Sidecar, here: Sidecar) -> bool:
@@ -256,16 +275,17 @@ def _refuse_mixing(new: str, out_dir: str, local: Sequence[ckpt.LocalCheckpoint]
 
 
 def _check_drive_run(run: Optional[str], out_dir: str,
-                     drive: Optional[DriveFolder]) -> list[RemoteCheckpoint]:
+                     drive: Optional[DriveFolder]) -> Optional[list[RemoteCheckpoint]]:
     """Continuing ``run`` from the local folder: Drive must hold that run (or nothing).
-    Returns that run's checkpoints on Drive."""
+    Returns that run's checkpoints on Drive; None when there is no Drive or it could not
+    be listed."""
     if drive is None:
-        return []
+        return None
     try:
         remote = drive.checkpoints()
     except DriveStageError as exc:  # the local checkpoint is enough to go on; saving retries
         logger.warning("could not list %s (%s); resuming from the local checkpoint", drive.spec, exc)
-        return []
+        return None
     return _of_run(run, out_dir, drive, remote)
 
 
@@ -387,6 +407,112 @@ def chosen_bytes(path: str, where: str, entry: Optional[RemoteEntry]) -> Chosen:
     md5, size = _file_md5(path)
     same = entry is not None and (entry.md5 or "").lower() == md5 and entry.size == size
     return Chosen(where=where, md5=md5, size=size, entry=entry if same else None)
+
+
+def record_branch(out_dir: str, start: Start, run: Optional[str], writer: Any) -> Optional[str]:
+    """Record at once that ``run`` goes on from ``start``'s checkpoint when a ``--resume``
+    would not pick it (an older one resumed on purpose: a diverged loss sent back): its
+    sidecar in the run folder is dated now (``writer.taken()``: after every save of the run
+    seen here or on Drive, whatever this machine's clock says), and pushed to Drive at once
+    when Drive's newest is another one. Returns the name recorded, None when nothing was to
+    record (a resume from the run's newest writes nothing, here or on Drive).
+
+    The branch used to exist only once it saved: a run stopped before its first save (a
+    Colab disconnect) was forgotten, and the next ``--resume auto`` went on from the state
+    it left, here and from Drive. The checkpoint's bytes stay as they are (its sidecar's
+    md5 still names them); only ``saved`` changes. A failed push raises
+    :class:`~drivestage.errors.MirrorError` before anything is trained: going on would leave
+    Drive saying the run goes on from the state the user left, silently, until the branch's
+    first save reaches Drive."""
+    path = start.path
+    mine = ckpt.read_sidecar(path) if path else None
+    if path is None or mine is None or run is None or mine.run != run:
+        return None  # (a checkpoint of 0.1.0 names no run: there is no branch to tell apart)
+    local = [c for c in ckpt.list_checkpoints(out_dir) if c.sidecar.run == run]
+    seen = [c for c in start.seen or () if c.sidecar.run == run]
+    here = ckpt.newest(local, run=run)
+    there = newest_of_current_run(seen, run) if seen else None
+    on_drive = any(_same_state(c.sidecar, mine) for c in seen)
+    # Drive's newest is another state: a branch (the start is behind it, or is a copy there
+    # left behind by a later branch); not Drive lagging behind this folder (the start
+    # further on, not there yet: the first save's push sends it as usual).
+    stale_there = there is not None and not _same_state(there.sidecar, mine) and \
+        (on_drive or mine.progress < there.sidecar.progress)
+    # Here only for a checkpoint the user named: --resume auto took the start here, and may
+    # have passed over a newer one it could not load (that is no branch).
+    stale_here = start.given and here is not None and not _same_state(here.sidecar, mine)
+    if not (stale_here or stale_there):
+        return None
+    copies = _copies_in_run_folder(out_dir, path, mine, local)
+    if not copies:
+        return None
+    # Later than every save of the run seen: the branch is then the run's checkpoint saved
+    # last (drivestage.sidecar.left_behind), here, on Drive, and for retention.
+    writer.not_before(max((c.sidecar.saved for c in [*local, *seen] if c.sidecar.saved),
+                          default=0.0))
+    when = writer.taken()
+    for copy in copies:
+        side = ckpt.read_sidecar(copy)
+        if side is not None:
+            sidecars.write(copy, dataclasses.replace(side, saved=when))
+    name = os.path.basename(copies[0])
+    left = there.name if there is not None else (here.described.name if here else "?")
+    logger.info("resumed on purpose from %s, not the run's newest (%s): %s is now dated as "
+                "saved last, so --resume auto goes on from it until this run saves", name,
+                left, name)
+    drive = writer.drive
+    if stale_there and drive is not None:
+        _push_branch(drive, copies, name, left)
+    return name
+
+
+def _same_state(a: Sidecar, b: Sidecar) -> bool:
+    """Whether two sidecars describe the same checkpoint bytes (by md5; without one, the same
+    run and progress)."""
+    if a.md5 is not None and b.md5 is not None:
+        return a.md5 == b.md5
+    return a.run == b.run and a.progress == b.progress
+
+
+def _copies_in_run_folder(out_dir: str, path: str, mine: Sidecar,
+                          local: Sequence[ckpt.LocalCheckpoint]) -> list[str]:
+    """The checkpoints of the run folder holding the start's state (the start first, when it
+    is there); for a start from elsewhere with no copy there, one made under its name (when
+    free): the branch must be where ``--resume auto`` and the mirror look."""
+    same = sorted((c.path for c in local if _same_state(c.sidecar, mine)),
+                  key=lambda p: (not os.path.samefile(p, path), p))
+    if same:
+        return same
+    target = os.path.join(out_dir, os.path.basename(path))
+    if os.path.exists(target) or os.path.exists(ckpt.sidecar_path(target)):
+        logger.warning("%s is not in %s and %s there is another file: --resume auto goes on "
+                       "from this branch only once it saves", path, out_dir,
+                       os.path.basename(target))
+        return []
+    ckpt.copy_checkpoint(path, target)
+    return [target]
+
+
+def _push_branch(drive: DriveFolder, copies: Sequence[str], name: str, left: str) -> None:
+    """Push the re-dated sidecar now, as every save's push does (the whole run folder, then
+    retention; the checkpoint resumed from protected); fail loudly when it did not reach
+    Drive (nothing is trained yet: running the command again costs nothing)."""
+    from drivestage.errors import MirrorError
+
+    names = [os.path.basename(c) for c in copies]
+    sides = {os.path.basename(ckpt.sidecar_path(c)) for c in copies}
+    why = ""
+    try:
+        result = drive.push(names)
+        if sides.isdisjoint(result.uploaded):
+            why = "it was left as it is there" if result.left else "it was not sent"
+    except DriveStageError as exc:
+        why = str(exc).rstrip(".")
+    if why:
+        raise MirrorError(
+            f"could not record on {drive.spec} that the run goes on from {name} ({why}); "
+            f"nothing was trained. Run the same command again: until it reaches Drive, "
+            f"--resume auto from Drive on another machine continues from {left}")
 
 
 #: The hidden copy of rank 0's bytes on a machine that holds other bytes under their name:
