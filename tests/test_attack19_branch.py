@@ -139,6 +139,36 @@ def test_a_resume_from_the_newest_writes_nothing(drive, tmp_path, monkeypatch):
     assert sides == {p: open(p, "rb").read() for p in sides}
 
 
+def test_a_resume_from_the_newest_not_on_drive_yet_writes_nothing_to_drive(drive, tmp_path,
+                                                                            monkeypatch):
+    """The newest here (epoch 11) never reached Drive (whose newest is epoch 10): no branch,
+    only Drive lagging; the first save's push sends it as usual, nothing is written now."""
+    from _proxy import Proxy
+
+    logs = tmp_path / "logs"
+    made = _line(logs, [10], drive=drive)
+    eleven = ckpt.save_checkpoint(_state("r1", 11), str(logs / "epoch_011.pt"))
+    with Proxy(drive.url) as proxy:
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+        assert _record(logs, _decide(logs, eleven)) is None
+        assert [r for r in proxy.requests if r[0] != "GET"] == []
+    assert ckpt.read_sidecar(made[10]).saved < ckpt.read_sidecar(eleven).saved
+
+
+def test_sent_back_then_back_again_to_the_line_left(drive, tmp_path):
+    """The user sent the run back to epoch 5, then changes their mind and names the epoch 10
+    it left (now left behind by the branch): that is recorded the same way, here and on
+    Drive."""
+    logs = tmp_path / "logs"
+    made = _line(logs, [5, 10], drive=drive)
+    assert _record(logs, _decide(logs, str(made[5]))) == "epoch_005.pt"
+    assert _status() == "epoch_005.pt"
+    assert _record(logs, _decide(logs, str(made[10]))) == "epoch_010.pt"
+    assert _status() == "epoch_010.pt"
+    assert os.path.basename(_decide(logs).path) == "epoch_010.pt"
+    assert os.path.basename(_decide(tmp_path / "fresh").path) == "epoch_010.pt"
+
+
 def test_a_kill_between_the_local_re_date_and_the_push(drive, tmp_path):
     """The local sidecar was re-dated, then the process was killed before its push. The next
     --resume auto here goes on from epoch 5 (before, it dated the local sidecar as its

@@ -10,7 +10,8 @@ Drive holds a verified checkpoint of the same run saved later at another point: 
 machine went on), else Drive, falling back past an unreadable newest one with a warning. A
 checkpoint further on than its run's checkpoint saved last is never taken: the run was
 resumed on purpose from an older checkpoint since (a diverged loss sent back), and goes on
-from there (:func:`drivestage.sidecar.left_behind`).
+from there (:func:`drivestage.sidecar.left_behind`). Such a branch is recorded before its
+first iteration (:func:`record_branch`), not only at its first save.
 
 Rank 0 decides; under multi-machine DDP the other machines' local rank 0 pull the same file.
 """
