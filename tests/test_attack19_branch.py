@@ -296,3 +296,22 @@ def test_a_real_run_sent_back_and_stopped_before_its_first_save(
     assert seen == {"status": "epoch_001.pt", "fresh": "epoch_001.pt"}
     assert os.path.basename(_decide(logs).path) == "epoch_001.pt"
     assert _status() == "epoch_001.pt"
+
+
+def test_the_record_is_strictly_later_than_the_newest_save_even_at_once(tmp_path, monkeypatch):
+    """The clock is behind the run's newest save and the record is taken at once after the
+    floor was set (no monotonic time between: a float of 1.7e9 does not change by 100 ns):
+    it must still be later, not equal; a tie of ``saved`` goes to the name, and
+    epoch_010 beats epoch_005 there, so an equal date left the run on the diverged line."""
+    from trainer.writer import BackgroundWriter
+
+    writer = BackgroundWriter(str(tmp_path / "logs"))
+    try:
+        newest = time.time() + 10
+        monkeypatch.setattr(time, "monotonic", lambda: 1000.0)
+        monkeypatch.setattr(time, "time", lambda: newest - HOUR)
+        writer.not_before(newest)
+        assert writer.taken() > newest
+    finally:
+        monkeypatch.undo()
+        writer.close()

@@ -120,8 +120,11 @@ class BackgroundWriter:
         would otherwise date the run's newest saves before the checkpoint they continue from:
         further on and saved earlier reads as a run sent back on purpose
         (drivestage.sidecar.left_behind), and resume and status went back to that checkpoint."""
-        now = max(time.time(), self._floor + (time.monotonic() - self._floor_at) if self._floor
-                  else 0.0, self._last_taken + 1e-6 if self._last_taken else 0.0)
+        # (Strictly after the floor: taken at once after it was set, no monotonic time has
+        # passed, and an equal ``saved`` goes to the name, not to this save.)
+        since = max(time.monotonic() - self._floor_at, 1e-6)
+        now = max(time.time(), self._floor + since if self._floor else 0.0,
+                  self._last_taken + 1e-6 if self._last_taken else 0.0)
         self._last_taken = now
         return now
 
