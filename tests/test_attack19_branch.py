@@ -248,6 +248,18 @@ def test_a_checkpoint_from_outside_the_run_folder(drive, tmp_path):
     assert _status() == "epoch_005.pt"
 
 
+def test_a_fresh_machine_resuming_a_checkpoint_pulled_from_drive(drive, tmp_path):
+    """On a fresh runtime the user pulls epoch_005.pt (and its sidecar) from Drive and resumes
+    from it; the local folder holds nothing else, so only Drive knows epoch 10 is newer:
+    the record goes there."""
+    logs, made = tmp_path / "logs", tmp_path / "made"
+    five = _line(made, [5, 10], drive=drive)[5]
+    ckpt.copy_checkpoint(five, str(logs / "epoch_005.pt"))
+    assert _record(logs, _decide(logs, str(logs / "epoch_005.pt"))) == "epoch_005.pt"
+    assert _status() == "epoch_005.pt"
+    assert os.path.basename(_decide(tmp_path / "fresh").path) == "epoch_005.pt"
+
+
 def test_a_checkpoint_of_another_run_is_refused_before_anything_is_written(drive, tmp_path):
     """--resume of run r2's checkpoint into a run folder of r1 is refused (as before):
     nothing re-dated here, nothing written to Drive."""
@@ -268,10 +280,16 @@ def test_a_checkpoint_of_another_run_is_refused_before_anything_is_written(drive
 
 @pytest.mark.slow
 def test_a_real_run_sent_back_and_stopped_before_its_first_save(
-        drive, tiny_config, tmp_path, one_torch_thread):
+        drive, tiny_config, tmp_path, one_torch_thread, monkeypatch, caplog):
     """fit trains epochs 1-2 and pushes them; the user resumes from epoch_001.pt. At its
     first iteration, Drive already says epoch 1 (status, a fresh machine's resume), and
-    after the run stops there, --resume auto here takes epoch 1 too."""
+    after the run stops there, --resume auto here takes epoch 1 too. Then the user goes back
+    to epoch_002.pt while Drive answers every upload 503: the run fails before training,
+    with the record here, Drive unchanged, and no second push on the way out (the mirror's
+    flush would only have repeated the failed one)."""
+    from _proxy import Proxy, Reply
+    from drivestage.errors import MirrorError
+
     from trainer.callbacks import Callback
     from trainer.config import load_config
     from trainer.engine import fit
@@ -296,6 +314,18 @@ def test_a_real_run_sent_back_and_stopped_before_its_first_save(
     assert seen == {"status": "epoch_001.pt", "fresh": "epoch_001.pt"}
     assert os.path.basename(_decide(logs).path) == "epoch_001.pt"
     assert _status() == "epoch_001.pt"
+
+    with Proxy(drive.url) as proxy:
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+        for method in ("POST", "PUT", "PATCH", "DELETE"):
+            proxy.on(method, r".", lambda *a: Reply(503, {"Content-Type": "application/json"},
+                     [b'{"error": {"code": 503, "message": "backend error"}}']), forward=False)
+        with pytest.raises(MirrorError, match="nothing was trained"):
+            fit(cfg, resume=str(logs / "epoch_002.pt"))
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", drive.url)
+    assert "the Drive mirror could not finish" not in caplog.text
+    assert _status() == "epoch_001.pt"
+    assert os.path.basename(_decide(logs).path) == "epoch_002.pt"
 
 
 def test_the_record_is_strictly_later_than_the_newest_save_even_at_once(tmp_path, monkeypatch):

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from drivestage.errors import MirrorError
 from trainer import checkpoint as ckpt
 from trainer import distributed, resume
 from trainer.callbacks import Callback, CallbackList, CSVLogger, PlotCallback, TensorBoardLogger
@@ -151,7 +152,13 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
         if writer is not None and start.path:
             # Resumed on purpose from an older checkpoint: recorded now, here and on Drive,
             # not only at this branch's first save (a run stopped before it was forgotten).
-            resume.record_branch(t.out_dir, start, run.state.run, writer)
+            try:
+                resume.record_branch(t.out_dir, start, run.state.run, writer)
+            except MirrorError:
+                # Nothing new to flush on the way out: a second push of what just failed,
+                # after all its retries, only doubled the wait for the error.
+                writer.close(push=False)
+                raise
         begun_at = run.state.pos.epoch
         # From here on there is something to save: SIGTERM/SIGINT only set the stop flag.
         # (Before, they act as usual: staging and fetching resume by themselves.)
