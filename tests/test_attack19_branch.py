@@ -298,6 +298,7 @@ def test_a_real_run_sent_back_and_stopped_before_its_first_save(
     cfg = load_config(tiny_config(**{
         "train.freeze_epochs": 0, "train.epochs": 2, "train.save_period": 1,
         "train.eval_period": 100, "train.mosaic": False, "train.mixup": False,
+        "train.batch_size": 12, "model.input_size": 32,
         "train.out_dir": str(logs), "drive.logs": f"drive:{FOLDER}"}))
     fit(cfg, resume="auto")
     assert _status() == "epoch_002.pt"
