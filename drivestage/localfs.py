@@ -11,6 +11,7 @@ import time
 from typing import BinaryIO, Callable, Iterator, Optional, Union
 
 from drivestage import temps
+from drivestage.interrupts import deferred
 
 MiB = 1 << 20
 
@@ -62,9 +63,12 @@ def atomic_file(path: str, *, mode: Optional[int] = None, durable: bool = False,
     form may be the user's or Drive's: see :func:`sweep`)."""
     folder = os.path.dirname(os.path.abspath(path))
     sweep(folder, sweep_only)
-    fd, tmp = _create_temp(folder, os.path.basename(path), None)
+    tmp: Optional[str] = None
+    fh: Optional[BinaryIO] = None
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with deferred():  # see _open_temp
+            fh, tmp = _open_temp(folder, os.path.basename(path), None)
+        with fh:
             yield fh
             if durable:
                 fh.flush()
@@ -75,10 +79,7 @@ def atomic_file(path: str, *, mode: Optional[int] = None, durable: bool = False,
             before_replace()
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _discard(fh, tmp, None)
         raise
     if durable:
         _fsync_folder(folder)
@@ -99,9 +100,12 @@ def atomic_write_at(dir_fd: int, name: str, data: bytes, *, mode: Optional[int] 
     made there (``O_EXCL|O_NOFOLLOW``: never an existing file or a link), renamed over
     ``name`` (which replaces a link there, never what it leads to)."""
     sweep(dir_fd)
-    fd, tmp = _create_temp(dir_fd, name, dir_fd)
+    tmp: Optional[str] = None
+    fh: Optional[BinaryIO] = None
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with deferred():  # see _open_temp
+            fh, tmp = _open_temp(dir_fd, name, dir_fd)
+        with fh:
             fh.write(data)
             if durable:
                 fh.flush()
@@ -110,14 +114,35 @@ def atomic_write_at(dir_fd: int, name: str, data: bytes, *, mode: Optional[int] 
                 os.fchmod(fh.fileno(), mode)
         os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
-        try:
-            os.unlink(tmp, dir_fd=dir_fd)
-        except OSError:
-            pass
+        _discard(fh, tmp, dir_fd)
         raise
     if durable:
         try:
             os.fsync(dir_fd)
+        except OSError:
+            pass
+
+
+def _open_temp(where: Union[str, int], name: str,
+               dir_fd: Optional[int]) -> tuple[BinaryIO, str]:
+    """:func:`_create_temp`, its descriptor held by a file object. Callers hold a Ctrl-C back
+    (:func:`~drivestage.interrupts.deferred`) from the call until both are in their own
+    variables, inside their ``try``: one that landed between (``os.fdopen``'s first line)
+    left the descriptor open for good - a notebook's kernel kept a deleted file open for
+    each - or the file itself in the folder."""
+    fd, tmp = _create_temp(where, name, dir_fd)
+    return os.fdopen(fd, "wb"), tmp
+
+
+def _discard(fh: Optional[BinaryIO], tmp: Optional[str], dir_fd: Optional[int]) -> None:
+    """An atomic write that failed: its temporary file closed (a Ctrl-C that
+    :func:`~drivestage.interrupts.deferred` raised after :func:`_open_temp` finds it open,
+    and the traceback, which a notebook keeps, would hold it) and removed."""
+    if fh is not None:
+        fh.close()
+    if tmp is not None:
+        try:
+            os.unlink(tmp, dir_fd=dir_fd)
         except OSError:
             pass
 
