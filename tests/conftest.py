@@ -162,3 +162,197 @@ def _loggers_as_they_were():
         log.handlers[:] = handlers
         log.propagate = propagate
         log.setLevel(level)
+
+
+# --- after each test: nothing of ours left running, nothing global left changed --------------
+# A test that leaves a thread, a process or an open file behind, or changes what every test
+# shares (the environment, the current folder, a signal handler, a trace function), fails
+# another test later, in whichever worker and order xdist picks (CI stop 33: a hash thread an
+# interrupted upload left waiting failed test_attack_today much later). Each test is checked
+# as it ends and fails itself, naming what it left. Cheap: a snapshot before, a comparison
+# after; waiting (at most _LEFT_WAIT s) only for what is still there.
+
+import gc
+import logging
+import re
+import socket
+import sys
+import threading
+import time
+
+#: Threads our code names (grep for BackgroundThread/Serial/each/Thread names in drivestage/
+#: and trainer/): started by a test and still alive after it, they are its leak.
+_OUR_THREADS = ("drivestage-", "trainer-", "drive-emulator", "image-cache")
+#: Seconds a test's leftovers get, in all, to end by themselves before it fails.
+_LEFT_WAIT = 5.0
+#: Signals whose handlers tests and our commands set (SIGALRM is pytest-timeout's).
+_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2",
+                                              "SIGCHLD", "SIGPIPE") if hasattr(signal, n))
+#: The environment variables our code and tests read or set. Not all of them: a library sets
+#: some as it is first imported (cv2: LD_LIBRARY_PATH), whichever test that happens in.
+_CHECKED_VARS = re.compile(r"(DRIVESTAGE_|TRAINER_|GOOGLE_|GCE_|CLOUDSDK_|COLAB_|XDG_|"
+                           r"(HOME|TMPDIR|PATH|PYTHONPATH|RANK|LOCAL_RANK|WORLD_SIZE|MASTER_ADDR|"
+                           r"MASTER_PORT|COLUMNS|LINES|KILL_WITH|[A-Z]+_NUM_THREADS)\Z)")
+#: Every process this worker starts inherits it, so that one orphaned by a kill (its parent
+#: gone, it is init's child) is still found: the marker and this process's id.
+_OWNER = f"_DRIVESTAGE_LEAKCHECK_OWNER={os.getpid()}"
+os.environ["_DRIVESTAGE_LEAKCHECK_OWNER"] = str(os.getpid())
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+_spawned = False  # set by the audit hook when this process starts a process
+
+
+def _note_spawn(event: str, args: object) -> None:
+    global _spawned
+    if event in ("subprocess.Popen", "os.fork", "os.posix_spawn", "os.spawn", "os.system",
+                 "os.forkpty"):
+        _spawned = True
+
+
+if sys.platform.startswith("linux"):
+    sys.addaudithook(_note_spawn)
+
+
+def _ours(name: str) -> bool:
+    return name.startswith(_OUR_THREADS)
+
+
+def _fds() -> set[str]:
+    try:
+        return set(os.listdir("/proc/self/fd"))
+    except OSError:  # not Linux
+        return set()
+
+
+def _open_under(fds: set[str], folder: str) -> list[str]:
+    """Of the descriptors ``fds``, what those still open on a file under ``folder`` name."""
+    out = []
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # closed meanwhile (listdir's own descriptor, too)
+        if target.startswith(folder):
+            out.append(target)
+    return sorted(out)
+
+
+def _boot_ticks() -> int:
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * _TICKS)
+
+
+def _processes_since(ticks: int) -> dict[int, str]:
+    """Processes started at ``ticks`` or later (clock ticks since boot), running (not
+    zombies), that inherited this worker's marker: {pid: command line}."""
+    found = {}
+    marker = _OWNER.encode() + b"\0"
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+            fields = stat[stat.rindex(b")") + 2:].split()
+            if fields[0] in (b"Z", b"X") or int(fields[19]) < ticks:
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if marker not in f.read():
+                    continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except (OSError, ValueError, IndexError):
+            continue  # ended meanwhile, or another user's
+        # multiprocessing's helpers live as long as this process, by design
+        if "resource_tracker" in cmd or "forkserver" in cmd:
+            continue
+        found[int(entry)] = cmd
+    return found
+
+
+def _root_handlers() -> list[logging.Handler]:
+    # pytest's own capture handlers come and go with each phase of a test
+    return [h for h in logging.getLogger().handlers if not type(h).__module__.startswith("_pytest")]
+
+
+def _shared_state() -> dict[str, object]:
+    """What every test in a worker shares, and none may leave changed."""
+    return {
+        "current folder": os.getcwd(),
+        "environment": {k: v for k, v in os.environ.items() if _CHECKED_VARS.match(k)},
+        "sys.path": list(sys.path),
+        "trace function": sys.gettrace(),
+        "thread trace function": threading.gettrace(),
+        "profile function": sys.getprofile(),
+        "signal handlers": {signal.Signals(s).name: signal.getsignal(s) for s in _SIGNALS},
+        "sys.excepthook": sys.excepthook,
+        "threading.excepthook": threading.excepthook,
+        "socket default timeout": socket.getdefaulttimeout(),
+        "root logger handlers": _root_handlers(),
+        "root logger level": logging.getLogger().level,
+        "logging.disable": logging.root.manager.disable,
+        "stdin/stdout/stderr": (sys.stdin, sys.stdout, sys.stderr),
+    }
+
+
+def _changes(before: dict[str, object], after: dict[str, object]) -> list[str]:
+    out = []
+    for what, was in before.items():
+        now = after[what]
+        if now == was:
+            continue
+        if isinstance(was, dict) and isinstance(now, dict):
+            keys = sorted(k for k in set(was) | set(now) if was.get(k, "<unset>") != now.get(k, "<unset>"))
+            detail = ", ".join(f"{k}: {was.get(k, '<unset>')!r} -> {now.get(k, '<unset>')!r}" for k in keys)
+            out.append(f"{what} changed ({detail})")
+        else:
+            out.append(f"{what} changed ({was!r} -> {now!r})")
+    return out
+
+
+@pytest.fixture(autouse=True)
+def _checked_for_leftovers(request, tmp_path_factory):
+    """Fail the test that leaves one of ours running or global state changed (see above).
+    Torn down after the test's other function-scope fixtures (an autouse fixture of this
+    conftest is set up first), so an emulator or a monkeypatch a test uses is already undone."""
+    global _spawned
+    threads = set(threading.enumerate())
+    fds = _fds()
+    state = _shared_state()
+    ticks = _boot_ticks() - 1
+    _spawned = False
+    yield
+    spawned, _spawned = _spawned, False
+    problems = []
+    deadline = time.monotonic() + _LEFT_WAIT
+    left = [t for t in threading.enumerate() if t not in threads and _ours(t.name)]
+    for t in left:
+        t.join(max(0.0, deadline - time.monotonic()))
+    left = [t for t in left if t.is_alive()]
+    if left:
+        problems.append("threads left running: " + ", ".join(sorted(t.name for t in left)))
+    procs = _processes_since(ticks) if spawned else {}
+    while procs and time.monotonic() < deadline:
+        time.sleep(0.05)
+        procs = _processes_since(ticks)
+    for pid, cmd in procs.items():
+        problems.append(f"process left running (killed now): {pid} {cmd[:300]}")
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    base = str(tmp_path_factory.getbasetemp())
+    opened = _open_under(_fds() - fds, base)
+    if opened:
+        gc.collect()  # a file object in a reference cycle is closed by the collector
+        opened = _open_under(_fds() - fds, base)
+    if opened:
+        problems.append("files left open: " + ", ".join(opened))
+    problems += _changes(state, _shared_state())
+    if problems:
+        pytest.fail(f"{request.node.nodeid} left behind:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+def pytest_collection_modifyitems(config, items):
+    """``DRIVESTAGE_TEST_REVERSE=1``: run the tests in the reverse order, to find a test that
+    passes only after (or before) another."""
+    if os.environ.get("DRIVESTAGE_TEST_REVERSE") == "1":
+        items.reverse()
