@@ -195,3 +195,33 @@ def test_corrupt_counts_only_the_answers_that_hold_the_flipped_byte(emulator):
     assert bad != data and sum(a != b for a, b in zip(bad, data)) == 1
     assert bad[len(data) // 2] == data[len(data) // 2] ^ 0xFF
     assert get() == data                                     # used up
+
+
+def test_stop_returns_once_no_request_is_served_any_more(tmp_path):
+    """``stop()`` shut the connections and returned while a handler thread still streamed a
+    download (here: paced by a throttle): its blob files stayed open after ``stop()``, and
+    the store it was reading was closed under it (a test's next check of the data folder, or
+    ``Emulator()``'s removal of its temporary folder, raced it)."""
+    import socket
+
+    from drivestage.emulator import Emulator
+
+    emu = Emulator(data_dir=str(tmp_path / "data")).start()
+    try:
+        fid = emu.add_file("f.bin", os.urandom(4 << 20))
+        emu.faults.throttle(256 << 10)  # 16 s for all of it: the handler is mid-body below
+        sock = socket.create_connection((emu.host, emu.port))
+        sock.sendall(f"GET /drive/v2/files/{fid}?alt=media HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     f"Authorization: Bearer test-token\r\n\r\n".encode())
+        assert sock.recv(1024).startswith(b"HTTP/1.1 200")  # the answer has begun
+    finally:
+        emu.stop()
+    served = [t.name for t in threading.enumerate() if t.name == "drive-emulator-request"]
+    opened = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            opened.append(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            pass
+    sock.close()
+    assert served == [] and [p for p in opened if p.startswith(str(tmp_path))] == []

@@ -7,6 +7,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import time
 from collections import defaultdict, deque
 from http.server import ThreadingHTTPServer
 from typing import Iterable, Optional
@@ -35,13 +36,28 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, addr, handler, emu: "Emulator"):
         self.emu = emu
         self.open_sockets: set = set()
+        self.handlers: set = set()  # the threads serving a connection now
         self.sockets_lock = threading.Lock()
         super().__init__(addr, handler)
 
     def process_request(self, request, client_address):
+        # ThreadingMixIn's own, with the thread named and kept in ``handlers``: its
+        # server_close() waits for no daemon thread, and Emulator.stop() returned while one
+        # still streamed a download, its blob files open and the store closed under it.
         with self.sockets_lock:
             self.open_sockets.add(request)
-        super().process_request(request, client_address)
+        t = threading.Thread(target=self._serve, args=(request, client_address),
+                             name="drive-emulator-request", daemon=True)
+        with self.sockets_lock:
+            self.handlers.add(t)
+        t.start()
+
+    def _serve(self, request, client_address):
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            with self.sockets_lock:
+                self.handlers.discard(threading.current_thread())
 
     def shutdown_request(self, request):
         with self.sockets_lock:
@@ -119,6 +135,14 @@ class Emulator(SeedingApi):
                 except OSError:
                     pass
         self._thread.join(timeout=5)
+        # Every connection is shut: their threads end at their next read or write (a
+        # throttled one, after its pause). Waited for, so that nothing reads the store
+        # closed next, or holds a file of it open, once stop() has returned.
+        deadline = time.monotonic() + 10
+        with self._server.sockets_lock:
+            handlers = list(self._server.handlers)
+        for t in handlers:
+            t.join(max(0.0, deadline - time.monotonic()))
         self._server = None
         self.store.close()
         if self._tmp_dir:
