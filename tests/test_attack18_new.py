@@ -332,6 +332,7 @@ def test_a_file_restricted_after_half_of_it_was_pulled(emulator, store, tmp_path
     target = str(dest / "big.zip")
     half = Download(store, store.resolve("VOC/big.zip"), target, jobs=1)
     half.fetch_first(0, 256 * KiB)
+    half.close()  # what the cut pull left: the partial and its record, closed
     emulator.store.update(fid, owner=TEACHER, shared_role="reader")
     emulator.restrict_download(fid)
     emulator.clear_requests()
