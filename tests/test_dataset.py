@@ -1,6 +1,8 @@
 """Training/eval datasets and loaders on a small synthetic VOC set."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -206,6 +208,7 @@ def test_distributed_loader_uses_the_rank_and_a_distributed_sampler(tmp_path, li
     import torch.distributed as dist
     from torch.utils.data import DistributedSampler
 
+    hook = sys.excepthook  # torch wraps it ("[rank0]: ..."), and leaves it wrapped
     dist.init_process_group("gloo", init_method=f"file://{tmp_path}/rendezvous", rank=0, world_size=1)
     try:
         ds = YoloDataset(lines, SIZE, 3, train=True, epochs=2, seed=4)
@@ -216,6 +219,7 @@ def test_distributed_loader_uses_the_rank_and_a_distributed_sampler(tmp_path, li
         assert [len(images) for images, _ in loader] == [5, 5]  # 14 images, drop_last
     finally:
         dist.destroy_process_group()
+        sys.excepthook = hook
 
 
 class _Threads(Dataset):
