@@ -220,24 +220,24 @@ def _ours(name: str) -> bool:
     return name.startswith(_OUR_THREADS) or name in _OUR_THREAD_NAMES
 
 
-def _fds() -> set[str]:
+def _fds() -> set[tuple[str, str]]:
+    """This process's open descriptors: (number, what it is open on)."""
+    out = set()
     try:
-        return set(os.listdir("/proc/self/fd"))
+        names = os.listdir("/proc/self/fd")
     except OSError:  # not Linux
-        return set()
-
-
-def _open_under(fds: set[str], folder: str) -> list[str]:
-    """Of the descriptors ``fds``, what those still open on a file under ``folder`` name."""
-    out = []
-    for fd in fds:
+        return out
+    for fd in names:
         try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
+            out.add((fd, os.readlink(f"/proc/self/fd/{fd}")))
         except OSError:
             continue  # closed meanwhile (listdir's own descriptor, too)
-        if target.startswith(folder):
-            out.append(target)
-    return sorted(out)
+    return out
+
+
+def _open_under(fds: set[tuple[str, str]], folder: str) -> list[str]:
+    """Of the descriptors ``fds``, what those open on a file under ``folder`` name."""
+    return sorted(target for _, target in fds if target.startswith(folder + os.sep))
 
 
 def _boot_ticks() -> int:
@@ -294,13 +294,29 @@ def _shared_state() -> dict[str, object]:
         "root logger level": logging.getLogger().level,
         "logging.disable": logging.root.manager.disable,
         "stdin/stdout/stderr": (sys.stdin, sys.stdout, sys.stderr),
+        **_our_state(),
     }
+
+
+def _our_state() -> dict[str, object]:
+    """drivestage's own process-wide state that no finished operation leaves set: a push's
+    place lock held (every later push into that place in a notebook waits for it), a folder
+    pull's listings still in force (a later pull would trust them)."""
+    out: dict[str, object] = {}
+    locks = sys.modules.get("drivestage.locks")
+    if locks is not None:
+        out["push place locks held"] = sorted(d for d, lock in list(locks._THREAD_LOCKS.items())
+                                              if lock.locked())
+    partials = sys.modules.get("drivestage.partials")
+    if partials is not None:
+        out["folders of partials.listed_once"] = sorted(partials._listed)
+    return out
 
 
 def _changes(before: dict[str, object], after: dict[str, object]) -> list[str]:
     out = []
-    for what, was in before.items():
-        now = after[what]
+    for what, now in after.items():
+        was = before.get(what, [])  # (a module of ours imported by the test)
         if now == was:
             continue
         if isinstance(was, dict) and isinstance(now, dict):
