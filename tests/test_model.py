@@ -71,9 +71,14 @@ def test_bad_configuration_is_refused_with_the_value(kwargs, message):
 
 
 @pytest.mark.slow
-def test_train_step_bench_runs_and_reports_both_configurations(tmp_path, capsys):
+def test_train_step_bench_runs_and_reports_both_configurations(tmp_path, capsys, monkeypatch):
     import importlib.util
     import json
+    import sys
+
+    # The script puts bench/ first on the path, for itself: not for the tests after this one
+    # in this process (bench/pull.py would shadow any later `import pull`).
+    monkeypatch.setattr(sys, "path", list(sys.path))
 
     path = Path(__file__).resolve().parents[1] / "bench" / "train_step.py"
     spec = importlib.util.spec_from_file_location("train_step_bench", path)
