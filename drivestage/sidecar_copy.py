@@ -20,6 +20,7 @@ from typing import Iterator, Optional, Sequence
 
 from drivestage import sidecar
 from drivestage.errors import LocalFileError
+from drivestage.interrupts import deferred
 from drivestage.store import RemoteEntry
 
 log = logging.getLogger(__name__)
@@ -49,11 +50,14 @@ def checked(path: str, sent: Sequence[RemoteEntry],
                     "sends both", path)
         yield None
         return
-    copy = _private_copy(path, data)
+    copy = None
     try:
+        with deferred():  # a Ctrl-C as it returned left the copy in $TMPDIR
+            copy = _private_copy(path, data)
         yield copy
     finally:
-        os.unlink(copy)
+        if copy is not None:
+            os.unlink(copy)
 
 
 #: A private copy's name: the prefix, this process's id, a dash, mkstemp's letters.
@@ -66,17 +70,28 @@ def _private_copy(path: str, data: bytes) -> str:
     FileNotFoundError (the temp folder removed under a long-lived process) would pass for
     the sidecar gone, and the sidecar would be skipped on every push without a word."""
     copy = None
+    fh = None
     try:
         _remove_stale_copies(tempfile.gettempdir())
-        fd, copy = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getpid()}-", suffix=sidecar.SUFFIX)
-        with os.fdopen(fd, "wb") as fh:
+        # Made and handed to a file object with a Ctrl-C held back: one between the two
+        # (os.fdopen's first line) left the descriptor open and the copy in $TMPDIR for the
+        # life of a notebook's process (no sweep removes a live process's copy); one inside
+        # mkstemp's first call in a process, tempfile's own lock held for good.
+        with deferred():
+            fd, copy = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getpid()}-", suffix=sidecar.SUFFIX)
+            fh = os.fdopen(fd, "wb")
+        with fh:
             fh.write(data)
-    except OSError as exc:
+    except BaseException as exc:
+        if fh is not None:
+            fh.close()
         if copy is not None:
             try:
                 os.unlink(copy)
             except OSError:
                 pass
+        if not isinstance(exc, OSError):
+            raise
         raise LocalFileError(f"cannot write a private copy of {path} into the temporary "
                              f"folder {tempfile.gettempdir()}: {exc.strerror or exc}; set "
                              "TMPDIR to a writable folder with free space") from exc

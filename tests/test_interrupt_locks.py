@@ -342,3 +342,44 @@ def test_a_ctrl_c_at_any_point_of_an_atomic_write_leaves_no_file_open(tmp_path, 
     finally:
         os.close(dir_fd)
     assert landed >= 10
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="lists descriptors in /proc")
+def test_a_ctrl_c_at_any_point_of_a_sidecars_private_copy_leaves_no_file(tmp_path, monkeypatch):
+    """A push sends a checkpoint's sidecar from a private copy in the temporary folder. A
+    Ctrl-C between ``mkstemp`` and the file object (``os.fdopen``'s first line) left the
+    descriptor open and the copy in $TMPDIR, where no sweep removes it while the notebook's
+    process lives; one as the copy was handed to the push, the copy."""
+    import tempfile
+
+    from drivestage import sidecar_copy
+
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    # tempfile's first name in a process is made under a plain lock taken before its `try`:
+    # a Ctrl-C there left it held, and every later tempfile call of the process (here, the
+    # next point's) waited for good. Made before the sweep, so that without the fix this test
+    # fails instead of hanging; with it, no Ctrl-C lands inside mkstemp.
+    tempfile._get_candidate_names()
+
+    from drivestage.store import RemoteEntry
+
+    side = tmp_path / "epoch_001.json"
+    side.write_bytes(b'{"epoch": 1, "iteration": 4, "md5": "%s"}' % (b"a" * 32))
+    sent = [RemoteEntry(id="x", name="epoch_001.pt", is_dir=False, md5="a" * 32)]
+
+    def work() -> None:  # what a push does with the sidecar it sends
+        with sidecar_copy.checked(str(side), sent, sent) as copy:
+            assert copy is not None and copy.startswith(str(folder))
+
+    k = landed = 0
+    while True:
+        k += 1
+        hit, _ = _interrupted_at(k, work, opcodes=True, allowed=KeyboardInterrupt)
+        if not hit:
+            break
+        landed += 1
+        assert _open_under(folder) == [], f"a Ctrl-C at point {k} left a file open"
+        assert os.listdir(folder) == [], f"a Ctrl-C at point {k} left the copy"
+    assert landed >= 10
