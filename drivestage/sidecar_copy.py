@@ -72,7 +72,9 @@ def _private_copy(path: str, data: bytes) -> str:
     copy = None
     fh = None
     try:
-        _remove_stale_copies(tempfile.gettempdir())
+        with deferred():  # its first call in a process takes tempfile's lock as mkstemp's does
+            folder = tempfile.gettempdir()
+        _remove_stale_copies(folder)
         # Made and handed to a file object with a Ctrl-C held back: one between the two
         # (os.fdopen's first line) left the descriptor open and the copy in $TMPDIR for the
         # life of a notebook's process (no sweep removes a live process's copy); one inside
