@@ -149,6 +149,9 @@ class _Dedupe:
                 if not self.dry_run:
                     self.store.move(item, dup, into)
                 self.result.moved += 1
+                # Held there now: a second item of that name in ``dup`` is a copy or a
+                # conflict, never a second one moved in beside it.
+                held[item.name] = [item]
             elif _is_folder(item) and all(_is_folder(e) for e in same):
                 target = oldest(same)
                 self.result.merged.append((item_where, item.id, target.id))

@@ -235,3 +235,24 @@ def test_shortcuts_move_as_items_and_their_targets_stay_put(emulator, store):
     assert parents[link_dir["id"]] == [new]         # a conflict with the file "data": stays
     assert parents[shared] != [old] and parents[target] != [old]   # targets untouched
     assert not trashed(emulator)
+
+
+def test_two_items_of_one_name_in_a_newer_folder_and_a_hostile_title(emulator, store):
+    """A newer folder holding two files of one name: the first moves, the second is then a
+    name the oldest holds (a copy of the same bytes goes to the trash, other bytes stay); a
+    title with a terminal escape and a newline is printed escaped, never raw."""
+    root = emulator.add_folder("runs")
+    evil = "exp\x1b]0;pwned\x07\nmerged: fake"
+    old, new = folder(store, evil, root), folder(store, evil, root)
+    first = put(emulator, store, new, "a.txt", b"one")
+    same = put(emulator, store, new, "a.txt", b"one")
+    other = put(emulator, store, new, "a.txt", b"two")
+    code, out, err = run("dedupe", "drive:runs")
+    assert code == 1
+    assert "\x1b" not in out + err and out.count("\n") == 1, out
+    parents = {f["id"]: f["parents"][0]["id"] for f in emulator.files()}
+    moved = [i for i in (first, same, other) if parents[i] == old]
+    assert len(moved) == 1   # one a.txt in the oldest, never two
+    assert set(live(emulator)[f"runs/{evil}/a.txt"]) == {md5(b"one"), md5(b"two")}
+    body = {first: b"one", same: b"one", other: b"two"}
+    assert all(body[i] == body[moved[0]] for i in trashed(emulator) & set(body))  # copies only

@@ -280,13 +280,14 @@ def dedupe_cmd(dest: str, dry_run: bool, api_root: Optional[str],
     deleted for good. Run it while nothing pushes into DEST.
     """
     from drivestage.dedupe import dedupe
+    from drivestage.paths import printable
     from drivestage.remote import open_store
 
     result = dedupe(open_store(dest, api_root=api_root, credentials=credentials),
                     dry_run=dry_run)
-    for where, dup, into in result.merged:
-        click.echo(f"{'to merge' if dry_run else 'merged'}: {where} (id {dup}) into the "
-                   f"oldest (id {into})")
+    for where, dup, into in result.merged:   # Drive titles are anybody's: printed escaped
+        click.echo(f"{'to merge' if dry_run else 'merged'}: {printable(where)} (id {dup}) "
+                   f"into the oldest (id {into})")
     click.echo(f"dedupe {dest}: {result.summary()}", err=True)
     if dry_run:
         click.echo("Dry run: nothing was moved or trashed.", err=True)
