@@ -10,6 +10,7 @@ sidecar of its original, ``saved`` included.
 """
 from __future__ import annotations
 
+import dataclasses
 import glob
 import hashlib
 import logging
@@ -209,12 +210,22 @@ def describe_killed_saves(folder: str) -> list[str]:
         epoch, iteration, epoch_iteration = position_of(state)
         history = state.get("history") or []
         row = history[-1] if history and not epoch_iteration else {}
+        side = Sidecar(
+            epoch=epoch, iteration=iteration, epoch_iteration=epoch_iteration,
+            metrics=_plain_metrics({k: row[k] for k in ("val_loss", "map50", "map")
+                                    if isinstance(row, dict) and row.get(k) is not None}),
+            run=state.get("run"), md5=md5, size=size, saved=st.st_mtime)
+        # When its state was taken is lost with the sidecar; its file's time may be later
+        # than a save further on (an epoch save still queued in the writer when the stop
+        # save was written at once by the training thread, then killed between its two
+        # files). Never dated after one further on: it would read as the run sent back on
+        # purpose, and the resume went back to it.
+        further = [c.sidecar.saved for c in described if c.sidecar.run == side.run
+                   and c.sidecar.saved is not None and c.sidecar.progress > side.progress]
+        if further and min(further) <= st.st_mtime:
+            side = dataclasses.replace(side, saved=min(further) - 1e-3)
         try:
-            sidecars.write(path, Sidecar(
-                epoch=epoch, iteration=iteration, epoch_iteration=epoch_iteration,
-                metrics=_plain_metrics({k: row[k] for k in ("val_loss", "map50", "map")
-                                        if isinstance(row, dict) and row.get(k) is not None}),
-                run=state.get("run"), md5=md5, size=size, saved=st.st_mtime))
+            sidecars.write(path, side)
         except OSError as exc:
             # (A full disk.) Going on without it would resume an older checkpoint and train
             # the epochs since again.
