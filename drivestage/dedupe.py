@@ -95,6 +95,10 @@ class _Dedupe:
         self.seen: set[str] = set()   # folders walked: a folder shortcut never leads back
 
     def run(self, path: StorePath) -> DedupeResult:
+        if path.start is None and not path.names:
+            # Every folder of the whole drive, merged by name: not what anyone means by it.
+            raise UsageError("dedupe needs a folder below the top of the drive (e.g. "
+                             "drive:Models/logs), not the whole drive")
         cur = self.store.resolve(StorePath(path.start, (), path.key))
         for name in path.names:
             cur = self._step(cur, name)

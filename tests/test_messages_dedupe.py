@@ -207,6 +207,9 @@ def test_a_file_where_a_folder_is_meant_and_a_missing_path(emulator):
     code, _, err = run("dedupe", "drive:runs/exp")
     assert (code, error_line(err)) == (2, "Error: drive:runs/exp is not a folder; dedupe "
                                           "merges folders")
+    code, _, err = run("dedupe", "drive:")
+    assert (code, error_line(err)) == (2, "Error: dedupe needs a folder below the top of the "
+                                          "drive (e.g. drive:Models/logs), not the whole drive")
     code, _, err = run("dedupe", "drive:nowhere")
     assert (code, error_line(err)) == (1, "Error: drive:nowhere not found (names are "
                                           "case-sensitive)")
