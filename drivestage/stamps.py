@@ -33,7 +33,7 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from drivestage import partials
 from drivestage.extract import MemberRecord
-from drivestage.extract.statedir import open_state, read_own
+from drivestage.extract.statedir import opened_state, read_own
 from drivestage.extract.validation import STATE_DIR
 from drivestage.localfs import atomic_write_at, fitted_name
 
@@ -63,12 +63,8 @@ def _file_of(name: str, file_id: str) -> str:
 @contextmanager
 def _state(dest: str) -> Iterator[Optional[int]]:
     """The checked descriptor of ``dest``'s state folder (None: there is none yet)."""
-    fd = open_state(dest, create=False)
-    try:
+    with opened_state(dest, create=False) as fd:
         yield fd
-    finally:
-        if fd is not None:
-            os.close(fd)
 
 
 def _all(dest: str) -> Iterator[tuple[str, Stamp]]:
@@ -215,12 +211,9 @@ def write(dest: str, stamp: Stamp) -> None:
     checked descriptor (made when there is none)."""
     entry = _file_of(stamp["file"], stamp["id"])
     body = {k: v for k, v in stamp.items() if not k.startswith("_")}
-    fd = open_state(dest, create=True)
-    assert fd is not None
-    try:
+    with opened_state(dest, create=True) as fd:
+        assert fd is not None
         atomic_write_at(fd, entry, json.dumps(body, separators=(",", ":")).encode())
-    finally:
-        os.close(fd)
     stamp["_path"] = os.path.join(dest, STATE_DIR, entry)
 
 

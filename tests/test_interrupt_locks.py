@@ -383,3 +383,33 @@ def test_a_ctrl_c_at_any_point_of_a_sidecars_private_copy_leaves_no_file(tmp_pat
         assert _open_under(folder) == [], f"a Ctrl-C at point {k} left a file open"
         assert os.listdir(folder) == [], f"a Ctrl-C at point {k} left the copy"
     assert landed >= 10
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="lists descriptors in /proc")
+def test_a_ctrl_c_at_any_point_of_a_state_folder_read_or_lock_leaves_no_descriptor(tmp_path):
+    """A pull reads DEST's stamps and takes DEST's merge lock through the state folder's
+    descriptor. A Ctrl-C right after one of its descriptors was opened (the folder's, the
+    state folder's, a stamp's, the lock file's), before the code that closes it was
+    entered, left it open for the notebook's lifetime. (A stamp's write: its atomic write
+    is swept above, and the state folder is opened as here.)"""
+    from drivestage import stamps
+    from drivestage.extract.statedir import state_lock
+
+    dest = tmp_path / "dest"
+    stamps.write(str(dest), {"version": stamps.VERSION, "file": "a.zip", "id": "x1",
+                             "md5": "0" * 32, "size": 1})
+
+    def work() -> None:
+        assert [name for name, _ in stamps._all(str(dest))]
+        with state_lock(str(dest), "merge.flock", on_wait=None) as held:
+            assert held
+
+    k = landed = 0
+    while True:
+        k += 1
+        hit, _ = _interrupted_at(k, work, opcodes=True, allowed=KeyboardInterrupt)
+        if not hit:
+            break
+        landed += 1
+        assert _open_under(dest) == [], f"a Ctrl-C at point {k} left a descriptor open"
+    assert landed >= 20

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
 from drivestage.errors import DestChangedError
+from drivestage.interrupts import deferred
 from drivestage.extract.tempdir import DIR_FLAGS, new_file_owner
 from drivestage.extract.validation import STATE_DIR
 
@@ -115,20 +116,41 @@ def open_own(name: str, flags: int, dir_fd: int, owner: Optional[int] = -1) -> i
     return -1
 
 
+@contextmanager
+def opened_state(folder: str, *, create: bool) -> Iterator[Optional[int]]:
+    """:func:`open_state` for the block, closed after it. A Ctrl-C is held back from the
+    first descriptor opened until the one yielded is in the block's hands: between an open
+    and the code that closes it, one left it open for a notebook's lifetime."""
+    fd: Optional[int] = None
+    try:
+        with deferred():
+            fd = open_state(folder, create=create)
+        yield fd
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
 def read_own(state_fd: int, name: str) -> Optional[bytes]:
     """The bytes of the file ``name`` in the state folder, or None when it is absent,
     unreadable, a link or not this user's regular file (never followed, never trusted)."""
+    fh = None
     try:
-        fd = open_own(name, _READ_FLAGS, state_fd)
-    except OSError:
-        return None
-    if fd < 0:
-        return None
-    with os.fdopen(fd, "rb") as fh:
+        with deferred():  # see opened_state
+            try:
+                fd = open_own(name, _READ_FLAGS, state_fd)
+            except OSError:
+                return None
+            if fd < 0:
+                return None
+            fh = os.fdopen(fd, "rb")
         try:
             return fh.read()
         except OSError:
             return None
+    finally:
+        if fh is not None:
+            fh.close()
 
 
 @contextmanager
@@ -156,15 +178,13 @@ def state_lock(folder: str, name: str, on_wait: Optional[Callable[[], None]]
         finally:
             lock.release()
         return
-    state_fd = open_state(folder, create=True)
-    assert state_fd is not None
+    fd = -1
     try:
-        fd = open_own(name, _LOCK_FLAGS, state_fd)
-    finally:
-        os.close(state_fd)
-    if fd < 0:
-        raise state_error(folder)
-    try:
+        with deferred(), opened_state(folder, create=True) as state_fd:  # see opened_state
+            assert state_fd is not None
+            fd = open_own(name, _LOCK_FLAGS, state_fd)
+        if fd < 0:
+            raise state_error(folder)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -175,4 +195,5 @@ def state_lock(folder: str, name: str, on_wait: Optional[Callable[[], None]]
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield True
     finally:
-        os.close(fd)  # releases the lock
+        if fd >= 0:
+            os.close(fd)  # releases the lock
