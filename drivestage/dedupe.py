@@ -56,6 +56,9 @@ class DedupeResult:
     copies_trashed: int = 0
     folders_trashed: int = 0
     conflicts: list[Conflict] = field(default_factory=list)
+    #: Items a newer folder's last listing showed and its first did not (Drive's listing
+    #: lagged, or a push added them meanwhile): that folder stays, with them.
+    arrived: list[Conflict] = field(default_factory=list)
     dry_run: bool = False
 
     def summary(self) -> str:
@@ -71,6 +74,8 @@ class DedupeResult:
         if self.conflicts:
             parts.append(f"{len(self.conflicts)} {_plural(len(self.conflicts), 'conflict')} "
                          "left in place")
+        if self.arrived:
+            parts.append(f"{len(self.arrived)} arrived meanwhile, left in place")
         n = len(self.merged)
         return f"{n} {_plural(n, 'folder')} {'to merge' if self.dry_run else 'merged'}: " + \
             ", ".join(parts)
@@ -176,10 +181,10 @@ class _Dedupe:
         self._trash_if_empty(dup, where)
 
     def _merged_away(self, into: RemoteEntry, dup: RemoteEntry, where: str, depth: int) -> bool:
-        """Merge ``dup`` into ``into``; whether ``dup`` is gone (no conflict held it back)."""
-        before = len(self.result.conflicts)
+        """Merge ``dup`` into ``into``; whether ``dup`` is gone (nothing held it back)."""
+        before = len(self.result.conflicts) + len(self.result.arrived)
         self._merge(into, dup, where, depth)
-        return len(self.result.conflicts) == before
+        return len(self.result.conflicts) + len(self.result.arrived) == before
 
     def _trash_if_empty(self, dup: RemoteEntry, where: str) -> None:
         if not self.dry_run:
@@ -189,8 +194,8 @@ class _Dedupe:
                 log.warning("%s (id %s) is not empty after the merge (%s arrived meanwhile?); "
                             "it stays: run dedupe again", where, dup.id,
                             ", ".join(sorted(e.name for e in still)[:3]))
-                self.result.conflicts.extend(Conflict(f"{where}/{e.name}", dup.id, "")
-                                             for e in still)
+                self.result.arrived.extend(Conflict(f"{where}/{e.name}", dup.id, "")
+                                           for e in still)
                 return
             self.store.delete(dup, trash=True)
         log.info("%s (id %s) is empty: to the trash", where, dup.id)

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import traceback
+from typing import Iterator
 
 import pytest
 
@@ -309,6 +310,18 @@ def _open_under(folder) -> list[str]:
     return out
 
 
+def _each_ctrl_c(work) -> Iterator[int]:
+    """Run ``work()`` with a Ctrl-C at each of its bytecodes in turn, until one run ends
+    without it; yields the point after each interrupted run (the caller checks what it left)."""
+    k = 0
+    while True:
+        k += 1
+        hit, _ = _interrupted_at(k, work, opcodes=True, allowed=KeyboardInterrupt)
+        if not hit:
+            return
+        yield k
+
+
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="lists descriptors in /proc")
 @pytest.mark.parametrize("write", ["atomic_write", "atomic_write_at"])
 def test_a_ctrl_c_at_any_point_of_an_atomic_write_leaves_no_file_open(tmp_path, write):
@@ -321,19 +334,15 @@ def test_a_ctrl_c_at_any_point_of_an_atomic_write_leaves_no_file_open(tmp_path, 
     folder = tmp_path / "d"
     folder.mkdir()
     dir_fd = os.open(folder, os.O_RDONLY)
-    k = landed = 0
+    if write == "atomic_write":
+        def work() -> None:
+            localfs.atomic_write(str(folder / "f.ranges"), b"{}")
+    else:
+        def work() -> None:
+            localfs.atomic_write_at(dir_fd, "f.ranges", b"{}")
+    landed = 0
     try:
-        while True:
-            k += 1
-            if write == "atomic_write":
-                def work() -> None:
-                    localfs.atomic_write(str(folder / "f.ranges"), b"{}")
-            else:
-                def work() -> None:
-                    localfs.atomic_write_at(dir_fd, "f.ranges", b"{}")
-            hit, _ = _interrupted_at(k, work, opcodes=True, allowed=KeyboardInterrupt)
-            if not hit:
-                break
+        for k in _each_ctrl_c(work):
             landed += 1
             assert [f for f in _open_under(folder) if f != str(folder)] == [], \
                 f"a Ctrl-C at point {k} left a file open"
@@ -373,12 +382,8 @@ def test_a_ctrl_c_at_any_point_of_a_sidecars_private_copy_leaves_no_file(tmp_pat
         with sidecar_copy.checked(str(side), sent, sent) as copy:
             assert copy is not None and copy.startswith(str(folder))
 
-    k = landed = 0
-    while True:
-        k += 1
-        hit, _ = _interrupted_at(k, work, opcodes=True, allowed=KeyboardInterrupt)
-        if not hit:
-            break
+    landed = 0
+    for k in _each_ctrl_c(work):
         landed += 1
         assert _open_under(folder) == [], f"a Ctrl-C at point {k} left a file open"
         assert os.listdir(folder) == [], f"a Ctrl-C at point {k} left the copy"
@@ -404,12 +409,8 @@ def test_a_ctrl_c_at_any_point_of_a_state_folder_read_or_lock_leaves_no_descript
         with state_lock(str(dest), "merge.flock", on_wait=None) as held:
             assert held
 
-    k = landed = 0
-    while True:
-        k += 1
-        hit, _ = _interrupted_at(k, work, opcodes=True, allowed=KeyboardInterrupt)
-        if not hit:
-            break
+    landed = 0
+    for k in _each_ctrl_c(work):
         landed += 1
         assert _open_under(dest) == [], f"a Ctrl-C at point {k} left a descriptor open"
     assert landed >= 20

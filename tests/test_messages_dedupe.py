@@ -259,3 +259,25 @@ def test_two_items_of_one_name_in_a_newer_folder_and_a_hostile_title(emulator, s
     assert set(live(emulator)[f"runs/{evil}/a.txt"]) == {md5(b"one"), md5(b"two")}
     body = {first: b"one", same: b"one", other: b"two"}
     assert all(body[i] == body[moved[0]] for i in trashed(emulator) & set(body))  # copies only
+
+
+def test_an_item_the_first_listing_did_not_show_keeps_its_folder(emulator, store):
+    """A file the newer folder's first listing did not show (Drive's listing lags, or a push
+    added it meanwhile) shows in the listing before the folder would go to the trash: the
+    folder stays with it (exit 1, saying to run again), and the next run merges it."""
+    root = emulator.add_folder("runs")
+    old, new = folder(store, "exp", root), folder(store, "exp", root)
+    put(emulator, store, new, "a.txt", b"a")
+    emulator.faults.lag_listing(created=1, titles=r"^late\.txt$")
+    late = put(emulator, store, new, "late.txt", b"late")
+    code, _, err = run("dedupe", "drive:runs/exp")
+    assert code == 1
+    assert error_line(err) == (
+        f"Error: 1 item reached a newer folder while dedupe ran: drive:runs/exp/late.txt (in "
+        f"id {new}); it stays there. Run `drivestage dedupe drive:runs/exp` again once "
+        "nothing pushes there")
+    assert new not in trashed(emulator) and late not in trashed(emulator)
+    code, _, err = run("dedupe", "drive:runs/exp")
+    assert code == 0, err
+    assert live(emulator) == {"runs": ["/"], "runs/exp": ["/"], "runs/exp/a.txt": [md5(b"a")],
+                              "runs/exp/late.txt": [md5(b"late")]}

@@ -292,13 +292,28 @@ def dedupe_cmd(dest: str, dry_run: bool, api_root: Optional[str],
     if dry_run:
         click.echo("Dry run: nothing was moved or trashed.", err=True)
     if result.conflicts:
-        shown = ", ".join(f"{c.where} (in id {c.folder_id})" for c in result.conflicts[:3])
-        more = f" and {len(result.conflicts) - 3} more" if len(result.conflicts) > 3 else ""
         raise DedupeConflictError(
-            f"{len(result.conflicts)} {'item stays' if len(result.conflicts) == 1 else 'items stay'} "
-            f"in a newer folder: {shown}{more}; the oldest folder holds another item of "
-            f"that name. Rename or remove one of the two on Drive, then run `drivestage "
-            f"dedupe {dest}` again")
+            f"{_items(result.conflicts, 'stays', 'stay')} in a newer folder: "
+            f"{_named(result.conflicts)}; the oldest folder holds another item of that name. "
+            f"Rename or remove one of the two on Drive, then run `drivestage dedupe {dest}` "
+            "again")
+    if result.arrived:
+        raise DedupeConflictError(
+            f"{_items(result.arrived, 'reached', 'reached')} a newer folder while dedupe ran: "
+            f"{_named(result.arrived)}; it stays there. Run `drivestage dedupe {dest}` "
+            "again once nothing pushes there")
+
+
+def _items(found: list[Any], one: str, many: str) -> str:
+    return f"1 item {one}" if len(found) == 1 else f"{len(found)} items {many}"
+
+
+def _named(found: list[Any]) -> str:
+    """The first three of ``found`` (dedupe's Conflicts), where each stays."""
+    from drivestage.paths import printable
+
+    shown = ", ".join(f"{printable(c.where)} (in id {c.folder_id})" for c in found[:3])
+    return shown + (f" and {len(found) - 3} more" if len(found) > 3 else "")
 
 
 @cli.command("mirror")
