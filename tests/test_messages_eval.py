@@ -56,3 +56,17 @@ def test_eval_builds_the_model_the_checkpoint_was_trained_as(tiny_config, tmp_pa
     assert want.exit_code == 0, want.output
     assert json.loads(got.stdout) == json.loads(want.stdout)
     assert "evaluated as trained" not in want.stderr
+
+
+def test_eval_of_a_checkpoint_recording_a_model_that_cannot_be_built(tiny_config, tmp_path):
+    """A damaged or foreign checkpoint whose recorded anchors and attention are nonsense: one
+    line, exit 1, not a traceback."""
+    config = tiny_config()
+    model = YoloV4Tiny(3, input_size=64)
+    torch.save({"model": model.state_dict(), "class_names": _classes(config),
+                "config": {"model": {"anchors": "evil", "phi": 99}}}, tmp_path / "e.pt")
+    r = CliRunner().invoke(cli, ["eval", "-c", config, "-w", str(tmp_path / "e.pt")])
+    assert r.exit_code == 1
+    assert r.stderr.splitlines()[-1].startswith(
+        f"Error: {tmp_path / 'e.pt'} records a model that cannot be built (")
+    assert "Traceback" not in r.stderr

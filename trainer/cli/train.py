@@ -109,7 +109,12 @@ def evaluate_cmd(config_path: str, weights: str, overrides: tuple[str, ...], as_
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu")
     path = local_weights(weights, cfg)
     info = _check_classes(path, data.class_names)
-    model = YoloV4Tiny(len(data.class_names), **_as_trained(path, info, cfg.model))
+    try:
+        model = YoloV4Tiny(len(data.class_names), **_as_trained(path, info, cfg.model))
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        # What the checkpoint recorded of its model is not one (a damaged or foreign file).
+        raise WeightsError(f"{path} records a model that cannot be built ({exc}); evaluate "
+                           "trained weights of this trainer") from None
     report = load_weights(model, path)
     if report.skipped or any(k.startswith("yolo_head") for k in report.missing):
         # Scored anyway, its random heads gave an mAP near 0 and exit 0.
