@@ -25,6 +25,7 @@ from typing import IO, Iterable, Optional, cast
 
 from drivestage.errors import ArchiveError, UnsafeArchiveError
 from drivestage.extract.formats import archive_kind, compression
+from drivestage.interrupts import deferred
 from drivestage.sizes import format_size
 
 MAX_LINK_TARGET = 4096
@@ -222,8 +223,17 @@ def zip_directory(archive: str, fd: int = -1) -> list[Entry]:
         if fd < 0:
             with zipfile.ZipFile(archive) as zf:
                 return _zip_entries(zf, archive, links=False)
-        with os.fdopen(os.dup(fd), "rb") as fh, zipfile.ZipFile(fh) as zf:
-            return _zip_entries(zf, archive, links=False)
+        # A Ctrl-C between the dup and the file object that closes it left the duplicate
+        # open for the notebook's lifetime; held back until the `finally` holds it.
+        fh: Optional[IO[bytes]] = None
+        try:
+            with deferred():
+                fh = os.fdopen(os.dup(fd), "rb")
+            with zipfile.ZipFile(fh) as zf:
+                return _zip_entries(zf, archive, links=False)
+        finally:
+            if fh is not None:
+                fh.close()
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
         raise ArchiveError(f"cannot read the zip {archive}: {exc}") from exc
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import stat
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterator, Optional, Sequence, Union
 
 from drivestage.extract.members import Entry
 from drivestage.extract.merging import merge_lock
 from drivestage.extract.tempdir import TempDir
+from drivestage.interrupts import deferred
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -99,8 +101,10 @@ def remove_members(dest: Union[str, "os.PathLike[str]"],
     if not os.path.isdir(root):
         return 0
     with merge_lock(os.path.abspath(os.fspath(lock_dir)) if lock_dir is not None else root):
-        root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        root_fd = -1
         try:
+            with deferred():  # see _parent
+                root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             removed, folders = 0, []
             for m in members:
                 rec = m if isinstance(m, MemberRecord) else None
@@ -115,73 +119,87 @@ def remove_members(dest: Union[str, "os.PathLike[str]"],
                 removed += _remove_empty_folder(root_fd, rel)
             return removed
         finally:
-            os.close(root_fd)
+            if root_fd >= 0:
+                os.close(root_fd)
 
 
-def _open_parent(root_fd: int, rel: str) -> Optional[tuple[int, str]]:
-    """A descriptor of ``rel``'s folder reached through real folders only, and its name."""
+@contextmanager
+def _parent(root_fd: int, rel: str) -> Iterator[Optional[tuple[int, str]]]:
+    """A descriptor of ``rel``'s folder reached through real folders only, and its name,
+    for the block (None: not reachable so). Opened with a Ctrl-C held back, as the state
+    folder's (:func:`drivestage.extract.statedir.opened_state`): one between an open and the
+    block's ``finally`` left a folder of DEST open for the notebook's lifetime."""
+    fd = -1
+    try:
+        with deferred():
+            fd = _open_parent(root_fd, rel)
+        yield (fd, rel.rsplit("/", 1)[-1]) if fd >= 0 else None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _open_parent(root_fd: int, rel: str) -> int:
+    """See :func:`_parent`; -1 when not reachable."""
     parts = rel.split("/")
     if not rel or rel.startswith("/") or "\0" in rel or \
             any(p in ("", ".", "..") for p in parts):
-        return None  # not a member path: never outside DEST, whatever a stamp says
+        return -1  # not a member path: never outside DEST, whatever a stamp says
     fd = os.dup(root_fd)
     for part in parts[:-1]:
         try:
             child = os.open(part, _DIR_FLAGS, dir_fd=fd)
         except OSError:
             os.close(fd)
-            return None
+            return -1
         os.close(fd)
         fd = child
-    return fd, parts[-1]
+    return fd
 
 
 def _is_dir(root_fd: int, rel: str) -> bool:
-    opened = _open_parent(root_fd, rel)
-    if opened is None:
-        return False
-    fd, name = opened
-    try:
-        return stat.S_ISDIR(os.lstat(name, dir_fd=fd).st_mode)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
+    with _parent(root_fd, rel) as opened:
+        if opened is None:
+            return False
+        fd, name = opened
+        try:
+            return stat.S_ISDIR(os.lstat(name, dir_fd=fd).st_mode)
+        except OSError:
+            return False
 
 
 def _remove_file(root_fd: int, rel: str, rec: Optional[MemberRecord]) -> bool:
-    opened = _open_parent(root_fd, rel)
-    if opened is None:
-        return False
-    fd, name = opened
-    try:
+    with _parent(root_fd, rel) as opened:
+        if opened is None:
+            return False
+        fd, name = opened
         try:
             st = os.lstat(name, dir_fd=fd)
         except OSError:
             return False
         if rec is not None:
-            target = os.readlink(name, dir_fd=fd) if stat.S_ISLNK(st.st_mode) else None
+            try:
+                target = os.readlink(name, dir_fd=fd) if stat.S_ISLNK(st.st_mode) else None
+            except FileNotFoundError:
+                return False
             if not rec.matches(st, target):
                 return False  # replaced or changed since that extraction: not ours any more
         elif not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
             return False
-        os.unlink(name, dir_fd=fd)
+        try:
+            os.unlink(name, dir_fd=fd)
+        except FileNotFoundError:
+            return False
         return True
-    except FileNotFoundError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def _remove_empty_folder(root_fd: int, rel: str) -> int:
-    opened = _open_parent(root_fd, rel)
-    if opened is None:
-        return 0
-    fd, name = opened
-    try:
-        os.rmdir(name, dir_fd=fd)  # only when empty; a link is never removed as a folder
-        return 1
-    except OSError:
-        return 0
-    finally:
-        os.close(fd)
+    with _parent(root_fd, rel) as opened:
+        if opened is None:
+            return 0
+        fd, name = opened
+        try:
+            os.rmdir(name, dir_fd=fd)  # only when empty; a link is never removed as a folder
+            return 1
+        except OSError:
+            return 0
