@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar
 from urllib.parse import urlsplit
@@ -19,7 +20,7 @@ import httplib2
 
 from drivestage.drive import answers, retry
 from drivestage.drive.auth import AuthorizedHttp, DriveCredentials
-from drivestage.drive.connections import build_http
+from drivestage.drive.connections import DEFAULT_HTTP_TIMEOUT, build_http
 from drivestage.drive.resources import ResourceKeys
 
 T = TypeVar("T")
@@ -174,13 +175,13 @@ def _stream(transport: Transport, uri: str, headers: Mapping[str, str]) -> Itera
             resp = conn.getresponse()
             if resp.status != 401 or not creds.can_refresh or refreshed:
                 break
-            resp.read(_ERROR_BODY)  # once more after refreshing the token
+            _error_body(resp, conn.timeout)  # once more after refreshing the token
             if not resp.isclosed():
                 conn.close()  # http.client opens it again for the next request
             creds.refresh(stale_token=used)
             refreshed = True
         if not 200 <= resp.status < 300:
-            body = creds.redact(resp.read(_ERROR_BODY))
+            body = creds.redact(_error_body(resp, conn.timeout))
             answers.raise_for_status(resp.status, body, dict(resp.getheaders()), uri=uri)
         yield Streamed(resp)
     finally:
@@ -193,6 +194,22 @@ def _stream(transport: Transport, uri: str, headers: Mapping[str, str]) -> Itera
 
 #: How much of an error answer's body is read (a hostile server may send an endless one).
 _ERROR_BODY = 64 * 1024
+
+
+def _error_body(resp: http.client.HTTPResponse, timeout: Optional[float]) -> bytes:
+    """Up to :data:`_ERROR_BODY` bytes of an error answer's body, read within ``timeout``
+    seconds in all (what came by then, when it is not done): the socket timeout alone holds
+    only between two bytes, and a body trickling a byte a second held a 503 for 18 hours
+    before its retry. A body not read to its end closes the connection (see :func:`_stream`).
+    """
+    deadline = time.monotonic() + (timeout or DEFAULT_HTTP_TIMEOUT)
+    out = bytearray()
+    while len(out) < _ERROR_BODY and time.monotonic() < deadline:
+        data = resp.read1(_ERROR_BODY - len(out))
+        if not data:
+            break
+        out += data
+    return bytes(out)
 
 
 def _connection(h: Any, scheme: str, authority: str) -> http.client.HTTPConnection:

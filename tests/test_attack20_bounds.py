@@ -1,0 +1,96 @@
+"""Bounds on every loop that talks to Drive, against a server that never stops (attack 20):
+error answers whose body trickles, a Retry-After of a day, redirects in a loop, upload
+sessions that keep a sliver of each chunk, folders nested without end. Each command ends
+within a bound counted in requests, with one ``Error:`` line, exit 1, and nothing lost."""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import _proxy
+from _proxy import Proxy, Reply
+
+#: Seconds a correct client needs at most here (short timeouts, millisecond retries).
+DEADLINE = 30
+
+
+@pytest.fixture
+def proxy(emulator):
+    with Proxy(emulator.url) as p:
+        yield p
+
+
+def _run(proxy: Proxy, tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    full = dict(os.environ, DRIVESTAGE_API_ROOT=proxy.url, DRIVESTAGE_TOKEN="test-token",
+                DRIVESTAGE_STATE_DIR=str(tmp_path / "state"), DRIVESTAGE_RETRY_ATTEMPTS="3",
+                DRIVESTAGE_RETRY_BASE="0.01", DRIVESTAGE_RETRY_CAP="0.05",
+                DRIVESTAGE_HTTP_TIMEOUT="1")
+    full.update(env)
+    return subprocess.run([sys.executable, "-m", "drivestage", *args], env=full,
+                          capture_output=True, text=True, timeout=DEADLINE)
+
+
+def _one_error_line(res: subprocess.CompletedProcess) -> str:
+    assert res.returncode == 1, (res.returncode, res.stderr[-2000:])
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert lines and lines[-1].startswith("Error: "), res.stderr[-2000:]
+    assert "Traceback" not in res.stderr
+    return lines[-1]
+
+
+def _error_trickle(status: int, headers: dict, body: bytes) -> Reply:
+    """A 503 whose body never ends, a byte at a time, each well within the socket timeout."""
+    def forever():
+        yield b"<html>"
+        while True:
+            yield b" "
+    return Reply(503, {"Content-Type": "text/html"}, forever(), pace=0.02)
+
+
+def test_a_download_error_whose_body_trickles_for_ever_fails_the_pull(emulator, proxy, tmp_path):
+    emulator.add_file("data/f.bin", os.urandom(100 << 10))
+    proxy.on("GET", r"alt=media", _error_trickle, forward=False)
+    res = _run(proxy, tmp_path, "pull", "drive:data/f.bin", str(tmp_path / "dest"))
+    line = _one_error_line(res)
+    assert "still failing after 3 attempts" in line, line
+    assert proxy.count("GET", "alt=media") == 3
+    assert not (tmp_path / "dest" / "f.bin").exists()
+
+
+def _loop_redirect(status: int, headers: dict, body: bytes) -> Reply:
+    return Reply(302, {"Location": "/drive/v2/files?loop=1", "Content-Length": "0"}, [b""])
+
+
+def test_redirects_in_a_loop_end_the_command_with_one_line(emulator, proxy, tmp_path):
+    emulator.add_file("data/f.txt", b"x")
+    proxy.on("GET", r"^/drive/v2/files", _loop_redirect, forward=False)
+    res = _run(proxy, tmp_path, "ls", "drive:data")
+    line = _one_error_line(res)
+    assert proxy.count("GET", r"^/drive/v2/files") <= 20
+
+
+def _retry_after(value: str):
+    def mutate(status: int, headers: dict, body: bytes) -> Reply:
+        data = json.dumps({"error": {"code": 429, "message": "Rate Limit Exceeded",
+                                     "errors": [{"reason": "rateLimitExceeded",
+                                                 "message": "Rate Limit Exceeded"}]}}).encode()
+        return Reply(429, {"Retry-After": value, "Content-Type": "application/json",
+                           "Content-Length": str(len(data))}, [data])
+    return mutate
+
+
+@pytest.mark.parametrize("value", ["86400", "-5", "soon", "nan", "1e999",
+                                   "Fri, 31 Dec 9999 23:59:59 GMT"])
+def test_retry_after_forever(emulator, proxy, tmp_path, value):
+    emulator.add_file("data/f.txt", b"x")
+    proxy.on("GET", r"^/drive/v2/files", _retry_after(value), forward=False)
+    res = _run(proxy, tmp_path, "ls", "drive:data", DRIVESTAGE_RETRY_AFTER_MAX="0.05")
+    line = _one_error_line(res)
+    print(line)
+    assert proxy.count("GET", r"^/drive/v2/files") <= 3
+
