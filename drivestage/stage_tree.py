@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional, Sequence
 from drivestage import download as dl
 from drivestage import partials, stamps
 from drivestage.errors import DownloadRestrictedError, DuplicateNameError, LocalFileError, \
-    NotFoundError, ShortcutCycleError, UsageError
+    NotFoundError, RemoteError, ShortcutCycleError, UsageError
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
 from drivestage.pool import each
@@ -329,12 +329,26 @@ def _real_below(root: str, folder: str) -> bool:
     return True
 
 
+#: Folder levels a pull walks below SRC. Drive allows 100 (My Drive since November 2023,
+#: shared drives before); folder shortcuts may lead a walk into another such tree, but not
+#: ten of them: a server whose every folder holds one more, each with a new id, would
+#: otherwise keep a pull listing for ever.
+MAX_DEPTH = 1000
+
+
 def _walk_once(walked: dict[str, str], child: RemoteEntry, child_src: str,
                above: tuple[str, ...]) -> None:
-    """Refuse a folder the walk takes already. A folder above it is left to the store's
-    cycle check (listing it says so)."""
+    """Refuse a folder the walk takes already, or one too deep (:data:`MAX_DEPTH`). A folder
+    above it is left to the store's cycle check (listing it says so)."""
     if child.id in above:
         return
+    if len(above) >= MAX_DEPTH:
+        shown = child_src if len(child_src) <= 200 else child_src[:200] + "..."
+        raise RemoteError(
+            f"{shown}: folders nested more than {MAX_DEPTH} deep, far more than "
+            "Drive allows (100 levels); the server keeps listing new folders. Stopped before "
+            "anything was downloaded. Pull a folder further down, or check --api-root / "
+            "DRIVESTAGE_API_ROOT and any proxy between you and Drive")
     first = walked.setdefault(child.id, child_src)
     if first != child_src:
         raise ShortcutCycleError(

@@ -71,7 +71,8 @@ def test_redirects_in_a_loop_end_the_command_with_one_line(emulator, proxy, tmp_
     proxy.on("GET", r"^/drive/v2/files", _loop_redirect, forward=False)
     res = _run(proxy, tmp_path, "ls", "drive:data")
     line = _one_error_line(res)
-    assert proxy.count("GET", r"^/drive/v2/files") <= 20
+    assert "redirects that lead nowhere" in line, line
+    assert proxy.count("GET", r"^/drive/v2/files") == 6  # httplib2's five redirects, no retry
 
 
 def _retry_after(value: str):
@@ -94,3 +95,39 @@ def test_retry_after_forever(emulator, proxy, tmp_path, value):
     print(line)
     assert proxy.count("GET", r"^/drive/v2/files") <= 3
 
+
+
+def _bottomless(template: dict):
+    """Every folder listed holds one more folder with a new id, for ever (a listing that
+    holds items, a search by name, passes as the emulator answers it)."""
+    counter = itertools.count()
+
+    def mutate(status: int, headers: dict, body: bytes) -> Reply:
+        obj = json.loads(body)
+        if not obj.get("items"):
+            n = next(counter)
+            obj["items"] = [dict(template, id=f"deep{n}x", title=f"d{n}")]
+        data = json.dumps(obj).encode()
+        out = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        out["Content-Length"] = str(len(data))
+        return Reply(status, out, [data])
+    return mutate
+
+
+def test_a_folder_pull_into_folders_nested_without_end_stops(emulator, proxy, tmp_path,
+                                                            local_state, monkeypatch):
+    from _cli import run
+    from drivestage import stage_tree
+
+    monkeypatch.setattr(stage_tree, "MAX_DEPTH", 6)  # 1000 by default: the same rule, sooner
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+    emulator.add_folder("data")
+    proxy.on("GET", r"^/drive/v2/files\?.*in(\+|%20)parents", _bottomless(emulator.find("data")))
+    code, _, err = run("pull", "drive:data", str(tmp_path / "dest"))
+    assert code == 1, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("Error: drive:data/d0/d1/d2/d3/d4/d5: folders nested more than 6 "
+                           "deep"), line
+    assert proxy.count("GET", r"in(\+|%20)parents") <= 8
+    assert not (tmp_path / "dest").exists() or not any((tmp_path / "dest").iterdir())
