@@ -131,3 +131,67 @@ def test_a_folder_pull_into_folders_nested_without_end_stops(emulator, proxy, tm
                            "deep"), line
     assert proxy.count("GET", r"in(\+|%20)parents") <= 8
     assert not (tmp_path / "dest").exists() or not any((tmp_path / "dest").iterdir())
+
+
+@pytest.fixture
+def hostile_store(proxy, local_state, monkeypatch):
+    from drivestage.drive import connect
+
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "3")
+    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "5")
+    return connect(api_root=proxy.url, token="test-token")
+
+
+def _sliver_308():
+    """Every chunk answered "resume incomplete", the server keeping one chunk unit (256 KiB)
+    more each time, however much the chunk held: progress, for ever, at a price."""
+    kept = itertools.count(1)
+
+    def mutate(status: int, headers: dict, body: bytes) -> Reply:
+        return Reply(308, {"Content-Length": "0",
+                           "Range": f"bytes=0-{next(kept) * (256 << 10) - 1}"}, [b""])
+    return mutate
+
+
+def test_an_upload_that_keeps_a_sliver_of_each_chunk_is_given_up(emulator, proxy, hostile_store,
+                                                                 tmp_path):
+    from drivestage.drive.upload import MAX_STALLED_CHUNKS
+    from drivestage.errors import RemoteError
+
+    path = tmp_path / "epoch_001.pt"
+    path.write_bytes(os.urandom(8 << 20))
+    folder = hostile_store.make_folders("Models/logs")
+    proxy.on("PUT", r"upload_id=", _sliver_308(), forward=False)
+    with pytest.raises(RemoteError, match="Drive kept little or none of the last 5 chunks"):
+        hostile_store.upload(str(path), folder, "epoch_001.pt", chunk_size=8 << 20)
+    # Before: 32 chunks of up to 8 MiB (132 MiB sent for an 8 MiB file).
+    assert proxy.count("PUT", "upload_id=") == MAX_STALLED_CHUNKS
+    assert emulator.find("Models/logs/epoch_001.pt") is None
+
+
+def _half_308(size: int):
+    """Every 1 MiB chunk answered "resume incomplete", the server keeping half of it; refused
+    (400) once it would have kept the whole file, so that the test ends either way."""
+    counter = itertools.count(1)
+
+    def mutate(status: int, headers: dict, body: bytes) -> Reply:
+        kept = next(counter) * (512 << 10)
+        if kept >= size:
+            return Reply(400, {"Content-Length": "0"}, [b""])
+        return Reply(308, {"Content-Length": "0", "Range": f"bytes=0-{kept - 1}"}, [b""])
+    return mutate
+
+
+def test_an_upload_whose_server_keeps_half_of_each_chunk_still_progresses(emulator, proxy,
+                                                                          hostile_store,
+                                                                          tmp_path):
+    """Half a chunk is progress (twice the file's bytes sent at most): not a stall."""
+    from drivestage.errors import RemoteError
+
+    path = tmp_path / "epoch_001.pt"
+    path.write_bytes(os.urandom(4 << 20))
+    folder = hostile_store.make_folders("Models/logs")
+    proxy.on("PUT", r"upload_id=", _half_308(4 << 20), forward=False)
+    with pytest.raises(RemoteError, match="HTTP 400"):
+        hostile_store.upload(str(path), folder, "epoch_001.pt", chunk_size=1 << 20)
+    assert proxy.count("PUT", "upload_id=") == 8

@@ -214,11 +214,11 @@ def test_a_listing_that_never_runs_out_of_page_tokens(emulator, proxy, monkeypat
     assert "more than 5 pages" in line
 
 
-@renders("Drive kept none of the last … chunks")
+@renders("Drive kept little or none of the last … chunks")
 def test_an_upload_the_server_never_moves_forward(emulator, proxy, tmp_path):
     proxy.on("PUT", r"upload_id=", _proxy.no_progress_308, forward=False)
     line = error("push", _logs(tmp_path), "drive:Models/run")
-    shown("Drive kept none of the last … chunks", line)
+    shown("Drive kept little or none of the last … chunks", line)
     assert emulator.find("Models/run/epoch_001.pt") is None
 
 

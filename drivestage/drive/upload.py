@@ -248,9 +248,11 @@ class _Session:
         elif saved:
             self._forget()  # the file changed since: that session holds other bytes
         restarted = False
-        # ``high``: the most the server ever said it kept. Only a step past it by a chunk unit
-        # (or the end) is progress: a server that keeps nothing, creeps, or falls back and
-        # repeats stops the upload after MAX_STALLED_CHUNKS answers.
+        # ``high``: the most the server ever said it kept. Only a step past it by half a chunk
+        # (at least a chunk unit; or the end) is progress: a server that keeps nothing,
+        # creeps, falls back and repeats, or keeps a sliver of every chunk (each 64 MiB sent
+        # for 256 KiB kept: 256 times the file's bytes) stops the upload after
+        # MAX_STALLED_CHUNKS answers.
         stalls, high = 0, request.resumable_progress
         while result is None:
             pool.check()  # the push was interrupted: stop here, the session kept for the next
@@ -273,18 +275,24 @@ class _Session:
             self._check_within(now)
             if progress and now > high:
                 progress(now - high)
-            stalls = 0 if result is not None or now - high >= min(CHUNK_UNIT, self.size - high) \
-                else stalls + 1
+            stalls = 0 if result is not None or now - high >= self._enough(high) else stalls + 1
             high = max(high, now)
             if stalls >= MAX_STALLED_CHUNKS:
                 raise RemoteError(
-                    f"uploading {self.where}: Drive kept none of the last {stalls} chunks (it "
+                    f"uploading {self.where}: Drive kept little or none of the last {stalls} "
+                    f"chunks (it "
                     f"answers 'resume incomplete' at byte {request.resumable_progress} of "
                     f"{self.size}); stopped. Try the push again later (it resumes)")
         if persisted:
             self._forget()
         return (entry_from_resource(result), self.media.hexdigest(),
                 self.media.changed_since(self.st))
+
+    def _enough(self, high: int) -> int:
+        """Bytes past ``high`` a chunk's answer must say were kept to count as progress: half
+        of what the next chunk sends, at least a chunk unit, at most what is left."""
+        left = self.size - high
+        return min(max(CHUNK_UNIT, min(self.chunk, left) // 2), left)
 
     def _in_place(self, res: dict[str, Any]) -> bool:
         """Whether the file a completed session made is this upload's copy: ``name`` in
