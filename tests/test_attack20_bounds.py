@@ -87,14 +87,25 @@ def _retry_after(value: str):
 
 @pytest.mark.parametrize("value", ["86400", "-5", "soon", "nan", "1e999",
                                    "Fri, 31 Dec 9999 23:59:59 GMT"])
-def test_retry_after_forever(emulator, proxy, tmp_path, value):
-    emulator.add_file("data/f.txt", b"x")
-    proxy.on("GET", r"^/drive/v2/files", _retry_after(value), forward=False)
-    res = _run(proxy, tmp_path, "ls", "drive:data", DRIVESTAGE_RETRY_AFTER_MAX="0.05")
-    line = _one_error_line(res)
-    print(line)
-    assert proxy.count("GET", r"^/drive/v2/files") <= 3
+def test_a_rate_limit_for_ever_with_any_retry_after_ends_after_the_attempts(
+        emulator, proxy, hostile_store, monkeypatch, value):
+    """429 on every request, with a Retry-After of a day, negative, garbage or past any
+    float: every wait is at most DRIVESTAGE_RETRY_AFTER_MAX (or the backoff), and the
+    listing fails after DRIVESTAGE_RETRY_ATTEMPTS requests."""
+    from drivestage.drive import retry
+    from drivestage.errors import RemoteError
 
+    waits: list[float] = []
+    monkeypatch.setattr(retry, "_sleep", waits.append)
+    monkeypatch.setenv("DRIVESTAGE_RETRY_AFTER_MAX", "7")
+    emulator.add_file("data/f.txt", b"x")
+    folder = hostile_store.resolve("data")
+    before = proxy.count("GET", r"^/drive/v2/files\?")
+    proxy.on("GET", r"^/drive/v2/files\?", _retry_after(value), forward=False)
+    with pytest.raises(RemoteError, match="still failing after 3 attempts"):
+        hostile_store.list(folder)
+    assert proxy.count("GET", r"^/drive/v2/files\?") - before == 3
+    assert len(waits) == 2 and all(0 <= w <= 7 for w in waits), waits
 
 
 def _bottomless(template: dict):
