@@ -211,6 +211,25 @@ def oldest(found: Sequence[RemoteEntry]) -> RemoteEntry:
     return min(found, key=_age)
 
 
+def pick_folder(found: list[RemoteEntry], where: str) -> RemoteEntry:
+    """The folder a push writes into of same-named ``found`` (:func:`oldest`, so every push
+    on every machine agrees: the rule :meth:`~drivestage.drive.store.DriveStore.make_folders`
+    uses), with a warning saying what to do when there are several."""
+    chosen = oldest(found)
+    if len(found) > 1 and any(e.linked for e in found):
+        log.warning("%s: %d folders have this name (ids %s), a folder and a shortcut to one; "
+                    "pushing into %s, the oldest. Rename one of them on Drive: until then "
+                    "`pull` refuses this path", where, len(found),
+                    ", ".join(sorted(e.id for e in found)), chosen.id)
+    elif len(found) > 1:
+        log.warning("%s: %d folders have this name (ids %s), probably made by two pushes "
+                    "from different machines at once; pushing into %s, the oldest. Until "
+                    "they are one, `pull` refuses this path: `drivestage dedupe %s` merges "
+                    "them", where, len(found), ", ".join(sorted(e.id for e in found)),
+                    chosen.id, where)
+    return chosen
+
+
 def _age(e: RemoteEntry) -> tuple[float, str]:
     return (e.created, e.id)
 

@@ -128,6 +128,11 @@ class RemoteError(DriveStageError, OSError):
         self.status, self.reason = status, reason
 
 
+class RetriesExhaustedError(RemoteError):
+    """A request kept getting answers worth retrying (429, 5xx, a dropped connection) through
+    every retry: Drive is not taking requests now, so a push starts no further upload."""
+
+
 class RemoteChangedError(RemoteError):
     """The file changed on Drive while it downloaded (a new version of another size, or of
     the same size: its checksum changed): what arrived mixes two versions and is deleted.

@@ -51,8 +51,9 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, other_runs, pool, pruning, sidecar
-from drivestage.errors import NotFoundError, PermissionDeniedError, QuotaExceededError, \
-    UsageError
+from drivestage.dedupe import pick_folder
+from drivestage.errors import AuthError, DailyLimitError, DailyUploadCapError, NotFoundError, \
+    PermissionDeniedError, QuotaExceededError, RetriesExhaustedError, UsageError
 from drivestage.local_tree import DEFAULT_EXCLUDES, LocalFile, walk  # noqa: F401 (re-export)
 from drivestage.locks import place_lock
 from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
@@ -67,6 +68,10 @@ from drivestage.state import Md5Cache
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore, quota_error
 
 log = logging.getLogger(__name__)
+
+#: Failures after which a push starts no further upload (see ``_Push._send``).
+_HALTS = (RetriesExhaustedError, QuotaExceededError, DailyUploadCapError, DailyLimitError,
+          AuthError)
 
 #: Files with these suffixes are checkpoints even without a sidecar: replaced by a new file.
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -247,7 +252,7 @@ class _Push:
             parent = self.remote_folder[parent_rel]
             found = [e for e in self.listing[parent_rel].get(name, []) if e.is_dir]
             if found:
-                folder = _pick_folder(found, f"{store.describe(parent)}/{name}")
+                folder = pick_folder(found, f"{store.describe(parent)}/{name}")
                 self.remote_folder[rel] = folder
                 self.listing[rel] = _index(store.list(folder))
             else:
@@ -358,11 +363,21 @@ class _Push:
         # that a copy the sidecar vouches for is on the store at every step.
         swapped: list[Swap] = []
         mutex = self.mutex
+        # Once Drive failed one upload through every retry (or refused for quota or the
+        # day), no other starts: each would wait through its own retries in vain (hours, for
+        # a log folder). What is not sent is left for the next push, its old copies kept.
+        halted: list[BaseException] = []
+        left_out: list[str] = []
 
         def send(item: _Todo) -> None:
             lf, key = item.lf, (item.lf.folder_rel, item.lf.name)
             if owners.get(key, set()) & set(failed):
                 return  # never a sidecar for a checkpoint that is not verified
+            if halted:
+                with mutex:
+                    failed[key] = halted[0]
+                    left_out.append(lf.rel)
+                return
             moved = [0]
 
             def count(n: int) -> None:
@@ -382,6 +397,8 @@ class _Push:
             except BaseException as exc:
                 with mutex:
                     failed[key] = exc
+                    if isinstance(exc, _HALTS) and not halted:
+                        halted.append(exc)
                 raise
             if not entry:  # gone, or left for the next push: the old copies stay
                 with mutex:
@@ -416,6 +433,9 @@ class _Push:
                 errors.extend(r for r in pool.each(send, batch, self.jobs, "drivestage-up")
                               if isinstance(r, BaseException))
         self.copies.settle(swapped, set(failed))
+        if left_out:
+            log.error("%d files not sent: Drive kept failing; the next push sends them",
+                      len(left_out))
         if errors:
             if len(errors) > 1:
                 log.error("%d uploads failed; the first: %s", len(errors), errors[0])
@@ -460,24 +480,6 @@ class _Push:
         self.result.pruned += pruning.apply(self.store, decision, self.remote_folder[""],
                                             self.use_trash, {d.id or "" for d in self.result.pruned},
                                             twins)
-
-
-def _pick_folder(found: list[RemoteEntry], where: str) -> RemoteEntry:
-    """One of same-named folders: the oldest (then the lowest id), so every push on every
-    machine agrees (the rule :meth:`~drivestage.drive.store.DriveStore.make_folders` uses)."""
-    chosen = min(found, key=lambda e: (e.created, e.id))
-    if len(found) > 1 and any(e.linked for e in found):
-        log.warning("%s: %d folders have this name (ids %s), a folder and a shortcut to one; "
-                    "pushing into %s, the oldest. Rename one of them on Drive: until then "
-                    "`pull` refuses this path", where, len(found),
-                    ", ".join(sorted(e.id for e in found)), chosen.id)
-    elif len(found) > 1:
-        log.warning("%s: %d folders have this name (ids %s), probably made by two pushes "
-                    "from different machines at once; pushing into %s, the oldest. Until "
-                    "they are one, `pull` refuses this path: `drivestage dedupe %s` merges "
-                    "them", where, len(found), ", ".join(sorted(e.id for e in found)),
-                    chosen.id, where)
-    return chosen
 
 
 def _kept_by_policy(decision: Optional[Plan]) -> set[str]:

@@ -4,6 +4,7 @@ sessions that keep a sliver of each chunk, folders nested without end. Each comm
 within a bound counted in requests, with one ``Error:`` line, exit 1, and nothing lost."""
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import os
@@ -13,6 +14,7 @@ import sys
 import pytest
 
 import _proxy
+from _drive_state import live_md5s
 from _proxy import Proxy, Reply
 
 #: Seconds a correct client needs at most here (short timeouts, millisecond retries).
@@ -206,3 +208,35 @@ def test_an_upload_whose_server_keeps_half_of_each_chunk_still_progresses(emulat
     with pytest.raises(RemoteError, match="HTTP 400"):
         hostile_store.upload(str(path), folder, "epoch_001.pt", chunk_size=1 << 20)
     assert proxy.count("PUT", "upload_id=") == 8
+
+
+def _unavailable(status: int, headers: dict, body: bytes) -> Reply:
+    data = json.dumps({"error": {"code": 503, "message": "Backend Error",
+                                 "errors": [{"reason": "backendError",
+                                             "message": "Backend Error"}]}}).encode()
+    return Reply(503, {"Content-Type": "application/json",
+                       "Content-Length": str(len(data))}, [data])
+
+
+@pytest.mark.parametrize("jobs", [1, 4])
+def test_a_push_under_503_for_ever_stops_after_the_first_upload_gives_up(emulator, proxy,
+                                                                         tmp_path, jobs):
+    """Every upload answered 503: once one file's retries ran out, the push starts no other
+    upload (before: each of the other files ran through its own retries, about 95 s of
+    waits each at default settings: hours for a log folder). Drive keeps what it had; the
+    error names the first failure and says how many files were left for the next push."""
+    emulator.add_file("runs/a/f00.txt", b"old")
+    src = tmp_path / "run"
+    src.mkdir()
+    for i in range(12):
+        (src / f"f{i:02d}.txt").write_bytes(b"new %d" % i)
+    proxy.on("POST", r"^/upload/", _unavailable, forward=False)
+    proxy.on("PUT", r"^/upload/", _unavailable, forward=False)
+    res = _run(proxy, tmp_path, "push", str(src), "drive:runs/a", "--jobs", str(jobs))
+    line = _one_error_line(res)
+    assert "still failing after 3 attempts" in line, line
+    sent = proxy.count("POST", r"^/upload/") + proxy.count("PUT", r"^/upload/")
+    # The uploads under way when the first gave up end their own retries; no other starts.
+    assert 3 <= sent <= 3 * jobs, sent
+    assert "files not sent: Drive kept failing" in res.stderr, res.stderr[-2000:]
+    assert live_md5s(emulator, "runs/a") == {"f00.txt": [hashlib.md5(b"old").hexdigest()]}

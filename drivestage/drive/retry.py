@@ -300,7 +300,7 @@ def retrying(what: str, attempts: Optional[int] = None, *,
         info = classify(exc)
         reason = info.reason if info else str(exc)
         detail = f": {failure.message}" if failure is not None and failure.message else ""
-        raise errors.RemoteError(
+        raise errors.RetriesExhaustedError(
             f"{what}: still failing after {state.attempt_number} attempts "
             f"({reason}{detail}); try again later",
             status=failure.status if failure else None,
