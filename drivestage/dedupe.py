@@ -153,7 +153,16 @@ class _Dedupe:
         for item in self.store.list(dup):
             item_where = f"{where}/{item.name}"
             same = held.get(item.name, [])
-            if not same:
+            if any(e.id == item.id for e in same):
+                # This very item is in the oldest too (a second parent, as Drive allowed
+                # until 2020): never a copy of itself, whose trashing takes it out of both;
+                # never a folder merged into itself. Moving it takes ``dup`` off its parents.
+                log.info("%s (id %s) is in %s as well: taken out of %s", item_where,
+                         item.id, into.id, dup.id)
+                if not self.dry_run:
+                    self.store.move(item, dup, into)
+                self.result.moved += 1
+            elif not same:
                 log.info("moving %s (id %s) into %s", item_where, item.id, into.id)
                 if not self.dry_run:
                     self.store.move(item, dup, into)
