@@ -98,6 +98,12 @@ class _Dedupe:
         self.result = DedupeResult(dry_run=dry_run)
         self.dry_run = dry_run
         self.seen: set[str] = set()   # folders walked: a folder shortcut never leads back
+        #: Items this run moved into each folder (by its id), and the ids it moved out of a
+        #: newer folder or trashed: Drive's listing may not show either for a while, and a
+        #: name moved in a moment ago is held all the same (a second newer folder's item of
+        #: that name is a copy or a conflict, never moved in beside it).
+        self.moved_in: dict[str, list[RemoteEntry]] = {}
+        self.gone: set[str] = set()
 
     def run(self, path: StorePath) -> DedupeResult:
         if path.start is None and not path.names:
@@ -147,7 +153,9 @@ class _Dedupe:
             raise DriveStageError(f"{where}: folders nested more than {MAX_DEPTH} deep; "
                                   "Drive allows no more, so this is a cycle: stopped")
         held: dict[str, list[RemoteEntry]] = {}
-        for e in self.store.list(into):
+        listed = self.store.list(into)
+        ids = {e.id for e in listed}
+        for e in listed + [e for e in self.moved_in.get(into.id, []) if e.id not in ids]:
             held.setdefault(e.name, []).append(e)
         left = False
         for item in self.store.list(dup):
@@ -159,14 +167,10 @@ class _Dedupe:
                 # never a folder merged into itself. Moving it takes ``dup`` off its parents.
                 log.info("%s (id %s) is in %s as well: taken out of %s", item_where,
                          item.id, into.id, dup.id)
-                if not self.dry_run:
-                    self.store.move(item, dup, into)
-                self.result.moved += 1
+                self._move(item, dup, into)
             elif not same:
                 log.info("moving %s (id %s) into %s", item_where, item.id, into.id)
-                if not self.dry_run:
-                    self.store.move(item, dup, into)
-                self.result.moved += 1
+                self._move(item, dup, into)
                 # Held there now: a second item of that name in ``dup`` is a copy or a
                 # conflict, never a second one moved in beside it.
                 held[item.name] = [item]
@@ -179,6 +183,7 @@ class _Dedupe:
                          item_where, item.id, into.id)
                 if not self.dry_run:
                     self.store.delete(item, trash=True)
+                self.gone.add(item.id)
                 self.result.copies_trashed += 1
             else:
                 log.warning("%s (id %s) stays: the oldest folder (id %s) holds another item "
@@ -189,6 +194,13 @@ class _Dedupe:
             return
         self._trash_if_empty(dup, where)
 
+    def _move(self, item: RemoteEntry, dup: RemoteEntry, into: RemoteEntry) -> None:
+        if not self.dry_run:
+            self.store.move(item, dup, into)
+        self.moved_in.setdefault(into.id, []).append(item)
+        self.gone.add(item.id)
+        self.result.moved += 1
+
     def _merged_away(self, into: RemoteEntry, dup: RemoteEntry, where: str, depth: int) -> bool:
         """Merge ``dup`` into ``into``; whether ``dup`` is gone (nothing held it back)."""
         before = len(self.result.conflicts) + len(self.result.arrived)
@@ -198,7 +210,8 @@ class _Dedupe:
     def _trash_if_empty(self, dup: RemoteEntry, where: str) -> None:
         if not self.dry_run:
             # Looked at again, not assumed: an item that reached it meanwhile keeps it.
-            still = self.store.list(dup)
+            # What this run moved out or trashed may still be listed there for a moment.
+            still = [e for e in self.store.list(dup) if e.id not in self.gone]
             if still:
                 log.warning("%s (id %s) is not empty after the merge (%s arrived meanwhile?); "
                             "it stays: run dedupe again", where, dup.id,
