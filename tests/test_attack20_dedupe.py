@@ -91,3 +91,91 @@ def test_a_dry_run_of_three_folders_says_what_the_run_does(emulator, store):
            "would be trashed, 1 conflict left in place" in dry
     assert "2 folders merged: 1 moved, 0 copies trashed, 1 empty folder trashed, 1 conflict " \
            "left in place" in err
+
+
+# --- a dedupe stopped at each of its writes, then run again -----------------------------------
+
+def _tree(emulator, store, top: str) -> tuple[list[str], dict[str, list[str]]]:
+    """Three ``exp`` folders with copies, free names, a same-named folder at two depths and
+    a nested duplicate inside the oldest. Returns the ids in the order made (the same in every
+    world) and the merged tree it must end as (paths below ``top``)."""
+    root = emulator.add_folder(top)
+    ids: list[str] = []
+
+    def d(name: str, parent: str) -> str:
+        ids.append(folder(store, name, parent))
+        return ids[-1]
+
+    def f(parent: str, name: str, data: bytes) -> None:
+        ids.append(put(emulator, store, parent, name, data))
+
+    old, new1, new2 = d("exp", root), d("exp", root), d("exp", root)
+    f(old, "a.txt", b"A")
+    osub = d("sub", old)
+    f(osub, "e1", b"E1")
+    tb1, tb2 = d("tb", osub), d("tb", osub)
+    f(tb1, "t1", b"T1")
+    f(tb2, "t2", b"T2")
+    f(tb2, "t1", b"T1")
+    f(new1, "a.txt", b"A")
+    f(new1, "b.txt", b"B")
+    s1 = d("sub", new1)
+    f(s1, "e1", b"E1")
+    f(s1, "e2", b"E2")
+    f(d("d", d("deep", new1)), "x", b"X")
+    f(new2, "b.txt", b"B")
+    f(new2, "c.txt", b"C")
+    s2 = d("sub", new2)
+    f(s2, "e3", b"E3")
+    f(s2, "e2", b"E2")
+    for i, made in enumerate(ids):   # made a second apart: the same order in every world
+        emulator.store.update(made, created=1.7e9 + i)
+    want = {"exp": ["/"], "exp/a.txt": [md5(b"A")], "exp/b.txt": [md5(b"B")],
+            "exp/c.txt": [md5(b"C")], "exp/sub": ["/"], "exp/sub/e1": [md5(b"E1")],
+            "exp/sub/e2": [md5(b"E2")], "exp/sub/e3": [md5(b"E3")], "exp/sub/tb": ["/"],
+            "exp/sub/tb/t1": [md5(b"T1")], "exp/sub/tb/t2": [md5(b"T2")],
+            "exp/deep": ["/"], "exp/deep/d": ["/"], "exp/deep/d/x": [md5(b"X")]}
+    return ids, {f"{top}/{k}": v for k, v in want.items()} | {top: ["/"]}
+
+
+def _under(tree: dict[str, list[str]], top: str) -> dict[str, list[str]]:
+    return {k: v for k, v in tree.items() if k == top or k.startswith(top + "/")}
+
+
+def _writes(emulator, since: int) -> list:
+    return [r for r in emulator.requests[since:] if r.method not in ("GET", "HEAD")]
+
+
+def test_a_dedupe_stopped_at_any_write_then_run_again_ends_merged_with_nothing_lost(
+        emulator, store, monkeypatch):
+    """The answer to each write (a move, a trash) lost and the process gone with it (what a
+    SIGKILL then does: dedupe keeps no local state), or the write refused before Drive made
+    it; then dedupe again. Every world ends as the merged tree, each file's bytes there
+    exactly once, nothing deleted for good."""
+    from _sweep import every
+
+    ids, want = _tree(emulator, store, "ref")
+    seen = len(emulator.requests)
+    code, _, err = run("dedupe", "drive:ref/exp")
+    assert code == 0, err
+    assert _under(live(emulator), "ref") == want
+    writes = [(r.method, next(i for i, x in enumerate(ids) if x in r.path))
+              for r in _writes(emulator, seen)]
+    assert len(writes) >= 15
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "1")
+    for k in range(0, len(writes), every(4)):
+        for how in ("answer lost", "refused"):
+            top = f"w{k}{how[0]}"
+            ids, want = _tree(emulator, store, top)
+            method, at = writes[k]
+            if how == "answer lost":
+                emulator.faults.drop(method=method, path=ids[at])
+            else:
+                emulator.faults.inject(method=method, path=ids[at], status=503)
+            code, _, err = run("dedupe", f"drive:{top}/exp")
+            assert code == 1, (k, how, err)
+            emulator.faults.clear()
+            code, _, err = run("dedupe", f"drive:{top}/exp")
+            assert code == 0, (k, how, err)
+            assert _under(live(emulator), top) == want, (k, how)
+            assert {f["id"] for f in emulator.files()} >= set(ids), "deleted for good"
