@@ -26,7 +26,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from drivestage.errors import DriveStageError, NotFoundError, UsageError
+from drivestage.errors import DriveStageError, NotFoundError, PermissionDeniedError, UsageError
 from drivestage.remote import Where, open_store
 from drivestage.paths import StorePath
 from drivestage.store import RemoteEntry, RemoteStore
@@ -59,6 +59,9 @@ class DedupeResult:
     #: Items a newer folder's last listing showed and its first did not (Drive's listing
     #: lagged, or a push added them meanwhile): that folder stays, with them.
     arrived: list[Conflict] = field(default_factory=list)
+    #: Items (and newer folders) Drive refused this account to move or trash (someone
+    #: else's, a shared drive's Contributor): they stay; the rest is merged all the same.
+    refused: list[Conflict] = field(default_factory=list)
     dry_run: bool = False
 
     def summary(self) -> str:
@@ -74,6 +77,8 @@ class DedupeResult:
         if self.conflicts:
             parts.append(f"{len(self.conflicts)} {_plural(len(self.conflicts), 'conflict')} "
                          "left in place")
+        if self.refused:
+            parts.append(f"{len(self.refused)} refused by Drive, left in place")
         if self.arrived:
             parts.append(f"{len(self.arrived)} arrived meanwhile, left in place")
         n = len(self.merged)
@@ -167,13 +172,15 @@ class _Dedupe:
                 # never a folder merged into itself. Moving it takes ``dup`` off its parents.
                 log.info("%s (id %s) is in %s as well: taken out of %s", item_where,
                          item.id, into.id, dup.id)
-                self._move(item, dup, into)
+                left |= not self._move(item, dup, into, item_where)
             elif not same:
                 log.info("moving %s (id %s) into %s", item_where, item.id, into.id)
-                self._move(item, dup, into)
-                # Held there now: a second item of that name in ``dup`` is a copy or a
-                # conflict, never a second one moved in beside it.
-                held[item.name] = [item]
+                if self._move(item, dup, into, item_where):
+                    # Held there now: a second item of that name in ``dup`` is a copy or a
+                    # conflict, never a second one moved in beside it.
+                    held[item.name] = [item]
+                else:
+                    left = True
             elif _is_folder(item) and all(_is_folder(e) for e in same):
                 target = oldest(same)
                 self.result.merged.append((item_where, item.id, target.id))
@@ -181,10 +188,10 @@ class _Dedupe:
             elif _copy_of(item, same):
                 log.info("%s (id %s) has the same bytes as the one in %s: to the trash",
                          item_where, item.id, into.id)
-                if not self.dry_run:
-                    self.store.delete(item, trash=True)
-                self.gone.add(item.id)
-                self.result.copies_trashed += 1
+                if self._trash(item, item_where, dup.id):
+                    self.result.copies_trashed += 1
+                else:
+                    left = True
             else:
                 log.warning("%s (id %s) stays: the oldest folder (id %s) holds another item "
                             "of that name", item_where, item.id, into.id)
@@ -194,18 +201,49 @@ class _Dedupe:
             return
         self._trash_if_empty(dup, where)
 
-    def _move(self, item: RemoteEntry, dup: RemoteEntry, into: RemoteEntry) -> None:
+    def _move(self, item: RemoteEntry, dup: RemoteEntry, into: RemoteEntry,
+              where: str) -> bool:
+        """Move ``item`` from ``dup`` into ``into``; False where Drive refused it."""
         if not self.dry_run:
-            self.store.move(item, dup, into)
+            try:
+                self.store.move(item, dup, into)
+            except PermissionDeniedError as exc:
+                return self._refuse(item, where, dup.id, str(exc))
         self.moved_in.setdefault(into.id, []).append(item)
         self.gone.add(item.id)
         self.result.moved += 1
+        return True
+
+    def _trash(self, item: RemoteEntry, where: str, folder_id: str) -> bool:
+        """Move ``item`` (in ``folder_id``) to the trash; False where this account may not.
+        One item refused (someone else's file or folder) stopped the whole run, at the same
+        item on every run: the rest was never merged. Now it stays, said so, and the rest is
+        merged; Drive's capabilities say so beforehand, which spares the request."""
+        if not item.removable:
+            return self._refuse(item, where, folder_id, "Drive says this account may not "
+                                "move it to the trash")
+        if not self.dry_run:
+            try:
+                self.store.delete(item, trash=True)
+            except PermissionDeniedError as exc:
+                return self._refuse(item, where, folder_id, str(exc))
+        self.gone.add(item.id)
+        return True
+
+    def _refuse(self, item: RemoteEntry, where: str, folder_id: str, why: str) -> bool:
+        log.warning("%s (id %s) stays: %s", where, item.id, why)
+        self.result.refused.append(Conflict(where, folder_id, ""))
+        return False
 
     def _merged_away(self, into: RemoteEntry, dup: RemoteEntry, where: str, depth: int) -> bool:
         """Merge ``dup`` into ``into``; whether ``dup`` is gone (nothing held it back)."""
-        before = len(self.result.conflicts) + len(self.result.arrived)
+        def left() -> int:
+            r = self.result
+            return len(r.conflicts) + len(r.arrived) + len(r.refused)
+
+        before = left()
         self._merge(into, dup, where, depth)
-        return len(self.result.conflicts) + len(self.result.arrived) == before
+        return left() == before
 
     def _trash_if_empty(self, dup: RemoteEntry, where: str) -> None:
         if not self.dry_run:
@@ -219,9 +257,9 @@ class _Dedupe:
                 self.result.arrived.extend(Conflict(f"{where}/{e.name}", dup.id, "")
                                            for e in still)
                 return
-            self.store.delete(dup, trash=True)
-        log.info("%s (id %s) is empty: to the trash", where, dup.id)
-        self.result.folders_trashed += 1
+        if self._trash(dup, where, dup.id):
+            log.info("%s (id %s) is empty: to the trash", where, dup.id)
+            self.result.folders_trashed += 1
 
     def _where(self, parent: RemoteEntry, name: str) -> str:
         base = self.store.describe(parent).rstrip("/")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from _messages import error_line
+
 from test_messages_dedupe import folder, live, md5, put, run, trashed
 
 
@@ -179,3 +181,42 @@ def test_a_dedupe_stopped_at_any_write_then_run_again_ends_merged_with_nothing_l
             assert code == 0, (k, how, err)
             assert _under(live(emulator), top) == want, (k, how)
             assert {f["id"] for f in emulator.files()} >= set(ids), "deleted for good"
+
+
+# --- what this account may not do --------------------------------------------------------------
+
+def test_a_copy_and_a_folder_someone_else_owns_stay_and_the_rest_is_merged(emulator, store):
+    """A teammate's machine made the newer folder (theirs, shared with this account as
+    editor): Drive lets an editor move items out but only the owner trash. The copy and
+    the folder that cannot go to the trash stay, said so; every other item is merged all the
+    same, and the run says what is left, in one line."""
+    root = emulator.add_folder("runs")
+    old, new = folder(store, "exp", root), folder(store, "exp", root)
+    put(emulator, store, old, "b.txt", b"B")
+    copy = put(emulator, store, new, "b.txt", b"B")
+    put(emulator, store, new, "c.txt", b"C")
+    for theirs in (new, copy):
+        emulator.store.update(theirs, owner="bob@example.com", shared_role="writer")
+    code, out, err = run("dedupe", "drive:runs/exp")
+    assert code == 1
+    assert live(emulator) == {"runs": ["/"], "runs/exp": ["/", "/"],
+                              "runs/exp/b.txt": [md5(b"B"), md5(b"B")],
+                              "runs/exp/c.txt": [md5(b"C")]}
+    assert [f["parents"][0]["id"] for f in emulator.files() if f["title"] == "c.txt"] == [old]
+    assert not trashed(emulator)
+    assert "1 folder merged: 1 moved, 0 copies trashed, 0 empty folders trashed, 1 refused " \
+           "by Drive, left in place" in err
+    assert "drive:runs/exp/b.txt (id " + copy + ") stays: Drive says this account may not " \
+           "move it to the trash" in err
+    assert error_line(err) == (
+        f"Error: 1 item stays where it was: Drive refused this account moving or trashing it "
+        f"(the warning above says why): drive:runs/exp/b.txt (in id {new}). Its owner, or a "
+        "Manager of the shared drive, may: do it on Drive, or have them run `drivestage "
+        "dedupe drive:runs/exp`")
+    emulator.store.update(copy, trashed=True)    # bob trashed his copy
+    code, out, err = run("dedupe", "drive:runs/exp")
+    assert code == 1
+    assert error_line(err).startswith("Error: 1 item stays where it was: Drive refused this "
+                                      f"account moving or trashing it (the warning above says "
+                                      f"why): drive:runs/exp (in id {new}).")
+    assert new not in trashed(emulator)

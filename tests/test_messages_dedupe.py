@@ -281,3 +281,31 @@ def test_an_item_the_first_listing_did_not_show_keeps_its_folder(emulator, store
     assert code == 0, err
     assert live(emulator) == {"runs": ["/"], "runs/exp": ["/"], "runs/exp/a.txt": [md5(b"a")],
                               "runs/exp/late.txt": [md5(b"late")]}
+
+
+@renders("stays where it was: Drive refused this account moving or trashing it (the warning "
+         "above says why): …")
+def test_an_item_drive_will_not_let_this_account_move_stays_and_the_rest_is_merged(
+        emulator, store):
+    """Drive refuses one move (403: in a shared drive a Contributor may not move items; a
+    file someone else owns): that item and its folder stay, the next item is merged all the
+    same, and the error says who may finish it."""
+    root = emulator.add_folder("runs")
+    old, new = folder(store, "exp", root), folder(store, "exp", root)
+    stuck = put(emulator, store, new, "a.txt", b"a")
+    put(emulator, store, new, "b.txt", b"b")
+    emulator.faults.inject(method="PATCH", path=stuck, reason="insufficientFilePermissions")
+    code, _, err = run("dedupe", "drive:runs/exp")
+    assert code == 1
+    line = error_line(err)
+    shown("stays where it was: Drive refused this account moving or trashing it (the warning "
+          "above says why): …", line)
+    assert line == (f"Error: 1 item stays where it was: Drive refused this account moving or "
+                    f"trashing it (the warning above says why): drive:runs/exp/a.txt (in id "
+                    f"{new}). Its owner, or a Manager of the shared drive, may: do it on Drive, "
+                    "or have them run `drivestage dedupe drive:runs/exp`")
+    assert "insufficientFilePermissions" in err    # the warning: Drive's own reason
+    assert live(emulator) == {"runs": ["/"], "runs/exp": ["/", "/"],
+                              "runs/exp/a.txt": [md5(b"a")], "runs/exp/b.txt": [md5(b"b")]}
+    assert [f["parents"][0]["id"] for f in emulator.files() if f["title"] == "b.txt"] == [old]
+    assert not trashed(emulator)

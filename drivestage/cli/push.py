@@ -297,6 +297,14 @@ def dedupe_cmd(dest: str, dry_run: bool, api_root: Optional[str],
             f"{_named(result.conflicts)}; the oldest folder holds another item of that name. "
             f"Rename or remove one of the two on Drive, then run `drivestage dedupe {dest}` "
             "again")
+    if result.refused:
+        # Someone else's item or folder, a shared drive's Contributor: said once, at the end,
+        # after everything else was merged (it used to stop the run at that item, every run).
+        raise DedupeConflictError(
+            f"{_items(result.refused, 'stays where it was', 'stay where they were')}: "
+            f"Drive refused this account moving or trashing it (the warning above says "
+            f"why): {_named(result.refused)}. Its owner, or a Manager of the shared drive, "
+            f"may: do it on Drive, or have them run `drivestage dedupe {dest}`")
     if result.arrived:
         raise DedupeConflictError(
             f"{_items(result.arrived, 'reached', 'reached')} a newer folder while dedupe ran: "
