@@ -126,6 +126,10 @@ class _Dedupe:
         where = self._where(parent, name)
         same = [e for e in self.store.list(parent) if e.name == name]
         found = [e for e in same if _is_folder(e)]
+        if not found and len(same) == 1 and same[0].is_dir and not same[0].unreadable:
+            # A shortcut to a folder on the way (Colab's "Add shortcut to Drive"): followed,
+            # as push, pull and ls follow it; it was "not a folder". Never merged itself.
+            return same[0]
         if not found:
             if same:
                 raise UsageError(f"{where} is not a folder; dedupe merges folders")

@@ -220,3 +220,18 @@ def test_a_copy_and_a_folder_someone_else_owns_stay_and_the_rest_is_merged(emula
                                       f"account moving or trashing it (the warning above says "
                                       f"why): drive:runs/exp (in id {new}).")
     assert new not in trashed(emulator)
+
+
+# --- the path to DEST ------------------------------------------------------------------------
+
+def test_a_path_through_a_folder_shortcut_is_followed_as_every_command_does(emulator, store):
+    """drive:VOC/logs where VOC is a shortcut to a folder (Colab's "Add shortcut to Drive"):
+    push, pull and ls follow it; dedupe said "drive:VOC is not a folder"."""
+    shared = emulator.add_folder("elsewhere/VOC")
+    emulator.add_shortcut("VOC", shared)
+    old, new = folder(store, "logs", shared), folder(store, "logs", shared)
+    put(emulator, store, new, "b.txt", b"b")
+    code, _, err = run("dedupe", "drive:VOC/logs")
+    assert code == 0, err
+    assert live(emulator)["elsewhere/VOC/logs/b.txt"] == [md5(b"b")]
+    assert new in trashed(emulator) and old not in trashed(emulator)
