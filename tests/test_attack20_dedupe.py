@@ -235,3 +235,48 @@ def test_a_path_through_a_folder_shortcut_is_followed_as_every_command_does(emul
     assert code == 0, err
     assert live(emulator)["elsewhere/VOC/logs/b.txt"] == [md5(b"b")]
     assert new in trashed(emulator) and old not in trashed(emulator)
+
+
+def test_names_that_differ_only_in_unicode_normalization_are_not_merged(emulator, store):
+    """"café" typed on macOS (NFD) and on Linux (NFC) are two names to Drive (a path names
+    one of them): never merged, never a conflict."""
+    import unicodedata
+
+    root = emulator.add_folder("runs")
+    nfc, nfd = (unicodedata.normalize(form, "café") for form in ("NFC", "NFD"))
+    a, b = folder(store, nfc, root), folder(store, nfd, root)
+    put(emulator, store, a, "x", b"1")
+    put(emulator, store, b, "x", b"2")
+    code, _, err = run("dedupe", "drive:runs")
+    assert code == 0 and "no same-named folders" in err, err
+    assert not trashed(emulator)
+
+
+def test_two_dedupes_at_once_end_merged_with_nothing_lost(emulator, store):
+    """Two dedupes of one path at the same moment (two notebooks): both go oldest first, so
+    they agree; what one did, the other finds done. Merged tree, nothing lost."""
+    import threading
+
+    from drivestage.dedupe import dedupe
+
+    ids, want = _tree(emulator, store, "two")
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            dedupe("drive:two/exp")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    emulator.faults.latency(0.01)   # every request: the two interleave request by request
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    emulator.faults.clear()
+    assert not errors, errors
+    code, _, err = run("dedupe", "drive:two/exp")
+    assert code == 0 and "no same-named folders" in err, err
+    assert _under(live(emulator), "two") == want
+    assert {f["id"] for f in emulator.files()} >= set(ids)
