@@ -142,7 +142,9 @@ class _Dedupe:
             return
         self.seen.add(folder.id)
         groups: dict[str, list[RemoteEntry]] = {}
-        for e in self.store.list(folder):
+        # With what this run moved in a moment ago: the duplicates inside a folder moved
+        # here, which a lagging listing did not show yet, were never merged (exit 0).
+        for e in self._listed(folder):
             if _is_folder(e):
                 groups.setdefault(e.name, []).append(e)
         for name, found in sorted(groups.items()):
@@ -162,9 +164,7 @@ class _Dedupe:
             raise DriveStageError(f"{where}: folders nested more than {MAX_DEPTH} deep; "
                                   "Drive allows no more, so this is a cycle: stopped")
         held: dict[str, list[RemoteEntry]] = {}
-        listed = self.store.list(into)
-        ids = {e.id for e in listed}
-        for e in listed + [e for e in self.moved_in.get(into.id, []) if e.id not in ids]:
+        for e in self._listed(into):
             held.setdefault(e.name, []).append(e)
         left = False
         for item in self.store.list(dup):
@@ -204,6 +204,13 @@ class _Dedupe:
         if left:
             return
         self._trash_if_empty(dup, where)
+
+    def _listed(self, folder: RemoteEntry) -> list[RemoteEntry]:
+        """What ``folder`` holds: its listing, and what this run moved into it (which Drive's
+        listing may not show for a while)."""
+        listed = self.store.list(folder)
+        ids = {e.id for e in listed}
+        return listed + [e for e in self.moved_in.get(folder.id, []) if e.id not in ids]
 
     def _move(self, item: RemoteEntry, dup: RemoteEntry, into: RemoteEntry,
               where: str) -> bool:

@@ -280,3 +280,20 @@ def test_two_dedupes_at_once_end_merged_with_nothing_lost(emulator, store):
     assert code == 0 and "no same-named folders" in err, err
     assert _under(live(emulator), "two") == want
     assert {f["id"] for f in emulator.files()} >= set(ids)
+
+
+def test_duplicates_inside_a_folder_moved_a_moment_ago_are_merged_too(emulator, store):
+    """A newer folder's sub/ (a free name) moves into the oldest; sub/ holds two tb/. The
+    oldest's listing, lagging, does not show sub/ there yet: its tb/ were never merged, with
+    exit 0 and "merged"."""
+    root = emulator.add_folder("runs")
+    old, new = folder(store, "exp", root), folder(store, "exp", root)
+    sub = folder(store, "sub", new)
+    tb1, tb2 = folder(store, "tb", sub), folder(store, "tb", sub)
+    put(emulator, store, tb2, "t", b"t")
+    emulator.faults.lag_listing(updated=3, titles=r"^sub$")
+    code, _, err = run("dedupe", "drive:runs/exp")
+    emulator.faults.lag_listing()
+    assert code == 0, err
+    assert live(emulator) == {"runs": ["/"], "runs/exp": ["/"], "runs/exp/sub": ["/"],
+                              "runs/exp/sub/tb": ["/"], "runs/exp/sub/tb/t": [md5(b"t")]}
