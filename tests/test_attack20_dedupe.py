@@ -297,3 +297,29 @@ def test_duplicates_inside_a_folder_moved_a_moment_ago_are_merged_too(emulator, 
     assert code == 0, err
     assert live(emulator) == {"runs": ["/"], "runs/exp": ["/"], "runs/exp/sub": ["/"],
                               "runs/exp/sub/tb": ["/"], "runs/exp/sub/tb/t": [md5(b"t")]}
+
+
+def test_a_dedupe_sigkilled_while_drive_moves_a_folder_then_run_again(emulator, store):
+    """SIGKILL while the move of a whole folder (sub/, a free name) is in Drive's hands, the
+    answer never read; the rerun finds it moved (or not), and ends merged."""
+    import subprocess
+    import sys
+
+    from _cli import child_env
+    from _kill import sigkill_when
+
+    ids, want = _tree(emulator, store, "k")
+    deep = ids[16]                     # new1's deep/, a free name: one move
+    # Latency is time to first byte: Drive moves it, the answer waits; the kill lands then.
+    emulator.faults.latency(0.5, method="PATCH", path=deep, times=1)
+    seen = len(emulator.requests)
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "dedupe", "drive:k/exp"],
+                            env=child_env(emulator), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    sigkill_when(proc, lambda: any(r.method == "PATCH" and deep in r.path
+                                   for r in emulator.requests[seen:]),
+                 "the dedupe never moved deep/")
+    code, _, err = run("dedupe", "drive:k/exp")
+    assert code == 0, err
+    assert _under(live(emulator), "k") == want
+    assert {f["id"] for f in emulator.files()} >= set(ids)
