@@ -14,6 +14,10 @@ oldest, on the way to a path and everywhere below it, as a user would by hand:
 - any other item of a name the oldest holds is a **conflict** and stays where it is: which of
   two different ``epoch_001.pt`` is wanted is not ours to decide. Nothing is ever deleted
   for good, and nothing is renamed;
+- an item in the oldest *and* a newer folder (two parents, as Drive allowed until 2020) only
+  leaves the newer one: it is never a copy of itself;
+- an item Drive does not let this account move or trash (someone else's, a shared drive's
+  Contributor) stays, said so; the rest is merged all the same;
 - a duplicate left empty goes to the trash (Drive keeps it 30 days). One with a conflict
   stays, so the command can be run again once the user chose.
 

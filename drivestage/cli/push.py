@@ -276,8 +276,9 @@ def dedupe_cmd(dest: str, dry_run: bool, api_root: Optional[str],
     two of one name): pushes then write into the oldest, while pull, ls and a resume refuse
     the path. Each newer folder's items move into the oldest; a file whose bytes the oldest
     already holds goes to the trash, and so does each folder left empty. An item whose name
-    the oldest holds with other bytes stays where it is (exit 1, naming it). Nothing is
-    deleted for good. Run it while nothing pushes into DEST.
+    the oldest holds with other bytes, or that Drive does not let this account move or
+    trash, stays where it is (exit 1, naming it). Nothing is deleted for good. Run it while
+    nothing pushes into DEST.
     """
     from drivestage.dedupe import dedupe
     from drivestage.paths import printable
