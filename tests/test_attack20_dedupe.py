@@ -323,3 +323,24 @@ def test_a_dedupe_sigkilled_while_drive_moves_a_folder_then_run_again(emulator, 
     assert code == 0, err
     assert _under(live(emulator), "k") == want
     assert {f["id"] for f in emulator.files()} >= set(ids)
+
+
+def test_a_trash_drive_refuses_though_capabilities_allowed_it_keeps_the_copy(emulator, store):
+    """Capabilities said yes, Drive answers 403 to the trash of a copy: it stays, said so;
+    the free name after it still moves."""
+    root = emulator.add_folder("runs")
+    old, new = folder(store, "exp", root), folder(store, "exp", root)
+    put(emulator, store, old, "a.txt", b"A")
+    copy = put(emulator, store, new, "a.txt", b"A")
+    put(emulator, store, new, "b.txt", b"B")
+    emulator.faults.inject(method="POST", path=rf"{copy}/trash",
+                           reason="insufficientFilePermissions")
+    code, _, err = run("dedupe", "drive:runs/exp")
+    assert code == 1
+    assert "1 refused by Drive, left in place" in err and "insufficientFilePermissions" in err
+    assert [f["parents"][0]["id"] for f in emulator.files() if f["title"] == "b.txt"] == [old]
+    assert not trashed(emulator)
+    code, _, err = run("dedupe", "drive:runs/exp")     # Drive lets it now: finished
+    assert code == 0, err
+    assert live(emulator) == {"runs": ["/"], "runs/exp": ["/"], "runs/exp/a.txt": [md5(b"A")],
+                              "runs/exp/b.txt": [md5(b"B")]}
