@@ -133,6 +133,11 @@ class RetriesExhaustedError(RemoteError):
     every retry: Drive is not taking requests now, so a push starts no further upload."""
 
 
+class FolderGoneError(RemoteError):
+    """A folder a push sent files into went to the trash (or away) while the push ran: what
+    it sent there went with it."""
+
+
 class RemoteChangedError(RemoteError):
     """The file changed on Drive while it downloaded (a new version of another size, or of
     the same size: its checksum changed): what arrived mixes two versions and is deleted.

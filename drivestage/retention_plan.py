@@ -67,6 +67,11 @@ class Plan(Sequence[Decision]):
         return {d.name for d in self.decisions if not d.keep}
 
     @property
+    def kept_ids(self) -> set[str]:
+        """Ids the plan keeps as a checkpoint, autosave or sidecar."""
+        return {d.id for d in self.decisions if d.keep and d.id and d.managed}
+
+    @property
     def shortfall(self) -> int:
         """Bytes the budget lacks (0 when it fits)."""
         if self.max_bytes is None:

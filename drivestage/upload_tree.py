@@ -27,7 +27,9 @@ the local file's copy is verified: the newest copy is kept and older ones are de
 push only ever deletes copies older than the one it keeps, so two machines repairing at once
 never delete each other's). Two machines making one folder at the same moment end with one
 (:meth:`~drivestage.drive.store.DriveStore.make_folders`); same-named folders left otherwise
-are explained, and every push picks the same one (the oldest).
+are explained, and every push picks the same one (the oldest). A folder trashed while a push
+sent files into it (Drive takes them there without a word) is found before anything is
+deleted, and the push runs once more into the folder the path leads to then.
 
 **Left as they are.** A checkpoint on the store that is further on in the push's own run,
 or (``keep_other_runs``) another run's, is not replaced, and the plan sees it as it is
@@ -52,8 +54,8 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, other_runs, pool, pruning, sidecar
 from drivestage.dedupe import pick_folder
-from drivestage.errors import AuthError, DailyLimitError, DailyUploadCapError, NotFoundError, \
-    PermissionDeniedError, QuotaExceededError, RetriesExhaustedError, UsageError
+from drivestage.errors import AuthError, DailyLimitError, DailyUploadCapError, FolderGoneError, \
+    NotFoundError, PermissionDeniedError, QuotaExceededError, RetriesExhaustedError, UsageError
 from drivestage.local_tree import DEFAULT_EXCLUDES, LocalFile, walk  # noqa: F401 (re-export)
 from drivestage.locks import place_lock
 from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
@@ -65,7 +67,7 @@ from drivestage.retention import (AUTOSAVE, CHECKPOINT, Decision, Plan, Retentio
                                   just_written)
 from drivestage.sizes import format_size
 from drivestage.state import Md5Cache
-from drivestage.store import ProgressFn, RemoteEntry, RemoteStore, quota_error
+from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
 
@@ -136,15 +138,30 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
     cache = md5_cache or Md5Cache()
     target, path = open_store((store, str(dest)) if store is not None else dest,
                               md5_cache=cache)
-    job = _Push(target, policy or RetentionPolicy(), include=include, exclude=exclude,
-                chunk_size=chunk_size, protect=set(protect), use_trash=use_trash, jobs=jobs,
-                progress=progress, cache=cache, keep_other_runs=keep_other_runs)
+
+    def new_job() -> _Push:
+        return _Push(target, policy or RetentionPolicy(), include=include, exclude=exclude,
+                     chunk_size=chunk_size, protect=set(protect), use_trash=use_trash,
+                     jobs=jobs, progress=progress, cache=cache, keep_other_runs=keep_other_runs)
+    job = new_job()
     removal = None
     if delete or delete_permanently:
         removal = extra.Removal(permanent=delete_permanently, limit=max_delete)
     try:
         with place_lock(target.place(path), str(dest) if isinstance(dest, str) else str(path)):
-            job.run(src, path, removal, follow_symlinks)
+            try:
+                job.run(src, path, removal, follow_symlinks)
+            except FolderGoneError as exc:
+                # Once: the path now leads to a live folder (the one dedupe kept, or one made
+                # anew: the store no longer trusts the id it knew), and this push's files go
+                # there. A folder trashed again at once is said, not chased.
+                log.warning("%s; pushing again into the folder the path leads to now", exc)
+                job = new_job()
+                try:
+                    job.run(src, path, removal, follow_symlinks)
+                except FolderGoneError as again:
+                    raise FolderGoneError(f"{again}, twice; stop what trashes it (a dedupe "
+                                          "running?) and push again") from again
     finally:
         cache.save()
     return job.result
@@ -218,13 +235,14 @@ class _Push:
         todo = self._todo(files, skip, ahead)
         deletions = None
         if removal is not None:
-            kept = _kept_by_policy(decision) | pruning.newest_verified_ids(
+            kept = (decision.kept_ids if decision is not None else set()) | pruning.newest_verified_ids(
                 store, self.listing[""], self.policy, self.cache) | self._left_ids()
             deletions = extra.decide(store, root, self.listing, tree, removal,
                                   kept=kept, protect=self.protect,
                                   include=self.include, exclude=self.exclude)
         self._check_quota(root, todo, decision, folder)
         self._send(files, todo)
+        self._check_folders()
         self.copies.repair()
         if removal is not None and deletions is not None:
             self.result.deleted = extra.apply(store, root, deletions, removal)
@@ -441,6 +459,20 @@ class _Push:
                 log.error("%d uploads failed; the first: %s", len(errors), errors[0])
             raise errors[0]
 
+    def _check_folders(self) -> None:
+        """Each folder this push sent files into is still live (one files.get each). Drive
+        takes uploads into a trashed folder without a word, so one trashed while the push
+        ran (dedupe emptying a duplicate, the user cleaning up) held files the push called
+        verified, in the trash; and nothing is deleted or pruned after that."""
+        for rel in sorted({key[0] for key in self.copies.sent}):
+            folder = self.remote_folder[rel]
+            try:
+                self.store.stat(folder)
+            except NotFoundError as exc:
+                raise FolderGoneError(
+                    f"{self.store.describe(folder)} went to the trash while this push wrote "
+                    "into it (a dedupe, or a clean-up on Drive)") from exc
+
     def _vanished(self, lf: LocalFile) -> None:
         with self.mutex:
             self.vanished |= set() if lf.folder_rel else {lf.name}
@@ -456,23 +488,9 @@ class _Push:
         needed = final + overlap
         if needed <= 0:
             return
-        q = self.store.quota()
-        if q.free is None or needed <= q.free:
-            return
-        victims = pruning.pre_prune_victims(decision, folder, self.policy) \
-            if decision is not None and folder is not None else []
-        freed = 0 if self.use_trash else sum(d.size for d in victims)
         where = f"{len(todo)} file(s) into {self.store.describe(root)}"
-        if needed > q.free + freed:
-            raise quota_error(needed, where, q)
-        log.warning("not enough Drive space for %s (%s needed, %s free): pruning first",
-                    where, format_size(needed), format_size(q.free))
-        for d in victims:
-            pruning.delete(self.store, d, self.use_trash)
-            self.result.pruned.append(d)
-        q = self.store.quota()
-        if q.free is not None and needed > q.free:
-            raise quota_error(needed, where, q)
+        self.result.pruned += pruning.make_room(self.store, needed, where, decision, folder,
+                                                self.policy, self.use_trash)
 
     def _apply(self, decision: Plan, twins: Mapping[str, list[RemoteEntry]]) -> None:
         """Apply the plan's remote deletions (after every upload was verified), with the
@@ -480,10 +498,3 @@ class _Push:
         self.result.pruned += pruning.apply(self.store, decision, self.remote_folder[""],
                                             self.use_trash, {d.id or "" for d in self.result.pruned},
                                             twins)
-
-
-def _kept_by_policy(decision: Optional[Plan]) -> set[str]:
-    """Ids the retention plan keeps as a checkpoint, autosave or sidecar."""
-    if decision is None:
-        return set()
-    return {d.id for d in decision if d.keep and d.id and d.managed}

@@ -1,0 +1,99 @@
+"""A folder a push writes into goes to the trash while it runs: `drivestage dedupe` trashing
+a duplicate folder it has just emptied, or the user cleaning up Drive while a mirror runs.
+Drive takes uploads into a trashed folder without a word (the new file is not even marked
+trashed), so a push that only looked at each upload's answer reported its files verified
+while they sat in the trash; a training run then counted a checkpoint as safe on Drive that
+no listing of the path shows. docs/troubleshooting.md, "Duplicate names and paths"."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+
+from _drive_state import live_md5s
+from _messages import renders, shown
+from _proxy import Proxy, Reply
+
+
+@pytest.fixture
+def proxy(emulator):
+    with Proxy(emulator.url) as p:
+        yield p
+
+
+def _push(proxy: Proxy, tmp_path, src, dest: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, DRIVESTAGE_API_ROOT=proxy.url, DRIVESTAGE_TOKEN="test-token",
+               DRIVESTAGE_STATE_DIR=str(tmp_path / "state"), DRIVESTAGE_RETRY_BASE="0.01",
+               DRIVESTAGE_RETRY_CAP="0.05")
+    return subprocess.run([sys.executable, "-m", "drivestage", "push", str(src), dest,
+                           "--jobs", "1"], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def _trash_after_first_upload(emulator, folder_id: str):
+    def mutate(status: int, headers: dict, body: bytes) -> Reply:
+        if status in (200, 201):
+            emulator.store.set_trashed(folder_id, True)
+        return Reply(status, headers, [body])
+    return mutate
+
+
+@renders("went to the trash while this push wrote into it")
+@pytest.mark.parametrize("where", ["runs/a", "runs/a/sub"])
+def test_a_folder_trashed_while_a_push_writes_into_it_ends_with_every_file_live(
+        emulator, proxy, tmp_path, where):
+    """The first upload lands, then the folder goes to the trash: the push sees it, pushes
+    again into the folder the path leads to now (made anew), and ends 0 with every file
+    live under the path, bytes equal."""
+    emulator.add_file(f"{where}/old.txt", b"old")
+    folder_id = emulator.find(where)["id"]
+    src = tmp_path / "run"
+    sub = src / "sub" if where.endswith("sub") else src
+    sub.mkdir(parents=True)
+    (sub / "old.txt").write_bytes(b"old")
+    files = {f"f{i}.txt": b"new %d" % i for i in range(3)}
+    for name, data in files.items():
+        (sub / name).write_bytes(data)
+    proxy.on("PUT", r"^/upload/", _trash_after_first_upload(emulator, folder_id), times=1)
+    proxy.on("POST", r"^/upload/", _trash_after_first_upload(emulator, folder_id), times=1)
+    res = _push(proxy, tmp_path, src, "drive:runs/a")
+    assert res.returncode == 0, res.stderr[-2000:]
+    shown("went to the trash while this push wrote into it", res.stderr)
+    assert "pushing again into the folder the path leads to now" in res.stderr, res.stderr
+    want = {n: [hashlib.md5(d).hexdigest()] for n, d in files.items()}
+    want["old.txt"] = [hashlib.md5(b"old").hexdigest()]
+    assert live_md5s(emulator, where) == want
+    assert emulator.find(where)["id"] != folder_id
+
+
+@renders("went to the trash while this push wrote into it")
+def test_a_folder_trashed_again_and_again_ends_the_push_after_one_more_try(emulator, proxy,
+                                                                         tmp_path):
+    """Whatever folder the path leads to goes to the trash after each upload: the push tries
+    once more, then stops with one line saying so (exit 1); nothing is deleted for good."""
+    emulator.add_file("runs/a/old.txt", b"old")
+
+    def trash_live(status: int, headers: dict, body: bytes) -> Reply:
+        live = emulator.find("runs/a")
+        if status in (200, 201) and live is not None:
+            emulator.store.set_trashed(live["id"], True)
+        return Reply(status, headers, [body])
+    proxy.on("PUT", r"^/upload/", trash_live)
+    proxy.on("POST", r"^/upload/", trash_live)
+    src = tmp_path / "run"
+    src.mkdir()
+    (src / "new.txt").write_bytes(b"new")
+    res = _push(proxy, tmp_path, src, "drive:runs/a")
+    assert res.returncode == 1, res.stderr[-2000:]
+    last = res.stderr.strip().splitlines()[-1]
+    shown("went to the trash while this push wrote into it", last)
+    assert last.startswith("Error: drive:runs/a went to the trash while this push wrote into "
+                           "it"), last
+    assert last.endswith(", twice; stop what trashes it (a dedupe running?) and push again")
+    folder = "application/vnd.google-apps.folder"
+    assert sorted(f["title"] for f in emulator.files() if f["mimeType"] != folder) \
+        == ["new.txt", "new.txt", "old.txt"]   # each attempt's upload, and nothing deleted
+    assert emulator.find("runs/a") is None   # both folders in the trash, restorable
