@@ -142,8 +142,10 @@ class _Dedupe:
 
     def _walk(self, folder: RemoteEntry, depth: int) -> None:
         """Merge same-named folders anywhere below ``folder``."""
-        if folder.id in self.seen or depth > MAX_DEPTH:
+        if folder.id in self.seen:
             return
+        if depth > MAX_DEPTH:  # not silently: the tree below would read as merged (exit 0)
+            raise _too_deep(self._where(folder, "").rstrip("/"))
         self.seen.add(folder.id)
         groups: dict[str, list[RemoteEntry]] = {}
         # With what this run moved in a moment ago: the duplicates inside a folder moved
@@ -165,8 +167,7 @@ class _Dedupe:
     def _merge(self, into: RemoteEntry, dup: RemoteEntry, where: str, depth: int) -> None:
         """Move what ``dup`` holds into ``into``; trash ``dup`` once a listing shows it empty."""
         if depth > MAX_DEPTH:
-            raise DriveStageError(f"{where}: folders nested more than {MAX_DEPTH} deep; "
-                                  "Drive allows no more, so this is a cycle: stopped")
+            raise _too_deep(where)
         held: dict[str, list[RemoteEntry]] = {}
         for e in self._listed(into):
             held.setdefault(e.name, []).append(e)
@@ -279,6 +280,11 @@ class _Dedupe:
     def _where(self, parent: RemoteEntry, name: str) -> str:
         base = self.store.describe(parent).rstrip("/")
         return f"{base}{'' if base.endswith(':') else '/'}{name}"
+
+
+def _too_deep(where: str) -> DriveStageError:
+    return DriveStageError(f"{where}: folders nested more than {MAX_DEPTH} deep; Drive allows "
+                           "no more, so this is a cycle or a server that is not Drive: stopped")
 
 
 def oldest(found: Sequence[RemoteEntry]) -> RemoteEntry:

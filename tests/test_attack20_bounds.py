@@ -240,3 +240,23 @@ def test_a_push_under_503_for_ever_stops_after_the_first_upload_gives_up(emulato
     assert 3 <= sent <= 3 * jobs, sent
     assert "files not sent: Drive kept failing" in res.stderr, res.stderr[-2000:]
     assert live_md5s(emulator, "runs/a") == {"f00.txt": [hashlib.md5(b"old").hexdigest()]}
+
+
+def test_a_dedupe_into_folders_nested_without_end_stops_saying_so(emulator, proxy, tmp_path,
+                                                                 local_state, monkeypatch):
+    """dedupe walks every folder below DEST for same-named folders. Past Drive's own limit
+    it stopped walking without a word and exited 0, as if the tree below had been merged."""
+    from _cli import run
+    from drivestage import dedupe
+
+    monkeypatch.setattr(dedupe, "MAX_DEPTH", 4)  # Drive's 100: the same rule, sooner
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+    emulator.add_folder("data")
+    proxy.on("GET", r"^/drive/v2/files\?.*in(\+|%20)parents", _bottomless(emulator.find("data")))
+    code, _, err = run("dedupe", "drive:data")
+    assert code == 1, err
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("Error: drive:data/d"), line
+    assert "folders nested more than 4 deep" in line, line
+    assert proxy.count("GET", r"in(\+|%20)parents") <= 8
