@@ -105,3 +105,24 @@ def test_role_can_change_while_running(emulator):
     service.files().delete(fileId=fid, supportsAllDrives=True).execute()
     with pytest.raises(ValueError, match="unknown role 'manager'"):
         emulator.set_drive_role(drive_id, "manager")
+
+
+def test_a_move_within_the_drive_needs_a_content_manager(emulator, team):
+    """Drive's table: moving files and folders within a shared drive takes a Content manager
+    (fileOrganizer) or a Manager; a Contributor may add and edit but not move
+    (``capabilities.canMoveItemWithinDrive``). The emulator let anyone who could edit move."""
+    role, drive_id, folder, ckpt = team
+    other = emulator.add_folder("other", drive_id=drive_id)
+    service = drive_service(emulator.url)
+    caps = service.files().get(fileId=ckpt, supportsAllDrives=True).execute()["capabilities"]
+    move = service.files().update(fileId=ckpt, body={}, addParents=other, removeParents=folder,
+                                  supportsAllDrives=True)
+    if caps["canMoveItemWithinDrive"]:
+        assert [p["id"] for p in move.execute()["parents"]] == [other]
+        return
+    with pytest.raises(HttpError) as err:
+        move.execute()
+    assert err.value.resp.status == 403
+    assert error(err.value)["errors"][0]["reason"] == "insufficientFilePermissions"
+    assert [p["id"] for p in service.files().get(fileId=ckpt, supportsAllDrives=True)
+            .execute()["parents"]] == [folder]

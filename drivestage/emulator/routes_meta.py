@@ -4,7 +4,8 @@ A mixin of the request handler (see :mod:`handler`)."""
 from __future__ import annotations
 
 from drivestage.emulator import listing, revisions
-from drivestage.emulator.access import can_delete, can_trash, can_write, require, require_parent, visible
+from drivestage.emulator.access import at_least, can_delete, can_trash, can_write, require, require_parent, \
+    visible
 from drivestage.emulator.errors import EmulatorApiError, no_file_permission
 from drivestage.emulator.render import render_drive, render_revision
 from drivestage.emulator.store import FOLDER_MIME, SHORTCUT_MIME
@@ -92,6 +93,10 @@ class MetadataRoutes:
         require(can_trash(acc) if trashing else True)
         if {k for k in meta if k != "labels"} or add or remove or set(meta.get("labels") or {}) - {"trashed"}:
             require(can_write(acc))
+        if (add or remove) and acc.via == "drive":
+            # A shared drive's Contributor adds and edits but does not move (Drive's roles
+            # table; capabilities.canMoveItemWithinDrive): a Content manager is needed.
+            require(at_least(acc.role, "fileOrganizer"))
         for p in add + [p for p in parent_ids(meta) if p not in rec["parents"]]:
             require_parent(self.store, p, self.caller)
         rec = self.store.update_meta(rec["id"], meta, add_parents=add, remove_parents=remove,
