@@ -313,20 +313,23 @@ def test_an_item_drive_will_not_let_this_account_move_stays_and_the_rest_is_merg
 
 def test_a_contributor_on_a_shared_drive_is_refused_every_move_by_drive_itself(emulator):
     """No injected fault: a shared drive where this account is a Contributor, whose duplicate
-    folders a Manager's machines made. Drive says so in each item's capabilities (and would
-    refuse the move: tests/test_emulator_roles.py); the item stays, nothing goes to the
-    trash, and the error says who may finish it."""
+    folders a Manager's machines made. Drive refuses the move (tests/test_emulator_roles.py):
+    the item stays, so does its folder, nothing goes to the trash, and the error says who may
+    finish it."""
     team = emulator.add_shared_drive("Team")
     old = emulator.add_folder("runs/exp", drive_id=team)
     emulator.add_file("runs/exp2/a.txt", b"a", drive_id=team)
     new = emulator.find("runs/exp2", drive_id=team)["id"]
-    emulator.store.update(new, title="exp")
+    # Made a minute after the first: which one is the oldest must not hang on a tie of ids.
+    emulator.store.update(new, title="exp", created=emulator.store.get(old)["created"] + 60)
     emulator.set_drive_role(team, "writer")
     code, _, err = run("dedupe", "drive:shared/Team/runs/exp")
     assert code == 1, err
     line = error_line(err)
     assert line.startswith("Error: 1 item stays where it was: Drive refused this account "
                            "moving or trashing it"), line
-    assert f"runs/exp (id {new}) stays: Drive says" in err   # its capabilities, believed
+    item = next(f["id"] for f in emulator.files() if f["title"] == "a.txt")
+    assert f"runs/exp/a.txt (id {item}) stays: move" in err   # refused by Drive, said
+    assert "does not have sufficient permissions" in err
     assert [f["parents"][0]["id"] for f in emulator.files() if f["title"] == "a.txt"] == [new]
     assert old != new and not trashed(emulator)
