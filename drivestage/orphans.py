@@ -57,7 +57,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
-from drivestage import sidecar
+from drivestage import lineage, sidecar
 from drivestage.retention import AUTOSAVE, CHECKPOINT, OTHER, SIDECAR, Candidate, Decision, \
     Plan, RetentionPolicy, plan
 from drivestage.sidecar import Described, Sidecar
@@ -125,7 +125,24 @@ def superseded_by(orphan: Orphan, described: Iterable[Described]) -> Optional[De
              and d.sidecar.progress > said.progress and _first_held(d) > came
              and (said.saved is None
                   or (d.sidecar.saved is not None and d.sidecar.saved > said.saved))]
-    return sidecar.newest(later)
+    return sidecar.newest(later) or _left_by_record(orphan, described)
+
+
+def _left_by_record(orphan: Orphan, described: Iterable[Described]) -> Optional[Described]:
+    """The verified branch record in force of the orphan's run that left its checkpoint
+    behind (:mod:`drivestage.lineage`: further on than the record, saved before it), or
+    None. Such a checkpoint is not where the run goes on: were it sent again, retention
+    would rank it below the record's line, so waiting for it keeps nothing (a retention
+    killed between a left-behind checkpoint's deletion and its sidecar's)."""
+    said, mark = orphan.sidecar, "\0" + orphan.entry.id
+    checkpoints = [d for d in described if d.verified]
+    points = [lineage.Point(d.name, d.sidecar.run,
+                            d.sidecar.progress if d.sidecar.epoch is not None else None,
+                            d.sidecar.saved, d.sidecar.branch) for d in checkpoints]
+    points.append(lineage.Point(mark, said.run, said.progress if said.epoch is not None
+                                else None, said.saved))
+    record = lineage.left_behind(points).get(mark)
+    return next((d for d in checkpoints if record is not None and d.name == record.key), None)
 
 
 def _ago(seconds: float) -> str:
@@ -154,14 +171,17 @@ def retire(decided: Plan, candidates: Sequence[Candidate], described: Sequence[D
         if newer is not None:
             said = orphan.sidecar
             back = Candidate(orphan.checkpoint, said.size or 0, orphan.entry.modified,
-                             dict(said.metrics), said.epoch, None, True, said.run, said.saved)
+                             dict(said.metrics), said.epoch, None, True, said.run, said.saved,
+                             said.epoch_iteration)
             again = plan(list(candidates) + [back], policy, protect=protect,
                          also_keep=also_keep)
             if any(d.name == orphan.checkpoint and d.id is None and not d.keep for d in again):
                 retired[orphan.entry.id] = Decision(
                     orphan.entry.name, False,
                     f"orphan sidecar: {orphan.checkpoint} is not here, and {newer.name} of its "
-                    "run is further on and verified", orphan.entry.size, orphan.entry.id,
+                    + ("run is further on and verified" if newer.sidecar.progress > said.progress
+                       else "run is where it went back to (verified)"),
+                    orphan.entry.size, orphan.entry.id,
                     SIDECAR, orphan_md5=orphan.entry.md5)
                 continue
         # Old: whatever supersedes it or not. Only on a store that stamps arrivals itself

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
-from drivestage import orphans, sidecar
+from drivestage import lineage, orphans, sidecar
 from drivestage.errors import DriveStageError, NotFoundError, QuotaExceededError, UsageError
 from drivestage.remote import Where, open_store
 from drivestage.retention import (AUTOSAVE, CHECKPOINT, SIDECAR, Candidate, Decision, Plan,
@@ -145,6 +145,7 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
         epoch = side.epoch if side else None
         run = side.run if side else None
         saved = side.saved if side else None
+        into, branch = (side.epoch_iteration, side.branch) if side else (0, None)
         metrics = dict(side.metrics) if side else {}
         verified = None
         theirs = None
@@ -175,12 +176,12 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
             else:
                 ok = managed and name in local_side and _vouches(side, local[name], cache)
             out.append(Candidate(name, local[name].size, _mtime(local[name]), metrics, epoch,
-                                 rid, ok, run, saved))
+                                 rid, ok, run, saved, into, branch))
             continue
         for e in files[name]:
             ok = verified is not None and verified.verified and e.md5 == verified.md5
             out.append(Candidate(name, e.size, e.modified, metrics, epoch, e.id, ok, run,
-                                 saved))
+                                 saved, into, branch))
     owned = sidecar.owners(set(files) | set(local))
     foreign = {e.id for es in files.values() for e in es if _foreign(e)}
     alone = [o for o in _orphans(reader, files, set(local) | set(owned), policy)
@@ -250,18 +251,22 @@ def newest_runs_verified(folder: FolderView, policy: RetentionPolicy) -> set[str
         return set()
     run = max(ok, key=lambda d: (d.modified, d.name)).sidecar.run
     ours = [d for d in ok if d.sidecar.run == run]
-    return {d.name for d in (sidecar.newest(ours, prefer=policy.regex), sidecar.saved_last(ours))
-            if d is not None}
+    # (Not one a branch left behind: the run goes on from its record's line.)
+    newest = sidecar.newest(ours, prefer=policy.regex, skip=lineage.left_described(ours))
+    return {d.name for d in (newest, sidecar.saved_last(ours)) if d is not None}
 
 
 def newest_verified_per_run(folder: FolderView, policy: RetentionPolicy) -> set[str]:
     """The newest verified remote checkpoint of every run that the policy keeps (sidecars
     without a run are one run of their own): what retention never deletes."""
     runs = {d.sidecar.run for d in folder.described} & kept_runs(folder.candidates, policy)
+    # A run sent back goes on from its branch record's line: the diverged checkpoint it left,
+    # further on, is not its newest (else prune kept it for good, beside what keep_last keeps).
+    left = lineage.left_described(folder.described)
     out = set()
     for run in runs:
         best = sidecar.newest([d for d in folder.described if d.sidecar.run == run],
-                              prefer=policy.regex)
+                              prefer=policy.regex, skip=left)
         if best is not None:
             out.add(best.name)
     return out
@@ -351,9 +356,25 @@ def pre_prune_victims(decision: Plan, folder: FolderView,
     verified."""
     keep = newest_verified_per_run(folder, policy) or \
         newest_runs_verified(folder, policy)
+    # Left behind only by a record this push is about to send: until that record is
+    # verified on the store, the line it leaves is still the store's newest, and a
+    # verified checkpoint goes only once its replacement is verified.
+    if any(c.branch is not None for c in folder.candidates):
+        keep |= _left_by_unsent(folder)
     protected = with_sidecars(folder, keep)
     return [d for d in decision.to_delete  # an orphan sidecar goes after the uploads
             if d.id is not None and d.name not in protected and d.orphan_md5 is None]
+
+
+def _left_by_unsent(folder: FolderView) -> set[str]:
+    """Names the plan ranks as left behind by a branch that the store's own sidecars do not
+    (their record is still local)."""
+    points = [lineage.Point(str(i), c.run, None if c.epoch is None else (c.epoch,
+                                                                        c.epoch_iteration),
+                            c.saved, c.branch if c.verified else None)
+              for i, c in enumerate(folder.candidates)]
+    here = {folder.candidates[int(k)].name for k in lineage.left_behind(points)}
+    return here - lineage.left_described(folder.described)
 
 
 def over_budget(decided: Plan, where: str) -> QuotaExceededError:

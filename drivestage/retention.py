@@ -26,6 +26,11 @@ Rules (all of them are documented behaviour, and tested):
   here; :mod:`drivestage.orphans` says which orphans may go.
   :func:`plan` takes sidecar *contents already parsed*, in ``Candidate.metrics`` /
   ``Candidate.epoch`` of the checkpoint, so it stays pure.
+* **Branches.** Checkpoints and autosaves a branch left behind (further on than a *branch
+  record* of their run and saved before it: :mod:`drivestage.lineage`; ``Candidate.branch``)
+  are older than every other one of their run, whatever their epoch: ``keep_last`` keeps the
+  newest of the line the run goes on with first, the budget deletes them first, and the
+  newest is that line's. A run never sent back has no record: nothing changes for it.
 * **Age order.** By the ``epoch`` named group of the pattern (or ``Candidate.epoch``, which
   wins, e.g. from a sidecar) when every managed checkpoint has one; otherwise by when each
   was written for all of them: ``Candidate.saved`` (the sidecar's) where known, else
@@ -69,7 +74,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Optional
 
-from drivestage import sidecar
+from drivestage import lineage, sidecar
 from drivestage.retention_plan import Decision as Decision
 from drivestage.retention_plan import Plan as Plan
 from drivestage.retention_plan import format_plan as format_plan
@@ -100,6 +105,8 @@ class Candidate:
                                     # local file: beside it, so once both are sent)
     run: Optional[str] = None       # the training run its sidecar names (None: not named)
     saved: Optional[float] = None   # when its sidecar says it was written (format 3)
+    epoch_iteration: int = 0        # from the sidecar: steps into the next epoch
+    branch: Optional[float] = None  # its sidecar is a branch record (:mod:`drivestage.lineage`)
 
 
 @dataclass
@@ -112,6 +119,7 @@ class _Ckpt:
     keep: bool = False
     pinned: bool = False      # newest, best, protected or an autosave: the budget keeps it
     delete_reason: str = ""
+    left: Optional[int] = None  # the epoch of the branch record that left it behind
 
 
 def _metric_of(cand: Candidate, match: "re.Match[str]", metric: Optional[str]) -> Optional[float]:
@@ -147,14 +155,35 @@ _warned_infinite: set[str] = set()
 
 
 def _age_order(files: list[_Ckpt]) -> None:
-    """Oldest first: by epoch when every file has one, else by when each was written (its
-    sidecar's ``saved``, else mtime: a store's mtime is when the upload ended, and a push's
-    parallel uploads end in any order). Ties: mtime, name, id."""
+    """Oldest first: those a branch left behind before all others (the run does not go on
+    from them, :func:`_mark_left`), then by epoch when every file has one, else by when each
+    was written (its sidecar's ``saved``, else mtime: a store's mtime is when the upload
+    ended, and a push's parallel uploads end in any order). Ties: mtime, name, id."""
     if files and all(c.epoch is not None for c in files):
-        files.sort(key=lambda c: (c.epoch, c.cand.modified, c.cand.name, c.cand.id or ""))
+        files.sort(key=lambda c: (c.left is None, c.epoch, c.cand.modified, c.cand.name,
+                                  c.cand.id or ""))
     else:
-        files.sort(key=lambda c: (c.cand.modified if c.cand.saved is None else c.cand.saved,
+        files.sort(key=lambda c: (c.left is None,
+                                  c.cand.modified if c.cand.saved is None else c.cand.saved,
                                   c.cand.modified, c.cand.name, c.cand.id or ""))
+
+
+def _mark_left(files: list[_Ckpt]) -> list[_Ckpt]:
+    """Set ``left`` on the checkpoints and autosaves a branch record left behind (all
+    managed files of every run at once: a record on an autosave leaves epochs behind too).
+    Only a verified record counts: until its sidecar vouches for it on the store (or beside
+    it, for a push that sends both first), the line it leaves stays ranked as before."""
+    def progress(c: _Ckpt) -> Optional[tuple[int, int]]:
+        # (An autosave's ``_Ckpt.epoch`` is its number: only its sidecar's epoch counts.)
+        epoch = c.cand.epoch if c.cand.epoch is not None or c.kind == AUTOSAVE else c.epoch
+        return None if epoch is None else (epoch, c.cand.epoch_iteration)
+
+    points = [lineage.Point(str(i), c.cand.run, progress(c), c.cand.saved,
+                            c.cand.branch if c.cand.verified else None)
+              for i, c in enumerate(files)]
+    for key, record in lineage.left_behind(points).items():
+        files[int(key)].left = record.progress[0] if record.progress else None
+    return files
 
 
 def _age_ordered(files: list[_Ckpt]) -> list[_Ckpt]:
@@ -228,9 +257,12 @@ def just_written(files: Iterable[Candidate], policy: RetentionPolicy,
     mine = set(local)
     runs = kept_runs(files, policy)
     out: set[str] = set()
+    # (A branch left behind is judged over the whole folder: the record may be there only.)
+    managed = _mark_left([_managed(c, policy.kind_of(c.name), policy) for c in files
+                          if policy.kind_of(c.name) in (CHECKPOINT, AUTOSAVE)])
     for kind in (CHECKPOINT, AUTOSAVE):
-        local_ones = [_managed(c, kind, policy) for c in files
-                      if c.name in mine and policy.kind_of(c.name) == kind and c.run in runs]
+        local_ones = [c for c in managed if c.cand.name in mine and c.kind == kind
+                      and c.cand.run in runs]
         for run in runs:
             ordered = _age_ordered([c for c in local_ones if c.cand.run == run])
             if ordered:
@@ -287,6 +319,7 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
             others.append((j, "not a checkpoint (json without its checkpoint)"))
 
     # Every rule applies within one run; runs in the order they last wrote (oldest first).
+    _mark_left(ckpts + autos)
     runs = _runs_oldest_first(ckpts + autos)
     ckpts = [c for run in runs for c in _age_ordered([c for c in ckpts if c.cand.run == run])]
     autos = [c for run in runs for c in _age_ordered([c for c in autos if c.cand.run == run])]
@@ -308,6 +341,9 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
             c.reasons[:0] = [why for why in whys if why not in c.reasons]
         if not c.keep and not c.delete_reason:
             c.delete_reason = f"not kept by the policy ({policy.describe()})"
+        if not c.keep and c.left is not None:
+            c.delete_reason = f"left behind (the run went back to epoch {c.left}); " \
+                + c.delete_reason
 
     def kept_total() -> int:
         kept_names = {c.cand.name for c in ckpts + autos if c.keep}

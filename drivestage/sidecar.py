@@ -6,7 +6,7 @@ read, never written. A sidecar is small JSON (format 3)::
 
     {"format": 3, "epoch": 7, "iteration": 4120, "epoch_iteration": 300,
      "metrics": {"map50": 0.41}, "run": "20261201-151200-3f2a", "md5": "...", "size": 23456789,
-     "saved": 1764689520.25}
+     "saved": 1764689520.25, "branch": null}
 
 * ``epoch``: epochs completed; ``iteration``: optimizer steps since the start of training;
   ``epoch_iteration``: steps completed in the epoch under way (0 at an epoch boundary). So
@@ -23,6 +23,11 @@ read, never written. A sidecar is small JSON (format 3)::
   :data:`FUTURE_SLACK_S` ahead of this machine's clock. Read from a store, a ``saved`` later
   than the sidecar's own modified time there counts as that time
   (:func:`no_later_than`).
+* ``branch``: set on a **branch record** only (a run resumed on purpose from this older
+  checkpoint re-dated its ``saved``: :func:`trainer.resume.record_branch`): the ``saved`` it
+  had before the first such record, i.e. when this state was first saved (0: unknown).
+  The checkpoints of the run further on than it and saved before the record are the line
+  left behind (:mod:`drivestage.lineage`); absent or null on every other sidecar.
 
 Readers ignore ``format`` and keys they do not know (every version so far has), so an older
 drivestage reads a format-3 sidecar as before, without ``saved``; formats 1 and 2 and the
@@ -75,6 +80,7 @@ class Sidecar:
     md5: Optional[str] = None
     size: Optional[int] = None
     saved: Optional[float] = None   # when the checkpoint was written (Unix seconds)
+    branch: Optional[float] = None  # a branch record's first ``saved`` (None: no record)
 
     @property
     def progress(self) -> tuple[int, int]:
@@ -88,6 +94,8 @@ class Sidecar:
                 "metrics": {str(k): float(v) for k, v in self.metrics.items()
                             if _number(v) is not None},
                 "run": self.run, "md5": self.md5, "size": self.size, "saved": self.saved}
+        if self.branch is not None:  # (only a record carries it: other sidecars unchanged)
+            body["branch"] = self.branch
         return json.dumps(body, indent=1, sort_keys=True).encode()
 
 
@@ -184,7 +192,15 @@ def parse(data: Union[bytes, str]) -> Optional[Sidecar]:
                  if v is not None} if isinstance(metrics, dict) else {},
         run=run if isinstance(run, str) and run else None,
         md5=md5.lower() if isinstance(md5, str) and _MD5_RE.match(md5.lower()) else None,
-        size=_count(obj.get("size")), saved=_save_time(obj.get("saved")))
+        size=_count(obj.get("size")), saved=_save_time(obj.get("saved")),
+        branch=_branch(obj.get("branch")))
+
+
+def _branch(value: object) -> Optional[float]:
+    """A record's first save time: a number >= 0 (a save time; 0 when it had none), else
+    None (no record). Not capped like ``saved``: only the order of records uses it."""
+    when = _number(value)
+    return None if when is None or when < 0 else when
 
 
 def read(path: str) -> Optional[Sidecar]:

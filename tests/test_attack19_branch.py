@@ -215,11 +215,11 @@ def test_a_second_machine_on_the_old_line_after_the_record_is_not_undone(drive, 
     assert {"epoch_010.pt", "epoch_011.pt", "epoch_005.pt"} <= set(_on_drive(drive))
 
 
-def test_retention_keeps_the_branch_and_the_newest_of_the_line_it_left(drive, tmp_path):
-    """drive.keep_last 2: the push of the record keeps the two newest epochs of the line
-    left (10 and 9: newest, and what a user may want back) and the branch (saved last,
-    and the checkpoint resumed from); the others go with their sidecars; no sidecar is left
-    without its checkpoint. A later prune keeps the branch too."""
+def test_retention_keeps_the_branch_and_the_line_behind_it(drive, tmp_path):
+    """drive.keep_last 2: the push of the record keeps the two newest epochs of the line the
+    run goes on with (5, the checkpoint resumed from, and 4 behind it); the line left
+    behind (6, 9, 10) ranks older and goes, with its sidecars (test_attack20_retain.py); no
+    sidecar is left without its checkpoint. A later prune keeps the same set."""
     from drivestage.pruning import prune
     from trainer.drive import retention_policy
 
@@ -227,7 +227,7 @@ def test_retention_keeps_the_branch_and_the_newest_of_the_line_it_left(drive, tm
     made = _line(logs, [4, 5, 6, 9, 10], drive=drive)
     policy = retention_policy(2, 0, None)
     assert _record(logs, _decide(logs, str(made[5])), policy=policy) == "epoch_005.pt"
-    kept = {"epoch_005", "epoch_009", "epoch_010"}
+    kept = {"epoch_004", "epoch_005"}
     assert set(_on_drive(drive)) == {f"{n}{s}" for n in kept for s in (".pt", ".json")}
     prune(f"drive:{FOLDER}", policy)
     assert set(_on_drive(drive)) == {f"{n}{s}" for n in kept for s in (".pt", ".json")}

@@ -19,7 +19,7 @@ LAYERS = [
     ["errors"],
     ["sizes", "paths", "temps", "localfs", "heap", "interrupts", "pool", "cpuload"],
     ["store", "sidecar"],
-    ["retention_policy", "retention_plan"],
+    ["retention_policy", "retention_plan", "lineage"],
     ["state", "retention"],
     ["orphans"],
     ["local_tree", "locks"],   # push's local side: the walk, one push per place

@@ -438,7 +438,7 @@ def record_branch(out_dir: str, start: Start, run: Optional[str], writer: Any) -
     # left behind by a later branch); not Drive lagging behind this folder (the start
     # further on, not there yet: the first save's push sends it as usual).
     stale_there = there is not None and not _same_state(there.sidecar, mine) and \
-        (on_drive or mine.progress < there.sidecar.progress)
+        (on_drive or mine.progress < there.sidecar.progress or _before(mine, there.sidecar))
     # Here only for a checkpoint the user named: --resume auto took the start here, and may
     # have passed over a newer one it could not load (that is no branch).
     stale_here = start.given and here is not None and not _same_state(here.sidecar, mine)
@@ -455,7 +455,11 @@ def record_branch(out_dir: str, start: Start, run: Optional[str], writer: Any) -
     for copy in copies:
         side = ckpt.read_sidecar(copy)
         if side is not None:
-            sidecars.write(copy, dataclasses.replace(side, saved=when))
+            # ``branch`` marks the record, for retention (drivestage.lineage): the line left
+            # behind ranks older than this one. It keeps when the state was first saved (a
+            # second record of it keeps the first's), which orders it among other records.
+            first = side.branch if side.branch is not None else (side.saved or 0.0)
+            sidecars.write(copy, dataclasses.replace(side, saved=when, branch=first))
     name = os.path.basename(copies[0])
     left = there.name if there is not None else (here.described.name if here else "?")
     logger.info("resumed on purpose from %s, not the run's newest (%s): %s is now dated as "
@@ -465,6 +469,14 @@ def record_branch(out_dir: str, start: Start, run: Optional[str], writer: Any) -
     if stale_there and drive is not None:
         _push_branch(drive, copies, name, left)
     return name
+
+
+def _before(mine: Sidecar, there: Sidecar) -> bool:
+    """The start, further on than Drive's pick, was saved before it: a return to the line a
+    branch recorded there left (retention prunes that line from Drive first, so the start
+    need not be there), not Drive lagging behind this folder (whose newest was saved after
+    everything of the run seen, by the writer's floor)."""
+    return mine.saved is not None and there.saved is not None and mine.saved < there.saved
 
 
 def _same_state(a: Sidecar, b: Sidecar) -> bool:
