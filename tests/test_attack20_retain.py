@@ -268,6 +268,23 @@ def test_a_kill_in_the_records_push_then_the_same_again(drive, drive_env, tmp_pa
     assert _status() == "epoch_005.pt"
 
 
+def test_the_sidecar_left_of_the_last_checkpoint_left_behind_is_retired(drive, tmp_path):
+    """A prune killed between epoch_010.pt's deletion and its sidecar's, 8 and 9 already
+    gone: no checkpoint of the line left is further on than the orphan epoch_010.json, yet
+    the record at 5 left it behind, so the next prune retires it at once (not a day on)."""
+    from drivestage.pruning import prune
+    from drivestage.retention import format_plan
+
+    logs = tmp_path / "logs"
+    made = _ten(logs, drive)
+    assert _record(logs, _decide(logs, str(made[5])), policy=_policy()) == "epoch_005.pt"
+    drive.add_file(f"{FOLDER}/epoch_010.json", ckpt.sidecar_path(made[10]))
+    plan = prune(f"drive:{FOLDER}", _policy())
+    assert [d.name for d in plan.to_delete] == ["epoch_010.json"]
+    assert "where it went back to" in format_plan(plan)
+    assert _drive_epochs(drive) == {3, 4, 5}
+
+
 # --------------------------------------------------------------------------- clocks
 
 @pytest.mark.parametrize("offset", [-HOUR, HOUR])

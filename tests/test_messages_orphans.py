@@ -30,6 +30,27 @@ def test_prune_dry_run_shows_an_orphans_retirement(emulator, drive_env, local_st
     assert line.startswith("delete")
 
 
+@renders("orphan sidecar: … is not here, and … of its run is where it went back to (verified)")
+def test_prune_dry_run_retires_the_sidecar_of_a_line_left_behind(emulator, drive_env,
+                                                                 local_state, tmp_path):
+    """Epochs 9 and 10, then the run sent back to 5 (its sidecar a branch record); a
+    retention killed after epoch_010.pt left its sidecar alone."""
+    src = tmp_path / "a"
+    for epoch in (5, 9, 10):
+        save(str(src), f"epoch_{epoch:03d}", epoch, T0 + epoch, run=RUN, saved=T0 + epoch)
+    side = src / "epoch_005.json"
+    side.write_text(json.dumps({**json.loads(side.read_text()), "saved": T0 + 20,
+                                "branch": T0 + 5}))
+    ok("push", str(src), f"drive:{FOLDER}")
+    emulator.store.delete(emulator.find(f"{FOLDER}/epoch_010.pt")["id"])
+    out = ok("prune", f"drive:{FOLDER}", "--keep-last", "1", "--dry-run")
+    line = next(row for row in out.splitlines() if "epoch_010.json" in row)
+    shown("orphan sidecar: … is not here, and … of its run is where it went back to "
+          "(verified)", line)
+    assert line.startswith("delete")
+    assert "left behind (the run went back to epoch 5)" in out  # epoch_009.pt's reason
+
+
 @renders("kept the orphan sidecar … its checkpoint came back or it changed since the plan")
 def test_an_orphans_checkpoint_back_before_the_deletion_keeps_it(emulator, drive_env,
                                                                  local_state, tmp_path, caplog,
