@@ -343,3 +343,58 @@ def test_lineage_records_in_force():
     assert left_behind(back) == {}
     # No record: save times alone leave nothing behind.
     assert left_behind(pts((5, "", 20.0, None), *line)) == {}
+
+
+def _cands(specs):
+    """Candidates of run r: (name, epoch, steps into the next, saved, branch)."""
+    from drivestage.retention import Candidate
+
+    return [Candidate(name, 100, saved, {}, epoch, None, True, "r", saved, into, branch)
+            for name, epoch, into, saved, branch in specs]
+
+
+def test_the_plan_ranks_autosaves_and_the_budget_the_same_way():
+    """Pure plan: the diverged line's autosave (iteration 950, epoch 9) goes once the
+    branch has a verified autosave of its own (before, it stayed as the "newest" by number
+    until the branch passed iteration 950), and a budget deletes the line left first."""
+    from drivestage.retention import RetentionPolicy, plan
+
+    files = _cands([("epoch_005.pt", 5, 0, 20.0, 5.0),
+                    *[(f"epoch_{e:03d}.pt", e, 0, float(e), None) for e in (3, 4, 8, 9, 10)],
+                    ("autosave_00000950.pt", 9, 50, 9.5, None),
+                    ("autosave_00000560.pt", 5, 60, 21.0, None)])
+    kept = {d.name for d in plan(files, RetentionPolicy(keep_last=3)) if d.keep}
+    assert kept == {"epoch_003.pt", "epoch_004.pt", "epoch_005.pt", "autosave_00000560.pt"}
+    budget = plan(files, RetentionPolicy(max_bytes=500))
+    assert {d.name for d in budget.to_delete} == {"epoch_008.pt", "epoch_009.pt",
+                                                  "autosave_00000950.pt"}
+
+
+@pytest.mark.slow
+def test_a_real_run_sent_back_keeps_its_own_line_on_drive(drive, tiny_config, tmp_path,
+                                                          one_torch_thread):
+    """fit trains epochs 1-4 with drive.keep_last 2 (Drive: 3, 4); the user resumes from
+    logs/epoch_002.pt and the run stops at its first batch. Drive already holds the line
+    it goes on with (1, 2: 1 sent up again), not the diverged 3 (before: 2, 3, 4)."""
+    from trainer.callbacks import Callback
+    from trainer.config import load_config
+    from trainer.engine import fit
+
+    logs = tmp_path / "logs"
+    cfg = load_config(tiny_config(**{
+        "train.freeze_epochs": 0, "train.epochs": 4, "train.save_period": 1,
+        "train.eval_period": 100, "train.mosaic": False, "train.mixup": False,
+        "train.batch_size": 12, "model.input_size": 32, "drive.keep_last": 2,
+        "train.out_dir": str(logs), "drive.logs": f"drive:{FOLDER}"}))
+    fit(cfg, resume="auto")
+    assert _drive_epochs(drive) == {3, 4}
+
+    class Stop(Callback):
+        def on_train_batch_start(self, run, pos):
+            raise RuntimeError("disconnected")
+
+    with pytest.raises(RuntimeError, match="disconnected"):
+        fit(cfg, resume=str(logs / "epoch_002.pt"), callbacks=[Stop()])
+    # (4 stays as the best by map50, drive.keep_best 1: the best keeps its rule; 3 goes.)
+    assert _drive_epochs(drive) == {1, 2, 4}
+    assert _status() == "epoch_002.pt"
