@@ -50,8 +50,10 @@ def _ten(logs, emu, keep_last: int = 3) -> dict:
 
 def _save(logs, epoch: int, run: str = "r1", after: float = 0.0, writer=None) -> str:
     """The branch's next epoch: new bytes under its name (never those of an earlier save),
-    saved after ``after`` (or at ``writer.taken()``, as the trainer dates it)."""
-    when = writer.taken() if writer is not None else max(time.time(), after + 1.0)
+    saved after ``after`` (or at ``writer.taken()``, as the trainer dates it). Never dated
+    ahead of the clock: Drive would date it back to its arrival, and a push's parallel
+    uploads arrive in any order."""
+    when = writer.taken() if writer is not None else max(time.time(), after + 1e-3)
     return ckpt.save_checkpoint(_state(run, epoch, branch_bytes=when),
                                 str(logs / f"epoch_{epoch:03d}.pt"), saved=when)
 
@@ -247,7 +249,7 @@ def test_a_kill_in_the_records_push_then_the_same_again(drive, drive_env, tmp_pa
     assert _record(logs, _decide(logs, str(made[5])), drive=False) == "epoch_005.pt"
     drive.clear_requests()
     method = {"upload": "POST", "delete": "DELETE"}[moment]
-    drive.faults.latency(1.0, method=method, path=r"^/upload/" if moment == "upload" else None,
+    drive.faults.latency(0.5, method=method, path=r"^/upload/" if moment == "upload" else None,
                          times=1)
     proc = subprocess.Popen([sys.executable, "-c", _PUSH_CHILD, f"drive:{FOLDER}", str(logs)],
                             env=child_env(drive), stdout=subprocess.PIPE,
