@@ -54,14 +54,15 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, other_runs, pool, pruning, sidecar
 from drivestage.dedupe import pick_folder
-from drivestage.errors import AuthError, DailyLimitError, DailyUploadCapError, FolderGoneError, \
-    NotFoundError, PermissionDeniedError, QuotaExceededError, RetriesExhaustedError, UsageError
+from drivestage.errors import FolderGoneError, NotFoundError, PermissionDeniedError, \
+    QuotaExceededError, UsageError
 from drivestage.local_tree import DEFAULT_EXCLUDES, LocalFile, walk  # noqa: F401 (re-export)
 from drivestage.locks import place_lock
 from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
 from drivestage.other_runs import Left
 from drivestage.paths import StorePath
 from drivestage.pruning import LocalFile as PlannedFile
+from drivestage.push_watch import Halt, check_folders
 from drivestage.remote import Where, open_store
 from drivestage.retention import (AUTOSAVE, CHECKPOINT, Decision, Plan, RetentionPolicy,
                                   just_written)
@@ -70,10 +71,6 @@ from drivestage.state import Md5Cache
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
-
-#: Failures after which a push starts no further upload (see ``_Push._send``).
-_HALTS = (RetriesExhaustedError, QuotaExceededError, DailyUploadCapError, DailyLimitError,
-          AuthError)
 
 #: Files with these suffixes are checkpoints even without a sidecar: replaced by a new file.
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -381,19 +378,19 @@ class _Push:
         # that a copy the sidecar vouches for is on the store at every step.
         swapped: list[Swap] = []
         mutex = self.mutex
-        # Once Drive failed one upload through every retry (or refused for quota or the
-        # day), no other starts: each would wait through its own retries in vain (hours, for
-        # a log folder). What is not sent is left for the next push, its old copies kept.
-        halted: list[BaseException] = []
+        # Once Drive kept failing uploads (or refused for quota or the day), no other
+        # starts (push_watch.Halt). What is not sent is left for the next push, its old
+        # copies kept.
+        halt = Halt()
         left_out: list[str] = []
 
         def send(item: _Todo) -> None:
             lf, key = item.lf, (item.lf.folder_rel, item.lf.name)
             if owners.get(key, set()) & set(failed):
                 return  # never a sidecar for a checkpoint that is not verified
-            if halted:
+            if halt.cause is not None:
                 with mutex:
-                    failed[key] = halted[0]
+                    failed[key] = halt.cause
                     left_out.append(lf.rel)
                 return
             moved = [0]
@@ -415,8 +412,7 @@ class _Push:
             except BaseException as exc:
                 with mutex:
                     failed[key] = exc
-                    if isinstance(exc, _HALTS) and not halted:
-                        halted.append(exc)
+                halt.failed(exc)
                 raise
             if not entry:  # gone, or left for the next push: the old copies stay
                 with mutex:
@@ -431,6 +427,7 @@ class _Push:
                 self.copies.sent[key] = entry
                 self.result.uploaded.append(lf.rel)
                 self.result.bytes_sent += moved[0]
+            halt.verified()
             log.info("uploaded %s (%s)", lf.rel, format_size(lf.size))
 
         errors: list[BaseException] = []
@@ -460,18 +457,8 @@ class _Push:
             raise errors[0]
 
     def _check_folders(self) -> None:
-        """Each folder this push sent files into is still live (one files.get each). Drive
-        takes uploads into a trashed folder without a word, so one trashed while the push
-        ran (dedupe emptying a duplicate, the user cleaning up) held files the push called
-        verified, in the trash; and nothing is deleted or pruned after that."""
-        for rel in sorted({key[0] for key in self.copies.sent}):
-            folder = self.remote_folder[rel]
-            try:
-                self.store.stat(folder)
-            except NotFoundError as exc:
-                raise FolderGoneError(
-                    f"{self.store.describe(folder)} went to the trash while this push wrote "
-                    "into it (a dedupe, or a clean-up on Drive)") from exc
+        """The folders this push sent files into are live (:func:`push_watch.check_folders`)."""
+        check_folders(self.store, self.remote_folder, (key[0] for key in self.copies.sent))
 
     def _vanished(self, lf: LocalFile) -> None:
         with self.mutex:

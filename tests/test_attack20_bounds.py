@@ -219,10 +219,10 @@ def _unavailable(status: int, headers: dict, body: bytes) -> Reply:
 
 
 @pytest.mark.parametrize("jobs", [1, 4])
-def test_a_push_under_503_for_ever_stops_after_the_first_upload_gives_up(emulator, proxy,
+def test_a_push_under_503_for_ever_stops_after_two_uploads_give_up(emulator, proxy,
                                                                          tmp_path, jobs):
-    """Every upload answered 503: once one file's retries ran out, the push starts no other
-    upload (before: each of the other files ran through its own retries, about 95 s of
+    """Every upload answered 503: once two files' retries ran out in a row, the push starts no
+    other upload (before: each of the other files ran through its own retries, about 95 s of
     waits each at default settings: hours for a log folder). Drive keeps what it had; the
     error names the first failure and says how many files were left for the next push."""
     emulator.add_file("runs/a/f00.txt", b"old")
@@ -236,8 +236,10 @@ def test_a_push_under_503_for_ever_stops_after_the_first_upload_gives_up(emulato
     line = _one_error_line(res)
     assert "still failing after 3 attempts" in line, line
     sent = proxy.count("POST", r"^/upload/") + proxy.count("PUT", r"^/upload/")
-    # The uploads under way when the first gave up end their own retries; no other starts.
-    assert 3 <= sent <= 3 * jobs, sent
+    # Two uploads given up in a row halt it (one file's own failure does not,
+    # test_attack20_push): at most one more starts while the first's failure stands alone;
+    # the uploads under way then end their own retries.
+    assert 6 <= sent <= 3 * (jobs + 1), sent
     assert "files not sent: Drive kept failing" in res.stderr, res.stderr[-2000:]
     assert live_md5s(emulator, "runs/a") == {"f00.txt": [hashlib.md5(b"old").hexdigest()]}
 
