@@ -239,7 +239,6 @@ class _Push:
                                   include=self.include, exclude=self.exclude)
         self._check_quota(root, todo, decision, folder)
         self._send(files, todo)
-        self._check_folders()
         self.copies.repair()
         if removal is not None and deletions is not None:
             self.result.deleted = extra.apply(store, root, deletions, removal)
@@ -434,6 +433,8 @@ class _Push:
         for batch in (first, second):
             if not batch:
                 continue
+            if batch is second:  # a sidecar updated in place vouches for what was sent
+                self._check_folders()
             if self.jobs == 1 or len(batch) == 1:
                 for item in batch:
                     try:
@@ -447,6 +448,10 @@ class _Push:
                 # A Ctrl-C stops the uploads under way between chunks and starts no other.
                 errors.extend(r for r in pool.each(send, batch, self.jobs, "drivestage-up")
                               if isinstance(r, BaseException))
+        # Before an old copy goes, not after: in a folder trashed meanwhile the new copy is
+        # in the trash, and the old one may have moved out to the path (dedupe keeps the
+        # oldest folder): deleted, the path held no copy the sidecar vouched for.
+        self._check_folders()
         self.copies.settle(swapped, set(failed))
         if left_out:
             log.error("%d files not sent: Drive kept failing; the next push sends them",

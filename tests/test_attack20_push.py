@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from _drive_state import live_md5s
-from _proxy import Proxy
+from _proxy import Proxy, Reply
 from test_attack20_bounds import _one_error_line, _run, _unavailable
 
 
@@ -51,3 +51,95 @@ def test_one_file_drive_fails_for_ever_does_not_stop_the_rest(emulator, proxy, t
     want = {n: [md5(d)] for n, d in files.items()}
     want["a_events.out"] = [md5(b"old events")]
     assert live_md5s(emulator, "runs/a") == want
+
+
+# --- 2. a dedupe in another process while a push writes into the duplicate folder ----------
+
+@pytest.fixture
+def machine_b(proxy, local_state, monkeypatch):
+    """The second machine's store (through the proxy), as a CheckpointSync keeps it: the
+    folders it made are remembered for its life."""
+    from drivestage.drive import connect
+
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "3")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.01")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_CAP", "0.05")
+    return connect(api_root=proxy.url, token="test-token")
+
+
+def _save(folder, data: bytes, epoch: int) -> None:
+    """``last.pt`` and its sidecar, as the trainer writes them."""
+    from drivestage import sidecar
+
+    (folder / "last.pt").write_bytes(data)
+    sidecar.write(str(folder / "last.pt"), sidecar.Sidecar(epoch=epoch, md5=md5(data),
+                                                            size=len(data), run="r1"))
+
+
+def _dedupe(emulator, tmp_path) -> None:
+    """`drivestage dedupe drive:runs/a`, run by the user in another process (on Drive
+    directly, not through the proxy)."""
+    env = dict(os.environ, DRIVESTAGE_API_ROOT=emulator.url, DRIVESTAGE_TOKEN="test-token",
+               DRIVESTAGE_STATE_DIR=str(tmp_path / "state-user"))
+    res = subprocess.run([sys.executable, "-m", "drivestage", "dedupe", "drive:runs/a"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr[-2000:]
+
+
+def _duplicate_folders(emulator, machine_b, tmp_path, src, old: bytes) -> tuple[str, str]:
+    """Machine A made runs/a a moment before machine B, whose listing did not show it yet:
+    B made its own and pushed last.pt into it. Returns (A's folder, B's folder)."""
+    from test_messages_dedupe import folder
+
+    from drivestage.upload_tree import push
+
+    root = emulator.add_folder("runs")
+    emulator.faults.lag_listing(created=6, titles=r"^a$")
+    ours = folder(machine_b, "a", root)
+    _save(src, old, 1)
+    push(str(src), (machine_b, "runs/a"), jobs=1)
+    emulator.faults.lag_listing()
+    for _ in range(6):   # the lag is counted in answers: let it run out
+        machine_b.list(machine_b.resolve("runs"))
+    theirs = [f["id"] for f in emulator.files() if f["title"] == "a" and f["id"] != ours]
+    assert len(theirs) == 1 and machine_b.make_folders("runs/a").id == theirs[0]
+    return ours, theirs[0]
+
+
+def test_a_dedupe_while_a_push_replaces_last_pt_never_leaves_the_path_without_it(
+        emulator, proxy, machine_b, tmp_path):
+    """The user runs `drivestage dedupe` while training goes on: it moves last.pt and its
+    sidecar from machine B's duplicate folder into the oldest one and trashes the duplicate,
+    just as B's push starts sending the new last.pt there. The push updated the sidecar
+    (now in the oldest folder) and deleted the old last.pt (there too) for good before it
+    found its folder in the trash: the path held a sidecar and no checkpoint, the new one
+    only in the trash. A SIGKILL then, or a push again failing, lost the run's checkpoint.
+    The old copy may go only once a copy its sidecar vouches for is live under the path."""
+    from drivestage.upload_tree import push
+
+    src = tmp_path / "run"
+    src.mkdir()
+    old, new = os.urandom(4000), os.urandom(5000)
+    ours, theirs = _duplicate_folders(emulator, machine_b, tmp_path, src, old)
+    old_id = next(f["id"] for f in emulator.files() if f["title"] == "last.pt")
+    _save(src, new, 2)
+
+    def dedupe_now(status, headers, body):
+        _dedupe(emulator, tmp_path)
+        return Reply(status, headers, [body])
+    seen: list[dict] = []
+
+    def at_delete(status, headers, body):
+        seen.append(live_md5s(emulator, "runs/a"))
+        return Reply(status, headers, [body])
+    proxy.on("POST", r"^/upload/drive/v2/files\?", dedupe_now, times=1)
+    proxy.on("DELETE", rf"^/drive/v2/files/{old_id}", at_delete)
+    proxy.on("POST", rf"^/drive/v2/files/{old_id}/trash", at_delete)
+    push(str(src), (machine_b, "runs/a"), jobs=1)
+    assert seen, "the old last.pt was never removed"
+    assert seen[0].get("last.pt") == [md5(new)], seen[0]   # its replacement live, verified
+    assert theirs in {f["id"] for f in emulator.files() if f["labels"]["trashed"]}
+    live = live_md5s(emulator, "runs/a")
+    assert live["last.pt"] == [md5(new)]
+    assert live["last.json"] == [md5((src / "last.json").read_bytes())]
+    assert emulator.find("runs/a")["id"] == ours
