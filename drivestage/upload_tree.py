@@ -404,15 +404,17 @@ class _Push:
                         src, self.remote_folder[lf.folder_rel], lf.name, replace=item.target,
                         chunk_size=self.chunk_size, progress=count,
                         md5_cache=self.cache if src == lf.path else None)
-            except FileNotFoundError:
+            except BaseException as exc:
+                # Only the local file gone is skipped: NotFoundError (also a
+                # FileNotFoundError) is Drive's 404, its folder deleted: a failure, not exit 0.
+                if not isinstance(exc, FileNotFoundError) or isinstance(exc, NotFoundError):
+                    with mutex:
+                        failed[key] = exc
+                    halt.failed(exc)
+                    raise
                 log.info("%s disappeared before it was uploaded; skipped", lf.path)
                 self._vanished(lf)
                 entry = None
-            except BaseException as exc:
-                with mutex:
-                    failed[key] = exc
-                halt.failed(exc)
-                raise
             if not entry:  # gone, or left for the next push: the old copies stay
                 with mutex:
                     failed[key] = FileNotFoundError(lf.path)
@@ -451,7 +453,7 @@ class _Push:
         # Before an old copy goes, not after: in a folder trashed meanwhile the new copy is
         # in the trash, and the old one may have moved out to the path (dedupe keeps the
         # oldest folder): deleted, the path held no copy the sidecar vouched for.
-        self._check_folders()
+        self._check_folders({k[0] for k, e in failed.items() if isinstance(e, NotFoundError)})
         self.copies.settle(swapped, set(failed))
         if left_out:
             log.error("%d files not sent: Drive kept failing; the next push sends them",
@@ -461,9 +463,11 @@ class _Push:
                 log.error("%d uploads failed; the first: %s", len(errors), errors[0])
             raise errors[0]
 
-    def _check_folders(self) -> None:
-        """The folders this push sent files into are live (:func:`push_watch.check_folders`)."""
-        check_folders(self.store, self.remote_folder, (key[0] for key in self.copies.sent))
+    def _check_folders(self, also: Iterable[str] = ()) -> None:
+        """The folders this push sent files into (and ``also``: those Drive answered an
+        upload 404) are live (:func:`push_watch.check_folders`)."""
+        check_folders(self.store, self.remote_folder,
+                      {key[0] for key in self.copies.sent} | set(also))
 
     def _vanished(self, lf: LocalFile) -> None:
         with self.mutex:

@@ -143,3 +143,36 @@ def test_a_dedupe_while_a_push_replaces_last_pt_never_leaves_the_path_without_it
     assert live["last.pt"] == [md5(new)]
     assert live["last.json"] == [md5((src / "last.json").read_bytes())]
     assert emulator.find("runs/a")["id"] == ours
+
+
+# --- 3. DEST's parent trashed, or DEST deleted for good, while the push writes ---------------
+
+@pytest.mark.parametrize("how", ["parent trashed", "deleted for good"])
+def test_a_dest_gone_another_way_while_the_push_writes_ends_with_every_file_live(
+        emulator, proxy, tmp_path, how):
+    """After the first upload lands, DEST's parent goes to the trash (DEST with it, not
+    explicitly), or DEST is deleted for good: the push finds it before it calls anything
+    verified and pushes once more into the path, made anew; every file live, bytes equal."""
+    from test_messages_push_trashed import _push
+
+    emulator.add_file("runs/a/old.txt", b"old")
+    parent, dest = emulator.find("runs")["id"], emulator.find("runs/a")["id"]
+    src = tmp_path / "run"
+    src.mkdir()
+    files = {"old.txt": b"old", **{f"f{i}.txt": b"new %d" % i for i in range(3)}}
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+
+    def gone(status, headers, body):
+        if status in (200, 201):
+            if how == "parent trashed":
+                emulator.store.set_trashed(parent, True)
+            else:
+                emulator.store.delete(dest)
+        return Reply(status, headers, [body])
+    proxy.on("PUT", r"^/upload/", gone, times=1)
+    proxy.on("POST", r"^/upload/", gone, times=1)
+    res = _push(proxy, tmp_path, src, "drive:runs/a")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "pushing again into the folder the path leads to now" in res.stderr, res.stderr
+    assert live_md5s(emulator, "runs/a") == {n: [md5(d)] for n, d in files.items()}
