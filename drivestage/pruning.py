@@ -27,7 +27,7 @@ from drivestage.retention import (AUTOSAVE, CHECKPOINT, SIDECAR, Candidate, Deci
 from drivestage.sidecar import Described, Sidecar
 from drivestage.sizes import format_size
 from drivestage.state import Md5Cache
-from drivestage.store import RemoteEntry, RemoteStore, quota_error
+from drivestage.store import RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
 
@@ -320,30 +320,6 @@ def with_sidecars(folder: FolderView, names: Iterable[str]) -> set[str]:
     out = set(names)
     out |= {side for side, owners in folder.owners.items() if owners & out}
     return out
-
-
-def make_room(store: RemoteStore, needed: int, where: str, decision: Optional[Plan],
-              folder: Optional[FolderView], policy: RetentionPolicy,
-              use_trash: bool) -> list[Decision]:
-    """Room for ``needed`` more bytes before a push to ``where`` sends one: what the policy
-    deletes anyway goes first (:func:`pre_prune_victims`; returned), or QuotaExceededError
-    when even that is not enough."""
-    q = store.quota()
-    if q.free is None or needed <= q.free:
-        return []
-    victims = pre_prune_victims(decision, folder, policy) \
-        if decision is not None and folder is not None else []
-    freed = 0 if use_trash else sum(d.size for d in victims)
-    if needed > q.free + freed:
-        raise quota_error(needed, where, q)
-    log.warning("not enough Drive space for %s (%s needed, %s free): pruning first",
-                where, format_size(needed), format_size(q.free))
-    for d in victims:
-        delete(store, d, use_trash)
-    q = store.quota()
-    if q.free is not None and needed > q.free:
-        raise quota_error(needed, where, q)
-    return victims
 
 
 def pre_prune_victims(decision: Plan, folder: FolderView,

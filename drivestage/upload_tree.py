@@ -52,7 +52,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
-from drivestage import extra, other_runs, pool, pruning, sidecar
+from drivestage import extra, other_runs, pool, pruning, push_room, sidecar
 from drivestage.dedupe import pick_folder
 from drivestage.errors import FolderGoneError, NotFoundError, PermissionDeniedError, \
     QuotaExceededError, UsageError
@@ -485,8 +485,8 @@ class _Push:
         if needed <= 0:
             return
         where = f"{len(todo)} file(s) into {self.store.describe(root)}"
-        self.result.pruned += pruning.make_room(self.store, needed, where, decision, folder,
-                                                self.policy, self.use_trash)
+        self.result.pruned += push_room.make_room(self.store, needed, where, decision,
+                                                  folder, self.policy, self.use_trash)
 
     def _apply(self, decision: Plan, twins: Mapping[str, list[RemoteEntry]]) -> None:
         """Apply the plan's remote deletions (after every upload was verified), with the
