@@ -38,7 +38,7 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
          store: Optional[RemoteStore] = None, api_root: Optional[str] = None,
          credentials: Optional[str] = None, reserve: int = 0, chunk_size: Optional[int] = None,
          retries: Optional[int] = None, progress: Optional[ProgressFactory] = None,
-         include: Sequence[str] = (), exclude: Sequence[str] = ()
+         include: Sequence[str] = (), exclude: Sequence[str] = (), folders: bool = True
          ) -> Union[PullResult, FolderPullResult]:
     """Stage ``src`` (``drive:a/b.zip``, ``drive:id:X``, a parsed ``drive:`` path, a local
     path, or a path in ``store``) into folder ``dest``.
@@ -52,7 +52,9 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
     (default ``$DRIVESTAGE_RETRY_ATTEMPTS`` or 8). ``progress(label, total, initial)`` may return a
     per-byte callback (the CLI's tqdm); ``quiet`` turns the default tqdm bars off. ``include``
     and ``exclude`` (globs on paths inside the folder, or names) select what a folder pull
-    stages; given for a single file, they are a usage error.
+    stages; given for a single file, they are a usage error. ``folders=False`` refuses a
+    folder SRC before a byte is pulled (:class:`UsageError`): a caller that needs one file
+    (weights) would otherwise pull a whole run folder, then find no file.
     """
     began = time.monotonic()
     dest = os.path.abspath(os.path.expanduser(os.fspath(dest)))
@@ -87,7 +89,7 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
     try:
         result = _stage(store, path, label, dest, extract=extract, jobs=jobs, force=force,
                         reserve=reserve, chunk_size=chunk_size, progress=progress,
-                        include=include, exclude=exclude)
+                        include=include, exclude=exclude, folders=folders)
     except NotFoundError as exc:
         hint = paths.drive_hint(label) if local_src and not os.path.lexists(
             os.path.abspath(os.path.expanduser(label))) else None
@@ -109,9 +111,13 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
 
 def _stage(store: RemoteStore, path: StorePath, label: str, dest: str, *, extract: bool,
            jobs: Optional[int], force: bool, reserve: int, chunk_size: Optional[int],
-           progress: ProgressFactory, include: Sequence[str], exclude: Sequence[str]
-           ) -> Union[PullResult, FolderPullResult]:
+           progress: ProgressFactory, include: Sequence[str], exclude: Sequence[str],
+           folders: bool = True) -> Union[PullResult, FolderPullResult]:
     entry = _find(store, path, label, dest, force)
+    if entry.is_dir and not folders:
+        # Decided on the lookup every pull makes: no extra call, nothing downloaded.
+        raise UsageError(f"{label} is a folder on Drive, not a file; name a file in it "
+                         f"({label.rstrip('/')}/<name>)")
     if entry.is_dir:
         return pull_folder(entry, src=label, path=path, dest=dest, store=store,
                            extract=extract, jobs=jobs, force=force, reserve=reserve,

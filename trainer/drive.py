@@ -89,6 +89,14 @@ class DriveFolder:
         stay on this machine only (drivestage's PermissionDeniedError, one line)."""
         self._store.check_writable(self._path)
 
+    def missing(self) -> Optional[str]:
+        """Why the folder is not there (the store's "not found" text), None when it is."""
+        try:
+            self._store.resolve(self._path)
+        except NotFoundError as exc:
+            return str(exc)
+        return None
+
     def where(self, name: str) -> str:
         """``drive:Models/x/logs/<name>``."""
         return f"{self.spec}/{name}"

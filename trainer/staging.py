@@ -102,8 +102,10 @@ def _search_voc(root: str, year: str) -> Optional[Path]:
     return None
 
 
-def local_weights(spec: str, cfg: Config) -> str:
-    """``drive:...`` weights are pulled next to the data; local paths are returned as they are."""
+def local_weights(spec: str, cfg: Config, key: str = "model.weights") -> str:
+    """``drive:...`` weights are pulled next to the data; local paths are returned as they are.
+    ``key`` is what the user set them with (``model.weights``, or ``--weights`` for eval),
+    named in the errors: that is what to fix."""
     if not spec.startswith("drive:"):
         if not os.path.isfile(spec):
             from drivestage.localfs import UNMOUNTED_DRIVE, unmounted_drive_path
@@ -112,16 +114,27 @@ def local_weights(spec: str, cfg: Config) -> str:
             unmounted = unmounted_drive_path(spec)
             if unmounted is not None:
                 point, drive_spec = unmounted
-                raise ConfigError(f"model.weights: file not found: {spec} (it is under {point}, "
+                raise ConfigError(f"{key}: file not found: {spec} (it is under {point}, "
                                   f"{UNMOUNTED_DRIVE}); write {drive_spec} to pull it from Drive")
-            raise ConfigError(f"model.weights: file not found: {spec}")
+            raise ConfigError(f"{key}: file not found: {spec}")
         return spec
-    import drivestage
-
     # Staged (md5-verified, cached) next to the data; a re-run finds it already there.
-    with _naming("model.weights"):
-        return drivestage.pull(spec, os.path.join(cfg.data.root, "weights"), extract=False,
-                               quiet=True).path
+    return pull_weights(spec, os.path.join(cfg.data.root, "weights"), key)
+
+
+def pull_weights(spec: str, folder: str, key: str) -> str:
+    """The weights file ``spec`` (``drive:...``) pulled into ``folder`` (md5-verified; a
+    rerun finds it there). A Drive folder is refused before a byte is pulled: given the run
+    folder instead of best.pt in it, the pull took every checkpoint in it, then no file was
+    found."""
+    import drivestage
+    from drivestage.errors import UsageError
+
+    with _naming(key):
+        try:
+            return drivestage.pull(spec, folder, extract=False, quiet=True, folders=False).path
+        except UsageError as exc:
+            raise UsageError(f"{key}: {exc}") from exc
 
 
 @contextlib.contextmanager

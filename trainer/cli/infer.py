@@ -133,7 +133,7 @@ def export_onnx_cmd(weights, out_path, classes_file, input_size, opset, static_b
     require_onnx()  # before loading anything
     weights = _pulled(weights, os.path.join(os.path.dirname(os.path.abspath(out_path)),
                                             "weights"))
-    model, names, size = _load_model(weights, classes_file, input_size)
+    model, names, size = _load_model(weights, classes_file, input_size, verb="exporting")
     path = export_onnx(model.eval(), out_path, input_size=size, opset=opset,
                        dynamic_batch=not static_batch, class_names=names)
     click.echo(f"exported {model.num_classes}-class model at {size}x{size}", err=True)
@@ -154,15 +154,16 @@ def _weights_arg(value: str) -> str:
 
 def _pulled(weights: str, folder: str) -> str:
     """``weights`` as a local file: a ``drive:`` path is staged into ``folder`` (md5-verified;
-    a rerun finds it there, one metadata call)."""
+    a rerun finds it there, one metadata call); a Drive folder is refused."""
     if not weights.startswith("drive:"):
         return weights
-    import drivestage
+    from trainer.staging import pull_weights
 
-    return drivestage.pull(weights, folder, extract=False, quiet=True).path
+    return pull_weights(weights, folder, "--weights")
 
 
-def _load_model(weights: str, classes_file: str | None, input_size: int | None):
+def _load_model(weights: str, classes_file: str | None, input_size: int | None,
+                verb: str = "predicting"):
     """Build YoloV4Tiny to fit ``weights`` (class count, anchors, attention) and load it."""
     from trainer.model import DEFAULT_ANCHORS, DEFAULT_ANCHORS_MASK, YoloV4Tiny
     from trainer.weights import inspect_weights, load_weights
@@ -177,7 +178,7 @@ def _load_model(weights: str, classes_file: str | None, input_size: int | None):
     if names is None:
         if file_classes is None:
             raise WeightsError(f"{weights} has no detection heads (a backbone-only file?); "
-                               f"predicting needs trained weights")
+                               f"{verb} needs trained weights")
         names = [f"class{i}" for i in range(file_classes)]
     size = input_size or int(info.get("input_size") or 416)
     if size % 32:

@@ -107,7 +107,7 @@ def evaluate_cmd(config_path: str, weights: str, overrides: tuple[str, ...], as_
     cfg = load_config(config_path, list(overrides))
     data = stage_data(cfg)
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu")
-    path = local_weights(weights, cfg)
+    path = local_weights(weights, cfg, "--weights")  # the option typed, not model.weights
     info = _check_classes(path, data.class_names)
     try:
         model = YoloV4Tiny(len(data.class_names), **_as_trained(path, info, cfg.model))
@@ -212,6 +212,11 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
     folder = DriveFolder(cfg.drive.logs, cfg.train.out_dir)
     found = newest_of_current_run(folder.checkpoints())
     if found is None:
+        # A typo in drive.logs read as "not yet": the user waits for saves that go elsewhere.
+        gone = folder.missing()
+        if gone is not None:
+            raise CheckpointError(f"drive.logs {gone}; a run makes it at its first save: "
+                                  "check drive.logs")
         raise CheckpointError(f"no verified checkpoint on {folder.spec} yet")
     side = found.sidecar
     pos = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration)

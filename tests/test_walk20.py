@@ -1,0 +1,143 @@
+"""walk20: a new user follows the README and docs on the emulator (eval, status, weights on
+Drive). Each test is a defect that walk found, driven through the real CLI over HTTP."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from _messages import error_line, renders, shown
+from trainer.cli import cli
+from trainer.model import YoloV4Tiny
+
+
+@pytest.fixture(autouse=True)
+def _world(env, drive_env, fast_retries):
+    """Local state in tmp_path, the CLI on the emulator, fast retries."""
+
+
+def _media_gets(emulator) -> list[str]:
+    return [r.path for r in emulator.requests if r.query.get("alt") == "media"]
+
+
+# ------------------------------------------- weights given as a drive: folder, not a file
+
+def _run_folder_on_drive(emulator) -> None:
+    """What `drivestage ls drive:Models/demo/logs` shows after a run: checkpoints and logs."""
+    for name in ("epoch_003.pt", "epoch_004.pt", "best.pt", "results.csv"):
+        emulator.add_file(f"Models/demo/logs/{name}", os.urandom(4096))
+
+
+FOLDER_REFUSED = ("drive:Models/demo/logs is a folder on Drive, not a file; name a file in it "
+                  "(drive:Models/demo/logs/<name>)")
+
+
+@renders("is a folder on Drive, not a file; name a file in it")
+@pytest.mark.parametrize("command", ["eval", "predict", "export-onnx"])
+def test_weights_that_name_a_drive_folder_are_refused_before_a_byte_is_pulled(
+        command, emulator, tiny_config, tmp_path):
+    """`trainer eval -w drive:Models/demo/logs` (the run folder, not best.pt in it) pulled the
+    whole folder, every checkpoint (360 MB in the walk), then said "weights file not found:
+    …/weights/logs". Now refused at once, naming the option and how to name a file."""
+    _run_folder_on_drive(emulator)
+    out = tmp_path / "out"
+    args = {"eval": ["eval", "-c", tiny_config(), "-w", "drive:Models/demo/logs"],
+            "predict": ["predict", "--weights", "drive:Models/demo/logs", "--source",
+                        str(tmp_path), "--out", str(out)],
+            "export-onnx": ["export-onnx", "--weights", "drive:Models/demo/logs", "--out",
+                            str(out / "m.onnx")]}[command]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 2, r.output
+    line = error_line(r.stderr)
+    shown("is a folder on Drive, not a file; name a file in it", line)
+    assert line == f"Error: --weights: {FOLDER_REFUSED}"
+    assert _media_gets(emulator) == []
+
+
+def test_model_weights_that_name_a_drive_folder_are_refused(emulator, tiny_config, local_state):
+    _run_folder_on_drive(emulator)
+    cfg = tiny_config(**{"model.weights": "drive:Models/demo/logs"})
+    r = CliRunner().invoke(cli, ["train", "-c", cfg])
+    assert r.exit_code == 2, r.output
+    assert error_line(r.stderr) == f"Error: model.weights: {FOLDER_REFUSED}"
+    assert _media_gets(emulator) == []
+
+
+def test_weights_that_name_a_drive_file_are_still_pulled(emulator, tiny_config, tmp_path):
+    """The refusal is for folders only: best.pt in that folder is pulled and evaluated."""
+    names = [n.strip() for n in open(_classes_file(tiny_config())) if n.strip()]
+    model = YoloV4Tiny(len(names), input_size=64)
+    torch.save({"model": model.state_dict(), "class_names": names,
+                "config": {"model": {"input_size": 64}}}, tmp_path / "best.pt")
+    emulator.add_file("Models/demo/logs/best.pt", str(tmp_path / "best.pt"))
+    r = CliRunner().invoke(cli, ["eval", "-c", tiny_config(), "-w",
+                                 "drive:Models/demo/logs/best.pt", "--json"])
+    assert r.exit_code == 0, r.output
+
+
+def _classes_file(config: str) -> str:
+    import yaml
+
+    return yaml.safe_load(open(config))["data"]["classes"]
+
+
+# ---------------------------------------------------- eval's errors name the option typed
+
+def test_eval_weights_missing_locally_names_the_option(tiny_config, tmp_path):
+    """`trainer eval -w logs/nothere.pt` said "model.weights: file not found": the user
+    typed -w; model.weights is not what to fix."""
+    missing = tmp_path / "logs" / "nothere.pt"
+    r = CliRunner().invoke(cli, ["eval", "-c", tiny_config(), "-w", str(missing)])
+    assert r.exit_code == 2, r.output
+    assert error_line(r.stderr) == f"Error: --weights: file not found: {missing}"
+
+
+def test_eval_weights_missing_on_drive_names_the_option(emulator, tiny_config):
+    emulator.add_folder("Models/demo/logs")
+    r = CliRunner().invoke(cli, ["eval", "-c", tiny_config(), "-w",
+                                 "drive:Models/demo/logs/epoch_001.pt"])
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == (
+        "Error: --weights: drive:Models/demo/logs/epoch_001.pt not found (no item named "
+        "'epoch_001.pt' in drive:Models/demo/logs; names are case-sensitive)")
+
+
+# ------------------------------------------------------------- export-onnx of a backbone
+
+def test_export_of_a_backbone_only_file_says_exporting(tmp_path):
+    """export-onnx refused a backbone with "predicting needs trained weights"."""
+    model = YoloV4Tiny(3, input_size=64)
+    torch.save({k: v for k, v in model.state_dict().items() if k.startswith("backbone.")},
+               tmp_path / "backbone.pth")
+    r = CliRunner().invoke(cli, ["export-onnx", "--weights", str(tmp_path / "backbone.pth"),
+                                 "--out", str(tmp_path / "m.onnx")])
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == (f"Error: {tmp_path / 'backbone.pth'} has no detection heads "
+                                    "(a backbone-only file?); exporting needs trained weights")
+
+
+# ------------------------------------------------------- trainer status on a missing folder
+
+@renders("not found (…); a run makes it at its first save: check drive.logs")
+def test_status_of_a_drive_logs_that_does_not_exist_says_so(emulator, tiny_config):
+    """A typo in drive.logs (`logs` -> `log`) said "no verified checkpoint on … yet", as if
+    the run had not saved yet: the user waits for a save that goes elsewhere."""
+    emulator.add_folder("Models/demo/logs")
+    cfg = tiny_config(**{"drive.logs": "drive:Models/demo/log"})
+    r = CliRunner().invoke(cli, ["status", "-c", cfg])
+    assert r.exit_code == 1, r.output
+    line = error_line(r.stderr)
+    shown("not found (…); a run makes it at its first save: check drive.logs", line)
+    assert line == ("Error: drive.logs drive:Models/demo/log not found (no item named 'log' in "
+                    "drive:Models/demo; names are case-sensitive); a run makes it at its first "
+                    "save: check drive.logs")
+
+
+def test_status_of_an_empty_drive_logs_says_not_yet(emulator, tiny_config):
+    emulator.add_folder("Models/demo/logs")
+    cfg = tiny_config(**{"drive.logs": "drive:Models/demo/logs"})
+    r = CliRunner().invoke(cli, ["status", "-c", cfg])
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == "Error: no verified checkpoint on drive:Models/demo/logs yet"
