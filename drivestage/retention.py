@@ -86,6 +86,7 @@ from drivestage.retention_policy import OTHER as OTHER
 from drivestage.retention_policy import SIDECAR as SIDECAR
 from drivestage.retention_policy import RetentionPolicy as RetentionPolicy
 from drivestage.retention_policy import inside_folder as _inside_folder
+from drivestage.retention_policy import check_metric_name
 from drivestage.sizes import format_size, parse_size  # noqa: F401 (parse_size: trainer)
 
 log = logging.getLogger(__name__)
@@ -308,6 +309,9 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
             others.append((cand, "outside the managed folder"))
         else:
             others.append((cand, "not a checkpoint (name does not match the pattern)"))
+
+    # A --metric typo ranks nothing: refused before anything is planned (see the function).
+    check_metric_name(policy, (c.cand.metrics for c in ckpts))
 
     # Sidecars follow the checkpoints and autosaves they describe (both name forms).
     owned = sidecar.owners([c.cand.name for c in ckpts + autos] + [j.name for j in jsons])

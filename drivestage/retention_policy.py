@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Iterable, Mapping, Optional, Union
 
 from drivestage import sidecar
 from drivestage.errors import PolicyError
@@ -142,6 +142,30 @@ class RetentionPolicy:
         if self.keep_runs is not None:
             parts.append(f"keep {self.keep_runs} run{'' if self.keep_runs == 1 else 's'}")
         return ", ".join(parts) or "keep everything"
+
+
+def check_metric_name(policy: RetentionPolicy, metrics: Iterable[Mapping[str, object]]) -> None:
+    """Refuse a ``metric`` that none of ``metrics`` (the checkpoints' sidecars) has while one
+    of them has a name equal to it but for case and punctuation (``mAP50``, ``map_50`` for
+    ``map50``): a typo that ranks nothing, so the real best checkpoint was deleted with the
+    rest, permanently and without a word. A metric absent from every sidecar with no such
+    near name (none computed yet: early epochs) is left to the rules, as before."""
+    if not policy.keep_best or not policy.metric:
+        return
+    names: set[str] = set()
+    for m in metrics:
+        names.update(str(k) for k in m)
+    if policy.metric in names:
+        return
+
+    def plain(name: str) -> str:
+        return re.sub(r"[^0-9a-z]", "", name.lower())
+
+    close = sorted(n for n in names if plain(n) == plain(policy.metric))
+    if close:
+        raise PolicyError(f"no checkpoint's sidecar has the metric {policy.metric!r}, and they "
+                          f"have {close[0]!r} (metric names are case-sensitive): give --metric "
+                          f"{close[0]}, or no checkpoint is kept as best")
 
 
 def inside_folder(name: str) -> bool:

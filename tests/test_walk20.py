@@ -141,3 +141,59 @@ def test_status_of_an_empty_drive_logs_says_not_yet(emulator, tiny_config):
     r = CliRunner().invoke(cli, ["status", "-c", cfg])
     assert r.exit_code == 1, r.output
     assert error_line(r.stderr) == "Error: no verified checkpoint on drive:Models/demo/logs yet"
+
+
+# ------------------------------------------- a --metric that no sidecar has, but one close
+
+def _run_with_metrics(src, maps: list[float]) -> None:
+    import hashlib
+    import json
+
+    os.makedirs(src, exist_ok=True)
+    for epoch, value in enumerate(maps, 1):
+        data = os.urandom(2000)
+        side = {"format": 2, "epoch": epoch, "epoch_iteration": 0, "run": "20261204-061922-a324",
+                "md5": hashlib.md5(data).hexdigest(), "size": len(data),
+                "metrics": {"map50": value, "val_loss": 1.0 / epoch}}
+        (src / f"epoch_{epoch:03d}.pt").write_bytes(data)
+        (src / f"epoch_{epoch:03d}.json").write_text(json.dumps(side))
+
+
+def _drivestage(*args: str):
+    from drivestage.cli import cli as ds_cli
+
+    return CliRunner().invoke(ds_cli, list(args))
+
+
+@renders("no checkpoint's sidecar has the metric")
+@pytest.mark.parametrize("typed", ["mAP50", "map_50", "MAP50"])
+def test_a_metric_typo_is_refused_before_the_best_is_pruned(typed, emulator, tmp_path):
+    """`prune --keep-best 1 --metric mAP50` (the trainer writes map50) ranked no checkpoint,
+    so the best one (epoch 1 here) was deleted permanently, with exit 0 and no word."""
+    _run_with_metrics(tmp_path / "logs", [0.9, 0.1, 0.2, 0.3])
+    assert _drivestage("push", str(tmp_path / "logs"), "drive:runs/a").exit_code == 0
+    before = sorted(f["title"] for f in emulator.files())
+    r = _drivestage("prune", "drive:runs/a", "--keep-last", "1", "--keep-best", "1",
+                    "--metric", typed)
+    assert r.exit_code == 2, r.output
+    line = error_line(r.stderr)
+    shown("no checkpoint's sidecar has the metric", line)
+    assert line == (f"Error: no checkpoint's sidecar has the metric {typed!r}, and they have "
+                    "'map50' (metric names are case-sensitive): give --metric map50, or no "
+                    "checkpoint is kept as best")
+    assert sorted(f["title"] for f in emulator.files()) == before
+    ok = _drivestage("prune", "drive:runs/a", "--keep-last", "1", "--keep-best", "1",
+                     "--metric", "map50")
+    assert ok.exit_code == 0, ok.output
+    assert {f["title"] for f in emulator.files() if f["title"].startswith("epoch_")} == {
+        "epoch_001.pt", "epoch_001.json", "epoch_004.pt", "epoch_004.json"}
+
+
+def test_a_metric_no_sidecar_has_yet_is_not_refused(emulator, tmp_path):
+    """A metric the checkpoints do not carry at all (early epochs before the first mAP) is
+    no typo: the rest of the policy applies, as before."""
+    _run_with_metrics(tmp_path / "logs", [0.9, 0.1])
+    assert _drivestage("push", str(tmp_path / "logs"), "drive:runs/a").exit_code == 0
+    r = _drivestage("prune", "drive:runs/a", "--keep-last", "1", "--keep-best", "1",
+                    "--metric", "map", "--dry-run")
+    assert r.exit_code == 0, r.output
