@@ -197,3 +197,13 @@ def test_a_metric_no_sidecar_has_yet_is_not_refused(emulator, tmp_path):
     r = _drivestage("prune", "drive:runs/a", "--keep-last", "1", "--keep-best", "1",
                     "--metric", "map", "--dry-run")
     assert r.exit_code == 0, r.output
+
+
+def test_config_md_gives_each_signal_its_exit_code():
+    """docs/config.md said train.grace_seconds applies "on SIGTERM/SIGINT … before exiting
+    143"; a Ctrl-C exits 130 (README, cli.md), a hang-up 129."""
+    from pathlib import Path
+
+    row = next(line for line in (Path(__file__).parent.parent / "docs" / "config.md")
+               .read_text().splitlines() if line.startswith("| `train.grace_seconds`"))
+    assert "143, 130, 129" in row and "SIGHUP" in row

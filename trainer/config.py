@@ -96,8 +96,8 @@ class TrainConfig:
     save_period: int = _f(4, "save epoch_NNN.pt (and sync to Drive) every this many epochs")
     save_minutes: float = _f(10.0, "also save autosave_<iteration>.pt (mirrored to Drive) every this "
                                    "many minutes of training, mid-epoch too (0 = off)")
-    grace_seconds: float = _f(25.0, "on SIGTERM/SIGINT: seconds to save a checkpoint and verify it on "
-                                    "Drive before exiting 143")
+    grace_seconds: float = _f(25.0, "on SIGTERM, Ctrl-C or SIGHUP: seconds to save a checkpoint and "
+                                    "verify it on Drive before exiting (143, 130, 129)")
     eval_period: int = _f(10, "compute mAP every this many epochs (and at the last epoch)")
     conf_thresh: float = _f(0.001, "score threshold for detections during mAP evaluation")
     nms_thresh: float = _f(0.5, "IoU threshold of non-maximum suppression during evaluation")
