@@ -468,6 +468,7 @@ def test_resume_of_a_checkpoint_whose_layers_differ(tiny_config, tmp_path):
 
 @renders("no verified checkpoint on")
 def test_status_of_an_empty_drive_folder(drive, tiny_config):
+    drive.add_folder(FOLDER)   # (a folder that is not there is named so: test_walk20.py)
     code, line = trainer("status", "-c", tiny_config(**{"drive.logs": f"drive:{FOLDER}"}))
     assert code == 1
     shown("no verified checkpoint on", line)

@@ -144,7 +144,10 @@ def test_status_names_what_is_safe_and_a_new_run_in_that_folder_is_refused(drive
     first = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0, "drive.logs": f"drive:{FOLDER}"})
     none = CliRunner().invoke(cli, ["status", "-c", first])
     assert none.exit_code == 1
-    assert none.output == f"Error: no verified checkpoint on drive:{FOLDER} yet\n"
+    # (No run made the folder yet: named as not found, walk20.)
+    assert none.output == (f"Error: drive.logs drive:{FOLDER}: drive:Models not found (no item named 'Models' "
+                           "in drive:; names are case-sensitive); a run makes it at its first "
+                           "save: check drive.logs\n")
     fit(load_config(first), resume="none")
     old = ckpt.read_sidecar(str(tmp_path / "logs" / "epoch_001.pt")).run
 

@@ -207,3 +207,43 @@ def test_config_md_gives_each_signal_its_exit_code():
     row = next(line for line in (Path(__file__).parent.parent / "docs" / "config.md")
                .read_text().splitlines() if line.startswith("| `train.grace_seconds`"))
     assert "143, 130, 129" in row and "SIGHUP" in row
+
+
+# ------------------------------------------------------------- a second Ctrl-C, in a notebook
+
+@renders("a second Ctrl-C: stopped at once, without waiting for the uploads; the newest "
+         "checkpoint in … is … (…): run the same command again to train on from it")
+def test_a_second_ctrl_c_says_what_is_saved(tiny_config, caplog):
+    """The first Ctrl-C's stop names the checkpoint saved and verified; a second one (stop at
+    once) ended with "Interrupted." alone: nothing said what was saved, or what to run."""
+    import logging
+    import signal
+
+    from test_messages_attack18 import _run
+    from trainer.config import load_config
+    from trainer.state import Position
+
+    run = _run(load_config(tiny_config()))
+    try:
+        run.state.pos = Position(1, 2, 0)
+        run.checkpointer.on_fit_epoch_end(run, run.state.pos, {"epoch": 1})
+        assert run.writer.wait(run.checkpointer._epoch_job)   # epoch_001.pt written
+        run.stop.request(signal.SIGINT)
+        with caplog.at_level(logging.WARNING, logger="trainer"):
+            run.checkpointer.on_interrupt(run, KeyboardInterrupt())
+    finally:
+        run.writer.close()
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("trainer"))
+    shown("a second Ctrl-C: stopped at once, without waiting for the uploads; the newest "
+          "checkpoint in … is … (…): run the same command again to train on from it", text)
+
+
+def test_status_names_drive_logs_when_a_folder_above_it_is_missing(emulator, tiny_config):
+    emulator.add_folder("Models/demo/logs")
+    cfg = tiny_config(**{"drive.logs": "drive:Modls/demo/logs"})
+    r = CliRunner().invoke(cli, ["status", "-c", cfg])
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == (
+        "Error: drive.logs drive:Modls/demo/logs: drive:Modls not found (no item named 'Modls' "
+        "in drive:; names are case-sensitive); a run makes it at its first save: check "
+        "drive.logs")

@@ -146,6 +146,10 @@ class Checkpointer(Callback):
             # while the process lasts (a notebook's kernel), with no further push.
             if self.writer is not None:
                 self.writer.close(time.monotonic, push=False)
+            if self.info.is_main:
+                # "Interrupted." alone said nothing of what was saved, nor what to run.
+                logger.warning("a second Ctrl-C: stopped at once, without waiting for the "
+                               "uploads; %s", self._newest_text(run, "in"))
             return
         stopped = isinstance(exc, TrainingInterrupted)
         if self.writer is not None and not stopped and self.drive_spec:

@@ -215,7 +215,9 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
         # A typo in drive.logs read as "not yet": the user waits for saves that go elsewhere.
         gone = folder.missing()
         if gone is not None:
-            raise CheckpointError(f"drive.logs {gone}; a run makes it at its first save: "
+            # (The lookup names the first part missing: say which drive.logs that was in.)
+            where = gone if gone.startswith(folder.spec + " ") else f"{folder.spec}: {gone}"
+            raise CheckpointError(f"drive.logs {where}; a run makes it at its first save: "
                                   "check drive.logs")
         raise CheckpointError(f"no verified checkpoint on {folder.spec} yet")
     side = found.sidecar
