@@ -94,6 +94,17 @@ class QuotaExceededError(DriveStageError, OSError):
         self.needed, self.free, self.trash = needed, free, trash
 
 
+class BudgetError(QuotaExceededError):
+    """A retention budget (``max_bytes``) cannot hold what the rest of the policy keeps.
+    ``head`` is the message without its remedy, which names the CLI's flags: a caller whose
+    user set the budget otherwise (the trainer's ``drive.max_bytes``) words its own."""
+
+    def __init__(self, head: str, remedy: str, *, needed: int | None = None,
+                 free: int | None = None):
+        super().__init__(f"{head}; {remedy}", needed=needed, free=free)
+        self.head = head
+
+
 class ServiceAccountStorageError(QuotaExceededError):
     """A service account tried to write into a My Drive (it has no storage)."""
 

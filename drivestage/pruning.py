@@ -356,10 +356,12 @@ def _left_by_unsent(folder: FolderView) -> set[str]:
 def over_budget(decided: Plan, where: str) -> QuotaExceededError:
     """The error of a plan whose budget cannot hold what the policy keeps (``push`` raises it
     before a byte is sent, ``prune`` once the rest of the plan is applied)."""
-    return QuotaExceededError(
+    from drivestage.errors import BudgetError
+
+    return BudgetError(
         f"the retention budget of {format_size(decided.max_bytes or 0)} cannot hold what the "
         f"policy keeps ({format_size(decided.kept_bytes + decided.incoming_bytes)}) in {where}, "
-        f"{format_size(decided.shortfall)} over; raise --max-bytes or keep fewer checkpoints",
+        f"{format_size(decided.shortfall)} over", "raise --max-bytes or keep fewer checkpoints",
         needed=decided.kept_bytes + decided.incoming_bytes, free=decided.max_bytes)
 
 

@@ -247,3 +247,27 @@ def test_status_names_drive_logs_when_a_folder_above_it_is_missing(emulator, tin
         "Error: drive.logs drive:Modls/demo/logs: drive:Modls not found (no item named 'Modls' "
         "in drive:; names are case-sensitive); a run makes it at its first save: check "
         "drive.logs")
+
+
+# ----------------------------------------- the trainer's budget error names the config keys
+
+def test_the_trainers_budget_error_names_its_config_keys(emulator, local_state, tiny_config,
+                                                         tmp_path):
+    """`--set drive.max_bytes=150MB` below what keep_last/keep_best keep: the run ended with
+    "raise --max-bytes or keep fewer checkpoints"; the trainer has no --max-bytes. The same
+    budget error, with the keys that set it."""
+    from trainer.drive import DriveFolder
+    from trainer.errors import TrainerError  # noqa: F401  (the CLI prints either kind)
+    from drivestage.errors import QuotaExceededError
+    from drivestage.retention import RetentionPolicy
+
+    _run_with_metrics(tmp_path / "logs", [0.1, 0.2, 0.3])
+    folder = DriveFolder("drive:Models/mb/logs", str(tmp_path / "logs"),
+                         RetentionPolicy(keep_last=2, max_bytes=1000))
+    with pytest.raises(QuotaExceededError) as caught:
+        folder.push()
+    text = str(caught.value)
+    assert text.endswith("over; raise drive.max_bytes or keep fewer checkpoints "
+                         "(drive.keep_last, drive.keep_best)"), text
+    assert text.startswith("the retention budget of 1000 B cannot hold what the policy keeps")
+    assert [f for f in emulator.files() if f["title"].endswith(".pt")] == []

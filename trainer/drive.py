@@ -108,11 +108,18 @@ class DriveFolder:
     def push(self, protect: Iterable[str] = ()) -> "PushResult":  # noqa: F821 (lazy import)
         """Mirror the local run folder (incremental, md5-verified, then retention). Another
         run's checkpoints of the same names stay (two runs started at once in the folder)."""
+        from drivestage.errors import BudgetError
         from drivestage.upload_tree import push
 
-        return push(self.local_dir, (self._store, self._path), self.policy,
-                    exclude=self.exclude, protect=protect, md5_cache=self._cache,
-                    keep_other_runs=True)
+        try:
+            return push(self.local_dir, (self._store, self._path), self.policy,
+                        exclude=self.exclude, protect=protect, md5_cache=self._cache,
+                        keep_other_runs=True)
+        except BudgetError as exc:
+            # drivestage's remedy names --max-bytes, a flag the trainer does not have.
+            raise BudgetError(exc.head, "raise drive.max_bytes or keep fewer checkpoints "
+                              "(drive.keep_last, drive.keep_best)", needed=exc.needed,
+                              free=exc.free) from exc
 
     def checkpoints(self) -> list[RemoteCheckpoint]:
         """Every checkpoint in the folder whose sidecar is readable and vouches for it."""
