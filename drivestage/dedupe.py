@@ -137,7 +137,9 @@ class _Dedupe:
         if not found:
             if same:
                 raise UsageError(f"{where} is not a folder; dedupe merges folders")
-            raise NotFoundError(f"{where} not found (names are case-sensitive)")
+            # Worded as ls, pull and push word it: which name is missing, and from where.
+            raise NotFoundError(f"{where} not found (no item named {name!r} in "
+                                f"{self.store.describe(parent)}; names are case-sensitive)")
         return self._merge_all(found, where, 0)
 
     def _walk(self, folder: RemoteEntry, depth: int) -> None:

@@ -211,8 +211,8 @@ def test_a_file_where_a_folder_is_meant_and_a_missing_path(emulator):
     assert (code, error_line(err)) == (2, "Error: dedupe needs a folder below the top of the "
                                           "drive (e.g. drive:Models/logs), not the whole drive")
     code, _, err = run("dedupe", "drive:nowhere")
-    assert (code, error_line(err)) == (1, "Error: drive:nowhere not found (names are "
-                                          "case-sensitive)")
+    assert (code, error_line(err)) == (1, "Error: drive:nowhere not found (no item named "
+                                          "'nowhere' in drive:; names are case-sensitive)")
 
 
 def test_shortcuts_move_as_items_and_their_targets_stay_put(emulator, store):

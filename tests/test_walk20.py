@@ -271,3 +271,16 @@ def test_the_trainers_budget_error_names_its_config_keys(emulator, local_state, 
                          "(drive.keep_last, drive.keep_best)"), text
     assert text.startswith("the retention budget of 1000 B cannot hold what the policy keeps")
     assert [f for f in emulator.files() if f["title"].endswith(".pt")] == []
+
+
+def test_dedupe_of_a_path_not_there_names_the_missing_part(emulator):
+    """`dedupe drive:Models/demo/log` said "drive:Models/demo/log not found (names are
+    case-sensitive)"; ls, pull and push name the item and the folder it is missing from."""
+    emulator.add_folder("Models/demo/logs")
+    r = _drivestage("dedupe", "drive:Models/demo/log")
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == ("Error: drive:Models/demo/log not found (no item named "
+                                    "'log' in drive:Models/demo; names are case-sensitive)")
+    r = _drivestage("dedupe", "drive:Modls/demo")
+    assert error_line(r.stderr) == ("Error: drive:Modls not found (no item named 'Modls' in "
+                                    "drive:; names are case-sensitive)")
