@@ -284,3 +284,13 @@ def test_dedupe_of_a_path_not_there_names_the_missing_part(emulator):
     r = _drivestage("dedupe", "drive:Modls/demo")
     assert error_line(r.stderr) == ("Error: drive:Modls not found (no item named 'Modls' in "
                                     "drive:; names are case-sensitive)")
+
+
+def test_config_md_says_what_keep_last_0_means():
+    """`drive.keep_last: 0` reads as "keep none"; it turns the rule off, and with keep_best 0
+    (no max_bytes) nothing is pruned on Drive at all. config.md did not say."""
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "config.md").read_text()
+    row = next(line for line in text.splitlines() if line.startswith("| `drive.keep_last`"))
+    assert "0: no such rule" in row and "nothing is pruned" in row

@@ -114,8 +114,9 @@ class DriveConfig:
     """Where checkpoints and logs are mirrored."""
 
     logs: Optional[str] = _f(None, "remote folder the run folder is mirrored to (drive:path); empty = off")
-    keep_last: int = _f(3, "keep this many newest epoch checkpoints on Drive")
-    keep_best: int = _f(1, "also keep this many best checkpoints (by mAP@0.5)")
+    keep_last: int = _f(3, "keep this many newest epoch checkpoints on Drive (0: no such rule; "
+                           "with keep_best 0 and no max_bytes too, nothing is pruned)")
+    keep_best: int = _f(1, "also keep this many best checkpoints (by mAP@0.5; 0: no such rule)")
     max_bytes: Union[int, str, None] = _f(None, "cap on the run's checkpoint bytes on Drive, e.g. 2GB (oldest pruned first)")
 
 
