@@ -93,7 +93,7 @@ def test_cli_dry_run(emulator, env):
 
 @pytest.mark.parametrize("args, message", [
     (["--keep-best", "1"], "needs a metric"),
-    (["--keep-last", "0"], "keep_last=0 is invalid"),
+    (["--keep-last", "0"], "--keep-last 0 is invalid"),
     ([], "prune needs a policy"),
     (["--keep-last", "1", "--pattern", "("], "not a valid regular expression"),
 ])

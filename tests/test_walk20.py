@@ -294,3 +294,17 @@ def test_config_md_says_what_keep_last_0_means():
     text = (Path(__file__).parent.parent / "docs" / "config.md").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| `drive.keep_last`"))
     assert "0: no such rule" in row and "nothing is pruned" in row
+
+
+@pytest.mark.parametrize("args, line", [
+    (["--keep-last", "0"], "Error: --keep-last 0 is invalid; it must be a whole number >= 1"),
+    (["--keep-best", "1"], "Error: --keep-best 1 needs a metric to rank by; add --metric NAME "
+                           "(e.g. --metric map50 --mode max)"),
+    (["--keep-every", "0"], "Error: --keep-every 0 is invalid; it must be a whole number >= 1"),
+])
+def test_policy_errors_name_the_flags_typed(emulator, args, line):
+    """`prune --keep-last 0` said "keep_last=0 is invalid": the Python keyword, not the flag."""
+    emulator.add_folder("Models/logs")
+    r = _drivestage("prune", "drive:Models/logs", *args)
+    assert r.exit_code == 2, r.output
+    assert error_line(r.stderr) == line

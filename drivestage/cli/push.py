@@ -95,11 +95,23 @@ def _policy(opts: dict[str, Any]) -> "RetentionPolicy":
 
     if opts.get("metric") and opts.get("keep_best") is None:
         raise PolicyError("--metric is only used with --keep-best K; add --keep-best 1")
-    return RetentionPolicy.from_options(
-        keep_last=opts.get("keep_last"), keep_best=opts.get("keep_best"),
-        metric=opts.get("metric"), mode=opts.get("mode"), keep_every=opts.get("keep_every"),
-        max_bytes=opts.get("max_bytes"), pattern=opts.get("pattern"),
-        keep_runs=opts.get("keep_runs"))
+    try:
+        return RetentionPolicy.from_options(
+            keep_last=opts.get("keep_last"), keep_best=opts.get("keep_best"),
+            metric=opts.get("metric"), mode=opts.get("mode"), keep_every=opts.get("keep_every"),
+            max_bytes=opts.get("max_bytes"), pattern=opts.get("pattern"),
+            keep_runs=opts.get("keep_runs"))
+    except PolicyError as exc:
+        raise PolicyError(_as_flags(str(exc))) from exc
+
+
+def _as_flags(text: str) -> str:
+    """The policy's messages name its Python keywords (``keep_last=0``); the user typed flags
+    (``--keep-last 0``)."""
+    import re
+
+    return re.sub(r"\b(keep_last|keep_best|keep_every|keep_runs|max_bytes|pattern)=('[^']*'|\S+)",
+                  lambda m: f"--{m.group(1).replace('_', '-')} {m.group(2)}", text)
 
 
 def _chunk(value: Optional[str]) -> Optional[int]:
