@@ -308,3 +308,17 @@ def test_policy_errors_name_the_flags_typed(emulator, args, line):
     r = _drivestage("prune", "drive:Models/logs", *args)
     assert r.exit_code == 2, r.output
     assert error_line(r.stderr) == line
+
+
+def test_folders_made_in_one_millisecond_are_dated_in_the_order_made(emulator, store):
+    """A warm client makes a folder in under a millisecond: three same-named folders made in
+    a row got one createdDate, so "the oldest" (dedupe's, every push's) was the lowest random
+    id, not the first made, and tests/test_attack20_dedupe.py failed in half of its runs."""
+    root = store.drive.GetAbout()["rootFolderId"]
+    made = []
+    for _ in range(30):
+        f = store.drive.CreateFile({"title": "exp", "parents": [{"id": root}],
+                                    "mimeType": "application/vnd.google-apps.folder"})
+        f.Upload()
+        made.append(f["createdDate"])
+    assert made == sorted(set(made)), made

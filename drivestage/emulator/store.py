@@ -63,6 +63,7 @@ class EmulatorStore:
     def __init__(self, data_dir: str, quota_bytes: Optional[int] = None):
         self.data_dir = os.path.abspath(data_dir)
         self.quota_bytes = quota_bytes
+        self._last_created = 0.0  # see create()
         self.blob_dir = os.path.join(self.data_dir, "blobs")
         self.upload_dir = os.path.join(self.data_dir, "uploads")
         if not os.path.isdir(self.data_dir):
@@ -354,7 +355,10 @@ class EmulatorStore:
         with self.lock:
             self.check_open()
             parents, drive_id = self.check_parents(parent_ids)
-            now = time.time()
+            # Items made within one millisecond (a warm client makes one in less) get
+            # increasing dates, as the order they were made: which of two same-named folders
+            # is the oldest then never hangs on their random ids (dedupe's tests flaked so).
+            now = self._last_created = max(time.time(), self._last_created + 0.0011)
             rec = self._new_record(new_id(), title, mime, parents, drive_id, now)
             if drive_id is None and owner is not None:
                 rec["owner"] = owner
