@@ -206,8 +206,9 @@ class Mirror:
                     result = self._run_once(protect)
             except BaseException as exc:  # the host process must never see it here
                 error = exc
-                if final or self._abandoned.is_set():
-                    # stop() raises it (no second line), or abandon() cut it: no retry
+                if final or self._abandoned.is_set() or _usage(exc):
+                    # stop() raises it (no second line), or abandon() cut it: no retry;
+                    # a usage error fails every period alike: the caller stops on it
                     log.debug("mirror of %s to %s failed: %s", self.src, self.label, exc)
                 else:
                     log.error("mirror of %s to %s failed (will try again): %s", self.src,
@@ -228,3 +229,8 @@ class Mirror:
             self._target = open_store(where, md5_cache=self._cache)
         return self._push(self.src, self._target, self.policy, protect=protect,
                           md5_cache=self._cache, **self._options)
+
+
+def _usage(exc: BaseException) -> bool:
+    """A usage error (a ``--metric`` typo): the same at every period, never worth a retry."""
+    return isinstance(exc, UsageError) or getattr(exc, "exit_code", None) == 2

@@ -322,3 +322,18 @@ def test_folders_made_in_one_millisecond_are_dated_in_the_order_made(emulator, s
         f.Upload()
         made.append(f["createdDate"])
     assert made == sorted(set(made)), made
+
+
+def test_mirror_stops_on_a_usage_error_instead_of_retrying_it_for_ever(emulator, tmp_path):
+    """`mirror … --keep-best 1 --metric mAP50` failed every period the same way ("failed
+    (will try again)") while nothing at all reached Drive, until stopped by hand. A usage
+    error (exit code 2) is the same at every period: the mirror stops at once with it."""
+    _run_with_metrics(tmp_path / "logs", [0.9, 0.1])
+    assert _drivestage("push", str(tmp_path / "logs"), "drive:runs/a").exit_code == 0
+    (tmp_path / "logs" / "new.txt").write_text("not mirrored")
+    r = _drivestage("mirror", str(tmp_path / "logs"), "drive:runs/a", "--every", "3600",
+                    "--keep-best", "1", "--metric", "mAP50")
+    assert r.exit_code == 2, r.output
+    assert error_line(r.stderr).startswith("Error: no checkpoint's sidecar has the metric 'mAP50'")
+    assert "will try again" not in r.stderr
+    assert "new.txt" not in {f["title"] for f in emulator.files()}

@@ -358,13 +358,14 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
     push exits 1. A second signal abandons the
     final push at once: "Interrupted: ..." and exit 130 (an upload it cut resumes on
     the next push). Failures in between are logged and retried next period; so is a period
-    that left another run's checkpoints (the rest is pushed; see --force).
+    that left another run's checkpoints (the rest is pushed; see --force). A usage error
+    (a --metric no sidecar has but for its case) stops it at once: exit 2.
     """
     import functools
     import os
 
     from drivestage.cli.group import as_program
-    from drivestage.errors import NotFoundError
+    from drivestage.errors import DriveStageError, NotFoundError
     from drivestage.mirror import Mirror
     from drivestage.interrupts import Flag
     from drivestage.state import Md5Cache
@@ -419,7 +420,12 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
         click.echo(f"mirroring {src} -> {dest} every {every:g}s; stop with Ctrl-C or SIGTERM",
                    err=True)
         while not stop.wait(0.5):
-            pass
+            failed = mirror.last_error
+            if isinstance(failed, DriveStageError) and failed.exit_code == 2:
+                # A usage error (a --metric typo) fails every period alike: the mirror ran
+                # on, "will try again", while nothing reached Drive.
+                mirror.stop(flush=False)
+                raise failed
         click.echo("stopping: pushing once more (a second Ctrl-C or SIGTERM abandons it)...",
                    err=True)
         started = time.monotonic()
