@@ -154,4 +154,4 @@ def test_the_cli_takes_keep_runs(emulator, drive_env, env):
     assert result.exit_code == 0, result.output
     assert _names(emulator) == ["epoch_001.pt"]
     result = CliRunner().invoke(cli, ["prune", "drive:Models/logs", "--keep-runs", "0"])
-    assert result.exit_code == 2 and "keep_runs=0 is invalid" in result.stderr
+    assert result.exit_code == 2 and "--keep-runs 0 is invalid" in result.stderr
