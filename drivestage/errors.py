@@ -86,23 +86,24 @@ class DownloadRestrictedError(PermissionDeniedError):
 
 
 class QuotaExceededError(DriveStageError, OSError):
-    """The Drive storage quota cannot hold what we were asked to write."""
+    """The Drive storage quota cannot hold what we were asked to write. ``head``, when set,
+    is the message without the remedy that names the CLI's flags (``--keep-last``): a caller
+    whose user sets retention otherwise (the trainer's ``drive.keep_last``) words its own."""
 
     def __init__(self, message: str, *, needed: int | None = None, free: int | None = None,
-                 trash: int | None = None):
+                 trash: int | None = None, head: str | None = None):
         super().__init__(message)
         self.needed, self.free, self.trash = needed, free, trash
+        self.head = head
 
 
 class BudgetError(QuotaExceededError):
-    """A retention budget (``max_bytes``) cannot hold what the rest of the policy keeps.
-    ``head`` is the message without its remedy, which names the CLI's flags: a caller whose
-    user set the budget otherwise (the trainer's ``drive.max_bytes``) words its own."""
+    """A retention budget (``max_bytes``) cannot hold what the rest of the policy keeps
+    (``head``, then ``; remedy``)."""
 
     def __init__(self, head: str, remedy: str, *, needed: int | None = None,
                  free: int | None = None):
-        super().__init__(f"{head}; {remedy}", needed=needed, free=free)
-        self.head = head
+        super().__init__(f"{head}; {remedy}", needed=needed, free=free, head=head)
 
 
 class ServiceAccountStorageError(QuotaExceededError):

@@ -269,7 +269,7 @@ def quota_error(needed: int, where: str, quota: Optional[Quota]) -> QuotaExceede
     hint = "Free space on Drive"
     if trash:
         hint = "Empty the Drive trash (it counts toward the quota), free space on Drive"
-    return QuotaExceededError(
-        f"Not enough Drive storage for {where or 'the upload'}: " + ", ".join(parts)
-        + f". {hint}, or prune with a policy (--keep-last/--max-bytes).",
-        needed=needed, free=free, trash=trash)
+    head = f"Not enough Drive storage for {where or 'the upload'}: " + ", ".join(parts) \
+        + f". {hint}"
+    return QuotaExceededError(f"{head}, or prune with a policy (--keep-last/--max-bytes).",
+                              needed=needed, free=free, trash=trash, head=head)

@@ -207,3 +207,23 @@ def test_mirror_stops_on_a_usage_error_instead_of_retrying_it_for_ever(emulator,
     assert error_line(r.stderr).startswith("Error: no checkpoint's sidecar has the metric 'mAP50'")
     assert "will try again" not in r.stderr
     assert "new.txt" not in {f["title"] for f in emulator.files()}
+
+
+def test_the_trainers_quota_error_names_its_config_keys(emulator_factory, local_state,
+                                                        monkeypatch, tmp_path):
+    """A Drive too small for the run: "… or prune with a policy (--keep-last/--max-bytes)",
+    flags the trainer does not have. The same error, with its config keys."""
+    from drivestage.errors import QuotaExceededError
+    from drivestage.retention import RetentionPolicy
+    from trainer.drive import DriveFolder
+
+    small = emulator_factory(quota_bytes=5000)
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", small.url)
+    _run_with_metrics(tmp_path / "logs", [0.1, 0.2, 0.3])
+    folder = DriveFolder("drive:q/run", str(tmp_path / "logs"), RetentionPolicy(keep_last=3))
+    with pytest.raises(QuotaExceededError) as caught:
+        folder.push()
+    text = str(caught.value)
+    assert text.startswith("Not enough Drive storage for "), text
+    assert text.endswith("Free space on Drive, or keep fewer checkpoints there "
+                         "(drive.keep_last, drive.keep_best, drive.max_bytes)."), text

@@ -108,7 +108,7 @@ class DriveFolder:
     def push(self, protect: Iterable[str] = ()) -> "PushResult":  # noqa: F821 (lazy import)
         """Mirror the local run folder (incremental, md5-verified, then retention). Another
         run's checkpoints of the same names stay (two runs started at once in the folder)."""
-        from drivestage.errors import BudgetError
+        from drivestage.errors import BudgetError, QuotaExceededError
         from drivestage.upload_tree import push
 
         try:
@@ -117,9 +117,17 @@ class DriveFolder:
                         keep_other_runs=True)
         except BudgetError as exc:
             # drivestage's remedy names --max-bytes, a flag the trainer does not have.
-            raise BudgetError(exc.head, "raise drive.max_bytes or keep fewer checkpoints "
-                              "(drive.keep_last, drive.keep_best)", needed=exc.needed,
-                              free=exc.free) from exc
+            raise BudgetError(exc.head or str(exc), "raise drive.max_bytes or keep fewer "
+                              "checkpoints (drive.keep_last, drive.keep_best)",
+                              needed=exc.needed, free=exc.free) from exc
+        except QuotaExceededError as exc:
+            if exc.head is None:
+                raise
+            # Its remedy names --keep-last/--max-bytes: the trainer's are config keys.
+            raise QuotaExceededError(
+                f"{exc.head}, or keep fewer checkpoints there (drive.keep_last, "
+                "drive.keep_best, drive.max_bytes).", needed=exc.needed, free=exc.free,
+                trash=exc.trash, head=exc.head) from exc
 
     def checkpoints(self) -> list[RemoteCheckpoint]:
         """Every checkpoint in the folder whose sidecar is readable and vouches for it."""
