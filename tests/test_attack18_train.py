@@ -436,7 +436,11 @@ def test_a_second_signal_while_the_stop_save_uploads_stops_at_once(
     "Interrupted.", 130), not after flushing the mirror for the rest of
     train.grace_seconds. (Two signals sent back to back are one for the OS: the second must
     come after the first was handled.) Every checkpoint left under a final name, here and on
-    Drive, is whole and described; the same command then goes on from the stop save."""
+    Drive, is whole and described; the same command then goes on from the stop save.
+
+    Drive answers no upload here before the test ends, so a run that waits for the mirror
+    waits out the whole grace (120 s) and says so; one that stops at once exits in seconds
+    (up to 13 s seen on a loaded 2-core CI machine: that is the bound's margin)."""
     import signal
     import time
 
@@ -446,7 +450,7 @@ def test_a_second_signal_while_the_stop_save_uploads_stops_at_once(
 
     kw = {"train.batch_size": 4, "train.freeze_batch_size": 4, "train.freeze_epochs": 0,
           "train.eval_period": 100, "train.save_period": 1, "drive.logs": f"drive:{FOLDER}",
-          "train.grace_seconds": 60}
+          "train.grace_seconds": 120}
     path = tiny_config(**kw, **{"train.epochs": 30})
     log = tmp_path / "child.log"
     proc = _child(path, log, drive_env)
@@ -455,7 +459,7 @@ def test_a_second_signal_while_the_stop_save_uploads_stops_at_once(
         assert proc.poll() is None, log.read_text()[-3000:]
         assert time.monotonic() < deadline, "the child never reached epoch 2"
         time.sleep(0.01)
-    drive.faults.latency(2.0, path=r"^/upload/")           # every upload now takes seconds
+    drive.faults.latency(3600, path=r"^/upload/")        # no upload is answered any more
     number = getattr(signal, sig)
     proc.send_signal(number)
     while "wrote autosave_" not in log.read_text():
@@ -464,14 +468,15 @@ def test_a_second_signal_while_the_stop_save_uploads_stops_at_once(
         time.sleep(0.01)
     proc.send_signal(number)
     second = time.monotonic()
-    assert proc.wait(timeout=120) == code, log.read_text()[-3000:]
+    assert proc.wait(timeout=300) == code, log.read_text()[-3000:]
     took = time.monotonic() - second
     drive.faults.clear()
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]
     if sig == "SIGINT":
         assert text.strip().splitlines()[-1] == "Interrupted.", text[-3000:]
-    assert took < 10, (took, text[-2000:])      # (before: the rest of the 60 s grace; 22 s)
+    assert "grace_seconds" not in text, text[-2000:]
+    assert took < 60, (took, text[-2000:])      # (before: the rest of the grace)
     logs = tmp_path / "logs"
     names = _all_sound(logs)
     stop_save = [n for n in names if n.startswith("autosave_")]

@@ -139,6 +139,9 @@ class Faults:
         self._relocated: Optional[tuple[str, Optional[int]]] = None  # origin, times left
         self._ranges_ignored = 0          # answers left that ignore Range (-1: every one)
         self._holds: list[Hold] = []
+        # Set while the server stops: an answer waiting out its latency goes on at once
+        # (a test's 60 s latency held Emulator.stop() for its 10 s join, every time).
+        self._stopping = threading.Event()
         self._shared = Bucket()          # the limit all connections share
         self._per_connection: Optional[float] = None
         self._chaos: Optional[tuple[float, random.Random, tuple[str, ...]]] = None
@@ -321,11 +324,21 @@ class Faults:
             hold.release()
 
     def release_holds(self) -> None:
-        """Let every held answer go on (the server stops: none may wait out its timeout)."""
+        """Let every held answer go on (the server stops: none may wait out its timeout),
+        and every answer waiting out its latency."""
+        self._stopping.set()
         with self._lock:
             holds = list(self._holds)
         for hold in holds:
             hold.release()
+
+    def serving(self) -> None:
+        """The server (re)starts: latencies are waited out again."""
+        self._stopping.clear()
+
+    def wait_latency(self, seconds: float) -> None:
+        """In the server: wait ``seconds`` before an answer, or less when the server stops."""
+        self._stopping.wait(seconds)
 
     def describe(self) -> dict:
         """The active faults as plain data (for ``GET /_emulator/faults``)."""

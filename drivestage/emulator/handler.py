@@ -239,7 +239,7 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BaseHTTPRequestHandle
 
     def _wait_first_byte(self) -> None:
         if self._ttfb > 0:
-            time.sleep(self._ttfb)
+            self.emu.faults.wait_latency(self._ttfb)
             self._ttfb = 0.0
 
     def _start(self, status: int, headers: dict, length: Optional[int],

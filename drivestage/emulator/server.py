@@ -113,6 +113,7 @@ class Emulator(SeedingApi):
             self._tmp_dir = tempfile.mkdtemp(prefix="drive-emulator-")
         self.store = EmulatorStore(self.data_dir or self._tmp_dir, self.quota_bytes)
         self.store.observer = self.faults.note_change
+        self.faults.serving()
         self._server = _Server((self.host, self.port), _Handler, self)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
