@@ -82,6 +82,32 @@ def test_push_quota_error_is_one_line_with_the_numbers(emulator_factory, env, tm
     assert _live(emu) == []
 
 
+class _Lines:
+    """The lines a child writes on a pipe, read in a thread as they come."""
+
+    def __init__(self, pipe):
+        import threading
+
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self._thread.start()
+
+    def _read(self, pipe):
+        for line in pipe:
+            self.lines.append(line)
+
+    def wait_for(self, proc, pattern: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(re.search(pattern, line) for line in self.lines):
+            assert proc.poll() is None, "".join(self.lines)
+            assert time.monotonic() < deadline, "".join(self.lines)
+            time.sleep(0.02)
+
+    def text(self) -> str:
+        self._thread.join(30)
+        return "".join(self.lines)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM,
                                  pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_mirror_flushes_on_sigterm_and_exits_0(emulator, env, tmp_path, sig):
@@ -89,17 +115,17 @@ def test_mirror_flushes_on_sigterm_and_exits_0(emulator, env, tmp_path, sig):
     proc = subprocess.Popen(
         [sys.executable, "-m", "drivestage", "mirror", src, "drive:Models/logs", "--every",
          "3600", "--keep-last", "1"],
-        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while "epoch_001.pt.json" not in _live(emulator):   # the first push, right away
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        lines = _Lines(proc.stderr)
+        # The first push, right away, ends with its line (waiting for its files on Drive
+        # instead sent the signal while that push still ran, now and then).
+        lines.wait_for(proc, r" pushed: ")
         (tmp_path / "logs" / "epoch_002.pt").write_bytes(b"new weights")
         (tmp_path / "logs" / "epoch_002.pt.json").write_text(json.dumps({"epoch": 2}))
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        err = lines.text()
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -110,6 +136,39 @@ def test_mirror_flushes_on_sigterm_and_exits_0(emulator, env, tmp_path, sig):
     assert len(said) == 1 and said[0].endswith(" pushed: 3 uploaded (4.9 KiB), 0 unchanged"), err
     assert err.index(said[0]) < err.index("pushing once more")
     assert _live(emulator) == ["epoch_002.pt", "epoch_002.pt.json", "results.csv"]
+
+
+def test_a_stop_while_a_period_pushes_still_says_what_that_period_did(emulator, env, tmp_path):
+    """The signal comes while the first period's push runs (sent from inside one of its
+    answers): that period's line was left out, as if its uploads were the final push's, and
+    nothing said that 3 files had gone to Drive."""
+    from _proxy import Proxy, Reply
+
+    src = _logs(tmp_path, epochs=(1,))
+    with Proxy(emulator.url) as proxy:
+        proc = None
+
+        def signal_then_answer(status, headers, body):
+            proc.send_signal(signal.SIGTERM)
+            return Reply(status, headers, [body])
+
+        proxy.on("POST", r"^/upload/", signal_then_answer, times=1)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "drivestage", "mirror", src, "drive:Models/logs", "--every",
+             "3600", "--jobs", "1"],
+            env={**os.environ, **env, "DRIVESTAGE_API_ROOT": proxy.url},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, err
+    said = [line for line in err.splitlines() if re.match(r"\d\d:\d\d:\d\d pushed: ", line)]
+    assert len(said) == 1 and said[0].endswith(" pushed: 3 uploaded (4.9 KiB), 0 unchanged"), err
+    assert err.strip().splitlines()[-1].startswith("final push in "), err
+    assert "0 uploaded (0 B), 3 unchanged" in err.strip().splitlines()[-1], err
+    assert _live(emulator) == ["epoch_001.pt", "epoch_001.pt.json", "results.csv"]
 
 
 @pytest.mark.slow

@@ -185,8 +185,11 @@ def _push_and_say(stop: Any, *args: Any, force: bool = False, **kwargs: Any) -> 
     """One period of ``mirror``: :func:`_push_refusing`, then a line on stderr when it sent,
     pruned or deleted something (a mirror left running says what it does; an unchanged
     period says nothing, and the final push has a line of its own)."""
+    # Asked before the push: a period under way when the stop came is no final push, and
+    # its line is the only one that says what it sent (the final push finds it unchanged).
+    final = stop.is_set()
     result = _push_refusing(*args, force=force, **kwargs)
-    if not stop.is_set() and (result.uploaded or result.pruned or result.deleted):
+    if not final and (result.uploaded or result.pruned or result.deleted):
         click.echo(f"{time.strftime('%H:%M:%S')} pushed: {_summary(result)}", err=True)
     return result
 
