@@ -226,9 +226,11 @@ def test_overfitting_one_image_finds_its_box_through_decode():
     x[0, :, 16:48, 8:40] = 1.0          # a bright 32x32 square
     x[1, :, 24:56, 24:56] = 1.0
     targets = torch.tensor([[0, 1, 24 / 64, 32 / 64, 0.5, 0.5], [1, 1, 40 / 64, 40 / 64, 0.5, 0.5]])
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    # 50 steps at 2e-3 (IoU 0.86 / 0.87, loss to 6 %) as 100 at 1e-3 did (0.78 / 0.79, 5 %),
+    # in half the time.
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     first = None
-    for _ in range(100):
+    for _ in range(50):
         total, _ = loss_fn(model(x), targets)
         opt.zero_grad()
         total.backward()
