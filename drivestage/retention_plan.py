@@ -80,13 +80,14 @@ class Plan(Sequence[Decision]):
 
 
 def format_plan(decisions: Iterable[Decision]) -> str:
-    """A plain-text table (action, size, name, reason) and a summary; names escaped."""
+    """A plain-text table (action, size, name, reason) and a summary; names and reasons
+    escaped (a reason quotes a sidecar's run name, anybody's text as much as a title)."""
     rows = list(decisions)
     if not rows:
         return "Nothing to prune: the folder holds no files."
     header = ("ACTION", "SIZE", "NAME", "REASON")
     table = [header] + [("keep" if d.keep else "delete", format_size(d.size), printable(d.name),
-                         d.reason) for d in rows]
+                         printable(d.reason)) for d in rows]
     widths = [max(len(r[i]) for r in table) for i in range(3)]
     lines = [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:<{widths[2]}}  {r[3]}".rstrip()
              for r in table]

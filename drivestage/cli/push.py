@@ -139,6 +139,7 @@ def _progress_bar(total: int, label: str) -> Any:
 
 
 def _summary(result: "PushResult") -> str:
+    from drivestage.paths import printable
     from drivestage.sizes import format_size
 
     parts = [f"{len(result.uploaded)} uploaded ({format_size(result.bytes_sent)})",
@@ -148,7 +149,7 @@ def _summary(result: "PushResult") -> str:
     if result.pruned:
         # Orphan sidecars by name (drivestage.orphans): a deletion of a file without its
         # checkpoint is one a user should be able to see, and find in the trash.
-        orphans = [d.name for d in result.pruned if d.orphan_md5 is not None]
+        orphans = [printable(d.name) for d in result.pruned if d.orphan_md5 is not None]
         named = ", ".join(orphans[:5]) + (f", … ({len(orphans) - 5} more)"
                                           if len(orphans) > 5 else "")
         parts.append(f"{len(result.pruned)} pruned" + (
