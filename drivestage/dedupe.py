@@ -18,6 +18,8 @@ oldest, on the way to a path and everywhere below it, as a user would by hand:
   leaves the newer one: it is never a copy of itself;
 - an item Drive does not let this account move or trash (someone else's, a shared drive's
   Contributor) stays, said so; the rest is merged all the same;
+- an item gone when its turn comes (deleted or trashed meanwhile by someone else: Drive
+  answers 404 and a files.get confirms it) is skipped, said so; the rest is merged;
 - a duplicate left empty goes to the trash (Drive keeps it 30 days). One with a conflict
   stays, so the command can be run again once the user chose.
 
@@ -30,7 +32,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
-from drivestage.errors import DriveStageError, NotFoundError, PermissionDeniedError, UsageError
+from drivestage.errors import DanglingShortcutError, DriveStageError, NotFoundError, \
+    PermissionDeniedError, UsageError
 from drivestage.remote import Where, open_store
 from drivestage.paths import StorePath
 from drivestage.store import RemoteEntry, RemoteStore
@@ -52,10 +55,36 @@ class Conflict:
 
 
 @dataclass
+class Merge:
+    """A newer folder merged into the oldest, and what became of it: stdout said "merged"
+    also of one that stayed (a conflict, an item Drive refused), which was not true."""
+
+    where: str
+    dup: str                       # the newer folder's id
+    into: str                      # the oldest's
+    #: What stayed in it, by kind ("conflict", "refused by Drive", "arrived meanwhile"),
+    #: counted below it too (a nested duplicate that stays keeps this one).
+    left: dict[str, int] = field(default_factory=dict)
+    gone: bool = False             # trashed (dry run: would be), or gone meanwhile
+
+    def line(self, dry_run: bool = False) -> str:
+        """``merged: drive:a/b (id D) into the oldest (id I)``, or why it stays (unescaped)."""
+        if self.gone:
+            return f"{'to merge' if dry_run else 'merged'}: {self.where} (id {self.dup}) " \
+                   f"into the oldest (id {self.into})"
+        why = ", ".join(f"{n} {_plural(n, k) if k == 'conflict' else k}"
+                        for k, n in self.left.items())
+        why = f"partly merged: {why} left in it" if why else \
+            "emptied, but Drive refused trashing it"
+        return f"{'would stay' if dry_run else 'stays'}: {self.where} (id {self.dup}) beside " \
+               f"the oldest (id {self.into}), {why}"
+
+
+@dataclass
 class DedupeResult:
     """What :func:`dedupe` did (or, dry, would do)."""
 
-    merged: list[tuple[str, str, str]] = field(default_factory=list)  # (where, from, into)
+    merged: list[Merge] = field(default_factory=list)
     moved: int = 0
     copies_trashed: int = 0
     folders_trashed: int = 0
@@ -66,7 +95,15 @@ class DedupeResult:
     #: Items (and newer folders) Drive refused this account to move or trash (someone
     #: else's, a shared drive's Contributor): they stay; the rest is merged all the same.
     refused: list[Conflict] = field(default_factory=list)
+    #: Items Drive answered 404 for and a files.get confirmed gone (deleted or trashed by
+    #: someone else while dedupe ran): skipped. The run used to stop at the first one.
+    vanished: list[Conflict] = field(default_factory=list)
     dry_run: bool = False
+
+    def _left(self) -> dict[str, int]:
+        """What stays in newer folders so far, by kind (see :attr:`Merge.left`)."""
+        return {"conflict": len(self.conflicts), "refused by Drive": len(self.refused),
+                "arrived meanwhile": len(self.arrived)}
 
     def summary(self) -> str:
         """One line: ``2 folders merged: 7 moved, 1 copy trashed, 2 empty folders trashed``."""
@@ -85,6 +122,8 @@ class DedupeResult:
             parts.append(f"{len(self.refused)} refused by Drive, left in place")
         if self.arrived:
             parts.append(f"{len(self.arrived)} arrived meanwhile, left in place")
+        if self.vanished:
+            parts.append(f"{len(self.vanished)} gone meanwhile")
         n = len(self.merged)
         return f"{n} {_plural(n, 'folder')} {'to merge' if self.dry_run else 'merged'}: " + \
             ", ".join(parts)
@@ -162,12 +201,23 @@ class _Dedupe:
         """The oldest of ``found`` (same-named folders), the others merged into it."""
         into = oldest(found)
         for dup in sorted((e for e in found if e.id != into.id), key=_age):
-            self.result.merged.append((where, dup.id, into.id))
-            self._merge(into, dup, where, depth)
+            self._merge_one(into, dup, where, depth)
         return into
 
-    def _merge(self, into: RemoteEntry, dup: RemoteEntry, where: str, depth: int) -> None:
-        """Move what ``dup`` holds into ``into``; trash ``dup`` once a listing shows it empty."""
+    def _merge_one(self, into: RemoteEntry, dup: RemoteEntry, where: str, depth: int) -> bool:
+        """Merge ``dup`` into ``into``, noting what became of it; whether ``dup`` is gone
+        (nothing held it back)."""
+        merge = Merge(where, dup.id, into.id)
+        self.result.merged.append(merge)
+        before = self.result._left()
+        merge.gone = self._merge(into, dup, where, depth)
+        after = self.result._left()
+        merge.left = {k: after[k] - before[k] for k in after if after[k] > before[k]}
+        return merge.gone
+
+    def _merge(self, into: RemoteEntry, dup: RemoteEntry, where: str, depth: int) -> bool:
+        """Move what ``dup`` holds into ``into``; trash ``dup`` once a listing shows it empty.
+        Whether ``dup`` is gone."""
         if depth > MAX_DEPTH:
             raise _too_deep(where)
         held: dict[str, list[RemoteEntry]] = {}
@@ -183,34 +233,32 @@ class _Dedupe:
                 # never a folder merged into itself. Moving it takes ``dup`` off its parents.
                 log.info("%s (id %s) is in %s as well: taken out of %s", item_where,
                          item.id, into.id, dup.id)
-                left |= not self._move(item, dup, into, item_where)
+                left |= self._move(item, dup, into, item_where) == _REFUSED
             elif not same:
                 log.info("moving %s (id %s) into %s", item_where, item.id, into.id)
-                if self._move(item, dup, into, item_where):
+                done = self._move(item, dup, into, item_where)
+                if done == _DONE:
                     # Held there now: a second item of that name in ``dup`` is a copy or a
                     # conflict, never a second one moved in beside it.
                     held[item.name] = [item]
-                else:
-                    left = True
+                left |= done == _REFUSED
             elif _is_folder(item) and all(_is_folder(e) for e in same):
-                target = oldest(same)
-                self.result.merged.append((item_where, item.id, target.id))
-                left |= not self._merged_away(target, item, item_where, depth + 1)
+                left |= not self._merge_one(oldest(same), item, item_where, depth + 1)
             elif _copy_of(item, same):
                 log.info("%s (id %s) has the same bytes as the one in %s: to the trash",
                          item_where, item.id, into.id)
-                if self._trash(item, item_where, dup.id):
+                done = self._trash(item, item_where, dup.id)
+                if done == _DONE:
                     self.result.copies_trashed += 1
-                else:
-                    left = True
+                left |= done == _REFUSED
             else:
                 log.warning("%s (id %s) stays: the oldest folder (id %s) holds another item "
                             "of that name", item_where, item.id, into.id)
                 self.result.conflicts.append(Conflict(item_where, dup.id, into.id))
                 left = True
         if left:
-            return
-        self._trash_if_empty(dup, where)
+            return False
+        return self._trash_if_empty(dup, where)
 
     def _listed(self, folder: RemoteEntry) -> list[RemoteEntry]:
         """What ``folder`` holds: its listing, and what this run moved into it (which Drive's
@@ -219,21 +267,24 @@ class _Dedupe:
         ids = {e.id for e in listed}
         return listed + [e for e in self.moved_in.get(folder.id, []) if e.id not in ids]
 
-    def _move(self, item: RemoteEntry, dup: RemoteEntry, into: RemoteEntry,
-              where: str) -> bool:
-        """Move ``item`` from ``dup`` into ``into``; False where Drive refused it."""
+    def _move(self, item: RemoteEntry, dup: RemoteEntry, into: RemoteEntry, where: str) -> str:
+        """Move ``item`` from ``dup`` into ``into``: ``_DONE``, ``_REFUSED`` (Drive refused
+        it) or ``_VANISHED`` (gone meanwhile)."""
         if not self.dry_run:
             try:
                 self.store.move(item, dup, into)
             except PermissionDeniedError as exc:
                 return self._refuse(item, where, dup.id, str(exc))
+            except NotFoundError as exc:
+                return self._vanished(item, where, dup.id, exc)
         self.moved_in.setdefault(into.id, []).append(item)
         self.gone.add(item.id)
         self.result.moved += 1
-        return True
+        return _DONE
 
-    def _trash(self, item: RemoteEntry, where: str, folder_id: str) -> bool:
-        """Move ``item`` (in ``folder_id``) to the trash; False where this account may not.
+    def _trash(self, item: RemoteEntry, where: str, folder_id: str) -> str:
+        """Move ``item`` (in ``folder_id``) to the trash: ``_DONE``, ``_REFUSED`` where this
+        account may not, ``_VANISHED`` where it is gone already.
         One item refused (someone else's file or folder) stopped the whole run, at the same
         item on every run: the rest was never merged. Now it stays, said so, and the rest is
         merged; Drive's capabilities say so beforehand, which spares the request."""
@@ -245,25 +296,36 @@ class _Dedupe:
                 self.store.delete(item, trash=True)
             except PermissionDeniedError as exc:
                 return self._refuse(item, where, folder_id, str(exc))
+            except NotFoundError as exc:
+                return self._vanished(item, where, folder_id, exc)
         self.gone.add(item.id)
-        return True
+        return _DONE
 
-    def _refuse(self, item: RemoteEntry, where: str, folder_id: str, why: str) -> bool:
+    def _refuse(self, item: RemoteEntry, where: str, folder_id: str, why: str) -> str:
         log.warning("%s (id %s) stays: %s", where, item.id, why)
         self.result.refused.append(Conflict(where, folder_id, ""))
-        return False
+        return _REFUSED
 
-    def _merged_away(self, into: RemoteEntry, dup: RemoteEntry, where: str, depth: int) -> bool:
-        """Merge ``dup`` into ``into``; whether ``dup`` is gone (nothing held it back)."""
-        def left() -> int:
-            r = self.result
-            return len(r.conflicts) + len(r.arrived) + len(r.refused)
+    def _vanished(self, item: RemoteEntry, where: str, folder_id: str,
+                  exc: NotFoundError) -> str:
+        """``_VANISHED`` when a files.get confirms ``item`` gone after Drive's 404 (someone
+        deleted or trashed it meanwhile): skipped, said so. The 404 stopped the whole run.
+        A 404 for an item still there (a resource key Drive wants, the oldest folder gone
+        meanwhile, a server's mistake) raises it as before: skipping would hide it, and
+        its folder, holding it, would go to the trash with it."""
+        try:
+            self.store.stat(item)
+        except DanglingShortcutError:
+            raise exc from None   # the shortcut is there; its target is not
+        except NotFoundError:
+            log.warning("%s (id %s) was gone when dedupe came to it (deleted or trashed "
+                        "meanwhile): skipped", where, item.id)
+            self.result.vanished.append(Conflict(where, folder_id, ""))
+            self.gone.add(item.id)   # a lagging listing may still show it: not "arrived"
+            return _VANISHED
+        raise exc
 
-        before = left()
-        self._merge(into, dup, where, depth)
-        return left() == before
-
-    def _trash_if_empty(self, dup: RemoteEntry, where: str) -> None:
+    def _trash_if_empty(self, dup: RemoteEntry, where: str) -> bool:
         if not self.dry_run:
             # Looked at again, not assumed: an item that reached it meanwhile keeps it.
             # What this run moved out or trashed may still be listed there for a moment.
@@ -274,14 +336,20 @@ class _Dedupe:
                             ", ".join(sorted(e.name for e in still)[:3]))
                 self.result.arrived.extend(Conflict(f"{where}/{e.name}", dup.id, "")
                                            for e in still)
-                return
-        if self._trash(dup, where, dup.id):
+                return False
+        done = self._trash(dup, where, dup.id)
+        if done == _DONE:
             log.info("%s (id %s) is empty: to the trash", where, dup.id)
             self.result.folders_trashed += 1
+        return done != _REFUSED
 
     def _where(self, parent: RemoteEntry, name: str) -> str:
         base = self.store.describe(parent).rstrip("/")
         return f"{base}{'' if base.endswith(':') else '/'}{name}"
+
+
+#: What became of one move or trash (:meth:`_Dedupe._move`, :meth:`_Dedupe._trash`).
+_DONE, _REFUSED, _VANISHED = "done", "refused", "vanished"
 
 
 def _too_deep(where: str) -> DriveStageError:

@@ -41,6 +41,49 @@ def run(*args: str, api_root: str | None = None) -> tuple[int, str, str]:
 
 # --- 1. ids from a hostile server are printed escaped ----------------------------------------
 
+def _hostile_id(proxy: Proxy, real: str) -> str:
+    """Make the server call ``real`` by an id with terminal escapes in it, both ways: every
+    answer says the hostile id, every request that names it reaches the emulator as ``real``."""
+    fake = real + EVIL
+    as_json = json.dumps(fake)[1:-1].encode()   # how an answer spells it (\u001b...)
+
+    def answer(status: int, headers: dict, body: bytes) -> Reply:
+        body = body.replace(f'"{real}"'.encode(), b'"' + as_json + b'"')
+        out = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        out["Content-Length"] = str(len(body))
+        return Reply(status, out, [body])
+
+    for method in ("GET", "PATCH", "POST", "PUT", "DELETE"):
+        proxy.on(method, r".", answer)
+    # The client's requests: the id quoted in a path or a query (%1B%5B2J...).
+    from urllib.parse import quote, quote_plus
+    for spelt in {quote(fake, safe=""), quote_plus(fake, safe="")}:
+        proxy.rewrite(re.escape(real + spelt[len(real):]), real)
+    proxy.mangle("PATCH", r".", lambda b: b.replace(as_json, real.encode()))
+    proxy.mangle("PUT", r".", lambda b: b.replace(as_json, real.encode()))
+    return fake
+
+
+def test_a_hostile_id_is_printed_escaped_by_dedupe(emulator, store):
+    """A newer folder whose id (as the server gives it) holds an ANSI escape: stdout's line
+    for it and the error naming where the conflict stays print it escaped, never raw."""
+    root = emulator.add_folder("runs")
+    old, new = folder(store, "exp", root), folder(store, "exp", root)
+    put(emulator, store, old, "a.txt", b"one")
+    put(emulator, store, new, "a.txt", b"two")      # a conflict: the folder stays, named
+    put(emulator, store, new, "b.txt", b"b")         # moved through the hostile id
+    with Proxy(emulator.url) as proxy:
+        fake = _hostile_id(proxy, new)
+        code, out, err = run("dedupe", "drive:runs/exp", api_root=proxy.url)
+    assert code == 1, err
+    assert "\x1b" not in out + err and "\x07" not in out + err
+    shown_id = new + "\\x1b[2J\\x1b]0;pwned\\x07"
+    assert f"(id {shown_id})" in out
+    assert f"(in id {shown_id})" in error_line(err)
+    assert fake != shown_id
+    assert live(emulator)["runs/exp/b.txt"] == [md5(b"b")]   # the merge itself went through
+
+
 def test_prune_reasons_from_a_sidecar_are_printed_escaped():
     """A reason names a run (a sidecar's text, anybody's): the table escapes it too."""
     from drivestage.retention_plan import Decision, format_plan
@@ -48,3 +91,44 @@ def test_prune_reasons_from_a_sidecar_are_printed_escaped():
     table = format_plan([Decision("epoch_001.pt", False, f"an older run ({EVIL})", 10, "x",
                                   "checkpoint")])
     assert "\x1b" not in table and "an older run (\\x1b[2J" in table
+
+
+# --- 2. dedupe says what happened to each newer folder ---------------------------------------
+
+def test_a_newer_folder_that_stays_is_not_said_to_be_merged(emulator, store):
+    """Two newer folders: one emptied into the oldest and trashed, one kept by a conflict.
+    stdout said "merged: … into the oldest" for both; the second stays, and says why."""
+    root = emulator.add_folder("runs")
+    old, new1, new2 = (folder(store, "exp", root) for _ in range(3))
+    put(emulator, store, old, "a.txt", b"one")
+    put(emulator, store, new1, "b.txt", b"b")
+    put(emulator, store, new2, "a.txt", b"two")
+    code, out, err = run("dedupe", "drive:runs/exp")
+    assert code == 1, err
+    assert out.splitlines() == [
+        f"merged: drive:runs/exp (id {new1}) into the oldest (id {old})",
+        f"stays: drive:runs/exp (id {new2}) beside the oldest (id {old}), partly merged: "
+        "1 conflict left in it"]
+    assert new1 in trashed(emulator) and new2 not in trashed(emulator)
+    code, out, _ = run("dedupe", "drive:runs/exp", "--dry-run")
+    assert out.splitlines() == [
+        f"would stay: drive:runs/exp (id {new2}) beside the oldest (id {old}), partly merged: "
+        "1 conflict left in it"]
+
+
+# --- 3. an item deleted by someone else while dedupe ran -------------------------------------
+
+def test_a_404_for_an_item_that_is_still_there_stops_the_run(emulator, store):
+    """Drive answers 404 to the move of an item a files.get then shows in place (a missing
+    resource key, the oldest folder gone, a server's mistake): nothing is skipped, nothing
+    trashed; the run stops with Drive's 404 as before, and the item is where it was."""
+    root = emulator.add_folder("runs")
+    old, new = folder(store, "exp", root), folder(store, "exp", root)
+    there = put(emulator, store, new, "a.txt", b"still here")
+    emulator.faults.inject(method="PATCH", path=there, status=404, reason="notFound")
+    code, out, err = run("dedupe", "drive:runs/exp")
+    assert code == 1
+    assert "not found on Drive (HTTP 404" in error_line(err)
+    assert "gone when dedupe came to it" not in err
+    assert not trashed(emulator)
+    assert [f["parents"][0]["id"] for f in emulator.files() if f["id"] == there] == [new]

@@ -293,8 +293,9 @@ def dedupe_cmd(dest: str, dry_run: bool, api_root: Optional[str],
     the path. Each newer folder's items move into the oldest; a file whose bytes the oldest
     already holds goes to the trash, and so does each folder left empty. An item whose name
     the oldest holds with other bytes, or that Drive does not let this account move or
-    trash, stays where it is (exit 1, naming it). Nothing is deleted for good. Run it while
-    nothing pushes into DEST.
+    trash, stays where it is (exit 1, naming it); one deleted by someone else meanwhile is
+    skipped (exit 1, naming it). Nothing is deleted for good. Run it while nothing pushes
+    into DEST.
     """
     from drivestage.dedupe import dedupe
     from drivestage.paths import printable
@@ -302,9 +303,8 @@ def dedupe_cmd(dest: str, dry_run: bool, api_root: Optional[str],
 
     result = dedupe(open_store(dest, api_root=api_root, credentials=credentials),
                     dry_run=dry_run)
-    for where, dup, into in result.merged:   # Drive titles are anybody's: printed escaped
-        click.echo(f"{'to merge' if dry_run else 'merged'}: {printable(where)} (id {dup}) "
-                   f"into the oldest (id {into})")
+    for m in result.merged:   # Drive titles and ids are anybody's: printed escaped
+        click.echo(printable(m.line(dry_run)))
     click.echo(f"dedupe {dest}: {result.summary()}", err=True)
     if dry_run:
         click.echo("Dry run: nothing was moved or trashed.", err=True)
@@ -327,6 +327,14 @@ def dedupe_cmd(dest: str, dry_run: bool, api_root: Optional[str],
             f"{_items(result.arrived, 'reached', 'reached')} a newer folder while dedupe ran: "
             f"{_named(result.arrived)}; it stays there. Run `drivestage dedupe {dest}` "
             "again once nothing pushes there")
+    if result.vanished:
+        # Skipped, not merged: exit 1, so a script notices something else changed the path.
+        gone = _items(result.vanished, "was gone when dedupe came to it",
+                      "were gone when dedupe came to them")
+        raise DedupeConflictError(
+            f"{gone} (deleted or trashed meanwhile, by someone or something else): "
+            f"{_named(result.vanished)}; everything else was merged. Look in Drive's trash if "
+            "it was not meant to go")
 
 
 def _items(found: list[Any], one: str, many: str) -> str:
@@ -337,7 +345,7 @@ def _named(found: list[Any]) -> str:
     """The first three of ``found`` (dedupe's Conflicts), where each stays."""
     from drivestage.paths import printable
 
-    shown = ", ".join(f"{printable(c.where)} (in id {c.folder_id})" for c in found[:3])
+    shown = ", ".join(printable(f"{c.where} (in id {c.folder_id})") for c in found[:3])
     return shown + (f" and {len(found) - 3} more" if len(found) > 3 else "")
 
 
