@@ -86,7 +86,7 @@ from drivestage.retention_policy import OTHER as OTHER
 from drivestage.retention_policy import SIDECAR as SIDECAR
 from drivestage.retention_policy import RetentionPolicy as RetentionPolicy
 from drivestage.retention_policy import inside_folder as _inside_folder
-from drivestage.retention_policy import check_metric_name
+from drivestage.retention_policy import check_metric_name, lone_json_reason
 from drivestage.sizes import format_size, parse_size  # noqa: F401 (parse_size: trainer)
 
 log = logging.getLogger(__name__)
@@ -316,11 +316,12 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
     # Sidecars follow the checkpoints and autosaves they describe (both name forms).
     owned = sidecar.owners([c.cand.name for c in ckpts + autos] + [j.name for j in jsons])
     sidecars: list[tuple[Candidate, set[str]]] = []
+    unmanaged = [c.name for c, _ in others]
     for j in jsons:
         if j.name in owned:
             sidecars.append((j, owned[j.name]))
         else:
-            others.append((j, "not a checkpoint (json without its checkpoint)"))
+            others.append((j, lone_json_reason(j.name, unmanaged)))
 
     # Every rule applies within one run; runs in the order they last wrote (oldest first).
     _mark_left(ckpts + autos)

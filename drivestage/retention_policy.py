@@ -170,3 +170,16 @@ def check_metric_name(policy: RetentionPolicy, metrics: Iterable[Mapping[str, ob
 
 def inside_folder(name: str) -> bool:
     return plain_name(name)
+
+
+def lone_json_reason(name: str, others: Iterable[str]) -> str:
+    """The plan's reason for a ``.json`` no managed checkpoint owns. Beside a weights file the
+    pattern does not manage (``best.json`` with ``best.pt``), it said "json without its
+    checkpoint" while that checkpoint was right there: now it names it. Neither is deleted."""
+    weights = re.compile(r"\." + _WEIGHTS + r"\Z")
+    beside = sorted(sidecar.owners([n for n in others if weights.search(n)] + [name])
+                    .get(name, ()))
+    if beside:
+        return f"not a checkpoint (the sidecar of {beside[0]}, which the pattern does not " \
+               "manage)"
+    return "not a checkpoint (json without its checkpoint)"

@@ -132,3 +132,22 @@ def test_a_404_for_an_item_that_is_still_there_stops_the_run(emulator, store):
     assert "gone when dedupe came to it" not in err
     assert not trashed(emulator)
     assert [f["parents"][0]["id"] for f in emulator.files() if f["id"] == there] == [new]
+
+
+# --- 5. prune's table: best.json is best.pt's sidecar -----------------------------------------
+
+def test_best_json_is_called_the_sidecar_of_best_pt(emulator, store):
+    """best.pt (no epoch in its name: not managed by the pattern) and its best.json: the
+    table said of best.json "json without its checkpoint", best.pt being right there."""
+    for e in (1, 2):
+        emulator.add_file(f"Models/logs/epoch_{e:03d}.pt", f"epoch {e}".encode())
+    emulator.add_file("Models/logs/best.pt", b"best")
+    emulator.add_file("Models/logs/best.json", json.dumps({"epoch": 1}).encode())
+    emulator.add_file("Models/logs/lost.json", json.dumps({"epoch": 7}).encode())
+    code, out, err = run("prune", "drive:Models/logs", "--keep-last", "1", "--dry-run")
+    assert code == 0, err
+    rows = {n: line for line in out.splitlines() for n in ("best.json", "lost.json")
+            if f" {n} " in line}
+    assert rows["best.json"].endswith("not a checkpoint (the sidecar of best.pt, which the "
+                                      "pattern does not manage)")
+    assert rows["lost.json"].endswith("not a checkpoint (json without its checkpoint)")
