@@ -151,3 +151,42 @@ def test_best_json_is_called_the_sidecar_of_best_pt(emulator, store):
     assert rows["best.json"].endswith("not a checkpoint (the sidecar of best.pt, which the "
                                       "pattern does not manage)")
     assert rows["lost.json"].endswith("not a checkpoint (json without its checkpoint)")
+
+
+# --- 6. "resumed on purpose" is logged once Drive holds the record ---------------------------
+
+def test_resumed_on_purpose_is_logged_only_once_the_record_is_on_drive(emulator, tmp_path,
+                                                                       local_state, caplog):
+    """The log said "resumed on purpose … now dated as saved last" before the record was
+    pushed: a kill (or a refused push) in between left Drive saying otherwise. Now the line
+    comes once the push verified it; a push that fails logs no such line."""
+    import test_attack19_branch as a19
+
+    logs = tmp_path / "logs"
+    made = a19._line(logs, [5, 10], drive=emulator)
+    start = a19._decide(logs, str(made[5]))
+    side_id = a19._on_drive(emulator)["epoch_005.json"][0]
+    for method in ("PUT", "POST", "PATCH"):
+        emulator.faults.inject(method=method, path=side_id, status=403,
+                               reason="insufficientFilePermissions", times=None)
+    caplog.set_level(logging.INFO, logger="trainer")
+    with pytest.raises(Exception, match="could not record"):
+        a19._record(logs, start)
+    assert "resumed on purpose" not in caplog.text
+    emulator.faults.clear()
+
+    seen_then: list[str] = []
+
+    class AtTheLine(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "resumed on purpose" in record.getMessage():
+                seen_then.append(a19._status())
+
+    handler = AtTheLine()
+    logging.getLogger("trainer").addHandler(handler)
+    try:
+        assert a19._record(logs, a19._decide(logs, str(made[5]))) == "epoch_005.pt"
+    finally:
+        logging.getLogger("trainer").removeHandler(handler)
+    assert seen_then == ["epoch_005.pt"]
+    assert "saved last, here and on drive:" in caplog.text

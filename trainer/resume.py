@@ -462,12 +462,16 @@ def record_branch(out_dir: str, start: Start, run: Optional[str], writer: Any) -
             sidecars.write(copy, dataclasses.replace(side, saved=when, branch=first))
     name = os.path.basename(copies[0])
     left = there.name if there is not None else (here.described.name if here else "?")
-    logger.info("resumed on purpose from %s, not the run's newest (%s): %s is now dated as "
-                "saved last, so --resume auto goes on from it until this run saves", name,
-                left, name)
     drive = writer.drive
+    where = "here"
     if stale_there and drive is not None:
         _push_branch(drive, copies, name, left)
+        where = f"here and on {drive.spec}"
+    # Said once it is true: this line came before the push, and a kill (or a push Drive
+    # refused) in between left Drive saying the run goes on from ``left``.
+    logger.info("resumed on purpose from %s, not the run's newest (%s): %s is now dated as "
+                "saved last, %s, so --resume auto goes on from it until this run saves", name,
+                left, name, where)
     return name
 
 
