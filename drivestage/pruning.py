@@ -7,8 +7,9 @@ sidecar (:mod:`drivestage.sidecar`: the local one when there is one, else the re
 remote checkpoint is *verified* when its remote sidecar vouches for its bytes; the newest
 verified one (:func:`drivestage.sidecar.newest`, the one rule) is never deleted (labelled
 "newest verified"), nor is the verified one its sidecar says was saved last (the plan's own
-rule, :mod:`drivestage.retention`), and an autosave counts as verified only when it is on the
-store unchanged.
+rule, :mod:`drivestage.retention`). A local checkpoint or autosave about to be sent counts as
+verified when its local sidecar vouches for it (an autosave also when it is on the store
+unchanged).
 """
 from __future__ import annotations
 
@@ -159,9 +160,12 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
             verified = Described(name, theirs, entry.md5, entry.modified, entry.created)
             described.append(verified)
         if name in local:
-            # Same name on the remote: the local file replaces it. An autosave is verified
-            # only when it is on the store already, unchanged; a checkpoint when its local
-            # sidecar vouches for it (the push sends both before retention deletes anything).
+            # Same name on the remote: the local file replaces it. A checkpoint or an
+            # autosave is verified when its local sidecar vouches for it (the push sends
+            # both before retention deletes anything, and deletes nothing after a failed
+            # upload); an autosave also when it is on the store already, unchanged. (An
+            # autosave needed the latter: a push into a new folder sent an older autosave,
+            # no autosave being verified yet, and kept it until the next push.)
             rid = entry.id if entry is not None else None
             if entry is not None and entry.md5:
                 # Not someone else's copy (:func:`_foreign`): Drive lets this account delete
@@ -170,11 +174,10 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
                         and not _foreign(e)]
                 if same:
                     twins[entry.id] = same
-            if kind == AUTOSAVE:
+            ok = managed and name in local_side and _vouches(side, local[name], cache)
+            if kind == AUTOSAVE and not ok:
                 ok = verified is not None and verified.verified \
                     and entry is not None and _same(local[name], entry, cache)
-            else:
-                ok = managed and name in local_side and _vouches(side, local[name], cache)
             out.append(Candidate(name, local[name].size, _mtime(local[name]), metrics, epoch,
                                  rid, ok, run, saved, into, branch))
             continue

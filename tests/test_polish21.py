@@ -134,6 +134,39 @@ def test_a_404_for_an_item_that_is_still_there_stops_the_run(emulator, store):
     assert [f["parents"][0]["id"] for f in emulator.files() if f["id"] == there] == [new]
 
 
+# --- 4. a push into a new folder applies the autosave rule to what it sends ------------------
+
+def _save(path, data: bytes, **side) -> None:
+    path.write_bytes(data)
+    path.with_suffix(".json").write_text(json.dumps(
+        {"md5": hashlib.md5(data).hexdigest(), "size": len(data), **side}))
+
+
+def test_a_push_into_a_new_folder_sends_no_autosave_the_policy_retires(emulator, tmp_path):
+    """Three epochs and two autosaves, each vouched for by its local sidecar, pushed into a
+    folder that does not exist: the older autosave was sent (and kept beside the newer one
+    until the next push). The policy retires it: not sent, as the epochs it drops."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for e, m in ((1, 0.5), (2, 0.9), (3, 0.4), (4, 0.6)):
+        _save(logs / f"epoch_{e:03d}.pt", f"epoch {e}".encode(), epoch=e,
+              metrics={"map50": m})
+    _save(logs / "autosave_00000009.pt", b"autosave 9", epoch=4, epoch_iteration=9)
+    _save(logs / "autosave_00000017.pt", b"autosave 17", epoch=4, epoch_iteration=17)
+    code, _, err = run("push", str(logs), "drive:New/logs", "--keep-last", "2",
+                       "--keep-best", "1", "--metric", "map50", "--mode", "max")
+    assert code == 0, err
+    names = sorted(f["title"] for f in emulator.files() if not f["labels"]["trashed"]
+                   and not f["mimeType"].endswith("folder"))
+    assert names == ["autosave_00000017.json", "autosave_00000017.pt", "epoch_002.json",
+                     "epoch_002.pt", "epoch_003.json", "epoch_003.pt", "epoch_004.json",
+                     "epoch_004.pt"]
+    assert "4 not sent (the policy deletes them)" in err   # epoch 1, autosave 9, their jsons
+    code, _, err = run("push", str(logs), "drive:New/logs", "--keep-last", "2",
+                       "--keep-best", "1", "--metric", "map50", "--mode", "max")
+    assert code == 0 and "0 uploaded" in err and "pruned" not in err, err
+
+
 # --- 5. prune's table: best.json is best.pt's sidecar -----------------------------------------
 
 def test_best_json_is_called_the_sidecar_of_best_pt(emulator, store):
