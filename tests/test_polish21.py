@@ -223,3 +223,21 @@ def test_resumed_on_purpose_is_logged_only_once_the_record_is_on_drive(emulator,
         logging.getLogger("trainer").removeHandler(handler)
     assert seen_then == ["epoch_005.pt"]
     assert "saved last, here and on drive:" in caplog.text
+
+
+# --- 1b. the trainer prints drivestage's errors and log lines escaped too --------------------
+
+def test_trainer_status_prints_a_hostile_id_escaped(emulator, store, tiny_config):
+    """drive.logs names a folder of which Drive holds two (the error names both ids), one id
+    holding an ANSI escape as the server gives it: `trainer status` printed the error raw."""
+    from trainer.cli import cli as trainer_cli
+
+    top = emulator.add_folder("Models")
+    first, second = folder(store, "logs", top), folder(store, "logs", top)
+    with Proxy(emulator.url) as proxy:
+        _hostile_id(proxy, second)
+        r = CliRunner().invoke(trainer_cli, ["status", "-c", tiny_config(
+            **{"drive.logs": "drive:Models/logs"})], env={"DRIVESTAGE_API_ROOT": proxy.url})
+    assert r.exit_code == 1, r.stderr
+    assert "\x1b" not in r.stdout + r.stderr and "\x07" not in r.stdout + r.stderr
+    assert second + "\\x1b[2J" in r.stderr and first in r.stderr

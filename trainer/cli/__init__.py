@@ -11,12 +11,25 @@ import sys
 import click
 
 from drivestage.errors import DriveStageError
+from drivestage.paths import printable, printable_lines
 from trainer.errors import TrainerError
 
 
 def error_line(exc: TrainerError | DriveStageError) -> str:
-    """The ``Error: ...`` text ``trainer`` prints for ``exc``."""
-    return f"Error: {exc}"
+    """The ``Error: ...`` text ``trainer`` prints for ``exc``. Escaped as drivestage's own
+    commands escape theirs: an error from Drive quotes its titles and ids, anybody's text,
+    and a control character or ANSI escape in one reached the terminal raw through here."""
+    one_line = isinstance(exc, DriveStageError) and not exc.multiline
+    return f"Error: {printable(str(exc)) if one_line else printable_lines(str(exc))}"
+
+
+class _Printable(logging.Formatter):
+    """Log lines with control characters escaped (line breaks kept: the trainer's own lines
+    may have several). drivestage's log lines name Drive titles and ids, anybody's text."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable_lines(record.message)
+        return super().formatMessage(record)
 
 
 class _Group(click.Group):
@@ -48,7 +61,7 @@ def cli(verbose: int) -> None:
     """Train YOLOv4-tiny on VOC-format data; checkpoints mirrored to Drive; automatic resume."""
     level = logging.INFO if verbose == 0 else logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(_Printable("%(levelname)s %(name)s: %(message)s"))
     for name in ("trainer", "drivestage"):
         log = logging.getLogger(name)
         log.handlers[:] = [handler]
