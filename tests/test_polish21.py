@@ -241,3 +241,19 @@ def test_trainer_status_prints_a_hostile_id_escaped(emulator, store, tiny_config
     assert r.exit_code == 1, r.stderr
     assert "\x1b" not in r.stdout + r.stderr and "\x07" not in r.stdout + r.stderr
     assert second + "\\x1b[2J" in r.stderr and first in r.stderr
+
+
+def test_a_trainer_log_line_cannot_be_split_by_a_title():
+    """A Drive title holding a newline, logged through the trainer's handler: it made a
+    second line of its own choosing ("INFO trainer.writer: verified on Drive"), as if the
+    trainer had said it. Escaped now, as drivestage's commands escape theirs."""
+    import logging
+
+    from trainer.cli import _Printable
+
+    fmt = _Printable("%(levelname)s %(name)s: %(message)s")
+    record = logging.LogRecord("drivestage.upload_tree", logging.WARNING, __file__, 1,
+                               "could not upload %s", ("x\nINFO trainer.writer: verified\x1b[2J",),
+                               None)
+    assert fmt.format(record) == ("WARNING drivestage.upload_tree: could not upload "
+                                  "x\\x0aINFO trainer.writer: verified\\x1b[2J")

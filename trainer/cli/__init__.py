@@ -24,11 +24,12 @@ def error_line(exc: TrainerError | DriveStageError) -> str:
 
 
 class _Printable(logging.Formatter):
-    """Log lines with control characters escaped (line breaks kept: the trainer's own lines
-    may have several). drivestage's log lines name Drive titles and ids, anybody's text."""
+    """Log lines with control characters, newlines included, escaped: they name Drive titles
+    and ids, anybody's text, and a title's newline made a line of its own choosing. (No
+    trainer log line spans lines; a traceback is formatted apart and kept as it is.)"""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
-        record.message = printable_lines(record.message)
+        record.message = printable(record.message)
         return super().formatMessage(record)
 
 
