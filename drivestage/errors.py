@@ -54,6 +54,10 @@ class NotFoundError(DriveStageError, FileNotFoundError):
     """A remote path or id does not exist."""
 
 
+class TrashedError(NotFoundError):
+    """The item is in Drive's trash: restorable there for 30 days (a 404 is not)."""
+
+
 class DanglingShortcutError(NotFoundError):
     """A Drive shortcut whose target is gone or no longer shared with the user."""
 
@@ -147,7 +151,12 @@ class RetriesExhaustedError(RemoteError):
 
 class FolderGoneError(RemoteError):
     """A folder a push sent files into went to the trash (or away) while the push ran: what
-    it sent there went with it."""
+    it sent there went with it. ``trashed``: it is in the trash (restorable), not deleted for
+    good, so the message can say where the user finds what was sent."""
+
+    def __init__(self, message: str, *, trashed: bool = True):
+        super().__init__(message)
+        self.trashed = trashed
 
 
 class RemoteChangedError(RemoteError):

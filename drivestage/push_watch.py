@@ -8,7 +8,8 @@ import threading
 from typing import Iterable, Mapping, Optional
 
 from drivestage.errors import AuthError, DailyLimitError, DailyUploadCapError, \
-    FolderGoneError, NotFoundError, QuotaExceededError, RetriesExhaustedError
+    FolderGoneError, NotFoundError, QuotaExceededError, RetriesExhaustedError, \
+    TrashedError
 from drivestage.store import RemoteEntry, RemoteStore
 
 #: Failures of the account, not of a file: the first one stops the push's uploads.
@@ -50,12 +51,19 @@ def check_folders(store: RemoteStore, folders: Mapping[str, RemoteEntry],
     """Each folder of ``written`` (relative to DEST; ``folders`` maps them to entries) is
     still live (one files.get each). Drive takes uploads into a trashed folder without a
     word, so one trashed while the push ran (dedupe emptying a duplicate, the user cleaning
-    up) held files the push called verified, in the trash: FolderGoneError."""
+    up) held files the push called verified, in the trash: FolderGoneError (saying whether
+    it is in the trash or deleted for good)."""
     for rel in sorted(set(written)):
         folder = folders[rel]
         try:
             store.stat(folder)
-        except NotFoundError as exc:
+        except TrashedError as exc:
             raise FolderGoneError(
                 f"{store.describe(folder)} went to the trash while this push wrote "
                 "into it (a dedupe, or a clean-up on Drive)") from exc
+        except NotFoundError as exc:
+            # A 404, not the trash: what was sent there is not in the trash either, and a
+            # user told so would look there for it in vain.
+            raise FolderGoneError(
+                f"{store.describe(folder)} was deleted for good while this push wrote into "
+                "it (or is no longer shared with you)", trashed=False) from exc

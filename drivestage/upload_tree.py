@@ -157,8 +157,10 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
                 try:
                     job.run(src, path, removal, follow_symlinks)
                 except FolderGoneError as again:
-                    raise FolderGoneError(f"{again}, twice; stop what trashes it (a dedupe "
-                                          "running?) and push again") from again
+                    stop = ("what trashes it (a dedupe running?)" if again.trashed
+                            else "what deletes it")
+                    raise FolderGoneError(f"{again}, twice; stop {stop} and push again",
+                                          trashed=again.trashed) from again
     finally:
         cache.save()
     return job.result

@@ -33,7 +33,8 @@ from drivestage.drive.transport import Transport
 from drivestage.drive.upload import upload_file
 from drivestage.errors import (DanglingShortcutError, DriveStageError, DuplicateNameError,
                                MalformedAnswerError, NotFoundError, PermissionDeniedError,
-                               RemoteError, ShortcutCycleError, UsageError)
+                               RemoteError, ShortcutCycleError, TrashedError,
+                               UsageError)
 from drivestage.paths import DrivePath, StorePath, exclude_pattern, printable
 from drivestage.store import ByteSink, Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
 
@@ -169,7 +170,7 @@ class DriveStore(RemoteStore):
         where = self.describe(entry)
         res = self._get(self._key(entry), where)
         if is_trashed(res):
-            raise NotFoundError(f"{where} is in the trash; restore it first")
+            raise TrashedError(f"{where} is in the trash; restore it first")
         found = self._entry(res, where)
         if found.unreadable:
             raise DanglingShortcutError(found.unreadable)
@@ -264,7 +265,7 @@ class DriveStore(RemoteStore):
             base_where = f"drive:id:{start}"
             res = self._get(start, base_where)
             if is_trashed(res):
-                raise NotFoundError(f"{base_where} is in the trash; restore it first")
+                raise TrashedError(f"{base_where} is in the trash; restore it first")
             cur = self._entry(res, base_where)
             key: Optional[tuple[str, ...]] = None
         else:
