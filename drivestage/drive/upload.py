@@ -226,10 +226,22 @@ class _Session:
                      self.local_path, origin_of(request.uri))
             self._forget()
             saved = None
+        broken = False  # the saved session failed through every retry (see below)
         if saved and self._fits(saved):
             try:
-                offset, done = self._retry_call(
-                    f"resuming {self.where}", lambda: self._query_status(saved["uri"]))
+                try:
+                    offset, done = self._retry_call(
+                        f"resuming {self.where}", lambda: self._query_status(saved["uri"]))
+                except RemoteError as exc:
+                    # A session Drive answers 5xx for ever (one it broke) would fail this
+                    # file at every push until its record aged out (a week). A new session
+                    # is opened instead; the record goes only once that one is: with Drive
+                    # down for every upload it is kept, and the push after the outage
+                    # resumes it.
+                    log.warning("the saved upload session for %s keeps failing (%s); "
+                                "starting a new one", self.local_path, exc)
+                    broken = True
+                    raise _SessionGone("its status query kept failing") from None
                 self._check_within(offset)
                 if done is not None and not self._in_place(done):
                     # Completed by a process killed before it verified the copy, which was
@@ -242,9 +254,10 @@ class _Session:
                 log.info("resuming upload of %s at byte %d of %d", self.local_path, offset,
                          self.size)
             except _SessionGone as gone:
-                log.info("the saved upload session for %s is of no use (%s); starting a "
-                         "new one", self.local_path, gone)
-                self._forget()
+                if not broken:
+                    log.info("the saved upload session for %s is of no use (%s); starting "
+                             "a new one", self.local_path, gone)
+                    self._forget()
         elif saved:
             self._forget()  # the file changed since: that session holds other bytes
         restarted = False
@@ -258,6 +271,9 @@ class _Session:
             pool.check()  # the push was interrupted: stop here, the session kept for the next
             if request.resumable_uri is None:
                 persisted = self._new_session(request)
+                if broken and not persisted:
+                    self._forget()  # not overwritten by the new session's record
+                broken = False
             try:
                 result = self._send_chunk(request)
             except _SessionGone:

@@ -1,0 +1,83 @@
+"""Attack 21 on ``drivestage push``: what attack 20 (push) and retain20 left alone. A saved
+upload session that Drive answers 5xx for ever; the one-request window between the folder
+check and a sidecar's in-place update. Each test asserts what is live under the path (bytes,
+md5), what is left on disk, what was deleted, and the exit code or the error."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+
+import pytest
+
+from _drive_state import live_md5s
+
+KiB = 1024
+CHUNK = 256 * KiB
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+# --- 1. a saved upload session whose status query fails for ever --------------------------
+
+def _broken_session(emulator, path: str, folder, name: str) -> str:
+    """A session record as a push killed mid-upload leaves it, for a session Drive now
+    answers 503 to every request of (a session it broke): returns its upload_id."""
+    from drivestage.state import UploadSessions
+
+    st = os.stat(path)
+    upload_id = "broken-for-ever"
+    UploadSessions().put(UploadSessions.key(path, folder, name, None), {
+        "uri": f"{emulator.url}upload/drive/v2/files?uploadType=resumable&upload_id={upload_id}",
+        "size": st.st_size, "mtime_ns": st.st_mtime_ns, "chunk": CHUNK, "created": time.time()})
+    emulator.faults.inject("PUT", rf"upload_id={upload_id}", status=503, times=None)
+    return upload_id
+
+
+def test_a_saved_session_drive_fails_for_ever_is_replaced_not_kept_for_a_week(
+        emulator, store, local_state, tmp_path, monkeypatch):
+    """A push killed mid-upload saved its session; Drive now answers 503 to every request of
+    that session (and takes every other upload). Each push asked it, gave up after its
+    retries and kept the record: that checkpoint failed push after push for a week, until
+    the record aged out. Once the status query gives up, a new session is opened: the file
+    goes, and the record of the broken one is gone."""
+    from drivestage.upload_tree import push
+
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "3")
+    src = tmp_path / "run"
+    src.mkdir()
+    data = os.urandom(3 * CHUNK + 7)
+    (src / "epoch_003.pt").write_bytes(data)
+    folder = store.make_folders("runs/a")
+    upload_id = _broken_session(emulator, str(src / "epoch_003.pt"), folder, "epoch_003.pt")
+    emulator.clear_requests()
+    res = push(str(src), (store, "runs/a"), jobs=1, chunk_size=CHUNK)
+    assert res.uploaded == ["epoch_003.pt"]
+    assert live_md5s(emulator, "runs/a") == {"epoch_003.pt": [md5(data)]}
+    asked = [r for r in emulator.requests if r.query.get("upload_id") in (upload_id, [upload_id])]
+    assert len(asked) == 3            # one status query through its retries, no more
+    saved = json.loads((local_state / "state" / "upload-sessions.json").read_text())
+    assert saved == {}
+
+
+def test_a_saved_session_is_kept_while_drive_fails_every_upload(
+        emulator, store, local_state, tmp_path, monkeypatch):
+    """Drive down for every upload (not only that session): the record is worth keeping for
+    the push after the outage, which resumes it. The push fails; the record stays."""
+    from drivestage.errors import RemoteError
+    from drivestage.upload_tree import push
+
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "2")
+    src = tmp_path / "run"
+    src.mkdir()
+    (src / "epoch_003.pt").write_bytes(os.urandom(3 * CHUNK + 7))
+    folder = store.make_folders("runs/a")
+    _broken_session(emulator, str(src / "epoch_003.pt"), folder, "epoch_003.pt")
+    emulator.faults.inject("POST", r"^/upload/", status=503, times=None)
+    with pytest.raises(RemoteError):
+        push(str(src), (store, "runs/a"), jobs=1, chunk_size=CHUNK)
+    saved = json.loads((local_state / "state" / "upload-sessions.json").read_text())
+    assert [r["uri"].rsplit("=", 1)[1] for r in saved.values()] == ["broken-for-ever"]
