@@ -151,12 +151,20 @@ class RetriesExhaustedError(RemoteError):
 
 class FolderGoneError(RemoteError):
     """A folder a push sent files into went to the trash (or away) while the push ran: what
-    it sent there went with it. ``trashed``: it is in the trash (restorable), not deleted for
-    good, so the message can say where the user finds what was sent."""
+    it sent there went with it. ``stop``: what the user should stop before pushing again
+    (what trashes it, what deletes it: only a trashed folder's files are in the trash)."""
 
-    def __init__(self, message: str, *, trashed: bool = True):
+    def __init__(self, message: str, *, stop: str = "what trashes it (a dedupe running?)"):
         super().__init__(message)
-        self.trashed = trashed
+        self.stop = stop
+
+
+class MovedApartError(FolderGoneError):
+    """A checkpoint a push replaced and the sidecar that vouches for it are no longer in one
+    folder (a dedupe moved one of them while the push ran): its old copy stays."""
+
+    def __init__(self, message: str):
+        super().__init__(message, stop="what moves them (a dedupe running?)")
 
 
 class RemoteChangedError(RemoteError):

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Iterable, Iterator, Optional, Sequence
 
 from drivestage import sidecar, sidecar_copy
-from drivestage.errors import DriveStageError, NotFoundError
+from drivestage.errors import DriveStageError, MovedApartError, NotFoundError
 from drivestage.local_tree import LocalFile
 from drivestage.store import RemoteEntry, RemoteStore
 
@@ -58,6 +58,7 @@ class OldCopies:
         self.repairs: list[tuple[LocalFile, RemoteEntry, list[RemoteEntry]]] = []
         self._read: dict[str, Optional[bytes]] = {}   # remote sidecars read, by id
         self.skipped: set[Key] = set()   # local sidecars left for the next push (changed)
+        self.apart: list[str] = []       # new copies found apart from their sidecars
 
     def learn(self, files: Iterable[LocalFile]) -> dict[Key, set[Key]]:
         """Note the local files and their sidecars; returns sidecar -> its checkpoints."""
@@ -123,6 +124,8 @@ class OldCopies:
         stay. Unknown (unreadable): all of them stay."""
         try:
             now = self.store.stat(side)
+            if not self._beside(now, kept):
+                return []
             if now.md5 is not None and now.md5 == side.md5:
                 return olds
             data = sidecar.fetch(self.store, now)
@@ -133,6 +136,23 @@ class OldCopies:
             return []
         stay = {e.id for e in sidecar.held_by(data, kept, olds)}
         return [e for e in olds if e.id not in stay]
+
+    def _beside(self, side: RemoteEntry, kept: RemoteEntry) -> bool:
+        """Whether the sidecar ``side`` (as files.get shows it now) is in the folder the new
+        copy ``kept`` is in now (one more files.get). A dedupe in another process may have
+        moved the old copy and the sidecar into the folder it keeps, leaving the new copy
+        in the one this push wrote into (a name there already: a conflict it leaves): the
+        sidecar updated there then names bytes not beside it, and the old copy deleted left
+        the path with no checkpoint. Not beside: the old copies stay, and :meth:`settle`
+        says so (the push runs once more into the path)."""
+        if side.parent_id is None:
+            return True   # a store that does not say
+        where = self.store.stat(kept).parent_id
+        if where is None or where == side.parent_id:
+            return True
+        with self.mutex:
+            self.apart.append(kept.name)
+        return False
 
     def _remote_only_sidecar(self, key: Key) -> Optional[RemoteEntry]:
         """The sidecar readers will take for ``key`` after this push (the current form wins,
@@ -159,6 +179,11 @@ class OldCopies:
         for s in swapped:
             if not self.sides_of.get(s.key, set()) & (failed - self.skipped):
                 self.remove(s.rel, s.kept, self.held(s.key, s.kept, s.olds), s.duplicates)
+        if self.apart:
+            raise MovedApartError(
+                f"{', '.join(sorted(set(self.apart)))} and its sidecar were moved apart on "
+                "Drive while this push replaced it (a dedupe, or a move by hand); its old "
+                "copy stays")
 
     def remove(self, rel: str, kept: RemoteEntry, olds: list[RemoteEntry],
                duplicates: bool) -> None:

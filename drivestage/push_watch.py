@@ -66,4 +66,4 @@ def check_folders(store: RemoteStore, folders: Mapping[str, RemoteEntry],
             # user told so would look there for it in vain.
             raise FolderGoneError(
                 f"{store.describe(folder)} was deleted for good while this push wrote into "
-                "it (or is no longer shared with you)", trashed=False) from exc
+                "it (or is no longer shared with you)", stop="what deletes it") from exc

@@ -132,6 +132,11 @@ class RemoteStore(abc.ABC):
     def make_folders(self, path: Union[str, StorePath]) -> RemoteEntry:
         """``mkdir -p`` for ``path``; returns the deepest folder."""
 
+    def forget_folders(self) -> None:
+        """Drop the path -> folder ids this store remembers, so the next path resolves as in
+        a fresh process (a push that found its folder gone or its files moved away goes
+        once more into the folder the path leads to now). Nothing, where none is kept."""
+
     @abc.abstractmethod
     def read_range(self, entry: RemoteEntry, start: int, end: int) -> Iterator[bytes]:
         """Stream bytes ``[start, end)`` of a file."""

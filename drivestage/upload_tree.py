@@ -153,14 +153,13 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
                 # anew: the store no longer trusts the id it knew), and this push's files go
                 # there. A folder trashed again at once is said, not chased.
                 log.warning("%s; pushing again into the folder the path leads to now", exc)
+                target.forget_folders()  # the one it knew may be live, but not the path's
                 job = new_job()
                 try:
                     job.run(src, path, removal, follow_symlinks)
                 except FolderGoneError as again:
-                    stop = ("what trashes it (a dedupe running?)" if again.trashed
-                            else "what deletes it")
-                    raise FolderGoneError(f"{again}, twice; stop {stop} and push again",
-                                          trashed=again.trashed) from again
+                    raise FolderGoneError(f"{again}, twice; stop {again.stop} and push again",
+                                          stop=again.stop) from again
     finally:
         cache.save()
     return job.result

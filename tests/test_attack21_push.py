@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -81,3 +83,31 @@ def test_a_saved_session_is_kept_while_drive_fails_every_upload(
         push(str(src), (store, "runs/a"), jobs=1, chunk_size=CHUNK)
     saved = json.loads((local_state / "state" / "upload-sessions.json").read_text())
     assert [r["uri"].rsplit("=", 1)[1] for r in saved.values()] == ["broken-for-ever"]
+
+
+# --- 2. dedupe in the one-request window between the folder check and the sidecar ---------
+# (the test is tests/test_messages_push_trashed.py's, which shows its message)
+
+def _dedupe_any(emulator, tmp_path) -> subprocess.CompletedProcess:
+    """`drivestage dedupe drive:runs/a` in another process (on Drive, not through the proxy),
+    whatever it ends with."""
+    env = dict(os.environ, DRIVESTAGE_API_ROOT=emulator.url, DRIVESTAGE_TOKEN="test-token",
+               DRIVESTAGE_STATE_DIR=str(tmp_path / "state-user"))
+    return subprocess.run([sys.executable, "-m", "drivestage", "dedupe", "drive:runs/a"],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def _vouched(emulator) -> tuple[bool, bool]:
+    """Whether ``runs/a`` (the path: the oldest folder of that name) holds a live last.pt,
+    and whether its live last.json names that last.pt's md5 (what a resume from Drive, on
+    any machine, takes as the verified checkpoint)."""
+    found = emulator.find("runs/a")
+    if found is None:
+        return False, False
+    live, top = live_md5s(emulator, "runs/a"), found["id"]
+    side = [f for f in emulator.files() if f["title"] == "last.json"
+            and not f["labels"]["trashed"] and any(p["id"] == top for p in f["parents"])]
+    if len(side) != 1:
+        return bool(live.get("last.pt")), False
+    said = json.loads(emulator.read_bytes(side[0]["id"]))["md5"]
+    return bool(live.get("last.pt")), said in live.get("last.pt", [])

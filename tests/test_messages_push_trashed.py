@@ -153,3 +153,64 @@ def test_a_folder_deleted_again_and_again_says_so_and_names_no_trash(emulator, p
                            "into it"), last
     assert last.endswith(", twice; stop what deletes it and push again"), last
     assert "trash" not in res.stderr, res.stderr
+
+
+# --- a dedupe between the folder check and the sidecar's update (attack 21) ---------------
+
+from test_attack20_push import _duplicate_folders, _save, machine_b  # noqa: E402,F401
+from test_attack21_push import _dedupe_any, _vouched, md5  # noqa: E402
+
+
+@renders("and its sidecar were moved apart on Drive while this push replaced it")
+def test_a_dedupe_right_after_the_folder_check_never_leaves_the_path_without_last_pt(
+        emulator, proxy, machine_b, tmp_path, caplog):
+    """The dedupe lands exactly between the push's folder check (before the sidecar batch)
+    and the sidecar's in-place update. The new last.pt already in the push's folder makes
+    the name a conflict there: dedupe moves the old last.pt and last.json into the folder
+    it keeps, leaves the new last.pt where it is, and trashes nothing (exit 1). The folder
+    check after the sidecar passes (the folder is live), so the push deleted the old last.pt
+    (now under the path) for good and ended 0: the path held a last.json naming bytes that
+    were only in the duplicate folder, and no last.pt at all. The old copy must stay until
+    a copy its sidecar vouches for is beside the sidecar under the path."""
+    from drivestage.upload_tree import push
+
+    src = tmp_path / "run"
+    src.mkdir()
+    old, new = os.urandom(4000), os.urandom(5000)
+    kept, written = _duplicate_folders(emulator, machine_b, tmp_path, src, old)
+    old_id = next(f["id"] for f in emulator.files() if f["title"] == "last.pt")
+    _save(src, new, 2)
+    state = {"uploaded": False, "deduped": False}
+    after: list[tuple[str, bool, bool]] = []   # each request after the dedupe, the path then
+    deduped: list = []
+
+    def seen(method):
+        def mutate(status, headers, body):
+            path = proxy.requests[-1][1]
+            if method == "POST" and path.startswith("/upload/"):
+                state["uploaded"] = True
+            if (method == "GET" and state["uploaded"] and not state["deduped"]
+                    and path.startswith(f"/drive/v2/files/{written}")):
+                deduped.append(_dedupe_any(emulator, tmp_path))  # right after the check
+                state["deduped"] = True
+            elif state["deduped"]:
+                after.append((f"{method} {path.split('?')[0]}", *_vouched(emulator)))
+            return Reply(status, headers, [body])
+        return mutate
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        proxy.on(method, "", seen(method))
+    push(str(src), (machine_b, "runs/a"), jobs=1)
+    shown("and its sidecar were moved apart on Drive while this push replaced it",
+          caplog.text)
+    assert "pushing again into the folder the path leads to now" in caplog.text
+    assert state["deduped"] and deduped[0].returncode == 1   # the conflict it leaves
+    assert emulator.find("runs/a")["id"] == kept
+    assert all(has for _, has, _ in after), after          # a last.pt under the path always
+    removed = [vouched for what, _, vouched in after if what.endswith(old_id)]
+    assert removed == [True], after       # the old one went once the new one was vouched for
+    assert live_md5s(emulator, "runs/a")["last.pt"] == [md5(new)]
+    assert _vouched(emulator) == (True, True)
+    unvouched = [what for what, _, vouched in after if not vouched]
+    # Measured: from the sidecar's update to the second run's upload of last.pt into the
+    # path's folder (no conditional write on Drive closes it; the old bytes stay there).
+    assert len(unvouched) <= 10, unvouched

@@ -348,12 +348,15 @@ class DriveStore(RemoteStore):
             if fresh is None:
                 # Trashed or deleted since this store learnt it (the user cleaned up Drive
                 # while a mirror ran): make the path again, as a fresh process would.
-                self._folder_ids = {(): self.root_id}
+                self.forget_folders()
                 return self.make_folders(path)
             # Its metadata as it is now, not an id alone: whether this account may still
             # write into it (read_only) is what a push checks before writing.
             cur = dataclasses.replace(fresh, name=cur.name)
         return cur
+
+    def forget_folders(self) -> None:
+        self._folder_ids = {(): self.root_id}
 
     def _still_there(self, folder_id: str, where: str) -> Optional[DriveEntry]:
         """The folder as Drive has it now; None when it is gone or in the trash."""
