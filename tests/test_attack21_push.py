@@ -111,3 +111,94 @@ def _vouched(emulator) -> tuple[bool, bool]:
         return bool(live.get("last.pt")), False
     said = json.loads(emulator.read_bytes(side[0]["id"]))["md5"]
     return bool(live.get("last.pt")), said in live.get("last.pt", [])
+
+
+# --- 3. a server that answers an in-place update 200 with a stale md5 ----------------------
+
+from _proxy import Proxy, Reply  # noqa: E402
+
+
+@pytest.fixture
+def proxy(emulator):
+    with Proxy(emulator.url) as p:
+        yield p
+
+
+def _pair(folder, data: bytes, epoch: int) -> None:
+    from drivestage import sidecar
+
+    (folder / "last.pt").write_bytes(data)
+    sidecar.write(str(folder / "last.pt"), sidecar.Sidecar(epoch=epoch, md5=md5(data),
+                                                            size=len(data), run="r1"))
+
+
+@pytest.mark.parametrize("lie", ["every answer", "the first answer"])
+def test_an_update_answered_with_the_old_md5_never_deletes_the_sidecar(
+        emulator, proxy, local_state, tmp_path, monkeypatch, lie):
+    """Drive (or a cache on the way) answers the in-place update of last.json 200 with the
+    md5 the file had before: the stored bytes are the new ones. The push saw a mismatch,
+    sent it again, saw it again, and deleted last.json for good: the path held two last.pt
+    and no sidecar, no checkpoint verified, where Drive had stored exactly what was sent.
+    A fresh files.get settles what Drive holds before anything is deleted."""
+    from drivestage.drive import connect
+    from drivestage.upload_tree import push
+
+    src = tmp_path / "run"
+    src.mkdir()
+    old, new = os.urandom(3000), os.urandom(4000)
+    _pair(src, old, 1)
+    store = connect(api_root=proxy.url, token="test-token")
+    push(str(src), (store, "runs/a"), jobs=1)
+    side = emulator.find("runs/a/last.json")
+    stale = side["md5Checksum"]
+    _pair(src, new, 2)
+
+    def stale_md5(status, headers, body):
+        if status in (200, 201):
+            res = json.loads(body)
+            res["md5Checksum"] = stale
+            body = json.dumps(res).encode()
+            headers = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        return Reply(status, headers, [body])
+    proxy.on("PUT", rf"^/upload/drive/v2/files/{side['id']}\?.*upload_id=", stale_md5,
+             times=None if lie == "every answer" else 1)
+    push(str(src), (store, "runs/a"), jobs=1)
+    assert live_md5s(emulator, "runs/a") == {
+        "last.pt": [md5(new)], "last.json": [md5((src / "last.json").read_bytes())]}
+    assert emulator.find("runs/a/last.json")["id"] == side["id"]
+
+
+def test_an_update_drive_never_applied_leaves_the_old_sidecar_and_its_checkpoint(
+        emulator, proxy, local_state, tmp_path):
+    """The update of last.json is answered 200 with the file as it was, and Drive really
+    kept the old bytes (the update never took), twice. The file is whole, vouching for the
+    old last.pt: the push fails naming it, deletes neither, and the path still holds a
+    checkpoint its sidecar vouches for."""
+    import urllib.request
+
+    from drivestage.drive import connect
+    from drivestage.errors import ChecksumMismatchError
+    from drivestage.upload_tree import push
+
+    src = tmp_path / "run"
+    src.mkdir()
+    old, new = os.urandom(3000), os.urandom(4000)
+    _pair(src, old, 1)
+    store = connect(api_root=proxy.url, token="test-token")
+    push(str(src), (store, "runs/a"), jobs=1)
+    side = emulator.find("runs/a/last.json")
+    before = emulator.read_bytes(side["id"])
+    _pair(src, new, 2)
+
+    def as_it_was(status, headers, body):
+        ask = urllib.request.Request(f"{emulator.url}drive/v2/files/{side['id']}",
+                                     headers={"Authorization": "Bearer test-token"})
+        with urllib.request.urlopen(ask) as answer:
+            return Reply(200, {"Content-Type": "application/json"}, [answer.read()])
+    proxy.on("PUT", rf"^/upload/drive/v2/files/{side['id']}\?.*upload_id=", as_it_was,
+             forward=False)
+    with pytest.raises(ChecksumMismatchError, match="Drive kept the old version of last.json"):
+        push(str(src), (store, "runs/a"), jobs=1)
+    assert emulator.read_bytes(side["id"]) == before
+    assert live_md5s(emulator, "runs/a") == {"last.pt": sorted([md5(old), md5(new)]),
+                                             "last.json": [md5(before)]}

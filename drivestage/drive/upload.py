@@ -116,9 +116,22 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
             log.warning("%s changed while it was uploaded; uploading it again", local_path)
             continue
         if entry.md5 != local_md5:
+            # The answer may be stale (a cache on the way; Drive's own lag): what Drive holds
+            # now decides, before the file is sent again or a copy deleted. Deleting on an
+            # answer alone removed a sidecar Drive held intact: no checkpoint verified.
+            entry = _as_now(store, entry)
+        if entry.md5 != local_md5:
             mismatches += 1
             log.warning("md5 mismatch after uploading %s: Drive has %s, local %s",
                         local_path, entry.md5, local_md5)
+            if mismatches >= 2 and replace is not None and entry.md5 == replace.md5:
+                # The update never took: the file holds its old bytes, whole. Deleted, a
+                # sidecar would take the checkpoint it vouches for with it.
+                raise ChecksumMismatchError(
+                    f"Drive kept the old version of {name} ({entry.md5}) after two updates "
+                    f"from {local_path} ({local_md5}); it was left as it was. Check the "
+                    "network path to Drive and run the push again.",
+                    expected=local_md5, got=entry.md5)
             if mismatches >= 2:
                 _delete_quietly(store, entry)
                 raise ChecksumMismatchError(
@@ -146,6 +159,16 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
         f"{local_path} kept changing while it was uploaded ({MAX_CHANGED_ATTEMPTS} tries); "
         f"{done}. Upload it once the writer is done "
         "(write checkpoints to a temporary name and rename them into place).")
+
+
+def _as_now(store: RemoteStore, entry: RemoteEntry) -> RemoteEntry:
+    """``entry`` as a files.get shows it now (as answered, when that fails)."""
+    try:
+        return store.stat(entry)
+    except DriveStageError as exc:
+        log.info("could not read %s again (%s); going by the upload's answer", entry.name,
+                 exc)
+        return entry
 
 
 def _delete_quietly(store: RemoteStore, entry: Optional[RemoteEntry]) -> None:
