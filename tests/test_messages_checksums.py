@@ -118,6 +118,37 @@ def test_drive_stores_other_bytes_twice(emulator, local_state, drive_env, tmp_pa
     assert live(emulator, "Models/run") == {}  # no bad copy left under the name
 
 
+@renders("Drive kept the old version of … after two updates")
+def test_an_update_drive_answers_but_never_applies(emulator, proxy, tmp_path):
+    """Every in-place update of results.csv is answered 200 with the file as it was, and
+    Drive holds its old bytes still: it is left as it is (not deleted), exit 1."""
+    import urllib.request
+
+    src = tmp_path / "logs"
+    src.mkdir()
+    csv = src / "results.csv"
+    csv.write_bytes(b"epoch,loss\n1,0.5\n")
+    code, err = push(str(src), "drive:Models/run")
+    assert code == 0, err
+    before = live(emulator, "Models/run")
+    fid = emulator.find("Models/run/results.csv")["id"]
+
+    def as_it_was(status: int, headers: dict, body: bytes) -> Reply:
+        ask = urllib.request.Request(f"{emulator.url}drive/v2/files/{fid}",
+                                     headers={"Authorization": "Bearer test-token"})
+        with urllib.request.urlopen(ask) as answer:
+            return Reply(200, {"Content-Type": "application/json"}, [answer.read()])
+    proxy.on("PUT", rf"^/upload/drive/v2/files/{fid}\?.*upload_id=", as_it_was,
+             forward=False)
+    csv.write_bytes(b"epoch,loss\n1,0.5\n2,0.4\n")
+    code, err = push(str(src), "drive:Models/run")
+    assert code == 1
+    line = error(err)
+    assert "it was left as it was" in line, line
+    shown("Drive kept the old version of … after two updates", line)
+    assert live(emulator, "Models/run") == before
+
+
 @renders("kept changing while it was uploaded")
 def test_a_checkpoint_written_while_it_is_pushed(emulator, proxy, tmp_path):
     src = tmp_path / "logs"
