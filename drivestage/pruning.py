@@ -61,6 +61,9 @@ class FolderView:
     #: again while Drive's listing did not show the first copy. The plan has one candidate
     #: per name a push sends; deleting that name deletes these too.
     twins: dict[str, list[RemoteEntry]] = dataclasses.field(default_factory=dict)
+    #: Branch records on files the policy does not manage (``best.pt``: a run sent back to a
+    #: state only it holds), as the store has them: they leave a line behind all the same.
+    records: list[Described] = dataclasses.field(default_factory=list)
 
 
 def pick(dups: list[RemoteEntry], where: str, side: Optional[Sidecar] = None) -> RemoteEntry:
@@ -133,6 +136,7 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
     local_side, remote_side = sidecar.pairs(local), sidecar.pairs(files)
     out: list[Candidate] = []
     described: list[Described] = []
+    records: list[Described] = []
     twins: dict[str, list[RemoteEntry]] = {}
     for name in sorted(set(files) | set(local)):
         kind = policy.kind_of(name)
@@ -142,6 +146,9 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
             side = reader.local_one(local_side[name])
         elif managed and name in remote_side:
             side = reader.remote_one(remote_side[name])
+        elif kind != SIDECAR:  # read for a branch record only (see FolderView.records)
+            side = _record(reader, name, local_side, remote_side)
+        reads = managed or side is not None
         side = with_name_epoch(side, name, policy)
         epoch = side.epoch if side else None
         run = side.run if side else None
@@ -150,15 +157,15 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
         metrics = dict(side.metrics) if side else {}
         verified = None
         theirs = None
-        if managed and name in files and name in remote_side:
+        if reads and name in files and name in remote_side:
             theirs = with_name_epoch(reader.remote_one(remote_side[name]), name, policy)
         # Same-named copies (a push replacing a checkpoint, another machine's): the one the
         # remote sidecar vouches for is the one that counts.
         entry = pick(files[name], name, theirs) \
-            if name in files and (managed or name in local) else None
+            if name in files and (reads or name in local) else None
         if entry is not None and theirs is not None:
             verified = Described(name, theirs, entry.md5, entry.modified, entry.created)
-            described.append(verified)
+            (described if managed else records).append(verified)
         if name in local:
             # Same name on the remote: the local file replaces it. A checkpoint or an
             # autosave is verified when its local sidecar vouches for it (the push sends
@@ -174,7 +181,7 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
                         and not _foreign(e)]
                 if same:
                     twins[entry.id] = same
-            ok = managed and name in local_side and _vouches(side, local[name], cache)
+            ok = reads and name in local_side and _vouches(side, local[name], cache)
             if kind == AUTOSAVE and not ok:
                 ok = verified is not None and verified.verified \
                     and entry is not None and _same(local[name], entry, cache)
@@ -189,7 +196,16 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
     foreign = {e.id for es in files.values() for e in es if _foreign(e)}
     alone = [o for o in _orphans(reader, files, set(local) | set(owned), policy)
              if o.entry.id not in foreign] if policy.active else []
-    return FolderView(out, described, owned, alone, foreign, twins)
+    return FolderView(out, described, owned, alone, foreign, twins, records)
+
+
+def _record(reader: _Sidecars, name: str, local_side: Mapping[str, str],
+            remote_side: Mapping[str, str]) -> Optional[Sidecar]:
+    """The sidecar of ``name``, a file the policy does not manage, when it is a branch
+    record (``best.json`` of a run sent back to a state no epoch file holds), else None."""
+    side = reader.local_one(local_side[name]) if name in local_side else \
+        reader.remote_one(remote_side[name]) if name in remote_side else None
+    return side if side is not None and side.branch is not None else None
 
 
 def _foreign(entry: RemoteEntry) -> bool:
@@ -255,7 +271,8 @@ def newest_runs_verified(folder: FolderView, policy: RetentionPolicy) -> set[str
     run = max(ok, key=lambda d: (d.modified, d.name)).sidecar.run
     ours = [d for d in ok if d.sidecar.run == run]
     # (Not one a branch left behind: the run goes on from its record's line.)
-    newest = sidecar.newest(ours, prefer=policy.regex, skip=lineage.left_described(ours))
+    newest = sidecar.newest(ours, prefer=policy.regex,
+                            skip=lineage.left_described(ours + folder.records))
     return {d.name for d in (newest, sidecar.saved_last(ours)) if d is not None}
 
 
@@ -265,7 +282,7 @@ def newest_verified_per_run(folder: FolderView, policy: RetentionPolicy) -> set[
     runs = {d.sidecar.run for d in folder.described} & kept_runs(folder.candidates, policy)
     # A run sent back goes on from its branch record's line: the diverged checkpoint it left,
     # further on, is not its newest (else prune kept it for good, beside what keep_last keeps).
-    left = lineage.left_described(folder.described)
+    left = lineage.left_described(folder.described + folder.records)
     out = set()
     for run in runs:
         best = sidecar.newest([d for d in folder.described if d.sidecar.run == run],
@@ -353,7 +370,7 @@ def _left_by_unsent(folder: FolderView) -> set[str]:
                             c.saved, c.branch if c.verified else None)
               for i, c in enumerate(folder.candidates)]
     here = {folder.candidates[int(k)].name for k in lineage.left_behind(points)}
-    return here - lineage.left_described(folder.described)
+    return here - lineage.left_described(folder.described + folder.records)
 
 
 def over_budget(decided: Plan, where: str) -> QuotaExceededError:

@@ -27,7 +27,8 @@ Rules (all of them are documented behaviour, and tested):
   :func:`plan` takes sidecar *contents already parsed*, in ``Candidate.metrics`` /
   ``Candidate.epoch`` of the checkpoint, so it stays pure.
 * **Branches.** Checkpoints and autosaves a branch left behind (further on than a *branch
-  record* of their run and saved before it: :mod:`drivestage.lineage`; ``Candidate.branch``)
+  record* of their run, on any file, ``best.pt`` too, and saved before it:
+  :mod:`drivestage.lineage`; ``Candidate.branch``)
   are older than every other one of their run, whatever their epoch: ``keep_last`` keeps the
   newest of the line the run goes on with first, the budget deletes them first, and the
   newest is that line's. A run never sent back has no record: nothing changes for it.
@@ -169,7 +170,7 @@ def _age_order(files: list[_Ckpt]) -> None:
                                   c.cand.modified, c.cand.name, c.cand.id or ""))
 
 
-def _mark_left(files: list[_Ckpt]) -> list[_Ckpt]:
+def _mark_left(files: list[_Ckpt], records: Iterable[Candidate] = ()) -> list[_Ckpt]:
     """Set ``left`` on the checkpoints and autosaves a branch record left behind (all
     managed files of every run at once: a record on an autosave leaves epochs behind too).
     Only a verified record counts: until its sidecar vouches for it on the store (or beside
@@ -182,8 +183,13 @@ def _mark_left(files: list[_Ckpt]) -> list[_Ckpt]:
     points = [lineage.Point(str(i), c.cand.run, progress(c), c.cand.saved,
                             c.cand.branch if c.cand.verified else None)
               for i, c in enumerate(files)]
+    # Verified records on files the policy does not manage (best.pt): they rank nothing.
+    points += [lineage.Point(f"r{i}", r.run, None if r.epoch is None else
+                             (r.epoch, r.epoch_iteration), r.saved, r.branch)
+               for i, r in enumerate(records) if r.branch is not None and r.verified]
     for key, record in lineage.left_behind(points).items():
-        files[int(key)].left = record.progress[0] if record.progress else None
+        if not key.startswith("r"):
+            files[int(key)].left = record.progress[0] if record.progress else None
     return files
 
 
@@ -260,7 +266,8 @@ def just_written(files: Iterable[Candidate], policy: RetentionPolicy,
     out: set[str] = set()
     # (A branch left behind is judged over the whole folder: the record may be there only.)
     managed = _mark_left([_managed(c, policy.kind_of(c.name), policy) for c in files
-                          if policy.kind_of(c.name) in (CHECKPOINT, AUTOSAVE)])
+                          if policy.kind_of(c.name) in (CHECKPOINT, AUTOSAVE)],
+                         [c for c in files if policy.kind_of(c.name) == OTHER])
     for kind in (CHECKPOINT, AUTOSAVE):
         local_ones = [c for c in managed if c.cand.name in mine and c.kind == kind
                       and c.cand.run in runs]
@@ -324,7 +331,7 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
             others.append((j, lone_json_reason(j.name, unmanaged)))
 
     # Every rule applies within one run; runs in the order they last wrote (oldest first).
-    _mark_left(ckpts + autos)
+    _mark_left(ckpts + autos, [c for c, _ in others])
     runs = _runs_oldest_first(ckpts + autos)
     ckpts = [c for run in runs for c in _age_ordered([c for c in ckpts if c.cand.run == run])]
     autos = [c for run in runs for c in _age_ordered([c for c in autos if c.cand.run == run])]
