@@ -44,3 +44,35 @@ def test_a_branch_recorded_on_best_pt_only_ranks_the_line_it_left_older(drive, t
     assert "best.pt" in on and "best.json" in on
     prune(f"drive:{FOLDER}", _policy(2))
     assert _drive_epochs(drive) == {6, 8}
+
+
+def test_back_to_the_line_left_whose_clock_ran_ahead_puts_the_first_record_out_of_force(
+        drive, tmp_path):
+    """Machine B trained epochs 1-5; machine A went on with 6-10, its clock an hour ahead
+    (Drive dates their sidecars back to their arrival). On B the user sends the run back to
+    5 (keep_last 10: nothing pruned), then returns to the 10 it left, pulled from Drive with
+    its sidecar as A wrote it. The second record's "first saved" was A's clock's, an hour
+    ahead, later than the first record: the first stayed in force, and keep_last 3 kept the
+    abandoned 3-5 while 8 and 9 of the line the run goes on with went. The first save of a
+    state seen on Drive is no later than its arrival there."""
+    import shutil
+    import time
+
+    from drivestage.pruning import prune
+    from test_attack19_branch import HOUR
+
+    logs, other = tmp_path / "logs", tmp_path / "other"
+    mine = _line(logs, [1, 2, 3, 4, 5], start=time.time() - 60)
+    for path in mine.values():
+        _put(drive, path)
+    theirs = _line(other, [6, 7, 8, 9, 10], start=time.time() + HOUR)
+    for path in theirs.values():
+        _put(drive, path)
+    assert _record(logs, _decide(logs, str(mine[5])), policy=_policy(10)) == "epoch_005.pt"
+    assert _drive_epochs(drive) == set(range(1, 11))
+    for path in (theirs[10], ckpt.sidecar_path(theirs[10])):   # pulled from Drive
+        shutil.copy2(path, logs / path.rsplit("/", 1)[-1])
+    ten = str(logs / "epoch_010.pt")
+    assert _record(logs, _decide(logs, ten), policy=_policy(3)) == "epoch_010.pt"
+    assert _drive_epochs(drive) == {8, 9, 10}
+    assert prune(f"drive:{FOLDER}", _policy(3)).to_delete == []

@@ -452,6 +452,12 @@ def record_branch(out_dir: str, start: Start, run: Optional[str], writer: Any) -
     writer.not_before(max((c.sidecar.saved for c in [*local, *seen] if c.sidecar.saved),
                           default=0.0))
     when = writer.taken()
+    # The state as Drive has it was first saved no later than it arrived there (``seen`` is
+    # dated back to arrival): a copy pulled from a machine whose clock ran ahead must not
+    # date it after a record it predates (that record then stayed in force, and the line
+    # the run goes back to ranked as left behind).
+    arrived = [t for c in seen if _same_state(c.sidecar, mine)
+               for t in (c.sidecar.branch, c.sidecar.saved) if t]
     for copy in copies:
         side = ckpt.read_sidecar(copy)
         if side is not None:
@@ -459,6 +465,7 @@ def record_branch(out_dir: str, start: Start, run: Optional[str], writer: Any) -
             # behind ranks older than this one. It keeps when the state was first saved (a
             # second record of it keeps the first's), which orders it among other records.
             first = side.branch if side.branch is not None else (side.saved or 0.0)
+            first = min([first, *arrived])
             sidecars.write(copy, dataclasses.replace(side, saved=when, branch=first))
     name = os.path.basename(copies[0])
     left = there.name if there is not None else (here.described.name if here else "?")
