@@ -338,3 +338,46 @@ def test_a_sigkill_at_any_request_of_a_push_with_delete_and_retention_loses_noth
              RetentionPolicy(keep_last=2), delete=True, jobs=1)
         names = {n for n in want if n != "epoch_002.pt" and n != "epoch_002.json"}
         assert live_md5s(emulator, "runs/a") == {n: [md5(want[n])] for n in names}, k
+
+
+# --- 6. the folder trashed by hand in the window between the folder check and the sidecar --
+
+def test_a_folder_trashed_right_after_the_check_is_found_before_anything_is_deleted(
+        emulator, proxy, local_state, tmp_path):
+    """The user trashes runs/a exactly between the push's folder check (after the new
+    last.pt landed) and the sidecar's in-place update, which then lands in the trash too.
+    The check before the old copy goes finds it: nothing is deleted, the push runs once
+    more into the path (made anew) and ends with the new pair live and vouched for; the old
+    pair is in the trash, restorable."""
+    from drivestage.drive import connect
+    from drivestage.upload_tree import push
+
+    src = tmp_path / "run"
+    src.mkdir()
+    old, new = os.urandom(3000), os.urandom(4000)
+    _pair(src, old, 1)
+    store = connect(api_root=proxy.url, token="test-token")
+    push(str(src), (store, "runs/a"), jobs=1)
+    folder = emulator.find("runs/a")["id"]
+    old_ids = {emulator.find("runs/a/last.pt")["id"], emulator.find("runs/a/last.json")["id"]}
+    _pair(src, new, 2)
+    state = {"uploaded": False, "trashed": False}
+
+    def upload(status, headers, body):
+        state["uploaded"] = True
+        return Reply(status, headers, [body])
+
+    def check(status, headers, body):
+        if state["uploaded"] and not state["trashed"]:
+            emulator.store.set_trashed(folder, True)   # right after the check's answer
+            state["trashed"] = True
+        return Reply(status, headers, [body])
+    proxy.on("POST", r"^/upload/drive/v2/files\?", upload, times=1)
+    proxy.on("GET", rf"^/drive/v2/files/{folder}\?", check)
+    push(str(src), (store, "runs/a"), jobs=1)
+    assert state["trashed"]
+    assert live_md5s(emulator, "runs/a") == {
+        "last.pt": [md5(new)], "last.json": [md5((src / "last.json").read_bytes())]}
+    assert emulator.find("runs/a")["id"] != folder
+    trashed = {f["id"] for f in emulator.files() if f["labels"]["trashed"]}
+    assert old_ids <= trashed     # restorable, never deleted for good
