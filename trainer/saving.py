@@ -210,7 +210,9 @@ class Checkpointer(Callback):
             return None
         job = SaveJob(state, names, pos, dict(metrics or {}), droppable=droppable,
                       taken=self.writer.taken())
-        self.writer.submit(job)
+        # A stop while an epoch's save waits behind a slow upload writes both at once (the
+        # wait would otherwise outlast train.grace_seconds and the notice).
+        self.writer.submit(job, stopping=self.stop.is_set)
         blocked = time.perf_counter() - began
         self.blocked_s.append(blocked)
         logger.debug("checkpoint %s at %s: training blocked %.3f s", job.name, pos.label, blocked)

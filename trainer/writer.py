@@ -128,21 +128,43 @@ class BackgroundWriter:
         self._last_taken = now
         return now
 
-    def submit(self, job: SaveJob) -> None:
+    def submit(self, job: SaveJob, stopping: Callable[[], bool] = lambda: False) -> None:
         """Queue ``job``. A droppable job never waits: it replaces a waiting droppable one, or is
         dropped itself when an epoch's save still waits (that save is about as new). Only a job
-        that must not be dropped waits while another such job holds the slot."""
+        that must not be dropped waits while another such job holds the slot, and only until
+        ``stopping()`` says a stop was asked for: then the waiting job and ``job`` are written
+        at once in the calling thread (see :meth:`_write_both_now`)."""
+        waiting: Optional[SaveJob] = None
         with self._cond:
             if self._pending is not None and not self._pending.droppable:
                 if job.droppable:
                     self._drop(job, f"{self._pending.name} still waits to be written")
                     return
                 while self._pending is not None and not self._pending.droppable:
-                    self._cond.wait()
-            if self._pending is not None:
-                self._drop(self._pending, f"{job.name} replaced it")
-            self._pending = job
-            self._cond.notify_all()
+                    # A slow upload holds the slot for as long as it lasts (minutes on a slow
+                    # link). Waiting without a bound here ignored SIGTERM: the stop flag is
+                    # only read at the next iteration boundary, so the process outlived the
+                    # notice, was SIGKILLed, and neither epoch's files were ever written.
+                    if stopping():
+                        waiting, self._pending = self._pending, None
+                        self._cond.notify_all()
+                        break
+                    self._cond.wait(0.5)
+            if waiting is None:
+                if self._pending is not None:
+                    self._drop(self._pending, f"{job.name} replaced it")
+                self._pending = job
+                self._cond.notify_all()
+                return
+        self._write_both_now(waiting, job)
+
+    def _write_both_now(self, waiting: SaveJob, job: SaveJob) -> None:
+        """A stop came while ``waiting`` held the slot: write it, then ``job``, here and now
+        (in that order: ``last.pt`` ends as the newer state), as a stop's own save is
+        (:meth:`write_now`); their push follows the one under way."""
+        for one in (waiting, job):
+            self.write_now(one)
+            one.done.set()
 
     def _drop(self, job: SaveJob, why: str) -> None:
         job.dropped = True
