@@ -57,12 +57,13 @@ def format_size(n: Optional[float]) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def check_space(dest: str, reserve: int, needed: int, what: str) -> None:
-    """Raise DiskSpaceError unless ``dest`` has ``needed`` bytes free beyond ``reserve``."""
+def check_space(dest: str, reserve: int, needed: int, what: str, detail: str = "") -> None:
+    """Raise DiskSpaceError unless ``dest`` has ``needed`` bytes free beyond ``reserve``;
+    ``detail`` follows the amount in the message (what it is made of)."""
     free = shutil.disk_usage(dest).free - reserve
     if needed > free:
         kept = f" (keeping {format_size(reserve)} in reserve)" if reserve else ""
         raise DiskSpaceError(
             f"not enough free disk space in {dest} to {what}: needs {format_size(needed)} "
-            f"({needed} bytes), only {format_size(max(free, 0))} ({max(free, 0)} bytes) free"
+            f"({needed} bytes){detail}, only {format_size(max(free, 0))} ({max(free, 0)} bytes) free"
             f"{kept}; free some space or pull elsewhere", needed=needed, free=max(free, 0))

@@ -1,0 +1,80 @@
+"""walk21: a new user on Kaggle or a spot VM (a small working disk, a slow link, SIGTERM as
+the notice) follows the README and docs on the emulator. Each test is a defect that walk
+found, driven through the real stack over HTTP."""
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from _messages import error_line
+
+from _tmpfs import small_disk  # noqa: F401 (a fixture)
+from test_messages_walk20 import _drivestage, _media_gets
+from test_writer import _job, _remote, _until, _uploads_started
+from trainer.drive import DriveFolder
+from trainer.writer import BackgroundWriter
+
+FOLDER = "Models/w/logs"
+
+
+@pytest.fixture
+def folder(emulator, drive_env, local_state, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    return DriveFolder(f"drive:{FOLDER}", str(out))
+
+
+# ------------------------------------- a stop while an epoch save waits behind a slow upload
+
+def test_a_stop_while_an_epoch_save_waits_for_the_slot_writes_both_at_once(emulator, folder):
+    """On a slow link the writer uploads an autosave; epoch 1's save waits in the slot; the end
+    of epoch 2 then waited in ``submit`` for that slot with no bound, so a SIGTERM (Kaggle, a
+    spot VM) was not honoured: the walk's run ignored it for minutes, was SIGKILLed, and its
+    run folder held only iteration 1's autosave (two trained epochs lost, locally too). A stop
+    now ends the wait: both epoch saves are written at once in the calling thread, before the
+    upload under way is answered."""
+    emulator.faults.latency(30.0, path=r"^/upload/")          # an upload that takes "for ever"
+    writer = BackgroundWriter(folder.local_dir, folder)
+    writer.submit(_job(1))                                     # the autosave being uploaded
+    _until(lambda: _uploads_started(emulator), "the first push never started")
+    first = _job(2, droppable=False, name="epoch_001.pt")
+    writer.submit(first)                                       # waits in the slot
+    stop = threading.Event()
+    second = _job(3, droppable=False, name="epoch_002.pt")
+    t = threading.Thread(target=writer.submit, args=(second,), kwargs={"stopping": stop.is_set})
+    t.start()
+    stop.set()                                                 # the SIGTERM
+    t.join(timeout=10)
+    assert not t.is_alive(), "submit kept waiting for the slot after the stop"
+    assert first.written and second.written
+    assert {"epoch_001.pt", "epoch_002.pt"} <= set(os.listdir(folder.local_dir))
+    assert "autosave_00000001.pt" not in _remote(emulator)     # the upload is still under way
+    assert writer.close(lambda: 0.0) is False                  # the deadline has passed
+    emulator.faults.clear()
+    emulator.faults.release_holds()                            # the upload is answered now
+    assert writer.close() is True
+    assert {"epoch_001.pt", "epoch_002.pt"} <= set(_remote(emulator))
+
+
+# ----------------------------------- a folder of many small files on a small working disk
+
+def test_a_folder_pull_counts_the_disk_its_small_files_take_before_a_byte(
+        emulator, drive_env, local_state, small_disk):
+    """Kaggle's /kaggle/working has a quota; a dataset kept as a folder is many small files.
+    Each takes at least one 4 KiB block, and so does its stamp in .drivestage/: the walk's
+    600 KiB folder (607 files) took 4.8 MiB of a tmpfs. The check before the first byte
+    counted 600 KiB, passed on a 3 MiB disk, and the pull died half-way with "the disk filled
+    up". It now counts the blocks and refuses before a byte is downloaded."""
+    for i in range(40):
+        emulator.add_file(f"Datasets/small/img/{i:03d}.xml", os.urandom(1000))
+    disk = small_disk(200 * 1024, inodes=1000)                 # 40 KB of data, 320 KiB on disk
+    r = _drivestage("pull", "drive:Datasets/small", str(disk / "data"))
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == (
+        f"Error: not enough free disk space in {disk / 'data' / 'small'} to download "
+        "drive:Datasets/small: needs 320.0 KiB (327680 bytes) on disk for 40 files of "
+        "39.1 KiB (each file and its stamp take whole 4.0 KiB blocks), only 200.0 KiB "
+        "(204800 bytes) free; free some space or pull elsewhere")
+    assert _media_gets(emulator) == []
