@@ -78,3 +78,25 @@ def test_a_folder_pull_counts_the_disk_its_small_files_take_before_a_byte(
         "39.1 KiB (each file and its stamp take whole 4.0 KiB blocks), only 200.0 KiB "
         "(204800 bytes) free; free some space or pull elsewhere")
     assert _media_gets(emulator) == []
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    """`trainer predict --batch-size` and `trainer synth-data --seed` (and export-onnx's
+    `--opset`) showed a bare `[default: 8; x>=1]` in --help."""
+    import click
+
+    from drivestage.cli import cli as drivestage_cli
+    from trainer.cli import cli as trainer_cli
+
+    bare = []
+
+    def walk(command: click.Command, name: str) -> None:
+        if isinstance(command, click.Group):
+            for sub_name, sub in command.commands.items():
+                walk(sub, f"{name} {sub_name}")
+        bare.extend(f"{name} {p.opts[0]}" for p in command.params
+                    if isinstance(p, click.Option) and not p.hidden and not (p.help or "").strip())
+
+    walk(drivestage_cli, "drivestage")
+    walk(trainer_cli, "trainer")
+    assert bare == []

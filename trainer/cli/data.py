@@ -64,7 +64,8 @@ def prepare_voc_command(root: Path, mode: int, classes_file: Path | None, out_di
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--images", type=click.IntRange(min=1), default=200, show_default=True, help="How many images.")
 @click.option("--classes", type=click.IntRange(1, 40), default=5, show_default=True, help="How many classes.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the images, shapes and split: the same seed writes the same set.")
 @click.option("--min-size", type=click.IntRange(min=16), default=200, show_default=True, help="Smallest image side.")
 @click.option("--max-size", type=click.IntRange(min=16), default=400, show_default=True, help="Largest image side.")
 @click.option("--zip", "make_zip", is_flag=True, help="Also write OUT/VOCdevkit.zip (VOCdevkit/ at its root).")

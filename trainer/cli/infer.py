@@ -1,6 +1,7 @@
 """CLI commands ``predict`` and ``export-onnx`` (registered on the trainer group)."""
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -37,7 +38,8 @@ Examples:
               help="IoU above which NMS removes the weaker box of the same class.")
 @click.option("--input-size", default=None, type=click.IntRange(32),
               help="Network input side, a multiple of 32 (default: the checkpoint's, else 416).")
-@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1),
+              help="Images per forward pass (more is faster on a GPU and takes more memory).")
 @click.option("--max-det", default=300, show_default=True, type=click.IntRange(1),
               help="At most this many detections per image.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
@@ -120,7 +122,9 @@ Example:
               help="Class names, one per line (stored in the ONNX metadata).")
 @click.option("--input-size", default=None, type=click.IntRange(32),
               help="Network input side, a multiple of 32 (default: the checkpoint's, else 416).")
-@click.option("--opset", default=17, show_default=True, type=click.IntRange(11))
+@click.option("--opset", default=17, show_default=True, type=click.IntRange(11),
+              help="ONNX operator set the graph uses: lower for an older runtime, at most what "
+                   "the installed torch exports.")
 @click.option("--static-batch", is_flag=True, help="Fix the batch size at 1 instead of dynamic.")
 def export_onnx_cmd(weights, out_path, classes_file, input_size, opset, static_batch) -> None:
     """Export the model with box decoding to ONNX: images [B,3,S,S] -> detections [B,N,5+C].
@@ -131,16 +135,36 @@ def export_onnx_cmd(weights, out_path, classes_file, input_size, opset, static_b
     from trainer.export import export_onnx, require_onnx
 
     require_onnx()  # before loading anything
+    _check_opset(opset)
     weights = _pulled(weights, os.path.join(os.path.dirname(os.path.abspath(out_path)),
                                             "weights"))
     model, names, size = _load_model(weights, classes_file, input_size, verb="exporting")
-    path = export_onnx(model.eval(), out_path, input_size=size, opset=opset,
-                       dynamic_batch=not static_batch, class_names=names)
+    try:
+        path = export_onnx(model.eval(), out_path, input_size=size, opset=opset,
+                           dynamic_batch=not static_batch, class_names=names)
+    except OSError as exc:  # --out under a file, a read-only or full disk: was a traceback
+        where = exc.filename or out_path
+        why = "not a folder" if exc.errno in (errno.ENOTDIR, errno.EEXIST) else \
+            (exc.strerror or str(exc)).lower()
+        raise TrainerError(f"cannot write {out_path} ({where}: {why}); choose another "
+                           "--out") from None
     click.echo(f"exported {model.num_classes}-class model at {size}x{size}", err=True)
     click.echo(path)
 
 
 # --------------------------------------------------------------------------- helpers
+
+def _check_opset(opset: int) -> None:
+    """A usage error for an opset the installed torch cannot write (it raised a RuntimeError
+    from deep inside the export, shown as a traceback)."""
+    try:
+        from torch.onnx._constants import ONNX_MAX_OPSET as top
+    except ImportError:  # a torch without it: let the export say
+        return
+    if opset > top:
+        raise click.BadParameter(f"{opset} is above {top}, the newest opset this torch exports; "
+                                 f"give --opset {top} or lower", param_hint="'--opset'")
+
 
 
 def _weights_arg(value: str) -> str:

@@ -1,0 +1,55 @@
+"""walk21's messages (docs/troubleshooting.md): each made to happen through the real CLI, as
+a new user on Kaggle met it. More of walk21's tests: tests/test_walk21.py."""
+from __future__ import annotations
+
+from _messages import error_line, renders, shown
+
+
+# ------------------------------------------------------------ export-onnx's option errors
+
+def _weights(tmp_path):
+    import torch
+
+    from trainer.model import YoloV4Tiny
+
+    path = tmp_path / "w.pth"
+    torch.save(YoloV4Tiny(num_classes=2, input_size=64).state_dict(), path)
+    return str(path)
+
+
+def _export(*args: str):
+    from click.testing import CliRunner
+
+    from trainer.cli import cli
+
+    return CliRunner().invoke(cli, ["export-onnx", *args])
+
+
+@renders("is above …, the newest opset this torch exports; give --opset … or lower")
+def test_export_an_opset_this_torch_cannot_write_is_a_usage_error(tmp_path):
+    """`--opset 99` (its --help said nothing of a limit) ended in torch's traceback
+    (`RuntimeError: Unsupported onnx_opset_version: 99`), exit 1."""
+    from torch.onnx._constants import ONNX_MAX_OPSET as top
+
+    r = _export("--weights", _weights(tmp_path), "--out", str(tmp_path / "m.onnx"),
+                "--opset", str(top + 1))
+    assert r.exit_code == 2, r.output
+    assert error_line(r.stderr) == (
+        f"Error: Invalid value for '--opset': {top + 1} is above {top}, the newest opset this "
+        f"torch exports; give --opset {top} or lower")
+    shown("is above …, the newest opset this torch exports; give --opset … or lower",
+          error_line(r.stderr))
+    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "m.onnx.partial").exists()
+
+
+@renders("cannot write … (…); choose another --out")
+def test_export_to_a_place_that_cannot_be_written_says_so_in_one_line(tmp_path):
+    """`--out /proc/m.onnx` (or under a file) ended in a traceback."""
+    (tmp_path / "afile").write_text("x")
+    out = tmp_path / "afile" / "m.onnx"
+    r = _export("--weights", _weights(tmp_path), "--out", str(out), "--input-size", "64")
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == (
+        f"Error: cannot write {out} ({tmp_path / 'afile'}: not a folder); choose another --out")
+    assert "Traceback" not in r.output
+    shown("cannot write … (…); choose another --out", error_line(r.stderr))
