@@ -2,7 +2,12 @@
 a new user on Kaggle met it. More of walk21's tests: tests/test_walk21.py."""
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from _messages import error_line, renders, shown
+from _tmpfs import small_disk  # noqa: F401 (a fixture)
 
 
 # ------------------------------------------------------------ export-onnx's option errors
@@ -53,3 +58,46 @@ def test_export_to_a_place_that_cannot_be_written_says_so_in_one_line(tmp_path):
         f"Error: cannot write {out} ({tmp_path / 'afile'}: not a folder); choose another --out")
     assert "Traceback" not in r.output
     shown("cannot write … (…); choose another --out", error_line(r.stderr))
+
+
+# ------------------------------------------- data.root on a read-only input (/kaggle/input)
+
+def _read_only_copy(small_disk, voc_root) -> Path:
+    """A copy of the synthetic VOCdevkit on a tmpfs then remounted read-only, as Kaggle mounts
+    /kaggle/input."""
+    import ctypes
+    import os
+    import shutil
+
+    from _tmpfs import _libc
+
+    disk = small_disk(4 * 1024 * 1024)
+    shutil.copytree(voc_root, disk / "VOCdevkit")
+    ms_rdonly, ms_remount = 1, 32
+    if _libc().mount(b"tmpfs", os.fsencode(disk), b"tmpfs", ms_remount | ms_rdonly, None) != 0:
+        pytest.skip(f"cannot remount read-only: {os.strerror(ctypes.get_errno())}")
+    return disk
+
+
+@renders("cannot be written (…): the trainer writes annotations/ there")
+def test_data_root_on_a_read_only_input_says_which_keys_to_set(
+        small_disk, synth_voc, tiny_config, tmp_path):
+    """Kaggle gives the dataset as a read-only /kaggle/input; a user sets data.root there.
+    The trainer then ended in a traceback (`OSError: [Errno 30] Read-only file system:
+    '/kaggle/input/.../annotations'`): it writes the annotation lines under data.root."""
+    from click.testing import CliRunner
+
+    from trainer.cli import cli
+
+    ro = _read_only_copy(small_disk, synth_voc.voc_root)
+    cfg = tiny_config(**{"data.root": str(ro), "data.train": "train", "data.val": "val"})
+    r = CliRunner().invoke(cli, ["train", "-c", cfg])
+    assert r.exit_code == 1, (r.exit_code, r.output, r.exception)
+    line = error_line(r.stderr)
+    assert line == (
+        f"Error: data.root {ro} cannot be written (read-only file system): the trainer writes "
+        "annotations/ there (and image-cache/, weights/); to train from a read-only copy "
+        f"(Kaggle's /kaggle/input), set data.voc_root={ro / 'VOCdevkit'} and data.root to a "
+        "folder you can write")
+    shown("cannot be written (…): the trainer writes annotations/ there", line)
+    assert "Traceback" not in r.output

@@ -6,6 +6,7 @@ staged), finds the VOCdevkit, reads the class names and the annotation lines of 
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 from dataclasses import dataclass
@@ -84,8 +85,20 @@ def _read_data(cfg: Config, *, write: bool) -> DataSpec:
         ann_dir = Path(d.root) / "annotations"
         ann_file = ann_dir / f"{d.year}_{value}.txt"
         if write:
-            ann_dir.mkdir(parents=True, exist_ok=True)
-            prepare_voc(voc_root, 2, names, ann_dir, year=d.year, image_sets=(value,))
+            try:
+                ann_dir.mkdir(parents=True, exist_ok=True)
+                prepare_voc(voc_root, 2, names, ann_dir, year=d.year, image_sets=(value,))
+            except OSError as exc:
+                if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                    raise
+                # A dataset given read-only (Kaggle's /kaggle/input) as data.root: this was a
+                # traceback, and the way out (data.voc_root there, data.root elsewhere) unsaid.
+                raise DataError(
+                    f"data.root {d.root} cannot be written ({os.strerror(exc.errno).lower()}): "
+                    "the trainer writes annotations/ there (and image-cache/, weights/); to "
+                    "train from a read-only copy (Kaggle's /kaggle/input), set "
+                    f"data.voc_root={voc_root} and data.root to a folder you can write"
+                ) from None
         lines[key] = read_annotation_file(ann_file)
     return DataSpec(class_names=names, train_lines=lines["train"], val_lines=lines["val"],
                     voc_root=voc_root)
