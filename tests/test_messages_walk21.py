@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from _messages import error_line, renders, shown
+from _messages import error_line, error_text, renders, shown
 from _tmpfs import small_disk  # noqa: F401 (a fixture)
 
 
@@ -101,3 +101,36 @@ def test_data_root_on_a_read_only_input_says_which_keys_to_set(
         "folder you can write")
     shown("cannot be written (…): the trainer writes annotations/ there", line)
     assert "Traceback" not in r.output
+
+
+# ----------------------------------------- a full working disk before the first checkpoint
+
+@renders("could not write the checkpoint of epoch … in …:")
+def test_the_first_checkpoint_on_a_full_disk_says_what_to_do(tiny_config, small_disk):
+    """The walk's first epoch on a small Kaggle-like disk ended `...: [Errno 28] No space left
+    on device; nothing of run R is saved there` and stopped: not what to do."""
+    import os
+
+    from test_messages_attack18 import KiB, _fill, _run
+    from trainer.callbacks import CSVLogger
+    from trainer.config import load_config
+    from trainer.errors import SaveError
+    from trainer.state import Position
+
+    disk = small_disk(512 * KiB)
+    run = _run(load_config(tiny_config(**{"train.out_dir": str(disk / "logs"), "train.epochs": 1})))
+    _fill(disk)
+    run.state.pos = pos = Position(1, 2, 0)
+    run.state.history = [{"epoch": 1}]
+    row = {"epoch": 1, "map50": 0.5}
+    with pytest.raises(SaveError) as failed:
+        CSVLogger(run.out_dir).on_fit_epoch_end(run, pos, row)
+        run.checkpointer.on_fit_epoch_end(run, pos, row)
+        run.checkpointer.on_fit_end(run)
+    text = error_text(failed.value)
+    assert text == (f"Error: could not write the checkpoint of epoch 1 (last.pt, epoch_001.pt, "
+                    f"best.pt) in {run.out_dir}: [Errno 28] No space left on device; nothing of "
+                    f"run {run.state.run} is saved there: free some space and run the same "
+                    f"command again (it trains from the start)")
+    shown("could not write the checkpoint of epoch … in …:", text)
+    assert [n for n in os.listdir(run.out_dir) if n.endswith(".pt")] == []

@@ -193,7 +193,10 @@ class Checkpointer(Callback):
         path = ckpt.find_latest(self.out_dir, run=run.state.run, any_run=False)
         side = ckpt.read_sidecar(path) if path is not None else None
         if path is None or side is None:
-            return f"nothing of run {run.state.run} is saved {place}"
+            # With a remedy (a full disk at the first save): say it, not only what is lost.
+            then = f": {remedy}run the same command again (it trains from the start)" \
+                if remedy else ""
+            return f"nothing of run {run.state.run} is saved {place}{then}"
         at = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration).label
         return (f"the newest checkpoint {place} is {os.path.basename(path)} ({at}): {remedy}run "
                 f"the same command again to train on from it")
