@@ -100,3 +100,33 @@ def test_every_option_of_every_command_says_what_it_does():
     walk(drivestage_cli, "drivestage")
     walk(trainer_cli, "trainer")
     assert bare == []
+
+
+# ------------------------------------------------------- the grace's end is said once
+
+def test_a_stop_during_the_final_upload_says_the_grace_ran_out_once(emulator, drive_env,
+                                                                      local_state, tiny_config,
+                                                                      caplog):
+    """The walk's SIGTERM during the final uploads ended with the same ERROR line twice
+    (`the Drive mirror could not finish within train.grace_seconds; ...`): on_fit_end said it,
+    and the engine's on_interrupt, closing the writer again, said it once more."""
+    import logging
+    import signal
+
+    from test_messages_train import _drive_config, _run, _save, _state
+    from trainer.errors import TrainingInterrupted
+
+    run = _run(_drive_config(tiny_config), drive=True, grace_s=0.2)
+    _save(run.out_dir, "epoch_002.pt", _state(run.state.run, 2, 4))
+    emulator.faults.latency(1.0, path=r"^/upload/", times=1)  # Drive slower than the grace
+    run.stop.request(signal.SIGTERM)
+    try:
+        with caplog.at_level(logging.ERROR, logger="trainer"):
+            with pytest.raises(TrainingInterrupted) as stopped:
+                run.checkpointer.on_fit_end(run)
+            run.checkpointer.on_interrupt(run, stopped.value)   # as the engine calls it
+    finally:
+        assert run.writer.close() is True
+    said = [r.getMessage() for r in caplog.records
+            if "could not finish within train.grace_seconds" in r.getMessage()]
+    assert len(said) == 1, said

@@ -74,6 +74,7 @@ class Checkpointer(Callback):
         self._since = clock()          # the last checkpoint that goes to Drive
         self.blocked_s: list[float] = []
         self._epoch_job: Optional[SaveJob] = None   # the newest epoch's save (rank 0)
+        self._said_unfinished = False                # the grace's end is logged once
 
     # -- bookkeeping kept in every checkpoint
     def state_dict(self) -> dict:
@@ -259,6 +260,9 @@ class Checkpointer(Callback):
         finished = self.writer.close(lambda: self.stop.deadline, push=push)
         err = self.writer.last_error
         if not finished:
+            if self._said_unfinished:  # on_fit_end said it; on_interrupt closes again
+                return False
+            self._said_unfinished = True
             unwritten = self._unwritten_epoch()
             logger.error("the Drive mirror could not finish within train.grace_seconds; %s",
                          f"the local checkpoints in {self.out_dir} are complete" if unwritten is None
