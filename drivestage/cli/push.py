@@ -230,7 +230,8 @@ def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, 
 
     Only files whose size or md5 differ are sent; uploads are resumable (a killed push
     resumes on the next run) and md5-verified; with a policy, DEST is pruned after the
-    uploads are verified. A checkpoint in DEST that belongs to another training run is left
+    uploads are verified (without --keep-last, --keep-best, --keep-every, --keep-runs or
+    --max-bytes nothing is pruned). A checkpoint in DEST that belongs to another training run is left
     as it is (exit 1, naming it, once the rest is pushed) unless --force.
     """
     from drivestage.state import Md5Cache
@@ -364,6 +365,9 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
                use_trash: bool, protect: tuple[str, ...], api_root: Optional[str],
                credentials: Optional[str], **policy_opts: Any) -> None:
     """Push SRC to DEST every SECONDS (and prune) until stopped.
+
+    Prunes only with a policy (--keep-last, --keep-best, --keep-every, --keep-runs,
+    --max-bytes), as push does.
 
     On SIGTERM, SIGINT or SIGHUP (even one before the first push; SIGHUP unless it is
     ignored, as under nohup) it pushes once more (a flush), then exits 0; a failing final
