@@ -130,3 +130,23 @@ def test_a_stop_during_the_final_upload_says_the_grace_ran_out_once(emulator, dr
     said = [r.getMessage() for r in caplog.records
             if "could not finish within train.grace_seconds" in r.getMessage()]
     assert len(said) == 1, said
+
+
+# --------------------------------------------------------------- a config with a YAML typo
+
+def test_a_config_that_is_not_yaml_is_one_error_line(tmp_path):
+    """`trainer train -c bad.yaml` (an unclosed `[`) printed PyYAML's four lines, the last two
+    without the `Error:` line the exit code table promises."""
+    from click.testing import CliRunner
+
+    from trainer.cli import cli
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  classes: [a, b\nmodel:\n  input_size: 64\n")
+    r = CliRunner().invoke(cli, ["train", "-c", str(bad)])
+    assert r.exit_code == 2, r.output
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert lines == [
+        f"Error: config {bad} is not valid YAML: line 3, column 6: expected ',' or ']', but got "
+        "':' (while parsing a flow sequence that starts at line 2, column 12); fix the file "
+        "there"], r.stderr

@@ -295,6 +295,23 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key, value
 
 
+def _yaml_problem(exc: Exception) -> str:
+    """PyYAML's error on one line, where it is first (its str() is four lines, each mark
+    with the file's name again): ``line 3, column 6: expected ',' or ']', but got ':'
+    (while parsing a flow sequence that starts at line 2, column 12)``."""
+    def at(mark: Any) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if not problem or mark is None:
+        return " ".join(str(exc).split())
+    text = f"{at(mark)}: {problem}"
+    context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context:
+        text += f" ({context}" + (f" that starts at {at(start)}" if start is not None else "") + ")"
+    return text
+
+
 def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = None) -> Config:
     """Read ``path`` (YAML) onto the defaults, apply ``key=value`` overrides, validate."""
     cfg = Config()
@@ -305,7 +322,8 @@ def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = Non
             try:
                 raw = yaml.safe_load(fh) or {}
             except yaml.YAMLError as exc:
-                raise ConfigError(f"config {path} is not valid YAML: {exc}") from None
+                raise ConfigError(f"config {path} is not valid YAML: {_yaml_problem(exc)}; "
+                                  "fix the file there") from None
         where = f" in {path}"
         for key, value in _flatten(raw, where):
             _apply(cfg, key, value, where)
