@@ -150,3 +150,36 @@ def test_a_config_that_is_not_yaml_is_one_error_line(tmp_path):
         f"Error: config {bad} is not valid YAML: line 3, column 6: expected ',' or ']', but got "
         "':' (while parsing a flow sequence that starts at line 2, column 12); fix the file "
         "there"], r.stderr
+
+
+# ------------------------------------------------------- the emulator's --data-dir refused
+
+def test_an_emulator_data_dir_that_cannot_be_made_names_data_dir_not_the_port(tmp_path):
+    """`drivestage emulator --data-dir /kaggle/input/x` (read-only) said `cannot listen on
+    127.0.0.1:0: Read-only file system. Choose another --port`: the port was never the
+    problem."""
+    from click.testing import CliRunner
+
+    from drivestage.cli import cli as drivestage_cli
+
+    (tmp_path / "afile").write_text("x")
+    where = tmp_path / "afile" / "drive"
+    r = CliRunner().invoke(drivestage_cli, ["emulator", "--port", "0", "--data-dir", str(where)])
+    assert r.exit_code == 2, r.output
+    assert error_line(r.stderr) == (
+        f"Error: cannot use --data-dir {where}: not a directory ({where}); give a folder "
+        "this user can write")
+
+
+@pytest.mark.parametrize("command", ["push", "mirror"])
+def test_push_jobs_0_names_the_option_typed(command, tmp_path):
+    """`push --jobs 0` said `jobs=0 is invalid; use 1 or more`: the library's keyword, not
+    the flag (pull's --jobs says `Invalid value for '-j' / '--jobs'`)."""
+    (tmp_path / "logs").mkdir()
+    extra = ["--every", "1"] if command == "mirror" else []
+    r = _drivestage(command, str(tmp_path / "logs"), str(tmp_path / "dest"), "--jobs", "0",
+                    *extra)
+    assert r.exit_code == 2, r.output
+    assert error_line(r.stderr) == \
+        "Error: Invalid value for '--jobs' / '-j': 0 is not in the range x>=1."
+    assert not (tmp_path / "dest").exists()

@@ -70,6 +70,12 @@ def emulator_command(host: str, port: int, data_dir: Optional[str], quota_bytes:
     try:
         emu.start()
     except OSError as exc:
+        if exc.filename is not None and data_dir is not None:
+            # The state folder, not the socket (a socket's error names no file): it said
+            # "cannot listen on ...: Read-only file system. Choose another --port".
+            raise UsageError(f"cannot use --data-dir {data_dir}: "
+                             f"{(exc.strerror or str(exc)).lower()} ({exc.filename}); give a "
+                             "folder this user can write") from None
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}. "
                          "Choose another --port (0 picks a free one).") from exc
     stop = Flag()  # set by a signal handler: drivestage.interrupts

@@ -78,7 +78,9 @@ def _transfer_options(fn: F) -> F:
         click.option("--chunk-size", metavar="SIZE",
                      help="Upload chunk size, a multiple of 256KiB (default 64MiB; memory use does "
                           "not grow with it: chunks are streamed from the file)."),
-        click.option("--jobs", "-j", type=int, default=4, show_default=True,
+        # IntRange: the library's check named its keyword (`jobs=0 is invalid`), not the flag.
+        click.option("--jobs", "-j", type=click.IntRange(1), metavar="N", default=4,
+                     show_default=True,
                      help="Files uploaded in parallel."),
         click.option("--force", is_flag=True,
                      help="Replace checkpoints on Drive that belong to another training run "
