@@ -183,3 +183,47 @@ def test_push_jobs_0_names_the_option_typed(command, tmp_path):
     assert error_line(r.stderr) == \
         "Error: Invalid value for '--jobs' / '-j': 0 is not in the range x>=1."
     assert not (tmp_path / "dest").exists()
+
+
+# ------------------------------- a rerun after deleting one extracted file, on a full disk
+
+def test_restoring_one_deleted_member_on_a_nearly_full_disk_says_how(
+        emulator, drive_env, local_state, small_disk, tmp_path):
+    """The walk deleted one image of an extracted dataset by hand on a nearly full 3 MiB disk
+    and ran the pull again: `not enough free disk space to extract synth.tar.gz ...: needs
+    2.4 MiB, only 404.0 KiB free; free some space or extract elsewhere` - for one 1 KiB file.
+    Putting it back extracts the whole archive beside the copy in place; the message now says
+    so, and the way out that needs no more space (delete the extracted folder; the archive
+    is kept)."""
+    import io
+    import re
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:   # small, as a tar.gz is
+        for i in range(10):
+            zf.writestr(f"ds/m{i:02d}.bin", bytes([i]) * 8192)
+    emulator.add_file("VOC_datasets/data.zip", buf.getvalue())
+    dest = small_disk(128 * 1024) / "data"                         # 80 KiB extracted fit once
+    r = _drivestage("pull", "drive:VOC_datasets/data.zip", str(dest), "--extract")
+    assert r.exit_code == 0, r.output
+    (dest / "ds" / "m03.bin").unlink()
+    media = len(_media_gets(emulator))
+    r = _drivestage("pull", "drive:VOC_datasets/data.zip", str(dest), "--extract")
+    assert r.exit_code == 1, r.output
+    line = error_line(r.stderr)
+    assert re.fullmatch(
+        rf"Error: not enough free disk space to extract data\.zip into {re.escape(str(dest))}: "
+        r"needs 80\.0 KiB \(81920 bytes\), only [\d.]+ KiB \(\d+ bytes\) free; ds/m03\.bin is "
+        r"missing or changed here, and putting it back extracts the whole archive again "
+        r"beside what is in place: free some space, or delete ds in "
+        rf"{re.escape(str(dest))} and run the same command \(the archive is kept\)", line), line
+    assert len(_media_gets(emulator)) == media                 # nothing downloaded again
+    # The way out the message gives works on that disk.
+    import shutil
+
+    shutil.rmtree(dest / "ds")
+    r = _drivestage("pull", "drive:VOC_datasets/data.zip", str(dest), "--extract")
+    assert r.exit_code == 0, r.output
+    assert (dest / "ds" / "m03.bin").stat().st_size == 8192
+    assert len(_media_gets(emulator)) == media
