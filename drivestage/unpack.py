@@ -14,6 +14,7 @@ whatever is wrong with it.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from typing import Collection, Iterable, Optional, Sequence
 
@@ -65,10 +66,17 @@ class Unpacking:
 
     def _follow(self, name: str) -> Optional[Overlapped]:
         size = self.entry.size
-        left = size - self.dl.resumed_from
+        partial = self.dl.partial
 
         def free(path: str) -> int:  # the rest of the download will take its share too
-            return shutil.disk_usage(path).free - self.reserve - left
+            # What is still to come, asked when asked: the bytes that arrived are on disk
+            # already (in the partial's blocks, which the free space has lost). A count
+            # taken at the start asked for them twice, and refused a zip that fit.
+            try:
+                held = os.stat(partial).st_blocks * 512
+            except OSError:  # renamed into place: the download is complete
+                held = size
+            return shutil.disk_usage(path).free - self.reserve - max(0, size - held)
 
         # The follower's own stop: its waits for bytes end with it (a Ctrl-C as it starts
         # waited for the first member's bytes, seconds on a slow link, before it stopped).
