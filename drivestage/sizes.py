@@ -9,6 +9,7 @@ unit, where ``KB``/``MB``/``GB``/``TB`` are decimal (10**3, 10**6, ...) and
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from typing import Optional, Union
@@ -67,3 +68,19 @@ def check_space(dest: str, reserve: int, needed: int, what: str, detail: str = "
             f"not enough free disk space in {dest} to {what}: needs {format_size(needed)} "
             f"({needed} bytes){detail}, only {format_size(max(free, 0))} ({max(free, 0)} bytes) free"
             f"{kept}; free some space or pull elsewhere", needed=needed, free=max(free, 0))
+
+
+def restore_needs_room(exc: DiskSpaceError, archive: str, dest: str,
+                       missing: str) -> DiskSpaceError:
+    """The space error of a rerun that puts back a member deleted by hand: for one small
+    file it asked for the whole archive's size ("free some space or extract elsewhere"),
+    without saying why, nor the way out that needs no more space."""
+    free = max(exc.free or 0, 0)
+    needed = exc.needed or 0
+    top = missing.split("/", 1)[0]
+    return DiskSpaceError(
+        f"not enough free disk space to extract {os.path.basename(archive)} into {dest}: needs "
+        f"{format_size(needed)} ({needed} bytes), only {format_size(free)} ({free} bytes) free; "
+        f"{missing} is missing or changed here, and putting it back extracts the whole archive "
+        f"again beside what is in place: free some space, or delete {top} in {dest} and run "
+        "the same command (the archive is kept)", needed=needed, free=free)

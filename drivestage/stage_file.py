@@ -41,7 +41,7 @@ from drivestage.extract.validation import STATE_DIR
 from drivestage.localfs import fitted_name
 from drivestage.partials import left_behind, unlink
 from drivestage.paths import printable
-from drivestage.sizes import check_space, format_size
+from drivestage.sizes import check_space, format_size, restore_needs_room
 from drivestage.stamps import Stamp
 from drivestage.store import RemoteEntry, RemoteStore
 from drivestage.unpack import Unpacking
@@ -445,16 +445,15 @@ class _Extraction:
             if unpacking is not None:  # it followed the download (or extracts the file now)
                 result = unpacking.extract(target, replaceable=ours)
             else:
-                bar = None
-                if self.stager.extract_progress is not no_progress:
-                    bar = self.stager.extract_progress("extract", _extracted_total(target), 0)
+                bar = (self.stager.extract_progress("extract", _extracted_total(target), 0)
+                       if self.stager.extract_progress is not no_progress else None)
                 result = extract(target, dest, progress=bar, lock_dir=lock_dir,
                                  free_bytes=lambda p: shutil.disk_usage(p).free - reserve,
                                  protected=self.protected, replaceable=ours)
         except DiskSpaceError as exc:
             if missing is None or exc.needed is None:
                 raise
-            raise _restore_needs_room(exc, target, dest, missing) from None
+            raise restore_needs_room(exc, target, dest, missing) from None
         if stale:
             keep = set(result.paths) | others
             gone = remove_members(dest, stale, keep=keep, lock_dir=lock_dir)
@@ -484,22 +483,6 @@ class _Extraction:
         self.stamp["extracted"] = True
         stamps.write(dest, self.stamp)
         return result.paths
-
-
-def _restore_needs_room(exc: DiskSpaceError, archive: str, dest: str,
-                        missing: str) -> DiskSpaceError:
-    """The space error of a rerun that puts back a member deleted by hand: for one small
-    file it asked for the whole archive's size ("free some space or extract elsewhere"),
-    without saying why, nor the way out that needs no more space."""
-    free = max(exc.free or 0, 0)
-    needed = exc.needed or 0
-    top = missing.split("/", 1)[0]
-    return DiskSpaceError(
-        f"not enough free disk space to extract {os.path.basename(archive)} into {dest}: needs "
-        f"{format_size(needed)} ({needed} bytes), only {format_size(free)} ({free} bytes) free; "
-        f"{missing} is missing or changed here, and putting it back extracts the whole archive "
-        f"again beside what is in place: free some space, or delete {top} in {dest} and run "
-        "the same command (the archive is kept)", needed=needed, free=free)
 
 
 def _count(n: int, noun: str) -> str:
