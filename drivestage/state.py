@@ -231,8 +231,15 @@ class UploadSessions:
             yield name
         finally:
             if name is not None:
-                with deferred():  # released whole, or a byte lock outlives its name
+                try:
+                    with deferred():  # released whole, or a byte lock outlives its name
+                        self._claims.release(name)
+                except KeyboardInterrupt:
+                    # A Ctrl-C on the way into deferred(), before it holds one back, left
+                    # the claim held and its file open for the process's life (a
+                    # notebook's). Released now (a name no longer held is left alone).
                     self._claims.release(name)
+                    raise
 
     def get(self, key: str) -> Optional[dict[str, Any]]:
         """The saved session for ``key`` (uri, size, mtime_ns, chunk, created), or None."""
@@ -306,9 +313,10 @@ class _Claims:
 
     def release(self, name: str) -> None:
         with self._guard:
-            fd, held = self._file()
-            if name not in held:
+            found = self._open.get(self.path)  # not opened again only to find nothing held
+            if found is None or name not in found[1]:
                 return
+            fd, held = found
             held.discard(name)
             if fd >= 0:
                 try:

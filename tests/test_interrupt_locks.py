@@ -478,3 +478,27 @@ def test_a_ctrl_c_at_any_point_of_an_old_versions_removal_leaves_no_descriptor(t
         landed += 1
         assert _open_under(dest) == [], f"a Ctrl-C at point {k} left a descriptor open"
     assert landed >= 20
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="lists descriptors in /proc")
+def test_a_ctrl_c_at_any_point_of_an_upload_sessions_claim_leaves_it_free(tmp_path):
+    """An upload holds its session record by a byte lock on the claims file, released when
+    the upload ends. A Ctrl-C on the way into the release's own Ctrl-C guard (``deferred``'s
+    first line) left the name held and the claims file open for the notebook's lifetime
+    (found by the push sweep of test_interrupt_commands.py, at call 2107): each later
+    upload of that file there took a sibling record, and could never resume the first."""
+    from drivestage.state import UploadSessions
+
+    sessions = UploadSessions(tmp_path / "state" / "upload-sessions.json")
+
+    def work() -> None:
+        with sessions.claimed("k", lambda record: True) as name:
+            assert name == "k"
+
+    landed = 0
+    for k in _each_ctrl_c(work, only_under=_OURS):
+        landed += 1
+        assert _open_under(tmp_path / "state") == [], f"a Ctrl-C at point {k} left it open"
+        with sessions.claimed("k", lambda record: True) as name:
+            assert name == "k", f"a Ctrl-C at point {k} left the claim held"
+    assert landed >= 10
