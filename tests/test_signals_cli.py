@@ -253,6 +253,9 @@ def test_emulator_stopped_while_it_stores_an_upload_leaves_no_stray_blob(
         return hash_blob(path)
 
     monkeypatch.setattr(store_module, "blob_checksums", slow_disk)
+    # stop() waits this long for the handler before it closes the state, which the handler
+    # waits for: the 10 s default made this test take 10 s.
+    monkeypatch.setattr(emulator, "stop_wait", 0.5)
     src = tmp_path / "logs"
     src.mkdir()
     (src / "epoch_001.pt").write_bytes(os.urandom(300_000))

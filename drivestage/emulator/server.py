@@ -122,6 +122,10 @@ class Emulator(SeedingApi):
         log.info("Drive API emulator at %s (data in %s)", self.url, self.store.data_dir)
         return self
 
+    #: Seconds :meth:`stop` waits for the requests still being served before it closes the
+    #: state (a handler still running then finds it closed and leaves nothing half done).
+    stop_wait = 10.0
+
     def stop(self) -> None:
         """Stop serving, close open connections and the state (keeps ``data_dir``)."""
         if self._server is None:
@@ -139,7 +143,7 @@ class Emulator(SeedingApi):
         # Every connection is shut: their threads end at their next read or write (a
         # throttled one, after its pause). Waited for, so that nothing reads the store
         # closed next, or holds a file of it open, once stop() has returned.
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + self.stop_wait
         with self._server.sockets_lock:
             handlers = list(self._server.handlers)
         for t in handlers:
