@@ -1,0 +1,73 @@
+"""Attacks on a mirror that lives for hours: what an idle period costs (requests, local work),
+what grows over many periods, and how it comes back after Drive misbehaved for a while.
+
+Each test drives the real PyDrive2 stack against the emulator and counts what was done
+(requests in ``emu.requests``, names examined, entries kept), never wall-clock time."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from drivestage import sidecar
+from drivestage.mirror import Mirror
+
+
+def _names_examined(monkeypatch) -> list[int]:
+    """Counts the names every :func:`drivestage.sidecar.pairs` call is handed (its work)."""
+    seen: list[int] = []
+    real = sidecar.pairs
+
+    def counting(names):
+        names = list(names)
+        seen.append(len(names))
+        return real(names)
+    monkeypatch.setattr(sidecar, "pairs", counting)
+    return seen
+
+
+def _folder_of(tmp_path, emulator, n: int, *, on_drive: str, suffix: str = ".txt") -> str:
+    """``n`` files in a local folder; on Drive at runs/logs: the same (``"same"``), other
+    bytes of one size (``"changed"``) or nothing (``""``)."""
+    src = tmp_path / "logs"
+    src.mkdir()
+    for i in range(n):
+        (src / f"pred_{i:04d}{suffix}").write_bytes(b"%04d" % i)
+        if on_drive:
+            emulator.add_file(f"runs/logs/pred_{i:04d}{suffix}",
+                              b"%04d" % (i if on_drive == "same" else n + i))
+    return str(src)
+
+
+# --- 1. an idle period of a folder with many files ----------------------------------------
+
+@pytest.mark.parametrize("on_drive,suffix", [("same", ".txt"), ("changed", ".txt"),
+                                             ("changed", ".pt"), ("", ".txt")],
+                         ids=["idle", "all-changed", "all-changed-checkpoints", "first-push"])
+def test_a_period_of_a_folder_with_many_files_examines_each_name_a_few_times(
+        emulator, store, tmp_path, monkeypatch, on_drive, suffix):
+    """A logs folder with 5,000 files (per-image predictions, event files): every period of
+    the mirror, idle or not, looked up each file's sidecar among all the folder's names, one
+    file at a time (other_runs._further_on): 45 s of CPU per idle period at 5,000 files,
+    quadratic (8 s at 1,000), on the machine that trains. Each name must be examined a
+    bounded number of times per period."""
+    n = 120
+    src = _folder_of(tmp_path, emulator, n, on_drive=on_drive, suffix=suffix)
+    m = Mirror(src, (store, "runs/logs"), None).start()
+    try:
+        seen = _names_examined(monkeypatch)
+        first = m.flush(60)
+        examined = sum(seen)
+        before = len(emulator.requests)
+        result = m.flush(60)
+        examined_idle = sum(seen) - examined
+        requests = emulator.requests[before:]
+    finally:
+        m.stop(60)
+    assert first is not None and len(first.uploaded) == (0 if on_drive == "same" else n)
+    assert result is not None and result.unchanged == n and not result.uploaded
+    for work in (examined, examined_idle):
+        assert work <= 4 * n, f"{len(seen)} lookups over {work} names for {n} files"
+    # An idle period: the folder's id checked once, one listing of its one page.
+    assert sorted(r.kind for r in requests) == ["files.get", "files.list"], \
+        [(r.kind, r.query) for r in requests]
