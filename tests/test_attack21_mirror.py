@@ -71,3 +71,49 @@ def test_a_period_of_a_folder_with_many_files_examines_each_name_a_few_times(
     # An idle period: the folder's id checked once, one listing of its one page.
     assert sorted(r.kind for r in requests) == ["files.get", "files.list"], \
         [(r.kind, r.query) for r in requests]
+
+
+# --- 2. DEST changed on Drive between two periods -----------------------------------------
+
+def _dest_changed(emulator, how: str) -> None:
+    """What the user did to runs/logs on Drive between two periods."""
+    store, old = emulator.store, emulator.find("runs/logs")["id"]
+    if how == "trashed":
+        store.set_trashed(old, True)
+    elif how == "deleted":
+        store.delete(old)
+    elif how == "renamed":             # kept aside as logs_old; the path is free again
+        store.update_meta(old, {"title": "logs_old"})
+    elif how == "moved":               # into an archive folder elsewhere
+        archive = emulator.add_folder("archive")
+        store.update_meta(old, {}, add_parents=[archive], remove_parents=[emulator.find("runs")["id"]])
+    elif how == "replaced":            # renamed aside, and a new runs/logs made in its place
+        store.update_meta(old, {"title": "logs_old"})
+        emulator.add_folder("runs/logs")
+    else:
+        raise AssertionError(how)
+
+
+@pytest.mark.parametrize("how", ["trashed", "deleted", "renamed", "moved", "replaced"])
+def test_dest_changed_between_periods_the_next_period_pushes_to_the_path(
+        emulator, store, tmp_path, how):
+    """The mirror keeps DEST's folder id from one period to the next. The user trashed,
+    deleted, renamed or moved that folder on Drive meanwhile (or put a new one of its name in
+    its place): the next period must push into the folder the path leads to now, as a fresh
+    process (a resume) will read it, not into the old folder wherever it went."""
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "epoch_001.pt").write_bytes(b"one")
+    m = Mirror(str(src), (store, "runs/logs"), None).start()
+    try:
+        m.flush(60)
+        _dest_changed(emulator, how)
+        (src / "epoch_002.pt").write_bytes(b"two")
+        m.flush(60)
+    finally:
+        m.stop(60)
+    from _drive_state import live_md5s
+    import hashlib
+    assert live_md5s(emulator, "runs/logs") == {
+        n: [hashlib.md5(d).hexdigest()] for n, d in
+        {"epoch_001.pt": b"one", "epoch_002.pt": b"two"}.items()}

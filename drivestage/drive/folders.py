@@ -14,7 +14,7 @@ import logging
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from drivestage.drive.resources import FOLDER_MIME, parse_time
-from drivestage.errors import DriveStageError, DuplicateNameError
+from drivestage.errors import DriveStageError, DuplicateNameError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,23 @@ def is_live_folder(res: Mapping[str, Any], parent_id: str, name: str) -> bool:
                  for p in parents)
     return inside and not (res.get("labels") or {}).get("trashed") and \
         res.get("title") == name and res.get("mimeType") == FOLDER_MIME
+
+
+def made_here(get: Callable[[str, str], dict[str, Any]], parent_id: str, name: str,
+              where: str) -> list[dict[str, Any]]:
+    """The folder ``name`` this machine made in ``parent_id`` lately, as files.get (``get``:
+    always current) shows it, when it is still there: Drive's listing may not show a folder
+    made a moment ago (:class:`~drivestage.state.MadeFolders`)."""
+    from drivestage.state import MadeFolders
+
+    folder_id = MadeFolders().recall(parent_id, name)
+    if folder_id is None:
+        return []
+    try:
+        res = get(folder_id, where)
+    except NotFoundError:
+        return []
+    return [res] if is_live_folder(res, parent_id, name) else []
 
 
 def mount_name_hint(in_my_drive: bool, names: tuple[str, ...], at: int) -> str:

@@ -78,6 +78,8 @@ class DriveStore(RemoteStore):
         self.root_read_only = root_read_only
         self._reader = MediaReader(transport)
         self._folder_ids: dict[tuple[str, ...], str] = {(): root_id}
+        #: The folder each cached plain folder was found in (not one reached by a shortcut).
+        self._parent_ids: dict[tuple[str, ...], str] = {}
         self._names: dict[str, str] = {root_id: label}
         #: file shortcut id -> target id (where its bytes are read), for entries rebuilt by
         #: callers from an id alone.
@@ -223,26 +225,11 @@ class DriveStore(RemoteStore):
         unique = {it.get("id"): it for it in items}
         return [it for it in unique.values() if not is_trashed(it)]
 
-    def _made_here(self, parent_id: str, name: str, where: str) -> list[dict[str, Any]]:
-        """The folder ``name`` this machine made in ``parent_id`` lately, as files.get (always
-        current) shows it, when it is still there: Drive's listing may not show a folder
-        made a moment ago (:class:`~drivestage.state.MadeFolders`)."""
-        from drivestage.state import MadeFolders
-
-        folder_id = MadeFolders().recall(parent_id, name)
-        if folder_id is None:
-            return []
-        try:
-            res = self._get(folder_id, where)
-        except NotFoundError:
-            return []
-        return [res] if folders.is_live_folder(res, parent_id, name) else []
-
     def _child(self, parent_id: str, name: str, parent_where: str,
                where: str) -> Optional[dict[str, Any]]:
         # Not listed yet (Drive's listing lags): a folder this machine made a moment ago.
         found = self._children(parent_id, parent_where, name) or \
-            self._made_here(parent_id, name, where)
+            folders.made_here(self._get, parent_id, name, where)
         if len(found) > 1:
             ids = [it["id"] for it in found]
             merge = f" or merge them: drivestage dedupe {where}" if len(folders.folders(found)) \
@@ -284,7 +271,7 @@ class DriveStore(RemoteStore):
                 cur = RemoteEntry(id=cached, name=name, is_dir=True)
                 self._remember(cur, where)
             else:
-                child = self._child(cur.id, name, parent_where, where)
+                parent_id, child = cur.id, self._child(cur.id, name, parent_where, where)
                 if child is None:
                     hint = folders.mount_name_hint(start is None and self.label == "drive:",
                                                    names, i)
@@ -292,10 +279,10 @@ class DriveStore(RemoteStore):
                                         f"{self.describe(cur)}; names are case-sensitive)"
                                         + hint)
                 cur = self._entry(child, where)
+                if key is not None and cur.is_dir:
+                    self._learn(key + (name,), cur, parent_id)
             if key is not None:
                 key = key + (name,)
-                if cur.is_dir:
-                    self._folder_ids[key] = cur.id
         if cur.unreadable:
             raise DanglingShortcutError(cur.unreadable)
         return cur
@@ -339,15 +326,18 @@ class DriveStore(RemoteStore):
             else:
                 meant = "/".join(names[1:]) if folders.mount_name_hint(
                     start is None and self.label == "drive:", names, at) else None
+                parent_id = cur.id
                 cur = self._ensure_folder(cur, name, parent_where, where, meant=meant)
+                if key is not None:
+                    self._learn(key + (name,), cur, parent_id)
             if key is not None:
                 key = key + (name,)
-                self._folder_ids[key] = cur.id
         if cached is not None:
-            fresh = self._still_there(cur.id, where)
+            fresh = self._still_there(cur.id, where, self._parent_ids.get(key or ()), names[-1])
             if fresh is None:
-                # Trashed or deleted since this store learnt it (the user cleaned up Drive
-                # while a mirror ran): make the path again, as a fresh process would.
+                # Trashed, deleted, renamed or moved since this store learnt it (the user
+                # cleaned up Drive while a mirror ran): make the path again, as a fresh
+                # process (a resume) reads it.
                 self.forget_folders()
                 return self.make_folders(path)
             # Its metadata as it is now, not an id alone: whether this account may still
@@ -357,14 +347,25 @@ class DriveStore(RemoteStore):
 
     def forget_folders(self) -> None:
         self._folder_ids = {(): self.root_id}
+        self._parent_ids = {}
 
-    def _still_there(self, folder_id: str, where: str) -> Optional[DriveEntry]:
-        """The folder as Drive has it now; None when it is gone or in the trash."""
+    def _learn(self, key: tuple[str, ...], entry: RemoteEntry, parent_id: str) -> None:
+        """Cache the folder at the path ``key``, found in ``parent_id`` (not where a
+        shortcut's target lives: "", never checked)."""
+        self._folder_ids[key] = entry.id
+        via = isinstance(entry, DriveEntry) and entry.via_shortcut
+        self._parent_ids[key] = "" if via else parent_id
+
+    def _still_there(self, folder_id: str, where: str, parent_id: Optional[str] = None,
+                     name: str = "") -> Optional[DriveEntry]:
+        """The folder as Drive has it now; None when it is gone or in the trash, or (with
+        ``parent_id``) no longer the folder ``name`` in ``parent_id``."""
         try:
             res = self._get(folder_id, where)
         except NotFoundError:
             return None
-        return None if is_trashed(res) else entry_from_resource(res, where)
+        moved = bool(parent_id) and not folders.is_live_folder(res, parent_id or "", name)
+        return None if is_trashed(res) or moved else entry_from_resource(res, where)
 
     def _check_into(self, folder: RemoteEntry) -> None:
         # "Shared with me" itself too (drive:shared-with-me/<a folder not there>): a push
@@ -403,7 +404,7 @@ class DriveStore(RemoteStore):
             # A folder made here a moment ago counts even while Drive's listing (eventually
             # consistent) does not show it: a push right after would make a second one.
             return self._children(parent.id, parent_where, name) or \
-                self._made_here(parent.id, name, where)
+                folders.made_here(self._get, parent.id, name, where)
 
         res = folders.ensure(children, create,
                              lambda made: self.delete(self._entry(made, where)), where,
