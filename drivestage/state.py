@@ -147,13 +147,20 @@ class Md5Cache:
     """Local md5s keyed by absolute path + size + mtime, so unchanged files are not re-hashed.
 
     Changes are kept in memory until :meth:`save` (one write per push, not per file).
+    Entries of files gone from the disk are forgotten at a save once the file holds more than
+    twice the entries of the last such sweep (plus :attr:`SWEEP_SLACK`): the cost of the
+    sweep (a stat per entry) is spread over the entries added since.
     """
+
+    #: Entries a cache may gain over what its last sweep kept before it sweeps again.
+    SWEEP_SLACK = 256
 
     def __init__(self, path: Optional[Path] = None):
         self._file = _JsonFile(Path(path) if path else state_dir() / "md5-cache.json")
         self._entries: dict[str, Any] = self._file.read()
         self._dirty: dict[str, Any] = {}
         self._mutex = threading.Lock()
+        self._swept = 0  # entries the last sweep kept (0: none yet in this process)
 
     def get(self, path: str, st: Optional[os.stat_result] = None) -> Optional[str]:
         """The cached md5 of ``path`` if its size and mtime are unchanged, else None."""
@@ -188,9 +195,24 @@ class Md5Cache:
         """Write pending entries (merged with what other processes wrote)."""
         with self._mutex:
             dirty, self._dirty = self._dirty, {}
+        gone: list[str] = []
+
+        def change(data: dict[str, Any]) -> None:
+            data.update(dirty)
+            # A trainer's autosave_<iteration>.pt is a new name at every save (the older ones
+            # deleted): one entry more per period of a mirror, for ever, run after run on
+            # the machine (the file is read and rewritten whole at every save).
+            if len(data) > 2 * self._swept + self.SWEEP_SLACK:
+                gone[:] = [key for key in data if not os.path.lexists(key)]
+                for key in gone:
+                    del data[key]
+                self._swept = len(data)
         if dirty:
-            self._file.update_or_warn(lambda data: data.update(dirty),
-                                      "the files of this run are hashed again next time")
+            self._file.update_or_warn(change, "the files of this run are hashed again next time")
+        with self._mutex:
+            for key in gone:
+                if key not in self._dirty:  # (put again meanwhile: it exists)
+                    self._entries.pop(key, None)
 
 
 class UploadSessions:

@@ -117,3 +117,41 @@ def test_dest_changed_between_periods_the_next_period_pushes_to_the_path(
     assert live_md5s(emulator, "runs/logs") == {
         n: [hashlib.md5(d).hexdigest()] for n, d in
         {"epoch_001.pt": b"one", "epoch_002.pt": b"two"}.items()}
+
+
+# --- 3. local state over many periods ---------------------------------------------------------
+
+def _md5_cache_entries(env) -> dict:
+    import json
+
+    return json.loads((env / "state" / "md5-cache.json").read_text())
+
+
+def test_the_md5_cache_forgets_files_gone_from_the_disk(emulator, store, env, tmp_path):
+    """The md5 cache (DRIVESTAGE_STATE_DIR/md5-cache.json, kept across runs) gained one entry
+    per file name ever pushed and lost none: a trainer's autosave_<iteration>.pt is a new
+    name at every save (the older ones deleted locally), so every period that sent one added
+    an entry, for ever, run after run on that machine, and every save read and rewrote the
+    whole file (400 periods: 401 entries for 2 live files). Entries of files gone from the
+    disk must go: the cache stays within a bound of the files that exist."""
+    import json
+
+    # What earlier runs on this machine left: 3,000 files hashed, long deleted.
+    (env / "state").mkdir(exist_ok=True)
+    gone = {str(tmp_path / "old-run" / f"autosave_{i:08d}.pt"): [100, i, "0" * 32]
+            for i in range(3000)}
+    (env / "state" / "md5-cache.json").write_text(json.dumps(gone))
+    src = tmp_path / "logs"
+    src.mkdir()
+    m = Mirror(str(src), (store, "runs/logs"), None).start()
+    try:
+        for i in range(1, 4):          # three periods, each with a new autosave
+            for old in src.glob("autosave_*.pt"):
+                old.unlink()
+            (src / f"autosave_{i:08d}.pt").write_bytes(b"state %d" % i)
+            m.flush(60)
+    finally:
+        m.stop(60)
+    kept = _md5_cache_entries(env)
+    assert str(src / "autosave_00000003.pt") in kept
+    assert len(kept) <= 2 * 1 + 256, f"{len(kept)} entries for 1 file on the disk"
