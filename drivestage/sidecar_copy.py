@@ -50,6 +50,14 @@ def checked(path: str, sent: Sequence[RemoteEntry],
                     "sends both", path)
         yield None
         return
+    with private(path, data) as copy:
+        yield copy
+
+
+@contextmanager
+def private(path: str, data: bytes) -> Iterator[str]:
+    """``data`` (read from ``path``) in a private copy in the temporary folder, removed
+    after the block (:mod:`drivestage.snapshots` sends a log that kept changing so)."""
     copy = None
     try:
         with deferred():  # a Ctrl-C as it returned left the copy in $TMPDIR

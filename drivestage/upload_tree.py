@@ -49,10 +49,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
-from drivestage import extra, other_runs, pool, pruning, push_room, sidecar
+from drivestage import extra, other_runs, pool, pruning, push_room, sidecar, snapshots
 from drivestage.dedupe import pick_folder
 from drivestage.errors import FolderGoneError, NotFoundError, PermissionDeniedError, \
     QuotaExceededError, UsageError
@@ -61,6 +61,7 @@ from drivestage.locks import place_lock
 from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
 from drivestage.other_runs import Left
 from drivestage.paths import StorePath
+from drivestage.push_result import PushResult
 from drivestage.pruning import LocalFile as PlannedFile
 from drivestage.push_watch import Halt, check_folders
 from drivestage.remote import Where, open_store
@@ -74,25 +75,6 @@ log = logging.getLogger(__name__)
 
 #: Files with these suffixes are checkpoints even without a sidecar: replaced by a new file.
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
-
-
-@dataclass
-class PushResult:
-    """What one push did (relative ``/``-separated paths)."""
-
-    uploaded: list[str] = field(default_factory=list)    # sent and verified
-    unchanged: int = 0                                    # already identical on the remote
-    skipped_by_policy: list[str] = field(default_factory=list)  # the policy deletes them
-    deleted: list[str] = field(default_factory=list)     # removed by --delete
-    pruned: list[Decision] = field(default_factory=list)  # Decisions applied (deleted)
-    bytes_sent: int = 0
-    folders_created: int = 0
-    plan: Optional[Plan] = None                           # retention plan of the DEST folder
-    skipped_links: list[str] = field(default_factory=list)  # links not followed
-    replaced_duplicates: list[str] = field(default_factory=list)  # older same-named copies
-    further_on: list[str] = field(default_factory=list)  # left: the store's copy is further on
-    other_run: list[str] = field(default_factory=list)   # left: the store's copy is another run's
-    left: list[Left] = field(default_factory=list)       # both, with what the store holds
 
 
 def _index(entries: Iterable[RemoteEntry]) -> dict[str, list[RemoteEntry]]:
@@ -403,12 +385,17 @@ class _Push:
                 moved[0] += n
                 if self.progress:
                     self.progress(n)
-            try:  # a sidecar only when it vouches for what is on the store (sidecar_copy)
+            def upload(path: str) -> RemoteEntry:
+                return self.store.upload(
+                    path, self.remote_folder[lf.folder_rel], lf.name, replace=item.target,
+                    chunk_size=self.chunk_size, progress=count,
+                    md5_cache=self.cache if path == lf.path else None)
+            # A sidecar only when it vouches for what is on the store (sidecar_copy); a file
+            # that kept changing while it was sent (a log) as it was at one moment (snapshots).
+            try:
                 with self.copies.sidecar_source(key, lf.path, owners.get(key, set())) as src:
-                    entry = None if src is None else self.store.upload(
-                        src, self.remote_folder[lf.folder_rel], lf.name, replace=item.target,
-                        chunk_size=self.chunk_size, progress=count,
-                        md5_cache=self.cache if src == lf.path else None)
+                    entry = None if src is None else snapshots.upload(
+                        upload, src, copy=src == lf.path and not self._whole(item))
             except BaseException as exc:
                 # Only the local file gone is skipped: NotFoundError (also a
                 # FileNotFoundError) is Drive's 404, its folder deleted: a failure, not exit 0.
@@ -473,6 +460,13 @@ class _Push:
         upload 404) are live (:func:`push_watch.check_folders`)."""
         check_folders(self.store, self.remote_folder,
                       {key[0] for key in self.copies.sent} | set(also))
+
+    def _whole(self, item: _Todo) -> bool:
+        """Sent from the file itself only, never from a copy taken while it changed: a
+        checkpoint (a copy of a half-written one is no checkpoint) or a sidecar."""
+        lf = item.lf
+        return bool(item.olds and item.target is None) or sidecar.is_sidecar(lf.name) or \
+            (lf.folder_rel, lf.name) in self.copies.sides_of or self._is_checkpoint(lf, {})
 
     def _vanished(self, lf: LocalFile) -> None:
         with self.mutex:

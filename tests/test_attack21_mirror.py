@@ -155,3 +155,91 @@ def test_the_md5_cache_forgets_files_gone_from_the_disk(emulator, store, env, tm
     kept = _md5_cache_entries(env)
     assert str(src / "autosave_00000003.pt") in kept
     assert len(kept) <= 2 * 1 + 256, f"{len(kept)} entries for 1 file on the disk"
+
+
+# --- 4. a log appended to while every period uploads it -------------------------------------
+
+@pytest.fixture
+def proxy(emulator):
+    from _proxy import Proxy
+
+    with Proxy(emulator.url) as p:
+        yield p
+
+
+def test_a_log_appended_to_during_every_upload_reaches_drive_and_the_period_goes_on(
+        emulator, proxy, env, tmp_path, fast_retries):
+    """``tee logs/train.log`` while `drivestage mirror logs/ ...` runs: the log grows while
+    each period uploads it. Each period sent it three times, then failed ("kept changing
+    while it was uploaded ... write checkpoints to a temporary name"): the log never
+    reached Drive while the run lasted (its half-written copy removed), every period logged
+    an error, and its retention never ran. A log that keeps changing is sent as it was at
+    one moment (a private copy: md5-verified); the period succeeds and prunes. Checkpoints
+    are never sent so (a copy of a half-written one would be no checkpoint)."""
+    from drivestage.drive import connect
+    from drivestage.retention import RetentionPolicy
+    from _proxy import Reply
+
+    src = tmp_path / "logs"
+    src.mkdir()
+    log = src / "train.log"
+    log.write_bytes(b"start\n")
+
+    def appended(status: int, headers: dict, body: bytes) -> Reply:
+        with open(log, "ab") as fh:   # the writer goes on, at every request of an upload
+            fh.write(b"step\n")
+        return Reply(status, headers, [body])
+    proxy.on("PUT", r"^/upload/", appended)
+    proxy.on("POST", r"^/upload/", appended)
+    store = connect(api_root=proxy.url, token="test-token")
+    m = Mirror(str(src), (store, "runs/logs"), RetentionPolicy(keep_last=1)).start()
+    try:
+        for epoch in (1, 2):
+            (src / f"epoch_{epoch:03d}.pt").write_bytes(b"weights %d" % epoch)
+            result = m.flush(60)
+            assert result is not None and "train.log" in result.uploaded
+        uploads = sum(1 for method, path in proxy.requests if path.startswith("/upload/"))
+    finally:
+        m.stop(60)
+    from _drive_state import live_md5s
+    on_drive = emulator.read_bytes(emulator.find("runs/logs/train.log")["id"])
+    assert on_drive.startswith(b"start\n") and log.read_bytes().startswith(on_drive)
+    assert set(live_md5s(emulator, "runs/logs")) == {"train.log", "epoch_002.pt"}
+    # Per period: the checkpoint (2 requests), the log three times as it changed, then its copy.
+    assert uploads <= 2 * 10, f"{uploads} upload requests over 2 periods"
+
+
+@pytest.mark.parametrize("name", ["last.pt", "model.bin"])
+def test_a_checkpoint_written_during_every_upload_is_never_sent_from_a_copy(
+        emulator, proxy, env, tmp_path, fast_retries, name):
+    """The other side of the test above: a checkpoint (a .pt, or a file with its sidecar)
+    still being written while every upload of it runs is no log. A copy of it would be a
+    half-written checkpoint on Drive: the period fails as it did, and nothing of it stays."""
+    from drivestage.drive import connect
+    from drivestage.errors import MirrorError
+    from _proxy import Reply
+
+    src = tmp_path / "logs"
+    src.mkdir()
+    ckpt = src / name
+    ckpt.write_bytes(b"weights")
+    if name == "model.bin":
+        (src / "model.json").write_bytes(b'{"epoch": 1}')
+
+    def written(status: int, headers: dict, body: bytes) -> Reply:
+        with open(ckpt, "ab") as fh:
+            fh.write(b"more weights")
+        return Reply(status, headers, [body])
+    proxy.on("PUT", r"^/upload/", written)
+    proxy.on("POST", r"^/upload/", written)
+    m = Mirror(str(src), (connect(api_root=proxy.url, token="test-token"), "runs/logs"),
+               None).start()
+    try:
+        with pytest.raises(MirrorError, match="kept changing while it was uploaded"):
+            m.flush(60)
+    finally:
+        proxy.rules.clear()
+        m.stop(60)
+    assert emulator.find(f"runs/logs/{name}") is not None  # the final push, once it was done
+    assert emulator.read_bytes(emulator.find(f"runs/logs/{name}")["id"]) == ckpt.read_bytes()
+

@@ -54,7 +54,7 @@ LAYERS = [
     ["unpack"],
     ["sidecar_copy"],
     ["stage_file", "pruning", "extra", "old_copies", "behind", "other_runs", "dedupe",
-     "push_watch", "push_room"],
+     "push_watch", "push_room", "push_result", "snapshots"],
     ["stage_tree", "upload_tree"],
     ["stage", "mirror"],
     ["hooks"],
