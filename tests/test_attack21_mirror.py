@@ -243,3 +243,29 @@ def test_a_checkpoint_written_during_every_upload_is_never_sent_from_a_copy(
     assert emulator.find(f"runs/logs/{name}") is not None  # the final push, once it was done
     assert emulator.read_bytes(emulator.find(f"runs/logs/{name}")["id"]) == ckpt.read_bytes()
 
+
+def test_a_long_lived_store_keeps_nothing_per_file_it_read(emulator, store):
+    """The Drive store a mirror keeps for hours remembered the media URI of every file it
+    ever read (a sidecar each period, for the checkpoint written each period): ~150 bytes
+    more per period, for ever (~730 bytes per period with the strings around it). Reading
+    200 files must leave no more than a bounded few behind (before: 35 KB, and growing)."""
+    import gc
+    import tracemalloc
+
+    for i in range(200):
+        emulator.add_file(f"runs/f{i}.json", b"{}")
+    entries = store.list(store.resolve("runs"))
+    store.fetch_range(entries[0], 0, 2)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for entry in entries:
+            assert store.fetch_range(entry, 0, 2) == b"{}"
+        gc.collect()
+        grown = tracemalloc.take_snapshot().compare_to(before, "lineno")
+    finally:
+        tracemalloc.stop()
+    # (64 of the URIs stay alive in a bounded cache below drivestage: ~10 KiB at any count)
+    kept = [d for d in grown if d.traceback[0].filename.endswith("drive/media.py")]
+    assert sum(d.size_diff for d in kept) < 16384, [str(d) for d in kept]

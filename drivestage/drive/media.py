@@ -39,6 +39,8 @@ _BODY_BLOCK = MiB
 #: A file id that every URI encoding leaves as it is (Drive's ids are of these characters).
 _PLAIN_ID = re.compile(r"\A[A-Za-z0-9_-]{1,200}\Z")
 _TEMPLATE_ID = "drivestageTEMPLATEid0"
+#: URIs built the long way (ids of other characters) kept at most, per reader.
+_URIS_KEPT = 256
 
 
 class MediaReader:
@@ -61,8 +63,14 @@ class MediaReader:
         self._template: Optional[tuple[str, str]] = None
 
     def _media_uri(self, file_id: str) -> str:
+        if self._template is not None and _PLAIN_ID.match(file_id) is not None:
+            # Not remembered: a store a mirror keeps for hours kept one entry per file it
+            # ever read (a sidecar each period), for ever; the join costs nothing.
+            return file_id.join(self._template)
         uri = self._uri.get(file_id)
         if uri is None:
+            if len(self._uri) >= _URIS_KEPT:
+                self._uri.clear()
             uri = self._uri[file_id] = self._build_uri(file_id)
         return uri
 
