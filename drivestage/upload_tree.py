@@ -61,7 +61,7 @@ from drivestage.locks import place_lock
 from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
 from drivestage.other_runs import Left
 from drivestage.paths import StorePath
-from drivestage.push_result import PushResult
+from drivestage.push_result import PushResult as PushResult  # (re-exported)
 from drivestage.pruning import LocalFile as PlannedFile
 from drivestage.push_watch import Halt, check_folders
 from drivestage.remote import Where, open_store
