@@ -106,7 +106,8 @@ class DedupeResult:
                 "arrived meanwhile": len(self.arrived)}
 
     def summary(self) -> str:
-        """One line: ``2 folders merged: 7 moved, 1 copy trashed, 2 empty folders trashed``."""
+        """One line: ``2 folders merged: 7 moved, 1 copy trashed, 2 empty folders trashed``
+        (``1 folder merged, 1 stays: …`` when one stays, beside the oldest)."""
         if not self.merged:
             return "no same-named folders"
         would = "would be " if self.dry_run else ""
@@ -124,9 +125,17 @@ class DedupeResult:
             parts.append(f"{len(self.arrived)} arrived meanwhile, left in place")
         if self.vanished:
             parts.append(f"{len(self.vanished)} gone meanwhile")
-        n = len(self.merged)
-        return f"{n} {_plural(n, 'folder')} {'to merge' if self.dry_run else 'merged'}: " + \
-            ", ".join(parts)
+        # Only folders that went count as merged: one that stays (a conflict, a refusal) was
+        # counted too once, and the summary said "2 folders merged" with one still beside.
+        went = sum(m.gone for m in self.merged)
+        stay = len(self.merged) - went
+        heads = [f"{went} {_plural(went, 'folder')} {'to merge' if self.dry_run else 'merged'}"]
+        if stay:
+            verb = "would stay" if self.dry_run else _plural(stay, "stays", "stay")
+            heads = heads if went else []
+            heads.append(f"{stay} {verb}" if went else
+                         f"{stay} {_plural(stay, 'folder')} {verb}")
+        return ", ".join(heads) + ": " + ", ".join(parts)
 
 
 def _plural(n: int, one: str, many: Optional[str] = None) -> str:

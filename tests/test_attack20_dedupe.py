@@ -89,10 +89,10 @@ def test_a_dry_run_of_three_folders_says_what_the_run_does(emulator, store):
     code, _, dry = run("dedupe", "drive:runs/exp", "--dry-run")
     code2, _, err = run("dedupe", "drive:runs/exp")
     assert (code, code2) == (1, 1)
-    assert "2 folders to merge: 1 would be moved, 0 copies would be trashed, 1 empty folder " \
-           "would be trashed, 1 conflict left in place" in dry
-    assert "2 folders merged: 1 moved, 0 copies trashed, 1 empty folder trashed, 1 conflict " \
-           "left in place" in err
+    assert "1 folder to merge, 1 would stay: 1 would be moved, 0 copies would be trashed, " \
+           "1 empty folder would be trashed, 1 conflict left in place" in dry
+    assert "1 folder merged, 1 stays: 1 moved, 0 copies trashed, 1 empty folder trashed, " \
+           "1 conflict left in place" in err
 
 
 # --- a dedupe stopped at each of its writes, then run again -----------------------------------
@@ -204,7 +204,7 @@ def test_a_copy_and_a_folder_someone_else_owns_stay_and_the_rest_is_merged(emula
                               "runs/exp/c.txt": [md5(b"C")]}
     assert [f["parents"][0]["id"] for f in emulator.files() if f["title"] == "c.txt"] == [old]
     assert not trashed(emulator)
-    assert "1 folder merged: 1 moved, 0 copies trashed, 0 empty folders trashed, 1 refused " \
+    assert "1 folder stays: 1 moved, 0 copies trashed, 0 empty folders trashed, 1 refused " \
            "by Drive, left in place" in err
     assert "drive:runs/exp/b.txt (id " + copy + ") stays: Drive says this account may not " \
            "move it to the trash" in err
