@@ -22,6 +22,7 @@ LAYERS = [
     ["retention_policy", "retention_plan", "lineage"],
     ["state", "retention"],
     ["orphans"],
+    ["folder_view"],   # a managed folder as a push leaves it: what pruning plans on
     ["local_tree", "locks"],   # push's local side: the walk, one push per place
     ["upload"],  # 0.1.0 compatibility: Md5Cache
     # Google Drive, one backend: nothing outside drivestage.drive (and the door) imports it.
