@@ -69,13 +69,9 @@ Rules (all of them are documented behaviour, and tested):
 """
 from __future__ import annotations
 
-import logging
-import math
-import re
-from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping, Optional
 
-from drivestage import lineage, sidecar
+from drivestage import sidecar
 from drivestage.retention_plan import Decision as Decision
 from drivestage.retention_plan import Plan as Plan
 from drivestage.retention_plan import format_plan as format_plan
@@ -88,169 +84,12 @@ from drivestage.retention_policy import SIDECAR as SIDECAR
 from drivestage.retention_policy import RetentionPolicy as RetentionPolicy
 from drivestage.retention_policy import inside_folder as _inside_folder
 from drivestage.retention_policy import check_metric_name, lone_json_reason
+# What orders and ranks the files lives in its own module; its names stay importable here.
+from drivestage.retention_order import Candidate as Candidate
+from drivestage.retention_order import kept_runs as kept_runs
+from drivestage.retention_order import (_age_ordered, _Ckpt, _dropped_runs, _managed, _mark_left,
+                                        _runs_oldest_first)
 from drivestage.sizes import format_size, parse_size  # noqa: F401 (parse_size: trainer)
-
-log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One file in the managed folder, as listed (plus parsed sidecar contents)."""
-
-    name: str
-    size: int = 0
-    modified: float = 0.0
-    metrics: Mapping[str, float] = field(default_factory=dict)  # from the sidecar, if any
-    epoch: Optional[int] = None     # from the sidecar; overrides the name's epoch
-    id: Optional[str] = None        # backend id, to tell duplicates apart (Drive)
-    verified: bool = False          # a sidecar vouches for its bytes (on the store, or for a
-                                    # local file: beside it, so once both are sent)
-    run: Optional[str] = None       # the training run its sidecar names (None: not named)
-    saved: Optional[float] = None   # when its sidecar says it was written (format 3)
-    epoch_iteration: int = 0        # from the sidecar: steps into the next epoch
-    branch: Optional[float] = None  # its sidecar is a branch record (:mod:`drivestage.lineage`)
-
-
-@dataclass
-class _Ckpt:
-    cand: Candidate
-    kind: str
-    epoch: Optional[int]
-    metric: Optional[float]
-    reasons: list[str] = field(default_factory=list)
-    keep: bool = False
-    pinned: bool = False      # newest, best, protected or an autosave: the budget keeps it
-    delete_reason: str = ""
-    left: Optional[int] = None  # the epoch of the branch record that left it behind
-
-
-def _metric_of(cand: Candidate, match: "re.Match[str]", metric: Optional[str]) -> Optional[float]:
-    if not metric:
-        return None
-    value: Optional[float] = None
-    if metric in cand.metrics:
-        try:
-            value = float(cand.metrics[metric])
-        except (TypeError, ValueError):
-            value = None
-    elif metric in match.re.groupindex and match.group(metric) is not None:
-        try:
-            value = float(match.group(metric).rstrip("."))
-        except ValueError:
-            value = None
-    if value is None or math.isnan(value):
-        return None
-    if math.isinf(value):
-        # An infinite metric would rank first (or last) for ever: a diverged epoch's
-        # ``val_loss=inf``, ``1e999`` in a name. It counts as no metric, said once per name.
-        if cand.name not in _warned_infinite:
-            _warned_infinite.add(cand.name)
-            log.warning("%s: its %s is %s, not a finite number; it is never kept as a best "
-                        "checkpoint (the other rules still apply)", cand.name, metric, value)
-        return None
-    return value
-
-
-#: Names whose infinite metric was already reported by this process (a mirror plans again
-#: every period).
-_warned_infinite: set[str] = set()
-
-
-def _age_order(files: list[_Ckpt]) -> None:
-    """Oldest first: those a branch left behind before all others (the run does not go on
-    from them, :func:`_mark_left`), then by epoch when every file has one, else by when each
-    was written (its sidecar's ``saved``, else mtime: a store's mtime is when the upload
-    ended, and a push's parallel uploads end in any order). Ties: mtime, name, id."""
-    if files and all(c.epoch is not None for c in files):
-        files.sort(key=lambda c: (c.left is None, c.epoch, c.cand.modified, c.cand.name,
-                                  c.cand.id or ""))
-    else:
-        files.sort(key=lambda c: (c.left is None,
-                                  c.cand.modified if c.cand.saved is None else c.cand.saved,
-                                  c.cand.modified, c.cand.name, c.cand.id or ""))
-
-
-def _mark_left(files: list[_Ckpt], records: Iterable[Candidate] = ()) -> list[_Ckpt]:
-    """Set ``left`` on the checkpoints and autosaves a branch record left behind (all
-    managed files of every run at once: a record on an autosave leaves epochs behind too).
-    Only a verified record counts: until its sidecar vouches for it on the store (or beside
-    it, for a push that sends both first), the line it leaves stays ranked as before."""
-    def progress(c: _Ckpt) -> Optional[tuple[int, int]]:
-        # (An autosave's ``_Ckpt.epoch`` is its number: only its sidecar's epoch counts.)
-        epoch = c.cand.epoch if c.cand.epoch is not None or c.kind == AUTOSAVE else c.epoch
-        return None if epoch is None else (epoch, c.cand.epoch_iteration)
-
-    points = [lineage.Point(str(i), c.cand.run, progress(c), c.cand.saved,
-                            c.cand.branch if c.cand.verified else None)
-              for i, c in enumerate(files)]
-    # Verified records on files the policy does not manage (best.pt): they rank nothing.
-    points += [lineage.Point(f"r{i}", r.run, None if r.epoch is None else
-                             (r.epoch, r.epoch_iteration), r.saved, r.branch)
-               for i, r in enumerate(records) if r.branch is not None and r.verified]
-    for key, record in lineage.left_behind(points).items():
-        if not key.startswith("r"):
-            files[int(key)].left = record.progress[0] if record.progress else None
-    return files
-
-
-def _age_ordered(files: list[_Ckpt]) -> list[_Ckpt]:
-    _age_order(files)
-    return files
-
-
-def _runs_oldest_first(files: list[_Ckpt]) -> list[Optional[str]]:
-    """The runs among ``files``, the one whose newest file is oldest first."""
-    last: dict[Optional[str], float] = {}
-    for c in files:
-        last[c.cand.run] = max(last.get(c.cand.run, c.cand.modified), c.cand.modified)
-    return sorted(last, key=lambda run: (last[run], run or ""))
-
-
-def _dropped_runs(runs: list[Optional[str]], keep: int) -> set[Optional[str]]:
-    """The named runs older than the ``keep`` most recent ones. Checkpoints whose sidecar
-    names no run are never dropped: one written a moment ago whose sidecar has not arrived
-    yet must not make its own run look old."""
-    named = [r for r in runs if r is not None]
-    return set(named[:-keep])
-
-
-def kept_runs(files: Iterable[Candidate], policy: RetentionPolicy) -> set[Optional[str]]:
-    """The runs of the managed checkpoints and autosaves among ``files`` that ``keep_runs``
-    keeps (all of them without it)."""
-    managed = [_Ckpt(c, policy.kind_of(c.name), None, None) for c in files
-               if policy.kind_of(c.name) in (CHECKPOINT, AUTOSAVE)]
-    runs = _runs_oldest_first(managed)
-    if policy.keep_runs is None:
-        return set(runs)
-    return set(runs) - _dropped_runs(runs, policy.keep_runs)
-
-
-_NUMBER = re.compile(r"\d+")
-
-
-def _autosave_number(name: str, policy: RetentionPolicy) -> Optional[int]:
-    """The first number of the autosave pattern's match (the trainer writes its iteration
-    there: ``autosave_00004120.pt``)."""
-    prefix = policy.autosave_regex.search(name)
-    number = _NUMBER.search(name, prefix.start() if prefix else 0)
-    return int(number.group()) if number else None
-
-
-def _managed(cand: Candidate, kind: str, policy: RetentionPolicy) -> _Ckpt:
-    """A managed checkpoint or autosave with what orders it (epoch, or an autosave's number)
-    and ranks it (the metric)."""
-    if kind == AUTOSAVE:
-        return _Ckpt(cand, kind, _autosave_number(cand.name, policy), None)
-    regex = policy.regex
-    match = regex.search(cand.name)
-    assert match is not None
-    epoch = cand.epoch
-    if epoch is None and "epoch" in regex.groupindex and match.group("epoch") is not None:
-        try:
-            epoch = int(match.group("epoch"))
-        except ValueError:
-            epoch = None
-    return _Ckpt(cand, kind, epoch, _metric_of(cand, match, policy.metric))
 
 
 def just_written(files: Iterable[Candidate], policy: RetentionPolicy,

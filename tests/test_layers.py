@@ -20,6 +20,7 @@ LAYERS = [
     ["sizes", "paths", "temps", "localfs", "heap", "interrupts", "pool", "cpuload"],
     ["store", "sidecar"],
     ["retention_policy", "retention_plan", "lineage"],
+    ["retention_order"],
     ["state", "retention"],
     ["orphans"],
     ["folder_view"],   # a managed folder as a push leaves it: what pruning plans on
