@@ -371,8 +371,8 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
     Prunes only with a policy (--keep-last, --keep-best, --keep-every, --keep-runs,
     --max-bytes), as push does.
 
-    On SIGTERM, SIGINT or SIGHUP (even one before the first push; SIGHUP unless it is
-    ignored, as under nohup) it pushes once more (a flush), then exits 0; a failing final
+    On SIGTERM, SIGINT or SIGHUP (even one before the first push, or while the program
+    starts; SIGHUP unless it is ignored, as under nohup) it pushes once more (a flush), then exits 0; a failing final
     push exits 1. A second signal abandons the
     final push at once: "Interrupted: ..." and exit 130 (an upload it cut resumes on
     the next push). Failures in between are logged and retried next period; so is a period
@@ -382,6 +382,7 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
     import functools
     import os
 
+    from drivestage import held_signals
     from drivestage.cli.group import as_program
     from drivestage.errors import DriveStageError, NotFoundError
     from drivestage.mirror import Mirror
@@ -396,7 +397,6 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
     # which killed it without a final push; under nohup it is ignored, and stays so.
     signals = (signal.SIGTERM, signal.SIGINT) + (
         () if signal.getsignal(signal.SIGHUP) is signal.SIG_IGN else (signal.SIGHUP,))
-    previous = {s: signal.getsignal(s) for s in signals}
     # The program ends its process at once on a second signal. Run inside another process
     # (a notebook, CliRunner) the command must not end it: the second signal raises
     # KeyboardInterrupt in the main thread instead, which leaves mirror.stop() at once, and
@@ -413,8 +413,14 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
         stop.set()
 
     mirror: Optional[Mirror] = None
+    # Put back when it ends: the handler from before the console script held the signal.
+    previous = {s: held_signals.original(s) for s in signals}
     for s in signals:
         signal.signal(s, on_signal)
+    # A SIGTERM or SIGHUP while the process started (before the handlers above): held by
+    # the console script, it stops the mirror now, after its final push, as one later does.
+    if held_signals.take():
+        stop.set()
     try:
         if every <= 0:
             raise UsageError(f"--every {every:g} is invalid; give a period in seconds > 0")
