@@ -16,7 +16,7 @@ import logging
 import os
 import tempfile
 from contextlib import contextmanager
-from typing import Iterator, Optional, Sequence
+from typing import BinaryIO, Callable, Iterator, Optional, Sequence, Union
 
 from drivestage import sidecar
 from drivestage.errors import LocalFileError
@@ -55,9 +55,10 @@ def checked(path: str, sent: Sequence[RemoteEntry],
 
 
 @contextmanager
-def private(path: str, data: bytes) -> Iterator[str]:
-    """``data`` (read from ``path``) in a private copy in the temporary folder, removed
-    after the block (:mod:`drivestage.snapshots` sends a log that kept changing so)."""
+def private(path: str, data: Union[bytes, Callable[[BinaryIO], None]]) -> Iterator[str]:
+    """``data`` (read from ``path``; or written by ``data(file)``, in chunks) in a private
+    copy in the temporary folder, removed after the block (:mod:`drivestage.snapshots`
+    sends a log that kept changing so)."""
     copy = None
     try:
         with deferred():  # a Ctrl-C as it returned left the copy in $TMPDIR
@@ -73,7 +74,7 @@ _PREFIX = ".drivestage-sidecar-"
 _swept: set[str] = set()  # the temporary folders this process looked through already
 
 
-def _private_copy(path: str, data: bytes) -> str:
+def _private_copy(path: str, data: Union[bytes, Callable[[BinaryIO], None]]) -> str:
     """``data`` in a new file of the temporary folder. A failure there is said as such: a
     FileNotFoundError (the temp folder removed under a long-lived process) would pass for
     the sidecar gone, and the sidecar would be skipped on every push without a word."""
@@ -91,7 +92,7 @@ def _private_copy(path: str, data: bytes) -> str:
             fd, copy = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getpid()}-", suffix=sidecar.SUFFIX)
             fh = os.fdopen(fd, "wb")
         with fh:
-            fh.write(data)
+            fh.write(data) if isinstance(data, bytes) else data(fh)
     except BaseException as exc:
         if fh is not None:
             fh.close()

@@ -6,11 +6,18 @@ up (:class:`~drivestage.errors.SourceChangedError`). A log appended to faster th
 uploaded never got there: every period of a mirror sent it three times, failed, and ran no
 retention. Only files that may be copied so get a copy (not a checkpoint: a copy of one
 half-written is no checkpoint; the caller decides), up to :data:`MAX_BYTES`.
+
+A mirror remembers (``changing``, kept by its :class:`~drivestage.state.Md5Cache` for as long
+as it lives) the paths that needed a copy, and sends them from one at once the next periods:
+each period spent three uploads of such a log in vain before its copy. The copy is made in
+chunks of :data:`CHUNK` bytes: reading the log whole held up to 64 MiB in memory each period.
 """
 from __future__ import annotations
 
 import logging
-from typing import Callable, Optional
+import os
+from functools import partial
+from typing import BinaryIO, Callable, Optional
 
 from drivestage import sidecar_copy
 from drivestage.errors import SourceChangedError
@@ -18,28 +25,63 @@ from drivestage.store import RemoteEntry
 
 log = logging.getLogger(__name__)
 
-#: The largest file sent from a copy (the copy is read into memory first).
+#: The largest file sent from a copy.
 MAX_BYTES = 64 << 20
+#: Bytes copied at a time (the memory a copy takes, whatever the file's size).
+CHUNK = 1 << 20
 
 
-def upload(send: Callable[[str], Optional[RemoteEntry]], path: str, *,
-           copy: bool) -> Optional[RemoteEntry]:
+class _TooLarge(Exception):
+    """The file grew past :data:`MAX_BYTES` while it was copied (the copy is removed)."""
+
+
+def upload(send: Callable[[str], Optional[RemoteEntry]], path: str, *, copy: bool,
+           changing: Optional[set[str]] = None) -> Optional[RemoteEntry]:
     """``send(path)``; when ``path`` kept changing while it was sent and ``copy`` allows it,
-    ``send`` of a private copy of its bytes as they are now (removed afterwards)."""
+    ``send`` of a private copy of its bytes as they are now (removed afterwards).
+    ``changing``: the paths (absolute) that needed a copy before: one in it is sent from a
+    copy at once; one that needs a copy now is added."""
+    key = os.path.abspath(path)
+    if copy and changing is not None and key in changing:
+        try:
+            return _from_copy(send, path, known=True)
+        except _TooLarge:
+            changing.discard(key)  # too large for a copy now: sent as any such file
     try:
         return send(path)
-    except SourceChangedError:
-        data = _read(path) if copy else None
-        if data is None:
+    except SourceChangedError as exc:
+        if not copy:
             raise
-    log.warning("%s kept changing while it was uploaded; sending it as it is now (%d bytes)",
-                path, len(data))
-    with sidecar_copy.private(path, data) as private:
+        changed = exc
+    try:
+        entry = _from_copy(send, path, known=False)
+    except _TooLarge:
+        raise changed from None
+    if changing is not None:
+        changing.add(key)
+    return entry
+
+
+def _from_copy(send: Callable[[str], Optional[RemoteEntry]], path: str, *,
+               known: bool) -> Optional[RemoteEntry]:
+    """``send`` of a private copy of ``path`` as it is now; :class:`_TooLarge` when it holds
+    more than :data:`MAX_BYTES`."""
+    with open(path, "rb") as src, sidecar_copy.private(path, partial(_copy, src)) as private:
+        size = os.path.getsize(private)
+        if known:  # said once, when it first needed a copy
+            log.info("%s changed while it was uploaded before; sending it from a copy "
+                     "(%d bytes)", path, size)
+        else:
+            log.warning("%s kept changing while it was uploaded; sending it as it is now "
+                        "(%d bytes)", path, size)
         return send(private)
 
 
-def _read(path: str) -> Optional[bytes]:
-    """The bytes of ``path`` now, or None when it is larger than :data:`MAX_BYTES`."""
-    with open(path, "rb") as fh:
-        data = fh.read(MAX_BYTES + 1)
-    return data if len(data) <= MAX_BYTES else None
+def _copy(src: BinaryIO, dst: BinaryIO) -> None:
+    """``src`` into ``dst``, :data:`CHUNK` bytes at a time, at most :data:`MAX_BYTES`."""
+    copied = 0
+    while chunk := src.read(CHUNK):
+        copied += len(chunk)
+        if copied > MAX_BYTES:
+            raise _TooLarge(src.name)
+        dst.write(chunk)

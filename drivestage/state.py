@@ -161,6 +161,9 @@ class Md5Cache:
         self._dirty: dict[str, Any] = {}
         self._mutex = threading.Lock()
         self._swept = 0  # entries the last sweep kept (0: none yet in this process)
+        #: Paths that kept changing while they were uploaded (drivestage.snapshots), in
+        #: memory only: a mirror sends them from a private copy at once.
+        self.changing: set[str] = set()
 
     def get(self, path: str, st: Optional[os.stat_result] = None) -> Optional[str]:
         """The cached md5 of ``path`` if its size and mtime are unchanged, else None."""

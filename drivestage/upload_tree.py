@@ -395,7 +395,8 @@ class _Push:
             try:
                 with self.copies.sidecar_source(key, lf.path, owners.get(key, set())) as src:
                     entry = None if src is None else snapshots.upload(
-                        upload, src, copy=src == lf.path and not self._whole(item))
+                        upload, src, copy=src == lf.path and not self._whole(item),
+                        changing=self.cache.changing)  # remembered for the cache's life
             except BaseException as exc:
                 # Only the local file gone is skipped: NotFoundError (also a
                 # FileNotFoundError) is Drive's 404, its folder deleted: a failure, not exit 0.
