@@ -1,0 +1,385 @@
+"""One push's steps (:class:`PushJob`), in order, with what they share: :func:`drivestage.upload_tree.push`
+runs one (its module doc says what a push does and promises)."""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Optional, Sequence
+
+from drivestage import extra, other_runs, pool, pruning, push_room, sidecar, snapshots
+from drivestage.dedupe import pick_folder
+from drivestage.errors import NotFoundError, PermissionDeniedError, QuotaExceededError, \
+    UsageError
+from drivestage.local_tree import LocalFile, walk
+from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
+from drivestage.paths import StorePath
+from drivestage.push_result import PushResult
+from drivestage.pruning import LocalFile as PlannedFile
+from drivestage.push_watch import Halt, check_folders
+from drivestage.retention import AUTOSAVE, CHECKPOINT, Plan, RetentionPolicy, just_written
+from drivestage.sizes import format_size
+from drivestage.state import Md5Cache
+from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
+
+# The name its lines always had (a user's logging config, or grep, may name it).
+log = logging.getLogger("drivestage.upload_tree")
+
+#: Files with these suffixes are checkpoints even without a sidecar: replaced by a new file.
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
+def index(entries: Iterable[RemoteEntry]) -> dict[str, list[RemoteEntry]]:
+    """Entries by name; an id listed twice counts once (it is one file, not a duplicate)."""
+    out: dict[str, list[RemoteEntry]] = {}
+    for e in {e.id: e for e in entries}.values():
+        out.setdefault(e.name, []).append(e)
+    return out
+
+@dataclass
+class Todo:
+    """One file to send."""
+
+    lf: LocalFile
+    target: Optional[RemoteEntry]   # updated in place (keeps its id); None: a new file
+    olds: list[RemoteEntry]         # same-named copies deleted once the new one is verified
+    duplicates: bool = False        # the name had several files (another machine's copies)
+
+
+class PushJob:
+    """One push: the steps of :func:`push`, in order, with what they share."""
+
+    def __init__(self, store: RemoteStore, policy: RetentionPolicy, *, include: Sequence[str],
+                 exclude: Sequence[str], chunk_size: Optional[int], protect: set[str],
+                 use_trash: bool, jobs: int, progress: Optional[ProgressFn], cache: Md5Cache,
+                 keep_other_runs: bool = True):
+        self.store, self.policy, self.include, self.exclude = store, policy, include, exclude
+        self.chunk_size, self.protect, self.use_trash, self.jobs = (chunk_size, protect,
+                                                                    use_trash, jobs)
+        self.progress, self.cache = progress, cache
+        self.keep_other_runs = keep_other_runs
+        self.result = PushResult()
+        self.remote_folder: dict[str, RemoteEntry] = {}
+        self.listing: Listings = {}
+        self.vanished: set[str] = set()  # top-level files gone before they were sent
+        self.mutex = threading.Lock()
+        self.copies = OldCopies(store, self.listing, use_trash=use_trash, mutex=self.mutex,
+                                replaced=self.result.replaced_duplicates)
+
+    def run(self, src: str, path: StorePath, removal: Optional[extra.Removal],
+            follow_symlinks: bool) -> None:
+        store = self.store
+        tree = walk(src, self.include, self.exclude, follow_symlinks=follow_symlinks)
+        self.result.skipped_links = tree.skipped_links
+        links = tree.skipped_links
+        if links:
+            log.warning("skipped %d link%s that lead outside SRC, to a folder or nowhere (%s); "
+                        "--follow-symlinks follows them", len(links),
+                        "" if len(links) == 1 else "s",
+                        ", ".join(links[:10]) + (", ..." if len(links) > 10 else ""))
+        root = store.make_folders(path) if path.start or path.names else store.resolve(path)
+        if not root.is_dir:
+            raise UsageError(f"{store.describe(root)} is a file, not a folder; push needs a "
+                             "folder as DEST")
+        if root.read_only:  # before any write: a push there could only fail file by file
+            raise PermissionDeniedError(root.read_only)
+        if removal is not None:
+            extra.check_dest(store, root, path)
+        self._list(root, path, tree.folders)
+        files = tree.files
+        self.result.left = other_runs.left_on_store(
+            store, self.cache, self.listing, files, self._is_checkpoint,
+            other_runs=self.keep_other_runs)
+        # Retention over the DEST folder: decided before anything is sent.
+        decision: Optional[Plan] = None
+        folder: Optional[pruning.FolderView] = None
+        skip: set[str] = set()
+        if self.policy.active:
+            decision, folder = self._plan_around_left(files)
+            self.result.plan = decision
+            skip = {d.name for d in decision if not d.keep}
+            if not decision.fits:
+                raise pruning.over_budget(decision, store.describe(root))
+        ahead = self._left()
+        todo = self._todo(files, skip, ahead)
+        deletions = None
+        if removal is not None:
+            kept = (decision.kept_ids if decision is not None else set()) | pruning.newest_verified_ids(
+                store, self.listing[""], self.policy, self.cache) | self._left_ids()
+            deletions = extra.decide(store, root, self.listing, tree, removal,
+                                  kept=kept, protect=self.protect,
+                                  include=self.include, exclude=self.exclude)
+        self._check_quota(root, todo, decision, folder)
+        self._send(files, todo)
+        self.copies.repair()
+        if removal is not None and deletions is not None:
+            self.result.deleted = extra.apply(store, root, deletions, removal)
+        if decision is not None and self.vanished:  # planned as sent (as the newest verified)
+            local = {n: f for n, f in self._top_local(files).items() if n not in self.vanished}
+            folder = pruning.view(store, self.listing[""], local, self.policy, self.cache)
+            decision = self.result.plan = self._plan(folder, local)
+        if decision is not None:
+            self._apply(decision, folder.twins if folder is not None else {})
+
+    def _plan(self, folder: pruning.FolderView, local: Iterable[str]) -> Plan:
+        """Retention over DEST. The newest local checkpoint (and autosave) of every run is
+        never pruned by the push that sends it (:func:`~drivestage.retention.just_written`)."""
+        fresh = just_written(folder.candidates, self.policy, local)
+        return pruning.plan_folder(folder, self.policy, protect=self.protect,
+                                   also_keep={"just written": fresh})
+
+    def _list(self, root: RemoteEntry, path: StorePath, folders: list[str]) -> None:
+        """One listing per folder. Folders we create are empty: no listing needed."""
+        store = self.store
+        self.remote_folder = {"": root}
+        self.listing[""] = index(store.list(root))  # the dict self.copies reads
+        for rel in folders[1:]:
+            parent_rel, name = rel.rsplit("/", 1) if "/" in rel else ("", rel)
+            parent = self.remote_folder[parent_rel]
+            found = [e for e in self.listing[parent_rel].get(name, []) if e.is_dir]
+            if found:
+                folder = pick_folder(found, f"{store.describe(parent)}/{name}")
+                self.remote_folder[rel] = folder
+                self.listing[rel] = index(store.list(folder))
+            else:
+                self.remote_folder[rel] = store.make_folders(
+                    StorePath(path.start, path.names + tuple(rel.split("/"))))
+                self.listing[rel] = {}
+                self.result.folders_created += 1
+
+    def _is_checkpoint(self, lf: LocalFile, paired: Mapping[str, str]) -> bool:
+        """Replaced by a new file rather than overwritten (see the module's doc); ``paired``:
+        :func:`drivestage.sidecar.pairs` of the names in its folder (made once per folder)."""
+        if sidecar.is_sidecar(lf.name):
+            return False
+        return (lf.name.endswith(CHECKPOINT_SUFFIXES) or lf.name in paired
+                or (not lf.folder_rel and self.policy.kind_of(lf.name) in (CHECKPOINT, AUTOSAVE)))
+
+    def _top_local(self, files: list[LocalFile]) -> dict[str, PlannedFile]:
+        """The files about to join DEST's top folder: not those left unsent (the plan sees
+        the store's copy as it is there, so it never prunes another run's through them)."""
+        ahead = {k for lf in self.result.left for k in lf.keys}
+        return {lf.name: PlannedFile(lf.path, lf.size) for lf in files
+                if not lf.folder_rel and ("", lf.name) not in ahead}
+
+    def _plan_around_left(self, files: list[LocalFile]) -> tuple[Plan, pruning.FolderView]:
+        """The plan of DEST, the store's checkpoints this push leaves seen as they are. One
+        the plan deletes anyway (``--keep-runs`` drops its run, its run's ``--keep-last``)
+        protects nothing: the local file replaces it after all, and the plan is made again."""
+        while True:
+            local = self._top_local(files)
+            folder = pruning.view(self.store, self.listing[""], local, self.policy, self.cache)
+            decision = self._plan(folder, local)
+            gone = {d.id for d in decision if not d.keep and d.id}
+            kept = [lf for lf in self.result.left if lf.id not in gone]
+            if len(kept) == len(self.result.left):
+                return decision, folder
+            self.result.left = kept
+
+    def _left(self) -> set[Key]:
+        """Say what the push leaves on the store (:mod:`drivestage.other_runs`): the local
+        files not sent."""
+        left = self.result.left
+        other_runs.report(left)
+        self.result.other_run = [lf.rel for lf in left if lf.run is not None]
+        self.result.further_on = [lf.rel for lf in left if lf.run is None]
+        return {k for lf in left for k in lf.keys}
+
+    def _left_ids(self) -> set[str]:
+        """The store files of the checkpoints this push leaves, and their sidecars in either
+        form: ``--delete`` removed a sidecar whose local name differs (0.1.0's
+        ``epoch_001.pt.json`` beside a local ``epoch_001.json``), and the next push replaced
+        the checkpoint it left, vouched for by nothing any more."""
+        out: set[str] = set()
+        for left in self.result.left:
+            for folder, name in left.keys:
+                listed = self.listing[folder]
+                sides = {s for s, cs in sidecar.owners(listed).items() if name in cs}
+                out |= {e.id for n in sides | {name} for e in listed.get(n, []) if not e.is_dir}
+        return out
+
+    def _todo(self, files: list[LocalFile], skip: set[str], ahead: set[Key]) -> list[Todo]:
+        """What to send: size differs, or same size and md5 differs."""
+        names: dict[str, set[str]] = {}
+        for lf in files:
+            names.setdefault(lf.folder_rel, set()).add(lf.name)
+        # Paired once per folder (once per file was quadratic: minutes at 5,000 changed files).
+        paired: dict[str, dict[str, str]] = {}
+        todo: list[Todo] = []
+        for lf in files:
+            if (lf.folder_rel, lf.name) in ahead:
+                continue
+            if lf.folder_rel == "" and lf.name in skip:
+                self.result.skipped_by_policy.append(lf.rel)
+                continue
+            remote = [e for e in self.listing[lf.folder_rel].get(lf.name, []) if not e.is_dir]
+            if not remote:
+                todo.append(Todo(lf, None, []))
+                continue
+            current = newest(remote)
+            try:
+                local_md5 = self.cache.md5(lf.path) if current.size == lf.size else None
+            except FileNotFoundError:
+                self._vanished(lf)
+                continue
+            others = [e for e in remote if e.id != current.id]
+            if local_md5 is not None and current.md5 == local_md5:
+                self.result.unchanged += 1
+                if others:
+                    self.copies.repairs.append((lf, current, others))
+                continue
+            for e in remote:  # to be replaced: never a shortcut (checked before a byte is sent)
+                self.store.check_replaceable(e)
+            if lf.folder_rel not in paired:
+                paired[lf.folder_rel] = sidecar.pairs(names[lf.folder_rel]
+                                                      | set(self.listing[lf.folder_rel]))
+            # A copy this account can neither delete nor trash is replaced in place: a new
+            # copy beside it would stay too, one more with every push.
+            if self._is_checkpoint(lf, paired[lf.folder_rel]) and all(e.removable for e in remote):
+                todo.append(Todo(lf, None, remote, duplicates=len(remote) > 1))
+            else:
+                todo.append(Todo(lf, current, others, duplicates=bool(others)))
+        return todo
+
+    def _send(self, files: list[LocalFile], todo: list[Todo]) -> None:
+        """Checkpoints first; a sidecar only after its checkpoints are verified on the store."""
+        pending = {(t.lf.folder_rel, t.lf.name) for t in todo}
+        owners = self.copies.learn(files)
+        after = {k for k, mine in owners.items() if mine & pending}
+        first = [t for t in todo if (t.lf.folder_rel, t.lf.name) not in after]
+        second = [t for t in todo if (t.lf.folder_rel, t.lf.name) in after]
+        failed: dict[Key, BaseException] = {}
+        # Replaced checkpoints: their old copies go only once the sidecars are updated too, so
+        # that a copy the sidecar vouches for is on the store at every step.
+        swapped: list[Swap] = []
+        mutex = self.mutex
+        # Once Drive kept failing uploads (or refused for quota or the day), no other
+        # starts (push_watch.Halt). What is not sent is left for the next push, its old
+        # copies kept.
+        halt = Halt()
+        left_out: list[str] = []
+
+        def send(item: Todo) -> None:
+            lf, key = item.lf, (item.lf.folder_rel, item.lf.name)
+            if owners.get(key, set()) & set(failed):
+                return  # never a sidecar for a checkpoint that is not verified
+            if halt.cause is not None:
+                with mutex:
+                    failed[key] = halt.cause
+                    left_out.append(lf.rel)
+                return
+            moved = [0]
+
+            def count(n: int) -> None:
+                moved[0] += n
+                if self.progress:
+                    self.progress(n)
+            def upload(path: str) -> RemoteEntry:
+                return self.store.upload(
+                    path, self.remote_folder[lf.folder_rel], lf.name, replace=item.target,
+                    chunk_size=self.chunk_size, progress=count,
+                    md5_cache=self.cache if path == lf.path else None)
+            # A sidecar only when it vouches for what is on the store (sidecar_copy); a file
+            # that kept changing while it was sent (a log) as it was at one moment (snapshots).
+            try:
+                with self.copies.sidecar_source(key, lf.path, owners.get(key, set())) as src:
+                    entry = None if src is None else snapshots.upload(
+                        upload, src, copy=src == lf.path and not self._whole(item),
+                        changing=self.cache.changing)  # remembered for the cache's life
+            except BaseException as exc:
+                # Only the local file gone is skipped: NotFoundError (also a
+                # FileNotFoundError) is Drive's 404, its folder deleted: a failure, not exit 0.
+                if not isinstance(exc, FileNotFoundError) or isinstance(exc, NotFoundError):
+                    with mutex:
+                        failed[key] = exc
+                    halt.failed(exc)
+                    raise
+                log.info("%s disappeared before it was uploaded; skipped", lf.path)
+                self._vanished(lf)
+                entry = None
+            if not entry:  # gone, or left for the next push: the old copies stay
+                with mutex:
+                    failed[key] = FileNotFoundError(lf.path)
+                return
+            if item.target is None and item.olds:
+                with mutex:
+                    swapped.append(Swap(lf.rel, key, entry, item.olds, item.duplicates))
+            else:  # updated in place: its duplicates go now that it is verified
+                self.copies.remove(lf.rel, entry, item.olds, item.duplicates)
+            with mutex:
+                self.copies.sent[key] = entry
+                self.result.uploaded.append(lf.rel)
+                self.result.bytes_sent += moved[0]
+            halt.verified()
+            log.info("uploaded %s (%s)", lf.rel, format_size(lf.size))
+
+        errors: list[BaseException] = []
+        for batch in (first, second):
+            if not batch:
+                continue
+            if batch is second:  # a sidecar updated in place vouches for what was sent
+                self._check_folders()
+            if self.jobs == 1 or len(batch) == 1:
+                for item in batch:
+                    try:
+                        send(item)
+                    except QuotaExceededError as exc:
+                        errors.append(exc)
+                        break
+                    except Exception as exc:
+                        errors.append(exc)
+            else:
+                # A Ctrl-C stops the uploads under way between chunks and starts no other.
+                errors.extend(r for r in pool.each(send, batch, self.jobs, "drivestage-up")
+                              if isinstance(r, BaseException))
+        # Before an old copy goes, not after: in a folder trashed meanwhile the new copy is
+        # in the trash, and the old one may have moved out to the path (dedupe keeps the
+        # oldest folder): deleted, the path held no copy the sidecar vouched for.
+        self._check_folders({k[0] for k, e in failed.items() if isinstance(e, NotFoundError)})
+        self.copies.settle(swapped, set(failed))
+        if left_out:
+            log.error("%d files not sent: Drive kept failing; the next push sends them",
+                      len(left_out))
+        if errors:
+            if len(errors) > 1:
+                log.error("%d uploads failed; the first: %s", len(errors), errors[0])
+            raise errors[0]
+
+    def _check_folders(self, also: Iterable[str] = ()) -> None:
+        """The folders this push sent files into (and ``also``: those Drive answered an
+        upload 404) are live (:func:`push_watch.check_folders`)."""
+        check_folders(self.store, self.remote_folder,
+                      {key[0] for key in self.copies.sent} | set(also))
+
+    def _whole(self, item: Todo) -> bool:
+        """Sent from the file itself only, never from a copy taken while it changed: a
+        checkpoint (a copy of a half-written one is no checkpoint) or a sidecar."""
+        lf = item.lf
+        return bool(item.olds and item.target is None) or sidecar.is_sidecar(lf.name) or \
+            (lf.folder_rel, lf.name) in self.copies.sides_of or self._is_checkpoint(lf, {})
+
+    def _vanished(self, lf: LocalFile) -> None:
+        with self.mutex:
+            self.vanished |= set() if lf.folder_rel else {lf.name}
+
+    def _check_quota(self, root: RemoteEntry, todo: list[Todo], decision: Optional[Plan],
+                     folder: Optional[pruning.FolderView]) -> None:
+        """Before a byte is sent: make room by pruning what the policy deletes anyway, or
+        fail. A checkpoint's old copy stays until its new one and its sidecar are verified,
+        at the end of the uploads: every replacement needs room for both."""
+        final = sum(t.lf.size - (t.target.size if t.target else 0)
+                    - sum(e.size for e in t.olds) for t in todo)
+        overlap = sum(sum(e.size for e in t.olds) for t in todo if t.target is None)
+        needed = final + overlap
+        if needed <= 0:
+            return
+        where = f"{len(todo)} file(s) into {self.store.describe(root)}"
+        self.result.pruned += push_room.make_room(self.store, needed, where, decision,
+                                                  folder, self.policy, self.use_trash)
+
+    def _apply(self, decision: Plan, twins: Mapping[str, list[RemoteEntry]]) -> None:
+        """Apply the plan's remote deletions (after every upload was verified), with the
+        copies of the same bytes of each file it deletes (:attr:`pruning.FolderView.twins`)."""
+        self.result.pruned += pruning.apply(self.store, decision, self.remote_folder[""],
+                                            self.use_trash, {d.id or "" for d in self.result.pruned},
+                                            twins)
