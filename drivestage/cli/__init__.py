@@ -1,15 +1,17 @@
 """The ``drivestage`` command line.
 
 Commands are thin over library calls: :mod:`~drivestage.cli.pull` (pull, ls, quota, auth),
-:mod:`~drivestage.cli.push` (push, mirror, prune) and :mod:`~drivestage.cli.emulator`, each
-registered on the group in :mod:`~drivestage.cli.group`, the one place that turns exceptions
-into an ``Error: ...`` line and an exit code (0 success, 1 a drivestage error, 2 a usage
-error, 130 interrupted; ``DRIVESTAGE_DEBUG=1`` shows tracebacks).
+:mod:`~drivestage.cli.push` (push, prune, dedupe), :mod:`~drivestage.cli.mirror` and
+:mod:`~drivestage.cli.emulator`, each registered on the group in
+:mod:`~drivestage.cli.group`, the one place that turns exceptions into an ``Error: ...``
+line and an exit code (0 success, 1 a drivestage error, 2 a usage error, 130 interrupted;
+``DRIVESTAGE_DEBUG=1`` shows tracebacks).
 """
 from __future__ import annotations
 
 # Importing the command modules registers their commands on ``cli``.
 from drivestage.cli import emulator as _emulator  # noqa: F401
+from drivestage.cli import mirror as _mirror  # noqa: F401
 from drivestage.cli import pull as _pull  # noqa: F401
 from drivestage.cli import push as _push  # noqa: F401
 from drivestage.cli.group import cli, configure_logging, run_as_program
