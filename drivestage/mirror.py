@@ -22,7 +22,12 @@ from drivestage.interrupts import BackgroundThread, Flag, Monitor
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Mirror", "push", "prune", "PushResult", "Dest", "open_dest"]
+__all__ = ["Mirror", "push", "prune", "PushResult", "Dest", "open_dest", "FlushTimeout"]
+
+
+class FlushTimeout(MirrorError):
+    """A flush (or stop) whose run did not end within its timeout; it goes on in the
+    background (``drivestage mirror --grace`` tells it from a run that failed)."""
 
 #: A destination: a spec (``drive:a/b``, ``/mnt/nas/logs``) or ``(store, path)``.
 Dest = Where
@@ -118,6 +123,9 @@ class Mirror:
         flush's result. After :meth:`abandon` it only waits for the thread, and returns None
         (no final push was made)."""
         result, error = None, None
+        # One deadline for the flush and the thread's end: a caller bounding its stop
+        # (``mirror --grace``) waited up to twice its timeout.
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             # abandon() stopped it without a final push: there is no result to give.
             abandoned = self._abandoned.is_set()
@@ -134,8 +142,9 @@ class Mirror:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._thread is not None and not isinstance(error, FlushTimeout):
+            self._thread.join(None if deadline is None
+                              else max(0.0, deadline - time.monotonic()))
         if error is not None:
             raise error
         return result
@@ -167,7 +176,7 @@ class Mirror:
                     raise MirrorError("the mirror thread is not running")
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    raise MirrorError(f"mirror of {self.src} did not finish within "
+                    raise FlushTimeout(f"mirror of {self.src} did not finish within "
                                       f"{timeout:g}s; it goes on in the background")
                 self._cond.wait(left)
             if self._last_error is not None:

@@ -14,7 +14,7 @@ from drivestage.errors import NotFoundError, PermissionDeniedError, QuotaExceede
 from drivestage.local_tree import LocalFile, walk
 from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
 from drivestage.paths import StorePath
-from drivestage.push_result import PushResult
+from drivestage.push_result import Outstanding, PushResult
 from drivestage.pruning import LocalFile as PlannedFile
 from drivestage.push_watch import Halt, check_folders
 from drivestage.retention import AUTOSAVE, CHECKPOINT, Plan, RetentionPolicy, just_written
@@ -52,12 +52,13 @@ class PushJob:
     def __init__(self, store: RemoteStore, policy: RetentionPolicy, *, include: Sequence[str],
                  exclude: Sequence[str], chunk_size: Optional[int], protect: set[str],
                  use_trash: bool, jobs: int, progress: Optional[ProgressFn], cache: Md5Cache,
-                 keep_other_runs: bool = True):
+                 keep_other_runs: bool = True, outstanding: Optional[Outstanding] = None):
         self.store, self.policy, self.include, self.exclude = store, policy, include, exclude
         self.chunk_size, self.protect, self.use_trash, self.jobs = (chunk_size, protect,
                                                                     use_trash, jobs)
         self.progress, self.cache = progress, cache
         self.keep_other_runs = keep_other_runs
+        self.outstanding = outstanding or Outstanding()  # what is not sent yet, as it goes
         self.result = PushResult()
         self.remote_folder: dict[str, RemoteEntry] = {}
         self.listing: Listings = {}
@@ -244,6 +245,7 @@ class PushJob:
     def _send(self, files: list[LocalFile], todo: list[Todo]) -> None:
         """Checkpoints first; a sidecar only after its checkpoints are verified on the store."""
         pending = {(t.lf.folder_rel, t.lf.name) for t in todo}
+        self.outstanding.start(t.lf.rel for t in todo)
         owners = self.copies.learn(files)
         after = {k for k, mine in owners.items() if mine & pending}
         first = [t for t in todo if (t.lf.folder_rel, t.lf.name) not in after]
@@ -311,6 +313,7 @@ class PushJob:
                 self.result.uploaded.append(lf.rel)
                 self.result.bytes_sent += moved[0]
             halt.verified()
+            self.outstanding.done(lf.rel)
             log.info("uploaded %s (%s)", lf.rel, format_size(lf.size))
 
         errors: list[BaseException] = []
@@ -359,6 +362,7 @@ class PushJob:
             (lf.folder_rel, lf.name) in self.copies.sides_of or self._is_checkpoint(lf, {})
 
     def _vanished(self, lf: LocalFile) -> None:
+        self.outstanding.done(lf.rel)  # nothing left to send
         with self.mutex:
             self.vanished |= set() if lf.folder_rel else {lf.name}
 

@@ -1,8 +1,10 @@
-"""``PushResult``: what one push did (:func:`drivestage.upload_tree.push` returns it)."""
+"""``PushResult``: what one push did (:func:`drivestage.upload_tree.push` returns it);
+``Outstanding``: what a push under way has still to send."""
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Iterable, Optional
 
 from drivestage.other_runs import Left
 from drivestage.retention import Decision, Plan
@@ -26,3 +28,30 @@ class PushResult:
     other_run: list[str] = field(default_factory=list)   # left: the store's copy is another run's
     left: list[Left] = field(default_factory=list)       # both, with what the store holds
 
+
+
+class Outstanding:
+    """What a push under way has not sent yet, for a caller that may have to leave before it
+    ends (``drivestage mirror --grace``) and must say what did not reach the store. Filled
+    from the push's threads; read from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._todo: Optional[set[str]] = None
+
+    def start(self, rels: Iterable[str]) -> None:
+        """The push knows what it sends (relative paths): its listings and plan are done."""
+        with self._lock:
+            self._todo = set(rels)
+
+    def done(self, rel: str) -> None:
+        """``rel`` is verified on the store (or gone from the disk: nothing to send)."""
+        with self._lock:
+            if self._todo is not None:
+                self._todo.discard(rel)
+
+    def left(self) -> Optional[list[str]]:
+        """The files not sent yet, sorted; None while the push does not know what it sends
+        (it lists the store, or waits for it)."""
+        with self._lock:
+            return None if self._todo is None else sorted(self._todo)

@@ -56,7 +56,7 @@ from drivestage.local_tree import DEFAULT_EXCLUDES, LocalFile, walk  # noqa: F40
 from drivestage.locks import place_lock
 from drivestage.push_job import CHECKPOINT_SUFFIXES as CHECKPOINT_SUFFIXES  # (re-exported)
 from drivestage.push_job import PushJob
-from drivestage.push_result import PushResult as PushResult  # (re-exported)
+from drivestage.push_result import Outstanding, PushResult as PushResult  # (re-exported)
 from drivestage.remote import Where, open_store
 from drivestage.retention import RetentionPolicy
 from drivestage.state import Md5Cache
@@ -71,7 +71,8 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
          max_delete: Optional[int] = None, follow_symlinks: bool = False,
          chunk_size: Optional[int] = None, protect: Iterable[str] = (), use_trash: bool = False,
          jobs: int = 4, progress: Optional[ProgressFn] = None,
-         md5_cache: Optional[Md5Cache] = None, keep_other_runs: bool = True) -> PushResult:
+         md5_cache: Optional[Md5Cache] = None, keep_other_runs: bool = True,
+         outstanding: Optional[Outstanding] = None) -> PushResult:
     """Mirror the local folder ``src`` into ``dest`` (incremental, verified), then prune.
 
     ``dest`` is a spec (``drive:Models/logs``, ``/mnt/nas/logs``), a ``(store, path)`` pair
@@ -85,7 +86,8 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
     turns it off): a checkpoint of another run is never replaced, nor pruned through its
     name (:mod:`drivestage.other_runs`); it stays, named in ``other_run`` and ``left``, with
     a warning (:class:`~drivestage.mirror.Mirror` goes on so; the CLI and ``CheckpointSync``
-    fail naming it once the rest is pushed).
+    fail naming it once the rest is pushed). ``outstanding`` learns, as the push goes, what it
+    has still to send (``mirror --grace`` names it when it must leave first).
     """
     if not os.path.isdir(src):
         raise NotFoundError(f"{src} is not a local folder; give the folder to push "
@@ -101,7 +103,8 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
     def new_job() -> PushJob:
         return PushJob(target, policy or RetentionPolicy(), include=include, exclude=exclude,
                      chunk_size=chunk_size, protect=set(protect), use_trash=use_trash,
-                     jobs=jobs, progress=progress, cache=cache, keep_other_runs=keep_other_runs)
+                     jobs=jobs, progress=progress, cache=cache, keep_other_runs=keep_other_runs,
+                     outstanding=outstanding or Outstanding())
     job = new_job()
     removal = None
     if delete or delete_permanently:

@@ -1,9 +1,11 @@
-"""``drivestage mirror``: push SRC to DEST every period until stopped, then once more
-(registered on the drivestage group; its options and helpers are :mod:`drivestage.cli.push`'s)."""
+"""``drivestage mirror``: push SRC to DEST every period until stopped, then once more, within
+``--grace`` (registered on the drivestage group; its options and helpers are
+:mod:`drivestage.cli.push`'s)."""
 from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -16,19 +18,26 @@ from drivestage.cli.push import _chunk, _policy, _policy_options, _push_refusing
 from drivestage.errors import UsageError
 
 if TYPE_CHECKING:
+    from drivestage.errors import MirrorError
+    from drivestage.push_result import Outstanding
     from drivestage.upload_tree import PushResult
 
 log = logging.getLogger("drivestage.cli.push")  # the name its lines always had
 
 
-def _push_and_say(stop: Any, *args: Any, force: bool = False, **kwargs: Any) -> "PushResult":
+def _push_and_say(stop: Any, running: "list[Outstanding]", *args: Any, force: bool = False,
+                  **kwargs: Any) -> "PushResult":
     """One period of ``mirror``: :func:`_push_refusing`, then a line on stderr when it sent,
     pruned or deleted something (a mirror left running says what it does; an unchanged
-    period says nothing, and the final push has a line of its own)."""
+    period says nothing, and the final push has a line of its own). ``running`` holds what
+    the period has still to send (named when ``--grace`` runs out)."""
+    from drivestage.push_result import Outstanding
+
     # Asked before the push: a period under way when the stop came is no final push, and
     # its line is the only one that says what it sent (the final push finds it unchanged).
     final = stop.is_set()
-    result = _push_refusing(*args, force=force, **kwargs)
+    running[:] = [Outstanding()]
+    result = _push_refusing(*args, force=force, outstanding=running[0], **kwargs)
     if not final and (result.uploaded or result.pruned or result.deleted):
         click.echo(f"{time.strftime('%H:%M:%S')} pushed: {_summary(result)}", err=True)
     return result
@@ -39,10 +48,15 @@ def _push_and_say(stop: Any, *args: Any, force: bool = False, **kwargs: Any) -> 
 @click.argument("dest")
 @click.option("--every", type=float, required=True, metavar="SECONDS",
               help="Seconds between two pushes.")
+@click.option("--grace", type=click.FloatRange(min=0, min_open=True), default=25.0,
+              show_default=True, metavar="SECONDS",
+              help="Once stopped: seconds the final push may take. Then it stops, names what "
+                   "it did not send and exits 1 (a VM or Colab kills a process about 30 s "
+                   "after its SIGTERM); the same command run again sends it.")
 @_transfer_options
 @_policy_options
 @drive_options
-def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
+def mirror_cmd(src: str, dest: str, every: float, grace: float, include: tuple[str, ...],
                exclude: tuple[str, ...], delete: bool, delete_permanently: bool,
                max_delete: Optional[int], follow_symlinks: bool, chunk_size: Optional[str],
                jobs: int, force: bool,
@@ -54,9 +68,10 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
     --max-bytes), as push does.
 
     On SIGTERM, SIGINT or SIGHUP (even one before the first push, or while the program
-    starts; SIGHUP unless it is ignored, as under nohup) it pushes once more (a flush), then exits 0; a failing final
-    push exits 1. A second signal abandons the
-    final push at once: "Interrupted: ..." and exit 130 (an upload it cut resumes on
+    starts; SIGHUP unless it is ignored, as under nohup) it pushes once more (a flush),
+    then exits 0; a failing final push exits 1, and so does one not done within --grace
+    seconds (it names what it did not send; the same command run again sends it). A second
+    signal abandons the final push at once: "Interrupted: ..." and exit 130 (an upload it cut resumes on
     the next push). Failures in between are logged and retried next period; so is a period
     that left another run's checkpoints (the rest is pushed; see --force). A usage error
     (a --metric no sidecar has but for its case) stops it at once: exit 2.
@@ -67,8 +82,8 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
     from drivestage import held_signals
     from drivestage.cli.group import as_program
     from drivestage.errors import DriveStageError, NotFoundError
-    from drivestage.mirror import Mirror
-    from drivestage.interrupts import Flag
+    from drivestage.mirror import FlushTimeout, Mirror
+    from drivestage.interrupts import Flag, start_thread
     from drivestage.state import Md5Cache
 
     # Installed first: a SIGTERM while DEST is opened (seconds, with retries) killed the
@@ -86,15 +101,32 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
     program = as_program()
     abandoned = Flag()
 
+    mirror: Optional[Mirror] = None
+    running: list[Outstanding] = []  # what the push under way has still to send
+    deadline: list[float] = []  # the grace's end, from the first signal
+
+    def watch() -> None:
+        # The program's own bound on the grace, wherever the main thread is (DEST opened
+        # while Drive is down waits through the retry schedule: 103 s); the final push's
+        # wait below normally ends first, by the margin. Started before any signal: a
+        # thread started in a signal handler could wait for good for a lock the main
+        # thread held when the signal came (Thread.start's).
+        stop.wait()
+        if not ended.wait(grace + WATCHDOG_MARGIN):
+            _leave(_out_of_grace(grace, src, dest, running[0].left() if running else None))
+
     def on_signal(signum: int, frame: Any) -> None:
         if stop.is_set() and not ended.is_set() and not abandoned.is_set():
             if program:
                 _abandon()
             abandoned.set()
             raise KeyboardInterrupt
+        if not stop.is_set():
+            deadline.append(time.monotonic() + grace)
         stop.set()
 
-    mirror: Optional[Mirror] = None
+    if program:
+        start_thread(threading.Thread(target=watch, name="drivestage-grace", daemon=True))
     # Put back when it ends: the handler from before the console script held the signal.
     previous = {s: held_signals.original(s) for s in signals}
     for s in signals:
@@ -102,7 +134,7 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
     # A SIGTERM or SIGHUP while the process started (before the handlers above): held by
     # the console script, it stops the mirror now, after its final push, as one later does.
     if held_signals.take():
-        stop.set()
+        on_signal(signal.SIGTERM, None)
     try:
         if every <= 0:
             raise UsageError(f"--every {every:g} is invalid; give a period in seconds > 0")
@@ -120,7 +152,7 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
                         max_delete=max_delete, follow_symlinks=follow_symlinks,
                         chunk_size=_chunk(chunk_size), protect=protect,
                         use_trash=use_trash, jobs=jobs, label=dest, md5_cache=cache,
-                        push_fn=functools.partial(_push_and_say, stop, force=force))
+                        push_fn=functools.partial(_push_and_say, stop, running, force=force))
         mirror.start()  # (named first: an abandon below finds its thread)
         mirror.sync_now()  # a first push right away
         click.echo(f"mirroring {src} -> {dest} every {every:g}s; stop with Ctrl-C or SIGTERM",
@@ -132,10 +164,20 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
                 # on, "will try again", while nothing reached Drive.
                 mirror.stop(flush=False)
                 raise failed
-        click.echo("stopping: pushing once more (a second Ctrl-C or SIGTERM abandons it)...",
-                   err=True)
+        click.echo(f"stopping: pushing once more (for {grace:g}s at most, --grace; a second "
+                   "Ctrl-C or SIGTERM abandons it)...", err=True)
         started = time.monotonic()
-        result = mirror.stop()
+        try:
+            result = mirror.stop(max(0.0, deadline[0] - time.monotonic()))
+        except FlushTimeout:
+            # A kill comes soon (a VM's, Colab's): say now what is not on Drive, and leave.
+            late = _out_of_grace(grace, src, dest, running[0].left() if running else None)
+            if program:
+                _leave(late)
+            abandoned.set()
+            if not mirror.abandon(ABANDON_WAIT):
+                log.warning("the upload under way stops once its current chunk is sent")
+            raise late
         ended.set()
         if result is not None:
             click.echo(f"final push in {time.monotonic() - started:.1f}s: {_summary(result)}",
@@ -153,6 +195,53 @@ def mirror_cmd(src: str, dest: str, every: float, include: tuple[str, ...],
         ended.set()  # a signal from here on changes nothing
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+def _out_of_grace(grace: float, src: str, dest: str,
+                  left: "Optional[list[str]]") -> "MirrorError":
+    """What ``mirror`` says when ``--grace`` ran out before its final push was done: what
+    was not sent (``left``: None when the push had not compared SRC with DEST yet). The
+    default, 25 s as ``train.grace_seconds``: a VM or Colab kills a process about 30 s after
+    its SIGTERM, and the rest is left for this line and the exit."""
+    from drivestage.errors import MirrorError
+    from drivestage.paths import printable
+
+    head = f"--grace ({grace:g} s) ran out before the final push to {dest} was done"
+    again = "run the same drivestage mirror command again to"
+    if left is None:
+        what = (f"it had not compared {src} with {dest} yet (Drive did not answer): what "
+                f"changed since the last push may not be there; {again} send it")
+    elif not left:
+        what = f"every file was sent, not its pruning or --delete; {again} finish it"
+    else:
+        shown = ", ".join(printable(rel) for rel in left[:5])
+        more = f" and {len(left) - 5} more" if len(left) > 5 else ""
+        what = f"not sent: {shown}{more}; {again} send them (a cut upload resumes)"
+    return MirrorError(f"{head}; {what}")
+
+
+#: Seconds past ``--grace`` the program's watchdog waits for the main thread to say it.
+WATCHDOG_MARGIN = 1.0
+_LEAVING = threading.Lock()  # one line, from the main thread or the watchdog
+
+
+def _leave(error: "MirrorError") -> None:
+    """The program's end once ``--grace`` ran out: its ``Error:`` line, exit 1, at once
+    (the upload under way is cut as a kill cuts it: it resumes on the next push). A second
+    caller waits here for the end."""
+    import os
+    import sys
+
+    from drivestage.cli.group import error_line
+
+    _LEAVING.acquire()
+    click.echo(error_line(error), err=True)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(error.exit_code)
 
 
 #: What a second signal during the final push prints (then exit code 130).

@@ -1,0 +1,119 @@
+"""``drivestage mirror --grace``: the final push after a stop is bounded. A VM or Colab kills
+the process about 30 s after its SIGTERM; with Drive slow or down the final push waited
+through the whole retry schedule (103 s measured) and was killed with nothing said. Now it
+stops at the grace, names what it did not send, exits 1, and Drive holds nothing cut short
+under a file's name: the next push resumes the cut upload."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from drivestage.cli import cli
+
+from test_signals_cli import _live, _md5s, _until
+
+
+@pytest.fixture
+def env(local_state, tmp_path, drive_env):
+    return {**drive_env, "DRIVESTAGE_STATE_DIR": str(tmp_path / "state"),
+            "DRIVESTAGE_RETRY_BASE": "0.01"}
+
+
+def _mirror(src, env, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "drivestage", "mirror", str(src), "drive:Models/logs",
+         "--every", "3600", *args],
+        env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _stopped_while(emulator, src, env, slow, *args: str) -> tuple[int, str, float]:
+    """Start a mirror, let its first push end, then make Drive ``slow`` and SIGTERM it:
+    (exit code, stderr, seconds from the signal to the exit)."""
+    proc = _mirror(src, env, *args)
+    try:
+        _until(proc, lambda: "results.csv" in _live(emulator), "the first push never ended")
+        (src / "epoch_001.pt").write_bytes(os.urandom(8 * 256 * 1024))
+        slow()
+        emulator.clear_requests()
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, err, took
+
+
+def test_a_final_push_slower_than_the_grace_names_what_it_did_not_send(emulator, env,
+                                                                       tmp_path):
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    code, err, took = _stopped_while(emulator, src, env,
+                                     lambda: emulator.faults.throttle(64 * 1024),  # 32 s
+                                     "--chunk-size", "256KiB", "--grace", "1")
+    emulator.faults.throttle(None)
+    assert code == 1, err
+    assert err.splitlines()[-1] == (
+        "Error: --grace (1 s) ran out before the final push to drive:Models/logs was done; "
+        "not sent: epoch_001.pt; run the same drivestage mirror command again to send them "
+        "(a cut upload resumes)"), err
+    assert "Traceback" not in err
+    assert took < 15, took   # the upload alone takes 32 s
+    # Drive holds what was whole before: nothing of the checkpoint under its name.
+    assert list(_live(emulator)) == ["results.csv"]
+    emulator.clear_requests()
+    result = CliRunner().invoke(cli, ["push", str(src), "drive:Models/logs",
+                                      "--chunk-size", "256KiB"])
+    assert result.exit_code == 0, result.output
+    assert _live(emulator) == _md5s(src)
+    assert not [r for r in emulator.requests if r.method == "POST"
+                and r.path.startswith("/upload/")], "the cut upload was not resumed"
+
+
+def test_a_final_push_within_the_grace_exits_0(emulator, env, tmp_path):
+    """The grace bounds a slow final push only: one that ends within it is as before."""
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    code, err, _ = _stopped_while(emulator, src, env, lambda: None, "--grace", "30")
+    assert code == 0, err
+    assert "for 30s at most, --grace" in err and "final push in" in err, err
+    assert _live(emulator) == _md5s(src)
+
+
+def test_the_grace_must_be_positive(env, tmp_path):
+    result = CliRunner().invoke(cli, ["mirror", str(tmp_path), "drive:x", "--every", "1",
+                                      "--grace", "0"])
+    assert result.exit_code == 2 and "--grace" in result.output, result.output
+
+
+def test_a_stop_while_dest_is_opened_with_drive_silent_is_bounded_too(emulator, env,
+                                                                      tmp_path):
+    """The signal comes while the mirror opens DEST and Drive answers nothing: the opening
+    alone would wait through the retry schedule (103 s) before the final push began."""
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    emulator.faults.latency(60, method="GET")
+    emulator.clear_requests()
+    proc = _mirror(src, env, "--grace", "1")
+    try:
+        _until(proc, lambda: bool(emulator.requests), "the mirror never asked Drive")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, err
+    assert err.splitlines()[-1].startswith(
+        "Error: --grace (1 s) ran out before the final push to drive:Models/logs was done; "
+        f"it had not compared {src} with drive:Models/logs yet"), err
+    assert _live(emulator) == {}
