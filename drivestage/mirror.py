@@ -29,6 +29,9 @@ class FlushTimeout(MirrorError):
     """A flush (or stop) whose run did not end within its timeout; it goes on in the
     background (``drivestage mirror --grace`` tells it from a run that failed)."""
 
+#: Periods between two walks of DEST's path from the top (see :meth:`Mirror._run_once`).
+WALK_EVERY = 10
+
 #: A destination: a spec (``drive:a/b``, ``/mnt/nas/logs``) or ``(store, path)``.
 Dest = Where
 
@@ -84,6 +87,7 @@ class Mirror:
         self._abandoned = Flag()  # abandon(): the run under way stops between two chunks
         self._cache: Optional[Md5Cache] = md5_cache
         self.runs = 0
+        self._periods = 0  # runs started (the path is walked again every WALK_EVERY)
 
     # -- control
     def start(self) -> "Mirror":
@@ -236,6 +240,14 @@ class Mirror:
         if self._target is None:
             where = (self._store, str(self.dest)) if self._store is not None else self.dest
             self._target = open_store(where, md5_cache=self._cache)
+        self._periods += 1
+        if self._periods % WALK_EVERY == 0:
+            # Each period checks DEST's own folder (one files.get: trashed, renamed, moved),
+            # not the folders above it: one of them renamed (`runs` -> `runs_old`) kept
+            # every period going into runs_old/logs, while a resume reads runs/logs. Walked
+            # from the top again now and then: about a request per level, in WALK_EVERY
+            # periods; a check of each level every period would cost that every period.
+            self._target[0].forget_folders()
         return self._push(self.src, self._target, self.policy, protect=protect,
                           md5_cache=self._cache, **self._options)
 
