@@ -23,11 +23,11 @@ def test_the_grace_ran_out_before_drive_answered(emulator, env, tmp_path):
     src.mkdir()
     (src / "results.csv").write_text("epoch\n1\n")
     code, err, took = _stopped_while(
-        emulator, src, env, lambda: emulator.faults.latency(60, method="GET"), "--grace", "1")
+        emulator, src, env, lambda: emulator.faults.latency(60, method="GET"), "--grace", "0.5")
     assert code == 1, err
     line = err.splitlines()[-1]
     assert line == (
-        "Error: --grace (1 s) ran out before the final push to drive:Models/logs was done; "
+        "Error: --grace (0.5 s) ran out before the final push to drive:Models/logs was done; "
         f"it had not compared {src} with drive:Models/logs yet (Drive did not answer): what "
         "changed since the last push may not be there; run the same drivestage mirror "
         "command again to send it"), err

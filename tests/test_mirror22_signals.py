@@ -45,6 +45,7 @@ def _live(emu) -> dict[str, str]:
             if not f["labels"]["trashed"] and not f["mimeType"].endswith(".folder")}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,target", [
     (signal.SIGTERM, "drivestage.cli"),          # the first import of the command modules
     (signal.SIGHUP, "drivestage.cli.push"),      # in the middle of them
