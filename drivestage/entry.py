@@ -4,9 +4,9 @@ uses :func:`interruptible` too).
 A command's modules load inside :func:`interruptible`, not before it: a Ctrl-C while they
 load (40-80 ms after the interpreter starts) then ends as one at any later moment does,
 ``Interrupted.`` and exit code 130, not a traceback. ``drivestage mirror`` also holds a
-SIGTERM or SIGHUP that comes meanwhile, until its handlers take it (:mod:`drivestage.held_signals`):
-it then makes its final push, where the signal used to kill it. Nothing else of the package
-is imported here.
+SIGTERM or SIGHUP that comes meanwhile, until its handlers take it
+(:mod:`drivestage.held_signals`): it then makes its final push, where the signal used to
+kill it. Nothing else of the package is imported here.
 """
 from __future__ import annotations
 

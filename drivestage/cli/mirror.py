@@ -72,9 +72,10 @@ def mirror_cmd(src: str, dest: str, every: float, grace: float, include: tuple[s
     once more (a flush), then exits 0; a failing final push exits 1, and so does one not
     done within --grace seconds (it names what it did not send; the same command run again
     sends it). A second signal abandons the final push at once: "Interrupted: ..." and exit
-    130 (an upload it cut resumes on the next push). Failures in between are logged and retried next period; so is a period
-    that left another run's checkpoints (the rest is pushed; see --force). A usage error
-    (a --metric no sidecar has but for its case) stops it at once: exit 2.
+    130 (an upload it cut resumes on the next push). Failures in between are logged and
+    retried next period; so is a period that left another run's checkpoints (the rest is
+    pushed; see --force). A usage error (a --metric no sidecar has but for its case) stops
+    it at once: exit 2.
     """
     import functools
     import os
