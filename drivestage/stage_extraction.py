@@ -1,0 +1,120 @@
+"""The extraction step of a pull (:class:`Extraction`): it receives the decision of
+:func:`drivestage.stage_file.decide` and the staged archive, as pooch's processors do."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from typing import Callable, Optional
+
+from drivestage import stamps
+from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError
+from drivestage.sizes import restore_needs_room
+from drivestage.stamps import Stamp
+from drivestage.unpack import Unpacking
+
+log = logging.getLogger(__name__)
+
+#: ``progress(label, total, initial)`` -> a per-byte callback, or None for no progress.
+ProgressFactory = Callable[[str, int, int], Optional[Callable[[int], None]]]
+
+
+def no_progress(label: str, total: int, initial: int) -> None:
+    """The progress factory that shows nothing."""
+    return None
+
+
+class Extraction:
+    """The extraction step: receives the decision and the staged archive (as pooch's
+    processors do), extracts it into DEST, removes what earlier versions extracted and this
+    one lacks, and records the members in the stamp.
+
+    The update rule, the same for every path that re-stages (a new version on Drive, a new
+    file at the same path, ``--force``, a rerun after a kill, a repair): the new version's
+    members are merged in first; then each member an earlier version's extraction wrote and
+    the new one lacks is removed, only while it is still exactly what that extraction wrote
+    (:func:`drivestage.extract.remove_members`: kind, size, mtime, inode); members listed by
+    a 0.1.0 stamp (no records) are never removed. A member that changed kind (v1's folder
+    ``ds/a``, v2's file ``ds/a``) replaces the folder during the merge only when it holds
+    exactly what those records say (:mod:`drivestage.extract.owned`); otherwise the archive
+    is refused as before. The stamp says "extracted" only once every member was checked in
+    place."""
+
+    def __init__(self, *, src: str, dest: str, reserve: int, lock_dir: str,
+                 extract_progress: ProgressFactory, stamp: Stamp, protected: set[str]):
+        self.src, self.dest, self.reserve, self.lock_dir = src, dest, reserve, lock_dir
+        self.extract_progress = extract_progress
+        self.stamp, self.protected = stamp, protected
+
+    def __call__(self, target: str, action: str, unpacking: Optional[Unpacking]) -> list[str]:
+        from drivestage.extract import archive_kind, extract, remove_members
+        from drivestage.extract.members import ancestors
+
+        src, dest, reserve, lock_dir = self.src, self.dest, self.reserve, self.lock_dir
+        if archive_kind(target) is None:
+            raise ArchiveError(f"--extract: {src} is not a zip or tar archive "
+                               f"(downloaded to {target}); pull it without --extract")
+        log.info("extract %s into %s (%s)", target, dest, action)
+        stale = stamps.records(self.stamp, "stale")
+        others = stamps.members_of_others(dest, self.stamp) if stale else set()
+        ours = [m for m in stale if m.path not in others]  # as stamps.replaceable() says
+        # A rerun that finds a member gone (deleted by hand) extracts the whole archive again
+        # (this version's records are the stamp's "stale" ones until the extraction ends).
+        missing = stamps.not_in_place(dest, stale) if action == "extract" and stale else None
+        try:
+            if unpacking is not None:  # it followed the download (or extracts the file now)
+                result = unpacking.extract(target, replaceable=ours)
+            else:
+                bar = (self.extract_progress("extract", _extracted_total(target), 0)
+                       if self.extract_progress is not no_progress else None)
+                result = extract(target, dest, progress=bar, lock_dir=lock_dir,
+                                 free_bytes=lambda p: shutil.disk_usage(p).free - reserve,
+                                 protected=self.protected, replaceable=ours)
+        except DiskSpaceError as exc:
+            if missing is None or exc.needed is None:
+                raise
+            raise restore_needs_room(exc, target, dest, missing) from None
+        if stale:
+            keep = set(result.paths) | others
+            gone = remove_members(dest, stale, keep=keep, lock_dir=lock_dir)
+            if gone:
+                log.info("removed %s of the previous version of %s", _count(gone, "member"),
+                         src)
+        unrecorded = stamps.unrecorded(self.stamp)
+        if unrecorded:
+            kept = ancestors(result.paths).union(result.paths)
+            left = [p for p in unrecorded if p not in kept]
+        else:
+            left = []
+        self.stamp.pop("unrecorded", None)
+        if left:
+            log.warning("%s of the previous version of %s %s not removed: it was staged by "
+                        "drivestage 0.1.0, whose stamp does not record what its extraction "
+                        "wrote; remove %s from %s by hand if not wanted (e.g. %s)",
+                        _count(len(left), "member"), src, "was" if len(left) == 1 else "were",
+                        "it" if len(left) == 1 else "them", dest, left[0])
+        self.stamp.update(members=[m.to_json() for m in result.members], stale=[])
+        missing = stamps.not_in_place(dest, result.members)
+        if missing is not None:
+            stamps.write(dest, self.stamp)  # not "extracted": the next run extracts again
+            raise ArchiveError(
+                f"{os.path.join(dest, missing)} changed while {src} was extracted (another "
+                "program or pull wrote there); run the pull again")
+        self.stamp["extracted"] = True
+        stamps.write(dest, self.stamp)
+        return result.paths
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 member``, ``3 members``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _extracted_total(path: str) -> int:
+    try:
+        from drivestage.extract import extracted_size
+
+        return int(extracted_size(path))
+    except DriveStageError:
+        return 0
+
