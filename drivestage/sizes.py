@@ -71,13 +71,22 @@ def check_space(dest: str, reserve: int, needed: int, what: str, detail: str = "
 
 
 def restore_needs_room(exc: DiskSpaceError, archive: str, dest: str,
-                       missing: str) -> DiskSpaceError:
+                       missing: str, *, whole: bool = True) -> DiskSpaceError:
     """The space error of a rerun that puts back a member deleted by hand: for one small
     file it asked for the whole archive's size ("free some space or extract elsewhere"),
-    without saying why, nor the way out that needs no more space."""
+    without saying why, nor the way out that needs no more space. ``whole``: the archive is
+    extracted whole again (its records could not say what is in place); else only what is
+    missing or changed is written, and that is what did not fit."""
     free = max(exc.free or 0, 0)
     needed = exc.needed or 0
     top = missing.split("/", 1)[0]
+    if not whole:
+        return DiskSpaceError(
+            f"not enough free disk space to extract {os.path.basename(archive)} into {dest}: "
+            f"needs {format_size(needed)} ({needed} bytes), only {format_size(free)} ({free} "
+            f"bytes) free to put back what is missing or changed here ({missing} first); "
+            "free some space and run the same command (the archive is kept)",
+            needed=needed, free=free)
     return DiskSpaceError(
         f"not enough free disk space to extract {os.path.basename(archive)} into {dest}: needs "
         f"{format_size(needed)} ({needed} bytes), only {format_size(free)} ({free} bytes) free; "

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from drivestage import stamps
 from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError
+from drivestage.extract import MemberRecord
 from drivestage.sizes import restore_needs_room
 from drivestage.stamps import Stamp
 from drivestage.unpack import Unpacking
@@ -41,10 +42,15 @@ class Extraction:
     place."""
 
     def __init__(self, *, src: str, dest: str, reserve: int, lock_dir: str,
-                 extract_progress: ProgressFactory, stamp: Stamp, protected: set[str]):
+                 extract_progress: ProgressFactory, stamp: Stamp, protected: set[str],
+                 extracted: Sequence[MemberRecord] = ()):
         self.src, self.dest, self.reserve, self.lock_dir = src, dest, reserve, lock_dir
         self.extract_progress = extract_progress
         self.stamp, self.protected = stamp, protected
+        #: The records of this very archive's last complete extraction into DEST (a rerun
+        #: that finds a member gone), never an earlier version's: what is still in place of
+        #: them is not written again.
+        self.extracted = list(extracted)
 
     def __call__(self, target: str, action: str, unpacking: Optional[Unpacking]) -> list[str]:
         from drivestage.extract import archive_kind, extract, remove_members
@@ -58,9 +64,12 @@ class Extraction:
         stale = stamps.records(self.stamp, "stale")
         others = stamps.members_of_others(dest, self.stamp) if stale else set()
         ours = [m for m in stale if m.path not in others]  # as stamps.replaceable() says
-        # A rerun that finds a member gone (deleted by hand) extracts the whole archive again
-        # (this version's records are the stamp's "stale" ones until the extraction ends).
+        # A rerun that finds a member gone (deleted by hand) writes only what is not in place
+        # (absent, another kind or size: as a rerun judges "staged"); the rest keeps its
+        # inode. It extracted the whole archive again beside the copy in place: 40 files
+        # written for one, and the archive's whole size asked of a nearly full disk.
         missing = stamps.not_in_place(dest, stale) if action == "extract" and stale else None
+        kept = _in_place(dest, self.extracted) if action == "extract" else {}
         try:
             if unpacking is not None:  # it followed the download (or extracts the file now)
                 result = unpacking.extract(target, replaceable=ours)
@@ -69,11 +78,11 @@ class Extraction:
                        if self.extract_progress is not no_progress else None)
                 result = extract(target, dest, progress=bar, lock_dir=lock_dir,
                                  free_bytes=lambda p: shutil.disk_usage(p).free - reserve,
-                                 protected=self.protected, replaceable=ours)
+                                 protected=self.protected, replaceable=ours, kept=kept)
         except DiskSpaceError as exc:
             if missing is None or exc.needed is None:
                 raise
-            raise restore_needs_room(exc, target, dest, missing) from None
+            raise restore_needs_room(exc, target, dest, missing, whole=not kept) from None
         if stale:
             keep = set(result.paths) | others
             gone = remove_members(dest, stale, keep=keep, lock_dir=lock_dir)
@@ -82,8 +91,8 @@ class Extraction:
                          src)
         unrecorded = stamps.unrecorded(self.stamp)
         if unrecorded:
-            kept = ancestors(result.paths).union(result.paths)
-            left = [p for p in unrecorded if p not in kept]
+            written = ancestors(result.paths).union(result.paths)
+            left = [p for p in unrecorded if p not in written]
         else:
             left = []
         self.stamp.pop("unrecorded", None)
@@ -103,6 +112,15 @@ class Extraction:
         self.stamp["extracted"] = True
         stamps.write(dest, self.stamp)
         return result.paths
+
+
+def _in_place(dest: str, records: Sequence[MemberRecord]) -> dict[str, MemberRecord]:
+    """The records whose member is in place (:func:`drivestage.stamps.not_in_place`);
+    none when a path is recorded twice (a damaged stamp: everything is written)."""
+    by_path = {m.path: m for m in records}
+    if len(by_path) != len(records):
+        return {}
+    return {p: m for p, m in by_path.items() if stamps.not_in_place(dest, [m]) is None}
 
 
 def _count(n: int, noun: str) -> str:

@@ -34,6 +34,7 @@ from typing import Any, Callable, Collection, Optional
 from drivestage import download as dl
 from drivestage import stamps
 from drivestage.checksums import choose
+from drivestage.extract import MemberRecord
 from drivestage.errors import DownloadRestrictedError, LocalFileError, NotFoundError, \
     UsageError
 from drivestage.extract.statedir import state_lock
@@ -143,6 +144,17 @@ def decide(stamp: Optional[Stamp], entry: RemoteEntry, local: Local, *, extract:
             return "verified"
     action = "update" if older or local.md5_ok is False else "download"
     return "resume" if local.partial and not force else action
+
+
+def _extracted(basis: Optional[Stamp], entry: RemoteEntry, action: str
+               ) -> list[MemberRecord]:
+    """The records of ``entry``'s own extraction (a stamp of the same md5: its ``members``
+    are only ever that archive's), for a rerun that finds a member gone: never an earlier
+    version's, whose same-sized files differ."""
+    if action != "extract" or basis is None or basis.get("md5") != entry.md5 or \
+            not entry.md5:
+        return []
+    return stamps.records(basis)
 
 
 # ------------------------------------------------------------------------------ one file
@@ -309,13 +321,15 @@ class FileStager:
                 raise
             fetched, resumed, checksum = res.fetched, res.resumed_from, res.checksum
         try:
-            stamp = self._downloaded(name, entry, target, previous)
+            extracted = _extracted(basis, entry, action)
+            stamp = self._downloaded(name, entry, target, previous, extracted)
             members: list[str] = []
             if self.extract:
                 members = Extraction(src=self.src, dest=self.dest, reserve=self.reserve,
                                      lock_dir=self.lock_dir,
                                      extract_progress=self.extract_progress, stamp=stamp,
-                                     protected=protected)(target, action, unpacking)
+                                     protected=protected,
+                                     extracted=extracted)(target, action, unpacking)
         finally:
             if unpacking is not None:
                 unpacking.close()
@@ -332,17 +346,22 @@ class FileStager:
         return self.extract_progress("extract", entry.size, 0)
 
     def _downloaded(self, name: str, entry: RemoteEntry, target: str,
-                    previous: list[Stamp]) -> Stamp:
+                    previous: list[Stamp], extracted: list[MemberRecord]) -> Stamp:
         """The stamp of the copy now at ``target``, written before any extraction: it carries
         the records of every earlier version's members (``stale``), so that a pull killed
         from here on still removes them once the new members are in place; the earlier
-        versions' own stamps go."""
-        stale = [m for s in previous for key in ("members", "stale")
-                 for m in stamps.records(s, key)]
+        versions' own stamps go. ``extracted``: this very archive's records (a rerun that
+        puts back a member deleted by hand), kept as its members, so that a rerun after
+        this one fails (a full disk) or is killed still knows what is in place."""
+        # Each record once: one carried as a member is also stale here.
+        stale = list({tuple(m.to_json()): m for s in previous for key in ("members", "stale")
+                      for m in stamps.records(s, key)}.values())
         stamp = stamps.new(src=self.src, file_id=entry.id, name=name, remote_name=entry.name,
                            parent_id=entry.parent_id, md5=entry.md5, size=entry.size,
                            mtime_ns=os.stat(target).st_mtime_ns, stale=stale)
         self._note_access(stamp, entry)
+        if extracted:
+            stamp["members"] = [m.to_json() for m in extracted]
         unrecorded = sorted({p for s in previous for p in stamps.unrecorded(s)})
         if unrecorded:
             stamp["unrecorded"] = unrecorded

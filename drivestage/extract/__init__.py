@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable, Iterable, Optional, Union
+from typing import Callable, Iterable, Mapping, Optional, Union
 
 from drivestage.extract.formats import ARCHIVE_SUFFIXES, archive_kind
 from drivestage.extract.job import Job
@@ -93,7 +93,8 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
             free_bytes: Optional[Callable[[str], int]] = None,
             jobs: int = 2, lock_dir: Optional[PathLike] = None,
             protected: Iterable[str] = (),
-            replaceable: Iterable[MemberRecord] = ()) -> ExtractResult:
+            replaceable: Iterable[MemberRecord] = (),
+            kept: Mapping[str, MemberRecord] = {}) -> ExtractResult:
     """Extract a zip / tar / tar.gz (.tgz) / tar.bz2 / tar.xz safely into ``dest_dir``.
 
     Returns what was written, member by member, in archive order. ``progress`` receives byte
@@ -104,14 +105,19 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
     time too). No member may replace the archive itself, nor a path in ``protected`` (files
     staged from Drive), or turn one into a folder. ``replaceable``: the records of what an
     earlier extraction of this archive wrote, whose folders a file or link member may
-    replace when they hold nothing else (an update in which a member changed kind). Raises
+    replace when they hold nothing else (an update in which a member changed kind).
+    ``kept``: the records of members an earlier extraction of this very archive wrote that
+    are in place in DEST (a rerun after one was deleted by hand): every rule is still
+    checked on the whole member list, but those that the archive has as recorded (kind, a
+    file's size, a link's target) are not written again, and the result lists them with
+    their records as given; only the rest is written and merged. Raises
     UnsafeArchiveError, ArchiveError or DiskSpaceError; on any error DEST is left as it was.
     """
     archive = os.fspath(archive_path)
     kind, entries = list_members(archive)
     job = Job(archive, os.fspath(dest_dir), free_bytes=free_bytes,
               lock_dir=os.fspath(lock_dir) if lock_dir is not None else None,
-              protected=protected, replaceable=replaceable)
+              protected=protected, replaceable=replaceable, kept=kept)
     try:
         files = job.check(entries)
         if worth_processes(kind, files, jobs):

@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 import weakref
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Mapping, Optional
 
 from drivestage.errors import ArchiveError, DiskSpaceError
 from drivestage.extract.links import judge_links
@@ -39,12 +39,15 @@ class Job:
     (the archive itself always; a download being followed names its final path);
     ``replaceable``: the records of what an earlier extraction of this archive wrote (and no
     other archive's stamp lists), whose folders a file or link member may replace when they
-    hold nothing else (:mod:`.owned`)."""
+    hold nothing else (:mod:`.owned`); ``kept``: the records of members of an earlier
+    extraction of this very archive that are in place in DEST (see :func:`keep_in_place`),
+    which are not written again: their records are returned as they are."""
 
     def __init__(self, archive: str, dest: str, *, lock_dir: Optional[str] = None,
                  free_bytes: Optional[Callable[[str], int]] = None,
                  protected: Iterable[str] = (), label: Optional[str] = None,
-                 replaceable: Iterable[MemberRecord] = ()):
+                 replaceable: Iterable[MemberRecord] = (),
+                 kept: Mapping[str, MemberRecord] = {}):
         self.archive = label or archive  # what messages call it (not a partial's name)
         self.dest = os.path.abspath(dest)
         inside = (os.path.relpath(os.path.abspath(p), self.dest).replace(os.sep, "/")
@@ -54,6 +57,8 @@ class Job:
         self.free_bytes = free_bytes or _default_free_bytes
         self.owned: Owned = by_path(replaceable)
         self.entries: list[Entry] = []
+        self.kept = dict(kept)
+        self.final: list[Entry] = []   # every member, the kept ones too (archive order)
         self._root: Optional[TempDir] = None
         self._owner = -1  # the temporary folder's owner lock (see tempdir.make_temp)
         self._unlock: Optional[weakref.finalize[[int], Job]] = None
@@ -62,7 +67,11 @@ class Job:
         """Steps 1 and 2: the final member list, checked against DEST and the free space,
         and the temporary folder made with every folder the members need. Returns the
         file members."""
-        entries = check_members(entries, self.archive)
+        # Every rule is checked on the whole member list, whatever is written of it.
+        self.final = entries = check_members(entries, self.archive)
+        if self.kept:
+            self.kept = keep_in_place(entries, self.kept)
+            entries = [e for e in entries if e.path not in self.kept]
         os.makedirs(self.dest, exist_ok=True)
         self._check_dest(entries)  # early; again when merging
         remove_stale_temps(self.dest)
@@ -75,7 +84,8 @@ class Job:
                 f"{format_size(free)} ({free} bytes) free; free some space or extract "
                 "elsewhere", needed=needed, free=free)
         files = [e for e in entries if e.kind == "file"]
-        log.info("extracting %s: %d members, %s, into %s", self.archive, len(entries),
+        log.info("extracting %s: %d members%s, %s, into %s", self.archive, len(entries),
+                 f" (of {len(self.final)}: the others are in place)" if self.kept else "",
                  format_size(sum(e.size for e in files)), self.dest)
         self.entries = entries
         self._make_temp()
@@ -123,7 +133,8 @@ class Job:
     def adopt(self, entries: list[Entry]) -> None:
         """The member list of what was written into the temporary folder already: checked
         as :meth:`check` checks it (the free space was watched while writing)."""
-        entries = check_members(entries, self.archive)
+        self.final = entries = check_members(entries, self.archive)
+        self.kept = {}  # an archive read as it arrives is written whole
         self._check_dest(entries)
         for d in sorted({e.path for e in entries if e.kind == "dir"}):
             makedirs_at(self.root, d)
@@ -138,6 +149,9 @@ class Job:
             self._check_dest(self.entries)
             merge(self.archive, self.root, self.dest,
                   sorted({e.path.split("/", 1)[0] for e in self.entries}), owned=self.owned)
+        if self.kept:  # the whole list, in archive order: what was written and what was kept
+            written = {r.path: r for r in records}
+            records = [self.kept.get(e.path) or written[e.path] for e in self.final]
         return ExtractResult(archive=self.archive, dest=self.dest, members=records)
 
     def _check_dest(self, entries: list[Entry]) -> None:
@@ -170,6 +184,35 @@ class Job:
                 remove_temp(root, owner)  # closes the lock once the folder is empty
             elif owner >= 0:
                 os.close(owner)
+
+
+def keep_in_place(entries: list[Entry], records: Mapping[str, MemberRecord]
+                  ) -> dict[str, MemberRecord]:
+    """Of ``records`` (members in place in DEST, written by an earlier extraction of this
+    archive: a rerun that puts back a member deleted by hand), those that describe the
+    member ``entries`` (the checked list) has at that path: same kind, a file's size, a
+    link's target. A group of hard links is kept only whole (a link is made to a file in
+    the temporary folder). Whatever is not kept is written."""
+    by_path = {e.path: e for e in entries}
+    kept: dict[str, MemberRecord] = {}
+    for path, rec in records.items():
+        e = by_path.get(path)
+        if e is None or rec.path != path:
+            continue
+        kind = "file" if e.kind == "hardlink" else e.kind
+        if kind != rec.kind or (e.kind == "file" and e.size != rec.size) or \
+                (e.kind == "symlink" and e.target != rec.target):
+            continue
+        kept[path] = rec
+    groups: dict[str, list[str]] = {}
+    for e in entries:
+        if e.kind == "hardlink":
+            groups.setdefault(e.target, [e.target]).append(e.path)
+    for group in groups.values():
+        if any(p not in kept for p in group):
+            for p in group:
+                kept.pop(p, None)
+    return kept
 
 
 def check_against_dest(archive: str, dest: str, entries: list[Entry],

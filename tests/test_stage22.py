@@ -1,0 +1,107 @@
+"""stage22: what the walk of session 21 left alone in `pull`.
+
+1. putting back one deleted member of an extracted archive writes that member, not the
+   whole archive again;
+2. a folder pull leaves no lock file per staged file;
+3. an update that keeps a member the user edited says so;
+4. numeric options of `pull` that mean nothing are usage errors;
+5. a local archive given as SRC is extracted from where it is, not copied first.
+"""
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import zipfile
+
+import pytest
+
+from test_messages_walk20 import _drivestage, _media_gets
+
+N = 40
+
+
+def _members() -> dict[str, bytes]:
+    return {f"ds/{'ab'[i % 2]}/m{i:02d}.bin": bytes([i]) * (1000 + i) for i in range(N)}
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path, data in members.items():
+            zf.writestr(path, data)
+    return buf.getvalue()
+
+
+def _targz(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for path, data in members.items():
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            info.mtime = 1_700_000_000
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _inodes(root) -> dict[str, tuple[int, int]]:
+    out = {}
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != ".drivestage"]
+        for name in files:
+            st = os.lstat(os.path.join(folder, name))
+            out[os.path.relpath(os.path.join(folder, name), root)] = (st.st_ino, st.st_mtime_ns)
+    return out
+
+
+# ------------------------------------------------ 1. one member put back, not the archive
+
+@pytest.mark.parametrize("name,make", [("data.zip", _zip), ("data.tar.gz", _targz)])
+def test_putting_back_deleted_members_writes_only_those(name, make, emulator, drive_env,
+                                                        local_state, tmp_path):
+    """The walk deleted one image of an extracted dataset and ran the pull again: the whole
+    archive was extracted again into a temporary folder and merged, every member replaced
+    (a new inode each: 40 files written for one). Now only what is not in place is
+    written; what the user did not touch keeps its inode and mtime."""
+    members = _members()
+    emulator.add_file(f"VOC_datasets/{name}", make(members))
+    dest = tmp_path / "data"
+    src = f"drive:VOC_datasets/{name}"
+    assert _drivestage("pull", src, str(dest), "--extract").exit_code == 0
+    before = _inodes(dest)
+    (dest / "ds/a/m04.bin").unlink()                       # one file
+    (dest / "ds/b/m07.bin").write_bytes(b"shorter")         # one changed (another size)
+    media = len(_media_gets(emulator))
+    r = _drivestage("pull", src, str(dest), "--extract")
+    assert r.exit_code == 0, r.output
+    after = _inodes(dest)
+    assert sorted(after) == sorted(before)
+    rewritten = sorted(p for p in after if after[p] != before[p])
+    assert rewritten == ["ds/a/m04.bin", "ds/b/m07.bin"]
+    for path, data in members.items():
+        assert (dest / path).read_bytes() == data
+    assert len(_media_gets(emulator)) == media               # the archive was not fetched
+    # The stamp's records hold: the next run is a cache hit, and an update still removes
+    # what this archive wrote, the restored members included.
+    r = _drivestage("pull", src, str(dest), "--extract")
+    assert r.exit_code == 0 and _inodes(dest) == after
+    assert "already staged" in r.stderr, r.stderr
+
+
+def test_a_deleted_folder_of_members_comes_back_with_the_rest_untouched(
+        emulator, drive_env, local_state, tmp_path):
+    import shutil
+
+    members = _members()
+    emulator.add_file("VOC_datasets/data.zip", _zip(members))
+    dest = tmp_path / "data"
+    assert _drivestage("pull", "drive:VOC_datasets/data.zip", str(dest), "-x").exit_code == 0
+    before = _inodes(dest)
+    shutil.rmtree(dest / "ds/b")
+    r = _drivestage("pull", "drive:VOC_datasets/data.zip", str(dest), "-x")
+    assert r.exit_code == 0, r.output
+    after = _inodes(dest)
+    assert all(after[p] == before[p] for p in before if p.startswith("ds/a/"))
+    assert sorted(after) == sorted(before)
+    for path, data in members.items():
+        assert (dest / path).read_bytes() == data
