@@ -201,7 +201,8 @@ class FileStager:
             raise self._restricted(entry, os.path.join(self.dest, name))
         # The file's lock, in the state folder: checked to be this user's own folder before
         # anything is read from it or written (see drivestage.extract.statedir).
-        with state_lock(self.dest, fitted_name(name) + ".lock", self._waiting):
+        with state_lock(self.dest, fitted_name(name) + ".lock", self._waiting,
+                        transient=True):  # no inode left per staged file
             return self._stage_locked(name, entry)
 
     def _restricted(self, entry: RemoteEntry, target: str) -> DownloadRestrictedError:

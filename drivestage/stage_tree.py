@@ -281,7 +281,7 @@ def _drop_orphan_partials(root: str, listed: dict[str, set[str]]) -> None:
         if not _real_below(root, where):
             continue
         for name, found in partials.orphans(where, names).items():
-            with state_lock(where, name + ".lock", None) as mine:
+            with state_lock(where, name + ".lock", None, transient=True) as mine:
                 if mine:
                     log.info("removing the partial download of %s, which Drive no longer "
                              "has", os.path.join(where, name))

@@ -105,3 +105,74 @@ def test_a_deleted_folder_of_members_comes_back_with_the_rest_untouched(
     assert sorted(after) == sorted(before)
     for path, data in members.items():
         assert (dest / path).read_bytes() == data
+
+
+# ------------------------------------------------ 2. no lock file left per staged file
+
+def _state_files(root) -> list[str]:
+    out = []
+    for folder, dirs, files in os.walk(root):
+        if os.path.basename(folder) == ".drivestage":
+            out += [os.path.relpath(os.path.join(folder, f), root) for f in files]
+    return sorted(out)
+
+
+def test_a_folder_pull_leaves_no_lock_file_per_file(emulator, drive_env, local_state,
+                                                     tmp_path):
+    """The walk's 607-file folder left 607 empty `.drivestage/<name>.lock` files beside
+    the stamps: a third of a small tmpfs's inodes. The stamps stay; the locks go."""
+    for i in range(12):
+        emulator.add_file(f"Datasets/small/img/{i:03d}.xml", bytes([i]) * 100)
+    dest = tmp_path / "data"
+    for _ in range(2):                                         # a pull, then a rerun
+        r = _drivestage("pull", "drive:Datasets/small", str(dest))
+        assert r.exit_code == 0, r.output
+        left = _state_files(dest)
+        assert [f for f in left if f.endswith(".lock")] == [], left
+        assert len([f for f in left if f.endswith(".json")]) == 12, left
+
+
+def test_a_single_file_pull_leaves_no_lock_file(emulator, drive_env, local_state, tmp_path):
+    emulator.add_file("VOC_datasets/data.zip", _zip(_members()))
+    dest = tmp_path / "data"
+    assert _drivestage("pull", "drive:VOC_datasets/data.zip", str(dest), "-x").exit_code == 0
+    left = _state_files(dest)
+    assert [f for f in left if f.endswith(".lock") and "merge" not in f] == [], left
+
+
+_CONTENDER = r"""
+import os, sys
+from drivestage.extract.statedir import state_lock
+folder, rounds = sys.argv[1], int(sys.argv[2])
+bad = 0
+for _ in range(rounds):
+    with state_lock(folder, "x.lock", lambda: None, transient=True) as held:
+        assert held
+        try:
+            fd = os.open(os.path.join(folder, "inside"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            bad += 1        # another process holds the lock at the same time
+            continue
+        os.close(fd)
+        os.unlink(os.path.join(folder, "inside"))
+print(bad)
+"""
+
+
+def test_a_removed_lock_file_never_lets_two_processes_in_at_once(tmp_path):
+    """Removing the lock file after use has the classic race: B opens the file A holds,
+    waits, A unlinks it and lets go, B gets a lock on the unlinked file while C makes a new
+    one and locks that. The holder checks it holds the file the name has; three processes
+    taking the lock 300 times each never overlap, and no lock file is left."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))] +
+        os.environ.get("PYTHONPATH", "").split(os.pathsep)))
+    procs = [subprocess.Popen([sys.executable, "-c", _CONTENDER, str(tmp_path), "300"],
+                              stdout=subprocess.PIPE, text=True, env=env) for _ in range(3)]
+    outs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0]
+    assert outs == ["0", "0", "0"]
+    assert sorted(os.listdir(tmp_path / ".drivestage")) == []

@@ -154,12 +154,21 @@ def read_own(state_fd: int, name: str) -> Optional[bytes]:
 
 
 @contextmanager
-def state_lock(folder: str, name: str, on_wait: Optional[Callable[[], None]]
-               ) -> Iterator[bool]:
+def state_lock(folder: str, name: str, on_wait: Optional[Callable[[], None]], *,
+               transient: bool = False) -> Iterator[bool]:
     """Hold an ``flock`` on ``name`` in ``folder``'s state folder (threads and processes
     alike wait for it; ``on_wait`` runs first when it is taken; with ``on_wait`` None
     nothing waits: the block gets False and holds nothing). The kernel drops the lock of a
-    process that dies."""
+    process that dies.
+
+    ``transient``: the lock file is removed when the block ends (a folder pull took one per
+    file and left them all: an inode each, 607 for the walk's folder, on a tmpfs whose
+    inodes are few). Removing it has the classic race - another process opened the file
+    before it was unlinked and gets its lock after: it holds a file no name leads to, while
+    a third makes a new one and locks that. So a lock counts only once its file is still
+    the one the name leads to (else it is let go and taken again), and only its holder
+    removes it, while holding it. A process killed while holding it leaves the file (as
+    before), which the next holder removes."""
     if sys.platform == "win32":  # pragma: no cover - not POSIX: filelock's own locking
         from filelock import FileLock, Timeout
 
@@ -179,21 +188,53 @@ def state_lock(folder: str, name: str, on_wait: Optional[Callable[[], None]]
             lock.release()
         return
     fd = -1
+    state_fd: Optional[int] = None
+    held = False
     try:
-        with deferred(), opened_state(folder, create=True) as state_fd:  # see opened_state
-            assert state_fd is not None
-            fd = open_own(name, _LOCK_FLAGS, state_fd)
-        if fd < 0:
-            raise state_error(folder)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if on_wait is None:
-                yield False
-                return
-            on_wait()
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with deferred():  # see opened_state
+            state_fd = open_state(folder, create=True)
+        assert state_fd is not None
+        waited = False
+        while True:
+            with deferred():
+                fd = open_own(name, _LOCK_FLAGS, state_fd)
+            if fd < 0:
+                raise state_error(folder)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is None:
+                    yield False
+                    return
+                if not waited:
+                    on_wait()
+                    waited = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            if not transient or _named(state_fd, name, fd):
+                break
+            os.close(fd)  # its holder removed it: the lock is the file the name has now
+            fd = -1
+        held = True
         yield True
     finally:
         if fd >= 0:
+            if held and transient and state_fd is not None and _named(state_fd, name, fd):
+                try:
+                    os.unlink(name, dir_fd=state_fd)  # while held: see the docstring
+                except FileNotFoundError:
+                    pass
             os.close(fd)  # releases the lock
+        if state_fd is not None:
+            os.close(state_fd)
+
+
+def _named(state_fd: int, name: str, fd: int) -> bool:
+    """Whether ``name`` in the state folder is the file open as ``fd``."""
+    mine = os.fstat(fd)
+    if mine.st_nlink == 0:
+        return False
+    try:
+        st = os.stat(name, dir_fd=state_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
