@@ -212,20 +212,27 @@ def state_lock(folder: str, name: str, on_wait: Optional[Callable[[], None]], *,
                 fcntl.flock(fd, fcntl.LOCK_EX)
             if not transient or _named(state_fd, name, fd):
                 break
-            os.close(fd)  # its holder removed it: the lock is the file the name has now
-            fd = -1
+            stale, fd = fd, -1  # its holder removed it: the lock is the file named now
+            os.close(stale)
         held = True
         yield True
     finally:
-        if fd >= 0:
-            if held and transient and state_fd is not None and _named(state_fd, name, fd):
-                try:
-                    os.unlink(name, dir_fd=state_fd)  # while held: see the docstring
-                except FileNotFoundError:
-                    pass
-            os.close(fd)  # releases the lock
-        if state_fd is not None:
-            os.close(state_fd)
+        # Nested, each close in a finally of its own: a Ctrl-C after any call here (a
+        # deferred() too) still closes both descriptors.
+        try:
+            try:
+                if fd >= 0 and held and transient and state_fd is not None and \
+                        _named(state_fd, name, fd):
+                    try:
+                        os.unlink(name, dir_fd=state_fd)  # while held: see the docstring
+                    except FileNotFoundError:
+                        pass
+            finally:
+                if fd >= 0:
+                    os.close(fd)  # releases the lock
+        finally:
+            if state_fd is not None:
+                os.close(state_fd)
 
 
 def _named(state_fd: int, name: str, fd: int) -> bool:
