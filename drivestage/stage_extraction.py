@@ -89,6 +89,7 @@ class Extraction:
             if gone:
                 log.info("removed %s of the previous version of %s", _count(gone, "member"),
                          src)
+            _say_kept(src, dest, [m for m in stale if m.path not in keep])
         unrecorded = stamps.unrecorded(self.stamp)
         if unrecorded:
             written = ancestors(result.paths).union(result.paths)
@@ -112,6 +113,29 @@ class Extraction:
         self.stamp["extracted"] = True
         stamps.write(dest, self.stamp)
         return result.paths
+
+
+def _say_kept(src: str, dest: str, lacked: list[MemberRecord]) -> None:
+    """One line naming the files and links of an earlier version that the new one lacks
+    and that are still there: :func:`~drivestage.extract.remove_members` left them because
+    they are no longer what that extraction wrote (the user edited or replaced them). They
+    stayed without a word, and the dataset held files its new version does not have."""
+    kept = sorted({m.path for m in lacked if m.kind != "dir" and _there(dest, m.path)})
+    if not kept:
+        return
+    one = len(kept) == 1
+    more = f" and {len(kept) - 3} more" if len(kept) > 3 else ""
+    log.warning("kept %s of the previous version of %s that the new version lacks, because "
+                "%s changed since drivestage extracted %s (your edits are not removed): "
+                "%s%s; remove %s from %s by hand if not wanted", _count(len(kept), "file"),
+                src, "it was" if one else "they were", "it" if one else "them",
+                ", ".join(kept[:3]), more, "it" if one else "them", dest)
+
+
+def _there(dest: str, rel: str) -> bool:
+    if rel.startswith("/") or ".." in rel.split("/"):
+        return False  # not a member path: never looked at outside DEST
+    return os.path.lexists(os.path.join(dest, rel))
 
 
 def _in_place(dest: str, records: Sequence[MemberRecord]) -> dict[str, MemberRecord]:

@@ -176,3 +176,56 @@ def test_a_removed_lock_file_never_lets_two_processes_in_at_once(tmp_path):
     assert [p.returncode for p in procs] == [0, 0, 0]
     assert outs == ["0", "0", "0"]
     assert sorted(os.listdir(tmp_path / ".drivestage")) == []
+
+
+# ------------------------------------------------ 3. an update keeps edited members: say so
+
+def _replace_on_drive(path: str, data: bytes, tmp_path) -> None:
+    """A new version of ``path`` on Drive under the same id (as Drive's "manage versions")."""
+    import drivestage
+
+    store = drivestage.connect()
+    old = store.resolve(path)
+    local = tmp_path / "upload.bin"
+    local.write_bytes(data)
+    parent = store.resolve(path.rsplit("/", 1)[0])
+    assert store.upload(str(local), parent, old.name, replace=old).id == old.id
+
+
+V1 = {"ds/keep.txt": b"kept", "ds/gone.txt": b"only in v1",
+      **{f"ds/e{i}.txt": b"v1 %d" % i for i in range(5)}}
+V2 = {"ds/keep.txt": b"kept, v2", "ds/new.txt": b"new in v2"}
+
+
+@pytest.mark.parametrize("edited", [1, 5])
+def test_an_update_that_keeps_edited_members_says_which_and_why(
+        edited, emulator, drive_env, local_state, tmp_path):
+    """walk21 pushed a new version of the dataset that lacks a member the user had edited:
+    the edited copy stayed, as the README promises, but nothing said so - the user's
+    dataset now held a file the new version does not have. One line names it (the first
+    three, and how many more) and why it stayed."""
+    emulator.add_file("VOC_datasets/v.zip", _zip(V1))
+    dest = tmp_path / "data"
+    assert _drivestage("pull", "drive:VOC_datasets/v.zip", str(dest), "-x").exit_code == 0
+    for i in range(edited):
+        (dest / f"ds/e{i}.txt").write_bytes(b"my labels %d" % i)
+    _replace_on_drive("VOC_datasets/v.zip", _zip(V2), tmp_path)
+    r = _drivestage("pull", "drive:VOC_datasets/v.zip", str(dest), "-x", "-q")
+    assert r.exit_code == 0, r.output
+    names = ", ".join(f"ds/e{i}.txt" for i in range(min(edited, 3)))
+    more = f" and {edited - 3} more" if edited > 3 else ""
+    files = "1 file" if edited == 1 else f"{edited} files"
+    it = "it" if edited == 1 else "them"
+    lines = [ln for ln in r.stderr.splitlines() if "kept" in ln]
+    assert lines == [
+        f"WARNING drivestage.stage_extraction: kept {files} of the previous version of "
+        f"drive:VOC_datasets/v.zip that the new version lacks, because "
+        f"{'it was' if edited == 1 else 'they were'} changed since drivestage extracted "
+        f"{it} (your edits are not removed): {names}{more}; remove {it} from {dest} by hand "
+        "if not wanted"], r.stderr
+    assert sorted(p.name for p in (dest / "ds").iterdir()) == sorted(
+        ["keep.txt", "new.txt"] + [f"e{i}.txt" for i in range(edited)])
+    # Nothing said when nothing was kept.
+    _replace_on_drive("VOC_datasets/v.zip", _zip(V1), tmp_path)
+    r = _drivestage("pull", "drive:VOC_datasets/v.zip", str(dest), "-x")
+    assert r.exit_code == 0 and "kept" not in r.stderr, r.stderr
