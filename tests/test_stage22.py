@@ -229,3 +229,29 @@ def test_an_update_that_keeps_edited_members_says_which_and_why(
     _replace_on_drive("VOC_datasets/v.zip", _zip(V1), tmp_path)
     r = _drivestage("pull", "drive:VOC_datasets/v.zip", str(dest), "-x")
     assert r.exit_code == 0 and "kept" not in r.stderr, r.stderr
+
+
+# ------------------------------------------------ 4. numeric options that mean nothing
+
+@pytest.mark.parametrize("value", ["0", "0.4", "100", "63KiB"])
+def test_pull_chunk_size_below_a_useful_piece_is_a_usage_error(value, tmp_path):
+    """`pull --chunk-size 0` was accepted and meant the default (one request per stream),
+    without a word; 0.4 became 0 the same way, and a few bytes made a request per few
+    bytes (a 2 GB zip in millions of requests)."""
+    r = _drivestage("pull", str(tmp_path / "missing.zip"), str(tmp_path / "d"),
+                    "--chunk-size", value)
+    assert r.exit_code == 2, r.output
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"Error: Invalid value for '--chunk-size': {value} is less than 64KiB, the smallest "
+        "piece worth a request of its own; give 64KiB or more, or leave it out for one "
+        "request per stream")
+
+
+@pytest.mark.parametrize("args,word", [(["--jobs", "0"], "--jobs"), (["-j", "-2"], "--jobs"),
+                                       (["--retries", "0"], "--retries"),
+                                       (["--reserve", "-1GB"], "--reserve")])
+def test_pull_other_numeric_options_refuse_nonsense(args, word, tmp_path):
+    r = _drivestage("pull", str(tmp_path / "missing.zip"), str(tmp_path / "d"), *args)
+    assert r.exit_code == 2, r.output
+    line = r.stderr.strip().splitlines()[-1]
+    assert line.startswith("Error: Invalid value for ") and word in line, line

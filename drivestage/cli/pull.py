@@ -35,6 +35,24 @@ with --extract every .zip/.tar/.tar.gz/.tgz in it is extracted where it lies. Ex
 """
 
 
+#: The smallest --chunk-size: a smaller piece costs more in its request than it carries.
+MIN_CHUNK = 64 << 10
+
+
+class _ChunkSize(Size):
+    """``--chunk-size``: 0 (or 0.4, which is 0 bytes) meant the default without a word, and
+    a few bytes meant a request per few bytes: both a usage error, naming the bound."""
+
+    def convert(self, value: Any, param: Optional[click.Parameter],
+                ctx: Optional[click.Context]) -> int:
+        size = super().convert(value, param, ctx)
+        if size < MIN_CHUNK:
+            self.fail(f"{value} is less than 64KiB, the smallest piece worth a request of "
+                      "its own; give 64KiB or more, or leave it out for one request per "
+                      "stream", param, ctx)
+        return size
+
+
 @cli.command(epilog=PULL_EPILOG)
 @click.argument("src")
 @click.argument("dest", type=click.Path(file_okay=False))
@@ -58,8 +76,9 @@ with --extract every .zip/.tar/.tar.gz/.tgz in it is extracted where it lies. Ex
                    "repeatable.")
 @click.option("--exclude", multiple=True, metavar="GLOB",
               help="Folder pulls: skip files and folders matching GLOB; repeatable.")
-@click.option("--chunk-size", type=Size(), default=None, hidden=True,
-              help="Most bytes per ranged request (default: one request per stream).")
+@click.option("--chunk-size", type=_ChunkSize(), default=None, hidden=True,
+              help="Most bytes per ranged request, at least 64KiB (default: one request "
+                   "per stream).")
 @click.option("--acknowledge-abuse", is_flag=True,
               help="Download a file Drive flagged as malware or spam anyway (Drive honours "
                    "this only for the file's owner or a Manager of its shared drive).")
