@@ -128,7 +128,7 @@ def _stage(store: RemoteStore, path: StorePath, label: str, dest: str, *, extrac
                          f"{label} is one file; pull it without them")
     return FileStager(label, dest, store, extract=extract, jobs=jobs, force=force,
                       reserve=reserve, chunk_size=chunk_size, progress=progress,
-                      extract_progress=progress).stage(entry)
+                      extract_progress=progress, in_place=True).stage(entry)
 
 
 def _local_error(exc: OSError, label: str, dest: str) -> DriveStageError:

@@ -46,6 +46,7 @@ from drivestage.sizes import check_space, format_size
 from drivestage.stage_extraction import Extraction
 from drivestage.stage_extraction import ProgressFactory as ProgressFactory  # re-exported
 from drivestage.stage_extraction import no_progress as no_progress  # re-exported
+from drivestage.stage_original import FromOriginal, original_of
 from drivestage.stamps import Stamp
 from drivestage.store import RemoteEntry, RemoteStore
 from drivestage.unpack import Unpacking
@@ -173,7 +174,7 @@ class FileStager:
                  jobs: Optional[int], force: bool, reserve: int, chunk_size: Optional[int],
                  progress: ProgressFactory, extract_progress: ProgressFactory = no_progress,
                  lock_dir: Optional[str] = None, protect: Collection[str] = (),
-                 walked: Optional[int] = None):
+                 walked: Optional[int] = None, in_place: bool = False):
         self.src, self.dest, self.store = src, dest, store
         self.extract, self.jobs, self.force, self.reserve = extract, jobs, force, reserve
         self.chunk_size, self.progress = chunk_size, progress
@@ -181,6 +182,8 @@ class FileStager:
         self.lock_dir = lock_dir or dest
         self.protect = protect
         self.walked = walked
+        #: A local archive to extract is extracted where it lies (:mod:`.stage_original`).
+        self.in_place = in_place and extract
 
     def _waiting(self) -> None:
         log.warning("another pull of %s into %s is running; waiting for it", self.src,
@@ -203,7 +206,20 @@ class FileStager:
         # anything is read from it or written (see drivestage.extract.statedir).
         with state_lock(self.dest, fitted_name(name) + ".lock", self._waiting,
                         transient=True):  # no inode left per staged file
+            source = original_of(self.store, entry) if self.in_place else None
+            if source is not None:
+                return self._from_original(name, entry, source)
             return self._stage_locked(name, entry)
+
+    def _from_original(self, name: str, entry: RemoteEntry, source: str) -> PullResult:
+        staged = FromOriginal(src=self.src, dest=self.dest, name=name, source=source,
+                              reserve=self.reserve, lock_dir=self.lock_dir,
+                              extract_progress=self.extract_progress, force=self.force,
+                              protect=self.protect)
+        action, members, checksum = staged.stage(entry)
+        result = self._result(entry, source, action, members=members, extracted=True)
+        result.checksum = checksum
+        return result
 
     def _restricted(self, entry: RemoteEntry, target: str) -> DownloadRestrictedError:
         """The error for a file whose owner turned downloading off, named by SRC as given (a

@@ -55,7 +55,7 @@ LAYERS = [
     ["streams"],
     ["download", "extract", "stamps"],
     ["unpack"],
-    ["sidecar_copy", "stage_extraction"],
+    ["sidecar_copy", "stage_extraction", "stage_original"],
     ["stage_file", "pruning", "extra", "old_copies", "behind", "other_runs", "dedupe",
      "push_watch", "push_room", "push_result", "snapshots"],
     ["stage_tree", "push_job"],

@@ -17,3 +17,41 @@ def test_an_update_that_keeps_an_edited_member(emulator, drive_env, local_state,
     assert r.exit_code == 0, r.output
     shown("that the new version lacks, because … changed since drivestage extracted", r.stderr)
     assert (dest / "ds/e1.txt").read_bytes() == b"my labels"
+
+
+@renders("changed while it was read (another program writes it?)")
+def test_a_local_archive_written_while_it_is_extracted(local_state, tmp_path, monkeypatch):
+    """A local archive is extracted where it lies; one written meanwhile (a copy into the
+    input folder not finished) is not called staged."""
+    import os
+
+    import drivestage.stage_original as original
+    from _messages import error_line
+    from test_stage22 import _members
+
+    inputs = tmp_path / "input"
+    inputs.mkdir()
+    archive = inputs / "voc.zip"
+    data = _zip(_members())
+    archive.write_bytes(data)
+    real = original.file_md5
+
+    def hashed_then_written(path: str) -> str:
+        digest = real(path)
+        with open(path, "r+b") as fh:          # the same bytes, written again: a new ctime
+            fh.write(data)
+        return digest
+
+    monkeypatch.setattr(original, "file_md5", hashed_then_written)
+    dest = tmp_path / "data"
+    r = _drivestage("pull", str(archive), str(dest), "-x", "-q")
+    assert r.exit_code == 1, r.output
+    line = error_line(r.stderr)
+    shown("changed while it was read (another program writes it?)", line)
+    assert line == (f"Error: {archive} changed while it was read (another program writes "
+                    f"it?); nothing of it is staged in {dest} as extracted: run the same "
+                    "command again once it is complete")
+    monkeypatch.setattr(original, "file_md5", real)
+    r = _drivestage("pull", str(archive), str(dest), "-x", "-q")
+    assert r.exit_code == 0, r.output
+    assert sorted(os.listdir(dest)) == [".drivestage", "ds"]

@@ -255,3 +255,62 @@ def test_pull_other_numeric_options_refuse_nonsense(args, word, tmp_path):
     assert r.exit_code == 2, r.output
     line = r.stderr.strip().splitlines()[-1]
     assert line.startswith("Error: Invalid value for ") and word in line, line
+
+
+# ------------------------------------------------ 5. a local archive extracted where it lies
+
+@pytest.mark.parametrize("name,make", [("voc.zip", _zip), ("voc.tar.gz", _targz)])
+def test_a_local_archive_is_extracted_from_where_it_lies(name, make, local_state, tmp_path):
+    """`drivestage pull /kaggle/input/x/voc.zip ./data -x` copied the zip whole into DEST
+    (Kaggle's 20 GB working disk), then extracted it: the archive's size spent for nothing.
+    It is now extracted from the original, which is read, never written; the stamp records
+    the original, so that a rerun is a no-op, a member deleted by hand comes back from it,
+    and a new version of it is noticed (an update)."""
+    inputs = tmp_path / "input"
+    inputs.mkdir()
+    archive = inputs / name
+    members = _members()
+    archive.write_bytes(make(members))
+    dest = tmp_path / "data"
+    r = _drivestage("pull", str(archive), str(dest), "-x", "-q")
+    assert r.exit_code == 0, r.output
+    assert sorted(os.listdir(dest)) == [".drivestage", "ds"]         # no copy of the archive
+    for path, data in members.items():
+        assert (dest / path).read_bytes() == data
+    before = _inodes(dest)
+    r = _drivestage("pull", str(archive), str(dest), "-x")
+    assert r.exit_code == 0, r.output
+    assert "already staged" in r.stderr and _inodes(dest) == before, r.stderr
+    # One member deleted by hand: it alone comes back, from the original.
+    (dest / "ds/a/m04.bin").unlink()
+    r = _drivestage("pull", str(archive), str(dest), "-x", "-q")
+    assert r.exit_code == 0, r.output
+    after = _inodes(dest)
+    assert sorted(p for p in after if after[p] != before[p]) == ["ds/a/m04.bin"]
+    # A new version of the original: an update (what it lacks goes, what it adds comes).
+    v2 = {"ds/a/m00.bin": b"v2", "ds/new.bin": b"new"}
+    archive.write_bytes(make(v2))
+    r = _drivestage("pull", str(archive), str(dest), "-x", "-q")
+    assert r.exit_code == 0, r.output
+    got = {os.path.relpath(os.path.join(f, n), dest) for f, d, ns in os.walk(dest)
+           if ".drivestage" not in f for n in ns}
+    assert got == set(v2)
+    assert sorted(os.listdir(dest)) == [".drivestage", "ds"]
+
+
+def test_a_local_archive_changed_without_a_new_mtime_is_not_trusted(local_state, tmp_path):
+    """The stamp vouches for the original by its inode, size, mtime and ctime: bytes
+    changed with the old mtime put back are noticed, hashed and extracted again."""
+    inputs = tmp_path / "input"
+    inputs.mkdir()
+    archive = inputs / "voc.zip"
+    archive.write_bytes(_zip({"ds/a.bin": b"A" * 100}))
+    dest = tmp_path / "data"
+    assert _drivestage("pull", str(archive), str(dest), "-x", "-q").exit_code == 0
+    st = archive.stat()
+    with open(archive, "r+b") as fh:                                 # same size, other bytes
+        fh.write(_zip({"ds/a.bin": b"B" * 100}))
+    os.utime(archive, ns=(st.st_atime_ns, st.st_mtime_ns))
+    r = _drivestage("pull", str(archive), str(dest), "-x", "-q")
+    assert r.exit_code == 0, r.output
+    assert (dest / "ds/a.bin").read_bytes() == b"B" * 100

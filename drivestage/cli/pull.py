@@ -6,6 +6,7 @@ errors become one ``Error: ...`` line in :mod:`drivestage.cli`.
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
@@ -29,7 +30,8 @@ drive:shared/<drive>/a/b, drive:shared-with-me/<name>/a, or a Drive sharing link
 (https://drive.google.com/file/d/<ID>/view?usp=sharing, .../drive/folders/<ID>, with or
 without resourcekey=); shortcuts are followed. A plain path reads from a local folder (e.g.
 a Drive mount). The file lands in DEST/<name>; a rerun
-on an intact staged copy does nothing. A folder lands in DEST/<name>/ with its whole tree;
+on an intact staged copy does nothing. With --extract, a local zip or tar (not on a Drive
+mount: /kaggle/input/...) is extracted from where it lies and verified, not copied. A folder lands in DEST/<name>/ with its whole tree;
 with --extract every .zip/.tar/.tar.gz/.tgz in it is extracted where it lies. Exit codes:
 0 success, 1 error, 2 usage error.
 """
@@ -130,6 +132,11 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
     what = {"cached": "already staged", "verified": "already there, md5 verified",
             "extract": "extracted", "resume": "resumed and verified",
             "update": "updated and verified", "download": "downloaded and verified"}
+    if os.path.dirname(result.path) != result.dest:  # a local archive, extracted where it lies
+        where = (f"{paths.printable(result.src)} -> {paths.printable(result.dest)} "
+                 "(extracted from where it lies, not copied)")
+        what.update(extract="extracted and md5 verified", verified="md5 verified",
+                    update="updated and md5 verified")
     extra = f", {result.members} members extracted" if result.extracted else ""
     click.echo(f"{where}: {what.get(result.action, result.action)} "
                f"({format_size(result.size)}, md5 {result.md5}{extra}, {result.seconds:.1f}s)",

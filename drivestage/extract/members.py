@@ -361,7 +361,7 @@ def open_tar_stream(src: "str | io.RawIOBase") -> tarfile.TarFile:
     return tf
 
 
-_Key = tuple[str, int, int, int]
+_Key = tuple[str, int, int, int, int]
 _LISTINGS: "dict[_Key, tuple[str, list[Entry]]]" = {}
 _LISTINGS_LOCK = threading.Lock()
 
@@ -372,7 +372,10 @@ def list_members(archive: str) -> tuple[str, list[Entry]]:
     tar's member list once, not twice."""
     try:
         st = os.stat(archive)
-        key: Optional[_Key] = (os.path.abspath(archive), st.st_size, st.st_mtime_ns, st.st_ino)
+        # The ctime too: a local original extracted where it lies (stage_original) may be
+        # rewritten in place with its old mtime put back; no user sets a ctime.
+        key: Optional[_Key] = (os.path.abspath(archive), st.st_size, st.st_mtime_ns, st.st_ino,
+                               st.st_ctime_ns)
     except OSError:
         key = None
     with _LISTINGS_LOCK:

@@ -1,0 +1,128 @@
+"""A local archive extracted where it lies (``pull /kaggle/input/x/voc.zip ./data -x``).
+
+A local SRC was copied whole into DEST, then extracted: on Kaggle's 20 GB working disk the
+archive's size spent for nothing (the original sits on the read-only input). Now the
+members are extracted from the original, which is only read. What makes that safe:
+
+* the original is hashed before it is extracted, and its identity (device, inode, size,
+  mtime, ctime: a write changes the ctime, which no user sets) is the same before the hash
+  and after the extraction; otherwise the extraction is not "staged" and the command fails
+  with one line. So what was extracted is what was hashed, and its md5 is the one the stamp
+  keeps;
+* the stamp records that identity, so a rerun whose original is unchanged and whose
+  members are in place reads nothing ("already staged"); any other identity (a new
+  version, the same bytes copied anew) is hashed again: the same md5 is adopted, another
+  one is an update (the update rule of :class:`~drivestage.stage_extraction.Extraction`);
+* a member deleted by hand comes back from the original (only what is missing is written).
+
+A file on a Google Drive mount is still copied: reading it there is slow, and a later
+repair would read it from Drive again.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Collection, Optional
+
+from drivestage import stamps
+from drivestage.errors import DestChangedError
+from drivestage.extract import MemberRecord, archive_kind
+from drivestage.localdir import LocalDirStore
+from drivestage.localfs import drive_mount, file_md5
+from drivestage.stage_extraction import Extraction, ProgressFactory
+from drivestage.stamps import Stamp
+from drivestage.store import RemoteEntry, RemoteStore
+
+log = logging.getLogger(__name__)
+
+
+def original_of(store: RemoteStore, entry: RemoteEntry) -> Optional[str]:
+    """The local path of ``entry`` when it is an archive to extract where it lies: a file of
+    a local folder (not a Drive mount) that is a zip or tar; else None (copied as before)."""
+    if not isinstance(store, LocalDirStore) or entry.is_dir:
+        return None
+    path = store.describe(entry)
+    if drive_mount(path) is not None or archive_kind(path) is None:
+        return None
+    return path
+
+
+def _identity(st: os.stat_result) -> list[int]:
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+class FromOriginal:
+    """Extract the local archive ``source`` into ``dest`` (under the file's lock, taken by
+    the caller); :meth:`stage` returns the action, the member paths and the checksum."""
+
+    def __init__(self, *, src: str, dest: str, name: str, source: str, reserve: int,
+                 lock_dir: str, extract_progress: ProgressFactory, force: bool,
+                 protect: Collection[str]):
+        self.src, self.dest, self.name, self.source = src, dest, name, source
+        self.reserve, self.lock_dir, self.force = reserve, lock_dir, force
+        self.extract_progress, self.protect = extract_progress, protect
+
+    def stage(self, entry: RemoteEntry) -> tuple[str, list[str], str]:
+        found = stamps.of(self.dest, self.name)
+        own = next((s for s in found if s["id"] == entry.id), None)
+        previous = ([own] if own is not None else []) + \
+            [s for s in found if s is not own and s.get("src") == self.src]
+        st = os.stat(self.source)
+        if own is not None and not self.force and own.get("original") == _identity(st) \
+                and own.get("md5") == entry.md5 and stamps.missing_member(self.dest, own) is None:
+            return "cached", [m.path for m in stamps.records(own)], ""
+        md5 = file_md5(self.source)  # what is extracted is what was hashed (see the doc)
+        if entry.md5 and md5 != entry.md5 or _identity(os.stat(self.source)) != _identity(st):
+            raise self._changed()
+        basis = next((s for s in previous if s.get("md5") == md5), None)
+        if basis is not None and not self.force and \
+                stamps.missing_member(self.dest, basis) is None:
+            action = "verified"  # the same bytes anew (a new copy of the input): adopted
+        elif basis is not None and not self.force:
+            action = "extract"
+        else:
+            action = "update" if previous else "extract"
+        extracted = stamps.records(basis) if basis is not None and not self.force else []
+        stamp = self._stamp(entry, md5, st, previous, extracted)
+        if action == "verified":
+            stamp["extracted"] = True
+            stamps.write(self.dest, stamp)
+            return action, [m.path for m in extracted], "md5"
+        protected = {os.path.join(self.dest, self.name),
+                     *(self.protect or stamps.staged_files(self.dest))}
+        members = Extraction(src=self.src, dest=self.dest, reserve=self.reserve,
+                             lock_dir=self.lock_dir, extract_progress=self.extract_progress,
+                             stamp=stamp, protected=protected,
+                             extracted=extracted if action == "extract" else ()
+                             )(self.source, action, None)
+        if _identity(os.stat(self.source)) != _identity(st):
+            stamp["extracted"] = False  # the next run hashes and extracts it again
+            stamps.write(self.dest, stamp)
+            raise self._changed()
+        return action, members, "md5"
+
+    def _stamp(self, entry: RemoteEntry, md5: str, st: os.stat_result,
+               previous: list[Stamp], extracted: list[MemberRecord]) -> Stamp:
+        """The stamp before the extraction (as :meth:`FileStager._downloaded` writes it for
+        a download): the earlier versions' members as ``stale``, this archive's own records
+        as its members; the earlier stamps go."""
+        stale = list({tuple(m.to_json()): m for s in previous for key in ("members", "stale")
+                      for m in stamps.records(s, key)}.values())
+        stamp = stamps.new(src=self.src, file_id=entry.id, name=self.name,
+                           remote_name=entry.name, parent_id=entry.parent_id, md5=md5,
+                           size=st.st_size, mtime_ns=st.st_mtime_ns, stale=stale)
+        stamp["original"] = _identity(st)
+        stamp["path"] = self.source
+        if extracted:
+            stamp["members"] = [m.to_json() for m in extracted]
+        stamps.write(self.dest, stamp)
+        for old in previous:
+            if old.get("_path") != stamp["_path"]:
+                stamps.drop(old)
+        return stamp
+
+    def _changed(self) -> DestChangedError:
+        return DestChangedError(
+            f"{self.source} changed while it was read (another program writes it?); nothing "
+            f"of it is staged in {self.dest} as extracted: run the same command again once "
+            "it is complete")
