@@ -74,7 +74,10 @@ class Extraction:
             if unpacking is not None:  # it followed the download (or extracts the file now)
                 result = unpacking.extract(target, replaceable=ours)
             else:
-                bar = (self.extract_progress("extract", _extracted_total(target), 0)
+                # What is in place is not written: the bar counts what is.
+                total = _extracted_total(target) - sum(m.size for m in kept.values()
+                                                       if m.kind == "file")
+                bar = (self.extract_progress("extract", max(total, 0), 0)
                        if self.extract_progress is not no_progress else None)
                 result = extract(target, dest, progress=bar, lock_dir=lock_dir,
                                  free_bytes=lambda p: shutil.disk_usage(p).free - reserve,

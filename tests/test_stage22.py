@@ -140,6 +140,35 @@ def test_a_single_file_pull_leaves_no_lock_file(emulator, drive_env, local_state
     assert [f for f in left if f.endswith(".lock") and "merge" not in f] == [], left
 
 
+def test_two_processes_pull_one_folder_into_one_dest_and_leave_no_lock(
+        emulator, drive_env, local_state, tmp_path):
+    """Two pulls of one folder into one DEST at once (two notebook cells, DDP ranks): each
+    file staged once and whole, both exit 0, and no lock file is left behind."""
+    import subprocess
+    import sys
+
+    from _cli import child_env
+
+    files = {f"img/{i:03d}.xml": os.urandom(3000) for i in range(16)}
+    for rel, data in files.items():
+        emulator.add_file(f"Datasets/small/{rel}", data)
+    dest = tmp_path / "data"
+    cmd = [sys.executable, "-m", "drivestage", "pull", "drive:Datasets/small", str(dest), "-q"]
+    env = dict(child_env(emulator), DRIVESTAGE_STATE_DIR=str(tmp_path / "state"))
+    env["PYTHONPATH"] = os.pathsep.join(
+        [os.path.dirname(os.path.dirname(os.path.abspath(__file__)))] +
+        [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    for rel, data in files.items():
+        assert (dest / "small" / rel).read_bytes() == data
+    left = _state_files(dest)
+    assert [f for f in left if f.endswith(".lock")] == [], left
+    assert len(_media_gets(emulator)) == len(files)           # each file fetched once
+
+
 _CONTENDER = r"""
 import os, sys
 from drivestage.extract.statedir import state_lock
