@@ -84,9 +84,13 @@ class Job:
                 f"{format_size(free)} ({free} bytes) free; free some space or extract "
                 "elsewhere", needed=needed, free=free)
         files = [e for e in entries if e.kind == "file"]
-        log.info("extracting %s: %d members%s, %s, into %s", self.archive, len(entries),
-                 f" (of {len(self.final)}: the others are in place)" if self.kept else "",
-                 format_size(sum(e.size for e in files)), self.dest)
+        if self.kept:
+            log.info("extracting %s: %d of its %d members (the others are in place), %s, "
+                     "into %s", self.archive, len(entries), len(self.final),
+                     format_size(sum(e.size for e in files)), self.dest)
+        else:
+            log.info("extracting %s: %d members, %s, into %s", self.archive, len(entries),
+                     format_size(sum(e.size for e in files)), self.dest)
         self.entries = entries
         self._make_temp()
         assert self._root is not None
