@@ -190,29 +190,7 @@ class DriveStore(RemoteStore):
                   if parent_id not in self._elsewhere or k not in ("corpora", "driveId")}
         params["q"] = q
 
-        # PyDrive2's GetList() stops after one page when maxResults is set; walk the pages
-        # ourselves, retrying each page on its own.
-        listing = self.drive.ListFile(params)
-
-        def page() -> Optional[list[Any]]:
-            try:
-                return list(next(listing))
-            except StopIteration:
-                return None
-
-        items: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for _ in range(paging.MAX_PAGES):
-            got = self.call(f"list {where}", page)
-            if got is None:
-                break
-            items.extend(dict(f) for f in got)
-            token = listing.get("pageToken")
-            if token is None:
-                break
-            paging.check_token(token, seen, where)
-        else:
-            raise paging.too_many(where)
+        items = paging.all_pages(self.call, self.drive.ListFile(params), where)
         keys = self.transport.resource_keys
         via = None if parent_id == SHARED_WITH_ME else parent_id
         for it in items:
