@@ -179,6 +179,12 @@ class MalformedAnswerError(RemoteError):
     type)."""
 
 
+class WrongItemError(MalformedAnswerError):
+    """The server answered for another item than the one asked about (files.get of another
+    id, a listing holding another folder's items, an upload completed as another file):
+    acting on it would change files the user never named (:mod:`drivestage.drive.provenance`)."""
+
+
 class ForeignSessionError(MalformedAnswerError):
     """The server answered an upload session's address on another server (origin), as the
     new session's or as where it moved: the file's bytes and the credentials would go there,

@@ -24,7 +24,7 @@ import dataclasses
 import logging
 from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar, Union
 
-from drivestage.drive import answers, folders, paging, removal, shortcuts
+from drivestage.drive import answers, folders, paging, provenance, removal, shortcuts
 from drivestage.drive.media import DEFAULT_CHUNK_SIZE, MediaReader
 from drivestage.drive.resources import (FOLDER_MIME, DriveEntry, check_resource,
                                         entry_from_resource, is_shortcut, is_trashed,
@@ -156,6 +156,7 @@ class DriveStore(RemoteStore):
         f = self.drive.CreateFile({"id": file_id})
         self.call(f"stat {where}", f.FetchMetadata)
         res = dict(check_resource(dict(f), where))
+        provenance.check_got(res, file_id, where)  # never act on another item's answer
         key = res.get("resourceKey")
         self.transport.resource_keys.learn(res["id"], key if isinstance(key, str) else None)
         return res
@@ -197,6 +198,8 @@ class DriveStore(RemoteStore):
             check_resource(it, where)
             key = it.get("resourceKey")
             keys.learn(it["id"], key if isinstance(key, str) else None, via=via)
+        if via is not None:  # a prune of this folder must never delete another's items
+            provenance.check_listed(items, parent_id, where)
         if name is not None:  # Drive's title match ignores case: keep exact names only
             items = [it for it in items if it.get("title") == name]
         # One item listed twice (a page served again) is one item, not a duplicate name.

@@ -28,7 +28,7 @@ import time
 from typing import Any, Callable, Optional, TypeVar
 
 from drivestage import pool
-from drivestage.drive import answers
+from drivestage.drive import answers, provenance
 from drivestage.drive.media import HashingMedia
 from drivestage.drive.resources import entry_from_resource
 from drivestage.drive.sessions import CheckedHttp, json_body, kept, origin_of, same_origin, \
@@ -322,6 +322,10 @@ class _Session:
                     f"chunks (it "
                     f"answers 'resume incomplete' at byte {request.resumable_progress} of "
                     f"{self.size}); stopped. Try the push again later (it resumes)")
+        # Before the answer is believed: a push deletes the old copies of a file on it.
+        provenance.check_uploaded(result, self.folder.id, self.name,
+                                  self.replace.id if self.replace is not None else None,
+                                  self.where)
         if persisted:
             self._forget()
         return (entry_from_resource(result), self.media.hexdigest(),
@@ -341,7 +345,7 @@ class _Session:
         return (res.get("title") == self.name
                 and not (isinstance(labels, dict) and labels.get("trashed"))
                 and isinstance(parents, list)
-                and any(isinstance(p, dict) and p.get("id") == self.folder.id for p in parents)
+                and provenance.is_in(res, self.folder.id) is True
                 and (self.replace is None or res.get("id") == self.replace.id))
 
     def _check_within(self, kept: int) -> None:

@@ -1,0 +1,80 @@
+"""Whether a Drive answer is about the item that was asked about.
+
+Every other check of an answer (:func:`drivestage.drive.resources.check_resource`) looks at
+its shape; these look at *whose* it is. A server (or a cache or proxy on the way) that answers
+files.get for another id, lists another folder's items, or completes an upload with another
+file's resource would otherwise have prune and push act on files the user never named: a
+prune of one folder deleted another's checkpoints; a push deleted the old copy of a file that
+the upload's answer placed in another folder. Drive never answers so; each check costs no
+request.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from drivestage.errors import WrongItemError
+from drivestage.paths import printable
+
+#: Ids Drive answers for under another id (``root`` is My Drive's top, whose real id differs).
+_ALIASES = frozenset({"root", "appDataFolder"})
+_ADVICE = ("Drive never does that: check --api-root / DRIVESTAGE_API_ROOT and any proxy or "
+           "cache between you and Drive")
+
+
+def _parent_ids(res: Mapping[str, Any]) -> Optional[list[str]]:
+    """The ids of ``res``'s parents; None when the answer does not say."""
+    parents = res.get("parents")
+    if not isinstance(parents, list):
+        return None
+    return [str(p.get("id")) for p in parents if isinstance(p, Mapping)]
+
+
+def is_in(res: Mapping[str, Any], folder_id: str) -> Optional[bool]:
+    """Whether ``res`` sits in ``folder_id`` (``root``: any parent Drive marks ``isRoot``);
+    None when the answer names no parents."""
+    parents = res.get("parents")
+    if not isinstance(parents, list):
+        return None
+    return any(isinstance(p, Mapping) and (p.get("id") == folder_id or
+                                           (folder_id == "root" and p.get("isRoot") is True))
+               for p in parents)
+
+
+def check_got(res: Mapping[str, Any], asked: str, where: str) -> None:
+    """files.get of ``asked`` answered ``res``: it must be that item."""
+    got = res.get("id")
+    if got != asked and asked not in _ALIASES:
+        raise WrongItemError(
+            f"stat {where}: the server answered for another item (asked for id {asked}, got "
+            f"{printable(str(got))}); stopped, nothing done with that answer. {_ADVICE}")
+
+
+def check_listed(items: list[dict[str, Any]], folder_id: str, where: str) -> None:
+    """A listing of ``folder_id``'s children answered ``items``: each must sit in it (one
+    whose answer names no parents is taken as listed)."""
+    for it in items:
+        if is_in(it, folder_id) is False:
+            raise WrongItemError(
+                f"list {where}: the server answered for another item: "
+                f"{printable(str(it.get('title')))!r} (id {printable(str(it.get('id')))}) sits "
+                f"in another folder (parents {', '.join(_parent_ids(it) or [])}), not in "
+                f"{where}; stopped, nothing done with that answer. {_ADVICE}")
+
+
+def check_uploaded(res: Mapping[str, Any], folder_id: str, name: str,
+                   replace_id: Optional[str], where: str) -> None:
+    """An upload of ``name`` into ``folder_id`` (in place of ``replace_id``) completed with
+    ``res``: it must be that file (the one replaced, if any), under that name, in that
+    folder. Its md5 alone proves nothing: a file elsewhere with the same bytes has it too."""
+    wrong = []
+    if replace_id is not None and res.get("id") != replace_id:
+        wrong.append(f"id {printable(str(res.get('id')))}, not {replace_id}")
+    title = res.get("title")
+    if title is not None and title != name:
+        wrong.append(f"named {printable(str(title))!r}")
+    if is_in(res, folder_id) is False:
+        wrong.append(f"in another folder (parents {', '.join(_parent_ids(res) or [])})")
+    if wrong:
+        raise WrongItemError(
+            f"uploading {where}: the server answered for another item (the file it says it "
+            f"made is {'; '.join(wrong)}); the old copies were kept. {_ADVICE}")

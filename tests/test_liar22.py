@@ -1,0 +1,118 @@
+"""A Drive server that lies about *which* item it answers for (liar22): a listing of one folder
+that holds another folder's items, a files.get answered for another id, an upload whose answer
+names another file. Each would have prune, push or pull act on files the user never named;
+each now ends in one ``Error:`` line with nothing deleted.
+
+In-process CLI (tests/_cli.py) against the emulator behind tests/_proxy.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+
+import pytest
+
+import _cli
+from _proxy import Proxy, Reply
+
+
+@pytest.fixture
+def proxy(emulator):
+    with Proxy(emulator.url) as p:
+        yield p
+
+
+@pytest.fixture
+def liar_env(proxy, local_state, monkeypatch):
+    """The CLI in this process talks to the emulator through the proxy."""
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "3")
+    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "5")
+    return local_state
+
+
+def _one_error_line(code: int, err: str) -> str:
+    assert code == 1, err[-2000:]
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines and lines[-1].startswith("Error: "), err[-2000:]
+    assert "Traceback" not in err
+    return lines[-1]
+
+
+def _checkpoints(emulator, folder: str, n: int = 3) -> dict[str, str]:
+    ids = {}
+    for i in range(1, n + 1):
+        name = f"epoch_{i:03d}.pt"
+        ids[name] = emulator.add_file(f"{folder}/{name}", f"{folder} {i}".encode())
+    return ids
+
+
+def _live(emulator, folder: str) -> set[str]:
+    rec = emulator.find(folder)
+    return {c["title"] for c in emulator.store.children(rec["id"]) if not c.get("trashed")}
+
+
+def test_a_listing_that_answers_with_another_folders_items_prunes_nothing(
+        emulator, proxy, liar_env):
+    """prune drive:Models/logs; the server lists Models/other's checkpoints instead (a query
+    answered for another parent). Before: Models/other lost two checkpoints it never named."""
+    _checkpoints(emulator, "Models/logs")
+    _checkpoints(emulator, "Models/other")
+    logs, other = emulator.find("Models/logs")["id"], emulator.find("Models/other")["id"]
+    proxy.rewrite(rf"(?<=%27){re.escape(logs)}(?=%27)", other)
+    code, out, err = _cli.run("prune", "drive:Models/logs", "--keep-last", "1")
+    line = _one_error_line(code, err)
+    assert "drive:Models/logs" in line and "another folder" in line
+    assert _live(emulator, "Models/other") == {"epoch_001.pt", "epoch_002.pt", "epoch_003.pt"}
+    assert _live(emulator, "Models/logs") == {"epoch_001.pt", "epoch_002.pt", "epoch_003.pt"}
+
+
+def test_a_files_get_answered_for_another_id_prunes_nothing(emulator, proxy, liar_env):
+    """prune drive:id:<logs>; files.get of that id is answered for Models/other (a cache keyed
+    wrongly). Before: the other folder's checkpoints were pruned."""
+    _checkpoints(emulator, "Models/logs")
+    _checkpoints(emulator, "Models/other")
+    logs, other = emulator.find("Models/logs")["id"], emulator.find("Models/other")["id"]
+    proxy.rewrite(rf"^/drive/v2/files/{re.escape(logs)}\?", f"/drive/v2/files/{other}?")
+    code, out, err = _cli.run("prune", f"drive:id:{logs}", "--keep-last", "1")
+    line = _one_error_line(code, err)
+    assert logs in line and other in line
+    assert _live(emulator, "Models/other") == {"epoch_001.pt", "epoch_002.pt", "epoch_003.pt"}
+    assert _live(emulator, "Models/logs") == {"epoch_001.pt", "epoch_002.pt", "epoch_003.pt"}
+
+
+def _answer_as(resource: dict):
+    """A completed upload answered with ``resource`` (another file's) instead of the new one,
+    the upload itself never reaching the emulator."""
+    def mutate(status: int, headers: dict, body: bytes) -> Reply:
+        data = json.dumps(resource).encode()
+        return Reply(200, {"Content-Type": "application/json", "Content-Length": str(len(data))},
+                     [data])
+    return mutate
+
+
+def test_an_upload_answered_with_another_folders_file_keeps_the_old_copy(
+        emulator, proxy, liar_env, tmp_path):
+    """push replaces best.pt; the server answers the upload with the resource of a file with
+    those very bytes in another folder (md5 and size right) and stores nothing. Before: the
+    old best.pt was deleted as replaced, Models/logs held no best.pt at all."""
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "best.pt").write_bytes(b"old weights")
+    assert _cli.run("push", str(src), "drive:Models/logs")[0] == 0
+    new = b"new weights"
+    (src / "best.pt").write_bytes(new)
+    twin = emulator.add_file("Models/other/best.pt", new)
+    resource = emulator.find("Models/other/best.pt")
+    assert resource["md5Checksum"] == hashlib.md5(new).hexdigest()
+    proxy.on("PUT", r"upload_id=", _answer_as(resource), forward=False)
+    code, out, err = _cli.run("push", str(src), "drive:Models/logs")
+    line = _one_error_line(code, err)
+    assert "best.pt" in line
+    kept = emulator.find("Models/logs/best.pt")
+    assert kept is not None and emulator.read_bytes(kept["id"]) == b"old weights"
+    assert emulator.read_bytes(twin) == new
+
