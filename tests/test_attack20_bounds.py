@@ -119,7 +119,10 @@ def _bottomless(template: dict):
         obj = json.loads(body)
         if not obj.get("items"):
             n = next(counter)
-            obj["items"] = [dict(template, id=f"deep{n}x", title=f"d{n}")]
+            # In the folder listed (liar22: an item of another folder is refused).
+            parent = template["id"] if n == 0 else f"deep{n - 1}x"
+            obj["items"] = [dict(template, id=f"deep{n}x", title=f"d{n}",
+                                 parents=[{"id": parent, "isRoot": False}])]
         data = json.dumps(obj).encode()
         out = {k: v for k, v in headers.items() if k.lower() != "content-length"}
         out["Content-Length"] = str(len(data))
