@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Mapping, Optional
 
 from drivestage import orphans, sidecar
-from drivestage.errors import DriveStageError
+from drivestage.errors import NotFoundError, RemoteChangedError
 from drivestage.retention import AUTOSAVE, SIDECAR, Candidate, RetentionPolicy
 from drivestage.sidecar import Described, Sidecar
 from drivestage.state import Md5Cache
@@ -107,9 +107,8 @@ class _Sidecars:
     def _fetch(self, entry: RemoteEntry) -> Optional[Sidecar]:
         try:
             data = sidecar.fetch(self.store, entry)
-        except DriveStageError as exc:
-            log.warning("could not read sidecar %s: %s", entry.name, exc)
-            return None
+        except (NotFoundError, RemoteChangedError):  # gone or replaced since the listing;
+            return None  # any other failure ends the run: an unread metric deleted the best
         return sidecar.parse(data) if data is not None else None
 
 

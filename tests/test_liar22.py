@@ -15,6 +15,7 @@ import re
 import pytest
 
 import _cli
+from _drive_state import live_md5s
 from _proxy import Proxy, Reply
 
 
@@ -116,3 +117,37 @@ def test_an_upload_answered_with_another_folders_file_keeps_the_old_copy(
     assert kept is not None and emulator.read_bytes(kept["id"]) == b"old weights"
     assert emulator.read_bytes(twin) == new
 
+
+
+def test_a_sidecar_update_answered_as_another_runs_sidecar_keeps_the_vouched_checkpoint(
+        emulator, proxy, local_state, tmp_path):
+    """last.pt is replaced by a new file and last.json updated in place; the update is
+    answered with the resource of runs/b/last.json, which holds those very bytes (md5 right),
+    and nothing is stored. Before: the push ended as a success (the moved-apart guard kept the
+    old last.pt and pushed once more, lied to again) while last.json on Drive still held the
+    old sidecar: a resume from Drive went back an epoch, and nothing said so."""
+    from drivestage import sidecar
+    from drivestage.drive import connect
+    from drivestage.upload_tree import push
+
+    def pair(folder, data: bytes, epoch: int) -> None:
+        (folder / "last.pt").write_bytes(data)
+        sidecar.write(str(folder / "last.pt"), sidecar.Sidecar(
+            epoch=epoch, md5=hashlib.md5(data).hexdigest(), size=len(data), run="r1"))
+
+    src = tmp_path / "run"
+    src.mkdir()
+    old, new = os.urandom(3000), os.urandom(4000)
+    pair(src, old, 1)
+    store = connect(api_root=proxy.url, token="test-token")
+    push(str(src), (store, "runs/a"), jobs=1)
+    side = emulator.find("runs/a/last.json")
+    side_bytes = emulator.read_bytes(side["id"])
+    pair(src, new, 2)
+    emulator.add_file("runs/b/last.json", (src / "last.json").read_bytes())
+    proxy.on("PUT", rf"^/upload/drive/v2/files/{side['id']}\?.*upload_id=",
+             _answer_as(emulator.find("runs/b/last.json")), forward=False)
+    with pytest.raises(Exception, match="answered for another item"):
+        push(str(src), (store, "runs/a"), jobs=1)
+    assert hashlib.md5(old).hexdigest() in live_md5s(emulator, "runs/a")["last.pt"]
+    assert emulator.read_bytes(emulator.find("runs/a/last.json")["id"]) == side_bytes

@@ -14,13 +14,14 @@ import os
 import re
 import time
 from functools import partial
-from typing import Any, BinaryIO, Optional
+from typing import Any, BinaryIO, Callable, Optional
 
 from googleapiclient.http import MediaUpload
 
 from drivestage.drive import retry
 from drivestage.drive.transport import Streamed, Transport
-from drivestage.errors import DriveStageError, RemoteChangedError, RemoteError
+from drivestage.errors import ChecksumMismatchError, DriveStageError, RemoteChangedError, \
+    RemoteError
 from drivestage.pool import Serial
 from drivestage.state import stat_key
 from drivestage.store import ByteSink, RemoteEntry
@@ -182,6 +183,35 @@ class MediaReader:
                 began, got = now, 0
         if at.pos >= end and body.left is None and body.read1(1):
             raise _too_long(where, first, stop, "it kept sending")
+
+
+def checked_whole(data: bytes, entry: RemoteEntry, where: str, again: Callable[[], bytes],
+                  now: Callable[[], RemoteEntry]) -> bytes:
+    """``data``, a file read whole in one ranged GET (a sidecar), if its md5 is the one Drive
+    lists for ``entry`` (as every download is verified: a sidecar served with other bytes
+    decided a prune, which deleted the best checkpoint on a metric its md5 does not name).
+    Else Drive is asked again (``now()``): a new version since the listing is
+    :class:`RemoteChangedError` (list again); the same version is read once more
+    (``again()``), and a second mismatch is :class:`ChecksumMismatchError`."""
+    want = (entry.md5 or "").lower()
+    got = hashlib.md5(data).hexdigest()
+    if not want or got == want:
+        return data
+    fresh = now()
+    if (fresh.md5 or "").lower() != want or fresh.size != entry.size:
+        raise RemoteChangedError(f"{where} changed on Drive since it was listed (md5 {want} "
+                                 f"became {fresh.md5}); list it again")
+    log.warning("%s: checksum mismatch (expected md5 %s, got %s); reading it again", where,
+                want, got)
+    data = again()
+    got = hashlib.md5(data).hexdigest()
+    if got != want:
+        raise ChecksumMismatchError(
+            f"{where}: the downloaded bytes do not match Drive (expected md5 {want}, "
+            f"{entry.size} bytes; got md5 {got}, {len(data)} bytes), twice; they were not "
+            "used. Something between here and Drive alters data, or the server is not Drive: "
+            "check --api-root / DRIVESTAGE_API_ROOT and any proxy", expected=want, got=got)
+    return data
 
 
 class _Position:

@@ -25,7 +25,7 @@ import logging
 from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar, Union
 
 from drivestage.drive import answers, folders, paging, provenance, removal, shortcuts
-from drivestage.drive.media import DEFAULT_CHUNK_SIZE, MediaReader
+from drivestage.drive.media import DEFAULT_CHUNK_SIZE, MediaReader, checked_whole
 from drivestage.drive.resources import (FOLDER_MIME, DriveEntry, check_resource,
                                         entry_from_resource, is_shortcut, is_trashed,
                                         quota_of)
@@ -442,8 +442,14 @@ class DriveStore(RemoteStore):
         return dataclasses.replace(entry, id=target) if target else entry
 
     def fetch_range(self, entry: RemoteEntry, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` of ``entry`` in one ranged GET, retried as a whole."""
-        return self._reader.fetch_range(self._content(entry), start, end, self.describe(entry))
+        """Bytes ``[start, end)`` of ``entry`` in one ranged GET, retried as a whole; the
+        whole file (a sidecar) is verified against its md5 (:func:`media.checked_whole`)."""
+        content, where = self._content(entry), self.describe(entry)
+        data = self._reader.fetch_range(content, start, end, where)
+        if start > 0 or end != entry.size:
+            return data
+        return checked_whole(data, entry, where, lambda: self._reader.fetch_range(
+            content, start, end, where), lambda: self.stat(entry))
 
     def read_into(self, entry: RemoteEntry, start: int, sink: ByteSink) -> int:
         """One long ranged GET from ``start`` to ``sink.limit()``, resumed after failures."""
