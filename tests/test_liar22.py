@@ -151,3 +151,92 @@ def test_a_sidecar_update_answered_as_another_runs_sidecar_keeps_the_vouched_che
         push(str(src), (store, "runs/a"), jobs=1)
     assert hashlib.md5(old).hexdigest() in live_md5s(emulator, "runs/a")["last.pt"]
     assert emulator.read_bytes(emulator.find("runs/a/last.json")["id"]) == side_bytes
+
+
+def _listing_with(extra: dict):
+    """Listing answers with ``extra`` added to their items."""
+    def mutate(status: int, headers: dict, body: bytes) -> Reply:
+        obj = json.loads(body)
+        if isinstance(obj.get("items"), list):
+            obj["items"].append(extra)
+        data = json.dumps(obj).encode()
+        out = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        out["Content-Length"] = str(len(data))
+        return Reply(status, out, [data])
+    return mutate
+
+
+def test_a_folder_listed_inside_itself_ends_the_pull_in_one_line(emulator, proxy, liar_env,
+                                                                 tmp_path):
+    """The listing of data holds data itself, its parents naming data too (a folder that is
+    its own parent). The pull stops in one line. Before: it did too, but called the folder a
+    shortcut and said to remove that shortcut on Drive."""
+    emulator.add_file("data/a.txt", b"a")
+    data = emulator.find("data")
+    me = dict(data, parents=list(data["parents"]) + [{"id": data["id"], "isRoot": False}])
+    proxy.on("GET", rf"^/drive/v2/files\?.*%27{re.escape(data['id'])}%27",
+             _listing_with(me))
+    code, out, err = _cli.run("pull", "drive:data", str(tmp_path / "dest"))
+    line = _one_error_line(code, err)
+    assert "drive:data/data" in line and "listed inside itself" in line
+    assert "shortcut" not in line
+    assert proxy.count("GET", r"^/drive/v2/files\?") <= 6
+
+
+@pytest.fixture
+def hostile_store(proxy, local_state, monkeypatch):
+    from drivestage.drive import connect
+
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "3")
+    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "5")
+    return connect(api_root=proxy.url, token="test-token")
+
+
+def _answer_changed(**fields):
+    """The emulator's answer to a completed upload with ``fields`` changed."""
+    def mutate(status: int, headers: dict, body: bytes) -> Reply:
+        if status not in (200, 201):
+            return Reply(status, headers, [body])
+        obj = dict(json.loads(body), **fields)
+        data = json.dumps(obj).encode()
+        out = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        out["Content-Length"] = str(len(data))
+        return Reply(status, out, [data])
+    return mutate
+
+
+@pytest.mark.parametrize("how", ["title", "id"])
+def test_an_update_answered_as_another_file_is_never_taken_for_it(emulator, proxy,
+                                                                  hostile_store, tmp_path, how):
+    """An update in place of results.csv answered with another title, or another file's id
+    (the md5 right: the bytes stored are the ones sent). The upload raises instead of handing
+    the caller an entry of another file (whose copies it would then keep or delete)."""
+    from drivestage.errors import WrongItemError
+
+    fid = emulator.add_file("Models/logs/results.csv", b"epoch\n1\n")
+    other = emulator.add_file("Models/logs/notes.txt", b"x")
+    folder = hostile_store.resolve("Models/logs")
+    old = hostile_store.resolve("Models/logs/results.csv")
+    path = tmp_path / "results.csv"
+    path.write_bytes(b"epoch\n1\n2\n")
+    proxy.on("PUT", r"upload_id=",
+             _answer_changed(**({"title": "notes.txt"} if how == "title" else {"id": other})))
+    with pytest.raises(WrongItemError, match="answered for another item"):
+        hostile_store.upload(str(path), folder, "results.csv", replace=old)
+    assert emulator.read_bytes(other) == b"x"
+    assert emulator.find("Models/logs/results.csv")["id"] == fid
+
+
+def test_an_item_listed_twice_under_two_names_prunes_nothing(emulator, proxy, liar_env):
+    """The listing of Models/logs holds best.pt twice: once as itself, once titled
+    epoch_001.pt (one id, two names). Before: the second name won, and prune --keep-last 1
+    deleted "epoch_001.pt": best.pt, which the policy never manages."""
+    best = emulator.add_file("Models/logs/best.pt", b"best weights")
+    emulator.add_file("Models/logs/epoch_002.pt", b"epoch 2")
+    logs = emulator.find("Models/logs")["id"]
+    proxy.on("GET", rf"^/drive/v2/files\?.*%27{re.escape(logs)}%27",
+             _listing_with(dict(emulator.find("Models/logs/best.pt"), title="epoch_001.pt")))
+    code, out, err = _cli.run("prune", "drive:Models/logs", "--keep-last", "1")
+    line = _one_error_line(code, err)
+    assert best in line and "best.pt" in line and "epoch_001.pt" in line
+    assert _live(emulator, "Models/logs") == {"best.pt", "epoch_002.pt"}

@@ -223,3 +223,54 @@ def test_a_status_query_claiming_bytes_never_sent_never_leaves_a_file_of_other_b
     else:
         assert emulator.read_bytes(entry.id) == data
     assert proxy.count("PUT", "upload_id=") <= 20
+
+
+def test_a_resume_whose_newest_sidecar_is_served_with_other_bytes_never_goes_back_an_epoch(
+        emulator, proxy, liar_env, tmp_path):
+    """The trainer's resume from Drive: epoch_002.json is served saying epoch 9 (bytes its md5
+    does not name). Before: epoch_002 "cannot be used" and the run went on from epoch_001, an
+    epoch lost (and the next push's retention free to drop epoch_002). Now the resume stops
+    with the checksum error, nothing downloaded."""
+    import io
+    from types import SimpleNamespace
+
+    import torch
+
+    from drivestage.errors import ChecksumMismatchError
+    from trainer.drive import DriveFolder
+    from trainer.resume import _decide
+
+    def state(epoch: int) -> bytes:
+        buf = io.BytesIO()
+        torch.save({"format_version": 2, "model": {}, "optimizer": {}, "epoch": epoch,
+                    "iteration": epoch * 10, "epoch_iteration": 0, "config": {}, "run": "r1"},
+                   buf)
+        return buf.getvalue()
+
+    for epoch in (1, 2):
+        data = state(epoch)
+        emulator.add_file(f"Models/logs/epoch_{epoch:03d}.pt", data)
+        side = emulator.add_file(f"Models/logs/epoch_{epoch:03d}.json", json.dumps(
+            {"epoch": epoch, "iteration": epoch * 10, "epoch_iteration": 0, "run": "r1",
+             "md5": hashlib.md5(data).hexdigest(), "size": len(data)}).encode())
+    proxy.on("GET", rf"/files/{side}\?.*alt=media", _swap(b'"epoch": 2', b'"epoch": 9'))
+    out_dir = tmp_path / "logs"
+    cfg = SimpleNamespace(train=SimpleNamespace(out_dir=str(out_dir)))
+    with pytest.raises(ChecksumMismatchError, match="epoch_002.json"):
+        _decide(cfg, "auto", DriveFolder("drive:Models/logs", str(out_dir)))
+    assert not out_dir.exists() or not list(out_dir.glob("*.pt"))
+
+
+def test_a_binary_file_listed_without_any_checksum_is_never_staged_unverified(
+        emulator, proxy, liar_env, tmp_path):
+    """Drive gives an md5 for every file with content; a server that leaves it out (and any
+    SHA-256) for a binary file offers nothing to verify its bytes against. The bytes served
+    are another file's: nothing may reach the final name as verified."""
+    fid = emulator.add_file("data/f.bin", os.urandom(300 << 10))
+    proxy.on("GET", r"^/drive/v2/files(/[^/?]+)?\?(?!.*alt=media)",
+             _metadata(fid, md5Checksum=None, sha256Checksum=None))
+    proxy.on("GET", r"alt=media", lambda s, h, b: Reply(s, h, [bytes(len(b))]))
+    dest = tmp_path / "dest"
+    code, out, err = _cli.run("pull", "drive:data/f.bin", str(dest))
+    assert code != 0 and "has no binary content" in err and "Traceback" not in err
+    _nothing_staged(dest)

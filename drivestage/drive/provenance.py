@@ -49,11 +49,21 @@ def check_got(res: Mapping[str, Any], asked: str, where: str) -> None:
             f"{printable(str(got))}); stopped, nothing done with that answer. {_ADVICE}")
 
 
-def check_listed(items: list[dict[str, Any]], folder_id: str, where: str) -> None:
-    """A listing of ``folder_id``'s children answered ``items``: each must sit in it (one
-    whose answer names no parents is taken as listed)."""
+def check_listed(items: list[dict[str, Any]], folder_id: Optional[str], where: str) -> None:
+    """A listing of ``folder_id``'s children (None: of Shared with me) answered ``items``:
+    each must sit in it (one whose answer names no parents is taken as listed), and an item listed twice (a page
+    served again) must have one name: under a second name a prune deleted ``best.pt`` as the
+    ``epoch_001.pt`` it was also listed as."""
+    names: dict[Any, Any] = {}
     for it in items:
-        if is_in(it, folder_id) is False:
+        title = names.setdefault(it.get("id"), it.get("title"))
+        if title != it.get("title"):
+            raise WrongItemError(
+                f"list {where}: the server answered for another item: id "
+                f"{printable(str(it.get('id')))} is listed twice, as "
+                f"{printable(str(title))!r} and as {printable(str(it.get('title')))!r}; "
+                f"stopped, nothing done with that answer. {_ADVICE}")
+        if folder_id is not None and is_in(it, folder_id) is False:
             raise WrongItemError(
                 f"list {where}: the server answered for another item: "
                 f"{printable(str(it.get('title')))!r} (id {printable(str(it.get('id')))}) sits "

@@ -198,8 +198,7 @@ class DriveStore(RemoteStore):
             check_resource(it, where)
             key = it.get("resourceKey")
             keys.learn(it["id"], key if isinstance(key, str) else None, via=via)
-        if via is not None:  # a prune of this folder must never delete another's items
-            provenance.check_listed(items, parent_id, where)
+        provenance.check_listed(items, via, where)  # a prune deletes on this listing
         if name is not None:  # Drive's title match ignores case: keep exact names only
             items = [it for it in items if it.get("title") == name]
         # One item listed twice (a page served again) is one item, not a duplicate name.
@@ -276,6 +275,11 @@ class DriveStore(RemoteStore):
         above: tuple[str, ...] = folder.ancestors if isinstance(folder, DriveEntry) else ()
         if folder.id in above:
             target = self._names.get(folder.id) or f"drive:id:{folder.id}"
+            if not (isinstance(folder, DriveEntry) and folder.shortcut_id):
+                raise ShortcutCycleError(  # no shortcut: the server lists it inside itself
+                    f"{where} is {target}, listed inside itself (a folder among its own "
+                    "subfolders): a walk through it would never end; stopped. Drive never "
+                    "lists so: check --api-root / DRIVESTAGE_API_ROOT and any proxy")
             raise ShortcutCycleError(
                 f"{where} is a shortcut to {target}, a folder it sits in: a walk through it "
                 f"would never end. Leave it out (pull --exclude {exclude_pattern(folder.name)}) or "
