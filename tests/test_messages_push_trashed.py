@@ -180,7 +180,8 @@ def test_a_dedupe_right_after_the_folder_check_never_leaves_the_path_without_las
     assert state["deduped"] and deduped[0].returncode == 1   # the conflict it leaves
     assert emulator.find("runs/a")["id"] == kept
     assert all(has for _, has, _ in after), after          # a last.pt under the path always
-    removed = [vouched for what, _, vouched in after if what.endswith(old_id)]
+    removed = [vouched for what, _, vouched in after  # (a files.get of it comes first)
+               if what.startswith("DELETE") and what.endswith(old_id)]
     assert removed == [True], after       # the old one went once the new one was vouched for
     assert live_md5s(emulator, "runs/a")["last.pt"] == [md5(new)]
     assert _vouched(emulator) == (True, True)

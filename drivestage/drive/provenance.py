@@ -10,10 +10,14 @@ request.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Mapping, Optional
 
-from drivestage.errors import WrongItemError
+from drivestage.errors import NotFoundError, WrongItemError
 from drivestage.paths import printable
+from drivestage.store import RemoteEntry
+
+log = logging.getLogger("drivestage.drive.store")
 
 #: Ids Drive answers for under another id (``root`` is My Drive's top, whose real id differs).
 _ALIASES = frozenset({"root", "appDataFolder"})
@@ -51,9 +55,9 @@ def check_got(res: Mapping[str, Any], asked: str, where: str) -> None:
 
 def check_listed(items: list[dict[str, Any]], folder_id: Optional[str], where: str) -> None:
     """A listing of ``folder_id``'s children (None: of Shared with me) answered ``items``:
-    each must sit in it (one whose answer names no parents is taken as listed), and an item listed twice (a page
-    served again) must have one name: under a second name a prune deleted ``best.pt`` as the
-    ``epoch_001.pt`` it was also listed as."""
+    each must sit in it (one whose answer names no parents is taken as listed), and an item
+    listed twice (a page served again) must have one name: under a second name a prune
+    deleted ``best.pt`` as the ``epoch_001.pt`` it was also listed as."""
     names: dict[Any, Any] = {}
     for it in items:
         title = names.setdefault(it.get("id"), it.get("title"))
@@ -74,17 +78,41 @@ def check_listed(items: list[dict[str, Any]], folder_id: Optional[str], where: s
 def check_uploaded(res: Mapping[str, Any], folder_id: str, name: str,
                    replace_id: Optional[str], where: str) -> None:
     """An upload of ``name`` into ``folder_id`` (in place of ``replace_id``) completed with
-    ``res``: it must be that file (the one replaced, if any), under that name, in that
-    folder. Its md5 alone proves nothing: a file elsewhere with the same bytes has it too."""
+    ``res``: it must be that file (the one replaced, if any), under that name, and a new one
+    in that folder. Its md5 alone proves nothing: a file elsewhere with the same bytes has it too."""
     wrong = []
     if replace_id is not None and res.get("id") != replace_id:
         wrong.append(f"id {printable(str(res.get('id')))}, not {replace_id}")
     title = res.get("title")
     if title is not None and title != name:
         wrong.append(f"named {printable(str(title))!r}")
-    if is_in(res, folder_id) is False:
+    # An update names its file by id: a dedupe may have moved it meanwhile (the push sees to
+    # that, :class:`drivestage.errors.MovedApartError`); a new file is where it was sent.
+    if replace_id is None and is_in(res, folder_id) is False:
         wrong.append(f"in another folder (parents {', '.join(_parent_ids(res) or [])})")
     if wrong:
         raise WrongItemError(
             f"uploading {where}: the server answered for another item (the file it says it "
             f"made is {'; '.join(wrong)}); the old copies were kept. {_ADVICE}")
+
+
+
+def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optional[str],
+                    where: str) -> None:
+    """Before ``entry`` is deleted: files.get shows it now as ``res``, which must be the item
+    a listing showed (its name, in its folder ``entry.parent_id`` or ``listed_in``, with its
+    md5; each unknown is not compared), else :class:`NotFoundError` (what the plan meant to
+    delete is not there any more: callers take it as gone). Drive's listings lag (and a cache
+    may serve an old one): a checkpoint the user renamed or moved away to keep it was still
+    listed as it was, and a prune deleted it from its new name or folder."""
+    title, parent, now = res.get("title"), entry.parent_id or listed_in, res.get("md5Checksum")
+    if entry.name and title != entry.name:
+        change = f"renamed {printable(str(title))!r}"
+    elif parent and is_in(res, parent) is False:
+        change = f"moved into another folder (parents {', '.join(_parent_ids(res) or [])})"
+    elif entry.md5 and isinstance(now, str) and now.lower() != entry.md5.lower():
+        change = f"given other content (md5 {now})"
+    else:
+        return
+    log.warning("%s was %s on Drive since it was listed; not deleted", where, change)
+    raise NotFoundError(f"{where} was {change} on Drive since it was listed; not deleted")

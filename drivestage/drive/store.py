@@ -85,6 +85,7 @@ class DriveStore(RemoteStore):
         #: callers from an id alone.
         self._targets: dict[str, str] = {}
         self._elsewhere: set[str] = set()  # folders outside this shared drive (via shortcuts)
+        self._listed_in: dict[str, str] = {}  # item id -> the folder it was listed in, last
 
     def __repr__(self) -> str:
         return f"<DriveStore {self.label} at {self.api_root or 'googleapis.com'}>"
@@ -286,6 +287,8 @@ class DriveStore(RemoteStore):
                 "remove the shortcut on Drive.")
         out: list[RemoteEntry] = []
         for res in self._children(folder.id, where):
+            if folder.id != SHARED_WITH_ME:  # no folder: where items shared with you sit
+                self._listed_in[str(res["id"])] = folder.id
             out.append(self._entry(res, _join(where, res.get("title") or ""),
                                    ancestors=above + (folder.id,)))
         return out
@@ -416,10 +419,15 @@ class DriveStore(RemoteStore):
         shortcut is removed, never its target. Where Drive refuses a permanent delete but
         allows the trash (a shared drive's Content manager), the item goes to the trash, with
         one warning per run naming the role that deletes (:mod:`drivestage.drive.removal`)."""
+        if not (isinstance(entry, DriveEntry) and entry.via_shortcut):  # not on a stale listing
+            where = self.describe(entry)
+            provenance.check_as_listed(self._get(entry.id, where), entry,
+                                       self._listed_in.get(entry.id), where)
         removal.remove(self.call, self.drive.CreateFile({"id": self._key(entry)}),
                        self.describe(entry), trash, drive_id=self.drive_id,
                        scope=self.drive_id or self.label)
         self._names.pop(self._key(entry), None)
+        self._listed_in.pop(entry.id, None)
         self._targets.pop(entry.id, None)
         self._folder_ids = {k: v for k, v in self._folder_ids.items() if v != entry.id}
 
