@@ -240,3 +240,20 @@ def test_an_item_listed_twice_under_two_names_prunes_nothing(emulator, proxy, li
     line = _one_error_line(code, err)
     assert best in line and "best.pt" in line and "epoch_001.pt" in line
     assert _live(emulator, "Models/logs") == {"best.pt", "epoch_002.pt"}
+
+
+def test_an_upload_the_server_files_under_another_name_keeps_the_old_copy(
+        emulator, proxy, liar_env, tmp_path):
+    """The server takes the new session's metadata for another upload's (it files the bytes as
+    `zzzz.pt`) and answers with that file, md5 right. Before: the push took it for best.pt and
+    deleted the old best.pt as replaced: the folder held no best.pt."""
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "best.pt").write_bytes(b"old weights")
+    assert _cli.run("push", str(src), "drive:Models/logs")[0] == 0
+    (src / "best.pt").write_bytes(b"new weights")
+    proxy.mangle("POST", r"^/upload/", lambda body: body.replace(b'"best.pt"', b'"zzzz.pt"'))
+    line = _one_error_line(*_cli.run("push", str(src), "drive:Models/logs")[::2])
+    assert "named 'zzzz.pt'" in line
+    kept = emulator.find("Models/logs/best.pt")
+    assert kept is not None and emulator.read_bytes(kept["id"]) == b"old weights"

@@ -5,8 +5,9 @@ its shape; these look at *whose* it is. A server (or a cache or proxy on the way
 files.get for another id, lists another folder's items, or completes an upload with another
 file's resource would otherwise have prune and push act on files the user never named: a
 prune of one folder deleted another's checkpoints; a push deleted the old copy of a file that
-the upload's answer placed in another folder. Drive never answers so; each check costs no
-request.
+the upload's answer placed in another folder. Drive never answers so; these checks cost no
+request. One more, :func:`check_as_listed`, costs a files.get per deletion: Drive's listings
+do lag, and an item is deleted only while it is still what the listing showed.
 """
 from __future__ import annotations
 
