@@ -40,9 +40,11 @@ def is_in(res: Mapping[str, Any], folder_id: str) -> Optional[bool]:
     parents = res.get("parents")
     if not isinstance(parents, list):
         return None
-    return any(isinstance(p, Mapping) and (p.get("id") == folder_id or
-                                           (folder_id == "root" and p.get("isRoot") is True))
-               for p in parents)
+    for p in parents:  # a loop, not any(<generator>): a Ctrl-C in one is "ignored" noise
+        if isinstance(p, Mapping) and (p.get("id") == folder_id or
+                                       (folder_id == "root" and p.get("isRoot") is True)):
+            return True
+    return False
 
 
 def check_got(res: Mapping[str, Any], asked: str, where: str) -> None:
