@@ -257,3 +257,27 @@ def test_an_upload_the_server_files_under_another_name_keeps_the_old_copy(
     assert "named 'zzzz.pt'" in line
     kept = emulator.find("Models/logs/best.pt")
     assert kept is not None and emulator.read_bytes(kept["id"]) == b"old weights"
+
+
+def test_a_move_answered_as_done_but_not_done_never_trashes_the_folder_holding_it(
+        emulator, proxy, liar_env, store):
+    """dedupe merges two runs/exp folders; the server answers the move of the newer one's
+    x.pt with x.pt as it was (still in the newer folder: the move never happened). Before:
+    x.pt counted as moved, the newer folder was trashed with it inside, and dedupe said
+    "merged". The move's answer must show the item in the target, out of the source."""
+    from test_messages_dedupe import folder, put, trashed
+
+    root = emulator.add_folder("runs")
+    old, new = folder(store, "exp", root), folder(store, "exp", root)
+    put(emulator, store, old, "a.txt", b"a")
+    x = put(emulator, store, new, "x.pt", b"only here")
+    as_it_was = emulator.render(emulator.store.get(x))
+    proxy.on("PUT", rf"^/drive/v2/files/{x}\?.*addParents", _answer_as(as_it_was),
+             forward=False)
+    proxy.on("PATCH", rf"^/drive/v2/files/{x}\?.*addParents", _answer_as(as_it_was),
+             forward=False)
+    code, out, err = _cli.run("dedupe", "drive:runs/exp")
+    line = _one_error_line(code, err)
+    assert "x.pt" in line
+    assert new not in trashed(emulator) and x not in trashed(emulator)
+    assert emulator.read_bytes(x) == b"only here"

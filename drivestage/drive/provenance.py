@@ -119,3 +119,14 @@ def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optio
         return
     log.warning("%s was %s on Drive since it was listed; not deleted", where, change)
     raise NotFoundError(f"{where} was {change} on Drive since it was listed; not deleted")
+
+
+def check_moved(res: Mapping[str, Any], target_id: str, source_id: str, where: str) -> None:
+    """A move from ``source_id`` into ``target_id`` answered ``res``: it must show the item
+    in the target and out of the source (parents unsaid: taken as done). A move answered as
+    done but not done had dedupe trash the folder still holding the item."""
+    if is_in(res, target_id) is False or is_in(res, source_id) is True:
+        raise WrongItemError(
+            f"move {where}: the server answered for another item (it is still in folders "
+            f"{', '.join(_parent_ids(res) or [])}, not moved into {target_id}); stopped, "
+            f"nothing done with that answer. {_ADVICE}")

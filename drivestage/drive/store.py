@@ -413,6 +413,7 @@ class DriveStore(RemoteStore):
         f = self.drive.CreateFile({"id": self._key(entry)})
         self.call(f"move {self.describe(entry)} into {self.describe(target)}",
                   lambda: f.Upload(param={"addParents": target.id, "removeParents": source.id}))
+        provenance.check_moved(dict(f), target.id, source.id, self.describe(entry))
 
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
         """Delete permanently (or move to the trash); already gone on a retry is fine. A
