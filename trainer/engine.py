@@ -126,6 +126,7 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
     if drive is not None:
         drive.check_writable()   # not hours of training whose checkpoints cannot leave here
     start = resume.choose(cfg, resume_from, info, drive)
+    _check_room(cfg, info, start, model, ema, optimizer)   # not an epoch trained, then lost
     writer = None
     if info.is_main:
         writer = BackgroundWriter(t.out_dir, drive, interval_s=60 * (t.save_minutes or 10))
@@ -173,6 +174,27 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
                      best_map50=checkpointer.best_map50, best_epoch=checkpointer.best_epoch,
                      final=final, last_checkpoint=last if os.path.isfile(last) else None,
                      model=run.bare_model)
+
+
+def _check_room(cfg: Config, info: distributed.DistInfo, start: resume.Start, model: nn.Module,
+                ema: Optional[ModelEMA], optimizer: torch.optim.Optimizer) -> None:
+    """Refuse to train (SaveError, exit 1) when the run folder has no room for the next
+    epoch's checkpoint files: on a small disk the first epoch was trained, then its save
+    failed and the epoch was lost. Rank 0 decides and tells every rank."""
+    from trainer import room
+    from trainer.errors import SaveError
+
+    why = None
+    if info.is_main:
+        done, size = 0, room.checkpoint_bytes(distributed.unwrap(model), ema, optimizer)
+        if start.path:
+            side = ckpt.read_sidecar(start.path)
+            done = (side.epoch or 0) if side is not None else 0
+            size = max(size, os.path.getsize(start.path))   # the real size, where there is one
+        why = room.shortage(cfg, done, size)
+    why = distributed.broadcast_object(why)
+    if why is not None:
+        raise SaveError(why)
 
 
 def _train(run: Run, data: DataSpec, resumed_rng: Optional[dict]) -> dict:
