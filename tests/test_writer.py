@@ -59,15 +59,21 @@ def test_newer_autosaves_replace_the_waiting_one_and_submit_never_waits(emulator
     waiting = [_job(i) for i in (2, 3, 4)]
     for job in waiting:
         writer.submit(job)                                    # returns at once: nothing to wait for
-    assert not first.done.is_set()                            # the writer is still busy with the first
-    assert waiting[0].dropped and waiting[1].dropped and not waiting[2].dropped
+    assert not first.done.is_set()                            # its upload is still under way
+    # (trainer22: the upload no longer holds the writing slot; a waiting autosave is replaced
+    # by a newer one only while the one before it is being written, so which of 2 and 3 are
+    # written depends on the writing thread's pace, never on the upload.)
+    assert not waiting[2].dropped
     assert writer.close() is True
-    assert first.written and waiting[2].written and writer.dropped == 2
-    assert sorted(os.listdir(out)) == ["autosave_00000001.json", "autosave_00000001.pt",
-                                       "autosave_00000004.json", "autosave_00000004.pt"]
+    assert first.written and waiting[2].written
+    assert all(j.written != j.dropped for j in waiting)
+    assert writer.dropped == sum(j.dropped for j in waiting)
+    written = [j.name for j in (first, *waiting) if j.written]
+    local = sorted(n for n in os.listdir(out) if n.endswith(".pt"))
+    assert local == written[-2:]                              # the newest two autosaves stay
     remote = _remote(emulator)
-    assert set(remote) == set(os.listdir(out))
-    for name in ("autosave_00000001.pt", "autosave_00000004.pt"):
+    assert set(local) <= set(remote)
+    for name in local:
         assert remote[name] == hashlib.md5(open(os.path.join(out, name), "rb").read()).hexdigest()
     assert writer.safe.name == "autosave_00000004.pt" and writer.safe.position.iteration == 4
 
@@ -107,8 +113,8 @@ def test_an_epoch_save_is_never_dropped_and_at_most_one_job_waits(emulator, fold
     second = _job(2, droppable=False, name="epoch_002.pt")
     writer.submit(second)                                     # the slot was free: no wait
     autosave = _job(3)
-    writer.submit(autosave)                                   # an epoch save waits: this one goes
-    assert autosave.dropped and autosave.done.is_set()
+    writer.submit(autosave)           # dropped if the epoch save still waits to be written
+    assert autosave.dropped or not autosave.done.is_set() or autosave.written
     third = _job(4, droppable=False, name="epoch_003.pt")
     submitted = threading.Event()
     t = threading.Thread(target=lambda: (writer.submit(third), submitted.set()))

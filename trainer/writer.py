@@ -2,16 +2,25 @@
 
 The training thread copies the state to CPU memory at an iteration boundary
 (:func:`trainer.checkpoint.to_cpu`) and hands a :class:`SaveJob` to :class:`BackgroundWriter`;
-that is all it waits for. The thread then, in order: serialises the state atomically (the
-sidecar carries the file's md5), makes the job's copies (``epoch_NNN.pt``, ``best.pt``), keeps
-only the newest two autosaves in the run folder, and pushes the run folder to Drive, noting
-which checkpoint is now verified there (the "safe on Drive" the progress bar shows).
+that is all it waits for. The writing thread then, in order: serialises the state atomically
+(the sidecar carries the file's md5), makes the job's copies (``epoch_NNN.pt``, ``best.pt``)
+and keeps only the newest two autosaves in the run folder. A second thread, the uploader,
+pushes the run folder to Drive whenever something new was written, noting which checkpoint
+is now verified there (the "safe on Drive" the progress bar shows).
 
-Bounded: one job runs and at most one waits. A newer job replaces a waiting *droppable* one
-(an autosave, superseded by newer state); a job that must not be lost (an epoch's files, a
-stop save) makes the next ``submit`` wait for the slot. Drive failures never reach the
-training thread: the thread retries a failed push every ``retry_s`` and says so loudly, once,
-when Drive has not accepted anything for more than two save intervals.
+Writing never waits for an upload: on a slow link an epoch's files are complete locally as
+soon as they are serialised, and only their upload waits. Uploads coalesce: a push sends the
+folder as it is when it starts, so what was superseded locally before then (an older
+autosave, pruned; an older ``best.pt``, replaced) is not sent, while every ``epoch_NNN.pt``
+(never pruned locally) and the newest ``best.pt`` are. (Before, one thread wrote and uploaded
+in turn: epoch N's files waited behind an upload, and epoch N+1's save blocked training.)
+
+Bounded: one job is written and at most one waits to be. A newer job replaces a waiting
+*droppable* one (an autosave, superseded by newer state); a job that must not be lost (an
+epoch's files, a stop save) makes the next ``submit`` wait for the slot (a local write, not
+an upload). Drive failures never reach the training thread: the uploader retries a failed
+push every ``retry_s`` and says so loudly, once, when Drive has not accepted anything for
+more than two save intervals.
 """
 from __future__ import annotations
 
@@ -92,8 +101,14 @@ class BackgroundWriter:
         self._current: Optional[SaveJob] = None
         self._push_requested = 0           # push requests so far (a written job is one)
         self._push_done = 0                # requests covered by a finished push (ok or not)
+        # Written jobs and the push request each made: done once a push covered it.
+        self._awaiting: list[tuple[int, SaveJob]] = []
         self._stopping = False
+        self._writes_over = False          # the writing thread has ended (after a close)
         self._positions: dict[str, Position] = {}   # what this run wrote, by name
+        # Writes of each name so far: a push credits a name only if it was not written again
+        # while the push ran (an epoch's best.pt replaced under an upload of the older one).
+        self._generation: dict[str, int] = {}
         self._verified_names: set[str] = set()
         self.safe: Optional[SafeOnDrive] = None
         self.last_error: Optional[BaseException] = None
@@ -104,6 +119,9 @@ class BackgroundWriter:
         self._floor, self._floor_at, self._last_taken = 0.0, 0.0, 0.0
         # Not threading.Thread: a Ctrl-C inside its is_alive()/join() marks it stopped.
         self._thread = BackgroundThread(self._loop, "trainer-writer").start()
+        # Uploads on a thread of their own: a slow one never holds the next epoch's files back.
+        self._uploader = BackgroundThread(self._push_loop, "trainer-upload").start() \
+            if drive is not None else None
 
     # -- the training thread
     def not_before(self, saved: float) -> None:
@@ -230,47 +248,65 @@ class BackgroundWriter:
             target = self._push_requested if self.drive is not None else 0
             self._stopping = True
             self._cond.notify_all()
-            while self._thread.is_alive() and (self._pending is not None or self._current is not None
-                                               or (push and self._push_done < target)):
+            while ((self._thread.is_alive() and (self._pending is not None
+                                                 or self._current is not None))
+                   or (self._uploader is not None and self._uploader.is_alive()
+                       and push and self._push_done < target)):
                 end = deadline()
                 left = 0.5 if end is None else min(0.5, end - self._clock())
                 if left <= 0:
                     return False
                 self._cond.wait(left)
-        end = deadline()
-        self._thread.join(None if end is None else max(0.0, end - self._clock()))
-        return not self._thread.is_alive()
+        for thread in (self._thread, self._uploader):
+            if thread is not None:
+                end = deadline()
+                thread.join(None if end is None else max(0.0, end - self._clock()))
+        return not any(t is not None and t.is_alive() for t in (self._thread, self._uploader))
 
-    # -- the thread
+    # -- the threads
     def _loop(self) -> None:
+        """The writing thread: each job's files, as soon as it is handed over."""
         while True:
             with self._cond:
-                while (self._pending is None and self._push_requested <= self._push_done
-                       and not self._stopping and not self._retry_due()):
-                    timeout = None if self._retry_at is None else max(0.0, self._retry_at - self._clock())
-                    self._cond.wait(timeout)
-                if (self._pending is None and self._stopping
-                        and (self.drive is None or self._push_requested <= self._push_done)):
+                while self._pending is None and not self._stopping:
+                    self._cond.wait()
+                if self._pending is None:   # stopping, nothing left to write
+                    self._writes_over = True
                     self._cond.notify_all()
                     return
                 job, self._pending = self._pending, None
                 self._current = job
                 self._cond.notify_all()
-            if job is not None:
-                self._write(job)
+            self._write(job)
             with self._cond:
-                if job is not None and job.written and self.drive is not None:
-                    self._push_requested += 1          # a new checkpoint: mirror it
-                target = self._push_requested
-                push = self.drive is not None and (target > self._push_done or self._retry_due())
-            if push:
-                self._push()
-            with self._cond:
-                if push:
-                    self._push_done = max(self._push_done, target)
-                if job is not None:
-                    job.done.set()
                 self._current = None
+                if job.written and self.drive is not None:
+                    self._push_requested += 1          # a new checkpoint: mirror it
+                    self._awaiting.append((self._push_requested, job))
+                else:
+                    job.done.set()
+                self._cond.notify_all()
+
+    def _push_loop(self) -> None:
+        """The uploader: one push covers every request made before it starts (what was written
+        meanwhile goes in one push; what was superseded locally is no longer there to send)."""
+        while True:
+            with self._cond:
+                while (self._push_requested <= self._push_done and not self._retry_due()
+                       and not (self._stopping and self._writes_over)):
+                    timeout = None if self._retry_at is None else max(0.0, self._retry_at - self._clock())
+                    self._cond.wait(timeout)
+                if self._push_requested <= self._push_done and self._stopping and self._writes_over:
+                    self._cond.notify_all()            # stopping: nothing left to push (no retry)
+                    return
+                target = self._push_requested
+            self._push()
+            with self._cond:
+                self._push_done = max(self._push_done, target)
+                covered = [job for ticket, job in self._awaiting if ticket <= self._push_done]
+                self._awaiting = [(t, j) for t, j in self._awaiting if t > self._push_done]
+                for job in covered:
+                    job.done.set()
                 self._cond.notify_all()
 
     def _retry_due(self) -> bool:
@@ -294,6 +330,7 @@ class BackgroundWriter:
         with self._cond:
             for name in job.names:
                 self._positions[name] = job.position
+                self._generation[name] = self._generation.get(name, 0) + 1
         side = ckpt.read_sidecar(first)
         if self.drive is not None and side is not None and side.md5:
             for name in job.names:  # the copies have the same bytes
@@ -317,6 +354,7 @@ class BackgroundWriter:
     def _push(self) -> None:
         with self._cond:
             protect = self._protect | self._until_newer
+            before = dict(self._generation)
         try:
             result = self.drive.push(protect)
         except Exception as exc:  # Drive trouble never reaches the training thread
@@ -325,7 +363,10 @@ class BackgroundWriter:
         now = self._clock()
         with self._cond:
             self.last_error, self._retry_at = None, None
-            sent = [n for n in result.uploaded if n in self._positions]
+            # (Not a name written again meanwhile: what went may be its older bytes, and the
+            # newer ones go with the next push, which that write asked for.)
+            sent = [n for n in result.uploaded if n in self._positions
+                    and self._generation.get(n) == before.get(n)]
             self._verified_names.update(sent)
             best = max(sent, key=lambda n: (self._positions[n].epoch,
                                             self._positions[n].epoch_iteration), default=None)
