@@ -58,7 +58,8 @@ def test_weights_that_name_a_drive_folder_are_refused_before_a_byte_is_pulled(
 
 
 
-@renders("not found (…); a run makes it at its first save: check drive.logs")
+@renders("not found (…); no run has saved there yet: a run makes it at its first save, or "
+         "drive.logs names the wrong folder")
 def test_status_of_a_drive_logs_that_does_not_exist_says_so(emulator, tiny_config):
     """A typo in drive.logs (`logs` -> `log`) said "no verified checkpoint on … yet", as if
     the run had not saved yet: the user waits for a save that goes elsewhere."""
@@ -67,10 +68,11 @@ def test_status_of_a_drive_logs_that_does_not_exist_says_so(emulator, tiny_confi
     r = CliRunner().invoke(cli, ["status", "-c", cfg])
     assert r.exit_code == 1, r.output
     line = error_line(r.stderr)
-    shown("not found (…); a run makes it at its first save: check drive.logs", line)
+    shown("not found (…); no run has saved there yet: a run makes it at its first save, or "
+          "drive.logs names the wrong folder", line)
     assert line == ("Error: drive.logs drive:Models/demo/log not found (no item named 'log' in "
-                    "drive:Models/demo; names are case-sensitive); a run makes it at its first "
-                    "save: check drive.logs")
+                    "drive:Models/demo; names are case-sensitive); no run has saved there yet: a "
+                    "run makes it at its first save, or drive.logs names the wrong folder")
 
 
 

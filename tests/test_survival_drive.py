@@ -146,8 +146,9 @@ def test_status_names_what_is_safe_and_a_new_run_in_that_folder_is_refused(drive
     assert none.exit_code == 1
     # (No run made the folder yet: named as not found, walk20.)
     assert none.output == (f"Error: drive.logs drive:{FOLDER}: drive:Models not found (no item named 'Models' "
-                           "in drive:; names are case-sensitive); a run makes it at its first "
-                           "save: check drive.logs\n")
+                           "in drive:; names are case-sensitive); no run has saved there yet: a "
+                           "run makes it at its first save, or drive.logs names the wrong "
+                           "folder\n")
     fit(load_config(first), resume="none")
     old = ckpt.read_sidecar(str(tmp_path / "logs" / "epoch_001.pt")).run
 

@@ -7,7 +7,6 @@ import os
 
 import pytest
 
-from _messages import error_line, renders, shown
 from _tmpfs import small_disk  # noqa: F401 (a fixture)
 from trainer.callbacks import Callback
 
@@ -72,20 +71,3 @@ def test_the_estimate_of_a_checkpoint_is_never_below_its_real_size(tiny_config, 
     estimate = room.checkpoint_bytes(model, ModelEMA(model), build_optimizer(model, cfg, 0.01))
     assert real <= estimate <= real + 2 * MiB, (real, estimate)
 
-
-@renders("not enough free disk space in … for the checkpoint of epoch …")
-def test_the_cli_says_the_disk_is_too_small_in_one_line(tiny_config, small_disk, one_torch_thread):
-    from click.testing import CliRunner
-
-    from trainer.cli import cli
-
-    disk = small_disk(100 * MiB)
-    r = CliRunner().invoke(cli, ["train", "-c", tiny_config(**{
-        "train.out_dir": str(disk / "logs"), "train.freeze_epochs": 0, "train.epochs": 1,
-        "train.mosaic": False, "train.mixup": False}), "--resume", "none"])
-    assert r.exit_code == 1, r.output
-    line = error_line(r.stderr)
-    assert line.startswith(f"Error: not enough free disk space in {disk / 'logs'} for the "
-                           "checkpoint of epoch 1: its save writes last.pt, epoch_001.pt, best.pt")
-    assert "Traceback" not in r.output
-    shown("not enough free disk space in … for the checkpoint of epoch …", line)

@@ -217,8 +217,10 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
         if gone is not None:
             # (The lookup names the first part missing: say which drive.logs that was in.)
             where = gone if gone.startswith(folder.spec + " ") else f"{folder.spec}: {gone}"
-            raise CheckpointError(f"drive.logs {where}; a run makes it at its first save: "
-                                  "check drive.logs")
+            # ("check drive.logs" alone read like a typo while a run was starting.)
+            raise CheckpointError(f"drive.logs {where}; no run has saved there yet: a run "
+                                  "makes it at its first save, or drive.logs names the wrong "
+                                  "folder")
         raise CheckpointError(f"no verified checkpoint on {folder.spec} yet")
     side = found.sidecar
     pos = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration)

@@ -1,0 +1,43 @@
+"""trainer22's messages (docs/troubleshooting.md), each made to happen through the real CLI."""
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from _messages import error_line, renders, shown
+from _tmpfs import small_disk  # noqa: F401 (a fixture)
+from trainer.cli import cli
+
+MiB = 1 << 20
+STATUS_MISSING = ("not found (…); no run has saved there yet: a run makes it at its first "
+                  "save, or drive.logs names the wrong folder")
+
+
+@renders(STATUS_MISSING)
+def test_status_before_a_runs_first_save_says_so_not_check_drive_logs(emulator, drive_env,
+                                                                      local_state, tiny_config):
+    """`trainer status` while a run is starting (its folder not made yet) ended `...; a run
+    makes it at its first save: check drive.logs`, which read like a typo (walk21)."""
+    emulator.add_folder("Models/demo")
+    cfg = tiny_config(**{"drive.logs": "drive:Models/demo/logs"})
+    r = CliRunner().invoke(cli, ["status", "-c", cfg])
+    assert r.exit_code == 1, r.output
+    line = error_line(r.stderr)
+    assert line == ("Error: drive.logs drive:Models/demo/logs not found (no item named 'logs' in "
+                    "drive:Models/demo; names are case-sensitive); no run has saved there yet: a "
+                    "run makes it at its first save, or drive.logs names the wrong folder")
+    shown(STATUS_MISSING, line)
+
+
+@renders("not enough free disk space in … for the checkpoint of epoch …")
+def test_the_cli_says_the_disk_is_too_small_in_one_line(tiny_config, small_disk, one_torch_thread):
+    """Before: the first epoch trained, then `could not write the checkpoint of epoch 1`."""
+    disk = small_disk(100 * MiB)
+    r = CliRunner().invoke(cli, ["train", "-c", tiny_config(**{
+        "train.out_dir": str(disk / "logs"), "train.freeze_epochs": 0, "train.epochs": 1,
+        "train.mosaic": False, "train.mixup": False}), "--resume", "none"])
+    assert r.exit_code == 1, r.output
+    line = error_line(r.stderr)
+    assert line.startswith(f"Error: not enough free disk space in {disk / 'logs'} for the "
+                           "checkpoint of epoch 1: its save writes last.pt, epoch_001.pt, best.pt")
+    assert "Traceback" not in r.output
+    shown("not enough free disk space in … for the checkpoint of epoch …", line)
