@@ -1,6 +1,7 @@
 """trainer22's messages (docs/troubleshooting.md), each made to happen through the real CLI."""
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from _messages import error_line, renders, shown
@@ -41,3 +42,35 @@ def test_the_cli_says_the_disk_is_too_small_in_one_line(tiny_config, small_disk,
                            "checkpoint of epoch 1: its save writes last.pt, epoch_001.pt, best.pt")
     assert "Traceback" not in r.output
     shown("not enough free disk space in … for the checkpoint of epoch …", line)
+
+
+@renders("Invalid value for '--device': … give auto, cpu, cuda, cuda:N or mps")
+def test_predict_on_a_device_it_cannot_use_is_a_usage_error(tmp_path):
+    from test_trainer22_device import _predict
+
+    r = _predict(_setup(tmp_path), "meta")
+    assert r.exit_code == 2, r.output
+    shown("Invalid value for '--device': … give auto, cpu, cuda, cuda:N or mps", error_line(r.stderr))
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a machine with a CUDA GPU")
+@renders("--device …: no … is available here; use --device cpu")
+def test_predict_on_a_gpu_this_machine_lacks_is_exit_1(tmp_path):
+    from test_trainer22_device import _predict
+
+    r = _predict(_setup(tmp_path), "cuda")
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == ("Error: --device cuda: no CUDA GPU is available here; use "
+                                    "--device cpu")
+    shown("--device …: no … is available here; use --device cpu", error_line(r.stderr))
+
+
+def _setup(tmp_path):
+    import torch
+
+    from trainer.model import YoloV4Tiny
+
+    torch.save(YoloV4Tiny(num_classes=2, input_size=64).state_dict(), tmp_path / "w.pth")
+    (tmp_path / "cls.txt").write_text("a\nb\n")
+    (tmp_path / "imgs").mkdir()
+    return tmp_path

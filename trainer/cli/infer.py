@@ -42,22 +42,23 @@ Examples:
               help="Images per forward pass (more is faster on a GPU and takes more memory).")
 @click.option("--max-det", default=300, show_default=True, type=click.IntRange(1),
               help="At most this many detections per image.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1, ...")
+@click.option("--device", default="auto", show_default=True, callback=lambda c, p, v: _device_name(v),
+              help="auto (a CUDA GPU if there is one, else cpu), cpu, cuda, cuda:N or mps.")
 def predict_cmd(weights, source, out_dir, classes_file, conf, nms, input_size, batch_size, max_det,
                 device) -> None:
     """Detect objects in images: write them with boxes drawn, and detections.json.
 
     The path of detections.json is printed on stdout. Exit codes: 0 done, 1 unreadable
-    weights or images, 2 bad arguments.
+    weights or images (or a --device this machine lacks), 2 bad arguments.
     """
     import torch
 
     from trainer.data.augment import letterbox
     from trainer.model import decode, postprocess
 
+    dev = _device(device)   # before the weights are pulled or read: a GPU missing says so first
     weights = _pulled(weights, os.path.join(out_dir, "weights"))
     model, names, size = _load_model(weights, classes_file, input_size)
-    dev = _device(device)
     model.to(dev).eval()
     images = _find_images(Path(source))
     root = Path(source) if Path(source).is_dir() else Path(source).parent
@@ -224,17 +225,48 @@ def _read_classes(path: str) -> list[str]:
     return names
 
 
+#: The device types predict runs on; the others torch names (meta, xla, hpu, ...) are not.
+_DEVICE_TYPES = ("cpu", "cuda", "mps")
+_DEVICE_HINT = "give auto, cpu, cuda, cuda:N or mps"
+
+
+def _device_name(spec: str) -> str:
+    """``--device``'s check while the arguments are parsed: a name torch cannot parse, or of a
+    type predict does not run on, is a bad argument (exit 2), said before anything is read
+    (``meta`` and ``xla`` parse, and ended in a traceback after the weights were loaded).
+    Whether this machine has that device is :func:`_device`'s (exit 1)."""
+    if spec == "auto":
+        return spec
+    import torch
+
+    try:
+        dev = torch.device(spec)
+    except RuntimeError:
+        raise click.BadParameter(f"{spec!r} is not a device name; {_DEVICE_HINT}",
+                                 param_hint="'--device'") from None
+    if dev.type not in _DEVICE_TYPES:
+        raise click.BadParameter(f"{spec!r} is not a device predict runs on; {_DEVICE_HINT}",
+                                 param_hint="'--device'")
+    return spec
+
+
 def _device(spec: str):
+    """The device ``spec`` names (checked by :func:`_device_name`); TrainerError (exit 1) when
+    this machine does not have it."""
     import torch
 
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(spec)
-    except RuntimeError:
-        raise click.BadParameter(f"unknown device {spec!r}", param_hint="--device") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise TrainerError("--device cuda: no CUDA GPU is available here; use --device cpu")
+    dev = torch.device(spec)
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise TrainerError(f"--device {spec}: no CUDA GPU is available here; use --device cpu")
+        if dev.index is not None and dev.index >= count:
+            have = "1 CUDA GPU (cuda:0)" if count == 1 else f"{count} CUDA GPUs (cuda:0 to cuda:{count - 1})"
+            raise TrainerError(f"--device {spec}: this machine has {have}; give --device cuda:0, or cpu")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise TrainerError(f"--device {spec}: no Apple GPU (mps) is available here; use --device cpu")
     return dev
 
 
