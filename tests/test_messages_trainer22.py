@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from _messages import error_line, renders, shown
+from _messages import error_line, error_text, renders, shown
 from _tmpfs import small_disk  # noqa: F401 (a fixture)
 from trainer.cli import cli
 
@@ -74,3 +74,27 @@ def _setup(tmp_path):
     (tmp_path / "cls.txt").write_text("a\nb\n")
     (tmp_path / "imgs").mkdir()
     return tmp_path
+
+
+@renders("hold NaN or infinite values (…): the run had diverged when it was saved",
+         "the EMA does not match the model (", "the optimizer state does not match the model (")
+def test_resume_from_a_checkpoint_that_is_no_state_to_train_on(tiny_config, tmp_path):
+    from test_trainer22_hostile import (_ema_of_another_shape, _inf_ema,
+                                        _momentum_of_another_shape, _small_run)
+    from trainer import checkpoint as ckpt
+    from trainer.errors import CheckpointError
+    from trainer.resume import Start, restore
+    from trainer.saving import snapshot
+
+    for i, (change, heading) in enumerate((
+            (_inf_ema, "hold NaN or infinite values (…): the run had diverged when it was saved"),
+            (_ema_of_another_shape, "the EMA does not match the model ("),
+            (_momentum_of_another_shape, "the optimizer state does not match the model ("))):
+        run = _small_run(tiny_config, tmp_path / f"logs{i}")
+        state = snapshot(run)
+        state.update(epoch=1, iteration=2, epoch_iteration=0)
+        change(state)
+        path = ckpt.save_checkpoint(state, str(tmp_path / f"logs{i}" / "epoch_001.pt"))
+        with pytest.raises(CheckpointError) as refused:
+            restore(_small_run(tiny_config, tmp_path / f"other{i}"), Start(run="n", path=path))
+        shown(heading, error_text(refused.value))

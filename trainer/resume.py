@@ -29,6 +29,7 @@ from drivestage import sidecar as sidecars
 from drivestage.sidecar import Sidecar
 from drivestage.store import RemoteEntry
 from trainer import checkpoint as ckpt
+from trainer import resume_checks as checks
 from trainer import distributed
 from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run
 from trainer.errors import CheckpointError
@@ -634,14 +635,17 @@ def restore(run: Any, start: Start) -> Optional[dict]:
     state = ckpt.load_checkpoint(path, map_location="cpu")
     ckpt.check_signature(state.get("signature", {}), run.signature, path)
     _check_classes(state.get("class_names"), list(run.class_names), path)
+    # Well formed is not enough: NaN weights, or an EMA/optimizer of another model, are
+    # refused here in one line (trainer.resume_checks), before a step is trained.
+    checks.check_finite(state["model"], "model weights", path)
     try:
         run.bare_model.load_state_dict(state["model"])
     except RuntimeError as exc:
         raise CheckpointError(f"cannot resume from {path}: the model does not match "
                               f"({_mismatch(run.bare_model, state['model'], exc)})") from None
     if run.ema is not None and state.get("ema"):
-        run.ema.load_state_dict(state["ema"])
-    run.optimizer.load_state_dict(state["optimizer"])
+        checks.load_ema(run.ema, state["ema"], path, _mismatch)
+    checks.load_optimizer(run.optimizer, state["optimizer"], path)
     if state.get("scaler") and run.scaler.is_enabled():
         run.scaler.load_state_dict(state["scaler"])
     fresh_run = run.state.run

@@ -1,0 +1,179 @@
+"""trainer22: resume from hostile checkpoints (a file on Drive or in the run folder that is a
+trainer checkpoint in form but not one this run can go on from). Each is refused with one
+line before a step is trained, and no checkpoint is deleted or rewritten."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+import torch
+
+from trainer import checkpoint as ckpt
+from trainer.callbacks import Callback
+
+
+def _config(tiny_config, out_dir, **overrides):
+    from trainer.config import load_config
+
+    kw = {"train.freeze_epochs": 0, "train.epochs": 2, "train.save_period": 1,
+          "train.eval_period": 100, "train.mosaic": False, "train.mixup": False,
+          "train.out_dir": str(out_dir), **overrides}
+    return load_config(tiny_config(**kw))
+
+
+class _Steps(Callback):
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def on_train_batch_start(self, run, pos) -> None:
+        self.steps += 1
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, synth_voc):
+    """One epoch of the tiny run (its epoch_001.pt), made once for the module."""
+    import yaml
+
+    from trainer.config import load_config
+    from trainer.engine import fit
+
+    root = tmp_path_factory.mktemp("trained")
+    cfg = {"data": {"classes": str(synth_voc.classes_file), "train": str(synth_voc.train_lines_file),
+                    "val": str(synth_voc.val_lines_file), "workers": 0, "root": str(root / "data")},
+           "model": {"input_size": 64},
+           "train": {"epochs": 1, "freeze_epochs": 0, "batch_size": 8, "save_period": 1,
+                     "eval_period": 100, "out_dir": str(root / "logs"), "deterministic": True,
+                     "device": "cpu", "mosaic": False, "mixup": False}}
+    (root / "c.yaml").write_text(yaml.safe_dump(cfg))
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        fit(load_config(str(root / "c.yaml")), resume="none")
+    finally:
+        torch.set_num_threads(before)
+    return root / "logs" / "epoch_001.pt"
+
+
+def _md5s(folder) -> dict:
+    return {n: hashlib.md5(open(os.path.join(folder, n), "rb").read()).hexdigest()
+            for n in sorted(os.listdir(folder)) if n.endswith((".pt", ".json"))}
+
+
+def _hostile(trained, logs, change) -> None:
+    """``logs/epoch_001.pt``: the trained checkpoint changed by ``change(state)``, with a
+    sidecar that vouches for it (what a buggy or foreign trainer would push)."""
+    state = torch.load(trained, weights_only=True)
+    change(state)
+    ckpt.save_checkpoint(state, str(logs / "epoch_001.pt"))
+
+
+def _resume_refused(tiny_config, tmp_path, trained, change):
+    from trainer.engine import fit
+    from trainer.errors import CheckpointError
+
+    logs = tmp_path / "logs"
+    _hostile(trained, logs, change)
+    before = _md5s(logs)
+    steps = _Steps()
+    with pytest.raises(CheckpointError) as refused:
+        fit(_config(tiny_config, logs), resume="auto", callbacks=[steps])
+    assert steps.steps == 0
+    assert _md5s(logs) == before                     # nothing deleted nor rewritten
+    text = str(refused.value)
+    assert "\n" not in text and refused.value.exit_code == 1
+    return text
+
+
+def _nan_model(state):
+    key = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][key][0] = float("nan")
+
+
+def _inf_ema(state):
+    key = next(k for k, v in state["ema"]["model"].items() if v.is_floating_point())
+    state["ema"]["model"][key].fill_(float("inf"))
+
+
+def _ema_of_another_shape(state):
+    key = next(k for k, v in state["ema"]["model"].items() if v.dim() == 4)
+    state["ema"]["model"][key] = state["ema"]["model"][key][:, :1].clone()
+
+
+def _optimizer_of_another_model(state):
+    group = state["optimizer"]["param_groups"][0]
+    group["params"] = group["params"][:-1]
+
+
+def _momentum_of_another_shape(state):
+    first = next(iter(state["optimizer"]["state"]))
+    state["optimizer"]["state"][first]["momentum_buffer"] = torch.zeros(3)
+
+
+CASES = [
+    (_nan_model, "its model weights hold NaN or infinite values (1 tensor, e.g. "),
+    (_inf_ema, "its EMA weights hold NaN or infinite values (1 tensor, e.g. model."),
+    (_ema_of_another_shape, "the EMA does not match"),
+    (_optimizer_of_another_model, "the optimizer state does not match"),
+    (_momentum_of_another_shape, "the optimizer state does not match"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change, said", CASES)
+def test_a_hostile_checkpoint_is_refused_in_one_line_before_a_step(
+        tiny_config, tmp_path, trained, one_torch_thread, change, said):
+    text = _resume_refused(tiny_config, tmp_path, trained, change)
+    assert text.startswith(f"cannot resume from {tmp_path / 'logs' / 'epoch_001.pt'}: "), text
+    assert said in text, text
+
+
+# ------------------------------------------------ the same, fast: restore() of a small run
+
+def _small_run(tiny_config, out_dir):
+    """A real Run (model with EMA, SGD with momentum after one step) around a one-layer net."""
+    from test_messages_train import CLASSES
+    from trainer import distributed
+    from trainer.config import model_signature
+    from trainer.engine import Run
+    from trainer.optim import LRSchedule, ModelEMA
+    from trainer.saving import Checkpointer
+    from trainer.state import TrainState
+    from trainer.stopping import StopFlag
+
+    cfg = _config(tiny_config, out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    model(torch.ones(2, 3, 5, 5)).sum().backward()
+    opt.step()
+    info, stop = distributed.env_info(), StopFlag(60)
+    return Run(cfg, info, torch.device("cpu"), model, None, opt, ModelEMA(model),
+               torch.amp.GradScaler("cpu", enabled=False), LRSchedule(cfg), list(CLASSES),
+               model_signature(cfg, len(CLASSES)), TrainState(), stop,
+               Checkpointer(cfg, info, None, stop), None)
+
+
+@pytest.mark.parametrize("change, said", CASES)
+def test_restore_refuses_a_hostile_checkpoint_in_one_line(tiny_config, tmp_path, change, said):
+    from trainer.errors import CheckpointError
+    from trainer.resume import Start, restore
+    from trainer.saving import snapshot
+
+    logs = tmp_path / "logs"
+    run = _small_run(tiny_config, logs)
+    state = snapshot(run)
+    state.update(epoch=1, iteration=2, epoch_iteration=0)
+    change(state)
+    path = ckpt.save_checkpoint(state, str(logs / "epoch_001.pt"))
+    before = _md5s(logs)
+    fresh = _small_run(tiny_config, tmp_path / "other")
+    with pytest.raises(CheckpointError) as refused:
+        restore(fresh, Start(run="new", path=path, where=path))
+    text = str(refused.value)
+    assert "\n" not in text and text.startswith(f"cannot resume from {path}: "), text
+    assert said in text, text
+    assert text.endswith("; resume an earlier checkpoint of the run with --resume PATH (trainer "
+                         "status and drivestage ls list them), or start a new run in a new "
+                         "train.out_dir")
+    assert _md5s(logs) == before

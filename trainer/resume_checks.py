@@ -1,0 +1,92 @@
+"""Checks of a checkpoint's contents before a run goes on from it (:func:`trainer.resume.restore`).
+
+A checkpoint can be well formed (it loads with ``weights_only``, has every key, its sidecar
+vouches for its bytes) and still be no state to train on: written by a run that had diverged
+(NaN or infinite weights), or by another trainer or a hand-edited file whose EMA or
+optimizer state belongs to another model. Before, a NaN model trained one step and stopped
+with "the loss became nan ... resume from the last checkpoint" (the same one, again and
+again); an infinite EMA trained silently (its evaluations and ``best.pt`` garbage); an EMA or
+optimizer of another shape ended in torch's traceback, the last at the first optimizer step.
+Each is now one line naming the file and what is wrong, before a step is trained; no file is
+deleted (the run folder and Drive are left as they are).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import torch
+
+from trainer.errors import CheckpointError
+
+#: The end of every refusal here: what to do instead.
+REMEDY = ("resume an earlier checkpoint of the run with --resume PATH (trainer status and "
+          "drivestage ls list them), or start a new run in a new train.out_dir")
+
+
+def _refuse(path: str, why: str) -> CheckpointError:
+    return CheckpointError(f"cannot resume from {path}: {why}; {REMEDY}")
+
+
+def _tensors(obj: Any, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
+    """Every tensor in a nested state structure, with its dotted key."""
+    if isinstance(obj, torch.Tensor):
+        return [(prefix, obj)]
+    if isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return []
+    out = []
+    for k, v in items:
+        out.extend(_tensors(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def check_finite(state: Any, what: str, path: str) -> None:
+    """Refuse ``state`` (a model's, the EMA's, the optimizer's) when a floating-point tensor in
+    it holds NaN or an infinity."""
+    bad = [k for k, t in _tensors(state) if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise _refuse(path, f"its {what} hold NaN or infinite values ({len(bad)} tensor"
+                            f"{'s' if len(bad) != 1 else ''}, e.g. {bad[0]}): the run had "
+                            f"diverged when it was saved")
+
+
+def load_ema(ema: Any, state: Any, path: str, mismatch: Any) -> None:
+    """``ema.load_state_dict(state)``, an EMA of another model refused in one line."""
+    check_finite(state, "EMA weights", path)
+    try:
+        ema.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        given = state.get("model") if isinstance(state, dict) else None
+        detail = mismatch(ema.ema, given, exc) if isinstance(given, dict) else " ".join(str(exc).split())
+        raise _refuse(path, f"the EMA does not match the model ({detail})") from None
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, state: Any, path: str) -> None:
+    """``optimizer.load_state_dict(state)``, refused in one line when it belongs to another
+    model: torch checks the groups' sizes, not the shapes of the per-parameter tensors (a
+    momentum of another shape failed at the first step, in a traceback)."""
+    check_finite(state.get("state") if isinstance(state, dict) else None, "optimizer state", path)
+    try:
+        optimizer.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise _refuse(path, f"the optimizer state does not match the model "
+                            f"({' '.join(str(exc).split())})") from None
+    wrong = _shape_mismatch(optimizer)
+    if wrong is not None:
+        raise _refuse(path, f"the optimizer state does not match the model ({wrong})")
+
+
+def _shape_mismatch(optimizer: torch.optim.Optimizer) -> Optional[str]:
+    wrong = []
+    for g, group in enumerate(optimizer.param_groups):
+        for i, p in enumerate(group["params"]):
+            for name, t in optimizer.state.get(p, {}).items():
+                if isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape != p.shape:
+                    wrong.append(f"group {g} parameter {i}: {name} {tuple(t.shape)} for "
+                                 f"{tuple(p.shape)}")
+    if not wrong:
+        return None
+    return f"{len(wrong)} tensor{'s' if len(wrong) != 1 else ''} of another shape, e.g. {wrong[0]}"
