@@ -177,3 +177,32 @@ def test_restore_refuses_a_hostile_checkpoint_in_one_line(tiny_config, tmp_path,
                          "status and drivestage ls list them), or start a new run in a new "
                          "train.out_dir")
     assert _md5s(logs) == before
+
+
+@pytest.mark.slow
+def test_a_nan_checkpoint_on_drive_is_refused_and_drive_keeps_every_file(
+        emulator, drive_env, local_state, tiny_config, tmp_path, trained, one_torch_thread):
+    """A fresh machine resumes from Drive; the newest verified checkpoint there has NaN weights
+    (pushed by a run that diverged): refused in one line, nothing trained, Drive untouched."""
+    from trainer.drive import DriveFolder
+    from trainer.engine import fit
+    from trainer.errors import CheckpointError
+
+    spec = "drive:Models/h22/logs"
+    there = tmp_path / "elsewhere"
+    there.mkdir()
+    _hostile(trained, there, _nan_model)
+    DriveFolder(spec, str(there)).push()
+
+    def listing():
+        return sorted((f["title"], f.get("md5Checksum")) for f in emulator.files()
+                      if not f["labels"]["trashed"] and f["mimeType"] != "application/vnd.google-apps.folder")
+
+    before = listing()
+    steps = _Steps()
+    with pytest.raises(CheckpointError) as refused:
+        fit(_config(tiny_config, tmp_path / "logs", **{"drive.logs": spec}), resume="auto",
+            callbacks=[steps])
+    assert "its model weights hold NaN or infinite values" in str(refused.value)
+    assert steps.steps == 0
+    assert listing() == before
