@@ -55,6 +55,7 @@ def test_a_disk_without_room_for_the_first_checkpoint_is_refused_before_a_step(
     assert [n for n in os.listdir(logs) if n.endswith(".pt")] == []
 
 
+@pytest.mark.slow
 def test_the_estimate_of_a_checkpoint_is_never_below_its_real_size(tiny_config, tmp_path,
                                                                     one_torch_thread):
     """The size the check uses (model + EMA + the optimizer's state once it stepped) against
