@@ -106,24 +106,51 @@ def test_resume_with_another_input_size(tiny_config, caplog):
     shown("was trained with another", text)
 
 
+class _SlowToWrite:
+    """Pickled as 0, once ``go`` is set: a save holding it keeps the writing thread busy (a
+    slow disk) for as long as the test wants."""
+
+    def __init__(self, go):
+        self.go = go
+
+    def __reduce__(self):
+        assert self.go.wait(60), "never released"
+        return (int, (0,))
+
+
 @renders("was still to be written; the newest checkpoint in")
 def test_a_stop_at_the_end_before_the_last_epochs_checkpoint_is_written(emulator, drive_env,
                                                                         local_state, tiny_config):
-    """Drive is slow: the writer still uploads epoch 1 when the last epoch's save is queued,
+    """The writer is still writing a save (a slow disk) when the last epoch's save is queued,
     and a SIGTERM comes as training ends. The grace runs out before that save is even
     written. The run said "they are complete in logs: run the same command again to upload
-    them (it trains nothing more)": the process then exits, and the last epoch was in no file."""
+    them (it trains nothing more)": the process then exits, and the last epoch was in no file.
+    (trainer22: an upload no longer holds the writing slot, so it takes a slow write here.)"""
     import signal
+    import threading
+    import time
 
     from trainer.errors import TrainingInterrupted
+    from trainer.writer import SaveJob
 
     cfg = load_config(tiny_config(**{"drive.logs": "drive:Models/a18m/logs", "train.epochs": 2,
                                      "train.grace_seconds": 0.3}))
     run = _run(cfg, drive=True)
-    emulator.faults.latency(1.5, path=r"^/upload/")       # no upload within the grace
     row = {"map50": 0.5}
     run.state.pos = Position(1, 2, 0)
     run.checkpointer.on_fit_epoch_end(run, run.state.pos, {"epoch": 1, **row})
+    first = run.checkpointer._epoch_job
+    deadline = time.monotonic() + 30
+    while not first.written:
+        assert time.monotonic() < deadline, "epoch 1 was never written"
+        time.sleep(0.01)
+    go = threading.Event()
+    slow = SaveJob({**_tiny_state(1, run.state.run), "epoch_iteration": 1, "iteration": 3,
+                    "slow": _SlowToWrite(go)}, ["autosave_00000003.pt"], Position(1, 3, 1))
+    run.writer.submit(slow)
+    while run.writer._current is not slow:
+        assert time.monotonic() < deadline, "the slow save was never taken up"
+        time.sleep(0.01)
     run.state.pos = Position(2, 4, 0)
     run.checkpointer.on_fit_epoch_end(run, run.state.pos, {"epoch": 2, "map50": 0.6})
     run.stop.request(signal.SIGTERM)
@@ -132,7 +159,7 @@ def test_a_stop_at_the_end_before_the_last_epochs_checkpoint_is_written(emulator
             run.checkpointer.on_fit_end(run)
         assert ckpt.read_sidecar(os.path.join(run.out_dir, "last.pt")).epoch == 1   # (then)
     finally:
-        emulator.faults.clear()
+        go.set()
         assert run.writer.close() is True                  # it goes on here; wait for it
     assert stopped.value.exit_code == 143
     text = error_text(stopped.value)
