@@ -115,8 +115,8 @@ def test_status_names_drive_logs_when_a_folder_above_it_is_missing(emulator, tin
     assert r.exit_code == 1, r.output
     assert error_line(r.stderr) == (
         "Error: drive.logs drive:Modls/demo/logs: drive:Modls not found (no item named 'Modls' "
-        "in drive:; names are case-sensitive); a run makes it at its first save: check "
-        "drive.logs")
+        "in drive:; names are case-sensitive); no run has saved there yet: a run makes it at "
+        "its first save, or drive.logs names the wrong folder")
 
 
 # ----------------------------------------- the trainer's budget error names the config keys
