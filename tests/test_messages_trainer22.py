@@ -98,3 +98,20 @@ def test_resume_from_a_checkpoint_that_is_no_state_to_train_on(tiny_config, tmp_
         with pytest.raises(CheckpointError) as refused:
             restore(_small_run(tiny_config, tmp_path / f"other{i}"), Start(run="n", path=path))
         shown(heading, error_text(refused.value))
+
+
+@renders("holds checkpoints of two runs: …, written last, and …; going on with either would "
+         "overwrite the other's files")
+def test_a_run_folder_with_two_runs_is_refused(tiny_config, tmp_path):
+    from click.testing import CliRunner
+
+    from test_trainer22_hostile import _plain
+    from trainer import checkpoint as ckpt
+
+    logs = tmp_path / "logs"
+    ckpt.save_checkpoint(_plain(3, "20260101-000000-aaaa"), str(logs / "last.pt"), saved=1000.0)
+    ckpt.save_checkpoint(_plain(2, "20260202-000000-bbbb"), str(logs / "best.pt"), saved=2000.0)
+    r = CliRunner().invoke(cli, ["train", "-c", tiny_config(**{"train.out_dir": str(logs)})])
+    assert r.exit_code == 1, r.output
+    shown("holds checkpoints of two runs: …, written last, and …; going on with either would "
+          "overwrite the other's files", error_line(r.stderr))

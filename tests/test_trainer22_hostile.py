@@ -206,3 +206,35 @@ def test_a_nan_checkpoint_on_drive_is_refused_and_drive_keeps_every_file(
     assert "its model weights hold NaN or infinite values" in str(refused.value)
     assert steps.steps == 0
     assert listing() == before
+
+
+# ------------------------------ another run's checkpoint dropped into the run folder
+
+def _plain(epoch: int, run: str) -> dict:
+    return {"format_version": 2, "model": {}, "optimizer": {}, "epoch": epoch,
+            "iteration": epoch * 2, "epoch_iteration": 0, "config": {}, "run": run}
+
+
+def test_another_runs_best_pt_written_last_in_the_folder_is_not_continued_over_this_run(tmp_path):
+    """The run folder holds run A up to epoch 3; a best.pt of run B (epoch 2) is copied in
+    later (to fine-tune from, or a backup restored). --resume auto went on with run B, the run
+    written last, without a word: its epoch 3 then replaced A's epoch_003.pt and last.pt.
+    Now refused in one line naming both runs; every file stays."""
+    from types import SimpleNamespace
+
+    from trainer.errors import CheckpointError
+    from trainer.resume import _decide
+
+    logs = tmp_path / "logs"
+    for name in ("last.pt", "epoch_003.pt"):
+        ckpt.save_checkpoint(_plain(3, "20260101-000000-aaaa"), str(logs / name), saved=1000.0)
+    ckpt.save_checkpoint(_plain(2, "20260202-000000-bbbb"), str(logs / "best.pt"), saved=2000.0)
+    before = _md5s(logs)
+    with pytest.raises(CheckpointError) as refused:
+        _decide(SimpleNamespace(train=SimpleNamespace(out_dir=str(logs))), "auto", None)
+    text = str(refused.value)
+    assert "\n" not in text
+    assert text.startswith(f"{logs} holds checkpoints of two runs: ")
+    assert "20260101-000000-aaaa" in text and "20260202-000000-bbbb" in text
+    assert "best.pt" in text and "epoch_003.pt" in text
+    assert _md5s(logs) == before

@@ -166,6 +166,7 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> St
                          seen=None if ours is None else tuple(ours), given=True)
         return Start(new_run_id(), resume, resume, safe=_safe(drive), given=True)
     found, run = ckpt.current_run([c.described for c in local])
+    checks.refuse_two_runs(out_dir, local, run)   # never go on over another run's files
     if found:
         path = ckpt.find_latest(out_dir, run=run, any_run=False)
         if path is not None:

@@ -90,3 +90,31 @@ def _shape_mismatch(optimizer: torch.optim.Optimizer) -> Optional[str]:
     if not wrong:
         return None
     return f"{len(wrong)} tensor{'s' if len(wrong) != 1 else ''} of another shape, e.g. {wrong[0]}"
+
+
+def refuse_two_runs(out_dir: str, local: Any, run: Optional[str]) -> None:
+    """The run folder holds checkpoints of another run besides ``run`` (the one written last,
+    which ``--resume auto`` would continue): refuse in one line naming both. Before, the run
+    written last went on without a word (another run's ``best.pt`` copied in to fine-tune
+    from, a backup restored), and its saves replaced the other run's files of the same
+    names (``last.pt``, ``epoch_NNN.pt``). The trainer never puts two runs in one folder
+    (``--resume none`` and ``--resume PATH`` refuse to); checkpoints without a run (trainer
+    0.1.0) are let through, as before."""
+    from trainer import checkpoint as ckpt
+    from trainer.state import Position, describe_run
+
+    others = sorted({c.sidecar.run for c in local if c.sidecar.run not in (None, run)})
+    if run is None or not others:
+        return
+
+    def named(r: str) -> str:
+        c = ckpt.newest(local, run=r) or next(c for c in local if c.sidecar.run == r)
+        s = c.sidecar
+        return (f"{describe_run(r)} ({c.described.name}, "
+                f"{Position(s.epoch or 0, s.iteration or 0, s.epoch_iteration).label})")
+
+    raise CheckpointError(
+        f"{out_dir} holds checkpoints of two runs: {named(run)}, written last, and "
+        f"{named(others[0])}; going on with either would overwrite the other's files of the "
+        f"same names. Move one run's checkpoints (with their .json sidecars) to a folder of "
+        f"their own, then run the same command")
