@@ -109,6 +109,7 @@ class BackgroundWriter:
         # Writes of each name so far: a push credits a name only if it was not written again
         # while the push ran (an epoch's best.pt replaced under an upload of the older one).
         self._generation: dict[str, int] = {}
+        self._recheck: set[str] = set()   # written during a push: the next push tells
         self._verified_names: set[str] = set()
         self.safe: Optional[SafeOnDrive] = None
         self.last_error: Optional[BaseException] = None
@@ -363,10 +364,17 @@ class BackgroundWriter:
         now = self._clock()
         with self._cond:
             self.last_error, self._retry_at = None, None
-            # (Not a name written again meanwhile: what went may be its older bytes, and the
-            # newer ones go with the next push, which that write asked for.)
-            sent = [n for n in result.uploaded if n in self._positions
-                    and self._generation.get(n) == before.get(n)]
+            # Not a name written (again) while this push ran: what went may be its older bytes,
+            # or its file without its sidecar; the write asked for the next push, which
+            # sends the rest. That push may find the bytes already there ("unchanged", not
+            # listed as uploaded): a name it rechecks counts once that push ends without
+            # leaving it out (the policy, another run's copy) and the file is still here.
+            changed = {n for n in self._positions if self._generation.get(n) != before.get(n)}
+            left = set(result.skipped_by_policy) | set(result.further_on) | set(result.other_run)
+            sent = [n for n in set(result.uploaded) | self._recheck
+                    if n in self._positions and n not in changed and n not in left
+                    and (n in result.uploaded or os.path.exists(os.path.join(self.out_dir, n)))]
+            self._recheck = (self._recheck - set(sent) - left) | changed
             self._verified_names.update(sent)
             best = max(sent, key=lambda n: (self._positions[n].epoch,
                                             self._positions[n].epoch_iteration), default=None)
