@@ -54,6 +54,13 @@ class NotFoundError(DriveStageError, FileNotFoundError):
     """A remote path or id does not exist."""
 
 
+class LeftAloneError(NotFoundError):
+    """An item a deletion was meant for changed on the store since it was listed (renamed,
+    moved away, other bytes): not deleted. A :class:`NotFoundError`, so every caller goes on
+    as if it were gone (the item the plan meant is not there); those that report deletions
+    tell it apart, so as not to say it was deleted."""
+
+
 class TrashedError(NotFoundError):
     """The item is in Drive's trash: restorable there for 30 days (a 404 is not)."""
 

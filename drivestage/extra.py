@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
-from drivestage.errors import DeletionRefusedError, NotFoundError, UsageError
+from drivestage.errors import DeletionRefusedError, LeftAloneError, NotFoundError, UsageError
 from drivestage.local_tree import LocalTree, wanted
 from drivestage.paths import StorePath, matches
 from drivestage.store import RemoteEntry, RemoteStore
@@ -150,6 +150,8 @@ def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
     for d in deletions.doomed:
         try:
             store.delete(d.entry, trash=not removal.permanent)
+        except LeftAloneError:
+            continue  # changed on Drive since the listing (the store said so): not deleted
         except NotFoundError:
             pass  # already gone: the goal is reached
         removed.append(d.rel)

@@ -18,7 +18,7 @@ import logging
 from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import lineage, orphans, sidecar
-from drivestage.errors import NotFoundError, QuotaExceededError, UsageError
+from drivestage.errors import LeftAloneError, NotFoundError, QuotaExceededError, UsageError
 # The folder's view lives in its own module; its names stay importable from here.
 from drivestage.folder_view import (FOREIGN, FolderView, Listing, LocalFile, _Sidecars, pick,
                                     view, with_name_epoch)
@@ -163,19 +163,23 @@ def over_budget(decided: Plan, where: str) -> QuotaExceededError:
         needed=decided.kept_bytes + decided.incoming_bytes, free=decided.max_bytes)
 
 
-def delete(store: RemoteStore, d: Decision, use_trash: bool) -> None:
-    """Apply one delete decision; a file already gone is fine (the goal is reached)."""
+def delete(store: RemoteStore, d: Decision, use_trash: bool) -> bool:
+    """Apply one delete decision; a file already gone is fine (the goal is reached). False
+    when the store left it alone: changed since the listing (the store said why)."""
     assert d.id is not None
     entry = RemoteEntry(id=d.id, name=d.name, is_dir=False, size=d.size)
     try:
         store.delete(entry, trash=use_trash)
+    except LeftAloneError:
+        return False
     except NotFoundError:
         # Another machine's retention deleted it, and Drive's listing (eventually consistent)
         # still showed it: the push that makes room first must go on, not fail on it.
         log.info("%s was already deleted", d.name)
-        return
+        return True
     log.info("deleted %s (%s)%s", d.name, format_size(d.size),
              " to the trash" if use_trash else "")
+    return True
 
 
 def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: bool,
@@ -207,7 +211,8 @@ def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: boo
                 log.warning("kept the sidecar %s: a copy of its checkpoint arrived since the "
                             "plan (another machine pushing it?)", d.name)
                 continue
-        delete(store, d, use_trash)  # (already gone: the goal is reached)
+        if not delete(store, d, use_trash):  # (already gone: the goal is reached)
+            continue   # left alone: not counted as pruned, its sidecar's rule unchanged
         gone.add(d.id)
         out.append(d)
     return out

@@ -30,9 +30,9 @@ def make_room(store: RemoteStore, needed: int, where: str, decision: Optional[Pl
         raise quota_error(needed, where, q)
     log.warning("not enough Drive space for %s (%s needed, %s free): pruning first",
                 where, format_size(needed), format_size(q.free))
-    for d in victims:
-        delete(store, d, use_trash)
+    # Those the store left alone (changed since the listing) are not reported as pruned.
+    done = [d for d in victims if delete(store, d, use_trash)]
     q = store.quota()
     if q.free is not None and needed > q.free:
         raise quota_error(needed, where, q)
-    return victims
+    return done

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping, Optional
 
-from drivestage.errors import NotFoundError, WrongItemError
+from drivestage.errors import LeftAloneError, WrongItemError
 from drivestage.paths import printable
 from drivestage.store import RemoteEntry
 
@@ -104,7 +104,7 @@ def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optio
                     where: str) -> None:
     """Before ``entry`` is deleted: files.get shows it now as ``res``, which must be the item
     a listing showed (its name, in its folder ``entry.parent_id`` or ``listed_in``, with its
-    md5; each unknown is not compared), else :class:`NotFoundError` (what the plan meant to
+    md5; each unknown is not compared), else :class:`LeftAloneError` (a NotFoundError: what the plan meant to
     delete is not there any more: callers take it as gone). Drive's listings lag (and a cache
     may serve an old one): a checkpoint the user renamed or moved away to keep it was still
     listed as it was, and a prune deleted it from its new name or folder."""
@@ -118,7 +118,7 @@ def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optio
     else:
         return
     log.warning("%s was %s on Drive since it was listed; not deleted", where, change)
-    raise NotFoundError(f"{where} was {change} on Drive since it was listed; not deleted")
+    raise LeftAloneError(f"{where} was {change} on Drive since it was listed; not deleted")
 
 
 def check_moved(res: Mapping[str, Any], target_id: str, source_id: str, where: str) -> None:
