@@ -90,15 +90,22 @@ class FromOriginal:
             return action, [m.path for m in extracted], "md5"
         protected = {os.path.join(self.dest, self.name),
                      *(self.protect or stamps.staged_files(self.dest))}
-        members = Extraction(src=self.src, dest=self.dest, reserve=self.reserve,
-                             lock_dir=self.lock_dir, extract_progress=self.extract_progress,
-                             stamp=stamp, protected=protected,
-                             extracted=extracted if action == "extract" else ()
-                             )(self.source, action, None)
-        if _identity(os.stat(self.source)) != _identity(st):
-            stamp["extracted"] = False  # the next run hashes and extracts it again
-            stamps.write(self.dest, stamp)
-            raise self._changed()
+        try:
+            members = Extraction(src=self.src, dest=self.dest, reserve=self.reserve,
+                                 lock_dir=self.lock_dir,
+                                 extract_progress=self.extract_progress, stamp=stamp,
+                                 protected=protected,
+                                 extracted=extracted if action == "extract" else ()
+                                 )(self.source, action, None)
+        except Exception:
+            # A write into the original while it was read fails the extraction first (a
+            # member's CRC): the line blamed the archive ("make it again") and the stamp
+            # kept what was written. The original's identity says which it was.
+            if self._same(st):
+                raise
+            raise self._untrusted(stamp) from None
+        if not self._same(st):
+            raise self._untrusted(stamp)
         return action, members, "md5"
 
     def _stamp(self, entry: RemoteEntry, md5: str, st: os.stat_result,
@@ -120,6 +127,24 @@ class FromOriginal:
             if old.get("_path") != stamp["_path"]:
                 stamps.drop(old)
         return stamp
+
+    def _same(self, st: os.stat_result) -> bool:
+        try:
+            return _identity(os.stat(self.source)) == _identity(st)
+        except OSError:
+            return False  # removed while it was read
+
+    def _untrusted(self, stamp: Stamp) -> DestChangedError:
+        """The original changed while it was extracted: the next run hashes and extracts it
+        again. What was written came from bytes that are not the hashed md5's: never this
+        md5's ``members`` (a rerun after the original was put back kept them in place and
+        declared the other bytes staged), only ``stale`` - drivestage's own files, which
+        the next extraction may replace."""
+        stamp.update(extracted=False, members=[], stale=list(
+            {tuple(m.to_json()): m.to_json() for key in ("stale", "members")
+             for m in stamps.records(stamp, key)}.values()))
+        stamps.write(self.dest, stamp)
+        return self._changed()
 
     def _changed(self) -> DestChangedError:
         return DestChangedError(

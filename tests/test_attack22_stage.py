@@ -1,0 +1,288 @@
+"""attack22stage: attacks on what stage22 merged into `drivestage pull`.
+
+1. transient per-file lock files (removed when a pull lets go);
+2. a rerun of `pull --extract` writes only the members deleted by hand;
+3. `pull -x /local/voc.zip DEST` extracts from the read-only original.
+
+Each test drives the real CLI on real files; a hook inside the process stands in for
+"another program" only where a moment inside the extraction must be hit.
+"""
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from _kill import sigkill_when
+from test_messages_walk20 import _drivestage
+
+import drivestage.stage_original as stage_original
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path, data in members.items():
+            zf.writestr(zipfile.ZipInfo(path, (2020, 1, 1, 0, 0, 0)), data)
+    return buf.getvalue()
+
+
+V1 = {f"ds/m{i}.bin": bytes([65 + i]) * 100 for i in range(5)}
+V0 = {f"ds/m{i}.bin": bytes([97 + i]) * 100 for i in range(5)}  # same sizes, other bytes
+
+
+def _tree(dest) -> dict[str, bytes]:
+    out = {}
+    for folder, dirs, files in os.walk(dest):
+        dirs[:] = [d for d in dirs if d != ".drivestage"]
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as fh:
+                out[os.path.relpath(path, dest)] = fh.read()
+    return out
+
+
+def _setup(tmp_path, members=V1):
+    (tmp_path / "input").mkdir()
+    archive = tmp_path / "input" / "voc.zip"
+    archive.write_bytes(_zip(members))
+    return archive, tmp_path / "data"
+
+
+def _pull(archive, dest, *more):
+    return _drivestage("pull", str(archive), str(dest), "-x", "-q", *more)
+
+
+# ------------------------------------------------------------- 3. the original, attacked
+
+def _rewrite_during_extraction(monkeypatch, archive, data: bytes) -> None:
+    """Another program rewrites the original in place (same size) once it was hashed, while
+    the members are extracted from it."""
+    real = stage_original.Extraction
+
+    class Racing(real):  # type: ignore[misc,valid-type]
+        def __call__(self, *args, **kwargs):
+            with open(archive, "r+b") as fh:
+                fh.write(data)
+            return super().__call__(*args, **kwargs)
+
+    monkeypatch.setattr(stage_original, "Extraction", Racing)
+
+
+def test_an_original_rewritten_during_the_extraction_then_put_back_is_extracted_again(
+        local_state, tmp_path, monkeypatch):
+    """The original was rewritten (same size, other bytes) while its members were
+    extracted: the pull fails in one line, as it should. But the stamp kept the records of
+    what that extraction wrote (the other bytes) as the members of the hashed md5, so once
+    the original was put back (the same md5 again), the rerun kept those files in place and
+    declared the wrong bytes staged ("extracted and md5 verified")."""
+    archive, dest = _setup(tmp_path)
+    good = archive.read_bytes()
+    bad = _zip(V0)
+    assert len(bad) == len(good)
+    _rewrite_during_extraction(monkeypatch, archive, bad)
+    r = _pull(archive, dest)
+    assert r.exit_code == 1 and "changed while it was read" in r.output, r.output
+    monkeypatch.undo()
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    archive.write_bytes(good)                                      # put back as it was
+    r = _pull(archive, dest)
+    assert r.exit_code == 0, r.output
+    assert _tree(dest) == V1
+
+
+def test_an_original_rewritten_during_the_extraction_is_extracted_anew_by_the_rerun(
+        local_state, tmp_path, monkeypatch):
+    """Held: the new bytes (kept by the writer) are what the rerun stages."""
+    archive, dest = _setup(tmp_path)
+    bad = _zip(V0)
+    _rewrite_during_extraction(monkeypatch, archive, bad)
+    r = _pull(archive, dest)
+    assert r.exit_code == 1 and "changed while it was read" in r.output, r.output
+    monkeypatch.undo()
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    r = _pull(archive, dest)
+    assert r.exit_code == 0, r.output
+    assert _tree(dest) == V0
+
+
+def test_an_original_replaced_by_rename_during_the_extraction_is_not_staged(
+        local_state, tmp_path, monkeypatch):
+    """Held: a new file renamed over the original (a sync tool's way) while it is read."""
+    archive, dest = _setup(tmp_path)
+    real = stage_original.Extraction
+    new = tmp_path / "input" / ".new"
+    new.write_bytes(_zip(V0))
+
+    class Racing(real):  # type: ignore[misc,valid-type]
+        def __call__(self, *args, **kwargs):
+            out = super().__call__(*args, **kwargs)
+            os.replace(new, archive)
+            return out
+
+    monkeypatch.setattr(stage_original, "Extraction", Racing)
+    r = _pull(archive, dest)
+    assert r.exit_code == 1 and "changed while it was read" in r.output, r.output
+    monkeypatch.undo()
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    assert _pull(archive, dest).exit_code == 0
+    assert _tree(dest) == V0
+
+
+def test_a_symlinked_original_retargeted_is_an_update(local_state, tmp_path):
+    """Held: SRC a link (Kaggle's inputs are links at times); pointed elsewhere later."""
+    archive, dest = _setup(tmp_path)
+    real = tmp_path / "input" / "real.zip"
+    archive.rename(real)
+    archive.symlink_to(real)
+    assert _pull(archive, dest).exit_code == 0
+    assert _tree(dest) == V1
+    other = tmp_path / "input" / "other.zip"
+    other.write_bytes(_zip({"ds/m0.bin": b"v2"}))
+    archive.unlink()
+    archive.symlink_to(other)
+    assert _pull(archive, dest).exit_code == 0
+    assert _tree(dest) == {"ds/m0.bin": b"v2"}
+
+
+def test_an_original_that_is_a_fifo_is_refused_without_a_hang(local_state, tmp_path):
+    archive, dest = _setup(tmp_path)
+    archive.unlink()
+    os.mkfifo(archive)
+    r = _pull(archive, dest)
+    assert r.exit_code == 2 and "FIFO" in r.output and r.output.count("\n") == 1, r.output
+
+
+def test_an_original_deleted_after_staging_keeps_dest_and_says_so(local_state, tmp_path):
+    archive, dest = _setup(tmp_path)
+    assert _pull(archive, dest).exit_code == 0
+    archive.unlink()
+    r = _pull(archive, dest)
+    assert r.exit_code == 1 and "no such file or folder" in r.output, r.output
+    assert _tree(dest) == V1
+
+
+def test_a_member_named_like_the_original_inside_dest_never_overwrites_it(local_state,
+                                                                         tmp_path):
+    """Held: SRC is DEST/voc.zip and holds a member `voc.zip`."""
+    dest = tmp_path / "data"
+    dest.mkdir()
+    archive = dest / "voc.zip"
+    data = _zip({"voc.zip": b"evil", "x.bin": b"x"})
+    archive.write_bytes(data)
+    r = _pull(archive, dest)
+    assert r.exit_code == 1 and "would replace" in r.output, r.output
+    assert archive.read_bytes() == data
+
+
+# --------------------------------------------------- 2. restoring members, attacked
+
+def test_a_member_replaced_by_a_link_out_of_dest_is_put_back_not_written_through(
+        local_state, tmp_path):
+    """Held: the restore replaces the link; the file it pointed to is untouched."""
+    archive, dest = _setup(tmp_path)
+    assert _pull(archive, dest).exit_code == 0
+    outside = tmp_path / "outside"
+    outside.write_bytes(b"secret")
+    (dest / "ds/m1.bin").unlink()
+    (dest / "ds/m1.bin").symlink_to(outside)
+    assert _pull(archive, dest).exit_code == 0
+    assert outside.read_bytes() == b"secret"
+    assert not (dest / "ds/m1.bin").is_symlink() and _tree(dest) == V1
+
+
+def test_a_member_replaced_by_a_folder_of_the_users_is_refused_and_kept(local_state,
+                                                                        tmp_path):
+    archive, dest = _setup(tmp_path)
+    assert _pull(archive, dest).exit_code == 0
+    (dest / "ds/m1.bin").unlink()
+    (dest / "ds/m1.bin").mkdir()
+    (dest / "ds/m1.bin/mine.txt").write_bytes(b"mine")
+    r = _pull(archive, dest)
+    assert r.exit_code == 1 and "is a folder" in r.output, r.output
+    assert (dest / "ds/m1.bin/mine.txt").read_bytes() == b"mine"
+
+
+def test_a_damaged_stamp_makes_the_rerun_extract_everything(local_state, tmp_path):
+    archive, dest = _setup(tmp_path)
+    assert _pull(archive, dest).exit_code == 0
+    state = dest / ".drivestage"
+    for name in os.listdir(state):
+        if name.endswith(".json"):
+            (state / name).write_text("{garbage")
+    (dest / "ds/m3.bin").unlink()
+    (dest / "ds/m2.bin").write_bytes(b"Z" * 100)
+    assert _pull(archive, dest).exit_code == 0
+    assert _tree(dest) == V1
+
+
+# ------------------------------------------------------------- 1. lock files, attacked
+
+def _lock_files(dest) -> list[str]:
+    state = dest / ".drivestage"
+    return sorted(n for n in os.listdir(state) if n.endswith(".lock")) if state.is_dir() else []
+
+
+def test_a_pull_killed_while_holding_its_lock_leaves_a_file_the_next_pull_removes(
+        local_state, tmp_path):
+    """SIGKILL while the lock is held (the file stays: the kernel only drops the lock); the
+    next pull takes it, stages, and removes it."""
+    members = {f"ds/f{i:03d}.bin": os.urandom(1) * 200_000 for i in range(60)}
+    archive, dest = _setup(tmp_path, members)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", str(archive),
+                             str(dest), "-x", "-q"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sigkill_when(proc, lambda: bool(_lock_files(dest)), "the pull never took its lock")
+    assert _lock_files(dest) == ["voc.zip.lock"]
+    r = _pull(archive, dest)
+    assert r.exit_code == 0, r.output
+    assert _lock_files(dest) == [] and _tree(dest) == members
+
+
+@pytest.mark.parametrize("kind", ["folder", "link"])
+def test_a_lock_file_replaced_by_a_folder_or_link_names_it_not_the_state_folder(
+        kind, local_state, tmp_path):
+    """A `.drivestage/voc.zip.lock` that is a folder (or a link) made the pull say that
+    `.drivestage` itself "is a link, a file or another user's folder" and to move it away:
+    following that advice threw away every stamp of DEST for one odd entry inside."""
+    archive, dest = _setup(tmp_path)
+    assert _pull(archive, dest).exit_code == 0
+    lock = dest / ".drivestage" / "voc.zip.lock"
+    outside = tmp_path / "outside"
+    if kind == "folder":
+        lock.mkdir()
+    else:
+        lock.symlink_to(outside)
+    (dest / "ds/m1.bin").unlink()
+    r = _pull(archive, dest)
+    assert r.exit_code == 1, r.output
+    line = r.output.strip().splitlines()[-1]
+    assert str(lock) in line and "Move it away" not in line, line
+    assert not outside.exists()
+
+
+def test_an_original_damaged_during_the_extraction_says_it_changed_not_that_it_is_bad(
+        local_state, tmp_path, monkeypatch):
+    """A write into the middle of the original (one member's bytes) while it is extracted
+    made the extraction fail on the member's CRC, before the identity was checked: the
+    line blamed the archive, and the stamp kept the records of what had been written."""
+    archive, dest = _setup(tmp_path)
+    good = archive.read_bytes()
+    at = good.index(b"A" * 100)
+    damaged = good[:at] + b"X" * 100 + good[at + 100:]
+    _rewrite_during_extraction(monkeypatch, archive, damaged)
+    r = _pull(archive, dest)
+    assert r.exit_code == 1 and "changed while it was read" in r.output, r.output
+    monkeypatch.undo()
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    archive.write_bytes(good)
+    r = _pull(archive, dest)
+    assert r.exit_code == 0, r.output
+    assert _tree(dest) == V1
