@@ -37,6 +37,16 @@ def state_error(folder: str) -> DestChangedError:
                             "command again")
 
 
+def lock_error(folder: str, name: str) -> DestChangedError:
+    """The one line for a lock file in the state folder that is a link, a folder or another
+    user's file. It said :func:`state_error`'s "move .drivestage away": that advice threw
+    away every stamp of DEST for one odd entry inside. A lock file holds nothing."""
+    return DestChangedError(f"{os.path.join(folder, STATE_DIR, name)}, a lock file of "
+                            "drivestage, is a link, a folder or another user's file; is "
+                            "another program writing there? Remove it (a lock file holds "
+                            "nothing; the stamps beside it stay) and run the command again")
+
+
 def open_state(folder: str, *, create: bool) -> Optional[int]:
     """A descriptor of ``folder``'s state folder (made 0700 first when ``create``), or None
     when there is none and ``create`` is false. Raises :func:`state_error` when it is a link,
@@ -199,7 +209,7 @@ def state_lock(folder: str, name: str, on_wait: Optional[Callable[[], None]], *,
             with deferred():
                 fd = open_own(name, _LOCK_FLAGS, state_fd)
             if fd < 0:
-                raise state_error(folder)
+                raise lock_error(folder, name)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
