@@ -88,6 +88,7 @@ class FromOriginal:
             stamp["extracted"] = True
             stamps.write(self.dest, stamp)
             return action, [m.path for m in extracted], "md5"
+        self._warn_shared_name(found, previous)
         protected = {os.path.join(self.dest, self.name),
                      *(self.protect or stamps.staged_files(self.dest))}
         try:
@@ -127,6 +128,19 @@ class FromOriginal:
             if old.get("_path") != stamp["_path"]:
                 stamps.drop(old)
         return stamp
+
+    def _warn_shared_name(self, found: list[Stamp], previous: list[Stamp]) -> None:
+        """A copy pull said ``… is the staged copy of drive:X; … replaces it (members
+        extracted from it stay)`` when another file of this name had been staged here. The
+        original replaces no copy, so nothing was said, and DEST silently held the members
+        of both (a Drive v1 and a local v2 of voc.zip): say it once, before extracting."""
+        others = sorted({str(s.get("src")) for s in found
+                         if s not in previous and stamps.records(s)})
+        if others:
+            log.warning("%s holds the members of %s, extracted from another file named %s; "
+                        "%s is extracted beside them and they stay. Pull files of one name "
+                        "into separate folders to keep them apart", self.dest,
+                        " and ".join(others), self.name, self.src)
 
     def _same(self, st: os.stat_result) -> bool:
         try:

@@ -286,3 +286,97 @@ def test_an_original_damaged_during_the_extraction_says_it_changed_not_that_it_i
     r = _pull(archive, dest)
     assert r.exit_code == 0, r.output
     assert _tree(dest) == V1
+
+
+def test_a_hard_link_of_the_original_written_with_its_mtime_put_back_is_noticed(
+        local_state, tmp_path):
+    """Held: the identity is the inode's; a write through another name changes its ctime."""
+    archive, dest = _setup(tmp_path)
+    assert _pull(archive, dest).exit_code == 0
+    twin = tmp_path / "twin.zip"
+    os.link(archive, twin)
+    st = archive.stat()
+    twin.write_bytes(_zip(V0))                            # same size, other bytes
+    os.utime(twin, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert _pull(archive, dest).exit_code == 0
+    assert _tree(dest) == V0
+
+
+def test_a_member_deleted_while_the_restore_runs_is_not_declared_staged(
+        local_state, tmp_path, monkeypatch):
+    archive, dest = _setup(tmp_path)
+    assert _pull(archive, dest).exit_code == 0
+    (dest / "ds/m1.bin").unlink()
+    real = stage_original.Extraction
+
+    class Racing(real):  # type: ignore[misc,valid-type]
+        def __call__(self, *args, **kwargs):
+            (dest / "ds/m3.bin").unlink()           # after the plan, during the restore
+            return super().__call__(*args, **kwargs)
+
+    monkeypatch.setattr(stage_original, "Extraction", Racing)
+    r = _pull(archive, dest)
+    monkeypatch.undo()
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    assert r.exit_code in (0, 1), r.output
+    if r.exit_code == 1:
+        assert r.output.count("\n") == 1, r.output
+    assert _pull(archive, dest).exit_code == 0
+    assert _tree(dest) == V1
+
+
+def test_the_dests_own_staged_copy_given_as_src(local_state, tmp_path):
+    """`pull /in/voc.zip D` (a copy in D), then `pull D/voc.zip D -x`, then the rerun."""
+    archive, dest = _setup(tmp_path)
+    assert _drivestage("pull", str(archive), str(dest), "-q").exit_code == 0
+    copy = dest / "voc.zip"
+    data = copy.read_bytes()
+    for _ in range(2):
+        r = _pull(copy, dest)
+        assert r.exit_code == 0, r.output
+    (dest / "ds/m2.bin").unlink()
+    assert _pull(copy, dest).exit_code == 0
+    assert copy.read_bytes() == data and {**V1, "voc.zip": data} == _tree(dest)
+
+
+def test_a_restore_whose_archive_in_dest_was_deleted_downloads_it_again(
+        emulator, drive_env, local_state, tmp_path):
+    emulator.add_file("VOC_datasets/data.zip", _zip(V1))
+    dest = tmp_path / "data"
+    src = "drive:VOC_datasets/data.zip"
+    assert _drivestage("pull", src, str(dest), "-x", "-q").exit_code == 0
+    (dest / "data.zip").unlink()
+    (dest / "ds/m1.bin").unlink()
+    r = _drivestage("pull", src, str(dest), "-x", "-q")
+    assert r.exit_code == 0, r.output
+    assert _tree(dest) == {**V1, "data.zip": _zip(V1)}
+
+
+def test_one_dest_fed_from_drive_then_from_a_local_original_of_another_version(
+        emulator, drive_env, local_state, tmp_path):
+    """A Drive v1 of voc.zip extracted into D, then a local v2 of that name: the copy pull
+    said that v2 replaces the staged copy of drive:…voc.zip and that its members stay. The
+    original replaces no copy: nothing was said, and D held v1's m1..m4 beside v2's members
+    under an "extracted" summary. It is said now, once."""
+    emulator.add_file("VOC_datasets/voc.zip", _zip(V1))
+    dest = tmp_path / "data"
+    assert _drivestage("pull", "drive:VOC_datasets/voc.zip", str(dest), "-x", "-q"
+                       ).exit_code == 0
+    (tmp_path / "input").mkdir()
+    local = tmp_path / "input" / "voc.zip"
+    v2 = {"ds/m0.bin": b"v2", "ds/new.bin": b"new"}
+    local.write_bytes(_zip(v2))
+    r = _pull(local, dest)
+    assert r.exit_code == 0, r.output
+    said = [line.split(": ", 1)[1] for line in r.stderr.splitlines()
+            if "extracted beside them" in line]
+    assert said == [f"{dest} holds the members of drive:VOC_datasets/voc.zip, extracted from "
+                    f"another file named voc.zip; {local} is extracted beside them and they "
+                    "stay. Pull files of one name into separate folders to keep them apart"]
+    got = _tree(dest)
+    assert got["ds/m0.bin"] == b"v2" and got["ds/new.bin"] == b"new"
+    # The Drive file's pull puts its own members back (v2's new.bin stays, as documented).
+    r = _drivestage("pull", "drive:VOC_datasets/voc.zip", str(dest), "-x", "-q")
+    assert r.exit_code == 0, r.output
+    got = _tree(dest)
+    assert {k: got[k] for k in V1} == V1

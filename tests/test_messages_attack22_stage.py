@@ -19,3 +19,21 @@ def test_a_lock_file_that_is_a_folder(local_state, tmp_path):
     (dest / ".drivestage" / "voc.zip.lock").rmdir()
     assert _pull(archive, dest).exit_code == 0
     assert (dest / "ds/m1.bin").exists()
+
+
+@renders("extracted from another file named … is extracted beside them and they stay")
+def test_a_local_original_beside_another_files_members(emulator, drive_env, local_state,
+                                                       tmp_path):
+    from test_attack22_stage import V1, _drivestage, _zip
+
+    emulator.add_file("VOC_datasets/voc.zip", _zip(V1))
+    dest = tmp_path / "data"
+    assert _drivestage("pull", "drive:VOC_datasets/voc.zip", str(dest), "-x", "-q"
+                       ).exit_code == 0
+    (tmp_path / "input").mkdir()
+    local = tmp_path / "input" / "voc.zip"
+    local.write_bytes(_zip({"ds/new.bin": b"new"}))
+    r = _pull(local, dest)
+    assert r.exit_code == 0, r.output
+    shown("extracted from another file named … is extracted beside them and they stay",
+          r.stderr)
