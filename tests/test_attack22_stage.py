@@ -13,6 +13,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 import zipfile
 
 import pytest
@@ -380,3 +381,126 @@ def test_one_dest_fed_from_drive_then_from_a_local_original_of_another_version(
     assert r.exit_code == 0, r.output
     got = _tree(dest)
     assert {k: got[k] for k in V1} == V1
+
+
+_CHILD = r"""
+import os, sys
+from drivestage.extract.statedir import state_lock
+folder, mode = sys.argv[1:3]
+said = []
+def waiting():
+    if not said:
+        said.append(1)
+        print("waiting", flush=True)
+if mode == "hold":
+    with state_lock(folder, "x.lock", waiting, transient=True):
+        print("held", flush=True)
+        sys.stdin.read()
+else:
+    marker = os.path.join(folder, "inside")
+    for _ in range(150):
+        with state_lock(folder, "x.lock", waiting, transient=True):
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # alone?
+            os.unlink(marker)
+    print("done", flush=True)
+"""
+
+
+def test_three_processes_on_one_lock_one_killed_while_holding_it(tmp_path):
+    """The holder is SIGKILLed while two others wait on its file: they go on, one at a
+    time (an O_EXCL marker inside), and the last to let go removes the file."""
+    env = dict(os.environ, PYTHONPATH=ROOT)
+
+    def child(mode):
+        return subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path), mode],
+                                env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    holder = child("hold")
+    assert holder.stdout.readline() == "held\n"
+    waiters = [child("take"), child("take")]
+    try:
+        for w in waiters:
+            assert w.stdout.readline() == "waiting\n"
+        sigkill_when(holder, lambda: True)
+        for w in waiters:
+            out, err = w.communicate(timeout=60)
+            assert w.returncode == 0 and out == "done\n", err
+    finally:
+        for w in waiters:
+            if w.poll() is None:
+                w.kill()
+                w.communicate()
+    assert sorted(os.listdir(tmp_path / ".drivestage")) == []
+
+
+def test_a_pull_interrupted_while_holding_its_lock_leaves_no_lock_and_a_rerun_stages(
+        local_state, tmp_path):
+    """Ctrl-C while the lock is held: the lock file goes with it, nothing is said as a
+    traceback, and the rerun stages the archive."""
+    import signal
+
+    members = {f"ds/f{i:03d}.bin": os.urandom(1) * 200_000 for i in range(60)}
+    archive, dest = _setup(tmp_path, members)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", str(archive),
+                             str(dest), "-x", "-q"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not _lock_files(dest):
+            assert proc.poll() is None and time.monotonic() < deadline
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert b"Traceback" not in err, err.decode()
+    assert _lock_files(dest) == []
+    r = _pull(archive, dest)
+    assert r.exit_code == 0, r.output
+    assert _tree(dest) == members
+
+
+def test_two_pulls_of_one_original_into_one_dest_from_two_state_dirs(tmp_path):
+    """Two processes (each its own DRIVESTAGE_STATE_DIR: the per-file lock is DEST's) pull
+    one local archive into one DEST at once: both exit 0, DEST is the archive, no lock."""
+    members = {f"ds/f{i:03d}.bin": os.urandom(1) * 50_000 for i in range(40)}
+    archive, dest = _setup(tmp_path, members)
+    procs = [subprocess.Popen([sys.executable, "-m", "drivestage", "pull", str(archive),
+                               str(dest), "-x", "-q"],
+                              env=dict(os.environ, PYTHONPATH=ROOT,
+                                       DRIVESTAGE_STATE_DIR=str(tmp_path / f"state{i}")),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for i in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err.decode()
+    assert _tree(dest) == members and _lock_files(dest) == []
+
+
+@pytest.mark.parametrize("how", ["subfolder", "resized", "same size"])
+def test_members_removed_whole_or_changed_by_hand(how, local_state, tmp_path):
+    """Held: a folder removed whole comes back; a member of another size is put back; one
+    of the same size with other bytes stays the user's (as a plain rerun leaves it)."""
+    import shutil
+
+    archive, dest = _setup(tmp_path)
+    assert _pull(archive, dest).exit_code == 0
+    if how == "subfolder":
+        shutil.rmtree(dest / "ds")
+    elif how == "resized":
+        (dest / "ds/m2.bin").write_bytes(b"Z" * 50)
+    else:
+        (dest / "ds/m2.bin").write_bytes(b"Z" * 100)
+    assert _pull(archive, dest).exit_code == 0
+    assert _tree(dest) == (V1 if how != "same size" else {**V1, "ds/m2.bin": b"Z" * 100})
+
+
+def test_an_original_linked_to_a_device_is_refused(local_state, tmp_path):
+    archive, dest = _setup(tmp_path)
+    archive.unlink()
+    archive.symlink_to("/dev/zero")
+    r = _pull(archive, dest)
+    assert r.exit_code in (1, 2) and r.output.count("\n") == 1, r.output
