@@ -504,3 +504,42 @@ def test_an_original_linked_to_a_device_is_refused(local_state, tmp_path):
     archive.symlink_to("/dev/zero")
     r = _pull(archive, dest)
     assert r.exit_code in (1, 2) and r.output.count("\n") == 1, r.output
+
+
+def test_a_restore_from_the_original_killed_in_its_extraction_is_finished_by_the_rerun(
+        local_state, tmp_path):
+    """SIGKILL once the restore's temporary folder is in DEST: the rerun puts back every
+    deleted member with the original's bytes and leaves no lock, no temporary folder."""
+    members = {f"ds/f{i:03d}.bin": os.urandom(1) * 200_000 for i in range(60)}
+    archive, dest = _setup(tmp_path, members)
+    assert _pull(archive, dest).exit_code == 0
+    for i in range(0, 60, 2):
+        (dest / f"ds/f{i:03d}.bin").unlink()
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", str(archive),
+                             str(dest), "-x", "-q"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sigkill_when(proc, lambda: any(n.startswith(".drivestage-extract")
+                                   for n in os.listdir(dest)), "no extraction began")
+    r = _pull(archive, dest)
+    assert r.exit_code == 0, r.output
+    assert _tree(dest) == members and _lock_files(dest) == []
+    assert sorted(os.listdir(dest)) == [".drivestage", "ds"]
+
+
+@pytest.mark.parametrize("where", ["a file of the user's", "a member of another archive"])
+def test_an_original_inside_dest_is_never_replaced_by_its_own_member(where, local_state,
+                                                                     tmp_path):
+    """Held: SRC is DEST/raw/voc.zip (the user's, or a member another pull extracted) and
+    holds a member of that very path: refused in one line, the original intact."""
+    dest = tmp_path / "data"
+    inner = _zip({"raw/voc.zip": b"evil", "x.bin": b"x"})
+    if where == "a member of another archive":
+        outer, dest = _setup(tmp_path, {"raw/voc.zip": inner})
+        assert _pull(outer, dest).exit_code == 0
+    else:
+        (dest / "raw").mkdir(parents=True)
+        (dest / "raw/voc.zip").write_bytes(inner)
+    r = _pull(dest / "raw/voc.zip", dest)
+    assert r.exit_code == 1 and "would replace" in r.output, r.output
+    assert (dest / "raw/voc.zip").read_bytes() == inner and not (dest / "x.bin").exists()
