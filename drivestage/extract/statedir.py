@@ -231,18 +231,40 @@ def state_lock(folder: str, name: str, on_wait: Optional[Callable[[], None]], *,
         # deferred() too) still closes both descriptors.
         try:
             try:
-                if fd >= 0 and held and transient and state_fd is not None and \
-                        _named(state_fd, name, fd):
+                if fd >= 0 and transient and state_fd is not None:
                     try:
-                        os.unlink(name, dir_fd=state_fd)  # while held: see the docstring
-                    except FileNotFoundError:
-                        pass
+                        _remove_if_held(state_fd, name, fd, held)
+                    except KeyboardInterrupt:
+                        _remove_if_held(state_fd, name, fd, held)  # once more, then go on
+                        raise
             finally:
                 if fd >= 0:
                     os.close(fd)  # releases the lock
         finally:
             if state_fd is not None:
                 os.close(state_fd)
+
+
+def _remove_if_held(state_fd: int, name: str, fd: int, held: bool) -> None:
+    """Remove the lock file ``name`` (open as ``fd``) if this process holds its lock and it
+    is still the file named (see :func:`state_lock`). A Ctrl-C after the file was made but
+    before the lock counted as ``held``, or one during this removal, left the file, as a
+    kill does: the lock is tried without waiting (held already: no change). A Ctrl-C
+    inside makes the caller call it once more before it goes on."""
+    if (held or _lock_now(fd)) and _named(state_fd, name, fd):
+        try:
+            os.unlink(name, dir_fd=state_fd)
+        except FileNotFoundError:
+            pass
+
+
+def _lock_now(fd: int) -> bool:
+    """Whether this process holds (or now takes, without waiting) the ``flock`` of ``fd``."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
 
 
 def _named(state_fd: int, name: str, fd: int) -> bool:
