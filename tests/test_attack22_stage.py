@@ -514,7 +514,7 @@ def test_a_restore_from_the_original_killed_in_its_extraction_is_finished_by_the
         local_state, tmp_path):
     """SIGKILL once the restore's temporary folder is in DEST: the rerun puts back every
     deleted member with the original's bytes and leaves no lock, no temporary folder."""
-    members = {f"ds/f{i:03d}.bin": os.urandom(1) * 400_000 for i in range(60)}
+    members = {f"ds/f{i:03d}.bin": os.urandom(1) * 250_000 for i in range(60)}
     archive, dest = _setup(tmp_path, members)
     assert _pull(archive, dest).exit_code == 0
     for i in range(1, 60):
@@ -591,14 +591,17 @@ def test_a_ctrl_c_at_any_point_of_a_transient_lock_leaves_no_lock_file(tmp_path)
     inside the release before its removal, left the file: "no lock file per staged file"
     held only for pulls that were not interrupted (1 run in 8 of the Ctrl-C test above)."""
     from drivestage.extract.statedir import state_lock
-    from test_interrupt_locks import _each_ctrl_c, _open_under
+    from _sweep import every
+    from test_interrupt_locks import _interrupted_at, _open_under
 
     def work() -> None:
         with state_lock(str(tmp_path), "x.lock", lambda: None, transient=True) as held:
             assert held
 
     left = []
-    for k in _each_ctrl_c(work):
+    for k in range(1, 10_000, every(3)):  # every bytecode with DRIVESTAGE_TEST_SWEEP=all
+        if not _interrupted_at(k, work, opcodes=True, allowed=KeyboardInterrupt)[0]:
+            break
         assert _open_under(tmp_path / ".drivestage") == [], k
         if (tmp_path / ".drivestage").is_dir() and os.listdir(tmp_path / ".drivestage"):
             left.append(k)
