@@ -607,3 +607,27 @@ def test_a_ctrl_c_at_any_point_of_a_transient_lock_leaves_no_lock_file(tmp_path)
             left.append(k)
             os.unlink(tmp_path / ".drivestage" / "x.lock")
     assert left == []
+
+
+@pytest.mark.parametrize("moment", ["temporary folder", "first member merged"])
+def test_a_first_extraction_from_the_original_killed_is_finished_by_the_rerun(
+        moment, local_state, tmp_path):
+    """SIGKILL during the first extraction from the original (its stamp has no members
+    yet): the rerun stages every member with the original's bytes, nothing left over."""
+    members = {f"ds/f{i:03d}.bin": os.urandom(1) * 250_000 for i in range(60)}
+    archive, dest = _setup(tmp_path, members)
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", str(archive),
+                             str(dest), "-x", "-q"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if moment == "temporary folder":
+        ready = lambda: dest.is_dir() and any(n.startswith(".drivestage-extract")  # noqa
+                                              for n in os.listdir(dest))
+    else:
+        ready = lambda: (dest / "ds").is_dir()  # noqa: E731
+    sigkill_when(proc, ready, "no extraction began")
+    left = sorted(os.listdir(dest))
+    r = _pull(archive, dest)
+    assert r.exit_code == 0, (left, r.output)
+    assert sorted(os.listdir(dest)) == [".drivestage", "ds"], left
+    assert _tree(dest) == members and _lock_files(dest) == []
