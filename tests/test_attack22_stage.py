@@ -631,3 +631,36 @@ def test_a_first_extraction_from_the_original_killed_is_finished_by_the_rerun(
     assert r.exit_code == 0, (left, r.output)
     assert sorted(os.listdir(dest)) == [".drivestage", "ds"], left
     assert _tree(dest) == members and _lock_files(dest) == []
+
+
+@pytest.mark.parametrize("deleted", ["ds/link.bin", "ds/a.bin", "ds/sym"])
+def test_a_tar_members_link_or_its_file_deleted_comes_back_linked(deleted, local_state,
+                                                                 tmp_path):
+    """Held: a hard link (or its file, or a symlink) deleted by hand from a tar extracted
+    from the original: the restore puts it back as the archive has it (the hard-link group
+    whole, sharing one inode again), the rest in place."""
+    import tarfile
+
+    (tmp_path / "input").mkdir()
+    archive = tmp_path / "input" / "voc.tar"
+    with tarfile.open(archive, "w") as tf:
+        for name, data in (("ds/a.bin", b"A" * 300), ("ds/b.bin", b"B" * 300)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+        hard = tarfile.TarInfo("ds/link.bin")
+        hard.type, hard.linkname = tarfile.LNKTYPE, "ds/a.bin"
+        tf.addfile(hard)
+        sym = tarfile.TarInfo("ds/sym")
+        sym.type, sym.linkname = tarfile.SYMTYPE, "b.bin"
+        tf.addfile(sym)
+    dest = tmp_path / "data"
+    assert _pull(archive, dest).exit_code == 0
+    b_before = os.lstat(dest / "ds/b.bin").st_ino
+    os.unlink(dest / deleted)
+    r = _pull(archive, dest)
+    assert r.exit_code == 0, r.output
+    assert (dest / "ds/a.bin").read_bytes() == (dest / "ds/link.bin").read_bytes() == b"A" * 300
+    assert os.lstat(dest / "ds/a.bin").st_ino == os.lstat(dest / "ds/link.bin").st_ino
+    assert os.readlink(dest / "ds/sym") == "b.bin"
+    assert os.lstat(dest / "ds/b.bin").st_ino == b_before
