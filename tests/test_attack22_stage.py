@@ -551,6 +551,7 @@ def test_an_original_inside_dest_is_never_replaced_by_its_own_member(where, loca
     assert (dest / "raw/voc.zip").read_bytes() == inner and not (dest / "x.bin").exists()
 
 
+@pytest.mark.slow
 def test_three_pulls_of_one_drive_folder_two_state_dirs_one_killed(
         emulator, drive_env, local_state, tmp_path):
     """Three `pull` processes of one Drive folder into one DEST (each its own
@@ -609,6 +610,7 @@ def test_a_ctrl_c_at_any_point_of_a_transient_lock_leaves_no_lock_file(tmp_path)
     assert left == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("moment", ["temporary folder", "first member merged"])
 def test_a_first_extraction_from_the_original_killed_is_finished_by_the_rerun(
         moment, local_state, tmp_path):
