@@ -6,6 +6,7 @@ The push itself is :func:`drivestage.upload_tree.push`; pruning :mod:`drivestage
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, Callable, Iterable, Optional, Sequence
 
@@ -62,7 +63,8 @@ class Mirror:
                  protect: Iterable[str] = (), use_trash: bool = False, jobs: int = 4,
                  md5_cache: Optional[Md5Cache] = None, label: Optional[str] = None,
                  push_fn: Optional[Callable[..., PushResult]] = None):
-        if every is not None and every <= 0:
+        # not (> 0): nan passes "<= 0" and made the mirror push without a pause, for good.
+        if every is not None and not (0 < every < threading.TIMEOUT_MAX):
             raise UsageError(f"every={every!r} is invalid; give a period in seconds > 0")
         self.src, self.dest, self.policy, self.every = src, dest, policy, every
         self.label = label or (str(dest[1]) if isinstance(dest, tuple) else str(dest))

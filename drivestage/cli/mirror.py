@@ -24,6 +24,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("drivestage.cli.push")  # the name its lines always had
 
+#: The longest --every / --grace: 30 days. A wait on a thread cannot be longer than
+#: threading.TIMEOUT_MAX; --grace 1e300 (or inf) killed the grace's watchdog with an
+#: OverflowError traceback, and --grace nan ended the program at the first signal, before
+#: its final push (nan passes every "> 0" check; a wait of nan seconds returns at once).
+MAX_SECONDS = 30 * 86400.0
+
+
+class _Seconds(click.ParamType):
+    """A number of seconds: finite, > 0 and at most :data:`MAX_SECONDS`."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: Optional[click.Parameter],
+                ctx: Optional[click.Context]) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not 0 < seconds <= MAX_SECONDS:  # nan fails both comparisons
+            self.fail(f"{value} is not a number of seconds > 0 and at most "
+                      f"{MAX_SECONDS:.0f} (30 days)", param, ctx)
+        return seconds
+
 
 def _push_and_say(stop: Any, running: "list[Outstanding]", *args: Any, force: bool = False,
                   **kwargs: Any) -> "PushResult":
@@ -46,9 +69,9 @@ def _push_and_say(stop: Any, running: "list[Outstanding]", *args: Any, force: bo
 @cli.command("mirror")
 @click.argument("src", type=click.Path())
 @click.argument("dest")
-@click.option("--every", type=float, required=True, metavar="SECONDS",
+@click.option("--every", type=_Seconds(), required=True, metavar="SECONDS",
               help="Seconds between two pushes.")
-@click.option("--grace", type=click.FloatRange(min=0, min_open=True), default=25.0,
+@click.option("--grace", type=_Seconds(), default=25.0,
               show_default=True, metavar="SECONDS",
               help="Once stopped: seconds the final push may take. Then it stops, names what "
                    "it did not send and exits 1 (a VM or Colab kills a process about 30 s "
