@@ -103,12 +103,14 @@ def check_uploaded(res: Mapping[str, Any], folder_id: str, name: str,
 def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optional[str],
                     where: str) -> None:
     """Before ``entry`` is deleted: files.get shows it now as ``res``, which must be the item
-    a listing showed (its name, in its folder ``entry.parent_id`` or ``listed_in``, with its
+    a listing showed (its name, in the folder ``listed_in`` (else ``entry.parent_id``), with its
     md5; each unknown is not compared), else :class:`LeftAloneError` (a NotFoundError: what the plan meant to
     delete is not there any more: callers take it as gone). Drive's listings lag (and a cache
     may serve an old one): a checkpoint the user renamed or moved away to keep it was still
     listed as it was, and a prune deleted it from its new name or folder."""
-    title, parent, now = res.get("title"), entry.parent_id or listed_in, res.get("md5Checksum")
+    # The folder it was listed in first: an item with several parents (Drive's older items)
+    # taken out of DEST but kept in its first parent was deleted, still "in" parents[0].
+    title, parent, now = res.get("title"), listed_in or entry.parent_id, res.get("md5Checksum")
     if entry.name and title != entry.name:
         change = f"renamed {printable(str(title))!r}"
     elif parent and is_in(res, parent) is False:

@@ -1,0 +1,76 @@
+"""attack22push: the files.get before each deletion (provenance.check_as_listed) against
+what real Drive does: its cost for a large prune, and an item with several parents."""
+from __future__ import annotations
+
+import pytest
+
+import _cli
+
+
+@pytest.fixture
+def env(local_state, drive_env):
+    return local_state
+
+
+def _live(emulator, folder: str) -> set[str]:
+    rec = emulator.find(folder)
+    return {c["title"] for c in emulator.store.children(rec["id"]) if not c.get("trashed")}
+
+
+def test_the_check_before_each_deletion_costs_one_files_get(emulator, env):
+    """Measured: a prune of N files costs one files.get and one delete per file (and a
+    listing or two), not more: 1,000 files, about 2,000 requests."""
+    n = 40
+    for i in range(1, n + 1):
+        emulator.add_file(f"Models/logs/epoch_{i:03d}.pt", b"w" * i)
+    emulator.clear_requests()
+    _cli.ok("prune", "drive:Models/logs", "--keep-last", "1")
+    assert _live(emulator, "Models/logs") == {f"epoch_{n:03d}.pt"}
+    calls = emulator.api_calls()
+    deletes = calls.get("files.delete", 0) + calls.get("files.trash", 0)
+    assert deletes == n - 1, calls
+    assert calls.get("files.get", 0) <= n - 1 + 5, calls
+    assert sum(calls.values()) <= 2 * (n - 1) + 10, calls
+
+
+def test_an_item_with_two_parents_taken_out_of_dest_is_not_deleted_by_push_delete(
+        emulator, env, tmp_path):
+    """An item in Models/logs and in Models/keep (Drive's older items may have several
+    parents; parents[0] is Models/keep). The user takes it out of Models/logs to keep it
+    only in Models/keep; the listing lags. push --delete checked it was still in
+    parents[0], not in the folder it was listed in, and deleted the file the user kept."""
+    keep = emulator.add_folder("Models/keep")
+    logs = emulator.add_folder("Models/logs")
+    fid = emulator.add_file("Models/keep/old.pt", b"keep me")
+    emulator.store.update_meta(fid, {}, add_parents=[logs])
+    assert emulator.store.get(fid)["parents"][0] == keep
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    emulator.faults.lag_listing(updated=5)
+    emulator.store.update_meta(fid, {}, remove_parents=[logs])
+    code, out, err = _cli.run("push", str(src), "drive:Models/logs", "--delete")
+    assert "Traceback" not in err
+    assert not emulator.store.get(fid)["trashed"], err
+    assert emulator.read_bytes(fid) == b"keep me"
+    assert "old.pt" in _live(emulator, "Models/keep")
+
+
+def test_an_item_with_two_parents_still_in_dest_is_deleted_by_push_delete(emulator, env,
+                                                                           tmp_path):
+    """The other way round (a false positive before): taken out of its first parent
+    (Models/keep) but still in Models/logs, where it was listed, it was left alone as
+    "moved into another folder" while it is exactly where --delete found it."""
+    keep = emulator.add_folder("Models/keep")
+    logs = emulator.add_folder("Models/logs")
+    fid = emulator.add_file("Models/keep/old.pt", b"not local")
+    emulator.store.update_meta(fid, {}, add_parents=[logs])
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    emulator.faults.lag_listing(updated=5)
+    emulator.store.update_meta(fid, {}, remove_parents=[keep])
+    code, out, err = _cli.run("push", str(src), "drive:Models/logs", "--delete")
+    assert code == 0, err
+    assert emulator.store.get(fid)["trashed"], err
+    assert "1 deleted (not local)" in err
