@@ -23,6 +23,9 @@ logger = logging.getLogger(__name__)
 
 #: Anchors of YOLOv4-tiny in pixels at 416 (Darknet ``yolov4-tiny.cfg``).
 DEFAULT_ANCHORS = [[10, 14], [23, 27], [37, 58], [81, 82], [135, 169], [344, 319]]
+#: The longest train.grace_seconds: 30 days (as drivestage mirror's --grace). Longer (1e10)
+#: ended the stop's wait for its upload in an OverflowError traceback, not the stop's line.
+MAX_GRACE_SECONDS = 30 * 86400.0
 #: Which anchors each head uses: stride 32 first, then stride 16 (the port's order).
 DEFAULT_ANCHORS_MASK = [[3, 4, 5], [1, 2, 3]]
 
@@ -361,6 +364,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.save_minutes must be >= 0 (0 = off), got {t.save_minutes}")
     if t.grace_seconds <= 0:
         raise ConfigError(f"train.grace_seconds must be > 0, got {t.grace_seconds}")
+    if t.grace_seconds > MAX_GRACE_SECONDS:  # a wait past threading.TIMEOUT_MAX: a traceback
+        raise ConfigError(f"train.grace_seconds must be at most {MAX_GRACE_SECONDS:.0f} "
+                          f"(30 days), got {t.grace_seconds:g}")
     if t.lr <= 0:
         raise ConfigError(f"train.lr must be > 0, got {t.lr}")
     if not 0 < t.min_lr_ratio <= 1:
