@@ -32,3 +32,15 @@ def test_mirror_seconds_that_are_no_wait_are_a_usage_error(tmp_path, option, val
 def test_a_mirror_with_no_real_period_is_refused(tmp_path, every):
     with pytest.raises(UsageError, match="give a period in seconds > 0"):
         Mirror(str(tmp_path), "drive:Models/logs", every=every)
+
+
+@pytest.mark.parametrize("name", ["DRIVESTAGE_RETRY_CAP", "DRIVESTAGE_RETRY_AFTER_MAX",
+                                  "DRIVESTAGE_RETRY_BASE"])
+@pytest.mark.parametrize("raw", ["nan", "inf", "1e300"])
+def test_a_retry_wait_that_is_no_number_of_seconds_is_a_usage_error(monkeypatch, name, raw):
+    from drivestage.drive.retry import Policy
+
+    monkeypatch.setenv(name, raw)
+    with pytest.raises(UsageError) as err:
+        Policy.from_env()
+    assert str(err.value) == f"{name}={raw!r} is not a number of at most 1e9"

@@ -77,6 +77,10 @@ class Policy:
                 value = float(raw)
             except ValueError:
                 raise errors.UsageError(f"{name}={raw!r} is not a number") from None
+            # nan passed "< 0": a cap of nan waited nan seconds (a ValueError from sleep, or
+            # no wait at all), and inf or 1e300 overflowed the wait.
+            if not value < 1e9:
+                raise errors.UsageError(f"{name}={raw!r} is not a number of at most 1e9")
             if value < 0:
                 raise errors.UsageError(f"{name}={raw!r} must not be negative")
             return value
