@@ -31,7 +31,7 @@ log = logging.getLogger("drivestage.cli.push")  # the name its lines always had
 MAX_SECONDS = 30 * 86400.0
 
 
-class _Seconds(click.ParamType):
+class _Seconds(click.ParamType):  # type: ignore[type-arg]  # generic only in click stubs
     """A number of seconds: finite, > 0 and at most :data:`MAX_SECONDS`."""
 
     name = "seconds"

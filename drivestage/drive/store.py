@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Mapping, Optional, TypeVar, Union
 
 from drivestage.drive import answers, folders, paging, provenance, removal, shortcuts
-from drivestage.drive.media import DEFAULT_CHUNK_SIZE, MediaReader, checked_whole
+from drivestage.drive.media import MediaReader
 from drivestage.drive.resources import (FOLDER_MIME, DriveEntry, check_resource,
                                         entry_from_resource, is_shortcut, is_trashed,
                                         quota_of)
+from drivestage.drive.store_bytes import ByteReads
 from drivestage.drive.transport import Transport
 from drivestage.drive.upload import upload_file
 from drivestage.errors import (DanglingShortcutError, DriveStageError, DuplicateNameError,
@@ -36,7 +37,7 @@ from drivestage.errors import (DanglingShortcutError, DriveStageError, Duplicate
                                RemoteError, ShortcutCycleError, TrashedError,
                                UsageError)
 from drivestage.paths import DrivePath, StorePath, exclude_pattern, printable
-from drivestage.store import ByteSink, Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
+from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def _escape(name: str) -> str:
     return name.replace("\\", "\\\\").replace("'", "\\'")
 
 
-class DriveStore(RemoteStore):
+class DriveStore(ByteReads, RemoteStore):
     """Google Drive (My Drive, one shared drive, or "Shared with me") behind the
     :class:`RemoteStore` protocol.
 
@@ -442,42 +443,6 @@ class DriveStore(RemoteStore):
             return Quota(total=None, used=0, trash=0)
         about = self.call("read the Drive quota", self.drive.GetAbout)
         return quota_of(about)
-
-    # ----------------------------------------------------------------- bytes
-
-    def _content(self, entry: RemoteEntry) -> RemoteEntry:
-        """The entry whose bytes to read: a file shortcut's target (its md5 and size are
-        the target's already)."""
-        if entry.unreadable:
-            raise DanglingShortcutError(entry.unreadable)
-        target = entry.target_id if isinstance(entry, DriveEntry) and entry.target_id \
-            else self._targets.get(entry.id)
-        return dataclasses.replace(entry, id=target) if target else entry
-
-    def fetch_range(self, entry: RemoteEntry, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` of ``entry`` in one ranged GET, retried as a whole; the
-        whole file (a sidecar) is verified against its md5 (:func:`media.checked_whole`)."""
-        content, where = self._content(entry), self.describe(entry)
-        data = self._reader.fetch_range(content, start, end, where)
-        if start > 0 or end != entry.size:
-            return data
-        return checked_whole(data, entry, where, lambda: self._reader.fetch_range(
-            content, start, end, where), lambda: self.stat(entry))
-
-    def read_into(self, entry: RemoteEntry, start: int, sink: ByteSink) -> int:
-        """One long ranged GET from ``start`` to ``sink.limit()``, resumed after failures."""
-        return self._reader.read_into(self._content(entry), start, sink, self.describe(entry))
-
-    def requests_made(self) -> int:
-        """Requests sent on this store's credentials so far."""
-        return self.transport.calls
-
-    def read_range(self, entry: RemoteEntry, start: int, end: int, *,
-                   chunk_size: Optional[int] = None) -> Iterator[bytes]:
-        """Stream bytes ``[start, end)``: one ranged GET per chunk, each chunk retried."""
-        step = chunk_size or DEFAULT_CHUNK_SIZE
-        for pos in range(start, end, step):
-            yield self.fetch_range(entry, pos, min(end, pos + step))
 
     def check_replaceable(self, entry: RemoteEntry) -> None:
         """A shortcut is never replaced: its target is someone's file, and removing the
