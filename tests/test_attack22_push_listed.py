@@ -74,3 +74,32 @@ def test_an_item_with_two_parents_still_in_dest_is_deleted_by_push_delete(emulat
     assert code == 0, err
     assert emulator.store.get(fid)["trashed"], err
     assert "1 deleted (not local)" in err
+
+
+@pytest.mark.parametrize("how", ["renamed", "trashed"])
+def test_a_log_renamed_or_trashed_since_the_listing_is_not_overwritten(emulator, env,
+                                                                       tmp_path, how):
+    """The user renames results.csv to keep_run1.csv on Drive to keep it (or trashes it);
+    the listing lags. The push updated it in place by id: the kept copy got the new bytes
+    and was renamed back to results.csv (the trashed one took the new bytes into the trash,
+    and DEST had no results.csv). A move is left alone: see ``DriveStore._as_listed``."""
+    fid = emulator.add_file("Models/logs/results.csv", b"epoch\n1\n")
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n2\n")
+    emulator.faults.lag_listing(updated=5, deleted=5)
+    if how == "renamed":
+        emulator.store.update_meta(fid, {"title": "keep_run1.csv"})
+    else:
+        emulator.store.update_meta(fid, {"labels": {"trashed": True}})
+    code, out, err = _cli.run("push", str(src), "drive:Models/logs")
+    assert "Traceback" not in err
+    rec = emulator.store.get(fid)
+    assert emulator.read_bytes(fid) == b"epoch\n1\n", err
+    assert rec["title"] == ("keep_run1.csv" if how == "renamed" else "results.csv")
+    assert code == 0, err
+    assert f"was {how}" in err and "since it was listed; left as it is, sent as a new file" in err
+    logs = emulator.find("Models/logs")["id"]
+    new = [c for c in emulator.store.children(logs)
+           if c["title"] == "results.csv" and not c.get("trashed")]
+    assert [emulator.read_bytes(c["id"]) for c in new] == [b"epoch\n1\n2\n"]

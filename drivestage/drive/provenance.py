@@ -100,6 +100,21 @@ def check_uploaded(res: Mapping[str, Any], folder_id: str, name: str,
 
 
 
+def moved_since_listed(res: Mapping[str, Any], entry: RemoteEntry,
+                       listed_in: Optional[str]) -> Optional[str]:
+    """How files.get's ``res`` shows the item a listing showed as ``entry`` (in ``listed_in``)
+    renamed or moved into another folder since (``"renamed 'x'"``); None when it is still
+    there under that name (each unknown is not compared)."""
+    # The folder it was listed in first: an item with several parents (Drive's older items)
+    # taken out of DEST but kept in its first parent was deleted, still "in" parents[0].
+    title, parent = res.get("title"), listed_in or entry.parent_id
+    if entry.name and title != entry.name:
+        return f"renamed {printable(str(title))!r}"
+    if parent and is_in(res, parent) is False:
+        return f"moved into another folder (parents {', '.join(_parent_ids(res) or [])})"
+    return None
+
+
 def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optional[str],
                     where: str) -> None:
     """Before ``entry`` is deleted: files.get shows it now as ``res``, which must be the item
@@ -108,16 +123,11 @@ def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optio
     delete is not there any more: callers take it as gone). Drive's listings lag (and a cache
     may serve an old one): a checkpoint the user renamed or moved away to keep it was still
     listed as it was, and a prune deleted it from its new name or folder."""
-    # The folder it was listed in first: an item with several parents (Drive's older items)
-    # taken out of DEST but kept in its first parent was deleted, still "in" parents[0].
-    title, parent, now = res.get("title"), listed_in or entry.parent_id, res.get("md5Checksum")
-    if entry.name and title != entry.name:
-        change = f"renamed {printable(str(title))!r}"
-    elif parent and is_in(res, parent) is False:
-        change = f"moved into another folder (parents {', '.join(_parent_ids(res) or [])})"
-    elif entry.md5 and isinstance(now, str) and now.lower() != entry.md5.lower():
+    now = res.get("md5Checksum")
+    change = moved_since_listed(res, entry, listed_in)
+    if change is None and entry.md5 and isinstance(now, str) and now.lower() != entry.md5.lower():
         change = f"given other content (md5 {now})"
-    else:
+    if change is None:
         return
     log.warning("%s was %s on Drive since it was listed; not deleted", where, change)
     raise LeftAloneError(f"{where} was {change} on Drive since it was listed; not deleted")

@@ -452,6 +452,26 @@ class DriveStore(ByteReads, RemoteStore):
                 f"{self.describe(entry)} is a shortcut; drivestage does not replace a "
                 "shortcut's target. Remove the shortcut on Drive, or push into another folder.")
 
+    def _as_listed(self, entry: RemoteEntry, where: str) -> Optional[RemoteEntry]:
+        """``entry``, to be updated in place, while files.get shows it under the name a
+        listing did; None (a new file is made instead) when it was renamed or trashed since,
+        or is gone. Drive's listings lag: an update by id overwrote a log (or a sidecar) the
+        user had renamed to keep it, and renamed it back. One files.get. A move is not
+        looked at: a dedupe moves it into the folder the path leads to, where the push
+        updates it and sees to its checkpoint (:class:`drivestage.errors.MovedApartError`)."""
+        try:
+            res = self._get(entry.id, where)
+        except NotFoundError:
+            return None
+        title = res.get("title")
+        change = "trashed" if is_trashed(res) else f"renamed {printable(str(title))!r}" \
+            if entry.name and title != entry.name else None
+        if change is None:
+            return entry
+        log.warning("%s was %s on Drive since it was listed; left as it is, sent as a new "
+                    "file", where, change)
+        return None
+
     def upload(self, local_path: str, folder: RemoteEntry, name: str, *,
                replace: Optional[RemoteEntry] = None, progress: Optional[ProgressFn] = None,
                chunk_size: Optional[int] = None,
@@ -460,5 +480,6 @@ class DriveStore(ByteReads, RemoteStore):
         self._writable(folder, _join(self.describe(folder), name))
         if replace is not None:
             self.check_replaceable(replace)
+            replace = self._as_listed(replace, _join(self.describe(folder), name))
         return upload_file(self.transport, self, local_path, folder, name, replace=replace,
                            chunk_size=chunk_size, progress=progress, md5_cache=md5_cache)
