@@ -118,9 +118,9 @@ def moved_since_listed(res: Mapping[str, Any], entry: RemoteEntry,
 def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optional[str],
                     where: str) -> None:
     """Before ``entry`` is deleted: files.get shows it now as ``res``, which must be the item
-    a listing showed (its name, in the folder ``listed_in`` (else ``entry.parent_id``), with its
-    md5; each unknown is not compared), else :class:`LeftAloneError` (a NotFoundError: what the plan meant to
-    delete is not there any more: callers take it as gone). Drive's listings lag (and a cache
+    a listing showed (its name, in the folder ``listed_in`` (else ``entry.parent_id``), with
+    its md5; each unknown is not compared), else :class:`LeftAloneError` (a NotFoundError:
+    what the plan meant to delete is not there any more: callers take it as gone). Drive's listings lag (and a cache
     may serve an old one): a checkpoint the user renamed or moved away to keep it was still
     listed as it was, and a prune deleted it from its new name or folder."""
     now = res.get("md5Checksum")
