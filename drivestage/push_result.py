@@ -35,9 +35,12 @@ class Outstanding:
     ends (``drivestage mirror --grace``) and must say what did not reach the store. Filled
     from the push's threads; read from any thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, final: bool = True) -> None:
         self._lock = threading.Lock()
         self._todo: Optional[set[str]] = None
+        #: False for a mirror's period push begun before the stop: what changed since it
+        #: began is not in its list, and no push sends it once the grace runs out.
+        self.final = final
 
     def start(self, rels: Iterable[str]) -> None:
         """The push knows what it sends (relative paths): its listings and plan are done."""

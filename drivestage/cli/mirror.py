@@ -59,7 +59,7 @@ def _push_and_say(stop: Any, running: "list[Outstanding]", *args: Any, force: bo
     # Asked before the push: a period under way when the stop came is no final push, and
     # its line is the only one that says what it sent (the final push finds it unchanged).
     final = stop.is_set()
-    running[:] = [Outstanding()]
+    running[:] = [Outstanding(final=final)]
     result = _push_refusing(*args, force=force, outstanding=running[0], **kwargs)
     if not final and (result.uploaded or result.pruned or result.deleted):
         click.echo(f"{time.strftime('%H:%M:%S')} pushed: {_summary(result)}", err=True)
@@ -137,7 +137,7 @@ def mirror_cmd(src: str, dest: str, every: float, grace: float, include: tuple[s
         # thread held when the signal came (Thread.start's).
         stop.wait()
         if not ended.wait(grace + WATCHDOG_MARGIN):
-            _leave(_out_of_grace(grace, src, dest, running[0].left() if running else None))
+            _leave(_out_of_grace(grace, src, dest, running[0] if running else None))
 
     def on_signal(signum: int, frame: Any) -> None:
         if stop.is_set() and not ended.is_set() and not abandoned.is_set():
@@ -195,7 +195,7 @@ def mirror_cmd(src: str, dest: str, every: float, grace: float, include: tuple[s
             result = mirror.stop(max(0.0, deadline[0] - time.monotonic()))
         except FlushTimeout:
             # A kill comes soon (a VM's, Colab's): say now what is not on Drive, and leave.
-            late = _out_of_grace(grace, src, dest, running[0].left() if running else None)
+            late = _out_of_grace(grace, src, dest, running[0] if running else None)
             if program:
                 _leave(late)
             abandoned.set()
@@ -222,24 +222,34 @@ def mirror_cmd(src: str, dest: str, every: float, grace: float, include: tuple[s
 
 
 def _out_of_grace(grace: float, src: str, dest: str,
-                  left: "Optional[list[str]]") -> "MirrorError":
+                  running: "Optional[Outstanding]") -> "MirrorError":
     """What ``mirror`` says when ``--grace`` ran out before its final push was done: what
-    was not sent (``left``: None when the push had not compared SRC with DEST yet). The
-    default, 25 s as ``train.grace_seconds``: a VM or Colab kills a process about 30 s after
-    its SIGTERM, and the rest is left for this line and the exit."""
+    was not sent (``running``: the push under way, None before the first; its list is None
+    while it had not compared SRC with DEST yet). The default, 25 s as
+    ``train.grace_seconds``: a VM or Colab kills a process about 30 s after its SIGTERM, and
+    the rest is left for this line and the exit."""
     from drivestage.errors import MirrorError
     from drivestage.paths import printable
 
     head = f"--grace ({grace:g} s) ran out before the final push to {dest} was done"
     again = "run the same drivestage mirror command again to"
-    if left is None:
+    left = None if running is None else running.left()
+    if running is None or left is None:
         what = (f"it had not compared {src} with {dest} yet (Drive did not answer): what "
                 f"changed since the last push may not be there; {again} send it")
+        return MirrorError(f"{head}; {what}")
+    shown = ", ".join(printable(rel) for rel in left[:5])
+    more = f" and {len(left) - 5} more" if len(left) > 5 else ""
+    if not running.final:
+        # A period's push, begun before the stop: its list holds nothing written since (the
+        # checkpoint saved right before the SIGTERM), which it named as all not sent.
+        sent = f"had not sent {shown}{more}, and" if left else "had sent its files, but"
+        what = (f"it had not begun: the push under way since before the stop {sent} what "
+                f"changed in {src} since that push began is not there either; {again} send "
+                "it (a cut upload resumes)")
     elif not left:
         what = f"every file was sent, not its pruning or --delete; {again} finish it"
     else:
-        shown = ", ".join(printable(rel) for rel in left[:5])
-        more = f" and {len(left) - 5} more" if len(left) > 5 else ""
         what = f"not sent: {shown}{more}; {again} send them (a cut upload resumes)"
     return MirrorError(f"{head}; {what}")
 

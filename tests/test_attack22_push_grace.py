@@ -1,0 +1,56 @@
+"""attack22push: ``mirror --grace`` running out while the push under way is a period's, begun
+before the stop. Its list of what it had not sent said nothing of what changed in SRC after
+it began (the checkpoint a trainer wrote right before its SIGTERM): the line named only the
+period's files as not sent, or said "every file was sent" while the new one never went."""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+from click.testing import CliRunner
+
+from drivestage.cli import cli
+
+from test_signals_cli import _live
+
+
+def test_a_grace_run_out_during_a_periods_push_does_not_claim_the_rest_was_sent(
+        emulator, local_state, drive_env, tmp_path):
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    (src / "epoch_001.pt").write_bytes(os.urandom(8 * 256 * 1024))
+    emulator.faults.throttle(512 * 1024)   # epoch_001.pt: 4 s, half a second a chunk
+    failed = []
+
+    def adversary():
+        try:
+            deadline = time.monotonic() + 30
+            while "results.csv" not in _live(emulator):   # the first push is under way
+                assert time.monotonic() < deadline, "the first push never sent results.csv"
+                time.sleep(0.01)
+            (src / "epoch_002.pt").write_bytes(b"the newest checkpoint")
+            os.kill(os.getpid(), signal.SIGTERM)
+        except BaseException as exc:
+            failed.append(exc)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=adversary)
+    thread.start()
+    try:
+        result = CliRunner().invoke(cli, ["mirror", str(src), "drive:Models/logs", "--every",
+                                          "3600", "--chunk-size", "256KiB", "--grace", "0.5"])
+    finally:
+        thread.join()
+        emulator.faults.throttle(None)
+    assert not failed, failed
+    assert result.exit_code == 1, result.output
+    assert "epoch_002.pt" not in _live(emulator)
+    assert result.stderr.splitlines()[-1] == (
+        "Error: --grace (0.5 s) ran out before the final push to drive:Models/logs was done; "
+        "it had not begun: the push under way since before the stop had not sent "
+        f"epoch_001.pt, and what changed in {src} since that push began is not there either; "
+        "run the same drivestage mirror command again to send it (a cut upload resumes)"), \
+        result.stderr
