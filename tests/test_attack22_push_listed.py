@@ -12,6 +12,14 @@ def env(local_state, drive_env):
     return local_state
 
 
+@pytest.fixture
+def proxy(emulator):
+    from _proxy import Proxy
+
+    with Proxy(emulator.url) as p:
+        yield p
+
+
 def _live(emulator, folder: str) -> set[str]:
     rec = emulator.find(folder)
     return {c["title"] for c in emulator.store.children(rec["id"]) if not c.get("trashed")}
@@ -103,3 +111,41 @@ def test_a_log_renamed_or_trashed_since_the_listing_is_not_overwritten(emulator,
     new = [c for c in emulator.store.children(logs)
            if c["title"] == "results.csv" and not c.get("trashed")]
     assert [emulator.read_bytes(c["id"]) for c in new] == [b"epoch\n1\n2\n"]
+
+
+def test_an_item_renamed_between_two_pages_of_a_listing_stops_nothing(emulator, proxy,
+                                                                      local_state,
+                                                                      monkeypatch):
+    """The user renames epoch_001.pt to keep_me.pt while prune lists the folder: a long
+    listing's first page showed it under its old name, the next under its new one (one id,
+    two names, once). Before: prune stopped with "the server answered for another item ...
+    Drive never does that", exit 1. A second listing is consistent: it goes on, and the
+    renamed file stays."""
+    import json
+    import re
+
+    from _proxy import Reply
+
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+    ids = {f"epoch_{i:03d}.pt": emulator.add_file(f"Models/logs/epoch_{i:03d}.pt", b"w" * i)
+           for i in (1, 2, 3)}
+    emulator.store.update_meta(ids["epoch_001.pt"], {"title": "keep_me.pt"})
+    old = dict(emulator.store.get(ids["epoch_001.pt"]), title="epoch_001.pt")
+    old = {k: v for k, v in old.items() if not k.startswith("_")}
+    logs = emulator.find("Models/logs")["id"]
+
+    def both_names(status, headers, body):
+        obj = json.loads(body)
+        if isinstance(obj.get("items"), list):
+            match = [it for it in obj["items"] if it.get("id") == old["id"]]
+            obj["items"].append(dict(match[0], title="epoch_001.pt") if match else old)
+        data = json.dumps(obj).encode()
+        out = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        out["Content-Length"] = str(len(data))
+        return Reply(status, out, [data])
+
+    proxy.on("GET", rf"^/drive/v2/files\?.*%27{re.escape(logs)}%27", both_names, times=1)
+    code, out, err = _cli.run("prune", "drive:Models/logs", "--keep-last", "1")
+    assert code == 0, err
+    assert _live(emulator, "Models/logs") == {"keep_me.pt", "epoch_003.pt"}

@@ -35,7 +35,7 @@ from drivestage.drive.upload import upload_file
 from drivestage.errors import (DanglingShortcutError, DriveStageError, DuplicateNameError,
                                MalformedAnswerError, NotFoundError, PermissionDeniedError,
                                RemoteError, ShortcutCycleError, TrashedError,
-                               UsageError)
+                               UsageError, WrongItemError)
 from drivestage.paths import DrivePath, StorePath, exclude_pattern, printable
 from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
 
@@ -193,14 +193,23 @@ class DriveStore(ByteReads, RemoteStore):
                   if parent_id not in self._elsewhere or k not in ("corpora", "driveId")}
         params["q"] = q
 
-        items = paging.all_pages(self.call, self.drive.ListFile(params), where)
         keys = self.transport.resource_keys
         via = None if parent_id == SHARED_WITH_ME else parent_id
-        for it in items:
-            check_resource(it, where)
-            key = it.get("resourceKey")
-            keys.learn(it["id"], key if isinstance(key, str) else None, via=via)
-        provenance.check_listed(items, via, where)  # a prune deletes on this listing
+        for again in (False, True):
+            items = paging.all_pages(self.call, self.drive.ListFile(params), where)
+            for it in items:
+                check_resource(it, where)
+                key = it.get("resourceKey")
+                keys.learn(it["id"], key if isinstance(key, str) else None, via=via)
+            try:
+                provenance.check_listed(items, via, where)  # a prune deletes on this listing
+                break
+            except WrongItemError:
+                # Listed once more before it is refused: an item renamed between two pages
+                # of a long listing shows on both, under two names (Drive pages a folder as
+                # it changes), which stopped a push or prune as "Drive never does that".
+                if again:
+                    raise
         if name is not None:  # Drive's title match ignores case: keep exact names only
             items = [it for it in items if it.get("title") == name]
         # One item listed twice (a page served again) is one item, not a duplicate name.
