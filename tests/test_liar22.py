@@ -16,31 +16,8 @@ import pytest
 
 import _cli
 from _drive_state import live_md5s
-from _proxy import Proxy, Reply
-
-
-@pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
-
-
-@pytest.fixture
-def liar_env(proxy, local_state, monkeypatch):
-    """The CLI in this process talks to the emulator through the proxy."""
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "3")
-    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "5")
-    return local_state
-
-
-def _one_error_line(code: int, err: str) -> str:
-    assert code == 1, err[-2000:]
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert lines and lines[-1].startswith("Error: "), err[-2000:]
-    assert "Traceback" not in err
-    return lines[-1]
+from _liar import liar_env, one_error_line, proxy  # noqa: F401 (fixtures)
+from _proxy import Reply
 
 
 def _checkpoints(emulator, folder: str, n: int = 3) -> dict[str, str]:
@@ -65,7 +42,7 @@ def test_a_listing_that_answers_with_another_folders_items_prunes_nothing(
     logs, other = emulator.find("Models/logs")["id"], emulator.find("Models/other")["id"]
     proxy.rewrite(rf"(?<=%27){re.escape(logs)}(?=%27)", other)
     code, out, err = _cli.run("prune", "drive:Models/logs", "--keep-last", "1")
-    line = _one_error_line(code, err)
+    line = one_error_line(code, err)
     assert "drive:Models/logs" in line and "another folder" in line
     assert _live(emulator, "Models/other") == {"epoch_001.pt", "epoch_002.pt", "epoch_003.pt"}
     assert _live(emulator, "Models/logs") == {"epoch_001.pt", "epoch_002.pt", "epoch_003.pt"}
@@ -79,7 +56,7 @@ def test_a_files_get_answered_for_another_id_prunes_nothing(emulator, proxy, lia
     logs, other = emulator.find("Models/logs")["id"], emulator.find("Models/other")["id"]
     proxy.rewrite(rf"^/drive/v2/files/{re.escape(logs)}\?", f"/drive/v2/files/{other}?")
     code, out, err = _cli.run("prune", f"drive:id:{logs}", "--keep-last", "1")
-    line = _one_error_line(code, err)
+    line = one_error_line(code, err)
     assert logs in line and other in line
     assert _live(emulator, "Models/other") == {"epoch_001.pt", "epoch_002.pt", "epoch_003.pt"}
     assert _live(emulator, "Models/logs") == {"epoch_001.pt", "epoch_002.pt", "epoch_003.pt"}
@@ -111,7 +88,7 @@ def test_an_upload_answered_with_another_folders_file_keeps_the_old_copy(
     assert resource["md5Checksum"] == hashlib.md5(new).hexdigest()
     proxy.on("PUT", r"upload_id=", _answer_as(resource), forward=False)
     code, out, err = _cli.run("push", str(src), "drive:Models/logs")
-    line = _one_error_line(code, err)
+    line = one_error_line(code, err)
     assert "best.pt" in line
     kept = emulator.find("Models/logs/best.pt")
     assert kept is not None and emulator.read_bytes(kept["id"]) == b"old weights"
@@ -177,7 +154,7 @@ def test_a_folder_listed_inside_itself_ends_the_pull_in_one_line(emulator, proxy
     proxy.on("GET", rf"^/drive/v2/files\?.*%27{re.escape(data['id'])}%27",
              _listing_with(me))
     code, out, err = _cli.run("pull", "drive:data", str(tmp_path / "dest"))
-    line = _one_error_line(code, err)
+    line = one_error_line(code, err)
     assert "drive:data/data" in line and "listed inside itself" in line
     assert "shortcut" not in line
     assert proxy.count("GET", r"^/drive/v2/files\?") <= 6
@@ -237,7 +214,7 @@ def test_an_item_listed_twice_under_two_names_prunes_nothing(emulator, proxy, li
     proxy.on("GET", rf"^/drive/v2/files\?.*%27{re.escape(logs)}%27",
              _listing_with(dict(emulator.find("Models/logs/best.pt"), title="epoch_001.pt")))
     code, out, err = _cli.run("prune", "drive:Models/logs", "--keep-last", "1")
-    line = _one_error_line(code, err)
+    line = one_error_line(code, err)
     assert best in line and "best.pt" in line and "epoch_001.pt" in line
     assert _live(emulator, "Models/logs") == {"best.pt", "epoch_002.pt"}
 
@@ -253,7 +230,7 @@ def test_an_upload_the_server_files_under_another_name_keeps_the_old_copy(
     assert _cli.run("push", str(src), "drive:Models/logs")[0] == 0
     (src / "best.pt").write_bytes(b"new weights")
     proxy.mangle("POST", r"^/upload/", lambda body: body.replace(b'"best.pt"', b'"zzzz.pt"'))
-    line = _one_error_line(*_cli.run("push", str(src), "drive:Models/logs")[::2])
+    line = one_error_line(*_cli.run("push", str(src), "drive:Models/logs")[::2])
     assert "named 'zzzz.pt'" in line
     kept = emulator.find("Models/logs/best.pt")
     assert kept is not None and emulator.read_bytes(kept["id"]) == b"old weights"
@@ -277,7 +254,7 @@ def test_a_move_answered_as_done_but_not_done_never_trashes_the_folder_holding_i
     proxy.on("PATCH", rf"^/drive/v2/files/{x}\?.*addParents", _answer_as(as_it_was),
              forward=False)
     code, out, err = _cli.run("dedupe", "drive:runs/exp")
-    line = _one_error_line(code, err)
+    line = one_error_line(code, err)
     assert "x.pt" in line
     assert new not in trashed(emulator) and x not in trashed(emulator)
     assert emulator.read_bytes(x) == b"only here"

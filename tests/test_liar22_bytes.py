@@ -16,31 +16,8 @@ import re
 import pytest
 
 import _cli
-from _proxy import Proxy, Reply
-
-
-@pytest.fixture
-def proxy(emulator):
-    with Proxy(emulator.url) as p:
-        yield p
-
-
-@pytest.fixture
-def liar_env(proxy, local_state, monkeypatch):
-    """The CLI in this process talks to the emulator through the proxy."""
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "3")
-    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "5")
-    return local_state
-
-
-def _one_error_line(code: int, err: str) -> str:
-    assert code == 1, err[-2000:]
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert lines and lines[-1].startswith("Error: "), err[-2000:]
-    assert "Traceback" not in err
-    return lines[-1]
+from _liar import liar_env, one_error_line, proxy  # noqa: F401 (fixtures)
+from _proxy import Reply
 
 
 def _swap(old: bytes, new: bytes):
@@ -77,7 +54,7 @@ def test_a_sidecar_served_with_another_metric_never_gets_the_best_pruned(
              _swap(b"0.9", b"0.0"))
     code, out, err = _cli.run("prune", "drive:Models/logs", "--keep-last", "1", "--keep-best",
                               "1", "--metric", "map50")
-    line = _one_error_line(code, err)
+    line = one_error_line(code, err)
     assert "epoch_002.pt.json" in line
     assert {"epoch_002.pt", "epoch_002.pt.json"} <= _live(emulator, "Models/logs")
 
@@ -119,7 +96,7 @@ def test_a_metadata_md5_of_other_bytes_never_stages_the_bytes_served(
              _metadata(fid, md5Checksum=hashlib.md5(b"other bytes").hexdigest(),
                        sha256Checksum=None))
     dest = tmp_path / "dest"
-    line = _one_error_line(*_cli.run("pull", "drive:data/f.bin", str(dest))[::2])
+    line = one_error_line(*_cli.run("pull", "drive:data/f.bin", str(dest))[::2])
     assert "do not match Drive" in line and "twice" in line
     _nothing_staged(dest)
     assert proxy.count("GET", "alt=media") <= 4
@@ -133,7 +110,7 @@ def test_a_metadata_size_that_lies_never_stages_anything(emulator, proxy, liar_e
     proxy.on("GET", r"^/drive/v2/files(/[^/?]+)?\?(?!.*alt=media)",
              _metadata(fid, fileSize=str(len(data) + delta)))
     dest = tmp_path / "dest"
-    line = _one_error_line(*_cli.run("pull", "drive:data/f.bin", str(dest))[::2])
+    line = one_error_line(*_cli.run("pull", "drive:data/f.bin", str(dest))[::2])
     assert "drive:data/f.bin" in line
     _nothing_staged(dest)
 
@@ -155,7 +132,7 @@ def test_a_range_answered_as_another_range_is_bounded_and_stages_nothing(
     emulator.add_file("data/f.bin", os.urandom(300 << 10))
     proxy.on("GET", r"alt=media", _content_range_shifted)
     dest = tmp_path / "dest"
-    line = _one_error_line(*_cli.run("pull", "drive:data/f.bin", str(dest))[::2])
+    line = one_error_line(*_cli.run("pull", "drive:data/f.bin", str(dest))[::2])
     assert "Content-Range" in line
     _nothing_staged(dest)
     assert proxy.count("GET", "alt=media") <= 3
@@ -179,7 +156,7 @@ def test_bytes_past_the_content_length_never_reach_a_file(emulator, proxy, liar_
         assert {p.name: p.read_bytes() for p in (dest / "data").iterdir()
                 if not p.name.startswith(".")} == data
     else:
-        _one_error_line(code, err)
+        one_error_line(code, err)
         _nothing_staged(dest)
 
 

@@ -1,0 +1,30 @@
+"""What the liar22 tests share: the CLI in this process talks to the emulator through a
+mutating proxy (tests/_proxy.py), and a failure must be exit 1 with one ``Error:`` line."""
+from __future__ import annotations
+
+import pytest
+
+from _messages import error_line
+from _proxy import Proxy
+
+
+@pytest.fixture
+def proxy(emulator):
+    with Proxy(emulator.url) as p:
+        yield p
+
+
+@pytest.fixture
+def liar_env(proxy, local_state, monkeypatch):
+    """The CLI in this process talks to the emulator through the proxy."""
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "3")
+    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "5")
+    return local_state
+
+
+def one_error_line(code: int, err: str) -> str:
+    """The one ``Error:`` line of a command that exited 1."""
+    assert code == 1, err[-2000:]
+    return error_line(err)
