@@ -6,14 +6,8 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import threading
-import time
 
-from click.testing import CliRunner
-
-from drivestage.cli import cli
-
+from _mirror_signal import mirror_signalled
 from test_signals_cli import _live
 
 
@@ -24,29 +18,9 @@ def test_a_grace_run_out_during_a_periods_push_does_not_claim_the_rest_was_sent(
     (src / "results.csv").write_text("epoch\n1\n")
     (src / "epoch_001.pt").write_bytes(os.urandom(8 * 256 * 1024))
     emulator.faults.throttle(512 * 1024)   # epoch_001.pt: 4 s, half a second a chunk
-    failed = []
-
-    def adversary():
-        try:
-            deadline = time.monotonic() + 30
-            while "results.csv" not in _live(emulator):   # the first push is under way
-                assert time.monotonic() < deadline, "the first push never sent results.csv"
-                time.sleep(0.01)
-            (src / "epoch_002.pt").write_bytes(b"the newest checkpoint")
-            os.kill(os.getpid(), signal.SIGTERM)
-        except BaseException as exc:
-            failed.append(exc)
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    thread = threading.Thread(target=adversary)
-    thread.start()
-    try:
-        result = CliRunner().invoke(cli, ["mirror", str(src), "drive:Models/logs", "--every",
-                                          "3600", "--chunk-size", "256KiB", "--grace", "0.5"])
-    finally:
-        thread.join()
-        emulator.faults.throttle(None)
-    assert not failed, failed
+    result = mirror_signalled(
+        emulator, src, lambda: (src / "epoch_002.pt").write_bytes(b"the newest checkpoint"),
+        "--grace", "0.5")
     assert result.exit_code == 1, result.output
     assert "epoch_002.pt" not in _live(emulator)
     # results.csv may be named too: on Drive, but not yet verified by the push when the

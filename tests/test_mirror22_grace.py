@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from drivestage.cli import cli
 
+from _mirror_signal import mirror_signalled
 from test_signals_cli import _live, _md5s, _until
 
 
@@ -128,35 +129,15 @@ def test_in_process_the_grace_ends_the_command_not_the_host(emulator, env, tmp_p
     """Run in another process (a notebook, CliRunner), the command must not end it: once
     the grace ran out, the push under way stops between two chunks, and the command exits 1
     with the same line."""
-    import threading
-
     src = tmp_path / "logs"
     src.mkdir()
     (src / "results.csv").write_text("epoch\n1\n")
-    failed = []
 
-    def adversary():
-        try:
-            deadline = time.monotonic() + 30
-            while "results.csv" not in _live(emulator):    # pushed: the handler is in place
-                assert time.monotonic() < deadline, "the first push never ended"
-                time.sleep(0.01)
-            (src / "epoch_001.pt").write_bytes(os.urandom(8 * 256 * 1024))
-            emulator.faults.throttle(512 * 1024)   # 4 s in all, half a second a chunk
-            os.kill(os.getpid(), signal.SIGTERM)
-        except BaseException as exc:
-            failed.append(exc)
-            os.kill(os.getpid(), signal.SIGTERM)
+    def act():
+        (src / "epoch_001.pt").write_bytes(os.urandom(8 * 256 * 1024))
+        emulator.faults.throttle(512 * 1024)   # 4 s in all, half a second a chunk
 
-    thread = threading.Thread(target=adversary)
-    thread.start()
-    try:
-        result = CliRunner().invoke(cli, ["mirror", str(src), "drive:Models/logs", "--every",
-                                          "3600", "--chunk-size", "256KiB", "--grace", "0.5"])
-    finally:
-        thread.join()
-        emulator.faults.throttle(None)
-    assert not failed, failed
+    result = mirror_signalled(emulator, src, act, "--grace", "0.5")
     assert result.exit_code == 1, result.output
     assert result.stderr.splitlines()[-1] == (
         "Error: --grace (0.5 s) ran out before the final push to drive:Models/logs was done; "
