@@ -62,6 +62,13 @@ def _pull(archive, dest, *more):
 
 # ------------------------------------------------------------- 3. the original, attacked
 
+def _race_over(monkeypatch, tmp_path) -> None:
+    """The racing patch taken out for the rerun (``undo`` drops local_state's state folder
+    too: it is put back, so the rerun sees the first pull's stamps and locks)."""
+    monkeypatch.undo()
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+
+
 def _rewrite_during_extraction(monkeypatch, archive, data: bytes) -> None:
     """Another program rewrites the original in place (same size) once it was hashed, while
     the members are extracted from it."""
@@ -90,8 +97,7 @@ def test_an_original_rewritten_during_the_extraction_then_put_back_is_extracted_
     _rewrite_during_extraction(monkeypatch, archive, bad)
     r = _pull(archive, dest)
     assert r.exit_code == 1 and "changed while it was read" in r.output, r.output
-    monkeypatch.undo()
-    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    _race_over(monkeypatch, tmp_path)
     archive.write_bytes(good)                                      # put back as it was
     r = _pull(archive, dest)
     assert r.exit_code == 0, r.output
@@ -106,8 +112,7 @@ def test_an_original_rewritten_during_the_extraction_is_extracted_anew_by_the_re
     _rewrite_during_extraction(monkeypatch, archive, bad)
     r = _pull(archive, dest)
     assert r.exit_code == 1 and "changed while it was read" in r.output, r.output
-    monkeypatch.undo()
-    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    _race_over(monkeypatch, tmp_path)
     r = _pull(archive, dest)
     assert r.exit_code == 0, r.output
     assert _tree(dest) == V0
@@ -130,8 +135,7 @@ def test_an_original_replaced_by_rename_during_the_extraction_is_not_staged(
     monkeypatch.setattr(stage_original, "Extraction", Racing)
     r = _pull(archive, dest)
     assert r.exit_code == 1 and "changed while it was read" in r.output, r.output
-    monkeypatch.undo()
-    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    _race_over(monkeypatch, tmp_path)
     assert _pull(archive, dest).exit_code == 0
     assert _tree(dest) == V0
 
@@ -281,8 +285,7 @@ def test_an_original_damaged_during_the_extraction_says_it_changed_not_that_it_i
     _rewrite_during_extraction(monkeypatch, archive, damaged)
     r = _pull(archive, dest)
     assert r.exit_code == 1 and "changed while it was read" in r.output, r.output
-    monkeypatch.undo()
-    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    _race_over(monkeypatch, tmp_path)
     archive.write_bytes(good)
     r = _pull(archive, dest)
     assert r.exit_code == 0, r.output
@@ -322,8 +325,7 @@ def test_a_member_deleted_while_the_restore_runs_is_not_declared_staged(
 
     monkeypatch.setattr(extract_pkg, "extract", then_deleted)
     r = _pull(archive, dest)
-    monkeypatch.undo()
-    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    _race_over(monkeypatch, tmp_path)
     assert r.exit_code == 1 and r.output.count("\n") == 1, r.output
     assert "m3.bin changed while" in r.output, r.output
     assert _pull(archive, dest).exit_code == 0
