@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 __all__ = ["Mirror", "push", "prune", "PushResult", "Dest", "open_dest", "FlushTimeout"]
 
 
+#: Longest single wait of the caller's thread in stop(): it handles signals in between.
+_SLICE = 0.2
+
 class FlushTimeout(MirrorError):
     """A flush (or stop) whose run did not end within its timeout; it goes on in the
     background (``drivestage mirror --grace`` tells it from a run that failed)."""
@@ -148,9 +151,12 @@ class Mirror:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread is not None and not isinstance(error, FlushTimeout):
-            self._thread.join(None if deadline is None
-                              else max(0.0, deadline - time.monotonic()))
+        while self._thread is not None and not isinstance(error, FlushTimeout) \
+                and self._thread.is_alive():
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+            self._thread.join(_SLICE if left is None else min(left, _SLICE))  # (see _wait)
         if error is not None:
             raise error
         return result
@@ -184,7 +190,9 @@ class Mirror:
                 if left is not None and left <= 0:
                     raise FlushTimeout(f"mirror of {self.src} did not finish within "
                                       f"{timeout:g}s; it goes on in the background")
-                self._cond.wait(left)
+                # In slices: the main thread runs a signal's handler only between two
+                # waits (a second Ctrl-C that abandons the final push waited for its end).
+                self._cond.wait(_SLICE if left is None else min(left, _SLICE))
             if self._last_error is not None:
                 err = self._last_error
                 if isinstance(err, KeyboardInterrupt) and self._abandoned.is_set():
