@@ -448,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     # A trainer process costs seconds to start: the quick run kills it once (the tests of
     # trainer/ kill it at chosen moments).
     args.train_kills = min(args.kills, 1) if quick else args.kills
-    args.epochs = 3 if quick else 6
+    args.epochs = 2 if quick else 6
     args.hostile_size = (1 << 20) if quick else (8 << 20)
     args.deadline = 60.0 if quick else 120.0   # seconds a client may run against one fault
     rng = random.Random(args.seed)

@@ -483,8 +483,9 @@ def test_a_second_signal_while_the_stop_save_uploads_stops_at_once(
     assert len(stop_save) == 1, names
     for c in DriveFolder(f"drive:{FOLDER}", str(tmp_path / "c")).checkpoints():
         assert c.described.verified
-    result = fit(load_config(tiny_config(**kw, **{"train.epochs": 3})), resume="auto")
-    assert result.resumed_from == str(logs / stop_save[0])
+    if sig == "SIGINT":      # the going-on is the same after either signal: once is enough
+        result = fit(load_config(tiny_config(**kw, **{"train.epochs": 3})), resume="auto")
+        assert result.resumed_from == str(logs / stop_save[0])
 
 
 def test_a_second_ctrl_c_does_not_wait_for_the_mirror(drive, tiny_config):
