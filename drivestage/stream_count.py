@@ -95,8 +95,8 @@ def measure(run: Counted, min_split: int = MIN_SPLIT) -> None:
     added = 0  # streams the last step added
     doubted = False  # they measured no faster once: measure again
     best_each = 0.0  # the most one stream brought in a window: what a stream can do here
-    # From when every stream had bytes: (time, bytes streamed, CPU sample).
-    window: Optional[tuple[float, int, Optional[tuple[int, int]]]] = None
+    # From when every stream had bytes: (time, bytes streamed, CPU sample, settled then).
+    window: Optional[tuple[float, int, Optional[tuple[int, int]], bool]] = None
     with run.lock:
         first = run.first_rate
     log.debug("%s: the range fetched before came at %s", run.where,
@@ -112,8 +112,11 @@ def measure(run: Counted, min_split: int = MIN_SPLIT) -> None:
             now = time.monotonic()
             if run.silent != 0:
                 continue
-            if window is None:
-                window = (now, run.streamed, cpuload.sample())
+            if window is None or (run.settled and not window[3]):
+                # A window begun while the caller worked is not one to conclude on once it
+                # waits: part busy, part not, its rate is neither (two streams measured at
+                # 28 MB/s where they gave 25 and then 40 were kept for good).
+                window = (now, run.streamed, cpuload.sample(), run.settled)
                 continue
             if now - window[0] < _WINDOW:
                 continue
