@@ -18,7 +18,7 @@ import os
 import random
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 import torch
@@ -343,9 +343,12 @@ def newest(checkpoints: Iterable[LocalCheckpoint], *, run: Optional[str] = None,
     return by_name[best.name] if best is not None else None
 
 
-def find_latest(folder: str, *, run: Optional[str] = None, any_run: bool = True) -> Optional[str]:
+def find_latest(folder: str, *, run: Optional[str] = None, any_run: bool = True,
+                usable: Optional[Callable[[LocalCheckpoint, dict], bool]] = None) -> Optional[str]:
     """The newest loadable checkpoint in ``folder`` that holds what its sidecar says; damaged
-    ones, and files that are not what their sidecar describes, are skipped with a warning."""
+    ones, and files that are not what their sidecar describes, are skipped with a warning.
+    ``usable(candidate, state)`` may pass over more (it says why: ``--resume auto`` vets the
+    contents, :mod:`trainer.resume_fallback`); a file passed over stays as it is."""
     found = list_checkpoints(folder)
     bad: set[str] = set()
     while True:
@@ -364,6 +367,9 @@ def find_latest(folder: str, *, run: Optional[str] = None, any_run: bool = True)
         why = sidecar_mismatch(state, best.sidecar) or _bytes_mismatch(best.path, best.sidecar)
         if why is not None:
             logger.warning("skipping %s: %s", best.path, why)
+            bad.add(best.described.name)
+            continue
+        if usable is not None and not usable(best, state):
             bad.add(best.described.name)
             continue
         return best.path

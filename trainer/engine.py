@@ -125,7 +125,12 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
     drive = _drive_folder(cfg) if info.is_main and cfg.drive.logs else None
     if drive is not None:
         drive.check_writable()   # not hours of training whose checkpoints cannot leave here
-    start = resume.choose(cfg, resume_from, info, drive)
+    # --resume auto passes over a newest checkpoint that fails the resume checks (NaN, an EMA
+    # or optimizer of another model) to the newest that passes, instead of refusing to start.
+    from trainer.resume_checks import vetter
+
+    start = resume.choose(cfg, resume_from, info, drive,
+                          vet=vetter(distributed.unwrap(model), ema, optimizer))
     _check_room(cfg, info, start, model, ema, optimizer)   # not an epoch trained, then lost
     writer = None
     if info.is_main:

@@ -61,3 +61,13 @@ class TrainingInterrupted(TrainerError):
     def __init__(self, message: str, exit_code: int = 143):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class UnusableCheckpointError(CheckpointError):
+    """A checkpoint that loads but is no state to train on (NaN weights, an EMA or optimizer
+    state of another model: :mod:`trainer.resume_checks`). ``--resume auto`` falls back past
+    it to an older checkpoint; ``--resume PATH`` refuses it."""
+
+    def __init__(self, message: str, path: str = "", why: str = ""):
+        super().__init__(message)
+        self.path, self.why = path, why

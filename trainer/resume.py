@@ -33,6 +33,7 @@ from trainer import resume_checks as checks
 from trainer import distributed
 from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run
 from trainer.errors import CheckpointError
+from trainer.resume_fallback import Tried, Vet
 from trainer.state import TrainState, describe_run, new_run_id
 
 logger = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class Chosen:
 
 
 def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
-           drive: Optional[DriveFolder]) -> Start:
+           drive: Optional[DriveFolder], vet: Optional[Vet] = None) -> Start:
     """Decide on rank 0 and tell every rank; make sure every machine loads the same bytes.
 
     Rank 0 sends the md5, size and Drive file of the bytes it chose along with the name; each
@@ -76,11 +77,14 @@ def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
     bytes by id (:func:`ensure_local_checkpoint`). Then every rank learns whether every
     machine got them, in one collective: a failure on one machine fails all ranks with its
     line, instead of leaving the others waiting in the first collective of training (DDP
-    would otherwise average the gradients of different models, or hang for the timeout)."""
+    would otherwise average the gradients of different models, or hang for the timeout).
+
+    ``vet(state, path)`` checks a candidate's contents for ``--resume auto``, which goes on
+    from the newest checkpoint that passes (:mod:`trainer.resume_fallback`)."""
     start: Optional[Start] = None
     if info.is_main:
         try:
-            start = _decide(cfg, resume, drive)
+            start = _decide(cfg, resume, drive, vet)
             chosen = (chosen_bytes(start.path, start.where or start.path, _drive_copy(start))
                       if start.path and info.distributed else None)
         except BaseException as exc:
@@ -140,7 +144,8 @@ def _drive_copy(start: Start) -> Optional[RemoteEntry]:
     return start.safe.entry if start.safe is not None else None
 
 
-def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> Start:
+def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder],
+            vet: Optional[Vet] = None) -> Start:
     out_dir = cfg.train.out_dir
     ckpt.describe_killed_saves(out_dir)  # (a save killed between a checkpoint and its sidecar)
     local = ckpt.list_checkpoints(out_dir)
@@ -167,10 +172,13 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> St
         return Start(new_run_id(), resume, resume, safe=_safe(drive), given=True)
     found, run = ckpt.current_run([c.described for c in local])
     checks.refuse_two_runs(out_dir, local, run)   # never go on over another run's files
+    tried = Tried(vet, run)     # candidates that load but fail the resume checks: passed over
     if found:
-        path = ckpt.find_latest(out_dir, run=run, any_run=False)
+        path = ckpt.find_latest(out_dir, run=run, any_run=False, usable=lambda c, state: (
+            tried.usable(state, c.path, c.sidecar.md5)))
         if path is not None:
-            ours = _check_drive_run(run, out_dir, drive)
+            # Drive's copies of a state found bad here are as bad: never "further on" there.
+            ours = tried.without_bad(_check_drive_run(run, out_dir, drive))
             safe = newest_of_current_run(ours, run) if ours else None
             mine = _as_on_drive(ckpt.read_sidecar(path), ours or [])
             if drive is not None and safe is not None and mine is not None and \
@@ -183,12 +191,12 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> St
                 return _fetch_newest(drive, ahead, out_dir, fallback=lambda bad: Start(
                     new_run_id(), path, path, safe=newest_of_current_run(ours or [], run, skip=bad),
                     seen=tuple(ours or [])),
-                    keep=lambda c: _went_on(c.sidecar, mine))
+                    keep=lambda c: _went_on(c.sidecar, mine), tried=tried)
             return Start(new_run_id(), path, path, safe=safe,
                          seen=None if ours is None else tuple(ours))
     if drive is None:
         if found:
-            raise _all_unreadable(out_dir, run, local)
+            raise tried.refusal() or _all_unreadable(out_dir, run, local)
         logger.info("no checkpoint in %s: starting fresh", out_dir)
         return Start(new_run_id())
     remote = drive.checkpoints()
@@ -196,13 +204,14 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder]) -> St
         # Every local checkpoint of the run is unreadable: continue that run from Drive, never
         # another run that drive.logs holds into this folder.
         remote = _of_run(run, out_dir, drive, remote)
+    remote = tried.without_bad(remote) or []
     if not remote:
         if found:
-            raise _all_unreadable(out_dir, run, local)
+            raise tried.refusal() or _all_unreadable(out_dir, run, local)
         logger.info("no checkpoint in %s nor on %s: starting fresh", out_dir, drive.spec)
         return Start(new_run_id())
     logger.info("the local run folder has no checkpoint; taking the newest from %s", drive.spec)
-    return _fetch_newest(drive, remote, out_dir)
+    return _fetch_newest(drive, remote, out_dir, tried=tried)
 
 
 def _as_on_drive(mine: Optional[Sidecar], ours: Sequence[RemoteCheckpoint]) -> Optional[Sidecar]:
@@ -326,30 +335,39 @@ MAX_RELISTS = 3
 
 def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_dir: str, *,
                   fallback: Optional[Callable[[list[str]], Start]] = None,
-                  keep: Callable[[RemoteCheckpoint], bool] = lambda c: True) -> Start:
+                  keep: Callable[[RemoteCheckpoint], bool] = lambda c: True,
+                  tried: Optional[Tried] = None) -> Start:
     """The current run's most advanced checkpoint on Drive that loads; older ones as fallback
     (then ``fallback(names found unusable)``, when given: what it shows as safe on Drive must
     not be one of them). A listing made again (a checkpoint changed during its fetch) counts
     only the checkpoints ``keep`` takes, as ``remote`` did (those further on than the local
-    folder's: else an older one on Drive would send the run back behind it)."""
+    folder's: else an older one on Drive would send the run back behind it). ``tried`` vets
+    each candidate's contents (--resume auto): one that fails is passed over as an unreadable
+    one is; Drive keeps it."""
+    tried = tried or Tried(None)
     bad: list[str] = []
     newest = newest_of_current_run(remote)
     assert newest is not None
     run = newest.sidecar.run
+    tried.run = tried.run or run
     relisted = 0
     while True:
         chosen = newest_of_current_run(remote, run, skip=bad)
         if chosen is None and fallback is not None:
             return fallback(bad)
         if chosen is None:
-            raise CheckpointError(
+            raise tried.refusal() or CheckpointError(
                 f"no checkpoint of {describe_run(run)} on {drive.spec} can be read "
                 f"({', '.join(bad)} cannot); start over with --resume none in new folders, or "
                 f"--resume a checkpoint file you have")
+        if tried.known_bad(chosen.sidecar.md5):
+            bad.append(chosen.name)     # (a listing made again: no second download of it)
+            continue
         dest = os.path.join(out_dir, chosen.name)
         try:
             drive.fetch(chosen, dest)
-            _check_matches_sidecar(ckpt.load_checkpoint(dest), chosen)
+            state = ckpt.load_checkpoint(dest)
+            _check_matches_sidecar(state, chosen)
         except RemoteChangedError as exc:
             if relisted >= MAX_RELISTS:
                 raise
@@ -366,6 +384,10 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
             logger.warning("the newest verified checkpoint on Drive, %s, cannot be used (%s); "
                            "falling back to the next older one", chosen.where, exc)
             _drop_fetched(dest)
+            bad.append(chosen.name)
+            continue
+        if not tried.usable(state, chosen.where, chosen.sidecar.md5):
+            _drop_fetched(dest)      # Drive keeps it: only this fetched copy goes
             bad.append(chosen.name)
             continue
         # The sidecar as Drive has it: the mirror then finds both files unchanged.
@@ -645,7 +667,7 @@ def restore(run: Any, start: Start) -> Optional[dict]:
         raise CheckpointError(f"cannot resume from {path}: the model does not match "
                               f"({_mismatch(run.bare_model, state['model'], exc)})") from None
     if run.ema is not None and state.get("ema"):
-        checks.load_ema(run.ema, state["ema"], path, _mismatch)
+        checks.load_ema(run.ema, state["ema"], path)
     checks.load_optimizer(run.optimizer, state["optimizer"], path)
     if state.get("scaler") and run.scaler.is_enabled():
         run.scaler.load_state_dict(state["scaler"])
@@ -712,16 +734,8 @@ def _check_classes(saved: Any, names: list[str], path: Optional[str]) -> None:
 
 def _mismatch(model: Any, given: dict, exc: RuntimeError) -> str:
     """Why ``given`` does not load into ``model``, on one line (torch's own text lists every
-    key, on many lines): how many tensors differ, and the first of each kind."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in given]
-    unexpected = [k for k in given if k not in own]
-    shaped = [k for k in own if k in given and getattr(given[k], "shape", None) is not None
-              and tuple(given[k].shape) != tuple(own[k].shape)]
-    parts = [f"{len(keys)} {what}, e.g. {keys[0]}" for keys, what in (
-        (missing, "of the model's tensors missing"), (unexpected, "tensors the model lacks"),
-        (shaped, "tensors of another shape")) if keys]
-    return "; ".join(parts) or " ".join(str(exc).split())
+    key, on many lines)."""
+    return checks.describe_mismatch(model.state_dict(), given) or " ".join(str(exc).split())
 
 
 def _repair_run_folder(run: Any, path: str) -> None:

@@ -12,19 +12,19 @@ deleted (the run folder and Drive are left as they are).
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
-from trainer.errors import CheckpointError
+from trainer.errors import CheckpointError, UnusableCheckpointError
 
 #: The end of every refusal here: what to do instead.
 REMEDY = ("resume an earlier checkpoint of the run with --resume PATH (trainer status and "
           "drivestage ls list them), or start a new run in a new train.out_dir")
 
 
-def _refuse(path: str, why: str) -> CheckpointError:
-    return CheckpointError(f"cannot resume from {path}: {why}; {REMEDY}")
+def _refuse(path: str, why: str) -> UnusableCheckpointError:
+    return UnusableCheckpointError(f"cannot resume from {path}: {why}; {REMEDY}", path, why)
 
 
 def _tensors(obj: Any, prefix: str = "") -> list[tuple[str, torch.Tensor]]:
@@ -53,43 +53,108 @@ def check_finite(state: Any, what: str, path: str) -> None:
                             f"diverged when it was saved")
 
 
-def load_ema(ema: Any, state: Any, path: str, mismatch: Any) -> None:
-    """``ema.load_state_dict(state)``, an EMA of another model refused in one line."""
+def describe_mismatch(own: dict, given: dict) -> Optional[str]:
+    """Why the state dict ``given`` does not load into a module whose own is ``own``, on one
+    line (torch's text lists every key, on many lines): how many tensors differ, and the
+    first of each kind; None when it loads."""
+    missing = [k for k in own if k not in given]
+    unexpected = [k for k in given if k not in own]
+    shaped = [k for k in own if k in given and getattr(given[k], "shape", None) is not None
+              and tuple(given[k].shape) != tuple(own[k].shape)]
+    parts = [f"{len(keys)} {what}, e.g. {keys[0]}" for keys, what in (
+        (missing, "of the model's tensors missing"), (unexpected, "tensors the model lacks"),
+        (shaped, "tensors of another shape")) if keys]
+    return "; ".join(parts) or None
+
+
+def check_ema(ema: Any, state: Any, path: str) -> None:
+    """Refuse an EMA state ``ema`` cannot take (another model's) or holding NaN, without
+    loading it."""
     check_finite(state, "EMA weights", path)
+    given = state.get("model") if isinstance(state, dict) else None
+    if not isinstance(given, dict) or "updates" not in state:
+        raise _refuse(path, "the EMA does not match the model (it holds no model state and "
+                            "update count)")
+    detail = describe_mismatch(ema.ema.state_dict(), given)
+    if detail is not None:
+        raise _refuse(path, f"the EMA does not match the model ({detail})")
+
+
+def load_ema(ema: Any, state: Any, path: str) -> None:
+    """``ema.load_state_dict(state)``, an EMA of another model refused in one line (before a
+    tensor is loaded: :func:`check_ema`)."""
+    check_ema(ema, state, path)
     try:
         ema.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
-        given = state.get("model") if isinstance(state, dict) else None
-        detail = mismatch(ema.ema, given, exc) if isinstance(given, dict) else " ".join(str(exc).split())
-        raise _refuse(path, f"the EMA does not match the model ({detail})") from None
+        raise _refuse(path, f"the EMA does not match the model "
+                            f"({' '.join(str(exc).split())})") from None
+
+
+def check_optimizer(optimizer: torch.optim.Optimizer, state: Any, path: str) -> None:
+    """Refuse an optimizer state that belongs to another model, or holds NaN, without loading
+    it: torch's own checks (as many groups, as many parameters in each) and the shapes of
+    the per-parameter tensors, which torch does not check (a momentum of another shape
+    failed at the first step, in a traceback)."""
+    check_finite(state.get("state") if isinstance(state, dict) else None, "optimizer state", path)
+    wrong = _optimizer_mismatch(optimizer, state)
+    if wrong is not None:
+        raise _refuse(path, f"the optimizer state does not match the model ({wrong})")
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, state: Any, path: str) -> None:
     """``optimizer.load_state_dict(state)``, refused in one line when it belongs to another
-    model: torch checks the groups' sizes, not the shapes of the per-parameter tensors (a
-    momentum of another shape failed at the first step, in a traceback)."""
-    check_finite(state.get("state") if isinstance(state, dict) else None, "optimizer state", path)
+    model (:func:`check_optimizer`, before anything is loaded)."""
+    check_optimizer(optimizer, state, path)
     try:
         optimizer.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError, ValueError) as exc:
         raise _refuse(path, f"the optimizer state does not match the model "
                             f"({' '.join(str(exc).split())})") from None
-    wrong = _shape_mismatch(optimizer)
-    if wrong is not None:
-        raise _refuse(path, f"the optimizer state does not match the model ({wrong})")
 
 
-def _shape_mismatch(optimizer: torch.optim.Optimizer) -> Optional[str]:
+def _optimizer_mismatch(optimizer: torch.optim.Optimizer, state: Any) -> Optional[str]:
+    saved = state.get("param_groups") if isinstance(state, dict) else None
+    slots = state.get("state") if isinstance(state, dict) else None
+    if not isinstance(saved, list) or not isinstance(slots, dict) or \
+            not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in saved):
+        return "it is not an optimizer's state"
+    groups = optimizer.param_groups
+    if len(saved) != len(groups):
+        return f"{len(saved)} parameter groups, the model's optimizer has {len(groups)}"
+    for g, (theirs, mine) in enumerate(zip(saved, groups)):
+        if len(theirs["params"]) != len(mine["params"]):
+            return (f"group {g} holds {len(theirs['params'])} parameters, the model's "
+                    f"{len(mine['params'])}")
+    # As torch maps them: the saved ids, group by group, onto the model's parameters.
+    index = {pid: (g, i, p) for g, (theirs, mine) in enumerate(zip(saved, groups))
+             for i, (pid, p) in enumerate(zip(theirs["params"], mine["params"]))}
     wrong = []
-    for g, group in enumerate(optimizer.param_groups):
-        for i, p in enumerate(group["params"]):
-            for name, t in optimizer.state.get(p, {}).items():
-                if isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape != p.shape:
-                    wrong.append(f"group {g} parameter {i}: {name} {tuple(t.shape)} for "
-                                 f"{tuple(p.shape)}")
+    for pid, held in slots.items():
+        if pid not in index or not isinstance(held, dict):
+            continue
+        g, i, p = index[pid]
+        for name, t in held.items():
+            if isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape != p.shape:
+                wrong.append(f"group {g} parameter {i}: {name} {tuple(t.shape)} for "
+                             f"{tuple(p.shape)}")
     if not wrong:
         return None
     return f"{len(wrong)} tensor{'s' if len(wrong) != 1 else ''} of another shape, e.g. {wrong[0]}"
+
+
+def vetter(model: torch.nn.Module, ema: Any,
+           optimizer: torch.optim.Optimizer) -> Callable[[dict, str], None]:
+    """``vet(state, path)``: every check :func:`trainer.resume.restore` makes of a checkpoint's
+    contents (NaN anywhere, an EMA or optimizer state of another model), nothing loaded into
+    the run; raises :class:`~trainer.errors.UnusableCheckpointError`. What ``--resume auto``
+    asks of a candidate before choosing it (:mod:`trainer.resume_fallback`)."""
+    def vet(state: dict, path: str) -> None:
+        check_finite(state.get("model"), "model weights", path)
+        if ema is not None and state.get("ema"):
+            check_ema(ema, state["ema"], path)
+        check_optimizer(optimizer, state.get("optimizer"), path)
+    return vet
 
 
 def refuse_two_runs(out_dir: str, local: Any, run: Optional[str]) -> None:
