@@ -33,6 +33,19 @@ from trainer.writer import BackgroundWriter, SaveJob
 
 logger = logging.getLogger(__name__)
 
+#: How many files not on Drive a stop's line names before "and N more".
+NAMED_UNSENT = 5
+
+
+def unsent_text(names: list[str], spec: str) -> str:
+    """``3 files of this run are not on drive:x: a.pt, b.pt, c.pt`` (at most
+    :data:`NAMED_UNSENT` named)."""
+    n = len(names)
+    shown = ", ".join(names[:NAMED_UNSENT])
+    more = f" and {n - NAMED_UNSENT} more" if n > NAMED_UNSENT else ""
+    return (f"{n} file{'s' if n != 1 else ''} of this run {'are' if n != 1 else 'is'} not on "
+            f"{spec}: {shown}{more}")
+
 
 def snapshot(run: Any) -> Optional[dict]:
     """The full training state, copied to CPU memory; None on ranks other than 0.
@@ -243,15 +256,28 @@ class Checkpointer(Callback):
                     f"checkpoint is where --resume auto continues")
         if self.drive_spec is None:
             return f"{head}: {job.name} is saved in {self.out_dir}; resume with --resume auto"
+        # Every file of the run not on Drive, not only this one: epoch files queued behind a
+        # slow or failing upload are lost with the machine too (the command below sends all).
+        unsent = self.writer.not_on_drive()
+        push = f"drivestage push {self.out_dir} {self.drive_spec}"
         if self.writer.verified(job.name):
             took = time.monotonic() - (self.stop.at or time.monotonic())
+            others = [n for n in unsent if n != job.name]
+            rest = (f"; {unsent_text(others, self.drive_spec)}: upload "
+                    f"{'them' if len(others) > 1 else 'it'} with {push}") if others else ""
             return (f"{head}: {job.name} is saved and verified on {self.drive_spec} "
-                    f"({took:.1f} s after the signal); resume with --resume auto")
+                    f"({took:.1f} s after the signal){rest}; resume with --resume auto")
         err = self.writer.last_error
         why = f" ({err})" if err is not None else ""
+        others = [n for n in unsent if n != job.name]
+        if not others:
+            return (f"{head}: {job.name} is saved in {self.out_dir} but did not reach "
+                    f"{self.drive_spec} within {grace}{why}; --resume auto on this machine "
+                    f"continues from it, elsewhere upload it first: {push}")
         return (f"{head}: {job.name} is saved in {self.out_dir} but did not reach "
-                f"{self.drive_spec} within {grace}{why}; --resume auto on this machine continues "
-                f"from it, elsewhere upload it first: drivestage push {self.out_dir} {self.drive_spec}")
+                f"{self.drive_spec} within {grace}{why}; "
+                f"{unsent_text([job.name, *others], self.drive_spec)}; --resume auto on this "
+                f"machine continues from {job.name}, elsewhere upload them first: {push}")
 
     def _close(self, *, push_error: bool, push: bool = True) -> bool:
         """Let the writer finish (bounded by the grace once a stop was asked); False if it did not."""

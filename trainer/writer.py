@@ -111,6 +111,11 @@ class BackgroundWriter:
         self._generation: dict[str, int] = {}
         self._recheck: set[str] = set()   # written during a push: the next push tells
         self._verified_names: set[str] = set()
+        # The write (generation) of each name a push verified, and what the latest push left
+        # out on purpose (the retention policy; another run's or a further-on copy there, each
+        # said when it happened): what :meth:`not_on_drive` leaves out.
+        self._verified_gen: dict[str, int] = {}
+        self._left_out: set[str] = set()
         self.safe: Optional[SafeOnDrive] = None
         self.last_error: Optional[BaseException] = None
         self._last_ok = clock()             # Drive last accepted a push (or the start)
@@ -224,6 +229,27 @@ class BackgroundWriter:
         """Whether this run's checkpoint ``name`` is known verified on Drive."""
         with self._cond:
             return name in self._verified_names
+
+    def not_on_drive(self) -> list[str]:
+        """This run's checkpoints that Drive does not hold as they are here, newest first: each
+        written and not verified there since (its last write), or an epoch's save still
+        waiting to be written (a close without a push writes it, and sends nothing). Not
+        what never goes to Drive (``last.pt``), what the last push left out on purpose
+        (retention; another run's copy there, said loudly then), nor an autosave pruned here
+        since. What a stop's line names (trainer.saving)."""
+        if self.drive is None:
+            return []
+        exclude = set(getattr(self.drive, "exclude", ()))
+        with self._cond:
+            found = {n: p for n, p in self._positions.items()
+                     if self._verified_gen.get(n) != self._generation.get(n)
+                     and n not in self._left_out
+                     and os.path.exists(os.path.join(self.out_dir, n))}
+            for job in (self._current, self._pending):
+                if job is not None and not job.droppable and not job.written:
+                    found.update({n: job.position for n in job.names})
+        return sorted((n for n in found if n not in exclude),
+                      key=lambda n: (found[n].iteration, n), reverse=True)
 
     def protect(self, name: str) -> None:
         """Never let retention delete ``name`` on Drive (the checkpoint this run resumed
@@ -376,6 +402,8 @@ class BackgroundWriter:
                     and (n in result.uploaded or os.path.exists(os.path.join(self.out_dir, n)))]
             self._recheck = (self._recheck - set(sent) - left) | changed
             self._verified_names.update(sent)
+            self._verified_gen.update({n: before[n] for n in sent if n in before})
+            self._left_out = left
             best = max(sent, key=lambda n: (self._positions[n].epoch,
                                             self._positions[n].epoch_iteration), default=None)
             if best is not None and (self.safe is None or _ahead(self._positions[best], self.safe.position)):
