@@ -131,7 +131,7 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
 
     start = resume.choose(cfg, resume_from, info, drive,
                           vet=vetter(distributed.unwrap(model), ema, optimizer))
-    _check_room(cfg, info, start, model, ema, optimizer)   # not an epoch trained, then lost
+    _check_room(cfg, info, start, model, ema, optimizer, data)  # not an epoch trained, then lost
     writer = None
     if info.is_main:
         writer = BackgroundWriter(t.out_dir, drive, interval_s=60 * (t.save_minutes or 10))
@@ -182,10 +182,12 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
 
 
 def _check_room(cfg: Config, info: distributed.DistInfo, start: resume.Start, model: nn.Module,
-                ema: Optional[ModelEMA], optimizer: torch.optim.Optimizer) -> None:
+                ema: Optional[ModelEMA], optimizer: torch.optim.Optimizer,
+                data: DataSpec) -> None:
     """Refuse to train (SaveError, exit 1) when the run folder has no room for the next
-    epoch's checkpoint files: on a small disk the first epoch was trained, then its save
-    failed and the epoch was lost. Rank 0 decides and tells every rank."""
+    epoch's checkpoint files, the autosaves kept beside them and the image cache written
+    before them (:mod:`trainer.room`): on a small disk the first epoch was trained, then its
+    save failed and the epoch was lost. Rank 0 decides and tells every rank."""
     from trainer import room
     from trainer.errors import SaveError
 
@@ -196,7 +198,7 @@ def _check_room(cfg: Config, info: distributed.DistInfo, start: resume.Start, mo
             side = ckpt.read_sidecar(start.path)
             done = (side.epoch or 0) if side is not None else 0
             size = max(size, os.path.getsize(start.path))   # the real size, where there is one
-        why = room.shortage(cfg, done, size)
+        why = room.shortage(cfg, done, size, images=(data.train_lines, data.val_lines))
     why = distributed.broadcast_object(why)
     if why is not None:
         raise SaveError(why)

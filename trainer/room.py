@@ -1,4 +1,4 @@
-"""Room in the run folder for the next save, checked before a single step is trained.
+"""Room in the run folder for what the run writes next, checked before a single step is trained.
 
 A checkpoint holds the model, its EMA and the optimizer's state: about 90 MiB for
 YOLOv4-tiny. An epoch's save writes ``last.pt`` and, when the policy says so,
@@ -8,16 +8,30 @@ the save met a full disk. The estimate of a checkpoint's size (:func:`checkpoint
 the bytes of its tensors plus what ``torch.save`` adds around each; measured against real
 checkpoints of the tiny test model and of YOLOv4-tiny on 20 classes, it is a little above
 the file's size (tests/test_trainer22_room.py).
+
+Beside the epoch's files the run writes, on the same disk (counted since trainer23):
+
+* with ``train.save_minutes``, the autosaves: the newest two are kept in the run folder
+  (:data:`trainer.writer.LOCAL_AUTOSAVES`), beside the epoch's files, each a checkpoint of
+  the same size (a third exists while one is written mid-epoch: never more at once than
+  two beside the epoch's files). Those already in the folder take their space already.
+* with ``data.cache=disk``, the decoded images, written into ``data.root/image-cache``
+  before the first step: their bytes from the images' headers, as the cache computes them
+  (:func:`trainer.data.cache.plan_disk_cache`), when the cache is on the run folder's disk
+  and would be written (it leaves :data:`~trainer.data.cache.DISK_RESERVE` free, or is not
+  made). So it can crowd out only checkpoints needing more than that reserve; below it,
+  the images are not even read for the estimate.
 """
 from __future__ import annotations
 
 import os
 import shutil
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
 from drivestage.sizes import format_size
+from trainer.state import AUTOSAVE_NAME
 
 #: What ``torch.save`` writes around each tensor (its zip entry's headers, the 64-byte
 #: alignment, its pickled reference), rounded up.
@@ -77,28 +91,100 @@ def epoch_save_names(cfg: Any, epochs_done: int) -> list[str]:
     return names
 
 
-def needed_bytes(out_dir: str, names: list[str], size: int) -> int:
-    """The most the save of ``names`` takes at once: each new file, plus one temporary file
-    beside a file it replaces (written in full, then renamed over it; the copies are made one
-    after the other, so one such temporary file at a time)."""
+def _autosaves_beside(cfg: Any) -> int:
+    """Autosaves the run keeps beside the epoch's files that are not in the run folder yet."""
+    from trainer.writer import LOCAL_AUTOSAVES
+
+    if not cfg.train.save_minutes:
+        return 0
+    try:
+        have = sum(1 for n in os.listdir(cfg.train.out_dir) if AUTOSAVE_NAME.match(n))
+    except OSError:
+        have = 0
+    return max(0, LOCAL_AUTOSAVES - have)
+
+
+def needed_bytes(cfg: Any, names: list[str], size: int) -> int:
+    """The most the run writes at once in ``train.out_dir`` by the end of the next epoch's save
+    of ``names``: each new file, plus one temporary file beside a file it replaces (written
+    in full, then renamed over it; the copies are made one after the other, so one such
+    temporary file at a time), plus the autosaves kept beside them (:func:`_autosaves_beside`)."""
+    out_dir = cfg.train.out_dir
     new = [n for n in names if not os.path.exists(os.path.join(out_dir, n))]
-    return size * (len(new) + (1 if len(new) < len(names) else 0))
+    files = len(new) + (1 if len(new) < len(names) else 0)
+    return size * (files + _autosaves_beside(cfg))
+
+
+def _disk(path: str) -> Optional[int]:
+    """The device of the file system ``path`` is (or would be) on: its nearest existing folder."""
+    path = os.path.abspath(path)
+    while True:
+        try:
+            return os.stat(path).st_dev
+        except OSError:
+            parent = os.path.dirname(path)
+            if parent == path:
+                return None
+            path = parent
+
+
+def cache_folder(cfg: Any) -> str:
+    """Where ``data.cache=disk`` writes (as :func:`trainer.engine._datasets` sets it)."""
+    return os.path.join(cfg.data.root, "image-cache")
+
+
+def cache_bytes(cfg: Any, train_lines: Sequence[str], val_lines: Sequence[str], *, free: int,
+                checkpoints: int) -> int:
+    """The bytes ``data.cache=disk`` writes on the run folder's disk before the first step
+    (the training images' cache, then the validation images'), each only if it fits the
+    cache's own budget (else it is not made: it writes nothing). 0 when the cache cannot
+    crowd out ``checkpoints`` bytes of saves: it always leaves ``DISK_RESERVE`` free, so
+    then the images are not read (each is read and hashed once for its entry's name)."""
+    from trainer.data.cache import DISK_RESERVE, plan_disk_cache
+    from trainer.data.voc import parse_annotation_line
+
+    folder = cache_folder(cfg)
+    if cfg.data.cache != "disk" or checkpoints <= DISK_RESERVE or \
+            _disk(folder) != _disk(cfg.train.out_dir):
+        return 0
+    written: set[str] = set()
+    total = 0
+    for lines in (train_lines, val_lines):
+        paths = [parse_annotation_line(line)[0] for line in lines]
+        if not paths:
+            continue
+        plan = plan_disk_cache(paths, cfg.model.input_size, folder, written=written)
+        if plan.total > free - total - DISK_RESERVE:
+            continue   # over the cache's budget: it is not made (a warning says so)
+        written.update(plan.entries[i] for i in plan.todo)
+        total += plan.total
+    return total
 
 
 def shortage(cfg: Any, epochs_done: int, size: int,
-             free_bytes: Callable[[str], int] = lambda p: shutil.disk_usage(p).free) -> Optional[str]:
-    """Why the next epoch's save would not fit in ``train.out_dir`` (one line); None if it does
-    or nothing is left to train."""
+             free_bytes: Callable[[str], int] = lambda p: shutil.disk_usage(p).free,
+             images: Optional[tuple[Sequence[str], Sequence[str]]] = None) -> Optional[str]:
+    """Why the next epoch's save, with the autosaves beside it and the image cache written
+    before it (``images``: the train and val annotation lines), would not fit in
+    ``train.out_dir`` (one line); None if it does or nothing is left to train."""
     t = cfg.train
     if epochs_done >= t.epochs:
         return None
     names = epoch_save_names(cfg, epochs_done)
-    needed = needed_bytes(t.out_dir, names, size)
+    saves = needed_bytes(cfg, names, size)
     free = free_bytes(t.out_dir)
+    cache = cache_bytes(cfg, *images, free=free, checkpoints=saves) if images else 0
+    needed = saves + cache
     if needed <= free:
         return None
+    autos = _autosaves_beside(cfg)
+    beside = (f", with {autos} autosave{'s' if autos != 1 else ''} of that size kept beside "
+              f"them (train.save_minutes)") if autos else ""
+    first = (f", after {format_size(cache)} of decoded images the image cache writes first into "
+             f"{cache_folder(cfg)} (data.cache=disk)") if cache else ""
     return (f"not enough free disk space in {t.out_dir} for the checkpoint of epoch "
             f"{epochs_done + 1}: its save writes {', '.join(names)} of about {format_size(size)} "
-            f"each, {format_size(needed)} ({needed} bytes) at once, only {format_size(free)} "
-            f"({free} bytes) free; nothing was trained: free some space or set train.out_dir to "
-            f"a folder on a larger disk")
+            f"each{beside}{first}, {format_size(needed)} ({needed} bytes) at once, only "
+            f"{format_size(free)} ({free} bytes) free; nothing was trained: free some space or "
+            f"set train.out_dir to a folder on a larger disk"
+            f"{', or set data.cache=none' if cache else ''}")

@@ -33,6 +33,7 @@ import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence, Union
 
@@ -53,6 +54,8 @@ __all__ = [
     "check_budget",
     "RamCache",
     "DiskCache",
+    "DiskPlan",
+    "plan_disk_cache",
     "open_cache",
 ]
 
@@ -227,6 +230,45 @@ def _write_entry(path: Path, image: np.ndarray, orig: tuple[int, int]) -> None:
         raise DataError(f"cannot write the image cache entry {path}: {exc.strerror or exc}") from None
 
 
+@dataclass(frozen=True)
+class DiskPlan:
+    """What a disk cache of some images holds and still has to write (from image headers)."""
+
+    entries: list[str]          # each image's entry file
+    needed: list[int]           # bytes of each image's entry still to write (0: there, whole)
+    todo: list[int]             # images to decode and write (one per missing entry)
+    total: int                  # bytes the fill writes
+
+
+def plan_disk_cache(paths: Sequence[str], size: int, folder: Union[str, os.PathLike], *,
+                    threads: Optional[int] = None, written: Iterable[str] = ()) -> DiskPlan:
+    """Which entries of ``paths`` at ``size`` are missing in ``folder``, and their bytes: each
+    image file is read and hashed once (its key), its header gives the fitted size. Entries
+    in ``written`` count as there (another cache of the same folder writes them first).
+    What :class:`DiskCache` fills, and what the start-up room check counts
+    (:mod:`trainer.room`)."""
+    folder = Path(folder)
+    n = len(paths)
+    entries: list[str] = [""] * n
+    needed = np.zeros(n, dtype=np.int64)  # bytes of each entry still to write
+    done = set(written)
+
+    def look(i: int) -> None:
+        data = read_bytes(paths[i])
+        entry = folder / f"{content_key(data, size)}.rgb"
+        entries[i] = str(entry)
+        if str(entry) not in done and _read_header(entry) is None:
+            h, w = fitted_shape(header_size(data, paths[i]), size)
+            needed[i] = _HEADER.size + h * w * 3
+
+    _each(look, range(n), _threads(threads))
+    missing = [i for i in range(n) if needed[i]]
+    # Two paths with the same bytes share one entry: count and write it once.
+    first = {entries[i]: i for i in reversed(missing)}
+    todo = sorted(first.values())
+    return DiskPlan(entries, [int(x) for x in needed], todo, int(sum(needed[i] for i in todo)))
+
+
 class DiskCache:
     """Fitted images as files in ``folder``, named by content; ``get(i)`` reads one."""
 
@@ -241,23 +283,10 @@ class DiskCache:
                             "set data.cache=none or ram") from None
         n = len(paths)
         threads = _threads(threads)
-        self.entries: list[str] = [""] * n
-        needed = np.zeros(n, dtype=np.int64)  # bytes of each entry still to write
-
-        def look(i: int) -> None:
-            data = read_bytes(paths[i])
-            entry = self.folder / f"{content_key(data, size)}.rgb"
-            self.entries[i] = str(entry)
-            if _read_header(entry) is None:
-                h, w = fitted_shape(header_size(data, paths[i]), size)
-                needed[i] = _HEADER.size + h * w * 3
-
-        _each(look, range(n), threads)
-        missing = [i for i in range(n) if needed[i]]
-        # Two paths with the same bytes share one entry: count and write it once.
-        first = {self.entries[i]: i for i in reversed(missing)}
-        todo = sorted(first.values())
-        total = int(sum(needed[i] for i in todo))
+        plan = plan_disk_cache(paths, size, self.folder, threads=threads)
+        self.entries: list[str] = plan.entries
+        missing = [i for i in range(n) if plan.needed[i]]
+        todo, total = plan.todo, plan.total
         if budget is None:
             budget = shutil.disk_usage(self.folder).free - DISK_RESERVE
         check_budget("disk", total, budget, images=len(todo), size=size,
