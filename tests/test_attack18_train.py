@@ -274,7 +274,7 @@ def test_resume_with_the_classes_reordered_is_refused_and_another_input_size_or_
     assert res.exit_code == 0, res.output
     warned = [line for line in res.output.splitlines() if line.startswith("WARNING")]
     assert warned == [
-        f"WARNING trainer.resume: {logs / 'epoch_001.pt'} was trained with another "
+        f"WARNING trainer.restore: {logs / 'epoch_001.pt'} was trained with another "
         f"data.train ({load_config(path).data.train}, now {other}), model.input_size (64, "
         f"now 96); training goes on with the config's"]
 

@@ -101,7 +101,7 @@ def test_resume_with_another_input_size(tiny_config, caplog):
     with caplog.at_level(logging.WARNING, logger="trainer"):
         _warn_changed(saved, now, "logs/epoch_001.pt")
     text = log_text(caplog.records)
-    assert text == ("WARNING trainer.resume: logs/epoch_001.pt was trained with another "
+    assert text == ("WARNING trainer.restore: logs/epoch_001.pt was trained with another "
                     "model.input_size (64, now 96); training goes on with the config's")
     shown("was trained with another", text)
 

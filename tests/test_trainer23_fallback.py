@@ -18,7 +18,8 @@ from types import SimpleNamespace
 import pytest
 
 from _messages import renders
-from test_trainer22_hostile import _md5s, _nan_model, _optimizer_of_another_model, _small_run
+from test_trainer22_hostile import _md5s, _nan_model, _optimizer_of_another_model, _small_run, \
+    trained  # noqa: F401 (a fixture)
 from trainer import checkpoint as ckpt
 from trainer import distributed
 
@@ -177,11 +178,9 @@ def test_a_fresh_machine_falls_back_past_a_bad_newest_on_drive_and_drive_keeps_i
          "older checkpoint",
          "--resume auto found no state to train on in the … newest checkpoints of")
 def test_the_fallback_messages(tiny_config, tmp_path, caplog):
-    """The warning as logged, and the refusal as the CLI prints it (one Error: line)."""
-    from click.testing import CliRunner
-
-    from _messages import error_line, shown
-    from trainer.cli import cli
+    """The warning as logged, and the refusal as the CLI prints it."""
+    from _messages import error_text, shown
+    from trainer.errors import CheckpointError
 
     logs = tmp_path / "logs"
     run = _small_run(tiny_config, logs)
@@ -193,8 +192,48 @@ def test_the_fallback_messages(tiny_config, tmp_path, caplog):
           "older checkpoint", _warnings(caplog)[0])
     for epoch in (3, 4, 5):
         _save(run, logs, f"epoch_{epoch:03d}.pt", epoch, 2000.0 + epoch, _nan_model)
-    r = CliRunner().invoke(cli, ["train", "-c", tiny_config(**{"train.out_dir": str(logs)})])
-    assert r.exit_code == 1, r.output
-    line = error_line(r.stderr)
+    with pytest.raises(CheckpointError) as refused:
+        _choose(logs, "auto", run)
+    line = error_text(refused.value)       # as the CLI prints it
     assert "epoch_005.pt (its model weights hold NaN" in line and "epoch_001" not in line
     shown("--resume auto found no state to train on in the … newest checkpoints of", line)
+
+
+def test_a_checkpoint_of_another_network_is_not_passed_over(tiny_config, tmp_path):
+    """The config changed the model (another class count): every checkpoint of the run is of
+    another network, which is no fault of the file. --resume auto chooses the newest as before
+    and restore refuses it naming the change; nothing is skipped with a warning."""
+    import torch
+
+    logs = tmp_path / "logs"
+    run = _small_run(tiny_config, logs)
+    _save(run, logs, "epoch_001.pt", 1, 1000.0)
+    path = _save(run, logs, "epoch_002.pt", 2, 2000.0)
+    other = _small_run(tiny_config, tmp_path / "other")
+    other.model[0] = torch.nn.Conv2d(3, 5, 3)      # another shape than the checkpoints'
+    assert _choose(logs, "auto", other).path == path
+
+
+@pytest.mark.slow
+def test_a_run_goes_on_from_the_checkpoint_before_a_nan_one(tiny_config, tmp_path, trained,
+                                                            one_torch_thread):
+    """End to end (the engine's own vet: YOLOv4-tiny, its EMA and optimizer): epoch_002.pt
+    holds NaN weights, epoch_001.pt is good; trainer train --resume auto trains epoch 2 again
+    from epoch_001.pt instead of refusing to start."""
+    import torch
+
+    from test_trainer22_hostile import _config
+    from trainer.engine import fit
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    ckpt.copy_checkpoint(str(trained), str(logs / "epoch_001.pt"))
+    state = torch.load(trained, weights_only=True)
+    _nan_model(state)
+    state.update(epoch=2, iteration=2 * state["iteration"], epoch_iteration=0)
+    ckpt.save_checkpoint(state, str(logs / "epoch_002.pt"),
+                         saved=ckpt.read_sidecar(str(logs / "epoch_001.pt")).saved + 60)
+    result = fit(_config(tiny_config, logs), resume="auto")
+    assert result.resumed_from == str(logs / "epoch_001.pt")
+    assert result.epochs_run == 1
+    assert ckpt.load_checkpoint(str(logs / "epoch_002.pt"))["epoch"] == 2

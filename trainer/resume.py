@@ -14,10 +14,15 @@ from there (:func:`drivestage.sidecar.left_behind`). Such a branch is recorded b
 first iteration (:func:`record_branch`), not only at its first save.
 
 Rank 0 decides; under multi-machine DDP the other machines' local rank 0 pull the same file.
+
+This module holds the decision (:func:`choose`); the rest of a resume lives beside it:
+:mod:`trainer.resume_fallback` (past checkpoints that fail the content checks of
+:mod:`trainer.resume_checks`), :mod:`trainer.chosen` (the same bytes on every machine),
+:mod:`trainer.restore` (the state into the run, the run folder repaired) and
+:mod:`trainer.branches` (a resume on purpose from an older checkpoint, recorded).
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from dataclasses import dataclass, replace
@@ -34,7 +39,13 @@ from trainer import distributed
 from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run
 from trainer.errors import CheckpointError
 from trainer.resume_fallback import Tried, Vet
-from trainer.state import TrainState, describe_run, new_run_id
+from trainer.state import describe_run, new_run_id
+# Split out of this module (trainer23); each importable from here as before.
+from trainer.branches import record_branch
+from trainer.chosen import Chosen, chosen_bytes, drop_side_copy, ensure_local_checkpoint, \
+    is_side_copy, loaded, one_line
+from trainer.restore import WATCHED_KEYS, _copy_for_repair, _repair_run_folder, _warn_changed, \
+    restore
 
 logger = logging.getLogger(__name__)
 
@@ -58,16 +69,6 @@ class Start:
     given: bool = False                # the user named the checkpoint (--resume PATH)
 
 
-@dataclass(frozen=True)
-class Chosen:
-    """The bytes rank 0 resumes from, which every machine must load (multi-machine DDP)."""
-
-    where: str                          # how messages name them (a path, or drive:...)
-    md5: str                            # hex md5 of rank 0's file
-    size: int
-    entry: Optional[RemoteEntry] = None  # the Drive file holding exactly these bytes, if any
-
-
 def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
            drive: Optional[DriveFolder], vet: Optional[Vet] = None) -> Start:
     """Decide on rank 0 and tell every rank; make sure every machine loads the same bytes.
@@ -89,7 +90,7 @@ def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
                       if start.path and info.distributed else None)
         except BaseException as exc:
             # The others wait in the broadcast below: tell them, or they wait for the timeout.
-            distributed.broadcast_object(("failed", _one_line(exc)))
+            distributed.broadcast_object(("failed", one_line(exc)))
             raise
         shared = distributed.broadcast_object(
             (start.run, start.path, start.where, start.remote, chosen,
@@ -107,7 +108,7 @@ def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
         try:
             load = ensure_local_checkpoint(here, chosen)
         except Exception as exc:   # any failure: the other ranks must hear of it
-            failure = _one_line(exc)
+            failure = one_line(exc)
     results = distributed.all_gather_object((failure, load, info.local_rank))
     failed = [(r, f) for r, (f, _, _) in enumerate(results) if f is not None]
     if failed:
@@ -118,7 +119,7 @@ def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
     mine = results[info.rank - info.local_rank]
     if mine[2] == 0:
         load = mine[1]
-    side = any(_is_side_copy(r[1]) for r in results)   # then removed once all loaded
+    side = any(is_side_copy(r[1]) for r in results)   # then removed once all loaded
     if start is not None:
         return replace(start, side_copies=side)
     return Start(run, load, where, remote, side_copies=side)
@@ -130,11 +131,6 @@ def _here(path: str, main_out_dir: str, out_dir: str) -> str:
     if os.path.dirname(os.path.abspath(path)) == main_out_dir:
         return os.path.join(os.path.abspath(out_dir), os.path.basename(path))
     return path
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
 
 
 def _drive_copy(start: Start) -> Optional[RemoteEntry]:
@@ -425,387 +421,7 @@ def saved_before(out_dir: str, run: Optional[str], start: Start) -> float:
     return max((s.saved for s in sides if s is not None and s.run == run and s.saved is not None),
                default=0.0)
 
-
-def chosen_bytes(path: str, where: str, entry: Optional[RemoteEntry]) -> Chosen:
-    """What rank 0 sends of the checkpoint ``path`` it resumes from: its md5 and size, and the
-    Drive file ``entry`` when that holds the same bytes (the others fetch it by id)."""
-    md5, size = _file_md5(path)
-    same = entry is not None and (entry.md5 or "").lower() == md5 and entry.size == size
-    return Chosen(where=where, md5=md5, size=size, entry=entry if same else None)
-
-
-def record_branch(out_dir: str, start: Start, run: Optional[str], writer: Any) -> Optional[str]:
-    """Record at once that ``run`` goes on from ``start``'s checkpoint when a ``--resume``
-    would not pick it (an older one resumed on purpose: a diverged loss sent back): its
-    sidecar in the run folder is dated now (``writer.taken()``: after every save of the run
-    seen here or on Drive, whatever this machine's clock says), and pushed to Drive at once
-    when Drive's newest is another one. Returns the name recorded, None when nothing was to
-    record (a resume from the run's newest writes nothing, here or on Drive).
-
-    The branch used to exist only once it saved: a run stopped before its first save (a
-    Colab disconnect) was forgotten, and the next ``--resume auto`` went on from the state
-    it left, here and from Drive. The checkpoint's bytes stay as they are (its sidecar's
-    md5 still names them); only ``saved`` changes. A failed push raises
-    :class:`~drivestage.errors.MirrorError` before anything is trained: going on would leave
-    Drive saying the run goes on from the state the user left, silently, until the branch's
-    first save reaches Drive."""
-    path = start.path
-    mine = ckpt.read_sidecar(path) if path else None
-    if path is None or mine is None or run is None or mine.run != run:
-        return None  # (a checkpoint of 0.1.0 names no run: there is no branch to tell apart)
-    local = [c for c in ckpt.list_checkpoints(out_dir) if c.sidecar.run == run]
-    seen = [c for c in start.seen or () if c.sidecar.run == run]
-    here = ckpt.newest(local, run=run)
-    there = newest_of_current_run(seen, run) if seen else None
-    on_drive = any(_same_state(c.sidecar, mine) for c in seen)
-    # Drive's newest is another state: a branch (the start is behind it, or is a copy there
-    # left behind by a later branch); not Drive lagging behind this folder (the start
-    # further on, not there yet: the first save's push sends it as usual).
-    stale_there = there is not None and not _same_state(there.sidecar, mine) and \
-        (on_drive or mine.progress < there.sidecar.progress or _before(mine, there.sidecar))
-    # Here only for a checkpoint the user named: --resume auto took the start here, and may
-    # have passed over a newer one it could not load (that is no branch).
-    stale_here = start.given and here is not None and not _same_state(here.sidecar, mine)
-    if not (stale_here or stale_there):
-        return None
-    copies = _copies_in_run_folder(out_dir, path, mine, local)
-    if not copies:
-        return None
-    # Later than every save of the run seen: the branch is then the run's checkpoint saved
-    # last (drivestage.sidecar.left_behind), here, on Drive, and for retention.
-    writer.not_before(max((c.sidecar.saved for c in [*local, *seen] if c.sidecar.saved),
-                          default=0.0))
-    when = writer.taken()
-    # The state as Drive has it was first saved no later than it arrived there (``seen`` is
-    # dated back to arrival): a copy pulled from a machine whose clock ran ahead must not
-    # date it after a record it predates (that record then stayed in force, and the line
-    # the run goes back to ranked as left behind).
-    arrived = [t for c in seen if _same_state(c.sidecar, mine)
-               for t in (c.sidecar.branch, c.sidecar.saved) if t]
-    for copy in copies:
-        side = ckpt.read_sidecar(copy)
-        if side is not None:
-            # ``branch`` marks the record, for retention (drivestage.lineage): the line left
-            # behind ranks older than this one. It keeps when the state was first saved (a
-            # second record of it keeps the first's), which orders it among other records.
-            first = side.branch if side.branch is not None else (side.saved or 0.0)
-            first = min([first, *arrived])
-            sidecars.write(copy, dataclasses.replace(side, saved=when, branch=first))
-    name = os.path.basename(copies[0])
-    left = there.name if there is not None else (here.described.name if here else "?")
-    drive = writer.drive
-    where = "here"
-    if stale_there and drive is not None:
-        _push_branch(drive, copies, name, left)
-        where = f"here and on {drive.spec}"
-    # Said once it is true: this line came before the push, and a kill (or a push Drive
-    # refused) in between left Drive saying the run goes on from ``left``.
-    logger.info("resumed on purpose from %s, not the run's newest (%s): %s is now dated as "
-                "saved last, %s, so --resume auto goes on from it until this run saves", name,
-                left, name, where)
-    return name
-
-
-def _before(mine: Sidecar, there: Sidecar) -> bool:
-    """The start, further on than Drive's pick, was saved before it: a return to the line a
-    branch recorded there left (retention prunes that line from Drive first, so the start
-    need not be there), not Drive lagging behind this folder (whose newest was saved after
-    everything of the run seen, by the writer's floor)."""
-    return mine.saved is not None and there.saved is not None and mine.saved < there.saved
-
-
-def _same_state(a: Sidecar, b: Sidecar) -> bool:
-    """Whether two sidecars describe the same checkpoint bytes (by md5; without one, the same
-    run and progress)."""
-    if a.md5 is not None and b.md5 is not None:
-        return a.md5 == b.md5
-    return a.run == b.run and a.progress == b.progress
-
-
-def _copies_in_run_folder(out_dir: str, path: str, mine: Sidecar,
-                          local: Sequence[ckpt.LocalCheckpoint]) -> list[str]:
-    """The checkpoints of the run folder holding the start's state (the start first, when it
-    is there); for a start from elsewhere with no copy there, one made under its name (when
-    free): the branch must be where ``--resume auto`` and the mirror look."""
-    same = sorted((c.path for c in local if _same_state(c.sidecar, mine)),
-                  key=lambda p: (not os.path.samefile(p, path), p))
-    if same:
-        return same
-    target = os.path.join(out_dir, os.path.basename(path))
-    if os.path.exists(target) or os.path.exists(ckpt.sidecar_path(target)):
-        logger.warning("%s is not in %s and %s there is another file: --resume auto goes on "
-                       "from this branch only once it saves", path, out_dir,
-                       os.path.basename(target))
-        return []
-    ckpt.copy_checkpoint(path, target)
-    return [target]
-
-
-def _push_branch(drive: DriveFolder, copies: Sequence[str], name: str, left: str) -> None:
-    """Push the re-dated sidecar now, as every save's push does (the whole run folder, then
-    retention; the checkpoint resumed from protected); fail loudly when it did not reach
-    Drive (nothing is trained yet: running the command again costs nothing)."""
-    from drivestage.errors import MirrorError
-
-    names = [os.path.basename(c) for c in copies]
-    sides = {os.path.basename(ckpt.sidecar_path(c)) for c in copies}
-    why = ""
-    try:
-        result = drive.push(names)
-        if sides.isdisjoint(result.uploaded):
-            why = "it was left as it is there" if result.left else "it was not sent"
-    except DriveStageError as exc:
-        why = str(exc).rstrip(".")
-    if why:
-        raise MirrorError(
-            f"could not record on {drive.spec} that the run goes on from {name} ({why}); "
-            f"nothing was trained. Run the same command again: until it reaches Drive, "
-            f"--resume auto from Drive on another machine continues from {left}")
-
-
-#: The hidden copy of rank 0's bytes on a machine that holds other bytes under their name:
-#: ``.<name>.<md5>.resume.tmp`` (``.*.tmp``: never mirrored to Drive, never listed as a
-#: checkpoint).
-_SIDE_SUFFIX = ".resume.tmp"
-
-
-def _side_copy(path: str, md5: str) -> str:
-    folder, name = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{name}.{md5}{_SIDE_SUFFIX}")
-
-
-def _is_side_copy(path: Optional[str]) -> bool:
-    name = os.path.basename(path or "")
-    return name.startswith(".") and name.endswith(_SIDE_SUFFIX)
-
-
-def ensure_local_checkpoint(path: str, chosen: Chosen) -> str:
-    """The file on this machine that holds exactly rank 0's ``chosen`` bytes: ``path`` when it
-    does; else those bytes fetched from Drive *by id* (a new version of the name pushed since
-    rank 0 chose is other bytes), verified against rank 0's md5, into ``path`` when nothing is
-    there, or into a hidden copy beside it when ``path`` holds other bytes (this machine's own
-    file, kept: it may be the only copy of that state). Raises CheckpointError, one line."""
-    if os.path.isfile(path):
-        md5, size = _file_md5(path)
-        if md5 == chosen.md5 and size == chosen.size:
-            return path
-        logger.warning("%s on this machine is not the checkpoint rank 0 resumes from (md5 %s, "
-                       "rank 0's %s); it is kept, and rank 0's is loaded instead", path, md5,
-                       chosen.md5)
-        other = True
-    else:
-        other = False
-    if chosen.entry is None:
-        has = f"this machine holds other bytes at {path}" if other else \
-            f"which this machine does not have at {path}"
-        raise CheckpointError(
-            f"rank 0 resumes from {chosen.where} (md5 {chosen.md5}), {has} and Drive does "
-            f"not hold; put that file there on every machine, or resume from a checkpoint on "
-            f"Drive (--resume auto with drive.logs set)")
-    target = _side_copy(path, chosen.md5) if other else path
-    if other and os.path.isfile(target) and _file_md5(target) == (chosen.md5, chosen.size):
-        return target   # a rerun: this machine fetched these bytes already
-    from drivestage.download import download
-    from drivestage.errors import ChecksumMismatchError, NotFoundError, RemoteChangedError
-    from drivestage.remote import open_store
-
-    logger.info("fetching %s (md5 %s) from Drive for this machine", chosen.where, chosen.md5)
-    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-    try:
-        store, _ = open_store(f"drive:id:{chosen.entry.id}")
-        # By id, verified against rank 0's md5 and size (the entry it saw): never the name's
-        # newest version. The bytes wait in a hidden partial until they matched.
-        download(store, chosen.entry, target, describe=chosen.where)
-    except (NotFoundError, RemoteChangedError, ChecksumMismatchError) as exc:
-        _drop_partials(target)
-        raise CheckpointError(
-            f"{chosen.where} changed on Drive while the run started (rank 0 loads md5 "
-            f"{chosen.md5}; {_one_line(exc)}); run again") from None
-    return target
-
-
-def _drop_partials(target: str) -> None:
-    """What a failed fetch of bytes that are gone from Drive left: never of use again."""
-    from drivestage.partials import remove_partial, stale_partials
-
-    for partial in stale_partials(target):
-        remove_partial(partial)
-
-
-def loaded(start: Start, info: distributed.DistInfo) -> None:
-    """Every rank has loaded ``start``: a machine that loaded rank 0's bytes from a hidden
-    copy removes it (every rank calls this; a collective only when some machine made one)."""
-    if not start.side_copies:
-        return
-    distributed.barrier()
-    if info.is_local_main and start.path is not None and _is_side_copy(start.path):
-        drop_side_copy(start.path)
-
-
-def drop_side_copy(path: str) -> None:
-    """Remove a hidden copy of rank 0's bytes (this machine's own file of the name stays)."""
-    if _is_side_copy(path):
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-
-
-def restore(run: Any, start: Start) -> Optional[dict]:
-    """Load every piece of state of ``start.path`` into ``run``; returns this rank's RNG state
-    (restored by the loop once the resumed epoch is seeded). Refuses another model shape."""
-    path = start.path
-    state = ckpt.load_checkpoint(path, map_location="cpu")
-    ckpt.check_signature(state.get("signature", {}), run.signature, path)
-    _check_classes(state.get("class_names"), list(run.class_names), path)
-    # Well formed is not enough: NaN weights, or an EMA/optimizer of another model, are
-    # refused here in one line (trainer.resume_checks), before a step is trained.
-    checks.check_finite(state["model"], "model weights", path)
-    try:
-        run.bare_model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"cannot resume from {path}: the model does not match "
-                              f"({_mismatch(run.bare_model, state['model'], exc)})") from None
-    if run.ema is not None and state.get("ema"):
-        checks.load_ema(run.ema, state["ema"], path)
-    checks.load_optimizer(run.optimizer, state["optimizer"], path)
-    if state.get("scaler") and run.scaler.is_enabled():
-        run.scaler.load_state_dict(state["scaler"])
-    fresh_run = run.state.run
-    run.state = TrainState.from_checkpoint(state)
-    if not state.get("run"):
-        run.state.run = fresh_run
-        if run.info.is_main:
-            logger.info("%s has no run identity (trainer 0.1.0); it continues as run %s", path,
-                        fresh_run)
-    run.state.resumed_from = os.path.basename(path)
-    run.checkpointer.load_state_dict(state)
-    run.resumed_from = start.where
-    if run.info.is_main:
-        _warn_changed(state.get("config"), run.cfg.to_dict(), path)
-        _repair_run_folder(run, path)
-        best = run.checkpointer.best_map50
-        logger.info("resumed from %s at %s (run %s; best mAP@0.5 %s)", start.where,
-                    run.state.pos.label, run.state.run,
-                    "none yet" if best is None else f"{best:.4f}")
-    rng = state.get("rng") or []
-    return rng[run.info.rank] if run.info.rank < len(rng) else None
-
-
-#: Config keys a run may change on resume, but not silently: what the network sees and learns
-#: from (the class list and the shapes are refused instead), and what orders an epoch's
-#: samples (a resume in the middle of an epoch skips the batches done at the new size).
-WATCHED_KEYS = ("data.drive_zip", "data.voc_root", "data.year", "data.train", "data.val",
-                "model.input_size", "model.anchors", "train.batch_size",
-                "train.freeze_batch_size", "train.seed")
-
-
-def _warn_changed(saved: Any, current: dict[str, Any], path: Optional[str]) -> None:
-    """One warning naming the :data:`WATCHED_KEYS` whose value differs from the checkpoint's."""
-    if not isinstance(saved, dict):
-        return
-    diffs = []
-    for key in WATCHED_KEYS:
-        section, name = key.split(".")
-        before, now = (saved.get(section) or {}).get(name), current[section][name]
-        if name in (saved.get(section) or {}) and before != now:
-            diffs.append(f"{key} ({before}, now {now})")
-    if diffs:
-        logger.warning("%s was trained with another %s; training goes on with the config's",
-                       path, ", ".join(diffs))
-
-
-def _check_classes(saved: Any, names: list[str], path: Optional[str]) -> None:
-    """Refuse a checkpoint trained on other class names, or in another order, than the config
-    gives (the signature compares their count only): each output would go on learning
-    another class. Checkpoints without names (trainer 0.1.0) are let through."""
-    if not isinstance(saved, list) or [str(n) for n in saved] == [str(n) for n in names]:
-        return
-
-    def listed(items: Sequence[Any]) -> str:
-        return "[" + ", ".join(str(n) for n in items) + "]"
-
-    raise CheckpointError(
-        f"cannot resume from {path}: it was trained on the classes {listed(saved)} and the "
-        f"config names {listed(names)} (data.classes; a class is its place in the list). "
-        f"Resume with the classes it was trained on, or start a new run that fine-tunes from "
-        f"it: --resume none --set model.weights={path}")
-
-
-def _mismatch(model: Any, given: dict, exc: RuntimeError) -> str:
-    """Why ``given`` does not load into ``model``, on one line (torch's own text lists every
-    key, on many lines)."""
-    return checks.describe_mismatch(model.state_dict(), given) or " ".join(str(exc).split())
-
-
-def _repair_run_folder(run: Any, path: str) -> None:
-    """After fetching a checkpoint from Drive, rebuild what the local folder would hold."""
-    s, best = run.state, run.checkpointer.best_epoch
-    if ckpt.read_sidecar(path) is None:
-        # A checkpoint given by path without its sidecar: write one, so the mirror has it.
-        from drivestage import sidecar as sidecars
-
-        md5, size = _file_md5(path)
-        row = s.history[-1] if s.history and not s.pos.epoch_iteration else {}
-        sidecars.write(path, sidecars.Sidecar(
-            epoch=s.pos.epoch, iteration=s.pos.iteration, epoch_iteration=s.pos.epoch_iteration,
-            metrics={k: row[k] for k in ("val_loss", "map50", "map") if row.get(k) is not None},
-            run=s.run, md5=md5, size=size))
-    _describe_copies(path)
-    t = run.cfg.train
-    in_run_folder = os.path.dirname(os.path.abspath(path)) == os.path.abspath(t.out_dir)
-    target = os.path.join(t.out_dir, "best.pt")
-    if best == s.pos.epoch and not s.pos.epoch_iteration and ckpt.read_sidecar(target) is None \
-            and in_run_folder:
-        # The run died before best.pt reached Drive, or before its sidecar (then best.pt may
-        # still hold the previous best, undescribed); this checkpoint is that state.
-        _copy_for_repair(path, target)
-    target = os.path.join(t.out_dir, f"epoch_{s.pos.epoch:03d}.pt")
-    if s.pos.epoch and not s.pos.epoch_iteration and in_run_folder and \
-            (s.pos.epoch % t.save_period == 0 or s.pos.epoch == t.epochs) and \
-            ckpt.read_sidecar(target) is None:
-        # Its epoch copy could not be written (a full disk, something in the way) or the run
-        # died first: last.pt holds the epoch but never goes to Drive, so without the copy
-        # Drive would never get this epoch, however often the run is started again.
-        _copy_for_repair(path, target)
-
-
-def _copy_for_repair(path: str, target: str) -> None:
-    """Make ``target`` a copy of ``path``; a failure (a full disk) is a warning: training
-    goes on from ``path`` all the same, and the next resume tries again."""
-    try:
-        ckpt.copy_checkpoint(path, target)
-    except (OSError, CheckpointError) as exc:
-        logger.warning("could not make %s from %s (%s); the next resume tries again",
-                       os.path.basename(target), os.path.basename(path), exc)
-
-
-def _describe_copies(path: str) -> None:
-    """Give a copy of ``path`` in its folder that has no sidecar the sidecar of ``path``.
-
-    A run killed between a copy (``epoch_002.pt``, ``best.pt``) and its sidecar left the copy
-    complete but undescribed: never a checkpoint to resume from, and on Drive never verified,
-    for ever. Only files of the same size are hashed (few: the others are other files)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    size, md5 = os.path.getsize(path), None
-    for other in ckpt.undescribed(folder):
-        if os.path.abspath(other) == os.path.abspath(path):
-            continue
-        try:
-            if os.path.getsize(other) != size:
-                continue
-            md5 = md5 or _file_md5(path)[0]
-            side = ckpt.read_sidecar(path)
-            if side is None or side.md5 != md5 or _file_md5(other)[0] != md5:
-                continue  # (a sidecar that does not describe its own file describes no copy)
-            ckpt.copy_sidecar(path, other)
-        except OSError:
-            continue  # gone meanwhile
-        logger.info("%s had no sidecar (a run stopped between it and its sidecar); it is %s's "
-                    "copy and now has its sidecar", os.path.basename(other), os.path.basename(path))
-
-
-def _file_md5(path: str) -> tuple[str, int]:
-    from drivestage.localfs import file_md5
-
-    return file_md5(path), os.path.getsize(path)
+__all__ = ["NO_RESUME", "MAX_RELISTS", "Start", "Chosen", "choose", "saved_before", "restore",
+           "loaded", "record_branch", "ensure_local_checkpoint", "chosen_bytes",
+           "drop_side_copy", "WATCHED_KEYS", "_decide", "_copy_for_repair",
+           "_repair_run_folder", "_warn_changed"]

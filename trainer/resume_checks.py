@@ -148,9 +148,16 @@ def vetter(model: torch.nn.Module, ema: Any,
     """``vet(state, path)``: every check :func:`trainer.resume.restore` makes of a checkpoint's
     contents (NaN anywhere, an EMA or optimizer state of another model), nothing loaded into
     the run; raises :class:`~trainer.errors.UnusableCheckpointError`. What ``--resume auto``
-    asks of a candidate before choosing it (:mod:`trainer.resume_fallback`)."""
+    asks of a candidate before choosing it (:mod:`trainer.resume_fallback`). A checkpoint of
+    another network passes: restore refuses it for what it is (the config changed)."""
     def vet(state: dict, path: str) -> None:
-        check_finite(state.get("model"), "model weights", path)
+        weights = state.get("model")
+        if not isinstance(weights, dict) or describe_mismatch(model.state_dict(), weights):
+            # Another network (the config changed: another class count, input shape): not
+            # this file's fault, and every checkpoint of the run is so. restore refuses it
+            # naming the change; falling back would only try the older ones in vain.
+            return
+        check_finite(weights, "model weights", path)
         if ema is not None and state.get("ema"):
             check_ema(ema, state["ema"], path)
         check_optimizer(optimizer, state.get("optimizer"), path)

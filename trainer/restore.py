@@ -1,0 +1,184 @@
+"""Loading a checkpoint's state into a run (:func:`restore`), and what a resume repairs there.
+
+Every piece of state goes back (model, EMA and its counter, optimizer, scaler, position,
+history, the save policy's bookkeeping, each rank's RNG), after the checks of
+:mod:`trainer.resume_checks`; a checkpoint of another network or class list is refused in
+one line. On rank 0 a resume then rebuilds what the run folder would hold (a sidecar for a
+checkpoint given without one, ``best.pt`` and ``epoch_NNN.pt`` a killed save never made,
+sidecars of copies left undescribed), and warns of watched config keys that changed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any, Optional, Sequence
+
+from trainer import checkpoint as ckpt
+from trainer import resume_checks as checks
+from trainer.errors import CheckpointError
+from trainer.state import TrainState
+
+if TYPE_CHECKING:
+    from trainer.resume import Start
+
+logger = logging.getLogger(__name__)
+
+
+def restore(run: Any, start: Start) -> Optional[dict]:
+    """Load every piece of state of ``start.path`` into ``run``; returns this rank's RNG state
+    (restored by the loop once the resumed epoch is seeded). Refuses another model shape."""
+    path = start.path
+    state = ckpt.load_checkpoint(path, map_location="cpu")
+    ckpt.check_signature(state.get("signature", {}), run.signature, path)
+    _check_classes(state.get("class_names"), list(run.class_names), path)
+    # Well formed is not enough: NaN weights, or an EMA/optimizer of another model, are
+    # refused here in one line (trainer.resume_checks), before a step is trained.
+    checks.check_finite(state["model"], "model weights", path)
+    try:
+        run.bare_model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"cannot resume from {path}: the model does not match "
+                              f"({_mismatch(run.bare_model, state['model'], exc)})") from None
+    if run.ema is not None and state.get("ema"):
+        checks.load_ema(run.ema, state["ema"], path)
+    checks.load_optimizer(run.optimizer, state["optimizer"], path)
+    if state.get("scaler") and run.scaler.is_enabled():
+        run.scaler.load_state_dict(state["scaler"])
+    fresh_run = run.state.run
+    run.state = TrainState.from_checkpoint(state)
+    if not state.get("run"):
+        run.state.run = fresh_run
+        if run.info.is_main:
+            logger.info("%s has no run identity (trainer 0.1.0); it continues as run %s", path,
+                        fresh_run)
+    run.state.resumed_from = os.path.basename(path)
+    run.checkpointer.load_state_dict(state)
+    run.resumed_from = start.where
+    if run.info.is_main:
+        _warn_changed(state.get("config"), run.cfg.to_dict(), path)
+        _repair_run_folder(run, path)
+        best = run.checkpointer.best_map50
+        logger.info("resumed from %s at %s (run %s; best mAP@0.5 %s)", start.where,
+                    run.state.pos.label, run.state.run,
+                    "none yet" if best is None else f"{best:.4f}")
+    rng = state.get("rng") or []
+    return rng[run.info.rank] if run.info.rank < len(rng) else None
+
+
+#: Config keys a run may change on resume, but not silently: what the network sees and learns
+#: from (the class list and the shapes are refused instead), and what orders an epoch's
+#: samples (a resume in the middle of an epoch skips the batches done at the new size).
+WATCHED_KEYS = ("data.drive_zip", "data.voc_root", "data.year", "data.train", "data.val",
+                "model.input_size", "model.anchors", "train.batch_size",
+                "train.freeze_batch_size", "train.seed")
+
+
+def _warn_changed(saved: Any, current: dict[str, Any], path: Optional[str]) -> None:
+    """One warning naming the :data:`WATCHED_KEYS` whose value differs from the checkpoint's."""
+    if not isinstance(saved, dict):
+        return
+    diffs = []
+    for key in WATCHED_KEYS:
+        section, name = key.split(".")
+        before, now = (saved.get(section) or {}).get(name), current[section][name]
+        if name in (saved.get(section) or {}) and before != now:
+            diffs.append(f"{key} ({before}, now {now})")
+    if diffs:
+        logger.warning("%s was trained with another %s; training goes on with the config's",
+                       path, ", ".join(diffs))
+
+
+def _check_classes(saved: Any, names: list[str], path: Optional[str]) -> None:
+    """Refuse a checkpoint trained on other class names, or in another order, than the config
+    gives (the signature compares their count only): each output would go on learning
+    another class. Checkpoints without names (trainer 0.1.0) are let through."""
+    if not isinstance(saved, list) or [str(n) for n in saved] == [str(n) for n in names]:
+        return
+
+    def listed(items: Sequence[Any]) -> str:
+        return "[" + ", ".join(str(n) for n in items) + "]"
+
+    raise CheckpointError(
+        f"cannot resume from {path}: it was trained on the classes {listed(saved)} and the "
+        f"config names {listed(names)} (data.classes; a class is its place in the list). "
+        f"Resume with the classes it was trained on, or start a new run that fine-tunes from "
+        f"it: --resume none --set model.weights={path}")
+
+
+def _mismatch(model: Any, given: dict, exc: RuntimeError) -> str:
+    """Why ``given`` does not load into ``model``, on one line (torch's own text lists every
+    key, on many lines)."""
+    return checks.describe_mismatch(model.state_dict(), given) or " ".join(str(exc).split())
+
+
+def _repair_run_folder(run: Any, path: str) -> None:
+    """After fetching a checkpoint from Drive, rebuild what the local folder would hold."""
+    s, best = run.state, run.checkpointer.best_epoch
+    if ckpt.read_sidecar(path) is None:
+        # A checkpoint given by path without its sidecar: write one, so the mirror has it.
+        from drivestage import sidecar as sidecars
+
+        md5, size = _file_md5(path)
+        row = s.history[-1] if s.history and not s.pos.epoch_iteration else {}
+        sidecars.write(path, sidecars.Sidecar(
+            epoch=s.pos.epoch, iteration=s.pos.iteration, epoch_iteration=s.pos.epoch_iteration,
+            metrics={k: row[k] for k in ("val_loss", "map50", "map") if row.get(k) is not None},
+            run=s.run, md5=md5, size=size))
+    _describe_copies(path)
+    t = run.cfg.train
+    in_run_folder = os.path.dirname(os.path.abspath(path)) == os.path.abspath(t.out_dir)
+    target = os.path.join(t.out_dir, "best.pt")
+    if best == s.pos.epoch and not s.pos.epoch_iteration and ckpt.read_sidecar(target) is None \
+            and in_run_folder:
+        # The run died before best.pt reached Drive, or before its sidecar (then best.pt may
+        # still hold the previous best, undescribed); this checkpoint is that state.
+        _copy_for_repair(path, target)
+    target = os.path.join(t.out_dir, f"epoch_{s.pos.epoch:03d}.pt")
+    if s.pos.epoch and not s.pos.epoch_iteration and in_run_folder and \
+            (s.pos.epoch % t.save_period == 0 or s.pos.epoch == t.epochs) and \
+            ckpt.read_sidecar(target) is None:
+        # Its epoch copy could not be written (a full disk, something in the way) or the run
+        # died first: last.pt holds the epoch but never goes to Drive, so without the copy
+        # Drive would never get this epoch, however often the run is started again.
+        _copy_for_repair(path, target)
+
+
+def _copy_for_repair(path: str, target: str) -> None:
+    """Make ``target`` a copy of ``path``; a failure (a full disk) is a warning: training
+    goes on from ``path`` all the same, and the next resume tries again."""
+    try:
+        ckpt.copy_checkpoint(path, target)
+    except (OSError, CheckpointError) as exc:
+        logger.warning("could not make %s from %s (%s); the next resume tries again",
+                       os.path.basename(target), os.path.basename(path), exc)
+
+
+def _describe_copies(path: str) -> None:
+    """Give a copy of ``path`` in its folder that has no sidecar the sidecar of ``path``.
+
+    A run killed between a copy (``epoch_002.pt``, ``best.pt``) and its sidecar left the copy
+    complete but undescribed: never a checkpoint to resume from, and on Drive never verified,
+    for ever. Only files of the same size are hashed (few: the others are other files)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    size, md5 = os.path.getsize(path), None
+    for other in ckpt.undescribed(folder):
+        if os.path.abspath(other) == os.path.abspath(path):
+            continue
+        try:
+            if os.path.getsize(other) != size:
+                continue
+            md5 = md5 or _file_md5(path)[0]
+            side = ckpt.read_sidecar(path)
+            if side is None or side.md5 != md5 or _file_md5(other)[0] != md5:
+                continue  # (a sidecar that does not describe its own file describes no copy)
+            ckpt.copy_sidecar(path, other)
+        except OSError:
+            continue  # gone meanwhile
+        logger.info("%s had no sidecar (a run stopped between it and its sidecar); it is %s's "
+                    "copy and now has its sidecar", os.path.basename(other), os.path.basename(path))
+
+
+def _file_md5(path: str) -> tuple[str, int]:
+    from drivestage.localfs import file_md5
+
+    return file_md5(path), os.path.getsize(path)
