@@ -17,7 +17,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from _messages import renders
 from test_trainer22_hostile import _md5s, _nan_model, _optimizer_of_another_model, _small_run, \
     trained  # noqa: F401 (a fixture)
 from trainer import checkpoint as ckpt
@@ -172,31 +171,6 @@ def test_a_fresh_machine_falls_back_past_a_bad_newest_on_drive_and_drive_keeps_i
                                                  f"(its model weights hold NaN"), said
     assert listing() == before
     assert not os.path.exists(logs / "epoch_002.pt")
-
-
-@renders("is no state to train on (…); it is kept as it is, and --resume auto tries the next "
-         "older checkpoint",
-         "--resume auto found no state to train on in the … newest checkpoints of")
-def test_the_fallback_messages(tiny_config, tmp_path, caplog):
-    """The warning as logged, and the refusal as the CLI prints it."""
-    from _messages import error_text, shown
-    from trainer.errors import CheckpointError
-
-    logs = tmp_path / "logs"
-    run = _small_run(tiny_config, logs)
-    _save(run, logs, "epoch_001.pt", 1, 1000.0)
-    _save(run, logs, "epoch_002.pt", 2, 2000.0, _nan_model)
-    with caplog.at_level(logging.WARNING):
-        _choose(logs, "auto", run)
-    shown("is no state to train on (…); it is kept as it is, and --resume auto tries the next "
-          "older checkpoint", _warnings(caplog)[0])
-    for epoch in (3, 4, 5):
-        _save(run, logs, f"epoch_{epoch:03d}.pt", epoch, 2000.0 + epoch, _nan_model)
-    with pytest.raises(CheckpointError) as refused:
-        _choose(logs, "auto", run)
-    line = error_text(refused.value)       # as the CLI prints it
-    assert "epoch_005.pt (its model weights hold NaN" in line and "epoch_001" not in line
-    shown("--resume auto found no state to train on in the … newest checkpoints of", line)
 
 
 def test_a_checkpoint_of_another_network_is_not_passed_over(tiny_config, tmp_path):
