@@ -208,6 +208,33 @@ def test_a_nan_checkpoint_on_drive_is_refused_and_drive_keeps_every_file(
     assert listing() == before
 
 
+# ------------------------------ trainer23: --resume auto goes on from the one before
+# (here for the module's trained checkpoint; the fast tests are in test_trainer23_fallback.py)
+
+@pytest.mark.slow
+def test_a_run_goes_on_from_the_checkpoint_before_a_nan_one(tiny_config, tmp_path, trained,
+                                                            one_torch_thread):
+    """End to end (the engine's own vet: YOLOv4-tiny, its EMA and optimizer): epoch_002.pt
+    holds NaN weights, epoch_001.pt is good; trainer train --resume auto trains epoch 2 again
+    from epoch_001.pt instead of refusing to start."""
+    import torch
+
+    from trainer.engine import fit
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    ckpt.copy_checkpoint(str(trained), str(logs / "epoch_001.pt"))
+    state = torch.load(trained, weights_only=True)
+    _nan_model(state)
+    state.update(epoch=2, iteration=2 * state["iteration"], epoch_iteration=0)
+    ckpt.save_checkpoint(state, str(logs / "epoch_002.pt"),
+                         saved=ckpt.read_sidecar(str(logs / "epoch_001.pt")).saved + 60)
+    result = fit(_config(tiny_config, logs), resume="auto")
+    assert result.resumed_from == str(logs / "epoch_001.pt")
+    assert result.epochs_run == 1
+    assert ckpt.load_checkpoint(str(logs / "epoch_002.pt"))["epoch"] == 2
+
+
 # ------------------------------ another run's checkpoint dropped into the run folder
 
 def _plain(epoch: int, run: str) -> dict:

@@ -17,8 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from test_trainer22_hostile import _md5s, _nan_model, _optimizer_of_another_model, _small_run, \
-    trained  # noqa: F401 (a fixture)
+from test_trainer22_hostile import _md5s, _nan_model, _optimizer_of_another_model, _small_run
 from trainer import checkpoint as ckpt
 from trainer import distributed
 
@@ -186,28 +185,3 @@ def test_a_checkpoint_of_another_network_is_not_passed_over(tiny_config, tmp_pat
     other = _small_run(tiny_config, tmp_path / "other")
     other.model[0] = torch.nn.Conv2d(3, 5, 3)      # another shape than the checkpoints'
     assert _choose(logs, "auto", other).path == path
-
-
-@pytest.mark.slow
-def test_a_run_goes_on_from_the_checkpoint_before_a_nan_one(tiny_config, tmp_path, trained,
-                                                            one_torch_thread):
-    """End to end (the engine's own vet: YOLOv4-tiny, its EMA and optimizer): epoch_002.pt
-    holds NaN weights, epoch_001.pt is good; trainer train --resume auto trains epoch 2 again
-    from epoch_001.pt instead of refusing to start."""
-    import torch
-
-    from test_trainer22_hostile import _config
-    from trainer.engine import fit
-
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    ckpt.copy_checkpoint(str(trained), str(logs / "epoch_001.pt"))
-    state = torch.load(trained, weights_only=True)
-    _nan_model(state)
-    state.update(epoch=2, iteration=2 * state["iteration"], epoch_iteration=0)
-    ckpt.save_checkpoint(state, str(logs / "epoch_002.pt"),
-                         saved=ckpt.read_sidecar(str(logs / "epoch_001.pt")).saved + 60)
-    result = fit(_config(tiny_config, logs), resume="auto")
-    assert result.resumed_from == str(logs / "epoch_001.pt")
-    assert result.epochs_run == 1
-    assert ckpt.load_checkpoint(str(logs / "epoch_002.pt"))["epoch"] == 2
