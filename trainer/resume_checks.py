@@ -73,7 +73,7 @@ def check_ema(ema: Any, state: Any, path: str) -> None:
     check_finite(state, "EMA weights", path)
     given = state.get("model") if isinstance(state, dict) else None
     if not isinstance(given, dict) or "updates" not in state:
-        raise _refuse(path, "the EMA does not match the model (it holds no model state and "
+        raise _refuse(path, "the EMA does not match the model (it holds no model state, or no "
                             "update count)")
     detail = describe_mismatch(ema.ema.state_dict(), given)
     if detail is not None:
