@@ -11,9 +11,13 @@ from typing import Callable
 def sigkill_when(proc: subprocess.Popen, ready: Callable[[], bool],
                  what: str = "the child never got there") -> None:
     """SIGKILL ``proc`` as soon as ``ready()``; fail if it exits first or nothing happens
-    within 30 s. Closes the child's pipes."""
+    within 120 s. Closes the child's pipes.
+
+    The bound only catches a child that hangs: a trainer child on a loaded 2-core machine
+    took over 30 s to reach its first mid-epoch autosave (it failed so at -n 2 beside
+    other jobs); a child that gets there sooner is killed as soon."""
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while not ready():
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, what
