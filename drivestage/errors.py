@@ -61,6 +61,17 @@ class LeftAloneError(NotFoundError):
     tell it apart, so as not to say it was deleted."""
 
 
+class MovedAwayError(DriveStageError):
+    """A file a push was about to update in place sits in other folders (``parents``: their
+    ids) than the one it was listed in: the push decides whether the DEST path still leads
+    there (a dedupe's move) or the user moved it away (:mod:`drivestage.push_job`)."""
+
+    def __init__(self, where: str, parents: list[str]):
+        super().__init__(f"{where} was moved into another folder (parents "
+                         f"{', '.join(parents)}) on Drive since it was listed")
+        self.parents = parents
+
+
 class TrashedError(NotFoundError):
     """The item is in Drive's trash: restorable there for 30 days (a 404 is not)."""
 

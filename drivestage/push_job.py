@@ -9,8 +9,8 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, other_runs, pool, pruning, push_room, sidecar, snapshots
 from drivestage.dedupe import pick_folder
-from drivestage.errors import NotFoundError, PermissionDeniedError, QuotaExceededError, \
-    UsageError
+from drivestage.errors import DriveStageError, MovedAwayError, NotFoundError, \
+    PermissionDeniedError, QuotaExceededError, UsageError
 from drivestage.local_tree import LocalFile, walk
 from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
 from drivestage.paths import StorePath
@@ -61,6 +61,7 @@ class PushJob:
         self.outstanding = outstanding or Outstanding()  # what is not sent yet, as it goes
         self.result = PushResult()
         self.remote_folder: dict[str, RemoteEntry] = {}
+        self.path = StorePath(None, ())  # DEST in the store (set by run)
         self.listing: Listings = {}
         self.vanished: set[str] = set()  # top-level files gone before they were sent
         self.mutex = threading.Lock()
@@ -69,7 +70,7 @@ class PushJob:
 
     def run(self, src: str, path: StorePath, removal: Optional[extra.Removal],
             follow_symlinks: bool) -> None:
-        store = self.store
+        store, self.path = self.store, path
         tree = walk(src, self.include, self.exclude, follow_symlinks=follow_symlinks)
         self.result.skipped_links = tree.skipped_links
         links = tree.skipped_links
@@ -277,10 +278,20 @@ class PushJob:
                 if self.progress:
                     self.progress(n)
             def upload(path: str) -> RemoteEntry:
-                return self.store.upload(
-                    path, self.remote_folder[lf.folder_rel], lf.name, replace=item.target,
-                    chunk_size=self.chunk_size, progress=count,
-                    md5_cache=self.cache if path == lf.path else None)
+                def to(folder: RemoteEntry) -> RemoteEntry:
+                    return self.store.upload(
+                        path, folder, lf.name, replace=item.target, chunk_size=self.chunk_size,
+                        progress=count, md5_cache=self.cache if path == lf.path else None)
+                try:
+                    return to(self.remote_folder[lf.folder_rel])
+                except MovedAwayError as moved:
+                    home = self._at_path(moved.parents, lf.folder_rel)
+                    if home is not None:  # a dedupe's move: updated where the path leads
+                        return to(home)
+                    # The user's: updated by id, their other folder got these bytes.
+                    log.warning("%s; left as it is, sent as a new file", moved)
+                    item.target = None
+                    return to(self.remote_folder[lf.folder_rel])
             # A sidecar only when it vouches for what is on the store (sidecar_copy); a file
             # that kept changing while it was sent (a log) as it was at one moment (snapshots).
             try:
@@ -347,6 +358,29 @@ class PushJob:
             if len(errors) > 1:
                 log.error("%d uploads failed; the first: %s", len(errors), errors[0])
             raise errors[0]
+
+    def _at_path(self, parents: Sequence[str], folder_rel: str) -> Optional[RemoteEntry]:
+        """Of ``parents`` (where a file listed in the folder of ``folder_rel`` sits now), the
+        folder the DEST path (and ``folder_rel``) leads to: walked up by files.get, each title
+        the path's name, to the path's start. A dedupe moves a file into the oldest of
+        same-named folders, at that very path (the push follows it there); a user moves it to
+        keep it elsewhere (the push leaves it). A few files.get, only for a moved file."""
+        names = self.path.names + (tuple(folder_rel.split("/")) if folder_rel else ())
+        for pid in parents:
+            cur, found = pid, None
+            try:
+                for name in reversed(names):
+                    up = self.store.stat(RemoteEntry(id=cur, name=name, is_dir=True))
+                    if not up.is_dir or up.name != name or up.parent_id is None:
+                        break
+                    found, cur = found or up, up.parent_id
+                else:
+                    top = self.store.resolve(StorePath(self.path.start, (), self.path.key))
+                    if found is not None and (cur == top.id or cur == self.store.stat(top).id):
+                        return found
+            except DriveStageError:  # gone, trashed, unreadable: not where the path leads
+                continue
+        return None
 
     def _check_folders(self, also: Iterable[str] = ()) -> None:
         """The folders this push sent files into (and ``also``: those Drive answered an

@@ -33,9 +33,9 @@ from drivestage.drive.store_bytes import ByteReads
 from drivestage.drive.transport import Transport
 from drivestage.drive.upload import upload_file
 from drivestage.errors import (DanglingShortcutError, DriveStageError, DuplicateNameError,
-                               MalformedAnswerError, NotFoundError, PermissionDeniedError,
-                               RemoteError, ShortcutCycleError, TrashedError,
-                               UsageError, WrongItemError)
+                               MalformedAnswerError, MovedAwayError, NotFoundError,
+                               PermissionDeniedError, RemoteError, ShortcutCycleError,
+                               TrashedError, UsageError, WrongItemError)
 from drivestage.paths import DrivePath, StorePath, exclude_pattern, printable
 from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
 
@@ -461,13 +461,13 @@ class DriveStore(ByteReads, RemoteStore):
                 f"{self.describe(entry)} is a shortcut; drivestage does not replace a "
                 "shortcut's target. Remove the shortcut on Drive, or push into another folder.")
 
-    def _as_listed(self, entry: RemoteEntry, where: str) -> Optional[RemoteEntry]:
+    def _as_listed(self, entry: RemoteEntry, where: str,
+                   folder: RemoteEntry) -> Optional[RemoteEntry]:
         """``entry``, to be updated in place, while files.get shows it under the name a
         listing did; None (a new file is made instead) when it was renamed or trashed since,
         or is gone. Drive's listings lag: an update by id overwrote a log (or a sidecar) the
-        user had renamed to keep it, and renamed it back. One files.get. A move is not
-        looked at: a dedupe moves it into the folder the path leads to, where the push
-        updates it and sees to its checkpoint (:class:`drivestage.errors.MovedApartError`)."""
+        user had renamed to keep it, and renamed it back. One files.get. Out of ``folder``:
+        MovedAwayError, for the push to tell a dedupe's move from the user's (push_job)."""
         try:
             res = self._get(entry.id, where)
         except NotFoundError:
@@ -475,6 +475,8 @@ class DriveStore(ByteReads, RemoteStore):
         title = res.get("title")
         change = "trashed" if is_trashed(res) else f"renamed {printable(str(title))!r}" \
             if entry.name and title != entry.name else None
+        if change is None and provenance.is_in(res, folder.id) is False:
+            raise MovedAwayError(where, provenance._parent_ids(res) or [])
         if change is None:
             return entry
         log.warning("%s was %s on Drive since it was listed; left as it is, sent as a new "
@@ -489,6 +491,6 @@ class DriveStore(ByteReads, RemoteStore):
         self._writable(folder, _join(self.describe(folder), name))
         if replace is not None:
             self.check_replaceable(replace)
-            replace = self._as_listed(replace, _join(self.describe(folder), name))
+            replace = self._as_listed(replace, _join(self.describe(folder), name), folder)
         return upload_file(self.transport, self, local_path, folder, name, replace=replace,
                            chunk_size=chunk_size, progress=progress, md5_cache=md5_cache)
