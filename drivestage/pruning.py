@@ -34,7 +34,8 @@ log = logging.getLogger(__name__)
 
 __all__ = ["FOREIGN", "FolderView", "Listing", "LocalFile", "pick", "view", "with_name_epoch",
            "newest_runs_verified", "newest_verified_per_run", "newest_verified_ids",
-           "plan_folder", "with_sidecars", "pre_prune_victims", "over_budget", "delete", "apply",
+           "plan_folder", "with_sidecars", "pre_prune_victims", "over_budget", "delete",
+           "Deletions", "apply",
            "prune"]
 
 
@@ -182,6 +183,29 @@ def delete(store: RemoteStore, d: Decision, use_trash: bool) -> bool:
     return True
 
 
+class Deletions:
+    """:func:`delete` of a plan's decisions in plan order (a checkpoint before its sidecars),
+    but for the sidecars of a checkpoint the store left alone (renamed, moved or given other
+    bytes on the store since the listing): a sidecar goes only with the checkpoint it names.
+    Its checkpoint renamed to keep it (``keep_me.pt``), the sidecar went all the same (no
+    copy of its name was listed any more) and the kept checkpoint lost its epoch, metrics
+    and verification."""
+
+    def __init__(self, store: RemoteStore, use_trash: bool):
+        self.store, self.use_trash = store, use_trash
+        self.left: set[str] = set()   # names of which a deletion was left alone
+
+    def __call__(self, d: Decision) -> bool:
+        """Whether ``d`` went (or was gone): False when it, or its checkpoint, stays."""
+        if d.kind == SIDECAR and sidecar.owners(self.left | {d.name}).get(d.name):
+            log.info("kept the sidecar %s: its checkpoint was left as it is", d.name)
+            return False
+        if delete(self.store, d, self.use_trash):
+            return True
+        self.left.add(d.name)
+        return False
+
+
 def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: bool,
           skip: Iterable[str] = (), twins: Optional[Mapping[str, Sequence[RemoteEntry]]] = None
           ) -> list[Decision]:
@@ -196,6 +220,7 @@ def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: boo
     gone: set[str] = set()  # ids deleted here (or found gone)
     managed = {d.name for d in decided if d.kind in (CHECKPOINT, AUTOSAVE)}
     out = []
+    deletes = Deletions(store, use_trash)
     for d in decided.to_delete:
         if d.id is None or d.id in done:
             continue
@@ -211,8 +236,8 @@ def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: boo
                 log.warning("kept the sidecar %s: a copy of its checkpoint arrived since the "
                             "plan (another machine pushing it?)", d.name)
                 continue
-        if not delete(store, d, use_trash):  # (already gone: the goal is reached)
-            continue   # left alone: not counted as pruned, its sidecar's rule unchanged
+        if not deletes(d):  # (already gone: the goal is reached)
+            continue   # left alone: not counted as pruned, nor are its sidecars deleted
         gone.add(d.id)
         out.append(d)
     return out

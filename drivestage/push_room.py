@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-from drivestage.pruning import FolderView, delete, pre_prune_victims
+from drivestage.pruning import Deletions, FolderView, pre_prune_victims
 from drivestage.retention import Decision, Plan, RetentionPolicy
 from drivestage.sizes import format_size
 from drivestage.store import RemoteStore, quota_error
@@ -30,8 +30,10 @@ def make_room(store: RemoteStore, needed: int, where: str, decision: Optional[Pl
         raise quota_error(needed, where, q)
     log.warning("not enough Drive space for %s (%s needed, %s free): pruning first",
                 where, format_size(needed), format_size(q.free))
-    # Those the store left alone (changed since the listing) are not reported as pruned.
-    done = [d for d in victims if delete(store, d, use_trash)]
+    # Those the store left alone (changed since the listing) are not reported as pruned, and
+    # their sidecars stay (Deletions); the quota read again says whether there is room.
+    deletes = Deletions(store, use_trash)
+    done = [d for d in victims if deletes(d)]
     q = store.quota()
     if q.free is not None and needed > q.free:
         raise quota_error(needed, where, q)
