@@ -323,6 +323,12 @@ class PushJob:
                 self.copies.sent[key] = entry
                 self.result.uploaded.append(lf.rel)
                 self.result.bytes_sent += moved[0]
+            try:
+                self._send_gone_again(owners.get(key, set()), count)
+            except BaseException:
+                with mutex:   # its checkpoints' old copies stay (settle)
+                    failed[key] = RuntimeError("a checkpoint it vouches for is not on the store")
+                raise
             halt.verified()
             self.outstanding.done(lf.rel)
             log.info("uploaded %s (%s)", lf.rel, format_size(lf.size))
@@ -358,6 +364,34 @@ class PushJob:
             if len(errors) > 1:
                 log.error("%d uploads failed; the first: %s", len(errors), errors[0])
             raise errors[0]
+
+    def _send_gone_again(self, mine: Iterable[Key], count: ProgressFn) -> None:
+        """After a sidecar is verified on the store: the copies of its checkpoints ``mine``
+        this push sent are still there (one files.get each); one gone meanwhile is sent again.
+        Another runtime's ``push --delete`` removed a checkpoint sent a moment before its
+        sidecar (no sidecar yet: not verified, not spared), and the push ended with a sidecar
+        naming bytes that were gone, until the next push. A deletion after this look still
+        does so: Drive has no conditional upload."""
+        for ck in sorted(mine):
+            sent = self.copies.sent.get(ck)
+            if sent is None:
+                continue
+            try:
+                self.store.stat(sent)
+                continue
+            except NotFoundError:   # (trashed too)
+                pass
+            log.warning("%s went from the store after it was sent, before its sidecar "
+                        "arrived (another push --delete?); sending it again", "/".join(
+                            n for n in ck if n))
+            again = self.store.upload(self.copies.local[ck], self.remote_folder[ck[0]], ck[1],
+                                      chunk_size=self.chunk_size, progress=count,
+                                      md5_cache=self.cache)
+            if again.md5 != sent.md5:  # changed here since: the next push sends both again
+                log.warning("%s changed since its sidecar was sent; the next push sends them",
+                            again.name)
+            with self.mutex:
+                self.copies.sent[ck] = again
 
     def _at_path(self, parents: Sequence[str], folder_rel: str) -> Optional[RemoteEntry]:
         """Of ``parents`` (where a file listed in the folder of ``folder_rel`` sits now), the

@@ -364,18 +364,17 @@ def test_push_delete_of_a_new_epoch_in_flight_keeps_the_newest_verified_and_heal
     assert _live(emulator)["epoch_003.pt"] == [e3]
 
 
-@pytest.mark.xfail(strict=True, reason="not fixed: a push sends a sidecar once its checkpoint "
-                   "was verified, and does not look again whether the checkpoint is still on "
-                   "Drive (another runtime's push --delete removed it meanwhile): the sidecar "
-                   "names bytes that are gone until the next push sends them again. A stat "
-                   "before each sidecar would narrow the window to one request, not close it "
-                   "(Drive has no conditional upload)")
 def test_push_delete_of_a_new_epoch_in_flight_leaves_no_sidecar_without_its_checkpoint(
         emulator, tmp_path):
-    sync, _ = _delete_during_a_new_epoch(emulator, tmp_path)
+    """Once the sidecar is verified, the push looks whether the checkpoint it sent is still
+    there, and sends it again when it is gone (push23). A deletion after that look still
+    leaves a sidecar naming bytes that are gone until the next push: Drive has no
+    conditional upload, so the window is one files.get, not none."""
+    sync, e3 = _delete_during_a_new_epoch(emulator, tmp_path)
     try:
-        _verified(emulator)     # asserts that every sidecar names bytes that are there
-    finally:
+        assert _verified(emulator) == {"epoch_002.pt": 2, "epoch_003.pt": 3}  # (asserts too
+        assert _live(emulator)["epoch_003.pt"] == [e3]    # that every sidecar names bytes
+    finally:                                              # that are there)
         sync.on_train_end(60)
 
 
