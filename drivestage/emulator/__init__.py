@@ -24,6 +24,7 @@ Modules: :mod:`server` (the :class:`Emulator`), :mod:`handler` (one connection),
 (state), :mod:`access` (who may do what), :mod:`revisions`, :mod:`listing` (files.list),
 :mod:`query` (the ``q`` grammar), :mod:`render` (resources), :mod:`seed` (the Python
 API for seeding), :mod:`faults`, :mod:`accounting` (call kinds, quota units, limits),
+:mod:`batch` (``POST /batch/drive/v2``, up to 100 calls in one request),
 :mod:`log` (request log, redaction), :mod:`wire` (HTTP bodies), :mod:`errors`.
 
 Control API (a reserved prefix, not part of Drive; needs the bearer token only

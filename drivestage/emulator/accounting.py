@@ -25,6 +25,7 @@ DEFAULT_COSTS = {"media.download": 200, "files.list": 100, "files.get": 5}
 DEFAULT_COST = 5
 
 _KINDS = [
+    (re.compile(r"/batch/drive/v2"), {"POST": "batch"}),
     (re.compile(r"/drive/v2/about"), {"GET": "about.get"}),
     (re.compile(r"/drive/v2/drives"), {"GET": "drives.list"}),
     (re.compile(r"/drive/v2/drives/[^/]+"), {"GET": "drives.get"}),

@@ -392,12 +392,15 @@ class Faults:
             if rule.times <= 0:
                 self._rules.remove(rule)
 
-    def plan(self, method: str, target: str) -> Plan:
-        """Decide the faults for one API request (consumes matching rules)."""
+    def plan(self, method: str, target: str, *, call_in_batch: bool = False) -> Plan:
+        """Decide the faults for one API request (consumes matching rules). A call inside a
+        batch (``call_in_batch``) has no connection of its own: drop rules are left for the
+        batch request, and a chaos reset comes as the backend error Drive answers a call
+        with."""
         plan = Plan()
         with self._lock:
             for rule in list(self._rules):
-                if not rule.matches(method, target):
+                if not rule.matches(method, target) or (call_in_batch and rule.kind == "drop"):
                     continue
                 if rule.kind == "latency":
                     plan.latency += rule.seconds
@@ -416,6 +419,9 @@ class Faults:
                 rate, rng, kinds = self._chaos
                 if rng.random() < rate:
                     self._chaos_kind(plan, rng.choice(kinds), rng)
+                    if plan.reset and call_in_batch:
+                        plan.reset = False
+                        plan.answer = Answer(503, "backendError", "Backend Error")
         return plan
 
     @staticmethod

@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from drivestage.emulator.access import GOD, Access, Caller, parse_resource_keys
 from drivestage.emulator.accounting import request_kind
+from drivestage.emulator.batch import BATCH_PATH, BatchRoutes
 from drivestage.emulator.control import ControlRoutes
 from drivestage.emulator.errors import EmulatorApiError, error_envelope
 from drivestage.emulator.faults import Bucket, Plan
@@ -54,13 +55,17 @@ def _host_name(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
-class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BaseHTTPRequestHandler):
+class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes; without TCP_NODELAY every JSON answer
     # waits ~40 ms for the client's delayed ACK (Nagle).
     disable_nagle_algorithm = True
     server_version = "DriveEmulator/1.0"
     sys_version = ""
+    #: A call served inside a batch (:mod:`batch`): no connection, socket or pacing of its own.
+    _in_batch = False
+    #: Inside a batch: the latency this call's faults asked for (the batch waits it out).
+    _batch_wait = 0.0
 
     # ------------------------------------------------------------------ plumbing
     def setup(self) -> None:
@@ -69,7 +74,10 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BaseHTTPRequestHandle
         self._link = Bucket()
 
     def pace(self, nbytes: int) -> None:
-        """Hold a body to the emulator's bandwidth limits."""
+        """Hold a body to the emulator's bandwidth limits (a call in a batch: the batch's
+        own body and answer are held, not each call's again)."""
+        if self._in_batch:
+            return
         self.emu.faults.pace(nbytes, self._link)
 
     def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
@@ -153,13 +161,14 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BaseHTTPRequestHandle
                                   started)
         if not control:
             self._rec.kind = request_kind(self.command, path, self.query)
+            self._rec.in_batch = self._in_batch
             self.emu._record(self._rec)
         try:
             self._check_host()
             if control:
                 self._control(path)
                 return
-            plan: Plan = faults.plan(self.command, target)
+            plan: Plan = faults.plan(self.command, target, call_in_batch=self._in_batch)
             # Latency is time to first byte: the request is read, the answer waits.
             self._ttfb = plan.latency
             if plan.reset:
@@ -176,6 +185,9 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BaseHTTPRequestHandle
                 else:
                     self._send_bytes(a.status, a.body, a.content_type or "text/html; charset=UTF-8",
                                      a.headers)
+                return
+            if path == BATCH_PATH and self.command == "POST" and not self._in_batch:
+                self._batch()  # each call is authorized and charged on its own
                 return
             self._authorize()
             self._admit()
@@ -238,6 +250,9 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BaseHTTPRequestHandle
             pass
 
     def _wait_first_byte(self) -> None:
+        if self._in_batch:  # the batch waits for its calls (the slowest), not each in turn
+            self._batch_wait, self._ttfb = max(self._batch_wait, self._ttfb), 0.0
+            return
         if self._ttfb > 0:
             self.emu.faults.wait_latency(self._ttfb)
             self._ttfb = 0.0

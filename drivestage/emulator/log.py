@@ -36,6 +36,7 @@ class RequestRecord:
     error: Optional[str] = None  # "reset" when the connection was dropped on purpose
     kind: str = ""             # the API method, e.g. "files.list", "media.download" (see accounting)
     units: int = 0             # quota units Drive would charge for it
+    in_batch: bool = False     # a call inside a batch request (kind "batch": the batch itself)
 
     def __post_init__(self) -> None:
         self.query = redact_query(self.query)
