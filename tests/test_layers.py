@@ -35,7 +35,7 @@ LAYERS = [
     ["drive.transport"],
     ["drive.media"],
     ["drive.upload"],
-    ["drive.store_bytes"],
+    ["drive.store_bytes", "drive.store_deletes"],
     ["drive.store"],
     ["drive.places", "drive"],
     # A directory, the other backend.

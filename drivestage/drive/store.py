@@ -24,12 +24,13 @@ import dataclasses
 import logging
 from typing import Any, Callable, Mapping, Optional, TypeVar, Union
 
-from drivestage.drive import answers, folders, paging, provenance, removal, shortcuts
+from drivestage.drive import answers, folders, paging, provenance, shortcuts
 from drivestage.drive.media import MediaReader
 from drivestage.drive.resources import (FOLDER_MIME, DriveEntry, check_resource,
                                         entry_from_resource, is_shortcut, is_trashed,
                                         quota_of)
 from drivestage.drive.store_bytes import ByteReads
+from drivestage.drive.store_deletes import Deletes
 from drivestage.drive.transport import Transport
 from drivestage.drive.upload import upload_file
 from drivestage.errors import (DanglingShortcutError, DriveStageError, DuplicateNameError,
@@ -58,7 +59,7 @@ def _escape(name: str) -> str:
     return name.replace("\\", "\\\\").replace("'", "\\'")
 
 
-class DriveStore(ByteReads, RemoteStore):
+class DriveStore(ByteReads, Deletes, RemoteStore):
     """Google Drive (My Drive, one shared drive, or "Shared with me") behind the
     :class:`RemoteStore` protocol.
 
@@ -424,23 +425,6 @@ class DriveStore(ByteReads, RemoteStore):
         self.call(f"move {self.describe(entry)} into {self.describe(target)}",
                   lambda: f.Upload(param={"addParents": target.id, "removeParents": source.id}))
         provenance.check_moved(dict(f), target.id, source.id, self.describe(entry))
-
-    def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
-        """Delete permanently (or move to the trash); already gone on a retry is fine. A
-        shortcut is removed, never its target. Where Drive refuses a permanent delete but
-        allows the trash (a shared drive's Content manager), the item goes to the trash, with
-        one warning per run naming the role that deletes (:mod:`drivestage.drive.removal`)."""
-        if not (isinstance(entry, DriveEntry) and entry.via_shortcut):  # not on a stale listing
-            where = self.describe(entry)
-            provenance.check_as_listed(self._get(entry.id, where), entry,
-                                       self._listed_in.get(entry.id), where)
-        removal.remove(self.call, self.drive.CreateFile({"id": self._key(entry)}),
-                       self.describe(entry), trash, drive_id=self.drive_id,
-                       scope=self.drive_id or self.label)
-        self._names.pop(self._key(entry), None)
-        self._listed_in.pop(entry.id, None)
-        self._targets.pop(entry.id, None)
-        self._folder_ids = {k: v for k, v in self._folder_ids.items() if v != entry.id}
 
     def quota(self) -> Quota:
         """Used / total / trash bytes of the account (``total`` None when unlimited).
