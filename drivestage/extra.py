@@ -147,6 +147,7 @@ def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
     log.warning("--delete: removing %d item%s from %s that are not in SRC (%s)", deletions.items,
                 "" if deletions.items == 1 else "s", store.describe(root), how)
     removed = []
+    store.expect_deletes(d.entry.id for d in deletions.doomed)  # their checks batched
     for d in deletions.doomed:
         try:
             store.delete(d.entry, trash=not removal.permanent)

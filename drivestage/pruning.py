@@ -220,6 +220,7 @@ def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: boo
     gone: set[str] = set()  # ids deleted here (or found gone)
     managed = {d.name for d in decided if d.kind in (CHECKPOINT, AUTOSAVE)}
     out = []
+    store.expect_deletes(d.id for d in decided.to_delete if d.id is not None and d.id not in done)
     deletes = Deletions(store, use_trash)
     for d in decided.to_delete:
         if d.id is None or d.id in done:

@@ -32,6 +32,7 @@ def make_room(store: RemoteStore, needed: int, where: str, decision: Optional[Pl
                 where, format_size(needed), format_size(q.free))
     # Those the store left alone (changed since the listing) are not reported as pruned, and
     # their sidecars stay (Deletions); the quota read again says whether there is room.
+    store.expect_deletes(d.id for d in victims if d.id is not None)  # their checks batched
     deletes = Deletions(store, use_trash)
     done = [d for d in victims if deletes(d)]
     q = store.quota()

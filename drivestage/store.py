@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional, Protocol, Union
+from typing import Callable, Iterable, Iterator, Optional, Protocol, Union
 
 from drivestage.errors import DanglingShortcutError, NotFoundError, PermissionDeniedError, \
     QuotaExceededError, RemoteError, UsageError
@@ -184,6 +184,10 @@ class RemoteStore(abc.ABC):
     @abc.abstractmethod
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
         """Delete permanently, or move to the trash when ``trash``."""
+
+    def expect_deletes(self, ids: Iterable[str]) -> None:
+        """The items ``ids`` are about to be :meth:`delete`\ d, one by one: a backend may read
+        them ahead in fewer requests (Drive: batches); nothing by default."""
 
     def move(self, entry: RemoteEntry, source: RemoteEntry, target: RemoteEntry) -> None:
         """Move ``entry`` out of the folder ``source`` into the folder ``target``, keeping

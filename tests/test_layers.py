@@ -33,7 +33,7 @@ LAYERS = [
      "drive.shortcuts", "drive.folders", "drive.sessions", "drive.removal"],
     ["drive.retry"],
     ["drive.transport"],
-    ["drive.media"],
+    ["drive.media", "drive.batches"],
     ["drive.upload"],
     ["drive.store_bytes", "drive.store_deletes"],
     ["drive.store"],

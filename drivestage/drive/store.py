@@ -88,6 +88,7 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
         self._targets: dict[str, str] = {}
         self._elsewhere: set[str] = set()  # folders outside this shared drive (via shortcuts)
         self._listed_in: dict[str, str] = {}  # item id -> the folder it was listed in, last
+        self._init_deletes()
 
     def __repr__(self) -> str:
         return f"<DriveStore {self.label} at {self.api_root or 'googleapis.com'}>"
@@ -158,7 +159,11 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
     def _get(self, file_id: str, where: str) -> dict[str, Any]:
         f = self.drive.CreateFile({"id": file_id})
         self.call(f"stat {where}", f.FetchMetadata)
-        res = dict(check_resource(dict(f), where))
+        return self._got(dict(f), file_id, where)
+
+    def _got(self, raw: Mapping[str, Any], file_id: str, where: str) -> dict[str, Any]:
+        """files.get's answer ``raw`` for ``file_id`` (alone or in a batch), checked."""
+        res = dict(check_resource(raw, where))
         provenance.check_got(res, file_id, where)  # never act on another item's answer
         key = res.get("resourceKey")
         self.transport.resource_keys.learn(res["id"], key if isinstance(key, str) else None)
