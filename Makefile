@@ -63,6 +63,7 @@ bench: $(DEPS_COMPILED)
 	$(BIN)/python bench/pull.py
 	$(BIN)/python bench/pull_folder.py
 	$(BIN)/python bench/push.py
+	$(BIN)/python bench/prune.py
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/data_pipeline.py
 	$(BIN)/python bench/epoch.py

@@ -69,9 +69,12 @@ class Deletes:
 
     def expect_deletes(self, ids: Iterable[str]) -> None:
         """The items ``ids`` are about to be deleted, one :meth:`delete` each, about in this
-        order: their checks go in batches (see the module doc)."""
+        order: their checks go in batches (see the module doc). It replaces what an earlier
+        run of deletions expected and did not delete (a sidecar kept after all): a mirror's
+        store lives for hours, and those ids would ride along in every later batch."""
+        wanted = dict.fromkeys(i for i in ids if i)
         with self._checks_lock:
-            self._expected.update(dict.fromkeys(i for i in ids if i))
+            self._expected = wanted
 
     def _as_now(self, entry: RemoteEntry, where: str) -> dict[str, Any]:
         """files.get's answer for ``entry`` now: read ahead in a batch (with the next
