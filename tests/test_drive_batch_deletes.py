@@ -106,17 +106,21 @@ def test_a_failed_batch_request_is_sent_again_whole(emulator, env):
     assert [r.status for r in emulator.requests if r.kind == "batch"] == [503, 200]
 
 
-def test_an_answer_read_ahead_too_long_ago_is_read_again_alone(emulator, env, monkeypatch):
+def test_answers_read_ahead_too_long_ago_are_read_again_in_a_batch(emulator, env,
+                                                                  monkeypatch):
+    """Deletions slower than FRESH_FOR: what was read ahead is read again before its delete,
+    together with the others read as long ago (here: every time)."""
     from drivestage.drive import store_deletes
 
     monkeypatch.setattr(store_deletes, "FRESH_FOR", -1.0)
-    _seed(emulator, 4)
+    ids = _seed(emulator, 4)
     emulator.clear_requests()
     _cli.ok("prune", "drive:Models/logs", "--keep-last", "1")
     assert _live(emulator) == {"epoch_004.pt"}
-    lone = [r for r in emulator.requests if r.kind == "files.get" and not r.in_batch]
-    assert len([r for r in emulator.requests if r.kind == "batch"]) == 1
-    assert len(lone) >= 2  # the two read ahead in the batch, read again before their delete
+    assert [_deletes_of(emulator, fid) for fid in ids] == [1, 1, 1, 0]
+    assert not [r for r in emulator.requests if r.kind == "files.get" and not r.in_batch]
+    parts = [r.path.rsplit("/", 1)[1] for r in emulator.requests if r.in_batch]
+    assert parts == [ids[0], ids[1], ids[2], ids[1], ids[2], ids[2]]
 
 
 def test_push_delete_reads_its_checks_in_a_batch(emulator, env, tmp_path):

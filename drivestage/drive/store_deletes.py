@@ -8,8 +8,8 @@ That check is a files.get per deletion, which doubled a big prune's requests (1,
 (:meth:`Deletes.expect_deletes`); the first deletion then reads it and the next
 :data:`~drivestage.drive.batches.MAX_CALLS` - 1 expected items in one batch request
 (:func:`drivestage.drive.batches.get_many`), and each of their deletions uses its own
-answer while it is at most :data:`FRESH_FOR` seconds old (read again, with the next ones,
-after that): an item renamed or moved on Drive since the listing is still left alone. The
+answer while it is at most :data:`FRESH_FOR` seconds old (after that it is read again, in
+a batch with the others read as long ago): an item renamed or moved on Drive since the listing is still left alone. The
 deletes themselves stay one request each: each has its own outcome for its caller (gone,
 refused, moved to the trash instead) and log line, and an answer lost after Drive did it is
 told apart on its retry (:mod:`drivestage.drive.removal`)."""
@@ -83,6 +83,13 @@ class Deletes:
         with self._checks_lock:
             ahead = self._read_ahead.pop(entry.id, None)
             if ahead is not None and now - ahead[0] > FRESH_FOR:
+                # Read again, with the others read ahead as long ago (next in line): slow
+                # deletes cost a batch per FRESH_FOR seconds, not a files.get each.
+                stale = [i for i, (when, _) in self._read_ahead.items()
+                         if now - when > FRESH_FOR]
+                for i in stale:
+                    del self._read_ahead[i]
+                self._expected = {entry.id: None, **dict.fromkeys(stale), **self._expected}
                 ahead = None
             group: list[str] = []
             if ahead is None and entry.id in self._expected:
