@@ -133,3 +133,32 @@ def test_push_delete_reads_its_checks_in_a_batch(emulator, env, tmp_path):
     assert _live(emulator) == {"epoch_005.pt"}
     assert [_deletes_of(emulator, fid) for fid in ids] == [1, 1, 1, 1, 0]
     assert len([r for r in emulator.requests if r.kind == "batch"]) == 1
+
+
+def test_a_calls_error_that_repeats_the_token_is_told_without_it(emulator, env):
+    """A part's error body is read as a lone answer's is: a server repeating the request's
+    token in its message does not get it printed (AuthorizedHttp redacts lone answers)."""
+    ids = _seed(emulator, 3)
+    emulator.faults.inject("GET", ids[0], status=403, reason="forbidden",
+                           message="no access for Bearer test-token", times=None)
+    code, _, err = _cli.run("prune", "drive:Models/logs", "--keep-last", "1")
+    assert code == 1 and "no access for Bearer" in err, err
+    assert "test-token" not in err
+    assert _deletes_of(emulator, ids[0]) == 0
+
+
+@pytest.mark.parametrize("refusal", [{"status": 404}, {"status": 400},
+                                     {"status": 200, "body": "{}",
+                                      "content_type": "application/json"}])
+def test_a_server_without_batches_gets_a_files_get_per_item(emulator, env, refusal):
+    """A Drive look-alike (a proxy, an older emulator) that has no batch endpoint: its 404
+    was taken as every item's 404, and the prune reported each file "already deleted" and
+    deleted none. Each item is read alone instead, as before batches."""
+    ids = _seed(emulator, 4)
+    emulator.faults.inject("POST", r"/batch/", times=None, **refusal)
+    emulator.clear_requests()
+    _cli.ok("prune", "drive:Models/logs", "--keep-last", "1")
+    assert _live(emulator) == {"epoch_004.pt"}
+    assert [_deletes_of(emulator, fid) for fid in ids] == [1, 1, 1, 0]
+    assert len([r for r in emulator.requests if r.kind == "batch"]) == 1  # tried once a run
+    assert len([r for r in emulator.requests if r.kind == "files.get"]) == 3

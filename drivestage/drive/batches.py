@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Union
 
+from drivestage.drive import answers as http_answers
 from drivestage.drive import retry
 from drivestage.drive.transport import Transport
-from drivestage.errors import DriveStageError, MalformedAnswerError
+from googleapiclient.errors import HttpError
+
+from drivestage.errors import DriveStageError
 
 #: The most calls Drive takes in one batch request.
 MAX_CALLS = 100
@@ -24,12 +27,21 @@ MAX_CALLS = 100
 Got = Union[dict[str, Any], BaseException]
 
 
+class NoBatches(Exception):
+    """The server refused or misread the batch request itself, for a reason another try
+    will not change (no batch endpoint: a 404, a 400; an answer that is not multipart): a
+    Drive look-alike, a proxy. Its refusal is no answer about the items: they are to be
+    read alone (once taken as each item's 404, it had a prune delete nothing and report
+    every file "already deleted")."""
+
+
 def get_many(transport: Transport, wanted: Mapping[str, str]) -> dict[str, Got]:
     """files.get of each id in ``wanted`` (id -> where, for messages), in batches of at most
     :data:`MAX_CALLS`: id -> its resource, or the exception its call ended with (transient
     ones retried first; a call whose retries ran out gets the
     :class:`~drivestage.errors.RetriesExhaustedError`). Each call carries the resource
-    keys it needs, as a request of its own would."""
+    keys it needs, as a request of its own would. :class:`NoBatches` when the server
+    refuses the batch request itself (what was read so far is lost: a few calls)."""
     ids = list(wanted)
     out: dict[str, Got] = {}
     for at in range(0, len(ids), MAX_CALLS):
@@ -38,14 +50,20 @@ def get_many(transport: Transport, wanted: Mapping[str, str]) -> dict[str, Got]:
         what = f"stat {names[0]}" + (f" and {len(chunk) - 1} more" if len(chunk) > 1 else "")
         left = list(chunk)
         try:
-            transport.retrying(what)(_attempt, transport, left, out, what)
-        except DriveStageError as exc:  # retries ran out (or the batch itself was refused)
+            refused = transport.retrying(what)(_attempt, transport, left, out, what)
+        except DriveStageError as exc:  # retries ran out
             out.update(dict.fromkeys(left, exc))
+            continue
+        if refused is not None:
+            raise refused
     return out
 
 
-def _attempt(transport: Transport, left: list[str], out: dict[str, Got], what: str) -> None:
-    """One batch request for the ids in ``left``: those settled leave it (into ``out``)."""
+def _attempt(transport: Transport, left: list[str], out: dict[str, Got],
+             what: str) -> Optional[NoBatches]:
+    """One batch request for the ids in ``left``: those settled leave it (into ``out``).
+    A refusal of the batch itself is returned, not raised: the retry loop would type it as
+    an answer about the items."""
     answers: dict[str, tuple[Any, Optional[BaseException]]] = {}
     files = transport.files()
     batch = transport.service.new_batch_http_request(
@@ -58,19 +76,26 @@ def _attempt(transport: Transport, left: list[str], out: dict[str, Got], what: s
         batch.add(request, request_id=fid)
     try:
         batch.execute(http=transport.http())
+    except HttpError as exc:  # the batch request's own answer (or googleapiclient's BatchError)
+        if retry.is_retryable(exc):
+            raise  # a 503, a rate limit: the retry loop sends it again
+        failure = http_answers.failure_of(exc)
+        label = failure.label if failure is not None else type(exc).__name__
+        return NoBatches(f"{what}: the server refused the batch request ({label})")
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        # A call's answer googleapiclient cannot read (not JSON): not Drive's; one line, not
-        # a traceback (its BatchError, a multipart it cannot read, is an HttpError: typed).
-        raise MalformedAnswerError(
-            f"{what}: the server's answer to a batch request is not what Drive sends "
-            f"({type(exc).__name__}: {str(exc)[:120]}); is --api-root / DRIVESTAGE_API_ROOT "
-            "a Drive API?") from exc
+        # An answer googleapiclient cannot read (a call's that is not JSON): not Drive's.
+        return NoBatches(f"{what}: the answer to a batch request is not Drive's "
+                         f"({type(exc).__name__}: {str(exc)[:120]})")
+    if any(fid not in answers for fid in left):
+        return NoBatches(f"{what}: the answer to a batch request misses calls; Drive answers "
+                         "every call")
     first: Optional[BaseException] = None
     for fid in list(left):
-        if fid not in answers:
-            raise MalformedAnswerError(f"{what}: the server's answer to a batch request has "
-                                       f"no answer for id {fid}; Drive answers every call")
         res, failed = answers[fid]
+        if failed is not None and isinstance(getattr(failed, "content", None), bytes):
+            # As :class:`drivestage.drive.auth.AuthorizedHttp` does for a lone answer: a
+            # server's message repeating the token must not reach a message or a log.
+            failed.content = transport.credentials.redact(failed.content)  # type: ignore[attr-defined]
         if failed is not None and retry.is_retryable(failed):
             first = first or failed
             continue
@@ -78,4 +103,5 @@ def _attempt(transport: Transport, left: list[str], out: dict[str, Got], what: s
         left.remove(fid)
     if first is not None:
         raise first  # the retry loop waits on it (its Retry-After), then sends ``left`` again
+    return None
 

@@ -15,6 +15,7 @@ refused, moved to the trash instead) and log line, and an answer lost after Driv
 told apart on its retry (:mod:`drivestage.drive.removal`)."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
@@ -25,6 +26,8 @@ from drivestage.drive.transport import Transport
 from drivestage.store import RemoteEntry
 
 T = TypeVar("T")
+
+log = logging.getLogger("drivestage.drive.store")
 
 #: How old (seconds) a batched files.get may be when its item is deleted; older, it is read
 #: again. A lone files.get right before the delete left ~one round trip for a change to
@@ -66,6 +69,8 @@ class Deletes:
         self._expected: dict[str, None] = {}
         #: id -> (when read, files.get's answer or its failure) from a batch, not used yet.
         self._read_ahead: dict[str, tuple[float, batches.Got]] = {}
+        #: The server refused a batch request itself (:class:`batches.NoBatches`).
+        self._no_batches = False
 
     def expect_deletes(self, ids: Iterable[str]) -> None:
         """The items ``ids`` are about to be deleted, one :meth:`delete` each, about in this
@@ -98,11 +103,17 @@ class Deletes:
                                                          range(batches.MAX_CALLS - 1))]
                 for i in group[1:]:
                     del self._expected[i]
-        if ahead is None and not group:
+        if ahead is None and (not group or self._no_batches):
             return self._get(entry.id, where)
         if ahead is None:
-            got = batches.get_many(self.transport, {i: self._names.get(i) or f"drive:id:{i}"
-                                                    for i in group})
+            try:
+                got = batches.get_many(self.transport, {i: self._names.get(i) or
+                                                        f"drive:id:{i}" for i in group})
+            except batches.NoBatches as exc:
+                # Not Drive's batch endpoint: each item is read alone, for the rest of the run.
+                log.info("%s; each item is read alone before its deletion", exc)
+                self._no_batches = True
+                return self._get(entry.id, where)
             with self._checks_lock:
                 self._read_ahead.update((i, (now, got[i])) for i in group[1:])
             ahead = (now, got[entry.id])
