@@ -122,3 +122,22 @@ def test_a_batch_that_is_not_multipart_is_a_400(emulator):
                                       headers={"Content-Type": "application/json",
                                                "Authorization": "Bearer test-token"})
     assert resp.status == 400
+
+
+def test_a_drop_rule_matching_a_call_is_left_for_a_request_of_its_own(emulator):
+    """A call in a batch has no connection of its own to reset: the rule waits."""
+    ids = _seed(emulator, 2)
+    rule = emulator.faults.drop("GET", ids[0])
+    service = drive_service(emulator.url)
+    got = _run(service, [service.files().get(fileId=i) for i in ids])
+    assert got["0"][1] is None and got["1"][1] is None
+    assert rule.times == 1 and emulator.faults.describe()["rules"]
+
+
+def test_a_latency_rule_matching_a_call_holds_the_batch_answer(emulator):
+    ids = _seed(emulator, 2)
+    emulator.faults.latency(0.2, "GET", ids[1])
+    service = drive_service(emulator.url)
+    _run(service, [service.files().get(fileId=i) for i in ids])
+    outer = [r for r in emulator.requests if r.kind == "batch"]
+    assert outer[0].duration >= 0.2
