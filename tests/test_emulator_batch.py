@@ -67,6 +67,13 @@ def test_batch_deletes_and_content_ids_are_answered_as_response_ids(emulator):
     assert [f["id"] for f in emulator.files() if f["title"].endswith(".pt")] == [ids[0]]
 
 
+def test_a_call_may_name_its_url_whole_and_leave_out_the_http_version(emulator):
+    """As hand-made batches do (Apps Script's UrlFetchApp examples): ``GET https://host/..``."""
+    ids = _seed(emulator, 1)
+    _, content = _raw(emulator, [("<1>", f"GET {emulator.url}drive/v2/files/{ids[0]}?fields=title")])
+    assert b"HTTP/1.1 200" in content and b'{"title": "e000.pt"}' in content
+
+
 def test_parts_take_the_outer_headers_unless_they_have_their_own(emulator):
     ids = _seed(emulator, 1)
     _, content = _raw(emulator, [("<1>", f"GET /drive/v2/files/{ids[0]} HTTP/1.1")])
@@ -111,9 +118,10 @@ def test_media_and_nested_batches_are_refused_per_call(emulator):
     ids = _seed(emulator, 1)
     _, content = _raw(emulator, [("<1>", f"GET /drive/v2/files/{ids[0]}?alt=media HTTP/1.1"),
                                  ("<2>", "POST /batch/drive/v2 HTTP/1.1"),
-                                 ("<3>", f"GET /drive/v2/files/{ids[0]} HTTP/1.1")])
+                                 ("<3>", f"GET /drive/v2/files/{ids[0]} HTTP/1.1"),
+                                 ("<4>", "")])
     text = content.decode()
-    assert text.count("HTTP/1.1 400") == 2 and text.count("HTTP/1.1 200") == 1
+    assert text.count("HTTP/1.1 400") == 3 and text.count("HTTP/1.1 200") == 1
     assert emulator.api_calls("media.download") == 0
 
 

@@ -77,7 +77,8 @@ def response_id(content_id: Optional[str]) -> Optional[str]:
 
 
 def with_outer_headers(request: bytes, outer: list[tuple[str, str]]) -> bytes:
-    """``request`` (one call) with the batch's headers it lacks added (never ``Content-*``)."""
+    """``request`` (one call) with the batch's headers it lacks added (never ``Content-*``),
+    and ``HTTP/1.1`` on a request line that names no version."""
     head, sep, body = request.partition(b"\r\n\r\n")
     if not sep:
         head, sep, body = request.partition(b"\n\n")
@@ -86,7 +87,10 @@ def with_outer_headers(request: bytes, outer: list[tuple[str, str]]) -> bytes:
     extra = [f"{k}: {v}".encode("latin-1") for k, v in outer
              if not k.lower().startswith("content-") and k.lower().encode() not in own
              and k.lower() not in ("host", "connection", "transfer-encoding", "expect")]
-    lines = [lines[0].rstrip(b"\r")] + [ln.rstrip(b"\r") for ln in lines[1:] if ln.strip()] + extra
+    first = lines[0].strip().split()
+    if len(first) == 2:  # no HTTP version (Drive takes it so): HTTP/1.1, not 0.9's bare body
+        first.append(b"HTTP/1.1")
+    lines = [b" ".join(first)] + [ln.rstrip(b"\r") for ln in lines[1:] if ln.strip()] + extra
     if body and b"content-length" not in own:
         lines.append(b"Content-Length: %d" % len(body))
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
@@ -169,6 +173,8 @@ class BatchRoutes:
         sub.close_connection = True
         sub.handle_one_request()
         answer = sub.wfile.getvalue()
+        if not answer:  # no request line at all
+            return error_answer(EmulatorApiError(400, "badRequest", "Empty call in a batch.")), 0.0
         # A call's answer is inside the batch's: no connection of its own to keep or close.
         answer = re.sub(rb"(?im)^Connection: [^\r\n]*\r\n", b"", answer, count=1)
         return answer, sub._batch_wait
