@@ -7,7 +7,7 @@ That check is a files.get per deletion, which doubled a big prune's requests (1,
 1,000 gets + 1,000 deletes). A caller about to delete many items says so first
 (:meth:`Deletes.expect_deletes`); the first deletion then reads it and the next
 :data:`~drivestage.drive.batches.MAX_CALLS` - 1 expected items in one batch request
-(:func:`drivestage.drive.batches.get_many`), and each of their deletions uses its own
+(:func:`drivestage.drive.batches.get_many`; an item with none after it is read alone), and each of their deletions uses its own
 answer while it is at most :data:`FRESH_FOR` seconds old (after that it is read again, in
 a batch with the others read as long ago): an item renamed or moved on Drive since the listing is still left alone. The
 deletes themselves stay one request each: each has its own outcome for its caller (gone,
@@ -103,7 +103,8 @@ class Deletes:
                                                          range(batches.MAX_CALLS - 1))]
                 for i in group[1:]:
                     del self._expected[i]
-        if ahead is None and (not group or self._no_batches):
+        # One item alone: a batch of one saves no round trip.
+        if ahead is None and (len(group) < 2 or self._no_batches):
             return self._get(entry.id, where)
         if ahead is None:
             try:
