@@ -14,6 +14,7 @@ import errno
 import os
 import stat
 import sys
+import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
@@ -27,6 +28,16 @@ if sys.platform != "win32":
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC  # a FIFO never waits
 _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+#: A transient lock taken on a file its name no longer leads to is let go and taken again
+#: (see :func:`state_lock`), at most this many times in a row, for at most LOCK_RECHECK_S
+#: seconds, without waiting for another holder between: on a file system whose inode
+#: numbers change from one look to the next (some FUSE and network mounts) it never counts,
+#: and the loop spun for ever at 100 % CPU.
+LOCK_RECHECKS = 100
+LOCK_RECHECK_S = 10.0
+#: How the name is looked up beside the descriptor (a seam: tests put another thread's
+#: replacement of the file between the two looks).
+_lookup = os.stat
 
 
 def state_error(folder: str) -> DestChangedError:
@@ -45,6 +56,15 @@ def lock_error(folder: str, name: str) -> DestChangedError:
                             "drivestage, is a link, a folder or another user's file; is "
                             "another program writing there? Remove it (a lock file holds "
                             "nothing; the stamps beside it stay) and run the command again")
+
+
+def recheck_error(folder: str, name: str, rounds: int) -> DestChangedError:
+    """The one line for a lock whose file was never the one its name leads to."""
+    return DestChangedError(f"cannot hold the lock {os.path.join(folder, STATE_DIR, name)}: "
+                            f"the file locked was not the one of that name {rounds} "
+                            "times in a row (a file system whose inode numbers change, such "
+                            "as some FUSE or network mounts?); pull into a DEST on a local "
+                            "disk")
 
 
 def open_state(folder: str, *, create: bool) -> Optional[int]:
@@ -205,6 +225,7 @@ def state_lock(folder: str, name: str, on_wait: Optional[Callable[[], None]], *,
             state_fd = open_state(folder, create=True)
         assert state_fd is not None
         waited = False
+        rounds, since = 0, time.monotonic()
         while True:
             with deferred():
                 fd = open_own(name, _LOCK_FLAGS, state_fd)
@@ -220,10 +241,16 @@ def state_lock(folder: str, name: str, on_wait: Optional[Callable[[], None]], *,
                     on_wait()
                     waited = True
                 fcntl.flock(fd, fcntl.LOCK_EX)
+                # A holder was waited for: its removal of the file is the usual reason for
+                # another round (the rounds count from here, not the wait's minutes).
+                rounds, since = 0, time.monotonic()
             if not transient or _named(state_fd, name, fd):
                 break
             stale, fd = fd, -1  # its holder removed it: the lock is the file named now
             os.close(stale)
+            rounds += 1
+            if rounds >= LOCK_RECHECKS or time.monotonic() - since >= LOCK_RECHECK_S:
+                raise recheck_error(folder, name, rounds)
         held = True
         yield True
     finally:
@@ -273,7 +300,7 @@ def _named(state_fd: int, name: str, fd: int) -> bool:
     if mine.st_nlink == 0:
         return False
     try:
-        st = os.stat(name, dir_fd=state_fd, follow_symlinks=False)
+        st = _lookup(name, dir_fd=state_fd, follow_symlinks=False)
     except FileNotFoundError:
         return False
     return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
