@@ -18,7 +18,7 @@ Choices (the shared contract in ``tests/store_contract.py`` checks them):
   (numbered ``.~N~`` on collision); it is hidden from :meth:`list` at the root
   and counted in ``quota().trash``. Deleting inside ``.trash`` is permanent.
 * md5s of listed files are computed by reading them (streamed) and cached by
-  path + size + mtime + inode; pass ``md5_cache`` (e.g.
+  path + :func:`identity` (device, inode, size, mtime, ctime); pass ``md5_cache`` (e.g.
   :class:`drivestage.state.Md5Cache`) to keep them across processes, which
   matters on a Drive mount where reading a file downloads it.
 * :meth:`quota` is the filesystem's (``shutil.disk_usage``).
@@ -53,26 +53,35 @@ UPLOAD_PREFIX = ".drivestage-upload-"
 _CHUNK = 1 << 20
 
 
+def identity(st: os.stat_result) -> tuple[int, ...]:
+    """What tells a version of a local file from any other without reading it: device,
+    inode, size, mtime and ctime. Every write moves the ctime, and no user can set it back
+    (``os.utime`` puts back an mtime and moves the ctime itself): a file rewritten with the
+    same size and its mtime put back is another file here. A chmod or a new hard link moves
+    it too: that costs a hash, never more."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 class _MemoryMd5Cache:
-    """md5 by absolute path, valid while size, mtime and inode are unchanged."""
+    """md5 by absolute path, valid while the file's :func:`identity` is unchanged. It was
+    (size, mtime, inode): a same-size rewrite with the mtime put back kept the old md5."""
 
     def __init__(self) -> None:
-        self._data: dict[str, tuple[tuple[int, int, int], str]] = {}
+        self._data: dict[str, tuple[tuple[int, ...], str]] = {}
         self._lock = threading.Lock()
-
-    @staticmethod
-    def _key(st: os.stat_result) -> tuple[int, int, int]:
-        return (st.st_size, st.st_mtime_ns, st.st_ino)
 
     def get(self, path: str, st: Optional[os.stat_result] = None) -> Optional[str]:
         st = st or os.stat(path)
         with self._lock:
             rec = self._data.get(os.path.abspath(path))
-        return rec[1] if rec and rec[0] == self._key(st) else None
+        return rec[1] if rec and rec[0] == identity(st) else None
 
     def put(self, path: str, st: os.stat_result, md5: str) -> None:
+        self.put_identity(path, identity(st), md5)
+
+    def put_identity(self, path: str, ident: tuple[int, ...], md5: str) -> None:
         with self._lock:
-            self._data[os.path.abspath(path)] = (self._key(st), md5)
+            self._data[os.path.abspath(path)] = (ident, md5)
 
 
 class LocalDirStore(RemoteStore):
@@ -82,8 +91,8 @@ class LocalDirStore(RemoteStore):
                  md5_cache: Optional[Md5Source] = None):
         self.root = os.path.abspath(os.path.expanduser(os.fspath(root)))
         self._real_root = os.path.realpath(self.root)
-        self._md5 = md5_cache or _MemoryMd5Cache()
-        self._memo = _MemoryMd5Cache() if md5_cache is not None else self._md5
+        self._memo = _MemoryMd5Cache()
+        self._md5: Md5Source = md5_cache or self._memo
 
     def __repr__(self) -> str:
         return f"LocalDirStore({self.root!r})"
@@ -134,10 +143,21 @@ class LocalDirStore(RemoteStore):
         if cached:
             return cached
         digest = file_md5(full, _CHUNK)
-        after = os.stat(full)
-        if (after.st_size, after.st_mtime_ns) == (st.st_size, st.st_mtime_ns):
+        if identity(os.stat(full)) == identity(st):
             self._remember(full, st, digest)  # not cached when it changed while hashed
         return digest
+
+    def known_md5(self, full: str, st: os.stat_result) -> Optional[str]:
+        """The md5 this store hashed (or was told, :meth:`vouch`) for the file at ``full``
+        while its :func:`identity` was ``st``'s; None when it knows none. Never the md5 of
+        the persistent cache given as ``md5_cache``: that one is keyed by size and mtime."""
+        return self._memo.get(full, st)
+
+    def vouch(self, full: str, ident: tuple[int, ...], md5: str) -> None:
+        """Take ``md5`` as the md5 of ``full`` for as long as its :func:`identity` is
+        ``ident`` (a pull's stamp of a local original records both): listing it then reads
+        nothing."""
+        self._memo.put_identity(full, ident, md5)
 
     def _remember(self, full: str, st: os.stat_result, digest: str) -> None:
         self._memo.put(full, st, digest)

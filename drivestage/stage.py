@@ -24,6 +24,7 @@ from drivestage.remote import open_store
 from drivestage import stamps
 from drivestage.stage_file import (FileStager, ProgressFactory, PullResult, no_progress,
                                    safe_name)
+from drivestage.stage_original import vouch
 from drivestage.stamps import Stamp
 from drivestage.stage_tree import FolderPullResult, pull_folder
 from drivestage.store import RemoteEntry, RemoteStore
@@ -167,6 +168,7 @@ def _find(store: RemoteStore, path: StorePath, src: str, dest: str,
     if path.name is not None and not force:
         stamp = stamps.find(dest, safe_name(path.name, src), src)
         if stamp is not None:
+            vouch(store, stamp)  # a local original's md5: its rerun hashes nothing
             entry = recheck(store, stamp, path)
             if entry is not None:
                 return entry

@@ -215,7 +215,7 @@ class FileStager:
         staged = FromOriginal(src=self.src, dest=self.dest, name=name, source=source,
                               reserve=self.reserve, lock_dir=self.lock_dir,
                               extract_progress=self.extract_progress, force=self.force,
-                              protect=self.protect)
+                              protect=self.protect, store=self.store)
         action, members, checksum = staged.stage(entry)
         result = self._result(entry, source, action, members=members, extracted=True)
         result.checksum = checksum

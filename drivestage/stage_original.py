@@ -8,11 +8,18 @@ members are extracted from the original, which is only read. What makes that saf
   mtime, ctime: a write changes the ctime, which no user sets) is the same before the hash
   and after the extraction; otherwise the extraction is not "staged" and the command fails
   with one line. So what was extracted is what was hashed, and its md5 is the one the stamp
-  keeps;
+  keeps. The hash is the one the store made when it listed the file (its md5 cache is keyed
+  by that identity, :func:`drivestage.localdir.identity`): a first pull reads the original
+  once to hash it and once to extract it (it read it three times: 60 GB for a 20 GB input);
 * the stamp records that identity, so a rerun whose original is unchanged and whose
-  members are in place reads nothing ("already staged"); any other identity (a new
-  version, the same bytes copied anew) is hashed again: the same md5 is adopted, another
-  one is an update (the update rule of :class:`~drivestage.stage_extraction.Extraction`);
+  members are in place reads nothing ("already staged": :func:`vouch` tells the store the
+  stamp's md5 before it lists the file, which hashed it whole to find it staged); any other
+  identity (a new version, the same bytes copied anew) is hashed again: the same md5 is
+  adopted, another one is an update (the update rule of
+  :class:`~drivestage.stage_extraction.Extraction`);
+* a chmod or a new hard link moves only the ctime: the rerun hashes the original once and,
+  the md5 being the same, keeps every member in place ("verified"); during the extraction
+  it is refused like a write (see :meth:`FromOriginal._same`);
 * a member deleted by hand comes back from the original (only what is missing is written).
 
 A file on a Google Drive mount is still copied: reading it there is slow, and a later
@@ -22,12 +29,13 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Collection, Optional
+import re
+from typing import Any, Collection, Optional, TypeGuard
 
 from drivestage import stamps
 from drivestage.errors import DestChangedError
 from drivestage.extract import MemberRecord, archive_kind
-from drivestage.localdir import LocalDirStore
+from drivestage.localdir import LocalDirStore, identity
 from drivestage.localfs import drive_mount, file_md5
 from drivestage.stage_extraction import Extraction, ProgressFactory
 from drivestage.stamps import Stamp
@@ -48,7 +56,22 @@ def original_of(store: RemoteStore, entry: RemoteEntry) -> Optional[str]:
 
 
 def _identity(st: os.stat_result) -> list[int]:
-    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+    return list(identity(st))
+
+
+def vouch(store: RemoteStore, stamp: Stamp) -> None:
+    """Tell a directory store the md5 a stamp of a local original records for its identity,
+    before the store lists the file: a rerun on an unchanged original then reads none of it.
+    A stamp without both (another kind of pull, one edited by hand) tells nothing."""
+    ident, md5, path = stamp.get("original"), stamp.get("md5"), stamp.get("path")
+    if isinstance(store, LocalDirStore) and _ints(ident, 5) and isinstance(path, str) \
+            and isinstance(md5, str) and re.fullmatch(r"[0-9a-f]{32}", md5):
+        store.vouch(path, tuple(ident), md5)
+
+
+def _ints(value: Any, n: int) -> TypeGuard[list[int]]:
+    return isinstance(value, list) and len(value) == n and all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value)
 
 
 class FromOriginal:
@@ -57,8 +80,10 @@ class FromOriginal:
 
     def __init__(self, *, src: str, dest: str, name: str, source: str, reserve: int,
                  lock_dir: str, extract_progress: ProgressFactory, force: bool,
-                 protect: Collection[str]):
+                 protect: Collection[str], store: Optional[RemoteStore] = None):
         self.src, self.dest, self.name, self.source = src, dest, name, source
+        #: The store that listed the original: the md5 it hashed then is this one's.
+        self.store = store if isinstance(store, LocalDirStore) else None
         self.reserve, self.lock_dir, self.force = reserve, lock_dir, force
         self.extract_progress, self.protect = extract_progress, protect
 
@@ -71,8 +96,8 @@ class FromOriginal:
         if own is not None and not self.force and own.get("original") == _identity(st) \
                 and own.get("md5") == entry.md5 and stamps.missing_member(self.dest, own) is None:
             return "cached", [m.path for m in stamps.records(own)], ""
-        md5 = file_md5(self.source)  # what is extracted is what was hashed (see the doc)
-        if entry.md5 and md5 != entry.md5 or _identity(os.stat(self.source)) != _identity(st):
+        md5 = self._md5(st)  # what is extracted is what was hashed (see the doc)
+        if entry.md5 and md5 != entry.md5:
             raise self._changed()
         basis = next((s for s in previous if s.get("md5") == md5), None)
         if basis is not None and not self.force and \
@@ -109,6 +134,18 @@ class FromOriginal:
             raise self._untrusted(stamp)
         return action, members, "md5"
 
+    def _md5(self, st: os.stat_result) -> str:
+        """The md5 of the original as ``st`` found it: the one its store hashed when it
+        listed it, while its identity was this one (no second read of 20 GB); else hashed
+        now, and the identity must be the same after."""
+        known = self.store.known_md5(self.source, st) if self.store is not None else None
+        if known is not None:
+            return known
+        md5 = file_md5(self.source)
+        if _identity(os.stat(self.source)) != _identity(st):
+            raise self._changed()
+        return md5
+
     def _stamp(self, entry: RemoteEntry, md5: str, st: os.stat_result,
                previous: list[Stamp], extracted: list[MemberRecord]) -> Stamp:
         """The stamp before the extraction (as :meth:`FileStager._downloaded` writes it for
@@ -143,6 +180,9 @@ class FromOriginal:
                         " and ".join(others), self.name, self.src)
 
     def _same(self, st: os.stat_result) -> bool:
+        """Whether the original's identity is still ``st``'s. A ctime that alone moved
+        during the extraction (a chmod; or bytes written and put back, mtime too) is no
+        exception: a hash after it could not say what the extraction read meanwhile."""
         try:
             return _identity(os.stat(self.source)) == _identity(st)
         except OSError:

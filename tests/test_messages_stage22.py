@@ -34,14 +34,19 @@ def test_a_local_archive_written_while_it_is_extracted(local_state, tmp_path, mo
     archive = inputs / "voc.zip"
     data = _zip(_members())
     archive.write_bytes(data)
+    import drivestage.localdir as localdir
+
     real = original.file_md5
 
-    def hashed_then_written(path: str) -> str:
-        digest = real(path)
+    def hashed_then_written(path: str, *more: int) -> str:
+        digest = real(path, *more)
         with open(path, "r+b") as fh:          # the same bytes, written again: a new ctime
             fh.write(data)
         return digest
 
+    # Written after each hash: the store's when it lists the original (whose md5 the pull
+    # takes while the original is unchanged), then the pull's own once it is not.
+    monkeypatch.setattr(localdir, "file_md5", hashed_then_written)
     monkeypatch.setattr(original, "file_md5", hashed_then_written)
     dest = tmp_path / "data"
     r = _drivestage("pull", str(archive), str(dest), "-x", "-q")
@@ -51,7 +56,8 @@ def test_a_local_archive_written_while_it_is_extracted(local_state, tmp_path, mo
     assert line == (f"Error: {archive} changed while it was read (another program writes "
                     f"it?); nothing of it is staged in {dest} as extracted: run the same "
                     "command again once it is complete")
-    monkeypatch.setattr(original, "file_md5", real)
+    monkeypatch.undo()
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
     r = _drivestage("pull", str(archive), str(dest), "-x", "-q")
     assert r.exit_code == 0, r.output
     assert sorted(os.listdir(dest)) == [".drivestage", "ds"]

@@ -5,8 +5,8 @@
    rerun on an unchanged original reads none of it (it hashed it whole to say "already
    staged");
 2. the original's identity holds its ctime, which no user sets: bytes rewritten with the
-   mtime put back after a killed pull are staged anew; a chmod (a ctime change only) costs
-   a hash, never a refusal;
+   mtime put back after a killed pull are staged anew; a chmod or a new hard link between
+   two pulls (a ctime change only) costs a hash, never a refusal nor an extraction;
 3. the transient stage lock's re-check is bounded (a file system whose inode numbers change
    spun there for ever).
 
@@ -67,6 +67,142 @@ def _reads(archive, dest, *more) -> float:
     r = _pull(archive, dest, *more)
     assert r.exit_code == 0, r.output
     return (_rchar() - before) / archive.stat().st_size
+
+
+# ------------------------------------------------ 1. the original read once, not three times
+
+@needs_proc_io
+def test_a_first_pull_hashes_the_original_once_and_a_rerun_reads_none_of_it(
+        local_state, tmp_path):
+    """A 20 GB Kaggle input was read three times by a first `pull -x` (60 GB through the
+    input's mount) and once more by every rerun that found it "already staged"."""
+    members = _members()
+    archive, dest = _setup(tmp_path, members)
+    first = _reads(archive, dest)
+    assert 1.95 < first < 2.2, first                      # one hash, one extraction (was 3.0)
+    assert _tree(dest) == members
+    again = _reads(archive, dest)
+    assert again < 0.05, again                            # was 1.0: hashed to say "cached"
+    (dest / "ds/f03.bin").unlink()                        # a member put back: no hash either
+    assert _reads(archive, dest) < 0.5
+    assert _tree(dest) == members
+
+
+@needs_proc_io
+def test_a_new_version_of_the_original_is_hashed_once_too(local_state, tmp_path):
+    archive, dest = _setup(tmp_path, _members())
+    assert _pull(archive, dest).exit_code == 0
+    v2 = _members()
+    archive.write_bytes(_zip(v2))
+    assert 1.95 < _reads(archive, dest) < 2.2
+    assert _tree(dest) == v2
+
+
+# ------------------------------------------------ 2. ctime in the identity
+
+@pytest.mark.parametrize("moment", ["stamp written", "first member merged"])
+def test_a_rewrite_with_its_mtime_put_back_after_a_killed_pull_is_staged_anew(
+        moment, local_state, tmp_path):
+    """SIGKILL during a first `pull -x`, then the original rewritten in place (same size,
+    other bytes) and its mtime put back with os.utime: size, mtime and inode all say
+    "unchanged"; only the ctime (which utime itself moves) tells. The rerun stages the new
+    bytes, never the killed run's nor a cached md5 of the old ones."""
+    v1 = {f"ds/f{i:03d}.bin": bytes([65 + i % 20]) * 250_000 for i in range(60)}
+    v0 = {f"ds/f{i:03d}.bin": bytes([97 + i % 20]) * 250_000 for i in range(60)}
+    archive, dest = _setup(tmp_path, v1)
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", str(archive),
+                             str(dest), "-x", "-q"], env=dict(os.environ, PYTHONPATH=ROOT),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    state = dest / ".drivestage"
+    if moment == "stamp written":
+        ready = lambda: state.is_dir() and any(  # noqa: E731
+            n.endswith(".json") for n in os.listdir(state))
+    else:
+        ready = lambda: (dest / "ds").is_dir()  # noqa: E731
+    sigkill_when(proc, ready, "the pull never got there")
+    st = archive.stat()
+    with open(archive, "r+b") as fh:
+        fh.write(_zip(v0))
+    os.utime(archive, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert archive.stat().st_size == st.st_size
+    r = _pull(archive, dest)
+    assert r.exit_code == 0, r.output
+    assert _tree(dest) == v0
+    r = _drivestage("pull", str(archive), str(dest), "-x")
+    assert r.exit_code == 0 and "already staged" in r.stderr, r.output
+
+
+@needs_proc_io
+@pytest.mark.parametrize("change", ["chmod", "hard link"])
+def test_a_chmod_or_a_new_link_of_the_original_costs_a_hash_not_a_refusal(
+        change, local_state, tmp_path):
+    """A chmod or a new hard link moves only the ctime: the rerun hashes the original again
+    (the bytes may have changed with the mtime put back: nothing else tells), finds the
+    same md5 and keeps every member in place: nothing extracted, exit 0."""
+    members = _members(4)
+    archive, dest = _setup(tmp_path, members)
+    assert _pull(archive, dest).exit_code == 0
+    inodes = {p: os.stat(dest / p).st_ino for p in members}
+    if change == "chmod":
+        os.chmod(archive, 0o444)
+    else:
+        os.link(archive, tmp_path / "twin.zip")
+    assert 0.95 < _reads(archive, dest) < 1.2                 # one hash, no extraction
+    assert {p: os.stat(dest / p).st_ino for p in members} == inodes
+    assert _reads(archive, dest) < 0.05                       # and then cached again
+
+
+def test_a_chmod_of_the_original_during_the_extraction_is_refused_then_staged(
+        local_state, tmp_path, monkeypatch):
+    """A chmod during the extraction moves the ctime only, as bytes written and put back
+    (mtime too) would: a hash after it cannot say what the extraction read meanwhile, so
+    it is refused like a write; the rerun stages it."""
+    import drivestage.stage_original as stage_original
+
+    members = _members(4, 1000)
+    archive, dest = _setup(tmp_path, members)
+    real = stage_original.Extraction
+
+    class Chmodding(real):  # type: ignore[misc,valid-type]
+        def __call__(self, *args, **kwargs):
+            os.chmod(archive, 0o400)
+            return super().__call__(*args, **kwargs)
+
+    monkeypatch.setattr(stage_original, "Extraction", Chmodding)
+    r = _pull(archive, dest)
+    assert r.exit_code == 1 and "changed while it was read" in r.output, r.output
+    monkeypatch.setattr(stage_original, "Extraction", real)
+    assert _pull(archive, dest).exit_code == 0
+    assert _tree(dest) == members
+    r = _drivestage("pull", str(archive), str(dest), "-x")
+    assert r.exit_code == 0 and "already staged" in r.stderr, r.output
+
+
+def test_a_write_during_the_extraction_with_the_mtime_put_back_is_still_refused(
+        local_state, tmp_path, monkeypatch):
+    """Held beside the chmod: same size, other bytes, mtime put back while the members are
+    extracted: the hash after says so, and the pull fails in one line."""
+    import drivestage.stage_original as stage_original
+
+    v1 = {f"ds/m{i}.bin": bytes([65 + i]) * 100 for i in range(5)}
+    v0 = {f"ds/m{i}.bin": bytes([97 + i]) * 100 for i in range(5)}
+    archive, dest = _setup(tmp_path, v1)
+    real = stage_original.Extraction
+
+    class Rewriting(real):  # type: ignore[misc,valid-type]
+        def __call__(self, *args, **kwargs):
+            st = archive.stat()
+            with open(archive, "r+b") as fh:
+                fh.write(_zip(v0))
+            os.utime(archive, ns=(st.st_atime_ns, st.st_mtime_ns))
+            return super().__call__(*args, **kwargs)
+
+    monkeypatch.setattr(stage_original, "Extraction", Rewriting)
+    r = _pull(archive, dest)
+    assert r.exit_code == 1 and "changed while it was read" in r.output, r.output
+    monkeypatch.setattr(stage_original, "Extraction", real)
+    assert _pull(archive, dest).exit_code == 0
+    assert _tree(dest) == v0
 
 
 # ------------------------------------------------ 3. the stage lock's re-check, bounded
