@@ -143,8 +143,18 @@ def stat_key(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
+def _cache_key(st: os.stat_result) -> list[int]:
+    """What an md5 cache entry is valid for: size and mtime, and the inode and ctime. A file
+    rewritten with the same size and its mtime put back (``os.utime``, ``cp -p``, ``tar x``)
+    kept its old md5 by size and mtime alone, and ``push`` called it unchanged: its new bytes
+    never left the machine. Every write moves the ctime, which no user sets back; a chmod
+    or a new hard link moves it too, which costs a hash of that file."""
+    return stat_key(st) + [st.st_ino, st.st_ctime_ns]
+
+
 class Md5Cache:
-    """Local md5s keyed by absolute path + size + mtime, so unchanged files are not re-hashed.
+    """Local md5s keyed by absolute path + size + mtime + inode + ctime, so unchanged files
+    are not re-hashed (an entry of 0.1.0's form, ``[size, mtime, md5]``, is hashed again).
 
     Changes are kept in memory until :meth:`save` (one write per push, not per file).
     Entries of files gone from the disk are forgotten at a save once the file holds more than
@@ -166,13 +176,15 @@ class Md5Cache:
         self.changing: set[str] = set()
 
     def get(self, path: str, st: Optional[os.stat_result] = None) -> Optional[str]:
-        """The cached md5 of ``path`` if its size and mtime are unchanged, else None."""
+        """The cached md5 of ``path`` if its size, mtime, inode and ctime are unchanged, else
+        None."""
         key = os.path.abspath(path)
         st = st or os.stat(path)
         with self._mutex:
             rec = self._entries.get(key)
-        # [size, mtime_ns, md5]; anything else (an entry edited by hand) is not trusted.
-        if isinstance(rec, list) and len(rec) == 3 and rec[:2] == stat_key(st) \
+        # [size, mtime_ns, md5, ino, ctime_ns]; anything else (an entry edited by hand, the
+        # old form without the inode and ctime) is not trusted.
+        if isinstance(rec, list) and len(rec) == 5 and rec[:2] + rec[3:] == _cache_key(st) \
                 and isinstance(rec[2], str) and re.fullmatch(r"[0-9a-f]{32}", rec[2]):
             return rec[2]
         return None
@@ -180,8 +192,9 @@ class Md5Cache:
     def put(self, path: str, st: os.stat_result, md5: str) -> None:
         """Remember ``md5`` for ``path`` as it was when ``st`` was taken."""
         key = os.path.abspath(path)
+        size_mtime, more = _cache_key(st)[:2], _cache_key(st)[2:]
         with self._mutex:
-            self._entries[key] = self._dirty[key] = stat_key(st) + [md5]
+            self._entries[key] = self._dirty[key] = size_mtime + [md5] + more
 
     def md5(self, path: str) -> str:
         """The md5 of ``path``: from the cache, or hashed (streaming) and cached."""
@@ -190,7 +203,7 @@ class Md5Cache:
         if cached:
             return cached
         digest = file_md5(path)
-        if stat_key(os.stat(path)) == stat_key(st):  # not cached if it changed meanwhile
+        if _cache_key(os.stat(path)) == _cache_key(st):  # not cached if it changed meanwhile
             self.put(path, st, digest)
         return digest
 

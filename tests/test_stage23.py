@@ -279,3 +279,47 @@ def test_the_recheck_is_bounded_in_time_too(tmp_path, replacer, monkeypatch):
         with statedir.state_lock(str(tmp_path), "x.lock", lambda: None, transient=True):
             pass
     assert replacer.rounds == 1
+
+
+# ------------------------------------------------ 2b. push's md5 cache: the same rule
+
+def test_push_notices_a_same_size_rewrite_with_its_mtime_put_back(local_state, tmp_path):
+    """The persistent md5 cache (DRIVESTAGE_STATE_DIR/md5-cache.json) was keyed by size and
+    mtime: a file rewritten with the same size and its mtime put back kept its old md5, so
+    `push` called it unchanged and the new bytes never left the machine. Its ctime (and
+    inode) now count too."""
+    from drivestage import push
+
+    src, dest = tmp_path / "logs", tmp_path / "mount" / "logs"
+    src.mkdir()
+    (src / "results.csv").write_bytes(b"epoch,map\n1,0.10\n")
+    assert push(str(src), str(dest)).uploaded == ["results.csv"]
+    st = (src / "results.csv").stat()
+    (src / "results.csv").write_bytes(b"epoch,map\n1,0.90\n")
+    os.utime(src / "results.csv", ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = push(str(src), str(dest))
+    assert again.uploaded == ["results.csv"]
+    assert (dest / "results.csv").read_bytes() == b"epoch,map\n1,0.90\n"
+    assert push(str(src), str(dest)).uploaded == []           # then cached again
+
+
+def test_the_md5_cache_keeps_its_entries_across_a_chmod_only_as_a_hash(local_state, tmp_path):
+    """A chmod moves the ctime: the file is hashed again (the same md5), never trusted
+    blindly; an entry of the old form ([size, mtime, md5]) is hashed once, then kept."""
+    import hashlib
+    import json
+
+    from drivestage.state import Md5Cache
+
+    f = tmp_path / "ckpt.pt"
+    f.write_bytes(b"a" * 1000)
+    state = tmp_path / "md5.json"
+    st = f.stat()
+    state.write_text(json.dumps({str(f): [st.st_size, st.st_mtime_ns,
+                                          hashlib.md5(b"a" * 1000).hexdigest()]}))
+    cache = Md5Cache(state)
+    assert cache.get(str(f)) is None                             # the old form: not trusted
+    assert cache.md5(str(f)) == hashlib.md5(b"a" * 1000).hexdigest()
+    assert cache.get(str(f)) == hashlib.md5(b"a" * 1000).hexdigest()
+    os.chmod(f, 0o600)
+    assert cache.get(str(f)) is None
