@@ -39,6 +39,7 @@ from drivestage.errors import DownloadRestrictedError, LocalFileError, NotFoundE
     UsageError
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
+from drivestage.localdir import LocalDirStore, identity
 from drivestage.localfs import fitted_name
 from drivestage.partials import left_behind, unlink
 from drivestage.paths import printable
@@ -377,6 +378,9 @@ class FileStager:
                            parent_id=entry.parent_id, md5=entry.md5, size=entry.size,
                            mtime_ns=os.stat(target).st_mtime_ns, stale=stale)
         self._note_access(stamp, entry)
+        vouched = self._source_identity(entry)
+        if vouched is not None:
+            stamp["original"], stamp["path"] = vouched
         if extracted:
             stamp["members"] = [m.to_json() for m in extracted]
         unrecorded = sorted({p for s in previous for p in stamps.unrecorded(s)})
@@ -387,6 +391,23 @@ class FileStager:
             if old.get("_path") != stamp["_path"]:
                 stamps.drop(old)
         return stamp
+
+    def _source_identity(self, entry: RemoteEntry) -> Optional[tuple[list[int], str]]:
+        """For a local SRC (a directory store): its identity while its md5 is the one the
+        copy was verified with, and its path, which the stamp keeps: the rerun's lookup then
+        takes that md5 (:func:`~drivestage.stage_original.vouch`) instead of hashing the
+        source whole to find the copy staged. None for any other store, or when the store
+        hashed no version of the source that is still there."""
+        if not isinstance(self.store, LocalDirStore) or not entry.md5:
+            return None
+        path = self.store.describe(entry)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if self.store.known_md5(path, st) != entry.md5:
+            return None
+        return list(identity(st)), path
 
     def _fresh(self, entry: RemoteEntry, stamp: Stamp) -> RemoteEntry:
         """The file ``stamp`` stands for as Drive has it now, when it sits where ``entry``

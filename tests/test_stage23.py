@@ -99,6 +99,33 @@ def test_a_new_version_of_the_original_is_hashed_once_too(local_state, tmp_path)
     assert _tree(dest) == v2
 
 
+@needs_proc_io
+def test_a_rerun_of_a_local_copy_pull_reads_none_of_the_source(local_state, tmp_path):
+    """`pull /kaggle/input/x/w.bin ./data` (no -x: a copy): its rerun on the staged copy
+    hashed the source whole to find it unchanged. The stamp now records the source's
+    identity with its md5; a source rewritten with its mtime put back is copied again."""
+    (tmp_path / "input").mkdir()
+    source = tmp_path / "input" / "voc.zip"
+    source.write_bytes(_zip(_members()))
+    dest = tmp_path / "data"
+    assert 1.95 < _copy_reads(source, dest) < 2.2          # hashed, then copied (hashing)
+    assert _copy_reads(source, dest) < 0.05                 # was 1.0
+    st = source.stat()
+    v2 = _zip(_members())
+    with open(source, "r+b") as fh:
+        fh.write(v2)
+    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert _copy_reads(source, dest) > 1.95
+    assert (dest / "voc.zip").read_bytes() == v2
+
+
+def _copy_reads(source, dest) -> float:
+    before = _rchar()
+    r = _drivestage("pull", str(source), str(dest), "-q")
+    assert r.exit_code == 0, r.output
+    return (_rchar() - before) / source.stat().st_size
+
+
 # ------------------------------------------------ 2. ctime in the identity
 
 @pytest.mark.parametrize("moment", ["stamp written", "first member merged"])
