@@ -31,7 +31,9 @@ from drivestage.extract.validation import STATE_DIR
 from drivestage.pool import each
 from drivestage.paths import StorePath, exclude_pattern, matches
 from drivestage.sizes import check_space, format_size
+from drivestage.localdir import LocalDirStore
 from drivestage.stage_file import FileStager, ProgressFactory, PullResult, safe_name
+from drivestage.stage_original import vouch
 from drivestage.store import RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
@@ -200,6 +202,11 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
     # parents) would be taken twice, and a tree of such pairs 2^depth times.
     walked: dict[str, str] = {folder.id: src}
     while level:
+        if isinstance(store, LocalDirStore) and not force:
+            # A local folder's listing hashes every file in it: the stamps of what was
+            # staged from it say the md5 of each version they saw (a rerun read it whole).
+            for stamp in (s for entry in level for s in stamps.every(entry[2])):
+                vouch(store, stamp)
         listings = []
         for listing in each(lambda f: store.list(f[0]), level, jobs, "drivestage-list"):
             if isinstance(listing, BaseException):

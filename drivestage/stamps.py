@@ -189,6 +189,11 @@ def staged_files(dest: str) -> set[str]:
     return out
 
 
+def every(dest: str) -> list[Stamp]:
+    """Every readable stamp in ``dest``'s state folder."""
+    return [stamp for _, stamp in _all(dest)]
+
+
 def find(dest: str, name: str, src: str) -> Optional[Stamp]:
     """The stamp of an earlier pull of ``src`` into ``dest/<name>``, or None."""
     for stamp in of(dest, name):

@@ -119,6 +119,37 @@ def test_a_rerun_of_a_local_copy_pull_reads_none_of_the_source(local_state, tmp_
     assert (dest / "voc.zip").read_bytes() == v2
 
 
+@needs_proc_io
+def test_a_rerun_of_a_local_folder_pull_reads_none_of_its_files(local_state, tmp_path):
+    """`pull /kaggle/input/x ./data`: the rerun listed the folder, hashing every file whole
+    (1.0x the folder), to find each copy staged; now the stamps' md5s stand for the files'
+    identities. A file rewritten with its mtime put back is copied again, alone."""
+    src = tmp_path / "input" / "x"
+    (src / "sub").mkdir(parents=True)
+    files = {"a.bin": os.urandom(1 << 20), "sub/b.bin": os.urandom(1 << 20),
+             "sub/c.bin": os.urandom(1 << 20)}
+    for rel, data in files.items():
+        (src / rel).write_bytes(data)
+    dest = tmp_path / "data"
+    total = sum(len(d) for d in files.values())
+
+    def reads() -> float:
+        before = _rchar()
+        r = _drivestage("pull", str(src), str(dest), "-q")
+        assert r.exit_code == 0, r.output
+        return (_rchar() - before) / total
+
+    assert 1.95 < reads() < 2.2
+    assert reads() < 0.05                                     # was 1.0
+    st = (src / "sub/b.bin").stat()
+    new = os.urandom(1 << 20)
+    (src / "sub/b.bin").write_bytes(new)
+    os.utime(src / "sub/b.bin", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert 0.6 < reads() < 0.75                               # that file: hashed, copied
+    assert (dest / "x/sub/b.bin").read_bytes() == new
+    assert (dest / "x/a.bin").read_bytes() == files["a.bin"]
+
+
 def _copy_reads(source, dest) -> float:
     before = _rchar()
     r = _drivestage("pull", str(source), str(dest), "-q")
