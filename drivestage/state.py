@@ -192,9 +192,9 @@ class Md5Cache:
     def put(self, path: str, st: os.stat_result, md5: str) -> None:
         """Remember ``md5`` for ``path`` as it was when ``st`` was taken."""
         key = os.path.abspath(path)
-        size_mtime, more = _cache_key(st)[:2], _cache_key(st)[2:]
-        with self._mutex:
-            self._entries[key] = self._dirty[key] = size_mtime + [md5] + more
+        valid_for = _cache_key(st)
+        with self._mutex:  # the md5 third, where 0.1.0's [size, mtime, md5] had it
+            self._entries[key] = self._dirty[key] = valid_for[:2] + [md5] + valid_for[2:]
 
     def md5(self, path: str) -> str:
         """The md5 of ``path``: from the cache, or hashed (streaming) and cached."""
