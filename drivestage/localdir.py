@@ -150,7 +150,8 @@ class LocalDirStore(RemoteStore):
     def known_md5(self, full: str, st: os.stat_result) -> Optional[str]:
         """The md5 this store hashed (or was told, :meth:`vouch`) for the file at ``full``
         while its :func:`identity` was ``st``'s; None when it knows none. Never the md5 of
-        the persistent cache given as ``md5_cache``: that one is keyed by size and mtime."""
+        the persistent cache given as ``md5_cache``: any :class:`Md5Source` may be, and its
+        key need not be the whole identity."""
         return self._memo.get(full, st)
 
     def vouch(self, full: str, ident: tuple[int, ...], md5: str) -> None:
