@@ -82,8 +82,9 @@ def _attempt(transport: Transport, left: list[str], out: dict[str, Got],
         failure = http_answers.failure_of(exc)
         label = failure.label if failure is not None else type(exc).__name__
         return NoBatches(f"{what}: the server refused the batch request ({label})")
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        # An answer googleapiclient cannot read (a call's that is not JSON): not Drive's.
+    except (ValueError, TypeError, LookupError, AttributeError) as exc:
+        # An answer googleapiclient cannot read (a call's that is not JSON): not Drive's. Its
+        # parser raises IndexError too (an answer cut off, an empty Content-ID): a traceback.
         return NoBatches(f"{what}: the answer to a batch request is not Drive's "
                          f"({type(exc).__name__}: {str(exc)[:120]})")
     if any(fid not in answers for fid in left):

@@ -1,0 +1,120 @@
+"""attack23drive: the batched checks before deletions (drive/batches.py, store_deletes.py) as
+a hostile server and a hostile second process see them. Real PyDrive2/googleapiclient over
+HTTP against the emulator, a mutating proxy (tests/_proxy.py) where the server lies; time is
+a fake clock advanced by the retry loop's waits, never a sleep."""
+from __future__ import annotations
+
+import re
+import types
+
+import pytest
+
+import _cli
+from _proxy import Proxy, Reply
+from drivestage.drive import connect, retry, store_deletes
+from drivestage.errors import LeftAloneError
+
+
+@pytest.fixture
+def env(local_state, drive_env, fast_retries):
+    return local_state
+
+
+def _seed(emulator, n: int) -> list[str]:
+    return [emulator.add_file(f"Models/logs/epoch_{i:03d}.pt", b"w" * i) for i in range(1, n + 1)]
+
+
+def _live(emulator) -> dict[str, str]:
+    rec = emulator.find("Models/logs")
+    return {c["title"]: c["id"] for c in emulator.store.children(rec["id"])
+            if not c.get("trashed")}
+
+
+def _parts(headers: dict, body: bytes) -> tuple[bytes, list[bytes]]:
+    ctype = {k.lower(): v for k, v in headers.items()}["content-type"]
+    boundary = re.search(r'boundary="?([^";]+)', ctype).group(1).encode()
+    return boundary, body.split(b"--" + boundary)[1:-1]
+
+
+def _truncated(status: int, headers: dict, body: bytes) -> Reply:
+    """The batch's answer cut off inside its first part (no length: it ends with the
+    connection, as a proxy's cut answer does)."""
+    boundary, parts = _parts(headers, body)
+    first = b"--" + boundary + parts[0]
+    cut = first[:first.index(b"HTTP/1.1 200") + 30]  # inside the call's answer's headers
+    return Reply(status, {k: v for k, v in headers.items() if k.lower() != "content-length"},
+                 [cut])
+
+
+def _empty_content_id(status: int, headers: dict, body: bytes) -> Reply:
+    """A part whose Content-ID is empty (googleapiclient reads ``header[0]``)."""
+    boundary, parts = _parts(headers, body)
+    parts[0] = re.sub(rb"Content-ID: [^\r\n]+", b"Content-ID: ", parts[0], count=1)
+    out = b"".join(b"--" + boundary + p for p in parts) + b"--" + boundary + b"--\r\n"
+    kept = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+    return Reply(status, {**kept, "Content-Length": str(len(out))}, [out])
+
+
+@pytest.mark.parametrize("mutate", [_truncated, _empty_content_id], ids=["cut", "empty-id"])
+def test_a_batch_answer_googleapiclient_cannot_read_is_no_traceback(emulator, env, monkeypatch,
+                                                                     mutate):
+    """It ended the prune with an IndexError out of googleapiclient's parser (a traceback,
+    nothing more deleted): such an answer is not Drive's, and the items are read alone."""
+    ids = _seed(emulator, 4)
+    with Proxy(emulator.url) as proxy:
+        proxy.on("POST", r"/batch/", mutate, times=1)
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+        code, _, err = _cli.run("-v", "prune", "drive:Models/logs", "--keep-last", "1")
+    assert code == 0, err
+    assert "each item is read alone before its deletion" in err
+    assert _live(emulator) == {"epoch_004.pt": ids[3]}
+
+
+def _clock(monkeypatch) -> list[float]:
+    """A fake monotonic clock for store_deletes that the retry loop's waits advance."""
+    now = [1000.0]
+    monkeypatch.setattr(store_deletes, "time", types.SimpleNamespace(monotonic=lambda: now[0]))
+    return now
+
+
+def test_the_first_answer_of_a_batch_retried_past_fresh_for_is_read_again(emulator, env,
+                                                                         monkeypatch):
+    """The first item's answer came in the batch's first attempt; another call's rate limit
+    (Retry-After 60) held the batch past FRESH_FOR; the user renamed that item meanwhile. Its
+    answer, a minute old, was acted on as fresh: the renamed file was deleted."""
+    ids = _seed(emulator, 4)
+    now = _clock(monkeypatch)
+
+    def wait(seconds: float) -> None:
+        now[0] += seconds
+        emulator.store.update_meta(ids[0], {"title": "keep_me.pt"})  # during the wait
+
+    monkeypatch.setattr(retry, "_sleep", wait)
+    emulator.faults.lag_listing(updated=5)
+    emulator.faults.inject("GET", ids[1], reason="userRateLimitExceeded", retry_after=60)
+    code, _, err = _cli.run("prune", "drive:Models/logs", "--keep-last", "1")
+    assert code == 0, err
+    assert "epoch_001.pt was renamed 'keep_me.pt' on Drive since it was listed; not deleted" \
+        in err
+    assert _live(emulator) == {"keep_me.pt": ids[0], "epoch_004.pt": ids[3]}
+
+
+def test_an_answer_read_ahead_before_a_listing_is_not_the_check_after_it(emulator, env):
+    """A store lives on (a mirror): one run of deletions read ``epoch_003.pt`` ahead and did
+    not delete it; the user renamed it to keep it; the next run's listing (lagging) still
+    showed it as it was. The check is what Drive shows *after* the listing: the answer read
+    before it said "as listed", and the renamed file was deleted."""
+    ids = _seed(emulator, 4)
+    store = connect(api_root=emulator.url, token="test-token")
+    folder = store.resolve("Models/logs")
+    first = sorted(store.list(folder), key=lambda e: e.name)
+    store.expect_deletes(e.id for e in first)
+    store.delete(first[0])  # reads epoch_001..004 in one batch; epoch_003 is then kept
+    emulator.faults.lag_listing(updated=5)
+    emulator.store.update_meta(ids[2], {"title": "keep_me.pt"})
+    again = {e.name: e for e in store.list(folder)}
+    assert "epoch_003.pt" in again  # the listing lags
+    store.expect_deletes([ids[2]])
+    with pytest.raises(LeftAloneError, match="renamed 'keep_me.pt'"):
+        store.delete(again["epoch_003.pt"])
+    assert _live(emulator)["keep_me.pt"] == ids[2]
