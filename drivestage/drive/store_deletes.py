@@ -80,6 +80,10 @@ class Deletes:
         wanted = dict.fromkeys(i for i in ids if i)
         with self._checks_lock:
             self._expected = wanted
+            # What was read ahead for an earlier run predates the listing these deletions
+            # come from: it cannot show what changed since (a file renamed to keep it, while
+            # the listing lagged, was deleted on the answer read before the rename).
+            self._read_ahead = {}
 
     def _as_now(self, entry: RemoteEntry, where: str) -> dict[str, Any]:
         """files.get's answer for ``entry`` now: read ahead in a batch (with the next
@@ -117,6 +121,10 @@ class Deletes:
                 return self._get(entry.id, where)
             with self._checks_lock:
                 self._read_ahead.update((i, (now, got[i])) for i in group[1:])
+            if time.monotonic() - now > FRESH_FOR:
+                # The batch's retries (another call's Retry-After) outlasted FRESH_FOR: this
+                # item's answer came in an earlier attempt, too long ago to act on.
+                return self._get(entry.id, where)
             ahead = (now, got[entry.id])
         res = ahead[1]
         if isinstance(res, BaseException):
