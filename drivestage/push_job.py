@@ -398,8 +398,15 @@ class PushJob:
         folder the DEST path (and ``folder_rel``) leads to: walked up by files.get, each title
         the path's name, to the path's start. A dedupe moves a file into the oldest of
         same-named folders, at that very path (the push follows it there); a user moves it to
-        keep it elsewhere (the push leaves it). A few files.get, only for a moved file."""
+        keep it elsewhere (the push leaves it). A dedupe moves a file only into a folder older
+        than its own (:func:`drivestage.dedupe.oldest`): a move into a newer folder of that
+        name at the path (two machines made DEST at once) is the user's, and following it
+        overwrote the log they moved there to keep. A few files.get, only for a moved file."""
         names = self.path.names + (tuple(folder_rel.split("/")) if folder_rel else ())
+        try:
+            mine: Optional[RemoteEntry] = self.store.stat(self.remote_folder[folder_rel])
+        except DriveStageError:  # gone or trashed: merged away by a dedupe
+            mine = None
         for pid in parents:
             cur, found = pid, None
             try:
@@ -410,7 +417,9 @@ class PushJob:
                     found, cur = found or up, up.parent_id
                 else:
                     top = self.store.resolve(StorePath(self.path.start, (), self.path.key))
-                    if found is not None and (cur == top.id or cur == self.store.stat(top).id):
+                    if found is not None and (cur == top.id or cur == self.store.stat(top).id) \
+                            and (mine is None or (found.created, found.id) <
+                                 (mine.created, mine.id)):
                         return found
             except DriveStageError:  # gone, trashed, unreadable: not where the path leads
                 continue
