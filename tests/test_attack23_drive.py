@@ -118,3 +118,36 @@ def test_an_answer_read_ahead_before_a_listing_is_not_the_check_after_it(emulato
     with pytest.raises(LeftAloneError, match="renamed 'keep_me.pt'"):
         store.delete(again["epoch_003.pt"])
     assert _live(emulator)["keep_me.pt"] == ids[2]
+
+
+def test_a_batch_whose_every_call_answers_404_is_asked_once_alone(emulator, env, monkeypatch):
+    """A proxy that takes the batch endpoint but not its calls (here: it forwards them under
+    a path prefix the server does not know) answers each call 404. Each item was taken as
+    gone: the prune deleted nothing, said "already deleted" for every file, exit 0 (what
+    batch23 fixed for a 404 of the batch request itself). Every call 404 while the listing
+    just showed the items: one of them is read alone; found, the batch is not Drive's."""
+    ids = _seed(emulator, 4)
+    with Proxy(emulator.url) as proxy:
+        proxy.mangle("POST", r"/batch/", lambda body: body.replace(
+            b" /drive/v2/files/", b" /prefix/drive/v2/files/"))
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+        code, _, err = _cli.run("-v", "prune", "drive:Models/logs", "--keep-last", "1")
+    assert code == 0, err
+    assert "already deleted" not in err
+    assert "each item is read alone before its deletion" in err
+    assert _live(emulator) == {"epoch_004.pt": ids[3]}
+
+
+def test_a_batch_whose_every_call_answers_404_for_files_really_gone(emulator, env):
+    """The other side: another machine's prune deleted them all since the listing; one lone
+    files.get confirms it, and nothing more is asked or sent."""
+    ids = _seed(emulator, 4)
+    emulator.faults.lag_listing(deleted=5)
+    for fid in ids[:3]:
+        emulator.store.delete(fid)
+    emulator.clear_requests()
+    code, _, err = _cli.run("-v", "prune", "drive:Models/logs", "--keep-last", "1")
+    assert code == 0, err
+    assert err.count("was already deleted") == 3
+    kinds = [(r.kind, r.in_batch) for r in emulator.requests if r.kind != "files.list"]
+    assert kinds == [("batch", False)] + [("files.get", True)] * 3 + [("files.get", False)]

@@ -20,9 +20,10 @@ import threading
 import time
 from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
 
-from drivestage.drive import batches, provenance, removal, retry
+from drivestage.drive import answers, batches, provenance, removal, retry
 from drivestage.drive.resources import DriveEntry
 from drivestage.drive.transport import Transport
+from drivestage.errors import NotFoundError
 from drivestage.store import RemoteEntry
 
 T = TypeVar("T")
@@ -119,6 +120,20 @@ class Deletes:
                 log.info("%s; each item is read alone before its deletion", exc)
                 self._no_batches = True
                 return self._get(entry.id, where)
+            if len(group) > 1 and all(_gone(got[i]) for i in group):
+                # Every call gone, each item just listed: ask one alone. There, the batch is not
+                # Drive's (a proxy taking the endpoint but not its calls): each item was taken
+                # as "already deleted", and the prune deleted nothing, exit 0.
+                try:
+                    alone = self._get(entry.id, where)
+                except NotFoundError:
+                    pass  # gone indeed (another machine's prune): the batch's answers stand
+                else:
+                    log.info("stat %s and %d more: every call of a batch request answered 404, "
+                             "but it is there; each item is read alone before its deletion",
+                             where, len(group) - 1)
+                    self._no_batches = True
+                    return alone
             with self._checks_lock:
                 self._read_ahead.update((i, (now, got[i])) for i in group[1:])
             if time.monotonic() - now > FRESH_FOR:
@@ -148,3 +163,9 @@ class Deletes:
         self._listed_in.pop(entry.id, None)
         self._targets.pop(entry.id, None)
         self._folder_ids = {k: v for k, v in self._folder_ids.items() if v != entry.id}
+
+
+def _gone(got: batches.Got) -> bool:
+    """A call in a batch answered 404 (or 410)."""
+    failure = answers.failure_of(got) if isinstance(got, BaseException) else None
+    return failure is not None and failure.gone
