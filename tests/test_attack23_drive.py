@@ -151,3 +151,33 @@ def test_a_batch_whose_every_call_answers_404_for_files_really_gone(emulator, en
     assert err.count("was already deleted") == 3
     kinds = [(r.kind, r.in_batch) for r in emulator.requests if r.kind != "files.list"]
     assert kinds == [("batch", False)] + [("files.get", True)] * 3 + [("files.get", False)]
+
+
+def test_a_token_expiring_mid_batch_is_refreshed_once_and_its_calls_sent_again(
+        emulator_factory, tmp_path, monkeypatch):
+    """A call in a batch answered 401 (the token expired between calls): googleapiclient
+    refreshes the credentials (one token request) and sends those calls again; every file
+    is read and deleted once. (batch23 left this untested.)"""
+    from test_auth import FRESH, TokenServer, _token_file
+
+    monkeypatch.setenv("DRIVESTAGE_RETRY_BASE", "0.001")
+    server = TokenServer()
+    try:
+        emu = emulator_factory(token=FRESH)
+        ids = [emu.add_file(f"M/e{i}.pt", b"x" * i) for i in range(1, 5)]
+        path = _token_file(tmp_path / "token.json", server.uri, token=FRESH, expired=False)
+        store = connect(api_root=emu.url, credentials=path)
+        listed = store.list(store.resolve("M"))
+        emu.faults.inject("GET", ids[1], status=401)
+        emu.clear_requests()
+        store.expect_deletes(e.id for e in listed)
+        for e in listed:
+            store.delete(e)
+    finally:
+        server.stop()
+    assert [c["grant_type"] for c in server.calls] == ["refresh_token"]
+    assert [(r.kind, r.status) for r in emu.requests if r.in_batch] == \
+        [("files.get", 200), ("files.get", 401), ("files.get", 200), ("files.get", 200),
+         ("files.get", 200)]
+    assert sum(1 for r in emu.requests if r.kind == "files.delete") == 4
+    assert not [c for c in emu.store.children(emu.find("M")["id"]) if not c.get("trashed")]
