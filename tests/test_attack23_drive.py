@@ -181,3 +181,37 @@ def test_a_token_expiring_mid_batch_is_refreshed_once_and_its_calls_sent_again(
          ("files.get", 200)]
     assert sum(1 for r in emu.requests if r.kind == "files.delete") == 4
     assert not [c for c in emu.store.children(emu.find("M")["id"]) if not c.get("trashed")]
+
+
+def _batch_sizes(emulator) -> list[int]:
+    """The calls of each batch request, in order (each logged after its batch)."""
+    sizes: list[int] = []
+    for r in emulator.requests:
+        if r.kind == "batch" and not r.in_batch:
+            sizes.append(0)
+        elif r.in_batch:
+            sizes[-1] += 1
+    return sizes
+
+
+def test_a_batch_reads_ahead_only_what_is_deleted_within_seconds(emulator, env, monkeypatch):
+    """The window between an item's check and its deletion: one round trip with a lone
+    files.get, up to 99 deletions (30 s on Drive's ~0.3 s deletes) when a batch read 100
+    ahead: a rename in that window was not seen. Each delete here takes 1 s (a fake clock);
+    after a first batch of FIRST_AHEAD, a batch reads READ_AHEAD_FOR (5 s) of deletions."""
+    now = _clock(monkeypatch)
+
+    def slow_delete(status: int, headers: dict, body: bytes) -> Reply:
+        now[0] += 1.0
+        return Reply(status, headers, [body])
+
+    _seed(emulator, 40)
+    with Proxy(emulator.url) as proxy:
+        proxy.on("DELETE", r"/files/", slow_delete)
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+        emulator.clear_requests()
+        _cli.ok("prune", "drive:Models/logs", "--keep-last", "1")
+    assert list(_live(emulator)) == ["epoch_040.pt"]
+    assert _batch_sizes(emulator) == [10, 5, 5, 5, 5, 5, 4]
+    calls = emulator.api_calls()
+    assert calls["files.get"] == 39 and calls["files.delete"] == 39  # nothing read twice

@@ -36,7 +36,9 @@ def test_a_prune_of_n_files_reads_them_in_batches_of_100(emulator, env):
     assert _live(emulator) == {f"epoch_{n:03d}.pt"}
     round_trips = [r for r in emulator.requests if not r.in_batch]
     batches = [r for r in round_trips if r.kind == "batch"]
-    assert len(batches) == 2 and all(r.status == 200 for r in batches)
+    # FIRST_AHEAD (10) first, then 100 at a time at this pace (attack23drive: a batch reads
+    # ahead only READ_AHEAD_FOR seconds of deletions).
+    assert len(batches) == 3 and all(r.status == 200 for r in batches)
     calls = emulator.api_calls()
     assert calls["files.delete"] == n - 1 and calls["files.get"] >= n - 1  # each call counts
     assert all(_deletes_of(emulator, fid) == 1 for fid in ids[:-1])

@@ -5,11 +5,13 @@ its line cap): an item is deleted only while Drive still shows it as the listing
 
 That check is a files.get per deletion, which doubled a big prune's requests (1,000 files:
 1,000 gets + 1,000 deletes). A caller about to delete many items says so first
-(:meth:`Deletes.expect_deletes`); the first deletion then reads it and the next
-:data:`~drivestage.drive.batches.MAX_CALLS` - 1 expected items in one batch request
-(:func:`drivestage.drive.batches.get_many`; an item with none after it is read alone), and each of their deletions uses its own
-answer while it is at most :data:`FRESH_FOR` seconds old (after that it is read again, in
-a batch with the others read as long ago): an item renamed or moved on Drive since the listing is still left alone. The
+(:meth:`Deletes.expect_deletes`); the first deletion then reads it and the next expected
+items in one batch request (:func:`drivestage.drive.batches.get_many`): as many as are
+deleted in :data:`READ_AHEAD_FOR` seconds at the pace of the last deletions, at most
+:data:`~drivestage.drive.batches.MAX_CALLS` (an item with none after it is read alone). Each
+of their deletions uses its own answer while it is at most :data:`FRESH_FOR` seconds old
+(after that it is read again, in a batch with the others read as long ago): an item renamed
+or moved on Drive since the listing is still left alone. The
 deletes themselves stay one request each: each has its own outcome for its caller (gone,
 refused, moved to the trash instead) and log line, and an answer lost after Drive did it is
 told apart on its retry (:mod:`drivestage.drive.removal`)."""
@@ -34,6 +36,13 @@ log = logging.getLogger("drivestage.drive.store")
 #: again. A lone files.get right before the delete left ~one round trip for a change to
 #: slip through; a batch read ahead leaves the time the deletions before it take.
 FRESH_FOR = 30.0
+
+#: How many seconds of deletions, at the pace of the last ones, a batch reads ahead for: the
+#: window in which a rename goes unseen, most often (FRESH_FOR bounds it). 100 read ahead
+#: left up to 99 deletions (30 s at Drive's ~0.3 s each) where a lone files.get left one
+#: round trip. The first batch of a store, its pace unknown, reads :data:`FIRST_AHEAD`.
+READ_AHEAD_FOR = 5.0
+FIRST_AHEAD = 10
 
 
 class Deletes:
@@ -72,6 +81,11 @@ class Deletes:
         self._read_ahead: dict[str, tuple[float, batches.Got]] = {}
         #: The server refused a batch request itself (:class:`batches.NoBatches`).
         self._no_batches = False
+        #: Seconds per deletion lately; when this run's last batch was read, and how many of
+        #: its answers were used since (the pace: how far the next batch reads ahead).
+        self._pace: Optional[float] = None
+        self._batch_at: Optional[float] = None
+        self._used = 0
 
     def expect_deletes(self, ids: Iterable[str]) -> None:
         """The items ``ids`` are about to be deleted, one :meth:`delete` each, about in this
@@ -85,6 +99,7 @@ class Deletes:
             # come from: it cannot show what changed since (a file renamed to keep it, while
             # the listing lagged, was deleted on the answer read before the rename).
             self._read_ahead = {}
+            self._batch_at = None  # the time since the last run is no deletion's pace
 
     def _as_now(self, entry: RemoteEntry, where: str) -> dict[str, Any]:
         """files.get's answer for ``entry`` now: read ahead in a batch (with the next
@@ -102,10 +117,12 @@ class Deletes:
                 self._expected = {entry.id: None, **dict.fromkeys(stale), **self._expected}
                 ahead = None
             group: list[str] = []
-            if ahead is None and entry.id in self._expected:
+            if ahead is not None:
+                self._used += 1
+            elif entry.id in self._expected:
                 del self._expected[entry.id]
-                group = [entry.id] + [i for i, _ in zip(self._expected,
-                                                         range(batches.MAX_CALLS - 1))]
+                depth = self._ahead(now)
+                group = [entry.id] + [i for i, _ in zip(self._expected, range(depth - 1))]
                 for i in group[1:]:
                     del self._expected[i]
         # One item alone: a batch of one saves no round trip.
@@ -146,6 +163,17 @@ class Deletes:
             typed = retry.translate(res, f"stat {where}")  # the one place that types answers
             raise typed from (None if typed is res else res)
         return self._got(res, entry.id, where)
+
+    def _ahead(self, now: float) -> int:
+        """How many items the batch read at ``now`` holds (see :data:`READ_AHEAD_FOR`)."""
+        if self._batch_at is not None:  # the deletions since the last batch: the pace
+            self._pace = (now - self._batch_at) / (self._used + 1)
+        self._batch_at, self._used = now, 0
+        if self._pace is None:
+            return FIRST_AHEAD
+        if self._pace <= 0:
+            return batches.MAX_CALLS
+        return max(2, min(batches.MAX_CALLS, int(READ_AHEAD_FOR / self._pace)))
 
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
         """Delete permanently (or move to the trash); already gone on a retry is fine. A
