@@ -215,3 +215,17 @@ def test_a_batch_reads_ahead_only_what_is_deleted_within_seconds(emulator, env, 
     assert _batch_sizes(emulator) == [10, 5, 5, 5, 5, 5, 4]
     calls = emulator.api_calls()
     assert calls["files.get"] == 39 and calls["files.delete"] == 39  # nothing read twice
+
+
+def test_a_batch_request_that_never_gets_through_falls_back_to_a_get_each(emulator, env):
+    """A proxy that resets every batch request (one that cannot pass multipart answers)
+    while lone requests go through: each prune failed "still failing after N attempts",
+    nothing deleted, every time, where one files.get per item works. The batch request's
+    own retries spent, the items are read alone."""
+    ids = _seed(emulator, 4)
+    emulator.faults.drop("POST", r"/batch/", times=None)
+    code, _, err = _cli.run("-v", "prune", "drive:Models/logs", "--keep-last", "1")
+    assert code == 0, err
+    assert "each item is read alone before its deletion" in err
+    assert _live(emulator) == {"epoch_004.pt": ids[3]}
+    assert len([r for r in emulator.requests if r.kind == "batch"]) == 8  # its retries

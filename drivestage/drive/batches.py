@@ -49,9 +49,16 @@ def get_many(transport: Transport, wanted: Mapping[str, str]) -> dict[str, Got]:
         names = [wanted[i] for i in chunk]
         what = f"stat {names[0]}" + (f" and {len(chunk) - 1} more" if len(chunk) > 1 else "")
         left = list(chunk)
+        answered: list[bool] = []  # per attempt: whether the batch request got its answer
         try:
-            refused = transport.retrying(what)(_attempt, transport, left, out, what)
+            refused = transport.retrying(what)(_attempt, transport, left, out, what, answered)
         except DriveStageError as exc:  # retries ran out
+            if not any(answered):
+                # Not one answer to the batch request itself (reset, cut, timed out each
+                # time): a proxy that cannot pass batches made every prune fail, where a
+                # files.get per item goes through. Read alone, a real outage fails as before.
+                raise NoBatches(f"{what}: the batch request got no answer in "
+                                f"{len(answered)} attempts") from exc
             out.update(dict.fromkeys(left, exc))
             continue
         if refused is not None:
@@ -60,7 +67,7 @@ def get_many(transport: Transport, wanted: Mapping[str, str]) -> dict[str, Got]:
 
 
 def _attempt(transport: Transport, left: list[str], out: dict[str, Got],
-             what: str) -> Optional[NoBatches]:
+             what: str, answered: list[bool]) -> Optional[NoBatches]:
     """One batch request for the ids in ``left``: those settled leave it (into ``out``).
     A refusal of the batch itself is returned, not raised: the retry loop would type it as
     an answer about the items."""
@@ -74,9 +81,11 @@ def _attempt(transport: Transport, left: list[str], out: dict[str, Got],
         if needed:  # the batch's own headers name none: its address holds no id
             request.headers["X-Goog-Drive-Resource-Keys"] = needed
         batch.add(request, request_id=fid)
+    answered.append(False)
     try:
         batch.execute(http=transport.http())
     except HttpError as exc:  # the batch request's own answer (or googleapiclient's BatchError)
+        answered[-1] = True
         if retry.is_retryable(exc):
             raise  # a 503, a rate limit: the retry loop sends it again
         failure = http_answers.failure_of(exc)
@@ -87,6 +96,7 @@ def _attempt(transport: Transport, left: list[str], out: dict[str, Got],
         # parser raises IndexError too (an answer cut off, an empty Content-ID): a traceback.
         return NoBatches(f"{what}: the answer to a batch request is not Drive's "
                          f"({type(exc).__name__}: {str(exc)[:120]})")
+    answered[-1] = True
     if any(fid not in answers for fid in left):
         return NoBatches(f"{what}: the answer to a batch request misses calls; Drive answers "
                          "every call")
