@@ -70,6 +70,41 @@ def test_a_batch_answer_googleapiclient_cannot_read_is_no_traceback(emulator, en
     assert _live(emulator) == {"epoch_004.pt": ids[3]}
 
 
+def _rebuilt(boundary: bytes, parts: list[bytes], headers: dict) -> Reply:
+    out = b"".join(b"--" + boundary + p for p in parts) + b"--" + boundary + b"--\r\n"
+    kept = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+    return Reply(200, {**kept, "Content-Length": str(len(out))}, [out])
+
+
+def _reversed(status: int, headers: dict, body: bytes) -> Reply:
+    boundary, parts = _parts(headers, body)
+    return _rebuilt(boundary, parts[::-1], headers)
+
+
+def _with_a_stranger(status: int, headers: dict, body: bytes) -> Reply:
+    """One more part, for an id no call asked about (another item's answer)."""
+    boundary, parts = _parts(headers, body)
+    stranger = re.sub(rb"(Content-ID: <response-[^+]*\+ )[^>]+>", rb"\1someone-else>", parts[0],
+                      count=1)
+    return _rebuilt(boundary, [stranger] + parts, headers)
+
+
+@pytest.mark.parametrize("mutate", [_reversed, _with_a_stranger], ids=["reversed", "stranger"])
+def test_a_batch_answer_is_read_by_content_id(emulator, env, monkeypatch, mutate):
+    """Parts in another order, or one more part for an id nobody asked about: each call
+    still gets its own answer (by Content-ID), and nothing is read twice."""
+    ids = _seed(emulator, 4)
+    with Proxy(emulator.url) as proxy:
+        proxy.on("POST", r"/batch/", mutate, times=1)
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+        emulator.clear_requests()
+        code, _, err = _cli.run("-v", "prune", "drive:Models/logs", "--keep-last", "1")
+    assert code == 0, err
+    assert "read alone" not in err
+    assert _live(emulator) == {"epoch_004.pt": ids[3]}
+    assert emulator.api_calls()["files.get"] == 3
+
+
 def _clock(monkeypatch) -> list[float]:
     """A fake monotonic clock for store_deletes that the retry loop's waits advance."""
     now = [1000.0]
