@@ -195,10 +195,17 @@ class Deletions:
         self.store, self.use_trash = store, use_trash
         self.left: set[str] = set()   # names of which a deletion was left alone
 
-    def __call__(self, d: Decision) -> bool:
-        """Whether ``d`` went (or was gone): False when it, or its checkpoint, stays."""
+    def keeps(self, d: Decision) -> bool:
+        """``d`` is the sidecar of a checkpoint the store left alone: it stays (said at info;
+        the checkpoint's warning is the user's line)."""
         if d.kind == SIDECAR and sidecar.owners(self.left | {d.name}).get(d.name):
             log.info("kept the sidecar %s: its checkpoint was left as it is", d.name)
+            return True
+        return False
+
+    def __call__(self, d: Decision) -> bool:
+        """Whether ``d`` went (or was gone): False when it, or its checkpoint, stays."""
+        if self.keeps(d):
             return False
         if delete(self.store, d, self.use_trash):
             return True
@@ -224,6 +231,10 @@ def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: boo
     deletes = Deletions(store, use_trash)
     for d in decided.to_delete:
         if d.id is None or d.id in done:
+            continue
+        # First: a listing that still lags showed the renamed checkpoint as it was, and the
+        # check below warned of "another machine pushing it" that never was.
+        if deletes.keeps(d):
             continue
         if d.orphan_md5 is not None:
             relisted = store.list(folder) if relisted is None else relisted

@@ -43,3 +43,25 @@ def test_a_log_moved_into_a_newer_folder_of_the_same_name_is_left_alone(emulator
     assert "results.csv was moved into another folder" in err, err
     assert _bytes_in(emulator, ours, "results.csv") == [b"epoch\n1\n2\n"]
     assert _bytes_in(emulator, newer, "results.csv") == [b"epoch\n1\n"]
+
+
+def test_a_sidecar_kept_with_its_renamed_checkpoint_blames_no_other_machine(emulator, env):
+    """prune: the user renamed epoch_001.pt to keep it; the listing still lags when prune
+    lists the folder again for the sidecars. The sidecar stayed (push23), but with the
+    warning `kept the sidecar epoch_001.json: a copy of its checkpoint arrived since the
+    plan (another machine pushing it?)`: none did. The store left its checkpoint alone:
+    that decides first, and the checkpoint's own warning is the one line."""
+    from _checkpoints import md5, sidecar_json
+    from test_push23_sidecars import FOLDER, _live, _rename, _seed
+
+    data = _seed(emulator, {1: 3000, 2: 3000, 3: 3000})
+    emulator.faults.lag_listing(updated=5)
+    _rename(emulator, "epoch_001.pt", "keep_me.pt")
+    code, _, err = _cli.run("prune", f"drive:{FOLDER}", "--keep-last", "1")
+    assert code == 0, err
+    assert "another machine" not in err, err
+    assert err.count("was renamed 'keep_me.pt' on Drive since it was listed; not deleted") == 1
+    emulator.faults.clear()
+    assert _live(emulator) == {
+        "keep_me.pt": [md5(data[1])], "epoch_001.json": [md5(sidecar_json(1, data[1]))],
+        "epoch_003.pt": [md5(data[3])], "epoch_003.json": [md5(sidecar_json(3, data[3]))]}, err
