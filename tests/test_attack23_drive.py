@@ -264,3 +264,27 @@ def test_a_batch_request_that_never_gets_through_falls_back_to_a_get_each(emulat
     assert "each item is read alone before its deletion" in err
     assert _live(emulator) == {"epoch_004.pt": ids[3]}
     assert len([r for r in emulator.requests if r.kind == "batch"]) == 8  # its retries
+
+
+def test_an_outage_that_resets_every_request_leaves_batches_for_a_later_run(emulator, env):
+    """The other side: Drive (or the link) resets every request, lone ones too. The lone
+    files.get fails as it did before batching, and the store keeps batching for the next
+    run once the outage is over (a mirror's store lives for hours)."""
+    from drivestage.errors import RetriesExhaustedError
+
+    _seed(emulator, 4)
+    store = connect(api_root=emulator.url, token="test-token")
+    listed = sorted(store.list(store.resolve("Models/logs")), key=lambda e: e.name)
+    emulator.faults.drop("POST", r"/batch/", times=None)
+    emulator.faults.drop("GET", r"/files/", times=None)
+    store.expect_deletes(e.id for e in listed[:3])
+    with pytest.raises(RetriesExhaustedError):
+        store.delete(listed[0])
+    emulator.faults.clear()
+    emulator.clear_requests()
+    store.expect_deletes(e.id for e in listed[:3])
+    for e in listed[:3]:
+        store.delete(e)
+    assert list(_live(emulator)) == ["epoch_004.pt"]
+    assert [r.kind for r in emulator.requests if not r.in_batch] == \
+        ["batch"] + ["files.delete"] * 3

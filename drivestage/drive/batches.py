@@ -32,7 +32,12 @@ class NoBatches(Exception):
     will not change (no batch endpoint: a 404, a 400; an answer that is not multipart): a
     Drive look-alike, a proxy. Its refusal is no answer about the items: they are to be
     read alone (once taken as each item's 404, it had a prune delete nothing and report
-    every file "already deleted")."""
+    every file "already deleted"). ``unanswered``: no attempt got an answer at all (a
+    proxy that resets batches, or an outage: which one, a lone request tells)."""
+
+    def __init__(self, message: str, *, unanswered: bool = False):
+        super().__init__(message)
+        self.unanswered = unanswered
 
 
 def get_many(transport: Transport, wanted: Mapping[str, str]) -> dict[str, Got]:
@@ -58,7 +63,7 @@ def get_many(transport: Transport, wanted: Mapping[str, str]) -> dict[str, Got]:
                 # time): a proxy that cannot pass batches made every prune fail, where a
                 # files.get per item goes through. Read alone, a real outage fails as before.
                 raise NoBatches(f"{what}: the batch request got no answer in "
-                                f"{len(answered)} attempts") from exc
+                                f"{len(answered)} attempts", unanswered=True) from exc
             out.update(dict.fromkeys(left, exc))
             continue
         if refused is not None:

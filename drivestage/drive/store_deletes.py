@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
 from drivestage.drive import answers, batches, provenance, removal, retry
 from drivestage.drive.resources import DriveEntry
 from drivestage.drive.transport import Transport
-from drivestage.errors import NotFoundError
+from drivestage.errors import DriveStageError, NotFoundError, RetriesExhaustedError
 from drivestage.store import RemoteEntry
 
 T = TypeVar("T")
@@ -135,8 +135,20 @@ class Deletes:
             except batches.NoBatches as exc:
                 # Not Drive's batch endpoint: each item is read alone, for the rest of the run.
                 log.info("%s; each item is read alone before its deletion", exc)
+                if not exc.unanswered:
+                    self._no_batches = True
+                    return self._get(entry.id, where)
+                # No answer at all: an outage fails this files.get too (and batches stay for
+                # a later run); answered, it is the batches that do not get through.
+                try:
+                    alone = self._get(entry.id, where)
+                except RetriesExhaustedError:
+                    raise
+                except DriveStageError:
+                    self._no_batches = True
+                    raise
                 self._no_batches = True
-                return self._get(entry.id, where)
+                return alone
             if len(group) > 1 and all(_gone(got[i]) for i in group):
                 # Every call gone, each item just listed: ask one alone. There, the batch is not
                 # Drive's (a proxy taking the endpoint but not its calls): each item was taken
