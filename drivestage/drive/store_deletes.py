@@ -91,7 +91,8 @@ class Deletes:
         """The items ``ids`` are about to be deleted, one :meth:`delete` each, about in this
         order: their checks go in batches (see the module doc). It replaces what an earlier
         run of deletions expected and did not delete (a sidecar kept after all): a mirror's
-        store lives for hours, and those ids would ride along in every later batch."""
+        store lives for hours, and those ids would ride along in every later batch. What
+        was read ahead for that run goes too (it predates this run's listing)."""
         wanted = dict.fromkeys(i for i in ids if i)
         with self._checks_lock:
             self._expected = wanted
