@@ -14,10 +14,11 @@ change). Usage::
     python bench/prune.py [--files 500] [--latency 0.02] [--rounds 2] [--json FILE]
 
 Measured on the 2-core development machine (shared), 2026-12-04, 500 files, 20 ms, best of
-2 rounds each: 22.1 s / 1,001 round trips with one files.get per file, 11.8 s / 507 round
-trips batched (5 batches + 499 deletes + the listing): 1.87x faster, 0.51x the round trips
-(an earlier run under heavier load: 24.3 s vs 14.2 s, 1.71x); the calls Drive counts (and
-their quota units) are the same, 1,001 and 5,290.
+2 rounds each: 22.32 s / 1,001 round trips with one files.get per file, 11.96 s / 508 round
+trips batched (6 batches + 499 deletes + the listing: a batch reads ahead only about 5 s of
+deletions at their pace, :data:`drivestage.drive.store_deletes.READ_AHEAD_FOR`): 1.87x
+faster, 0.51x the round trips; the calls Drive counts (and their quota units) are the same,
+1,001 and 5,290.
 """
 from __future__ import annotations
 
