@@ -88,7 +88,6 @@ def test_auto_looks_at_three_states_at_most_then_refuses_naming_them(tiny_config
     naming the three newest, each with why; epoch_002.pt was not looked at; nothing
     deleted."""
     from trainer.errors import CheckpointError
-    from trainer.resume_checks import REMEDY
 
     logs = tmp_path / "logs"
     run = _small_run(tiny_config, logs)
@@ -107,7 +106,10 @@ def test_auto_looks_at_three_states_at_most_then_refuses_naming_them(tiny_config
     assert "; epoch_004.pt (its model weights hold NaN or infinite values (1 tensor, " in text
     assert "; epoch_003.pt (its model weights hold NaN" in text
     assert "epoch_002.pt" not in text and "last.pt" not in text
-    assert text.endswith(f"; {REMEDY}")
+    assert text.endswith(f"; the next older one, {logs / 'epoch_002.pt'}, was not looked at: "
+                         f"to go on from it, run the same command with --resume "
+                         f"{logs / 'epoch_002.pt'} (it is checked then), or start a new run in "
+                         f"a new train.out_dir")
     assert _md5s(logs) == before
 
 

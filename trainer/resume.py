@@ -359,6 +359,9 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
         if tried.known_bad(chosen.sidecar.md5):
             bad.append(chosen.name)     # (a listing made again: no second download of it)
             continue
+        # The bound hit: refused before the download (it left the copy in the run folder,
+        # undescribed: the next --resume auto described it and went on from it silently).
+        tried.check_bound(chosen.where)
         dest = os.path.join(out_dir, chosen.name)
         try:
             drive.fetch(chosen, dest)

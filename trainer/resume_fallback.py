@@ -66,8 +66,7 @@ class Tried:
             return True
         if self.known_bad(md5):
             return False
-        if len(self.unusable) >= MAX_TRIED:
-            raise self.refusal(bounded=True)
+        self.check_bound(where)
         try:
             self.vet(state, where)
         except UnusableCheckpointError as exc:
@@ -79,9 +78,19 @@ class Tried:
             return False
         return True
 
-    def refusal(self, *, bounded: bool = False) -> Optional[CheckpointError]:
+    def check_bound(self, where: str) -> None:
+        """Raise the refusal when :data:`MAX_TRIED` states were found unusable: ``where`` is
+        one more, not looked at (asked before a download from Drive, which it saves)."""
+        if self.vet is not None and len(self.unusable) >= MAX_TRIED:
+            refused = self.refusal(bounded=True, untried=where)
+            assert refused is not None
+            raise refused
+
+    def refusal(self, *, bounded: bool = False,
+                untried: Optional[str] = None) -> Optional[CheckpointError]:
         """The one-line refusal naming the states tried (None when none was found unusable):
-        for one, the refusal restore gives; for more, each with why."""
+        for one, the refusal restore gives; for more, each with why, and ``untried``, the
+        next older candidate (the bound hit), with the exact option that goes on from it."""
         if not self.unusable:
             return None
         if len(self.unusable) == 1 and not bounded:
@@ -89,7 +98,26 @@ class Tried:
         places = sorted({os.path.dirname(e.path) for e in self.unusable})
         names = "; ".join(f"{os.path.basename(e.path)} ({e.why})" for e in self.unusable)
         older = " (older ones were not tried)" if bounded else ""
+        # REMEDY's "trainer status lists them" shows one checkpoint, the run's newest on
+        # Drive (a bad one here), and --resume refuses a drive: path: name the one to try
+        # next and the option that tries it, as the user types it.
+        remedy = _next_step(untried) if untried is not None else REMEDY
         return CheckpointError(
             f"--resume auto found no state to train on in the {len(self.unusable)} newest "
             f"checkpoints of {describe_run(self.run)} in {' and '.join(places)}{older}: "
-            f"{names}; {REMEDY}")
+            f"{names}; {remedy}")
+
+
+def _next_step(where: str) -> str:
+    """What goes on from ``where`` (a local path, or a ``drive:`` one: pulled first, as the
+    CLI's refusal of ``--resume drive:...`` says), checked then as any ``--resume PATH``."""
+    from drivestage import paths
+
+    if paths.is_drive(where):
+        name = where.rsplit("/", 1)[-1]
+        how = (f"pull it (drivestage pull {where} ./weights) and run the same command with "
+               f"--resume weights/{name}")
+    else:
+        how = f"run the same command with --resume {where}"
+    return (f"the next older one, {where}, was not looked at: to go on from it, {how} (it is "
+            f"checked then), or start a new run in a new train.out_dir")

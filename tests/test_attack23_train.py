@@ -1,0 +1,94 @@
+"""attack23train: trainer23's ``--resume auto`` fallback attacked.
+
+* When the bound (:data:`trainer.resume_fallback.MAX_TRIED`) is hit, the refusal said "resume
+  an earlier checkpoint with --resume PATH (trainer status and drivestage ls list them)":
+  ``trainer status`` shows only the run's newest checkpoint on Drive (the bad one), and a
+  ``drive:`` path is refused by ``--resume``. The refusal now names the next older
+  checkpoint it did not look at and the exact option that goes on from it (for one on Drive:
+  the pull first); doing just that resumes.
+
+Real checkpoint files of a real (small) model, the real PyDrive2 stack against the emulator."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from test_trainer22_hostile import _nan_model, _small_run
+from test_trainer23_fallback import _choose, _save
+
+
+def _four_bad_then_a_good_one(run, logs) -> None:
+    _save(run, logs, "epoch_001.pt", 1, 1000.0)
+    for epoch in (2, 3, 4, 5):
+        _save(run, logs, f"epoch_{epoch:03d}.pt", epoch, 1000.0 + epoch, _nan_model)
+
+
+def test_the_bounded_refusal_names_the_next_checkpoint_and_its_option(tiny_config, tmp_path):
+    """Epochs 5, 4, 3 bad (vetted), 2 bad (not looked at), 1 good. The refusal names
+    epoch_002.pt, the next older one, with ``--resume <its path>``; that command restores it
+    (then restore vets it: here it refuses, naming it). Going on from epoch_001.pt the same
+    way works."""
+    from trainer.errors import CheckpointError
+    from trainer.resume import restore
+
+    logs = tmp_path / "logs"
+    run = _small_run(tiny_config, logs)
+    _four_bad_then_a_good_one(run, logs)
+    with pytest.raises(CheckpointError) as refused:
+        _choose(logs, "auto", run)
+    text = str(refused.value)
+    nxt = logs / "epoch_002.pt"
+    assert "trainer status" not in text, text     # it shows one checkpoint: the bad newest
+    assert text.endswith(f"; the next older one, {nxt}, was not looked at: to go on from it, "
+                         f"run the same command with --resume {nxt} (it is checked then), or "
+                         f"start a new run in a new train.out_dir"), text
+    start = _choose(logs, str(nxt), run)
+    with pytest.raises(CheckpointError, match=f"cannot resume from {nxt}: its model weights"):
+        restore(_small_run(tiny_config, tmp_path / "fresh"), start)
+    good = _choose(logs, str(logs / "epoch_001.pt"), run)
+    fresh = _small_run(tiny_config, tmp_path / "fresh2")
+    restore(fresh, good)
+    assert fresh.state.pos.epoch == 1
+
+
+def test_the_bounded_refusal_on_drive_says_to_pull_first(
+        emulator, drive_env, local_state, tiny_config, tmp_path, monkeypatch):
+    """A fresh machine, Drive holding the same five states: the next older one is on Drive,
+    which --resume does not take; the refusal says to pull it, and then which --resume. The
+    pull and that --resume, done as said, go on from it."""
+    import _cli
+    from trainer.drive import DriveFolder
+    from trainer.errors import CheckpointError
+    from trainer.resume import restore
+
+    spec = "drive:Models/a23/logs"
+    there = tmp_path / "elsewhere"
+    run = _small_run(tiny_config, there)
+    _save(run, there, "epoch_001.pt", 1, 1000.0)
+    for epoch in (3, 4, 5):
+        _save(run, there, f"epoch_{epoch:03d}.pt", epoch, 1000.0 + epoch, _nan_model)
+    DriveFolder(spec, str(there)).push()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with pytest.raises(CheckpointError) as refused:
+        _choose(logs, "auto", run, drive=DriveFolder(spec, str(logs)))
+    text = str(refused.value)
+    assert text.endswith(f"; the next older one, {spec}/epoch_001.pt, was not looked at: to "
+                         f"go on from it, pull it (drivestage pull {spec}/epoch_001.pt "
+                         f"./weights) and run the same command with --resume "
+                         f"weights/epoch_001.pt (it is checked then), or start a new run in a "
+                         f"new train.out_dir"), text
+    # Each copy fetched to be looked at is removed, and the next one is not fetched at all
+    # (it was left in the run folder: the same command run again described it and went on
+    # from it, silently). The same command refuses the same way again.
+    assert not [n for n in os.listdir(logs) if n.endswith(".pt")]
+    with pytest.raises(CheckpointError) as again:
+        _choose(logs, "auto", run, drive=DriveFolder(spec, str(logs)))
+    assert str(again.value) == text
+    monkeypatch.chdir(tmp_path)
+    _cli.ok("pull", f"{spec}/epoch_001.pt", "./weights")
+    start = _choose(logs, "weights/epoch_001.pt", run, drive=DriveFolder(spec, str(logs)))
+    fresh = _small_run(tiny_config, tmp_path / "fresh")
+    restore(fresh, start)
+    assert fresh.state.pos.epoch == 1
