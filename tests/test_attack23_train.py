@@ -92,3 +92,52 @@ def test_the_bounded_refusal_on_drive_says_to_pull_first(
     fresh = _small_run(tiny_config, tmp_path / "fresh")
     restore(fresh, start)
     assert fresh.state.pos.epoch == 1
+
+
+def test_a_ctrl_c_while_a_drive_copy_is_looked_at_leaves_no_copy(
+        emulator, drive_env, local_state, tiny_config, tmp_path, caplog):
+    """Ctrl-C (a real SIGINT) while --resume auto looks at the bad newest fetched from Drive:
+    its copy stayed in the run folder without a sidecar; the next --resume auto gave it one,
+    dated then, warned of it as a file of this folder "kept as it is", and the mirror's push
+    rewrote Drive's sidecar of it (another save time). Now the copy goes with the Ctrl-C; the
+    next run falls back as the first would have, and its push leaves Drive's files as they
+    were."""
+    import signal
+
+    from trainer.drive import DriveFolder
+    from test_trainer23_fallback import _vet
+
+    spec = "drive:Models/a23c/logs"
+    there = tmp_path / "elsewhere"
+    run = _small_run(tiny_config, there)
+    _save(run, there, "epoch_001.pt", 1, 1000.0)
+    _save(run, there, "epoch_002.pt", 2, 2000.0, _nan_model)
+    DriveFolder(spec, str(there)).push()
+
+    def listing():
+        return sorted((f["title"], f.get("md5Checksum")) for f in emulator.files()
+                      if not f["labels"]["trashed"])
+
+    before = listing()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    vet = _vet(run)
+
+    def interrupted(state, where):
+        os.kill(os.getpid(), signal.SIGINT)       # Ctrl-C, delivered at the next bytecode
+        vet(state, where)
+
+    from types import SimpleNamespace
+
+    from trainer import distributed
+    from trainer.resume import choose
+    cfg = SimpleNamespace(train=SimpleNamespace(out_dir=str(logs)))
+    with pytest.raises(KeyboardInterrupt):
+        choose(cfg, "auto", distributed.env_info(), DriveFolder(spec, str(logs)), vet=interrupted)
+    assert sorted(os.listdir(logs)) == []
+    start = _choose(logs, "auto", run, drive=DriveFolder(spec, str(logs)))
+    assert start.where == f"{spec}/epoch_001.pt"
+    assert sorted(n for n in os.listdir(logs) if not n.startswith(".")) == \
+        ["epoch_001.json", "epoch_001.pt"]
+    DriveFolder(spec, str(logs)).push()            # as the run's mirror does
+    assert listing() == before

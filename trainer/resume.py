@@ -363,10 +363,15 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
         # undescribed: the next --resume auto described it and went on from it silently).
         tried.check_bound(chosen.where)
         dest = os.path.join(out_dir, chosen.name)
+        fetched = False
         try:
             drive.fetch(chosen, dest)
+            fetched = True
             state = ckpt.load_checkpoint(dest)
             _check_matches_sidecar(state, chosen)
+        except KeyboardInterrupt:
+            _drop_unlooked(dest, fetched)
+            raise
         except RemoteChangedError as exc:
             if relisted >= MAX_RELISTS:
                 raise
@@ -385,7 +390,12 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
             _drop_fetched(dest)
             bad.append(chosen.name)
             continue
-        if not tried.usable(state, chosen.where, chosen.sidecar.md5):
+        try:
+            usable = tried.usable(state, chosen.where, chosen.sidecar.md5)
+        except KeyboardInterrupt:
+            _drop_unlooked(dest, fetched)
+            raise
+        if not usable:
             _drop_fetched(dest)      # Drive keeps it: only this fetched copy goes
             bad.append(chosen.name)
             continue
@@ -394,6 +404,15 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
 
         atomic_write(ckpt.sidecar_path(dest), chosen.sidecar_bytes, mode=0o644)
         return Start(new_run_id(), dest, chosen.where, chosen.where, safe=chosen)
+
+
+def _drop_unlooked(dest: str, fetched: bool) -> None:
+    """A Ctrl-C while the copy fetched to ``dest`` was looked at: it goes too. Left without a
+    sidecar, the next --resume auto described it as a killed save of this folder, dated
+    then (and vetted it again); the mirror then rewrote Drive's sidecar of a state Drive
+    keeps as it was. (A Ctrl-C during the download keeps its partial, for a rerun.)"""
+    if fetched:
+        _drop_fetched(dest)
 
 
 def _drop_fetched(dest: str) -> None:
