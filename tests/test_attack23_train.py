@@ -141,3 +141,53 @@ def test_a_ctrl_c_while_a_drive_copy_is_looked_at_leaves_no_copy(
         ["epoch_001.json", "epoch_001.pt"]
     DriveFolder(spec, str(logs)).push()            # as the run's mirror does
     assert listing() == before
+
+
+def test_a_fallback_past_a_bad_state_on_drive_records_no_branch(
+        emulator, drive_env, local_state, tiny_config, tmp_path, caplog):
+    """This folder holds epoch_001.pt; another machine went on and pushed epoch_002.pt, bad.
+    --resume auto fetches it, passes over it and goes on from epoch_001.pt here, as the
+    fallback past a bad local file does: no branch. Before, the bad state stayed among the
+    states seen, and the start recorded a branch ("resumed on purpose from epoch_001.pt, not
+    the run's newest (epoch_002.pt)"): re-dated epoch_001's sidecar and pushed it with
+    retention, which ranked the bad line as left behind and deleted epoch_002.pt on Drive,
+    the file the warning had just said Drive keeps (and a failed push of that record refused
+    to start the run)."""
+    import logging
+
+    from drivestage.retention_policy import RetentionPolicy
+    from trainer import checkpoint as ckpt
+    from trainer.drive import DriveFolder
+    from trainer.resume import record_branch
+    from trainer.writer import BackgroundWriter
+
+    spec = "drive:Models/a23b/logs"
+    there = tmp_path / "elsewhere"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    run = _small_run(tiny_config, there)
+    _save(run, there, "epoch_001.pt", 1, 1000.0)
+    ckpt.copy_checkpoint(str(there / "epoch_001.pt"), str(logs / "epoch_001.pt"))
+    _save(run, there, "epoch_002.pt", 2, 2000.0, _nan_model)
+    DriveFolder(spec, str(there)).push()
+
+    def listing():
+        return sorted((f["title"], f.get("md5Checksum")) for f in emulator.files()
+                      if not f["labels"]["trashed"])
+
+    before = listing()
+    local = sorted(os.listdir(logs))
+    drive = DriveFolder(spec, str(logs), policy=RetentionPolicy(keep_last=1))
+    with caplog.at_level(logging.INFO):
+        start = _choose(logs, "auto", run, drive=drive)
+        assert start.path == str(logs / "epoch_001.pt")
+        writer = BackgroundWriter(str(logs), drive)
+        try:
+            recorded = record_branch(str(logs), start, start.run and
+                                     ckpt.read_sidecar(start.path).run, writer)
+        finally:
+            writer.close(push=False)
+    assert recorded is None
+    assert not [r for r in caplog.records if "resumed on purpose" in r.getMessage()]
+    assert listing() == before
+    assert sorted(os.listdir(logs)) == local

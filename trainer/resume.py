@@ -184,9 +184,13 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder],
                                "continuing from Drive", out_dir, drive.spec, safe.name,
                                os.path.basename(path))
                 ahead = [c for c in ours or [] if _went_on(c.sidecar, mine)]
+                # Past states found bad on Drive (fetched, vetted): not among those seen, as
+                # a bad state here is not: else the start read as a branch left from them
+                # (record_branch: "resumed on purpose", a push before training, and
+                # retention deleting the bad line Drive was said to keep).
                 return _fetch_newest(drive, ahead, out_dir, fallback=lambda bad: Start(
                     new_run_id(), path, path, safe=newest_of_current_run(ours or [], run, skip=bad),
-                    seen=tuple(ours or [])),
+                    seen=tuple(tried.without_bad(ours) or [])),
                     keep=lambda c: _went_on(c.sidecar, mine), tried=tried)
             return Start(new_run_id(), path, path, safe=safe,
                          seen=None if ours is None else tuple(ours))
