@@ -191,3 +191,64 @@ def test_a_fallback_past_a_bad_state_on_drive_records_no_branch(
     assert not [r for r in caplog.records if "resumed on purpose" in r.getMessage()]
     assert listing() == before
     assert sorted(os.listdir(logs)) == local
+
+
+_LOOKING_CHILD = """
+import sys
+from types import SimpleNamespace
+from trainer import distributed
+from trainer.drive import DriveFolder
+from trainer.resume import choose
+
+logs, spec = sys.argv[1], sys.argv[2]
+
+def vet(state, where):       # the fetched copy is being looked at: say so, then wait
+    print("looking at", where, flush=True)
+    sys.stdin.read()
+
+choose(SimpleNamespace(train=SimpleNamespace(out_dir=logs)), "auto", distributed.env_info(),
+       DriveFolder(spec, logs), vet=vet)
+"""
+
+
+def test_a_kill_while_a_drive_copy_is_looked_at_leaves_no_checkpoint_behind(
+        emulator, drive_env, local_state, tiny_config, tmp_path):
+    """SIGKILL (or SIGTERM: the trainer takes signals only once training begins) while
+    --resume auto looks at the bad newest fetched from Drive. The copy lay in the run folder
+    under its name, without a sidecar: the next run described it as this folder's killed
+    save, dated then, and the mirror's push rewrote Drive's sidecar of it. Now a copy is
+    looked at under a temporary name (never mirrored; removed by the folder's next atomic
+    write once its process is gone), and takes its name only once chosen."""
+    import subprocess
+    import sys
+
+    from _kill import sigkill_when
+    from trainer.drive import DriveFolder
+
+    spec = "drive:Models/a23k/logs"
+    there = tmp_path / "elsewhere"
+    run = _small_run(tiny_config, there)
+    _save(run, there, "epoch_001.pt", 1, 1000.0)
+    _save(run, there, "epoch_002.pt", 2, 2000.0, _nan_model)
+    DriveFolder(spec, str(there)).push()
+
+    def listing():
+        return sorted((f["title"], f.get("md5Checksum")) for f in emulator.files()
+                      if not f["labels"]["trashed"])
+
+    before = listing()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-c", _LOOKING_CHILD, str(logs), spec], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    line = proc.stdout.readline().decode()
+    assert line == f"looking at {spec}/epoch_002.pt\n", line
+    sigkill_when(proc, lambda: True)
+    proc.stdin.close()
+    assert not [n for n in os.listdir(logs) if not n.startswith(".")], os.listdir(logs)
+    start = _choose(logs, "auto", run, drive=DriveFolder(spec, str(logs)))
+    assert start.where == f"{spec}/epoch_001.pt"
+    assert sorted(os.listdir(logs)) == ["epoch_001.json", "epoch_001.pt"]   # the copy swept
+    DriveFolder(spec, str(logs)).push()            # as the run's mirror does
+    assert listing() == before

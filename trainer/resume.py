@@ -367,15 +367,12 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
         # undescribed: the next --resume auto described it and went on from it silently).
         tried.check_bound(chosen.where)
         dest = os.path.join(out_dir, chosen.name)
-        fetched = False
+        looked: Optional[str] = None
         try:
             drive.fetch(chosen, dest)
-            fetched = True
-            state = ckpt.load_checkpoint(dest)
+            looked = _aside(dest)
+            state = _load_looked(looked, dest)
             _check_matches_sidecar(state, chosen)
-        except KeyboardInterrupt:
-            _drop_unlooked(dest, fetched)
-            raise
         except RemoteChangedError as exc:
             if relisted >= MAX_RELISTS:
                 raise
@@ -384,25 +381,29 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
             relisted += 1
             logger.warning("%s changed on Drive while it was fetched (%s); listing %s again",
                            chosen.where, exc, drive.spec)
-            _drop_fetched(dest)
+            _drop_fetched(dest, looked)
             remote = [c for c in drive.checkpoints() if keep(c)]
             continue
         except (CheckpointError, ChecksumMismatchError, NotFoundError) as exc:
             # NotFoundError: deleted since the listing (another machine's retention)
             logger.warning("the newest verified checkpoint on Drive, %s, cannot be used (%s); "
                            "falling back to the next older one", chosen.where, exc)
-            _drop_fetched(dest)
+            _drop_fetched(dest, looked)
             bad.append(chosen.name)
             continue
+        except BaseException:
+            _drop_looked(looked)   # (a Ctrl-C during the download keeps its partial, to go on)
+            raise
         try:
             usable = tried.usable(state, chosen.where, chosen.sidecar.md5)
-        except KeyboardInterrupt:
-            _drop_unlooked(dest, fetched)
+        except BaseException:
+            _drop_looked(looked)
             raise
         if not usable:
-            _drop_fetched(dest)      # Drive keeps it: only this fetched copy goes
+            _drop_fetched(dest, looked)      # Drive keeps it: only this fetched copy goes
             bad.append(chosen.name)
             continue
+        os.replace(looked, dest)             # chosen: under its name from now on
         # The sidecar as Drive has it: the mirror then finds both files unchanged.
         from drivestage.localfs import atomic_write
 
@@ -410,19 +411,43 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
         return Start(new_run_id(), dest, chosen.where, chosen.where, safe=chosen)
 
 
-def _drop_unlooked(dest: str, fetched: bool) -> None:
-    """A Ctrl-C while the copy fetched to ``dest`` was looked at: it goes too. Left without a
-    sidecar, the next --resume auto described it as a killed save of this folder, dated
-    then (and vetted it again); the mirror then rewrote Drive's sidecar of a state Drive
-    keeps as it was. (A Ctrl-C during the download keeps its partial, for a rerun.)"""
-    if fetched:
-        _drop_fetched(dest)
+def _aside(dest: str) -> str:
+    """Move the copy just fetched to ``dest`` to a temporary name of an atomic write, where it
+    is loaded and looked at. Killed meanwhile (SIGKILL, or SIGTERM: the trainer takes signals
+    only once training begins), a copy left under its name, without a sidecar, was taken by
+    the next run for a killed save of this folder (:func:`ckpt.describe_killed_saves`),
+    dated then, and the mirror rewrote Drive's sidecar of a state Drive keeps as it was; a
+    temporary file is never mirrored, and the folder's next atomic write removes it once
+    this process is gone (:mod:`drivestage.temps`)."""
+    from drivestage import temps
+
+    looked = os.path.join(os.path.dirname(dest), temps.name_for(os.path.basename(dest)))
+    os.replace(dest, looked)
+    return looked
 
 
-def _drop_fetched(dest: str) -> None:
+def _load_looked(looked: str, dest: str) -> dict:
+    """:func:`ckpt.load_checkpoint` of the copy at ``looked``, its refusal naming ``dest``."""
+    try:
+        return ckpt.load_checkpoint(looked)
+    except CheckpointError as exc:
+        raise CheckpointError(str(exc).replace(looked, dest)) from None
+
+
+def _drop_looked(looked: Optional[str]) -> None:
+    """A copy being looked at, on the way out (a Ctrl-C, an error): it goes too."""
+    if looked is not None:
+        try:
+            os.unlink(looked)
+        except FileNotFoundError:
+            pass
+
+
+def _drop_fetched(dest: str, looked: Optional[str] = None) -> None:
     """A fetched checkpoint that is not used, and what its download left for a rerun."""
     from drivestage.partials import remove_partial, stale_partials
 
+    _drop_looked(looked)
     ckpt.remove_checkpoint(dest)
     for partial in stale_partials(dest):
         remove_partial(partial)
