@@ -252,3 +252,33 @@ def test_a_kill_while_a_drive_copy_is_looked_at_leaves_no_checkpoint_behind(
     assert sorted(os.listdir(logs)) == ["epoch_001.json", "epoch_001.pt"]   # the copy swept
     DriveFolder(spec, str(logs)).push()            # as the run's mirror does
     assert listing() == before
+
+
+def test_the_bounded_refusal_names_a_checkpoint_here_that_passed(
+        emulator, drive_env, local_state, tiny_config, tmp_path):
+    """This folder holds epoch_001.pt (good); another machine went on and pushed epochs 2 to
+    5, all bad. --resume auto vets epoch_001.pt here (it passes), then Drive's three newest,
+    and stops at the bound, as it should (a person chooses). The refusal said it "found no
+    state to train on" and "older ones were not tried", and never named epoch_001.pt, which
+    had passed; now it names it with the option that goes on from it."""
+    from trainer import checkpoint as ckpt
+    from trainer.drive import DriveFolder
+    from trainer.errors import CheckpointError
+
+    spec = "drive:Models/a23p/logs"
+    there = tmp_path / "elsewhere"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    run = _small_run(tiny_config, there)
+    _save(run, there, "epoch_001.pt", 1, 1000.0)
+    ckpt.copy_checkpoint(str(there / "epoch_001.pt"), str(logs / "epoch_001.pt"))
+    for epoch in (2, 3, 4, 5):
+        _save(run, there, f"epoch_{epoch:03d}.pt", epoch, 1000.0 + epoch, _nan_model)
+    DriveFolder(spec, str(there)).push()
+    with pytest.raises(CheckpointError) as refused:
+        _choose(logs, "auto", run, drive=DriveFolder(spec, str(logs)))
+    text = str(refused.value)
+    here = logs / "epoch_001.pt"
+    assert f"the next older one, {spec}/epoch_002.pt, was not looked at" in text, text
+    assert text.endswith(f"; {here} passed the checks: --resume {here} goes on from it, "
+                         f"further back; or start a new run in a new train.out_dir"), text

@@ -46,6 +46,8 @@ class Tried:
         self.run = run
         self.unusable: list[UnusableCheckpointError] = []
         self._md5s: set[str] = set()           # of the states found unusable
+        self.passed: Optional[str] = None      # the first candidate that passed (this folder's,
+                                               # before Drive's further on were looked at)
 
     def known_bad(self, md5: Optional[str]) -> bool:
         """Whether these bytes were found unusable already (under another name)."""
@@ -76,6 +78,7 @@ class Tried:
             logger.warning("%s is no state to train on (%s); it is kept as it is, and --resume "
                            "auto tries the next older checkpoint", where, exc.why)
             return False
+        self.passed = self.passed or where
         return True
 
     def check_bound(self, where: str) -> None:
@@ -101,16 +104,18 @@ class Tried:
         # REMEDY's "trainer status lists them" shows one checkpoint, the run's newest on
         # Drive (a bad one here), and --resume refuses a drive: path: name the one to try
         # next and the option that tries it, as the user types it.
-        remedy = _next_step(untried) if untried is not None else REMEDY
+        remedy = _next_step(untried, self.passed) if untried is not None else REMEDY
         return CheckpointError(
             f"--resume auto found no state to train on in the {len(self.unusable)} newest "
             f"checkpoints of {describe_run(self.run)} in {' and '.join(places)}{older}: "
             f"{names}; {remedy}")
 
 
-def _next_step(where: str) -> str:
+def _next_step(where: str, passed: Optional[str] = None) -> str:
     """What goes on from ``where`` (a local path, or a ``drive:`` one: pulled first, as the
-    CLI's refusal of ``--resume drive:...`` says), checked then as any ``--resume PATH``."""
+    CLI's refusal of ``--resume drive:...`` says), checked then as any ``--resume PATH``;
+    and from ``passed``, a checkpoint further back that passed (this folder's, when Drive's
+    further on were all bad)."""
     from drivestage import paths
 
     if paths.is_drive(where):
@@ -119,5 +124,7 @@ def _next_step(where: str) -> str:
                f"--resume weights/{name}")
     else:
         how = f"run the same command with --resume {where}"
+    back = (f"; {passed} passed the checks: --resume {passed} goes on from it, further back;"
+            if passed is not None else ",")
     return (f"the next older one, {where}, was not looked at: to go on from it, {how} (it is "
-            f"checked then), or start a new run in a new train.out_dir")
+            f"checked then){back} or start a new run in a new train.out_dir")
