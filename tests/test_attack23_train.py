@@ -282,3 +282,34 @@ def test_the_bounded_refusal_names_a_checkpoint_here_that_passed(
     assert f"the next older one, {spec}/epoch_002.pt, was not looked at" in text, text
     assert text.endswith(f"; {here} passed the checks: --resume {here} goes on from it, "
                          f"further back; or start a new run in a new train.out_dir"), text
+
+
+def test_the_fallback_never_goes_on_from_another_run_on_drive(
+        emulator, drive_env, local_state, tiny_config, tmp_path):
+    """Drive's folder holds run A (good, older) and run B (written last: its only state bad).
+    A fresh machine's --resume auto passes over B's state and refuses (naming it); it never
+    falls back to A, another run (what it did before trainer23 for a state that could not
+    be read was the same: the run written last, or nothing). Holds; a guard."""
+    from trainer.drive import DriveFolder
+    from trainer.errors import CheckpointError
+
+    spec = "drive:Models/a23r/logs"
+    a, b = tmp_path / "run-a", tmp_path / "run-b"
+    run = _small_run(tiny_config, a)
+    _save(run, a, "epoch_001.pt", 1, 1000.0)
+    _save(run, a, "epoch_002.pt", 2, 1500.0)
+    DriveFolder(spec, str(a)).push()
+
+    def other_run(state):
+        state["run"] = "20261204-130000-cd34"
+        _nan_model(state)
+
+    _save(run, b, "epoch_003.pt", 3, 3000.0, other_run)
+    DriveFolder(spec, str(b)).push()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    with pytest.raises(CheckpointError) as refused:
+        _choose(logs, "auto", run, drive=DriveFolder(spec, str(logs)))
+    assert str(refused.value).startswith(f"cannot resume from {spec}/epoch_003.pt: its model "
+                                         f"weights hold NaN"), str(refused.value)
+    assert not [n for n in os.listdir(logs) if not n.startswith(".")]
