@@ -11,6 +11,7 @@ Real checkpoint files of a real (small) model, the real PyDrive2 stack against t
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import pytest
 
@@ -313,3 +314,27 @@ def test_the_fallback_never_goes_on_from_another_run_on_drive(
     assert str(refused.value).startswith(f"cannot resume from {spec}/epoch_003.pt: its model "
                                          f"weights hold NaN"), str(refused.value)
     assert not [n for n in os.listdir(logs) if not n.startswith(".")]
+
+
+def test_the_room_check_counts_autosaves_left_alone_above_the_start(tmp_path):
+    """--resume auto fell back past the run's two newest autosaves (bad: kept as they are) to
+    the last epoch's checkpoint. The room check took them for the two autosaves the run keeps
+    ("those already in the folder take their space already") and counted none; but the writer
+    leaves autosaves numbered above the one it writes alone, so the run's own two come on top
+    of them: a disk with room for the epoch's files alone passed, and the first saves met the
+    full disk. Now only the autosaves up to the start count as the run's own."""
+    from trainer import room
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    for name in ("autosave_00000400.pt", "autosave_00000500.pt"):
+        (logs / name).write_bytes(b"a bad state, kept")
+    cfg = SimpleNamespace(train=SimpleNamespace(
+        out_dir=str(logs), epochs=5, save_period=1, eval_period=100, save_minutes=5.0))
+    size = 100 * (1 << 20)
+    files_only = 2 * size                        # last.pt and epoch_002.pt
+    why = room.shortage(cfg, 1, size, free_bytes=lambda p: files_only, resumed_at=300)
+    assert why is not None and ", with 2 autosaves of that size kept beside them " in why, why
+    assert room.shortage(cfg, 1, size, free_bytes=lambda p: 4 * size, resumed_at=300) is None
+    # Autosaves up to the start are the run's own older ones: replaced, not added to.
+    assert room.shortage(cfg, 1, size, free_bytes=lambda p: files_only, resumed_at=600) is None

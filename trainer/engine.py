@@ -194,11 +194,14 @@ def _check_room(cfg: Config, info: distributed.DistInfo, start: resume.Start, mo
     why = None
     if info.is_main:
         done, size = 0, room.checkpoint_bytes(distributed.unwrap(model), ema, optimizer)
+        at: Optional[int] = None
         if start.path:
             side = ckpt.read_sidecar(start.path)
             done = (side.epoch or 0) if side is not None else 0
+            at = side.iteration if side is not None else None
             size = max(size, os.path.getsize(start.path))   # the real size, where there is one
-        why = room.shortage(cfg, done, size, images=(data.train_lines, data.val_lines))
+        why = room.shortage(cfg, done, size, images=(data.train_lines, data.val_lines),
+                            resumed_at=at)
     why = distributed.broadcast_object(why)
     if why is not None:
         raise SaveError(why)

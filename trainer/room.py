@@ -14,7 +14,9 @@ Beside the epoch's files the run writes, on the same disk (counted since trainer
 * with ``train.save_minutes``, the autosaves: the newest two are kept in the run folder
   (:data:`trainer.writer.LOCAL_AUTOSAVES`), beside the epoch's files, each a checkpoint of
   the same size (a third exists while one is written mid-epoch: never more at once than
-  two beside the epoch's files). Those already in the folder take their space already.
+  two beside the epoch's files). Those already in the folder up to the start take their
+  space already; those numbered above it (passed over by a resume, left by a branch) stay
+  beside the run's own (:func:`_autosaves_beside`).
 * with ``data.cache=disk``, the decoded images, written into ``data.root/image-cache``
   before the first step: their bytes from the images' headers, as the cache computes them
   (:func:`trainer.data.cache.plan_disk_cache`), when the cache is on the run folder's disk
@@ -91,20 +93,25 @@ def epoch_save_names(cfg: Any, epochs_done: int) -> list[str]:
     return names
 
 
-def _autosaves_beside(cfg: Any) -> int:
-    """Autosaves the run keeps beside the epoch's files that are not in the run folder yet."""
+def _autosaves_beside(cfg: Any, resumed_at: Optional[int] = None) -> int:
+    """Autosaves the run keeps beside the epoch's files that are not in the run folder yet.
+    Only those numbered up to ``resumed_at`` (the start's iteration) are the run's own, which
+    its next ones replace: the writer leaves those above alone (a resume past bad autosaves,
+    a branch), and the run's two come on top of them."""
     from trainer.writer import LOCAL_AUTOSAVES
 
     if not cfg.train.save_minutes:
         return 0
     try:
-        have = sum(1 for n in os.listdir(cfg.train.out_dir) if AUTOSAVE_NAME.match(n))
+        have = sum(1 for n in os.listdir(cfg.train.out_dir) for m in [AUTOSAVE_NAME.match(n)]
+                   if m is not None and (resumed_at is None
+                                         or int(m.group("iteration")) <= resumed_at))
     except OSError:
         have = 0
     return max(0, LOCAL_AUTOSAVES - have)
 
 
-def needed_bytes(cfg: Any, names: list[str], size: int) -> int:
+def needed_bytes(cfg: Any, names: list[str], size: int, resumed_at: Optional[int] = None) -> int:
     """The most the run writes at once in ``train.out_dir`` by the end of the next epoch's save
     of ``names``: each new file, plus one temporary file beside a file it replaces (written
     in full, then renamed over it; the copies are made one after the other, so one such
@@ -112,7 +119,7 @@ def needed_bytes(cfg: Any, names: list[str], size: int) -> int:
     out_dir = cfg.train.out_dir
     new = [n for n in names if not os.path.exists(os.path.join(out_dir, n))]
     files = len(new) + (1 if len(new) < len(names) else 0)
-    return size * (files + _autosaves_beside(cfg))
+    return size * (files + _autosaves_beside(cfg, resumed_at))
 
 
 def _disk(path: str) -> Optional[int]:
@@ -163,7 +170,8 @@ def cache_bytes(cfg: Any, train_lines: Sequence[str], val_lines: Sequence[str], 
 
 def shortage(cfg: Any, epochs_done: int, size: int,
              free_bytes: Callable[[str], int] = lambda p: shutil.disk_usage(p).free,
-             images: Optional[tuple[Sequence[str], Sequence[str]]] = None) -> Optional[str]:
+             images: Optional[tuple[Sequence[str], Sequence[str]]] = None,
+             resumed_at: Optional[int] = None) -> Optional[str]:
     """Why the next epoch's save, with the autosaves beside it and the image cache written
     before it (``images``: the train and val annotation lines), would not fit in
     ``train.out_dir`` (one line); None if it does or nothing is left to train."""
@@ -171,13 +179,13 @@ def shortage(cfg: Any, epochs_done: int, size: int,
     if epochs_done >= t.epochs:
         return None
     names = epoch_save_names(cfg, epochs_done)
-    saves = needed_bytes(cfg, names, size)
+    saves = needed_bytes(cfg, names, size, resumed_at)
     free = free_bytes(t.out_dir)
     cache = cache_bytes(cfg, *images, free=free, checkpoints=saves) if images else 0
     needed = saves + cache
     if needed <= free:
         return None
-    autos = _autosaves_beside(cfg)
+    autos = _autosaves_beside(cfg, resumed_at)
     beside = (f", with {autos} autosave{'s' if autos != 1 else ''} of that size kept beside "
               f"them (train.save_minutes)") if autos else ""
     first = (f", after {format_size(cache)} of decoded images the image cache writes first into "
