@@ -345,3 +345,58 @@ def test_the_room_check_counts_autosaves_left_alone_above_the_start(tmp_path):
     assert room.shortage(cfg, 1, size, free_bytes=lambda p: 4 * size, resumed_at=300) is None
     # Autosaves up to the start are the run's own older ones: replaced, not added to.
     assert room.shortage(cfg, 1, size, free_bytes=lambda p: files_only, resumed_at=600) is None
+
+
+def test_a_bad_file_here_is_kept_when_drive_holds_another_bad_one_of_its_name(
+        emulator, drive_env, local_state, tiny_config, tmp_path, caplog):
+    """This folder: epoch_001.pt (good) and epoch_002.pt (NaN weights). Drive: epoch_001.pt and
+    another machine's epoch_002.pt, saved later, bad too (other bytes). --resume auto passes
+    over epoch_002.pt here ("it is kept as it is"), then fetches Drive's epoch_002.pt (further
+    on than epoch_001.pt) to look at it: into this folder's epoch_002.pt, over the file just
+    said to be kept, and, Drive's being bad too, deleted it with its sidecar. Now a copy is
+    fetched beside a file of its name, never over it; both warnings hold."""
+    from test_trainer22_hostile import _md5s, _optimizer_of_another_model
+    from trainer import checkpoint as ckpt
+    from trainer.drive import DriveFolder
+
+    spec = "drive:Models/a23s/logs"
+    there = tmp_path / "elsewhere"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    run = _small_run(tiny_config, there)
+    _save(run, there, "epoch_001.pt", 1, 1000.0)
+    ckpt.copy_checkpoint(str(there / "epoch_001.pt"), str(logs / "epoch_001.pt"))
+    _save(run, logs, "epoch_002.pt", 2, 2000.0, _nan_model)
+    _save(run, there, "epoch_002.pt", 2, 2500.0, _optimizer_of_another_model)
+    DriveFolder(spec, str(there)).push()
+    before = _md5s(logs)
+    start = _choose(logs, "auto", run, drive=DriveFolder(spec, str(logs)))
+    assert start.path == str(logs / "epoch_001.pt")
+    assert _md5s(logs) == before
+    assert not [n for n in os.listdir(logs) if n.startswith(".")]   # no copy left either
+
+
+def test_a_good_copy_on_drive_of_a_bad_file_here_takes_its_name(
+        emulator, drive_env, local_state, tiny_config, tmp_path):
+    """As above, but Drive's epoch_002.pt (another machine's, saved later) is good: fetched
+    beside the bad one here, it takes the name once chosen (the run goes on from it, as from
+    any checkpoint fetched), with Drive's sidecar; nothing else is left."""
+    from test_trainer22_hostile import _md5s
+    from trainer import checkpoint as ckpt
+    from trainer.drive import DriveFolder
+
+    spec = "drive:Models/a23g/logs"
+    there = tmp_path / "elsewhere"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    run = _small_run(tiny_config, there)
+    _save(run, there, "epoch_001.pt", 1, 1000.0)
+    ckpt.copy_checkpoint(str(there / "epoch_001.pt"), str(logs / "epoch_001.pt"))
+    _save(run, logs, "epoch_002.pt", 2, 2000.0, _nan_model)
+    _save(run, there, "epoch_002.pt", 2, 2500.0)
+    DriveFolder(spec, str(there)).push()
+    start = _choose(logs, "auto", run, drive=DriveFolder(spec, str(logs)))
+    assert (start.path, start.where) == (str(logs / "epoch_002.pt"), f"{spec}/epoch_002.pt")
+    assert _md5s(logs) == _md5s(there)
+    assert sorted(os.listdir(logs)) == ["epoch_001.json", "epoch_001.pt", "epoch_002.json",
+                                        "epoch_002.pt"]

@@ -367,11 +367,14 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
         # undescribed: the next --resume auto described it and went on from it silently).
         tried.check_bound(chosen.where)
         dest = os.path.join(out_dir, chosen.name)
+        # A file of that name here was passed over (bad, unreadable: "kept as it is"): the copy
+        # is fetched beside it, never over it (one bad too was deleted with it).
+        target = _beside(dest, chosen) if os.path.lexists(dest) else dest
         looked: Optional[str] = None
         try:
-            drive.fetch(chosen, dest)
-            looked = _aside(dest)
-            state = _load_looked(looked, dest)
+            drive.fetch(chosen, target)
+            looked = _aside(target, dest)
+            state = _load_looked(looked, target)
             _check_matches_sidecar(state, chosen)
         except RemoteChangedError as exc:
             if relisted >= MAX_RELISTS:
@@ -381,14 +384,14 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
             relisted += 1
             logger.warning("%s changed on Drive while it was fetched (%s); listing %s again",
                            chosen.where, exc, drive.spec)
-            _drop_fetched(dest, looked)
+            _drop_fetched(target, looked)
             remote = [c for c in drive.checkpoints() if keep(c)]
             continue
         except (CheckpointError, ChecksumMismatchError, NotFoundError) as exc:
             # NotFoundError: deleted since the listing (another machine's retention)
             logger.warning("the newest verified checkpoint on Drive, %s, cannot be used (%s); "
                            "falling back to the next older one", chosen.where, exc)
-            _drop_fetched(dest, looked)
+            _drop_fetched(target, looked)
             bad.append(chosen.name)
             continue
         except BaseException:
@@ -400,7 +403,7 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
             _drop_looked(looked)
             raise
         if not usable:
-            _drop_fetched(dest, looked)      # Drive keeps it: only this fetched copy goes
+            _drop_fetched(target, looked)    # Drive keeps it: only this fetched copy goes
             bad.append(chosen.name)
             continue
         os.replace(looked, dest)             # chosen: under its name from now on
@@ -411,10 +414,20 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
         return Start(new_run_id(), dest, chosen.where, chosen.where, safe=chosen)
 
 
-def _aside(dest: str) -> str:
-    """Move the copy just fetched to ``dest`` to a temporary name of an atomic write, where it
-    is loaded and looked at. Killed meanwhile (SIGKILL, or SIGTERM: the trainer takes signals
-    only once training begins), a copy left under its name, without a sidecar, was taken by
+def _beside(dest: str, chosen: RemoteCheckpoint) -> str:
+    """Where ``chosen`` is fetched when ``dest`` holds another file: its hidden copy beside it
+    (:mod:`trainer.chosen`'s, named by its md5: a rerun's download goes on from its partial;
+    never mirrored)."""
+    from trainer.chosen import _side_copy
+
+    return _side_copy(dest, (chosen.sidecar.md5 or chosen.entry.md5 or "x").lower())
+
+
+def _aside(fetched: str, dest: str) -> str:
+    """Move the copy just fetched (``fetched``: ``dest``, or its copy beside it) to a temporary
+    name of an atomic write beside ``dest``, where it is loaded and looked at (it takes the
+    name ``dest`` only once chosen). Killed meanwhile (SIGKILL, or SIGTERM: the trainer takes
+    signals only once training begins), a copy left under its name, without a sidecar, was taken by
     the next run for a killed save of this folder (:func:`ckpt.describe_killed_saves`),
     dated then, and the mirror rewrote Drive's sidecar of a state Drive keeps as it was; a
     temporary file is never mirrored, and the folder's next atomic write removes it once
@@ -422,7 +435,7 @@ def _aside(dest: str) -> str:
     from drivestage import temps
 
     looked = os.path.join(os.path.dirname(dest), temps.name_for(os.path.basename(dest)))
-    os.replace(dest, looked)
+    os.replace(fetched, looked)
     return looked
 
 
