@@ -506,3 +506,24 @@ def test_ddp_ranks_go_on_from_the_state_rank0_fell_back_to(emulator, drive_env, 
     assert r0["left"] == ["epoch_003.json", "epoch_003.pt"], r0
     assert r1["left"] == ["epoch_003.json", "epoch_003.pt", "epoch_004.json",
                           "epoch_004.pt"], r1
+
+
+def test_a_refusal_of_the_resume_checks_says_how_to_list_and_get_an_earlier_one(
+        tiny_config, tmp_path):
+    """The refusal of one bad state (and every resume check's) ended "--resume PATH (trainer
+    status and drivestage ls list them)": trainer status shows one checkpoint, the run's
+    newest on Drive (here the bad one), and --resume takes no drive: path. It now names what
+    lists them and that one on Drive is pulled first."""
+    from trainer.errors import CheckpointError
+
+    logs = tmp_path / "logs"
+    run = _small_run(tiny_config, logs)
+    _save(run, logs, "epoch_001.pt", 1, 1000.0, _nan_model)
+    with pytest.raises(CheckpointError) as refused:
+        _choose(logs, "auto", run)
+    text = str(refused.value)
+    assert "trainer status" not in text, text
+    assert text.endswith("; resume an earlier checkpoint of the run with --resume PATH (ls "
+                         "train.out_dir lists this machine's; drivestage ls <drive.logs> lists "
+                         "Drive's, and drivestage pull <one> ./weights fetches it: --resume "
+                         "takes no drive: path), or start a new run in a new train.out_dir"), text

@@ -158,6 +158,7 @@ def _small_run(tiny_config, out_dir):
 def test_restore_refuses_a_hostile_checkpoint_in_one_line(tiny_config, tmp_path, change, said):
     from trainer.errors import CheckpointError
     from trainer.resume import Start, restore
+    from trainer.resume_checks import REMEDY
     from trainer.saving import snapshot
 
     logs = tmp_path / "logs"
@@ -173,9 +174,7 @@ def test_restore_refuses_a_hostile_checkpoint_in_one_line(tiny_config, tmp_path,
     text = str(refused.value)
     assert "\n" not in text and text.startswith(f"cannot resume from {path}: "), text
     assert said in text, text
-    assert text.endswith("; resume an earlier checkpoint of the run with --resume PATH (trainer "
-                         "status and drivestage ls list them), or start a new run in a new "
-                         "train.out_dir")
+    assert text.endswith(f"; {REMEDY}")
     assert _md5s(logs) == before
 
 

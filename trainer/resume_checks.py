@@ -18,9 +18,13 @@ import torch
 
 from trainer.errors import CheckpointError, UnusableCheckpointError
 
-#: The end of every refusal here: what to do instead.
-REMEDY = ("resume an earlier checkpoint of the run with --resume PATH (trainer status and "
-          "drivestage ls list them), or start a new run in a new train.out_dir")
+#: The end of every refusal here: what to do instead. (It said "trainer status and drivestage
+#: ls list them": trainer status shows one checkpoint, the run's newest on Drive, often the
+#: bad one; and --resume takes no drive: path.)
+REMEDY = ("resume an earlier checkpoint of the run with --resume PATH (ls train.out_dir lists "
+          "this machine's; drivestage ls <drive.logs> lists Drive's, and drivestage pull <one> "
+          "./weights fetches it: --resume takes no drive: path), or start a new run in a new "
+          "train.out_dir")
 
 
 def _refuse(path: str, why: str) -> UnusableCheckpointError:
