@@ -107,12 +107,20 @@ class Run:
 
 def fit(cfg: Config, *, resume: str = "auto", callbacks: Sequence[Callback] = ()) -> FitResult:
     """Train as configured; ``resume`` is ``auto`` (local, then Drive), ``none`` or a path."""
+    from trainer.run_lock import RunFolderLock
+
     info, device = distributed.setup(cfg.train.device)
     _set_determinism(cfg)
     os.makedirs(cfg.train.out_dir, exist_ok=True)
+    lock = RunFolderLock(cfg.train.out_dir)
     try:
+        # One run per folder (rank 0 writes it); a refusal reaches the other ranks as well.
+        with distributed.main_first(info, local=False) as first:
+            if first:
+                lock.acquire()
         return _fit(cfg, info, device, resume, callbacks, StopFlag(cfg.train.grace_seconds))
     finally:
+        lock.release()
         distributed.cleanup()
 
 

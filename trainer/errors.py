@@ -71,3 +71,8 @@ class UnusableCheckpointError(CheckpointError):
     def __init__(self, message: str, path: str = "", why: str = ""):
         super().__init__(message)
         self.path, self.why = path, why
+
+
+class RunFolderBusyError(TrainerError):
+    """Another training process holds the run folder (``train.out_dir``): two runs there
+    would overwrite each other's ``last.pt``, ``epoch_NNN.pt`` and autosaves."""
