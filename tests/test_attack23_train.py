@@ -18,7 +18,7 @@ import pytest
 
 from _sweep import ALL
 from test_trainer22_hostile import _nan_model, _small_run
-from test_trainer23_fallback import _choose, _save
+from test_trainer23_fallback import _bad_newest_on_drive, _choose, _drive_listing, _save
 
 
 def _four_bad_then_a_good_one(run, logs) -> None:
@@ -111,17 +111,8 @@ def test_a_ctrl_c_while_a_drive_copy_is_looked_at_leaves_no_copy(
     from test_trainer23_fallback import _vet
 
     spec = "drive:Models/a23c/logs"
-    there = tmp_path / "elsewhere"
-    run = _small_run(tiny_config, there)
-    _save(run, there, "epoch_001.pt", 1, 1000.0)
-    _save(run, there, "epoch_002.pt", 2, 2000.0, _nan_model)
-    DriveFolder(spec, str(there)).push()
-
-    def listing():
-        return sorted((f["title"], f.get("md5Checksum")) for f in emulator.files()
-                      if not f["labels"]["trashed"])
-
-    before = listing()
+    run, there = _bad_newest_on_drive(tiny_config, tmp_path, spec)
+    before = _drive_listing(emulator)
     logs = tmp_path / "logs"
     logs.mkdir()
     vet = _vet(run)
@@ -149,7 +140,7 @@ def test_a_ctrl_c_while_a_drive_copy_is_looked_at_leaves_no_copy(
     assert sorted(n for n in os.listdir(logs) if not n.startswith(".")) == \
         ["epoch_001.json", "epoch_001.pt"]
     DriveFolder(spec, str(logs)).push()            # as the run's mirror does
-    assert listing() == before
+    assert _drive_listing(emulator) == before
 
 
 def test_a_fallback_past_a_bad_state_on_drive_records_no_branch(
@@ -171,20 +162,11 @@ def test_a_fallback_past_a_bad_state_on_drive_records_no_branch(
     from trainer.writer import BackgroundWriter
 
     spec = "drive:Models/a23b/logs"
-    there = tmp_path / "elsewhere"
+    run, there = _bad_newest_on_drive(tiny_config, tmp_path, spec)
     logs = tmp_path / "logs"
     logs.mkdir()
-    run = _small_run(tiny_config, there)
-    _save(run, there, "epoch_001.pt", 1, 1000.0)
     ckpt.copy_checkpoint(str(there / "epoch_001.pt"), str(logs / "epoch_001.pt"))
-    _save(run, there, "epoch_002.pt", 2, 2000.0, _nan_model)
-    DriveFolder(spec, str(there)).push()
-
-    def listing():
-        return sorted((f["title"], f.get("md5Checksum")) for f in emulator.files()
-                      if not f["labels"]["trashed"])
-
-    before = listing()
+    before = _drive_listing(emulator)
     local = sorted(os.listdir(logs))
     drive = DriveFolder(spec, str(logs), policy=RetentionPolicy(keep_last=1))
     with caplog.at_level(logging.INFO):
@@ -198,7 +180,7 @@ def test_a_fallback_past_a_bad_state_on_drive_records_no_branch(
             writer.close(push=False)
     assert recorded is None
     assert not [r for r in caplog.records if "resumed on purpose" in r.getMessage()]
-    assert listing() == before
+    assert _drive_listing(emulator) == before
     assert sorted(os.listdir(logs)) == local
 
 
@@ -238,17 +220,8 @@ def test_a_kill_while_a_drive_copy_is_looked_at_leaves_no_checkpoint_behind(
     from trainer.drive import DriveFolder
 
     spec = "drive:Models/a23k/logs"
-    there = tmp_path / "elsewhere"
-    run = _small_run(tiny_config, there)
-    _save(run, there, "epoch_001.pt", 1, 1000.0)
-    _save(run, there, "epoch_002.pt", 2, 2000.0, _nan_model)
-    DriveFolder(spec, str(there)).push()
-
-    def listing():
-        return sorted((f["title"], f.get("md5Checksum")) for f in emulator.files()
-                      if not f["labels"]["trashed"])
-
-    before = listing()
+    run, there = _bad_newest_on_drive(tiny_config, tmp_path, spec)
+    before = _drive_listing(emulator)
     logs = tmp_path / "logs"
     logs.mkdir()
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
@@ -263,7 +236,7 @@ def test_a_kill_while_a_drive_copy_is_looked_at_leaves_no_checkpoint_behind(
     assert start.where == f"{spec}/epoch_001.pt"
     assert sorted(os.listdir(logs)) == ["epoch_001.json", "epoch_001.pt"]   # the copy swept
     DriveFolder(spec, str(logs)).push()            # as the run's mirror does
-    assert listing() == before
+    assert _drive_listing(emulator) == before
 
 
 def test_the_bounded_refusal_names_a_checkpoint_here_that_passed(

@@ -25,16 +25,22 @@ HOLD = ("import sys; from trainer.run_lock import RunFolderLock; "
         "RunFolderLock(sys.argv[1]).acquire(); print('held', flush=True); sys.stdin.read()")
 
 
-@pytest.fixture
-def held(tmp_path):
-    """Another process holding the lock of ``tmp_path/logs`` (its pid), until the test ends."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
+def _holder(logs) -> subprocess.Popen:
+    """Another process that holds the lock of ``logs`` once this returns (it said so), until
+    its stdin closes."""
+    logs.mkdir(exist_ok=True)
     proc = subprocess.Popen([sys.executable, "-c", HOLD, str(logs)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True,
                             env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    assert proc.stdout.readline() == "held\n"     # an event: it holds the lock now
+    return proc
+
+
+@pytest.fixture
+def held(tmp_path):
+    """Another process holding the lock of ``tmp_path/logs`` (its pid), until the test ends."""
+    proc = _holder(tmp_path / "logs")
     try:
-        assert proc.stdout.readline() == "held\n"     # an event: it holds the lock now
         yield proc.pid
     finally:
         proc.stdin.close()
@@ -60,11 +66,7 @@ def test_a_second_run_in_a_busy_folder_refuses_in_one_line_and_writes_nothing(
 def test_the_lock_goes_with_its_process_however_it_ends(tmp_path):
     """A SIGKILLed run leaves no stale lock: the kernel drops an flock with its process."""
     logs = tmp_path / "logs"
-    logs.mkdir()
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(logs)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=os.getcwd()))
-    assert proc.stdout.readline() == "held\n"
+    proc = _holder(logs)
     with pytest.raises(RunFolderBusyError):
         RunFolderLock(str(logs)).acquire()
     proc.kill()

@@ -57,6 +57,25 @@ def _warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
 
 
+def _drive_listing(emulator) -> list[tuple[str, str]]:
+    """Drive's live files: (title, md5), for a before/after comparison."""
+    return sorted((f["title"], f.get("md5Checksum")) for f in emulator.files()
+                  if not f["labels"]["trashed"])
+
+
+def _bad_newest_on_drive(tiny_config, tmp_path, spec: str):
+    """A run whose epoch_001.pt (good) and epoch_002.pt (NaN weights) are on Drive at
+    ``spec``, pushed from ``tmp_path/elsewhere``: (the run, that folder)."""
+    from trainer.drive import DriveFolder
+
+    there = tmp_path / "elsewhere"
+    run = _small_run(tiny_config, there)
+    _save(run, there, "epoch_001.pt", 1, 1000.0)
+    _save(run, there, "epoch_002.pt", 2, 2000.0, _nan_model)
+    DriveFolder(spec, str(there)).push()
+    return run, there
+
+
 def test_auto_goes_on_from_the_newest_checkpoint_that_passes_and_keeps_the_bad_one(
         tiny_config, tmp_path, caplog):
     """epoch_002.pt (and last.pt, the same bytes) hold NaN weights; epoch_001.pt is good.
@@ -150,17 +169,8 @@ def test_a_fresh_machine_falls_back_past_a_bad_newest_on_drive_and_drive_keeps_i
     from trainer.drive import DriveFolder
 
     spec = "drive:Models/t23/logs"
-    there = tmp_path / "elsewhere"
-    run = _small_run(tiny_config, there)
-    _save(run, there, "epoch_001.pt", 1, 1000.0)
-    _save(run, there, "epoch_002.pt", 2, 2000.0, _nan_model)
-    DriveFolder(spec, str(there)).push()
-
-    def listing():
-        return sorted((f["title"], f.get("md5Checksum")) for f in emulator.files()
-                      if not f["labels"]["trashed"])
-
-    before = listing()
+    run, there = _bad_newest_on_drive(tiny_config, tmp_path, spec)
+    before = _drive_listing(emulator)
     logs = tmp_path / "logs"
     logs.mkdir()
     with caplog.at_level(logging.WARNING):
@@ -170,7 +180,7 @@ def test_a_fresh_machine_falls_back_past_a_bad_newest_on_drive_and_drive_keeps_i
     said = _warnings(caplog)
     assert len(said) == 1 and said[0].startswith(f"{spec}/epoch_002.pt is no state to train on "
                                                  f"(its model weights hold NaN"), said
-    assert listing() == before
+    assert _drive_listing(emulator) == before
     assert not os.path.exists(logs / "epoch_002.pt")
 
 
