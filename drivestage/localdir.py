@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 TRASH = ".trash"
 UPLOAD_PREFIX = ".drivestage-upload-"
 _CHUNK = 1 << 20
+#: The mount table whose file-system types say which devices are FUSE mounts (a seam: tests
+#: name a folder's device a FUSE one).
+MOUNTINFO = "/proc/self/mountinfo"
 
 
 def identity(st: os.stat_result) -> tuple[int, ...]:
@@ -60,6 +63,29 @@ def identity(st: os.stat_result) -> tuple[int, ...]:
     same size and its mtime put back is another file here. A chmod or a new hard link moves
     it too: that costs a hash, never more."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def fuse_devices(table: Optional[str] = None) -> frozenset[int]:
+    """The devices (``st_dev``) of the FUSE mounts in :data:`MOUNTINFO`. A FUSE daemon
+    (rclone, gcsfuse, google-drive-ocamlfuse, Colab's Drive) reports the identity it likes:
+    the ctime is the mtime, the inode the path's, and a rewrite made through the remote
+    (another machine) keeps both when it keeps the size and the mtime. There, an identity
+    vouches for no md5 from an earlier process. Empty when the table cannot be read."""
+    try:
+        with open(table or MOUNTINFO, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return frozenset()
+    found = set()
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields, kind = left.split(), right.split()
+        if len(fields) < 3 or not kind or not kind[0].startswith("fuse"):
+            continue
+        major, _, minor = fields[2].partition(":")
+        if major.isdigit() and minor.isdigit():
+            found.add(os.makedev(int(major), int(minor)))
+    return frozenset(found)
 
 
 class _MemoryMd5Cache:
@@ -93,6 +119,7 @@ class LocalDirStore(RemoteStore):
         self._real_root = os.path.realpath(self.root)
         self._memo = _MemoryMd5Cache()
         self._md5: Md5Source = md5_cache or self._memo
+        self._fuse: Optional[frozenset[int]] = None  # read at the first vouch
 
     def __repr__(self) -> str:
         return f"LocalDirStore({self.root!r})"
@@ -157,7 +184,11 @@ class LocalDirStore(RemoteStore):
     def vouch(self, full: str, ident: tuple[int, ...], md5: str) -> None:
         """Take ``md5`` as the md5 of ``full`` for as long as its :func:`identity` is
         ``ident`` (a pull's stamp of a local original records both): listing it then reads
-        nothing."""
+        nothing. Not on a FUSE mount (:func:`fuse_devices`): its identities repeat."""
+        if self._fuse is None:
+            self._fuse = fuse_devices()
+        if ident and ident[0] in self._fuse:
+            return  # hashed again, as every file of such a mount is by each process
         self._memo.put_identity(full, ident, md5)
 
     def _remember(self, full: str, st: os.stat_result, digest: str) -> None:

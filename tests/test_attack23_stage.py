@@ -1,0 +1,96 @@
+"""attack23stage: what stage23's stamps and md5 caches trusted that they should not.
+
+1. A file on a FUSE mount (rclone, gcsfuse, google-drive-ocamlfuse, Colab's Drive) has the
+   identity its daemon reports: the ctime is the mtime, the inode the path's, and a rewrite
+   made elsewhere (another machine, through the remote) moves neither when it keeps the size
+   and the mtime (``rclone copy`` and ``cp -p`` keep it). The stamp's identity vouched for
+   the old md5 there, so a rerun said "already staged" over the old bytes (it hashed the
+   file before stage23, and saw the new ones). Simulated on this disk by a mount table that
+   names the source's device a FUSE one (``localdir.MOUNTINFO``) and the stamp's recorded
+   identity set to the rewritten file's (what such a mount reports for it).
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import pytest
+
+from test_attack22_stage import _tree
+from test_stage23 import _members, _rchar, _zip, needs_proc_io
+from test_messages_walk20 import _drivestage
+
+
+def _as_fuse(tmp_path, monkeypatch, folder) -> None:
+    """A mount table in which ``folder``'s file system is an rclone FUSE mount."""
+    import drivestage.localdir as localdir
+
+    dev = os.stat(folder).st_dev
+    table = tmp_path / "mountinfo"
+    table.write_text(f"36 25 0:21 / /proc rw - proc proc rw\n"
+                     f"99 25 {os.major(dev)}:{os.minor(dev)} / {folder} rw,nosuid - "
+                     "fuse.rclone gdrive: rw,user_id=0\n")
+    monkeypatch.setattr(localdir, "MOUNTINFO", str(table), raising=False)
+
+
+def _rewrite_keeping_identity(source, data: bytes, dest) -> None:
+    """Rewrite ``source`` in place (same size), its mtime put back, and make every stamp
+    of DEST that records its identity record the new one: what a FUSE mount shows after
+    such a rewrite made through the remote (the same inode, size, mtime and ctime)."""
+    st = os.stat(source)
+    with open(source, "r+b") as fh:
+        fh.write(data)
+    os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns))
+    now = os.stat(source)
+    ident = [now.st_dev, now.st_ino, now.st_size, now.st_mtime_ns, now.st_ctime_ns]
+    edited = 0
+    for path in glob.glob(os.path.join(str(dest), "**", ".drivestage", "*.json"),
+                          recursive=True):
+        with open(path) as fh:
+            stamp = json.load(fh)
+        if stamp.get("path") == str(source):
+            stamp["original"] = ident
+            with open(path, "w") as fh:
+                json.dump(stamp, fh)
+            edited += 1
+    assert edited == 1
+
+
+@pytest.mark.parametrize("kind", ["extract", "copy", "folder"])
+def test_a_rewrite_on_a_fuse_mount_that_keeps_its_identity_is_staged(
+        kind, local_state, tmp_path, monkeypatch):
+    src = tmp_path / "input" / "x"
+    src.mkdir(parents=True)
+    _as_fuse(tmp_path, monkeypatch, str(tmp_path / "input"))
+    v1, v2 = _members(3, 1000), _members(3, 1000)
+    source = src / "voc.zip"
+    source.write_bytes(_zip(v1))
+    dest = tmp_path / "data"
+    args = {"extract": [str(source), str(dest), "-x"], "copy": [str(source), str(dest)],
+            "folder": [str(src), str(dest)]}[kind]
+    assert _drivestage("pull", *args, "-q").exit_code == 0
+    _rewrite_keeping_identity(source, _zip(v2), dest)
+    r = _drivestage("pull", *args)
+    assert r.exit_code == 0, r.output
+    if kind == "extract":
+        assert _tree(dest) == v2, r.output                  # was v1: "already staged"
+    else:
+        copy = dest / ("x/voc.zip" if kind == "folder" else "voc.zip")
+        assert copy.read_bytes() == _zip(v2), r.output
+
+
+def test_the_fuse_devices_are_read_from_the_mount_table(tmp_path):
+    from drivestage.localdir import fuse_devices
+
+    table = tmp_path / "mountinfo"
+    table.write_text("22 27 0:21 / /proc rw,relatime - proc proc rw\n"
+                     "40 27 0:45 / /content/drive rw,nosuid shared:12 master:3 - fuse.drive "
+                     "drive rw,user_id=0\n"
+                     "41 27 0:46 / /mnt/s3 rw - fuse rclone rw\n"
+                     "42 27 8:1 / /mnt/ntfs rw - fuseblk /dev/sdb1 rw\n"
+                     "43 27 8:2 / /kaggle/input ro - ext4 /dev/sdc ro\n"
+                     "broken line\n")
+    assert fuse_devices(str(table)) == {os.makedev(0, 45), os.makedev(0, 46),
+                                        os.makedev(8, 1)}
+    assert fuse_devices(str(tmp_path / "absent")) == frozenset()
