@@ -94,3 +94,43 @@ def test_the_fuse_devices_are_read_from_the_mount_table(tmp_path):
     assert fuse_devices(str(table)) == {os.makedev(0, 45), os.makedev(0, 46),
                                         os.makedev(8, 1)}
     assert fuse_devices(str(tmp_path / "absent")) == frozenset()
+
+
+# ------------------------------------------------ 2. the lock's time bound and a lone re-check
+
+class _ReplaceOnce:
+    """The classic race of a transient lock, once: the previous holder removes the file
+    between this process's open and its look at the name (the lock is let go and taken
+    again, on the new file). Done in the look itself: no thread, no timing."""
+
+    def __init__(self, path: str):
+        self.path, self.rounds = path, 0
+
+    def __call__(self, *args, **kwargs):
+        if self.rounds == 0:
+            self.rounds += 1
+            os.replace(self._new(), self.path)
+        return os.stat(*args, **kwargs)
+
+    def _new(self) -> str:
+        tmp = self.path + ".new"
+        with open(tmp, "wb"):
+            pass
+        return tmp
+
+
+def test_one_legit_recheck_after_a_slow_start_holds_the_lock(tmp_path, monkeypatch):
+    """The time bound (10 s without a wait) counted from the loop's start: a pull whose
+    first round took that long (a slow network mount, a notebook's VM paused) and then met
+    the usual race once - another pull's holder removed the file it had opened - failed
+    with 'not the one of that name 1 times in a row (a file system whose inode numbers
+    change?)'. Every round here is over time (LOCK_RECHECK_S = 0): one re-check holds."""
+    from drivestage.extract import statedir
+
+    once = _ReplaceOnce(os.path.join(str(tmp_path), ".drivestage", "x.lock"))
+    monkeypatch.setattr(statedir, "_lookup", once)
+    monkeypatch.setattr(statedir, "LOCK_RECHECK_S", 0.0)
+    with statedir.state_lock(str(tmp_path), "x.lock", lambda: None, transient=True) as held:
+        assert held
+    assert once.rounds == 1
+    assert not os.path.exists(once.path)                      # removed by its holder

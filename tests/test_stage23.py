@@ -346,7 +346,8 @@ def test_the_recheck_is_bounded_in_time_too(tmp_path, replacer, monkeypatch):
     with pytest.raises(DestChangedError, match="in a row"):
         with statedir.state_lock(str(tmp_path), "x.lock", lambda: None, transient=True):
             pass
-    assert replacer.rounds == 1
+    # Not at the first: one re-check is the usual race (test_attack23_stage).
+    assert replacer.rounds == statedir.LOCK_RECHECK_MIN < statedir.LOCK_RECHECKS
 
 
 # ------------------------------------------------ 2b. push's md5 cache: the same rule

@@ -35,6 +35,11 @@ _LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOE
 #: and the loop spun for ever at 100 % CPU.
 LOCK_RECHECKS = 100
 LOCK_RECHECK_S = 10.0
+#: The time bound counts once this many rounds came in a row: one re-check is the usual
+#: race (the previous holder removed the file this process had opened), however long the
+#: rounds before it took (a slow network mount, a paused VM); it failed that pull with
+#: "not the one of that name 1 times in a row".
+LOCK_RECHECK_MIN = 10
 #: How the name is looked up beside the descriptor (a seam: tests put another thread's
 #: replacement of the file between the two looks).
 _lookup = os.stat
@@ -249,7 +254,8 @@ def state_lock(folder: str, name: str, on_wait: Optional[Callable[[], None]], *,
             stale, fd = fd, -1  # its holder removed it: the lock is the file named now
             os.close(stale)
             rounds += 1
-            if rounds >= LOCK_RECHECKS or time.monotonic() - since >= LOCK_RECHECK_S:
+            if rounds >= LOCK_RECHECKS or (rounds >= LOCK_RECHECK_MIN and
+                                           time.monotonic() - since >= LOCK_RECHECK_S):
                 raise recheck_error(folder, name, rounds)
         held = True
         yield True
