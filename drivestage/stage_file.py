@@ -284,7 +284,8 @@ class FileStager:
             # The same bytes under a new id: the stamp follows the id. A stamp whose keys
             # are not the ones this run needed (written before they were kept, edited by
             # hand, a folder's key rotated) is rewritten, so the next rerun is one call.
-            if basis is not own or basis.get("access") != self.store.access_hint(entry):
+            if basis is not own or basis.get("access") != self.store.access_hint(entry) \
+                    or self._moved_source(basis, entry):
                 self._rekey(basis, entry)
             staged = [m.path for m in stamps.records(basis)] if self.extract else []
             if self.extract and basis.get("version") != stamps.VERSION:
@@ -409,6 +410,15 @@ class FileStager:
             return None
         return list(identity(st)), path
 
+    def _moved_source(self, stamp: Stamp, entry: RemoteEntry) -> bool:
+        """Whether the local source's identity is not the one ``stamp`` keeps while its md5
+        is (a chmod, a new hard link, the same bytes written anew): the copy was found
+        staged, and the stamp kept the old identity, so every rerun hashed the source
+        whole again. Rewritten, the next rerun reads none of it."""
+        vouched = self._source_identity(entry)
+        return vouched is not None and \
+            [stamp.get("original"), stamp.get("path")] != list(vouched)
+
     def _fresh(self, entry: RemoteEntry, stamp: Stamp) -> RemoteEntry:
         """The file ``stamp`` stands for as Drive has it now, when it sits where ``entry``
         did, under its name; else ``entry``."""
@@ -429,6 +439,9 @@ class FileStager:
             return  # a 0.1.0 stamp stays as it is until the copy is staged again
         fresh.update(id=entry.id, parent_id=entry.parent_id, name=entry.name)
         self._note_access(fresh, entry)
+        vouched = self._source_identity(entry)
+        if vouched is not None:
+            fresh["original"], fresh["path"] = vouched
         stamps.write(self.dest, fresh)
         if basis.get("_path") != fresh["_path"]:
             stamps.drop(basis)

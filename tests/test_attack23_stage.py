@@ -134,3 +134,42 @@ def test_one_legit_recheck_after_a_slow_start_holds_the_lock(tmp_path, monkeypat
         assert held
     assert once.rounds == 1
     assert not os.path.exists(once.path)                      # removed by its holder
+
+
+# ------------------------------------------------ 3. a copy's stamp follows its source's identity
+
+@needs_proc_io
+@pytest.mark.parametrize("kind", ["copy", "folder"])
+@pytest.mark.parametrize("change", ["chmod", "hard link", "same bytes anew"])
+def test_a_source_whose_identity_alone_changed_is_hashed_once_not_at_every_rerun(
+        kind, change, local_state, tmp_path):
+    """A chmod, a new hard link, the same bytes written anew (a dataset mounted again, a
+    checkout): the copy's stamp kept the identity of the first pull, so every rerun after
+    it hashed the source whole (a 20 GB folder read at each run of the cell), found the
+    copy staged and wrote nothing down. Now the first such rerun records the new one."""
+    src = tmp_path / "input" / "x"
+    src.mkdir(parents=True)
+    data = os.urandom(1 << 21)
+    source = src / "w.bin"
+    source.write_bytes(data)
+    dest = tmp_path / "data"
+    args = [str(source) if kind == "copy" else str(src), str(dest), "-q"]
+
+    def reads() -> float:
+        before = _rchar()
+        r = _drivestage("pull", *args)
+        assert r.exit_code == 0, r.output
+        return (_rchar() - before) / len(data)
+
+    assert reads() > 1.9
+    assert reads() < 0.05
+    if change == "chmod":
+        os.chmod(source, 0o444)
+    elif change == "hard link":
+        os.link(source, tmp_path / "twin.bin")
+    else:
+        source.write_bytes(data)
+    assert 0.95 < reads() < 1.2                               # hashed once: the same bytes
+    assert reads() < 0.05                                     # was 1.0 at every rerun
+    copy = dest / ("w.bin" if kind == "copy" else "x/w.bin")
+    assert copy.read_bytes() == data
