@@ -33,6 +33,7 @@ import secrets
 import shutil
 import stat as _stat
 import threading
+import time
 from typing import Iterator, Optional, Union
 
 from drivestage.errors import (
@@ -54,6 +55,11 @@ _CHUNK = 1 << 20
 #: The mount table whose file-system types say which devices are FUSE mounts (a seam: tests
 #: name a folder's device a FUSE one).
 MOUNTINFO = "/proc/self/mountinfo"
+#: How long after its ctime a file's hash may still miss a write (see :func:`settled`): a
+#: kernel's coarse clock ticks every few ms; a file system keeping whole seconds (ext3, ext4
+#: with small inodes, FAT's two) gets COARSE_RACY_NS.
+RACY_NS = 50_000_000
+COARSE_RACY_NS = 2_000_000_000
 
 
 def identity(st: os.stat_result) -> tuple[int, ...]:
@@ -88,26 +94,43 @@ def fuse_devices(table: Optional[str] = None) -> frozenset[int]:
     return frozenset(found)
 
 
+def settled(st: os.stat_result, began_ns: int) -> bool:
+    """Whether a hash that began at ``began_ns`` (``time.time_ns()``, after ``st`` was taken)
+    sees every write to come as another :func:`identity`: git's "racily clean" rule. A
+    write stamps the ctime at the clock's granularity (a few ms; a whole second or two on
+    some file systems), so one in the same tick as the ctime the hash began with - right
+    after the file was written - leaves the identity as it was. Such an md5 serves this
+    process; a stamp records no identity for it (the next pull hashes the file once more)."""
+    ctime = st.st_ctime_ns
+    return ctime + (COARSE_RACY_NS if ctime % 1_000_000_000 == 0 else RACY_NS) <= began_ns
+
+
 class _MemoryMd5Cache:
     """md5 by absolute path, valid while the file's :func:`identity` is unchanged. It was
     (size, mtime, inode): a same-size rewrite with the mtime put back kept the old md5."""
 
     def __init__(self) -> None:
-        self._data: dict[str, tuple[tuple[int, ...], str]] = {}
+        #: path: (identity, md5, whether the md5 is :func:`settled` for it)
+        self._data: dict[str, tuple[tuple[int, ...], str, bool]] = {}
         self._lock = threading.Lock()
 
-    def get(self, path: str, st: Optional[os.stat_result] = None) -> Optional[str]:
+    def get(self, path: str, st: Optional[os.stat_result] = None, *,
+            settled_only: bool = False) -> Optional[str]:
         st = st or os.stat(path)
         with self._lock:
             rec = self._data.get(os.path.abspath(path))
-        return rec[1] if rec and rec[0] == identity(st) else None
+        if rec is None or rec[0] != identity(st) or (settled_only and not rec[2]):
+            return None
+        return rec[1]
 
-    def put(self, path: str, st: os.stat_result, md5: str) -> None:
-        self.put_identity(path, identity(st), md5)
+    def put(self, path: str, st: os.stat_result, md5: str, *,
+            is_settled: bool = False) -> None:
+        self.put_identity(path, identity(st), md5, is_settled=is_settled)
 
-    def put_identity(self, path: str, ident: tuple[int, ...], md5: str) -> None:
+    def put_identity(self, path: str, ident: tuple[int, ...], md5: str, *,
+                     is_settled: bool = False) -> None:
         with self._lock:
-            self._data[os.path.abspath(path)] = (ident, md5)
+            self._data[os.path.abspath(path)] = (ident, md5, is_settled)
 
 
 class LocalDirStore(RemoteStore):
@@ -169,9 +192,10 @@ class LocalDirStore(RemoteStore):
                                               else None)
         if cached:
             return cached
+        began = time.time_ns()
         digest = file_md5(full, _CHUNK)
-        if identity(os.stat(full)) == identity(st):
-            self._remember(full, st, digest)  # not cached when it changed while hashed
+        if identity(os.stat(full)) == identity(st):  # not cached when it changed while hashed
+            self._remember(full, st, digest, is_settled=settled(st, began))
         return digest
 
     def known_md5(self, full: str, st: os.stat_result) -> Optional[str]:
@@ -181,6 +205,11 @@ class LocalDirStore(RemoteStore):
         key need not be the whole identity."""
         return self._memo.get(full, st)
 
+    def settled_md5(self, full: str, st: os.stat_result) -> Optional[str]:
+        """:meth:`known_md5` when a write after its hash moves the identity (:func:`settled`):
+        the one a stamp may record with that identity for the next process."""
+        return self._memo.get(full, st, settled_only=True)
+
     def vouch(self, full: str, ident: tuple[int, ...], md5: str) -> None:
         """Take ``md5`` as the md5 of ``full`` for as long as its :func:`identity` is
         ``ident`` (a pull's stamp of a local original records both): listing it then reads
@@ -189,10 +218,11 @@ class LocalDirStore(RemoteStore):
             self._fuse = fuse_devices()
         if ident and ident[0] in self._fuse:
             return  # hashed again, as every file of such a mount is by each process
-        self._memo.put_identity(full, ident, md5)
+        self._memo.put_identity(full, ident, md5, is_settled=True)
 
-    def _remember(self, full: str, st: os.stat_result, digest: str) -> None:
-        self._memo.put(full, st, digest)
+    def _remember(self, full: str, st: os.stat_result, digest: str, *,
+                  is_settled: bool = False) -> None:
+        self._memo.put(full, st, digest, is_settled=is_settled)
         if self._md5 is not self._memo:
             self._md5.put(full, st, digest)
 

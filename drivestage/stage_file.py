@@ -406,7 +406,7 @@ class FileStager:
             st = os.stat(path)
         except OSError:
             return None
-        if self.store.known_md5(path, st) != entry.md5:
+        if self.store.settled_md5(path, st) != entry.md5:  # not hashed just after a write
             return None
         return list(identity(st)), path
 

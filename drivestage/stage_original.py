@@ -30,12 +30,13 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from typing import Any, Collection, Optional, TypeGuard
 
 from drivestage import stamps
 from drivestage.errors import DestChangedError
 from drivestage.extract import MemberRecord, archive_kind
-from drivestage.localdir import LocalDirStore, identity
+from drivestage.localdir import LocalDirStore, identity, settled
 from drivestage.localfs import drive_mount, file_md5
 from drivestage.stage_extraction import Extraction, ProgressFactory
 from drivestage.stamps import Stamp
@@ -86,6 +87,9 @@ class FromOriginal:
         self.store = store if isinstance(store, LocalDirStore) else None
         self.reserve, self.lock_dir, self.force = reserve, lock_dir, force
         self.extract_progress, self.protect = extract_progress, protect
+        #: Whether the md5 was hashed when a later write would move the identity
+        #: (:func:`drivestage.localdir.settled`): only then does the stamp record it.
+        self.settled = False
 
     def stage(self, entry: RemoteEntry) -> tuple[str, list[str], str]:
         found = stamps.of(self.dest, self.name)
@@ -140,10 +144,14 @@ class FromOriginal:
         now, and the identity must be the same after."""
         known = self.store.known_md5(self.source, st) if self.store is not None else None
         if known is not None:
+            self.settled = self.store is not None and \
+                self.store.settled_md5(self.source, st) == known
             return known
+        began = time.time_ns()
         md5 = file_md5(self.source)
         if _identity(os.stat(self.source)) != _identity(st):
             raise self._changed()
+        self.settled = settled(st, began)
         return md5
 
     def _stamp(self, entry: RemoteEntry, md5: str, st: os.stat_result,
@@ -156,7 +164,8 @@ class FromOriginal:
         stamp = stamps.new(src=self.src, file_id=entry.id, name=self.name,
                            remote_name=entry.name, parent_id=entry.parent_id, md5=md5,
                            size=st.st_size, mtime_ns=st.st_mtime_ns, stale=stale)
-        stamp["original"] = _identity(st)
+        if self.settled:  # else the next pull hashes it again (one written just before)
+            stamp["original"] = _identity(st)
         stamp["path"] = self.source
         if extracted:
             stamp["members"] = [m.to_json() for m in extracted]
