@@ -45,6 +45,7 @@ from drivestage.errors import (
 )
 from drivestage.localfs import file_md5
 from drivestage.paths import StorePath
+from drivestage.state import settled
 from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
@@ -55,11 +56,6 @@ _CHUNK = 1 << 20
 #: The mount table whose file-system types say which devices are FUSE mounts (a seam: tests
 #: name a folder's device a FUSE one).
 MOUNTINFO = "/proc/self/mountinfo"
-#: How long after its ctime a file's hash may still miss a write (see :func:`settled`): a
-#: kernel's coarse clock ticks every few ms; a file system keeping whole seconds (ext3, ext4
-#: with small inodes, FAT's two) gets COARSE_RACY_NS.
-RACY_NS = 50_000_000
-COARSE_RACY_NS = 2_000_000_000
 
 
 def identity(st: os.stat_result) -> tuple[int, ...]:
@@ -92,17 +88,6 @@ def fuse_devices(table: Optional[str] = None) -> frozenset[int]:
         if major.isdigit() and minor.isdigit():
             found.add(os.makedev(int(major), int(minor)))
     return frozenset(found)
-
-
-def settled(st: os.stat_result, began_ns: int) -> bool:
-    """Whether a hash that began at ``began_ns`` (``time.time_ns()``, after ``st`` was taken)
-    sees every write to come as another :func:`identity`: git's "racily clean" rule. A
-    write stamps the ctime at the clock's granularity (a few ms; a whole second or two on
-    some file systems), so one in the same tick as the ctime the hash began with - right
-    after the file was written - leaves the identity as it was. Such an md5 serves this
-    process; a stamp records no identity for it (the next pull hashes the file once more)."""
-    ctime = st.st_ctime_ns
-    return ctime + (COARSE_RACY_NS if ctime % 1_000_000_000 == 0 else RACY_NS) <= began_ns
 
 
 class _MemoryMd5Cache:

@@ -36,7 +36,8 @@ from typing import Any, Collection, Optional, TypeGuard
 from drivestage import stamps
 from drivestage.errors import DestChangedError
 from drivestage.extract import MemberRecord, archive_kind
-from drivestage.localdir import LocalDirStore, identity, settled
+from drivestage.localdir import LocalDirStore, identity
+from drivestage.state import settled
 from drivestage.localfs import drive_mount, file_md5
 from drivestage.stage_extraction import Extraction, ProgressFactory
 from drivestage.stamps import Stamp

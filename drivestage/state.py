@@ -143,6 +143,24 @@ def stat_key(st: os.stat_result) -> list[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
+#: How long after its ctime a file's hash may still miss a write (see :func:`settled`): a
+#: kernel's coarse clock ticks every few ms; a file system keeping whole seconds (ext3, ext4
+#: with small inodes, FAT's two) gets COARSE_RACY_NS.
+RACY_NS = 50_000_000
+COARSE_RACY_NS = 2_000_000_000
+
+
+def settled(st: os.stat_result, began_ns: int) -> bool:
+    """Whether a hash that began at ``began_ns`` (``time.time_ns()``, after ``st`` was taken)
+    sees every write to come as another :func:`identity`: git's "racily clean" rule. A
+    write stamps the ctime at the clock's granularity (a few ms; a whole second or two on
+    some file systems), so one in the same tick as the ctime the hash began with - right
+    after the file was written - leaves the identity as it was. Such an md5 serves this
+    process; a stamp records no identity for it (the next pull hashes the file once more)."""
+    ctime = st.st_ctime_ns
+    return ctime + (COARSE_RACY_NS if ctime % 1_000_000_000 == 0 else RACY_NS) <= began_ns
+
+
 def _cache_key(st: os.stat_result) -> list[int]:
     """What an md5 cache entry is valid for: size and mtime, and the inode and ctime. A file
     rewritten with the same size and its mtime put back (``os.utime``, ``cp -p``, ``tar x``)

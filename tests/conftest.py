@@ -151,12 +151,12 @@ def fast_retries(monkeypatch):
 @pytest.fixture(autouse=True)
 def _past_the_tick_of_each_write(monkeypatch):
     """A test writes a file and pulls it in the same few ms: its hash would be "racy" (see
-    drivestage.localdir.settled) and the stamp would record no identity, which costs the
+    drivestage.state.settled) and the stamp would record no identity, which costs the
     next pull a hash. A file of a user's is written long before; tests that mean the tick
     set RACY_NS themselves (tests/test_attack23_stage.py)."""
-    import drivestage.localdir as localdir
+    import drivestage.state as state
 
-    monkeypatch.setattr(localdir, "RACY_NS", 0)
+    monkeypatch.setattr(state, "RACY_NS", 0)
 
 
 @pytest.fixture(autouse=True)

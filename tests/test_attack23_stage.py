@@ -106,9 +106,9 @@ def test_a_rewrite_in_the_tick_of_the_hashed_write_is_staged_by_the_rerun(
     md5, and every rerun said "already staged" over the old bytes (git's "racily clean"
     files). Here every hash is in the tick of the write (RACY_NS); the rewrite's identity is
     set in the stamp, as such a file system shows it."""
-    import drivestage.localdir as localdir
+    import drivestage.state as state
 
-    monkeypatch.setattr(localdir, "RACY_NS", 10 ** 15, raising=False)
+    monkeypatch.setattr(state, "RACY_NS", 10 ** 15, raising=False)
     src = tmp_path / "input" / "x"
     src.mkdir(parents=True)
     v1, v2 = _members(3, 1000), _members(3, 1000)
@@ -132,9 +132,9 @@ def test_a_rewrite_in_the_tick_of_the_hashed_write_is_staged_by_the_rerun(
 @pytest.mark.parametrize("kind", ["extract", "copy"])
 def test_a_source_hashed_in_the_tick_of_its_write_is_hashed_once_more_then_never(
         kind, local_state, tmp_path, monkeypatch):
-    import drivestage.localdir as localdir
+    import drivestage.state as state
 
-    monkeypatch.setattr(localdir, "RACY_NS", 10 ** 15, raising=False)
+    monkeypatch.setattr(state, "RACY_NS", 10 ** 15, raising=False)
     archive = tmp_path / "input" / "voc.zip"
     archive.parent.mkdir()
     archive.write_bytes(_zip(_members(4, 1 << 19)))
@@ -148,7 +148,7 @@ def test_a_source_hashed_in_the_tick_of_its_write_is_hashed_once_more_then_never
         return (_rchar() - before) / archive.stat().st_size
 
     assert reads() > 1.9
-    monkeypatch.setattr(localdir, "RACY_NS", 0)               # the write's tick is over
+    monkeypatch.setattr(state, "RACY_NS", 0)               # the write's tick is over
     assert 0.95 < reads() < 1.2                               # hashed once more, kept
     assert reads() < 0.05                                     # then recorded
 
@@ -204,7 +204,7 @@ def test_a_source_whose_identity_alone_changed_is_hashed_once_not_at_every_rerun
     checkout): the copy's stamp kept the identity of the first pull, so every rerun after
     it hashed the source whole (a 20 GB folder read at each run of the cell), found the
     copy staged and wrote nothing down. Now the first such rerun records the new one."""
-    import drivestage.localdir as localdir
+    import drivestage.state as state
 
     src = tmp_path / "input" / "x"
     src.mkdir(parents=True)
@@ -228,7 +228,7 @@ def test_a_source_whose_identity_alone_changed_is_hashed_once_not_at_every_rerun
         os.link(source, tmp_path / "twin.bin")
     else:
         source.write_bytes(data)
-    monkeypatch.setattr(localdir, "RACY_NS", 0)               # past its write's tick
+    monkeypatch.setattr(state, "RACY_NS", 0)               # past its write's tick
     assert 0.95 < reads() < 1.2                               # hashed once: the same bytes
     assert reads() < 0.05                                     # was 1.0 at every rerun
     copy = dest / ("w.bin" if kind == "copy" else "x/w.bin")
