@@ -333,7 +333,7 @@ class LocalDirStore(RemoteStore):
                 f"{entry.md5}, local {local}); run the push again", expected=local,
                 got=entry.md5)
         if md5_cache is not None:
-            md5_cache.put(local_path, st, local)
+            md5_cache.put(local_path, st, local)  # (settled as of now: see Md5Cache.put)
         return entry
 
     def _copy(self, local_path: str, folder: RemoteEntry, name: str,

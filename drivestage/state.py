@@ -207,8 +207,14 @@ class Md5Cache:
             return rec[2]
         return None
 
-    def put(self, path: str, st: os.stat_result, md5: str) -> None:
-        """Remember ``md5`` for ``path`` as it was when ``st`` was taken."""
+    def put(self, path: str, st: os.stat_result, md5: str, *,
+            began_ns: Optional[int] = None) -> None:
+        """Remember ``md5`` for ``path`` as it was when ``st`` was taken, by a hash that
+        began at ``began_ns`` (else now, which is later). Not one hashed in the tick of the
+        file's last write (:func:`settled`): a rewrite in that tick keeps the key, and the
+        next push called the file unchanged."""
+        if not settled(st, time.time_ns() if began_ns is None else began_ns):
+            return
         key = os.path.abspath(path)
         valid_for = _cache_key(st)
         with self._mutex:  # the md5 third, where 0.1.0's [size, mtime, md5] had it
@@ -220,9 +226,10 @@ class Md5Cache:
         cached = self.get(path, st)
         if cached:
             return cached
+        began = time.time_ns()
         digest = file_md5(path)
         if _cache_key(os.stat(path)) == _cache_key(st):  # not cached if it changed meanwhile
-            self.put(path, st, digest)
+            self.put(path, st, digest, began_ns=began)
         return digest
 
     def save(self) -> None:

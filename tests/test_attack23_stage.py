@@ -233,3 +233,35 @@ def test_a_source_whose_identity_alone_changed_is_hashed_once_not_at_every_rerun
     assert reads() < 0.05                                     # was 1.0 at every rerun
     copy = dest / ("w.bin" if kind == "copy" else "x/w.bin")
     assert copy.read_bytes() == data
+
+
+# ------------------------------------------------ 5. push's md5 cache: the same tick
+
+def test_push_caches_no_md5_hashed_in_the_tick_of_the_write(local_state, tmp_path,
+                                                            monkeypatch):
+    """push's md5 cache (md5-cache.json) kept a file hashed right after it was written: a
+    rewrite in the same tick (a trainer's metrics file saved twice in a second, on a file
+    system keeping whole seconds) has the same size, mtime, inode and ctime, and the next
+    push called it unchanged: its new bytes never left the machine. Here every hash is in
+    the tick; the rewrite's identity is set in the cache, as such a file system shows it."""
+    import drivestage.state as state
+    from drivestage import push
+
+    monkeypatch.setattr(state, "RACY_NS", 10 ** 15)
+    src, dest = tmp_path / "logs", tmp_path / "mount" / "logs"
+    src.mkdir()
+    csv = src / "results.csv"
+    csv.write_bytes(b"epoch,map\n1,0.10\n")
+    assert push(str(src), str(dest)).uploaded == ["results.csv"]
+    st = csv.stat()
+    csv.write_bytes(b"epoch,map\n1,0.90\n")
+    os.utime(csv, ns=(st.st_atime_ns, st.st_mtime_ns))
+    now = csv.stat()
+    cache = tmp_path / "state" / "md5-cache.json"
+    entries = json.loads(cache.read_text()) if cache.exists() else {}
+    if str(csv) in entries:                                   # the same identity, as shown
+        entries[str(csv)] = [now.st_size, now.st_mtime_ns, entries[str(csv)][2],
+                             now.st_ino, now.st_ctime_ns]
+        cache.write_text(json.dumps(entries))
+    assert push(str(src), str(dest)).uploaded == ["results.csv"]
+    assert (dest / "results.csv").read_bytes() == b"epoch,map\n1,0.90\n"
