@@ -67,12 +67,20 @@ def identity(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+#: Network file systems: a client answers a stat from its attribute cache (NFS: up to 60 s
+#: old), so another client's rewrite shows the old identity for a while; the open() of a
+#: hash revalidates it (close-to-open).
+NETWORK_FS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "afs",
+                        "lustre", "virtiofs", "gfs2", "ocfs2"})
+
+
 def fuse_devices(table: Optional[str] = None) -> frozenset[int]:
-    """The devices (``st_dev``) of the FUSE mounts in :data:`MOUNTINFO`. A FUSE daemon
-    (rclone, gcsfuse, google-drive-ocamlfuse, Colab's Drive) reports the identity it likes:
-    the ctime is the mtime, the inode the path's, and a rewrite made through the remote
-    (another machine) keeps both when it keeps the size and the mtime. There, an identity
-    vouches for no md5 from an earlier process. Empty when the table cannot be read."""
+    """The devices (``st_dev``) of the FUSE and network mounts in :data:`MOUNTINFO`. A FUSE
+    daemon (rclone, gcsfuse, google-drive-ocamlfuse, Colab's Drive) reports the identity it
+    likes: the ctime is the mtime, the inode the path's, and a rewrite made through the
+    remote (another machine) keeps both when it keeps the size and the mtime; a network
+    file system shows a cached one (:data:`NETWORK_FS`). There, an identity vouches for no
+    md5 from an earlier process. Empty when the table cannot be read."""
     try:
         with open(table or MOUNTINFO, encoding="utf-8", errors="replace") as fh:
             lines = fh.read().splitlines()
@@ -82,7 +90,8 @@ def fuse_devices(table: Optional[str] = None) -> frozenset[int]:
     for line in lines:
         left, _, right = line.partition(" - ")
         fields, kind = left.split(), right.split()
-        if len(fields) < 3 or not kind or not kind[0].startswith("fuse"):
+        if len(fields) < 3 or not kind or not (kind[0].startswith("fuse")
+                                               or kind[0] in NETWORK_FS):
             continue
         major, _, minor = fields[2].partition(":")
         if major.isdigit() and minor.isdigit():
@@ -198,7 +207,8 @@ class LocalDirStore(RemoteStore):
     def vouch(self, full: str, ident: tuple[int, ...], md5: str) -> None:
         """Take ``md5`` as the md5 of ``full`` for as long as its :func:`identity` is
         ``ident`` (a pull's stamp of a local original records both): listing it then reads
-        nothing. Not on a FUSE mount (:func:`fuse_devices`): its identities repeat."""
+        nothing. Not on a FUSE or network mount (:func:`fuse_devices`): its identities
+        repeat, or are a cache's."""
         if self._fuse is None:
             self._fuse = fuse_devices()
         if ident and ident[0] in self._fuse:
