@@ -101,6 +101,7 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
         raise UsageError(f"{src} is the root of the drive; name a folder in it to pull")
     began = time.monotonic()
     root = os.path.join(dest, safe_name(folder.name, src))
+    _refuse_into_itself(store, folder, src, dest, root)
     streams = jobs  # per large file (None: found by measuring)
     jobs = max(1, int(jobs or dl.DEFAULT_JOBS))
     walked = time.time_ns()  # a stamp written since may be of a newer version than listed
@@ -180,6 +181,21 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     return FolderPullResult(src=src, path=root, dest=dest, id=folder.id,
                             files=[results[i] for i in range(len(items))], skipped=skipped,
                             seconds=round(time.monotonic() - began, 3))
+
+
+def _refuse_into_itself(store: RemoteStore, folder: RemoteEntry, src: str, dest: str,
+                        root: str) -> None:
+    """A local folder's copy must lie outside it. Into its parent (its copy is itself), into
+    itself or a folder inside it, the first pull wrote DEST's state folder into the folder
+    pulled (DEST deeper: copies of its own copies), and every rerun failed on that
+    ``.drivestage`` with "rename that item on Drive"."""
+    if not isinstance(store, LocalDirStore):
+        return
+    pulled, copy = os.path.realpath(store.describe(folder)), os.path.realpath(root)
+    if copy == pulled or copy.startswith(pulled.rstrip(os.sep) + os.sep):
+        raise UsageError(f"cannot pull {src} into {dest}: its copy {root} would lie inside "
+                         f"the folder pulled, {pulled} (its stamps and copies written into "
+                         "what is read); pull into a folder outside it")
 
 
 def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: int,
