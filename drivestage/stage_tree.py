@@ -27,7 +27,7 @@ from drivestage import partials, stamps
 from drivestage.errors import DownloadRestrictedError, DuplicateNameError, LocalFileError, \
     NotFoundError, RemoteError, ShortcutCycleError, UsageError
 from drivestage.extract.statedir import state_lock
-from drivestage.extract.validation import STATE_DIR
+from drivestage.extract.validation import STATE_DIR, is_reserved
 from drivestage.pool import each
 from drivestage.paths import StorePath, exclude_pattern, matches
 from drivestage.sizes import check_space, format_size
@@ -232,6 +232,11 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
         for (cur, cur_src, cur_local, names, above), children in zip(level, listings):
             children = sorted(children, key=lambda e: (e.name, e.id))
             chosen = [c for c in children if _chosen(c, names, include, exclude)]
+            if isinstance(store, LocalDirStore):
+                # A local folder that was a DEST holds drivestage's own state (.drivestage,
+                # partial downloads): not data. Taken as such, the pull failed ("rename that
+                # item on Drive"). Such a name could not be staged anyway (reserved in DEST).
+                chosen = [c for c in chosen if not is_reserved(c.name)]
             # The names left out count too: the partial download of one stays.
             listed[cur_local] = {c.name.replace("/", "_").replace("\0", "_") for c in children}
             # Only what the pull writes must make a plain, distinct local name: an item

@@ -270,3 +270,29 @@ def test_push_caches_no_md5_hashed_in_the_tick_of_the_write(local_state, tmp_pat
         cache.write_text(json.dumps(entries))
     assert push(str(src), str(dest)).uploaded == ["results.csv"]
     assert (dest / "results.csv").read_bytes() == b"epoch,map\n1,0.90\n"
+
+
+# ------------------------------------------------ 6. a local folder that was a DEST
+
+def test_a_local_folder_that_was_a_dest_is_pulled_without_drivestage_s_own_state(
+        local_state, tmp_path):
+    """`pull /content/data /kaggle/working/data` where /content/data was itself a DEST (it
+    holds .drivestage folders, perhaps a partial download): the walk took drivestage's own
+    state for data and failed, exit 2, with 'the name .drivestage is … ; rename that item on
+    Drive'. Its state is not data: left out, the files are copied."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "b.bin").write_bytes(b"y" * 1000)
+    first = tmp_path / "data"
+    assert _drivestage("pull", str(src), str(first), "-q").exit_code == 0
+    (first / "in" / ".c.bin.0123456789abcdef.partial").write_bytes(b"half")
+    assert (first / "in" / ".drivestage").is_dir()
+    other = tmp_path / "other"
+    r = _drivestage("pull", str(first), str(other), "-q")
+    assert r.exit_code == 0, r.output
+    assert (other / "data" / "in" / "b.bin").read_bytes() == b"y" * 1000
+    copied = {os.path.relpath(os.path.join(d, f), other / "data")
+              for d, _dirs, files in os.walk(other / "data") for f in files
+              if ".drivestage" not in d}
+    assert copied == {os.path.join("in", "b.bin")}
+    assert _drivestage("pull", str(first), str(other), "-q").exit_code == 0
