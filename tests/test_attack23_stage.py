@@ -296,3 +296,59 @@ def test_a_local_folder_that_was_a_dest_is_pulled_without_drivestage_s_own_state
               if ".drivestage" not in d}
     assert copied == {os.path.join("in", "b.bin")}
     assert _drivestage("pull", str(first), str(other), "-q").exit_code == 0
+
+
+# ------------------------------------------------ 7. guards: the original moved over
+
+def _moved_over(archive, data: bytes) -> None:
+    """Another file of the same size and mtime renamed over the original (a new inode)."""
+    st = os.stat(archive)
+    new = str(archive) + ".new"
+    with open(new, "wb") as fh:
+        fh.write(data)
+    os.utime(new, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.replace(new, archive)
+
+
+def test_an_original_moved_over_between_the_lookup_and_the_lock_is_refused_then_staged(
+        local_state, tmp_path, monkeypatch):
+    """The listing hashed v1; v2 (same size and mtime, another inode) is renamed over it
+    before the extraction begins: the identity says so, the pull fails in one line with
+    nothing of either staged as v1; the rerun stages v2."""
+    import drivestage.stage_file as stage_file
+
+    v1, v2 = _members(3, 1000), _members(3, 1000)
+    src = tmp_path / "input"
+    src.mkdir()
+    archive = src / "voc.zip"
+    archive.write_bytes(_zip(v1))
+    dest = tmp_path / "data"
+    real = stage_file.FromOriginal
+
+    class MovedOver(real):  # type: ignore[misc,valid-type]
+        def stage(self, entry):
+            _moved_over(archive, _zip(v2))
+            return super().stage(entry)
+
+    monkeypatch.setattr(stage_file, "FromOriginal", MovedOver)
+    r = _drivestage("pull", str(archive), str(dest), "-x", "-q")
+    assert r.exit_code == 1 and "changed while it was read" in r.output, r.output
+    monkeypatch.setattr(stage_file, "FromOriginal", real)
+    assert _drivestage("pull", str(archive), str(dest), "-x", "-q").exit_code == 0
+    assert _tree(dest) == v2
+
+
+@needs_proc_io
+def test_an_original_moved_over_between_two_pulls_is_hashed_and_staged(local_state,
+                                                                        tmp_path):
+    v1, v2 = _members(4, 1 << 18), _members(4, 1 << 18)
+    archive = tmp_path / "input" / "voc.zip"
+    archive.parent.mkdir()
+    archive.write_bytes(_zip(v1))
+    dest = tmp_path / "data"
+    assert _drivestage("pull", str(archive), str(dest), "-x", "-q").exit_code == 0
+    _moved_over(archive, _zip(v2))
+    before = _rchar()
+    assert _drivestage("pull", str(archive), str(dest), "-x", "-q").exit_code == 0
+    assert (_rchar() - before) / archive.stat().st_size > 1.9   # hashed, extracted
+    assert _tree(dest) == v2
