@@ -45,7 +45,7 @@ from drivestage.errors import (
 )
 from drivestage.localfs import file_md5
 from drivestage.paths import StorePath
-from drivestage.state import settled
+from drivestage.state import Md5Cache, settled, wait_settled
 from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
@@ -186,6 +186,7 @@ class LocalDirStore(RemoteStore):
                                               else None)
         if cached:
             return cached
+        wait_settled(st)  # a few ms, not a second hash by the next process
         began = time.time_ns()
         digest = file_md5(full, _CHUNK)
         if identity(os.stat(full)) == identity(st):  # not cached when it changed while hashed
@@ -216,9 +217,11 @@ class LocalDirStore(RemoteStore):
         self._memo.put_identity(full, ident, md5, is_settled=True)
 
     def _remember(self, full: str, st: os.stat_result, digest: str, *,
-                  is_settled: bool = False) -> None:
+                  is_settled: bool = False, written: bool = False) -> None:
         self._memo.put(full, st, digest, is_settled=is_settled)
-        if self._md5 is not self._memo:
+        if isinstance(self._md5, Md5Cache):
+            self._md5.put(full, st, digest, written=written)
+        elif self._md5 is not self._memo:
             self._md5.put(full, st, digest)
 
     def _stat(self, rel: str, shown: str) -> tuple[str, os.stat_result]:
@@ -335,8 +338,11 @@ class LocalDirStore(RemoteStore):
         if (now.st_mtime_ns, now.st_size) != (st.st_mtime_ns, st.st_size):
             entry = self._copy(local_path, folder, name, entry, progress)
             st = os.stat(local_path)
-        local = (md5_cache.get(local_path, st) if md5_cache is not None else None) \
-            or file_md5(local_path)
+        local = md5_cache.get(local_path, st) if md5_cache is not None else None
+        if local is None:
+            if md5_cache is not None:
+                wait_settled(st)  # else not cached, and the next push hashes it again
+            local = file_md5(local_path)
         if entry.md5 is not None and entry.md5 != local:
             raise ChecksumMismatchError(
                 f"{self.describe(entry)} does not match {local_path} after the copy (md5 "
@@ -393,7 +399,7 @@ class LocalDirStore(RemoteStore):
             if os.path.isfile(old) and self._inside(old):
                 os.unlink(old)
         final_st = os.stat(target)
-        self._remember(target, final_st, h.hexdigest())
+        self._remember(target, final_st, h.hexdigest(), written=True)
         return self._entry(rel, final_st, target)
 
     def _write_error(self, exc: OSError, local_path: str, target: str, size: int) -> Exception:

@@ -161,6 +161,17 @@ def settled(st: os.stat_result, began_ns: int) -> bool:
     return ctime + (COARSE_RACY_NS if ctime % 1_000_000_000 == 0 else RACY_NS) <= began_ns
 
 
+def wait_settled(st: os.stat_result) -> None:
+    """Wait (at most COARSE_RACY_NS) until a hash begun now is :func:`settled` for ``st``. A
+    checkpoint pushed the moment it is saved (the trainer flushes its mirror at once) was
+    hashed in the tick of its last write: no md5 kept, the next push read it whole again.
+    A few ms of waiting cost less than that read."""
+    ctime = st.st_ctime_ns
+    left = ctime + (COARSE_RACY_NS if ctime % 1_000_000_000 == 0 else RACY_NS) - time.time_ns()
+    if 0 < left <= COARSE_RACY_NS:
+        time.sleep(left / 1e9)
+
+
 def _cache_key(st: os.stat_result) -> list[int]:
     """What an md5 cache entry is valid for: size and mtime, and the inode and ctime. A file
     rewritten with the same size and its mtime put back (``os.utime``, ``cp -p``, ``tar x``)
@@ -208,12 +219,13 @@ class Md5Cache:
         return None
 
     def put(self, path: str, st: os.stat_result, md5: str, *,
-            began_ns: Optional[int] = None) -> None:
+            began_ns: Optional[int] = None, written: bool = False) -> None:
         """Remember ``md5`` for ``path`` as it was when ``st`` was taken, by a hash that
         began at ``began_ns`` (else now, which is later). Not one hashed in the tick of the
         file's last write (:func:`settled`): a rewrite in that tick keeps the key, and the
-        next push called the file unchanged."""
-        if not settled(st, time.time_ns() if began_ns is None else began_ns):
+        next push called the file unchanged. ``written``: the bytes this process has just
+        written there (a copy): kept, only another writer in the same tick could differ."""
+        if not written and not settled(st, time.time_ns() if began_ns is None else began_ns):
             return
         key = os.path.abspath(path)
         valid_for = _cache_key(st)
@@ -226,6 +238,7 @@ class Md5Cache:
         cached = self.get(path, st)
         if cached:
             return cached
+        wait_settled(st)
         began = time.time_ns()
         digest = file_md5(path)
         if _cache_key(os.stat(path)) == _cache_key(st):  # not cached if it changed meanwhile
