@@ -118,7 +118,10 @@ class _MemoryMd5Cache:
         return rec[1]
 
     def put(self, path: str, st: os.stat_result, md5: str, *,
-            is_settled: bool = False) -> None:
+            is_settled: bool = False, began_ns: Optional[int] = None) -> None:
+        # ``began_ns`` (an :class:`~drivestage.store.Md5Source`'s: when the hash began)
+        # says whether it is settled, where the caller did not.
+        is_settled = is_settled or (began_ns is not None and settled(st, began_ns))
         self.put_identity(path, identity(st), md5, is_settled=is_settled)
 
     def put_identity(self, path: str, ident: tuple[int, ...], md5: str, *,

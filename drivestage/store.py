@@ -261,7 +261,8 @@ class Md5Source(Protocol):
 
     def get(self, path: str, st: Optional[os.stat_result] = None) -> Optional[str]: ...
 
-    def put(self, path: str, st: os.stat_result, md5: str) -> None: ...
+    def put(self, path: str, st: os.stat_result, md5: str, *,
+            began_ns: Optional[int] = None) -> None: ...
 
 
 def quota_error(needed: int, where: str, quota: Optional[Quota]) -> QuotaExceededError:

@@ -14,8 +14,6 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from _messages import renders
-
 from trainer.cli import cli
 from trainer.config import load_config
 from trainer.errors import RunFolderBusyError
@@ -99,14 +97,6 @@ def test_runs_one_after_another_in_one_process_each_take_the_folder(tiny_config,
     # (from the end of the first: nothing left to train, which is all this needs).
     assert fit(cfg, resume="auto").resumed_from is not None
 
-
-@renders("is in use by another training run")
-def test_the_busy_folder_message(held, tiny_config, tmp_path):
-    """As the CLI prints it."""
-    from _messages import shown
-
-    r = CliRunner().invoke(cli, ["train", "-c", tiny_config(**{"train.epochs": 1})])
-    shown("is in use by another training run", r.output.strip().splitlines()[-1])
 
 
 def test_a_state_folder_that_cannot_be_written_is_a_warning_not_a_refusal(

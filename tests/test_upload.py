@@ -738,3 +738,24 @@ def test_a_session_moved_to_another_server_mid_upload_gets_no_more_bytes(emulato
         "--api-root / DRIVESTAGE_API_ROOT and any proxy between you and Drive")
     assert elsewhere.requests == []
     assert _named(current, "big.pt") == []
+
+
+def test_an_upload_hashed_in_the_tick_of_its_files_last_write_is_not_cached(
+        emulator, store, tmp_path, monkeypatch):
+    """The upload hashes the bytes as it sends them, from right after its stat. Its md5 was
+    cached as "settled" by the time the upload ended: a same-size rewrite in the tick of
+    the file's last write (coarse timestamps) keeps the identity the cache is keyed by, and
+    the next push called the file unchanged. The tick is counted from where the hash began
+    (here a tick of 1 s, an upload held 1.5 s by Drive's latency)."""
+    import drivestage.state as state
+    from drivestage.state import Md5Cache
+
+    monkeypatch.setattr(state, "RACY_NS", 1_000_000_000)
+    folder = store.make_folders("Models/logs")
+    cache = Md5Cache()
+    emulator.faults.latency(1.5, path=r"^/upload/", times=1)
+    path, data = _file(tmp_path, "results.csv", CHUNK + 3)
+    st = os.stat(path)
+    entry = store.upload(path, folder, "results.csv", chunk_size=CHUNK, md5_cache=cache)
+    assert entry.md5 == hashlib.md5(data).hexdigest()
+    assert cache.get(path, st) is None          # hashed (begun) in the write's tick: not kept

@@ -100,6 +100,7 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
     mismatches = 0
     for _ in range(MAX_CHANGED_ATTEMPTS):
         st = os.stat(local_path)
+        began = time.time_ns()  # the md5 is of bytes read from here on (Md5Cache.put's tick)
         try:
             entry, local_md5, changed = _Session(transport, store, local_path, st, folder,
                                                  name, target, chunk, sessions).send(progress)
@@ -145,7 +146,7 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
                 target = None
             continue
         if md5_cache is not None:
-            md5_cache.put(local_path, st, local_md5)
+            md5_cache.put(local_path, st, local_md5, began_ns=began)
         return entry
     if replace is None:
         # Only a file this call created is removed; ``replace`` is the caller's file, which
