@@ -234,18 +234,15 @@ def _lock_files(dest) -> list[str]:
     return sorted(n for n in os.listdir(state) if n.endswith(".lock")) if state.is_dir() else []
 
 
-def test_a_pull_killed_while_holding_its_lock_leaves_a_file_the_next_pull_removes(
-        local_state, tmp_path):
-    """SIGKILL while the lock is held (the file stays: the kernel only drops the lock); the
-    next pull takes it, stages, and removes it."""
+def _signalled_in_its_lock(archive, dest, tmp_path, signum: int, landed):
+    """``pull -x ARCHIVE DEST`` in a child, sent ``signum`` once its lock file is seen:
+    (the child, its stdout, its stderr). The lock is held for the extraction alone (since
+    stage23 the original's md5 is the listing's): a busy poller may miss that moment (1 run
+    in ~12 at -n 2), or the pull let it go just before the signal, and the run tells
+    nothing: until ``landed(child)``, it is made again from nothing (10 times at most)."""
     import shutil
-    import signal
 
-    members = {f"ds/f{i:03d}.bin": os.urandom(1) * 200_000 for i in range(60)}
-    archive, dest = _setup(tmp_path, members)
     env = dict(os.environ, PYTHONPATH=ROOT)
-    # The lock is held for the extraction alone (since stage23): a run whose lock the poller
-    # did not see, or that let it go just before the kill, tells nothing and is made again.
     for _ in range(10):
         proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", str(archive),
                                  str(dest), "-x", "-q"], env=env,
@@ -255,15 +252,30 @@ def test_a_pull_killed_while_holding_its_lock_leaves_a_file_the_next_pull_remove
             while not _lock_files(dest) and proc.poll() is None:
                 assert time.monotonic() < deadline, "the pull never took its lock"
             if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
+                proc.send_signal(signum)
+            out, err = proc.communicate(timeout=30)
         finally:
             if proc.poll() is None:
                 proc.kill()
-            proc.communicate()
-        if proc.returncode == -signal.SIGKILL and _lock_files(dest):
+                proc.communicate()
+        if landed(proc):
             break
         shutil.rmtree(dest)
         shutil.rmtree(tmp_path / "state", ignore_errors=True)
+    return proc, out, err
+
+
+def test_a_pull_killed_while_holding_its_lock_leaves_a_file_the_next_pull_removes(
+        local_state, tmp_path):
+    """SIGKILL while the lock is held (the file stays: the kernel only drops the lock); the
+    next pull takes it, stages, and removes it."""
+    import signal
+
+    members = {f"ds/f{i:03d}.bin": os.urandom(1) * 200_000 for i in range(60)}
+    archive, dest = _setup(tmp_path, members)
+    proc, _, _ = _signalled_in_its_lock(
+        archive, dest, tmp_path, signal.SIGKILL,
+        landed=lambda p: p.returncode == -signal.SIGKILL and bool(_lock_files(dest)))
     assert _lock_files(dest) == ["voc.zip.lock"]
     r = _pull(archive, dest)
     assert r.exit_code == 0, r.output
@@ -465,33 +477,10 @@ def test_a_pull_interrupted_while_holding_its_lock_leaves_no_lock_and_a_rerun_st
     traceback, and the rerun stages the archive."""
     import signal
 
-    import shutil
-
     members = {f"ds/f{i:03d}.bin": os.urandom(1) * 200_000 for i in range(60)}
     archive, dest = _setup(tmp_path, members)
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    # The lock is held for the extraction alone (since stage23 the original's md5 is the
-    # listing's): a busy poller may miss that moment (1 run in ~12 at -n 2), and the pull
-    # then ends untouched. That run tells nothing: it is made again, from nothing.
-    for _ in range(10):
-        proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", str(archive),
-                                 str(dest), "-x", "-q"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 30
-            while not _lock_files(dest) and proc.poll() is None:
-                assert time.monotonic() < deadline
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-        if proc.returncode != 0:
-            break  # interrupted
-        shutil.rmtree(dest)
-        shutil.rmtree(tmp_path / "state", ignore_errors=True)
+    proc, out, err = _signalled_in_its_lock(archive, dest, tmp_path, signal.SIGINT,
+                                            landed=lambda p: p.returncode != 0)
     assert proc.returncode != 0, "the pull ended before its lock was seen, 10 times"
     assert b"Traceback" not in err, err.decode()
     assert _lock_files(dest) == []

@@ -324,6 +324,25 @@ def test_the_room_check_counts_autosaves_left_alone_above_the_start(tmp_path):
     assert room.shortage(cfg, 1, size, free_bytes=lambda p: files_only, resumed_at=600) is None
 
 
+def _bad_here_another_on_drive(tiny_config, tmp_path, spec: str, drive_change):
+    """epoch_001.pt (good) here and on Drive; epoch_002.pt here with NaN weights, and on
+    Drive another one of that name, saved later (``drive_change`` applied: None, good):
+    (the run, the folder it was pushed from, the run folder ``tmp_path/logs``)."""
+    from trainer import checkpoint as ckpt
+    from trainer.drive import DriveFolder
+
+    there = tmp_path / "elsewhere"
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    run = _small_run(tiny_config, there)
+    _save(run, there, "epoch_001.pt", 1, 1000.0)
+    ckpt.copy_checkpoint(str(there / "epoch_001.pt"), str(logs / "epoch_001.pt"))
+    _save(run, logs, "epoch_002.pt", 2, 2000.0, _nan_model)
+    _save(run, there, "epoch_002.pt", 2, 2500.0, drive_change)
+    DriveFolder(spec, str(there)).push()
+    return run, there, logs
+
+
 def test_a_bad_file_here_is_kept_when_drive_holds_another_bad_one_of_its_name(
         emulator, drive_env, local_state, tiny_config, tmp_path, caplog):
     """This folder: epoch_001.pt (good) and epoch_002.pt (NaN weights). Drive: epoch_001.pt and
@@ -333,19 +352,11 @@ def test_a_bad_file_here_is_kept_when_drive_holds_another_bad_one_of_its_name(
     said to be kept, and, Drive's being bad too, deleted it with its sidecar. Now a copy is
     fetched beside a file of its name, never over it; both warnings hold."""
     from test_trainer22_hostile import _md5s, _optimizer_of_another_model
-    from trainer import checkpoint as ckpt
     from trainer.drive import DriveFolder
 
     spec = "drive:Models/a23s/logs"
-    there = tmp_path / "elsewhere"
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    run = _small_run(tiny_config, there)
-    _save(run, there, "epoch_001.pt", 1, 1000.0)
-    ckpt.copy_checkpoint(str(there / "epoch_001.pt"), str(logs / "epoch_001.pt"))
-    _save(run, logs, "epoch_002.pt", 2, 2000.0, _nan_model)
-    _save(run, there, "epoch_002.pt", 2, 2500.0, _optimizer_of_another_model)
-    DriveFolder(spec, str(there)).push()
+    run, _, logs = _bad_here_another_on_drive(tiny_config, tmp_path, spec,
+                                              _optimizer_of_another_model)
     before = _md5s(logs)
     start = _choose(logs, "auto", run, drive=DriveFolder(spec, str(logs)))
     assert start.path == str(logs / "epoch_001.pt")
@@ -359,19 +370,10 @@ def test_a_good_copy_on_drive_of_a_bad_file_here_takes_its_name(
     beside the bad one here, it takes the name once chosen (the run goes on from it, as from
     any checkpoint fetched), with Drive's sidecar; nothing else is left."""
     from test_trainer22_hostile import _md5s
-    from trainer import checkpoint as ckpt
     from trainer.drive import DriveFolder
 
     spec = "drive:Models/a23g/logs"
-    there = tmp_path / "elsewhere"
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    run = _small_run(tiny_config, there)
-    _save(run, there, "epoch_001.pt", 1, 1000.0)
-    ckpt.copy_checkpoint(str(there / "epoch_001.pt"), str(logs / "epoch_001.pt"))
-    _save(run, logs, "epoch_002.pt", 2, 2000.0, _nan_model)
-    _save(run, there, "epoch_002.pt", 2, 2500.0)
-    DriveFolder(spec, str(there)).push()
+    run, there, logs = _bad_here_another_on_drive(tiny_config, tmp_path, spec, None)
     start = _choose(logs, "auto", run, drive=DriveFolder(spec, str(logs)))
     assert (start.path, start.where) == (str(logs / "epoch_002.pt"), f"{spec}/epoch_002.pt")
     assert _md5s(logs) == _md5s(there)
