@@ -43,7 +43,7 @@ from drivestage.errors import (
     RemoteError,
     UsageError,
 )
-from drivestage.localfs import file_md5
+from drivestage.localfs import file_md5, fuse_devices
 from drivestage.paths import StorePath
 from drivestage.state import Md5Cache, settled, wait_settled
 from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
@@ -53,9 +53,6 @@ log = logging.getLogger(__name__)
 TRASH = ".trash"
 UPLOAD_PREFIX = ".drivestage-upload-"
 _CHUNK = 1 << 20
-#: The mount table whose file-system types say which devices are FUSE mounts (a seam: tests
-#: name a folder's device a FUSE one).
-MOUNTINFO = "/proc/self/mountinfo"
 
 
 def identity(st: os.stat_result) -> tuple[int, ...]:
@@ -65,38 +62,6 @@ def identity(st: os.stat_result) -> tuple[int, ...]:
     same size and its mtime put back is another file here. A chmod or a new hard link moves
     it too: that costs a hash, never more."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-#: Network file systems: a client answers a stat from its attribute cache (NFS: up to 60 s
-#: old), so another client's rewrite shows the old identity for a while; the open() of a
-#: hash revalidates it (close-to-open).
-NETWORK_FS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "afs",
-                        "lustre", "virtiofs", "gfs2", "ocfs2"})
-
-
-def fuse_devices(table: Optional[str] = None) -> frozenset[int]:
-    """The devices (``st_dev``) of the FUSE and network mounts in :data:`MOUNTINFO`. A FUSE
-    daemon (rclone, gcsfuse, google-drive-ocamlfuse, Colab's Drive) reports the identity it
-    likes: the ctime is the mtime, the inode the path's, and a rewrite made through the
-    remote (another machine) keeps both when it keeps the size and the mtime; a network
-    file system shows a cached one (:data:`NETWORK_FS`). There, an identity vouches for no
-    md5 from an earlier process. Empty when the table cannot be read."""
-    try:
-        with open(table or MOUNTINFO, encoding="utf-8", errors="replace") as fh:
-            lines = fh.read().splitlines()
-    except OSError:
-        return frozenset()
-    found = set()
-    for line in lines:
-        left, _, right = line.partition(" - ")
-        fields, kind = left.split(), right.split()
-        if len(fields) < 3 or not kind or not (kind[0].startswith("fuse")
-                                               or kind[0] in NETWORK_FS):
-            continue
-        major, _, minor = fields[2].partition(":")
-        if major.isdigit() and minor.isdigit():
-            found.add(os.makedev(int(major), int(minor)))
-    return frozenset(found)
 
 
 class _MemoryMd5Cache:

@@ -1,11 +1,11 @@
-"""Local-file helpers shared by every module: streamed md5, atomic writes, the Drive mount."""
+"""Local-file helpers shared by every module: streamed md5, atomic writes, the Drive mount,
+the FUSE and network mounts."""
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
 import re
-import secrets
 import threading
 import time
 from typing import BinaryIO, Callable, Iterator, Optional, Union
@@ -227,6 +227,43 @@ def _fsync_folder(folder: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+#: The mount table whose file-system types say which devices are FUSE mounts (a seam: tests
+#: name a folder's device a FUSE one).
+MOUNTINFO = "/proc/self/mountinfo"
+
+
+#: Network file systems: a client answers a stat from its attribute cache (NFS: up to 60 s
+#: old), so another client's rewrite shows the old identity for a while; the open() of a
+#: hash revalidates it (close-to-open).
+NETWORK_FS = frozenset({"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "ceph", "afs",
+                        "lustre", "virtiofs", "gfs2", "ocfs2"})
+
+
+def fuse_devices(table: Optional[str] = None) -> frozenset[int]:
+    """The devices (``st_dev``) of the FUSE and network mounts in :data:`MOUNTINFO`. A FUSE
+    daemon (rclone, gcsfuse, google-drive-ocamlfuse, Colab's Drive) reports the identity it
+    likes: the ctime is the mtime, the inode the path's, and a rewrite made through the
+    remote (another machine) keeps both when it keeps the size and the mtime; a network
+    file system shows a cached one (:data:`NETWORK_FS`). There, an identity vouches for no
+    md5 from an earlier process. Empty when the table cannot be read."""
+    try:
+        with open(table or MOUNTINFO, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return frozenset()
+    found = set()
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields, kind = left.split(), right.split()
+        if len(fields) < 3 or not kind or not (kind[0].startswith("fuse")
+                                               or kind[0] in NETWORK_FS):
+            continue
+        major, _, minor = fields[2].partition(":")
+        if major.isdigit() and minor.isdigit():
+            found.add(os.makedev(int(major), int(minor)))
+    return frozenset(found)
 
 
 #: Where Colab mounts Google Drive (``drive.mount('/content/drive')``).

@@ -19,7 +19,7 @@ members are extracted from the original, which is only read. What makes that saf
   :class:`~drivestage.stage_extraction.Extraction`);
 * the stamp records no identity for a hash made in the tick of the original's last write
   (:func:`drivestage.state.settled`: a rewrite in that tick would keep it), and none vouches
-  on a FUSE mount, whose daemon reports ctime = mtime (:func:`drivestage.localdir.fuse_devices`):
+  on a FUSE mount, whose daemon reports ctime = mtime (:func:`drivestage.localfs.fuse_devices`):
   there a rerun hashes the original again;
 * a chmod or a new hard link moves only the ctime: the rerun hashes the original once and,
   the md5 being the same, keeps every member in place ("verified"); during the extraction

@@ -23,7 +23,7 @@ from filelock import FileLock
 
 from drivestage.errors import LocalFileError, UsageError
 from drivestage.interrupts import deferred
-from drivestage.localfs import atomic_write, file_md5
+from drivestage.localfs import atomic_write, file_md5, fuse_devices
 from drivestage.store import RemoteEntry
 
 try:
@@ -200,6 +200,10 @@ class Md5Cache:
         self._dirty: dict[str, Any] = {}
         self._mutex = threading.Lock()
         self._swept = 0  # entries the last sweep kept (0: none yet in this process)
+        #: Devices whose identities vouch for nothing (FUSE and network mounts), and every
+        #: device seen so far: the mount table is read again for a device not seen yet.
+        self._untrusted: frozenset[int] = frozenset()
+        self._devices: set[int] = set()
         #: Paths that kept changing while they were uploaded (drivestage.snapshots), in
         #: memory only: a mirror sends them from a private copy at once.
         self.changing: set[str] = set()
@@ -209,6 +213,8 @@ class Md5Cache:
         None."""
         key = os.path.abspath(path)
         st = st or os.stat(path)
+        if not self._trusted(st):
+            return None
         with self._mutex:
             rec = self._entries.get(key)
         # [size, mtime_ns, md5, ino, ctime_ns]; anything else (an entry edited by hand, the
@@ -227,10 +233,24 @@ class Md5Cache:
         written there (a copy): kept, only another writer in the same tick could differ."""
         if not written and not settled(st, time.time_ns() if began_ns is None else began_ns):
             return
+        if not self._trusted(st):
+            return
         key = os.path.abspath(path)
         valid_for = _cache_key(st)
         with self._mutex:  # the md5 third, where 0.1.0's [size, mtime, md5] had it
             self._entries[key] = self._dirty[key] = valid_for[:2] + [md5] + valid_for[2:]
+
+    def _trusted(self, st: os.stat_result) -> bool:
+        """Whether ``st``'s identity may vouch for an md5: not on a FUSE or network mount
+        (:func:`~drivestage.localfs.fuse_devices`), where a rewrite made through the remote
+        keeps the size, mtime, inode and ctime the daemon reports (or a client shows a
+        cached stat), and a push called the new bytes unchanged. Such files are hashed at
+        every push, as every pull hashes them."""
+        with self._mutex:
+            if st.st_dev not in self._devices:  # a mount made since is read too
+                self._untrusted = fuse_devices()
+                self._devices.add(st.st_dev)
+            return st.st_dev not in self._untrusted
 
     def md5(self, path: str) -> str:
         """The md5 of ``path``: from the cache, or hashed (streaming) and cached."""

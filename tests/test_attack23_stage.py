@@ -6,7 +6,7 @@
    and the mtime (``rclone copy`` and ``cp -p`` keep it). The stamp's identity vouched for
    the old md5 there, so a rerun said "already staged" over the old bytes (it hashed the
    file before stage23, and saw the new ones). Simulated on this disk by a mount table that
-   names the source's device a FUSE one (``localdir.MOUNTINFO``) and the stamp's recorded
+   names the source's device a FUSE one (``localfs.MOUNTINFO``) and the stamp's recorded
    identity set to the rewritten file's (what such a mount reports for it).
 """
 from __future__ import annotations
@@ -25,14 +25,14 @@ from test_messages_walk20 import _drivestage
 def _as_fuse(tmp_path, monkeypatch, folder, kind: str = "fuse.rclone gdrive:") -> None:
     """A mount table in which ``folder``'s file system is an rclone FUSE mount (or
     ``kind``: type and source)."""
-    import drivestage.localdir as localdir
+    import drivestage.localfs as localfs
 
     dev = os.stat(folder).st_dev
     table = tmp_path / "mountinfo"
     table.write_text(f"36 25 0:21 / /proc rw - proc proc rw\n"
                      f"99 25 {os.major(dev)}:{os.minor(dev)} / {folder} rw,nosuid - "
                      f"{kind} rw,user_id=0\n")
-    monkeypatch.setattr(localdir, "MOUNTINFO", str(table), raising=False)
+    monkeypatch.setattr(localfs, "MOUNTINFO", str(table), raising=False)
 
 
 def _rewrite_keeping_identity(source, data: bytes, dest) -> int:
@@ -85,7 +85,7 @@ def test_a_rewrite_on_a_fuse_mount_that_keeps_its_identity_is_staged(
 
 
 def test_the_fuse_devices_are_read_from_the_mount_table(tmp_path):
-    from drivestage.localdir import fuse_devices
+    from drivestage.localfs import fuse_devices
 
     table = tmp_path / "mountinfo"
     table.write_text("22 27 0:21 / /proc rw,relatime - proc proc rw\n"
