@@ -39,6 +39,9 @@ from trainer import distributed
 from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run
 from trainer.errors import CheckpointError
 from trainer.resume_fallback import Tried, Vet
+# The copies fetched from Drive to look at, in their own module (trainer24).
+from trainer.fetched import _aside, _beside, _check_matches_sidecar, _drop_fetched, \
+    _drop_looked, _load_looked
 from trainer.state import describe_run, new_run_id
 # Split out of this module (trainer23); each importable from here as before.
 from trainer.branches import record_branch
@@ -412,66 +415,6 @@ def _fetch_newest(drive: DriveFolder, remote: Sequence[RemoteCheckpoint], out_di
 
         atomic_write(ckpt.sidecar_path(dest), chosen.sidecar_bytes, mode=0o644)
         return Start(new_run_id(), dest, chosen.where, chosen.where, safe=chosen)
-
-
-def _beside(dest: str, chosen: RemoteCheckpoint) -> str:
-    """Where ``chosen`` is fetched when ``dest`` holds another file: its hidden copy beside it
-    (:mod:`trainer.chosen`'s, named by its md5: a rerun's download goes on from its partial;
-    never mirrored)."""
-    from trainer.chosen import _side_copy
-
-    return _side_copy(dest, (chosen.sidecar.md5 or chosen.entry.md5 or "x").lower())
-
-
-def _aside(fetched: str, dest: str) -> str:
-    """Move the copy just fetched (``fetched``: ``dest``, or its copy beside it) to a temporary
-    name of an atomic write beside ``dest``, where it is loaded and looked at (it takes the
-    name ``dest`` only once chosen). Killed meanwhile (SIGKILL, or SIGTERM: the trainer takes
-    signals only once training begins), a copy left under its name, without a sidecar, was taken by
-    the next run for a killed save of this folder (:func:`ckpt.describe_killed_saves`),
-    dated then, and the mirror rewrote Drive's sidecar of a state Drive keeps as it was; a
-    temporary file is never mirrored, and the folder's next atomic write removes it once
-    this process is gone (:mod:`drivestage.temps`)."""
-    from drivestage import temps
-
-    looked = os.path.join(os.path.dirname(dest), temps.name_for(os.path.basename(dest)))
-    os.replace(fetched, looked)
-    return looked
-
-
-def _load_looked(looked: str, dest: str) -> dict:
-    """:func:`ckpt.load_checkpoint` of the copy at ``looked``, its refusal naming ``dest``."""
-    try:
-        return ckpt.load_checkpoint(looked)
-    except CheckpointError as exc:
-        raise CheckpointError(str(exc).replace(looked, dest)) from None
-
-
-def _drop_looked(looked: Optional[str]) -> None:
-    """A copy being looked at, on the way out (a Ctrl-C, an error): it goes too."""
-    if looked is not None:
-        try:
-            os.unlink(looked)
-        except FileNotFoundError:
-            pass
-
-
-def _drop_fetched(dest: str, looked: Optional[str] = None) -> None:
-    """A fetched checkpoint that is not used, and what its download left for a rerun."""
-    from drivestage.partials import remove_partial, stale_partials
-
-    _drop_looked(looked)
-    ckpt.remove_checkpoint(dest)
-    for partial in stale_partials(dest):
-        remove_partial(partial)
-
-
-def _check_matches_sidecar(state: dict, chosen: RemoteCheckpoint) -> None:
-    """The file holds the run and position its sidecar claims (the sidecar chose it: one that
-    lies would continue another run, or another point of this one)."""
-    why = ckpt.sidecar_mismatch(state, chosen.sidecar)
-    if why is not None:
-        raise CheckpointError(why)
 
 
 def saved_before(out_dir: str, run: Optional[str], start: Start) -> float:
