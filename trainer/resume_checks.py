@@ -147,6 +147,20 @@ def _optimizer_mismatch(optimizer: torch.optim.Optimizer, state: Any) -> Optiona
     return f"{len(wrong)} tensor{'s' if len(wrong) != 1 else ''} of another shape, e.g. {wrong[0]}"
 
 
+def check_contents(state: dict, path: str) -> None:
+    """The checks of a checkpoint's contents that need no model: NaN or infinite values in its
+    model weights, EMA weights or optimizer state. What ``trainer status`` asks of the
+    checkpoints ``--resume auto`` would take (:mod:`trainer.status`); :func:`vetter` makes
+    them too, so the two agree on what is bad."""
+    check_finite(state.get("model"), "model weights", path)
+    ema = state.get("ema")
+    if isinstance(ema, dict):
+        check_finite(ema, "EMA weights", path)
+    optimizer = state.get("optimizer")
+    check_finite(optimizer.get("state") if isinstance(optimizer, dict) else None,
+                 "optimizer state", path)
+
+
 def vetter(model: torch.nn.Module, ema: Any,
            optimizer: torch.optim.Optimizer) -> Callable[[dict, str], None]:
     """``vet(state, path)``: every check :func:`trainer.resume.restore` makes of a checkpoint's

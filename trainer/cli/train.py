@@ -194,7 +194,8 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print it as JSON on stdout.")
 def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> None:
     """What is safe on Drive: the newest checkpoint verified on drive.logs, its age, epoch and
-    iteration (of the run written last there).
+    iteration (of the run written last there). When that is no state to train on (NaN
+    weights), one line names it and why, and one the checkpoint --resume auto goes on from.
 
     Exit codes: 0 there is one, 1 there is none (or Drive cannot be read), 2 bad config.
     """
@@ -210,7 +211,8 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
         raise ConfigError(f"drive.logs is not set in {config_path}; trainer status reports the "
                           f"checkpoints on it (--set drive.logs=drive:...)")
     folder = DriveFolder(cfg.drive.logs, cfg.train.out_dir)
-    found = newest_of_current_run(folder.checkpoints())
+    remote = folder.checkpoints()
+    found = newest_of_current_run(remote)
     if found is None:
         # A typo in drive.logs read as "not yet": the user waits for saves that go elsewhere.
         gone = folder.missing()
@@ -224,14 +226,29 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
         raise CheckpointError(f"no verified checkpoint on {folder.spec} yet")
     side = found.sidecar
     pos = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration)
-    age = max(0.0, time.time() - found.described.modified)
+    now = time.time()
+    age = max(0.0, now - found.described.modified)
+    # Safe on Drive is not a state to train on (NaN weights: a run that had diverged): what
+    # --resume auto from Drive goes on from, each checkpoint it passes over named with why.
+    from trainer.status import resume_verdict, verdict_lines
+
+    verdict = resume_verdict(folder, remote, cfg.train.out_dir)
     if as_json:
         click.echo(json.dumps({"where": found.where, "name": found.name, "run": side.run,
                                "epoch": side.epoch, "iteration": side.iteration,
                                "epoch_iteration": side.epoch_iteration,
                                "metrics": dict(side.metrics), "verified_at": found.described.modified,
                                "age_s": round(age, 1), "size": found.entry.size,
-                               "md5": found.entry.md5}, indent=1, sort_keys=True))
+                               "md5": found.entry.md5,
+                               "resume_from": verdict.start.where if verdict.start else None,
+                               "passed_over": [{"where": c.where, "why": why}
+                                               for c, why in verdict.passed_over],
+                               "resume_unknown": verdict.unknown},
+                              indent=1, sort_keys=True))
         return
     click.echo(f"{found.where}: {pos.label}, verified on Drive {age_text(age)} ago "
                f"({describe_run(side.run)})")
+    for line in verdict_lines(verdict, folder.spec, now):
+        from drivestage.paths import printable
+
+        click.echo(printable(line))

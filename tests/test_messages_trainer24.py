@@ -1,0 +1,23 @@
+"""trainer24's messages (docs/troubleshooting.md), each made to happen by the real code."""
+from __future__ import annotations
+
+from _messages import renders, shown
+from test_trainer22_hostile import _nan_model, _small_run
+from test_trainer23_fallback import _save
+from test_trainer24_status import SPEC, _status
+
+
+@renders("is no state to train on (…): --resume auto passes over it",
+         "--resume auto refuses: …; resume an earlier checkpoint with --resume PATH")
+def test_status_lines_of_a_bad_checkpoint(emulator, drive_env, local_state, tiny_config,
+                                          tmp_path):
+    """trainer status, in-process, of a run whose only checkpoint on Drive holds NaN."""
+    from trainer.drive import DriveFolder
+
+    there = tmp_path / "elsewhere"
+    run = _small_run(tiny_config, there)
+    _save(run, there, "epoch_001.pt", 1, 1000.0, _nan_model)
+    DriveFolder(SPEC, str(there)).push()
+    lines = _status(tiny_config, there).stdout.splitlines()
+    shown("is no state to train on (…): --resume auto passes over it", lines[1])
+    shown("--resume auto refuses: …; resume an earlier checkpoint with --resume PATH", lines[2])

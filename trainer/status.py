@@ -1,0 +1,144 @@
+"""What ``trainer status`` says beyond "safe on Drive": the checkpoint ``--resume auto`` goes on from.
+
+A checkpoint verified on Drive is safe there (its bytes are the bytes saved), but it may be no
+state to train on: saved by a run that had diverged (NaN or infinite weights, EMA or optimizer
+state). ``trainer status`` called such a file safe, and nothing more; the user, told the run's
+newest state was on Drive, started a machine for it and met ``--resume auto`` passing over it
+(:mod:`trainer.resume_fallback`), or refusing. Now status looks inside the candidates
+``--resume auto`` on a machine starting from Drive takes, in its order (the run's newest
+first, each state once, :data:`~trainer.resume_fallback.MAX_TRIED` states at most), and names
+each one passed over with why, and the one it goes on from.
+
+What can be checked without the network's model is checked: non-finite values in the model
+weights, the EMA and the optimizer state (:func:`trainer.resume_checks.check_contents`, the
+same test the vetter makes). A state of another model's layout is for the run to find (it
+needs the config's network). The bytes are read from this machine's run folder when it holds
+them (the same md5: no download), else fetched into a temporary folder that is removed; the
+run folder is never written.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+from drivestage.errors import ChecksumMismatchError, DriveStageError, NotFoundError
+from trainer import checkpoint as ckpt
+from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run
+from trainer.errors import CheckpointError, UnusableCheckpointError
+from trainer.resume_fallback import MAX_TRIED
+
+
+@dataclass
+class Verdict:
+    """Where ``--resume auto`` from Drive goes on from, and what it passes over first."""
+
+    start: Optional[RemoteCheckpoint] = None
+    passed_over: list[tuple[RemoteCheckpoint, str]] = field(default_factory=list)  # (it, why)
+    bounded: bool = False          # MAX_TRIED states were bad: auto refuses, nothing older tried
+    unknown: Optional[str] = None  # why a candidate could not be looked at (Drive unreachable)
+
+
+def resume_verdict(folder: DriveFolder, remote: Sequence[RemoteCheckpoint],
+                   out_dir: str) -> Verdict:
+    """The candidates of the run written last in ``remote``, newest first, looked at as
+    ``--resume auto`` looks at them until one passes."""
+    verdict = Verdict()
+    newest = newest_of_current_run(remote)
+    if newest is None:
+        return verdict
+    run, skip, bad_md5s, vetted_bad = newest.sidecar.run, [], set(), 0
+    local = _local_bytes(out_dir)
+    with tempfile.TemporaryDirectory(prefix="trainer-status-") as tmp:
+        while True:
+            chosen = newest_of_current_run(remote, run, skip=skip)
+            if chosen is None:
+                return verdict
+            md5 = (chosen.sidecar.md5 or chosen.entry.md5 or "").lower()
+            if md5 and md5 in bad_md5s:     # the same bytes under another name: one state
+                skip.append(chosen.name)
+                continue
+            if vetted_bad >= MAX_TRIED:
+                verdict.bounded = True
+                return verdict
+            fetched: Optional[str] = None
+            try:
+                path = local.get(md5)
+                if path is None:
+                    path = fetched = folder.fetch(chosen, os.path.join(tmp, chosen.name))
+                state = ckpt.load_checkpoint(path)
+                why = ckpt.sidecar_mismatch(state, chosen.sidecar)
+                if why is None:
+                    from trainer.resume_checks import check_contents
+
+                    check_contents(state, chosen.where)
+            except UnusableCheckpointError as exc:
+                verdict.passed_over.append((chosen, exc.why))
+                vetted_bad += 1
+                bad_md5s.add(md5)
+                skip.append(chosen.name)
+                continue
+            except (CheckpointError, ChecksumMismatchError, NotFoundError) as exc:
+                # (Unreadable, or gone since the listing: passed over as --resume auto does,
+                # and not counted toward its bound.)
+                text = str(exc).replace(os.path.join(tmp, chosen.name), chosen.where)
+                verdict.passed_over.append((chosen, text))
+                skip.append(chosen.name)
+                continue
+            except DriveStageError as exc:
+                verdict.unknown = f"{chosen.where} could not be fetched to look inside ({exc})"
+                return verdict
+            finally:
+                if fetched is not None:   # (its copy only: Drive keeps the file)
+                    ckpt.remove_checkpoint(fetched)
+            if why is not None:
+                verdict.passed_over.append((chosen, why))
+                skip.append(chosen.name)
+                continue
+            verdict.start = chosen
+            return verdict
+
+
+def _local_bytes(out_dir: str) -> dict[str, str]:
+    """md5 -> a checkpoint file in the run folder holding those bytes (by its sidecar; the
+    file is hashed to be sure: a file changed since its sidecar is not read for Drive's)."""
+    from drivestage.localfs import file_md5
+
+    out: dict[str, str] = {}
+    if not os.path.isdir(out_dir):
+        return out
+    for c in ckpt.list_checkpoints(out_dir):
+        md5 = (c.sidecar.md5 or "").lower()
+        if md5 and md5 not in out:
+            try:
+                if file_md5(c.path) == md5:
+                    out[md5] = c.path
+            except OSError:
+                continue
+    return out
+
+
+def verdict_lines(verdict: Verdict, spec: str, now: float) -> list[str]:
+    """The lines status adds: none when the newest checkpoint is the start."""
+    from trainer.drive import age_text
+    from trainer.state import Position, describe_run
+
+    lines = [f"{c.where} is no state to train on ({why}): --resume auto passes over it"
+             for c, why in verdict.passed_over]
+    if verdict.unknown is not None:
+        lines.append(f"whether --resume auto can go on from it is not known: {verdict.unknown}")
+    elif verdict.start is not None and lines:
+        s = verdict.start.sidecar
+        label = Position(s.epoch or 0, s.iteration or 0, s.epoch_iteration).label
+        lines.append(f"--resume auto goes on from {verdict.start.where}: {label}, verified on "
+                     f"Drive {age_text(now - verdict.start.described.modified)} ago")
+    elif verdict.start is None and lines:
+        run = verdict.passed_over[0][0].sidecar.run
+        older = (f"the {MAX_TRIED} newest states of {describe_run(run)} are bad (older ones "
+                 f"are not tried)" if verdict.bounded else
+                 f"no checkpoint of {describe_run(run)} on {spec} is a state to train on")
+        lines.append(f"--resume auto refuses: {older}; resume an earlier checkpoint with "
+                     f"--resume PATH (drivestage ls {spec} lists them, drivestage pull <one> "
+                     f"./weights fetches it), or start a new run in a new train.out_dir")
+    return lines
