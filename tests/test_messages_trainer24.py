@@ -21,3 +21,21 @@ def test_status_lines_of_a_bad_checkpoint(emulator, drive_env, local_state, tiny
     lines = _status(tiny_config, there).stdout.splitlines()
     shown("is no state to train on (…): --resume auto passes over it", lines[1])
     shown("--resume auto refuses: …; resume an earlier checkpoint with --resume PATH", lines[2])
+
+
+@renders("its model weights do not fit the network of this config (")
+def test_the_refusal_of_a_foreign_layout(tiny_config, tmp_path):
+    """The run's only checkpoint has the run's signature and another layout: --resume auto
+    refuses with why, as the CLI prints it."""
+    import pytest
+
+    from _messages import error_text
+    from test_trainer24_resume import _another_layout, _choose
+    from trainer.errors import CheckpointError
+
+    logs = tmp_path / "logs"
+    run = _small_run(tiny_config, logs)
+    _save(run, logs, "epoch_001.pt", 1, 1000.0, _another_layout)
+    with pytest.raises(CheckpointError) as refused:
+        _choose(logs, run)
+    shown("its model weights do not fit the network of this config (", error_text(refused.value))

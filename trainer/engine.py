@@ -138,7 +138,8 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
     from trainer.resume_checks import vetter
 
     start = resume.choose(cfg, resume_from, info, drive,
-                          vet=vetter(distributed.unwrap(model), ema, optimizer))
+                          vet=vetter(distributed.unwrap(model), ema, optimizer,
+                                     model_signature(cfg, len(data.class_names))))
     _check_room(cfg, info, start, model, ema, optimizer, data)  # not an epoch trained, then lost
     writer = None
     if info.is_main:

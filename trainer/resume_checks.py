@@ -151,7 +151,7 @@ def check_contents(state: dict, path: str) -> None:
     """The checks of a checkpoint's contents that need no model: NaN or infinite values in its
     model weights, EMA weights or optimizer state. What ``trainer status`` asks of the
     checkpoints ``--resume auto`` would take (:mod:`trainer.status`); :func:`vetter` makes
-    them too, so the two agree on what is bad."""
+    the same ones (the EMA's only where the run keeps one) and those needing the model."""
     check_finite(state.get("model"), "model weights", path)
     ema = state.get("ema")
     if isinstance(ema, dict):
@@ -161,20 +161,30 @@ def check_contents(state: dict, path: str) -> None:
                  "optimizer state", path)
 
 
-def vetter(model: torch.nn.Module, ema: Any,
-           optimizer: torch.optim.Optimizer) -> Callable[[dict, str], None]:
+def vetter(model: torch.nn.Module, ema: Any, optimizer: torch.optim.Optimizer,
+           signature: Optional[dict] = None) -> Callable[[dict, str], None]:
     """``vet(state, path)``: every check :func:`trainer.resume.restore` makes of a checkpoint's
     contents (NaN anywhere, an EMA or optimizer state of another model), nothing loaded into
     the run; raises :class:`~trainer.errors.UnusableCheckpointError`. What ``--resume auto``
-    asks of a candidate before choosing it (:mod:`trainer.resume_fallback`). A checkpoint of
-    another network passes: restore refuses it for what it is (the config changed)."""
+    asks of a candidate before choosing it (:mod:`trainer.resume_fallback`).
+
+    A checkpoint whose model weights do not fit the network: when its ``signature`` (what the
+    config fixes of the layout: class count, anchors, attention) is not the run's, the config
+    changed, no fault of the file, and every checkpoint of the run is so: it passes, and
+    restore refuses it naming the change (falling back would only try the older ones in
+    vain and hide that). When it is the run's (``signature`` given), the file is damaged or
+    another trainer's: unusable, passed over like a NaN one (before, it read as a config
+    change and blocked ``--resume auto`` for good). Without ``signature``: as a config
+    change."""
     def vet(state: dict, path: str) -> None:
         weights = state.get("model")
-        if not isinstance(weights, dict) or describe_mismatch(model.state_dict(), weights):
-            # Another network (the config changed: another class count, input shape): not
-            # this file's fault, and every checkpoint of the run is so. restore refuses it
-            # naming the change; falling back would only try the older ones in vain.
-            return
+        detail = describe_mismatch(model.state_dict(), weights) \
+            if isinstance(weights, dict) else "it holds no model state"
+        if detail is not None:
+            if signature is None or state.get("signature") != signature:
+                return   # another config: restore names what changed
+            raise _refuse(path, f"its model weights do not fit the network of this config "
+                                f"({detail}): a damaged file, or another trainer's")
         check_finite(weights, "model weights", path)
         if ema is not None and state.get("ema"):
             check_ema(ema, state["ema"], path)
