@@ -39,3 +39,28 @@ def test_the_refusal_of_a_foreign_layout(tiny_config, tmp_path):
     with pytest.raises(CheckpointError) as refused:
         _choose(logs, run)
     shown("its model weights do not fit the network of this config (", error_text(refused.value))
+
+
+@renders("passed over at the start as no state to train on, is moved aside to")
+def test_the_warning_of_a_file_moved_aside(tiny_config, tmp_path, caplog):
+    """As logged by the run's first save (an epoch's), after --resume auto passed it over."""
+    import logging
+
+    from test_trainer24_resume import _choose
+    from trainer.saving import Checkpointer
+    from trainer.state import Position
+    from trainer.writer import BackgroundWriter
+
+    logs = tmp_path / "logs"
+    run = _small_run(tiny_config, logs)
+    _save(run, logs, "epoch_001.pt", 1, 1000.0)
+    _save(run, logs, "epoch_002.pt", 2, 2000.0, _nan_model)
+    start = _choose(logs, run)
+    writer = BackgroundWriter(str(logs))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        Checkpointer(run.cfg, run.info, writer, run.stop,
+                     passed_over=start.passed_over).on_fit_epoch_end(run, Position(1, 2, 0), {})
+    writer.close()
+    shown("passed over at the start as no state to train on, is moved aside to",
+          caplog.records[-1].getMessage())

@@ -12,6 +12,7 @@ Real checkpoint files of a real (small) model, written by the trainer's own save
 from __future__ import annotations
 
 import logging
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -75,3 +76,95 @@ def test_a_real_config_change_is_still_refused_naming_it(tiny_config, tmp_path, 
     assert start.path == path and not _warnings(caplog)
     with pytest.raises(CheckpointError, match="the config changes the model's shape"):
         restore(other, start)
+
+
+# ------------------------------------------------- a bad file passed over is kept, not overwritten
+
+def test_a_bad_file_passed_over_is_moved_aside_before_the_runs_save_of_its_name(
+        tiny_config, tmp_path, caplog):
+    """epoch_002.pt (NaN) is passed over; the run goes on from epoch_001.pt and saves epoch 2
+    again. Before, that save replaced the bad file: the evidence of what went wrong was gone.
+    Now, at the run's first save, it is moved aside with its sidecar under names no resume,
+    describe or mirror takes (``epoch_002.pt.bad-<time>``), and a warning says where; the
+    bytes are the user's, unchanged. Nothing moves before the run saves (the decision writes
+    nothing)."""
+    from test_trainer22_hostile import _nan_model
+    from trainer.saving import Checkpointer
+    from trainer.state import Position
+    from trainer.writer import BackgroundWriter
+
+    logs = tmp_path / "logs"
+    run = _small_run(tiny_config, logs)
+    _save(run, logs, "epoch_001.pt", 1, 1000.0)
+    _save(run, logs, "epoch_002.pt", 2, 2000.0, _nan_model, copies=["last.pt"])
+    bad = _md5s(logs)
+    start = _choose(logs, run)
+    assert start.path == str(logs / "epoch_001.pt")
+    assert start.passed_over == ((str(logs / "epoch_002.pt"), bad["epoch_002.pt"]),)
+    assert _md5s(logs) == bad
+
+    writer = BackgroundWriter(str(logs))
+    saver = Checkpointer(run.cfg, run.info, writer, run.stop, passed_over=start.passed_over)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        saver.on_fit_epoch_end(run, Position(2, 4, 0), {})
+    writer.close()
+    aside = sorted(n for n in os.listdir(logs) if ".bad-" in n)
+    assert [n.split(".bad-")[0] for n in aside] == ["epoch_002.json", "epoch_002.pt"], aside
+    stamp = aside[1].split(".bad-")[1]
+    assert aside[0] == f"epoch_002.json.bad-{stamp}"
+    assert _md5(logs / aside[1]) == bad["epoch_002.pt"]
+    assert _md5(logs / aside[0]) == bad["epoch_002.json"]
+    assert _md5s(logs)["epoch_002.pt"] != bad["epoch_002.pt"]     # the run's own save
+    assert _warnings(caplog) == [
+        f"{logs / 'epoch_002.pt'}, passed over at the start as no state to train on, is moved "
+        f"aside to {logs / aside[1]} (its sidecar to {aside[0]}) before this run saves that "
+        f"name: kept for a look, on this machine only (never mirrored)"]
+    from trainer import checkpoint as ckpt
+
+    assert all(".bad-" not in c.path for c in ckpt.list_checkpoints(str(logs)))
+    assert not ckpt.describe_killed_saves(str(logs))
+
+
+def test_a_bad_file_already_replaced_is_left_alone(tiny_config, tmp_path, caplog):
+    """The file passed over was replaced meanwhile (other bytes under its name): it is not
+    the user's bad file, and stays where it is; nothing is said."""
+    from test_trainer22_hostile import _nan_model
+    from trainer.saving import Checkpointer
+    from trainer.state import Position
+    from trainer.writer import BackgroundWriter
+
+    logs = tmp_path / "logs"
+    run = _small_run(tiny_config, logs)
+    _save(run, logs, "epoch_001.pt", 1, 1000.0)
+    _save(run, logs, "epoch_002.pt", 2, 2000.0, _nan_model)
+    start = _choose(logs, run)
+    _save(run, logs, "epoch_002.pt", 2, 2100.0)      # replaced by another good save
+    writer = BackgroundWriter(str(logs))
+    saver = Checkpointer(run.cfg, run.info, writer, run.stop, passed_over=start.passed_over)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        saver.on_fit_epoch_end(run, Position(1, 2, 0), {})
+    writer.close()
+    assert not [n for n in os.listdir(logs) if ".bad-" in n] and not _warnings(caplog)
+
+
+def _md5(path) -> str:
+    import hashlib
+
+    return hashlib.md5(open(path, "rb").read()).hexdigest()
+
+
+def test_a_file_moved_aside_is_not_mirrored(emulator, drive_env, local_state, tiny_config,
+                                           tmp_path):
+    """The run's mirror (trainer.drive.DriveFolder.push) leaves the files moved aside here."""
+    from trainer.drive import DriveFolder
+
+    logs = tmp_path / "logs"
+    run = _small_run(tiny_config, logs)
+    _save(run, logs, "epoch_001.pt", 1, 1000.0)
+    (logs / "epoch_002.pt.bad-20261204-185800").write_bytes(b"x" * 100)
+    (logs / "epoch_002.json.bad-20261204-185800").write_bytes(b"{}")
+    DriveFolder("drive:Models/t24m/logs", str(logs)).push()
+    names = {f["title"] for f in emulator.files() if not f["labels"]["trashed"]}
+    assert {"epoch_001.pt", "epoch_001.json"} <= names and not [n for n in names if ".bad-" in n]

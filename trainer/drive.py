@@ -27,7 +27,9 @@ logger = logging.getLogger(__name__)
 
 #: Files of the run folder that never go to Drive: ``last.pt`` is rewritten every epoch (the
 #: epoch checkpoints and autosaves are what Drive gets).
-MIRROR_EXCLUDE = ("last.pt", "last.json")
+#: ``*.pt.bad-*``: a checkpoint --resume auto passed over, moved aside by the run's first save
+#: with its sidecar (trainer.saving.BAD_SUFFIX): kept here for a look, no 90 MB upload of it.
+MIRROR_EXCLUDE = ("last.pt", "last.json", "*.pt.bad-*", "*.json.bad-*")
 
 
 @dataclass(frozen=True)

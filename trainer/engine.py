@@ -146,7 +146,7 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
         writer = BackgroundWriter(t.out_dir, drive, interval_s=60 * (t.save_minutes or 10))
         if start.safe is not None:  # what the progress bar shows until this run's first upload
             writer.safe = SafeOnDrive.of(start.safe)
-    checkpointer = Checkpointer(cfg, info, writer, stop)
+    checkpointer = Checkpointer(cfg, info, writer, stop, passed_over=start.passed_over)
     run = Run(cfg, info, device, model, criterion, optimizer, ema,
               torch.amp.GradScaler(device.type, enabled=_amp(cfg, device)), LRSchedule(cfg),
               data.class_names, model_signature(cfg, len(data.class_names)),

@@ -70,6 +70,9 @@ class Start:
     # the start came from there): what :func:`record_branch` compares the start with.
     seen: Optional[tuple[RemoteCheckpoint, ...]] = None
     given: bool = False                # the user named the checkpoint (--resume PATH)
+    # This folder's checkpoints --resume auto passed over as no state to train on, (path,
+    # md5): kept aside by the run's first save, which would replace them (trainer.saving).
+    passed_over: tuple[tuple[str, str], ...] = ()
 
 
 def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
@@ -88,7 +91,9 @@ def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
     start: Optional[Start] = None
     if info.is_main:
         try:
-            start = _decide(cfg, resume, drive, vet)
+            tried = Tried(vet)
+            start = _decide(cfg, resume, drive, vet, tried=tried)
+            start = replace(start, passed_over=tried.here())
             chosen = (chosen_bytes(start.path, start.where or start.path, _drive_copy(start))
                       if start.path and info.distributed else None)
         except BaseException as exc:
@@ -144,7 +149,7 @@ def _drive_copy(start: Start) -> Optional[RemoteEntry]:
 
 
 def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder],
-            vet: Optional[Vet] = None) -> Start:
+            vet: Optional[Vet] = None, *, tried: Optional[Tried] = None) -> Start:
     out_dir = cfg.train.out_dir
     ckpt.describe_killed_saves(out_dir)  # (a save killed between a checkpoint and its sidecar)
     local = ckpt.list_checkpoints(out_dir)
@@ -171,7 +176,10 @@ def _decide(cfg: Any, resume: Optional[str], drive: Optional[DriveFolder],
         return Start(new_run_id(), resume, resume, safe=_safe(drive), given=True)
     found, run = ckpt.current_run([c.described for c in local])
     checks.refuse_two_runs(out_dir, local, run)   # never go on over another run's files
-    tried = Tried(vet, run)     # candidates that load but fail the resume checks: passed over
+    # Candidates that load but fail the resume checks: passed over (``tried``: the caller's,
+    # to learn which of this folder's files were, trainer24).
+    tried = tried if tried is not None else Tried(vet)
+    tried.run = run
     if found:
         path = ckpt.find_latest(out_dir, run=run, any_run=False, usable=lambda c, state: (
             tried.usable(state, c.path, c.sidecar.md5)))

@@ -48,6 +48,7 @@ class Tried:
         self._md5s: set[str] = set()           # of the states found unusable
         self.passed: Optional[str] = None      # the first candidate that passed (this folder's,
                                                # before Drive's further on were looked at)
+        self._here: list[tuple[str, str]] = []  # (path, md5) of this folder's found unusable
 
     def known_bad(self, md5: Optional[str]) -> bool:
         """Whether these bytes were found unusable already (under another name)."""
@@ -75,11 +76,18 @@ class Tried:
             self.unusable.append(exc)
             if md5 is not None:
                 self._md5s.add(md5.lower())
+                if not _on_drive(where):
+                    self._here.append((where, md5.lower()))
             logger.warning("%s is no state to train on (%s); it is kept as it is, and --resume "
                            "auto tries the next older checkpoint", where, exc.why)
             return False
         self.passed = self.passed or where
         return True
+
+    def here(self) -> tuple[tuple[str, str], ...]:
+        """``(path, md5)`` of this folder's files found unusable (one name per state): what the
+        run's first save moves aside (:meth:`trainer.saving.Checkpointer.keep_aside`)."""
+        return tuple(self._here)
 
     def check_bound(self, where: str) -> None:
         """Raise the refusal when :data:`MAX_TRIED` states were found unusable: ``where`` is
@@ -128,3 +136,9 @@ def _next_step(where: str, passed: Optional[str] = None) -> str:
             if passed is not None else ",")
     return (f"the next older one, {where}, was not looked at: to go on from it, {how} (it is "
             f"checked then){back} or start a new run in a new train.out_dir")
+
+
+def _on_drive(where: str) -> bool:
+    from drivestage import paths
+
+    return paths.is_drive(where)

@@ -21,7 +21,7 @@ import errno
 import logging
 import os
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 from trainer import checkpoint as ckpt
 from trainer import distributed
@@ -32,6 +32,10 @@ from trainer.stopping import StopFlag
 from trainer.writer import BackgroundWriter, SaveJob
 
 logger = logging.getLogger(__name__)
+
+#: What names a file ``--resume auto`` passed over once moved aside: ``<name>.bad-<time>``
+#: (:meth:`Checkpointer.keep_aside`; trainer.drive leaves ``*.bad-*`` out of the mirror).
+BAD_SUFFIX = ".bad-"
 
 #: How many files not on Drive a stop's line names before "and N more".
 NAMED_UNSENT = 5
@@ -75,7 +79,8 @@ class Checkpointer(Callback):
     """Saves at epoch ends, every ``save_minutes`` and on a stop request (on every rank)."""
 
     def __init__(self, cfg: Any, info: distributed.DistInfo, writer: Optional[BackgroundWriter],
-                 stop: StopFlag, *, clock: Callable[[], float] = time.monotonic):
+                 stop: StopFlag, *, clock: Callable[[], float] = time.monotonic,
+                 passed_over: Sequence[tuple[str, str]] = ()):
         t = cfg.train
         self.out_dir, self.info, self.writer, self.stop = t.out_dir, info, writer, stop
         self.save_period, self.epochs = t.save_period, t.epochs
@@ -88,6 +93,9 @@ class Checkpointer(Callback):
         self.blocked_s: list[float] = []
         self._epoch_job: Optional[SaveJob] = None   # the newest epoch's save (rank 0)
         self._said_unfinished = False                # the grace's end is logged once
+        # This folder's files --resume auto passed over, (path, md5): moved aside at the first
+        # save (:meth:`keep_aside`).
+        self.passed_over = list(passed_over)
 
     # -- bookkeeping kept in every checkpoint
     def state_dict(self) -> dict:
@@ -225,6 +233,7 @@ class Checkpointer(Callback):
         state = snapshot(run)
         if state is None or self.writer is None:
             return None
+        self.keep_aside()
         job = SaveJob(state, names, pos, dict(metrics or {}), droppable=droppable,
                       taken=self.writer.taken())
         # A stop while an epoch's save waits behind a slow upload writes both at once (the
@@ -235,10 +244,40 @@ class Checkpointer(Callback):
         logger.debug("checkpoint %s at %s: training blocked %.3f s", job.name, pos.label, blocked)
         return job
 
+    def keep_aside(self) -> None:
+        """Move the files ``--resume auto`` passed over (no state to train on) aside, with
+        their sidecars, before the run's first save: its saves replace them (``last.pt`` at
+        once, ``epoch_NNN.pt`` when it reaches that epoch again, ``best.pt``, autosaves
+        pruned), and the user lost the only file showing what went wrong. The names
+        (``epoch_002.pt.bad-<time>``, ``epoch_002.json.bad-<time>``) are no checkpoint's or
+        sidecar's: no resume, describe or mirror takes them (:data:`BAD_SUFFIX` is left out
+        of the mirror), so they are looked at once, here. A file replaced since (its sidecar
+        names other bytes) is not the one passed over, and stays."""
+        for path, md5 in self.passed_over:
+            side = ckpt.read_sidecar(path)
+            if side is None or (side.md5 or "").lower() != md5:
+                continue
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+            aside, sidecar = f"{path}{BAD_SUFFIX}{stamp}", ckpt.sidecar_path(path)
+            try:
+                os.replace(sidecar, f"{sidecar}{BAD_SUFFIX}{stamp}")
+                os.replace(path, aside)
+            except OSError as exc:   # (gone meanwhile; a read-only name): saved over, said so
+                logger.warning("%s, passed over at the start as no state to train on, could "
+                               "not be moved aside (%s); this run's save of that name replaces "
+                               "it", path, exc)
+                continue
+            logger.warning("%s, passed over at the start as no state to train on, is moved "
+                           "aside to %s (its sidecar to %s) before this run saves that name: "
+                           "kept for a look, on this machine only (never mirrored)", path,
+                           aside, os.path.basename(f"{sidecar}{BAD_SUFFIX}{stamp}"))
+        self.passed_over = []
+
     def _save_and_stop(self, run: Any, pos: Position) -> None:
         state = snapshot(run)
         message = None
         if state is not None and self.writer is not None:
+            self.keep_aside()
             # Written here and now, even while a slow upload runs; then uploaded and verified.
             job = SaveJob(state, [autosave_name(pos.iteration)], pos, taken=self.writer.taken())
             ticket = self.writer.write_now(job)
