@@ -93,6 +93,48 @@ def epoch_save_names(cfg: Any, epochs_done: int) -> list[str]:
     return names
 
 
+def later_files(cfg: Any, epochs_done: int, names: Sequence[str]) -> tuple[list[str], bool, bool]:
+    """What the run writes after the next epoch's save of ``names``, by its last epoch, that is
+    not in ``train.out_dir`` yet: ``(epoch files, best.pt, a temporary file)``. The epoch
+    files are never deleted here (``drive.keep_last`` prunes Drive only: the run folder
+    keeps every ``epoch_NNN.pt``), so they pile up over a run; ``best.pt`` comes at an
+    evaluation (the last epoch always evaluates); the temporary file is the one beside a file
+    a later save replaces (``last.pt``, every epoch), counted when the next save has none."""
+    t, out_dir = cfg.train, cfg.train.out_dir
+
+    def there(name: str) -> bool:
+        return os.path.exists(os.path.join(out_dir, name))
+
+    epochs = [f"epoch_{e:03d}.pt" for e in range(epochs_done + 2, t.epochs + 1)
+              if e % t.save_period == 0 or e == t.epochs]
+    new = [n for n in epochs if not there(n)]
+    more = epochs_done + 1 < t.epochs
+    best = more and "best.pt" not in names and not there("best.pt")
+    replaced = any(there(n) for n in names)
+    return new, best, more and not replaced
+
+
+def _later_text(cfg: Any, files: tuple[list[str], bool, bool]) -> str:
+    """``, and by epoch 10 the run adds 7 more of that size (epoch_002.pt to epoch_010.pt: 5
+    files, train.save_period 2; best.pt; a temporary file …), none deleted here (…)``."""
+    epochs, best, temp = files
+    count = len(epochs) + best + temp
+    if not count:
+        return ""
+    parts = []
+    if epochs:
+        span = epochs[0] if len(epochs) == 1 else f"{epochs[0]} to {epochs[-1]}"
+        parts.append(f"{span}: {len(epochs)} file{'s' if len(epochs) != 1 else ''}, "
+                     f"train.save_period {cfg.train.save_period}")
+    if best:
+        parts.append("best.pt")
+    if temp:
+        parts.append("a temporary file beside a file a save replaces")
+    kept = ", none deleted here (drive.keep_last prunes Drive only)" if epochs else ""
+    return (f", and by epoch {cfg.train.epochs} the run adds {count} more of that size "
+            f"({'; '.join(parts)}){kept}")
+
+
 def _autosaves_beside(cfg: Any, resumed_at: Optional[int] = None) -> int:
     """Autosaves the run keeps beside the epoch's files that are not in the run folder yet.
     Only those numbered up to ``resumed_at`` (the start's iteration) are the run's own, which
@@ -111,14 +153,20 @@ def _autosaves_beside(cfg: Any, resumed_at: Optional[int] = None) -> int:
     return max(0, LOCAL_AUTOSAVES - have)
 
 
-def needed_bytes(cfg: Any, names: list[str], size: int, resumed_at: Optional[int] = None) -> int:
-    """The most the run writes at once in ``train.out_dir`` by the end of the next epoch's save
-    of ``names``: each new file, plus one temporary file beside a file it replaces (written
-    in full, then renamed over it; the copies are made one after the other, so one such
-    temporary file at a time), plus the autosaves kept beside them (:func:`_autosaves_beside`)."""
+def needed_bytes(cfg: Any, names: list[str], size: int, resumed_at: Optional[int] = None,
+                 epochs_done: Optional[int] = None) -> int:
+    """The most the run writes in ``train.out_dir``: the next epoch's save of ``names`` (each
+    new file, plus one temporary file beside a file it replaces: written in full, then
+    renamed over it; the copies are made one after the other, so one such temporary file at
+    a time), the autosaves kept beside them (:func:`_autosaves_beside`) and, given
+    ``epochs_done``, what the run adds by its last epoch (:func:`later_files`: the epoch
+    files pile up; before trainer24 only the next epoch's were counted)."""
     out_dir = cfg.train.out_dir
     new = [n for n in names if not os.path.exists(os.path.join(out_dir, n))]
     files = len(new) + (1 if len(new) < len(names) else 0)
+    if epochs_done is not None:
+        epochs, best, temp = later_files(cfg, epochs_done, names)
+        files += len(epochs) + best + temp
     return size * (files + _autosaves_beside(cfg, resumed_at))
 
 
@@ -179,7 +227,7 @@ def shortage(cfg: Any, epochs_done: int, size: int,
     if epochs_done >= t.epochs:
         return None
     names = epoch_save_names(cfg, epochs_done)
-    saves = needed_bytes(cfg, names, size, resumed_at)
+    saves = needed_bytes(cfg, names, size, resumed_at, epochs_done)
     free = free_bytes(t.out_dir)
     cache = cache_bytes(cfg, *images, free=free, checkpoints=saves) if images else 0
     needed = saves + cache
@@ -190,9 +238,13 @@ def shortage(cfg: Any, epochs_done: int, size: int,
               f"them (train.save_minutes)") if autos else ""
     first = (f", after {format_size(cache)} of decoded images the image cache writes first into "
              f"{cache_folder(cfg)} (data.cache=disk)") if cache else ""
+    later = later_files(cfg, epochs_done, names)
+    when = "by the run's end" if later[0] or later[1] or later[2] else "at once"
     return (f"not enough free disk space in {t.out_dir} for the checkpoint of epoch "
             f"{epochs_done + 1}: its save writes {', '.join(names)} of about {format_size(size)} "
-            f"each{beside}{first}, {format_size(needed)} ({needed} bytes) at once, only "
+            f"each{beside}{first}{_later_text(cfg, later)}, {format_size(needed)} ({needed} "
+            f"bytes) {when}, only "
             f"{format_size(free)} ({free} bytes) free; nothing was trained: free some space or "
             f"set train.out_dir to a folder on a larger disk"
+            f"{', or raise train.save_period' if later[0] else ''}"
             f"{', or set data.cache=none' if cache else ''}")
