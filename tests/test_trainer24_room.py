@@ -71,3 +71,21 @@ def test_the_last_epoch_alone_counts_as_before(tmp_path):
     assert why is not None and "its save writes last.pt, epoch_001.pt, best.pt of about " \
         "100.0 MiB each, 300.0 MiB (314572800 bytes) at once, only 1 B (1 bytes) free" in why, why
     assert "save_period" not in why
+
+
+def test_a_file_the_run_moves_aside_takes_no_room_for_its_name(tmp_path):
+    """epoch_002.pt here is a bad state --resume auto passed over: the run's first save moves
+    it aside (its bytes stay on the disk), so the run's own epoch_002.pt needs room of its
+    own, and last.pt, passed over too, is no file a save replaces."""
+    from trainer import room
+
+    cfg = _cfg(tmp_path, epochs=2, save_period=1)
+    for name in ("last.pt", "epoch_001.pt", "epoch_002.pt"):
+        (tmp_path / "logs" / name).write_bytes(b"x")
+    size = 100 * MiB
+    # Epoch 2 writes last.pt (replaced: a temporary file), epoch_002.pt (there), best.pt.
+    assert room.shortage(cfg, 1, size, free_bytes=lambda p: 2 * size) is None
+    aside = ("epoch_002.pt", "last.pt")
+    assert room.shortage(cfg, 1, size, free_bytes=lambda p: 3 * size, aside=aside) is None
+    why = room.shortage(cfg, 1, size, free_bytes=lambda p: 3 * size - 1, aside=aside)
+    assert why is not None and "314572800 bytes) at once" in why, why

@@ -210,7 +210,7 @@ def _check_room(cfg: Config, info: distributed.DistInfo, start: resume.Start, mo
             at = side.iteration if side is not None else None
             size = max(size, os.path.getsize(start.path))   # the real size, where there is one
         why = room.shortage(cfg, done, size, images=(data.train_lines, data.val_lines),
-                            resumed_at=at)
+                            resumed_at=at, aside={os.path.basename(p) for p, _ in start.passed_over})
     why = distributed.broadcast_object(why)
     if why is not None:
         raise SaveError(why)

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Collection, Optional, Sequence
 
 import torch
 
@@ -93,7 +93,8 @@ def epoch_save_names(cfg: Any, epochs_done: int) -> list[str]:
     return names
 
 
-def later_files(cfg: Any, epochs_done: int, names: Sequence[str]) -> tuple[list[str], bool, bool]:
+def later_files(cfg: Any, epochs_done: int, names: Sequence[str],
+                aside: Collection[str] = ()) -> tuple[list[str], bool, bool]:
     """What the run writes after the next epoch's save of ``names``, by its last epoch, that is
     not in ``train.out_dir`` yet: ``(epoch files, best.pt, a temporary file)``. The epoch
     files are never deleted here (``drive.keep_last`` prunes Drive only: the run folder
@@ -103,7 +104,7 @@ def later_files(cfg: Any, epochs_done: int, names: Sequence[str]) -> tuple[list[
     t, out_dir = cfg.train, cfg.train.out_dir
 
     def there(name: str) -> bool:
-        return os.path.exists(os.path.join(out_dir, name))
+        return _there(out_dir, name, aside)
 
     epochs = [f"epoch_{e:03d}.pt" for e in range(epochs_done + 2, t.epochs + 1)
               if e % t.save_period == 0 or e == t.epochs]
@@ -153,8 +154,16 @@ def _autosaves_beside(cfg: Any, resumed_at: Optional[int] = None) -> int:
     return max(0, LOCAL_AUTOSAVES - have)
 
 
+def _there(out_dir: str, name: str, aside: Collection[str]) -> bool:
+    """Whether ``name`` is in the run folder for the run's saves: not when the run's first save
+    moves it aside (``aside``: a bad state ``--resume auto`` passed over,
+    :meth:`trainer.saving.Checkpointer.keep_aside`; its bytes stay on the disk, so the
+    run's file of that name needs room of its own)."""
+    return name not in aside and os.path.exists(os.path.join(out_dir, name))
+
+
 def needed_bytes(cfg: Any, names: list[str], size: int, resumed_at: Optional[int] = None,
-                 epochs_done: Optional[int] = None) -> int:
+                 epochs_done: Optional[int] = None, aside: Collection[str] = ()) -> int:
     """The most the run writes in ``train.out_dir``: the next epoch's save of ``names`` (each
     new file, plus one temporary file beside a file it replaces: written in full, then
     renamed over it; the copies are made one after the other, so one such temporary file at
@@ -162,10 +171,10 @@ def needed_bytes(cfg: Any, names: list[str], size: int, resumed_at: Optional[int
     ``epochs_done``, what the run adds by its last epoch (:func:`later_files`: the epoch
     files pile up; before trainer24 only the next epoch's were counted)."""
     out_dir = cfg.train.out_dir
-    new = [n for n in names if not os.path.exists(os.path.join(out_dir, n))]
+    new = [n for n in names if not _there(out_dir, n, aside)]
     files = len(new) + (1 if len(new) < len(names) else 0)
     if epochs_done is not None:
-        epochs, best, temp = later_files(cfg, epochs_done, names)
+        epochs, best, temp = later_files(cfg, epochs_done, names, aside)
         files += len(epochs) + best + temp
     return size * (files + _autosaves_beside(cfg, resumed_at))
 
@@ -219,7 +228,7 @@ def cache_bytes(cfg: Any, train_lines: Sequence[str], val_lines: Sequence[str], 
 def shortage(cfg: Any, epochs_done: int, size: int,
              free_bytes: Callable[[str], int] = lambda p: shutil.disk_usage(p).free,
              images: Optional[tuple[Sequence[str], Sequence[str]]] = None,
-             resumed_at: Optional[int] = None) -> Optional[str]:
+             resumed_at: Optional[int] = None, aside: Collection[str] = ()) -> Optional[str]:
     """Why the next epoch's save, with the autosaves beside it and the image cache written
     before it (``images``: the train and val annotation lines), would not fit in
     ``train.out_dir`` (one line); None if it does or nothing is left to train."""
@@ -227,7 +236,7 @@ def shortage(cfg: Any, epochs_done: int, size: int,
     if epochs_done >= t.epochs:
         return None
     names = epoch_save_names(cfg, epochs_done)
-    saves = needed_bytes(cfg, names, size, resumed_at, epochs_done)
+    saves = needed_bytes(cfg, names, size, resumed_at, epochs_done, aside)
     free = free_bytes(t.out_dir)
     cache = cache_bytes(cfg, *images, free=free, checkpoints=saves) if images else 0
     needed = saves + cache
@@ -238,7 +247,7 @@ def shortage(cfg: Any, epochs_done: int, size: int,
               f"them (train.save_minutes)") if autos else ""
     first = (f", after {format_size(cache)} of decoded images the image cache writes first into "
              f"{cache_folder(cfg)} (data.cache=disk)") if cache else ""
-    later = later_files(cfg, epochs_done, names)
+    later = later_files(cfg, epochs_done, names, aside)
     when = "by the run's end" if later[0] or later[1] or later[2] else "at once"
     return (f"not enough free disk space in {t.out_dir} for the checkpoint of epoch "
             f"{epochs_done + 1}: its save writes {', '.join(names)} of about {format_size(size)} "
