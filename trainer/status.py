@@ -1,4 +1,4 @@
-"""What ``trainer status`` says beyond "safe on Drive": the checkpoint ``--resume auto`` goes on from.
+"""``trainer status`` beyond "safe on Drive": the checkpoint ``--resume auto`` goes on from.
 
 A checkpoint verified on Drive is safe there (its bytes are the bytes saved), but it may be no
 state to train on: saved by a run that had diverged (NaN or infinite weights, EMA or optimizer
