@@ -119,7 +119,7 @@ def test_a_bad_file_passed_over_is_moved_aside_before_the_runs_save_of_its_name(
     assert _warnings(caplog) == [
         f"{logs / 'epoch_002.pt'}, passed over at the start as no state to train on, is moved "
         f"aside to {logs / aside[1]} (its sidecar to {aside[0]}) at this run's first save, "
-        f"which no save of the run replaces: kept for a look, on this machine only (never "
+        f"where no save of the run replaces it: kept for a look, on this machine only (never "
         f"mirrored)"]
     from trainer import checkpoint as ckpt
 

@@ -268,8 +268,8 @@ class Checkpointer(Callback):
                                "it", path, exc)
                 continue
             logger.warning("%s, passed over at the start as no state to train on, is moved "
-                           "aside to %s (its sidecar to %s) at this run's first save, which no "
-                           "save of the run replaces: kept for a look, on this machine only "
+                           "aside to %s (its sidecar to %s) at this run's first save, where no "
+                           "save of the run replaces it: kept for a look, on this machine only "
                            "(never mirrored)", path,
                            aside, os.path.basename(f"{sidecar}{BAD_SUFFIX}{stamp}"))
         self.passed_over = []
