@@ -64,7 +64,7 @@ def resume_verdict(folder: DriveFolder, remote: Sequence[RemoteCheckpoint],
                 return verdict
             fetched: Optional[str] = None
             try:
-                path = local.get(md5)
+                path = _here(local, md5)
                 if path is None:
                     path = fetched = folder.fetch(chosen, os.path.join(tmp, chosen.name))
                 state = ckpt.load_checkpoint(path)
@@ -101,22 +101,27 @@ def resume_verdict(folder: DriveFolder, remote: Sequence[RemoteCheckpoint],
 
 
 def _local_bytes(out_dir: str) -> dict[str, str]:
-    """md5 -> a checkpoint file in the run folder holding those bytes (by its sidecar; the
-    file is hashed to be sure: a file changed since its sidecar is not read for Drive's)."""
+    """md5 -> a checkpoint file in the run folder whose sidecar names those bytes (no file is
+    read here: a run folder keeps every epoch file, gigabytes; :func:`_here` hashes the one
+    used)."""
+    out: dict[str, str] = {}
+    if os.path.isdir(out_dir):
+        for c in ckpt.list_checkpoints(out_dir):
+            out.setdefault((c.sidecar.md5 or "").lower(), c.path)
+    out.pop("", None)
+    return out
+
+
+def _here(local: dict[str, str], md5: str) -> Optional[str]:
+    """The run folder's file of those bytes, hashed to be sure (a file changed since its
+    sidecar is not read for Drive's), or None."""
     from drivestage.localfs import file_md5
 
-    out: dict[str, str] = {}
-    if not os.path.isdir(out_dir):
-        return out
-    for c in ckpt.list_checkpoints(out_dir):
-        md5 = (c.sidecar.md5 or "").lower()
-        if md5 and md5 not in out:
-            try:
-                if file_md5(c.path) == md5:
-                    out[md5] = c.path
-            except OSError:
-                continue
-    return out
+    path = local.get(md5) if md5 else None
+    try:
+        return path if path is not None and file_md5(path) == md5 else None
+    except OSError:
+        return None
 
 
 def verdict_lines(verdict: Verdict, spec: str, now: float) -> list[str]:
