@@ -146,16 +146,19 @@ def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
     how = "permanently" if removal.permanent else "to the Drive trash"
     log.warning("--delete: removing %d item%s from %s that are not in SRC (%s)", deletions.items,
                 "" if deletions.items == 1 else "s", store.describe(root), how)
-    removed = []
-    store.expect_deletes(d.entry.id for d in deletions.doomed)  # their checks batched
+    removed, failed = [], None
+    # In as few requests as the store can (Drive: batches), each outcome its own.
+    outcome = store.delete_many([d.entry for d in deletions.doomed], trash=not removal.permanent)
     for d in deletions.doomed:
-        try:
-            store.delete(d.entry, trash=not removal.permanent)
-        except LeftAloneError:
+        exc = outcome.get(d.entry.id, LookupError())  # (absent: not tried, after a failure)
+        if isinstance(exc, (LeftAloneError, LookupError)):
             continue  # changed on Drive since the listing (the store said so): not deleted
-        except NotFoundError:
-            pass  # already gone: the goal is reached
+        if exc is not None and not isinstance(exc, NotFoundError):  # (gone: goal reached)
+            failed = failed or exc
+            continue
         removed.append(d.rel)
         log.info("deleted %s (not in the local tree)%s", d.rel,
                  "" if removal.permanent else " to the trash")
+    if failed is not None:
+        raise failed
     return removed

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 from drivestage import lineage, orphans, sidecar
 from drivestage.errors import LeftAloneError, NotFoundError, QuotaExceededError, UsageError
@@ -194,6 +194,7 @@ class Deletions:
     def __init__(self, store: RemoteStore, use_trash: bool):
         self.store, self.use_trash = store, use_trash
         self.left: set[str] = set()   # names of which a deletion was left alone
+        self.gone: set[str] = set()   # ids deleted (or found gone)
 
     def keeps(self, d: Decision) -> bool:
         """``d`` is the sidecar of a checkpoint the store left alone: it stays (said at info;
@@ -208,51 +209,93 @@ class Deletions:
         if self.keeps(d):
             return False
         if delete(self.store, d, self.use_trash):
+            self.gone.add(d.id or "")
             return True
         self.left.add(d.name)
         return False
 
+    def many(self, ds: Sequence[Decision], still: Callable[[Decision], bool] = lambda d: True
+             ) -> list[Decision]:
+        """The decisions of ``ds`` that went (or were gone), in their order: the files first,
+        in as few requests as the store can (:meth:`~drivestage.store.RemoteStore.
+        delete_many`: Drive's batches), then the sidecars whose checkpoints did not stay
+        and that ``still`` lets go. A failure (a delete Drive refused, an outage) is raised
+        once what was tried is told: the sidecars of what stayed are not tried."""
+        went = self._many([d for d in ds if d.kind != SIDECAR])
+        sides = [d for d in ds if d.kind == SIDECAR and not self.keeps(d) and still(d)]
+        went |= self._many(sides)
+        return [d for d in ds if id(d) in went]
+
+    def _many(self, ds: list[Decision]) -> set[int]:
+        entries = [RemoteEntry(id=d.id or "", name=d.name, is_dir=False, size=d.size)
+                   for d in ds]
+        outcome = self.store.delete_many(entries, trash=self.use_trash) if ds else {}
+        went, failed = set(), None
+        for d in ds:
+            if d.id not in outcome:
+                continue  # not tried (a failure before it)
+            exc = outcome[d.id or ""]
+            if exc is None:
+                log.info("deleted %s (%s)%s", d.name, format_size(d.size),
+                         " to the trash" if self.use_trash else "")
+            elif isinstance(exc, LeftAloneError):  # (a NotFoundError: asked first)
+                self.left.add(d.name)  # changed since the listing (the store said why)
+                continue
+            elif isinstance(exc, NotFoundError):
+                # Another machine's retention deleted it, and Drive's listing (eventually
+                # consistent) still showed it: the push that makes room first goes on.
+                log.info("%s was already deleted", d.name)
+            else:
+                failed = failed or exc
+                continue
+            went.add(id(d))
+            self.gone.add(d.id or "")
+        if failed is not None:
+            raise failed
+        return went
+
 
 def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: bool,
-          skip: Iterable[str] = (), twins: Optional[Mapping[str, Sequence[RemoteEntry]]] = None
-          ) -> list[Decision]:
+          skip: Iterable[str] = (), twins: Optional[Mapping[str, Sequence[RemoteEntry]]] = None,
+          left: Iterable[Decision] = ()) -> list[Decision]:
     """Apply the plan's deletions (but ids in ``skip``); returns those applied. An orphan
     sidecar goes only if the folder, listed again, shows it unchanged and still without its
     checkpoint (:func:`drivestage.orphans.still_orphan`); a checkpoint's sidecar only if that
     listing shows no copy of its checkpoint but those this plan deleted (another machine
     may have sent a new copy since the plan, and updated the sidecar in place for it). A
-    deleted file's ``twins`` (:attr:`FolderView.twins`) go with it."""
+    deleted file's ``twins`` (:attr:`FolderView.twins`) go with it. ``left``: decisions
+    whose deletion was left alone earlier in this pass (:func:`drivestage.push_room.
+    make_room`): not tried again, and their sidecars stay. The files go first, in batches
+    (:meth:`Deletions.many`), then the sidecars."""
     decided = _with_twins(decided, twins or {})
-    done, relisted = set(skip), None
-    gone: set[str] = set()  # ids deleted here (or found gone)
+    done = set(skip)
     managed = {d.name for d in decided if d.kind in (CHECKPOINT, AUTOSAVE)}
-    out = []
-    store.expect_deletes(d.id for d in decided.to_delete if d.id is not None and d.id not in done)
     deletes = Deletions(store, use_trash)
-    for d in decided.to_delete:
-        if d.id is None or d.id in done:
-            continue
-        # First: a listing that still lags showed the renamed checkpoint as it was, and the
-        # check below warned of "another machine pushing it" that never was.
-        if deletes.keeps(d):
-            continue
+    # Left alone by a deletion earlier in this pass (a push pruning for room): not asked
+    # again (its warning said once), and its sidecars stay.
+    deletes.left |= {d.name for d in left}
+    done |= {d.id for d in left if d.id is not None}
+    listed: list[list[RemoteEntry]] = []  # the folder listed again, once
+
+    def still(d: Decision) -> bool:
+        # (The sidecars go once the files are deleted: a listing that lags showed a renamed
+        # checkpoint as it was, and this warned of "another machine pushing it".)
+        if not listed:
+            listed.append(store.list(folder))
         if d.orphan_md5 is not None:
-            relisted = store.list(folder) if relisted is None else relisted
-            if not orphans.still_orphan(d, relisted):
+            if not orphans.still_orphan(d, listed[0]):
                 log.warning("kept the orphan sidecar %s: its checkpoint came back or it changed "
                             "since the plan (another machine pushing it?)", d.name)
-                continue
-        elif d.kind == SIDECAR:
-            relisted = store.list(folder) if relisted is None else relisted
-            if _still_owned(d, relisted, gone, managed):
-                log.warning("kept the sidecar %s: a copy of its checkpoint arrived since the "
-                            "plan (another machine pushing it?)", d.name)
-                continue
-        if not deletes(d):  # (already gone: the goal is reached)
-            continue   # left alone: not counted as pruned, nor are its sidecars deleted
-        gone.add(d.id)
-        out.append(d)
-    return out
+                return False
+        elif _still_owned(d, listed[0], deletes.gone, managed):
+            log.warning("kept the sidecar %s: a copy of its checkpoint arrived since the "
+                        "plan (another machine pushing it?)", d.name)
+            return False
+        return True
+
+    # Left alone (changed since the listing): not counted as pruned, nor its sidecars deleted.
+    return deletes.many([d for d in decided.to_delete if d.id is not None and d.id not in done],
+                        still)
 
 
 def _with_twins(decided: Plan, twins: Mapping[str, Sequence[RemoteEntry]]) -> Plan:

@@ -17,7 +17,8 @@ from drivestage.paths import StorePath
 from drivestage.push_result import Outstanding, PushResult
 from drivestage.pruning import LocalFile as PlannedFile
 from drivestage.push_watch import Halt, check_folders
-from drivestage.retention import AUTOSAVE, CHECKPOINT, Plan, RetentionPolicy, just_written
+from drivestage.retention import AUTOSAVE, CHECKPOINT, Decision, Plan, RetentionPolicy, \
+    just_written
 from drivestage.sizes import format_size
 from drivestage.state import Md5Cache
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
@@ -64,6 +65,7 @@ class PushJob:
         self.path = StorePath(None, ())  # DEST in the store (set by run)
         self.listing: Listings = {}
         self.vanished: set[str] = set()  # top-level files gone before they were sent
+        self.room_left: list[Decision] = []  # left alone by push_room: not tried again
         self.mutex = threading.Lock()
         self.copies = OldCopies(store, self.listing, use_trash=use_trash, mutex=self.mutex,
                                 replaced=self.result.replaced_duplicates)
@@ -455,12 +457,13 @@ class PushJob:
         if needed <= 0:
             return
         where = f"{len(todo)} file(s) into {self.store.describe(root)}"
-        self.result.pruned += push_room.make_room(self.store, needed, where, decision,
-                                                  folder, self.policy, self.use_trash)
+        pruned, self.room_left = push_room.make_room(self.store, needed, where, decision,
+                                                     folder, self.policy, self.use_trash)
+        self.result.pruned += pruned
 
     def _apply(self, decision: Plan, twins: Mapping[str, list[RemoteEntry]]) -> None:
         """Apply the plan's remote deletions (after every upload was verified), with the
         copies of the same bytes of each file it deletes (:attr:`pruning.FolderView.twins`)."""
         self.result.pruned += pruning.apply(self.store, decision, self.remote_folder[""],
                                             self.use_trash, {d.id or "" for d in self.result.pruned},
-                                            twins)
+                                            twins, self.room_left)

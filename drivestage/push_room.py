@@ -7,7 +7,7 @@ import logging
 from typing import Optional
 
 from drivestage.pruning import Deletions, FolderView, pre_prune_victims
-from drivestage.retention import Decision, Plan, RetentionPolicy
+from drivestage.retention import SIDECAR, Decision, Plan, RetentionPolicy
 from drivestage.sizes import format_size
 from drivestage.store import RemoteStore, quota_error
 
@@ -16,13 +16,14 @@ log = logging.getLogger(__name__)
 
 def make_room(store: RemoteStore, needed: int, where: str, decision: Optional[Plan],
               folder: Optional[FolderView], policy: RetentionPolicy,
-              use_trash: bool) -> list[Decision]:
+              use_trash: bool) -> tuple[list[Decision], list[Decision]]:
     """Room for ``needed`` more bytes before a push to ``where`` sends one: what the policy
-    deletes anyway goes first (:func:`pre_prune_victims`; returned), or QuotaExceededError
-    when even that is not enough."""
+    deletes anyway goes first (:func:`pre_prune_victims`), or QuotaExceededError when even
+    that is not enough. Returns what went, and what the store left alone (changed since the
+    listing: the retention after the uploads does not try it again, nor warn twice)."""
     q = store.quota()
     if q.free is None or needed <= q.free:
-        return []
+        return [], []
     victims = pre_prune_victims(decision, folder, policy) \
         if decision is not None and folder is not None else []
     freed = 0 if use_trash else sum(d.size for d in victims)
@@ -32,10 +33,9 @@ def make_room(store: RemoteStore, needed: int, where: str, decision: Optional[Pl
                 where, format_size(needed), format_size(q.free))
     # Those the store left alone (changed since the listing) are not reported as pruned, and
     # their sidecars stay (Deletions); the quota read again says whether there is room.
-    store.expect_deletes(d.id for d in victims if d.id is not None)  # their checks batched
     deletes = Deletions(store, use_trash)
-    done = [d for d in victims if deletes(d)]
+    done = deletes.many(victims)  # in batches, the files before their sidecars
     q = store.quota()
     if q.free is not None and needed > q.free:
         raise quota_error(needed, where, q)
-    return done
+    return done, [d for d in victims if d.kind != SIDECAR and d.name in deletes.left]

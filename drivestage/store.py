@@ -9,10 +9,10 @@ from __future__ import annotations
 import abc
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Optional, Protocol, Union
+from typing import Callable, Iterable, Iterator, Optional, Protocol, Sequence, Union
 
-from drivestage.errors import DanglingShortcutError, NotFoundError, PermissionDeniedError, \
-    QuotaExceededError, RemoteError, UsageError
+from drivestage.errors import DanglingShortcutError, DriveStageError, LeftAloneError, \
+    NotFoundError, PermissionDeniedError, QuotaExceededError, RemoteError, UsageError
 from drivestage.paths import StorePath
 from drivestage.sizes import format_size
 
@@ -184,6 +184,26 @@ class RemoteStore(abc.ABC):
     @abc.abstractmethod
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
         """Delete permanently, or move to the trash when ``trash``."""
+
+    def delete_many(self, entries: Sequence[RemoteEntry], *, trash: bool = False
+                    ) -> dict[str, Optional[DriveStageError]]:
+        """:meth:`delete` of each of ``entries``: id -> None (deleted) or the error its
+        deletion ended with (NotFoundError: gone already; LeftAloneError: changed since the
+        listing). It stops at the first other failure; the items it did not try are not in
+        the answer. A backend may send them in fewer requests (Drive: batches)."""
+        self.expect_deletes(e.id for e in entries)
+        out: dict[str, Optional[DriveStageError]] = {}
+        for e in entries:
+            try:
+                self.delete(e, trash=trash)
+            except (NotFoundError, LeftAloneError) as exc:
+                out[e.id] = exc
+            except DriveStageError as exc:
+                out[e.id] = exc
+                break
+            else:
+                out[e.id] = None
+        return out
 
     def expect_deletes(self, ids: Iterable[str]) -> None:
         """The items ``ids`` are about to be :meth:`delete`\ d, one by one: a backend may read

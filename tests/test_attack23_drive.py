@@ -232,8 +232,9 @@ def _batch_sizes(emulator) -> list[int]:
 def test_a_batch_reads_ahead_only_what_is_deleted_within_seconds(emulator, env, monkeypatch):
     """The window between an item's check and its deletion: one round trip with a lone
     files.get, up to 99 deletions (30 s on Drive's ~0.3 s deletes) when a batch read 100
-    ahead: a rename in that window was not seen. Each delete here takes 1 s (a fake clock);
-    after a first batch of FIRST_AHEAD, a batch reads READ_AHEAD_FOR (5 s) of deletions."""
+    ahead: a rename in that window was not seen. Since prune24 the deletes go in a batch
+    too, sent as soon as the batch of their checks is answered: one round trip again.
+    Each delete here takes 1 s (a fake clock): nothing is read twice."""
     now = _clock(monkeypatch)
 
     def slow_delete(status: int, headers: dict, body: bytes) -> Reply:
@@ -247,7 +248,7 @@ def test_a_batch_reads_ahead_only_what_is_deleted_within_seconds(emulator, env, 
         emulator.clear_requests()
         _cli.ok("prune", "drive:Models/logs", "--keep-last", "1")
     assert list(_live(emulator)) == ["epoch_040.pt"]
-    assert _batch_sizes(emulator) == [10, 5, 5, 5, 5, 5, 4]
+    assert _batch_sizes(emulator) == [39, 39]  # the checks, then at once their deletes
     calls = emulator.api_calls()
     assert calls["files.get"] == 39 and calls["files.delete"] == 39  # nothing read twice
 

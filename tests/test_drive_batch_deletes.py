@@ -36,14 +36,13 @@ def test_a_prune_of_n_files_reads_them_in_batches_of_100(emulator, env):
     assert _live(emulator) == {f"epoch_{n:03d}.pt"}
     round_trips = [r for r in emulator.requests if not r.in_batch]
     batches = [r for r in round_trips if r.kind == "batch"]
-    # FIRST_AHEAD (10) first, then 100 at a time at this pace (attack23drive: a batch reads
-    # ahead only READ_AHEAD_FOR seconds of deletions).
-    assert len(batches) == 3 and all(r.status == 200 for r in batches)
+    # 100 checks then their 100 deletes, at a time (prune24: the deletes in batches too).
+    assert len(batches) == 4 and all(r.status == 200 for r in batches)
     calls = emulator.api_calls()
     assert calls["files.delete"] == n - 1 and calls["files.get"] >= n - 1  # each call counts
     assert all(_deletes_of(emulator, fid) == 1 for fid in ids[:-1])
-    # Before: one files.get and one delete per file (2N); now N deletes + N/100 batches.
-    assert len(round_trips) <= (n - 1) + 2 + 8, calls
+    # Before: one files.get and one delete per file (2N); now N/100 batches of each.
+    assert len(round_trips) <= 4 + 8, calls
     assert len([r for r in round_trips if r.kind == "files.get"]) <= 3
 
 
@@ -56,8 +55,8 @@ def test_a_call_answering_a_rate_limit_or_500_is_retried_and_deleted_once(emulat
     assert _live(emulator) == {"epoch_006.pt"}
     assert [_deletes_of(emulator, fid) for fid in ids] == [1, 1, 1, 1, 1, 0]
     batches = [r for r in emulator.requests if r.kind == "batch"]
-    assert len(batches) == 2  # the second holds only the two calls that failed
-    parts = [r for r in emulator.requests if r.in_batch]
+    assert len(batches) == 3  # the second holds only the two calls that failed; the deletes
+    parts = [r for r in emulator.requests if r.in_batch and r.kind == "files.get"]
     assert [r.status for r in parts] == [200, 403, 200, 500, 200, 200, 200]
 
 
@@ -69,7 +68,7 @@ def test_a_call_answering_404_is_gone_not_deleted_again(emulator, env):
     _cli.ok("prune", "drive:Models/logs", "--keep-last", "1")
     assert _live(emulator) == {"epoch_004.pt"}
     assert [_deletes_of(emulator, fid) for fid in ids] == [1, 0, 1, 0]
-    assert [r.status for r in emulator.requests if r.in_batch] == [200, 404, 200]
+    assert [r.status for r in emulator.requests if r.in_batch] == [200, 404, 200, 204, 204]
 
 
 def test_an_item_renamed_since_the_listing_is_left_alone_and_said_so(emulator, env):
@@ -105,13 +104,14 @@ def test_a_failed_batch_request_is_sent_again_whole(emulator, env):
     _cli.ok("prune", "drive:Models/logs", "--keep-last", "1")
     assert _live(emulator) == {"epoch_005.pt"}
     assert [_deletes_of(emulator, fid) for fid in ids] == [1, 1, 1, 1, 0]
-    assert [r.status for r in emulator.requests if r.kind == "batch"] == [503, 200]
+    assert [r.status for r in emulator.requests if r.kind == "batch"] == [503, 200, 200]
 
 
 def test_answers_read_ahead_too_long_ago_are_read_again_in_a_batch(emulator, env,
                                                                   monkeypatch):
-    """Deletions slower than FRESH_FOR: what was read ahead is read again before its delete,
-    together with the others read as long ago (here: every time)."""
+    """A batch of checks that took longer than FRESH_FOR (its retries): read again in a
+    batch; that one slow too (here: every time), each item is read alone before the batch
+    of deletes."""
     from drivestage.drive import store_deletes
 
     monkeypatch.setattr(store_deletes, "FRESH_FOR", -1.0)
@@ -120,12 +120,11 @@ def test_answers_read_ahead_too_long_ago_are_read_again_in_a_batch(emulator, env
     _cli.ok("prune", "drive:Models/logs", "--keep-last", "1")
     assert _live(emulator) == {"epoch_004.pt"}
     assert [_deletes_of(emulator, fid) for fid in ids] == [1, 1, 1, 0]
-    parts = [r.path.rsplit("/", 1)[1] for r in emulator.requests if r.in_batch]
-    assert parts == [ids[0], ids[1], ids[2], ids[1], ids[2]]
+    parts = [r.path.rsplit("/", 1)[1] for r in emulator.requests
+             if r.in_batch and r.kind == "files.get"]
+    assert parts == ids[:3] * 2
     lone = [r.path.rsplit("/", 1)[1] for r in emulator.requests
             if r.kind == "files.get" and not r.in_batch]
-    # Each batch's first item is read again alone too: its batch took longer than FRESH_FOR
-    # (attack23drive); the last one alone anyway (a batch of one saves nothing).
     assert lone == ids[:3]
 
 
@@ -138,7 +137,7 @@ def test_push_delete_reads_its_checks_in_a_batch(emulator, env, tmp_path):
     _cli.ok("push", str(src), "drive:Models/logs", "--delete")
     assert _live(emulator) == {"epoch_005.pt"}
     assert [_deletes_of(emulator, fid) for fid in ids] == [1, 1, 1, 1, 0]
-    assert len([r for r in emulator.requests if r.kind == "batch"]) == 1
+    assert len([r for r in emulator.requests if r.kind == "batch"]) == 2  # checks, trashes
 
 
 def test_a_calls_error_that_repeats_the_token_is_told_without_it(emulator, env):

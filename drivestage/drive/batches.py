@@ -11,7 +11,7 @@ call as a request; what a batch saves is the round trips.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Union
 
 from drivestage.drive import answers as http_answers
 from drivestage.drive import retry
@@ -40,23 +40,51 @@ class NoBatches(Exception):
         self.unanswered = unanswered
 
 
+class Doubtful(Exception):
+    """The batch's answer named this call's Content-ID twice (googleapiclient keeps the last
+    silently): which of the two is this call's is unknown, so neither is acted on; the
+    caller asks about the item again (a lone files.get)."""
+
+
+#: A call of one item: (``transport.files()``, id) -> the request (not executed).
+Make = Callable[[Any, str], Any]
+
+#: The calls this module makes: files.get, files.delete, files.trash (v2).
+VERBS: dict[str, Make] = {
+    "stat": lambda files, fid: files.get(fileId=fid, supportsAllDrives=True),
+    "delete": lambda files, fid: files.delete(fileId=fid, supportsAllDrives=True),
+    "trash": lambda files, fid: files.trash(fileId=fid, supportsAllDrives=True),
+}
+
+
 def get_many(transport: Transport, wanted: Mapping[str, str]) -> dict[str, Got]:
     """files.get of each id in ``wanted`` (id -> where, for messages), in batches of at most
     :data:`MAX_CALLS`: id -> its resource, or the exception its call ended with (transient
     ones retried first; a call whose retries ran out gets the
-    :class:`~drivestage.errors.RetriesExhaustedError`). Each call carries the resource
+    :class:`~drivestage.errors.RetriesExhaustedError`; one whose answer came twice a
+    :class:`Doubtful`). Each call carries the resource
     keys it needs, as a request of its own would. :class:`NoBatches` when the server
     refuses the batch request itself (what was read so far is lost: a few calls)."""
+    return call_many(transport, wanted, "stat")
+
+
+def call_many(transport: Transport, wanted: Mapping[str, str], verb: str,
+              sent: Optional[dict[str, int]] = None) -> dict[str, Got]:
+    """:func:`get_many` for the calls ``verb`` names in :data:`VERBS` (a delete answers
+    ``{}``); ``sent`` (id -> how many times its call was sent) tells a delete's 404 on a
+    retry (an earlier attempt went through, its answer lost) from a first one."""
     ids = list(wanted)
     out: dict[str, Got] = {}
+    sent = {} if sent is None else sent
     for at in range(0, len(ids), MAX_CALLS):
         chunk = ids[at:at + MAX_CALLS]
         names = [wanted[i] for i in chunk]
-        what = f"stat {names[0]}" + (f" and {len(chunk) - 1} more" if len(chunk) > 1 else "")
+        what = f"{verb} {names[0]}" + (f" and {len(chunk) - 1} more" if len(chunk) > 1 else "")
         left = list(chunk)
         answered: list[bool] = []  # per attempt: whether the batch request got its answer
         try:
-            refused = transport.retrying(what)(_attempt, transport, left, out, what, answered)
+            refused = transport.retrying(what)(_attempt, transport, left, out, what, answered,
+                                              VERBS[verb], sent)
         except DriveStageError as exc:  # retries ran out
             if not any(answered):
                 # Not one answer to the batch request itself (reset, cut, timed out each
@@ -71,8 +99,33 @@ def get_many(transport: Transport, wanted: Mapping[str, str]) -> dict[str, Got]:
     return out
 
 
+class _Twice(dict):  # type: ignore[type-arg]
+    """googleapiclient's table of a batch's answers by Content-ID, noting an id answered
+    twice in one answer (it keeps the last one silently). Its calls refused 401 are sent
+    again in a second request after a refresh: their second answer is no repeat."""
+
+    def __init__(self, batch: Any) -> None:
+        super().__init__()
+        self.twice: set[str] = set()
+        self._round: set[str] = set()
+        inner = batch._execute
+
+        def execute(*args: Any, **kwargs: Any) -> Any:
+            self._round = set()
+            return inner(*args, **kwargs)
+
+        batch._execute = execute
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if key in self._round:
+            self.twice.add(key)
+        self._round.add(key)
+        super().__setitem__(key, value)
+
+
 def _attempt(transport: Transport, left: list[str], out: dict[str, Got],
-             what: str, answered: list[bool]) -> Optional[NoBatches]:
+             what: str, answered: list[bool], make: Make,
+             sent: dict[str, int]) -> Optional[NoBatches]:
     """One batch request for the ids in ``left``: those settled leave it (into ``out``).
     A refusal of the batch itself is returned, not raised: the retry loop would type it as
     an answer about the items."""
@@ -80,12 +133,15 @@ def _attempt(transport: Transport, left: list[str], out: dict[str, Got],
     files = transport.files()
     batch = transport.service.new_batch_http_request(
         callback=lambda rid, res, exc: answers.__setitem__(rid, (res, exc)))
+    # Its private table of answers (set once, in __init__): where an id comes twice.
+    twice = batch._responses = _Twice(batch)
     for fid in left:
-        request = files.get(fileId=fid, supportsAllDrives=True)
+        request = make(files, fid)
         needed = transport.resource_keys.header(request.uri)
         if needed:  # the batch's own headers name none: its address holds no id
             request.headers["X-Goog-Drive-Resource-Keys"] = needed
         batch.add(request, request_id=fid)
+        sent[fid] = sent.get(fid, 0) + 1
     answered.append(False)
     try:
         batch.execute(http=transport.http())
@@ -108,6 +164,10 @@ def _attempt(transport: Transport, left: list[str], out: dict[str, Got],
     first: Optional[BaseException] = None
     for fid in list(left):
         res, failed = answers[fid]
+        if fid in twice.twice:
+            out[fid] = Doubtful(f"{what}: the batch's answer names this call twice")
+            left.remove(fid)
+            continue
         if failed is not None and isinstance(getattr(failed, "content", None), bytes):
             # As :class:`drivestage.drive.auth.AuthorizedHttp` does for a lone answer: a
             # server's message repeating the token must not reach a message or a log.

@@ -46,10 +46,10 @@ def remove(call: Callable[[str, Callable[[], None]], None], f: Any, where: str, 
             attempt(True)
         except DriveStageError as again:
             raise answers.not_removed(where, refused, again, drive_id) from None
-        _warn_trashed_instead(scope, where)
+        warn_trashed_instead(scope, where)
 
 
-def _warn_trashed_instead(scope: str, where: str) -> None:
+def warn_trashed_instead(scope: str, where: str) -> None:
     with _TRASH_WARNED_LOCK:
         if scope in _TRASH_WARNED:
             return

@@ -20,12 +20,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable, Iterable, Mapping, Optional, TypeVar
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
 
 from drivestage.drive import answers, batches, provenance, removal, retry
 from drivestage.drive.resources import DriveEntry
 from drivestage.drive.transport import Transport
-from drivestage.errors import DriveStageError, NotFoundError, RetriesExhaustedError
+from drivestage.errors import (DriveStageError, LeftAloneError, NotFoundError,
+                               PermissionDeniedError, RetriesExhaustedError)
 from drivestage.store import RemoteEntry
 
 T = TypeVar("T")
@@ -172,6 +173,8 @@ class Deletes:
                 return self._get(entry.id, where)
             ahead = (now, got[entry.id])
         res = ahead[1]
+        if isinstance(res, batches.Doubtful):  # its answer came twice: ask again, alone
+            return self._get(entry.id, where)
         if isinstance(res, BaseException):
             typed = retry.translate(res, f"stat {where}")  # the one place that types answers
             raise typed from (None if typed is res else res)
@@ -200,10 +203,206 @@ class Deletes:
         removal.remove(self.call, self.drive.CreateFile({"id": self._key(entry)}),
                        self.describe(entry), trash, drive_id=self.drive_id,
                        scope=self.drive_id or self.label)
+        self._forget(entry)
+
+    def _forget(self, entry: RemoteEntry) -> None:
+        """What this store knew of ``entry``, deleted."""
         self._names.pop(self._key(entry), None)
         self._listed_in.pop(entry.id, None)
         self._targets.pop(entry.id, None)
         self._folder_ids = {k: v for k, v in self._folder_ids.items() if v != entry.id}
+
+    def delete_many(self, entries: Sequence[RemoteEntry], *, trash: bool = False
+                    ) -> dict[str, Optional[DriveStageError]]:
+        """:meth:`delete` of each of ``entries``, in batches of
+        :data:`~drivestage.drive.batches.MAX_CALLS`: a files.get batch (the check), then a
+        batch of the deletes the checks let through, each call's own answer acted on as a
+        lone delete's (:func:`_settle`). Stops after a batch in which an item failed
+        otherwise than gone or left alone; what it did not try is not in the answer
+        (:meth:`drivestage.store.RemoteStore.delete_many`)."""
+        out: dict[str, Optional[DriveStageError]] = {}
+        for at in range(0, len(entries), batches.MAX_CALLS):
+            chunk = list(entries[at:at + batches.MAX_CALLS])
+            checked = self._check_many(chunk)
+            out.update(checked)
+            ok = [e for e in chunk if e.id in checked and checked[e.id] is None]
+            out.update(self._remove_many(ok, trash))
+            if any(_stops(exc) for exc in out.values()):
+                break
+        return out
+
+    def _check_many(self, chunk: list[RemoteEntry]) -> dict[str, Optional[DriveStageError]]:
+        """The check of :meth:`delete` for each item of ``chunk``, read in one batch: id ->
+        None (to delete) or why not; it stops at an item whose check failed otherwise (an
+        outage: the items after it are not asked, nor in the answer)."""
+        ids = [e.id for e in chunk if not (isinstance(e, DriveEntry) and e.via_shortcut)]
+        for _ in range(2):
+            began = time.monotonic()
+            got = self._read_many(ids)
+            if time.monotonic() - began <= FRESH_FOR:
+                break
+            # The batch's retries (a call's Retry-After) outlasted FRESH_FOR: the answers of
+            # its first attempt are too old to act on. Read again; slow again, each alone.
+            got = {}
+        out: dict[str, Optional[DriveStageError]] = {}
+        for e in chunk:
+            if e.id not in ids:
+                out[e.id] = None  # a shortcut: removed itself, never its target
+                continue
+            where = self.describe(e)
+            try:
+                res = got.get(e.id)
+                if res is None or isinstance(res, batches.Doubtful):
+                    raw = self._get(e.id, where)  # read alone
+                elif isinstance(res, BaseException):
+                    typed = retry.translate(res, f"stat {where}")
+                    raise typed from (None if typed is res else res)
+                else:
+                    raw = self._got(res, e.id, where)
+                provenance.check_as_listed(raw, e, self._listed_in.get(e.id), where)
+            except DriveStageError as exc:
+                out[e.id] = exc
+                if _stops(exc):
+                    break
+            else:
+                out[e.id] = None
+        return out
+
+    def _read_many(self, ids: list[str]) -> dict[str, batches.Got]:
+        """files.get of ``ids`` in one batch; {} where each is to be read alone (one item,
+        a server without Drive's batches: see :meth:`_as_now`)."""
+        if len(ids) < 2 or self._no_batches:
+            return {}
+        try:
+            got = batches.get_many(self.transport, {i: self._names.get(i) or f"drive:id:{i}"
+                                                    for i in ids})
+        except batches.NoBatches as exc:
+            log.info("%s; each item is read alone before its deletion", exc)
+            self._no_batches = True
+            return {}
+        if all(_gone(got[i]) for i in ids):  # a proxy's 404s for Drive's (see _as_now)
+            try:
+                self._get(ids[0], self._names.get(ids[0]) or f"drive:id:{ids[0]}")
+            except NotFoundError:
+                return got
+            log.info("every call of a batch request answered 404, but its first item is "
+                     "there; each item is read alone before its deletion")
+            self._no_batches = True
+            return {}
+        return got
+
+    def _remove_many(self, ok: list[RemoteEntry], trash: bool
+                     ) -> dict[str, Optional[DriveStageError]]:
+        """The deletes (or trashes) of ``ok``, checked: in one batch request, or one request
+        each on a server without Drive's batches (or for one item)."""
+        if len(ok) < 2 or self._no_batches:
+            return self._remove_each(ok, trash)
+        where = {self._key(e): self.describe(e) for e in ok}
+        sent: dict[str, int] = {}
+        try:
+            got = batches.call_many(self.transport, where, "trash" if trash else "delete", sent)
+        except batches.NoBatches as exc:
+            # Refused whole (nothing done), or an answer that is not Drive's (some may be
+            # done: a lone delete then answers 404, taken as gone).
+            log.info("%s; each item is removed alone", exc)
+            self._no_batches = True
+            return self._remove_each(ok, trash)
+        out: dict[str, Optional[DriveStageError]] = {}
+        refused: dict[str, DriveStageError] = {}
+        for e in ok:
+            key, name = self._key(e), where[self._key(e)]
+            outcome = self._settle(e, got[key], name, trash, sent.get(key, 1))
+            if isinstance(outcome, PermissionDeniedError) and not trash:
+                refused[e.id] = outcome  # tried as a trash below, as a lone delete is
+            else:
+                out[e.id] = outcome
+        if refused:
+            out.update(self._trash_instead([e for e in ok if e.id in refused], refused))
+        for e in ok:
+            if out[e.id] is None:
+                self._forget(e)
+        return out
+
+    def _settle(self, e: RemoteEntry, got: batches.Got, where: str, trash: bool,
+                sent: int) -> Optional[DriveStageError]:
+        """The outcome of one delete (or trash) call in a batch: None when done."""
+        verb = "trash" if trash else "delete"
+        if isinstance(got, batches.Doubtful):
+            return self._recheck(e, where, trash)
+        if not isinstance(got, BaseException):
+            return None
+        failure = answers.failure_of(got)
+        if failure is not None and failure.gone and sent > 1:
+            return None  # an earlier attempt went through before its answer was lost
+        typed = retry.translate(got, f"{verb} {where}")  # the one place that types answers
+        return typed if isinstance(typed, DriveStageError) else DriveStageError(str(typed))
+
+    def _recheck(self, e: RemoteEntry, where: str, trash: bool) -> Optional[DriveStageError]:
+        """A call whose answer came twice in the batch's: neither is believed. The item is
+        read alone: gone (or in the trash, asked for that) is done; else it is removed
+        alone, its own answer acted on."""
+        try:
+            raw = self._get(self._key(e), where)
+        except NotFoundError:
+            log.info("%s: the batch's answer named its call twice; it is gone", where)
+            return None
+        except DriveStageError as exc:
+            return exc
+        labels = raw.get("labels")
+        if trash and (raw.get("trashed") or (isinstance(labels, dict) and labels.get("trashed"))):
+            return None
+        log.info("%s: the batch's answer named its call twice; it is still there, removed "
+                 "alone", where)
+        return self._remove_each([e], trash)[e.id]
+
+    def _remove_each(self, ok: list[RemoteEntry], trash: bool
+                     ) -> dict[str, Optional[DriveStageError]]:
+        """One request each (:func:`removal.remove`), stopping at a failure."""
+        out: dict[str, Optional[DriveStageError]] = {}
+        for e in ok:
+            try:
+                removal.remove(self.call, self.drive.CreateFile({"id": self._key(e)}),
+                               self.describe(e), trash, drive_id=self.drive_id,
+                               scope=self.drive_id or self.label)
+            except DriveStageError as exc:
+                out[e.id] = exc
+                if _stops(exc):
+                    break
+            else:
+                out[e.id] = None
+                self._forget(e)
+        return out
+
+    def _trash_instead(self, items: list[RemoteEntry], refused: Mapping[str, DriveStageError]
+                       ) -> dict[str, Optional[DriveStageError]]:
+        """Permanent deletes Drive refused, tried as trashes in one batch (a shared drive's
+        Content manager), one warning per shared drive and process; both refused: why
+        (:func:`drivestage.drive.answers.not_removed`)."""
+        where = {self._key(e): self.describe(e) for e in items}
+        sent: dict[str, int] = {}
+        try:
+            got = batches.call_many(self.transport, where, "trash", sent)
+        except batches.NoBatches:
+            got = {}
+        out: dict[str, Optional[DriveStageError]] = {}
+        for e in items:
+            key = self._key(e)
+            if key in got:
+                again = self._settle(e, got[key], where[key], True, sent.get(key, 1))
+            else:  # no batch: alone
+                again = self._remove_each([e], True)[e.id]
+            if again is None:
+                removal.warn_trashed_instead(self.drive_id or self.label, where[key])
+                out[e.id] = None
+            else:
+                out[e.id] = answers.not_removed(where[key], refused[e.id], again, self.drive_id)
+        return out
+
+
+def _stops(exc: Optional[DriveStageError]) -> bool:
+    """A deletion's outcome after which no more are tried: a failure, not gone (the goal is
+    reached) nor left alone (changed since the listing: the store said why)."""
+    return exc is not None and not isinstance(exc, (NotFoundError, LeftAloneError))
 
 
 def _gone(got: batches.Got) -> bool:
