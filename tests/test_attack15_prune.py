@@ -45,12 +45,19 @@ class _PausedAtDelete:
     def __getattr__(self, attr):
         return getattr(self._store, attr)
 
-    def delete(self, entry, trash=False):
+    def _pause(self) -> None:
         self.deletes += 1
         if self.deletes == 1:
             self.reached.set()
             assert self._go.wait(30), "never released"
+
+    def delete(self, entry, trash=False):
+        self._pause()
         return self._store.delete(entry, trash=trash)
+
+    def delete_many(self, entries, trash=False):  # (prune24: a prune's deletes in batches)
+        self._pause()
+        return self._store.delete_many(entries, trash=trash)
 
     def release(self) -> None:
         self._go.set()
