@@ -1,24 +1,20 @@
-"""Benchmark a big prune against Drive's per-request latency: the check before each deletion
-read one files.get per file (the baseline, as before session 23) vs in batches of 100, in
-one run on the same emulator.
+"""Benchmark a big prune against Drive's per-request latency: one request per check and per
+delete (the baseline, as before session 23), the checks in batches of 100 and the deletes one
+request each (session 23), and both in batches (session 24), in one run on the same emulator.
 
 A folder of ``--files`` checkpoints (tiny: bytes do not matter here) is pruned to the newest
 with ``drivestage prune --keep-last 1`` (the CLI in this process); the emulator answers every
 request ``--latency`` seconds late (a call in a batch: the batch waits for its slowest call,
-as Drive serves them side by side). The baseline is the same code with the read-ahead off
-(``DriveStore.expect_deletes`` the base class's no-op), so each deletion reads its item
-alone first. Rounds alternate baseline / batched; the best of each is reported, with the
-round trips and the calls Drive counts (a batch's calls count, so the quota units do not
-change). Usage::
+as Drive serves them side by side). The baselines are the same code with the batches
+switched off in this process: ``DriveStore.delete_many`` the base class's (one
+``delete`` each), and for the per-request one ``DriveStore.expect_deletes`` the base
+class's no-op too (each deletion reads its item alone first). Rounds alternate the three;
+the best of each is reported, with the round trips and the calls Drive counts (a batch's
+calls count, so the quota units do not change). Usage::
 
     python bench/prune.py [--files 500] [--latency 0.02] [--rounds 2] [--json FILE]
 
-Measured on the 2-core development machine (shared), 2026-12-04, 500 files, 20 ms, best of
-2 rounds each: 22.32 s / 1,001 round trips with one files.get per file, 11.96 s / 508 round
-trips batched (6 batches + 499 deletes + the listing: a batch reads ahead only about 5 s of
-deletions at their pace, :data:`drivestage.drive.store_deletes.READ_AHEAD_FOR`): 1.87x
-faster, 0.51x the round trips; the calls Drive counts (and their quota units) are the same,
-1,001 and 5,290.
+Measured: see the README's performance table (the prune row).
 """
 from __future__ import annotations
 
@@ -42,26 +38,34 @@ from drivestage.emulator import Emulator  # noqa: E402
 from drivestage.store import RemoteStore  # noqa: E402
 
 
+#: The ways a prune is run: (batched checks, batched deletes).
+MODES = {"one request per check and delete": (False, False),
+         "batched checks": (True, False),
+         "batched checks and deletes": (True, True)}
+
+
 @contextlib.contextmanager
-def _one_get_per_file(on: bool) -> Iterator[None]:
-    """The baseline: no read-ahead, so each deletion reads its item alone first."""
-    saved = DriveStore.expect_deletes
-    if on:
+def _mode(checks: bool, deletes: bool) -> Iterator[None]:
+    """The batches of this mode only (the others: the base class's one request each)."""
+    saved = DriveStore.expect_deletes, DriveStore.delete_many
+    if not checks:
         DriveStore.expect_deletes = RemoteStore.expect_deletes  # type: ignore[method-assign]
+    if not deletes:
+        DriveStore.delete_many = RemoteStore.delete_many  # type: ignore[method-assign]
     try:
         yield
     finally:
-        DriveStore.expect_deletes = saved  # type: ignore[method-assign]
+        DriveStore.expect_deletes, DriveStore.delete_many = saved  # type: ignore[method-assign]
 
 
-def _once(emu: Emulator, files: int, latency: float, baseline: bool, run: int) -> dict:
+def _once(emu: Emulator, files: int, latency: float, mode: tuple[bool, bool], run: int) -> dict:
     folder = f"Bench/run{run}"
     for i in range(1, files + 1):
         emu.add_file(f"{folder}/epoch_{i:04d}.pt", b"c%d" % i)
     emu.clear_requests()
     emu.faults.latency(latency)
     began = time.perf_counter()
-    with _one_get_per_file(baseline):
+    with _mode(*mode):
         result = CliRunner().invoke(cli, ["prune", f"drive:{folder}", "--keep-last", "1"])
     seconds = time.perf_counter() - began
     emu.faults.clear()
@@ -75,6 +79,7 @@ def _once(emu: Emulator, files: int, latency: float, baseline: bool, run: int) -
             "round_trips": sum(1 for r in reqs if not r.in_batch),
             "batches": sum(1 for r in reqs if r.kind == "batch"),
             "files.get alone": sum(1 for r in reqs if r.kind == "files.get" and not r.in_batch),
+            "deletes alone": sum(1 for r in reqs if r.kind == "files.delete" and not r.in_batch),
             "calls Drive counts": sum(1 for r in reqs if r.kind and r.kind != "batch"),
             "units": sum(r.units for r in reqs)}
 
@@ -93,21 +98,25 @@ def main() -> None:
             os.environ["DRIVESTAGE_API_ROOT"] = emu.url
             best: dict[str, dict] = {}
             for rnd in range(args.rounds):
-                for name, baseline in (("one get per file", True), ("batched", False)):
-                    got = _once(emu, args.files, args.latency, baseline, rnd * 2 + baseline)
+                for i, (name, mode) in enumerate(MODES.items()):
+                    got = _once(emu, args.files, args.latency, mode, rnd * len(MODES) + i)
                     if name not in best or got["seconds"] < best[name]["seconds"]:
                         best[name] = got
                     print(f"round {rnd + 1} {name}: {got}", flush=True)
-    old, new = best["one get per file"], best["batched"]
-    summary = {"files": args.files, "latency_s": args.latency, "old": old, "new": new,
+    old, mid, new = (best[name] for name in MODES)
+    summary = {"files": args.files, "latency_s": args.latency, "old": old,
+               "checks_batched": mid, "new": new,
                "speedup": old["seconds"] / new["seconds"],
-               "round_trip_ratio": new["round_trips"] / old["round_trips"]}
+               "round_trip_ratio": new["round_trips"] / old["round_trips"],
+               "speedup_vs_checks_batched": mid["seconds"] / new["seconds"]}
     print(f"prune of {args.files} files at {args.latency * 1000:g} ms per request: "
-          f"{old['seconds']:.2f} s / {old['round_trips']} round trips with one files.get per "
-          f"file, {new['seconds']:.2f} s / {new['round_trips']} batched "
-          f"({summary['speedup']:.2f}x faster, {summary['round_trip_ratio']:.2f}x the round "
-          f"trips; calls Drive counts {old['calls Drive counts']} vs "
-          f"{new['calls Drive counts']})")
+          f"{old['seconds']:.2f} s / {old['round_trips']} round trips with a request per check "
+          f"and per delete, {mid['seconds']:.2f} s / {mid['round_trips']} with the checks "
+          f"batched, {new['seconds']:.2f} s / {new['round_trips']} with both batched "
+          f"({summary['speedup']:.2f}x faster than one request each, "
+          f"{summary['round_trip_ratio']:.3f}x the round trips; "
+          f"{summary['speedup_vs_checks_batched']:.2f}x faster than batched checks alone; "
+          f"calls Drive counts {old['calls Drive counts']} vs {new['calls Drive counts']})")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(summary, fh, indent=2)
