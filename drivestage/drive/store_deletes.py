@@ -3,18 +3,22 @@ its line cap): an item is deleted only while Drive still shows it as the listing
 (:func:`drivestage.drive.provenance.check_as_listed`), and removed by
 :func:`drivestage.drive.removal.remove` (the trash where Drive allows only that).
 
-That check is a files.get per deletion, which doubled a big prune's requests (1,000 files:
-1,000 gets + 1,000 deletes). A caller about to delete many items says so first
-(:meth:`Deletes.expect_deletes`); the first deletion then reads it and the next expected
-items in one batch request (:func:`drivestage.drive.batches.get_many`): as many as are
-deleted in :data:`READ_AHEAD_FOR` seconds at the pace of the last deletions, at most
-:data:`~drivestage.drive.batches.MAX_CALLS` (an item with none after it is read alone). Each
-of their deletions uses its own answer while it is at most :data:`FRESH_FOR` seconds old
-(after that it is read again, in a batch with the others read as long ago): an item renamed
-or moved on Drive since the listing is still left alone. The
-deletes themselves stay one request each: each has its own outcome for its caller (gone,
-refused, moved to the trash instead) and log line, and an answer lost after Drive did it is
-told apart on its retry (:mod:`drivestage.drive.removal`)."""
+That check is a files.get per deletion, and each delete a request: a prune of 1,000 files
+was 2,000 round trips. A pass of deletions (prune, retention, room for a push, ``push
+--delete``) calls :meth:`Deletes.delete_many`: per 100 items
+(:data:`~drivestage.drive.batches.MAX_CALLS`), one batch request of checks, then one of the
+deletes those let through, sent at once (the window between check and delete is one round
+trip, as with a lone files.get). Each call's own answer is acted on as a lone delete's: gone
+(204, or 404: already gone, or gone on a retry after an attempt whose answer was lost),
+retried alone in the next batch (429, 5xx, a rate limit: the transport's bounded
+attempts), refused (a 403 the permanent delete refused is tried as a trash, in a batch, as
+:mod:`drivestage.drive.removal` does for one); a call whose answer came twice is read again
+alone first (:class:`~drivestage.drive.batches.Doubtful`). A lone :meth:`Deletes.delete`
+(after :meth:`Deletes.expect_deletes`) reads its item ahead in a batch with the next
+expected items: as many as are deleted in :data:`READ_AHEAD_FOR` seconds at the pace of the
+last deletions (an item with none after it is read alone); each uses its own answer while
+it is at most :data:`FRESH_FOR` seconds old (after that it is read again). An item renamed
+or moved on Drive since the listing is left alone either way."""
 from __future__ import annotations
 
 import logging
