@@ -269,7 +269,9 @@ def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: boo
     (:meth:`Deletions.many`), then the sidecars."""
     decided = _with_twins(decided, twins or {})
     done = set(skip)
-    managed = {d.name for d in decided if d.kind in (CHECKPOINT, AUTOSAVE)}
+    # The names whose new copy keeps a sidecar: those the plan deletes (a sidecar belongs to
+    # the one name it vouches for: beside a kept name it does not, it goes, see retention).
+    managed = {d.name for d in decided if d.kind in (CHECKPOINT, AUTOSAVE) and not d.keep}
     deletes = Deletions(store, use_trash)
     # Left alone by a deletion earlier in this pass (a push pruning for room): not asked
     # again (its warning said once), and its sidecars stay.

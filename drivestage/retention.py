@@ -163,9 +163,14 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
     owned = sidecar.owners([c.cand.name for c in ckpts + autos] + [j.name for j in jsons])
     sidecars: list[tuple[Candidate, set[str]]] = []
     unmanaged = [c.name for c, _ in others]
+    # A sidecar belongs to one checkpoint name: ``X.json`` for both ``X.pt`` and ``X.pth``
+    # is the one whose bytes it vouches for (prune24: it stayed while either was kept, the
+    # vouched one deleted: an epoch and metrics about bytes gone, beside the other name).
+    # Vouching for neither, it stays while either is kept (nothing tells them apart).
+    vouched = {c.cand.name for c in ckpts + autos if c.cand.verified}
     for j in jsons:
         if j.name in owned:
-            sidecars.append((j, owned[j.name]))
+            sidecars.append((j, (owned[j.name] & vouched) or owned[j.name]))
         else:
             others.append((j, lone_json_reason(j.name, unmanaged)))
 
