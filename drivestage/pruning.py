@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["FOREIGN", "FolderView", "Listing", "LocalFile", "pick", "view", "with_name_epoch",
            "newest_runs_verified", "newest_verified_per_run", "newest_verified_ids",
-           "plan_folder", "with_sidecars", "pre_prune_victims", "over_budget", "delete",
+           "plan_folder", "with_sidecars", "pre_prune_victims", "over_budget",
            "Deletions", "apply",
            "prune"]
 
@@ -164,29 +164,10 @@ def over_budget(decided: Plan, where: str) -> QuotaExceededError:
         needed=decided.kept_bytes + decided.incoming_bytes, free=decided.max_bytes)
 
 
-def delete(store: RemoteStore, d: Decision, use_trash: bool) -> bool:
-    """Apply one delete decision; a file already gone is fine (the goal is reached). False
-    when the store left it alone: changed since the listing (the store said why)."""
-    assert d.id is not None
-    entry = RemoteEntry(id=d.id, name=d.name, is_dir=False, size=d.size)
-    try:
-        store.delete(entry, trash=use_trash)
-    except LeftAloneError:
-        return False
-    except NotFoundError:
-        # Another machine's retention deleted it, and Drive's listing (eventually consistent)
-        # still showed it: the push that makes room first must go on, not fail on it.
-        log.info("%s was already deleted", d.name)
-        return True
-    log.info("deleted %s (%s)%s", d.name, format_size(d.size),
-             " to the trash" if use_trash else "")
-    return True
-
-
 class Deletions:
-    """:func:`delete` of a plan's decisions in plan order (a checkpoint before its sidecars),
-    but for the sidecars of a checkpoint the store left alone (renamed, moved or given other
-    bytes on the store since the listing): a sidecar goes only with the checkpoint it names.
+    """The deletion of a plan's decisions (the files before their sidecars), but for the
+    sidecars of a checkpoint the store left alone (renamed, moved or given other bytes on
+    the store since the listing): a sidecar goes only with the checkpoint it names.
     Its checkpoint renamed to keep it (``keep_me.pt``), the sidecar went all the same (no
     copy of its name was listed any more) and the kept checkpoint lost its epoch, metrics
     and verification."""
@@ -202,16 +183,6 @@ class Deletions:
         if d.kind == SIDECAR and sidecar.owners(self.left | {d.name}).get(d.name):
             log.info("kept the sidecar %s: its checkpoint was left as it is", d.name)
             return True
-        return False
-
-    def __call__(self, d: Decision) -> bool:
-        """Whether ``d`` went (or was gone): False when it, or its checkpoint, stays."""
-        if self.keeps(d):
-            return False
-        if delete(self.store, d, self.use_trash):
-            self.gone.add(d.id or "")
-            return True
-        self.left.add(d.name)
         return False
 
     def many(self, ds: Sequence[Decision], still: Callable[[Decision], bool] = lambda d: True
