@@ -225,8 +225,9 @@ class Deletes:
         otherwise than gone or left alone; what it did not try is not in the answer
         (:meth:`drivestage.store.RemoteStore.delete_many`)."""
         out: dict[str, Optional[DriveStageError]] = {}
+        entries = list({e.id: e for e in entries}.values())  # one call per item in a batch
         for at in range(0, len(entries), batches.MAX_CALLS):
-            chunk = list(entries[at:at + batches.MAX_CALLS])
+            chunk = entries[at:at + batches.MAX_CALLS]
             checked = self._check_many(chunk)
             out.update(checked)
             ok = [e for e in chunk if e.id in checked and checked[e.id] is None]
