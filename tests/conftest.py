@@ -26,6 +26,75 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ[_var] = "1"
 
 
+# The tests' temporary folders (pytest's basetemp) on a RAM file system where one with room
+# is there (/dev/shm): they create, fsync and remove hundreds of thousands of small files,
+# and on this VM's disk (ext4 mounted with `discard`) that kernel work and waiting cost more
+# than the tests' own (test_interrupt_commands.py: 146 s on the disk, 78 s on a tmpfs).
+# What the tests check does not depend on the file system; tests that need a small or a
+# FUSE-like one mount their own. A passing test's folder is removed at its end
+# (tmp_path_retention_policy in pyproject.toml), so RAM holds the running tests' files only.
+# DRIVESTAGE_TEST_TMPFS=0 (or --basetemp) keeps them on the disk.
+_RAM = "/dev/shm"
+_RAM_PREFIX = "drivestage-tests-"
+#: Free bytes the RAM file system and the machine must both have, or the disk is used.
+_RAM_NEEDED = 6 << 30
+
+
+def _ram_basetemp() -> "str | None":
+    """A fresh folder on :data:`_RAM` for this run (the folders of runs whose process is
+    gone are removed first), or None where there is no such file system with room."""
+    import shutil
+    import tempfile
+
+    if os.environ.get("DRIVESTAGE_TEST_TMPFS") == "0" or not os.path.ismount(_RAM):
+        return None
+    try:
+        with open("/proc/self/mounts", encoding="utf-8") as fh:
+            kinds = {f[1]: f[2] for f in (line.split() for line in fh) if len(f) > 2}
+        with open("/proc/meminfo", encoding="utf-8") as fh:
+            mem = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in fh
+                   if line.split()[1:2] and line.split()[1].isdigit()}
+        vfs = os.statvfs(_RAM)
+    except OSError:
+        return None
+    if kinds.get(_RAM) != "tmpfs" or vfs.f_bavail * vfs.f_frsize < _RAM_NEEDED \
+            or mem.get("MemAvailable", 0) < _RAM_NEEDED:
+        return None
+    for name in os.listdir(_RAM):  # a killed run's folder (its files stay in RAM)
+        pid = name[len(_RAM_PREFIX):].split("-")[0]
+        if name.startswith(_RAM_PREFIX) and pid.isdigit() \
+                and not os.path.exists(f"/proc/{pid}"):
+            shutil.rmtree(os.path.join(_RAM, name), ignore_errors=True)
+    try:
+        return tempfile.mkdtemp(prefix=f"{_RAM_PREFIX}{os.getpid()}-", dir=_RAM)
+    except OSError:
+        return None
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own tmp_path factory reads the option
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER") or config.option.basetemp:
+        return  # a worker gets its folder below the controller's (pytest-xdist)
+    base = _ram_basetemp()
+    if base is not None:
+        config.option.basetemp = os.path.join(base, "pytest")
+        config._drivestage_ram_base = base
+
+
+def pytest_unconfigure(config):
+    """The RAM folder goes after a run in which every test passed (kept for a look
+    otherwise, until the next run removes it)."""
+    import shutil
+
+    base = getattr(config, "_drivestage_ram_base", None)
+    if base is not None and getattr(config, "_drivestage_all_passed", False):
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    session.config._drivestage_all_passed = exitstatus == 0
+
+
 def pytest_xdist_auto_num_workers(config) -> int:
     """``-n auto``: the cores this process may run on, plus one."""
     try:
