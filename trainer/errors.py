@@ -76,3 +76,19 @@ class UnusableCheckpointError(CheckpointError):
 class RunFolderBusyError(TrainerError):
     """Another training process holds the run folder (``train.out_dir``): two runs there
     would overwrite each other's ``last.pt``, ``epoch_NNN.pt`` and autosaves."""
+
+
+#: What to run when the export's packages are missing: they are an extra, not part of [train].
+INSTALL_HINT = 'pip install -e ".[export]"'
+
+
+def require_onnx() -> None:
+    """Fail early, in one line, when the ``[export]`` extra (onnx) is not installed.
+
+    Here, not in trainer.export, so that ``trainer export-onnx`` says so before it imports
+    torch (2-4 s of the command's start, for nothing)."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        raise TrainerError(f"ONNX export needs the onnx package, which [train] leaves out; install it with "
+                           f"{INSTALL_HINT} (or pip install onnx)") from None

@@ -14,22 +14,10 @@ import warnings
 import torch
 from torch import nn
 
-from trainer.errors import TrainerError
+from trainer.errors import INSTALL_HINT, TrainerError, require_onnx  # noqa: F401 (their home was here)
 from trainer.model.decode import decode
 
 logger = logging.getLogger(__name__)
-
-#: What to run when the export's packages are missing: they are an extra, not part of [train].
-INSTALL_HINT = 'pip install -e ".[export]"'
-
-
-def require_onnx() -> None:
-    """Fail early, in one line, when the ``[export]`` extra (onnx) is not installed."""
-    try:
-        import onnx  # noqa: F401
-    except ImportError:
-        raise TrainerError(f"ONNX export needs the onnx package, which [train] leaves out; install it with "
-                           f"{INSTALL_HINT} (or pip install onnx)") from None
 
 
 class DecodedYolo(nn.Module):

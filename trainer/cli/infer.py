@@ -133,9 +133,11 @@ def export_onnx_cmd(weights, out_path, classes_file, input_size, opset, static_b
     Each detection row is cx, cy, w, h (input pixels), objectness, class probabilities;
     NMS is left to the runtime. Prints the written path on stdout.
     """
-    from trainer.export import export_onnx, require_onnx
+    from trainer.errors import require_onnx
 
-    require_onnx()  # before loading anything
+    require_onnx()  # before loading anything, torch included
+    from trainer.export import export_onnx
+
     _check_opset(opset)
     weights = _pulled(weights, os.path.join(os.path.dirname(os.path.abspath(out_path)),
                                             "weights"))
