@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -43,54 +44,119 @@ def _max_abs_diff(a, b):
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in a if a[k].is_floating_point())
 
 
-def _config(tiny_config, out_dir, **kw):
-    return load_config(tiny_config(**{"train.epochs": 3, "train.eval_period": 3, "train.save_period": 2,
-                                      "train.out_dir": str(out_dir), **kw}))
+#: The interrupted runs' settings: 18 images, batch 8: 2 steps an epoch; epoch 3 (of 4) has
+#: steps 5-6 and leaves a whole epoch after it (time for a kill to land before the run ends).
+FOUR = {"train.epochs": 4, "train.eval_period": 4}
+#: The settings of ``one_epoch`` (the tiny config's others: eval and save after every epoch).
+ONE = {"train.epochs": 1, "train.freeze_epochs": 0, "train.eval_period": 1, "train.save_period": 1}
+
+
+def _config_like(made, out_dir, **kw) -> str:
+    """A config file beside ``out_dir``: ``made``'s (a shared run's folder, below), data
+    included, with ``out_dir`` and ``kw`` instead; its path."""
+    import yaml
+
+    cfg = yaml.safe_load((made / "run.yaml").read_text())
+    cfg["train"]["out_dir"] = str(out_dir)
+    cfg["data"]["root"] = str(out_dir.parent / f"{out_dir.name}-data")
+    for key, value in kw.items():
+        section, name = key.split(".")
+        cfg[section][name] = value
+    path = out_dir.parent / f"{out_dir.name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def _shared_run(synth_voc, tmp_path_factory, name: str, kw: dict, callbacks=()):
+    """``(folder, made)``: a run of the tiny config (conftest.py) with ``kw``, in
+    ``folder / "logs"`` (its config: ``folder / "run.yaml"``), trained once for all the
+    session's workers (tests/_once.py); ``made``: its final metrics ("final") and what each
+    of ``callbacks`` recorded ("rows")."""
+    import torch
+    import yaml
+
+    from _once import made_once
+
+    def make(folder):
+        cfg = {"data": {"classes": str(synth_voc.classes_file), "train": str(synth_voc.train_lines_file),
+                        "val": str(synth_voc.val_lines_file), "workers": 0, "root": str(folder / "data")},
+               "model": {"input_size": 64},
+               "train": {"epochs": 3, "freeze_epochs": 1, "batch_size": 8, "freeze_batch_size": 8,
+                         "save_period": 2, "eval_period": 3, "out_dir": str(folder / "logs"),
+                         "deterministic": True, "device": "cpu", "mosaic": True, "mixup": True}}
+        (folder / "run.yaml").write_text(yaml.safe_dump(cfg))
+        path = _config_like(folder, folder / "logs", **kw)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            result = fit(load_config(path), resume="none", callbacks=list(callbacks))
+        finally:
+            torch.set_num_threads(threads)
+        (folder / "run.yaml").write_text((folder / "logs.yaml").read_text())
+        return {"final": result.final, "rows": [cb.rows for cb in callbacks]}
+
+    return made_once(tmp_path_factory, name, make)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(synth_voc, tmp_path_factory):
+    """``(folder, rows)``: a run of ``FOUR`` never interrupted, in ``folder / "logs"``, and its
+    (iteration, lr, loss) at every step: what every interrupted run here must reach."""
+    folder, made = _shared_run(synth_voc, tmp_path_factory, "resume-four", FOUR, [_Recorder()])
+    return folder, made["rows"][0]
+
+
+@pytest.fixture(scope="module")
+def one_epoch(synth_voc, tmp_path_factory):
+    """``(folder, final)``: a finished run of ``ONE`` in ``folder / "logs"`` (a test copies it)."""
+    folder, made = _shared_run(synth_voc, tmp_path_factory, "resume-one", ONE)
+    return folder, made["final"]
+
+
+def _one_epoch_here(one_epoch, out_dir, **kw) -> str:
+    """``out_dir`` holds a copy of ``one_epoch``'s folder; the path of its config there."""
+    shutil.copytree(one_epoch[0] / "logs", out_dir)
+    return _config_like(one_epoch[0], out_dir, **kw)
 
 
 @pytest.mark.slow
-def test_interrupted_mid_epoch_then_resumed_matches_an_uninterrupted_run(tiny_config, tmp_path,
-                                                                        caplog):
-    full = _Recorder()
-    fit(_config(tiny_config, tmp_path / "a"), resume="none", callbacks=[full])
-
+def test_interrupted_mid_epoch_then_resumed_matches_an_uninterrupted_run(tmp_path, caplog, uninterrupted):
+    made, full_rows = uninterrupted
+    ref = made / "logs"
+    path = _config_like(made, tmp_path / "b")
     crash = _Recorder(die_at_step=5)             # epoch 3 (steps 5-6), after its first iteration
     with pytest.raises(KeyboardInterrupt), caplog.at_level(logging.INFO, logger="trainer"):
-        fit(_config(tiny_config, tmp_path / "b"), resume="auto", callbacks=[crash])
+        fit(load_config(path), resume="auto", callbacks=[crash])
     assert "Drive mirror" not in caplog.text  # no drive.logs: nothing to flush
     assert ckpt.read_sidecar(str(tmp_path / "b" / "last.pt")).epoch == 2
     crashed_run = ckpt.read_sidecar(str(tmp_path / "b" / "last.pt")).run
 
     resumed = _Recorder()
-    result = fit(_config(tiny_config, tmp_path / "b"), resume="auto", callbacks=[resumed])
-    assert result.resumed_from.endswith("epoch_002.pt") and result.epochs_run == 1
+    result = fit(load_config(path), resume="auto", callbacks=[resumed])
+    assert result.resumed_from.endswith("epoch_002.pt") and result.epochs_run == 2
     # The epoch restarts from its beginning: same steps, same learning rates, same losses.
-    assert [r[:2] for r in resumed.rows] == [r[:2] for r in full.rows[4:]]
-    assert [r[2] for r in resumed.rows] == [r[2] for r in full.rows[4:]]
-    a, b = _weights(str(tmp_path / "a" / "last.pt")), _weights(str(tmp_path / "b" / "last.pt"))
+    assert [r[:2] for r in resumed.rows] == [r[:2] for r in full_rows[4:]]
+    assert [r[2] for r in resumed.rows] == [r[2] for r in full_rows[4:]]
+    a, b = _weights(str(ref / "last.pt")), _weights(str(tmp_path / "b" / "last.pt"))
     assert _max_abs_diff(a, b) == 0.0
-    ea = ckpt.load_checkpoint(str(tmp_path / "a" / "last.pt"))
+    ea = ckpt.load_checkpoint(str(ref / "last.pt"))
     eb = ckpt.load_checkpoint(str(tmp_path / "b" / "last.pt"))
-    assert ea["ema"]["updates"] == eb["ema"]["updates"] == 6
-    assert ea["best_map50"] == eb["best_map50"] and len(eb["history"]) == 3
+    assert ea["ema"]["updates"] == eb["ema"]["updates"] == 8
+    assert ea["best_map50"] == eb["best_map50"] and len(eb["history"]) == 4
     assert eb["run"] == crashed_run != ea["run"]   # the resumed run keeps its identity
 
 
-def test_resume_path_continues_that_files_run(tiny_config, tmp_path):
-    one = {"train.epochs": 1, "train.freeze_epochs": 0, "train.save_period": 1}
-    cfg = _config(tiny_config, tmp_path / "run", **one)
-    first = fit(cfg, resume="none")
-    longer = _config(tiny_config, tmp_path / "run", **{**one, "train.epochs": 2})
-    res = fit(longer, resume=str(tmp_path / "run" / "epoch_001.pt"))
+def test_resume_path_continues_that_files_run(tmp_path, one_epoch):
+    longer = load_config(_one_epoch_here(one_epoch, tmp_path / "logs", **{"train.epochs": 2}))
+    res = fit(longer, resume=str(tmp_path / "logs" / "epoch_001.pt"))
     assert res.resumed_from.endswith("epoch_001.pt") and res.epochs_run == 1
-    run = ckpt.load_checkpoint(str(tmp_path / "run" / "epoch_001.pt"))["run"]
-    assert ckpt.read_sidecar(str(tmp_path / "run" / "epoch_002.pt")).run == run
-    assert first.out_dir == res.out_dir
+    run = ckpt.load_checkpoint(str(tmp_path / "logs" / "epoch_001.pt"))["run"]
+    assert ckpt.read_sidecar(str(tmp_path / "logs" / "epoch_002.pt")).run == run
+    assert res.out_dir == str(tmp_path / "logs")
 
 
-def test_resume_none_in_a_folder_of_another_run_is_refused_naming_both_runs(tiny_config, tmp_path):
-    path = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0})
-    fit(load_config(path), resume="none")
+def test_resume_none_in_a_folder_of_another_run_is_refused_naming_both_runs(tmp_path, one_epoch):
+    path = _one_epoch_here(one_epoch, tmp_path / "logs")
     old = ckpt.read_sidecar(str(tmp_path / "logs" / "epoch_001.pt")).run
     before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "logs").iterdir()}
     res = CliRunner().invoke(cli, ["train", "-c", path, "--resume", "none"])
@@ -107,16 +173,13 @@ def test_resume_none_in_a_folder_of_another_run_is_refused_naming_both_runs(tiny
     assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "logs").iterdir()} == before
 
 
-def test_a_finished_run_resumed_trains_nothing(tiny_config, tmp_path):
-    cfg = _config(tiny_config, tmp_path / "run", **{"train.epochs": 1, "train.freeze_epochs": 0})
-    first = fit(cfg, resume="auto")
-    again = fit(cfg, resume="auto")
-    assert again.epochs_run == 0 and again.final["map50"] == pytest.approx(first.final["map50"])
+def test_a_finished_run_resumed_trains_nothing(tmp_path, one_epoch):
+    again = fit(load_config(_one_epoch_here(one_epoch, tmp_path / "logs")), resume="auto")
+    assert again.epochs_run == 0 and again.final["map50"] == pytest.approx(one_epoch[1]["map50"])
 
 
-def test_resume_with_another_class_count_is_refused(tiny_config, tmp_path):
-    path = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0})
-    fit(load_config(path), resume="none")
+def test_resume_with_another_class_count_is_refused(tmp_path, one_epoch):
+    path = _one_epoch_here(one_epoch, tmp_path / "logs")
     res = CliRunner().invoke(cli, ["train", "-c", path, "--set", "data.classes=[circle, square, triangle, star]"])
     assert res.exit_code == 1
     assert "Error: cannot resume from" in res.output
@@ -130,13 +193,10 @@ def test_resume_from_a_missing_path_is_an_error(tiny_config, tmp_path):
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_resume_reaches_the_same_weights(tiny_config, tmp_path):
-    """A real SIGKILL in the middle of epoch 3 (of 6), then ``--resume auto``."""
-    kw = {"train.epochs": 6, "train.eval_period": 6, "train.save_period": 2}
-    ref = _config(tiny_config, tmp_path / "ref", **kw)
-    fit(ref, resume="none")
-
-    path = tiny_config(**{**kw, "train.out_dir": str(tmp_path / "killed")})
+def test_sigkill_mid_epoch_then_resume_reaches_the_same_weights(tmp_path, uninterrupted):
+    """A real SIGKILL in the middle of epoch 3 (of 4), then ``--resume auto`` (in this process:
+    the kill is what needs a process of its own)."""
+    path = _config_like(uninterrupted[0], tmp_path / "killed")
     cmd = [sys.executable, "-m", "trainer", "-v", "train", "-c", path]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same arithmetic as this process (one thread)
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
@@ -145,7 +205,7 @@ def test_sigkill_mid_epoch_then_resume_reaches_the_same_weights(tiny_config, tmp
     def watch() -> None:  # reads all of stderr: a full pipe would stop the trainer
         assert proc.stderr is not None
         for line in proc.stderr:
-            if "epoch 3/6 iter 1/2" in line:  # one iteration into epoch 3
+            if "epoch 3/4 iter 1/2" in line:  # one iteration into epoch 3
                 in_epoch_3.set()
 
     watcher = threading.Thread(target=watch, daemon=True)
@@ -174,16 +234,16 @@ def test_sigkill_mid_epoch_then_resume_reaches_the_same_weights(tiny_config, tmp
     found = ckpt.newest(ckpt.list_checkpoints(str(tmp_path / "killed")), any_run=True)
     assert found is not None
     done = found.sidecar.epoch
-    assert 1 <= done < 6
+    assert 1 <= done < 4
 
-    out = subprocess.run(cmd + ["--resume", "auto"], capture_output=True, text=True, timeout=120, env=env)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert f"resumed from {tmp_path / 'killed'}" in out.stderr
-    at = re.search(r" at epoch (\d+), iteration (\d+) \(run ", out.stderr)
-    assert at is not None, out.stderr[-2000:]
+    out = CliRunner().invoke(cli, ["-v", "train", "-c", path, "--resume", "auto"])
+    assert out.exit_code == 0, out.output[-2000:]
+    assert f"resumed from {tmp_path / 'killed'}" in out.output
+    at = re.search(r" at epoch (\d+), iteration (\d+) \(run ", out.output)
+    assert at is not None, out.output[-2000:]
     epoch, iteration = int(at.group(1)), int(at.group(2))
     assert epoch in (done, done + 1) and iteration == 2 * epoch  # at an epoch's end
-    diff = _max_abs_diff(_weights(str(tmp_path / "ref" / "last.pt")),
+    diff = _max_abs_diff(_weights(str(uninterrupted[0] / "logs" / "last.pt")),
                          _weights(str(tmp_path / "killed" / "last.pt")))
     assert diff == 0.0
 
