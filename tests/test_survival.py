@@ -81,26 +81,33 @@ def _csv(path):
 
 @pytest.fixture(scope="module")
 def reference(synth_voc, tmp_path_factory):
-    """An uninterrupted run (the tiny config's settings) and what it did at every iteration."""
+    """An uninterrupted run (the tiny config's settings) and what it did at every iteration,
+    trained once for all the session's workers (tests/_once.py; the synthetic data of every
+    worker is the same, seed 0)."""
     import torch as _torch
     import yaml
 
-    out = tmp_path_factory.mktemp("reference")
-    cfg = {"data": {"classes": str(synth_voc.classes_file), "train": str(synth_voc.train_lines_file),
-                    "val": str(synth_voc.val_lines_file), "workers": 0, "root": str(out / "data")},
-           "model": {"input_size": 64},
-           "train": {"freeze_epochs": 1, "batch_size": 8, "freeze_batch_size": 8, "out_dir": str(out / "ref"),
-                     "deterministic": True, "device": "cpu", "mosaic": True, "mixup": True,
-                     **{k.split(".")[1]: v for k, v in KW.items()}}}
-    (out / "ref.yaml").write_text(yaml.safe_dump(cfg))
-    steps = Steps()
-    threads = _torch.get_num_threads()
-    _torch.set_num_threads(1)
-    try:
-        fit(load_config(str(out / "ref.yaml")), resume="none", callbacks=[steps])
-    finally:
-        _torch.set_num_threads(threads)
-    return out / "ref", steps.rows
+    from _once import made_once
+
+    def make(out):
+        cfg = {"data": {"classes": str(synth_voc.classes_file), "train": str(synth_voc.train_lines_file),
+                        "val": str(synth_voc.val_lines_file), "workers": 0, "root": str(out / "data")},
+               "model": {"input_size": 64},
+               "train": {"freeze_epochs": 1, "batch_size": 8, "freeze_batch_size": 8, "out_dir": str(out / "ref"),
+                         "deterministic": True, "device": "cpu", "mosaic": True, "mixup": True,
+                         **{k.split(".")[1]: v for k, v in KW.items()}}}
+        (out / "ref.yaml").write_text(yaml.safe_dump(cfg))
+        steps = Steps()
+        threads = _torch.get_num_threads()
+        _torch.set_num_threads(1)
+        try:
+            fit(load_config(str(out / "ref.yaml")), resume="none", callbacks=[steps])
+        finally:
+            _torch.set_num_threads(threads)
+        return steps.rows
+
+    out, rows = made_once(tmp_path_factory, "survival-reference", make)
+    return out / "ref", rows
 
 
 def test_a_stop_mid_epoch_saves_there_and_the_resume_is_bit_identical(tiny_config, tmp_path, reference,
