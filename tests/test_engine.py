@@ -186,14 +186,23 @@ def test_a_non_finite_loss_stops_with_a_clear_message_and_saves_nothing_corrupt(
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
 
 
-def test_eval_command_prints_per_class_ap_and_both_maps(tiny_config, tmp_path):
+@pytest.fixture
+def one_epoch(synth_voc, tmp_path_factory, tmp_path):
+    """``(config, best.pt, final metrics)`` of a finished 1-epoch run of the tiny config,
+    trained once for the session (tests/_once.py; tests/test_resume.py shares it)."""
+    from _once import config_like, shared_run
+
+    folder, made = shared_run(synth_voc, tmp_path_factory, "tiny-one-epoch",
+                              {"train.epochs": 1, "train.freeze_epochs": 0})
+    return config_like(folder, tmp_path / "logs"), str(folder / "logs" / "best.pt"), made["final"]
+
+
+def test_eval_command_prints_per_class_ap_and_both_maps(one_epoch):
     from click.testing import CliRunner
 
     from trainer.cli import cli
 
-    path = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0})
-    result = fit(load_config(path), resume="none")
-    best = str(tmp_path / "logs" / "best.pt")
+    path, best, final = one_epoch
     res = CliRunner().invoke(cli, ["eval", "-c", path, "-w", best])
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
@@ -202,8 +211,8 @@ def test_eval_command_prints_per_class_ap_and_both_maps(tiny_config, tmp_path):
     as_json = CliRunner().invoke(cli, ["eval", "-c", path, "-w", best, "--json"])
     data = json.loads(as_json.stdout)
     # best.pt holds the EMA weights the training evaluated: the same numbers come back.
-    assert data["map50"] == pytest.approx(result.final["map50"])
-    assert data["map"] == pytest.approx(result.final["map"])
+    assert data["map50"] == pytest.approx(final["map50"])
+    assert data["map"] == pytest.approx(final["map"])
     assert set(data["per_class"]) == {"circle", "square", "triangle"}
 
 
@@ -220,15 +229,13 @@ def test_a_missing_annotation_file_stops_before_anything_is_written(tiny_config,
     assert not (tmp_path / "logs").exists() or not list((tmp_path / "logs").glob("*.pt"))
 
 
-def test_eval_refuses_weights_trained_on_other_classes_naming_both_lists(tiny_config, tmp_path):
+def test_eval_refuses_weights_trained_on_other_classes_naming_both_lists(one_epoch, tmp_path):
     from click.testing import CliRunner
 
     from trainer.cli import cli
     from trainer.model import YoloV4Tiny
 
-    path = tiny_config(**{"train.epochs": 1, "train.freeze_epochs": 0})
-    fit(load_config(path), resume="none")
-    best = str(tmp_path / "logs" / "best.pt")
+    path, best, _ = one_epoch
     # Same count, other names: the per-class AP would be mislabelled.
     res = CliRunner().invoke(cli, ["eval", "-c", path, "-w", best, "--set",
                                    "data.classes=[square, circle, triangle]"])

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from trainer import checkpoint as ckpt
+from _once import config_like, shared_run
 from trainer.callbacks import Callback
 from trainer.cli import cli
 from trainer.config import load_config
@@ -46,84 +47,38 @@ def _max_abs_diff(a, b):
 
 #: The interrupted runs' settings: 18 images, batch 8: 2 steps an epoch; epoch 3 (of 4) has
 #: steps 5-6 and leaves a whole epoch after it (time for a kill to land before the run ends).
-FOUR = {"train.epochs": 4, "train.eval_period": 4}
-#: The settings of ``one_epoch`` (the tiny config's others: eval and save after every epoch).
-ONE = {"train.epochs": 1, "train.freeze_epochs": 0, "train.eval_period": 1, "train.save_period": 1}
-
-
-def _config_like(made, out_dir, **kw) -> str:
-    """A config file beside ``out_dir``: ``made``'s (a shared run's folder, below), data
-    included, with ``out_dir`` and ``kw`` instead; its path."""
-    import yaml
-
-    cfg = yaml.safe_load((made / "run.yaml").read_text())
-    cfg["train"]["out_dir"] = str(out_dir)
-    cfg["data"]["root"] = str(out_dir.parent / f"{out_dir.name}-data")
-    for key, value in kw.items():
-        section, name = key.split(".")
-        cfg[section][name] = value
-    path = out_dir.parent / f"{out_dir.name}.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return str(path)
-
-
-def _shared_run(synth_voc, tmp_path_factory, name: str, kw: dict, callbacks=()):
-    """``(folder, made)``: a run of the tiny config (conftest.py) with ``kw``, in
-    ``folder / "logs"`` (its config: ``folder / "run.yaml"``), trained once for all the
-    session's workers (tests/_once.py); ``made``: its final metrics ("final") and what each
-    of ``callbacks`` recorded ("rows")."""
-    import torch
-    import yaml
-
-    from _once import made_once
-
-    def make(folder):
-        cfg = {"data": {"classes": str(synth_voc.classes_file), "train": str(synth_voc.train_lines_file),
-                        "val": str(synth_voc.val_lines_file), "workers": 0, "root": str(folder / "data")},
-               "model": {"input_size": 64},
-               "train": {"epochs": 3, "freeze_epochs": 1, "batch_size": 8, "freeze_batch_size": 8,
-                         "save_period": 2, "eval_period": 3, "out_dir": str(folder / "logs"),
-                         "deterministic": True, "device": "cpu", "mosaic": True, "mixup": True}}
-        (folder / "run.yaml").write_text(yaml.safe_dump(cfg))
-        path = _config_like(folder, folder / "logs", **kw)
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            result = fit(load_config(path), resume="none", callbacks=list(callbacks))
-        finally:
-            torch.set_num_threads(threads)
-        (folder / "run.yaml").write_text((folder / "logs.yaml").read_text())
-        return {"final": result.final, "rows": [cb.rows for cb in callbacks]}
-
-    return made_once(tmp_path_factory, name, make)
+FOUR = {"train.epochs": 4, "train.eval_period": 4, "train.save_period": 2}
+#: The settings of ``one_epoch`` (the tiny config's others: eval and save after every epoch;
+#: tests/test_engine.py shares the same run).
+ONE = {"train.epochs": 1, "train.freeze_epochs": 0}
 
 
 @pytest.fixture(scope="module")
 def uninterrupted(synth_voc, tmp_path_factory):
     """``(folder, rows)``: a run of ``FOUR`` never interrupted, in ``folder / "logs"``, and its
     (iteration, lr, loss) at every step: what every interrupted run here must reach."""
-    folder, made = _shared_run(synth_voc, tmp_path_factory, "resume-four", FOUR, [_Recorder()])
+    folder, made = shared_run(synth_voc, tmp_path_factory, "resume-four", FOUR, [_Recorder()])
     return folder, made["rows"][0]
 
 
 @pytest.fixture(scope="module")
 def one_epoch(synth_voc, tmp_path_factory):
     """``(folder, final)``: a finished run of ``ONE`` in ``folder / "logs"`` (a test copies it)."""
-    folder, made = _shared_run(synth_voc, tmp_path_factory, "resume-one", ONE)
+    folder, made = shared_run(synth_voc, tmp_path_factory, "tiny-one-epoch", ONE)
     return folder, made["final"]
 
 
 def _one_epoch_here(one_epoch, out_dir, **kw) -> str:
     """``out_dir`` holds a copy of ``one_epoch``'s folder; the path of its config there."""
     shutil.copytree(one_epoch[0] / "logs", out_dir)
-    return _config_like(one_epoch[0], out_dir, **kw)
+    return config_like(one_epoch[0], out_dir, **kw)
 
 
 @pytest.mark.slow
 def test_interrupted_mid_epoch_then_resumed_matches_an_uninterrupted_run(tmp_path, caplog, uninterrupted):
     made, full_rows = uninterrupted
     ref = made / "logs"
-    path = _config_like(made, tmp_path / "b")
+    path = config_like(made, tmp_path / "b")
     crash = _Recorder(die_at_step=5)             # epoch 3 (steps 5-6), after its first iteration
     with pytest.raises(KeyboardInterrupt), caplog.at_level(logging.INFO, logger="trainer"):
         fit(load_config(path), resume="auto", callbacks=[crash])
@@ -196,7 +151,7 @@ def test_resume_from_a_missing_path_is_an_error(tiny_config, tmp_path):
 def test_sigkill_mid_epoch_then_resume_reaches_the_same_weights(tmp_path, uninterrupted):
     """A real SIGKILL in the middle of epoch 3 (of 4), then ``--resume auto`` (in this process:
     the kill is what needs a process of its own)."""
-    path = _config_like(uninterrupted[0], tmp_path / "killed")
+    path = config_like(uninterrupted[0], tmp_path / "killed")
     cmd = [sys.executable, "-m", "trainer", "-v", "train", "-c", path]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the same arithmetic as this process (one thread)
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
