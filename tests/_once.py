@@ -8,6 +8,7 @@ left (a folder, and a small picklable value) instead of training the same run ag
 from __future__ import annotations
 
 import pickle
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,6 +26,8 @@ def made_once(tmp_path_factory, name: str, make: Callable[[Path], Any]) -> tuple
     done = base / f"once-{name}.pickle"
     with FileLock(str(base / f"once-{name}.lock")):
         if not done.exists():
+            # (A make that failed in another worker left its folder: this one starts afresh.)
+            shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir()
             value = make(folder)
             done.write_bytes(pickle.dumps(value))
