@@ -84,8 +84,10 @@ def test_sigkill_mid_epoch_then_resume_from_drive_alone_is_bit_identical(drive, 
     sigkill_when(proc, mid_epoch_autosave_on_drive, "no mid-epoch checkpoint reached Drive")
     shutil.rmtree(tmp_path / "logs")                  # a fresh runtime: only Drive has the state
 
+    # The resume saves as a run usually does (no checkpoint, and upload, after every
+    # iteration: what is tested is where it starts and what it reaches).
     with caplog.at_level("INFO", logger="trainer"):
-        result = fit(load_config(path), resume="auto")
+        result = fit(load_config(path, ["train.save_minutes=10"]), resume="auto")
     found = re.search(r"resumed from drive:Models/t/logs/(autosave_(\d{8})\.pt) at epoch (\d+), "
                       r"iteration (\d+) \(run ", caplog.text)
     assert found, caplog.text[-3000:]
