@@ -138,6 +138,8 @@ class Faults:
         self._corrupt_uploads = 0
         self._relocated: Optional[tuple[str, Optional[int]]] = None  # origin, times left
         self._ranges_ignored = 0          # answers left that ignore Range (-1: every one)
+        self._page_size: Optional[int] = None   # files.list items per page at most (None: as asked)
+        self._tokens_rejected = 0         # page tokens left to reject (-1: every one)
         self._holds: list[Hold] = []
         # Set while the server stops: an answer waiting out its latency goes on at once
         # (a test's 60 s latency held Emulator.stop() for its 10 s join, every time).
@@ -235,6 +237,20 @@ class Faults:
         with self._lock:
             self._ranges_ignored = -1 if times is None else max(0, int(times))
 
+    def short_pages(self, size: Optional[int]) -> None:
+        """Answer every files.list page with at most ``size`` items (None: as many as asked),
+        a nextPageToken still following: Drive's reference says "Partial or empty result
+        pages are possible even before the end of the files list has been reached"."""
+        with self._lock:
+            self._page_size = None if size is None else max(1, int(size))
+
+    def expire_page_tokens(self, times: Optional[int] = 1) -> None:
+        """Reject the page token of the next ``times`` files.list requests that carry one
+        (None: every one) as Drive rejects a stale token: 400 ``invalid``, location
+        ``pageToken``; its reference says to restart the listing from the first page."""
+        with self._lock:
+            self._tokens_rejected = -1 if times is None else max(0, int(times))
+
     def lag_listing(self, created: int = 0, updated: int = 0, deleted: int = 0,
                     titles: Optional[str] = None) -> None:
         """Make ``files.list`` (listings and searches by name) eventually consistent, as
@@ -314,6 +330,8 @@ class Faults:
             self._corrupt_uploads = 0
             self._relocated = None
             self._ranges_ignored = 0
+            self._page_size = None
+            self._tokens_rejected = 0
             holds, self._holds = self._holds, []
             self._shared.reset(None)
             self._per_connection = None
@@ -351,6 +369,8 @@ class Faults:
                 "relocate_sessions": None if self._relocated is None else
                 {"origin": self._relocated[0], "times": self._relocated[1]},
                 "ignore_range": None if self._ranges_ignored < 0 else self._ranges_ignored,
+                "short_pages": self._page_size,
+                "expire_page_tokens": None if self._tokens_rejected < 0 else self._tokens_rejected,
                 "holds": [{"file_id": h.file_id, "offset": h.offset, "reached": h.reached.is_set(),
                            "released": h.released} for h in self._holds],
                 "throttle": self._shared.rate,
@@ -370,6 +390,8 @@ class Faults:
                    "corrupt_upload": self.corrupt_upload,
                    "relocate_sessions": self.relocate_sessions,
                    "ignore_range": self.ignore_range, "chaos": self.chaos,
+                   "short_pages": self.short_pages,
+                   "expire_page_tokens": self.expire_page_tokens,
                    "lag_listing": self.lag_listing}
         if kind not in actions:
             raise ValueError(f"unknown fault kind {kind!r}; choose from {sorted(actions)}")
@@ -455,6 +477,22 @@ class Faults:
                 return False
             if self._ranges_ignored > 0:
                 self._ranges_ignored -= 1
+            return True
+
+    def page_size(self, asked: int) -> int:
+        """How many items the files.list page now answered may hold (``asked``, or fewer
+        under :meth:`short_pages`)."""
+        with self._lock:
+            return asked if self._page_size is None else min(asked, self._page_size)
+
+    def take_token_rejected(self) -> bool:
+        """True (once per count) when the page token of the listing now answered must be
+        rejected (:meth:`expire_page_tokens`)."""
+        with self._lock:
+            if self._tokens_rejected == 0:
+                return False
+            if self._tokens_rejected > 0:
+                self._tokens_rejected -= 1
             return True
 
     def take_session_origin(self) -> Optional[str]:

@@ -38,8 +38,12 @@ class MetadataRoutes:
     # ------------------------------------------------------------------ files metadata
     def _files_list(self) -> None:
         all_drives = self._flag("includeItemsFromAllDrives") or self._flag("includeTeamDriveItems")
+        if self.query.get("pageToken") and self.emu.faults.take_token_rejected():
+            # Drive's answer to a stale page token (Faults.expire_page_tokens).
+            raise EmulatorApiError(400, "invalid", "Invalid Value", location="pageToken")
         found = listing.search(self.store, self.query, self.caller, all_drives, self.emu.faults)
         offset, max_results = listing.page_bounds(self.query)
+        max_results = self.emu.faults.page_size(max_results)
         base = self._base()
         out = {"kind": "drive#fileList", "etag": '"emulator"', "selfLink": f"{base}drive/v2/files",
                "incompleteSearch": False,

@@ -1,0 +1,100 @@
+"""fidelity24: files.list as real Drive pages it, which the emulator did not model.
+
+Drive v2's files.list reference
+(https://developers.google.com/drive/api/reference/rest/v2/files/list) says of ``maxResults``:
+"Partial or empty result pages are possible even before the end of the files list has been
+reached", and of ``nextPageToken``: "If the token is rejected for any reason, it should be
+discarded, and pagination should be restarted from the first page of results." Drive rejects a
+token that went stale during a long listing (gdrive-copy, "Error: Invalid page token" after a
+quota pause: https://github.com/ericyd/gdrive-copy/issues/83) with 400 ``invalid`` on
+``location: pageToken``. Real PyDrive2/googleapiclient over HTTP against the emulator.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+import _cli
+from drivestage.emulator import Emulator
+
+
+@pytest.fixture
+def env(local_state, drive_env, fast_retries):
+    return local_state
+
+
+def _seed(emulator: Emulator, n: int) -> dict[str, bytes]:
+    out = {}
+    for i in range(n):
+        data = f"image {i}".encode() * (i + 1)
+        emulator.add_file(f"Data/imgs/{i:03d}.jpg", data)
+        out[f"{i:03d}.jpg"] = data
+    return out
+
+
+def _pages(emulator: Emulator) -> list[dict]:
+    """The query of every files.list request (a page)."""
+    return [r.query for r in emulator.requests
+            if r.method == "GET" and r.path.rstrip("/") == "/drive/v2/files"]
+
+
+def test_short_and_empty_pages_before_the_end_are_followed(emulator, env, tmp_path):
+    """Drive may answer a page with fewer items than maxResults (even none) and a token: the
+    listing goes on to the end, and every file arrives."""
+    want = _seed(emulator, 5)
+    emulator.faults.short_pages(2)
+    code, _, err = _cli.run("pull", "drive:Data/imgs", str(tmp_path), "-q")
+    dest = tmp_path / "imgs"
+    assert code == 0, err
+    got = {p.name: p.read_bytes() for p in dest.iterdir() if p.is_file()}
+    assert got == want
+    # the folder's listing took three pages of at most two items
+    assert sum("pageToken" in q for q in _pages(emulator)) >= 2
+
+
+def test_the_emulator_rejects_a_stale_page_token_as_drive_does(emulator, env):
+    """Drive's answer to a rejected token: 400, reason ``invalid``, location ``pageToken``."""
+    from googleapiclient.errors import HttpError
+
+    from drivestage.drive import connect
+
+    _seed(emulator, 3)
+    emulator.faults.short_pages(1)
+    emulator.faults.expire_page_tokens(1)
+    store = connect(api_root=emulator.url, token="test-token")
+    service = store.service
+    first = service.files().list(q="trashed=false", maxResults=1).execute()
+    with pytest.raises(HttpError) as caught:
+        service.files().list(q="trashed=false", maxResults=1,
+                             pageToken=first["nextPageToken"]).execute()
+    assert caught.value.resp.status == 400
+    assert caught.value.error_details[0]["reason"] == "invalid"
+    assert caught.value.error_details[0]["location"] == "pageToken"
+
+
+def test_a_rejected_page_token_restarts_the_listing_from_page_one(emulator, env, tmp_path):
+    """The pull failed with "Drive answered HTTP 400 invalid: Invalid Value" in the middle of
+    a long folder's listing (a stale token): the listing starts over from page one, as Drive's
+    reference says, and every file arrives once."""
+    want = _seed(emulator, 5)
+    emulator.faults.short_pages(2)
+    emulator.faults.expire_page_tokens(1)
+    code, _, err = _cli.run("pull", "drive:Data/imgs", str(tmp_path), "-q")
+    dest = tmp_path / "imgs"
+    assert code == 0, err
+    got = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in dest.iterdir() if p.is_file()}
+    assert got == {k: hashlib.md5(v).hexdigest() for k, v in want.items()}
+
+
+def test_a_token_rejected_again_and_again_is_an_error_not_a_loop(emulator, env, tmp_path):
+    """A server that rejects every page token: the listing restarts a bounded number of times,
+    then fails with one line that says why."""
+    _seed(emulator, 5)
+    emulator.faults.short_pages(2)
+    emulator.faults.expire_page_tokens(None)
+    code, _, err = _cli.run("pull", "drive:Data/imgs", str(tmp_path), "-q")
+    assert code == 1
+    assert "rejected its page token" in err
+    assert "Traceback" not in err
+    assert sum("pageToken" in q for q in _pages(emulator)) <= 4
