@@ -2,9 +2,12 @@
 ones, must not keep a listing going forever."""
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Optional
 
 from drivestage.errors import RemoteError
+
+log = logging.getLogger(__name__)
 
 #: A page of a listing (None: there was none), as PyDrive2 gives it.
 Page = Optional[list[Any]]
@@ -13,6 +16,8 @@ Page = Optional[list[Any]]
 #: Drive folder can hold (500,000 children); a server that keeps sending new page tokens
 #: beyond that is looping.
 MAX_PAGES = 1000
+#: Times one listing starts over after Drive rejected its page token (see :func:`all_pages`).
+MAX_RESTARTS = 3
 
 
 def check_token(token: str, seen: set[str], where: str) -> None:
@@ -35,22 +40,46 @@ def all_pages(call: Callable[[str, Callable[[], Page]], Page], listing: Any,
               where: str) -> list[dict[str, Any]]:
     """Every item of a PyDrive2 ``ListFile`` (``listing``), page by page, each page a
     ``call(what, fn)`` of its own (retried on its own): PyDrive2's ``GetList()`` stops after
-    one page when ``maxResults`` is set. Bounded by :func:`check_token` and :data:`MAX_PAGES`."""
+    one page when ``maxResults`` is set. Bounded by :func:`check_token` and :data:`MAX_PAGES`.
+
+    Drive rejects a page token that went stale during a long listing (400 ``invalid``), and
+    its reference says to discard it and start again from the first page: the listing starts
+    over, at most :data:`MAX_RESTARTS` times (an item listed twice is one item to callers)."""
     def page() -> Page:
         try:
             return list(next(listing))
         except StopIteration:
             return None
 
-    items: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for _ in range(MAX_PAGES):
-        got = call(f"list {where}", page)
-        if got is None:
-            return items
-        items.extend(dict(f) for f in got)
-        token = listing.get("pageToken")
-        if token is None:
-            return items
-        check_token(token, seen, where)
-    raise too_many(where)
+    for restart in range(MAX_RESTARTS + 1):
+        items: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        try:
+            for _ in range(MAX_PAGES):
+                got = call(f"list {where}", page)
+                if got is None:
+                    return items
+                items.extend(dict(f) for f in got)
+                token = listing.get("pageToken")
+                if token is None:
+                    return items
+                check_token(token, seen, where)
+            raise too_many(where)
+        except RemoteError as exc:
+            if not (seen and _token_rejected(exc)):
+                raise
+            if restart == MAX_RESTARTS:
+                raise RemoteError(
+                    f"listing {where}: Drive rejected its page token {restart + 1} times "
+                    f"(HTTP {exc.status} {exc.reason}), each time after starting over from "
+                    "the first page; stopped. Try again later; if it persists, the server (or "
+                    "a proxy) is broken", status=exc.status, reason=exc.reason) from None
+            log.info("listing %s: Drive rejected the page token after %d items (%s); "
+                     "starting over from the first page", where, len(items), exc)
+            listing.Reset()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _token_rejected(exc: RemoteError) -> bool:
+    """Drive's answer to a page token it no longer takes: 400 (``invalid``, ``badRequest``)."""
+    return exc.status == 400
