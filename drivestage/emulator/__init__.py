@@ -34,7 +34,7 @@ when ``--token`` is set):
 ``GET /_emulator/health``   ``{"ok": true, "url": ...}``
 ``GET /_emulator/faults``   the active faults
 ``POST /_emulator/faults``  ``{"kind": "inject"|"drop"|"latency"|"throttle"|"corrupt"|
-                            "corrupt_upload"|"relocate_sessions"|"ignore_range"|"short_pages"|
+                            "corrupt_upload"|"relocate_sessions"|"ignore_range"|"keep_less"|"short_pages"|
                             "expire_page_tokens"|"lag_listing"|"chaos", ...}`` with the keyword
                             arguments of the :class:`Faults` method of that name
 ``DELETE /_emulator/faults`` remove every fault

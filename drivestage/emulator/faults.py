@@ -140,6 +140,7 @@ class Faults:
         self._ranges_ignored = 0          # answers left that ignore Range (-1: every one)
         self._page_size: Optional[int] = None   # files.list items per page at most (None: as asked)
         self._tokens_rejected = 0         # page tokens left to reject (-1: every one)
+        self._keep_less: Optional[tuple[int, Optional[int]]] = None  # bytes, chunks left
         self._holds: list[Hold] = []
         # Set while the server stops: an answer waiting out its latency goes on at once
         # (a test's 60 s latency held Emulator.stop() for its 10 s join, every time).
@@ -237,6 +238,14 @@ class Faults:
         with self._lock:
             self._ranges_ignored = -1 if times is None else max(0, int(times))
 
+    def keep_less(self, nbytes: int, times: Optional[int] = 1) -> None:
+        """Keep ``nbytes`` fewer (rounded down to 256 KiB multiples, never less than was kept
+        before) of each of the next ``times`` resumable-upload chunks (None: every one) than
+        were sent, and answer ``308`` with a ``Range`` that says so. Drive's upload guide: "Do
+        not assume that the server received all bytes sent in the previous request"."""
+        with self._lock:
+            self._keep_less = (max(0, int(nbytes)), times) if nbytes and times != 0 else None
+
     def short_pages(self, size: Optional[int]) -> None:
         """Answer every files.list page with at most ``size`` items (None: as many as asked),
         a nextPageToken still following: Drive's reference says "Partial or empty result
@@ -332,6 +341,7 @@ class Faults:
             self._ranges_ignored = 0
             self._page_size = None
             self._tokens_rejected = 0
+            self._keep_less = None
             holds, self._holds = self._holds, []
             self._shared.reset(None)
             self._per_connection = None
@@ -370,6 +380,8 @@ class Faults:
                 {"origin": self._relocated[0], "times": self._relocated[1]},
                 "ignore_range": None if self._ranges_ignored < 0 else self._ranges_ignored,
                 "short_pages": self._page_size,
+                "keep_less": None if self._keep_less is None else
+                {"nbytes": self._keep_less[0], "times": self._keep_less[1]},
                 "expire_page_tokens": None if self._tokens_rejected < 0 else self._tokens_rejected,
                 "holds": [{"file_id": h.file_id, "offset": h.offset, "reached": h.reached.is_set(),
                            "released": h.released} for h in self._holds],
@@ -390,7 +402,7 @@ class Faults:
                    "corrupt_upload": self.corrupt_upload,
                    "relocate_sessions": self.relocate_sessions,
                    "ignore_range": self.ignore_range, "chaos": self.chaos,
-                   "short_pages": self.short_pages,
+                   "short_pages": self.short_pages, "keep_less": self.keep_less,
                    "expire_page_tokens": self.expire_page_tokens,
                    "lag_listing": self.lag_listing}
         if kind not in actions:
@@ -478,6 +490,16 @@ class Faults:
             if self._ranges_ignored > 0:
                 self._ranges_ignored -= 1
             return True
+
+    def take_keep_less(self) -> int:
+        """Bytes the resumable chunk now received must keep fewer of (once per count)."""
+        with self._lock:
+            if self._keep_less is None:
+                return 0
+            nbytes, left = self._keep_less
+            if left is not None:
+                self._keep_less = None if left <= 1 else (nbytes, left - 1)
+            return nbytes
 
     def page_size(self, asked: int) -> int:
         """How many items the files.list page now answered may hold (``asked``, or fewer

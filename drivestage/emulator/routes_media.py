@@ -341,11 +341,14 @@ class MediaRoutes:
             ok = got == length
         finally:
             sink.close()
-            end = sink.offset
-            final = ok and sess["total"] is not None and end == sess["total"]
+            end = written = sink.offset
+            less = self.emu.faults.take_keep_less() if ok else 0
+            if less:
+                end = max(received, end - less)   # Faults.keep_less: kept less than sent
+            final = ok and not less and sess["total"] is not None and end == sess["total"]
             keep = end if final else end - end % CHUNK_GRANULARITY
             keep = max(keep, received)   # what was committed before stays committed
-            if keep != end:
+            if keep != written:
                 with open(path, "r+b") as f:
                     f.truncate(keep)
                 sess["_md5"], sess["_hashed"] = None, None
