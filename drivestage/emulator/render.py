@@ -26,6 +26,13 @@ if TYPE_CHECKING:
     from drivestage.emulator.server import Emulator
 
 
+#: Google's own types (Docs, Sheets, Slides, folders, shortcuts): no binary content.
+GOOGLE_APPS = "application/vnd.google-apps."
+#: Formats a Docs Editors file's ``exportLinks`` offer (a few of Drive's).
+_EXPORTS = (("application/pdf", "pdf"), ("text/plain", "txt"),
+            ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"))
+
+
 def _user(email: Optional[str]) -> dict:
     me = email is None
     name = USER_NAME if me else email.split("@")[0]
@@ -128,6 +135,12 @@ def render_file(emu: "Emulator", rec: dict, base: Optional[str] = None, caller: 
     if shortcut:
         details = rec.get("shortcut") or {}
         res["shortcutDetails"] = {k: v for k, v in details.items() if v}
+    elif not folder and mime.startswith(GOOGLE_APPS):
+        # A Docs Editors file: a size, but no md5, downloadUrl or revision of bytes; its
+        # content leaves through files.export (Drive v2 File reference).
+        res.update(fileSize=str(rec["size"] or 0), exportLinks={
+            fmt: f"{base}feeds/download/documents/export/Export?id={fid}&exportFormat={ext}"
+            for fmt, ext in _EXPORTS})
     elif not folder:
         ext = rec["title"].rsplit(".", 1)[1] if "." in rec["title"] else ""
         res.update({

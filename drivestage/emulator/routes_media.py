@@ -11,6 +11,7 @@ from drivestage.emulator import revisions
 from drivestage.emulator.access import Access, can_write, may_acknowledge_abuse, may_download, \
     require, visible
 from drivestage.emulator.errors import EmulatorApiError, drive_error, error_envelope, not_found
+from drivestage.emulator.render import GOOGLE_APPS
 from drivestage.emulator.store import FOLDER_MIME, SERVICE_ACCOUNT_MESSAGE, SHORTCUT_MIME
 from drivestage.emulator.wire import (
     IO_CHUNK,
@@ -42,8 +43,8 @@ class MediaRoutes:
         ignores the flag from anyone else); a file whose download quota is spent answers
         403 downloadQuotaExceeded; one whose owner turned downloads off for readers and
         commenters (``copyRequiresWriterPermission``) answers them 403 cannotDownloadFile."""
-        if rec["mimeType"] in (FOLDER_MIME, SHORTCUT_MIME) or rec["size"] is None:
-            raise drive_error("fileNotDownloadable")
+        if rec["mimeType"].startswith(GOOGLE_APPS) or rec["size"] is None:
+            raise drive_error("fileNotDownloadable")   # Docs, Sheets...: files.export only
         if not may_download(rec, acc):
             raise drive_error("cannotDownloadFile")
         if rec.get("abusive") and not (self._flag("acknowledgeAbuse") and may_acknowledge_abuse(acc)):
