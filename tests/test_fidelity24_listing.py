@@ -98,3 +98,56 @@ def test_a_token_rejected_again_and_again_is_an_error_not_a_loop(emulator, env, 
     assert "rejected its page token" in err
     assert "Traceback" not in err
     assert sum("pageToken" in q for q in _pages(emulator)) <= 4
+
+
+# --------------------------------------------------------------------------- shared drives
+# drives.list (https://developers.google.com/drive/api/reference/rest/v2/drives/list) pages
+# too: maxResults is at most 100 (default 10), and of its nextPageToken the reference says
+# the same: "If the token is rejected for any reason, it should be discarded, and pagination
+# should be restarted from the first page of results." The emulator sent every shared drive
+# in one answer, so drivestage's paging of drives.list never ran in a test.
+
+def _drive_pages(emulator: Emulator) -> list[dict]:
+    return [r.query for r in emulator.requests
+            if r.method == "GET" and r.path.rstrip("/") == "/drive/v2/drives"]
+
+
+def test_the_emulator_pages_shared_drives_as_drive_does(emulator, env):
+    from drivestage.drive import connect
+
+    for i in range(12):
+        emulator.add_shared_drive(f"Team {i:02d}")
+    service = connect(api_root=emulator.url, token="test-token").service
+    first = service.drives().list().execute()
+    assert len(first["items"]) == 10 and first["nextPageToken"]  # Drive's default: 10
+    rest = service.drives().list(pageToken=first["nextPageToken"]).execute()
+    assert [d["name"] for d in rest["items"]] == ["Team 10", "Team 11"]
+    assert "nextPageToken" not in rest
+    assert len(service.drives().list(maxResults=500).execute()["items"]) == 12  # at most 100
+
+
+def test_a_shared_drive_on_a_later_page_is_found(emulator, env, tmp_path):
+    for i in range(3):
+        emulator.add_shared_drive(f"Team {i}")
+    team = emulator.add_shared_drive("Lab")
+    emulator.add_file("data/w.pt", b"weights", drive_id=team)
+    emulator.faults.short_pages(2)
+    code, _, err = _cli.run("pull", "drive:shared/Lab/data/w.pt", str(tmp_path), "-q")
+    assert code == 0, err
+    assert (tmp_path / "w.pt").read_bytes() == b"weights"
+    assert len(_drive_pages(emulator)) == 2
+
+
+def test_a_rejected_shared_drives_page_token_restarts_that_listing(emulator, env, tmp_path):
+    """The pull failed with "Drive answered HTTP 400 invalid" while looking for the shared
+    drive by name: the drives listing starts over from its first page."""
+    for i in range(3):
+        emulator.add_shared_drive(f"Team {i}")
+    team = emulator.add_shared_drive("Lab")
+    emulator.add_file("data/w.pt", b"weights", drive_id=team)
+    emulator.faults.short_pages(2)
+    emulator.faults.expire_page_tokens(1)
+    code, _, err = _cli.run("pull", "drive:shared/Lab/data/w.pt", str(tmp_path), "-q")
+    assert code == 0, err
+    assert (tmp_path / "w.pt").read_bytes() == b"weights"
+    assert [("pageToken" in q) for q in _drive_pages(emulator)] == [False, True, False, True]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from drivestage.drive import auth, connections, paging
+from drivestage.drive import answers, auth, connections, paging
 from drivestage.drive.resources import read_only_message
 from drivestage.drive.store import SHARED_WITH_ME, DriveStore
 from drivestage.drive.transport import Transport
@@ -42,6 +42,8 @@ def _shared_drive(store: DriveStore, name: str) -> dict[str, Any]:
     """The Drive resource of the shared drive called exactly ``name`` (an ``id`` checked)."""
     items: list[dict[str, Any]] = []
 
+    restarts = [0]
+
     def fetch() -> None:
         items.clear()
         token = None
@@ -50,7 +52,20 @@ def _shared_drive(store: DriveStore, name: str) -> dict[str, Any]:
             kwargs: dict[str, Any] = {"maxResults": 100}
             if token:
                 kwargs["pageToken"] = token
-            page = store.service.drives().list(**kwargs).execute(http=store.transport.http())
+            try:
+                page = store.service.drives().list(**kwargs).execute(
+                    http=store.transport.http())
+            except Exception as exc:
+                # A page token Drive rejects (400) is discarded and the listing starts over
+                # from its first page, as the drives.list reference says (paging.all_pages).
+                failure = answers.failure_of(exc)
+                if not (token and failure is not None and failure.status == 400
+                        and restarts[0] < paging.MAX_RESTARTS):
+                    raise
+                restarts[0] += 1
+                items.clear()
+                token, seen = None, set()
+                continue
             items.extend(page.get("items") or [])
             token = page.get("nextPageToken")
             if not token:

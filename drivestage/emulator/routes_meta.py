@@ -25,8 +25,16 @@ class MetadataRoutes:
         self._send_resource(200, self.emu.about(self._base()))
 
     def _drives_list(self) -> None:
-        items = [render_drive(d) for d in sorted(self.store.drives.values(), key=lambda d: d["created"])]
-        self._send_resource(200, {"kind": "drive#driveList", "items": items})
+        """drives.list in pages of ``maxResults`` (Drive: 10 by default, at most 100)."""
+        if self.query.get("pageToken") and self.emu.faults.take_token_rejected():
+            raise EmulatorApiError(400, "invalid", "Invalid Value", location="pageToken")
+        offset, max_results = listing.page_bounds(self.query, default_max=10)
+        max_results = self.emu.faults.page_size(min(max_results, 100))
+        found = sorted(self.store.drives.values(), key=lambda d: (d["created"], d["id"]))
+        out = {"kind": "drive#driveList",
+               "items": [render_drive(d) for d in found[offset: offset + max_results]]}
+        self._send_resource(200, listing.next_page(out, len(found), offset, max_results,
+                                                   f"{self._base()}drive/v2/drives"))
 
     def _drives_get(self, drive_id: str) -> None:
         d = self.store.drives.get(drive_id)
