@@ -17,11 +17,14 @@ def _world(env, drive_env, fast_retries):
     """Local state in tmp_path, the CLI and the library on the emulator, fast retries."""
 
 
-def put_in(store, parents: list[str], name: str, data: bytes) -> str:
-    """A file with several parents (Drive allowed that until 2020; such items still exist)."""
-    f = store.drive.CreateFile({"title": name, "parents": [{"id": p} for p in parents]})
+def put_in(emulator, store, parents: list[str], name: str, data: bytes) -> str:
+    """A file with several parents (Drive allowed that until 2020; such items still exist).
+    Made in the first, then given the others behind the API's back: Drive (and the emulator)
+    now refuses a second parent (403 cannotAddParent)."""
+    f = store.drive.CreateFile({"title": name, "parents": [{"id": parents[0]}]})
     f.content = __import__("io").BytesIO(data)
     f.Upload()
+    emulator.store.update(f["id"], parents=list(parents))
     return f["id"]
 
 
@@ -30,7 +33,7 @@ def test_a_file_in_both_folders_is_not_a_copy_of_itself(emulator, store):
     a byte-identical copy: trashing it would take it out of both. It stays, in the oldest."""
     root = emulator.add_folder("runs")
     old, new = folder(store, "exp", root), folder(store, "exp", root)
-    both = put_in(store, [old, new], "best.pt", b"the only best")
+    both = put_in(emulator, store, [old, new], "best.pt", b"the only best")
     code, _, err = run("dedupe", "drive:runs/exp")
     assert code == 0, err
     assert both not in trashed(emulator)
@@ -44,8 +47,9 @@ def test_a_folder_in_both_folders_is_not_merged_into_itself(emulator, store):
     root = emulator.add_folder("runs")
     old, new = folder(store, "exp", root), folder(store, "exp", root)
     f = store.drive.CreateFile({"title": "tb", "mimeType": "application/vnd.google-apps.folder",
-                                "parents": [{"id": old}, {"id": new}]})
+                                "parents": [{"id": old}]})
     f.Upload()
+    emulator.store.update(f["id"], parents=[old, new])  # from before Drive's one-parent rule
     put(emulator, store, f["id"], "events", b"tensorboard events")
     put(emulator, store, new, "b.txt", b"b")
     code, _, err = run("dedupe", "drive:runs/exp")

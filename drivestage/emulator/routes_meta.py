@@ -8,7 +8,7 @@ from drivestage.emulator.access import at_least, can_delete, can_trash, can_writ
     visible
 from drivestage.emulator.errors import EmulatorApiError, no_file_permission
 from drivestage.emulator.render import render_drive, render_revision
-from drivestage.emulator.store import FOLDER_MIME, SHORTCUT_MIME
+from drivestage.emulator.store import FOLDER_MIME, SHORTCUT_MIME, check_single_parent
 
 
 def parent_ids(meta: dict) -> list[str]:
@@ -72,6 +72,7 @@ class MetadataRoutes:
         Drive's item limits leave room; returns (resolved parents, shared drive id)."""
         for p in parents or ["root"]:
             require_parent(self.store, p, self.caller)
+        check_single_parent(parents)
         ids, drive_id = self.store.check_parents(parents)
         self.store.check_room(ids, drive_id, folder=folder)
         return ids, drive_id

@@ -52,6 +52,14 @@ def new_resource_key() -> str:
     return "0-" + secrets.token_urlsafe(16)[:22]
 
 
+def check_single_parent(parents: list, had: int = 1) -> None:
+    """Drive's single-parent model (since September 2020): an item may not end up with more
+    parents than it had, nor a new item with more than one (403 cannotAddParent)."""
+    if len(parents) > max(1, had):
+        raise EmulatorApiError(403, "cannotAddParent",
+                               "Increasing the number of parents is not allowed")
+
+
 def quota_exceeded() -> EmulatorApiError:
     """Drive's 403 when an upload does not fit into the storage quota."""
     return drive_error("storageQuotaExceeded")
@@ -391,7 +399,7 @@ class EmulatorStore:
             rec = dict(self.get(file_id))
             if self.is_container_root(rec["id"]):
                 raise EmulatorApiError(403, "cannotModifyRoot", "The root folder cannot be modified.")
-            was_trashed = rec["trashed"]
+            was_trashed, had = rec["trashed"], len(rec["parents"])
             self._apply_meta(rec, meta, set_modified=set_modified)
             parents = list(rec["parents"])
             for p in add_parents:
@@ -400,6 +408,7 @@ class EmulatorStore:
                     parents.append(p)
             removed = {self.resolve(p) for p in remove_parents}
             parents = [p for p in parents if p not in removed]
+            check_single_parent(parents, had)
             if parents != rec["parents"] or add_parents or removed:
                 rec["parents"], _ = self.check_parents(parents)
             if not set_modified:
