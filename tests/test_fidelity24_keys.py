@@ -40,16 +40,18 @@ def test_a_push_into_a_writable_folder_shared_by_a_link_with_a_key(emulator, env
     folder, link = _submissions(emulator)
     src = tmp_path / "run"
     (src / "logs").mkdir(parents=True)
-    (src / "w.pt").write_bytes(b"w" * 1000)
+    weights = b"w" * (600 * 1024)   # three chunks of 256 KiB
+    (src / "w.pt").write_bytes(weights)
     (src / "logs" / "loss.csv").write_bytes(b"1,0.5\n")
-    code, _, err = _cli.run("push", str(src), link)
+    code, _, err = _cli.run("push", str(src), link, "--chunk-size", "256KiB")
     assert code == 0, err
     kids = {r["title"]: r for r in emulator.store.children(folder)}
-    assert kids["w.pt"]["md5"] == hashlib.md5(b"w" * 1000).hexdigest()
+    assert kids["w.pt"]["md5"] == hashlib.md5(weights).hexdigest()
     logs = {r["title"]: r for r in emulator.store.children(kids["logs"]["id"])}
     assert logs["loss.csv"]["md5"] == hashlib.md5(b"1,0.5\n").hexdigest()
-    starts = [r for r in emulator.requests if r.method == "POST" and "upload" in r.path]
-    assert starts and all(f"{folder}/0-subKEY" in (r.headers.get(KEYS) or "") for r in starts)
+    uploads = [r for r in emulator.requests if "upload" in r.path]
+    assert len([r for r in uploads if r.method == "PUT"]) >= 3
+    assert all(f"{folder}/0-subKEY" in (r.headers.get(KEYS) or "") for r in uploads)
 
 
 def test_no_key_header_for_a_folder_of_ones_own(emulator, env, tmp_path):

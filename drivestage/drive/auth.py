@@ -84,12 +84,13 @@ class DriveCredentials:
     def __repr__(self) -> str:  # never the token
         return f"<DriveCredentials from {self.source}>"
 
-    def headers_for(self, uri: str, headers: Mapping[str, str]) -> dict[str, str]:
-        """``headers`` plus the bearer token and the resource keys a request to ``uri``
-        needs (every request path uses this: metadata, listings, media, streams)."""
+    def headers_for(self, uri: str, headers: Mapping[str, str], body: Any = None
+                    ) -> dict[str, str]:
+        """``headers`` plus the bearer token and the resource keys a request to ``uri`` (with
+        ``body``: its ``parents``) needs (every request path uses this)."""
         sent = dict(headers)
         self.apply(sent)
-        keys = self.resource_keys.header(uri)
+        keys = self.resource_keys.header(uri, body)
         if keys:
             sent["X-Goog-Drive-Resource-Keys"] = keys
         return sent
@@ -230,7 +231,7 @@ class AuthorizedHttp:
         creds = self.credentials
         creds.ensure_valid()
         connection_type = connection_type or bounded_connection(uri)
-        sent = self._headers(uri, headers)
+        sent = self._headers(uri, headers, body)
         used = creds.access_token
         if creds.on_request is not None:
             creds.on_request()
@@ -241,7 +242,7 @@ class AuthorizedHttp:
             creds.refresh(stale_token=used)
             if hasattr(body, "seek"):
                 body.seek(0)
-            sent = self._headers(uri, headers)
+            sent = self._headers(uri, headers, body)
             if creds.on_request is not None:
                 creds.on_request()
             resp, content = self.http.request(uri, method, body=body, headers=sent,
@@ -251,8 +252,9 @@ class AuthorizedHttp:
             content = well_formed_error(resp.status, creds.redact(content))
         return resp, content
 
-    def _headers(self, uri: str, headers: Optional[dict[str, str]]) -> dict[str, str]:
-        return self.credentials.headers_for(uri, headers or {})
+    def _headers(self, uri: str, headers: Optional[dict[str, str]], body: Any = None
+                 ) -> dict[str, str]:
+        return self.credentials.headers_for(uri, headers or {}, body)
 
     def __getattr__(self, name: str) -> Any:  # timeout, redirect_codes, connections, close
         return getattr(self.http, name)

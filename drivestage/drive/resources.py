@@ -178,6 +178,12 @@ _MAX_VIA = 64
 _MAX_TOKEN = 200
 _ID_IN_PATH = re.compile(r"/files/([A-Za-z0-9_-]+)")
 _ID_IN_QUERY = re.compile(r"'([A-Za-z0-9_-]+)'\s+in\s+parents")
+#: A request body's ``"parents": [{"id": ...}, ...]`` (JSON metadata, or its part of a
+#: multipart upload) and the ids in it.
+_PARENTS_IN_BODY = re.compile(rb'"parents"\s*:\s*\[([^\]]*)\]')
+_ID_IN_PARENTS = re.compile(rb'"id"\s*:\s*"([A-Za-z0-9_-]+)"')
+#: Bodies longer than this are not searched for parents (a chunk of a file's bytes).
+_BODY_SEARCHED = 64 * 1024
 
 
 class ResourceKeys:
@@ -195,6 +201,9 @@ class ResourceKeys:
         self._via: dict[str, str] = {}
         self._hinted: set[str] = set()   # ids whose via came from an earlier run's stamp
         self._hinted_keys: set[str] = set()   # ids whose key came from one
+        #: upload session id -> the folder its file goes into (named by no request after
+        #: the session's start, whose body named it)
+        self._sessions: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def learn(self, file_id: str, key: Optional[str] = None, *,
@@ -217,21 +226,40 @@ class ResourceKeys:
                 else:
                     self._via.setdefault(file_id, via)
 
+    def for_session(self, session_uri: str, folder_id: str) -> None:
+        """Every request of the upload session at ``session_uri`` carries the keys of
+        ``folder_id``, where its file goes: the session references it (a chunk's answer is
+        the new file, and shows only parents the request may open)."""
+        upload = urllib.parse.parse_qs(urllib.parse.urlsplit(session_uri).query).get("upload_id")
+        if upload:
+            with self._lock:
+                self._sessions[upload[0]] = folder_id
+
     def key(self, file_id: str) -> Optional[str]:
         """The resource key of ``file_id``, if known."""
         with self._lock:
             return self._keys.get(file_id)
 
-    def header(self, uri: str) -> Optional[str]:
-        """The ``X-Goog-Drive-Resource-Keys`` value for a request of ``uri`` (None: none
-        needed)."""
+    def header(self, uri: str, body: object = None) -> Optional[str]:
+        """The ``X-Goog-Drive-Resource-Keys`` value for a request of ``uri`` with ``body``
+        (None: none needed). Drive wants the keys of every item a request references: the
+        folders a new item or an upload is put in are named only in the body's ``parents``,
+        a move's in ``addParents`` / ``removeParents``."""
         with self._lock:
             if not self._keys:
                 return None
             pairs: dict[str, None] = {}
-            for start in _ids_in(uri):
+            for start in _ids_in(uri) + _parents_in(body) + self._session_folder(uri):
                 pairs.update(dict.fromkeys(self._pairs(start)))
         return ",".join(pairs) or None
+
+    def _session_folder(self, uri: str) -> list[str]:
+        """The folder of the upload session ``uri`` is a request of (the lock held)."""
+        if "upload_id=" not in uri:
+            return []
+        upload = urllib.parse.parse_qs(urllib.parse.urlsplit(uri).query).get("upload_id")
+        folder = self._sessions.get(upload[0]) if upload else None
+        return [folder] if folder else []
 
     def _pairs(self, start: str) -> list[str]:
         """``<id>/<key>`` of ``start`` and of the keyed folders it was reached through,
@@ -286,9 +314,24 @@ def _ids_in(uri: str) -> list[str]:
     """The Drive ids a request URI is about: ``files/<id>`` and ``'<id>' in parents``."""
     parts = urllib.parse.urlsplit(uri)
     found = _ID_IN_PATH.findall(parts.path)
-    for q in urllib.parse.parse_qs(parts.query).get("q", []):
+    query = urllib.parse.parse_qs(parts.query)
+    for q in query.get("q", []):
         found.extend(_ID_IN_QUERY.findall(q))
+    for name in ("addParents", "removeParents"):
+        for value in query.get(name, []):
+            found.extend(v for v in value.split(",") if _plain(v))
     return found
+
+
+def _parents_in(body: object) -> list[str]:
+    """The ids of a request body's ``parents`` (none for a body that is not a short JSON
+    text or multipart metadata: a file's bytes are never searched)."""
+    if isinstance(body, str):
+        body = body.encode("utf-8", "replace")
+    if not isinstance(body, (bytes, bytearray)) or len(body) > _BODY_SEARCHED:
+        return []
+    found = _PARENTS_IN_BODY.search(bytes(body))
+    return [m.decode() for m in _ID_IN_PARENTS.findall(found.group(1))] if found else []
 
 
 def quota_of(about: Mapping[str, Any]) -> Quota:

@@ -252,6 +252,7 @@ class _Session:
             saved = None
         broken = False  # the saved session failed through every retry (see below)
         if saved and self._fits(saved):
+            self.transport.resource_keys.for_session(str(saved["uri"]), self.folder.id)
             try:
                 try:
                     offset, done = self._retry_call(
@@ -374,6 +375,7 @@ class _Session:
                 "DRIVESTAGE_API_ROOT and any proxy between you and Drive")
         request.resumable_uri = uri
         request.resumable_progress = 0
+        self.transport.resource_keys.for_session(uri, self.folder.id)
         if self.size <= self.chunk or self.slot is None:
             # Not worth a state write: nothing of a one-chunk file is committed before it
             # completes, and a completed one is found by the next listing. (No slot: other
