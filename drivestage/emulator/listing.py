@@ -47,9 +47,15 @@ def search(store: EmulatorStore, query: dict, caller: Caller, all_drives: bool,
         raise EmulatorApiError(400, "invalid", str(exc), location="q")
     corpora = (query.get("corpora") or "default").lower()
     drive_id = query.get("driveId") or query.get("teamDriveId")
-    if corpora == "drive" and not drive_id:
-        raise EmulatorApiError(400, "invalid", "The driveId parameter is required with corpora=drive.",
-                               location="driveId")
+    if (corpora == "drive") != bool(drive_id):
+        # Drive's answers, as users of other clients pasted them (docs/emulator.md).
+        raise EmulatorApiError(403, "teamDriveIdRequiresTeamDriveCorpora",
+                               "The driveId parameter must be specified if and only if corpora "
+                               "is set to drive.", location="driveId")
+    if (drive_id or corpora in ("drive", "alldrives")) and not all_drives:
+        raise EmulatorApiError(403, "invalid", "The includeItemsFromAllDrives parameter must be "
+                               "set to true when driveId is specified or corpora contains drive "
+                               "or allDrives.", location="includeItemsFromAllDrives")
     if drive_id and drive_id not in store.drives:
         raise EmulatorApiError(404, "notFound", f"Shared drive not found: {drive_id}", location="driveId")
     hint = parent_hint(pred)
