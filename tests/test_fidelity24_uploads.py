@@ -43,3 +43,20 @@ def test_a_308_that_keeps_less_than_was_sent_is_resumed_from_its_range(emulator,
     assert [r.status for r in puts] == [308, 308, 308, 200]
     ranges = [r.headers.get("Content-Range") or r.headers.get("content-range") for r in puts]
     assert ranges[1].startswith("bytes 262144-") and ranges[2].startswith("bytes 524288-")
+
+
+def test_a_final_chunk_answered_308_with_nothing_kept_is_sent_again(emulator, env, tmp_path):
+    """The one (final) chunk of a small file is answered 308 without a Range (Drive kept
+    none of it, the guide's "If the response doesn't have a Range header, no bytes have been
+    received"): it is sent again whole, and the file is complete once."""
+    data = os.urandom(300 * KiB)
+    src = tmp_path / "small.pt"
+    src.write_bytes(data)
+    emulator.add_folder("Models")
+    emulator.faults.keep_less(256 * KiB, times=1)
+    store = connect(api_root=emulator.url, token="test-token")
+    entry = store.upload(str(src), store.resolve("Models"), "small.pt", chunk_size=512 * KiB)
+    assert entry.md5 == hashlib.md5(data).hexdigest()
+    puts = _chunk_puts(emulator)
+    assert [r.status for r in puts] == [308, 200]
+    assert len(emulator.store.children(emulator.find("Models")["id"])) == 1
