@@ -196,7 +196,7 @@ def test_a_sharing_link_with_a_resource_key(emulator, env, tmp_path):
     line = error_line(code, err)
     assert "not found on Drive (HTTP 404" in line
     assert line.endswith("; if it was shared with you by a link, give the whole link (with its "
-                         "resourcekey=...) as SRC")
+                         "resourcekey=...) as SRC or DEST")
 
 
 def test_a_folder_link_with_a_resource_key_pulls_the_tree(emulator, env, tmp_path):

@@ -63,3 +63,17 @@ def test_no_key_header_for_a_folder_of_ones_own(emulator, env, tmp_path):
     code, _, err = _cli.run("push", str(src), "drive:Models/run")
     assert code == 0, err
     assert all(KEYS not in r.headers for r in emulator.requests)
+
+
+def test_a_push_to_the_folder_without_its_key_says_to_give_the_link_as_dest(emulator, env,
+                                                                             tmp_path):
+    """The hint said "give the whole link … as SRC" to a push, whose folder is its DEST."""
+    folder, _ = _submissions(emulator)
+    src = tmp_path / "run"
+    src.mkdir()
+    (src / "w.pt").write_bytes(b"w")
+    code, _, err = _cli.run("push", str(src), f"drive:id:{folder}")
+    assert code == 1
+    assert "not found on Drive (HTTP 404" in err
+    assert err.rstrip().endswith("give the whole link (with its resourcekey=...) as SRC or DEST")
+    assert not emulator.store.children(folder)

@@ -209,7 +209,7 @@ def typed_error(failure: HttpFailure, what: str, *, uploading: bool = False,
     if status == 404:
         # An item shared only by a link before 2021 answers 404 without its resource key.
         hint = ("; if it was shared with you by a link, give the whole link (with its "
-                "resourcekey=...) as SRC" if "drive:id:" in what else "")
+                "resourcekey=...) as SRC or DEST" if "drive:id:" in what else "")
         return errors.NotFoundError(f"{what}: not found on Drive ({label}: {detail}){hint}")
     if status == 403:
         return _forbidden(failure, what, label, detail, uploading=uploading, write=write)
