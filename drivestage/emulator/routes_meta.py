@@ -112,6 +112,13 @@ class MetadataRoutes:
             require(at_least(acc.role, "fileOrganizer"))
         for p in add + [p for p in parent_ids(meta) if p not in rec["parents"]]:
             require_parent(self.store, p, self.caller)
+        # Drive's single-parent model, checked here (the Python seeding API may still make
+        # the multi-parent items Drive kept from before 2020).
+        after = [self.store.resolve(p) for p in (parent_ids(meta) if meta.get("parents") is not None
+                                                 else rec["parents"])]
+        after += [p for p in map(self.store.resolve, add) if p not in after]
+        gone = set(map(self.store.resolve, remove))
+        check_single_parent([p for p in after if p not in gone], len(rec["parents"]))
         rec = self.store.update_meta(rec["id"], meta, add_parents=add, remove_parents=remove,
                                      set_modified=self._flag("setModifiedDate"))
         self._send_resource(200, self._render(rec))

@@ -399,7 +399,7 @@ class EmulatorStore:
             rec = dict(self.get(file_id))
             if self.is_container_root(rec["id"]):
                 raise EmulatorApiError(403, "cannotModifyRoot", "The root folder cannot be modified.")
-            was_trashed, had = rec["trashed"], len(rec["parents"])
+            was_trashed = rec["trashed"]
             self._apply_meta(rec, meta, set_modified=set_modified)
             parents = list(rec["parents"])
             for p in add_parents:
@@ -408,7 +408,6 @@ class EmulatorStore:
                     parents.append(p)
             removed = {self.resolve(p) for p in remove_parents}
             parents = [p for p in parents if p not in removed]
-            check_single_parent(parents, had)
             if parents != rec["parents"] or add_parents or removed:
                 rec["parents"], _ = self.check_parents(parents)
             if not set_modified:
