@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -37,19 +38,34 @@ def _stopped_while(emulator, src, env, slow, *args: str) -> tuple[int, str, floa
     """Start a mirror, let its first push end, then make Drive ``slow`` and SIGTERM it:
     (exit code, stderr, seconds from the signal to the exit)."""
     proc = _mirror(src, env, *args)
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        _until(proc, lambda: "results.csv" in _live(emulator), "the first push never ended")
+        # The first period's push has ended once it says so: results.csv on Drive is not
+        # that (the push may still be verifying it, and the stop then finds a push under
+        # way, which another message describes).
+        _until(proc, lambda: any(" pushed: " in line for line in lines),
+               "the first push never ended")
         (src / "epoch_001.pt").write_bytes(os.urandom(4 * 256 * 1024))
         slow()
         emulator.clear_requests()
         proc.send_signal(signal.SIGTERM)
         sent = time.monotonic()
-        out, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
         took = time.monotonic() - sent
     finally:
         if proc.poll() is None:
             proc.kill()
-    return proc.returncode, err, took
+        proc.wait()
+        reader.join(timeout=30)
+        proc.stdout.close()
+    return proc.returncode, "".join(lines), took
 
 
 @pytest.mark.slow
