@@ -25,11 +25,23 @@ from drivestage.locks import place_lock
 from _sweep import every
 
 
+#: :func:`_after_calls` of each code object a sweep met: a sweep runs its work again for
+#: each point, and reading the same functions' bytecode again each time was most of its cost.
+_AFTER_CALLS: dict = {}
+
+
 def _after_calls(code) -> frozenset[int]:
     """Where CPython 3.11 checks for a signal inside ``code`` besides its start: as a call
     returns, and at a backward jump. A signal that a call's end finds is raised by the
     call itself, so it is emulated at the next instruction only where that one has the
     same exception handler (within the same ``try``)."""
+    points = _AFTER_CALLS.get(code)
+    if points is None:
+        points = _AFTER_CALLS[code] = _read_after_calls(code)
+    return points
+
+
+def _read_after_calls(code) -> frozenset[int]:
     def handler(offset: int):
         return next(((e.start, e.target) for e in table if e.start <= offset < e.end), None)
 
@@ -50,7 +62,6 @@ class _InterruptAt:
 
     def __init__(self, k: int, only_under: str = "", opcodes: bool = False):
         self.k, self.calls, self.only_under, self.opcodes = k, 0, only_under, opcodes
-        self._points: dict = {}
         self.where = ""
 
     def __call__(self, frame, event, arg):
@@ -63,10 +74,7 @@ class _InterruptAt:
 
     def _opcode(self, frame, event, arg):
         if event == "opcode":
-            code = frame.f_code
-            if code not in self._points:
-                self._points[code] = _after_calls(code)
-            if frame.f_lasti in self._points[code]:
+            if frame.f_lasti in _after_calls(frame.f_code):
                 self._count()
         return self._opcode
 
