@@ -178,10 +178,12 @@ def test_pull_bench_waits_after_an_earlier_run_deleted_its_trees(tmp_path):
     # On ext4 without a journal, creating files just after deleting thousands costs up to
     # 40x more (recently freed inodes are scanned on every create): a run that deleted its
     # trees says when, and the next one waits (here at most 1 s) before it measures.
+    # The wait comes before the rounds and the marker after them: no round here (--repeat 0;
+    # test_pull_bench_runs_against_both_servers_and_finds_every_phase measures a whole one).
     work = tmp_path / "bench"
     argv = [sys.executable, str(Path(__file__).resolve().parents[1] / "bench" / "pull.py"),
             "--size-mib", "1", "--members", "40", "--streams", "", "--link", "0",
-            "--server", "plain", "--workdir", str(work)]
+            "--server", "plain", "--workdir", str(work), "--repeat", "0"]
     # What an earlier run left (one run less than running it: a run with no marker does
     # not wait, test_pull_bench_runs_against_both_servers_and_finds_every_phase).
     work.mkdir()
