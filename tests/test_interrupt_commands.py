@@ -137,13 +137,14 @@ def test_a_ctrl_c_at_any_call_of_a_pull_extract_then_a_rerun(emulator, drive_env
 def test_a_ctrl_c_at_any_call_of_a_pull_extract_of_a_tar_gz_then_a_rerun(
         emulator, drive_env, tmp_path, monkeypatch):
     """The same for a tar.gz, extracted in one stream as it downloads, at every 3rd call
-    (all of them: 20 s, in 620 calls)."""
+    (all of them with DRIVESTAGE_TEST_SWEEP=all: 20 s, in 620 calls)."""
     monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "20")
     members = {f"set/{i:02d}.bin": os.urandom(3000 + i) for i in range(4)}
     blob = a_tgz(members)
     emulator.add_file("d/set.tar.gz", blob)
     store = drivestage.connect()
-    landed = _sweep_pulls(range(2, 5000, 3), os.path.dirname(drivestage.__file__), tmp_path,
+    landed = _sweep_pulls(range(2, 5000, every(3)), os.path.dirname(drivestage.__file__),
+                          tmp_path,
                           lambda dest: pull("drive:d/set.tar.gz", str(dest), extract=True,
                                             quiet=True, store=store),
                           {"set.tar.gz": blob, **members})
@@ -319,13 +320,14 @@ def test_a_ctrl_c_at_any_call_of_a_push_delete_with_retention_then_a_rerun(
         emulator, drive_env, tmp_path, monkeypatch):
     """``push --delete`` with a retention policy (files removed locally deleted on Drive,
     checkpoints past the policy pruned) interrupted at every 25th drivestage call (all of
-    them: 400 s, in 2300 calls): the next push, in the same process, finishes at once with
+    them with DRIVESTAGE_TEST_SWEEP=all: 400 s, in 2300 calls): the next push, in the same process, finishes at once with
     Drive holding exactly what the policy keeps."""
     monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "20")
     monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
-    landed = _sweep_pushes(range(7, 5000, 25), os.path.dirname(drivestage.__file__),
+    step = every(25)
+    landed = _sweep_pushes(range(7, 5000, step), os.path.dirname(drivestage.__file__),
                            tmp_path, emulator)
-    assert landed > 1000 // 25
+    assert landed > 1000 // step
 
 
 @pytest.mark.slow
