@@ -21,32 +21,9 @@ from drivestage.retention import RetentionPolicy
 from drivestage.stage import pull
 from drivestage.upload_tree import push
 from _archives import a_tgz, a_zip, tree
+from _ramdisk import tmp_path  # noqa: F401  (a fixture: the sweeps write thousands of files)
 from _sweep import every
-from _tmpfs import mount_tmpfs, unmount
 from test_interrupt_locks import _InterruptAt
-
-
-@pytest.fixture
-def tmp_path(tmp_path):
-    """Each test's folder (the emulator's data, every DEST and state folder of its sweep) on a
-    tmpfs of its own where one can be mounted (root, as in CI): a sweep writes and removes
-    thousands of small files, which on this VM's disk (ext4, mounted with ``discard``) cost
-    twice the sweep's own CPU in the kernel and in waiting. What a sweep checks does not
-    depend on the file system: the same calls are interrupted, and what a Ctrl-C leaves open
-    is still found, here before the tmpfs goes (tests/conftest.py looks only after)."""
-    point = tmp_path / "ram"
-    try:
-        mount_tmpfs(point, 1 << 30, inodes=200_000)
-    except OSError:
-        yield tmp_path  # not allowed here: the disk, as before
-        return
-    try:
-        yield point
-    finally:
-        gc.collect()  # a file object freed with a cycle is not held (see _open_under)
-        left = _open_under(point)
-        unmount(point)
-    assert left == [], f"files left open: {left}"
 
 
 def _drivestage_threads(besides: set) -> list[str]:
