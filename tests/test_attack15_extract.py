@@ -16,6 +16,7 @@ import pytest
 
 import drivestage
 from _archives import tree
+from _ramdisk import tmp_path  # noqa: F401  (a fixture: hundreds of members per pull)
 from _cli import child_env
 from _tmpfs import small_disk  # noqa: F401  (a fixture)
 from drivestage import download as dl

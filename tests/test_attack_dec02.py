@@ -22,6 +22,7 @@ import drivestage
 from drivestage import download as dl
 
 from _archives import a_zip, tree
+from _ramdisk import tmp_path  # noqa: F401  (a fixture: hundreds of members per pull)
 from _tmpfs import small_disk  # noqa: F401 (a fixture)
 from _cli import run
 

@@ -16,6 +16,7 @@ import pytest
 from drivestage.errors import ArchiveError, UnsafeArchiveError
 from drivestage.extract import MERGE_LOCK, extract_archive
 from tests._kill import sigkill_when
+from tests._ramdisk import tmp_path  # noqa: F401  (a fixture: thousands of files)
 from tests.test_extract import make_tar, make_zip, snapshot
 
 

@@ -11,6 +11,7 @@ import pytest
 
 import drivestage
 from _kill import sigkill_when
+from _ramdisk import tmp_path  # noqa: F401  (a fixture: hundreds of members per pull)
 from drivestage import download as dl
 
 CHUNK = 64 * 1024
