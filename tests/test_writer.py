@@ -51,7 +51,9 @@ def _uploads_started(emu):
 
 def test_newer_autosaves_replace_the_waiting_one_and_submit_never_waits(emulator, folder):
     out = folder.local_dir
-    emulator.faults.latency(0.3, path=r"^/upload/")           # a slow link: the push takes a while
+    # A slow link for the first push (the one still under way as the others are submitted);
+    # the pushes after it need not wait: 0.3 s for each of them doubled the test's time.
+    emulator.faults.latency(0.3, path=r"^/upload/", times=1)
     writer = BackgroundWriter(out, folder)
     first = _job(1)
     writer.submit(first)
@@ -105,7 +107,7 @@ def test_only_the_newest_two_autosaves_stay_in_the_run_folder(tmp_path):
 
 
 def test_an_epoch_save_is_never_dropped_and_at_most_one_job_waits(emulator, folder):
-    emulator.faults.latency(0.3, path=r"^/upload/")
+    emulator.faults.latency(0.3, path=r"^/upload/", times=1)  # the first push takes a while
     writer = BackgroundWriter(folder.local_dir, folder)
     first = _job(1, droppable=False, name="epoch_001.pt")
     writer.submit(first)
