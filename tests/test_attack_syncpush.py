@@ -527,7 +527,9 @@ def test_a_save_between_a_push_sending_last_pt_and_its_sidecar_leaves_a_verified
         fh.write("2,0.02\n")
     csv_id = emulator.find(f"{FOLDER}/results.csv")["id"]
     emulator.clear_requests()
-    emulator.faults.latency(3.0, path=rf"^/upload/drive/v2/files/{csv_id}\b", times=1)
+    # results.csv's upload is held until the loop has saved epoch 3 (let go below: it used
+    # to wait out 3 s, whatever the save took).
+    emulator.faults.latency(120.0, path=rf"^/upload/drive/v2/files/{csv_id}\b", times=1)
     proc = subprocess.Popen([sys.executable, "-m", "drivestage", "push", run,
                              f"drive:{FOLDER}", "-j", "1"], env=child_env(emulator),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -540,8 +542,12 @@ def test_a_save_between_a_push_sending_last_pt_and_its_sidecar_leaves_a_verified
         # The sync's push waits for the cell's (the place lock), then stops before a byte.
         gate.op, gate.name = "upload", "last.pt"
         b2 = _save(sync, run, 3, last=True)
+        emulator.faults.release_holds()  # results.csv's upload goes on now
+        emulator.faults.serving()
         out, err = proc.communicate(timeout=120)
     finally:
+        emulator.faults.release_holds()
+        emulator.faults.serving()
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
