@@ -542,14 +542,16 @@ def test_a_save_between_a_push_sending_last_pt_and_its_sidecar_leaves_a_verified
         # The sync's push waits for the cell's (the place lock), then stops before a byte.
         gate.op, gate.name = "upload", "last.pt"
         b2 = _save(sync, run, 3, last=True)
-        emulator.faults.release_holds()  # results.csv's upload goes on now
-        emulator.faults.serving()
+        # results.csv's upload goes on now: every latency ends until serving() below, so it
+        # also ends when its thread had not yet begun to wait (a set-and-clear let that one
+        # wait out its 120 s on a loaded machine).
+        emulator.faults.release_holds()
         out, err = proc.communicate(timeout=120)
     finally:
         emulator.faults.release_holds()
-        emulator.faults.serving()
         if proc.poll() is None:
             proc.kill()
+        emulator.faults.serving()
     assert proc.returncode == 0, err
     assert (f"{run}/last.json changed while the push ran (its checkpoint was saved again); not "
             "sent, and the copy the sidecar on the store vouches for stays: the next push sends "
