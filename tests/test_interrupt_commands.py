@@ -321,8 +321,8 @@ def test_a_ctrl_c_at_any_call_of_a_push_delete_with_retention_then_a_rerun(
         emulator, drive_env, tmp_path, monkeypatch):
     """``push --delete`` with a retention policy (files removed locally deleted on Drive,
     checkpoints past the policy pruned) interrupted at every 25th drivestage call (all of
-    them with DRIVESTAGE_TEST_SWEEP=all: 400 s, in 2300 calls): the next push, in the same process, finishes at once with
-    Drive holding exactly what the policy keeps."""
+    them with DRIVESTAGE_TEST_SWEEP=all: 400 s, in 2300 calls): the next push, in the same
+    process, finishes at once with Drive holding exactly what the policy keeps."""
     monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "20")
     monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
     step = every(25)
