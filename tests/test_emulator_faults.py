@@ -225,3 +225,21 @@ def test_stop_returns_once_no_request_is_served_any_more(tmp_path):
             pass
     sock.close()
     assert served == [] and [p for p in opened if p.startswith(str(tmp_path))] == []
+
+
+def test_wait_idle_waits_for_a_request_its_client_gave_up_on(emulator):
+    """The sweeps of tests/test_interrupt_commands.py rerun a push once the emulator is idle:
+    a request whose client stopped waiting (a Ctrl-C) is still served, and changes the
+    store when it ends, as on Drive."""
+    service = drive_service(emulator.url)
+    emulator.faults.latency(1.5, method="GET", path=r"/about", times=1)
+    caller = threading.Thread(target=lambda: service.about().get().execute(), daemon=True)
+    caller.start()
+    deadline = time.monotonic() + 10
+    while emulator.wait_idle(0):                # until the request is being served
+        assert time.monotonic() < deadline, "the request never arrived"
+        time.sleep(0.01)
+    assert emulator.wait_idle(0.1) is False     # held 1.5 s
+    assert emulator.wait_idle(10) is True
+    assert [r.status for r in emulator.requests if r.path.endswith("/about")] == [200]
+    caller.join(10)

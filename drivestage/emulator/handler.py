@@ -99,7 +99,11 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
             self.wfile.write(body)
 
     def do_GET(self):
-        self._handle()
+        self.emu._serving(1)
+        try:
+            self._handle()
+        finally:
+            self.emu._serving(-1)
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_GET
 

@@ -97,6 +97,9 @@ class Emulator(SeedingApi):
         # Bounded so a long-running emulator does not grow without limit.
         self._requests: deque[RequestRecord] = deque(maxlen=REQUEST_LOG_LIMIT)
         self._requests_lock = threading.Lock()
+        #: Requests being served now (a client that gave up on one does not end it).
+        self._busy = 0
+        self._idle = threading.Condition()
         self._session_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._locks_lock = threading.Lock()
         self._tmp_dir: Optional[str] = None
@@ -176,6 +179,19 @@ class Emulator(SeedingApi):
         """A copy of the request log (oldest first)."""
         with self._requests_lock:
             return list(self._requests)
+
+    def _serving(self, delta: int) -> None:
+        with self._idle:
+            self._busy += delta
+            if not self._busy:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no request is being served, a request whose client gave up on it (a
+        Ctrl-C while it waited for the answer) included: what it changes on the store is
+        then done, as on Drive some time after. False if ``timeout`` seconds pass first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._busy == 0, timeout)
 
     def clear_requests(self) -> None:
         with self._requests_lock:
