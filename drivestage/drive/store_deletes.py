@@ -14,40 +14,28 @@ retried alone in the next batch (429, 5xx, a rate limit: the transport's bounded
 attempts), refused (a 403 the permanent delete refused is tried as a trash, in a batch, as
 :mod:`drivestage.drive.removal` does for one); a call whose answer came twice is read again
 alone first (:class:`~drivestage.drive.batches.Doubtful`). A lone :meth:`Deletes.delete`
-(after :meth:`Deletes.expect_deletes`) reads its item ahead in a batch with the next
-expected items: as many as are deleted in :data:`READ_AHEAD_FOR` seconds at the pace of the
-last deletions (an item with none after it is read alone); each uses its own answer while
-it is at most :data:`FRESH_FOR` seconds old (after that it is read again). An item renamed
-or moved on Drive since the listing is left alone either way."""
+reads its item alone, right before its delete. An item renamed or moved on Drive since the
+listing is left alone either way."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
 from drivestage.drive import answers, batches, provenance, removal, retry
 from drivestage.drive.resources import DriveEntry
 from drivestage.drive.transport import Transport
 from drivestage.errors import (DriveStageError, LeftAloneError, NotFoundError,
-                               PermissionDeniedError, RetriesExhaustedError)
+                               PermissionDeniedError)
 from drivestage.store import RemoteEntry
 
 T = TypeVar("T")
 
 log = logging.getLogger("drivestage.drive.store")
 
-#: How old (seconds) a batched files.get may be when its item is deleted; older, it is read
-#: again. A lone files.get right before the delete left ~one round trip for a change to
-#: slip through; a batch read ahead leaves the time the deletions before it take.
+#: How old (seconds) a batch's files.get answers may be when their items are deleted; a batch
+#: whose retries took longer is read again (a rename in that window went unseen).
 FRESH_FOR = 30.0
-
-#: How many seconds of deletions, at the pace of the last ones, a batch reads ahead for: the
-#: window in which a rename goes unseen, most often (FRESH_FOR bounds it). 100 read ahead
-#: left up to 99 deletions (30 s at Drive's ~0.3 s each) where a lone files.get left one
-#: round trip. The first batch of a store, its pace unknown, reads :data:`FIRST_AHEAD`.
-READ_AHEAD_FOR = 5.0
-FIRST_AHEAD = 10
 
 
 class Deletes:
@@ -79,121 +67,8 @@ class Deletes:
         raise NotImplementedError
 
     def _init_deletes(self) -> None:
-        self._checks_lock = threading.Lock()
-        #: Ids a caller is about to delete, not read yet (in its order).
-        self._expected: dict[str, None] = {}
-        #: id -> (when read, files.get's answer or its failure) from a batch, not used yet.
-        self._read_ahead: dict[str, tuple[float, batches.Got]] = {}
         #: The server refused a batch request itself (:class:`batches.NoBatches`).
         self._no_batches = False
-        #: Seconds per deletion lately; when this run's last batch was read, and how many of
-        #: its answers were used since (the pace: how far the next batch reads ahead).
-        self._pace: Optional[float] = None
-        self._batch_at: Optional[float] = None
-        self._used = 0
-
-    def expect_deletes(self, ids: Iterable[str]) -> None:
-        """The items ``ids`` are about to be deleted, one :meth:`delete` each, about in this
-        order: their checks go in batches (see the module doc). It replaces what an earlier
-        run of deletions expected and did not delete (a sidecar kept after all): a mirror's
-        store lives for hours, and those ids would ride along in every later batch. What
-        was read ahead for that run goes too (it predates this run's listing)."""
-        wanted = dict.fromkeys(i for i in ids if i)
-        with self._checks_lock:
-            self._expected = wanted
-            # What was read ahead for an earlier run predates the listing these deletions
-            # come from: it cannot show what changed since (a file renamed to keep it, while
-            # the listing lagged, was deleted on the answer read before the rename).
-            self._read_ahead = {}
-            self._batch_at = None  # the time since the last run is no deletion's pace
-
-    def _as_now(self, entry: RemoteEntry, where: str) -> dict[str, Any]:
-        """files.get's answer for ``entry`` now: read ahead in a batch (with the next
-        expected items) when it was expected, else alone."""
-        now = time.monotonic()
-        with self._checks_lock:
-            ahead = self._read_ahead.pop(entry.id, None)
-            if ahead is not None and now - ahead[0] > FRESH_FOR:
-                # Read again, with the others read ahead as long ago (next in line): slow
-                # deletes cost a batch per FRESH_FOR seconds, not a files.get each.
-                stale = [i for i, (when, _) in self._read_ahead.items()
-                         if now - when > FRESH_FOR]
-                for i in stale:
-                    del self._read_ahead[i]
-                self._expected = {entry.id: None, **dict.fromkeys(stale), **self._expected}
-                ahead = None
-            group: list[str] = []
-            if ahead is not None:
-                self._used += 1
-            elif entry.id in self._expected:
-                del self._expected[entry.id]
-                depth = self._ahead(now)
-                group = [entry.id] + [i for i, _ in zip(self._expected, range(depth - 1))]
-                for i in group[1:]:
-                    del self._expected[i]
-        # One item alone: a batch of one saves no round trip.
-        if ahead is None and (len(group) < 2 or self._no_batches):
-            return self._get(entry.id, where)
-        if ahead is None:
-            try:
-                got = batches.get_many(self.transport, {i: self._names.get(i) or
-                                                        f"drive:id:{i}" for i in group})
-            except batches.NoBatches as exc:
-                # Not Drive's batch endpoint: each item is read alone, for the rest of the run.
-                log.info("%s; each item is read alone before its deletion", exc)
-                if not exc.unanswered:
-                    self._no_batches = True
-                    return self._get(entry.id, where)
-                # No answer at all: an outage fails this files.get too (and batches stay for
-                # a later run); answered, it is the batches that do not get through.
-                try:
-                    alone = self._get(entry.id, where)
-                except RetriesExhaustedError:
-                    raise
-                except DriveStageError:
-                    self._no_batches = True
-                    raise
-                self._no_batches = True
-                return alone
-            if len(group) > 1 and all(_gone(got[i]) for i in group):
-                # Every call gone, each item just listed: ask one alone. There, the batch is not
-                # Drive's (a proxy taking the endpoint but not its calls): each item was taken
-                # as "already deleted", and the prune deleted nothing, exit 0.
-                try:
-                    alone = self._get(entry.id, where)
-                except NotFoundError:
-                    pass  # gone indeed (another machine's prune): the batch's answers stand
-                else:
-                    log.info("stat %s and %d more: every call of a batch request answered 404, "
-                             "but it is there; each item is read alone before its deletion",
-                             where, len(group) - 1)
-                    self._no_batches = True
-                    return alone
-            with self._checks_lock:
-                self._read_ahead.update((i, (now, got[i])) for i in group[1:])
-            if time.monotonic() - now > FRESH_FOR:
-                # The batch's retries (another call's Retry-After) outlasted FRESH_FOR: this
-                # item's answer came in an earlier attempt, too long ago to act on.
-                return self._get(entry.id, where)
-            ahead = (now, got[entry.id])
-        res = ahead[1]
-        if isinstance(res, batches.Doubtful):  # its answer came twice: ask again, alone
-            return self._get(entry.id, where)
-        if isinstance(res, BaseException):
-            typed = retry.translate(res, f"stat {where}")  # the one place that types answers
-            raise typed from (None if typed is res else res)
-        return self._got(res, entry.id, where)
-
-    def _ahead(self, now: float) -> int:
-        """How many items the batch read at ``now`` holds (see :data:`READ_AHEAD_FOR`)."""
-        if self._batch_at is not None:  # the deletions since the last batch: the pace
-            self._pace = (now - self._batch_at) / (self._used + 1)
-        self._batch_at, self._used = now, 0
-        if self._pace is None:
-            return FIRST_AHEAD
-        if self._pace <= 0:
-            return batches.MAX_CALLS
-        return max(2, min(batches.MAX_CALLS, int(READ_AHEAD_FOR / self._pace)))
 
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
         """Delete permanently (or move to the trash); already gone on a retry is fine. A
@@ -202,7 +77,7 @@ class Deletes:
         one warning per run naming the role that deletes (:mod:`drivestage.drive.removal`)."""
         if not (isinstance(entry, DriveEntry) and entry.via_shortcut):  # not on a stale listing
             where = self.describe(entry)
-            provenance.check_as_listed(self._as_now(entry, where), entry,
+            provenance.check_as_listed(self._get(entry.id, where), entry,
                                        self._listed_in.get(entry.id), where)
         removal.remove(self.call, self.drive.CreateFile({"id": self._key(entry)}),
                        self.describe(entry), trash, drive_id=self.drive_id,
@@ -275,7 +150,7 @@ class Deletes:
 
     def _read_many(self, ids: list[str]) -> dict[str, batches.Got]:
         """files.get of ``ids`` in one batch; {} where each is to be read alone (one item,
-        a server without Drive's batches: see :meth:`_as_now`)."""
+        a server without Drive's batches)."""
         if len(ids) < 2 or self._no_batches:
             return {}
         try:
@@ -283,9 +158,21 @@ class Deletes:
                                                     for i in ids})
         except batches.NoBatches as exc:
             log.info("%s; each item is read alone before its deletion", exc)
+            if exc.unanswered:
+                # No attempt answered: a proxy that resets batches, or an outage. A lone
+                # read tells which; in an outage it fails as every item's would, and the
+                # batches stay for a later pass (a mirror's store lives for hours).
+                first = ids[0]
+                try:
+                    self._get(first, self._names.get(first) or f"drive:id:{first}")
+                except DriveStageError as lone:
+                    return {i: lone for i in ids}
             self._no_batches = True
             return {}
-        if all(_gone(got[i]) for i in ids):  # a proxy's 404s for Drive's (see _as_now)
+        if all(_gone(got[i]) for i in ids):
+            # Every call 404 while the listing just showed the items: a proxy that takes the
+            # batch endpoint but not its calls, or another machine's prune. One read alone
+            # tells which (taken as gone, a prune deleted nothing and said so, exit 0).
             try:
                 self._get(ids[0], self._names.get(ids[0]) or f"drive:id:{ids[0]}")
             except NotFoundError:
