@@ -1,6 +1,6 @@
-"""The files.get before each deletion, read ahead in Drive batches (drive/store_deletes.py,
-drive/batches.py): a prune of N files costs about N/100 batch requests + its N deletes, not
-2N requests; each call's own answer is acted on as a lone files.get's would be (a 404 is
+"""The files.get before each deletion, read in Drive batches (drive/store_deletes.py,
+drive/batches.py): a prune of N files costs about N/100 batch requests of checks (and as
+many of deletes: tests/test_prune24_batch_deletes.py), not 2N requests; each call's own answer is acted on as a lone files.get's would be (a 404 is
 gone, a rate limit or 5xx retried, a rename since the listing left alone)."""
 from __future__ import annotations
 

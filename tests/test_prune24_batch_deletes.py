@@ -8,20 +8,12 @@ import pytest
 
 import _cli
 from _checkpoints import sidecar_json
+from test_drive_batch_deletes import _live, _seed
 
 
 @pytest.fixture
 def env(local_state, drive_env, fast_retries):
     return local_state
-
-
-def _seed(emulator, n: int) -> list[str]:
-    return [emulator.add_file(f"Models/logs/epoch_{i:03d}.pt", b"w" * i) for i in range(1, n + 1)]
-
-
-def _live(emulator) -> set[str]:
-    rec = emulator.find("Models/logs")
-    return {c["title"] for c in emulator.store.children(rec["id"]) if not c.get("trashed")}
 
 
 def _trashed(emulator) -> set[str]:

@@ -11,20 +11,12 @@ import os
 import pytest
 
 from _checkpoints import md5, sidecar_json
-
-FOLDER = "Models/logs"
+from test_prune24_room import FOLDER, _live
 
 
 @pytest.fixture
 def env(local_state, drive_env, fast_retries):
     return local_state
-
-
-def _live(emu) -> dict[str, str]:
-    top = emu.find(FOLDER)["id"]
-    return {f["title"]: f["md5Checksum"] for f in emu.files()
-            if not f["labels"]["trashed"] and any(p["id"] == top for p in f["parents"])
-            and "md5Checksum" in f}
 
 
 def _prune(emulator, vouched: str) -> tuple[dict[str, bytes], dict[str, str]]:
