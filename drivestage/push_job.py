@@ -66,6 +66,7 @@ class PushJob:
         self.listing: Listings = {}
         self.vanished: set[str] = set()  # top-level files gone before they were sent
         self.room_left: list[Decision] = []  # left alone by push_room: not tried again
+        self.said: set[str] = set()  # folders said to have moved (push_watch.check_folders)
         self.mutex = threading.Lock()
         self.copies = OldCopies(store, self.listing, use_trash=use_trash, mutex=self.mutex,
                                 replaced=self.result.replaced_duplicates)
@@ -431,7 +432,8 @@ class PushJob:
         """The folders this push sent files into (and ``also``: those Drive answered an
         upload 404) are live (:func:`push_watch.check_folders`)."""
         check_folders(self.store, self.remote_folder,
-                      {key[0] for key in self.copies.sent} | set(also))
+                      {key[0] for key in self.copies.sent} | set(also), self.said,
+                      by_path=bool(self.path.names))
 
     def _whole(self, item: Todo) -> bool:
         """Sent from the file itself only, never from a copy taken while it changed: a

@@ -4,19 +4,25 @@ more uploads (:class:`Halt`), and whether the folders it wrote into are still li
 an old copy deleted."""
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Iterable, Mapping, Optional
 
 from drivestage.errors import AuthError, DailyLimitError, DailyUploadCapError, \
-    FolderGoneError, NotFoundError, QuotaExceededError, RetriesExhaustedError, \
-    TrashedError
+    DriveStageError, FolderGoneError, NotFoundError, QuotaExceededError, \
+    RetriesExhaustedError, TrashedError
+from drivestage.paths import StorePath
 from drivestage.store import RemoteEntry, RemoteStore
+
+log = logging.getLogger("drivestage.upload_tree")
 
 #: Failures of the account, not of a file: the first one stops the push's uploads.
 ACCOUNT_WIDE = (QuotaExceededError, DailyUploadCapError, DailyLimitError, AuthError)
 #: Uploads in a row, none verified between them, that ran out of retries before a push
 #: starts no other (:class:`Halt`).
 GIVEN_UP_IN_A_ROW = 2
+#: Folders climbed, at most, to say where a moved folder went (Drive nests at most 100).
+MAX_CLIMB = 100
 
 
 class Halt:
@@ -47,16 +53,19 @@ class Halt:
 
 
 def check_folders(store: RemoteStore, folders: Mapping[str, RemoteEntry],
-                  written: Iterable[str]) -> None:
+                  written: Iterable[str], said: Optional[set[str]] = None,
+                  by_path: bool = True) -> None:
     """Each folder of ``written`` (relative to DEST; ``folders`` maps them to entries) is
     still live (one files.get each). Drive takes uploads into a trashed folder without a
     word, so one trashed while the push ran (dedupe emptying a duplicate, the user cleaning
     up) held files the push called verified, in the trash: FolderGoneError (saying whether
-    it is in the trash or deleted for good)."""
+    it is in the trash or deleted for good). One moved or renamed meanwhile is warned of
+    once (``said`` holds the folders already warned of; DEST itself only when it was given
+    ``by_path``: an id alone names no place to leave)."""
     for rel in sorted(set(written)):
         folder = folders[rel]
         try:
-            store.stat(folder)
+            now = store.stat(folder)
         except TrashedError as exc:
             raise FolderGoneError(
                 f"{store.describe(folder)} went to the trash while this push wrote "
@@ -67,3 +76,54 @@ def check_folders(store: RemoteStore, folders: Mapping[str, RemoteEntry],
             raise FolderGoneError(
                 f"{store.describe(folder)} was deleted for good while this push wrote into "
                 "it (or is no longer shared with you)", stop="what deletes it") from exc
+        if said is not None and rel not in said and _moved(folders, rel, now, by_path):
+            said.add(rel)
+            where = store.describe(folder)
+            # Not followed: a push writes only under the path it was given, and the next
+            # push, finding no folder there, makes it anew and sends everything again (a
+            # second copy of every checkpoint, against the quota): the user must know now.
+            log.warning("%s was moved or renamed on Drive while this push wrote into it (it "
+                        "is now %s); what this push sent is there. The next push makes %s "
+                        "anew and sends everything to it again: move the folder back first "
+                        "to keep one copy", where, where_now(store, now), where)
+
+
+def _moved(folders: Mapping[str, RemoteEntry], rel: str, now: RemoteEntry,
+           by_path: bool) -> bool:
+    """Whether ``now`` (the folder of ``rel`` as the store has it now) has left its place:
+    another parent, or another name, than the push found it under. Unknown parents (DEST
+    given by id; a folder the store does not say the parent of) count as staying."""
+    was = folders[rel]
+    parent: Optional[str]
+    if rel:
+        parent, name = folders[rel.rsplit("/", 1)[0] if "/" in rel else ""].id, \
+            rel.rsplit("/", 1)[-1]
+    elif by_path:
+        parent, name = was.parent_id, was.name
+    else:
+        return False
+    if parent is None or now.parent_id is None:
+        return False
+    return now.parent_id != parent or now.name != name
+
+
+def where_now(store: RemoteStore, entry: RemoteEntry) -> str:
+    """``entry``'s place as its parents say now, climbed by files.get (at most
+    :data:`MAX_CLIMB`): ``drive:a/b`` when the climb reaches the store's root, else its id
+    and the root it is outside of."""
+    root = store.resolve(StorePath(None, ()))
+    names, cur = [entry.name], entry.parent_id
+    try:
+        top = store.stat(root).id  # Drive's "root" is an alias: parents name its real id
+        for _ in range(MAX_CLIMB):
+            if cur is None or cur in (root.id, top):
+                break
+            up = store.stat(RemoteEntry(id=cur, name="", is_dir=True))
+            names.append(up.name)
+            cur = up.parent_id
+    except DriveStageError:
+        cur = None
+    base = store.describe(root)
+    if cur is None or cur not in (root.id, top):  # a shared drive, another's folder
+        return f"outside {base}, id {entry.id}"
+    return base + ("" if base.endswith((":", "/")) else "/") + "/".join(reversed(names))

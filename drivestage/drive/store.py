@@ -341,12 +341,19 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
             if fresh is None:
                 # Trashed, deleted, renamed or moved since this store learnt it (the user
                 # cleaned up Drive while a mirror ran): make the path again, as a fresh
-                # process (a resume) reads it.
+                # process (a resume) reads it, saying so: all is sent there again.
+                log.warning("%s is no longer at its path on Drive (moved, renamed, trashed "
+                            "or deleted since this process last pushed there); making it "
+                            "anew and sending everything to it: put the folder back first "
+                            "to keep one copy", where)
                 self.forget_folders()
                 return self.make_folders(path)
             # Its metadata as it is now, not an id alone: whether this account may still
             # write into it (read_only) is what a push checks before writing.
-            cur = dataclasses.replace(fresh, name=cur.name)
+            # A folder reached through a shortcut: the target's own parent is not the
+            # path's (push_watch would read it as moved); unknown, as for an id alone.
+            cur = dataclasses.replace(fresh, name=cur.name, parent_id=fresh.parent_id if
+                                      self._parent_ids.get(key or ()) != "" else None)
         return cur
 
     def forget_folders(self) -> None:
