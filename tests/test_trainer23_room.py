@@ -87,6 +87,7 @@ def test_the_image_cache_counts_when_it_will_be_written_on_the_same_disk(tmp_pat
     assert f"{format_size(fits)} ({fits} bytes) by the run's end, only {format_size(fits - 1)} " \
            f"({fits - 1} bytes) free; " in why, why
     assert why.endswith("a folder on a larger disk, or raise train.save_period, or set "
+                        "train.keep_local (the newest epoch files kept here), or set "
                         "data.cache=none")
     # What the cache then writes is what was counted.
     paths = [parse_annotation_line(line)[0] for line in train]

@@ -43,7 +43,8 @@ def test_the_check_counts_every_epoch_file_the_run_keeps_by_its_end(tmp_path):
         f"temporary file beside a file a save replaces), none deleted here (drive.keep_last "
         f"prunes Drive only), 800.0 MiB ({need} bytes) by the run's end, only 800.0 MiB "
         f"({need - 1} bytes) free; nothing was trained: free some space or set train.out_dir "
-        f"to a folder on a larger disk, or raise train.save_period")
+        f"to a folder on a larger disk, or raise train.save_period, or set train.keep_local "
+        f"(the newest epoch files kept here)")
 
 
 def test_epoch_files_already_there_take_their_space_already(tmp_path):

@@ -19,6 +19,9 @@ from click.testing import CliRunner
 from drivestage.emulator.log import count_calls
 from test_trainer22_hostile import _nan_model, _small_run
 from test_trainer23_fallback import RUN, _drive_listing, _save
+# (keeplocal25: status compares a checkpoint's layout with the config's network, as --resume
+# auto does: the small run's weights are given that network's layout.)
+from test_keeplocal25 import FIRST, fitted
 
 SPEC = "drive:Models/t24/logs"
 
@@ -39,14 +42,14 @@ def test_status_names_a_nan_newest_and_the_checkpoint_resume_auto_goes_on_from(
 
     there = tmp_path / "elsewhere"
     run = _small_run(tiny_config, there)
-    _save(run, there, "epoch_001.pt", 1, 1000.0)
+    _save(run, there, "epoch_001.pt", 1, 1000.0, fitted())
     DriveFolder(SPEC, str(there)).push()
     fresh = tmp_path / "fresh"
     good = _status(tiny_config, fresh)
     assert good.exit_code == 0, good.output
     assert len(good.stdout.splitlines()) == 1      # a good newest: the one line, as before
 
-    _save(run, there, "epoch_002.pt", 2, 2000.0, _nan_model)
+    _save(run, there, "epoch_002.pt", 2, 2000.0, fitted(_nan_model))
     DriveFolder(SPEC, str(there)).push()
     before = _drive_listing(emulator)
     res = _status(tiny_config, fresh)
@@ -55,7 +58,7 @@ def test_status_names_a_nan_newest_and_the_checkpoint_resume_auto_goes_on_from(
     assert re.fullmatch(rf"{SPEC}/epoch_002\.pt: epoch 2, iteration 4, verified on Drive \d+ s "
                         rf"ago \(run {RUN}\)", lines[0]), lines
     assert lines[1] == (f"{SPEC}/epoch_002.pt is no state to train on (its model weights hold "
-                        f"NaN or infinite values (1 tensor, e.g. 0.weight): the run had "
+                        f"NaN or infinite values (1 tensor, e.g. {FIRST}): the run had "
                         f"diverged when it was saved): --resume auto passes over it")
     assert re.fullmatch(rf"--resume auto goes on from {SPEC}/epoch_001\.pt: epoch 1, "
                         rf"iteration 2, verified on Drive \d+ s ago", lines[2]), lines
@@ -76,8 +79,8 @@ def test_status_reads_the_bytes_this_machine_holds_instead_of_downloading(
 
     logs = tmp_path / "logs"
     run = _small_run(tiny_config, logs)
-    _save(run, logs, "epoch_001.pt", 1, 1000.0)
-    _save(run, logs, "epoch_002.pt", 2, 2000.0, _nan_model)
+    _save(run, logs, "epoch_001.pt", 1, 1000.0, fitted())
+    _save(run, logs, "epoch_002.pt", 2, 2000.0, fitted(_nan_model))
     DriveFolder(SPEC, str(logs)).push()
     emulator.clear_requests()
     res = _status(tiny_config, logs)
@@ -96,7 +99,7 @@ def test_status_when_no_state_on_drive_can_be_trained_on_says_auto_refuses(
 
     there = tmp_path / "elsewhere"
     run = _small_run(tiny_config, there)
-    _save(run, there, "epoch_001.pt", 1, 1000.0, _nan_model)
+    _save(run, there, "epoch_001.pt", 1, 1000.0, fitted(_nan_model))
     DriveFolder(SPEC, str(there)).push()
     res = _status(tiny_config, tmp_path / "fresh")
     assert res.exit_code == 0, res.output

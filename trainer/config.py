@@ -97,6 +97,9 @@ class TrainConfig:
     cpu_amp: bool = _f(False, "bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX): 2-4x faster steps")
     grad_clip: float = _f(10.0, "clip the gradient norm to this value (0 = off)")
     save_period: int = _f(4, "save epoch_NNN.pt (and sync to Drive) every this many epochs")
+    keep_local: int = _f(0, "keep this many newest epoch_NNN.pt in train.out_dir (0 = every one); "
+                            "an older one goes once verified on drive.logs (last.pt, best.pt, "
+                            "autosaves are not counted)")
     save_minutes: float = _f(10.0, "also save autosave_<iteration>.pt (mirrored to Drive) every this "
                                    "many minutes of training, mid-epoch too (0 = off)")
     grace_seconds: float = _f(25.0, "on SIGTERM, Ctrl-C or SIGHUP: seconds to save a checkpoint and "
@@ -360,6 +363,9 @@ def validate(cfg: Config) -> None:
     if not 0 <= t.freeze_epochs <= t.epochs:
         raise ConfigError(f"train.freeze_epochs must be between 0 and train.epochs ({t.epochs}), "
                           f"got {t.freeze_epochs}")
+    if t.keep_local < 0:
+        raise ConfigError(f"train.keep_local must be >= 0 (0 = keep every epoch file), "
+                          f"got {t.keep_local}")
     if t.save_minutes < 0:
         raise ConfigError(f"train.save_minutes must be >= 0 (0 = off), got {t.save_minutes}")
     if t.grace_seconds <= 0:

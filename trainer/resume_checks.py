@@ -161,6 +161,24 @@ def check_contents(state: dict, path: str) -> None:
                  "optimizer state", path)
 
 
+def check_layout(own: dict, state: dict, path: str, signature: Optional[dict]) -> bool:
+    """Whether the model weights of ``state`` fit the network whose state dict is ``own``
+    (the shapes are all that is compared: ``own`` may be a network on the meta device, as
+    ``trainer status`` builds it). A misfit under the run's ``signature`` (given) is a damaged
+    or foreign file: refused (:class:`~trainer.errors.UnusableCheckpointError`, passed over
+    by ``--resume auto``); under another signature, or none given, the config changed: False
+    (restore names the change)."""
+    weights = state.get("model")
+    detail = describe_mismatch(own, weights) if isinstance(weights, dict) \
+        else "it holds no model state"
+    if detail is None:
+        return True
+    if signature is None or state.get("signature") != signature:
+        return False
+    raise _refuse(path, f"its model weights do not fit the network of this config "
+                        f"({detail}): a damaged file, or another trainer's")
+
+
 def vetter(model: torch.nn.Module, ema: Any, optimizer: torch.optim.Optimizer,
            signature: Optional[dict] = None) -> Callable[[dict, str], None]:
     """``vet(state, path)``: every check :func:`trainer.resume.restore` makes of a checkpoint's
@@ -177,15 +195,9 @@ def vetter(model: torch.nn.Module, ema: Any, optimizer: torch.optim.Optimizer,
     change and blocked ``--resume auto`` for good). Without ``signature``: as a config
     change."""
     def vet(state: dict, path: str) -> None:
-        weights = state.get("model")
-        detail = describe_mismatch(model.state_dict(), weights) \
-            if isinstance(weights, dict) else "it holds no model state"
-        if detail is not None:
-            if signature is None or state.get("signature") != signature:
-                return   # another config: restore names what changed
-            raise _refuse(path, f"its model weights do not fit the network of this config "
-                                f"({detail}): a damaged file, or another trainer's")
-        check_finite(weights, "model weights", path)
+        if not check_layout(model.state_dict(), state, path, signature):
+            return   # another config: restore names what changed
+        check_finite(state.get("model"), "model weights", path)
         if ema is not None and state.get("ema"):
             check_ema(ema, state["ema"], path)
         check_optimizer(optimizer, state.get("optimizer"), path)

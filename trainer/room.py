@@ -33,6 +33,7 @@ from typing import Any, Callable, Collection, Optional, Sequence
 import torch
 
 from drivestage.sizes import format_size
+from trainer.local_retention import epoch_files
 from trainer.state import AUTOSAVE_NAME
 
 #: What ``torch.save`` writes around each tensor (its zip entry's headers, the 64-byte
@@ -96,8 +97,8 @@ def epoch_save_names(cfg: Any, epochs_done: int) -> list[str]:
 def later_files(cfg: Any, epochs_done: int, names: Sequence[str],
                 aside: Collection[str] = ()) -> tuple[list[str], bool, bool]:
     """What the run writes after the next epoch's save of ``names``, by its last epoch, that is
-    not in ``train.out_dir`` yet: ``(epoch files, best.pt, a temporary file)``. The epoch
-    files are never deleted here (``drive.keep_last`` prunes Drive only: the run folder
+    not in ``train.out_dir`` yet: ``(epoch files, best.pt, a temporary file)``. Without
+    ``train.keep_local`` (:func:`kept_at_once` with it) the epoch files are never deleted here (``drive.keep_last`` prunes Drive only: the run folder
     keeps every ``epoch_NNN.pt``), so they pile up over a run; ``best.pt`` comes at an
     evaluation (the last epoch always evaluates); the temporary file is the one beside a file
     a later save replaces (``last.pt``, every epoch), counted when the next save has none."""
@@ -115,25 +116,52 @@ def later_files(cfg: Any, epochs_done: int, names: Sequence[str],
     return new, best, more and not replaced
 
 
-def _later_text(cfg: Any, files: tuple[list[str], bool, bool]) -> str:
+def kept_at_once(cfg: Any, epochs_done: int, epochs: Sequence[str]) -> int:
+    """How many of the new ``epochs`` files (:func:`later_files`) need room of their own. All
+    of them without ``train.keep_local``; with N, the run folder holds at most N + 1 epoch
+    files at once (the newest N and the one just written, before the oldest goes:
+    :mod:`trainer.local_retention`), those of the run already there (up to ``epochs_done``)
+    among them, and the first new one is written before any goes."""
+    keep = getattr(cfg.train, "keep_local", 0)
+    if not keep or not epochs:
+        return len(epochs)
+    here = sum(1 for e in epoch_files(cfg.train.out_dir).values() if e <= epochs_done)
+    return min(len(epochs), max(1, keep + 1 - here))
+
+
+def _later_text(cfg: Any, files: tuple[list[str], bool, bool], epochs_done: int) -> str:
     """``, and by epoch 10 the run adds 7 more of that size (epoch_002.pt to epoch_010.pt: 5
     files, train.save_period 2; best.pt; a temporary file …), none deleted here (…)``."""
     epochs, best, temp = files
-    count = len(epochs) + best + temp
+    kept = kept_at_once(cfg, epochs_done, epochs)
+    count = kept + best + temp
     if not count:
         return ""
     parts = []
+    keep = getattr(cfg.train, "keep_local", 0)
     if epochs:
         span = epochs[0] if len(epochs) == 1 else f"{epochs[0]} to {epochs[-1]}"
+        at_once = (f", {kept} of them at once: train.keep_local {keep} deletes the older ones"
+                   if keep and kept < len(epochs) else "")
         parts.append(f"{span}: {len(epochs)} file{'s' if len(epochs) != 1 else ''}, "
-                     f"train.save_period {cfg.train.save_period}")
+                     f"train.save_period {cfg.train.save_period}{at_once}")
     if best:
         parts.append("best.pt")
     if temp:
         parts.append("a temporary file beside a file a save replaces")
-    kept = ", none deleted here (drive.keep_last prunes Drive only)" if epochs else ""
+    none = ", none deleted here (drive.keep_last prunes Drive only)" if epochs and not keep else ""
     return (f", and by epoch {cfg.train.epochs} the run adds {count} more of that size "
-            f"({'; '.join(parts)}){kept}")
+            f"({'; '.join(parts)}){none}")
+
+
+def _fewer(cfg: Any, epochs: Sequence[str]) -> str:
+    """The remedy that keeps fewer epoch files, when the run adds some."""
+    if not epochs:
+        return ""
+    if getattr(cfg.train, "keep_local", 0):
+        return ", or raise train.save_period or lower train.keep_local"
+    return (", or raise train.save_period, or set train.keep_local (the newest epoch files "
+            "kept here)")
 
 
 def _autosaves_beside(cfg: Any, resumed_at: Optional[int] = None) -> int:
@@ -175,7 +203,7 @@ def needed_bytes(cfg: Any, names: list[str], size: int, resumed_at: Optional[int
     files = len(new) + (1 if len(new) < len(names) else 0)
     if epochs_done is not None:
         epochs, best, temp = later_files(cfg, epochs_done, names, aside)
-        files += len(epochs) + best + temp
+        files += kept_at_once(cfg, epochs_done, epochs) + best + temp
     return size * (files + _autosaves_beside(cfg, resumed_at))
 
 
@@ -251,9 +279,8 @@ def shortage(cfg: Any, epochs_done: int, size: int,
     when = "by the run's end" if later[0] or later[1] or later[2] else "at once"
     return (f"not enough free disk space in {t.out_dir} for the checkpoint of epoch "
             f"{epochs_done + 1}: its save writes {', '.join(names)} of about {format_size(size)} "
-            f"each{beside}{first}{_later_text(cfg, later)}, {format_size(needed)} ({needed} "
+            f"each{beside}{first}{_later_text(cfg, later, epochs_done)}, {format_size(needed)} ({needed} "
             f"bytes) {when}, only "
             f"{format_size(free)} ({free} bytes) free; nothing was trained: free some space or "
-            f"set train.out_dir to a folder on a larger disk"
-            f"{', or raise train.save_period' if later[0] else ''}"
+            f"set train.out_dir to a folder on a larger disk{_fewer(cfg, later[0])}"
             f"{', or set data.cache=none' if cache else ''}")

@@ -96,6 +96,10 @@ class Checkpointer(Callback):
         # This folder's files --resume auto passed over, (path, md5): moved aside at the first
         # save (:meth:`keep_aside`).
         self.passed_over = list(passed_over)
+        # train.keep_local: rank 0 alone deletes (under DDP the other ranks hold no writer;
+        # one handed one anyway deletes nothing).
+        if writer is not None and info.is_main:
+            writer.keep_local(t.keep_local)
 
     # -- bookkeeping kept in every checkpoint
     def state_dict(self) -> dict:

@@ -9,10 +9,13 @@ newest state was on Drive, started a machine for it and met ``--resume auto`` pa
 first, each state once, :data:`~trainer.resume_fallback.MAX_TRIED` states at most), and names
 each one passed over with why, and the one it goes on from.
 
-What can be checked without the network's model is checked: non-finite values in the model
-weights, the EMA and the optimizer state (:func:`trainer.resume_checks.check_contents`, the
-same test the vetter makes). A state of another model's layout is for the run to find (it
-needs the config's network). The bytes are read from this machine's run folder when it holds
+Checked as the vetter of ``--resume auto`` checks them, with its words: model weights (and an
+EMA) of another layout than the config's network under the run's own signature (a damaged or
+foreign file, :func:`layout_check`: the network built on the meta device, no memory and
+milliseconds, its shapes compared; before, status named such a file as the resume point and
+the run passed over it), then non-finite values in the model weights, the EMA and the
+optimizer state (:func:`trainer.resume_checks.check_contents`). An optimizer state of another
+model is for the run to find (its parameter groups depend on the phase). The bytes are read from this machine's run folder when it holds
 them (the same md5: no download), else fetched into a temporary folder that is removed; the
 run folder is never written.
 """
@@ -21,7 +24,8 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from types import SimpleNamespace
+from typing import Any, Callable, Optional, Sequence
 
 from drivestage.errors import ChecksumMismatchError, DriveStageError, NotFoundError
 from trainer import checkpoint as ckpt
@@ -40,10 +44,10 @@ class Verdict:
     unknown: Optional[str] = None  # why a candidate could not be looked at (Drive unreachable)
 
 
-def resume_verdict(folder: DriveFolder, remote: Sequence[RemoteCheckpoint],
-                   out_dir: str) -> Verdict:
+def resume_verdict(folder: DriveFolder, remote: Sequence[RemoteCheckpoint], out_dir: str,
+                   layout: Optional[Callable[[dict, str], None]] = None) -> Verdict:
     """The candidates of the run written last in ``remote``, newest first, looked at as
-    ``--resume auto`` looks at them until one passes."""
+    ``--resume auto`` looks at them until one passes (``layout``: :func:`layout_check`)."""
     verdict = Verdict()
     newest = newest_of_current_run(remote)
     if newest is None:
@@ -72,6 +76,8 @@ def resume_verdict(folder: DriveFolder, remote: Sequence[RemoteCheckpoint],
                 if why is None:
                     from trainer.resume_checks import check_contents
 
+                    if layout is not None:
+                        layout(state, chosen.where)
                     check_contents(state, chosen.where)
             except UnusableCheckpointError as exc:
                 verdict.passed_over.append((chosen, exc.why))
@@ -147,3 +153,67 @@ def verdict_lines(verdict: Verdict, spec: str, now: float) -> list[str]:
                      f"--resume PATH (drivestage ls {spec} lists them, drivestage pull <one> "
                      f"./weights fetches it), or start a new run in a new train.out_dir")
     return lines
+
+
+def layout_check(cfg: Any) -> Callable[[dict, str], None]:
+    """``check(state, where)``: what ``--resume auto``'s vetter asks of a candidate's layout
+    (:func:`trainer.resume_checks.check_layout`, the same refusal), against the config's
+    network built on the meta device (no tensor memory; milliseconds), and of its EMA where
+    the run keeps one. The class count is ``data.classes``'s, or, where that file is not on
+    this machine, the checkpoint's own (then only a misfit under the signature it names)."""
+    import torch
+
+    from trainer.config import model_signature
+    from trainer.model import YoloV4Tiny
+    from trainer.resume_checks import check_ema, check_layout
+
+    classes = _class_count(cfg)
+    nets: dict[int, dict] = {}
+
+    def check(state: dict, where: str) -> None:
+        saved = state.get("signature")
+        n = classes if classes is not None else \
+            (saved.get("num_classes") if isinstance(saved, dict) else None)
+        if not isinstance(n, int):
+            return
+        if n not in nets:
+            m = cfg.model
+            with torch.device("meta"):
+                nets[n] = YoloV4Tiny(n, m.anchors, m.anchors_mask, input_size=m.input_size,
+                                     phi=m.phi).state_dict()
+        if not check_layout(nets[n], state, where, model_signature(cfg, n)):
+            return
+        if cfg.train.ema and state.get("ema"):
+            # (check_ema asks the EMA's own model for its state dict: the same shapes.)
+            check_ema(SimpleNamespace(ema=SimpleNamespace(state_dict=lambda: nets[n])),
+                      state["ema"], where)
+    return check
+
+
+def _class_count(cfg: Any) -> Optional[int]:
+    from trainer.data.voc import read_classes
+    from trainer.errors import DataError
+
+    try:
+        return len(read_classes(cfg.data.classes))
+    except (OSError, DataError):
+        return None
+
+
+def local_line(out_dir: str, keep: int) -> Optional[str]:
+    """``logs: 4 epoch files on this machine (epoch_001.pt to epoch_004.pt); train.keep_local
+    2: 2 of them go once verified on Drive`` (None when the run folder holds none)."""
+    from trainer.local_retention import epoch_files
+
+    found = epoch_files(out_dir)
+    if not found:
+        return None
+    names = sorted(found, key=lambda n: (found[n], n))
+    span = names[0] if len(names) == 1 else f"{names[0]} to {names[-1]}"
+    head = (f"{out_dir}: {len(names)} epoch file{'s' if len(names) != 1 else ''} on this "
+            f"machine ({span}); train.keep_local {keep}")
+    if not keep:
+        return f"{head}: every one is kept"
+    over = len(names) - keep
+    return f"{head}: {over} of them go once verified on Drive" if over > 0 else \
+        f"{head}: the newest {keep} are kept"

@@ -33,6 +33,7 @@ from typing import Callable, Iterable, Optional
 
 from drivestage.interrupts import BackgroundThread, Flag, Monitor
 from trainer import checkpoint as ckpt
+from trainer.local_retention import LocalRetention, finish_removals
 from trainer.state import AUTOSAVE_NAME, Position
 
 logger = logging.getLogger(__name__)
@@ -123,6 +124,10 @@ class BackgroundWriter:
         self._retry_at: Optional[float] = None
         self.dropped = 0
         self._floor, self._floor_at, self._last_taken = 0.0, 0.0, 0.0
+        # train.keep_local (trainer.local_retention): rank 0's alone, set by the save policy.
+        self._retention: Optional[LocalRetention] = None
+        self._md5s: dict[str, str] = {}     # the md5 of each name's latest write
+        self._upto, self._run = 0, None     # the furthest epoch written, and the run's id
         # Not threading.Thread: a Ctrl-C inside its is_alive()/join() marks it stopped.
         self._thread = BackgroundThread(self._loop, "trainer-writer").start()
         # Uploads on a thread of their own: a slow one never holds the next epoch's files back.
@@ -251,6 +256,11 @@ class BackgroundWriter:
         return sorted((n for n in found if n not in exclude),
                       key=lambda n: (found[n].iteration, n), reverse=True)
 
+    def keep_local(self, keep: int) -> None:
+        """Keep only the newest ``keep`` epoch files in the run folder, each older one deleted
+        once settled with Drive (:mod:`trainer.local_retention`; 0: every one is kept)."""
+        self._retention = LocalRetention(self.out_dir, keep, self.drive) if keep > 0 else None
+
     def protect(self, name: str) -> None:
         """Never let retention delete ``name`` on Drive (the checkpoint this run resumed
         from) until one of this run's own checkpoints is verified there: a resume then
@@ -305,6 +315,8 @@ class BackgroundWriter:
                 self._current = job
                 self._cond.notify_all()
             self._write(job)
+            if self.drive is None and job.written:
+                self._keep_local()              # (with Drive: after the push that verifies)
             with self._cond:
                 self._current = None
                 if job.written and self.drive is not None:
@@ -342,7 +354,7 @@ class BackgroundWriter:
     def _write(self, job: SaveJob) -> None:
         began = time.perf_counter()
         first = os.path.join(self.out_dir, job.name)
-        done = 0
+        done, run = 0, job.state.get("run")
         try:
             ckpt.save_checkpoint(job.state, first, metrics=job.metrics, saved=job.taken)
             for done, name in enumerate(job.names[1:], 1):
@@ -358,7 +370,10 @@ class BackgroundWriter:
             for name in job.names:
                 self._positions[name] = job.position
                 self._generation[name] = self._generation.get(name, 0) + 1
+            self._upto, self._run = max(self._upto, job.position.epoch), run
         side = ckpt.read_sidecar(first)
+        with self._cond:
+            self._md5s.update({n: side.md5 for n in job.names if side is not None and side.md5})
         if self.drive is not None and side is not None and side.md5:
             for name in job.names:  # the copies have the same bytes
                 self.drive.known_md5(os.path.join(self.out_dir, name), side.md5)
@@ -378,10 +393,24 @@ class BackgroundWriter:
             ckpt.remove_checkpoint(os.path.join(self.out_dir, name))
             logger.debug("removed the older local autosave %s", name)
 
+    def _keep_local(self) -> None:
+        """train.keep_local: older epoch files go (those settled with Drive, when it is set)."""
+        if self._retention is None:
+            return
+        with self._cond:
+            upto, run, protect = self._upto, self._run, self._protect | self._until_newer
+        try:
+            self._retention.apply(upto=upto, run=run, protect=protect)
+        except OSError as exc:   # (a read-only folder): the files stay, training goes on
+            logger.warning("could not remove an older epoch file from %s (train.keep_local): "
+                           "%s", self.out_dir, exc)
+
     def _push(self) -> None:
+        if self._retention is not None:   # a removal cut short: its sidecar is not mirrored
+            finish_removals(self.out_dir)
         with self._cond:
             protect = self._protect | self._until_newer
-            before = dict(self._generation)
+            before, md5s = dict(self._generation), dict(self._md5s)
         try:
             result = self.drive.push(protect)
         except Exception as exc:  # Drive trouble never reaches the training thread
@@ -402,6 +431,10 @@ class BackgroundWriter:
                     and (n in result.uploaded or os.path.exists(os.path.join(self.out_dir, n)))]
             self._recheck = (self._recheck - set(sent) - left) | changed
             self._verified_names.update(sent)
+            if self._retention is not None:   # (and the older files, of before this process)
+                self._retention.pushed({n: md5s.get(n) for n in sent},
+                                       set(result.uploaded) - set(self._positions),
+                                       result.skipped_by_policy)
             self._verified_gen.update({n: before[n] for n in sent if n in before})
             self._left_out = left
             best = max(sent, key=lambda n: (self._positions[n].epoch,
@@ -413,6 +446,7 @@ class BackgroundWriter:
             if self._warned:
                 logger.warning("Drive accepts checkpoints again (%s)", self.safe_text())
             self._last_ok, self._warned = now, False
+        self._keep_local()
         if result.other_run:  # (after the bookkeeping: what did go is verified)
             # Another run wrote these names in drive.logs (started there at the same time):
             # they stay, so this run's checkpoints are not safe on Drive. Loud, as a failure.

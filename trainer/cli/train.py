@@ -232,7 +232,11 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
     # --resume auto from Drive goes on from, each checkpoint it passes over named with why.
     from trainer.status import resume_verdict, verdict_lines
 
-    verdict = resume_verdict(folder, remote, cfg.train.out_dir)
+    from trainer.local_retention import epoch_files
+    from trainer.status import layout_check, local_line
+
+    verdict = resume_verdict(folder, remote, cfg.train.out_dir, layout=layout_check(cfg))
+    here = sorted(epoch_files(cfg.train.out_dir).items(), key=lambda kv: (kv[1], kv[0]))
     if as_json:
         click.echo(json.dumps({"where": found.where, "name": found.name, "run": side.run,
                                "epoch": side.epoch, "iteration": side.iteration,
@@ -243,12 +247,17 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
                                "resume_from": verdict.start.where if verdict.start else None,
                                "passed_over": [{"where": c.where, "why": why}
                                                for c, why in verdict.passed_over],
-                               "resume_unknown": verdict.unknown},
+                               "resume_unknown": verdict.unknown,
+                               "local_epoch_files": [name for name, _ in here],
+                               "keep_local": cfg.train.keep_local},
                               indent=1, sort_keys=True))
         return
     click.echo(f"{found.where}: {pos.label}, verified on Drive {age_text(age)} ago "
                f"({describe_run(side.run)})")
-    for line in verdict_lines(verdict, folder.spec, now):
-        from drivestage.paths import printable
+    from drivestage.paths import printable
 
+    for line in verdict_lines(verdict, folder.spec, now):
         click.echo(printable(line))
+    mine = local_line(cfg.train.out_dir, cfg.train.keep_local)   # (train.keep_local)
+    if mine is not None:
+        click.echo(printable(mine))
