@@ -87,16 +87,17 @@ def test_the_config_key_is_checked():
 def test_without_drive_the_newest_epoch_files_stay_and_nothing_else_is_touched(
         tiny_config, tmp_path):
     """keep_local 2, epochs 1-4 saved (last.pt and epoch_NNN.pt each): epoch_003 and
-    epoch_004 stay with their sidecars; best.pt and a file passed over (``.bad-``) are
-    neither counted nor touched; keep_local 0 keeps every one."""
+    epoch_004 stay with their sidecars; best.pt, a file passed over (``.bad-``) and a folder
+    named like an epoch file are neither counted nor touched; keep_local 0 keeps every one."""
     logs = tmp_path / "logs"
     run, writer, saver = _saver(tiny_config, logs, 2)
     for name in BAD + ("best.pt", "best.json"):
         (logs / name).write_bytes(b"theirs")
+    (logs / "epoch_000.pt").mkdir()              # a folder of that name: not the run's
     _save_epochs(run, saver, 1, 2, 3, 4)
     writer.close()
     assert _files(logs) == {"last.pt", "last.json", "best.pt", "best.json", *BAD,
-                            *_epochs(3, 4)}
+                            "epoch_000.pt", *_epochs(3, 4)}
     assert all((logs / n).read_bytes() == b"theirs" for n in BAD + ("best.pt", "best.json"))
 
     every = tmp_path / "every"

@@ -44,13 +44,21 @@ EPOCH_SIDECAR = re.compile(r"\Aepoch_(?P<epoch>\d{3,})\.json\Z")
 
 
 def epoch_files(folder: str) -> dict[str, int]:
-    """``{name: epoch}`` of the ``epoch_NNN.pt`` files in ``folder`` (none when it is absent)."""
+    """``{name: epoch}`` of the ``epoch_NNN.pt`` files in ``folder`` (none when it is absent):
+    regular files only (a folder or a link of that name is not the run's, and never goes)."""
     try:
-        names = os.listdir(folder)
+        entries = list(os.scandir(folder))
     except OSError:
         return {}
-    return {m.string: int(m.group("epoch")) for m in map(EPOCH_FILE.match, names)
-            if m is not None}
+    found = {}
+    for entry in entries:
+        m = EPOCH_FILE.match(entry.name)
+        try:
+            if m is not None and entry.is_file(follow_symlinks=False):
+                found[entry.name] = int(m.group("epoch"))
+        except OSError:
+            continue
+    return found
 
 
 def plan(found: Mapping[str, int], keep: int, *, upto: int, protect: Collection[str] = (),

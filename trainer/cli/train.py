@@ -195,7 +195,9 @@ Examples:
 def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> None:
     """What is safe on Drive: the newest checkpoint verified on drive.logs, its age, epoch and
     iteration (of the run written last there). When that is no state to train on (NaN
-    weights), one line names it and why, and one the checkpoint --resume auto goes on from.
+    weights, or weights that do not fit the config's network), one line names it and why,
+    and one the checkpoint --resume auto goes on from. A last line says how many epoch files
+    train.out_dir keeps on this machine (train.keep_local).
 
     Exit codes: 0 there is one, 1 there is none (or Drive cannot be read), 2 bad config.
     """
