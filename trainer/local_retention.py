@@ -115,7 +115,7 @@ def finish_removals(folder: str) -> list[str]:
             continue
         try:
             os.unlink(os.path.join(folder, name))
-        except FileNotFoundError:
+        except OSError:   # (gone meanwhile; a read-only folder: it stays, tried again later)
             continue
         out.append(name)
     if out:
@@ -182,11 +182,9 @@ class LocalRetention:
         Drive): Drive's verified copies, listed once (a failure: tried at the next push)."""
         if not unknown or self._listed:
             return
-        from drivestage.errors import DriveStageError
-
         try:
             remote = self.drive.checkpoints()
-        except DriveStageError as exc:
+        except Exception as exc:   # Drive trouble of any kind: unsettled, tried again later
             logger.debug("could not list %s to settle %s: %s", self.drive.spec, unknown, exc)
             return
         self._listed = True

@@ -118,10 +118,11 @@ def later_files(cfg: Any, epochs_done: int, names: Sequence[str],
 
 def kept_at_once(cfg: Any, epochs_done: int, epochs: Sequence[str]) -> int:
     """How many of the new ``epochs`` files (:func:`later_files`) need room of their own. All
-    of them without ``train.keep_local``; with N, the run folder holds at most N + 1 epoch
-    files at once (the newest N and the one just written, before the oldest goes:
-    :mod:`trainer.local_retention`), those of the run already there (up to ``epochs_done``)
-    among them, and the first new one is written before any goes."""
+    of them without ``train.keep_local``; with N, the run folder holds N + 1 epoch files at
+    once (the newest N and the one just written, before the oldest goes:
+    :mod:`trainer.local_retention`; more only while Drive has not verified the older ones),
+    those of the run already there (up to ``epochs_done``) among them, and the first new one
+    is written before any goes."""
     keep = getattr(cfg.train, "keep_local", 0)
     if not keep or not epochs:
         return len(epochs)

@@ -401,7 +401,8 @@ class BackgroundWriter:
             upto, run, protect = self._upto, self._run, self._protect | self._until_newer
         try:
             self._retention.apply(upto=upto, run=run, protect=protect)
-        except OSError as exc:   # (a read-only folder): the files stay, training goes on
+        except Exception as exc:   # (a read-only folder): the files stay, training goes on;
+            # never out of the thread (the uploader's end would end every later upload)
             logger.warning("could not remove an older epoch file from %s (train.keep_local): "
                            "%s", self.out_dir, exc)
 
