@@ -400,3 +400,64 @@ def test_status_names_a_checkpoint_of_another_layout_as_passed_over_in_resume_au
         "e.g. yolo_headP4.1.weight): a damaged file, or another trainer's")
     assert lines[2].startswith(f"--resume auto goes on from {SPEC}/epoch_001.pt: epoch 1, ")
     assert len(lines) == 3 and not res.stderr
+
+
+def test_a_sidecar_left_by_a_killed_deletion_is_removed_before_the_next_push(
+        emulator, drive_env, local_state, tmp_path, monkeypatch):
+    """Killed after epoch_001.pt left its name (its sidecar still there): the next run's
+    writer removes the lone sidecar before it pushes, so Drive never gets a sidecar without
+    its checkpoint; the temporary file is never mirrored."""
+    from _checkpoints import save
+    from trainer.drive import DriveFolder
+    from trainer.local_retention import remove
+    from trainer.writer import BackgroundWriter
+
+    logs = str(tmp_path / "logs")
+    for e in (1, 2):
+        save(logs, f"epoch_{e:03d}", e, 1000.0 * e)
+    real = os.replace
+
+    def killed(*args, **kwargs):
+        real(*args, **kwargs)
+        raise _Killed()
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "replace", killed)
+        with pytest.raises(_Killed):
+            remove(logs, "epoch_001.pt")
+    assert "epoch_001.json" in _files(logs) and "epoch_001.pt" not in _files(logs)
+    writer = BackgroundWriter(logs, DriveFolder(SPEC, logs))
+    writer.keep_local(1)
+    writer.close()
+    assert writer.last_error is None
+    on_drive = {f["title"] for f in emulator.files() if not f["labels"]["trashed"]}
+    assert on_drive - {"Models", "kl25", "logs"} == _epochs(2), on_drive
+    assert {n for n in _files(logs) if not n.endswith(".tmp")} == _epochs(2)
+
+
+def test_a_file_drives_policy_leaves_out_is_settled_and_a_listing_failure_is_not(
+        emulator, drive_env, local_state, fast_retries, tmp_path):
+    """drive.keep_last 1: the push leaves epoch_001 and epoch_002 out (Drive's policy would
+    delete them at once): with keep_local 1 they go here too, as the user asked of both
+    places. Drive unreachable for the listing of older files: nothing goes, no error."""
+    from _checkpoints import RUN, save
+    from trainer.drive import DriveFolder, retention_policy
+    from trainer.local_retention import LocalRetention
+
+    logs = str(tmp_path / "logs")
+    for e in (1, 2, 3):
+        save(logs, f"epoch_{e:03d}", e, 1000.0 * e)
+    drive = DriveFolder(SPEC, logs, retention_policy(1, 0, None))
+    result = drive.push()
+    assert set(result.skipped_by_policy) == _epochs(1, 2)
+
+    down = LocalRetention(logs, 1, drive)
+    emulator.faults.inject("GET", r"/files", status=500, times=None)
+    assert down.apply(upto=3, run=RUN) == []
+    emulator.faults.clear()
+    assert _files(logs) == _epochs(1, 2, 3)
+
+    keep = LocalRetention(logs, 1, drive)
+    keep.pushed({}, result.uploaded, result.skipped_by_policy)
+    assert keep.apply(upto=3, run=RUN) == ["epoch_001.pt", "epoch_002.pt"]
+    assert _files(logs) == _epochs(3)
