@@ -173,12 +173,13 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
                 ok = verified is not None and verified.verified \
                     and entry is not None and _same(local[name], entry, cache)
             out.append(Candidate(name, local[name].size, _mtime(local[name]), metrics, epoch,
-                                 rid, ok, run, saved, into, branch))
+                                 rid, ok, run, saved, into, branch,
+                                 entry.md5 if entry is not None else None))
             continue
         for e in files[name]:
             ok = verified is not None and verified.verified and e.md5 == verified.md5
             out.append(Candidate(name, e.size, e.modified, metrics, epoch, e.id, ok, run,
-                                 saved, into, branch))
+                                 saved, into, branch, e.md5))
     owned = sidecar.owners(set(files) | set(local))
     foreign = {e.id for es in files.values() for e in es if _foreign(e)}
     alone = [o for o in _orphans(reader, files, set(local) | set(owned), policy)

@@ -198,8 +198,12 @@ class Deletions:
         return [d for d in ds if id(d) in went]
 
     def _many(self, ds: list[Decision]) -> set[int]:
-        entries = [RemoteEntry(id=d.id or "", name=d.name, is_dir=False, size=d.size)
-                   for d in ds]
+        # With the md5 the plan saw: an item given other bytes under its id since the listing
+        # (Drive's listings lag; another machine updated a sidecar in place for the new copy
+        # of its checkpoint) is left alone as one renamed is. Without it, such a sidecar went
+        # and the new checkpoint lost its epoch, metrics and verification.
+        entries = [RemoteEntry(id=d.id or "", name=d.name, is_dir=False, size=d.size,
+                               md5=d.md5 or d.orphan_md5) for d in ds]
         outcome = self.store.delete_many(entries, trash=self.use_trash) if ds else {}
         went, failed = set(), None
         for d in ds:
@@ -287,7 +291,7 @@ def _with_twins(decided: Plan, twins: Mapping[str, Sequence[RemoteEntry]]) -> Pl
         for e in twins.get(d.id, ()):
             if e.id not in decided_ids:
                 decided_ids.add(e.id)
-                out.append(dataclasses.replace(d, id=e.id, size=e.size,
+                out.append(dataclasses.replace(d, id=e.id, size=e.size, md5=e.md5,
                                                reason=f"{d.reason} (a copy with the same bytes)"))
     return dataclasses.replace(decided, decisions=tuple(out))
 

@@ -328,7 +328,8 @@ def _decisions(files: list[_Ckpt], sidecars: list[tuple[Candidate, set[str]]],
     out: list[Decision] = []
     for i, c in enumerate(files):
         reason = ", ".join(c.reasons) if c.keep else c.delete_reason
-        out.append(Decision(c.cand.name, c.keep, reason, c.cand.size, c.cand.id, c.kind))
+        out.append(Decision(c.cand.name, c.keep, reason, c.cand.size, c.cand.id, c.kind,
+                            md5=c.cand.md5))
         for j, owners in sorted(after.get(i, []), key=lambda jo: (jo[0].name, jo[0].id or "")):
             owner = " / ".join(sorted(owners))
             if owners & kept_names:
@@ -337,7 +338,7 @@ def _decisions(files: list[_Ckpt], sidecars: list[tuple[Candidate, set[str]]],
                 keep, why = True, ", ".join(pinned_by(j))
             else:
                 keep, why = False, f"sidecar of {owner} (deleted with it)"
-            out.append(Decision(j.name, keep, why, j.size, j.id, SIDECAR))
+            out.append(Decision(j.name, keep, why, j.size, j.id, SIDECAR, md5=j.md5))
     for cand, why in sorted(others, key=lambda cw: (cw[0].name, cw[0].id or "")):
-        out.append(Decision(cand.name, True, why, cand.size, cand.id, OTHER))
+        out.append(Decision(cand.name, True, why, cand.size, cand.id, OTHER, md5=cand.md5))
     return tuple(out)

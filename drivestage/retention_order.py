@@ -33,6 +33,7 @@ class Candidate:
     saved: Optional[float] = None   # when its sidecar says it was written (format 3)
     epoch_iteration: int = 0        # from the sidecar: steps into the next epoch
     branch: Optional[float] = None  # its sidecar is a branch record (:mod:`drivestage.lineage`)
+    md5: Optional[str] = None       # the store's copy ``id``: its md5 as listed
 
 
 @dataclass

@@ -25,6 +25,9 @@ class Decision:
     kind: str = OTHER               # checkpoint | autosave | sidecar | other
     orphan_md5: Optional[str] = None  # an orphan sidecar's retirement: its md5 when planned
                                       # (:mod:`drivestage.orphans`, re-checked before it goes)
+    #: The md5 the listing showed for ``id``: deleted only while the store still has those
+    #: bytes (an in-place update since, another machine's, is not what the plan meant).
+    md5: Optional[str] = None
 
     @property
     def managed(self) -> bool:

@@ -1,0 +1,96 @@
+"""attack25: a prune's deletions against a store that changed since the listing the plan was
+made from. Drive's listings lag (the emulator's ``lag_listing``) while files.get is current:
+an item given other bytes under the same id since the listing is not the item the plan
+meant, and is left alone (docs/troubleshooting.md, ``on Drive since it was listed; not
+deleted``), as one renamed or moved away is."""
+from __future__ import annotations
+
+import http.client
+from urllib.parse import urlsplit
+
+import pytest
+
+import _cli
+from _checkpoints import md5, sidecar_json
+
+
+@pytest.fixture
+def env(local_state, drive_env, fast_retries):
+    return local_state
+
+
+def _live(emulator) -> dict[str, str]:
+    rec = emulator.find("Models/logs")
+    return {c["title"]: c["id"] for c in emulator.store.children(rec["id"])
+            if not c.get("trashed")}
+
+
+def _seed(emulator, n: int = 3) -> dict[str, str]:
+    """epoch_001..n.pt with sidecars vouching for them (all verified)."""
+    ids = {}
+    for i in range(1, n + 1):
+        data = bytes([i]) * 100
+        ids[f"epoch_{i:03d}.pt"] = emulator.add_file(f"Models/logs/epoch_{i:03d}.pt", data)
+        ids[f"epoch_{i:03d}.json"] = emulator.add_file(f"Models/logs/epoch_{i:03d}.json",
+                                                       sidecar_json(i, data))
+    return ids
+
+
+def _put(emulator, fid: str, data: bytes) -> None:
+    """Another client's in-place update of ``fid``'s bytes (same id, a new revision)."""
+    u = urlsplit(emulator.url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    conn.request("PUT", f"/upload/drive/v2/files/{fid}?uploadType=media", body=data,
+                 headers={"Authorization": "Bearer test-token"})
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    assert resp.status == 200, resp.status
+
+
+def test_a_checkpoint_given_other_bytes_since_the_listing_is_not_pruned(emulator, env):
+    """epoch_001.pt gets new bytes under its id (Drive's "upload a new version", another
+    machine's in-place update) after the listing the plan reads; the listing still shows
+    the old md5, which its sidecar vouches for. Before: prune --keep-last 1 deleted it."""
+    ids = _seed(emulator)
+    emulator.faults.lag_listing(updated=5)
+    _put(emulator, ids["epoch_001.pt"], b"new bytes")
+    code, _, err = _cli.run("prune", "drive:Models/logs", "--keep-last", "1")
+    assert code == 0, err
+    live = _live(emulator)
+    assert live.get("epoch_001.pt") == ids["epoch_001.pt"], live
+    assert emulator.read_bytes(ids["epoch_001.pt"]) == b"new bytes"
+    assert "given other content" in err, err
+    assert "epoch_001.json" in live  # its sidecar stays with it (left alone)
+    assert "epoch_002.pt" not in live and "epoch_002.json" not in live
+    assert {"epoch_003.pt", "epoch_003.json"} <= set(live)
+
+
+def test_a_sidecar_updated_in_place_for_a_new_copy_of_its_checkpoint_is_not_pruned(
+        emulator, env, tmp_path):
+    """Machine A pushes with --keep-last 1 a folder it pushed before; meanwhile machine B
+    replaced epoch_001.pt (a new file) and updated epoch_001.json in place to vouch for it.
+    A's listing lags (no new copy, the sidecar's old md5, which A's local copy has): its
+    retention deletes the old epoch_001.pt, then the sidecar (the folder listed again still
+    shows no new copy). Before: B's new epoch_001.pt was left without its sidecar (its
+    epoch, metrics and verification)."""
+    src = tmp_path / "run"
+    src.mkdir()
+    for i in range(1, 4):
+        data = bytes([i]) * 100
+        (src / f"epoch_{i:03d}.pt").write_bytes(data)
+        (src / f"epoch_{i:03d}.json").write_bytes(sidecar_json(i, data))
+    _cli.ok("push", str(src), "drive:Models/logs")
+    ids = _live(emulator)
+    emulator.faults.lag_listing(created=20, updated=20)
+    new = b"a new epoch_001"
+    new_id = emulator.add_file("Models/logs/epoch_001.pt", new)
+    _put(emulator, ids["epoch_001.json"], sidecar_json(1, new))
+    code, _, err = _cli.run("push", str(src), "drive:Models/logs", "--keep-last", "1")
+    rec = emulator.find("Models/logs")
+    live = sorted((c["title"], c["id"]) for c in emulator.store.children(rec["id"])
+                  if not c.get("trashed"))
+    assert ("epoch_001.pt", new_id) in live, (live, err)
+    assert ("epoch_001.json", ids["epoch_001.json"]) in live, (live, err)
+    assert ("epoch_001.pt", ids["epoch_001.pt"]) not in live, (live, err)
+    assert "given other content" in err, err
