@@ -30,7 +30,8 @@ import google.auth.exceptions
 import httplib2
 
 from drivestage.drive.answers import well_formed_error
-from drivestage.drive.connections import TokenRequest, bounded_connection, no_httplib2_auth
+from drivestage.drive.connections import (TokenRequest, bounded_connection, keys_stay_home,
+                                          no_httplib2_auth)
 from drivestage.drive.resources import ResourceKeys
 from drivestage.errors import (AuthError, NoColabLoginError, NoCredentialsError,
                                ReauthRequiredError, TokenRevokedError, UsageError)
@@ -163,6 +164,7 @@ class DriveCredentials:
     def authorize(self, http: httplib2.Http) -> "AuthorizedHttp":
         """Wrap ``http`` so every request carries the token (PyDrive2 calls this per thread)."""
         no_httplib2_auth(http)
+        keys_stay_home(http)  # a redirect is followed without the resource keys
         return AuthorizedHttp(self, http)
 
     def set_store(self, storage: Any) -> None:

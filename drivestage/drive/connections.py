@@ -122,11 +122,43 @@ def http_timeout(env: Mapping[str, str] = os.environ) -> float:
     return value
 
 
+#: Set while httplib2 follows a redirect of a request on this thread (see :class:`_Http`).
+_following = threading.local()
+
+
+class _Http(httplib2.Http):
+    """httplib2 that follows a redirect without the resource keys, as it drops the token:
+    it sends the request's headers on to whatever address the server names (another
+    origin), and a key with its id is the secret part of a file's sharing link. Drive's API
+    never redirects."""
+
+    def request(self, uri: str, method: str = "GET", body: Any = None,
+                headers: Optional[dict[str, str]] = None,
+                redirections: int = httplib2.DEFAULT_MAX_REDIRECTS,
+                connection_type: Any = None) -> Any:
+        outer = getattr(_following, "on", False)
+        if outer and headers:  # httplib2's own call: a redirect
+            headers = {k: v for k, v in headers.items()
+                       if k.lower() != "x-goog-drive-resource-keys"}
+        _following.on = True
+        try:
+            return super().request(uri, method, body, headers, redirections, connection_type)
+        finally:
+            _following.on = outer
+
+
+def keys_stay_home(http: httplib2.Http) -> None:
+    """Make ``http`` (a plain httplib2 one: PyDrive2 makes its own per thread) follow
+    redirects without the resource keys (:class:`_Http`)."""
+    if type(http) is httplib2.Http:
+        http.__class__ = _Http
+
+
 def build_http(timeout: Optional[float] = None) -> httplib2.Http:
     """A fresh ``httplib2.Http`` that leaves 308 (resumable upload) alone."""
     if timeout is None:
         timeout = http_timeout()
-    http = httplib2.Http(timeout=timeout)
+    http = _Http(timeout=timeout)
     http.redirect_codes = set(http.redirect_codes) - {308}
     no_httplib2_auth(http)
     return http
