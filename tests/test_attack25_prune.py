@@ -94,3 +94,46 @@ def test_a_sidecar_updated_in_place_for_a_new_copy_of_its_checkpoint_is_not_prun
     assert ("epoch_001.json", ids["epoch_001.json"]) in live, (live, err)
     assert ("epoch_001.pt", ids["epoch_001.pt"]) not in live, (live, err)
     assert "given other content" in err, err
+
+
+def test_the_rerun_of_a_prune_killed_between_checkpoints_and_sidecars_retires_them(
+        emulator, env):
+    """A prune killed after its batch of checkpoint deletes, before the sidecars' (or whose
+    sidecar deletes Drive refused): their sidecars stay without them. The rerun retires
+    them as orphans (a newer checkpoint of their run is verified) and keeps the newest."""
+    ids = _seed(emulator, 3)
+    for name in ("epoch_001.pt", "epoch_002.pt"):
+        emulator.store.delete(ids[name])
+    code, _, err = _cli.run("prune", "drive:Models/logs", "--keep-last", "1")
+    assert code == 0, err
+    assert set(_live(emulator)) == {"epoch_003.pt", "epoch_003.json"}, err
+
+
+def test_a_listing_restarted_after_rejected_page_tokens_counts_each_checkpoint_once(
+        emulator, env):
+    """Short pages, and Drive rejects the page token three times (the most a listing starts
+    over): a restart that kept the pages read before it would count checkpoints twice and
+    keep_last would keep fewer than asked; one that lost some would plan on a short folder.
+    Each restart lists from page one afresh: keep_last 2 keeps exactly the newest two."""
+    ids = _seed(emulator, 5)
+    emulator.faults.short_pages(2)
+    emulator.faults.expire_page_tokens(3)
+    code, _, err = _cli.run("prune", "drive:Models/logs", "--keep-last", "2")
+    assert code == 0, err
+    assert _live(emulator) == {n: ids[n] for n in ("epoch_004.pt", "epoch_004.json",
+                                                   "epoch_005.pt", "epoch_005.json")}
+    tokens = [r for r in emulator.requests if r.kind == "files.list" and "pageToken" in r.query]
+    assert any(r.status == 400 for r in tokens)
+
+
+def test_a_listing_whose_page_token_is_always_rejected_prunes_nothing(emulator, env):
+    """A server that rejects every page token (a broken proxy): the listing gives up after
+    its bounded restarts and the prune deletes nothing on the part it saw (exit 1)."""
+    ids = _seed(emulator, 5)
+    emulator.faults.short_pages(2)
+    emulator.faults.expire_page_tokens(None)
+    code, _, err = _cli.run("prune", "drive:Models/logs", "--keep-last", "1")
+    assert code == 1, err
+    assert "rejected its page token" in err
+    assert _live(emulator) == ids
+    assert not [r for r in emulator.requests if r.kind in ("files.delete", "files.trash")]
