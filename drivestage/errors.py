@@ -61,6 +61,12 @@ class LeftAloneError(NotFoundError):
     tell it apart, so as not to say it was deleted."""
 
 
+class KeptMovedError(LeftAloneError):
+    """An item the plan keeps (the newest checkpoint, what keep_last counts) was deleted,
+    trashed, renamed, moved or given other bytes since the listing the plan was made from:
+    the plan no longer holds, and none of its deletions is made (each is left alone)."""
+
+
 class MovedAwayError(DriveStageError):
     """A file a push was about to update in place sits in other folders (``parents``: their
     ids) than the one it was listed in: the push decides whether the DEST path still leads

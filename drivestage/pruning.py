@@ -18,12 +18,13 @@ import logging
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 from drivestage import lineage, orphans, sidecar
-from drivestage.errors import LeftAloneError, NotFoundError, QuotaExceededError, UsageError
+from drivestage.errors import (KeptMovedError, LeftAloneError, NotFoundError,
+                               QuotaExceededError, UsageError)
 # The folder's view lives in its own module; its names stay importable from here.
 from drivestage.folder_view import (FOREIGN, FolderView, Listing, LocalFile, _Sidecars, pick,
                                     view, with_name_epoch)
 from drivestage.remote import Where, open_store
-from drivestage.retention import (AUTOSAVE, CHECKPOINT, SIDECAR, Decision, Plan,
+from drivestage.retention import (AUTOSAVE, CHECKPOINT, OTHER, SIDECAR, Decision, Plan,
                                   RetentionPolicy, kept_runs, plan)
 from drivestage.sidecar import Described
 from drivestage.sizes import format_size
@@ -176,6 +177,7 @@ class Deletions:
         self.store, self.use_trash = store, use_trash
         self.left: set[str] = set()   # names of which a deletion was left alone
         self.gone: set[str] = set()   # ids deleted (or found gone)
+        self.stale = False            # what the plan keeps changed: nothing deleted
 
     def keeps(self, d: Decision) -> bool:
         """``d`` is the sidecar of a checkpoint the store left alone: it stays (said at info;
@@ -185,26 +187,27 @@ class Deletions:
             return True
         return False
 
-    def many(self, ds: Sequence[Decision], still: Callable[[Decision], bool] = lambda d: True
-             ) -> list[Decision]:
+    def many(self, ds: Sequence[Decision], still: Callable[[Decision], bool] = lambda d: True,
+             kept: Sequence[Decision] = ()) -> list[Decision]:
         """The decisions of ``ds`` that went (or were gone), in their order: the files first,
         in as few requests as the store can (:meth:`~drivestage.store.RemoteStore.
         delete_many`: Drive's batches), then the sidecars whose checkpoints did not stay
         and that ``still`` lets go. A failure (a delete Drive refused, an outage) is raised
-        once what was tried is told: the sidecars of what stayed are not tried."""
-        went = self._many([d for d in ds if d.kind != SIDECAR])
+        once what was tried is told: the sidecars of what stayed are not tried. ``kept``:
+        what the plan keeps, read with the files' checks; one not as listed leaves all."""
+        files = [d for d in ds if d.kind != SIDECAR]
+        went = self._many(files, kept)
+        if self.stale:
+            return []  # the plan no longer holds: not one of its deletions is made
         sides = [d for d in ds if d.kind == SIDECAR and not self.keeps(d) and still(d)]
-        went |= self._many(sides)
+        went |= self._many(sides, () if files else kept)
         return [d for d in ds if id(d) in went]
 
-    def _many(self, ds: list[Decision]) -> set[int]:
-        # With the md5 the plan saw: an item given other bytes under its id since the listing
-        # (Drive's listings lag; another machine updated a sidecar in place for the new copy
-        # of its checkpoint) is left alone as one renamed is. Without it, such a sidecar went
-        # and the new checkpoint lost its epoch, metrics and verification.
-        entries = [RemoteEntry(id=d.id or "", name=d.name, is_dir=False, size=d.size,
-                               md5=d.md5 or d.orphan_md5) for d in ds]
-        outcome = self.store.delete_many(entries, trash=self.use_trash) if ds else {}
+    def _many(self, ds: list[Decision], kept: Sequence[Decision] = ()) -> set[int]:
+        entries = [_entry(d) for d in ds]
+        outcome = {} if not ds else self.store.delete_many(
+            entries, trash=self.use_trash, kept=[_entry(d) for d in kept]) if kept else \
+            self.store.delete_many(entries, trash=self.use_trash)
         went, failed = set(), None
         for d in ds:
             if d.id not in outcome:
@@ -214,6 +217,9 @@ class Deletions:
                 log.info("deleted %s (%s)%s", d.name, format_size(d.size),
                          " to the trash" if self.use_trash else "")
             elif isinstance(exc, LeftAloneError):  # (a NotFoundError: asked first)
+                if isinstance(exc, KeptMovedError) and not self.stale:
+                    self.stale = True
+                    log.warning("%s", exc)  # once: every deletion of the pass is left so
                 self.left.add(d.name)  # changed since the listing (the store said why)
                 continue
             elif isinstance(exc, NotFoundError):
@@ -232,8 +238,11 @@ class Deletions:
 
 def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: bool,
           skip: Iterable[str] = (), twins: Optional[Mapping[str, Sequence[RemoteEntry]]] = None,
-          left: Iterable[Decision] = ()) -> list[Decision]:
-    """Apply the plan's deletions (but ids in ``skip``); returns those applied. An orphan
+          left: Iterable[Decision] = (), confirm: bool = False) -> list[Decision]:
+    """Apply the plan's deletions (but ids in ``skip``); returns those applied. With
+    ``confirm``, what the plan keeps on the store is read with the first checks, and if one
+    is gone or changed since the listing nothing is deleted (a lagging listing showed the
+    newest checkpoint the user had just trashed, and keep_last deleted all the others). An orphan
     sidecar goes only if the folder, listed again, shows it unchanged and still without its
     checkpoint (:func:`drivestage.orphans.still_orphan`); a checkpoint's sidecar only if that
     listing shows no copy of its checkpoint but those this plan deleted (another machine
@@ -270,9 +279,22 @@ def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: boo
             return False
         return True
 
+    # What the plan keeps, as listed: a plan on a listing that lags kept what is gone.
+    kept = [d for d in decided if d.keep and d.id is not None and d.kind != OTHER] \
+        if confirm else []
     # Left alone (changed since the listing): not counted as pruned, nor its sidecars deleted.
     return deletes.many([d for d in decided.to_delete if d.id is not None and d.id not in done],
-                        still)
+                        still, kept)
+
+
+def _entry(d: Decision) -> RemoteEntry:
+    """The store's item a decision is about, as listed."""
+    # With the md5 the plan saw: an item given other bytes under its id since the listing
+    # (Drive's listings lag; another machine updated a sidecar in place for the new copy of
+    # its checkpoint) is left alone as one renamed is. Without it, such a sidecar went and
+    # the new checkpoint lost its epoch, metrics and verification.
+    return RemoteEntry(id=d.id or "", name=d.name, is_dir=False, size=d.size,
+                       md5=d.md5 or d.orphan_md5)
 
 
 def _with_twins(decided: Plan, twins: Mapping[str, Sequence[RemoteEntry]]) -> Plan:
@@ -332,7 +354,7 @@ def prune(dest: Where, policy: RetentionPolicy, *, store: Optional[RemoteStore] 
         decision = plan_folder(folder, policy, protect=protect, also_keep={
             "newest verified": newest_verified_per_run(folder, policy)})
         if not dry_run:
-            apply(target, decision, root, use_trash, twins=folder.twins)
+            apply(target, decision, root, use_trash, twins=folder.twins, confirm=True)
         return decision
     finally:
         cache.save()

@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, Protocol, Sequence, Union
 
-from drivestage.errors import DanglingShortcutError, DriveStageError, LeftAloneError, \
-    NotFoundError, PermissionDeniedError, QuotaExceededError, RemoteError, UsageError
+from drivestage.errors import DanglingShortcutError, DriveStageError, KeptMovedError, \
+    LeftAloneError, NotFoundError, PermissionDeniedError, QuotaExceededError, RemoteError, UsageError
 from drivestage.paths import StorePath
 from drivestage.sizes import format_size
 
@@ -185,13 +185,26 @@ class RemoteStore(abc.ABC):
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
         """Delete permanently, or move to the trash when ``trash``."""
 
-    def delete_many(self, entries: Sequence[RemoteEntry], *, trash: bool = False
-                    ) -> dict[str, Optional[DriveStageError]]:
+    def delete_many(self, entries: Sequence[RemoteEntry], *, trash: bool = False,
+                    kept: Sequence[RemoteEntry] = ()) -> dict[str, Optional[DriveStageError]]:
         """:meth:`delete` of each of ``entries``: id -> None (deleted) or the error its
         deletion ended with (NotFoundError: gone already; LeftAloneError: changed since the
         listing). It stops at the first other failure; the items it did not try are not in
-        the answer. A backend may send them in fewer requests (Drive: batches)."""
+        the answer. A backend may send them in fewer requests (Drive: batches). ``kept``:
+        what the plan keeps, read first: one gone or not as listed (:func:`kept_moved`)
+        leaves every entry alone, with that error."""
         out: dict[str, Optional[DriveStageError]] = {}
+        for k in kept:
+            try:
+                now = self.stat(k)
+            except NotFoundError:
+                change: Optional[str] = "deleted"
+            else:
+                change = f"renamed {now.name!r}" if now.name != k.name else \
+                    "given other content" if k.md5 and now.md5 and now.md5 != k.md5 else None
+            if change is not None:
+                return dict.fromkeys((e.id for e in entries), kept_moved(self.describe(k),
+                                                                         change))
         for e in entries:
             try:
                 self.delete(e, trash=trash)
@@ -298,3 +311,12 @@ def quota_error(needed: int, where: str, quota: Optional[Quota]) -> QuotaExceede
         + f". {hint}"
     return QuotaExceededError(f"{head}, or prune with a policy (--keep-last/--max-bytes).",
                               needed=needed, free=free, trash=trash, head=head)
+
+
+def kept_moved(where: str, change: str) -> KeptMovedError:
+    """The error (and warning) of a pass of deletions whose plan keeps ``where``, which was
+    ``change`` (``"moved to the trash"``) since the listing: Drive's listing lagged, and the
+    plan, counting it among what it keeps, deleted every other checkpoint."""
+    return KeptMovedError(f"{where}, which the plan keeps, was {change} since it was listed; "
+                          "nothing deleted (the listing lagged behind that change: run it "
+                          "again in a minute, with a plan made anew)")

@@ -55,9 +55,9 @@ class _PausedAtDelete:
         self._pause()
         return self._store.delete(entry, trash=trash)
 
-    def delete_many(self, entries, trash=False):  # (prune24: a prune's deletes in batches)
-        self._pause()
-        return self._store.delete_many(entries, trash=trash)
+    def delete_many(self, entries, trash=False, **kw):  # (prune24: deletes in batches;
+        self._pause()                                   # attack25: kept=, read with them)
+        return self._store.delete_many(entries, trash=trash, **kw)
 
     def release(self) -> None:
         self._go.set()

@@ -101,7 +101,7 @@ def test_a_batch_answer_is_read_by_content_id(emulator, env, monkeypatch, mutate
     assert code == 0, err
     assert "read alone" not in err
     assert _live(emulator) == {"epoch_004.pt": ids[3]}
-    assert emulator.api_calls()["files.get"] == 3
+    assert emulator.api_calls()["files.get"] == 4  # (the kept epoch_004.pt too: attack25)
 
 
 def _clock(monkeypatch) -> list[float]:
@@ -152,8 +152,9 @@ def test_a_batch_whose_every_call_answers_404_is_asked_once_alone(emulator, env,
 
 
 def test_a_batch_whose_every_call_answers_404_for_files_really_gone(emulator, env):
-    """The other side: another machine's prune deleted them all since the listing; one lone
-    files.get confirms it, and nothing more is asked or sent."""
+    """The other side: another machine's prune deleted them all since the listing; the kept
+    epoch_004.pt, read in the same batch (attack25), shows the batch is Drive's (else one lone
+    files.get confirms it), and nothing more is asked or sent."""
     ids = _seed(emulator, 4)
     emulator.faults.lag_listing(deleted=5)
     for fid in ids[:3]:
@@ -163,7 +164,7 @@ def test_a_batch_whose_every_call_answers_404_for_files_really_gone(emulator, en
     assert code == 0, err
     assert err.count("was already deleted") == 3
     kinds = [(r.kind, r.in_batch) for r in emulator.requests if r.kind != "files.list"]
-    assert kinds == [("batch", False)] + [("files.get", True)] * 3 + [("files.get", False)]
+    assert kinds == [("batch", False)] + [("files.get", True)] * 4
 
 
 def test_a_token_expiring_mid_batch_is_refreshed_once_and_its_calls_sent_again(
@@ -224,9 +225,10 @@ def test_a_batch_reads_ahead_only_what_is_deleted_within_seconds(emulator, env, 
         emulator.clear_requests()
         _cli.ok("prune", "drive:Models/logs", "--keep-last", "1")
     assert list(_live(emulator)) == ["epoch_040.pt"]
-    assert _batch_sizes(emulator) == [39, 39]  # the checks, then at once their deletes
+    # The checks (and the kept epoch_040.pt, attack25), then at once their deletes.
+    assert _batch_sizes(emulator) == [40, 39]
     calls = emulator.api_calls()
-    assert calls["files.get"] == 39 and calls["files.delete"] == 39  # nothing read twice
+    assert calls["files.get"] == 40 and calls["files.delete"] == 39  # nothing read twice
 
 
 def test_a_batch_request_that_never_gets_through_falls_back_to_a_get_each(emulator, env):

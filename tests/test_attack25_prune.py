@@ -137,3 +137,30 @@ def test_a_listing_whose_page_token_is_always_rejected_prunes_nothing(emulator, 
     assert "rejected its page token" in err
     assert _live(emulator) == ids
     assert not [r for r in emulator.requests if r.kind in ("files.delete", "files.trash")]
+
+
+@pytest.mark.parametrize("how", ["trashed", "deleted", "renamed"])
+def test_the_newest_checkpoint_gone_since_a_lagging_listing_leaves_the_others(emulator, env,
+                                                                              how):
+    """The user trashes (deletes, renames) epoch_004.pt, the newest, then prunes at once;
+    Drive's listing still shows it. The plan kept it and deleted every other checkpoint:
+    epochs 1-3 and their sidecars went, and no checkpoint was left in the folder. What the
+    plan keeps is read with the checks (the same batch): one not as listed, nothing goes."""
+    ids = _seed(emulator, 4)
+    emulator.faults.lag_listing(updated=5, deleted=5)
+    if how == "trashed":
+        emulator.store.set_trashed(ids["epoch_004.pt"], True)
+    elif how == "deleted":
+        emulator.store.delete(ids["epoch_004.pt"])
+    else:
+        emulator.store.update_meta(ids["epoch_004.pt"], {"title": "diverged.pt"})
+    emulator.clear_requests()
+    code, _, err = _cli.run("prune", "drive:Models/logs", "--keep-last", "1")
+    assert code == 0, err
+    assert "epoch_004.pt, which the plan keeps, was" in err, err
+    assert "nothing deleted" in err
+    live = _live(emulator)
+    assert {f"epoch_{i:03d}.{s}" for i in (1, 2, 3) for s in ("pt", "json")} <= set(live), live
+    assert not [r for r in emulator.requests if r.kind in ("files.delete", "files.trash")]
+    # The kept items were read in the batch of checks: no round trip more.
+    assert not [r for r in emulator.requests if r.kind == "files.get" and not r.in_batch]

@@ -36,13 +36,15 @@ def test_a_prune_of_n_files_reads_them_in_batches_of_100(emulator, env):
     assert _live(emulator) == {f"epoch_{n:03d}.pt"}
     round_trips = [r for r in emulator.requests if not r.in_batch]
     batches = [r for r in round_trips if r.kind == "batch"]
-    # 100 checks then their 100 deletes, at a time (prune24: the deletes in batches too).
-    assert len(batches) == 4 and all(r.status == 200 for r in batches)
+    # 100 checks then their 100 deletes, at a time (prune24: the deletes in batches too);
+    # the kept epoch_201.pt is read with the first 100 checks, in a batch of its own
+    # (attack25: over 100 calls).
+    assert len(batches) == 5 and all(r.status == 200 for r in batches)
     calls = emulator.api_calls()
     assert calls["files.delete"] == n - 1 and calls["files.get"] >= n - 1  # each call counts
     assert all(_deletes_of(emulator, fid) == 1 for fid in ids[:-1])
     # Before: one files.get and one delete per file (2N); now N/100 batches of each.
-    assert len(round_trips) <= 4 + 8, calls
+    assert len(round_trips) <= 5 + 8, calls
     assert len([r for r in round_trips if r.kind == "files.get"]) <= 3
 
 
@@ -57,7 +59,8 @@ def test_a_call_answering_a_rate_limit_or_500_is_retried_and_deleted_once(emulat
     batches = [r for r in emulator.requests if r.kind == "batch"]
     assert len(batches) == 3  # the second holds only the two calls that failed; the deletes
     parts = [r for r in emulator.requests if r.in_batch and r.kind == "files.get"]
-    assert [r.status for r in parts] == [200, 403, 200, 500, 200, 200, 200]
+    # (The last 200 of the first batch: the kept epoch_006.pt, attack25.)
+    assert [r.status for r in parts] == [200, 403, 200, 500, 200, 200, 200, 200]
 
 
 def test_a_call_answering_404_is_gone_not_deleted_again(emulator, env):
@@ -68,7 +71,8 @@ def test_a_call_answering_404_is_gone_not_deleted_again(emulator, env):
     _cli.ok("prune", "drive:Models/logs", "--keep-last", "1")
     assert _live(emulator) == {"epoch_004.pt"}
     assert [_deletes_of(emulator, fid) for fid in ids] == [1, 0, 1, 0]
-    assert [r.status for r in emulator.requests if r.in_batch] == [200, 404, 200, 204, 204]
+    # (The checks, the kept epoch_004.pt's (attack25), then the deletes.)
+    assert [r.status for r in emulator.requests if r.in_batch] == [200, 404, 200, 200, 204, 204]
 
 
 def test_an_item_renamed_since_the_listing_is_left_alone_and_said_so(emulator, env):
@@ -122,10 +126,10 @@ def test_answers_read_ahead_too_long_ago_are_read_again_in_a_batch(emulator, env
     assert [_deletes_of(emulator, fid) for fid in ids] == [1, 1, 1, 0]
     parts = [r.path.rsplit("/", 1)[1] for r in emulator.requests
              if r.in_batch and r.kind == "files.get"]
-    assert parts == ids[:3] * 2
+    assert parts == ids * 2  # (with the kept epoch_004.pt, attack25)
     lone = [r.path.rsplit("/", 1)[1] for r in emulator.requests
             if r.kind == "files.get" and not r.in_batch]
-    assert lone == ids[:3]
+    assert lone == ids[3:] + ids[:3]  # (the kept one first: it decides for the rest)
 
 
 def test_push_delete_reads_its_checks_in_a_batch(emulator, env, tmp_path):
@@ -166,4 +170,5 @@ def test_a_server_without_batches_gets_a_files_get_per_item(emulator, env, refus
     assert _live(emulator) == {"epoch_004.pt"}
     assert [_deletes_of(emulator, fid) for fid in ids] == [1, 1, 1, 0]
     assert len([r for r in emulator.requests if r.kind == "batch"]) == 1  # tried once a run
-    assert len([r for r in emulator.requests if r.kind == "files.get"]) == 3
+    # (The kept epoch_004.pt is read too, attack25.)
+    assert len([r for r in emulator.requests if r.kind == "files.get"]) == 4

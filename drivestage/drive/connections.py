@@ -126,7 +126,7 @@ def http_timeout(env: Mapping[str, str] = os.environ) -> float:
 _following = threading.local()
 
 
-class _Http(httplib2.Http):
+class _Http(httplib2.Http):  # type: ignore[misc]  # (httplib2 has no types)
     """httplib2 that follows a redirect without the resource keys, as it drops the token:
     it sends the request's headers on to whatever address the server names (another
     origin), and a key with its id is the secret part of a file's sharing link. Drive's API

@@ -23,11 +23,11 @@ import time
 from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 
 from drivestage.drive import answers, batches, provenance, removal, retry
-from drivestage.drive.resources import DriveEntry
+from drivestage.drive.resources import DriveEntry, is_trashed
 from drivestage.drive.transport import Transport
-from drivestage.errors import (DriveStageError, LeftAloneError, NotFoundError,
+from drivestage.errors import (DriveStageError, KeptMovedError, LeftAloneError, NotFoundError,
                                PermissionDeniedError)
-from drivestage.store import RemoteEntry
+from drivestage.store import RemoteEntry, kept_moved
 
 T = TypeVar("T")
 
@@ -91,19 +91,31 @@ class Deletes:
         self._targets.pop(entry.id, None)
         self._folder_ids = {k: v for k, v in self._folder_ids.items() if v != entry.id}
 
-    def delete_many(self, entries: Sequence[RemoteEntry], *, trash: bool = False
-                    ) -> dict[str, Optional[DriveStageError]]:
+    def delete_many(self, entries: Sequence[RemoteEntry], *, trash: bool = False,
+                    kept: Sequence[RemoteEntry] = ()) -> dict[str, Optional[DriveStageError]]:
         """:meth:`delete` of each of ``entries``, in batches of
         :data:`~drivestage.drive.batches.MAX_CALLS`: a files.get batch (the check), then a
         batch of the deletes the checks let through, each call's own answer acted on as a
         lone delete's (:func:`_settle`). Stops after a batch in which an item failed
         otherwise than gone or left alone; what it did not try is not in the answer
-        (:meth:`drivestage.store.RemoteStore.delete_many`)."""
+        (:meth:`drivestage.store.RemoteStore.delete_many`). ``kept`` are read with the first
+        checks (in their batch) and told first: one not as listed (:class:`KeptMovedError`)
+        or not read leaves every entry alone, with that error."""
         out: dict[str, Optional[DriveStageError]] = {}
         entries = list({e.id: e for e in entries}.values())  # one call per item in a batch
+        doomed = {e.id for e in entries}
+        kept = [k for k in {k.id: k for k in kept}.values() if k.id not in doomed]
         for at in range(0, len(entries), batches.MAX_CALLS):
             chunk = entries[at:at + batches.MAX_CALLS]
-            checked = self._check_many(chunk)
+            checked = self._check_many(chunk, kept)  # (over 100 calls: two batch requests)
+            bad = next((checked[k.id] for k in kept if checked.get(k.id) is not None), None)
+            if bad is not None:
+                # What the plan keeps is not what it counted on (a lagging listing still
+                # showed the newest checkpoint the user had just trashed; keep_last then
+                # deleted every other one): nothing goes.
+                return dict.fromkeys(doomed, bad)
+            checked = {e.id: checked[e.id] for e in chunk if e.id in checked}
+            kept = []
             out.update(checked)
             ok = [e for e in chunk if e.id in checked and checked[e.id] is None]
             out.update(self._remove_many(ok, trash))
@@ -111,11 +123,15 @@ class Deletes:
                 break
         return out
 
-    def _check_many(self, chunk: list[RemoteEntry]) -> dict[str, Optional[DriveStageError]]:
+    def _check_many(self, chunk: list[RemoteEntry], kept: Sequence[RemoteEntry] = ()
+                    ) -> dict[str, Optional[DriveStageError]]:
         """The check of :meth:`delete` for each item of ``chunk``, read in one batch: id ->
         None (to delete) or why not; it stops at an item whose check failed otherwise (an
-        outage: the items after it are not asked, nor in the answer)."""
+        outage: the items after it are not asked, nor in the answer). An item of ``kept``
+        is checked as one the plan keeps (:class:`KeptMovedError` when not as listed)."""
+        keeps = {k.id for k in kept}
         ids = [e.id for e in chunk if not (isinstance(e, DriveEntry) and e.via_shortcut)]
+        ids += [k.id for k in kept]  # last in the batch, but told first: they decide for all
         for _ in range(2):
             began = time.monotonic()
             got = self._read_many(ids)
@@ -125,7 +141,7 @@ class Deletes:
             # its first attempt are too old to act on. Read again; slow again, each alone.
             got = {}
         out: dict[str, Optional[DriveStageError]] = {}
-        for e in chunk:
+        for e in list(kept) + chunk:
             if e.id not in ids:
                 out[e.id] = None  # a shortcut: removed itself, never its target
                 continue
@@ -139,7 +155,15 @@ class Deletes:
                     raise typed from (None if typed is res else res)
                 else:
                     raw = self._got(res, e.id, where)
-                provenance.check_as_listed(raw, e, self._listed_in.get(e.id), where)
+                if e.id in keeps:
+                    _check_kept(raw, e, self._listed_in.get(e.id), where)
+                else:
+                    provenance.check_as_listed(raw, e, self._listed_in.get(e.id), where)
+            except NotFoundError as exc:
+                out[e.id] = kept_moved(where, "deleted") \
+                    if e.id in keeps and not isinstance(exc, KeptMovedError) else exc
+                if e.id in keeps:
+                    break
             except DriveStageError as exc:
                 out[e.id] = exc
                 if _stops(exc):
@@ -289,6 +313,19 @@ class Deletes:
             else:
                 out[e.id] = answers.not_removed(where[key], refused[e.id], again, self.drive_id)
         return out
+
+
+def _check_kept(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optional[str],
+                where: str) -> None:
+    """files.get shows ``entry``, which the plan keeps, as ``res``: KeptMovedError unless it
+    is still as listed (not trashed, not renamed or moved, the same md5)."""
+    now = res.get("md5Checksum")
+    change = "moved to the trash" if is_trashed(res) else \
+        provenance.moved_since_listed(res, entry, listed_in)
+    if change is None and entry.md5 and isinstance(now, str) and now.lower() != entry.md5.lower():
+        change = f"given other content (md5 {now})"
+    if change is not None:
+        raise kept_moved(where, change)
 
 
 def _stops(exc: Optional[DriveStageError]) -> bool:
