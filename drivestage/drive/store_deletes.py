@@ -108,7 +108,7 @@ class Deletes:
         for at in range(0, len(entries), batches.MAX_CALLS):
             chunk = entries[at:at + batches.MAX_CALLS]
             checked = self._check_many(chunk, kept)  # (over 100 calls: two batch requests)
-            bad = next((checked[k.id] for k in kept if checked.get(k.id) is not None), None)
+            bad = ([checked[k.id] for k in kept if checked.get(k.id) is not None] + [None])[0]
             if bad is not None:
                 # What the plan keeps is not what it counted on (a lagging listing still
                 # showed the newest checkpoint the user had just trashed; keep_last then
@@ -119,7 +119,8 @@ class Deletes:
             out.update(checked)
             ok = [e for e in chunk if e.id in checked and checked[e.id] is None]
             out.update(self._remove_many(ok, trash))
-            if any(_stops(exc) for exc in out.values()):
+            # (Lists, not generators: a Ctrl-C in a generator closed later is ignored.)
+            if any([_stops(exc) for exc in out.values()]):
                 break
         return out
 
@@ -193,7 +194,7 @@ class Deletes:
                     return {i: lone for i in ids}
             self._no_batches = True
             return {}
-        if all(_gone(got[i]) for i in ids):
+        if all([_gone(got[i]) for i in ids]):
             # Every call 404 while the listing just showed the items: a proxy that takes the
             # batch endpoint but not its calls, or another machine's prune. One read alone
             # tells which (taken as gone, a prune deleted nothing and said so, exit 0).
