@@ -238,11 +238,13 @@ class Deletions:
 
 def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: bool,
           skip: Iterable[str] = (), twins: Optional[Mapping[str, Sequence[RemoteEntry]]] = None,
-          left: Iterable[Decision] = (), confirm: bool = False) -> list[Decision]:
+          left: Iterable[Decision] = (), confirm: bool = False,
+          written: Iterable[str] = ()) -> list[Decision]:
     """Apply the plan's deletions (but ids in ``skip``); returns those applied. With
     ``confirm``, what the plan keeps on the store is read with the first checks, and if one
     is gone or changed since the listing nothing is deleted (a lagging listing showed the
-    newest checkpoint the user had just trashed, and keep_last deleted all the others). An orphan
+    newest checkpoint the user had just trashed, and keep_last deleted all the others), but
+    for the names in ``written`` (a push replaced or updated them itself). An orphan
     sidecar goes only if the folder, listed again, shows it unchanged and still without its
     checkpoint (:func:`drivestage.orphans.still_orphan`); a checkpoint's sidecar only if that
     listing shows no copy of its checkpoint but those this plan deleted (another machine
@@ -280,8 +282,9 @@ def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: boo
         return True
 
     # What the plan keeps, as listed: a plan on a listing that lags kept what is gone.
-    kept = [d for d in decided if d.keep and d.id is not None and d.kind != OTHER] \
-        if confirm else []
+    mine = set(written)  # their listed copies are the old ones, gone by this push's hand
+    kept = [d for d in decided if d.keep and d.id is not None and d.kind != OTHER
+            and d.name not in mine] if confirm else []
     # Left alone (changed since the listing): not counted as pruned, nor its sidecars deleted.
     return deletes.many([d for d in decided.to_delete if d.id is not None and d.id not in done],
                         still, kept)

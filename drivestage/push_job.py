@@ -466,6 +466,10 @@ class PushJob:
     def _apply(self, decision: Plan, twins: Mapping[str, list[RemoteEntry]]) -> None:
         """Apply the plan's remote deletions (after every upload was verified), with the
         copies of the same bytes of each file it deletes (:attr:`pruning.FolderView.twins`)."""
+        # What the plan keeps is read first (a listing that lags showed a checkpoint the
+        # user had just trashed: keep_last kept it and deleted every other one), but what
+        # this push wrote into DEST itself.
         self.result.pruned += pruning.apply(self.store, decision, self.remote_folder[""],
                                             self.use_trash, {d.id or "" for d in self.result.pruned},
-                                            twins, self.room_left)
+                                            twins, self.room_left, confirm=True,
+                                            written={n for f, n in self.copies.sent if not f})
