@@ -130,6 +130,14 @@ def pre_prune_victims(decision: Plan, folder: FolderView,
     the newest verified checkpoint of the run that wrote there last (not the most advanced
     of the folder: an older run may have trained longer): it goes only once the new one is
     verified."""
+    protected = room_keeps(folder, policy)
+    return [d for d in decision.to_delete  # an orphan sidecar goes after the uploads
+            if d.id is not None and d.name not in protected and d.orphan_md5 is None]
+
+
+def room_keeps(folder: FolderView, policy: RetentionPolicy) -> set[str]:
+    """The names :func:`pre_prune_victims` never deletes (those checkpoints and their
+    sidecars)."""
     keep = newest_verified_per_run(folder, policy) or \
         newest_runs_verified(folder, policy)
     # Left behind only by a record this push is about to send: until that record is
@@ -137,9 +145,7 @@ def pre_prune_victims(decision: Plan, folder: FolderView,
     # verified checkpoint goes only once its replacement is verified.
     if any(c.branch is not None for c in folder.candidates):
         keep |= _left_by_unsent(folder)
-    protected = with_sidecars(folder, keep)
-    return [d for d in decision.to_delete  # an orphan sidecar goes after the uploads
-            if d.id is not None and d.name not in protected and d.orphan_md5 is None]
+    return with_sidecars(folder, keep)
 
 
 def _left_by_unsent(folder: FolderView) -> set[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Optional
 
-from drivestage.pruning import Deletions, FolderView, pre_prune_victims
+from drivestage.pruning import Deletions, FolderView, pre_prune_victims, room_keeps
 from drivestage.retention import SIDECAR, Decision, Plan, RetentionPolicy
 from drivestage.sizes import format_size
 from drivestage.store import RemoteStore, quota_error
@@ -34,7 +34,14 @@ def make_room(store: RemoteStore, needed: int, where: str, decision: Optional[Pl
     # Those the store left alone (changed since the listing) are not reported as pruned, and
     # their sidecars stay (Deletions); the quota read again says whether there is room.
     deletes = Deletions(store, use_trash)
-    done = deletes.many(victims)  # in batches, the files before their sidecars
+    # What it spares (the newest verified checkpoint of each run) is read with the first
+    # checks: a listing that lags showed the newest one the user had just trashed, and every
+    # other one went. One gone or changed: nothing goes. (Not all the plan keeps: one kept
+    # only as its run's newest because its sidecar could not be read, another machine's
+    # prune having just deleted both, would stop the push on the quota.)
+    spared = room_keeps(folder, policy) if folder is not None else set()
+    kept = [d for d in decision or () if d.id is not None and d.name in spared]
+    done = deletes.many(victims, kept=kept)  # in batches, the files before their sidecars
     q = store.quota()
     if q.free is not None and needed > q.free:
         raise quota_error(needed, where, q)

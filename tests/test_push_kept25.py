@@ -66,3 +66,34 @@ def test_push_retention_still_prunes_around_what_it_wrote_itself(emulator, env, 
     assert "which the plan keeps" not in err
     assert _live(emulator) == ["epoch_003.json", "epoch_003.pt", "last.json", "last.pt"]
     assert err.rstrip().endswith("4 uploaded (286 B), 0 unchanged, 4 pruned"), err
+
+
+def test_pruning_for_room_reads_what_the_plan_keeps_too(emulator_factory, local_state,
+                                                         fast_retries, monkeypatch, tmp_path):
+    """Drive full, and the newest checkpoint (the one room-making never deletes) was trashed
+    by the user just before the push listed DEST. Making room deleted every other checkpoint
+    to send epoch 3. Now nothing is deleted: the push fails on the quota (exit 1), as Drive
+    being full says, and every checkpoint is still there (trashed ones count against the
+    quota on Drive)."""
+    emu = emulator_factory(quota_bytes=2 * 1000 + 900)   # room for epoch 3 after one goes
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", emu.url)
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+    ids = {}
+    for i in (1, 2):
+        data = bytes([i]) * 1000
+        ids[i] = emu.add_file(f"Models/logs/epoch_{i:03d}.pt", data)
+        emu.add_file(f"Models/logs/epoch_{i:03d}.json", sidecar_json(i, data))
+    src = tmp_path / "run"
+    src.mkdir()
+    data = bytes([3]) * 1000
+    (src / "epoch_003.pt").write_bytes(data)
+    (src / "epoch_003.json").write_bytes(sidecar_json(3, data))
+    emu.faults.lag_listing(deleted=5)
+    emu.store.set_trashed(ids[2], True)
+    code, _, err = _cli.run("push", str(src), "drive:Models/logs", "--keep-last", "1")
+    assert "drive:Models/logs/epoch_002.pt, which the plan keeps, was moved to the trash" in err
+    assert code == 1, err
+    assert err.rstrip().splitlines()[-1].startswith(
+        "Error: Not enough Drive storage for 2 file(s) into drive:Models/logs: needed 1.1 KiB, "
+        "free 630 B, in trash 1000 B."), err
+    assert _live(emu) == ["epoch_001.json", "epoch_001.pt", "epoch_002.json"]
