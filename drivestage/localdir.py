@@ -105,6 +105,8 @@ class LocalDirStore(RemoteStore):
         self._memo = _MemoryMd5Cache()
         self._md5: Md5Source = md5_cache or self._memo
         self._fuse: Optional[frozenset[int]] = None  # read at the first vouch
+        #: Files listed without their md5 (:meth:`defer_md5`): what reads them hashes them.
+        self._deferred: set[str] = set()
 
     def __repr__(self) -> str:
         return f"LocalDirStore({self.root!r})"
@@ -149,11 +151,13 @@ class LocalDirStore(RemoteStore):
         return RemoteEntry(id=rel, name=name, is_dir=is_dir, size=0 if is_dir else st.st_size,
                            md5=md5, modified=st.st_mtime, parent_id=parent)
 
-    def _file_md5(self, full: str, st: os.stat_result) -> str:
+    def _file_md5(self, full: str, st: os.stat_result) -> Optional[str]:
         cached = self._memo.get(full, st) or (self._md5.get(full, st) if self._md5 is not self._memo
                                               else None)
         if cached:
             return cached
+        if full in self._deferred:
+            return None  # its one reader hashes it (see defer_md5)
         wait_settled(st)  # a few ms, not a second hash by the next process
         began = time.time_ns()
         digest = file_md5(full, _CHUNK)
@@ -172,6 +176,22 @@ class LocalDirStore(RemoteStore):
         """:meth:`known_md5` when a write after its hash moves the identity (:func:`settled`):
         the one a stamp may record with that identity for the next process."""
         return self._memo.get(full, st, settled_only=True)
+
+    def local_path(self, path: Union[str, StorePath]) -> str:
+        """The local path of the store path ``path`` (which need not exist)."""
+        return self._full(self._rel(path))
+
+    def defer_md5(self, full: str) -> None:
+        """List the file at ``full`` without reading it for its md5 (``md5`` None) unless
+        the md5 is known already: a local archive that ``pull -x`` extracts where it lies is
+        hashed by the pass that extracts it (:mod:`drivestage.hashed_pass`), which then
+        tells it here (:meth:`learn_md5`). Hashed on listing, it was read twice."""
+        self._deferred.add(full)
+
+    def learn_md5(self, full: str, st: os.stat_result, md5: str, began_ns: int) -> None:
+        """``md5`` is the md5 of ``full`` while its identity is ``st``'s, hashed from
+        ``began_ns`` on (as :meth:`_file_md5` keeps one it hashed itself)."""
+        self._remember(full, st, md5, is_settled=settled(st, began_ns))
 
     def vouch(self, full: str, ident: tuple[int, ...], md5: str) -> None:
         """Take ``md5`` as the md5 of ``full`` for as long as its :func:`identity` is

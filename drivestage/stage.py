@@ -24,7 +24,7 @@ from drivestage.remote import open_store
 from drivestage import stamps
 from drivestage.stage_file import (FileStager, ProgressFactory, PullResult, no_progress,
                                    safe_name)
-from drivestage.stage_original import vouch
+from drivestage.stage_original import defer, vouch
 from drivestage.stamps import Stamp
 from drivestage.stage_tree import FolderPullResult, pull_folder
 from drivestage.store import RemoteEntry, RemoteStore
@@ -114,6 +114,8 @@ def _stage(store: RemoteStore, path: StorePath, label: str, dest: str, *, extrac
            jobs: Optional[int], force: bool, reserve: int, chunk_size: Optional[int],
            progress: ProgressFactory, include: Sequence[str], exclude: Sequence[str],
            folders: bool = True) -> Union[PullResult, FolderPullResult]:
+    if extract:
+        defer(store, path)  # a local archive: hashed by the read that extracts it
     entry = _find(store, path, label, dest, force)
     if entry.is_dir and not folders:
         # Decided on the lookup every pull makes: no extra call, nothing downloaded.

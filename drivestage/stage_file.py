@@ -219,7 +219,7 @@ class FileStager:
                               protect=self.protect, store=self.store)
         action, members, checksum = staged.stage(entry)
         result = self._result(entry, source, action, members=members, extracted=True)
-        result.checksum = checksum
+        result.checksum, result.md5 = checksum, staged.md5 or entry.md5  # hashed as extracted
         return result
 
     def _restricted(self, entry: RemoteEntry, target: str) -> DownloadRestrictedError:

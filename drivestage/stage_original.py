@@ -40,10 +40,12 @@ from typing import Any, Collection, Optional, TypeGuard
 from drivestage import stamps
 from drivestage.errors import DestChangedError
 from drivestage.extract import MemberRecord, archive_kind
+from drivestage.hashed_pass import HashedPass
 from drivestage.localdir import LocalDirStore, identity
+from drivestage.paths import StorePath
 from drivestage.state import settled
 from drivestage.localfs import drive_mount, file_md5
-from drivestage.stage_extraction import Extraction, ProgressFactory
+from drivestage.stage_extraction import Extraction, ProgressFactory, no_progress
 from drivestage.stamps import Stamp
 from drivestage.store import RemoteEntry, RemoteStore
 
@@ -56,9 +58,22 @@ def original_of(store: RemoteStore, entry: RemoteEntry) -> Optional[str]:
     if not isinstance(store, LocalDirStore) or entry.is_dir:
         return None
     path = store.describe(entry)
-    if drive_mount(path) is not None or archive_kind(path) is None:
-        return None
-    return path
+    return path if _in_place(path) else None
+
+
+def _in_place(path: str) -> bool:
+    return drive_mount(path) is None and archive_kind(path) is not None
+
+
+def defer(store: RemoteStore, path: StorePath) -> None:
+    """Before ``pull -x`` looks up a local SRC: when it is an archive to extract where it
+    lies (:func:`original_of`: the same rule), the directory store lists it without reading
+    it for its md5: the extraction hashes the bytes it reads (:class:`HashedPass`), so a first
+    pull reads the original once. It read it whole to list it, then again to extract it."""
+    if isinstance(store, LocalDirStore):
+        full = store.local_path(path)
+        if os.path.isfile(full) and _in_place(full):
+            store.defer_md5(full)
 
 
 def _identity(st: os.stat_result) -> list[int]:
@@ -95,6 +110,9 @@ class FromOriginal:
         #: Whether the md5 was hashed when a later write would move the identity
         #: (:func:`drivestage.localdir.settled`): only then does the stamp record it.
         self.settled = False
+        #: The md5 of what was extracted when it was hashed while extracted (the listing
+        #: had none: :func:`defer`); else the listing's.
+        self.md5: Optional[str] = None
 
     def stage(self, entry: RemoteEntry) -> tuple[str, list[str], str]:
         found = stamps.of(self.dest, self.name)
@@ -103,8 +121,14 @@ class FromOriginal:
             [s for s in found if s is not own and s.get("src") == self.src]
         st = os.stat(self.source)
         if own is not None and not self.force and own.get("original") == _identity(st) \
-                and own.get("md5") == entry.md5 and stamps.missing_member(self.dest, own) is None:
+                and own.get("md5") and own.get("md5") == entry.md5 \
+                and stamps.missing_member(self.dest, own) is None:
             return "cached", [m.path for m in stamps.records(own)], ""
+        if (self.force or not previous) and (
+                self.store is None or self.store.known_md5(self.source, st) is None):
+            # Nothing staged of it to keep (a first pull, --force): hashed as it is
+            # extracted, one read (it was hashed whole first, then read again).
+            return self._hashed(entry, st, found, previous)
         md5 = self._md5(st)  # what is extracted is what was hashed (see the doc)
         if entry.md5 and md5 != entry.md5:
             raise self._changed()
@@ -123,15 +147,54 @@ class FromOriginal:
             stamps.write(self.dest, stamp)
             return action, [m.path for m in extracted], "md5"
         self._warn_shared_name(found, previous)
-        protected = {os.path.join(self.dest, self.name),
-                     *(self.protect or stamps.staged_files(self.dest))}
+        return action, self._extract(stamp, st, action, extracted, None), "md5"
+
+    def _hashed(self, entry: RemoteEntry, st: os.stat_result, found: list[Stamp],
+                previous: list[Stamp]) -> tuple[str, list[str], str]:
+        """Extract the original in the read that hashes it (:class:`HashedPass`); nothing is
+        merged before its md5 is that of the listing (when it had one) and its identity is
+        ``st``'s before and after the read. The stamp is written first without an md5 (a
+        kill meanwhile: the rerun hashes the original, then extracts it)."""
+        action = "update" if previous else "extract"
+        stamp = self._stamp(entry, None, st, previous, [])
+        self._warn_shared_name(found, previous)
+
+        def verify(md5: str, began: int) -> None:
+            if not self._same(st):
+                raise self._changed()
+            if entry.md5 and md5 != entry.md5:  # a mount serving other bytes than it hashed
+                raise self._changed(f"md5 {entry.md5} when it was listed, {md5} as it was "
+                                    "extracted")
+            self.settled, self.md5 = settled(st, began), md5
+            stamp["md5"] = md5
+            if self.settled:  # else the next pull hashes it again (one written just before)
+                stamp["original"] = _identity(st)
+            if self.store is not None:  # for a listing later in this process
+                self.store.learn_md5(self.source, st, md5, began)
+
+        unpacker = HashedPass(self.source, st, self.dest, lock_dir=self.lock_dir,
+                              reserve=self.reserve, protected=self._protected(),
+                              label=self.source, verify=verify,
+                              progress=None if self.extract_progress is no_progress
+                              else self.extract_progress)
+        members = self._extract(stamp, st, action, [], unpacker)
+        return action, members, "md5"
+
+    def _protected(self) -> set[str]:
+        return {os.path.join(self.dest, self.name),
+                *(self.protect or stamps.staged_files(self.dest))}
+
+    def _extract(self, stamp: Stamp, st: os.stat_result, action: str,
+                 extracted: list[MemberRecord], unpacker: Optional[HashedPass]) -> list[str]:
+        """The extraction step, refused (nothing of it staged) when the original's identity
+        moved while it was read."""
         try:
             members = Extraction(src=self.src, dest=self.dest, reserve=self.reserve,
                                  lock_dir=self.lock_dir,
                                  extract_progress=self.extract_progress, stamp=stamp,
-                                 protected=protected,
+                                 protected=self._protected(),
                                  extracted=extracted if action == "extract" else ()
-                                 )(self.source, action, None)
+                                 )(self.source, action, unpacker)
         except Exception:
             # A write into the original while it was read fails the extraction first (a
             # member's CRC): the line blamed the archive ("make it again") and the stamp
@@ -141,7 +204,7 @@ class FromOriginal:
             raise self._untrusted(stamp) from None
         if not self._same(st):
             raise self._untrusted(stamp)
-        return action, members, "md5"
+        return members
 
     def _md5(self, st: os.stat_result) -> str:
         """The md5 of the original as ``st`` found it: the one its store hashed when it
@@ -159,7 +222,7 @@ class FromOriginal:
         self.settled = settled(st, began)
         return md5
 
-    def _stamp(self, entry: RemoteEntry, md5: str, st: os.stat_result,
+    def _stamp(self, entry: RemoteEntry, md5: Optional[str], st: os.stat_result,
                previous: list[Stamp], extracted: list[MemberRecord]) -> Stamp:
         """The stamp before the extraction (as :meth:`FileStager._downloaded` writes it for
         a download): the earlier versions' members as ``stale``, this archive's own records
@@ -214,8 +277,8 @@ class FromOriginal:
         stamps.write(self.dest, stamp)
         return self._changed()
 
-    def _changed(self) -> DestChangedError:
+    def _changed(self, how: str = "") -> DestChangedError:
         return DestChangedError(
-            f"{self.source} changed while it was read (another program writes it?); nothing "
-            f"of it is staged in {self.dest} as extracted: run the same command again once "
-            "it is complete")
+            f"{self.source} changed while it was read (another program writes it?"
+            f"{'; ' + how if how else ''}); nothing of it is staged in {self.dest} as "
+            "extracted: run the same command again once it is complete")

@@ -55,7 +55,7 @@ LAYERS = [
     ["stream_count", "prefix_hash"],
     ["streams"],
     ["download", "extract", "stamps"],
-    ["unpack"],
+    ["unpack", "hashed_pass"],
     ["sidecar_copy", "stage_extraction", "stage_original"],
     ["stage_file", "pruning", "extra", "old_copies", "behind", "other_runs", "dedupe",
      "push_watch", "push_room", "push_result", "snapshots"],

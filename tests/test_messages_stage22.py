@@ -25,7 +25,6 @@ def test_a_local_archive_written_while_it_is_extracted(local_state, tmp_path, mo
     input folder not finished) is not called staged."""
     import os
 
-    import drivestage.stage_original as original
     from _messages import error_line
     from test_stage22 import _members
 
@@ -34,20 +33,19 @@ def test_a_local_archive_written_while_it_is_extracted(local_state, tmp_path, mo
     archive = inputs / "voc.zip"
     data = _zip(_members())
     archive.write_bytes(data)
-    import drivestage.localdir as localdir
+    import drivestage.hashed_pass as hashed_pass
 
-    real = original.file_md5
+    real = hashed_pass._Reader._block
 
-    def hashed_then_written(path: str, *more: int) -> str:
-        digest = real(path, *more)
-        with open(path, "r+b") as fh:          # the same bytes, written again: a new ctime
-            fh.write(data)
-        return digest
+    def read_then_written(self, offset: int) -> bytes:
+        block = real(self, offset)
+        if block:
+            with open(archive, "r+b") as fh:   # the same bytes, written again: a new ctime
+                fh.write(data)
+        return block
 
-    # Written after each hash: the store's when it lists the original (whose md5 the pull
-    # takes while the original is unchanged), then the pull's own once it is not.
-    monkeypatch.setattr(localdir, "file_md5", hashed_then_written)
-    monkeypatch.setattr(original, "file_md5", hashed_then_written)
+    # Written while the pull reads it (hashing it as it extracts it: original25).
+    monkeypatch.setattr(hashed_pass._Reader, "_block", read_then_written)
     dest = tmp_path / "data"
     r = _drivestage("pull", str(archive), str(dest), "-x", "-q")
     assert r.exit_code == 1, r.output

@@ -116,8 +116,14 @@ def zip_data_offset(afd: int, header_offset: int, name: str, archive: str) -> in
 
 
 def copy_raw(afd: int, fd: int, e: Member, start: int, comp_size: int, method: int,
-             crc_expected: Optional[int], archive: str, progress: Progress) -> None:
-    """Stream a stored or raw-deflate byte range of the archive into ``fd``."""
+             crc_expected: Optional[int], archive: str, progress: Progress,
+             read: Optional[Callable[[int, int], bytes]] = None) -> None:
+    """Stream a stored or raw-deflate byte range of the archive into ``fd``. ``read(n,
+    pos)``: where the bytes come from instead of ``pread(afd)`` (an archive read once,
+    front to back, and hashed as it is: :mod:`drivestage.hashed_pass`)."""
+    if read is None:
+        def read(n: int, pos: int) -> bytes:
+            return os.pread(afd, n, pos)
     inflater = zlib.decompressobj(-15) if method == DEFLATED else None
     crc, written, pos, remaining = 0, 0, start, comp_size
 
@@ -136,7 +142,7 @@ def copy_raw(afd: int, fd: int, e: Member, start: int, comp_size: int, method: i
 
     try:
         while remaining:
-            buf = os.pread(afd, min(CHUNK, remaining), pos)
+            buf = read(min(CHUNK, remaining), pos)
             if not buf:
                 break
             pos += len(buf)

@@ -109,8 +109,11 @@ class Overlapped:
                  progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
                  label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
                  fd: int = -1, first_arrived: Optional[FirstArrival] = None,
-                 stop: Optional[Flag] = None):
+                 stop: Optional[Flag] = None, source: Optional[io.RawIOBase] = None):
         self.path, self.size, self.arrived = path, size, arrived
+        # A tar's bytes from ``source`` instead of the file (read once and hashed as it is
+        # read: :mod:`drivestage.hashed_pass`).
+        self.source = source
         self.first_arrived = first_arrived
         # What messages call the archive: its final name, not the partial file's.
         self.label = label or path
@@ -180,15 +183,16 @@ class Overlapped:
             progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
             label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
             identity: Optional[os.stat_result] = None, stop: Optional[Flag] = None,
-            adopt: Optional[Callable[["Overlapped"], None]] = None) -> "Overlapped":
+            adopt: Optional[Callable[["Overlapped"], None]] = None,
+            source: Optional[io.RawIOBase] = None) -> "Overlapped":
         """Start following a tar (plain or compressed) from its first byte (``adopt``: as
-        for :meth:`zip`)."""
+        for :meth:`zip`; ``source``: its bytes, read front to back, instead of the file)."""
         fd = open_followed(path, identity)
         job = None
         try:
             job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
                       progress=progress, protected=protected, label=label,
-                      replaceable=replaceable, fd=fd, stop=stop)
+                      replaceable=replaceable, fd=fd, stop=stop, source=source)
         finally:
             if job is None:  # a Ctrl-C in the making: in a notebook the descriptor stayed
                 os.close(fd)  # open, the archive's disk space taken, until a restart
@@ -223,6 +227,14 @@ class Overlapped:
         self.thread.start()
 
     # -- the end
+    def written(self) -> None:
+        """Wait until every member is in the temporary folder; raises what stopped the
+        extraction (nothing is merged yet: :meth:`finish` merges)."""
+        if self.thread is not None:
+            self.thread.join()
+        if self.error is not None:
+            raise self.error
+
     def finish(self) -> ExtractResult:
         """Once the download is verified: the rest of the members, then the merge. Raises
         what stopped the extraction (the caller then extracts the archive the usual way)."""
@@ -325,7 +337,7 @@ class Overlapped:
 
     # -- tar
     def _tar(self) -> None:
-        reader = _Growing(self.fd, self.size, self._wait)
+        reader = self.source or _Growing(self.fd, self.size, self._wait)
         tf = open_tar_stream(reader)
         job: Job = self.job
         tmp: Optional[TempDir] = None

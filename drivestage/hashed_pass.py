@@ -1,0 +1,282 @@
+"""One read of a local archive that both hashes and extracts it (``pull -x`` of an archive
+that lies on local disk or a mount: :mod:`drivestage.stage_original`).
+
+A first pull read the original twice: whole, to hash it (the directory store's md5 when the
+pull looked the file up), then again to extract it: 2.03x its size in bytes read, a 20 GB
+Kaggle input through its mount twice. Here one thread reads it once, front to back, and
+hashes each block as it reads it (:class:`_Reader`); the extraction takes those very blocks:
+
+* a zip: its central directory first (read from the end, as every extraction reads it: a
+  few KB to a few MB), checked as :meth:`~drivestage.extract.job.Job.check` checks every
+  member list; then its members in file order from the stream (local header, then the stored
+  or deflated bytes, CRC-32 checked), whatever lies between them hashed and dropped;
+* a tar, plain or compressed: the stream itself
+  (:class:`~drivestage.extract.overlapped.Overlapped`, as for a download);
+
+then the rest of the file, to its end, for the hash. One sequential reader is also what a
+FUSE or network mount serves best (its read-ahead; the usual extraction read two places of
+the file at once). Nothing reaches DEST before the md5 of every byte is known and
+``verify(md5)`` (the caller's: the md5 the listing gave if any, the original's identity
+before and after) accepted it; on any failure the temporary folder goes and DEST is as it
+was. An archive the stream cannot follow (links or bzip2 / lzma members in a zip, members out
+of file order or overlapping, a damaged one) is read to its end for the hash, verified, and
+extracted the usual way, which reports whatever is wrong with it: two reads, as before, for
+those alone.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import queue
+import shutil
+import struct
+import threading
+import time
+from typing import Callable, Iterable, Optional, Union
+
+from drivestage.errors import ArchiveError, DestChangedError, DiskSpaceError
+from drivestage.extract import ExtractResult, MemberRecord, archive_kind, extract
+from drivestage.extract.copying import Progress, copy_raw, create
+from drivestage.extract.job import Job
+from drivestage.extract.members import NeedsData, zip_directory
+from drivestage.extract.overlapped import FALLBACK, Overlapped
+from drivestage.state import wait_settled
+from drivestage.store import ProgressFn
+
+log = logging.getLogger(__name__)
+
+#: Bytes per read of the original (and per hash update).
+CHUNK = 1 << 20
+#: Blocks read and hashed ahead of the extraction (memory: this many CHUNKs at most).
+_AHEAD = 8
+_LOCAL_HEADER = 30
+
+
+class _OutOfOrder(ArchiveError):
+    """A zip whose members overlap or are not where the stream is: the usual way then."""
+
+
+class _Reader:
+    """The original read once, front to back, by a thread that hashes each block as it reads
+    it; :meth:`read` hands the same blocks on (the extraction's bytes are the hash's)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.md5 = hashlib.md5()
+        self.pos = 0                                  # bytes handed on so far
+        self._buf = memoryview(b"")
+        self._q: "queue.Queue[Union[bytes, BaseException, None]]" = queue.Queue(_AHEAD)
+        self._stop = threading.Event()
+        self._error: Optional[BaseException] = None
+        self._ended = False
+        self._thread = threading.Thread(target=self._run, name="drivestage-hash", daemon=True)
+        self._thread.start()
+
+    def _block(self, offset: int) -> bytes:
+        return os.pread(self.fd, CHUNK, offset)
+
+    def _run(self) -> None:
+        offset = 0
+        try:
+            while not self._stop.is_set():
+                block = self._block(offset)
+                if not block:
+                    break
+                self.md5.update(block)  # (hashlib lets go of the GIL for a block this big)
+                offset += len(block)
+                self._q.put(block)
+            self._q.put(None)
+        except BaseException as exc:  # read by the extraction's next read()
+            self._q.put(exc)
+
+    def read(self, n: int) -> memoryview:
+        """At most ``n`` bytes, fewer at a block's end, none at the file's end."""
+        if not self._buf:
+            if self._error is not None:
+                raise self._error
+            if self._ended:
+                return self._buf
+            item = self._q.get()
+            if item is None:
+                self._ended = True
+                return self._buf
+            if isinstance(item, BaseException):
+                self._error = item
+                raise item
+            self._buf = memoryview(item)
+        out, self._buf = self._buf[:n], self._buf[n:]
+        self.pos += len(out)
+        return out
+
+    def read_at(self, n: int, pos: int) -> bytes:
+        """:meth:`read` where the caller expects to be at ``pos`` (a member's bytes)."""
+        if pos != self.pos:
+            raise _OutOfOrder(f"read at {pos}, the stream is at {self.pos}")
+        return self.read(n)  # type: ignore[return-value]  # a buffer, as copy_raw needs
+
+    def exact(self, n: int) -> bytes:
+        out = bytearray()
+        while len(out) < n:
+            got = self.read(n - len(out))
+            if not got:
+                break
+            out += got
+        return bytes(out)
+
+    def skip_to(self, offset: int) -> None:
+        """Hash and drop what lies before ``offset``."""
+        if offset < self.pos:
+            raise _OutOfOrder(f"a member at {offset}, the stream is at {self.pos}")
+        while self.pos < offset:
+            if not self.read(offset - self.pos):
+                raise ArchiveError(f"the file ends at {self.pos}, before offset {offset}")
+
+    def digest(self) -> str:
+        """The md5 of the whole file: what was not handed on yet is read (and hashed) now."""
+        while self.read(CHUNK):
+            pass
+        return self.md5.hexdigest()
+
+    def close(self) -> None:
+        self._stop.set()
+        while self._thread.is_alive():  # a put() waiting for room: make some
+            try:
+                self._q.get(timeout=1)
+            except queue.Empty:
+                pass
+        self._thread.join()
+
+
+class _Stream(io.RawIOBase):
+    """The reader as a raw file for tarfile (closing it leaves the reader open: the rest of
+    the file is still to be hashed)."""
+
+    def __init__(self, reader: _Reader):
+        super().__init__()
+        self.reader = reader
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: "memoryview | bytearray") -> int:  # type: ignore[override]
+        data = self.reader.read(len(buf))
+        buf[:len(data)] = data
+        return len(data)
+
+
+class HashedPass:
+    """The extraction step's unpacker for a local original (what
+    :class:`~drivestage.stage_extraction.Extraction` calls ``unpacking``): :meth:`extract`
+    extracts ``path`` into ``dest`` in one read that hashes it too, and merges only once
+    ``verify(md5)`` returned (it raises to refuse: nothing is merged then).
+
+    ``st``: the original as the caller found it (the file opened must still be that one);
+    ``progress(label, total, initial)``: the extraction's bar factory, or None."""
+
+    def __init__(self, path: str, st: os.stat_result, dest: str, *, lock_dir: str,
+                 reserve: int, protected: Iterable[str], label: str,
+                 verify: Callable[[str, int], None],
+                 progress: Optional[Callable[[str, int, int], Optional[ProgressFn]]] = None):
+        self.path, self.st, self.dest, self.lock_dir = path, st, dest, lock_dir
+        self.protected, self.label, self.verify = list(protected), label, verify
+        self.progress = progress
+        self.reserve = reserve
+        #: The md5 of what was read (once verified).
+        self.md5: Optional[str] = None
+
+    def _free(self, p: str) -> int:
+        return shutil.disk_usage(p).free - self.reserve
+
+    def extract(self, target: str, replaceable: Iterable[MemberRecord] = ()) -> ExtractResult:
+        """Extract the original (``target``: its path) into DEST, hashing it as it is read;
+        merged once the md5 is verified."""
+        replaceable = list(replaceable)
+        kind = archive_kind(self.path)
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if not os.path.samestat(os.fstat(fd), self.st):  # replaced since it was looked at
+                raise self._changed()
+            wait_settled(self.st)  # else the md5 is not kept for the next run (state.settled)
+            began = time.time_ns()
+            reader = _Reader(fd)
+            try:
+                return self._extract(kind, fd, reader, replaceable, began)
+            finally:
+                reader.close()
+        finally:
+            os.close(fd)
+
+    def _extract(self, kind: Optional[str], fd: int, reader: _Reader,
+                 replaceable: list[MemberRecord], began: int) -> ExtractResult:
+        finish: Optional[Callable[[], ExtractResult]] = None
+        drop: Optional[Callable[[], None]] = None
+        try:
+            try:
+                if kind == "zip":
+                    job = Job(self.path, self.dest, lock_dir=self.lock_dir,
+                              free_bytes=self._free, protected=self.protected,
+                              label=self.label, replaceable=replaceable)
+                    drop, finish = job.close, job.finish
+                    self._zip(job, fd, reader)
+                elif kind == "tar":
+                    follower = Overlapped.tar(
+                        self.path, self.st.st_size, self.dest, lambda start, end: True,
+                        lock_dir=self.lock_dir, free_bytes=self._free,
+                        progress=self._bar(self.st.st_size), protected=self.protected,
+                        label=self.label, replaceable=replaceable, identity=self.st,
+                        source=_Stream(reader))
+                    drop, finish = follower.abandon, follower.finish
+                    follower.written()
+                else:
+                    raise _OutOfOrder("not an archive the stream follows")
+            except (DiskSpaceError, DestChangedError):
+                raise  # about DEST: the usual way would only say it again
+            except FALLBACK + (NeedsData,) as exc:
+                log.info("%s: extracting it after its hash (%s)", self.label, exc)
+                if drop is not None:
+                    drop()
+                drop = finish = None
+            self.md5 = reader.digest()
+            self.verify(self.md5, began)  # raises to refuse: then nothing is merged
+            if finish is not None:
+                return finish()
+        finally:
+            if drop is not None:
+                drop()  # a no-op after a merge; else the temporary folder goes
+        # Two reads, for an archive the stream could not follow: extracted as verified.
+        return extract(self.path, self.dest, progress=self._bar(0), lock_dir=self.lock_dir,
+                       free_bytes=self._free, protected=self.protected,
+                       replaceable=replaceable)
+
+    def _zip(self, job: Job, fd: int, reader: _Reader) -> None:
+        """The members of a zip (stored or deflated) from the stream, in file order."""
+        entries = zip_directory(self.path, fd)
+        if any(getattr(e.source, "compress_type", 0) not in (0, 8) for e in entries):
+            raise _OutOfOrder("bzip2 or lzma members")
+        files = sorted(job.check(entries), key=lambda e: int(e.source.header_offset))
+        progress = Progress(self._bar(sum(e.size for e in files)))
+        for e in files:
+            info = e.source
+            reader.skip_to(int(info.header_offset))
+            header = reader.exact(_LOCAL_HEADER)
+            if len(header) != _LOCAL_HEADER or header[:4] != b"PK\x03\x04":
+                raise ArchiveError(f"member {e.path!r} of {self.label}: bad local header at "
+                                   f"offset {info.header_offset}")
+            name_len, extra_len = struct.unpack_from("<HH", header, 26)
+            reader.skip_to(reader.pos + name_len + extra_len)
+            out = create(job.root, e)
+            try:
+                copy_raw(-1, out, e, reader.pos, int(info.compress_size),
+                         int(info.compress_type), int(info.CRC), self.label, progress,
+                         read=reader.read_at)
+            finally:
+                os.close(out)
+
+    def _bar(self, total: int) -> Optional[ProgressFn]:
+        return self.progress("extract", total, 0) if self.progress is not None else None
+
+    def _changed(self) -> DestChangedError:
+        return DestChangedError(f"{self.path} changed while it was read (another program "
+                                "writes it?); nothing of it is extracted")

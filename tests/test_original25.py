@@ -1,0 +1,236 @@
+"""original25: a first `pull -x` of a local archive reads it once, not twice.
+
+It read the archive whole to hash it (the directory store's md5, when the pull looked the
+file up), then once more to extract it: 2.03x its size in bytes read (a 20 GB Kaggle input
+went through its mount twice). Now the extraction hashes the bytes it reads
+(:mod:`drivestage.hashed_pass`), and nothing is merged into DEST before that md5 and the
+original's identity (before and after the read) are checked:
+
+1. a first pull reads the archive about once (zip, tar, tar.gz), a rerun none of it;
+2. the original written while it is read, or whose bytes are not those of the md5 it was
+   listed with (a lying mount): exit 1, one line saying so, nothing extracted stays;
+3. archives the stream cannot follow (truncated, a central directory that lies about its
+   members' sizes) fail as before, with the usual messages, and leave nothing behind.
+
+Bytes read are counted by the kernel (``rchar`` of /proc/self/io around an in-process pull,
+its threads included), never timed.
+"""
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tarfile
+import zipfile
+
+import pytest
+
+from test_attack22_stage import _tree
+from test_messages_walk20 import _drivestage
+
+import drivestage.hashed_pass as hashed_pass
+from drivestage.localdir import LocalDirStore
+from drivestage.stage import pull
+
+needs_proc_io = pytest.mark.skipif(not os.path.exists("/proc/self/io"),
+                                   reason="counts bytes read with /proc/self/io")
+
+
+def _members(n: int = 6, size: int = 1 << 20) -> dict[str, bytes]:
+    return {f"ds/f{i:02d}.bin": os.urandom(size) for i in range(n)}
+
+
+def _zip(members: dict[str, bytes], method: int = zipfile.ZIP_STORED) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=method) as zf:
+        for path, data in members.items():
+            zf.writestr(zipfile.ZipInfo(path, (2020, 1, 1, 0, 0, 0)), data,
+                        compress_type=method)
+    return buf.getvalue()
+
+
+def _tar(members: dict[str, bytes], mode: str = "w") -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode=mode) as tf:
+        for path, data in members.items():
+            info = tarfile.TarInfo(path)
+            info.size, info.mtime = len(data), 1_600_000_000
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _setup(tmp_path, data: bytes, name: str = "voc.zip"):
+    (tmp_path / "input").mkdir(exist_ok=True)
+    archive = tmp_path / "input" / name
+    archive.write_bytes(data)
+    return archive, tmp_path / "data"
+
+
+def _pull(archive, dest, *more):
+    return _drivestage("pull", str(archive), str(dest), "-x", "-q", *more)
+
+
+def _rchar() -> int:
+    with open("/proc/self/io") as fh:
+        return int(dict(line.split(": ") for line in fh.read().splitlines())["rchar"])
+
+
+def _reads(archive, dest, *more) -> float:
+    before = _rchar()
+    r = _pull(archive, dest, *more)
+    assert r.exit_code == 0, r.output
+    return (_rchar() - before) / archive.stat().st_size
+
+
+def _left(dest) -> list[str]:
+    """What DEST holds besides drivestage's state folder (its stamps and locks)."""
+    return sorted(os.listdir(dest)) if dest.exists() else []
+
+
+def _one_line(r) -> str:
+    lines = [ln for ln in r.output.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, r.output
+    return lines[0]
+
+
+# ------------------------------------------------------------ 1. read once, a rerun none
+
+@needs_proc_io
+@pytest.mark.parametrize("kind", ["zip", "deflated", "tar", "tar.gz"])
+def test_a_first_pull_reads_the_archive_once_and_a_rerun_none_of_it(kind, local_state,
+                                                                    tmp_path):
+    members = _members()
+    data = {"zip": lambda: _zip(members), "tar": lambda: _tar(members),
+            "deflated": lambda: _zip(members, zipfile.ZIP_DEFLATED),
+            "tar.gz": lambda: _tar(members, "w:gz")}[kind]()
+    archive, dest = _setup(tmp_path, data, "voc." + kind.replace("deflated", "zip"))
+    first = _reads(archive, dest)
+    assert first < 1.1, first                            # was 2.03: hashed, then extracted
+    assert _tree(dest) == members
+    assert _reads(archive, dest) < 0.05                  # "already staged": nothing read
+    r = _drivestage("pull", str(archive), str(dest), "-x", "-q", "--json")
+    assert r.exit_code == 0 and '"action": "cached"' in r.output, r.output
+
+
+@needs_proc_io
+def test_the_md5_hashed_while_extracting_is_the_file_s_and_says_so(local_state, tmp_path):
+    """The result and the stamp carry the md5 of what was read (the listing had none)."""
+    import hashlib
+
+    data = _zip(_members(3))
+    archive, dest = _setup(tmp_path, data)
+    result = pull(str(archive), str(dest), extract=True, quiet=True)
+    assert result.md5 == hashlib.md5(data).hexdigest() and result.checksum == "md5"
+    assert result.action == "extract" and result.extracted
+
+
+# ------------------------------------------------ 2. changed while read, a lying mount
+
+def _write_while_read(monkeypatch, archive, at: int, data: bytes) -> None:
+    """Another program writes ``data`` at offset ``at`` of the original once the pass has
+    read its first block (the bytes already hashed and extracted are the old ones)."""
+    real = hashed_pass._Reader._block
+    done = []
+
+    def block(self, offset):
+        out = real(self, offset)
+        if offset > 0 and not done:
+            done.append(True)
+            with open(archive, "r+b") as fh:
+                fh.seek(at)
+                fh.write(data)
+        return out
+
+    monkeypatch.setattr(hashed_pass._Reader, "_block", block)
+    monkeypatch.setattr(hashed_pass, "CHUNK", 64 << 10)   # several blocks for a small zip
+
+
+def test_an_original_written_while_it_is_read_leaves_nothing_and_says_so(
+        local_state, tmp_path, monkeypatch):
+    members = _members(4, 256 << 10)
+    good = _zip(members)
+    archive, dest = _setup(tmp_path, good)
+    _write_while_read(monkeypatch, archive, 100, b"X" * 100)   # inside the first member
+    r = _pull(archive, dest)
+    assert r.exit_code == 1, r.output
+    line = _one_line(r)
+    assert "changed while it was read" in line and str(archive) in line, line
+    assert _left(dest) == [".drivestage"]                 # no member, no temporary folder
+    monkeypatch.undo()
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    archive.write_bytes(good)
+    assert _pull(archive, dest).exit_code == 0            # the rerun stages it
+    assert _tree(dest) == members
+
+
+class _Lying:
+    """An md5 source (a persistent md5 cache) that knows another md5 for the original: a
+    mount serving other bytes than those it was hashed from."""
+
+    def __init__(self, md5: str):
+        self.md5 = md5
+
+    def get(self, path, st=None):
+        return self.md5
+
+    def put(self, path, st, md5, **kwargs):
+        pass
+
+
+def test_bytes_that_are_not_those_of_the_listed_md5_are_not_staged(local_state, tmp_path):
+    members = _members(3, 64 << 10)
+    archive, dest = _setup(tmp_path, _zip(members))
+    store = LocalDirStore(str(archive.parent), md5_cache=_Lying("0" * 32))
+    from drivestage.errors import DestChangedError
+
+    with pytest.raises(DestChangedError) as err:
+        pull("voc.zip", str(dest), extract=True, quiet=True, store=store)
+    text = str(err.value)
+    assert "changed while it was read" in text and "0" * 32 in text, text
+    assert _left(dest) == [".drivestage"]
+
+
+# ------------------------------------- 3. archives the stream cannot follow fail as before
+
+@needs_proc_io
+def test_a_truncated_zip_fails_in_one_line_and_leaves_nothing(local_state, tmp_path):
+    data = _zip(_members(4, 256 << 10))
+    archive, dest = _setup(tmp_path, data[:len(data) // 2])
+    before = _rchar()
+    r = _pull(archive, dest)
+    assert (_rchar() - before) / archive.stat().st_size < 2.2
+    assert r.exit_code == 1, r.output
+    assert "voc.zip" in _one_line(r), r.output
+    assert _left(dest) in ([], [".drivestage"])
+
+
+def test_a_truncated_tar_gz_fails_in_one_line_and_leaves_nothing(local_state, tmp_path):
+    data = _tar(_members(4, 256 << 10), "w:gz")
+    archive, dest = _setup(tmp_path, data[:len(data) * 2 // 3], "voc.tar.gz")
+    r = _pull(archive, dest)
+    assert r.exit_code == 1, r.output
+    assert "truncated or corrupt" in _one_line(r), r.output
+    assert _left(dest) == [".drivestage"]
+
+
+def _lie_about_size(data: bytes, member: str, size: int) -> bytes:
+    """``data`` (a stored zip) whose central directory says ``member`` holds ``size``
+    bytes (compressed and not), its local header and bytes unchanged."""
+    name = member.encode()
+    at = data.index(b"PK\x01\x02", 0)
+    while data[at + 46:at + 46 + len(name)] != name:
+        at = data.index(b"PK\x01\x02", at + 4)
+    return data[:at + 20] + struct.pack("<II", size, size) + data[at + 28:]
+
+
+@pytest.mark.parametrize("lie", [-1000, +1000])
+def test_a_central_directory_that_lies_about_a_size_fails_and_leaves_nothing(
+        lie, local_state, tmp_path):
+    members = _members(3, 64 << 10)
+    data = _lie_about_size(_zip(members), "ds/f01.bin", (64 << 10) + lie)
+    archive, dest = _setup(tmp_path, data)
+    r = _pull(archive, dest)
+    assert r.exit_code == 1, r.output
+    line = _one_line(r)
+    assert "ds/f01.bin" in line and "voc.zip" in line, line
+    assert _left(dest) == [".drivestage"]
