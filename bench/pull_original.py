@@ -6,7 +6,8 @@ Kaggle's read-only input, then alternates, round after round:
 
 * ``baseline``: ``python -m zipfile -e`` of the archive (one read: what extracting costs);
 * ``old``: ``drivestage pull ZIP DEST -x -q`` from the tree of ``--old`` (a git ref;
-  default: main before stage23, which hashed the original twice besides extracting it);
+  default: main before original25, which read the original once to hash it and once to
+  extract it; ``--old 4d548e8``: before stage23, which hashed it twice besides);
 * ``new``: the same command from this tree;
 
 each a first pull into a fresh DEST, then its rerun (``already staged``). Each command runs
@@ -14,9 +15,11 @@ in a child that reports its own ``rchar`` from /proc/self/io as it ends (every b
 its reaped extraction workers' too; the page cache's bytes count, so a warm cache does not
 hide a read), and wall seconds. Ratios are against the same run's old and baseline, never
 against a number from another day. On Kaggle's input the bytes read are the cost (a 20 GB
-archive read three times went through the input's mount three times).
+archive read three times went through the input's mount three times). ``--bindfs`` reads
+the archive through a FUSE mount of its folder (``bindfs``, which needs /dev/fuse and the
+right to mount): every read then goes through a FUSE daemon, as on a FUSE or network mount.
 
-    python bench/pull_original.py [--size-mib 200] [--repeat 2] [--old REF]
+    python bench/pull_original.py [--size-mib 200] [--repeat 2] [--old REF] [--bindfs]
 """
 from __future__ import annotations
 
@@ -31,8 +34,9 @@ import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-#: main just before stage23 (the original read three times on a first pull, once on a rerun).
-OLD = "4d548e8"
+#: main just before original25 (the original read twice on a first pull: hashed, then
+#: extracted). Before stage23, ``4d548e8``: three times, and once on a rerun.
+OLD = "b6f643f"
 
 #: Runs drivestage's CLI (``sys.argv[2:]``) from the tree ``sys.argv[1]`` in this process,
 #: then writes this process's rchar (reaped children included) to the descriptor $BENCH_FD.
@@ -100,16 +104,24 @@ def main() -> None:
     ap.add_argument("--members", type=int, default=400, help="members of the zip")
     ap.add_argument("--repeat", type=int, default=2, help="rounds (old, new, baseline each)")
     ap.add_argument("--old", default=OLD, help="git ref of the drivestage to compare with")
+    ap.add_argument("--bindfs", action="store_true",
+                    help="read the archive through a FUSE mount of its folder (bindfs)")
     args = ap.parse_args()
     if not os.path.exists("/proc/self/io"):
         sys.exit("needs /proc/self/io (Linux) to count bytes read")
     work = tempfile.mkdtemp(prefix="bench-original-")
+    mounted = ""
     try:
         inputs = os.path.join(work, "input")
         os.makedirs(inputs)
         archive = os.path.join(inputs, "voc.zip")
         build_zip(archive, args.size_mib, args.members)
         size = os.path.getsize(archive)
+        if args.bindfs:
+            mounted = os.path.join(work, "mnt")
+            os.makedirs(mounted)
+            subprocess.run(["bindfs", inputs, mounted], check=True)
+            archive = os.path.join(mounted, "voc.zip")
         trees = {"old": tree_of(args.old, os.path.join(work, "old")), "new": ROOT}
         env = dict(os.environ, PYTHONPATH="")
         rows: dict[str, list[tuple[float, float]]] = {}
@@ -129,7 +141,8 @@ def main() -> None:
                 rows.setdefault(f"{label} rerun", []).append((s, n / size))
                 shutil.rmtree(dest)
             shutil.rmtree(os.path.join(work, f"dest-baseline-{rnd}"))
-        print(f"archive: {size / (1 << 20):.0f} MiB, {args.members} members; old = {args.old}; "
+        print(f"archive: {size / (1 << 20):.0f} MiB, {args.members} members"
+              f"{' read through bindfs (FUSE)' if mounted else ''}; old = {args.old}; "
               f"{args.repeat} round(s), best shown (range)")
         print(f"{'':16}{'read (x size)':>16}{'seconds':>22}")
         for label, got in rows.items():
@@ -151,6 +164,8 @@ def main() -> None:
               f"{best('old rerun', 1):.3f}x the archive; time "
               f"{best('new rerun', 0) / best('old rerun', 0):.2f}x")
     finally:
+        if mounted:
+            subprocess.run(["fusermount", "-u", mounted], check=False)
         shutil.rmtree(work, ignore_errors=True)
 
 

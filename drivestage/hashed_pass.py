@@ -34,6 +34,7 @@ import shutil
 import struct
 import threading
 import time
+import zipfile
 from typing import Callable, Iterable, Optional, Union
 
 from drivestage.errors import ArchiveError, DestChangedError, DiskSpaceError
@@ -255,10 +256,11 @@ class HashedPass:
         entries = zip_directory(self.path, fd)
         if any(getattr(e.source, "compress_type", 0) not in (0, 8) for e in entries):
             raise _OutOfOrder("bzip2 or lzma members")
-        files = sorted(job.check(entries), key=lambda e: int(e.source.header_offset))
+        files = sorted(job.check(entries),
+                       key=lambda e: int(getattr(e.source, "header_offset", 0)))
         progress = Progress(self._bar(sum(e.size for e in files)))
         for e in files:
-            info = e.source
+            info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
             reader.skip_to(int(info.header_offset))
             header = reader.exact(_LOCAL_HEADER)
             if len(header) != _LOCAL_HEADER or header[:4] != b"PK\x03\x04":

@@ -5,19 +5,28 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Protocol, Sequence
 
 from drivestage import stamps
 from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError
-from drivestage.extract import MemberRecord
+from drivestage.extract import ExtractResult, MemberRecord
 from drivestage.sizes import restore_needs_room
 from drivestage.stamps import Stamp
-from drivestage.unpack import Unpacking
 
 log = logging.getLogger(__name__)
 
 #: ``progress(label, total, initial)`` -> a per-byte callback, or None for no progress.
 ProgressFactory = Callable[[str, int, int], Optional[Callable[[int], None]]]
+
+
+class Unpacker(Protocol):
+    """What extracts a staged archive for the step, when not :func:`extract` of the file:
+    an extraction that followed its download (:class:`~drivestage.unpack.Unpacking`), or a
+    local original's that hashes it as it reads it (:class:`drivestage.hashed_pass.
+    HashedPass`). Nothing is merged into DEST before the archive's checksum is verified."""
+
+    def extract(self, target: str, replaceable: Iterable[MemberRecord] = ()) -> ExtractResult:
+        ...
 
 
 def no_progress(label: str, total: int, initial: int) -> None:
@@ -52,7 +61,7 @@ class Extraction:
         #: them is not written again.
         self.extracted = list(extracted)
 
-    def __call__(self, target: str, action: str, unpacking: Optional[Unpacking]) -> list[str]:
+    def __call__(self, target: str, action: str, unpacking: Optional[Unpacker]) -> list[str]:
         from drivestage.extract import archive_kind, extract, remove_members
         from drivestage.extract.members import ancestors
 

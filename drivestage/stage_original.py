@@ -4,13 +4,18 @@ A local SRC was copied whole into DEST, then extracted: on Kaggle's 20 GB workin
 archive's size spent for nothing (the original sits on the read-only input). Now the
 members are extracted from the original, which is only read. What makes that safe:
 
-* the original is hashed before it is extracted, and its identity (device, inode, size,
-  mtime, ctime: a write changes the ctime, which no user sets) is the same before the hash
-  and after the extraction; otherwise the extraction is not "staged" and the command fails
-  with one line. So what was extracted is what was hashed, and its md5 is the one the stamp
-  keeps. The hash is the one the store made when it listed the file (its md5 cache is keyed
-  by that identity, :func:`drivestage.localdir.identity`): a first pull reads the original
-  once to hash it and once to extract it (it read it three times: 60 GB for a 20 GB input);
+* a first pull (nothing of the original staged in DEST yet, or ``--force``) reads it once:
+  the store lists it without its md5 (:func:`defer`) and the extraction hashes the bytes it
+  reads (:class:`~drivestage.hashed_pass.HashedPass`); nothing is merged into DEST before
+  that md5 is known, is the listing's when the listing had one (a mount that serves other
+  bytes than it hashed), and the original's identity (device, inode, size, mtime, ctime: a
+  write changes the ctime, which no user sets) is the same before the read and after it;
+  otherwise the command fails with one line and nothing extracted stays. It read the
+  original twice (the listing's hash, then the extraction: 2.03x its size), at first three
+  times. So what was extracted is what was hashed, and its md5 is the one the stamp keeps;
+* a pull that finds an earlier stamp of it hashes it first (once: the same md5 keeps what
+  is in place, "verified", the common case of an identity that moved alone), then reads
+  what it extracts: a new version whole, only the missing members of the same bytes;
 * the stamp records that identity, so a rerun whose original is unchanged and whose
   members are in place reads nothing ("already staged": :func:`vouch` tells the store the
   stamp's md5 before it lists the file, which hashed it whole to find it staged); any other
