@@ -129,10 +129,10 @@ class FromOriginal:
                 and own.get("md5") and own.get("md5") == entry.md5 \
                 and stamps.missing_member(self.dest, own) is None:
             return "cached", [m.path for m in stamps.records(own)], ""
-        if (self.force or not previous) and (
+        if (self.force or not any(s.get("md5") for s in previous)) and (
                 self.store is None or self.store.known_md5(self.source, st) is None):
-            # Nothing staged of it to keep (a first pull, --force): hashed as it is
-            # extracted, one read (it was hashed whole first, then read again).
+            # Nothing staged of it to keep (a first pull, one cut before its md5 was known,
+            # --force): hashed as it is extracted, one read (it was hashed, then read again).
             return self._hashed(entry, st, found, previous)
         md5 = self._md5(st)  # what is extracted is what was hashed (see the doc)
         if entry.md5 and md5 != entry.md5:

@@ -297,3 +297,27 @@ def test_zips_of_every_shape_are_staged_and_read_once_when_followed(shape, local
         assert os.readlink(dest / "ds/link") == "f00.bin"
         tree.pop("ds/link")
     assert tree == members
+
+
+@needs_proc_io
+def test_a_first_pull_cut_while_it_reads_is_finished_by_a_rerun_that_reads_it_once(
+        local_state, tmp_path, monkeypatch):
+    """A Ctrl-C (a kill alike) in the middle of the read leaves no member and a stamp
+    without an md5; the rerun is a first pull again: one read, not a hash and then a read."""
+    members = _members(4, 256 << 10)
+    archive, dest = _setup(tmp_path, _zip(members))
+    real = hashed_pass._Reader._block
+
+    def block(self, offset):
+        if offset > 0:
+            raise KeyboardInterrupt
+        return real(self, offset)
+
+    monkeypatch.setattr(hashed_pass._Reader, "_block", block)
+    monkeypatch.setattr(hashed_pass, "CHUNK", 64 << 10)
+    r = _pull(archive, dest)
+    assert r.exit_code != 0 and _left(dest) == [".drivestage"], r.output
+    monkeypatch.undo()
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    assert _reads(archive, dest) < 1.1
+    assert _tree(dest) == members
