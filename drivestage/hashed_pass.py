@@ -25,6 +25,7 @@ those alone.
 """
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
 import logging
@@ -39,9 +40,9 @@ from typing import Callable, Iterable, Optional, Union
 
 from drivestage.errors import ArchiveError, DestChangedError, DiskSpaceError
 from drivestage.extract import ExtractResult, MemberRecord, archive_kind, extract
-from drivestage.extract.copying import Progress, copy_raw, create
+from drivestage.extract.copying import Progress, TempDir, copy_raw, create
 from drivestage.extract.job import Job
-from drivestage.extract.members import NeedsData, zip_directory
+from drivestage.extract.members import Entry, NeedsData, zip_directory
 from drivestage.extract.overlapped import FALLBACK, Overlapped
 from drivestage.state import wait_settled
 from drivestage.store import ProgressFn
@@ -52,6 +53,9 @@ log = logging.getLogger(__name__)
 CHUNK = 1 << 20
 #: Blocks read and hashed ahead of the extraction (memory: this many CHUNKs at most).
 _AHEAD = 8
+#: Threads writing a zip's members, and the bytes read that may wait for them.
+_WRITERS = 2
+_IN_FLIGHT = 16 << 20
 _LOCAL_HEADER = 30
 
 
@@ -111,12 +115,6 @@ class _Reader:
         self.pos += len(out)
         return out
 
-    def read_at(self, n: int, pos: int) -> bytes:
-        """:meth:`read` where the caller expects to be at ``pos`` (a member's bytes)."""
-        if pos != self.pos:
-            raise _OutOfOrder(f"read at {pos}, the stream is at {self.pos}")
-        return self.read(n)  # type: ignore[return-value]  # a buffer, as copy_raw needs
-
     def exact(self, n: int) -> bytes:
         out = bytearray()
         while len(out) < n:
@@ -148,6 +146,128 @@ class _Reader:
             except queue.Empty:
                 pass
         self._thread.join()
+
+
+class _Stopped(Exception):
+    """The writers were told to stop (the read failed, or the other writer did)."""
+
+
+class _Feed:
+    """One member's bytes on their way from the read to a writer."""
+
+    def __init__(self, e: Entry):
+        self.e = e
+        self.blocks: "collections.deque[memoryview]" = collections.deque()
+        self.ended = False
+
+
+class _Writers:
+    """Zip members written by two threads, each a whole member at a time in file order, from
+    the blocks the one read hands them (:meth:`give`): creating and filling files is kernel
+    time that two cores share out, as the usual extraction's two workers do, while the read
+    stays one front-to-back pass. At most :data:`_IN_FLIGHT` bytes wait for a writer."""
+
+    def __init__(self, root: TempDir, label: str, progress: Progress):
+        self.root, self.label, self.progress = root, label, progress
+        self.cond = threading.Condition()
+        self.todo: "collections.deque[_Feed]" = collections.deque()
+        self.closed = False
+        self.failed: Optional[BaseException] = None
+        self.in_flight = 0
+        self.threads = [threading.Thread(target=self._run, name="drivestage-write", daemon=True)
+                        for _ in range(_WRITERS)]
+        for t in self.threads:
+            t.start()
+
+    def member(self, e: Entry) -> _Feed:
+        """The next member (file order): a writer takes it once free."""
+        feed = _Feed(e)
+        with self.cond:
+            self._raise()
+            self.todo.append(feed)
+            self.cond.notify_all()
+        return feed
+
+    def give(self, feed: _Feed, block: memoryview) -> None:
+        """Hand on the next bytes of ``feed``'s member (waits while too many wait)."""
+        with self.cond:
+            while self.in_flight > _IN_FLIGHT and self.failed is None:
+                self.cond.wait()
+            self._raise()
+            self.in_flight += len(block)
+            feed.blocks.append(block)
+            self.cond.notify_all()
+
+    def end(self, feed: _Feed) -> None:
+        with self.cond:
+            feed.ended = True
+            self.cond.notify_all()
+
+    def _raise(self) -> None:
+        if self.failed is not None:
+            raise self.failed
+
+    def _take(self, feed: _Feed, n: int) -> memoryview:
+        with self.cond:
+            while not feed.blocks and not feed.ended and self.failed is None:
+                self.cond.wait()
+            if self.failed is not None:
+                raise _Stopped()
+            if not feed.blocks:
+                return memoryview(b"")
+            block = feed.blocks[0]
+            out = block[:n]
+            if len(block) > n:
+                feed.blocks[0] = block[n:]
+            else:
+                feed.blocks.popleft()
+            self.in_flight -= len(out)
+            self.cond.notify_all()
+            return out
+
+    def _next(self) -> Optional[_Feed]:
+        with self.cond:
+            while not self.todo and not self.closed and self.failed is None:
+                self.cond.wait()
+            return self.todo.popleft() if self.todo and self.failed is None else None
+
+    def _run(self) -> None:
+        try:
+            while True:
+                feed = self._next()
+                if feed is None:
+                    return
+                e, info = feed.e, feed.e.source
+
+                def read(n: int, pos: int, feed: _Feed = feed) -> bytes:
+                    return self._take(feed, n)  # type: ignore[return-value]  # a buffer
+                out = create(self.root, e)
+                try:
+                    copy_raw(-1, out, e, 0, int(getattr(info, "compress_size")),
+                             int(getattr(info, "compress_type")), int(getattr(info, "CRC")),
+                             self.label, self.progress, read=read)
+                finally:
+                    os.close(out)
+        except _Stopped:
+            return
+        except BaseException as exc:  # the first failure stops the other writer and the read
+            with self.cond:
+                if self.failed is None:
+                    self.failed = exc
+                self.cond.notify_all()
+
+    def close(self, stop: bool = False) -> None:
+        """Wait for the writers: every member written (raises the first failure), or, with
+        ``stop``, stopped after the block under way."""
+        with self.cond:
+            self.closed = True
+            if stop and self.failed is None:
+                self.failed = _Stopped()
+            self.cond.notify_all()
+        for t in self.threads:
+            t.join()
+        if not stop:
+            self._raise()
 
 
 class _Stream(io.RawIOBase):
@@ -247,7 +367,7 @@ class HashedPass:
             if drop is not None:
                 drop()  # a no-op after a merge; else the temporary folder goes
         # Two reads, for an archive the stream could not follow: extracted as verified.
-        return extract(self.path, self.dest, progress=self._bar(0), lock_dir=self.lock_dir,
+        return extract(self.path, self.dest, lock_dir=self.lock_dir,
                        free_bytes=self._free, protected=self.protected,
                        replaceable=replaceable)
 
@@ -258,23 +378,30 @@ class HashedPass:
             raise _OutOfOrder("bzip2 or lzma members")
         files = sorted(job.check(entries),
                        key=lambda e: int(getattr(e.source, "header_offset", 0)))
-        progress = Progress(self._bar(sum(e.size for e in files)))
-        for e in files:
-            info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
-            reader.skip_to(int(info.header_offset))
-            header = reader.exact(_LOCAL_HEADER)
-            if len(header) != _LOCAL_HEADER or header[:4] != b"PK\x03\x04":
-                raise ArchiveError(f"member {e.path!r} of {self.label}: bad local header at "
-                                   f"offset {info.header_offset}")
-            name_len, extra_len = struct.unpack_from("<HH", header, 26)
-            reader.skip_to(reader.pos + name_len + extra_len)
-            out = create(job.root, e)
-            try:
-                copy_raw(-1, out, e, reader.pos, int(info.compress_size),
-                         int(info.compress_type), int(info.CRC), self.label, progress,
-                         read=reader.read_at)
-            finally:
-                os.close(out)
+        writers = _Writers(job.root, self.label, Progress(self._bar(sum(e.size for e in files))))
+        try:
+            for e in files:
+                info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
+                reader.skip_to(int(info.header_offset))
+                header = reader.exact(_LOCAL_HEADER)
+                if len(header) != _LOCAL_HEADER or header[:4] != b"PK\x03\x04":
+                    raise ArchiveError(f"member {e.path!r} of {self.label}: bad local header "
+                                       f"at offset {info.header_offset}")
+                name_len, extra_len = struct.unpack_from("<HH", header, 26)
+                reader.skip_to(reader.pos + name_len + extra_len)
+                feed = writers.member(e)
+                left = int(info.compress_size)
+                while left:  # (a short member: its writer says it is truncated)
+                    block = reader.read(min(CHUNK, left))
+                    if not block:
+                        break
+                    left -= len(block)
+                    writers.give(feed, block)
+                writers.end(feed)
+        except BaseException:
+            writers.close(stop=True)
+            raise
+        writers.close()  # raises what stopped a writer
 
     def _bar(self, total: int) -> Optional[ProgressFn]:
         return self.progress("extract", total, 0) if self.progress is not None else None
