@@ -41,6 +41,7 @@ from typing import Callable, Iterable, Optional, Union
 from drivestage.errors import ArchiveError, DestChangedError, DiskSpaceError
 from drivestage.extract import ExtractResult, MemberRecord, archive_kind, extract
 from drivestage.extract.copying import Progress, TempDir, copy_raw, create
+from drivestage.extract.formats import compression
 from drivestage.extract.job import Job
 from drivestage.extract.members import Entry, NeedsData, zip_directory
 from drivestage.extract.overlapped import FALLBACK, Overlapped
@@ -345,7 +346,7 @@ class HashedPass:
                     follower = Overlapped.tar(
                         self.path, self.st.st_size, self.dest, lambda start, end: True,
                         lock_dir=self.lock_dir, free_bytes=self._free,
-                        progress=self._bar(self.st.st_size), protected=self.protected,
+                        progress=self._bar(self._tar_total(fd)), protected=self.protected,
                         label=self.label, replaceable=replaceable, identity=self.st,
                         source=_Stream(reader))
                     drop, finish = follower.abandon, follower.finish
@@ -402,6 +403,11 @@ class HashedPass:
             writers.close(stop=True)
             raise
         writers.close()  # raises what stopped a writer
+
+    def _tar_total(self, fd: int) -> int:
+        """What a tar's members hold, for the bar: about its size when it is plain; unknown
+        (0) when compressed, short of a pass over it."""
+        return 0 if compression(os.pread(fd, 6, 0)) else self.st.st_size
 
     def _bar(self, total: int) -> Optional[ProgressFn]:
         return self.progress("extract", total, 0) if self.progress is not None else None
