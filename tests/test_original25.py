@@ -321,3 +321,22 @@ def test_a_first_pull_cut_while_it_reads_is_finished_by_a_rerun_that_reads_it_on
     monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
     assert _reads(archive, dest) < 1.1
     assert _tree(dest) == members
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_a_ctrl_c_at_each_call_of_the_hashed_pass_then_a_rerun(kind, local_state, tmp_path):
+    """``pull -x`` of a local archive interrupted (Ctrl-C, in a process that lives on: a
+    notebook) at each call into hashed_pass.py in turn (every 2nd by default; all with
+    DRIVESTAGE_TEST_SWEEP=all): its threads end, nothing under DEST stays open, no
+    temporary folder stays, and the next pull stages exactly the archive."""
+    from _sweep import every
+    from test_interrupt_commands import _sweep_pulls
+
+    members = {f"set/{i:02d}.bin": os.urandom(3000 + i) for i in range(4)}
+    data = _zip(members, zipfile.ZIP_DEFLATED) if kind == "zip" else _tar(members, "w:gz")
+    archive, _ = _setup(tmp_path, data, "set." + kind)
+    landed = _sweep_pulls(range(1, 500, every(2)), hashed_pass.__file__, tmp_path,
+                          lambda dest: pull(str(archive), str(dest), extract=True,
+                                            quiet=True), members)
+    assert landed >= 3  # (all of them: 77 calls for the zip, 10 for the tar.gz)
