@@ -31,6 +31,7 @@ _KINDS = [
     (re.compile(r"/drive/v2/drives/[^/]+"), {"GET": "drives.get"}),
     (re.compile(r"/drive/v2/files"), {"GET": "files.list", "POST": "files.insert"}),
     (re.compile(r"/drive/v2/files/trash"), {"DELETE": "files.emptyTrash"}),
+    (re.compile(r"/drive/v2/files/generateIds"), {"GET": "files.generateIds"}),
     (re.compile(r"/drive/v2/files/[^/]+"), {"GET": "files.get", "HEAD": "files.get", "PUT": "files.update",
                                            "PATCH": "files.patch", "DELETE": "files.delete"}),
     (re.compile(r"/drive/v2/files/[^/]+/(trash|untrash|copy|touch)"), {"POST": "files.{0}"}),

@@ -363,6 +363,7 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
         (re.compile(r"/drive/v2/drives/([^/]+)"), {"GET": "_drives_get"}),
         (re.compile(r"/drive/v2/files"), {"GET": "_files_list", "POST": "_files_insert"}),
         (re.compile(r"/drive/v2/files/trash"), {"DELETE": "_files_empty_trash"}),
+        (re.compile(r"/drive/v2/files/generateIds"), {"GET": "_files_generate_ids"}),
         (re.compile(r"/drive/v2/files/([^/]+)"), {"GET": "_files_get", "HEAD": "_files_get",
                                                   "PUT": "_files_update", "PATCH": "_files_update",
                                                   "DELETE": "_files_delete"}),

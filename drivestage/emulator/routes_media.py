@@ -172,7 +172,8 @@ class MediaRoutes:
                 parents = [p["id"] if isinstance(p, dict) else p for p in meta.get("parents") or []]
                 mime = meta.get("mimeType") or content_type or "application/octet-stream"
                 rec = self.store.create(meta.get("title") or "Untitled", mime, parents, blob=blob,
-                                        size=size, md5=md5, meta=meta, app_created=True)
+                                        size=size, md5=md5, meta=meta, app_created=True,
+                                        file_id=meta.get("id"))
             self.emu.api_quota.charge_upload(self._token or "", size)
             ok = True
             return rec
@@ -235,6 +236,10 @@ class MediaRoutes:
     def _resumable_start(self, file_id: Optional[str]) -> None:
         meta = self._read_json()
         existing, drive_id, replacing = self._target(file_id, meta)
+        if existing is None and meta.get("id") is not None:
+            # Refused at once when it cannot be used; taken only when the session completes
+            # (a session that never completes leaves the id free).
+            self.store.check_new_id(meta["id"])
         total = self.headers.get("X-Upload-Content-Length")
         try:
             total_i = int(total) if total not in (None, "") else None

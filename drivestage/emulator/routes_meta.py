@@ -84,8 +84,31 @@ class MetadataRoutes:
         self._new_item_parents(parents, folder=mime == FOLDER_MIME)
         shortcut = self._shortcut_details(meta) if mime == SHORTCUT_MIME else None
         rec = self.store.create(meta.get("title") or "Untitled", mime, parents, meta=meta,
-                                shortcut=shortcut, app_created=True)
+                                shortcut=shortcut, app_created=True, file_id=meta.get("id"))
         self._send_resource(200, self._render(rec))
+
+    def _files_generate_ids(self) -> None:
+        """files.generateIds: ``maxResults`` ids (Drive: 10 by default, 1 to 1000) for
+        ``space`` drive or appDataFolder and ``type`` files or shortcuts (shortcuts only in
+        drive); a create that names one as its ``id`` makes its file with it, once."""
+        raw = self.query.get("maxResults", "10")
+        try:
+            count = int(raw)
+        except ValueError:
+            count = 0
+        if not 1 <= count <= 1000:
+            raise EmulatorApiError(400, "invalid", f"Invalid value '{raw}'. Values must be within "
+                                   "the range: [1, 1000]", location="maxResults",
+                                   location_type="parameter")
+        space, kind = self.query.get("space", "drive"), self.query.get("type", "files")
+        if space not in ("drive", "appDataFolder"):
+            raise EmulatorApiError(400, "invalid", "Invalid Value", location="space",
+                                   location_type="parameter")
+        if kind not in ("files", "shortcuts") or (kind == "shortcuts" and space != "drive"):
+            raise EmulatorApiError(400, "invalid", "Invalid Value", location="type",
+                                   location_type="parameter")
+        self._send_resource(200, {"kind": "drive#generatedIds", "space": space,
+                                  "ids": self.store.generate_ids(count)})
 
     def _shortcut_details(self, meta: dict) -> dict:
         """Drive fills a new shortcut's details from its target, which the caller must see."""
@@ -169,12 +192,13 @@ class MetadataRoutes:
         extra = {k: v for k, v in meta.items() if k not in ("parents",)}
         if src["mimeType"] == SHORTCUT_MIME:
             rec = self.store.create(title, SHORTCUT_MIME, parents, meta=extra, shortcut=src.get("shortcut"),
-                                    app_created=True)
+                                    app_created=True, file_id=meta.get("id"))
         else:
             self._check_can_store(drive_id, src["size"] or 0)
             tmp = self.store.copy_blob_to_temp(src["id"])
             rec = self.store.create(title, meta.get("mimeType") or src["mimeType"], parents, blob=tmp,
-                                    size=src["size"], md5=src["md5"], meta=extra, app_created=True)
+                                    size=src["size"], md5=src["md5"], meta=extra, app_created=True,
+                                    file_id=meta.get("id"))
         self._send_resource(200, self._render(rec))
 
     # ------------------------------------------------------------------ revisions

@@ -60,6 +60,19 @@ def check_single_parent(parents: list, had: int = 1) -> None:
                                "Increasing the number of parents is not allowed")
 
 
+def id_in_use() -> EmulatorApiError:
+    """Drive's answer to a create naming the id of a file that exists (a create retried
+    after its answer was lost): nothing is created."""
+    return EmulatorApiError(409, "duplicate", "A file already exists with the provided ID.",
+                            location="id", location_type="other")
+
+
+def id_not_usable() -> EmulatorApiError:
+    """Drive's answer to a create naming an id files.generateIds never gave."""
+    return EmulatorApiError(400, "invalid", "The provided file ID is not usable.",
+                            location="id", location_type="other")
+
+
 def quota_exceeded() -> EmulatorApiError:
     """Drive's 403 when an upload does not fit into the storage quota."""
     return drive_error("storageQuotaExceeded")
@@ -88,13 +101,16 @@ class EmulatorStore:
         self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        for table in ("files", "drives", "sessions", "meta"):
+        for table in ("files", "drives", "sessions", "meta", "ids"):
             self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} (id TEXT PRIMARY KEY, doc TEXT)")
         self.files: dict[str, dict] = {}
         self._by_parent: dict[str, set[str]] = {}   # parent id -> child ids (an index)
         self.drives: dict[str, dict] = {}
         self.sessions: dict[str, dict] = {}
         self.owner_roots: dict[str, str] = {}       # other users' My Drive roots: email -> id
+        #: Ids files.generateIds handed out: id -> whether a create used it (once used, an id
+        #: is never free again, even after its file was deleted).
+        self.generated: dict[str, bool] = {}
         #: Told of every change of a file record (old, new; None: absent), under the lock:
         #: the faults of a lagging listing (:meth:`~drivestage.emulator.faults.Faults.lag_listing`).
         self.observer: Optional[Callable[[Optional[dict], Optional[dict]], None]] = None
@@ -107,6 +123,8 @@ class EmulatorStore:
                 target[row_id] = json.loads(doc)
         for rec in self.files.values():
             self._index(rec, add=True)
+        for row_id, doc in self._db.execute("SELECT id, doc FROM ids"):
+            self.generated[row_id] = bool(json.loads(doc))
         for sess in list(self.sessions.values()):
             if sess.pop("token", None) is not None:    # older emulators stored the bearer token
                 self._put("sessions", self.sessions, sess)
@@ -353,21 +371,57 @@ class EmulatorStore:
             raise EmulatorApiError(400, "badRequest", "Parents must all be in the same drive.")
         return ids, drive_ids.pop()
 
+    # ----------------------------------------------------------------- generated ids
+    def generate_ids(self, count: int) -> list[str]:
+        """``count`` new ids a create may name as its file's ``id`` (files.generateIds)."""
+        with self.lock:
+            self.check_open()
+            ids = [new_id() for _ in range(count)]
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany("INSERT OR REPLACE INTO ids VALUES (?, ?)",
+                                     [(i, "false") for i in ids])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self.generated.update(dict.fromkeys(ids, False))
+            return ids
+
+    def check_new_id(self, file_id: object) -> str:
+        """``file_id`` if a create may name it (Drive's answers otherwise: 409 when it is a
+        file's id, or was - a used id is never free again -, 400 when Drive never generated
+        it); the id is not taken (see :meth:`create`)."""
+        with self.lock:
+            if not isinstance(file_id, str) or not file_id:
+                raise id_not_usable()
+            if file_id in self.files or self.generated.get(file_id):
+                raise id_in_use()
+            if file_id not in self.generated:
+                raise id_not_usable()
+            return file_id
+
     def create(self, title: str, mime: str, parent_ids: Iterable[str], *,
                blob: Optional[str] = None, size: int = 0, md5: Optional[str] = None,
                meta: Optional[dict] = None, owner: Optional[str] = None,
-               shortcut: Optional[dict] = None, app_created: bool = False) -> dict:
+               shortcut: Optional[dict] = None, app_created: bool = False,
+               file_id: Optional[str] = None) -> dict:
         """Create a file (content moved in from the finished temp file ``blob``), a folder or
-        a shortcut (``shortcut`` holds its details; it has no content)."""
+        a shortcut (``shortcut`` holds its details; it has no content). ``file_id``: an id
+        :meth:`generate_ids` gave, taken now (:meth:`check_new_id` says why not)."""
         sums = blob_checksums(blob) if blob is not None and shortcut is None else None
         with self.lock:
             self.check_open()
             parents, drive_id = self.check_parents(parent_ids)
+            if file_id is not None:
+                self.check_new_id(file_id)
+                self.generated[file_id] = True
+                self._db.execute("INSERT OR REPLACE INTO ids VALUES (?, ?)", (file_id, "true"))
             # Items made within one millisecond (a warm client makes one in less) get
             # increasing dates, as the order they were made: which of two same-named folders
             # is the oldest then never hangs on their random ids (dedupe's tests flaked so).
             now = self._last_created = max(time.time(), self._last_created + 0.0011)
-            rec = self._new_record(new_id(), title, mime, parents, drive_id, now)
+            rec = self._new_record(file_id or new_id(), title, mime, parents, drive_id, now)
             if drive_id is None and owner is not None:
                 rec["owner"] = owner
             if app_created:
