@@ -115,6 +115,10 @@ class PushJob:
                                   kept=kept, protect=self.protect,
                                   include=self.include, exclude=self.exclude)
         self._check_quota(root, todo, decision, folder)
+        # The new files' ids, chosen and recorded in one write before any is sent: a create
+        # cut now is not made twice by the next push (drivestage.drive.ids).
+        store.reserve_creates([(t.lf.path, self.remote_folder[t.lf.folder_rel], t.lf.name)
+                               for t in todo if t.target is None], self.remote_folder.values())
         self._send(files, todo)
         self.copies.repair()
         if removal is not None and deletions is not None:

@@ -58,7 +58,7 @@ def state_dir() -> Path:
     return path
 
 
-class _JsonFile:
+class JsonFile:
     """A small JSON dict on disk: locked read-modify-write, atomic replace."""
 
     def __init__(self, path: Path):
@@ -107,7 +107,7 @@ class MadeFolders:
     MAX_AGE = 3600.0
 
     def __init__(self, path: Optional[Path] = None):
-        self._file = _JsonFile(path or state_dir() / "made_folders.json")
+        self._file = JsonFile(path or state_dir() / "made_folders.json")
 
     @staticmethod
     def _key(parent_id: str, name: str) -> str:
@@ -195,7 +195,7 @@ class Md5Cache:
     SWEEP_SLACK = 256
 
     def __init__(self, path: Optional[Path] = None):
-        self._file = _JsonFile(Path(path) if path else state_dir() / "md5-cache.json")
+        self._file = JsonFile(Path(path) if path else state_dir() / "md5-cache.json")
         self._entries: dict[str, Any] = self._file.read()
         self._dirty: dict[str, Any] = {}
         self._mutex = threading.Lock()
@@ -297,7 +297,7 @@ class UploadSessions:
     neither sends into the other's session, and neither one's end forgets the other's."""
 
     def __init__(self, path: Optional[Path] = None):
-        self._file = _JsonFile(Path(path) if path else state_dir() / "upload-sessions.json")
+        self._file = JsonFile(Path(path) if path else state_dir() / "upload-sessions.json")
         self._claims = _Claims(Path(str(self._file.path) + ".claims"))
 
     @staticmethod

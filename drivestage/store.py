@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional, Protocol, Sequence, Union
+from typing import Callable, Iterable, Iterator, Optional, Protocol, Sequence, Union
 
 from drivestage.errors import DanglingShortcutError, DriveStageError, KeptMovedError, \
     LeftAloneError, NotFoundError, PermissionDeniedError, QuotaExceededError, RemoteError, UsageError
@@ -180,6 +180,13 @@ class RemoteStore(abc.ABC):
         its id) and return its entry, **verified**: its md5 is the local file's, or the
         upload raised (ChecksumMismatchError, SourceChangedError, ...). ``chunk_size`` is a
         hint for backends that send in chunks; ``md5_cache`` learns the local md5."""
+
+    def reserve_creates(self, creates: Sequence[tuple[str, RemoteEntry, str]],
+                        within: Iterable[RemoteEntry]) -> None:
+        """Before a pass of uploads: ``creates`` (local path, folder, name) are the new files
+        it will make, ``within`` its folders. A backend whose creates can be sent twice
+        without making a second file (Drive: ids chosen beforehand) readies them here; by
+        default there is nothing to do."""
 
     @abc.abstractmethod
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:

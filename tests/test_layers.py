@@ -22,7 +22,7 @@ LAYERS = [
     ["store", "sidecar"],
     ["retention_policy", "retention_plan", "lineage"],
     ["retention_order"],
-    ["state", "retention"],
+    ["state", "retention", "create_ids"],
     ["orphans"],
     ["folder_view"],   # a managed folder as a push leaves it: what pruning plans on
     ["local_tree", "locks"],   # push's local side: the walk, one push per place
@@ -35,7 +35,7 @@ LAYERS = [
     ["drive.transport"],
     ["drive.media", "drive.batches"],
     ["drive.upload"],
-    ["drive.store_bytes", "drive.store_deletes"],
+    ["drive.store_bytes", "drive.store_deletes", "drive.ids"],
     ["drive.store"],
     ["drive.places", "drive"],
     # A directory, the other backend.

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Callable, Mapping, Optional, TypeVar, Union
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, TypeVar, Union
 
-from drivestage.drive import answers, folders, paging, provenance, shortcuts
+from drivestage.drive import answers, folders, ids, paging, provenance, shortcuts
 from drivestage.drive.media import MediaReader
-from drivestage.drive.resources import (FOLDER_MIME, DriveEntry, check_resource,
+from drivestage.drive.resources import (DriveEntry, check_resource,
                                         entry_from_resource, is_shortcut, is_trashed,
                                         quota_of)
 from drivestage.drive.store_bytes import ByteReads
@@ -88,6 +88,7 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
         self._targets: dict[str, str] = {}
         self._elsewhere: set[str] = set()  # folders outside this shared drive (via shortcuts)
         self._listed_in: dict[str, str] = {}  # item id -> the folder it was listed in, last
+        self.creates = ids.Creates(transport, api_root)  # the ids new files are made with
         self._init_deletes()
 
     def __repr__(self) -> str:
@@ -398,18 +399,13 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
         warned: list[bool] = []
 
         def create() -> dict[str, Any]:
-            from drivestage.state import MadeFolders
-
             self._writable(parent, where)
             if meant is not None and not warned:
                 warned.append(True)
                 folders.warn_mount_name(where, name, meant)
-            f = self.drive.CreateFile({"title": name, "mimeType": FOLDER_MIME,
-                                       "parents": [{"id": parent.id}]})
-            f.Upload()
+            made = self.creates.make_folder(self.transport, self._get, parent.id, name, where)
             log.info("created folder %s", where)
-            MadeFolders().remember(parent.id, name, f["id"])
-            return dict(f)
+            return made
 
         def children() -> list[dict[str, Any]]:
             # A folder made here a moment ago counts even while Drive's listing (eventually
@@ -488,5 +484,13 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
         if replace is not None:
             self.check_replaceable(replace)
             replace = self._as_listed(replace, _join(self.describe(folder), name), folder)
+        if replace is None:  # a new file: made with the id chosen for it (drive.ids)
+            return self.creates.upload(self.transport, self, self._get, local_path, folder,
+                                       name, chunk_size=chunk_size, progress=progress,
+                                       md5_cache=md5_cache)
         return upload_file(self.transport, self, local_path, folder, name, replace=replace,
                            chunk_size=chunk_size, progress=progress, md5_cache=md5_cache)
+
+    def reserve_creates(self, creates: Sequence[tuple[str, RemoteEntry, str]],
+                        within: Iterable[RemoteEntry]) -> None:
+        self.creates.prepare(creates, within)

@@ -82,8 +82,11 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
                 replace: Optional[RemoteEntry] = None, chunk_size: Optional[int] = None,
                 progress: Optional[ProgressFn] = None,
                 md5_cache: Optional[Md5Source] = None,
-                sessions: Optional[UploadSessions] = None) -> RemoteEntry:
+                sessions: Optional[UploadSessions] = None,
+                file_id: Optional[str] = None) -> RemoteEntry:
     """Upload ``local_path`` as ``folder/name`` (in place of ``replace``) and verify it.
+    ``file_id``: the id a new file is made with (Drive's generateIds; see
+    :mod:`drivestage.drive.ids`, which reads the 409 a second create of it gets).
 
     The bytes go through ``transport``; ``store`` (the Drive store) removes a bad copy and
     reads the quota for a quota error. Resumes a session a previous process left for the same
@@ -103,7 +106,8 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
         began = time.time_ns()  # the md5 is of bytes read from here on (Md5Cache.put's tick)
         try:
             entry, local_md5, changed = _Session(transport, store, local_path, st, folder,
-                                                 name, target, chunk, sessions).send(progress)
+                                                 name, target, chunk, sessions,
+                                                 file_id).send(progress)
         except (QuotaExceededError, DailyUploadCapError):
             raise
         except DriveStageError:
@@ -113,6 +117,7 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
             log.warning("%s changed while it was uploaded; uploading it again", local_path)
             continue
         target = entry  # any further attempt updates this file in place
+        file_id = None  # (taken: a new file after a bad copy's removal gets another)
         if changed:
             log.warning("%s changed while it was uploaded; uploading it again", local_path)
             continue
@@ -189,7 +194,8 @@ class _Session:
 
     def __init__(self, transport: Transport, store: RemoteStore, local_path: str,
                  st: os.stat_result, folder: RemoteEntry, name: str,
-                 replace: Optional[RemoteEntry], chunk: int, sessions: UploadSessions):
+                 replace: Optional[RemoteEntry], chunk: int, sessions: UploadSessions,
+                 file_id: Optional[str] = None):
         self.transport, self.local_path, self.st, self.chunk = transport, local_path, st, chunk
         self.size = st.st_size
         self.sessions = sessions
@@ -198,6 +204,7 @@ class _Session:
         self.write = answers.Write(self.size, self.where, store.quota)
         self.mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
         self.folder, self.name, self.replace = folder, name, replace
+        self.file_id = file_id
 
     def send(self, progress: Optional[ProgressFn]) -> tuple[RemoteEntry, str, bool]:
         """Send the file; returns (entry, local md5, whether the file changed while sent)."""
@@ -231,6 +238,8 @@ class _Session:
         if self.replace is None:
             body = {"title": self.name, "parents": [{"id": self.folder.id}],
                     "mimeType": self.media.mimetype()}
+            if self.file_id is not None:
+                body["id"] = self.file_id
             return files.insert(body=body, media_body=self.media, supportsAllDrives=True)
         # An in-place update keeps no old revision: Drive would keep it (and bill its bytes
         # to the quota) for 30 days, and nothing of ours ever reads one.

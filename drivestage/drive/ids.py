@@ -1,0 +1,249 @@
+"""Creates Drive may be sent twice: every file and folder a push makes names an id Drive
+generated for it (``files.generateIds``; the "Create files" guide), chosen before the create is
+sent. Drive makes a file with that id once; a second create naming it is answered 409 and
+makes nothing. So a create whose answer was lost (a timeout, a 5xx after Drive made the file,
+a reset, the process killed or Ctrl-C'd while the answer was on its way) is sent again with the
+same id - by the retry, or by the next push, which finds the id recorded on this machine
+(:class:`~drivestage.create_ids.CreateIds` for files, :class:`~drivestage.state.MadeFolders` for
+folders) - and never leaves two files of one name. A listing (Drive's lags) that does not yet
+show the file the lost create made no longer decides alone.
+
+On a 409 for our id the file is read by id: where it is the one meant (that name, in that
+folder, not trashed) and holds the local md5, it counts as uploaded; where the local file
+changed since, it is updated in place; where it was deleted, trashed, moved or renamed since,
+the id is dropped and the file made anew with another. An id Drive refuses (400) is dropped too.
+
+A server without generateIds (an answer 404, 400 or 501; a Drive API look-alike) is asked once
+per process, then creates go without an id, as before.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
+from drivestage.create_ids import CreateIds
+from drivestage.drive import answers, provenance
+from drivestage.drive.resources import FOLDER_MIME, entry_from_resource
+from drivestage.drive.transport import Transport
+from drivestage.drive.upload import upload_file
+from drivestage.errors import NotFoundError, RemoteError
+from drivestage.localfs import file_md5
+from drivestage.store import Md5Source, ProgressFn, RemoteEntry, RemoteStore
+
+log = logging.getLogger(__name__)
+
+#: The most ids one generateIds request gives (Drive's maximum).
+MAX_PER_REQUEST = 1000
+#: Ids asked at a time for creates one at a time (folders): a push makes a few.
+FEW = 16
+#: Answers that say a server has no generateIds: asked once per process.
+_ABSENT = frozenset({400, 404, 501})
+#: API roots ("" for Google's) whose server has no generateIds, for this process's life.
+_WITHOUT: set[str] = set()
+
+Get = Callable[[str, str], dict[str, Any]]
+
+
+class IdPool:
+    """Ids Drive generated, asked for as they are needed: ``take(n)`` in requests of up to
+    :data:`MAX_PER_REQUEST`; none from a server that has no generateIds."""
+
+    def __init__(self, transport: Transport, api_root: Optional[str]):
+        self.transport, self.root = transport, api_root or ""
+        self._ids: list[str] = []
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> list[str]:
+        """``n`` ids (fewer, or none, when the server gives fewer or has no generateIds)."""
+        with self._lock:
+            while len(self._ids) < n and self.root not in _WITHOUT:
+                got = self._ask(min(MAX_PER_REQUEST, n - len(self._ids)))
+                if not got:
+                    break
+                self._ids.extend(got)
+            out, self._ids = self._ids[:n], self._ids[n:]
+            return out
+
+    def take_one(self) -> Optional[str]:
+        """One id (asked :data:`FEW` at a time); None from a server without generateIds."""
+        with self._lock:
+            if not self._ids and self.root not in _WITHOUT:
+                self._ids.extend(self._ask(FEW))
+            return self._ids.pop(0) if self._ids else None
+
+    def _ask(self, n: int) -> list[str]:
+        transport = self.transport
+
+        def ask() -> Any:
+            return transport.files().generateIds(maxResults=n, space="drive", type="files") \
+                .execute(http=transport.http())
+        try:
+            res = transport.call(f"generateIds ({n})", ask)
+        except (NotFoundError, RemoteError) as exc:
+            status = 404 if isinstance(exc, NotFoundError) else exc.status
+            if status not in _ABSENT:
+                raise
+            log.info("%s has no files.generateIds (HTTP %s); files are created without "
+                     "ids chosen beforehand", self.root or "Drive", status)
+            _WITHOUT.add(self.root)
+            return []
+        ids = res.get("ids") if isinstance(res, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) and i for i in ids) \
+                or len(set(ids)) != len(ids):
+            log.info("%s answered generateIds with no list of ids; files are created "
+                     "without ids chosen beforehand", self.root or "Drive")
+            _WITHOUT.add(self.root)
+            return []
+        return list(ids[:n])
+
+
+class Creates:
+    """One store's ids for the new files of a push pass, and the files' fate."""
+
+    def __init__(self, transport: Transport, api_root: Optional[str]):
+        self.pool = IdPool(transport, api_root)
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str], tuple[str, str]] = {}  # (folder, name) -> (key, id)
+        self._settled: set[str] = set()  # keys whose record is no longer needed
+
+    def prepare(self, creates: Sequence[tuple[str, RemoteEntry, str]],
+                within: Iterable[RemoteEntry]) -> None:
+        """Choose the id of each new file ``creates`` names (local path, folder, name): the
+        one recorded for it (a create a previous push sent, whose answer it may never have
+        had), else a new one; record them in one write before any is sent. Records of
+        ``within`` (the pass's folders) for files this pass does not create are dropped: the
+        listing showed them, or they are no longer here."""
+        state = CreateIds()
+        recorded = state.recorded()
+        want = {CreateIds.key(path, folder.id, name): (folder.id, name)
+                for path, folder, name in creates}
+        chosen = {k: str(recorded[k]["id"]) for k in want if k in recorded}
+        new_keys = [k for k in want if k not in chosen]
+        new = dict(zip(new_keys, self.pool.take(len(new_keys)))) if new_keys else {}
+        chosen.update(new)
+        folders = {f.id for f in within}
+        with self._lock:
+            drop = self._settled | {k for k, v in recorded.items()
+                                    if k not in want and v["folder"] in folders}
+            self._settled = set()
+            self._pending = {want[k]: (k, i) for k, i in chosen.items()}
+        if new or drop:
+            state.update({k: (i, want[k][0]) for k, i in new.items()}, drop)
+
+    def id_for(self, folder_id: str, name: str) -> Optional[str]:
+        """The id the new file ``name`` in ``folder_id`` is made with, if one was chosen."""
+        with self._lock:
+            found = self._pending.get((folder_id, name))
+            return found[1] if found is not None else None
+
+    def settled(self, folder_id: str, name: str) -> None:
+        """The new file is verified on Drive (or its id is of no more use): its record goes,
+        with the others' once the pass has none left waiting (one write)."""
+        with self._lock:
+            found = self._pending.pop((folder_id, name), None)
+            if found is not None:
+                self._settled.add(found[0])
+            if self._pending or not self._settled:
+                return
+            done, self._settled = self._settled, set()
+        CreateIds().update({}, done)
+
+    def upload(self, transport: Transport, store: RemoteStore, get: Get, local_path: str,
+               folder: RemoteEntry, name: str, *, chunk_size: Optional[int],
+               progress: Optional[ProgressFn], md5_cache: Optional[Md5Source]) -> RemoteEntry:
+        """:func:`~drivestage.drive.upload.upload_file` of a new file, with its chosen id;
+        a 409 for that id read as above (the module's doc)."""
+        file_id = self.id_for(folder.id, name)
+
+        def send(with_id: Optional[str], replace: Optional[RemoteEntry] = None) -> RemoteEntry:
+            return upload_file(transport, store, local_path, folder, name, replace=replace,
+                               chunk_size=chunk_size, progress=progress, md5_cache=md5_cache,
+                               file_id=with_id)
+        if file_id is None:
+            return send(None)
+        where = f"{local_path} -> {name}"
+        try:
+            entry = send(file_id)
+        except RemoteError as exc:
+            if exc.status not in (400, 409):
+                raise
+            made = _ours(get, file_id, folder.id, name, where) if exc.status == 409 else None
+            if made is None:
+                # Deleted, trashed, moved or renamed since its create; or an id Drive will not
+                # take (400): made anew, without it.
+                log.info("%s: the id chosen for it (%s) is of no more use (HTTP %s); "
+                         "creating it anew", where, file_id, exc.status)
+                self.settled(folder.id, name)
+                return send(None)
+            entry = entry_from_resource(made, where)
+            local = (md5_cache.get(local_path) if md5_cache is not None else None) \
+                or file_md5(local_path)
+            if entry.md5 == local:
+                log.info("%s: Drive made it from a create whose answer was lost (its id %s); "
+                         "its md5 matches", where, file_id)
+            else:  # the local file changed since that create: updated in place
+                entry = send(None, replace=entry)
+        self.settled(folder.id, name)
+        return entry
+
+    def make_folder(self, transport: Transport, get: Get, parent_id: str, name: str,
+                    where: str) -> dict[str, Any]:
+        """Create the folder ``name`` in ``parent_id`` with an id chosen (and recorded in
+        :class:`~drivestage.state.MadeFolders`) before the create is sent: the one a create
+        cut earlier recorded, else a new one. A 409 for it gives the folder made then."""
+        from drivestage.state import MadeFolders
+
+        made = MadeFolders()
+        folder_id = made.recall(parent_id, name)
+        if folder_id is None:
+            folder_id = self.pool.take_one()
+            if folder_id is not None:
+                made.remember(parent_id, name, folder_id)  # before the create is sent
+        body = {"title": name, "mimeType": FOLDER_MIME, "parents": [{"id": parent_id}]}
+
+        def insert(with_id: Optional[str]) -> dict[str, Any]:
+            sent = dict(body, id=with_id) if with_id is not None else body
+            res = transport.files().insert(body=sent, supportsAllDrives=True) \
+                .execute(http=transport.http())
+            return dict(res)
+        if folder_id is None:
+            res = insert(None)
+            made.remember(parent_id, name, str(res["id"]))
+            return res
+        status = 0
+        try:
+            return insert(folder_id)
+        except Exception as exc:
+            failure = answers.failure_of(exc)
+            if failure is None or failure.status not in (400, 409):
+                raise
+            status = failure.status
+        found = _ours(get, folder_id, parent_id, name, where, folder=True) \
+            if status == 409 else None
+        if found is not None:
+            log.info("%s: made by a create whose answer was lost (its id %s)", where, folder_id)
+            return found
+        log.info("%s: the id chosen for it (%s) is of no more use (HTTP %s); creating it "
+                 "anew", where, folder_id, status)
+        res = insert(None)
+        made.remember(parent_id, name, str(res["id"]))
+        return res
+
+
+def _ours(get: Get, file_id: str, folder_id: str, name: str, where: str, *,
+          folder: bool = False) -> Optional[dict[str, Any]]:
+    """The item ``file_id`` as files.get shows it now, when it is the one a create of ``name``
+    in ``folder_id`` made (a folder, or not one) and is not in the trash; else None."""
+    try:
+        res = get(file_id, where)
+    except NotFoundError:
+        return None
+    # (Any other failure is raised: a file not read is never taken for gone, and made again.)
+    labels = res.get("labels")
+    if res.get("id") != file_id or res.get("title") != name \
+            or (isinstance(labels, Mapping) and labels.get("trashed")) \
+            or provenance.is_in(res, folder_id) is not True \
+            or (res.get("mimeType") == FOLDER_MIME) != folder:
+        return None
+    return res
