@@ -27,7 +27,7 @@ from drivestage.drive import answers, provenance
 from drivestage.drive.resources import FOLDER_MIME, entry_from_resource
 from drivestage.drive.transport import Transport
 from drivestage.drive.upload import upload_file
-from drivestage.errors import NotFoundError, RemoteError
+from drivestage.errors import DriveStageError, NotFoundError, RemoteError
 from drivestage.localfs import file_md5
 from drivestage.store import Md5Source, ProgressFn, RemoteEntry, RemoteStore
 
@@ -53,11 +53,15 @@ class IdPool:
         self.transport, self.root = transport, api_root or ""
         self._ids: list[str] = []
         self._lock = threading.Lock()
+        self._failed = False  # asked, and Drive kept failing: not asked again by this store
+
+    def _off(self) -> bool:
+        return self._failed or self.root in _WITHOUT
 
     def take(self, n: int) -> list[str]:
         """``n`` ids (fewer, or none, when the server gives fewer or has no generateIds)."""
         with self._lock:
-            while len(self._ids) < n and self.root not in _WITHOUT:
+            while len(self._ids) < n and not self._off():
                 got = self._ask(min(MAX_PER_REQUEST, n - len(self._ids)))
                 if not got:
                     break
@@ -68,7 +72,7 @@ class IdPool:
     def take_one(self) -> Optional[str]:
         """One id (asked :data:`FEW` at a time); None from a server without generateIds."""
         with self._lock:
-            if not self._ids and self.root not in _WITHOUT:
+            if not self._ids and not self._off():
                 self._ids.extend(self._ask(FEW))
             return self._ids.pop(0) if self._ids else None
 
@@ -80,10 +84,14 @@ class IdPool:
                 .execute(http=transport.http())
         try:
             res = transport.call(f"generateIds ({n})", ask)
-        except (NotFoundError, RemoteError) as exc:
-            status = 404 if isinstance(exc, NotFoundError) else exc.status
+        except DriveStageError as exc:
+            # Never a push's failure: its creates go without ids, as before ids were used.
+            status = 404 if isinstance(exc, NotFoundError) else getattr(exc, "status", None)
             if status not in _ABSENT:
-                raise
+                log.warning("could not get ids for new files from Drive (%s); creating them "
+                            "without", exc)
+                self._failed = True
+                return []
             log.info("%s has no files.generateIds (HTTP %s); files are created without "
                      "ids chosen beforehand", self.root or "Drive", status)
             _WITHOUT.add(self.root)
