@@ -153,21 +153,32 @@ def test_folder_create_cut_then_rerun_makes_one_folder(emulator, env, tmp_path):
 
 
 def test_ids_cost_one_or_two_requests_per_push_and_none_when_unchanged(emulator, env,
-                                                                       tmp_path):
+                                                                       tmp_path, monkeypatch):
     """(d) A first push asks generateIds once or twice (its folders, then its files: one
-    request each, up to 1,000 ids); an unchanged second push never asks."""
+    request each, up to 1,000 ids); an unchanged second push never asks. The files' ids are
+    recorded in one state write (and forgotten in one), never one per file."""
+    import drivestage.state as state
+
+    writes: list[str] = []
+    atomic_write = state.atomic_write
+    monkeypatch.setattr(state, "atomic_write",
+                        lambda path, data: (writes.append(os.path.basename(path)),
+                                            atomic_write(path, data))[1])
     src = tmp_path / "src"
     for i in range(24):
         _write(src / ("abc"[i % 3]) / f"f{i:02d}.txt", b"%d" % i)
     _write(src / "top.txt", b"top")
     _push(emulator, src)
     assert 1 <= emulator.api_calls("files.generateIds") <= 2
+    assert writes.count("create-ids.json") == 2  # recorded before the creates, then forgotten
     made = [f for f in emulator.files() if f["title"] != "My Drive"]
     assert len(made) == 2 + 3 + 25  # Models, run, a-c, the files
     assert all(emulator.store.generated.get(f["id"]) for f in made)  # each with its own id
     emulator.clear_requests()
+    writes.clear()
     _push(emulator, src)
     assert emulator.api_calls("files.generateIds") == 0
+    assert "create-ids.json" not in writes
     from drivestage.create_ids import CreateIds
 
     assert CreateIds().recorded() == {}
