@@ -210,3 +210,19 @@ def test_a_server_without_generate_ids_still_pushes(emulator_factory, env, tmp_p
     assert emulator.api_calls("files.generateIds") == (2 if status == 403 else 1)
     assert live_md5s(emulator, DEST + "/d") == {"z.bin": [want],
                                                 "w.bin": [hashlib.md5(b"ww").hexdigest()]}
+
+
+def test_a_folder_deleted_since_this_machine_made_it_is_made_anew(emulator, env, tmp_path):
+    """The id recorded for a folder this machine made lately is Drive's for good: once the
+    folder was deleted, a push that makes it again is answered 409 for that id, and makes it
+    with another, once."""
+    src = tmp_path / "src"
+    _write(src / "z.txt", b"z")
+    _push(emulator, src)
+    first = _named(emulator, "run")[0]["id"]
+    emulator.store.delete(first)
+    _push(emulator, src)
+    again = _named(emulator, "run")
+    assert len(again) == 1 and again[0]["id"] != first
+    assert emulator.store.generated.get(again[0]["id"]) is True
+    assert live_md5s(emulator, DEST) == {"z.txt": [hashlib.md5(b"z").hexdigest()]}

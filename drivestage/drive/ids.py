@@ -157,6 +157,17 @@ class Creates:
             done, self._settled = self._settled, set()
         CreateIds().update({}, done)
 
+    def _another(self, local_path: str, folder_id: str, name: str) -> Optional[str]:
+        """A new id for the new file ``name`` in ``folder_id``, in place of one of no use,
+        recorded before its create is sent (None: no ids to be had)."""
+        file_id = self.pool.take_one()
+        if file_id is not None:
+            key = CreateIds.key(local_path, folder_id, name)
+            CreateIds().update({key: (file_id, folder_id)}, [])
+            with self._lock:
+                self._pending[(folder_id, name)] = (key, file_id)
+        return file_id
+
     def upload(self, transport: Transport, store: RemoteStore, get: Get, local_path: str,
                folder: RemoteEntry, name: str, *, chunk_size: Optional[int],
                progress: Optional[ProgressFn], md5_cache: Optional[Md5Source]) -> RemoteEntry:
@@ -179,11 +190,12 @@ class Creates:
             made = _ours(get, file_id, folder.id, name, where) if exc.status == 409 else None
             if made is None:
                 # Deleted, trashed, moved or renamed since its create; or an id Drive will not
-                # take (400): made anew, without it.
+                # take (400): made anew, with another id, recorded (a rare write of its own).
                 log.info("%s: the id chosen for it (%s) is of no more use (HTTP %s); "
                          "creating it anew", where, file_id, exc.status)
+                entry = send(self._another(local_path, folder.id, name))
                 self.settled(folder.id, name)
-                return send(None)
+                return entry
             entry = entry_from_resource(made, where)
             local = (md5_cache.get(local_path) if md5_cache is not None else None) \
                 or file_md5(local_path)
@@ -234,8 +246,12 @@ class Creates:
             return found
         log.info("%s: the id chosen for it (%s) is of no more use (HTTP %s); creating it "
                  "anew", where, folder_id, status)
-        res = insert(None)
-        made.remember(parent_id, name, str(res["id"]))
+        another = self.pool.take_one()
+        if another is not None:
+            made.remember(parent_id, name, another)  # before the create is sent
+        res = insert(another)
+        if another is None:
+            made.remember(parent_id, name, str(res["id"]))
         return res
 
 
