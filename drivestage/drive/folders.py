@@ -6,7 +6,9 @@ and every later lookup of that path would fail on the duplicate. The rule: the *
 folder (then the lowest id) is the one; whoever made a newer one removes it while it is still
 empty (:meth:`drivestage.drive.store.DriveStore.make_folders`). Nobody ever takes a folder
 that is not the oldest, and nobody sees only the newer one, so that removal never takes
-anything someone put there.
+anything someone put there. One machine's create sent twice (its answer lost, or its push cut
+and run again while Drive's listing does not show the folder yet) makes one folder: both name
+the id chosen for it beforehand (:mod:`drivestage.drive.ids`), which Drive takes once.
 """
 from __future__ import annotations
 

@@ -5,7 +5,9 @@ JSON file under the state dir *before the first byte is sent*, so a process
 killed mid-upload resumes the same session on the next run: it asks the server
 how much it kept (``PUT`` with ``Content-Range: bytes */N``) and continues from
 there. Nothing is sent twice beyond the last committed chunk, and no duplicate
-file appears on Drive (a session creates its file only when it completes). An upload
+file appears on Drive (a session creates its file only when it completes, with the id
+:mod:`drivestage.drive.ids` chose for it: sent again, by this process or the next, Drive
+refuses it with 409). An upload
 holds its record while it runs (:meth:`UploadSessions.claimed`): another upload of the
 same file to the same place at once gets a record, and a session, of its own. A session
 address on another origin than the upload URL's (saved, answered, or moved to by a chunk's
