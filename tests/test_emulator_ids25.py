@@ -125,3 +125,12 @@ def test_generated_and_used_ids_survive_a_restart(tmp_path):
         assert jreq(emu, "POST", "/drive/v2/files", {"id": used, "title": "u"})[0] == 409
         status, _, f = jreq(emu, "POST", "/drive/v2/files", {"id": free, "title": "f"})
         assert status == 200 and f["id"] == free
+
+
+def test_copy_takes_the_id_once(emulator):
+    src = emulator.add_file("a.bin", b"abc")
+    fid = _ids(emulator, "?maxResults=1")["ids"][0]
+    status, _, f = jreq(emulator, "POST", f"/drive/v2/files/{src}/copy", {"id": fid, "title": "b"})
+    assert status == 200 and f["id"] == fid and emulator.read_bytes(fid) == b"abc"
+    status, _, body = jreq(emulator, "POST", f"/drive/v2/files/{src}/copy", {"id": fid, "title": "b"})
+    assert status == 409 and len(_titled(emulator, "b")) == 1

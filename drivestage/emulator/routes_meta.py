@@ -190,6 +190,8 @@ class MetadataRoutes:
         _, drive_id = self._new_item_parents(parents)
         title = meta.get("title") or src["title"]
         extra = {k: v for k, v in meta.items() if k not in ("parents",)}
+        if meta.get("id") is not None:
+            self.store.check_new_id(meta["id"])  # before its bytes are copied
         if src["mimeType"] == SHORTCUT_MIME:
             rec = self.store.create(title, SHORTCUT_MIME, parents, meta=extra, shortcut=src.get("shortcut"),
                                     app_created=True, file_id=meta.get("id"))
