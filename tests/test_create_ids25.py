@@ -195,10 +195,16 @@ def test_ids_are_asked_in_requests_of_at_most_1000(emulator, env):
 
 
 @pytest.mark.parametrize("status", [404, 400, 501, 403])
-def test_a_server_without_generate_ids_still_pushes(emulator_factory, env, tmp_path, status):
+def test_a_server_without_generate_ids_still_pushes(emulator_factory, env, tmp_path, status,
+                                                    monkeypatch):
     """(e) A server that does not know files.generateIds: asked once per process, then
     creates go without an id, as before. (403: Drive refusing it; asked again by the next
     push, which fails the same way: once per push.)"""
+    from drivestage.drive import ids
+
+    # The process's memory of such servers, this test's alone (a later emulator of this
+    # worker may get the same port).
+    monkeypatch.setattr(ids, "_WITHOUT", set())
     emulator = emulator_factory()
     emulator.faults.inject(method="GET", path="generateIds", status=status, times=None,
                            reason="insufficientFilePermissions" if status == 403 else None)
