@@ -27,7 +27,8 @@ from drivestage.drive import answers, provenance
 from drivestage.drive.resources import FOLDER_MIME, entry_from_resource
 from drivestage.drive.transport import Transport
 from drivestage.drive.upload import upload_file
-from drivestage.errors import DriveStageError, NotFoundError, RemoteError
+from drivestage.errors import (ChecksumMismatchError, DriveStageError, NotFoundError,
+                               RemoteError, SourceChangedError)
 from drivestage.localfs import file_md5
 from drivestage.store import Md5Source, ProgressFn, RemoteEntry, RemoteStore
 
@@ -184,6 +185,12 @@ class Creates:
         where = f"{local_path} -> {name}"
         try:
             entry = send(file_id)
+        except (SourceChangedError, ChecksumMismatchError):
+            # It made the file with the id, then removed that copy: the id is Drive's for
+            # good, and a create of the name sent next (a copy of a log that kept changing,
+            # the next push) would only be answered 409 for it.
+            self.settled(folder.id, name)
+            raise
         except RemoteError as exc:
             if exc.status not in (400, 409):
                 raise
