@@ -85,7 +85,13 @@ class Transport:
         return self.service.files()
 
     def drop(self) -> None:
-        """Forget this thread's connections (ours and PyDrive2's) after a lost connection."""
+        """Forget this thread's connections (ours and PyDrive2's) after a lost connection or
+        a Ctrl-C, and close them: a request a Ctrl-C cut in its body kept its socket open,
+        the server waiting for the rest, until the collector happened to close it."""
+        for held in (getattr(self._local, "http", None),
+                     getattr(self.gauth.thread_local, "http", None)):
+            if isinstance(getattr(held, "http", None), httplib2.Http):
+                held.http.close()
         self._local.http = None
         self.gauth.thread_local.http = None
         for conn in (getattr(self._local, "streams", None) or {}).values():
