@@ -90,8 +90,9 @@ class Transport:
         the server waiting for the rest, until the collector happened to close it."""
         for held in (getattr(self._local, "http", None),
                      getattr(self.gauth.thread_local, "http", None)):
-            if isinstance(getattr(held, "http", None), httplib2.Http):
-                held.http.close()
+            inner = getattr(held, "http", None)
+            if isinstance(inner, httplib2.Http):
+                inner.close()
         self._local.http = None
         self.gauth.thread_local.http = None
         for conn in (getattr(self._local, "streams", None) or {}).values():
