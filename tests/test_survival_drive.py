@@ -158,8 +158,11 @@ def test_status_names_what_is_safe_and_a_new_run_in_that_folder_is_refused(drive
     # trainer status: the newest verified checkpoint, its age and position.
     res = CliRunner().invoke(cli, ["status", "-c", first])
     assert res.exit_code == 0, res.output
+    logs = re.escape(str(tmp_path / "logs"))
     assert re.fullmatch(rf"drive:{FOLDER}/epoch_001\.pt: epoch 1, iteration 2, verified on Drive \d+ s "
-                        rf"ago \(run {old}\)\n", res.stdout), res.output
+                        rf"ago \(run {old}\)\n{logs}: 1 epoch file on this machine "
+                        r"\(epoch_001\.pt\); train\.keep_local 0: every one is kept\n",
+                        res.stdout), res.output
     data = json.loads(CliRunner().invoke(cli, ["status", "-c", first, "--json"]).stdout)
     assert data["name"] == "epoch_001.pt" and data["run"] == old and data["iteration"] == 2
     assert data["md5"] == _md5(tmp_path / "logs" / "epoch_001.pt") and 0 <= data["age_s"] < 600
