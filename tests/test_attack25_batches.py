@@ -10,16 +10,7 @@ import pytest
 
 import _cli
 from _proxy import Proxy, Reply
-
-
-@pytest.fixture
-def env(local_state, drive_env, fast_retries):
-    return local_state
-
-
-def _live(emulator) -> set[str]:
-    rec = emulator.find("Models/logs")
-    return {c["title"] for c in emulator.store.children(rec["id"]) if not c.get("trashed")}
+from test_prune24_twice import _live, env  # noqa: F401 (a fixture)
 
 
 def _parts(headers: dict, body: bytes) -> tuple[bytes, list[bytes]]:

@@ -27,14 +27,11 @@ import pytest
 
 from test_attack22_stage import _tree
 from test_messages_walk20 import _drivestage
+from test_stage23 import _pull, _rchar, _reads, needs_proc_io
 
 import drivestage.hashed_pass as hashed_pass
 from drivestage.localdir import LocalDirStore
 from drivestage.stage import pull
-
-needs_proc_io = pytest.mark.skipif(not os.path.exists("/proc/self/io"),
-                                   reason="counts bytes read with /proc/self/io")
-
 
 def _members(n: int = 6, size: int = 1 << 20) -> dict[str, bytes]:
     return {f"ds/f{i:02d}.bin": os.urandom(size) for i in range(n)}
@@ -64,22 +61,6 @@ def _setup(tmp_path, data: bytes, name: str = "voc.zip"):
     archive = tmp_path / "input" / name
     archive.write_bytes(data)
     return archive, tmp_path / "data"
-
-
-def _pull(archive, dest, *more):
-    return _drivestage("pull", str(archive), str(dest), "-x", "-q", *more)
-
-
-def _rchar() -> int:
-    with open("/proc/self/io") as fh:
-        return int(dict(line.split(": ") for line in fh.read().splitlines())["rchar"])
-
-
-def _reads(archive, dest, *more) -> float:
-    before = _rchar()
-    r = _pull(archive, dest, *more)
-    assert r.exit_code == 0, r.output
-    return (_rchar() - before) / archive.stat().st_size
 
 
 def _left(dest) -> list[str]:
