@@ -4,8 +4,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import onnx
-import onnxruntime as ort
 import torch
 from click.testing import CliRunner
 
@@ -13,8 +11,14 @@ from trainer.cli import cli
 from trainer.export import DecodedYolo, export_onnx
 from trainer.model import YoloV4Tiny, decode
 
+# onnx and onnxruntime are imported by the tests that use them: at the top of the module they
+# cost every test worker 0.6 s as it collects the suite, though one or two run these tests.
+
 
 def test_onnx_graph_matches_torch_decoding_for_any_batch(tmp_path):
+    import onnx
+    import onnxruntime as ort
+
     torch.manual_seed(0)
     model = YoloV4Tiny(num_classes=3, input_size=96).eval()
     path = export_onnx(model, tmp_path / "m.onnx", class_names=["a", "b", "c"])
@@ -31,6 +35,8 @@ def test_onnx_graph_matches_torch_decoding_for_any_batch(tmp_path):
 
 
 def test_export_cli_writes_a_checked_graph(tmp_path):
+    import onnxruntime as ort
+
     torch.manual_seed(1)
     model = YoloV4Tiny(num_classes=2).eval()
     weights = tmp_path / "w.pth"
