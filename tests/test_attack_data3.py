@@ -82,9 +82,14 @@ def test_a_broken_image_met_by_a_loader_worker_is_one_line(tmp_path):
     broken.write_bytes(b"not an image")
     ds = YoloDataset([f"{good} 1,1,20,20,0", f"{broken} 1,1,20,20,0"], 64, 1, train=False)
     loader = build_loader(ds, 2, shuffle=False, workers=1, seed=0, drop_last=False)  # data.workers=2 is the default
+    batches = iter(loader)
     with pytest.raises(DataError) as failed:
-        for _ in loader:
+        for _ in batches:
             pass
+    # Its worker stopped now, as the iterator is done with: left to the collector (the
+    # error's traceback holds the iterator in a cycle), torch's shutdown waited 5 s for a
+    # worker that never got the word to stop, in whichever test came next.
+    batches._shutdown_workers()
     assert error_text(failed.value) == f"Error: cannot read image {broken}: the file is missing or not an image"
 
 
