@@ -158,9 +158,9 @@ class PlotCallback(Callback):
 
 def plot_history(history: list[dict], out_dir: str) -> list[str]:
     """Draw the loss and mAP curves; returns the files written."""
-    # A Figure of its own, not pyplot's: pyplot costs every training process 0.15-0.3 s to
-    # import, and ``matplotlib.use("Agg")`` switched a notebook's backend for good (a fit in
-    # Colab left the user's next plots undrawn). savefig renders a PNG with Agg either way.
+    # A Figure of its own, not pyplot's: ``matplotlib.use("Agg")`` switched the backend of
+    # the whole process (a fit in a notebook left the user's next plots undrawn), and pyplot
+    # imports more than a Figure needs. savefig renders the PNG with Agg either way.
     from matplotlib.figure import Figure
 
     written = []
