@@ -70,6 +70,15 @@ class IdPool:
             out, self._ids = self._ids[:n], self._ids[n:]
             return out
 
+    def distrust(self) -> None:
+        """A second id from this server was refused too (in use, or not usable): it hands out
+        ids it will not take (a server that is broken, or lies). This store's creates go
+        without ids from now on, as before ids, never a 409 per create of a push."""
+        if not self._failed:   # (info, as for a server without generateIds: nothing lost)
+            log.info("%s refused the ids it generated; files are created without ids "
+                        "chosen beforehand", self.root or "Drive")
+        self._failed = True
+
     def take_one(self) -> Optional[str]:
         """One id (asked :data:`FEW` at a time); None from a server without generateIds."""
         with self._lock:
@@ -104,6 +113,12 @@ class IdPool:
                      "without ids chosen beforehand", self.root or "Drive")
             _WITHOUT.add(self.root)
             return []
+        if len(ids) < n:
+            # Fewer than asked (Drive gives maxResults): asked again, it would be asked once
+            # per file of a push (attacky25); what it gave is used, then no more are asked.
+            log.info("%s gave %d ids of the %d asked; further files are created without "
+                     "ids chosen beforehand", self.root or "Drive", len(ids), n)
+            self._failed = True
         return list(ids[:n])
 
 
@@ -183,36 +198,50 @@ class Creates:
         if file_id is None:
             return send(None)
         where = f"{local_path} -> {name}"
-        try:
-            entry = send(file_id)
-        except (SourceChangedError, ChecksumMismatchError):
-            # It made the file with the id, then removed that copy: the id is Drive's for
-            # good, and a create of the name sent next (a copy of a log that kept changing,
-            # the next push) would only be answered 409 for it.
-            self.settled(folder.id, name)
-            raise
-        except RemoteError as exc:
-            if exc.status not in (400, 409):
+        first = True
+        while True:
+            try:
+                entry = send(file_id)
+                break
+            except (SourceChangedError, ChecksumMismatchError):
+                # It made the file with the id, then removed that copy: the id is Drive's for
+                # good, and a create of the name sent next (a copy of a log that kept changing,
+                # the next push) would only be answered 409 for it.
+                self.settled(folder.id, name)
                 raise
-            made = _ours(get, file_id, folder.id, name, where) if exc.status == 409 else None
-            if made is None:
+            except RemoteError as exc:
+                if exc.status not in (400, 409) or file_id is None:
+                    raise
+                made = _ours(get, file_id, folder.id, name, where) if exc.status == 409 \
+                    else None
+                if made is not None:
+                    entry = self._made(made, send, where, file_id, local_path, md5_cache)
+                    break
                 # Deleted, trashed, moved or renamed since its create; or an id Drive will not
                 # take (400): made anew, with another id, recorded (a rare write of its own).
                 log.info("%s: the id chosen for it (%s) is of no more use (HTTP %s); "
                          "creating it anew", where, file_id, exc.status)
-                entry = send(self._another(local_path, folder.id, name))
-                self.settled(folder.id, name)
-                return entry
-            entry = entry_from_resource(made, where)
-            local = (md5_cache.get(local_path) if md5_cache is not None else None) \
-                or file_md5(local_path)
-            if entry.md5 == local:
-                log.info("%s: Drive made it from a create whose answer was lost (its id %s); "
-                         "its md5 matches", where, file_id)
-            else:  # the local file changed since that create: updated in place
-                entry = send(None, replace=entry)
+                if not first:
+                    # A new id refused as well (attacky25: a server handing out ids in use
+                    # failed every new file of a push with a 409): made without one.
+                    self.pool.distrust()
+                file_id = self._another(local_path, folder.id, name) if first else None
+                first = False
         self.settled(folder.id, name)
         return entry
+
+    def _made(self, made: dict[str, Any], send: Callable[..., RemoteEntry], where: str,
+              file_id: str, local_path: str, md5_cache: Optional[Md5Source]) -> RemoteEntry:
+        """The file ``made`` by a create of ours whose answer was lost: counted as uploaded
+        when it holds the local bytes, else updated in place."""
+        entry = entry_from_resource(made, where)
+        local = (md5_cache.get(local_path) if md5_cache is not None else None) \
+            or file_md5(local_path)
+        if entry.md5 == local:
+            log.info("%s: Drive made it from a create whose answer was lost (its id %s); "
+                     "its md5 matches", where, file_id)
+            return entry
+        return send(None, replace=entry)   # the local file changed since: updated in place
 
     def make_folder(self, transport: Transport, get: Get, parent_id: str, name: str,
                     where: str) -> dict[str, Any]:
@@ -256,9 +285,21 @@ class Creates:
         another = self.pool.take_one()
         if another is not None:
             made.remember(parent_id, name, another)  # before the create is sent
-        res = insert(another)
-        if another is None:
-            made.remember(parent_id, name, str(res["id"]))
+            try:
+                return insert(another)
+            except Exception as exc:
+                failure = answers.failure_of(exc)
+                if failure is None or failure.status not in (400, 409):
+                    raise
+                found = _ours(get, another, parent_id, name, where, folder=True) \
+                    if failure.status == 409 else None
+                if found is not None:
+                    return found
+            # A new id refused as well (attacky25: a server handing out ids in use failed
+            # the push at its first folder with a 409): made without one.
+            self.pool.distrust()
+        res = insert(None)
+        made.remember(parent_id, name, str(res["id"]))
         return res
 
 
