@@ -161,3 +161,79 @@ def test_generate_ids_answering_no_json_still_pushes(emulator, env, tmp_path):
         proxy.on("GET", r"generateIds", garbage, forward=False)
         _push(proxy.url, src)
     assert _live(emulator) == {"a.bin": [want]}
+
+
+@pytest.mark.parametrize("how", ["moved", "renamed", "trashed"])
+def test_a_recorded_id_whose_file_the_user_moved_is_never_updated_there(emulator, env,
+                                                                         tmp_path, how):
+    """A push cut while Drive made the file (its id recorded here); the user then moves,
+    renames or trashes that file, and the local file changes: the rerun never writes the
+    new bytes into the file the user moved away (nor deletes or untrashes it); it makes
+    the file anew in DEST, once."""
+    src = tmp_path / "src"
+    _write(src / "keep.txt", b"k")
+    _push(emulator.url, src)
+    old = _write(src / "m.bin", b"first version")
+    emulator.faults.drop("PUT", r"upload_id=", after_bytes=0, direction="response")
+    from drivestage.drive import connect
+    from drivestage.upload_tree import push
+
+    store = connect(api_root=emulator.url, token="test-token")
+    store.set_retries(1)
+    with pytest.raises(Exception):
+        push(str(src), DEST, store=store)   # the answer lost: as a Ctrl-C leaves it
+    made = [f for f in emulator.files() if f["title"] == "m.bin"]
+    assert len(made) == 1
+    fid, dest_id = made[0]["id"], made[0]["parents"][0]["id"]
+    if how == "moved":
+        elsewhere = emulator.add_folder("Elsewhere")
+        emulator.store.update_meta(fid, {}, add_parents=[elsewhere], remove_parents=[dest_id])
+    elif how == "renamed":
+        emulator.store.update_meta(fid, {"title": "mine.bin"})
+    else:
+        emulator.store.update_meta(fid, {"labels": {"trashed": True}})
+    new = _write(src / "m.bin", b"second version, longer")
+    _push(emulator.url, src)
+    theirs = [f for f in emulator.files() if f["id"] == fid]
+    assert [f["md5Checksum"] for f in theirs] == [old]
+    assert bool(theirs[0]["labels"]["trashed"]) == (how == "trashed")
+    assert [(f["md5Checksum"], f["parents"][0]["id"]) for f in emulator.files()
+            if f["title"] == "m.bin" and f["id"] != fid and not f["labels"]["trashed"]] == \
+        [(new, dest_id)]
+
+
+@pytest.mark.parametrize("state", ["garbage", "truncated", "a list", "symlink",
+                                   "another server's id", "the id of another file here"])
+def test_a_state_file_not_of_this_push_never_costs_a_file(emulator, env, tmp_path, state):
+    """create-ids.json damaged, a link to a file elsewhere, or holding records written
+    against another server or account (an id this server never gave; the id of another
+    file in DEST): the push makes the file once, leaves every other file (and the link's
+    target) as it was."""
+    from drivestage.create_ids import CreateIds
+
+    src = tmp_path / "src"
+    keep = _write(src / "keep.txt", b"k")
+    _push(emulator.url, src)
+    want = _write(src / "n.bin", os.urandom(500))
+    path = tmp_path / "state" / "create-ids.json"
+    target = tmp_path / "precious.txt"
+    target.write_bytes(b"not drivestage's")
+    dest = next(f for f in emulator.files() if f["title"] == "keep.txt")
+    key = CreateIds.key(str(src / "n.bin"), dest["parents"][0]["id"], "n.bin")
+    record = {"folder": dest["parents"][0]["id"], "t": __import__("time").time()}
+    if state == "garbage":
+        path.write_bytes(b"\x00\xff{{{")
+    elif state == "truncated":
+        path.write_text(json.dumps({key: dict(record, id=dest["id"])})[:-7])
+    elif state == "a list":
+        path.write_text("[1, 2]")
+    elif state == "symlink":
+        path.unlink(missing_ok=True)
+        path.symlink_to(target)
+    else:
+        fid = "0B-never-given-here-123" if state == "another server's id" else dest["id"]
+        path.write_text(json.dumps({key: dict(record, id=fid)}))
+    _push(emulator.url, src)
+    assert _live(emulator) == {"keep.txt": [keep], "n.bin": [want]}
+    assert target.read_bytes() == b"not drivestage's"
+    assert CreateIds().recorded() == {}
