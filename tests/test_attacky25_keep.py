@@ -77,3 +77,33 @@ def test_a_copy_trashed_on_drive_after_it_was_verified_is_sent_again_before_it_g
     assert {n: live.get(n) for n in ("epoch_001.pt", "epoch_002.pt")} == \
         {n: md5s[n] for n in ("epoch_001.pt", "epoch_002.pt")}
 
+
+
+def test_a_copy_trashed_on_drive_while_listings_lag_is_not_taken_for_verified(
+        emulator, drive_env, local_state, tmp_path):
+    """As above, but Drive's listing still shows the trashed copy (listings lag): the push
+    finds it "unchanged" and sends nothing. The local epoch_002 stays (read by id, Drive's
+    copy is in the trash) until a push sent it again; then it goes."""
+    from trainer.drive import DriveFolder
+    from trainer.local_retention import LocalRetention
+
+    logs = str(tmp_path / "logs")
+    for e in (1, 2, 3):
+        save(logs, f"epoch_{e:03d}", e, 1000.0 * e)
+    drive = DriveFolder(SPEC, logs)
+    keep = LocalRetention(logs, 2, drive)
+    _push(keep, drive)
+    keep.apply(upto=3, run=RUN)
+    emulator.faults.lag_listing(deleted=4, titles=r"^epoch_002\.pt$")
+    theirs = next(f for f in emulator.files() if f["title"] == "epoch_002.pt")
+    emulator.store.update_meta(theirs["id"], {"labels": {"trashed": True}})
+    save(logs, "epoch_004", 4, 4000.0)
+    _push(keep, drive)
+    assert keep.apply(upto=4, run=RUN) == []
+    assert _here(logs) == _epochs(2, 3, 4)
+    emulator.faults.lag_listing()            # listings current again: the next push sends it
+    emulator.faults.clear()
+    _push(keep, drive)
+    assert keep.apply(upto=4, run=RUN) == ["epoch_002.pt"]
+    assert [f["md5Checksum"] for f in emulator.files() if f["title"] == "epoch_002.pt"
+            and not f["labels"]["trashed"]] == [theirs["md5Checksum"]]

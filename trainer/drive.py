@@ -107,6 +107,23 @@ class DriveFolder:
         """Tell the md5 cache what we just wrote (hashed while writing): no second read."""
         self._cache.put(path, os.stat(path), md5)
 
+    def live_md5s(self, names: Iterable[str]) -> dict[str, set[str]]:
+        """name -> the md5s of Drive's copies of ``names`` now: a listing, then each copy
+        read by id (a listing lags: it still shows a copy trashed a moment ago; a read by
+        id does not). For train.keep_local, before a local epoch file goes."""
+        from drivestage.errors import TrashedError
+
+        want, out = set(names), {}
+        for e in self._store.list(self._store.resolve(self._path)):
+            if e.name in want and not e.is_dir:
+                try:
+                    md5 = self._store.stat(e).md5
+                except (NotFoundError, TrashedError):
+                    continue
+                if md5:
+                    out.setdefault(e.name, set()).add(md5.lower())
+        return out
+
     def push(self, protect: Iterable[str] = ()) -> "PushResult":  # noqa: F821 (lazy import)
         """Mirror the local run folder (incremental, md5-verified, then retention). Another
         run's checkpoints of the same names stay (two runs started at once in the folder)."""

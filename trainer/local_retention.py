@@ -20,8 +20,9 @@ push (with ``drive.logs``) or after a write (without). The rules:
   :func:`trainer.checkpoint.newest`), nor the one the run resumed from while Drive's copy
   of it is still protected;
 * with ``drive.logs``, never before its bytes are verified on Drive by md5 (a push this run
-  made sent them, or Drive's listing holds a verified copy of the same md5), or Drive's own
-  policy left it out (``drive.keep_last`` would delete it there at once: the user kept it
+  made sent them, or Drive's listing holds a verified copy of the same md5) and a copy of
+  them is still there when it goes (read by id: a listing lags), or Drive's own policy left
+  it out (``drive.keep_last`` would delete it there at once: the user kept it
   nowhere). Drive unreachable: nothing is deleted, the files wait.
 """
 from __future__ import annotations
@@ -160,7 +161,7 @@ class LocalRetention:
             doomed = plan(found, self.keep, upto=upto, protect=keep)
             if self.drive is not None and doomed:
                 self._list_once([n for n in doomed if not self._settled(n)])
-                doomed = [n for n in doomed if self._settled(n)]
+                doomed = self._still_on_drive([n for n in doomed if self._settled(n)])
             for name in doomed:
                 remove(self.folder, name)
             if doomed:
@@ -176,6 +177,21 @@ class LocalRetention:
             return True
         md5 = _md5(self.folder, name)
         return md5 is not None and md5 in (self._on_drive.get(name), self._left_out.get(name))
+
+    def _still_on_drive(self, names: list[str]) -> list[str]:
+        """Of ``names`` (settled), those Drive still holds, its copy read by id now, or that
+        its policy left out: a copy the user trashed or deleted after it was verified, while
+        Drive's listing still showed it (the push then sent nothing), left the local file
+        the only one, and it went (attacky25). Drive trouble: none go, tried again later."""
+        check = [n for n in names if _md5(self.folder, n) != self._left_out.get(n)]
+        if not check:
+            return names
+        try:
+            live = self.drive.live_md5s(check)
+        except Exception as exc:   # Drive trouble of any kind: the files stay
+            logger.debug("could not read %s to confirm %s: %s", self.drive.spec, check, exc)
+            return [n for n in names if n not in check]
+        return [n for n in names if n not in check or _md5(self.folder, n) in live.get(n, ())]
 
     def _list_once(self, unknown: list[str]) -> None:
         """Epoch files this process did not send (a resumed run's older ones, unchanged on
