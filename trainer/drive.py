@@ -113,7 +113,8 @@ class DriveFolder:
         id does not). For train.keep_local, before a local epoch file goes."""
         from drivestage.errors import TrashedError
 
-        want, out = set(names), {}
+        want = set(names)
+        out: dict[str, set[str]] = {}
         for e in self._store.list(self._store.resolve(self._path)):
             if e.name in want and not e.is_dir:
                 try:
