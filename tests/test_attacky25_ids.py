@@ -237,3 +237,33 @@ def test_a_state_file_not_of_this_push_never_costs_a_file(emulator, env, tmp_pat
     assert _live(emulator) == {"keep.txt": [keep], "n.bin": [want]}
     assert target.read_bytes() == b"not drivestage's"
     assert CreateIds().recorded() == {}
+
+
+def test_a_push_with_include_between_a_cut_and_the_rerun_keeps_the_record(emulator, env,
+                                                                           tmp_path):
+    """A push cut while Drive made b.bin (its listing lags), then a push of the logs only
+    (``--include '*.log'``), then a full push: b.bin is made once; the filtered push kept
+    the record of the create it did not send."""
+    from drivestage.upload_tree import push
+
+    def _store(emu, retries=None):
+        from drivestage.drive import connect
+        s = connect(api_root=emu.url, token="test-token")
+        if retries:
+            s.set_retries(retries)
+        return s
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "keep.txt").write_bytes(b"k")
+    push(str(src), DEST, store=_store(emulator))
+    (src / "b.bin").write_bytes(os.urandom(5000))
+    (src / "a.log").write_bytes(b"log1")
+    emulator.faults.lag_listing(created=50, titles=r"^b\.bin$")
+    emulator.faults.drop("PUT", r"upload_id=", after_bytes=0, direction="response")
+    with pytest.raises(Exception):
+        push(str(src), DEST, store=_store(emulator, 1), include=["b.bin"])
+    (src / "a.log").write_bytes(b"log2, longer")
+    push(str(src), DEST, store=_store(emulator), include=["*.log"])
+    push(str(src), DEST, store=_store(emulator))
+    made = [f for f in emulator.files() if f["title"] == "b.bin" and not f["labels"]["trashed"]]
+    assert len(made) == 1, [f["id"] for f in made]

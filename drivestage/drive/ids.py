@@ -19,6 +19,7 @@ per process, then creates go without an id, as before.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
@@ -136,8 +137,7 @@ class Creates:
         """Choose the id of each new file ``creates`` names (local path, folder, name): the
         one recorded for it (a create a previous push sent, whose answer it may never have
         had), else a new one; record them in one write before any is sent. Records of
-        ``within`` (the pass's folders) for files this pass does not create are dropped: the
-        listing showed them, or they are no longer here."""
+        ``within`` (the pass's folders) whose local file is gone are dropped."""
         state = CreateIds()
         recorded = state.recorded()
         want = {CreateIds.key(path, folder.id, name): (folder.id, name)
@@ -148,8 +148,14 @@ class Creates:
         chosen.update(new)
         folders = {f.id for f in within}
         with self._lock:
+            # Only a record whose local file is gone: a push with --include/--exclude
+            # leaves files out of its creates while their records are still needed (a create
+            # of one cut earlier, not listed yet, was made twice by the next full push:
+            # attacky25). The others go once their file is a create again and verified, or
+            # age out (MAX_AGE); a stale one costs a 409 and a read, never a file.
             drop = self._settled | {k for k, v in recorded.items()
-                                    if k not in want and v["folder"] in folders}
+                                    if k not in want and v["folder"] in folders
+                                    and not os.path.lexists(_local_path(k))}
             self._settled = set()
             self._pending = {want[k]: (k, i) for k, i in chosen.items()}
         if new or drop:
@@ -301,6 +307,11 @@ class Creates:
         res = insert(None)
         made.remember(parent_id, name, str(res["id"]))
         return res
+
+
+def _local_path(key: str) -> str:
+    """The local path of a :meth:`CreateIds.key` (the path may hold a "|" itself)."""
+    return key.rsplit("|", 2)[0]
 
 
 def _ours(get: Get, file_id: str, folder_id: str, name: str, where: str, *,
