@@ -12,6 +12,8 @@ On a 409 for our id the file is read by id: where it is the one meant (that name
 folder, not trashed) and holds the local md5, it counts as uploaded; where the local file
 changed since, it is updated in place; where it was deleted, trashed, moved or renamed since,
 the id is dropped and the file made anew with another. An id Drive refuses (400) is dropped too.
+Where that other id is refused as well (a server handing out ids in use), the item is made
+without one and the store asks for no more: at most three creates per item.
 
 A server without generateIds (an answer 404, 400 or 501; a Drive API look-alike) is asked once
 per process, then creates go without an id, as before.
