@@ -11,7 +11,8 @@ from drivestage import extra, other_runs, pool, pruning, push_room, sidecar, sna
 from drivestage.dedupe import pick_folder
 from drivestage.errors import DriveStageError, MovedAwayError, NotFoundError, \
     PermissionDeniedError, QuotaExceededError, UsageError
-from drivestage.local_tree import LocalFile, walk
+from drivestage.local_tree import LocalFile, LocalTree, walk
+from drivestage.locks import place_lock
 from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
 from drivestage.paths import StorePath
 from drivestage.push_result import Outstanding, PushResult
@@ -88,6 +89,20 @@ class PushJob:
                              "folder as DEST")
         if root.read_only:  # before any write: a push there could only fail file by file
             raise PermissionDeniedError(root.read_only)
+        # DEST's own lock too (upload_tree holds the one of DEST as written): another push
+        # into this folder named another way (by id, through a shortcut) listed it before
+        # either created anything, and both made every new file (attacky25). (Not when they
+        # are one: the lock is not re-entrant.)
+        place = store.place(StorePath(root.id, ()))
+        if place == store.place(path):
+            return self._into(root, tree, path, removal)
+        with place_lock(place, store.describe(root)):
+            self._into(root, tree, path, removal)
+
+    def _into(self, root: RemoteEntry, tree: LocalTree, path: StorePath,
+              removal: Optional[extra.Removal]) -> None:
+        """The push into ``root``, DEST as found, once its lock is held."""
+        store = self.store
         if removal is not None:
             extra.check_dest(store, root, path)
         self._list(root, path, tree.folders)
