@@ -44,7 +44,8 @@ from drivestage.extract.copying import Progress, TempDir, copy_raw, create
 from drivestage.extract.formats import compression
 from drivestage.extract.job import Job
 from drivestage.extract.members import Entry, NeedsData, zip_directory
-from drivestage.extract.overlapped import FALLBACK, Overlapped
+from drivestage.extract.overlapped import FALLBACK, Abandoned, Overlapped
+from drivestage.interrupts import Flag
 from drivestage.state import wait_settled
 from drivestage.store import ProgressFn
 
@@ -273,16 +274,22 @@ class _Writers:
 
 class _Stream(io.RawIOBase):
     """The reader as a raw file for tarfile (closing it leaves the reader open: the rest of
-    the file is still to be hashed)."""
+    the file is still to be hashed); a read once ``stop`` is set raises :class:`Abandoned`."""
 
-    def __init__(self, reader: _Reader):
+    def __init__(self, reader: _Reader, stop: Flag):
         super().__init__()
-        self.reader = reader
+        self.reader, self.stop = reader, stop
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buf: "memoryview | bytearray") -> int:  # type: ignore[override]
+        # The follower's thread looks for its stop only between members: a Ctrl-C (its
+        # abandon()) waited while it read a big member to its end - all 24 MiB of one
+        # after a Ctrl-C at its 12th, minutes for a 20 GB member on a slow mount. A
+        # download's follower stops in its reads (_Growing's wait); so does this one now.
+        if self.stop.is_set():
+            raise Abandoned("stopped")
         data = self.reader.read(len(buf))
         buf[:len(data)] = data
         return len(data)
@@ -343,12 +350,13 @@ class HashedPass:
                     drop, finish = job.close, job.finish
                     self._zip(job, fd, reader)
                 elif kind == "tar":
+                    stop = Flag()
                     follower = Overlapped.tar(
                         self.path, self.st.st_size, self.dest, lambda start, end: True,
                         lock_dir=self.lock_dir, free_bytes=self._free,
                         progress=self._bar(self._tar_total(fd)), protected=self.protected,
                         label=self.label, replaceable=replaceable, identity=self.st,
-                        source=_Stream(reader))
+                        stop=stop, source=_Stream(reader, stop))
                     drop, finish = follower.abandon, follower.finish
                     follower.written()
                 else:
