@@ -192,6 +192,13 @@ class _Writers:
 
     def give(self, feed: _Feed, block: memoryview) -> None:
         """Hand on the next bytes of ``feed``'s member (waits while too many wait)."""
+        if len(block) < CHUNK:
+            # A piece of a block gets a copy of its own: a slice kept the whole block it
+            # views alive while counted at its own length, so a zip of 1-byte members each
+            # behind 1 MiB no member holds kept every block read in memory while DEST lagged
+            # (49 MiB for 48 members; an archive's size for a bigger one), past the window.
+            # Only a member's first and last pieces are copied: at most 2 MiB a member.
+            block = memoryview(bytes(block))
         with self.cond:
             while self.in_flight > _IN_FLIGHT and self.failed is None:
                 self.cond.wait()
