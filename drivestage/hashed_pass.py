@@ -358,8 +358,12 @@ class HashedPass:
                     self._zip(job, fd, reader)
                 elif kind == "tar":
                     stop = Flag()
+                    # The file's own name: the follower opens it without following a link
+                    # (a download's partial), so a tar given by a link fell back to two
+                    # reads; the identity check (st) still holds it to that very file.
                     follower = Overlapped.tar(
-                        self.path, self.st.st_size, self.dest, lambda start, end: True,
+                        os.path.realpath(self.path), self.st.st_size, self.dest,
+                        lambda start, end: True,
                         lock_dir=self.lock_dir, free_bytes=self._free,
                         progress=self._bar(self._tar_total(fd)), protected=self.protected,
                         label=self.label, replaceable=replaceable, identity=self.st,

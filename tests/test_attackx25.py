@@ -12,7 +12,8 @@ extraction (:func:`drivestage.extract.extract`) must hold on it:
 2. the original truncated, replaced or unreadable midway: one line, nothing staged;
 3. a Ctrl-C stops the read of a tar's big member at once (it read the member to its end);
 4. members far apart in the file do not keep every block read in memory while DEST lags
-   (the 16 MiB window held only for bytes, not for the blocks small pieces kept alive).
+   (the 16 MiB window held only for bytes, not for the blocks small pieces kept alive);
+5. a tar given by a link is read once (it fell back to two reads).
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import pytest
 
 from test_attack22_stage import _tree
 from test_messages_walk20 import _drivestage
+from test_stage23 import _reads, needs_proc_io
 
 import drivestage.hashed_pass as hashed_pass
 from drivestage.extract import extract
@@ -297,3 +299,18 @@ def test_members_far_apart_keep_no_more_than_the_window_while_dest_lags(local_st
         tracemalloc.stop()
     assert result.action == "extract" and len(os.listdir(tmp_path / "d")) == 49
     assert peak < 24 << 20, peak / 2 ** 20   # the window and the read ahead, no more
+
+
+# ------------------------------------------------------ 5. a tar given by a link
+
+@needs_proc_io
+def test_a_tar_given_by_a_link_is_read_once(local_state, tmp_path):
+    """The tar's follower opens the archive again without following a link (a download's
+    partial file): a tar given by a link (to a file beside it) fell back to a hash and then
+    an extraction, 2.01x its size read; 1.0x now, its messages naming the link."""
+    members = _members(8)
+    real = _original(tmp_path, "tar", _tar([(k, "file", v) for k, v in members.items()]))
+    link = real.with_name("link.tar")
+    link.symlink_to(real.name)
+    assert _reads(link, tmp_path / "d") < 1.1
+    assert _tree(tmp_path / "d") == members
