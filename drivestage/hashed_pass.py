@@ -45,7 +45,7 @@ from drivestage.extract.formats import compression
 from drivestage.extract.job import Job
 from drivestage.extract.members import Entry, NeedsData, zip_directory
 from drivestage.extract.overlapped import FALLBACK, Abandoned, Overlapped
-from drivestage.interrupts import Flag
+from drivestage.interrupts import BackgroundThread, Flag, deferred
 from drivestage.state import wait_settled
 from drivestage.store import ProgressFn
 
@@ -176,7 +176,7 @@ class _Writers:
         self.closed = False
         self.failed: Optional[BaseException] = None
         self.in_flight = 0
-        self.threads = [threading.Thread(target=self._run, name="drivestage-write", daemon=True)
+        self.threads = [BackgroundThread(self._run, "drivestage-write")
                         for _ in range(_WRITERS)]
         for t in self.threads:
             t.start()
@@ -273,8 +273,20 @@ class _Writers:
             if stop and self.failed is None:
                 self.failed = _Stopped()
             self.cond.notify_all()
-        for t in self.threads:
-            t.join()
+        try:
+            for t in self.threads:
+                t.join()
+        except BaseException:
+            # A Ctrl-C in the wait was raised at once: the writers, not told to stop, went
+            # on writing into the temporary folder the caller then removed (a member made
+            # through the descriptor of a folder gone). Stopped now, and waited for.
+            with deferred():  # (a second Ctrl-C: once they have stopped)
+                with self.cond:
+                    self.failed = self.failed or _Stopped()
+                    self.cond.notify_all()
+                for t in self.threads:
+                    t.join()
+            raise
         if not stop:
             self._raise()
 

@@ -22,8 +22,10 @@ import io
 import os
 import signal
 import struct
+import sys
 import tarfile
 import threading
+import time
 import tracemalloc
 import zipfile
 
@@ -314,3 +316,53 @@ def test_a_tar_given_by_a_link_is_read_once(local_state, tmp_path):
     link.symlink_to(real.name)
     assert _reads(link, tmp_path / "d") < 1.1
     assert _tree(tmp_path / "d") == members
+
+
+# ------------------------------------ 6. a Ctrl-C while the zip's writers finish
+
+def test_a_ctrl_c_while_the_writers_finish_waits_for_them_before_the_folder_goes(
+        local_state, tmp_path, monkeypatch):
+    """The read done, the pass waits for its two writers (their last members); a Ctrl-C
+    there was raised at once: the writers were not told to stop, and the temporary folder
+    was removed while one still wrote into it (a member then created through the
+    descriptor of a folder removed, a number the process may have given another file
+    already). The Ctrl-C is raised as the main thread starts to wait (a trace function:
+    deterministic, where a signal's arrival is not)."""
+    members = {"a": b"A" * 1000, "z": b"Z" * 1000}
+    archive = _original(tmp_path, "zip", _zip(list(members.items())))
+    real_create, seen, writers = hashed_pass.create, [], []
+    busy, cut = threading.Event(), threading.Event()
+
+    def create(root, e):
+        if e.path == "z":  # the last member's writer: busy when the Ctrl-C comes
+            busy.set()
+            cut.wait(10)
+            for _ in range(20000):  # until the folder goes, or the writers are stopped
+                if not os.path.isdir(root.path) or writers[0].failed is not None:
+                    break
+                time.sleep(0.0005)
+            seen.append(os.path.isdir(root.path))
+        return real_create(root, e)
+
+    def trace(frame, event, arg):
+        caller = frame.f_back
+        if event == "call" and frame.f_code.co_name == "join" and not cut.is_set() and \
+                caller is not None and caller.f_code.co_name == "close" and \
+                type(caller.f_locals.get("self")).__name__ == "_Writers":
+            writers.append(caller.f_locals["self"])
+            busy.wait(10)
+            cut.set()
+            raise KeyboardInterrupt  # a Ctrl-C as the main thread starts to wait
+        return None
+
+    monkeypatch.setattr(hashed_pass, "create", create)
+    sys.settrace(trace)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pull(str(archive), str(tmp_path / "d"), extract=True, quiet=True)
+    finally:
+        sys.settrace(None)
+    assert seen == [True]           # the folder stayed while the writer was at work
+    assert not any(t.is_alive() for t in threading.enumerate()
+                   if t.name == "drivestage-write")
+    assert os.listdir(tmp_path / "d") == [".drivestage"]
