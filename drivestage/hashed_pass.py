@@ -430,10 +430,12 @@ class HashedPass:
                     left -= len(block)
                     writers.give(feed, block)
                 writers.end(feed)
+            # Inside the try: a Ctrl-C as it is called (before its own wait) left both
+            # writers waiting for more members for good (DRIVESTAGE_TEST_SWEEP=all).
+            writers.close()  # raises what stopped a writer
         except BaseException:
             writers.close(stop=True)
             raise
-        writers.close()  # raises what stopped a writer
 
     def _tar_total(self, fd: int) -> int:
         """What a tar's members hold, for the bar: about its size when it is plain; unknown
