@@ -384,7 +384,17 @@ class HashedPass:
                     follower.written()
                 else:
                     raise _OutOfOrder("not an archive the stream follows")
-            except (DiskSpaceError, DestChangedError):
+            except DiskSpaceError:
+                if kind == "zip":
+                    raise  # the whole member list's check: the usual way would say it again
+                # A tar's stream checks each member as it comes, once the earlier ones took
+                # their room: it said "needs 4.0 MiB, only 2.0 MiB free" of one member (free
+                # that, and the next fails). The usual way checks the whole list first and
+                # says what it needs, as it did before this pass.
+                if drop is not None:
+                    drop()
+                drop = finish = None
+            except DestChangedError:
                 raise  # about DEST: the usual way would only say it again
             except FALLBACK + (NeedsData,) as exc:
                 log.info("%s: extracting it after its hash (%s)", self.label, exc)

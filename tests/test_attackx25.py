@@ -395,3 +395,32 @@ def test_a_ctrl_c_as_the_writers_are_closed_stops_them(local_state, tmp_path):
         t.join(10)
     assert not [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
     assert os.listdir(tmp_path / "d") == [".drivestage"]
+
+
+# ------------------------------------------------ 7. a tar larger than the free space
+
+def _until_only(text: str) -> str:
+    return text.split(", only ")[0]
+
+
+@pytest.mark.parametrize("kind", ["tar", "tar.gz"])
+def test_a_tar_larger_than_the_free_space_is_refused_as_the_usual_extraction_refuses_it(
+        kind, local_state, tmp_path):
+    """The usual extraction checks the whole member list against the free space before it
+    writes ("needs 32.0 MiB …"); the one-read pass of a local tar checks member by member
+    as it streams, and said what one member needs ("needs 4.0 MiB …, only 2.0 MiB free":
+    free 4 MiB and it failed again at the next). It now takes the usual way there, which
+    says what the whole archive needs (the stream still wrote up to the reserve first)."""
+    import shutil
+
+    members = [(f"m{i}", "file", bytes(4 << 20)) for i in range(8)]
+    archive = _original(tmp_path, kind, _tar(members, "w:gz" if kind == "tar.gz" else "w"))
+    dest = tmp_path / "d"
+    reserve = shutil.disk_usage(tmp_path).free - (10 << 20)   # about 10 MiB left to use
+    r = _drivestage("pull", str(archive), str(dest), "-x", "-q", "--reserve", str(reserve))
+    assert r.exit_code == 1, r.output
+    assert os.listdir(dest) == [".drivestage"]
+    with pytest.raises(Exception) as usual:
+        extract(str(archive), str(dest),
+                free_bytes=lambda p: shutil.disk_usage(p).free - reserve)
+    assert _until_only(r.output.strip()) == _until_only(f"Error: {usual.value}"), r.output
