@@ -19,9 +19,9 @@ the file at once). Nothing reaches DEST before the md5 of every byte is known an
 ``verify(md5)`` (the caller's: the md5 the listing gave if any, the original's identity
 before and after) accepted it; on any failure the temporary folder goes and DEST is as it
 was. An archive the stream cannot follow (links or bzip2 / lzma members in a zip, members out
-of file order or overlapping, a damaged one) is read to its end for the hash, verified, and
-extracted the usual way, which reports whatever is wrong with it: two reads, as before, for
-those alone.
+of file order or overlapping, a damaged one, a plain tar larger than the free space) is read
+to its end for the hash, verified, and extracted the usual way, which reports whatever is
+wrong with it: two reads, as before, for those alone.
 """
 from __future__ import annotations
 
@@ -369,6 +369,11 @@ class HashedPass:
                     drop, finish = job.close, job.finish
                     self._zip(job, fd, reader)
                 elif kind == "tar":
+                    if self._may_not_fit(fd):
+                        # A plain tar's members take about its size. Streamed, the members
+                        # filled DEST's disk until the next did not fit (24 of 32 MiB), for
+                        # whatever else writes there; the usual way refuses before writing.
+                        raise _OutOfOrder("a plain tar larger than the free space")
                     stop = Flag()
                     # The file's own name: the follower opens it without following a link
                     # (a download's partial), so a tar given by a link fell back to two
@@ -451,6 +456,15 @@ class HashedPass:
         """What a tar's members hold, for the bar: about its size when it is plain; unknown
         (0) when compressed, short of a pass over it."""
         return 0 if compression(os.pread(fd, 6, 0)) else self.st.st_size
+
+    def _may_not_fit(self, fd: int) -> bool:
+        """A plain tar larger than the free space where DEST is (or will be)."""
+        if compression(os.pread(fd, 6, 0)):
+            return False  # its members' size is unknown short of a pass over it
+        where = os.path.abspath(self.dest)
+        while not os.path.isdir(where) and os.path.dirname(where) != where:
+            where = os.path.dirname(where)
+        return self.st.st_size > self._free(where)
 
     def _bar(self, total: int) -> Optional[ProgressFn]:
         return self.progress("extract", total, 0) if self.progress is not None else None
