@@ -371,7 +371,7 @@ class HashedPass:
                 elif kind == "tar":
                     if self._may_not_fit(fd):
                         # A plain tar's members take about its size. Streamed, the members
-                        # filled DEST's disk until the next did not fit (24 of 32 MiB), for
+                        # filled DEST's disk until the next did not fit (12 of 32 MiB), for
                         # whatever else writes there; the usual way refuses before writing.
                         raise _OutOfOrder("a plain tar larger than the free space")
                     stop = Flag()
