@@ -275,34 +275,34 @@ class Creates:
             res = insert(None)
             made.remember(parent_id, name, str(res["id"]))
             return res
-        status = 0
-        try:
-            return insert(folder_id)
-        except Exception as exc:
-            failure = answers.failure_of(exc)
-            if failure is None or failure.status not in (400, 409):
-                raise
-            status = failure.status
-        found = _ours(get, folder_id, parent_id, name, where, folder=True) \
-            if status == 409 else None
-        if found is not None:
-            log.info("%s: made by a create whose answer was lost (its id %s)", where, folder_id)
-            return found
-        log.info("%s: the id chosen for it (%s) is of no more use (HTTP %s); creating it "
-                 "anew", where, folder_id, status)
-        another = self.pool.take_one()
-        if another is not None:
-            made.remember(parent_id, name, another)  # before the create is sent
+
+        def attempt(with_id: str) -> Optional[dict[str, Any]]:
+            """The folder made with ``with_id`` (by this create, or by one whose answer was
+            lost: a 409 for it); None when Drive refuses the id otherwise."""
             try:
-                return insert(another)
+                return insert(with_id)
             except Exception as exc:
                 failure = answers.failure_of(exc)
                 if failure is None or failure.status not in (400, 409):
                     raise
-                found = _ours(get, another, parent_id, name, where, folder=True) \
-                    if failure.status == 409 else None
-                if found is not None:
-                    return found
+            found = _ours(get, with_id, parent_id, name, where, folder=True) \
+                if failure.status == 409 else None
+            if found is not None:
+                log.info("%s: made by a create whose answer was lost (its id %s)", where,
+                         with_id)
+                return found
+            log.info("%s: the id chosen for it (%s) is of no more use (HTTP %s); creating "
+                     "it anew", where, with_id, failure.status)
+            return None
+        got = attempt(folder_id)
+        if got is not None:
+            return got
+        another = self.pool.take_one()
+        if another is not None:
+            made.remember(parent_id, name, another)  # before the create is sent
+            got = attempt(another)
+            if got is not None:
+                return got
             # A new id refused as well (attacky25: a server handing out ids in use failed
             # the push at its first folder with a 409): made without one.
             self.pool.distrust()
