@@ -25,8 +25,9 @@ import os
 import random
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, Optional, TypeVar
+from typing import Any, Callable, Generator, Iterator, Optional, TypeVar
 
 import tenacity
 
@@ -241,9 +242,12 @@ class DriveRetrying(tenacity.Retrying):
         """``exc`` as the typed error this operation raises."""
         return translate(exc, self.what, uploading=self.uploading, write=self.write)
 
-    def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    @contextmanager
+    def _ending(self) -> Iterator[None]:
+        """What ends the retries leaves as this operation's: its typed error, or a
+        KeyboardInterrupt after :meth:`_interrupted`."""
         try:
-            return super().__call__(fn, *args, **kwargs)
+            yield
         except KeyboardInterrupt:
             self._interrupted()
             raise
@@ -253,17 +257,13 @@ class DriveRetrying(tenacity.Retrying):
                 raise
             raise typed from exc
 
+    def __call__(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        with self._ending():
+            return super().__call__(fn, *args, **kwargs)
+
     def __iter__(self) -> Generator[tenacity.AttemptManager, None, None]:
-        try:
+        with self._ending():
             yield from super().__iter__()
-        except KeyboardInterrupt:
-            self._interrupted()
-            raise
-        except Exception as exc:
-            typed = self.typed(exc)
-            if typed is exc:
-                raise
-            raise typed from exc
 
 
 def retrying(what: str, attempts: Optional[int] = None, *,
