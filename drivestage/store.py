@@ -81,11 +81,14 @@ class RemoteEntry:
 
 @dataclass(frozen=True)
 class Quota:
-    """Storage quota in bytes; ``total`` is None when unlimited."""
+    """Storage quota in bytes; ``total`` is None when unlimited. ``used`` is everything that
+    counts toward ``total``: on Drive, ``other`` of it is what Gmail and Google Photos use
+    of the same storage."""
 
     total: Optional[int]
     used: int
     trash: int
+    other: int = 0
 
     @property
     def free(self) -> Optional[int]:
@@ -311,6 +314,9 @@ def quota_error(needed: int, where: str, quota: Optional[Quota]) -> QuotaExceede
         parts.append(f"free {format_size(free)}")
     if trash is not None:
         parts.append(f"in trash {format_size(trash)}")
+    if quota is not None and quota.other:
+        # Why a Drive that holds little is full: the storage is shared with them.
+        parts.append(f"used by Gmail and Google Photos {format_size(quota.other)}")
     hint = "Free space on Drive"
     if trash:
         hint = "Empty the Drive trash (it counts toward the quota), free space on Drive"

@@ -53,7 +53,7 @@ def test_quota(emulator_factory, tmp_path, monkeypatch):
     assert out.strip() == "used 1.0 MiB of 4.0 MiB (25%), 0 B in the trash, 3.0 MiB free"
     code, out, err = run("quota", "--api-root", emu.url, "--json")
     assert json.loads(out) == {"used": 1048576, "total": 4194304, "trash": 0,
-                               "free": 3145728}
+                               "free": 3145728, "other": 0}
 
 
 def test_no_credentials_message(tmp_path, monkeypatch):

@@ -198,10 +198,12 @@ def quota(as_json: bool, api_root: Optional[str], credentials: Optional[str]) ->
     q = connect(api_root=api_root, credentials=credentials).quota()
     if as_json:
         click.echo(json.dumps({"used": q.used, "total": q.total, "trash": q.trash,
-                               "free": q.free}))
+                               "free": q.free, "other": q.other}))
         return
     total = format_size(q.total) if q.total is not None else "unlimited"
-    pct = f" ({100 * q.used / q.total:.0f}%)" if q.total else ""
+    pct = f"{100 * q.used / q.total:.0f}%" if q.total else ""
+    other = f"Gmail and Google Photos {format_size(q.other)} of it" if q.other else ""
+    pct = f" ({'; '.join(p for p in (pct, other) if p)})" if pct or other else ""
     free = f", {format_size(q.free)} free" if q.free is not None else ""
     click.echo(f"used {format_size(q.used)} of {total}{pct}, {format_size(q.trash)} in the "
                f"trash{free}")

@@ -336,7 +336,9 @@ def _parents_in(body: object) -> list[str]:
 
 def quota_of(about: Mapping[str, Any]) -> Quota:
     """Drive's About resource as used / total / trash bytes (``total`` None when unlimited);
-    a count that is not a number is a malformed answer."""
+    a count that is not a number is a malformed answer. ``used`` is what every Google
+    service uses (``quotaBytesUsedAggregate``; v2's ``quotaBytesUsed`` is Drive's share
+    alone), since ``quotaBytesTotal`` bounds them all: Gmail and Photos fill it too."""
     def number(name: str) -> int:
         try:
             return int(about.get(name) or 0)
@@ -347,5 +349,9 @@ def quota_of(about: Mapping[str, Any]) -> Quota:
                 "DRIVESTAGE_API_ROOT a Drive API?") from None
 
     total = number("quotaBytesTotal")
+    drive = number("quotaBytesUsed")
+    # Absent from a partial answer or an old server: then Drive's own share is all we know.
+    used = max(number("quotaBytesUsedAggregate"), drive) \
+        if about.get("quotaBytesUsedAggregate") is not None else drive
     return Quota(total=total if total > 0 and about.get("quotaType") != "UNLIMITED" else None,
-                 used=number("quotaBytesUsed"), trash=number("quotaBytesUsedInTrash"))
+                 used=used, trash=number("quotaBytesUsedInTrash"), other=used - drive)

@@ -45,13 +45,17 @@ def render_about(emu: "Emulator", base: Optional[str] = None) -> dict:
     """The about resource (quota numbers as strings, like Drive)."""
     base = base or emu.url
     used, trash = emu.store.usage()
+    # v2's quotaBytesUsed is Drive's share alone; the storage limit (quotaBytesTotal) is
+    # shared with Gmail and Photos since 2013, whose bytes are in quotaBytesUsedAggregate.
+    other = {"GMAIL": 0, "PHOTOS": 0, **emu.store.other_usage}
     out = {
         "kind": "drive#about", "etag": '"emulator"', "selfLink": f"{base}drive/v2/about",
         "name": USER_NAME, "user": _user(None),
-        "quotaBytesUsed": str(used), "quotaBytesUsedAggregate": str(used),
+        "quotaBytesUsed": str(used), "quotaBytesUsedAggregate": str(used + sum(other.values())),
         "quotaBytesUsedInTrash": str(trash),
         "quotaType": "UNLIMITED" if emu.quota_bytes is None else "LIMITED",
-        "quotaBytesByService": [{"serviceName": "DRIVE", "bytesUsed": str(used)}],
+        "quotaBytesByService": [{"serviceName": "DRIVE", "bytesUsed": str(used)}]
+        + [{"serviceName": name, "bytesUsed": str(n)} for name, n in other.items()],
         "rootFolderId": emu.store.root_id, "largestChangeId": "1", "remainingChangeIds": "0",
         "permissionId": "00000000000000000000", "languageCode": "en",
         "domainSharingPolicy": "allowedWithWarning", "isCurrentAppInstalled": False,

@@ -214,6 +214,15 @@ class SeedingApi:
         numChildrenInNonRootLimitExceeded); None restores Drive's limit."""
         self.store.update(folder_id, child_limit=None if children is None else int(children))
 
+    def set_other_usage(self, gmail: int = 0, photos: int = 0) -> None:
+        """Bytes Gmail and Google Photos take of the account's storage: Drive's quota is
+        shared with them, so they count toward ``quota_bytes`` (uploads beyond it get 403
+        storageQuotaExceeded) and show in ``about``'s ``quotaBytesUsedAggregate`` and
+        ``quotaBytesByService``, never in ``quotaBytesUsed`` (Drive's own share)."""
+        if int(gmail) < 0 or int(photos) < 0:
+            raise ValueError("usage cannot be negative")
+        self.store.other_usage = {"GMAIL": int(gmail), "PHOTOS": int(photos)}
+
     # ------------------------------------------------------------------ revisions
     def revisions(self, file_id: str) -> list[dict]:
         """The file's revisions as Drive v2 Revision resources, oldest first, head last."""

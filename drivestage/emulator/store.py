@@ -84,6 +84,9 @@ class EmulatorStore:
     def __init__(self, data_dir: str, quota_bytes: Optional[int] = None):
         self.data_dir = os.path.abspath(data_dir)
         self.quota_bytes = quota_bytes
+        #: Bytes other Google services take of the same storage (``GMAIL``, ``PHOTOS``):
+        #: Drive's quota is shared with them, so they count toward ``quota_bytes`` too.
+        self.other_usage: dict[str, int] = {}
         self._last_created = 0.0  # see create()
         self.blob_dir = os.path.join(self.data_dir, "blobs")
         self.upload_dir = os.path.join(self.data_dir, "uploads")
@@ -314,11 +317,12 @@ class EmulatorStore:
         return used, trash
 
     def check_quota(self, extra: int, drive_id: Optional[str], *, replacing: int = 0) -> None:
-        """403 storageQuotaExceeded when ``extra`` more bytes do not fit (shared drives are unlimited)."""
+        """403 storageQuotaExceeded when ``extra`` more bytes do not fit (shared drives are
+        unlimited); what Gmail and Photos use counts too (:attr:`other_usage`)."""
         if self.quota_bytes is None or drive_id is not None:
             return
         used, _ = self.usage()
-        if used - replacing + extra > self.quota_bytes:
+        if used + sum(self.other_usage.values()) - replacing + extra > self.quota_bytes:
             raise quota_exceeded()
 
     def check_room(self, parent_ids: list[str], drive_id: Optional[str], *,
