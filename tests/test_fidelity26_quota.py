@@ -100,3 +100,28 @@ def test_push_that_cannot_fit_names_the_free_space_drive_has(emulator, env, tmp_
     line = [ln for ln in err.splitlines() if "Not enough Drive storage" in ln]
     assert line and "needed 19.5 KiB, free 4.9 KiB" in line[0], err
     assert emulator.find(f"{FOLDER}/a.bin") is None
+
+
+@pytest.mark.parametrize("how", ["shortcut", "id"])
+def test_push_into_a_shared_drive_folder_is_not_held_to_my_drive_quota(emulator, env, tmp_path,
+                                                                       how):
+    # Items in a shared drive count toward the organisation's storage, never the user's
+    # (the v2 About describes the user's): a full personal quota must not stop a push into
+    # a shared drive's folder reached from My Drive, through a shortcut or by its id (a
+    # sharing link), as it does not stop one to drive:shared/<name>/.
+    emulator.quota_bytes = emulator.store.quota_bytes = 50_000
+    emulator.set_other_usage(gmail=49_000)
+    team = emulator.add_shared_drive("Team")
+    runs = emulator.add_folder("runs", drive_id=team)
+    emulator.add_shortcut("Models/team", runs)
+    src = tmp_path / "run"
+    src.mkdir()
+    data = os.urandom(20_000)
+    (src / "a.bin").write_bytes(data)
+    dest = "drive:Models/team/run1" if how == "shortcut" else f"drive:id:{runs}/run1"
+    code, _, err = _cli.run("push", str(src), dest)
+    assert code == 0, err
+    assert "1 uploaded" in err
+    made = emulator.find("runs/run1/a.bin", drive_id=team)
+    assert made is not None and made["md5Checksum"] == md5(data)
+    assert emulator.about()["quotaBytesUsed"] == "0"   # nothing of it on the user's quota
