@@ -430,7 +430,7 @@ class LocalDirStore(RemoteStore):
         else:
             os.unlink(full)
 
-    def quota(self) -> Quota:
+    def quota(self, into: Optional[RemoteEntry] = None) -> Quota:
         """The filesystem's size and use; ``trash`` is the size of ``<root>/.trash``."""
         du = shutil.disk_usage(self.root)
         trash = 0

@@ -479,7 +479,8 @@ class PushJob:
             return
         where = f"{len(todo)} file(s) into {self.store.describe(root)}"
         pruned, self.room_left = push_room.make_room(self.store, needed, where, decision,
-                                                     folder, self.policy, self.use_trash)
+                                                     folder, self.policy, self.use_trash,
+                                                     into=root)
         self.result.pruned += pruned
 
     def _apply(self, decision: Plan, twins: Mapping[str, list[RemoteEntry]]) -> None:

@@ -9,19 +9,21 @@ from typing import Optional
 from drivestage.pruning import Deletions, FolderView, pre_prune_victims, room_keeps
 from drivestage.retention import SIDECAR, Decision, Plan, RetentionPolicy
 from drivestage.sizes import format_size
-from drivestage.store import RemoteStore, quota_error
+from drivestage.store import RemoteEntry, RemoteStore, quota_error
 
 log = logging.getLogger(__name__)
 
 
 def make_room(store: RemoteStore, needed: int, where: str, decision: Optional[Plan],
               folder: Optional[FolderView], policy: RetentionPolicy,
-              use_trash: bool) -> tuple[list[Decision], list[Decision]]:
-    """Room for ``needed`` more bytes before a push to ``where`` sends one: what the policy
-    deletes anyway goes first (:func:`pre_prune_victims`), or QuotaExceededError when even
-    that is not enough. Returns what went, and what the store left alone (changed since the
-    listing: the retention after the uploads does not try it again, nor warn twice)."""
-    q = store.quota()
+              use_trash: bool, into: Optional[RemoteEntry] = None
+              ) -> tuple[list[Decision], list[Decision]]:
+    """Room for ``needed`` more bytes before a push to ``where`` (the folder ``into``) sends
+    one: what the policy deletes anyway goes first (:func:`pre_prune_victims`), or
+    QuotaExceededError when even that is not enough. Returns what went, and what the store
+    left alone (changed since the listing: the retention after the uploads does not try it
+    again, nor warn twice)."""
+    q = store.quota(into)
     if q.free is None or needed <= q.free:
         return [], []
     victims = pre_prune_victims(decision, folder, policy) \
@@ -42,7 +44,7 @@ def make_room(store: RemoteStore, needed: int, where: str, decision: Optional[Pl
     spared = room_keeps(folder, policy) if folder is not None else set()
     kept = [d for d in decision or () if d.id is not None and d.name in spared]
     done = deletes.many(victims, kept=kept)  # in batches, the files before their sidecars
-    q = store.quota()
+    q = store.quota(into)
     if q.free is not None and needed > q.free:
         raise quota_error(needed, where, q)
     return done, [d for d in victims if d.kind != SIDECAR and d.name in deletes.left]

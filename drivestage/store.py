@@ -234,8 +234,9 @@ class RemoteStore(abc.ABC):
         raise UsageError(f"{self.describe(entry)}: this store cannot move items")
 
     @abc.abstractmethod
-    def quota(self) -> Quota:
-        """Storage quota of the account (or the filesystem)."""
+    def quota(self, into: Optional[RemoteEntry] = None) -> Quota:
+        """Storage quota of the account (or the filesystem); with ``into``, the one what is
+        written into that folder counts toward (Drive: none for a shared drive's folder)."""
 
     def set_retries(self, attempts: Optional[int]) -> None:
         """Attempts per remote request (None: the default); ignored by stores that do not

@@ -434,13 +434,14 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
                   lambda: f.Upload(param={"addParents": target.id, "removeParents": source.id}))
         provenance.check_moved(dict(f), target.id, source.id, self.describe(entry))
 
-    def quota(self) -> Quota:
+    def quota(self, into: Optional[RemoteEntry] = None) -> Quota:
         """Used / total / trash bytes of the account (``total`` None when unlimited).
 
         For a shared drive nothing is asked (``total`` None): its storage is the
         organisation's, which the account's About does not describe; a retention budget
-        (``--max-bytes``) bounds what a push keeps there."""
-        if self.drive_id:
+        (``--max-bytes``) bounds what a push keeps there. So for ``into``, a folder of a
+        shared drive reached from My Drive (through a shortcut, by id or a link)."""
+        if self.drive_id or (isinstance(into, DriveEntry) and into.drive_id):
             return Quota(total=None, used=0, trash=0)
         about = self.call("read the Drive quota", self.drive.GetAbout)
         return quota_of(about)
