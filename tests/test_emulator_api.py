@@ -345,8 +345,8 @@ def test_service_account_has_no_my_drive_storage(tmp_path):
         assert status == 403
         assert_envelope(body, 403, "storageQuotaExceeded")
         assert body["error"]["message"].startswith("Service Accounts do not have storage quota")
-        status, _, f = jreq(emu, "POST", "/upload/drive/v2/files?uploadType=resumable",
-                            {"title": "ok.bin", "parents": [{"id": drive}]},
+        status, _, f = jreq(emu, "POST", "/upload/drive/v2/files?uploadType=resumable"
+                            "&supportsAllDrives=true", {"title": "ok.bin", "parents": [{"id": drive}]},
                             headers={"X-Upload-Content-Length": "4"})
         assert status == 200
         # Folders cost nothing and are allowed in My Drive.
@@ -359,7 +359,7 @@ def test_shared_drives_listing(emulator):
     emulator.add_file("mine.zip", b"m")
     _, _, drives = jreq(emulator, "GET", "/drive/v2/drives")
     assert [d["name"] for d in drives["items"]] == ["Team"] and drives["items"][0]["id"] == drive
-    _, _, f = jreq(emulator, "GET", f"/drive/v2/files/{fid}?fields=driveId")
+    _, _, f = jreq(emulator, "GET", f"/drive/v2/files/{fid}?fields=driveId&supportsAllDrives=true")
     assert f == {"driveId": drive}
     _, _, lst = jreq(emulator, "GET", f"/drive/v2/files?corpora=drive&driveId={drive}&includeItemsFromAllDrives=true"
                                       "&supportsAllDrives=true")

@@ -59,7 +59,7 @@ def test_abusive_file_and_who_may_acknowledge_it(emulator):
     service = drive_service(emulator.url)
     for fid in (mine, theirs, in_org, in_cm):
         with pytest.raises(HttpError) as err:
-            service.files().get_media(fileId=fid).execute()
+            service.files().get_media(fileId=fid, supportsAllDrives=True).execute()
         assert first(err.value) == (403, "global", "cannotDownloadAbusiveFile",
                                     "This file has been identified as malware or spam and cannot be downloaded.")
     for fid, honoured in ((mine, True), (in_org, True), (theirs, False), (in_cm, False)):

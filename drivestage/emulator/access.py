@@ -48,12 +48,14 @@ def short_scope(scope: str) -> str:
 @dataclass
 class Caller:
     """The principal behind one request: its token's scopes, whether it is a service
-    account, and the resource keys it sent."""
+    account, the resource keys it sent, and whether the request said it handles shared
+    drives (``supportsAllDrives=true``: without it, a shared drive's items answer 404)."""
 
     token: Optional[str] = None
     scopes: Optional[frozenset] = None          # None: the full Drive scope
     service_account: bool = False
     keys: dict = field(default_factory=dict)    # file id -> resource key
+    all_drives: bool = True
 
     @property
     def drive_file_only(self) -> bool:
@@ -102,6 +104,8 @@ def resolve(store: EmulatorStore, rec: dict, caller: Caller = GOD) -> Optional[A
     if fid == store.root_id:
         return Access("owner", "owner")
     if fid in store.drives or rec.get("driveId"):
+        if not caller.all_drives:
+            return None     # "File not found" to an app that did not say it handles them
         drive = store.drives.get(fid if fid in store.drives else rec["driveId"])
         return Access(drive.get("role", "organizer"), "drive") if drive else None
     if caller is GOD:

@@ -342,7 +342,10 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
                                             + ', error="invalid_token"'})
         self._token = token
         self.caller = Caller(token, self.emu.token_scopes(token), self.emu.is_service_account(token),
-                             parse_resource_keys(self.headers.get("X-Goog-Drive-Resource-Keys")))
+                             parse_resource_keys(self.headers.get("X-Goog-Drive-Resource-Keys")),
+                             # Drive's enable-shareddrives guide: every files.* call on a
+                             # shared drive's items needs it (the deprecated name counts too).
+                             self._flag("supportsAllDrives") or self._flag("supportsTeamDrives"))
 
     def _admit(self) -> None:
         """What Drive checks before it looks at the call itself: the resource-key syntax,

@@ -6,6 +6,7 @@ import json
 import os
 import re
 from typing import Optional
+from urllib.parse import urlencode
 
 from drivestage.emulator import revisions
 from drivestage.emulator.access import Access, can_write, may_acknowledge_abuse, may_download, \
@@ -254,7 +255,12 @@ class MediaRoutes:
             corrupt=self.emu.faults.take_corrupt_upload(), new_revision=new_revision, pinned=pinned)
         where = f"upload/drive/v2/files{'/' + existing['id'] if existing else ''}"
         base = self.emu.faults.take_session_origin() or self._base()
-        location = f"{base}{where}?uploadType=resumable&upload_id={sess['id']}"
+        # Drive's session address repeats the start's parameters (supportsAllDrives...),
+        # which its chunks are then answered under; never a credential.
+        kept = {k: v for k, v in self.query.items()
+                if k not in ("uploadType", "upload_id", "access_token", "oauth_token", "key")}
+        location = f"{base}{where}?{urlencode({'uploadType': 'resumable', **kept})}" \
+                   f"&upload_id={sess['id']}"
         self._send_bytes(200, b"", None, {"Location": location, "X-GUploader-UploadID": sess["id"]})
 
     def _range_header(self, received: int) -> dict:
