@@ -102,7 +102,7 @@ def test_push_that_cannot_fit_names_the_free_space_drive_has(emulator, env, tmp_
     assert emulator.find(f"{FOLDER}/a.bin") is None
 
 
-@pytest.mark.parametrize("how", ["shortcut", "id"])
+@pytest.mark.parametrize("how", ["shortcut", "the shortcut itself", "id"])
 def test_push_into_a_shared_drive_folder_is_not_held_to_my_drive_quota(emulator, env, tmp_path,
                                                                        how):
     # Items in a shared drive count toward the organisation's storage, never the user's
@@ -118,10 +118,12 @@ def test_push_into_a_shared_drive_folder_is_not_held_to_my_drive_quota(emulator,
     src.mkdir()
     data = os.urandom(20_000)
     (src / "a.bin").write_bytes(data)
-    dest = "drive:Models/team/run1" if how == "shortcut" else f"drive:id:{runs}/run1"
+    dest = {"shortcut": "drive:Models/team/run1", "the shortcut itself": "drive:Models/team",
+            "id": f"drive:id:{runs}/run1"}[how]
     code, _, err = _cli.run("push", str(src), dest)
     assert code == 0, err
     assert "1 uploaded" in err
-    made = emulator.find("runs/run1/a.bin", drive_id=team)
+    made = emulator.find("runs/a.bin" if how == "the shortcut itself" else "runs/run1/a.bin",
+                         drive_id=team)
     assert made is not None and made["md5Checksum"] == md5(data)
     assert emulator.about()["quotaBytesUsed"] == "0"   # nothing of it on the user's quota
