@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, Callable, Optional
 
 from googleapiclient.http import MediaUpload
 
-from drivestage.drive import retry
+from drivestage.drive import answers, retry
 from drivestage.drive.transport import Streamed, Transport
 from drivestage.errors import ChecksumMismatchError, DriveStageError, RemoteChangedError, \
     RemoteError
@@ -133,6 +133,23 @@ class MediaReader:
         """One GET from ``at.pos``, which follows every byte written (a failure raises after
         writing what arrived, and the caller resumes from there)."""
         pos, stop = at.pos, sink.limit()
+        try:
+            self._stream_from(entry, at, sink, where, pos, stop)
+        except Exception as exc:
+            failure = answers.failure_of(exc)
+            if failure is None or failure.status != 416:
+                raise
+            # Drive's answer to a range that starts past the end: the file got shorter
+            # since it was listed (a new version), not a failure worth a retry.
+            now = _content_range("bytes 0-0/" + (failure.headers.get("content-range") or "")
+                                 .rpartition("/")[2])
+            became = f"size {entry.size} became {now[2]}" if now and now[2] is not None \
+                else f"it ends before byte {pos} now"
+            raise RemoteChangedError(f"{where} changed on Drive while downloading ({became}); "
+                                     "run again") from None
+
+    def _stream_from(self, entry: RemoteEntry, at: "_Position", sink: ByteSink, where: str,
+                     pos: int, stop: int) -> None:
         with self.transport.stream(self._media_uri(entry.id),
                                    {"range": f"bytes={pos}-{stop - 1}"}) as body:
             if body.status == 206:
