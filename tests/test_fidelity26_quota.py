@@ -55,6 +55,13 @@ def test_emulator_counts_gmail_and_photos_toward_the_quota(emulator, env, tmp_pa
     with pytest.raises(QuotaExceededError):
         store.upload(str(big), folder, "big.bin")
     assert emulator.find("big.bin") is None
+    # Over HTTP too, for tests in another process.
+    import urllib.request
+    req = urllib.request.Request(emulator.url + "_emulator/set_other_usage",
+                                 data=json.dumps({"photos": 5}).encode(), method="POST")
+    with urllib.request.urlopen(req) as answer:
+        assert json.loads(answer.read()) == {"result": None}
+    assert emulator.about()["quotaBytesUsedAggregate"] == "1005"
 
 
 def test_quota_counts_what_other_google_services_use(emulator, env):
