@@ -94,6 +94,10 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
     def __repr__(self) -> str:
         return f"<DriveStore {self.label} at {self.api_root or 'googleapis.com'}>"
 
+    def place(self, path: StorePath) -> str:
+        """By id, one place from every root (a shared drive, Shared with me): one lock."""
+        return f"drive at {self.api_root or ''}|{path}" if path.start else super().place(path)
+
     @property
     def service(self) -> Any:
         """The googleapiclient Drive v2 service."""
