@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import Any, Callable, Container, Iterable, Mapping, Optional, Sequence
 
 from drivestage.create_ids import CreateIds
 from drivestage.drive import answers, provenance
@@ -135,16 +135,20 @@ class Creates:
         self._settled: set[str] = set()  # keys whose record is no longer needed
 
     def prepare(self, creates: Sequence[tuple[str, RemoteEntry, str]],
-                within: Iterable[RemoteEntry]) -> None:
+                within: Iterable[RemoteEntry], listed: Container[str] = ()) -> None:
         """Choose the id of each new file ``creates`` names (local path, folder, name): the
         one recorded for it (a create a previous push sent, whose answer it may never have
         had), else a new one; record them in one write before any is sent. Records of
-        ``within`` (the pass's folders) whose local file is gone are dropped."""
+        ``within`` (the pass's folders) whose local file is gone are dropped. A recorded id
+        in ``listed`` (ids the store listed) names no lost create: the push knows its file,
+        here the old copy of a checkpoint it replaces by a new one, which a 409 read as a lost
+        create's file updated in place before the new sidecar was sent: a new id."""
         state = CreateIds()
         recorded = state.recorded()
         want = {CreateIds.key(path, folder.id, name): (folder.id, name)
                 for path, folder, name in creates}
-        chosen = {k: str(recorded[k]["id"]) for k in want if k in recorded}
+        chosen = {k: str(recorded[k]["id"]) for k in want
+                  if k in recorded and recorded[k]["id"] not in listed}
         new_keys = [k for k in want if k not in chosen]
         new = dict(zip(new_keys, self.pool.take(len(new_keys)))) if new_keys else {}
         chosen.update(new)

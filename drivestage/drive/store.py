@@ -498,4 +498,4 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
 
     def reserve_creates(self, creates: Sequence[tuple[str, RemoteEntry, str]],
                         within: Iterable[RemoteEntry]) -> None:
-        self.creates.prepare(creates, within)
+        self.creates.prepare(creates, within, self._listed_in)
