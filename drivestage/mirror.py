@@ -257,7 +257,7 @@ class Mirror:
             # every period going into runs_old/logs, while a resume reads runs/logs. Walked
             # from the top again now and then: about a request per level, in WALK_EVERY
             # periods; a check of each level every period would cost that every period.
-            self._target[0].forget_folders()
+            self._target[0].forget_folders(walk=True)
         return self._push(self.src, self._target, self.policy, protect=protect,
                           md5_cache=self._cache, **self._options)
 

@@ -135,10 +135,12 @@ class RemoteStore(abc.ABC):
     def make_folders(self, path: Union[str, StorePath]) -> RemoteEntry:
         """``mkdir -p`` for ``path``; returns the deepest folder."""
 
-    def forget_folders(self) -> None:
+    def forget_folders(self, walk: bool = False) -> None:
         """Drop the path -> folder ids this store remembers, so the next path resolves as in
         a fresh process (a push that found its folder gone or its files moved away goes
-        once more into the folder the path leads to now). Nothing, where none is kept."""
+        once more into the folder the path leads to now). Nothing, where none is kept.
+        ``walk``: a look at the path again (a mirror's, now and then), which says so when
+        the path leads to another folder now (one above DEST renamed)."""
 
     @abc.abstractmethod
     def read_range(self, entry: RemoteEntry, start: int, end: int) -> Iterator[bytes]:

@@ -118,3 +118,14 @@ def warn_mount_name(where: str, name: str, meant: str) -> None:
     logging.getLogger("drivestage.drive.store").warning(
         "%s makes a folder called %r at the top of My Drive: a drive: path starts inside My "
         "Drive (/content/drive/MyDrive/%s is drive:%s)", where, name, meant, meant)
+
+
+def say_gone(where: str) -> None:
+    """The folder a store pushed into at ``where`` is no longer the one the path leads to
+    (trashed, deleted, renamed or moved since, it or a folder above it: the user cleaned up
+    Drive while a mirror ran): the path is made again, as a fresh process (a resume) reads
+    it, and all is sent there again; said, as the store's."""
+    logging.getLogger("drivestage.drive.store").warning(
+        "%s is no longer at its path on Drive (moved, renamed, trashed or deleted since this "
+        "process last pushed there); making it anew and sending everything to it: put the "
+        "folder back first to keep one copy", where)

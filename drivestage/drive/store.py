@@ -82,6 +82,7 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
         self._folder_ids: dict[tuple[str, ...], str] = {(): root_id}
         #: The folder each cached plain folder was found in (not one reached by a shortcut).
         self._parent_ids: dict[tuple[str, ...], str] = {}
+        self._walked: dict[tuple[str, ...], str] = {}  # what paths led to before a walk
         self._names: dict[str, str] = {root_id: label}
         #: file shortcut id -> target id (where its bytes are read), for entries rebuilt by
         #: callers from an id alone.
@@ -341,16 +342,13 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
                     self._learn(key + (name,), cur, parent_id)
             if key is not None:
                 key = key + (name,)
+        if key is not None and self._walked.pop(key, cur.id) != cur.id:
+            self._walked = {}  # a walk found the path leads elsewhere now: said once
+            folders.say_gone(where)
         if cached is not None:
             fresh = self._still_there(cur.id, where, self._parent_ids.get(key or ()), names[-1])
-            if fresh is None:
-                # Trashed, deleted, renamed or moved since this store learnt it (the user
-                # cleaned up Drive while a mirror ran): make the path again, as a fresh
-                # process (a resume) reads it, saying so: all is sent there again.
-                log.warning("%s is no longer at its path on Drive (moved, renamed, trashed "
-                            "or deleted since this process last pushed there); making it "
-                            "anew and sending everything to it: put the folder back first "
-                            "to keep one copy", where)
+            if fresh is None:  # trashed, deleted, renamed or moved since it was learnt
+                folders.say_gone(where)
                 self.forget_folders()
                 return self.make_folders(path)
             # Its metadata as it is now, not an id alone: whether this account may still
@@ -361,7 +359,8 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
                                       self._parent_ids.get(key or ()) != "" else None)
         return cur
 
-    def forget_folders(self) -> None:
+    def forget_folders(self, walk: bool = False) -> None:
+        self._walked = dict(self._folder_ids) if walk else {}
         self._folder_ids = {(): self.root_id}
         self._parent_ids = {}
 
