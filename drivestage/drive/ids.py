@@ -163,7 +163,10 @@ class Creates:
                                     if k not in want and v["folder"] in folders
                                     and not os.path.lexists(_local_path(k))}
             self._settled = set()
-            self._pending = {want[k]: (k, i) for k, i in chosen.items()}
+            # This pass's folders only: a push at once through this store into another folder
+            # (two Mirrors given one store) creates with the ids it chose, not without.
+            self._pending = {k: v for k, v in self._pending.items() if k[0] not in folders}
+            self._pending.update({want[k]: (k, i) for k, i in chosen.items()})
         if new or drop:
             state.update({k: (i, want[k][0]) for k, i in new.items()}, drop)
 
