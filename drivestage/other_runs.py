@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 from drivestage import behind, sidecar
-from drivestage.errors import NotFoundError, OtherRunError
+from drivestage.errors import NotFoundError, OtherRunError, RemoteChangedError
 from drivestage.local_tree import LocalFile
 from drivestage.old_copies import Key, Listings, newest
 from drivestage.sidecar import Sidecar
@@ -169,7 +169,12 @@ def _whose(store: RemoteStore, side: RemoteEntry, ckpts: Iterable[RemoteEntry]
     checkpoints' copies there) it vouches for: (None, None) when it names no run, it is no
     sidecar, or it is gone."""
     try:
-        data = sidecar.fetch(store, side)
+        try:
+            data = sidecar.fetch(store, side)
+        except RemoteChangedError:
+            # Other bytes than listed: Drive's listings lag (this process updated it a
+            # moment ago, or another machine did). Whose it is now is what counts: read so.
+            data = sidecar.fetch(store, store.stat(side))
     except NotFoundError:
         return None, None  # deleted meanwhile (another push): nothing of it to keep
     said = sidecar.parse(data) if data is not None else None
