@@ -91,20 +91,14 @@ def check_folders(store: RemoteStore, folders: Mapping[str, RemoteEntry],
 def _moved(folders: Mapping[str, RemoteEntry], rel: str, now: RemoteEntry,
            by_path: bool) -> bool:
     """Whether ``now`` (the folder of ``rel`` as the store has it now) has left its place:
-    another parent, or another name, than the push found it under. Unknown parents (DEST
-    given by id; a folder the store does not say the parent of) count as staying."""
+    another parent, or another name, than the push found it under (as the store said then:
+    a folder with several parents, an old Drive's, names the first, which need not be the
+    one the path goes through). Unknown parents (DEST given by id; a folder the store does
+    not say the parent of) count as staying."""
     was = folders[rel]
-    parent: Optional[str]
-    if rel:
-        parent, name = folders[rel.rsplit("/", 1)[0] if "/" in rel else ""].id, \
-            rel.rsplit("/", 1)[-1]
-    elif by_path:
-        parent, name = was.parent_id, was.name
-    else:
+    if not (rel or by_path) or was.parent_id is None or now.parent_id is None:
         return False
-    if parent is None or now.parent_id is None:
-        return False
-    return now.parent_id != parent or now.name != name
+    return now.parent_id != was.parent_id or now.name != was.name
 
 
 def where_now(store: RemoteStore, entry: RemoteEntry) -> str:
