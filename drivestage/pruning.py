@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 __all__ = ["FOREIGN", "FolderView", "Listing", "LocalFile", "pick", "view", "with_name_epoch",
            "newest_runs_verified", "newest_verified_per_run", "newest_verified_ids",
            "plan_folder", "with_sidecars", "pre_prune_victims", "over_budget",
-           "Deletions", "apply",
+           "Deletions", "apply", "kept_instead",
            "prune"]
 
 
@@ -294,6 +294,18 @@ def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: boo
     # Left alone (changed since the listing): not counted as pruned, nor its sidecars deleted.
     return deletes.many([d for d in decided.to_delete if d.id is not None and d.id not in done],
                         still, kept)
+
+
+def kept_instead(decided: Plan, instead: Mapping[str, RemoteEntry]) -> Plan:
+    """``decided`` with each item it keeps that ``instead`` names (by id) as the entry given
+    there: a push that removed an older copy of an unchanged file itself (a repair) has the
+    plan keep the copy it kept, which apply's read of what the plan keeps then checks. Read
+    as the removed copy, it was gone: nothing was deleted, with a warning of the push's own
+    deletion (attackpush26)."""
+    return dataclasses.replace(decided, decisions=tuple(
+        dataclasses.replace(d, id=instead[d.id].id, size=instead[d.id].size,
+                            md5=instead[d.id].md5)
+        if d.keep and d.id is not None and d.id in instead else d for d in decided))
 
 
 def _entry(d: Decision) -> RemoteEntry:

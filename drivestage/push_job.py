@@ -488,10 +488,12 @@ class PushJob:
         copies of the same bytes of each file it deletes (:attr:`pruning.FolderView.twins`)."""
         # What the plan keeps is read first (a listing that lags showed a checkpoint the
         # user had just trashed: keep_last kept it and deleted every other one), but what
-        # this push wrote into DEST itself, or removed copies of (an unchanged file's older
-        # copies: the plan may keep one, gone by this push's hand).
-        mine = {n for f, n in self.copies.sent if not f} | {
-            r for r in self.result.replaced_duplicates if "/" not in r}
+        # this push wrote into DEST itself; a copy it removed (an unchanged file's older
+        # copy, repaired) is read as the copy the repair kept.
+        decision = pruning.kept_instead(decision, {e.id: kept for lf, kept, olds in
+                                                   self.copies.repairs if not lf.folder_rel
+                                                   for e in olds})
         self.result.pruned += pruning.apply(self.store, decision, self.remote_folder[""],
                                             self.use_trash, {d.id or "" for d in self.result.pruned},
-                                            twins, self.room_left, confirm=True, written=mine)
+                                            twins, self.room_left, confirm=True,
+                                            written={n for f, n in self.copies.sent if not f})
