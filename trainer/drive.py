@@ -70,6 +70,7 @@ class DriveFolder:
         self.exclude = tuple(exclude)
         self._cache = Md5Cache()
         self._store, self._path = open_store(spec, md5_cache=self._cache)
+        self._pushes = 0   # the path is walked again every WALK_EVERY (see push)
         self._warn_if_local(spec)
 
     @staticmethod
@@ -129,8 +130,15 @@ class DriveFolder:
         """Mirror the local run folder (incremental, md5-verified, then retention). Another
         run's checkpoints of the same names stay (two runs started at once in the folder)."""
         from drivestage.errors import BudgetError, QuotaExceededError
+        from drivestage.mirror import WALK_EVERY
         from drivestage.upload_tree import push
 
+        self._pushes += 1
+        if self._pushes % WALK_EVERY == 0:
+            # As a mirror does: each push checks the run folder itself, not the folders
+            # above it; one renamed (`runs` -> `runs_old`) kept every push of the run going
+            # into runs_old/logs, while a resume reads runs/logs and finds nothing there.
+            self._store.forget_folders(walk=True)
         try:
             return push(self.local_dir, (self._store, self._path), self.policy,
                         exclude=self.exclude, protect=protect, md5_cache=self._cache,
