@@ -137,7 +137,7 @@ class DriveFolder:
         if self._pushes % WALK_EVERY == 0:
             # As a mirror does: each push checks the run folder itself, not the folders
             # above it; one renamed (`runs` -> `runs_old`) kept every push of the run going
-            # into runs_old/logs, while a resume reads runs/logs and finds nothing there.
+            # into runs_old/logs, while a resume looks for its checkpoints at runs/logs.
             self._store.forget_folders(walk=True)
         try:
             return push(self.local_dir, (self._store, self._path), self.policy,
