@@ -133,6 +133,8 @@ class Creates:
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], tuple[str, str]] = {}  # (folder, name) -> (key, id)
         self._settled: set[str] = set()  # keys whose record is no longer needed
+        #: (folder, name) -> the file this store made there last (see _made_before).
+        self._made_here: dict[tuple[str, str], RemoteEntry] = {}
 
     def prepare(self, creates: Sequence[tuple[str, RemoteEntry, str]],
                 within: Iterable[RemoteEntry], listed: Container[str] = ()) -> None:
@@ -203,7 +205,46 @@ class Creates:
                folder: RemoteEntry, name: str, *, chunk_size: Optional[int],
                progress: Optional[ProgressFn], md5_cache: Optional[Md5Source]) -> RemoteEntry:
         """:func:`~drivestage.drive.upload.upload_file` of a new file, with its chosen id;
-        a 409 for that id read as above (the module's doc)."""
+        a 409 for that id read as above (the module's doc). The file this store made there
+        a moment ago, still there with the local bytes, is that file (:meth:`_made_before`)."""
+        again = self._made_before(get, local_path, folder.id, name, md5_cache)
+        if again is not None:
+            self.settled(folder.id, name)
+            return again
+        entry = self._create(transport, store, get, local_path, folder, name,
+                             chunk_size=chunk_size, progress=progress, md5_cache=md5_cache)
+        with self._lock:
+            self._made_here[(folder.id, name)] = entry
+        return entry
+
+    def _made_before(self, get: Get, local_path: str, folder_id: str, name: str,
+                     md5_cache: Optional[Md5Source]) -> Optional[RemoteEntry]:
+        """The file this store made as ``name`` in ``folder_id`` (an earlier push of this
+        process: a mirror's period, a training run's save), read by id, when it is still
+        there as made and holds the local file's bytes. A listing made right after does
+        not show it yet (Drive's lag), and each push sent it again: a second copy of the
+        checkpoint per push while the listing lagged (attackpush26)."""
+        with self._lock:
+            made = self._made_here.get((folder_id, name))
+        if made is None or made.md5 is None:
+            return None
+        local = (md5_cache.get(local_path) if md5_cache is not None else None) \
+            or file_md5(local_path)
+        if local != made.md5:
+            return None   # changed here since: sent as a new file
+        where = f"{local_path} -> {name}"
+        res = _ours(get, made.id, folder_id, name, where)
+        entry = entry_from_resource(res, where) if res is not None else None
+        if entry is None or entry.md5 != local:
+            return None   # deleted, trashed, moved, renamed or changed on Drive since
+        log.info("%s: made by this process a moment ago, not listed yet (Drive's listing "
+                 "lags); not sent again", where)
+        return entry
+
+    def _create(self, transport: Transport, store: RemoteStore, get: Get, local_path: str,
+                folder: RemoteEntry, name: str, *, chunk_size: Optional[int],
+                progress: Optional[ProgressFn], md5_cache: Optional[Md5Source]) -> RemoteEntry:
+        """The create of :meth:`upload`."""
         file_id = self.id_for(folder.id, name)
 
         def send(with_id: Optional[str], replace: Optional[RemoteEntry] = None) -> RemoteEntry:
