@@ -226,8 +226,8 @@ class Creates:
         checkpoint per push while the listing lagged (attackpush26)."""
         with self._lock:
             made = self._made_here.get((folder_id, name))
-        if made is None or made.md5 is None:
-            return None
+        if made is None or made.md5 is None or os.path.getsize(local_path) != made.size:
+            return None   # (no file read: a checkpoint of another size is another one)
         local = (md5_cache.get(local_path) if md5_cache is not None else None) \
             or file_md5(local_path)
         if local != made.md5:
