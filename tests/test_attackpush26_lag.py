@@ -33,8 +33,8 @@ def test_a_push_right_after_one_that_updated_a_sidecar_reads_it_as_it_is_now(
     (src / "last.json").write_bytes(sidecar_json(2, two))
     assert sorted(push(str(src), (store, "runs/a"), jobs=1).uploaded) == ["last.json",
                                                                           "last.pt"]
-    # The next pushes list the old copies still (the lag is counted in listings): each
-    # goes on; once the listing shows what is there, the copies sent meanwhile are repaired.
+    # The next pushes list the old copies still (the lag is counted in listings): each goes
+    # on, and Drive ends with one copy of each file.
     emulator.faults.lag_listing()
     for _ in range(5):
         push(str(src), (store, "runs/a"), jobs=1)
