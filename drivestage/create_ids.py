@@ -4,9 +4,12 @@ or Ctrl-C'd while the answer was on its way) is sent again with the same id by t
 and the store refuses it (Drive answers 409) instead of making a second file of the name.
 
 One JSON file under the state folder (``create-ids.json``): ``"<local path>|<folder id>|<name>"``
--> ``{"id", "folder", "t"}``. A push writes it once per pass (the ids of every file it is
-about to create, and the records it no longer needs), never once per file: every state write
-is an fsync. A record older than :data:`MAX_AGE` is dropped, never retried for ever.
+-> ``{"id", "folder", "t"}``, and ``"md5"`` once the file was made and verified. A push writes
+it once per pass (the ids of every file it is about to create, then which were verified and
+the records it no longer needs), never once per file: every state write is an fsync. A
+record older than :data:`MAX_AGE` is dropped, never retried for ever; a verified one after
+:data:`VERIFIED_AGE`: while Drive's listing may not show the file yet, the next process's
+create of it names the id (answered 409: the file, read by id, is not sent again).
 """
 from __future__ import annotations
 
@@ -20,6 +23,10 @@ from drivestage.state import JsonFile, state_dir
 #: A recorded id is of use while its lost create may still be made, or shown by a listing:
 #: seconds to minutes. After a week (as long as Drive keeps an upload session) it is dropped.
 MAX_AGE = 7 * 24 * 3600
+#: A verified file's record is of use while a listing may not show the file yet (Drive's
+#: lag: seconds, at times minutes): a restarted mirror or training run, or a second push,
+#: sent it again (attackpush26). An hour, then dropped.
+VERIFIED_AGE = 3600
 
 
 class CreateIds:
@@ -38,10 +45,12 @@ class CreateIds:
         now = time.time()
         return {k: v for k, v in self._file.read().items() if _fresh(v, now)}
 
-    def update(self, add: Mapping[str, tuple[str, str]], drop: Iterable[str]) -> bool:
-        """Record ``add`` (key -> (id, folder id)) and forget ``drop``, in one write (old
-        and damaged records go too); whether it was written (not when the state folder
-        cannot be: then a create cut now may be made twice, as before ids)."""
+    def update(self, add: Mapping[str, tuple[str, str]], drop: Iterable[str],
+               verified: Optional[Mapping[str, str]] = None) -> bool:
+        """Record ``add`` (key -> (id, folder id)), mark ``verified`` (key -> the md5 the
+        made file was verified with) and forget ``drop``, in one write (old and damaged
+        records go too); whether it was written (not when the state folder cannot be: then
+        a create cut now may be made twice, as before ids)."""
         gone = set(drop)
         now = time.time()
 
@@ -50,13 +59,21 @@ class CreateIds:
                 del data[key]
             for key, (file_id, folder_id) in add.items():
                 data[key] = {"id": file_id, "folder": folder_id, "t": now}
+            for key, md5 in (verified or {}).items():
+                if key in data and key not in gone:
+                    data[key] = dict(data[key], md5=md5, t=now)
         return self._file.update_or_warn(change, "a create cut now may be made twice")
 
 
 def _fresh(record: Any, now: float) -> bool:
-    """Whether ``record`` is one (an id, a folder, a time) and younger than MAX_AGE."""
+    """Whether ``record`` is one (an id, a folder, a time, an md5 once verified) and younger
+    than MAX_AGE (VERIFIED_AGE once verified)."""
     if not isinstance(record, dict) or not isinstance(record.get("id"), str) \
             or not isinstance(record.get("folder"), str):
         return False
+    md5 = record.get("md5")
+    if md5 is not None and not isinstance(md5, str):
+        return False
     t = record.get("t")
-    return isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= now - t <= MAX_AGE
+    age = MAX_AGE if md5 is None else VERIFIED_AGE
+    return isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= now - t <= age

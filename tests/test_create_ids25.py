@@ -118,7 +118,9 @@ def test_a_recorded_id_whose_file_was_deleted_is_dropped(emulator, env, tmp_path
     assert [f["md5Checksum"] for f in made] == [want] and made[0]["id"] != gone
     from drivestage.create_ids import CreateIds
 
-    assert CreateIds().recorded() == {}  # verified: nothing left to remember
+    # verified: kept a while with its md5, for a next push whose listing lags
+    assert [(r["id"], r["md5"]) for r in CreateIds().recorded().values()] == \
+        [(made[0]["id"], want)]
 
 
 def test_folder_create_whose_answer_was_lost_makes_one_folder(emulator, env, tmp_path):
@@ -170,7 +172,7 @@ def test_ids_cost_one_or_two_requests_per_push_and_none_when_unchanged(emulator,
     _write(src / "top.txt", b"top")
     _push(emulator, src)
     assert 1 <= emulator.api_calls("files.generateIds") <= 2
-    assert writes.count("create-ids.json") == 2  # recorded before the creates, then forgotten
+    assert writes.count("create-ids.json") == 2  # recorded before the creates, then verified
     made = [f for f in emulator.files() if f["title"] != "My Drive"]
     assert len(made) == 2 + 3 + 25  # Models, run, a-c, the files
     assert all(emulator.store.generated.get(f["id"]) for f in made)  # each with its own id
@@ -181,7 +183,10 @@ def test_ids_cost_one_or_two_requests_per_push_and_none_when_unchanged(emulator,
     assert "create-ids.json" not in writes
     from drivestage.create_ids import CreateIds
 
-    assert CreateIds().recorded() == {}
+    # Each file's record, verified (kept an hour for a next push whose listing lags): the
+    # unchanged push wrote nothing to drop them; a push that writes drops those it listed.
+    files = {f["id"]: f["md5Checksum"] for f in made if "md5Checksum" in f}
+    assert {r["id"]: r["md5"] for r in CreateIds().recorded().values()} == files
 
 
 def test_ids_are_asked_in_requests_of_at_most_1000(emulator, env):

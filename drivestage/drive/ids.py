@@ -10,8 +10,11 @@ show the file the lost create made no longer decides alone.
 
 On a 409 for our id the file is read by id: where it is the one meant (that name, in that
 folder, not trashed) and holds the local md5, it counts as uploaded; where the local file
-changed since, it is updated in place; where it was deleted, trashed, moved or renamed since,
-the id is dropped and the file made anew with another. An id Drive refuses (400) is dropped too.
+changed since, it is updated in place, unless it was verified (a sidecar may vouch for it:
+the changed file is made anew beside it); where it was deleted, trashed, moved or renamed
+since, the id is dropped and the file made anew with another. An id Drive refuses (400) is
+dropped too. A verified file's record is kept a while (``VERIFIED_AGE``): the next process's
+listing may not show the file yet, and its create of it is then answered 409, not sent again.
 Where that other id is refused as well (a server handing out ids in use), the item is made
 without one and the store asks for no more: at most three creates per item.
 
@@ -131,8 +134,10 @@ class Creates:
     def __init__(self, transport: Transport, api_root: Optional[str]):
         self.pool = IdPool(transport, api_root)
         self._lock = threading.Lock()
-        self._pending: dict[tuple[str, str], tuple[str, str]] = {}  # (folder, name) -> (key, id)
-        self._settled: set[str] = set()  # keys whose record is no longer needed
+        #: (folder, name) -> (key, id, the md5 it was verified with when its record says so)
+        self._pending: dict[tuple[str, str], tuple[str, str, Optional[str]]] = {}
+        #: key -> the md5 its file was verified with (None: its record is no longer needed)
+        self._settled: dict[str, Optional[str]] = {}
         #: (folder, name) -> the file this store made there last (see _made_before).
         self._made_here: dict[tuple[str, str], RemoteEntry] = {}
 
@@ -161,16 +166,22 @@ class Creates:
             # of one cut earlier, not listed yet, was made twice by the next full push:
             # attacky25). The others go once their file is a create again and verified, or
             # age out (MAX_AGE); a stale one costs a 409 and a read, never a file.
-            drop = self._settled | {k for k, v in recorded.items()
-                                    if k not in want and v["folder"] in folders
-                                    and not os.path.lexists(_local_path(k))}
-            self._settled = set()
+            settled, self._settled = self._settled, {}
+            drop = {k for k, md5 in settled.items() if md5 is None} | {
+                k for k, v in recorded.items() if k not in want and v["folder"] in folders
+                and not os.path.lexists(_local_path(k))}
+            verified = {k: md5 for k, md5 in settled.items() if md5 is not None}
             # This pass's folders only: a push at once through this store into another folder
             # (two Mirrors given one store) creates with the ids it chose, not without.
             self._pending = {k: v for k, v in self._pending.items() if k[0] not in folders}
-            self._pending.update({want[k]: (k, i) for k, i in chosen.items()})
-        if new or drop:
-            state.update({k: (i, want[k][0]) for k, i in new.items()}, drop)
+            self._pending.update({want[k]: (k, i, recorded[k].get("md5") if k not in new
+                                            else None) for k, i in chosen.items()})
+        if new or drop or verified:
+            # Records whose file the store listed are of no more use: they go with a write
+            # made anyway (an unchanged push writes nothing; else they age out).
+            drop |= {k for k, v in recorded.items()
+                     if k not in want and v["folder"] in folders and v["id"] in listed}
+            state.update({k: (i, want[k][0]) for k, i in new.items()}, drop, verified)
 
     def id_for(self, folder_id: str, name: str) -> Optional[str]:
         """The id the new file ``name`` in ``folder_id`` is made with, if one was chosen."""
@@ -178,17 +189,26 @@ class Creates:
             found = self._pending.get((folder_id, name))
             return found[1] if found is not None else None
 
-    def settled(self, folder_id: str, name: str) -> None:
-        """The new file is verified on Drive (or its id is of no more use): its record goes,
-        with the others' once the pass has none left waiting (one write)."""
+    def _verified_md5(self, folder_id: str, name: str) -> Optional[str]:
+        """The md5 the file of the id chosen for ``name`` was verified with, by an earlier
+        push (its record says so); None for an id whose create was never seen to end."""
+        with self._lock:
+            found = self._pending.get((folder_id, name))
+            return found[2] if found is not None else None
+
+    def settled(self, folder_id: str, name: str, md5: Optional[str] = None) -> None:
+        """The new file is verified on Drive with ``md5`` (None: its id is of no more use):
+        its record says so (or goes), with the others' once the pass has none left waiting
+        (one write)."""
         with self._lock:
             found = self._pending.pop((folder_id, name), None)
             if found is not None:
-                self._settled.add(found[0])
+                self._settled[found[0]] = md5
             if self._pending or not self._settled:
                 return
-            done, self._settled = self._settled, set()
-        CreateIds().update({}, done)
+            done, self._settled = self._settled, {}
+        CreateIds().update({}, [k for k, m in done.items() if m is None],
+                           {k: m for k, m in done.items() if m is not None})
 
     def _another(self, local_path: str, folder_id: str, name: str) -> Optional[str]:
         """A new id for the new file ``name`` in ``folder_id``, in place of one of no use,
@@ -198,7 +218,7 @@ class Creates:
             key = CreateIds.key(local_path, folder_id, name)
             CreateIds().update({key: (file_id, folder_id)}, [])
             with self._lock:
-                self._pending[(folder_id, name)] = (key, file_id)
+                self._pending[(folder_id, name)] = (key, file_id, None)
         return file_id
 
     def upload(self, transport: Transport, store: RemoteStore, get: Get, local_path: str,
@@ -209,7 +229,7 @@ class Creates:
         a moment ago, still there with the local bytes, is that file (:meth:`_made_before`)."""
         again = self._made_before(get, local_path, folder.id, name, md5_cache)
         if again is not None:
-            self.settled(folder.id, name)
+            self.settled(folder.id, name, again.md5)
             return again
         entry = self._create(transport, store, get, local_path, folder, name,
                              chunk_size=chunk_size, progress=progress, md5_cache=md5_cache)
@@ -271,8 +291,11 @@ class Creates:
                 made = _ours(get, file_id, folder.id, name, where) if exc.status == 409 \
                     else None
                 if made is not None:
-                    entry = self._made(made, send, where, file_id, local_path, md5_cache)
-                    break
+                    got = self._made(made, send, where, file_id, local_path, md5_cache,
+                                     verified=self._verified_md5(folder.id, name))
+                    if got is not None:
+                        entry = got
+                        break
                 # Deleted, trashed, moved or renamed since its create; or an id Drive will not
                 # take (400): made anew, with another id, recorded (a rare write of its own).
                 log.info("%s: the id chosen for it (%s) is of no more use (HTTP %s); "
@@ -283,20 +306,26 @@ class Creates:
                     self.pool.distrust()
                 file_id = self._another(local_path, folder.id, name) if first else None
                 first = False
-        self.settled(folder.id, name)
+        self.settled(folder.id, name, entry.md5)
         return entry
 
     def _made(self, made: dict[str, Any], send: Callable[..., RemoteEntry], where: str,
-              file_id: str, local_path: str, md5_cache: Optional[Md5Source]) -> RemoteEntry:
-        """The file ``made`` by a create of ours whose answer was lost: counted as uploaded
-        when it holds the local bytes, else updated in place."""
+              file_id: str, local_path: str, md5_cache: Optional[Md5Source], *,
+              verified: Optional[str]) -> Optional[RemoteEntry]:
+        """The file ``made`` by a create of ours (whose answer was lost, or which an earlier
+        push verified: ``verified``, its md5 then): counted as uploaded when it holds the
+        local bytes; else updated in place, but for a verified one: None (made anew)."""
         entry = entry_from_resource(made, where)
         local = (md5_cache.get(local_path) if md5_cache is not None else None) \
             or file_md5(local_path)
         if entry.md5 == local:
-            log.info("%s: Drive made it from a create whose answer was lost (its id %s); "
-                     "its md5 matches", where, file_id)
+            log.info("%s: Drive made it from a create of an earlier push (its id %s), not "
+                     "listed yet; its md5 matches, not sent again", where, file_id)
             return entry
+        if verified is not None:
+            # A verified copy, the one a sidecar on Drive may vouch for: never overwritten
+            # before its replacement is verified (the push's repair removes one later).
+            return None
         return send(None, replace=entry)   # the local file changed since: updated in place
 
     def make_folder(self, transport: Transport, get: Get, parent_id: str, name: str,
