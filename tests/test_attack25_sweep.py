@@ -36,7 +36,7 @@ def test_a_ctrl_c_at_each_call_into_the_batched_deletions_of_a_prune_then_a_reru
             if i == 6:
                 kept = sorted([(f"epoch_{i:03d}.pt", md5(data)), (f"epoch_{i:03d}.json", md5(side))])
         where = _interrupted_then_rerun(k, root, before, lambda: prune(
-            place, RetentionPolicy(keep_last=1), store=store), emulator)
+            place, RetentionPolicy(keep_last=1), store=store))
         if where is None:
             break
         landed += 1

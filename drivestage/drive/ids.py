@@ -140,6 +140,8 @@ class Creates:
         self._settled: dict[str, Optional[str]] = {}
         #: (folder, name) -> the file this store made there last (see _made_before).
         self._made_here: dict[tuple[str, str], RemoteEntry] = {}
+        #: (folder, name) of the creates a push pass planned from its listing (prepare).
+        self._planned: set[tuple[str, str]] = set()
 
     def prepare(self, creates: Sequence[tuple[str, RemoteEntry, str]],
                 within: Iterable[RemoteEntry], listed: Container[str] = ()) -> None:
@@ -176,6 +178,8 @@ class Creates:
             self._pending = {k: v for k, v in self._pending.items() if k[0] not in folders}
             self._pending.update({want[k]: (k, i, recorded[k].get("md5") if k not in new
                                             else None) for k, i in chosen.items()})
+            self._planned = {k for k in self._planned if k[0] not in folders} | set(
+                want.values())
         if new or drop or verified:
             # Records whose file the store listed are of no more use: they go with a write
             # made anyway (an unchanged push writes nothing; else they age out).
@@ -225,9 +229,14 @@ class Creates:
                folder: RemoteEntry, name: str, *, chunk_size: Optional[int],
                progress: Optional[ProgressFn], md5_cache: Optional[Md5Source]) -> RemoteEntry:
         """:func:`~drivestage.drive.upload.upload_file` of a new file, with its chosen id;
-        a 409 for that id read as above (the module's doc). The file this store made there
-        a moment ago, still there with the local bytes, is that file (:meth:`_made_before`)."""
-        again = self._made_before(get, local_path, folder.id, name, md5_cache)
+        a 409 for that id read as above (the module's doc). For a create a push planned
+        from its listing, the file this store made there a moment ago, still there with the
+        local bytes, is that file (:meth:`_made_before`); an upload asked for directly is
+        made (two of one file at once each make their own: tests/test_upload.py)."""
+        with self._lock:
+            planned = (folder.id, name) in self._planned
+        again = self._made_before(get, local_path, folder.id, name, md5_cache) \
+            if planned else None
         if again is not None:
             self.settled(folder.id, name, again.md5)
             return again
