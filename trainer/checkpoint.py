@@ -177,9 +177,11 @@ def copy_sidecar(src: str, dst: str) -> None:
 
 
 def undescribed(folder: str) -> list[str]:
-    """The ``*.pt`` files in ``folder`` without a sidecar file beside them."""
-    return [p for p in glob.glob(os.path.join(folder, "*.pt"))
-            if not os.path.exists(sidecar_path(p))]
+    """The ``*.pt`` files in ``folder`` without a readable sidecar beside them: none, or one
+    a crash cut short (a sidecar is written without an fsync, after its checkpoint's durable
+    write: a power loss can leave it empty; counted as described, its checkpoint was no
+    checkpoint to a resume, and never described again, attacktrain26)."""
+    return [p for p in glob.glob(os.path.join(folder, "*.pt")) if read_sidecar(p) is None]
 
 
 def describe_killed_saves(folder: str) -> list[str]:
@@ -224,6 +226,7 @@ def describe_killed_saves(folder: str) -> list[str]:
                    and c.sidecar.saved is not None and c.sidecar.progress > side.progress]
         if further and min(further) <= st.st_mtime:
             side = dataclasses.replace(side, saved=min(further) - 1e-3)
+        cut_short = os.path.exists(sidecar_path(path))   # (there, unreadable: replaced)
         try:
             sidecars.write(path, side)
         except OSError as exc:
@@ -232,8 +235,9 @@ def describe_killed_saves(folder: str) -> list[str]:
             raise SaveError(f"{path} has no sidecar (a save was killed before it) and none "
                             f"could be written: {exc}; free some space and run the same "
                             f"command again") from None
-        logger.warning("%s had no sidecar (a save was killed between the two); described "
-                       "from its contents (epoch %d)", path, epoch)
+        logger.warning("%s had no %s (a save was killed between the two); described "
+                       "from its contents (epoch %d)", path,
+                       "readable sidecar" if cut_short else "sidecar", epoch)
         out.append(path)
     return out
 
