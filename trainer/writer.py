@@ -415,6 +415,9 @@ class BackgroundWriter:
         try:
             result = self.drive.push(protect)
         except Exception as exc:  # Drive trouble never reaches the training thread
+            with self._cond:   # what it verified before it failed, the next push finds unchanged
+                self._recheck |= {n for n in self._positions
+                                  if self._verified_gen.get(n) != self._generation.get(n)}
             self._push_failed(exc)
             return
         now = self._clock()
@@ -426,7 +429,8 @@ class BackgroundWriter:
             # listed as uploaded): a name it rechecks counts once that push ends without
             # leaving it out (the policy, another run's copy) and the file is still here.
             changed = {n for n in self._positions if self._generation.get(n) != before.get(n)}
-            left = set(result.skipped_by_policy) | set(result.further_on) | set(result.other_run)
+            left = set(result.skipped_by_policy) | set(result.further_on) | set(result.other_run) \
+                | set(getattr(self.drive, "exclude", ()))   # (last.pt: never sent)
             sent = [n for n in set(result.uploaded) | self._recheck
                     if n in self._positions and n not in changed and n not in left
                     and (n in result.uploaded or os.path.exists(os.path.join(self.out_dir, n)))]

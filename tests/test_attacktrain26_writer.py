@@ -1,0 +1,83 @@
+"""attacktrain26: what the writer counts as verified on Drive (the progress bar's "safe on
+Drive", a stop's line of the files not on Drive, ``train.keep_local``) is what Drive holds.
+
+Two ways it was not: a push that failed after its uploads were verified (Drive answering
+503 to the deletion of an older copy, at the end of the push) credited nothing, and the
+next push found those files unchanged and sent nothing, so they were never counted: a
+stop's line said forever that ``epoch_002.pt`` was not on Drive and told the user to push
+it. And ``last.pt``, which never goes to Drive, written again while a push ran, was counted
+verified by the next push: the progress bar said epoch 3 was safe on Drive (``last.pt``)
+while Drive held epoch 2.
+
+The real writer and save policy, the real PyDrive2 stack against the emulator."""
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from test_keeplocal25 import SPEC, _save_epochs, _saver
+from test_trainer22_uploads import folder  # noqa: F401 (a fixture)
+from test_writer import _until, _uploads_started
+from trainer.errors import TrainingInterrupted
+from trainer.state import Position
+
+
+def test_files_a_failed_push_verified_count_once_a_push_finds_them_there(
+        emulator, drive_env, local_state, fast_retries, tiny_config, tmp_path):
+    from trainer.drive import DriveFolder, retention_policy
+
+    logs = tmp_path / "logs"
+    drive = DriveFolder(SPEC, str(logs), retention_policy(1, 0, None))   # drive.keep_last 1
+    run, writer, saver = _saver(tiny_config, logs, 0, drive)
+    saver.drive_spec = SPEC
+    try:
+        _save_epochs(run, saver, 1)
+        writer.wait(saver._epoch_job)
+        # Epoch 2's files reach Drive, verified; then deleting epoch_001 there fails.
+        emulator.faults.inject("DELETE", None, status=503, times=None)
+        emulator.faults.inject(None, r"/trash", status=503, times=None)
+        _save_epochs(run, saver, 2)
+        writer.wait(saver._epoch_job)
+        assert writer.last_error is not None
+        emulator.faults.clear()
+        run.stop.request(signal.SIGTERM)
+        with pytest.raises(TrainingInterrupted) as stopped:
+            saver._save_and_stop(run, Position(2, 5, 1))
+    finally:
+        emulator.faults.clear()
+        writer.close()
+    said = str(stopped.value)
+    assert "autosave_00000005.pt is saved and verified on" in said and "not on" not in said, said
+    assert writer.verified("epoch_002.pt") and writer.not_on_drive() == []
+    assert writer.safe is not None and writer.safe.name == "autosave_00000005.pt"
+
+
+def _job(epoch: int, *names: str):
+    from test_writer import _job as job
+
+    made = job(2 * epoch, droppable=False, name=names[0], size=20_000)
+    made.names, made.position = list(names), Position(epoch, 2 * epoch, 0)
+    made.state.update(epoch=epoch, epoch_iteration=0)
+    return made
+
+
+def test_last_pt_written_during_a_push_is_never_safe_on_drive(emulator, folder):  # noqa: F811
+    """train.save_period 2: epoch 3 is in last.pt alone, written while epoch 2's push runs."""
+    from trainer.writer import BackgroundWriter
+
+    emulator.faults.latency(30.0, path=r"^/upload/")
+    writer = BackgroundWriter(folder.local_dir, folder)
+    try:
+        writer.submit(_job(2, "last.pt", "epoch_002.pt"))
+        _until(lambda: _uploads_started(emulator), "the first push never started")
+        three = _job(3, "last.pt")
+        writer.submit(three)
+        _until(lambda: three.written, "epoch 3 waited for the upload")
+    finally:
+        emulator.faults.clear()
+        emulator.faults.release_holds()
+    assert writer.close() is True
+    assert not writer.verified("last.pt")
+    assert writer.safe is not None and writer.safe.name == "epoch_002.pt"
+    assert "epoch 2 iteration 4 (epoch_002.pt)" in writer.safe_text()
