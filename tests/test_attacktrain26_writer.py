@@ -13,6 +13,7 @@ The real writer and save policy, the real PyDrive2 stack against the emulator.""
 from __future__ import annotations
 
 import signal
+from types import SimpleNamespace
 
 import pytest
 
@@ -81,3 +82,58 @@ def test_last_pt_written_during_a_push_is_never_safe_on_drive(emulator, folder):
     assert not writer.verified("last.pt")
     assert writer.safe is not None and writer.safe.name == "epoch_002.pt"
     assert "epoch 2 iteration 4 (epoch_002.pt)" in writer.safe_text()
+
+
+def test_an_autosave_whose_upload_is_under_way_is_not_pruned_here(
+        emulator, drive_env, local_state, tmp_path):
+    """A slow upload of autosave_00000001.pt while two newer autosaves are written: the writer
+    pruned it here (the newest two stay) while its bytes were on their way; Drive then got its
+    checkpoint and never its sidecar, and kept that undescribed file for good (no retention
+    rule deletes a checkpoint that names no run: a checkpoint's size each time). Now it stays
+    here until that push ends, its sidecar follows, and Drive's retention retires it."""
+    import os
+
+    from test_trainer22_uploads import _remote_in
+    from test_writer import _job as autosave
+    from trainer.drive import DriveFolder, retention_policy
+    from trainer.writer import BackgroundWriter
+
+    out = tmp_path / "run"
+    out.mkdir()
+    drive = DriveFolder("drive:Models/w/logs", str(out), retention_policy(3, 1, None))
+    emulator.faults.latency(3.0, path=r"^/upload/", times=1)     # the first upload: slow
+    writer = BackgroundWriter(str(out), drive)
+    try:
+        writer.submit(autosave(1))
+        _until(lambda: _uploads_started(emulator), "the first push never started")
+        for i in (2, 3):
+            job = autosave(i)
+            writer.submit(job)
+            _until(lambda: job.written, f"autosave {i} was not written")
+        assert {n for n in os.listdir(out) if n.endswith(".pt")} == {
+            f"autosave_0000000{i}.pt" for i in (1, 2, 3)}
+    finally:
+        emulator.faults.clear()
+        closed = writer.close()
+    assert closed is True
+    later = BackgroundWriter(str(out), drive)   # its next autosave prunes them here
+    job = autosave(4)
+    later.submit(job)
+    assert later.wait(job, deadline=later._clock() + 60) and later.close() is True
+    assert sorted(os.listdir(out)) == [f"autosave_0000000{i}.{x}" for i in (3, 4)
+                                       for x in ("json", "pt")]
+    assert sorted(_remote_in(emulator, "Models/w/logs")) == ["autosave_00000004.json",
+                                                             "autosave_00000004.pt"]
+
+
+def test_the_room_check_counts_the_autosaves_a_push_may_be_sending(tmp_path, synth_voc):
+    """With drive.logs the two autosaves a slow push is sending stay beside the newest two:
+    four beside the epoch's files (without Drive two, as before)."""
+    from test_trainer23_room import _cfg
+    from trainer import room
+
+    cfg = _cfg(tmp_path, synth_voc, save_minutes=5)
+    cfg.data.cache = "none"
+    assert room.needed_bytes(cfg, ["last.pt", "epoch_001.pt"], 100) == 400
+    cfg.drive = SimpleNamespace(logs="drive:Models/w/logs")
+    assert room.needed_bytes(cfg, ["last.pt", "epoch_001.pt"], 100) == 600

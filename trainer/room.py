@@ -14,9 +14,10 @@ Beside the epoch's files the run writes, on the same disk (counted since trainer
 * with ``train.save_minutes``, the autosaves: the newest two are kept in the run folder
   (:data:`trainer.writer.LOCAL_AUTOSAVES`), beside the epoch's files, each a checkpoint of
   the same size (a third exists while one is written mid-epoch: never more at once than
-  two beside the epoch's files). Those already in the folder up to the start take their
-  space already; those numbered above it (passed over by a resume, left by a branch) stay
-  beside the run's own (:func:`_autosaves_beside`).
+  two beside the epoch's files); with ``drive.logs`` twice that, as the two a slow push is
+  sending stay until it ends (:mod:`trainer.autosaves`). Those already in the folder up to
+  the start take their space already; those numbered above it (passed over by a resume,
+  left by a branch) stay beside the run's own (:func:`_autosaves_beside`).
 * with ``data.cache=disk``, the decoded images, written into ``data.root/image-cache``
   before the first step: their bytes from the images' headers, as the cache computes them
   (:func:`trainer.data.cache.plan_disk_cache`), when the cache is on the run folder's disk
@@ -174,13 +175,16 @@ def _autosaves_beside(cfg: Any, resumed_at: Optional[int] = None) -> int:
 
     if not cfg.train.save_minutes:
         return 0
+    # With drive.logs, those a push under way may be sending stay until it ends, beside the
+    # newest ones written meanwhile (trainer.autosaves).
+    kept = LOCAL_AUTOSAVES * (2 if getattr(getattr(cfg, "drive", None), "logs", None) else 1)
     try:
         have = sum(1 for n in os.listdir(cfg.train.out_dir) for m in [AUTOSAVE_NAME.match(n)]
                    if m is not None and (resumed_at is None
                                          or int(m.group("iteration")) <= resumed_at))
     except OSError:
         have = 0
-    return max(0, LOCAL_AUTOSAVES - have)
+    return max(0, kept - have)
 
 
 def _there(out_dir: str, name: str, aside: Collection[str]) -> bool:

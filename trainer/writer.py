@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
 from drivestage.interrupts import BackgroundThread, Flag, Monitor
+from trainer import autosaves
 from trainer import checkpoint as ckpt
 from trainer.local_retention import LocalRetention, finish_removals
 from trainer.state import AUTOSAVE_NAME, Position
@@ -111,6 +112,7 @@ class BackgroundWriter:
         # while the push ran (an epoch's best.pt replaced under an upload of the older one).
         self._generation: dict[str, int] = {}
         self._recheck: set[str] = set()   # written during a push: the next push tells
+        self._sending: set[str] = set()   # the autosaves here when the push under way began
         self._verified_names: set[str] = set()
         # The write (generation) of each name a push verified, and what the latest push left
         # out on purpose (the retention policy; another run's or a further-on copy there, each
@@ -382,16 +384,11 @@ class BackgroundWriter:
             self._prune_autosaves(job.position.iteration)
 
     def _prune_autosaves(self, written: int) -> None:
-        """Keep the newest :data:`LOCAL_AUTOSAVES` autosaves up to iteration ``written`` (the
-        one just written among them). Those numbered above it are left alone: a run sent back
-        on purpose left them (by number they were "newer", and every autosave of the new
-        branch, the stop save included, was deleted as soon as it was written)."""
-        found = sorted((int(m.group("iteration")), m.string) for m in map(
-            AUTOSAVE_NAME.match, os.listdir(self.out_dir))
-            if m is not None and int(m.group("iteration")) <= written)
-        for _, name in found[:-LOCAL_AUTOSAVES]:
-            ckpt.remove_checkpoint(os.path.join(self.out_dir, name))
-            logger.debug("removed the older local autosave %s", name)
+        """The newest :data:`LOCAL_AUTOSAVES` up to iteration ``written`` stay, and those a push
+        under way may be sending (:func:`trainer.autosaves.prune`)."""
+        with self._cond:
+            spare = set(self._sending)
+        autosaves.prune(self.out_dir, written, LOCAL_AUTOSAVES, spare)
 
     def _keep_local(self) -> None:
         """train.keep_local: older epoch files go (those settled with Drive, when it is set)."""
@@ -412,6 +409,7 @@ class BackgroundWriter:
         with self._cond:
             protect = self._protect | self._until_newer
             before, md5s = dict(self._generation), dict(self._md5s)
+            self._sending = autosaves.newest(self.out_dir, LOCAL_AUTOSAVES)  # kept while sent
         try:
             result = self.drive.push(protect)
         except Exception as exc:  # Drive trouble never reaches the training thread
@@ -420,6 +418,9 @@ class BackgroundWriter:
                                   if self._verified_gen.get(n) != self._generation.get(n)}
             self._push_failed(exc)
             return
+        finally:
+            with self._cond:
+                self._sending = set()
         now = self._clock()
         with self._cond:
             self.last_error, self._retry_at = None, None

@@ -1,0 +1,50 @@
+"""The autosaves kept in the run folder: the newest two, and those a push may be sending.
+
+:class:`trainer.writer.BackgroundWriter` writes ``autosave_<iteration>.pt`` every
+``train.save_minutes`` and keeps the newest :data:`trainer.writer.LOCAL_AUTOSAVES` of them.
+One pruned while a push was sending it reached Drive without its sidecar (deleted here first,
+then its file, while its bytes were on their way): an undescribed checkpoint there, which no
+retention rule deletes (it names no run), a checkpoint's size each time, and the autosave
+never verified (attacktrain26). So the newest autosaves present when a push began
+(``spare``) stay until it ends, beside the newest ones written meanwhile (at most twice
+:data:`~trainer.writer.LOCAL_AUTOSAVES`, which :mod:`trainer.room` counts with Drive); the
+next prune after it removes them.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Collection
+
+from trainer import checkpoint as ckpt
+from trainer.state import AUTOSAVE_NAME
+
+logger = logging.getLogger(__name__)
+
+
+def newest(folder: str, keep: int) -> set[str]:
+    """The newest ``keep`` autosaves in ``folder`` now (none when it cannot be read): those
+    a push beginning now may send (the folder was pruned to about that many; with a
+    retention policy the push sends the newest alone)."""
+    try:
+        found = sorted((int(m.group("iteration")), m.string) for m in map(
+            AUTOSAVE_NAME.match, os.listdir(folder)) if m is not None)
+    except OSError:
+        return set()
+    return {name for _, name in found[-keep:]}
+
+
+def prune(folder: str, written: int, keep: int, spare: Collection[str] = ()) -> list[str]:
+    """Keep the newest ``keep`` autosaves up to iteration ``written`` (the one just written
+    among them) and those in ``spare``; the names removed. Those numbered above ``written``
+    are left alone: a run sent back on purpose left them (by number they were "newer", and
+    every autosave of the new branch, the stop save included, was deleted as soon as it was
+    written)."""
+    found = sorted((int(m.group("iteration")), m.string) for m in map(
+        AUTOSAVE_NAME.match, os.listdir(folder))
+        if m is not None and int(m.group("iteration")) <= written)
+    gone = [name for _, name in found[:-keep] if name not in spare]
+    for name in gone:
+        ckpt.remove_checkpoint(os.path.join(folder, name))
+        logger.debug("removed the older local autosave %s", name)
+    return gone
