@@ -137,3 +137,43 @@ def test_the_room_check_counts_the_autosaves_a_push_may_be_sending(tmp_path, syn
     assert room.needed_bytes(cfg, ["last.pt", "epoch_001.pt"], 100) == 400
     cfg.drive = SimpleNamespace(logs="drive:Models/w/logs")
     assert room.needed_bytes(cfg, ["last.pt", "epoch_001.pt"], 100) == 600
+
+
+def test_a_run_killed_between_an_autosaves_two_uploads_leaves_drive_no_lone_checkpoint(
+        emulator, drive_env, local_state, tiny_config, tmp_path):
+    """The process was killed after autosave_00000001.pt reached Drive and before its
+    sidecar did. The next run here pruned that autosave (its first autosave keeps the newest
+    two) before its first push, which then neither sent the sidecar nor deleted the lone
+    checkpoint: Drive kept it for good. Now the run pushes the folder as it finds it as soon
+    as it starts: Drive's retention retires that autosave like any older one."""
+    import os
+    import shutil
+
+    from test_trainer22_uploads import _remote_in
+    from test_writer import _job as autosave
+    from trainer import checkpoint as ckpt
+    from trainer.drive import DriveFolder, retention_policy
+    from trainer.state import autosave_name
+
+    logs = tmp_path / "logs"
+    drive = DriveFolder(SPEC, str(logs), retention_policy(3, 1, None))
+    run, writer, saver = _saver(tiny_config, logs, 0, drive)
+    try:
+        for i in (1, 2):                         # the killed process's autosaves
+            state = {**autosave(i).state, "run": run.state.run}
+            ckpt.save_checkpoint(state, str(logs / autosave_name(i)), saved=100.0 * i)
+        cut = tmp_path / "cut"                   # what its killed push left on Drive
+        cut.mkdir()
+        shutil.copy(logs / "autosave_00000001.pt", cut)
+        DriveFolder(SPEC, str(cut)).push()
+        assert sorted(_remote_in(emulator, "Models/kl25/logs")) == ["autosave_00000001.pt"]
+        saver.on_fit_start(run)
+        writer.wait_pushed(1, writer._clock() + 30)   # (without a push at the start: 30 s)
+        job = saver._save(run, [autosave_name(3)], Position(0, 3, 3), droppable=True)
+        assert writer.wait(job, writer._clock() + 60)
+    finally:
+        writer.close()
+    assert sorted(n for n in os.listdir(logs) if n.startswith("autosave_")) == [
+        f"autosave_0000000{i}.{x}" for i in (2, 3) for x in ("json", "pt")]
+    assert sorted(_remote_in(emulator, "Models/kl25/logs")) == ["autosave_00000003.json",
+                                                                "autosave_00000003.pt"]

@@ -109,6 +109,13 @@ class Checkpointer(Callback):
         self.best_map50, self.best_epoch = state.get("best_map50"), state.get("best_epoch")
 
     # -- events
+    def on_fit_start(self, run: Any) -> None:
+        # What an earlier process left here goes to Drive now, before the first save prunes
+        # an autosave of it: one killed between an autosave's file and its sidecar on Drive
+        # left that file there alone, and no push sent the sidecar or retired it (attacktrain26).
+        if self.writer is not None and self.info.is_main:
+            self.writer.push_soon()
+
     def on_train_batch_end(self, run: Any, pos: Position, logs: dict) -> None:
         # One collective per iteration: stop (any rank got a signal) and save (rank 0's clock).
         signum, due = distributed.agree(self.stop.signum or 0, self._due())

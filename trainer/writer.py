@@ -209,10 +209,13 @@ class BackgroundWriter:
         return job.done.wait(left)
 
     def write_now(self, job: SaveJob) -> int:
-        """Write ``job`` in the calling thread (a stop: the file must be complete at once, even
-        while a slow upload runs), then ask for a push; returns the push's ticket for
-        :meth:`wait_pushed`."""
+        """Write ``job`` in the calling thread (a stop: complete at once, even while a slow
+        upload runs), then ask for a push: its ticket for :meth:`wait_pushed`."""
         self._write(job)
+        return self.push_soon()
+
+    def push_soon(self) -> int:
+        """Ask for a push of the folder as it is (a write; the run's start); its ticket."""
         with self._cond:
             if self.drive is not None:       # a push counted without a Drive would never be done
                 self._push_requested += 1
@@ -419,8 +422,7 @@ class BackgroundWriter:
             self._push_failed(exc)
             return
         finally:
-            with self._cond:
-                self._sending = set()
+            self._sending = set()   # (one assignment; read under the lock)
         now = self._clock()
         with self._cond:
             self.last_error, self._retry_at = None, None
