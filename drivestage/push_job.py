@@ -27,8 +27,7 @@ from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
 # The name its lines always had (a user's logging config, or grep, may name it).
 log = logging.getLogger("drivestage.upload_tree")
 
-#: Files with these suffixes are checkpoints even without a sidecar: replaced by a new file.
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+CHECKPOINT_SUFFIXES = sidecar.CHECKPOINT_SUFFIXES
 
 
 def index(entries: Iterable[RemoteEntry]) -> dict[str, list[RemoteEntry]]:

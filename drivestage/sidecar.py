@@ -61,6 +61,9 @@ log = logging.getLogger(__name__)
 
 SUFFIX = ".json"
 FORMAT = 3
+#: Files with these suffixes are checkpoints even without a sidecar: a push replaces one by
+#: a new file, never overwrites it in place (a sidecar on the store may vouch for its bytes).
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
 #: Sidecars larger than this are not read (they are a few hundred bytes).
 MAX_BYTES = 1 << 20
 #: A ``saved`` time further ahead of this machine's clock than this is no save time: clocks

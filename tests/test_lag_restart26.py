@@ -104,3 +104,47 @@ def test_a_push_that_writes_its_records_drops_those_of_files_it_listed(emulator,
     (src / "b.bin").write_bytes(b"b" * 1000)
     _push(emulator, src)
     assert [k.rsplit("|", 1)[1] for k in CreateIds().recorded()] == ["b.bin"]
+
+
+def test_a_checkpoint_a_failed_push_verified_is_never_overwritten_in_place(emulator, env):
+    """Push 1 verifies `last.pt` and `last.json`, then fails on another file (a refusal):
+    its records were never marked verified (they are once a pass ends). The next process,
+    whose listing shows neither file yet, creates `last.pt` (changed here: the next epoch)
+    with the recorded id; Drive answers 409 and the file read by id holds the old bytes. A
+    checkpoint is never overwritten in place that way (the old sidecar vouches for it until
+    the new pair is verified): the new bytes go to a new file."""
+    import json
+
+    from _proxy import Proxy, Reply
+    from drivestage.drive import connect
+    from drivestage.errors import DriveStageError
+    from drivestage.upload_tree import push
+
+    src = env / "run"
+    src.mkdir()
+    v1, v2 = b"1" * 50_000, b"2" * 50_000
+    (src / "last.pt").write_bytes(v1)
+    (src / "last.json").write_bytes(sidecar_json(1, v1))
+    (src / "z.log").write_bytes(b"log")
+    refusal = json.dumps({"error": {"code": 403, "message": "no", "errors": [
+        {"domain": "global", "reason": "insufficientFilePermissions", "message": "no"}]}})
+    with Proxy(emulator.url) as proxy:
+        # (the answer to the upload that made z.log, turned into a refusal: what Drive made
+        # is what the push does not know of)
+        proxy.on("PUT", r"^/upload/", lambda status, headers, body: Reply(
+            403, {"Content-Type": "application/json"}, [refusal.encode()])
+            if b"z.log" in body else Reply(status, headers, [body]))
+        emulator.faults.lag_listing(created=3)
+        with pytest.raises(DriveStageError):
+            push(str(src), (connect(api_root=proxy.url, token="test-token"), DEST), jobs=1)
+    first = {f["title"]: f["id"] for f in emulator.files() if f["title"].startswith("last.")}
+    assert emulator.read_bytes(first["last.pt"]) == v1
+    (src / "last.pt").write_bytes(v2)
+    (src / "last.json").write_bytes(sidecar_json(2, v2))
+    _push(emulator, src)
+    assert emulator.read_bytes(first["last.pt"]) == v1
+    emulator.faults.lag_listing()
+    for _ in range(5):
+        _push(emulator, src)
+    assert _live(emulator) == {"last.pt": [_md5(v2)], "last.json": [_md5(sidecar_json(2, v2))],
+                               "z.log": [_md5(b"log")]}

@@ -10,8 +10,8 @@ show the file the lost create made no longer decides alone.
 
 On a 409 for our id the file is read by id: where it is the one meant (that name, in that
 folder, not trashed) and holds the local md5, it counts as uploaded; where the local file
-changed since, it is updated in place, unless it was verified (a sidecar may vouch for it:
-the changed file is made anew beside it); where it was deleted, trashed, moved or renamed
+changed since, it is updated in place, unless it was verified or is a checkpoint (a sidecar
+may vouch for it: the changed file is made anew beside it); where it was deleted, trashed, moved or renamed
 since, the id is dropped and the file made anew with another. An id Drive refuses (400) is
 dropped too. A verified file's record is kept a while (``VERIFIED_AGE``): the next process's
 listing may not show the file yet, and its create of it is then answered 409, not sent again.
@@ -29,6 +29,7 @@ import threading
 from typing import Any, Callable, Container, Iterable, Mapping, Optional, Sequence
 
 from drivestage.create_ids import CreateIds
+from drivestage import sidecar
 from drivestage.drive import answers, provenance
 from drivestage.drive.resources import FOLDER_MIME, entry_from_resource
 from drivestage.drive.transport import Transport
@@ -301,7 +302,8 @@ class Creates:
                     else None
                 if made is not None:
                     got = self._made(made, send, where, file_id, local_path, md5_cache,
-                                     verified=self._verified_md5(folder.id, name))
+                                     keep=self._verified_md5(folder.id, name) is not None
+                                     or name.endswith(sidecar.CHECKPOINT_SUFFIXES))
                     if got is not None:
                         entry = got
                         break
@@ -320,10 +322,11 @@ class Creates:
 
     def _made(self, made: dict[str, Any], send: Callable[..., RemoteEntry], where: str,
               file_id: str, local_path: str, md5_cache: Optional[Md5Source], *,
-              verified: Optional[str]) -> Optional[RemoteEntry]:
+              keep: bool) -> Optional[RemoteEntry]:
         """The file ``made`` by a create of ours (whose answer was lost, or which an earlier
-        push verified: ``verified``, its md5 then): counted as uploaded when it holds the
-        local bytes; else updated in place, but for a verified one: None (made anew)."""
+        push verified): counted as uploaded when it holds the local bytes; else updated in
+        place, but where it is to be kept as it is (``keep``: verified, or a checkpoint):
+        None, made anew."""
         entry = entry_from_resource(made, where)
         local = (md5_cache.get(local_path) if md5_cache is not None else None) \
             or file_md5(local_path)
@@ -331,9 +334,11 @@ class Creates:
             log.info("%s: Drive made it from a create of an earlier push (its id %s), not "
                      "listed yet; its md5 matches, not sent again", where, file_id)
             return entry
-        if verified is not None:
-            # A verified copy, the one a sidecar on Drive may vouch for: never overwritten
-            # before its replacement is verified (the push's repair removes one later).
+        if keep:
+            # A verified copy or a checkpoint (verified by a push that failed later, before
+            # it recorded so: attackpush26), which a sidecar on Drive may vouch for: never
+            # overwritten before its replacement is verified (a later push's repair removes
+            # one of the two).
             return None
         return send(None, replace=entry)   # the local file changed since: updated in place
 
