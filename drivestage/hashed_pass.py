@@ -413,10 +413,12 @@ class HashedPass:
         finally:
             if drop is not None:
                 drop()  # a no-op after a merge; else the temporary folder goes
-        # Two reads, for an archive the stream could not follow: extracted as verified.
+        # Two reads, for an archive the stream could not follow: the very file verified
+        # (opened again by its name, it read whatever was renamed over it meanwhile, and
+        # merged its members before the caller's identity check failed the pull).
         return extract(self.path, self.dest, lock_dir=self.lock_dir,
                        free_bytes=self._free, protected=self.protected,
-                       replaceable=replaceable)
+                       replaceable=replaceable, identity=self.st)
 
     def _zip(self, job: Job, fd: int, reader: _Reader) -> None:
         """The members of a zip (stored or deflated) from the stream, in file order."""

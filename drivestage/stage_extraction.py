@@ -52,7 +52,8 @@ class Extraction:
 
     def __init__(self, *, src: str, dest: str, reserve: int, lock_dir: str,
                  extract_progress: ProgressFactory, stamp: Stamp, protected: set[str],
-                 extracted: Sequence[MemberRecord] = ()):
+                 extracted: Sequence[MemberRecord] = (),
+                 identity: Optional[os.stat_result] = None):
         self.src, self.dest, self.reserve, self.lock_dir = src, dest, reserve, lock_dir
         self.extract_progress = extract_progress
         self.stamp, self.protected = stamp, protected
@@ -60,6 +61,9 @@ class Extraction:
         #: that finds a member gone), never an earlier version's: what is still in place of
         #: them is not written again.
         self.extracted = list(extracted)
+        #: The file whose md5 was verified, when the archive is a local original: only its
+        #: bytes are extracted (see :func:`drivestage.extract.extract`).
+        self.identity = identity
 
     def __call__(self, target: str, action: str, unpacking: Optional[Unpacker]) -> list[str]:
         from drivestage.extract import archive_kind, extract, remove_members
@@ -90,7 +94,8 @@ class Extraction:
                        if self.extract_progress is not no_progress else None)
                 result = extract(target, dest, progress=bar, lock_dir=lock_dir,
                                  free_bytes=lambda p: shutil.disk_usage(p).free - reserve,
-                                 protected=self.protected, replaceable=ours, kept=kept)
+                                 protected=self.protected, replaceable=ours, kept=kept,
+                                 identity=self.identity)
         except DiskSpaceError as exc:
             if missing is None or exc.needed is None:
                 raise

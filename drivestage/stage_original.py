@@ -198,8 +198,8 @@ class FromOriginal:
                                  lock_dir=self.lock_dir,
                                  extract_progress=self.extract_progress, stamp=stamp,
                                  protected=self._protected(),
-                                 extracted=extracted if action == "extract" else ()
-                                 )(self.source, action, unpacker)
+                                 extracted=extracted if action == "extract" else (),
+                                 identity=st)(self.source, action, unpacker)
         except Exception:
             # A write into the original while it was read fails the extraction first (a
             # member's CRC): the line blamed the archive ("make it again") and the stamp

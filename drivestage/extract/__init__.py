@@ -62,7 +62,9 @@ import logging
 import os
 from typing import Callable, Iterable, Mapping, Optional, Union
 
-from drivestage.extract.formats import ARCHIVE_SUFFIXES, archive_kind
+from drivestage.errors import DriveStageError
+from drivestage.extract.formats import ARCHIVE_SUFFIXES, archive_kind, check_unchanged, \
+    open_archive
 from drivestage.extract.job import Job
 from drivestage.extract.members import list_members
 from drivestage.extract.merging import MERGE_LOCK
@@ -94,7 +96,8 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
             jobs: int = 2, lock_dir: Optional[PathLike] = None,
             protected: Iterable[str] = (),
             replaceable: Iterable[MemberRecord] = (),
-            kept: Mapping[str, MemberRecord] = {}) -> ExtractResult:
+            kept: Mapping[str, MemberRecord] = {},
+            identity: Optional[os.stat_result] = None) -> ExtractResult:
     """Extract a zip / tar / tar.gz (.tgz) / tar.bz2 / tar.xz safely into ``dest_dir``.
 
     Returns what was written, member by member, in archive order. ``progress`` receives byte
@@ -110,28 +113,42 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
     are in place in DEST (a rerun after one was deleted by hand): every rule is still
     checked on the whole member list, but those that the archive has as recorded (kind, a
     file's size, a link's target) are not written again, and the result lists them with
-    their records as given; only the rest is written and merged. Raises
-    UnsafeArchiveError, ArchiveError or DiskSpaceError; on any error DEST is left as it was.
+    their records as given; only the rest is written and merged. ``identity``: the file
+    whose checksum was verified (a local original): the archive opened must be that very
+    file, unchanged from the moment it is opened until its members are written, else
+    :class:`DestChangedError` and nothing merged. Raises UnsafeArchiveError, ArchiveError
+    or DiskSpaceError; on any error DEST is left as it was.
     """
     archive = os.fspath(archive_path)
-    kind, entries = list_members(archive)
-    job = Job(archive, os.fspath(dest_dir), free_bytes=free_bytes,
-              lock_dir=os.fspath(lock_dir) if lock_dir is not None else None,
-              protected=protected, replaceable=replaceable, kept=kept)
+    # Opened once, and read through that descriptor alone: a file renamed over it (or its
+    # folder swapped) while it is extracted is never read; with ``identity``, the file
+    # opened must be that one, and still unchanged once the members are written.
     try:
-        files = job.check(entries)
-        if worth_processes(kind, files, jobs):
-            afd = os.open(archive, os.O_RDONLY | os.O_CLOEXEC)
-            try:
+        afd = open_archive(archive, identity)
+    except DriveStageError:
+        raise
+    except OSError:
+        list_members(archive)  # says what is wrong with it (absent, not an archive)
+        raise
+    try:
+        kind, entries = list_members(archive, afd)
+        job = Job(archive, os.fspath(dest_dir), free_bytes=free_bytes,
+                  lock_dir=os.fspath(lock_dir) if lock_dir is not None else None,
+                  protected=protected, replaceable=replaceable, kept=kept)
+        try:
+            files = job.check(entries)
+            if worth_processes(kind, files, jobs):
                 write_in_processes(kind, afd, os.fstat(afd).st_size, job.root, files, jobs,
                                    Progress(progress), label=archive, hold_fd=job.owner_fd)
-            finally:
-                os.close(afd)
-        else:
-            write_files(kind, archive, job.root, files, jobs, Progress(progress))
-        return job.finish()
+            else:
+                write_files(kind, archive, afd, job.root, files, jobs, Progress(progress))
+            if identity is not None:  # a write into it meanwhile: its ctime moved
+                check_unchanged(afd, archive, identity)
+            return job.finish()
+        finally:
+            job.close()
     finally:
-        job.close()
+        os.close(afd)
 
 
 def extract_archive(archive_path: PathLike, dest_dir: PathLike, *,

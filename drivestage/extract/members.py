@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import IO, Iterable, Optional, cast
 
 from drivestage.errors import ArchiveError, UnsafeArchiveError
-from drivestage.extract.formats import archive_kind, compression
+from drivestage.extract.formats import ArchiveFile, archive_kind, compression, open_archive
 from drivestage.interrupts import deferred
 from drivestage.sizes import format_size
 
@@ -169,8 +169,8 @@ def _zip_entries(zf: zipfile.ZipFile, archive: str, links: bool = True) -> list[
     return entries
 
 
-def _tar_entries(tf: tarfile.TarFile, archive: str, plain: bool) -> list[Entry]:
-    archive_size = os.path.getsize(archive)
+def _tar_entries(tf: tarfile.TarFile, archive: str, plain: bool, fd: int) -> list[Entry]:
+    archive_size = os.fstat(fd).st_size
     entries: list[Entry] = []
     for m in tf:
         entries.append(tar_entry(m, archive, plain, archive_size))
@@ -366,12 +366,27 @@ _LISTINGS: "dict[_Key, tuple[str, list[Entry]]]" = {}
 _LISTINGS_LOCK = threading.Lock()
 
 
-def list_members(archive: str) -> tuple[str, list[Entry]]:
+def list_members(archive: str, fd: int = -1) -> tuple[str, list[Entry]]:
     """``(how to read it, members)``; remembered per file version, so that
     :func:`extracted_size` followed by :func:`extract_archive` reads a compressed
-    tar's member list once, not twice."""
+    tar's member list once, not twice. ``fd``: the archive open already (read through it
+    alone: the file its caller checked; ``archive`` only names it)."""
+    if fd < 0:
+        try:
+            fd = open_archive(archive)
+        except OSError:
+            _open_listing(archive, -1)  # says what is wrong with it
+            raise
+        try:
+            return list_members_of(archive, fd)
+        finally:
+            os.close(fd)
+    return list_members_of(archive, fd)
+
+
+def list_members_of(archive: str, fd: int) -> tuple[str, list[Entry]]:
     try:
-        st = os.stat(archive)
+        st = os.fstat(fd)
         # The ctime too: a local original extracted where it lies (stage_original) may be
         # rewritten in place with its old mtime put back; no user sets a ctime.
         key: Optional[_Key] = (os.path.abspath(archive), st.st_size, st.st_mtime_ns, st.st_ino,
@@ -382,7 +397,7 @@ def list_members(archive: str) -> tuple[str, list[Entry]]:
         if key is not None and key in _LISTINGS:
             kind, entries = _LISTINGS[key]
             return kind, [copy.copy(e) for e in entries]  # each extraction notes its own
-    kind, handle, entries = _open_listing(archive)
+    kind, handle, entries = _open_listing(archive, fd)
     handle.close()  # type: ignore[attr-defined]
     if key is not None:
         with _LISTINGS_LOCK:
@@ -392,9 +407,10 @@ def list_members(archive: str) -> tuple[str, list[Entry]]:
     return kind, entries
 
 
-def _open_listing(archive: str) -> tuple[str, object, list[Entry]]:
-    """Open ``archive`` and read its whole member list; the caller closes the handle."""
-    kind = archive_kind(archive)
+def _open_listing(archive: str, fd: int) -> tuple[str, object, list[Entry]]:
+    """Read ``archive``'s whole member list through ``fd`` (-1: it could not be opened,
+    which is said); the caller closes the handle."""
+    kind = archive_kind(archive, fd) if fd >= 0 else None  # (-1: it could not be opened)
     if kind is None:
         if not os.path.exists(archive):
             raise ArchiveError(f"archive {archive} does not exist")
@@ -402,9 +418,9 @@ def _open_listing(archive: str) -> tuple[str, object, list[Entry]]:
                            ".tar.xz) or it is corrupt; check the file, or make it again and "
                            "upload it")
     if kind == "zip":
-        check_zip_directory(archive)
+        check_zip_directory(archive, fd)
         try:
-            zf = zipfile.ZipFile(archive)
+            zf = zipfile.ZipFile(cast(IO[bytes], ArchiveFile(fd)))
         except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
             raise ArchiveError(f"cannot read the zip {archive}: {exc}; it is probably truncated "
                                "or corrupt: make the archive again and upload it") from exc
@@ -413,19 +429,19 @@ def _open_listing(archive: str) -> tuple[str, object, list[Entry]]:
         except BaseException:
             zf.close()
             raise
-    with open(archive, "rb") as fh:
-        compressed = compression(fh.read(6)) is not None
+    compressed = compression(os.pread(fd, 6, 0)) is not None
     # Plain tars: headers read with seeks, members copied at known offsets (in parallel).
     # Compressed tars: one pass to list and validate, a second to write (both streamed).
     try:
-        tf = open_tar_stream(archive) if compressed else \
-            tarfile.open(archive, "r:", bufsize=TAR_BUFSIZE)
+        tf = open_tar_stream(ArchiveFile(fd)) if compressed else tarfile.open(
+            fileobj=cast(IO[bytes], io.BufferedReader(ArchiveFile(fd), TAR_BUFSIZE)),
+            mode="r:")
     except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
         raise ArchiveError(f"cannot read the tar {archive}: {exc}; it is probably truncated or "
                            "corrupt: make the archive again and upload it") from exc
     try:
         try:
-            entries = _tar_entries(tf, archive, not compressed)
+            entries = _tar_entries(tf, archive, not compressed, fd)
         except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
             if isinstance(exc, (ArchiveError, UnsafeArchiveError)):
                 raise

@@ -15,11 +15,12 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from typing import IO, Optional
+from typing import IO, Optional, cast
 
 from drivestage.errors import ArchiveError
 from drivestage.extract.copying import CHUNK, NEW_FILE, Progress, copy_raw, create, \
     finish_member, write_all, zip_data_offset
+from drivestage.extract.formats import ArchiveFile
 from drivestage.extract.members import Entry, ancestors, open_tar_stream
 from drivestage.extract.tempdir import TempDir
 from drivestage.interrupts import Flag
@@ -63,13 +64,13 @@ def _partition(files: list[Entry], parts: int) -> list[list[Entry]]:
     return [p for p in out if p]
 
 
-def _write_files_random_access(kind: str, archive: str, root: TempDir, files: list[Entry],
-                               jobs: int, progress: Progress) -> None:
-    """zip and plain tar: members at known offsets, written by ``jobs`` threads."""
+def _write_files_random_access(kind: str, archive: str, afd: int, root: TempDir,
+                               files: list[Entry], jobs: int, progress: Progress) -> None:
+    """zip and plain tar: members at known offsets (read by position from ``afd``),
+    written by ``jobs`` threads."""
     stop = Flag()
 
     def work(chunk: list[Entry]) -> None:
-        afd = os.open(archive, os.O_RDONLY | os.O_CLOEXEC)
         zf: Optional[zipfile.ZipFile] = None
         try:
             for e in chunk:
@@ -88,7 +89,7 @@ def _write_files_random_access(kind: str, archive: str, root: TempDir, files: li
                         copy_raw(afd, fd, e, start, info.compress_size, info.compress_type,
                                   info.CRC, archive, progress)
                     else:  # bzip2 / lzma: let zipfile decompress (it checks the CRC)
-                        zf = zf or zipfile.ZipFile(archive)
+                        zf = zf or zipfile.ZipFile(cast(IO[bytes], ArchiveFile(afd)))
                         try:
                             with zf.open(info) as src:
                                 n = copy_stream(src, fd, e, archive, progress)
@@ -104,7 +105,6 @@ def _write_files_random_access(kind: str, archive: str, root: TempDir, files: li
             stop.set()
             raise
         finally:
-            os.close(afd)
             if zf is not None:
                 zf.close()
 
@@ -120,12 +120,12 @@ def _write_files_random_access(kind: str, archive: str, root: TempDir, files: li
             raise outcome
 
 
-def _write_files_stream(archive: str, root: TempDir, files: list[Entry],
+def _write_files_stream(archive: str, afd: int, root: TempDir, files: list[Entry],
                         progress: Progress) -> None:
     """Compressed tar: a second streamed pass, writing the validated members in order."""
     wanted = {e.source.offset: e for e in files}  # type: ignore[attr-defined]
     try:
-        tf = open_tar_stream(archive)
+        tf = open_tar_stream(ArchiveFile(afd))
     except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
         raise ArchiveError(f"cannot read the tar {archive}: {exc}; make the archive again "
                            "and upload it") from exc
@@ -171,14 +171,15 @@ def _folders(entries: list[Entry]) -> set[str]:
     return {e.path for e in entries if e.kind == "dir"} | ancestors(e.path for e in entries)
 
 
-def write_files(kind: str, archive: str, root: TempDir, files: list[Entry], jobs: int,
-                progress: Progress) -> None:
+def write_files(kind: str, archive: str, afd: int, root: TempDir, files: list[Entry],
+                jobs: int, progress: Progress) -> None:
     """Write the file members in the temporary folder ``root`` (their folders made
-    already)."""
+    already), read from ``afd`` alone: the archive as its caller opened (and checked) it;
+    ``archive`` names it in messages."""
     if kind in ("zip", "tar"):
-        _write_files_random_access(kind, archive, root, files, jobs, progress)
+        _write_files_random_access(kind, archive, afd, root, files, jobs, progress)
     else:
-        _write_files_stream(archive, root, files, progress)
+        _write_files_stream(archive, afd, root, files, progress)
 
 
 def write_zip_member(afd: int, root: TempDir, e: Entry, start: int, archive: str,

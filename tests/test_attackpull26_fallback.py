@@ -1,0 +1,141 @@
+"""attackpull26: the extraction that follows a local original's verification (an archive
+the one-read pass cannot follow: :mod:`drivestage.hashed_pass`, and a later pull that
+hashes the original first: :mod:`drivestage.stage_original`) must extract only the bytes
+that were verified.
+
+Both opened the original by its name again after its md5 was verified: a file renamed
+over it, its folder swapped for another one, or a write into it in that moment had the
+other bytes' members merged into DEST before the identity check after the extraction failed
+the pull; a folder swapped and put back passed that check too, and DEST held the other
+archive's members under the verified md5, "extracted and md5 verified".
+
+A hook inside the process stands in for "another program" at that very moment: the call
+of the usual extraction.
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import zipfile
+
+import pytest
+
+from test_attack22_stage import _tree
+from test_messages_walk20 import _drivestage
+
+import drivestage.extract as extract_pkg
+import drivestage.hashed_pass as hashed_pass
+
+
+def _zip(members: dict[str, bytes], method: int = zipfile.ZIP_BZIP2) -> bytes:
+    """bzip2 members: a zip the one-read pass leaves to the usual extraction."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for path, data in members.items():
+            zf.writestr(zipfile.ZipInfo(path, (2020, 1, 1, 0, 0, 0)), data,
+                        compress_type=method)
+    return buf.getvalue()
+
+
+GOOD = {f"ds/m{i}.bin": bytes([65 + i]) * 300 for i in range(4)}
+EVIL = {f"ds/m{i}.bin": bytes([97 + i]) * 300 for i in range(4)}
+NEW = {f"ds/m{i}.bin": bytes([48 + i]) * 300 for i in range(4)}
+
+
+def _setup(tmp_path, members=GOOD):
+    (tmp_path / "input").mkdir()
+    archive = tmp_path / "input" / "voc.zip"
+    archive.write_bytes(_zip(members))
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "fake" / "voc.zip").write_bytes(_zip(EVIL))
+    return archive, tmp_path / "data"
+
+
+def _pull(archive, dest):
+    return _drivestage("pull", str(archive), str(dest), "-x", "-q")
+
+
+def _race(tmp_path, archive, how: str) -> None:
+    """Another program at the moment the verified original is extracted the usual way."""
+    if how == "renamed over":
+        shutil.copy(tmp_path / "fake" / "voc.zip", tmp_path / "input" / ".new")
+        os.replace(tmp_path / "input" / ".new", archive)
+    elif how == "written in place":
+        with open(archive, "r+b") as fh:
+            fh.write((tmp_path / "fake" / "voc.zip").read_bytes()[:archive.stat().st_size])
+    else:  # its folder swapped for another one (the original's own ctime never moves)
+        os.rename(tmp_path / "input", tmp_path / "input.real")
+        os.rename(tmp_path / "fake", tmp_path / "input")
+
+
+def _put_back(tmp_path) -> None:
+    os.rename(tmp_path / "input", tmp_path / "fake")
+    os.rename(tmp_path / "input.real", tmp_path / "input")
+
+
+def _racing(monkeypatch, module, tmp_path, archive, how: str, back: bool = False) -> list:
+    real, calls = module.extract, []
+
+    def racing(*args, **kwargs):
+        calls.append(how)
+        _race(tmp_path, archive, how)
+        try:
+            return real(*args, **kwargs)
+        finally:
+            if back:
+                _put_back(tmp_path)
+
+    monkeypatch.setattr(module, "extract", racing)
+    return calls
+
+
+def _assert_nothing_merged(r, archive, dest) -> None:
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith(f"Error: {archive} changed while it was read"), r.output
+    assert _tree(dest) == {}, "members of bytes never verified were merged into DEST"
+
+
+RACES = ["renamed over", "written in place", "folder swapped"]
+
+
+@pytest.mark.parametrize("how", RACES)
+def test_the_fallback_of_a_first_pull_extracts_only_the_verified_bytes(how, local_state,
+                                                                      tmp_path, monkeypatch):
+    archive, dest = _setup(tmp_path)
+    calls = _racing(monkeypatch, hashed_pass, tmp_path, archive, how)
+    r = _pull(archive, dest)
+    assert calls == [how]                     # (the usual way after the hash: the attack)
+    _assert_nothing_merged(r, archive, dest)
+
+
+def test_a_folder_swapped_and_put_back_during_the_fallback_stages_nothing_foreign(
+        local_state, tmp_path, monkeypatch):
+    """The original's identity is the same before and after: that check passed, and the
+    other archive's members were staged as the verified md5's, exit 0."""
+    archive, dest = _setup(tmp_path)
+    _racing(monkeypatch, hashed_pass, tmp_path, archive, "folder swapped", back=True)
+    r = _pull(archive, dest)
+    assert _tree(dest) != EVIL, "another archive's members staged as the verified one's"
+    _assert_nothing_merged(r, archive, dest)
+    monkeypatch.undo()
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    assert _pull(archive, dest).exit_code == 0
+    assert _tree(dest) == GOOD
+
+
+@pytest.mark.parametrize("how", RACES)
+def test_an_update_hashed_first_extracts_only_the_verified_bytes(how, local_state, tmp_path,
+                                                                 monkeypatch):
+    """A pull that finds an earlier stamp hashes the original first, then extracts it (the
+    new version): the same moment, the same attack."""
+    archive, dest = _setup(tmp_path)
+    assert _pull(archive, dest).exit_code == 0
+    archive.write_bytes(_zip(NEW, zipfile.ZIP_STORED))
+    calls = _racing(monkeypatch, extract_pkg, tmp_path, archive, how,
+                    back=how == "folder swapped")
+    r = _pull(archive, dest)
+    assert calls == [how]
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith(f"Error: {archive} changed while it was read"), r.output
+    assert _tree(dest) == GOOD, "members of bytes never verified were merged into DEST"
