@@ -16,9 +16,18 @@ from drivestage.interrupts import deferred
 MiB = 1 << 20
 
 
-def file_md5(path: str, block: int = 4 * MiB) -> str:
-    """Hex md5 of a local file, streamed in ``block``-sized reads."""
+def file_md5(path: Union[str, int], block: int = 4 * MiB) -> str:
+    """Hex md5 of a local file (or of an open descriptor's, from its start), streamed in
+    ``block``-sized reads."""
     h = hashlib.md5()
+    if isinstance(path, int):
+        offset = 0
+        while True:
+            buf = os.pread(path, block, offset)
+            if not buf:
+                return h.hexdigest()
+            offset += len(buf)
+            h.update(buf)
     with open(path, "rb") as fh:
         while True:
             buf = fh.read(block)

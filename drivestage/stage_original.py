@@ -45,6 +45,7 @@ from typing import Any, Collection, Optional, TypeGuard
 from drivestage import stamps
 from drivestage.errors import DestChangedError
 from drivestage.extract import MemberRecord, archive_kind
+from drivestage.extract.formats import check_unchanged, open_archive
 from drivestage.hashed_pass import HashedPass
 from drivestage.localdir import LocalDirStore, identity
 from drivestage.paths import StorePath
@@ -221,9 +222,18 @@ class FromOriginal:
                 self.store.settled_md5(self.source, st) == known
             return known
         began = time.time_ns()
-        md5 = file_md5(self.source)
-        if _identity(os.stat(self.source)) != _identity(st):
-            raise self._changed()
+        # Through one descriptor, the file st describes before and after: by its name, a
+        # folder swapped while it was hashed and put back gave another file's md5 to the
+        # members extracted next (and, once that file was put there, "verified").
+        try:
+            fd = open_archive(self.source, st)
+            try:
+                md5 = file_md5(fd)
+                check_unchanged(fd, self.source, st)
+            finally:
+                os.close(fd)
+        except DestChangedError:
+            raise self._changed() from None
         self.settled = settled(st, began)
         return md5
 

@@ -26,6 +26,8 @@ from test_messages_walk20 import _drivestage
 
 import drivestage.extract as extract_pkg
 import drivestage.hashed_pass as hashed_pass
+import drivestage.localdir as localdir
+import drivestage.stage_original as stage_original
 
 
 def _zip(members: dict[str, bytes], method: int = zipfile.ZIP_BZIP2) -> bytes:
@@ -139,3 +141,56 @@ def test_an_update_hashed_first_extracts_only_the_verified_bytes(how, local_stat
     assert r.exit_code == 1, r.output
     assert r.output.startswith(f"Error: {archive} changed while it was read"), r.output
     assert _tree(dest) == GOOD, "members of bytes never verified were merged into DEST"
+
+
+# ------------------------------- the hash that precedes the extraction, or a copy of a file
+
+def _swapping(monkeypatch, module, tmp_path) -> list:
+    """The original's folder swapped for another while it is hashed, and put back."""
+    real, calls = module.file_md5, []
+
+    def racing(*args, **kwargs):
+        calls.append(args[0])
+        _race(tmp_path, None, "folder swapped")
+        try:
+            return real(*args, **kwargs)
+        finally:
+            _put_back(tmp_path)
+
+    monkeypatch.setattr(module, "file_md5", racing)
+    return calls
+
+
+def test_the_hash_before_an_update_is_of_the_file_it_extracts(local_state, tmp_path,
+                                                              monkeypatch):
+    """It hashed the file by its name, then checked the identity by its name: a folder
+    swapped meanwhile and put back gave the other file's md5 to the new version's members.
+    Once that other file was put there, the pull found its md5 "verified" and kept them."""
+    archive, dest = _setup(tmp_path)
+    assert _pull(archive, dest).exit_code == 0
+    archive.write_bytes(_zip(NEW, zipfile.ZIP_STORED))
+    calls = _swapping(monkeypatch, stage_original, tmp_path)
+    r = _pull(archive, dest)
+    assert calls and r.exit_code == 0, r.output
+    assert _tree(dest) == NEW
+    monkeypatch.undo()
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    shutil.copy(tmp_path / "fake" / "voc.zip", archive)            # that other file, now
+    r = _pull(archive, dest)
+    assert r.exit_code == 0, r.output
+    assert _tree(dest) == EVIL, "the members of another version kept as verified"
+
+
+def test_a_copy_pull_whose_source_is_swapped_while_hashed_is_staged_by_the_rerun(
+        local_state, tmp_path, monkeypatch):
+    """Held: a local folder pulled (no -x) whose file's folder is swapped while the listing
+    hashes it, and put back: the copy's checksum fails that pull; the rerun stages it."""
+    archive, dest = _setup(tmp_path)
+    calls = _swapping(monkeypatch, localdir, tmp_path)
+    first = _drivestage("pull", str(tmp_path / "input"), str(dest), "-q")
+    assert calls and first.exit_code == 1                # (the copy's checksum: said)
+    monkeypatch.undo()
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    r = _drivestage("pull", str(tmp_path / "input"), str(dest), "-q")
+    assert r.exit_code == 0, r.output
+    assert (dest / "input" / "voc.zip").read_bytes() == archive.read_bytes()
