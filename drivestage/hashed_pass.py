@@ -58,6 +58,9 @@ _AHEAD = 8
 #: Threads writing a zip's members, and the bytes read that may wait for them.
 _WRITERS = 2
 _IN_FLIGHT = 16 << 20
+#: Members handed on that may wait for a writer (864 bytes each): the byte window alone let
+#: a zip of a million empty members (none of them a byte) wait whole for a slow DEST.
+_PENDING = 1024
 _LOCAL_HEADER = 30
 
 
@@ -185,6 +188,8 @@ class _Writers:
         """The next member (file order): a writer takes it once free."""
         feed = _Feed(e)
         with self.cond:
+            while len(self.todo) >= _PENDING and self.failed is None:
+                self.cond.wait()
             self._raise()
             self.todo.append(feed)
             self.cond.notify_all()
@@ -238,7 +243,10 @@ class _Writers:
         with self.cond:
             while not self.todo and not self.closed and self.failed is None:
                 self.cond.wait()
-            return self.todo.popleft() if self.todo and self.failed is None else None
+            if not self.todo or self.failed is not None:
+                return None
+            self.cond.notify_all()  # room for the next member (see member())
+            return self.todo.popleft()
 
     def _run(self) -> None:
         try:
@@ -352,7 +360,10 @@ class HashedPass:
             try:
                 return self._extract(kind, fd, reader, replaceable, began)
             finally:
-                reader.close()
+                # A second Ctrl-C at the call of close() (the first one raised while the
+                # read was ahead) left the reading thread waiting for room for good.
+                with deferred():
+                    reader.close()
         finally:
             os.close(fd)
 
