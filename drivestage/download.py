@@ -81,6 +81,9 @@ class Download:
         # Not threading.Condition: a Ctrl-C could leave that held (drivestage.interrupts).
         self.lock = Monitor()
         self._run: Optional[Pass] = None
+        #: The verified file as it lies at ``target`` once :meth:`run` returned: what an
+        #: extraction after it must still find there, unchanged.
+        self.placed: Optional[os.stat_result] = None
         self.began = time.monotonic()
         for path in stale_partials(target, keep=self.partial):
             log.info("removing a partial download of another version: %s", path)
@@ -202,7 +205,7 @@ class Download:
             self._open()
         os.replace(self.partial, self.target)
         unlink(ranges_path(self.partial))
-        self._check_moved(run.identity)
+        self.placed = self._check_moved(run.identity)
         md5 = self.entry.md5.lower() if self.entry.md5 and check is not None else got
         return DownloadResult(path=self.target, size=self.entry.size, md5=md5,
                               resumed_from=self.resumed_from if not restarted else 0,
@@ -236,7 +239,7 @@ class Download:
         reader that opens it by name checks it got this one."""
         return self._run.identity if self._run is not None else None
 
-    def _check_moved(self, identity: os.stat_result) -> None:
+    def _check_moved(self, identity: os.stat_result) -> os.stat_result:
         """The file just given its final name is the one that was hashed: whoever can write
         DEST could have put another at the partial's name meanwhile (which the rename then
         brought into place). That one is removed again, and said."""
@@ -245,7 +248,7 @@ class Download:
         except OSError:
             here = None
         if here is not None and os.path.samestat(here, identity):
-            return
+            return here
         if here is not None:
             unlink(self.target)
         raise DestChangedError(

@@ -162,10 +162,13 @@ class Unpacking:
                 raise  # about DEST, not the archive: a second extraction would only hide it
             except FALLBACK + (DriveStageError,) as exc:
                 log.info("%s: extracting the verified archive again (%s)", self.describe, exc)
+        # The very file verified (opened again by its name, it read whatever another
+        # program had renamed over it in DEST since, and the stamp vouched for that).
         return extract(target, self.dest, progress=self.extract_progress,
                        lock_dir=self.lock_dir, protected=self.protected,
                        free_bytes=lambda p: shutil.disk_usage(p).free - self.reserve,
-                       replaceable=replaceable)
+                       replaceable=replaceable,
+                       identity=self.dl.placed if target == self.dl.target else None)
 
     def close(self) -> None:
         """Stop whatever still runs (after a failure elsewhere)."""

@@ -194,3 +194,38 @@ def test_a_copy_pull_whose_source_is_swapped_while_hashed_is_staged_by_the_rerun
     r = _drivestage("pull", str(tmp_path / "input"), str(dest), "-q")
     assert r.exit_code == 0, r.output
     assert (dest / "input" / "voc.zip").read_bytes() == archive.read_bytes()
+
+
+# ---------------------------------- a download from Drive, extracted after its verification
+
+def test_a_downloaded_archive_replaced_before_its_extraction_is_not_merged(
+        emulator, drive_env, local_state, tmp_path, monkeypatch):
+    """A zip that cannot be followed while it downloads is extracted once verified and in
+    place: opened again by its name, whatever another program renamed over it in DEST
+    meanwhile was extracted, and its stamp vouched for it (exit 0)."""
+    import drivestage.unpack as unpack
+
+    emulator.add_file("d/voc.zip", _zip(GOOD))
+    dest = tmp_path / "data"
+    (tmp_path / "other.zip").write_bytes(_zip(EVIL))
+    real, calls = unpack.extract, []
+
+    def racing(target, *args, **kwargs):
+        calls.append(target)
+        os.replace(tmp_path / "other.zip", target)
+        return real(target, *args, **kwargs)
+
+    monkeypatch.setattr(unpack, "extract", racing)
+    r = _drivestage("pull", "drive:d/voc.zip", str(dest), "-x", "-q")
+    assert calls == [str(dest / "voc.zip")]
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith(f"Error: {dest / 'voc.zip'} changed while it was read"), \
+        r.output
+    assert _tree(dest) == {"voc.zip": _zip(EVIL)}, "members never verified were merged"
+    monkeypatch.undo()
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    for k, v in drive_env.items():
+        monkeypatch.setenv(k, v)
+    r = _drivestage("pull", "drive:d/voc.zip", str(dest), "-x", "-q")
+    assert r.exit_code == 0, r.output
+    assert _tree(dest) == {"voc.zip": _zip(GOOD), **GOOD}
