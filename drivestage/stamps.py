@@ -284,7 +284,8 @@ def missing_member(dest: str, stamp: Stamp) -> Optional[str]:
 
 
 def not_in_place(dest: str, members: Iterable[MemberRecord]) -> Optional[str]:
-    """The first member that is absent, of another kind or of another size, or None.
+    """The first member that is absent, of another kind or of another size (a link: that
+    leads elsewhere), or None.
 
     Presence, kind and size - not the inode: a member another archive (or the user) put
     back with the same bytes is in place."""
@@ -295,12 +296,22 @@ def not_in_place(dest: str, members: Iterable[MemberRecord]) -> Optional[str]:
         if m.kind == "dir":
             ok = stat.S_ISDIR(st.st_mode)
         elif m.kind == "symlink":
-            ok = stat.S_ISLNK(st.st_mode) and st.st_size == m.size
+            # Its target too (read, never followed): its size alone is the target's length,
+            # and a link retargeted to a name of the same length was in place for good.
+            ok = stat.S_ISLNK(st.st_mode) and st.st_size == m.size and \
+                _readlink(dest, m.path) == m.target
         else:
             ok = stat.S_ISREG(st.st_mode) and st.st_size == m.size
         if not ok:
             return m.path
     return None
+
+
+def _readlink(dest: str, rel: str) -> Optional[str]:
+    try:
+        return os.readlink(os.path.join(dest, rel))
+    except OSError:
+        return None
 
 
 def _lstat(dest: str, rel: str) -> Optional[os.stat_result]:

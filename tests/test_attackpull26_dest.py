@@ -1,0 +1,40 @@
+"""attackpull26: a staged DEST edited between runs. A rerun that says "already staged"
+must not hide a member that is not what the archive holds: absent, another kind or size
+(held before), or a link that leads elsewhere (a link's size is its target's length: one
+retargeted to a name of the same length was "in place", and stayed so for good)."""
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+
+from test_messages_walk20 import _drivestage
+
+
+def _tar(tmp_path) -> str:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data in (("ds/v1/a", b"one"), ("ds/v2/a", b"two")):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 1_600_000_000
+            tf.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("ds/cur")
+        link.type, link.linkname, link.mtime = tarfile.SYMTYPE, "v1", 1_600_000_000
+        tf.addfile(link)
+    (tmp_path / "input").mkdir()
+    archive = tmp_path / "input" / "set.tar"
+    archive.write_bytes(buf.getvalue())
+    return str(archive)
+
+
+def test_a_member_link_retargeted_to_a_name_of_the_same_length_is_put_back(local_state,
+                                                                           tmp_path):
+    archive, dest = _tar(tmp_path), tmp_path / "data"
+    assert _drivestage("pull", archive, str(dest), "-x", "-q").exit_code == 0
+    assert (dest / "ds" / "cur" / "a").read_bytes() == b"one"
+    os.unlink(dest / "ds" / "cur")
+    os.symlink("v2", dest / "ds" / "cur")                   # the same length as "v1"
+    r = _drivestage("pull", archive, str(dest), "-x", "-q")
+    assert r.exit_code == 0, r.output
+    assert os.readlink(dest / "ds" / "cur") == "v1"
+    assert (dest / "ds" / "cur" / "a").read_bytes() == b"one"
