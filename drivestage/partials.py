@@ -185,6 +185,19 @@ def open_partial(partial: str, size: int) -> int:
     return fd
 
 
+def _read_record(path: str) -> bytes:
+    """At most ``_MAX_RECORD + 1`` bytes of the range record at ``path``: only a regular
+    file, opened without following a link and without waiting (a FIFO put there by another
+    program held the pull for good, waiting for a writer); OSError otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a file")
+        return os.pread(fd, _MAX_RECORD + 1, 0)
+    finally:
+        os.close(fd)
+
+
 def remove_partial(partial: str) -> None:
     """Remove a partial file and its record."""
     for path in (partial, ranges_path(partial)):
@@ -212,8 +225,7 @@ class Ranges:
             return None  # a link or anything else there is no partial drivestage wrote
         have = st.st_size
         try:
-            with open(ranges_path(partial), "rb") as fh:
-                text = fh.read(_MAX_RECORD + 1)
+            text = _read_record(ranges_path(partial))
             raw = json.loads(text) if len(text) <= _MAX_RECORD else None  # never read whole
         except FileNotFoundError:
             # drivestage 0.1.0 wrote partials in order: a prefix of the file.

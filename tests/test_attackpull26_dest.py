@@ -1,12 +1,17 @@
 """attackpull26: a staged DEST edited between runs. A rerun that says "already staged"
 must not hide a member that is not what the archive holds: absent, another kind or size
 (held before), or a link that leads elsewhere (a link's size is its target's length: one
-retargeted to a name of the same length was "in place", and stayed so for good)."""
+retargeted to a name of the same length was "in place", and stayed so for good); and
+what lies at a partial download's names is read without waiting on it."""
 from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 import tarfile
+
+import pytest
 
 from test_messages_walk20 import _drivestage
 
@@ -38,3 +43,34 @@ def test_a_member_link_retargeted_to_a_name_of_the_same_length_is_put_back(local
     assert r.exit_code == 0, r.output
     assert os.readlink(dest / "ds" / "cur") == "v1"
     assert (dest / "ds" / "cur" / "a").read_bytes() == b"one"
+
+
+@pytest.mark.parametrize("what", ["fifo", "link to a fifo"])
+def test_a_fifo_at_a_partial_s_range_record_does_not_hang_the_pull(what, local_state,
+                                                                  tmp_path):
+    """A FIFO put where a partial download's range record goes (by another program writing
+    DEST): the pull opened it to read the record and waited for a writer for good."""
+    from drivestage.partials import partial_path, ranges_path
+    from drivestage.remote import open_store
+
+    (tmp_path / "src").mkdir()
+    data = os.urandom(300_000)
+    (tmp_path / "src" / "blob.bin").write_bytes(data)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    store, path = open_store(str(tmp_path / "src" / "blob.bin"))
+    partial = partial_path(str(dest / "blob.bin"), store.resolve(path))
+    with open(partial, "wb") as fh:
+        fh.write(data[:1000])
+    if what == "fifo":
+        os.mkfifo(ranges_path(partial))
+    else:
+        os.mkfifo(tmp_path / "pipe")
+        os.symlink(tmp_path / "pipe", ranges_path(partial))
+    # A child process: the hang is its own, ended by the timeout (a thread would stay).
+    r = subprocess.run([sys.executable, "-c", "import sys; from drivestage.entry import main; "
+                        "sys.argv[0] = 'drivestage'; main()", "pull",
+                        str(tmp_path / "src" / "blob.bin"), str(dest), "-q"],
+                       capture_output=True, text=True, timeout=30, env=dict(os.environ))
+    assert r.returncode == 0, r.stderr
+    assert (dest / "blob.bin").read_bytes() == data
