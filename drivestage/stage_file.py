@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Collection, Optional
 
@@ -234,6 +235,11 @@ class FileStager:
         try:
             st: Optional[os.stat_result] = os.stat(target)
         except FileNotFoundError:
+            st = None
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            # A FIFO or a device there (or a link to one) is no copy to adopt: an empty file
+            # to stage had its size, and reading it for its md5 waited for a writer (or read
+            # /dev/zero) for good. The download's rename replaces it.
             st = None
         intact = stamp is not None and stamps.missing_member(self.dest, stamp) is None
         return Local(size=st.st_size if st else None, mtime_ns=st.st_mtime_ns if st else None,

@@ -45,6 +45,13 @@ def test_a_member_link_retargeted_to_a_name_of_the_same_length_is_put_back(local
     assert (dest / "ds" / "cur" / "a").read_bytes() == b"one"
 
 
+def _child_pull(src: str, dest: str) -> "subprocess.CompletedProcess[str]":
+    # A child process: a hang is its own, ended by the timeout (a thread would stay).
+    return subprocess.run([sys.executable, "-c", "import sys; from drivestage.entry import "
+                           "main; sys.argv[0] = 'drivestage'; main()", "pull", src, dest, "-q"],
+                          capture_output=True, text=True, timeout=30, env=dict(os.environ))
+
+
 @pytest.mark.parametrize("what", ["fifo", "link to a fifo"])
 def test_a_fifo_at_a_partial_s_range_record_does_not_hang_the_pull(what, local_state,
                                                                   tmp_path):
@@ -67,10 +74,27 @@ def test_a_fifo_at_a_partial_s_range_record_does_not_hang_the_pull(what, local_s
     else:
         os.mkfifo(tmp_path / "pipe")
         os.symlink(tmp_path / "pipe", ranges_path(partial))
-    # A child process: the hang is its own, ended by the timeout (a thread would stay).
-    r = subprocess.run([sys.executable, "-c", "import sys; from drivestage.entry import main; "
-                        "sys.argv[0] = 'drivestage'; main()", "pull",
-                        str(tmp_path / "src" / "blob.bin"), str(dest), "-q"],
-                       capture_output=True, text=True, timeout=30, env=dict(os.environ))
+    r = _child_pull(str(tmp_path / "src" / "blob.bin"), str(dest))
     assert r.returncode == 0, r.stderr
     assert (dest / "blob.bin").read_bytes() == data
+
+
+@pytest.mark.parametrize("what", ["fifo", "link to /dev/zero"])
+def test_an_empty_file_whose_name_in_dest_holds_a_fifo_or_a_device_is_staged(what, local_state,
+                                                                            tmp_path):
+    """An empty file to stage (a YOLO label file of an image without objects, an
+    ``__init__.py``) whose name in DEST holds a FIFO, or a link to a device, put there by
+    another program: its size (0) was the file's, so the pull read it for its md5 to adopt
+    it, and waited for a writer (or read /dev/zero) for good."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "empty.txt").write_bytes(b"")
+    (tmp_path / "src" / "b.txt").write_bytes(b"b")
+    there = tmp_path / "dest" / "src" / "empty.txt"
+    there.parent.mkdir(parents=True)
+    if what == "fifo":
+        os.mkfifo(there)
+    else:
+        os.symlink("/dev/zero", there)
+    r = _child_pull(str(tmp_path / "src"), str(tmp_path / "dest"))
+    assert r.returncode == 0, r.stderr
+    assert not there.is_symlink() and there.is_file() and there.read_bytes() == b""
