@@ -156,12 +156,13 @@ def _there(dest: str, rel: str) -> bool:
 
 
 def _in_place(dest: str, records: Sequence[MemberRecord]) -> dict[str, MemberRecord]:
-    """The records whose member is in place (:func:`drivestage.stamps.not_in_place`);
-    none when a path is recorded twice (a damaged stamp: everything is written)."""
+    """The records whose member is in place, reached through real folders of DEST
+    (:func:`drivestage.stamps.in_real_place`); none when a path is recorded twice (a
+    damaged stamp: everything is written)."""
     by_path = {m.path: m for m in records}
     if len(by_path) != len(records):
         return {}
-    return {p: m for p, m in by_path.items() if stamps.not_in_place(dest, [m]) is None}
+    return {m.path: m for m in stamps.in_real_place(dest, records)}
 
 
 def _count(n: int, noun: str) -> str:

@@ -307,6 +307,26 @@ def not_in_place(dest: str, members: Iterable[MemberRecord]) -> Optional[str]:
     return None
 
 
+def in_real_place(dest: str, members: Iterable[MemberRecord]) -> list[MemberRecord]:
+    """The members in place (:func:`not_in_place`) and reached through real folders of DEST,
+    no link on the way, as a merge writes them: what a restore need not write again. One
+    reached through a link (a folder moved to another disk, a link left in its place) was
+    kept, and the merge, which never writes through a link, put a folder in the link's
+    place without it."""
+    real: dict[str, bool] = {}
+
+    def through_folders(rel: str) -> bool:
+        parent = rel.rpartition("/")[0]
+        if not parent:
+            return True
+        if parent not in real:
+            st = _lstat(dest, parent) if through_folders(parent) else None
+            real[parent] = st is not None and stat.S_ISDIR(st.st_mode)
+        return real[parent]
+
+    return [m for m in members if through_folders(m.path) and not_in_place(dest, [m]) is None]
+
+
 def _readlink(dest: str, rel: str) -> Optional[str]:
     try:
         return os.readlink(os.path.join(dest, rel))

@@ -98,3 +98,34 @@ def test_an_empty_file_whose_name_in_dest_holds_a_fifo_or_a_device_is_staged(wha
     r = _child_pull(str(tmp_path / "src"), str(tmp_path / "dest"))
     assert r.returncode == 0, r.stderr
     assert not there.is_symlink() and there.is_file() and there.read_bytes() == b""
+
+
+def test_a_member_missing_under_a_folder_moved_away_behind_a_link_is_restored_in_one_run(
+        local_state, tmp_path):
+    """The extracted ``ds/`` moved to a bigger disk with a link left in its place (a
+    rerun then says "already staged"), and one file of it lost. The rerun judged the
+    members reached through the link in place and wrote only the lost one, but the merge
+    never writes through a link of DEST: it put a folder in the link's place holding that
+    one file, then failed on the others ("ds/f0 changed while ... was extracted (another
+    program or pull wrote there)"), and only the run after restored the rest. Members are
+    judged in place only through real folders now, as the merge writes them: one run."""
+    import zipfile
+
+    (tmp_path / "in").mkdir()
+    members = {f"ds/f{i}": os.urandom(1000) for i in range(5)}
+    with zipfile.ZipFile(tmp_path / "in" / "a.zip", "w") as zf:
+        for name, data in {**members, "top.txt": b"x"}.items():
+            zf.writestr(name, data)
+    archive, dest, big = str(tmp_path / "in" / "a.zip"), tmp_path / "dest", tmp_path / "big"
+    assert _drivestage("pull", archive, str(dest), "-x", "-q").exit_code == 0
+    big.mkdir()
+    os.rename(dest / "ds", big / "ds")
+    os.symlink(big / "ds", dest / "ds")
+    r = _drivestage("pull", archive, str(dest), "-x", "-q", "--json")
+    assert r.exit_code == 0 and '"action": "cached"' in r.output, r.output  # (its setup held)
+    os.unlink(big / "ds" / "f1")
+    r = _drivestage("pull", archive, str(dest), "-x", "-q")
+    assert r.exit_code == 0, r.output
+    for name, data in members.items():
+        assert (dest / name).read_bytes() == data
+    assert sorted(os.listdir(big / "ds")) == ["f0", "f2", "f3", "f4"]  # never written
