@@ -308,11 +308,13 @@ def not_in_place(dest: str, members: Iterable[MemberRecord]) -> Optional[str]:
 
 
 def in_real_place(dest: str, members: Iterable[MemberRecord]) -> list[MemberRecord]:
-    """The members in place (:func:`not_in_place`) and reached through real folders of DEST,
-    no link on the way, as a merge writes them: what a restore need not write again. One
-    reached through a link (a folder moved to another disk, a link left in its place) was
-    kept, and the merge, which never writes through a link, put a folder in the link's
-    place without it."""
+    """The members that are still exactly what the extraction they record wrote
+    (:meth:`MemberRecord.matches`: kind, size, mtime, inode; a link's target), reached
+    through real folders of DEST, no link on the way, as a merge writes them: what a restore
+    need not write again. Judged by kind and size, it kept a member another archive had
+    replaced with bytes of the same size (the rerun said extracted, the bytes were the other
+    archive's), and one reached through a link (a folder moved to another disk, a link left
+    in its place), which the merge, never writing through a link, then lost."""
     real: dict[str, bool] = {}
 
     def through_folders(rel: str) -> bool:
@@ -324,7 +326,13 @@ def in_real_place(dest: str, members: Iterable[MemberRecord]) -> list[MemberReco
             real[parent] = st is not None and stat.S_ISDIR(st.st_mode)
         return real[parent]
 
-    return [m for m in members if through_folders(m.path) and not_in_place(dest, [m]) is None]
+    def written(m: MemberRecord) -> bool:
+        st = _lstat(dest, m.path)
+        if st is None:
+            return False
+        return m.matches(st, _readlink(dest, m.path) if stat.S_ISLNK(st.st_mode) else None)
+
+    return [m for m in members if through_folders(m.path) and written(m)]
 
 
 def _readlink(dest: str, rel: str) -> Optional[str]:
