@@ -225,7 +225,7 @@ class Download:
                    if was is not None and became is not None and was != became]
         if changes:
             name, was, became = changes[0]
-            raise RemoteChangedError(f"{self.where} changed on Drive while downloading "
+            raise RemoteChangedError(f"{self.where} {self.store.changed_while_read} "
                                      f"({name} {was} became {became}); run again")
 
     def _drop(self, run: Pass) -> None:

@@ -98,6 +98,8 @@ class _MemoryMd5Cache:
 class LocalDirStore(RemoteStore):
     """A directory used as a remote store (ids are root-relative paths)."""
 
+    changed_while_read = "changed in its folder while it was copied"
+
     def __init__(self, root: Union[str, "os.PathLike[str]"], *,
                  md5_cache: Optional[Md5Source] = None):
         self.root = os.path.abspath(os.path.expanduser(os.fspath(root)))

@@ -104,6 +104,10 @@ class RemoteStore(abc.ABC):
     go faster: :meth:`fetch_range` over :meth:`read_range`, :meth:`set_retries` (a backend
     without retries ignores it)."""
 
+    #: What a message says of a file of the store that changed while it was read (a
+    #: directory store's file is in a folder, not on Drive).
+    changed_while_read = "changed on Drive while downloading"
+
     @abc.abstractmethod
     def describe(self, entry: RemoteEntry) -> str:
         """A human-readable location for messages (``drive:a/b/c.zip``)."""

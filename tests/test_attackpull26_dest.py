@@ -150,3 +150,30 @@ def test_a_rerun_that_extracts_puts_back_every_member_another_archive_replaced(l
         r = _drivestage("pull", str(tmp_path / "in" / f"{key}.zip"), str(dest), "-x", "-q")
         assert r.exit_code == 0, r.output
     assert tree(dest) == a
+
+
+def test_a_local_source_written_while_it_is_copied_is_not_said_to_change_on_drive(
+        local_state, tmp_path, monkeypatch):
+    """``pull /kaggle/input/x/big.bin DEST`` while another program writes the file: the
+    line said ``... changed on Drive while downloading``; the file is in a folder here."""
+    import drivestage.localdir as localdir
+    from drivestage.errors import RemoteChangedError
+    from drivestage.stage import pull
+
+    (tmp_path / "in").mkdir()
+    src = tmp_path / "in" / "big.bin"
+    src.write_bytes(os.urandom(1 << 20))
+    real, done = localdir.LocalDirStore.read_into, []
+
+    def read_into(self, *args, **kwargs):
+        if not done:  # another program writes it as the copy begins
+            done.append(True)
+            with open(src, "r+b") as fh:
+                fh.write(os.urandom(4096))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(localdir.LocalDirStore, "read_into", read_into)
+    with pytest.raises(RemoteChangedError) as got:
+        pull(str(src), str(tmp_path / "dest"), quiet=True)
+    assert str(got.value).startswith(f"{src} changed in its folder while it was copied (md5 ")
+    assert not (tmp_path / "dest" / "big.bin").exists()
