@@ -21,7 +21,8 @@ before and after) accepted it; on any failure the temporary folder goes and DEST
 was. An archive the stream cannot follow (links or bzip2 / lzma members in a zip, members out
 of file order or overlapping, a damaged one, a plain tar larger than the free space) is read
 to its end for the hash, verified, and extracted the usual way, which reports whatever is
-wrong with it: two reads, as before, for those alone.
+wrong with it: two reads, as before, for those alone; only while the file it opens is the
+one verified, unchanged (``extract(identity=)``), else nothing is merged.
 """
 from __future__ import annotations
 
