@@ -175,7 +175,11 @@ class _Writers:
 
     def __init__(self, root: TempDir, label: str, progress: Progress):
         self.root, self.label, self.progress = root, label, progress
-        self.cond = threading.Condition()
+        lock = threading.RLock()
+        self.cond = threading.Condition(lock)
+        #: The read's wait for room among the members waiting (see :meth:`member`): a
+        #: condition of its own, else every block a writer takes woke it.
+        self.room = threading.Condition(lock)
         self.todo: "collections.deque[_Feed]" = collections.deque()
         self.closed = False
         self.failed: Optional[BaseException] = None
@@ -189,8 +193,10 @@ class _Writers:
         """The next member (file order): a writer takes it once free."""
         feed = _Feed(e)
         with self.cond:
-            while len(self.todo) >= _PENDING and self.failed is None:
-                self.cond.wait()
+            if len(self.todo) >= _PENDING:
+                # Until half have gone: woken once per 512 members, not once per member.
+                while len(self.todo) > _PENDING // 2 and self.failed is None:
+                    self.room.wait()
             self._raise()
             self.todo.append(feed)
             self.cond.notify_all()
@@ -246,8 +252,10 @@ class _Writers:
                 self.cond.wait()
             if not self.todo or self.failed is not None:
                 return None
-            self.cond.notify_all()  # room for the next member (see member())
-            return self.todo.popleft()
+            feed = self.todo.popleft()
+            if len(self.todo) == _PENDING // 2:  # the read may wait for room (member())
+                self.room.notify_all()
+            return feed
 
     def _run(self) -> None:
         try:
@@ -273,6 +281,7 @@ class _Writers:
                 if self.failed is None:
                     self.failed = exc
                 self.cond.notify_all()
+                self.room.notify_all()
 
     def close(self, stop: bool = False) -> None:
         """Wait for the writers: every member written (raises the first failure), or, with
