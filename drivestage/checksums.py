@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import logging
 import os
 import re
@@ -104,28 +105,49 @@ def rate(name: str) -> float:
 
 def file_digest(path: str, name: str) -> str:
     """Hex ``name`` digest of the file at ``path``, read in blocks."""
+    with open(path, "rb", buffering=0) as fh:
+        return _digest_of(fh, name)
+
+
+def _digest_of(fh: io.FileIO, name: str) -> str:
     digest = hashlib.new(name)
     buf = memoryview(bytearray(_READ_BLOCK))  # reused: no fresh pages per block (heap.py)
-    with open(path, "rb", buffering=0) as fh:
-        while True:
-            n = fh.readinto(buf)
-            if not n:
-                return digest.hexdigest()
-            digest.update(buf[:n])
+    while True:
+        n = fh.readinto(buf)
+        if not n:
+            return digest.hexdigest()
+        digest.update(buf[:n])
 
 
 def verify_file(path: str, entry: RemoteEntry) -> Optional[str]:
     """None when ``path`` holds ``entry``'s bytes (its size, and the checksum
     :func:`choose` picks); otherwise what differs."""
+    return verify_held(path, entry)[0]
+
+
+def verify_held(path: str, entry: RemoteEntry) -> tuple[Optional[str], Optional[os.stat_result]]:
+    """:func:`verify_file`, and the identity of the file whose bytes were read (its
+    descriptor's, at the end: what an extraction of it checks it opens, so that it reads
+    the bytes verified, not a file renamed over ``path`` since)."""
     try:
-        got_size = os.path.getsize(path)
+        got_size = os.path.getsize(path)  # (first: a FIFO of another size is never opened)
     except OSError:
-        return "missing"
+        return "missing", None
     if got_size != entry.size:
-        return f"{got_size} bytes instead of {entry.size}"
-    check = choose(entry)
-    if check is not None:
-        got = file_digest(path, check.name)
-        if got != check.expected:
-            return f"{check.name} {got} instead of {check.expected}"
-    return None
+        return f"{got_size} bytes instead of {entry.size}", None
+    try:
+        fh = open(path, "rb", buffering=0)
+    except OSError:
+        return "missing", None
+    with fh:
+        st = os.fstat(fh.fileno())
+        check = choose(entry)
+        if check is not None:
+            got = _digest_of(fh, check.name)
+            if got != check.expected:
+                return f"{check.name} {got} instead of {check.expected}", None
+        after = os.fstat(fh.fileno())
+    if (after.st_size, after.st_mtime_ns, after.st_ctime_ns) != \
+            (entry.size, st.st_mtime_ns, st.st_ctime_ns):
+        return "written while it was checked", None
+    return None, after

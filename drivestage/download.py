@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
-from drivestage.checksums import choose, verify_file
+from drivestage.checksums import choose, verify_file, verify_held
 from drivestage.interrupts import Monitor
 from drivestage.errors import DestChangedError, ChecksumMismatchError, \
     DownloadRestrictedError, PartialChangedError, RemoteChangedError, RemoteError
@@ -287,5 +287,6 @@ def _low(checksum: Optional[str]) -> Optional[str]:
 
 
 __all__ = ["Download", "DownloadResult", "download", "partial_path", "partial_size",
-           "ranges_path", "record_temps", "remove_partial", "stale_partials", "verify_file"]
+           "ranges_path", "record_temps", "remove_partial", "stale_partials", "verify_file",
+           "verify_held"]
 

@@ -281,9 +281,11 @@ class FileStager:
         local = self._local(basis, entry, target)
         action = decide(None if self.force else basis, entry, local, extract=self.extract,
                         force=self.force)
+        held: Optional[os.stat_result] = None   # the file whose bytes were verified here
         if action == "check":
+            why, held = dl.verify_held(target, entry)
             local = Local(local.size, local.mtime_ns, local.members_intact, local.partial,
-                          md5_ok=dl.verify_file(target, entry) is None)
+                          md5_ok=why is None)
             action = decide(basis, entry, local, extract=self.extract, force=self.force)
         if action == "cached":
             assert basis is not None
@@ -353,8 +355,11 @@ class FileStager:
                 members = Extraction(src=self.src, dest=self.dest, reserve=self.reserve,
                                      lock_dir=self.lock_dir,
                                      extract_progress=self.extract_progress, stamp=stamp,
-                                     protected=protected,
-                                     extracted=extracted)(target, action, unpacking)
+                                     protected=protected, extracted=extracted,
+                                     # A file found at the target and verified here: only
+                                     # its bytes (not a file renamed over it since).
+                                     identity=held if action == "verified" else None
+                                     )(target, action, unpacking)
         finally:
             if unpacking is not None:
                 unpacking.close()
