@@ -122,6 +122,9 @@ class Extraction:
                         "it" if len(left) == 1 else "them", dest, left[0])
         self.stamp.update(members=[m.to_json() for m in result.members], stale=[])
         missing = stamps.not_in_place(dest, result.members)
+        if missing is not None:   # (the other archive of its folder that merged after it?)
+            missing = stamps.not_in_place(dest, result.members,
+                                          stamps.siblings_wrote(dest, self.stamp))
         if missing is not None:
             stamps.write(dest, self.stamp)  # not "extracted": the next run extracts again
             raise ArchiveError(

@@ -29,7 +29,7 @@ import logging
 import os
 import stat
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from drivestage import partials
 from drivestage.extract import MemberRecord
@@ -271,7 +271,10 @@ def missing_member(dest: str, stamp: Stamp) -> Optional[str]:
     if not stamp.get("extracted"):
         return ""
     if stamp.get("version") == VERSION:
-        return not_in_place(dest, records(stamp))
+        missing = not_in_place(dest, records(stamp))
+        if missing is None:
+            return None
+        return not_in_place(dest, records(stamp), siblings_wrote(dest, stamp))
     for row in stamp.get("members") or []:  # 0.1.0: [path, size of a file or -1]
         try:
             rel, size = str(row[0]), int(row[1])
@@ -283,9 +286,12 @@ def missing_member(dest: str, stamp: Stamp) -> Optional[str]:
     return None
 
 
-def not_in_place(dest: str, members: Iterable[MemberRecord]) -> Optional[str]:
+def not_in_place(dest: str, members: Iterable[MemberRecord],
+                 siblings: Optional[Mapping[str, list[MemberRecord]]] = None) -> Optional[str]:
     """The first member that is absent, of another kind or of another size (a link: that
-    leads elsewhere), or None.
+    leads elsewhere), or None. ``siblings``: records by path of what the other archives of
+    the same Drive folder extracted here: a member that is exactly what one of them wrote
+    is in place too (:func:`siblings_wrote`).
 
     Presence, kind and size - not the inode: a member another archive (or the user) put
     back with the same bytes is in place."""
@@ -293,6 +299,9 @@ def not_in_place(dest: str, members: Iterable[MemberRecord]) -> Optional[str]:
         st = _lstat(dest, m.path)
         if st is None:
             return m.path
+        if siblings and any(o.matches(st, _readlink(dest, m.path) if stat.S_ISLNK(st.st_mode)
+                                      else None) for o in siblings.get(m.path, ())):
+            continue
         if m.kind == "dir":
             ok = stat.S_ISDIR(st.st_mode)
         elif m.kind == "symlink":
@@ -305,6 +314,24 @@ def not_in_place(dest: str, members: Iterable[MemberRecord]) -> Optional[str]:
         if not ok:
             return m.path
     return None
+
+
+def siblings_wrote(dest: str, stamp: Stamp) -> dict[str, list[MemberRecord]]:
+    """The member records, by path, of the other archives of ``stamp``'s Drive folder
+    extracted into ``dest`` (a folder pull of a.zip and b.zip that share a path): the one
+    merged last holds it. Judged by their own records alone, each rerun extracted one of
+    them again and the shared path's bytes went back and forth for good (attackpull26)."""
+    parent = stamp.get("parent_id")
+    out: dict[str, list[MemberRecord]] = {}
+    if not isinstance(parent, str) or not parent:
+        return out
+    for _entry, other in _all(dest):
+        if other.get("_path") != stamp.get("_path") and other.get("id") != stamp.get("id") \
+                and other.get("parent_id") == parent and other.get("extracted") \
+                and other.get("version") == VERSION:
+            for m in records(other):
+                out.setdefault(m.path, []).append(m)
+    return out
 
 
 def in_real_place(dest: str, members: Iterable[MemberRecord]) -> list[MemberRecord]:
