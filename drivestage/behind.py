@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from drivestage import sidecar
-from drivestage.errors import DriveStageError
+from drivestage.errors import DriveStageError, RemoteChangedError
 from drivestage.sidecar import Sidecar
 from drivestage.state import Md5Cache
 from drivestage.store import RemoteEntry, RemoteStore
@@ -60,16 +60,26 @@ def further_on(store: RemoteStore, cache: Md5Cache, path: str, side_path: str,
         return None
     if their_side.size > sidecar.MAX_BYTES or theirs.md5 is None:
         return None
+    lagged = False
     try:
         if cache.md5(path) != mine.md5:
             return None  # the local sidecar does not describe these bytes
-        data = sidecar.fetch(store, their_side)
+        try:
+            data = sidecar.fetch(store, their_side)
+        except RemoteChangedError:
+            # Other bytes than listed: Drive's listing lags behind another machine that
+            # replaced the pair a moment ago. The sidecar as it is now says where the run
+            # is on Drive (it was sent once its checkpoint was verified there, a copy this
+            # listing may not show yet); taken for "cannot tell", the push sent this pair
+            # over it and a later repair removed the further-on checkpoint (attackpush26).
+            their_side, lagged = store.stat(their_side), True
+            data = sidecar.fetch(store, their_side)
     except (OSError, DriveStageError) as exc:
         log.debug("cannot compare %s with %s: %s", path, theirs.name, exc)
         return None
     other = sidecar.no_later_than(sidecar.parse(data) if data is not None else None,
                                   their_side.modified)
-    if other is None or other.run is None or other.md5 != theirs.md5.lower():
+    if other is None or other.run is None or (other.md5 != theirs.md5.lower() and not lagged):
         return None
     if other.run != mine.run:
         return Kept(_label(other), _label(mine), other.run) if other_runs else None
