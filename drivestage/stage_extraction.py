@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from typing import Callable, Iterable, Optional, Protocol, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Protocol, Sequence
 
 from drivestage import stamps
 from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError
@@ -53,10 +53,12 @@ class Extraction:
     def __init__(self, *, src: str, dest: str, reserve: int, lock_dir: str,
                  extract_progress: ProgressFactory, stamp: Stamp, protected: set[str],
                  extracted: Sequence[MemberRecord] = (),
-                 identity: Optional[os.stat_result] = None):
+                 identity: Optional[os.stat_result] = None,
+                 current: Optional[Mapping[str, Optional[str]]] = None):
         self.src, self.dest, self.reserve, self.lock_dir = src, dest, reserve, lock_dir
         self.extract_progress = extract_progress
         self.stamp, self.protected = stamp, protected
+        self.current = current   # the files a folder pull listed (stamps.siblings_wrote)
         #: The records of this very archive's last complete extraction into DEST (a rerun
         #: that finds a member gone), never an earlier version's: what is still in place of
         #: them is not written again.
@@ -124,7 +126,8 @@ class Extraction:
         missing = stamps.not_in_place(dest, result.members)
         if missing is not None:   # (the other archive of its folder that merged after it?)
             missing = stamps.not_in_place(dest, result.members,
-                                          stamps.siblings_wrote(dest, self.stamp))
+                                          stamps.siblings_wrote(dest, self.stamp,
+                                                                 self.current))
         if missing is not None:
             stamps.write(dest, self.stamp)  # not "extracted": the next run extracts again
             raise ArchiveError(

@@ -30,7 +30,7 @@ import logging
 import os
 import stat
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Collection, Optional
+from typing import Any, Callable, Collection, Mapping, Optional
 
 from drivestage import download as dl
 from drivestage import stamps
@@ -176,7 +176,8 @@ class FileStager:
                  jobs: Optional[int], force: bool, reserve: int, chunk_size: Optional[int],
                  progress: ProgressFactory, extract_progress: ProgressFactory = no_progress,
                  lock_dir: Optional[str] = None, protect: Collection[str] = (),
-                 walked: Optional[int] = None, in_place: bool = False):
+                 walked: Optional[int] = None, in_place: bool = False,
+                 current: Optional[Mapping[str, Optional[str]]] = None):
         self.src, self.dest, self.store = src, dest, store
         self.extract, self.jobs, self.force, self.reserve = extract, jobs, force, reserve
         self.chunk_size, self.progress = chunk_size, progress
@@ -184,6 +185,9 @@ class FileStager:
         self.lock_dir = lock_dir or dest
         self.protect = protect
         self.walked = walked
+        #: The files a folder pull listed (id -> md5): only their stamps stand for a member
+        #: another archive of the folder wrote (:func:`drivestage.stamps.siblings_wrote`).
+        self.current = current
         #: A local archive to extract is extracted where it lies (:mod:`.stage_original`).
         self.in_place = in_place and extract
 
@@ -217,7 +221,8 @@ class FileStager:
         staged = FromOriginal(src=self.src, dest=self.dest, name=name, source=source,
                               reserve=self.reserve, lock_dir=self.lock_dir,
                               extract_progress=self.extract_progress, force=self.force,
-                              protect=self.protect, store=self.store)
+                              protect=self.protect, store=self.store,
+                              current=self.current)
         action, members, checksum = staged.stage(entry)
         result = self._result(entry, source, action, members=members, extracted=True)
         result.checksum, result.md5 = checksum, staged.md5 or entry.md5  # hashed as extracted
@@ -241,7 +246,7 @@ class FileStager:
             # to stage had its size, and reading it for its md5 waited for a writer (or read
             # /dev/zero) for good. The download's rename replaces it.
             st = None
-        intact = stamp is not None and stamps.missing_member(self.dest, stamp) is None
+        intact = stamp is not None and stamps.missing_member(self.dest, stamp, self.current) is None
         return Local(size=st.st_size if st else None, mtime_ns=st.st_mtime_ns if st else None,
                      members_intact=intact,
                      partial=0 if self.force else dl.partial_size(target, entry))
@@ -356,6 +361,7 @@ class FileStager:
                                      lock_dir=self.lock_dir,
                                      extract_progress=self.extract_progress, stamp=stamp,
                                      protected=protected, extracted=extracted,
+                                     current=self.current,
                                      # A file found at the target and verified here: only
                                      # its bytes (not a file renamed over it since).
                                      identity=held if action == "verified" else None

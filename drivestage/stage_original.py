@@ -40,7 +40,7 @@ import logging
 import os
 import re
 import time
-from typing import Any, Collection, Optional, TypeGuard
+from typing import Any, Collection, Mapping, Optional, TypeGuard
 
 from drivestage import stamps
 from drivestage.errors import DestChangedError
@@ -107,12 +107,14 @@ class FromOriginal:
 
     def __init__(self, *, src: str, dest: str, name: str, source: str, reserve: int,
                  lock_dir: str, extract_progress: ProgressFactory, force: bool,
-                 protect: Collection[str], store: Optional[RemoteStore] = None):
+                 protect: Collection[str], store: Optional[RemoteStore] = None,
+                 current: Optional[Mapping[str, Optional[str]]] = None):
         self.src, self.dest, self.name, self.source = src, dest, name, source
         #: The store that listed the original: the md5 it hashed then is this one's.
         self.store = store if isinstance(store, LocalDirStore) else None
         self.reserve, self.lock_dir, self.force = reserve, lock_dir, force
         self.extract_progress, self.protect = extract_progress, protect
+        self.current = current   # (see FileStager)
         #: Whether the md5 was hashed when a later write would move the identity
         #: (:func:`drivestage.localdir.settled`): only then does the stamp record it.
         self.settled = False
@@ -128,7 +130,7 @@ class FromOriginal:
         st = os.stat(self.source)
         if own is not None and not self.force and own.get("original") == _identity(st) \
                 and own.get("md5") and own.get("md5") == entry.md5 \
-                and stamps.missing_member(self.dest, own) is None:
+                and stamps.missing_member(self.dest, own, self.current) is None:
             return "cached", [m.path for m in stamps.records(own)], ""
         if (self.force or not any(s.get("md5") for s in previous)) and (
                 self.store is None or self.store.known_md5(self.source, st) is None):
@@ -140,7 +142,7 @@ class FromOriginal:
             raise self._changed()
         basis = next((s for s in previous if s.get("md5") == md5), None)
         if basis is not None and not self.force and \
-                stamps.missing_member(self.dest, basis) is None:
+                stamps.missing_member(self.dest, basis, self.current) is None:
             action = "verified"  # the same bytes anew (a new copy of the input): adopted
         elif basis is not None and not self.force:
             action = "extract"
@@ -199,6 +201,7 @@ class FromOriginal:
                                  lock_dir=self.lock_dir,
                                  extract_progress=self.extract_progress, stamp=stamp,
                                  protected=self._protected(),
+                                 current=self.current,
                                  extracted=extracted if action == "extract" else (),
                                  identity=st)(self.source, action, unpacker)
         except Exception:

@@ -130,6 +130,9 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     staged = frozenset({it.target for it in items}.union(
         *(stamps.staged_files(folder) for folder in {it.folder for it in items})))
     bar = _TreeProgress(progress, os.path.basename(root), sum(it.entry.size for it in items))
+    # Only the stamps of these files, as listed, stand for a member another archive of their
+    # folder wrote (stamps.siblings_wrote): not one deleted from Drive or of an older version.
+    current = {it.entry.id: it.entry.md5 for it in items}
 
     def stage(index: int, streams: Optional[int]) -> PullResult:
         it = items[index]
@@ -137,7 +140,7 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
         one = FileStager(it.src, it.folder, store, extract=extract and _is_archive(it),
                          jobs=streams, force=force, reserve=reserve, chunk_size=chunk_size,
                          progress=bar.for_file(index), lock_dir=root, protect=staged,
-                         walked=walked)
+                         walked=walked, current=current)
         result = one.stage(it.entry)
         bar.done(index, it.entry.size)
         return result

@@ -265,16 +265,18 @@ def _rows(stamp: Stamp, key: str) -> list[Any]:
     return rows if isinstance(rows, list) else []
 
 
-def missing_member(dest: str, stamp: Stamp) -> Optional[str]:
+def missing_member(dest: str, stamp: Stamp,
+                   current: Optional[Mapping[str, Optional[str]]] = None) -> Optional[str]:
     """The first member of ``stamp``'s extraction that is not in place (absent, another kind,
-    another size), or None when all are; "" when the stamp has no extraction."""
+    another size), or None when all are; "" when the stamp has no extraction. ``current``:
+    as for :func:`siblings_wrote`."""
     if not stamp.get("extracted"):
         return ""
     if stamp.get("version") == VERSION:
         missing = not_in_place(dest, records(stamp))
         if missing is None:
             return None
-        return not_in_place(dest, records(stamp), siblings_wrote(dest, stamp))
+        return not_in_place(dest, records(stamp), siblings_wrote(dest, stamp, current))
     for row in stamp.get("members") or []:  # 0.1.0: [path, size of a file or -1]
         try:
             rel, size = str(row[0]), int(row[1])
@@ -316,11 +318,17 @@ def not_in_place(dest: str, members: Iterable[MemberRecord],
     return None
 
 
-def siblings_wrote(dest: str, stamp: Stamp) -> dict[str, list[MemberRecord]]:
+def siblings_wrote(dest: str, stamp: Stamp, current: Optional[Mapping[str, Optional[str]]]
+                   = None) -> dict[str, list[MemberRecord]]:
     """The member records, by path, of the other archives of ``stamp``'s Drive folder
     extracted into ``dest`` (a folder pull of a.zip and b.zip that share a path): the one
     merged last holds it. Judged by their own records alone, each rerun extracted one of
-    them again and the shared path's bytes went back and forth for good (attackpull26)."""
+    them again and the shared path's bytes went back and forth for good (attackpull26).
+
+    ``current``: the files a folder pull listed (id -> md5, None when the listing had none):
+    only a stamp of one of them, of the version listed, counts. A sibling deleted from Drive
+    (its stamp stays in DEST) or updated to a version without the path kept the path's
+    bytes, which no archive on Drive held, "already staged" (attackz26)."""
     parent = stamp.get("parent_id")
     out: dict[str, list[MemberRecord]] = {}
     if not isinstance(parent, str) or not parent:
@@ -328,10 +336,20 @@ def siblings_wrote(dest: str, stamp: Stamp) -> dict[str, list[MemberRecord]]:
     for _entry, other in _all(dest):
         if other.get("_path") != stamp.get("_path") and other.get("id") != stamp.get("id") \
                 and other.get("parent_id") == parent and other.get("extracted") \
-                and other.get("version") == VERSION:
+                and other.get("version") == VERSION and _is_current(other, current):
             for m in records(other):
                 out.setdefault(m.path, []).append(m)
     return out
+
+
+def _is_current(stamp: Stamp, current: Optional[Mapping[str, Optional[str]]]) -> bool:
+    """Whether ``stamp`` is of a file ``current`` lists, as listed (any, without a list)."""
+    if current is None:
+        return True
+    file_id = stamp.get("id")
+    if not isinstance(file_id, str) or file_id not in current:
+        return False
+    return current[file_id] is None or current[file_id] == stamp.get("md5")
 
 
 def in_real_place(dest: str, members: Iterable[MemberRecord]) -> list[MemberRecord]:
