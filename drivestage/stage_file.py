@@ -354,7 +354,8 @@ class FileStager:
             fetched, resumed, checksum = res.fetched, res.resumed_from, res.checksum
         try:
             extracted = _extracted(basis, entry, action)
-            stamp = self._downloaded(name, entry, target, previous, extracted)
+            stamp = self._downloaded(name, entry, target, previous, extracted,
+                                     held if action == "verified" else None)
             members: list[str] = []
             if self.extract:
                 members = Extraction(src=self.src, dest=self.dest, reserve=self.reserve,
@@ -382,19 +383,23 @@ class FileStager:
         return self.extract_progress("extract", entry.size, 0)
 
     def _downloaded(self, name: str, entry: RemoteEntry, target: str,
-                    previous: list[Stamp], extracted: list[MemberRecord]) -> Stamp:
+                    previous: list[Stamp], extracted: list[MemberRecord],
+                    held: Optional[os.stat_result] = None) -> Stamp:
         """The stamp of the copy now at ``target``, written before any extraction: it carries
         the records of every earlier version's members (``stale``), so that a pull killed
         from here on still removes them once the new members are in place; the earlier
         versions' own stamps go. ``extracted``: this very archive's records (a rerun that
         puts back a member deleted by hand), kept as its members, so that a rerun after
-        this one fails (a full disk) or is killed still knows what is in place."""
+        this one fails (a full disk) or is killed still knows what is in place. ``held``: the
+        file found at the target and verified (its descriptor's identity): the stamp is of
+        it. Taken by name, a file of the same size renamed over it since got the stamp, and
+        the rerun extracted that file's unverified members as the staged copy (attackz26)."""
         # Each record once: one carried as a member is also stale here.
         stale = list({tuple(m.to_json()): m for s in previous for key in ("members", "stale")
                       for m in stamps.records(s, key)}.values())
         stamp = stamps.new(src=self.src, file_id=entry.id, name=name, remote_name=entry.name,
                            parent_id=entry.parent_id, md5=entry.md5, size=entry.size,
-                           mtime_ns=os.stat(target).st_mtime_ns, stale=stale)
+                           mtime_ns=(held or os.stat(target)).st_mtime_ns, stale=stale)
         self._note_access(stamp, entry)
         vouched = self._source_identity(entry)
         if vouched is not None:
