@@ -354,8 +354,9 @@ class FileStager:
             fetched, resumed, checksum = res.fetched, res.resumed_from, res.checksum
         try:
             extracted = _extracted(basis, entry, action)
-            stamp = self._downloaded(name, entry, target, previous, extracted,
-                                     held if action == "verified" else None)
+            if unpacking is not None:
+                held = unpacking.dl.placed   # the file downloaded, checked in place
+            stamp = self._downloaded(name, entry, target, previous, extracted, held)
             members: list[str] = []
             if self.extract:
                 members = Extraction(src=self.src, dest=self.dest, reserve=self.reserve,
@@ -391,9 +392,10 @@ class FileStager:
         versions' own stamps go. ``extracted``: this very archive's records (a rerun that
         puts back a member deleted by hand), kept as its members, so that a rerun after
         this one fails (a full disk) or is killed still knows what is in place. ``held``: the
-        file found at the target and verified (its descriptor's identity): the stamp is of
-        it. Taken by name, a file of the same size renamed over it since got the stamp, and
-        the rerun extracted that file's unverified members as the staged copy (attackz26)."""
+        file found at the target and verified (its descriptor's identity), or downloaded
+        and checked in place: the stamp is of it. Taken by name, a file of the same size
+        renamed over it since got the stamp: the rerun took it for the staged copy
+        (`already staged` for good; with -x, its members extracted unverified: attackz26)."""
         # Each record once: one carried as a member is also stale here.
         stale = list({tuple(m.to_json()): m for s in previous for key in ("members", "stale")
                       for m in stamps.records(s, key)}.values())

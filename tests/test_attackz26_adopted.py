@@ -54,3 +54,33 @@ def test_a_file_renamed_over_the_verified_one_is_never_taken_for_the_staged_copy
     assert r.exit_code == 0, r.output
     assert {k: got[k] for k in GOOD} == GOOD
     assert hashlib.md5(target.read_bytes()).hexdigest() == hashlib.md5(good).hexdigest()
+
+
+def test_a_file_renamed_over_a_download_is_never_taken_for_the_staged_copy(
+        emulator, drive_env, local_state, tmp_path, monkeypatch):
+    """The same for a download: the stamp took the mtime of the file at the target after
+    the download was renamed into place and checked; one renamed over it in between was
+    `already staged` for good (`pull` without -x), its bytes never Drive's."""
+    from drivestage.unpack import Unpacking
+
+    good, evil_bytes = _zip(GOOD), _zip(EVIL)
+    emulator.add_file("VOC/voc.zip", good)
+    dest = tmp_path / "data"
+    target = dest / "voc.zip"
+    evil = tmp_path / "evil.zip"
+    evil.write_bytes(evil_bytes)
+    os.utime(evil, ns=(1_600_000_000_000_000_000,) * 2)
+    real = Unpacking.download
+
+    def racing(self):
+        got = real(self)
+        os.replace(evil, target)                  # renamed over it once it was verified
+        return got
+    monkeypatch.setattr(Unpacking, "download", racing)
+    r = _drivestage("pull", "drive:VOC/voc.zip", str(dest), "-q")
+    assert r.exit_code == 0, r.output
+    monkeypatch.setattr(Unpacking, "download", real)
+    r = _drivestage("pull", "drive:VOC/voc.zip", str(dest))
+    assert r.exit_code == 0, r.output
+    assert "already staged" not in r.output, r.output
+    assert hashlib.md5(target.read_bytes()).hexdigest() == hashlib.md5(good).hexdigest()
