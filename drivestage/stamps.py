@@ -328,7 +328,9 @@ def siblings_wrote(dest: str, stamp: Stamp, current: Optional[Mapping[str, Optio
     ``current``: the files a folder pull listed (id -> md5, None when the listing had none):
     only a stamp of one of them, of the version listed, counts. A sibling deleted from Drive
     (its stamp stays in DEST) or updated to a version without the path kept the path's
-    bytes, which no archive on Drive held, "already staged" (attackz26)."""
+    bytes, which no archive on Drive held, "already staged" (attackz26). Without a folder
+    pull's listing none counts: a pull of one archive (`pull drive:src/a.zip DEST -x`)
+    puts its own members back, as it always did (tests/test_attack15_extract.py)."""
     parent = stamp.get("parent_id")
     out: dict[str, list[MemberRecord]] = {}
     if not isinstance(parent, str) or not parent:
@@ -343,9 +345,9 @@ def siblings_wrote(dest: str, stamp: Stamp, current: Optional[Mapping[str, Optio
 
 
 def _is_current(stamp: Stamp, current: Optional[Mapping[str, Optional[str]]]) -> bool:
-    """Whether ``stamp`` is of a file ``current`` lists, as listed (any, without a list)."""
+    """Whether ``stamp`` is of a file ``current`` lists, as listed (none, without a list)."""
     if current is None:
-        return True
+        return False
     file_id = stamp.get("id")
     if not isinstance(file_id, str) or file_id not in current:
         return False
