@@ -125,7 +125,8 @@ def verify_file(path: str, entry: RemoteEntry) -> Optional[str]:
     return verify_held(path, entry)[0]
 
 
-def verify_held(path: str, entry: RemoteEntry) -> tuple[Optional[str], Optional[os.stat_result]]:
+def verify_held(path: str,
+                entry: RemoteEntry) -> tuple[Optional[str], Optional[os.stat_result]]:
     """:func:`verify_file`, and the identity of the file whose bytes were read (its
     descriptor's, at the end: what an extraction of it checks it opens, so that it reads
     the bytes verified, not a file renamed over ``path`` since)."""

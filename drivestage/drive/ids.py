@@ -11,10 +11,11 @@ show the file the lost create made no longer decides alone.
 On a 409 for our id the file is read by id: where it is the one meant (that name, in that
 folder, not trashed) and holds the local md5, it counts as uploaded; where the local file
 changed since, it is updated in place, unless it was verified or is a checkpoint (a sidecar
-may vouch for it: the changed file is made anew beside it); where it was deleted, trashed, moved or renamed
-since, the id is dropped and the file made anew with another. An id Drive refuses (400) is
-dropped too. A verified file's record is kept a while (``VERIFIED_AGE``): the next process's
-listing may not show the file yet, and its create of it is then answered 409, not sent again.
+may vouch for it: the changed file is made anew beside it); where it was deleted, trashed,
+moved or renamed since, the id is dropped and the file made anew with another. An id Drive
+refuses (400) is dropped too. A verified file's record is kept a while (``VERIFIED_AGE``):
+the next process's listing may not show the file yet, and its create of it is then answered
+409, not sent again.
 Where that other id is refused as well (a server handing out ids in use), the item is made
 without one and the store asks for no more: at most three creates per item.
 
@@ -28,8 +29,8 @@ import os
 import threading
 from typing import Any, Callable, Container, Iterable, Mapping, Optional, Sequence
 
-from drivestage.create_ids import CreateIds
 from drivestage import sidecar
+from drivestage.create_ids import CreateIds
 from drivestage.drive import answers, provenance
 from drivestage.drive.resources import FOLDER_MIME, entry_from_resource
 from drivestage.drive.transport import Transport
