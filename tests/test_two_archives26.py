@@ -77,3 +77,11 @@ def test_a_shared_path_deleted_by_hand_is_put_back_then_staged(emulator, drive_e
     r = _drivestage("pull", "drive:src", str(dest), "-x")
     assert r.exit_code == 0 and "2 files (2 already staged)" in r.output, r.output
     assert _members(dest) == back
+
+
+def test_a_folder_of_one_file_says_one_file(emulator, drive_env, local_state, tmp_path):
+    """The folder pull's summary counted `1 files` (attackz26)."""
+    emulator.add_file("src/a.zip", _zip(A))
+    r = _drivestage("pull", "drive:src", str(tmp_path / "d"), "-x")
+    assert r.exit_code == 0, r.output
+    assert ": 1 file (1 downloaded), " in r.output, r.output

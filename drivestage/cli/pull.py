@@ -125,7 +125,8 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
         members = sum(f.members for f in result.files if f.extracted)
         extra = f", {members} members extracted" if members else ""
         skipped = f", {len(result.skipped)} skipped (no binary content)" if result.skipped else ""
-        click.echo(f"{where}: {len(result.files)} files "
+        n = len(result.files)
+        click.echo(f"{where}: {n} file{'' if n == 1 else 's'} "
                    f"({counts or 'none'}{skipped}), {format_size(result.size)}{extra}, "
                    f"{result.seconds:.1f}s", err=True)
         return
