@@ -33,7 +33,7 @@ def test_a_sibling_deleted_from_drive_no_longer_stands_for_a_shared_path(
     assert r.exit_code == 0, r.output
     assert _members(dest)["src/ds/x"][0] == b"aaaa", r.output
     r = _drivestage("pull", "drive:src", str(dest), "-x")
-    assert r.exit_code == 0 and "1 files (1 already staged)" in r.output, r.output
+    assert r.exit_code == 0 and "1 file (1 already staged)" in r.output, r.output
 
 
 def test_a_sibling_updated_without_the_shared_path_no_longer_stands_for_it(
