@@ -41,6 +41,8 @@ OLD_PREFIX = ".drivestage-replaced-"
 #: stale, whatever process has its id now (the id's pid may be reused after a restart, or
 #: belong to another pid namespace: a second container sharing DEST).
 OWNER_LOCK = ".drivestage-owner"
+#: The owner lock's name until its extraction holds it (see :func:`make_temp`).
+_OWNER_NEW = OWNER_LOCK + ".new"
 __all__ = ["DIR_FLAGS", "OLD_PREFIX", "OWNER_LOCK", "PROBE_PREFIX", "TEMP_PREFIX", "TempDir",
            "make_temp", "makedirs_at", "new_file_owner", "remove_stale_temps", "remove_temp",
            "remove_tree"]
@@ -68,16 +70,30 @@ def make_temp(dest: str) -> tuple[TempDir, int]:
         if sys.platform == "win32":  # pragma: no cover - the process id says it there
             return temp, -1
         try:
-            lock = os.open(OWNER_LOCK, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
+            lock = os.open(_OWNER_NEW, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
                            os.O_CLOEXEC, 0o600, dir_fd=fd)
         except (FileNotFoundError, FileExistsError, PermissionError):
             os.close(fd)
             continue  # taken for a stale one by another extraction at once, or not ours
         if not _just_made(fd, lock):
-            _drop_lock(fd, lock)  # ours, in someone else's folder
+            os.close(lock)  # ours, in someone else's folder
+            _remove_at(fd, _OWNER_NEW)
             os.close(fd)
             continue
+        # Locked before a sweep can see it by its name (a sweep takes an owner lock it can
+        # lock for a dead extraction's). Made as OWNER_LOCK at once, a sweep locked it in
+        # the moment before this flock, emptied the folder and let the lock go before it
+        # removed its name and the folder: this flock, taken in between, kept a folder
+        # about to vanish (six extractions into one DEST at once: about 1 in 100 failed
+        # with FileNotFoundError). Without an owner lock yet, a sweep leaves the folder
+        # (the live process its name holds, :func:`_remove_if_stale`).
         fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            os.rename(_OWNER_NEW, OWNER_LOCK, src_dir_fd=fd, dst_dir_fd=fd)
+        except OSError:
+            os.close(lock)
+            os.close(fd)
+            continue
         try:
             if os.path.samestat(os.stat(OWNER_LOCK, dir_fd=fd, follow_symlinks=False),
                                 os.fstat(lock)):
