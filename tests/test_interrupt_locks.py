@@ -68,6 +68,10 @@ class _InterruptAt:
         if event == "call" and frame.f_code.co_filename.startswith(self.only_under):
             self._count()
             if self.opcodes:
+                # f_trace first: CPython 3.12+ (Colab's 3.13) turns opcode events on only for
+                # a frame that already has its local tracer, and without this it silently
+                # sent none, so every opcode sweep there met function starts alone.
+                frame.f_trace = self._opcode
                 frame.f_trace_opcodes = True
                 return self._opcode
         return None
