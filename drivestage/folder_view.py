@@ -1,7 +1,7 @@
 """A managed folder as a push will leave it (:func:`view`): the remote files and the local ones
 about to replace or join them, each checkpoint with what its sidecar says (epoch, metrics, run,
-``saved``, branch), which are verified, their twins, the foreign files and the orphan
-sidecars. :mod:`drivestage.pruning` plans and deletes on it.
+``saved``, branch), which are verified, their twins, the foreign files, the orphan
+sidecars and the lone autosaves. :mod:`drivestage.pruning` plans and deletes on it.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
-from drivestage import orphans, sidecar
+from drivestage import lone_autosaves, orphans, sidecar
 from drivestage.errors import NotFoundError, RemoteChangedError
 from drivestage.retention import AUTOSAVE, SIDECAR, Candidate, RetentionPolicy
 from drivestage.sidecar import Described, Sidecar
@@ -52,6 +52,9 @@ class FolderView:
     #: Branch records on files the policy does not manage (``best.pt``: a run sent back to a
     #: state only it holds), as the store has them: they leave a line behind all the same.
     records: list[Described] = dataclasses.field(default_factory=list)
+    #: Autosaves on the store without a sidecar (a process killed between the two uploads):
+    #: :mod:`drivestage.lone_autosaves` says which may go.
+    lone: list[RemoteEntry] = dataclasses.field(default_factory=list)
 
 
 def pick(dups: list[RemoteEntry], where: str, side: Optional[Sidecar] = None) -> RemoteEntry:
@@ -184,7 +187,8 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
     foreign = {e.id for es in files.values() for e in es if _foreign(e)}
     alone = [o for o in _orphans(reader, files, set(local) | set(owned), policy)
              if o.entry.id not in foreign] if policy.active else []
-    return FolderView(out, described, owned, alone, foreign, twins, records)
+    lone = [e for e in lone_autosaves.find(files, local, policy) if e.id not in foreign]
+    return FolderView(out, described, owned, alone, foreign, twins, records, lone)
 
 
 def _record(reader: _Sidecars, name: str, local_side: Mapping[str, str],

@@ -17,7 +17,7 @@ import dataclasses
 import logging
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
-from drivestage import lineage, orphans, sidecar
+from drivestage import lineage, lone_autosaves, orphans, sidecar
 from drivestage.errors import (KeptMovedError, LeftAloneError, NotFoundError,
                                QuotaExceededError, UsageError)
 # The folder's view lives in its own module; its names stay importable from here.
@@ -106,13 +106,19 @@ def newest_verified_ids(store: RemoteStore, remote: Listing, policy: RetentionPo
 def plan_folder(folder: FolderView, policy: RetentionPolicy, *, protect: Iterable[str] = (),
                 also_keep: Optional[Mapping[str, Iterable[str]]] = None) -> Plan:
     """The plan of the folder (:func:`drivestage.retention.plan`), with the orphan sidecars
-    that may go retired (:func:`drivestage.orphans.retire`)."""
+    and the lone autosaves that may go retired (:func:`drivestage.orphans.retire`,
+    :func:`drivestage.lone_autosaves.retire`)."""
     protect = list(protect)
     if folder.foreign:
         also_keep = {**(also_keep or {}), FOREIGN: folder.foreign}
-    decided = plan(folder.candidates, policy, protect=protect, also_keep=also_keep)
-    return orphans.retire(decided, folder.candidates, folder.described, folder.orphans, policy,
-                          protect=protect, also_keep=also_keep)
+    lone = lone_autosaves.retire(folder.lone, folder.described, policy, protect=protect,
+                                 also_keep=also_keep)
+    # (Planned as the folder will be: a retired autosave counts against no budget.)
+    candidates = lone_autosaves.without(folder.candidates, lone)
+    decided = plan(candidates, policy, protect=protect, also_keep=also_keep)
+    decided = orphans.retire(decided, candidates, folder.described, folder.orphans, policy,
+                             protect=protect, also_keep=also_keep)
+    return lone_autosaves.insert(decided, lone)
 
 
 def with_sidecars(folder: FolderView, names: Iterable[str]) -> set[str]:
@@ -291,9 +297,19 @@ def apply(store: RemoteStore, decided: Plan, folder: RemoteEntry, use_trash: boo
     mine = set(written)  # their listed copies are the old ones, gone by this push's hand
     kept = [d for d in decided if d.keep and d.id is not None and d.kind != OTHER
             and d.name not in mine] if confirm else []
+    todo = [d for d in decided.to_delete if d.id is not None and d.id not in done]
+    # A lone autosave goes only if the folder, listed again, shows it still alone: a sidecar
+    # that arrived under a listing that lagged keeps it (one listing, only when there is one).
+    lone = [d for d in todo if d.kind == AUTOSAVE and d.orphan_md5 is not None]
+    if lone:
+        again = store.list(folder)
+        for d in lone:
+            if not lone_autosaves.still_lone(d, again):
+                log.warning("kept the lone autosave %s: its sidecar arrived or it changed since "
+                            "the plan (another machine pushing it?)", d.name)
+                todo.remove(d)
     # Left alone (changed since the listing): not counted as pruned, nor its sidecars deleted.
-    return deletes.many([d for d in decided.to_delete if d.id is not None and d.id not in done],
-                        still, kept)
+    return deletes.many(todo, still, kept)
 
 
 def kept_instead(decided: Plan, instead: Mapping[str, RemoteEntry]) -> Plan:

@@ -25,6 +25,7 @@ LAYERS = [
     ["retention_order"],
     ["state", "retention", "create_ids"],
     ["orphans"],
+    ["lone_autosaves"],   # an autosave left without its sidecar: which may go
     ["folder_view"],   # a managed folder as a push leaves it: what pruning plans on
     ["local_tree", "locks"],   # push's local side: the walk, one push per place
     ["upload"],  # 0.1.0 compatibility: Md5Cache

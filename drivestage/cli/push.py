@@ -142,7 +142,6 @@ def _progress_bar(total: int, label: str) -> Any:
 
 
 def _summary(result: "PushResult") -> str:
-    from drivestage.paths import printable
     from drivestage.sizes import format_size
 
     parts = [f"{len(result.uploaded)} uploaded ({format_size(result.bytes_sent)})",
@@ -150,14 +149,13 @@ def _summary(result: "PushResult") -> str:
     if result.skipped_by_policy:
         parts.append(f"{len(result.skipped_by_policy)} not sent (the policy deletes them)")
     if result.pruned:
-        # Orphan sidecars by name (drivestage.orphans): a deletion of a file without its
-        # checkpoint is one a user should be able to see, and find in the trash.
-        orphans = [printable(d.name) for d in result.pruned if d.orphan_md5 is not None]
-        named = ", ".join(orphans[:5]) + (f", … ({len(orphans) - 5} more)"
-                                          if len(orphans) > 5 else "")
-        parts.append(f"{len(result.pruned)} pruned" + (
-            f" ({len(orphans)} orphan sidecar{'s' if len(orphans) > 1 else ''} retired: "
-            f"{named})" if orphans else ""))
+        # Orphan sidecars and lone autosaves by name (drivestage.orphans, .lone_autosaves): a
+        # deletion of one file of a pair without the other is one a user should be able to
+        # see, and find in the trash.
+        retired = [_retired(result.pruned, kind, what) for kind, what in (
+            ("sidecar", "orphan sidecar"), ("autosave", "lone autosave"))]
+        said = "; ".join(r for r in retired if r)
+        parts.append(f"{len(result.pruned)} pruned" + (f" ({said})" if said else ""))
     if result.deleted:
         parts.append(f"{len(result.deleted)} deleted (not local)")
     if result.replaced_duplicates:
@@ -165,6 +163,18 @@ def _summary(result: "PushResult") -> str:
     if result.other_run:
         parts.append(f"{len(result.other_run)} left (another run's on Drive)")
     return ", ".join(parts)
+
+
+def _retired(pruned: Any, kind: str, what: str) -> str:
+    """``"2 orphan sidecars retired: a.json, b.json"`` of the retirements of ``kind`` among
+    ``pruned`` (empty when none)."""
+    from drivestage.paths import printable
+
+    names = [printable(d.name) for d in pruned if d.orphan_md5 is not None and d.kind == kind]
+    if not names:
+        return ""
+    named = ", ".join(names[:5]) + (f", … ({len(names) - 5} more)" if len(names) > 5 else "")
+    return f"{len(names)} {what}{'s' if len(names) > 1 else ''} retired: {named}"
 
 
 def _refuse_other_runs(result: "PushResult") -> "PushResult":
