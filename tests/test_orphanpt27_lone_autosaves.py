@@ -397,3 +397,18 @@ def test_the_machine_that_still_has_it_sends_its_sidecar_and_keeps_it(emulator, 
     ok("push", str(src), SPEC, "--keep-last", "1", "--protect", LONE)
     live = _live(emulator)
     assert live[LONE] == lone and f"{_name(2)}.json" in live
+
+
+def test_on_a_local_folder_no_lone_autosave_is_retired(local_state, tmp_path):
+    """A directory has no arrival times, only mtimes, which copy tools set (cp -p, rsync -t
+    give a file copied today last year's): there, nothing ages a lone autosave."""
+    dest = tmp_path / "dest"
+    src = tmp_path / "cut"
+    _pair(src, 2)
+    os.unlink(src / f"{_name(2)}.json")
+    ok("push", str(src), str(dest))
+    os.utime(dest / LONE, (time.time() - 3 * DAY,) * 2)
+    _pair(tmp_path / "v", 3)
+    ok("push", str(tmp_path / "v"), str(dest), "--keep-last", "1")
+    ok("prune", str(dest), "--keep-last", "1")
+    assert sorted(os.listdir(dest)) == [LONE, f"{_name(3)}.json", f"{_name(3)}.pt"]
