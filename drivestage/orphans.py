@@ -94,6 +94,8 @@ def checkpoint_name(name: str, policy: RetentionPolicy) -> Optional[str]:
 #: How long the store must have held an orphan sidecar, unchanged, before it goes without a
 #: newer checkpoint of its run (seconds): longer than any upload of a checkpoint that an
 #: uploader sending the sidecar first may still complete, and than Drive's listings lag.
+#: (A lone autosave, a checkpoint whose sidecar never came, waits as long:
+#: :mod:`drivestage.lone_autosaves`.)
 MIN_AGE = 24 * 3600.0
 
 

@@ -16,8 +16,10 @@ Rules (all of them are documented behaviour, and tested):
   keeps the newest *verified* one (``Candidate.verified``, which the caller sets from the
   sidecar), every one newer than it (still in flight) and the verified one *saved last*
   (``Candidate.saved``, as for checkpoints), and deletes the older ones. With
-  no verified autosave, none is deleted. Their order is the number in the name when every
-  autosave has one, else ``modified``. They count toward ``max_bytes``, and the budget never
+  no verified autosave, none is deleted (one on the store without a sidecar, a push killed
+  between its two uploads, names no run: :mod:`drivestage.lone_autosaves` says when it
+  goes). Their order is the number in the name when every autosave has one, else
+  ``modified``. They count toward ``max_bytes``, and the budget never
   deletes them.
 * **Sidecars.** A checkpoint's sidecar (``epoch_004.json`` for ``epoch_004.pt``, or the
   legacy ``epoch_004.pt.json``; :func:`drivestage.sidecar.owners`) follows it: it is deleted
