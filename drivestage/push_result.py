@@ -41,6 +41,15 @@ class Outstanding:
         #: False for a mirror's period push begun before the stop: what changed since it
         #: began is not in its list, and no push sends it once the grace runs out.
         self.final = final
+        #: The push's :class:`PushResult` as it fills: what a push that then failed (Drive
+        #: refusing a deletion of retention, at its end) had verified, and what it left out.
+        self.result: Optional[PushResult] = None
+
+    def begin(self, result: PushResult) -> None:
+        """A push (or its second try, into the folder the path leads to now) begins: it knows
+        nothing of what it sends yet; ``result`` is what it fills."""
+        with self._lock:
+            self._todo, self.result = None, result
 
     def start(self, rels: Iterable[str]) -> None:
         """The push knows what it sends (relative paths): its listings and plan are done."""

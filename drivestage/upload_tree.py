@@ -87,7 +87,8 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
     name (:mod:`drivestage.other_runs`); it stays, named in ``other_run`` and ``left``, with
     a warning (:class:`~drivestage.mirror.Mirror` goes on so; the CLI and ``CheckpointSync``
     fail naming it once the rest is pushed). ``outstanding`` learns, as the push goes, what it
-    has still to send (``mirror --grace`` names it when it must leave first).
+    has still to send (``mirror --grace`` names it when it must leave first), and holds the
+    push's result as it fills: what a push that failed later on had verified by then.
     """
     if not os.path.isdir(src):
         raise NotFoundError(f"{src} is not a local folder; give the folder to push "
@@ -101,10 +102,12 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
                               md5_cache=cache)
 
     def new_job() -> PushJob:
-        return PushJob(target, policy or RetentionPolicy(), include=include, exclude=exclude,
-                     chunk_size=chunk_size, protect=set(protect), use_trash=use_trash,
-                     jobs=jobs, progress=progress, cache=cache, keep_other_runs=keep_other_runs,
-                     outstanding=outstanding or Outstanding())
+        made = PushJob(target, policy or RetentionPolicy(), include=include, exclude=exclude,
+                       chunk_size=chunk_size, protect=set(protect), use_trash=use_trash,
+                       jobs=jobs, progress=progress, cache=cache, keep_other_runs=keep_other_runs,
+                       outstanding=outstanding or Outstanding())
+        made.outstanding.begin(made.result)   # (read by a caller when the push fails)
+        return made
     job = new_job()
     removal = None
     if delete or delete_permanently:

@@ -126,9 +126,11 @@ class DriveFolder:
                     out.setdefault(e.name, set()).add(md5.lower())
         return out
 
-    def push(self, protect: Iterable[str] = ()) -> "PushResult":  # noqa: F821 (lazy import)
+    def push(self, protect: Iterable[str] = (),
+             outstanding: "Optional[Outstanding]" = None) -> "PushResult":  # noqa: F821
         """Mirror the local run folder (incremental, md5-verified, then retention). Another
-        run's checkpoints of the same names stay (two runs started at once in the folder)."""
+        run's checkpoints of the same names stay (two runs started at once in the folder).
+        ``outstanding`` holds, should the push fail, what it had verified by then."""
         from drivestage.errors import BudgetError, QuotaExceededError
         from drivestage.mirror import WALK_EVERY
         from drivestage.upload_tree import push
@@ -142,7 +144,7 @@ class DriveFolder:
         try:
             return push(self.local_dir, (self._store, self._path), self.policy,
                         exclude=self.exclude, protect=protect, md5_cache=self._cache,
-                        keep_other_runs=True)
+                        keep_other_runs=True, outstanding=outstanding)
         except BudgetError as exc:
             # drivestage's remedy names --max-bytes, a flag the trainer does not have.
             raise BudgetError(exc.head or str(exc), "raise drive.max_bytes or keep fewer "

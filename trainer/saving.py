@@ -316,8 +316,12 @@ class Checkpointer(Callback):
             others = [n for n in unsent if n != job.name]
             rest = (f"; {unsent_text(others, self.drive_spec)}: upload "
                     f"{'them' if len(others) > 1 else 'it'} with {push}") if others else ""
+            # The push then failed (Drive refusing a deletion of retention): said, as it may
+            # leave older checkpoints there; what it verified counts all the same.
+            err = self.writer.last_error
+            then = f"; the rest of that push failed ({str(err).rstrip('.')})" if err else ""
             return (f"{head}: {job.name} is saved and verified on {self.drive_spec} "
-                    f"({took:.1f} s after the signal){rest}; resume with --resume auto")
+                    f"({took:.1f} s after the signal){then}{rest}; resume with --resume auto")
         err = self.writer.last_error
         why = f" ({err})" if err is not None else ""
         others = [n for n in unsent if n != job.name]

@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
 from drivestage.interrupts import BackgroundThread, Flag, Monitor
-from trainer import autosaves
+from trainer import autosaves, pushed
 from trainer import checkpoint as ckpt
 from trainer.local_retention import LocalRetention, finish_removals
+from trainer.pushed import SafeOnDrive, ahead
 from trainer.state import AUTOSAVE_NAME, Position
 
 logger = logging.getLogger(__name__)
@@ -67,22 +68,6 @@ class SaveJob:
     @property
     def name(self) -> str:
         return self.names[0]
-
-
-@dataclass(frozen=True)
-class SafeOnDrive:
-    """The newest checkpoint known to be verified on Drive."""
-
-    name: str
-    position: Position
-    verified_at: float                 # time.time() when it was known verified
-
-    @classmethod
-    def of(cls, remote) -> "SafeOnDrive":
-        """From a :class:`trainer.drive.RemoteCheckpoint` (its sidecar's time on Drive)."""
-        s = remote.sidecar
-        return cls(remote.name, Position(s.epoch or 0, s.iteration or 0, s.epoch_iteration),
-                   remote.described.modified)
 
 
 class BackgroundWriter:
@@ -407,50 +392,29 @@ class BackgroundWriter:
                            "%s", self.out_dir, exc)
 
     def _push(self) -> None:
+        from drivestage.push_result import Outstanding
+
         if self._retention is not None:   # a removal cut short: its sidecar is not mirrored
             finish_removals(self.out_dir)
         with self._cond:
             protect = self._protect | self._until_newer
             before, md5s = dict(self._generation), dict(self._md5s)
             self._sending = autosaves.newest(self.out_dir, LOCAL_AUTOSAVES)  # kept while sent
+        going = Outstanding()
         try:
-            result = self.drive.push(protect)
+            result = self.drive.push(protect, outstanding=going)
         except Exception as exc:  # Drive trouble never reaches the training thread
-            with self._cond:   # what it verified before it failed, the next push finds unchanged
-                self._recheck |= {n for n in self._positions
-                                  if self._verified_gen.get(n) != self._generation.get(n)}
+            # What it verified before it failed counts; the next push finds the rest unchanged.
+            if self._settle(going.result, before, md5s, going.left(), ok=False):
+                self._keep_local()
             self._push_failed(exc)
             return
         finally:
             self._sending = set()   # (one assignment; read under the lock)
         now = self._clock()
+        self._settle(result, before, md5s, [], ok=True)
         with self._cond:
             self.last_error, self._retry_at = None, None
-            # Not a name written (again) while this push ran: what went may be its older bytes,
-            # or its file without its sidecar; the write asked for the next push, which
-            # sends the rest. That push may find the bytes already there ("unchanged", not
-            # listed as uploaded): a name it rechecks counts once that push ends without
-            # leaving it out (the policy, another run's copy) and the file is still here.
-            changed = {n for n in self._positions if self._generation.get(n) != before.get(n)}
-            left = set(result.skipped_by_policy) | set(result.further_on) | set(result.other_run) \
-                | set(getattr(self.drive, "exclude", ()))   # (last.pt: never sent)
-            sent = [n for n in set(result.uploaded) | self._recheck
-                    if n in self._positions and n not in changed and n not in left
-                    and (n in result.uploaded or os.path.exists(os.path.join(self.out_dir, n)))]
-            self._recheck = (self._recheck - set(sent) - left) | changed
-            self._verified_names.update(sent)
-            if self._retention is not None:   # (and the older files, of before this process)
-                self._retention.pushed({n: md5s.get(n) for n in sent},
-                                       set(result.uploaded) - set(self._positions),
-                                       result.skipped_by_policy)
-            self._verified_gen.update({n: before[n] for n in sent if n in before})
-            self._left_out = left
-            best = max(sent, key=lambda n: (self._positions[n].epoch,
-                                            self._positions[n].epoch_iteration), default=None)
-            if best is not None and (self.safe is None or _ahead(self._positions[best], self.safe.position)):
-                self.safe = SafeOnDrive(best, self._positions[best], time.time())
-            if best is not None:
-                self._until_newer.clear()  # the next push's plan may prune what it kept
             if self._warned:
                 logger.warning("Drive accepts checkpoints again (%s)", self.safe_text())
             self._last_ok, self._warned = now, False
@@ -464,6 +428,33 @@ class BackgroundWriter:
                 f"{self.drive.spec} holds another run's {', '.join(sorted(result.other_run))}, "
                 f"left as they are; give this run its own folder: --set drive.logs=<a new "
                 f"Drive folder>"))
+
+    def _settle(self, result, before: dict, md5s: dict, unsent: Optional[list[str]], *,
+                ok: bool) -> bool:
+        """Count what a push verified (:mod:`trainer.pushed`; ``unsent``: what it had not,
+        None when it failed before it knew); whether it verified any of this run's files."""
+        with self._cond:
+            got = pushed.credit(result, self._generation, before, self._recheck,
+                                getattr(self.drive, "exclude", ()), self.out_dir, unsent)
+            sent = got.sent
+            undone = set() if ok else {n for n in self._positions if n not in sent and
+                                       self._verified_gen.get(n) != self._generation.get(n)}
+            self._recheck = (self._recheck - set(sent) - got.left) | got.changed | undone
+            self._verified_names.update(sent)
+            if self._retention is not None and result is not None:   # (and older files)
+                self._retention.pushed({n: md5s.get(n) for n in sent}, set(result.uploaded)
+                                       - set(self._positions) if ok else (),
+                                       result.skipped_by_policy)
+            self._verified_gen.update({n: before[n] for n in sent if n in before})
+            if result is not None and unsent is not None:
+                self._left_out = got.left
+            best = max(sent, key=lambda n: (self._positions[n].epoch,
+                                            self._positions[n].epoch_iteration), default=None)
+            if best is not None and (self.safe is None or ahead(self._positions[best], self.safe.position)):
+                self.safe = SafeOnDrive(best, self._positions[best], time.time())
+            if best is not None:
+                self._until_newer.clear()  # the next push's plan may prune what it kept
+            return bool(sent)
 
     def _push_failed(self, exc: BaseException) -> None:
         now = self._clock()
@@ -495,6 +486,3 @@ class BackgroundWriter:
         text = describe_safe(safe.name, p.epoch, p.iteration, p.epoch_iteration, safe.verified_at)
         return text[len("Drive: "):].rsplit(" (", 1)[0] if short else text
 
-
-def _ahead(a: Position, b: Position) -> bool:
-    return (a.epoch, a.epoch_iteration) >= (b.epoch, b.epoch_iteration)

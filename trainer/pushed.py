@@ -1,0 +1,80 @@
+"""What one push of the run folder verified on Drive, as :class:`trainer.writer.BackgroundWriter`
+counts it ("safe on Drive", a stop's line of the files not there, ``train.keep_local``).
+
+A push that ends well credits what it uploaded, and the names it was asked to look at again
+(written while an earlier push ran, or verified by a push that then failed: this one finds
+them unchanged). A push that fails credits what it had verified before the failure, read from
+its :class:`drivestage.push_result.Outstanding`: a checkpoint and its sidecar, both sent and
+verified (or already there, unchanged). Before, it credited nothing; a push failing at its end
+every time (Drive refusing the deletions of retention in a folder shared with this account as
+a writer that may not delete) left every checkpoint uncounted for good: a stop's line told
+the user to upload files Drive held, and "safe on Drive" never moved (train27).
+:class:`SafeOnDrive` is the newest checkpoint so counted.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Collection, Iterable, Mapping, Optional
+
+from trainer import checkpoint as ckpt
+from trainer.state import Position
+
+
+@dataclass(frozen=True)
+class SafeOnDrive:
+    """The newest checkpoint known to be verified on Drive."""
+
+    name: str
+    position: Position
+    verified_at: float                 # time.time() when it was known verified
+
+    @classmethod
+    def of(cls, remote) -> "SafeOnDrive":
+        """From a :class:`trainer.drive.RemoteCheckpoint` (its sidecar's time on Drive)."""
+        s = remote.sidecar
+        return cls(remote.name, Position(s.epoch or 0, s.iteration or 0, s.epoch_iteration),
+                   remote.described.modified)
+
+
+@dataclass
+class Credit:
+    """What one push settled, by name (names in the run folder)."""
+
+    sent: list[str] = field(default_factory=list)   # verified on Drive as written before it
+    left: set[str] = field(default_factory=set)     # left out on purpose (policy, other runs)
+    changed: set[str] = field(default_factory=set)  # written again while it ran: look again
+
+
+def credit(result, written: Mapping[str, int], before: Mapping[str, int], recheck: set[str],
+           exclude: Iterable[str], folder: str,
+           unsent: Optional[Collection[str]] = ()) -> Credit:
+    """The names ``result`` (a :class:`drivestage.push_result.PushResult`) verified.
+
+    ``written``: the writes of each name now; ``before``: when the push began (a name written
+    again since may have gone as its older bytes, or without its sidecar). ``recheck``: names
+    to credit when this push finds them there. ``exclude``: never sent (``last.pt``).
+    ``unsent``: what a push that failed had not verified yet (``Outstanding.left()``; None: it
+    failed before it knew what it sends, and credits nothing); () for a push that ended well.
+    """
+    changed = {n for n in written if written.get(n) != before.get(n)}
+    if result is None or unsent is None:
+        return Credit(changed=changed)
+    left = set(result.skipped_by_policy) | set(result.further_on) | set(result.other_run) \
+        | set(exclude)
+    missing = set(unsent)
+
+    def verified(name: str) -> bool:
+        if name not in written or name in changed or name in left:
+            return False
+        if name in missing or os.path.basename(ckpt.sidecar_path(name)) in missing:
+            return False   # (its sidecar not sent: not verified there)
+        return name in result.uploaded or os.path.exists(os.path.join(folder, name))
+
+    uploaded = set(result.uploaded)
+    return Credit(sorted(n for n in uploaded | recheck if verified(n)), left, changed)
+
+
+def ahead(a: Position, b: Position) -> bool:
+    """Whether ``a`` is as far on as ``b`` (or further)."""
+    return (a.epoch, a.epoch_iteration) >= (b.epoch, b.epoch_iteration)
