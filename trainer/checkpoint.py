@@ -193,21 +193,28 @@ def describe_killed_saves(folder: str) -> list[str]:
     folder, and undescribed. Resuming only from described checkpoints then went back to an
     older one (``best.pt``, an ``epoch_NNN.pt``): the epochs since were trained again. Only
     files at least as new as every described checkpoint are read, and only full checkpoints
-    of the run written last there (a file of another run dropped in stays undescribed)."""
+    of the run written last there (a file of another run dropped in stays undescribed).
+    "New" is by file time, or by contents: further on than every described checkpoint of the
+    run. By file time alone, a killed ``last.pt`` written after this machine's clock was
+    stepped back (older by its time than ``epoch_002.pt``) was never read, and the resume
+    went back to epoch 2 (train27); an older one (a prune killed between its two files) stays
+    as it is, for the next prune."""
     described = list_checkpoints(folder)
     since = max((c.described.modified for c in described), default=None)
     run = current_run([c.described for c in described])[1] if described else None
+    ahead = max((c.sidecar.progress for c in described if c.sidecar.run == run), default=None)
     out = []
     for path in sorted(undescribed(folder)):
         try:
             st = os.stat(path)
-            if since is not None and st.st_mtime < since:
-                continue  # older than a described one: not what the last save left
             state = load_checkpoint(path)
         except (OSError, CheckpointError):
             continue
         if described and state.get("run") != run:
             continue
+        newer = since is None or st.st_mtime >= since
+        if not newer and (ahead is None or _progress(state) <= ahead):
+            continue  # older than a described one, by time and by contents: not the last save
         md5, size = _md5_of(path)
         epoch, iteration, epoch_iteration = position_of(state)
         history = state.get("history") or []
@@ -226,6 +233,13 @@ def describe_killed_saves(folder: str) -> list[str]:
                    and c.sidecar.saved is not None and c.sidecar.progress > side.progress]
         if further and min(further) <= st.st_mtime:
             side = dataclasses.replace(side, saved=min(further) - 1e-3)
+        # Nor before one it continues from (a clock stepped back since: further on and saved
+        # earlier reads as left behind by a run sent back on purpose). The latest process
+        # wrote it, after those: its saves are dated so (trainer.writer.BackgroundWriter.taken).
+        behind = [c.sidecar.saved for c in described if c.sidecar.run == side.run
+                  and c.sidecar.saved is not None and c.sidecar.progress < side.progress]
+        if behind and max(behind) >= (side.saved or 0.0):
+            side = dataclasses.replace(side, saved=max(behind) + 1e-3)
         cut_short = os.path.exists(sidecar_path(path))   # (there, unreadable: replaced)
         try:
             sidecars.write(path, side)
@@ -240,6 +254,12 @@ def describe_killed_saves(folder: str) -> list[str]:
                        "readable sidecar" if cut_short else "sidecar", epoch)
         out.append(path)
     return out
+
+
+def _progress(state: dict) -> tuple[int, int]:
+    """A checkpoint dict's :attr:`drivestage.sidecar.Sidecar.progress`."""
+    epoch, _, epoch_iteration = position_of(state)
+    return epoch, epoch_iteration
 
 
 def _md5_of(path: str) -> tuple[str, int]:
