@@ -37,6 +37,7 @@ from trainer import checkpoint as ckpt
 from trainer.local_retention import LocalRetention, finish_removals
 from trainer.pushed import SafeOnDrive, ahead
 from trainer.state import AUTOSAVE_NAME, Position
+from trainer.write_order import WriteOrder
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class BackgroundWriter:
         self._cond = Monitor()  # a Ctrl-C cannot leave it held (drivestage.interrupts)
         self._pending: Optional[SaveJob] = None
         self._current: Optional[SaveJob] = None
+        self._writing = WriteOrder(self._cond)  # writes of one name: in hand-over order
         self._push_requested = 0           # push requests so far (a written job is one)
         self._push_done = 0                # requests covered by a finished push (ok or not)
         # Written jobs and the push request each made: done once a push covered it.
@@ -163,6 +165,7 @@ class BackgroundWriter:
                     # notice, was SIGKILLed, and neither epoch's files were ever written.
                     if stopping():
                         waiting, self._pending = self._pending, None
+                        self._writing.hand(waiting, job)   # (after the one being written)
                         self._cond.notify_all()
                         break
                     self._cond.wait(0.5)
@@ -176,8 +179,8 @@ class BackgroundWriter:
 
     def _write_both_now(self, waiting: SaveJob, job: SaveJob) -> None:
         """A stop came while ``waiting`` held the slot: write it, then ``job``, here and now
-        (in that order: ``last.pt`` ends as the newer state), as a stop's own save is
-        (:meth:`write_now`); their push follows the one under way."""
+        (in that order, after the write under way: ``last.pt`` ends as the newest state,
+        :mod:`trainer.write_order`), as a stop's own save is; their push follows."""
         for one in (waiting, job):
             self.write_now(one)
             one.done.set()
@@ -303,6 +306,7 @@ class BackgroundWriter:
                     return
                 job, self._pending = self._pending, None
                 self._current = job
+                self._writing.hand(job)
                 self._cond.notify_all()
             self._write(job)
             if self.drive is None and job.written:
@@ -342,6 +346,10 @@ class BackgroundWriter:
         return self._retry_at is not None and self._clock() >= self._retry_at
 
     def _write(self, job: SaveJob) -> None:
+        with self._writing.turn(job):   # after the writes of its names handed over before it
+            self._write_files(job)
+
+    def _write_files(self, job: SaveJob) -> None:
         began = time.perf_counter()
         first = os.path.join(self.out_dir, job.name)
         done, run = 0, job.state.get("run")

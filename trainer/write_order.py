@@ -1,0 +1,56 @@
+"""The order of checkpoint writes that share a name: the order they were handed over in.
+
+:class:`trainer.writer.BackgroundWriter` writes on its own thread, and a stop writes in the
+training thread at once (its own save, and the epoch saves that waited for the slot:
+``_write_both_now``). Three epoch ends within one write (a slow disk) had both threads write
+``last.pt`` at the same time: each through a temporary file of its own (never a torn file),
+but the first epoch's rename could come last, leaving ``last.pt`` the oldest of the three,
+and the copies it makes (``epoch_NNN.pt``, ``best.pt``) read from ``last.pt`` whatever was
+there then (train27). A write now begins only once every write handed over before it that
+shares one of its names has ended; a write of names no other one has (the stop's own
+autosave) waits for nothing.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+
+class WriteOrder:
+    """The writes handed over and not ended, in order; ``cond`` is the writer's monitor
+    (reentrant: :meth:`hand` is called with it held or not)."""
+
+    def __init__(self, cond: Any) -> None:
+        self._cond = cond
+        self._writing: list[Any] = []     # SaveJobs (by identity: their states do not compare)
+
+    def hand(self, *jobs: Any) -> None:
+        """``jobs`` are to be written, after those handed over before them."""
+        with self._cond:
+            self._writing += [j for j in jobs if not any(j is w for w in self._writing)]
+
+    def __iter__(self) -> Iterator[Any]:
+        with self._cond:
+            return iter(list(self._writing))
+
+    @contextmanager
+    def turn(self, job: Any) -> Iterator[None]:
+        """Wait until the writes of ``job``'s names handed over before it have ended; the
+        write of ``job`` runs inside (it ends with the block, even by an exception)."""
+        self.hand(job)
+        names = set(job.names)
+        with self._cond:
+            while any(names & set(w.names) for w in self._before(job)):
+                self._cond.wait()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = [w for w in self._writing if w is not job]
+                self._cond.notify_all()
+
+    def _before(self, job: Any) -> list[Any]:
+        for i, w in enumerate(self._writing):
+            if w is job:
+                return self._writing[:i]
+        return []
