@@ -238,7 +238,7 @@ def _train(run: Run, data: DataSpec, resumed_rng: Optional[dict]) -> dict:
         if done and resumed_rng is not None:
             ckpt.restore_rng(resumed_rng)      # the RNG exactly as it was at that iteration
         resumed_rng = None
-        set_loader_epoch(loader, epoch, start=done)
+        s.meter.samples = set_loader_epoch(loader, epoch, start=done, seen=s.meter.samples)
         if not done:
             s.meter = EpochMeter()
         run.callbacks.fire("on_train_epoch_start", run, epoch)
@@ -317,7 +317,7 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
             scaler.update()
             if ema is not None:
                 ema.update(model)
-            meter.add(loss_value, parts)
+            meter.add(loss_value, parts, images.shape[0] * world_size)  # (equal on every rank)
             pos = pos.stepped()
             seen += images.shape[0] * world_size
             speed = seen / max(time.perf_counter() - t0, 1e-9)

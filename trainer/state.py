@@ -80,12 +80,18 @@ class EpochMeter:
     obj: float = 0.0
     cls: float = 0.0
     steps: int = 0
+    # The samples of the epoch's order trained on, by every process: where a resume on
+    # another number of processes goes on from (trainer.data.dataset.set_loader_epoch).
+    # None: not counted (a checkpoint of before train27).
+    samples: Optional[int] = 0
 
-    def add(self, loss: float, parts: dict) -> None:
+    def add(self, loss: float, parts: dict, samples: int = 0) -> None:
         self.loss += loss
         for k in ("box", "obj", "cls"):
             setattr(self, k, getattr(self, k) + float(parts[k]))
         self.steps += 1
+        if self.samples is not None:
+            self.samples += samples
 
     def means(self) -> dict:
         n = max(self.steps, 1)
@@ -93,11 +99,11 @@ class EpochMeter:
 
     def state_dict(self) -> dict:
         return {"loss": self.loss, "box": self.box, "obj": self.obj, "cls": self.cls,
-                "steps": self.steps}
+                "steps": self.steps, "samples": self.samples}
 
     @classmethod
     def from_state(cls, state: Optional[dict]) -> "EpochMeter":
-        return cls(**state) if state else cls()
+        return cls(**{"samples": None, **state}) if state else cls()
 
 
 @dataclass

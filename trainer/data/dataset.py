@@ -404,15 +404,30 @@ def build_loader(
     )
 
 
-def set_loader_epoch(loader: DataLoader, epoch: int, start: int = 0) -> None:
+def set_loader_epoch(loader: DataLoader, epoch: int, start: int = 0,
+                     seen: Optional[int] = None) -> int:
     """Set the epoch (0-based) on the loader's sampler (order) and dataset (augmentation, mosaic
-    cut-off); with ``start``, the epoch's first ``start`` batches are skipped (a resume).
+    cut-off); with ``start``, the epoch's first ``start`` steps are skipped (a resume): the
+    first ``seen`` samples of the epoch's order (trained on by every process of the run that
+    saved), each process skipping its share of them, rounded up; ``seen`` None (not counted):
+    ``start`` of this loader's batches. Returns the samples of the order skipped, by every
+    process.
+
+    ``start * batch`` was exact only on the number of processes that saved: one process with
+    batch 3 saw 9 samples in 3 steps, two processes (1 each) skipped 6 of them and trained on
+    3 again (train27). Where the new number of processes does not divide ``seen``, at most
+    that number less one of the epoch's samples are left out (as ``drop_last`` leaves some at
+    every epoch's end), never one trained on twice: every process must take as many steps.
 
     The loader's generator is reseeded from ``(seed, rank, epoch)`` too: it draws the workers'
     base seed, which must not depend on how many epochs this process has iterated."""
     sampler = getattr(loader, "sampler", None)
+    skipped = 0
     if isinstance(sampler, ResumableSampler):
-        sampler.set_epoch(epoch, start * (loader.batch_size or 1))
+        share = start * (loader.batch_size or 1) if seen is None or not start \
+            else -(-seen // sampler.num_replicas)
+        sampler.set_epoch(epoch, share)
+        skipped = sampler.start * sampler.num_replicas
     elif start:
         raise ValueError("this loader's sampler cannot start in the middle of an epoch")
     elif hasattr(sampler, "set_epoch"):
@@ -424,3 +439,4 @@ def set_loader_epoch(loader: DataLoader, epoch: int, start: int = 0) -> None:
         init.epoch = int(epoch)
         if loader.generator is not None:
             loader.generator.manual_seed(_seed_from(init.seed, init.rank, int(epoch)))
+    return skipped

@@ -4,7 +4,9 @@ The order of epoch ``e`` is a pure function of ``(seed, e)`` (torch's ``Distribu
 shuffle, one replica when not distributed), and every sample's augmentation is a pure function
 of ``(seed, e, index)`` (:mod:`trainer.data.dataset`). So resuming after ``k`` steps only has
 to skip the first ``k * batch_size`` indices of this rank's share: the batches that follow are
-the ones an uninterrupted run would have drawn, whatever the number of workers.
+the ones an uninterrupted run would have drawn, whatever the number of workers. On another
+number of processes, each skips its share of the samples seen (rounded up:
+:func:`trainer.data.dataset.set_loader_epoch`).
 """
 from __future__ import annotations
 
