@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Collection
+from typing import Collection, Optional
 
 from trainer import checkpoint as ckpt
 from trainer.state import AUTOSAVE_NAME
@@ -22,13 +22,17 @@ from trainer.state import AUTOSAVE_NAME
 logger = logging.getLogger(__name__)
 
 
-def newest(folder: str, keep: int) -> set[str]:
-    """The newest ``keep`` autosaves in ``folder`` now (none when it cannot be read): those
-    a push beginning now may send (the folder was pruned to about that many; with a
-    retention policy the push sends the newest alone)."""
+def newest(folder: str, keep: int, upto: Optional[int] = None) -> set[str]:
+    """The newest ``keep`` autosaves in ``folder`` now (none when it cannot be read), up to
+    iteration ``upto`` (the run's furthest write, when there is one): those a push beginning
+    now may send (the folder was pruned to about that many; with a retention policy the push
+    sends the newest alone). Not those above ``upto``, left by a run sent back on purpose:
+    :func:`prune` never touches them, and taken for the newest they spared none of the new
+    branch's, pruned here while a push sent it (train27)."""
     try:
         found = sorted((int(m.group("iteration")), m.string) for m in map(
-            AUTOSAVE_NAME.match, os.listdir(folder)) if m is not None)
+            AUTOSAVE_NAME.match, os.listdir(folder))
+            if m is not None and (upto is None or int(m.group("iteration")) <= upto))
     except OSError:
         return set()
     return {name for _, name in found[-keep:]}

@@ -117,6 +117,7 @@ class BackgroundWriter:
         self._retention: Optional[LocalRetention] = None
         self._md5s: dict[str, str] = {}     # the md5 of each name's latest write
         self._upto, self._run = 0, None     # the furthest epoch written, and the run's id
+        self._reached: Optional[int] = None  # the furthest iteration written
         # Not threading.Thread: a Ctrl-C inside its is_alive()/join() marks it stopped.
         self._thread = BackgroundThread(self._loop, "trainer-writer").start()
         # Uploads on a thread of their own: a slow one never holds the next epoch's files back.
@@ -369,6 +370,7 @@ class BackgroundWriter:
                 self._positions[name] = job.position
                 self._generation[name] = self._generation.get(name, 0) + 1
             self._upto, self._run = max(self._upto, job.position.epoch), run
+            self._reached = max(self._reached or 0, job.position.iteration)
         side = ckpt.read_sidecar(first)
         with self._cond:
             self._md5s.update({n: side.md5 for n in job.names if side is not None and side.md5})
@@ -407,7 +409,7 @@ class BackgroundWriter:
         with self._cond:
             protect = self._protect | self._until_newer
             before, md5s = dict(self._generation), dict(self._md5s)
-            self._sending = autosaves.newest(self.out_dir, LOCAL_AUTOSAVES)  # kept while sent
+            self._sending = autosaves.newest(self.out_dir, LOCAL_AUTOSAVES, self._reached)
         going = Outstanding()
         try:
             result = self.drive.push(protect, outstanding=going)
