@@ -46,3 +46,17 @@ def test_an_older_killed_save_is_still_left_alone(tmp_path):
     _save(folder, "epoch_002.pt", (2, 8, 0), saved=2000.0, mtime=2000.0)
     assert ckpt.describe_killed_saves(folder) == []
     assert ckpt.read_sidecar(old) is None
+
+
+def test_a_killed_save_of_a_run_sent_back_is_dated_after_the_branch_it_continues(tmp_path):
+    """Resumed on purpose from epoch 2 while epoch_005.pt (the branch left) stays here: the new
+    branch's killed last.pt (epoch 3) was dated before epoch_005.pt (never after a save
+    further on), so before the new branch's own autosave of epoch 3, and read as left behind:
+    the resume went back to that autosave."""
+    folder = str(tmp_path)
+    _save(folder, "epoch_002.pt", (2, 8, 0), saved=2000.0, mtime=2000.0)
+    _save(folder, "epoch_005.pt", (5, 20, 0), saved=5000.0, mtime=5000.0)   # the branch left
+    _save(folder, "autosave_00000010.pt", (2, 10, 2), saved=6000.0, mtime=6000.0)
+    last = _save(folder, "last.pt", (3, 12, 0), saved=6100.0, mtime=6100.0, described=False)
+    assert ckpt.describe_killed_saves(folder) == [last]
+    assert ckpt.newest(ckpt.list_checkpoints(folder), run=RUN).path == last
