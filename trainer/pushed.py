@@ -75,6 +75,24 @@ def credit(result, written: Mapping[str, int], before: Mapping[str, int], rechec
     return Credit(sorted(n for n in uploaded | recheck if verified(n)), left, changed)
 
 
+def outage_text(quiet_for: float, exc: BaseException, out_dir: str, safe: str,
+                part: bool) -> str:
+    """The writer's warning, once, when no push ended well for two save intervals; ``part``:
+    those pushes verified checkpoints all the same (the rest of each failed: Drive refusing
+    the deletions of retention), which "has not accepted a checkpoint" denied."""
+    err = str(exc).rstrip(".")
+    if part:
+        return (f"Drive verifies this run's checkpoints but has refused the rest of every push "
+                f"for {quiet_for / 60:.0f} minutes: {err}. Training goes on; the newest copy safe "
+                f"on Drive is {safe}. Older checkpoints stay on Drive (drive.keep_last, "
+                f"drive.keep_best) until that is fixed; the trainer keeps retrying and says when "
+                f"Drive accepts checkpoints again")
+    return (f"Drive has not accepted a checkpoint for {quiet_for / 60:.0f} minutes: {err}. "
+            f"Training goes on and saves in {out_dir}; the newest copy safe on Drive is {safe}. "
+            f"Check the network, or re-authenticate (in Colab run auth.authenticate_user() "
+            f"again); the trainer keeps retrying and says when Drive accepts checkpoints again")
+
+
 def ahead(a: Position, b: Position) -> bool:
     """Whether ``a`` is as far on as ``b`` (or further)."""
     return (a.epoch, a.epoch_iteration) >= (b.epoch, b.epoch_iteration)

@@ -109,6 +109,7 @@ class BackgroundWriter:
         self.safe: Optional[SafeOnDrive] = None
         self.last_error: Optional[BaseException] = None
         self._last_ok = clock()             # Drive last accepted a push (or the start)
+        self._part_ok: Optional[float] = None   # a push that failed verified files then
         self._warned = False
         self._retry_at: Optional[float] = None
         self.dropped = 0
@@ -416,6 +417,7 @@ class BackgroundWriter:
         except Exception as exc:  # Drive trouble never reaches the training thread
             # What it verified before it failed counts; the next push finds the rest unchanged.
             if self._settle(going.result, before, md5s, going.left(), ok=False):
+                self._part_ok = self._clock()   # (Drive takes checkpoints; the rest fails)
                 self._keep_local()
             self._push_failed(exc)
             return
@@ -476,13 +478,10 @@ class BackgroundWriter:
             if loud:
                 self._warned = True
         logger.debug("push to Drive failed (retrying in %.0f s): %s", self.retry_s, exc)
-        if loud:
-            logger.warning(
-                "Drive has not accepted a checkpoint for %.0f minutes: %s. Training goes on and "
-                "saves in %s; the newest copy safe on Drive is %s. Check the network, or "
-                "re-authenticate (in Colab run auth.authenticate_user() again); the trainer keeps "
-                "retrying and says when Drive accepts checkpoints again",
-                quiet_for / 60, str(exc).rstrip("."), self.out_dir, self.safe_text(default="none"))
+        if loud:   # (a failed push that verified files since the last good one: said so)
+            part = self._part_ok is not None and self._part_ok > self._last_ok
+            logger.warning("%s", pushed.outage_text(quiet_for, exc, self.out_dir,
+                                                    self.safe_text(default="none"), part))
 
     def safe_text(self, default: str = "Drive: nothing verified yet", *, short: bool = False) -> str:
         """``"Drive: 3 min ago, epoch 7 iteration 4120 (autosave_00004120.pt)"``; ``short``:
