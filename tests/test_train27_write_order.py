@@ -73,3 +73,31 @@ def test_a_stop_while_epoch_saves_wait_leaves_last_pt_the_newest_epoch(tmp_path)
         side = ckpt.read_sidecar(str(path))
         assert ckpt.load_checkpoint(str(path))["epoch"] == e
         assert side is not None and side.epoch == e and side.md5 == _md5(path)
+
+
+def test_a_stop_save_is_not_replaced_by_the_autosave_of_its_iteration_still_waiting(tmp_path):
+    """An autosave due at an epoch's last step waits behind a slow write; a SIGTERM during the
+    evaluation saves that same iteration at once (``autosave_<iteration>.pt``, the same name).
+    The waiting autosave, written after it, replaced the stop's file (its state taken before
+    the evaluation) once the stop had been reported saved. Now it is dropped: the stop's
+    save holds that iteration."""
+    from test_writer import _job as autosave
+
+    writer = BackgroundWriter(str(tmp_path), None)
+    gate = _Gate()
+    one = _epoch(1, gate)
+    waiting, stop = autosave(5, size=4000), autosave(5, droppable=False, size=8000)
+    try:
+        writer.submit(one)
+        assert gate.reached.wait(60), "epoch 1 was never written"
+        writer.submit(waiting)                  # waits: the writing thread is busy
+        writer.write_now(stop)                  # another name than epoch 1's: at once
+        assert stop.written
+    finally:
+        gate.go.set()
+        assert writer.close() is True
+    path = tmp_path / "autosave_00000005.pt"
+    assert ckpt.load_checkpoint(str(path))["model"]["w"].numel() == 2000    # the stop's
+    side = ckpt.read_sidecar(str(path))
+    assert side is not None and side.md5 == _md5(path)
+    assert waiting.dropped and not waiting.written

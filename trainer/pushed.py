@@ -93,6 +93,12 @@ def outage_text(quiet_for: float, exc: BaseException, out_dir: str, safe: str,
             f"again); the trainer keeps retrying and says when Drive accepts checkpoints again")
 
 
+def furthest(names: Iterable[str], positions: Mapping[str, Position]) -> Optional[str]:
+    """The name of ``names`` furthest on by its position (None: none)."""
+    return max(names, key=lambda n: (positions[n].epoch, positions[n].epoch_iteration),
+               default=None)
+
+
 def ahead(a: Position, b: Position) -> bool:
     """Whether ``a`` is as far on as ``b`` (or further)."""
     return (a.epoch, a.epoch_iteration) >= (b.epoch, b.epoch_iteration)

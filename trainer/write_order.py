@@ -8,12 +8,19 @@ but the first epoch's rename could come last, leaving ``last.pt`` the oldest of 
 and the copies it makes (``epoch_NNN.pt``, ``best.pt``) read from ``last.pt`` whatever was
 there then (train27). A write now begins only once every write handed over before it that
 shares one of its names has ended; a write of names no other one has (the stop's own
-autosave) waits for nothing.
+autosave) waits for nothing. And a stop's save supersedes an autosave of its name still
+waiting to be written (:func:`superseded`): written after it, that older state replaced it.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
 from typing import Any, Iterator
+
+
+def superseded(waiting: Any, job: Any) -> bool:
+    """Whether ``waiting`` (a job not written yet, or None) is an autosave of one of ``job``'s
+    names, which ``job`` (a stop's save of that iteration, written now) supersedes."""
+    return waiting is not None and waiting.droppable and bool(set(waiting.names) & set(job.names))
 
 
 class WriteOrder:

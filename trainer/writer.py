@@ -32,12 +32,13 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
 from drivestage.interrupts import BackgroundThread, Flag, Monitor
+from drivestage.push_result import Outstanding
 from trainer import autosaves, pushed
 from trainer import checkpoint as ckpt
 from trainer.local_retention import LocalRetention, finish_removals
 from trainer.pushed import SafeOnDrive, ahead
 from trainer.state import AUTOSAVE_NAME, Position
-from trainer.write_order import WriteOrder
+from trainer.write_order import WriteOrder, superseded
 
 logger = logging.getLogger(__name__)
 
@@ -200,7 +201,13 @@ class BackgroundWriter:
 
     def write_now(self, job: SaveJob) -> int:
         """Write ``job`` in the calling thread (a stop: complete at once, even while a slow
-        upload runs), then ask for a push: its ticket for :meth:`wait_pushed`."""
+        upload runs), then ask for a push: its ticket for :meth:`wait_pushed`. An autosave of
+        its name still waiting (due at the step a stop during the evaluation saves again) holds
+        an older state: dropped, not written over it afterwards."""
+        with self._cond:
+            if superseded(self._pending, job):
+                self._drop(self._pending, f"{job.name} is written now")
+                self._pending = None
         self._write(job)
         return self.push_soon()
 
@@ -403,8 +410,6 @@ class BackgroundWriter:
                            "%s", self.out_dir, exc)
 
     def _push(self) -> None:
-        from drivestage.push_result import Outstanding
-
         if self._retention is not None:   # a removal cut short: its sidecar is not mirrored
             finish_removals(self.out_dir)
         with self._cond:
@@ -448,25 +453,23 @@ class BackgroundWriter:
         with self._cond:
             got = pushed.credit(result, self._generation, before, self._recheck,
                                 getattr(self.drive, "exclude", ()), self.out_dir, unsent)
-            sent = got.sent
-            undone = set() if ok else {n for n in self._positions if n not in sent and
+            undone = set() if ok else {n for n in self._positions if n not in got.sent and
                                        self._verified_gen.get(n) != self._generation.get(n)}
-            self._recheck = (self._recheck - set(sent) - got.left) | got.changed | undone
-            self._verified_names.update(sent)
+            self._recheck = (self._recheck - set(got.sent) - got.left) | got.changed | undone
+            self._verified_names.update(got.sent)
             if self._retention is not None and result is not None:   # (and older files)
-                self._retention.pushed({n: md5s.get(n) for n in sent}, set(result.uploaded)
+                self._retention.pushed({n: md5s.get(n) for n in got.sent}, set(result.uploaded)
                                        - set(self._positions) if ok else (),
                                        result.skipped_by_policy)
-            self._verified_gen.update({n: before[n] for n in sent if n in before})
+            self._verified_gen.update({n: before[n] for n in got.sent if n in before})
             if result is not None and unsent is not None:
                 self._left_out = got.left
-            best = max(sent, key=lambda n: (self._positions[n].epoch,
-                                            self._positions[n].epoch_iteration), default=None)
+            best = pushed.furthest(got.sent, self._positions)
             if best is not None and (self.safe is None or ahead(self._positions[best], self.safe.position)):
                 self.safe = SafeOnDrive(best, self._positions[best], time.time())
             if best is not None:
                 self._until_newer.clear()  # the next push's plan may prune what it kept
-            return bool(sent)
+            return bool(got.sent)
 
     def _push_failed(self, exc: BaseException) -> None:
         now = self._clock()
