@@ -9,7 +9,8 @@ verified (or already there, unchanged). Before, it credited nothing; a push fail
 every time (Drive refusing the deletions of retention in a folder shared with this account as
 a writer that may not delete) left every checkpoint uncounted for good: a stop's line told
 the user to upload files Drive held, and "safe on Drive" never moved (train27).
-:class:`SafeOnDrive` is the newest checkpoint so counted.
+:class:`SafeOnDrive` is the newest checkpoint so counted; :func:`outage_text` the writer's
+warning when no push ended well for two save intervals.
 """
 from __future__ import annotations
 
