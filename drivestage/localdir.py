@@ -232,6 +232,15 @@ class LocalDirStore(RemoteStore):
         """The folder's absolute path (the same whichever parent the store is rooted at)."""
         return "dir|" + os.path.realpath(self._full(self._rel(path)))
 
+    def lineage(self, folder: RemoteEntry) -> list[tuple[str, str]]:
+        """The folder's real path and each folder above it, to ``/``."""
+        out: list[tuple[str, str]] = []
+        at = os.path.realpath(self._full(self._rel(folder.id)))
+        while not out or out[-1][1] != at:
+            out.append(("dir|" + at, at))
+            at = os.path.dirname(at)
+        return out
+
     def describe(self, entry: RemoteEntry) -> str:
         """The entry's local path."""
         return self._full(self._rel(entry.id))

@@ -5,24 +5,36 @@ and create it: Drive allows duplicate names, so both copies stay. :func:`place_l
 thread lock and a file lock (under the state folder) named after the place, so the second
 push waits and then finds what the first one made. Pushes from other machines are not
 serialised: push repairs or explains what they leave (see :mod:`drivestage.upload_tree`).
+
+A push writes into every folder below its own too: ``drivestage mirror ./runs drive:runs``
+and a training run's push of ``./runs/exp1`` to ``drive:runs/exp1`` both create the new files
+of ``exp1`` (push27). :func:`tree_lock` holds the folder's file lock exclusively and those of
+the folders it sits in shared, so that a push into a folder waits for pushes into the folders
+above it and below it, never for one into a folder beside it.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import sys
 import threading
-from contextlib import contextmanager
-from typing import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Iterator, Sequence
 
 from filelock import FileLock, Timeout
 
 from drivestage.errors import LocalFileError
 from drivestage.state import state_dir
 
+if sys.platform != "win32":
+    import fcntl
+
 log = logging.getLogger(__name__)
 
 _GUARD = threading.Lock()
 _THREAD_LOCKS: dict[str, threading.Lock] = {}
+_HELD: dict[str, int] = {}  # tree locks this process holds (either way), by digest
 
 
 @contextmanager
@@ -57,3 +69,62 @@ def place_lock(place: str, where: str) -> Iterator[None]:
             yield
         finally:
             lock.release()
+
+
+@contextmanager
+def tree_lock(lineage: Sequence[tuple[str, str]]) -> Iterator[None]:
+    """Hold the lock of a push's folder, ``lineage[0]`` (a place and its description), and
+    those of the folders it sits in, ``lineage[1:]`` (nearest first: a store's
+    :meth:`~drivestage.store.RemoteStore.lineage`): another push into one of them, or into a
+    folder below this one, writes into the same folders; it is waited for, and said.
+    Taken from the top down, the folder's own last: two pushes never wait for each other."""
+    if not lineage:
+        yield
+        return
+    (place, where), above = lineage[0], list(lineage[1:])
+    if sys.platform == "win32":  # pragma: no cover - shared locks need flock: its own only
+        with place_lock("tree|" + place, where):
+            yield
+        return
+    folder = state_dir() / "locks"
+    with ExitStack() as held:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            for up, up_where in reversed(above):
+                held.enter_context(_flock(folder, up, False, (
+                    f"another push into {up_where}, which holds {where}, is running")))
+            held.enter_context(_flock(folder, place, True, (
+                f"another push into {where} or a folder inside it is running")))
+        except OSError as exc:  # read-only, full: no lock, so no push (see the module's doc)
+            raise LocalFileError(
+                f"cannot lock {where} for this push in drivestage's state folder {folder} "
+                f"({exc.strerror or exc}); point DRIVESTAGE_STATE_DIR at a folder you can "
+                "write") from None
+        yield
+
+
+@contextmanager
+def _flock(folder: "os.PathLike[str]", place: str, alone: bool, who: str) -> Iterator[None]:
+    """The file lock of ``place`` (``alone``: exclusively, else shared), waited for with a
+    warning (``who`` holds it, in this process or another one of this machine)."""
+    digest = hashlib.sha256(place.encode()).hexdigest()[:32]
+    fd = os.open(os.path.join(folder, f"tree-{digest}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        mode = fcntl.LOCK_EX if alone else fcntl.LOCK_SH
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            with _GUARD:
+                here = _HELD.get(digest, 0) > 0
+            log.warning("%s %s; waiting for it", who,
+                        "in this process" if here else "on this machine")
+            fcntl.flock(fd, mode)  # (a Ctrl-C ends the wait: EINTR, then KeyboardInterrupt)
+        with _GUARD:
+            _HELD[digest] = _HELD.get(digest, 0) + 1
+        try:
+            yield
+        finally:
+            with _GUARD:
+                _HELD[digest] -= 1
+    finally:
+        os.close(fd)   # (releases the lock)

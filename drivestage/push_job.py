@@ -12,7 +12,7 @@ from drivestage.dedupe import pick_folder
 from drivestage.errors import DriveStageError, MovedAwayError, NotFoundError, \
     PermissionDeniedError, QuotaExceededError, UsageError
 from drivestage.local_tree import LocalFile, LocalTree, walk
-from drivestage.locks import place_lock
+from drivestage.locks import tree_lock
 from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
 from drivestage.paths import StorePath
 from drivestage.push_result import Outstanding, PushResult
@@ -88,14 +88,12 @@ class PushJob:
                              "folder as DEST")
         if root.read_only:  # before any write: a push there could only fail file by file
             raise PermissionDeniedError(root.read_only)
-        # DEST's own lock too (upload_tree holds the one of DEST as written): another push
-        # into this folder named another way (by id, through a shortcut) listed it before
-        # either created anything, and both made every new file (attacky25). (Not when they
-        # are one: the lock is not re-entrant.)
-        place = store.place(StorePath(root.id, ()))
-        if place == store.place(path):
-            return self._into(root, tree, path, removal)
-        with place_lock(place, store.describe(root)):
+        # DEST's own lock by its id too (upload_tree holds the one of DEST as written):
+        # another push into this folder named another way (by id, through a shortcut)
+        # listed it before either created anything, and both made every new file
+        # (attacky25); and those of the folders above it: a push into one of them (a mirror
+        # of the whole runs folder) writes into DEST too (push27).
+        with tree_lock(store.lineage(root)):
             self._into(root, tree, path, removal)
 
     def _into(self, root: RemoteEntry, tree: LocalTree, path: StorePath,
@@ -133,7 +131,10 @@ class PushJob:
         # cut now is not made twice by the next push (drivestage.drive.ids).
         store.reserve_creates([(t.lf.path, self.remote_folder[t.lf.folder_rel], t.lf.name)
                                for t in todo if t.target is None], self.remote_folder.values())
-        self._send(files, todo)
+        try:
+            self._send(files, todo)
+        finally:  # what it verified recorded so, even when it failed (see reserve_creates)
+            store.reserve_creates([], ())
         self.copies.repair()
         if removal is not None and deletions is not None:
             self.result.deleted = extra.apply(store, root, deletions, removal)

@@ -195,7 +195,9 @@ class RemoteStore(abc.ABC):
         """Before a pass of uploads: ``creates`` (local path, folder, name) are the new files
         it will make, ``within`` its folders. A backend whose creates can be sent twice
         without making a second file (Drive: ids chosen beforehand) readies them here; by
-        default there is nothing to do."""
+        default there is nothing to do. Called with nothing once the pass ended, failed or
+        not: what it verified is recorded so (a next process's create of it, answered 409,
+        never updates that file in place: push27)."""
 
     @abc.abstractmethod
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
@@ -281,6 +283,12 @@ class RemoteStore(abc.ABC):
         """A text naming the place ``path`` is in this store, the same in every process of
         this machine (push serialises pushes into one place by it)."""
         return f"{self!r}|{path}"
+
+    def lineage(self, folder: RemoteEntry) -> Sequence[tuple[str, str]]:
+        """The :meth:`place` of ``folder`` and of each folder it sits in, nearest first,
+        with its description: a push into any of them writes into ``folder`` too (push
+        serialises them: :func:`drivestage.locks.tree_lock`). Here ``folder`` alone."""
+        return [(self.place(StorePath(folder.id, ())), self.describe(folder))]
 
 
 class ByteSink(Protocol):

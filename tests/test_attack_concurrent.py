@@ -105,6 +105,9 @@ class _Machine:
     def place(self, path) -> str:
         return f"{self.tag}|{self._store.place(path)}"
 
+    def lineage(self, folder):
+        return [(f"{self.tag}|{p}", w) for p, w in self._store.lineage(folder)]
+
     def _gate(self, op: str, name: str) -> None:
         if op == self.op and name == self.name and not self.reached.is_set():
             self.reached.set()

@@ -13,12 +13,16 @@ the id chosen for it beforehand (:mod:`drivestage.drive.ids`), which Drive takes
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from drivestage.drive.resources import FOLDER_MIME, parse_time
 from drivestage.errors import DriveStageError, DuplicateNameError, NotFoundError
 
 log = logging.getLogger(__name__)
+
+Get = Callable[[str, str], dict[str, Any]]
+#: Most folders climbed above a push's folder for its locks (Drive folders nest far less).
+MAX_DEPTH = 64
 
 
 def folders(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -129,3 +133,49 @@ def say_gone(where: str) -> None:
         "%s is no longer at its path on Drive (moved, renamed, trashed or deleted since this "
         "process last pushed there); making it anew and sending everything to it: put the "
         "folder back first to keep one copy", where)
+
+
+def lineage(get: Get, folder_id: str, above: dict[str, Optional[str]],
+            parent: Optional[str] = None) -> list[str]:
+    """The ids of the folder ``folder_id`` and of the folders it sits in (each its first
+    parent, as Drive has them: whatever path or link reached it), nearest first; My Drive's
+    top by its own id however it was named (``drive:`` is ``root``). ``above``: what was read
+    before, id -> its parent (None: none; ``root`` -> the top's id), filled in; ``parent``:
+    the folder's, when known. A folder that cannot be read ends the climb (above a folder
+    shared with this account)."""
+    if parent is not None and folder_id != "root":
+        above.setdefault(folder_id, parent)
+    out: list[str] = []
+    at: Optional[str] = folder_id
+    while at is not None and len(out) < MAX_DEPTH:
+        if at not in above:
+            try:
+                res = get(at, "drive:" if at == "root" else f"drive:id:{at}")
+            except DriveStageError:
+                break
+            parents = [p for p in res.get("parents") or [] if isinstance(p, Mapping)]
+            real = str(res.get("id") or at)
+            above[real] = str(parents[0].get("id")) if parents else None
+            if parents and parents[0].get("isRoot") is True:   # My Drive's top: no more
+                above.setdefault("root", str(parents[0].get("id")))
+                above.setdefault(str(parents[0].get("id")), None)
+            if real != at:   # root: the alias of the top of My Drive
+                above[at] = real
+        at = above[at] if at == "root" else at
+        if at is None:
+            break
+        out.append(at)
+        at = above.get(at)
+    return out
+
+
+def still_there(get: Get, folder_id: str, where: str, parent_id: Optional[str] = None,
+                name: str = "") -> Optional[dict[str, Any]]:
+    """The folder as Drive has it now; None when it is gone or in the trash, or (with
+    ``parent_id``) no longer the folder ``name`` in ``parent_id``."""
+    try:
+        res = get(folder_id, where)
+    except NotFoundError:
+        return None
+    moved = bool(parent_id) and not is_live_folder(res, parent_id or "", name)
+    return None if (res.get("labels") or {}).get("trashed") or moved else res

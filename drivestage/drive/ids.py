@@ -153,7 +153,8 @@ class Creates:
         ``within`` (the pass's folders) whose local file is gone are dropped. A recorded id
         in ``listed`` (ids the store listed) names no lost create: the push knows its file,
         here the old copy of a checkpoint it replaces by a new one, which a 409 read as a lost
-        create's file updated in place before the new sidecar was sent: a new id."""
+        create's file updated in place before the new sidecar was sent: a new id. With
+        nothing (a pass's end), the files verified since are recorded so."""
         state = CreateIds()
         recorded = state.recorded()
         want = {CreateIds.key(path, folder.id, name): (folder.id, name)

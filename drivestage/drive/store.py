@@ -89,6 +89,7 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
         self._targets: dict[str, str] = {}
         self._elsewhere: set[str] = set()  # folders outside this shared drive (via shortcuts)
         self._listed_in: dict[str, str] = {}  # item id -> the folder it was listed in, last
+        self._above: dict[str, Optional[str]] = {}  # folder id -> its parent (lineage)
         self.creates = ids.Creates(transport, api_root)  # the ids new files are made with
         self._init_deletes()
 
@@ -98,6 +99,13 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
     def place(self, path: StorePath) -> str:
         """By id, one place from every root (a shared drive, Shared with me): one lock."""
         return f"drive at {self.api_root or ''}|{path}" if path.start else super().place(path)
+
+    def lineage(self, folder: RemoteEntry) -> list[tuple[str, str]]:
+        """By the folders' ids as Drive has them (one files.get each, once per store)."""
+        ids = folders.lineage(self._get, folder.id, self._above, folder.parent_id) or [folder.id]
+        names = dict(self._names, **{self._above.get("root") or "": "drive:"})
+        return [(self.place(StorePath(i, ())), self.describe(folder) if at == 0 else
+                 names.get(i) or f"drive:id:{i}") for at, i in enumerate(ids)]
 
     @property
     def service(self) -> Any:
@@ -346,7 +354,9 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
             self._walked = {}  # a walk found the path leads elsewhere now: said once
             folders.say_gone(where)
         if cached is not None:
-            fresh = self._still_there(cur.id, where, self._parent_ids.get(key or ()), names[-1])
+            res = folders.still_there(self._get, cur.id, where,
+                                      self._parent_ids.get(key or ()), names[-1])
+            fresh = None if res is None else entry_from_resource(res, where)
             if fresh is None:  # trashed, deleted, renamed or moved since it was learnt
                 folders.say_gone(where)
                 self.forget_folders()
@@ -362,7 +372,7 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
     def forget_folders(self, walk: bool = False) -> None:
         self._walked = dict(self._folder_ids) if walk else {}
         self._folder_ids = {(): self.root_id}
-        self._parent_ids = {}
+        self._parent_ids, self._above = {}, ({} if walk else self._above)  # (moved since?)
 
     def _learn(self, key: tuple[str, ...], entry: RemoteEntry, parent_id: str) -> None:
         """Cache the folder at the path ``key``, found in ``parent_id`` (not where a
@@ -370,17 +380,6 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
         self._folder_ids[key] = entry.id
         via = isinstance(entry, DriveEntry) and entry.via_shortcut
         self._parent_ids[key] = "" if via else parent_id
-
-    def _still_there(self, folder_id: str, where: str, parent_id: Optional[str] = None,
-                     name: str = "") -> Optional[DriveEntry]:
-        """The folder as Drive has it now; None when it is gone or in the trash, or (with
-        ``parent_id``) no longer the folder ``name`` in ``parent_id``."""
-        try:
-            res = self._get(folder_id, where)
-        except NotFoundError:
-            return None
-        moved = bool(parent_id) and not folders.is_live_folder(res, parent_id or "", name)
-        return None if is_trashed(res) or moved else entry_from_resource(res, where)
 
     def _check_into(self, folder: RemoteEntry) -> None:
         # "Shared with me" itself too (drive:shared-with-me/<a folder not there>): a push

@@ -1,0 +1,132 @@
+"""Two pushes at once on one machine whose Drive folders nest, or which name one folder two
+ways that no lock told apart.
+
+``drivestage mirror ./runs drive:runs`` runs while the trainer's hooks push ``./runs/exp1``
+to ``drive:runs/exp1``: both list ``runs/exp1``, find its new files missing and create them.
+Each push held the lock of its own folder only, so neither waited: every new file of
+``exp1`` was made twice (the create-id records of the two pushes, written one over the other,
+did not stop it). Likewise ``drive:`` (the top of My Drive) and ``drive:id:<its id>`` were two
+lock places for one folder."""
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+from drivestage.upload_tree import push
+
+from _proxy import Proxy, Reply
+from test_push_safety import _md5, _no_duplicates, _run_tree
+
+
+class _Waits(logging.Handler):
+    """Sets ``event`` when a push says it waits for another; keeps what it said."""
+
+    def __init__(self, event: threading.Event):
+        super().__init__(logging.WARNING)
+        self.event, self.said = event, []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "waiting for it" in record.getMessage():
+            self.said.append(record.getMessage())
+            self.event.set()
+
+
+def _live_in(emu, folder_id: str) -> dict:
+    return {f["title"]: f.get("md5Checksum") for f in emu.files()
+            if not f["labels"]["trashed"] and not f["mimeType"].endswith(".folder")
+            and (f.get("parents") or [{}])[0].get("id") == folder_id}
+
+
+def _folders(emulator) -> str:
+    """``runs/exp1`` and the subfolders of the tree, already on Drive (the first ids a push
+    asks Drive for are then its new files'); the id of ``exp1``."""
+    emulator.add_folder("runs/exp1/tb/deep")
+    return emulator.find("runs/exp1")["id"]
+
+
+def _two_at_once(emulator, monkeypatch, first: tuple, second: tuple) -> list:
+    """``push(*first)``; when it asks Drive for its new files' ids (it has listed its folders,
+    decided what to create and read the ids recorded for them), ``push(*second)`` runs in a thread, whole, unless it says
+    it waits for the first. What the pushes said about waiting."""
+    second_done = threading.Event()   # ended, or said it waits for the first
+    errors: list = []
+
+    def run_second() -> None:
+        try:
+            push(*second, jobs=1)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+        finally:
+            second_done.set()
+
+    started: list = []
+
+    def at_the_ids(status: int, headers: dict, body: bytes) -> Reply:
+        if not started:
+            started.append(threading.Thread(target=run_second))
+            started[0].start()
+            assert second_done.wait(60)
+        return Reply(status, headers, [body])
+
+    handler = _Waits(second_done)
+    logging.getLogger("drivestage").addHandler(handler)
+    try:
+        with Proxy(emulator.url) as proxy:   # (both pushes go through it: one API root)
+            monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+            monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+            proxy.on("GET", r"generateIds", at_the_ids)
+            push(*first, jobs=1)
+            assert started
+            started[0].join(60)
+            assert not started[0].is_alive()
+    finally:
+        logging.getLogger("drivestage").removeHandler(handler)
+    assert not errors, errors
+    return handler.said
+
+
+@pytest.mark.parametrize("outer_first", [True, False], ids=["mirror-first", "hooks-first"])
+def test_a_push_into_a_folder_inside_another_push_s_folder_waits_for_it(
+        emulator, local_state, monkeypatch, outer_first):
+    exp1 = _folders(emulator)
+    runs = local_state / "runs"
+    files = _run_tree(runs / "exp1")
+    outer = (str(runs), "drive:runs")
+    inner = (str(runs / "exp1"), "drive:runs/exp1")
+    said = _two_at_once(emulator, monkeypatch, *((outer, inner) if outer_first
+                                                 else (inner, outer)))
+    assert _no_duplicates(emulator) == {}
+    top = {k: _md5(v) for k, v in files.items() if "/" not in k}
+    assert _live_in(emulator, exp1) == top
+    if outer_first:
+        assert said == ["another push into drive:runs, which holds drive:runs/exp1, is "
+                        "running in this process; waiting for it"]
+    else:
+        assert said == ["another push into drive:runs or a folder inside it is running in "
+                        "this process; waiting for it"]
+
+
+def test_two_pushes_from_other_local_folders_into_nested_drive_folders(
+        emulator, local_state, monkeypatch):
+    """Nested on Drive only (``./a`` -> ``drive:runs``, ``./b`` -> ``drive:runs/exp1``):
+    their create-id records are of other local files, and every file both make was made
+    twice."""
+    exp1 = _folders(emulator)
+    a, b = local_state / "a", local_state / "b"
+    _run_tree(a / "exp1")
+    files = _run_tree(b)
+    _two_at_once(emulator, monkeypatch, (str(a), "drive:runs"), (str(b), "drive:runs/exp1"))
+    assert _no_duplicates(emulator) == {}
+    assert set(_live_in(emulator, exp1)) == {k for k in files if "/" not in k}
+
+
+def test_my_drive_s_top_by_path_and_by_its_id_is_one_lock(emulator, local_state, monkeypatch):
+    root = emulator.root_id()
+    src = local_state / "logs"
+    files = _run_tree(src)
+    _two_at_once(emulator, monkeypatch, (str(src), "drive:"), (str(src), f"drive:id:{root}"))
+    assert _no_duplicates(emulator) == {}
+    top = {k: _md5(v) for k, v in files.items() if "/" not in k}
+    assert _live_in(emulator, root) == top
