@@ -20,11 +20,12 @@ import os
 import sys
 import threading
 from contextlib import ExitStack, contextmanager
-from typing import Iterator, Sequence
+from typing import Iterator, Optional, Sequence
 
 from filelock import FileLock, Timeout
 
 from drivestage.errors import LocalFileError
+from drivestage.interrupts import deferred
 from drivestage.state import state_dir
 
 if sys.platform != "win32":
@@ -108,8 +109,11 @@ def _flock(folder: "os.PathLike[str]", place: str, alone: bool, who: str) -> Ite
     """The file lock of ``place`` (``alone``: exclusively, else shared), waited for with a
     warning (``who`` holds it, in this process or another one of this machine)."""
     digest = hashlib.sha256(place.encode()).hexdigest()[:32]
-    fd = os.open(os.path.join(folder, f"tree-{digest}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    fd: Optional[int] = None
     try:
+        with deferred():  # (a Ctrl-C between the open and this try left it open)
+            fd = os.open(os.path.join(folder, f"tree-{digest}.lock"),
+                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         mode = fcntl.LOCK_EX if alone else fcntl.LOCK_SH
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
@@ -127,4 +131,5 @@ def _flock(folder: "os.PathLike[str]", place: str, alone: bool, who: str) -> Ite
             with _GUARD:
                 _HELD[digest] -= 1
     finally:
-        os.close(fd)   # (releases the lock)
+        if fd is not None:
+            os.close(fd)   # (releases the lock)

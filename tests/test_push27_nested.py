@@ -130,3 +130,47 @@ def test_my_drive_s_top_by_path_and_by_its_id_is_one_lock(emulator, local_state,
     assert _no_duplicates(emulator) == {}
     top = {k: _md5(v) for k, v in files.items() if "/" not in k}
     assert _live_in(emulator, root) == top
+
+
+def test_a_ctrl_c_at_any_point_of_a_tree_lock_leaves_every_lock_free(tmp_path, monkeypatch):
+    """The locks of a push's folder and of the folders above it (drivestage.locks): a Ctrl-C
+    wherever the main thread is while they are taken, held or given back leaves them all
+    free for the next push (into the folder, above it or below it)."""
+    import os
+    import sys
+
+    import drivestage
+    from drivestage.locks import tree_lock
+
+    from test_interrupt_locks import _ends_within, _InterruptAt
+
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    root = os.path.dirname(drivestage.__file__)
+    lineage = [("t:exp1", "drive:runs/exp1"), ("t:runs", "drive:runs"), ("t:top", "drive:")]
+
+    def work() -> None:
+        with tree_lock(lineage):
+            pass
+
+    def others() -> None:
+        with tree_lock(lineage[1:]):   # a push into the folder above
+            pass
+        with tree_lock([("t:exp1/tb", "drive:runs/exp1/tb")] + lineage):   # below
+            pass
+
+    k = landed = 0
+    while True:
+        k += 1
+        tracer = _InterruptAt(k, only_under=root, opcodes=True)
+        sys.settrace(tracer)
+        try:
+            work()
+        except KeyboardInterrupt:
+            landed += 1
+        else:
+            break
+        finally:
+            sys.settrace(None)
+        assert _ends_within(others, 5), f"a lock stayed held after a Ctrl-C at point " \
+            f"{k}: {tracer.where}"
+    assert landed >= 5
