@@ -90,3 +90,69 @@ def test_a_failed_pass_s_verified_checkpoint_is_not_overwritten_by_the_next_proc
     (side,) = _live(emulator, "weights.json")
     assert json.loads(emulator.read_bytes(side["id"]))["md5"] == _md5(v2)
     assert len(_live(emulator, "z.log")) == 1
+
+
+def test_a_killed_pass_s_verified_checkpoint_is_not_overwritten_by_the_next_process(
+        emulator, proxy, local_state, fast_retries):
+    """A kill (SIGKILL: nothing runs at the end) after `a.safetensors` and its sidecar were
+    verified, while the pass's last create was under way, left their records as "create
+    sent, never seen to end". The next process, its listing lagging, took `a.safetensors`
+    (a checkpoint: its sidecar is made beside it) for a lost create's file and updated it in
+    place before the new sidecar was sent; cut there, no copy on Drive was the one its
+    sidecar vouches for. A file whose sidecar the pass creates beside it is now never
+    updated in place through its recorded id: the new bytes go to a new file."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from drivestage.drive import connect
+    from drivestage.errors import DriveStageError
+    from drivestage.upload_tree import push
+
+    from _kill import sigkill_when
+
+    src = local_state / "run"
+    src.mkdir()
+    v1, v2 = b"one" * 100, b"two" * 100
+    for stem in ("a", "b"):
+        (src / f"{stem}.safetensors").write_bytes(v1)
+        (src / f"{stem}.json").write_bytes(sidecar_json(1, v1))
+    emulator.add_folder("runs")
+    emulator.faults.lag_listing(created=3, titles=r"^[ab]\.")
+    # The child's creates: a.safetensors, b.safetensors, a.json, then b.json, whose
+    # request is held until the child is killed.
+    creates, held, release = [0], threading.Event(), threading.Event()
+
+    def hold_the_last(status: int, headers: dict, body: bytes) -> Reply:
+        creates[0] += 1
+        if creates[0] == 4:
+            held.set()
+            release.wait(60)
+        return Reply(status, headers, [body])
+    rule = proxy.on("POST", r"^/upload/", hold_the_last)
+    env = dict(os.environ, DRIVESTAGE_API_ROOT=proxy.url, DRIVESTAGE_TOKEN="test-token")
+    child = subprocess.Popen([sys.executable, "-m", "drivestage", "push", str(src),
+                              "drive:runs", "--jobs", "1"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        sigkill_when(child, held.is_set, "the push never sent its last create")
+    finally:
+        release.set()
+    proxy.rules.remove(rule)
+    (first,) = _live(emulator, "a.safetensors")
+    (side,) = _live(emulator, "a.json")
+    assert not _live(emulator, "b.json")
+    # The next save; the next process's listing shows none of them yet, and its update of
+    # a.json is cut (refused, as by a kill).
+    (src / "a.safetensors").write_bytes(v2)
+    (src / "a.json").write_bytes(sidecar_json(2, v2))
+    proxy.on("PUT", side["id"], _refused)
+    try:
+        push(str(src), "runs", store=connect(api_root=proxy.url, token="test-token"), jobs=1)
+    except DriveStageError:
+        pass
+    copies = {f["id"]: f["md5Checksum"] for f in _live(emulator, "a.safetensors")}
+    assert copies[first["id"]] == _md5(v1)   # the copy its sidecar vouches for
+    for f in _live(emulator, "a.json"):
+        assert json.loads(emulator.read_bytes(f["id"]))["md5"] in copies.values()

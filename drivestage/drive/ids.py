@@ -203,6 +203,17 @@ class Creates:
             found = self._pending.get((folder_id, name))
             return found[2] if found is not None else None
 
+    def _checkpoint(self, folder_id: str, name: str) -> bool:
+        """Whether ``name`` is a checkpoint as push replaces one: a ``.pt``/``.pth``/``.ckpt``,
+        or a file whose sidecar this pass creates beside it (``weights.safetensors`` and
+        ``weights.json``), which a sidecar on Drive may vouch for. A kill leaves its record
+        unverified, and its next create, answered 409, updated it in place (push27)."""
+        if name.endswith(sidecar.CHECKPOINT_SUFFIXES):
+            return True
+        with self._lock:
+            return not sidecar.is_sidecar(name) and \
+                (folder_id, sidecar.name_for(name)) in self._planned
+
     def settled(self, folder_id: str, name: str, md5: Optional[str] = None) -> None:
         """The new file is verified on Drive with ``md5`` (None: its id is of no more use):
         its record says so (or goes), with the others' once the pass has none left waiting
@@ -305,7 +316,7 @@ class Creates:
                 if made is not None:
                     got = self._made(made, send, where, file_id, local_path, md5_cache,
                                      keep=self._verified_md5(folder.id, name) is not None
-                                     or name.endswith(sidecar.CHECKPOINT_SUFFIXES))
+                                     or self._checkpoint(folder.id, name))
                     if got is not None:
                         entry = got
                         break
