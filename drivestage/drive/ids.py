@@ -155,6 +155,10 @@ class Creates:
         here the old copy of a checkpoint it replaces by a new one, which a 409 read as a lost
         create's file updated in place before the new sidecar was sent: a new id. With
         nothing (a pass's end), the files verified since are recorded so."""
+        within = list(within)
+        with self._lock:
+            if not creates and not within and not self._settled:   # (a pass's end: nothing)
+                return
         state = CreateIds()
         recorded = state.recorded()
         want = {CreateIds.key(path, folder.id, name): (folder.id, name)
