@@ -88,11 +88,10 @@ class PushJob:
                              "folder as DEST")
         if root.read_only:  # before any write: a push there could only fail file by file
             raise PermissionDeniedError(root.read_only)
-        # DEST's own lock by its id too (upload_tree holds the one of DEST as written):
-        # another push into this folder named another way (by id, through a shortcut)
-        # listed it before either created anything, and both made every new file
-        # (attacky25); and those of the folders above it: a push into one of them (a mirror
-        # of the whole runs folder) writes into DEST too (push27).
+        # DEST's lock by its id too (upload_tree holds DEST's as written): a push into it named
+        # another way (by id, a shortcut) made every new file too (attacky25); and those of
+        # the folders above it: a push into one (a mirror of all runs) writes into DEST too,
+        # as one into a folder inside DEST does (push27).
         with tree_lock(store.lineage(root)):
             self._into(root, tree, path, removal)
 
