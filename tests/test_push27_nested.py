@@ -174,3 +174,65 @@ def test_a_ctrl_c_at_any_point_of_a_tree_lock_leaves_every_lock_free(tmp_path, m
         assert _ends_within(others, 5), f"a lock stayed held after a Ctrl-C at point " \
             f"{k}: {tracer.where}"
     assert landed >= 5
+
+
+def test_a_push_waits_for_a_mirror_of_the_folder_above_in_another_process_until_it_dies(
+        emulator, local_state, monkeypatch):
+    """Two processes: `drivestage push ./runs drive:runs` (a mirror's period), held by the
+    proxy once it has listed and asks for its new files' ids, holds the locks; a push of
+    ./runs/exp1 into drive:runs/exp1 in this process says it waits, and goes on once the
+    other is SIGKILLed (the kernel drops a dead process's locks): each file made once."""
+    import os
+    import subprocess
+    import sys
+
+    from _kill import sigkill_when
+
+    exp1 = _folders(emulator)
+    runs = local_state / "runs"
+    files = _run_tree(runs / "exp1")
+    held, release, waits = threading.Event(), threading.Event(), threading.Event()
+
+    def hold(status: int, headers: dict, body: bytes) -> Reply:
+        if not held.is_set():
+            held.set()
+            release.wait(60)
+        return Reply(status, headers, [body])
+    handler = _Waits(waits)
+    logging.getLogger("drivestage").addHandler(handler)
+    errors: list = []
+    try:
+        with Proxy(emulator.url) as proxy:
+            proxy.on("GET", r"generateIds", hold, times=1)
+            env = dict(os.environ, DRIVESTAGE_API_ROOT=proxy.url, DRIVESTAGE_TOKEN="test-token")
+            child = subprocess.Popen([sys.executable, "-m", "drivestage", "push", str(runs),
+                                      "drive:runs", "--jobs", "1"], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                assert held.wait(120), "the mirror never asked for its files' ids"
+                monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)   # (one API root)
+                monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+
+                def inner() -> None:
+                    try:
+                        push(str(runs / "exp1"), "drive:runs/exp1", jobs=1)
+                    except Exception as exc:  # reported below
+                        errors.append(exc)
+                second = threading.Thread(target=inner)
+                second.start()
+                assert waits.wait(60), "the push into drive:runs/exp1 never waited"
+                sigkill_when(child, lambda: True)
+            finally:
+                release.set()
+                if child.poll() is None:
+                    child.kill()
+            second.join(60)
+            assert not second.is_alive()
+    finally:
+        logging.getLogger("drivestage").removeHandler(handler)
+    assert not errors, errors
+    assert handler.said == ["another push into drive:runs, which holds drive:runs/exp1, is "
+                            "running on this machine; waiting for it"]
+    assert _no_duplicates(emulator) == {}
+    top = {k: _md5(v) for k, v in files.items() if "/" not in k}
+    assert _live_in(emulator, exp1) == top
