@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test test-fast demo install compiled bench clean
+.PHONY: test test-fast test-colab demo install compiled bench clean
 
 # One test worker per core and one more (pytest-xdist; tests/conftest.py sets the count and
 # gives each worker one compute thread).
@@ -56,6 +56,18 @@ test-fast: compiled
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m mypy
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -q -ra -m 'not slow' $(XDIST) $(PYTEST_ARGS)
 
+# The suite on Colab's stack: its Python (3.13) and every package at the version Colab ships
+# (tests/data/colab-*-pip-freeze.txt, by scripts/colab_constraints.py), not the newest
+# releases `make test` takes. Not part of `make test`: torch for another Python is a
+# download of several GB. COLAB_PY names that Python (pyenv: PYENV_VERSION=3.13.0).
+COLAB_PY ?= python3.13
+COLAB_VENV := .venv-colab
+test-colab:
+	test -x $(COLAB_VENV)/bin/python || $(COLAB_PY) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python scripts/colab_constraints.py > $(COLAB_VENV)/constraints.txt
+	$(COLAB_VENV)/bin/python -m pip install -q --no-compile -e '.[train,dev,export]' -c $(COLAB_VENV)/constraints.txt
+	PYTHONDONTWRITEBYTECODE= $(COLAB_VENV)/bin/python -m pytest -q -ra $(XDIST) $(PYTEST_ARGS)
+
 demo: compiled $(DEPS_COMPILED)
 	$(BIN)/python -m trainer.demo
 
@@ -69,4 +81,4 @@ bench: $(DEPS_COMPILED)
 	$(BIN)/python bench/epoch.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(COLAB_VENV) build *.egg-info .pytest_cache

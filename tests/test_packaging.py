@@ -140,3 +140,19 @@ def test_export_onnx_without_the_extra_says_what_to_install(tmp_path):
     assert res.stderr == ('Error: ONNX export needs the onnx package, which [train] leaves out; install it with '
                           'pip install -e ".[export]" (or pip install onnx)\n')
     assert list(tmp_path.iterdir()) == [weights]
+
+
+def test_colab_constraints_pin_what_colab_ships_as_pypi_has_it():
+    """`make test-colab` installs under these: Colab's versions, PyPI's builds of them (no
+    ``+cu128``), no CUDA runtime packages (PyPI's torch names its own), nothing from a URL."""
+    import runpy
+
+    constraints = runpy.run_path(str(ROOT / "scripts" / "colab_constraints.py"))["constraints"]
+    pins = dict(line.split("==") for line in constraints(COLAB_FREEZE.read_text()))
+    colab = _colab_versions()
+    assert pins["torch"] == colab["torch"].split("+")[0] == "2.11.0"
+    assert pins["torchvision"] == "0.26.0" and pins["protobuf"] == "5.29.6"
+    assert pins["PyDrive2"] == colab["pydrive2"]
+    assert not [n for n in pins if n.lower().startswith(("nvidia-", "cuda-"))]
+    assert not [v for v in pins.values() if "+" in v or " " in v]
+    assert constraints("a @ file:///x\n# c\nnvidia-nccl-cu12==2.1\nb==1.0+cu1\n") == ["b==1.0"]
