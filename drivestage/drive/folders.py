@@ -138,13 +138,26 @@ def say_gone(where: str) -> None:
 def lineage(get: Get, folder_id: str, above: dict[str, Optional[str]],
             parent: Optional[str] = None) -> list[str]:
     """The ids of the folder ``folder_id`` and of the folders it sits in (each its first
-    parent, as Drive has them: whatever path or link reached it), nearest first; My Drive's
-    top by its own id however it was named (``drive:`` is ``root``). ``above``: what was read
-    before, id -> its parent (None: none; ``root`` -> the top's id), filled in; ``parent``:
-    the folder's, when known. A folder that cannot be read ends the climb (above a folder
-    shared with this account)."""
-    if parent is not None and folder_id != "root":
-        above.setdefault(folder_id, parent)
+    parent, as Drive has them: whatever path or link reached it), nearest first, each once;
+    My Drive's top by its own id however it was named (``drive:`` is ``root``). ``above``:
+    what was read before, id -> its parent (None: none; ``root`` -> the top's id), filled in;
+    ``parent``: the folder's, when known. A folder that cannot be read ends the climb (above
+    a folder shared with this account), and so does one met twice."""
+    hinted = parent is not None and folder_id != "root" and folder_id not in above
+    if hinted:
+        above[folder_id] = parent
+    out, looped = _climb(get, folder_id, above)
+    if looped and hinted:
+        # The parent given was the folder of a shortcut that leads back up to this folder
+        # (``course/back`` -> ``course``), not the folder's own: read its own instead.
+        del above[folder_id]
+        out, _ = _climb(get, folder_id, above)
+    return out
+
+
+def _climb(get: Get, folder_id: str, above: dict[str, Optional[str]]) -> tuple[list[str], bool]:
+    """:func:`lineage`'s ids, and whether the climb came back to a folder already met (a
+    loop: a wrong ``parent``, or a server's lie) and ended there."""
     out: list[str] = []
     at: Optional[str] = folder_id
     while at is not None and len(out) < MAX_DEPTH:
@@ -164,9 +177,13 @@ def lineage(get: Get, folder_id: str, above: dict[str, Optional[str]],
         at = above[at] if at == "root" else at
         if at is None:
             break
+        if at in out:
+            # A folder's lock held twice (shared as a folder above, exclusively as its
+            # own) waits for itself for good.
+            return out, True
         out.append(at)
         at = above.get(at)
-    return out
+    return out, False
 
 
 def still_there(get: Get, folder_id: str, where: str, parent_id: Optional[str] = None,
