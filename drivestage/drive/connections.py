@@ -130,7 +130,7 @@ class _Http(httplib2.Http):  # type: ignore[misc]  # (httplib2 has no types)
     """httplib2 that follows a redirect without the resource keys, as it drops the token:
     it sends the request's headers on to whatever address the server names (another
     origin), and a key with its id is the secret part of a file's sharing link. Drive's API
-    never redirects."""
+    redirects at most a download, to a signed address that needs neither."""
 
     def request(self, uri: str, method: str = "GET", body: Any = None,
                 headers: Optional[dict[str, str]] = None,

@@ -169,13 +169,14 @@ def translate(exc: BaseException, what: str, *, uploading: bool = False,
             return errors.RemoteError(f"{what}: cannot reach the server ({exc}); check the "
                                       f"network or --api-root / DRIVESTAGE_API_ROOT")
         if isinstance(exc, (httplib2.RedirectLimit, httplib2.RedirectMissingLocation)):
-            # httplib2 follows a GET's redirects itself and raises after five (or on one
-            # without a Location): a loop that would end in a traceback. Not retried: Drive's
-            # API never redirects, so a server that does is not Drive and will do it again.
+            # httplib2 (and drivestage's download streams) follow a GET's redirects and give
+            # up after five, or on one without a Location: a loop that would end in a
+            # traceback. Not retried: Drive redirects a download once, to a signed address
+            # that serves it; a server that loops is not Drive and will loop again.
             return errors.RemoteError(
                 f"{what}: the server answered with redirects that lead nowhere (a loop, or "
-                f"one without an address: {exc}); Drive's API never redirects. Check "
-                "--api-root / DRIVESTAGE_API_ROOT and any proxy between you and Drive")
+                f"one without an address: {exc}); Drive redirects at most a download, once. "
+                "Check --api-root / DRIVESTAGE_API_ROOT and any proxy between you and Drive")
     except ImportError:  # pragma: no cover - httplib2 is a dependency
         pass
     auth = _auth_failure(exc, what)

@@ -14,7 +14,7 @@ import threading
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Mapping, Optional, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httplib2
 
@@ -122,6 +122,7 @@ class Transport:
         arrives (httplib2 reads every body whole into memory). An error answer is raised as
         :meth:`request` raises it (its body read up to 64 KiB); a body left unread closes
         the connection. The socket timeout is the connection's (``DRIVESTAGE_HTTP_TIMEOUT``).
+        A redirect is followed without the token (see :func:`_stream`).
         """
         yield from _stream(self, uri, headers or {})
 
@@ -159,7 +160,52 @@ class Streamed:
         return self._resp.isclosed()
 
 
+#: Redirects a download follows at most (httplib2's limit too).
+MAX_REDIRECTS = 5
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
 def _stream(transport: Transport, uri: str, headers: Mapping[str, str]) -> Iterator[Streamed]:
+    """The answer to a GET of ``uri``, redirects followed: Google's front end may answer a
+    media download with a redirect (302/307) to a signed address on
+    ``*.googleusercontent.com`` that needs no token, as googleapiclient's own downloader
+    expects. A redirect is followed with neither the token nor a resource key (httplib2
+    drops ``Authorization`` likewise); a refusal there (the signed address expired) is
+    asked of Drive again, as a failed attempt."""
+    for hop in range(MAX_REDIRECTS + 1):
+        key, conn = _stream_connection(transport, uri)
+        resp: Optional[http.client.HTTPResponse] = None
+        try:
+            resp = _answer(transport, conn, uri, headers, signed_in=hop == 0)
+            if resp.status in _REDIRECTS:
+                _error_body(resp, conn.timeout)  # read out: the connection serves the next
+                if not resp.getheader("location"):
+                    raise httplib2.RedirectMissingLocation(
+                        f"HTTP {resp.status} without a Location", resp, b"")
+                uri = urljoin(uri, resp.getheader("location", ""))
+                continue
+            if not 200 <= resp.status < 300:
+                body = transport.credentials.redact(_error_body(resp, conn.timeout))
+                if hop and resp.status in (401, 403, 404, 410):
+                    raise retry.TransientError(
+                        f"the address Drive redirected the download to answered HTTP "
+                        f"{resp.status}; asking Drive again")
+                answers.raise_for_status(resp.status, body, dict(resp.getheaders()), uri=uri)
+            yield Streamed(resp)
+            return
+        finally:
+            if resp is None or not resp.isclosed():
+                # A body not read to its end (or a failure before an answer): the connection
+                # cannot carry another request.
+                conn.close()
+                transport._local.streams.pop(key, None)
+    # Typed with the operation's name by the retry loop (retry.translate), not retried.
+    raise httplib2.RedirectLimit(f"more than {MAX_REDIRECTS} redirects in a row", None, b"")
+
+
+def _stream_connection(transport: Transport, uri: str
+                       ) -> tuple[str, http.client.HTTPConnection]:
+    """This thread's streaming connection to the origin of ``uri`` (and its key)."""
     parts = urlsplit(uri)
     key = f"{parts.scheme}:{parts.netloc}"
     conns: dict[str, http.client.HTTPConnection] = getattr(transport._local, "streams", None) \
@@ -168,35 +214,35 @@ def _stream(transport: Transport, uri: str, headers: Mapping[str, str]) -> Itera
     conn = conns.get(key)
     if conn is None:
         conn = conns[key] = _connection(transport.http().http, parts.scheme, parts.netloc)
+    return key, conn
+
+
+def _answer(transport: Transport, conn: http.client.HTTPConnection, uri: str,
+            headers: Mapping[str, str], *, signed_in: bool) -> http.client.HTTPResponse:
+    """One GET of ``uri`` on ``conn``: with the token and the resource keys it needs when
+    ``signed_in`` (refreshing the token once on a 401), else with neither (a redirect's
+    address: whatever it is, it gets no secret)."""
+    parts = urlsplit(uri)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     creds = transport.credentials
-    resp: Optional[http.client.HTTPResponse] = None
-    try:
-        refreshed = False
-        while True:
+    refreshed = False
+    while True:
+        plain = {**dict(headers), "user-agent": "drivestage"}
+        if signed_in:
             creds.ensure_valid()
-            sent = creds.headers_for(uri, {**dict(headers), "user-agent": "drivestage"})
-            used = creds.access_token
-            transport._count()
-            conn.request("GET", path, headers=sent)
-            resp = conn.getresponse()
-            if resp.status != 401 or not creds.can_refresh or refreshed:
-                break
-            _error_body(resp, conn.timeout)  # once more after refreshing the token
-            if not resp.isclosed():
-                conn.close()  # http.client opens it again for the next request
-            creds.refresh(stale_token=used)
-            refreshed = True
-        if not 200 <= resp.status < 300:
-            body = creds.redact(_error_body(resp, conn.timeout))
-            answers.raise_for_status(resp.status, body, dict(resp.getheaders()), uri=uri)
-        yield Streamed(resp)
-    finally:
-        if resp is None or not resp.isclosed():
-            # A body not read to its end (or a failure before an answer): the connection
-            # cannot carry another request.
-            conn.close()
-            conns.pop(key, None)
+        sent = creds.headers_for(uri, plain) if signed_in else plain
+        used = creds.access_token
+        if signed_in:
+            transport._count()  # an API request (a redirect's address charges no quota)
+        conn.request("GET", path, headers=sent)
+        resp = conn.getresponse()
+        if resp.status != 401 or not signed_in or not creds.can_refresh or refreshed:
+            return resp
+        _error_body(resp, conn.timeout)  # once more after refreshing the token
+        if not resp.isclosed():
+            conn.close()  # http.client opens it again for the next request
+        creds.refresh(stale_token=used)
+        refreshed = True
 
 
 #: How much of an error answer's body is read (a hostile server may send an endless one).

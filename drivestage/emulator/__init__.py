@@ -25,7 +25,8 @@ Modules: :mod:`server` (the :class:`Emulator`), :mod:`handler` (one connection),
 :mod:`query` (the ``q`` grammar), :mod:`render` (resources), :mod:`seed` (the Python
 API for seeding), :mod:`faults`, :mod:`accounting` (call kinds, quota units, limits),
 :mod:`batch` (``POST /batch/drive/v2``, up to 100 calls in one request),
-:mod:`log` (request log, redaction), :mod:`wire` (HTTP bodies), :mod:`errors`.
+:mod:`log` (request log, redaction), :mod:`wire` (HTTP bodies), :mod:`errors`,
+:mod:`signed` (the signed links a redirected download is served at).
 
 Control API (a reserved prefix, not part of Drive; needs the bearer token only
 when ``--token`` is set):
@@ -34,7 +35,7 @@ when ``--token`` is set):
 ``GET /_emulator/health``   ``{"ok": true, "url": ...}``
 ``GET /_emulator/faults``   the active faults
 ``POST /_emulator/faults``  ``{"kind": "inject"|"drop"|"latency"|"throttle"|"corrupt"|
-                            "corrupt_upload"|"relocate_sessions"|"ignore_range"|"keep_less"|"short_pages"|
+                            "corrupt_upload"|"redirect_media"|"relocate_sessions"|"ignore_range"|"keep_less"|"short_pages"|
                             "expire_page_tokens"|"lag_listing"|"chaos", ...}`` with the keyword
                             arguments of the :class:`Faults` method of that name
 ``DELETE /_emulator/faults`` remove every fault

@@ -16,7 +16,8 @@ from drivestage.emulator.errors import EmulatorApiError
 CALLABLE = ("add_folder", "add_shortcut", "add_shared_drive", "set_drive_role", "share", "unshare",
             "share_link", "set_resource_key", "set_abusive", "restrict_download", "set_checksums",
             "limit_downloads", "set_child_limit", "set_other_usage",
-            "set_token_scopes", "set_api_quota", "revisions", "expire_revisions", "set_service_account")
+            "set_token_scopes", "set_api_quota", "revisions", "expire_revisions", "set_service_account",
+            "expire_download_links")
 
 
 class ControlRoutes:

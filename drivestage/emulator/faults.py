@@ -137,6 +137,9 @@ class Faults:
         self._corrupt: dict[str, Optional[int]] = {}     # file id -> times left (None: forever)
         self._corrupt_uploads = 0
         self._relocated: Optional[tuple[str, Optional[int]]] = None  # origin, times left
+        #: alt=media downloads answered with a redirect: status, origin (None: this server's),
+        #: times left (None: every one)
+        self._media_redirect: Optional[tuple[int, Optional[str], Optional[int]]] = None
         self._ranges_ignored = 0          # answers left that ignore Range (-1: every one)
         self._page_size: Optional[int] = None   # files.list items per page at most (None: as asked)
         self._tokens_rejected = 0         # page tokens left to reject (-1: every one)
@@ -230,6 +233,21 @@ class Faults:
         made here, as usual."""
         with self._lock:
             self._relocated = (origin.rstrip("/") + "/", times)
+
+    def redirect_media(self, status: int = 307, times: Optional[int] = None,
+                       origin: Optional[str] = None) -> None:
+        """Answer the next ``times`` ``alt=media`` downloads (None: every one; ``0``: stop)
+        with ``status`` (301, 302, 303, 307 or 308) and a ``Location`` that serves the bytes
+        without a token: a signed link (``/download/drive/v2/files/<id>?qk=...``) on this
+        server, or on ``origin`` (``http://localhost:PORT``: another origin that reaches the
+        same server). What Google's front end may do with a media download (see
+        :mod:`drivestage.emulator.signed`); the caller's access is checked first, as Drive
+        checks it, so a refusal (403, 404) is still answered at the API address."""
+        if int(status) not in (301, 302, 303, 307, 308):
+            raise ValueError(f"status must be a redirect (301, 302, 303, 307, 308), got {status}")
+        with self._lock:
+            self._media_redirect = None if times == 0 else (
+                int(status), origin.rstrip("/") + "/" if origin else None, times)
 
     def ignore_range(self, times: Optional[int] = None) -> None:
         """Answer the next ``times`` downloads (None: every one) with ``200`` and the whole
@@ -338,6 +356,7 @@ class Faults:
             self._corrupt.clear()
             self._corrupt_uploads = 0
             self._relocated = None
+            self._media_redirect = None
             self._ranges_ignored = 0
             self._page_size = None
             self._tokens_rejected = 0
@@ -378,6 +397,9 @@ class Faults:
                 "corrupt_uploads": self._corrupt_uploads,
                 "relocate_sessions": None if self._relocated is None else
                 {"origin": self._relocated[0], "times": self._relocated[1]},
+                "redirect_media": None if self._media_redirect is None else
+                {"status": self._media_redirect[0], "origin": self._media_redirect[1],
+                 "times": self._media_redirect[2]},
                 "ignore_range": None if self._ranges_ignored < 0 else self._ranges_ignored,
                 "short_pages": self._page_size,
                 "keep_less": None if self._keep_less is None else
@@ -401,6 +423,7 @@ class Faults:
                    "throttle": self.throttle, "corrupt": self.corrupt,
                    "corrupt_upload": self.corrupt_upload,
                    "relocate_sessions": self.relocate_sessions,
+                   "redirect_media": self.redirect_media,
                    "ignore_range": self.ignore_range, "chaos": self.chaos,
                    "short_pages": self.short_pages, "keep_less": self.keep_less,
                    "expire_page_tokens": self.expire_page_tokens,
@@ -481,6 +504,17 @@ class Faults:
                 self._corrupt_uploads -= 1
                 return True
             return False
+
+    def take_media_redirect(self) -> Optional[tuple[int, Optional[str]]]:
+        """``(status, origin)`` when the download now answered must be redirected (once per
+        count; origin None: this server's own), else None."""
+        with self._lock:
+            if self._media_redirect is None:
+                return None
+            status, origin, left = self._media_redirect
+            if left is not None:
+                self._media_redirect = None if left <= 1 else (status, origin, left - 1)
+            return status, origin
 
     def take_range_ignored(self) -> bool:
         """True (once per count) when the download now answered must ignore its Range."""

@@ -27,6 +27,7 @@ from drivestage.emulator.log import RequestRecord, logged_headers, redact_target
 from drivestage.emulator.render import render_file
 from drivestage.emulator.routes_media import MediaRoutes
 from drivestage.emulator.routes_meta import MetadataRoutes
+from drivestage.emulator.signed import SIGNED_PATH
 from drivestage.emulator.store import EmulatorStore
 from drivestage.emulator.wire import Body, ClientGone, Reset, apply_fields, parse_fields
 
@@ -194,6 +195,10 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
                 return
             if path == BATCH_PATH and self.command == "POST" and not self._in_batch:
                 self._batch()  # each call is authorized and charged on its own
+                return
+            signed = SIGNED_PATH.fullmatch(path)
+            if signed is not None and self.command in ("GET", "HEAD") and not self._in_batch:
+                self._signed_download(signed.group(1))  # the link is the authorization
                 return
             self._authorize()
             self._admit()

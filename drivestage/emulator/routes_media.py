@@ -6,7 +6,7 @@ import json
 import os
 import re
 from typing import Optional
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from drivestage.emulator import revisions
 from drivestage.emulator.access import Access, can_write, may_acknowledge_abuse, may_download, \
@@ -35,7 +35,7 @@ class MediaRoutes:
     """alt=media downloads and /upload/ endpoints (the handler provides body and sending)."""
 
     # ------------------------------------------------------------------ download
-    def _download(self, rec: dict, acc: Access) -> None:
+    def _download(self, rec: dict, acc: Access, signed: bool = False) -> None:
         """``alt=media``: the bytes of a file with content (or of one of its revisions).
 
         Shortcuts and folders have none (403 fileNotDownloadable, as Drive answers for a
@@ -43,13 +43,19 @@ class MediaRoutes:
         ``acknowledgeAbuse=true`` comes from its owner or a shared drive's organizer (Drive
         ignores the flag from anyone else); a file whose download quota is spent answers
         403 downloadQuotaExceeded; one whose owner turned downloads off for readers and
-        commenters (``copyRequiresWriterPermission``) answers them 403 cannotDownloadFile."""
+        commenters (``copyRequiresWriterPermission``) answers them 403 cannotDownloadFile.
+        Under ``faults.redirect_media`` a download allowed is answered with a redirect to a
+        signed link (``signed``: this is that link being served)."""
         if rec["mimeType"].startswith(GOOGLE_APPS) or rec["size"] is None:
             raise drive_error("fileNotDownloadable")   # Docs, Sheets...: files.export only
         if not may_download(rec, acc):
             raise drive_error("cannotDownloadFile")
         if rec.get("abusive") and not (self._flag("acknowledgeAbuse") and may_acknowledge_abuse(acc)):
             raise drive_error("cannotDownloadAbusiveFile")
+        redirect = None if signed else self.emu.faults.take_media_redirect()
+        if redirect is not None:
+            self._redirect_download(rec["id"], *redirect)
+            return
         path = self.store.blob_path(rec["id"])
         md5 = rec["md5"]
         if self.query.get("revisionId"):
@@ -106,6 +112,27 @@ class MediaRoutes:
                     data, pos, hold = data[cut:], hold.offset, None
                 self._write(data)
                 pos += len(data)
+
+    def _redirect_download(self, file_id: str, status: int, origin: Optional[str]) -> None:
+        """Answer ``status`` with a signed link to the bytes (:mod:`signed`)."""
+        kept = {k: v for k, v in self.query.items() if k in ("revisionId", "acknowledgeAbuse")}
+        qk = self.emu.signed.sign(file_id, self.caller, kept)
+        location = f"{origin or self._base()}download/drive/v2/files/{quote(file_id, safe='')}" \
+                   f"?{urlencode({'qk': qk})}"
+        self.body.drain()
+        self._start(status, {"Location": location}, 0, "text/html; charset=UTF-8")
+
+    def _signed_download(self, file_id: str) -> None:
+        """A signed link (:mod:`signed`): the bytes for whoever has it, no token needed, as
+        its API request was allowed (checked again now: a file trashed since is not found)."""
+        link = self.emu.signed.find(self.query.get("qk", ""), file_id)
+        if link is None:
+            raise EmulatorApiError(403, "forbidden", "The download link is not valid or has "
+                                                     "expired; ask the API for the file again.")
+        self.caller = link.caller
+        self.query = {**link.query, "alt": "media"}
+        rec, acc = visible(self.store, file_id, self.caller)
+        self._download(rec, acc, signed=True)
 
     # ------------------------------------------------------------------ uploads
     def _check_can_store(self, drive_id: Optional[str], size: int, replacing: int = 0) -> None:

@@ -19,6 +19,7 @@ from drivestage.emulator.handler import _Handler
 from drivestage.emulator.log import RequestRecord, count_calls
 from drivestage.emulator.render import render_about, render_drive, render_file
 from drivestage.emulator.seed import SeedingApi
+from drivestage.emulator.signed import SignedLinks
 from drivestage.emulator.store import EmulatorStore
 
 __all__ = ["Emulator", "RequestRecord", "_Handler"]
@@ -88,6 +89,8 @@ class Emulator(SeedingApi):
         self.host = host
         self.port = port
         self.faults = Faults()
+        #: Where redirected downloads are served (``faults.redirect_media``).
+        self.signed = SignedLinks()
         self.service_account = service_account
         self._sa_tokens: set[str] = set()
         self._scopes: dict[str, frozenset] = {}      # token -> its scopes (memory only, never on disk)
@@ -106,6 +109,11 @@ class Emulator(SeedingApi):
         self._server: Optional[_Server] = None
         self._thread: Optional[threading.Thread] = None
         self.store: Optional[EmulatorStore] = None
+
+    def expire_download_links(self) -> None:
+        """Make the signed links redirected downloads were given so far stale (answered 403):
+        ``faults.redirect_media``."""
+        self.signed.expire_all()
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "Emulator":
