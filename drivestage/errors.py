@@ -149,7 +149,9 @@ class DailyLimitError(DriveStageError, OSError):
 
 class ItemLimitError(DriveStageError, OSError):
     """A Drive folder (``numChildrenInNonRootLimitExceeded``) or a shared drive
-    (``teamDriveFileLimitExceeded``) holds as many items as Drive allows."""
+    (``teamDriveFileLimitExceeded``) holds as many items as Drive allows, folders would nest
+    deeper than it allows (``teamDriveHierarchyTooDeep``, ``myDriveHierarchyDepthLimitExceeded``),
+    or the account created as many items as it allows (``activeItemCreationLimitExceeded``)."""
 
 
 class DownloadQuotaError(DriveStageError, OSError):

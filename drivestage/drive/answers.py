@@ -247,6 +247,15 @@ def _forbidden(failure: HttpFailure, what: str, label: str, detail: str, *, uplo
         return errors.ItemLimitError(
             f"{what}: the shared drive's folders would nest deeper than Drive allows (100 "
             f"levels) ({label}: {detail}). Push into a folder nearer the top of the drive.")
+    if reason == "myDriveHierarchyDepthLimitExceeded":
+        return errors.ItemLimitError(
+            f"{what}: My Drive's folders would nest deeper than Drive allows (100 levels) "
+            f"({label}: {detail}). Push into a folder nearer the top of My Drive.")
+    if reason == "activeItemCreationLimitExceeded":
+        return errors.ItemLimitError(
+            f"{what}: this account has created as many items as Drive allows (500 million, "
+            f"wherever they are; trashed ones count) ({label}: {detail}). Delete items for "
+            "good (empty the trash), or push with another Google account.")
     if reason == "dailyLimitExceeded":
         return errors.DailyLimitError(
             f"{what}: the Google Cloud project behind these credentials has used all its Drive "

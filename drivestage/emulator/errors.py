@@ -96,6 +96,13 @@ DRIVE_ERRORS: dict[str, DriveErrorSpec] = {
         403, "global", "The user has not granted the app 1234567890 read access to the file."),
     "teamDriveHierarchyTooDeep": DriveErrorSpec(
         403, "global", "The shared drive hierarchy depth will exceed the limit."),
+    "myDriveHierarchyDepthLimitExceeded": DriveErrorSpec(
+        403, "global", "Your My Drive can't contain more than 100 levels of folders. For "
+                       "details, see https://developers.google.com/workspace/drive/api/guides/"
+                       "handle-errors#nested-folder-levels."),
+    "activeItemCreationLimitExceeded": DriveErrorSpec(
+        403, "global", "This account has exceeded the creation limit of 500 million items. To "
+                       "create more items, permanently delete some items."),
     "cannotDownloadFile": DriveErrorSpec(
         403, "global", "This file cannot be downloaded by the user."),
     "downloadQuotaExceeded": DriveErrorSpec(

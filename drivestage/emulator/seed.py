@@ -214,6 +214,13 @@ class SeedingApi:
         numChildrenInNonRootLimitExceeded); None restores Drive's limit."""
         self.store.update(folder_id, child_limit=None if children is None else int(children))
 
+    def set_item_creation_limit(self, items: Optional[int]) -> None:
+        """Replace Drive's 500 million items one account may have created (wherever they
+        are, trashed ones included) with ``items``: creating more answers 403
+        activeItemCreationLimitExceeded until some are deleted for good; None restores
+        Drive's limit."""
+        self.store.item_creation_limit = None if items is None else int(items)
+
     def set_other_usage(self, gmail: int = 0, photos: int = 0) -> None:
         """Bytes Gmail and Google Photos take of the account's storage: Drive's quota is
         shared with them, so they count toward ``quota_bytes`` (uploads beyond it get 403

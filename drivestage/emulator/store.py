@@ -37,8 +37,13 @@ SERVICE_ACCOUNT_MESSAGE = (
 #: Drive's limits (Google's "Resolve errors" guide and shared-drive limits help page).
 MAX_FOLDER_CHILDREN = 500_000
 MAX_SHARED_DRIVE_ITEMS = 500_000
-#: Folders nest at most this deep in a shared drive (403 teamDriveHierarchyTooDeep).
-MAX_SHARED_DRIVE_DEPTH = 100
+#: Folders nest at most this deep in a shared drive (403 teamDriveHierarchyTooDeep) and, since
+#: November 2023 (the Drive API release notes), in My Drive (403
+#: myDriveHierarchyDepthLimitExceeded).
+MAX_SHARED_DRIVE_DEPTH = MAX_MY_DRIVE_DEPTH = 100
+#: Items one account may have created, wherever they are (January 2024, the release notes;
+#: 403 activeItemCreationLimitExceeded); ``set_item_creation_limit`` lowers it for tests.
+MAX_ITEMS_CREATED = 500_000_000
 _COPY_CHUNK = 4 << 20
 
 
@@ -87,6 +92,8 @@ class EmulatorStore:
         #: Bytes other Google services take of the same storage (``GMAIL``, ``PHOTOS``):
         #: Drive's quota is shared with them, so they count toward ``quota_bytes`` too.
         self.other_usage: dict[str, int] = {}
+        #: Items the account may have created (None: Drive's :data:`MAX_ITEMS_CREATED`).
+        self.item_creation_limit: Optional[int] = None
         self._last_created = 0.0  # see create()
         self.blob_dir = os.path.join(self.data_dir, "blobs")
         self.upload_dir = os.path.join(self.data_dir, "uploads")
@@ -328,13 +335,20 @@ class EmulatorStore:
     def check_room(self, parent_ids: list[str], drive_id: Optional[str], *,
                    folder: bool = False) -> None:
         """Drive's item limits for one new item: children of a (non-root) folder, items of a
-        shared drive (trashed items count, as on Drive), and for a ``folder`` in a shared
-        drive, the depth folders nest to there."""
+        shared drive (trashed items count, as on Drive), for a ``folder`` the depth folders
+        nest to there (in a shared drive or My Drive), and the items this account created
+        (when :attr:`item_creation_limit` is set: Drive's 500 million cannot be reached)."""
         with self.lock:
-            if folder and drive_id is not None:
+            if folder:
                 for p in parent_ids:
-                    if self._depth(p) + 1 > MAX_SHARED_DRIVE_DEPTH:
+                    if drive_id is not None and self._depth(p) + 1 > MAX_SHARED_DRIVE_DEPTH:
                         raise drive_error("teamDriveHierarchyTooDeep")
+                    if drive_id is None and self._depth(p) + 1 > MAX_MY_DRIVE_DEPTH:
+                        raise drive_error("myDriveHierarchyDepthLimitExceeded")
+            if self.item_creation_limit is not None and self.item_creation_limit <= sum(
+                    1 for r in self.files.values()
+                    if r.get("owner") is None and not self.is_container_root(r["id"])):
+                raise drive_error("activeItemCreationLimitExceeded")
             for p in parent_ids:
                 if self.is_container_root(p):
                     continue
