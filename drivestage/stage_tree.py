@@ -24,8 +24,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from drivestage import download as dl
 from drivestage import partials, stamps
-from drivestage.errors import DownloadRestrictedError, DuplicateNameError, LocalFileError, \
-    NotFoundError, RemoteError, ShortcutCycleError, UsageError
+from drivestage.errors import DownloadQuotaError, DownloadRestrictedError, DuplicateNameError, \
+    LocalFileError, NotFoundError, RemoteError, ShortcutCycleError, UsageError
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR, is_reserved
 from drivestage.pool import each
@@ -141,7 +141,13 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
                          jobs=streams, force=force, reserve=reserve, chunk_size=chunk_size,
                          progress=bar.for_file(index), lock_dir=root, protect=staged,
                          walked=walked, current=current)
-        result = one.stage(it.entry)
+        try:
+            result = one.stage(it.entry)
+        except DownloadQuotaError as exc:
+            # Drive refuses this file alone (flagged as malware, downloaded too often): the
+            # rest of the folder can still come (as for a file whose download is restricted).
+            raise type(exc)(f"{exc} Or pull the rest of the folder without it: --exclude "
+                            f"{exclude_pattern(_inside(root, it))}") from exc
         bar.done(index, it.entry.size)
         return result
 
@@ -275,6 +281,12 @@ def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: i
     for names in sorted(placed):
         items.extend(placed[names])
     return items, skipped, listed
+
+
+def _inside(root: str, item: _Item) -> str:
+    """Where ``item`` is inside the pulled folder, as ``--exclude`` globs are matched to."""
+    rel = os.path.relpath(item.folder, root)
+    return "/".join(([] if rel == "." else rel.split(os.sep)) + [item.entry.name])
 
 
 def _staged(child: RemoteEntry, name: str, folder: str) -> bool:
