@@ -73,3 +73,40 @@ def test_an_account_that_created_all_the_items_drive_allows(emulator, env, tmp_p
     code, err = run("push", logs(tmp_path, **{"new.pt": b"n"}), "drive:runs")
     assert code == 0, err
     assert emulator.find("runs/new.pt") is not None
+
+
+@renders("downloading it is turned off even for editors like you")
+def test_a_file_that_even_editors_may_not_download(emulator, env, tmp_path):
+    """Drive's download restrictions (``downloadRestrictions.itemDownloadRestriction.
+    restrictedForWriters``: "if true, download is also restricted for readers"; a shared
+    drive's restriction or an organisation's data rules do the same) refuse an editor too.
+    drivestage told the editor to ask the owner "to make you an editor"."""
+    folder = emulator.add_folder("Team", owner="lead@lab.org", shared_with_me="writer")
+    emulator.add_shortcut("Team", folder)
+    emulator.add_file("Team/notes.txt", b"n" * 100, owner="lead@lab.org")
+    data = emulator.add_file("Team/data.zip", b"d" * 100, owner="lead@lab.org")
+    emulator.restrict_download(data, writers=True)
+    code, err = run("pull", "-q", "drive:Team/data.zip", str(tmp_path / "d"))
+    assert code == 1
+    line = error(err)
+    assert line.startswith("Error: drive:Team/data.zip: downloading it is turned off even for "
+                           "editors like you (Drive reports canDownload false for this "
+                           "account)"), line
+    shown("downloading it is turned off even for editors like you", line)
+    assert "make you an editor" not in line
+    assert emulator.api_calls("media.download") == 0
+    # A folder pull says so while it lists, with the way to pull the rest.
+    code, err = run("pull", "-q", "drive:Team", str(tmp_path / "d"))
+    assert code == 1
+    line = error(err)
+    assert "downloading it is turned off even for editors like you" in line
+    assert line.endswith("Or pull the rest of the folder without it: --exclude 'data.zip'")
+    # The emulator: an editor is refused the bytes too, the owner is not.
+    from googleapiclient.errors import HttpError
+    from drivestage.drive import connect
+
+    service = connect(api_root=emulator.url, token="test-token").service
+    with pytest.raises(HttpError) as refused:
+        service.files().get_media(fileId=data, supportsAllDrives=True).execute()
+    assert refused.value.resp.status == 403
+    assert refused.value.error_details[0]["reason"] == "cannotDownloadFile"

@@ -123,8 +123,9 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
     has_content = md5 is not None and not mime.startswith(GOOGLE_APPS_PREFIX)
     # Known before any media request: a folder pull fails while it lists, not after
     # downloading everything else (Drive's answer to the bytes would be 403 cannotDownloadFile).
-    no_download = restricted_message(where or res["id"]) if has_content and \
-        isinstance(caps, Mapping) and caps.get("canDownload") is False else None
+    no_download = restricted_message(where or res["id"], editor=_editor(res, caps)) \
+        if has_content and isinstance(caps, Mapping) and caps.get("canDownload") is False \
+        else None
     read_only = read_only_message(where or res["id"]) if mime == FOLDER_MIME and \
         isinstance(caps, Mapping) and caps.get("canAddChildren") is False else None
     return DriveEntry(
@@ -146,13 +147,25 @@ def read_only_message(where: str) -> str:
 
 
 def restricted_message(where: str, answer: str = "Drive reports canDownload false for "
-                       "this account") -> str:
+                       "this account", *, editor: bool = False) -> str:
     """The message for a file this account sees but may not download (``answer``: how
-    Drive said so)."""
+    Drive said so). An ``editor`` of the file may not either: Drive's download restrictions
+    turn it off for editors too (``restrictedForWriters``), and so may a shared drive's
+    settings or the organisation's data rules: becoming an editor is then no remedy."""
+    if editor:
+        return (f"{where}: downloading it is turned off even for editors like you ({answer}): "
+                "by its owner, a Manager of its shared drive or your organisation's data "
+                "rules. Ask them to allow downloads of it, or to share a copy with you.")
     return (f"{where}: its owner has turned off downloading for viewers and commenters "
             f"({answer}). Ask the owner to turn it back on (Share, the settings gear: "
             "'Viewers and commenters can see the option to download, print, and copy'), to "
             "make you an editor, or to share a copy with you.")
+
+
+def _editor(res: Mapping[str, Any], caps: Any) -> bool:
+    """This account may edit the file (v2 ``editable``, or ``capabilities.canEdit``)."""
+    return res.get("editable") is True or (isinstance(caps, Mapping) and
+                                           caps.get("canEdit") is True)
 
 
 def _drive_top(res: Mapping[str, Any]) -> bool:

@@ -198,8 +198,14 @@ def may_acknowledge_abuse(access: Access) -> bool:
 
 def may_download(rec: dict, access: Access) -> bool:
     """Whether the caller may download (and copy) the file's bytes: its owner or an editor
-    can turn that off for readers and commenters (``copyRequiresWriterPermission``)."""
-    return not rec.get("copy_restricted") or can_write(access)
+    can turn that off for readers and commenters (``copyRequiresWriterPermission``), and, since
+    Drive's download restrictions (``downloadRestrictions.restrictedForWriters``: "if true,
+    download is also restricted for readers"), for editors too: then only the owner or a
+    shared drive's organizer downloads it."""
+    restricted = rec.get("copy_restricted")
+    if restricted == "writers":
+        return access.role == "owner" or (access.via == "drive" and access.role == "organizer")
+    return not restricted or can_write(access)
 
 
 def capabilities(store: EmulatorStore, rec: dict, access: Access) -> dict:

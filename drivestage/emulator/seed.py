@@ -187,12 +187,16 @@ class SeedingApi:
         unless ``acknowledgeAbuse=true`` comes from its owner or a shared drive's organizer."""
         self.store.update(file_id, abusive=True if abusive else None)
 
-    def restrict_download(self, file_id: str, restricted: bool = True) -> None:
+    def restrict_download(self, file_id: str, restricted: bool = True, *,
+                          writers: bool = False) -> None:
         """Turn downloading and copying off for readers and commenters, as a file's owner
         can ("Viewers and commenters can see the option to download": off): they still see
         the file, its ``capabilities.canDownload`` is false and ``alt=media`` answers them
-        403 cannotDownloadFile; its owner and editors download it as before."""
-        self.store.update(file_id, copy_restricted=True if restricted else None)
+        403 cannotDownloadFile; its owner and editors download it as before. ``writers``:
+        off for editors too (Drive's ``restrictedForWriters``, or an organisation's rule):
+        only the owner (a shared drive's organizers) still downloads it."""
+        self.store.update(file_id, copy_restricted=("writers" if writers else True)
+                          if restricted else None)
 
     def set_checksums(self, file_id: str, **checksums: Optional[str]) -> None:
         """Replace the ``sha1`` / ``sha256`` Drive reports for a file: None drops it (as for
