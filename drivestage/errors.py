@@ -154,6 +154,11 @@ class ItemLimitError(DriveStageError, OSError):
     or the account created as many items as it allows (``activeItemCreationLimitExceeded``)."""
 
 
+class ItemCreationLimitError(ItemLimitError):
+    """The account has created as many items as Drive allows, wherever they are
+    (``activeItemCreationLimitExceeded``): no upload of the account can succeed."""
+
+
 class DownloadQuotaError(DriveStageError, OSError):
     """Drive refuses to serve the file (``downloadQuotaExceeded``: too many downloads)."""
 

@@ -9,15 +9,16 @@ import threading
 from typing import Iterable, Mapping, Optional
 
 from drivestage.errors import AuthError, DailyLimitError, DailyUploadCapError, \
-    DriveStageError, FolderGoneError, NotFoundError, QuotaExceededError, \
-    RetriesExhaustedError, TrashedError
+    DriveStageError, FolderGoneError, ItemCreationLimitError, NotFoundError, \
+    QuotaExceededError, RetriesExhaustedError, TrashedError
 from drivestage.paths import StorePath
 from drivestage.store import RemoteEntry, RemoteStore
 
 log = logging.getLogger("drivestage.upload_tree")
 
 #: Failures of the account, not of a file: the first one stops the push's uploads.
-ACCOUNT_WIDE = (QuotaExceededError, DailyUploadCapError, DailyLimitError, AuthError)
+ACCOUNT_WIDE = (QuotaExceededError, DailyUploadCapError, DailyLimitError, AuthError,
+                ItemCreationLimitError)
 #: Uploads in a row, none verified between them, that ran out of retries before a push
 #: starts no other (:class:`Halt`).
 GIVEN_UP_IN_A_ROW = 2
@@ -31,7 +32,8 @@ class Halt:
     but one file's own failure (Drive answering 500 to every update of one file, a session
     it broke) must not stop the rest, every push, at the same file. So an upload given up
     halts only when the one before it was given up too, none verified between them (a
-    Drive down costs two files' retries); a quota, daily-limit or auth error at once."""
+    Drive down costs two files' retries); a quota, daily-limit, item-creation-limit or auth
+    error at once."""
 
     def __init__(self) -> None:
         self.cause: Optional[BaseException] = None   # the failure that halted the push

@@ -252,7 +252,7 @@ def _forbidden(failure: HttpFailure, what: str, label: str, detail: str, *, uplo
             f"{what}: My Drive's folders would nest deeper than Drive allows (100 levels) "
             f"({label}: {detail}). Push into a folder nearer the top of My Drive.")
     if reason == "activeItemCreationLimitExceeded":
-        return errors.ItemLimitError(
+        return errors.ItemCreationLimitError(
             f"{what}: this account has created as many items as Drive allows (500 million, "
             f"wherever they are; trashed ones count) ({label}: {detail}). Delete items for "
             "good (empty the trash), or push with another Google account.")
