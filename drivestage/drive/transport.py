@@ -194,6 +194,7 @@ def _stream(transport: Transport, uri: str, headers: Mapping[str, str]) -> Itera
             yield Streamed(resp)
             return
         finally:
+            _read_out(resp)
             if resp is None or not resp.isclosed():
                 # A body not read to its end (or a failure before an answer): the connection
                 # cannot carry another request.
@@ -249,6 +250,15 @@ def _answer(transport: Transport, conn: http.client.HTTPConnection, uri: str,
 _ERROR_BODY = 64 * 1024
 
 
+def _read_out(resp: Optional[http.client.HTTPResponse]) -> None:
+    """Mark an answer whose body was read to its announced end as read, so that its
+    connection serves the next request: http.client does so only on a read past the end,
+    and a connection whose answer is not marked is closed (every ranged read paid a new
+    connection, on Drive a TLS handshake)."""
+    if resp is not None and resp.length == 0 and not resp.isclosed():
+        resp.read()
+
+
 def _error_body(resp: http.client.HTTPResponse, timeout: Optional[float]) -> bytes:
     """Up to :data:`_ERROR_BODY` bytes of an error answer's body, read within ``timeout``
     seconds in all (what came by then, when it is not done): the socket timeout alone holds
@@ -262,6 +272,7 @@ def _error_body(resp: http.client.HTTPResponse, timeout: Optional[float]) -> byt
         if not data:
             break
         out += data
+    _read_out(resp)
     return bytes(out)
 
 

@@ -170,6 +170,7 @@ class BatchRoutes:
         sub._in_batch = True
         sub._batch_wait = 0.0
         sub._link = self._link  # type: ignore[attr-defined]
+        sub._connection = getattr(self, "_connection", 0)
         sub.close_connection = True
         sub.handle_one_request()
         answer = sub.wfile.getvalue()

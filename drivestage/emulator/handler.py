@@ -73,6 +73,7 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
         super().setup()
         # One handler serves one connection (keep-alive included): its per-connection budget.
         self._link = Bucket()
+        self._connection = self.server.emu._accepted()
 
     def pace(self, nbytes: int) -> None:
         """Hold a body to the emulator's bandwidth limits (a call in a batch: the batch's
@@ -164,6 +165,7 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
         # goes out, so a client that has its answer always finds its request in the log.
         self._rec = RequestRecord(self.command, path, self.query, logged_headers(self.headers), 0, 0, 0,
                                   started)
+        self._rec.connection = getattr(self, "_connection", 0)
         if not control:
             self._rec.kind = request_kind(self.command, path, self.query)
             self._rec.in_batch = self._in_batch

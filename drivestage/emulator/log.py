@@ -37,6 +37,7 @@ class RequestRecord:
     kind: str = ""             # the API method, e.g. "files.list", "media.download" (see accounting)
     units: int = 0             # quota units Drive would charge for it
     in_batch: bool = False     # a call inside a batch request (kind "batch": the batch itself)
+    connection: int = 0        # which TCP connection carried it (1, 2, ... in accept order)
 
     def __post_init__(self) -> None:
         self.query = redact_query(self.query)

@@ -100,6 +100,7 @@ class Emulator(SeedingApi):
         # Bounded so a long-running emulator does not grow without limit.
         self._requests: deque[RequestRecord] = deque(maxlen=REQUEST_LOG_LIMIT)
         self._requests_lock = threading.Lock()
+        self._connections = 0     # TCP connections accepted so far
         #: Requests being served now (a client that gave up on one does not end it).
         self._busy = 0
         self._idle = threading.Condition()
@@ -200,6 +201,12 @@ class Emulator(SeedingApi):
         then done, as on Drive some time after. False if ``timeout`` seconds pass first."""
         with self._idle:
             return self._idle.wait_for(lambda: self._busy == 0, timeout)
+
+    def _accepted(self) -> int:
+        """Count a new TCP connection; its number (1, 2, ...: ``RequestRecord.connection``)."""
+        with self._requests_lock:
+            self._connections += 1
+            return self._connections
 
     def clear_requests(self) -> None:
         with self._requests_lock:
