@@ -64,3 +64,24 @@ def test_an_error_answer_leaves_the_connection_usable(emulator, env):
     used = _connections(emulator)
     assert [r.status for r in emulator.requests if r.kind == "media.download"] == [503, 206]
     assert len(set(used)) == 1, used
+
+
+def test_a_connection_the_server_closed_while_idle_is_opened_again_at_once(emulator, env,
+                                                                          caplog):
+    """A kept connection the server closed meanwhile (Drive closes idle ones; here the
+    emulator restarts on its port) costs no failed attempt, no backoff, no warning."""
+    import logging
+
+    data = os.urandom(1 << 20)
+    emulator.add_file("A/x.bin", data)
+    store = connect(api_root=emulator.url, token="test-token")
+    entry = store.resolve("A/x.bin")
+    assert store.fetch_range(entry, 0, 1 << 10) == data[:1 << 10]
+    emulator.stop()             # closes every open connection
+    emulator.start()            # the same port and data
+    emulator.clear_requests()
+    with caplog.at_level(logging.INFO, logger="drivestage"):
+        assert store.fetch_range(entry, 0, 1 << 20) == data
+    assert [r.status for r in emulator.requests if r.kind == "media.download"] == [206]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING
+                or "retry" in r.getMessage().lower()], caplog.text

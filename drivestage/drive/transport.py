@@ -235,8 +235,7 @@ def _answer(transport: Transport, conn: http.client.HTTPConnection, uri: str,
         used = creds.access_token
         if signed_in:
             transport._count()  # an API request (a redirect's address charges no quota)
-        conn.request("GET", path, headers=sent)
-        resp = conn.getresponse()
+        resp = _send(conn, path, sent)
         if resp.status != 401 or not signed_in or not creds.can_refresh or refreshed:
             return resp
         _error_body(resp, conn.timeout)  # once more after refreshing the token
@@ -244,6 +243,24 @@ def _answer(transport: Transport, conn: http.client.HTTPConnection, uri: str,
             conn.close()  # http.client opens it again for the next request
         creds.refresh(stale_token=used)
         refreshed = True
+
+
+def _send(conn: http.client.HTTPConnection, path: str, headers: Mapping[str, str]
+          ) -> http.client.HTTPResponse:
+    """GET ``path`` on ``conn``; on a kept-alive connection the server closed meanwhile (an
+    idle one: a mirror's next period), once more on a new connection at once, as httplib2
+    does, instead of a failed attempt and its backoff."""
+    reused = conn.sock is not None
+    try:
+        conn.request("GET", path, headers=dict(headers))
+        return conn.getresponse()
+    except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+            ConnectionAbortedError):
+        if not reused:
+            raise
+        conn.close()
+    conn.request("GET", path, headers=dict(headers))
+    return conn.getresponse()
 
 
 #: How much of an error answer's body is read (a hostile server may send an endless one).
