@@ -1,5 +1,5 @@
 """The extraction step of a pull (:class:`Extraction`): it receives the decision of
-:func:`drivestage.stage_file.decide` and the staged archive, as pooch's processors do."""
+:func:`drivestage.stage_decide.decide` and the staged archive, as pooch's processors do."""
 from __future__ import annotations
 
 import logging

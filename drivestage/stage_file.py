@@ -3,8 +3,8 @@
 Each file is staged in three steps, as pooch does:
 
 1. what is on disk is gathered (:class:`Local`: the target, the stamp's members, a partial);
-2. :func:`decide` - a pure function of the stamp, the remote entry and that - picks the verb,
-   which is logged (nothing on a cache hit):
+2. :func:`decide` (:mod:`drivestage.stage_decide`) - a pure function of the stamp, the
+   remote entry and that - picks the verb, which is logged (nothing on a cache hit):
 
    * ``cached``   - the stamp says this exact file (id, md5, size) is staged and the local copy
      is intact: no download;
@@ -43,8 +43,12 @@ from drivestage.extract.validation import STATE_DIR
 from drivestage.localdir import LocalDirStore, identity
 from drivestage.localfs import fitted_name
 from drivestage.partials import left_behind, unlink
-from drivestage.paths import printable
 from drivestage.sizes import check_space, format_size
+from drivestage.stage_decide import NAME_MAX as NAME_MAX  # re-exported
+from drivestage.stage_decide import Local as Local  # re-exported
+from drivestage.stage_decide import decide as decide  # re-exported
+from drivestage.stage_decide import own_records
+from drivestage.stage_decide import safe_name as safe_name  # re-exported
 from drivestage.stage_extraction import Extraction
 from drivestage.stage_extraction import ProgressFactory as ProgressFactory  # re-exported
 from drivestage.stage_extraction import no_progress as no_progress  # re-exported
@@ -56,8 +60,6 @@ from drivestage.unpack import Unpacking
 log = logging.getLogger(__name__)
 
 STAMP_DIR = STATE_DIR
-#: The longest file name (bytes) the usual local file systems take (ext4, xfs, btrfs, tmpfs).
-NAME_MAX = 255
 
 
 @dataclass
@@ -88,76 +90,6 @@ class PullResult:
         out = asdict(self)
         out.pop("member_paths")
         return out
-
-
-def safe_name(name: str, where: str) -> str:
-    """A remote title usable as a local file name (never one drivestage keeps for itself)."""
-    from drivestage.extract.validation import is_reserved
-
-    if name in ("", ".", ".."):
-        raise UsageError(f"{where}: the remote name {name!r} cannot be a local file name")
-    local = name.replace("/", "_").replace("\0", "_")
-    size = len(os.fsencode(local))
-    if size > NAME_MAX:
-        raise UsageError(f"{where}: the remote name {printable(local[:60])}... is {size} bytes "
-                         f"long; local file systems allow at most {NAME_MAX}. Rename it on "
-                         "Drive, or leave it out of a folder pull (--exclude)")
-    if is_reserved(local):
-        raise UsageError(f"{where}: the name {local} is where drivestage keeps its stamps and "
-                         "locks (names starting with .drivestage, and partial downloads "
-                         ".<name>.<16 hex digits>.partial or .ranges, with their records' "
-                         "temporary files); rename that item on Drive")
-    return local
-
-
-# ------------------------------------------------------------------------------ the decision
-
-@dataclass(frozen=True)
-class Local:
-    """What is on local disk for one file to stage (gathered before :func:`decide`)."""
-
-    size: Optional[int] = None       # the file at the target; None when there is none
-    mtime_ns: Optional[int] = None
-    members_intact: bool = False     # every member the stamp lists is in place
-    partial: int = 0                 # bytes of a partial download of this very version
-    md5_ok: Optional[bool] = None    # the target's md5 is the remote one (None: not checked)
-
-
-def decide(stamp: Optional[Stamp], entry: RemoteEntry, local: Local, *, extract: bool,
-           force: bool = False) -> str:
-    """What to do for ``entry``: ``cached``, ``extract``, ``verified``, ``resume``, ``update``
-    or ``download``; or ``check`` when the answer depends on the target's md5 (hash it, then
-    ask again with ``local.md5_ok`` set). Pure: no I/O. ``stamp`` is None with ``force``; a
-    stamp of another remote file of that name (another id) counts for its content: same md5
-    and size is the same file, another md5 an older version (``update``).
-
-    The target is the stamped copy when its size and mtime are the stamp's; anything else
-    at the target (a copy some other process or a killed pull put there) is judged by its
-    md5 when its size is right."""
-    stamped = (stamp is not None and local.size == stamp.get("size")
-               and local.mtime_ns == stamp.get("mtime_ns"))
-    older = stamp is not None and stamp.get("md5") != entry.md5
-    if stamped and not older and stamp is not None and stamp.get("size") == entry.size \
-            and not force:
-        return "cached" if not extract or local.members_intact else "extract"
-    if not (stamped and older) and not force and local.size == entry.size and entry.md5:
-        if local.md5_ok is None:
-            return "check"
-        if local.md5_ok:
-            return "verified"
-    action = "update" if older or local.md5_ok is False else "download"
-    return "resume" if local.partial and not force else action
-
-
-def _extracted(basis: Optional[Stamp], entry: RemoteEntry, action: str
-               ) -> list[MemberRecord]:
-    """The records of ``entry``'s own extraction (a stamp of the same md5: its ``members``
-    are only ever that archive's), for a rerun that finds a member gone: never an earlier
-    version's, whose same-sized files differ."""
-    if action != "extract" or basis is None or basis.get("md5") != entry.md5 or \
-            not entry.md5:
-        return []
-    return stamps.records(basis)
 
 
 # ------------------------------------------------------------------------------ one file
@@ -353,7 +285,7 @@ class FileStager:
                 raise
             fetched, resumed, checksum = res.fetched, res.resumed_from, res.checksum
         try:
-            extracted = _extracted(basis, entry, action)
+            extracted = own_records(basis, entry, action)
             if unpacking is not None:
                 held = unpacking.dl.placed   # the file downloaded, checked in place
             stamp = self._downloaded(name, entry, target, previous, extracted, held)
