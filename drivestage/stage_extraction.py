@@ -10,6 +10,7 @@ from typing import Callable, Iterable, Mapping, Optional, Protocol, Sequence
 from drivestage import stamps
 from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError
 from drivestage.extract import ExtractResult, MemberRecord
+from drivestage.extract.job import Turn
 from drivestage.sizes import restore_needs_room
 from drivestage.stamps import Stamp
 
@@ -54,7 +55,8 @@ class Extraction:
                  extract_progress: ProgressFactory, stamp: Stamp, protected: set[str],
                  extracted: Sequence[MemberRecord] = (),
                  identity: Optional[os.stat_result] = None,
-                 current: Optional[Mapping[str, Optional[str]]] = None):
+                 current: Optional[Mapping[str, Optional[str]]] = None,
+                 turn: Optional[Turn] = None):
         self.src, self.dest, self.reserve, self.lock_dir = src, dest, reserve, lock_dir
         self.extract_progress = extract_progress
         self.stamp, self.protected = stamp, protected
@@ -66,6 +68,9 @@ class Extraction:
         #: The file whose md5 was verified, when the archive is a local original: only its
         #: bytes are extracted (see :func:`drivestage.extract.extract`).
         self.identity = identity
+        #: What the merge waits on: a folder pull's archives that share a path merge one
+        #: after the other (:mod:`drivestage.stage_order`).
+        self.turn = turn
 
     def __call__(self, target: str, action: str, unpacking: Optional[Unpacker]) -> list[str]:
         from drivestage.extract import archive_kind, extract, remove_members
@@ -97,7 +102,7 @@ class Extraction:
                 result = extract(target, dest, progress=bar, lock_dir=lock_dir,
                                  free_bytes=lambda p: shutil.disk_usage(p).free - reserve,
                                  protected=self.protected, replaceable=ours, kept=kept,
-                                 identity=self.identity)
+                                 identity=self.identity, turn=self.turn)
         except DiskSpaceError as exc:
             if missing is None or exc.needed is None:
                 raise

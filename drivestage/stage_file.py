@@ -36,6 +36,7 @@ from drivestage import download as dl
 from drivestage import stamps
 from drivestage.checksums import choose
 from drivestage.extract import MemberRecord
+from drivestage.extract.job import Turn
 from drivestage.errors import DownloadRestrictedError, LocalFileError, NotFoundError, \
     UsageError
 from drivestage.extract.statedir import state_lock
@@ -102,14 +103,17 @@ class FileStager:
     ``protect``: the local paths of other files the same pull stages and of those stamps
     in its folders stand for (a folder pull gathers them once), which no archive member may
     replace; without it, those DEST's stamps stand for. ``walked``: when a folder pull
-    listed Drive (``time.time_ns()``): a stamp written since may hold a newer version."""
+    listed Drive (``time.time_ns()``): a stamp written since may hold a newer version.
+    ``turn``: what an extraction's merge waits on (a folder pull's archives that share a
+    path merge one after the other: :mod:`drivestage.stage_order`)."""
 
     def __init__(self, src: str, dest: str, store: RemoteStore, *, extract: bool,
                  jobs: Optional[int], force: bool, reserve: int, chunk_size: Optional[int],
                  progress: ProgressFactory, extract_progress: ProgressFactory = no_progress,
                  lock_dir: Optional[str] = None, protect: Collection[str] = (),
                  walked: Optional[int] = None, in_place: bool = False,
-                 current: Optional[Mapping[str, Optional[str]]] = None):
+                 current: Optional[Mapping[str, Optional[str]]] = None,
+                 turn: Optional[Turn] = None):
         self.src, self.dest, self.store = src, dest, store
         self.extract, self.jobs, self.force, self.reserve = extract, jobs, force, reserve
         self.chunk_size, self.progress = chunk_size, progress
@@ -122,6 +126,7 @@ class FileStager:
         self.current = current
         #: A local archive to extract is extracted where it lies (:mod:`.stage_original`).
         self.in_place = in_place and extract
+        self.turn = turn
 
     def _waiting(self) -> None:
         log.warning("another pull of %s into %s is running; waiting for it", self.src,
@@ -277,7 +282,7 @@ class FileStager:
                                   extract_progress=self._extract_bar(entry, target),
                                   protected=protected,
                                   replaceable=stamps.replaceable(self.dest, previous)
-                                  if self.extract else ())
+                                  if self.extract else (), turn=self.turn)
             try:
                 res = unpacking.download()
             except BaseException:
@@ -295,7 +300,7 @@ class FileStager:
                                      lock_dir=self.lock_dir,
                                      extract_progress=self.extract_progress, stamp=stamp,
                                      protected=protected, extracted=extracted,
-                                     current=self.current,
+                                     current=self.current, turn=self.turn,
                                      # A file found at the target and verified here: only
                                      # its bytes (not a file renamed over it since).
                                      identity=held if action == "verified" else None

@@ -6,7 +6,8 @@ costs one listing per folder and no download for what is already staged. The who
 listed before the first byte moves: duplicate names fail early, naming the ids, and the free
 disk space is checked against everything still to download. Google Docs and other files
 without binary content are skipped with a warning. Local files Drive no longer has are left
-alone (pull never deletes).
+alone (pull never deletes). Archives whose members overlap merge one after the other, in the
+order they are staged (:mod:`drivestage.stage_order`).
 
 Small files (up to 8 MiB, or ``chunk_size``) are fetched ``jobs`` at a time (default 4), one
 stream each; larger ones one after another, each with ``jobs`` streams when given, else as
@@ -33,6 +34,7 @@ from drivestage.paths import StorePath, exclude_pattern, matches
 from drivestage.sizes import check_space, format_size
 from drivestage.localdir import LocalDirStore
 from drivestage.stage_file import FileStager, ProgressFactory, PullResult, safe_name
+from drivestage.stage_order import MergeOrder
 from drivestage.stage_original import vouch
 from drivestage.store import RemoteEntry, RemoteStore
 
@@ -133,26 +135,33 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     # Only the stamps of these files, as listed, stand for a member another archive of their
     # folder wrote (stamps.siblings_wrote): not one deleted from Drive or of an older version.
     current = {it.entry.id: it.entry.md5 for it in items}
+    small = [i for i, it in enumerate(items) if it.entry.size <= limit]
+    # Archives that share a path merge one after the other, in the order they are staged
+    # (small files first, each group by name): the later one holds the path.
+    order = MergeOrder([i for i in small + [i for i in range(len(items)) if i not in small]
+                        if extract and _is_archive(items[i])], [it.src for it in items])
 
     def stage(index: int, streams: Optional[int]) -> PullResult:
         it = items[index]
-        _real_folders(root, it.folder, dest, create=True)  # again: DEST may have changed
-        one = FileStager(it.src, it.folder, store, extract=extract and _is_archive(it),
-                         jobs=streams, force=force, reserve=reserve, chunk_size=chunk_size,
-                         progress=bar.for_file(index), lock_dir=root, protect=staged,
-                         walked=walked, current=current)
         try:
+            _real_folders(root, it.folder, dest, create=True)  # again: DEST may have changed
+            one = FileStager(it.src, it.folder, store, extract=extract and _is_archive(it),
+                             jobs=streams, force=force, reserve=reserve,
+                             chunk_size=chunk_size, progress=bar.for_file(index),
+                             lock_dir=root, protect=staged, walked=walked, current=current,
+                             turn=order.turn(index, it.folder))
             result = one.stage(it.entry)
         except DownloadQuotaError as exc:
             # Drive refuses this file alone (flagged as malware, downloaded too often): the
             # rest of the folder can still come (as for a file whose download is restricted).
             raise type(exc)(f"{exc} Or pull the rest of the folder without it: --exclude "
                             f"{exclude_pattern(_inside(root, it))}") from exc
+        finally:
+            order.done(index)  # its stamp written (or it failed): the next may merge
         bar.done(index, it.entry.size)
         return result
 
     results: dict[int, PullResult] = {}
-    small = [i for i, it in enumerate(items) if it.entry.size <= limit]
 
     def stage_all() -> None:
         if small:
@@ -160,6 +169,7 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
 
             def stage_small(index: int) -> PullResult:
                 if failed:  # one failed: the pull fails with it, no other file starts
+                    order.done(index)
                     raise _NotStarted
                 try:
                     return stage(index, 1)

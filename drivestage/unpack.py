@@ -21,6 +21,7 @@ from typing import Collection, Iterable, Optional, Sequence
 from drivestage.download import Download, DownloadResult
 from drivestage.errors import DestChangedError, DiskSpaceError, DriveStageError
 from drivestage.extract import ExtractResult, MemberRecord, extract
+from drivestage.extract.job import Turn
 from drivestage.extract.members import zip_directory_start
 from drivestage.extract.overlapped import FALLBACK, Overlapped
 from drivestage.interrupts import Flag
@@ -42,9 +43,11 @@ class Unpacking:
                  extract: bool, jobs: Optional[int], chunk_size: Optional[int],
                  progress: Optional[ProgressFn], describe: str, reserve: int,
                  lock_dir: Optional[str], extract_progress: Optional[ProgressFn] = None,
-                 protected: Collection[str] = (), replaceable: Iterable[MemberRecord] = ()):
+                 protected: Collection[str] = (), replaceable: Iterable[MemberRecord] = (),
+                 turn: Optional[Turn] = None):
         self.entry, self.dest, self.reserve, self.lock_dir = entry, dest, reserve, lock_dir
         self.replaceable = list(replaceable)
+        self.turn = turn  # what the merge waits on (a folder pull's overlapping archives)
         self.protected = {target, *protected}  # no member replaces a staged file
         self.describe, self.extract_progress = describe, extract_progress
         self.dl = Download(store, entry, target, jobs=jobs, chunk_size=chunk_size,
@@ -114,13 +117,13 @@ class Unpacking:
                                       replaceable=self.replaceable,
                                       identity=self.dl.identity(),
                                       first_arrived=first_arrived, stop=stop,
-                                      adopt=self._adopt)
+                                      adopt=self._adopt, turn=self.turn)
             return Overlapped.tar(self.dl.partial, size, self.dest, arrived,
                                   lock_dir=self.lock_dir, free_bytes=free,
                                   progress=self.extract_progress, protected=self.protected,
                                   label=self.dl.target, replaceable=self.replaceable,
                                   identity=self.dl.identity(), stop=stop,
-                                  adopt=self._adopt)
+                                  adopt=self._adopt, turn=self.turn)
         except DiskSpaceError:
             # Before the download: no point fetching what cannot be extracted. But the sizes
             # came from the directory's bytes, which nothing verified yet (an answer altered
@@ -168,7 +171,8 @@ class Unpacking:
                        lock_dir=self.lock_dir, protected=self.protected,
                        free_bytes=lambda p: shutil.disk_usage(p).free - self.reserve,
                        replaceable=replaceable,
-                       identity=self.dl.placed if target == self.dl.target else None)
+                       identity=self.dl.placed if target == self.dl.target else None,
+                       turn=self.turn)
 
     def close(self) -> None:
         """Stop whatever still runs (after a failure elsewhere)."""

@@ -58,7 +58,7 @@ LAYERS = [
     ["streams"],
     ["download", "extract", "stamps"],
     ["unpack", "hashed_pass"],
-    ["sidecar_copy", "stage_extraction", "stage_original", "stage_decide"],
+    ["sidecar_copy", "stage_extraction", "stage_original", "stage_decide", "stage_order"],
     ["stage_file", "pruning", "extra", "old_copies", "behind", "other_runs", "dedupe",
      "push_watch", "push_room", "push_result", "snapshots"],
     ["stage_tree", "push_job"],

@@ -65,7 +65,7 @@ from typing import Callable, Iterable, Mapping, Optional, Union
 from drivestage.errors import DriveStageError
 from drivestage.extract.formats import ARCHIVE_SUFFIXES, archive_kind, check_unchanged, \
     open_archive
-from drivestage.extract.job import Job
+from drivestage.extract.job import Job, Turn
 from drivestage.extract.members import list_members
 from drivestage.extract.merging import MERGE_LOCK
 from drivestage.extract.tempdir import OLD_PREFIX, TEMP_PREFIX
@@ -97,7 +97,8 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
             protected: Iterable[str] = (),
             replaceable: Iterable[MemberRecord] = (),
             kept: Mapping[str, MemberRecord] = {},
-            identity: Optional[os.stat_result] = None) -> ExtractResult:
+            identity: Optional[os.stat_result] = None,
+            turn: Optional[Turn] = None) -> ExtractResult:
     """Extract a zip / tar / tar.gz (.tgz) / tar.bz2 / tar.xz safely into ``dest_dir``.
 
     Returns what was written, member by member, in archive order. ``progress`` receives byte
@@ -116,7 +117,8 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
     their records as given; only the rest is written and merged. ``identity``: the file
     whose checksum was verified (a local original): the archive opened must be that very
     file, unchanged from the moment it is opened until its members are written, else
-    :class:`DestChangedError` and nothing merged. Raises UnsafeArchiveError, ArchiveError
+    :class:`DestChangedError` and nothing merged. ``turn``: what the merge waits on (a
+    folder pull's archives that share a path merge one after the other). Raises UnsafeArchiveError, ArchiveError
     or DiskSpaceError; on any error DEST is left as it was.
     """
     archive = os.fspath(archive_path)
@@ -134,7 +136,7 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
         kind, entries = list_members(archive, afd)
         job = Job(archive, os.fspath(dest_dir), free_bytes=free_bytes,
                   lock_dir=os.fspath(lock_dir) if lock_dir is not None else None,
-                  protected=protected, replaceable=replaceable, kept=kept)
+                  protected=protected, replaceable=replaceable, kept=kept, turn=turn)
         try:
             files = job.check(entries)
             if worth_processes(kind, files, jobs):

@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 import weakref
-from typing import Callable, Iterable, Mapping, Optional
+from typing import Callable, Collection, Iterable, Mapping, Optional, Protocol
 
 from drivestage.errors import ArchiveError, DiskSpaceError
 from drivestage.extract.links import judge_links
@@ -32,6 +32,17 @@ log = logging.getLogger(__name__)
 _BLOCK = 4096             # disk allocation unit assumed by the space check
 
 
+class Turn(Protocol):
+    """Where a merge waits for the merges of others (the archives of one folder pull that
+    share a path merge one after the other: :mod:`drivestage.stage_order`)."""
+
+    def listed(self, files: Collection[str], folders: Collection[str]) -> None:
+        """The final member list is known: its files and links, and its folders."""
+
+    def wait(self) -> None:
+        """Until this merge may begin."""
+
+
 class Job:
     """The extraction of ``archive`` into ``dest``; its temporary folder is ``root`` once
     :meth:`check` passed (reached by its descriptor: see :mod:`.tempdir`). ``lock_dir``: the folder whose merge lock serialises the merge;
@@ -41,13 +52,14 @@ class Job:
     other archive's stamp lists), whose folders a file or link member may replace when they
     hold nothing else (:mod:`.owned`); ``kept``: the records of members of an earlier
     extraction of this very archive that are in place in DEST (see :func:`keep_in_place`),
-    which are not written again: their records are returned as they are."""
+    which are not written again: their records are returned as they are. ``turn``: told
+    the member list once known, and waited on before the merge (see :class:`Turn`)."""
 
     def __init__(self, archive: str, dest: str, *, lock_dir: Optional[str] = None,
                  free_bytes: Optional[Callable[[str], int]] = None,
                  protected: Iterable[str] = (), label: Optional[str] = None,
                  replaceable: Iterable[MemberRecord] = (),
-                 kept: Mapping[str, MemberRecord] = {}):
+                 kept: Mapping[str, MemberRecord] = {}, turn: Optional[Turn] = None):
         self.archive = label or archive  # what messages call it (not a partial's name)
         self.dest = os.path.abspath(dest)
         inside = (os.path.relpath(os.path.abspath(p), self.dest).replace(os.sep, "/")
@@ -62,6 +74,7 @@ class Job:
         self._root: Optional[TempDir] = None
         self._owner = -1  # the temporary folder's owner lock (see tempdir.make_temp)
         self._unlock: Optional[weakref.finalize[[int], Job]] = None
+        self.turn = turn
 
     def check(self, entries: list[Entry]) -> list[Entry]:
         """Steps 1 and 2: the final member list, checked against DEST and the free space,
@@ -69,6 +82,7 @@ class Job:
         file members."""
         # Every rule is checked on the whole member list, whatever is written of it.
         self.final = entries = check_members(entries, self.archive)
+        self._listed()
         if self.kept:
             self.kept = keep_in_place(entries, self.kept)
             entries = [e for e in entries if e.path not in self.kept]
@@ -138,6 +152,7 @@ class Job:
         """The member list of what was written into the temporary folder already: checked
         as :meth:`check` checks it (the free space was watched while writing)."""
         self.final = entries = check_members(entries, self.archive)
+        self._listed()
         self.kept = {}  # an archive read as it arrives is written whole
         self._check_dest(entries)
         for d in sorted({e.path for e in entries if e.kind == "dir"}):
@@ -149,6 +164,8 @@ class Job:
         the merge into DEST under the merge lock, checked against DEST as it is then."""
         finish_tree(self.root, self.entries)
         records = record_members(self.root, self.entries)
+        if self.turn is not None:
+            self.turn.wait()  # outside the lock: the archive waited for takes it
         with merge_lock(self.lock_dir):
             self._check_dest(self.entries)
             merge(self.archive, self.root, self.dest,
@@ -157,6 +174,16 @@ class Job:
             written = {r.path: r for r in records}
             records = [self.kept.get(e.path) or written[e.path] for e in self.final]
         return ExtractResult(archive=self.archive, dest=self.dest, members=records)
+
+    def _listed(self) -> None:
+        """Tell the turn the final member list (every member, the kept ones too: they are
+        where they land)."""
+        if self.turn is None:
+            return
+        paths = [e.path for e in self.final]
+        self.turn.listed({e.path for e in self.final if e.kind != "dir"},
+                         ancestors(paths).union(e.path for e in self.final
+                                                if e.kind == "dir"))
 
     def _check_dest(self, entries: list[Entry]) -> None:
         """The checks against DEST, and no member at (or under) a protected file: it would

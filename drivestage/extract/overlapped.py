@@ -34,7 +34,7 @@ import zlib
 from typing import Callable, Iterable, Optional, Protocol, Sequence
 
 from drivestage.errors import ArchiveError, DiskSpaceError
-from drivestage.extract.job import Job
+from drivestage.extract.job import Job, Turn
 from drivestage.extract.members import (Entry, check_count, open_tar_stream, tar_entry,
                                         zip_directory)
 from drivestage.extract.records import ExtractResult, MemberRecord
@@ -109,7 +109,8 @@ class Overlapped:
                  progress: Optional[ProgressFn] = None, protected: Iterable[str] = (),
                  label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
                  fd: int = -1, first_arrived: Optional[FirstArrival] = None,
-                 stop: Optional[Flag] = None, source: Optional[io.RawIOBase] = None):
+                 stop: Optional[Flag] = None, source: Optional[io.RawIOBase] = None,
+                 turn: Optional[Turn] = None):
         self.path, self.size, self.arrived = path, size, arrived
         # A tar's bytes from ``source`` instead of the file (read once and hashed as it is
         # read: :mod:`drivestage.hashed_pass`).
@@ -119,7 +120,7 @@ class Overlapped:
         self.label = label or path
         self.job = Job(path, dest, lock_dir=lock_dir, free_bytes=free_bytes,
                        protected=protected, label=self.label,
-                       replaceable=replaceable)
+                       replaceable=replaceable, turn=turn)
         self.free_bytes = self.job.free_bytes
         self.progress = Progress(progress)
         # A rename keeps it readable; ``fd``: opened already (:func:`open_followed`).
@@ -137,7 +138,8 @@ class Overlapped:
             label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
             identity: Optional[os.stat_result] = None,
             first_arrived: Optional[FirstArrival] = None, stop: Optional[Flag] = None,
-            adopt: Optional[Callable[["Overlapped"], None]] = None) -> Optional["Overlapped"]:
+            adopt: Optional[Callable[["Overlapped"], None]] = None,
+            turn: Optional[Turn] = None) -> Optional["Overlapped"]:
         """Start following a zip whose central directory is in ``path`` already; None when
         this zip is not one to follow (the caller extracts it once downloaded).
         ``first_arrived``: members are then written in the order their bytes arrive (the
@@ -147,7 +149,8 @@ class Overlapped:
         ``replaceable``: what an earlier extraction of the archive wrote (see :class:`Job`).
         ``identity``: the file the download writes (see :func:`open_followed`).
         ``adopt(job)``: called as soon as the job exists, before its thread starts (the
-        caller can then abandon it after a Ctrl-C at any later moment)."""
+        caller can then abandon it after a Ctrl-C at any later moment). ``turn``: what the
+        merge waits on (see :class:`Job`)."""
         fd = open_followed(path, identity)
         job = None
         try:  # fd is the job's once it is made; closed here otherwise (a Ctrl-C too)
@@ -163,7 +166,7 @@ class Overlapped:
             job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
                       progress=progress, protected=protected, label=label,
                       replaceable=replaceable, fd=fd, first_arrived=first_arrived,
-                      stop=stop)
+                      stop=stop, turn=turn)
         finally:
             if job is None:
                 os.close(fd)
@@ -184,7 +187,8 @@ class Overlapped:
             label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
             identity: Optional[os.stat_result] = None, stop: Optional[Flag] = None,
             adopt: Optional[Callable[["Overlapped"], None]] = None,
-            source: Optional[io.RawIOBase] = None) -> "Overlapped":
+            source: Optional[io.RawIOBase] = None, turn: Optional[Turn] = None
+            ) -> "Overlapped":
         """Start following a tar (plain or compressed) from its first byte (``adopt``: as
         for :meth:`zip`; ``source``: its bytes, read front to back, instead of the file)."""
         fd = open_followed(path, identity)
@@ -192,7 +196,7 @@ class Overlapped:
         try:
             job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
                       progress=progress, protected=protected, label=label,
-                      replaceable=replaceable, fd=fd, stop=stop, source=source)
+                      replaceable=replaceable, fd=fd, stop=stop, source=source, turn=turn)
         finally:
             if job is None:  # a Ctrl-C in the making: in a notebook the descriptor stayed
                 os.close(fd)  # open, the archive's disk space taken, until a restart

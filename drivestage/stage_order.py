@@ -1,0 +1,113 @@
+"""The order in which the archives of one folder pull merge into DEST (:class:`MergeOrder`).
+
+A folder pull extracts its archives at once (each one's members written into its own
+temporary folder while it downloads). Two whose members overlap (``a.zip`` and ``b.zip``
+both hold ``ds/x``) merged in whatever order they finished, and one merged between the
+other's merge and that one's check of its members failed the first pull ("changed while
+a.zip was extracted ... run the pull again"). So an archive merges only once every archive
+before it in the pull's order whose members overlap its own (or whose member list is not
+known yet: a tar's, until it has all arrived) is staged: the later one holds a shared path,
+which is what a rerun takes to be in place (:func:`drivestage.stamps.siblings_wrote`).
+Archives that share no path wait only for each other's member list (a zip's central
+directory, read first), never for each other's bytes.
+
+The order is the one the pull stages its files in, each file once started only after every
+file before it (:func:`drivestage.pool.each` takes them in order): a wait is always for a
+file already under way, never for one that waits itself.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Collection, Optional, Sequence
+
+from drivestage.interrupts import Monitor
+from drivestage.pool import check
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two looks at a Ctrl-C while a merge waits for its turn.
+_CHECK_EVERY = 0.5
+
+_Members = tuple[frozenset[str], frozenset[str]]   # (files and links, folders): absolute
+
+
+class MergeOrder:
+    """The archives of one folder pull, by index, in the order they are staged (``order``);
+    ``names``: what messages call each one."""
+
+    def __init__(self, order: Sequence[int], names: Sequence[str]):
+        self._lock = Monitor()
+        self._before = {index: list(order[:rank]) for rank, index in enumerate(order)}
+        self._names = names
+        self._members: dict[int, _Members] = {}
+        self._done: set[int] = set()
+
+    def turn(self, index: int, dest: str) -> Optional["Turn"]:
+        """What the extraction of archive ``index`` into ``dest`` tells and waits on (None
+        for a file that is not one of the archives)."""
+        return Turn(self, index, dest) if index in self._before else None
+
+    def listed(self, index: int, members: _Members) -> None:
+        """Archive ``index``'s member list is known."""
+        with self._lock:
+            self._members[index] = members
+            self._lock.notify_all()
+
+    def done(self, index: int) -> None:
+        """Archive ``index`` is staged (its stamp written), failed, or not started."""
+        with self._lock:
+            self._done.add(index)
+            self._lock.notify_all()
+
+    def wait(self, index: int) -> None:
+        """Until every archive before ``index`` that may share a path with it is done."""
+        said: set[int] = set()
+        while True:
+            with self._lock:
+                waiting = self._waiting_for(index)
+                if not waiting:
+                    return
+                for other in waiting:
+                    if other not in said:
+                        said.add(other)
+                        log.info("%s waits for %s to be extracted first: %s",
+                                 self._names[index], self._names[other],
+                                 "their members overlap" if other in self._members else
+                                 "its member list is not read yet")
+                self._lock.wait(_CHECK_EVERY)
+            check()  # a Ctrl-C: the pull's threads stop
+
+    def _waiting_for(self, index: int) -> list[int]:
+        mine = self._members.get(index)
+        return [other for other in self._before.get(index, ()) if other not in self._done
+                and (mine is None or other not in self._members
+                     or overlap(mine, self._members[other]))]
+
+
+def overlap(one: _Members, other: _Members) -> bool:
+    """Whether two archives' members land on a common path, other than a folder both
+    have."""
+    files, folders = one
+    their_files, their_folders = other
+    return not (files.isdisjoint(their_files) and files.isdisjoint(their_folders)
+                and folders.isdisjoint(their_files))
+
+
+class Turn:
+    """One archive's place in a :class:`MergeOrder` (what :class:`drivestage.extract.job.
+    Job` tells once the member list is known, and waits on before its merge)."""
+
+    def __init__(self, order: MergeOrder, index: int, dest: str):
+        self._order, self._index, self._dest = order, index, os.path.abspath(dest)
+
+    def listed(self, files: Collection[str], folders: Collection[str]) -> None:
+        """The members (paths relative to DEST): files and links, and folders."""
+        def absolute(paths: Collection[str]) -> frozenset[str]:
+            return frozenset(os.path.join(self._dest, *p.split("/")) for p in paths)
+
+        self._order.listed(self._index, (absolute(files), absolute(folders)))
+
+    def wait(self) -> None:
+        """Until the merge may begin (see :meth:`MergeOrder.wait`)."""
+        self._order.wait(self._index)
