@@ -37,8 +37,8 @@ from drivestage import stamps
 from drivestage.checksums import choose
 from drivestage.extract import MemberRecord
 from drivestage.extract.job import Turn
-from drivestage.errors import DownloadRestrictedError, LocalFileError, NotFoundError, \
-    UsageError
+from drivestage.errors import DestChangedError, DownloadRestrictedError, LocalFileError, \
+    NotFoundError, UsageError
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
 from drivestage.localdir import LocalDirStore, identity
@@ -305,6 +305,8 @@ class FileStager:
                                      # its bytes (not a file renamed over it since).
                                      identity=held if action == "verified" else None
                                      )(target, action, unpacking)
+            if held is not None:
+                self._check_stamped(target, held, stamp)
         finally:
             if unpacking is not None:
                 unpacking.close()
@@ -353,6 +355,25 @@ class FileStager:
             if old.get("_path") != stamp["_path"]:
                 stamps.drop(old)
         return stamp
+
+    def _check_stamped(self, target: str, held: os.stat_result, stamp: Stamp) -> None:
+        """Raise unless the file at ``target`` is still ``held``, the one verified, which
+        ``stamp`` describes. Another program's file of the same size renamed over it since
+        (attackz26) got no stamp, but the pull said it staged the copy, exit 0; and with the
+        verified file's mtime, the rerun took it for the staged copy. The stamp then
+        describes no file: the rerun checks whatever is at the target by its md5."""
+        try:
+            now: Optional[tuple[int, ...]] = identity(os.stat(target))
+        except OSError:
+            now = None
+        if now == identity(held):
+            return
+        stamp["mtime_ns"] = None
+        stamps.write(self.dest, stamp)
+        raise DestChangedError(
+            f"{target} changed while it was read (another program writes it?): it is not "
+            f"the copy of {self.src} verified against Drive; run the pull again (it checks "
+            "the file there, and downloads it again if its bytes differ)")
 
     def _source_identity(self, entry: RemoteEntry) -> Optional[tuple[list[int], str]]:
         """For a local SRC (a directory store): its identity while its md5 is the one the
