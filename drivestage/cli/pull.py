@@ -8,12 +8,15 @@ from __future__ import annotations
 import json
 import os
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import click
 
 from drivestage.cli.group import cli
 from drivestage.cli.options import SIZE_HELP, Size, drive_options
+
+if TYPE_CHECKING:  # (the commands import the library when they run: a fast --help)
+    from drivestage.stage_file import PullResult
 
 PULL_EPILOG = """\b
 Examples:
@@ -122,8 +125,7 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
     if isinstance(result, FolderPullResult):
         counts = ", ".join(f"{n} {_FOLDER_ACTIONS.get(a, a)}"
                            for a, n in sorted(result.actions().items()))
-        members = sum(f.members for f in result.files if f.extracted)
-        extra = f", {members} members extracted" if members else ""
+        extra = _members_said(result.files)
         skipped = f", {len(result.skipped)} skipped (no binary content)" if result.skipped else ""
         n = len(result.files)
         click.echo(f"{where}: {n} file{'' if n == 1 else 's'} "
@@ -142,6 +144,18 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
     click.echo(f"{where}: {what.get(result.action, result.action)} "
                f"({format_size(result.size)}, md5 {result.md5}{extra}, {result.seconds:.1f}s)",
                err=True)
+
+
+def _members_said(files: list[PullResult]) -> str:
+    """The folder summary's word on members: those extracted by this run, and those of
+    archives found staged (a rerun that found all staged said they were extracted)."""
+    now = sum(f.members for f in files if f.extracted and f.action != "cached")
+    before = sum(f.members for f in files if f.extracted and f.action == "cached")
+    said = [f"{now} member{'' if now == 1 else 's'} extracted"] if now else []
+    if before:
+        noun = "" if said else f" member{'' if before == 1 else 's'}"
+        said.append(f"{before}{noun} already staged")
+    return "".join(", " + part for part in said)
 
 
 _FOLDER_ACTIONS = {"cached": "already staged", "verified": "already there (md5 verified)",

@@ -1,0 +1,38 @@
+"""The folder pull's summary line counts the members it extracted apart from those already
+staged. A rerun that found every archive staged said `N members extracted` (pullorder27):
+nothing had been extracted."""
+from __future__ import annotations
+
+import re
+
+from test_messages_walk20 import _drivestage
+from test_two_archives26 import _zip
+
+from drivestage.sizes import format_size
+
+
+def _tail(output: str) -> str:
+    """The summary line, without its seconds."""
+    line = [ln for ln in output.splitlines() if " -> " in ln][-1]
+    return re.sub(r", [0-9.]+s$", "", line)
+
+
+def test_the_summary_says_what_was_extracted_and_what_was_already_staged(
+        emulator, drive_env, local_state, tmp_path):
+    emulator.add_file("src/a.zip", _zip({"one/a": b"a", "one/b": b"b"}))
+    dest = tmp_path / "d"
+    r = _drivestage("pull", "drive:src", str(dest), "-x")
+    assert r.exit_code == 0, r.output
+    where = f"drive:src -> {dest / 'src'}"
+    size = format_size(len(_zip({"one/a": b"a", "one/b": b"b"})))
+    assert _tail(r.output) == f"{where}: 1 file (1 downloaded), {size}, 2 members extracted"
+    r = _drivestage("pull", "drive:src", str(dest), "-x")
+    assert r.exit_code == 0, r.output
+    assert _tail(r.output) == \
+        f"{where}: 1 file (1 already staged), {size}, 2 members already staged"
+    emulator.add_file("src/b.zip", _zip({"two/c": b"c"}))
+    r = _drivestage("pull", "drive:src", str(dest), "-x")
+    assert r.exit_code == 0, r.output
+    size = format_size(len(_zip({"one/a": b"a", "one/b": b"b"})) + len(_zip({"two/c": b"c"})))
+    assert _tail(r.output) == (f"{where}: 2 files (1 already staged, 1 downloaded), {size}, "
+                               "1 member extracted, 2 already staged")
