@@ -33,6 +33,7 @@ import tenacity
 
 from drivestage import errors
 from drivestage.drive import answers
+from drivestage.pool import check
 
 log = logging.getLogger(__name__)
 
@@ -285,6 +286,10 @@ def retrying(what: str, attempts: Optional[int] = None, *,
         pol = Policy(attempts, pol.base, pol.cap, pol.jitter, pol.retry_after_max)
 
     def before_sleep(state: tenacity.RetryCallState) -> None:
+        # A thread told to stop (a Ctrl-C in the caller of pool.each) tries no more: a
+        # folder pull whose stream stalled waited through every retry, each a read
+        # timeout (7 x 120 s), "waiting for the transfers under way to stop".
+        check()
         exc = state.outcome.exception() if state.outcome else None
         if exc is None:  # pragma: no cover - we only retry on exceptions
             return
