@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from typing import Callable, Iterable, Mapping, Optional, Protocol, Sequence
+from typing import Callable, Iterable, Optional, Protocol, Sequence
 
 from drivestage import stamps
 from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError
@@ -55,7 +55,7 @@ class Extraction:
                  extract_progress: ProgressFactory, stamp: Stamp, protected: set[str],
                  extracted: Sequence[MemberRecord] = (),
                  identity: Optional[os.stat_result] = None,
-                 current: Optional[Mapping[str, Optional[str]]] = None,
+                 current: Optional[stamps.Listed] = None,
                  turn: Optional[Turn] = None):
         self.src, self.dest, self.reserve, self.lock_dir = src, dest, reserve, lock_dir
         self.extract_progress = extract_progress

@@ -30,7 +30,7 @@ import logging
 import os
 import stat
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Collection, Mapping, Optional
+from typing import Any, Callable, Collection, Optional
 
 from drivestage import download as dl
 from drivestage import stamps
@@ -112,7 +112,7 @@ class FileStager:
                  progress: ProgressFactory, extract_progress: ProgressFactory = no_progress,
                  lock_dir: Optional[str] = None, protect: Collection[str] = (),
                  walked: Optional[int] = None, in_place: bool = False,
-                 current: Optional[Mapping[str, Optional[str]]] = None,
+                 current: Optional[stamps.Listed] = None,
                  turn: Optional[Turn] = None):
         self.src, self.dest, self.store = src, dest, store
         self.extract, self.jobs, self.force, self.reserve = extract, jobs, force, reserve

@@ -40,7 +40,7 @@ import logging
 import os
 import re
 import time
-from typing import Any, Collection, Mapping, Optional, TypeGuard
+from typing import Any, Collection, Optional, TypeGuard
 
 from drivestage import stamps
 from drivestage.errors import DestChangedError
@@ -108,7 +108,7 @@ class FromOriginal:
     def __init__(self, *, src: str, dest: str, name: str, source: str, reserve: int,
                  lock_dir: str, extract_progress: ProgressFactory, force: bool,
                  protect: Collection[str], store: Optional[RemoteStore] = None,
-                 current: Optional[Mapping[str, Optional[str]]] = None):
+                 current: Optional[stamps.Listed] = None):
         self.src, self.dest, self.name, self.source = src, dest, name, source
         #: The store that listed the original: the md5 it hashed then is this one's.
         self.store = store if isinstance(store, LocalDirStore) else None

@@ -132,9 +132,10 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     staged = frozenset({it.target for it in items}.union(
         *(stamps.staged_files(folder) for folder in {it.folder for it in items})))
     bar = _TreeProgress(progress, os.path.basename(root), sum(it.entry.size for it in items))
-    # Only the stamps of these files, as listed, stand for a member another archive of their
-    # folder wrote (stamps.siblings_wrote): not one deleted from Drive or of an older version.
-    current = {it.entry.id: it.entry.md5 for it in items}
+    # Only the stamps of these files, as listed, stand for a member another archive of the
+    # pull wrote (stamps.siblings_wrote): not one deleted from Drive or of an older version.
+    current = stamps.Listed({it.entry.id: it.entry.md5 for it in items},
+                            {it.entry.id: it.folder for it in items})
     small = [i for i, it in enumerate(items) if it.entry.size <= limit]
     # Archives that share a path merge one after the other, in the order they are staged
     # (small files first, each group by name): the later one holds the path.

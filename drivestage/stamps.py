@@ -29,7 +29,7 @@ import logging
 import os
 import stat
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from drivestage import partials
 from drivestage.extract import MemberRecord
@@ -265,8 +265,8 @@ def _rows(stamp: Stamp, key: str) -> list[Any]:
     return rows if isinstance(rows, list) else []
 
 
-def missing_member(dest: str, stamp: Stamp,
-                   current: Optional[Mapping[str, Optional[str]]] = None) -> Optional[str]:
+def missing_member(dest: str, stamp: Stamp, current: Optional[Listed] = None
+                   ) -> Optional[str]:
     """The first member of ``stamp``'s extraction that is not in place (absent, another kind,
     another size), or None when all are; "" when the stamp has no extraction. ``current``:
     as for :func:`siblings_wrote`."""
@@ -318,30 +318,63 @@ def not_in_place(dest: str, members: Iterable[MemberRecord],
     return None
 
 
-def siblings_wrote(dest: str, stamp: Stamp, current: Optional[Mapping[str, Optional[str]]]
-                   = None) -> dict[str, list[MemberRecord]]:
-    """The member records, by path, of the other archives of ``stamp``'s Drive folder
-    extracted into ``dest`` (a folder pull of a.zip and b.zip that share a path): the one
-    merged last holds it. Judged by their own records alone, each rerun extracted one of
-    them again and the shared path's bytes went back and forth for good (attackpull26).
+class Listed(dict[str, Optional[str]]):
+    """The files a folder pull listed: id -> md5 (None when the listing had none), and
+    ``folders``: id -> the local folder the pull stages it into."""
 
-    ``current``: the files a folder pull listed (id -> md5, None when the listing had none):
-    only a stamp of one of them, of the version listed, counts. A sibling deleted from Drive
-    (its stamp stays in DEST) or updated to a version without the path kept the path's
-    bytes, which no archive on Drive held, "already staged" (attackz26). Without a folder
-    pull's listing none counts: a pull of one archive (`pull drive:src/a.zip DEST -x`)
-    puts its own members back, as it always did (tests/test_attack15_extract.py)."""
-    parent = stamp.get("parent_id")
+    def __init__(self, md5s: Mapping[str, Optional[str]], folders: Mapping[str, str]):
+        super().__init__(md5s)
+        self.folders = {k: os.path.abspath(v) for k, v in folders.items()}
+
+
+def siblings_wrote(dest: str, stamp: Stamp, current: Optional[Listed] = None
+                   ) -> dict[str, list[MemberRecord]]:
+    """The member records, by path in ``dest``, of the other archives of the same folder
+    pull extracted there (a folder pull of a.zip and b.zip that share a path, or of
+    ``a.zip`` holding ``sub/x`` and ``sub/b.zip`` holding ``x``): the one merged last holds
+    it. Judged by their own records alone, each rerun extracted one of them again and the
+    shared path's bytes went back and forth for good (attackpull26; pullorder27 for
+    archives in nested folders).
+
+    ``current``: the files a folder pull listed: only a stamp of one of them, of the
+    version listed, in the folder the pull stages it into, counts. A sibling deleted from
+    Drive (its stamp stays in DEST) or updated to a version without the path kept the
+    path's bytes, which no archive on Drive held, "already staged" (attackz26). Without a
+    folder pull's listing none counts: a pull of one archive (`pull drive:src/a.zip DEST
+    -x`) puts its own members back, as it always did (tests/test_attack15_extract.py)."""
     out: dict[str, list[MemberRecord]] = {}
-    if not isinstance(parent, str) or not parent:
+    if current is None:
         return out
-    for _entry, other in _all(dest):
-        if other.get("_path") != stamp.get("_path") and other.get("id") != stamp.get("id") \
-                and other.get("parent_id") == parent and other.get("extracted") \
-                and other.get("version") == VERSION and _is_current(other, current):
+    here = os.path.abspath(dest)
+    for folder in sorted({here, *current.folders.values()}):
+        moved = _into(here, folder)
+        if moved is None:
+            continue
+        for _entry, other in _all(folder):
+            if other.get("_path") == stamp.get("_path") or other.get("id") == stamp.get("id") \
+                    or not other.get("extracted") or other.get("version") != VERSION \
+                    or not _is_current(other, current) \
+                    or current.folders.get(other["id"]) != folder:
+                continue
             for m in records(other):
-                out.setdefault(m.path, []).append(m)
+                rel = moved(m.path)
+                if rel is not None:
+                    out.setdefault(rel, []).append(m)
     return out
+
+
+def _into(dest: str, folder: str) -> Optional[Callable[[str], Optional[str]]]:
+    """How a member path of an extraction into ``folder`` reads from ``dest`` (None where it
+    lands outside), or None when no member of it can land in ``dest``."""
+    if folder == dest:
+        return lambda path: path
+    if folder.startswith(dest.rstrip(os.sep) + os.sep):   # below: its paths, further down
+        below = os.path.relpath(folder, dest).replace(os.sep, "/") + "/"
+        return lambda path: below + path
+    if dest.startswith(folder.rstrip(os.sep) + os.sep):   # above: those that lead here
+        above = os.path.relpath(dest, folder).replace(os.sep, "/") + "/"
+        return lambda path: path[len(above):] if path.startswith(above) else None
+    return None
 
 
 def _is_current(stamp: Stamp, current: Optional[Mapping[str, Optional[str]]]) -> bool:

@@ -216,3 +216,24 @@ def test_a_ctrl_c_while_an_archive_waits_its_turn_stops_the_pull(
     assert {k: v[0] for k, v in _members(dest).items()} == {
         "src/ds/a": b"a", "src/ds/b": b"b", "src/ds/x": b"bb"}
     assert not [n for n in os.listdir(dest / "src") if n.startswith(".drivestage-extract-")]
+
+
+def test_archives_in_nested_folders_that_land_on_one_path_settle(
+        emulator, drive_env, local_state, tmp_path):
+    """`a.zip` holds `sub/x` and `sub/b.zip` holds `x`: both land on `src/sub/x`. Each was
+    judged by its own records alone (the sibling rule took only archives of one Drive
+    folder), so every rerun extracted one of them again and the path's bytes went back and
+    forth (pullorder27). The later one in the pull's order (tree order: sub/b.zip) holds
+    it, and a rerun is a no-op."""
+    emulator.add_file("src/a.zip", _zip({"sub/x": b"aaaa", "sub/a": b"a"}))
+    emulator.add_file("src/sub/b.zip", _zip({"x": b"bb"}))
+    dest = tmp_path / "d"
+    r = _drivestage("pull", "drive:src", str(dest), "-x")
+    assert r.exit_code == 0, r.output
+    staged = {rel: data for rel, data in _tree(dest).items() if not rel.endswith(".zip")}
+    assert staged == {"src/sub/x": b"bb", "src/sub/a": b"a"}
+    inode = os.lstat(dest / "src" / "sub" / "x").st_ino
+    for _ in range(2):
+        r = _drivestage("pull", "drive:src", str(dest), "-x")
+        assert r.exit_code == 0 and "2 files (2 already staged)" in r.output, r.output
+        assert os.lstat(dest / "src" / "sub" / "x").st_ino == inode
