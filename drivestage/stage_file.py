@@ -36,7 +36,6 @@ from drivestage import download as dl
 from drivestage import stamps
 from drivestage.checksums import choose
 from drivestage.extract import MemberRecord
-from drivestage.extract.job import Turn
 from drivestage.errors import DestChangedError, DownloadRestrictedError, LocalFileError, \
     NotFoundError, UsageError
 from drivestage.extract.statedir import state_lock
@@ -53,6 +52,7 @@ from drivestage.stage_decide import safe_name as safe_name  # re-exported
 from drivestage.stage_extraction import Extraction
 from drivestage.stage_extraction import ProgressFactory as ProgressFactory  # re-exported
 from drivestage.stage_extraction import no_progress as no_progress  # re-exported
+from drivestage.stage_order import Turn
 from drivestage.stage_original import FromOriginal, original_of
 from drivestage.stamps import Stamp
 from drivestage.store import RemoteEntry, RemoteStore
@@ -183,6 +183,8 @@ class FileStager:
             # to stage had its size, and reading it for its md5 waited for a writer (or read
             # /dev/zero) for good. The download's rename replaces it.
             st = None
+        if stamp is not None and self.turn is not None and stamp.get("extracted"):
+            self.turn.judge(stamps.records(stamp))
         intact = stamp is not None and stamps.missing_member(self.dest, stamp, self.current) is None
         return Local(size=st.st_size if st else None, mtime_ns=st.st_mtime_ns if st else None,
                      members_intact=intact,

@@ -7,7 +7,11 @@ other's merge and that one's check of its members failed the first pull ("change
 a.zip was extracted ... run the pull again"). So an archive merges only once every archive
 before it in the pull's order whose members overlap its own (or whose member list is not
 known yet: a tar's, until it has all arrived) is staged: the later one holds a shared path,
-which is what a rerun takes to be in place (:func:`drivestage.stamps.siblings_wrote`).
+which is what a rerun takes to be in place (:func:`drivestage.stamps.siblings_wrote`: a
+member that a *later* archive of the pull extracted). A staged archive's stamp is judged
+likewise, once the earlier archives that share a path are done (:meth:`Turn.judge`): one
+extracted again (a member deleted by hand) writes the shared path too, and the later one
+then extracts it again.
 Archives that share no path wait only for each other's member list (a zip's central
 directory, read first), never for each other's bytes.
 
@@ -21,6 +25,8 @@ import logging
 import os
 from typing import Collection, Optional, Sequence
 
+from drivestage.extract.members import ancestors
+from drivestage.extract.records import MemberRecord
 from drivestage.interrupts import Monitor
 from drivestage.pool import check
 
@@ -111,3 +117,13 @@ class Turn:
     def wait(self) -> None:
         """Until the merge may begin (see :meth:`MergeOrder.wait`)."""
         self._order.wait(self._index)
+
+    def judge(self, records: Sequence[MemberRecord]) -> None:
+        """Before a staged archive's members (``records``, its stamp's) are judged in place:
+        tell them and wait for the earlier archives that share a path. One judged while an
+        earlier one was extracted again (a member deleted by hand) took what that one wrote
+        over the shared path for its own, and the path stayed the earlier one's."""
+        paths = [m.path for m in records]
+        self.listed({m.path for m in records if m.kind != "dir"},
+                    ancestors(paths).union(m.path for m in records if m.kind == "dir"))
+        self.wait()

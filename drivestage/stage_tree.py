@@ -134,13 +134,15 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     bar = _TreeProgress(progress, os.path.basename(root), sum(it.entry.size for it in items))
     # Only the stamps of these files, as listed, stand for a member another archive of the
     # pull wrote (stamps.siblings_wrote): not one deleted from Drive or of an older version.
-    current = stamps.Listed({it.entry.id: it.entry.md5 for it in items},
-                            {it.entry.id: it.folder for it in items})
     small = [i for i, it in enumerate(items) if it.entry.size <= limit]
     # Archives that share a path merge one after the other, in the order they are staged
     # (small files first, each group by name): the later one holds the path.
-    order = MergeOrder([i for i in small + [i for i in range(len(items)) if i not in small]
-                        if extract and _is_archive(items[i])], [it.src for it in items])
+    staging = small + [i for i in range(len(items)) if i not in small]
+    order = MergeOrder([i for i in staging if extract and _is_archive(items[i])],
+                       [it.src for it in items])
+    current = stamps.Listed({it.entry.id: it.entry.md5 for it in items},
+                            {it.entry.id: it.folder for it in items},
+                            {items[i].entry.id: rank for rank, i in enumerate(staging)})
 
     def stage(index: int, streams: Optional[int]) -> PullResult:
         it = items[index]

@@ -319,12 +319,21 @@ def not_in_place(dest: str, members: Iterable[MemberRecord],
 
 
 class Listed(dict[str, Optional[str]]):
-    """The files a folder pull listed: id -> md5 (None when the listing had none), and
-    ``folders``: id -> the local folder the pull stages it into."""
+    """The files a folder pull listed: id -> md5 (None when the listing had none),
+    ``folders``: id -> the local folder the pull stages it into, and ``ranks``: id -> its
+    place in the order the pull stages (and merges) them."""
 
-    def __init__(self, md5s: Mapping[str, Optional[str]], folders: Mapping[str, str]):
+    def __init__(self, md5s: Mapping[str, Optional[str]], folders: Mapping[str, str],
+                 ranks: Mapping[str, int] = {}):
         super().__init__(md5s)
         self.folders = {k: os.path.abspath(v) for k, v in folders.items()}
+        self.ranks = dict(ranks)
+
+    def before(self, one: object, other: object) -> bool:
+        """Whether the file ``one`` comes before ``other`` in the pull's order (False when
+        either has no place in it)."""
+        first, second = self.ranks.get(str(one)), self.ranks.get(str(other))
+        return first is not None and second is not None and first < second
 
 
 def siblings_wrote(dest: str, stamp: Stamp, current: Optional[Listed] = None
@@ -337,7 +346,9 @@ def siblings_wrote(dest: str, stamp: Stamp, current: Optional[Listed] = None
     archives in nested folders).
 
     ``current``: the files a folder pull listed: only a stamp of one of them, of the
-    version listed, in the folder the pull stages it into, counts. A sibling deleted from
+    version listed, in the folder the pull stages it into, and not before ``stamp``'s in the
+    pull's order (the later one holds a shared path: a repair of the earlier one that wrote
+    the path is no reason for the later one to leave it so), counts. A sibling deleted from
     Drive (its stamp stays in DEST) or updated to a version without the path kept the
     path's bytes, which no archive on Drive held, "already staged" (attackz26). Without a
     folder pull's listing none counts: a pull of one archive (`pull drive:src/a.zip DEST
@@ -354,7 +365,8 @@ def siblings_wrote(dest: str, stamp: Stamp, current: Optional[Listed] = None
             if other.get("_path") == stamp.get("_path") or other.get("id") == stamp.get("id") \
                     or not other.get("extracted") or other.get("version") != VERSION \
                     or not _is_current(other, current) \
-                    or current.folders.get(other["id"]) != folder:
+                    or current.folders.get(other["id"]) != folder \
+                    or current.before(other["id"], stamp.get("id")):
                 continue
             for m in records(other):
                 rel = moved(m.path)

@@ -237,3 +237,26 @@ def test_archives_in_nested_folders_that_land_on_one_path_settle(
         r = _drivestage("pull", "drive:src", str(dest), "-x")
         assert r.exit_code == 0 and "2 files (2 already staged)" in r.output, r.output
         assert os.lstat(dest / "src" / "sub" / "x").st_ino == inode
+
+
+def test_a_repair_of_the_earlier_archive_leaves_the_shared_path_to_the_later_one(
+        emulator, drive_env, local_state, tmp_path):
+    """`ds/a` (a.zip's alone) deleted by hand: the rerun extracts a.zip again, which writes
+    `ds/x` too (b.zip's bytes there were not a.zip's own). b.zip was then judged staged,
+    because a.zip had extracted `ds/x`, and the path stayed a.zip's for good. A member counts
+    in place through another archive only when that one comes later in the pull's order, and
+    b.zip is judged once a.zip is done: it extracts `ds/x` again."""
+    emulator.add_file("src/a.zip", _zip(A))
+    emulator.add_file("src/b.zip", _zip(B))
+    dest = tmp_path / "d"
+    r = _drivestage("pull", "drive:src", str(dest), "-x")
+    assert r.exit_code == 0, r.output
+    os.unlink(dest / "src" / "ds" / "a")
+    r = _drivestage("pull", "drive:src", str(dest), "-x")
+    assert r.exit_code == 0, r.output
+    staged = _members(dest)
+    assert {k: v[0] for k, v in staged.items()} == {
+        "src/ds/a": b"a", "src/ds/b": b"b", "src/ds/x": b"bb"}
+    r = _drivestage("pull", "drive:src", str(dest), "-x")
+    assert r.exit_code == 0 and "2 files (2 already staged)" in r.output, r.output
+    assert _members(dest) == staged
