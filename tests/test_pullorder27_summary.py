@@ -1,8 +1,9 @@
-"""The folder pull's summary line counts the members it extracted apart from those already
-staged. A rerun that found every archive staged said `N members extracted` (pullorder27):
-nothing had been extracted."""
+"""The summary line counts the members a pull extracted apart from those already staged. A
+rerun that found every archive staged said `N members extracted` (pullorder27): nothing had
+been extracted; and a pull of one archive said `1 members extracted`."""
 from __future__ import annotations
 
+import hashlib
 import re
 
 from test_messages_walk20 import _drivestage
@@ -14,7 +15,7 @@ from drivestage.sizes import format_size
 def _tail(output: str) -> str:
     """The summary line, without its seconds."""
     line = [ln for ln in output.splitlines() if " -> " in ln][-1]
-    return re.sub(r", [0-9.]+s$", "", line)
+    return re.sub(r", [0-9.]+s\)?$", "", line)
 
 
 def test_the_summary_says_what_was_extracted_and_what_was_already_staged(
@@ -36,3 +37,20 @@ def test_the_summary_says_what_was_extracted_and_what_was_already_staged(
     size = format_size(len(_zip({"one/a": b"a", "one/b": b"b"})) + len(_zip({"two/c": b"c"})))
     assert _tail(r.output) == (f"{where}: 2 files (1 already staged, 1 downloaded), {size}, "
                                "1 member extracted, 2 already staged")
+
+
+def test_a_pull_of_one_staged_archive_does_not_say_its_members_were_extracted(
+        emulator, drive_env, local_state, tmp_path):
+    data = _zip({"one/a": b"a"})
+    emulator.add_file("src/a.zip", data)
+    dest = tmp_path / "d"
+    r = _drivestage("pull", "drive:src/a.zip", str(dest), "-x")
+    assert r.exit_code == 0, r.output
+    md5 = hashlib.md5(data).hexdigest()
+    where = f"drive:src/a.zip -> {dest / 'a.zip'}"
+    assert _tail(r.output) == (f"{where}: downloaded and verified ({format_size(len(data))}, "
+                               f"md5 {md5}, 1 member extracted")
+    r = _drivestage("pull", "drive:src/a.zip", str(dest), "-x")
+    assert r.exit_code == 0, r.output
+    assert _tail(r.output) == (f"{where}: already staged ({format_size(len(data))}, "
+                               f"md5 {md5}, 1 member already staged")

@@ -140,15 +140,15 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
                  "(extracted from where it lies, not copied)")
         what.update(extract="extracted and md5 verified", verified="md5 verified",
                     update="updated and md5 verified")
-    extra = f", {result.members} members extracted" if result.extracted else ""
+    extra = _members_said([result])
     click.echo(f"{where}: {what.get(result.action, result.action)} "
                f"({format_size(result.size)}, md5 {result.md5}{extra}, {result.seconds:.1f}s)",
                err=True)
 
 
 def _members_said(files: list[PullResult]) -> str:
-    """The folder summary's word on members: those extracted by this run, and those of
-    archives found staged (a rerun that found all staged said they were extracted)."""
+    """The summary's word on members: those extracted by this run, and those of archives
+    found staged (a rerun that found all staged said they were extracted)."""
     now = sum(f.members for f in files if f.extracted and f.action != "cached")
     before = sum(f.members for f in files if f.extracted and f.action == "cached")
     said = [f"{now} member{'' if now == 1 else 's'} extracted"] if now else []
