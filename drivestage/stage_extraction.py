@@ -71,6 +71,8 @@ class Extraction:
         #: What the merge waits on: a folder pull's archives that share a path merge one
         #: after the other (:mod:`drivestage.stage_order`).
         self.turn = turn
+        #: Of the members :meth:`__call__` returned, those in place already (not written).
+        self.kept = 0
 
     def __call__(self, target: str, action: str, unpacking: Optional[Unpacker]) -> list[str]:
         from drivestage.extract import archive_kind, extract, remove_members
@@ -140,6 +142,7 @@ class Extraction:
                 "program or pull wrote there); run the pull again")
         self.stamp["extracted"] = True
         stamps.write(dest, self.stamp)
+        self.kept = result.kept
         return result.paths
 
 

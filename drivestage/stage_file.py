@@ -79,6 +79,7 @@ class PullResult:
     resumed_from: int = 0
     extracted: bool = False
     members: int = 0          # extracted members (files, folders, links)
+    members_kept: int = 0     # of those, found in place (not written by this run)
     seconds: float = 0.0
     api_calls: Optional[int] = None  # requests sent to Drive by the whole command
     #: What this run verified the bytes with ("md5" or "sha256": :mod:`drivestage.checksums`);
@@ -297,16 +298,17 @@ class FileStager:
                 held = unpacking.dl.placed   # the file downloaded, checked in place
             stamp = self._downloaded(name, entry, target, previous, extracted, held)
             members: list[str] = []
+            kept = 0
             if self.extract:
-                members = Extraction(src=self.src, dest=self.dest, reserve=self.reserve,
-                                     lock_dir=self.lock_dir,
-                                     extract_progress=self.extract_progress, stamp=stamp,
-                                     protected=protected, extracted=extracted,
-                                     current=self.current, turn=self.turn,
-                                     # A file found at the target and verified here: only
-                                     # its bytes (not a file renamed over it since).
-                                     identity=held if action == "verified" else None
-                                     )(target, action, unpacking)
+                step = Extraction(src=self.src, dest=self.dest, reserve=self.reserve,
+                                  lock_dir=self.lock_dir,
+                                  extract_progress=self.extract_progress, stamp=stamp,
+                                  protected=protected, extracted=extracted,
+                                  current=self.current, turn=self.turn,
+                                  # A file found at the target and verified here: only
+                                  # its bytes (not a file renamed over it since).
+                                  identity=held if action == "verified" else None)
+                members, kept = step(target, action, unpacking), step.kept
             if held is not None:
                 self._check_stamped(target, held, stamp)
         finally:
@@ -314,7 +316,7 @@ class FileStager:
                 unpacking.close()
         result = self._result(entry, target, action, fetched=fetched, resumed=resumed,
                               members=members, extracted=self.extract)
-        result.checksum = checksum
+        result.checksum, result.members_kept = checksum, kept
         return result
 
     def _extract_bar(self, entry: RemoteEntry, target: str) -> Optional[Callable[[int], None]]:

@@ -4,6 +4,7 @@ been extracted; and a pull of one archive said `1 members extracted`."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 
 from test_messages_walk20 import _drivestage
@@ -54,3 +55,28 @@ def test_a_pull_of_one_staged_archive_does_not_say_its_members_were_extracted(
     assert r.exit_code == 0, r.output
     assert _tail(r.output) == (f"{where}: already staged ({format_size(len(data))}, "
                                f"md5 {md5}, 1 member already staged")
+
+
+def test_a_rerun_that_puts_back_one_member_says_one_was_extracted(
+        emulator, drive_env, local_state, tmp_path):
+    """A member deleted by hand: the rerun writes it alone (the rest is in place) and said
+    the archive's every member was extracted."""
+    data = _zip({"one/a": b"a", "one/b": b"b", "one/c": b"c"})
+    emulator.add_file("src/a.zip", data)
+    dest = tmp_path / "d"
+    assert _drivestage("pull", "drive:src/a.zip", str(dest), "-x").exit_code == 0
+    os.unlink(dest / "one" / "b")
+    r = _drivestage("pull", "drive:src/a.zip", str(dest), "-x")
+    assert r.exit_code == 0, r.output
+    assert _tail(r.output) == (
+        f"drive:src/a.zip -> {dest / 'a.zip'}: extracted ({format_size(len(data))}, md5 "
+        f"{hashlib.md5(data).hexdigest()}, 1 member extracted, 2 already staged")
+    assert (dest / "one" / "b").read_bytes() == b"b"
+    r = _drivestage("pull", "drive:src", str(tmp_path / "e"), "-x")   # (another DEST)
+    assert r.exit_code == 0, r.output
+    os.unlink(tmp_path / "e" / "src" / "one" / "a")
+    r = _drivestage("pull", "drive:src", str(tmp_path / "e"), "-x")
+    assert r.exit_code == 0, r.output
+    assert _tail(r.output).endswith(
+        f": 1 file (1 extracted), {format_size(len(data))}, 1 member extracted, "
+        "2 already staged"), r.output

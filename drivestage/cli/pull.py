@@ -149,8 +149,10 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
 def _members_said(files: list[PullResult]) -> str:
     """The summary's word on members: those extracted by this run, and those of archives
     found staged (a rerun that found all staged said they were extracted)."""
-    now = sum(f.members for f in files if f.extracted and f.action != "cached")
-    before = sum(f.members for f in files if f.extracted and f.action == "cached")
+    now = sum(f.members - f.members_kept for f in files
+              if f.extracted and f.action != "cached")
+    before = sum(f.members if f.action == "cached" else f.members_kept for f in files
+                 if f.extracted)
     said = [f"{now} member{'' if now == 1 else 's'} extracted"] if now else []
     if before:
         noun = "" if said else f" member{'' if before == 1 else 's'}"

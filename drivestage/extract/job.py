@@ -173,7 +173,8 @@ class Job:
         if self.kept:  # the whole list, in archive order: what was written and what was kept
             written = {r.path: r for r in records}
             records = [self.kept.get(e.path) or written[e.path] for e in self.final]
-        return ExtractResult(archive=self.archive, dest=self.dest, members=records)
+        return ExtractResult(archive=self.archive, dest=self.dest, members=records,
+                             kept=len(self.kept))
 
     def _listed(self) -> None:
         """Tell the turn the final member list (every member, the kept ones too: they are

@@ -59,6 +59,8 @@ class ExtractResult:
     archive: str
     dest: str
     members: list[MemberRecord] = field(default_factory=list)
+    #: How many of ``members`` were in place already and not written (``extract(kept=)``).
+    kept: int = 0
 
     @property
     def paths(self) -> list[str]:
