@@ -318,6 +318,18 @@ def _yaml_problem(exc: Exception) -> str:
     return text
 
 
+def _bad_byte(path: str) -> str:
+    """Where a file stops being UTF-8: ``line N holds the byte 0xE9``."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        return f"line {line} holds the byte 0x{data[exc.start]:02X}"
+    return "it changed while read"
+
+
 def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = None) -> Config:
     """Read ``path`` (YAML) onto the defaults, apply ``key=value`` overrides, validate."""
     cfg = Config()
@@ -330,6 +342,9 @@ def load_config(path: Optional[str] = None, overrides: Optional[list[str]] = Non
             except yaml.YAMLError as exc:
                 raise ConfigError(f"config {path} is not valid YAML: {_yaml_problem(exc)}; "
                                   "fix the file there") from None
+            except UnicodeDecodeError:  # (a file saved as Windows-1252: was a traceback)
+                raise ConfigError(f"config {path} is not UTF-8 text ({_bad_byte(path)}); save "
+                                  "it as UTF-8") from None
         where = f" in {path}"
         for key, value in _flatten(raw, where):
             _apply(cfg, key, value, where)

@@ -55,24 +55,32 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: int | Non
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = path + ".partial"
-    # The tracer warns that the anchors and strides become constants: intended (fixed size).
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(
-            wrapped, (dummy,), tmp, input_names=["images"], output_names=["detections"],
-            opset_version=opset, dynamo=False,
-            dynamic_axes={"images": {0: "batch"}, "detections": {0: "batch"}} if dynamic_batch else None,
-        )
-    graph = onnx.load(tmp)
-    meta = {"input_size": size, "anchors": [list(a) for a in model.anchors],
-            "anchors_mask": [list(m) for m in model.anchors_mask], "num_classes": model.num_classes}
-    if class_names is not None:
-        meta["names"] = list(class_names)
-    for key, value in meta.items():
-        entry = graph.metadata_props.add()
-        entry.key, entry.value = key, json.dumps(value)
-    onnx.checker.check_model(graph)
-    onnx.save(graph, tmp)
-    os.replace(tmp, path)      # only a checked graph appears under the final name
+    try:
+        # The tracer warns that the anchors and strides become constants: intended (fixed size).
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            torch.onnx.export(
+                wrapped, (dummy,), tmp, input_names=["images"], output_names=["detections"],
+                opset_version=opset, dynamo=False,
+                dynamic_axes={"images": {0: "batch"}, "detections": {0: "batch"}} if dynamic_batch else None,
+            )
+        graph = onnx.load(tmp)
+        meta = {"input_size": size, "anchors": [list(a) for a in model.anchors],
+                "anchors_mask": [list(m) for m in model.anchors_mask], "num_classes": model.num_classes}
+        if class_names is not None:
+            meta["names"] = list(class_names)
+        for key, value in meta.items():
+            entry = graph.metadata_props.add()
+            entry.key, entry.value = key, json.dumps(value)
+        onnx.checker.check_model(graph)
+        onnx.save(graph, tmp)
+        os.replace(tmp, path)      # only a checked graph appears under the final name
+    except BaseException:
+        # (A full disk or a failed check left OUT.partial behind, megabytes, every time.)
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     logger.info("exported %s (input %dx%d, %d classes)", path, size, size, model.num_classes)
     return path

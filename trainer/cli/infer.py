@@ -54,25 +54,28 @@ def predict_cmd(weights, source, out_dir, classes_file, conf, nms, input_size, b
     import torch
 
     from trainer.data.augment import letterbox
+    from trainer.data.images import read_image
     from trainer.model import decode, postprocess
 
     dev = _device(device)   # before the weights are pulled or read: a GPU missing says so first
+    out = Path(out_dir)
+    images = _find_images(Path(source), out)
+    root = Path(source) if Path(source).is_dir() else Path(source).parent
+    _refuse_writing_over(images, root, out)
     weights = _pulled(weights, os.path.join(out_dir, "weights"))
     model, names, size = _load_model(weights, classes_file, input_size)
     model.to(dev).eval()
-    images = _find_images(Path(source))
-    root = Path(source) if Path(source).is_dir() else Path(source).parent
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    _make_folder(out)
     records, failed = [], []
     for start in range(0, len(images), batch_size):
         chunk = []
         for path in images[start:start + batch_size]:
-            rgb = _read_rgb(path)
-            if rgb is None:
+            try:
+                rgb = read_image(path)   # (a decompression bomb is refused before decoding)
+            except DataError as exc:
                 if len(images) == 1:
-                    raise DataError(f"cannot read image {path} (not an image, or damaged)")
-                logger.warning("skipping %s: cannot read it as an image", path)
+                    raise
+                logger.warning("skipping %s: %s", path, str(exc).replace(f"cannot read image {path}: ", ""))
                 failed.append(str(path))
                 continue
             chunk.append((path, rgb))
@@ -94,16 +97,15 @@ def predict_cmd(weights, source, out_dir, classes_file, conf, nms, input_size, b
             objects = [{"class_id": int(d[5]), "class": names[int(d[5])], "score": round(d[4], 5),
                         "box": [round(v, 2) for v in d[:4]]} for d in det]
             target = out / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _draw(rgb, objects).save(target)
+            _make_folder(target.parent)
+            drawn, fmt = _draw(rgb, objects), _format(target)
+            _write(target, lambda fh: drawn.save(fh, format=fmt))
             records.append({"file": str(rel), "width": rgb.shape[1], "height": rgb.shape[0],
                             "detections": objects})
     result = {"weights": os.path.abspath(weights), "input_size": size, "conf": conf, "nms": nms,
               "classes": names, "images": records, "unreadable": failed}
     json_path = out / "detections.json"
-    tmp = json_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    os.replace(tmp, json_path)
+    _write(json_path, lambda fh: fh.write(json.dumps(result, indent=1).encode()))
     total = sum(len(r["detections"]) for r in records)
     click.echo(f"{len(records)} images, {total} detections -> {out}"
                + (f" ({len(failed)} unreadable, skipped)" if failed else ""), err=True)
@@ -139,6 +141,10 @@ def export_onnx_cmd(weights, out_path, classes_file, input_size, opset, static_b
     from trainer.export import export_onnx
 
     _check_opset(opset)
+    if not weights.startswith("drive:") and os.path.exists(out_path) and os.path.samefile(out_path, weights):
+        # (The trained weights were replaced by the graph.)
+        raise click.BadParameter(f"{out_path} is the --weights file; give the .onnx file another "
+                                 "name", param_hint="'--out'")
     weights = _pulled(weights, os.path.join(os.path.dirname(os.path.abspath(out_path)),
                                             "weights"))
     model, names, size = _load_model(weights, classes_file, input_size, verb="exporting")
@@ -220,11 +226,11 @@ def _load_model(weights: str, classes_file: str | None, input_size: int | None,
 
 
 def _read_classes(path: str) -> list[str]:
-    with open(path, encoding="utf-8") as fh:
-        names = [line.strip() for line in fh if line.strip()]
-    if not names:
-        raise DataError(f"classes file {path} is empty; it needs one class name per line")
-    return names
+    """The names in a classes file, read as training reads one (a byte order mark dropped,
+    a name given twice refused)."""
+    from trainer.data.voc import read_classes
+
+    return read_classes(path)
 
 
 #: The device types predict runs on; the others torch names (meta, xla, hpu, ...) are not.
@@ -272,22 +278,75 @@ def _device(spec: str):
     return dev
 
 
-def _find_images(source: Path) -> list[Path]:
+def _find_images(source: Path, out: Path) -> list[Path]:
+    """The images of ``source``; those in ``out`` when it lies inside ``source`` are the
+    annotated copies of an earlier run, not photos (read, they nested a level deeper every
+    run: out/out/...)."""
     if source.is_file():
         return [source]
-    found = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    outputs = os.path.realpath(out)
+    if outputs == os.path.realpath(source):  # (refused by _refuse_writing_over)
+        outputs = "\0"
+    found = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                   and not _within(os.path.realpath(p.parent), outputs))
     if not found:
         raise DataError(f"no images in {source} (looked for {', '.join(IMAGE_SUFFIXES)})")
     return found
 
 
-def _read_rgb(path: Path):
-    import cv2
-    import numpy as np
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
-    data = np.fromfile(str(path), dtype=np.uint8)   # handles non-ASCII paths, unlike imread
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+def _refuse_writing_over(images: list[Path], root: Path, out: Path) -> None:
+    """A usage error when an annotated image would take the place of an image read: ``--out``
+    the ``--source`` folder (or the folder of the one image) replaced the photos with copies
+    with boxes drawn on them."""
+    for image in images:
+        rel = image.relative_to(root)
+        if os.path.realpath(out / rel.parent) == os.path.realpath(image.parent):
+            raise click.BadParameter(f"{out} would write the annotated images over the images "
+                                     f"--source reads (e.g. {image}); give another folder",
+                                     param_hint="'--out'")
+
+
+def _format(target: Path) -> str | None:
+    """PIL's format for ``target``'s suffix (the file is written under another name first)."""
+    from PIL import Image
+
+    return Image.registered_extensions().get(target.suffix.lower())
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cannot_write(folder, exc) from None
+
+
+def _write(target: Path, write) -> None:
+    """``write(fh)`` into ``target`` atomically: a kill or a full disk leaves no half-written
+    file under its name, and a link at that name is replaced, not written through (to a file
+    outside ``--out``)."""
+    from drivestage.localfs import atomic_file
+
+    try:
+        with atomic_file(str(target), mode=0o666 & ~_umask()) as fh:
+            write(fh)
+    except OSError as exc:
+        raise _cannot_write(target, exc) from None
+
+
+def _cannot_write(path: Path, exc: OSError) -> TrainerError:
+    why = "not a folder" if exc.errno in (errno.ENOTDIR, errno.EEXIST) else \
+        (exc.strerror or str(exc)).lower()
+    return TrainerError(f"cannot write {path} ({why}); free space there or choose another --out")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 _COLOURS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),

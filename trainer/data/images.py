@@ -13,9 +13,12 @@ the pixels produced here change.
 """
 from __future__ import annotations
 
+import errno
 import io
 import os
-from typing import Optional, Union
+import re
+import stat
+from typing import BinaryIO, Optional, Union
 
 import cv2
 import numpy as np
@@ -24,17 +27,39 @@ from PIL import Image
 from trainer.data.augment import letterbox_params
 from trainer.errors import DataError
 
-__all__ = ["FIT_VERSION", "read_image", "read_bytes", "header_size", "fitted_shape", "decode_fitted"]
+__all__ = ["FIT_VERSION", "read_image", "read_bytes", "open_regular", "header_size", "fitted_shape",
+           "decode_fitted"]
 
 FIT_VERSION = 1
 
 _REDUCED = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
+def open_regular(path: Union[str, os.PathLike], what: str = "image", fix: str = "the image") -> BinaryIO:
+    """``path`` opened for reading when it is a regular file (a link to one included), a
+    :class:`DataError` naming it when it is something else; OSError when it cannot be opened.
+    A FIFO under a dataset file's name (a tar extracted as it came) is never waited on: a
+    plain open() blocked until a writer came, which never does, and training (or a loader
+    worker) hung for good."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):  # (said as open() says it)
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        if not stat.S_ISREG(mode):
+            raise DataError(f"cannot read {what} {path}: not a regular file (a FIFO, socket or "
+                            f"device); replace it with {fix}")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_bytes(path: Union[str, os.PathLike]) -> bytes:
     """The file's bytes, or a :class:`DataError` naming it."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             return f.read()
     except OSError as exc:
         raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from None
@@ -54,14 +79,34 @@ def _png_size(data: bytes) -> Optional[tuple[int, int]]:
     return int.from_bytes(data[20:24], "big"), int.from_bytes(data[16:20], "big")
 
 
+def _bomb(name: str, pixels: str) -> str:
+    return (f"cannot read image {name}: {pixels} pixels, more than the {MAX_PIXELS:,} the "
+            "trainer decodes (a decompression bomb?); shrink it")
+
+
+def _pil_size(data: bytes, name: str) -> Optional[tuple[int, int]]:
+    """``(h, w)`` from the header PIL reads (no pixel decoded); None when PIL does not know
+    the format (OpenCV may: it says then whether it can decode it)."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            w, h = im.size
+    except Image.DecompressionBombError as exc:  # PIL's own limit is MAX_PIXELS
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise DataError(_bomb(name, f"{int(found.group(1)):,}" if found else "more")) from None
+    except (OSError, ValueError, SyntaxError):  # (PIL raises these for damaged headers)
+        return None
+    return int(h), int(w)
+
+
 def _decode(data: bytes, flags: int, name: str) -> np.ndarray:
     if not data:  # OpenCV asserts on an empty buffer (a cv2.error, not a None)
         raise DataError(f"cannot read image {name}: the file is missing or not an image")
     hw = _jpeg_size(data) if data[:2] == b"\xff\xd8" else _png_size(data)
+    if hw is None:  # TIFF, BMP, WebP (a deflate TIFF bombs as a PNG does): PIL reads the header
+        hw = _pil_size(data, name)
     scale = _SCALE.get(flags, 1)
     if hw is not None and (hw[0] // scale) * (hw[1] // scale) > MAX_PIXELS:
-        raise DataError(f"cannot read image {name}: {hw[1]}x{hw[0]} pixels, more than the "
-                        f"{MAX_PIXELS:,} the trainer decodes (a decompression bomb?); shrink it")
+        raise DataError(_bomb(name, f"{hw[1]}x{hw[0]}"))
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     if image is None:
         raise DataError(f"cannot read image {name}: the file is missing or not an image")
@@ -79,10 +124,9 @@ def header_size(data: Union[bytes, str, os.PathLike], name: Optional[str] = None
 
     ``name`` is the file the bytes came from, for the error message."""
     is_bytes = isinstance(data, (bytes, bytearray, memoryview))
-    source = io.BytesIO(data) if is_bytes else data
     name = name or (str(data) if not is_bytes else "bytes")
     try:
-        with Image.open(source) as im:
+        with io.BytesIO(data) if is_bytes else open_regular(data) as source, Image.open(source) as im:
             w, h = im.size
     except (OSError, Image.DecompressionBombError) as exc:  # UnidentifiedImageError is an OSError
         # PIL names a BytesIO by its repr; say which file instead.
@@ -93,14 +137,23 @@ def header_size(data: Union[bytes, str, os.PathLike], name: Optional[str] = None
 
 def _jpeg_size(data: bytes) -> Optional[tuple[int, int]]:
     """``(h, w)`` from a JPEG's frame header (SOFn), read straight from the bytes; None if not found."""
+    # Walked as libjpeg walks it (jdmarker.c): bytes that are no marker (and a stuffed FF 00)
+    # are passed over, and TEM and RSTn have no length. Stopping at them instead found no
+    # size, and a JPEG hiding a 40000x40000 frame behind one was decoded unchecked.
     i, n = 2, len(data)
-    while i + 9 < n:
+    while i + 1 < n:
         if data[i] != 0xFF:
-            return None
+            i += 1
+            continue
         marker = data[i + 1]
         if marker == 0xFF:  # fill byte
             i += 1
             continue
+        if marker == 0x00 or marker == 0x01 or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        if marker in (0xD9, 0xDA) or i + 9 >= n:  # EOI or SOS before a frame: none
+            return None
         length = (data[i + 2] << 8) | data[i + 3]
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
             return (data[i + 5] << 8) | data[i + 6], (data[i + 7] << 8) | data[i + 8]

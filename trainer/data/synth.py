@@ -221,6 +221,7 @@ def make_synthetic_voc(
     out = Path(out_dir)
     devkit = out / "VOCdevkit"
     voc = devkit / "VOC2007"
+    _refuse_another_dataset(voc)
     for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
         (voc / sub).mkdir(parents=True, exist_ok=True)
     classes_file = out / "classes.txt"
@@ -272,6 +273,39 @@ def make_synthetic_voc(
         _write_zip(devkit, written_zip)
     log.info("synthetic VOC: %d images, %d objects, %d classes in %s", images, total, classes, devkit)
     return SynthResult(devkit, classes_file, line_files[0], line_files[1], written_zip, names, images, total)
+
+
+#: What every annotation synth-data writes says, in its first lines (``_xml``).
+_MARK = b"<database>drivestage synthetic</database>"
+
+
+def _refuse_another_dataset(voc: Path) -> None:
+    """DataError when ``voc`` holds an annotation or an image synth-data did not write.
+    ``trainer synth-data data`` with the user's own VOC2007 in data/VOCdevkit wrote its
+    000001.jpg... over theirs (VOC2007 uses the same ids) and replaced the dataset's own
+    splits; running it again over a synthetic set is fine (the same seed writes the same)."""
+    synthetic = set()
+    for folder, kind in ((voc / "Annotations", ".xml"), (voc / "JPEGImages", "")):
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            stem, ext = os.path.splitext(entry.name)
+            if kind and ext == kind and entry.is_file() and _written_here(entry.path):
+                synthetic.add(stem)
+            elif kind or stem not in synthetic:
+                raise DataError(f"{voc} holds a dataset synth-data did not write (e.g. "
+                                f"{entry.path}), which the synthetic one would be written over; "
+                                "give another OUT")
+
+
+def _written_here(xml: str) -> bool:
+    try:
+        with open(xml, "rb") as fh:
+            return _MARK in fh.read(512)
+    except OSError:
+        return False
 
 
 def _write_zip(devkit: Path, zip_path: Path) -> None:

@@ -26,6 +26,7 @@ from typing import Iterable, Sequence, Union
 import numpy as np
 from PIL import Image
 
+from trainer.data.images import open_regular
 from trainer.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ __all__ = [
     "VOC_CLASSES",
     "VocObject",
     "PrepareReport",
+    "read_text",
     "read_classes",
     "parse_annotation_line",
     "format_annotation_line",
@@ -57,12 +59,26 @@ __all__ = [
 
 # --------------------------------------------------------------------------- classes
 
+def read_text(path: Path) -> str:
+    """A text file of the dataset (classes, splits, annotation lines) as UTF-8, a byte order
+    mark dropped (Notepad writes one). Another encoding is a :class:`DataError` naming the
+    file and line: it was a ``UnicodeDecodeError`` traceback (a file saved as GBK or
+    Windows-1252 by a Windows editor). FileNotFoundError is the caller's to say."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise DataError(f"{path} is not UTF-8 text (line {line} holds the byte "
+                        f"0x{data[exc.start]:02X}); save it as UTF-8") from None
+
+
 def read_classes(path_or_list: Union[PathLike, Sequence[str]]) -> list[str]:
     """Class names from a file (one per line, blank lines ignored) or from a list."""
     if isinstance(path_or_list, (str, os.PathLike)):
         path = Path(path_or_list)
         try:
-            text = path.read_text(encoding="utf-8-sig")  # Notepad writes a BOM
+            text = read_text(path)
         except FileNotFoundError:
             raise DataError(f"classes file {path} does not exist; give a text file with one class name per line") from None
         names = [line.strip() for line in text.splitlines() if line.strip()]
@@ -126,7 +142,7 @@ def read_annotation_file(path: PathLike, root: PathLike | None = None) -> list[s
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")  # Notepad writes a BOM
+        text = read_text(path)
     except FileNotFoundError:
         raise DataError(
             f"annotation file {path} does not exist; write it with 'trainer prepare-voc ROOT --mode 2'"
@@ -174,14 +190,13 @@ def find_voc_root(root: PathLike, year: str = "2007") -> Path:
 def parse_voc_xml(path: PathLike) -> tuple[tuple[int, int] | None, list[VocObject]]:
     """``((height, width) or None, objects)`` of one VOC XML file."""
     try:
-        tree = ET.parse(path)
-    except ET.ParseError as exc:
-        raise DataError(f"annotation {path} is not valid XML: {exc}") from None
+        with open_regular(path, "annotation", "the XML file") as fh:  # (a FIFO is refused)
+            data = fh.read()
     except FileNotFoundError:
         raise DataError(f"annotation {path} does not exist") from None
     except OSError as exc:
         raise DataError(f"cannot read annotation {path}: {exc.strerror or exc}") from None
-    root = tree.getroot()
+    root = _xml_root(data, path)
     for el in root.iter():  # <annotation xmlns="..."> (some exporters): match the bare names
         if isinstance(el.tag, str) and el.tag.startswith("{"):
             el.tag = el.tag.split("}", 1)[1]
@@ -190,7 +205,7 @@ def parse_voc_xml(path: PathLike) -> tuple[tuple[int, int] | None, list[VocObjec
     if size_el is not None:
         try:
             size = (int(float(size_el.findtext("height", "0"))), int(float(size_el.findtext("width", "0"))))
-        except ValueError:
+        except (ValueError, OverflowError):  # (int(inf) overflows: <width>inf</width> was a traceback)
             size = None
     objects = []
     for obj in root.iter("object"):
@@ -211,6 +226,32 @@ def parse_voc_xml(path: PathLike) -> tuple[tuple[int, int] | None, list[VocObjec
         truncated = bool(_flag(obj.findtext("truncated")))  # unused by training: never fatal
         objects.append(VocObject(name, box, difficult, truncated))  # type: ignore[arg-type]
     return size, objects
+
+
+_DECLARED = re.compile(rb"""\A\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+
+
+def _xml_root(data: bytes, path: PathLike) -> ET.Element:
+    """The root element of an XML file's bytes, in the encoding it declares."""
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError as exc:
+        raise DataError(f"annotation {path} is not valid XML: {exc}") from None
+    except ValueError:
+        pass  # "multi-byte encodings are not supported": expat reads UTF-8/16 and Latin-1 only
+    # A file declaring GBK, GB2312, Big5 or Shift_JIS (Chinese and Japanese labelling tools
+    # write them) was a ValueError traceback: Python's codec decodes it for expat.
+    declared = _DECLARED.match(data)
+    encoding = declared.group(1).decode("ascii") if declared else "?"
+    try:
+        text = data.decode(encoding)
+    except (LookupError, UnicodeDecodeError):
+        raise DataError(f"annotation {path} declares encoding {encoding!r} but is not in it; save "
+                        "it as UTF-8") from None
+    try:
+        return ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise DataError(f"annotation {path} is not valid XML: {exc}") from None
 
 
 def _flag(text: str | None) -> bool | None:
@@ -278,7 +319,7 @@ class PrepareReport:
 
 def _read_ids(path: Path) -> list[str]:
     try:
-        return [line.strip() for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+        return [line.strip() for line in read_text(path).splitlines() if line.strip()]
     except FileNotFoundError:
         raise DataError(
             f"split file {path} does not exist; write the splits first with 'trainer prepare-voc ROOT --mode 1'"

@@ -1,0 +1,136 @@
+"""Dataset text files from anywhere (attackdata27): encodings, XML declarations and sizes
+that were tracebacks, and ``synth-data`` over a real dataset. Tiny files, no training."""
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from _messages import error_line
+from test_attack_data3 import _lines, _voc
+from trainer.cli import cli
+
+
+def _prepare(root, *more):
+    (root / "VOCdevkit" / "VOC2007" / "ImageSets" / "Main" / "val.txt").write_text("")
+    return CliRunner().invoke(cli, ["prepare-voc", str(root), "--mode", "2", "--classes",
+                                    str(root / "classes.txt"), "--out", str(root), *more])
+
+
+# --------------------------------------------------------------------------- encodings
+
+def test_a_classes_file_that_is_not_utf8_is_one_line(tmp_path):
+    """A classes file saved as Windows-1252 ('café'): UnicodeDecodeError traceback."""
+    _voc(tmp_path, {"a": [("dog", 1, 2, 20, 30)]})
+    (tmp_path / "classes.txt").write_bytes("dog\ncafé\n".encode("cp1252"))
+    r = _prepare(tmp_path)
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == (f"Error: {tmp_path / 'classes.txt'} is not UTF-8 text (line 2 "
+                                    "holds the byte 0xE9); save it as UTF-8")
+
+
+def test_a_split_file_that_is_not_utf8_is_one_line(tmp_path):
+    voc = _voc(tmp_path, {"a": [("dog", 1, 2, 20, 30)]}, split="a\nb\u00e9\n".encode("cp1252"))
+    (tmp_path / "classes.txt").write_text("dog\n")
+    r = _prepare(tmp_path)
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == (f"Error: {voc / 'ImageSets' / 'Main' / 'train.txt'} is not "
+                                    "UTF-8 text (line 2 holds the byte 0xE9); save it as UTF-8")
+
+
+def test_annotation_lines_that_are_not_utf8_are_one_line(tmp_path):
+    """2007_train.txt edited on a Chinese Windows (GBK image paths)."""
+    from trainer.data.voc import read_annotation_file
+    from trainer.errors import DataError
+
+    lines = tmp_path / "2007_train.txt"
+    lines.write_bytes("/data/a.jpg 1,1,5,5,0\n/data/\u6570.jpg 1,1,5,5,0\n".encode("gbk"))
+    with pytest.raises(DataError) as refused:
+        read_annotation_file(lines)
+    assert str(refused.value) == (f"{lines} is not UTF-8 text (line 2 holds the byte 0xCA); save "
+                                  "it as UTF-8")
+
+
+def test_a_config_that_is_not_utf8_is_a_config_error(tmp_path, synth_voc):
+    """`trainer eval -c` a YAML saved as Windows-1252: UnicodeDecodeError traceback."""
+    config = tmp_path / "c.yaml"
+    config.write_bytes(f"data:\n  classes: {synth_voc.classes_file}\n# caf\u00e9\n".encode("cp1252"))
+    r = CliRunner().invoke(cli, ["eval", "-c", str(config), "-w", str(tmp_path / "w.pth")])
+    assert r.exit_code == 2, r.output
+    assert error_line(r.stderr) == (f"Error: config {config} is not UTF-8 text (line 3 holds the "
+                                    "byte 0xE9); save it as UTF-8")
+
+
+# --------------------------------------------------------------------------- XML
+
+def test_an_annotation_declaring_gbk_is_read(tmp_path):
+    """`<?xml version="1.0" encoding="gbk"?>` (Chinese labelling tools): expat reads no
+    multi-byte encoding but UTF-8/16, and the ValueError ended prepare-voc in a traceback."""
+    voc = _voc(tmp_path, {"a": [("dog", 1, 2, 20, 30)]})
+    (voc / "Annotations" / "a.xml").write_bytes(
+        '<?xml version="1.0" encoding="gbk"?>\n<annotation><object><name>\u732b</name>'
+        '<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>20</xmax><ymax>30</ymax></bndbox>'
+        '</object></annotation>'.encode("gbk"))
+    (tmp_path / "classes.txt").write_text("\u732b\n", encoding="utf-8")
+    r = _prepare(tmp_path)
+    assert r.exit_code == 0, r.output
+    assert _lines(tmp_path) == [f"{voc / 'JPEGImages' / 'a.jpg'} 1,2,20,30,0"]
+
+
+def test_an_annotation_not_in_the_encoding_it_declares_is_one_line(tmp_path):
+    voc = _voc(tmp_path, {"a": [("dog", 1, 2, 20, 30)]})
+    xml = voc / "Annotations" / "a.xml"
+    xml.write_bytes(b'<?xml version="1.0" encoding="shift_jis"?><annotation>\x81\xff</annotation>')
+    (tmp_path / "classes.txt").write_text("dog\n")
+    r = _prepare(tmp_path)
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == (f"Error: annotation {xml} declares encoding 'shift_jis' but "
+                                    "is not in it; save it as UTF-8")
+
+
+@pytest.mark.parametrize("value", ["inf", "1e400", "-inf"])
+def test_a_size_that_is_not_finite_is_ignored_like_a_missing_one(tmp_path, value):
+    """`<width>inf</width>`: int(float('inf')) is an OverflowError, not the ValueError that
+    was caught, and prepare-voc ended in a traceback (a <size> that says nothing is not used)."""
+    voc = _voc(tmp_path, {"a": [("dog", 1, 2, 20, 30)]})
+    xml = voc / "Annotations" / "a.xml"
+    xml.write_text(xml.read_text().replace("<width>64</width>", f"<width>{value}</width>"))
+    (tmp_path / "classes.txt").write_text("dog\n")
+    r = _prepare(tmp_path)
+    assert r.exit_code == 0, r.output
+    assert _lines(tmp_path) == [f"{voc / 'JPEGImages' / 'a.jpg'} 1,2,20,30,0"]
+
+
+# --------------------------------------------------------------------------- synth-data
+
+def _tree(folder) -> dict[str, str]:
+    return {os.path.relpath(os.path.join(d, f), folder): hashlib.md5(open(os.path.join(d, f), "rb").read()).hexdigest()
+            for d, _, files in os.walk(folder) for f in files}
+
+
+def test_synth_data_never_writes_over_a_real_dataset(tmp_path):
+    """`trainer synth-data data` with the user's VOC2007 in data/VOCdevkit: its 000001.jpg...
+    (VOC2007's own ids) and its splits were replaced by synthetic ones, exit 0."""
+    voc = _voc(tmp_path, {"000001": [("dog", 1, 2, 20, 30)], "000002": [("cat", 3, 4, 30, 40)]})
+    before = _tree(tmp_path / "VOCdevkit")
+    r = CliRunner().invoke(cli, ["synth-data", str(tmp_path), "--images", "3", "--classes", "2",
+                                 "--min-size", "32", "--max-size", "48"])
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == (
+        f"Error: {voc} holds a dataset synth-data did not write (e.g. "
+        f"{voc / 'Annotations' / '000001.xml'}), which the synthetic one would be written over; "
+        "give another OUT")
+    assert _tree(tmp_path / "VOCdevkit") == before
+    assert not (tmp_path / "classes.txt").exists()
+
+
+def test_synth_data_again_over_its_own_dataset_is_fine(tmp_path):
+    args = ["synth-data", str(tmp_path), "--images", "3", "--classes", "2", "--min-size", "32",
+            "--max-size", "48"]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    first = _tree(tmp_path)
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    assert _tree(tmp_path) == first
