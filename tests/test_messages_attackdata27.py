@@ -138,3 +138,15 @@ def test_a_tiff_bomb(tmp_path):
     with pytest.raises(DataError) as refused:
         YoloDataset([f"{bomb} 1,1,20,20,0"], 64, 1, train=False)[0]
     shown("cannot read image … pixels, more than the", error_text(refused.value))
+
+
+@renders("holds a pickled Python object (…), not only tensors; such objects are never loaded")
+def test_weights_that_would_run_code(tmp_path):
+    from test_attackdata27_pickles import _hostile
+
+    path, marker = _hostile(tmp_path, "zip")
+    r = CliRunner().invoke(cli, ["predict", "--weights", str(path), "--source", str(tmp_path),
+                                 "--out", str(tmp_path / "out")])
+    assert r.exit_code == 1 and not marker.exists()
+    shown("holds a pickled Python object (…), not only tensors; such objects are never loaded",
+          error_line(r.stderr))

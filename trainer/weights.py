@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
+import re
 import struct
 import zipfile
 from dataclasses import dataclass, field
@@ -171,8 +173,26 @@ def _torch_load(path: str) -> Any:
     try:
         # weights_only: weights come from Drive and the web; never unpickle arbitrary objects.
         return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's text spans eight lines (ANSI escapes included) and advises weights_only=False,
+        # "likely to succeed": the one thing never to do with a file from anywhere.
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if found is None:
+            raise WeightsError(f"{path} cannot be read as PyTorch weights ({_first_line(exc)}); "
+                               "it is damaged or not a weights file") from None
+        raise WeightsError(
+            f"{path} holds a pickled Python object ({found.group(1)}), not only tensors; such "
+            "objects are never loaded (a file from anywhere could run code): give a state dict "
+            "(torch.save(model.state_dict(), PATH)) or a checkpoint of this trainer") from None
     except Exception as exc:  # torch raises many types for damaged or foreign files
-        raise WeightsError(f"{path} cannot be read as PyTorch weights ({type(exc).__name__}: {exc})") from None
+        raise WeightsError(f"{path} cannot be read as PyTorch weights ({type(exc).__name__}: "
+                           f"{_first_line(exc)}); it is truncated, damaged or not a weights "
+                           "file") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _read_torch(path: str, obj: Any = None) -> tuple[dict[str, torch.Tensor], str]:

@@ -1,0 +1,111 @@
+"""A weights file from anywhere must never run code (attackdata27): a pickle whose
+``__reduce__`` calls ``os.system`` handed to ``predict``, ``eval``, ``export-onnx`` and the
+library loaders. That held (``torch.load(..., weights_only=True)`` everywhere), but the
+refusal was torch's eight-line text, ANSI escapes included, advising ``weights_only=False``
+("will likely succeed"): the one thing never to do with such a file."""
+from __future__ import annotations
+
+import os
+import pickle
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from _messages import error_line
+from trainer.cli import cli
+
+
+class _Exploit:
+    """Unpickled, it creates ``marker``: proof that the file ran code."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _hostile(tmp_path, kind: str):
+    """A weights file that runs ``touch MARKER`` when unpickled: torch's zip format (a state
+    dict holding the object next to real tensors) or a bare legacy pickle."""
+    marker = tmp_path / "pwned"
+    path = tmp_path / f"{kind}.pth"
+    if kind == "zip":
+        from trainer.model import YoloV4Tiny
+
+        state = dict(YoloV4Tiny(num_classes=2).state_dict())
+        state["x"] = _Exploit(str(marker))
+        torch.save(state, path)
+    else:
+        path.write_bytes(pickle.dumps({"model": _Exploit(str(marker))}, protocol=2))
+    assert not marker.exists()
+    return path, marker
+
+
+def _refusal(path) -> str:
+    return (f"Error: {path} holds a pickled Python object (posix.system), not only tensors; "
+            "such objects are never loaded (a file from anywhere could run code): give a "
+            "state dict (torch.save(model.state_dict(), PATH)) or a checkpoint of this trainer")
+
+
+def test_a_whole_pickled_model_is_refused_in_one_line(tmp_path):
+    """`torch.save(model)` (the whole module, as some repositories publish weights)."""
+    from trainer.model import YoloV4Tiny
+
+    path = tmp_path / "model.pt"
+    torch.save(YoloV4Tiny(num_classes=2), path)
+    r = CliRunner().invoke(cli, ["export-onnx", "--weights", str(path), "--out",
+                                 str(tmp_path / "m.onnx")])
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == _refusal(path).replace("posix.system",
+                                                          "trainer.model.yolo.YoloV4Tiny")
+
+
+def test_a_truncated_weights_file_says_so(tmp_path):
+    """A download cut short: `(OSError: [Errno 22] Invalid argument)`, nothing more."""
+    from trainer.model import YoloV4Tiny
+
+    path = tmp_path / "w.pth"
+    torch.save(YoloV4Tiny(num_classes=2).state_dict(), path)
+    path.write_bytes(path.read_bytes()[:5000])
+    r = CliRunner().invoke(cli, ["export-onnx", "--weights", str(path), "--out",
+                                 str(tmp_path / "m.onnx")])
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == (f"Error: {path} cannot be read as PyTorch weights (OSError: "
+                                    "[Errno 22] Invalid argument); it is truncated, damaged or "
+                                    "not a weights file")
+
+
+@pytest.mark.parametrize("kind", ["zip", "legacy"])
+def test_predict_and_export_never_run_a_hostile_pickle(tmp_path, kind):
+    import cv2
+    import numpy as np
+
+    path, marker = _hostile(tmp_path, kind)
+    (tmp_path / "src").mkdir()
+    cv2.imwrite(str(tmp_path / "src" / "a.png"), np.zeros((32, 32, 3), np.uint8))
+    r = CliRunner().invoke(cli, ["predict", "--weights", str(path), "--source",
+                                 str(tmp_path / "src"), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == _refusal(path)
+    assert not marker.exists()
+    pytest.importorskip("onnx")
+    r = CliRunner().invoke(cli, ["export-onnx", "--weights", str(path), "--out",
+                                 str(tmp_path / "m.onnx")])
+    assert r.exit_code == 1, r.output
+    assert not marker.exists() and not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("kind", ["zip", "legacy"])
+def test_eval_and_a_resume_never_run_a_hostile_pickle(tmp_path, kind, tiny_config):
+    from trainer.checkpoint import load_checkpoint
+    from trainer.errors import CheckpointError
+
+    path, marker = _hostile(tmp_path, kind)
+    r = CliRunner().invoke(cli, ["eval", "-c", tiny_config(), "-w", str(path)])
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == _refusal(path)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(str(path))
+    assert not marker.exists()
