@@ -145,8 +145,9 @@ def test_weights_that_would_run_code(tmp_path):
     from test_attackdata27_pickles import _hostile
 
     path, marker = _hostile(tmp_path, "zip")
-    r = CliRunner().invoke(cli, ["predict", "--weights", str(path), "--source", str(tmp_path),
-                                 "--out", str(tmp_path / "out")])
+    _photo(tmp_path / "src" / "a.png")
+    r = CliRunner().invoke(cli, ["predict", "--weights", str(path), "--source",
+                                 str(tmp_path / "src"), "--out", str(tmp_path / "out")])
     assert r.exit_code == 1 and not marker.exists()
     shown("holds a pickled Python object (…), not only tensors; such objects are never loaded",
           error_line(r.stderr))
