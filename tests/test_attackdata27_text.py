@@ -134,3 +134,33 @@ def test_synth_data_again_over_its_own_dataset_is_fine(tmp_path):
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 0, r.output
     assert _tree(tmp_path) == first
+
+
+# --------------------------------------------------------------------------- writing
+
+def test_prepare_voc_never_writes_through_a_link_the_dataset_holds(tmp_path):
+    """The split and annotation files were written through a fixed temporary name
+    (`train.txt.tmp`), opened as it was: a dataset from anywhere holding
+    `ImageSets/Main/train.txt.tmp` as a link to `~/.bashrc` had prepare-voc write its ids
+    over that file."""
+    voc = _voc(tmp_path / "ds", {"a": [("dog", 1, 2, 20, 30)], "b": [("dog", 1, 2, 20, 30)]})
+    (voc / "ImageSets" / "Main" / "train.txt").unlink()
+    victims = {}
+    for name in ("trainval", "train", "val", "test"):
+        victims[name] = tmp_path / f"victim-{name}"
+        victims[name].write_text("precious\n")
+        (voc / "ImageSets" / "Main" / f"{name}.txt.tmp").symlink_to(victims[name])
+    out = tmp_path / "lines"
+    out.mkdir()
+    victims["lines"] = tmp_path / "victim-lines"
+    victims["lines"].write_text("precious\n")
+    (out / "2007_train.txt.tmp").symlink_to(victims["lines"])
+    (tmp_path / "classes.txt").write_text("dog\n")
+    r = CliRunner().invoke(cli, ["prepare-voc", str(tmp_path / "ds"), "--classes",
+                                 str(tmp_path / "classes.txt"), "--out", str(out),
+                                 "--trainval-percent", "1", "--train-percent", "0.5"])
+    assert r.exit_code == 0, r.output
+    assert {n: v.read_text() for n, v in victims.items()} == {n: "precious\n" for n in victims}
+    assert (voc / "ImageSets" / "Main" / "trainval.txt").read_text() == "a\nb\n"
+    assert not (voc / "ImageSets" / "Main" / "trainval.txt").is_symlink()
+    assert len(_lines(out)) == 1

@@ -327,11 +327,20 @@ def _read_ids(path: Path) -> list[str]:
 
 
 def _write_lines(path: Path, lines: Iterable[str]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for line in lines:
-            fh.write(line + "\n")
-    os.replace(tmp, path)  # readers never see half a split file
+    """Readers never see half a split file. The temporary file's name is a fresh one made
+    with O_EXCL (:func:`drivestage.localfs.atomic_file`): the fixed ``train.txt.tmp`` was
+    opened as it was, and a dataset holding a link of that name had its target outside the
+    dataset written over."""
+    from drivestage.localfs import atomic_file
+
+    with atomic_file(str(path), mode=0o666 & ~_umask()) as fh:
+        fh.write("".join(line + "\n" for line in lines).encode("utf-8"))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _image_index(folder: Path) -> dict[str, Path]:
