@@ -175,3 +175,62 @@ def test_a_fifo_under_an_annotations_name_is_refused_not_waited_on(tmp_path):
     assert isinstance(exc, DataError), exc
     assert error_text(exc) == (f"Error: cannot read annotation {fifo}: not a regular file (a "
                                "FIFO, socket or device); replace it with the XML file")
+
+
+# --------------------------------------------------------------------------- the disk cache
+
+def _shipped_cache(tmp_path):
+    """A dataset whose image-cache/ came with it (the default data.cache=disk folder lies
+    beside the images, and may be pulled from Drive): its entry names are the content keys of
+    the images, which whoever made the dataset can compute."""
+    from trainer.data.cache import content_key
+    from trainer.data.images import read_bytes
+
+    image = tmp_path / "000001.jpg"
+    cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    folder = tmp_path / "image-cache"
+    folder.mkdir()
+    return image, folder / f"{content_key(read_bytes(image), 64)}.rgb"
+
+
+def test_a_fifo_shipped_as_a_cache_entry_is_written_over_not_waited_on(tmp_path):
+    from trainer.data.dataset import YoloDataset
+
+    image, entry = _shipped_cache(tmp_path)
+    os.mkfifo(entry)
+    line = f"{image} 1,1,20,20,0"
+    try:
+        box: list = []
+        finished, exc = _in_thread(lambda: box.append(
+            YoloDataset([line], 64, 1, train=False, cache="disk", cache_dir=str(entry.parent))[0]))
+    finally:
+        _unblock(entry)
+    assert finished, "the cache waited on the FIFO"
+    assert exc is None, exc
+    plain = YoloDataset([line], 64, 1, train=False)[0]
+    assert all(torch_equal(a, b) for a, b in zip(box[0], plain))
+    assert entry.is_file()
+
+
+@pytest.mark.parametrize("header", [(0, 0, 36, 48), (48, 64, 200, 2)], ids=["no-size", "oversized"])
+def test_a_cache_entry_whose_header_cannot_be_is_decoded_again(tmp_path, header):
+    """An entry of the right length whose header says an image of no size (the boxes were
+    divided by 0: a ZeroDivisionError traceback) or larger than the input size (no fitted
+    image is) was served as it was."""
+    import struct
+
+    from trainer.data.dataset import YoloDataset
+
+    image, entry = _shipped_cache(tmp_path)
+    orig_h, orig_w, h, w = header
+    entry.write_bytes(struct.pack("<4sIIII", b"TDC1", orig_h, orig_w, h, w) + bytes(h * w * 3))
+    line = f"{image} 1,1,20,20,0"
+    cached = YoloDataset([line], 64, 1, train=False, cache="disk", cache_dir=str(entry.parent))[0]
+    plain = YoloDataset([line], 64, 1, train=False)[0]
+    assert all(torch_equal(a, b) for a, b in zip(cached, plain))
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return a.shape == b.shape and bool(torch.equal(a, b))

@@ -40,7 +40,8 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from trainer.data.images import FIT_VERSION, decode_fitted, fitted_shape, header_size, read_bytes
+from trainer.data.images import (FIT_VERSION, decode_fitted, fitted_shape, header_size, open_regular,
+                                 read_bytes)
 from trainer.errors import CacheBudgetError, DataError
 
 log = logging.getLogger(__name__)
@@ -202,18 +203,23 @@ class RamCache:
         return view, (int(self.orig[index, 0]), int(self.orig[index, 1]))
 
 
-def _read_header(path: Path) -> Optional[tuple[int, int, int, int]]:
-    """``(orig_h, orig_w, h, w)`` of a complete entry; None when it is missing or not whole."""
+def _read_header(path: Path, fitted: int) -> Optional[tuple[int, int, int, int]]:
+    """``(orig_h, orig_w, h, w)`` of a complete entry of images fitted to ``fitted`` px; None
+    when it is missing, not whole, or no fitted image (written anew then). The folder may
+    have come with the dataset: a FIFO there hung the start of training, and an entry
+    saying an image of no size (boxes divided by 0) or larger than ``fitted`` was served."""
     try:
-        with open(path, "rb") as f:
+        with open_regular(path, "image cache entry") as f:
             head = f.read(_HEADER.size)
             size = os.fstat(f.fileno()).st_size
-    except OSError:
+    except (OSError, DataError):
         return None
     if len(head) != _HEADER.size:
         return None
     magic, oh, ow, h, w = _HEADER.unpack(head)
     if magic != _MAGIC or size != _HEADER.size + h * w * 3:
+        return None
+    if not (0 < h <= min(oh, fitted) and 0 < w <= min(ow, fitted)):
         return None
     return oh, ow, h, w
 
@@ -257,7 +263,7 @@ def plan_disk_cache(paths: Sequence[str], size: int, folder: Union[str, os.PathL
         data = read_bytes(paths[i])
         entry = folder / f"{content_key(data, size)}.rgb"
         entries[i] = str(entry)
-        if str(entry) not in done and _read_header(entry) is None:
+        if str(entry) not in done and _read_header(entry, size) is None:
             h, w = fitted_shape(header_size(data, paths[i]), size)
             needed[i] = _HEADER.size + h * w * 3
 
