@@ -164,3 +164,37 @@ def test_prepare_voc_never_writes_through_a_link_the_dataset_holds(tmp_path):
     assert (voc / "ImageSets" / "Main" / "trainval.txt").read_text() == "a\nb\n"
     assert not (voc / "ImageSets" / "Main" / "trainval.txt").is_symlink()
     assert len(_lines(out)) == 1
+
+
+# --------------------------------------------------------------------------- file names
+
+def test_an_image_name_with_two_spaces_in_a_row_is_found_by_training(tmp_path):
+    """The reader split lines on whitespace and joined the path back with single spaces:
+    `IMG  001.jpg` (two spaces, as some cameras and copies name files) became `IMG 001.jpg`,
+    which does not exist, and training stopped at it."""
+    from trainer.data.dataset import YoloDataset
+    from trainer.data.voc import read_annotation_file
+
+    voc = _voc(tmp_path, {"IMG  001": [("dog", 1, 2, 20, 30)], "b\tc": [("dog", 3, 4, 20, 30)]})
+    (tmp_path / "classes.txt").write_text("dog\n")
+    r = _prepare(tmp_path)
+    assert r.exit_code == 0, r.output
+    lines = read_annotation_file(tmp_path / "2007_train.txt")
+    ds = YoloDataset(lines, 64, 1, train=False)
+    assert sorted(ds.paths) == [str(voc / "JPEGImages" / "IMG  001.jpg"), str(voc / "JPEGImages" / "b\tc.jpg")]
+    assert [len(ds[i][1]) for i in range(len(ds))] == [1, 1]
+
+
+def test_an_image_name_the_line_format_cannot_hold_is_left_out_with_a_warning(tmp_path):
+    """`frame 1,2.jpg` (a space, then a comma): its line was written, and the reader took
+    `1,2.jpg` for a bad box, so no training could start: `2007_train.txt:1: bad box ...`."""
+    from trainer.data.voc import read_annotation_file
+
+    voc = _voc(tmp_path, {"frame 1,2": [("dog", 1, 2, 20, 30)], "ok": [("dog", 1, 2, 20, 30)]})
+    (tmp_path / "classes.txt").write_text("dog\n")
+    r = _prepare(tmp_path)
+    assert r.exit_code == 0, r.output
+    assert (f"Warning: 1 image has a name the annotation lines cannot hold (a space, then a comma:"
+            f" {voc / 'JPEGImages' / 'frame 1,2.jpg'}); its line was not written: rename it "
+            "(no comma after a space) and run again") in r.stderr.splitlines()
+    assert read_annotation_file(tmp_path / "2007_train.txt") == [f"{voc / 'JPEGImages' / 'ok.jpg'} 1,2,20,30,0"]

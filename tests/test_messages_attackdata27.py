@@ -151,3 +151,12 @@ def test_weights_that_would_run_code(tmp_path):
     assert r.exit_code == 1 and not marker.exists()
     shown("holds a pickled Python object (…), not only tensors; such objects are never loaded",
           error_line(r.stderr))
+
+
+@renders("the annotation lines cannot hold (a space, then a comma:")
+def test_an_image_name_with_a_comma_after_a_space(tmp_path):
+    _voc(tmp_path, {"frame 1,2": [("dog", 1, 2, 20, 30)], "ok": [("dog", 1, 2, 20, 30)]})
+    (tmp_path / "classes.txt").write_text("dog\n")
+    r = _prepare(tmp_path)
+    assert r.exit_code == 0
+    shown("the annotation lines cannot hold (a space, then a comma:", r.stderr)

@@ -103,15 +103,20 @@ _BOX = re.compile(rf"^({_NUMBER}),({_NUMBER}),({_NUMBER}),({_NUMBER}),(\d+)$")
 def parse_annotation_line(line: str) -> tuple[str, np.ndarray]:
     """Split an annotation line into ``(image_path, boxes [n, 5] float32 x1,y1,x2,y2,cls)``.
 
-    Box tokens are read from the end of the line, so image paths containing single spaces
-    survive (the port splits on every space and breaks on them).
+    Box tokens are read from the end of the line, so image paths containing spaces survive
+    (the port splits on every space and breaks on them), as they are: two spaces in a row or
+    a tab stay in the path (joining its words back with one space named a file that does not
+    exist).
     """
-    tokens = line.strip().split()
-    if not tokens:
+    path = line.strip()
+    if not path:
         raise DataError("empty annotation line; expected 'path x1,y1,x2,y2,cls ...'")
     boxes = []
-    while len(tokens) > 1 and "," in tokens[-1]:
-        token = tokens.pop()
+    while True:
+        rest = path.rsplit(None, 1)
+        if len(rest) < 2 or "," not in rest[1]:
+            break
+        path, token = rest
         match = _BOX.match(token)
         if not match:
             raise DataError(
@@ -119,11 +124,20 @@ def parse_annotation_line(line: str) -> tuple[str, np.ndarray]:
                 "with numbers and an integer class"
             )
         boxes.append([float(v) for v in match.groups()])
-    path = " ".join(tokens)
-    if len(tokens) == 1 and _BOX.match(path):
+    if _BOX.match(path):
         raise DataError(f"annotation line {line.strip()[:120]!r} has boxes but no image path")
     arr = np.array(boxes[::-1], dtype=np.float32).reshape(-1, 5)
     return path, arr
+
+
+def _readable_back(line: str, image_path: str) -> bool:
+    """Whether :func:`parse_annotation_line` gives ``image_path`` back from ``line``: a name
+    with a comma after a space (``frame 1,2.jpg``) reads as a bad box, and then no training
+    could start at all."""
+    try:
+        return parse_annotation_line(line)[0] == image_path
+    except DataError:
+        return False
 
 
 def format_annotation_line(image_path: str, boxes: Iterable[Sequence[float]]) -> str:
@@ -301,6 +315,7 @@ class PrepareReport:
     difficult_skipped: int = 0
     empty_boxes: list[str] = field(default_factory=list)
     unturned: list[str] = field(default_factory=list)
+    unnamed: list[str] = field(default_factory=list)  # names a line cannot hold
     missing_images: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -485,7 +500,11 @@ def prepare_voc(
                     cls = index[obj.name]
                     boxes.append((x1, y1, x2, y2, cls))
                     counts[cls] += 1
-                lines.append(format_annotation_line(str(image.resolve()), boxes))
+                line = format_annotation_line(str(image.resolve()), boxes)
+                if not _readable_back(line, str(image.resolve())):
+                    report.unnamed.append(str(image))
+                    continue
+                lines.append(line)
             target = out / f"{year}_{image_set}.txt"
             _write_lines(target, lines)
             report.files.append(target)
@@ -510,6 +529,13 @@ def prepare_voc(
                 f"{', '.join(report.unturned[:3])}); remove the EXIF orientation "
                 "(exiftool -Orientation= -overwrite_original FILE) and run again"
             )
+        if report.unnamed:
+            n, one = len(report.unnamed), len(report.unnamed) == 1
+            report.warnings.append(
+                f"{n} {'image has a name' if one else 'images have names'} the annotation lines "
+                f"cannot hold (a space, then a comma: {', '.join(report.unnamed[:3])}); "
+                f"{'its line was' if one else 'their lines were'} not written: rename "
+                f"{'it' if one else 'them'} (no comma after a space) and run again")
         if report.empty_boxes:
             n, one = len(report.empty_boxes), len(report.empty_boxes) == 1
             report.warnings.append(
