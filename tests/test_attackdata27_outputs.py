@@ -158,3 +158,23 @@ def test_export_that_fails_leaves_no_partial_file(tmp_path, weights, small_disk)
     assert r.exit_code == 1, r.output
     assert error_line(r.stderr).startswith(f"Error: cannot write {out} (")
     assert os.listdir(disk) == []
+
+
+def test_export_never_writes_through_a_link_at_its_temporary_name(tmp_path, weights):
+    """The graph was written to the fixed name OUT.partial, opened as it was: a link of that
+    name (a folder unpacked from elsewhere) had its target, outside, written over."""
+    pytest.importorskip("onnx")
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    out = tmp_path / "out" / "m.onnx"
+    out.parent.mkdir()
+    (out.parent / "m.onnx.partial").symlink_to(victim)
+    r = CliRunner().invoke(cli, ["export-onnx", "--weights", str(weights), "--out", str(out),
+                                 "--input-size", "64"])
+    assert r.exit_code == 0, r.output
+    assert victim.read_text() == "precious\n"
+    assert out.is_file() and not out.is_symlink()
+    mask = os.umask(0)
+    os.umask(mask)
+    assert os.stat(out).st_mode & 0o777 == 0o666 & ~mask
+    assert sorted(os.listdir(out.parent)) == ["m.onnx", "m.onnx.partial"]

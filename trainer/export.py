@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import warnings
 
 import torch
@@ -54,7 +55,10 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: int | Non
     dummy = torch.zeros(1, 3, size, size)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    tmp = path + ".partial"
+    # A fresh name, made with O_EXCL: the fixed OUT.partial was opened as it was, and a link of
+    # that name had its target written over.
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".partial")
+    os.close(fd)
     try:
         # The tracer warns that the anchors and strides become constants: intended (fixed size).
         with torch.no_grad(), warnings.catch_warnings():
@@ -74,6 +78,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: int | Non
             entry.key, entry.value = key, json.dumps(value)
         onnx.checker.check_model(graph)
         onnx.save(graph, tmp)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)   # (mkstemp's file is private; the graph is not)
         os.replace(tmp, path)      # only a checked graph appears under the final name
     except BaseException:
         # (A full disk or a failed check left OUT.partial behind, megabytes, every time.)

@@ -153,6 +153,8 @@ def export_onnx_cmd(weights, out_path, classes_file, input_size, opset, static_b
                            dynamic_batch=not static_batch, class_names=names)
     except OSError as exc:  # --out under a file, a read-only or full disk: was a traceback
         where = exc.filename or out_path
+        if str(where).endswith(".partial"):  # (the temporary file beside it: name the --out)
+            where = out_path
         why = "not a folder" if exc.errno in (errno.ENOTDIR, errno.EEXIST) else \
             (exc.strerror or str(exc)).lower()
         raise TrainerError(f"cannot write {out_path} ({where}: {why}); choose another "
