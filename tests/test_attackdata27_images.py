@@ -234,3 +234,35 @@ def torch_equal(a, b) -> bool:
     import torch
 
     return a.shape == b.shape and bool(torch.equal(a, b))
+
+
+# --------------------------------------------------------------------------- huge files
+
+def test_an_image_file_larger_than_any_image_is_refused_before_it_is_read(tmp_path):
+    """A sparse file takes no disk (GNU tar ships them as such) and any size when read: a
+    dataset's 000001.jpg of 2 GiB (of 20 in the wild) was read whole into every loader
+    worker that met it, before OpenCV said it was no image."""
+    from trainer.data.images import MAX_FILE_BYTES, read_bytes
+
+    huge = tmp_path / "000001.jpg"
+    with open(huge, "wb") as fh:
+        fh.truncate(2 << 30)
+    assert MAX_FILE_BYTES < 2 << 30
+    with pytest.raises(DataError) as refused:
+        read_bytes(huge)
+    assert error_text(refused.value) == (
+        f"Error: cannot read image {huge}: 2.00 GiB, more than the "
+        f"{MAX_FILE_BYTES / 2 ** 30:.2f} GiB any image the trainer decodes takes; is it an image?")
+
+
+def test_an_annotation_larger_than_any_annotation_is_refused_before_it_is_read(tmp_path):
+    from trainer.data.voc import parse_voc_xml
+
+    huge = tmp_path / "000001.xml"
+    with open(huge, "wb") as fh:
+        fh.write(b"<annotation>")
+        fh.truncate(64 << 20)
+    with pytest.raises(DataError) as refused:
+        parse_voc_xml(huge)
+    assert error_text(refused.value) == (f"Error: annotation {huge} is 64.0 MiB, more than a VOC "
+                                         "annotation ever is (16 MiB); is it the right file?")

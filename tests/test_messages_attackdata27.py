@@ -160,3 +160,25 @@ def test_an_image_name_with_a_comma_after_a_space(tmp_path):
     r = _prepare(tmp_path)
     assert r.exit_code == 0
     shown("the annotation lines cannot hold (a space, then a comma:", r.stderr)
+
+
+@renders("GiB any image the trainer decodes takes; is it an image?",
+         "more than a VOC annotation ever is (… MiB); is it the right file?")
+def test_files_larger_than_any_image_or_annotation(tmp_path):
+    voc = _voc(tmp_path, {"a": [("dog", 1, 2, 20, 30)]})
+    (tmp_path / "classes.txt").write_text("dog\n")
+    with open(voc / "Annotations" / "a.xml", "r+b") as fh:
+        fh.truncate(20 << 20)
+    r = _prepare(tmp_path)
+    assert r.exit_code == 1
+    shown("more than a VOC annotation ever is (… MiB); is it the right file?", error_line(r.stderr))
+
+    from trainer.data.dataset import YoloDataset
+    from trainer.errors import DataError
+
+    image = voc / "JPEGImages" / "a.jpg"
+    with open(image, "r+b") as fh:
+        fh.truncate(2 << 30)
+    with pytest.raises(DataError) as refused:
+        YoloDataset([f"{image} 1,1,20,20,0"], 64, 1, train=False)[0]
+    shown("GiB any image the trainer decodes takes; is it an image?", error_text(refused.value))

@@ -27,8 +27,8 @@ from PIL import Image
 from trainer.data.augment import letterbox_params
 from trainer.errors import DataError
 
-__all__ = ["FIT_VERSION", "read_image", "read_bytes", "open_regular", "header_size", "fitted_shape",
-           "decode_fitted"]
+__all__ = ["FIT_VERSION", "MAX_PIXELS", "MAX_FILE_BYTES", "read_image", "read_bytes", "open_regular",
+           "header_size", "fitted_shape", "decode_fitted"]
 
 FIT_VERSION = 1
 
@@ -57,9 +57,16 @@ def open_regular(path: Union[str, os.PathLike], what: str = "image", fix: str = 
 
 
 def read_bytes(path: Union[str, os.PathLike]) -> bytes:
-    """The file's bytes, or a :class:`DataError` naming it."""
+    """The file's bytes, or a :class:`DataError` naming it. A file larger than any image the
+    trainer decodes is refused before it is read: a sparse file takes no disk (GNU tar ships
+    them as such) and any size when read, into every loader worker that meets it."""
     try:
         with open_regular(path) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_FILE_BYTES:
+                raise DataError(f"cannot read image {path}: {size / 2 ** 30:.2f} GiB, more than the "
+                                f"{MAX_FILE_BYTES / 2 ** 30:.2f} GiB any image the trainer decodes "
+                                "takes; is it an image?")
             return f.read()
     except OSError as exc:
         raise DataError(f"cannot read image {path}: {exc.strerror or exc}") from None
@@ -69,6 +76,9 @@ def read_bytes(path: Union[str, os.PathLike]) -> bytes:
 #: limit, which the image cache applies through PIL too. A PNG of zeros 20 times larger
 #: fits in a few MB and would take gigabytes in a loader worker.
 MAX_PIXELS = 2 * int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+#: Most bytes of an image file read: MAX_PIXELS of 16-bit RGBA, uncompressed (a TIFF), and
+#: a little more for its headers.
+MAX_FILE_BYTES = MAX_PIXELS * 8 + (16 << 20)
 _SCALE = {cv2.IMREAD_REDUCED_COLOR_2: 2, cv2.IMREAD_REDUCED_COLOR_4: 4, cv2.IMREAD_REDUCED_COLOR_8: 8}
 
 

@@ -201,10 +201,19 @@ def find_voc_root(root: PathLike, year: str = "2007") -> Path:
     )
 
 
+#: Most bytes of a VOC XML read (one of VOC2007's is 1-2 KB; 16 MiB is a hundred thousand objects).
+_MAX_XML_BYTES = 16 << 20
+
+
 def parse_voc_xml(path: PathLike) -> tuple[tuple[int, int] | None, list[VocObject]]:
     """``((height, width) or None, objects)`` of one VOC XML file."""
     try:
         with open_regular(path, "annotation", "the XML file") as fh:  # (a FIFO is refused)
+            size = os.fstat(fh.fileno()).st_size
+            if size > _MAX_XML_BYTES:  # (a sparse file of any size takes no disk)
+                raise DataError(f"annotation {path} is {size / 2 ** 20:.1f} MiB, more than a VOC "
+                                f"annotation ever is ({_MAX_XML_BYTES >> 20} MiB); is it the right "
+                                "file?")
             data = fh.read()
     except FileNotFoundError:
         raise DataError(f"annotation {path} does not exist") from None
