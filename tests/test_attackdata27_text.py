@@ -198,3 +198,42 @@ def test_an_image_name_the_line_format_cannot_hold_is_left_out_with_a_warning(tm
             f" {voc / 'JPEGImages' / 'frame 1,2.jpg'}); its line was not written: rename it "
             "(no comma after a space) and run again") in r.stderr.splitlines()
     assert read_annotation_file(tmp_path / "2007_train.txt") == [f"{voc / 'JPEGImages' / 'ok.jpg'} 1,2,20,30,0"]
+
+
+# --------------------------------------------------------------------------- where it cannot write
+
+def test_prepare_voc_out_where_nothing_can_be_written_is_one_line(tmp_path):
+    """`--out` under a file (a read-only or full disk alike): a NotADirectoryError traceback."""
+    _voc(tmp_path, {"a": [("dog", 1, 2, 20, 30)]})
+    (tmp_path / "classes.txt").write_text("dog\n")
+    (tmp_path / "afile").write_text("x")
+    r = CliRunner().invoke(cli, ["prepare-voc", str(tmp_path), "--mode", "2", "--classes",
+                                 str(tmp_path / "classes.txt"), "--out", str(tmp_path / "afile" / "lines")])
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == (f"Error: cannot write {tmp_path / 'afile' / 'lines'} (not a "
+                                    "folder); give --out a folder you can write")
+
+
+def test_prepare_voc_splits_where_the_dataset_cannot_be_written_is_one_line(tmp_path):
+    voc = _voc(tmp_path, {"a": [("dog", 1, 2, 20, 30)]})
+    main = voc / "ImageSets" / "Main"
+    for f in main.iterdir():
+        f.unlink()
+    main.rmdir()
+    main.write_text("not a folder")
+    (tmp_path / "classes.txt").write_text("dog\n")
+    r = CliRunner().invoke(cli, ["prepare-voc", str(tmp_path), "--mode", "1", "--classes",
+                                 str(tmp_path / "classes.txt")])
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == (
+        f"Error: cannot write {main} (not a folder); the splits are written into the dataset; "
+        "--mode 2 writes only the annotation lines (under --out), from the splits it has")
+
+
+def test_synth_data_where_nothing_can_be_written_is_one_line(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    r = CliRunner().invoke(cli, ["synth-data", str(tmp_path / "afile" / "synth"), "--images", "2"])
+    assert r.exit_code == 1, r.output
+    assert error_line(r.stderr) == (
+        f"Error: cannot write {tmp_path / 'afile' / 'synth' / 'VOCdevkit' / 'VOC2007' / 'Annotations'}"
+        " (not a folder); give OUT a folder you can write")

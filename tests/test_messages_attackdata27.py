@@ -182,3 +182,25 @@ def test_files_larger_than_any_image_or_annotation(tmp_path):
     with pytest.raises(DataError) as refused:
         YoloDataset([f"{image} 1,1,20,20,0"], 64, 1, train=False)[0]
     shown("GiB any image the trainer decodes takes; is it an image?", error_text(refused.value))
+
+
+@renders("cannot write … (…); give … a folder you can write",
+         "the splits are written into the dataset; --mode 2 writes only the annotation lines")
+def test_data_commands_where_nothing_can_be_written(tmp_path):
+    from test_attackdata27_text import (
+        test_prepare_voc_out_where_nothing_can_be_written_is_one_line as out_under_a_file,
+        test_prepare_voc_splits_where_the_dataset_cannot_be_written_is_one_line as splits)
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    out_under_a_file(tmp_path / "a")
+    (tmp_path / "a" / "classes.txt").write_text("dog\n")
+    r = CliRunner().invoke(cli, ["prepare-voc", str(tmp_path / "a"), "--mode", "2", "--classes",
+                                 str(tmp_path / "a" / "classes.txt"), "--out",
+                                 str(tmp_path / "a" / "afile" / "x")])
+    shown("cannot write … (…); give … a folder you can write", error_line(r.stderr))
+    splits(tmp_path / "b")
+    r = CliRunner().invoke(cli, ["prepare-voc", str(tmp_path / "b"), "--mode", "1", "--classes",
+                                 str(tmp_path / "b" / "classes.txt")])
+    shown("the splits are written into the dataset; --mode 2 writes only the annotation lines",
+          error_line(r.stderr))

@@ -85,8 +85,14 @@ def synth_data_command(out: Path, images: int, classes: int, seed: int, min_size
     if min_size > max_size:
         raise click.BadParameter(f"--min-size {min_size} is larger than --max-size {max_size}",
                                  param_hint="--min-size")
-    result = make_synthetic_voc(out, images=images, classes=classes, seed=seed, image_size=(min_size, max_size),
-                                zip_path=(out / "VOCdevkit.zip") if make_zip else None)
+    try:
+        result = make_synthetic_voc(out, images=images, classes=classes, seed=seed,
+                                    image_size=(min_size, max_size),
+                                    zip_path=(out / "VOCdevkit.zip") if make_zip else None)
+    except OSError as exc:  # OUT under a file, a read-only or full disk: was a traceback
+        from trainer.data.voc import cannot_write
+
+        raise cannot_write(Path(exc.filename or out), exc, "give OUT a folder you can write") from None
     click.echo(f"{result.images} images, {result.objects} objects, {len(result.class_names)} classes: "
                f"{', '.join(result.class_names)}", err=True)
     for path in (result.voc_root, result.classes_file, result.train_lines_file, result.val_lines_file,

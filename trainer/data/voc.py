@@ -13,6 +13,7 @@ is sorted before sampling, so a seed gives the same split on every filesystem.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
@@ -46,6 +47,7 @@ __all__ = [
     "VocObject",
     "PrepareReport",
     "read_text",
+    "cannot_write",
     "read_classes",
     "parse_annotation_line",
     "format_annotation_line",
@@ -350,15 +352,38 @@ def _read_ids(path: Path) -> list[str]:
         ) from None
 
 
-def _write_lines(path: Path, lines: Iterable[str]) -> None:
+#: What to do when a file cannot be written (a path under a file, a read-only or full disk:
+#: was an OSError traceback).
+OUT_ADVICE = "give --out a folder you can write"
+_SPLITS_ADVICE = ("the splits are written into the dataset; --mode 2 writes only the annotation "
+                  "lines (under --out), from the splits it has")
+
+
+def _write_lines(path: Path, lines: Iterable[str], advice: str = OUT_ADVICE) -> None:
     """Readers never see half a split file. The temporary file's name is a fresh one made
     with O_EXCL (:func:`drivestage.localfs.atomic_file`): the fixed ``train.txt.tmp`` was
     opened as it was, and a dataset holding a link of that name had its target outside the
     dataset written over."""
     from drivestage.localfs import atomic_file
 
-    with atomic_file(str(path), mode=0o666 & ~_umask()) as fh:
-        fh.write("".join(line + "\n" for line in lines).encode("utf-8"))
+    try:
+        with atomic_file(str(path), mode=0o666 & ~_umask()) as fh:
+            fh.write("".join(line + "\n" for line in lines).encode("utf-8"))
+    except OSError as exc:
+        raise cannot_write(path, exc, advice) from None
+
+
+def _make_folder(folder: Path, advice: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cannot_write(folder, exc, advice) from None
+
+
+def cannot_write(path: Path, exc: OSError, advice: str) -> DataError:
+    why = "not a folder" if exc.errno in (errno.ENOTDIR, errno.EEXIST) else \
+        (exc.strerror or str(exc)).lower()
+    return DataError(f"cannot write {path} ({why}); {advice}")
 
 
 def _umask() -> int:
@@ -455,9 +480,9 @@ def prepare_voc(
         sets_dir = voc / "ImageSets" / "Main"
         if not replace_splits:
             _refuse_other_splits(sets_dir, split)
-        sets_dir.mkdir(parents=True, exist_ok=True)
+        _make_folder(sets_dir, _SPLITS_ADVICE)
         for name, members in split.items():
-            _write_lines(sets_dir / f"{name}.txt", members)
+            _write_lines(sets_dir / f"{name}.txt", members, _SPLITS_ADVICE)
             report.files.append(sets_dir / f"{name}.txt")
             report.splits[name] = len(members)
             if not members:
@@ -469,7 +494,7 @@ def prepare_voc(
 
     if mode in (0, 2):
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
+        _make_folder(out, OUT_ADVICE)
         index = {name: i for i, name in enumerate(names)}
         counts = np.zeros(len(names), dtype=np.int64)
         unknown: dict[str, int] = {}
