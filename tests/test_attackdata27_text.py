@@ -237,3 +237,20 @@ def test_synth_data_where_nothing_can_be_written_is_one_line(tmp_path):
     assert error_line(r.stderr) == (
         f"Error: cannot write {tmp_path / 'afile' / 'synth' / 'VOCdevkit' / 'VOC2007' / 'Annotations'}"
         " (not a folder); give OUT a folder you can write")
+
+
+def test_a_fifo_as_the_classes_file_is_refused_not_waited_on(tmp_path):
+    from test_attackdata27_images import _in_thread, _unblock
+    from trainer.data.voc import read_classes
+    from trainer.errors import DataError
+
+    fifo = tmp_path / "classes.txt"
+    os.mkfifo(fifo)
+    try:
+        finished, exc = _in_thread(lambda: read_classes(fifo))
+    finally:
+        _unblock(fifo)
+    assert finished, "read_classes waited on the FIFO"
+    assert isinstance(exc, DataError) and str(exc) == (
+        f"cannot read text file {fifo}: not a regular file (a FIFO, socket or device); replace "
+        "it with a text file")

@@ -65,8 +65,15 @@ def read_text(path: Path) -> str:
     """A text file of the dataset (classes, splits, annotation lines) as UTF-8, a byte order
     mark dropped (Notepad writes one). Another encoding is a :class:`DataError` naming the
     file and line: it was a ``UnicodeDecodeError`` traceback (a file saved as GBK or
-    Windows-1252 by a Windows editor). FileNotFoundError is the caller's to say."""
-    data = path.read_bytes()
+    Windows-1252 by a Windows editor). FileNotFoundError is the caller's to say; a FIFO is
+    refused, not waited on."""
+    try:
+        with open_regular(path, "text file", "a text file") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # (a folder given for a file: was an IsADirectoryError traceback)
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
