@@ -266,3 +266,35 @@ def test_an_annotation_larger_than_any_annotation_is_refused_before_it_is_read(t
         parse_voc_xml(huge)
     assert error_text(refused.value) == (f"Error: annotation {huge} is 64.0 MiB, more than a VOC "
                                          "annotation ever is (16 MiB); is it the right file?")
+
+
+def test_a_killed_cache_fill_leaves_nothing_the_next_run_keeps(tmp_path):
+    """A fill killed while writing left `<entry>.rgb.<pid>-<tid>.partial` (the fitted image,
+    ~0.4 MB at 416) for good, one per thread and kill, visible to `drivestage push` of the
+    folder. Entries are now atomic writes (hidden temporary names, removed by the next fill
+    once their process is gone)."""
+    import subprocess
+    import sys
+
+    from trainer.data.cache import DiskCache
+
+    image = tmp_path / "000001.jpg"
+    cv2.imwrite(str(image), np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    folder = tmp_path / "image-cache"
+    # A child that dies (SIGKILL) while its entry's bytes are half written.
+    child = subprocess.run([sys.executable, "-c", f"""
+import os, signal
+import numpy as np
+from trainer.data import cache
+real = np.ascontiguousarray
+def dying(a):
+    os.kill(os.getpid(), signal.SIGKILL)
+cache.np.ascontiguousarray = dying
+cache.DiskCache([{str(image)!r}], 64, {str(folder)!r}, threads=1)
+"""], env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert child.returncode == -9
+    left = os.listdir(folder)
+    assert len(left) == 1 and left[0].startswith("."), left     # hidden: never pushed
+    DiskCache([str(image)], 64, folder, threads=1)
+    assert [n for n in os.listdir(folder)] == [n for n in os.listdir(folder) if n.endswith(".rgb")]
+    assert len(os.listdir(folder)) == 1

@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import threading
 
 import pytest
 import torch
 
 from _messages import error_text, log_text, renders, shown
+from _tmpfs import small_disk  # noqa: F401 (a fixture)
 from trainer.config import load_config
 from trainer.errors import DataError, NonFiniteLossError
 from trainer.state import Position
@@ -98,21 +98,14 @@ def test_an_image_cache_folder_that_cannot_be_made(synth_voc, tmp_path):
 
 
 @renders("cannot write the image cache entry")
-def test_an_image_cache_entry_on_a_full_disk(synth_voc, tmp_path):
-    from trainer.data.cache import DiskCache, content_key
-    from trainer.data.images import read_bytes
+def test_an_image_cache_entry_on_a_full_disk(synth_voc, small_disk):
+    from trainer.data.cache import DiskCache
 
-    if not os.path.exists("/dev/full"):
-        pytest.skip("needs /dev/full (Linux)")
     image = _image_paths(synth_voc)[0]
-    folder = tmp_path / "image-cache"
-    folder.mkdir()
-    # The entry's partial file (named by process and thread) is on a full disk: /dev/full.
-    entry = folder / f"{content_key(read_bytes(image), 64)}.rgb"
-    partial = entry.with_name(f"{entry.name}.{os.getpid()}-{threading.get_ident()}.partial")
-    partial.symlink_to("/dev/full")
+    folder = small_disk(4096)                   # one page: less than the entry (64x~40x3 + 20)
+    # (The budget check reads the disk's free space: given one, the write itself fills it.)
     with pytest.raises(DataError) as full:
-        DiskCache([image], 64, folder, threads=1)
+        DiskCache([image], 64, folder, threads=1, budget=1 << 30)
     assert os.listdir(folder) == []                   # no half-written entry left behind
     text = error_text(full.value)
     assert "No space left on device" in text

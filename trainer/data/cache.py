@@ -13,8 +13,8 @@ fitted to the input size (:func:`trainer.data.images.decode_fitted`), and serves
 * ``disk``: one file per image in a folder, named by a hash of the image *file's bytes*, the
   input size and ``FIT_VERSION``. So an entry is valid on any machine and under any path,
   and the folder can be mirrored to Drive (``drivestage push``) and pulled back on the next
-  runtime. Entries are written to a partial file and renamed: a killed fill never leaves a
-  truncated entry under a final name. Each run reads and hashes every image file once to
+  runtime. Entries are atomic writes (a hidden temporary file, renamed): a killed fill never
+  leaves a truncated entry under a final name, and a later fill removes its temporary file. Each run reads and hashes every image file once to
   find its entry.
 
 Before anything is filled, the bytes it needs are computed from the image headers and
@@ -30,7 +30,6 @@ import multiprocessing
 import os
 import shutil
 import struct
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from drivestage.localfs import atomic_file
 from trainer.data.images import (FIT_VERSION, decode_fitted, fitted_shape, header_size, open_regular,
                                  read_bytes)
 from trainer.errors import CacheBudgetError, DataError
@@ -225,15 +225,24 @@ def _read_header(path: Path, fitted: int) -> Optional[tuple[int, int, int, int]]
 
 
 def _write_entry(path: Path, image: np.ndarray, orig: tuple[int, int]) -> None:
-    partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
+    """Whole entries only under the final name: an atomic write (its temporary file hidden,
+    so never pushed with the folder, and removed by a later fill once its process is gone;
+    ``<entry>.<pid>-<tid>.partial`` files a killed fill left stayed for good)."""
     try:
-        with open(partial, "wb") as f:
+        with atomic_file(str(path), mode=_MODE) as f:
             f.write(_HEADER.pack(_MAGIC, orig[0], orig[1], image.shape[0], image.shape[1]))
             f.write(np.ascontiguousarray(image).data)
-        os.replace(partial, path)  # whole entries only under the final name
     except OSError as exc:
-        partial.unlink(missing_ok=True)
         raise DataError(f"cannot write the image cache entry {path}: {exc.strerror or exc}") from None
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_MODE = 0o666 & ~_umask()
 
 
 @dataclass(frozen=True)
