@@ -55,7 +55,7 @@ def test_predict_into_the_folder_it_reads_is_refused_and_the_photos_are_kept(tmp
     assert r.exit_code == 2, r.output
     assert error_line(r.stderr) == (
         f"Error: Invalid value for '--out': {src} would write the annotated images over the "
-        f"images --source reads (e.g. {src / 'a.jpg'}); give another folder")
+        "images --source reads; give another folder")
     assert {p: _md5(p) for p in before} == before
     assert sorted(os.listdir(src)) == ["a.jpg", "sub"]
 

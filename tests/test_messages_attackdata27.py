@@ -79,7 +79,7 @@ def test_a_fifo_where_an_annotation_was(tmp_path):
     shown("not a regular file (a FIFO, socket or device); replace it with", line)
 
 
-@renders("would write the annotated images over the images --source reads (e.g. …); give another folder")
+@renders("would write the annotated images over the images --source reads; give another folder")
 def test_predict_into_the_photos_folder(tmp_path):
     src = tmp_path / "photos"
     _photo(src / "a.jpg")
@@ -87,8 +87,8 @@ def test_predict_into_the_photos_folder(tmp_path):
                                  str(src), "--out", str(src), "--input-size", "64"])
     assert r.exit_code == 2
     line = error_line(r.stderr)
-    shown("would write the annotated images over the images --source reads (e.g. …); give "
-          "another folder", line)
+    shown("would write the annotated images over the images --source reads; give another "
+          "folder", line)
 
 
 @renders("cannot write … (…); free space there or choose another --out")

@@ -59,12 +59,13 @@ def predict_cmd(weights, source, out_dir, classes_file, conf, nms, input_size, b
 
     dev = _device(device)   # before the weights are pulled or read: a GPU missing says so first
     out = Path(out_dir)
-    images = _find_images(Path(source), out)
     root = Path(source) if Path(source).is_dir() else Path(source).parent
-    _refuse_writing_over(images, root, out)
+    _refuse_writing_over([], root, out)   # (before anything is pulled: the common case)
     weights = _pulled(weights, os.path.join(out_dir, "weights"))
     model, names, size = _load_model(weights, classes_file, input_size)
     model.to(dev).eval()
+    images = _find_images(Path(source), out)
+    _refuse_writing_over(images, root, out)
     _make_folder(out)
     records, failed = [], []
     for start in range(0, len(images), batch_size):
@@ -303,13 +304,13 @@ def _within(path: str, folder: str) -> bool:
 def _refuse_writing_over(images: list[Path], root: Path, out: Path) -> None:
     """A usage error when an annotated image would take the place of an image read: ``--out``
     the ``--source`` folder (or the folder of the one image) replaced the photos with copies
-    with boxes drawn on them."""
-    for image in images:
-        rel = image.relative_to(root)
-        if os.path.realpath(out / rel.parent) == os.path.realpath(image.parent):
-            raise click.BadParameter(f"{out} would write the annotated images over the images "
-                                     f"--source reads (e.g. {image}); give another folder",
-                                     param_hint="'--out'")
+    with boxes drawn on them. ``images`` empty: whether ``out`` is ``root`` itself."""
+    same = os.path.realpath(out) == os.path.realpath(root) if not images else any(
+        os.path.realpath(out / image.relative_to(root).parent) == os.path.realpath(image.parent)
+        for image in images)
+    if same:
+        raise click.BadParameter(f"{out} would write the annotated images over the images "
+                                 "--source reads; give another folder", param_hint="'--out'")
 
 
 def _format(target: Path) -> str | None:
