@@ -22,6 +22,7 @@ run folder is never written.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -124,10 +125,22 @@ def _here(local: dict[str, str], md5: str) -> Optional[str]:
     from drivestage.localfs import file_md5
 
     path = local.get(md5) if md5 else None
+    if path is None:
+        return None
     try:
-        return path if path is not None and file_md5(path) == md5 else None
+        # Opened without waiting and hashed only when a regular file: a FIFO under the
+        # checkpoint's name (its sidecar naming Drive's bytes) hung status for good.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return path if file_md5(fd) == md5 else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def verdict_lines(verdict: Verdict, spec: str, now: float) -> list[str]:
