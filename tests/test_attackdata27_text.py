@@ -254,3 +254,18 @@ def test_a_fifo_as_the_classes_file_is_refused_not_waited_on(tmp_path):
     assert isinstance(exc, DataError) and str(exc) == (
         f"cannot read text file {fifo}: not a regular file (a FIFO, socket or device); replace "
         "it with a text file")
+
+
+def test_prepare_voc_output_never_carries_a_line_or_escape_from_the_dataset(tmp_path):
+    """An XML `<name>` is anybody's text: a newline in it (XML allows one) printed a line of
+    its own choosing (`Error: …`) in prepare-voc's warnings, and a C1 control (U+009B, CSI in
+    many terminals) reached the terminal raw."""
+    _voc(tmp_path, {"a": [("dog", 1, 2, 20, 30), ("x\nError: forged", 1, 2, 20, 30),
+                          ("y\u009b2J", 1, 2, 20, 30)]})
+    (tmp_path / "classes.txt").write_text("dog\n")
+    r = _prepare(tmp_path)
+    assert r.exit_code == 0, r.output
+    assert not any(line.startswith("Error") for line in r.stderr.splitlines()), r.stderr
+    assert "\u009b" not in r.stderr
+    assert ("Warning: objects of classes not in the classes list were left out: x\\x0aError: "
+            "forged (1), y\\x9b2J (1)") in r.stderr.splitlines()

@@ -46,18 +46,22 @@ def prepare_voc_command(root: Path, mode: int, classes_file: Path | None, out_di
     classes = classes_file if classes_file is not None else VOC_CLASSES
     report = prepare_voc(root, mode, classes, out_dir, year=year, trainval_percent=trainval_percent,
                          train_percent=train_percent, seed=seed, replace_splits=force)
+    # Escaped (drivestage's printable): class names and file names are the dataset's text,
+    # anybody's; a newline in an XML <name> printed a line of its own choosing.
+    from drivestage.paths import printable, printable_lines
+
     for name, count in report.splits.items():
         click.echo(f"{name}: {count} images", err=True)
     if report.class_counts:
-        click.echo(report.table(), err=True)
+        click.echo(printable_lines(report.table()), err=True)
         if report.difficult_skipped:
             click.echo(f"difficult objects left out: {report.difficult_skipped}", err=True)
         for name, count in report.unknown_counts.items():
-            click.echo(f"unknown class {name!r}: {count} objects left out", err=True)
+            click.echo(printable(f"unknown class {name!r}: {count} objects left out"), err=True)
     for warning in report.warnings:
-        click.echo(f"Warning: {warning}", err=True)
+        click.echo(printable(f"Warning: {warning}"), err=True)
     for path in report.files:
-        click.echo(str(path))
+        click.echo(printable(str(path)))
 
 
 @cli.command("synth-data")
