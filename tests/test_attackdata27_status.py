@@ -35,3 +35,24 @@ def test_status_never_waits_on_a_fifo_under_a_checkpoints_name(
     res = box[0]
     assert res.exit_code == 0, res.output
     assert res.stdout.startswith(f"{SPEC}/epoch_001.pt: epoch 1, iteration 2, verified on Drive")
+
+
+def test_status_escapes_what_a_sidecar_on_drive_says(emulator, drive_env, local_state,
+                                                      tiny_config, tmp_path):
+    """A sidecar on Drive is anybody's text (a shared folder): its run id was printed raw on
+    status's first line, an ANSI escape (clear the screen) or a newline included; the lines
+    after it were escaped already."""
+    import json
+
+    from trainer.drive import DriveFolder
+
+    there = tmp_path / "there"
+    run = _small_run(tiny_config, there)
+    _save(run, there, "epoch_001.pt", 1, 1000.0, fitted())
+    side = json.loads((there / "epoch_001.json").read_text())
+    side["run"] = "r\x1b[2J\nforged line"
+    (there / "epoch_001.json").write_text(json.dumps(side))
+    DriveFolder(SPEC, str(there)).push()
+    res = _status(tiny_config, tmp_path / "fresh")
+    assert "\x1b" not in res.stdout and "\nforged line" not in res.stdout, res.stdout
+    assert "(run r\\x1b[2J\\x0aforged line)" in res.stdout.splitlines()[0]

@@ -254,9 +254,12 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
                                "keep_local": cfg.train.keep_local},
                               indent=1, sort_keys=True))
         return
-    click.echo(f"{found.where}: {pos.label}, verified on Drive {age_text(age)} ago "
-               f"({describe_run(side.run)})")
     from drivestage.paths import printable
+
+    # (Escaped as the lines below are: a sidecar on Drive, its run id included, is anybody's
+    # text in a shared folder; an ANSI escape or a newline in it reached the terminal.)
+    click.echo(printable(f"{found.where}: {pos.label}, verified on Drive {age_text(age)} ago "
+                         f"({describe_run(side.run)})"))
 
     for line in verdict_lines(verdict, folder.spec, now):
         click.echo(printable(line))
