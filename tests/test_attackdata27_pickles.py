@@ -109,3 +109,28 @@ def test_eval_and_a_resume_never_run_a_hostile_pickle(tmp_path, kind, tiny_confi
     with pytest.raises(CheckpointError):
         load_checkpoint(str(path))
     assert not marker.exists()
+
+
+def test_a_weights_file_that_inflates_a_thousandfold_is_refused_before_loading(tmp_path):
+    """torch.load inflates DEFLATE records of the zip (torch itself writes them stored):
+    195 kB on disk became a 200 MB tensor here, so a 20 MB `.pth` from anywhere is 20 GB in
+    memory, an out-of-memory kill. Refused from the zip's directory, before anything is read."""
+    import zipfile
+
+    plain = tmp_path / "plain.pt"
+    torch.save({"w": torch.zeros(5_000_000)}, plain)             # 20 MB stored
+    bomb = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(plain) as zin, zipfile.ZipFile(bomb, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, zin.read(info.filename), compress_type=zipfile.ZIP_DEFLATED)
+    assert os.path.getsize(bomb) < 100_000
+    r = CliRunner().invoke(cli, ["export-onnx", "--weights", str(bomb), "--out",
+                                 str(tmp_path / "m.onnx")])
+    assert r.exit_code == 1, r.output
+    from drivestage.sizes import format_size
+
+    unpacked = sum(i.file_size for i in zipfile.ZipFile(bomb).infolist())
+    assert error_line(r.stderr) == (
+        f"Error: {bomb} would unpack to {format_size(unpacked)} from "
+        f"{format_size(os.path.getsize(bomb))} on disk (a zip bomb?); PyTorch writes its files "
+        "uncompressed: give weights saved by torch.save")

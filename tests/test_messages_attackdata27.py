@@ -204,3 +204,13 @@ def test_data_commands_where_nothing_can_be_written(tmp_path):
                                  str(tmp_path / "b" / "classes.txt")])
     shown("the splits are written into the dataset; --mode 2 writes only the annotation lines",
           error_line(r.stderr))
+
+
+@renders("on disk (a zip bomb?); PyTorch writes its files uncompressed")
+def test_weights_that_inflate_a_thousandfold(tmp_path):
+    from test_attackdata27_pickles import test_a_weights_file_that_inflates_a_thousandfold_is_refused_before_loading as bomb
+
+    bomb(tmp_path)
+    r = CliRunner().invoke(cli, ["export-onnx", "--weights", str(tmp_path / "bomb.pth"), "--out",
+                                 str(tmp_path / "m.onnx")])
+    shown("on disk (a zip bomb?); PyTorch writes its files uncompressed", error_line(r.stderr))

@@ -169,7 +169,28 @@ def _sniff(path: str) -> str:
     )
 
 
+def _refuse_zip_bomb(path: str) -> None:
+    """WeightsError when ``path``'s zip would unpack to far more than its size on disk.
+    torch.save writes its records stored, but torch.load inflates DEFLATE ones too: 195 kB
+    became a 200 MB tensor, so a 20 MB file from anywhere was 20 GB in memory. Only the
+    zip's directory is read."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            unpacked = sum(max(0, info.file_size) for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # (torch.load says what is wrong with it)
+    size = os.path.getsize(path)
+    if unpacked > 4 * size + (1 << 20):
+        from drivestage.sizes import format_size
+
+        raise WeightsError(f"{path} would unpack to {format_size(unpacked)} from "
+                           f"{format_size(size)} on disk (a zip bomb?); PyTorch writes its "
+                           "files uncompressed: give weights saved by torch.save")
+
+
 def _torch_load(path: str) -> Any:
+    if zipfile.is_zipfile(path):
+        _refuse_zip_bomb(path)
     try:
         # weights_only: weights come from Drive and the web; never unpickle arbitrary objects.
         return torch.load(path, map_location="cpu", weights_only=True)
