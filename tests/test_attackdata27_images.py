@@ -298,3 +298,27 @@ cache.DiskCache([{str(image)!r}], 64, {str(folder)!r}, threads=1)
     DiskCache([str(image)], 64, folder, threads=1)
     assert [n for n in os.listdir(folder)] == [n for n in os.listdir(folder) if n.endswith(".rgb")]
     assert len(os.listdir(folder)) == 1
+
+
+# --------------------------------------------------------------------------- OpenCV's gaps
+
+@pytest.mark.parametrize("orientation", [5, 6, 7, 8])
+def test_a_tiff_turned_by_its_orientation_tag_is_read_turned(tmp_path, orientation):
+    """A guard: OpenCV 5.1's ``imread`` decodes no TIFF whose orientation tag turns it by 90
+    degrees ("Internal imread issue"); ``imdecode``, which the trainer uses, does, turned as
+    PIL turns it. A change to imread would make every such TIFF "not an image"."""
+    from PIL import ImageOps
+
+    from trainer.data.images import decode_fitted, read_bytes, read_image
+
+    rgb = np.random.default_rng(orientation).integers(0, 255, (40, 64, 3), dtype=np.uint8)
+    path = tmp_path / f"turned{orientation}.tif"
+    im = Image.fromarray(rgb)
+    exif = im.getexif()
+    exif[0x0112] = orientation
+    im.save(path, exif=exif)
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    assert expected.shape == (64, 40, 3)
+    np.testing.assert_array_equal(read_image(path), expected)
+    image, orig = decode_fitted(read_bytes(path), 32, str(path))
+    assert orig == (64, 40) and image.shape == (32, 20, 3)
