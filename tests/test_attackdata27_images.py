@@ -322,3 +322,18 @@ def test_a_tiff_turned_by_its_orientation_tag_is_read_turned(tmp_path, orientati
     np.testing.assert_array_equal(read_image(path), expected)
     image, orig = decode_fitted(read_bytes(path), 32, str(path))
     assert orig == (64, 40) and image.shape == (32, 20, 3)
+
+
+def test_an_image_linked_to_a_device_is_refused_not_read_forever(tmp_path):
+    """`000001.jpg -> /dev/zero` in a dataset from anywhere: read() of a device that never
+    ends grew the worker's memory until the system killed it (not run against the old code,
+    for that reason)."""
+    from trainer.data.images import read_bytes
+
+    link = tmp_path / "000001.jpg"
+    link.symlink_to("/dev/zero")
+    finished, exc = _in_thread(lambda: read_bytes(link))
+    assert finished
+    assert isinstance(exc, DataError) and error_text(exc) == (
+        f"Error: cannot read image {link}: not a regular file (a FIFO, socket or device); "
+        "replace it with the image")
