@@ -134,3 +134,48 @@ def test_a_weights_file_that_inflates_a_thousandfold_is_refused_before_loading(t
         f"Error: {bomb} would unpack to {format_size(unpacked)} from "
         f"{format_size(os.path.getsize(bomb))} on disk (a zip bomb?); PyTorch writes its files "
         "uncompressed: give weights saved by torch.save")
+
+
+def _shared(levels: int = 6) -> list:
+    """A list of 10**levels strings built from ``levels`` lists: pickled, its shared
+    references stay shared (a few hundred bytes)."""
+    item: list = ["lol"] * 10
+    for _ in range(levels):
+        item = [item] * 10
+    return item
+
+
+@pytest.mark.parametrize("field", ["classes", "anchors"])
+def test_a_checkpoint_recording_shared_references_never_hangs_predict(tmp_path, field):
+    """A checkpoint's config is anybody's pickle: names (or anchors) made of one list shared
+    10**9 times (a few hundred bytes) were spelt out by predict's detections.json and labels,
+    eval's messages and its model check (json.dumps): a hang, and gigabytes."""
+    import cv2
+    import numpy as np
+
+    from test_attackdata27_images import _in_thread
+    from trainer.model import YoloV4Tiny
+
+    model = YoloV4Tiny(num_classes=2)
+    config = {"model": {}, "data": {}}
+    if field == "classes":
+        config["data"]["classes"] = [_shared(), _shared()]
+    else:
+        config["model"]["anchors"] = _shared()
+    path = tmp_path / "best.pt"
+    torch.save({"model": model.state_dict(), "config": config}, path)
+    assert os.path.getsize(path) < 24_000_000  # the weights; the config is a few hundred bytes
+    (tmp_path / "src").mkdir()
+    cv2.imwrite(str(tmp_path / "src" / "a.png"), np.zeros((32, 32, 3), np.uint8))
+    box: list = []
+    finished, exc = _in_thread(lambda: box.append(CliRunner().invoke(cli, [
+        "predict", "--weights", str(path), "--source", str(tmp_path / "src"), "--out",
+        str(tmp_path / "out"), "--input-size", "64"])))
+    assert finished and exc is None, exc
+    r = box[0]
+    assert r.exit_code == 1, r.output
+    line = error_line(r.stderr)
+    what = "class names" if field == "classes" else "model.anchors"
+    assert line.startswith(f"Error: {path} records a model that cannot be built ({what}: [["), line
+    assert line.endswith("); use weights saved by this trainer, or a state dict"), line
+    assert len(line) < 500, line

@@ -269,3 +269,35 @@ def test_prepare_voc_output_never_carries_a_line_or_escape_from_the_dataset(tmp_
     assert "\u009b" not in r.stderr
     assert ("Warning: objects of classes not in the classes list were left out: x\\x0aError: "
             "forged (1), y\\x9b2J (1)") in r.stderr.splitlines()
+
+
+# --------------------------------------------------------------------------- shared references
+
+def _yaml_bomb(levels: int = 6) -> str:
+    """A list whose YAML aliases make 10**levels leaves out of a few hundred bytes."""
+    items = ["&a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    items += [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, levels + 1)]
+    return "[" + ", ".join(items) + "]"
+
+
+@pytest.mark.parametrize("key", ["train.epochs", "data.classes", "model.anchors"])
+def test_a_config_of_a_few_hundred_bytes_never_hangs_the_command(tmp_path, key, synth_voc):
+    """YAML aliases share one list many times over: 522 bytes made a value of 10**9 leaves,
+    and the message naming a bad value (`got [...]`) wrote all of them out: `trainer eval
+    -c` hung (more than 30 s here, gigabytes). 10**7 leaves here: a 70 MB error line before,
+    which the length check catches without taking the machine's memory."""
+    from test_attackdata27_images import _in_thread
+
+    section, name = key.split(".")
+    config = tmp_path / "c.yaml"
+    config.write_text(f"{section}:\n  {name}: {_yaml_bomb()}\n")
+    box: list = []
+    finished, exc = _in_thread(lambda: box.append(CliRunner().invoke(
+        cli, ["eval", "-c", str(config), "-w", str(tmp_path / "w.pth")])))
+    assert finished, "the command hung on the config"
+    assert exc is None, exc
+    r = box[0]
+    assert r.exit_code == 2, r.output
+    line = error_line(r.stderr)
+    assert line.startswith(f"Error: config key '{key}'") or line.startswith(f"Error: {key}"), line
+    assert len(line) < 400, line

@@ -11,6 +11,7 @@ import difflib
 import logging
 import math
 import os
+import reprlib
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
@@ -182,6 +183,18 @@ def _unknown(key: str, where: str) -> ConfigError:
     return ConfigError(f"unknown config key '{key}'{where}{hint}")
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 8, 8, 120, 120
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` for a message, bounded (at most 200 characters, little work): YAML
+    aliases (or a pickle's shared references) make a list of 10**9 items out of 500 bytes,
+    and spelling it out hung the command."""
+    text = _REPR.repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
 def _coerce(key: str, value: Any, tp: Any, meta: dict) -> Any:
     """Check/convert ``value`` to the annotated type ``tp`` or raise naming ``key``."""
     origin = typing.get_origin(tp)
@@ -200,7 +213,7 @@ def _coerce(key: str, value: Any, tp: Any, meta: dict) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[-1] if errors else f"bad value for '{key}'")
-    bad = ConfigError(f"config key '{key}' expects {getattr(tp, '__name__', tp)}, got {value!r}")
+    bad = ConfigError(f"config key '{key}' expects {getattr(tp, '__name__', tp)}, got {shown(value)}")
     if tp is bool:
         if isinstance(value, bool):
             out = value
@@ -239,7 +252,7 @@ def _coerce(key: str, value: Any, tp: Any, meta: dict) -> Any:
         else:
             raise bad
         if not math.isfinite(out):  # YAML's .nan/.inf: every float key needs a real number
-            raise ConfigError(f"config key '{key}' expects a finite number, got {value!r}")
+            raise ConfigError(f"config key '{key}' expects a finite number, got {shown(value)}")
     elif tp is str:
         if isinstance(value, (dict, list)) or value is None:
             raise bad
@@ -252,7 +265,7 @@ def _coerce(key: str, value: Any, tp: Any, meta: dict) -> Any:
         out = value
     choices = meta.get("choices")
     if choices and out not in choices:
-        raise ConfigError(f"config key '{key}' must be one of {', '.join(choices)}, got {out!r}")
+        raise ConfigError(f"config key '{key}' must be one of {', '.join(choices)}, got {shown(out)}")
     return out
 
 
@@ -281,7 +294,7 @@ def _flatten(mapping: Any, where: str, prefix: str = "") -> list[tuple[str, Any]
             if v is None:
                 continue
             if not isinstance(v, dict):
-                raise ConfigError(f"config section '{key}'{where} must be a mapping, got {v!r}")
+                raise ConfigError(f"config section '{key}'{where} must be a mapping, got {shown(v)}")
             out.extend(_flatten(v, where, prefix=f"{key}."))
         else:
             out.append((key, v))
@@ -369,9 +382,10 @@ def validate(cfg: Config) -> None:
     if m.input_size <= 0 or m.input_size % 32:
         raise ConfigError(f"model.input_size must be a positive multiple of 32, got {m.input_size}")
     if len(m.anchors) != 6 or any(not isinstance(a, list) or len(a) != 2 for a in m.anchors):
-        raise ConfigError(f"model.anchors must be six [w, h] pairs, got {m.anchors!r}")
+        raise ConfigError(f"model.anchors must be six [w, h] pairs, got {shown(m.anchors)}")
     if len(m.anchors_mask) != 2 or any(len(x) != 3 for x in m.anchors_mask):
-        raise ConfigError(f"model.anchors_mask must be two lists of three indices, got {m.anchors_mask!r}")
+        raise ConfigError(f"model.anchors_mask must be two lists of three indices, got "
+                          f"{shown(m.anchors_mask)}")
     for key in ("epochs", "batch_size", "freeze_batch_size", "save_period", "eval_period", "nbs"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key} must be >= 1, got {getattr(t, key)}")
@@ -405,6 +419,10 @@ def validate(cfg: Config) -> None:
         d.max_bytes = _parse_size(d.max_bytes)
     if isinstance(cfg.data.classes, list) and not cfg.data.classes:
         raise ConfigError("data.classes is an empty list; give class names or a classes file")
+    if isinstance(cfg.data.classes, list) and not all(isinstance(n, (str, int, float))
+                                                       for n in cfg.data.classes):
+        # (A name made of a list: YAML aliases make 10**9 of them in 500 bytes, spelt out later.)
+        raise ConfigError(f"data.classes must list class names, got {shown(cfg.data.classes)}")
 
 
 def _parse_size(value: Union[int, str]) -> int:

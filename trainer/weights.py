@@ -370,6 +370,34 @@ _PHI_BY_KEY = {"feat1_att.fc.": 1, "feat1_att.channelattention.": 2, "feat1_att.
                "feat1_att.conv_1x1.": 4}
 
 
+#: The shape each recorded field must have: (what it is, a check of it).
+_RECORDED = {
+    "class names": lambda v: all(isinstance(n, str) for n in v),
+    "model.anchors": lambda v: isinstance(v, list) and len(v) == 6 and all(
+        isinstance(a, list) and len(a) == 2 and all(_number(x) for x in a) for a in v),
+    "model.anchors_mask": lambda v: isinstance(v, list) and len(v) == 2 and all(
+        isinstance(m, list) and len(m) == 3 and all(isinstance(i, int) for i in m) for m in v),
+    "model.input_size": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "model.phi": lambda v: isinstance(v, int) and not isinstance(v, bool),
+}
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _recorded(path: str, what: str, value: Any) -> Any:
+    """``value`` as a checkpoint recorded ``what``, checked: the checkpoint is anybody's
+    pickle, and names (or anchors) made of one list shared 10**9 times (a few hundred bytes)
+    were spelt out by predict's detections.json and eval's messages: a hang, gigabytes."""
+    if not _RECORDED[what](value):
+        from trainer.config import shown
+
+        raise WeightsError(f"{path} records a model that cannot be built ({what}: "
+                           f"{shown(value)}); use weights saved by this trainer, or a state dict")
+    return value
+
+
 def inspect_weights(path: str | os.PathLike) -> dict[str, Any]:
     """What a weights file says about the model it fits, without building one.
 
@@ -390,12 +418,13 @@ def inspect_weights(path: str | os.PathLike) -> dict[str, Any]:
     if isinstance(model_cfg, Mapping):
         for key in ("anchors", "anchors_mask", "input_size", "phi"):
             if key in model_cfg:
-                info[key] = model_cfg[key]
+                info[key] = _recorded(path, f"model.{key}", model_cfg[key])
     data_cfg = cfg.get("data") if isinstance(cfg, Mapping) else None
     if isinstance(data_cfg, Mapping) and isinstance(data_cfg.get("classes"), list):
-        info["classes"] = list(data_cfg["classes"])
+        info["classes"] = _recorded(path, "class names", list(data_cfg["classes"]))
     if isinstance(obj, Mapping) and isinstance(obj.get("class_names"), list):
-        info["classes"] = list(obj["class_names"])  # what training read (also from a classes file)
+        # what training read (also from a classes file)
+        info["classes"] = _recorded(path, "class names", list(obj["class_names"]))
     head = source.get("yolo_headP5.1.weight")
     n_a = len(info.get("anchors_mask", [[0, 0, 0]])[0])
     info["num_classes"] = None if head is None else int(head.shape[0]) // n_a - 5
