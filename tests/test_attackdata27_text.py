@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -301,3 +302,36 @@ def test_a_config_of_a_few_hundred_bytes_never_hangs_the_command(tmp_path, key, 
     line = error_line(r.stderr)
     assert line.startswith(f"Error: config key '{key}'") or line.startswith(f"Error: {key}"), line
     assert len(line) < 400, line
+
+
+# --------------------------------------------------------------------------- evaluation's truth
+
+def test_evaluation_from_the_xml_scores_the_objects_training_learns(tmp_path):
+    """`trainer eval` reads the ground truth from the XML (difficult flags): an inverted or
+    empty box there, which prepare-voc leaves out of the lines (training never sees it),
+    counted as an object never found, and lowered the mAP of a perfect model."""
+    from trainer.data.dataset import EvalDataset
+    from trainer.metrics import voc_map
+
+    voc = _voc(tmp_path, {"a": [("dog", 10, 10, 40, 40), ("dog", 50, 10, 20, 40), ("dog", 5, 5, 5, 30)]})
+    (tmp_path / "classes.txt").write_text("dog\n")
+    assert _prepare(tmp_path).exit_code == 0
+    lines = _lines(tmp_path)
+    assert lines == [f"{voc / 'JPEGImages' / 'a.jpg'} 10,10,40,40,0"]
+    truth = EvalDataset(lines, 64, classes=["dog"]).ground_truth()
+    np.testing.assert_array_equal(truth[0][0], [[10, 10, 40, 40]])
+    perfect = {0: np.array([[10, 10, 40, 40, 0.9, 0]], dtype=np.float32)}
+    assert voc_map(perfect, truth, 1, iou_thresh=0.5)[0] == pytest.approx(1.0)
+
+
+def test_a_box_coordinate_beyond_any_image_is_a_bad_box(tmp_path):
+    """`<xmax>1e39</xmax>` is finite, so it passed; as float32 (the lines' reader, the
+    evaluation's truth) it is inf, and the truth's IoU with it NaN: never matched."""
+    from trainer.data.voc import parse_voc_xml
+    from trainer.errors import DataError
+
+    voc = _voc(tmp_path, {"a": [("dog", 1, 2, "1e39", 30)]})
+    xml = voc / "Annotations" / "a.xml"
+    with pytest.raises(DataError) as refused:
+        parse_voc_xml(xml)
+    assert str(refused.value) == f"annotation {xml}: object 'dog' has a bad <bndbox>"

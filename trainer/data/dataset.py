@@ -45,7 +45,7 @@ from trainer.data.batches import image_to_tensor, tune_worker_heap, to_model_inp
 from trainer.data.cache import open_cache
 from trainer.data.images import decode_fitted, read_bytes, read_image
 from trainer.data.sampler import ResumableSampler
-from trainer.data.voc import parse_annotation_line, parse_voc_xml
+from trainer.data.voc import empty_box, parse_annotation_line, parse_voc_xml
 from trainer.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -292,7 +292,9 @@ class EvalDataset(Dataset):
             xml = self._voc_xml(path)
             if xml is not None:
                 _, objects = parse_voc_xml(xml)
-                known = [o for o in objects if o.name in self._class_index]
+                # An empty or inverted box is left out, as prepare-voc leaves it out of the
+                # lines training learns from: kept, it counted as an object never found.
+                known = [o for o in objects if o.name in self._class_index and not empty_box(o.box)]
                 truth[i] = (
                     np.array([o.box for o in known], dtype=np.float32).reshape(-1, 4),
                     np.array([self._class_index[o.name] for o in known], dtype=np.int64),

@@ -54,6 +54,7 @@ __all__ = [
     "read_annotation_file",
     "find_voc_root",
     "parse_voc_xml",
+    "empty_box",
     "load_voc_ground_truth",
     "prepare_voc",
 ]
@@ -210,6 +211,9 @@ def find_voc_root(root: PathLike, year: str = "2007") -> Path:
     )
 
 
+#: Largest box coordinate read: past any image side the trainer decodes (MAX_PIXELS wide).
+_MAX_COORD = 2.0 ** 31
+
 #: Most bytes of a VOC XML read (one of VOC2007's is 1-2 KB; 16 MiB is a hundred thousand objects).
 _MAX_XML_BYTES = 16 << 20
 
@@ -247,7 +251,9 @@ def parse_voc_xml(path: PathLike) -> tuple[tuple[int, int] | None, list[VocObjec
             raise DataError(f"annotation {path}: object {name!r} has no <bndbox>")
         try:
             box = tuple(float(bnd.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
-            if not all(math.isfinite(v) for v in box):  # float() takes "nan" and "inf"
+            # float() takes "nan" and "inf"; beyond any image side (1e39) is inf as float32,
+            # the lines' and the evaluation's type: a truth box no detection could match.
+            if not all(math.isfinite(v) and abs(v) < _MAX_COORD for v in box):
                 raise ValueError
         except (TypeError, ValueError):
             raise DataError(f"annotation {path}: object {name!r} has a bad <bndbox>") from None
@@ -284,6 +290,13 @@ def _xml_root(data: bytes, path: PathLike) -> ET.Element:
         return ET.fromstring(text)
     except ET.ParseError as exc:
         raise DataError(f"annotation {path} is not valid XML: {exc}") from None
+
+
+def empty_box(box: Sequence[float]) -> bool:
+    """Whether a VOC box has no area in the whole pixels the lines keep (xmax <= xmin or
+    ymax <= ymin): prepare-voc leaves it out of the lines, evaluation out of the truth."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    return x2 <= x1 or y2 <= y1
 
 
 def _flag(text: str | None) -> bool | None:
@@ -535,7 +548,7 @@ def prepare_voc(
                         report.difficult_skipped += 1
                         continue
                     x1, y1, x2, y2 = (int(v) for v in obj.box)
-                    if x2 <= x1 or y2 <= y1:  # training would drop it unseen; eval would count it missed
+                    if empty_box(obj.box):  # training would drop it unseen; eval would count it missed
                         report.empty_boxes.append(str(xml))
                         continue
                     cls = index[obj.name]
