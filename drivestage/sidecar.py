@@ -50,6 +50,7 @@ import logging
 import math
 import os
 import re
+import stat
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence, Union
@@ -207,14 +208,31 @@ def _branch(value: object) -> Optional[float]:
 
 
 def read(path: str) -> Optional[Sidecar]:
-    """The local sidecar file ``path``, parsed; None when absent, unreadable, larger than
-    :data:`MAX_BYTES` or not a sidecar."""
+    """The local sidecar file ``path``, parsed; None when absent, unreadable, not a regular
+    file, larger than :data:`MAX_BYTES` or not a sidecar."""
+    data = read_bytes(path)
+    return parse(data) if data is not None else None
+
+
+def read_bytes(path: str) -> Optional[bytes]:
+    """The bytes of the local sidecar file ``path`` (at most :data:`MAX_BYTES`); None when
+    absent, unreadable, larger, or not a regular file. Opened without waiting: a FIFO under
+    a sidecar's name (a run folder from elsewhere) hung ``trainer status`` and a resume."""
     try:
-        with open(path, "rb") as fh:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb", closefd=False) as fh:
             data = fh.read(MAX_BYTES + 1)
     except OSError:
         return None
-    return parse(data) if len(data) <= MAX_BYTES else None
+    finally:
+        os.close(fd)
+    return data if len(data) <= MAX_BYTES else None
 
 
 def write(checkpoint_path: str, sidecar: Sidecar) -> str:

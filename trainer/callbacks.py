@@ -19,6 +19,7 @@ also the 0-based index of the epoch beginning; ``pos`` is a :class:`~trainer.sta
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 import os
@@ -83,38 +84,33 @@ class CSVLogger(Callback):
                            self.path, exc)
 
 
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+def _replaced(path: str):
+    """:func:`drivestage.localfs.atomic_file` with the umask's mode: a fresh hidden name
+    (``O_EXCL``, never followed: the fixed ``.results.csv.tmp`` was opened as it was, so a
+    link planted there in a copied or shared run folder had its target overwritten), renamed
+    over ``path`` (the Drive mirror skips hidden temporary files; a full disk leaves none)."""
+    from drivestage.localfs import atomic_file
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return atomic_file(path, mode=0o666 & ~mask)
 
 
 def write_results_csv(path: str, history: list[dict]) -> None:
     """Write the history rows to ``path`` atomically."""
-    # A hidden temporary name: the Drive mirror skips ".*.tmp" files.
-    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
-    try:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh)
-            w.writerow(CSV_COLUMNS)
-            for row in history:
-                w.writerow([_fmt(row.get(c)) for c in CSV_COLUMNS])
-        os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)   # (a full disk: no half file left to take space)
-        raise
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(CSV_COLUMNS)
+    for row in history:
+        w.writerow([_fmt(row.get(c)) for c in CSV_COLUMNS])
+    with _replaced(path) as fh:
+        fh.write(text.getvalue().encode("utf-8"))
 
 
 def _save_figure(fig, path: str) -> None:
     """Save atomically: the Drive mirror never uploads a half-written picture."""
-    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
-    try:
-        fig.savefig(tmp, dpi=100, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
+    with _replaced(path) as fh:
+        fig.savefig(fh, dpi=100, format="png")
 
 
 #: The curves are drawn again after an epoch once this many seconds have passed since the

@@ -26,7 +26,7 @@ import torch
 from drivestage import sidecar as sidecars
 from drivestage.localfs import atomic_file
 from drivestage.sidecar import Described, Sidecar
-from trainer import __version__
+from trainer import __version__, torch_files
 from trainer.errors import CheckpointError, SaveError
 from trainer.state import EPOCH_NAME
 
@@ -294,25 +294,22 @@ def _plain_metrics(metrics: Optional[dict]) -> dict:
 
 def read_sidecar(path: str) -> Optional[Sidecar]:
     """The sidecar of checkpoint ``path``, or None when absent or unreadable."""
-    try:
-        with open(sidecar_path(path), "rb") as fh:
-            data = fh.read(sidecars.MAX_BYTES + 1)
-    except OSError:
-        return None
-    side = sidecars.parse(data) if len(data) <= sidecars.MAX_BYTES else None
+    side = sidecars.read(sidecar_path(path))   # (a FIFO there is no sidecar: never waited on)
     return side if side is not None and side.epoch is not None else None
 
 
 def load_checkpoint(path: str, map_location: Any = "cpu") -> dict:
-    """Load and check a full checkpoint; a truncated or foreign file raises CheckpointError."""
+    """Load and check a full checkpoint; a truncated, foreign or hostile file (a pickled
+    object, a zip bomb, shared references by the billion) raises CheckpointError in one line.
+    Checkpoints come from Drive and shared folders: :func:`trainer.torch_files.load`."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        # weights_only: checkpoints may come from Drive; never unpickle arbitrary objects.
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many types for a damaged zip/pickle
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc}); "
-                              f"it is truncated or not a trainer checkpoint") from None
+    state = _load(path, map_location)
+    if torch_files.too_many_values(state):
+        # (Nothing spelt it out yet: a resume's history, its config in a message, would.)
+        raise CheckpointError(f"{path} holds more than {torch_files.MAX_VALUES} values besides "
+                              "its tensors (one list referenced over and over?); it is no "
+                              "checkpoint this trainer wrote: resume from another")
     if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS) or \
             ("iteration" not in state and "global_step" not in state):
         raise CheckpointError(f"{path} is not a full trainer checkpoint (weights only?); "
@@ -321,6 +318,28 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> dict:
         raise CheckpointError(f"{path} was written by a newer trainer (format "
                               f"{state['format_version']} > {FORMAT_VERSION}); upgrade trainer")
     return state
+
+
+def _load(path: str, map_location: Any) -> Any:
+    """:func:`trainer.torch_files.load`, its refusals worded for a checkpoint."""
+    from drivestage.sizes import format_size
+
+    try:
+        return torch_files.load(path, map_location)
+    except torch_files.ZipBomb as bomb:
+        raise CheckpointError(f"{path} would unpack to {format_size(bomb.unpacked)} from "
+                              f"{format_size(bomb.size)} on disk (a zip bomb?); PyTorch writes "
+                              "its files uncompressed: resume from a checkpoint this trainer "
+                              "wrote") from None
+    except torch_files.PickledObject as exc:
+        # Never torch's advice (weights_only=False): the file may come from anywhere.
+        raise CheckpointError(
+            f"{path} holds a pickled Python object ({exc.name}), not only tensors; such objects "
+            "are never loaded (a file from anywhere could run code): resume from a checkpoint "
+            "this trainer wrote") from None
+    except torch_files.Unreadable as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read ({exc.detail}); it is "
+                              "truncated or not a trainer checkpoint") from None
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
-import re
 import struct
 import zipfile
 from dataclasses import dataclass, field
@@ -47,6 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from trainer import torch_files
 from trainer.errors import WeightsError
 
 logger = logging.getLogger(__name__)
@@ -169,51 +168,25 @@ def _sniff(path: str) -> str:
     )
 
 
-def _refuse_zip_bomb(path: str) -> None:
-    """WeightsError when ``path``'s zip would unpack to far more than its size on disk.
-    torch.save writes its records stored, but torch.load inflates DEFLATE ones too: 195 kB
-    became a 200 MB tensor, so a 20 MB file from anywhere was 20 GB in memory. Only the
-    zip's directory is read."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            unpacked = sum(max(0, info.file_size) for info in zf.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return  # (torch.load says what is wrong with it)
-    size = os.path.getsize(path)
-    if unpacked > 4 * size + (1 << 20):
-        from drivestage.sizes import format_size
-
-        raise WeightsError(f"{path} would unpack to {format_size(unpacked)} from "
-                           f"{format_size(size)} on disk (a zip bomb?); PyTorch writes its "
-                           "files uncompressed: give weights saved by torch.save")
-
-
 def _torch_load(path: str) -> Any:
-    if zipfile.is_zipfile(path):
-        _refuse_zip_bomb(path)
+    """:func:`trainer.torch_files.load`, its refusals worded for a weights file."""
+    from drivestage.sizes import format_size
+
     try:
-        # weights_only: weights come from Drive and the web; never unpickle arbitrary objects.
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # torch's text spans eight lines (ANSI escapes included) and advises weights_only=False,
-        # "likely to succeed": the one thing never to do with a file from anywhere.
-        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
-        if found is None:
-            raise WeightsError(f"{path} cannot be read as PyTorch weights ({_first_line(exc)}); "
-                               "it is damaged or not a weights file") from None
+        return torch_files.load(path)
+    except torch_files.ZipBomb as bomb:
+        raise WeightsError(f"{path} would unpack to {format_size(bomb.unpacked)} from "
+                           f"{format_size(bomb.size)} on disk (a zip bomb?); PyTorch writes its "
+                           "files uncompressed: give weights saved by torch.save") from None
+    except torch_files.PickledObject as exc:
         raise WeightsError(
-            f"{path} holds a pickled Python object ({found.group(1)}), not only tensors; such "
+            f"{path} holds a pickled Python object ({exc.name}), not only tensors; such "
             "objects are never loaded (a file from anywhere could run code): give a state dict "
             "(torch.save(model.state_dict(), PATH)) or a checkpoint of this trainer") from None
-    except Exception as exc:  # torch raises many types for damaged or foreign files
-        raise WeightsError(f"{path} cannot be read as PyTorch weights ({type(exc).__name__}: "
-                           f"{_first_line(exc)}); it is truncated, damaged or not a weights "
-                           "file") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+    except torch_files.Unreadable as exc:
+        damaged = "damaged" if exc.unpickler else "truncated, damaged"
+        raise WeightsError(f"{path} cannot be read as PyTorch weights ({exc.detail}); it is "
+                           f"{damaged} or not a weights file") from None
 
 
 def _read_torch(path: str, obj: Any = None) -> tuple[dict[str, torch.Tensor], str]:
