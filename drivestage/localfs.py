@@ -3,9 +3,11 @@ the FUSE and network mounts."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
+import stat
 import threading
 import time
 from typing import BinaryIO, Callable, Iterator, Optional, Union
@@ -39,6 +41,32 @@ def file_md5(path: Union[str, int], block: int = 4 * MiB) -> str:
 #: Longest local name kept whole where drivestage adds a prefix and a suffix of its own
 #: (``.<name>.<tag>.ranges.<random>.tmp`` adds about 40 bytes; names may have 255).
 FIT_BYTES = 200
+
+
+class NotRegularFileError(OSError):
+    """A FIFO, socket, device or folder where a file was expected (:func:`open_regular`)."""
+
+
+def open_regular(path: Union[str, "os.PathLike[str]"], *, follow: bool = True) -> int:
+    """A descriptor of ``path`` for reading (blocking, close-on-exec) when it is a regular
+    file, without following a link unless ``follow``; :class:`NotRegularFileError` when it is
+    something else (errno ``EISDIR`` for a folder), OSError when it cannot be opened. Opened
+    without waiting: a FIFO under a file's name (put there by another program, or in a folder
+    that came from elsewhere) held a plain open() for good, waiting for a writer."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            code = errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL
+            raise NotRegularFileError(code, "not a regular file (a FIFO, socket or device)"
+                                      if code == errno.EINVAL else os.strerror(code),
+                                      os.fspath(path))
+        os.set_blocking(fd, True)
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def fitted_name(name: str, limit: int = FIT_BYTES) -> str:

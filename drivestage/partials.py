@@ -22,7 +22,7 @@ import time
 from contextlib import contextmanager
 from typing import Collection, Iterable, Iterator, Optional, Sequence
 
-from drivestage.localfs import atomic_write, fitted_name
+from drivestage.localfs import atomic_write, fitted_name, open_regular
 from drivestage.sizes import format_size
 from drivestage.store import RemoteEntry
 
@@ -189,10 +189,8 @@ def _read_record(path: str) -> bytes:
     """At most ``_MAX_RECORD + 1`` bytes of the range record at ``path``: only a regular
     file, opened without following a link and without waiting (a FIFO put there by another
     program held the pull for good, waiting for a writer); OSError otherwise."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = open_regular(path, follow=False)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{path} is not a file")
         return os.pread(fd, _MAX_RECORD + 1, 0)
     finally:
         os.close(fd)

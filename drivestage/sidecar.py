@@ -50,11 +50,11 @@ import logging
 import math
 import os
 import re
-import stat
 import time
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
+from drivestage.localfs import open_regular
 from drivestage.paths import plain_name
 from drivestage.store import RemoteEntry, RemoteStore
 
@@ -216,22 +216,13 @@ def read(path: str) -> Optional[Sidecar]:
 
 def read_bytes(path: str) -> Optional[bytes]:
     """The bytes of the local sidecar file ``path`` (at most :data:`MAX_BYTES`); None when
-    absent, unreadable, larger, or not a regular file. Opened without waiting: a FIFO under
-    a sidecar's name (a run folder from elsewhere) hung ``trainer status`` and a resume."""
+    absent, unreadable, larger, or not a regular file (never waited on: a FIFO under a
+    sidecar's name, in a run folder from elsewhere, hung ``trainer status`` and a resume)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        os.set_blocking(fd, True)
-        with os.fdopen(fd, "rb", closefd=False) as fh:
+        with os.fdopen(open_regular(path), "rb") as fh:
             data = fh.read(MAX_BYTES + 1)
     except OSError:
         return None
-    finally:
-        os.close(fd)
     return data if len(data) <= MAX_BYTES else None
 
 

@@ -22,7 +22,6 @@ run folder is never written.
 from __future__ import annotations
 
 import os
-import stat
 import tempfile
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -122,7 +121,7 @@ def _local_bytes(out_dir: str) -> dict[str, str]:
 def _here(local: dict[str, str], md5: str) -> Optional[str]:
     """The run folder's file of those bytes, hashed to be sure (a file changed since its
     sidecar is not read for Drive's), or None."""
-    from drivestage.localfs import file_md5
+    from drivestage.localfs import file_md5, open_regular
 
     path = local.get(md5) if md5 else None
     if path is None:
@@ -130,12 +129,10 @@ def _here(local: dict[str, str], md5: str) -> Optional[str]:
     try:
         # Opened without waiting and hashed only when a regular file: a FIFO under the
         # checkpoint's name (its sidecar naming Drive's bytes) hung status for good.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = open_regular(path)
     except OSError:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
         return path if file_md5(fd) == md5 else None
     except OSError:
         return None

@@ -17,13 +17,13 @@ import errno
 import io
 import os
 import re
-import stat
 from typing import BinaryIO, Optional, Union
 
 import cv2
 import numpy as np
 from PIL import Image
 
+from drivestage.localfs import NotRegularFileError, open_regular as _open_fd
 from trainer.data.augment import letterbox_params
 from trainer.errors import DataError
 
@@ -41,19 +41,14 @@ def open_regular(path: Union[str, os.PathLike], what: str = "image", fix: str = 
     A FIFO under a dataset file's name (a tar extracted as it came) is never waited on: a
     plain open() blocked until a writer came, which never does, and training (or a loader
     worker) hung for good."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):  # (said as open() says it)
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
-        if not stat.S_ISREG(mode):
-            raise DataError(f"cannot read {what} {path}: not a regular file (a FIFO, socket or "
-                            f"device); replace it with {fix}")
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+        fd = _open_fd(path)
+    except NotRegularFileError as exc:
+        if exc.errno == errno.EISDIR:  # (said as open() says it)
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path)) from None
+        raise DataError(f"cannot read {what} {path}: not a regular file (a FIFO, socket or "
+                        f"device); replace it with {fix}") from None
+    return os.fdopen(fd, "rb")
 
 
 def read_bytes(path: Union[str, os.PathLike]) -> bytes:
