@@ -132,4 +132,10 @@ def _flock(folder: "os.PathLike[str]", place: str, alone: bool, who: str) -> Ite
                 _HELD[digest] -= 1
     finally:
         if fd is not None:
-            os.close(fd)   # (releases the lock)
+            # Let go before the close: a process forked meanwhile (a DataLoader worker of
+            # the training thread) holds this descriptor too, and a flock lives until its
+            # last descriptor is closed: the worker kept the lock for its life (attackz27).
+            try:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                os.close(fd)
