@@ -21,8 +21,9 @@ from drivestage.errors import DriveStageError, DuplicateNameError, NotFoundError
 log = logging.getLogger(__name__)
 
 Get = Callable[[str, str], dict[str, Any]]
-#: Most folders climbed above a push's folder for its locks (Drive folders nest far less).
-MAX_DEPTH = 64
+#: Most folders climbed above a push's folder for its locks: My Drive and shared drives nest
+#: folders 100 deep (at 64, a push 70 deep did not wait for one into the top: attackz27).
+MAX_DEPTH = 101
 
 
 def folders(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
