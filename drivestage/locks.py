@@ -36,6 +36,24 @@ log = logging.getLogger(__name__)
 _GUARD = threading.Lock()
 _THREAD_LOCKS: dict[str, threading.Lock] = {}
 _HELD: dict[str, int] = {}  # tree locks this process holds (either way), by digest
+_OPEN: set[int] = set()  # the descriptors of those locks
+
+
+def _forget_in_child() -> None:
+    """In a process just forked: close the tree locks' descriptors it got. A push that is
+    SIGKILLed unlocks nothing, and a process it forked (a notebook's helper) that lives on
+    held its locks for good: every later push waited for it (attackz27)."""
+    for fd in list(_OPEN):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _OPEN.clear()
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 @contextmanager
@@ -114,6 +132,7 @@ def _flock(folder: "os.PathLike[str]", place: str, alone: bool, who: str) -> Ite
         with deferred():  # (a Ctrl-C between the open and this try left it open)
             fd = os.open(os.path.join(folder, f"tree-{digest}.lock"),
                          os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            _OPEN.add(fd)
         mode = fcntl.LOCK_EX if alone else fcntl.LOCK_SH
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
@@ -138,4 +157,7 @@ def _flock(folder: "os.PathLike[str]", place: str, alone: bool, who: str) -> Ite
             try:
                 fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
-                os.close(fd)
+                try:
+                    os.close(fd)
+                finally:   # (after the close: a fork's child closes only what is ours)
+                    _OPEN.discard(fd)
