@@ -37,12 +37,15 @@ _GUARD = threading.Lock()
 _THREAD_LOCKS: dict[str, threading.Lock] = {}
 _HELD: dict[str, int] = {}  # tree locks this process holds (either way), by digest
 _OPEN: set[int] = set()  # the descriptors of those locks
+_PID = os.getpid()  # this process's (set again in a forked child)
 
 
 def _forget_in_child() -> None:
     """In a process just forked: close the tree locks' descriptors it got. A push that is
     SIGKILLed unlocks nothing, and a process it forked (a notebook's helper) that lives on
     held its locks for good: every later push waited for it (attackz27)."""
+    global _PID
+    _PID = os.getpid()   # (a lock opened before is not its own: see _flock's end)
     for fd in list(_OPEN):
         try:
             os.close(fd)
@@ -128,6 +131,7 @@ def _flock(folder: "os.PathLike[str]", place: str, alone: bool, who: str) -> Ite
     warning (``who`` holds it, in this process or another one of this machine)."""
     digest = hashlib.sha256(place.encode()).hexdigest()[:32]
     fd: Optional[int] = None
+    owner = _PID
     try:
         with deferred():  # (a Ctrl-C between the open and this try left it open)
             fd = os.open(os.path.join(folder, f"tree-{digest}.lock"),
@@ -147,10 +151,10 @@ def _flock(folder: "os.PathLike[str]", place: str, alone: bool, who: str) -> Ite
         try:
             yield
         finally:
-            with _GUARD:
-                _HELD[digest] -= 1
+            with _GUARD:   # (cleared in a fork's child)
+                _HELD[digest] = max(_HELD.get(digest, 0) - 1, 0)
     finally:
-        if fd is not None:
+        if fd is not None and owner == _PID:   # (a fork's child closed it: maybe reused)
             # Let go before the close: a process forked meanwhile (a DataLoader worker of
             # the training thread) holds this descriptor too, and a flock lives until its
             # last descriptor is closed: the worker kept the lock for its life (attackz27).

@@ -64,3 +64,28 @@ def test_a_process_forked_by_a_push_killed_since_holds_none_of_its_locks(local_s
         pushing.join(60)
         logging.getLogger("drivestage").removeHandler(handler)
     assert handler.said == []
+
+
+
+def test_a_child_forked_inside_a_tree_lock_that_leaves_it_closes_none_of_its_own_files(
+        local_state):
+    """A child that goes on through the push's code (``os.fork`` inside the lock's block)
+    leaves the block: the descriptors it closed at the fork may number files of its own by
+    then, and stay open."""
+    pid, mine = -1, []
+    try:
+        with tree_lock([("drive at |id:EXP1", "drive:runs/exp1")]):
+            pid = os.fork()
+            if pid == 0:   # a file of its own, under the lowest free number: the lock's
+                mine.append(os.open(os.devnull, os.O_RDONLY))
+        if pid == 0:
+            try:
+                os.fstat(mine[0])
+            except OSError:
+                os._exit(1)   # closed by the lock's end
+            os._exit(0)
+    finally:
+        if pid == 0:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
