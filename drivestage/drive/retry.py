@@ -176,7 +176,7 @@ def translate(exc: BaseException, what: str, *, uploading: bool = False,
             # that serves it; a server that loops is not Drive and will loop again.
             return errors.RemoteError(
                 f"{what}: the server answered with redirects that lead nowhere (a loop, or "
-                f"one without an address: {exc}); Drive redirects at most a download, once. "
+                f"one without a web address: {exc}); Drive redirects at most a download, once. "
                 "Check --api-root / DRIVESTAGE_API_ROOT and any proxy between you and Drive")
     except ImportError:  # pragma: no cover - httplib2 is a dependency
         pass

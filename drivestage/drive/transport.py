@@ -10,6 +10,7 @@ and nowhere else. Every Drive request of drivestage runs inside :meth:`Transport
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -176,13 +177,18 @@ def _stream(transport: Transport, uri: str, headers: Mapping[str, str]) -> Itera
         key, conn = _stream_connection(transport, uri)
         resp: Optional[http.client.HTTPResponse] = None
         try:
-            resp = _answer(transport, conn, uri, headers, signed_in=hop == 0)
+            try:
+                resp = _answer(transport, conn, uri, headers, signed_in=hop == 0)
+            except socket.gaierror as exc:
+                if not hop:
+                    raise
+                # Drive's own host resolved: a network that lets only it through (a
+                # firewall's allow-list) cannot reach the host Drive sent the bytes to.
+                raise httplib2.ServerNotFoundError(
+                    f"{conn.host}, where the download was redirected: {exc.strerror}") from exc
             if resp.status in _REDIRECTS:
                 _error_body(resp, conn.timeout)  # read out: the connection serves the next
-                if not resp.getheader("location"):
-                    raise httplib2.RedirectMissingLocation(
-                        f"HTTP {resp.status} without a Location", resp, b"")
-                uri = urljoin(uri, resp.getheader("location", ""))
+                uri = _redirect_target(uri, resp.status, resp.getheader("location") or "")
                 continue
             if not 200 <= resp.status < 300:
                 body = transport.credentials.redact(_error_body(resp, conn.timeout))
@@ -202,6 +208,29 @@ def _stream(transport: Transport, uri: str, headers: Mapping[str, str]) -> Itera
                 transport._local.streams.pop(key, None)
     # Typed with the operation's name by the retry loop (retry.translate), not retried.
     raise httplib2.RedirectLimit(f"more than {MAX_REDIRECTS} redirects in a row", None, b"")
+
+
+def _redirect_target(uri: str, status: int, location: str) -> str:
+    """The web address a redirect of ``uri`` leads to. Anything else (no ``Location``, another
+    scheme - ``file:``, ``ftp:`` -, no host, a user name, a port that is none, spaces or
+    characters an HTTP request line cannot carry) is not followed: http.client sent an HTTP
+    GET to an ``ftp://`` host, retried a space eight times as a lost connection, and a
+    bracket or a non-ASCII path ended the pull in a traceback."""
+    if not location:
+        raise httplib2.RedirectMissingLocation(f"HTTP {status} without a Location", None, b"")
+    try:
+        target = urljoin(uri, location)
+        parts = urlsplit(target)
+        usable = parts.scheme in ("http", "https") and bool(parts.hostname) \
+            and parts.username is None and (parts.port is None or parts.port > 0) \
+            and target.isascii() and target.isprintable() and " " not in target
+    except ValueError:  # an unclosed "[", a port out of range or not a number
+        usable = False
+    if not usable:
+        shown = ascii(location[:200]) + ("..." if len(location) > 200 else "")
+        raise httplib2.RedirectMissingLocation(
+            f"HTTP {status} to {shown}, not a web address", None, b"")
+    return target
 
 
 def _stream_connection(transport: Transport, uri: str
