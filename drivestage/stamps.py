@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequenc
 
 from drivestage import partials
 from drivestage.extract import MemberRecord
+from drivestage.extract.members import ancestors
 from drivestage.extract.statedir import opened_state, read_own
 from drivestage.extract.validation import STATE_DIR
 from drivestage.localfs import atomic_write_at, fitted_name
@@ -368,10 +369,14 @@ def siblings_wrote(dest: str, stamp: Stamp, current: Optional[Listed] = None
                     or current.folders.get(other["id"]) != folder \
                     or current.before(other["id"], stamp.get("id")):
                 continue
-            for m in records(other):
-                rel = moved(m.path)
-                if rel is not None:
-                    out.setdefault(rel, []).append(m)
+            held = [(rel, m) for m in records(other) if (rel := moved(m.path)) is not None]
+            for rel, m in held:
+                out.setdefault(rel, []).append(m)
+            # A folder above its members is the later one's too, listed or not: an earlier
+            # archive's file there was replaced by it, and judged missing, every rerun
+            # extracted it again and failed ("… is a file, but … is a folder": attacky27).
+            for rel in ancestors(rel for rel, _m in held):
+                out.setdefault(rel, []).append(MemberRecord(rel, "dir"))
     return out
 
 

@@ -1,0 +1,47 @@
+"""attacky27: two archives of one folder pull that disagree on a path's kind.
+
+``a.zip`` holds a file ``ds/x``, ``b.tar.gz`` (later in the pull's order) a folder there
+(``ds/x/in``). The first pull ends well: b, the later one, holds the path (its folder
+replaces a's file, as a later archive's file replaces an earlier one's). But every rerun
+judged a.zip's file ``ds/x`` missing, extracted it again and failed, exit 1, with `a.zip:
+member ds/x is a file, but …/ds/x is a folder; move that folder away or extract elsewhere`:
+the folder was b's, and moving it away only started the round again. Now a path a later
+archive of the pull holds as a folder (one of its members lies below it) counts as in
+place for the earlier one, as a path it holds as a file already did (stamps.siblings_wrote):
+the rerun says already staged.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from _cli import run
+from test_attack15_extract import _tar
+from test_attack22_stage import _tree
+from test_two_archives26 import _zip
+
+
+@pytest.fixture
+def env(local_state, drive_env, fast_retries):
+    return local_state
+
+
+def _ds(dest) -> dict:
+    return {k: v for k, v in _tree(dest).items() if k.startswith("src/ds/")}
+
+
+def test_a_later_archives_folder_over_an_earlier_ones_file_settles(emulator, env, tmp_path):
+    emulator.add_file("src/a.zip", _zip({"ds/x": b"file", "ds/a": b"a"}))
+    emulator.add_file("src/b.tar.gz", _tar({"ds/x/in": b"inside", "ds/b": b"b"}, gz=True))
+    dest = tmp_path / "d"
+    code, out, err = run("pull", "-q", "drive:src", str(dest), "-x")
+    assert code == 0, err
+    assert _ds(dest) == {"src/ds/a": b"a", "src/ds/b": b"b", "src/ds/x/in": b"inside"}
+    inode = os.lstat(dest / "src/ds/x/in").st_ino
+    for _ in range(2):
+        code, out, err = run("pull", "drive:src", str(dest), "-x")
+        assert code == 0, err
+        assert "(2 already staged)" in err and "extracted" not in err, err
+    assert os.lstat(dest / "src/ds/x/in").st_ino == inode   # not written again
+    assert _ds(dest) == {"src/ds/a": b"a", "src/ds/b": b"b", "src/ds/x/in": b"inside"}
