@@ -25,6 +25,7 @@ import logging
 import os
 from typing import Collection, Optional, Sequence
 
+from drivestage.errors import ArchiveError
 from drivestage.extract.members import ancestors
 from drivestage.extract.records import MemberRecord
 from drivestage.interrupts import Monitor
@@ -40,19 +41,23 @@ _Members = tuple[frozenset[str], frozenset[str]]   # (files and links, folders):
 
 class MergeOrder:
     """The archives of one folder pull, by index, in the order they are staged (``order``);
-    ``names``: what messages call each one."""
+    ``names``: what messages call each one, and the ``--exclude`` that leaves it out."""
 
-    def __init__(self, order: Sequence[int], names: Sequence[str]):
+    def __init__(self, order: Sequence[int], names: Sequence[tuple[str, str]]):
         self._lock = Monitor()
         self._before = {index: list(order[:rank]) for rank, index in enumerate(order)}
         self._names = names
         self._members: dict[int, _Members] = {}
         self._done: set[int] = set()
+        self._dests: dict[int, str] = {}   # where each archive is extracted (told by turn())
 
     def turn(self, index: int, dest: str) -> Optional["Turn"]:
         """What the extraction of archive ``index`` into ``dest`` tells and waits on (None
         for a file that is not one of the archives)."""
-        return Turn(self, index, dest) if index in self._before else None
+        if index not in self._before:
+            return None
+        self._dests[index] = os.path.abspath(dest)
+        return Turn(self, index, dest)
 
     def listed(self, index: int, members: _Members) -> None:
         """Archive ``index``'s member list is known."""
@@ -73,12 +78,13 @@ class MergeOrder:
             with self._lock:
                 waiting = self._waiting_for(index)
                 if not waiting:
+                    self._refuse_kinds(index)
                     return
                 for other in waiting:
                     if other not in said:
                         said.add(other)
                         log.info("%s waits for %s to be extracted first: %s",
-                                 self._names[index], self._names[other],
+                                 self._names[index][0], self._names[other][0],
                                  "their members overlap" if other in self._members else
                                  "its member list is not read yet")
                 self._lock.wait(_CHECK_EVERY)
@@ -89,6 +95,26 @@ class MergeOrder:
         return [other for other in self._before.get(index, ()) if other not in self._done
                 and (mine is None or other not in self._members
                      or overlap(mine, self._members[other]))]
+
+
+    def _refuse_kinds(self, index: int) -> None:
+        """Raise when a file of archive ``index`` would land on a folder an earlier archive
+        of the pull put there: the merge never replaces a folder (it may hold anything),
+        and its "move that folder away" only made the next pull extract it again."""
+        mine = self._members.get(index)
+        if mine is None:
+            return
+        for other in self._before.get(index, ()):
+            theirs = self._members.get(other)
+            for path in sorted(mine[0] & theirs[1]) if theirs is not None else ():
+                if os.path.isdir(path) and not os.path.islink(path):
+                    rel = os.path.relpath(path, self._dests[index]).replace(os.sep, "/")
+                    (name, exclude), (their, _) = self._names[index], self._names[other]
+                    raise ArchiveError(
+                        f"{name}: member {rel} is a file, but {their}, pulled with it, has a "
+                        f"folder there ({path}); the two cannot both be extracted into one "
+                        f"place: pull the rest without it (--exclude {exclude}), or each into "
+                        "its own DEST")
 
 
 def overlap(one: _Members, other: _Members) -> bool:

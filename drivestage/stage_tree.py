@@ -139,7 +139,7 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     # (small files first, each group by name): the later one holds the path.
     staging = small + [i for i in range(len(items)) if i not in small]
     order = MergeOrder([i for i in staging if extract and _is_archive(items[i])],
-                       [it.src for it in items])
+                       [(it.src, exclude_pattern(_inside(root, it))) for it in items])
     current = stamps.Listed({it.entry.id: it.entry.md5 for it in items},
                             {it.entry.id: it.folder for it in items},
                             {items[i].entry.id: rank for rank, i in enumerate(staging)})

@@ -40,7 +40,8 @@ class Turn(Protocol):
         """The final member list is known: its files and links, and its folders."""
 
     def wait(self) -> None:
-        """Until this merge may begin."""
+        """Until this merge may begin (raises when it cannot: another archive's folder
+        where this one has a file)."""
 
 
 class Job:
@@ -87,7 +88,7 @@ class Job:
             self.kept = keep_in_place(entries, self.kept)
             entries = [e for e in entries if e.path not in self.kept]
         os.makedirs(self.dest, exist_ok=True)
-        self._check_dest(entries)  # early; again when merging
+        self._check_early(entries)
         remove_stale_temps(self.dest)
         needed = _needed_bytes(entries)
         free = max(self.free_bytes(self.dest), 0)  # below zero: less than pull's reserve
@@ -154,7 +155,7 @@ class Job:
         self.final = entries = check_members(entries, self.archive)
         self._listed()
         self.kept = {}  # an archive read as it arrives is written whole
-        self._check_dest(entries)
+        self._check_early(entries)
         for d in sorted({e.path for e in entries if e.kind == "dir"}):
             makedirs_at(self.root, d)
         self.entries = entries
@@ -185,6 +186,17 @@ class Job:
         self.turn.listed({e.path for e in self.final if e.kind != "dir"},
                          ancestors(paths).union(e.path for e in self.final
                                                 if e.kind == "dir"))
+
+    def _check_early(self, entries: list[Entry]) -> None:
+        """:meth:`_check_dest` before the extraction (again when merging). A refusal waits
+        for the turn first: what an earlier archive of the pull put in DEST is then named
+        by the turn (its folder where this one has a file), not "move that folder away"."""
+        try:
+            self._check_dest(entries)
+        except ArchiveError:
+            if self.turn is not None:
+                self.turn.wait()
+            raise
 
     def _check_dest(self, entries: list[Entry]) -> None:
         """The checks against DEST, and no member at (or under) a protected file: it would
