@@ -233,6 +233,12 @@ def _redirect_target(uri: str, status: int, location: str) -> str:
     return target
 
 
+#: Origins a thread keeps a connection to: Drive's API and the few hosts it redirected the
+#: latest downloads to. Drive's signed download hosts vary from file to file, and a mirror's
+#: thread kept a socket open to every one it was ever sent to.
+KEPT_ORIGINS = 4
+
+
 def _stream_connection(transport: Transport, uri: str
                        ) -> tuple[str, http.client.HTTPConnection]:
     """This thread's streaming connection to the origin of ``uri`` (and its key)."""
@@ -241,9 +247,12 @@ def _stream_connection(transport: Transport, uri: str
     conns: dict[str, http.client.HTTPConnection] = getattr(transport._local, "streams", None) \
         or {}
     transport._local.streams = conns
-    conn = conns.get(key)
+    conn = conns.pop(key, None)   # put back last: the dict runs from least recently used
     if conn is None:
-        conn = conns[key] = _connection(transport.http().http, parts.scheme, parts.netloc)
+        conn = _connection(transport.http().http, parts.scheme, parts.netloc)
+        while len(conns) >= KEPT_ORIGINS:
+            conns.pop(next(iter(conns))).close()
+    conns[key] = conn
     return key, conn
 
 
