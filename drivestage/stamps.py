@@ -276,7 +276,7 @@ def missing_member(dest: str, stamp: Stamp, current: Optional[Listed] = None
     if stamp.get("version") == VERSION:
         missing = not_in_place(dest, records(stamp))
         if missing is None:
-            return None
+            return taken(dest, stamp, current)
         return not_in_place(dest, records(stamp), siblings_wrote(dest, stamp, current))
     for row in stamp.get("members") or []:  # 0.1.0: [path, size of a file or -1]
         try:
@@ -286,6 +286,34 @@ def missing_member(dest: str, stamp: Stamp, current: Optional[Listed] = None
         st = _lstat(dest, rel)
         if st is None or (size >= 0 and (not stat.S_ISREG(st.st_mode) or st.st_size != size)):
             return rel
+    return None
+
+
+def taken(dest: str, stamp: Stamp, current: Optional[Listed] = None) -> Optional[str]:
+    """The first file or link member of ``stamp`` that is not what its extraction wrote but
+    exactly what another archive's stamp in ``dest`` recorded (a member or a stale one) and
+    that archive does not stand for the path now (:func:`siblings_wrote`). Of the same
+    size, it passed for in place: b.zip updated on Drive without ``ds/x`` left its old
+    ``ds/x``, and a.zip was "already staged" over bytes no archive on Drive holds (attacky27).
+    Only a member changed since its extraction costs a look at the other stamps."""
+    changed: list[tuple[MemberRecord, os.stat_result, Optional[str]]] = []
+    for m in records(stamp):
+        st = _lstat(dest, m.path) if m.kind != "dir" else None
+        link = _readlink(dest, m.path) if st is not None and stat.S_ISLNK(st.st_mode) else None
+        if st is not None and not m.matches(st, link):
+            changed.append((m, st, link))
+    if not changed:
+        return None
+    foreign: dict[str, list[MemberRecord]] = {}
+    for _entry, other in _all(dest):
+        if other.get("_path") != stamp.get("_path") and other.get("id") != stamp.get("id"):
+            for o in records(other) + records(other, "stale"):
+                foreign.setdefault(o.path, []).append(o)
+    standing = siblings_wrote(dest, stamp, current) if foreign else {}
+    for m, st, link in changed:
+        if any(o.matches(st, link) for o in foreign.get(m.path, ())) and \
+                not any(o.matches(st, link) for o in standing.get(m.path, ())):
+            return m.path
     return None
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from _cli import run
 from _messages import error_line, renders, shown
-from test_attack15_extract import _tar
+from test_attack15_extract import _replace_on_drive, _tar
 from test_attack22_stage import _tree
 from test_two_archives26 import _zip
 
@@ -71,3 +71,37 @@ def test_a_later_archives_file_over_an_earlier_ones_folder_names_both(emulator, 
     code, out, err = run("pull", "-q", "drive:src", str(dest), "-x", "--exclude", "b.tar.gz")
     assert code == 0, err
     assert _ds(dest) == {"src/ds/a": b"a", "src/ds/x/in": b"inside"}
+
+
+def test_a_sibling_updated_without_a_shared_path_of_the_same_size_gives_it_back(
+        emulator, env, tmp_path):
+    """As test_attackz26_siblings, with the two archives' ``ds/x`` of one size: b.zip updated
+    on Drive to a version without ``ds/x`` left b's old ``ds/x`` there, and a.zip, judged by
+    presence, kind and size, was "already staged" for good over bytes no archive on Drive
+    holds. A file that is exactly what another archive's stamp recorded (not one that stands
+    for the path now) is not the archive's own member: a.zip puts its ``ds/x`` back."""
+    dest = tmp_path / "d"
+    emulator.add_file("src/a.zip", _zip({"ds/x": b"aaaa", "ds/a": b"a"}))
+    emulator.add_file("src/b.zip", _zip({"ds/x": b"bbbb", "ds/b": b"b"}))
+    code, out, err = run("pull", "-q", "drive:src", str(dest), "-x")
+    assert code == 0, err
+    assert _ds(dest)["src/ds/x"] == b"bbbb"
+    _replace_on_drive("src/b.zip", _zip({"ds/b": b"b2"}), tmp_path)
+    code, out, err = run("pull", "drive:src", str(dest), "-x")
+    assert code == 0, err
+    assert _ds(dest) == {"src/ds/a": b"a", "src/ds/b": b"b2", "src/ds/x": b"aaaa"}, err
+    code, out, err = run("pull", "drive:src", str(dest), "-x")
+    assert code == 0 and "2 files (2 already staged)" in err and "extracted" not in err, err
+    assert _ds(dest) == {"src/ds/a": b"a", "src/ds/b": b"b2", "src/ds/x": b"aaaa"}
+
+
+def test_two_archives_of_one_size_still_settle_on_the_later_one(emulator, env, tmp_path):
+    """Guard: the later archive's ``ds/x`` (same size) still stands for the earlier one."""
+    dest = tmp_path / "d"
+    emulator.add_file("src/a.zip", _zip({"ds/x": b"aaaa", "ds/a": b"a"}))
+    emulator.add_file("src/b.zip", _zip({"ds/x": b"bbbb", "ds/b": b"b"}))
+    for _ in range(3):
+        code, out, err = run("pull", "drive:src", str(dest), "-x")
+        assert code == 0, err
+        assert _ds(dest)["src/ds/x"] == b"bbbb"
+    assert "2 files (2 already staged)" in err and "extracted" not in err, err
