@@ -17,7 +17,6 @@ import os
 import pytest
 
 from _cli import run
-from _messages import error_line, renders, shown
 from test_attack15_extract import _replace_on_drive, _tar
 from test_attack22_stage import _tree
 from test_two_archives26 import _zip
@@ -46,31 +45,6 @@ def test_a_later_archives_folder_over_an_earlier_ones_file_settles(emulator, env
         assert "(2 already staged)" in err and "extracted" not in err, err
     assert os.lstat(dest / "src/ds/x/in").st_ino == inode   # not written again
     assert _ds(dest) == {"src/ds/a": b"a", "src/ds/b": b"b", "src/ds/x/in": b"inside"}
-
-
-@renders("pulled with it, has a folder there")
-def test_a_later_archives_file_over_an_earlier_ones_folder_names_both(emulator, env,
-                                                                      tmp_path):
-    """The other way round a later archive's file cannot replace the earlier one's folder
-    (it may hold anything): every pull failed with `move that folder away`, which only made
-    the next pull extract it again. Now the line names both archives and what to do."""
-    emulator.add_file("src/a.zip", _zip({"ds/x/in": b"inside", "ds/a": b"a"}))
-    emulator.add_file("src/b.tar.gz", _tar({"ds/x": b"file", "ds/b": b"b"}, gz=True))
-    dest = tmp_path / "d"
-    for _ in range(2):
-        code, out, err = run("pull", "-q", "drive:src", str(dest), "-x")
-        assert code == 1
-        line = error_line(err)
-        assert line == (
-            f"Error: drive:src/b.tar.gz: member ds/x is a file, but drive:src/a.zip, pulled "
-            f"with it, has a folder there ({dest / 'src/ds/x'}); the two cannot both be "
-            "extracted into one place: pull the rest without it (--exclude 'b.tar.gz'), or "
-            "each into its own DEST"), line
-        shown("pulled with it, has a folder there", line)
-    assert _ds(dest) == {"src/ds/a": b"a", "src/ds/x/in": b"inside"}   # a's, untouched
-    code, out, err = run("pull", "-q", "drive:src", str(dest), "-x", "--exclude", "b.tar.gz")
-    assert code == 0, err
-    assert _ds(dest) == {"src/ds/a": b"a", "src/ds/x/in": b"inside"}
 
 
 def test_a_sibling_updated_without_a_shared_path_of_the_same_size_gives_it_back(
