@@ -323,10 +323,10 @@ def train_one_epoch(model: nn.Module, criterion: nn.Module, optimizer: torch.opt
             speed = seen / max(time.perf_counter() - t0, 1e-9)
             if bar is not None:
                 m = meter.means()
-                drive = status()
-                bar.set_postfix(loss=f"{m['loss']:.4f}", box=f"{m['box']:.3f}", obj=f"{m['obj']:.3f}",
-                                cls=f"{m['cls']:.3f}", lr=f"{lr:.2e}", img_s=f"{speed:.1f}",
-                                **({"drive": drive} if drive else {}), refresh=False)
+                drive = status()  # first: tqdm sorts keywords (loss went last) and a narrow bar cuts the end
+                bar.set_postfix({**({"drive": drive} if drive else {}), "loss": f"{m['loss']:.4f}",
+                                 "lr": f"{lr:.2e}", "img_s": f"{speed:.1f}", "box": f"{m['box']:.3f}",
+                                 "obj": f"{m['obj']:.3f}", "cls": f"{m['cls']:.3f}"}, refresh=False)
                 bar.update(1)
             # One line per iteration at debug level (-v): tests, logs and bench/survival.py follow it.
             logger.debug("%s iter %d/%d (iteration %d) loss %.5f lr %.3g", desc.split(" (")[0],
