@@ -534,20 +534,24 @@ def test_an_original_linked_to_a_device_is_refused(local_state, tmp_path):
 
 def test_a_restore_from_the_original_killed_in_its_extraction_is_finished_by_the_rerun(
         local_state, tmp_path):
-    """SIGKILL once the restore's temporary folder is in DEST: the rerun puts back every
-    deleted member with the original's bytes and leaves no lock, no temporary folder."""
+    """SIGKILL in the middle of the restore's extraction (its temporary folder in DEST, 19 of
+    59 members written): the rerun puts back every deleted member with the original's bytes
+    and leaves no lock, no temporary folder. (The child kills itself as it opens the 20th
+    member: watching DEST for the temporary folder missed it when the restore was quick.)"""
+    from test_attack16_small import KILLER
+
     members = {f"ds/f{i:03d}.bin": os.urandom(1) * 250_000 for i in range(60)}
     archive, dest = _setup(tmp_path, members)
     assert _pull(archive, dest).exit_code == 0
     for i in range(1, 60):
         (dest / f"ds/f{i:03d}.bin").unlink()
     env = dict(os.environ, PYTHONPATH=ROOT)
-    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "pull", str(archive),
-                             str(dest), "-x", "-q"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    sigkill_when(proc, lambda: any(n.startswith(".drivestage-extract")
-                                   for n in os.listdir(dest)), "no extraction began")
+    proc = subprocess.run([sys.executable, "-c", KILLER, "open", "('ds/f", "20", "pull",
+                           str(archive), str(dest), "-x", "-q"], env=env, capture_output=True,
+                          timeout=120)
+    assert proc.returncode == -9, proc.stderr
     left = sorted(os.listdir(dest))
+    assert any(n.startswith(".drivestage-extract") for n in left), left
     r = _pull(archive, dest)
     assert r.exit_code == 0, r.output
     assert _lock_files(dest) == [], left
