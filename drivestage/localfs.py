@@ -43,6 +43,27 @@ def file_md5(path: Union[str, int], block: int = 4 * MiB) -> str:
 FIT_BYTES = 200
 
 
+_UMASK_LOCK = threading.Lock()
+
+
+def umask() -> int:
+    """This process's umask (the mode a plain open() would give a new file is ``0o666 &
+    ~umask()``), read without changing it where Linux says it (``/proc/self/status``):
+    ``os.umask(0)`` then ``os.umask(mask)`` left, for that moment, every file another thread
+    created writable by anyone (a checkpoint written beside TensorBoard's event files)."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:  # (elsewhere: the strictest mask for that moment, never 0)
+        mask = os.umask(0o077)
+        os.umask(mask)
+    return mask
+
+
 class NotRegularFileError(OSError):
     """A FIFO, socket, device or folder where a file was expected (:func:`open_regular`)."""
 

@@ -89,11 +89,9 @@ def _replaced(path: str):
     (``O_EXCL``, never followed: the fixed ``.results.csv.tmp`` was opened as it was, so a
     link planted there in a copied or shared run folder had its target overwritten), renamed
     over ``path`` (the Drive mirror skips hidden temporary files; a full disk leaves none)."""
-    from drivestage.localfs import atomic_file
+    from drivestage.localfs import atomic_file, umask
 
-    mask = os.umask(0)
-    os.umask(mask)
-    return atomic_file(path, mode=0o666 & ~mask)
+    return atomic_file(path, mode=0o666 & ~umask())
 
 
 def write_results_csv(path: str, history: list[dict]) -> None:

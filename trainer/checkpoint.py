@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from drivestage import sidecar as sidecars
-from drivestage.localfs import atomic_file
+from drivestage.localfs import atomic_file, umask
 from drivestage.sidecar import Described, Sidecar
 from trainer import __version__, torch_files
 from trainer.errors import CheckpointError, SaveError
@@ -39,13 +39,7 @@ FORMAT_VERSION = 2
 REQUIRED_KEYS = ("format_version", "model", "optimizer", "epoch", "config")
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
+_UMASK = umask()
 
 
 class _HashingWriter:

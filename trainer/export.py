@@ -78,9 +78,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: int | Non
             entry.key, entry.value = key, json.dumps(value)
         onnx.checker.check_model(graph)
         onnx.save(graph, tmp)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)   # (mkstemp's file is private; the graph is not)
+        from drivestage.localfs import umask
+
+        os.chmod(tmp, 0o666 & ~umask())   # (mkstemp's file is private; the graph is not)
         os.replace(tmp, path)      # only a checked graph appears under the final name
     except BaseException:
         # (A full disk or a failed check left OUT.partial behind, megabytes, every time.)

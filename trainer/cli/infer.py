@@ -331,10 +331,10 @@ def _write(target: Path, write) -> None:
     """``write(fh)`` into ``target`` atomically: a kill or a full disk leaves no half-written
     file under its name, and a link at that name is replaced, not written through (to a file
     outside ``--out``)."""
-    from drivestage.localfs import atomic_file
+    from drivestage.localfs import atomic_file, umask
 
     try:
-        with atomic_file(str(target), mode=0o666 & ~_umask()) as fh:
+        with atomic_file(str(target), mode=0o666 & ~umask()) as fh:
             write(fh)
     except OSError as exc:
         raise _cannot_write(target, exc) from None
@@ -344,12 +344,6 @@ def _cannot_write(path: Path, exc: OSError) -> TrainerError:
     why = "not a folder" if exc.errno in (errno.ENOTDIR, errno.EEXIST) else \
         (exc.strerror or str(exc)).lower()
     return TrainerError(f"cannot write {path} ({why}); free space there or choose another --out")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 _COLOURS = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),

@@ -39,7 +39,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from drivestage.localfs import atomic_file
+from drivestage.localfs import atomic_file, umask
 from trainer.data.images import (FIT_VERSION, decode_fitted, fitted_shape, header_size, open_regular,
                                  read_bytes)
 from trainer.errors import CacheBudgetError, DataError
@@ -236,13 +236,7 @@ def _write_entry(path: Path, image: np.ndarray, orig: tuple[int, int]) -> None:
         raise DataError(f"cannot write the image cache entry {path}: {exc.strerror or exc}") from None
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_MODE = 0o666 & ~_umask()
+_MODE = 0o666 & ~umask()
 
 
 @dataclass(frozen=True)

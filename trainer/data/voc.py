@@ -384,10 +384,10 @@ def _write_lines(path: Path, lines: Iterable[str], advice: str = OUT_ADVICE) -> 
     with O_EXCL (:func:`drivestage.localfs.atomic_file`): the fixed ``train.txt.tmp`` was
     opened as it was, and a dataset holding a link of that name had its target outside the
     dataset written over."""
-    from drivestage.localfs import atomic_file
+    from drivestage.localfs import atomic_file, umask
 
     try:
-        with atomic_file(str(path), mode=0o666 & ~_umask()) as fh:
+        with atomic_file(str(path), mode=0o666 & ~umask()) as fh:
             fh.write("".join(line + "\n" for line in lines).encode("utf-8"))
     except OSError as exc:
         raise cannot_write(path, exc, advice) from None
@@ -404,12 +404,6 @@ def cannot_write(path: Path, exc: OSError, advice: str) -> DataError:
     why = "not a folder" if exc.errno in (errno.ENOTDIR, errno.EEXIST) else \
         (exc.strerror or str(exc)).lower()
     return DataError(f"cannot write {path} ({why}); {advice}")
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _image_index(folder: Path) -> dict[str, Path]:
