@@ -48,7 +48,7 @@ def _push_leaving_other_runs(*args: Any, **kwargs: Any) -> PushResult:
     ``flush``/``on_train_end`` raise it."""
     from drivestage.upload_tree import push
 
-    result = push(*args, keep_other_runs=True, **kwargs)
+    result = push(*args, keep_other_runs=True, run_folder=True, **kwargs)
     other_runs.refuse(result.left, "pass replace_other_runs=True")
     return result
 
@@ -58,7 +58,7 @@ def _push_replacing(*args: Any, **kwargs: Any) -> PushResult:
     (``replace_other_runs=True``)."""
     from drivestage.upload_tree import push
 
-    return push(*args, keep_other_runs=False, **kwargs)
+    return push(*args, keep_other_runs=False, run_folder=True, **kwargs)
 
 
 class CheckpointSync:

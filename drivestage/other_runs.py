@@ -120,6 +120,20 @@ def refuse(left: Iterable[Left], how: str = FORCE) -> None:
         raise OtherRunError(refusal(others, how))
 
 
+def left_ids(left: Iterable[Left], listing: Listings) -> set[str]:
+    """The store files of the checkpoints a push leaves, and their sidecars in either form:
+    ``--delete`` removed a sidecar whose local name differs (0.1.0's ``epoch_001.pt.json``
+    beside a local ``epoch_001.json``), and the next push replaced the checkpoint it left,
+    vouched for by nothing any more."""
+    out: set[str] = set()
+    for lf in left:
+        for folder, name in lf.keys:
+            listed = listing[folder]
+            sides = {s for s, cs in sidecar.owners(listed).items() if name in cs}
+            out |= {e.id for n in sides | {name} for e in listed.get(n, []) if not e.is_dir}
+    return out
+
+
 def _other_runs(store: RemoteStore, cache: Md5Cache, rel: str,
                 by_key: dict[Key, LocalFile], local: set[str],
                 remote: dict[str, list[RemoteEntry]]) -> list[Left]:

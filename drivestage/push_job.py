@@ -7,7 +7,8 @@ import threading
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
-from drivestage import extra, other_runs, pool, pruning, push_room, sidecar, snapshots
+from drivestage import extra, other_runs, pool, pruning, push_room, run_folders, sidecar, \
+    snapshots
 from drivestage.dedupe import pick_folder
 from drivestage.errors import DriveStageError, MovedAwayError, NotFoundError, \
     PermissionDeniedError, QuotaExceededError, UsageError
@@ -53,12 +54,14 @@ class PushJob:
     def __init__(self, store: RemoteStore, policy: RetentionPolicy, *, include: Sequence[str],
                  exclude: Sequence[str], chunk_size: Optional[int], protect: set[str],
                  use_trash: bool, jobs: int, progress: Optional[ProgressFn], cache: Md5Cache,
-                 keep_other_runs: bool = True, outstanding: Optional[Outstanding] = None):
+                 keep_other_runs: bool = True, outstanding: Optional[Outstanding] = None,
+                 run_folder: bool = False):
         self.store, self.policy, self.include, self.exclude = store, policy, include, exclude
         self.chunk_size, self.protect, self.use_trash, self.jobs = (chunk_size, protect,
                                                                     use_trash, jobs)
         self.progress, self.cache = progress, cache
         self.keep_other_runs = keep_other_runs
+        self.run_folder = run_folder or policy.active   # DEST is a run folder (run_folders)
         self.outstanding = outstanding or Outstanding()  # what is not sent yet, as it goes
         self.result = PushResult()
         self.remote_folder: dict[str, RemoteEntry] = {}
@@ -93,6 +96,8 @@ class PushJob:
         # the folders above it: a push into one (a mirror of all runs) writes into DEST too,
         # as one into a folder inside DEST does (push27).
         with tree_lock(store.lineage(root)):
+            if self.run_folder:  # before a byte is sent: a push of a folder above then waits
+                run_folders.record(store, root, src)
             self._into(root, tree, path, removal)
 
     def _into(self, root: RemoteEntry, tree: LocalTree, path: StorePath,
@@ -116,12 +121,14 @@ class PushJob:
             skip = {d.name for d in decision if not d.keep}
             if not decision.fits:
                 raise pruning.over_budget(decision, store.describe(root))
-        ahead = self._left()
+        owned = run_folders.find(store, root, self.remote_folder, self.listing)
+        ahead = self._left() | owned.keys(files, self.listing)
         todo = self._todo(files, skip, ahead)
         deletions = None
         if removal is not None:
             kept = (decision.kept_ids if decision is not None else set()) | pruning.newest_verified_ids(
-                store, self.listing[""], self.policy, self.cache) | self._left_ids()
+                store, self.listing[""], self.policy, self.cache) | other_runs.left_ids(
+                self.result.left, self.listing) | owned.kept_ids(files, self.listing)
             deletions = extra.decide(store, root, self.listing, tree, removal,
                                   kept=kept, protect=self.protect,
                                   include=self.include, exclude=self.exclude)
@@ -207,19 +214,6 @@ class PushJob:
         self.result.other_run = [lf.rel for lf in left if lf.run is not None]
         self.result.further_on = [lf.rel for lf in left if lf.run is None]
         return {k for lf in left for k in lf.keys}
-
-    def _left_ids(self) -> set[str]:
-        """The store files of the checkpoints this push leaves, and their sidecars in either
-        form: ``--delete`` removed a sidecar whose local name differs (0.1.0's
-        ``epoch_001.pt.json`` beside a local ``epoch_001.json``), and the next push replaced
-        the checkpoint it left, vouched for by nothing any more."""
-        out: set[str] = set()
-        for left in self.result.left:
-            for folder, name in left.keys:
-                listed = self.listing[folder]
-                sides = {s for s, cs in sidecar.owners(listed).items() if name in cs}
-                out |= {e.id for n in sides | {name} for e in listed.get(n, []) if not e.is_dir}
-        return out
 
     def _todo(self, files: list[LocalFile], skip: set[str], ahead: set[Key]) -> list[Todo]:
         """What to send: size differs, or same size and md5 differs."""

@@ -72,7 +72,7 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
          chunk_size: Optional[int] = None, protect: Iterable[str] = (), use_trash: bool = False,
          jobs: int = 4, progress: Optional[ProgressFn] = None,
          md5_cache: Optional[Md5Cache] = None, keep_other_runs: bool = True,
-         outstanding: Optional[Outstanding] = None) -> PushResult:
+         outstanding: Optional[Outstanding] = None, run_folder: bool = False) -> PushResult:
     """Mirror the local folder ``src`` into ``dest`` (incremental, verified), then prune.
 
     ``dest`` is a spec (``drive:Models/logs``, ``/mnt/nas/logs``), a ``(store, path)`` pair
@@ -89,6 +89,8 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
     fail naming it once the rest is pushed). ``outstanding`` learns, as the push goes, what it
     has still to send (``mirror --grace`` names it when it must leave first), and holds the
     push's result as it fills: what a push that failed later on had verified by then.
+    ``run_folder``: ``dest`` is a training run's folder (as with a policy): a push of a folder
+    above it leaves its checkpoints to this push (:mod:`drivestage.run_folders`).
     """
     if not os.path.isdir(src):
         raise NotFoundError(f"{src} is not a local folder; give the folder to push "
@@ -105,7 +107,7 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
         made = PushJob(target, policy or RetentionPolicy(), include=include, exclude=exclude,
                        chunk_size=chunk_size, protect=set(protect), use_trash=use_trash,
                        jobs=jobs, progress=progress, cache=cache, keep_other_runs=keep_other_runs,
-                       outstanding=outstanding or Outstanding())
+                       outstanding=outstanding or Outstanding(), run_folder=run_folder)
         made.outstanding.begin(made.result)   # (read by a caller when the push fails)
         return made
     job = new_job()

@@ -144,7 +144,7 @@ class DriveFolder:
         try:
             return push(self.local_dir, (self._store, self._path), self.policy,
                         exclude=self.exclude, protect=protect, md5_cache=self._cache,
-                        keep_other_runs=True, outstanding=outstanding)
+                        keep_other_runs=True, outstanding=outstanding, run_folder=True)
         except BudgetError as exc:
             # drivestage's remedy names --max-bytes, a flag the trainer does not have.
             raise BudgetError(exc.head or str(exc), "raise drive.max_bytes or keep fewer "

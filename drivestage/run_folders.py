@@ -1,0 +1,172 @@
+"""Run folders: a store folder whose checkpoints belong to the push that keeps it there, and
+which a push of a folder above it leaves to that push.
+
+The old Colab recipe runs ``drivestage mirror ./runs drive:runs --every 60`` (or a cron
+``push ./runs drive:runs``) while the trainer, with ``drive.logs: drive:runs/exp1``, pushes
+``./runs/exp1`` itself with its retention (``drive.keep_last``, ``keep_best``, autosaves) and
+``train.keep_local`` deletes local epoch files once Drive holds them. The two writers undid
+each other: the mirror sent again every epoch file the run's retention had just deleted
+from Drive (still on the local disk), each period, and the run deleted it again; and
+``--delete`` trashed the checkpoints Drive keeps (the best one, the last N) that
+``keep_local`` had removed from the disk: a verified copy lost (mirror28).
+
+**Marked.** A push whose DEST is a run folder records it, by the store's
+:meth:`~drivestage.store.RemoteStore.place` of the folder's id, in drivestage's state folder
+(``run-folders.json``, this machine only): a training run's push (the trainer's
+``drive.logs``, :class:`drivestage.hooks.CheckpointSync`: ``run_folder``) and any push with a
+retention policy (``--keep-last`` ...: it prunes that folder). Written once per folder and
+process, before anything is sent; a record stays (a finished run's folder is still its run's)
+until that folder is gone from the store: a folder made anew under the name is another.
+
+**Left to it.** A push into a folder above (:class:`drivestage.push_job.PushJob`) finds the
+run folders among its subfolders by their ids, and there, and in every folder inside them,
+sends no checkpoint and no sidecar (a ``.pt``/``.pth``/``.ckpt`` file, one paired with a
+sidecar, and the sidecars: :meth:`Owned.keys`) and ``--delete`` removes none of those and no
+folder (:meth:`Owned.kept_ids`); a run folder missing locally is left whole. Everything else
+there (logs, plots, ``results.csv``) is pushed, and other folders as before. It says so once
+per run folder and store (a mirror: once per process, not every period).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, MutableMapping, Optional
+
+from drivestage import sidecar
+from drivestage.local_tree import LocalFile
+from drivestage.old_copies import Key, Listings
+from drivestage.paths import StorePath
+from drivestage.state import JsonFile, state_dir
+from drivestage.store import RemoteEntry, RemoteStore
+
+log = logging.getLogger("drivestage.upload_tree")
+
+#: The state file's name, under :func:`drivestage.state.state_dir`.
+FILE = "run-folders.json"
+#: Records kept: the newest ones (one per run folder a machine ever pushed with a policy).
+MAX_RECORDS = 2000
+
+_recorded: set[str] = set()   # places this process has recorded (written once each)
+_said: "MutableMapping[RemoteStore, set[str]]" = weakref.WeakKeyDictionary()
+
+
+def _file(path: Optional[Path] = None) -> JsonFile:
+    return JsonFile(path or state_dir() / FILE)
+
+
+def key(store: RemoteStore, folder: RemoteEntry) -> str:
+    """What a record is of: the folder, by id, as the store names places."""
+    return store.place(StorePath(folder.id, ()))
+
+
+def record(store: RemoteStore, folder: RemoteEntry, src: str) -> None:
+    """Mark ``folder`` (a push's DEST) as a run folder pushed from ``src``."""
+    place = key(store, folder)
+    if place in _recorded:
+        return
+    now = time.time()
+
+    def change(data: dict[str, Any]) -> None:
+        data[place] = {"src": os.path.realpath(src), "where": store.describe(folder), "t": now}
+        for old in sorted(data, key=lambda k: _time(data[k]))[:max(0, len(data) - MAX_RECORDS)]:
+            del data[old]
+
+    if _file().update_or_warn(change, "a push of a folder above it may send again what its "
+                                      "retention pruned"):
+        _recorded.add(place)
+
+
+def _time(rec: Any) -> float:
+    t = rec.get("t") if isinstance(rec, dict) else None
+    return float(t) if isinstance(t, (int, float)) else 0.0
+
+
+def _run_files(names: set[str]) -> set[str]:
+    """The checkpoints and their sidecars among ``names`` (a folder's local and store names):
+    a ``.pt``/``.pth``/``.ckpt`` file, one paired with a sidecar, a sidecar of one of them,
+    and a 0.1.0 sidecar (``X.pt.json``) left alone. Paired once per folder (per file was
+    quadratic in a folder of thousands)."""
+    paired = sidecar.pairs(names)
+    out = set(paired) | set(sidecar.owners(names))
+    for name in names:
+        stem = name[:-len(sidecar.SUFFIX)] if sidecar.is_sidecar(name) else name
+        if stem.endswith(sidecar.CHECKPOINT_SUFFIXES):
+            out.add(name)
+    return out
+
+
+@dataclass
+class Owned:
+    """The run folders inside a push's DEST (other pushes' DESTs), and the folders in them."""
+
+    folders: dict[str, str] = field(default_factory=dict)   # rel -> the run folder it is in
+    whole: set[str] = field(default_factory=set)            # ids of run folders not local
+
+    def keys(self, files: Iterable[LocalFile], listing: Listings) -> set[Key]:
+        """The local files the push leaves unsent: checkpoints and sidecars in run folders."""
+        run = self._run_files(files, listing)
+        return {(lf.folder_rel, lf.name) for lf in files if lf.folder_rel in self.folders
+                and lf.name in run[lf.folder_rel]}
+
+    def kept_ids(self, files: Iterable[LocalFile], listing: Listings) -> set[str]:
+        """The store files and folders ``--delete`` leaves: in run folders, every
+        checkpoint, sidecar and folder; a run folder SRC lacks, whole."""
+        run = self._run_files(files, listing)
+        out = set(self.whole)
+        for rel in self.folders:
+            for name, entries in listing.get(rel, {}).items():
+                out |= {e.id for e in entries if e.is_dir or name in run[rel]}
+        return out
+
+    def _run_files(self, files: Iterable[LocalFile], listing: Listings) -> dict[str, set[str]]:
+        names: dict[str, set[str]] = {rel: set(listing.get(rel, {})) for rel in self.folders}
+        for lf in files:
+            if lf.folder_rel in names:
+                names[lf.folder_rel].add(lf.name)
+        return {rel: _run_files(folder) for rel, folder in names.items()}
+
+
+def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, RemoteEntry],
+         listing: Listings) -> Owned:
+    """The run folders inside ``root`` (a push's DEST, never one itself here) by the records:
+    the local ones (``remote_folder``: SRC's folders, as on the store) and those only on the
+    store (folder entries of ``listing``). Says once per store which it leaves."""
+    records = _file().read()
+    if not records:
+        return Owned()
+    mine = key(store, root)
+    owned = Owned()
+    for rel in sorted(remote_folder):   # (a parent before what is inside it)
+        parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
+        if rel and parent in owned.folders:
+            owned.folders[rel] = owned.folders[parent]
+        elif rel and key(store, remote_folder[rel]) in records and \
+                key(store, remote_folder[rel]) != mine:
+            owned.folders[rel] = rel
+    local_ids = {f.id for f in remote_folder.values()}
+    for rel, index in listing.items():
+        for entries in index.values():
+            owned.whole |= {e.id for e in entries if e.is_dir and e.id not in local_ids
+                            and key(store, e) in records}
+    _say(store, remote_folder, owned, records)
+    return owned
+
+
+def _say(store: RemoteStore, remote_folder: Mapping[str, RemoteEntry], owned: Owned,
+         records: Mapping[str, Any]) -> None:
+    said = _said.setdefault(store, set())
+    for rel in sorted({r for r in owned.folders.values()}):
+        place = key(store, remote_folder[rel])
+        if place in said:
+            continue
+        said.add(place)
+        rec = records.get(place)
+        src = rec.get("src") if isinstance(rec, dict) else None
+        log.warning("%s is a run folder (pushed from %s with its own retention); its "
+                    "checkpoints are left to that push here: none it pruned is sent again, "
+                    "none it keeps is deleted. The rest of %s is pushed",
+                    store.describe(remote_folder[rel]), src or "this machine", rel)

@@ -1,0 +1,174 @@
+"""A push or mirror of ``./runs`` beside a training run whose own Drive push keeps
+``./runs/exp1`` with its retention (the old Colab recipe: ``drivestage mirror ./runs drive:runs``
+in the background, the trainer with ``drive.logs: drive:runs/exp1``).
+
+The two writers undid each other: the push of ``runs`` sent again every epoch file the run's
+``drive.keep_last`` had just deleted from Drive (still on the local disk), and the run
+deleted it again, every period; and ``--delete`` trashed the checkpoints the run keeps on
+Drive (the best one, the last N) once ``train.keep_local`` had removed them from the disk.
+Now a run folder's checkpoints are left to its run (:mod:`drivestage.run_folders`); the
+rest of it, and the other folders, are pushed as before."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+
+import pytest
+
+from drivestage import sidecar
+from drivestage.hooks import CheckpointSync
+from drivestage.mirror import Mirror
+from drivestage.retention import RetentionPolicy
+from drivestage.sidecar import Sidecar
+from trainer.drive import DriveFolder, retention_policy
+
+from _cli import run
+from _drive_state import live_md5s
+
+SAID = "is a run folder (pushed from"
+
+
+@pytest.fixture
+def env(local_state, drive_env):
+    return local_state
+
+
+def _save(folder, epoch: int, map50: float) -> str:
+    """``epoch_NNN.pt`` with the trainer's kind of sidecar (its run, epoch, md5, metric)."""
+    path = os.path.join(folder, f"epoch_{epoch:03d}.pt")
+    data = os.urandom(3000 + epoch)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    sidecar.write(path, Sidecar(epoch=epoch, metrics={"map50": map50}, run="run-a",
+                                md5=hashlib.md5(data).hexdigest(), size=len(data)))
+    return path
+
+
+def _md5(path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.md5(fh.read()).hexdigest()
+
+
+def _runs(tmp_path):
+    """``runs/exp1`` (the training run's folder, with a log) and ``runs/exp2`` (an old run no
+    hook pushed: the push of ``runs`` sends its checkpoints)."""
+    runs = tmp_path / "runs"
+    (runs / "exp1").mkdir(parents=True)
+    (runs / "exp1" / "results.csv").write_text("epoch,map50\n")
+    (runs / "exp2").mkdir()
+    _save(str(runs / "exp2"), 1, 0.1)
+    return runs
+
+
+def test_a_push_of_runs_sends_none_of_the_epochs_the_run_pruned(emulator, env, tmp_path):
+    runs = _runs(tmp_path)
+    exp1 = str(runs / "exp1")
+    sync = CheckpointSync("drive:runs/exp1", RetentionPolicy(keep_last=2), local_dir=exp1)
+    try:
+        for epoch in range(1, 5):
+            sync.on_save(_save(exp1, epoch, epoch / 10), epoch)
+            sync.flush(60)
+    finally:
+        sync.on_train_end(60)
+    kept = {"epoch_003.pt", "epoch_003.json", "epoch_004.pt", "epoch_004.json", "results.csv"}
+    assert set(live_md5s(emulator, "runs/exp1")) == kept
+
+    code, _, err = run("push", str(runs), "drive:runs")
+
+    assert code == 0, err
+    assert set(live_md5s(emulator, "runs/exp1")) == kept      # epochs 1, 2 not sent again
+    assert live_md5s(emulator, "runs/exp2") == {               # the rest of runs is pushed
+        n: [_md5(runs / "exp2" / n)] for n in ("epoch_001.pt", "epoch_001.json")}
+    assert err.count(SAID) == 1, err
+    assert (f"drive:runs/exp1 is a run folder (pushed from {os.path.realpath(exp1)} with its "
+            "own retention); its checkpoints are left to that push here: none it pruned is "
+            "sent again, none it keeps is deleted. The rest of exp1 is pushed") in err
+
+
+def test_a_mirror_of_runs_leaves_them_every_period_and_says_so_once(emulator, env, store,
+                                                                    tmp_path, caplog):
+    runs = _runs(tmp_path)
+    exp1 = str(runs / "exp1")
+    for epoch in range(1, 4):
+        _save(exp1, epoch, epoch / 10)
+    # The trainer's own Drive push (drive.keep_last 1): epochs 1 and 2 stay on the disk.
+    DriveFolder("drive:runs/exp1", exp1, retention_policy(1, 0, None)).push()
+    kept = {"epoch_003.pt", "epoch_003.json", "results.csv"}
+    assert set(live_md5s(emulator, "runs/exp1")) == kept
+    (runs / "exp1" / "train.log").write_text("epoch 3\n")
+
+    caplog.set_level(logging.WARNING, logger="drivestage")
+    mirror = Mirror(str(runs), (store, "runs"), None).start()
+    try:
+        for _ in range(3):
+            mirror.flush(60)
+    finally:
+        mirror.stop(60)
+
+    assert set(live_md5s(emulator, "runs/exp1")) == kept | {"train.log"}
+    assert sum(SAID in r.getMessage() for r in caplog.records) == 1
+
+
+def test_delete_keeps_the_checkpoints_the_run_keeps_on_drive(emulator, env, tmp_path):
+    runs = _runs(tmp_path)
+    exp1 = str(runs / "exp1")
+    best = _save(exp1, 1, 0.9)
+    for epoch in range(2, 5):
+        _save(exp1, epoch, epoch / 10)
+    (runs / "exp1" / "old.log").write_text("x\n")
+    # The trainer's push, drive.keep_last 2 and keep_best 1: Drive keeps 1 (best), 3 and 4.
+    DriveFolder("drive:runs/exp1", exp1, retention_policy(2, 1, None)).push()
+    on_drive = live_md5s(emulator, "runs/exp1")
+    assert set(on_drive) == {"epoch_001.pt", "epoch_001.json", "epoch_003.pt",
+                             "epoch_003.json", "epoch_004.pt", "epoch_004.json",
+                             "results.csv", "old.log"}
+    # train.keep_local 1 removes the older epoch files from the disk once Drive holds them.
+    for epoch in (1, 2, 3):
+        os.remove(os.path.join(exp1, f"epoch_{epoch:03d}.pt"))
+        os.remove(os.path.join(exp1, f"epoch_{epoch:03d}.json"))
+    assert not os.path.exists(best)
+    os.remove(runs / "exp1" / "old.log")
+
+    code, _, err = run("push", str(runs), "drive:runs", "--delete")
+
+    assert code == 0, err
+    after = live_md5s(emulator, "runs/exp1")
+    del on_drive["old.log"]   # the rest of the run folder is mirrored: this one goes
+    assert after == on_drive, err
+
+
+def test_delete_leaves_a_run_folder_the_disk_no_longer_has(emulator, env, tmp_path):
+    runs = _runs(tmp_path)
+    exp1 = str(runs / "exp1")
+    for epoch in range(1, 3):
+        _save(exp1, epoch, epoch / 10)
+    DriveFolder("drive:runs/exp1", exp1, retention_policy(0, 0, None)).push()
+    on_drive = live_md5s(emulator, "runs/exp1")
+    shutil.rmtree(exp1)   # the run is over: the disk is freed, Drive holds it
+
+    code, _, err = run("push", str(runs), "drive:runs", "--delete")
+
+    assert code == 0, err
+    assert live_md5s(emulator, "runs/exp1") == on_drive
+    assert "epoch_001.pt" in live_md5s(emulator, "runs/exp2")
+
+
+def test_a_folder_with_the_run_folder_s_name_made_anew_is_no_run_folder(emulator, env,
+                                                                        tmp_path):
+    """The record is of the folder (its id): a folder made again under the name after the
+    run's was deleted from Drive is pushed whole."""
+    runs = _runs(tmp_path)
+    exp1 = str(runs / "exp1")
+    for epoch in range(1, 4):
+        _save(exp1, epoch, epoch / 10)
+    DriveFolder("drive:runs/exp1", exp1, retention_policy(1, 0, None)).push()
+    emulator.store.update_meta(emulator.find("runs/exp1")["id"], {"labels": {"trashed": True}})
+
+    code, _, err = run("push", str(runs), "drive:runs")
+
+    assert code == 0, err
+    assert SAID not in err
+    assert set(live_md5s(emulator, "runs/exp1")) == {
+        f"epoch_00{e}.{s}" for e in (1, 2, 3) for s in ("pt", "json")} | {"results.csv"}
