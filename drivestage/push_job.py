@@ -97,7 +97,7 @@ class PushJob:
         # as one into a folder inside DEST does (push27).
         with tree_lock(store.lineage(root)):
             if self.run_folder:  # before a byte is sent: a push of a folder above then waits
-                run_folders.record(store, root, src)
+                run_folders.record(store, root, src, self.exclude)
             self._into(root, tree, path, removal)
 
     def _into(self, root: RemoteEntry, tree: LocalTree, path: StorePath,

@@ -21,8 +21,10 @@ until that folder is gone from the store: a folder made anew under the name is a
 **Left to it.** A push into a folder above (:class:`drivestage.push_job.PushJob`) finds the
 run folders among its subfolders by their ids, and there, and in every folder inside them,
 sends no checkpoint and no sidecar (a ``.pt``/``.pth``/``.ckpt`` file, one paired with a
-sidecar, and the sidecars: :meth:`Owned.keys`) and ``--delete`` removes none of those and no
-folder (:meth:`Owned.kept_ids`); a run folder missing locally is left whole. Everything else
+sidecar, and the sidecars: :meth:`Owned.keys`), nor what the run's push leaves out (its
+excludes: the trainer's ``last.pt``, a ``*.pt.bad-<time>`` kept on this machine only), and
+``--delete`` removes none of those and no folder (:meth:`Owned.kept_ids`); a run folder
+missing locally is left whole. Everything else
 there (logs, plots, ``results.csv``) is pushed, and other folders as before. It says so once
 per run folder and store (a mirror: once per process, not every period).
 """
@@ -34,12 +36,12 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, MutableMapping, Optional
+from typing import Any, Iterable, Mapping, MutableMapping, Optional, Sequence
 
 from drivestage import sidecar
 from drivestage.local_tree import LocalFile
 from drivestage.old_copies import Key, Listings
-from drivestage.paths import StorePath
+from drivestage.paths import StorePath, matches
 from drivestage.state import JsonFile, state_dir
 from drivestage.store import RemoteEntry, RemoteStore
 
@@ -50,7 +52,7 @@ FILE = "run-folders.json"
 #: Records kept: the newest ones (one per run folder a machine ever pushed with a policy).
 MAX_RECORDS = 2000
 
-_recorded: set[str] = set()   # places this process has recorded (written once each)
+_recorded: set[tuple[str, tuple[str, ...]]] = set()   # recorded by this process (once each)
 _said: "MutableMapping[RemoteStore, set[str]]" = weakref.WeakKeyDictionary()
 
 
@@ -63,21 +65,26 @@ def key(store: RemoteStore, folder: RemoteEntry) -> str:
     return store.place(StorePath(folder.id, ()))
 
 
-def record(store: RemoteStore, folder: RemoteEntry, src: str) -> None:
-    """Mark ``folder`` (a push's DEST) as a run folder pushed from ``src``."""
+def record(store: RemoteStore, folder: RemoteEntry, src: str, exclude: Sequence[str]) -> None:
+    """Mark ``folder`` (a push's DEST) as a run folder pushed from ``src``, leaving out
+    ``exclude`` (the trainer's ``last.pt``, ``*.pt.bad-*``: a push of a folder above sends
+    them no more than the run does)."""
     place = key(store, folder)
-    if place in _recorded:
+    if (place, tuple(exclude)) in _recorded:
         return
     now = time.time()
 
     def change(data: dict[str, Any]) -> None:
-        data[place] = {"src": os.path.realpath(src), "where": store.describe(folder), "t": now}
+        data[place] = {"src": os.path.realpath(src), "where": store.describe(folder), "t": now,
+                       "exclude": list(exclude)}
         for old in sorted(data, key=lambda k: _time(data[k]))[:max(0, len(data) - MAX_RECORDS)]:
             del data[old]
 
-    if _file().update_or_warn(change, "a push of a folder above it may send again what its "
-                                      "retention pruned"):
-        _recorded.add(place)
+    # Once per process, written or not: a state folder that cannot be written warns once,
+    # not at every save of a run.
+    _recorded.add((place, tuple(exclude)))
+    _file().update_or_warn(change, "a push of a folder above it may send again what its "
+                                   "retention pruned, or --delete what it keeps")
 
 
 def _time(rec: Any) -> float:
@@ -105,12 +112,13 @@ class Owned:
 
     folders: dict[str, str] = field(default_factory=dict)   # rel -> the run folder it is in
     whole: set[str] = field(default_factory=set)            # ids of run folders not local
+    exclude: dict[str, list[str]] = field(default_factory=dict)  # run folder -> its excludes
 
     def keys(self, files: Iterable[LocalFile], listing: Listings) -> set[Key]:
         """The local files the push leaves unsent: checkpoints and sidecars in run folders."""
         run = self._run_files(files, listing)
         return {(lf.folder_rel, lf.name) for lf in files if lf.folder_rel in self.folders
-                and lf.name in run[lf.folder_rel]}
+                and (lf.name in run[lf.folder_rel] or self._excluded(lf.folder_rel, lf.name))}
 
     def kept_ids(self, files: Iterable[LocalFile], listing: Listings) -> set[str]:
         """The store files and folders ``--delete`` leaves: in run folders, every
@@ -119,8 +127,16 @@ class Owned:
         out = set(self.whole)
         for rel in self.folders:
             for name, entries in listing.get(rel, {}).items():
-                out |= {e.id for e in entries if e.is_dir or name in run[rel]}
+                out |= {e.id for e in entries if e.is_dir or name in run[rel]
+                        or self._excluded(rel, name)}
         return out
+
+    def _excluded(self, rel: str, name: str) -> bool:
+        """Whether the run's own push leaves out ``name`` of folder ``rel`` (its path from
+        the run folder, as that push matches it)."""
+        top = self.folders[rel]
+        inner = f"{rel[len(top) + 1:]}/{name}" if rel != top else name
+        return matches(inner, self.exclude.get(top, ()))
 
     def _run_files(self, files: Iterable[LocalFile], listing: Listings) -> dict[str, set[str]]:
         names: dict[str, set[str]] = {rel: set(listing.get(rel, {})) for rel in self.folders}
@@ -147,6 +163,9 @@ def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, Remo
         elif rel and key(store, remote_folder[rel]) in records and \
                 key(store, remote_folder[rel]) != mine:
             owned.folders[rel] = rel
+            said = records[key(store, remote_folder[rel])]
+            patterns = said.get("exclude") if isinstance(said, dict) else None
+            owned.exclude[rel] = [p for p in patterns or () if isinstance(p, str)]
     local_ids = {f.id for f in remote_folder.values()}
     for rel, index in listing.items():
         for entries in index.values():

@@ -98,6 +98,10 @@ def test_a_mirror_of_runs_leaves_them_every_period_and_says_so_once(emulator, en
     kept = {"epoch_003.pt", "epoch_003.json", "results.csv"}
     assert set(live_md5s(emulator, "runs/exp1")) == kept
     (runs / "exp1" / "train.log").write_text("epoch 3\n")
+    # What the run never sends: last.pt (and its sidecar), a state --resume auto passed over.
+    shutil.copy(os.path.join(exp1, "epoch_003.pt"), os.path.join(exp1, "last.pt"))
+    shutil.copy(os.path.join(exp1, "epoch_003.json"), os.path.join(exp1, "last.json"))
+    (runs / "exp1" / "epoch_002.pt.bad-1764900000").write_bytes(b"torn")
 
     caplog.set_level(logging.WARNING, logger="drivestage")
     mirror = Mirror(str(runs), (store, "runs"), None).start()
