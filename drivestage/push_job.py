@@ -108,9 +108,10 @@ class PushJob:
             extra.check_dest(store, root, path)
         self._list(root, path, tree.folders)
         files = tree.files
-        self.result.left = other_runs.left_on_store(
+        owned = run_folders.find(store, root, self.remote_folder, self.listing)
+        self.result.left = owned.without(other_runs.left_on_store(
             store, self.cache, self.listing, files, self._is_checkpoint,
-            other_runs=self.keep_other_runs)
+            other_runs=self.keep_other_runs))
         # Retention over the DEST folder: decided before anything is sent.
         decision: Optional[Plan] = None
         folder: Optional[pruning.FolderView] = None
@@ -121,7 +122,6 @@ class PushJob:
             skip = {d.name for d in decision if not d.keep}
             if not decision.fits:
                 raise pruning.over_budget(decision, store.describe(root))
-        owned = run_folders.find(store, root, self.remote_folder, self.listing)
         ahead = self._left() | owned.keys(files, self.listing)
         todo = self._todo(files, skip, ahead)
         deletions = None

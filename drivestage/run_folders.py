@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, MutableMapping, Optional, Sequence
 
-from drivestage import sidecar
+from drivestage import other_runs, sidecar
 from drivestage.local_tree import LocalFile
 from drivestage.old_copies import Key, Listings
 from drivestage.paths import StorePath, matches
@@ -119,6 +119,12 @@ class Owned:
         run = self._run_files(files, listing)
         return {(lf.folder_rel, lf.name) for lf in files if lf.folder_rel in self.folders
                 and (lf.name in run[lf.folder_rel] or self._excluded(lf.folder_rel, lf.name))}
+
+    def without(self, left: list[other_runs.Left]) -> list[other_runs.Left]:
+        """``left`` (:func:`drivestage.other_runs.left_on_store`) less the checkpoints in run
+        folders: this push sends none of them anyway, so none is another run's to refuse
+        or further on to warn about; the run's own push says so where it matters."""
+        return [lf for lf in left if not any(rel in self.folders for rel, _ in lf.keys)]
 
     def kept_ids(self, files: Iterable[LocalFile], listing: Listings) -> set[str]:
         """The store files and folders ``--delete`` leaves: in run folders, every

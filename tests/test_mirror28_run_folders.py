@@ -176,3 +176,99 @@ def test_a_folder_with_the_run_folder_s_name_made_anew_is_no_run_folder(emulator
     assert SAID not in err
     assert set(live_md5s(emulator, "runs/exp1")) == {
         f"epoch_00{e}.{s}" for e in (1, 2, 3) for s in ("pt", "json")} | {"results.csv"}
+
+
+# ------------------------------------------- the trainer's own saves and writer, the CLI mirror
+
+def _trained(emulator, tiny_config, runs, keep_local: int) -> dict:
+    """Epochs 1-4 saved by the trainer's Checkpointer through its writer, which pushes
+    ``runs/exp1`` to ``drive:runs/exp1`` with ``drive.keep_last`` 2 and deletes local epoch
+    files past ``train.keep_local``. What is on Drive after (name -> md5s): at least one
+    checkpoint there is not on the disk, or (``keep_local`` 0) one on the disk is not there."""
+    from test_keeplocal25 import _saver
+    from trainer.state import Position
+
+    exp1 = str(runs / "exp1")
+    run, writer, saver = _saver(tiny_config, exp1, keep_local,
+                                DriveFolder("drive:runs/exp1", exp1, retention_policy(2, 0, None)))
+    for e in (1, 2, 3, 4):
+        run.state.pos = Position(e, 2 * e, 0)   # (its sidecar says the epoch it reached)
+        saver.on_fit_epoch_end(run, run.state.pos, {})
+    writer.close()
+    assert writer.last_error is None
+    assert os.path.exists(os.path.join(exp1, "last.pt"))   # kept on this machine only
+    local = {n for n in os.listdir(exp1) if n.startswith("epoch_")}
+    on_drive = live_md5s(emulator, "runs/exp1")
+    epochs = {n for n in on_drive if n.startswith("epoch_")}
+    assert epochs - local if keep_local else local - epochs, (local, on_drive)
+    return on_drive
+
+
+def test_the_trainer_s_pruned_epochs_and_last_pt_are_not_sent_by_a_push_of_runs(
+        emulator, env, tiny_config, tmp_path):
+    runs = _runs(tmp_path)
+    on_drive = _trained(emulator, tiny_config, runs, 0)
+
+    code, _, err = run("push", str(runs), "drive:runs")
+
+    assert code == 0, err
+    assert live_md5s(emulator, "runs/exp1") == on_drive, err
+    assert SAID in err
+
+
+def test_a_mirror_cli_with_delete_keeps_what_the_trainer_keeps_on_drive(
+        emulator, env, tiny_config, tmp_path):
+    """``drivestage mirror ./runs drive:runs --delete`` (a real process, stopped with
+    SIGTERM after its first period): the checkpoints ``train.keep_local`` 1 removed from the
+    disk while ``drive.keep_last`` 2 keeps them on Drive stay there; said once in two pushes."""
+    import signal
+    import subprocess
+    import sys
+
+    from _cli import child_env
+    from test_push_cli import _Lines
+
+    runs = _runs(tmp_path)
+    on_drive = _trained(emulator, tiny_config, runs, 1)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drivestage", "mirror", str(runs), "drive:runs", "--every",
+         "3600", "--delete"], env={**child_env(emulator),
+                                   "DRIVESTAGE_STATE_DIR": os.environ["DRIVESTAGE_STATE_DIR"]},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = _Lines(proc.stderr)
+        lines.wait_for(proc, r" pushed: ", timeout=60)     # the first period (exp2 sent)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        err = lines.text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "pushing once more" in err
+    assert err.count(SAID) == 1, err
+    assert live_md5s(emulator, "runs/exp1") == on_drive, err
+    assert set(live_md5s(emulator, "runs/exp2")) == {"epoch_001.pt", "epoch_001.json"}
+
+
+def test_a_run_folder_s_checkpoint_of_another_run_is_not_refused_by_the_push_above(
+        emulator, env, tmp_path):
+    """The local ``epoch_001.pt`` of another run than Drive's (a run started again in the
+    folder): the push of ``runs`` sends neither, so it neither fails naming it nor warns;
+    that is the run's own push's to say."""
+    runs = _runs(tmp_path)
+    exp1 = str(runs / "exp1")
+    _save(exp1, 1, 0.1)
+    DriveFolder("drive:runs/exp1", exp1, retention_policy(2, 0, None)).push()
+    on_drive = live_md5s(emulator, "runs/exp1")
+    path = _save(exp1, 1, 0.2)
+    side = sidecar.read(sidecar.name_for(path))
+    sidecar.write(path, Sidecar(epoch=1, metrics={"map50": 0.2}, run="run-b", md5=side.md5,
+                                size=side.size))
+
+    code, _, err = run("push", str(runs), "drive:runs")
+
+    assert code == 0, err
+    assert "another run" not in err and "left as it is" not in err, err
+    assert live_md5s(emulator, "runs/exp1") == on_drive
