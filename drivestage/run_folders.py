@@ -52,7 +52,8 @@ FILE = "run-folders.json"
 #: Records kept: the newest ones (one per run folder a machine ever pushed with a policy).
 MAX_RECORDS = 2000
 
-_recorded: set[tuple[str, tuple[str, ...]]] = set()   # recorded by this process (once each)
+#: What this process recorded (once each), in which state file (DRIVESTAGE_STATE_DIR may change).
+_recorded: set[tuple[str, str, tuple[str, ...]]] = set()
 _said: "MutableMapping[RemoteStore, set[str]]" = weakref.WeakKeyDictionary()
 
 
@@ -69,8 +70,9 @@ def record(store: RemoteStore, folder: RemoteEntry, src: str, exclude: Sequence[
     """Mark ``folder`` (a push's DEST) as a run folder pushed from ``src``, leaving out
     ``exclude`` (the trainer's ``last.pt``, ``*.pt.bad-*``: a push of a folder above sends
     them no more than the run does)."""
-    place = key(store, folder)
-    if (place, tuple(exclude)) in _recorded:
+    place, states = key(store, folder), _file()
+    done = (str(states.path), place, tuple(exclude))
+    if done in _recorded:
         return
     now = time.time()
 
@@ -82,8 +84,8 @@ def record(store: RemoteStore, folder: RemoteEntry, src: str, exclude: Sequence[
 
     # Once per process, written or not: a state folder that cannot be written warns once,
     # not at every save of a run.
-    _recorded.add((place, tuple(exclude)))
-    _file().update_or_warn(change, "a push of a folder above it may send again what its "
+    _recorded.add(done)
+    states.update_or_warn(change, "a push of a folder above it may send again what its "
                                    "retention pruned, or --delete what it keeps")
 
 
