@@ -33,7 +33,9 @@ deleted, and the push runs once more into the folder the path leads to then.
 
 **Left as they are.** A checkpoint on the store that is further on in the push's own run,
 or (``keep_other_runs``) another run's, is not replaced, and the plan sees it as it is
-there; one the plan deletes anyway is replaced after all (:mod:`drivestage.other_runs`).
+there; one the plan deletes anyway is replaced after all (:mod:`drivestage.other_runs`). A
+run folder inside ``dest`` (a training run's own DEST, or another push's with a policy) keeps
+its checkpoints to that push: none is sent or deleted here (:mod:`drivestage.run_folders`).
 
 Retention (:mod:`drivestage.retention`, applied by :mod:`drivestage.pruning`) covers the
 files directly inside ``dest`` that the policy manages. The plan is made over the union of
