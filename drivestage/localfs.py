@@ -324,6 +324,26 @@ def fuse_devices(table: Optional[str] = None) -> frozenset[int]:
     return frozenset(found)
 
 
+def mount_of(path: str, table: Optional[str] = None) -> Optional[tuple[str, str]]:
+    """``(file-system type, mount point)`` of the mount ``path`` lies on, by its device in
+    :data:`MOUNTINFO` (the last mount of that device: the one on top); None when unknown."""
+    try:
+        dev = os.stat(path).st_dev
+        with open(table or MOUNTINFO, encoding="utf-8", errors="replace") as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    found = None
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields, kind = left.split(), right.split()
+        major, _, minor = fields[2].partition(":") if len(fields) > 4 else ("", "", "")
+        if kind and major.isdigit() and minor.isdigit() and \
+                os.makedev(int(major), int(minor)) == dev:
+            found = (_unescape_mount(kind[0]), _unescape_mount(fields[4]))
+    return found
+
+
 #: Where Colab mounts Google Drive (``drive.mount('/content/drive')``).
 COLAB_DRIVE_MOUNT = "/content/drive"
 

@@ -20,12 +20,15 @@ import os
 import sys
 import threading
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 from filelock import FileLock, Timeout
 
+from drivestage import lock_holders
 from drivestage.errors import LocalFileError
 from drivestage.interrupts import deferred
+from drivestage.lockdir import folder_for
 from drivestage.state import state_dir
 
 if sys.platform != "win32":
@@ -37,6 +40,7 @@ _GUARD = threading.Lock()
 _THREAD_LOCKS: dict[str, threading.Lock] = {}
 _HELD: dict[str, int] = {}  # tree locks this process holds (either way), by digest
 _OPEN: set[int] = set()  # the descriptors of those locks
+_WHO: dict[str, Optional[str]] = {}  # their holder files (lock_holders), by digest
 _PID = os.getpid()  # this process's (set again in a forked child)
 
 
@@ -53,6 +57,7 @@ def _forget_in_child() -> None:
             pass
     _OPEN.clear()
     _HELD.clear()
+    _WHO.clear()   # (the parent's: it removes them)
 
 
 if hasattr(os, "register_at_fork"):
@@ -73,24 +78,45 @@ def place_lock(place: str, where: str) -> Iterator[None]:
     # place in this process (a notebook) waited for it.
     with mine:
         folder = state_dir() / "locks"
-        lock = FileLock(str(folder / f"push-{digest}.lock"))
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = _folder()
+            name = f"push-{digest}.lock"
+            lock = FileLock(str(folder / name))
             try:
                 lock.acquire(timeout=0)
             except Timeout:
-                log.warning("another push into %s is running on this machine; waiting for it",
-                            where)
+                log.warning("another push into %s is running on this machine%s; waiting for "
+                            "it", where, lock_holders.described(str(folder), name))
                 lock.acquire()
         except OSError as exc:  # read-only, full: no lock, so no push (see the module's doc)
-            raise LocalFileError(
-                f"cannot lock {where} for this push in drivestage's state folder {folder} "
-                f"({exc.strerror or exc}); point DRIVESTAGE_STATE_DIR at a folder you can "
-                "write") from None
+            raise _cannot(where, folder, exc) from None
+        who: Optional[str] = None
         try:
+            who = lock_holders.claim(str(folder), name)
+            lock_holders.sweep(str(folder), name, who)
             yield
         finally:
-            lock.release()
+            try:
+                lock_holders.release(who)
+            finally:
+                lock.release()
+
+
+def _folder() -> Path:
+    """The folder of the push locks: ``locks`` in the state folder, or in the local folder
+    that keeps its locks where its file system cannot lock files (:mod:`drivestage.lockdir`)."""
+    folder = folder_for(state_dir()) / "locks"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def _cannot(where: str, folder: "os.PathLike[str]", exc: OSError) -> LocalFileError:
+    """The error of a push that cannot take its lock in ``folder``."""
+    if isinstance(exc, LocalFileError):   # (what is wrong with the file system, said)
+        return LocalFileError(f"cannot lock {where} for this push: {exc}")
+    return LocalFileError(
+        f"cannot lock {where} for this push in drivestage's state folder {folder} "
+        f"({exc.strerror or exc}); point DRIVESTAGE_STATE_DIR at a folder you can write")
 
 
 @contextmanager
@@ -111,17 +137,14 @@ def tree_lock(lineage: Sequence[tuple[str, str]]) -> Iterator[None]:
     folder = state_dir() / "locks"
     with ExitStack() as held:
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = _folder()
             for up, up_where in reversed(above):
                 held.enter_context(_flock(folder, up, False, (
                     f"another push into {up_where}, which holds {where}, is running")))
             held.enter_context(_flock(folder, place, True, (
                 f"another push into {where} or a folder inside it is running")))
         except OSError as exc:  # read-only, full: no lock, so no push (see the module's doc)
-            raise LocalFileError(
-                f"cannot lock {where} for this push in drivestage's state folder {folder} "
-                f"({exc.strerror or exc}); point DRIVESTAGE_STATE_DIR at a folder you can "
-                "write") from None
+            raise _cannot(where, folder, exc) from None
         yield
 
 
@@ -138,21 +161,29 @@ def _flock(folder: "os.PathLike[str]", place: str, alone: bool, who: str) -> Ite
                          os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             _OPEN.add(fd)
         mode = fcntl.LOCK_EX if alone else fcntl.LOCK_SH
+        stem = f"tree-{digest}.lock"
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
             with _GUARD:
                 here = _HELD.get(digest, 0) > 0
-            log.warning("%s %s; waiting for it", who,
-                        "in this process" if here else "on this machine")
+            log.warning("%s %s; waiting for it", who, "in this process" if here else
+                        "on this machine" + lock_holders.described(str(folder), stem))
             fcntl.flock(fd, mode)  # (a Ctrl-C ends the wait: EINTR, then KeyboardInterrupt)
         with _GUARD:
             _HELD[digest] = _HELD.get(digest, 0) + 1
+            first = _HELD[digest] == 1
         try:
+            if first:   # (who holds it, for another's message: lock_holders)
+                _WHO[digest] = lock_holders.claim(str(folder), stem)
+                if alone:
+                    lock_holders.sweep(str(folder), stem, _WHO[digest])
             yield
         finally:
             with _GUARD:   # (cleared in a fork's child)
                 _HELD[digest] = max(_HELD.get(digest, 0) - 1, 0)
+                gone = _WHO.pop(digest, None) if _HELD[digest] == 0 else None
+            lock_holders.release(gone)
     finally:
         if fd is not None and owner == _PID:   # (a fork's child closed it: maybe reused)
             # Let go before the close: a process forked meanwhile (a DataLoader worker of

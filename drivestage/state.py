@@ -23,6 +23,7 @@ from filelock import FileLock
 
 from drivestage.errors import LocalFileError, UsageError
 from drivestage.interrupts import deferred
+from drivestage.lockdir import folder_for
 from drivestage.localfs import atomic_write, file_md5, fuse_devices
 from drivestage.store import RemoteEntry
 
@@ -63,7 +64,15 @@ class JsonFile:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self._lock = FileLock(str(self.path) + ".lock")
+        self._held: Optional[FileLock] = None  # (one: reentrant, as a nested update needs)
+
+    def _lock(self) -> FileLock:
+        """The file's lock, ``<file>.lock`` beside it, or elsewhere where its file system
+        cannot lock files (:mod:`drivestage.lockdir`)."""
+        if self._held is None:
+            where = folder_for(self.path.parent)
+            self._held = FileLock(str(where / (self.path.name + ".lock")))
+        return self._held
 
     def read(self) -> dict[str, Any]:
         try:
@@ -80,7 +89,7 @@ class JsonFile:
     def update(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         """Apply ``change`` to the current content and write it back atomically."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock:
+        with self._lock():
             data = self.read()
             change(data)
             atomic_write(str(self.path), json.dumps(data, separators=(",", ":")).encode())

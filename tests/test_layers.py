@@ -23,11 +23,11 @@ LAYERS = [
     ["store", "sidecar"],
     ["retention_policy", "retention_plan", "lineage"],
     ["retention_order"],
-    ["state", "retention", "create_ids"],
+    ["lockdir", "state", "retention", "create_ids"],
     ["orphans"],
     ["lone_autosaves"],   # an autosave left without its sidecar: which may go
     ["folder_view"],   # a managed folder as a push leaves it: what pruning plans on
-    ["local_tree", "locks"],   # push's local side: the walk, one push per place
+    ["local_tree", "lock_holders", "locks"],   # push's local side: the walk, one push per place
     ["upload"],  # 0.1.0 compatibility: Md5Cache
     # Google Drive, one backend: nothing outside drivestage.drive (and the door) imports it.
     ["drive.resources", "drive.answers", "drive.connections", "drive.auth", "drive.login",

@@ -182,9 +182,13 @@ def test_a_push_waits_for_a_mirror_of_the_folder_above_in_another_process_until_
     proxy once it has listed and asks for its new files' ids, holds the locks; a push of
     ./runs/exp1 into drive:runs/exp1 in this process says it waits, and goes on once the
     other is SIGKILLed (the kernel drops a dead process's locks): each file made once."""
+    import calendar
     import os
+    import re
+    import socket
     import subprocess
     import sys
+    import time
 
     from _kill import sigkill_when
 
@@ -205,6 +209,7 @@ def test_a_push_waits_for_a_mirror_of_the_folder_above_in_another_process_until_
         with Proxy(emulator.url) as proxy:
             proxy.on("GET", r"generateIds", hold, times=1)
             env = dict(os.environ, DRIVESTAGE_API_ROOT=proxy.url, DRIVESTAGE_TOKEN="test-token")
+            started = time.time()
             child = subprocess.Popen([sys.executable, "-m", "drivestage", "push", str(runs),
                                       "drive:runs", "--jobs", "1"], env=env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -231,8 +236,15 @@ def test_a_push_waits_for_a_mirror_of_the_folder_above_in_another_process_until_
     finally:
         logging.getLogger("drivestage").removeHandler(handler)
     assert not errors, errors
-    assert handler.said == ["another push into drive:runs, which holds drive:runs/exp1, is "
-                            "running on this machine; waiting for it"]
+    # Who holds it, from its holder file (lock28): the pid, the host, since when, the command.
+    assert len(handler.said) == 1
+    said = re.fullmatch(r"another push into drive:runs, which holds drive:runs/exp1, is "
+                        r"running on this machine \(pid (\d+) on (.+), since (\d{4}-\d\d-\d\d "
+                        r"\d\d:\d\d:\d\d) UTC: (.*)\); waiting for it", handler.said[0])
+    assert said, handler.said
+    assert (int(said[1]), said[2]) == (child.pid, socket.gethostname())
+    assert abs(calendar.timegm(time.strptime(said[3], "%Y-%m-%d %H:%M:%S")) - started) < 120
+    assert said[4] == f"drivestage push {runs} drive:runs --jobs 1"
     assert _no_duplicates(emulator) == {}
     top = {k: _md5(v) for k, v in files.items() if "/" not in k}
     assert _live_in(emulator, exp1) == top
