@@ -19,6 +19,7 @@ import sys
 import time
 from typing import Any, Optional
 
+from drivestage.interrupts import deferred
 from drivestage.temps import namespace_tag
 
 #: Longest command shown (an argv can be long: a notebook's kernel).
@@ -34,17 +35,18 @@ def claim(folder: str, stem: str) -> Optional[str]:
     path = os.path.join(folder, f"{stem}.{namespace_tag()}-{os.getpid()}{_SUFFIX}")
     record = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
               "start": _start(os.getpid()), "command": _command()}
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-                     | os.O_CLOEXEC, 0o600)
-    except OSError:
-        return None
-    try:
-        os.write(fd, json.dumps(record).encode())
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    with deferred():   # (a Ctrl-C between the open and the close would leave it open)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600)
+        except OSError:
+            return None
+        try:
+            os.write(fd, json.dumps(record).encode())
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
     return path
 
 
@@ -97,17 +99,21 @@ def _names(folder: str, stem: str) -> list[str]:
 
 def _read(path: str) -> Optional[dict[str, Any]]:
     """A holder file's record, when it is one (a file of a few hundred bytes, not a link)."""
+    with deferred():   # (as in claim)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        data = os.read(fd, 4096)
         record = json.loads(data)
-    except (OSError, ValueError):
+    except ValueError:
         return None
-    finally:
-        os.close(fd)
     ok = isinstance(record, dict) and isinstance(record.get("pid"), int) and \
         isinstance(record.get("since"), (int, float)) and \
         all(isinstance(record.get(k), str) for k in ("host", "command"))

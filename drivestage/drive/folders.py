@@ -156,6 +156,20 @@ def lineage(get: Get, folder_id: str, above: dict[str, Optional[str]],
     return out
 
 
+def moved(above: dict[str, Optional[str]], folder_id: str,
+          parent: Optional[str]) -> dict[str, Optional[str]]:
+    """What :func:`lineage` read before (``above``), unless the folder ``folder_id`` now sits
+    in another ``parent`` (as its entry, read for this push, says): then My Drive's top
+    alone, which never moves. Kept for the life of a store (a mirror, a training run's), a
+    folder moved since its last push kept its old chain, and so the locks of the folders it
+    used to sit in: a push into its new parent did not wait for it (lock28). Free: no
+    request. A folder above it moved is seen at a mirror's next walk (every 10th period)."""
+    if parent is None or above.get(folder_id, parent) == parent:
+        return above
+    found = above.get("root")
+    return {"root": found, found: None} if found else {}
+
+
 def _climb(get: Get, folder_id: str, above: dict[str, Optional[str]]) -> tuple[list[str], bool]:
     """:func:`lineage`'s ids, and whether the climb came back to a folder already met (a
     loop: a wrong ``parent``, or a server's lie) and ended there."""
