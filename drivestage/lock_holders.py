@@ -85,7 +85,7 @@ def described(folder: str, stem: str) -> str:
 
 def _one(record: dict[str, Any]) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(record["since"]))
-    stopped = ", stopped (Ctrl-Z: `fg` it or end it)" if _state(record["pid"]) == "T" else ""
+    stopped = ", stopped (Ctrl-Z: fg it, or end it)" if _state(record["pid"]) == "T" else ""
     return f"pid {record['pid']} on {record['host']}, since {when}{stopped}: {record['command']}"
 
 

@@ -21,7 +21,7 @@ import sys
 import threading
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from filelock import FileLock, Timeout
 
@@ -148,10 +148,71 @@ def tree_lock(lineage: Sequence[tuple[str, str]]) -> Iterator[None]:
         yield
 
 
+class Busy(Exception):
+    """A tree lock another push holds, met by :func:`more` (which never waits for one)."""
+
+    def __init__(self, lineage: Sequence[tuple[str, str]]):
+        super().__init__(lineage[0][1])
+        self.lineage = lineage
+
+
+class Held:
+    """The tree locks one push holds: its own folder's ``lineage``, in ``stack``."""
+
+    def __init__(self, stack: ExitStack, lineage: Sequence[tuple[str, str]]):
+        self.stack, self.lineage = stack, lineage
+
+
+def locked(lineage: Sequence[tuple[str, str]], work: Callable[[Held], None]) -> None:
+    """``work(held)`` under :func:`tree_lock` of ``lineage``. When it meets a lock another push
+    holds (:class:`Busy`, from :func:`more`), every lock is let go, that one waited for (said)
+    and given back, and ``work`` runs again from the start."""
+    while True:
+        try:
+            with ExitStack() as stack:
+                stack.enter_context(tree_lock(lineage))
+                work(Held(stack, lineage))
+            return
+        except Busy as busy:
+            with tree_lock(busy.lineage):
+                pass
+
+
+def more(held: Held, lineages: Iterable[Sequence[tuple[str, str]]]) -> None:
+    """Also hold, in ``held``, the tree locks of folders a push writes into that its own do
+    not cover: those it reaches through shortcuts in its tree (``lineages``: each folder's,
+    as :func:`tree_lock` takes). ``push ./a drive:outer`` with ``outer/link`` a shortcut to
+    ``x`` and ``push ./b drive:x`` at once both made every new file of ``x`` (lock28).
+    Never waits (with this push's own locks held, it could wait for a push that waits for
+    them): :class:`Busy` when another push holds one. A folder at or above the push's own,
+    or inside one held alone, is passed over: the locks held already cover it."""
+    alone = {held.lineage[0][0]} if held.lineage else set()
+    shared = {place for place, _ in held.lineage[1:]}
+    folder = state_dir() / "locks"
+    for lineage in sorted((list(each) for each in lineages if each), key=len):
+        places = [place for place, _ in lineage]
+        if places[0] in shared or alone & set(places):
+            continue
+        try:
+            folder = _folder()
+            for up, _ in reversed(lineage[1:]):
+                if up not in shared and up not in alone:
+                    held.stack.enter_context(_flock(folder, up, False, "", wait=False))
+                    shared.add(up)
+            held.stack.enter_context(_flock(folder, places[0], True, "", wait=False))
+            alone.add(places[0])
+        except BlockingIOError:
+            raise Busy(lineage) from None
+        except OSError as exc:
+            raise _cannot(lineage[0][1], folder, exc) from None
+
+
 @contextmanager
-def _flock(folder: "os.PathLike[str]", place: str, alone: bool, who: str) -> Iterator[None]:
+def _flock(folder: "os.PathLike[str]", place: str, alone: bool, who: str,
+           wait: bool = True) -> Iterator[None]:
     """The file lock of ``place`` (``alone``: exclusively, else shared), waited for with a
-    warning (``who`` holds it, in this process or another one of this machine)."""
+    warning (``who`` holds it, in this process or another one of this machine); not waited
+    for unless ``wait``: BlockingIOError."""
     digest = hashlib.sha256(place.encode()).hexdigest()[:32]
     fd: Optional[int] = None
     owner = _PID
@@ -165,6 +226,8 @@ def _flock(folder: "os.PathLike[str]", place: str, alone: bool, who: str) -> Ite
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
+            if not wait:
+                raise
             with _GUARD:
                 here = _HELD.get(digest, 0) > 0
             log.warning("%s %s; waiting for it", who, "in this process" if here else

@@ -13,7 +13,7 @@ from drivestage.dedupe import pick_folder
 from drivestage.errors import DriveStageError, MovedAwayError, NotFoundError, \
     PermissionDeniedError, QuotaExceededError, UsageError
 from drivestage.local_tree import LocalFile, LocalTree, walk
-from drivestage.locks import tree_lock
+from drivestage.locks import Held, locked, more
 from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
 from drivestage.paths import StorePath
 from drivestage.push_result import Outstanding, PushResult
@@ -94,19 +94,24 @@ class PushJob:
         # DEST's lock by its id too (upload_tree holds DEST's as written): a push into it named
         # another way (by id, a shortcut) made every new file too (attacky25); and those of
         # the folders above it: a push into one (a mirror of all runs) writes into DEST too,
-        # as one into a folder inside DEST does (push27).
-        with tree_lock(store.lineage(root)):
-            if self.run_folder:  # before a byte is sent: a push of a folder above then waits
-                run_folders.record(store, root, src, self.exclude)
-            self._into(root, tree, path, removal)
+        # as one into a folder inside DEST does (push27); and those reached by shortcuts (lock28).
+        locked(store.lineage(root), lambda held: self._locked_into(root, tree, path, removal,
+                                                                   held, src))
+
+    def _locked_into(self, root: RemoteEntry, tree: LocalTree, path: StorePath,
+                     removal: Optional[extra.Removal], held: Held, src: str) -> None:
+        if self.run_folder:  # before a byte is sent: a push of a folder above then waits
+            run_folders.record(self.store, root, src, self.exclude)
+        self._into(root, tree, path, removal, held)
 
     def _into(self, root: RemoteEntry, tree: LocalTree, path: StorePath,
-              removal: Optional[extra.Removal]) -> None:
+              removal: Optional[extra.Removal], held: Held) -> None:
         """The push into ``root``, DEST as found, once its lock is held."""
         store = self.store
         if removal is not None:
             extra.check_dest(store, root, path)
         self._list(root, path, tree.folders)
+        more(held, [store.lineage(f) for f in self.remote_folder.values() if f.linked])
         files = tree.files
         owned = run_folders.find(store, root, self.remote_folder, self.listing)
         self.result.left = owned.without(other_runs.left_on_store(

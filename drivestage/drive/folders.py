@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from drivestage.drive.resources import FOLDER_MIME, parse_time
 from drivestage.errors import DriveStageError, DuplicateNameError, NotFoundError
+from drivestage.store import RemoteEntry
 
 log = logging.getLogger(__name__)
 
@@ -156,18 +157,21 @@ def lineage(get: Get, folder_id: str, above: dict[str, Optional[str]],
     return out
 
 
-def moved(above: dict[str, Optional[str]], folder_id: str,
-          parent: Optional[str]) -> dict[str, Optional[str]]:
-    """What :func:`lineage` read before (``above``), unless the folder ``folder_id`` now sits
-    in another ``parent`` (as its entry, read for this push, says): then My Drive's top
-    alone, which never moves. Kept for the life of a store (a mirror, a training run's), a
-    folder moved since its last push kept its old chain, and so the locks of the folders it
-    used to sit in: a push into its new parent did not wait for it (lock28). Free: no
-    request. A folder above it moved is seen at a mirror's next walk (every 10th period)."""
-    if parent is None or above.get(folder_id, parent) == parent:
-        return above
+def moved(above: dict[str, Optional[str]],
+          folder: RemoteEntry) -> tuple[dict[str, Optional[str]], Optional[str]]:
+    """What :func:`lineage` read before (``above``), unless ``folder`` now sits in another
+    parent (as its entry, read for this push, says): then My Drive's top alone, which never
+    moves; and the parent :func:`lineage` may take from the entry (None for a folder reached
+    through a shortcut: the entry's is the shortcut's, lock28). Kept for the life of a store
+    (a mirror, a training run's), a folder moved since its last push kept its old chain, and
+    so the locks of the folders it used to sit in: a push into its new parent did not wait
+    for it (lock28). Free: no request. A folder above it moved is seen at a mirror's next
+    walk (every 10th period)."""
+    parent = None if folder.linked else folder.parent_id
+    if parent is None or above.get(folder.id, parent) == parent:
+        return above, parent
     found = above.get("root")
-    return {"root": found, found: None} if found else {}
+    return ({"root": found, found: None} if found else {}), parent
 
 
 def _climb(get: Get, folder_id: str, above: dict[str, Optional[str]]) -> tuple[list[str], bool]:

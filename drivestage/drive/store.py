@@ -102,8 +102,8 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
 
     def lineage(self, folder: RemoteEntry) -> list[tuple[str, str]]:
         """By the folders' ids as Drive has them (once per store: see :func:`folders.moved`)."""
-        self._above = folders.moved(self._above, folder.id, folder.parent_id)
-        ids = folders.lineage(self._get, folder.id, self._above, folder.parent_id) or [folder.id]
+        self._above, parent = folders.moved(self._above, folder)
+        ids = folders.lineage(self._get, folder.id, self._above, parent) or [folder.id]
         names = dict(self._names, **{self._above.get("root") or "": "drive:"})
         return [(self.place(StorePath(i, ())), self.describe(folder) if at == 0 else
                  names.get(i) or f"drive:id:{i}") for at, i in enumerate(ids)]
