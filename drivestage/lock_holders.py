@@ -27,6 +27,7 @@ COMMAND_CHARS = 200
 #: Most holders named in one message (shared holders: many training runs).
 SHOWN = 3
 _SUFFIX = ".who"
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)   # (not on Windows)
 
 
 def claim(folder: str, stem: str) -> Optional[str]:
@@ -37,8 +38,8 @@ def claim(folder: str, stem: str) -> Optional[str]:
               "start": _start(os.getpid()), "command": _command()}
     with deferred():   # (a Ctrl-C between the open and the close would leave it open)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
-                         | os.O_CLOEXEC, 0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | _NOFOLLOW
+                         | getattr(os, "O_CLOEXEC", 0), 0o600)
         except OSError:
             return None
         try:
@@ -51,8 +52,9 @@ def claim(folder: str, stem: str) -> Optional[str]:
 
 
 def release(path: Optional[str]) -> None:
-    """Remove a holder file :func:`claim` wrote."""
-    if path:
+    """Remove a holder file :func:`claim` wrote (in this process: a forked child that goes
+    on through its parent's lock block leaves the parent's alone)."""
+    if path and path.endswith(f"-{os.getpid()}{_SUFFIX}"):
         try:
             os.unlink(path)
         except OSError:
@@ -65,7 +67,10 @@ def sweep(folder: str, stem: str, mine: Optional[str]) -> None:
     for name in _names(folder, stem):
         path = os.path.join(folder, name)
         if path != mine:
-            release(path)
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
 
 
 def described(folder: str, stem: str) -> str:
@@ -101,7 +106,8 @@ def _read(path: str) -> Optional[dict[str, Any]]:
     """A holder file's record, when it is one (a file of a few hundred bytes, not a link)."""
     with deferred():   # (as in claim)
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
+                         | getattr(os, "O_CLOEXEC", 0))
         except OSError:
             return None
         try:

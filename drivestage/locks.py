@@ -14,9 +14,11 @@ above it and below it, never for one into a folder beside it.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
+import stat
 import sys
 import threading
 from contextlib import ExitStack, contextmanager
@@ -114,6 +116,11 @@ def _cannot(where: str, folder: "os.PathLike[str]", exc: OSError) -> LocalFileEr
     """The error of a push that cannot take its lock in ``folder``."""
     if isinstance(exc, LocalFileError):   # (what is wrong with the file system, said)
         return LocalFileError(f"cannot lock {where} for this push: {exc}")
+    if exc.errno in (errno.ELOOP, errno.EISDIR) and exc.filename:   # (filelock's, as _open)
+        return LocalFileError(f"cannot lock {where} for this push: {exc.filename}, a lock "
+                              "file of drivestage, is a link, a folder or another user's file; "
+                              "is another program writing there? Remove it (a lock file "
+                              "holds nothing) and push again")
     return LocalFileError(
         f"cannot lock {where} for this push in drivestage's state folder {folder} "
         f"({exc.strerror or exc}); point DRIVESTAGE_STATE_DIR at a folder you can write")
@@ -207,6 +214,26 @@ def more(held: Held, lineages: Iterable[Sequence[tuple[str, str]]]) -> None:
             raise _cannot(lineage[0][1], folder, exc) from None
 
 
+def _open(path: str) -> int:
+    """The lock file ``path``, made if missing: this user's own plain file, never through a
+    link (a link planted there made the file it leads to: lock28), nor a FIFO or a folder."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
+                     | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        if exc.errno not in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            raise
+        fd = -1
+    st = os.fstat(fd) if fd >= 0 else None
+    if st is None or not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+        if fd >= 0:
+            os.close(fd)
+        raise LocalFileError(f"{path}, a lock file of drivestage, is a link, a folder or "
+                             "another user's file; is another program writing there? Remove "
+                             "it (a lock file holds nothing) and push again")
+    return fd
+
+
 @contextmanager
 def _flock(folder: "os.PathLike[str]", place: str, alone: bool, who: str,
            wait: bool = True) -> Iterator[None]:
@@ -218,8 +245,7 @@ def _flock(folder: "os.PathLike[str]", place: str, alone: bool, who: str,
     owner = _PID
     try:
         with deferred():  # (a Ctrl-C between the open and this try left it open)
-            fd = os.open(os.path.join(folder, f"tree-{digest}.lock"),
-                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = _open(os.path.join(folder, f"tree-{digest}.lock"))
             _OPEN.add(fd)
         mode = fcntl.LOCK_EX if alone else fcntl.LOCK_SH
         stem = f"tree-{digest}.lock"
