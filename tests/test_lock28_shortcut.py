@@ -28,3 +28,37 @@ def test_a_push_through_a_shortcut_and_one_into_its_target_wait_for_each_other(
     assert _no_duplicates(emulator) == {}
     assert _live_in(emulator, x) == {k: _md5(v) for k, v in files.items() if "/" not in k}
     assert len(said) == 1 and said[0].endswith("; waiting for it"), said
+
+
+@pytest.mark.parametrize("to", ["itself", "the-folder-above"])
+def test_a_push_whose_tree_has_a_shortcut_back_up_never_waits_for_itself(
+        emulator, local_state, monkeypatch, to):
+    """A shortcut in DEST's tree to DEST itself or to a folder above it: its locks are held
+    already (exclusively, or shared); taking them again would wait for the push itself."""
+    import threading
+
+    from drivestage.upload_tree import push
+
+    emulator.add_folder("top/outer")
+    target = emulator.find("top/outer" if to == "itself" else "top")["id"]
+    emulator.add_shortcut("top/outer/back", target)
+    _write(str(local_state / "a" / "back" / "note.txt"), b"n")
+    _write(str(local_state / "a" / "results.csv"), b"r")
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", emulator.url)
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+    errors: list = []
+
+    def run() -> None:
+        try:
+            push(str(local_state / "a"), "drive:top/outer", jobs=1)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the push waits for itself"
+    if to == "itself":   # (the store refuses the loop, as before: said, never a wait)
+        assert [type(e).__name__ for e in errors] == ["ShortcutCycleError"], errors
+        return
+    assert not errors, errors
+    assert _live_in(emulator, target)["note.txt"] == _md5(b"n")
