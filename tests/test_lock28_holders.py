@@ -12,6 +12,9 @@ import socket
 import subprocess
 import sys
 import threading
+from contextlib import ExitStack
+
+import pytest
 
 from drivestage.locks import place_lock, tree_lock
 
@@ -63,6 +66,7 @@ def test_a_push_waiting_for_a_stopped_process_names_it_and_says_it_is_stopped(
             pass
     try:
         os.kill(child.pid, signal.SIGSTOP)   # (Ctrl-Z)
+        os.waitpid(child.pid, os.WUNTRACED)   # (until it is stopped: the signal is async)
         thread, handler = _said_while_waiting(wait)
     finally:
         os.kill(child.pid, signal.SIGCONT)
@@ -96,3 +100,47 @@ def test_a_push_waiting_for_a_place_names_the_holder_and_never_a_killed_one(
     assert re.fullmatch(r"another push into drive:runs is running on this machine "
                         + _who(child) + "; waiting for it", handler.said[0]), handler.said
     assert list(locks.glob("push-*.who")) == []   # (each removed its own)
+
+
+
+@pytest.mark.parametrize("kind", ["tree", "push"])
+def test_a_child_forked_inside_a_lock_leaves_its_parent_s_lock_and_holder_file(
+        tmp_path, monkeypatch, kind):
+    """A process forked inside a lock's block that goes on through its end (os.fork in a
+    push's thread, then the child returns as the parent would): the parent still holds the
+    lock, and its holder file still names it."""
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "state"))
+    locks = tmp_path / "state" / "locks"
+    lock = (lambda: tree_lock(LINEAGE[1:])) if kind == "tree" else (
+        lambda: place_lock("test:place", "drive:runs"))
+    held = ExitStack()
+    held.enter_context(lock())
+    mine = sorted(p.name for p in locks.glob(f"{kind}-*.who"))
+    assert len(mine) == 1 and mine[0].endswith(f"-{os.getpid()}.who")
+    pid = os.fork()
+    if pid == 0:   # pragma: no cover - the child: leaves the block, then ends
+        try:
+            held.close()
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+    try:
+        assert sorted(p.name for p in locks.glob(f"{kind}-*.who")) == mine
+        probe = subprocess.run([sys.executable, "-c", HOLDER_PROBE.format(
+            kind=kind, path=str(locks))], capture_output=True, text=True)
+        assert probe.stdout == "held\n", probe.stderr   # (by the parent, still)
+    finally:
+        held.close()
+    assert list(locks.glob(f"{kind}-*.who")) == []
+
+
+HOLDER_PROBE = """
+import fcntl, glob, os
+for path in glob.glob(os.path.join({path!r}, "{kind}-*.lock")):
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        print("free")
+    except BlockingIOError:
+        print("held")
+"""
