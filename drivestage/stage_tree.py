@@ -25,17 +25,16 @@ from typing import Any, Callable, Optional, Sequence
 
 from drivestage import download as dl
 from drivestage import partials, stamps
-from drivestage.errors import DownloadQuotaError, DownloadRestrictedError, DuplicateNameError, \
-    LocalFileError, NotFoundError, RemoteError, ShortcutCycleError, UsageError
+from drivestage.errors import DownloadQuotaError, LocalFileError, UsageError
 from drivestage.extract.statedir import state_lock
-from drivestage.extract.validation import STATE_DIR, is_reserved
+from drivestage.extract.validation import STATE_DIR
 from drivestage.pool import each
-from drivestage.paths import StorePath, exclude_pattern, matches
+from drivestage.paths import StorePath, exclude_pattern
 from drivestage.sizes import check_space, format_size
 from drivestage.localdir import LocalDirStore
 from drivestage.stage_file import FileStager, ProgressFactory, PullResult, safe_name
 from drivestage.stage_order import MergeOrder
-from drivestage.stage_original import vouch
+from drivestage.stage_walk import Item, walk
 from drivestage.store import RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
@@ -81,17 +80,6 @@ class _NotStarted(Exception):
     """A file of a folder pull not started because another one failed."""
 
 
-@dataclass
-class _Item:
-    entry: RemoteEntry
-    src: str        # drive:a/b/c.zip, for messages and the stamp
-    folder: str     # the local folder it lands in
-
-    @property
-    def target(self) -> str:
-        return os.path.join(self.folder, safe_name(self.entry.name, self.src))
-
-
 def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
                 store: RemoteStore, extract: bool, jobs: Optional[int], force: bool,
                 reserve: int, chunk_size: Optional[int], progress: ProgressFactory,
@@ -107,8 +95,8 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     streams = jobs  # per large file (None: found by measuring)
     jobs = max(1, int(jobs or dl.DEFAULT_JOBS))
     walked = time.time_ns()  # a stamp written since may be of a newer version than listed
-    items, skipped, listed = _walk(store, folder, src.rstrip("/"), root, jobs, include,
-                                   exclude, force)
+    items, skipped, listed = walk(store, folder, src.rstrip("/"), root, jobs, include,
+                                  exclude, force)
     os.makedirs(dest, exist_ok=True)
     for where in sorted({it.folder for it in items} | {root}):
         _real_folders(root, where, dest, create=False)  # a link there: refused before a byte
@@ -220,110 +208,10 @@ def _refuse_into_itself(store: RemoteStore, folder: RemoteEntry, src: str, dest:
                          "what is read); pull into a folder outside it")
 
 
-def _walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: int,
-          include: Sequence[str] = (), exclude: Sequence[str] = (), force: bool = False
-          ) -> tuple[list[_Item], list[str], dict[str, set[str]]]:
-    """Every downloadable file under ``folder`` that the globs select, in tree order, those
-    skipped for having no content, and the local names of every item listed, by local
-    folder (each folder listed: an excluded one is not).
-
-    One listing per folder; the folders of one level are listed ``jobs`` at a time (each
-    listing is a round trip to Drive). An excluded folder is not listed at all."""
-    items: list[_Item] = []
-    skipped: list[str] = []
-    # (folder, its src, its local folder, its names below ``folder``, the ids above it)
-    level: list[tuple[RemoteEntry, str, str, tuple[str, ...], tuple[str, ...]]] = [
-        (folder, src, local, (), ())]
-    placed: dict[tuple[str, ...], list[_Item]] = {}
-    listed: dict[str, set[str]] = {}
-    # Every folder the walk takes, by id: a folder reached twice (two shortcuts to it, or two
-    # parents) would be taken twice, and a tree of such pairs 2^depth times.
-    walked: dict[str, str] = {folder.id: src}
-    while level:
-        if isinstance(store, LocalDirStore) and not force:
-            # A local folder's listing hashes every file in it: the stamps of what was
-            # staged from it say the md5 of each version they saw (a rerun read it whole).
-            for stamp in (s for entry in level for s in stamps.every(entry[2])):
-                vouch(store, stamp)
-        listings = []
-        for listing in each(lambda f: store.list(f[0]), level, jobs, "drivestage-list"):
-            if isinstance(listing, BaseException):
-                raise listing
-            listings.append(listing)
-        next_level = []
-        for (cur, cur_src, cur_local, names, above), children in zip(level, listings):
-            children = sorted(children, key=lambda e: (e.name, e.id))
-            chosen = [c for c in children if _chosen(c, names, include, exclude)]
-            if isinstance(store, LocalDirStore):
-                # A local folder that was a DEST holds drivestage's own state (.drivestage,
-                # partial downloads): not data. Taken as such, the pull failed ("rename that
-                # item on Drive"). Such a name could not be staged anyway (reserved in DEST).
-                chosen = [c for c in chosen if not is_reserved(c.name)]
-            # The names left out count too: the partial download of one stays.
-            listed[cur_local] = {c.name.replace("/", "_").replace("\0", "_") for c in children}
-            # Only what the pull writes must make a plain, distinct local name: an item
-            # left out (--exclude) is the way past one that cannot.
-            _refuse_duplicates(chosen, cur_src)
-            files: list[_Item] = []
-            for child in chosen:
-                name = safe_name(child.name, cur_src)
-                child_src = f"{cur_src}/{child.name}"
-                if child.is_dir:
-                    _walk_once(walked, child, child_src, above + (cur.id,))
-                    next_level.append((child, child_src, os.path.join(cur_local, name),
-                                       names + (name,), above + (cur.id,)))
-                elif child.unreadable:
-                    raise NotFoundError(child.unreadable)
-                elif child.no_download and (force or not _staged(child, name, cur_local)):
-                    inside = "/".join(names + (child.name,))
-                    raise DownloadRestrictedError(
-                        child.no_download + partials.left_behind(
-                            os.path.join(cur_local, name), child)
-                        + " Or pull the rest of the folder without it: "
-                        f"--exclude {exclude_pattern(inside)}")
-                elif not child.has_content:
-                    log.warning("skipping %s: it has no binary content (a Google Docs, "
-                                "Sheets or Slides file? its type is %s)", child_src,
-                                child.kind or "unknown")
-                    skipped.append(child_src)
-                else:
-                    files.append(_Item(child, child_src, cur_local))
-            placed[names] = files
-        level = next_level
-    # Tree order: a folder's files, then its subfolders' (sorted name tuples do exactly that).
-    for names in sorted(placed):
-        items.extend(placed[names])
-    return items, skipped, listed
-
-
-def _inside(root: str, item: _Item) -> str:
+def _inside(root: str, item: Item) -> str:
     """Where ``item`` is inside the pulled folder, as ``--exclude`` globs are matched to."""
     rel = os.path.relpath(item.folder, root)
     return "/".join(([] if rel == "." else rel.split(os.sep)) + [item.entry.name])
-
-
-def _staged(child: RemoteEntry, name: str, folder: str) -> bool:
-    """A copy of ``child`` is staged as ``folder/<name>`` already, by its stamp: the same
-    version (md5), the file as the stamp left it. A rerun needs no download of it, so a
-    file whose owner turned downloading off since does not stop the pull (staging it
-    checks again, and fails before a media request if it must download after all)."""
-    stamp = stamps.own(folder, name, child.id)
-    if stamp is None or not child.md5 or stamp.get("md5") != child.md5:
-        return False
-    try:
-        st = os.stat(os.path.join(folder, name))
-    except OSError:
-        return False
-    return st.st_size == stamp.get("size") and st.st_mtime_ns == stamp.get("mtime_ns")
-
-
-def _chosen(child: RemoteEntry, names: tuple[str, ...], include: Sequence[str],
-            exclude: Sequence[str]) -> bool:
-    """Whether the globs select ``child`` (of the folder at ``names`` inside the pulled one);
-    ``include`` chooses files only."""
-    inside = "/".join(names + (child.name,))  # what the globs are matched to
-    return not matches(inside, exclude) and \
-        (child.is_dir or not include or matches(inside, include))
 
 
 def _drop_orphan_partials(root: str, listed: dict[str, set[str]]) -> None:
@@ -393,48 +281,7 @@ def _real_below(root: str, folder: str) -> bool:
     return True
 
 
-#: Folder levels a pull walks below SRC. Drive allows 100 (My Drive since November 2023,
-#: shared drives before); folder shortcuts may lead a walk into another such tree, but not
-#: ten of them: a server whose every folder holds one more, each with a new id, would
-#: otherwise keep a pull listing for ever.
-MAX_DEPTH = 1000
-
-
-def _walk_once(walked: dict[str, str], child: RemoteEntry, child_src: str,
-               above: tuple[str, ...]) -> None:
-    """Refuse a folder the walk takes already, or one too deep (:data:`MAX_DEPTH`). A folder
-    above it is left to the store's cycle check (listing it says so)."""
-    if child.id in above:
-        return
-    if len(above) >= MAX_DEPTH:
-        shown = child_src if len(child_src) <= 200 else child_src[:200] + "..."
-        raise RemoteError(
-            f"{shown}: folders nested more than {MAX_DEPTH} deep, far more than "
-            "Drive allows (100 levels); the server keeps listing new folders. Stopped before "
-            "anything was downloaded. Pull a folder further down, or check --api-root / "
-            "DRIVESTAGE_API_ROOT and any proxy between you and Drive")
-    first = walked.setdefault(child.id, child_src)
-    if first != child_src:
-        raise ShortcutCycleError(
-            f"{child_src} is the folder {first} again (a shortcut to it, or a folder with two "
-            "parents): a folder pull takes each folder once. Leave one out (pull --exclude "
-            f"{exclude_pattern(child.name)}).")
-
-
-def _refuse_duplicates(children: list[RemoteEntry], where: str) -> None:
-    by_name: dict[str, list[RemoteEntry]] = {}
-    for child in children:
-        by_name.setdefault(safe_name(child.name, where), []).append(child)
-    for name, same in by_name.items():
-        if len(same) > 1:
-            ids = [e.id for e in same]
-            raise DuplicateNameError(
-                f"{where}/{name} names {len(same)} items (ids {', '.join(ids)})"
-                "; a folder pull needs one local path per item. Rename or delete the "
-                f"others on Drive, or pull one by id, e.g. drive:id:{ids[0]}", ids=ids)
-
-
-def _is_archive(item: _Item) -> bool:
+def _is_archive(item: Item) -> bool:
     """Archives by name: ``--extract`` on a folder extracts those and keeps the rest as is."""
     from drivestage.extract import ARCHIVE_SUFFIXES
 
@@ -454,7 +301,7 @@ def _blocks(size: int, block: int) -> int:
     return -(-size // block) * block
 
 
-def _looks_staged(item: _Item) -> bool:
+def _looks_staged(item: Item) -> bool:
     """A file of the right size already at the target (its md5 is checked when staged)."""
     try:
         return os.path.getsize(item.target) == item.entry.size

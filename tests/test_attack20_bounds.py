@@ -133,9 +133,9 @@ def _bottomless(template: dict):
 def test_a_folder_pull_into_folders_nested_without_end_stops(emulator, proxy, tmp_path,
                                                             local_state, monkeypatch):
     from _cli import run
-    from drivestage import stage_tree
+    from drivestage import stage_walk
 
-    monkeypatch.setattr(stage_tree, "MAX_DEPTH", 6)  # 1000 by default: the same rule, sooner
+    monkeypatch.setattr(stage_walk, "MAX_DEPTH", 6)  # 1000 by default: the same rule, sooner
     monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
     monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
     emulator.add_folder("data")

@@ -59,6 +59,7 @@ LAYERS = [
     ["download", "extract", "stamps"],
     ["unpack", "hashed_pass"],
     ["sidecar_copy", "stage_extraction", "stage_original", "stage_decide", "stage_order"],
+    ["stage_walk"],
     ["stage_file", "pruning", "extra", "old_copies", "behind", "other_runs", "dedupe",
      "push_watch", "push_room", "push_result", "snapshots", "run_folders"],
     ["stage_tree", "push_job"],

@@ -40,9 +40,9 @@ def test_redirects_in_a_loop(emulator, proxy):
 @renders("folders nested more than … deep")
 def test_folders_nested_without_end(emulator, proxy, tmp_path, monkeypatch):
     from test_attack20_bounds import _bottomless
-    from drivestage import stage_tree
+    from drivestage import stage_walk
 
-    monkeypatch.setattr(stage_tree, "MAX_DEPTH", 3)
+    monkeypatch.setattr(stage_walk, "MAX_DEPTH", 3)
     emulator.add_folder("data")
     proxy.on("GET", r"^/drive/v2/files\?.*in(\+|%20)parents", _bottomless(emulator.find("data")))
     line = error("pull", "drive:data", str(tmp_path / "dest"))

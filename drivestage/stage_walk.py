@@ -1,0 +1,178 @@
+"""The walk of a folder pull (:func:`walk`): the remote tree listed before the first byte
+moves, one listing per folder, each folder once (one reached twice through shortcuts, or
+nested deeper than :data:`MAX_DEPTH`, is refused), the globs applied, duplicate local names
+and files whose owner turned downloading off refused early. Split from
+:mod:`drivestage.stage_tree` at its 500-line cap."""
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+from drivestage import partials, stamps
+from drivestage.errors import DownloadRestrictedError, DuplicateNameError, NotFoundError, \
+    RemoteError, ShortcutCycleError
+from drivestage.extract.validation import is_reserved
+from drivestage.localdir import LocalDirStore
+from drivestage.paths import exclude_pattern, matches
+from drivestage.pool import each
+from drivestage.stage_decide import safe_name
+from drivestage.stage_original import vouch
+from drivestage.store import RemoteEntry, RemoteStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Item:
+    """One file of the tree to stage."""
+
+    entry: RemoteEntry
+    src: str        # drive:a/b/c.zip, for messages and the stamp
+    folder: str     # the local folder it lands in
+
+    @property
+    def target(self) -> str:
+        return os.path.join(self.folder, safe_name(self.entry.name, self.src))
+
+
+def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: int,
+         include: Sequence[str] = (), exclude: Sequence[str] = (), force: bool = False
+         ) -> tuple[list[Item], list[str], dict[str, set[str]]]:
+    """Every downloadable file under ``folder`` that the globs select, in tree order, those
+    skipped for having no content, and the local names of every item listed, by local
+    folder (each folder listed: an excluded one is not).
+
+    One listing per folder; the folders of one level are listed ``jobs`` at a time (each
+    listing is a round trip to Drive). An excluded folder is not listed at all."""
+    items: list[Item] = []
+    skipped: list[str] = []
+    # (folder, its src, its local folder, its names below ``folder``, the ids above it)
+    level: list[tuple[RemoteEntry, str, str, tuple[str, ...], tuple[str, ...]]] = [
+        (folder, src, local, (), ())]
+    placed: dict[tuple[str, ...], list[Item]] = {}
+    listed: dict[str, set[str]] = {}
+    # Every folder the walk takes, by id: a folder reached twice (two shortcuts to it, or two
+    # parents) would be taken twice, and a tree of such pairs 2^depth times.
+    walked: dict[str, str] = {folder.id: src}
+    while level:
+        if isinstance(store, LocalDirStore) and not force:
+            # A local folder's listing hashes every file in it: the stamps of what was
+            # staged from it say the md5 of each version they saw (a rerun read it whole).
+            for stamp in (s for entry in level for s in stamps.every(entry[2])):
+                vouch(store, stamp)
+        listings = []
+        for listing in each(lambda f: store.list(f[0]), level, jobs, "drivestage-list"):
+            if isinstance(listing, BaseException):
+                raise listing
+            listings.append(listing)
+        next_level = []
+        for (cur, cur_src, cur_local, names, above), children in zip(level, listings):
+            children = sorted(children, key=lambda e: (e.name, e.id))
+            chosen = [c for c in children if _chosen(c, names, include, exclude)]
+            if isinstance(store, LocalDirStore):
+                # A local folder that was a DEST holds drivestage's own state (.drivestage,
+                # partial downloads): not data. Taken as such, the pull failed ("rename that
+                # item on Drive"). Such a name could not be staged anyway (reserved in DEST).
+                chosen = [c for c in chosen if not is_reserved(c.name)]
+            # The names left out count too: the partial download of one stays.
+            listed[cur_local] = {c.name.replace("/", "_").replace("\0", "_") for c in children}
+            # Only what the pull writes must make a plain, distinct local name: an item
+            # left out (--exclude) is the way past one that cannot.
+            _refuse_duplicates(chosen, cur_src)
+            files: list[Item] = []
+            for child in chosen:
+                name = safe_name(child.name, cur_src)
+                child_src = f"{cur_src}/{child.name}"
+                if child.is_dir:
+                    _walk_once(walked, child, child_src, above + (cur.id,))
+                    next_level.append((child, child_src, os.path.join(cur_local, name),
+                                       names + (name,), above + (cur.id,)))
+                elif child.unreadable:
+                    raise NotFoundError(child.unreadable)
+                elif child.no_download and (force or not _staged(child, name, cur_local)):
+                    inside = "/".join(names + (child.name,))
+                    raise DownloadRestrictedError(
+                        child.no_download + partials.left_behind(
+                            os.path.join(cur_local, name), child)
+                        + " Or pull the rest of the folder without it: "
+                        f"--exclude {exclude_pattern(inside)}")
+                elif not child.has_content:
+                    log.warning("skipping %s: it has no binary content (a Google Docs, "
+                                "Sheets or Slides file? its type is %s)", child_src,
+                                child.kind or "unknown")
+                    skipped.append(child_src)
+                else:
+                    files.append(Item(child, child_src, cur_local))
+            placed[names] = files
+        level = next_level
+    # Tree order: a folder's files, then its subfolders' (sorted name tuples do exactly that).
+    for names in sorted(placed):
+        items.extend(placed[names])
+    return items, skipped, listed
+
+
+def _staged(child: RemoteEntry, name: str, folder: str) -> bool:
+    """A copy of ``child`` is staged as ``folder/<name>`` already, by its stamp: the same
+    version (md5), the file as the stamp left it. A rerun needs no download of it, so a
+    file whose owner turned downloading off since does not stop the pull (staging it
+    checks again, and fails before a media request if it must download after all)."""
+    stamp = stamps.own(folder, name, child.id)
+    if stamp is None or not child.md5 or stamp.get("md5") != child.md5:
+        return False
+    try:
+        st = os.stat(os.path.join(folder, name))
+    except OSError:
+        return False
+    return st.st_size == stamp.get("size") and st.st_mtime_ns == stamp.get("mtime_ns")
+
+
+def _chosen(child: RemoteEntry, names: tuple[str, ...], include: Sequence[str],
+            exclude: Sequence[str]) -> bool:
+    """Whether the globs select ``child`` (of the folder at ``names`` inside the pulled one);
+    ``include`` chooses files only."""
+    inside = "/".join(names + (child.name,))  # what the globs are matched to
+    return not matches(inside, exclude) and \
+        (child.is_dir or not include or matches(inside, include))
+
+
+#: Folder levels a pull walks below SRC. Drive allows 100 (My Drive since November 2023,
+#: shared drives before); folder shortcuts may lead a walk into another such tree, but not
+#: ten of them: a server whose every folder holds one more, each with a new id, would
+#: otherwise keep a pull listing for ever.
+MAX_DEPTH = 1000
+
+
+def _walk_once(walked: dict[str, str], child: RemoteEntry, child_src: str,
+               above: tuple[str, ...]) -> None:
+    """Refuse a folder the walk takes already, or one too deep (:data:`MAX_DEPTH`). A folder
+    above it is left to the store's cycle check (listing it says so)."""
+    if child.id in above:
+        return
+    if len(above) >= MAX_DEPTH:
+        shown = child_src if len(child_src) <= 200 else child_src[:200] + "..."
+        raise RemoteError(
+            f"{shown}: folders nested more than {MAX_DEPTH} deep, far more than "
+            "Drive allows (100 levels); the server keeps listing new folders. Stopped before "
+            "anything was downloaded. Pull a folder further down, or check --api-root / "
+            "DRIVESTAGE_API_ROOT and any proxy between you and Drive")
+    first = walked.setdefault(child.id, child_src)
+    if first != child_src:
+        raise ShortcutCycleError(
+            f"{child_src} is the folder {first} again (a shortcut to it, or a folder with two "
+            "parents): a folder pull takes each folder once. Leave one out (pull --exclude "
+            f"{exclude_pattern(child.name)}).")
+
+
+def _refuse_duplicates(children: list[RemoteEntry], where: str) -> None:
+    by_name: dict[str, list[RemoteEntry]] = {}
+    for child in children:
+        by_name.setdefault(safe_name(child.name, where), []).append(child)
+    for name, same in by_name.items():
+        if len(same) > 1:
+            ids = [e.id for e in same]
+            raise DuplicateNameError(
+                f"{where}/{name} names {len(same)} items (ids {', '.join(ids)})"
+                "; a folder pull needs one local path per item. Rename or delete the "
+                f"others on Drive, or pull one by id, e.g. drive:id:{ids[0]}", ids=ids)
