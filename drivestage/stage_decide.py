@@ -18,6 +18,11 @@ from drivestage.store import RemoteEntry
 #: The longest file name (bytes) the usual local file systems take (ext4, xfs, btrfs, tmpfs).
 NAME_MAX = 255
 
+#: Coarser times a file system may show a file's mtime at later than it showed it when it was
+#: stamped: microseconds, milliseconds (Drive's modifiedTime, which Colab's Drive mount and
+#: rclone show once the file is in the cloud, e.g. in a new Colab session), seconds, FAT's 2 s.
+COARSER_NS = (10**3, 10**6, 10**9, 2 * 10**9)
+
 
 def safe_name(name: str, where: str) -> str:
     """A remote title usable as a local file name (never one drivestage keeps for itself)."""
@@ -64,7 +69,7 @@ def decide(stamp: Optional[Stamp], entry: RemoteEntry, local: Local, *, extract:
     at the target (a copy some other process or a killed pull put there) is judged by its
     md5 when its size is right."""
     stamped = (stamp is not None and local.size == stamp.get("size")
-               and local.mtime_ns == stamp.get("mtime_ns"))
+               and same_mtime(local.mtime_ns, stamp.get("mtime_ns")))
     older = stamp is not None and stamp.get("md5") != entry.md5
     if stamped and not older and stamp is not None and stamp.get("size") == entry.size \
             and not force:
@@ -76,6 +81,23 @@ def decide(stamp: Optional[Stamp], entry: RemoteEntry, local: Local, *, extract:
             return "verified"
     action = "update" if older or local.md5_ok is False else "download"
     return "resume" if local.partial and not force else action
+
+
+def same_mtime(now: Optional[int], stamped: object) -> bool:
+    """Whether the mtime ``now`` (ns) is the ``stamped`` one: the same, or the same instant
+    shown at a coarser granularity (:data:`COARSER_NS`) than the stamp saw, truncated or
+    rounded. A Drive mount shows a file staged in an earlier Colab session with Drive's
+    millisecond mtime, not the nanoseconds stamped: every new session hashed the whole
+    archive again and extracted every member once more, through the mount. A file
+    rewritten since has a later mtime; one a file system kept at that coarser granularity
+    from the start was stamped so, and must match exactly."""
+    if now is None or isinstance(stamped, bool) or not isinstance(stamped, int):
+        return False
+    if now == stamped:
+        return True
+    return any(now % unit == 0 and stamped % unit != 0 and
+               now in (stamped - stamped % unit, (stamped + unit // 2) // unit * unit)
+               for unit in COARSER_NS)
 
 
 def own_records(basis: Optional[Stamp], entry: RemoteEntry, action: str

@@ -17,7 +17,7 @@ from drivestage.extract.validation import is_reserved
 from drivestage.localdir import LocalDirStore
 from drivestage.paths import exclude_pattern, matches
 from drivestage.pool import each
-from drivestage.stage_decide import safe_name
+from drivestage.stage_decide import safe_name, same_mtime
 from drivestage.stage_original import vouch
 from drivestage.store import RemoteEntry, RemoteStore
 
@@ -125,7 +125,7 @@ def _staged(child: RemoteEntry, name: str, folder: str) -> bool:
         st = os.stat(os.path.join(folder, name))
     except OSError:
         return False
-    return st.st_size == stamp.get("size") and st.st_mtime_ns == stamp.get("mtime_ns")
+    return st.st_size == stamp.get("size") and same_mtime(st.st_mtime_ns, stamp.get("mtime_ns"))
 
 
 def _chosen(child: RemoteEntry, names: tuple[str, ...], include: Sequence[str],

@@ -1,0 +1,154 @@
+"""DEST on a FUSE mount seen anew in a later session: Colab's Drive mount
+(``/content/drive/MyDrive``) in a new Colab VM shows the files an earlier session staged
+with new inode numbers, new ctimes, and Drive's millisecond modifiedTime for their mtime
+(the nanoseconds the stamp saw are not kept in the cloud).
+
+Modelled with ``bindfs`` (which ``.ci/run`` installs; skipped where it cannot mount): each
+"new session" unmounts, copies the backing folder (new inodes and ctimes, mtimes kept) and
+rounds each file's mtime to the millisecond (or second), then mounts it again. A rerun on
+an intact staged copy must stay one metadata call with nothing written; a copy changed in
+between must still be found and put right.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from _archives import a_fixed_zip as a_zip, tree
+from _cli import run
+
+DATA = {"ds/a.txt": b"alpha", "ds/sub/b.txt": b"beta"}
+MS, S = 10**6, 10**9
+
+
+class Mount:
+    """A bindfs mount of a backing folder, remounted as a new session sees it."""
+
+    def __init__(self, base, options: list[str]):
+        self.base, self.options, self.sessions = base, options, 0
+        self.point = base / "MyDrive"
+        self.point.mkdir()
+        self.backing = base / "cloud0"
+        self.backing.mkdir()
+        self._mount()
+
+    def _mount(self) -> None:
+        made = subprocess.run(["bindfs", *self.options, str(self.backing), str(self.point)],
+                              capture_output=True, text=True)
+        if made.returncode != 0:
+            pytest.skip(f"bindfs cannot mount here: {made.stderr.strip()}")
+
+    def umount(self) -> None:
+        subprocess.run(["umount", str(self.point)], check=False)
+
+    def new_session(self, unit: int = MS) -> None:
+        """Unmount; every file anew (copied: new inode and ctime) with its mtime rounded
+        down to ``unit``; mount again."""
+        self.umount()
+        self.sessions += 1
+        new = self.base / f"cloud{self.sessions}"
+        shutil.copytree(self.backing, new, symlinks=True)
+        shutil.rmtree(self.backing)
+        self.backing = new
+        for folder, _dirs, files in os.walk(new):
+            for name in files:
+                path = os.path.join(folder, name)
+                st = os.lstat(path)
+                os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - st.st_mtime_ns % unit),
+                         follow_symlinks=False)
+        self._mount()
+
+
+@pytest.fixture(params=[[], ["--ctime-from-mtime"]], ids=["ctime", "ctime-from-mtime"])
+def drive(tmp_path, request):
+    if shutil.which("bindfs") is None or os.geteuid() != 0:
+        pytest.skip("needs bindfs and root (.ci/run installs bindfs)")
+    mount = Mount(tmp_path, request.param)
+    yield mount
+    mount.umount()
+
+
+def _inodes(root) -> dict[str, int]:
+    return {rel: os.stat(os.path.join(root, rel)).st_ino for rel in tree(root)}
+
+
+def _pull(*args: str) -> dict:
+    code, out, err = run("pull", *args, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("unit", [MS, S], ids=["ms", "s"])
+def test_a_rerun_in_a_new_session_is_one_call_and_writes_nothing(drive, emulator, drive_env,
+                                                                unit):
+    blob = a_zip(DATA)
+    emulator.add_file("d/set.zip", blob)
+    dest = drive.point / "data"
+    assert _pull("drive:d/set.zip", str(dest), "-x")["action"] == "download"
+    drive.new_session(unit)
+    before = _inodes(dest)
+    emulator.clear_requests()
+    again = _pull("drive:d/set.zip", str(dest), "-x")
+    # Was "verified": the whole archive read back through the mount to hash it, and every
+    # member extracted again (written back to Drive), in every new session.
+    assert again["action"] == "cached"
+    assert dict(emulator.api_calls()) == {"files.get": 1}
+    assert _inodes(dest) == before   # nothing written again
+    assert tree(dest) == {"set.zip": blob, **DATA}
+    assert _pull("drive:d/set.zip", str(dest), "-x")["action"] == "cached"
+
+
+def test_a_folder_pull_in_a_new_session_finds_every_file_staged(drive, emulator, drive_env):
+    blob = a_zip(DATA)
+    emulator.add_file("src/set.zip", blob)
+    emulator.add_file("src/notes/readme.txt", b"read me")
+    dest = drive.point / "data"
+    assert _pull("drive:src", str(dest), "-x")["actions"] == {"download": 2}
+    drive.new_session()
+    before = _inodes(dest)
+    emulator.clear_requests()
+    again = _pull("drive:src", str(dest), "-x")
+    assert again["actions"] == {"cached": 2}    # was {"verified": 2}
+    assert not emulator.api_calls("media.download")
+    assert _inodes(dest) == before
+    assert tree(dest / "src") == {"set.zip": blob, "notes/readme.txt": b"read me", **DATA}
+
+
+@pytest.mark.parametrize("change", ["archive-rewritten", "member-removed", "member-resized"])
+def test_a_copy_changed_between_sessions_is_still_put_right(drive, emulator, drive_env, change):
+    blob = a_zip(DATA)
+    emulator.add_file("d/set.zip", blob)
+    dest = drive.point / "data"
+    assert _pull("drive:d/set.zip", str(dest), "-x")["action"] == "download"
+    if change == "archive-rewritten":   # the same size, other bytes, a later mtime
+        (dest / "set.zip").write_bytes(b"x" * len(blob))
+    elif change == "member-removed":
+        os.unlink(dest / "ds/a.txt")
+    else:
+        (dest / "ds/a.txt").write_bytes(b"alpha and more")
+    drive.new_session()
+    again = _pull("drive:d/set.zip", str(dest), "-x")
+    assert again["action"] == {"archive-rewritten": "update"}.get(change, "extract")
+    assert tree(dest) == {"set.zip": blob, **DATA}
+    assert _pull("drive:d/set.zip", str(dest), "-x")["action"] == "cached"
+
+
+def test_an_mtime_is_the_stamped_one_only_at_a_coarser_granularity_of_the_same_instant():
+    from drivestage.stage_decide import same_mtime
+
+    stamped = 1_764_900_000_123_456_789
+    assert same_mtime(stamped, stamped)
+    assert same_mtime(1_764_900_000_123_000_000, stamped)      # ms, truncated
+    assert same_mtime(1_764_900_000_123_457_000, stamped)      # µs, rounded
+    assert same_mtime(1_764_900_000_000_000_000, stamped)      # s
+    assert not same_mtime(1_764_900_000_124_000_000, stamped)  # a later ms: rewritten
+    assert not same_mtime(1_764_900_001_000_000_000, stamped)
+    assert same_mtime(1_764_900_000_000_000_000, 1_764_900_000_123_000_000)  # ms, then s
+    # A stamp the file system took at that granularity already must match exactly.
+    assert not same_mtime(1_764_900_001_000_000_000, 1_764_900_000_000_000_000)
+    assert not same_mtime(None, stamped) and not same_mtime(stamped, None)
+    assert not same_mtime(0, False)
