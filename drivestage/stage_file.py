@@ -292,14 +292,26 @@ class FileStager:
                 unpacking.close()
                 raise
             fetched, resumed, checksum = res.fetched, res.resumed_from, res.checksum
+        # A copy verified by its md5 whose stamp (this very version's) finds every member in
+        # place: the members stay as they are. A Drive mount that showed the archive with
+        # another mtime (a new Colab session) got every member extracted again through it.
+        carried = action == "verified" and self.extract and local.members_intact and \
+            previous == [basis] and basis is not None and not stamps.records(basis, "stale") \
+            and not basis.get("unrecorded") and basis.get("version") == stamps.VERSION
         try:
-            extracted = own_records(basis, entry, action)
+            extracted = own_records(basis, entry, "extract" if carried else action)
+            carried = carried and bool(extracted)
             if unpacking is not None:
                 held = unpacking.dl.placed   # the file downloaded, checked in place
             stamp = self._downloaded(name, entry, target, previous, extracted, held)
             members: list[str] = []
             kept = 0
-            if self.extract:
+            if carried:
+                stamp["extracted"] = True
+                stamps.write(self.dest, stamp)
+                members = [m.path for m in extracted]
+                kept = len(members)
+            elif self.extract:
                 step = Extraction(src=self.src, dest=self.dest, reserve=self.reserve,
                                   lock_dir=self.lock_dir,
                                   extract_progress=self.extract_progress, stamp=stamp,

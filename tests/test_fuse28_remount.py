@@ -45,9 +45,10 @@ class Mount:
     def umount(self) -> None:
         subprocess.run(["umount", str(self.point)], check=False)
 
-    def new_session(self, unit: int = MS) -> None:
+    def new_session(self, unit: int = MS, archive_mtime_ns: int = 0) -> None:
         """Unmount; every file anew (copied: new inode and ctime) with its mtime rounded
-        down to ``unit``; mount again."""
+        down to ``unit`` (a ``.zip``'s set to ``archive_mtime_ns`` when given: the time a
+        mount shows for a file whose mtime it did not keep); mount again."""
         self.umount()
         self.sessions += 1
         new = self.base / f"cloud{self.sessions}"
@@ -58,8 +59,10 @@ class Mount:
             for name in files:
                 path = os.path.join(folder, name)
                 st = os.lstat(path)
-                os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - st.st_mtime_ns % unit),
-                         follow_symlinks=False)
+                mtime = st.st_mtime_ns - st.st_mtime_ns % unit
+                if archive_mtime_ns and name.endswith(".zip"):
+                    mtime = archive_mtime_ns
+                os.utime(path, ns=(st.st_atime_ns, mtime), follow_symlinks=False)
         self._mount()
 
 
@@ -116,6 +119,28 @@ def test_a_folder_pull_in_a_new_session_finds_every_file_staged(drive, emulator,
     assert not emulator.api_calls("media.download")
     assert _inodes(dest) == before
     assert tree(dest / "src") == {"set.zip": blob, "notes/readme.txt": b"read me", **DATA}
+
+
+def test_an_archive_shown_with_another_mtime_is_verified_and_its_members_kept(
+        drive, emulator, drive_env):
+    """A mount that shows the archive with a time of its own (when it reached the cloud):
+    its bytes are hashed once, and its members, all in place, are not written again."""
+    blob = a_zip(DATA)
+    emulator.add_file("d/set.zip", blob)
+    dest = drive.point / "data"
+    assert _pull("drive:d/set.zip", str(dest), "-x")["action"] == "download"
+    drive.new_session(archive_mtime_ns=os.stat(dest / "set.zip").st_mtime_ns + 7 * S)
+    before = _inodes(dest)
+    emulator.clear_requests()
+    code, out, err = run("pull", "drive:d/set.zip", str(dest), "-x")
+    assert code == 0, err
+    assert ": already there, md5 verified (223 B, md5 " in err
+    assert ", 2 members already staged, " in err   # was "2 members extracted"
+    assert not emulator.api_calls("media.download")
+    del before["set.zip"]   # hashed in place, its stamp renewed
+    assert {rel: ino for rel, ino in _inodes(dest).items() if rel in before} == before
+    assert tree(dest) == {"set.zip": blob, **DATA}
+    assert _pull("drive:d/set.zip", str(dest), "-x")["action"] == "cached"
 
 
 @pytest.mark.parametrize("change", ["archive-rewritten", "member-removed", "member-resized"])
