@@ -91,7 +91,7 @@ class Extraction:
         # inode. It extracted the whole archive again beside the copy in place: 40 files
         # written for one, and the archive's whole size asked of a nearly full disk.
         missing = stamps.not_in_place(dest, stale) if action == "extract" and stale else None
-        kept = _in_place(dest, self.extracted) if action == "extract" else {}
+        kept = in_place(dest, self.extracted) if action == "extract" else {}
         try:
             if unpacking is not None:  # it followed the download (or extracts the file now)
                 result = unpacking.extract(target, replaceable=ours)
@@ -169,7 +169,7 @@ def _there(dest: str, rel: str) -> bool:
     return os.path.lexists(os.path.join(dest, rel))
 
 
-def _in_place(dest: str, records: Sequence[MemberRecord]) -> dict[str, MemberRecord]:
+def in_place(dest: str, records: Sequence[MemberRecord]) -> dict[str, MemberRecord]:
     """The records whose member is in place, reached through real folders of DEST
     (:func:`drivestage.stamps.in_real_place`); none when a path is recorded twice (a
     damaged stamp: everything is written)."""

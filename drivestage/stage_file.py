@@ -49,7 +49,7 @@ from drivestage.stage_decide import Local as Local  # re-exported
 from drivestage.stage_decide import decide as decide  # re-exported
 from drivestage.stage_decide import own_records
 from drivestage.stage_decide import safe_name as safe_name  # re-exported
-from drivestage.stage_extraction import Extraction
+from drivestage.stage_extraction import Extraction, in_place
 from drivestage.stage_extraction import ProgressFactory as ProgressFactory  # re-exported
 from drivestage.stage_extraction import no_progress as no_progress  # re-exported
 from drivestage.stage_order import Turn
@@ -271,7 +271,10 @@ class FileStager:
             log.info("verified %s: the file already at %s matches", self.src, target)
             check = choose(entry)
             checksum = check.name if check is not None else ""
-        elif action != "extract":
+        # The archive downloaded again (deleted after its extraction, or changed) while the
+        # members of this very version are in place: they are not written again.
+        restoring = self.extract and action in ("download", "resume")
+        if action not in ("verified", "extract"):
             have = local.partial
             check_space(self.dest, self.reserve, entry.size - have, f"download {self.src}")
             log.info("%s %s (%s) to %s%s", action, self.src, format_size(entry.size), target,
@@ -285,7 +288,9 @@ class FileStager:
                                   extract_progress=self._extract_bar(entry, target),
                                   protected=protected,
                                   replaceable=stamps.replaceable(self.dest, previous)
-                                  if self.extract else (), turn=self.turn)
+                                  if self.extract else (), turn=self.turn,
+                                  kept=in_place(self.dest, own_records(basis, entry, "extract"))
+                                  if restoring else {})
             try:
                 res = unpacking.download()
             except BaseException:
@@ -299,7 +304,8 @@ class FileStager:
             previous == [basis] and basis is not None and not stamps.records(basis, "stale") \
             and not basis.get("unrecorded") and basis.get("version") == stamps.VERSION
         try:
-            extracted = own_records(basis, entry, "extract" if carried else action)
+            extracted = own_records(basis, entry,
+                                    "extract" if carried or restoring else action)
             carried = carried and bool(extracted)
             if unpacking is not None:
                 held = unpacking.dl.placed   # the file downloaded, checked in place

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from typing import Collection, Iterable, Optional, Sequence
+from typing import Collection, Iterable, Mapping, Optional, Sequence
 
 from drivestage.download import Download, DownloadResult
 from drivestage.errors import DestChangedError, DiskSpaceError, DriveStageError
@@ -44,9 +44,13 @@ class Unpacking:
                  progress: Optional[ProgressFn], describe: str, reserve: int,
                  lock_dir: Optional[str], extract_progress: Optional[ProgressFn] = None,
                  protected: Collection[str] = (), replaceable: Iterable[MemberRecord] = (),
-                 turn: Optional[Turn] = None):
+                 turn: Optional[Turn] = None, kept: Mapping[str, MemberRecord] = {}):
         self.entry, self.dest, self.reserve, self.lock_dir = entry, dest, reserve, lock_dir
         self.replaceable = list(replaceable)
+        #: Members of this very version in place in DEST (a rerun that downloads the archive
+        #: again: deleted after its extraction, or changed): not written again. A tar that
+        #: is followed as it arrives is written whole.
+        self.kept = dict(kept)
         self.turn = turn  # what the merge waits on (a folder pull's overlapping archives)
         self.protected = {target, *protected}  # no member replaces a staged file
         self.describe, self.extract_progress = describe, extract_progress
@@ -117,7 +121,7 @@ class Unpacking:
                                       replaceable=self.replaceable,
                                       identity=self.dl.identity(),
                                       first_arrived=first_arrived, stop=stop,
-                                      adopt=self._adopt, turn=self.turn)
+                                      adopt=self._adopt, turn=self.turn, kept=self.kept)
             return Overlapped.tar(self.dl.partial, size, self.dest, arrived,
                                   lock_dir=self.lock_dir, free_bytes=free,
                                   progress=self.extract_progress, protected=self.protected,
@@ -172,7 +176,7 @@ class Unpacking:
                        free_bytes=lambda p: shutil.disk_usage(p).free - self.reserve,
                        replaceable=replaceable,
                        identity=self.dl.placed if target == self.dl.target else None,
-                       turn=self.turn)
+                       turn=self.turn, kept=self.kept)
 
     def close(self) -> None:
         """Stop whatever still runs (after a failure elsewhere)."""

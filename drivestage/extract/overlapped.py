@@ -31,7 +31,7 @@ import posixpath
 import tarfile
 import threading
 import zlib
-from typing import Callable, Iterable, Optional, Protocol, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Protocol, Sequence
 
 from drivestage.errors import ArchiveError, DiskSpaceError
 from drivestage.extract.job import Job, Turn
@@ -110,7 +110,7 @@ class Overlapped:
                  label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
                  fd: int = -1, first_arrived: Optional[FirstArrival] = None,
                  stop: Optional[Flag] = None, source: Optional[io.RawIOBase] = None,
-                 turn: Optional[Turn] = None):
+                 turn: Optional[Turn] = None, kept: Mapping[str, MemberRecord] = {}):
         self.path, self.size, self.arrived = path, size, arrived
         # A tar's bytes from ``source`` instead of the file (read once and hashed as it is
         # read: :mod:`drivestage.hashed_pass`).
@@ -120,7 +120,7 @@ class Overlapped:
         self.label = label or path
         self.job = Job(path, dest, lock_dir=lock_dir, free_bytes=free_bytes,
                        protected=protected, label=self.label,
-                       replaceable=replaceable, turn=turn)
+                       replaceable=replaceable, kept=kept, turn=turn)
         self.free_bytes = self.job.free_bytes
         self.progress = Progress(progress)
         # A rename keeps it readable; ``fd``: opened already (:func:`open_followed`).
@@ -139,7 +139,8 @@ class Overlapped:
             identity: Optional[os.stat_result] = None,
             first_arrived: Optional[FirstArrival] = None, stop: Optional[Flag] = None,
             adopt: Optional[Callable[["Overlapped"], None]] = None,
-            turn: Optional[Turn] = None) -> Optional["Overlapped"]:
+            turn: Optional[Turn] = None, kept: Mapping[str, MemberRecord] = {}
+            ) -> Optional["Overlapped"]:
         """Start following a zip whose central directory is in ``path`` already; None when
         this zip is not one to follow (the caller extracts it once downloaded).
         ``first_arrived``: members are then written in the order their bytes arrive (the
@@ -150,7 +151,7 @@ class Overlapped:
         ``identity``: the file the download writes (see :func:`open_followed`).
         ``adopt(job)``: called as soon as the job exists, before its thread starts (the
         caller can then abandon it after a Ctrl-C at any later moment). ``turn``: what the
-        merge waits on (see :class:`Job`)."""
+        merge waits on, ``kept``: members in place, not written again (see :class:`Job`)."""
         fd = open_followed(path, identity)
         job = None
         try:  # fd is the job's once it is made; closed here otherwise (a Ctrl-C too)
@@ -166,7 +167,7 @@ class Overlapped:
             job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
                       progress=progress, protected=protected, label=label,
                       replaceable=replaceable, fd=fd, first_arrived=first_arrived,
-                      stop=stop, turn=turn)
+                      stop=stop, turn=turn, kept=kept)
         finally:
             if job is None:
                 os.close(fd)
