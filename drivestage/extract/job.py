@@ -14,7 +14,7 @@ import shutil
 import weakref
 from typing import Callable, Collection, Iterable, Mapping, Optional, Protocol
 
-from drivestage.errors import ArchiveError, DiskSpaceError
+from drivestage.errors import ArchiveError, DiskSpaceError, LocalFileError
 from drivestage.extract.links import judge_links
 from drivestage.extract.members import Entry, ancestors
 from drivestage.extract.merging import merge, merge_lock, plan_merge
@@ -23,7 +23,7 @@ from drivestage.extract.records import ExtractResult, MemberRecord, record_membe
 from drivestage.extract.tempdir import TempDir, make_temp, makedirs_at, remove_stale_temps, \
     remove_temp
 from drivestage.extract.validation import check_members
-from drivestage.extract.writing import finish_tree, make_dirs
+from drivestage.extract.writing import SymlinksRefused, finish_tree, make_dirs
 from drivestage.sizes import format_size
 from drivestage.interrupts import deferred
 
@@ -163,7 +163,14 @@ class Job:
     def finish(self) -> ExtractResult:
         """Step 4 (the files are written): links, folder modes and times, the records, and
         the merge into DEST under the merge lock, checked against DEST as it is then."""
-        finish_tree(self.root, self.entries)
+        try:
+            finish_tree(self.root, self.entries)
+        except SymlinksRefused as exc:
+            raise LocalFileError(
+                f"cannot extract {self.archive} into {self.dest}: its member {exc.member} is "
+                f"a symbolic link, and the file system of {self.dest} refuses them "
+                f"({exc.strerror}; a Google Drive mount, FAT or exFAT, some network shares "
+                "do); pull into a folder on local disk (e.g. /content/data)") from None
         records = record_members(self.root, self.entries)
         if self.turn is not None:
             self.turn.wait()  # outside the lock: the archive waited for takes it

@@ -9,6 +9,7 @@ are made last, so nothing is ever written through a link. CRC-32 is checked for 
 """
 from __future__ import annotations
 
+import errno
 import lzma
 import os
 import stat
@@ -201,8 +202,23 @@ def zip_data_start(afd: int, e: Entry, archive: str) -> int:
     return zip_data_offset(afd, info.header_offset, info.filename, archive)
 
 
+#: What a file system without symbolic links answers ``os.symlink``: vfat EPERM, a FUSE
+#: mount that does not make them ENOSYS, others EOPNOTSUPP.
+NO_SYMLINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS})
+
+
+class SymlinksRefused(OSError):
+    """The file system of the temporary folder (DEST's) makes no symbolic links; ``member``
+    is the first link member."""
+
+    def __init__(self, member: str, exc: OSError):
+        super().__init__(exc.errno, exc.strerror)
+        self.member = member
+
+
 def finish_tree(root: TempDir, entries: list[Entry]) -> None:
-    """Links last (nothing was ever written through one), then folder modes and times."""
+    """Links last (nothing was ever written through one), then folder modes and times.
+    :class:`SymlinksRefused` where the file system makes no symbolic links."""
     fd = root.fd
     for e in entries:
         if e.kind == "hardlink":
@@ -211,7 +227,14 @@ def finish_tree(root: TempDir, entries: list[Entry]) -> None:
             except OSError:  # e.g. a FUSE mount without hard links: copy instead
                 _copy_at(root, e.target, e.path)
         elif e.kind == "symlink":
-            os.symlink(e.target, e.path, dir_fd=fd)
+            try:
+                os.symlink(e.target, e.path, dir_fd=fd)
+            except OSError as exc:
+                # The kernel's error names the link's target: a message made of it named
+                # "(a.txt)" as if that file were the trouble.
+                if exc.errno in NO_SYMLINKS:
+                    raise SymlinksRefused(e.path, exc) from None
+                raise
     explicit = {e.path: e for e in entries if e.kind == "dir"}
     for d in sorted(_folders(entries), key=lambda p: p.count("/"), reverse=True):
         folder = explicit.get(d)

@@ -1,0 +1,53 @@
+"""docs/troubleshooting.md: the messages of a pull into a file system that refuses what an
+extraction needs (see tests/_messages.py).
+
+Such a file system (a Google Drive mount, FAT or exFAT, some network shares) is stood in
+for by a child process whose audit hook answers ``os.symlink`` as vfat does: EPERM, with
+the link's target and path in the error, as the kernel's error names them.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from _archives import a_fixed_zip
+from _cli import child_env
+from _messages import renders, shown
+
+NO_SYMLINKS = textwrap.dedent('''
+    import errno, os, sys
+    def refuse(event, args):
+        if event == "os.symlink":   # (target, path, dir_fd), as vfat answers it
+            raise OSError(errno.EPERM, os.strerror(errno.EPERM), args[0], None, args[1])
+    sys.addaudithook(refuse)
+    from drivestage.entry import main
+    sys.argv = ["drivestage"] + sys.argv[1:]
+    main()
+''')
+
+
+@renders("is a symbolic link, and the file system of … refuses them")
+def test_an_archive_with_a_link_into_a_file_system_without_links(emulator, tmp_path):
+    blob = a_fixed_zip({"ds/a.txt": b"alpha"}, {"ds/to_a": "a.txt"})
+    emulator.add_file("d/set.zip", blob)
+    dest = tmp_path / "data"
+    env = dict(child_env(emulator), DRIVESTAGE_STATE_DIR=str(tmp_path / "state"),
+               PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run([sys.executable, "-c", NO_SYMLINKS, "pull", "drive:d/set.zip",
+                           str(dest), "-x", "-q"], env=env, capture_output=True, text=True,
+                          timeout=120)
+    last = done.stderr.strip().splitlines()[-1]
+    # Was: "Error: cannot stage drive:d/set.zip into …/data: Operation not permitted
+    # (a.txt)": the link's target named as if it were the trouble, and nothing to do.
+    assert done.returncode == 1, done.stderr
+    assert last == (f"Error: cannot extract {dest / 'set.zip'} into {dest}: its member "
+                    f"ds/to_a is a symbolic link, and the file system of {dest} refuses them "
+                    "(Operation not permitted; a Google Drive mount, FAT or exFAT, some "
+                    "network shares do); pull into a folder on local disk (e.g. "
+                    "/content/data)"), done.stderr
+    shown("is a symbolic link, and the file system of … refuses them", last)
+    assert (dest / "set.zip").read_bytes() == blob   # downloaded and verified: it stays
+    assert sorted(os.listdir(dest)) == [".drivestage", "set.zip"]  # nothing half-extracted
+    assert [n for n in os.listdir(dest / ".drivestage") if "tmp" in n] == []
