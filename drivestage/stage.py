@@ -143,7 +143,34 @@ def _local_error(exc: OSError, label: str, dest: str) -> DriveStageError:
         return DiskSpaceError(f"the disk filled up while staging {label} into {dest}{where}; "
                               "free some space and run again: the download resumes where it "
                               "stopped")
+    mount = _mount_inside(dest, exc.filename) if exc.errno == errno.EXDEV else None
+    if mount is not None:
+        return LocalFileError(
+            f"cannot stage {label} into {dest}: {mount} is another file system mounted inside "
+            f"{dest}; extracted members move into place by renames, which cannot cross file "
+            f"systems ({exc.strerror}). Pull into a folder with no mount inside it, or "
+            "unmount it")
     return LocalFileError(f"cannot stage {label} into {dest}: {exc.strerror or exc}{where}")
+
+
+def _mount_inside(dest: str, path: object) -> Optional[str]:
+    """The first folder on the way from ``dest`` to ``path`` (inside it) that is on another
+    file system than ``dest``, or None."""
+    if not isinstance(path, str):
+        return None
+    rel = os.path.relpath(os.path.abspath(path), os.path.abspath(dest))
+    if rel == "." or rel.startswith(".." + os.sep) or rel == "..":
+        return None
+    try:
+        device = os.stat(dest).st_dev
+        here = os.path.abspath(dest)
+        for part in rel.split(os.sep)[:-1]:
+            here = os.path.join(here, part)
+            if os.lstat(here).st_dev != device:
+                return here
+    except OSError:
+        return None
+    return None
 
 
 def recheck(store: RemoteStore, stamp: Stamp, path: StorePath) -> Optional[RemoteEntry]:

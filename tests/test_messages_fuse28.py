@@ -8,13 +8,18 @@ the link's target and path in the error, as the kernel's error names them.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 
+import pytest
+from click.testing import CliRunner
+
 from _archives import a_fixed_zip
 from _cli import child_env
 from _messages import renders, shown
+from drivestage.cli import cli
 
 NO_SYMLINKS = textwrap.dedent('''
     import errno, os, sys
@@ -51,3 +56,37 @@ def test_an_archive_with_a_link_into_a_file_system_without_links(emulator, tmp_p
     assert (dest / "set.zip").read_bytes() == blob   # downloaded and verified: it stays
     assert sorted(os.listdir(dest)) == [".drivestage", "set.zip"]  # nothing half-extracted
     assert [n for n in os.listdir(dest / ".drivestage") if "tmp" in n] == []
+
+
+@renders("is another file system mounted inside …; extracted members move into place by renames")
+def test_an_archive_whose_folder_in_dest_is_a_mount_point(emulator, drive_env, env, tmp_path):
+    """DEST/ds is a mount point (here a bindfs mount of another folder; a Drive mount made
+    inside DEST, a disk mounted there): the merge's rename into it fails with EXDEV."""
+    if shutil.which("bindfs") is None or os.geteuid() != 0:
+        pytest.skip("needs bindfs and root (.ci/run installs bindfs)")
+    dest, other = tmp_path / "data", tmp_path / "other"
+    (dest / "ds").mkdir(parents=True)
+    other.mkdir()
+    made = subprocess.run(["bindfs", str(other), str(dest / "ds")], capture_output=True,
+                          text=True)
+    if made.returncode != 0:
+        pytest.skip(f"bindfs cannot mount here: {made.stderr.strip()}")
+    try:
+        blob = a_fixed_zip({"ds/a.txt": b"alpha", "top.txt": b"top"})
+        emulator.add_file("d/set.zip", blob)
+        result = CliRunner().invoke(cli, ["pull", "drive:d/set.zip", str(dest), "-x", "-q"])
+        last = result.stderr.strip().splitlines()[-1]
+        # Was: "Error: cannot stage drive:d/set.zip into …/data: Invalid cross-device link
+        # (…/data/ds/a.txt)", and nothing to do about it.
+        assert result.exit_code == 1, result.stderr
+        assert last == (f"Error: cannot stage drive:d/set.zip into {dest}: {dest / 'ds'} is "
+                        f"another file system mounted inside {dest}; extracted members move "
+                        "into place by renames, which cannot cross file systems (Invalid "
+                        "cross-device link). Pull into a folder with no mount inside it, or "
+                        "unmount it"), result.stderr
+        shown("is another file system mounted inside …; extracted members move into place "
+              "by renames", last)
+        assert os.listdir(other) == [] and not (dest / "top.txt").exists()
+        assert (dest / "set.zip").read_bytes() == blob
+    finally:
+        subprocess.run(["umount", str(dest / "ds")], check=False)
