@@ -2,6 +2,7 @@
 :func:`drivestage.stage_decide.decide` and the staged archive, as pooch's processors do."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -11,6 +12,7 @@ from drivestage import stamps
 from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError
 from drivestage.extract import ExtractResult, MemberRecord
 from drivestage.extract.job import Turn
+from drivestage.localfs import fuse_devices
 from drivestage.sizes import restore_needs_room
 from drivestage.stamps import Stamp
 
@@ -91,7 +93,7 @@ class Extraction:
         # inode. It extracted the whole archive again beside the copy in place: 40 files
         # written for one, and the archive's whole size asked of a nearly full disk.
         missing = stamps.not_in_place(dest, stale) if action == "extract" and stale else None
-        kept = in_place(dest, self.extracted) if action == "extract" else {}
+        kept = in_place(dest, self.extracted, self.stamp) if action == "extract" else {}
         try:
             if unpacking is not None:  # it followed the download (or extracts the file now)
                 result = unpacking.extract(target, replaceable=ours)
@@ -169,14 +171,49 @@ def _there(dest: str, rel: str) -> bool:
     return os.path.lexists(os.path.join(dest, rel))
 
 
-def in_place(dest: str, records: Sequence[MemberRecord]) -> dict[str, MemberRecord]:
+def in_place(dest: str, records: Sequence[MemberRecord], stamp: Optional[Stamp] = None
+             ) -> dict[str, MemberRecord]:
     """The records whose member is in place, reached through real folders of DEST
     (:func:`drivestage.stamps.in_real_place`); none when a path is recorded twice (a
-    damaged stamp: everything is written)."""
+    damaged stamp: everything is written). ``stamp``: the archive's own; on a FUSE or
+    network mount a file member no other stamp in DEST lists is in place by its kind, size
+    and mtime, with the inode it shows now (:func:`_seen_anew`)."""
     by_path = {m.path: m for m in records}
     if len(by_path) != len(records):
         return {}
-    return {m.path: m for m in stamps.in_real_place(dest, records)}
+    kept = {m.path: m for m in stamps.in_real_place(dest, records)}
+    if stamp is not None and len(kept) < len(records) and _on_mount(dest):
+        others = stamps.members_of_others(dest, stamp)
+        anew = _seen_anew(dest, [m for m in records if m.path not in kept
+                                 and m.path not in others])
+        kept.update((m.path, m) for m in stamps.in_real_place(dest, anew))
+    return kept
+
+
+def _on_mount(dest: str) -> bool:
+    """Whether DEST is on a FUSE or network mount (:func:`~drivestage.localfs.fuse_devices`)."""
+    try:
+        return os.stat(dest).st_dev in fuse_devices()
+    except OSError:
+        return False
+
+
+def _seen_anew(dest: str, records: Sequence[MemberRecord]) -> list[MemberRecord]:
+    """The file ``records`` with the inode their path shows now. A mount seen anew (Colab's
+    Drive in a new session) shows every file with a new inode number: judged by the
+    recorded one, a repair of one member wrote every member again, through the mount."""
+    out = []
+    for m in records:
+        framed = f"/{m.path}/"  # never looked at outside DEST
+        if m.kind != "file" or "//" in framed or "/./" in framed or "/../" in framed \
+                or "\0" in m.path:
+            continue
+        try:
+            st = os.lstat(os.path.join(dest, m.path))
+        except OSError:
+            continue
+        out.append(dataclasses.replace(m, ino=st.st_ino))
+    return out
 
 
 def _count(n: int, noun: str) -> str:

@@ -289,8 +289,8 @@ class FileStager:
                                   protected=protected,
                                   replaceable=stamps.replaceable(self.dest, previous)
                                   if self.extract else (), turn=self.turn,
-                                  kept=in_place(self.dest, own_records(basis, entry, "extract"))
-                                  if restoring else {})
+                                  kept=in_place(self.dest, own_records(basis, entry, "extract"),
+                                                basis) if restoring else {})
             try:
                 res = unpacking.download()
             except BaseException:

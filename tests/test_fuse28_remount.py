@@ -143,6 +143,28 @@ def test_an_archive_shown_with_another_mtime_is_verified_and_its_members_kept(
     assert _pull("drive:d/set.zip", str(dest), "-x")["action"] == "cached"
 
 
+@pytest.mark.parametrize("archive_too", [False, True], ids=["member", "member+archive"])
+def test_a_repair_in_a_new_session_writes_only_what_is_not_in_place(drive, emulator, drive_env,
+                                                                    archive_too):
+    """A member deleted (and the archive too, to save room) and a new session: the members
+    still in place show new inode numbers, and are still not written again."""
+    blob = a_zip(DATA)
+    emulator.add_file("d/set.zip", blob)
+    dest = drive.point / "data"
+    assert _pull("drive:d/set.zip", str(dest), "-x")["action"] == "download"
+    os.unlink(dest / "ds/a.txt")
+    if archive_too:
+        os.unlink(dest / "set.zip")
+    drive.new_session()
+    before = _inodes(dest)
+    again = _pull("drive:d/set.zip", str(dest), "-x")
+    assert again["action"] == ("download" if archive_too else "extract")
+    assert again["members_kept"] == 1     # was 0: every member written again
+    assert _inodes(dest)["ds/sub/b.txt"] == before["ds/sub/b.txt"]
+    assert tree(dest) == {"set.zip": blob, **DATA}
+    assert _pull("drive:d/set.zip", str(dest), "-x")["action"] == "cached"
+
+
 @pytest.mark.parametrize("change", ["archive-rewritten", "member-removed", "member-resized"])
 def test_a_copy_changed_between_sessions_is_still_put_right(drive, emulator, drive_env, change):
     blob = a_zip(DATA)
