@@ -165,6 +165,27 @@ def test_a_repair_in_a_new_session_writes_only_what_is_not_in_place(drive, emula
     assert _pull("drive:d/set.zip", str(dest), "-x")["action"] == "cached"
 
 
+def test_a_repair_in_a_new_session_still_writes_what_another_archive_replaced(
+        drive, emulator, drive_env):
+    """A path another archive's stamp lists is judged by its inode, as on local disk: b.zip
+    replaced a.zip's ds/x with bytes of the same size and time; a repair of a.zip puts
+    a.zip's back (taken by size and time, b.zip's bytes stayed)."""
+    a_blob = a_zip({"ds/x": b"aaaa", "ds/a_only": b"a"})
+    b_blob = a_zip({"ds/x": b"bbbb"})
+    emulator.add_file("a/set.zip", a_blob)
+    emulator.add_file("b/other.zip", b_blob)
+    dest = drive.point / "data"
+    assert _pull("drive:a/set.zip", str(dest), "-x")["action"] == "download"
+    assert _pull("drive:b/other.zip", str(dest), "-x")["action"] == "download"
+    assert (dest / "ds/x").read_bytes() == b"bbbb"
+    os.unlink(dest / "ds/a_only")
+    drive.new_session()
+    again = _pull("drive:a/set.zip", str(dest), "-x")
+    assert again["action"] == "extract" and again["members_kept"] == 0
+    assert (dest / "ds/x").read_bytes() == b"aaaa"
+    assert (dest / "ds/a_only").read_bytes() == b"a"
+
+
 @pytest.mark.parametrize("change", ["archive-rewritten", "member-removed", "member-resized"])
 def test_a_copy_changed_between_sessions_is_still_put_right(drive, emulator, drive_env, change):
     blob = a_zip(DATA)
