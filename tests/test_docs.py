@@ -92,6 +92,27 @@ def test_config_md_lists_every_key_with_its_description(gen_docs):
         assert gen_docs._cell(desc) in text, key
 
 
+def test_every_config_key_is_read_by_the_trainer():
+    """A key docs/config.md documents but nothing reads is a setting that silently does
+    nothing (``train.log_period`` after the engine's split): each key's field is read
+    somewhere in trainer/ outside config.py, where the keys are only declared and checked."""
+    import ast
+
+    from trainer.config import valid_keys
+
+    read = set()
+    for path in sorted((REPO / "trainer").rglob("*.py")):
+        if path.name == "config.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Attribute):       # cfg.train.log_period, not a docstring
+                read.add(node.attr)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                read.add(node.value)                  # getattr(d, key) for key in ("train", "val")
+    unread = [k for k in valid_keys() if k.split(".", 1)[1] not in read]
+    assert not unread, f"config keys nothing in trainer/ reads: {unread}"
+
+
 def test_yaml_examples_in_the_docs_are_valid_configs(tmp_path):
     from trainer.config import load_config
 
@@ -190,7 +211,7 @@ def test_every_command_and_flag_in_the_docs_exists(gen_docs):
     paths = gen_docs.command_paths()
     keys = set(valid_keys())
     problems, seen = [], 0
-    for doc in HAND_WRITTEN:
+    for doc in [*HAND_WRITTEN, REPO / "docs" / "cli.md"]:  # cli.md: the help texts' examples
         for line in _command_lines(doc.read_text(encoding="utf-8")):
             seen += 1
             problems += [f"{doc.name}: {p}" for p in _check_command(line, paths, keys)]
@@ -317,6 +338,24 @@ def test_every_environment_variable_in_the_docs_exists_in_the_code():
     missing = sorted(v for v in named if f'"{v}"' not in source and f"'{v}'" not in source
                      and v not in source)
     assert not missing, f"named in the docs but not read by the code: {missing}"
+
+
+_VARIABLE = re.compile(r"\b(?:DRIVESTAGE|TRAINER)_[A-Z0-9_]*[A-Z0-9]\b")
+
+
+def test_every_environment_variable_the_code_reads_is_in_the_readme_table():
+    """The other direction: a variable read in a string literal (``"DRIVESTAGE_…"``) is one a
+    user can set, so the README's table says what it does."""
+    table = README.read_text(encoding="utf-8").split("| variable | effect |", 1)[1].split("\n\n", 1)[0]
+    documented = set(_VARIABLE.findall(table))
+    read = set()
+    for pkg in ("drivestage", "trainer"):
+        for path in (REPO / pkg).rglob("*.py"):
+            read |= set(re.findall(r"""["']((?:DRIVESTAGE|TRAINER)_[A-Z0-9_]*[A-Z0-9])["']""",
+                                   path.read_text(encoding="utf-8")))
+    assert {"DRIVESTAGE_API_ROOT", "DRIVESTAGE_CHECKSUM", "TRAINER_DEBUG"} <= read
+    missing = sorted(read - documented)
+    assert not missing, f"read by the code but not in the README's variable table: {missing}"
 
 
 def _code_exit_codes() -> set[int]:

@@ -188,6 +188,21 @@ def plot_history(history: list[dict], out_dir: str) -> list[str]:
     return written
 
 
+class ProgressLines(Callback):
+    """``train.log_period``: an INFO line every that many iterations, for logs where the
+    progress bar is unreadable (a file, a notebook that keeps only the last lines)."""
+
+    def __init__(self, every: int):
+        self.every = every
+
+    def on_train_batch_end(self, run: Any, pos: Any, logs: dict) -> None:
+        if self.every > 0 and pos.iteration % self.every == 0:
+            loss = run.state.meter.means()["loss"]   # the epoch's mean so far, as the bar shows
+            logger.info("epoch %d/%d iteration %d (%d in the epoch): loss %.4f, lr %.3g, %.1f img/s",
+                        pos.epoch + 1, run.cfg.train.epochs, pos.iteration, pos.epoch_iteration,
+                        loss, logs["lr"], logs["img_s"])
+
+
 class TensorBoardLogger(Callback):
     """Scalars under ``<out_dir>/tensorboard``: per-iteration loss and lr, per-epoch metrics."""
 

@@ -24,7 +24,7 @@ from torch import nn
 from drivestage.errors import MirrorError
 from trainer import checkpoint as ckpt
 from trainer import distributed, resume
-from trainer.callbacks import Callback, CallbackList, CSVLogger, PlotCallback, TensorBoardLogger
+from trainer.callbacks import Callback, CallbackList, CSVLogger, PlotCallback, ProgressLines, TensorBoardLogger
 from trainer.config import Config, model_signature
 from trainer.data.batches import to_model_input
 from trainer.errors import NonFiniteLossError
@@ -152,7 +152,7 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
               data.class_names, model_signature(cfg, len(data.class_names)),
               TrainState(run=start.run), stop, checkpointer, writer)
     rank0 = [CSVLogger(t.out_dir), PlotCallback(t.out_dir), TensorBoardLogger(t.out_dir),
-             *extra_callbacks] if info.is_main else []
+             ProgressLines(t.log_period), *extra_callbacks] if info.is_main else []
     run.callbacks = CallbackList([*rank0, checkpointer])   # the policy last: it sees fresh files
     try:
         try:
