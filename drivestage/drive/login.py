@@ -83,6 +83,10 @@ def login(client_secrets: str, *, token_file: Optional[str] = None,
     path = token_file or default_token_path()
     save_token(path, creds)
     say(f"Saved the token to {path} (mode 0600).")
+    if os.path.abspath(os.path.expanduser(path)) != os.path.abspath(default_token_path()):
+        # Commands look in one place only: a token saved elsewhere is found when named.
+        say(f"Later commands look in {default_token_path()}: set DRIVESTAGE_TOKEN_FILE={path} "
+            f"for them to find this one (or pass drivestage --credentials {path}).")
     return path
 
 
