@@ -113,6 +113,18 @@ def test_every_config_key_is_read_by_the_trainer():
     assert not unread, f"config keys nothing in trainer/ reads: {unread}"
 
 
+def test_voc_yaml_lists_every_key_as_the_docs_say():
+    """README and docs/config.md: `configs/voc.yaml` lists every key with a comment (the
+    comments are checked in test_config.py); a key added to the schema is added there too."""
+    import yaml
+
+    from trainer.config import valid_keys
+
+    config = yaml.safe_load((REPO / "configs" / "voc.yaml").read_text(encoding="utf-8"))
+    listed = {f"{section}.{key}" for section, keys in config.items() for key in keys}
+    assert sorted(set(valid_keys()) - listed) == []
+
+
 def test_yaml_examples_in_the_docs_are_valid_configs(tmp_path):
     from trainer.config import load_config
 
