@@ -107,11 +107,29 @@ def _wait_for_mid_epoch_checkpoint(logs: str, after_epoch: int, env: dict,
     raise SystemExit(f"demo: no mid-epoch checkpoint reached Drive within {timeout:.0f} s")
 
 
+#: Marks a folder the demo made, which a later demo may empty.
+MARKER = ".trainer-demo"
+
+
+def _fresh_workdir(work: Path) -> Path:
+    """``work`` emptied for the demo: only a folder an earlier demo made (it holds
+    :data:`MARKER`) or an empty one; any other folder is left as it is (``--workdir .``
+    used to delete the folder the user stood in)."""
+    if work.exists() and not (work / MARKER).is_file() and (not work.is_dir() or any(work.iterdir())):
+        raise SystemExit(f"demo: --workdir {work} already exists and was not made by the demo; "
+                         "nothing was deleted: give a new or empty folder")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    (work / MARKER).write_text("made by python -m trainer.demo; emptied by the next demo\n")
+    return work
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the exit code (a failed step exits with its message)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=str(REPO / "demo_out"),
-                    help="where everything is written (emptied first)")
+                    help="where everything is written (a new or empty folder, or an earlier demo's, "
+                         "which is emptied first)")
     ap.add_argument("--images", type=int, default=320, help="synthetic images")
     ap.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     ap.add_argument("--kill-after-epoch", type=int, default=8,
@@ -120,9 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     t0 = time.monotonic()
-    work = Path(args.workdir).resolve()
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work = _fresh_workdir(Path(args.workdir).resolve())
     env = dict(os.environ)
     env.update({"DRIVESTAGE_TOKEN": "demo-token", "DRIVESTAGE_STATE_DIR": str(work / "state"),
                 "PYTHONUNBUFFERED": "1"})
