@@ -35,3 +35,11 @@ def test_an_earlier_demos_folder_or_an_empty_one_is_used(tmp_path):
     assert sorted(os.listdir(again)) == [demo.MARKER]
     (tmp_path / "empty").mkdir()
     assert sorted(os.listdir(demo._fresh_workdir(tmp_path / "empty"))) == [demo.MARKER]
+
+
+def test_make_demos_own_folder_is_emptied_marked_or_not(tmp_path, monkeypatch):
+    """demo_out from a demo before the marker: `make demo` goes on using it."""
+    old = tmp_path / "demo_out"
+    (old / "drive").mkdir(parents=True)
+    monkeypatch.setattr(demo, "DEFAULT_WORKDIR", old)
+    assert sorted(os.listdir(demo._fresh_workdir(old))) == [demo.MARKER]

@@ -109,13 +109,16 @@ def _wait_for_mid_epoch_checkpoint(logs: str, after_epoch: int, env: dict,
 
 #: Marks a folder the demo made, which a later demo may empty.
 MARKER = ".trainer-demo"
+#: ``make demo``'s folder (git-ignored): the demo's own, marked or not (demos before the marker).
+DEFAULT_WORKDIR = REPO / "demo_out"
 
 
 def _fresh_workdir(work: Path) -> Path:
     """``work`` emptied for the demo: only a folder an earlier demo made (it holds
     :data:`MARKER`) or an empty one; any other folder is left as it is (``--workdir .``
     used to delete the folder the user stood in)."""
-    if work.exists() and not (work / MARKER).is_file() and (not work.is_dir() or any(work.iterdir())):
+    ours = work == DEFAULT_WORKDIR or (work / MARKER).is_file()
+    if work.exists() and not ours and (not work.is_dir() or any(work.iterdir())):
         raise SystemExit(f"demo: --workdir {work} already exists and was not made by the demo; "
                          "nothing was deleted: give a new or empty folder")
     shutil.rmtree(work, ignore_errors=True)
@@ -127,7 +130,7 @@ def _fresh_workdir(work: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the exit code (a failed step exits with its message)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workdir", default=str(REPO / "demo_out"),
+    ap.add_argument("--workdir", default=str(DEFAULT_WORKDIR),
                     help="where everything is written (a new or empty folder, or an earlier demo's, "
                          "which is emptied first)")
     ap.add_argument("--images", type=int, default=320, help="synthetic images")
