@@ -138,8 +138,9 @@ def render_config() -> str:
     parts = [
         "# Configuration reference\n\n"
         f"{_GENERATED}\n\n"
-        "`trainer train`, `trainer eval` read a YAML file with four sections (`data`, `model`,\n"
-        "`train`, `drive`); every key is optional and falls back to the default below.\n"
+        "`trainer train`, `trainer eval` and `trainer status` read a YAML file with four sections\n"
+        "(`data`, `model`, `train`, `drive`); every key is optional and falls back to the default\n"
+        "below.\n"
         "`--set section.key=value` overrides one key after the file is read; the value is read\n"
         "as YAML (`--set train.lr=2e-3`, `--set drive.logs=null`, `--set data.classes=[a,b]`).\n"
         "An unknown or misspelt key is refused (exit 2) with the nearest valid key, e.g.\n"
