@@ -95,8 +95,9 @@ def render_cli() -> str:
         "`tests/test_docs.py` fails while this file is stale.\n\n"
         "Exit codes of both programs: 0 success, 1 an error (one `Error: ...` line on stderr),\n"
         "2 a usage or configuration error, 130 interrupted (Ctrl-C), and for `trainer train`\n"
-        "143 stopped by SIGTERM after flushing the Drive mirror. `DRIVESTAGE_DEBUG=1` /\n"
-        "`TRAINER_DEBUG=1` print the traceback instead of the one-line message.\n\n"
+        "143 stopped by SIGTERM (129 by a hang-up) after flushing the Drive mirror.\n"
+        "`DRIVESTAGE_DEBUG=1` / `TRAINER_DEBUG=1` print the traceback instead of the one-line\n"
+        "message.\n\n"
         "## Commands\n\n" + "\n".join(toc) + "\n"
     )
     return head + "\n" + "\n".join(sections)

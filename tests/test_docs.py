@@ -393,6 +393,16 @@ def test_readme_exit_codes_are_the_codes_the_tools_use():
     assert documented == _code_exit_codes()
 
 
+def test_exit_codes_in_the_help_texts_are_codes_the_tools_use():
+    """docs/cli.md (the commands' --help and its header) names only exit codes that exist."""
+    text = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    paragraphs = re.findall(r"Exit codes(.*?)(?:\n\s*\n|```)", text, re.S)
+    assert len(paragraphs) >= 5
+    named = {int(n) for p in paragraphs for n in re.findall(r"(?<![\w.-])(\d{1,3})(?=\s)", p)}
+    assert {0, 1, 2, 129, 130, 143} <= named
+    assert named <= _code_exit_codes(), sorted(named - _code_exit_codes())
+
+
 # --------------------------------------------------------------------------- troubleshooting
 
 def _quoted_messages() -> list[str]:

@@ -22,7 +22,7 @@ Examples:
   drivestage emulator --port 8765 --data-dir /tmp/drive
 
 \b
-Exit codes: 0 success, 1 error, 2 usage error.
+Exit codes: 0 success, 1 error, 2 usage error, 130 interrupted (Ctrl-C; mirror: a second signal).
 """
 
 
