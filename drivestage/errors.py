@@ -7,6 +7,8 @@ The CLI turns any :class:`DriveStageError` into one ``Error: ...`` line and
 """
 from __future__ import annotations
 
+import os
+
 
 class DriveStageError(Exception):
     """Base class: a failure with a message fit for the user."""
@@ -285,3 +287,9 @@ class DeletionRefusedError(DriveStageError):
     def __init__(self, message: str, *, count: int | None = None):
         super().__init__(message)
         self.count = count
+
+
+def debug_on(variable: str) -> bool:
+    """Whether ``$variable`` (``DRIVESTAGE_DEBUG``, ``TRAINER_DEBUG``) asks for tracebacks:
+    set and not ``0``/``false``/``no``/``off`` (``=0`` used to turn them on too)."""
+    return os.environ.get(variable, "").strip().lower() not in ("", "0", "false", "no", "off")

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from drivestage.errors import DriveStageError
+from drivestage.errors import DriveStageError, debug_on
 from drivestage.paths import printable, printable_lines
 
 EPILOG = """\b
@@ -90,7 +90,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except DriveStageError as exc:
-            if os.environ.get("DRIVESTAGE_DEBUG"):
+            if debug_on("DRIVESTAGE_DEBUG"):
                 raise
             _say(tail, error_line(exc))
             ctx.exit(exc.exit_code)

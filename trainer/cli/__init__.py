@@ -5,12 +5,11 @@ Exit codes: 0 success, 1 error, 2 usage or config error. ``TRAINER_DEBUG=1`` sho
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import click
 
-from drivestage.errors import DriveStageError
+from drivestage.errors import DriveStageError, debug_on
 from drivestage.paths import printable, printable_lines
 from trainer.errors import TrainerError
 
@@ -46,7 +45,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except (TrainerError, DriveStageError) as exc:
-            if os.environ.get("TRAINER_DEBUG"):
+            if debug_on("TRAINER_DEBUG"):
                 raise
             click.echo(error_line(exc), err=True)
             ctx.exit(exc.exit_code)
