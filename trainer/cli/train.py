@@ -16,7 +16,8 @@ TRAIN_EPILOG = """\b
 Examples:
   trainer train --config configs/voc.yaml
   trainer train -c configs/demo.yaml --set train.epochs=5 --set data.workers=0
-  trainer train -c configs/voc.yaml --resume none          # start over
+  trainer train -c configs/voc.yaml --resume none --set train.out_dir=logs-2 \\
+      --set drive.logs=drive:Models/yolov4-tiny/logs-2    # start over, in new folders
   torchrun --nproc_per_node=2 -m trainer train -c configs/voc.yaml
 
 \b
