@@ -16,27 +16,9 @@ import pytest
 
 from drivestage.upload_tree import push
 
+from _at_once import Waits as _Waits, live_in as _live_in, second_at_the_ids  # noqa: F401
 from _proxy import Proxy, Reply
 from test_push_safety import _md5, _no_duplicates, _run_tree
-
-
-class _Waits(logging.Handler):
-    """Sets ``event`` when a push says it waits for another; keeps what it said."""
-
-    def __init__(self, event: threading.Event):
-        super().__init__(logging.WARNING)
-        self.event, self.said = event, []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "waiting for it" in record.getMessage():
-            self.said.append(record.getMessage())
-            self.event.set()
-
-
-def _live_in(emu, folder_id: str) -> dict:
-    return {f["title"]: f.get("md5Checksum") for f in emu.files()
-            if not f["labels"]["trashed"] and not f["mimeType"].endswith(".folder")
-            and (f.get("parents") or [{}])[0].get("id") == folder_id}
 
 
 def _folders(emulator) -> str:
@@ -48,43 +30,14 @@ def _folders(emulator) -> str:
 
 def _two_at_once(emulator, monkeypatch, first: tuple, second: tuple) -> list:
     """``push(*first)``; when it asks Drive for its new files' ids (it has listed its folders,
-    decided what to create and read the ids recorded for them), ``push(*second)`` runs in a thread, whole, unless it says
-    it waits for the first. What the pushes said about waiting."""
-    second_done = threading.Event()   # ended, or said it waits for the first
-    errors: list = []
-
-    def run_second() -> None:
-        try:
-            push(*second, jobs=1)
-        except Exception as exc:  # reported below
-            errors.append(exc)
-        finally:
-            second_done.set()
-
-    started: list = []
-
-    def at_the_ids(status: int, headers: dict, body: bytes) -> Reply:
-        if not started:
-            started.append(threading.Thread(target=run_second))
-            started[0].start()
-            assert second_done.wait(60)
-        return Reply(status, headers, [body])
-
-    handler = _Waits(second_done)
-    logging.getLogger("drivestage").addHandler(handler)
-    try:
-        with Proxy(emulator.url) as proxy:   # (both pushes go through it: one API root)
-            monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
-            monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-            proxy.on("GET", r"generateIds", at_the_ids)
+    decided what to create and read the ids recorded for them), ``push(*second)`` runs in a
+    thread, whole, unless it says it waits for the first. What the pushes said about waiting."""
+    with Proxy(emulator.url) as proxy:   # (both pushes go through it: one API root)
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+        monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+        with second_at_the_ids(proxy, lambda: push(*second, jobs=1)) as said:
             push(*first, jobs=1)
-            assert started
-            started[0].join(60)
-            assert not started[0].is_alive()
-    finally:
-        logging.getLogger("drivestage").removeHandler(handler)
-    assert not errors, errors
-    return handler.said
+    return said
 
 
 @pytest.mark.parametrize("outer_first", [True, False], ids=["mirror-first", "hooks-first"])
