@@ -228,10 +228,12 @@ def read_bytes(path: str) -> Optional[bytes]:
 
 def write(checkpoint_path: str, sidecar: Sidecar) -> str:
     """Write the sidecar of ``checkpoint_path`` atomically; returns its path."""
-    from drivestage.localfs import atomic_write
+    from drivestage.localfs import atomic_write, umask
 
     path = name_for(checkpoint_path)
-    atomic_write(path, sidecar.to_bytes(), mode=0o644)
+    # As a plain open() would make it, like its checkpoint: 0644 whatever the umask made a
+    # private run's sidecars readable by every user of the machine (attack28).
+    atomic_write(path, sidecar.to_bytes(), mode=0o666 & ~umask())
     return path
 
 

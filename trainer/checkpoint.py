@@ -39,9 +39,6 @@ FORMAT_VERSION = 2
 REQUIRED_KEYS = ("format_version", "model", "optimizer", "epoch", "config")
 
 
-_UMASK = umask()
-
-
 class _HashingWriter:
     """A file object that md5-hashes what passes through (no second read of a large file)."""
 
@@ -73,7 +70,8 @@ def _atomic_write(path: str, write, *, before_replace=None) -> tuple[str, int]:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     out: Optional[_HashingWriter] = None
     try:
-        with atomic_file(path, mode=0o666 & ~_UMASK, durable=True,
+        # The umask as it is now: one a notebook tightened after the import holds (attack28).
+        with atomic_file(path, mode=0o666 & ~umask(), durable=True,
                          before_replace=before_replace) as fh:
             out = _HashingWriter(fh)
             write(out)

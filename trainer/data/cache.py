@@ -229,14 +229,13 @@ def _write_entry(path: Path, image: np.ndarray, orig: tuple[int, int]) -> None:
     so never pushed with the folder, and removed by a later fill once its process is gone;
     ``<entry>.<pid>-<tid>.partial`` files a killed fill left stayed for good)."""
     try:
-        with atomic_file(str(path), mode=_MODE) as f:
+        # (The umask as it is now, not at import: a notebook may tighten it after; attack28.)
+        with atomic_file(str(path), mode=0o666 & ~umask()) as f:
             f.write(_HEADER.pack(_MAGIC, orig[0], orig[1], image.shape[0], image.shape[1]))
             f.write(np.ascontiguousarray(image).data)
     except OSError as exc:
         raise DataError(f"cannot write the image cache entry {path}: {exc.strerror or exc}") from None
 
-
-_MODE = 0o666 & ~umask()
 
 
 @dataclass(frozen=True)
