@@ -28,7 +28,7 @@ from drivestage.localfs import atomic_file, umask
 from drivestage.sidecar import Described, Sidecar
 from trainer import __version__, torch_files
 from trainer.errors import CheckpointError, SaveError
-from trainer.state import EPOCH_NAME
+from trainer.state import EPOCH_NAME, bookkeeping_problem
 
 logger = logging.getLogger(__name__)
 
@@ -306,6 +306,10 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> dict:
             ("iteration" not in state and "global_step" not in state):
         raise CheckpointError(f"{path} is not a full trainer checkpoint (weights only?); "
                               f"use it as model.weights instead of resuming from it")
+    odd = bookkeeping_problem(state)
+    if odd is not None:
+        raise CheckpointError(f"{path} holds {odd}, which no checkpoint of this trainer holds (a "
+                              "damaged file, or another program's): resume from another")
     if state["format_version"] > FORMAT_VERSION:
         raise CheckpointError(f"{path} was written by a newer trainer (format "
                               f"{state['format_version']} > {FORMAT_VERSION}); upgrade trainer")

@@ -138,3 +138,55 @@ class TrainState:
         if state.get("run"):
             out.run = str(state["run"])
         return out
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _meter_problem(meter: object) -> Optional[str]:
+    if meter is None:
+        return None
+    if not isinstance(meter, dict):
+        return f"epoch_meter = {_shown(meter)}"
+    for key, value in meter.items():
+        if key not in ("loss", "box", "obj", "cls", "steps", "samples"):
+            return f"epoch_meter.{_shown(key)}"
+        fits = (_count(value) or (key == "samples" and value is None)) \
+            if key in ("steps", "samples") else _number(value)
+        if not fits:
+            return f"epoch_meter.{key} = {_shown(value)}"
+    return None
+
+
+def bookkeeping_problem(state: dict) -> Optional[str]:
+    """What of a loaded checkpoint's bookkeeping (``state``: its required keys there) this
+    trainer never writes, said as ``field = value``, else None. Read back as it was, a damaged
+    or foreign file's stopped a resume in a traceback far from the file (``epoch_meter``'s
+    ``samples`` at -50 in the sampler, a history of numbers in results.csv's writer, a format
+    version as a string), or trained from a position that is none (attack28)."""
+    if not _count(state["format_version"]):
+        return f"format_version = {_shown(state['format_version'])}"
+    for key in ("epoch", "iteration", "global_step", "epoch_iteration"):
+        if state.get(key) is not None and not _count(state[key]):
+            return f"{key} = {_shown(state[key])}"
+    for key, fits in (("best_map50", _number), ("best_epoch", _count),
+                      ("run", lambda v: isinstance(v, str)),
+                      ("resumed_from", lambda v: isinstance(v, str))):
+        if state.get(key) is not None and not fits(state[key]):
+            return f"{key} = {_shown(state[key])}"
+    history = state.get("history")
+    if history is not None and (not isinstance(history, list)
+                                or not all(isinstance(row, dict) for row in history)):
+        return f"history = {_shown(history)}"
+    return _meter_problem(state.get("epoch_meter"))
+
+
+def _shown(value: object) -> str:
+    """``value`` for a one-line message (at most 60 characters, escaped)."""
+    text = ascii(value)
+    return text if len(text) <= 60 else text[:57] + "..."
