@@ -122,7 +122,12 @@ def orphans(folder: str, names: Collection[str]) -> dict[str, list[str]]:
     """The partial downloads in ``folder``, their records and the records' temporary files,
     of files named none of ``names`` (a file Drive no longer has: a rerun would never finish
     nor remove them), by the fitted name they are made of (that of their lock)."""
-    keep = {fitted_name(n) for n in names}
+    keep = set()
+    for n in names:
+        try:
+            keep.add(fitted_name(n))
+        except UnicodeEncodeError:
+            pass  # half a surrogate pair (a pull left it out): no file has its name (attack28)
     out: dict[str, list[str]] = {}
     try:
         entries = sorted(os.listdir(folder))

@@ -301,12 +301,14 @@ def plain_name(name: str) -> bool:
 def printable(text: str) -> str:
     """``text`` safe to print on a terminal: control characters (ANSI escapes start with
     one), line separators and bidirectional controls shown as ``\\xNN`` / ``\\uNNNN``. Drive
-    titles are anybody's text; a title must not rewrite the user's screen."""
+    titles are anybody's text; a title must not rewrite the user's screen. So is half of a
+    surrogate pair (Drive's JSON may carry one): printed as it is, it ended the command in a
+    UnicodeEncodeError (attack28)."""
     if text.isprintable():
         return text
     out = []
     for ch in text:
-        if ch in _BIDI or unicodedata.category(ch) in ("Cc", "Zl", "Zp"):
+        if ch in _BIDI or unicodedata.category(ch) in ("Cc", "Zl", "Zp", "Cs"):
             code = ord(ch)
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
         else:

@@ -31,6 +31,11 @@ def safe_name(name: str, where: str) -> str:
     if name in ("", ".", ".."):
         raise UsageError(f"{where}: the remote name {name!r} cannot be a local file name")
     local = name.replace("/", "_").replace("\0", "_")
+    if any("\ud800" <= ch <= "\udfff" for ch in local):
+        # (os.fsencode raised UnicodeEncodeError on it, a traceback: attack28)
+        raise UsageError(f"{where}: the remote name {printable(local)} is not valid Unicode "
+                         "(half of a surrogate pair): no local file name can be it. Rename it "
+                         "on Drive, or leave it out of a folder pull (--exclude)")
     size = len(os.fsencode(local))
     if size > NAME_MAX:
         raise UsageError(f"{where}: the remote name {printable(local[:60])}... is {size} bytes "
