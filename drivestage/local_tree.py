@@ -14,7 +14,8 @@ import stat as _stat
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from drivestage.paths import matches
+from drivestage.errors import UsageError
+from drivestage.paths import exclude_pattern, matches, printable
 
 #: Never mirrored: hidden temporary files (someone's atomic write in progress, e.g. the
 #: trainer's checkpoints), partial downloads (download.py) and partial directory-store
@@ -53,6 +54,20 @@ def _inside(real: str, root: str) -> bool:
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
+def _unicode(src: str, rel: str, name: str) -> None:
+    """Refuse ``rel`` when its name is not UTF-8 (Python reads such bytes as lone surrogates,
+    which no Drive title can hold): a push ended in a UnicodeEncodeError traceback at a
+    lock's name for a file, and blamed the server for a folder (attack28)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"{os.path.join(src, printable(rel))}: the name is not valid UTF-8 "
+            f"({ascii(os.fsencode(name))}), and a Drive name is Unicode: rename it (convmv -f "
+            f"latin1 -t utf8), or leave it out of the push (--exclude {exclude_pattern(rel)})"
+        ) from None
+
+
 def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
          follow_symlinks: bool = False) -> LocalTree:
     """The folders and files of ``src`` that a push sends (see the module's rules)."""
@@ -83,6 +98,7 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
             if is_dir:
                 if matches(rel, exclude):
                     continue
+                _unicode(src, rel, child.name)
                 real = os.path.realpath(child.path)
                 if link and (not follow_symlinks or real in entered):
                     tree.skipped_links.append(rel)
@@ -97,6 +113,7 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
                     not _inside(os.path.realpath(child.path), root):
                 tree.skipped_links.append(rel)
                 continue
+            _unicode(src, rel, child.name)
             tree.files.append(LocalFile(rel, os.path.abspath(child.path), st.st_size,
                                         rel_root, child.name))
 

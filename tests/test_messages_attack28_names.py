@@ -57,3 +57,37 @@ def test_a_pull_of_the_file_itself_refuses_it_in_one_line(emulator, tmp_path):
                     "Unicode (half of a surrogate pair): no local file name can be it. Rename "
                     "it on Drive, or leave it out of a folder pull (--exclude)")
     assert not os.path.exists(tmp_path / "data" / "a")
+
+
+PUSH_HEADING = "the name is not valid UTF-8 (…), and a Drive name is Unicode"
+
+
+@renders(PUSH_HEADING)
+def test_a_push_of_a_file_whose_name_is_not_utf8_says_so_in_one_line(emulator, tmp_path):
+    """``café.bin`` as Latin-1 bytes (a zip made on Windows, extracted as is): the push ended
+    in ``UnicodeEncodeError: 'utf-8' codec can't encode character '\\udce9'`` (a lock's
+    name), at every push of the folder. Now one line, exit 2, nothing sent; with the
+    ``--exclude`` it names, the rest goes."""
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(os.path.join(os.fsencode(str(src)), b"caf\xe9.bin"), "wb") as fh:
+        fh.write(b"latin-1 name")
+    (src / "ok.bin").write_bytes(b"ok")
+    line = error("push", str(src), "drive:F", code=2)
+    assert line == (f"Error: {src}/caf\\udce9.bin: the name is not valid UTF-8 "
+                    "(b'caf\\xe9.bin'), and a Drive name is Unicode: rename it (convmv -f "
+                    "latin1 -t utf8), or leave it out of the push (--exclude 'caf?.bin')")
+    shown(PUSH_HEADING, line)
+    assert emulator.find("F") is None
+    result = CliRunner().invoke(cli, ["push", str(src), "drive:F", "--exclude", "caf?.bin"])
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert emulator.find("F/ok.bin") is not None
+
+
+def test_a_push_of_a_folder_whose_name_is_not_utf8_says_so_in_one_line(emulator, tmp_path):
+    src = tmp_path / "src"
+    os.makedirs(os.path.join(os.fsencode(str(src)), b"d\xfcr"))
+    line = error("push", str(src), "drive:F", code=2)
+    assert line == (f"Error: {src}/d\\udcfcr: the name is not valid UTF-8 (b'd\\xfcr'), and a "
+                    "Drive name is Unicode: rename it (convmv -f latin1 -t utf8), or leave it "
+                    "out of the push (--exclude 'd?r')")
