@@ -217,6 +217,12 @@ def parse(spec: str) -> DrivePath:
         return parse_link(spec)
     if not is_drive(spec):
         raise UsageError(f"{_shown(spec)} is not a Drive path; use {FORMS}")
+    if any("\udc80" <= ch <= "\udcff" for ch in spec):
+        # Bytes of argv that are not UTF-8 (Python reads each as a lone surrogate of this
+        # range): the query could not be encoded, and the error blamed the server (attack28).
+        raise UsageError(f"{_shown(spec)}: a Drive path is Unicode text, and this one holds "
+                         "bytes that are not UTF-8 (a terminal or script in another "
+                         "encoding?); type it again in UTF-8")
     rest = spec[len(PREFIX):]
     trailing = rest.endswith("/")
     if rest.startswith("id:"):

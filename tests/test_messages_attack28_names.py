@@ -91,3 +91,20 @@ def test_a_push_of_a_folder_whose_name_is_not_utf8_says_so_in_one_line(emulator,
     assert line == (f"Error: {src}/d\\udcfcr: the name is not valid UTF-8 (b'd\\xfcr'), and a "
                     "Drive name is Unicode: rename it (convmv -f latin1 -t utf8), or leave it "
                     "out of the push (--exclude 'd?r')")
+
+
+ARG_HEADING = "a Drive path is Unicode text, and this one holds bytes that are not UTF-8"
+
+
+@renders(ARG_HEADING)
+def test_a_drive_path_typed_with_bytes_that_are_not_utf8(emulator):
+    """``drivestage ls $'drive:F/s\\xff'`` (a terminal in Latin-1): Python reads the byte as
+    a lone surrogate, the listing's query could not be encoded, and the error blamed the
+    server (``the server's answer is not what Drive sends (UnicodeEncodeError ...); is
+    --api-root / DRIVESTAGE_API_ROOT a Drive API?``)."""
+    emulator.add_file("F/ok.bin", b"fine")
+    line = error("ls", "drive:F/s\udcff", code=2)
+    assert line == ("Error: 'drive:F/s\\udcff': a Drive path is Unicode text, and this one "
+                    "holds bytes that are not UTF-8 (a terminal or script in another "
+                    "encoding?); type it again in UTF-8")
+    shown(ARG_HEADING, line)
