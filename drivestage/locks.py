@@ -70,7 +70,7 @@ if hasattr(os, "register_at_fork"):
 def place_lock(place: str, where: str) -> Iterator[None]:
     """Hold the lock of ``place`` (a store's :meth:`~drivestage.store.RemoteStore.place`);
     ``where`` names it in the message shown while waiting for another push."""
-    digest = hashlib.sha256(place.encode()).hexdigest()[:32]
+    digest = hashlib.sha256(os.fsencode(place)).hexdigest()[:32]  # (a path not UTF-8)
     with _GUARD:
         mine = _THREAD_LOCKS.setdefault(digest, threading.Lock())
     if mine.locked():  # a look, for the message only
@@ -240,7 +240,7 @@ def _flock(folder: "os.PathLike[str]", place: str, alone: bool, who: str,
     """The file lock of ``place`` (``alone``: exclusively, else shared), waited for with a
     warning (``who`` holds it, in this process or another one of this machine); not waited
     for unless ``wait``: BlockingIOError."""
-    digest = hashlib.sha256(place.encode()).hexdigest()[:32]
+    digest = hashlib.sha256(os.fsencode(place)).hexdigest()[:32]  # (a path not UTF-8)
     fd: Optional[int] = None
     owner = _PID
     try:

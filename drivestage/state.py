@@ -474,7 +474,10 @@ class _Claims:
 
 def _byte(name: str) -> int:
     """The byte of the claims file whose lock holds ``name`` (56 bits of its hash)."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:7], "big")
+    # os.fsencode: a path whose bytes are not UTF-8 holds lone surrogates, which
+    # str.encode() refused (every upload from such a folder failed; attack28). The same
+    # bytes as encode() for any other name, so every version agrees on the byte.
+    return int.from_bytes(hashlib.sha256(os.fsencode(name)).digest()[:7], "big")
 
 
 if hasattr(os, "register_at_fork"):
