@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from drivestage.errors import UsageError
-from drivestage.paths import exclude_pattern, matches, printable
+from drivestage.paths import exclude_pattern, is_reserved, matches, printable
 
 #: Never mirrored: hidden temporary files (someone's atomic write in progress, e.g. the
 #: trainer's checkpoints), partial downloads (download.py) and partial directory-store
@@ -82,6 +82,10 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
         except (FileNotFoundError, NotADirectoryError):
             return  # removed while we walked
         for child in children:
+            if is_reserved(child.name):
+                # drivestage's own state (a pull's stamps in .drivestage, partial downloads):
+                # sent, it made every pull of the pushed folder fail on that name (attack28).
+                continue
             rel = f"{rel_root}/{child.name}" if rel_root else child.name
             link = child.is_symlink()
             try:

@@ -325,3 +325,23 @@ def printable(text: str) -> str:
 def printable_lines(text: str) -> str:
     """:func:`printable` for a message of several lines (its newlines kept)."""
     return "\n".join(printable(line) for line in text.split("\n"))
+
+
+#: drivestage's state folder in every DEST (stamps, locks).
+STATE_DIR = ".drivestage"
+#: Hidden names drivestage keeps for itself at any depth: its state folder, the temporary
+#: folders of extractions (``.drivestage-extract-*``, ``.drivestage-replaced-*``) and partial
+#: downloads with their records (``.<name>.<16 hex>.partial`` / ``.ranges``, see
+#: :mod:`drivestage.partials`) and the records' temporary files
+#: (``..<name>.<16 hex>.ranges.<random>.tmp``), which a pull of ``<name>`` removes.
+_PARTIAL_RE = re.compile(r"^\..+\.[0-9a-f]{16}\.(partial|ranges(\..+\.tmp)?)$",
+                         re.IGNORECASE)
+
+
+def is_reserved(name: str) -> bool:
+    """True for a path component drivestage keeps for its own state (any letter case)."""
+    if not name.startswith("."):
+        return False  # the casefold of no other character starts with "." (all were tried)
+    folded = name.casefold()
+    return folded == STATE_DIR or folded.startswith(STATE_DIR + "-") or \
+        bool(_PARTIAL_RE.match(name))

@@ -45,3 +45,26 @@ def test_a_push_into_a_local_folder_whose_path_is_not_utf8(local_state, tmp_path
     assert result.exit_code == 0, (result.stderr, result.exception)
     with open(os.path.join(dest, "a.bin"), "rb") as fh:
         assert fh.read() == b"alpha"
+
+
+def test_a_folder_pulled_into_then_pushed_does_not_send_drivestages_own_state(
+        emulator, drive_env, local_state, tmp_path):
+    """Pull ``drive:F`` into DEST, push ``DEST/F`` to ``drive:G``, pull ``drive:G`` on
+    another machine: the push sent DEST's ``.drivestage`` folder (the pull's stamps) to
+    Drive, and the last pull failed on it (``the name .drivestage is where drivestage keeps
+    its stamps and locks ...; rename that item on Drive``). Names drivestage keeps for its
+    state (``.drivestage``, ``.drivestage-*``, partial downloads and their range records)
+    are never pushed."""
+    emulator.add_file("F/ok.bin", b"fine")
+    dest = tmp_path / "d"
+    assert CliRunner().invoke(cli, ["pull", "drive:F", str(dest)]).exit_code == 0
+    assert (dest / "F" / ".drivestage").is_dir()
+    (dest / "F" / ".x.0123456789abcdef.ranges").write_bytes(b"{}")   # a range record
+    pushed = CliRunner().invoke(cli, ["push", str(dest / "F"), "drive:G"])
+    assert pushed.exit_code == 0, (pushed.stderr, pushed.exception)
+    assert emulator.find("G/.drivestage") is None
+    assert emulator.find("G/.x.0123456789abcdef.ranges") is None
+    other = tmp_path / "other"
+    pulled = CliRunner().invoke(cli, ["pull", "drive:G", str(other)])
+    assert pulled.exit_code == 0, (pulled.stderr, pulled.exception)
+    assert (other / "G" / "ok.bin").read_bytes() == b"fine"
