@@ -112,7 +112,12 @@ class PermissionDeniedError(DriveStageError, PermissionError):
 class DownloadRestrictedError(PermissionDeniedError):
     """The file's owner turned downloading off for viewers and commenters
     (``copyRequiresWriterPermission``; 403 ``cannotDownloadFile``): this account sees the
-    file but may not read its bytes."""
+    file but may not read its bytes. ``answer``: Drive's refusal of the bytes, when it came
+    at download time (``HTTP 403 cannotDownloadFile: ...``)."""
+
+    def __init__(self, message: str, *, answer: str | None = None):
+        super().__init__(message)
+        self.answer = answer
 
 
 class QuotaExceededError(DriveStageError, OSError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import re
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class Proxy:
     rewrites: list = field(default_factory=list)   # (regex, replacement) on forwarded paths
     manglers: list = field(default_factory=list)   # (method, regex, fn) on forwarded bodies
     requests: list = field(default_factory=list)   # (method, path-with-query) in order
+    tls: Optional[tuple] = None    # (certificate file, key file): serve https
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.upstream)
@@ -88,7 +90,8 @@ class Proxy:
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}/"
 
     def start(self) -> "Proxy":
         proxy = self
@@ -112,6 +115,10 @@ class Proxy:
 
         self._server = Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
         threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 

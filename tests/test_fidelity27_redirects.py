@@ -134,9 +134,9 @@ def test_a_pull_follows_a_redirected_download(emulator, env, tmp_path, status):
     api = [r for r in emulator.requests if r.kind == "media.download"]
     followed = [r for r in emulator.requests if r.path.startswith("/download/")]
     assert api and all(r.status == status for r in api)
-    assert len(followed) == len(api) and all(r.status == 206 for r in followed)
-    # Each ranged read asks the API again: a signed link is not trusted beyond its answer.
-    assert {r.headers["Range"] for r in followed} == {r.headers["Range"] for r in api}
+    assert len(followed) >= 4 and all(r.status == 206 for r in followed)
+    # The signed link is reused for the next ranged reads (fidelity28): one API request.
+    assert len(api) == 1
 
 
 def test_a_redirect_to_another_origin_gets_neither_the_token_nor_the_keys(emulator, env,

@@ -297,7 +297,8 @@ def _forbidden(failure: HttpFailure, what: str, label: str, detail: str, *, uplo
             f"({label}: {detail}). If you trust it, pull again with --acknowledge-abuse "
             "(Drive honours that only for the file's owner or a Manager of its shared drive).")
     if reason == "cannotDownloadFile":
-        return errors.DownloadRestrictedError(restricted_message(what, f"{label}: {detail}"))
+        return errors.DownloadRestrictedError(restricted_message(what, f"{label}: {detail}"),
+                                              answer=f"{label}: {detail}")
     if reason == "downloadQuotaExceeded":
         return errors.DownloadQuotaError(
             f"{what}: Drive refuses to serve this file: it was downloaded too often "

@@ -19,9 +19,10 @@ from typing import Any, BinaryIO, Callable, Optional
 from googleapiclient.http import MediaUpload
 
 from drivestage.drive import answers, retry
+from drivestage.drive.resources import editor_of, restricted_message
 from drivestage.drive.transport import Streamed, Transport
-from drivestage.errors import ChecksumMismatchError, DriveStageError, RemoteChangedError, \
-    RemoteError
+from drivestage.errors import ChecksumMismatchError, DownloadRestrictedError, \
+    DriveStageError, RemoteChangedError, RemoteError
 from drivestage.pool import Serial
 from drivestage.state import stat_key
 from drivestage.store import ByteSink, RemoteEntry
@@ -105,8 +106,33 @@ class MediaReader:
     def read_into(self, entry: RemoteEntry, start: int, sink: ByteSink, where: str) -> int:
         """Stream ``[start, sink.limit())`` of ``entry`` into ``sink``; returns where it
         stopped (``sink.limit()``, which may have moved down meanwhile)."""
-        at = _Position(start)
         what = f"download {where} bytes {start}-{sink.limit() - 1}"
+        try:
+            return self._read_into(entry, start, sink, where, what)
+        except DownloadRestrictedError as exc:
+            raise self._refused(entry, what, exc) from None
+
+    def _refused(self, entry: RemoteEntry, what: str,
+                 exc: DownloadRestrictedError) -> DownloadRestrictedError:
+        """``exc`` (Drive refused the bytes: 403 cannotDownloadFile) worded for this account's
+        role in the file, asked of Drive now: the answer says nothing of it, and an editor was
+        told to ask to be made an editor (Drive's download restrictions refuse editors too)."""
+        if exc.answer is None:
+            return exc
+        try:
+            res = self.transport.call(f"look up {what}", lambda: self.transport.files().get(
+                fileId=entry.id, supportsAllDrives=True,
+                fields="id,editable,capabilities").execute())
+        except DriveStageError:
+            return exc      # the refusal stands as Drive worded it
+        if not isinstance(res, dict) or not editor_of(res):
+            return exc
+        return DownloadRestrictedError(restricted_message(what, exc.answer, editor=True),
+                                       answer=exc.answer)
+
+    def _read_into(self, entry: RemoteEntry, start: int, sink: ByteSink, where: str,
+                   what: str) -> int:
+        at = _Position(start)
         for attempt in self.transport.retrying(what):
             with attempt:
                 while at.pos < sink.limit():

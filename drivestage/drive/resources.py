@@ -123,7 +123,7 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
     has_content = md5 is not None and not mime.startswith(GOOGLE_APPS_PREFIX)
     # Known before any media request: a folder pull fails while it lists, not after
     # downloading everything else (Drive's answer to the bytes would be 403 cannotDownloadFile).
-    no_download = restricted_message(where or res["id"], editor=_editor(res, caps)) \
+    no_download = restricted_message(where or res["id"], editor=editor_of(res)) \
         if has_content and isinstance(caps, Mapping) and caps.get("canDownload") is False \
         else None
     read_only = read_only_message(where or res["id"]) if mime == FOLDER_MIME and \
@@ -162,8 +162,9 @@ def restricted_message(where: str, answer: str = "Drive reports canDownload fals
             "make you an editor, or to share a copy with you.")
 
 
-def _editor(res: Mapping[str, Any], caps: Any) -> bool:
+def editor_of(res: Mapping[str, Any]) -> bool:
     """This account may edit the file (v2 ``editable``, or ``capabilities.canEdit``)."""
+    caps = res.get("capabilities")
     return res.get("editable") is True or (isinstance(caps, Mapping) and
                                            caps.get("canEdit") is True)
 

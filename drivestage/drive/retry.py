@@ -48,6 +48,10 @@ class TransientError(Exception):
     (a body shorter than promised, a Content-Range that does not match the request)."""
 
 
+class InsecureRedirect(Exception):
+    """A download over https was redirected to a plain-http address (not followed)."""
+
+
 @dataclass(frozen=True)
 class Retryable:
     """Why a failure is worth another attempt."""
@@ -180,6 +184,15 @@ def translate(exc: BaseException, what: str, *, uploading: bool = False,
                 "Check --api-root / DRIVESTAGE_API_ROOT and any proxy between you and Drive")
     except ImportError:  # pragma: no cover - httplib2 is a dependency
         pass
+    if isinstance(exc, InsecureRedirect):
+        # Drive's signed download addresses are https; the address itself grants the bytes,
+        # so following one in clear would hand it (and the data) to anyone on the path.
+        return errors.RemoteError(
+            f"{what}: the download was redirected from https to an unencrypted address "
+            f"({exc}); not followed: the link and the bytes would cross the network in clear. "
+            "Something between you and Drive rewrites its answers (a proxy, a captive portal, "
+            "a hotel or company network): pull again on another network, or check --api-root "
+            "/ DRIVESTAGE_API_ROOT")
     auth = _auth_failure(exc, what)
     if auth is not None:
         return auth

@@ -48,6 +48,10 @@ class Transport:
         self._local = threading.local()
         self._calls = 0
         self._calls_lock = threading.Lock()
+        #: Seconds a signed address Drive redirected a download to is reused for the next
+        #: ranged reads of that file (see :func:`_stream`).
+        self.signed_reuse_s = SIGNED_REUSE_S
+        self._signed: dict[str, tuple[str, float]] = {}
         # Every request on these credentials (PyDrive2's metadata calls, our raw and streamed
         # ones) is counted: Drive charges quota units per request.
         gauth.credentials.on_request = self._count
@@ -99,6 +103,26 @@ class Transport:
         for conn in (getattr(self._local, "streams", None) or {}).values():
             conn.close()
         self._local.streams = {}
+
+    def signed_link(self, uri: str) -> Optional[str]:
+        """The signed address a download of ``uri`` was last redirected to, while it may be
+        reused (None: ask the API address)."""
+        with self._calls_lock:
+            held = self._signed.get(uri)
+            if held is not None and time.monotonic() - held[1] < self.signed_reuse_s:
+                return held[0]
+            self._signed.pop(uri, None)
+            return None
+
+    def _keep_signed(self, uri: str, link: Optional[str]) -> None:
+        """Remember (or, ``link`` None, forget) the signed address serving ``uri``."""
+        with self._calls_lock:
+            self._signed.pop(uri, None)
+            if link is None:
+                return
+            while len(self._signed) >= _SIGNED_KEPT:
+                del self._signed[next(iter(self._signed))]
+            self._signed[uri] = (link, time.monotonic())
 
     def retrying(self, what: str, *, uploading: bool = False,
                  write: Optional[answers.Write] = None) -> retry.DriveRetrying:
@@ -164,6 +188,16 @@ class Streamed:
 #: Redirects a download follows at most (httplib2's limit too).
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: How long a signed download address is reused, in seconds. Drive does not document its
+#: lifetime (googleapiclient's downloader reuses it for a whole download; the emulator's
+#: live 10 minutes); a refusal there sooner sends the read back to the API address at once.
+SIGNED_REUSE_S = 300.0
+#: Signed addresses remembered at most (one per file being read).
+_SIGNED_KEPT = 64
+
+
+class _StaleLink(Exception):
+    """A reused signed address refused the read (it expired): ask the API address again."""
 
 
 def _stream(transport: Transport, uri: str, headers: Mapping[str, str]) -> Iterator[Streamed]:
@@ -172,42 +206,78 @@ def _stream(transport: Transport, uri: str, headers: Mapping[str, str]) -> Itera
     ``*.googleusercontent.com`` that needs no token, as googleapiclient's own downloader
     expects. A redirect is followed with neither the token nor a resource key (httplib2
     drops ``Authorization`` likewise); a refusal there (the signed address expired) is
-    asked of Drive again, as a failed attempt."""
+    asked of Drive again, as a failed attempt. The signed address is reused for the next
+    ranged reads of the same file for :attr:`Transport.signed_reuse_s` seconds (each read
+    paid an API request and its delay, 0.1-0.3 s on Drive, and a quota unit); a refusal
+    there goes back to the API address at once, not as a failed attempt."""
+    opened = None
+    link = transport.signed_link(uri)
+    if link is not None:
+        try:
+            opened = _follow(transport, link, headers, signed_in=False, reused=True)
+        except _StaleLink:
+            transport._keep_signed(uri, None)
+    if opened is None:
+        opened = _follow(transport, uri, headers, signed_in=True, reused=False)
+        if opened[3] != uri:
+            transport._keep_signed(uri, opened[3])
+    resp, key, conn, _ = opened
+    try:
+        yield Streamed(resp)
+    finally:
+        _settle(transport, key, conn, resp)
+
+
+def _follow(transport: Transport, uri: str, headers: Mapping[str, str], *, signed_in: bool,
+            reused: bool) -> tuple[http.client.HTTPResponse, str, http.client.HTTPConnection,
+                                   str]:
+    """The 2xx answer to a GET of ``uri`` with redirects followed: ``(answer, connection
+    key, connection, address that answered)``; the caller reads the body and then settles
+    the connection. Only the first request is ``signed_in`` (a redirect's address gets no
+    secret); a ``reused`` signed address that refuses raises :class:`_StaleLink`."""
     for hop in range(MAX_REDIRECTS + 1):
         key, conn = _stream_connection(transport, uri)
         resp: Optional[http.client.HTTPResponse] = None
         try:
             try:
-                resp = _answer(transport, conn, uri, headers, signed_in=hop == 0)
+                resp = _answer(transport, conn, uri, headers, signed_in=signed_in and not hop)
             except socket.gaierror as exc:
-                if not hop:
+                if signed_in and not hop:
                     raise
                 # Drive's own host resolved: a network that lets only it through (a
                 # firewall's allow-list) cannot reach the host Drive sent the bytes to.
                 raise httplib2.ServerNotFoundError(
                     f"{conn.host}, where the download was redirected: {exc.strerror}") from exc
+            if 200 <= resp.status < 300:
+                return resp, key, conn, uri     # the caller reads the body, then settles
             if resp.status in _REDIRECTS:
                 _error_body(resp, conn.timeout)  # read out: the connection serves the next
                 uri = _redirect_target(uri, resp.status, resp.getheader("location") or "")
-                continue
-            if not 200 <= resp.status < 300:
+            else:
                 body = transport.credentials.redact(_error_body(resp, conn.timeout))
-                if hop and resp.status in (401, 403, 404, 410):
+                if (hop or not signed_in) and resp.status in (401, 403, 404, 410):
+                    if reused:
+                        raise _StaleLink()
                     raise retry.TransientError(
                         f"the address Drive redirected the download to answered HTTP "
                         f"{resp.status}; asking Drive again")
                 answers.raise_for_status(resp.status, body, dict(resp.getheaders()), uri=uri)
-            yield Streamed(resp)
-            return
-        finally:
-            _read_out(resp)
-            if resp is None or not resp.isclosed():
-                # A body not read to its end (or a failure before an answer): the connection
-                # cannot carry another request.
-                conn.close()
-                transport._local.streams.pop(key, None)
+        except BaseException:
+            _settle(transport, key, conn, resp)
+            raise
+        _settle(transport, key, conn, resp)
     # Typed with the operation's name by the retry loop (retry.translate), not retried.
     raise httplib2.RedirectLimit(f"more than {MAX_REDIRECTS} redirects in a row", None, b"")
+
+
+def _settle(transport: Transport, key: str, conn: http.client.HTTPConnection,
+            resp: Optional[http.client.HTTPResponse]) -> None:
+    """Keep ``conn`` for the next request when its answer was read to the end; else (a body
+    not read to its end, or a failure before an answer) close it: it cannot carry another."""
+    _read_out(resp)
+    if resp is None or not resp.isclosed():
+        conn.close()
+        transport._local.streams.pop(key, None)
 
 
 def _redirect_target(uri: str, status: int, location: str) -> str:
@@ -230,7 +300,16 @@ def _redirect_target(uri: str, status: int, location: str) -> str:
         shown = ascii(location[:200]) + ("..." if len(location) > 200 else "")
         raise httplib2.RedirectMissingLocation(
             f"HTTP {status} to {shown}, not a web address", None, b"")
+    if parts.scheme == "http" and urlsplit(uri).scheme == "https":
+        raise retry.InsecureRedirect(f"HTTP {status} from {_origin(uri)} to {_origin(target)}")
     return target
+
+
+def _origin(uri: str) -> str:
+    """``scheme://host[:port]`` of ``uri`` (a message names no path: a signed link's query
+    grants the bytes)."""
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 #: Origins a thread keeps a connection to: Drive's API and the few hosts it redirected the

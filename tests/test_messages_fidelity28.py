@@ -1,0 +1,71 @@
+"""docs/troubleshooting.md: fidelity28's messages, made to happen against the emulator.
+
+* A download over https redirected to plain http (something on the network rewrites
+  Drive's answers): refused in one line; the link and bytes would cross it in clear.
+* Downloads turned off for editors after the file was listed: Drive's refusal of the bytes
+  (403 ``cannotDownloadFile``) says nothing of the caller's role, and an editor was told that
+  "its owner has turned off downloading for viewers and commenters … make you an editor".
+  drivestage now asks Drive for the role before it words the message.
+See tests/_messages.py.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import httplib2
+import pytest
+
+from _messages import command_error as error
+from _messages import error_text, renders, shown
+from _proxy import Proxy
+from drivestage.download import download
+from drivestage.drive import connect
+from drivestage.errors import DownloadRestrictedError
+
+
+@pytest.fixture
+def env(local_state, drive_env, fast_retries):
+    return local_state
+
+
+@renders("the download was redirected from https to an unencrypted address")
+def test_a_download_redirected_from_https_to_http(emulator, env, tmp_path, monkeypatch):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    monkeypatch.setattr(httplib2, "CA_CERTS", cert)
+    emulator.add_file("VOC/set.bin", os.urandom(5000))
+    with Proxy(emulator.url, tls=(cert, key)) as api:
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", api.url)
+        emulator.faults.redirect_media(302, origin=emulator.url)
+        line = error("pull", "-q", "drive:VOC/set.bin", str(tmp_path / "d"))
+    shown("the download was redirected from https to an unencrypted address", line)
+    assert line.startswith("Error: download drive:VOC/set.bin bytes 0-4999: "), line
+    assert not (tmp_path / "d/set.bin").exists()   # nothing under the final name
+
+
+@renders("downloading it is turned off even for editors like you")
+def test_downloads_turned_off_for_editors_after_the_pull_looked(emulator, env, tmp_path):
+    folder = emulator.add_folder("Team", owner="lead@lab.org", shared_with_me="writer")
+    emulator.add_shortcut("Team", folder)
+    data = emulator.add_file("Team/data.zip", b"d" * 1000, owner="lead@lab.org")
+    store = connect(api_root=emulator.url, token="test-token")
+    entry = store.resolve("Team/data.zip")
+    assert entry.no_download is None
+    emulator.restrict_download(data, writers=True)
+    with pytest.raises(DownloadRestrictedError) as err:
+        download(store, entry, str(tmp_path / "data.zip"))
+    line = error_text(err.value)
+    shown("downloading it is turned off even for editors like you", line)
+    assert "(HTTP 403 cannotDownloadFile: This file cannot be downloaded by the user.)" in line
+    assert "viewers and commenters" not in line and "make you an editor" not in line
+    assert not (tmp_path / "data.zip").exists()
+    # Turned off for readers only: the editor downloads it as before.
+    emulator.restrict_download(data, writers=False)
+    download(store, entry, str(tmp_path / "data.zip"))
+    assert (tmp_path / "data.zip").read_bytes() == b"d" * 1000
