@@ -36,8 +36,7 @@ def test_ranged_reads_share_one_connection(emulator, env):
     got = b"".join(store.fetch_range(entry, i << 20, (i + 1) << 20) for i in range(4))
     assert got == data
     used = _connections(emulator)
-    # API, signed link, signed link again (reused since fidelity28): one connection.
-    assert len(used) == 3 and len(set(used)) == 1, used
+    assert len(used) == 4 and len(set(used)) == 1, used
 
 
 def test_a_redirected_read_and_the_next_share_the_connection(emulator, env):
