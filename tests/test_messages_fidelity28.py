@@ -69,3 +69,20 @@ def test_downloads_turned_off_for_editors_after_the_pull_looked(emulator, env, t
     emulator.restrict_download(data, writers=False)
     download(store, entry, str(tmp_path / "data.zip"))
     assert (tmp_path / "data.zip").read_bytes() == b"d" * 1000
+
+
+@renders("Drive gives no checksum for this file")
+def test_a_file_drive_lists_without_checksums(emulator, env, tmp_path, caplog):
+    import logging
+
+    from _messages import log_text
+
+    fid = emulator.add_file("papers/old.pdf", b"%PDF-1.2" * 100)
+    emulator.set_checksums(fid, md5=None, sha1=None, sha256=None)
+    caplog.set_level(logging.WARNING, logger="drivestage")
+    store = connect(api_root=emulator.url, token="test-token")
+    result = download(store, store.resolve("papers/old.pdf"), str(tmp_path / "old.pdf"))
+    assert (tmp_path / "old.pdf").read_bytes() == b"%PDF-1.2" * 100
+    assert result.checksum == ""
+    warned = [r for r in caplog.records if "no checksum" in r.getMessage()]
+    shown("Drive gives no checksum for this file", log_text(warned))

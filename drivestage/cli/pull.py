@@ -140,9 +140,17 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
                  "(extracted from where it lies, not copied)")
         what.update(extract="extracted and md5 verified", verified="md5 verified",
                     update="updated and md5 verified")
+    if not result.md5:   # Drive lists no md5 for it (a binary file stored long ago)
+        what.update(resume="resumed", update="updated", download="downloaded")
+        if result.checksum:
+            what = {k: f"{v} and {result.checksum} verified" if k in ("resume", "update",
+                                                                    "download") else v
+                    for k, v in what.items()}
+    summed = f"md5 {result.md5}" if result.md5 else "no md5 on Drive" + (
+        "" if result.checksum else ": checked by size only")
     extra = _members_said([result])
     click.echo(f"{where}: {what.get(result.action, result.action)} "
-               f"({format_size(result.size)}, md5 {result.md5}{extra}, {result.seconds:.1f}s)",
+               f"({format_size(result.size)}, {summed}{extra}, {result.seconds:.1f}s)",
                err=True)
 
 

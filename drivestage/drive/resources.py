@@ -111,8 +111,10 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
     """A Drive v2 File resource (a dict) as a :class:`DriveEntry` (``where`` names it in the
     error for a malformed one).
 
-    A file of a Google type (Docs, Sheets...), or one Drive gives no md5 for, has no
-    binary content to download; ``kind`` keeps the mimeType for messages."""
+    A file of a Google type (Docs, Sheets...) has no binary content to download; ``kind``
+    keeps the mimeType for messages. Another file without ``md5Checksum`` (Drive gave none
+    for binary files stored before about 2014: rclone issue 980) still has bytes, known by
+    their ``fileSize``."""
     check_resource(res, where)
     parents = res.get("parents") or []
     mime = res.get("mimeType") or ""
@@ -120,7 +122,8 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
     caps = res.get("capabilities")
     removable = not isinstance(caps, Mapping) or caps.get("canTrash") is not False or \
         caps.get("canDelete") is not False
-    has_content = md5 is not None and not mime.startswith(GOOGLE_APPS_PREFIX)
+    has_content = (md5 is not None or res.get("fileSize") is not None) and \
+        not mime.startswith(GOOGLE_APPS_PREFIX)
     # Known before any media request: a folder pull fails while it lists, not after
     # downloading everything else (Drive's answer to the bytes would be 403 cannotDownloadFile).
     no_download = restricted_message(where or res["id"], editor=editor_of(res)) \

@@ -155,6 +155,10 @@ def render_file(emu: "Emulator", rec: dict, base: Optional[str] = None, caller: 
             "fullFileExtension": rec["title"].split(".", 1)[1] if "." in rec["title"] else "",
             "headRevisionId": revisions.head_id(rec),
         })
+        if rec.get("md5_shown") is not None:   # set_checksums(md5=...): none, or a lie
+            res["md5Checksum"] = rec["md5_shown"] or None
+        if res["md5Checksum"] is None:
+            del res["md5Checksum"]
         for name in ("sha1", "sha256"):
             if rec.get(name):  # absent: a file from before Drive kept them
                 res[name + "Checksum"] = rec[name]

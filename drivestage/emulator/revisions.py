@@ -53,7 +53,8 @@ def replace_content(store: EmulatorStore, file_id: str, blob: str, size: int, md
         elif pinned:
             rec["head_pinned"] = True
         os.replace(blob, store.blob_path(rec["id"]))
-        rec.update(size=size, md5=md5, modified=now, version=rec["version"] + 1, **sums)
+        rec.update(size=size, md5=md5, modified=now, version=rec["version"] + 1, md5_shown=None,
+                   **sums)
         rec.setdefault("head_rev", new_id("0B"))
         store._apply_meta(rec, meta or {})
         rec["revisions"] = _purge(store, rec, rec.get("revisions", []), now)

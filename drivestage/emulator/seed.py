@@ -200,12 +200,19 @@ class SeedingApi:
 
     def set_checksums(self, file_id: str, **checksums: Optional[str]) -> None:
         """Replace the ``sha1`` / ``sha256`` Drive reports for a file: None drops it (as for
-        files stored before Drive kept them), a wrong value makes the server lie."""
-        unknown = set(checksums) - {"sha1", "sha256"}
+        files stored before Drive kept them), a wrong value makes the server lie. ``md5``
+        likewise: None leaves ``md5Checksum`` out, as Drive did for binary files stored
+        before about 2014 (rclone issue 980: such PDFs and .docx files were "unknown
+        objects" to it) and for some files viewers may not download (waterbutler's 2017
+        fix); a new version of the file reports its md5 again."""
+        unknown = set(checksums) - {"sha1", "sha256", "md5"}
         if unknown:
-            raise ValueError(f"unknown checksums {sorted(unknown)}: use sha1 and sha256")
+            raise ValueError(f"unknown checksums {sorted(unknown)}: use md5, sha1 and sha256")
         if self.store.get(file_id)["size"] is None:  # a folder or a shortcut: nothing shown
             raise ValueError(f"{file_id} has no content, so no checksums")
+        if "md5" in checksums:   # the stored md5 stays the bytes' own (revisions, copies)
+            md5 = checksums.pop("md5")
+            checksums["md5_shown"] = "" if md5 is None else md5
         self.store.update(file_id, **checksums)
 
     def limit_downloads(self, file_id: str, downloads: Optional[int]) -> None:
