@@ -73,7 +73,13 @@ def test_set_checksums_drops_or_falsifies_them(emulator):
         {"md5Checksum": hashlib.md5(b"from 2012").hexdigest(), "sha1Checksum": None,
          "sha256Checksum": None}
     with pytest.raises(ValueError, match="unknown checksums"):
-        emulator.set_checksums(fid, md5="0" * 32)
+        emulator.set_checksums(fid, crc32c="0" * 8)
+    # The md5 as well (fidelity28): a wrong one is reported, None leaves it out.
+    emulator.set_checksums(fid, md5="0" * 32)
+    assert _reported(service.files().get(fileId=fid).execute())["md5Checksum"] == "0" * 32
+    emulator.set_checksums(fid, md5=None)
+    got = service.files().get(fileId=fid).execute()
+    assert "md5Checksum" not in got and got["fileSize"] == str(len(b"from 2012"))
 
 
 @pytest.mark.parametrize("wanted", ["md5", "sha256"])

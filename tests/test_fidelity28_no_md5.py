@@ -140,3 +140,8 @@ def test_a_restricted_file_without_md5_says_it_is_restricted(emulator, env, tmp_
         "Error: drive:VOC_datasets/VOC07.zip: its owner has turned off downloading for "
         "viewers and commenters"), err
     assert _media(emulator) == 0
+    # What the real stack sees: no md5 and no link to the bytes (rclone issue 95).
+    f = connect(api_root=emulator.url, token="test-token").drive.CreateFile({"id": fid})
+    f.FetchMetadata()
+    assert f["copyable"] is False and f["capabilities"]["canDownload"] is False
+    assert "md5Checksum" not in f and "downloadUrl" not in f and "webContentLink" not in f

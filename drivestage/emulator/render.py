@@ -155,6 +155,10 @@ def render_file(emu: "Emulator", rec: dict, base: Optional[str] = None, caller: 
             "fullFileExtension": rec["title"].split(".", 1)[1] if "." in rec["title"] else "",
             "headRevisionId": revisions.head_id(rec),
         })
+        if not may_download(rec, access):
+            # Drive leaves out the links that would fetch bytes this caller may not download
+            # (rclone issue 95: a file with "copyable": false had md5 but no downloadUrl).
+            del res["downloadUrl"], res["webContentLink"]
         if rec.get("md5_shown") is not None:   # set_checksums(md5=...): none, or a lie
             res["md5Checksum"] = rec["md5_shown"] or None
         if res["md5Checksum"] is None:
