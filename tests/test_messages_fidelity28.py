@@ -86,3 +86,33 @@ def test_a_file_drive_lists_without_checksums(emulator, env, tmp_path, caplog):
     assert result.checksum == ""
     warned = [r for r in caplog.records if "no checksum" in r.getMessage()]
     shown("Drive gives no checksum for this file", log_text(warned))
+
+
+@renders("is in the trash, and only … can take it out")
+def test_a_link_to_a_file_its_owner_trashed(emulator, env, tmp_path):
+    """A reader who follows a link to a file its owner trashed was told to "restore it
+    first", which Drive refuses anyone but the owner (``capabilities.canUntrash`` false)."""
+    from _cli import run
+
+    folder = emulator.add_folder("VOC_datasets", owner="teacher@school.edu",
+                                 shared_with_me="reader")
+    emulator.add_shortcut("VOC_datasets", folder)
+    fid = emulator.add_file("VOC_datasets/a.zip", b"z" * 100, owner="teacher@school.edu")
+    emulator.store.set_trashed(fid, True)
+    store = connect(api_root=emulator.url, token="test-token")
+    f = store.drive.CreateFile({"id": fid})
+    f.FetchMetadata()
+    assert f["labels"]["trashed"] is True and f["capabilities"]["canUntrash"] is False
+    code, _, err = run("pull", f"https://drive.google.com/file/d/{fid}/view", str(tmp_path))
+    assert code == 1
+    line = err.strip().splitlines()[-1]
+    shown("is in the trash, and only … can take it out", line)
+    assert line == (f"Error: drive:id:{fid} is in the trash, and only its owner "
+                    "(teacher@school.edu) can take it out. Ask them to restore it, or to share "
+                    "a copy with you"), line
+    # Its owner is told to restore it, as before.
+    mine = emulator.add_file("mine.bin", b"m")
+    emulator.store.set_trashed(mine, True)
+    code, _, err = run("pull", f"drive:id:{mine}", str(tmp_path))
+    assert code == 1 and err.strip().endswith(f"drive:id:{mine} is in the trash; restore it "
+                                              "first"), err

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any, Mapping, Optional, TypeGuard
 
 from drivestage.errors import MalformedAnswerError
-from drivestage.paths import plain_id
+from drivestage.paths import plain_id, printable
 from drivestage.store import Quota, RemoteEntry
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
@@ -182,6 +182,24 @@ def _drive_top(res: Mapping[str, Any]) -> bool:
 def is_trashed(res: Mapping[str, Any]) -> bool:
     """Whether the resource sits in the trash."""
     return bool((res.get("labels") or {}).get("trashed"))
+
+
+def trashed_message(where: str, res: Mapping[str, Any]) -> str:
+    """The message for a path into the trash. Only a file's owner (in a shared drive, a
+    Content manager or Manager) may take it out (``capabilities.canUntrash``): anyone else
+    was told to "restore it first", which Drive refuses them."""
+    caps = res.get("capabilities")
+    if not isinstance(caps, Mapping) or caps.get("canUntrash") is not False:
+        return f"{where} is in the trash; restore it first"
+    if res.get("driveId") or res.get("teamDriveId"):
+        who = "a Content manager or Manager of its shared drive"
+    else:
+        owners = res.get("owners")
+        mail = owners[0].get("emailAddress") if isinstance(owners, list) and owners and \
+            isinstance(owners[0], Mapping) else None
+        who = f"its owner ({printable(str(mail))})" if mail else "its owner"
+    return (f"{where} is in the trash, and only {who} can take it out. Ask them to restore "
+            "it, or to share a copy with you")
 
 
 def is_shortcut(res: Mapping[str, Any]) -> bool:

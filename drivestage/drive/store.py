@@ -28,7 +28,7 @@ from drivestage.drive import answers, folders, ids, paging, provenance, shortcut
 from drivestage.drive.media import MediaReader
 from drivestage.drive.resources import (DriveEntry, check_resource,
                                         entry_from_resource, is_shortcut, is_trashed,
-                                        quota_of)
+                                        quota_of, trashed_message)
 from drivestage.drive.store_bytes import ByteReads
 from drivestage.drive.store_deletes import Deletes
 from drivestage.drive.transport import Transport
@@ -196,7 +196,7 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
         where = self.describe(entry)
         res = self._get(self._key(entry), where)
         if is_trashed(res):
-            raise TrashedError(f"{where} is in the trash; restore it first")
+            raise TrashedError(trashed_message(where, res))
         found = self._entry(res, where)
         if found.unreadable:
             raise DanglingShortcutError(found.unreadable)
@@ -264,7 +264,7 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
             base_where = f"drive:id:{start}"
             res = self._get(start, base_where)
             if is_trashed(res):
-                raise TrashedError(f"{base_where} is in the trash; restore it first")
+                raise TrashedError(trashed_message(base_where, res))
             cur = self._entry(res, base_where)
             key: Optional[tuple[str, ...]] = None
         else:
