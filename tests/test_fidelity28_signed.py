@@ -163,3 +163,19 @@ def test_a_redirect_from_https_to_plain_http_is_refused(emulator, env, tls, tmp_
     assert not _signed(emulator)                       # nothing was sent in clear
     assert api.count("GET", "alt=media") == 1          # not retried
     assert not (tmp_path / "d/set.bin").exists()
+
+
+def test_parallel_streams_share_the_link(emulator, env, tmp_path):
+    """Several streams of one pull read through the one signed address: at most one API
+    request each (those that start together may each ask), not one per read."""
+    data = os.urandom(8 * MiB + 3)
+    emulator.add_file("VOC/set.bin", data)
+    emulator.faults.redirect_media(307)
+    code, _, err = _cli.run("pull", "drive:VOC/set.bin", str(tmp_path / "d"),
+                            "--chunk-size", "1MiB", "--jobs", "4")
+    assert code == 0, err
+    assert (tmp_path / "d/set.bin").read_bytes() == data
+    assert "WARNING" not in err, err
+    followed = _signed(emulator)
+    assert len(followed) >= 9 and all(r.status == 206 for r in followed)
+    assert 1 <= len(_api(emulator)) <= 4, [r.status for r in _api(emulator)]
