@@ -29,7 +29,8 @@ from drivestage.emulator.routes_media import MediaRoutes
 from drivestage.emulator.routes_meta import MetadataRoutes
 from drivestage.emulator.signed import SIGNED_PATH
 from drivestage.emulator.store import EmulatorStore
-from drivestage.emulator.wire import Body, ClientGone, Reset, apply_fields, parse_fields
+from drivestage.emulator.wire import Body, ClientGone, Reset, apply_fields, check_fields, \
+    parse_fields
 
 if TYPE_CHECKING:
     from drivestage.emulator.server import Emulator
@@ -319,7 +320,9 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
     def _send_resource(self, status: int, obj: dict) -> None:
         fields = self.query.get("fields")
         if fields:
-            obj = apply_fields(obj, parse_fields(fields))
+            tree = parse_fields(fields)
+            check_fields(tree, obj.get("kind") if isinstance(obj, dict) else None)
+            obj = apply_fields(obj, tree)
         self._send_json(status, obj)
 
     def _read_json(self) -> dict:

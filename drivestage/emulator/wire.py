@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import re
 from datetime import datetime, timezone
@@ -78,6 +79,52 @@ def parse_fields(spec: str) -> dict:
     if pos != len(tokens):
         raise EmulatorApiError(400, "invalidParameter", f"Invalid field selection {spec}", location="fields")
     return tree
+
+
+def check_fields(tree: dict, kind: Any) -> None:
+    """Refuse a ``fields`` selection (parsed: :func:`parse_fields`) naming a field the resource of ``kind`` (``drive#file``,
+    ``drive#fileList``...) does not have, as Drive does (400 ``invalidParameter`` "Invalid
+    field selection <name>"): a client asking for a v3 name (``name``, ``size``,
+    ``downloadRestrictions``) fails on Drive, and an emulator that answered ``{}`` hid it.
+    The names are the v2 discovery document's; without it (or for a kind it lacks)
+    nothing is checked."""
+    schemas = _schemas()
+    schema = schemas.get("kinds", {}).get(kind) if isinstance(kind, str) else None
+    if schema is not None:
+        _check_tree(tree, schema, schemas["all"])
+
+
+def _check_tree(tree: dict, schema: dict, every: dict) -> None:
+    for name, sub in tree.items():
+        if name == "*" or "additionalProperties" in schema:
+            continue
+        prop = (schema.get("properties") or {}).get(name)
+        if prop is None:
+            raise EmulatorApiError(400, "invalidParameter",
+                                   f"Invalid field selection {name}", location="fields")
+        if sub:
+            prop = prop.get("items", prop) if prop.get("type") == "array" else prop
+            target = every.get(prop["$ref"], {}) if "$ref" in prop else prop
+            _check_tree(sub, target, every)
+
+
+_SCHEMAS: dict = {}
+
+
+def _schemas() -> dict:
+    """``{"all": name -> schema, "kinds": kind -> schema}`` of the Drive v2 discovery
+    document googleapiclient ships (read once)."""
+    if not _SCHEMAS:
+        try:
+            from googleapiclient.discovery_cache import get_static_doc
+
+            every = json.loads(get_static_doc("drive", "v2") or "{}").get("schemas", {})
+        except (ImportError, ValueError):   # no document: nothing is checked
+            every = {}
+        kinds = {s["properties"]["kind"].get("default"): s for s in every.values()
+                 if "kind" in (s.get("properties") or {})}
+        _SCHEMAS.update(all=every, kinds=kinds)
+    return _SCHEMAS
 
 
 def apply_fields(obj: Any, tree: Optional[dict]) -> Any:
