@@ -116,3 +116,54 @@ def test_a_link_to_a_file_its_owner_trashed(emulator, env, tmp_path):
     code, _, err = run("pull", f"drive:id:{mine}", str(tmp_path))
     assert code == 1 and err.strip().endswith(f"drive:id:{mine} is in the trash; restore it "
                                               "first"), err
+
+
+@renders("downloading is turned off for viewers and commenters of it")
+def test_a_shared_drive_whose_managers_turned_downloads_off(emulator, env, tmp_path):
+    """A shared drive's "Allow viewers and commenters to download" off (its
+    ``restrictions.copyRequiresWriterPermission``, which overrides each file's: the v2 Drive
+    reference). A Viewer was told "its owner has turned off downloading … Ask the owner":
+    a shared drive's file has no owner."""
+    from _cli import run
+
+    team = emulator.add_shared_drive("Team Data", role="reader")
+    emulator.add_file("VOC/set.zip", b"s" * 100, drive_id=team)
+    emulator.add_file("VOC/README.txt", b"r" * 10, drive_id=team)
+    from drivestage.drive.places import in_shared_drive
+
+    store = in_shared_drive(connect(api_root=emulator.url, token="test-token"), "Team Data")
+    entry = store.resolve("VOC/set.zip")
+    assert entry.no_download is None
+    emulator.restrict_drive_downloads(team)
+    # What the real stack sees.
+    drive = store.service.drives().get(driveId=team).execute()
+    assert drive["restrictions"]["copyRequiresWriterPermission"] is True
+    f = store.drive.CreateFile({"id": entry.id})
+    f.FetchMetadata()
+    assert f["copyRequiresWriterPermission"] is True
+    assert f["capabilities"]["canDownload"] is False
+    # Refused at download time (listed before the setting changed): worded for the drive.
+    with pytest.raises(DownloadRestrictedError) as err:
+        download(store, entry, str(tmp_path / "set.zip"))
+    line = error_text(err.value)
+    shown("downloading is turned off for viewers and commenters of it", line)
+    assert "(HTTP 403 cannotDownloadFile: This file cannot be downloaded by the user.)" in line
+    assert "owner" not in line, line
+    # Refused while listing: the same words, and a folder pull's way past it.
+    code, _, err_text = run("pull", "-q", "drive:shared/Team Data/VOC", str(tmp_path / "d"))
+    assert code == 1
+    line = err_text.strip().splitlines()[-1]
+    assert line.startswith("Error: drive:shared/Team Data/VOC/README.txt: downloading is "
+                           "turned off for viewers and commenters of it (Drive reports "
+                           "canDownload false for this account): by a Manager of its shared "
+                           "drive") or line.startswith(
+        "Error: drive:shared/Team Data/VOC/set.zip: downloading is turned off"), line
+    assert line.endswith("Or pull the rest of the folder without it: --exclude 'README.txt'") \
+        or line.endswith("--exclude 'set.zip'"), line
+    # A Contributor downloads as before; lifting the setting lets the Viewer too.
+    emulator.set_drive_role(team, "writer")
+    download(store, store.resolve("VOC/set.zip"), str(tmp_path / "w.zip"))
+    emulator.set_drive_role(team, "reader")
+    emulator.restrict_drive_downloads(team, False)
+    download(store, store.resolve("VOC/set.zip"), str(tmp_path / "r.zip"))
+    assert (tmp_path / "r.zip").read_bytes() == b"s" * 100

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO, Callable, Optional
 from googleapiclient.http import MediaUpload
 
 from drivestage.drive import answers, retry
-from drivestage.drive.resources import editor_of, restricted_message
+from drivestage.drive.resources import editor_of, restricted_message, shared_drive_item
 from drivestage.drive.transport import Streamed, Transport
 from drivestage.errors import ChecksumMismatchError, DownloadRestrictedError, \
     DriveStageError, RemoteChangedError, RemoteError
@@ -122,13 +122,14 @@ class MediaReader:
         try:
             res = self.transport.call(f"look up {what}", lambda: self.transport.files().get(
                 fileId=entry.id, supportsAllDrives=True,
-                fields="id,editable,capabilities").execute())
+                fields="id,editable,capabilities,driveId,teamDriveId").execute())
         except DriveStageError:
             return exc      # the refusal stands as Drive worded it
-        if not isinstance(res, dict) or not editor_of(res):
+        if not isinstance(res, dict):
             return exc
-        return DownloadRestrictedError(restricted_message(what, exc.answer, editor=True),
-                                       answer=exc.answer)
+        return DownloadRestrictedError(restricted_message(
+            what, exc.answer, editor=editor_of(res), shared_drive=shared_drive_item(res)),
+            answer=exc.answer)
 
     def _read_into(self, entry: RemoteEntry, start: int, sink: ByteSink, where: str,
                    what: str) -> int:

@@ -126,7 +126,8 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
         not mime.startswith(GOOGLE_APPS_PREFIX)
     # Known before any media request: a folder pull fails while it lists, not after
     # downloading everything else (Drive's answer to the bytes would be 403 cannotDownloadFile).
-    no_download = restricted_message(where or res["id"], editor=editor_of(res)) \
+    no_download = restricted_message(where or res["id"], editor=editor_of(res),
+                                     shared_drive=shared_drive_item(res)) \
         if has_content and isinstance(caps, Mapping) and caps.get("canDownload") is False \
         else None
     read_only = read_only_message(where or res["id"]) if mime == FOLDER_MIME and \
@@ -150,19 +151,34 @@ def read_only_message(where: str) -> str:
 
 
 def restricted_message(where: str, answer: str = "Drive reports canDownload false for "
-                       "this account", *, editor: bool = False) -> str:
+                       "this account", *, editor: bool = False,
+                       shared_drive: bool = False) -> str:
     """The message for a file this account sees but may not download (``answer``: how
     Drive said so). An ``editor`` of the file may not either: Drive's download restrictions
     turn it off for editors too (``restrictedForWriters``), and so may a shared drive's
-    settings or the organisation's data rules: becoming an editor is then no remedy."""
+    settings or the organisation's data rules: becoming an editor is then no remedy. A file
+    in a ``shared_drive`` has no owner to ask: its Managers' setting for the whole drive
+    ("Allow viewers and commenters to download", which overrides the file's) or an editor
+    of the file turned it off."""
     if editor:
         return (f"{where}: downloading it is turned off even for editors like you ({answer}): "
                 "by its owner, a Manager of its shared drive or your organisation's data "
                 "rules. Ask them to allow downloads of it, or to share a copy with you.")
+    if shared_drive:
+        return (f"{where}: downloading is turned off for viewers and commenters of it "
+                f"({answer}): by a Manager of its shared drive (the drive's setting 'Allow "
+                "viewers and commenters to download, print, and copy files') or by an editor "
+                "of the file. Ask them to turn it back on, to make you a Contributor (or "
+                "more) of the shared drive, or to share a copy with you.")
     return (f"{where}: its owner has turned off downloading for viewers and commenters "
             f"({answer}). Ask the owner to turn it back on (Share, the settings gear: "
             "'Viewers and commenters can see the option to download, print, and copy'), to "
             "make you an editor, or to share a copy with you.")
+
+
+def shared_drive_item(res: Mapping[str, Any]) -> bool:
+    """The item lives in a shared drive (which owns it: no user does)."""
+    return bool(res.get("driveId") or res.get("teamDriveId"))
 
 
 def editor_of(res: Mapping[str, Any]) -> bool:

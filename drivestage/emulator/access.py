@@ -96,6 +96,9 @@ class Access:
 
     role: str
     via: str            # "owner" | "drive" | "shared" | "link"
+    #: The item's shared drive turns downloading off for readers and commenters (its
+    #: ``restrictions.copyRequiresWriterPermission``, which overrides the file's own).
+    drive_restricted: bool = False
 
 
 def resolve(store: EmulatorStore, rec: dict, caller: Caller = GOD) -> Optional[Access]:
@@ -107,7 +110,8 @@ def resolve(store: EmulatorStore, rec: dict, caller: Caller = GOD) -> Optional[A
         if not caller.all_drives:
             return None     # "File not found" to an app that did not say it handles them
         drive = store.drives.get(fid if fid in store.drives else rec["driveId"])
-        return Access(drive.get("role", "organizer"), "drive") if drive else None
+        return Access(drive.get("role", "organizer"), "drive",
+                      bool(drive.get("copy_restricted"))) if drive else None
     if caller is GOD:
         return Access("owner", "owner") if rec.get("owner") is None else Access(
             rec.get("shared_role") or "reader", "shared")
@@ -202,7 +206,7 @@ def may_download(rec: dict, access: Access) -> bool:
     Drive's download restrictions (``downloadRestrictions.restrictedForWriters``: "if true,
     download is also restricted for readers"), for editors too: then only the owner or a
     shared drive's organizer downloads it."""
-    restricted = rec.get("copy_restricted")
+    restricted = rec.get("copy_restricted") or access.drive_restricted
     if restricted == "writers":
         return access.role == "owner" or (access.via == "drive" and access.role == "organizer")
     return not restricted or can_write(access)

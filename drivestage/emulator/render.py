@@ -114,7 +114,8 @@ def render_file(emu: "Emulator", rec: dict, base: Optional[str] = None, caller: 
         "quotaBytesUsed": str((rec["size"] or 0) + old_bytes),
         "lastModifyingUserName": USER_NAME if rec.get("owner") is None else rec["owner"].split("@")[0],
         "editable": can_write(access), "copyable": not folder and not shortcut and may_download(rec, access),
-        "copyRequiresWriterPermission": bool(rec.get("copy_restricted")), "writersCanShare": True,
+        "copyRequiresWriterPermission": bool(rec.get("copy_restricted")) or access.drive_restricted,
+        "writersCanShare": True,
         "appDataContents": False, "spaces": ["drive"],
         "userPermission": {"kind": "drive#permission", "id": "me", "type": "user",
                            "role": "organizer" if access.via == "drive" and access.role == "organizer"
@@ -174,7 +175,11 @@ def render_drive(d: dict) -> dict:
     role = d.get("role", "organizer")
     return {"kind": "drive#drive", "id": d["id"], "name": d["name"],
             "createdDate": fmt_time(d["created"]), "hidden": False,
-            "capabilities": drive_capabilities(role)}
+            "capabilities": drive_capabilities(role),
+            "restrictions": {"adminManagedRestrictions": False, "domainUsersOnly": False,
+                             "copyRequiresWriterPermission": bool(d.get("copy_restricted")),
+                             "driveMembersOnly": False,
+                             "sharingFoldersRequiresOrganizerPermission": False}}
 
 
 def render_revision(rec: dict, rev: dict, base: str) -> dict:

@@ -34,6 +34,17 @@ class SeedingApi:
             self.store.save_drive(doc)
         return doc["id"]
 
+    def restrict_drive_downloads(self, drive_id: str, restricted: bool = True) -> None:
+        """Turn off "Allow viewers and commenters to download, print, and copy files" for a
+        shared drive (its ``restrictions.copyRequiresWriterPermission``, which "will override
+        the similarly named field to true for any file inside this shared drive": the v2
+        Drive reference): its readers and commenters get ``canDownload`` false and 403
+        cannotDownloadFile for every file in it; ``restricted=False`` lifts it."""
+        if drive_id not in self.store.drives:
+            raise ValueError(f"unknown shared drive id {drive_id!r}")
+        self.store.save_drive(dict(self.store.drives[drive_id],
+                                   copy_restricted=True if restricted else None))
+
     def set_drive_role(self, drive_id: str, role: str) -> None:
         """Change the user's role on a shared drive (what Drive's "Manage members" does)."""
         if drive_id not in self.store.drives:
