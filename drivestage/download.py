@@ -76,11 +76,6 @@ class Download:
         self.chunk_size = max(1, int(chunk_size)) if chunk_size else None
         self.progress = progress
         self.checksum = choose(entry)
-        if self.checksum is None:
-            # Drive lists no md5 (nor SHA-256) for some binary files stored long ago: their
-            # bytes are still fetched, but only their size can be checked.
-            log.warning("%s: Drive gives no checksum for this file (one stored before Drive "
-                        "kept them); its bytes are checked by size only", self.where)
         self.generation = 0  # a restart from zero voids what was there
         self.partial = partial_path(target, entry)
         # Not threading.Condition: a Ctrl-C could leave that held (drivestage.interrupts).

@@ -11,9 +11,10 @@ reports its md5 again).
 drivestage took "no md5" for "no binary content": ``pull drive:papers/old.zip`` was a usage
 error telling the user to export a zip "to a file on Drive first" (exit 2), and a folder
 pull skipped the file as a Google Doc ("1 skipped (no binary content)"), exit 0: the file
-was silently not staged. Now such a file is downloaded, checked by its SHA-256 when Drive
-has one and by size only otherwise, with a warning saying so; a rerun finds it staged, and a
-new version (which has an md5) is fetched.
+was silently not staged. Now such a file is verified by its SHA-256 when Drive has one;
+without any checksum it is refused (nothing unverified is staged: tests/test_liar22_bytes.py)
+with the way to get one (a copy made on Drive has them) and, in a folder pull, the
+``--exclude`` that pulls the rest.
 """
 from __future__ import annotations
 
@@ -75,24 +76,21 @@ def test_the_emulator_lists_such_a_file_without_md5_and_the_real_stack_reads_it(
     assert f["md5Checksum"] == hashlib.md5(b"new").hexdigest()
 
 
-def test_a_file_without_md5_is_pulled_checked_by_size_and_then_staged(emulator, env,
-                                                                      tmp_path):
+def test_a_file_without_any_checksum_is_refused_with_the_way_to_get_one(emulator, env,
+                                                                        tmp_path):
     data = _zip("one")
     fid = _old(emulator, "papers/old.zip", data)
     dest = tmp_path / "d"
     code, _, err = _cli.run("pull", "drive:papers/old.zip", str(dest), "--extract")
-    assert code == 0, err
-    assert (dest / "old.zip").read_bytes() == data
-    assert (dest / "ds/a.txt").read_text() == "one"
-    assert "drive:papers/old.zip: Drive gives no checksum for this file (one stored before " \
-        "Drive kept them); its bytes are checked by size only" in err
-    assert f"old.zip: downloaded ({len(data)} B, no md5 on Drive: checked by size only, " \
-        "1 member extracted," in err, err
-    fetched = _media(emulator)
-    code, _, err = _cli.run("pull", "drive:papers/old.zip", str(dest), "--extract")
-    assert code == 0, err
-    assert "already staged" in err and _media(emulator) == fetched
-    # A new version (Drive lists its md5): fetched and verified.
+    assert code == 1
+    line = err.strip().splitlines()[-1]
+    assert line == ("Error: drive:papers/old.zip: Drive lists no checksum for it (no "
+                    "md5Checksum or sha256Checksum, as for files stored before Drive kept "
+                    "them), so its bytes could not be verified; not downloaded. Make a copy "
+                    "of it on Drive (File, Make a copy: Drive computes the copy's checksums) "
+                    "and pull the copy."), line
+    assert _media(emulator) == 0 and not (dest / "old.zip").exists()
+    # Stored again (a copy, a new version): Drive lists its md5, and the pull goes through.
     new = _zip("two, longer")
     blob = tmp_path / "blob"
     blob.write_bytes(new)
@@ -100,7 +98,7 @@ def test_a_file_without_md5_is_pulled_checked_by_size_and_then_staged(emulator, 
     code, _, err = _cli.run("pull", "drive:papers/old.zip", str(dest), "--extract")
     assert code == 0, err
     assert (dest / "ds/a.txt").read_text() == "two, longer"
-    assert f"updated and verified ({len(new)} B, md5 {hashlib.md5(new).hexdigest()}" in err
+    assert f"downloaded and verified ({len(new)} B, md5 {hashlib.md5(new).hexdigest()}" in err
 
 
 def test_a_file_without_md5_is_verified_by_its_sha256(emulator, env, tmp_path):
@@ -113,15 +111,23 @@ def test_a_file_without_md5_is_verified_by_its_sha256(emulator, env, tmp_path):
 
 
 def test_a_folder_pull_does_not_skip_a_file_without_md5(emulator, env, tmp_path):
+    """It was skipped as a Google Doc, exit 0: now the pull says why it cannot verify it and
+    how to pull the rest; one with a SHA-256 is pulled and verified."""
     _old(emulator, "papers/old.pdf", b"%PDF old" * 50)
+    _old(emulator, "papers/sha.pdf", b"%PDF sha" * 50, sha256=True)
     emulator.add_file("papers/new.pdf", b"%PDF new" * 50)
     dest = tmp_path / "d"
     code, _, err = _cli.run("pull", "drive:papers", str(dest))
+    assert code == 1
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("Error: drive:papers/old.pdf: Drive lists no checksum for it"), line
+    assert line.endswith("Or pull the rest of the folder without it: --exclude 'old.pdf'")
+    code, _, err = _cli.run("pull", "drive:papers", str(dest), "--exclude", "old.pdf")
     assert code == 0, err
-    assert (dest / "papers/old.pdf").read_bytes() == b"%PDF old" * 50
     assert (dest / "papers/new.pdf").read_bytes() == b"%PDF new" * 50
+    assert (dest / "papers/sha.pdf").read_bytes() == b"%PDF sha" * 50
     assert "skipped" not in err and "2 files (2 downloaded)" in err, err
-    code, _, err = _cli.run("pull", "drive:papers", str(dest))
+    code, _, err = _cli.run("pull", "drive:papers", str(dest), "--exclude", "old.pdf")
     assert code == 0 and "2 files (2 already staged)" in err, err
 
 

@@ -249,5 +249,6 @@ def test_a_binary_file_listed_without_any_checksum_is_never_staged_unverified(
     proxy.on("GET", r"alt=media", lambda s, h, b: Reply(s, h, [bytes(len(b))]))
     dest = tmp_path / "dest"
     code, out, err = _cli.run("pull", "drive:data/f.bin", str(dest))
-    assert code != 0 and "has no binary content" in err and "Traceback" not in err
+    # (fidelity28: not "has no binary content", which took it for a Google Doc.)
+    assert code != 0 and "Drive lists no checksum for it" in err and "Traceback" not in err
     _nothing_staged(dest)

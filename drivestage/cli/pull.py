@@ -146,8 +146,7 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
             what = {k: f"{v} and {result.checksum} verified" if k in ("resume", "update",
                                                                     "download") else v
                     for k, v in what.items()}
-    summed = f"md5 {result.md5}" if result.md5 else "no md5 on Drive" + (
-        "" if result.checksum else ": checked by size only")
+    summed = f"md5 {result.md5}" if result.md5 else "no md5 on Drive"
     extra = _members_said([result])
     click.echo(f"{where}: {what.get(result.action, result.action)} "
                f"({format_size(result.size)}, {summed}{extra}, {result.seconds:.1f}s)",

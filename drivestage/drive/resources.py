@@ -114,7 +114,8 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
     A file of a Google type (Docs, Sheets...) has no binary content to download; ``kind``
     keeps the mimeType for messages. Another file without ``md5Checksum`` (Drive gave none
     for binary files stored before about 2014: rclone issue 980) still has bytes, known by
-    their ``fileSize``."""
+    their ``fileSize``: verified by their ``sha256Checksum``, or, without one, refused with
+    the way to get them verified (``no_download``)."""
     check_resource(res, where)
     parents = res.get("parents") or []
     mime = res.get("mimeType") or ""
@@ -129,7 +130,8 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
     no_download = restricted_message(where or res["id"], editor=editor_of(res),
                                      shared_drive=shared_drive_item(res)) \
         if has_content and isinstance(caps, Mapping) and caps.get("canDownload") is False \
-        else None
+        else unverifiable_message(where or res["id"]) \
+        if has_content and md5 is None and not _sha256(res.get("sha256Checksum")) else None
     read_only = read_only_message(where or res["id"]) if mime == FOLDER_MIME and \
         isinstance(caps, Mapping) and caps.get("canAddChildren") is False else None
     return DriveEntry(
@@ -141,6 +143,20 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
         has_content=has_content, no_download=no_download, read_only=read_only,
         kind=mime, removable=removable, drive_id=res.get("driveId") or res.get("teamDriveId"),
         drive_top=mime == FOLDER_MIME and not parents and _drive_top(res))
+
+
+def unverifiable_message(where: str) -> str:
+    """The message for a binary file Drive lists without any checksum (files stored before
+    about 2014: rclone issue 980): its bytes could not be verified, and a server that
+    leaves the checksums out could serve anything. A copy made on Drive gets them."""
+    return (f"{where}: Drive lists no checksum for it (no md5Checksum or sha256Checksum, as "
+            "for files stored before Drive kept them), so its bytes could not be verified; "
+            "not downloaded. Make a copy of it on Drive (File, Make a copy: Drive computes "
+            "the copy's checksums) and pull the copy.")
+
+
+def _sha256(value: Any) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"[0-9a-fA-F]{64}", value) is not None
 
 
 def read_only_message(where: str) -> str:
