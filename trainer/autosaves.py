@@ -38,6 +38,21 @@ def newest(folder: str, keep: int, upto: Optional[int] = None) -> set[str]:
     return {name for _, name in found[-keep:]}
 
 
+def split(folder: str, keep: int, upto: Optional[int] = None) -> tuple[set[str], list[str]]:
+    """At a push's start: the autosaves it may send (:func:`newest`: spared until it ends) and
+    the files it must not send, those :func:`prune` may remove while it runs (older ones up to
+    ``upto``, with their sidecars). Without a retention policy a push sent every autosave
+    here; one pruned under its upload reached Drive without its sidecar (train28)."""
+    spare = newest(folder, keep, upto)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return spare, []
+    older = sorted(m.string for m in map(AUTOSAVE_NAME.match, names) if m is not None
+                   and m.string not in spare and (upto is None or int(m.group("iteration")) <= upto))
+    return spare, [f for name in older for f in (name, os.path.basename(ckpt.sidecar_path(name)))]
+
+
 def prune(folder: str, written: int, keep: int, spare: Collection[str] = ()) -> list[str]:
     """Keep the newest ``keep`` autosaves up to iteration ``written`` (the one just written
     among them) and those in ``spare``; the names removed. Those numbered above ``written``

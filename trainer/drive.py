@@ -127,10 +127,12 @@ class DriveFolder:
         return out
 
     def push(self, protect: Iterable[str] = (),
-             outstanding: "Optional[Outstanding]" = None) -> "PushResult":  # noqa: F821
+             outstanding: "Optional[Outstanding]" = None,
+             skip: Sequence[str] = ()) -> "PushResult":  # noqa: F821
         """Mirror the local run folder (incremental, md5-verified, then retention). Another
         run's checkpoints of the same names stay (two runs started at once in the folder).
-        ``outstanding`` holds, should the push fail, what it had verified by then."""
+        ``outstanding`` holds, should the push fail, what it had verified by then; ``skip``:
+        names this push leaves out besides :attr:`exclude` (autosaves pruned here meanwhile)."""
         from drivestage.errors import BudgetError, QuotaExceededError
         from drivestage.mirror import WALK_EVERY
         from drivestage.upload_tree import push
@@ -143,7 +145,7 @@ class DriveFolder:
             self._store.forget_folders(walk=True)
         try:
             return push(self.local_dir, (self._store, self._path), self.policy,
-                        exclude=self.exclude, protect=protect, md5_cache=self._cache,
+                        exclude=self.exclude + tuple(skip), protect=protect, md5_cache=self._cache,
                         keep_other_runs=True, outstanding=outstanding, run_folder=True)
         except BudgetError as exc:
             # drivestage's remedy names --max-bytes, a flag the trainer does not have.

@@ -54,6 +54,7 @@ class FitResult:
     final: dict                    # the last epoch's metrics (map50, map, val_loss, per_class)
     last_checkpoint: Optional[str]
     model: Any = field(default=None, repr=False)   # the trained network (bare, on its device)
+    drive_note: Optional[str] = None   # every file on Drive, the rest of its final push failed
 
 
 @dataclass
@@ -176,7 +177,6 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
                 raise
         begun_at = run.state.pos.epoch
         # From here on there is something to save: SIGTERM/SIGINT only set the stop flag.
-        # (Before, they act as usual: staging and fetching resume by themselves.)
         with stop.installed():
             final = _train(run, data, rng)
             run.callbacks.fire("on_fit_end", run)
@@ -187,7 +187,7 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
     return FitResult(out_dir=t.out_dir, epochs_run=t.epochs - begun_at, resumed_from=run.resumed_from,
                      best_map50=checkpointer.best_map50, best_epoch=checkpointer.best_epoch,
                      final=final, last_checkpoint=last if os.path.isfile(last) else None,
-                     model=run.bare_model)
+                     model=run.bare_model, drive_note=checkpointer.drive_note)
 
 
 def _check_room(cfg: Config, info: distributed.DistInfo, start: resume.Start, model: nn.Module,

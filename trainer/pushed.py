@@ -95,11 +95,57 @@ def outage_text(quiet_for: float, exc: BaseException, out_dir: str, safe: str,
 
 
 def furthest(names: Iterable[str], positions: Mapping[str, Position]) -> Optional[str]:
-    """The name of ``names`` furthest on by its position (None: none)."""
-    return max(names, key=lambda n: (positions[n].epoch, positions[n].epoch_iteration),
-               default=None)
+    """The name of ``names`` furthest on by its position (None: none); of equals, not
+    ``best.pt`` (a copy of the epoch file ``--resume auto`` takes)."""
+    return max(names, key=lambda n: (positions[n].epoch, positions[n].epoch_iteration,
+                                     n != "best.pt"), default=None)
 
 
 def ahead(a: Position, b: Position) -> bool:
     """Whether ``a`` is as far on as ``b`` (or further)."""
     return (a.epoch, a.epoch_iteration) >= (b.epoch, b.epoch_iteration)
+
+
+def safe_text(safe: Optional[SafeOnDrive], default: str, short: bool = False) -> str:
+    """:meth:`trainer.writer.BackgroundWriter.safe_text` of ``safe`` (``default``: None)."""
+    from trainer.drive import describe_safe
+
+    if safe is None:
+        return default
+    p = safe.position
+    text = describe_safe(safe.name, p.epoch, p.iteration, p.epoch_iteration, safe.verified_at)
+    return text[len("Drive: "):].rsplit(" (", 1)[0] if short else text
+
+
+def final_text(safe: Optional[SafeOnDrive], left: Optional[Collection[str]],
+               unsent: Collection[str], exc: BaseException, out_dir: str,
+               spec: str) -> tuple[bool, str]:
+    """The last line of a training whose final push failed, and whether this machine may go:
+    every file of ``out_dir`` verified on ``spec`` (``left``, what that push had not sent:
+    none; ``unsent``, this run's checkpoints not verified there: none), only the rest of the
+    push failed (retention's deletions). Before, ``mirror of … failed`` alone (exit 1) said
+    neither which checkpoint was safe there nor what was not (train28)."""
+    err = str(exc).rstrip(".")
+    if safe is not None and left is not None and not left and not unsent:
+        return True, (f"checkpoints in {out_dir} and on {spec}: every one verified there, the "
+                      f"newest {safe.name} ({safe.position.label}); the rest of the final push "
+                      f"failed ({err}): older checkpoints stay on Drive (drive.keep_last, "
+                      f"drive.keep_best) until that is fixed")
+    # A sidecar not sent: its checkpoint is not verified there (named for it).
+    names = sorted({_checkpoint_of(n, out_dir) for n in (left or ())} | set(unsent))
+    there = (f"the newest verified there is {safe.name} ({safe.position.label})" if safe is not None
+             else "nothing of this run is verified there")
+    push = f"drivestage push {out_dir} {spec}"
+    if names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        rest = f"not there: {shown}: upload them with {push} before this machine goes"
+    else:
+        rest = (f"whether the rest of {out_dir} is there is not known (the push failed before "
+                f"it compared the folders): run {push} before this machine goes")
+    return False, f"mirror of {out_dir} to {spec} failed: {err}; {there}; {rest}"
+
+
+def _checkpoint_of(name: str, folder: str) -> str:
+    """The checkpoint a sidecar ``name`` describes, when ``folder`` holds it; else ``name``."""
+    pt = name[:-len(".json")] + ".pt"
+    return pt if name.endswith(".json") and os.path.exists(os.path.join(folder, pt)) else name

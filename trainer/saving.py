@@ -24,7 +24,7 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 from trainer import checkpoint as ckpt
-from trainer import distributed
+from trainer import distributed, pushed
 from trainer.callbacks import Callback
 from trainer.errors import SaveError, TrainingInterrupted
 from trainer.state import Position, autosave_name
@@ -93,6 +93,8 @@ class Checkpointer(Callback):
         self.blocked_s: list[float] = []
         self._epoch_job: Optional[SaveJob] = None   # the newest epoch's save (rank 0)
         self._said_unfinished = False                # the grace's end is logged once
+        # The final push failed after every file was verified on Drive: the run's last line.
+        self.drive_note: Optional[str] = None
         # This folder's files --resume auto passed over, (path, md5): moved aside at the first
         # save (:meth:`keep_aside`).
         self.passed_over = list(passed_over)
@@ -350,10 +352,16 @@ class Checkpointer(Callback):
                          else f"the checkpoint of epoch {unwritten.position.epoch} is not written yet")
             return False
         elif err is not None:
-            message = f"mirror of {self.out_dir} to {self.drive_spec} failed: {err}"
             if push_error:
                 from drivestage.errors import MirrorError
 
-                raise MirrorError(message) from err
+                # What is safe on Drive, what is not; this machine may go only in the first case.
+                safe, message = pushed.final_text(
+                    self.writer.safe, self.writer.left, self.writer.not_on_drive(), err,
+                    self.out_dir, str(self.drive_spec))
+                if not safe:
+                    raise MirrorError(message) from err
+                self.drive_note = message
+                return finished
             logger.error("the Drive mirror could not finish: %s", err)
         return finished

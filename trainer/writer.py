@@ -37,6 +37,7 @@ from trainer import autosaves, pushed
 from trainer import checkpoint as ckpt
 from trainer.local_retention import LocalRetention, finish_removals
 from trainer.pushed import SafeOnDrive, ahead
+from trainer.save_times import SaveTimes
 from trainer.state import AUTOSAVE_NAME, Position
 from trainer.write_order import WriteOrder, superseded
 
@@ -109,12 +110,13 @@ class BackgroundWriter:
         self._left_out: set[str] = set()
         self.safe: Optional[SafeOnDrive] = None
         self.last_error: Optional[BaseException] = None
+        self.left: Optional[list[str]] = []   # what the last push did not send (None: unknown)
         self._last_ok = clock()             # Drive last accepted a push (or the start)
         self._part_ok: Optional[float] = None   # a push that failed verified files then
         self._warned = False
         self._retry_at: Optional[float] = None
         self.dropped = 0
-        self._floor, self._floor_at, self._last_taken = 0.0, 0.0, 0.0
+        self._times = SaveTimes()
         # train.keep_local (trainer.local_retention): rank 0's alone, set by the save policy.
         self._retention: Optional[LocalRetention] = None
         self._md5s: dict[str, str] = {}     # the md5 of each name's latest write
@@ -129,25 +131,12 @@ class BackgroundWriter:
     # -- the training thread
     def not_before(self, saved: float) -> None:
         """Every state this run takes from now on is later than ``saved`` (the latest save
-        time among the run's checkpoints seen at the start), whatever this machine's clock
-        says: see :meth:`taken`."""
-        if saved > self._floor:
-            self._floor, self._floor_at = saved, time.monotonic()
+        time among the run's checkpoints seen at the start): :mod:`trainer.save_times`."""
+        self._times.not_before(saved)
 
     def taken(self) -> float:
-        """The save time of a state taken now (its sidecar's ``saved``): this machine's clock,
-        but never before a save of the run seen at the start (plus the time since) nor before
-        this run's previous one. The clock of another machine, or of this one stepped back,
-        would otherwise date the run's newest saves before the checkpoint they continue from:
-        further on and saved earlier reads as a run sent back on purpose
-        (drivestage.sidecar.left_behind), and resume and status went back to that checkpoint."""
-        # (Strictly after the floor: taken at once after it was set, no monotonic time has
-        # passed, and an equal ``saved`` goes to the name, not to this save.)
-        since = max(time.monotonic() - self._floor_at, 1e-6)
-        now = max(time.time(), self._floor + since if self._floor else 0.0,
-                  self._last_taken + 1e-6 if self._last_taken else 0.0)
-        self._last_taken = now
-        return now
+        """The save time of a state taken now (its sidecar's ``saved``)."""
+        return self._times.taken()
 
     def submit(self, job: SaveJob, stopping: Callable[[], bool] = lambda: False) -> None:
         """Queue ``job``. A droppable job never waits: it replaces a waiting droppable one, or is
@@ -415,13 +404,15 @@ class BackgroundWriter:
         with self._cond:
             protect = self._protect | self._until_newer
             before, md5s = dict(self._generation), dict(self._md5s)
-            self._sending = autosaves.newest(self.out_dir, LOCAL_AUTOSAVES, self._reached)
+            # (Those the writer may prune meanwhile are not sent: autosaves.split.)
+            self._sending, skip = autosaves.split(self.out_dir, LOCAL_AUTOSAVES, self._reached)
         going = Outstanding()
         try:
-            result = self.drive.push(protect, outstanding=going)
+            result = self.drive.push(protect, outstanding=going, skip=skip)
         except Exception as exc:  # Drive trouble never reaches the training thread
             # What it verified before it failed counts; the next push finds the rest unchanged.
-            if self._settle(going.result, before, md5s, going.left(), ok=False):
+            self.left = going.left()
+            if self._settle(going.result, before, md5s, self.left, skip, ok=False):
                 self._part_ok = self._clock()   # (Drive takes checkpoints; the rest fails)
                 self._keep_local()
             self._push_failed(exc)
@@ -429,7 +420,8 @@ class BackgroundWriter:
         finally:
             self._sending = set()   # (one assignment; read under the lock)
         now = self._clock()
-        self._settle(result, before, md5s, [], ok=True)
+        self._settle(result, before, md5s, [], skip, ok=True)
+        self.left = sorted(result.other_run)   # (left as they are: not this run's there)
         with self._cond:
             self.last_error, self._retry_at = None, None
             if self._warned:
@@ -446,13 +438,14 @@ class BackgroundWriter:
                 f"left as they are; give this run its own folder: --set drive.logs=<a new "
                 f"Drive folder>"))
 
-    def _settle(self, result, before: dict, md5s: dict, unsent: Optional[list[str]], *,
-                ok: bool) -> bool:
+    def _settle(self, result, before: dict, md5s: dict, unsent: Optional[list[str]],
+                skip: list[str], *, ok: bool) -> bool:
         """Count what a push verified (:mod:`trainer.pushed`; ``unsent``: what it had not,
-        None when it failed before it knew); whether it verified any of this run's files."""
+        None when it failed before it knew; ``skip``: what it was not to send); whether it
+        verified any of this run's files."""
         with self._cond:
             got = pushed.credit(result, self._generation, before, self._recheck,
-                                getattr(self.drive, "exclude", ()), self.out_dir, unsent)
+                                (*getattr(self.drive, "exclude", ()), *skip), self.out_dir, unsent)
             undone = set() if ok else {n for n in self._positions if n not in got.sent and
                                        self._verified_gen.get(n) != self._generation.get(n)}
             self._recheck = (self._recheck - set(got.sent) - got.left) | got.changed | undone
@@ -489,12 +482,4 @@ class BackgroundWriter:
     def safe_text(self, default: str = "Drive: nothing verified yet", *, short: bool = False) -> str:
         """``"Drive: 3 min ago, epoch 7 iteration 4120 (autosave_00004120.pt)"``; ``short``:
         ``"3 min ago, epoch 7 iteration 4120"`` (the progress bar)."""
-        from trainer.drive import describe_safe
-
-        safe = self.safe
-        if safe is None:
-            return default
-        p = safe.position
-        text = describe_safe(safe.name, p.epoch, p.iteration, p.epoch_iteration, safe.verified_at)
-        return text[len("Drive: "):].rsplit(" (", 1)[0] if short else text
-
+        return pushed.safe_text(self.safe, default, short)

@@ -65,7 +65,8 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str) -> None:
         # fit() returns only once the final push to drive.logs is verified (it raises
         # otherwise): say so, as that is what makes closing the runtime safe.
         on_drive = f" and on {cfg.drive.logs} (every upload verified)" if cfg.drive.logs else ""
-        click.echo(f"checkpoints in {result.out_dir}{on_drive}")
+        # (Verified there, the rest of the final push failed: what is safe, what failed.)
+        click.echo(result.drive_note or f"checkpoints in {result.out_dir}{on_drive}")
 
 
 def _refuse_a_drive_resume(resume: str) -> None:

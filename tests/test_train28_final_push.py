@@ -1,0 +1,82 @@
+"""train28: the end of training when the final push to drive.logs fails. Before, the last line
+was ``Error: mirror of … to … failed: <why>`` (exit 1) whatever had reached Drive: when Drive
+only refused retention's deletions (a folder shared with this account as a writer that may
+not delete), every checkpoint was verified there and the user could not tell; when a
+checkpoint was not sent, nothing said which one was safe. Now the last line says which
+checkpoint is verified on Drive and what is not there, and the exit code says whether the
+machine may go: 0 when every file of the run folder is verified there, 1 otherwise.
+
+``trainer train`` in this process (a real run of a tiny model on synthetic images), the real
+PyDrive2 stack against the emulator."""
+from __future__ import annotations
+
+import os
+import re
+
+from click.testing import CliRunner
+
+from test_trainer22_uploads import _remote_in
+from trainer.cli import cli
+
+FOLDER = "Models/t28/final"
+REFUSED = "insufficientFilePermissions"
+
+
+def _train(tiny_config, **overrides):
+    cfg = tiny_config(**{"drive.logs": f"drive:{FOLDER}", "train.freeze_epochs": 0,
+                         "train.mosaic": False, "train.mixup": False, **overrides})
+    return CliRunner().invoke(cli, ["train", "-c", cfg, "--resume", "none"])
+
+
+def test_drive_refusing_only_the_deletions_leaves_every_checkpoint_verified_exit_0(
+        emulator, drive_env, local_state, fast_retries, tiny_config, one_torch_thread, tmp_path):
+    emulator.faults.inject("DELETE", None, reason=REFUSED, times=None)
+    emulator.faults.inject(None, r"/trash", reason=REFUSED, times=None)
+    r = _train(tiny_config, **{"drive.keep_last": 1})
+    remote = _remote_in(emulator, FOLDER)
+    assert {"epoch_001.pt", "epoch_002.pt", "epoch_002.json", "best.pt"} <= set(remote)
+    last = r.output.strip().splitlines()[-1]
+    assert r.exit_code == 0, r.output
+    logs = tmp_path / "logs"
+    assert last.startswith(f"checkpoints in {logs} and on drive:{FOLDER}: every one verified "
+                           f"there, the newest epoch_002.pt (epoch 2, iteration 4"), last
+    assert last.endswith(f"); the rest of the final push failed (delete drive:{FOLDER}/"
+                         "epoch_001.pt: permission denied (HTTP 403 insufficientFilePermissions: "
+                         "The user does not have sufficient permissions for this file.). Check "
+                         "that this account can access the file (sharing settings, shared drive "
+                         "membership)): older checkpoints stay on Drive (drive.keep_last, "
+                         "drive.keep_best) until that is fixed"), last
+
+
+def test_a_checkpoint_not_sent_is_named_beside_the_newest_that_is_safe_exit_1(
+        emulator, drive_env, local_state, fast_retries, tiny_config, one_torch_thread, tmp_path):
+    """Drive answers every upload 503 once epoch 1's files are verified there: epoch 2's never
+    go. The last line names epoch_001.pt as the newest verified and epoch_002.pt as not there."""
+    import threading
+
+    done = threading.Event()
+
+    def outage() -> None:   # (the moment epoch 1's sidecars are on Drive)
+        while not done.is_set() and (emulator.find(f"{FOLDER}/epoch_001.json") is None
+                                     or emulator.find(f"{FOLDER}/best.json") is None):
+            done.wait(0.01)
+        emulator.faults.inject(None, r"^/upload/", status=503, times=None)
+
+    watcher = threading.Thread(target=outage, daemon=True)
+    watcher.start()
+    try:
+        r = _train(tiny_config, **{"train.epochs": 2})
+    finally:
+        done.set()
+        watcher.join()
+    assert r.exit_code == 1, r.output
+    logs = tmp_path / "logs"
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"Error: mirror of {logs} to drive:{FOLDER} failed: "), last
+    # (With the plots, written again at each epoch: what would be lost with the machine.)
+    tail = last[last.index("; the newest verified there"):]
+    assert re.fullmatch(rf"; the newest verified there is epoch_001.pt \(epoch 1, iteration 2\); "
+                        rf"not there: epoch_002.pt(, loss.png|, map.png|, results.csv)*: upload "
+                        rf"them with drivestage push {re.escape(str(logs))} drive:{FOLDER} before "
+                        rf"this machine goes", tail), tail
+    assert "epoch_002.json" not in _remote_in(emulator, FOLDER)

@@ -1,0 +1,35 @@
+"""The ``saved`` time of each state a run takes (its sidecar's): :class:`SaveTimes`.
+
+This machine's clock, but never before a save of the run seen at the start (plus the time
+since) nor before this run's previous one. The clock of another machine, or of this one
+stepped back, would otherwise date the run's newest saves before the checkpoint they continue
+from: further on and saved earlier reads as a run sent back on purpose
+(drivestage.sidecar.left_behind), and resume and status went back to that checkpoint.
+Split from :mod:`trainer.writer` at its 500-line cap.
+"""
+from __future__ import annotations
+
+import time
+
+
+class SaveTimes:
+    """The save times of one run's states, in the order they are taken."""
+
+    def __init__(self) -> None:
+        self._floor, self._floor_at, self._last = 0.0, 0.0, 0.0
+
+    def not_before(self, saved: float) -> None:
+        """Every state taken from now on is later than ``saved`` (the latest save time among
+        the run's checkpoints seen at the start), whatever this machine's clock says."""
+        if saved > self._floor:
+            self._floor, self._floor_at = saved, time.monotonic()
+
+    def taken(self) -> float:
+        """The save time of a state taken now."""
+        # (Strictly after the floor: taken at once after it was set, no monotonic time has
+        # passed, and an equal ``saved`` goes to the name, not to this save.)
+        since = max(time.monotonic() - self._floor_at, 1e-6)
+        now = max(time.time(), self._floor + since if self._floor else 0.0,
+                  self._last + 1e-6 if self._last else 0.0)
+        self._last = now
+        return now
