@@ -28,11 +28,16 @@ def _train(tiny_config, **overrides):
     return CliRunner().invoke(cli, ["train", "-c", cfg, "--resume", "none"])
 
 
-def test_drive_refusing_only_the_deletions_leaves_every_checkpoint_verified_exit_0(
-        emulator, drive_env, local_state, fast_retries, tiny_config, one_torch_thread, tmp_path):
+def refused_deletions(emulator, tiny_config):
+    """A run with drive.keep_last 1 into a folder where Drive refuses every deletion."""
     emulator.faults.inject("DELETE", None, reason=REFUSED, times=None)
     emulator.faults.inject(None, r"/trash", reason=REFUSED, times=None)
-    r = _train(tiny_config, **{"drive.keep_last": 1})
+    return _train(tiny_config, **{"drive.keep_last": 1})
+
+
+def test_drive_refusing_only_the_deletions_leaves_every_checkpoint_verified_exit_0(
+        emulator, drive_env, local_state, fast_retries, tiny_config, one_torch_thread, tmp_path):
+    r = refused_deletions(emulator, tiny_config)
     remote = _remote_in(emulator, FOLDER)
     assert {"epoch_001.pt", "epoch_002.pt", "epoch_002.json", "best.pt"} <= set(remote)
     last = r.output.strip().splitlines()[-1]
@@ -49,34 +54,27 @@ def test_drive_refusing_only_the_deletions_leaves_every_checkpoint_verified_exit
 
 
 def test_a_checkpoint_not_sent_is_named_beside_the_newest_that_is_safe_exit_1(
-        emulator, drive_env, local_state, fast_retries, tiny_config, one_torch_thread, tmp_path):
-    """Drive answers every upload 503 once epoch 1's files are verified there: epoch 2's never
-    go. The last line names epoch_001.pt as the newest verified and epoch_002.pt as not there."""
-    import threading
-
-    done = threading.Event()
-
-    def outage() -> None:   # (the moment epoch 1's sidecars are on Drive)
-        while not done.is_set() and (emulator.find(f"{FOLDER}/epoch_001.json") is None
-                                     or emulator.find(f"{FOLDER}/best.json") is None):
-            done.wait(0.01)
-        emulator.faults.inject(None, r"^/upload/", status=503, times=None)
-
-    watcher = threading.Thread(target=outage, daemon=True)
-    watcher.start()
-    try:
-        r = _train(tiny_config, **{"train.epochs": 2})
-    finally:
-        done.set()
-        watcher.join()
+        emulator_factory, monkeypatch, local_state, fast_retries, tiny_config, one_torch_thread,
+        tmp_path):
+    """Drive's storage holds epoch 1's two checkpoints (epoch_001.pt, best.pt), not a third:
+    epoch 2's never goes. The last line names epoch_001.pt as the newest verified there and
+    epoch_002.pt as not there."""
+    alone = CliRunner().invoke(cli, ["train", "-c", tiny_config(**{
+        "train.freeze_epochs": 0, "train.mosaic": False, "train.mixup": False,
+        "train.epochs": 1, "train.out_dir": str(tmp_path / "sizes")}), "--resume", "none"])
+    assert alone.exit_code == 0, alone.output
+    size = os.path.getsize(tmp_path / "sizes" / "epoch_001.pt")
+    emu = emulator_factory(quota_bytes=int(2.5 * size))
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", emu.url)
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+    r = _train(tiny_config, **{"train.epochs": 2})
     assert r.exit_code == 1, r.output
     logs = tmp_path / "logs"
     last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"Error: mirror of {logs} to drive:{FOLDER} failed: "), last
-    # (With the plots, written again at each epoch: what would be lost with the machine.)
-    tail = last[last.index("; the newest verified there"):]
-    assert re.fullmatch(rf"; the newest verified there is epoch_001.pt \(epoch 1, iteration 2\); "
-                        rf"not there: epoch_002.pt(, loss.png|, map.png|, results.csv)*: upload "
-                        rf"them with drivestage push {re.escape(str(logs))} drive:{FOLDER} before "
-                        rf"this machine goes", tail), tail
-    assert "epoch_002.json" not in _remote_in(emulator, FOLDER)
+    assert last.startswith(f"Error: mirror of {logs} to drive:{FOLDER} failed: Not enough Drive "
+                           "storage"), last
+    assert last.endswith(f"; the newest verified there is epoch_001.pt (epoch 1, iteration 2); "
+                         f"not there: epoch_002.pt: upload them with drivestage push {logs} "
+                         f"drive:{FOLDER} before this machine goes"), last
+    remote = _remote_in(emu, FOLDER)
+    assert "epoch_001.json" in remote and "epoch_002.pt" not in remote, sorted(remote)

@@ -149,3 +149,23 @@ def _checkpoint_of(name: str, folder: str) -> str:
     """The checkpoint a sidecar ``name`` describes, when ``folder`` holds it; else ``name``."""
     pt = name[:-len(".json")] + ".pt"
     return pt if name.endswith(".json") and os.path.exists(os.path.join(folder, pt)) else name
+
+
+def not_on_drive(positions: Mapping[str, Position], written: Mapping[str, int],
+                 verified: Mapping[str, int], left_out: Collection[str], jobs: Iterable,
+                 folder: str, exclude: Iterable[str]) -> list[str]:
+    """The run's checkpoints that Drive does not hold as they are here, newest first: each
+    written and not verified there since (its last write: ``written`` against ``verified``),
+    or an epoch's save of ``jobs`` (being written, waiting) not written yet (a close without a
+    push writes it, and sends nothing). Not what never goes to Drive (``exclude``: ``last.pt``),
+    what the last push left out on purpose (``left_out``: retention; another run's copy
+    there, said loudly then), nor an autosave pruned here since."""
+    found = {n: p for n, p in positions.items()
+             if verified.get(n) != written.get(n) and n not in left_out
+             and os.path.exists(os.path.join(folder, n))}
+    for job in jobs:
+        if not job.droppable and not job.written:
+            found.update({n: job.position for n in job.names})
+    skip = set(exclude)
+    return sorted((n for n in found if n not in skip),
+                  key=lambda n: (found[n].iteration, n), reverse=True)

@@ -251,7 +251,7 @@ class Checkpointer(Callback):
                       taken=self.writer.taken())
         # A stop while an epoch's save waits behind a slow upload writes both at once (the
         # wait would otherwise outlast train.grace_seconds and the notice).
-        self.writer.submit(job, stopping=self.stop.is_set)
+        self.writer.submit(job, stopping=self.stop.is_set, deadline=lambda: self.stop.deadline)
         blocked = time.perf_counter() - began
         self.blocked_s.append(blocked)
         logger.debug("checkpoint %s at %s: training blocked %.3f s", job.name, pos.label, blocked)
@@ -294,7 +294,7 @@ class Checkpointer(Callback):
             self.keep_aside()
             # Written here and now, even while a slow upload runs; then uploaded and verified.
             job = SaveJob(state, [autosave_name(pos.iteration)], pos, taken=self.writer.taken())
-            ticket = self.writer.write_now(job)
+            ticket = self.writer.write_now(job, self.stop.deadline)
             self.writer.wait_pushed(ticket, self.stop.deadline)
             message = self._stop_message(job, pos)
         distributed.barrier()  # the other ranks leave with rank 0 (torchrun stops stragglers)

@@ -13,8 +13,24 @@ waiting to be written (:func:`superseded`): written after it, that older state r
 """
 from __future__ import annotations
 
+import errno
+import logging
+import time
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
+
+logger = logging.getLogger("trainer.writer")   # (the writer's own word on its writes)
+
+
+class WriteStuck(OSError):
+    """A write waited past its deadline for an earlier write of its names that does not end
+    (a disk that stopped answering: a hung network or FUSE mount)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(errno.ETIMEDOUT, text)
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def superseded(waiting: Any, job: Any) -> bool:
@@ -30,6 +46,8 @@ class WriteOrder:
     def __init__(self, cond: Any) -> None:
         self._cond = cond
         self._writing: list[Any] = []     # SaveJobs (by identity: their states do not compare)
+        self._began: dict[int, tuple[Any, float]] = {}   # id -> (job, monotonic) under way
+        self._said: set[int] = set()      # the writes said to be stuck
 
     def hand(self, *jobs: Any) -> None:
         """``jobs`` are to be written, after those handed over before them."""
@@ -41,20 +59,42 @@ class WriteOrder:
             return iter(list(self._writing))
 
     @contextmanager
-    def turn(self, job: Any) -> Iterator[None]:
+    def turn(self, job: Any, deadline: Optional[float] = None) -> Iterator[None]:
         """Wait until the writes of ``job``'s names handed over before it have ended; the
-        write of ``job`` runs inside (it ends with the block, even by an exception)."""
+        write of ``job`` runs inside (it ends with the block, even by an exception). At
+        ``deadline`` (``time.monotonic()``; a stop's) :class:`WriteStuck`: an earlier write on
+        a disk that stopped answering held a stop's write for good, past its grace."""
         self.hand(job)
         names = set(job.names)
-        with self._cond:
-            while any(names & set(w.names) for w in self._before(job)):
-                self._cond.wait()
         try:
+            with self._cond:
+                while any(names & set(w.names) for w in self._before(job)):
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        held = [w for w in self._before(job) if names & set(w.names)][0]
+                        raise WriteStuck(f"the write of {', '.join(held.names)} before it has "
+                                         f"not ended (the disk does not answer?)")
+                    self._cond.wait(left)
+                self._began[id(job)] = (job, time.monotonic())
             yield
         finally:
             with self._cond:
                 self._writing = [w for w in self._writing if w is not job]
+                self._began.pop(id(job), None)
                 self._cond.notify_all()
+
+    def say_stuck(self, after: float, folder: str) -> None:
+        """Warn, once a write, of each write under way for more than ``after`` seconds: a
+        disk that stopped answering held training (and a stop's save) with no word."""
+        now = time.monotonic()
+        with self._cond:
+            stuck = [(j, now - t) for j, t in self._began.values()
+                     if now - t > after and id(j) not in self._said]
+            self._said |= {id(j) for j, _ in stuck}
+        for job, took in stuck:
+            logger.warning("writing %s in %s has not ended for %.0f s: the disk does not answer "
+                           "(a hung network or FUSE mount?); the saves after it wait for it",
+                           ", ".join(job.names), folder, took)
 
     def _before(self, job: Any) -> list[Any]:
         for i, w in enumerate(self._writing):

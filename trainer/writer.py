@@ -39,13 +39,16 @@ from trainer.local_retention import LocalRetention, finish_removals
 from trainer.pushed import SafeOnDrive, ahead
 from trainer.save_times import SaveTimes
 from trainer.state import AUTOSAVE_NAME, Position
-from trainer.write_order import WriteOrder, superseded
+from trainer.write_order import WriteOrder, WriteStuck, superseded
 
 logger = logging.getLogger(__name__)
 
 #: Autosaves kept in the run folder (the newest and the one before it, in case the newest
 #: is still being uploaded when the machine dies).
 LOCAL_AUTOSAVES = 2
+
+#: Seconds a write may take before the writer says the disk does not answer (train28).
+STUCK_S = 60.0
 
 
 @dataclass
@@ -78,7 +81,7 @@ class BackgroundWriter:
 
     def __init__(self, out_dir: str, drive=None, *, interval_s: float = 600.0,
                  retry_s: float = 60.0, protect: Iterable[str] = (),
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, stuck_s: float = STUCK_S):
         self.out_dir = out_dir
         self.drive = drive
         self.interval_s = interval_s
@@ -90,6 +93,7 @@ class BackgroundWriter:
         self._pending: Optional[SaveJob] = None
         self._current: Optional[SaveJob] = None
         self._writing = WriteOrder(self._cond)  # writes of one name: in hand-over order
+        self.stuck_s = stuck_s                  # a write this long: the disk is said hung
         self._push_requested = 0           # push requests so far (a written job is one)
         self._push_done = 0                # requests covered by a finished push (ok or not)
         # Written jobs and the push request each made: done once a push covered it.
@@ -138,7 +142,8 @@ class BackgroundWriter:
         """The save time of a state taken now (its sidecar's ``saved``)."""
         return self._times.taken()
 
-    def submit(self, job: SaveJob, stopping: Callable[[], bool] = lambda: False) -> None:
+    def submit(self, job: SaveJob, stopping: Callable[[], bool] = lambda: False,
+               deadline: Callable[[], Optional[float]] = lambda: None) -> None:
         """Queue ``job``. A droppable job never waits: it replaces a waiting droppable one, or is
         dropped itself when an epoch's save still waits (that save is about as new). Only a job
         that must not be dropped waits while another such job holds the slot, and only until
@@ -161,20 +166,21 @@ class BackgroundWriter:
                         self._cond.notify_all()
                         break
                     self._cond.wait(0.5)
+                    self.say_stuck()
             if waiting is None:
                 if self._pending is not None:
                     self._drop(self._pending, f"{job.name} replaced it")
                 self._pending = job
                 self._cond.notify_all()
                 return
-        self._write_both_now(waiting, job)
+        self._write_both_now(waiting, job, deadline())
 
-    def _write_both_now(self, waiting: SaveJob, job: SaveJob) -> None:
+    def _write_both_now(self, waiting: SaveJob, job: SaveJob, deadline: Optional[float]) -> None:
         """A stop came while ``waiting`` held the slot: write it, then ``job``, here and now
         (in that order, after the write under way: ``last.pt`` ends as the newest state,
         :mod:`trainer.write_order`), as a stop's own save is; their push follows."""
         for one in (waiting, job):
-            self.write_now(one)
+            self.write_now(one, deadline)
             one.done.set()
 
     def _drop(self, job: SaveJob, why: str) -> None:
@@ -188,16 +194,26 @@ class BackgroundWriter:
         left = None if deadline is None else max(0.0, deadline - self._clock())
         return job.done.wait(left)
 
-    def write_now(self, job: SaveJob) -> int:
-        """Write ``job`` in the calling thread (a stop: complete at once, even while a slow
-        upload runs), then ask for a push: its ticket for :meth:`wait_pushed`. An autosave of
-        its name still waiting (due at the step a stop during the evaluation saves again) holds
-        an older state: dropped, not written over it afterwards."""
+    def write_now(self, job: SaveJob, deadline: Optional[float] = None) -> int:
+        """Write ``job`` now (a stop: complete at once, even while a slow upload runs), then
+        ask for a push: its ticket for :meth:`wait_pushed`. An autosave of its name still
+        waiting (due at the step a stop during the evaluation saves again) holds an older
+        state: dropped, not written over it afterwards. With ``deadline`` (a stop's, in
+        ``time.monotonic()``) the caller never waits past it: a disk that stopped answering
+        held a stop's save, and the process, until its SIGKILL, with no word (train28)."""
         with self._cond:
             if superseded(self._pending, job):
                 self._drop(self._pending, f"{job.name} is written now")
                 self._pending = None
-        self._write(job)
+        if deadline is None:
+            self._write(job)
+        elif not BackgroundThread(lambda: self._write(job, deadline), "trainer-stop-write") \
+                .start().join(max(0.0, deadline - time.monotonic())):
+            job.error = job.error or WriteStuck(
+                f"{job.name} was not written in {self.out_dir} within the grace: the disk "
+                f"does not answer (a hung network or FUSE mount?)")
+            job.missing = list(job.names)
+            self.say_stuck(0.0)
         return self.push_soon()
 
     def push_soon(self) -> int:
@@ -227,25 +243,15 @@ class BackgroundWriter:
             return name in self._verified_names
 
     def not_on_drive(self) -> list[str]:
-        """This run's checkpoints that Drive does not hold as they are here, newest first: each
-        written and not verified there since (its last write), or an epoch's save still
-        waiting to be written (a close without a push writes it, and sends nothing). Not
-        what never goes to Drive (``last.pt``), what the last push left out on purpose
-        (retention; another run's copy there, said loudly then), nor an autosave pruned here
-        since. What a stop's line names (trainer.saving)."""
+        """This run's checkpoints that Drive does not hold as they are here, newest first
+        (:func:`trainer.pushed.not_on_drive`): what a stop's line names (trainer.saving)."""
         if self.drive is None:
             return []
-        exclude = set(getattr(self.drive, "exclude", ()))
         with self._cond:
-            found = {n: p for n, p in self._positions.items()
-                     if self._verified_gen.get(n) != self._generation.get(n)
-                     and n not in self._left_out
-                     and os.path.exists(os.path.join(self.out_dir, n))}
-            for job in (self._current, self._pending):
-                if job is not None and not job.droppable and not job.written:
-                    found.update({n: job.position for n in job.names})
-        return sorted((n for n in found if n not in exclude),
-                      key=lambda n: (found[n].iteration, n), reverse=True)
+            jobs = [j for j in (self._current, self._pending) if j is not None]
+            return pushed.not_on_drive(self._positions, self._generation, self._verified_gen,
+                                       self._left_out, jobs, self.out_dir,
+                                       getattr(self.drive, "exclude", ()))
 
     def keep_local(self, keep: int) -> None:
         """Keep only the newest ``keep`` epoch files in the run folder, each older one deleted
@@ -285,6 +291,7 @@ class BackgroundWriter:
                 if left <= 0:
                     return False
                 self._cond.wait(left)
+                self.say_stuck()
         for thread in (self._thread, self._uploader):
             if thread is not None:
                 end = deadline()
@@ -343,9 +350,17 @@ class BackgroundWriter:
     def _retry_due(self) -> bool:
         return self._retry_at is not None and self._clock() >= self._retry_at
 
-    def _write(self, job: SaveJob) -> None:
-        with self._writing.turn(job):   # after the writes of its names handed over before it
-            self._write_files(job)
+    def _write(self, job: SaveJob, deadline: Optional[float] = None) -> None:
+        try:
+            with self._writing.turn(job, deadline):   # after the earlier writes of its names
+                self._write_files(job)
+        except WriteStuck as exc:   # (a stop's grace ran out behind a write on a hung disk)
+            job.error, job.missing = exc, list(job.names)
+            logger.error("could not write %s in %s: %s", ", ".join(job.names), self.out_dir, exc)
+
+    def say_stuck(self, after: Optional[float] = None) -> None:
+        """Warn of a write under way for more than ``after`` seconds (:attr:`stuck_s`)."""
+        self._writing.say_stuck(self.stuck_s if after is None else after, self.out_dir)
 
     def _write_files(self, job: SaveJob) -> None:
         began = time.perf_counter()

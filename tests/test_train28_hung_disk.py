@@ -1,0 +1,139 @@
+"""train28: a run folder on a disk that stops answering (a network or FUSE mount that hangs:
+modelled by a ``bindfs`` mount whose process is stopped with SIGSTOP; every call into it
+waits). Before, a write there waited for good: the saves after it waited behind it
+(``WriteOrder``, the writer's slot) with no word, and a SIGTERM's save, written in the
+training thread, waited too, past ``train.grace_seconds``, until the SIGKILL. Now a write
+that has not ended after ``stuck_s`` is said (the folder and the files), and a stop never
+waits past its grace for the disk.
+
+The real writer and save policy; the real PyDrive2 stack against the emulator."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from test_keeplocal25 import _save_epochs
+from test_trainer22_hostile import _config, _small_run
+from test_writer import _until
+from trainer.errors import TrainingInterrupted
+from trainer.state import Position
+
+SPEC = "drive:Models/t28/hung"
+
+
+@pytest.fixture
+def hung(tmp_path):
+    """A bindfs mount of ``tmp_path/disk`` run in the foreground; ``hang()`` stops it (every
+    call into the mount waits), the teardown lets it go on and unmounts it."""
+    if shutil.which("bindfs") is None or os.geteuid() != 0:
+        pytest.skip("needs bindfs and root (.ci/run installs bindfs)")
+    src, mnt = tmp_path / "disk", tmp_path / "mnt"
+    src.mkdir()
+    mnt.mkdir()
+    fs = subprocess.Popen(["bindfs", "-f", str(src), str(mnt)], stderr=subprocess.PIPE)
+    _until(lambda: os.path.ismount(mnt) or fs.poll() is not None, "bindfs never mounted")
+    if fs.poll() is not None:
+        pytest.skip(f"bindfs cannot mount here: {fs.stderr.read().decode().strip()}")
+
+    class Disk:
+        path = mnt
+
+        @staticmethod
+        def hang() -> None:
+            os.kill(fs.pid, signal.SIGSTOP)
+
+        @staticmethod
+        def answer() -> None:
+            os.kill(fs.pid, signal.SIGCONT)
+
+    yield Disk
+    os.kill(fs.pid, signal.SIGCONT)
+    subprocess.run(["umount", str(mnt)], check=False)
+    fs.wait(30)
+    fs.stderr.close()
+
+
+def _policy(tiny_config, logs, drive=None, grace=60.0):
+    from trainer.saving import Checkpointer
+    from trainer.stopping import StopFlag
+    from trainer.writer import BackgroundWriter
+
+    run = _small_run(tiny_config, logs)
+    run.cfg = _config(tiny_config, logs)
+    run.stop = StopFlag(grace)
+    writer = BackgroundWriter(str(logs), drive, stuck_s=0.5)
+    saver = Checkpointer(run.cfg, run.info, writer, run.stop)
+    return run, writer, saver
+
+
+def stuck_warning(hung, tiny_config, caplog) -> list[str]:
+    """Epoch 1's write hangs, epoch 2 waits for the slot, epoch 3 for it: what is said."""
+    logs = hung.path / "logs"
+    run, writer, saver = _policy(tiny_config, logs)
+    hung.hang()
+    waiting = threading.Thread(target=_save_epochs, args=(run, saver, 1, 2, 3), daemon=True)
+    try:
+        with caplog.at_level(logging.WARNING, logger="trainer"):
+            waiting.start()
+            _until(lambda: any("has not ended" in r.getMessage() for r in caplog.records),
+                   "nothing said of the write that does not end", timeout=15)
+    finally:
+        hung.answer()
+        waiting.join(30)
+        writer.close()
+    assert (logs / "epoch_003.pt").exists()      # all written once it answers
+    return [r.getMessage() for r in caplog.records if "has not ended" in r.getMessage()]
+
+
+def test_a_write_that_does_not_end_is_said_naming_the_folder_and_the_files(
+        hung, tiny_config, caplog):
+    said = stuck_warning(hung, tiny_config, caplog)
+    logs = hung.path / "logs"
+    assert re.fullmatch(rf"writing last\.pt, epoch_001\.pt in {re.escape(str(logs))} "
+                        r"has not ended for \d+ s: the disk does not answer \(a hung network or "
+                        r"FUSE mount\?\); the saves after it wait for it", said[0]), said
+
+
+def test_a_stop_never_waits_past_its_grace_for_a_disk_that_does_not_answer(
+        hung, emulator, drive_env, local_state, tiny_config):
+    from trainer.drive import DriveFolder
+
+    logs = hung.path / "logs"
+    os.makedirs(logs)
+    run, writer, saver = _policy(tiny_config, logs, DriveFolder(SPEC, str(logs)), grace=3.0)
+    saver.drive_spec = SPEC
+    _save_epochs(run, saver, 1)
+    writer.wait(saver._epoch_job)
+    assert writer.verified("epoch_001.pt")
+    hung.hang()
+    out: list = []
+
+    def stop() -> None:
+        run.stop.request(signal.SIGTERM)
+        try:
+            saver._save_and_stop(run, Position(1, 3, 1))
+        except TrainingInterrupted as exc:
+            out.append(exc)
+
+    began = time.monotonic()
+    stopping = threading.Thread(target=stop, daemon=True)
+    stopping.start()
+    stopping.join(20)
+    took = time.monotonic() - began
+    hung.answer()
+    stopping.join(30)
+    writer.close()
+    assert out and took < 3.0 + 2.0, f"the stop took {took:.1f} s (grace 3 s)"
+    said = str(out[0])
+    assert said.startswith("stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003.pt "
+                           f"could not be written (autosave_00000003.pt was not written in {logs} "
+                           "within the grace: the disk does not answer (a hung network or FUSE "
+                           "mount?))"), said
