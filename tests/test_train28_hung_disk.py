@@ -118,6 +118,7 @@ def test_a_stop_never_waits_past_its_grace_for_a_disk_that_does_not_answer(
 
     def stop() -> None:
         run.stop.request(signal.SIGTERM)
+        run.state.pos = Position(1, 3, 1)          # as the loop does after every step
         try:
             saver._save_and_stop(run, Position(1, 3, 1))
         except TrainingInterrupted as exc:
@@ -133,7 +134,16 @@ def test_a_stop_never_waits_past_its_grace_for_a_disk_that_does_not_answer(
     writer.close()
     assert out and took < 3.0 + 2.0, f"the stop took {took:.1f} s (grace 3 s)"
     said = str(out[0])
-    assert said.startswith("stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003.pt "
-                           f"could not be written (autosave_00000003.pt was not written in {logs} "
-                           "within the grace: the disk does not answer (a hung network or FUSE "
-                           "mount?))"), said
+    assert re.fullmatch(
+        r"stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003\.pt could not be "
+        rf"written \(autosave_00000003\.pt was not written in {re.escape(str(logs))} within "
+        r"1\.\d s: the disk does not answer \(a hung network or FUSE mount\?\)\); it is saved "
+        r"in (/\S+)/autosave_00000003\.pt instead and verified on drive:Models/t28/hung "
+        r"\(\d\.\d s after the signal\); resume with --resume auto", said), said
+    # On Drive: the stop's save and its sidecar, verified (what --resume auto takes).
+    from trainer.drive import DriveFolder, newest_of_current_run
+
+    found = DriveFolder(SPEC, str(hung.path.parent / "elsewhere")).checkpoints()
+    newest = newest_of_current_run(found)
+    assert newest is not None and newest.name == "autosave_00000003.pt", [c.name for c in found]
+    assert newest.sidecar.iteration == 3

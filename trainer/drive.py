@@ -161,6 +161,14 @@ class DriveFolder:
                 "drive.keep_best, drive.max_bytes).", needed=exc.needed, free=exc.free,
                 trash=exc.trash, head=exc.head) from exc
 
+    def send_alone(self, paths: Sequence[str]) -> None:
+        """Upload ``paths`` (a checkpoint, then its sidecar) into the folder, each verified,
+        outside a push: a stop's save written beside a run folder whose disk does not answer,
+        which a push would walk and wait on (:mod:`trainer.stop_save`)."""
+        folder = self._store.make_folders(self._path)
+        for path in paths:
+            self._store.upload(path, folder, os.path.basename(path), md5_cache=self._cache)
+
     def checkpoints(self) -> list[RemoteCheckpoint]:
         """Every checkpoint in the folder whose sidecar is readable and vouches for it."""
         try:

@@ -24,11 +24,12 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 from trainer import checkpoint as ckpt
-from trainer import distributed, pushed
+from trainer import distributed, pushed, stop_save
 from trainer.callbacks import Callback
 from trainer.errors import SaveError, TrainingInterrupted
 from trainer.state import Position, autosave_name
 from trainer.stopping import StopFlag
+from trainer.write_order import WriteStuck
 from trainer.writer import BackgroundWriter, SaveJob
 
 logger = logging.getLogger(__name__)
@@ -295,11 +296,30 @@ class Checkpointer(Callback):
             # Written here and now, even while a slow upload runs; then uploaded and verified.
             job = SaveJob(state, [autosave_name(pos.iteration)], pos, taken=self.writer.taken())
             ticket = self.writer.write_now(job, self.stop.deadline)
-            self.writer.wait_pushed(ticket, self.stop.deadline)
-            message = self._stop_message(job, pos)
+            if isinstance(job.error, WriteStuck) and self.writer.drive is not None:
+                message = self._saved_elsewhere(job, state, pos)   # (the push would wait too)
+            else:
+                self.writer.wait_pushed(ticket, self.stop.deadline)
+                message = self._stop_message(job, pos)
         distributed.barrier()  # the other ranks leave with rank 0 (torchrun stops stragglers)
         raise TrainingInterrupted(message or f"stopped by {self.stop.name} at {pos.label}",
                                   exit_code=self.stop.exit_code)
+
+    def _saved_elsewhere(self, job: SaveJob, state: dict, pos: Position) -> str:
+        """The stop's save on a run folder whose disk does not answer: written elsewhere on
+        this machine and sent to Drive alone within the grace (:mod:`trainer.stop_save`)."""
+        head = f"stopped by {self.stop.name} at {pos.label}: {job.name} could not be written " \
+               f"({job.error})"
+        path, err = stop_save.elsewhere(state, job.name, job.metrics, job.taken,
+                                        self.writer.drive, self.stop.deadline or 0.0)
+        if path is None:
+            why = err or f"not within train.grace_seconds ({self.stop.grace_s:g} s)"
+            return (f"{head}, nor sent to {self.drive_spec} from another folder ({why}); "
+                    f"--resume auto continues from the newest checkpoint there "
+                    f"({self.writer.safe_text('none verified')})")
+        took = time.monotonic() - (self.stop.at or time.monotonic())
+        return (f"{head}; it is saved in {path} instead and verified on {self.drive_spec} "
+                f"({took:.1f} s after the signal); resume with --resume auto")
 
     def _stop_message(self, job: SaveJob, pos: Position) -> str:
         head = f"stopped by {self.stop.name} at {pos.label}"

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
@@ -198,21 +197,22 @@ class BackgroundWriter:
         """Write ``job`` now (a stop: complete at once, even while a slow upload runs), then
         ask for a push: its ticket for :meth:`wait_pushed`. An autosave of its name still
         waiting (due at the step a stop during the evaluation saves again) holds an older
-        state: dropped, not written over it afterwards. With ``deadline`` (a stop's, in
-        ``time.monotonic()``) the caller never waits past it: a disk that stopped answering
-        held a stop's save, and the process, until its SIGKILL, with no word (train28)."""
+        state: dropped, not written over it afterwards. With ``deadline`` (a stop's) never
+        past it: a hung disk held a stop's save until its SIGKILL (train28)."""
         with self._cond:
             if superseded(self._pending, job):
                 self._drop(self._pending, f"{job.name} is written now")
                 self._pending = None
-        if deadline is None:
+        now = time.monotonic()
+        until = None if deadline is None else (now + deadline) / 2
+        if until is None:
             self._write(job)
-        elif not BackgroundThread(lambda: self._write(job, deadline), "trainer-stop-write") \
-                .start().join(max(0.0, deadline - time.monotonic())):
+        elif not BackgroundThread(lambda: self._write(job, until), "trainer-stop-write") \
+                .start().join(max(0.0, until - now)):
             job.error = job.error or WriteStuck(
-                f"{job.name} was not written in {self.out_dir} within the grace: the disk "
-                f"does not answer (a hung network or FUSE mount?)")
-            job.missing = list(job.names)
+                f"{job.name} was not written in {self.out_dir} within {until - now:.1f} s: "
+                f"the disk does not answer (a hung network or FUSE mount?)")
+            job.missing = list(job.names)   # (the rest of the grace: trainer.stop_save)
             self.say_stuck(0.0)
         return self.push_soon()
 
