@@ -20,6 +20,8 @@ import time
 
 import pytest
 
+from _tmpfs import small_disk  # noqa: F401  (a fixture)
+
 from test_keeplocal25 import _save_epochs
 from test_trainer22_hostile import _config, _small_run
 from test_writer import _until
@@ -136,8 +138,8 @@ def test_a_stop_never_waits_past_its_grace_for_a_disk_that_does_not_answer(
     said = str(out[0])
     assert re.fullmatch(
         r"stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003\.pt could not be "
-        rf"written \(autosave_00000003\.pt was not written in {re.escape(str(logs))} within "
-        r"1\.\d s: the disk does not answer \(a hung network or FUSE mount\?\)\); it is saved "
+        rf"written \(its write in {re.escape(str(logs))} has not ended after \d\.\d s: the "
+        r"disk does not answer \(a hung network or FUSE mount\?\)\); it is saved "
         r"in (/\S+)/autosave_00000003\.pt instead and verified on drive:Models/t28/hung "
         r"\(\d\.\d s after the signal\); resume with --resume auto", said), said
     # On Drive: the stop's save and its sidecar, verified (what --resume auto takes).
@@ -147,3 +149,41 @@ def test_a_stop_never_waits_past_its_grace_for_a_disk_that_does_not_answer(
     newest = newest_of_current_run(found)
     assert newest is not None and newest.name == "autosave_00000003.pt", [c.name for c in found]
     assert newest.sidecar.iteration == 3
+
+
+def test_a_stop_on_a_full_run_folder_sends_its_save_to_drive_from_elsewhere(
+        small_disk, emulator, drive_env, local_state, tiny_config):
+    """The run folder's disk is full when SIGTERM comes: the stop's save cannot be written
+    there. Before, the stop said so and Drive kept epoch 1 (iteration 2); now the save is
+    written elsewhere and verified on Drive, and --resume auto takes it."""
+    from trainer.drive import DriveFolder, newest_of_current_run
+
+    disk = small_disk(512 * 1024)
+    logs = disk / "logs"
+    os.makedirs(logs)
+    run, writer, saver = _policy(tiny_config, logs, DriveFolder(SPEC, str(logs)), grace=20.0)
+    saver.drive_spec = SPEC
+    _save_epochs(run, saver, 1)
+    writer.wait(saver._epoch_job)
+    assert writer.verified("epoch_001.pt")
+    with open(disk / "filler", "wb", buffering=0) as fh:   # the rest of the disk
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError:
+            pass
+    run.stop.request(signal.SIGTERM)
+    run.state.pos = Position(1, 3, 1)
+    try:
+        with pytest.raises(TrainingInterrupted) as stopped:
+            saver._save_and_stop(run, Position(1, 3, 1))
+    finally:
+        writer.close()
+    said = str(stopped.value)
+    assert re.fullmatch(
+        r"stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003\.pt could not be "
+        r"written \(.*No space left on device.*\); it is saved in (/\S+)/autosave_00000003\.pt "
+        r"instead and verified on drive:Models/t28/hung \(\d+\.\d s after the signal\); resume "
+        r"with --resume auto", said), said
+    newest = newest_of_current_run(DriveFolder(SPEC, str(disk.parent / "other")).checkpoints())
+    assert newest is not None and newest.name == "autosave_00000003.pt"

@@ -38,6 +38,10 @@ logger = logging.getLogger(__name__)
 #: (:meth:`Checkpointer.keep_aside`; trainer.drive leaves ``*.bad-*`` out of the mirror).
 BAD_SUFFIX = ".bad-"
 
+#: A stop's save the run folder's disk refused for these goes to Drive from another folder
+#: (trainer.stop_save), as does one whose write there has not ended halfway through the grace.
+FULL = (errno.ENOSPC, errno.EDQUOT)
+
 #: How many files not on Drive a stop's line names before "and N more".
 NAMED_UNSENT = 5
 
@@ -295,30 +299,49 @@ class Checkpointer(Callback):
             self.keep_aside()
             # Written here and now, even while a slow upload runs; then uploaded and verified.
             job = SaveJob(state, [autosave_name(pos.iteration)], pos, taken=self.writer.taken())
-            ticket = self.writer.write_now(job, self.stop.deadline)
-            if isinstance(job.error, WriteStuck) and self.writer.drive is not None:
-                message = self._saved_elsewhere(job, state, pos)   # (the push would wait too)
-            else:
+            # On a thread of its own: half the grace, then elsewhere too (trainer.stop_save).
+            ticket = self.writer.write_now(job, self.stop.deadline, patience=0.5)
+            if self._elsewhere_due(job):
+                message = self._saved_elsewhere(job, state, pos)
+            if message is None:
+                if job.ended is not None:   # (written late: the push asked for missed it)
+                    ticket = self.writer.push_soon()
                 self.writer.wait_pushed(ticket, self.stop.deadline)
                 message = self._stop_message(job, pos)
         distributed.barrier()  # the other ranks leave with rank 0 (torchrun stops stragglers)
         raise TrainingInterrupted(message or f"stopped by {self.stop.name} at {pos.label}",
                                   exit_code=self.stop.exit_code)
 
-    def _saved_elsewhere(self, job: SaveJob, state: dict, pos: Position) -> str:
-        """The stop's save on a run folder whose disk does not answer: written elsewhere on
-        this machine and sent to Drive alone within the grace (:mod:`trainer.stop_save`)."""
+    def _elsewhere_due(self, job: SaveJob) -> bool:
+        """Whether a stop's save goes to Drive from another folder: its write in the run folder
+        has not ended halfway through the grace and the folder does not answer (a hung disk; a
+        push would wait on it too), or the write failed for a full disk."""
+        if self.writer is None or self.writer.drive is None or job.ended is None:
+            return False
+        if not job.ended.is_set() and stop_save.answers(self.out_dir):
+            job.ended.wait()   # a slow disk, not a hung one: its write ends, as it always did
+        return not job.ended.is_set() or getattr(job.error, "errno", None) in FULL
+
+    def _saved_elsewhere(self, job: SaveJob, state: dict, pos: Position) -> Optional[str]:
+        """The stop's save written elsewhere on this machine and sent to Drive alone within the
+        grace (:mod:`trainer.stop_save`); None when the run folder got it after all."""
+        assert self.writer is not None
+        deadline = self.stop.deadline or 0.0
+        other = stop_save.Elsewhere(state, job.name, job.metrics, job.taken, self.writer.drive)
+        if stop_save.race(job, other, deadline) and other.path is None:
+            return None
+        took = time.monotonic() - (self.stop.at or time.monotonic())
+        if job.error is None and not job.written:
+            job.error = WriteStuck(f"its write in {self.out_dir} has not ended after {took:.1f} "
+                                   f"s: the disk does not answer (a hung network or FUSE mount?)")
         head = f"stopped by {self.stop.name} at {pos.label}: {job.name} could not be written " \
                f"({job.error})"
-        path, err = stop_save.elsewhere(state, job.name, job.metrics, job.taken,
-                                        self.writer.drive, self.stop.deadline or 0.0)
-        if path is None:
-            why = err or f"not within train.grace_seconds ({self.stop.grace_s:g} s)"
+        if other.path is None:
+            why = other.error or f"not within train.grace_seconds ({self.stop.grace_s:g} s)"
             return (f"{head}, nor sent to {self.drive_spec} from another folder ({why}); "
                     f"--resume auto continues from the newest checkpoint there "
                     f"({self.writer.safe_text('none verified')})")
-        took = time.monotonic() - (self.stop.at or time.monotonic())
-        return (f"{head}; it is saved in {path} instead and verified on {self.drive_spec} "
+        return (f"{head}; it is saved in {other.path} instead and verified on {self.drive_spec} "
                 f"({took:.1f} s after the signal); resume with --resume auto")
 
     def _stop_message(self, job: SaveJob, pos: Position) -> str:

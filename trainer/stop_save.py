@@ -4,10 +4,11 @@ A SIGTERM's autosave is written into ``train.out_dir`` and pushed with the folde
 that stopped answering (a network or FUSE mount that hangs) that write never ends, and the
 push walks that folder too: the stop used to wait there past ``train.grace_seconds``, until
 its SIGKILL, and Drive got nothing. When the write has not ended halfway through the grace
-(:func:`trainer.writer.BackgroundWriter.write_now`), the same state is written into a
-temporary folder of this machine's own and its two files go to ``drive.logs`` alone, each
-verified, outside a push (:meth:`trainer.drive.DriveFolder.send_alone`), within what is left
-of the grace (train28).
+(:func:`trainer.writer.BackgroundWriter.write_now`) and the folder cannot even be listed
+(:func:`answers`: a slow disk can, and its write is waited for as before), or the disk is
+full, the same state is written into a temporary folder of this machine's own and its two
+files go to ``drive.logs`` alone, each verified, outside a push
+(:meth:`trainer.drive.DriveFolder.send_alone`), within what is left of the grace (train28).
 """
 from __future__ import annotations
 
@@ -23,22 +24,40 @@ from trainer import checkpoint as ckpt
 logger = logging.getLogger(__name__)
 
 
-def elsewhere(state: dict, name: str, metrics: dict, saved: float, drive: Any,
-              deadline: float) -> tuple[Optional[str], Optional[BaseException]]:
-    """Write ``state`` as ``name`` (and its sidecar) into a new temporary folder and send both
-    to ``drive`` by ``deadline`` (``time.monotonic()``); the local copy's path once both are
-    verified there, else None with the error (None: the deadline came first)."""
-    done: dict[str, Any] = {}
+def answers(folder: str, within: float = 0.5) -> bool:
+    """Whether ``folder`` can be listed within ``within`` seconds: a disk merely slow to write
+    a checkpoint answers; a hung network or FUSE mount does not (its listing waits for good,
+    on a thread of its own)."""
+    return BackgroundThread(lambda: os.listdir(folder), "trainer-disk-probe").start().join(within)
 
-    def run() -> None:
+
+class Elsewhere:
+    """``state`` written as ``name`` (and its sidecar) into a new temporary folder and both sent
+    to ``drive``, on a thread of its own (:attr:`ended`); :attr:`path`, the local copy, once
+    both are verified there, else :attr:`error` (why not)."""
+
+    def __init__(self, state: dict, name: str, metrics: dict, saved: float, drive: Any) -> None:
+        self.path: Optional[str] = None
+        self.error: Optional[BaseException] = None
+        self._args = state, name, metrics, saved, drive
+        self.ended = BackgroundThread(self._run, "trainer-stop-elsewhere").start().ended
+
+    def _run(self) -> None:
+        state, name, metrics, saved, drive = self._args
         try:
             path = os.path.join(tempfile.mkdtemp(prefix="trainer-stop-"), name)
             ckpt.save_checkpoint(state, path, metrics=metrics, saved=saved)
             drive.send_alone([path, ckpt.sidecar_path(path)])
-            done["path"] = path
+            self.path = path
         except Exception as exc:   # (Drive refusing it; this disk full too): said by the stop
-            done["error"] = exc
+            self.error = exc
 
-    BackgroundThread(run, "trainer-stop-elsewhere").start().join(
-        max(0.0, deadline - time.monotonic()))
-    return done.get("path"), done.get("error")
+
+def race(job: Any, other: Elsewhere, deadline: float) -> bool:
+    """Wait until ``other`` ended, or ``job``'s own write (``job.ended``) wrote it in the run
+    folder after all (a slow disk, not a hung one: its push sends it), or ``deadline``
+    (``time.monotonic()``); whether ``job`` was written there."""
+    while not other.ended.wait(0.05):   # (two flags: whichever is set first)
+        if job.written or time.monotonic() >= deadline:
+            break
+    return bool(job.written)

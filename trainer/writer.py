@@ -69,6 +69,7 @@ class SaveJob:
     # reads as a run sent back on purpose (drivestage.sidecar.left_behind).
     taken: float = field(default_factory=time.time)
     missing: list[str] = field(default_factory=list)   # names a failed write left unwritten
+    ended: Optional[Flag] = None       # a stop's write on a thread of its own: it ended
 
     @property
     def name(self) -> str:
@@ -193,27 +194,25 @@ class BackgroundWriter:
         left = None if deadline is None else max(0.0, deadline - self._clock())
         return job.done.wait(left)
 
-    def write_now(self, job: SaveJob, deadline: Optional[float] = None) -> int:
+    def write_now(self, job: SaveJob, deadline: Optional[float] = None,
+                  patience: float = 1.0) -> int:
         """Write ``job`` now (a stop: complete at once, even while a slow upload runs), then
         ask for a push: its ticket for :meth:`wait_pushed`. An autosave of its name still
         waiting (due at the step a stop during the evaluation saves again) holds an older
-        state: dropped, not written over it afterwards. With ``deadline`` (a stop's) never
-        past it: a hung disk held a stop's save until its SIGKILL (train28)."""
+        state: dropped, not written over it afterwards. With ``deadline`` (a stop's) written on
+        a thread of its own (``job.ended``), waited for until ``patience`` of the time to it:
+        a hung disk held a stop's save until its SIGKILL (train28; trainer.stop_save)."""
         with self._cond:
             if superseded(self._pending, job):
                 self._drop(self._pending, f"{job.name} is written now")
                 self._pending = None
-        now = time.monotonic()
-        until = None if deadline is None else (now + deadline) / 2
-        if until is None:
+        if deadline is None:
             self._write(job)
-        elif not BackgroundThread(lambda: self._write(job, until), "trainer-stop-write") \
-                .start().join(max(0.0, until - now)):
-            job.error = job.error or WriteStuck(
-                f"{job.name} was not written in {self.out_dir} within {until - now:.1f} s: "
-                f"the disk does not answer (a hung network or FUSE mount?)")
-            job.missing = list(job.names)   # (the rest of the grace: trainer.stop_save)
-            self.say_stuck(0.0)
+        else:
+            job.ended = BackgroundThread(lambda: self._write(job, deadline),
+                                         "trainer-stop-write").start().ended
+            if not job.ended.wait(max(0.0, deadline - time.monotonic()) * patience):
+                self.say_stuck(0.0)
         return self.push_soon()
 
     def push_soon(self) -> int:
