@@ -54,20 +54,18 @@ def test_drive_refusing_only_the_deletions_leaves_every_checkpoint_verified_exit
 
 
 def test_a_checkpoint_not_sent_is_named_beside_the_newest_that_is_safe_exit_1(
-        emulator_factory, monkeypatch, local_state, fast_retries, tiny_config, one_torch_thread,
-        tmp_path):
-    """Drive's storage holds epoch 1's two checkpoints (epoch_001.pt, best.pt), not a third:
-    epoch 2's never goes. The last line names epoch_001.pt as the newest verified there and
-    epoch_002.pt as not there."""
-    alone = CliRunner().invoke(cli, ["train", "-c", tiny_config(**{
-        "train.freeze_epochs": 0, "train.mosaic": False, "train.mixup": False,
-        "train.epochs": 1, "train.out_dir": str(tmp_path / "sizes")}), "--resume", "none"])
-    assert alone.exit_code == 0, alone.output
-    size = os.path.getsize(tmp_path / "sizes" / "epoch_001.pt")
-    emu = emulator_factory(quota_bytes=int(2.5 * size))
-    monkeypatch.setenv("DRIVESTAGE_API_ROOT", emu.url)
-    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
-    r = _train(tiny_config, **{"train.epochs": 2})
+        emulator, drive_env, local_state, fast_retries, tiny_config, one_torch_thread, tmp_path):
+    """Epoch 1 reached Drive (a first run); then Drive's storage holds no more checkpoints: the
+    resumed run's epoch 2 never goes. The last line names epoch_001.pt as the newest verified
+    there and epoch_002.pt as not there."""
+    first = _train(tiny_config, **{"train.epochs": 1})
+    assert first.exit_code == 0, first.output
+    used = sum(int(f.get("fileSize", 0)) for f in emulator.files())
+    size = os.path.getsize(tmp_path / "logs" / "epoch_001.pt")
+    emulator.quota_bytes = emulator.store.quota_bytes = used + size // 2
+    cfg = tiny_config(**{"drive.logs": f"drive:{FOLDER}", "train.freeze_epochs": 0,
+                         "train.mosaic": False, "train.mixup": False, "train.epochs": 2})
+    r = CliRunner().invoke(cli, ["train", "-c", cfg, "--resume", "auto"])
     assert r.exit_code == 1, r.output
     logs = tmp_path / "logs"
     last = r.stderr.strip().splitlines()[-1]
@@ -76,5 +74,5 @@ def test_a_checkpoint_not_sent_is_named_beside_the_newest_that_is_safe_exit_1(
     assert last.endswith(f"; the newest verified there is epoch_001.pt (epoch 1, iteration 2); "
                          f"not there: epoch_002.pt: upload them with drivestage push {logs} "
                          f"drive:{FOLDER} before this machine goes"), last
-    remote = _remote_in(emu, FOLDER)
+    remote = _remote_in(emulator, FOLDER)
     assert "epoch_001.json" in remote and "epoch_002.pt" not in remote, sorted(remote)

@@ -104,6 +104,16 @@ def test_a_write_that_does_not_end_is_said_naming_the_folder_and_the_files(
                         r"FUSE mount\?\); the saves after it wait for it", said[0]), said
 
 
+def _listing(writer) -> bool:
+    """The writer's uploader waits in a look at the run folder (autosaves.newest)."""
+    import sys
+    import traceback
+
+    uploader = writer._uploader.thread.ident
+    frame = sys._current_frames().get(uploader)
+    return frame is not None and any(f.name == "newest" for f in traceback.extract_stack(frame))
+
+
 def test_a_stop_never_waits_past_its_grace_for_a_disk_that_does_not_answer(
         hung, emulator, drive_env, local_state, tiny_config):
     from trainer.drive import DriveFolder
@@ -116,6 +126,8 @@ def test_a_stop_never_waits_past_its_grace_for_a_disk_that_does_not_answer(
     writer.wait(saver._epoch_job)
     assert writer.verified("epoch_001.pt")
     hung.hang()
+    writer.push_soon()       # a push begins on the hung disk: its look at the folder waits
+    _until(lambda: _listing(writer), "the push never looked at the folder")
     out: list = []
 
     def stop() -> None:

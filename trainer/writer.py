@@ -246,11 +246,11 @@ class BackgroundWriter:
         (:func:`trainer.pushed.not_on_drive`): what a stop's line names (trainer.saving)."""
         if self.drive is None:
             return []
-        with self._cond:
+        with self._cond:   # (the folder looked at outside: a hung disk holds no lock)
             jobs = [j for j in (self._current, self._pending) if j is not None]
-            return pushed.not_on_drive(self._positions, self._generation, self._verified_gen,
-                                       self._left_out, jobs, self.out_dir,
-                                       getattr(self.drive, "exclude", ()))
+            state = dict(self._positions), dict(self._generation), dict(self._verified_gen)
+        return pushed.not_on_drive(*state, set(self._left_out), jobs, self.out_dir,
+                                   getattr(self.drive, "exclude", ()))
 
     def keep_local(self, keep: int) -> None:
         """Keep only the newest ``keep`` epoch files in the run folder, each older one deleted
@@ -417,9 +417,9 @@ class BackgroundWriter:
             finish_removals(self.out_dir)
         with self._cond:
             protect = self._protect | self._until_newer
-            before, md5s = dict(self._generation), dict(self._md5s)
-            # (Those the writer may prune meanwhile are not sent: autosaves.split.)
-            self._sending, skip = autosaves.split(self.out_dir, LOCAL_AUTOSAVES, self._reached)
+            before, md5s, reached = dict(self._generation), dict(self._md5s), self._reached
+        # (Listed without the lock: a hung disk. What the writer may prune meanwhile is not sent.)
+        self._sending, skip = autosaves.split(self.out_dir, LOCAL_AUTOSAVES, reached)
         going = Outstanding()
         try:
             result = self.drive.push(protect, outstanding=going, skip=skip)
