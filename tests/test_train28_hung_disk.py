@@ -199,3 +199,34 @@ def test_a_stop_on_a_full_run_folder_sends_its_save_to_drive_from_elsewhere(
         r"with --resume auto", said), said
     newest = newest_of_current_run(DriveFolder(SPEC, str(disk.parent / "other")).checkpoints())
     assert newest is not None and newest.name == "autosave_00000003.pt"
+
+
+def test_results_csv_on_a_disk_that_does_not_answer_holds_no_epoch_end(hung, caplog):
+    """results.csv is written at each epoch's end, before its checkpoint: on a hung disk that
+    write held the training thread for good (no word, no SIGTERM seen). Now it is waited for a
+    while, said, and training goes on (its checkpoint then goes as above)."""
+    from types import SimpleNamespace
+
+    from trainer.callbacks import CSVLogger
+
+    logs = hung.path / "logs"
+    os.makedirs(logs)
+    csv = CSVLogger(str(logs), within=0.5)
+    run = SimpleNamespace(state=SimpleNamespace(history=[{"epoch": 1, "train_loss": 0.5}]))
+    csv.on_fit_epoch_end(run, None, {})
+    assert (logs / "results.csv").exists()
+    hung.hang()
+    ended = threading.Event()
+
+    def epoch_end() -> None:
+        csv.on_fit_epoch_end(run, None, {})
+        ended.set()
+
+    with caplog.at_level(logging.WARNING, logger="trainer"):
+        threading.Thread(target=epoch_end, daemon=True).start()
+        returned = ended.wait(10)
+        hung.answer()
+    assert returned, "the epoch's end waited on results.csv"
+    said = [r.getMessage() for r in caplog.records if "results.csv" in r.getMessage()]
+    assert said == [f"writing {logs}/results.csv has not ended for 0 s: the disk does not "
+                    "answer (a hung network or FUSE mount?); training goes on without it"], said

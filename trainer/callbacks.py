@@ -66,16 +66,55 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+#: Seconds the training thread waits for results.csv or the curves to be written: on a disk
+#: that stopped answering (a hung network or FUSE mount) that write waited for good, at the
+#: epoch's end, before its checkpoint, with no word, and a SIGTERM was never seen (train28).
+WRITE_WITHIN_S = 30.0
+
+
+class Bounded:
+    """One small file written on a thread of its own, waited for ``within`` seconds at most;
+    while one has not ended (the disk does not answer), the next is not begun."""
+
+    def __init__(self, within: float = WRITE_WITHIN_S):
+        self.within = within
+        self._under_way: Any = None   # a BackgroundThread's "ended" Flag
+
+    def run(self, write: Any, path: str) -> None:
+        """``write()`` (it writes ``path``), bounded; OSError as ``write`` raised it."""
+        from drivestage.interrupts import BackgroundThread
+
+        if self._under_way is not None and not self._under_way.is_set():
+            return   # (the one before still waits on the disk: said already)
+        out: list[BaseException] = []
+
+        def body() -> None:
+            try:
+                write()
+            except BaseException as exc:   # (raised in the caller's thread below)
+                out.append(exc)
+
+        self._under_way = BackgroundThread(body, "trainer-small-write").start().ended
+        if not self._under_way.wait(self.within):
+            logger.warning("writing %s has not ended for %.0f s: the disk does not answer (a "
+                           "hung network or FUSE mount?); training goes on without it",
+                           path, self.within)
+        elif out:
+            raise out[0]
+
+
 class CSVLogger(Callback):
     """``results.csv``: one row per epoch, rewritten from the run's history (so a resumed run
     has the rows of the epochs trained before the disconnect, and none twice)."""
 
-    def __init__(self, out_dir: str, name: str = "results.csv"):
+    def __init__(self, out_dir: str, name: str = "results.csv", within: float = WRITE_WITHIN_S):
         self.path = os.path.join(out_dir, name)
+        self.bounded = Bounded(within)
 
     def on_fit_epoch_end(self, run: Any, pos: Any, row: dict) -> None:
+        history = list(run.state.history)
         try:
-            write_results_csv(self.path, run.state.history)
+            self.bounded.run(lambda: write_results_csv(self.path, history), self.path)
         except OSError as exc:
             # A full disk must not end the run here, before the epoch's checkpoint is even
             # tried (the save policy comes last); the whole history is in every checkpoint and
@@ -121,8 +160,9 @@ class PlotCallback(Callback):
     after an epoch at most every ``every_s`` seconds (drawing both takes about 0.2 s: after
     every epoch of seconds-long epochs, a fifth of the run), and at the end."""
 
-    def __init__(self, out_dir: str, every_s: float = PLOT_EVERY_S):
-        self.out_dir, self.every_s = out_dir, every_s
+    def __init__(self, out_dir: str, every_s: float = PLOT_EVERY_S,
+                 within: float = WRITE_WITHIN_S):
+        self.out_dir, self.every_s, self.bounded = out_dir, every_s, Bounded(within)
         self.drawn_at = time.monotonic()
         self.pending = False
 
@@ -144,8 +184,10 @@ class PlotCallback(Callback):
         if not self.pending:
             return
         self.pending, self.drawn_at = False, time.monotonic()
+        history = list(run.state.history)
         try:
-            plot_history(run.state.history, self.out_dir)
+            self.bounded.run(lambda: plot_history(history, self.out_dir),
+                             os.path.join(self.out_dir, "loss.png"))
         except Exception as exc:  # a plot must never stop training
             logger.warning("could not draw the curves: %s", exc)
 
