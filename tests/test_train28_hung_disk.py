@@ -230,3 +230,36 @@ def test_results_csv_on_a_disk_that_does_not_answer_holds_no_epoch_end(hung, cap
     said = [r.getMessage() for r in caplog.records if "results.csv" in r.getMessage()]
     assert said == [f"writing {logs}/results.csv has not ended for 0 s: the disk does not "
                     "answer (a hung network or FUSE mount?); training goes on without it"], said
+
+
+def test_tensorboard_on_a_disk_that_does_not_answer_holds_no_epoch_end(hung, caplog):
+    """TensorBoard's flush at each epoch's end (and its close at a stop) waited for good on a
+    hung disk, in the training thread. Now bounded: said, TensorBoard dropped, training goes on."""
+    pytest.importorskip("torch.utils.tensorboard")
+    from types import SimpleNamespace
+
+    from trainer.callbacks import TensorBoardLogger
+    from trainer.state import Position as Pos
+
+    logs = hung.path / "logs"
+    os.makedirs(logs)
+    tb = TensorBoardLogger(str(logs), within=0.5)
+    tb.on_fit_start(SimpleNamespace(state=SimpleNamespace(pos=Pos(0, 0, 0))))
+    assert tb.writer is not None
+    hung.hang()
+    ended = threading.Event()
+
+    def epoch_end() -> None:
+        for epoch in (1, 2):
+            tb.on_fit_epoch_end(None, None, {"epoch": epoch, "train_loss": 0.5})
+        tb.on_interrupt(None, KeyboardInterrupt())
+        ended.set()
+
+    with caplog.at_level(logging.WARNING, logger="trainer"):
+        threading.Thread(target=epoch_end, daemon=True).start()
+        returned = ended.wait(10)
+        hung.answer()
+    assert returned, "the epoch's end waited on TensorBoard"
+    assert tb.writer is None
+    said = [r.getMessage() for r in caplog.records if "tensorboard" in r.getMessage()]
+    assert said and "has not ended for 0 s: the disk does not answer" in said[0], said

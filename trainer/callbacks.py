@@ -80,12 +80,13 @@ class Bounded:
         self.within = within
         self._under_way: Any = None   # a BackgroundThread's "ended" Flag
 
-    def run(self, write: Any, path: str) -> None:
-        """``write()`` (it writes ``path``), bounded; OSError as ``write`` raised it."""
+    def run(self, write: Any, path: str) -> bool:
+        """``write()`` (it writes ``path``), bounded; OSError as ``write`` raised it. Whether
+        it ended (False: still waiting on the disk, said)."""
         from drivestage.interrupts import BackgroundThread
 
         if self._under_way is not None and not self._under_way.is_set():
-            return   # (the one before still waits on the disk: said already)
+            return False   # (the one before still waits on the disk: said already)
         out: list[BaseException] = []
 
         def body() -> None:
@@ -99,8 +100,10 @@ class Bounded:
             logger.warning("writing %s has not ended for %.0f s: the disk does not answer (a "
                            "hung network or FUSE mount?); training goes on without it",
                            path, self.within)
-        elif out:
+            return False
+        if out:
             raise out[0]
+        return True
 
 
 class CSVLogger(Callback):
@@ -248,10 +251,11 @@ class ProgressLines(Callback):
 class TensorBoardLogger(Callback):
     """Scalars under ``<out_dir>/tensorboard``: per-iteration loss and lr, per-epoch metrics."""
 
-    def __init__(self, out_dir: str, every: int = 10):
+    def __init__(self, out_dir: str, every: int = 10, within: float = WRITE_WITHIN_S):
         self.log_dir = os.path.join(out_dir, "tensorboard")
         self.every = max(1, every)
         self.writer = None
+        self.bounded = Bounded(within)   # its flush on a hung disk: TensorBoard is dropped
 
     def on_fit_start(self, run: Any) -> None:
         try:
@@ -272,7 +276,8 @@ class TensorBoardLogger(Callback):
         for k in ("train_loss", "val_loss", "map50", "map", "lr", "images_per_s"):
             if row.get(k) is not None:
                 self.writer.add_scalar(f"epoch/{k}", row[k], row["epoch"])
-        self.writer.flush()
+        if not self.bounded.run(self.writer.flush, self.log_dir):
+            self.writer = None   # (its queue would fill, and the next scalar wait for good)
 
     def on_fit_end(self, run: Any) -> None:
         self._close()
@@ -282,5 +287,5 @@ class TensorBoardLogger(Callback):
 
     def _close(self) -> None:
         if self.writer is not None:
-            self.writer.close()
+            self.bounded.run(self.writer.close, self.log_dir)
             self.writer = None
