@@ -286,6 +286,11 @@ class PartialChangedError(LocalFileError):
     there are gone: truncated); nothing was staged, the download was deleted."""
 
 
+class LocksBusyError(DriveStageError):
+    """Other pushes kept taking a folder a push reaches through a shortcut, each time it
+    started again (:func:`drivestage.locks.locked`)."""
+
+
 class DeletionRefusedError(DriveStageError):
     """``push --delete`` would remove far more than SRC holds; nothing was deleted."""
 

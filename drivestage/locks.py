@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Iterator, Optional, Sequence
 from filelock import FileLock, Timeout
 
 from drivestage import lock_holders
-from drivestage.errors import LocalFileError
+from drivestage.errors import LocalFileError, LocksBusyError
 from drivestage.interrupts import deferred
 from drivestage.lockdir import folder_for
 from drivestage.state import state_dir
@@ -170,19 +170,32 @@ class Held:
         self.stack, self.lineage = stack, lineage
 
 
+#: Times :func:`locked` runs a push again after a lock it reached was busy, at most: each
+#: round lists DEST again, and pushes that keep taking the folders it reaches in turn
+#: (mirrors every few seconds) must not keep it talking to Drive for ever.
+MAX_ROUNDS = 20
+
+
 def locked(lineage: Sequence[tuple[str, str]], work: Callable[[Held], None]) -> None:
     """``work(held)`` under :func:`tree_lock` of ``lineage``. When it meets a lock another push
     holds (:class:`Busy`, from :func:`more`), every lock is let go, that one waited for (said)
-    and given back, and ``work`` runs again from the start."""
-    while True:
+    and given back, and ``work`` runs again from the start, :data:`MAX_ROUNDS` times at most
+    (then :class:`~drivestage.errors.LocksBusyError`)."""
+    last = ""
+    for _ in range(MAX_ROUNDS + 1):
         try:
             with ExitStack() as stack:
                 stack.enter_context(tree_lock(lineage))
                 work(Held(stack, lineage))
             return
         except Busy as busy:
+            last = busy.lineage[0][1]
             with tree_lock(busy.lineage):
                 pass
+    raise LocksBusyError(f"push into {lineage[0][1] if lineage else 'DEST'}: other pushes "
+                         f"took {last}, a folder it reaches through a shortcut, each of the "
+                         f"{MAX_ROUNDS} times it waited for them and started again; run it "
+                         "again once they are done")
 
 
 def more(held: Held, lineages: Iterable[Sequence[tuple[str, str]]]) -> None:
