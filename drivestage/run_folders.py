@@ -75,10 +75,13 @@ def record(store: RemoteStore, folder: RemoteEntry, src: str, exclude: Sequence[
     if done in _recorded:
         return
     now = time.time()
+    # The folders it sits in (the store's cached lineage: the push's lock took it, no request):
+    # ``--delete`` of a folder above that SRC lacks would trash the run folder with it.
+    above = [p for p, _ in store.lineage(folder)[1:]]
 
     def change(data: dict[str, Any]) -> None:
         data[place] = {"src": os.path.realpath(src), "where": store.describe(folder), "t": now,
-                       "exclude": list(exclude)}
+                       "exclude": list(exclude), "above": above}
         for old in sorted(data, key=lambda k: _time(data[k]))[:max(0, len(data) - MAX_RECORDS)]:
             del data[old]
 
@@ -175,12 +178,24 @@ def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, Remo
             patterns = said.get("exclude") if isinstance(said, dict) else None
             owned.exclude[rel] = [p for p in patterns or () if isinstance(p, str)]
     local_ids = {f.id for f in remote_folder.values()}
+    holding = _holding(records)
     for rel, index in listing.items():
         for entries in index.values():
             owned.whole |= {e.id for e in entries if e.is_dir and e.id not in local_ids
-                            and key(store, e) in records}
+                            and (key(store, e) in records or key(store, e) in holding)}
     _say(store, remote_folder, owned, records)
     return owned
+
+
+def _holding(records: Mapping[str, Any]) -> set[str]:
+    """The places of the folders run folders sit in, as their records say (a folder SRC
+    lacks that holds one is left whole, as the run folder itself is)."""
+    out: set[str] = set()
+    for rec in records.values():
+        above = rec.get("above") if isinstance(rec, dict) else None
+        if isinstance(above, list):
+            out |= {p for p in above if isinstance(p, str)}
+    return out
 
 
 def _say(store: RemoteStore, remote_folder: Mapping[str, RemoteEntry], owned: Owned,
