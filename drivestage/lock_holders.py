@@ -12,6 +12,7 @@ alone. Only for the message: a holder file never decides who may lock.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shlex
 import socket
@@ -20,6 +21,7 @@ import time
 from typing import Any, Optional
 
 from drivestage.interrupts import deferred
+from drivestage.paths import printable
 from drivestage.temps import namespace_tag
 
 #: Longest command shown (an argv can be long: a notebook's kernel).
@@ -89,9 +91,16 @@ def described(folder: str, stem: str) -> str:
 
 
 def _one(record: dict[str, Any]) -> str:
+    """One holder as said; its host and command escaped and cut (they are any process's
+    text, shown on another terminal: an escape sequence in a folder name reached argv)."""
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(record["since"]))
     stopped = ", stopped (Ctrl-Z: fg it, or end it)" if _state(record["pid"]) == "T" else ""
-    return f"pid {record['pid']} on {record['host']}, since {when}{stopped}: {record['command']}"
+    return (f"pid {record['pid']} on {printable(_cut(record['host']))}, since {when}{stopped}: "
+            f"{printable(_cut(record['command']))}")
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= COMMAND_CHARS else text[:COMMAND_CHARS - 1] + "…"
 
 
 def _names(folder: str, stem: str) -> list[str]:
@@ -120,10 +129,16 @@ def _read(path: str) -> Optional[dict[str, Any]]:
         record = json.loads(data)
     except ValueError:
         return None
-    ok = isinstance(record, dict) and isinstance(record.get("pid"), int) and \
-        isinstance(record.get("since"), (int, float)) and \
+    ok = isinstance(record, dict) and type(record.get("pid")) is int and \
+        0 < record["pid"] < 2 ** 31 and _a_time(record.get("since")) and \
         all(isinstance(record.get(k), str) for k in ("host", "command"))
     return record if ok else None
+
+
+def _a_time(since: Any) -> bool:
+    """A time a clock can show (a lying file's 1e300 or NaN ended the wait in a traceback
+    from ``time.gmtime``)."""
+    return type(since) in (int, float) and math.isfinite(since) and 0 <= since < 2 ** 33
 
 
 def _live(name: str, record: dict[str, Any]) -> bool:
@@ -175,5 +190,4 @@ def _command() -> str:
     prog = os.path.basename(argv[0])
     if prog == "__main__.py":   # python -m drivestage
         prog = os.path.basename(os.path.dirname(argv[0]))
-    text = " ".join([prog or sys.executable] + [shlex.quote(a) for a in argv[1:]])
-    return text if len(text) <= COMMAND_CHARS else text[:COMMAND_CHARS - 1] + "…"
+    return _cut(" ".join([prog or sys.executable] + [shlex.quote(a) for a in argv[1:]]))
