@@ -75,7 +75,7 @@ def decide(stamp: Optional[Stamp], entry: RemoteEntry, local: Local, *, extract:
     md5 when its size is right."""
     stamped = (stamp is not None and local.size == stamp.get("size")
                and same_mtime(local.mtime_ns, stamp.get("mtime_ns")))
-    older = stamp is not None and stamp.get("md5") != entry.md5
+    older = stamp is not None and not same_content(stamp, entry)
     if stamped and not older and stamp is not None and stamp.get("size") == entry.size \
             and not force:
         return "cached" if not extract or local.members_intact else "extract"
@@ -86,6 +86,17 @@ def decide(stamp: Optional[Stamp], entry: RemoteEntry, local: Local, *, extract:
             return "verified"
     action = "update" if older or local.md5_ok is False else "download"
     return "resume" if local.partial and not force else action
+
+
+def same_content(stamp: Stamp, entry: RemoteEntry) -> bool:
+    """Whether ``stamp`` is of ``entry``'s content as Drive lists it: the same md5; for a file
+    Drive lists without one (verified by its SHA-256), the same SHA-256. By md5 alone, a new
+    version of such a file (md5 None both times) of the same size was "already staged" for
+    good, the old bytes kept (attackds29)."""
+    if stamp.get("md5") != entry.md5:
+        return False
+    return bool(entry.md5) or stamp.get("sha256") == (entry.sha256 or "").lower() or \
+        not entry.sha256
 
 
 def same_mtime(now: Optional[int], stamped: object) -> bool:

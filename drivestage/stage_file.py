@@ -363,6 +363,8 @@ class FileStager:
         stamp = stamps.new(src=self.src, file_id=entry.id, name=name, remote_name=entry.name,
                            parent_id=entry.parent_id, md5=entry.md5, size=entry.size,
                            mtime_ns=(held or os.stat(target)).st_mtime_ns, stale=stale)
+        if not entry.md5 and entry.sha256:   # (the version's mark: stage_decide.same_content)
+            stamp["sha256"] = entry.sha256.lower()
         self._note_access(stamp, entry)
         vouched = self._source_identity(entry)
         if vouched is not None:
