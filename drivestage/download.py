@@ -185,6 +185,7 @@ class Download:
             if got_size == self.entry.size and (check is None or got == check.expected):
                 break
             remove_partial(self.partial)
+            self.store.mismatched(self.entry)   # (a signed address that served other bytes)
             if not restarted:
                 self._check_unchanged()
             name = check.name if check is not None else "md5"

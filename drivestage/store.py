@@ -154,6 +154,10 @@ class RemoteStore(abc.ABC):
         """Bytes ``[start, end)`` of a file in one piece (a download's chunk)."""
         return b"".join(self.read_range(entry, start, end))
 
+    def mismatched(self, entry: RemoteEntry) -> None:
+        """The bytes read of ``entry`` did not match its checksum: read it afresh next time
+        (Drive: not from the signed address it was redirected to). Nothing here."""
+
     def read_into(self, entry: RemoteEntry, start: int, sink: ByteSink) -> int:
         """Stream bytes from ``start`` up to ``sink.limit()`` (read again as it goes: it may
         move down while the read runs) into ``sink.write(offset, data)``, in as few requests

@@ -97,6 +97,11 @@ class MediaReader:
                                                            supportsAllDrives=True, **ack)
         return str(request.uri)
 
+    def mismatched(self, entry: RemoteEntry) -> None:
+        """``entry``'s bytes as read did not verify: its next read asks Drive again, not the
+        signed address it was redirected to (:meth:`Transport.forget_signed`)."""
+        self.transport.forget_signed(self._media_uri(entry.id))
+
     def fetch_range(self, entry: RemoteEntry, start: int, end: int, where: str) -> bytes:
         """Bytes ``[start, end)`` of ``entry`` (one ranged GET, resumed after a failure)."""
         buf = _Buffer(start, end)

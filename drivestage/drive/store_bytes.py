@@ -42,12 +42,22 @@ class ByteReads:
         data = self._reader.fetch_range(content, start, end, where)
         if start > 0 or end != entry.size:
             return data
-        return checked_whole(data, entry, where, lambda: self._reader.fetch_range(
-            content, start, end, where), lambda: self.stat(entry))
+        return checked_whole(data, entry, where, lambda: self._again(content, end, where),
+                             lambda: self.stat(entry))
+
+    def _again(self, content: RemoteEntry, end: int, where: str) -> bytes:
+        """A whole file read again after a mismatch: asked of Drive, not of the address
+        that served the bytes that did not verify."""
+        self._reader.mismatched(content)
+        return self._reader.fetch_range(content, 0, end, where)
 
     def read_into(self, entry: RemoteEntry, start: int, sink: ByteSink) -> int:
         """One long ranged GET from ``start`` to ``sink.limit()``, resumed after failures."""
         return self._reader.read_into(self._content(entry), start, sink, self.describe(entry))
+
+    def mismatched(self, entry: RemoteEntry) -> None:
+        """The store's (:meth:`drivestage.store.RemoteStore.mismatched`)."""
+        self._reader.mismatched(self._content(entry))
 
     def requests_made(self) -> int:
         """Requests sent on this store's credentials so far."""

@@ -114,6 +114,12 @@ class Transport:
             self._signed.pop(uri, None)
             return None
 
+    def forget_signed(self, uri: str) -> None:
+        """Ask the API address of ``uri`` again next time: the bytes the signed address
+        served did not match Drive's checksum (a download that starts again from zero
+        through it got the same wrong bytes, and failed for good: attackds29)."""
+        self._keep_signed(uri, None)
+
     def _keep_signed(self, uri: str, link: Optional[str]) -> None:
         """Remember (or, ``link`` None, forget) the signed address serving ``uri``."""
         with self._calls_lock:
