@@ -66,3 +66,25 @@ def test_a_corrupt_record_file_is_no_record(emulator, env, tmp_path, garbage):
 
     assert code == 0, err
     assert set(live_md5s(emulator, "runs/exp1")) == {"epoch_001.pt", "epoch_001.json"}
+
+
+def test_delete_leaves_a_run_folder_inside_a_folder_the_disk_no_longer_has_local_dest(
+        env, tmp_path):
+    """The same into a local DEST (a backup disk; the store's ids are paths), the run
+    folder marked by a push with a policy (a cron ``push --keep-last``)."""
+    runs, backup = tmp_path / "runs", tmp_path / "backup"
+    exp1 = runs / "train" / "exp1"
+    exp1.mkdir(parents=True)
+    backup.mkdir()
+    for epoch in range(1, 3):
+        _save(str(exp1), epoch)
+    code, _, err = run("push", str(exp1), str(backup / "train" / "exp1"), "--keep-last", "5")
+    assert code == 0, err
+    kept = sorted(os.listdir(backup / "train" / "exp1"))
+    assert kept == ["epoch_001.json", "epoch_001.pt", "epoch_002.json", "epoch_002.pt"]
+    shutil.rmtree(runs / "train")
+
+    code, _, err = run("push", str(runs), str(backup), "--delete")
+
+    assert code == 0, err
+    assert sorted(os.listdir(backup / "train" / "exp1")) == kept, err
