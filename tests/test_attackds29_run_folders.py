@@ -88,3 +88,4 @@ def test_delete_leaves_a_run_folder_inside_a_folder_the_disk_no_longer_has_local
 
     assert code == 0, err
     assert sorted(os.listdir(backup / "train" / "exp1")) == kept, err
+
