@@ -111,10 +111,12 @@ def _choose(folder: Path, failed: Optional[OSError]) -> Path:
 def _places() -> list[Path]:
     """The private folders tried for the locks, in order."""
     uid = os.geteuid() if hasattr(os, "geteuid") else 0
-    run = os.environ.get("XDG_RUNTIME_DIR")
-    out = [Path(run) / "drivestage"] if run else []
+    # A relative path is passed over (as the XDG spec says): it named a folder under the
+    # current one, so two pushes started from two folders did not wait for each other.
+    run, tmp = (os.environ.get(name) or "" for name in ("XDG_RUNTIME_DIR", "TMPDIR"))
+    out = [Path(run) / "drivestage"] if os.path.isabs(run) else []
     return out + [Path(SHM) / f"drivestage-{uid}",
-                  Path(os.environ.get("TMPDIR") or "/tmp") / f"drivestage-{uid}"]
+                  Path(tmp if os.path.isabs(tmp) else "/tmp") / f"drivestage-{uid}"]
 
 
 def _private(folder: Path) -> Optional[Path]:
