@@ -80,9 +80,10 @@ class Bounded:
         self.within = within
         self._under_way: Any = None   # a BackgroundThread's "ended" Flag
 
-    def run(self, write: Any, path: str) -> bool:
-        """``write()`` (it writes ``path``), bounded; OSError as ``write`` raised it. Whether
-        it ended (False: still waiting on the disk, said)."""
+    def run(self, write: Any, path: str, what: str = "") -> bool:
+        """``write()`` (it writes ``path``; ``what`` it does, said when it waits: ``writing
+        <path>``), bounded; OSError as ``write`` raised it. Whether it ended (False: still
+        waiting on the disk, said)."""
         from drivestage.interrupts import BackgroundThread
 
         if self._under_way is not None and not self._under_way.is_set():
@@ -97,9 +98,9 @@ class Bounded:
 
         self._under_way = BackgroundThread(body, "trainer-small-write").start().ended
         if not self._under_way.wait(self.within):
-            logger.warning("writing %s has not ended for %.0f s: the disk does not answer (a "
-                           "hung network or FUSE mount?); training goes on without it",
-                           path, self.within)
+            logger.warning("%s has not ended for %.0f s: the disk does not answer (a hung "
+                           "network or FUSE mount?); training goes on without it",
+                           what or f"writing {path}", self.within)
             return False
         if out:
             raise out[0]
@@ -266,18 +267,31 @@ class TensorBoardLogger(Callback):
         self.writer = SummaryWriter(self.log_dir, purge_step=run.state.pos.iteration or None)
 
     def on_train_batch_end(self, run: Any, pos: Any, logs: dict) -> None:
+        # Bounded too: on a hung disk its queue filled mid-epoch, and the next add_scalar
+        # waited for good before any flush found the disk stuck (attacktr29).
         if self.writer is not None and pos.iteration % self.every == 0:
-            for k in ("loss", "lr"):
-                self.writer.add_scalar(f"train/{k}", logs[k], pos.iteration)
+            self._bounded(self.writer, [(f"train/{k}", logs[k], pos.iteration)
+                                        for k in ("loss", "lr")], flush=False)
 
     def on_fit_epoch_end(self, run: Any, pos: Any, row: dict) -> None:
         if self.writer is None:
             return
-        for k in ("train_loss", "val_loss", "map50", "map", "lr", "images_per_s"):
-            if row.get(k) is not None:
-                self.writer.add_scalar(f"epoch/{k}", row[k], row["epoch"])
-        if not self.bounded.run(self.writer.flush, self.log_dir):
-            self.writer = None   # (its queue would fill, and the next scalar wait for good)
+        self._bounded(self.writer, [(f"epoch/{k}", row[k], row["epoch"]) for k in (
+            "train_loss", "val_loss", "map50", "map", "lr", "images_per_s")
+            if row.get(k) is not None], flush=True)
+
+    def _bounded(self, writer: Any, scalars: list, flush: bool) -> None:
+        """``scalars`` added (then flushed), on a thread of its own: once that waits on the
+        disk, TensorBoard is dropped for the run (its queue would fill, and the next scalar
+        wait for good)."""
+        def write() -> None:
+            for tag, value, step in scalars:
+                writer.add_scalar(tag, value, step)
+            if flush:
+                writer.flush()
+
+        if not self.bounded.run(write, self.log_dir):
+            self.writer = None
 
     def on_fit_end(self, run: Any) -> None:
         self._close()

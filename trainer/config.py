@@ -395,6 +395,9 @@ def validate(cfg: Config) -> None:
     if t.keep_local < 0:
         raise ConfigError(f"train.keep_local must be >= 0 (0 = keep every epoch file), "
                           f"got {t.keep_local}")
+    if t.log_period < 0:   # (taken as 0 before: no line, and no word why; attacktr29)
+        raise ConfigError(f"train.log_period must be >= 0 (0 = only the progress bar), "
+                          f"got {t.log_period}")
     if t.save_minutes < 0:
         raise ConfigError(f"train.save_minutes must be >= 0 (0 = off), got {t.save_minutes}")
     if t.grace_seconds <= 0:

@@ -25,7 +25,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from trainer import checkpoint as ckpt
 from trainer import distributed, pushed, stop_save
-from trainer.callbacks import Callback
+from drivestage.interrupts import BackgroundThread
+from trainer.callbacks import WRITE_WITHIN_S, Bounded, Callback
 from trainer.errors import SaveError, TrainingInterrupted
 from trainer.state import Position, autosave_name
 from trainer.stopping import StopFlag
@@ -44,6 +45,10 @@ FULL = (errno.ENOSPC, errno.EDQUOT)
 
 #: How many files not on Drive a stop's line names before "and N more".
 NAMED_UNSENT = 5
+
+#: How long a stop's line may look for the newest checkpoint in the run folder: on a disk that
+#: does not answer, a second Ctrl-C ("stopped at once") waited there for good (attacktr29).
+NEWEST_WITHIN_S = 2.0
 
 
 def unsent_text(names: list[str], spec: str) -> str:
@@ -230,8 +235,23 @@ class Checkpointer(Callback):
         """``the newest checkpoint <where> is epoch_001.pt (epoch 1, iteration 2): <remedy>run
         the same command again to train on from it`` (``in <out_dir>`` for ``where="in"``)."""
         place = f"in {self.out_dir}" if where == "in" else where
-        path = ckpt.find_latest(self.out_dir, run=run.state.run, any_run=False)
-        side = ckpt.read_sidecar(path) if path is not None else None
+        found: list = []
+
+        def look() -> None:
+            try:
+                path = ckpt.find_latest(self.out_dir, run=run.state.run, any_run=False)
+                found.append((path, ckpt.read_sidecar(path) if path is not None else None))
+            except BaseException as exc:   # (raised in this thread below)
+                found.append(exc)
+
+        # Bounded: on a disk that does not answer, a second Ctrl-C waited here for good.
+        if not BackgroundThread(look, "trainer-newest").start().join(NEWEST_WITHIN_S):
+            return (f"what is saved {place} is not known: it does not answer (a hung network "
+                    f"or FUSE mount?); once it does, {remedy}run the same command again to "
+                    f"train on from its newest checkpoint")
+        if isinstance(found[0], BaseException):
+            raise found[0]
+        path, side = found[0]
         if path is None or side is None:
             # With a remedy (a full disk at the first save): say it, not only what is lost.
             then = f": {remedy}run the same command again (it trains from the start)" \
@@ -262,7 +282,17 @@ class Checkpointer(Callback):
         logger.debug("checkpoint %s at %s: training blocked %.3f s", job.name, pos.label, blocked)
         return job
 
-    def keep_aside(self) -> None:
+    def keep_aside(self, within: float = WRITE_WITHIN_S) -> None:
+        """:meth:`move_aside`, waited for ``within`` seconds at most: on a disk that does not
+        answer it held the training thread for good, and a stop's save behind it went nowhere,
+        not even to Drive (attacktr29). Then it is said, and left to end when it may."""
+        items, self.passed_over = self.passed_over, []
+        if items:
+            paths = ", ".join(p for p, _ in items)
+            Bounded(within).run(lambda: self.move_aside(items), self.out_dir, what=(
+                f"moving {paths} aside (passed over at the start as no state to train on)"))
+
+    def move_aside(self, items: Sequence[tuple[str, str]]) -> None:
         """Move the files ``--resume auto`` passed over (no state to train on) aside, with
         their sidecars, before the run's first save: its saves replace them (``last.pt`` at
         once, ``epoch_NNN.pt`` when it reaches that epoch again, ``best.pt``, autosaves
@@ -271,7 +301,7 @@ class Checkpointer(Callback):
         sidecar's: no resume, describe or mirror takes them (:data:`BAD_SUFFIX` is left out
         of the mirror), so they are looked at once, here. A file replaced since (its sidecar
         names other bytes) is not the one passed over, and stays."""
-        for path, md5 in self.passed_over:
+        for path, md5 in items:
             side = ckpt.read_sidecar(path)
             if side is None or (side.md5 or "").lower() != md5:
                 continue
@@ -290,13 +320,13 @@ class Checkpointer(Callback):
                            "save of the run replaces it: kept for a look, on this machine only "
                            "(never mirrored)", path,
                            aside, os.path.basename(f"{sidecar}{BAD_SUFFIX}{stamp}"))
-        self.passed_over = []
 
     def _save_and_stop(self, run: Any, pos: Position) -> None:
         state = snapshot(run)
         message = None
         if state is not None and self.writer is not None:
-            self.keep_aside()
+            # (A quarter of the grace at most: the save's own write has half of what is left.)
+            self.keep_aside(max(0.0, (self.stop.deadline or 0.0) - time.monotonic()) / 4)
             # Written here and now, even while a slow upload runs; then uploaded and verified.
             job = SaveJob(state, [autosave_name(pos.iteration)], pos, taken=self.writer.taken())
             # On a thread of its own: half the grace, then elsewhere too (trainer.stop_save).

@@ -1,0 +1,148 @@
+"""attacktr29: what train28 left unbounded on a run folder whose disk stops answering (a
+``bindfs`` mount stopped with SIGSTOP: every call into it waits; the fixture is train28's).
+
+- ``keep_aside`` (the files ``--resume auto`` passed over, moved aside at the run's first
+  save) ran in the training thread before the stop's own save: a SIGTERM on a hung disk
+  waited there for good, past ``train.grace_seconds``, and Drive got nothing.
+- ``_newest_text`` (the second Ctrl-C's line, "stopped at once") looked at the run folder in
+  the training thread: a second Ctrl-C on a hung disk did not stop at all.
+- TensorBoard's per-iteration ``add_scalar``: once its queue was full behind a write that
+  does not end, the next one waited for good, mid-epoch, before any flush found the disk stuck.
+
+The real writer, save policy and TensorBoard; the real PyDrive2 stack against the emulator."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import threading
+import time
+
+from test_keeplocal25 import _save_epochs
+from test_train28_hung_disk import _policy, hung  # noqa: F401  (a fixture)
+from trainer.errors import TrainingInterrupted
+from trainer.state import Position
+
+SPEC = "drive:Models/tr29/hung"
+
+
+def _ended(target, within: float) -> tuple[bool, float]:
+    """``target()`` on a thread: whether it ended within ``within`` seconds, and when."""
+    t = threading.Thread(target=target, daemon=True)
+    began = time.monotonic()
+    t.start()
+    t.join(within)
+    return not t.is_alive(), time.monotonic() - began
+
+
+def test_a_stop_with_a_file_to_move_aside_still_reaches_drive_within_its_grace(
+        hung, emulator, drive_env, local_state, tiny_config, caplog):
+    """``--resume auto`` passed over a file; the first save of the run is a SIGTERM's, and the
+    disk does not answer. Before, the stop waited in ``keep_aside`` for good (here until the
+    test let the disk go on, 20 s past a grace of 3 s); now the move is said and left, and the
+    save goes to Drive from elsewhere within the grace."""
+    from trainer import checkpoint as ckpt
+    from trainer.drive import DriveFolder, newest_of_current_run
+
+    logs = hung.path / "logs"
+    os.makedirs(logs)
+    run, writer, saver = _policy(tiny_config, logs, DriveFolder(SPEC, str(logs)), grace=3.0)
+    saver.drive_spec = SPEC
+    _save_epochs(run, saver, 1)
+    writer.wait(saver._epoch_job)
+    bad = str(logs / "epoch_001.pt")   # as if --resume auto had found no state to train on in it
+    saver.passed_over = [(bad, ckpt.read_sidecar(bad).md5.lower())]
+    hung.hang()
+    out: list = []
+
+    def stop() -> None:
+        run.stop.request(signal.SIGTERM)
+        run.state.pos = Position(1, 3, 1)
+        try:
+            saver._save_and_stop(run, Position(1, 3, 1))
+        except TrainingInterrupted as exc:
+            out.append(exc)
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="trainer"):
+            ended, took = _ended(stop, 20)
+    finally:
+        hung.answer()
+        writer.close()
+    assert ended and took < 3.0 + 2.0, f"the stop took {took:.1f} s (grace 3 s)"
+    said = str(out[0])
+    assert re.fullmatch(
+        r"stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003\.pt could not be "
+        rf"written \(its write in {re.escape(str(logs))} has not ended after \d\.\d s: the "
+        r"disk does not answer \(a hung network or FUSE mount\?\)\); it is saved "
+        r"in (/\S+)/autosave_00000003\.pt instead and verified on drive:Models/tr29/hung "
+        r"\(\d\.\d s after the signal\); resume with --resume auto", said), said
+    warned = [r.getMessage() for r in caplog.records if "moving" in r.getMessage()]
+    assert warned == [
+        f"moving {bad} aside (passed over at the start as no state to train on) has not ended "
+        f"for {warned[0].split(' for ')[1].split(' s:')[0]} s: the disk does not answer (a hung "
+        f"network or FUSE mount?); training goes on without it"], warned
+    newest = newest_of_current_run(DriveFolder(SPEC, str(hung.path.parent / "o")).checkpoints())
+    assert newest is not None and newest.name == "autosave_00000003.pt"
+
+
+def test_a_second_ctrl_c_on_a_disk_that_does_not_answer_stops_at_once(
+        hung, tiny_config, caplog):
+    """A first Ctrl-C asked for the stop, a second one stops at once: its line said what the
+    run folder holds by looking there, in the training thread; on a hung disk it waited for
+    good (the second Ctrl-C did not stop). Now the look is bounded, and the line says the
+    folder does not answer."""
+    logs = hung.path / "logs"
+    run, writer, saver = _policy(tiny_config, logs)
+    _save_epochs(run, saver, 1)
+    writer.wait(saver._epoch_job)
+    run.stop.request(signal.SIGINT)
+    hung.hang()
+    try:
+        with caplog.at_level(logging.WARNING, logger="trainer"):
+            ended, took = _ended(lambda: saver.on_interrupt(run, KeyboardInterrupt()), 20)
+    finally:
+        hung.answer()
+        writer.close()
+    assert ended and took < 5.0, f"the second Ctrl-C took {took:.1f} s"
+    said = [r.getMessage() for r in caplog.records if "second Ctrl-C" in r.getMessage()]
+    assert said == [
+        f"a second Ctrl-C: stopped at once, without waiting for the uploads; what is saved in "
+        f"{logs} is not known: it does not answer (a hung network or FUSE mount?); once it "
+        f"does, run the same command again to train on from its newest checkpoint"], said
+
+
+def test_tensorboard_scalars_mid_epoch_on_a_disk_that_does_not_answer_hold_no_iteration(
+        hung, caplog):
+    """TensorBoard's queue (10 events) fills behind a write that does not end; the next
+    ``add_scalar`` waited for good, mid-epoch: the training thread stopped with no word, and a
+    SIGTERM was never seen. Now the scalars are bounded too, and TensorBoard is dropped."""
+    from types import SimpleNamespace
+
+    from trainer.callbacks import TensorBoardLogger
+
+    out = hung.path / "logs"
+    os.makedirs(out)
+    tb = TensorBoardLogger(str(out), every=1, within=1.0)
+    run = SimpleNamespace(state=SimpleNamespace(pos=Position(0, 0, 0)))
+    tb.on_fit_start(run)
+    assert tb.writer is not None
+    writer = tb.writer
+    hung.hang()
+
+    def iterations() -> None:
+        for i in range(1, 5000):   # (its file's buffer fills too)
+            tb.on_train_batch_end(run, Position(0, i, i), {"loss": 1.0 / i, "lr": 0.01})
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="trainer"):
+            ended, took = _ended(iterations, 30)
+    finally:
+        hung.answer()
+        writer.close()
+    assert ended, f"the iterations waited on TensorBoard ({took:.1f} s)"
+    assert tb.writer is None
+    said = [r.getMessage() for r in caplog.records if "has not ended" in r.getMessage()]
+    assert said == [f"writing {out / 'tensorboard'} has not ended for 1 s: the disk does not "
+                    f"answer (a hung network or FUSE mount?); training goes on without it"], said
