@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import time
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from drivestage import sidecar as sidecars
@@ -18,6 +19,8 @@ from drivestage.errors import DriveStageError
 from drivestage.sidecar import Sidecar
 from trainer import checkpoint as ckpt
 from trainer.drive import DriveFolder, newest_of_current_run
+from trainer.pushed import SafeOnDrive
+from trainer.state import Position
 
 if TYPE_CHECKING:
     from trainer.resume import Start
@@ -87,8 +90,14 @@ def record_branch(out_dir: str, start: Start, run: Optional[str], writer: Any) -
     drive = writer.drive
     where = "here"
     if stale_there and drive is not None:
-        _push_branch(drive, copies, name, left)
+        there_now = _push_branch(drive, copies, name, left)
         where = f"here and on {drive.spec}"
+        # Drive's newest is now this state (the line left behind ranks older, and goes
+        # first): "safe on Drive", seeded with the state left, named it as the newest
+        # verified there (the bar, a failed final push's line) until the branch passed it
+        # (attacktr29).
+        writer.safe = SafeOnDrive(there_now, Position(mine.epoch or 0, mine.iteration or 0,
+                                                      mine.epoch_iteration), time.time())
     # Said once it is true: this line came before the push, and a kill (or a push Drive
     # refused) in between left Drive saying the run goes on from ``left``.
     logger.info("resumed on purpose from %s, not the run's newest (%s): %s is now dated as "
@@ -132,10 +141,11 @@ def _copies_in_run_folder(out_dir: str, path: str, mine: Sidecar,
     return [target]
 
 
-def _push_branch(drive: DriveFolder, copies: Sequence[str], name: str, left: str) -> None:
+def _push_branch(drive: DriveFolder, copies: Sequence[str], name: str, left: str) -> str:
     """Push the re-dated sidecar now, as every save's push does (the whole run folder, then
     retention; the checkpoint resumed from protected); fail loudly when it did not reach
-    Drive (nothing is trained yet: running the command again costs nothing)."""
+    Drive (nothing is trained yet: running the command again costs nothing). The name of
+    the copy recorded there (an epoch file before ``best.pt``)."""
     from drivestage.errors import MirrorError
 
     names = [os.path.basename(c) for c in copies]
@@ -152,3 +162,6 @@ def _push_branch(drive: DriveFolder, copies: Sequence[str], name: str, left: str
             f"could not record on {drive.spec} that the run goes on from {name} ({why}); "
             f"nothing was trained. Run the same command again: until it reaches Drive, "
             f"--resume auto from Drive on another machine continues from {left}")
+    there = [os.path.basename(c) for c in copies
+             if os.path.basename(ckpt.sidecar_path(c)) in result.uploaded]
+    return min(there, key=lambda n: n == "best.pt")
