@@ -368,7 +368,10 @@ class Checkpointer(Callback):
                f"({job.error})"
         if other.path is None:
             why = other.error or f"not within train.grace_seconds ({self.stop.grace_s:g} s)"
-            return (f"{head}, nor sent to {self.drive_spec} from another folder ({why}); "
+            # The only copy of the state stopped: named (--resume auto never looks there).
+            here = (f"; it is complete in {other.written} on this machine only: --resume "
+                    f"{other.written} goes on from it; elsewhere" if other.written else ";")
+            return (f"{head}, nor sent to {self.drive_spec} from another folder ({why}){here} "
                     f"--resume auto continues from the newest checkpoint there "
                     f"({self.writer.safe_text('none verified')})")
         return (f"{head}; it is saved in {other.path} instead and verified on {self.drive_spec} "

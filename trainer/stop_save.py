@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import time
 from typing import Any, Optional
@@ -38,19 +39,26 @@ class Elsewhere:
 
     def __init__(self, state: dict, name: str, metrics: dict, saved: float, drive: Any) -> None:
         self.path: Optional[str] = None
+        self.written: Optional[str] = None   # complete here (sidecar too), sent or not
         self.error: Optional[BaseException] = None
         self._args = state, name, metrics, saved, drive
         self.ended = BackgroundThread(self._run, "trainer-stop-elsewhere").start().ended
 
     def _run(self) -> None:
         state, name, metrics, saved, drive = self._args
+        folder = None
         try:
-            path = os.path.join(tempfile.mkdtemp(prefix="trainer-stop-"), name)
+            folder = tempfile.mkdtemp(prefix="trainer-stop-")
+            path = os.path.join(folder, name)
             ckpt.save_checkpoint(state, path, metrics=metrics, saved=saved)
+            self.written = path   # (the stop names it when Drive does not take it)
             drive.send_alone([path, ckpt.sidecar_path(path)])
             self.path = path
         except Exception as exc:   # (Drive refusing it; this disk full too): said by the stop
             self.error = exc
+            if folder is not None and self.written is None:
+                # Nothing whole in it (this disk full too): an empty folder left for good.
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def race(job: Any, other: Elsewhere, deadline: float) -> bool:

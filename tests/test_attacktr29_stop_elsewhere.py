@@ -1,0 +1,96 @@
+"""attacktr29: a stop's save on a run folder whose disk does not answer goes to Drive from a
+temporary folder (train28, trainer/stop_save.py). Its other branch, ``nor sent to … from
+another folder``, had no test:
+
+- Drive refuses the upload: the save was complete in /tmp/trainer-stop-…, the only copy of
+  the stopped state, and the line did not name it (``--resume auto`` never looks there): on a
+  machine that stays (a workstation whose NFS mount hangs), the user could not find it.
+- /tmp is full too: the line says so, and nothing is left in /tmp (an empty folder was).
+
+A hung disk is a ``bindfs`` mount stopped with SIGSTOP (train28's fixture); a full /tmp is a
+small tmpfs given as the temporary folder (``tempfile.tempdir``, as TMPDIR does). The real
+writer and save policy; the real PyDrive2 stack against the emulator."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import tempfile
+
+from _tmpfs import small_disk  # noqa: F401  (a fixture)
+from test_attacktr29_hung import _ended
+from test_keeplocal25 import _save_epochs
+from test_train28_hung_disk import _policy, hung  # noqa: F401  (a fixture)
+from trainer.errors import TrainingInterrupted
+from trainer.state import Position
+
+SPEC = "drive:Models/tr29/elsewhere"
+
+
+def _stop_on_hung_disk(hung, tiny_config, before_stop) -> str:
+    """Epoch 1 verified on Drive; the disk hangs, ``before_stop()``, SIGTERM at iteration 3:
+    the stop's line (within its grace of 4 s)."""
+    from trainer.drive import DriveFolder
+
+    logs = hung.path / "logs"
+    os.makedirs(logs)
+    run, writer, saver = _policy(tiny_config, logs, DriveFolder(SPEC, str(logs)), grace=4.0)
+    saver.drive_spec = SPEC
+    _save_epochs(run, saver, 1)
+    writer.wait(saver._epoch_job)
+    assert writer.verified("epoch_001.pt")
+    hung.hang()
+    before_stop()
+    out: list = []
+
+    def stop() -> None:
+        run.stop.request(signal.SIGTERM)
+        run.state.pos = Position(1, 3, 1)
+        try:
+            saver._save_and_stop(run, Position(1, 3, 1))
+        except TrainingInterrupted as exc:
+            out.append(exc)
+
+    try:
+        ended, took = _ended(stop, 20)
+    finally:
+        hung.answer()
+        writer.close()
+    assert ended and took < 4.0 + 2.0, f"the stop took {took:.1f} s (grace 4 s)"
+    return str(out[0])
+
+
+HEAD = (r"stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003\.pt could not be "
+        r"written \(its write in \S+ has not ended after \d\.\d s: the disk does not answer "
+        r"\(a hung network or FUSE mount\?\)\), nor sent to drive:Models/tr29/elsewhere from "
+        r"another folder \(")
+
+
+def test_a_stop_save_drive_refuses_is_named_where_it_is_on_this_machine(
+        hung, emulator, drive_env, local_state, fast_retries, tiny_config):
+    said = _stop_on_hung_disk(hung, tiny_config, lambda: emulator.faults.inject(
+        "POST", r"/upload/", reason="storageQuotaExceeded", times=None))
+    m = re.fullmatch(
+        HEAD + r"Not enough Drive storage.*\); it is complete in (/\S+/trainer-stop-\w+)/"
+        r"autosave_00000003\.pt on this machine only: --resume \1/autosave_00000003\.pt goes on "
+        r"from it; elsewhere --resume auto continues from the newest checkpoint there "
+        r"\(Drive: \d+ s ago, epoch 1 iteration 2 \(epoch_001\.pt\)\)", said)
+    assert m, said
+    from drivestage.localfs import file_md5
+    from trainer import checkpoint as ckpt
+
+    saved = os.path.join(m.group(1), "autosave_00000003.pt")
+    side = ckpt.read_sidecar(saved)
+    assert side is not None and side.iteration == 3 and file_md5(saved) == side.md5
+
+
+def test_a_stop_save_with_tmp_full_too_says_so_and_leaves_nothing_there(
+        hung, small_disk, emulator, drive_env, local_state, tiny_config, monkeypatch):
+    tmp = small_disk(8 * 1024)   # (a checkpoint of the tiny model: 24 KiB)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    said = _stop_on_hung_disk(hung, tiny_config, lambda: None)
+    assert re.fullmatch(
+        HEAD + r"\[Errno 28\] No space left on device.*\); --resume auto continues from the "
+        r"newest checkpoint there \(Drive: \d+ s ago, epoch 1 iteration 2 \(epoch_001\.pt\)\)",
+        said), said
+    assert [n for n in os.listdir(tmp) if n.startswith("trainer-stop-")] == []
