@@ -94,3 +94,18 @@ def test_a_stop_save_with_tmp_full_too_says_so_and_leaves_nothing_there(
         r"newest checkpoint there \(Drive: \d+ s ago, epoch 1 iteration 2 \(epoch_001\.pt\)\)",
         said), said
     assert [n for n in os.listdir(tmp) if n.startswith("trainer-stop-")] == []
+
+
+def test_a_stop_save_whose_tmp_is_on_the_same_hung_disk_ends_within_its_grace(
+        hung, emulator, drive_env, local_state, tiny_config, monkeypatch):
+    """/tmp on the disk that does not answer too (TMPDIR on the same mount): the copy
+    elsewhere waits as the run folder's write does; the stop still ends within its grace and
+    says neither reached Drive (held before: no change needed)."""
+    tmp = hung.path / "tmp"
+    os.makedirs(tmp)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    said = _stop_on_hung_disk(hung, tiny_config, lambda: None)
+    assert re.fullmatch(
+        HEAD + r"not within train\.grace_seconds \(4 s\)\); --resume auto continues from the "
+        r"newest checkpoint there \(Drive: \d+ s ago, epoch 1 iteration 2 \(epoch_001\.pt\)\)",
+        said), said
