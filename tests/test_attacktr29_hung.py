@@ -146,3 +146,53 @@ def test_tensorboard_scalars_mid_epoch_on_a_disk_that_does_not_answer_hold_no_it
     said = [r.getMessage() for r in caplog.records if "has not ended" in r.getMessage()]
     assert said == [f"writing {out / 'tensorboard'} has not ended for 1 s: the disk does not "
                     f"answer (a hung network or FUSE mount?); training goes on without it"], said
+
+
+def test_a_sigterm_while_results_csv_waits_on_the_disk_is_not_kept_waiting(hung, caplog):
+    """The epoch's end waits up to 30 s for results.csv on a disk that does not answer (then
+    the curves, then TensorBoard, 30 s each), and only then does the save policy, last of the
+    callbacks, see a SIGTERM: past a grace of 25 s, the stop's save never began before the
+    SIGKILL. Now a stop cuts that wait short (1 s)."""
+    from types import SimpleNamespace
+
+    from trainer.callbacks import CSVLogger
+    from trainer.stopping import StopFlag
+
+    logs = hung.path / "logs"
+    os.makedirs(logs)
+    csv = CSVLogger(str(logs))          # the default bound: 30 s
+    run = SimpleNamespace(state=SimpleNamespace(history=[{"epoch": 1, "train_loss": 0.5}]),
+                          stop=StopFlag(25.0))
+    hung.hang()
+    writing = threading.Event()
+
+    def epoch_end() -> None:
+        writing.set()
+        csv.on_fit_epoch_end(run, None, {})
+
+    t = threading.Thread(target=epoch_end, daemon=True)
+    try:
+        with caplog.at_level(logging.WARNING, logger="trainer"):
+            t.start()
+            writing.wait(5)
+            # (the write's own thread is under way, waiting on the disk)
+            _until_thread("trainer-small-write")
+            run.stop.request(signal.SIGTERM)
+            began = time.monotonic()
+            t.join(30)
+            took = time.monotonic() - began
+    finally:
+        hung.answer()
+    assert not t.is_alive() and took < 5.0, f"the epoch's end kept the stop {took:.1f} s"
+    said = [r.getMessage() for r in caplog.records if "results.csv" in r.getMessage()]
+    assert len(said) == 1 and re.fullmatch(
+        rf"writing {re.escape(str(logs))}/results\.csv has not ended for \d+ s: the disk does "
+        r"not answer \(a hung network or FUSE mount\?\); training goes on without it",
+        said[0]), said
+
+
+def _until_thread(name: str) -> None:
+    from test_writer import _until
+
+    _until(lambda: any(t.name == name and t.is_alive() for t in threading.enumerate()),
+           f"no thread {name}")

@@ -70,6 +70,9 @@ def _fmt(v: Any) -> str:
 #: that stopped answering (a hung network or FUSE mount) that write waited for good, at the
 #: epoch's end, before its checkpoint, with no word, and a SIGTERM was never seen (train28).
 WRITE_WITHIN_S = 30.0
+#: ... and this long once a stop was asked: the save policy comes after these writes, and
+#: three of them (results.csv, the curves, TensorBoard) took 90 s of a grace of 25 (attacktr29).
+STOPPING_WITHIN_S = 1.0
 
 
 class Bounded:
@@ -80,10 +83,11 @@ class Bounded:
         self.within = within
         self._under_way: Any = None   # a BackgroundThread's "ended" Flag
 
-    def run(self, write: Any, path: str, what: str = "") -> bool:
+    def run(self, write: Any, path: str, what: str = "", run: Any = None) -> bool:
         """``write()`` (it writes ``path``; ``what`` it does, said when it waits: ``writing
         <path>``), bounded; OSError as ``write`` raised it. Whether it ended (False: still
-        waiting on the disk, said)."""
+        waiting on the disk, said). Once ``run``'s stop was asked, :data:`STOPPING_WITHIN_S`
+        at most: the save policy, the last callback, sees the stop only after this."""
         from drivestage.interrupts import BackgroundThread
 
         if self._under_way is not None and not self._under_way.is_set():
@@ -97,11 +101,15 @@ class Bounded:
                 out.append(exc)
 
         self._under_way = BackgroundThread(body, "trainer-small-write").start().ended
-        if not self._under_way.wait(self.within):
-            logger.warning("%s has not ended for %.0f s: the disk does not answer (a hung "
-                           "network or FUSE mount?); training goes on without it",
-                           what or f"writing {path}", self.within)
-            return False
+        stop, began = getattr(run, "stop", None), time.monotonic()
+        while not self._under_way.wait(min(0.1, self.within)):
+            waited = time.monotonic() - began
+            cut = stop is not None and stop.is_set() and waited >= STOPPING_WITHIN_S
+            if waited >= self.within or cut:
+                logger.warning("%s has not ended for %.0f s: the disk does not answer (a hung "
+                               "network or FUSE mount?); training goes on without it",
+                               what or f"writing {path}", waited if cut else self.within)
+                return False
         if out:
             raise out[0]
         return True
@@ -118,7 +126,7 @@ class CSVLogger(Callback):
     def on_fit_epoch_end(self, run: Any, pos: Any, row: dict) -> None:
         history = list(run.state.history)
         try:
-            self.bounded.run(lambda: write_results_csv(self.path, history), self.path)
+            self.bounded.run(lambda: write_results_csv(self.path, history), self.path, run=run)
         except OSError as exc:
             # A full disk must not end the run here, before the epoch's checkpoint is even
             # tried (the save policy comes last); the whole history is in every checkpoint and
@@ -191,7 +199,7 @@ class PlotCallback(Callback):
         history = list(run.state.history)
         try:
             self.bounded.run(lambda: plot_history(history, self.out_dir),
-                             os.path.join(self.out_dir, "loss.png"))
+                             os.path.join(self.out_dir, "loss.png"), run=run)
         except Exception as exc:  # a plot must never stop training
             logger.warning("could not draw the curves: %s", exc)
 
@@ -270,36 +278,38 @@ class TensorBoardLogger(Callback):
         # Bounded too: on a hung disk its queue filled mid-epoch, and the next add_scalar
         # waited for good before any flush found the disk stuck (attacktr29).
         if self.writer is not None and pos.iteration % self.every == 0:
-            self._bounded(self.writer, [(f"train/{k}", logs[k], pos.iteration)
-                                        for k in ("loss", "lr")], flush=False)
+            self._bounded(run, [(f"train/{k}", logs[k], pos.iteration)
+                                for k in ("loss", "lr")], flush=False)
 
     def on_fit_epoch_end(self, run: Any, pos: Any, row: dict) -> None:
         if self.writer is None:
             return
-        self._bounded(self.writer, [(f"epoch/{k}", row[k], row["epoch"]) for k in (
+        self._bounded(run, [(f"epoch/{k}", row[k], row["epoch"]) for k in (
             "train_loss", "val_loss", "map50", "map", "lr", "images_per_s")
             if row.get(k) is not None], flush=True)
 
-    def _bounded(self, writer: Any, scalars: list, flush: bool) -> None:
+    def _bounded(self, run: Any, scalars: list, flush: bool) -> None:
         """``scalars`` added (then flushed), on a thread of its own: once that waits on the
         disk, TensorBoard is dropped for the run (its queue would fill, and the next scalar
         wait for good)."""
+        writer = self.writer
+
         def write() -> None:
             for tag, value, step in scalars:
                 writer.add_scalar(tag, value, step)
             if flush:
                 writer.flush()
 
-        if not self.bounded.run(write, self.log_dir):
+        if not self.bounded.run(write, self.log_dir, run=run):
             self.writer = None
 
     def on_fit_end(self, run: Any) -> None:
-        self._close()
+        self._close(run)
 
     def on_interrupt(self, run: Any, exc: BaseException) -> None:
-        self._close()
+        self._close(run)   # (at a stop 1 s at most: the stop's line comes after it)
 
-    def _close(self) -> None:
+    def _close(self, run: Any) -> None:
         if self.writer is not None:
-            self.bounded.run(self.writer.close, self.log_dir)
+            self.bounded.run(self.writer.close, self.log_dir, run=run)
             self.writer = None

@@ -290,7 +290,8 @@ class Checkpointer(Callback):
         if items:
             paths = ", ".join(p for p, _ in items)
             Bounded(within).run(lambda: self.move_aside(items), self.out_dir, what=(
-                f"moving {paths} aside (passed over at the start as no state to train on)"))
+                f"moving {paths} aside (passed over at the start as no state to train on)"),
+                run=self)   # (its stop cuts the wait short too)
 
     def move_aside(self, items: Sequence[tuple[str, str]]) -> None:
         """Move the files ``--resume auto`` passed over (no state to train on) aside, with
