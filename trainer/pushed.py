@@ -119,12 +119,14 @@ def safe_text(safe: Optional[SafeOnDrive], default: str, short: bool = False) ->
 
 def final_text(safe: Optional[SafeOnDrive], left: Optional[Collection[str]],
                unsent: Collection[str], exc: BaseException, out_dir: str,
-               spec: str) -> tuple[bool, str]:
+               spec: str, other_run: Collection[str] = ()) -> tuple[bool, str]:
     """The last line of a training whose final push failed, and whether this machine may go:
     every file of ``out_dir`` verified on ``spec`` (``left``, what that push had not sent:
     none; ``unsent``, this run's checkpoints not verified there: none), only the rest of the
     push failed (retention's deletions). Before, ``mirror of … failed`` alone (exit 1) said
-    neither which checkpoint was safe there nor what was not (train28)."""
+    neither which checkpoint was safe there nor what was not (train28). ``other_run``: the
+    names the push left as another run's there; a push into ``spec`` leaves them again, so
+    the line gives one into a folder of the run's own (attacktr29)."""
     err = str(exc).rstrip(".")
     if safe is not None and left is not None and not left and not unsent:
         return True, (f"checkpoints in {out_dir} and on {spec}: every one verified there, the "
@@ -136,7 +138,12 @@ def final_text(safe: Optional[SafeOnDrive], left: Optional[Collection[str]],
     there = (f"the newest verified there is {safe.name} ({safe.position.label})" if safe is not None
              else "nothing of this run is verified there")
     push = f"drivestage push {out_dir} {spec}"
-    if names:
+    theirs = sorted({_checkpoint_of(n, out_dir) for n in other_run})
+    if theirs:
+        rest = (f"not there as this run's: {', '.join(theirs[:5])} (another run's of that name "
+                f"is there): push this run into a folder of its own with drivestage push "
+                f"{out_dir} drive:<a new Drive folder> before this machine goes")
+    elif names:
         shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
         rest = f"not there: {shown}: upload them with {push} before this machine goes"
     else:

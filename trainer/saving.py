@@ -430,12 +430,13 @@ class Checkpointer(Callback):
             return False
         elif err is not None:
             if push_error:
-                from drivestage.errors import MirrorError
+                from drivestage.errors import MirrorError, OtherRunError
 
                 # What is safe on Drive, what is not; this machine may go only in the first case.
                 safe, message = pushed.final_text(
                     self.writer.safe, self.writer.left, self.writer.not_on_drive(), err,
-                    self.out_dir, str(self.drive_spec))
+                    self.out_dir, str(self.drive_spec),
+                    other_run=self.writer.left or () if isinstance(err, OtherRunError) else ())
                 if not safe:
                     raise MirrorError(message) from err
                 self.drive_note = message

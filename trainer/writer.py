@@ -445,9 +445,9 @@ class BackgroundWriter:
         if result.other_run:  # (after the bookkeeping: what did go is verified)
             # Another run wrote these names in drive.logs (started there at the same time):
             # they stay, so this run's checkpoints are not safe on Drive. Loud, as a failure.
-            from drivestage.errors import MirrorError
+            from drivestage.errors import OtherRunError   # (its final line: trainer.pushed)
 
-            self._push_failed(MirrorError(
+            self._push_failed(OtherRunError(
                 f"{self.drive.spec} holds another run's {', '.join(sorted(result.other_run))}, "
                 f"left as they are; give this run its own folder: --set drive.logs=<a new "
                 f"Drive folder>"))
