@@ -22,6 +22,24 @@ def error_line(exc: TrainerError | DriveStageError) -> str:
     return f"Error: {printable(str(exc)) if one_line else printable_lines(str(exc))}"
 
 
+class _BesideBars(logging.StreamHandler):
+    """A line logged while a progress bar is drawn goes on a line of its own (``tqdm.write``:
+    the bar cleared, the line written, the bar drawn again below it). The bar ends without a
+    newline, and a log file (``trainer train 2> log``) or a notebook read ``…it/s,
+    loss=…]INFO trainer…``: ``train.log_period``'s lines glued to the bar's end (attacktr29)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        if not getattr(tqdm, "_instances", None):   # (no bar: as any handler)
+            super().emit(record)
+            return
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:   # (as StreamHandler: said on stderr, never raised into training)
+            self.handleError(record)
+
+
 class _Printable(logging.Formatter):
     """Log lines with control characters, newlines included, escaped: they name Drive titles
     and ids, anybody's text, and a title's newline made a line of its own choosing. (No
@@ -60,7 +78,7 @@ class _Group(click.Group):
 def cli(verbose: int) -> None:
     """Train YOLOv4-tiny on VOC-format data; checkpoints mirrored to Drive; automatic resume."""
     level = logging.INFO if verbose == 0 else logging.DEBUG
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _BesideBars(sys.stderr)
     handler.setFormatter(_Printable("%(levelname)s %(name)s: %(message)s"))
     for name in ("trainer", "drivestage"):
         log = logging.getLogger(name)
