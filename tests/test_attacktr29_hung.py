@@ -109,8 +109,8 @@ def test_a_second_ctrl_c_on_a_disk_that_does_not_answer_stops_at_once(
     said = [r.getMessage() for r in caplog.records if "second Ctrl-C" in r.getMessage()]
     assert said == [
         f"a second Ctrl-C: stopped at once, without waiting for the uploads; what is saved in "
-        f"{logs} is not known: it does not answer (a hung network or FUSE mount?); once it "
-        f"does, run the same command again to train on from its newest checkpoint"], said
+        f"{logs} is not known: it did not answer within 2 s (a hung network or FUSE mount?); "
+        f"once it does, run the same command again to train on from its newest checkpoint"], said
 
 
 def test_tensorboard_scalars_mid_epoch_on_a_disk_that_does_not_answer_hold_no_iteration(

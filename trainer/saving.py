@@ -46,8 +46,9 @@ FULL = (errno.ENOSPC, errno.EDQUOT)
 #: How many files not on Drive a stop's line names before "and N more".
 NAMED_UNSENT = 5
 
-#: How long a stop's line may look for the newest checkpoint in the run folder: on a disk that
-#: does not answer, a second Ctrl-C ("stopped at once") waited there for good (attacktr29).
+#: How long a second Ctrl-C's line ("stopped at once") may look for the newest checkpoint in
+#: the run folder: on a disk that does not answer it waited there for good (attacktr29). The
+#: other lines that look there wait :data:`~trainer.callbacks.WRITE_WITHIN_S` at most.
 NEWEST_WITHIN_S = 2.0
 
 
@@ -194,7 +195,7 @@ class Checkpointer(Callback):
             if self.info.is_main:
                 # "Interrupted." alone said nothing of what was saved, nor what to run.
                 logger.warning("a second Ctrl-C: stopped at once, without waiting for the "
-                               "uploads; %s", self._newest_text(run, "in"))
+                               "uploads; %s", self._newest_text(run, "in", within=NEWEST_WITHIN_S))
             return
         stopped = isinstance(exc, TrainingInterrupted)
         if self.writer is not None and not stopped and self.drive_spec:
@@ -231,7 +232,8 @@ class Checkpointer(Callback):
             return None
         return job
 
-    def _newest_text(self, run: Any, where: str, remedy: str = "") -> str:
+    def _newest_text(self, run: Any, where: str, remedy: str = "",
+                     within: float = WRITE_WITHIN_S) -> str:
         """``the newest checkpoint <where> is epoch_001.pt (epoch 1, iteration 2): <remedy>run
         the same command again to train on from it`` (``in <out_dir>`` for ``where="in"``)."""
         place = f"in {self.out_dir}" if where == "in" else where
@@ -245,10 +247,10 @@ class Checkpointer(Callback):
                 found.append(exc)
 
         # Bounded: on a disk that does not answer, a second Ctrl-C waited here for good.
-        if not BackgroundThread(look, "trainer-newest").start().join(NEWEST_WITHIN_S):
-            return (f"what is saved {place} is not known: it does not answer (a hung network "
-                    f"or FUSE mount?); once it does, {remedy}run the same command again to "
-                    f"train on from its newest checkpoint")
+        if not BackgroundThread(look, "trainer-newest").start().join(within):
+            return (f"what is saved {place} is not known: it did not answer within {within:.0f} "
+                    f"s (a hung network or FUSE mount?); once it does, {remedy}run the same "
+                    f"command again to train on from its newest checkpoint")
         if isinstance(found[0], BaseException):
             raise found[0]
         path, side = found[0]
