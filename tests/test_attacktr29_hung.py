@@ -16,8 +16,11 @@ import logging
 import os
 import re
 import signal
+import tempfile
 import threading
 import time
+
+import pytest
 
 from test_keeplocal25 import _save_epochs
 from test_train28_hung_disk import _policy, hung  # noqa: F401  (a fixture)
@@ -25,6 +28,14 @@ from trainer.errors import TrainingInterrupted
 from trainer.state import Position
 
 SPEC = "drive:Models/tr29/hung"
+
+
+@pytest.fixture(autouse=True)
+def _own_tmp(tmp_path, monkeypatch):
+    """A stop's copy elsewhere goes into the test's own folder, not this machine's /tmp (where
+    it stays for good, on purpose: the only copy)."""
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
 
 
 def _ended(target, within: float) -> tuple[bool, float]:

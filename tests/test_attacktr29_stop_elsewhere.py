@@ -17,6 +17,8 @@ import re
 import signal
 import tempfile
 
+import pytest
+
 from _tmpfs import small_disk  # noqa: F401  (a fixture)
 from test_attacktr29_hung import _ended
 from test_keeplocal25 import _save_epochs
@@ -25,6 +27,14 @@ from trainer.errors import TrainingInterrupted
 from trainer.state import Position
 
 SPEC = "drive:Models/tr29/elsewhere"
+
+
+@pytest.fixture(autouse=True)
+def _own_tmp(tmp_path, monkeypatch):
+    """A stop's copy elsewhere goes into the test's own folder, not this machine's /tmp (where
+    it stays for good, on purpose: the only copy)."""
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
 
 
 def _stop_on_hung_disk(hung, tiny_config, before_stop) -> str:
