@@ -15,6 +15,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -29,6 +30,15 @@ from trainer.errors import TrainingInterrupted
 from trainer.state import Position
 
 SPEC = "drive:Models/t28/hung"
+
+
+@pytest.fixture(autouse=True)
+def _temporary_folders_here(tmp_path, monkeypatch):
+    """A stop's copy written elsewhere goes under this test's folder (``tempfile.tempdir``,
+    as TMPDIR does), not the machine's /tmp: every run left two there."""
+    here = tmp_path / "tmp"
+    here.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(here))
 
 
 @pytest.fixture
