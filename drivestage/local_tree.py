@@ -41,6 +41,9 @@ class LocalTree:
     folders: list[str] = field(default_factory=lambda: [""])   # relative, parents first
     files: list[LocalFile] = field(default_factory=list)
     skipped_links: list[str] = field(default_factory=list)     # relative paths, sorted
+    #: The folders a push makes on the store, parents first (:func:`made`); ``folders`` is
+    #: every folder of SRC the filters let through, what ``--delete`` leaves on the store.
+    made: list[str] = field(default_factory=lambda: [""])
 
 
 def wanted(rel: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
@@ -48,6 +51,22 @@ def wanted(rel: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
     if matches(rel, DEFAULT_EXCLUDES) or matches(rel, exclude):
         return False
     return not include or matches(rel, include)
+
+
+def made(folders: Sequence[str], files: Sequence[LocalFile],
+         include: Sequence[str]) -> list[str]:
+    """The folders a push makes: every one of ``folders`` without ``include`` (an empty
+    folder is mirrored); with it, those that hold a file it sends or that a pattern names,
+    and the folders above them. ``push --include '*.zip'`` made every folder of a dataset
+    on Drive, empty (include29)."""
+    if not include:
+        return list(folders)
+    need = {""}
+    for rel in [lf.folder_rel for lf in files] + [f for f in folders if matches(f, include)]:
+        while rel not in need:
+            need.add(rel)
+            rel = rel.rsplit("/", 1)[0] if "/" in rel else ""
+    return [f for f in folders if f in need]
 
 
 def _inside(real: str, root: str) -> bool:
@@ -123,4 +142,5 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
 
     visit(src, "")
     tree.skipped_links.sort()
+    tree.made = made(tree.folders, tree.files, include)
     return tree

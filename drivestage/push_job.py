@@ -9,13 +9,13 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, other_runs, pool, pruning, push_room, run_folders, sidecar, \
     snapshots
-from drivestage.dedupe import pick_folder
 from drivestage.errors import DriveStageError, MovedAwayError, NotFoundError, \
     PermissionDeniedError, QuotaExceededError, UsageError
 from drivestage.local_tree import LocalFile, LocalTree, walk
 from drivestage.locks import Held, locked, more
 from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
 from drivestage.paths import StorePath
+from drivestage.push_folders import list_folders
 from drivestage.push_result import Outstanding, PushResult
 from drivestage.pruning import LocalFile as PlannedFile
 from drivestage.push_watch import Halt, check_folders
@@ -30,13 +30,6 @@ log = logging.getLogger("drivestage.upload_tree")
 
 CHECKPOINT_SUFFIXES = sidecar.CHECKPOINT_SUFFIXES
 
-
-def index(entries: Iterable[RemoteEntry]) -> dict[str, list[RemoteEntry]]:
-    """Entries by name; an id listed twice counts once (it is one file, not a duplicate)."""
-    out: dict[str, list[RemoteEntry]] = {}
-    for e in {e.id: e for e in entries}.values():
-        out.setdefault(e.name, []).append(e)
-    return out
 
 @dataclass
 class Todo:
@@ -110,7 +103,8 @@ class PushJob:
         store = self.store
         if removal is not None:
             extra.check_dest(store, root, path)
-        self._list(root, path, tree.folders)
+        found = list_folders(store, root, path, tree, self.listing, deleting=removal is not None)
+        self.remote_folder, self.result.folders_created = found.remote, found.created
         more(held, [store.lineage(f) for f in self.remote_folder.values() if f.linked])
         files = tree.files
         owned = run_folders.find(store, root, self.remote_folder, self.listing)
@@ -162,25 +156,6 @@ class PushJob:
         fresh = just_written(folder.candidates, self.policy, local)
         return pruning.plan_folder(folder, self.policy, protect=self.protect,
                                    also_keep={"just written": fresh})
-
-    def _list(self, root: RemoteEntry, path: StorePath, folders: list[str]) -> None:
-        """One listing per folder. Folders we create are empty: no listing needed."""
-        store = self.store
-        self.remote_folder = {"": root}
-        self.listing[""] = index(store.list(root))  # the dict self.copies reads
-        for rel in folders[1:]:
-            parent_rel, name = rel.rsplit("/", 1) if "/" in rel else ("", rel)
-            parent = self.remote_folder[parent_rel]
-            found = [e for e in self.listing[parent_rel].get(name, []) if e.is_dir]
-            if found:
-                folder = pick_folder(found, f"{store.describe(parent)}/{name}")
-                self.remote_folder[rel] = folder
-                self.listing[rel] = index(store.list(folder))
-            else:
-                self.remote_folder[rel] = store.make_folders(
-                    StorePath(path.start, path.names + tuple(rel.split("/"))))
-                self.listing[rel] = {}
-                self.result.folders_created += 1
 
     def _is_checkpoint(self, lf: LocalFile, paired: Mapping[str, str]) -> bool:
         """Replaced by a new file rather than overwritten (see the module's doc); ``paired``:

@@ -61,7 +61,7 @@ LAYERS = [
     ["sidecar_copy", "stage_extraction", "stage_original", "stage_decide", "stage_order"],
     ["stage_walk"],
     ["stage_file", "pruning", "extra", "old_copies", "behind", "other_runs", "dedupe",
-     "push_watch", "push_room", "push_result", "snapshots", "run_folders"],
+     "push_watch", "push_room", "push_result", "snapshots", "run_folders", "push_folders"],
     ["stage_tree", "push_job"],
     ["upload_tree"],
     ["stage", "mirror"],
