@@ -204,7 +204,7 @@ def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[
         if e.unreadable:
             name += "  (a shortcut to an item that is gone or no longer shared with you)"
         elif e.no_download:  # what a pull of it would fail on, seen before trying
-            name += "  (its owner turned off downloading for viewers)"
+            name += "  " + (e.no_download_mark or "(cannot be downloaded: pull it to see why)")
         elif e.read_only:
             name += "  (shared with you read-only)"
         size = "-" if e.is_dir else str(e.size)

@@ -127,11 +127,14 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
         not mime.startswith(GOOGLE_APPS_PREFIX)
     # Known before any media request: a folder pull fails while it lists, not after
     # downloading everything else (Drive's answer to the bytes would be 403 cannotDownloadFile).
+    restricted = has_content and isinstance(caps, Mapping) and caps.get("canDownload") is False
     no_download = restricted_message(where or res["id"], editor=editor_of(res),
-                                     shared_drive=shared_drive_item(res)) \
-        if has_content and isinstance(caps, Mapping) and caps.get("canDownload") is False \
+                                     shared_drive=shared_drive_item(res)) if restricted \
         else unverifiable_message(where or res["id"]) \
         if has_content and md5 is None and not _sha256(res.get("sha256Checksum")) else None
+    mark = None if no_download is None else restricted_mark(
+        editor=editor_of(res), shared_drive=shared_drive_item(res)) if restricted \
+        else UNVERIFIABLE_MARK
     read_only = read_only_message(where or res["id"]) if mime == FOLDER_MIME and \
         isinstance(caps, Mapping) and caps.get("canAddChildren") is False else None
     return DriveEntry(
@@ -140,7 +143,8 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
         modified=parse_time(res.get("modifiedDate")),
         created=parse_time(res.get("createdDate")),
         parent_id=(parents[0].get("id") if parents else None),
-        has_content=has_content, no_download=no_download, read_only=read_only,
+        has_content=has_content, no_download=no_download, no_download_mark=mark,
+        read_only=read_only,
         kind=mime, removable=removable, drive_id=res.get("driveId") or res.get("teamDriveId"),
         drive_top=mime == FOLDER_MIME and not parents and _drive_top(res))
 
@@ -190,6 +194,21 @@ def restricted_message(where: str, answer: str = "Drive reports canDownload fals
             f"({answer}). Ask the owner to turn it back on (Share, the settings gear: "
             "'Viewers and commenters can see the option to download, print, and copy'), to "
             "make you an editor, or to share a copy with you.")
+
+
+#: ``ls``'s mark for a file Drive lists without a checksum (:func:`unverifiable_message`).
+UNVERIFIABLE_MARK = "(Drive lists no checksum: it could not be verified)"
+
+
+def restricted_mark(*, editor: bool, shared_drive: bool) -> str:
+    """:func:`restricted_message` in a few words, for ``ls``: every such file was marked
+    "its owner turned off downloading for viewers", an editor's and a shared drive's too
+    (include29)."""
+    if editor:
+        return "(downloading is turned off, even for editors like you)"
+    if shared_drive:
+        return "(downloading turned off for viewers: the shared drive's setting or an editor's)"
+    return "(its owner turned off downloading for viewers)"
 
 
 def shared_drive_item(res: Mapping[str, Any]) -> bool:
