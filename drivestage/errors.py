@@ -137,8 +137,10 @@ class BudgetError(QuotaExceededError):
     (``head``, then ``; remedy``)."""
 
     def __init__(self, head: str, remedy: str, *, needed: int | None = None,
-                 free: int | None = None):
+                 free: int | None = None, floor: int | None = None):
         super().__init__(f"{head}; {remedy}", needed=needed, free=free, head=head)
+        #: The smallest budget that holds what no budget deletes (a remedy names it).
+        self.floor = floor
 
 
 class ServiceAccountStorageError(QuotaExceededError):

@@ -26,6 +26,7 @@ from drivestage.folder_view import (FOREIGN, FolderView, Listing, LocalFile, _Si
 from drivestage.remote import Where, open_store
 from drivestage.retention import (AUTOSAVE, CHECKPOINT, OTHER, SIDECAR, Decision, Plan,
                                   RetentionPolicy, kept_runs, plan)
+from drivestage.paths import printable
 from drivestage.sidecar import Described
 from drivestage.sizes import format_size
 from drivestage.state import Md5Cache
@@ -167,14 +168,26 @@ def _left_by_unsent(folder: FolderView) -> set[str]:
 
 def over_budget(decided: Plan, where: str) -> QuotaExceededError:
     """The error of a plan whose budget cannot hold what the policy keeps (``push`` raises it
-    before a byte is sent, ``prune`` once the rest of the plan is applied)."""
+    before a byte is sent, ``prune`` once the rest of the plan is applied). It says why the
+    plan deleted nothing for the budget, and from what size on one is met: a budget of 500 B
+    deleted less than one of 1500 B, unexplained (include29)."""
     from drivestage.errors import BudgetError
 
+    names = ", ".join(printable(n) for n in decided.pinned[:3]) + (
+        f" and {len(decided.pinned) - 3} more" if len(decided.pinned) > 3 else "")
+    sent = f" with the {format_size(decided.incoming_bytes)} being sent" \
+        if decided.incoming_bytes else ""
+    floor = format_size(decided.floor_bytes)
     return BudgetError(
         f"the retention budget of {format_size(decided.max_bytes or 0)} cannot hold what the "
         f"policy keeps ({format_size(decided.kept_bytes + decided.incoming_bytes)}) in {where}, "
-        f"{format_size(decided.shortfall)} over", "raise --max-bytes or keep fewer checkpoints",
-        needed=decided.kept_bytes + decided.incoming_bytes, free=decided.max_bytes)
+        f"{format_size(decided.shortfall)} over. What no budget deletes ({names or 'nothing'})"
+        f"{sent} takes {floor} alone, so nothing was deleted for it (a budget short even "
+        "then is taken for a slip)",
+        f"raise --max-bytes to {floor} or more (the oldest checkpoints then go as far as it "
+        "needs), or keep fewer checkpoints",
+        needed=decided.kept_bytes + decided.incoming_bytes, free=decided.max_bytes,
+        floor=decided.floor_bytes)
 
 
 class Deletions:

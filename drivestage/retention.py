@@ -67,7 +67,9 @@ Rules (all of them are documented behaviour, and tested):
   included) plus ``incoming_bytes``. When over, the oldest kept checkpoints that are not
   newest/best/protected are deleted until it fits, the oldest run's first. When it cannot
   fit even after that, *no* budget deletion is planned (deleting and then failing the upload
-  would lose data for nothing) and ``Plan.fits`` is False so the caller can fail before uploading.
+  would lose data for nothing) and ``Plan.fits`` is False so the caller can fail before uploading;
+  ``Plan.floor_bytes`` is then the smallest budget that holds what no budget deletes
+  (``Plan.pinned``), which the error names (:func:`drivestage.pruning.over_budget`).
 """
 from __future__ import annotations
 
@@ -209,7 +211,8 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
                 + sum(j.size for j, owners in sidecars if owners & kept_names or pinned_by(j)))
 
     kept_bytes = kept_total()
-    fits = True
+    fits, floor = True, 0
+    pinned: tuple[str, ...] = ()
     if policy.max_bytes is not None and kept_bytes + incoming_bytes > policy.max_bytes:
         victims: list[_Ckpt] = []
         for c in ckpts:  # oldest first
@@ -224,12 +227,15 @@ def plan(files: Iterable[Candidate], policy: RetentionPolicy, *, protect: Iterab
                                    "(oldest deletable first)")
         else:
             fits = False  # deleting would not help: plan no budget deletions at all
+            # What is left now is what no budget deletes: the least a budget must hold.
+            floor = kept_total() + incoming_bytes
+            pinned = tuple(c.cand.name for c in ckpts + autos if c.keep)
             for c in victims:
                 c.keep = True
         kept_bytes = kept_total()
     return Plan(_decisions(ckpts + autos, sidecars, others, pinned_by), fits=fits,
                 kept_bytes=kept_bytes, incoming_bytes=incoming_bytes,
-                max_bytes=policy.max_bytes)
+                max_bytes=policy.max_bytes, floor_bytes=floor, pinned=pinned)
 
 
 def _keep_checkpoints(ckpts: list[_Ckpt], policy: RetentionPolicy) -> None:

@@ -44,6 +44,13 @@ class Plan(Sequence[Decision]):
     kept_bytes: int = 0             # managed checkpoints + sidecars that stay
     incoming_bytes: int = 0
     max_bytes: Optional[int] = None
+    #: When the budget cannot hold what is kept (``fits`` False): the smallest budget that
+    #: could, what no budget deletes (``pinned``: the newest, the best, the protected...)
+    #: plus the incoming bytes. The plan then deletes nothing for the budget (see
+    #: :mod:`drivestage.retention`), which a user reads as "a smaller budget deleted less"
+    #: unless told (include29).
+    floor_bytes: int = 0
+    pinned: tuple[str, ...] = ()
 
     @overload
     def __getitem__(self, i: int) -> Decision: ...
@@ -100,6 +107,8 @@ def format_plan(decisions: Iterable[Decision]) -> str:
     if isinstance(decisions, Plan) and not decisions.fits:
         summary += (f"; the {format_size(decisions.max_bytes or 0)} budget cannot hold "
                     f"what is kept plus {format_size(decisions.incoming_bytes)} incoming "
-                    f"(short by {format_size(decisions.shortfall)})")
+                    f"(short by {format_size(decisions.shortfall)}; it deletes nothing for "
+                    f"a budget below what no budget deletes: at least "
+                    f"{format_size(decisions.floor_bytes)})")
     lines.append(summary)
     return "\n".join(lines)

@@ -303,7 +303,10 @@ def test_prune_whose_budget_cannot_hold_what_the_policy_keeps_exits_1(emulator, 
     assert code == 1, err
     assert err.splitlines()[-1] == (
         f"Error: the retention budget of 2.9 KiB cannot hold what the policy keeps (3.9 KiB) "
-        f"in {DEST}, 1000 B over; raise --max-bytes or keep fewer checkpoints")
+        f"in {DEST}, 1000 B over. What no budget deletes (epoch_001.pt, epoch_002.pt) takes "
+        "3.9 KiB alone, so nothing was deleted for it (a budget short even then is taken for "
+        "a slip); raise --max-bytes to 3.9 KiB or more (the oldest checkpoints then go as far "
+        "as it needs), or keep fewer checkpoints")
     assert "cannot hold" in out  # the plan's table says so too
     assert live_md5s(emulator, FOLDER) == before
 

@@ -20,6 +20,7 @@ from drivestage import sidecar as sidecars
 from drivestage.errors import NotFoundError, RemoteChangedError
 from drivestage.retention import RetentionPolicy
 from drivestage.sidecar import Described
+from drivestage.sizes import format_size
 from drivestage.store import RemoteEntry
 from trainer.state import EPOCH_NAME, Position
 
@@ -149,9 +150,10 @@ class DriveFolder:
                         keep_other_runs=True, outstanding=outstanding, run_folder=True)
         except BudgetError as exc:
             # drivestage's remedy names --max-bytes, a flag the trainer does not have.
-            raise BudgetError(exc.head or str(exc), "raise drive.max_bytes or keep fewer "
+            to = f" to {format_size(exc.floor)} or more" if exc.floor else ""
+            raise BudgetError(exc.head or str(exc), f"raise drive.max_bytes{to} or keep fewer "
                               "checkpoints (drive.keep_last, drive.keep_best)",
-                              needed=exc.needed, free=exc.free) from exc
+                              needed=exc.needed, free=exc.free, floor=exc.floor) from exc
         except QuotaExceededError as exc:
             if exc.head is None:
                 raise

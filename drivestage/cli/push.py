@@ -261,7 +261,9 @@ def prune_cmd(dest: str, use_trash: bool, protect: tuple[str, ...], dry_run: boo
     """Apply a retention policy to the checkpoints in DEST; print the plan as a table.
 
     Exits 1 when the size budget cannot hold what the rest of the policy keeps (as push does);
-    the rest of the plan is applied all the same (it deletes nothing for the budget).
+    the rest of the plan is applied all the same. Such a budget deletes nothing for itself
+    (a budget below what no budget deletes is taken for a slip); the message names the size
+    from which on it is met.
     """
     from drivestage.pruning import over_budget, prune
     from drivestage.retention import format_plan
