@@ -108,3 +108,24 @@ def test_a_rerun_with_include_makes_nothing_and_lists_each_folder_once(emulator,
     # 3 folders on Drive (voc, zips, zips/old): at most 3 requests each, as bench/push.py holds
     assert len(api) <= 3 * 3, [(r.method, r.path) for r in api]
     assert sorted(_live(emulator)) == ["zips", "zips/old", "zips/old/val.zip", "zips/train.zip"]
+
+
+def test_a_mirror_with_include_makes_a_folder_once_something_it_sends_is_there(
+        emulator, store, env):
+    from drivestage.mirror import Mirror
+
+    src = env / "voc"
+    _voc(str(src))
+    m = Mirror(str(src), "Data/voc", None, store=store, include=["*.zip"]).start()
+    try:
+        m.flush(60)
+        assert sorted(_live(emulator)) == ["zips", "zips/old", "zips/old/val.zip",
+                                           "zips/train.zip"]
+        _write(str(src / "VOCdevkit" / "VOC2012" / "extra.zip"), b"PK-extra")
+        m.sync_now()
+        m.flush(60)
+    finally:
+        m.stop(60)
+    assert sorted(_live(emulator)) == ["VOCdevkit", "VOCdevkit/VOC2012",
+                                       "VOCdevkit/VOC2012/extra.zip", "zips", "zips/old",
+                                       "zips/old/val.zip", "zips/train.zip"]
