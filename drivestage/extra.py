@@ -9,7 +9,8 @@ verified (:func:`apply`), and guarded:
 * refused (:class:`~drivestage.errors.DeletionRefusedError`, nothing sent or deleted) when it
   would remove more items than ``Removal.limit``, by default :func:`default_limit`: twice the
   files in SRC plus 10. A remote folder counts with everything it holds;
-* filtered-out names are left alone (as rsync does), so are links push skipped, and in DEST
+* filtered-out names are left alone (as rsync does), in a folder SRC lacks too (it goes
+  whole only when everything in it passes the filters), so are links push skipped, and in DEST
   itself everything the retention plan keeps, the newest verified checkpoint of every run
   (:func:`drivestage.pruning.newest_verified_ids`) and ``protect``.
 """
@@ -103,6 +104,9 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
                     continue
                 if e.id in kept or (folder_rel == "" and name in protect):  # (ids: anywhere)
                     continue
+                if e.is_dir and (include or exclude) and not e.linked:
+                    doomed.extend(_filtered(store, rel, e, kept, include, exclude))
+                    continue
                 doomed.append(Doomed(rel, e))
     limit = removal.limit if removal.limit is not None else default_limit(len(tree.files))
     total, exact = _count(store, doomed, limit)
@@ -116,6 +120,28 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
             f"push --delete would remove {how_many} from {where}, {why}; nothing was sent or "
             f"deleted. Check SRC and DEST, or allow it with --max-delete {total}", count=total)
     return Deletions(doomed, total)
+
+
+def _filtered(store: RemoteStore, rel: str, folder: RemoteEntry, kept: set[str],
+              include: Sequence[str], exclude: Sequence[str]) -> list[Doomed]:
+    """What ``--delete`` removes of a store folder SRC lacks when ``--include``/``--exclude``
+    choose the files: the folder whole where everything in it passes the filters, else only
+    what does (the folder, and what the filters left out, stay). It went whole, the files the
+    filters left out with it, which the README says ``--delete`` leaves alone (include29)."""
+    doomed: list[Doomed] = []
+    whole = True
+    for e in store.list(folder):
+        sub = f"{rel}/{e.name}"
+        if e.id in kept or (matches(sub, exclude) if e.is_dir and not e.linked
+                            else not e.is_dir and not wanted(sub, include, exclude)):
+            whole = False
+        elif e.is_dir and not e.linked:
+            inner = _filtered(store, sub, e, kept, include, exclude)
+            whole = whole and inner == [Doomed(sub, e)]
+            doomed.extend(inner)
+        else:
+            doomed.append(Doomed(sub, e))
+    return [Doomed(rel, folder)] if whole else doomed
 
 
 def _below(rel: str, linked: set[str]) -> bool:

@@ -129,3 +129,32 @@ def test_a_mirror_with_include_makes_a_folder_once_something_it_sends_is_there(
     assert sorted(_live(emulator)) == ["VOCdevkit", "VOCdevkit/VOC2012",
                                        "VOCdevkit/VOC2012/extra.zip", "zips", "zips/old",
                                        "zips/old/val.zip", "zips/train.zip"]
+
+
+def test_delete_with_include_leaves_what_it_filtered_out_in_a_folder_src_lacks(
+        emulator, store, env):
+    """A Drive folder SRC does not have went whole, with the files --include left out (the
+    README promises they stay): `notes/readme.txt` was trashed by a push of the zips."""
+    src = str(env / "voc")
+    _voc(src)
+    emulator.add_file("Data/voc/notes/readme.txt", b"mine")
+    emulator.add_file("Data/voc/notes/old.zip", b"PK-old")
+    emulator.add_file("Data/voc/notes/deeper/keep.txt", b"mine too")
+    emulator.add_file("Data/voc/gone/a.zip", b"PK-a")        # holds only what --include takes
+    emulator.add_file("Data/voc/gone/inner/b.zip", b"PK-b")
+    result = push(src, "Data/voc", store=store, include=["*.zip"], delete=True)
+    assert sorted(result.deleted) == ["gone", "notes/old.zip"]
+    live = _live(emulator)
+    assert sorted(k for k in live if k.startswith(("notes", "gone"))) == [
+        "notes", "notes/deeper", "notes/deeper/keep.txt", "notes/readme.txt"]
+
+
+def test_delete_with_exclude_leaves_what_it_filtered_out_in_a_folder_src_lacks(
+        emulator, store, env):
+    src = str(env / "voc")
+    _voc(src)
+    emulator.add_file("Data/voc/old/train.log", b"excluded: mine")
+    emulator.add_file("Data/voc/old/stale.txt", b"stale")
+    result = push(src, "Data/voc", store=store, exclude=["*.log"], delete=True)
+    assert result.deleted == ["old/stale.txt"]
+    assert _live(emulator)["old/train.log"] is not None
