@@ -36,7 +36,8 @@ def pull(*args: str) -> tuple[int, str]:
     ("http://[::1/x", "'http://[::1/x'"),
     ("http://127.0.0.1:99999/x", "'http://127.0.0.1:99999/x'"),
     ("http://127.0.0.1:abc/x", "'http://127.0.0.1:abc/x'"),
-    ("http://u:p@127.0.0.1:1/x", "'http://u:p@127.0.0.1:1/x'"),
+    ("http://u:p@127.0.0.1:1/x", "'http://***@127.0.0.1:1/x'"),   # (no password shown)
+    ("ftp://h/f?qk=grant#x", "'ftp://h/f' (its query left out)"),  # (nor a signed grant)
     ("/drive/v2/a b", "'/drive/v2/a b'"),
     ("/drive/\u00e9t\u00e9", "'/drive/\\xe9t\\xe9'"),
     ("/x\x1b[2Jy", "'/x\\x1b[2Jy'"),

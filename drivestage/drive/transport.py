@@ -10,6 +10,7 @@ and nowhere else. Every Drive request of drivestage runs inside :meth:`Transport
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 import threading
 import time
@@ -303,12 +304,20 @@ def _redirect_target(uri: str, status: int, location: str) -> str:
     except ValueError:  # an unclosed "[", a port out of range or not a number
         usable = False
     if not usable:
-        shown = ascii(location[:200]) + ("..." if len(location) > 200 else "")
         raise httplib2.RedirectMissingLocation(
-            f"HTTP {status} to {shown}, not a web address", None, b"")
+            f"HTTP {status} to {_shown(location)}, not a web address", None, b"")
     if parts.scheme == "http" and urlsplit(uri).scheme == "https":
         raise retry.InsecureRedirect(f"HTTP {status} from {_origin(uri)} to {_origin(target)}")
     return target
+
+
+def _shown(location: str) -> str:
+    """``location`` as a message may show it: no query or fragment (a signed link's grant)
+    and no ``user:password@`` (attackds29), at most 200 characters, escaped."""
+    head = re.split(r"[?#]", location, maxsplit=1)[0]
+    head = re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*:/*)[^/@]*@", r"\1***@", head)
+    out = ascii(head[:200]) + ("..." if len(head) > 200 else "")
+    return out + (" (its query left out)" if "?" in location.split("#", 1)[0] else "")
 
 
 def _origin(uri: str) -> str:
