@@ -23,8 +23,7 @@ import time
 import pytest
 
 from test_keeplocal25 import _save_epochs
-from test_train28_hung_disk import _policy, hung  # noqa: F401  (a fixture)
-from trainer.errors import TrainingInterrupted
+from test_train28_hung_disk import _policy, _sigterm_stop, hung  # noqa: F401  (a fixture)
 from trainer.state import Position
 
 SPEC = "drive:Models/tr29/hung"
@@ -67,13 +66,7 @@ def test_a_stop_with_a_file_to_move_aside_still_reaches_drive_within_its_grace(
     hung.hang()
     out: list = []
 
-    def stop() -> None:
-        run.stop.request(signal.SIGTERM)
-        run.state.pos = Position(1, 3, 1)
-        try:
-            saver._save_and_stop(run, Position(1, 3, 1))
-        except TrainingInterrupted as exc:
-            out.append(exc)
+    stop = _sigterm_stop(run, saver, out)
 
     try:
         with caplog.at_level(logging.WARNING, logger="trainer"):

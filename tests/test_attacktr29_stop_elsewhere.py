@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import tempfile
 
 import pytest
@@ -22,9 +21,7 @@ import pytest
 from _tmpfs import small_disk  # noqa: F401  (a fixture)
 from test_attacktr29_hung import _ended
 from test_keeplocal25 import _save_epochs
-from test_train28_hung_disk import _policy, hung  # noqa: F401  (a fixture)
-from trainer.errors import TrainingInterrupted
-from trainer.state import Position
+from test_train28_hung_disk import _policy, _sigterm_stop, hung  # noqa: F401  (a fixture)
 
 SPEC = "drive:Models/tr29/elsewhere"
 
@@ -53,13 +50,7 @@ def _stop_on_hung_disk(hung, tiny_config, before_stop) -> str:
     before_stop()
     out: list = []
 
-    def stop() -> None:
-        run.stop.request(signal.SIGTERM)
-        run.state.pos = Position(1, 3, 1)
-        try:
-            saver._save_and_stop(run, Position(1, 3, 1))
-        except TrainingInterrupted as exc:
-            out.append(exc)
+    stop = _sigterm_stop(run, saver, out)
 
     try:
         ended, took = _ended(stop, 20)

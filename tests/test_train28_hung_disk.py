@@ -129,6 +129,19 @@ def _listing(writer) -> bool:
     return frame is not None and any(f.name == "newest" for f in traceback.extract_stack(frame))
 
 
+def _sigterm_stop(run, saver, out: list):
+    """The stop a SIGTERM at epoch 2, iteration 3 makes (the loop sets the position after
+    every step), to run on a thread: what it raises (its line) into ``out``."""
+    def stop() -> None:
+        run.stop.request(signal.SIGTERM)
+        run.state.pos = Position(1, 3, 1)
+        try:
+            saver._save_and_stop(run, Position(1, 3, 1))
+        except TrainingInterrupted as exc:
+            out.append(exc)
+    return stop
+
+
 def test_a_stop_never_waits_past_its_grace_for_a_disk_that_does_not_answer(
         hung, emulator, drive_env, local_state, tiny_config):
     from trainer.drive import DriveFolder
@@ -145,13 +158,7 @@ def test_a_stop_never_waits_past_its_grace_for_a_disk_that_does_not_answer(
     _until(lambda: _listing(writer), "the push never looked at the folder")
     out: list = []
 
-    def stop() -> None:
-        run.stop.request(signal.SIGTERM)
-        run.state.pos = Position(1, 3, 1)          # as the loop does after every step
-        try:
-            saver._save_and_stop(run, Position(1, 3, 1))
-        except TrainingInterrupted as exc:
-            out.append(exc)
+    stop = _sigterm_stop(run, saver, out)
 
     began = time.monotonic()
     stopping = threading.Thread(target=stop, daemon=True)
