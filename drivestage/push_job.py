@@ -130,7 +130,8 @@ class PushJob:
                 self.result.left, self.listing) | owned.kept_ids(files, self.listing)
             deletions = extra.decide(store, root, self.listing, tree, removal,
                                   kept=kept, protect=self.protect,
-                                  include=self.include, exclude=self.exclude)
+                                  include=self.include, exclude=self.exclude,
+                                  marked=lambda e: owned.marked(store, e))
         self._check_quota(root, todo, decision, folder)
         # The new files' ids, chosen and recorded in one write before any is sent: a create
         # cut now is not made twice by the next push (drivestage.drive.ids).

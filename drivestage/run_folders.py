@@ -118,6 +118,12 @@ class Owned:
     folders: dict[str, str] = field(default_factory=dict)   # rel -> the run folder it is in
     whole: set[str] = field(default_factory=set)            # ids of run folders not local
     exclude: dict[str, list[str]] = field(default_factory=dict)  # run folder -> its excludes
+    marks: frozenset[str] = frozenset()                     # every record's place
+
+    def marked(self, store: RemoteStore, folder: RemoteEntry) -> bool:
+        """Whether ``folder`` is a run folder, wherever it is (``--delete`` leaves a folder
+        that holds one whole, however deep: its record may not know where it sits now)."""
+        return key(store, folder) in self.marks
 
     def keys(self, files: Iterable[LocalFile], listing: Listings) -> set[Key]:
         """The local files the push leaves unsent: checkpoints and sidecars in run folders."""
@@ -166,7 +172,7 @@ def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, Remo
     if not records:
         return Owned()
     mine = key(store, root)
-    owned = Owned()
+    owned = Owned(marks=frozenset(records))
     for rel in sorted(remote_folder):   # (a parent before what is inside it)
         parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
         if rel and parent in owned.folders:
@@ -176,6 +182,8 @@ def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, Remo
             owned.folders[rel] = rel
             said = records[key(store, remote_folder[rel])]
             patterns = said.get("exclude") if isinstance(said, dict) else None
+            if isinstance(patterns, str):   # (a record written by hand: one pattern)
+                patterns = [patterns]
             owned.exclude[rel] = [p for p in patterns or () if isinstance(p, str)]
     local_ids = {f.id for f in remote_folder.values()}
     holding = _holding(records)

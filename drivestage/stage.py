@@ -19,7 +19,7 @@ from drivestage import checksums, paths
 from drivestage.errors import DiskSpaceError, DriveStageError, LocalFileError, NotFoundError, \
     UsageError
 from drivestage.localfs import drive_mount
-from drivestage.paths import DrivePath, StorePath, printable
+from drivestage.paths import DrivePath, StorePath, patterns, printable
 from drivestage.remote import open_store
 from drivestage import stamps
 from drivestage.stage_file import (FileStager, ProgressFactory, PullResult, no_progress,
@@ -90,7 +90,7 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
     try:
         result = _stage(store, path, label, dest, extract=extract, jobs=jobs, force=force,
                         reserve=reserve, chunk_size=chunk_size, progress=progress,
-                        include=include, exclude=exclude, folders=folders)
+                        include=patterns(include), exclude=patterns(exclude), folders=folders)
     except NotFoundError as exc:
         hint = paths.drive_hint(label) if local_src and not os.path.lexists(
             os.path.abspath(os.path.expanduser(label))) else None

@@ -1,0 +1,78 @@
+"""What ``push --delete`` leaves of a training run's Drive folder that is not where its
+record says (runfold29): moved on Drive into a folder SRC lacks (``drive:runs/archive/exp1``),
+the folder above went to the trash whole, the checkpoints the run kept on Drive with it."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+
+import pytest
+
+from drivestage import sidecar
+from drivestage.sidecar import Sidecar
+from trainer.drive import DriveFolder, retention_policy
+
+from _cli import run
+from _drive_state import live_md5s
+
+KEPT = {"epoch_001.pt", "epoch_001.json", "epoch_002.pt", "epoch_002.json"}
+LEFT = ("--delete leaves drive:runs/archive whole: it holds drive:runs/archive/exp1, a run "
+        "folder (its checkpoints are left to that run's own push)")
+
+
+@pytest.fixture
+def env(local_state, drive_env):
+    return local_state
+
+
+def _save(folder, epoch: int) -> None:
+    path = os.path.join(folder, f"epoch_{epoch:03d}.pt")
+    data = os.urandom(3000 + epoch)
+    with open(path, "wb") as fh:
+        fh.write(data)
+    sidecar.write(path, Sidecar(epoch=epoch, metrics={"map50": epoch / 10}, run="run-a",
+                                md5=hashlib.md5(data).hexdigest(), size=len(data)))
+
+
+def _archived(emulator, tmp_path):
+    """``runs/exp1`` pushed by its run (the trainer's DriveFolder), then moved on Drive into
+    ``runs/archive`` (the web UI; an ``old.txt`` there too), and removed from the disk."""
+    runs = tmp_path / "runs"
+    exp1 = runs / "exp1"
+    exp1.mkdir(parents=True)
+    (runs / "notes.txt").write_text("n\n")
+    for epoch in (1, 2):
+        _save(str(exp1), epoch)
+    DriveFolder("drive:runs/exp1", str(exp1), retention_policy(0, 0, None)).push()
+    assert set(live_md5s(emulator, "runs/exp1")) == KEPT
+    archive = emulator.add_folder("runs/archive")
+    emulator.add_file("runs/archive/old.txt", b"old\n")
+    emulator.store.update_meta(emulator.find("runs/exp1")["id"], {"parents": [{"id": archive}]})
+    shutil.rmtree(exp1)
+    return runs
+
+
+def test_delete_leaves_a_folder_a_run_folder_was_moved_into(emulator, env, tmp_path):
+    runs = _archived(emulator, tmp_path)
+
+    code, _, err = run("push", str(runs), "drive:runs", "--delete")
+
+    assert code == 0, err
+    assert LEFT in err
+    assert set(live_md5s(emulator, "runs/archive/exp1")) == KEPT
+    assert set(live_md5s(emulator, "runs/archive")) == {"exp1", "old.txt"}
+    assert set(live_md5s(emulator, "runs")) == {"archive", "notes.txt"}
+
+
+def test_delete_with_exclude_leaves_a_run_folder_moved_into_a_folder(emulator, env, tmp_path):
+    """With a filter the folder SRC lacks is gone through: what passes goes (``old.txt``),
+    the run folder stays, whole."""
+    runs = _archived(emulator, tmp_path)
+
+    code, _, err = run("push", str(runs), "drive:runs", "--delete", "--exclude", "*.log")
+
+    assert code == 0, err
+    assert set(live_md5s(emulator, "runs/archive/exp1")) == KEPT
+    assert set(live_md5s(emulator, "runs/archive")) == {"exp1"}
+    assert "1 deleted (not local)" in err
