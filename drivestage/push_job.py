@@ -107,7 +107,8 @@ class PushJob:
         self.remote_folder, self.result.folders_created = found.remote, found.created
         more(held, [store.lineage(f) for f in self.remote_folder.values() if f.linked])
         files = tree.files
-        owned = run_folders.find(store, root, self.remote_folder, self.listing)
+        owned = run_folders.find(store, root, self.remote_folder, self.listing,
+                                 deleting=removal is not None and not self.run_folder)
         self.result.left = owned.without(other_runs.left_on_store(
             store, self.cache, self.listing, files, self._is_checkpoint,
             other_runs=self.keep_other_runs))

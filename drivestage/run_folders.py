@@ -125,11 +125,16 @@ class Owned:
         that holds one whole, however deep: its record may not know where it sits now)."""
         return key(store, folder) in self.marks
 
+    #: DEST itself is a run folder, pushed here without a policy (``push ./runs/exp1
+    #: drive:runs/exp1 --delete``): ``--delete`` removes none of its run's files either.
+    dest: bool = False
+
     def keys(self, files: Iterable[LocalFile], listing: Listings) -> set[Key]:
         """The local files the push leaves unsent: checkpoints and sidecars in run folders."""
-        run = self._run_files(files, listing)
+        run = self._run_files(files, listing, self.folders)
         return {(lf.folder_rel, lf.name) for lf in files if lf.folder_rel in self.folders
-                and (lf.name in run[lf.folder_rel] or self._excluded(lf.folder_rel, lf.name))}
+                and (lf.name in run[lf.folder_rel] or self._excluded(self.folders,
+                                                                     lf.folder_rel, lf.name))}
 
     def without(self, left: list[other_runs.Left]) -> list[other_runs.Left]:
         """``left`` (:func:`drivestage.other_runs.left_on_store`) less the checkpoints in run
@@ -138,25 +143,31 @@ class Owned:
         return [lf for lf in left if not any(rel in self.folders for rel, _ in lf.keys)]
 
     def kept_ids(self, files: Iterable[LocalFile], listing: Listings) -> set[str]:
-        """The store files and folders ``--delete`` leaves: in run folders, every
-        checkpoint, sidecar and folder; a run folder SRC lacks, whole."""
-        run = self._run_files(files, listing)
+        """The store files and folders ``--delete`` leaves: in run folders (DEST too where
+        it is one, :attr:`dest`), every checkpoint, sidecar and folder; a run folder SRC
+        lacks, whole."""
+        scope = dict(self.folders)
+        if self.dest:   # (keep_local removed from the disk what the run keeps on the store)
+            scope.update({rel: "" for rel in listing if rel not in scope})
+        run = self._run_files(files, listing, scope)
         out = set(self.whole)
-        for rel in self.folders:
+        for rel in scope:
             for name, entries in listing.get(rel, {}).items():
                 out |= {e.id for e in entries if e.is_dir or name in run[rel]
-                        or self._excluded(rel, name)}
+                        or self._excluded(scope, rel, name)}
         return out
 
-    def _excluded(self, rel: str, name: str) -> bool:
+    def _excluded(self, scope: Mapping[str, str], rel: str, name: str) -> bool:
         """Whether the run's own push leaves out ``name`` of folder ``rel`` (its path from
         the run folder, as that push matches it)."""
-        top = self.folders[rel]
-        inner = f"{rel[len(top) + 1:]}/{name}" if rel != top else name
-        return matches(inner, self.exclude.get(top, ()))
+        top = scope[rel]
+        inner = rel[len(top) + 1:] if top else rel
+        return matches(f"{inner}/{name}" if inner else name, self.exclude.get(top, ()))
 
-    def _run_files(self, files: Iterable[LocalFile], listing: Listings) -> dict[str, set[str]]:
-        names: dict[str, set[str]] = {rel: set(listing.get(rel, {})) for rel in self.folders}
+    @staticmethod
+    def _run_files(files: Iterable[LocalFile], listing: Listings,
+                   scope: Mapping[str, str]) -> dict[str, set[str]]:
+        names: dict[str, set[str]] = {rel: set(listing.get(rel, {})) for rel in scope}
         for lf in files:
             if lf.folder_rel in names:
                 names[lf.folder_rel].add(lf.name)
@@ -164,15 +175,20 @@ class Owned:
 
 
 def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, RemoteEntry],
-         listing: Listings) -> Owned:
-    """The run folders inside ``root`` (a push's DEST, never one itself here) by the records:
-    the local ones (``remote_folder``: SRC's folders, as on the store) and those only on the
-    store (folder entries of ``listing``). Says once per store which it leaves."""
+         listing: Listings, *, deleting: bool = False) -> Owned:
+    """The run folders inside ``root`` (a push's DEST) by the records: the local ones
+    (``remote_folder``: SRC's folders, as on the store) and those only on the store (folder
+    entries of ``listing``); and, for a push with ``--delete`` that is not the run's own
+    (``deleting``), ``root`` itself where it is one (:attr:`Owned.dest`). Says once per
+    store which it leaves."""
     records = _file().read()
     if not records:
         return Owned()
     mine = key(store, root)
-    owned = Owned(marks=frozenset(records))
+    owned = Owned(marks=frozenset(records), dest=deleting and mine in records)
+    if owned.dest:
+        owned.exclude[""] = _excludes(records[mine])
+        _said_dest(store, root, records[mine])
     for rel in sorted(remote_folder):   # (a parent before what is inside it)
         parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
         if rel and parent in owned.folders:
@@ -180,11 +196,7 @@ def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, Remo
         elif rel and key(store, remote_folder[rel]) in records and \
                 key(store, remote_folder[rel]) != mine:
             owned.folders[rel] = rel
-            said = records[key(store, remote_folder[rel])]
-            patterns = said.get("exclude") if isinstance(said, dict) else None
-            if isinstance(patterns, str):   # (a record written by hand: one pattern)
-                patterns = [patterns]
-            owned.exclude[rel] = [p for p in patterns or () if isinstance(p, str)]
+            owned.exclude[rel] = _excludes(records[key(store, remote_folder[rel])])
     local_ids = {f.id for f in remote_folder.values()}
     holding = _holding(records)
     for rel, index in listing.items():
@@ -193,6 +205,28 @@ def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, Remo
                             and (key(store, e) in records or key(store, e) in holding)}
     _say(store, remote_folder, owned, records)
     return owned
+
+
+def _excludes(rec: Any) -> list[str]:
+    """What a record says the run's push leaves out (one string: one pattern, as written by
+    hand; what is not a string, nothing)."""
+    patterns = rec.get("exclude") if isinstance(rec, dict) else None
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    return [p for p in patterns or () if isinstance(p, str)]
+
+
+def _said_dest(store: RemoteStore, root: RemoteEntry, rec: Any) -> None:
+    """Once per store: ``--delete`` into a run folder leaves its run's files."""
+    said = _said.setdefault(store, set())
+    if "--delete " + key(store, root) in said:
+        return
+    said.add("--delete " + key(store, root))
+    src = rec.get("src") if isinstance(rec, dict) else None
+    log.warning("%s is a run folder (pushed from %s with its own retention): --delete "
+                "removes none of its checkpoints, their sidecars or folders there; its run's "
+                "retention (or drivestage prune) deletes those", store.describe(root),
+                src if isinstance(src, str) else "this machine")
 
 
 def _holding(records: Mapping[str, Any]) -> set[str]:

@@ -76,3 +76,30 @@ def test_delete_with_exclude_leaves_a_run_folder_moved_into_a_folder(emulator, e
     assert set(live_md5s(emulator, "runs/archive/exp1")) == KEPT
     assert set(live_md5s(emulator, "runs/archive")) == {"exp1"}
     assert "1 deleted (not local)" in err
+
+
+def test_delete_into_a_run_folder_leaves_the_checkpoints_its_run_keeps(emulator, env, tmp_path):
+    """``push ./runs/exp1 drive:runs/exp1 --delete`` (no policy: not the run's own push)
+    after ``train.keep_local`` removed the older epochs from the disk, Drive holding them:
+    it trashed every checkpoint the run kept on Drive but the newest."""
+    exp1 = tmp_path / "runs" / "exp1"
+    exp1.mkdir(parents=True)
+    for epoch in (1, 2, 3):
+        _save(str(exp1), epoch)
+    (exp1 / "results.csv").write_text("epoch\n")
+    DriveFolder("drive:runs/exp1", str(exp1), retention_policy(0, 0, None)).push()
+    emulator.add_file("runs/exp1/stale.txt", b"stale\n")
+    on_drive = live_md5s(emulator, "runs/exp1")
+    for epoch in (1, 2):   # (as keep_local does, once Drive holds them)
+        os.remove(exp1 / f"epoch_{epoch:03d}.pt")
+        os.remove(exp1 / f"epoch_{epoch:03d}.json")
+
+    code, _, err = run("push", str(exp1), "drive:runs/exp1", "--delete")
+
+    assert code == 0, err
+    assert (f"drive:runs/exp1 is a run folder (pushed from {os.path.realpath(exp1)} with its "
+            "own retention): --delete removes none of its checkpoints, their sidecars or "
+            "folders there; its run's retention (or drivestage prune) deletes those") in err
+    del on_drive["stale.txt"]
+    assert live_md5s(emulator, "runs/exp1") == on_drive
+    assert "1 deleted (not local)" in err
