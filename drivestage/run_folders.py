@@ -14,9 +14,11 @@ from Drive (still on the local disk), each period, and the run deleted it again;
 :meth:`~drivestage.store.RemoteStore.place` of the folder's id, in drivestage's state folder
 (``run-folders.json``, this machine only): a training run's push (the trainer's
 ``drive.logs``, :class:`drivestage.hooks.CheckpointSync`: ``run_folder``) and any push with a
-retention policy (``--keep-last`` ...: it prunes that folder). Written once per folder and
-process, before anything is sent; a record stays (a finished run's folder is still its run's)
-until that folder is gone from the store: a folder made anew under the name is another.
+retention policy (``--keep-last`` ...: it prunes that folder). Written before anything is
+sent, at a process's first push into the folder and again should the state folder lose it
+(``~/.cache`` cleared while a run goes on: a stat per push sees it); a record stays (a
+finished run's folder is still its run's) until that folder is gone from the store: a
+folder made anew under the name is another.
 
 **Left to it.** A push into a folder above (:class:`drivestage.push_job.PushJob`) finds the
 run folders among its subfolders by their ids, and there, and in every folder inside them,
@@ -52,8 +54,11 @@ FILE = "run-folders.json"
 #: Records kept: the newest ones (one per run folder a machine ever pushed with a policy).
 MAX_RECORDS = 2000
 
-#: What this process recorded (once each), in which state file (DRIVESTAGE_STATE_DIR may change).
-_recorded: set[tuple[str, str, tuple[str, ...]]] = set()
+#: What this process recorded, in which state file (DRIVESTAGE_STATE_DIR may change): the
+#: file as it was when the record was last seen in it (its inode, mtime and size).
+_recorded: dict[tuple[str, str, tuple[str, ...]], tuple[int, int, int]] = {}
+#: What could not be written (said once, not at every save of a run).
+_unwritten: set[tuple[str, str, tuple[str, ...]]] = set()
 _said: "MutableMapping[RemoteStore, set[str]]" = weakref.WeakKeyDictionary()
 
 
@@ -72,7 +77,7 @@ def record(store: RemoteStore, folder: RemoteEntry, src: str, exclude: Sequence[
     them no more than the run does)."""
     place, states = key(store, folder), _file()
     done = (str(states.path), place, tuple(exclude))
-    if done in _recorded:
+    if done in _unwritten or _still(states, done):
         return
     now = time.time()
     # The folders it sits in (the store's cached lineage: the push's lock took it, no request):
@@ -85,11 +90,30 @@ def record(store: RemoteStore, folder: RemoteEntry, src: str, exclude: Sequence[
         for old in sorted(data, key=lambda k: _time(data[k]))[:max(0, len(data) - MAX_RECORDS)]:
             del data[old]
 
-    # Once per process, written or not: a state folder that cannot be written warns once,
-    # not at every save of a run.
-    _recorded.add(done)
-    states.update_or_warn(change, "a push of a folder above it may send again what its "
-                                   "retention pruned, or --delete what it keeps")
+    # A state folder that cannot be written warns once, not at every save of a run.
+    if states.update_or_warn(change, "a push of a folder above it may send again what its "
+                                     "retention pruned, or --delete what it keeps"):
+        _still(states, done)
+    else:
+        _unwritten.add(done)
+
+
+def _still(states: JsonFile, done: tuple[str, str, tuple[str, ...]]) -> bool:
+    """Whether the state file still holds the record ``done`` (read only when the file
+    changed since it was last seen there: a stat per push). The state folder may be emptied
+    while a run goes on (``~/.cache`` cleared to free a disk): the run's next push writes
+    its record again, so a push of a folder above knows it before the run's next process."""
+    try:
+        st = os.stat(states.path)
+    except OSError:
+        return False
+    seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+    if _recorded.get(done) == seen:
+        return True
+    if done[1] not in states.read():
+        return False
+    _recorded[done] = seen
+    return True
 
 
 def _time(rec: Any) -> float:
