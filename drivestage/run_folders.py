@@ -150,7 +150,8 @@ class Owned:
         return key(store, folder) in self.marks
 
     #: DEST itself is a run folder, pushed here without a policy (``push ./runs/exp1
-    #: drive:runs/exp1 --delete``): ``--delete`` removes none of its run's files either.
+    #: drive:runs/exp1 --delete``): ``--delete`` removes none of the checkpoints, sidecars
+    #: and excluded files directly in it either (where its run's retention acts).
     dest: bool = False
 
     def keys(self, files: Iterable[LocalFile], listing: Listings) -> set[Key]:
@@ -167,18 +168,18 @@ class Owned:
         return [lf for lf in left if not any(rel in self.folders for rel, _ in lf.keys)]
 
     def kept_ids(self, files: Iterable[LocalFile], listing: Listings) -> set[str]:
-        """The store files and folders ``--delete`` leaves: in run folders (DEST too where
-        it is one, :attr:`dest`), every checkpoint, sidecar and folder; a run folder SRC
-        lacks, whole."""
+        """The store files and folders ``--delete`` leaves: in run folders, every checkpoint,
+        sidecar and folder; a run folder SRC lacks, whole; in DEST where it is one
+        (:attr:`dest`), the checkpoints, sidecars and excluded files directly in it."""
         scope = dict(self.folders)
         if self.dest:   # (keep_local removed from the disk what the run keeps on the store)
-            scope.update({rel: "" for rel in listing if rel not in scope})
+            scope[""] = ""
         run = self._run_files(files, listing, scope)
         out = set(self.whole)
         for rel in scope:
             for name, entries in listing.get(rel, {}).items():
-                out |= {e.id for e in entries if e.is_dir or name in run[rel]
-                        or self._excluded(scope, rel, name)}
+                out |= {e.id for e in entries if (e.is_dir and rel in self.folders) or (
+                    not e.is_dir and (name in run[rel] or self._excluded(scope, rel, name)))}
         return out
 
     def _excluded(self, scope: Mapping[str, str], rel: str, name: str) -> bool:
@@ -248,8 +249,8 @@ def _said_dest(store: RemoteStore, root: RemoteEntry, rec: Any) -> None:
     said.add("--delete " + key(store, root))
     src = rec.get("src") if isinstance(rec, dict) else None
     log.warning("%s is a run folder (pushed from %s with its own retention): --delete "
-                "removes none of its checkpoints, their sidecars or folders there; its run's "
-                "retention (or drivestage prune) deletes those", store.describe(root),
+                "removes none of its checkpoints or their sidecars; its run's retention (or "
+                "drivestage prune) deletes those", store.describe(root),
                 src if isinstance(src, str) else "this machine")
 
 

@@ -89,6 +89,7 @@ def test_delete_into_a_run_folder_leaves_the_checkpoints_its_run_keeps(emulator,
     (exp1 / "results.csv").write_text("epoch\n")
     DriveFolder("drive:runs/exp1", str(exp1), retention_policy(0, 0, None)).push()
     emulator.add_file("runs/exp1/stale.txt", b"stale\n")
+    emulator.add_file("runs/exp1/old/epoch_001.pt", b"not the run's\n")
     on_drive = live_md5s(emulator, "runs/exp1")
     for epoch in (1, 2):   # (as keep_local does, once Drive holds them)
         os.remove(exp1 / f"epoch_{epoch:03d}.pt")
@@ -98,8 +99,8 @@ def test_delete_into_a_run_folder_leaves_the_checkpoints_its_run_keeps(emulator,
 
     assert code == 0, err
     assert (f"drive:runs/exp1 is a run folder (pushed from {os.path.realpath(exp1)} with its "
-            "own retention): --delete removes none of its checkpoints, their sidecars or "
-            "folders there; its run's retention (or drivestage prune) deletes those") in err
-    del on_drive["stale.txt"]
+            "own retention): --delete removes none of its checkpoints or their sidecars; its "
+            "run's retention (or drivestage prune) deletes those") in err
+    del on_drive["stale.txt"], on_drive["old"]   # (a folder in it: not where its run acts)
     assert live_md5s(emulator, "runs/exp1") == on_drive
-    assert "1 deleted (not local)" in err
+    assert "2 deleted (not local)" in err
