@@ -17,8 +17,9 @@ verified (:func:`apply`), and guarded:
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass
-from typing import Callable, Mapping, Optional, Sequence, Union
+from typing import Callable, Mapping, MutableMapping, Optional, Sequence, Union
 
 from drivestage.errors import DeletionRefusedError, LeftAloneError, NotFoundError, UsageError
 from drivestage.local_tree import LocalTree, wanted
@@ -26,6 +27,9 @@ from drivestage.paths import StorePath, matches
 from drivestage.store import RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
+
+#: The folders said to be left whole for a run folder in them, per store (a mirror: once).
+_said: "MutableMapping[RemoteStore, set[str]]" = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -167,9 +171,11 @@ def _count(store: RemoteStore, doomed: list[Doomed], limit: int,
     for at, d in enumerate(doomed):
         inside = _inside(store, d.entry, limit - total, marked)
         if isinstance(inside, RemoteEntry):
-            log.warning("--delete leaves %s whole: it holds %s, a run folder (its checkpoints "
-                        "are left to that run's own push)", store.describe(d.entry),
-                        store.describe(inside))
+            if d.entry.id not in _said.setdefault(store, set()):
+                _said[store].add(d.entry.id)
+                log.warning("--delete leaves %s whole: it holds %s, a run folder (its "
+                            "checkpoints are left to that run's own push)",
+                            store.describe(d.entry), store.describe(inside))
             total -= 1
             continue
         going.append(d)

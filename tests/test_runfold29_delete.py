@@ -4,12 +4,14 @@ the folder above went to the trash whole, the checkpoints the run kept on Drive 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 
 import pytest
 
 from drivestage import sidecar
+from drivestage.mirror import Mirror
 from drivestage.sidecar import Sidecar
 from trainer.drive import DriveFolder, retention_policy
 
@@ -104,3 +106,17 @@ def test_delete_into_a_run_folder_leaves_the_checkpoints_its_run_keeps(emulator,
     del on_drive["stale.txt"], on_drive["old"]   # (a folder in it: not where its run acts)
     assert live_md5s(emulator, "runs/exp1") == on_drive
     assert "2 deleted (not local)" in err
+
+
+def test_a_mirror_says_it_leaves_the_folder_once(emulator, env, tmp_path, caplog):
+    runs = _archived(emulator, tmp_path)
+    mirror = Mirror(str(runs), "drive:runs", delete=True)
+    try:
+        with caplog.at_level(logging.WARNING):
+            for _ in range(2):
+                assert mirror.flush(60).deleted == []
+    finally:
+        mirror.stop(60, flush=False)
+
+    assert [r.getMessage() for r in caplog.records].count(LEFT) == 1
+    assert set(live_md5s(emulator, "runs/archive/exp1")) == KEPT
