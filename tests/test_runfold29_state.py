@@ -5,6 +5,7 @@ the run: it sent again every epoch file the run's retention had pruned from Driv
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 
@@ -57,3 +58,31 @@ def test_the_record_comes_back_at_the_runs_next_push_after_the_state_folder_went
     assert code == 0, err
     assert "drive:runs/exp1 is a run folder (pushed from" in err
     assert live_md5s(emulator, "runs/exp1") == kept
+
+
+def test_a_records_exclude_written_as_one_string_is_one_pattern(emulator, env, tmp_path):
+    """A record whose ``exclude`` is a string (written by hand, or by a version that took
+    one) was read character by character: ``"*.log"`` held the pattern ``*``, and the push
+    of ``./runs`` sent nothing of the run folder, ``results.csv`` included."""
+    runs = tmp_path / "runs"
+    exp1 = runs / "exp1"
+    exp1.mkdir(parents=True)
+    sync = CheckpointSync("drive:runs/exp1", RetentionPolicy(keep_last=2), local_dir=str(exp1))
+    try:
+        sync.on_save(_save(str(exp1), 1), 1)
+        sync.flush(60)
+    finally:
+        sync.on_train_end(60)
+    records = env / "state" / "run-folders.json"
+    data = json.loads(records.read_text())
+    (place,) = data
+    data[place]["exclude"] = "*.log"
+    records.write_text(json.dumps(data))
+    (exp1 / "results.csv").write_text("epoch\n")
+    (exp1 / "train.log").write_text("log\n")
+
+    code, _, err = run("push", str(runs), "drive:runs")
+
+    assert code == 0, err
+    assert set(live_md5s(emulator, "runs/exp1")) == {"epoch_001.pt", "epoch_001.json",
+                                                     "results.csv"}
