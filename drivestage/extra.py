@@ -142,7 +142,7 @@ def _filtered(store: RemoteStore, rel: str, folder: RemoteEntry, kept: set[str],
         sub = f"{rel}/{e.name}"
         if e.id in kept or (e.is_dir and marked(e)) or (
                 matches(sub, exclude) if e.is_dir and not e.linked
-                            else not e.is_dir and not wanted(sub, include, exclude)):
+                else not e.is_dir and not wanted(sub, include, exclude)):
             whole = False
         elif e.is_dir and not e.linked:
             inner = _filtered(store, sub, e, kept, include, exclude, marked)

@@ -143,16 +143,15 @@ class Owned:
     whole: set[str] = field(default_factory=set)            # ids of run folders not local
     exclude: dict[str, list[str]] = field(default_factory=dict)  # run folder -> its excludes
     marks: frozenset[str] = frozenset()                     # every record's place
+    #: DEST itself is a run folder, pushed here without a policy (``push ./runs/exp1
+    #: drive:runs/exp1 --delete``): ``--delete`` removes none of the checkpoints, sidecars
+    #: and excluded files directly in it either (where its run's retention acts).
+    dest: bool = False
 
     def marked(self, store: RemoteStore, folder: RemoteEntry) -> bool:
         """Whether ``folder`` is a run folder, wherever it is (``--delete`` leaves a folder
         that holds one whole, however deep: its record may not know where it sits now)."""
         return key(store, folder) in self.marks
-
-    #: DEST itself is a run folder, pushed here without a policy (``push ./runs/exp1
-    #: drive:runs/exp1 --delete``): ``--delete`` removes none of the checkpoints, sidecars
-    #: and excluded files directly in it either (where its run's retention acts).
-    dest: bool = False
 
     def keys(self, files: Iterable[LocalFile], listing: Listings) -> set[Key]:
         """The local files the push leaves unsent: checkpoints and sidecars in run folders."""
