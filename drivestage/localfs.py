@@ -340,7 +340,7 @@ def mount_of(path: str, table: Optional[str] = None) -> Optional[tuple[str, str]
         major, _, minor = fields[2].partition(":") if len(fields) > 4 else ("", "", "")
         if kind and major.isdigit() and minor.isdigit() and \
                 os.makedev(int(major), int(minor)) == dev:
-            found = (_unescape_mount(kind[0]), _unescape_mount(fields[4]))
+            found = (unescape_mount(kind[0]), unescape_mount(fields[4]))
     return found
 
 
@@ -368,7 +368,7 @@ def drive_mount(path: str, mounts: Optional[str] = None) -> Optional[str]:
         fields = line.split()
         if len(fields) < 3:
             continue
-        source, point, fstype = (_unescape_mount(f) for f in fields[:3])
+        source, point, fstype = (unescape_mount(f) for f in fields[:3])
         if not fstype.startswith("fuse") or "drive" not in (fstype + source).lower():
             continue
         if real == point or real.startswith(point.rstrip(os.sep) + os.sep):
@@ -415,7 +415,7 @@ def unmounted_drive_path(path: str) -> Optional[tuple[str, str]]:
     return point, spec
 
 
-def _unescape_mount(field: str) -> str:
+def unescape_mount(field: str) -> str:
     """``/proc/mounts`` writes space, tab, newline and backslash as octal escapes."""
     for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
         field = field.replace(code, char)

@@ -1,0 +1,114 @@
+"""What drivestage says when the Google Drive mount it pushes or pulls into behaves as Colab's
+does (fidelity29). The mount is tests/_drivemount.py's FUSE stand-in, in the kernel:
+
+* DriveFS keeps what is written into it on the machine's disk and sends it to Drive minutes
+  after each file is closed; what it had not sent when the runtime ends is lost
+  (googlecolab/colabtools issues 659, 2607, 287). A push into it said "1 uploaded", and
+  nothing more.
+* DriveFS stops (colabtools issues 3441, 3940, 4181): every call into the mount then fails
+  with ENOTCONN, "Transport endpoint is not connected". A push into it said "<mount> is a
+  file, not a folder" (exit 2) or ended in a traceback; a pull said "Transport endpoint is
+  not connected" and no more.
+"""
+from __future__ import annotations
+
+import os
+
+from click.testing import CliRunner
+
+from _drivemount import drive_mount, working_drive_mount  # noqa: F401 (fixtures)
+from _messages import error_line as error
+from _messages import renders, shown
+from drivestage.cli import cli
+from drivestage.lost_mounts import lost_mount_message
+
+GONE = "no longer answers (Transport endpoint is not connected)"
+
+
+def run(*args: str) -> tuple[int, str]:
+    """``drivestage ARGS`` in this process (a traceback fails the test): exit code, stderr."""
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stderr
+
+
+def logs(tmp_path, **files: bytes) -> str:
+    src = tmp_path / "logs"
+    src.mkdir(exist_ok=True)
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    return str(src)
+
+
+def stopped(mount) -> str:
+    """What drivestage says of a Drive mount whose program ended."""
+    return (f"{mount.point} {GONE}: the Google Drive mount has stopped (on Colab it does after "
+            "a while or under load), and files written into it that it had not yet sent to "
+            "Drive are lost. Mount it again (drive.mount('" f"{mount.point}', "
+            "force_remount=True)) and run again, or use drive: paths instead: drivestage "
+            "needs no mount")
+
+
+@renders("is inside the Google Drive mount", GONE)
+def test_a_push_into_a_drive_mount_then_the_mount_stops(local_state, tmp_path,
+                                                         working_drive_mount):
+    mount = working_drive_mount
+    dest = mount.point / "MyDrive" / "Models" / "logs"
+    ckpt = os.urandom(5000)
+    code, err = run("push", logs(tmp_path, **{"epoch_001.pt": ckpt}), str(dest))
+    assert code == 0, err
+    # Counted as uploaded, yet only on this machine's disk: the warning says so.
+    assert mount.cached() == {"MyDrive/Models/logs/epoch_001.pt": ckpt}
+    assert mount.on_drive == {}
+    warning = (f"WARNING drivestage.cli.push: DEST {dest} is inside the Google Drive mount "
+               f"{mount.point}: what is pushed there is written to this machine's disk, and "
+               "the mount sends it to Drive later (minutes after each file is closed, longer "
+               "for big ones); whatever it has not sent when the runtime ends is lost, though "
+               "counted as uploaded here. Push to drive:Models/logs instead (drivestage needs "
+               "no mount, and a push ends when Drive has verified the bytes), or run "
+               "drive.flush_and_unmount() before the runtime ends")
+    assert warning in err.splitlines(), err
+    shown("is inside the Google Drive mount", err)
+
+    mount.disconnect()   # DriveFS ends before it sent the checkpoint: Drive never gets it
+    assert mount.on_drive == {}
+    code, err = run("push", logs(tmp_path, **{"epoch_002.pt": b"2" * 100}), str(dest))
+    assert code == 1   # was 2: "<mount> is a file, not a folder; choose another path ..."
+    line = error(err)
+    assert line == f"Error: {dest}: {stopped(mount)}", err
+    shown(GONE, line)
+
+
+@renders(GONE)
+def test_a_pull_into_a_drive_mount_that_stopped(local_state, tmp_path, working_drive_mount):
+    mount = working_drive_mount
+    src = tmp_path / "set.bin"
+    src.write_bytes(b"data" * 100)
+    mount.disconnect()
+    dest = mount.point / "MyDrive" / "data"
+    code, err = run("pull", str(src), str(dest))
+    assert code == 1
+    line = error(err)
+    assert line == f"Error: cannot stage {src} into {dest}: {stopped(mount)}", err
+    shown(GONE, line)
+
+
+def test_the_mount_stops_during_a_push(local_state, tmp_path, working_drive_mount):
+    """DriveFS ends while a checkpoint is written into it (the write is aborted, every call
+    after it fails): one line and exit 1, not a traceback; the local files stay."""
+    mount = working_drive_mount
+    mount.end_at_write = 1
+    src = logs(tmp_path, **{"epoch_001.pt": os.urandom(3000)})
+    dest = mount.point / "MyDrive" / "logs"
+    code, err = run("push", src, str(dest), "--jobs", "1")
+    assert code == 1
+    line = error(err)
+    assert line == f"Error: cannot write {dest / 'epoch_001.pt'}: {stopped(mount)}", err
+    assert mount.disconnected and mount.on_drive == {}
+    assert os.listdir(src) == ["epoch_001.pt"]
+
+
+def test_another_fuse_mount_that_stopped_gets_no_colab_advice():
+    mounts = "fuse /mnt/nas fuse.sshfs rw,nosuid,nodev 0 0\n"
+    assert lost_mount_message("/mnt/nas", mounts) == (
+        f"/mnt/nas {GONE}: the program behind this FUSE mount has stopped. Mount it again, "
+        "then run again")
