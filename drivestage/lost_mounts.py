@@ -59,19 +59,21 @@ def lost_mount_error(exc: BaseException) -> Optional[str]:
     return None if point is None else f"{name}: {lost_mount_message(point)}"
 
 
-def lost_mount_message(point: str, mounts: Optional[str] = None) -> str:
+def lost_mount_message(point: str, mounts: Optional[str] = None, *,
+                       then: str = "run again",
+                       instead: str = "use drive: paths instead: drivestage needs no mount"
+                       ) -> str:
     """What to say of ``point`` (:func:`lost_mount`): on a Drive mount, what is lost with
     it (DriveFS sends a file to Drive some time after it is closed: colabtools issues 659,
-    2607) and how Colab mounts it again."""
+    2607) and how Colab mounts it again; ``then`` what to do once it is mounted, ``instead``
+    the way that needs no mount."""
     gone = f"{point} no longer answers (Transport endpoint is not connected): "
     if drive_mount(point, mounts) is None:
-        return gone + ("the program behind this FUSE mount has stopped. Mount it again, "
-                       "then run again")
+        return gone + f"the program behind this FUSE mount has stopped. Mount it again, then {then}"
     return gone + ("the Google Drive mount has stopped (on Colab it does after a while or "
                    "under load), and files written into it that it had not yet sent to Drive "
                    f"are lost. Mount it again (drive.mount('{point}', force_remount=True)) "
-                   "and run again, or use drive: paths instead: "
-                   "drivestage needs no mount")
+                   f"and {then}, or {instead}")
 
 
 #: A path below a Drive mount's point: ``MyDrive/rest`` or ``Shareddrives/<name>/rest``.

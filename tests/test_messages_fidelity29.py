@@ -8,12 +8,17 @@ does (fidelity29). The mount is tests/_drivemount.py's FUSE stand-in, in the ker
 * DriveFS stops (colabtools issues 3441, 3940, 4181): every call into the mount then fails
   with ENOTCONN, "Transport endpoint is not connected". A push into it said "<mount> is a
   file, not a folder" (exit 2) or ended in a traceback; a pull said "Transport endpoint is
-  not connected" and no more.
+  not connected" and no more. A training run whose folder is on the mount trained every
+  later epoch for nothing (none could be saved; Colab's cell runs the trainer, so no
+  ``drive.mount()`` can come meanwhile: colabtools 3940, "400 units with no output") and
+  ended "nothing of run … is saved there: … it trains from the start".
 """
 from __future__ import annotations
 
 import os
+import tempfile
 
+import pytest
 from click.testing import CliRunner
 
 from _drivemount import drive_mount, working_drive_mount  # noqa: F401 (fixtures)
@@ -21,6 +26,8 @@ from _messages import error_line as error
 from _messages import renders, shown
 from drivestage.cli import cli
 from drivestage.lost_mounts import lost_mount_message
+from trainer.errors import SaveError
+from trainer.state import Position
 
 GONE = "no longer answers (Transport endpoint is not connected)"
 
@@ -112,3 +119,68 @@ def test_another_fuse_mount_that_stopped_gets_no_colab_advice():
     assert lost_mount_message("/mnt/nas", mounts) == (
         f"/mnt/nas {GONE}: the program behind this FUSE mount has stopped. Mount it again, "
         "then run again")
+
+
+# --------------------------------------------------------------------------- training
+
+@pytest.fixture(autouse=True)
+def _temporary_folders_here(tmp_path, monkeypatch):
+    """The rescued copy goes under this test's folder (``tempfile.tempdir``, as TMPDIR does)."""
+    here = tmp_path / "tmp"
+    here.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(here))
+
+
+def _policy(tiny_config, logs):
+    from test_trainer22_hostile import _config, _small_run
+    from trainer.saving import Checkpointer
+    from trainer.stopping import StopFlag
+    from trainer.writer import BackgroundWriter
+
+    run = _small_run(tiny_config, logs)
+    run.cfg = _config(tiny_config, logs)
+    run.stop = StopFlag(60)
+    writer = BackgroundWriter(str(logs), None)
+    return run, writer, Checkpointer(run.cfg, run.info, writer, run.stop)
+
+
+RESCUED = "cannot save epoch … in …, so training stopped there: its state is in … on this " \
+    "machine instead"
+
+
+@renders(RESCUED, GONE)
+def test_the_run_stops_at_the_epoch_after_its_mount_stopped_with_the_state_kept(
+        tiny_config, tmp_path, working_drive_mount):
+    from trainer import checkpoint as ckpt
+
+    mount = working_drive_mount
+    logs = mount.point / "MyDrive" / "logs"
+    run, writer, saver = _policy(tiny_config, logs)
+    try:
+        saver.on_fit_epoch_end(run, Position(1, 2, 0), {})
+        assert writer.wait(saver._epoch_job)
+        assert "MyDrive/logs/epoch_001.pt" in mount.cached()
+        mount.disconnect()
+        with pytest.raises(SaveError) as caught:
+            saver.on_fit_epoch_end(run, Position(2, 4, 0), {})
+    finally:
+        writer.close()
+    rescued = str(tmp_path / "tmp")
+    [folder] = [f for f in os.listdir(rescued) if f.startswith("trainer-rescued-")]
+    path = os.path.join(rescued, folder, "last.pt")
+    line = str(caught.value)
+    assert line == (
+        f"cannot save epoch 2 in {logs}, so training stopped there: its state is in {path} on "
+        f"this machine instead. {mount.point} no longer answers (Transport endpoint is not "
+        "connected): the Google Drive mount has stopped (on Colab it does after a while or "
+        "under load), and files written into it that it had not yet sent to Drive are lost. "
+        f"Mount it again (drive.mount('{mount.point}', force_remount=True)) and go on from it "
+        f"with --resume {path}, or go on from it with train.out_dir on local disk and "
+        "drive.logs=drive:... set (no mount needed)")
+    shown(RESCUED, line)
+    shown(GONE, line)
+    # Whole, with its sidecar: what --resume takes.
+    from drivestage.localfs import file_md5
+
+    assert ckpt.read_sidecar(path).md5 == file_md5(path)
+    assert ckpt.load_checkpoint(path)["model"].keys() == run.bare_model.state_dict().keys()

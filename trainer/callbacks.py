@@ -272,7 +272,11 @@ class TensorBoardLogger(Callback):
         except Exception as exc:  # tensorboard is optional at run time
             logger.warning("TensorBoard logging off: %s", exc)
             return
-        self.writer = SummaryWriter(self.log_dir, purge_step=run.state.pos.iteration or None)
+        try:
+            self.writer = SummaryWriter(self.log_dir, purge_step=run.state.pos.iteration or None)
+        except OSError as exc:   # (its first write: a full disk, a Drive mount that stopped)
+            logger.warning("TensorBoard logging off: could not write %s: %s", self.log_dir,
+                           exc.strerror or exc)
 
     def on_train_batch_end(self, run: Any, pos: Any, logs: dict) -> None:
         # Bounded too: on a hung disk its queue filled mid-epoch, and the next add_scalar
@@ -300,7 +304,15 @@ class TensorBoardLogger(Callback):
             if flush:
                 writer.flush()
 
-        if not self.bounded.run(write, self.log_dir, run=run):
+        try:
+            if not self.bounded.run(write, self.log_dir, run=run):
+                self.writer = None
+        except OSError as exc:
+            # As results.csv's: a full disk, or a Drive mount that stopped, must not end the
+            # run here, before the epoch's checkpoint is even tried (the save policy comes
+            # last). The writer's thread is dead: TensorBoard is off for the run.
+            logger.warning("TensorBoard logging off: could not write %s: %s", self.log_dir,
+                           exc.strerror or exc)
             self.writer = None
 
     def on_fit_end(self, run: Any) -> None:
