@@ -184,3 +184,28 @@ def test_the_run_stops_at_the_epoch_after_its_mount_stopped_with_the_state_kept(
 
     assert ckpt.read_sidecar(path).md5 == file_md5(path)
     assert ckpt.load_checkpoint(path)["model"].keys() == run.bare_model.state_dict().keys()
+
+
+# --------------------------------------------------------------------------- shortcut targets
+
+def test_a_shortcut_targets_path_of_an_unmounted_drive_names_the_drive_id_path(tmp_path,
+                                                                               monkeypatch):
+    """The mount shows a shortcut's target (a folder shared with you, added to My Drive) at
+    ``<mount>/.shortcut-targets-by-id/<ID>/<name>`` (TheLastBen/fast-stable-diffusion issue
+    1919), and Colab's file browser copies such paths. Without the mount the path was a
+    missing local file ("no such file or folder"), with no word of Drive."""
+    import drivestage.localfs
+
+    monkeypatch.setattr(drivestage.localfs, "COLAB_CONTENT", str(tmp_path))
+    src = tmp_path / "drive" / ".shortcut-targets-by-id" / "1AbCdEfG" / "VOC" / "VOC07.zip"
+    result = CliRunner().invoke(cli, ["pull", str(src), str(tmp_path / "data")])
+    assert result.exit_code == 2
+    assert error(result.stderr) == (
+        f"Error: {src} is under {tmp_path / 'drive'}, where Colab mounts Google Drive, but "
+        "Drive is not mounted there (a folder made there stays on this machine); write "
+        "drive:id:1AbCdEfG/VOC07.zip instead: drivestage needs no mount")
+    assert not (tmp_path / "data").exists()
+    target = tmp_path / "gdrive" / ".shortcut-targets-by-id" / "1AbCdEfG" / "VOC"
+    from drivestage.localfs import unmounted_drive_path
+
+    assert unmounted_drive_path(str(target)) == (str(tmp_path / "gdrive"), "drive:id:1AbCdEfG")
