@@ -12,7 +12,8 @@ import os
 import re
 from typing import Optional
 
-from drivestage.localfs import unescape_mount, drive_mount
+from drivestage.interrupts import BackgroundThread
+from drivestage.localfs import drive_mount, unescape_mount
 
 
 #: What the kernel answers every call into a FUSE mount whose program ended (Colab's Drive
@@ -21,10 +22,12 @@ from drivestage.localfs import unescape_mount, drive_mount
 LOST_MOUNT = (errno.ENOTCONN, errno.ECONNABORTED)
 
 
-def lost_mount(path: str, mounts: Optional[str] = None) -> Optional[str]:
+def lost_mount(path: str, mounts: Optional[str] = None, within: float = 0.5) -> Optional[str]:
     """The FUSE mount point ``path`` lies under when the program behind that mount has
     ended (every call into it fails with ENOTCONN), else None. One read of ``/proc/mounts``
-    (or ``mounts``) and one ``stat``."""
+    (or ``mounts``) and, under a FUSE mount, one ``stat`` of its point, waited for
+    ``within`` seconds at most: a mount whose program hangs (stopped, not ended) would hold
+    the caller for good (a training thread at each epoch's end); it is not lost."""
     full = os.path.abspath(os.path.expanduser(path))
     if mounts is None:
         try:
@@ -39,14 +42,20 @@ def lost_mount(path: str, mounts: Optional[str] = None) -> Optional[str]:
             point = unescape_mount(fields[1])
             if full == point or full.startswith(point.rstrip(os.sep) + os.sep):
                 points.append(point)
-    for point in sorted(points, key=len, reverse=True):
+    if not points:
+        return None
+    point = max(points, key=len)   # the innermost mount: what the path's calls reach
+    errors: list[int] = []
+
+    def look() -> None:
         try:
             os.stat(point)
         except OSError as exc:
-            if exc.errno in LOST_MOUNT:
-                return point
-        return None  # the innermost mount answers
-    return None
+            errors.append(exc.errno or 0)
+
+    if not BackgroundThread(look, "drivestage-mount-probe").start().join(within):
+        return None   # it hangs: not lost (said elsewhere, by those who wait on it)
+    return point if errors and errors[0] in LOST_MOUNT else None
 
 
 def lost_mount_error(exc: BaseException) -> Optional[str]:
