@@ -99,6 +99,19 @@ def test_a_pull_into_a_drive_mount_that_stopped(local_state, tmp_path, working_d
     shown(GONE, line)
 
 
+def test_the_mount_stops_during_a_pull_into_it(local_state, tmp_path, working_drive_mount):
+    """DriveFS ends while a pull writes into the mount: the same line, exit 1."""
+    mount = working_drive_mount
+    mount.end_at_write = 1
+    src = tmp_path / "set.bin"
+    src.write_bytes(os.urandom(300_000))
+    dest = mount.point / "MyDrive" / "data"
+    code, err = run("pull", str(src), str(dest))
+    assert code == 1
+    assert error(err) == f"Error: cannot stage {src} into {dest}: {stopped(mount)}", err
+    assert mount.disconnected and mount.on_drive == {}
+
+
 def test_the_mount_stops_during_a_push(local_state, tmp_path, working_drive_mount):
     """DriveFS ends while a checkpoint is written into it (the write is aborted, every call
     after it fails): one line and exit 1, not a traceback; the local files stay."""
