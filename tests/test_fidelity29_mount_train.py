@@ -15,6 +15,7 @@ from _drivemount import working_drive_mount  # noqa: F401 (a fixture)
 from trainer.state import Position
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # (its writer thread)
 def test_tensorboard_on_a_mount_that_stopped_does_not_end_the_run(working_drive_mount, caplog):
     """Its flush at the epoch's end raised the writer thread's OSError: a traceback, before
     the save policy (the last callback) even tried the epoch's checkpoint."""

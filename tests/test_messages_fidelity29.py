@@ -144,7 +144,7 @@ def _temporary_folders_here(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(here))
 
 
-def _policy(tiny_config, logs):
+def _policy(tiny_config, logs, drive=None):
     from test_trainer22_hostile import _config, _small_run
     from trainer.saving import Checkpointer
     from trainer.stopping import StopFlag
@@ -153,12 +153,12 @@ def _policy(tiny_config, logs):
     run = _small_run(tiny_config, logs)
     run.cfg = _config(tiny_config, logs)
     run.stop = StopFlag(60)
-    writer = BackgroundWriter(str(logs), None)
+    writer = BackgroundWriter(str(logs), drive)
     return run, writer, Checkpointer(run.cfg, run.info, writer, run.stop)
 
 
-RESCUED = "cannot save epoch … in …, so training stopped there: its state is in … on this " \
-    "machine instead"
+RESCUED = "cannot save epoch … in …, so training stopped there: its state is saved in … on " \
+    "this machine"
 
 
 @renders(RESCUED, GONE)
@@ -180,11 +180,11 @@ def test_the_run_stops_at_the_epoch_after_its_mount_stopped_with_the_state_kept(
         writer.close()
     rescued = str(tmp_path / "tmp")
     [folder] = [f for f in os.listdir(rescued) if f.startswith("trainer-rescued-")]
-    path = os.path.join(rescued, folder, "last.pt")
+    path = os.path.join(rescued, folder, "autosave_00000004.pt")
     line = str(caught.value)
     assert line == (
-        f"cannot save epoch 2 in {logs}, so training stopped there: its state is in {path} on "
-        f"this machine instead. {mount.point} no longer answers (Transport endpoint is not "
+        f"cannot save epoch 2 in {logs}, so training stopped there: its state is saved in {path} "
+        f"on this machine. {mount.point} no longer answers (Transport endpoint is not "
         "connected): the Google Drive mount has stopped (on Colab it does after a while or "
         "under load), and files written into it that it had not yet sent to Drive are lost. "
         f"Mount it again (drive.mount('{mount.point}', force_remount=True)) and go on from it "
@@ -222,3 +222,33 @@ def test_a_shortcut_targets_path_of_an_unmounted_drive_names_the_drive_id_path(t
     from drivestage.localfs import unmounted_drive_path
 
     assert unmounted_drive_path(str(target)) == (str(tmp_path / "gdrive"), "drive:id:1AbCdEfG")
+
+
+def test_with_drive_logs_the_state_of_a_run_whose_mount_stopped_is_sent_to_drive(
+        emulator, drive_env, local_state, tiny_config, tmp_path, working_drive_mount):
+    """With ``drive.logs`` set, the rescued state is also sent there, verified: a Colab
+    runtime that ends next (a spot VM) loses nothing; ``--resume auto`` finds it on Drive."""
+    from trainer.drive import DriveFolder, newest_of_current_run
+
+    spec = "drive:Models/f29/run"
+    mount = working_drive_mount
+    logs = mount.point / "MyDrive" / "logs"
+    os.makedirs(logs)
+    run, writer, saver = _policy(tiny_config, logs, DriveFolder(spec, str(logs)))
+    saver.drive_spec = spec
+    mount.disconnect()
+    try:
+        with pytest.raises(SaveError) as caught:
+            saver.on_fit_epoch_end(run, Position(1, 2, 0), {})
+    finally:
+        writer.close()
+    line = str(caught.value)
+    [folder] = [f for f in os.listdir(tmp_path / "tmp") if f.startswith("trainer-rescued-")]
+    path = tmp_path / "tmp" / folder / "autosave_00000002.pt"
+    assert line.startswith(f"cannot save epoch 1 in {logs}, so training stopped there: its "
+                           f"state is saved in {path} on this machine and verified on {spec}. "
+                           f"{mount.point} no longer answers"), line
+    found = DriveFolder(spec, str(tmp_path / "elsewhere")).checkpoints()
+    newest = newest_of_current_run(found)
+    assert newest is not None and newest.name == "autosave_00000002.pt", [c.name for c in found]
+

@@ -218,12 +218,18 @@ class Checkpointer(Callback):
         point = lost_mount(self.out_dir) or self.out_dir
         if state is None:   # (another rank: rank 0 says it)
             raise SaveError(f"{self.out_dir} no longer answers; stopped")
-        path = stop_save.rescue(state, metrics)
-        push = f"; send it to Drive with drivestage push {os.path.dirname(path)} " \
-            f"{self.drive_spec}" if self.drive_spec else ""
+        path = stop_save.rescue(state, autosave_name(pos.iteration), metrics)
+        where = f"saved in {path} on this machine"
+        drive = self.writer.drive if self.writer is not None else None
+        if drive is not None:   # (sent alone, as a stop's save written elsewhere is)
+            try:
+                drive.send_alone([path, ckpt.sidecar_path(path)])
+                where += f" and verified on {self.drive_spec}"
+            except Exception as exc:
+                where += f", not sent to {self.drive_spec} ({exc})"
         raise SaveError(
             f"cannot save epoch {pos.epoch} in {self.out_dir}, so training stopped there: its "
-            f"state is in {path} on this machine instead{push}. " + lost_mount_message(
+            f"state is {where}. " + lost_mount_message(
                 point, then=f"go on from it with --resume {path}",
                 instead="go on from it with train.out_dir on local disk and drive.logs=drive:... "
                         "set (no mount needed)"))

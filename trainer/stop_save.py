@@ -71,10 +71,10 @@ def race(job: Any, other: Elsewhere, deadline: float) -> bool:
     return bool(job.written)
 
 
-def rescue(state: dict, metrics: dict) -> str:
-    """``state`` written as ``last.pt`` (and its sidecar) into a new temporary folder of this
+def rescue(state: dict, name: str, metrics: dict) -> str:
+    """``state`` written as ``name`` (and its sidecar) into a new temporary folder of this
     machine's own disk, for a run whose folder's mount stopped (nothing can be written there
     until it is mounted again); its path."""
     folder = tempfile.mkdtemp(prefix="trainer-rescued-")
-    return ckpt.save_checkpoint(state, os.path.join(folder, "last.pt"), metrics=metrics,
+    return ckpt.save_checkpoint(state, os.path.join(folder, name), metrics=metrics,
                                 saved=time.time())
