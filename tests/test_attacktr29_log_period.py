@@ -33,7 +33,7 @@ def test_0_1_and_a_huge_one_are_taken(value):
     assert load_config(None, [f"train.log_period={value}"]).train.log_period == int(value)
 
 
-def test_log_lines_during_an_epoch_are_lines_of_their_own_in_a_log_file(tiny_config):
+def test_log_lines_during_an_epoch_are_lines_of_their_own_in_a_log_file(tiny_config, one_torch_thread):
     """``trainer train 2> log``: the progress bar is drawn without a newline; a line logged
     mid-epoch (``train.log_period``'s, and every other) was written right after it, so a log
     file read ``…| 1/2 [00:00<00:00, 3.66it/s, loss=…]INFO trainer.callbacks: epoch 1/1
