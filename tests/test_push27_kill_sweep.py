@@ -3,7 +3,13 @@ kill landing once Drive has done what the request asked but before its answer ar
 worst moment: the push never learns it). After each kill Drive still holds a `last.pt` its
 `last.json` vouches for; a new process's push then leaves each name once, the new bytes,
 vouched for: no duplicate, nothing lost, whatever the step (listing, ids, the checkpoint's
-create and its bytes, the sidecar's update, the old copy's deletion)."""
+create and its bytes, the sidecar's update, the old copy's deletion).
+
+Each kill is a new `python -m drivestage` (0.5 s to start, then each request up to the
+k-th): the sweep takes every second request in CI's time (the 1st, 3rd, ...: the push's 21
+requests put each change Drive sees, the two creates' and the update's bytes and the
+deletion, at the 9th, 11th, 15th and 21st), about 10 s a case; every one of them with
+DRIVESTAGE_TEST_SWEEP=all (about 20 s a case on a quiet machine)."""
 from __future__ import annotations
 
 import hashlib
@@ -18,6 +24,7 @@ import pytest
 from _checkpoints import sidecar_json
 from _kill import sigkill_when
 from _proxy import Proxy, Reply
+from _sweep import every
 
 
 def _md5(data: bytes) -> str:
@@ -49,9 +56,9 @@ def test_a_push_killed_at_each_request_leaves_a_vouched_checkpoint_and_no_duplic
     from drivestage.upload_tree import push
 
     v1, v2 = b"1" * 3000, b"2" * 4000
-    k = 0
+    k, step = 1 - every(2), every(2)
     while True:
-        k += 1
+        k += step
         emu = emulator_factory()
         state, src = tmp_path / f"state{k}", tmp_path / f"run{k}"
         monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(state))
