@@ -11,22 +11,13 @@ from typing import Optional
 from drivestage import stamps
 from drivestage.errors import UsageError
 from drivestage.extract import MemberRecord
+from drivestage.localfs import same_mtime as same_mtime  # re-exported (moved: pull29)
 from drivestage.paths import printable
 from drivestage.stamps import Stamp
 from drivestage.store import RemoteEntry
 
 #: The longest file name (bytes) the usual local file systems take (ext4, xfs, btrfs, tmpfs).
 NAME_MAX = 255
-
-#: Coarser times a file system may show a file's mtime at later than it showed it when it was
-#: stamped: microseconds, milliseconds (Drive's modifiedTime, which Colab's Drive mount and
-#: rclone show once the file is in the cloud, e.g. in a new Colab session), seconds, FAT's 2 s.
-COARSER_NS = (10**3, 10**6, 10**9, 2 * 10**9)
-#: The coarser granularities at which a rounded mtime (a later one, up to half of it) also
-#: counts: at whole seconds, "rounded" is what a rewrite a second later shows on a file
-#: system that keeps whole seconds (ext3, HFS+, sshfs), or a rewrite on the second on a
-#: Drive mount (milliseconds): taken for the staged copy, its bytes were kept (attackds29).
-ROUNDED_NS = 10**6
 
 
 def safe_name(name: str, where: str) -> str:
@@ -102,24 +93,6 @@ def same_content(stamp: Stamp, entry: RemoteEntry) -> bool:
         return False
     return bool(entry.md5) or stamp.get("sha256") == (entry.sha256 or "").lower() or \
         not entry.sha256
-
-
-def same_mtime(now: Optional[int], stamped: object) -> bool:
-    """Whether the mtime ``now`` (ns) is the ``stamped`` one: the same, or the same instant
-    shown at a coarser granularity (:data:`COARSER_NS`) than the stamp saw, truncated (or
-    rounded, to µs or ms: :data:`ROUNDED_NS`). A Drive mount shows a file staged in an earlier Colab session with Drive's
-    millisecond mtime, not the nanoseconds stamped: every new session hashed the whole
-    archive again and extracted every member once more, through the mount. A file
-    rewritten since has a later mtime; one a file system kept at that coarser granularity
-    from the start was stamped so, and must match exactly."""
-    if now is None or isinstance(stamped, bool) or not isinstance(stamped, int):
-        return False
-    if now == stamped:
-        return True
-    return any(now % unit == 0 and stamped % unit != 0 and
-               now in (stamped - stamped % unit,
-                       (stamped + unit // 2) // unit * unit if unit <= ROUNDED_NS else None)
-               for unit in COARSER_NS)
 
 
 def own_records(basis: Optional[Stamp], entry: RemoteEntry, action: str

@@ -89,7 +89,7 @@ class Extraction:
         others = stamps.members_of_others(dest, self.stamp) if stale else set()
         ours = [m for m in stale if m.path not in others]  # as stamps.replaceable() says
         # A rerun that finds a member gone (deleted by hand) writes only what is not in place
-        # (absent, another kind or size: as a rerun judges "staged"); the rest keeps its
+        # (absent, another kind, size or mtime: as a rerun judges "staged"); the rest keeps its
         # inode. It extracted the whole archive again beside the copy in place: 40 files
         # written for one, and the archive's whole size asked of a nearly full disk.
         missing = stamps.not_in_place(dest, stale) if action == "extract" and stale else None

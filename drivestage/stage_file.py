@@ -20,8 +20,8 @@ Each file is staged in three steps, as pooch does:
 The stamp (:mod:`drivestage.stamps`, one per remote file) records what was staged: remote
 id, md5, size, the local file's size and mtime, and the records of the extracted members. It
 says "extracted" only once every member was checked in place, so an interrupted pull never
-looks complete, and a rerun whose members are not all in place (absent, another kind or size)
-extracts again. A file lock per local name makes concurrent pulls of one file on one machine
+looks complete, and a rerun whose members are not all in place (absent, another kind, size
+or mtime) extracts again. A file lock per local name makes concurrent pulls of one file on one machine
 (DDP ranks, notebook cells) download it once: the others wait, then find the stamp.
 """
 from __future__ import annotations
@@ -272,8 +272,10 @@ class FileStager:
             check = choose(entry)
             checksum = check.name if check is not None else ""
         # The archive downloaded again (deleted after its extraction, or changed) while the
-        # members of this very version are in place: they are not written again.
-        restoring = self.extract and action in ("download", "resume")
+        # members of this very version are in place: they are not written again. Not with
+        # --force, the way out for what no rerun can see (a member edited in place, its
+        # mtime set back): kept by its size, mtime and inode, it stayed so (pull29).
+        restoring = self.extract and action in ("download", "resume") and not self.force
         if action not in ("verified", "extract"):
             have = local.partial
             check_space(self.dest, self.reserve, entry.size - have, f"download {self.src}")

@@ -36,7 +36,7 @@ from drivestage.extract import MemberRecord
 from drivestage.extract.members import ancestors
 from drivestage.extract.statedir import opened_state, read_own
 from drivestage.extract.validation import STATE_DIR
-from drivestage.localfs import atomic_write_at, fitted_name
+from drivestage.localfs import atomic_write_at, fitted_name, same_mtime
 
 log = logging.getLogger(__name__)
 
@@ -319,13 +319,14 @@ def taken(dest: str, stamp: Stamp, current: Optional[Listed] = None) -> Optional
 
 def not_in_place(dest: str, members: Iterable[MemberRecord],
                  siblings: Optional[Mapping[str, list[MemberRecord]]] = None) -> Optional[str]:
-    """The first member that is absent, of another kind or of another size (a link: that
-    leads elsewhere), or None. ``siblings``: records by path of what the other archives of
-    the same Drive folder extracted here: a member that is exactly what one of them wrote
-    is in place too (:func:`siblings_wrote`).
+    """The first member that is absent, of another kind, of another size or (a file) mtime
+    (a link: that leads elsewhere), or None. ``siblings``: records by path of what the other
+    archives of the same Drive folder extracted here: a member that is exactly what one of
+    them wrote is in place too (:func:`siblings_wrote`).
 
-    Presence, kind and size - not the inode: a member another archive (or the user) put
-    back with the same bytes is in place."""
+    Presence, kind, size and mtime - not the inode: a member put back with the same bytes
+    and time (DEST copied with ``cp -a``, moved to another disk, a Drive mount seen anew)
+    is in place."""
     for m in members:
         st = _lstat(dest, m.path)
         if st is None:
@@ -341,7 +342,11 @@ def not_in_place(dest: str, members: Iterable[MemberRecord],
             ok = stat.S_ISLNK(st.st_mode) and st.st_size == m.size and \
                 _readlink(dest, m.path) == m.target
         else:
-            ok = stat.S_ISREG(st.st_mode) and st.st_size == m.size
+            # Its mtime too (as a Drive mount may show it coarser: same_mtime): a member
+            # rewritten since with its size (an edit, a file cut and written out again, a
+            # hard link to another file) was in place for good, its other bytes kept (pull29).
+            ok = stat.S_ISREG(st.st_mode) and st.st_size == m.size and \
+                same_mtime(st.st_mtime_ns, m.mtime_ns)
         if not ok:
             return m.path
     return None
