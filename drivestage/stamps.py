@@ -321,8 +321,8 @@ def not_in_place(dest: str, members: Iterable[MemberRecord],
                  siblings: Optional[Mapping[str, list[MemberRecord]]] = None) -> Optional[str]:
     """The first member that is absent, of another kind, of another size or (a file) mtime
     (a link: that leads elsewhere), or None. ``siblings``: records by path of what the other
-    archives of the same Drive folder extracted here: a member that is exactly what one of
-    them wrote is in place too (:func:`siblings_wrote`).
+    archives of the same Drive folder extracted here: a member that shows what one of them
+    wrote (by the same test, :func:`_shown`) is in place too (:func:`siblings_wrote`).
 
     Presence, kind, size and mtime - not the inode: a member put back with the same bytes
     and time (DEST copied with ``cp -a``, moved to another disk, a Drive mount seen anew)
@@ -331,25 +331,29 @@ def not_in_place(dest: str, members: Iterable[MemberRecord],
         st = _lstat(dest, m.path)
         if st is None:
             return m.path
-        if siblings and any(o.matches(st, _readlink(dest, m.path) if stat.S_ISLNK(st.st_mode)
-                                      else None) for o in siblings.get(m.path, ())):
-            continue
-        if m.kind == "dir":
-            ok = stat.S_ISDIR(st.st_mode)
-        elif m.kind == "symlink":
-            # Its target too (read, never followed): its size alone is the target's length,
-            # and a link retargeted to a name of the same length was in place for good.
-            ok = stat.S_ISLNK(st.st_mode) and st.st_size == m.size and \
-                _readlink(dest, m.path) == m.target
-        else:
-            # Its mtime too (as a Drive mount may show it coarser: same_mtime): a member
-            # rewritten since with its size (an edit, a file cut and written out again, a
-            # hard link to another file) was in place for good, its other bytes kept (pull29).
-            ok = stat.S_ISREG(st.st_mode) and st.st_size == m.size and \
-                same_mtime(st.st_mtime_ns, m.mtime_ns)
-        if not ok:
+        # A sibling's member by the same test (not its inode: a Drive mount seen anew shows
+        # new ones, and the shared path was extracted again in every new session: pull29).
+        if not _shown(dest, m, st) and \
+                not any(_shown(dest, o, st) for o in (siblings or {}).get(m.path, ())):
             return m.path
     return None
+
+
+def _shown(dest: str, m: MemberRecord, st: os.stat_result) -> bool:
+    """Whether ``st`` (the lstat of ``m``'s path) shows what ``m`` records: its kind, a
+    file's size and mtime (:func:`~drivestage.localfs.same_mtime`: as a Drive mount may
+    show it coarser), a link's target."""
+    if m.kind == "dir":
+        return stat.S_ISDIR(st.st_mode)
+    if m.kind == "symlink":
+        # Its target too (read, never followed): its size alone is the target's length,
+        # and a link retargeted to a name of the same length was in place for good.
+        return stat.S_ISLNK(st.st_mode) and st.st_size == m.size and \
+            _readlink(dest, m.path) == m.target
+    # Its mtime too: a member rewritten since with its size (an edit, a file cut and
+    # written out again, a hard link to another file) was in place for good (pull29).
+    return stat.S_ISREG(st.st_mode) and st.st_size == m.size and \
+        same_mtime(st.st_mtime_ns, m.mtime_ns)
 
 
 class Listed(dict[str, Optional[str]]):
