@@ -94,6 +94,8 @@ class Extraction:
         # written for one, and the archive's whole size asked of a nearly full disk.
         missing = stamps.not_in_place(dest, stale) if action == "extract" and stale else None
         kept = in_place(dest, self.extracted, self.stamp) if action == "extract" else {}
+        changed = _changed(dest, self.extracted, self.stamp, self.current) \
+            if self.extracted else []
         try:
             if unpacking is not None:  # it followed the download (or extracts the file now)
                 result = unpacking.extract(target, replaceable=ours)
@@ -145,7 +147,39 @@ class Extraction:
         self.stamp["extracted"] = True
         stamps.write(dest, self.stamp)
         self.kept = result.kept
+        _say_put_back(src, changed)
         return result.paths
+
+
+def _changed(dest: str, records: Sequence[MemberRecord], stamp: Stamp,
+             current: Optional[stamps.Listed]) -> list[str]:
+    """The files and links of ``records`` that are there but changed since their
+    extraction (another kind, size or mtime; not what another archive of the folder pull
+    extracted there): what a repair writes over."""
+    siblings: Optional[dict[str, list[MemberRecord]]] = None
+    out = []
+    for m in records:
+        st = _lstat(dest, m.path) if m.kind != "dir" else None
+        if st is None or stamps.shows(dest, m, st):
+            continue
+        if siblings is None:
+            siblings = stamps.siblings_wrote(dest, stamp, current)
+        if not any(stamps.shows(dest, o, st) for o in siblings.get(m.path, ())):
+            out.append(m.path)
+    return out
+
+
+def _say_put_back(src: str, changed: list[str]) -> None:
+    """One line naming the members a repair wrote over because they had changed since
+    their extraction (a copy staged from Drive is Drive's): they were put back without a
+    word, a user's edit among them."""
+    if not changed:
+        return
+    one = len(changed) == 1
+    more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+    log.warning("put back %s of %s that changed since drivestage extracted %s: %s%s",
+                _count(len(changed), "member"), src, "it" if one else "them",
+                ", ".join(sorted(changed)[:3]), more)
 
 
 def _say_kept(src: str, dest: str, lacked: list[MemberRecord]) -> None:
@@ -204,16 +238,22 @@ def _seen_anew(dest: str, records: Sequence[MemberRecord]) -> list[MemberRecord]
     recorded one, a repair of one member wrote every member again, through the mount."""
     out = []
     for m in records:
-        framed = f"/{m.path}/"  # never looked at outside DEST
-        if m.kind != "file" or "//" in framed or "/./" in framed or "/../" in framed \
-                or "\0" in m.path:
-            continue
-        try:
-            st = os.lstat(os.path.join(dest, m.path))
-        except OSError:
-            continue
-        out.append(dataclasses.replace(m, ino=st.st_ino))
+        st = _lstat(dest, m.path) if m.kind == "file" else None
+        if st is not None:
+            out.append(dataclasses.replace(m, ino=st.st_ino))
     return out
+
+
+def _lstat(dest: str, rel: str) -> Optional[os.stat_result]:
+    """The lstat of the member path ``rel`` in ``dest``; None when there is nothing there,
+    or ``rel`` is no member path (never looked at outside DEST)."""
+    framed = f"/{rel}/"
+    if "//" in framed or "/./" in framed or "/../" in framed or "\0" in rel:
+        return None
+    try:
+        return os.lstat(os.path.join(dest, rel))
+    except OSError:
+        return None
 
 
 def _count(n: int, noun: str) -> str:

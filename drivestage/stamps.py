@@ -322,7 +322,7 @@ def not_in_place(dest: str, members: Iterable[MemberRecord],
     """The first member that is absent, of another kind, of another size or (a file) mtime
     (a link: that leads elsewhere), or None. ``siblings``: records by path of what the other
     archives of the same Drive folder extracted here: a member that shows what one of them
-    wrote (by the same test, :func:`_shown`) is in place too (:func:`siblings_wrote`).
+    wrote (by the same test, :func:`shows`) is in place too (:func:`siblings_wrote`).
 
     Presence, kind, size and mtime - not the inode: a member put back with the same bytes
     and time (DEST copied with ``cp -a``, moved to another disk, a Drive mount seen anew)
@@ -333,13 +333,13 @@ def not_in_place(dest: str, members: Iterable[MemberRecord],
             return m.path
         # A sibling's member by the same test (not its inode: a Drive mount seen anew shows
         # new ones, and the shared path was extracted again in every new session: pull29).
-        if not _shown(dest, m, st) and \
-                not any(_shown(dest, o, st) for o in (siblings or {}).get(m.path, ())):
+        if not shows(dest, m, st) and \
+                not any(shows(dest, o, st) for o in (siblings or {}).get(m.path, ())):
             return m.path
     return None
 
 
-def _shown(dest: str, m: MemberRecord, st: os.stat_result) -> bool:
+def shows(dest: str, m: MemberRecord, st: os.stat_result) -> bool:
     """Whether ``st`` (the lstat of ``m``'s path) shows what ``m`` records: its kind, a
     file's size and mtime (:func:`~drivestage.localfs.same_mtime`: as a Drive mount may
     show it coarser), a link's target."""

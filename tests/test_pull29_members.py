@@ -59,6 +59,8 @@ def test_a_member_rewritten_with_its_size_is_put_back(staged, emulator, tmp_path
     # Was "already staged (…, 3 members already staged, …)" over the other bytes.
     assert ": extracted (321 B, md5 " in err and \
         ", 1 member extracted, 2 already staged, " in err, err
+    assert "put back 1 member of drive:d/set.zip that changed since drivestage extracted " \
+        "it: ds/a.txt\n" in err, err
     assert dict(emulator.api_calls()) == {"files.get": 1}   # from the archive in DEST
     assert tree(dest) == {"set.zip": blob, **DATA}
     assert os.stat(dest / "ds/b.txt").st_ino == kept          # the others not written
