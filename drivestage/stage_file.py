@@ -164,6 +164,8 @@ class FileStager:
         action, members, checksum = staged.stage(entry)
         result = self._result(entry, source, action, members=members, extracted=True)
         result.checksum, result.md5 = checksum, staged.md5 or entry.md5  # hashed as extracted
+        # (A repair's members in place: said "extracted" with the one it wrote: pull29.)
+        result.members_kept = staged.kept
         return result
 
     def _restricted(self, entry: RemoteEntry, target: str) -> DownloadRestrictedError:

@@ -121,6 +121,8 @@ class FromOriginal:
         #: The md5 of what was extracted when it was hashed while extracted (the listing
         #: had none: :func:`defer`); else the listing's.
         self.md5: Optional[str] = None
+        #: Of the members extracted, those in place already (not written): a repair's.
+        self.kept = 0
 
     def stage(self, entry: RemoteEntry) -> tuple[str, list[str], str]:
         found = stamps.of(self.dest, self.name)
@@ -138,6 +140,7 @@ class FromOriginal:
             # --force): hashed as it is extracted, one read (it was hashed, then read again).
             return self._hashed(entry, st, found, previous)
         md5 = self._md5(st)  # what is extracted is what was hashed (see the doc)
+        self.md5 = md5   # the summary's (it said "no md5 on Drive" when the listing had none)
         if entry.md5 and md5 != entry.md5:
             raise self._changed()
         basis = next((s for s in previous if s.get("md5") == md5), None)
@@ -153,6 +156,7 @@ class FromOriginal:
         if action == "verified":
             stamp["extracted"] = True
             stamps.write(self.dest, stamp)
+            self.kept = len(extracted)   # none written (was said "extracted": pull29)
             return action, [m.path for m in extracted], "md5"
         self._warn_shared_name(found, previous)
         return action, self._extract(stamp, st, action, extracted, None), "md5"
@@ -196,14 +200,12 @@ class FromOriginal:
                  extracted: list[MemberRecord], unpacker: Optional[HashedPass]) -> list[str]:
         """The extraction step, refused (nothing of it staged) when the original's identity
         moved while it was read."""
+        step = Extraction(src=self.src, dest=self.dest, reserve=self.reserve,
+                          lock_dir=self.lock_dir, extract_progress=self.extract_progress,
+                          stamp=stamp, protected=self._protected(), current=self.current,
+                          extracted=extracted if action == "extract" else (), identity=st)
         try:
-            members = Extraction(src=self.src, dest=self.dest, reserve=self.reserve,
-                                 lock_dir=self.lock_dir,
-                                 extract_progress=self.extract_progress, stamp=stamp,
-                                 protected=self._protected(),
-                                 current=self.current,
-                                 extracted=extracted if action == "extract" else (),
-                                 identity=st)(self.source, action, unpacker)
+            members = step(self.source, action, unpacker)
         except Exception:
             # A write into the original while it was read fails the extraction first (a
             # member's CRC): the line blamed the archive ("make it again") and the stamp
@@ -213,6 +215,7 @@ class FromOriginal:
             raise self._untrusted(stamp) from None
         if not self._same(st):
             raise self._untrusted(stamp)
+        self.kept = step.kept
         return members
 
     def _md5(self, st: os.stat_result) -> str:
