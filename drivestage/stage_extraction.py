@@ -93,7 +93,7 @@ class Extraction:
         # inode. It extracted the whole archive again beside the copy in place: 40 files
         # written for one, and the archive's whole size asked of a nearly full disk.
         missing = stamps.not_in_place(dest, stale) if action == "extract" and stale else None
-        kept = in_place(dest, self.extracted, self.stamp) if action == "extract" else {}
+        kept = in_place(dest, self.extracted, self.stamp) if self.extracted else {}
         changed = _changed(dest, self.extracted, self.stamp, self.current) \
             if self.extracted else []
         try:

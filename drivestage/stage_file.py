@@ -304,12 +304,14 @@ class FileStager:
         # A copy verified by its md5 whose stamp (this very version's) finds every member in
         # place: the members stay as they are. A Drive mount that showed the archive with
         # another mtime (a new Colab session) got every member extracted again through it.
-        carried = action == "verified" and self.extract and local.members_intact and \
-            previous == [basis] and basis is not None and not stamps.records(basis, "stale") \
+        # Not all in place (a member changed too): only what is not is written (pull29).
+        own_version = action == "verified" and self.extract and previous == [basis] and \
+            basis is not None and not stamps.records(basis, "stale") \
             and not basis.get("unrecorded") and basis.get("version") == stamps.VERSION
+        carried = own_version and local.members_intact
         try:
             extracted = own_records(basis, entry,
-                                    "extract" if carried or restoring else action)
+                                    "extract" if own_version or restoring else action)
             carried = carried and bool(extracted)
             if unpacking is not None:
                 held = unpacking.dl.placed   # the file downloaded, checked in place

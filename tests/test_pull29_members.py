@@ -86,3 +86,24 @@ def test_force_writes_again_a_member_whose_time_was_set_back(staged, emulator):
     assert again["members_kept"] == 0       # was 3: ds/a.txt kept with its other bytes
     assert tree(dest) == {"set.zip": blob, **DATA}
     assert _pull(str(dest))["action"] == "cached"
+
+
+def test_an_archive_verified_anew_writes_only_the_changed_member(staged, emulator):
+    """The archive shown with another mtime (hashed, its md5 Drive's) and a member changed:
+    the others stay (all were written again once a member was found changed; before, the
+    changed one was kept with the others: `already there, md5 verified (…, 3 members
+    already staged, …)`)."""
+    dest, blob = staged
+    os.utime(dest / "set.zip", ns=(10**18, 10**18))       # a time of its own, same bytes
+    (dest / "ds/a.txt").write_bytes(b"ALPHA")
+    kept = os.stat(dest / "ds/b.txt").st_ino
+
+    code, _, err = run("pull", "drive:d/set.zip", str(dest), "-x")
+
+    assert code == 0, err
+    assert ": already there, md5 verified (321 B, md5 " in err and \
+        ", 1 member extracted, 2 already staged, " in err, err
+    assert dict(emulator.api_calls()) == {"files.get": 1}
+    assert tree(dest) == {"set.zip": blob, **DATA}
+    assert os.stat(dest / "ds/b.txt").st_ino == kept
+    assert _pull(str(dest))["action"] == "cached"
