@@ -377,8 +377,10 @@ class Checkpointer(Callback):
             return (f"{head}, nor sent to {self.drive_spec} from another folder ({why}){here} "
                     f"--resume auto continues from the newest checkpoint there "
                     f"({self.writer.safe_text('none verified')})")
-        return (f"{head}; it is saved in {other.path} instead and verified on {self.drive_spec} "
-                f"({took:.1f} s after the signal); resume with --resume auto")
+        other.remove()   # (verified there: a copy left in /tmp at every such stop, for good)
+        return (f"{head}; it is sent to {self.drive_spec} from a temporary folder instead and "
+                f"verified there ({took:.1f} s after the signal; the temporary copy is removed); "
+                f"resume with --resume auto")
 
     def _stop_message(self, job: SaveJob, pos: Position) -> str:
         head = f"stopped by {self.stop.name} at {pos.label}"
