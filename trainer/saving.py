@@ -394,6 +394,13 @@ class Checkpointer(Callback):
         # slow or failing upload are lost with the machine too (the command below sends all).
         unsent = self.writer.not_on_drive()
         push = f"drivestage push {self.out_dir} {self.drive_spec}"
+        if self.writer.other_run:
+            # That push leaves them again, and with --force deletes the other run's verified
+            # checkpoints: a folder of the run's own instead (stop29; attacktr29's final line).
+            theirs = ", ".join(self.writer.other_run[:NAMED_UNSENT])
+            push = (f"drivestage push {self.out_dir} drive:<a new Drive folder> "
+                    f"({self.drive_spec} holds another run's {theirs}) and resume there with "
+                    f"--set drive.logs=<that folder>")
         if self.writer.verified(job.name):
             took = time.monotonic() - (self.stop.at or time.monotonic())
             others = [n for n in unsent if n != job.name]
