@@ -337,6 +337,11 @@ class Checkpointer(Callback):
             if self._elsewhere_due(job):
                 message = self._saved_elsewhere(job, state, pos)
             if message is None:
+                if job.ended is not None and not job.ended.is_set():
+                    # A disk merely slow and no Drive to send it from elsewhere: the rest of
+                    # the grace. Half of it said "could not be written (None)", and the exit
+                    # cut the write off, a temporary file left (stop29).
+                    job.ended.wait(max(0.0, (self.stop.deadline or 0.0) - time.monotonic()))
                 if job.ended is not None:   # (written late: the push asked for missed it)
                     ticket = self.writer.push_soon()
                 self.writer.wait_pushed(ticket, self.stop.deadline)
@@ -386,7 +391,8 @@ class Checkpointer(Callback):
         head = f"stopped by {self.stop.name} at {pos.label}"
         grace = f"train.grace_seconds ({self.stop.grace_s:g} s)"
         if not job.written:
-            return (f"{head}: {job.name} could not be written ({job.error}); the newest earlier "
+            why = job.error or f"its write in {self.out_dir} has not ended within {grace}"
+            return (f"{head}: {job.name} could not be written ({why}); the newest earlier "
                     f"checkpoint is where --resume auto continues")
         if self.drive_spec is None:
             return f"{head}: {job.name} is saved in {self.out_dir}; resume with --resume auto"
