@@ -200,9 +200,11 @@ def _fresh_workdir(work: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; returns the exit code (a failed step exits with its message; a stop
     signal, 143, 130 or 129 once the step under way and the emulator have ended)."""
+    STEPS.__init__()
     # (SIGHUP only where it is not ignored: under nohup the demo goes on, as asked.)
+    before = {signum: signal.getsignal(signum) for signum in STOP_CODES}
     for signum in STOP_CODES:
-        if signum != signal.SIGHUP or signal.getsignal(signum) is not signal.SIG_IGN:
+        if signum != signal.SIGHUP or before[signum] is not signal.SIG_IGN:
             signal.signal(signum, STEPS.handle)
     try:
         return _demo(argv)
@@ -213,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"demo: stopped by {name} {where}; its processes have ended, the "
                          f"emulator too{made}\n")
         return STOP_CODES[stop.args[0]]
+    finally:
+        for signum, handler in before.items():
+            if handler is not None:   # (None: set outside Python, left as it is)
+                signal.signal(signum, handler)
 
 
 def _demo(argv: list[str] | None) -> int:
