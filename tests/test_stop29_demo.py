@@ -48,10 +48,13 @@ def test_a_sigterm_to_the_demo_stops_its_emulator_and_exits_143_with_one_line(tm
                             env=dict(os.environ, PYTHONPATH=REPO))
     kids: list[int] = []
     try:
-        prefix = "Drive API emulator at "
-        line = next(ln for ln in demo.stdout if ln.startswith(prefix) or not ln)
-        url = line[len(prefix):].split()[0]
-        assert _answers(url)
+        prefix, url = "Drive API emulator at ", ""
+        for line in demo.stdout:                # until step 2 begins its process
+            if line.startswith(prefix):
+                url = line[len(prefix):].split()[0]
+            if line.startswith("$ trainer synth-data"):
+                break
+        assert url and _answers(url)
         kids = _children(demo.pid)              # the emulator (and step 2's process)
         demo.send_signal(signal.SIGTERM)
         code = demo.wait(60)

@@ -29,4 +29,6 @@ def test_loader_workers_outlive_a_sigterm_sent_to_every_process_of_the_run(synth
         os.kill(w.pid, signal.SIGTERM)
     got += list(it)                 # before: "DataLoader worker (pid …) is killed by signal"
     assert len(got) == len(lines)
+    for w in workers:               # (ended by the loader's None; a loaded machine may be slow)
+        w.join(30)
     assert [w.exitcode for w in workers] == [0, 0]   # ended with the loader, as always
