@@ -17,8 +17,9 @@ verified (:func:`apply`), and guarded:
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, MutableMapping, Optional, Sequence, Union
 
 from drivestage.errors import DeletionRefusedError, LeftAloneError, NotFoundError, UsageError
 from drivestage.local_tree import LocalTree, wanted
@@ -26,6 +27,9 @@ from drivestage.paths import StorePath, matches
 from drivestage.store import RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
+
+#: The folders said to be left whole for a run folder in them, per store (a mirror: once).
+_said: "MutableMapping[RemoteStore, set[str]]" = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -79,9 +83,12 @@ def check_dest(store: RemoteStore, root: RemoteEntry, path: StorePath) -> None:
 
 def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[str, list[RemoteEntry]]],
            tree: LocalTree, removal: Removal, *, kept: set[str], protect: set[str],
-           include: Sequence[str], exclude: Sequence[str]) -> Deletions:
+           include: Sequence[str], exclude: Sequence[str],
+           marked: Callable[[RemoteEntry], bool] = lambda e: False) -> Deletions:
     """What ``--delete`` removes, checked against the limit before anything happens; never
-    a store file whose id is in ``kept`` (in any folder), nor a top-level name in ``protect``."""
+    a store file whose id is in ``kept`` (in any folder), nor a top-level name in ``protect``,
+    nor a folder ``marked`` (a run folder: :mod:`drivestage.run_folders`) or one that holds
+    one at any depth (left whole)."""
     # A skipped link stands for a file or a folder SRC has, only not followed this time.
     local_files = {lf.rel for lf in tree.files} | set(tree.skipped_links)
     local_folders = set(tree.folders) | set(tree.skipped_links)
@@ -105,11 +112,11 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
                 if e.id in kept or (folder_rel == "" and name in protect):  # (ids: anywhere)
                     continue
                 if e.is_dir and (include or exclude) and not e.linked:
-                    doomed.extend(_filtered(store, rel, e, kept, include, exclude))
+                    doomed.extend(_filtered(store, rel, e, kept, include, exclude, marked))
                     continue
                 doomed.append(Doomed(rel, e))
     limit = removal.limit if removal.limit is not None else default_limit(len(tree.files))
-    total, exact = _count(store, doomed, limit)
+    doomed, total, exact = _count(store, doomed, limit, marked)
     if total > limit:
         where = store.describe(root)
         how_many = f"{total} items" if exact else f"at least {total} items"
@@ -123,7 +130,8 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
 
 
 def _filtered(store: RemoteStore, rel: str, folder: RemoteEntry, kept: set[str],
-              include: Sequence[str], exclude: Sequence[str]) -> list[Doomed]:
+              include: Sequence[str], exclude: Sequence[str],
+              marked: Callable[[RemoteEntry], bool]) -> list[Doomed]:
     """What ``--delete`` removes of a store folder SRC lacks when ``--include``/``--exclude``
     choose the files: the folder whole where everything in it passes the filters, else only
     what does (the folder, and what the filters left out, stay). It went whole, the files the
@@ -132,11 +140,12 @@ def _filtered(store: RemoteStore, rel: str, folder: RemoteEntry, kept: set[str],
     whole = True
     for e in store.list(folder):
         sub = f"{rel}/{e.name}"
-        if e.id in kept or (matches(sub, exclude) if e.is_dir and not e.linked
-                            else not e.is_dir and not wanted(sub, include, exclude)):
+        if e.id in kept or (e.is_dir and marked(e)) or (
+                matches(sub, exclude) if e.is_dir and not e.linked
+                else not e.is_dir and not wanted(sub, include, exclude)):
             whole = False
         elif e.is_dir and not e.linked:
-            inner = _filtered(store, sub, e, kept, include, exclude)
+            inner = _filtered(store, sub, e, kept, include, exclude, marked)
             whole = whole and inner == [Doomed(sub, e)]
             doomed.extend(inner)
         else:
@@ -149,18 +158,49 @@ def _below(rel: str, linked: set[str]) -> bool:
     return any(rel == top or rel.startswith(top + "/") for top in linked)
 
 
-def _count(store: RemoteStore, doomed: list[Doomed], limit: int) -> tuple[int, bool]:
-    """Items removed with ``doomed`` (a folder with all it holds; a link only itself):
-    ``(count, exact)``; the folders are listed only until the count passes ``limit``."""
+def _count(store: RemoteStore, doomed: list[Doomed], limit: int,
+           marked: Callable[[RemoteEntry], bool]) -> tuple[list[Doomed], int, bool]:
+    """What goes of ``doomed``, and the items removed with it (a folder with all it holds; a
+    link only itself): ``(going, count, exact)``; the folders are listed only until the count
+    passes ``limit``. A folder that holds a ``marked`` one anywhere inside does not go: a
+    run folder's records may not name the folders it sits in now (moved on Drive into one
+    SRC lacks, ``drive:runs/archive/exp1``), and a run folder the push listed is left whole
+    (run_folders), so is one it did not list."""
+    going: list[Doomed] = []
     total = len(doomed)
-    folders = [d.entry for d in doomed if d.entry.is_dir and not d.entry.linked]
+    for at, d in enumerate(doomed):
+        inside = _inside(store, d.entry, limit - total, marked)
+        if isinstance(inside, RemoteEntry):
+            if d.entry.id not in _said.setdefault(store, set()):
+                _said[store].add(d.entry.id)
+                log.warning("--delete leaves %s whole: it holds %s, a run folder (its "
+                            "checkpoints are left to that run's own push)",
+                            store.describe(d.entry), store.describe(inside))
+            total -= 1
+            continue
+        going.append(d)
+        total += inside[0]
+        if not inside[1]:
+            return going + doomed[at + 1:], total, False
+    return going, total, True
+
+
+def _inside(store: RemoteStore, entry: RemoteEntry, room: int,
+            marked: Callable[[RemoteEntry], bool]) -> Union[tuple[int, bool], RemoteEntry]:
+    """``(items inside entry, all counted)`` (none in a link), listed only until there are
+    more than ``room``; or the first folder in it that is ``marked``."""
+    folders = [entry] if entry.is_dir and not entry.linked else []
+    count = 0
     while folders:
-        if total > limit:
-            return total, False
+        if count > room:
+            return count, False
         children = store.list(folders.pop())
-        total += len(children)
+        for c in children:
+            if c.is_dir and marked(c):
+                return c
+        count += len(children)
         folders.extend(c for c in children if c.is_dir and not c.linked)
-    return total, True
+    return count, True
 
 
 def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,

@@ -44,6 +44,7 @@ from drivestage.errors import (
     UsageError,
 )
 from drivestage.localfs import file_md5, fuse_devices
+from drivestage.lost_mounts import LOST_MOUNT, lost_mount, lost_mount_message
 from drivestage.paths import StorePath
 from drivestage.state import Md5Cache, settled, wait_settled
 from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
@@ -408,6 +409,9 @@ class LocalDirStore(RemoteStore):
                 f"no space left for {local_path} ({size} bytes) in {target}: {free} bytes free; "
                 "free some space (empty the trash too) or prune old checkpoints",
                 needed=size, free=free)
+        lost = lost_mount(target) if exc.errno in LOST_MOUNT else None
+        if lost is not None:  # (a write names no file: said here, not by the CLI)
+            return RemoteError(f"cannot write {target}: {lost_mount_message(lost)}")
         if exc.errno == errno.EIO:
             return RemoteError(
                 f"I/O error writing {target} ({exc.strerror}); on a Google Drive mount this "

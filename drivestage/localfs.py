@@ -340,7 +340,7 @@ def mount_of(path: str, table: Optional[str] = None) -> Optional[tuple[str, str]
         major, _, minor = fields[2].partition(":") if len(fields) > 4 else ("", "", "")
         if kind and major.isdigit() and minor.isdigit() and \
                 os.makedev(int(major), int(minor)) == dev:
-            found = (_unescape_mount(kind[0]), _unescape_mount(fields[4]))
+            found = (unescape_mount(kind[0]), unescape_mount(fields[4]))
     return found
 
 
@@ -368,7 +368,7 @@ def drive_mount(path: str, mounts: Optional[str] = None) -> Optional[str]:
         fields = line.split()
         if len(fields) < 3:
             continue
-        source, point, fstype = (_unescape_mount(f) for f in fields[:3])
+        source, point, fstype = (unescape_mount(f) for f in fields[:3])
         if not fstype.startswith("fuse") or "drive" not in (fstype + source).lower():
             continue
         if real == point or real.startswith(point.rstrip(os.sep) + os.sep):
@@ -381,8 +381,11 @@ def drive_mount(path: str, mounts: Optional[str] = None) -> Optional[str]:
 #: ``<mount>/Shareddrives/<name>``.
 COLAB_CONTENT = "/content"
 #: ``<mount>/MyDrive/rest`` or ``<mount>/Shareddrives/<name>/rest`` below COLAB_CONTENT.
-_MOUNT_TREE = re.compile(r"([^/]+)/(?:MyDrive|My Drive|Shareddrives/([^/]+))(?:/(.*))?\Z",
-                         re.S)
+#: ``<mount>/.shortcut-targets-by-id/<ID>/<name>/rest`` too: where the mount shows what a
+#: shortcut in My Drive leads to (a folder shared with you), and the path Colab's file
+#: browser copies for a file in it.
+_MOUNT_TREE = re.compile(r"([^/]+)/(?:MyDrive|My Drive|Shareddrives/([^/]+)|"
+                         r"\.shortcut-targets-by-id/([^/]+)(?:/[^/]+)?)(?:/(.*))?\Z", re.S)
 
 
 #: What the messages about such a path say about it (after "<path> is under <mount>, ").
@@ -392,8 +395,9 @@ UNMOUNTED_DRIVE = "where Colab mounts Google Drive, but Drive is not mounted the
 def unmounted_drive_path(path: str) -> Optional[tuple[str, str]]:
     """``(mount point, drive: path)`` when ``path`` lies where Colab's Drive mount shows My
     Drive or a shared drive (``/content/drive/MyDrive/a/b`` -> ``drive:a/b``,
-    ``/content/gdrive/Shareddrives/T/a`` -> ``drive:shared/T/a``) but nothing is mounted
-    there; None otherwise.
+    ``/content/gdrive/Shareddrives/T/a`` -> ``drive:shared/T/a``, a shortcut's target
+    ``/content/drive/.shortcut-targets-by-id/ID/name/a`` -> ``drive:id:ID/a``) but nothing is
+    mounted there; None otherwise.
 
     The old recipe's paths: a push there used to make the folders on local disk and report
     the files uploaded, and a later ``drive.mount()`` refuses the non-empty folder."""
@@ -407,15 +411,17 @@ def unmounted_drive_path(path: str) -> Optional[tuple[str, str]]:
     point = os.path.join(content, found.group(1))
     if os.path.ismount(point):
         return None
-    rest = (found.group(3) or "").strip("/")
+    rest = (found.group(4) or "").strip("/")
     if found.group(2):
         spec = f"drive:shared/{found.group(2)}" + (f"/{rest}" if rest else "")
+    elif found.group(3):   # the shortcut's target, by id: its name is not needed
+        spec = f"drive:id:{found.group(3)}" + (f"/{rest}" if rest else "")
     else:
         spec = "drive:" + rest
     return point, spec
 
 
-def _unescape_mount(field: str) -> str:
+def unescape_mount(field: str) -> str:
     """``/proc/mounts`` writes space, tab, newline and backslash as octal escapes."""
     for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
         field = field.replace(code, char)

@@ -51,17 +51,21 @@ def cannot_lock(folder: str) -> Optional[OSError]:
     files; None when it can. OSError when no file can be made there (read-only, full)."""
     if sys.platform == "win32":  # pragma: no cover - no flock: filelock's own way
         return None
-    with deferred():   # (a Ctrl-C between the open and the try would leave it open)
-        fd = os.open(os.path.join(folder, ".probe.lock"),
-                     os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fd = -1
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)   # (never taken exclusively: no wait)
-    except BlockingIOError:
-        return None
-    except OSError as exc:
-        return exc if exc.errno in UNSUPPORTED else None
+        # (A Ctrl-C held back while it opens is raised as the hold ends: inside this try.)
+        with deferred():
+            fd = os.open(os.path.join(folder, ".probe.lock"),
+                         os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)   # (never exclusively: no wait)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            return exc if exc.errno in UNSUPPORTED else None
     finally:
-        os.close(fd)   # (lets go of it)
+        if fd >= 0:
+            os.close(fd)   # (lets go of it)
     return None
 
 

@@ -15,7 +15,7 @@ from drivestage.pruning import prune
 from drivestage.remote import Where, open_store
 from drivestage.retention import RetentionPolicy
 from drivestage.state import Md5Cache
-from drivestage.paths import StorePath
+from drivestage.paths import StorePath, patterns
 from drivestage.store import RemoteStore
 from drivestage.upload_tree import PushResult, push
 from drivestage import pool
@@ -74,11 +74,11 @@ class Mirror:
         self._store = store
         self._target: Optional[tuple[RemoteStore, StorePath]] = None
         self._options: dict[str, Any] = dict(
-            include=tuple(include), exclude=tuple(exclude), delete=delete,
+            include=patterns(include), exclude=patterns(exclude), delete=delete,
             delete_permanently=delete_permanently, max_delete=max_delete,
             follow_symlinks=follow_symlinks, chunk_size=chunk_size, use_trash=use_trash,
             jobs=jobs)
-        self._protect = set(protect)
+        self._protect = set(patterns(protect))
         self._push = push_fn or push
         self._cond = Monitor()  # a Ctrl-C cannot leave it held
         self._requested = 0     # generation of the latest request

@@ -276,6 +276,14 @@ def plain_id(text: object) -> bool:
     return isinstance(text, str) and bool(_ID_RE.match(text))
 
 
+def patterns(given: Iterable[str]) -> tuple[str, ...]:
+    """``include``, ``exclude`` or ``protect`` as the Python API was given it: a lone string
+    is one pattern or name, not its characters (``exclude="*.log"`` was ``*``, ``.``, ...:
+    every file; ``push(..., include="*.zip", delete=True)`` trashed what the filter was to
+    leave; ``protect="epoch_003.pt"`` protected nothing)."""
+    return (given,) if isinstance(given, str) else tuple(given)
+
+
 def matches(rel: str, patterns: Iterable[str]) -> bool:
     """Whether ``rel`` (``a/b/c.txt``) or its last name matches one of the glob ``patterns``
     (case-sensitive, as Drive names are): the rule of ``--include`` / ``--exclude``."""

@@ -26,7 +26,7 @@ from drivestage.folder_view import (FOREIGN, FolderView, Listing, LocalFile, _Si
 from drivestage.remote import Where, open_store
 from drivestage.retention import (AUTOSAVE, CHECKPOINT, OTHER, SIDECAR, Decision, Plan,
                                   RetentionPolicy, kept_runs, plan)
-from drivestage.paths import printable
+from drivestage.paths import patterns, printable
 from drivestage.sidecar import Described
 from drivestage.sizes import format_size
 from drivestage.state import Md5Cache
@@ -401,7 +401,7 @@ def prune(dest: Where, policy: RetentionPolicy, *, store: Optional[RemoteStore] 
             if not e.is_dir:
                 listing.setdefault(e.name, []).append(e)
         folder = view(target, listing, {}, policy, cache)
-        decision = plan_folder(folder, policy, protect=protect, also_keep={
+        decision = plan_folder(folder, policy, protect=patterns(protect), also_keep={
             "newest verified": newest_verified_per_run(folder, policy)})
         if not dry_run:
             apply(target, decision, root, use_trash, twins=folder.twins, confirm=True)

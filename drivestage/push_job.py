@@ -107,7 +107,8 @@ class PushJob:
         self.remote_folder, self.result.folders_created = found.remote, found.created
         more(held, [store.lineage(f) for f in self.remote_folder.values() if f.linked])
         files = tree.files
-        owned = run_folders.find(store, root, self.remote_folder, self.listing)
+        owned = run_folders.find(store, root, self.remote_folder, self.listing,
+                                 deleting=removal is not None and not self.run_folder)
         self.result.left = owned.without(other_runs.left_on_store(
             store, self.cache, self.listing, files, self._is_checkpoint,
             other_runs=self.keep_other_runs))
@@ -130,7 +131,8 @@ class PushJob:
                 self.result.left, self.listing) | owned.kept_ids(files, self.listing)
             deletions = extra.decide(store, root, self.listing, tree, removal,
                                   kept=kept, protect=self.protect,
-                                  include=self.include, exclude=self.exclude)
+                                  include=self.include, exclude=self.exclude,
+                                  marked=lambda e: owned.marked(store, e))
         self._check_quota(root, todo, decision, folder)
         # The new files' ids, chosen and recorded in one write before any is sent: a create
         # cut now is not made twice by the next push (drivestage.drive.ids).

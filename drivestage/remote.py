@@ -11,8 +11,9 @@ import os
 from typing import Optional, Union
 
 from drivestage import paths
-from drivestage.errors import UsageError
+from drivestage.errors import LocalFileError, UsageError
 from drivestage.localfs import UNMOUNTED_DRIVE, unmounted_drive_path
+from drivestage.lost_mounts import lost_mount, lost_mount_message
 from drivestage.paths import DrivePath, StorePath
 from drivestage.store import Md5Source, RemoteStore
 
@@ -53,6 +54,11 @@ def _open_directory(spec: str, md5_cache: Optional[Md5Source]) -> tuple[RemoteSt
     from drivestage.localdir import LocalDirStore
 
     full = os.path.abspath(os.path.expanduser(spec))
+    lost = lost_mount(full)
+    if lost is not None:
+        # Every call into it fails: a push took its mount point for a file (usage error), a
+        # look-up raised the bare OSError, and Colab's was called "not mounted".
+        raise LocalFileError(f"{full}: {lost_mount_message(lost)}")
     unmounted = unmounted_drive_path(full)
     if unmounted is not None:
         # Colab's mount path with nothing mounted: the folders would be made on local disk,

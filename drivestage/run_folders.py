@@ -14,9 +14,11 @@ from Drive (still on the local disk), each period, and the run deleted it again;
 :meth:`~drivestage.store.RemoteStore.place` of the folder's id, in drivestage's state folder
 (``run-folders.json``, this machine only): a training run's push (the trainer's
 ``drive.logs``, :class:`drivestage.hooks.CheckpointSync`: ``run_folder``) and any push with a
-retention policy (``--keep-last`` ...: it prunes that folder). Written once per folder and
-process, before anything is sent; a record stays (a finished run's folder is still its run's)
-until that folder is gone from the store: a folder made anew under the name is another.
+retention policy (``--keep-last`` ...: it prunes that folder). Written before anything is
+sent, at a process's first push into the folder and again should the state folder lose it
+(``~/.cache`` cleared while a run goes on: a stat per push sees it); a record stays (a
+finished run's folder is still its run's) until that folder is gone from the store: a
+folder made anew under the name is another.
 
 **Left to it.** A push into a folder above (:class:`drivestage.push_job.PushJob`) finds the
 run folders among its subfolders by their ids, and there, and in every folder inside them,
@@ -52,8 +54,11 @@ FILE = "run-folders.json"
 #: Records kept: the newest ones (one per run folder a machine ever pushed with a policy).
 MAX_RECORDS = 2000
 
-#: What this process recorded (once each), in which state file (DRIVESTAGE_STATE_DIR may change).
-_recorded: set[tuple[str, str, tuple[str, ...]]] = set()
+#: What this process recorded, in which state file (DRIVESTAGE_STATE_DIR may change): the
+#: file as it was when the record was last seen in it (its inode, mtime and size).
+_recorded: dict[tuple[str, str, tuple[str, ...]], tuple[int, int, int]] = {}
+#: What could not be written (said once, not at every save of a run).
+_unwritten: set[tuple[str, str, tuple[str, ...]]] = set()
 _said: "MutableMapping[RemoteStore, set[str]]" = weakref.WeakKeyDictionary()
 
 
@@ -72,7 +77,7 @@ def record(store: RemoteStore, folder: RemoteEntry, src: str, exclude: Sequence[
     them no more than the run does)."""
     place, states = key(store, folder), _file()
     done = (str(states.path), place, tuple(exclude))
-    if done in _recorded:
+    if done in _unwritten or _still(states, done):
         return
     now = time.time()
     # The folders it sits in (the store's cached lineage: the push's lock took it, no request):
@@ -85,11 +90,30 @@ def record(store: RemoteStore, folder: RemoteEntry, src: str, exclude: Sequence[
         for old in sorted(data, key=lambda k: _time(data[k]))[:max(0, len(data) - MAX_RECORDS)]:
             del data[old]
 
-    # Once per process, written or not: a state folder that cannot be written warns once,
-    # not at every save of a run.
-    _recorded.add(done)
-    states.update_or_warn(change, "a push of a folder above it may send again what its "
-                                   "retention pruned, or --delete what it keeps")
+    # A state folder that cannot be written warns once, not at every save of a run.
+    if states.update_or_warn(change, "a push of a folder above it may send again what its "
+                                     "retention pruned, or --delete what it keeps"):
+        _still(states, done)
+    else:
+        _unwritten.add(done)
+
+
+def _still(states: JsonFile, done: tuple[str, str, tuple[str, ...]]) -> bool:
+    """Whether the state file still holds the record ``done`` (read only when the file
+    changed since it was last seen there: a stat per push). The state folder may be emptied
+    while a run goes on (``~/.cache`` cleared to free a disk): the run's next push writes
+    its record again, so a push of a folder above knows it before the run's next process."""
+    try:
+        st = os.stat(states.path)
+    except OSError:
+        return False
+    seen = (st.st_ino, st.st_mtime_ns, st.st_size)
+    if _recorded.get(done) == seen:
+        return True
+    if done[1] not in states.read():
+        return False
+    _recorded[done] = seen
+    return True
 
 
 def _time(rec: Any) -> float:
@@ -118,12 +142,23 @@ class Owned:
     folders: dict[str, str] = field(default_factory=dict)   # rel -> the run folder it is in
     whole: set[str] = field(default_factory=set)            # ids of run folders not local
     exclude: dict[str, list[str]] = field(default_factory=dict)  # run folder -> its excludes
+    marks: frozenset[str] = frozenset()                     # every record's place
+    #: DEST itself is a run folder, pushed here without a policy (``push ./runs/exp1
+    #: drive:runs/exp1 --delete``): ``--delete`` removes none of the checkpoints, sidecars
+    #: and excluded files directly in it either (where its run's retention acts).
+    dest: bool = False
+
+    def marked(self, store: RemoteStore, folder: RemoteEntry) -> bool:
+        """Whether ``folder`` is a run folder, wherever it is (``--delete`` leaves a folder
+        that holds one whole, however deep: its record may not know where it sits now)."""
+        return key(store, folder) in self.marks
 
     def keys(self, files: Iterable[LocalFile], listing: Listings) -> set[Key]:
         """The local files the push leaves unsent: checkpoints and sidecars in run folders."""
-        run = self._run_files(files, listing)
+        run = self._run_files(files, listing, self.folders)
         return {(lf.folder_rel, lf.name) for lf in files if lf.folder_rel in self.folders
-                and (lf.name in run[lf.folder_rel] or self._excluded(lf.folder_rel, lf.name))}
+                and (lf.name in run[lf.folder_rel] or self._excluded(self.folders,
+                                                                     lf.folder_rel, lf.name))}
 
     def without(self, left: list[other_runs.Left]) -> list[other_runs.Left]:
         """``left`` (:func:`drivestage.other_runs.left_on_store`) less the checkpoints in run
@@ -132,25 +167,31 @@ class Owned:
         return [lf for lf in left if not any(rel in self.folders for rel, _ in lf.keys)]
 
     def kept_ids(self, files: Iterable[LocalFile], listing: Listings) -> set[str]:
-        """The store files and folders ``--delete`` leaves: in run folders, every
-        checkpoint, sidecar and folder; a run folder SRC lacks, whole."""
-        run = self._run_files(files, listing)
+        """The store files and folders ``--delete`` leaves: in run folders, every checkpoint,
+        sidecar and folder; a run folder SRC lacks, whole; in DEST where it is one
+        (:attr:`dest`), the checkpoints, sidecars and excluded files directly in it."""
+        scope = dict(self.folders)
+        if self.dest:   # (keep_local removed from the disk what the run keeps on the store)
+            scope[""] = ""
+        run = self._run_files(files, listing, scope)
         out = set(self.whole)
-        for rel in self.folders:
+        for rel in scope:
             for name, entries in listing.get(rel, {}).items():
-                out |= {e.id for e in entries if e.is_dir or name in run[rel]
-                        or self._excluded(rel, name)}
+                out |= {e.id for e in entries if (e.is_dir and rel in self.folders) or (
+                    not e.is_dir and (name in run[rel] or self._excluded(scope, rel, name)))}
         return out
 
-    def _excluded(self, rel: str, name: str) -> bool:
+    def _excluded(self, scope: Mapping[str, str], rel: str, name: str) -> bool:
         """Whether the run's own push leaves out ``name`` of folder ``rel`` (its path from
         the run folder, as that push matches it)."""
-        top = self.folders[rel]
-        inner = f"{rel[len(top) + 1:]}/{name}" if rel != top else name
-        return matches(inner, self.exclude.get(top, ()))
+        top = scope[rel]
+        inner = rel[len(top) + 1:] if top else rel
+        return matches(f"{inner}/{name}" if inner else name, self.exclude.get(top, ()))
 
-    def _run_files(self, files: Iterable[LocalFile], listing: Listings) -> dict[str, set[str]]:
-        names: dict[str, set[str]] = {rel: set(listing.get(rel, {})) for rel in self.folders}
+    @staticmethod
+    def _run_files(files: Iterable[LocalFile], listing: Listings,
+                   scope: Mapping[str, str]) -> dict[str, set[str]]:
+        names: dict[str, set[str]] = {rel: set(listing.get(rel, {})) for rel in scope}
         for lf in files:
             if lf.folder_rel in names:
                 names[lf.folder_rel].add(lf.name)
@@ -158,15 +199,20 @@ class Owned:
 
 
 def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, RemoteEntry],
-         listing: Listings) -> Owned:
-    """The run folders inside ``root`` (a push's DEST, never one itself here) by the records:
-    the local ones (``remote_folder``: SRC's folders, as on the store) and those only on the
-    store (folder entries of ``listing``). Says once per store which it leaves."""
+         listing: Listings, *, deleting: bool = False) -> Owned:
+    """The run folders inside ``root`` (a push's DEST) by the records: the local ones
+    (``remote_folder``: SRC's folders, as on the store) and those only on the store (folder
+    entries of ``listing``); and, for a push with ``--delete`` that is not the run's own
+    (``deleting``), ``root`` itself where it is one (:attr:`Owned.dest`). Says once per
+    store which it leaves."""
     records = _file().read()
     if not records:
         return Owned()
     mine = key(store, root)
-    owned = Owned()
+    owned = Owned(marks=frozenset(records), dest=deleting and mine in records)
+    if owned.dest:
+        owned.exclude[""] = _excludes(records[mine])
+        _said_dest(store, root, records[mine])
     for rel in sorted(remote_folder):   # (a parent before what is inside it)
         parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
         if rel and parent in owned.folders:
@@ -174,9 +220,7 @@ def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, Remo
         elif rel and key(store, remote_folder[rel]) in records and \
                 key(store, remote_folder[rel]) != mine:
             owned.folders[rel] = rel
-            said = records[key(store, remote_folder[rel])]
-            patterns = said.get("exclude") if isinstance(said, dict) else None
-            owned.exclude[rel] = [p for p in patterns or () if isinstance(p, str)]
+            owned.exclude[rel] = _excludes(records[key(store, remote_folder[rel])])
     local_ids = {f.id for f in remote_folder.values()}
     holding = _holding(records)
     for rel, index in listing.items():
@@ -185,6 +229,28 @@ def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, Remo
                             and (key(store, e) in records or key(store, e) in holding)}
     _say(store, remote_folder, owned, records)
     return owned
+
+
+def _excludes(rec: Any) -> list[str]:
+    """What a record says the run's push leaves out (one string: one pattern, as written by
+    hand; what is not a string, nothing)."""
+    patterns = rec.get("exclude") if isinstance(rec, dict) else None
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    return [p for p in patterns or () if isinstance(p, str)]
+
+
+def _said_dest(store: RemoteStore, root: RemoteEntry, rec: Any) -> None:
+    """Once per store: ``--delete`` into a run folder leaves its run's files."""
+    said = _said.setdefault(store, set())
+    if "--delete " + key(store, root) in said:
+        return
+    said.add("--delete " + key(store, root))
+    src = rec.get("src") if isinstance(rec, dict) else None
+    log.warning("%s is a run folder (pushed from %s with its own retention): --delete "
+                "removes none of its checkpoints or their sidecars; its run's retention (or "
+                "drivestage prune) deletes those", store.describe(root),
+                src if isinstance(src, str) else "this machine")
 
 
 def _holding(records: Mapping[str, Any]) -> set[str]:

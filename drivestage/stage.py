@@ -19,7 +19,8 @@ from drivestage import checksums, paths
 from drivestage.errors import DiskSpaceError, DriveStageError, LocalFileError, NotFoundError, \
     UsageError
 from drivestage.localfs import drive_mount
-from drivestage.paths import DrivePath, StorePath, printable
+from drivestage.lost_mounts import LOST_MOUNT, lost_mount, lost_mount_message
+from drivestage.paths import DrivePath, StorePath, patterns, printable
 from drivestage.remote import open_store
 from drivestage import stamps
 from drivestage.stage_file import (FileStager, ProgressFactory, PullResult, no_progress,
@@ -66,6 +67,9 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
     if retries is not None and retries < 1:
         raise UsageError(f"retries must be at least 1, got {retries}")
     checksums.preference()  # a misspelt DRIVESTAGE_CHECKSUM, before anything is asked
+    lost = lost_mount(dest)
+    if lost is not None:
+        raise LocalFileError(f"cannot stage {src} into {dest}: {lost_mount_message(lost)}")
     mount = drive_mount(dest)
     if mount is not None:
         log.warning("DEST %s is inside the Google Drive mount %s: staging there sends every byte "
@@ -90,7 +94,7 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
     try:
         result = _stage(store, path, label, dest, extract=extract, jobs=jobs, force=force,
                         reserve=reserve, chunk_size=chunk_size, progress=progress,
-                        include=include, exclude=exclude, folders=folders)
+                        include=patterns(include), exclude=patterns(exclude), folders=folders)
     except NotFoundError as exc:
         hint = paths.drive_hint(label) if local_src and not os.path.lexists(
             os.path.abspath(os.path.expanduser(label))) else None
@@ -143,6 +147,9 @@ def _local_error(exc: OSError, label: str, dest: str) -> DriveStageError:
         return DiskSpaceError(f"the disk filled up while staging {label} into {dest}{where}; "
                               "free some space and run again: the download resumes where it "
                               "stopped")
+    lost = lost_mount(dest) if exc.errno in LOST_MOUNT else None
+    if lost is not None:  # it went away during the pull
+        return LocalFileError(f"cannot stage {label} into {dest}: {lost_mount_message(lost)}")
     mount = _mount_inside(dest, exc.filename) if exc.errno == errno.EXDEV else None
     if mount is not None:
         return LocalFileError(

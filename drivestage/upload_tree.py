@@ -56,6 +56,7 @@ from drivestage import extra
 from drivestage.errors import FolderGoneError, NotFoundError, UsageError
 from drivestage.local_tree import DEFAULT_EXCLUDES, LocalFile, walk  # noqa: F401 (re-export)
 from drivestage.locks import place_lock
+from drivestage.paths import patterns
 from drivestage.push_job import CHECKPOINT_SUFFIXES as CHECKPOINT_SUFFIXES  # (re-exported)
 from drivestage.push_job import PushJob
 from drivestage.push_result import Outstanding, PushResult as PushResult  # (re-exported)
@@ -102,6 +103,7 @@ def push(src: str, dest: Where, policy: Optional[RetentionPolicy] = None, *,
     if max_delete is not None and max_delete < 0:
         raise UsageError(f"max_delete={max_delete} is invalid; use 0 or more")
     cache = md5_cache or Md5Cache()
+    include, exclude, protect = patterns(include), patterns(exclude), patterns(protect)
     target, path = open_store((store, str(dest)) if store is not None else dest,
                               md5_cache=cache)
 

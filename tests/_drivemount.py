@@ -1,12 +1,22 @@
-"""A stand-in for Colab's Google Drive mount whose Drive is full: a FUSE file system that
-refuses every write with EIO, which is how the real mount (``fuse.drive``) reports a full
-Drive quota. The kernel's FUSE protocol is spoken directly on ``/dev/fuse`` (no libfuse), in
-a thread of the test process, so a write in the code under test fails for real, in the
-kernel, the way it fails on Colab.
+"""A stand-in for Colab's Google Drive mount (``fuse.drive``, DriveFS). The kernel's FUSE
+protocol is spoken directly on ``/dev/fuse`` (no libfuse), in a thread of the test process,
+so a call in the code under test succeeds or fails for real, in the kernel, the way it does
+on Colab. What the real mount does that this models:
 
-Only what a push into the mount needs is served: one flat folder (lookups, attributes,
-listing, statfs, create, unlink, mkdir); every write answers EIO. Mounting needs root and
-``/dev/fuse``; where either is missing :func:`drive_mount` skips the test.
+* A full Drive: every write answers EIO (the default, :func:`drive_mount`).
+* ``writable=True`` (:func:`working_drive_mount`): writes are kept, but, as DriveFS does,
+  only in the machine's cache: a file reaches Drive some time after it is closed (minutes;
+  30 for a 3 GB file), and ``drive.flush_and_unmount()`` is what waits for that
+  (colabtools issues 659, 2607, 287). :meth:`FullDriveMount.flush` sends them;
+  :attr:`FullDriveMount.on_drive` holds what Drive has.
+* :meth:`FullDriveMount.disconnect`: the program behind the mount ends (DriveFS dies, as it
+  does on Colab after a while or under load: colabtools issues 3441, 3940, 4181). The
+  kernel then answers every call into the mount ``ENOTCONN`` ("Transport endpoint is not
+  connected") until it is unmounted; whatever was not yet on Drive is lost.
+
+Served: folders (lookups, attributes, listing, statfs, create, unlink, mkdir, rename) and,
+when writable, file contents. Mounting needs root and ``/dev/fuse``; where either is
+missing the fixtures skip the test.
 """
 from __future__ import annotations
 
@@ -36,7 +46,10 @@ _STATFS = struct.Struct("<QQQQQIIII24x")  # fuse_kstatfs (80 bytes)
 _DIRENT = struct.Struct("<QQII")         # fuse_dirent, before its name
 
 LOOKUP, FORGET, GETATTR, SETATTR = 1, 2, 3, 4
-MKDIR, UNLINK, RMDIR, OPEN, READ, WRITE, STATFS, RELEASE = 9, 10, 11, 14, 15, 16, 17, 18
+MKDIR, UNLINK, RMDIR, RENAME, OPEN, READ, WRITE, STATFS, RELEASE = 9, 10, 11, 12, 14, 15, 16, 17, 18
+RENAME2 = 45
+_SETATTR = struct.Struct("<IIQQQQQQIIII")   # fuse_setattr_in, up to its mode
+_FATTR_SIZE, _FATTR_MTIME, _FATTR_MTIME_NOW = 8, 32, 256
 FSYNC, FLUSH, INIT, OPENDIR, READDIR, RELEASEDIR, ACCESS, CREATE = 20, 25, 26, 27, 28, 29, 34, 35
 INTERRUPT, DESTROY, BATCH_FORGET = 36, 38, 42
 _NO_REPLY = {FORGET, BATCH_FORGET, INTERRUPT}
@@ -53,16 +66,28 @@ class _Node:
     mode: int
     parent: int
     children: dict = field(default_factory=dict)   # name -> node id (folders)
+    data: bytearray = field(default_factory=bytearray)
+    mtime_ns: int = field(default_factory=time.time_ns)
 
 
 class FullDriveMount:
-    """A FUSE file system at ``point`` (type ``fuse.drive``) that answers EIO to writes."""
+    """A FUSE file system at ``point`` (type ``fuse.drive``) that answers EIO to writes, or,
+    ``writable``, keeps them in its cache until :meth:`flush`."""
 
-    def __init__(self, point: Path):
+    def __init__(self, point: Path, *, writable: bool = False):
         self.point = point
+        self.writable = writable
         self.nodes: dict[int, _Node] = {ROOT: _Node("", stat.S_IFDIR | 0o755, ROOT)}
         self.next_id = ROOT + 1
         self.writes_refused = 0
+        #: What Drive has: path below the mount -> bytes, as of the last :meth:`flush`.
+        self.on_drive: dict[str, bytes] = {}
+        self.disconnected = False
+        #: Set to n: the program ends when the n-th write arrives (that write and every
+        #: call after it fail: ECONNABORTED, then ENOTCONN).
+        self.end_at_write: Optional[int] = None
+        self.writes = 0
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._fd = -1
         self._thread: Optional[threading.Thread] = None
@@ -85,10 +110,40 @@ class FullDriveMount:
     def stop(self) -> None:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
         libc.umount2(os.fsencode(self.point), _MNT_DETACH)
+        self._end_serving()
+
+    def disconnect(self) -> None:
+        """The program behind the mount ends: its end of ``/dev/fuse`` closes and the kernel
+        answers every later call into the mount ENOTCONN. Nothing more reaches Drive."""
+        self.disconnected = True
+        self._end_serving()
+
+    def _end_serving(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
-        os.close(self._fd)
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def flush(self) -> None:
+        """What ``drive.flush_and_unmount()`` waits for: every file in the cache sent to
+        Drive (:attr:`on_drive`)."""
+        with self._lock:
+            self.on_drive = {path: bytes(node.data) for path, node in self._files()}
+
+    def cached(self) -> dict[str, bytes]:
+        """What the mount shows: path below the mount -> bytes (Drive may not have it yet)."""
+        with self._lock:
+            return {path: bytes(node.data) for path, node in self._files()}
+
+    def _files(self, nodeid: int = ROOT, prefix: str = "") -> Iterator[tuple[str, _Node]]:
+        for name, child in self.nodes[nodeid].children.items():
+            node = self.nodes[child]
+            if stat.S_ISDIR(node.mode):
+                yield from self._files(child, f"{prefix}{name}/")
+            else:
+                yield f"{prefix}{name}", node
 
     # ----------------------------------------------------------------- serving
     def _serve(self) -> None:
@@ -106,8 +161,16 @@ class FullDriveMount:
             body = msg[_IN.size:]
             if opcode in _NO_REPLY:
                 continue
+            if opcode == WRITE and self.end_at_write is not None:
+                self.writes += 1
+                if self.writes >= self.end_at_write:
+                    self.disconnected = True
+                    os.close(self._fd)   # unanswered: the kernel aborts it
+                    self._fd = -1
+                    return
             try:
-                reply = self._answer(opcode, nodeid, body)
+                with self._lock:
+                    reply = self._answer(opcode, nodeid, body)
                 error = 0
             except OSError as exc:
                 reply, error = b"", -exc.errno
@@ -124,10 +187,11 @@ class FullDriveMount:
         node = self.nodes.get(nodeid)
         if node is None:
             raise OSError(errno.ENOENT, "no such node")
-        now = int(time.time())
+        sec, nsec = divmod(node.mtime_ns, 10**9)
         nlink = 2 if stat.S_ISDIR(node.mode) else 1
-        return _ATTR.pack(nodeid, 0, 0, now, now, now, 0, 0, 0, node.mode, nlink, 0, 0, 0,
-                          4096, 0)
+        size = len(node.data)
+        return _ATTR.pack(nodeid, size, (size + 511) // 512, sec, sec, sec, nsec, nsec, nsec,
+                          node.mode, nlink, 0, 0, 0, 4096, 0)
 
     def _entry(self, nodeid: int) -> bytes:
         return _ENTRY.pack(nodeid, 0, 0, 0, 0, 0) + self._attr(nodeid)
@@ -147,6 +211,28 @@ class FullDriveMount:
         folder.children[name] = nodeid
         return nodeid
 
+    def _setattr(self, nodeid: int, body: bytes) -> None:
+        valid, _pad, _fh, size, _owner, _atime, mtime, _ctime, _ans, mtimensec, *_ = \
+            _SETATTR.unpack_from(body)
+        node = self.nodes[nodeid]
+        if valid & _FATTR_SIZE:
+            del node.data[size:]
+            node.data.extend(b"\0" * (size - len(node.data)))
+        if valid & _FATTR_MTIME_NOW:
+            node.mtime_ns = time.time_ns()
+        elif valid & _FATTR_MTIME:
+            node.mtime_ns = mtime * 10**9 + mtimensec
+
+    def _rename(self, parent: int, name: str, newdir: int, newname: str) -> None:
+        child = self._child(parent, name)
+        target = self.nodes[newdir].children.get(newname)
+        if target is not None:
+            del self.nodes[target]
+        del self.nodes[parent].children[name]
+        self.nodes[newdir].children[newname] = child
+        node = self.nodes[child]
+        node.name, node.parent = newname, newdir
+
     def _listing(self, nodeid: int) -> Iterator[tuple[int, str, int]]:
         node = self.nodes[nodeid]
         yield nodeid, ".", stat.S_IFDIR
@@ -163,8 +249,15 @@ class FullDriveMount:
             return _INIT_OUT.pack(7, min(minor, 31), 0, 0, 16, 12, MAX_WRITE, 1, 0, 0, 0, 0)
         if opcode == LOOKUP:
             return self._entry(self._child(nodeid, name_at(0)))
+        if opcode == SETATTR:
+            self._setattr(nodeid, body)
         if opcode in (GETATTR, SETATTR):
             return _ATTR_OUT.pack(0, 0, 0) + self._attr(nodeid)
+        if opcode in (RENAME, RENAME2):
+            newdir, = struct.unpack_from("<Q", body)
+            names = body[8 if opcode == RENAME else 16:].split(b"\0")
+            self._rename(nodeid, names[0].decode(), newdir, names[1].decode())
+            return b""
         if opcode == STATFS:  # a roomy disk: the mount does not know Drive's quota
             return _STATFS.pack(1 << 24, 1 << 23, 1 << 23, 1 << 20, 1 << 19, 4096, 255, 4096, 0)
         if opcode == CREATE:
@@ -195,23 +288,41 @@ class FullDriveMount:
                 out += dirent
             return out
         if opcode == READ:
-            return b""  # every file here is empty: nothing was ever written
+            _fh, offset, size = struct.unpack_from("<QQI", body)
+            return bytes(self.nodes[nodeid].data[offset:offset + size])
         if opcode == WRITE:
-            self.writes_refused += 1
-            raise OSError(errno.EIO, "Drive is full")
+            if not self.writable:
+                self.writes_refused += 1
+                raise OSError(errno.EIO, "Drive is full")
+            _fh, offset, size = struct.unpack_from("<QQI", body)
+            node = self.nodes[nodeid]
+            node.data[offset:offset + size] = body[40:40 + size]
+            node.mtime_ns = time.time_ns()
+            return struct.pack("<II", size, 0)
         if opcode in (FLUSH, RELEASE, RELEASEDIR, FSYNC, ACCESS, DESTROY):
             return b""
         raise OSError(errno.ENOSYS, "not served")
 
 
-@pytest.fixture
-def drive_mount(tmp_path):
-    """A started :class:`FullDriveMount` at ``tmp_path/content/drive`` (the test is skipped
-    where FUSE cannot be mounted)."""
-    mount = FullDriveMount(tmp_path / "content" / "drive")
+def _mounted(point: Path, writable: bool) -> Iterator[FullDriveMount]:
+    mount = FullDriveMount(point, writable=writable)
     try:
         mount.start()
     except OSError as exc:
-        pytest.skip(f"a FUSE mount is needed to make a Drive mount refuse writes: {exc}")
+        pytest.skip(f"a FUSE mount is needed to stand in for Colab's Drive mount: {exc}")
     yield mount
     mount.stop()
+
+
+@pytest.fixture
+def drive_mount(tmp_path):
+    """A started :class:`FullDriveMount` at ``tmp_path/content/drive`` whose Drive is full
+    (the test is skipped where FUSE cannot be mounted)."""
+    yield from _mounted(tmp_path / "content" / "drive", writable=False)
+
+
+@pytest.fixture
+def working_drive_mount(tmp_path):
+    """A started, writable :class:`FullDriveMount` at ``tmp_path/content/drive`` (skipped
+    where FUSE cannot be mounted)."""
+    yield from _mounted(tmp_path / "content" / "drive", writable=True)

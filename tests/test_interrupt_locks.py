@@ -514,3 +514,22 @@ def test_a_ctrl_c_at_any_point_of_an_upload_sessions_claim_leaves_it_free(tmp_pa
         with sessions.claimed("k", lambda record: True) as name:
             assert name == "k", f"a Ctrl-C at point {k} left the claim held"
     assert landed >= 10
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="lists descriptors in /proc")
+def test_a_ctrl_c_at_any_point_of_the_state_folders_lock_probe_leaves_no_descriptor(tmp_path):
+    """The first push of a process asks whether its state folder's file system can lock
+    files (drivestage.lockdir: a probe file, opened and flock'ed). A Ctrl-C held back while
+    the probe opened is raised as the hold ends, before the ``try`` that closes it: the probe
+    stayed open for the notebook's lifetime (found by the push sweep of
+    test_interrupt_commands.py, once each point had its own state folder)."""
+    from drivestage import lockdir
+
+    def work() -> None:
+        assert lockdir.cannot_lock(str(tmp_path)) is None
+
+    landed = 0
+    for k in _each_ctrl_c(work, only_under=_OURS):
+        landed += 1
+        assert _open_under(tmp_path) == [], f"a Ctrl-C at point {k} left the probe open"
+    assert landed >= 5

@@ -18,7 +18,7 @@ PKG = Path(__file__).resolve().parent.parent / "drivestage"
 #: higher one. A new module must be placed here (ARCHITECTURE.md draws the same picture).
 LAYERS = [
     ["errors"],
-    ["sizes", "paths", "temps", "localfs", "heap", "interrupts", "pool", "cpuload",
+    ["sizes", "paths", "temps", "localfs", "lost_mounts", "heap", "interrupts", "pool", "cpuload",
      "held_signals"],
     ["store", "sidecar"],
     ["retention_policy", "retention_plan", "lineage"],

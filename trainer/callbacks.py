@@ -289,8 +289,13 @@ class TensorBoardLogger(Callback):
                     return
             writer.close()
 
-        ended = self.bounded.run(start, self.log_dir, what=f"starting TensorBoard in "
-                                 f"{self.log_dir}", run=run)
+        try:
+            ended = self.bounded.run(start, self.log_dir, what=f"starting TensorBoard in "
+                                     f"{self.log_dir}", run=run)
+        except OSError as exc:   # (its first write: a full disk, a Drive mount that stopped)
+            logger.warning("TensorBoard logging off: could not write %s: %s", self.log_dir,
+                           exc.strerror or exc)
+            return
         with lock:
             late = made[0] if made else None
             if not made:
@@ -326,7 +331,15 @@ class TensorBoardLogger(Callback):
             if flush:
                 writer.flush()
 
-        if not self.bounded.run(write, self.log_dir, run=run):
+        try:
+            if not self.bounded.run(write, self.log_dir, run=run):
+                self.writer = None
+        except OSError as exc:
+            # As results.csv's: a full disk, or a Drive mount that stopped, must not end the
+            # run here, before the epoch's checkpoint is even tried (the save policy comes
+            # last). The writer's thread is dead: TensorBoard is off for the run.
+            logger.warning("TensorBoard logging off: could not write %s: %s", self.log_dir,
+                           exc.strerror or exc)
             self.writer = None
 
     def on_fit_end(self, run: Any) -> None:

@@ -26,6 +26,7 @@ from typing import Any, Callable, Optional, Sequence
 from trainer import checkpoint as ckpt
 from trainer import distributed, pushed, stop_save
 from drivestage.interrupts import BackgroundThread
+from drivestage.lost_mounts import lost_mount, lost_mount_message
 from trainer.callbacks import WRITE_WITHIN_S, Bounded, Callback
 from trainer.errors import SaveError, TrainingInterrupted
 from trainer.state import Position, autosave_name
@@ -156,6 +157,9 @@ class Checkpointer(Callback):
         periodic = pos.epoch % self.save_period == 0 or pos.epoch == self.epochs
         names = ["last.pt"] + ([f"epoch_{pos.epoch:03d}.pt"] if periodic else []) + \
             (["best.pt"] if improved else [])
+        # (One collective: every rank stops, as rank 0 saw the mount gone.)
+        if distributed.agree(0, self.info.is_main and lost_mount(self.out_dir) is not None)[1]:
+            self._rescue(run, pos, metrics)
         self._epoch_job = self._save(run, names, pos, metrics=metrics)
         if periodic or improved:
             self._since = self._clock()
@@ -204,6 +208,32 @@ class Checkpointer(Callback):
         self._close(push_error=False, push=not stopped)
 
     # -- internals
+    def _rescue(self, run: Any, pos: Position, metrics: dict) -> None:
+        """The run folder's mount stopped (Colab's Drive mount: every call fails until it is
+        mounted again, which no cell can do while this one runs): each epoch after it trained
+        for nothing, the run ending with "nothing is saved there" (colabtools issue 3940: 400
+        compute units, no output). The epoch's state goes to this machine's disk instead, and
+        the run stops, saying where."""
+        state = snapshot(run)   # (collective)
+        point = lost_mount(self.out_dir) or self.out_dir
+        if state is None:   # (another rank: rank 0 says it)
+            raise SaveError(f"{self.out_dir} no longer answers; stopped")
+        path = stop_save.rescue(state, autosave_name(pos.iteration), metrics)
+        where = f"saved in {path} on this machine"
+        drive = self.writer.drive if self.writer is not None else None
+        if drive is not None:   # (sent alone, as a stop's save written elsewhere is)
+            try:
+                drive.send_alone([path, ckpt.sidecar_path(path)])
+                where += f" and verified on {self.drive_spec}"
+            except Exception as exc:
+                where += f", not sent to {self.drive_spec} ({exc})"
+        raise SaveError(
+            f"cannot save epoch {pos.epoch} in {self.out_dir}, so training stopped there: its "
+            f"state is {where}. " + lost_mount_message(
+                point, then=f"go on from it with --resume {path}",
+                instead="go on from it with train.out_dir on local disk and drive.logs=drive:... "
+                        "set (no mount needed)"))
+
     def _check_final_save(self, run: Any) -> None:
         """The last epoch's checkpoint could not be written (a full disk): the run must not end
         0 with last.pt behind the training it reports, and the writer's error line long gone

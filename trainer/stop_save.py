@@ -79,3 +79,12 @@ def race(job: Any, other: Elsewhere, deadline: float) -> bool:
         if job.written or time.monotonic() >= deadline:
             break
     return bool(job.written)
+
+
+def rescue(state: dict, name: str, metrics: dict) -> str:
+    """``state`` written as ``name`` (and its sidecar) into a new temporary folder of this
+    machine's own disk, for a run whose folder's mount stopped (nothing can be written there
+    until it is mounted again); its path."""
+    folder = tempfile.mkdtemp(prefix="trainer-rescued-")
+    return ckpt.save_checkpoint(state, os.path.join(folder, name), metrics=metrics,
+                                saved=time.time())

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from drivestage.errors import DriveStageError, debug_on
+from drivestage.lost_mounts import lost_mount_error
 from drivestage.paths import printable, printable_lines
 
 EPILOG = """\b
@@ -94,6 +95,14 @@ class _Group(click.Group):
                 raise
             _say(tail, error_line(exc))
             ctx.exit(exc.exit_code)
+        except OSError as exc:
+            # A FUSE mount (Colab's Drive) whose program ended under a command: one line
+            # that says so, not a traceback of the first call that met it.
+            lost = lost_mount_error(exc)
+            if lost is None or debug_on("DRIVESTAGE_DEBUG"):
+                raise
+            _say(tail, f"Error: {printable(lost)}")
+            ctx.exit(1)
         except KeyboardInterrupt:
             _say(tail, "Interrupted.")
             ctx.exit(130)

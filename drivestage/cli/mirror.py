@@ -168,7 +168,7 @@ def mirror_cmd(src: str, dest: str, every: float, grace: float, include: tuple[s
             raise NotFoundError(f"{src} is not a local folder; give the folder to mirror")
         # A bad DEST fails now, not at the first period.
         cache = Md5Cache()
-        target = _target(dest, api_root, credentials, cache)
+        target = _target(dest, api_root, credentials, cache, pushing=True)
         # A folder shared read-only too: every period would fail the same way, for good.
         target[0].check_writable(target[1])
         mirror = Mirror(src, target, policy, every=every, include=include, exclude=exclude,

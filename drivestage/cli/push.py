@@ -208,11 +208,18 @@ def _refuse_a_file(src: str, dest: str) -> None:
 
 
 def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
-            md5_cache: "Md5Cache") -> "tuple[RemoteStore, StorePath]":
-    """DEST through the one door, with the command's --api-root/--credentials."""
+            md5_cache: "Md5Cache", *, pushing: bool = False) -> "tuple[RemoteStore, StorePath]":
+    """DEST through the one door, with the command's --api-root/--credentials; ``pushing``
+    into a Drive mount is warned of (what it sends may never reach Drive)."""
+    from drivestage.lost_mounts import push_into_mount_warning
+    from drivestage.paths import is_drive
     from drivestage.remote import open_store
 
-    return open_store(dest, api_root=api_root, credentials=credentials, md5_cache=md5_cache)
+    opened = open_store(dest, api_root=api_root, credentials=credentials, md5_cache=md5_cache)
+    warning = push_into_mount_warning(dest) if pushing and not is_drive(dest) else None
+    if warning is not None:
+        log.warning("%s", warning)
+    return opened
 
 
 @cli.command("push")
@@ -241,7 +248,7 @@ def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, 
     policy = _policy(policy_opts)
     cache = Md5Cache()
     with _progress_bar(0, "push") as bar:
-        result = push(src, _target(dest, api_root, credentials, cache), policy,
+        result = push(src, _target(dest, api_root, credentials, cache, pushing=True), policy,
                       include=include, exclude=exclude, delete=delete,
                       delete_permanently=delete_permanently, max_delete=max_delete,
                       follow_symlinks=follow_symlinks, chunk_size=_chunk(chunk_size),

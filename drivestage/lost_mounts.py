@@ -1,0 +1,113 @@
+"""A FUSE mount that stopped answering, and a push into a Google Drive mount, in words.
+
+Colab's Drive mount (DriveFS) keeps what is written into it on the machine's disk and sends
+it to Drive some time after each file is closed (colabtools issues 659, 2607, 287), and it
+stops now and then: every call into it then fails with ENOTCONN (colabtools issues 3441,
+3940, 4181). tests/_drivemount.py models both.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+from typing import Optional
+
+from drivestage.interrupts import BackgroundThread
+from drivestage.localfs import drive_mount, unescape_mount
+
+
+#: What the kernel answers every call into a FUSE mount whose program ended (Colab's Drive
+#: mount: "OSError: [Errno 107] Transport endpoint is not connected", colabtools issues 3441,
+#: 3940, 4181); a call under way when the connection was aborted gets ECONNABORTED.
+LOST_MOUNT = (errno.ENOTCONN, errno.ECONNABORTED)
+
+
+def lost_mount(path: str, mounts: Optional[str] = None, within: float = 0.5) -> Optional[str]:
+    """The FUSE mount point ``path`` lies under when the program behind that mount has
+    ended (every call into it fails with ENOTCONN), else None. One read of ``/proc/mounts``
+    (or ``mounts``) and, under a FUSE mount, one ``stat`` of its point, waited for
+    ``within`` seconds at most: a mount whose program hangs (stopped, not ended) would hold
+    the caller for good (a training thread at each epoch's end); it is not lost."""
+    full = os.path.abspath(os.path.expanduser(path))
+    if mounts is None:
+        try:
+            with open("/proc/mounts", encoding="utf-8", errors="replace") as fh:
+                mounts = fh.read()
+        except OSError:
+            return None
+    points = []
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and fields[2].startswith("fuse"):
+            point = unescape_mount(fields[1])
+            if full == point or full.startswith(point.rstrip(os.sep) + os.sep):
+                points.append(point)
+    if not points:
+        return None
+    point = max(points, key=len)   # the innermost mount: what the path's calls reach
+    errors: list[int] = []
+
+    def look() -> None:
+        try:
+            os.stat(point)
+        except OSError as exc:
+            errors.append(exc.errno or 0)
+
+    if not BackgroundThread(look, "drivestage-mount-probe").start().join(within):
+        return None   # it hangs: not lost (said elsewhere, by those who wait on it)
+    return point if errors and errors[0] in LOST_MOUNT else None
+
+
+def lost_mount_error(exc: BaseException) -> Optional[str]:
+    """For an OSError a lost FUSE mount raised (:data:`LOST_MOUNT`): ``<the file it
+    named>: <lost_mount_message>``; None for any other error."""
+    if not isinstance(exc, OSError) or exc.errno not in LOST_MOUNT or not exc.filename:
+        return None
+    name = os.fsdecode(exc.filename)
+    point = lost_mount(name)
+    return None if point is None else f"{name}: {lost_mount_message(point)}"
+
+
+def lost_mount_message(point: str, mounts: Optional[str] = None, *,
+                       then: str = "run again",
+                       instead: str = "use drive: paths instead: drivestage needs no mount"
+                       ) -> str:
+    """What to say of ``point`` (:func:`lost_mount`): on a Drive mount, what is lost with
+    it (DriveFS sends a file to Drive some time after it is closed: colabtools issues 659,
+    2607) and how Colab mounts it again; ``then`` what to do once it is mounted, ``instead``
+    the way that needs no mount."""
+    gone = f"{point} no longer answers (Transport endpoint is not connected): "
+    if drive_mount(point, mounts) is None:
+        return gone + f"the program behind this FUSE mount has stopped. Mount it again, then {then}"
+    return gone + ("the Google Drive mount has stopped (on Colab it does after a while or "
+                   "under load), and files written into it that it had not yet sent to Drive "
+                   f"are lost. Mount it again (drive.mount('{point}', force_remount=True)) "
+                   f"and {then}, or {instead}")
+
+
+#: A path below a Drive mount's point: ``MyDrive/rest`` or ``Shareddrives/<name>/rest``.
+_BELOW_MOUNT = re.compile(r"(?:MyDrive|My Drive|Shareddrives/([^/]+))(?:/(.*))?\Z", re.S)
+
+
+def push_into_mount_warning(dest: str) -> Optional[str]:
+    """The warning for a push whose DEST lies in a Google Drive mount, or None. DriveFS
+    keeps what is written into it on the machine's disk and sends it to Drive some time
+    after the file is closed (minutes; half an hour for a 3 GB file), and what it had not
+    sent when the runtime ends is lost (colabtools issues 659, 2607, 287): the push's
+    "uploaded" meant "written into the mount"."""
+    full = os.path.abspath(os.path.expanduser(dest))
+    mount = drive_mount(full)
+    if mount is None:
+        return None
+    below = _BELOW_MOUNT.match(full[len(mount):].strip(os.sep).replace(os.sep, "/"))
+    spec = "a drive: path"
+    if below is not None:
+        rest = (below.group(2) or "").strip("/")
+        top = f"shared/{below.group(1)}" if below.group(1) else ""
+        spec = "drive:" + "/".join(p for p in (top, rest) if p)
+    return (f"DEST {full} is inside the Google Drive mount {mount}: what is pushed there is "
+            "written to this machine's disk, and the mount sends it to Drive later (minutes "
+            "after each file is closed, longer for big ones); whatever it has not sent when "
+            "the runtime ends is lost, though counted as uploaded here. Push to "
+            f"{spec} instead (drivestage needs no mount, and a push ends when Drive has "
+            "verified the bytes), or run drive.flush_and_unmount() before the runtime ends")
