@@ -79,9 +79,10 @@ def test_a_stop_with_a_file_to_move_aside_still_reaches_drive_within_its_grace(
     assert re.fullmatch(
         r"stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003\.pt could not be "
         rf"written \(its write in {re.escape(str(logs))} has not ended after \d\.\d s: the "
-        r"disk does not answer \(a hung network or FUSE mount\?\)\); it is saved "
-        r"in (/\S+)/autosave_00000003\.pt instead and verified on drive:Models/tr29/hung "
-        r"\(\d\.\d s after the signal\); resume with --resume auto", said), said
+        r"disk does not answer \(a hung network or FUSE mount\?\)\); it is sent to "
+        r"drive:Models/tr29/hung from a temporary folder instead and verified there \(\d\.\d "
+        r"s after the signal; the temporary copy is removed\); resume with --resume auto",
+        said), said
     warned = [r.getMessage() for r in caplog.records if "moving" in r.getMessage()]
     assert warned == [
         f"moving {bad} aside (passed over at the start as no state to train on) has not ended "

@@ -173,9 +173,10 @@ def test_a_stop_never_waits_past_its_grace_for_a_disk_that_does_not_answer(
     assert re.fullmatch(
         r"stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003\.pt could not be "
         rf"written \(its write in {re.escape(str(logs))} has not ended after \d\.\d s: the "
-        r"disk does not answer \(a hung network or FUSE mount\?\)\); it is saved "
-        r"in (/\S+)/autosave_00000003\.pt instead and verified on drive:Models/t28/hung "
-        r"\(\d\.\d s after the signal\); resume with --resume auto", said), said
+        r"disk does not answer \(a hung network or FUSE mount\?\)\); it is sent to "
+        r"drive:Models/t28/hung from a temporary folder instead and verified there \(\d\.\d s "
+        r"after the signal; the temporary copy is removed\); resume with --resume auto",
+        said), said
     # On Drive: the stop's save and its sidecar, verified (what --resume auto takes).
     from trainer.drive import DriveFolder, newest_of_current_run
 
@@ -189,7 +190,8 @@ def test_a_stop_on_a_full_run_folder_sends_its_save_to_drive_from_elsewhere(
         small_disk, emulator, drive_env, local_state, tiny_config):
     """The run folder's disk is full when SIGTERM comes: the stop's save cannot be written
     there. Before, the stop said so and Drive kept epoch 1 (iteration 2); now the save is
-    written elsewhere and verified on Drive, and --resume auto takes it."""
+    written elsewhere and verified on Drive, and --resume auto takes it. Its temporary folder
+    is removed then (stop29: it stayed, a checkpoint left in /tmp at every such stop)."""
     from trainer.drive import DriveFolder, newest_of_current_run
 
     disk = small_disk(512 * 1024)
@@ -216,9 +218,11 @@ def test_a_stop_on_a_full_run_folder_sends_its_save_to_drive_from_elsewhere(
     said = str(stopped.value)
     assert re.fullmatch(
         r"stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003\.pt could not be "
-        r"written \(.*No space left on device.*\); it is saved in (/\S+)/autosave_00000003\.pt "
-        r"instead and verified on drive:Models/t28/hung \(\d+\.\d s after the signal\); resume "
-        r"with --resume auto", said), said
+        r"written \(.*No space left on device.*\); it is sent to drive:Models/t28/hung from a "
+        r"temporary folder instead and verified there \(\d+\.\d s after the signal; the "
+        r"temporary copy is removed\); resume with --resume auto", said), said
+    assert stopped.value.exit_code == 143
+    assert [n for n in os.listdir(tempfile.tempdir) if n.startswith("trainer-stop-")] == []
     newest = newest_of_current_run(DriveFolder(SPEC, str(disk.parent / "other")).checkpoints())
     assert newest is not None and newest.name == "autosave_00000003.pt"
 

@@ -23,6 +23,7 @@ import io
 import logging
 import math
 import os
+import threading
 import time
 from typing import Any, Iterable
 
@@ -272,11 +273,37 @@ class TensorBoardLogger(Callback):
         except Exception as exc:  # tensorboard is optional at run time
             logger.warning("TensorBoard logging off: %s", exc)
             return
+        # Bounded too: on a disk that stopped answering the writer's folder and event file
+        # are made in the training thread, which waited there for good, before the first
+        # iteration (a SIGTERM never seen; stop29). A writer made after it was given up on
+        # is closed at once (its event file would hold the mount).
+        purge = run.state.pos.iteration or None
+        made: list[Any] = []
+        lock = threading.Lock()
+
+        def start() -> None:
+            writer = SummaryWriter(self.log_dir, purge_step=purge)
+            with lock:
+                if not made:   # (else given up on: closed)
+                    made.append(writer)
+                    return
+            writer.close()
+
         try:
-            self.writer = SummaryWriter(self.log_dir, purge_step=run.state.pos.iteration or None)
+            ended = self.bounded.run(start, self.log_dir, what=f"starting TensorBoard in "
+                                     f"{self.log_dir}", run=run)
         except OSError as exc:   # (its first write: a full disk, a Drive mount that stopped)
             logger.warning("TensorBoard logging off: could not write %s: %s", self.log_dir,
                            exc.strerror or exc)
+            return
+        with lock:
+            late = made[0] if made else None
+            if not made:
+                made.append(None)   # (given up on: a writer made later closes itself)
+        if ended:
+            self.writer = late
+        elif late is not None:
+            late.close()   # (made just as the wait ended: TensorBoard is off all the same)
 
     def on_train_batch_end(self, run: Any, pos: Any, logs: dict) -> None:
         # Bounded too: on a hung disk its queue filled mid-epoch, and the next add_scalar

@@ -13,6 +13,14 @@
 7. print mAP@0.5, where the predictions picture is, and what is on "Drive".
 
 Every step is a real process talking HTTP to the emulator, as on Colab with Google Drive.
+
+A SIGTERM, Ctrl-C or hang-up of the demo goes to the step under way (the training then saves
+and verifies its checkpoint on the emulator's Drive, as ``trainer train`` does), then the
+emulator stops and the demo exits 143, 130 or 129 with one line. Its processes have their own
+process group: a Ctrl-C in the terminal reaches the demo alone, which passes it on once (it
+used to reach the training twice, which stops at once at a second one, and the emulator,
+which went before the training's save could reach it). Before, a SIGTERM left the emulator
+(and the step under way) running after the demo had gone (stop29).
 """
 from __future__ import annotations
 
@@ -31,22 +39,82 @@ REPO = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
 
+#: The signals that stop the demo, and its exit codes (the shell's: 128 + the number).
+STOP_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130, signal.SIGHUP: 129}
+
+
+class Stopped(BaseException):
+    """A stop signal reached the demo: raised once the step it was passed to has ended (a
+    BaseException: no ``except Exception`` of the steps takes it)."""
+
+
+class _Steps:
+    """The process of the step under way, and the stop signal the demo got (its handler
+    only notes it and passes it on: an exception from a handler could land inside
+    ``subprocess`` between its fork and its record of the child, which then ran on alone)."""
+
+    def __init__(self) -> None:
+        self.signum: Optional[int] = None
+        self.current: Optional[subprocess.Popen] = None
+        self.step = ""   # (the step under way: its number)
+        self.work: Optional[Path] = None
+
+    def handle(self, signum: int, frame: object) -> None:
+        """The demo's handler of :data:`STOP_CODES`' signals: the step is sent the same signal
+        (every time: a second one stops a training at once, without its save)."""
+        if self.signum is None:
+            self.signum = signum
+        child = self.current
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    def check(self) -> None:
+        """Raise :class:`Stopped` once a stop signal came."""
+        if self.signum is not None:
+            raise Stopped(self.signum)
+
+    def start(self, args: list[str], env: dict, **kw) -> subprocess.Popen:
+        """``Popen(args)`` in a process group of its own (a Ctrl-C in the terminal reaches
+        the demo alone), as the step under way; given a stop signal that came meanwhile."""
+        self.check()
+        proc = subprocess.Popen(args, env=env, start_new_session=True, **kw)
+        self.current = proc
+        if self.signum is not None:   # (it came while the process started)
+            proc.send_signal(self.signum)
+        return proc
+
+    def finish(self, proc: subprocess.Popen) -> int:
+        """Wait for ``proc``; raise :class:`Stopped` when a stop signal came."""
+        proc.wait()
+        self.current = None
+        self.check()
+        return proc.returncode
+
+
+STEPS = _Steps()
+
+
 def _say(msg: str) -> None:
+    STEPS.step = msg.split(".", 1)[0] if msg[:1].isdigit() else STEPS.step
     print(f"\n==> {msg}", flush=True)
 
 
-def _run(args: list[str], env: dict, **kw) -> subprocess.CompletedProcess:
-    print("$ " + " ".join(args[2:] if args[:2] == [PY, "-m"] else args), flush=True)
-    res = subprocess.run(args, env=env, **kw)
-    if res.returncode != 0:
-        raise SystemExit(f"demo: step failed with exit code {res.returncode}: {' '.join(args)}")
-    return res
+def _run(args: list[str], env: dict, check: bool = True, show: bool = True,
+         **kw) -> subprocess.CompletedProcess:
+    if show:
+        print("$ " + " ".join(args[2:] if args[:2] == [PY, "-m"] else args), flush=True)
+    proc = STEPS.start(args, env, **kw)
+    out, err = proc.communicate()
+    code = STEPS.finish(proc)
+    if check and code != 0:
+        raise SystemExit(f"demo: step failed with exit code {code}: {' '.join(args)}")
+    return subprocess.CompletedProcess(args, code, out, err)
 
 
 def _run_teeing_stderr(args: list[str], env: dict) -> tuple[subprocess.CompletedProcess, str]:
     """Run ``args`` showing its stderr (progress bars included) as it comes; also return it."""
     print("$ " + " ".join(args[2:] if args[:2] == [PY, "-m"] else args), flush=True)
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = STEPS.start(args, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seen = bytearray()
     while True:
         chunk = os.read(proc.stderr.fileno(), 65536)
@@ -56,7 +124,7 @@ def _run_teeing_stderr(args: list[str], env: dict) -> tuple[subprocess.Completed
         sys.stderr.buffer.write(chunk)
         sys.stderr.flush()
     out = proc.stdout.read().decode()
-    proc.wait()
+    STEPS.finish(proc)
     if proc.returncode != 0:
         raise SystemExit(f"demo: step failed with exit code {proc.returncode}: {' '.join(args)}")
     text = seen.decode(errors="replace").replace("\r", "\n")
@@ -64,9 +132,10 @@ def _run_teeing_stderr(args: list[str], env: dict) -> tuple[subprocess.Completed
 
 
 def _start_emulator(data_dir: Path, env: dict) -> tuple[subprocess.Popen, str]:
+    # (Its own process group: it stops last, once the training's stop save reached it.)
     proc = subprocess.Popen([PY, "-m", "drivestage", "emulator", "--data-dir", str(data_dir),
                              "--port", "0", "--token", env["DRIVESTAGE_TOKEN"]],
-                            stdout=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, text=True, env=env, start_new_session=True)
     line = proc.stdout.readline().strip()
     prefix = "Drive API emulator at "
     if not line.startswith(prefix):
@@ -77,8 +146,8 @@ def _start_emulator(data_dir: Path, env: dict) -> tuple[subprocess.Popen, str]:
 
 def _status(args: list[str], env: dict) -> dict | None:
     """``trainer status --json``: the newest checkpoint verified on Drive, or None."""
-    res = subprocess.run([PY, "-m", "trainer", "status", *args, "--json"], env=env,
-                         capture_output=True, text=True)
+    res = _run([PY, "-m", "trainer", "status", *args, "--json"], env, check=False, show=False,
+               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return json.loads(res.stdout) if res.returncode == 0 else None
 
 
@@ -95,7 +164,8 @@ def _wait_for_mid_epoch_checkpoint(logs: str, after_epoch: int, env: dict,
     folder = DriveFolder(logs, os.path.join(env["DRIVESTAGE_STATE_DIR"], "status"))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
+        if proc.poll() is not None or STEPS.signum is not None:
+            STEPS.finish(proc)   # (a stop signal: passed to the training; its save waited for)
             raise SystemExit(f"demo: training ended (exit {proc.returncode}) before a mid-epoch "
                              "checkpoint reached Drive")
         found = newest_of_current_run(folder.checkpoints())
@@ -128,7 +198,31 @@ def _fresh_workdir(work: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the demo; returns the exit code (a failed step exits with its message)."""
+    """Run the demo; returns the exit code (a failed step exits with its message; a stop
+    signal, 143, 130 or 129 once the step under way and the emulator have ended)."""
+    STEPS.__init__()
+    # (SIGHUP only where it is not ignored: under nohup the demo goes on, as asked.)
+    before = {signum: signal.getsignal(signum) for signum in STOP_CODES}
+    for signum in STOP_CODES:
+        if signum != signal.SIGHUP or before[signum] is not signal.SIG_IGN:
+            signal.signal(signum, STEPS.handle)
+    try:
+        return _demo(argv)
+    except Stopped as stop:
+        name = signal.Signals(stop.args[0]).name
+        where = f"in step {STEPS.step} of 7" if STEPS.step else "as it started"
+        made = f" (what they made is in {STEPS.work})" if STEPS.work is not None else ""
+        sys.stderr.write(f"demo: stopped by {name} {where}; its processes have ended, the "
+                         f"emulator too{made}\n")
+        return STOP_CODES[stop.args[0]]
+    finally:
+        for signum, handler in before.items():
+            if handler is not None:   # (None: set outside Python, left as it is)
+                signal.signal(signum, handler)
+
+
+def _demo(argv: list[str] | None) -> int:
+    """:func:`main`'s steps."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", default=str(DEFAULT_WORKDIR),
                     help="where everything is written (a new or empty folder, or an earlier demo's, "
@@ -142,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.monotonic()
     work = _fresh_workdir(Path(args.workdir).resolve())
+    STEPS.work = work
     env = dict(os.environ)
     env.update({"DRIVESTAGE_TOKEN": "demo-token", "DRIVESTAGE_STATE_DIR": str(work / "state"),
                 "PYTHONUNBUFFERED": "1"})
@@ -150,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     emu, url = _start_emulator(work / "drive", env)
     env["DRIVESTAGE_API_ROOT"] = url
     print(f"Drive API emulator at {url} (data in {work / 'drive'})")
-    trainer: Optional[subprocess.Popen] = None
     try:
+        STEPS.check()   # (one that came while the emulator started)
         _say("2. A synthetic VOC dataset and the zip the recipe uploads")
         _run([PY, "-m", "trainer", "synth-data", str(work / "synth"), "--images",
               str(args.images), "--classes", "4", "--zip"], env)
@@ -177,18 +272,19 @@ def main(argv: list[str] | None = None) -> int:
                 "--set", f"data.root={work / 'runtime1' / 'data'}"]
         cmd = [PY, "-m", "trainer", "train", *common, *run1]
         print("$ trainer train " + " ".join(cmd[4:]), flush=True)
-        trainer = subprocess.Popen(cmd, env=env)
+        trainer = STEPS.start(cmd, env)
         status = ["--config", str(REPO / "configs" / "demo.yaml"),
                   "--set", "drive.logs=drive:Models/demo/logs"]
         safe = _wait_for_mid_epoch_checkpoint("drive:Models/demo/logs", args.kill_after_epoch,
                                               env, trainer, timeout=900)
 
         _say(f"5. The runtime vanishes: SIGKILL in the middle of epoch {safe['epoch'] + 1}")
-        trainer.send_signal(signal.SIGKILL)
-        trainer.wait()
+        if STEPS.signum is None:   # (else the training saves: STEPS.finish waits for it)
+            trainer.send_signal(signal.SIGKILL)
+        STEPS.finish(trainer)
         print(f"trainer killed (exit {trainer.returncode}); what is safe on Drive:")
         print("$ trainer status " + " ".join(status), flush=True)
-        subprocess.run([PY, "-m", "trainer", "status", *status], env=env)
+        _run([PY, "-m", "trainer", "status", *status], env, check=False, show=False)
         safe = _status(status, env) or safe
         print(f"(epoch {safe['epoch'] + 1} had {safe['epoch_iteration']} of its iterations done)")
 
@@ -228,13 +324,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"predictions picture: {pictures[0]}  ({len(pictures)} images in "
                   f"{work / 'predictions'})")
         print("on Drive (drive:Models/demo/logs):")
-        subprocess.run([PY, "-m", "drivestage", "ls", "drive:Models/demo/logs"], env=env)
-        subprocess.run([PY, "-m", "drivestage", "quota"], env=env)
+        _run([PY, "-m", "drivestage", "ls", "drive:Models/demo/logs"], env, check=False,
+             show=False)
+        _run([PY, "-m", "drivestage", "quota"], env, check=False, show=False)
         print(f"demo finished in {time.monotonic() - t0:.0f} s")
     finally:
-        if trainer is not None and trainer.poll() is None:
-            trainer.kill()  # the demo failed while it trained: never leave it running alone
-            trainer.wait()
+        left = STEPS.current
+        if left is not None and left.poll() is None:
+            left.kill()  # the demo failed during a step: never leave it running alone
+            left.wait()
         emu.send_signal(signal.SIGTERM)
         try:
             emu.wait(timeout=10)

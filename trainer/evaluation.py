@@ -49,8 +49,12 @@ def evaluate(model: nn.Module, dataset: Any, class_names: Sequence[str], device:
 
     base = distributed.unwrap(model)
     model.eval()
+    from trainer.data import worker_signals
+
+    if workers > 0:
+        worker_signals.prepare()   # (a SIGTERM to every process of the run: the stop saves)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        collate_fn=dataset.collate)
+                        collate_fn=dataset.collate, worker_init_fn=worker_signals.init)
     size = dataset.input_size
     detections: dict[int, np.ndarray] = {}
     for images, indices, sizes in loader:

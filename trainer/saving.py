@@ -367,6 +367,11 @@ class Checkpointer(Callback):
             if self._elsewhere_due(job):
                 message = self._saved_elsewhere(job, state, pos)
             if message is None:
+                if job.ended is not None and not job.ended.is_set():
+                    # A disk merely slow and no Drive to send it from elsewhere: the rest of
+                    # the grace. Half of it said "could not be written (None)", and the exit
+                    # cut the write off, a temporary file left (stop29).
+                    job.ended.wait(max(0.0, (self.stop.deadline or 0.0) - time.monotonic()))
                 if job.ended is not None:   # (written late: the push asked for missed it)
                     ticket = self.writer.push_soon()
                 self.writer.wait_pushed(ticket, self.stop.deadline)
@@ -407,14 +412,17 @@ class Checkpointer(Callback):
             return (f"{head}, nor sent to {self.drive_spec} from another folder ({why}){here} "
                     f"--resume auto continues from the newest checkpoint there "
                     f"({self.writer.safe_text('none verified')})")
-        return (f"{head}; it is saved in {other.path} instead and verified on {self.drive_spec} "
-                f"({took:.1f} s after the signal); resume with --resume auto")
+        other.remove()   # (verified there: a copy left in /tmp at every such stop, for good)
+        return (f"{head}; it is sent to {self.drive_spec} from a temporary folder instead and "
+                f"verified there ({took:.1f} s after the signal; the temporary copy is removed); "
+                f"resume with --resume auto")
 
     def _stop_message(self, job: SaveJob, pos: Position) -> str:
         head = f"stopped by {self.stop.name} at {pos.label}"
         grace = f"train.grace_seconds ({self.stop.grace_s:g} s)"
         if not job.written:
-            return (f"{head}: {job.name} could not be written ({job.error}); the newest earlier "
+            why = job.error or f"its write in {self.out_dir} has not ended within {grace}"
+            return (f"{head}: {job.name} could not be written ({why}); the newest earlier "
                     f"checkpoint is where --resume auto continues")
         if self.drive_spec is None:
             return f"{head}: {job.name} is saved in {self.out_dir}; resume with --resume auto"
@@ -422,6 +430,13 @@ class Checkpointer(Callback):
         # slow or failing upload are lost with the machine too (the command below sends all).
         unsent = self.writer.not_on_drive()
         push = f"drivestage push {self.out_dir} {self.drive_spec}"
+        if self.writer.other_run:
+            # That push leaves them again, and with --force deletes the other run's verified
+            # checkpoints: a folder of the run's own instead (stop29; attacktr29's final line).
+            theirs = ", ".join(self.writer.other_run[:NAMED_UNSENT])
+            push = (f"drivestage push {self.out_dir} drive:<a new Drive folder> "
+                    f"({self.drive_spec} holds another run's {theirs}) and resume there with "
+                    f"--set drive.logs=<that folder>")
         if self.writer.verified(job.name):
             took = time.monotonic() - (self.stop.at or time.monotonic())
             others = [n for n in unsent if n != job.name]

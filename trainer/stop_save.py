@@ -9,6 +9,9 @@ its SIGKILL, and Drive got nothing. When the write has not ended halfway through
 full, the same state is written into a temporary folder of this machine's own and its two
 files go to ``drive.logs`` alone, each verified, outside a push
 (:meth:`trainer.drive.DriveFolder.send_alone`), within what is left of the grace (train28).
+Once both are verified there within the grace, the temporary folder is removed (:meth:`Elsewhere.
+remove`): kept, it added a checkpoint to the machine's /tmp at every such stop, for good
+(stop29). One the stop names as the only copy (Drive did not take it in time) stays.
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ class Elsewhere:
 
     def __init__(self, state: dict, name: str, metrics: dict, saved: float, drive: Any) -> None:
         self.path: Optional[str] = None
+        self.folder: Optional[str] = None    # the temporary folder, once made
         self.written: Optional[str] = None   # complete here (sidecar too), sent or not
         self.error: Optional[BaseException] = None
         self._args = state, name, metrics, saved, drive
@@ -48,7 +52,7 @@ class Elsewhere:
         state, name, metrics, saved, drive = self._args
         folder = None
         try:
-            folder = tempfile.mkdtemp(prefix="trainer-stop-")
+            folder = self.folder = tempfile.mkdtemp(prefix="trainer-stop-")
             path = os.path.join(folder, name)
             ckpt.save_checkpoint(state, path, metrics=metrics, saved=saved)
             self.written = path   # (the stop names it when Drive does not take it)
@@ -59,6 +63,12 @@ class Elsewhere:
             if folder is not None and self.written is None:
                 # Nothing whole in it (this disk full too): an empty folder left for good.
                 shutil.rmtree(folder, ignore_errors=True)
+
+    def remove(self) -> None:
+        """Remove the temporary folder, its files verified on Drive (:attr:`path` set): Drive
+        holds the stop's save, which ``--resume auto`` takes anywhere."""
+        if self.path is not None and self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def race(job: Any, other: Elsewhere, deadline: float) -> bool:

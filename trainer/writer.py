@@ -115,6 +115,7 @@ class BackgroundWriter:
         self.safe: Optional[SafeOnDrive] = None
         self.last_error: Optional[BaseException] = None
         self.left: Optional[list[str]] = []   # what the last push did not send (None: unknown)
+        self.other_run: list[str] = []   # another run's there, as the last push that ended saw
         self._last_ok = clock()             # Drive last accepted a push (or the start)
         self._part_ok: Optional[float] = None   # a push that failed verified files then
         self._warned = False
@@ -435,7 +436,7 @@ class BackgroundWriter:
             self._sending = set()   # (one assignment; read under the lock)
         now = self._clock()
         self._settle(result, before, md5s, [], skip, ok=True)
-        self.left = sorted(result.other_run)   # (left as they are: not this run's there)
+        self.left = self.other_run = sorted(result.other_run)   # (left: not this run's there)
         with self._cond:
             self.last_error, self._retry_at = None, None
             if self._warned:

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from trainer.data import augment
+from trainer.data import augment, worker_signals
 from trainer.data.batches import image_to_tensor, tune_worker_heap, to_model_input, yolo_collate
 from trainer.data.cache import open_cache
 from trainer.data.images import decode_fitted, read_bytes, read_image
@@ -350,6 +350,7 @@ class _WorkerInit:
         random.seed(s)
         np.random.seed(s)
         torch.manual_seed(s)
+        worker_signals.shield()   # a SIGTERM to every process of the run: the stop saves
 
 
 def worker_init_fn(worker_id: int, *, seed: int = 0, rank: int = 0) -> None:
@@ -391,6 +392,7 @@ def build_loader(
     kwargs = {}
     if workers > 0:
         kwargs["prefetch_factor"] = prefetch_factor
+        worker_signals.prepare()
     return DataLoader(
         dataset,
         batch_size=batch_size,
