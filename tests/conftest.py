@@ -159,7 +159,7 @@ def tiny_config(synth_voc, tmp_path):
         cfg = {
             "data": {"classes": str(synth_voc.classes_file), "train": str(synth_voc.train_lines_file),
                      "val": str(synth_voc.val_lines_file), "workers": 0, "root": str(tmp_path / "data")},
-            "model": {"input_size": 64},
+            "model": {"input_size": 64, "width": 0.25},
             "train": {"epochs": 2, "freeze_epochs": 1, "batch_size": 8, "freeze_batch_size": 8,
                       "save_period": 1, "eval_period": 1, "out_dir": str(tmp_path / "logs"),
                       "deterministic": True, "device": "cpu", "mosaic": True, "mixup": True},

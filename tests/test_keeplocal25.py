@@ -326,7 +326,8 @@ def fitted(change=None):
     from trainer.model import YoloV4Tiny
 
     with torch.device("meta"):
-        own = YoloV4Tiny(3, DEFAULT_ANCHORS, DEFAULT_ANCHORS_MASK, input_size=64).state_dict()
+        own = YoloV4Tiny(3, DEFAULT_ANCHORS, DEFAULT_ANCHORS_MASK, input_size=64,
+                         width=0.25).state_dict()   # (tests/conftest.py's tiny_config)
 
     def weights() -> dict:
         out, whole = {}, True
@@ -386,9 +387,10 @@ def test_status_names_a_checkpoint_of_another_layout_as_passed_over_in_resume_au
     res = CliRunner().invoke(cli, ["status", "-c", cfg])
     assert res.exit_code == 0, res.output
     # --resume auto's words for it: the vetter of the real network, on this state.
-    from trainer.config import DEFAULT_ANCHORS, DEFAULT_ANCHORS_MASK
+    from trainer.config import DEFAULT_ANCHORS, DEFAULT_ANCHORS_MASK, load_config
 
-    net = YoloV4Tiny(3, DEFAULT_ANCHORS, DEFAULT_ANCHORS_MASK, input_size=64)
+    net = YoloV4Tiny(3, DEFAULT_ANCHORS, DEFAULT_ANCHORS_MASK, input_size=64,
+                     width=load_config(cfg).model.width)
     with pytest.raises(UnusableCheckpointError) as auto:
         vetter(net, None, torch.optim.SGD(net.parameters(), lr=0.1),
                run.signature)(torch.load(bad, weights_only=True), f"{SPEC}/epoch_002.pt")

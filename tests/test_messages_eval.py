@@ -38,7 +38,7 @@ def test_eval_builds_the_model_the_checkpoint_was_trained_as(tiny_config, tmp_pa
     has neither: scored as trained (the same numbers as with a config that matches), with a
     warning naming the keys, and one for another input size."""
     anchors = [[12, 16], [19, 36], [40, 28], [36, 75], [76, 55], [72, 146]]
-    config = tiny_config()
+    config = tiny_config(**{"model.width": 1.0})   # (the width of the checkpoint below)
     torch.manual_seed(0)
     model = YoloV4Tiny(3, anchors, input_size=96, phi=1)
     state = {"model": model.state_dict(), "class_names": _classes(config),
@@ -50,7 +50,7 @@ def test_eval_builds_the_model_the_checkpoint_was_trained_as(tiny_config, tmp_pa
            "evaluated as trained" in got.stderr
     assert "evaluated at input size 64 (model.input_size); best.pt was trained at 96: --set " \
            "model.input_size=96 evaluates it as trained" in got.stderr
-    matching = tiny_config(**{"model.anchors": anchors, "model.phi": 1})
+    matching = tiny_config(**{"model.anchors": anchors, "model.phi": 1, "model.width": 1.0})
     want = CliRunner().invoke(cli, ["eval", "-c", matching, "-w", str(tmp_path / "best.pt"),
                                     "--json"])
     assert want.exit_code == 0, want.output

@@ -34,6 +34,7 @@ def test_the_cli_says_the_disk_is_too_small_in_one_line(tiny_config, small_disk,
     """Before: the first epoch trained, then `could not write the checkpoint of epoch 1`."""
     disk = small_disk(100 * MiB)
     r = CliRunner().invoke(cli, ["train", "-c", tiny_config(**{
+        "model.width": 1.0,  # (a 70 MB checkpoint: the disk above holds less)
         "train.out_dir": str(disk / "logs"), "train.freeze_epochs": 0, "train.epochs": 1,
         "train.mosaic": False, "train.mixup": False}), "--resume", "none"])
     assert r.exit_code == 1, r.output

@@ -92,7 +92,7 @@ def reference(synth_voc, tmp_path_factory):
     def make(out):
         cfg = {"data": {"classes": str(synth_voc.classes_file), "train": str(synth_voc.train_lines_file),
                         "val": str(synth_voc.val_lines_file), "workers": 0, "root": str(out / "data")},
-               "model": {"input_size": 64},
+               "model": {"input_size": 64, "width": 0.25},
                "train": {"freeze_epochs": 1, "batch_size": 8, "freeze_batch_size": 8, "out_dir": str(out / "ref"),
                          "deterministic": True, "device": "cpu", "mosaic": True, "mixup": True,
                          **{k.split(".")[1]: v for k, v in KW.items()}}}

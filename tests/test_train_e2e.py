@@ -153,7 +153,8 @@ def test_weights_for_another_class_count_skip_the_head_with_a_report(tiny_config
 
     other = YoloV4Tiny(20, input_size=64)
     torch.save(other.state_dict(), tmp_path / "voc20.pth")
-    path = tiny_config(**{"model.weights": str(tmp_path / "voc20.pth"), "train.epochs": 1,
+    path = tiny_config(**{"model.weights": str(tmp_path / "voc20.pth"), "model.width": 1.0,
+                          "train.epochs": 1,
                           "train.freeze_epochs": 1})
     with caplog.at_level("INFO", logger="trainer"):
         fit(load_config(path), resume="none")

@@ -41,7 +41,7 @@ def trained(tmp_path_factory, synth_voc):
     root = tmp_path_factory.mktemp("trained")
     cfg = {"data": {"classes": str(synth_voc.classes_file), "train": str(synth_voc.train_lines_file),
                     "val": str(synth_voc.val_lines_file), "workers": 0, "root": str(root / "data")},
-           "model": {"input_size": 64},
+           "model": {"input_size": 64, "width": 0.25},
            "train": {"epochs": 1, "freeze_epochs": 0, "batch_size": 8, "save_period": 1,
                      "eval_period": 100, "out_dir": str(root / "logs"), "deterministic": True,
                      "device": "cpu", "mosaic": False, "mixup": False}}

@@ -501,8 +501,12 @@ def restore_rng(state: dict) -> None:
 
 def check_signature(saved: dict, current: dict, path: str) -> None:
     """Refuse to resume a checkpoint whose model shape differs from the config's."""
-    diffs = [f"{k}: checkpoint {saved.get(k)!r}, config {v!r}" for k, v in current.items()
-             if saved.get(k) != v]
+    # (``width`` is in a signature only when it is not 1: absent on either side, it is 1.)
+    keys = list(current) + [k for k in ("width",) if k in saved and k not in current]
+    defaults = {"width": 1.0}
+    diffs = [f"{k}: checkpoint {saved.get(k, defaults.get(k))!r}, config "
+             f"{current.get(k, defaults.get(k))!r}" for k in keys
+             if saved.get(k, defaults.get(k)) != current.get(k, defaults.get(k))]
     if diffs:
         raise CheckpointError(
             f"cannot resume from {path}: the config changes the model's shape ({'; '.join(diffs)}). "

@@ -67,6 +67,8 @@ class ModelConfig:
     anchors: list = _f(DEFAULT_ANCHORS, "anchor boxes in pixels at 416, six [w, h] pairs")
     anchors_mask: list = _f(DEFAULT_ANCHORS_MASK, "anchor indices of the stride-32 and stride-16 heads")
     phi: int = _f(0, "attention after the backbone: 0 none, 1 SE, 2 CBAM, 3 ECA, 4 coordinate attention")
+    width: float = _f(1.0, "every layer's channels times this: 1 is YOLOv4-tiny (pretrained weights fit it "
+                           "alone); 0.5 or 0.25 a network 4x or 16x smaller, for little data or a CPU")
     sync_bn: bool = _f(False, "convert BatchNorm to SyncBatchNorm under DDP")
 
 
@@ -381,6 +383,9 @@ def validate(cfg: Config) -> None:
     m, t, d = cfg.model, cfg.train, cfg.drive
     if m.input_size <= 0 or m.input_size % 32:
         raise ConfigError(f"model.input_size must be a positive multiple of 32, got {m.input_size}")
+    if isinstance(m.width, bool) or not isinstance(m.width, (int, float)) or not 0 < m.width <= 4:
+        raise ConfigError(f"model.width must be a number above 0 and at most 4 (1 is YOLOv4-tiny), "
+                          f"got {shown(m.width)}")
     if len(m.anchors) != 6 or any(not isinstance(a, list) or len(a) != 2 for a in m.anchors):
         raise ConfigError(f"model.anchors must be six [w, h] pairs, got {shown(m.anchors)}")
     if len(m.anchors_mask) != 2 or any(len(x) != 3 for x in m.anchors_mask):
@@ -442,9 +447,13 @@ def _parse_size(value: Union[int, str]) -> int:
 
 
 def model_signature(cfg: Config, num_classes: int) -> dict:
-    """What fixes the parameter shapes; a resume with a different signature is refused."""
-    return {"num_classes": int(num_classes), "anchors_mask": cfg.model.anchors_mask,
-            "phi": cfg.model.phi}
+    """What fixes the parameter shapes; a resume with a different signature is refused.
+    ``width`` only when it is not 1: a checkpoint saved before the key existed is of width 1."""
+    sig = {"num_classes": int(num_classes), "anchors_mask": cfg.model.anchors_mask,
+           "phi": cfg.model.phi}
+    if cfg.model.width != 1.0:
+        sig["width"] = cfg.model.width
+    return sig
 
 
 def dump_yaml(cfg: Config) -> str:

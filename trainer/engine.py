@@ -406,8 +406,8 @@ def _build(cfg: Config, data: DataSpec, device: torch.device, info: distributed.
     t = cfg.train
     n = len(data.class_names)
     torch.manual_seed(t.seed)
-    model = YoloV4Tiny(n, cfg.model.anchors, cfg.model.anchors_mask,
-                       input_size=cfg.model.input_size, phi=cfg.model.phi)
+    model = YoloV4Tiny(n, cfg.model.anchors, cfg.model.anchors_mask, input_size=cfg.model.input_size,
+                       phi=cfg.model.phi, width=cfg.model.width)
     if cfg.model.weights:
         # The first rank of each machine pulls drive: weights; the others then find them staged.
         with distributed.main_first(info):

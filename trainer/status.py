@@ -190,7 +190,7 @@ def layout_check(cfg: Any) -> Callable[[dict, str], None]:
             m = cfg.model
             with torch.device("meta"):
                 nets[n] = YoloV4Tiny(n, m.anchors, m.anchors_mask, input_size=m.input_size,
-                                     phi=m.phi).state_dict()
+                                     phi=m.phi, width=m.width).state_dict()
         if not check_layout(nets[n], state, where, model_signature(cfg, n)):
             return
         if cfg.train.ema and state.get("ema"):

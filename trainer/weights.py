@@ -352,6 +352,7 @@ _RECORDED = {
         isinstance(m, list) and len(m) == 3 and all(isinstance(i, int) for i in m) for m in v),
     "model.input_size": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "model.phi": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "model.width": lambda v: _number(v) and 0 < v <= 4,
 }
 
 
@@ -389,7 +390,7 @@ def inspect_weights(path: str | os.PathLike) -> dict[str, Any]:
     cfg = obj.get("config") if isinstance(obj, Mapping) else None
     model_cfg = cfg.get("model") if isinstance(cfg, Mapping) else None
     if isinstance(model_cfg, Mapping):
-        for key in ("anchors", "anchors_mask", "input_size", "phi"):
+        for key in ("anchors", "anchors_mask", "input_size", "phi", "width"):
             if key in model_cfg:
                 info[key] = _recorded(path, f"model.{key}", model_cfg[key])
     data_cfg = cfg.get("data") if isinstance(cfg, Mapping) else None
@@ -404,4 +405,8 @@ def inspect_weights(path: str | os.PathLike) -> dict[str, Any]:
     if "phi" not in info:
         info["phi"] = next((phi for prefix, phi in _PHI_BY_KEY.items()
                             if any(k.startswith(prefix) for k in source)), 0)
+    first = source.get("backbone.conv1.conv.weight")
+    if "width" not in info and hasattr(first, "shape") and len(first.shape) == 4 \
+            and int(first.shape[0]) != 32:   # (the first layer: 32 channels at width 1)
+        info["width"] = int(first.shape[0]) / 32
     return info

@@ -221,7 +221,8 @@ def _load_model(weights: str, classes_file: str | None, input_size: int | None,
         raise click.BadParameter(f"{size} is not a multiple of 32", param_hint="--input-size")
     model = YoloV4Tiny(num_classes=len(names), anchors=info.get("anchors", DEFAULT_ANCHORS),
                        anchors_mask=info.get("anchors_mask", DEFAULT_ANCHORS_MASK),
-                       input_size=size, phi=int(info.get("phi", 0)))
+                       input_size=size, phi=int(info.get("phi", 0)),
+                       width=float(info.get("width", 1.0)))
     report = load_weights(model, weights)
     if report.skipped or any(k.startswith("yolo_head") for k in report.missing):
         raise WeightsError(f"{weights}: the detection heads did not load ({report.summary()})")

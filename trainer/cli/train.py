@@ -166,7 +166,8 @@ def _as_trained(path: str, info: dict, model_cfg: Any) -> dict:
     config's), with a warning for each way it differs from the config: the weights are
     scored as they were trained, not through anchors or attention they never learnt with."""
     shape = {"anchors": model_cfg.anchors, "anchors_mask": model_cfg.anchors_mask,
-             "phi": model_cfg.phi}
+             "phi": model_cfg.phi, "width": model_cfg.width}
+    info = {"width": 1.0, **info}   # (a file that does not say, and whose shapes do not: 1)
     differs = [k for k in shape if k in info and json.dumps(info[k]) != json.dumps(shape[k])]
     shape.update((k, info[k]) for k in differs)
     name = os.path.basename(path)

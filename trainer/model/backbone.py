@@ -54,18 +54,25 @@ class ResblockBody(nn.Module):
         return self.maxpool(torch.cat([route, feat], dim=1)), feat
 
 
+def scaled(channels: int, width: float) -> int:
+    """``channels`` of the full network times ``width`` (``model.width``), a multiple of 8
+    (at least 8): the CSP blocks split their channels in halves."""
+    return max(8, int(round(channels * width / 8)) * 8)
+
+
 class CSPDarknet53Tiny(nn.Module):
     """Returns ``(feat1, feat2)``: the 256-channel stride-16 CSP3 feature and the 512-channel
-    stride-32 output of the last 3x3 conv."""
+    stride-32 output of the last 3x3 conv (each times ``width``: :func:`scaled`)."""
 
-    def __init__(self):
+    def __init__(self, width: float = 1.0):
         super().__init__()
-        self.conv1 = BasicConv(3, 32, 3, stride=2)
-        self.conv2 = BasicConv(32, 64, 3, stride=2)
-        self.resblock_body1 = ResblockBody(64, 64)
-        self.resblock_body2 = ResblockBody(128, 128)
-        self.resblock_body3 = ResblockBody(256, 256)
-        self.conv3 = BasicConv(512, 512, 3)
+        c = [scaled(n, width) for n in (32, 64, 128, 256, 512)]
+        self.conv1 = BasicConv(3, c[0], 3, stride=2)
+        self.conv2 = BasicConv(c[0], c[1], 3, stride=2)
+        self.resblock_body1 = ResblockBody(c[1], c[1])
+        self.resblock_body2 = ResblockBody(c[2], c[2])
+        self.resblock_body3 = ResblockBody(c[3], c[3])
+        self.conv3 = BasicConv(c[4], c[4], 3)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.conv2(self.conv1(x))

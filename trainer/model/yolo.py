@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from trainer.model.attention import ATTENTION_BLOCKS
-from trainer.model.backbone import BasicConv, CSPDarknet53Tiny
+from trainer.model.backbone import BasicConv, CSPDarknet53Tiny, scaled
 
 #: Anchor (w, h) in input pixels, as in yolov4-tiny.cfg (the port keeps them fixed for any
 #: input size).
@@ -56,6 +56,8 @@ class YoloV4Tiny(nn.Module):
             decoding and the loss, the network itself accepts any multiple of 32.
         phi: 0 plain; 1 SE, 2 CBAM, 3 ECA, 4 coordinate attention after the backbone
             features and the upsample.
+        width: every layer's channels times this (1: YOLOv4-tiny, whose pretrained weights
+            fit it alone; 0.5, 0.25: a network 4x, 16x smaller, for small data or a CPU).
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class YoloV4Tiny(nn.Module):
         anchors_mask: Sequence[Sequence[int]] = DEFAULT_ANCHORS_MASK,
         input_size: int = 416,
         phi: int = 0,
+        width: float = 1.0,
     ):
         super().__init__()
         if num_classes < 1:
@@ -77,6 +80,8 @@ class YoloV4Tiny(nn.Module):
             for i in m:
                 if not 0 <= i < len(anchors):
                     raise ValueError(f"anchors_mask index {i} out of range for {len(anchors)} anchors")
+        if not 0 < width <= 4:
+            raise ValueError(f"width must be > 0 and <= 4, got {width}")
         if phi not in (0, *ATTENTION_BLOCKS):
             raise ValueError(f"phi must be 0..4 (0 none, 1 SE, 2 CBAM, 3 ECA, 4 CA), got {phi}")
         self.num_classes = num_classes
@@ -84,17 +89,19 @@ class YoloV4Tiny(nn.Module):
         self.anchors_mask = [list(m) for m in anchors_mask]
         self.input_size = input_size
         self.phi = phi
+        self.width = width
 
-        self.backbone = CSPDarknet53Tiny()
-        self.conv_for_P5 = BasicConv(512, 256, 1)
-        self.yolo_headP5 = _head(256, 512, len(anchors_mask[0]) * (5 + num_classes))
-        self.upsample = Upsample(256, 128)
-        self.yolo_headP4 = _head(384, 256, len(anchors_mask[1]) * (5 + num_classes))
+        c128, c256, c512 = (scaled(n, width) for n in (128, 256, 512))
+        self.backbone = CSPDarknet53Tiny(width)
+        self.conv_for_P5 = BasicConv(c512, c256, 1)
+        self.yolo_headP5 = _head(c256, c512, len(anchors_mask[0]) * (5 + num_classes))
+        self.upsample = Upsample(c256, c128)
+        self.yolo_headP4 = _head(c128 + c256, c256, len(anchors_mask[1]) * (5 + num_classes))
         if phi:
             block = ATTENTION_BLOCKS[phi]
-            self.feat1_att = block(256)
-            self.feat2_att = block(512)
-            self.upsample_att = block(128)
+            self.feat1_att = block(c256)
+            self.feat2_att = block(c512)
+            self.upsample_att = block(c128)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feat1, feat2 = self.backbone(x)
