@@ -21,13 +21,15 @@ def env(local_state, drive_env):
     return local_state
 
 
-def _save(folder, epoch: int) -> None:
+def _save(folder, epoch: int) -> str:
+    """A checkpoint of run-a's epoch ``epoch`` in ``folder`` with its sidecar; its path."""
     path = os.path.join(folder, f"epoch_{epoch:03d}.pt")
     data = os.urandom(3000 + epoch)
     with open(path, "wb") as fh:
         fh.write(data)
     sidecar.write(path, Sidecar(epoch=epoch, metrics={"map50": epoch / 10}, run="run-a",
                                 md5=hashlib.md5(data).hexdigest(), size=len(data)))
+    return path
 
 
 def test_delete_leaves_a_run_folder_inside_a_folder_the_disk_no_longer_has(emulator, env,

@@ -3,38 +3,20 @@ record says (runfold29): moved on Drive into a folder SRC lacks (``drive:runs/ar
 the folder above went to the trash whole, the checkpoints the run kept on Drive with it."""
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
 
-import pytest
-
-from drivestage import sidecar
 from drivestage.mirror import Mirror
-from drivestage.sidecar import Sidecar
 from trainer.drive import DriveFolder, retention_policy
 
 from _cli import run
 from _drive_state import live_md5s
+from test_attackds29_run_folders import _save, env  # noqa: F401  (env: a fixture)
 
 KEPT = {"epoch_001.pt", "epoch_001.json", "epoch_002.pt", "epoch_002.json"}
 LEFT = ("--delete leaves drive:runs/archive whole: it holds drive:runs/archive/exp1, a run "
         "folder (its checkpoints are left to that run's own push)")
-
-
-@pytest.fixture
-def env(local_state, drive_env):
-    return local_state
-
-
-def _save(folder, epoch: int) -> None:
-    path = os.path.join(folder, f"epoch_{epoch:03d}.pt")
-    data = os.urandom(3000 + epoch)
-    with open(path, "wb") as fh:
-        fh.write(data)
-    sidecar.write(path, Sidecar(epoch=epoch, metrics={"map50": epoch / 10}, run="run-a",
-                                md5=hashlib.md5(data).hexdigest(), size=len(data)))
 
 
 def _archived(emulator, tmp_path):

@@ -4,35 +4,15 @@ written once per process, so until the run's next process a push of ``./runs`` d
 the run: it sent again every epoch file the run's retention had pruned from Drive."""
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 
-import pytest
-
-from drivestage import sidecar
 from drivestage.hooks import CheckpointSync
 from drivestage.retention import RetentionPolicy
-from drivestage.sidecar import Sidecar
 
 from _cli import run
 from _drive_state import live_md5s
-
-
-@pytest.fixture
-def env(local_state, drive_env):
-    return local_state
-
-
-def _save(folder, epoch: int) -> str:
-    path = os.path.join(folder, f"epoch_{epoch:03d}.pt")
-    data = os.urandom(3000 + epoch)
-    with open(path, "wb") as fh:
-        fh.write(data)
-    sidecar.write(path, Sidecar(epoch=epoch, metrics={"map50": epoch / 10}, run="run-a",
-                                md5=hashlib.md5(data).hexdigest(), size=len(data)))
-    return path
+from test_attackds29_run_folders import _save, env  # noqa: F401  (env: a fixture)
 
 
 def test_the_record_comes_back_at_the_runs_next_push_after_the_state_folder_went(
