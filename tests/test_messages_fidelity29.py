@@ -28,22 +28,9 @@ from drivestage.cli import cli
 from drivestage.lost_mounts import lost_mount_message
 from trainer.errors import SaveError
 from trainer.state import Position
+from test_messages_fidelity27 import logs, run
 
 GONE = "no longer answers (Transport endpoint is not connected)"
-
-
-def run(*args: str) -> tuple[int, str]:
-    """``drivestage ARGS`` in this process (a traceback fails the test): exit code, stderr."""
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stderr
-
-
-def logs(tmp_path, **files: bytes) -> str:
-    src = tmp_path / "logs"
-    src.mkdir(exist_ok=True)
-    for name, data in files.items():
-        (src / name).write_bytes(data)
-    return str(src)
 
 
 def stopped(mount) -> str:
