@@ -68,11 +68,20 @@ class DriveFolder:
         self.spec = spec.rstrip("/")
         self.local_dir = os.path.abspath(local_dir)
         self.policy = policy or RetentionPolicy()
-        self.exclude = tuple(exclude)
+        self._exclude = tuple(exclude)
         self._cache = Md5Cache()
         self._store, self._path = open_store(spec, md5_cache=self._cache)
         self._pushes = 0   # the path is walked again every WALK_EVERY (see push)
+        # Names every push leaves out: a stop's save while it is sent alone (trainer.stop_save)
+        # from another folder; a push sending it too from the run folder made two of that name.
+        self.held: set[str] = set()
         self._warn_if_local(spec)
+
+    @property
+    def exclude(self) -> tuple[str, ...]:
+        """What no push sends (and so never counts as verified): :data:`MIRROR_EXCLUDE` and
+        the names :attr:`held` now."""
+        return self._exclude + tuple(sorted(self.held))
 
     @staticmethod
     def _warn_if_local(spec: str) -> None:
@@ -166,10 +175,24 @@ class DriveFolder:
     def send_alone(self, paths: Sequence[str]) -> None:
         """Upload ``paths`` (a checkpoint, then its sidecar) into the folder, each verified,
         outside a push: a stop's save written beside a run folder whose disk does not answer,
-        which a push would walk and wait on (:mod:`trainer.stop_save`)."""
+        which a push would walk and wait on (:mod:`trainer.stop_save`). A name Drive holds
+        with those bytes already is not sent again; another copy of the same name and bytes
+        found there once its own is verified (a push that sent it too) is removed, so the
+        folder holds one file of each name (stop30)."""
+        from drivestage.localfs import file_md5
+
         folder = self._store.make_folders(self._path)
         for path in paths:
-            self._store.upload(path, folder, os.path.basename(path), md5_cache=self._cache)
+            name, md5 = os.path.basename(path), file_md5(path)
+            same = [e for e in self._store.list(folder)
+                    if e.name == name and not e.is_dir and (e.md5 or "").lower() == md5]
+            if same:
+                continue
+            sent = self._store.upload(path, folder, name, md5_cache=self._cache)
+            for twin in self._store.list(folder):
+                if twin.name == name and twin.id != sent.id and not twin.is_dir \
+                        and (twin.md5 or "").lower() == md5:
+                    self._store.delete(twin)   # (the same bytes are verified here)
 
     def checkpoints(self) -> list[RemoteCheckpoint]:
         """Every checkpoint in the folder whose sidecar is readable and vouches for it."""

@@ -381,27 +381,31 @@ class Checkpointer(Callback):
                                   exit_code=self.stop.exit_code)
 
     def _elsewhere_due(self, job: SaveJob) -> bool:
-        """Whether a stop's save goes to Drive from another folder: its write in the run folder
-        has not ended halfway through the grace and the folder does not answer (a hung disk; a
-        push would wait on it too), or the write failed for a full disk."""
+        """Whether a stop's save goes to Drive from another folder too (both race: trainer.
+        stop_save): its write in the run folder has not ended halfway through the grace (a slow
+        disk's too: waited for unbounded, it outlasted the grace, stop30) or found a full disk."""
         if self.writer is None or self.writer.drive is None or job.ended is None:
             return False
-        if not job.ended.is_set() and stop_save.answers(self.out_dir):
-            job.ended.wait()   # a slow disk, not a hung one: its write ends, as it always did
         return not job.ended.is_set() or getattr(job.error, "errno", None) in FULL
 
     def _saved_elsewhere(self, job: SaveJob, state: dict, pos: Position) -> Optional[str]:
         """The stop's save written elsewhere on this machine and sent to Drive alone within the
-        grace (:mod:`trainer.stop_save`); None when the run folder got it after all."""
+        grace (:mod:`trainer.stop_save`); None when the run folder's copy is the one to push
+        (complete before the other was sent, or the other failed)."""
         assert self.writer is not None
         deadline = self.stop.deadline or 0.0
         other = stop_save.Elsewhere(state, job.name, job.metrics, job.taken, self.writer.drive)
-        if stop_save.race(job, other, deadline) and other.path is None:
+        slow = stop_save.answers(self.out_dir)   # (for the line alone; the other is written)
+        stop_save.race(job, other, deadline)
+        if other.path is None and job.written:
             return None
         took = time.monotonic() - (self.stop.at or time.monotonic())
         if job.error is None and not job.written:
+            why = (f"the disk answers, but too slowly for train.grace_seconds "
+                   f"({self.stop.grace_s:g} s)" if slow else
+                   "the disk does not answer (a hung network or FUSE mount?)")
             job.error = WriteStuck(f"its write in {self.out_dir} has not ended after {took:.1f} "
-                                   f"s: the disk does not answer (a hung network or FUSE mount?)")
+                                   f"s: {why}")
         head = f"stopped by {self.stop.name} at {pos.label}: {job.name} could not be written " \
                f"({job.error})"
         if other.path is None:
@@ -412,7 +416,9 @@ class Checkpointer(Callback):
             return (f"{head}, nor sent to {self.drive_spec} from another folder ({why}){here} "
                     f"--resume auto continues from the newest checkpoint there "
                     f"({self.writer.safe_text('none verified')})")
-        other.remove()   # (verified there: a copy left in /tmp at every such stop, for good)
+        if job.written:   # (there too, once the other had begun to go: a slow disk)
+            head = f"stopped by {self.stop.name} at {pos.label}: {job.name} is saved in " \
+                   f"{self.out_dir} late"
         return (f"{head}; it is sent to {self.drive_spec} from a temporary folder instead and "
                 f"verified there ({took:.1f} s after the signal; the temporary copy is removed); "
                 f"resume with --resume auto")

@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from typing import Any, Optional
 
@@ -26,6 +27,9 @@ from drivestage.interrupts import BackgroundThread
 from trainer import checkpoint as ckpt
 
 logger = logging.getLogger(__name__)
+
+#: The temporary folders of stops' saves written elsewhere: ``<tmp>/trainer-stop-…``.
+PREFIX = "trainer-stop-"
 
 
 def answers(folder: str, within: float = 0.5) -> bool:
@@ -38,7 +42,9 @@ def answers(folder: str, within: float = 0.5) -> bool:
 class Elsewhere:
     """``state`` written as ``name`` (and its sidecar) into a new temporary folder and both sent
     to ``drive``, on a thread of its own (:attr:`ended`); :attr:`path`, the local copy, once
-    both are verified there, else :attr:`error` (why not)."""
+    both are verified there (the folder is removed then), else :attr:`error` (why not). While
+    it runs, every push leaves both names out (``drive.held``): a push sending the run folder's
+    copy too made two files of that name on Drive (stop30)."""
 
     def __init__(self, state: dict, name: str, metrics: dict, saved: float, drive: Any) -> None:
         self.path: Optional[str] = None
@@ -46,40 +52,64 @@ class Elsewhere:
         self.written: Optional[str] = None   # complete here (sidecar too), sent or not
         self.error: Optional[BaseException] = None
         self._args = state, name, metrics, saved, drive
+        self._names = {name, os.path.basename(ckpt.sidecar_path(name))}
+        self._lock = threading.Lock()
+        self._sending = self._dropped = False
+        drive.held |= self._names
         self.ended = BackgroundThread(self._run, "trainer-stop-elsewhere").start().ended
 
     def _run(self) -> None:
         state, name, metrics, saved, drive = self._args
         folder = None
         try:
-            folder = self.folder = tempfile.mkdtemp(prefix="trainer-stop-")
+            if self._dropped:
+                return
+            folder = self.folder = tempfile.mkdtemp(prefix=PREFIX)
             path = os.path.join(folder, name)
             ckpt.save_checkpoint(state, path, metrics=metrics, saved=saved)
+            with self._lock:
+                if self._dropped:   # (the run folder's push sends it: no second copy there)
+                    shutil.rmtree(folder, ignore_errors=True)
+                    return
+                self._sending = True
             self.written = path   # (the stop names it when Drive does not take it)
             drive.send_alone([path, ckpt.sidecar_path(path)])
             self.path = path
+            # Verified there: kept, it added a checkpoint to this machine's /tmp at every
+            # such stop, for good (stop29). Removed here, not by the stop: one the stop had
+            # stopped waiting for (the run folder's copy complete first) stayed (stop30).
+            shutil.rmtree(folder, ignore_errors=True)
         except Exception as exc:   # (Drive refusing it; this disk full too): said by the stop
             self.error = exc
             if folder is not None and self.written is None:
                 # Nothing whole in it (this disk full too): an empty folder left for good.
                 shutil.rmtree(folder, ignore_errors=True)
+        finally:
+            if self.path is None:
+                drive.held -= self._names   # (the run folder's push may send it now)
 
-    def remove(self) -> None:
-        """Remove the temporary folder, its files verified on Drive (:attr:`path` set): Drive
-        holds the stop's save, which ``--resume auto`` takes anywhere."""
-        if self.path is not None and self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
+    def drop(self) -> bool:
+        """Not sent after all, if its upload has not begun (the run folder's copy was complete
+        first: the push sends that one); whether it was dropped."""
+        with self._lock:
+            if not self._sending:
+                self._dropped = True
+                self._args[4].held -= self._names
+            return self._dropped
 
 
-def race(job: Any, other: Elsewhere, deadline: float) -> bool:
-    """Wait until ``other`` ended, or ``job``'s own write (``job.ended``) wrote it in the run
-    folder after all (a slow disk, not a hung one: its push sends it), or ``deadline``
-    (``time.monotonic()``); whether ``job`` was written there."""
-    while not other.ended.wait(0.05):   # (two flags: whichever is set first)
-        if job.written or time.monotonic() >= deadline:
-            break
-    return bool(job.written)
-
+def race(job: Any, other: Elsewhere, deadline: float) -> None:
+    """Wait until ``other`` verified its copy on Drive, or ``job``'s own write (``job.ended``)
+    wrote it in the run folder after all before ``other`` began to send its own (``other`` is
+    dropped: the run folder's push sends it; a slow disk), or ``other`` failed and ``job``
+    ended, or ``deadline`` (``time.monotonic()``). Not decided by what the run folder's disk
+    answers: a slow disk's write, waited for without a bound, outlasted the grace (stop30)."""
+    while time.monotonic() < deadline:
+        if other.ended.is_set() and (other.path is not None or job.ended.is_set()):
+            return
+        if job.written and other.drop():
+            return
+        (job.ended if other.ended.is_set() else other.ended).wait(0.05)
 
 def rescue(state: dict, name: str, metrics: dict) -> str:
     """``state`` written as ``name`` (and its sidecar) into a new temporary folder of this
