@@ -129,6 +129,8 @@ class Checkpointer(Callback):
         # left that file there alone, and no push sent the sidecar or retired it (attacktrain26).
         if self.writer is not None and self.info.is_main:
             self.writer.push_soon()
+            # Earlier stops' copies in /tmp whose bytes are verified here or there go.
+            self.swept = stop_save.sweep(self.out_dir, self.writer.drive)
 
     def on_train_batch_end(self, run: Any, pos: Position, logs: dict) -> None:
         # One collective per iteration: stop (any rank got a signal) and save (rank 0's clock).

@@ -15,6 +15,7 @@ remove`): kept, it added a checkpoint to the machine's /tmp at every such stop, 
 """
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
@@ -110,6 +111,60 @@ def race(job: Any, other: Elsewhere, deadline: float) -> None:
         if job.written and other.drop():
             return
         (job.ended if other.ended.is_set() else other.ended).wait(0.05)
+
+def sweep(out_dir: str, drive: Any) -> BackgroundThread:
+    """Remove, on a thread of its own, the folders earlier stops left in this machine's
+    temporary folder (:data:`PREFIX`) whose checkpoint, whole, is verified on ``drive`` or in
+    ``out_dir`` with the same md5: one was left at every stop whose copy Drive did not take in
+    time, or that ended before it was removed, for good (stop30). One whose bytes are nowhere
+    else stays (the only copy), as does any other (another run's, a write under way)."""
+    return BackgroundThread(lambda: _sweep(out_dir, drive), "trainer-stop-sweep").start()
+
+
+def _sweep(out_dir: str, drive: Any) -> None:
+    remote: Optional[dict[str, str]] = None   # Drive's verified checkpoints: name -> where
+    for folder in sorted(glob.glob(os.path.join(tempfile.gettempdir(), f"{PREFIX}*"))):
+        whole = _whole(folder)
+        if whole is None:
+            continue
+        name, md5 = whole
+        if drive is not None and remote is None:
+            try:
+                remote = {f"{c.name}:{(c.entry.md5 or '').lower()}": c.where
+                          for c in drive.checkpoints()}
+            except Exception as exc:   # (Drive not reached: the next start looks again)
+                logger.debug("earlier stops' copies not swept: %s", exc)
+                remote = {}
+        here = os.path.join(out_dir, name)
+        where = (remote or {}).get(f"{name}:{md5}") or \
+            (out_dir if _whole(out_dir, name) == (name, md5) else None)
+        if where is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+            logger.info("removed %s, an earlier stop's copy of %s: it is verified in %s", folder,
+                        name, where if where != out_dir else here)
+
+
+def _whole(folder: str, name: Optional[str] = None) -> Optional[tuple[str, str]]:
+    """(name, md5) of the checkpoint ``name`` in ``folder`` (without ``name``: the folder's
+    only one, its sidecar the only other file) when its bytes are those its sidecar names."""
+    from drivestage.localfs import file_md5
+
+    try:
+        if name is None:
+            names = sorted(os.listdir(folder))
+            pts = [n for n in names if n.endswith(".pt")]
+            if len(pts) != 1 or names != sorted([pts[0], os.path.basename(
+                    ckpt.sidecar_path(pts[0]))]):
+                return None
+            name = pts[0]
+        path = os.path.join(folder, name)
+        side = ckpt.read_sidecar(path)
+        md5 = file_md5(path) if side is not None and side.md5 else None
+    except OSError:
+        return None
+    return (name, md5) if md5 is not None and side is not None and \
+        md5 == (side.md5 or "").lower() else None
+
 
 def rescue(state: dict, name: str, metrics: dict) -> str:
     """``state`` written as ``name`` (and its sidecar) into a new temporary folder of this

@@ -1,0 +1,59 @@
+"""stop30: the folders stops left in this machine's temporary folder (``trainer-stop-…``: a
+stop's save written elsewhere, kept where Drive had not verified it in time, or by a version
+before stop29 at every such stop) stayed for good, a whole checkpoint each (70 MB at width 1).
+Now the run's next start removes each one whose checkpoint is verified on ``drive.logs`` or in
+the run folder with the same md5; one whose bytes are nowhere else stays, as does anything
+else there. The real save policy and DriveFolder against the emulator."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+from test_train28_hung_disk import _policy
+
+SPEC = "drive:Models/s30/sweep"
+
+
+@pytest.fixture(autouse=True)
+def _own_tmp(tmp_path, monkeypatch):
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+
+
+def test_the_next_start_removes_earlier_stops_copies_held_elsewhere_and_keeps_the_rest(
+        emulator, drive_env, local_state, tiny_config):
+    from trainer import checkpoint as ckpt
+    from trainer.drive import DriveFolder
+    from trainer.saving import snapshot
+
+    logs = os.path.abspath(os.path.join(tempfile.tempdir, "..", "logs"))
+    drive = DriveFolder(SPEC, logs)
+    run, writer, saver = _policy(tiny_config, logs, drive)
+    state = snapshot(run)
+    tmp = tempfile.tempdir
+
+    def left(folder: str, name: str, **change) -> str:
+        os.makedirs(os.path.join(tmp, folder))
+        return ckpt.save_checkpoint({**state, **change}, os.path.join(tmp, folder, name))
+
+    on_drive = left("trainer-stop-ondrive", "autosave_00000003.pt")
+    drive.send_alone([on_drive, ckpt.sidecar_path(on_drive)])
+    ckpt.save_checkpoint({**state, "run": "r5"}, os.path.join(logs, "autosave_00000005.pt"))
+    left("trainer-stop-here", "autosave_00000005.pt", run="r5")
+    left("trainer-stop-only", "autosave_00000007.pt")                   # nowhere else
+    left("trainer-stop-other", "autosave_00000003.pt", run="another")   # other bytes
+    left("trainer-stop-more", "autosave_00000003.pt")                   # and another file:
+    open(os.path.join(tmp, "trainer-stop-more", "notes.txt"), "w").close()
+    os.makedirs(os.path.join(tmp, "trainer-stop-partial"))               # a write cut off
+    open(os.path.join(tmp, "trainer-stop-partial", ".autosave_00000009.pt.tmp"), "w").close()
+    try:
+        saver.on_fit_start(run)
+        assert saver.swept.join(30)
+    finally:
+        writer.close()
+    assert sorted(n for n in os.listdir(tmp) if n.startswith("trainer-")) == ["trainer-stop-more", "trainer-stop-only",
+                                       "trainer-stop-other", "trainer-stop-partial"]
+    assert sorted(os.listdir(os.path.join(tmp, "trainer-stop-only"))) == [
+        "autosave_00000007.json", "autosave_00000007.pt"]
