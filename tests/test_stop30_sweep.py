@@ -7,6 +7,7 @@ else there. The real save policy and DriveFolder against the emulator."""
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 
 import pytest
@@ -26,6 +27,7 @@ def test_the_next_start_removes_earlier_stops_copies_held_elsewhere_and_keeps_th
         emulator, drive_env, local_state, tiny_config):
     from trainer import checkpoint as ckpt
     from trainer.drive import DriveFolder
+    from drivestage import temps
     from trainer.saving import snapshot
 
     logs = os.path.abspath(os.path.join(tempfile.tempdir, "..", "logs"))
@@ -46,14 +48,18 @@ def test_the_next_start_removes_earlier_stops_copies_held_elsewhere_and_keeps_th
     left("trainer-stop-other", "autosave_00000003.pt", run="another")   # other bytes
     left("trainer-stop-more", "autosave_00000003.pt")                   # and another file:
     open(os.path.join(tmp, "trainer-stop-more", "notes.txt"), "w").close()
-    os.makedirs(os.path.join(tmp, "trainer-stop-partial"))               # a write cut off
-    open(os.path.join(tmp, "trainer-stop-partial", ".autosave_00000009.pt.tmp"), "w").close()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for folder, pid in (("trainer-stop-cut", gone.pid), ("trainer-stop-live", os.getpid())):
+        os.makedirs(os.path.join(tmp, folder))   # a write cut off; one under way
+        name = f".autosave_00000009.pt.{temps.namespace_tag()}-{pid}.abcdef.tmp"
+        open(os.path.join(tmp, folder, name), "w").close()
     try:
         saver.on_fit_start(run)
         assert saver.swept.join(30)
     finally:
         writer.close()
-    assert sorted(n for n in os.listdir(tmp) if n.startswith("trainer-")) == ["trainer-stop-more", "trainer-stop-only",
-                                       "trainer-stop-other", "trainer-stop-partial"]
+    assert sorted(n for n in os.listdir(tmp) if n.startswith("trainer-")) == [
+        "trainer-stop-live", "trainer-stop-more", "trainer-stop-only", "trainer-stop-other"]
     assert sorted(os.listdir(os.path.join(tmp, "trainer-stop-only"))) == [
         "autosave_00000007.json", "autosave_00000007.pt"]

@@ -116,8 +116,9 @@ def sweep(out_dir: str, drive: Any) -> BackgroundThread:
     """Remove, on a thread of its own, the folders earlier stops left in this machine's
     temporary folder (:data:`PREFIX`) whose checkpoint, whole, is verified on ``drive`` or in
     ``out_dir`` with the same md5: one was left at every stop whose copy Drive did not take in
-    time, or that ended before it was removed, for good (stop30). One whose bytes are nowhere
-    else stays (the only copy), as does any other (another run's, a write under way)."""
+    time, or that ended before it was removed, for good (stop30); and those holding only a
+    write cut off (:func:`_cut_off`). One whose bytes are nowhere else stays (the only copy),
+    as does any other (another run's, a write under way)."""
     return BackgroundThread(lambda: _sweep(out_dir, drive), "trainer-stop-sweep").start()
 
 
@@ -126,6 +127,8 @@ def _sweep(out_dir: str, drive: Any) -> None:
     for folder in sorted(glob.glob(os.path.join(tempfile.gettempdir(), f"{PREFIX}*"))):
         whole = _whole(folder)
         if whole is None:
+            if _cut_off(folder):
+                shutil.rmtree(folder, ignore_errors=True)
             continue
         name, md5 = whole
         if drive is not None and remote is None:
@@ -142,6 +145,21 @@ def _sweep(out_dir: str, drive: Any) -> None:
             shutil.rmtree(folder, ignore_errors=True)
             logger.info("removed %s, an earlier stop's copy of %s: it is verified in %s", folder,
                         name, where if where != out_dir else here)
+
+
+def _cut_off(folder: str) -> bool:
+    """Whether ``folder`` holds nothing but the temporary files of writes whose processes are
+    gone (a stop's copy cut off: a second SIGTERM, the SIGKILL at the grace's end), or nothing
+    at all for a minute: never a folder a live process writes into (:mod:`drivestage.temps`)."""
+    from drivestage import temps
+
+    try:
+        names = os.listdir(folder)
+        if not names:
+            return time.time() - os.stat(folder).st_mtime > 60.0
+        return all(temps.stale(n, os.lstat(os.path.join(folder, n))) for n in names)
+    except OSError:
+        return False
 
 
 def _whole(folder: str, name: Optional[str] = None) -> Optional[tuple[str, str]]:
