@@ -1,17 +1,20 @@
-"""A stop's save when the run folder's disk does not answer: written elsewhere, sent alone.
+"""A stop's save when the run folder's disk is slow or does not answer: written elsewhere too.
 
 A SIGTERM's autosave is written into ``train.out_dir`` and pushed with the folder. On a disk
 that stopped answering (a network or FUSE mount that hangs) that write never ends, and the
 push walks that folder too: the stop used to wait there past ``train.grace_seconds``, until
-its SIGKILL, and Drive got nothing. When the write has not ended halfway through the grace
-(:func:`trainer.writer.BackgroundWriter.write_now`) and the folder cannot even be listed
-(:func:`answers`: a slow disk can, and its write is waited for as before), or the disk is
-full, the same state is written into a temporary folder of this machine's own and its two
-files go to ``drive.logs`` alone, each verified, outside a push
-(:meth:`trainer.drive.DriveFolder.send_alone`), within what is left of the grace (train28).
-Once both are verified there within the grace, the temporary folder is removed (:meth:`Elsewhere.
-remove`): kept, it added a checkpoint to the machine's /tmp at every such stop, for good
-(stop29). One the stop names as the only copy (Drive did not take it in time) stays.
+its SIGKILL, and Drive got nothing (train28); on a disk merely slow (Colab's /content/drive)
+the write was waited for without a bound, with the same end (stop30). When the write has not
+ended halfway through the grace (:func:`trainer.writer.BackgroundWriter.write_now`), whatever
+the folder answers (:func:`answers` only words the line), or the disk is full, the same state
+is written into a temporary folder of this machine's own and its two files go to
+``drive.logs`` alone, each verified, outside a push (:meth:`trainer.drive.DriveFolder.
+send_alone`), within what is left of the grace. Both copies race (:func:`race`): the run
+folder's, complete before the other began to go, is pushed and the other dropped; else the
+other is sent, and no push sends those names meanwhile (two files of one name on Drive).
+Once verified there the temporary folder is removed (kept, it added a checkpoint to /tmp at
+every such stop: stop29). One the stop names as the only copy (Drive did not take it in time)
+stays; the next start removes it once Drive or the run folder holds its bytes (:func:`sweep`).
 """
 from __future__ import annotations
 
