@@ -398,7 +398,7 @@ class Checkpointer(Callback):
         deadline = self.stop.deadline or 0.0
         other = stop_save.Elsewhere(state, job.name, job.metrics, job.taken, self.writer.drive)
         slow = stop_save.answers(self.out_dir)   # (for the line alone; the other is written)
-        stop_save.race(job, other, deadline)
+        stop_save.race(job, other, deadline, answering=slow)
         if other.path is None and job.written:
             return None
         took = time.monotonic() - (self.stop.at or time.monotonic())

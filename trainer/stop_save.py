@@ -55,7 +55,7 @@ class Elsewhere:
         self.folder: Optional[str] = None    # the temporary folder, once made
         self.written: Optional[str] = None   # complete here (sidecar too), sent or not
         self.error: Optional[BaseException] = None
-        self._args = state, name, metrics, saved, drive
+        self._args, self._drive = (state, name, metrics, saved, drive), drive
         self._names = {name, os.path.basename(ckpt.sidecar_path(name))}
         self._lock = threading.Lock()
         self._sending = self._dropped = False
@@ -98,22 +98,25 @@ class Elsewhere:
         with self._lock:
             if not self._sending:
                 self._dropped = True
-                self._args[4].held -= self._names
+                self._drive.held -= self._names
             return self._dropped
 
 
-def race(job: Any, other: Elsewhere, deadline: float) -> None:
+def race(job: Any, other: Elsewhere, deadline: float, answering: bool = True) -> None:
     """Wait until ``other`` verified its copy on Drive, or ``job``'s own write (``job.ended``)
     wrote it in the run folder after all before ``other`` began to send its own (``other`` is
     dropped: the run folder's push sends it; a slow disk), or ``other`` failed and ``job``
-    ended, or ``deadline`` (``time.monotonic()``). Not decided by what the run folder's disk
-    answers: a slow disk's write, waited for without a bound, outlasted the grace (stop30)."""
+    ended (at once on a disk not ``answering``), or ``deadline`` (``time.monotonic()``). Not
+    decided by what the run folder's disk answers: a slow disk's write, waited for without a
+    bound, outlasted the grace (stop30)."""
     while time.monotonic() < deadline:
-        if other.ended.is_set() and (other.path is not None or job.ended.is_set()):
+        if other.ended.is_set() and (other.path is not None or job.ended.is_set()
+                                     or not answering):
             return
         if job.written and other.drop():
             return
         (job.ended if other.ended.is_set() else other.ended).wait(0.05)
+
 
 def sweep(out_dir: str, drive: Any) -> BackgroundThread:
     """Remove, on a thread of its own, the folders earlier stops left in this machine's
