@@ -190,3 +190,39 @@ def test_a_slow_write_that_ends_while_its_copy_elsewhere_is_sent_leaves_one_file
     assert _names_on_drive(store) == ["autosave_00000003.json", "autosave_00000003.pt"]
     assert [n for n in os.listdir(tempfile.tempdir) if n.startswith("trainer-stop-")] == []
     assert pushed == [True, ([], False)]
+
+
+def test_a_slow_write_whose_copy_elsewhere_drive_refuses_is_still_waited_for(
+        emulator, drive_env, local_state, fast_retries, store, tiny_config, monkeypatch):
+    """Drive refuses the copy elsewhere (its quota); the run folder's write, slow, ends later
+    within the grace: the stop waits for it and says the save is complete there, with the
+    command that uploads it, not that it could not be written."""
+    from test_writer import _uploads_started
+    from trainer.drive import DriveFolder
+
+    logs = os.path.abspath(os.path.join(tempfile.tempdir, "..", "logs"))
+    disk = SlowDisk(monkeypatch, logs)
+    run, writer, saver = _policy(tiny_config, logs, DriveFolder(SPEC, logs), grace=2.5)
+    saver.drive_spec = SPEC
+    emulator.faults.inject("POST", r"/upload/", reason="storageQuotaExceeded", times=None)
+    out: list = []
+    stopping = threading.Thread(target=_stop(run, saver, out), daemon=True)
+    try:
+        stopping.start()
+        _until(lambda: _uploads_started(emulator), "the copy elsewhere was never sent", 10)
+        disk.ends()
+        stopping.join(8.0)
+        ended = not stopping.is_alive()
+    finally:
+        disk.ends()
+        stopping.join(10)
+        writer.close()
+    assert ended and out, "the stop did not end within its grace"
+    said = str(out[0])
+    assert re.fullmatch(
+        rf"stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003\.pt is saved in "
+        rf"{re.escape(logs)} but did not reach drive:Models/s30/slow within "
+        r"train\.grace_seconds \(2\.5 s\) \(Not enough Drive storage.*\); --resume auto on "
+        r"this machine continues from it, elsewhere upload it first: drivestage push "
+        rf"{re.escape(logs)} drive:Models/s30/slow", said), said
+    assert [n for n in os.listdir(tempfile.tempdir) if n.startswith("trainer-stop-")] == []

@@ -129,8 +129,7 @@ class Checkpointer(Callback):
         # left that file there alone, and no push sent the sidecar or retired it (attacktrain26).
         if self.writer is not None and self.info.is_main:
             self.writer.push_soon()
-            # Earlier stops' copies in /tmp whose bytes are verified here or there go.
-            self.swept = stop_save.sweep(self.out_dir, self.writer.drive)
+            self.swept = stop_save.sweep(self.out_dir, self.writer.drive)   # (earlier stops')
 
     def on_train_batch_end(self, run: Any, pos: Position, logs: dict) -> None:
         # One collective per iteration: stop (any rank got a signal) and save (rank 0's clock).
@@ -392,14 +391,14 @@ class Checkpointer(Callback):
 
     def _saved_elsewhere(self, job: SaveJob, state: dict, pos: Position) -> Optional[str]:
         """The stop's save written elsewhere on this machine and sent to Drive alone within the
-        grace (:mod:`trainer.stop_save`); None when the run folder's copy is the one to push
-        (complete before the other was sent, or the other failed)."""
+        grace (:mod:`trainer.stop_save`); None when the run folder's copy is the one to push."""
         assert self.writer is not None
         deadline = self.stop.deadline or 0.0
         other = stop_save.Elsewhere(state, job.name, job.metrics, job.taken, self.writer.drive)
         slow = stop_save.answers(self.out_dir)   # (for the line alone; the other is written)
         stop_save.race(job, other, deadline, answering=slow)
         if other.path is None and job.written:
+            other.discard()   # (the run folder's copy is pushed, or named)
             return None
         took = time.monotonic() - (self.stop.at or time.monotonic())
         if job.error is None and not job.written:

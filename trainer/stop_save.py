@@ -102,6 +102,13 @@ class Elsewhere:
             return self._dropped
 
 
+    def discard(self) -> None:
+        """Remove its copy, ended and not sent (Drive refused it): the run folder holds the
+        same state whole, which the stop names (one left unnamed in /tmp for good: stop30)."""
+        if self.ended.is_set() and self.path is None and self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
 def race(job: Any, other: Elsewhere, deadline: float, answering: bool = True) -> None:
     """Wait until ``other`` verified its copy on Drive, or ``job``'s own write (``job.ended``)
     wrote it in the run folder after all before ``other`` began to send its own (``other`` is
