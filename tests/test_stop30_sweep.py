@@ -24,7 +24,7 @@ def _own_tmp(tmp_path, monkeypatch):
 
 
 def test_the_next_start_removes_earlier_stops_copies_held_elsewhere_and_keeps_the_rest(
-        emulator, drive_env, local_state, tiny_config):
+        emulator, drive_env, local_state, tiny_config, caplog):
     from trainer import checkpoint as ckpt
     from trainer.drive import DriveFolder
     from drivestage import temps
@@ -44,7 +44,11 @@ def test_the_next_start_removes_earlier_stops_copies_held_elsewhere_and_keeps_th
     drive.send_alone([on_drive, ckpt.sidecar_path(on_drive)])
     ckpt.save_checkpoint({**state, "run": "r5"}, os.path.join(logs, "autosave_00000005.pt"))
     left("trainer-stop-here", "autosave_00000005.pt", run="r5")
-    left("trainer-stop-only", "autosave_00000007.pt")                   # nowhere else
+    only = left("trainer-stop-only", "autosave_00000007.pt", iteration=7, epoch=2,
+                epoch_iteration=1)                                      # nowhere else
+    unsaid = left("trainer-stop-unsaid", "autosave_00000001.pt")        # (no further on)
+    killed = left("trainer-stop-killed", "autosave_00000003.pt")  # killed before its sidecar
+    os.unlink(ckpt.sidecar_path(killed))
     left("trainer-stop-other", "autosave_00000003.pt", run="another")   # other bytes
     left("trainer-stop-more", "autosave_00000003.pt")                   # and another file:
     open(os.path.join(tmp, "trainer-stop-more", "notes.txt"), "w").close()
@@ -55,11 +59,19 @@ def test_the_next_start_removes_earlier_stops_copies_held_elsewhere_and_keeps_th
         name = f".autosave_00000009.pt.{temps.namespace_tag()}-{pid}.abcdef.tmp"
         open(os.path.join(tmp, folder, name), "w").close()
     try:
-        saver.on_fit_start(run)
-        assert saver.swept.join(30)
+        with caplog.at_level("INFO", logger="trainer"):
+            saver.on_fit_start(run)
+            assert saver.swept.join(30)
     finally:
         writer.close()
     assert sorted(n for n in os.listdir(tmp) if n.startswith("trainer-")) == [
-        "trainer-stop-live", "trainer-stop-more", "trainer-stop-only", "trainer-stop-other"]
+        "trainer-stop-live", "trainer-stop-more", "trainer-stop-only", "trainer-stop-other",
+        "trainer-stop-unsaid"]
     assert sorted(os.listdir(os.path.join(tmp, "trainer-stop-only"))) == [
         "autosave_00000007.json", "autosave_00000007.pt"]
+    said = [r.getMessage() for r in caplog.records if "trainer-stop-" in r.getMessage()]
+    assert [m for m in said if "further on" in m] == [
+        f"{os.path.dirname(only)} holds this run's checkpoint of epoch 3, iteration 7, further "
+        f"on than where it starts, on this machine only (an earlier stop's, not verified on "
+        f"Drive in time): stop and run again with --resume {only} to train on from it"], said
+    assert unsaid and len([m for m in said if m.startswith("removed ")]) == 3, said

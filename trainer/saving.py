@@ -129,7 +129,8 @@ class Checkpointer(Callback):
         # left that file there alone, and no push sent the sidecar or retired it (attacktrain26).
         if self.writer is not None and self.info.is_main:
             self.writer.push_soon()
-            self.swept = stop_save.sweep(self.out_dir, self.writer.drive)   # (earlier stops')
+            self.swept = stop_save.sweep(self.out_dir, self.writer.drive, run.state.run,
+                                         run.state.pos)   # (earlier stops' copies in /tmp)
 
     def on_train_batch_end(self, run: Any, pos: Position, logs: dict) -> None:
         # One collective per iteration: stop (any rank got a signal) and save (rank 0's clock).

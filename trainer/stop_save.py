@@ -29,6 +29,7 @@ from typing import Any, Optional
 
 from drivestage.interrupts import BackgroundThread
 from trainer import checkpoint as ckpt
+from trainer.state import Position
 
 logger = logging.getLogger(__name__)
 
@@ -125,25 +126,27 @@ def race(job: Any, other: Elsewhere, deadline: float, answering: bool = True) ->
         (job.ended if other.ended.is_set() else other.ended).wait(0.05)
 
 
-def sweep(out_dir: str, drive: Any) -> BackgroundThread:
+def sweep(out_dir: str, drive: Any, run: Optional[str] = None,
+          at: Optional[Position] = None) -> BackgroundThread:
     """Remove, on a thread of its own, the folders earlier stops left in this machine's
-    temporary folder (:data:`PREFIX`) whose checkpoint, whole, is verified on ``drive`` or in
+    temporary folder (:data:`PREFIX`) whose checkpoint is verified on ``drive`` or in
     ``out_dir`` with the same md5: one was left at every stop whose copy Drive did not take in
     time, or that ended before it was removed, for good (stop30); and those holding only a
     write cut off (:func:`_cut_off`). One whose bytes are nowhere else stays (the only copy),
-    as does any other (another run's, a write under way)."""
-    return BackgroundThread(lambda: _sweep(out_dir, drive), "trainer-stop-sweep").start()
+    as does any other (another run's, a write under way); one of run ``run`` further on than
+    ``at`` (where this run starts) is said: ``--resume auto`` never looks there."""
+    return BackgroundThread(lambda: _sweep(out_dir, drive, run, at), "trainer-stop-sweep").start()
 
 
-def _sweep(out_dir: str, drive: Any) -> None:
+def _sweep(out_dir: str, drive: Any, run: Optional[str], at: Optional[Position]) -> None:
     remote: Optional[dict[str, str]] = None   # Drive's verified checkpoints: name -> where
     for folder in sorted(glob.glob(os.path.join(tempfile.gettempdir(), f"{PREFIX}*"))):
-        whole = _whole(folder)
-        if whole is None:
+        left = _left(folder)
+        if left is None:
             if _cut_off(folder):
                 shutil.rmtree(folder, ignore_errors=True)
             continue
-        name, md5 = whole
+        name, md5 = left
         if drive is not None and remote is None:
             try:
                 remote = {f"{c.name}:{(c.entry.md5 or '').lower()}": c.where
@@ -152,49 +155,74 @@ def _sweep(out_dir: str, drive: Any) -> None:
                 logger.debug("earlier stops' copies not swept: %s", exc)
                 remote = {}
         here = os.path.join(out_dir, name)
+        side = ckpt.read_sidecar(here)
         where = (remote or {}).get(f"{name}:{md5}") or \
-            (out_dir if _whole(out_dir, name) == (name, md5) else None)
+            (here if side is not None and (side.md5 or "").lower() == md5 and _md5(here) == md5
+             else None)
         if where is not None:
             shutil.rmtree(folder, ignore_errors=True)
             logger.info("removed %s, an earlier stop's copy of %s: it is verified in %s", folder,
-                        name, where if where != out_dir else here)
+                        name, where)
+            continue
+        mine = ckpt.read_sidecar(os.path.join(folder, name))
+        pos = Position(mine.epoch or 0, mine.iteration or 0, mine.epoch_iteration) \
+            if mine is not None else None
+        if run is not None and pos is not None and mine is not None and mine.run == run and \
+                (at is None or pos.iteration > at.iteration):
+            logger.warning("%s holds this run's checkpoint of %s, further on than where it "
+                           "starts, on this machine only (an earlier stop's, not verified on "
+                           "Drive in time): stop and run again with --resume %s to train on "
+                           "from it", folder, pos.label, os.path.join(folder, name))
 
 
 def _cut_off(folder: str) -> bool:
     """Whether ``folder`` holds nothing but the temporary files of writes whose processes are
     gone (a stop's copy cut off: a second SIGTERM, the SIGKILL at the grace's end), or nothing
     at all for a minute: never a folder a live process writes into (:mod:`drivestage.temps`)."""
-    from drivestage import temps
-
     try:
         names = os.listdir(folder)
         if not names:
             return time.time() - os.stat(folder).st_mtime > 60.0
-        return all(temps.stale(n, os.lstat(os.path.join(folder, n))) for n in names)
+        return all(_dead(folder, n) for n in names)
     except OSError:
         return False
 
 
-def _whole(folder: str, name: Optional[str] = None) -> Optional[tuple[str, str]]:
-    """(name, md5) of the checkpoint ``name`` in ``folder`` (without ``name``: the folder's
-    only one, its sidecar the only other file) when its bytes are those its sidecar names."""
+def _dead(folder: str, name: str) -> bool:
+    from drivestage import temps
+
+    return temps.stale(name, os.lstat(os.path.join(folder, name)))
+
+
+def _left(folder: str) -> Optional[tuple[str, str]]:
+    """(name, md5) of the one checkpoint an earlier stop left whole in ``folder``: beside it
+    only its sidecar, naming those bytes (or none: the process was killed before it) and a
+    dead process's temporary files."""
+    try:
+        names = os.listdir(folder)
+        pts = [n for n in names if n.endswith(".pt")]
+        if len(pts) != 1:
+            return None
+        side = os.path.basename(ckpt.sidecar_path(pts[0]))
+        if any(n not in (pts[0], side) and not _dead(folder, n) for n in names):
+            return None
+        path = os.path.join(folder, pts[0])
+        said = ckpt.read_sidecar(path)
+        md5 = _md5(path)
+    except OSError:
+        return None
+    if md5 is None or (side in names and (said is None or (said.md5 or "").lower() != md5)):
+        return None
+    return pts[0], md5
+
+
+def _md5(path: str) -> Optional[str]:
     from drivestage.localfs import file_md5
 
     try:
-        if name is None:
-            names = sorted(os.listdir(folder))
-            pts = [n for n in names if n.endswith(".pt")]
-            if len(pts) != 1 or names != sorted([pts[0], os.path.basename(
-                    ckpt.sidecar_path(pts[0]))]):
-                return None
-            name = pts[0]
-        path = os.path.join(folder, name)
-        side = ckpt.read_sidecar(path)
-        md5 = file_md5(path) if side is not None and side.md5 else None
+        return file_md5(path)
     except OSError:
         return None
-    return (name, md5) if md5 is not None and side is not None and \
-        md5 == (side.md5 or "").lower() else None
 
 
 def rescue(state: dict, name: str, metrics: dict) -> str:
