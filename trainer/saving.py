@@ -383,9 +383,8 @@ class Checkpointer(Callback):
                                   exit_code=self.stop.exit_code)
 
     def _elsewhere_due(self, job: SaveJob) -> bool:
-        """Whether a stop's save goes to Drive from another folder too (both race: trainer.
-        stop_save): its write in the run folder has not ended halfway through the grace (a slow
-        disk's too: waited for unbounded, it outlasted the grace, stop30) or found a full disk."""
+        """Whether a stop's save also goes to Drive from elsewhere: its write here has not ended
+        halfway through the grace (a slow disk too: stop30) or found a full disk."""
         if self.writer is None or self.writer.drive is None or job.ended is None:
             return False
         return not job.ended.is_set() or getattr(job.error, "errno", None) in FULL
@@ -396,8 +395,9 @@ class Checkpointer(Callback):
         assert self.writer is not None
         deadline = self.stop.deadline or 0.0
         other = stop_save.Elsewhere(state, job.name, job.metrics, job.taken, self.writer.drive)
-        slow = stop_save.answers(self.out_dir)   # (for the line alone; the other is written)
-        stop_save.race(job, other, deadline, answering=slow)
+        listed, began = stop_save.listing(self.out_dir), time.monotonic()   # (for the line)
+        stop_save.race(job, other, deadline, listed)
+        slow = listed.wait(max(0.0, began + 0.5 - time.monotonic()))
         if other.path is None and job.written:
             other.discard()   # (the run folder's copy is pushed, or named)
             return None

@@ -6,7 +6,7 @@ push walks that folder too: the stop used to wait there past ``train.grace_secon
 its SIGKILL, and Drive got nothing (train28); on a disk merely slow (Colab's /content/drive)
 the write was waited for without a bound, with the same end (stop30). When the write has not
 ended halfway through the grace (:func:`trainer.writer.BackgroundWriter.write_now`), whatever
-the folder answers (:func:`answers` only words the line), or the disk is full, the same state
+the folder answers (:func:`listing` only words the line), or the disk is full, the same state
 is written into a temporary folder of this machine's own and its two files go to
 ``drive.logs`` alone, each verified, outside a push (:meth:`trainer.drive.DriveFolder.
 send_alone`), within what is left of the grace. Both copies race (:func:`race`): the run
@@ -27,7 +27,7 @@ import threading
 import time
 from typing import Any, Optional
 
-from drivestage.interrupts import BackgroundThread
+from drivestage.interrupts import BackgroundThread, Flag
 from trainer import checkpoint as ckpt
 from trainer.state import Position
 
@@ -37,11 +37,10 @@ logger = logging.getLogger(__name__)
 PREFIX = "trainer-stop-"
 
 
-def answers(folder: str, within: float = 0.5) -> bool:
-    """Whether ``folder`` can be listed within ``within`` seconds: a disk merely slow to write
-    a checkpoint answers; a hung network or FUSE mount does not (its listing waits for good,
-    on a thread of its own)."""
-    return BackgroundThread(lambda: os.listdir(folder), "trainer-disk-probe").start().join(within)
+def listing(folder: str) -> Flag:
+    """Set once ``folder`` was listed (on a thread of its own): soon on a disk merely slow to
+    write a checkpoint; never on a hung network or FUSE mount (its listing waits for good)."""
+    return BackgroundThread(lambda: os.listdir(folder), "trainer-disk-probe").start().ended
 
 
 class Elsewhere:
@@ -110,16 +109,16 @@ class Elsewhere:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def race(job: Any, other: Elsewhere, deadline: float, answering: bool = True) -> None:
+def race(job: Any, other: Elsewhere, deadline: float, listed: Optional[Flag] = None) -> None:
     """Wait until ``other`` verified its copy on Drive, or ``job``'s own write (``job.ended``)
     wrote it in the run folder after all before ``other`` began to send its own (``other`` is
     dropped: the run folder's push sends it; a slow disk), or ``other`` failed and ``job``
-    ended (at once on a disk not ``answering``), or ``deadline`` (``time.monotonic()``). Not
-    decided by what the run folder's disk answers: a slow disk's write, waited for without a
-    bound, outlasted the grace (stop30)."""
+    ended (at once where the run folder was not ``listed``: a hung disk), or ``deadline``
+    (``time.monotonic()``). Not decided by what the run folder's disk answers: a slow disk's
+    write, waited for without a bound, outlasted the grace (stop30)."""
     while time.monotonic() < deadline:
         if other.ended.is_set() and (other.path is not None or job.ended.is_set()
-                                     or not answering):
+                                     or (listed is not None and not listed.is_set())):
             return
         if job.written and other.drop():
             return

@@ -178,10 +178,10 @@ class BackgroundWriter:
 
     def _write_both_now(self, waiting: SaveJob, job: SaveJob, deadline: Optional[float]) -> None:
         """A stop came while ``waiting`` held the slot: write it, then ``job``, now (after the
-        write under way: :mod:`trainer.write_order`), each waited for a quarter of the grace
-        left (a hung disk's took it all, the stop's own save none: stop30); a push follows."""
+        write under way: :mod:`trainer.write_order`), each waited for a tenth of the grace left
+        (a hung disk's took it all, the stop's own save none: stop30); a push follows."""
         for one in (waiting, job):
-            self.write_now(one, deadline, patience=0.25)
+            self.write_now(one, deadline, patience=0.1)
             one.done.set()
 
     def _drop(self, job: SaveJob, why: str) -> None:
