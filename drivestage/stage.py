@@ -40,8 +40,8 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
          store: Optional[RemoteStore] = None, api_root: Optional[str] = None,
          credentials: Optional[str] = None, reserve: int = 0, chunk_size: Optional[int] = None,
          retries: Optional[int] = None, progress: Optional[ProgressFactory] = None,
-         include: Sequence[str] = (), exclude: Sequence[str] = (), folders: bool = True
-         ) -> Union[PullResult, FolderPullResult]:
+         include: Sequence[str] = (), exclude: Sequence[str] = (), folders: bool = True,
+         remove_archive: bool = False) -> Union[PullResult, FolderPullResult]:
     """Stage ``src`` (``drive:a/b.zip``, ``drive:id:X``, a parsed ``drive:`` path, a local
     path, or a path in ``store``) into folder ``dest``.
 
@@ -57,6 +57,9 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
     stages; given for a single file, they are a usage error. ``folders=False`` refuses a
     folder SRC before a byte is pulled (:class:`UsageError`): a caller that needs one file
     (weights) would otherwise pull a whole run folder, then find no file.
+    ``remove_archive`` (with ``extract``) removes each downloaded archive once its members
+    are extracted and verified; the stamp then stands for it, and a rerun downloads it again
+    only when a member is gone or changed (a local archive extracted where it lies stays).
     """
     began = time.monotonic()
     dest = os.path.abspath(os.path.expanduser(os.fspath(dest)))
@@ -66,6 +69,9 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
         raise UsageError(f"reserve must not be negative, got {reserve}")
     if retries is not None and retries < 1:
         raise UsageError(f"retries must be at least 1, got {retries}")
+    if remove_archive and not extract:
+        raise UsageError("remove_archive removes an archive once it is extracted; pass "
+                         "extract=True too, or leave remove_archive out to keep the archive")
     checksums.preference()  # a misspelt DRIVESTAGE_CHECKSUM, before anything is asked
     lost = lost_mount(dest)
     if lost is not None:
@@ -94,7 +100,8 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
     try:
         result = _stage(store, path, label, dest, extract=extract, jobs=jobs, force=force,
                         reserve=reserve, chunk_size=chunk_size, progress=progress,
-                        include=patterns(include), exclude=patterns(exclude), folders=folders)
+                        include=patterns(include), exclude=patterns(exclude), folders=folders,
+                        remove_archive=remove_archive)
     except NotFoundError as exc:
         hint = paths.drive_hint(label) if local_src and not os.path.lexists(
             os.path.abspath(os.path.expanduser(label))) else None
@@ -117,7 +124,8 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
 def _stage(store: RemoteStore, path: StorePath, label: str, dest: str, *, extract: bool,
            jobs: Optional[int], force: bool, reserve: int, chunk_size: Optional[int],
            progress: ProgressFactory, include: Sequence[str], exclude: Sequence[str],
-           folders: bool = True) -> Union[PullResult, FolderPullResult]:
+           folders: bool = True, remove_archive: bool = False
+           ) -> Union[PullResult, FolderPullResult]:
     if extract:
         defer(store, path)  # a local archive: hashed by the read that extracts it
     entry = _find(store, path, label, dest, force)
@@ -129,13 +137,14 @@ def _stage(store: RemoteStore, path: StorePath, label: str, dest: str, *, extrac
         return pull_folder(entry, src=label, path=path, dest=dest, store=store,
                            extract=extract, jobs=jobs, force=force, reserve=reserve,
                            chunk_size=chunk_size, progress=progress, include=include,
-                           exclude=exclude)
+                           exclude=exclude, remove_archive=remove_archive)
     if include or exclude:
         raise UsageError(f"--include/--exclude choose files inside a folder, and "
                          f"{label} is one file; pull it without them")
     return FileStager(label, dest, store, extract=extract, jobs=jobs, force=force,
                       reserve=reserve, chunk_size=chunk_size, progress=progress,
-                      extract_progress=progress, in_place=True).stage(entry)
+                      extract_progress=progress, in_place=True,
+                      remove_archive=remove_archive).stage(entry)
 
 
 def _local_error(exc: OSError, label: str, dest: str) -> DriveStageError:

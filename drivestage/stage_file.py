@@ -47,9 +47,9 @@ from drivestage.sizes import check_space, format_size
 from drivestage.stage_decide import NAME_MAX as NAME_MAX  # re-exported
 from drivestage.stage_decide import Local as Local  # re-exported
 from drivestage.stage_decide import decide as decide  # re-exported
-from drivestage.stage_decide import own_records
+from drivestage.stage_decide import own_records, put_since
 from drivestage.stage_decide import safe_name as safe_name  # re-exported
-from drivestage.stage_extraction import Extraction, in_place
+from drivestage.stage_extraction import Extraction, in_place, remove_archive
 from drivestage.stage_extraction import ProgressFactory as ProgressFactory  # re-exported
 from drivestage.stage_extraction import no_progress as no_progress  # re-exported
 from drivestage.stage_order import Turn
@@ -80,6 +80,7 @@ class PullResult:
     extracted: bool = False
     members: int = 0          # extracted members (files, folders, links)
     members_kept: int = 0     # of those, found in place (not written by this run)
+    archive_removed: bool = False  # the archive is not kept: its members stand for it
     seconds: float = 0.0
     api_calls: Optional[int] = None  # requests sent to Drive by the whole command
     #: What this run verified the bytes with ("md5" or "sha256": :mod:`drivestage.checksums`);
@@ -114,7 +115,7 @@ class FileStager:
                  lock_dir: Optional[str] = None, protect: Collection[str] = (),
                  walked: Optional[int] = None, in_place: bool = False,
                  current: Optional[stamps.Listed] = None,
-                 turn: Optional[Turn] = None):
+                 turn: Optional[Turn] = None, remove_archive: bool = False):
         self.src, self.dest, self.store = src, dest, store
         self.extract, self.jobs, self.force, self.reserve = extract, jobs, force, reserve
         self.chunk_size, self.progress = chunk_size, progress
@@ -128,6 +129,8 @@ class FileStager:
         #: A local archive to extract is extracted where it lies (:mod:`.stage_original`).
         self.in_place = in_place and extract
         self.turn = turn
+        #: ``pull --remove-archive``: the downloaded archive goes once extracted.
+        self.remove_archive = remove_archive and extract
 
     def _waiting(self) -> None:
         log.warning("another pull of %s into %s is running; waiting for it", self.src,
@@ -241,12 +244,16 @@ class FileStager:
             # hand, a folder's key rotated) is rewritten, so the next rerun is one call.
             if basis is not own or basis.get("access") != self.store.access_hint(entry) \
                     or self._moved_source(basis, entry):
-                self._rekey(basis, entry)
+                basis = self._rekey(basis, entry)
             staged = [m.path for m in stamps.records(basis)] if self.extract else []
             if self.extract and basis.get("version") != stamps.VERSION:
                 staged = [str(row[0]) for row in basis.get("members") or []]
-            return self._result(entry, target, action, members=staged,
-                                extracted=self.extract)
+            result = self._result(entry, target, action, members=staged,
+                                  extracted=self.extract)
+            result.archive_removed = self.extract and (
+                remove_archive(self.dest, target, basis) if self.remove_archive else
+                basis.get("removed") is True and not os.path.lexists(target))
+            return result
         if entry.no_download and action not in ("verified", "extract"):
             # Only where bytes must come from Drive: a copy staged before (a notebook's
             # pull cell run again) stays usable after the owner turned downloading off.
@@ -255,10 +262,10 @@ class FileStager:
             found = stamps.of(self.dest, name)
             same_src = [s for s in found if s["id"] != entry.id and s.get("src") == self.src]
             previous = [own] + same_src
-        if local.size is not None and not found and not self.force and \
-                action not in ("verified", "extract"):
-            # No stamp of this name, other bytes: a file of the user's (or another
-            # program's), which a pull never replaces unasked.
+        if local.size is not None and (not found or put_since(basis, local)) and \
+                not self.force and action not in ("verified", "extract"):
+            # No stamp of this name (or of an archive removed since), other bytes: a file of
+            # the user's (or another program's), which a pull never replaces unasked.
             raise LocalFileError(
                 f"{target} is already there and is not a copy of {self.src} that drivestage "
                 "staged (its bytes differ); move it away, or pull with --force to replace it")
@@ -305,8 +312,10 @@ class FileStager:
         # place: the members stay as they are. A Drive mount that showed the archive with
         # another mtime (a new Colab session) got every member extracted again through it.
         # Not all in place (a member changed too): only what is not is written (pull29).
-        own_version = action == "verified" and self.extract and previous == [basis] and \
-            basis is not None and not stamps.records(basis, "stale") \
+        # So too an archive removed once extracted, downloaded again by a pull without -x.
+        own_version = (action == "verified" and self.extract or not self.extract and action in (
+            "download", "resume") and basis is not None and basis.get("removed") is True) \
+            and previous == [basis] and basis is not None and not stamps.records(basis, "stale") \
             and not basis.get("unrecorded") and basis.get("version") == stamps.VERSION
         carried = own_version and local.members_intact
         try:
@@ -338,9 +347,11 @@ class FileStager:
         finally:
             if unpacking is not None:
                 unpacking.close()
+        gone = self.remove_archive and remove_archive(self.dest, target, stamp, held)
         result = self._result(entry, target, action, fetched=fetched, resumed=resumed,
                               members=members, extracted=self.extract)
         result.checksum, result.members_kept = checksum, kept
+        result.archive_removed = gone
         return result
 
     def _extract_bar(self, entry: RemoteEntry, target: str) -> Optional[Callable[[int], None]]:
@@ -445,10 +456,11 @@ class FileStager:
         same = now.name == entry.name and now.parent_id == entry.parent_id and not now.is_dir
         return now if same else entry
 
-    def _rekey(self, basis: Stamp, entry: RemoteEntry) -> None:
+    def _rekey(self, basis: Stamp, entry: RemoteEntry) -> Stamp:
+        """``basis`` rewritten for ``entry`` (its id, keys, source); the stamp now in force."""
         fresh = {k: v for k, v in basis.items() if not k.startswith("_")}
         if fresh.get("version") != stamps.VERSION:
-            return  # a 0.1.0 stamp stays as it is until the copy is staged again
+            return basis  # a 0.1.0 stamp stays as it is until the copy is staged again
         fresh.update(id=entry.id, parent_id=entry.parent_id, name=entry.name)
         self._note_access(fresh, entry)
         vouched = self._source_identity(entry)
@@ -457,6 +469,7 @@ class FileStager:
         stamps.write(self.dest, fresh)
         if basis.get("_path") != fresh["_path"]:
             stamps.drop(basis)
+        return fresh
 
     def _note_access(self, stamp: Stamp, entry: RemoteEntry) -> None:
         """Keep in ``stamp`` what a rerun's recheck of ``entry`` by id needs (Drive: the

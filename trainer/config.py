@@ -48,6 +48,9 @@ class DataConfig:
     root: str = _f("./data", "local folder that data.drive_zip is pulled and extracted into")
     drive_zip: Optional[str] = _f(None, "archive to pull and extract first (drive:path or a local "
                                         "path); a folder is pulled whole, archives extracted")
+    keep_archive: bool = _f(True, "keep data.drive_zip's downloaded archive once extracted (false: "
+                                  "removed once its members are verified, as drivestage pull "
+                                  "--remove-archive: the data takes its room once)")
     voc_root: Optional[str] = _f(None, "VOCdevkit folder; found under data.root when empty")
     year: str = _f("2007", "VOC year folder (VOCdevkit/VOC<year>) the split names refer to")
     train: str = _f("train", "training set: an annotation-lines file, or a split name in ImageSets/Main")
