@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 from drivestage import stamps
 from drivestage.errors import UsageError
@@ -95,13 +95,16 @@ def removed(stamp: Optional[Stamp], local: Local) -> bool:
         and bool(stamp.get("extracted"))
 
 
-def put_since(stamp: Optional[Stamp], local: Local) -> bool:
+def put_since(stamp: Optional[Stamp], local: Local, found: Sequence[Stamp] = ()) -> bool:
     """Whether the file at the name of ``stamp``'s archive, removed once extracted, is another
-    one put there since (not the stamped copy a kill kept from its removal): the user's,
-    which a pull never replaces unasked (and with --remove-archive, would then remove)."""
+    one put there since: the user's, which a pull never replaces unasked (and with
+    --remove-archive, would then remove). Not the stamped copy a kill kept from its removal,
+    nor the staged copy of another file of that name (``found``: the name's stamps)."""
+    def describes(s: Stamp) -> bool:
+        return local.size == s.get("size") and same_mtime(local.mtime_ns, s.get("mtime_ns"))
+
     return stamp is not None and stamp.get("removed") is True and local.size is not None \
-        and not (local.size == stamp.get("size") and same_mtime(local.mtime_ns,
-                                                                stamp.get("mtime_ns")))
+        and not any(describes(s) for s in [stamp, *found])
 
 
 def same_content(stamp: Stamp, entry: RemoteEntry) -> bool:

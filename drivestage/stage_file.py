@@ -262,7 +262,7 @@ class FileStager:
             found = stamps.of(self.dest, name)
             same_src = [s for s in found if s["id"] != entry.id and s.get("src") == self.src]
             previous = [own] + same_src
-        if local.size is not None and (not found or put_since(basis, local)) and \
+        if local.size is not None and (not found or put_since(basis, local, found)) and \
                 not self.force and action not in ("verified", "extract"):
             # No stamp of this name (or of an archive removed since), other bytes: a file of
             # the user's (or another program's), which a pull never replaces unasked.

@@ -256,3 +256,20 @@ def test_the_trainer_stages_its_dataset_without_the_archive(emulator, local_stat
     assert not (data / "synth.zip").exists() and (data / "VOCdevkit/VOC2007/Annotations").is_dir()
     assert again.train_lines == first.train_lines and len(first.train_lines) > 0
     assert dict(emulator.api_calls()) == {"files.get": 1}
+
+
+def test_another_files_staged_copy_under_the_removed_archive_name(drive, tmp_path):
+    """Two Drive files of one name pulled into one DEST (which the docs advise against): the
+    other's staged copy at the name is drivestage's, replaced as before with a warning,
+    not refused as the user's."""
+    drive.add_file("e/set.zip", a_zip({"ds/e.txt": b"echo"}))
+    dest = tmp_path / "data"
+    _pull(dest, "-x", "--remove-archive")
+    code, _, err = run("pull", "drive:e/set.zip", str(dest), "-x")
+    assert code == 0, err
+
+    code, _, err = run("pull", "drive:d/set.zip", str(dest), "-x", "--remove-archive")
+
+    assert code == 0, err
+    assert "is the staged copy of drive:e/set.zip; drive:d/set.zip replaces it" in err, err
+    assert tree(dest) == {**DATA, "ds/e.txt": b"echo"}
