@@ -273,3 +273,25 @@ def test_another_files_staged_copy_under_the_removed_archive_name(drive, tmp_pat
     assert code == 0, err
     assert "is the staged copy of drive:e/set.zip; drive:d/set.zip replaces it" in err, err
     assert tree(dest) == {**DATA, "ds/e.txt": b"echo"}
+
+
+@pytest.mark.slow
+def test_a_ctrl_c_at_any_call_of_a_pull_that_removes_the_archive(emulator, drive_env,
+                                                                tmp_path, monkeypatch):
+    """`pull -x --remove-archive` interrupted (Ctrl-C, in-process: a notebook) at the start
+    of every 9th drivestage call (every one with DRIVESTAGE_TEST_SWEEP=all), then run again:
+    exactly the members, no archive, nothing temporary, nothing held open."""
+    import drivestage
+    from drivestage.stage import pull
+    from _sweep import every
+    from test_interrupt_commands import _sweep_pulls
+
+    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "20")
+    emulator.add_file("d/set.zip", a_zip(DATA))
+    store = drivestage.connect()
+    step = every(9)
+    landed = _sweep_pulls(range(1, 5000, step), os.path.dirname(drivestage.__file__), tmp_path,
+                          lambda dest: pull("drive:d/set.zip", str(dest), extract=True,
+                                            remove_archive=True, quiet=True, store=store),
+                          DATA)
+    assert landed > 150 // step
