@@ -37,7 +37,7 @@ LAYERS = [
     ["drive.transport"],
     ["drive.media", "drive.batches"],
     ["drive.upload"],
-    ["drive.store_bytes", "drive.store_deletes", "drive.ids"],
+    ["drive.store_bytes", "drive.store_deletes", "drive.store_folders", "drive.ids"],
     ["drive.store"],
     ["drive.places", "drive"],
     # A directory, the other backend.
