@@ -78,7 +78,8 @@ class PushJob:
                         "--follow-symlinks follows them", len(links),
                         "" if len(links) == 1 else "s",
                         ", ".join(links[:10]) + (", ..." if len(links) > 10 else ""))
-        root = store.make_folders(path) if path.start or path.names else store.resolve(path)
+        root = store.make_folders(path, mark=self.run_folder) if path.start or path.names \
+            else store.resolve(path)
         if not root.is_dir:
             raise UsageError(f"{store.describe(root)} is a file, not a folder; push needs a "
                              "folder as DEST")
