@@ -28,7 +28,7 @@ def runs_group() -> None:
 def forget_cmd(dest: str, api_root: Optional[str], credentials: Optional[str]) -> None:
     """DEST (a drive: folder) is no run folder any more: its mark on Drive is cleared and
     this machine's record of it removed. A push of a folder above it then treats it as any
-    other folder (``--delete`` removes it where SRC lacks it). Its run's next push marks it
+    other folder (`--delete` removes it where SRC lacks it). Its run's next push marks it
     again."""
     from drivestage import run_folders
     from drivestage.paths import printable
