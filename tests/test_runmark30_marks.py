@@ -71,6 +71,23 @@ def test_a_fresh_vms_mirror_delete_leaves_the_old_run_folders_whole(emulator, en
     assert {"junk", "notes.txt"} <= trashed
 
 
+def test_a_fresh_vms_mirror_delete_leaves_a_folder_holding_a_marked_run_folder_whole(
+        emulator, env, tmp_path, monkeypatch):
+    """exp2 moved on Drive into ``runs/archive`` (the web UI): the folder SRC lacks that
+    holds it is left whole, what else it holds with it (runfold29's rule, by the mark)."""
+    before = _old_runs(emulator, tmp_path)
+    archive = emulator.add_folder("runs/archive")
+    emulator.add_file("runs/archive/old.txt", b"old\n")
+    emulator.store.update_meta(emulator.find("runs/exp2")["id"], {"parents": [{"id": archive}]})
+    runs = _fresh_vm(tmp_path, monkeypatch)
+
+    _mirror_once(runs)
+
+    assert set(live_md5s(emulator, "runs")) == {"archive", "exp1", "exp3"}
+    assert set(live_md5s(emulator, "runs/archive")) == {"exp2", "old.txt"}
+    assert live_md5s(emulator, "runs/archive/exp2") == before["exp2"]
+
+
 def test_a_fresh_vms_push_delete_into_a_marked_run_folder_keeps_its_checkpoints(
         emulator, env, tmp_path, monkeypatch):
     """``push ./runs/exp1 drive:runs/exp1 --delete`` on a machine with no record: the run's
