@@ -18,7 +18,11 @@ retention policy (``--keep-last`` ...: it prunes that folder). Written before an
 sent, at a process's first push into the folder and again should the state folder lose it
 (``~/.cache`` cleared while a run goes on: a stat per push sees it); a record stays (a
 finished run's folder is still its run's) until that folder is gone from the store: a
-folder made anew under the name is another.
+folder made anew under the name is another. The folder is marked on the store too
+(:attr:`~drivestage.store.RemoteEntry.run_mark`; Drive: a PRIVATE property, sent with the
+folder's insert, or set by one request, once, on one made before: :func:`mark`), so that a
+machine without these records (a fresh Colab VM) knows it; ``drivestage runs forget``
+clears both (:func:`forget`).
 
 **Left to it.** A push into a folder above (:class:`drivestage.push_job.PushJob`) finds the
 run folders among its subfolders by their ids, and there, and in every folder inside them,
@@ -252,6 +256,7 @@ def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, Remo
     mine = key(store, root)
     owned = Owned(marks=frozenset(records), dest=deleting and (mine in records or root.run_mark))
     if owned.dest:
+        _is_run_folder(store, root, records)   # (marked, where only recorded)
         owned.exclude[""] = _excludes(records.get(mine))
         _said_dest(store, root, records.get(mine))
     for rel in sorted(remote_folder):   # (a parent before what is inside it)

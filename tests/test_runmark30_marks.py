@@ -5,6 +5,8 @@ folder now carries a PRIVATE custom property on Drive, sent with its insert (no 
 more) or set by one patch on an older one; a PUBLIC one, or another app's, marks nothing."""
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from drivestage import run_folders
@@ -202,3 +204,27 @@ def test_runs_forget_clears_the_mark_and_the_record(emulator, env, tmp_path, mon
     runs = _fresh_vm(tmp_path, monkeypatch)
     _mirror_once(runs)
     assert set(live_md5s(emulator, "runs")) == {"exp2", "exp3"}
+
+
+def test_a_mark_drive_refuses_is_said_once_and_the_push_goes_on(emulator, env, tmp_path,
+                                                                 caplog):
+    folder_id = emulator.add_folder("runs/exp1")
+    emulator.faults.inject(method="PATCH", path=folder_id, status=403,
+                           reason="insufficientFilePermissions", times=None)
+    folder = tmp_path / "exp1"
+    folder.mkdir()
+    drive = DriveFolder("drive:runs/exp1", str(folder), retention_policy(0, 0, None))
+    with caplog.at_level(logging.WARNING):
+        for epoch in (1, 2):
+            _save(str(folder), epoch)
+            drive.push()
+
+    assert set(live_md5s(emulator, "runs/exp1")) == {"epoch_001.pt", "epoch_001.json",
+                                                     "epoch_002.pt", "epoch_002.json"}
+    said = [r.getMessage() for r in caplog.records if "could not mark" in r.getMessage()]
+    assert len(said) == 1, said
+    assert said[0].startswith("could not mark drive:runs/exp1 as a run folder on the store (")
+    assert said[0].endswith("): only this machine knows it is one; a push of a folder above "
+                            "it with --delete from another machine would remove it")
+    assert emulator.api_calls("files.patch") == 1
+    assert run_folders._file().read()   # the record on this machine still holds
