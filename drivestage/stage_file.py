@@ -40,20 +40,20 @@ from drivestage.errors import DestChangedError, DownloadRestrictedError, LocalFi
     NotFoundError, UsageError
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
-from drivestage.localdir import LocalDirStore, identity
+from drivestage.localdir import identity
 from drivestage.localfs import fitted_name
 from drivestage.partials import left_behind, unlink
 from drivestage.sizes import check_space, format_size
 from drivestage.stage_decide import NAME_MAX as NAME_MAX  # re-exported
 from drivestage.stage_decide import Local as Local  # re-exported
 from drivestage.stage_decide import decide as decide  # re-exported
-from drivestage.stage_decide import own_records, put_since
+from drivestage.stage_decide import own_records, put_since, same_content
 from drivestage.stage_decide import safe_name as safe_name  # re-exported
 from drivestage.stage_extraction import Extraction, in_place, remove_archive
 from drivestage.stage_extraction import ProgressFactory as ProgressFactory  # re-exported
 from drivestage.stage_extraction import no_progress as no_progress  # re-exported
 from drivestage.stage_order import Turn
-from drivestage.stage_original import FromOriginal, original_of
+from drivestage.stage_original import FromOriginal, moved_source, original_of, source_identity
 from drivestage.stamps import Stamp
 from drivestage.store import RemoteEntry, RemoteStore
 from drivestage.unpack import Unpacking
@@ -229,6 +229,9 @@ class FileStager:
             for path in [partial] + dl.stale_partials(target):
                 dl.remove_partial(path)
         local = self._local(basis, entry, target)
+        if self.remove_archive and local.size is None and local.members_intact and \
+                basis is not None and same_content(basis, entry) and not self.force:
+            remove_archive(self.dest, target, basis)  # (deleted by hand: nothing to fetch)
         action = decide(None if self.force else basis, entry, local, extract=self.extract,
                         force=self.force)
         held: Optional[os.stat_result] = None   # the file whose bytes were verified here
@@ -243,7 +246,7 @@ class FileStager:
             # are not the ones this run needed (written before they were kept, edited by
             # hand, a folder's key rotated) is rewritten, so the next rerun is one call.
             if basis is not own or basis.get("access") != self.store.access_hint(entry) \
-                    or self._moved_source(basis, entry):
+                    or moved_source(self.store, basis, entry):
                 basis = self._rekey(basis, entry)
             staged = [m.path for m in stamps.records(basis)] if self.extract else []
             if self.extract and basis.get("version") != stamps.VERSION:
@@ -383,7 +386,7 @@ class FileStager:
         if not entry.md5 and entry.sha256:   # (the version's mark: stage_decide.same_content)
             stamp["sha256"] = entry.sha256.lower()
         self._note_access(stamp, entry)
-        vouched = self._source_identity(entry)
+        vouched = source_identity(self.store, entry)
         if vouched is not None:
             stamp["original"], stamp["path"] = vouched
         if extracted:
@@ -416,32 +419,6 @@ class FileStager:
             f"the copy of {self.src} verified against Drive; run the pull again (it checks "
             "the file there, and downloads it again if its bytes differ)")
 
-    def _source_identity(self, entry: RemoteEntry) -> Optional[tuple[list[int], str]]:
-        """For a local SRC (a directory store): its identity while its md5 is the one the
-        copy was verified with, and its path, which the stamp keeps: the rerun's lookup then
-        takes that md5 (:func:`~drivestage.stage_original.vouch`) instead of hashing the
-        source whole to find the copy staged. None for any other store, or when the store
-        hashed no version of the source that is still there."""
-        if not isinstance(self.store, LocalDirStore) or not entry.md5:
-            return None
-        path = self.store.describe(entry)
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        if self.store.settled_md5(path, st) != entry.md5:  # not hashed just after a write
-            return None
-        return list(identity(st)), path
-
-    def _moved_source(self, stamp: Stamp, entry: RemoteEntry) -> bool:
-        """Whether the local source's identity is not the one ``stamp`` keeps while its md5
-        is (a chmod, a new hard link, the same bytes written anew): the copy was found
-        staged, and the stamp kept the old identity, so every rerun hashed the source
-        whole again. Rewritten, the next rerun reads none of it."""
-        vouched = self._source_identity(entry)
-        return vouched is not None and \
-            [stamp.get("original"), stamp.get("path")] != list(vouched)
-
     def _fresh(self, entry: RemoteEntry, stamp: Stamp) -> RemoteEntry:
         """The file ``stamp`` stands for as Drive has it now, when it sits where ``entry``
         did, under its name; else ``entry``."""
@@ -463,7 +440,7 @@ class FileStager:
             return basis  # a 0.1.0 stamp stays as it is until the copy is staged again
         fresh.update(id=entry.id, parent_id=entry.parent_id, name=entry.name)
         self._note_access(fresh, entry)
-        vouched = self._source_identity(entry)
+        vouched = source_identity(self.store, entry)
         if vouched is not None:
             fresh["original"], fresh["path"] = vouched
         stamps.write(self.dest, fresh)

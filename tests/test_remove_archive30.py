@@ -295,3 +295,20 @@ def test_a_ctrl_c_at_any_call_of_a_pull_that_removes_the_archive(emulator, drive
                                             remove_archive=True, quiet=True, store=store),
                           DATA)
     assert landed > 150 // step
+
+
+def test_an_archive_deleted_by_hand_is_not_fetched_again_to_be_removed(drive, tmp_path):
+    """`pull -x`, then the archive deleted by hand to make room, then the same pull with
+    --remove-archive: the members stand for it at once (it downloaded the archive again,
+    only to remove it)."""
+    dest = tmp_path / "data"
+    _pull(dest, "-x")
+    os.unlink(dest / "set.zip")
+    drive.clear_requests()
+
+    out = _pull(dest, "-x", "--remove-archive")
+
+    assert out["action"] == "cached" and out["archive_removed"] is True
+    assert dict(drive.api_calls()) == {"files.get": 1}
+    assert tree(dest) == DATA
+    assert _pull(dest, "-x")["action"] == "cached"
