@@ -25,9 +25,10 @@ LOST_MOUNT = (errno.ENOTCONN, errno.ECONNABORTED)
 def lost_mount(path: str, mounts: Optional[str] = None, within: float = 0.5) -> Optional[str]:
     """The FUSE mount point ``path`` lies under when the program behind that mount has
     ended (every call into it fails with ENOTCONN), else None. One read of ``/proc/mounts``
-    (or ``mounts``) and, under a FUSE mount, one ``stat`` of its point, waited for
-    ``within`` seconds at most: a mount whose program hangs (stopped, not ended) would hold
-    the caller for good (a training thread at each epoch's end); it is not lost."""
+    (or ``mounts``) and, where it lists a FUSE mount, ``path``'s symlinks resolved and one
+    ``stat`` of the innermost mount point it reaches, waited for ``within`` seconds at most:
+    a mount whose program hangs (stopped, not ended) would hold the caller for good (a
+    training thread at each epoch's end); it is not lost."""
     full = os.path.abspath(os.path.expanduser(path))
     if mounts is None:
         try:
@@ -35,27 +36,29 @@ def lost_mount(path: str, mounts: Optional[str] = None, within: float = 0.5) -> 
                 mounts = fh.read()
         except OSError:
             return None
-    points = []
-    for line in mounts.splitlines():
-        fields = line.split()
-        if len(fields) >= 3 and fields[2].startswith("fuse"):
-            point = unescape_mount(fields[1])
-            if full == point or full.startswith(point.rstrip(os.sep) + os.sep):
-                points.append(point)
-    if not points:
+    fuse = [unescape_mount(fields[1]) for fields in (line.split() for line in mounts.splitlines())
+            if len(fields) >= 3 and fields[2].startswith("fuse")]
+    if not fuse:
         return None
-    point = max(points, key=len)   # the innermost mount: what the path's calls reach
-    errors: list[int] = []
+    found: list[str] = []
 
     def look() -> None:
+        # Through a symlink too (Colab's ``ln -s /content/drive/MyDrive /mydrive``): the mount
+        # table names real paths. (Resolved here, bounded: a lstat under a hung mount hangs.)
+        real = os.path.realpath(full)
+        points = [p for p in fuse if real == p or real.startswith(p.rstrip(os.sep) + os.sep)]
+        if not points:
+            return
+        point = max(points, key=len)   # the innermost mount: what the path's calls reach
         try:
             os.stat(point)
         except OSError as exc:
-            errors.append(exc.errno or 0)
+            if exc.errno in LOST_MOUNT:
+                found.append(point)
 
     if not BackgroundThread(look, "drivestage-mount-probe").start().join(within):
         return None   # it hangs: not lost (said elsewhere, by those who wait on it)
-    return point if errors and errors[0] in LOST_MOUNT else None
+    return found[0] if found else None
 
 
 def lost_mount_error(exc: BaseException) -> Optional[str]:
@@ -99,7 +102,9 @@ def push_into_mount_warning(dest: str) -> Optional[str]:
     mount = drive_mount(full)
     if mount is None:
         return None
-    below = _BELOW_MOUNT.match(full[len(mount):].strip(os.sep).replace(os.sep, "/"))
+    # (The mount's point is a real path: DEST's below it, through a symlink too.)
+    real = os.path.realpath(full)
+    below = _BELOW_MOUNT.match(real[len(mount):].strip(os.sep).replace(os.sep, "/"))
     spec = "a drive: path"
     if below is not None:
         rest = (below.group(2) or "").strip("/")
