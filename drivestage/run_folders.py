@@ -16,7 +16,8 @@ from Drive (still on the local disk), each period, and the run deleted it again;
 ``drive.logs``, :class:`drivestage.hooks.CheckpointSync`: ``run_folder``) and any push with a
 retention policy (``--keep-last`` ...: it prunes that folder). Written before anything is
 sent, at a process's first push into the folder and again should the state folder lose it
-(``~/.cache`` cleared while a run goes on: a stat per push sees it); a record stays (a
+(``~/.cache`` cleared while a run goes on: a stat per push sees it) or, full, have had no
+room for it (tried at each push, said once); a record stays (a
 finished run's folder is still its run's) until that folder is gone from the store: a
 folder made anew under the name is another. The folder is marked on the store too
 (:attr:`~drivestage.store.RemoteEntry.run_mark`; Drive: a PRIVATE property, sent with the
@@ -86,7 +87,7 @@ def record(store: RemoteStore, folder: RemoteEntry, src: str, exclude: Sequence[
     mark(store, folder)
     place, states = key(store, folder), _file()
     done = (str(states.path), place, tuple(exclude))
-    if done in _unwritten or _still(states, done):
+    if done not in _unwritten and _still(states, done):
         return
     now = time.time()
     # The folders it sits in (the store's cached lineage: the push's lock took it, no request):
@@ -99,12 +100,19 @@ def record(store: RemoteStore, folder: RemoteEntry, src: str, exclude: Sequence[
         for old in sorted(data, key=lambda k: _time(data[k]))[:max(0, len(data) - MAX_RECORDS)]:
             del data[old]
 
-    # A state folder that cannot be written warns once, not at every save of a run.
-    if states.update_or_warn(change, "a push of a folder above it may send again what its "
-                                     "retention pruned, or --delete what it keeps"):
-        _still(states, done)
-    else:
+    # A state folder that cannot be written warns once, not at every save of a run; it is
+    # tried again at each (a full disk freed meanwhile: the record was never written).
+    if done in _unwritten:
+        try:
+            states.update(change)
+        except OSError:
+            return
+        _unwritten.discard(done)
+    elif not states.update_or_warn(change, "a push of a folder above it may send again what "
+                                           "its retention pruned, or --delete what it keeps"):
         _unwritten.add(done)
+        return
+    _still(states, done)
 
 
 def mark(store: RemoteStore, folder: RemoteEntry) -> None:
