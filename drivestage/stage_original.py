@@ -219,6 +219,10 @@ class FromOriginal:
                               progress=None if self.extract_progress is no_progress
                               else self.extract_progress)
         members = self._extract(stamp, st, action, [], unpacker)
+        if not any(s.get("md5") and s.get("md5") != self.md5 for s in previous):
+            # The same version written again (--force, a first pull cut before its md5 was
+            # known): the summary said "updated", as for another version of the original.
+            action = "extract"
         return action, members, "md5"
 
     def _protected(self) -> set[str]:

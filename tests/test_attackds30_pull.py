@@ -49,3 +49,22 @@ def test_a_member_time_no_file_can_have_is_left_at_the_time_of_writing(
     assert os.stat(dest / "ds/b.txt").st_mtime == 1e9   # the times a file can have, kept
     code, out, err = run("pull", f"drive:d/{name}", str(dest), "-x", "--json")
     assert (code, json.loads(out)["action"]) == (0, "cached"), err
+
+
+def test_force_of_a_local_archive_it_staged_says_extracted_not_updated(local_state, tmp_path):
+    """`pull ./set.zip DEST -x --force` of the very archive staged: it said `updated and md5
+    verified` (`"action": "update"`), as for another version of the archive; from Drive the
+    same `--force` says `downloaded`. Another version still says `updated`."""
+    archive = tmp_path / "set.tar"
+    archive.write_bytes(_tar({}, False))
+    dest = tmp_path / "d"
+    code, out, err = run("pull", str(archive), str(dest), "-x")
+    assert code == 0, err
+
+    code, out, err = run("pull", str(archive), str(dest), "-x", "--force")
+
+    assert code == 0, err
+    assert ": extracted and md5 verified (" in err and ", 3 members extracted, " in err, err
+    archive.write_bytes(_tar({"ds/a.txt": 2e9}, False))   # another version
+    code, out, err = run("pull", str(archive), str(dest), "-x", "--json")
+    assert (code, json.loads(out)["action"]) == (0, "update"), err
