@@ -37,6 +37,7 @@ per run folder and store (a mirror: once per process, not every period).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -46,7 +47,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, MutableMapping, Optional, Sequence
 
 from drivestage import other_runs, sidecar
-from drivestage.errors import DriveStageError
+from drivestage.errors import DriveStageError, LocalFileError
 from drivestage.local_tree import LocalFile
 from drivestage.old_copies import Key, Listings
 from drivestage.paths import StorePath, matches
@@ -101,7 +102,15 @@ def record(store: RemoteStore, folder: RemoteEntry, src: str, exclude: Sequence[
             del data[old]
 
     # A state folder that cannot be written warns once, not at every save of a run; it is
-    # tried again at each (a full disk freed meanwhile: the record was never written).
+    # tried again at each (a full disk freed meanwhile: the record was never written). A
+    # damaged file is left as it is: written anew, every other run's record was gone.
+    damaged = unreadable(states.path)
+    if damaged is not None:
+        if done not in _unwritten:
+            log.warning("cannot record %s as a run folder in %s (%s): %s", store.describe(folder),
+                        states.path, damaged, DAMAGED)
+        _unwritten.add(done)
+        return
     if done in _unwritten:
         try:
             states.update(change)
@@ -345,3 +354,36 @@ def _say(store: RemoteStore, remote_folder: Mapping[str, RemoteEntry], owned: Ow
                     "checkpoints are left to that push here: none it pruned is sent again, "
                     "none it keeps is deleted. The rest of %s is pushed",
                     store.describe(remote_folder[rel]), _origin(records.get(place)), rel)
+
+
+#: What to do of a records file that cannot be read.
+DAMAGED = ("repair it, or move it away (each run records its folder again at its next push); "
+           "until then push --delete is refused")
+
+
+def unreadable(path: Optional[Path] = None) -> Optional[str]:
+    """Why the records file cannot be read (damaged JSON, not a JSON object, unreadable), or
+    None when it can or is absent."""
+    try:
+        with open(path or state_dir() / FILE, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    except ValueError as exc:
+        return f"not JSON: {exc}"
+    return None if isinstance(data, dict) else f"a JSON {type(data).__name__}, not an object"
+
+
+def check_readable() -> None:
+    """Refuse a ``--delete`` while the records cannot be read: with none, the run folders
+    above which it deletes are unknown, and it would remove the checkpoints a run keeps on
+    the store that ``train.keep_local`` removed from the disk."""
+    why = unreadable()
+    if why is not None:
+        raise LocalFileError(
+            f"cannot read {state_dir() / FILE} ({why}): it records which store folders are "
+            "training runs' folders, and without it --delete could remove the checkpoints a "
+            "run keeps there; nothing was sent or deleted. Repair the file, or move it away "
+            "(each run records its folder again at its next push), then run again")

@@ -70,3 +70,4 @@ def test_the_record_is_written_once_the_full_state_disk_has_room(
     assert code == 0, err
     assert "drive:runs/exp1 is a run folder (pushed from" in err, err
     assert live_md5s(emulator, "runs/exp1") == kept   # was: 002 trashed, 001 sent back
+
