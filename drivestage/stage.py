@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 from drivestage import checksums, paths
 from drivestage.errors import DiskSpaceError, DriveStageError, LocalFileError, NotFoundError, \
     UsageError
-from drivestage.localfs import drive_mount
+from drivestage.localfs import UNMOUNTED_DRIVE, drive_mount, unmounted_drive_path
 from drivestage.lost_mounts import LOST_MOUNT, lost_mount, lost_mount_message
 from drivestage.paths import DrivePath, StorePath, patterns, printable
 from drivestage.remote import open_store
@@ -76,6 +76,13 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
     lost = lost_mount(dest)
     if lost is not None:
         raise LocalFileError(f"cannot stage {src} into {dest}: {lost_mount_message(lost)}")
+    unmounted = unmounted_drive_path(dest)
+    if unmounted is not None:
+        # Staged on local disk, told it was the Drive mount (below); and drive.mount() then
+        # refuses the folder: "Mountpoint must not already contain files".
+        raise UsageError(f"DEST {dest} is under {unmounted[0]}, {UNMOUNTED_DRIVE} (a folder "
+                         "made there stays on this machine); write a folder on local disk "
+                         "(e.g. /content/data) instead: drivestage needs no mount")
     mount = drive_mount(dest)
     if mount is not None:
         log.warning("DEST %s is inside the Google Drive mount %s: staging there sends every byte "

@@ -38,3 +38,21 @@ def test_a_drive_mount_reached_through_a_symlink_that_stopped(local_state, tmp_p
     code, err = run("pull", str(src), str(link / "data"))
     assert (code, error(err)) == (
         1, f"Error: cannot stage {src} into {link / 'data'}: {stopped(mount)}"), err
+
+
+def test_colabs_mount_path_made_a_link_by_the_user_is_a_folder_like_any(local_state, tmp_path,
+                                                                         monkeypatch):
+    """A notebook run on a local runtime, with ``/content/drive`` a link the user made to a
+    folder synced with Drive (Google Drive for desktop): it was refused as "Drive is not
+    mounted there", though the folder is the user's own choice."""
+    import drivestage.localfs
+
+    content = tmp_path / "content"
+    monkeypatch.setattr(drivestage.localfs, "COLAB_CONTENT", str(content))
+    (tmp_path / "synced" / "MyDrive").mkdir(parents=True)
+    content.mkdir()
+    os.symlink(tmp_path / "synced", content / "drive")
+    code, err = run("push", logs(tmp_path, **{"a.txt": b"a"}),
+                    str(content / "drive" / "MyDrive" / "logs"))
+    assert code == 0, err
+    assert (tmp_path / "synced" / "MyDrive" / "logs" / "a.txt").read_bytes() == b"a"

@@ -68,3 +68,46 @@ def test_delete_is_refused_while_the_run_folder_records_cannot_be_read(emulator,
         "next push), then run again"), err
     shown(REFUSED, err)
     assert live_md5s(emulator, "runs/exp1") == kept
+
+
+# ------------------------------------------------- Colab's mount path, nothing mounted there
+
+UNMOUNTED = ("is under …, where Colab mounts Google Drive, but Drive is not mounted there (a "
+             "folder made there stays on this machine); write … instead: drivestage needs no "
+             "mount")
+
+
+@renders(UNMOUNTED)
+def test_a_pull_into_colabs_mount_path_with_nothing_mounted_is_refused(local_state, tmp_path,
+                                                                       monkeypatch):
+    """`pull … /content/drive/MyDrive/data` where `drive.mount()` was not run staged the
+    files on local disk (with a warning that DEST is in the Drive mount, which it was not),
+    and a later `drive.mount()` refuses the folder. Through the notebook's usual link
+    (`!ln -s /content/drive/MyDrive /mydrive`, dangling without the mount) a push said
+    "/mydrive is a file, not a folder; … remove the file" and a pull "No such file or
+    directory"."""
+    import drivestage.localfs
+
+    content = tmp_path / "content"
+    monkeypatch.setattr(drivestage.localfs, "COLAB_CONTENT", str(content))
+    (content / "drive").mkdir(parents=True)
+    link = tmp_path / "mydrive"
+    os.symlink(content / "drive" / "MyDrive", link)
+    src = tmp_path / "set.bin"
+    src.write_bytes(b"data")
+    for dest in (content / "drive" / "MyDrive" / "data", link / "data"):
+        code, _, err = run("pull", str(src), str(dest))
+        assert code == 2
+        assert error(err) == (
+            f"Error: DEST {dest} is under {content / 'drive'}, where Colab mounts Google "
+            "Drive, but Drive is not mounted there (a folder made there stays on this "
+            "machine); write a folder on local disk (e.g. /content/data) instead: drivestage "
+            "needs no mount"), err
+        shown(UNMOUNTED, err)
+    (tmp_path / "logs").mkdir()
+    code, _, err = run("push", str(tmp_path / "logs"), str(link / "logs"))
+    assert (code, error(err)) == (2, f"Error: {link / 'logs'} is under {content / 'drive'}, "
+                                     "where Colab mounts Google Drive, but Drive is not mounted "
+                                     "there (a folder made there stays on this machine); write "
+                                     "drive:logs instead: drivestage needs no mount"), err
+    assert os.listdir(content / "drive") == []
