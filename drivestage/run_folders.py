@@ -254,10 +254,25 @@ class Owned:
     def _run_files(files: Iterable[LocalFile], listing: Listings,
                    scope: Mapping[str, str]) -> dict[str, set[str]]:
         names: dict[str, set[str]] = {rel: set(listing.get(rel, {})) for rel in scope}
+        listed: set[str] = set()
         for lf in files:
             if lf.folder_rel in names:
                 names[lf.folder_rel].add(lf.name)
+                if lf.folder_rel not in listed:
+                    # What --include/--exclude hid too: the sidecar of a checkpoint the run
+                    # pruned from the store, its .pt filtered out, was an unpaired plain
+                    # file, sent back (attackds30). One listing per folder with a file.
+                    listed.add(lf.folder_rel)
+                    names[lf.folder_rel] |= _local_names(os.path.dirname(lf.path))
         return {rel: _run_files(folder) for rel, folder in names.items()}
+
+
+def _local_names(folder: str) -> set[str]:
+    """The names in a local folder; none when it cannot be listed."""
+    try:
+        return set(os.listdir(folder))
+    except OSError:
+        return set()
 
 
 def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, RemoteEntry],
