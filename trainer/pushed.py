@@ -22,6 +22,19 @@ from trainer import checkpoint as ckpt
 from trainer.state import Position
 
 
+#: How many files not on Drive a stop's line names before "and N more".
+NAMED_UNSENT = 5
+
+def unsent_text(names: list[str], spec: str) -> str:
+    """``3 files of this run are not on drive:x: a.pt, b.pt, c.pt`` (at most
+    :data:`NAMED_UNSENT` named)."""
+    n = len(names)
+    shown = ", ".join(names[:NAMED_UNSENT])
+    more = f" and {n - NAMED_UNSENT} more" if n > NAMED_UNSENT else ""
+    return (f"{n} file{'s' if n != 1 else ''} of this run {'are' if n != 1 else 'is'} not on "
+            f"{spec}: {shown}{more}")
+
+
 @dataclass(frozen=True)
 class SafeOnDrive:
     """The newest checkpoint known to be verified on Drive."""

@@ -23,6 +23,7 @@ import time
 from typing import Any, Optional
 
 from drivestage.interrupts import BackgroundThread
+from drivestage.lost_mounts import lost_mount, lost_mount_message
 from trainer import checkpoint as ckpt
 
 logger = logging.getLogger(__name__)
@@ -88,3 +89,39 @@ def rescue(state: dict, name: str, metrics: dict) -> str:
     folder = tempfile.mkdtemp(prefix="trainer-rescued-")
     return ckpt.save_checkpoint(state, os.path.join(folder, name), metrics=metrics,
                                 saved=time.time())
+
+
+def rescue_text(state: dict, name: str, metrics: dict, *, head: str, out_dir: str, drive: Any,
+                spec: Optional[str], deadline: Optional[float] = None) -> str:
+    """``state`` rescued (:func:`rescue`) from a run folder whose mount stopped, sent alone to
+    ``drive`` (``drive.logs``) when there is one, until ``deadline`` (``time.monotonic()``;
+    a stop's grace) at most, and the line that says where it is: ``<head>: its state is saved
+    in <path> on this machine [and verified on <spec>]. <the mount's line>``."""
+    point = lost_mount(out_dir) or out_dir
+    try:
+        path = rescue(state, name, metrics)
+    except OSError as exc:   # (this machine's disk full too): nothing kept, said
+        return (f"{head}: its state could not be saved on this machine either ({exc}). "
+                + lost_mount_message(point, then="run the same command again to go on from "
+                                     "the newest checkpoint there"))
+    where = f"saved in {path} on this machine"
+    if drive is not None:   # (sent alone, as a stop's save written elsewhere is)
+        failed: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                drive.send_alone([path, ckpt.sidecar_path(path)])
+            except Exception as exc:
+                failed.append(exc)
+
+        within = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not BackgroundThread(send, "trainer-rescue-send").start().join(within):
+            where += f", not yet verified on {spec} when the stop's grace ended"
+        elif failed:
+            where += f", not sent to {spec} ({failed[0]})"
+        else:
+            where += f" and verified on {spec}"
+    return f"{head}: its state is {where}. " + lost_mount_message(
+        point, then=f"go on from it with --resume {path}",
+        instead="go on from it with train.out_dir on local disk and drive.logs=drive:... "
+                "set (no mount needed)")
