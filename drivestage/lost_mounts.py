@@ -92,13 +92,11 @@ def lost_mount_message(point: str, mounts: Optional[str] = None, *,
 _BELOW_MOUNT = re.compile(r"(?:MyDrive|My Drive|Shareddrives/([^/]+))(?:/(.*))?\Z", re.S)
 
 
-def push_into_mount_warning(dest: str) -> Optional[str]:
-    """The warning for a push whose DEST lies in a Google Drive mount, or None. DriveFS
-    keeps what is written into it on the machine's disk and sends it to Drive some time
-    after the file is closed (minutes; half an hour for a 3 GB file), and what it had not
-    sent when the runtime ends is lost (colabtools issues 659, 2607, 287): the push's
-    "uploaded" meant "written into the mount"."""
-    full = os.path.abspath(os.path.expanduser(dest))
+def in_drive_mount(path: str) -> Optional[tuple[str, str]]:
+    """``(the Google Drive mount, the drive: path to write instead)`` when ``path`` lies in
+    a Google Drive mount (``<mount>/MyDrive/a/b`` -> ``drive:a/b``, ``<mount>/Shareddrives/T/x``
+    -> ``drive:shared/T/x``, elsewhere in it ``a drive: path``), else None."""
+    full = os.path.abspath(os.path.expanduser(path))
     mount = drive_mount(full)
     if mount is None:
         return None
@@ -110,9 +108,32 @@ def push_into_mount_warning(dest: str) -> Optional[str]:
         rest = (below.group(2) or "").strip("/")
         top = f"shared/{below.group(1)}" if below.group(1) else ""
         spec = "drive:" + "/".join(p for p in (top, rest) if p)
+    return mount, spec
+
+
+def push_into_mount_warning(dest: str) -> Optional[str]:
+    """The warning for a push whose DEST lies in a Google Drive mount, or None. DriveFS
+    keeps what is written into it on the machine's disk and sends it to Drive some time
+    after the file is closed (minutes; half an hour for a 3 GB file), and what it had not
+    sent when the runtime ends is lost (colabtools issues 659, 2607, 287): the push's
+    "uploaded" meant "written into the mount"."""
+    found = in_drive_mount(dest)
+    if found is None:
+        return None
+    mount, spec = found
+    full = os.path.abspath(os.path.expanduser(dest))
     return (f"DEST {full} is inside the Google Drive mount {mount}: what is pushed there is "
             "written to this machine's disk, and the mount sends it to Drive later (minutes "
             "after each file is closed, longer for big ones); whatever it has not sent when "
             "the runtime ends is lost, though counted as uploaded here. Push to "
             f"{spec} instead (drivestage needs no mount, and a push ends when Drive has "
             "verified the bytes), or run drive.flush_and_unmount() before the runtime ends")
+
+
+def said(exc: BaseException, **wording: str) -> str:
+    """``exc`` in words: for an OSError a lost FUSE mount raised (:data:`LOST_MOUNT`),
+    :func:`lost_mount_message` of its mount (``wording``: its ``then`` and ``instead``),
+    without the file the call met it at; else ``str(exc)``."""
+    point = lost_mount(os.fsdecode(exc.filename)) if isinstance(exc, OSError) and \
+        exc.errno in LOST_MOUNT and exc.filename else None
+    return str(exc) if point is None else lost_mount_message(point, **wording)

@@ -6,13 +6,12 @@ The push itself is :func:`drivestage.upload_tree.push`; pruning :mod:`drivestage
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 from drivestage.errors import MirrorError, UsageError
-from drivestage.lost_mounts import LOST_MOUNT, lost_mount, lost_mount_message
+from drivestage.lost_mounts import said
 from drivestage.pruning import prune
 from drivestage.remote import Where, open_store
 from drivestage.retention import RetentionPolicy
@@ -292,12 +291,8 @@ class Mirror:
 def _said(exc: BaseException, *, final: bool) -> str:
     """A run's failure in words: a FUSE mount that stopped (Colab's Drive mount) named
     without the file the push met it at (one line for every period it lasts)."""
-    point = lost_mount(os.fsdecode(exc.filename)) if isinstance(exc, OSError) and \
-        exc.errno in LOST_MOUNT and exc.filename else None
-    if point is None:
-        return str(exc)
-    return lost_mount_message(point, then="run the same command again" if final else
-                              "this mirror pushes again by itself")
+    return said(exc, then="run the same command again" if final else
+                "this mirror pushes again by itself")
 
 
 def _usage(exc: BaseException) -> bool:

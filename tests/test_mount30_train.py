@@ -120,3 +120,50 @@ def test_a_stop_after_the_mount_stopped_sends_its_save_to_drive_logs(
     found = DriveFolder(spec, str(tmp_path / "elsewhere")).checkpoints()
     newest = newest_of_current_run(found)
     assert newest is not None and newest.name == "autosave_00000003.pt", [c.name for c in found]
+
+
+def test_drive_logs_in_a_drive_mount_is_warned_and_a_stopped_one_ends_the_run_with_the_push_to_drive(
+        local_state, tiny_config, tmp_path, working_drive_mount, caplog):
+    """``drive.logs=/content/drive/MyDrive/...`` (not ``drive:``): each checkpoint counted
+    "verified there" once written into the mount, which sends it to Drive later. Said at the
+    start, as push says it for a DEST there. The mount then stops: the run's last line named
+    epoch_001.pt "verified there" (Drive never got it) and gave a push into the dead mount."""
+    import logging
+
+    from drivestage.errors import MirrorError
+    from trainer.drive import DriveFolder
+
+    mount = working_drive_mount
+    logs = tmp_path / "logs"
+    spec = str(mount.point / "MyDrive" / "Models" / "run")
+    with caplog.at_level(logging.WARNING, logger="trainer.drive"):
+        drive = DriveFolder(spec, str(logs))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"drive.logs {spec} is inside the Google Drive mount {mount.point}: checkpoints copied "
+        "there are written to this machine's disk, and the mount sends them to Drive later "
+        "(minutes after each file is closed, longer for big ones); whatever it has not sent "
+        "when the runtime ends or the mount stops is lost, though counted as safe here. Set "
+        "drive.logs=drive:Models/run instead (no mount needed; a checkpoint counts as safe once "
+        "Drive has verified its bytes)"]
+    run, writer, saver = _policy(tiny_config, logs, lambda: 0.0, drive)
+    saver.drive_spec = spec
+    saver.on_fit_epoch_end(run, Position(1, 2, 0), {})
+    assert writer.wait(saver._epoch_job)
+    assert writer.wait_pushed(writer.push_soon())
+    assert "MyDrive/Models/run/epoch_001.pt" in mount.cached()
+    mount.disconnect()   # before it sent epoch_001.pt to Drive
+    assert mount.on_drive == {}
+    saver.on_fit_epoch_end(run, Position(2, 4, 0), {})
+    with pytest.raises(MirrorError) as caught:
+        saver.on_fit_end(run)   # (the final push fails at once: no wait, no hang)
+    assert str(caught.value) == (
+        f"mirror of {logs} to {spec} failed: {mount.point} no longer answers (Transport "
+        "endpoint is not connected): the Google Drive mount has stopped (on Colab it does "
+        "after a while or under load), and files written into it that it had not yet sent to "
+        f"Drive are lost. Mount it again (drive.mount('{mount.point}', force_remount=True)) "
+        "and train on with drive.logs there, or upload to Drive without it as below; the "
+        "newest written into it is epoch_001.pt (epoch 1, iteration 2), which Drive may not "
+        f"have: upload the run with drivestage push {logs} drive:Models/run before this "
+        "machine goes (it sends what Drive lacks)")
+    assert sorted(os.listdir(logs)) == ["epoch_001.json", "epoch_001.pt", "epoch_002.json",
+                                        "epoch_002.pt", "last.json", "last.pt"]

@@ -18,6 +18,7 @@ from typing import Iterable, Optional, Sequence
 
 from drivestage import sidecar as sidecars
 from drivestage.errors import NotFoundError, RemoteChangedError
+from drivestage.lost_mounts import in_drive_mount
 from drivestage.retention import RetentionPolicy
 from drivestage.sidecar import Described
 from drivestage.sizes import format_size
@@ -81,7 +82,22 @@ class DriveFolder:
         start; a plainly local path (``/mnt/nas/logs``, ``./backup``) is taken as meant."""
         from drivestage import paths
 
-        hint = None if paths.is_drive(spec) else paths.drive_hint(spec, "folder")
+        if paths.is_drive(spec):
+            return
+        mounted = in_drive_mount(spec)
+        if mounted is not None:
+            # As push warns for a DEST there: "safe on Drive" meant "written into the mount",
+            # and what the mount had not sent is lost with the runtime, or with the mount.
+            logger.warning(
+                "drive.logs %s is inside the Google Drive mount %s: checkpoints copied there "
+                "are written to this machine's disk, and the mount sends them to Drive later "
+                "(minutes after each file is closed, longer for big ones); whatever it has not "
+                "sent when the runtime ends or the mount stops is lost, though counted as safe "
+                "here. Set drive.logs=%s instead (no mount needed; a checkpoint counts as safe "
+                "once Drive has verified its bytes)", os.path.abspath(os.path.expanduser(spec)),
+                *mounted)
+            return
+        hint = paths.drive_hint(spec, "folder")
         if hint is not None:
             logger.warning("drive.logs %s is a local folder (%s), not Google Drive: checkpoints "
                            "are copied there only; %s", spec,
