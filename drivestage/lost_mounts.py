@@ -22,6 +22,10 @@ from drivestage.localfs import drive_mount, unescape_mount
 LOST_MOUNT = (errno.ENOTCONN, errno.ECONNABORTED)
 
 
+#: A probe whose look has not returned (a hung mount), by the path it looked from.
+_stuck: dict[str, BackgroundThread] = {}
+
+
 def lost_mount(path: str, mounts: Optional[str] = None, within: float = 0.5) -> Optional[str]:
     """The FUSE mount point ``path`` lies under when the program behind that mount has
     ended (every call into it fails with ENOTCONN), else None. One read of ``/proc/mounts``
@@ -56,8 +60,15 @@ def lost_mount(path: str, mounts: Optional[str] = None, within: float = 0.5) -> 
             if exc.errno in LOST_MOUNT:
                 found.append(point)
 
-    if not BackgroundThread(look, "drivestage-mount-probe").start().join(within):
-        return None   # it hangs: not lost (said elsewhere, by those who wait on it)
+    stuck = _stuck.get(full)
+    if stuck is not None and stuck.is_alive():
+        return None   # its last look still hangs: not lost, and no second thread stuck there
+    probe = BackgroundThread(look, "drivestage-mount-probe").start()
+    if not probe.join(within):
+        # It hangs: not lost (said elsewhere, by those who wait on it). Kept: a trainer looks
+        # every minute, and left a thread stuck in the kernel at each look, for good.
+        _stuck[full] = probe
+        return None
     return found[0] if found else None
 
 

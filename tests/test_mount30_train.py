@@ -90,6 +90,33 @@ def test_the_autosave_after_the_mount_stopped_rescues_the_state_and_stops(
     _whole(path, run)
 
 
+def test_with_autosaves_off_the_mount_is_looked_at_every_minute_of_training(
+        tiny_config, tmp_path, working_drive_mount):
+    """train.save_minutes 0 (or long): the mount found stopped within LOOK_S of training,
+    not at the epoch's end (the rest of the epoch trained for nothing)."""
+    from trainer.saving import LOOK_S
+
+    mount = working_drive_mount
+    logs = mount.point / "MyDrive" / "logs"
+    now = [0.0]
+    run, writer, saver = _policy(tiny_config, logs, lambda: now[0])
+    saver.interval_s = 0.0   # train.save_minutes: 0
+    try:
+        mount.disconnect()
+        now[0] = LOOK_S - 1
+        saver.on_train_batch_end(run, Position(0, 1, 1), {})   # not looked at yet
+        now[0] = LOOK_S
+        with pytest.raises(SaveError) as caught:
+            saver.on_train_batch_end(run, Position(0, 2, 2), {})
+    finally:
+        writer.close()
+    path = _rescued(tmp_path, "autosave_00000002.pt")
+    assert str(caught.value) == (
+        f"cannot save epoch 1, iteration 2 in {logs}, so training stopped there: its state is "
+        f"saved in {path} on this machine. " + _gone(mount, path))
+    _whole(path, run)
+
+
 def test_a_stop_after_the_mount_stopped_sends_its_save_to_drive_logs(
         emulator, drive_env, local_state, tiny_config, tmp_path, working_drive_mount):
     """SIGTERM (Colab ending the runtime) after the mount stopped: the stop's save, which

@@ -25,6 +25,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from trainer import checkpoint as ckpt
 from trainer import distributed, pushed, stop_save
+from trainer.passed_over import BAD_SUFFIX, move_aside as _move_aside  # noqa: F401 (BAD_SUFFIX: here before)
 from trainer.pushed import NAMED_UNSENT, unsent_text  # noqa: F401 (here before)
 from drivestage.interrupts import BackgroundThread
 from drivestage.lost_mounts import lost_mount
@@ -37,13 +38,13 @@ from trainer.writer import BackgroundWriter, SaveJob
 
 logger = logging.getLogger(__name__)
 
-#: What names a file ``--resume auto`` passed over once moved aside: ``<name>.bad-<time>``
-#: (:meth:`Checkpointer.keep_aside`; trainer.drive leaves ``*.bad-*`` out of the mirror).
-BAD_SUFFIX = ".bad-"
-
 #: A stop's save the run folder's disk refused for these goes to Drive from another folder
 #: (trainer.stop_save), as does one whose write there has not ended halfway through the grace.
 FULL = (errno.ENOSPC, errno.EDQUOT)
+
+#: Seconds of training between two looks at whether the run folder's mount stopped (one
+#: read of /proc/mounts; under a FUSE mount, one bounded stat).
+LOOK_S = 60.0
 
 #: How long a second Ctrl-C's line ("stopped at once") may look for the newest checkpoint in
 #: the run folder: on a disk that does not answer it waited there for good (attacktr29). The
@@ -90,6 +91,7 @@ class Checkpointer(Callback):
         self.best_epoch: Optional[int] = None
         self._clock = clock
         self._since = clock()          # the last checkpoint that goes to Drive
+        self._looked = self._since     # the last look at the run folder's mount (_due)
         self.blocked_s: list[float] = []
         self._epoch_job: Optional[SaveJob] = None   # the newest epoch's save (rank 0)
         self._said_unfinished = False                # the grace's end is logged once
@@ -201,16 +203,13 @@ class Checkpointer(Callback):
 
     # -- internals
     def _lost(self) -> bool:
-        """Whether rank 0 finds the run folder's mount stopped (one collective: every rank
-        then stops as it does)."""
+        """Whether rank 0 finds the run folder's mount stopped (a collective)."""
         return distributed.agree(0, self.info.is_main and lost_mount(self.out_dir) is not None)[1]
 
     def _rescue(self, run: Any, pos: Position, metrics: dict, head: str) -> None:
-        """The run folder's mount stopped (Colab's Drive mount: every call fails until it is
-        mounted again, which no cell can do while this one runs): each save after it failed
-        (an autosave quietly), each epoch trained for nothing, the run ending with "nothing is
-        saved there" (colabtools issue 3940: 400 compute units, no output). The state goes to
-        this machine's disk instead (and ``drive.logs``), and the run stops, saying where."""
+        """The run folder's mount stopped (Colab's Drive mount, until a remount no cell can
+        run meanwhile): every later save failed, the run trained for nothing (colabtools
+        issue 3940). The state goes to this machine's disk (and ``drive.logs``); it stops."""
         state = snapshot(run)   # (collective)
         if state is None:   # (another rank: rank 0 says it)
             raise SaveError(f"{self.out_dir} no longer answers; stopped")
@@ -278,8 +277,18 @@ class Checkpointer(Callback):
                 f"the same command again to train on from it")
 
     def _due(self) -> bool:
-        return (self.info.is_main and self.interval_s > 0
-                and self._clock() - self._since >= self.interval_s)
+        """Rank 0: an autosave is due, or (every :data:`LOOK_S`) the run folder's mount
+        stopped: the save then rescues the state (with train.save_minutes 0 or long, the
+        rest of the epoch trained for nothing before the epoch's end found it)."""
+        if not self.info.is_main:
+            return False
+        now = self._clock()
+        if self.interval_s > 0 and now - self._since >= self.interval_s:
+            return True
+        if now - self._looked < LOOK_S:
+            return False
+        self._looked = now
+        return lost_mount(self.out_dir) is not None
 
     def _save(self, run: Any, names: list, pos: Position, *, metrics: Optional[dict] = None,
               droppable: bool = False) -> Optional[SaveJob]:
@@ -310,33 +319,8 @@ class Checkpointer(Callback):
                 run=self)   # (its stop cuts the wait short too)
 
     def move_aside(self, items: Sequence[tuple[str, str]]) -> None:
-        """Move the files ``--resume auto`` passed over (no state to train on) aside, with
-        their sidecars, before the run's first save: its saves replace them (``last.pt`` at
-        once, ``epoch_NNN.pt`` when it reaches that epoch again, ``best.pt``, autosaves
-        pruned), and the user lost the only file showing what went wrong. The names
-        (``epoch_002.pt.bad-<time>``, ``epoch_002.json.bad-<time>``) are no checkpoint's or
-        sidecar's: no resume, describe or mirror takes them (:data:`BAD_SUFFIX` is left out
-        of the mirror), so they are looked at once, here. A file replaced since (its sidecar
-        names other bytes) is not the one passed over, and stays."""
-        for path, md5 in items:
-            side = ckpt.read_sidecar(path)
-            if side is None or (side.md5 or "").lower() != md5:
-                continue
-            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-            aside, sidecar = f"{path}{BAD_SUFFIX}{stamp}", ckpt.sidecar_path(path)
-            try:
-                os.replace(sidecar, f"{sidecar}{BAD_SUFFIX}{stamp}")
-                os.replace(path, aside)
-            except OSError as exc:   # (gone meanwhile; a read-only name): saved over, said so
-                logger.warning("%s, passed over at the start as no state to train on, could "
-                               "not be moved aside (%s); this run's save of that name replaces "
-                               "it", path, exc)
-                continue
-            logger.warning("%s, passed over at the start as no state to train on, is moved "
-                           "aside to %s (its sidecar to %s) at this run's first save, where no "
-                           "save of the run replaces it: kept for a look, on this machine only "
-                           "(never mirrored)", path,
-                           aside, os.path.basename(f"{sidecar}{BAD_SUFFIX}{stamp}"))
+        """:func:`trainer.passed_over.move_aside` (the files ``--resume auto`` passed over)."""
+        _move_aside(items)
 
     def _save_and_stop(self, run: Any, pos: Position) -> None:
         state = snapshot(run)
