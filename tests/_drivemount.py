@@ -36,7 +36,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import pytest
 
@@ -98,6 +98,7 @@ class FullDriveMount:
         self.reads = 0
         #: Changes Drive got from elsewhere that the mount does not show yet (:meth:`catch_up`).
         self._pending: list[tuple[str, bytes, Optional[int]]] = []
+        self._drive_mtimes: dict[str, int] = {}   # the times the files on Drive were sent with
         self._lock = threading.Lock()
         self._stop = threading.Event()
         #: Cleared by :meth:`hang`: the program stops answering (stopped, not ended): every
@@ -154,8 +155,34 @@ class FullDriveMount:
     def flush(self) -> None:
         """What ``drive.flush_and_unmount()`` waits for: every file in the cache sent to
         Drive (:attr:`on_drive`)."""
+        self.send(lambda path: True)
+
+    def send(self, which: Callable[[str], bool]) -> None:
+        """DriveFS sends the cached files ``which(path)`` accepts to Drive, the others not
+        yet: it uploads each file on its own, small ones first, so a folder's files reach
+        Drive in no given order (a stamp or sidecar before the file it describes)."""
         with self._lock:
-            self.on_drive = {path: bytes(node.data) for path, node in self._files()}
+            files = dict(self._files())
+            for path in [p for p in self.on_drive if p not in files and which(p)]:
+                del self.on_drive[path]   # removed from the mount: from Drive too
+                self._drive_mtimes.pop(path, None)
+            for path, node in files.items():
+                if which(path):
+                    self.on_drive[path] = bytes(node.data)
+                    # Drive's modifiedTime: milliseconds (what a new mount shows)
+                    self._drive_mtimes[path] = node.mtime_ns // 10**6 * 10**6
+
+    def remount(self) -> "FullDriveMount":
+        """``drive.mount(point, force_remount=True)`` after this mount stopped: a new mount
+        at the same point that shows what Drive has (:attr:`on_drive`, with the times the
+        files were sent with, in Drive's milliseconds); what this one had not sent is gone."""
+        self.stop()
+        back = FullDriveMount(self.point, writable=self.writable)
+        for path, data in self.on_drive.items():
+            back._pending.append((path, data, self._drive_mtimes.get(path)))
+        back.catch_up()
+        back.on_drive, back._drive_mtimes = dict(self.on_drive), dict(self._drive_mtimes)
+        return back.start()
 
     def change_on_drive(self, path: str, data: bytes, mtime_ns: Optional[int] = None) -> None:
         """Drive gets ``path`` (below the mount: ``MyDrive/a/b``) from elsewhere (another

@@ -131,3 +131,35 @@ def test_a_late_change_shown_in_the_middle_of_a_pull_is_never_staged_mixed(
     code, err = _run("pull", str(src), str(dest))
     assert code == 0, err
     assert staged.read_bytes() == new and file_md5(str(staged)) == file_md5(str(src))
+
+
+# --------------------------------------------------------------------------- remount
+
+def test_a_pull_into_the_mount_whose_stamp_reached_drive_before_its_file(
+        local_state, tmp_path, working_drive_mount):
+    """DriveFS sends each file on its own, small ones first: the pull's stamp (what it
+    staged) reaches Drive, the staged file itself not yet, and the mount stops. Remounted,
+    the mount shows the new stamp beside the older file: the next pull must stage the file
+    again, not take the old bytes as the version its stamp names."""
+    mount = working_drive_mount
+    src = tmp_path / "set.bin"
+    v1, v2 = os.urandom(200_000), os.urandom(200_000)
+    src.write_bytes(v1)
+    dest = mount.point / "MyDrive" / "data"
+    code, err = _run("pull", str(src), str(dest))
+    assert code == 0, err
+    mount.flush()
+    src.write_bytes(v2)
+    code, err = _run("pull", str(src), str(dest))
+    assert code == 0, err
+    mount.send(lambda path: "/.drivestage/" in path)   # the stamp, not set.bin
+    assert mount.on_drive["MyDrive/data/set.bin"] == v1
+    mount.disconnect()
+    back = mount.remount()
+    try:
+        assert (dest / "set.bin").read_bytes() == v1   # what Drive had
+        code, err = _run("pull", str(src), str(dest))
+        assert code == 0, err
+        assert (dest / "set.bin").read_bytes() == v2, err
+    finally:
+        back.stop()
