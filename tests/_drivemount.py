@@ -92,6 +92,10 @@ class FullDriveMount:
         #: call after it fail: ECONNABORTED, then ENOTCONN).
         self.end_at_write: Optional[int] = None
         self.writes = 0
+        #: Set to (opcode, n): the program ends as the n-th call of that kind arrives (a
+        #: RENAME: between an atomic write's rename and its fsync; FSYNC, CREATE, MKDIR...).
+        self.end_at: Optional[tuple[int, int]] = None
+        self.calls: dict[int, int] = {}   # opcode -> calls that arrived
         #: Set to n: :meth:`catch_up` runs as the n-th read arrives (a change shown while a
         #: reader is in the middle of the file).
         self.catch_up_at_read: Optional[int] = None
@@ -247,13 +251,16 @@ class FullDriveMount:
             body = msg[_IN.size:]
             if opcode in _NO_REPLY:
                 continue
+            self.calls[opcode] = self.calls.get(opcode, 0) + 1
             if opcode == WRITE and self.end_at_write is not None:
                 self.writes += 1
-                if self.writes >= self.end_at_write:
-                    self.disconnected = True
-                    os.close(self._fd)   # unanswered: the kernel aborts it
-                    self._fd = -1
-                    return
+            if (opcode == WRITE and self.end_at_write is not None
+                    and self.writes >= self.end_at_write) or \
+                    self.end_at == (opcode, self.calls[opcode]):
+                self.disconnected = True
+                os.close(self._fd)   # unanswered: the kernel aborts it
+                self._fd = -1
+                return
             if opcode == READ:
                 self.reads += 1
                 if self.reads == self.catch_up_at_read:

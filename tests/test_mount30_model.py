@@ -163,3 +163,43 @@ def test_a_pull_into_the_mount_whose_stamp_reached_drive_before_its_file(
         assert (dest / "set.bin").read_bytes() == v2, err
     finally:
         back.stop()
+
+
+@pytest.mark.parametrize("command, call", [("pull", "RENAME"), ("push", "RENAME"),
+                                           ("push", "FSYNC"), ("push", "MKDIR")])
+def test_the_mount_stops_between_a_write_and_its_rename_then_is_mounted_again(
+        local_state, tmp_path, working_drive_mount, command, call):
+    """DriveFS ends as the command's first ``call`` of that kind arrives (the file written,
+    not yet renamed into place; not yet fsynced; a folder being made): one line, exit 1.
+    Mounted again (showing what Drive has: nothing of it), the same command puts the whole
+    file in place."""
+    import _drivemount
+
+    mount = working_drive_mount
+    data = os.urandom(300_000)
+    dest = mount.point / "MyDrive" / "data"
+    if command == "pull":
+        src = tmp_path / "set.bin"
+        src.write_bytes(data)
+    else:
+        src = tmp_path / "logs"
+        src.mkdir()
+        (src / "set.bin").write_bytes(data)
+    mount.end_at = (getattr(_drivemount, call), 1)
+    code, err = _run(command, str(src), str(dest))
+    assert code == 1 and mount.disconnected
+    line = err.splitlines()[-1]
+    assert line.startswith("Error: ") and line.endswith(
+        f"{mount.point} no longer answers (Transport endpoint is not connected): the Google "
+        "Drive mount has stopped (on Colab it does after a while or under load), and files "
+        "written into it that it had not yet sent to Drive are lost. Mount it again "
+        f"(drive.mount('{mount.point}', force_remount=True)) and run again, or use drive: "
+        "paths instead: drivestage needs no mount"), err
+    back = mount.remount()
+    try:
+        assert back.cached() == {}
+        code, err = _run(command, str(src), str(dest))
+        assert code == 0, err
+        assert back.cached()["MyDrive/data/set.bin"] == data   # (a pull's stamp beside it)
+    finally:
+        back.stop()

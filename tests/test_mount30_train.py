@@ -31,13 +31,13 @@ def _temporary_folders_here(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(here))
 
 
-def _policy(tiny_config, logs, clock, drive=None):
+def _policy(tiny_config, logs, clock, drive=None, **overrides):
     from test_trainer22_hostile import _config, _small_run
     from trainer.saving import Checkpointer
     from trainer.writer import BackgroundWriter
 
     run = _small_run(tiny_config, logs)
-    run.cfg = _config(tiny_config, logs, **{"train.save_minutes": 1})
+    run.cfg = _config(tiny_config, logs, **{"train.save_minutes": 1, **overrides})
     writer = BackgroundWriter(str(logs), drive)
     return run, writer, Checkpointer(run.cfg, run.info, writer, run.stop, clock=clock)
 
@@ -169,9 +169,10 @@ def test_drive_logs_in_a_drive_mount_is_warned_and_a_stopped_one_ends_the_run_wi
         f"drive.logs {spec} is inside the Google Drive mount {mount.point}: checkpoints copied "
         "there are written to this machine's disk, and the mount sends them to Drive later "
         "(minutes after each file is closed, longer for big ones); whatever it has not sent "
-        "when the runtime ends or the mount stops is lost, though counted as safe here. Set "
-        "drive.logs=drive:Models/run instead (no mount needed; a checkpoint counts as safe once "
-        "Drive has verified its bytes)"]
+        "when the runtime ends or the mount stops is lost, though counted as safe here "
+        "(train.keep_local removes no local epoch file meanwhile). Set drive.logs="
+        "drive:Models/run instead (no mount needed; a checkpoint counts as safe once Drive has "
+        "verified its bytes)"]
     run, writer, saver = _policy(tiny_config, logs, lambda: 0.0, drive)
     saver.drive_spec = spec
     saver.on_fit_epoch_end(run, Position(1, 2, 0), {})
@@ -194,3 +195,30 @@ def test_drive_logs_in_a_drive_mount_is_warned_and_a_stopped_one_ends_the_run_wi
         "machine goes (it sends what Drive lacks)")
     assert sorted(os.listdir(logs)) == ["epoch_001.json", "epoch_001.pt", "epoch_002.json",
                                         "epoch_002.pt", "last.json", "last.pt"]
+
+
+def test_keep_local_removes_no_epoch_file_while_drive_logs_is_in_a_drive_mount(
+        local_state, tiny_config, tmp_path, working_drive_mount):
+    """``train.keep_local`` removes an older epoch file from the run folder once Drive holds
+    it, verified. With ``drive.logs`` in the mount, "verified there" meant "written into the
+    mount's cache": epoch_001.pt left the run folder while Drive had none of it, and the
+    mount stopping (or the runtime ending) lost it for good."""
+    from trainer.drive import DriveFolder
+
+    mount = working_drive_mount
+    logs = tmp_path / "logs"
+    spec = str(mount.point / "MyDrive" / "Models" / "run")
+    run, writer, saver = _policy(tiny_config, logs, lambda: 0.0, DriveFolder(spec, str(logs)),
+                                 **{"train.keep_local": 1, "train.epochs": 3})
+    try:
+        for epoch in (1, 2, 3):
+            saver.on_fit_epoch_end(run, Position(epoch, 2 * epoch, 0), {})
+            assert writer.wait(saver._epoch_job)
+            assert writer.wait_pushed(writer.push_soon())
+    finally:
+        writer.close()
+    assert {"MyDrive/Models/run/epoch_001.pt", "MyDrive/Models/run/epoch_002.pt"} <= \
+        set(mount.cached())
+    mount.disconnect()   # before DriveFS sent them
+    assert mount.on_drive == {}
+    assert {"epoch_001.pt", "epoch_002.pt", "epoch_003.pt"} <= set(os.listdir(logs))

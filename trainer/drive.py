@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
+from drivestage import paths
 from drivestage import sidecar as sidecars
 from drivestage.errors import NotFoundError, RemoteChangedError
 from drivestage.lost_mounts import in_drive_mount
@@ -73,6 +74,8 @@ class DriveFolder:
         self._cache = Md5Cache()
         self._store, self._path = open_store(spec, md5_cache=self._cache)
         self._pushes = 0   # the path is walked again every WALK_EVERY (see push)
+        #: The Google Drive mount the folder is in (drive.logs=/content/drive/...), or None.
+        self.mount = None if paths.is_drive(spec) else in_drive_mount(spec)
         self._warn_if_local(spec)
 
     @staticmethod
@@ -80,8 +83,6 @@ class DriveFolder:
         """``drive.logs=Models/x/logs`` (``drive:`` forgotten) is a local folder: the run is
         "mirrored" next to itself and ``trainer status`` reports it safe. Said once, at the
         start; a plainly local path (``/mnt/nas/logs``, ``./backup``) is taken as meant."""
-        from drivestage import paths
-
         if paths.is_drive(spec):
             return
         mounted = in_drive_mount(spec)
@@ -93,8 +94,9 @@ class DriveFolder:
                 "are written to this machine's disk, and the mount sends them to Drive later "
                 "(minutes after each file is closed, longer for big ones); whatever it has not "
                 "sent when the runtime ends or the mount stops is lost, though counted as safe "
-                "here. Set drive.logs=%s instead (no mount needed; a checkpoint counts as safe "
-                "once Drive has verified its bytes)", os.path.abspath(os.path.expanduser(spec)),
+                "here (train.keep_local removes no local epoch file meanwhile). Set "
+                "drive.logs=%s instead (no mount needed; a checkpoint counts as safe once "
+                "Drive has verified its bytes)", os.path.abspath(os.path.expanduser(spec)),
                 *mounted)
             return
         hint = paths.drive_hint(spec, "folder")
@@ -131,6 +133,10 @@ class DriveFolder:
         id does not). For train.keep_local, before a local epoch file goes."""
         from drivestage.errors import TrashedError
 
+        if self.mount is not None:
+            # A copy in the Drive mount is in its cache, sent to Drive minutes later (or never,
+            # should the mount stop): none is known to be on Drive, and no local file goes.
+            return {}
         want = set(names)
         out: dict[str, set[str]] = {}
         for e in self._store.list(self._store.resolve(self._path)):
