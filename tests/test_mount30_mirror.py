@@ -136,3 +136,55 @@ def test_a_mirror_whose_mount_is_still_stopped_at_its_final_push_exits_1(
         f"ERROR drivestage.mirror: {head} failed (will try again): "
         + _gone(mount, "this mirror pushes again by itself")]
     assert lines[-1] == f"Error: {head} failed: " + _gone(mount, "run the same command again")
+
+
+def test_a_background_mirror_says_a_new_failure_and_says_when_it_pushes_again(
+        local_state, tmp_path, working_drive_mount, caplog):
+    """``drivestage.mirror.Mirror`` (what the CLI's mirror runs), one flush a period: the
+    mount stops (said once for two periods), is mounted again on a Drive that is full (a
+    new failure: said), then on one that takes the files (said once)."""
+    import pytest
+
+    from drivestage.errors import MirrorError
+    from drivestage.mirror import Mirror
+
+    mount = working_drive_mount
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    dest = mount.point / "MyDrive" / "logs"
+    mirror = Mirror(str(src), str(dest)).start()
+    mounts = [mount]
+
+    def remount(writable: bool) -> None:
+        mounts[-1].stop()
+        mounts.append(FullDriveMount(mount.point, writable=writable).start())
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="drivestage.mirror"):
+            mirror.flush()
+            mount.disconnect()
+            (src / "epoch_001.pt").write_bytes(b"1" * 3000)
+            for _ in range(2):
+                with pytest.raises(MirrorError):
+                    mirror.flush()
+            remount(writable=False)   # a full Drive: every write answers EIO
+            with pytest.raises(MirrorError) as full:
+                mirror.flush()
+            remount(writable=True)
+            mirror.flush()
+            mirror.flush()
+    finally:
+        mirror.stop(flush=False)
+        mounts[-1].stop()
+    head = f"mirror of {src} to {dest}"
+    eio = str(full.value)[len(f"{head} failed: "):]
+    assert eio.startswith(f"I/O error writing {dest / 'epoch_001.pt'} (Input/output error)"), eio
+    assert [(r.levelname, r.getMessage()) for r in caplog.records
+            if r.name == "drivestage.mirror"] == [
+        ("ERROR", f"{head} failed (will try again): "
+                  + _gone(mount, "this mirror pushes again by itself")),
+        ("ERROR", f"{head} failed (will try again): {eio}"),
+        ("WARNING", f"{head} pushes again (after 3 failed periods)")]
+    assert mounts[-1].cached() == {"MyDrive/logs/results.csv": b"epoch\n1\n",
+                                   "MyDrive/logs/epoch_001.pt": b"1" * 3000}
