@@ -149,7 +149,7 @@ def test_a_stop_after_the_mount_stopped_sends_its_save_to_drive_logs(
     assert newest is not None and newest.name == "autosave_00000003.pt", [c.name for c in found]
 
 
-def test_drive_logs_in_a_drive_mount_is_warned_and_a_stopped_one_ends_the_run_with_the_push_to_drive(
+def test_drive_logs_in_a_mount_is_warned_and_a_stopped_one_ends_the_run_with_a_push_to_drive(
         local_state, tiny_config, tmp_path, working_drive_mount, caplog):
     """``drive.logs=/content/drive/MyDrive/...`` (not ``drive:``): each checkpoint counted
     "verified there" once written into the mount, which sends it to Drive later. Said at the

@@ -26,6 +26,7 @@ from trainer.state import Position
 #: How many files not on Drive a stop's line names before "and N more".
 NAMED_UNSENT = 5
 
+
 def unsent_text(names: list[str], spec: str) -> str:
     """``3 files of this run are not on drive:x: a.pt, b.pt, c.pt`` (at most
     :data:`NAMED_UNSENT` named)."""
@@ -159,7 +160,8 @@ def final_text(safe: Optional[SafeOnDrive], left: Optional[Collection[str]],
     push = f"drivestage push {out_dir} {spec}"
     if mounted is not None:
         newest = (f"the newest written into it is {safe.name} ({safe.position.label}), which "
-                  "Drive may not have") if safe is not None else "nothing of this run was written into it"
+                  "Drive may not have") if safe is not None else \
+            "nothing of this run was written into it"
         return False, (f"mirror of {out_dir} to {spec} failed: {err}; {newest}: upload the run "
                        f"with drivestage push {out_dir} {mounted[1]} before this machine goes "
                        "(it sends what Drive lacks)")

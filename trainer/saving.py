@@ -25,7 +25,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from trainer import checkpoint as ckpt
 from trainer import distributed, pushed, stop_save
-from trainer.passed_over import BAD_SUFFIX, move_aside as _move_aside  # noqa: F401 (BAD_SUFFIX: here before)
+from trainer.passed_over import BAD_SUFFIX  # noqa: F401 (here before)
+from trainer.passed_over import move_aside as _move_aside
 from trainer.pushed import NAMED_UNSENT, unsent_text  # noqa: F401 (here before)
 from drivestage.interrupts import BackgroundThread
 from drivestage.lost_mounts import lost_mount
