@@ -22,6 +22,7 @@ import atexit
 import multiprocessing
 import os
 import signal
+import threading
 from typing import Any, Optional
 
 _released: Optional[Any] = None   # 1 once the parent exits (shared with forked workers)
@@ -44,16 +45,26 @@ def _release() -> None:
 
 def shield() -> None:
     """In a worker (after torch set its handlers): SIGTERM ignored while its parent runs and
-    has not begun to exit."""
+    has not begun to exit.
+
+    SIGTERM is blocked and taken by a thread of its own (``sigwait``), not by a handler: a
+    Python handler runs only when the worker's main thread comes back to the interpreter, and
+    a worker hung inside a C library (a deadlock after fork, as OpenCV's thread pool did) never
+    does. It outlived every SIGTERM: the parent's exit (``multiprocessing`` joins its daemonic
+    children) waited for it forever, after the second Ctrl-C that stops a run at once."""
     released, parent = _released, _parent
     if released is None or parent is None or os.getppid() != parent:
         return   # (spawned, or not prepared: torch's handler stays)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})   # (threads started later too)
+    threading.Thread(target=_take_sigterm, args=(released, parent), daemon=True,
+                     name="worker-sigterm").start()
 
-    def handler(signum: int, frame: Any) -> None:
+
+def _take_sigterm(released: Any, parent: int) -> None:
+    while True:
+        signal.sigwait({signal.SIGTERM})
         if released.value or os.getppid() != parent:
             os._exit(0)
-
-    signal.signal(signal.SIGTERM, handler)
 
 
 def init(worker_id: int) -> None:
