@@ -1,4 +1,6 @@
-"""A DataLoader worker hung inside a C library (a lock taken twice: the deadlock after fork
+"""Two holes in the DataLoader workers' SIGTERM shield (stop29, trainer/data/worker_signals.py).
+
+A DataLoader worker hung inside a C library (a lock taken twice: the deadlock after fork
 that OpenCV's thread pool gave here) never runs a Python signal handler. The worker's SIGTERM
 shield (stop29) was one: such a worker outlived every SIGTERM, and the training process's
 exit, where ``multiprocessing`` ends its daemonic children with SIGTERM and joins them, waited
@@ -6,12 +8,17 @@ for it forever (after the second Ctrl-C that stops a run at once, the process di
 
 A real forked worker of the trainer's loader, hung in ``pthread_mutex_lock``; the test does
 what the training process's exit does: mark it (``worker_signals``' exit function), SIGTERM,
-join."""
+join.
+
+And a worker that a SIGTERM reached as it started, before its initialiser set the shield up,
+was ended by torch's handler, and the run with it (``DataLoader worker (pid …) is killed by
+signal: Terminated.``): a loader's workers start at every epoch and evaluation."""
 from __future__ import annotations
 
 import ctypes
 import multiprocessing
 import os
+import subprocess
 import time
 
 import pytest
@@ -74,3 +81,34 @@ def test_a_worker_hung_inside_c_ends_at_the_training_process_exit():
             worker.kill()
             worker.join()
         del it
+
+
+class _Starting(Dataset):
+    """Holds each worker as it starts, before its initialiser shields it (the initialiser reads
+    the dataset's ``epoch``), until the test has sent it a SIGTERM."""
+
+    def __init__(self) -> None:
+        self.starting, self.sent = multiprocessing.Event(), multiprocessing.Event()
+
+    @property
+    def epoch(self) -> int:
+        self.starting.set()
+        self.sent.wait(60)
+        return 0
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.zeros(1)
+
+
+def test_a_sigterm_as_a_worker_starts_does_not_end_it():
+    dataset = _Starting()
+    loader = build_loader(dataset, 1, shuffle=False, workers=1, seed=0, drop_last=False)
+    it = iter(loader)
+    assert dataset.starting.wait(60)
+    # (From another process, as systemd's or kill -- -PGID's: not the worker's parent.)
+    subprocess.run(["kill", "-s", "TERM", str(it._workers[0].pid)], check=True)
+    dataset.sent.set()
+    assert len(list(it)) == 4      # before: "DataLoader worker (pid …) is killed by signal"
