@@ -282,8 +282,9 @@ class LocalDirStore(RemoteStore):
             out.append(self._entry(child_rel, child_st, child.path))
         return out
 
-    def make_folders(self, path: Union[str, StorePath]) -> RemoteEntry:
-        """``mkdir -p`` inside the root; returns the deepest folder."""
+    def make_folders(self, path: Union[str, StorePath], *, mark: bool = False) -> RemoteEntry:
+        """``mkdir -p`` inside the root; returns the deepest folder (a directory keeps no
+        run-folder mark: ``mark`` is ignored)."""
         rel = self._rel(path)
         done = ""
         for part in rel.split("/") if rel else []:

@@ -404,13 +404,16 @@ def unmounted_drive_path(path: str) -> Optional[tuple[str, str]]:
     the files uploaded, and a later ``drive.mount()`` refuses the non-empty folder."""
     full = os.path.abspath(os.path.expanduser(path))
     content = COLAB_CONTENT.rstrip(os.sep) or os.sep
-    if not full.startswith(content + os.sep):
-        return None
-    found = _MOUNT_TREE.match(full[len(content) + 1:].replace(os.sep, "/"))
+    found = _below_content(full, content)
+    if found is None:
+        # Through a symlink too: ``!ln -s /content/drive/MyDrive /mydrive`` in a notebook
+        # whose mount cell did not run (the link dangles) was "/mydrive is a file".
+        real = os.path.realpath(full)
+        found = _below_content(real, content) if real != full else None
     if found is None:
         return None
     point = os.path.join(content, found.group(1))
-    if os.path.ismount(point):
+    if os.path.ismount(point) or os.path.islink(point):   # (a link: the user put it there)
         return None
     rest = (found.group(4) or "").strip("/")
     if found.group(2):
@@ -420,6 +423,11 @@ def unmounted_drive_path(path: str) -> Optional[tuple[str, str]]:
     else:
         spec = "drive:" + rest
     return point, spec
+
+
+def _below_content(full: str, content: str) -> Optional[re.Match[str]]:
+    return _MOUNT_TREE.match(full[len(content) + 1:].replace(os.sep, "/")) \
+        if full.startswith(content + os.sep) else None
 
 
 def unescape_mount(field: str) -> str:

@@ -22,12 +22,17 @@ from drivestage.localfs import drive_mount, unescape_mount
 LOST_MOUNT = (errno.ENOTCONN, errno.ECONNABORTED)
 
 
+#: A probe whose look has not returned (a hung mount), by the path it looked from.
+_stuck: dict[str, BackgroundThread] = {}
+
+
 def lost_mount(path: str, mounts: Optional[str] = None, within: float = 0.5) -> Optional[str]:
     """The FUSE mount point ``path`` lies under when the program behind that mount has
     ended (every call into it fails with ENOTCONN), else None. One read of ``/proc/mounts``
-    (or ``mounts``) and, under a FUSE mount, one ``stat`` of its point, waited for
-    ``within`` seconds at most: a mount whose program hangs (stopped, not ended) would hold
-    the caller for good (a training thread at each epoch's end); it is not lost."""
+    (or ``mounts``) and, where it lists a FUSE mount, ``path``'s symlinks resolved and one
+    ``stat`` of the innermost mount point it reaches, waited for ``within`` seconds at most:
+    a mount whose program hangs (stopped, not ended) would hold the caller for good (a
+    training thread at each epoch's end); it is not lost."""
     full = os.path.abspath(os.path.expanduser(path))
     if mounts is None:
         try:
@@ -35,27 +40,36 @@ def lost_mount(path: str, mounts: Optional[str] = None, within: float = 0.5) -> 
                 mounts = fh.read()
         except OSError:
             return None
-    points = []
-    for line in mounts.splitlines():
-        fields = line.split()
-        if len(fields) >= 3 and fields[2].startswith("fuse"):
-            point = unescape_mount(fields[1])
-            if full == point or full.startswith(point.rstrip(os.sep) + os.sep):
-                points.append(point)
-    if not points:
+    fuse = [unescape_mount(fields[1]) for fields in (line.split() for line in mounts.splitlines())
+            if len(fields) >= 3 and fields[2].startswith("fuse")]
+    if not fuse:
         return None
-    point = max(points, key=len)   # the innermost mount: what the path's calls reach
-    errors: list[int] = []
+    found: list[str] = []
 
     def look() -> None:
+        # Through a symlink too (Colab's ``ln -s /content/drive/MyDrive /mydrive``): the mount
+        # table names real paths. (Resolved here, bounded: a lstat under a hung mount hangs.)
+        real = os.path.realpath(full)
+        points = [p for p in fuse if real == p or real.startswith(p.rstrip(os.sep) + os.sep)]
+        if not points:
+            return
+        point = max(points, key=len)   # the innermost mount: what the path's calls reach
         try:
             os.stat(point)
         except OSError as exc:
-            errors.append(exc.errno or 0)
+            if exc.errno in LOST_MOUNT:
+                found.append(point)
 
-    if not BackgroundThread(look, "drivestage-mount-probe").start().join(within):
-        return None   # it hangs: not lost (said elsewhere, by those who wait on it)
-    return point if errors and errors[0] in LOST_MOUNT else None
+    stuck = _stuck.get(full)
+    if stuck is not None and stuck.is_alive():
+        return None   # its last look still hangs: not lost, and no second thread stuck there
+    probe = BackgroundThread(look, "drivestage-mount-probe").start()
+    if not probe.join(within):
+        # It hangs: not lost (said elsewhere, by those who wait on it). Kept: a trainer looks
+        # every minute, and left a thread stuck in the kernel at each look, for good.
+        _stuck[full] = probe
+        return None
+    return found[0] if found else None
 
 
 def lost_mount_error(exc: BaseException) -> Optional[str]:
@@ -89,25 +103,48 @@ def lost_mount_message(point: str, mounts: Optional[str] = None, *,
 _BELOW_MOUNT = re.compile(r"(?:MyDrive|My Drive|Shareddrives/([^/]+))(?:/(.*))?\Z", re.S)
 
 
+def in_drive_mount(path: str) -> Optional[tuple[str, str]]:
+    """``(the Google Drive mount, the drive: path to write instead)`` when ``path`` lies in
+    a Google Drive mount (``<mount>/MyDrive/a/b`` -> ``drive:a/b``, ``<mount>/Shareddrives/T/x``
+    -> ``drive:shared/T/x``, elsewhere in it ``a drive: path``), else None."""
+    full = os.path.abspath(os.path.expanduser(path))
+    mount = drive_mount(full)
+    if mount is None:
+        return None
+    # (The mount's point is a real path: DEST's below it, through a symlink too.)
+    real = os.path.realpath(full)
+    below = _BELOW_MOUNT.match(real[len(mount):].strip(os.sep).replace(os.sep, "/"))
+    spec = "a drive: path"
+    if below is not None:
+        rest = (below.group(2) or "").strip("/")
+        top = f"shared/{below.group(1)}" if below.group(1) else ""
+        spec = "drive:" + "/".join(p for p in (top, rest) if p)
+    return mount, spec
+
+
 def push_into_mount_warning(dest: str) -> Optional[str]:
     """The warning for a push whose DEST lies in a Google Drive mount, or None. DriveFS
     keeps what is written into it on the machine's disk and sends it to Drive some time
     after the file is closed (minutes; half an hour for a 3 GB file), and what it had not
     sent when the runtime ends is lost (colabtools issues 659, 2607, 287): the push's
     "uploaded" meant "written into the mount"."""
-    full = os.path.abspath(os.path.expanduser(dest))
-    mount = drive_mount(full)
-    if mount is None:
+    found = in_drive_mount(dest)
+    if found is None:
         return None
-    below = _BELOW_MOUNT.match(full[len(mount):].strip(os.sep).replace(os.sep, "/"))
-    spec = "a drive: path"
-    if below is not None:
-        rest = (below.group(2) or "").strip("/")
-        top = f"shared/{below.group(1)}" if below.group(1) else ""
-        spec = "drive:" + "/".join(p for p in (top, rest) if p)
+    mount, spec = found
+    full = os.path.abspath(os.path.expanduser(dest))
     return (f"DEST {full} is inside the Google Drive mount {mount}: what is pushed there is "
             "written to this machine's disk, and the mount sends it to Drive later (minutes "
             "after each file is closed, longer for big ones); whatever it has not sent when "
             "the runtime ends is lost, though counted as uploaded here. Push to "
             f"{spec} instead (drivestage needs no mount, and a push ends when Drive has "
             "verified the bytes), or run drive.flush_and_unmount() before the runtime ends")
+
+
+def said(exc: BaseException, **wording: str) -> str:
+    """``exc`` in words: for an OSError a lost FUSE mount raised (:data:`LOST_MOUNT`),
+    :func:`lost_mount_message` of its mount (``wording``: its ``then`` and ``instead``),
+    without the file the call met it at; else ``str(exc)``."""
+    point = lost_mount(os.fsdecode(exc.filename)) if isinstance(exc, OSError) and \
+        exc.errno in LOST_MOUNT and exc.filename else None
+    return str(exc) if point is None else lost_mount_message(point, **wording)

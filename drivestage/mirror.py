@@ -11,6 +11,7 @@ import time
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 from drivestage.errors import MirrorError, UsageError
+from drivestage.lost_mounts import said
 from drivestage.pruning import prune
 from drivestage.remote import Where, open_store
 from drivestage.retention import RetentionPolicy
@@ -93,6 +94,10 @@ class Mirror:
         self._cache: Optional[Md5Cache] = md5_cache
         self.runs = 0
         self._periods = 0  # runs started (the path is walked again every WALK_EVERY)
+        # The failure the last periods logged, and how many in a row: one alike is not
+        # logged again (a mount that stopped said the same line every period, for hours).
+        self._failing: Optional[str] = None
+        self._failed_runs = 0
 
     # -- control
     def start(self) -> "Mirror":
@@ -198,7 +203,9 @@ class Mirror:
                 if isinstance(err, KeyboardInterrupt) and self._abandoned.is_set():
                     # abandon() cut it (pool.check): a KeyboardInterrupt says nothing
                     raise self._abandoned_error() from err
-                raise MirrorError(f"mirror of {self.src} to {self.label} failed: {err}") from err
+                final = self._final_gen is not None and gen >= self._final_gen
+                raise MirrorError(f"mirror of {self.src} to {self.label} failed: "
+                                  f"{_said(err, final=final)}") from err
             return self._last_result
 
     def _abandoned_error(self) -> MirrorError:
@@ -234,8 +241,9 @@ class Mirror:
                     # a usage error fails every period alike: the caller stops on it
                     log.debug("mirror of %s to %s failed: %s", self.src, self.label, exc)
                 else:
-                    log.error("mirror of %s to %s failed (will try again): %s", self.src,
-                              self.label, exc)
+                    self._say_failed(exc)
+            if error is None:
+                self._say_back()
             with self._cond:
                 self.runs += 1
                 self._last_error, self._last_result = error, result
@@ -243,6 +251,24 @@ class Mirror:
                 self._cond.notify_all()
             if self.every is not None:
                 next_due = time.monotonic() + self.every
+
+    def _say_failed(self, exc: BaseException) -> None:
+        """A period's failure, logged once while the periods fail alike (said again when it
+        changes, and :meth:`_say_back` says when a period pushes again)."""
+        said = _said(exc, final=False)
+        self._failed_runs += 1
+        if said == self._failing:
+            log.debug("mirror of %s to %s failed again: %s", self.src, self.label, said)
+            return
+        self._failing = said
+        log.error("mirror of %s to %s failed (will try again): %s", self.src, self.label, said)
+
+    def _say_back(self) -> None:
+        """A period pushed after periods that failed: said once."""
+        if self._failing is not None:
+            n, self._failing, self._failed_runs = self._failed_runs, None, 0
+            log.warning("mirror of %s to %s pushes again (after %d failed period%s)",
+                        self.src, self.label, n, "" if n == 1 else "s")
 
     def _run_once(self, protect: set[str]) -> PushResult:
         if self._cache is None:
@@ -260,6 +286,13 @@ class Mirror:
             self._target[0].forget_folders(walk=True)
         return self._push(self.src, self._target, self.policy, protect=protect,
                           md5_cache=self._cache, **self._options)
+
+
+def _said(exc: BaseException, *, final: bool) -> str:
+    """A run's failure in words: a FUSE mount that stopped (Colab's Drive mount) named
+    without the file the push met it at (one line for every period it lasts)."""
+    return said(exc, then="run the same command again" if final else
+                "this mirror pushes again by itself")
 
 
 def _usage(exc: BaseException) -> bool:

@@ -78,7 +78,8 @@ class PushJob:
                         "--follow-symlinks follows them", len(links),
                         "" if len(links) == 1 else "s",
                         ", ".join(links[:10]) + (", ..." if len(links) > 10 else ""))
-        root = store.make_folders(path) if path.start or path.names else store.resolve(path)
+        root = store.make_folders(path, mark=self.run_folder) if path.start or path.names \
+            else store.resolve(path)
         if not root.is_dir:
             raise UsageError(f"{store.describe(root)} is a file, not a folder; push needs a "
                              "folder as DEST")
@@ -103,6 +104,7 @@ class PushJob:
         store = self.store
         if removal is not None:
             extra.check_dest(store, root, path)
+            run_folders.check_readable()
         found = list_folders(store, root, path, tree, self.listing, deleting=removal is not None)
         self.remote_folder, self.result.folders_created = found.remote, found.created
         more(held, [store.lineage(f) for f in self.remote_folder.values() if f.linked])

@@ -16,9 +16,14 @@ from Drive (still on the local disk), each period, and the run deleted it again;
 ``drive.logs``, :class:`drivestage.hooks.CheckpointSync`: ``run_folder``) and any push with a
 retention policy (``--keep-last`` ...: it prunes that folder). Written before anything is
 sent, at a process's first push into the folder and again should the state folder lose it
-(``~/.cache`` cleared while a run goes on: a stat per push sees it); a record stays (a
+(``~/.cache`` cleared while a run goes on: a stat per push sees it) or, full, have had no
+room for it (tried at each push, said once); a record stays (a
 finished run's folder is still its run's) until that folder is gone from the store: a
-folder made anew under the name is another.
+folder made anew under the name is another. The folder is marked on the store too
+(:attr:`~drivestage.store.RemoteEntry.run_mark`; Drive: a PRIVATE property, sent with the
+folder's insert, or set by one request, once, on one made before: :func:`mark`), so that a
+machine without these records (a fresh Colab VM) knows it; ``drivestage runs forget``
+clears both (:func:`forget`).
 
 **Left to it.** A push into a folder above (:class:`drivestage.push_job.PushJob`) finds the
 run folders among its subfolders by their ids, and there, and in every folder inside them,
@@ -32,6 +37,7 @@ per run folder and store (a mirror: once per process, not every period).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -41,6 +47,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, MutableMapping, Optional, Sequence
 
 from drivestage import other_runs, sidecar
+from drivestage.errors import DriveStageError, LocalFileError
 from drivestage.local_tree import LocalFile
 from drivestage.old_copies import Key, Listings
 from drivestage.paths import StorePath, matches
@@ -60,6 +67,8 @@ _recorded: dict[tuple[str, str, tuple[str, ...]], tuple[int, int, int]] = {}
 #: What could not be written (said once, not at every save of a run).
 _unwritten: set[tuple[str, str, tuple[str, ...]]] = set()
 _said: "MutableMapping[RemoteStore, set[str]]" = weakref.WeakKeyDictionary()
+#: The run folders this process marked on the store, by place (one request each, once).
+_patched: set[str] = set()
 
 
 def _file(path: Optional[Path] = None) -> JsonFile:
@@ -74,10 +83,12 @@ def key(store: RemoteStore, folder: RemoteEntry) -> str:
 def record(store: RemoteStore, folder: RemoteEntry, src: str, exclude: Sequence[str]) -> None:
     """Mark ``folder`` (a push's DEST) as a run folder pushed from ``src``, leaving out
     ``exclude`` (the trainer's ``last.pt``, ``*.pt.bad-*``: a push of a folder above sends
-    them no more than the run does)."""
+    them no more than the run does): on the store, where it has no mark yet (:func:`mark`),
+    and in the state folder."""
+    mark(store, folder)
     place, states = key(store, folder), _file()
     done = (str(states.path), place, tuple(exclude))
-    if done in _unwritten or _still(states, done):
+    if done not in _unwritten and _still(states, done):
         return
     now = time.time()
     # The folders it sits in (the store's cached lineage: the push's lock took it, no request):
@@ -90,12 +101,62 @@ def record(store: RemoteStore, folder: RemoteEntry, src: str, exclude: Sequence[
         for old in sorted(data, key=lambda k: _time(data[k]))[:max(0, len(data) - MAX_RECORDS)]:
             del data[old]
 
-    # A state folder that cannot be written warns once, not at every save of a run.
-    if states.update_or_warn(change, "a push of a folder above it may send again what its "
-                                     "retention pruned, or --delete what it keeps"):
-        _still(states, done)
-    else:
+    # A state folder that cannot be written warns once, not at every save of a run; it is
+    # tried again at each (a full disk freed meanwhile: the record was never written). A
+    # damaged file is left as it is: written anew, every other run's record was gone.
+    damaged = unreadable(states.path)
+    if damaged is not None:
+        if done not in _unwritten:
+            log.warning("cannot record %s as a run folder in %s (%s): %s", store.describe(folder),
+                        states.path, damaged, DAMAGED)
         _unwritten.add(done)
+        return
+    if done in _unwritten:
+        try:
+            states.update(change)
+        except OSError:
+            return
+        _unwritten.discard(done)
+    elif not states.update_or_warn(change, "a push of a folder above it may send again what "
+                                           "its retention pruned, or --delete what it keeps"):
+        _unwritten.add(done)
+        return
+    _still(states, done)
+
+
+def mark(store: RemoteStore, folder: RemoteEntry) -> None:
+    """Mark the run folder ``folder`` on the store where it has no mark (one made before
+    marks were, or not by its run's push): one request, once per process and folder. A
+    machine without this one's state folder (a fresh Colab VM) then still knows it is a run
+    folder. A refusal is said, and the push goes on (the local record still holds)."""
+    place = key(store, folder)
+    if folder.run_mark or folder.top or place in _patched:
+        return
+    _patched.add(place)
+    try:
+        store.mark_run_folder(folder)
+    except DriveStageError as exc:
+        log.warning("could not mark %s as a run folder on the store (%s): only this machine "
+                    "knows it is one; a push of a folder above it with --delete from another "
+                    "machine would remove it", store.describe(folder), exc)
+
+
+def forget(store: RemoteStore, folder: RemoteEntry) -> tuple[bool, bool]:
+    """``folder`` is no run folder any more: its mark on the store cleared and its record in
+    the state folder removed. Returns (whether it had a mark, whether it had a record)."""
+    place, states = key(store, folder), _file()
+    marked = folder.run_mark and store.mark_run_folder(folder, False)
+    _patched.discard(place)
+    had: list[bool] = []
+
+    def change(data: dict[str, Any]) -> None:
+        had.append(data.pop(place, None) is not None)
+
+    if place in states.read():
+        states.update(change)
+    for done in [d for d in _recorded if d[1] == place]:
+        del _recorded[done]
+    return bool(marked), any(had)
 
 
 def _still(states: JsonFile, done: tuple[str, str, tuple[str, ...]]) -> bool:
@@ -150,8 +211,9 @@ class Owned:
 
     def marked(self, store: RemoteStore, folder: RemoteEntry) -> bool:
         """Whether ``folder`` is a run folder, wherever it is (``--delete`` leaves a folder
-        that holds one whole, however deep: its record may not know where it sits now)."""
-        return key(store, folder) in self.marks
+        that holds one whole, however deep: its record may not know where it sits now): by
+        a record, or by its mark on the store."""
+        return folder.run_mark or key(store, folder) in self.marks
 
     def keys(self, files: Iterable[LocalFile], listing: Listings) -> set[Key]:
         """The local files the push leaves unsent: checkpoints and sidecars in run folders."""
@@ -192,10 +254,25 @@ class Owned:
     def _run_files(files: Iterable[LocalFile], listing: Listings,
                    scope: Mapping[str, str]) -> dict[str, set[str]]:
         names: dict[str, set[str]] = {rel: set(listing.get(rel, {})) for rel in scope}
+        listed: set[str] = set()
         for lf in files:
             if lf.folder_rel in names:
                 names[lf.folder_rel].add(lf.name)
+                if lf.folder_rel not in listed:
+                    # What --include/--exclude hid too: the sidecar of a checkpoint the run
+                    # pruned from the store, its .pt filtered out, was an unpaired plain
+                    # file, sent back (attackds30). One listing per folder with a file.
+                    listed.add(lf.folder_rel)
+                    names[lf.folder_rel] |= _local_names(os.path.dirname(lf.path))
         return {rel: _run_files(folder) for rel, folder in names.items()}
+
+
+def _local_names(folder: str) -> set[str]:
+    """The names in a local folder; none when it cannot be listed."""
+    try:
+        return set(os.listdir(folder))
+    except OSError:
+        return set()
 
 
 def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, RemoteEntry],
@@ -204,31 +281,41 @@ def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, Remo
     (``remote_folder``: SRC's folders, as on the store) and those only on the store (folder
     entries of ``listing``); and, for a push with ``--delete`` that is not the run's own
     (``deleting``), ``root`` itself where it is one (:attr:`Owned.dest`). Says once per
-    store which it leaves."""
+    store which it leaves. A run folder is known by its record or by its mark on the store
+    (a machine without the records: a fresh VM); one recorded but not marked yet is marked
+    (:func:`mark`)."""
     records = _file().read()
-    if not records:
-        return Owned()
     mine = key(store, root)
-    owned = Owned(marks=frozenset(records), dest=deleting and mine in records)
+    owned = Owned(marks=frozenset(records), dest=deleting and (mine in records or root.run_mark))
     if owned.dest:
-        owned.exclude[""] = _excludes(records[mine])
-        _said_dest(store, root, records[mine])
+        _is_run_folder(store, root, records)   # (marked, where only recorded)
+        owned.exclude[""] = _excludes(records.get(mine))
+        _said_dest(store, root, records.get(mine))
     for rel in sorted(remote_folder):   # (a parent before what is inside it)
         parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
+        folder = remote_folder[rel]
         if rel and parent in owned.folders:
             owned.folders[rel] = owned.folders[parent]
-        elif rel and key(store, remote_folder[rel]) in records and \
-                key(store, remote_folder[rel]) != mine:
+        elif rel and _is_run_folder(store, folder, records) and key(store, folder) != mine:
             owned.folders[rel] = rel
-            owned.exclude[rel] = _excludes(records[key(store, remote_folder[rel])])
+            owned.exclude[rel] = _excludes(records.get(key(store, folder)))
     local_ids = {f.id for f in remote_folder.values()}
     holding = _holding(records)
     for rel, index in listing.items():
         for entries in index.values():
             owned.whole |= {e.id for e in entries if e.is_dir and e.id not in local_ids
-                            and (key(store, e) in records or key(store, e) in holding)}
+                            and (_is_run_folder(store, e, records) or key(store, e) in holding)}
     _say(store, remote_folder, owned, records)
     return owned
+
+
+def _is_run_folder(store: RemoteStore, folder: RemoteEntry, records: Mapping[str, Any]) -> bool:
+    """Whether ``folder`` is a run folder: marked on the store, or recorded here (and then
+    marked, once: a machine without this one's records learns it from the store)."""
+    if key(store, folder) in records:
+        mark(store, folder)
+        return True
+    return folder.run_mark
 
 
 def _excludes(rec: Any) -> list[str]:
@@ -246,11 +333,9 @@ def _said_dest(store: RemoteStore, root: RemoteEntry, rec: Any) -> None:
     if "--delete " + key(store, root) in said:
         return
     said.add("--delete " + key(store, root))
-    src = rec.get("src") if isinstance(rec, dict) else None
-    log.warning("%s is a run folder (pushed from %s with its own retention): --delete "
+    log.warning("%s is a run folder (%s with its own retention): --delete "
                 "removes none of its checkpoints or their sidecars; its run's retention (or "
-                "drivestage prune) deletes those", store.describe(root),
-                src if isinstance(src, str) else "this machine")
+                "drivestage prune) deletes those", store.describe(root), _origin(rec))
 
 
 def _holding(records: Mapping[str, Any]) -> set[str]:
@@ -264,6 +349,14 @@ def _holding(records: Mapping[str, Any]) -> set[str]:
     return out
 
 
+def _origin(rec: Any) -> str:
+    """Where a run folder's push is, as its record says; one known by its mark alone."""
+    if rec is None:
+        return "marked on Drive by its run's push,"
+    src = rec.get("src") if isinstance(rec, dict) else None
+    return f"pushed from {src if isinstance(src, str) and src else 'this machine'}"
+
+
 def _say(store: RemoteStore, remote_folder: Mapping[str, RemoteEntry], owned: Owned,
          records: Mapping[str, Any]) -> None:
     said = _said.setdefault(store, set())
@@ -272,9 +365,40 @@ def _say(store: RemoteStore, remote_folder: Mapping[str, RemoteEntry], owned: Ow
         if place in said:
             continue
         said.add(place)
-        rec = records.get(place)
-        src = rec.get("src") if isinstance(rec, dict) else None
-        log.warning("%s is a run folder (pushed from %s with its own retention); its "
+        log.warning("%s is a run folder (%s with its own retention); its "
                     "checkpoints are left to that push here: none it pruned is sent again, "
                     "none it keeps is deleted. The rest of %s is pushed",
-                    store.describe(remote_folder[rel]), src or "this machine", rel)
+                    store.describe(remote_folder[rel]), _origin(records.get(place)), rel)
+
+
+#: What to do of a records file that cannot be read.
+DAMAGED = ("repair it, or move it away (each run records its folder again at its next push); "
+           "until then push --delete is refused")
+
+
+def unreadable(path: Optional[Path] = None) -> Optional[str]:
+    """Why the records file cannot be read (damaged JSON, not a JSON object, unreadable), or
+    None when it can or is absent."""
+    try:
+        with open(path or state_dir() / FILE, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    except ValueError as exc:
+        return f"not JSON: {exc}"
+    return None if isinstance(data, dict) else f"a JSON {type(data).__name__}, not an object"
+
+
+def check_readable() -> None:
+    """Refuse a ``--delete`` while the records cannot be read: with none, the run folders
+    above which it deletes are unknown, and it would remove the checkpoints a run keeps on
+    the store that ``train.keep_local`` removed from the disk."""
+    why = unreadable()
+    if why is not None:
+        raise LocalFileError(
+            f"cannot read {state_dir() / FILE} ({why}): it records which store folders are "
+            "training runs' folders, and without it --delete could remove the checkpoints a "
+            "run keeps there; nothing was sent or deleted. Repair the file, or move it away "
+            "(each run records its folder again at its next push), then run again")

@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 from drivestage import checksums, paths
 from drivestage.errors import DiskSpaceError, DriveStageError, LocalFileError, NotFoundError, \
     UsageError
-from drivestage.localfs import drive_mount
+from drivestage.localfs import UNMOUNTED_DRIVE, drive_mount, unmounted_drive_path
 from drivestage.lost_mounts import LOST_MOUNT, lost_mount, lost_mount_message
 from drivestage.paths import DrivePath, StorePath, patterns, printable
 from drivestage.remote import open_store
@@ -40,8 +40,8 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
          store: Optional[RemoteStore] = None, api_root: Optional[str] = None,
          credentials: Optional[str] = None, reserve: int = 0, chunk_size: Optional[int] = None,
          retries: Optional[int] = None, progress: Optional[ProgressFactory] = None,
-         include: Sequence[str] = (), exclude: Sequence[str] = (), folders: bool = True
-         ) -> Union[PullResult, FolderPullResult]:
+         include: Sequence[str] = (), exclude: Sequence[str] = (), folders: bool = True,
+         remove_archive: bool = False) -> Union[PullResult, FolderPullResult]:
     """Stage ``src`` (``drive:a/b.zip``, ``drive:id:X``, a parsed ``drive:`` path, a local
     path, or a path in ``store``) into folder ``dest``.
 
@@ -57,6 +57,9 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
     stages; given for a single file, they are a usage error. ``folders=False`` refuses a
     folder SRC before a byte is pulled (:class:`UsageError`): a caller that needs one file
     (weights) would otherwise pull a whole run folder, then find no file.
+    ``remove_archive`` (with ``extract``) removes each downloaded archive once its members
+    are extracted and verified; the stamp then stands for it, and a rerun downloads it again
+    only when a member is gone or changed (a local archive extracted where it lies stays).
     """
     began = time.monotonic()
     dest = os.path.abspath(os.path.expanduser(os.fspath(dest)))
@@ -66,10 +69,20 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
         raise UsageError(f"reserve must not be negative, got {reserve}")
     if retries is not None and retries < 1:
         raise UsageError(f"retries must be at least 1, got {retries}")
+    if remove_archive and not extract:
+        raise UsageError("remove_archive removes an archive once it is extracted; pass "
+                         "extract=True too, or leave remove_archive out to keep the archive")
     checksums.preference()  # a misspelt DRIVESTAGE_CHECKSUM, before anything is asked
     lost = lost_mount(dest)
     if lost is not None:
         raise LocalFileError(f"cannot stage {src} into {dest}: {lost_mount_message(lost)}")
+    unmounted = unmounted_drive_path(dest)
+    if unmounted is not None:
+        # Staged on local disk, told it was the Drive mount (below); and drive.mount() then
+        # refuses the folder: "Mountpoint must not already contain files".
+        raise UsageError(f"DEST {dest} is under {unmounted[0]}, {UNMOUNTED_DRIVE} (a folder "
+                         "made there stays on this machine); write a folder on local disk "
+                         "(e.g. /content/data) instead: drivestage needs no mount")
     mount = drive_mount(dest)
     if mount is not None:
         log.warning("DEST %s is inside the Google Drive mount %s: staging there sends every byte "
@@ -94,7 +107,8 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
     try:
         result = _stage(store, path, label, dest, extract=extract, jobs=jobs, force=force,
                         reserve=reserve, chunk_size=chunk_size, progress=progress,
-                        include=patterns(include), exclude=patterns(exclude), folders=folders)
+                        include=patterns(include), exclude=patterns(exclude), folders=folders,
+                        remove_archive=remove_archive)
     except NotFoundError as exc:
         hint = paths.drive_hint(label) if local_src and not os.path.lexists(
             os.path.abspath(os.path.expanduser(label))) else None
@@ -117,7 +131,8 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
 def _stage(store: RemoteStore, path: StorePath, label: str, dest: str, *, extract: bool,
            jobs: Optional[int], force: bool, reserve: int, chunk_size: Optional[int],
            progress: ProgressFactory, include: Sequence[str], exclude: Sequence[str],
-           folders: bool = True) -> Union[PullResult, FolderPullResult]:
+           folders: bool = True, remove_archive: bool = False
+           ) -> Union[PullResult, FolderPullResult]:
     if extract:
         defer(store, path)  # a local archive: hashed by the read that extracts it
     entry = _find(store, path, label, dest, force)
@@ -129,13 +144,14 @@ def _stage(store: RemoteStore, path: StorePath, label: str, dest: str, *, extrac
         return pull_folder(entry, src=label, path=path, dest=dest, store=store,
                            extract=extract, jobs=jobs, force=force, reserve=reserve,
                            chunk_size=chunk_size, progress=progress, include=include,
-                           exclude=exclude)
+                           exclude=exclude, remove_archive=remove_archive)
     if include or exclude:
         raise UsageError(f"--include/--exclude choose files inside a folder, and "
                          f"{label} is one file; pull it without them")
     return FileStager(label, dest, store, extract=extract, jobs=jobs, force=force,
                       reserve=reserve, chunk_size=chunk_size, progress=progress,
-                      extract_progress=progress, in_place=True).stage(entry)
+                      extract_progress=progress, in_place=True,
+                      remove_archive=remove_archive).stage(entry)
 
 
 def _local_error(exc: OSError, label: str, dest: str) -> DriveStageError:

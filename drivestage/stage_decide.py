@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 from drivestage import stamps
 from drivestage.errors import UsageError
@@ -72,6 +72,10 @@ def decide(stamp: Optional[Stamp], entry: RemoteEntry, local: Local, *, extract:
     stamped = (stamp is not None and local.size == stamp.get("size")
                and same_mtime(local.mtime_ns, stamp.get("mtime_ns")))
     older = stamp is not None and not same_content(stamp, entry)
+    if removed(stamp, local) and extract and not older and not force and \
+            stamp is not None and stamp.get("size") == entry.size and local.members_intact:
+        # (--remove-archive: the members stand for the archive; one missing brings it back.)
+        return "cached"
     if stamped and not older and stamp is not None and stamp.get("size") == entry.size \
             and not force:
         return "cached" if not extract or local.members_intact else "extract"
@@ -82,6 +86,25 @@ def decide(stamp: Optional[Stamp], entry: RemoteEntry, local: Local, *, extract:
             return "verified"
     action = "update" if older or local.md5_ok is False else "download"
     return "resume" if local.partial and not force else action
+
+
+def removed(stamp: Optional[Stamp], local: Local) -> bool:
+    """Whether ``stamp``'s archive was removed once extracted (``pull --remove-archive``)
+    and nothing is at its name: a file there since is judged as any other."""
+    return stamp is not None and stamp.get("removed") is True and local.size is None \
+        and bool(stamp.get("extracted"))
+
+
+def put_since(stamp: Optional[Stamp], local: Local, found: Sequence[Stamp] = ()) -> bool:
+    """Whether the file at the name of ``stamp``'s archive, removed once extracted, is another
+    one put there since: the user's, which a pull never replaces unasked (and with
+    --remove-archive, would then remove). Not the stamped copy a kill kept from its removal,
+    nor the staged copy of another file of that name (``found``: the name's stamps)."""
+    def describes(s: Stamp) -> bool:
+        return local.size == s.get("size") and same_mtime(local.mtime_ns, s.get("mtime_ns"))
+
+    return stamp is not None and stamp.get("removed") is True and local.size is not None \
+        and not any(describes(s) for s in [stamp, *found])
 
 
 def same_content(stamp: Stamp, entry: RemoteEntry) -> bool:

@@ -12,7 +12,8 @@ from drivestage import stamps
 from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError
 from drivestage.extract import ExtractResult, MemberRecord
 from drivestage.extract.job import Turn
-from drivestage.localfs import fuse_devices
+from drivestage.localdir import identity
+from drivestage.localfs import fuse_devices, same_mtime
 from drivestage.sizes import restore_needs_room
 from drivestage.stamps import Stamp
 
@@ -269,3 +270,31 @@ def _extracted_total(path: str) -> int:
     except DriveStageError:
         return 0
 
+
+
+def remove_archive(dest: str, target: str, stamp: Stamp,
+                   held: Optional[os.stat_result] = None) -> bool:
+    """Remove the staged archive at ``target`` once ``stamp`` says every member is in place
+    (``pull --remove-archive``); True when it is gone. The stamp says "removed" first: a kill
+    between the two leaves the stamped copy, which the next such pull removes, never the
+    members' only record. Only the copy the stamp describes (its size and mtime, and
+    ``held``'s identity when the pull verified it) goes: a file another program put under
+    the name since is theirs."""
+    if not stamp.get("extracted") or stamp.get("version") != stamps.VERSION:
+        return False
+    try:
+        st: Optional[os.stat_result] = os.lstat(target)
+    except FileNotFoundError:
+        st = None
+    if st is not None and (st.st_size != stamp.get("size") or
+                           not same_mtime(st.st_mtime_ns, stamp.get("mtime_ns")) or
+                           (held is not None and identity(st) != identity(held))):
+        return False
+    if stamp.get("removed") is not True:
+        stamp["removed"] = True
+        stamps.write(dest, stamp)
+    if st is not None:
+        os.unlink(target)
+        log.info("removed %s: its members are extracted and verified (--remove-archive)",
+                 target)
+    return True

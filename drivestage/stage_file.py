@@ -40,20 +40,20 @@ from drivestage.errors import DestChangedError, DownloadRestrictedError, LocalFi
     NotFoundError, UsageError
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
-from drivestage.localdir import LocalDirStore, identity
+from drivestage.localdir import identity
 from drivestage.localfs import fitted_name
 from drivestage.partials import left_behind, unlink
 from drivestage.sizes import check_space, format_size
 from drivestage.stage_decide import NAME_MAX as NAME_MAX  # re-exported
 from drivestage.stage_decide import Local as Local  # re-exported
 from drivestage.stage_decide import decide as decide  # re-exported
-from drivestage.stage_decide import own_records
+from drivestage.stage_decide import own_records, put_since, same_content
 from drivestage.stage_decide import safe_name as safe_name  # re-exported
-from drivestage.stage_extraction import Extraction, in_place
+from drivestage.stage_extraction import Extraction, in_place, remove_archive
 from drivestage.stage_extraction import ProgressFactory as ProgressFactory  # re-exported
 from drivestage.stage_extraction import no_progress as no_progress  # re-exported
 from drivestage.stage_order import Turn
-from drivestage.stage_original import FromOriginal, original_of
+from drivestage.stage_original import FromOriginal, moved_source, original_of, source_identity
 from drivestage.stamps import Stamp
 from drivestage.store import RemoteEntry, RemoteStore
 from drivestage.unpack import Unpacking
@@ -80,6 +80,7 @@ class PullResult:
     extracted: bool = False
     members: int = 0          # extracted members (files, folders, links)
     members_kept: int = 0     # of those, found in place (not written by this run)
+    archive_removed: bool = False  # the archive is not kept: its members stand for it
     seconds: float = 0.0
     api_calls: Optional[int] = None  # requests sent to Drive by the whole command
     #: What this run verified the bytes with ("md5" or "sha256": :mod:`drivestage.checksums`);
@@ -114,7 +115,7 @@ class FileStager:
                  lock_dir: Optional[str] = None, protect: Collection[str] = (),
                  walked: Optional[int] = None, in_place: bool = False,
                  current: Optional[stamps.Listed] = None,
-                 turn: Optional[Turn] = None):
+                 turn: Optional[Turn] = None, remove_archive: bool = False):
         self.src, self.dest, self.store = src, dest, store
         self.extract, self.jobs, self.force, self.reserve = extract, jobs, force, reserve
         self.chunk_size, self.progress = chunk_size, progress
@@ -128,6 +129,8 @@ class FileStager:
         #: A local archive to extract is extracted where it lies (:mod:`.stage_original`).
         self.in_place = in_place and extract
         self.turn = turn
+        #: ``pull --remove-archive``: the downloaded archive goes once extracted.
+        self.remove_archive = remove_archive and extract
 
     def _waiting(self) -> None:
         log.warning("another pull of %s into %s is running; waiting for it", self.src,
@@ -226,6 +229,9 @@ class FileStager:
             for path in [partial] + dl.stale_partials(target):
                 dl.remove_partial(path)
         local = self._local(basis, entry, target)
+        if self.remove_archive and local.size is None and local.members_intact and \
+                basis is not None and same_content(basis, entry) and not self.force:
+            remove_archive(self.dest, target, basis)  # (deleted by hand: nothing to fetch)
         action = decide(None if self.force else basis, entry, local, extract=self.extract,
                         force=self.force)
         held: Optional[os.stat_result] = None   # the file whose bytes were verified here
@@ -240,13 +246,17 @@ class FileStager:
             # are not the ones this run needed (written before they were kept, edited by
             # hand, a folder's key rotated) is rewritten, so the next rerun is one call.
             if basis is not own or basis.get("access") != self.store.access_hint(entry) \
-                    or self._moved_source(basis, entry):
-                self._rekey(basis, entry)
+                    or moved_source(self.store, basis, entry):
+                basis = self._rekey(basis, entry)
             staged = [m.path for m in stamps.records(basis)] if self.extract else []
             if self.extract and basis.get("version") != stamps.VERSION:
                 staged = [str(row[0]) for row in basis.get("members") or []]
-            return self._result(entry, target, action, members=staged,
-                                extracted=self.extract)
+            result = self._result(entry, target, action, members=staged,
+                                  extracted=self.extract)
+            result.archive_removed = self.extract and (
+                remove_archive(self.dest, target, basis) if self.remove_archive else
+                basis.get("removed") is True and not os.path.lexists(target))
+            return result
         if entry.no_download and action not in ("verified", "extract"):
             # Only where bytes must come from Drive: a copy staged before (a notebook's
             # pull cell run again) stays usable after the owner turned downloading off.
@@ -255,10 +265,10 @@ class FileStager:
             found = stamps.of(self.dest, name)
             same_src = [s for s in found if s["id"] != entry.id and s.get("src") == self.src]
             previous = [own] + same_src
-        if local.size is not None and not found and not self.force and \
-                action not in ("verified", "extract"):
-            # No stamp of this name, other bytes: a file of the user's (or another
-            # program's), which a pull never replaces unasked.
+        if local.size is not None and (not found or put_since(basis, local, found)) and \
+                not self.force and action not in ("verified", "extract"):
+            # No stamp of this name (or of an archive removed since), other bytes: a file of
+            # the user's (or another program's), which a pull never replaces unasked.
             raise LocalFileError(
                 f"{target} is already there and is not a copy of {self.src} that drivestage "
                 "staged (its bytes differ); move it away, or pull with --force to replace it")
@@ -305,8 +315,10 @@ class FileStager:
         # place: the members stay as they are. A Drive mount that showed the archive with
         # another mtime (a new Colab session) got every member extracted again through it.
         # Not all in place (a member changed too): only what is not is written (pull29).
-        own_version = action == "verified" and self.extract and previous == [basis] and \
-            basis is not None and not stamps.records(basis, "stale") \
+        # So too an archive removed once extracted, downloaded again by a pull without -x.
+        own_version = (action == "verified" and self.extract or not self.extract and action in (
+            "download", "resume") and basis is not None and basis.get("removed") is True) \
+            and previous == [basis] and basis is not None and not stamps.records(basis, "stale") \
             and not basis.get("unrecorded") and basis.get("version") == stamps.VERSION
         carried = own_version and local.members_intact
         try:
@@ -338,9 +350,11 @@ class FileStager:
         finally:
             if unpacking is not None:
                 unpacking.close()
+        gone = self.remove_archive and remove_archive(self.dest, target, stamp, held)
         result = self._result(entry, target, action, fetched=fetched, resumed=resumed,
                               members=members, extracted=self.extract)
         result.checksum, result.members_kept = checksum, kept
+        result.archive_removed = gone
         return result
 
     def _extract_bar(self, entry: RemoteEntry, target: str) -> Optional[Callable[[int], None]]:
@@ -372,7 +386,7 @@ class FileStager:
         if not entry.md5 and entry.sha256:   # (the version's mark: stage_decide.same_content)
             stamp["sha256"] = entry.sha256.lower()
         self._note_access(stamp, entry)
-        vouched = self._source_identity(entry)
+        vouched = source_identity(self.store, entry)
         if vouched is not None:
             stamp["original"], stamp["path"] = vouched
         if extracted:
@@ -405,32 +419,6 @@ class FileStager:
             f"the copy of {self.src} verified against Drive; run the pull again (it checks "
             "the file there, and downloads it again if its bytes differ)")
 
-    def _source_identity(self, entry: RemoteEntry) -> Optional[tuple[list[int], str]]:
-        """For a local SRC (a directory store): its identity while its md5 is the one the
-        copy was verified with, and its path, which the stamp keeps: the rerun's lookup then
-        takes that md5 (:func:`~drivestage.stage_original.vouch`) instead of hashing the
-        source whole to find the copy staged. None for any other store, or when the store
-        hashed no version of the source that is still there."""
-        if not isinstance(self.store, LocalDirStore) or not entry.md5:
-            return None
-        path = self.store.describe(entry)
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        if self.store.settled_md5(path, st) != entry.md5:  # not hashed just after a write
-            return None
-        return list(identity(st)), path
-
-    def _moved_source(self, stamp: Stamp, entry: RemoteEntry) -> bool:
-        """Whether the local source's identity is not the one ``stamp`` keeps while its md5
-        is (a chmod, a new hard link, the same bytes written anew): the copy was found
-        staged, and the stamp kept the old identity, so every rerun hashed the source
-        whole again. Rewritten, the next rerun reads none of it."""
-        vouched = self._source_identity(entry)
-        return vouched is not None and \
-            [stamp.get("original"), stamp.get("path")] != list(vouched)
-
     def _fresh(self, entry: RemoteEntry, stamp: Stamp) -> RemoteEntry:
         """The file ``stamp`` stands for as Drive has it now, when it sits where ``entry``
         did, under its name; else ``entry``."""
@@ -445,18 +433,20 @@ class FileStager:
         same = now.name == entry.name and now.parent_id == entry.parent_id and not now.is_dir
         return now if same else entry
 
-    def _rekey(self, basis: Stamp, entry: RemoteEntry) -> None:
+    def _rekey(self, basis: Stamp, entry: RemoteEntry) -> Stamp:
+        """``basis`` rewritten for ``entry`` (its id, keys, source); the stamp now in force."""
         fresh = {k: v for k, v in basis.items() if not k.startswith("_")}
         if fresh.get("version") != stamps.VERSION:
-            return  # a 0.1.0 stamp stays as it is until the copy is staged again
+            return basis  # a 0.1.0 stamp stays as it is until the copy is staged again
         fresh.update(id=entry.id, parent_id=entry.parent_id, name=entry.name)
         self._note_access(fresh, entry)
-        vouched = self._source_identity(entry)
+        vouched = source_identity(self.store, entry)
         if vouched is not None:
             fresh["original"], fresh["path"] = vouched
         stamps.write(self.dest, fresh)
         if basis.get("_path") != fresh["_path"]:
             stamps.drop(basis)
+        return fresh
 
     def _note_access(self, stamp: Stamp, entry: RemoteEntry) -> None:
         """Keep in ``stamp`` what a rerun's recheck of ``entry`` by id needs (Drive: the

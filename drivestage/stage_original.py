@@ -96,6 +96,35 @@ def vouch(store: RemoteStore, stamp: Stamp) -> None:
         store.vouch(path, tuple(ident), md5)
 
 
+def source_identity(store: RemoteStore, entry: RemoteEntry
+                    ) -> Optional[tuple[list[int], str]]:
+    """For a local SRC (a directory store): its identity while its md5 is the one the
+    copy was verified with, and its path, which the stamp keeps: the rerun's lookup then
+    takes that md5 (:func:`vouch`) instead of hashing the source whole to find the copy
+    staged. None for any other store, or when the store hashed no version of the source
+    that is still there."""
+    if not isinstance(store, LocalDirStore) or not entry.md5:
+        return None
+    path = store.describe(entry)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if store.settled_md5(path, st) != entry.md5:  # not hashed just after a write
+        return None
+    return list(identity(st)), path
+
+
+def moved_source(store: RemoteStore, stamp: Stamp, entry: RemoteEntry) -> bool:
+    """Whether the local source's identity is not the one ``stamp`` keeps while its md5
+    is (a chmod, a new hard link, the same bytes written anew): the copy was found
+    staged, and the stamp kept the old identity, so every rerun hashed the source
+    whole again. Rewritten, the next rerun reads none of it."""
+    vouched = source_identity(store, entry)
+    return vouched is not None and \
+        [stamp.get("original"), stamp.get("path")] != list(vouched)
+
+
 def _ints(value: Any, n: int) -> TypeGuard[list[int]]:
     return isinstance(value, list) and len(value) == n and all(
         isinstance(v, int) and not isinstance(v, bool) for v in value)
@@ -190,6 +219,10 @@ class FromOriginal:
                               progress=None if self.extract_progress is no_progress
                               else self.extract_progress)
         members = self._extract(stamp, st, action, [], unpacker)
+        if not any(s.get("md5") and s.get("md5") != self.md5 for s in previous):
+            # The same version written again (--force, a first pull cut before its md5 was
+            # known): the summary said "updated", as for another version of the original.
+            action = "extract"
         return action, members, "md5"
 
     def _protected(self) -> set[str]:

@@ -83,8 +83,8 @@ class _NotStarted(Exception):
 def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
                 store: RemoteStore, extract: bool, jobs: Optional[int], force: bool,
                 reserve: int, chunk_size: Optional[int], progress: ProgressFactory,
-                include: Sequence[str] = (), exclude: Sequence[str] = ()
-                ) -> FolderPullResult:
+                include: Sequence[str] = (), exclude: Sequence[str] = (),
+                remove_archive: bool = False) -> FolderPullResult:
     """Stage the tree under ``folder`` (found at ``path``) into ``dest/<folder name>`` (see
     the module doc)."""
     if not folder.name:
@@ -100,7 +100,7 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     os.makedirs(dest, exist_ok=True)
     for where in sorted({it.folder for it in items} | {root}):
         _real_folders(root, where, dest, create=False)  # a link there: refused before a byte
-    missing = [it for it in items if not _looks_staged(it)]
+    missing = [it for it in items if not _looks_staged(it, extract and _is_archive(it))]
     todo = sum(it.entry.size - dl.partial_size(it.target, it.entry) for it in missing)
     _real_folders(root, root, dest, create=True)
     # On disk, not in bytes: a dataset kept as a folder is many small files, each taking
@@ -140,7 +140,8 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
                              jobs=streams, force=force, reserve=reserve,
                              chunk_size=chunk_size, progress=bar.for_file(index),
                              lock_dir=root, protect=staged, walked=walked, current=current,
-                             turn=order.turn(index, it.folder))
+                             turn=order.turn(index, it.folder),
+                             remove_archive=remove_archive)
             result = one.stage(it.entry)
         except DownloadQuotaError as exc:
             # Drive refuses this file alone (flagged as malware, downloaded too often): the
@@ -301,10 +302,17 @@ def _blocks(size: int, block: int) -> int:
     return -(-size // block) * block
 
 
-def _looks_staged(item: Item) -> bool:
-    """A file of the right size already at the target (its md5 is checked when staged)."""
+def _looks_staged(item: Item, extract: bool) -> bool:
+    """A file of the right size already at the target (its md5 is checked when staged), or
+    with ``extract``, an archive of this version removed once extracted (--remove-archive:
+    its rerun downloads nothing unless a member is gone, so it needs no room)."""
     try:
         return os.path.getsize(item.target) == item.entry.size
+    except FileNotFoundError:
+        stamp = stamps.own(item.folder, os.path.basename(item.target), item.entry.id) \
+            if extract else None
+        return stamp is not None and stamp.get("removed") is True and \
+            stamp.get("md5") == item.entry.md5 and stamp.get("size") == item.entry.size
     except OSError:
         return False
 

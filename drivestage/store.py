@@ -62,6 +62,10 @@ class RemoteEntry:
     #: with it as a viewer or commenter): a push fails with this message before writing
     #: anything. None where the backend lets it write, or does not say.
     read_only: Optional[str] = field(default=None, compare=False)
+    #: Whether the store marks this folder as a run folder (Drive: a PRIVATE property this
+    #: app set, :mod:`drivestage.drive.store_folders`): a push of a folder above leaves it
+    #: to its run even on a machine with no record of it (:mod:`drivestage.run_folders`).
+    run_mark: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.is_dir and self.has_content:
@@ -139,8 +143,15 @@ class RemoteStore(abc.ABC):
         """Children of ``folder`` (one listing, all pages), trashed items excluded."""
 
     @abc.abstractmethod
-    def make_folders(self, path: Union[str, StorePath]) -> RemoteEntry:
-        """``mkdir -p`` for ``path``; returns the deepest folder."""
+    def make_folders(self, path: Union[str, StorePath], *, mark: bool = False) -> RemoteEntry:
+        """``mkdir -p`` for ``path``; returns the deepest folder. ``mark``: made by this, the
+        deepest folder is a marked run folder (:attr:`RemoteEntry.run_mark`) where the store
+        keeps marks."""
+
+    def mark_run_folder(self, folder: RemoteEntry, mark: bool = True) -> bool:
+        """Mark ``folder`` as a run folder on the store (``mark`` False: clear the mark);
+        whether the store keeps marks (the default: it keeps none, and does nothing)."""
+        return False
 
     def forget_folders(self, walk: bool = False) -> None:
         """Drop the path -> folder ids this store remembers, so the next path resolves as in

@@ -9,6 +9,11 @@ on Colab. What the real mount does that this models:
   30 for a 3 GB file), and ``drive.flush_and_unmount()`` is what waits for that
   (colabtools issues 659, 2607, 287). :meth:`FullDriveMount.flush` sends them;
   :attr:`FullDriveMount.on_drive` holds what Drive has.
+* :meth:`FullDriveMount.change_on_drive` / :meth:`~FullDriveMount.catch_up`: Drive gets a
+  change from elsewhere and the mount shows it minutes later (astrada/google-drive-ocamlfuse
+  issue 450), in the file's node (Drive keeps its id).
+* :meth:`FullDriveMount.hang` / :meth:`~FullDriveMount.answer`: the program stops answering
+  for a while (every call into the mount waits), as a DriveFS under load does.
 * :meth:`FullDriveMount.disconnect`: the program behind the mount ends (DriveFS dies, as it
   does on Colab after a while or under load: colabtools issues 3441, 3940, 4181). The
   kernel then answers every call into the mount ``ENOTCONN`` ("Transport endpoint is not
@@ -31,7 +36,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import pytest
 
@@ -87,8 +92,23 @@ class FullDriveMount:
         #: call after it fail: ECONNABORTED, then ENOTCONN).
         self.end_at_write: Optional[int] = None
         self.writes = 0
+        #: Set to (opcode, n): the program ends as the n-th call of that kind arrives (a
+        #: RENAME: between an atomic write's rename and its fsync; FSYNC, CREATE, MKDIR...).
+        self.end_at: Optional[tuple[int, int]] = None
+        self.calls: dict[int, int] = {}   # opcode -> calls that arrived
+        #: Set to n: :meth:`catch_up` runs as the n-th read arrives (a change shown while a
+        #: reader is in the middle of the file).
+        self.catch_up_at_read: Optional[int] = None
+        self.reads = 0
+        #: Changes Drive got from elsewhere that the mount does not show yet (:meth:`catch_up`).
+        self._pending: list[tuple[str, bytes, Optional[int]]] = []
+        self._drive_mtimes: dict[str, int] = {}   # the times the files on Drive were sent with
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        #: Cleared by :meth:`hang`: the program stops answering (stopped, not ended): every
+        #: call into the mount waits until :meth:`answer`.
+        self.answering = threading.Event()
+        self.answering.set()
         self._fd = -1
         self._thread: Optional[threading.Thread] = None
 
@@ -118,8 +138,18 @@ class FullDriveMount:
         self.disconnected = True
         self._end_serving()
 
+    def hang(self) -> None:
+        """The program stops answering (a DriveFS that hangs, not one that ended): every
+        call into the mount waits until :meth:`answer`."""
+        self.answering.clear()
+
+    def answer(self) -> None:
+        """It answers again: the calls that waited go on."""
+        self.answering.set()
+
     def _end_serving(self) -> None:
         self._stop.set()
+        self.answering.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
         if self._fd >= 0:
@@ -129,8 +159,64 @@ class FullDriveMount:
     def flush(self) -> None:
         """What ``drive.flush_and_unmount()`` waits for: every file in the cache sent to
         Drive (:attr:`on_drive`)."""
+        self.send(lambda path: True)
+
+    def send(self, which: Callable[[str], bool]) -> None:
+        """DriveFS sends the cached files ``which(path)`` accepts to Drive, the others not
+        yet: it uploads each file on its own, small ones first, so a folder's files reach
+        Drive in no given order (a stamp or sidecar before the file it describes)."""
         with self._lock:
-            self.on_drive = {path: bytes(node.data) for path, node in self._files()}
+            files = dict(self._files())
+            for path in [p for p in self.on_drive if p not in files and which(p)]:
+                del self.on_drive[path]   # removed from the mount: from Drive too
+                self._drive_mtimes.pop(path, None)
+            for path, node in files.items():
+                if which(path):
+                    self.on_drive[path] = bytes(node.data)
+                    # Drive's modifiedTime: milliseconds (what a new mount shows)
+                    self._drive_mtimes[path] = node.mtime_ns // 10**6 * 10**6
+
+    def remount(self) -> "FullDriveMount":
+        """``drive.mount(point, force_remount=True)`` after this mount stopped: a new mount
+        at the same point that shows what Drive has (:attr:`on_drive`, with the times the
+        files were sent with, in Drive's milliseconds); what this one had not sent is gone."""
+        self.stop()
+        back = FullDriveMount(self.point, writable=self.writable)
+        for path, data in self.on_drive.items():
+            back._pending.append((path, data, self._drive_mtimes.get(path)))
+        back.catch_up()
+        back.on_drive, back._drive_mtimes = dict(self.on_drive), dict(self._drive_mtimes)
+        return back.start()
+
+    def change_on_drive(self, path: str, data: bytes, mtime_ns: Optional[int] = None) -> None:
+        """Drive gets ``path`` (below the mount: ``MyDrive/a/b``) from elsewhere (another
+        machine's upload, the web UI): :attr:`on_drive` has it now, the mount shows it at
+        :meth:`catch_up` only, the file's new revision under the same node (as Drive keeps
+        the file id), with ``mtime_ns`` (an upload that keeps the local mtime, as rclone and
+        drivestage do) or the time it is shown."""
+        with self._lock:
+            self.on_drive[path] = bytes(data)
+            self._pending.append((path, bytes(data), mtime_ns))
+
+    def catch_up(self) -> None:
+        """The mount shows what Drive got since the last catch-up: DriveFS asks Drive for
+        changes now and then, and a change reaches the mount minutes after Drive has it
+        (astrada/google-drive-ocamlfuse issue 450: "10 minutes for changes on drive to
+        propagate"; the same lag is reported of Colab's mount)."""
+        with self._lock:
+            for path, data, mtime_ns in self._pending:
+                *folders, name = path.split("/")
+                parent = ROOT
+                for part in folders:
+                    children = self.nodes[parent].children
+                    parent = children[part] if part in children else \
+                        self._make(parent, part, stat.S_IFDIR | 0o755)
+                children = self.nodes[parent].children
+                node = children[name] if name in children else \
+                    self._make(parent, name, stat.S_IFREG | 0o644)
+                self.nodes[node].data[:] = data
+                self.nodes[node].mtime_ns = mtime_ns if mtime_ns is not None else time.time_ns()
+            self._pending.clear()
 
     def cached(self) -> dict[str, bytes]:
         """What the mount shows: path below the mount -> bytes (Drive may not have it yet)."""
@@ -157,17 +243,28 @@ class FullDriveMount:
                 if exc.errno in (errno.ENOENT, errno.EINTR, errno.EAGAIN):
                     continue  # the request was interrupted before we read it
                 return  # ENODEV: unmounted
+            while not self.answering.wait(0.05) and not self._stop.is_set():
+                pass   # hung: the request waits (a disconnect meanwhile leaves it unanswered)
+            if self._stop.is_set():
+                return
             _, opcode, unique, nodeid, *_ = _IN.unpack_from(msg)
             body = msg[_IN.size:]
             if opcode in _NO_REPLY:
                 continue
+            self.calls[opcode] = self.calls.get(opcode, 0) + 1
             if opcode == WRITE and self.end_at_write is not None:
                 self.writes += 1
-                if self.writes >= self.end_at_write:
-                    self.disconnected = True
-                    os.close(self._fd)   # unanswered: the kernel aborts it
-                    self._fd = -1
-                    return
+            if (opcode == WRITE and self.end_at_write is not None
+                    and self.writes >= self.end_at_write) or \
+                    self.end_at == (opcode, self.calls[opcode]):
+                self.disconnected = True
+                os.close(self._fd)   # unanswered: the kernel aborts it
+                self._fd = -1
+                return
+            if opcode == READ:
+                self.reads += 1
+                if self.reads == self.catch_up_at_read:
+                    self.catch_up()
             try:
                 with self._lock:
                     reply = self._answer(opcode, nodeid, body)

@@ -347,6 +347,10 @@ def _delete_during_a_new_epoch(emulator, tmp_path):
     sync = _sync(emulator, run, 3, gate)
     e3 = _save(sync, run, 3)
     assert gate.reached.wait(60)
+    # A run folder the second runtime knows nothing of: no record there, and (made by a
+    # drivestage before run folders were marked on Drive, runmark30) no mark on Drive; a
+    # marked one keeps its checkpoints against that --delete.
+    emulator.store.set_properties(emulator.find(FOLDER)["id"], [])
     other = tmp_path / "other"
     other.mkdir()
     (other / "results.csv").write_text("epoch,map50\n")

@@ -37,7 +37,7 @@ LAYERS = [
     ["drive.transport"],
     ["drive.media", "drive.batches"],
     ["drive.upload"],
-    ["drive.store_bytes", "drive.store_deletes", "drive.ids"],
+    ["drive.store_bytes", "drive.store_deletes", "drive.store_folders", "drive.ids"],
     ["drive.store"],
     ["drive.places", "drive"],
     # A directory, the other backend.
@@ -67,7 +67,7 @@ LAYERS = [
     ["stage", "mirror"],
     ["hooks"],
     ["cli.options", "cli.group"],
-    ["cli.pull", "cli.push", "cli.mirror", "cli.emulator"],
+    ["cli.pull", "cli.push", "cli.mirror", "cli.emulator", "cli.runs"],
     ["cli"],
     ["entry"],  # imports cli by name, inside its Ctrl-C handler
     ["__main__", ""],  # "" is the package itself (its lazy attributes import by name)

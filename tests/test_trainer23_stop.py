@@ -6,7 +6,7 @@ that save alone (``autosave_00000005.pt is saved in logs but did not reach drive
 epoch files written earlier were still queued for upload; the ``drivestage push`` it printed
 sends them all, and a user leaving the machine could not tell that epochs 1 and 2 were not on
 Drive either. The line now says how many files are not there and names them (at most
-:data:`trainer.saving.NAMED_UNSENT`, then how many more)."""
+:data:`trainer.pushed.NAMED_UNSENT`, then how many more)."""
 from __future__ import annotations
 
 import signal

@@ -68,8 +68,8 @@ def test_a_run_of_one_width_is_not_resumed_as_another_and_is_evaluated_as_traine
     assert res.exit_code == 1, res.output
     assert res.output.strip().splitlines()[-1] == (
         f"Error: cannot resume from {logs / 'epoch_001.pt'}: the config changes the model's "
-        f"shape (width: checkpoint 0.25, config 1.0). Use --resume none with "
-        f"model.weights={logs / 'epoch_001.pt'} to fine-tune from it, or restore the config")
+        f"shape (width: checkpoint 0.25, config 1.0). Restore model.width (0.25): its weights "
+        f"fit no other width; or start a new run in a new train.out_dir (--resume none)")
     assert {n: _md5(logs / n) for n in before} == before     # nothing written
 
     res = CliRunner().invoke(cli, ["eval", "-c", path, "--weights", str(logs / "last.pt"),

@@ -502,15 +502,15 @@ def restore_rng(state: dict) -> None:
 def check_signature(saved: dict, current: dict, path: str) -> None:
     """Refuse to resume a checkpoint whose model shape differs from the config's."""
     # (``width`` is in a signature only when it is not 1: absent on either side, it is 1.)
-    keys = list(current) + [k for k in ("width",) if k in saved and k not in current]
-    defaults = {"width": 1.0}
-    diffs = [f"{k}: checkpoint {saved.get(k, defaults.get(k))!r}, config "
-             f"{current.get(k, defaults.get(k))!r}" for k in keys
-             if saved.get(k, defaults.get(k)) != current.get(k, defaults.get(k))]
+    saved, current = {**saved, "width": saved.get("width", 1.0)}, {**current, "width": current.get("width", 1.0)}
+    diffs = [f"{k}: checkpoint {saved.get(k)!r}, config {v!r}" for k, v in current.items() if saved.get(k) != v]
+    # Weights of another width fit no layer: fine-tuning from them was the advice, and refused.
+    fix = (f"Use --resume none with model.weights={path} to fine-tune from it, or restore the config"
+           if saved["width"] == current["width"] else f"Restore model.width ({saved['width']}): its "
+           f"weights fit no other width; or start a new run in a new train.out_dir (--resume none)")
     if diffs:
         raise CheckpointError(
-            f"cannot resume from {path}: the config changes the model's shape ({'; '.join(diffs)}). "
-            f"Use --resume none with model.weights={path} to fine-tune from it, or restore the config")
+            f"cannot resume from {path}: the config changes the model's shape ({'; '.join(diffs)}). {fix}")
 
 
 def trainer_version() -> str:

@@ -48,6 +48,9 @@ class DataConfig:
     root: str = _f("./data", "local folder that data.drive_zip is pulled and extracted into")
     drive_zip: Optional[str] = _f(None, "archive to pull and extract first (drive:path or a local "
                                         "path); a folder is pulled whole, archives extracted")
+    keep_archive: bool = _f(True, "keep data.drive_zip's downloaded archive once extracted (false: "
+                                  "removed once its members are verified, as drivestage pull "
+                                  "--remove-archive: the data takes its room once)")
     voc_root: Optional[str] = _f(None, "VOCdevkit folder; found under data.root when empty")
     year: str = _f("2007", "VOC year folder (VOCdevkit/VOC<year>) the split names refer to")
     train: str = _f("train", "training set: an annotation-lines file, or a split name in ImageSets/Main")
@@ -67,8 +70,9 @@ class ModelConfig:
     anchors: list = _f(DEFAULT_ANCHORS, "anchor boxes in pixels at 416, six [w, h] pairs")
     anchors_mask: list = _f(DEFAULT_ANCHORS_MASK, "anchor indices of the stride-32 and stride-16 heads")
     phi: int = _f(0, "attention after the backbone: 0 none, 1 SE, 2 CBAM, 3 ECA, 4 coordinate attention")
-    width: float = _f(1.0, "every layer's channels times this: 1 is YOLOv4-tiny (pretrained weights fit it "
-                           "alone); 0.5 or 0.25 a network 4x or 16x smaller, for little data or a CPU")
+    width: float = _f(1.0, "every layer's channels times this, in eighths from 0.125 to 4: 1 is YOLOv4-tiny "
+                           "(pretrained weights fit it alone); 0.5 or 0.25 a network 4x or 16x smaller, "
+                           "for little data or a CPU")
     sync_bn: bool = _f(False, "convert BatchNorm to SyncBatchNorm under DDP")
 
 
@@ -386,6 +390,8 @@ def validate(cfg: Config) -> None:
     if isinstance(m.width, bool) or not isinstance(m.width, (int, float)) or not 0 < m.width <= 4:
         raise ConfigError(f"model.width must be a number above 0 and at most 4 (1 is YOLOv4-tiny), "
                           f"got {shown(m.width)}")
+    if not float(m.width * 8).is_integer():
+        raise ConfigError(_width_off_step(m.width))
     if len(m.anchors) != 6 or any(not isinstance(a, list) or len(a) != 2 for a in m.anchors):
         raise ConfigError(f"model.anchors must be six [w, h] pairs, got {shown(m.anchors)}")
     if len(m.anchors_mask) != 2 or any(len(x) != 3 for x in m.anchors_mask):
@@ -444,6 +450,16 @@ def _parse_size(value: Union[int, str]) -> int:
     if size <= 0:
         raise ConfigError(f"drive.max_bytes must be > 0 (or empty for no cap), got {value!r}")
     return size
+
+
+def _width_off_step(width: float) -> str:
+    """The refusal of a ``model.width`` between eighths, naming the two around it (the CSP
+    blocks double their channels, each a multiple of 8: 0.3 built blocks of 16 and 40
+    channels, a traceback at the first step; trainer.model.backbone.WIDTH_STEP)."""
+    below, above = max(1, math.floor(width * 8)) / 8, math.ceil(width * 8) / 8
+    near = f"{below:g}" if below == above else f"{below:g} or {above:g}"
+    return (f"model.width must be a multiple of 0.125 (each layer's channels a multiple of 8), "
+            f"got {width:g}: use {near}")
 
 
 def model_signature(cfg: Config, num_classes: int) -> dict:

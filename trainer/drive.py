@@ -16,8 +16,10 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
+from drivestage import paths
 from drivestage import sidecar as sidecars
 from drivestage.errors import NotFoundError, RemoteChangedError
+from drivestage.lost_mounts import in_drive_mount
 from drivestage.retention import RetentionPolicy
 from drivestage.sidecar import Described
 from drivestage.sizes import format_size
@@ -75,6 +77,8 @@ class DriveFolder:
         # Names every push leaves out: a stop's save while it is sent alone (trainer.stop_save)
         # from another folder; a push sending it too from the run folder made two of that name.
         self.held: set[str] = set()
+        #: The Google Drive mount the folder is in (drive.logs=/content/drive/...), or None.
+        self.mount = None if paths.is_drive(spec) else in_drive_mount(spec)
         self._warn_if_local(spec)
 
     @property
@@ -88,9 +92,23 @@ class DriveFolder:
         """``drive.logs=Models/x/logs`` (``drive:`` forgotten) is a local folder: the run is
         "mirrored" next to itself and ``trainer status`` reports it safe. Said once, at the
         start; a plainly local path (``/mnt/nas/logs``, ``./backup``) is taken as meant."""
-        from drivestage import paths
-
-        hint = None if paths.is_drive(spec) else paths.drive_hint(spec, "folder")
+        if paths.is_drive(spec):
+            return
+        mounted = in_drive_mount(spec)
+        if mounted is not None:
+            # As push warns for a DEST there: "safe on Drive" meant "written into the mount",
+            # and what the mount had not sent is lost with the runtime, or with the mount.
+            logger.warning(
+                "drive.logs %s is inside the Google Drive mount %s: checkpoints copied there "
+                "are written to this machine's disk, and the mount sends them to Drive later "
+                "(minutes after each file is closed, longer for big ones); whatever it has not "
+                "sent when the runtime ends or the mount stops is lost, though counted as safe "
+                "here (train.keep_local removes no local epoch file meanwhile). Set "
+                "drive.logs=%s instead (no mount needed; a checkpoint counts as safe once "
+                "Drive has verified its bytes)", os.path.abspath(os.path.expanduser(spec)),
+                *mounted)
+            return
+        hint = paths.drive_hint(spec, "folder")
         if hint is not None:
             logger.warning("drive.logs %s is a local folder (%s), not Google Drive: checkpoints "
                            "are copied there only; %s", spec,
@@ -124,6 +142,10 @@ class DriveFolder:
         id does not). For train.keep_local, before a local epoch file goes."""
         from drivestage.errors import TrashedError
 
+        if self.mount is not None:
+            # A copy in the Drive mount is in its cache, sent to Drive minutes later (or never,
+            # should the mount stop): none is known to be on Drive, and no local file goes.
+            return {}
         want = set(names)
         out: dict[str, set[str]] = {}
         for e in self._store.list(self._store.resolve(self._path)):

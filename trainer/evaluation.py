@@ -51,10 +51,11 @@ def evaluate(model: nn.Module, dataset: Any, class_names: Sequence[str], device:
     model.eval()
     from trainer.data import worker_signals
 
-    if workers > 0:
-        worker_signals.prepare()   # (a SIGTERM to every process of the run: the stop saves)
+    # (A SIGTERM to every process of the run: the stop saves; worker_signals.)
+    context = worker_signals.prepare() if workers > 0 else None
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        collate_fn=dataset.collate, worker_init_fn=worker_signals.init)
+                        collate_fn=dataset.collate, worker_init_fn=worker_signals.init,
+                        multiprocessing_context=context)
     size = dataset.input_size
     detections: dict[int, np.ndarray] = {}
     for images, indices, sizes in loader:

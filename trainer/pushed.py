@@ -18,8 +18,23 @@ import os
 from dataclasses import dataclass, field
 from typing import Collection, Iterable, Mapping, Optional
 
+from drivestage.lost_mounts import in_drive_mount, said
 from trainer import checkpoint as ckpt
 from trainer.state import Position
+
+
+#: How many files not on Drive a stop's line names before "and N more".
+NAMED_UNSENT = 5
+
+
+def unsent_text(names: list[str], spec: str) -> str:
+    """``3 files of this run are not on drive:x: a.pt, b.pt, c.pt`` (at most
+    :data:`NAMED_UNSENT` named)."""
+    n = len(names)
+    shown = ", ".join(names[:NAMED_UNSENT])
+    more = f" and {n - NAMED_UNSENT} more" if n > NAMED_UNSENT else ""
+    return (f"{n} file{'s' if n != 1 else ''} of this run {'are' if n != 1 else 'is'} not on "
+            f"{spec}: {shown}{more}")
 
 
 @dataclass(frozen=True)
@@ -127,7 +142,12 @@ def final_text(safe: Optional[SafeOnDrive], left: Optional[Collection[str]],
     neither which checkpoint was safe there nor what was not (train28). ``other_run``: the
     names the push left as another run's there; a push into ``spec`` leaves them again, so
     the line gives one into a folder of the run's own (attacktr29)."""
-    err = str(exc).rstrip(".")
+    # drive.logs in a Google Drive mount (warned at the start): what its push wrote there
+    # reaches Drive later, and a mount that stopped lost what it had not sent. The push to
+    # give is to the drive: path, not into the mount (which no longer answers).
+    mounted = in_drive_mount(spec)
+    err = said(exc, then="train on with drive.logs there",
+               instead="upload to Drive without it as below").rstrip(".")
     if safe is not None and left is not None and not left and not unsent:
         return True, (f"checkpoints in {out_dir} and on {spec}: every one verified there, the "
                       f"newest {safe.name} ({safe.position.label}); the rest of the final push "
@@ -138,6 +158,13 @@ def final_text(safe: Optional[SafeOnDrive], left: Optional[Collection[str]],
     there = (f"the newest verified there is {safe.name} ({safe.position.label})" if safe is not None
              else "nothing of this run is verified there")
     push = f"drivestage push {out_dir} {spec}"
+    if mounted is not None:
+        newest = (f"the newest written into it is {safe.name} ({safe.position.label}), which "
+                  "Drive may not have") if safe is not None else \
+            "nothing of this run was written into it"
+        return False, (f"mirror of {out_dir} to {spec} failed: {err}; {newest}: upload the run "
+                       f"with drivestage push {out_dir} {mounted[1]} before this machine goes "
+                       "(it sends what Drive lacks)")
     theirs = sorted({_checkpoint_of(n, out_dir) for n in other_run})
     if theirs:
         rest = (f"not there as this run's: {', '.join(theirs[:5])} (another run's of that name "

@@ -25,8 +25,11 @@ from typing import Any, Callable, Optional, Sequence
 
 from trainer import checkpoint as ckpt
 from trainer import distributed, pushed, stop_save
+from trainer.passed_over import BAD_SUFFIX  # noqa: F401 (here before)
+from trainer.passed_over import move_aside as _move_aside
+from trainer.pushed import NAMED_UNSENT, unsent_text  # noqa: F401 (here before)
 from drivestage.interrupts import BackgroundThread
-from drivestage.lost_mounts import lost_mount, lost_mount_message
+from drivestage.lost_mounts import lost_mount
 from trainer.callbacks import WRITE_WITHIN_S, Bounded, Callback
 from trainer.errors import SaveError, TrainingInterrupted
 from trainer.state import Position, autosave_name
@@ -36,31 +39,18 @@ from trainer.writer import BackgroundWriter, SaveJob
 
 logger = logging.getLogger(__name__)
 
-#: What names a file ``--resume auto`` passed over once moved aside: ``<name>.bad-<time>``
-#: (:meth:`Checkpointer.keep_aside`; trainer.drive leaves ``*.bad-*`` out of the mirror).
-BAD_SUFFIX = ".bad-"
-
 #: A stop's save the run folder's disk refused for these goes to Drive from another folder
 #: (trainer.stop_save), as does one whose write there has not ended halfway through the grace.
 FULL = (errno.ENOSPC, errno.EDQUOT)
 
-#: How many files not on Drive a stop's line names before "and N more".
-NAMED_UNSENT = 5
+#: Seconds of training between two looks at whether the run folder's mount stopped (one
+#: read of /proc/mounts; under a FUSE mount, one bounded stat).
+LOOK_S = 60.0
 
 #: How long a second Ctrl-C's line ("stopped at once") may look for the newest checkpoint in
 #: the run folder: on a disk that does not answer it waited there for good (attacktr29). The
 #: other lines that look there wait :data:`~trainer.callbacks.WRITE_WITHIN_S` at most.
 NEWEST_WITHIN_S = 2.0
-
-
-def unsent_text(names: list[str], spec: str) -> str:
-    """``3 files of this run are not on drive:x: a.pt, b.pt, c.pt`` (at most
-    :data:`NAMED_UNSENT` named)."""
-    n = len(names)
-    shown = ", ".join(names[:NAMED_UNSENT])
-    more = f" and {n - NAMED_UNSENT} more" if n > NAMED_UNSENT else ""
-    return (f"{n} file{'s' if n != 1 else ''} of this run {'are' if n != 1 else 'is'} not on "
-            f"{spec}: {shown}{more}")
 
 
 def snapshot(run: Any) -> Optional[dict]:
@@ -102,6 +92,7 @@ class Checkpointer(Callback):
         self.best_epoch: Optional[int] = None
         self._clock = clock
         self._since = clock()          # the last checkpoint that goes to Drive
+        self._looked = self._since     # the last look at the run folder's mount (_due)
         self.blocked_s: list[float] = []
         self._epoch_job: Optional[SaveJob] = None   # the newest epoch's save (rank 0)
         self._said_unfinished = False                # the grace's end is logged once
@@ -139,6 +130,9 @@ class Checkpointer(Callback):
             self.stop.request(signum)            # a rank that got no signal stops as the others do
             self._save_and_stop(run, pos)
         if due:
+            if self._lost():   # (its write there failed, quietly, until the epoch's end)
+                self._rescue(run, pos, {}, f"cannot save {pos.label} in {self.out_dir}, so "
+                                           "training stopped there")
             self._save(run, [autosave_name(pos.iteration)], pos, droppable=True)
             self._since = self._clock()
 
@@ -160,8 +154,9 @@ class Checkpointer(Callback):
         names = ["last.pt"] + ([f"epoch_{pos.epoch:03d}.pt"] if periodic else []) + \
             (["best.pt"] if improved else [])
         # (One collective: every rank stops, as rank 0 saw the mount gone.)
-        if distributed.agree(0, self.info.is_main and lost_mount(self.out_dir) is not None)[1]:
-            self._rescue(run, pos, metrics)
+        if self._lost():
+            self._rescue(run, pos, metrics, f"cannot save epoch {pos.epoch} in {self.out_dir}, "
+                                            "so training stopped there")
         self._epoch_job = self._save(run, names, pos, metrics=metrics)
         if periodic or improved:
             self._since = self._clock()
@@ -210,31 +205,20 @@ class Checkpointer(Callback):
         self._close(push_error=False, push=not stopped)
 
     # -- internals
-    def _rescue(self, run: Any, pos: Position, metrics: dict) -> None:
-        """The run folder's mount stopped (Colab's Drive mount: every call fails until it is
-        mounted again, which no cell can do while this one runs): each epoch after it trained
-        for nothing, the run ending with "nothing is saved there" (colabtools issue 3940: 400
-        compute units, no output). The epoch's state goes to this machine's disk instead, and
-        the run stops, saying where."""
+    def _lost(self) -> bool:
+        """Whether rank 0 finds the run folder's mount stopped (a collective)."""
+        return distributed.agree(0, self.info.is_main and lost_mount(self.out_dir) is not None)[1]
+
+    def _rescue(self, run: Any, pos: Position, metrics: dict, head: str) -> None:
+        """The run folder's mount stopped (Colab's Drive mount, until a remount no cell can
+        run meanwhile): every later save failed, the run trained for nothing (colabtools
+        issue 3940). The state goes to this machine's disk (and ``drive.logs``); it stops."""
         state = snapshot(run)   # (collective)
-        point = lost_mount(self.out_dir) or self.out_dir
         if state is None:   # (another rank: rank 0 says it)
             raise SaveError(f"{self.out_dir} no longer answers; stopped")
-        path = stop_save.rescue(state, autosave_name(pos.iteration), metrics)
-        where = f"saved in {path} on this machine"
-        drive = self.writer.drive if self.writer is not None else None
-        if drive is not None:   # (sent alone, as a stop's save written elsewhere is)
-            try:
-                drive.send_alone([path, ckpt.sidecar_path(path)])
-                where += f" and verified on {self.drive_spec}"
-            except Exception as exc:
-                where += f", not sent to {self.drive_spec} ({exc})"
-        raise SaveError(
-            f"cannot save epoch {pos.epoch} in {self.out_dir}, so training stopped there: its "
-            f"state is {where}. " + lost_mount_message(
-                point, then=f"go on from it with --resume {path}",
-                instead="go on from it with train.out_dir on local disk and drive.logs=drive:... "
-                        "set (no mount needed)"))
+        raise SaveError(stop_save.rescue_text(
+            state, autosave_name(pos.iteration), metrics, head=head, out_dir=self.out_dir,
+            drive=self.writer.drive if self.writer is not None else None, spec=self.drive_spec))
 
     def _check_final_save(self, run: Any) -> None:
         """The last epoch's checkpoint could not be written (a full disk): the run must not end
@@ -296,8 +280,18 @@ class Checkpointer(Callback):
                 f"the same command again to train on from it")
 
     def _due(self) -> bool:
-        return (self.info.is_main and self.interval_s > 0
-                and self._clock() - self._since >= self.interval_s)
+        """Rank 0: an autosave is due, or (every :data:`LOOK_S`) the run folder's mount
+        stopped: the save then rescues the state (with train.save_minutes 0 or long, the
+        rest of the epoch trained for nothing before the epoch's end found it)."""
+        if not self.info.is_main:
+            return False
+        now = self._clock()
+        if self.interval_s > 0 and now - self._since >= self.interval_s:
+            return True
+        if now - self._looked < LOOK_S:
+            return False
+        self._looked = now
+        return lost_mount(self.out_dir) is not None
 
     def _save(self, run: Any, names: list, pos: Position, *, metrics: Optional[dict] = None,
               droppable: bool = False) -> Optional[SaveJob]:
@@ -328,38 +322,22 @@ class Checkpointer(Callback):
                 run=self)   # (its stop cuts the wait short too)
 
     def move_aside(self, items: Sequence[tuple[str, str]]) -> None:
-        """Move the files ``--resume auto`` passed over (no state to train on) aside, with
-        their sidecars, before the run's first save: its saves replace them (``last.pt`` at
-        once, ``epoch_NNN.pt`` when it reaches that epoch again, ``best.pt``, autosaves
-        pruned), and the user lost the only file showing what went wrong. The names
-        (``epoch_002.pt.bad-<time>``, ``epoch_002.json.bad-<time>``) are no checkpoint's or
-        sidecar's: no resume, describe or mirror takes them (:data:`BAD_SUFFIX` is left out
-        of the mirror), so they are looked at once, here. A file replaced since (its sidecar
-        names other bytes) is not the one passed over, and stays."""
-        for path, md5 in items:
-            side = ckpt.read_sidecar(path)
-            if side is None or (side.md5 or "").lower() != md5:
-                continue
-            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-            aside, sidecar = f"{path}{BAD_SUFFIX}{stamp}", ckpt.sidecar_path(path)
-            try:
-                os.replace(sidecar, f"{sidecar}{BAD_SUFFIX}{stamp}")
-                os.replace(path, aside)
-            except OSError as exc:   # (gone meanwhile; a read-only name): saved over, said so
-                logger.warning("%s, passed over at the start as no state to train on, could "
-                               "not be moved aside (%s); this run's save of that name replaces "
-                               "it", path, exc)
-                continue
-            logger.warning("%s, passed over at the start as no state to train on, is moved "
-                           "aside to %s (its sidecar to %s) at this run's first save, where no "
-                           "save of the run replaces it: kept for a look, on this machine only "
-                           "(never mirrored)", path,
-                           aside, os.path.basename(f"{sidecar}{BAD_SUFFIX}{stamp}"))
+        """:func:`trainer.passed_over.move_aside` (the files ``--resume auto`` passed over)."""
+        _move_aside(items)
 
     def _save_and_stop(self, run: Any, pos: Position) -> None:
         state = snapshot(run)
         message = None
-        if state is not None and self.writer is not None:
+        if state is not None and lost_mount(self.out_dir) is not None:
+            # Its write there fails at once, and the state was lost with it ("the newest
+            # earlier checkpoint is where --resume auto continues"): rescued.
+            name = autosave_name(pos.iteration)
+            message = stop_save.rescue_text(
+                state, name, {}, head=f"stopped by {self.stop.name} at {pos.label}: {name} "
+                f"cannot be written in {self.out_dir}", out_dir=self.out_dir,
+                drive=self.writer.drive if self.writer is not None else None,
+                spec=self.drive_spec, deadline=self.stop.deadline)
+        elif state is not None and self.writer is not None:
             # (A quarter of the grace at most: the save's own write has half of what is left.)
             self.keep_aside(max(0.0, (self.stop.deadline or 0.0) - time.monotonic()) / 4)
             # Written here and now, even while a slow upload runs; then uploaded and verified.

@@ -41,7 +41,8 @@ def stage_data(cfg: Config, info: distributed.DistInfo = distributed.DistInfo())
 
             logger.info("staging %s into %s", d.drive_zip, d.root)
             with _naming("data.drive_zip"):
-                drivestage.pull(d.drive_zip, d.root, extract=True)
+                drivestage.pull(d.drive_zip, d.root, extract=True,
+                                remove_archive=not d.keep_archive)
         spec = _read_data(cfg, write=first)
     return spec
 

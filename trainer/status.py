@@ -42,6 +42,12 @@ class Verdict:
     passed_over: list[tuple[RemoteCheckpoint, str]] = field(default_factory=list)  # (it, why)
     bounded: bool = False          # MAX_TRIED states were bad: auto refuses, nothing older tried
     unknown: Optional[str] = None  # why a candidate could not be looked at (Drive unreachable)
+    refused: Optional[str] = None  # the config changes the model's shape: restore's refusal
+
+
+class _ConfigChanged(CheckpointError):
+    """The config changes the model's shape (class count, anchors mask, attention, width):
+    ``--resume auto`` takes the candidate and restore refuses it, whatever it holds."""
 
 
 def resume_verdict(folder: DriveFolder, remote: Sequence[RemoteCheckpoint], out_dir: str,
@@ -79,6 +85,11 @@ def resume_verdict(folder: DriveFolder, remote: Sequence[RemoteCheckpoint], out_
                     if layout is not None:
                         layout(state, chosen.where)
                     check_contents(state, chosen.where)
+            except _ConfigChanged as exc:
+                # (Status said "--resume auto goes on from" it, or nothing: the resume was
+                # then refused at once, on the machine started for it.)
+                verdict.refused = str(exc)
+                return verdict
             except UnusableCheckpointError as exc:
                 verdict.passed_over.append((chosen, exc.why))
                 vetted_bad += 1
@@ -149,6 +160,8 @@ def verdict_lines(verdict: Verdict, spec: str, now: float) -> list[str]:
              for c, why in verdict.passed_over]
     if verdict.unknown is not None:
         lines.append(f"whether --resume auto can go on from it is not known: {verdict.unknown}")
+    elif verdict.refused is not None:
+        lines.append(f"--resume auto would refuse: {verdict.refused}")
     elif verdict.start is not None and lines:
         s = verdict.start.sidecar
         label = Position(s.epoch or 0, s.iteration or 0, s.epoch_iteration).label
@@ -186,6 +199,11 @@ def layout_check(cfg: Any) -> Callable[[dict, str], None]:
             (saved.get("num_classes") if isinstance(saved, dict) else None)
         if not isinstance(n, int):
             return
+        if isinstance(saved, dict):
+            try:
+                ckpt.check_signature(saved, model_signature(cfg, n), where)
+            except CheckpointError as exc:
+                raise _ConfigChanged(str(exc)) from None
         if n not in nets:
             m = cfg.model
             with torch.device("meta"):

@@ -28,6 +28,7 @@ import time
 from typing import Any, Optional
 
 from drivestage.interrupts import BackgroundThread, Flag
+from drivestage.lost_mounts import in_drive_mount, lost_mount, lost_mount_message
 from trainer import checkpoint as ckpt
 from trainer.state import Position
 
@@ -146,7 +147,9 @@ def _sweep(out_dir: str, drive: Any, run: Optional[str], at: Optional[Position])
                 shutil.rmtree(folder, ignore_errors=True)
             continue
         name, md5 = left
-        if drive is not None and remote is None:
+        if remote is None and (drive is None or drive.mount is not None):
+            remote = {}   # (a copy in a Drive mount is not known to be on Drive: mount30)
+        if remote is None:
             try:
                 remote = {f"{c.name}:{(c.entry.md5 or '').lower()}": c.where
                           for c in drive.checkpoints()}
@@ -154,7 +157,7 @@ def _sweep(out_dir: str, drive: Any, run: Optional[str], at: Optional[Position])
                 logger.debug("earlier stops' copies not swept: %s", exc)
                 remote = {}
         here = os.path.join(out_dir, name)
-        side = ckpt.read_sidecar(here)
+        side = ckpt.read_sidecar(here) if in_drive_mount(out_dir) is None else None  # (mount30)
         where = (remote or {}).get(f"{name}:{md5}") or \
             (here if side is not None and (side.md5 or "").lower() == md5 and _md5(here) == md5
              else None)
@@ -231,3 +234,39 @@ def rescue(state: dict, name: str, metrics: dict) -> str:
     folder = tempfile.mkdtemp(prefix="trainer-rescued-")
     return ckpt.save_checkpoint(state, os.path.join(folder, name), metrics=metrics,
                                 saved=time.time())
+
+
+def rescue_text(state: dict, name: str, metrics: dict, *, head: str, out_dir: str, drive: Any,
+                spec: Optional[str], deadline: Optional[float] = None) -> str:
+    """``state`` rescued (:func:`rescue`) from a run folder whose mount stopped, sent alone to
+    ``drive`` (``drive.logs``) when there is one, until ``deadline`` (``time.monotonic()``;
+    a stop's grace) at most, and the line that says where it is: ``<head>: its state is saved
+    in <path> on this machine [and verified on <spec>]. <the mount's line>``."""
+    point = lost_mount(out_dir) or out_dir
+    try:
+        path = rescue(state, name, metrics)
+    except OSError as exc:   # (this machine's disk full too): nothing kept, said
+        return (f"{head}: its state could not be saved on this machine either ({exc}). "
+                + lost_mount_message(point, then="run the same command again to go on from "
+                                     "the newest checkpoint there"))
+    where = f"saved in {path} on this machine"
+    if drive is not None:   # (sent alone, as a stop's save written elsewhere is)
+        failed: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                drive.send_alone([path, ckpt.sidecar_path(path)])
+            except Exception as exc:
+                failed.append(exc)
+
+        within = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not BackgroundThread(send, "trainer-rescue-send").start().join(within):
+            where += f", not yet verified on {spec} when the stop's grace ended"
+        elif failed:
+            where += f", not sent to {spec} ({failed[0]})"
+        else:
+            where += f" and verified on {spec}"
+    return f"{head}: its state is {where}. " + lost_mount_message(
+        point, then=f"go on from it with --resume {path}",
+        instead="go on from it with train.out_dir on local disk and drive.logs=drive:... "
+                "set (no mount needed)")

@@ -47,6 +47,7 @@ from torch import nn
 
 from trainer import torch_files
 from trainer.errors import WeightsError
+from trainer.model.backbone import width_fits
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +99,13 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, require_backbone:
     if not os.path.isfile(path):
         raise WeightsError(f"weights file not found: {path}")
     kind = _sniff(path)
+    width = getattr(model, "width", None)   # (a YoloV4Tiny's model.width)
     if kind == "darknet":
+        _refuse_width(path, 1.0, width)     # (Darknet's yolov4-tiny files: width 1 only)
         source, fmt = _read_darknet(model, path), "darknet"
     else:
         source, fmt = _read_torch(path)
+        _refuse_width(path, _file_width(source), width)
     report, tensors = _match(model, source, path, fmt,
                              ignore_missing=("num_batches_tracked",) if fmt == "darknet" else ())
     backbone = [k for k in _own_keys(model) if k.startswith("backbone.") and not k.endswith("num_batches_tracked")]
@@ -119,6 +123,18 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, require_backbone:
     if report.missing:
         logger.info("weights: missing (left as initialised): %s", ", ".join(report.missing))
     return report
+
+
+def _refuse_width(path: str, trained: float | None, width: float | None) -> None:
+    """Refuse weights of another ``model.width`` than the model's: none of their layers fits
+    (the port's weights at 0.5 said "the backbone did not load ...; is this a YOLOv4-tiny
+    weights file?", a .weights file "this is not a yolov4-tiny Darknet file")."""
+    if trained is None or width is None or trained == width:
+        return
+    raise WeightsError(f"{path} holds a network of model.width {trained:g} (1 is YOLOv4-tiny) "
+                       f"and the config's is {width:g}: weights fit only the width they were "
+                       f"trained at; set model.width={trained:g} to start from them, or train "
+                       f"model.width {width:g} without model.weights")
 
 
 def read_num_classes(path: str | os.PathLike, anchors_per_head: int = 3) -> int | None:
@@ -352,7 +368,7 @@ _RECORDED = {
         isinstance(m, list) and len(m) == 3 and all(isinstance(i, int) for i in m) for m in v),
     "model.input_size": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "model.phi": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "model.width": lambda v: _number(v) and 0 < v <= 4,
+    "model.width": lambda v: _number(v) and width_fits(v),
 }
 
 
@@ -405,8 +421,19 @@ def inspect_weights(path: str | os.PathLike) -> dict[str, Any]:
     if "phi" not in info:
         info["phi"] = next((phi for prefix, phi in _PHI_BY_KEY.items()
                             if any(k.startswith(prefix) for k in source)), 0)
-    first = source.get("backbone.conv1.conv.weight")
-    if "width" not in info and hasattr(first, "shape") and len(first.shape) == 4 \
-            and int(first.shape[0]) != 32:   # (the first layer: 32 channels at width 1)
-        info["width"] = int(first.shape[0]) / 32
+    width = _file_width(source)
+    if "width" not in info and width is not None and width != 1.0:
+        info["width"] = width
     return info
+
+
+def _file_width(source: Mapping[str, torch.Tensor]) -> float | None:
+    """The ``model.width`` a state dict was trained at, from its second layer (64 channels at
+    width 1; None where that is missing or fits no width). Not the first: kept at 8 channels
+    at least, it has 8 at widths 0.125 and 0.25, 16 at 0.375 and 0.5 (a checkpoint of 0.125
+    without its config was built as 0.25 and did not load)."""
+    second = source.get("backbone.conv2.conv.weight")
+    if not hasattr(second, "shape") or len(second.shape) != 4:
+        return None
+    width = int(second.shape[0]) / 64
+    return width if width_fits(width) else None

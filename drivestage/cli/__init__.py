@@ -1,7 +1,7 @@
 """The ``drivestage`` command line.
 
 Commands are thin over library calls: :mod:`~drivestage.cli.pull` (pull, ls, quota, auth),
-:mod:`~drivestage.cli.push` (push, prune, dedupe), :mod:`~drivestage.cli.mirror` and
+:mod:`~drivestage.cli.push` (push, prune, dedupe), :mod:`~drivestage.cli.runs` (runs forget), :mod:`~drivestage.cli.mirror` and
 :mod:`~drivestage.cli.emulator`, each registered on the group in
 :mod:`~drivestage.cli.group`, the one place that turns exceptions into an ``Error: ...``
 line and an exit code (0 success, 1 a drivestage error, 2 a usage error, 130 interrupted;
@@ -14,6 +14,7 @@ from drivestage.cli import emulator as _emulator  # noqa: F401
 from drivestage.cli import mirror as _mirror  # noqa: F401
 from drivestage.cli import pull as _pull  # noqa: F401
 from drivestage.cli import push as _push  # noqa: F401
+from drivestage.cli import runs as _runs  # noqa: F401
 from drivestage.cli.group import cli, configure_logging, run_as_program
 from drivestage.heap import tune_for_transfers
 

@@ -63,6 +63,12 @@ class _ChunkSize(Size):
 @click.argument("dest", type=click.Path(file_okay=False))
 @click.option("-x", "--extract", is_flag=True,
               help="Extract the zip / tar / tar.gz into DEST after verifying it.")
+@click.option("--remove-archive", is_flag=True,
+              help="With --extract: remove each downloaded archive once its members are "
+                   "extracted and verified, so the data takes its room once (the file on "
+                   "Drive stays). A rerun finds the members in place and downloads the "
+                   "archive again only if one is gone or changed. A local archive extracted "
+                   "where it lies is never removed.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None,
               help="Parallel download streams per file (default: as many as measuring "
                    "finds worth it, up to 8); a folder pull fetches this many small files at "
@@ -88,7 +94,8 @@ class _ChunkSize(Size):
               help="Download a file Drive flagged as malware or spam anyway (Drive honours "
                    "this only for the file's owner or a Manager of its shared drive).")
 @drive_options
-def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, quiet: bool,
+def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optional[int],
+         force: bool, quiet: bool,
          as_json: bool, reserve: int, retries: Optional[int], include: tuple[str, ...],
          exclude: tuple[str, ...], chunk_size: Optional[int], acknowledge_abuse: bool,
          api_root: Optional[str], credentials: Optional[str]) -> None:
@@ -101,6 +108,10 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
     from drivestage.stage import pull as do_pull
     from drivestage.stage_tree import FolderPullResult
 
+    if remove_archive and not extract:
+        raise UsageError("--remove-archive removes the archive once --extract has "
+                         "extracted it; add -x (--extract), or leave --remove-archive "
+                         "out to keep the archive")
     store = None
     if acknowledge_abuse:
         if not paths.is_drive(src):
@@ -114,7 +125,7 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
     result = do_pull(src, dest, extract=extract, jobs=jobs, force=force, quiet=quiet,
                      store=store, api_root=api_root, credentials=credentials,
                      reserve=reserve, chunk_size=chunk_size, retries=retries,
-                     include=include, exclude=exclude)
+                     include=include, exclude=exclude, remove_archive=remove_archive)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=1))
     else:
@@ -126,6 +137,9 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
         counts = ", ".join(f"{n} {_FOLDER_ACTIONS.get(a, a)}"
                            for a, n in sorted(result.actions().items()))
         extra = _members_said(result.files)
+        gone = sum(f.archive_removed for f in result.files)
+        if gone:
+            extra += f", {gone} archive{'' if gone == 1 else 's'} removed"
         skipped = f", {len(result.skipped)} skipped (no binary content)" if result.skipped else ""
         n = len(result.files)
         click.echo(f"{where}: {n} file{'' if n == 1 else 's'} "
@@ -147,7 +161,7 @@ def pull(src: str, dest: str, extract: bool, jobs: Optional[int], force: bool, q
                                                                     "download") else v
                     for k, v in what.items()}
     summed = f"md5 {result.md5}" if result.md5 else "no md5 on Drive"
-    extra = _members_said([result])
+    extra = _members_said([result]) + (", archive removed" if result.archive_removed else "")
     click.echo(f"{where}: {what.get(result.action, result.action)} "
                f"({format_size(result.size)}, {summed}{extra}, {result.seconds:.1f}s)",
                err=True)

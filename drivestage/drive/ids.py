@@ -360,10 +360,12 @@ class Creates:
         return send(None, replace=entry)   # the local file changed since: updated in place
 
     def make_folder(self, transport: Transport, get: Get, parent_id: str, name: str,
-                    where: str) -> dict[str, Any]:
+                    where: str, *, properties: Optional[list[dict[str, str]]] = None
+                    ) -> dict[str, Any]:
         """Create the folder ``name`` in ``parent_id`` with an id chosen (and recorded in
         :class:`~drivestage.state.MadeFolders`) before the create is sent: the one a create
-        cut earlier recorded, else a new one. A 409 for it gives the folder made then."""
+        cut earlier recorded, else a new one. A 409 for it gives the folder made then.
+        ``properties``: Drive v2 custom properties it is made with (a run folder's mark)."""
         from drivestage.state import MadeFolders
 
         made = MadeFolders()
@@ -372,7 +374,10 @@ class Creates:
             folder_id = self.pool.take_one()
             if folder_id is not None:
                 made.remember(parent_id, name, folder_id)  # before the create is sent
-        body = {"title": name, "mimeType": FOLDER_MIME, "parents": [{"id": parent_id}]}
+        body: dict[str, Any] = {"title": name, "mimeType": FOLDER_MIME,
+                                "parents": [{"id": parent_id}]}
+        if properties:
+            body["properties"] = properties
 
         def insert(with_id: Optional[str]) -> dict[str, Any]:
             sent = dict(body, id=with_id) if with_id is not None else body

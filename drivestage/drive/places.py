@@ -7,7 +7,8 @@ from typing import Any, Optional
 
 from drivestage.drive import answers, auth, connections, paging
 from drivestage.drive.resources import read_only_message
-from drivestage.drive.store import SHARED_WITH_ME, DriveStore
+from drivestage.drive.store import DriveStore
+from drivestage.drive.store_folders import SHARED_WITH_ME
 from drivestage.drive.transport import Transport
 from drivestage.errors import DuplicateNameError, MalformedAnswerError, NotFoundError
 from drivestage.paths import DrivePath, StorePath

@@ -107,6 +107,21 @@ def check_resource(res: Any, where: str = "") -> Mapping[str, Any]:
     return res
 
 
+#: The key of the PRIVATE custom property that marks a run folder on Drive
+#: (:mod:`drivestage.drive.store_folders`).
+RUN_MARK = "drivestage-run-folder"
+
+
+def run_marked(res: Mapping[str, Any]) -> bool:
+    """Whether the File resource ``res`` carries the run-folder mark: a PRIVATE property
+    (this app's own; Drive shows no other app's) of :data:`RUN_MARK`. A PUBLIC one, which
+    any editor of the folder may set, is no mark."""
+    props = res.get("properties")
+    return isinstance(props, list) and any(
+        isinstance(p, Mapping) and p.get("key") == RUN_MARK and p.get("visibility") == "PRIVATE"
+        for p in props)
+
+
 def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
     """A Drive v2 File resource (a dict) as a :class:`DriveEntry` (``where`` names it in the
     error for a malformed one).
@@ -146,7 +161,8 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
         has_content=has_content, no_download=no_download, no_download_mark=mark,
         read_only=read_only,
         kind=mime, removable=removable, drive_id=res.get("driveId") or res.get("teamDriveId"),
-        drive_top=mime == FOLDER_MIME and not parents and _drive_top(res))
+        drive_top=mime == FOLDER_MIME and not parents and _drive_top(res),
+        run_mark=mime == FOLDER_MIME and run_marked(res))
 
 
 def unverifiable_message(where: str) -> str:

@@ -31,6 +31,7 @@ from drivestage.drive.resources import (DriveEntry, check_resource,
                                         quota_of, trashed_message)
 from drivestage.drive.store_bytes import ByteReads
 from drivestage.drive.store_deletes import Deletes
+from drivestage.drive.store_folders import SHARED_WITH_ME, FolderMaking
 from drivestage.drive.transport import Transport
 from drivestage.drive.upload import upload_file
 from drivestage.errors import (DanglingShortcutError, DriveStageError, DuplicateNameError,
@@ -44,8 +45,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: The root id of ``drive:shared-with-me/``: not a Drive id, a listing of ``sharedWithMe``.
-SHARED_WITH_ME = "sharedWithMe"
 
 def _join(where: str, name: str) -> str:
     """``drive:a`` + ``b`` -> ``drive:a/b`` (``drive:`` + ``b`` -> ``drive:b``); the name is
@@ -59,7 +58,7 @@ def _escape(name: str) -> str:
     return name.replace("\\", "\\\\").replace("'", "\\'")
 
 
-class DriveStore(ByteReads, Deletes, RemoteStore):
+class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
     """Google Drive (My Drive, one shared drive, or "Shared with me") behind the
     :class:`RemoteStore` protocol.
 
@@ -328,8 +327,10 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
         """The store's root, as far as it is known without a request."""
         return RemoteEntry(id=self.root_id, name="", is_dir=True, read_only=self.root_read_only)
 
-    def make_folders(self, path: Union[str, StorePath]) -> RemoteEntry:
-        """``mkdir -p``; a retried create first looks again, so no duplicate folders."""
+    def make_folders(self, path: Union[str, StorePath], *, mark: bool = False) -> RemoteEntry:
+        """``mkdir -p``; a retried create first looks again, so no duplicate folders. ``mark``:
+        the deepest folder, where this makes it, is made a marked run folder (no request more:
+        :mod:`drivestage.drive.store_folders`)."""
         sp = path if isinstance(path, StorePath) else StorePath.parse(path)
         start, names = sp.start, sp.names
         cur = self.resolve(StorePath(start, (), sp.key)) if start else self._root()
@@ -346,7 +347,8 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
                 meant = "/".join(names[1:]) if folders.mount_name_hint(
                     start is None and self.label == "drive:", names, at) else None
                 parent_id = cur.id
-                cur = self._ensure_folder(cur, name, parent_where, where, meant=meant)
+                cur = self._ensure_folder(cur, name, parent_where, where, meant=meant,
+                                          mark=mark and at == len(names) - 1)
                 if key is not None:
                     self._learn(key + (name,), cur, parent_id)
             if key is not None:
@@ -361,7 +363,7 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
             if fresh is None:  # trashed, deleted, renamed or moved since it was learnt
                 folders.say_gone(where)
                 self.forget_folders()
-                return self.make_folders(path)
+                return self.make_folders(path, mark=mark)
             # Its metadata as it is now, not an id alone: whether this account may still
             # write into it (read_only) is what a push checks before writing.
             # A folder reached through a shortcut: the target's own parent is not the
@@ -381,51 +383,6 @@ class DriveStore(ByteReads, Deletes, RemoteStore):
         self._folder_ids[key] = entry.id
         via = isinstance(entry, DriveEntry) and entry.via_shortcut
         self._parent_ids[key] = "" if via else parent_id
-
-    def _check_into(self, folder: RemoteEntry) -> None:
-        # "Shared with me" itself too (drive:shared-with-me/<a folder not there>): a push
-        # would make the folder there, which Drive refuses, at every push of a mirror or run.
-        self._writable(folder, self.describe(folder))
-
-    def _writable(self, folder: RemoteEntry, where: str) -> None:
-        if folder.id == SHARED_WITH_ME:
-            raise UsageError(f"{where}: nothing can be created directly in Shared with me; "
-                             "push into a folder someone shared with you as editor "
-                             "(drive:shared-with-me/<folder>/...), or into My Drive")
-        if folder.read_only:
-            raise PermissionDeniedError(folder.read_only)
-
-    def _ensure_folder(self, parent: RemoteEntry, name: str, parent_where: str,
-                       where: str, meant: Optional[str] = None) -> RemoteEntry:
-        """The folder ``name`` in ``parent``, made when missing. ``meant``: the path below a
-        ``drive:MyDrive`` being made, named in a warning."""
-        warned: list[bool] = []
-
-        def create() -> dict[str, Any]:
-            self._writable(parent, where)
-            if meant is not None and not warned:
-                warned.append(True)
-                folders.warn_mount_name(where, name, meant)
-            made = self.creates.make_folder(self.transport, self._get, parent.id, name, where)
-            log.info("created folder %s", where)
-            return made
-
-        def children() -> list[dict[str, Any]]:
-            # A folder made here a moment ago counts even while Drive's listing (eventually
-            # consistent) does not show it: a push right after would make a second one.
-            return self._children(parent.id, parent_where, name) or \
-                folders.made_here(self._get, parent.id, name, where)
-
-        res = folders.ensure(children, create,
-                             lambda made: self.delete(self._entry(made, where)), where,
-                             self.transport.retrying(f"create folder {where}"))
-        entry = self._entry(res, where)
-        if entry.unreadable:
-            raise DanglingShortcutError(entry.unreadable)
-        if not entry.is_dir:
-            raise UsageError(f"{where} exists and is a file, not a folder; a folder is needed "
-                             "there: push into another folder, or move that file away on Drive")
-        return entry
 
     def move(self, entry: RemoteEntry, source: RemoteEntry, target: RemoteEntry) -> None:
         """Move ``entry`` from the folder ``source`` into ``target`` in one request (its

@@ -22,6 +22,7 @@ from drivestage.emulator.errors import (
     no_parent_permission,
     not_found,
 )
+from drivestage.emulator.properties import DEFAULT_APP
 from drivestage.emulator.store import FOLDER_MIME, SHORTCUT_MIME, EmulatorStore
 
 USER_EMAIL = "user@example.com"
@@ -56,6 +57,8 @@ class Caller:
     service_account: bool = False
     keys: dict = field(default_factory=dict)    # file id -> resource key
     all_drives: bool = True
+    #: The app (OAuth client) behind the token: its PRIVATE properties are its own.
+    app: str = DEFAULT_APP
 
     @property
     def drive_file_only(self) -> bool:

@@ -18,7 +18,7 @@ CALLABLE = ("add_folder", "add_shortcut", "add_shared_drive", "set_drive_role", 
             "restrict_drive_downloads", "set_checksums",
             "limit_downloads", "set_child_limit", "set_item_creation_limit", "set_other_usage",
             "set_token_scopes", "set_api_quota", "revisions", "expire_revisions", "set_service_account",
-            "expire_download_links")
+            "expire_download_links", "set_token_app", "set_properties", "properties_of")
 
 
 class ControlRoutes:

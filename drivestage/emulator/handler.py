@@ -355,7 +355,8 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
                              parse_resource_keys(self.headers.get("X-Goog-Drive-Resource-Keys")),
                              # Drive's enable-shareddrives guide: every files.* call on a
                              # shared drive's items needs it (the deprecated name counts too).
-                             self._flag("supportsAllDrives") or self._flag("supportsTeamDrives"))
+                             self._flag("supportsAllDrives") or self._flag("supportsTeamDrives"),
+                             self.emu.token_app(token))
 
     def _admit(self) -> None:
         """What Drive checks before it looks at the call itself: the resource-key syntax,
@@ -385,6 +386,9 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
         (re.compile(r"/drive/v2/files/([^/]+)/copy"), {"POST": "_files_copy"}),
         (re.compile(r"/drive/v2/files/([^/]+)/touch"), {"POST": "_files_touch"}),
         (re.compile(r"/drive/v2/files/([^/]+)/revisions"), {"GET": "_revisions_list"}),
+        (re.compile(r"/drive/v2/files/([^/]+)/properties"), {"GET": "_properties_list"}),
+        (re.compile(r"/drive/v2/files/([^/]+)/properties/([^/]+)"), {"GET": "_properties_get",
+                                                                    "DELETE": "_properties_delete"}),
         (re.compile(r"/drive/v2/files/([^/]+)/revisions/([^/]+)"), {"GET": "_revisions_get",
                                                                    "PUT": "_revisions_update",
                                                                    "PATCH": "_revisions_update",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Optional
 
-from drivestage.emulator import revisions
+from drivestage.emulator import properties, revisions
 from drivestage.emulator.access import (
     GOD,
     USER_EMAIL,
@@ -132,6 +132,9 @@ def render_file(emu: "Emulator", rec: dict, base: Optional[str] = None, caller: 
             res["sharingUser"] = _user(owner)
     if rec.get("description"):
         res["description"] = rec["description"]
+    shown = properties.seen_by(rec, caller.app)
+    if shown:
+        res["properties"] = [properties.render(rec, p, base) for p in shown]
     if in_drive:
         res["driveId"] = res["teamDriveId"] = rec["driveId"]
     if rec.get("resource_key"):

@@ -8,7 +8,7 @@ import re
 from typing import Optional
 from urllib.parse import quote, urlencode
 
-from drivestage.emulator import revisions
+from drivestage.emulator import properties, revisions
 from drivestage.emulator.access import Access, can_write, may_acknowledge_abuse, may_download, \
     require, visible
 from drivestage.emulator.errors import EmulatorApiError, drive_error, error_envelope, not_found
@@ -190,6 +190,7 @@ class MediaRoutes:
         ``keep_on_error`` leaves a resumable session's bytes in place when it is refused
         (e.g. quota), so the same session can complete once space has been freed."""
         ok = False
+        meta = properties.stamped(meta, self.caller.app)
         try:
             replacing = (existing["size"] or 0) if existing and not new_revision else 0
             self._check_can_store(drive_id, size, replacing=replacing)

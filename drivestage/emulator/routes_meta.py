@@ -3,7 +3,7 @@ trash, delete, copy) and revisions, each under the caller's access (see :mod:`ac
 A mixin of the request handler (see :mod:`handler`)."""
 from __future__ import annotations
 
-from drivestage.emulator import listing, revisions
+from drivestage.emulator import listing, properties, revisions
 from drivestage.emulator.access import at_least, can_delete, can_trash, can_write, require, require_parent, \
     visible
 from drivestage.emulator.errors import EmulatorApiError, no_file_permission
@@ -78,7 +78,7 @@ class MetadataRoutes:
         return ids, drive_id
 
     def _files_insert(self) -> None:
-        meta = self._read_json()
+        meta = properties.stamped(self._read_json(), self.caller.app)
         parents = parent_ids(meta)
         mime = meta.get("mimeType") or "application/octet-stream"
         self._new_item_parents(parents, folder=mime == FOLDER_MIME)
@@ -121,13 +121,13 @@ class MetadataRoutes:
                 "targetResourceKey": target.get("resource_key")}
 
     def _files_update(self, file_id: str) -> None:
-        meta = self._read_json()
+        meta = properties.stamped(self._read_json(), self.caller.app)
         rec, acc = visible(self.store, file_id, self.caller)
         add = [p for p in (self.query.get("addParents") or "").split(",") if p]
         remove = [p for p in (self.query.get("removeParents") or "").split(",") if p]
         trashing = "trashed" in (meta.get("labels") or {}) and bool(meta["labels"]["trashed"]) != rec["trashed"]
         require(can_trash(acc) if trashing else True)
-        if {k for k in meta if k != "labels"} or add or remove or set(meta.get("labels") or {}) - {"trashed"}:
+        if {k for k in meta if k not in ("labels", properties.APP_FIELD)} or add or remove or set(meta.get("labels") or {}) - {"trashed"}:
             require(can_write(acc))
         if (add or remove) and acc.via == "drive":
             # A shared drive's Contributor adds and edits but does not move (Drive's roles
@@ -236,4 +236,32 @@ class MetadataRoutes:
         self.body.drain()
         rec = self._revisions_of(file_id)
         revisions.delete(self.store, rec["id"], revision_id)
+        self._send_bytes(204, b"", None)
+
+    # ------------------------------------------------------------------ properties (v2)
+    def _properties_list(self, file_id: str) -> None:
+        rec, _ = visible(self.store, file_id, self.caller)
+        base = self._base()
+        self._send_resource(200, {"kind": "drive#propertyList", "etag": f'"{rec["id"]}/{rec["version"]}"',
+                                  "selfLink": f"{base}drive/v2/files/{rec['id']}/properties",
+                                  "items": [properties.render(rec, p, base) for p in
+                                            properties.seen_by(rec, self.caller.app)]})
+
+    def _properties_get(self, file_id: str, key: str) -> None:
+        rec, _ = visible(self.store, file_id, self.caller)
+        vis = properties.visibility_of(self.query)
+        for p in properties.seen_by(rec, self.caller.app):
+            if p["key"] == key and p["visibility"] == vis:
+                self._send_resource(200, properties.render(rec, p, self._base()))
+                return
+        raise properties.not_found(key, vis)
+
+    def _properties_delete(self, file_id: str, key: str) -> None:
+        self.body.drain()
+        rec, acc = visible(self.store, file_id, self.caller)
+        require(can_write(acc))
+        with self.store.lock:
+            rec = self.store.get(rec["id"])
+            kept = properties.without(rec, key, properties.visibility_of(self.query), self.caller.app)
+            self.store.set_properties(rec["id"], kept)
         self._send_bytes(204, b"", None)

@@ -8,7 +8,7 @@ import os
 import time
 from typing import Callable, Optional, Union
 
-from drivestage.emulator import revisions
+from drivestage.emulator import properties, revisions
 from drivestage.emulator.access import DRIVE_ROLES, SHARE_ROLES, check_role
 from drivestage.emulator.render import render_revision
 from drivestage.emulator.store import FOLDER_MIME, SHORTCUT_MIME, EmulatorStore
@@ -192,6 +192,16 @@ class SeedingApi:
     def set_resource_key(self, file_id: str, resource_key: Optional[str]) -> None:
         """Link-share an item with this resource key (None: the link needs no key)."""
         self.share_link(file_id, self.store.get(file_id).get("link_role") or "reader", resource_key)
+
+    def set_properties(self, file_id: str, props: list, *, app: Optional[str] = None) -> None:
+        """Set custom properties on a file as ``app`` would by a files.patch (``[{"key",
+        "value", "visibility"}]``, merged; a null value clears one): a forged PUBLIC mark, or
+        another app's PRIVATE one. Drive's limits apply (403 as Drive answers)."""
+        self.store.update_meta(file_id, {"properties": props, properties.APP_FIELD: app})
+
+    def properties_of(self, file_id: str) -> list[dict]:
+        """Every property of a file, whichever app set it (``app``: None for PUBLIC ones)."""
+        return [dict(p) for p in self.store.get(file_id).get("properties") or ()]
 
     def set_abusive(self, file_id: str, abusive: bool = True) -> None:
         """Flag a file as malware or spam: downloads answer 403 cannotDownloadAbusiveFile

@@ -18,6 +18,7 @@ from drivestage.emulator.faults import Faults
 from drivestage.emulator.handler import _Handler
 from drivestage.emulator.log import RequestRecord, count_calls
 from drivestage.emulator.render import render_about, render_drive, render_file
+from drivestage.emulator.properties import DEFAULT_APP
 from drivestage.emulator.seed import SeedingApi
 from drivestage.emulator.signed import SignedLinks
 from drivestage.emulator.store import EmulatorStore
@@ -94,6 +95,7 @@ class Emulator(SeedingApi):
         self.service_account = service_account
         self._sa_tokens: set[str] = set()
         self._scopes: dict[str, frozenset] = {}      # token -> its scopes (memory only, never on disk)
+        self._apps: dict[str, str] = {}              # token -> its app (PRIVATE properties)
         self.api_quota = ApiQuota()
         if api_quota is not None:
             self.api_quota.configure(api_quota)
@@ -241,6 +243,18 @@ class Emulator(SeedingApi):
 
     def token_scopes(self, token: Optional[str]) -> Optional[frozenset]:
         return self._scopes.get(token) if token is not None else None
+
+    def set_token_app(self, token: str, app: Optional[str]) -> None:
+        """Make ``token`` another app's (OAuth client's): it neither sees nor changes the
+        PRIVATE properties other apps set (:mod:`drivestage.emulator.properties`). None: the
+        default app, the one every token and the Python API are."""
+        if app is None:
+            self._apps.pop(token, None)
+        else:
+            self._apps[token] = app
+
+    def token_app(self, token: Optional[str]) -> str:
+        return self._apps.get(token or "", DEFAULT_APP)
 
     # ------------------------------------------------------------------ API accounting
     def set_api_quota(self, units_per_minute: Optional[int] = PER_USER_UNITS_PER_MINUTE, *,

@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Callable, Iterable, Optional
 
+from drivestage.emulator import properties
 from drivestage.emulator.errors import EmulatorApiError, drive_error, not_found
 from drivestage.emulator.wire import blob_checksums, open_private
 
@@ -428,6 +429,8 @@ class EmulatorStore:
         a shortcut (``shortcut`` holds its details; it has no content). ``file_id``: an id
         :meth:`generate_ids` gave, taken now (:meth:`check_new_id` says why not)."""
         sums = blob_checksums(blob) if blob is not None and shortcut is None else None
+        if meta and "properties" in meta:   # refused before the bytes are moved in
+            properties.merged([], meta["properties"], meta.get(properties.APP_FIELD))
         with self.lock:
             self.check_open()
             parents, drive_id = self.check_parents(parent_ids)
@@ -507,9 +510,20 @@ class EmulatorStore:
             rec["explicitlyTrashed"] = rec["trashed"]
         if "starred" in labels:
             rec["starred"] = bool(labels["starred"])
+        if "properties" in meta:
+            rec["properties"] = properties.merged(rec.get("properties") or [], meta["properties"],
+                                                  meta.get(properties.APP_FIELD))
         if set_modified and meta.get("modifiedDate"):
             from drivestage.emulator.query import parse_date
             rec["modified"] = parse_date(meta["modifiedDate"])
+
+    def set_properties(self, file_id: str, props: list) -> dict:
+        """Replace a file's properties (``properties.delete``, the Python API's seeding)."""
+        with self.lock:
+            rec = dict(self.get(file_id), properties=props)
+            rec["version"] += 1
+            self._put("files", self.files, rec)
+            return rec
 
     def set_trashed(self, file_id: str, trashed: bool) -> dict:
         """Trash or restore a file; a folder's descendants follow it (not explicitly)."""

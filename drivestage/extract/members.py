@@ -186,6 +186,14 @@ def check_count(members: int, archive: str) -> None:
             "from one archive; split it into smaller archives")
 
 
+def _tar_time(m: tarfile.TarInfo) -> Optional[float]:
+    """``m``'s mtime, or None (the time of writing) where no file can have it: a pax
+    ``mtime=1e30`` or ``nan`` of a hostile or broken archive raised from ``os.utime`` out of
+    the pull, a traceback (a time_t holds [-2**63, 2**63) seconds)."""
+    t = float(m.mtime)
+    return t if -2.0**63 <= t < 2.0**63 else None   # (False for NaN)
+
+
 def tar_entry(m: tarfile.TarInfo, archive: str, plain: bool = False,
               archive_size: int = 0) -> Entry:
     """One tar member as an :class:`Entry` (``plain``: an uncompressed tar of
@@ -193,12 +201,12 @@ def tar_entry(m: tarfile.TarInfo, archive: str, plain: bool = False,
     path = clean_name(m.name)
     mode = m.mode & 0o777
     if m.isdir():
-        return Entry(path, "dir", mode=mode, mtime=float(m.mtime), source=m)
+        return Entry(path, "dir", mode=mode, mtime=_tar_time(m), source=m)
     if m.issym():
         return Entry(path, "symlink", target=m.linkname, source=m)
     if m.islnk():
         target = clean_name(m.linkname, what=f"hard link {m.name!r} to")
-        return Entry(path, "hardlink", target=target, mtime=float(m.mtime), mode=mode,
+        return Entry(path, "hardlink", target=target, mtime=_tar_time(m), mode=mode,
                      source=m)
     if m.isreg():
         offset = m.offset_data if plain and not m.issparse() else -1
@@ -207,7 +215,7 @@ def tar_entry(m: tarfile.TarInfo, archive: str, plain: bool = False,
                 f"{archive} is truncated: member {m.name!r} needs bytes up to "
                 f"{m.offset_data + m.size}, the file has {archive_size}; make the archive "
                 "again and upload it")
-        return Entry(path, "file", size=m.size, mode=mode, mtime=float(m.mtime), source=m,
+        return Entry(path, "file", size=m.size, mode=mode, mtime=_tar_time(m), source=m,
                      raw_offset=offset, comp_size=m.size)
     raise UnsafeArchiveError(f"member {m.name!r} of {archive} is a device file or "
                              "FIFO; refusing the archive")

@@ -199,7 +199,9 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
     """What is safe on Drive: the newest checkpoint verified on drive.logs, its age, epoch and
     iteration (of the run written last there). When that is no state to train on (NaN
     weights, or weights that do not fit the config's network), one line names it and why,
-    and one the checkpoint --resume auto goes on from. A last line says how many epoch files
+    and one the checkpoint --resume auto goes on from; where the config changes the model's
+    shape (class count, anchors mask, phi, model.width), one line says --resume auto would
+    refuse it. A last line says how many epoch files
     train.out_dir keeps on this machine (train.keep_local).
 
     Exit codes: 0 there is one, 1 there is none (or Drive cannot be read), 2 bad config.
@@ -253,6 +255,7 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
                                "passed_over": [{"where": c.where, "why": why}
                                                for c, why in verdict.passed_over],
                                "resume_unknown": verdict.unknown,
+                               "resume_refused": verdict.refused,
                                "local_epoch_files": [name for name, _ in here],
                                "keep_local": cfg.train.keep_local},
                               indent=1, sort_keys=True))

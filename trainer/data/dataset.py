@@ -392,7 +392,7 @@ def build_loader(
     kwargs = {}
     if workers > 0:
         kwargs["prefetch_factor"] = prefetch_factor
-        worker_signals.prepare()
+        kwargs["multiprocessing_context"] = worker_signals.prepare()
     return DataLoader(
         dataset,
         batch_size=batch_size,

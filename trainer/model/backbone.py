@@ -54,6 +54,17 @@ class ResblockBody(nn.Module):
         return self.maxpool(torch.cat([route, feat], dim=1)), feat
 
 
+#: ``model.width`` moves in eighths: then each CSP block's channels are a multiple of 8 and
+#: twice the block's before (a block's output, concatenated halves, is the next one's input),
+#: as at width 1. (0.3 made blocks of 16 and 40 channels: a traceback at the first step.)
+WIDTH_STEP = 0.125
+
+
+def width_fits(width: float) -> bool:
+    """Whether ``width`` builds a network: a multiple of :data:`WIDTH_STEP` from it to 4."""
+    return 0 < width <= 4 and float(width / WIDTH_STEP).is_integer()
+
+
 def scaled(channels: int, width: float) -> int:
     """``channels`` of the full network times ``width`` (``model.width``), a multiple of 8
     (at least 8): the CSP blocks split their channels in halves."""

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from trainer.model.attention import ATTENTION_BLOCKS
-from trainer.model.backbone import BasicConv, CSPDarknet53Tiny, scaled
+from trainer.model.backbone import BasicConv, CSPDarknet53Tiny, scaled, width_fits
 
 #: Anchor (w, h) in input pixels, as in yolov4-tiny.cfg (the port keeps them fixed for any
 #: input size).
@@ -80,8 +80,8 @@ class YoloV4Tiny(nn.Module):
             for i in m:
                 if not 0 <= i < len(anchors):
                     raise ValueError(f"anchors_mask index {i} out of range for {len(anchors)} anchors")
-        if not 0 < width <= 4:
-            raise ValueError(f"width must be > 0 and <= 4, got {width}")
+        if not width_fits(width):
+            raise ValueError(f"width must be a multiple of 0.125 from 0.125 to 4, got {width}")
         if phi not in (0, *ATTENTION_BLOCKS):
             raise ValueError(f"phi must be 0..4 (0 none, 1 SE, 2 CBAM, 3 ECA, 4 CA), got {phi}")
         self.num_classes = num_classes

@@ -1,0 +1,51 @@
+"""``drivestage runs forget``: a run folder is no run folder any more.
+
+A run folder (:mod:`drivestage.run_folders`) is left to its run's own push by every push of
+a folder above it, ``--delete`` included, on every machine: its mark on Drive says so where
+this machine's record is gone. A finished run that is to go with the folder above needs
+the way out: this clears both.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import click
+
+from drivestage.cli.group import cli
+from drivestage.cli.options import drive_options
+from drivestage.errors import UsageError
+
+
+@cli.group(name="runs")
+def runs_group() -> None:
+    """Run folders: the Drive folders a training run's push keeps (its checkpoints are left
+    to it by every push of a folder above)."""
+
+
+@runs_group.command(name="forget")
+@click.argument("dest")
+@drive_options
+def forget_cmd(dest: str, api_root: Optional[str], credentials: Optional[str]) -> None:
+    """DEST (a drive: folder) is no run folder any more: its mark on Drive is cleared and
+    this machine's record of it removed. A push of a folder above it then treats it as any
+    other folder (`--delete` removes it where SRC lacks it). Its run's next push marks it
+    again."""
+    from drivestage import run_folders
+    from drivestage.paths import printable
+    from drivestage.remote import open_store
+
+    store, path = open_store(dest, api_root=api_root, credentials=credentials)
+    folder = store.resolve(path)
+    where = printable(store.describe(folder))
+    if not folder.is_dir:
+        raise UsageError(f"{where} is a file, not a folder; runs forget takes a run folder")
+    marked, recorded = run_folders.forget(store, folder)
+    if not (marked or recorded):
+        click.echo(f"{where} was no run folder: no mark on Drive, no record on this machine")
+        return
+    done = [what for what, was in (("its mark on Drive cleared", marked),
+                                   ("this machine's record of it removed", recorded)) if was]
+    click.echo(f"{where} is no run folder any more: {', '.join(done)}")
+
+
+__all__ = ["runs_group"]

@@ -1,0 +1,134 @@
+"""Folders :class:`drivestage.drive.store.DriveStore` makes (a mixin; split from store.py at
+its line cap), and the mark a run folder carries on Drive.
+
+**The run-folder mark.** :mod:`drivestage.run_folders` keeps its records of run folders in
+this machine's state folder, which a fresh Colab VM lacks: ``mirror ./runs drive:runs
+--delete`` there, with only the new run on the disk, trashed every older run folder whole.
+So a run folder is also marked on Drive: a PRIVATE custom property
+(:data:`~drivestage.drive.resources.RUN_MARK`, Drive v2's ``properties[]``), which only
+this app (OAuth client) sees or sets; a PUBLIC property of the name, which any editor can
+set, marks nothing. The property goes with the folder's ``files.insert`` where a run's push
+makes it (no request more), and by one ``files.patch`` on a folder made before
+(:meth:`FolderMaking.mark_run_folder`); listings and gets show it
+(:attr:`~drivestage.store.RemoteEntry.run_mark`). ``drivestage runs forget`` removes it
+(``properties.delete``).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Mapping, Optional, TypeVar
+
+from drivestage.drive import answers, folders
+from drivestage.drive.ids import Creates
+from drivestage.drive.resources import RUN_MARK, DriveEntry
+from drivestage.drive.transport import Transport
+from drivestage.errors import DanglingShortcutError, PermissionDeniedError, UsageError
+from drivestage.store import RemoteEntry
+
+log = logging.getLogger("drivestage.drive.store")
+
+T = TypeVar("T")
+
+#: The root id of ``drive:shared-with-me/``: not a Drive id, a listing of ``sharedWithMe``.
+SHARED_WITH_ME = "sharedWithMe"
+#: The mark as a File resource's ``properties`` (PRIVATE: this app's alone).
+MARK_PROPERTIES = [{"key": RUN_MARK, "value": "1", "visibility": "PRIVATE"}]
+
+
+class FolderMaking:
+    """Making folders and marking run folders; the store supplies what it names and knows."""
+
+    transport: Transport
+    creates: Creates
+
+    def describe(self, entry: RemoteEntry) -> str:  # the store's
+        raise NotImplementedError
+
+    def call(self, what: str, fn: Callable[[], T]) -> T:  # the store's
+        raise NotImplementedError
+
+    def _get(self, file_id: str, where: str) -> dict[str, Any]:  # the store's
+        raise NotImplementedError
+
+    def _children(self, parent_id: str, where: str,
+                  name: Optional[str] = None) -> list[dict[str, Any]]:  # the store's
+        raise NotImplementedError
+
+    def _entry(self, res: Mapping[str, Any], where: str, *,
+               ancestors: tuple[str, ...] = ()) -> DriveEntry:  # the store's
+        raise NotImplementedError
+
+    def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:  # the store's
+        raise NotImplementedError
+
+    def mark_run_folder(self, folder: RemoteEntry, mark: bool = True) -> bool:
+        """Mark ``folder`` (a run folder made before marks were) on Drive, by one
+        ``files.patch``; or, with ``mark`` False, remove the mark (``properties.delete``:
+        one already gone is fine). A folder reached through a shortcut: its target."""
+        where = self.describe(folder)
+        files = self.transport.files()
+        if mark:
+            self.call(f"mark {where} as a run folder", lambda: files.patch(
+                fileId=folder.id, body={"properties": MARK_PROPERTIES}, supportsAllDrives=True,
+                fields="id").execute(http=self.transport.http()))
+            return True
+
+        def unmark() -> None:
+            try:
+                self.transport.service.properties().delete(
+                    fileId=folder.id, propertyKey=RUN_MARK, visibility="PRIVATE"
+                ).execute(http=self.transport.http())
+            except Exception as exc:
+                failure = answers.failure_of(exc)
+                if failure is None or failure.status != 404:  # 404: no mark (any more)
+                    raise
+        self.call(f"clear the run-folder mark of {where}", unmark)
+        return True
+
+    def _check_into(self, folder: RemoteEntry) -> None:
+        # "Shared with me" itself too (drive:shared-with-me/<a folder not there>): a push
+        # would make the folder there, which Drive refuses, at every push of a mirror or run.
+        self._writable(folder, self.describe(folder))
+
+    def _writable(self, folder: RemoteEntry, where: str) -> None:
+        if folder.id == SHARED_WITH_ME:
+            raise UsageError(f"{where}: nothing can be created directly in Shared with me; "
+                             "push into a folder someone shared with you as editor "
+                             "(drive:shared-with-me/<folder>/...), or into My Drive")
+        if folder.read_only:
+            raise PermissionDeniedError(folder.read_only)
+
+    def _ensure_folder(self, parent: RemoteEntry, name: str, parent_where: str,
+                       where: str, meant: Optional[str] = None, *,
+                       mark: bool = False) -> RemoteEntry:
+        """The folder ``name`` in ``parent``, made when missing (``mark``: made a marked run
+        folder). ``meant``: the path below a ``drive:MyDrive`` being made, named in a
+        warning."""
+        warned: list[bool] = []
+
+        def create() -> dict[str, Any]:
+            self._writable(parent, where)
+            if meant is not None and not warned:
+                warned.append(True)
+                folders.warn_mount_name(where, name, meant)
+            made = self.creates.make_folder(self.transport, self._get, parent.id, name, where,
+                                            properties=MARK_PROPERTIES if mark else None)
+            log.info("created folder %s", where)
+            return made
+
+        def children() -> list[dict[str, Any]]:
+            # A folder made here a moment ago counts even while Drive's listing (eventually
+            # consistent) does not show it: a push right after would make a second one.
+            return self._children(parent.id, parent_where, name) or \
+                folders.made_here(self._get, parent.id, name, where)
+
+        res = folders.ensure(children, create,
+                             lambda made: self.delete(self._entry(made, where)), where,
+                             self.transport.retrying(f"create folder {where}"))
+        entry = self._entry(res, where)
+        if entry.unreadable:
+            raise DanglingShortcutError(entry.unreadable)
+        if not entry.is_dir:
+            raise UsageError(f"{where} exists and is a file, not a folder; a folder is needed "
+                             "there: push into another folder, or move that file away on Drive")
+        return entry

@@ -1,0 +1,230 @@
+"""Run folders marked on Drive (runmark30): ``drivestage mirror ./runs drive:runs --delete``
+on a fresh Colab VM (no state folder, only the new run on the disk) trashed every older run
+folder whole, checkpoints and all: only this machine's ``run-folders.json`` knew them. A run
+folder now carries a PRIVATE custom property on Drive, sent with its insert (no request
+more) or set by one patch on an older one; a PUBLIC one, or another app's, marks nothing."""
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from drivestage import run_folders
+from drivestage.drive.resources import RUN_MARK
+from drivestage.mirror import Mirror
+from trainer.drive import DriveFolder, retention_policy
+
+from _cli import run
+from _drive_state import live_md5s
+from test_attackds29_run_folders import _save, env  # noqa: F401  (env: a fixture)
+
+LOGS = ("results.csv", "events.out.tfevents.1", "opt.yaml", "loss.png")
+OURS = [{"key": RUN_MARK, "value": "1", "visibility": "PRIVATE", "app": "app-default"}]
+
+
+def _old_runs(emulator, tmp_path) -> dict:
+    """exp1 and exp2 pushed by their runs on an old VM (the trainer's DriveFolder), beside a
+    folder and a file on Drive that are no run's; what Drive holds in each run folder."""
+    for name in ("exp1", "exp2"):
+        folder = tmp_path / "old-vm" / name
+        folder.mkdir(parents=True)
+        for epoch in (1, 2):
+            _save(str(folder), epoch)
+        (folder / "results.csv").write_text("epoch\n")
+        DriveFolder(f"drive:runs/{name}", str(folder), retention_policy(0, 0, None)).push()
+    emulator.add_file("runs/junk/old.txt", b"old\n")
+    emulator.add_file("runs/notes.txt", b"n\n")
+    return {name: live_md5s(emulator, f"runs/{name}") for name in ("exp1", "exp2")}
+
+
+def _fresh_vm(tmp_path, monkeypatch):
+    """A new machine: an empty state folder, and only exp3 on the disk (its logs: files
+    enough that ``--delete``'s guard, twice SRC's files plus 10, lets the deletions by)."""
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "fresh-state"))
+    runs = tmp_path / "runs"
+    (runs / "exp3").mkdir(parents=True)
+    for name in LOGS:
+        (runs / "exp3" / name).write_text(f"{name}\n")
+    return runs
+
+
+def _mirror_once(runs) -> None:
+    mirror = Mirror(str(runs), "drive:runs", delete=True)
+    try:
+        mirror.flush(60)
+    finally:
+        mirror.stop(60, flush=False)
+
+
+def test_a_fresh_vms_mirror_delete_leaves_the_old_run_folders_whole(emulator, env, tmp_path,
+                                                                    monkeypatch):
+    before = _old_runs(emulator, tmp_path)
+    runs = _fresh_vm(tmp_path, monkeypatch)
+
+    _mirror_once(runs)
+
+    assert set(live_md5s(emulator, "runs")) == {"exp1", "exp2", "exp3"}
+    assert {name: live_md5s(emulator, f"runs/{name}") for name in before} == before
+    assert set(live_md5s(emulator, "runs/exp3")) == set(LOGS)
+    assert set(before["exp1"]) == {"epoch_001.pt", "epoch_001.json", "epoch_002.pt",
+                                   "epoch_002.json", "results.csv"}
+    # The folder SRC lacks that no run marked went, and the file: what --delete asks.
+    trashed = {f["title"] for f in emulator.files() if f["labels"]["trashed"]}
+    assert {"junk", "notes.txt"} <= trashed
+
+
+def test_a_fresh_vms_mirror_delete_leaves_a_folder_holding_a_marked_run_folder_whole(
+        emulator, env, tmp_path, monkeypatch):
+    """exp2 moved on Drive into ``runs/archive`` (the web UI): the folder SRC lacks that
+    holds it is left whole, what else it holds with it (runfold29's rule, by the mark)."""
+    before = _old_runs(emulator, tmp_path)
+    archive = emulator.add_folder("runs/archive")
+    emulator.add_file("runs/archive/old.txt", b"old\n")
+    emulator.store.update_meta(emulator.find("runs/exp2")["id"], {"parents": [{"id": archive}]})
+    runs = _fresh_vm(tmp_path, monkeypatch)
+
+    _mirror_once(runs)
+
+    assert set(live_md5s(emulator, "runs")) == {"archive", "exp1", "exp3"}
+    assert set(live_md5s(emulator, "runs/archive")) == {"exp2", "old.txt"}
+    assert live_md5s(emulator, "runs/archive/exp2") == before["exp2"]
+
+
+def test_a_fresh_vms_push_delete_into_a_marked_run_folder_keeps_its_checkpoints(
+        emulator, env, tmp_path, monkeypatch):
+    """``push ./runs/exp1 drive:runs/exp1 --delete`` on a machine with no record: the run's
+    checkpoints and sidecars stay (its retention's), a stale file goes."""
+    before = _old_runs(emulator, tmp_path)
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "fresh-state"))
+    emulator.add_file("runs/exp1/stale.txt", b"stale\n")
+    exp1 = tmp_path / "exp1"
+    exp1.mkdir()
+    (exp1 / "results.csv").write_text("epoch\n")
+
+    code, _, err = run("push", str(exp1), "drive:runs/exp1", "--delete")
+
+    assert code == 0, err
+    assert live_md5s(emulator, "runs/exp1") == before["exp1"]
+    assert "drive:runs/exp1 is a run folder (marked on Drive by its run's push, with its own " \
+        "retention): --delete removes none of its checkpoints or their sidecars" in err
+
+
+@pytest.mark.parametrize("forged", [
+    {"props": [{"key": RUN_MARK, "value": "1", "visibility": "PUBLIC"}], "app": None},
+    {"props": [{"key": RUN_MARK, "value": "1", "visibility": "PRIVATE"}], "app": "another-app"},
+], ids=["public", "another-apps-private"])
+def test_a_mark_any_editor_or_another_app_set_is_no_mark(emulator, env, tmp_path, monkeypatch,
+                                                        forged):
+    """A PUBLIC property of the name (any editor of the folder may set one), or another
+    app's PRIVATE one (this app never sees it): the folder is not a run folder, and a
+    ``--delete`` that SRC lacks it removes it, as asked."""
+    emulator.add_file("runs/exp1/epoch_001.pt", b"w" * 100)
+    emulator.set_properties(emulator.find("runs/exp1")["id"], forged["props"], app=forged["app"])
+    runs = _fresh_vm(tmp_path, monkeypatch)
+
+    _mirror_once(runs)
+
+    assert set(live_md5s(emulator, "runs")) == {"exp3"}
+
+
+def test_a_new_run_folder_is_made_marked_with_no_request_more(emulator, env, tmp_path):
+    folder = tmp_path / "exp1"
+    folder.mkdir()
+    _save(str(folder), 1)
+    emulator.clear_requests()
+
+    DriveFolder("drive:runs/exp1", str(folder), retention_policy(0, 0, None)).push()
+
+    made = emulator.find("runs/exp1")
+    assert emulator.properties_of(made["id"]) == OURS
+    calls = emulator.api_calls()
+    # What the first push made before marks were (the folders' inserts carry it).
+    assert calls == {"files.list": 5, "files.insert": 4, "files.get": 4, "media.upload": 2,
+                     "files.generateIds": 1, "about.get": 1}, calls
+    # A plain push makes no mark: a folder is a run folder by its run's push only.
+    emulator.clear_requests()
+    assert run("push", str(folder), "drive:data/exp1")[0] == 0
+    assert emulator.properties_of(emulator.find("data/exp1")["id"]) == []
+    assert "files.patch" not in emulator.api_calls()
+
+
+def test_an_older_run_folder_is_marked_by_one_patch_once(emulator, env, tmp_path):
+    """A run folder recorded here by a drivestage that made no marks: the first push of
+    the folder above marks it, one files.patch; no push after patches again, nor does
+    the run's own push, which finds it marked."""
+    folder = tmp_path / "runs" / "exp1"
+    folder.mkdir(parents=True)
+    _save(str(folder), 1)
+    DriveFolder("drive:runs/exp1", str(folder), retention_policy(0, 0, None)).push()
+    exp1 = emulator.find("runs/exp1")["id"]
+    emulator.store.set_properties(exp1, [])   # (as an older drivestage left it)
+    emulator.clear_requests()
+
+    for _ in range(2):
+        code, _, err = run("push", str(tmp_path / "runs"), "drive:runs")
+        assert code == 0, err
+    DriveFolder("drive:runs/exp1", str(folder), retention_policy(0, 0, None)).push()
+
+    assert [r.kind for r in emulator.requests if r.kind == "files.patch"] == ["files.patch"]
+    assert emulator.properties_of(exp1) == OURS
+
+
+def test_a_run_push_into_an_older_folder_marks_it_once(emulator, env, tmp_path):
+    """The run's own push into a folder made before marks (by hand, or an older version):
+    one patch, at its first push only."""
+    emulator.add_folder("runs/exp1")
+    folder = tmp_path / "exp1"
+    folder.mkdir()
+    drive = DriveFolder("drive:runs/exp1", str(folder), retention_policy(0, 0, None))
+    emulator.clear_requests()
+    for epoch in (1, 2):
+        _save(str(folder), epoch)
+        drive.push()
+    assert emulator.api_calls("files.patch") == 1
+    assert emulator.properties_of(emulator.find("runs/exp1")["id"]) == OURS
+
+
+def test_runs_forget_clears_the_mark_and_the_record(emulator, env, tmp_path, monkeypatch):
+    """A run folder protected for ever needs a way out: ``drivestage runs forget``. After
+    it, a fresh VM's ``--delete`` removes the folder as any other."""
+    _old_runs(emulator, tmp_path)
+    exp1 = emulator.find("runs/exp1")["id"]
+    assert run_folders._file().read()   # (this machine's record of exp1 and exp2)
+
+    code, out, err = run("runs", "forget", "drive:runs/exp1")
+
+    assert (code, err) == (0, "")
+    assert out == "drive:runs/exp1 is no run folder any more: its mark on Drive cleared, " \
+                  "this machine's record of it removed\n"
+    assert emulator.properties_of(exp1) == []
+    assert len(run_folders._file().read()) == 1
+    code, out, _ = run("runs", "forget", "drive:runs/exp1")
+    assert (code, out) == (0, "drive:runs/exp1 was no run folder: no mark on Drive, no record "
+                              "on this machine\n")
+    runs = _fresh_vm(tmp_path, monkeypatch)
+    _mirror_once(runs)
+    assert set(live_md5s(emulator, "runs")) == {"exp2", "exp3"}
+
+
+def test_a_mark_drive_refuses_is_said_once_and_the_push_goes_on(emulator, env, tmp_path,
+                                                                 caplog):
+    folder_id = emulator.add_folder("runs/exp1")
+    emulator.faults.inject(method="PATCH", path=folder_id, status=403,
+                           reason="insufficientFilePermissions", times=None)
+    folder = tmp_path / "exp1"
+    folder.mkdir()
+    drive = DriveFolder("drive:runs/exp1", str(folder), retention_policy(0, 0, None))
+    with caplog.at_level(logging.WARNING):
+        for epoch in (1, 2):
+            _save(str(folder), epoch)
+            drive.push()
+
+    assert set(live_md5s(emulator, "runs/exp1")) == {"epoch_001.pt", "epoch_001.json",
+                                                     "epoch_002.pt", "epoch_002.json"}
+    said = [r.getMessage() for r in caplog.records if "could not mark" in r.getMessage()]
+    assert len(said) == 1, said
+    assert said[0].startswith("could not mark drive:runs/exp1 as a run folder on the store (")
+    assert said[0].endswith("): only this machine knows it is one; a push of a folder above "
+                            "it with --delete from another machine would remove it")
+    assert emulator.api_calls("files.patch") == 1
+    assert run_folders._file().read()   # the record on this machine still holds
