@@ -12,6 +12,7 @@ import tempfile
 
 import pytest
 
+from _drivemount import working_drive_mount  # noqa: F401 (fixture)
 from test_train28_hung_disk import _policy
 
 SPEC = "drive:Models/s30/sweep"
@@ -75,3 +76,26 @@ def test_the_next_start_removes_earlier_stops_copies_held_elsewhere_and_keeps_th
         f"on than where it starts, on this machine only (an earlier stop's, not verified on "
         f"Drive in time): stop and run again with --resume {only} to train on from it"], said
     assert unsaid and len([m for m in said if m.startswith("removed ")]) == 3, said
+
+
+def test_a_copy_in_the_run_folder_inside_a_drive_mount_does_not_count(
+        tiny_config, working_drive_mount):
+    """The run folder is in Colab's Drive mount: its copy is in the mount's cache, not known to
+    be on Drive (lost with the mount: mount30), so the only other copy in /tmp stays."""
+    from trainer import checkpoint as ckpt
+    from trainer.saving import snapshot
+
+    logs = working_drive_mount.point / "MyDrive" / "logs"
+    run, writer, saver = _policy(tiny_config, logs)
+    state = snapshot(run)
+    os.makedirs(os.path.join(tempfile.tempdir, "trainer-stop-x"))
+    ckpt.save_checkpoint(state, os.path.join(tempfile.tempdir, "trainer-stop-x",
+                                             "autosave_00000003.pt"))
+    ckpt.save_checkpoint(state, str(logs / "autosave_00000003.pt"))
+    try:
+        saver.on_fit_start(run)
+        assert saver.swept.join(30)
+    finally:
+        writer.close()
+    assert sorted(os.listdir(os.path.join(tempfile.tempdir, "trainer-stop-x"))) == [
+        "autosave_00000003.json", "autosave_00000003.pt"]
