@@ -53,7 +53,8 @@ from drivestage.stage_extraction import Extraction, in_place, remove_archive
 from drivestage.stage_extraction import ProgressFactory as ProgressFactory  # re-exported
 from drivestage.stage_extraction import no_progress as no_progress  # re-exported
 from drivestage.stage_order import Turn
-from drivestage.stage_original import FromOriginal, moved_source, original_of, source_identity
+from drivestage.stage_original import FromOriginal, is_source, moved_source, original_of, \
+    source_identity
 from drivestage.stamps import Stamp
 from drivestage.store import RemoteEntry, RemoteStore
 from drivestage.unpack import Unpacking
@@ -171,6 +172,14 @@ class FileStager:
         result.members_kept = staged.kept
         return result
 
+    def _is_source(self, entry: RemoteEntry, target: str) -> bool:
+        """Whether ``target`` is SRC itself (:func:`is_source`): said, and never removed."""
+        if not is_source(self.store, entry, target):
+            return False
+        log.warning("--remove-archive keeps %s: it is %s itself, the file pulled, not a copy",
+                    target, self.src)
+        return True
+
     def _restricted(self, entry: RemoteEntry, target: str) -> DownloadRestrictedError:
         """The error for a file whose owner turned downloading off, named by SRC as given (a
         rerun found it by the id its stamp keeps, which the store's message names)."""
@@ -229,7 +238,8 @@ class FileStager:
             for path in [partial] + dl.stale_partials(target):
                 dl.remove_partial(path)
         local = self._local(basis, entry, target)
-        if self.remove_archive and local.size is None and local.members_intact and \
+        removing = self.remove_archive and not self._is_source(entry, target)
+        if removing and local.size is None and local.members_intact and \
                 basis is not None and same_content(basis, entry) and not self.force:
             remove_archive(self.dest, target, basis)  # (deleted by hand: nothing to fetch)
         action = decide(None if self.force else basis, entry, local, extract=self.extract,
@@ -254,7 +264,7 @@ class FileStager:
             result = self._result(entry, target, action, members=staged,
                                   extracted=self.extract)
             result.archive_removed = self.extract and (
-                remove_archive(self.dest, target, basis) if self.remove_archive else
+                remove_archive(self.dest, target, basis) if removing else
                 basis.get("removed") is True and not os.path.lexists(target))
             return result
         if entry.no_download and action not in ("verified", "extract"):
@@ -350,7 +360,7 @@ class FileStager:
         finally:
             if unpacking is not None:
                 unpacking.close()
-        gone = self.remove_archive and remove_archive(self.dest, target, stamp, held)
+        gone = removing and remove_archive(self.dest, target, stamp, held)
         result = self._result(entry, target, action, fetched=fetched, resumed=resumed,
                               members=members, extracted=self.extract)
         result.checksum, result.members_kept = checksum, kept

@@ -67,6 +67,18 @@ def original_of(store: RemoteStore, entry: RemoteEntry) -> Optional[str]:
     return path if _in_place(path) else None
 
 
+def is_source(store: RemoteStore, entry: RemoteEntry, target: str) -> bool:
+    """Whether ``target`` is the very file a local SRC names (a file on a Drive mount,
+    copied as above, pulled into its own folder: the pull finds it there and adopts it).
+    ``--remove-archive`` removed it: the user's only copy, on a mount their file on Drive."""
+    if not isinstance(store, LocalDirStore) or entry.is_dir:
+        return False
+    try:
+        return os.path.samefile(store.describe(entry), target)
+    except OSError:
+        return False
+
+
 def _in_place(path: str) -> bool:
     return drive_mount(path) is None and archive_kind(path) is not None
 

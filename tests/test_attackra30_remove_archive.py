@@ -1,0 +1,31 @@
+"""Attacks on `pull -x --remove-archive` (attackra30): what it must never remove."""
+from __future__ import annotations
+
+from _archives import a_fixed_zip as a_zip
+from _cli import run
+from _drivemount import working_drive_mount  # noqa: F401 (a fixture)
+
+DATA = {"ds/a.txt": b"alpha", "ds/b.txt": b"bravo"}
+
+
+def test_an_archive_on_the_drive_mount_pulled_into_its_own_folder_stays(
+        local_state, working_drive_mount):
+    """`pull /content/drive/MyDrive/data/set.zip /content/drive/MyDrive/data -x
+    --remove-archive`: a file on a Drive mount is copied, not extracted where it lies, and
+    the copy's name was the original's own: the pull adopted it ("already there, md5
+    verified"), then removed it, the user's file on Drive, as the archive it had staged."""
+    mount = working_drive_mount
+    data = mount.point / "MyDrive" / "data"
+    data.mkdir(parents=True)
+    (data / "set.zip").write_bytes(a_zip(DATA))
+
+    code, _, err = run("pull", str(data / "set.zip"), str(data), "-x", "--remove-archive")
+
+    assert code == 0, err
+    assert (data / "set.zip").read_bytes() == a_zip(DATA)
+    assert (data / "ds" / "a.txt").read_bytes() == b"alpha"
+    assert f"--remove-archive keeps {data / 'set.zip'}: it is {data / 'set.zip'} itself, " \
+        "the file pulled, not a copy" in err, err
+    assert "archive removed" not in err, err
+    code, _, err = run("pull", str(data / "set.zip"), str(data), "-x", "--remove-archive")
+    assert code == 0 and (data / "set.zip").read_bytes() == a_zip(DATA), err
