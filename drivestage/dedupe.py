@@ -32,6 +32,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+from drivestage import run_folders
 from drivestage.errors import DanglingShortcutError, DriveStageError, NotFoundError, \
     PermissionDeniedError, UsageError
 from drivestage.remote import Where, open_store
@@ -229,6 +230,8 @@ class _Dedupe:
         Whether ``dup`` is gone."""
         if depth > MAX_DEPTH:
             raise _too_deep(where)
+        if not self.dry_run:
+            run_folders.carry(self.store, dup, into)   # before its checkpoints move
         held: dict[str, list[RemoteEntry]] = {}
         for e in self._listed(into):
             held.setdefault(e.name, []).append(e)

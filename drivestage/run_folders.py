@@ -141,6 +141,22 @@ def mark(store: RemoteStore, folder: RemoteEntry) -> None:
                     "machine would remove it", store.describe(folder), exc)
 
 
+def carry(store: RemoteStore, dup: RemoteEntry, into: RemoteEntry) -> None:
+    """``dup``, a run folder (marked, or recorded here), is merged into ``into``, its
+    same-named twin (``drivestage dedupe``): its mark and record go first, with what it
+    holds. Merged into an unmarked oldest, the run's checkpoints were in no run folder: a
+    fresh VM's ``mirror --delete`` trashed them (and this machine's, its record being of
+    the trashed twin's id)."""
+    rec = _file().read().get(key(store, dup))
+    if not (dup.run_mark or isinstance(rec, dict)):
+        return
+    mark(store, into)
+    if isinstance(rec, dict):
+        place = key(store, into)
+        _file().update_or_warn(lambda data: data.setdefault(place, dict(rec)),
+                               "a push of a folder above it may --delete what its run keeps")
+
+
 def forget(store: RemoteStore, folder: RemoteEntry) -> tuple[bool, bool]:
     """``folder`` is no run folder any more: its mark on the store cleared and its record in
     the state folder removed. Returns (whether it had a mark, whether it had a record)."""
