@@ -53,7 +53,7 @@ from drivestage.stage_extraction import Extraction, in_place, remove_archive
 from drivestage.stage_extraction import ProgressFactory as ProgressFactory  # re-exported
 from drivestage.stage_extraction import no_progress as no_progress  # re-exported
 from drivestage.stage_order import Turn
-from drivestage.stage_original import FromOriginal, is_source, moved_source, original_of, \
+from drivestage.stage_original import FromOriginal, kept_by_remove, moved_source, original_of, \
     source_identity
 from drivestage.stamps import Stamp
 from drivestage.store import RemoteEntry, RemoteStore
@@ -172,13 +172,12 @@ class FileStager:
         result.members_kept = staged.kept
         return result
 
-    def _is_source(self, entry: RemoteEntry, target: str) -> bool:
-        """Whether ``target`` is SRC itself (:func:`is_source`): said, and never removed."""
-        if not is_source(self.store, entry, target):
-            return False
-        log.warning("--remove-archive keeps %s: it is %s itself, the file pulled, not a copy",
-                    target, self.src)
-        return True
+    def _kept(self, entry: RemoteEntry, target: str) -> bool:
+        """Whether ``--remove-archive`` keeps ``target`` (:func:`kept_by_remove`), said."""
+        why = kept_by_remove(self.store, entry, target, self.src)
+        if why is not None:
+            log.warning("--remove-archive keeps %s: %s", target, why)
+        return why is not None
 
     def _restricted(self, entry: RemoteEntry, target: str) -> DownloadRestrictedError:
         """The error for a file whose owner turned downloading off, named by SRC as given (a
@@ -238,7 +237,7 @@ class FileStager:
             for path in [partial] + dl.stale_partials(target):
                 dl.remove_partial(path)
         local = self._local(basis, entry, target)
-        removing = self.remove_archive and not self._is_source(entry, target)
+        removing = self.remove_archive and not self._kept(entry, target)
         if removing and local.size is None and local.members_intact and \
                 basis is not None and same_content(basis, entry) and not self.force:
             remove_archive(self.dest, target, basis)  # (deleted by hand: nothing to fetch)

@@ -67,16 +67,24 @@ def original_of(store: RemoteStore, entry: RemoteEntry) -> Optional[str]:
     return path if _in_place(path) else None
 
 
-def is_source(store: RemoteStore, entry: RemoteEntry, target: str) -> bool:
-    """Whether ``target`` is the very file a local SRC names (a file on a Drive mount,
-    copied as above, pulled into its own folder: the pull finds it there and adopts it).
-    ``--remove-archive`` removed it: the user's only copy, on a mount their file on Drive."""
-    if not isinstance(store, LocalDirStore) or entry.is_dir:
-        return False
-    try:
-        return os.path.samefile(store.describe(entry), target)
-    except OSError:
-        return False
+def kept_by_remove(store: RemoteStore, entry: RemoteEntry, target: str,
+                   src: str) -> Optional[str]:
+    """Why ``pull --remove-archive`` must keep ``target``, or None. SRC itself: a local file
+    not extracted where it lies (one on a Drive mount, copied as above) pulled into its own
+    folder, where the pull finds it and adopts it. A file in a Google Drive mount: it may be
+    the Drive file pulled, as the mount shows it. Either was removed: the user's dataset."""
+    if isinstance(store, LocalDirStore) and not entry.is_dir:
+        try:
+            if os.path.samefile(store.describe(entry), target):
+                return f"it is {src} itself, the file pulled, not a copy"
+        except OSError:
+            pass
+    mount = drive_mount(target)
+    if mount is None:
+        return None
+    return (f"it lies in the Google Drive mount {mount}, where it may be the Drive file "
+            "itself (removed, it would go to Drive's trash); pull to local disk (e.g. "
+            "/content/data) to remove it")
 
 
 def _in_place(path: str) -> bool:

@@ -29,3 +29,26 @@ def test_an_archive_on_the_drive_mount_pulled_into_its_own_folder_stays(
     assert "archive removed" not in err, err
     code, _, err = run("pull", str(data / "set.zip"), str(data), "-x", "--remove-archive")
     assert code == 0 and (data / "set.zip").read_bytes() == a_zip(DATA), err
+
+
+def test_an_archive_the_drive_mount_shows_is_not_removed_through_it(
+        local_state, drive_env, emulator, working_drive_mount):
+    """`pull drive:data/set.zip /content/drive/MyDrive/data -x --remove-archive`: DEST is
+    Drive's own folder through the mount, whose `set.zip` is the very Drive file pulled. The
+    pull adopted it ("already there, md5 verified") and removed it, so the dataset went to
+    Drive's trash. In the mount, the archive is kept, and said."""
+    mount = working_drive_mount
+    emulator.add_file("data/set.zip", a_zip(DATA))
+    data = mount.point / "MyDrive" / "data"
+    data.mkdir(parents=True)
+    (data / "set.zip").write_bytes(a_zip(DATA))   # Drive's file, as the mount shows it
+
+    code, _, err = run("pull", "drive:data/set.zip", str(data), "-x", "--remove-archive")
+
+    assert code == 0, err
+    assert mount.cached()["MyDrive/data/set.zip"] == a_zip(DATA)
+    assert mount.cached()["MyDrive/data/ds/b.txt"] == b"bravo"
+    assert f"--remove-archive keeps {data / 'set.zip'}: it lies in the Google Drive mount " \
+        f"{mount.point}, where it may be the Drive file itself (removed, it would go to " \
+        "Drive's trash); pull to local disk (e.g. /content/data) to remove it" in err, err
+    assert "archive removed" not in err, err

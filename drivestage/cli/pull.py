@@ -68,7 +68,8 @@ class _ChunkSize(Size):
                    "extracted and verified, so the data takes its room once (the file on "
                    "Drive stays). A rerun finds the members in place and downloads the "
                    "archive again only if one is gone or changed. A local archive extracted "
-                   "where it lies is never removed.")
+                   "where it lies, SRC itself, and an archive in a Google Drive mount are "
+                   "never removed.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None,
               help="Parallel download streams per file (default: as many as measuring "
                    "finds worth it, up to 8); a folder pull fetches this many small files at "
