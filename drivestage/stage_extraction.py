@@ -206,6 +206,20 @@ def _there(dest: str, rel: str) -> bool:
     return os.path.lexists(os.path.join(dest, rel))
 
 
+def shadowed(dest: str, stamp: Stamp) -> bool:
+    """Whether every member of ``stamp``'s extraction is in place once the other archives
+    extracted into ``dest`` (their stamps' members, as they were staged) count as holding
+    the paths they share with it: the later one holds a shared path, as ``unzip a.zip;
+    unzip b.zip`` leaves it. For an archive ``--remove-archive`` removed, pulled alone: two
+    of one DEST (``train.zip`` and ``val.zip``, each with a ``README.txt``) downloaded each
+    other back at every rerun of a notebook, whole, to write the shared file again."""
+    others = [s for s in stamps.every(dest) if s.get("id") != stamp.get("id")
+              and s.get("_path") != stamp.get("_path")]
+    held = stamps.Listed({str(s["id"]): s.get("md5") for s in others},
+                         {str(s["id"]): dest for s in others})
+    return stamps.missing_member(dest, stamp, held) is None
+
+
 def in_place(dest: str, records: Sequence[MemberRecord], stamp: Optional[Stamp] = None
              ) -> dict[str, MemberRecord]:
     """The records whose member is in place, reached through real folders of DEST

@@ -49,7 +49,7 @@ from drivestage.stage_decide import Local as Local  # re-exported
 from drivestage.stage_decide import decide as decide  # re-exported
 from drivestage.stage_decide import own_records, put_since, same_content
 from drivestage.stage_decide import safe_name as safe_name  # re-exported
-from drivestage.stage_extraction import Extraction, in_place, remove_archive
+from drivestage.stage_extraction import Extraction, in_place, remove_archive, shadowed
 from drivestage.stage_extraction import ProgressFactory as ProgressFactory  # re-exported
 from drivestage.stage_extraction import no_progress as no_progress  # re-exported
 from drivestage.stage_order import Turn
@@ -200,6 +200,9 @@ class FileStager:
         if stamp is not None and self.turn is not None and stamp.get("extracted"):
             self.turn.judge(stamps.records(stamp))
         intact = stamp is not None and stamps.missing_member(self.dest, stamp, self.current) is None
+        if not intact and st is None and stamp is not None and stamp.get("removed") is True \
+                and self.current is None:   # (nothing here to put a shared path back from)
+            intact = shadowed(self.dest, stamp)
         return Local(size=st.st_size if st else None, mtime_ns=st.st_mtime_ns if st else None,
                      members_intact=intact,
                      partial=0 if self.force else dl.partial_size(target, entry))

@@ -1,7 +1,9 @@
 """Attacks on `pull -x --remove-archive` (attackra30): what it must never remove."""
 from __future__ import annotations
 
-from _archives import a_fixed_zip as a_zip
+import os
+
+from _archives import a_fixed_zip as a_zip, tree
 from _cli import run
 from _drivemount import working_drive_mount  # noqa: F401 (a fixture)
 
@@ -52,3 +54,34 @@ def test_an_archive_the_drive_mount_shows_is_not_removed_through_it(
         f"{mount.point}, where it may be the Drive file itself (removed, it would go to " \
         "Drive's trash); pull to local disk (e.g. /content/data) to remove it" in err, err
     assert "archive removed" not in err, err
+
+
+def test_two_archives_that_share_a_file_are_not_downloaded_again_at_each_rerun(
+        emulator, local_state, drive_env, fast_retries, tmp_path):
+    """A notebook's `pull drive:d/train.zip data -x --remove-archive`, then the same for
+    val.zip, both with a `README.txt`: val's extraction replaced train's README, so each
+    rerun of the notebook found a member of the other "changed" and downloaded both archives
+    again, whole, only to write the README back and remove them (a removed archive had
+    nothing else to put it back from). The path is the later archive's, as `unzip train.zip;
+    unzip val.zip` leaves it; a member deleted by hand still brings its archive back."""
+    train = {"data/README.txt": b"train split\n", "data/train/1.jpg": b"1" * 100}
+    val = {"data/README.txt": b"val split\n", "data/val/2.jpg": b"2" * 100}
+    emulator.add_file("d/train.zip", a_zip(train))
+    emulator.add_file("d/val.zip", a_zip(val))
+    dest = tmp_path / "data"
+    for name in ("train", "val"):
+        code, _, err = run("pull", f"drive:d/{name}.zip", str(dest), "-x", "--remove-archive")
+        assert code == 0, err
+    emulator.clear_requests()
+
+    for flags in (["--remove-archive"], []):
+        for name in ("train", "val"):
+            code, _, err = run("pull", f"drive:d/{name}.zip", str(dest), "-x", *flags)
+            assert code == 0 and f"{name}.zip: already staged (" in err, err
+
+    assert emulator.api_calls("media.download") == 0
+    assert tree(dest) == {**train, **val}
+    os.unlink(dest / "data" / "train" / "1.jpg")
+    code, _, err = run("pull", "drive:d/train.zip", str(dest), "-x", "--remove-archive")
+    assert code == 0 and emulator.api_calls("media.download") == 1, err
+    assert tree(dest) == {**val, **train}
