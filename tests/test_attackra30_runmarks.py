@@ -57,3 +57,26 @@ def test_a_dedupe_carries_this_machines_record_to_the_oldest(emulator, env, tmp_
     assert code == 0, err
     # (notes.txt, no checkpoint, goes: SRC's exp1 lacks it, as --delete asks)
     assert set(live_md5s(emulator, "runs/exp1")) == {"epoch_001.pt", "epoch_001.json"}
+
+
+def test_runs_forget_clears_the_mark_of_a_run_folder_on_a_shared_drive(emulator, env, tmp_path,
+                                                                       fast_retries):
+    """`drivestage runs forget drive:shared/Team/runs/exp1` said "its mark on Drive
+    cleared", and the mark stayed: the emulator answered `properties.delete` 404 for a
+    shared drive's item, as if it were a `files.*` call without `supportsAllDrives` (Drive's
+    guide lists no `properties.*` method among those: the method takes no such parameter),
+    and a 404 is "no mark any more". A fresh VM's `--delete` then still left the folder."""
+    emulator.add_shared_drive("Team")
+    run_dir = tmp_path / "exp1"
+    run_dir.mkdir()
+    _save(str(run_dir), 1)
+    DriveFolder("drive:shared/Team/runs/exp1", str(run_dir), retention_policy(0, 0, None)).push()
+    [exp1] = [f["id"] for f in emulator.files() if f["title"] == "exp1"]
+    assert emulator.properties_of(exp1) == OURS
+
+    code, out, err = dedupe_run("runs", "forget", "drive:shared/Team/runs/exp1")
+
+    assert code == 0, err
+    assert out == "drive:shared/Team/runs/exp1 is no run folder any more: its mark on Drive " \
+        "cleared, this machine's record of it removed\n"
+    assert emulator.properties_of(exp1) == []
