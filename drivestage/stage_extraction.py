@@ -213,10 +213,10 @@ def shadowed(dest: str, stamp: Stamp) -> bool:
     unzip b.zip`` leaves it. For an archive ``--remove-archive`` removed, pulled alone: two
     of one DEST (``train.zip`` and ``val.zip``, each with a ``README.txt``) downloaded each
     other back at every rerun of a notebook, whole, to write the shared file again."""
-    others = [s for s in stamps.every(dest) if s.get("id") != stamp.get("id")
-              and s.get("_path") != stamp.get("_path")]
-    held = stamps.Listed({str(s["id"]): s.get("md5") for s in others},
-                         {str(s["id"]): dest for s in others})
+    others = [s for s in stamps.every(dest) if isinstance(s.get("id"), str)
+              and s.get("id") != stamp.get("id") and s.get("_path") != stamp.get("_path")]
+    held = stamps.Listed({s["id"]: s.get("md5") for s in others},
+                         {s["id"]: dest for s in others})
     return stamps.missing_member(dest, stamp, held) is None
 
 
