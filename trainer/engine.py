@@ -219,6 +219,7 @@ def _check_room(cfg: Config, info: distributed.DistInfo, start: resume.Start, mo
 def _train(run: Run, data: DataSpec, resumed_rng: Optional[dict]) -> dict:
     """Train the remaining epochs from ``run.state.pos``; returns the last evaluation's metrics."""
     from trainer.data.dataset import set_loader_epoch
+    from trainer.worker_deaths import guarded
 
     cfg, info, t, s = run.cfg, run.info, run.cfg.train, run.state
     train_set, val_loader, eval_set = _datasets(cfg, data, info)
@@ -243,7 +244,7 @@ def _train(run: Run, data: DataSpec, resumed_rng: Optional[dict]) -> dict:
             s.meter = EpochMeter()
         run.callbacks.fire("on_train_epoch_start", run, epoch)
         stats = train_one_epoch(
-            run.model, run.criterion, run.optimizer, loader, run.device, start=s.pos,
+            run.model, run.criterion, run.optimizer, guarded(loader, run), run.device, start=s.pos,
             steps=len(loader) + done, lr_at=run.lr_at, scaler=run.scaler, ema=run.ema,
             meter=s.meter, after_step=lambda pos, logs: _after_step(run, pos, logs),
             before_step=lambda pos: run.callbacks.fire("on_train_batch_start", run, pos),

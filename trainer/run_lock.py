@@ -30,6 +30,23 @@ from trainer.errors import RunFolderBusyError
 
 logger = logging.getLogger(__name__)
 
+#: The lock descriptors this process holds. A forked child (a DataLoader worker) shares
+#: each one's ``flock`` until it closes its copy: a run stopped in a notebook whose
+#: traceback kept its loader's workers alive held its folder, and the next run there was
+#: refused as "in use by another training run" (this very process). Closed in every child.
+_HELD: set[int] = set()
+
+
+def _close_held_in_child() -> None:
+    for fd in list(_HELD):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_close_held_in_child)
 
 
 class RunFolderLock:
@@ -83,11 +100,13 @@ class RunFolderLock:
         except OSError:
             pass  # a full disk: the lock holds all the same
         self._fd = fd
+        _HELD.add(fd)
 
     def release(self) -> None:
         """Let the lock go (closing the file drops the ``flock``)."""
         fd, self._fd = self._fd, None
         if fd is not None:
+            _HELD.discard(fd)
             os.close(fd)
 
 

@@ -24,7 +24,7 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 from trainer import checkpoint as ckpt
-from trainer import distributed, pushed, stop_save
+from trainer import distributed, pushed, stop_save, worker_deaths
 from trainer.passed_over import BAD_SUFFIX  # noqa: F401 (here before)
 from trainer.passed_over import move_aside as _move_aside
 from trainer.pushed import NAMED_UNSENT, unsent_text  # noqa: F401 (here before)
@@ -33,7 +33,7 @@ from drivestage.lost_mounts import lost_mount
 from trainer.callbacks import WRITE_WITHIN_S, Bounded, Callback
 from trainer.errors import SaveError, TrainingInterrupted
 from trainer.state import Position, autosave_name
-from trainer.stopping import StopFlag
+from trainer.stopping import WORKER_DEATH, StopFlag
 from trainer.write_order import WriteStuck
 from trainer.writer import BackgroundWriter, SaveJob
 
@@ -325,7 +325,14 @@ class Checkpointer(Callback):
         """:func:`trainer.passed_over.move_aside` (the files ``--resume auto`` passed over)."""
         _move_aside(items)
 
+    def stop_at(self, run: Any, pos: Position) -> None:
+        """Save the state of ``pos`` (the last step done) and stop, as a stop asked for now
+        would (a DataLoader worker's death found between two steps: trainer.worker_deaths)."""
+        self._save_and_stop(run, pos)
+
     def _save_and_stop(self, run: Any, pos: Position) -> None:
+        if self.stop.signum == WORKER_DEATH:
+            worker_deaths.release()   # (their memory, before the state is copied)
         state = snapshot(run)
         message = None
         if state is not None and lost_mount(self.out_dir) is not None:
@@ -357,8 +364,11 @@ class Checkpointer(Callback):
                 self.writer.wait_pushed(ticket, self.stop.deadline)
                 message = self._stop_message(job, pos)
         distributed.barrier()  # the other ranks leave with rank 0 (torchrun stops stragglers)
-        raise TrainingInterrupted(message or f"stopped by {self.stop.name} at {pos.label}",
-                                  exit_code=self.stop.exit_code)
+        message = message or f"stopped by {self.stop.name} at {pos.label}"
+        if self.stop.signum == WORKER_DEATH:   # (the kernel's OOM killer, most often)
+            message += (f" ({str(self.stop.detail or '').strip().rstrip('.')}: out of memory? lower "
+                        "data.workers, train.batch_size or data.cache before you resume)")
+        raise TrainingInterrupted(message, exit_code=self.stop.exit_code)
 
     def _elsewhere_due(self, job: SaveJob) -> bool:
         """Whether a stop's save also goes to Drive from elsewhere: its write here has not ended

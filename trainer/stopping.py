@@ -23,6 +23,9 @@ from typing import Iterator, Optional
 _NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGHUP: "SIGHUP"}
 #: The shell's convention: 128 + the signal number.
 EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130, signal.SIGHUP: 129}
+#: No signal the run is sent: a DataLoader worker died (:mod:`trainer.worker_deaths`); the
+#: stop is asked as for one, and the run ends with exit 1 once its state is saved.
+WORKER_DEATH = int(signal.SIGCHLD)
 
 
 def handled() -> tuple[int, ...]:
@@ -43,14 +46,15 @@ class StopFlag:
         self.grace_s = grace_s
         self.signum: Optional[int] = None
         self.at: Optional[float] = None     # time.monotonic() of the first signal
+        self.detail: Optional[str] = None   # what asked for it, beyond its name (torch's error)
 
     def is_set(self) -> bool:
         return self.signum is not None
 
-    def request(self, signum: int = signal.SIGTERM) -> None:
+    def request(self, signum: int = signal.SIGTERM, detail: Optional[str] = None) -> None:
         """Ask for a stop as the signal ``signum`` would (tests, callbacks)."""
         if self.signum is None:
-            self.signum, self.at = signum, time.monotonic()
+            self.signum, self.at, self.detail = signum, time.monotonic(), detail
 
     def check(self) -> None:
         """Raise :class:`StopRequested` when a stop was asked for (evaluation loops)."""
@@ -59,11 +63,13 @@ class StopFlag:
 
     @property
     def name(self) -> str:
+        if self.signum == WORKER_DEATH:
+            return "a DataLoader worker's death"
         return _NAMES.get(self.signum, f"signal {self.signum}")
 
     @property
     def exit_code(self) -> int:
-        return EXIT_CODES.get(self.signum, 143)
+        return 1 if self.signum == WORKER_DEATH else EXIT_CODES.get(self.signum, 143)
 
     @property
     def deadline(self) -> Optional[float]:

@@ -1,0 +1,113 @@
+"""A DataLoader worker that dies (the kernel's OOM killer: "DataLoader worker (pid …) is
+killed by signal: Killed.") stops the run as a SIGTERM would: the state saved at the
+iteration's end, then one line that says why and what to change, exit 1.
+
+torch's SIGCHLD handler raised that error wherever the training thread was (inside
+``backward()``, between two parameters' updates), a traceback, and the run lost what it had
+trained since its last save (up to ``save_minutes``, or the epoch). Here the handler's error
+only asks for the stop (:data:`trainer.stopping.WORKER_DEATH`), and the step under way ends
+before the save policy sees it (:class:`trainer.saving.Checkpointer`, at the iteration's end,
+on every rank at once). A death the loader finds first, waiting for the dead worker's batch
+("exited unexpectedly"), is at an iteration boundary too: :func:`guarded` saves there (one
+process; with several, a rank cannot save alone, and the error stays as it was).
+"""
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any, Iterable, Iterator, Optional
+
+from trainer.stopping import WORKER_DEATH, StopFlag
+
+#: Words of torch's errors for a worker that died (its SIGCHLD handler; the loader's wait).
+_DEATHS = ("is killed by signal", "exited unexpectedly")
+
+_flag: Optional[StopFlag] = None   # the run's, while a guarded epoch's batches are read
+_fetching = False                   # the training thread waits for a batch (a boundary)
+_current: Any = None                # that epoch's loader iterator (its workers)
+
+
+def is_death(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch's error for a DataLoader worker that died."""
+    return isinstance(exc, RuntimeError) and any(w in str(exc) for w in _DEATHS)
+
+
+def _death_behind(exc: BaseException) -> Optional[str]:
+    """torch's error for a worker that died, when one did behind ``exc`` (a batch whose
+    tensors the dead worker shared through a socket: ConnectionResetError, EOFError)."""
+    if is_death(exc):
+        return str(exc)
+    try:
+        from torch.utils.data._utils.signal_handling import _error_if_any_worker_fails
+
+        _error_if_any_worker_fails()
+    except RuntimeError as behind:
+        return str(behind) if is_death(behind) else None
+    except ImportError:
+        pass
+    return None
+
+
+def release() -> None:
+    """End the guarded epoch's loader workers (once one died: the others hold memory, and
+    the dead one's pid, still registered, made torch's handler raise at any later child's
+    end, in a notebook long after the run; a kept traceback keeps the loader alive)."""
+    shutdown = getattr(_current, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
+def _wrap_handler() -> None:
+    """Put our SIGCHLD handler around torch's (set as a loader's first workers started),
+    once; the main thread alone may."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGCHLD)
+    if getattr(previous, "_trainer_deaths", False) or not callable(previous):
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        try:
+            previous(signum, frame)
+        except RuntimeError as exc:
+            flag = _flag
+            if flag is None or _fetching or not is_death(exc):
+                raise   # (outside a guarded epoch, as torch does; between steps: saved there)
+            flag.request(WORKER_DEATH, detail=str(exc))
+
+    handler._trainer_deaths = True  # type: ignore[attr-defined]
+    signal.signal(signal.SIGCHLD, handler)
+
+
+def guarded(loader: Iterable, run: Any) -> Iterator:
+    """``loader``'s batches for one epoch of ``run`` (:class:`trainer.engine.Run`): a worker's
+    death during a step asks ``run.stop`` for a stop instead of raising in it. One seen while
+    the training thread waits for a batch (an iteration boundary) saves the state of the
+    last step there and stops (:meth:`trainer.saving.Checkpointer.stop_at`) when the process
+    trains alone; with other ranks (each waiting in its step's collective), it raises."""
+    global _flag, _fetching, _current
+    stop: StopFlag = run.stop
+    it = _current = iter(loader)
+    _wrap_handler()
+    _flag = stop
+    try:
+        while True:
+            try:
+                _fetching = True
+                batch = next(it)
+                _fetching = False   # (a death from here on: the step's end saves)
+            except StopIteration:
+                return
+            except (RuntimeError, OSError, EOFError) as exc:
+                _fetching = False
+                died = _death_behind(exc)
+                if died is None:
+                    raise
+                stop.request(WORKER_DEATH, detail=stop.detail or died)
+                if run.info.world_size == 1:
+                    run.checkpointer.stop_at(run, run.state.pos)   # (it releases the workers)
+                release()
+                raise
+            yield batch
+    finally:
+        _flag, _fetching, _current = None, False, None
