@@ -8,28 +8,15 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 
 import pytest
 
 from _cli import run
 from _drive_state import live_md5s
+from _tmpfs import small_disk  # noqa: F401  (a fixture)
 from drivestage.hooks import CheckpointSync
 from drivestage.retention import RetentionPolicy
 from test_attackds29_run_folders import _save, env  # noqa: F401  (env: a fixture)
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 256 KiB tmpfs (a disk that fills), unmounted after the test."""
-    point = tmp_path / "small"
-    point.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(point)],
-                          capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"needs root to mount a tmpfs: {made.stderr.strip()}")
-    yield point
-    subprocess.run(["umount", "-l", str(point)], check=True)
 
 
 def _fill(disk) -> None:
@@ -41,9 +28,10 @@ def _fill(disk) -> None:
 
 def test_the_record_is_written_once_the_full_state_disk_has_room(
         emulator, env, tmp_path, monkeypatch, small_disk, caplog):
-    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(small_disk / "state"))
-    (small_disk / "state").mkdir()
-    _fill(small_disk)
+    disk = small_disk(256 * 1024)   # a disk that fills
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(disk / "state"))
+    (disk / "state").mkdir()
+    _fill(disk)
     runs = tmp_path / "runs"
     exp1 = runs / "exp1"
     exp1.mkdir(parents=True)
@@ -52,7 +40,7 @@ def test_the_record_is_written_once_the_full_state_disk_has_room(
         with caplog.at_level(logging.WARNING):
             sync.on_save(_save(str(exp1), 1), 1)
             sync.flush(60)
-            os.unlink(small_disk / "filler")   # room again, the run going on
+            os.unlink(disk / "filler")   # room again, the run going on
             for epoch in (2, 3):
                 sync.on_save(_save(str(exp1), epoch), epoch)
                 sync.flush(60)
