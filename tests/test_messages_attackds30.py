@@ -15,9 +15,8 @@ from _cli import run
 from _drive_state import live_md5s
 from _messages import error_line as error
 from _messages import renders, shown
-from drivestage.hooks import CheckpointSync
-from drivestage.retention import RetentionPolicy
-from test_attackds29_run_folders import _save, env  # noqa: F401  (env: a fixture)
+from _run_pushes import push_three_epochs
+from test_attackds29_run_folders import env  # noqa: F401  (a fixture)
 
 REFUSED = "it records which store folders are training runs' folders, and without it --delete"
 
@@ -28,15 +27,7 @@ def _run_folder(emulator, tmp_path, name: str) -> tuple:
     ``train.keep_local`` does."""
     runs = tmp_path / "runs"
     run_dir = runs / name
-    run_dir.mkdir(parents=True)
-    sync = CheckpointSync(f"drive:runs/{name}", RetentionPolicy(keep_last=2),
-                          local_dir=str(run_dir))
-    try:
-        for epoch in (1, 2, 3):
-            sync.on_save(_save(str(run_dir), epoch), epoch)
-            sync.flush(60)
-    finally:
-        sync.on_train_end(60)
+    push_three_epochs(run_dir, f"drive:runs/{name}")
     for kept in ("epoch_002.pt", "epoch_002.json"):
         os.unlink(run_dir / kept)
     return runs, live_md5s(emulator, f"runs/{name}")

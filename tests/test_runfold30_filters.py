@@ -10,23 +10,15 @@ import pytest
 
 from _cli import run
 from _drive_state import live_md5s
-from drivestage.hooks import CheckpointSync
-from drivestage.retention import RetentionPolicy
-from test_attackds29_run_folders import _save, env  # noqa: F401  (env: a fixture)
+from _run_pushes import push_three_epochs
+from test_attackds29_run_folders import env  # noqa: F401  (a fixture)
 
 
 @pytest.mark.parametrize("filters", [["--include", "*.json"], ["--exclude", "*.pt"]])
 def test_filters_that_hide_a_pruned_checkpoint_send_back_none_of_its_sidecar(
         emulator, env, tmp_path, filters):
     exp1 = tmp_path / "runs" / "exp1"
-    exp1.mkdir(parents=True)
-    sync = CheckpointSync("drive:runs/exp1", RetentionPolicy(keep_last=2), local_dir=str(exp1))
-    try:
-        for epoch in (1, 2, 3):
-            sync.on_save(_save(str(exp1), epoch), epoch)
-            sync.flush(60)
-    finally:
-        sync.on_train_end(60)
+    push_three_epochs(exp1, "drive:runs/exp1")
     (exp1 / "notes.json").write_text("{}")     # a plain file of the run folder: sent
     kept = live_md5s(emulator, "runs/exp1")
     assert set(kept) == {"epoch_002.pt", "epoch_002.json", "epoch_003.pt", "epoch_003.json"}
