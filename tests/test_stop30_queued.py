@@ -12,23 +12,15 @@ from __future__ import annotations
 import os
 import re
 import signal
-import tempfile
 import threading
 import time
 
-import pytest
-
+from _tempdir import own_tempdir  # noqa: F401  (an autouse fixture)
 from test_keeplocal25 import _save_epochs
 from test_train28_hung_disk import _policy, _sigterm_stop, hung  # noqa: F401  (a fixture)
 from test_writer import _until
 
 SPEC = "drive:Models/s30/queued"
-
-
-@pytest.fixture(autouse=True)
-def _own_tmp(tmp_path, monkeypatch):
-    (tmp_path / "tmp").mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
 
 
 def test_a_stop_while_an_epoch_save_waits_behind_a_hung_write_still_reaches_drive(

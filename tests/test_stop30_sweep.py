@@ -10,18 +10,11 @@ import os
 import subprocess
 import tempfile
 
-import pytest
-
 from _drivemount import working_drive_mount  # noqa: F401 (fixture)
+from _tempdir import own_tempdir  # noqa: F401  (an autouse fixture)
 from test_train28_hung_disk import _policy
 
 SPEC = "drive:Models/s30/sweep"
-
-
-@pytest.fixture(autouse=True)
-def _own_tmp(tmp_path, monkeypatch):
-    (tmp_path / "tmp").mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
 
 
 def test_the_next_start_removes_earlier_stops_copies_held_elsewhere_and_keeps_the_rest(
