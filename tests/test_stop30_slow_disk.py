@@ -13,27 +13,16 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import tempfile
 import threading
 import time
 
-import pytest
-
+from _tempdir import own_tempdir  # noqa: F401  (an autouse fixture)
 from test_attacktr29_hung import _ended
-from test_train28_hung_disk import _policy
+from test_train28_hung_disk import _policy, _sigterm_stop
 from test_writer import _until
-from trainer.errors import TrainingInterrupted
-from trainer.state import Position
 
 SPEC = "drive:Models/s30/slow"
-
-
-@pytest.fixture(autouse=True)
-def _own_tmp(tmp_path, monkeypatch):
-    """The copy elsewhere goes into the test's own temporary folder (as TMPDIR does)."""
-    (tmp_path / "tmp").mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
 
 
 class SlowDisk:
@@ -58,15 +47,25 @@ class SlowDisk:
         self._end.set()
 
 
-def _stop(run, saver, out: list):
-    def stop() -> None:
-        run.stop.request(signal.SIGTERM)
-        run.state.pos = Position(1, 3, 1)
-        try:
-            saver._save_and_stop(run, Position(1, 3, 1))
-        except TrainingInterrupted as exc:
-            out.append(exc)
-    return stop
+def _slow_policy(tiny_config, logs: str, drive):
+    """The save policy of a run in ``logs`` with ``drive.logs`` SPEC on ``drive`` and a grace
+    of 2.5 s; ``(run, writer, saver)``."""
+    run, writer, saver = _policy(tiny_config, logs, drive, grace=2.5)
+    saver.drive_spec = SPEC
+    return run, writer, saver
+
+
+def _stopped_within_grace(run, writer, saver, disk: SlowDisk):
+    """The stop (:func:`_sigterm_stop`) on a thread, the slow write let end after it: it
+    ended within its grace (2.5 s, and 1 s to spare); what it raised."""
+    out: list = []
+    try:
+        ended, took = _ended(_sigterm_stop(run, saver, out), 8.0)
+    finally:
+        disk.ends()
+        writer.close()
+    assert ended and took < 2.5 + 1.0, f"the stop took {took:.1f} s (grace 2.5 s)"
+    return out[0]
 
 
 def _names_on_drive(store) -> list[str]:
@@ -79,16 +78,9 @@ def test_a_stop_on_a_slow_disk_with_drive_ends_within_its_grace_saved_on_drive(
 
     logs = os.path.abspath(os.path.join(tempfile.tempdir, "..", "logs"))
     disk = SlowDisk(monkeypatch, logs)
-    run, writer, saver = _policy(tiny_config, logs, DriveFolder(SPEC, logs), grace=2.5)
-    saver.drive_spec = SPEC
-    out: list = []
-    try:
-        ended, took = _ended(_stop(run, saver, out), 8.0)
-    finally:
-        disk.ends()
-        writer.close()
-    assert ended and took < 2.5 + 1.0, f"the stop took {took:.1f} s (grace 2.5 s)"
-    said = str(out[0])
+    run, writer, saver = _slow_policy(tiny_config, logs, DriveFolder(SPEC, logs))
+    stopped = _stopped_within_grace(run, writer, saver, disk)
+    said = str(stopped)
     assert re.fullmatch(
         r"stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003\.pt could not be "
         rf"written \(its write in {re.escape(logs)} has not ended after \d\.\d s: the disk "
@@ -96,7 +88,7 @@ def test_a_stop_on_a_slow_disk_with_drive_ends_within_its_grace_saved_on_drive(
         r"drive:Models/s30/slow from a temporary folder instead and verified there \(\d\.\d s "
         r"after the signal; the temporary copy is removed\); resume with --resume auto",
         said), said
-    assert out[0].exit_code == 143
+    assert stopped.exit_code == 143
     newest = newest_of_current_run(DriveFolder(SPEC, logs + "-other").checkpoints())
     assert newest is not None and newest.name == "autosave_00000003.pt"
     assert _names_on_drive(store) == ["autosave_00000003.json", "autosave_00000003.pt"]
@@ -123,10 +115,9 @@ def test_a_slow_write_that_ends_first_is_pushed_and_nothing_is_sent_twice(
         return slow_tmp(state, path, **kwargs)
 
     monkeypatch.setattr(ckpt, "save_checkpoint", save)
-    run, writer, saver = _policy(tiny_config, logs, DriveFolder(SPEC, logs), grace=2.5)
-    saver.drive_spec = SPEC
+    run, writer, saver = _slow_policy(tiny_config, logs, DriveFolder(SPEC, logs))
     out: list = []
-    stopping = threading.Thread(target=_stop(run, saver, out), daemon=True)
+    stopping = threading.Thread(target=_sigterm_stop(run, saver, out), daemon=True)
     try:
         stopping.start()
         assert tmp_began.wait(10), "no copy elsewhere was begun"
@@ -172,16 +163,8 @@ def test_a_slow_write_that_ends_while_its_copy_elsewhere_is_sent_leaves_one_file
             pushed.append((_names_on_drive(store), writer.verified("autosave_00000003.pt")))
             super().send_alone(paths)
 
-    run, writer, saver = _policy(tiny_config, logs, Gate(SPEC, logs), grace=2.5)
-    saver.drive_spec = SPEC
-    out: list = []
-    try:
-        ended, took = _ended(_stop(run, saver, out), 8.0)
-    finally:
-        disk.ends()
-        writer.close()
-    assert ended and took < 2.5 + 1.0, f"the stop took {took:.1f} s (grace 2.5 s)"
-    said = str(out[0])
+    run, writer, saver = _slow_policy(tiny_config, logs, Gate(SPEC, logs))
+    said = str(_stopped_within_grace(run, writer, saver, disk))
     assert re.fullmatch(
         rf"stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003\.pt is saved in "
         rf"{re.escape(logs)} late; it is sent to drive:Models/s30/slow from a temporary folder "
@@ -202,11 +185,10 @@ def test_a_slow_write_whose_copy_elsewhere_drive_refuses_is_still_waited_for(
 
     logs = os.path.abspath(os.path.join(tempfile.tempdir, "..", "logs"))
     disk = SlowDisk(monkeypatch, logs)
-    run, writer, saver = _policy(tiny_config, logs, DriveFolder(SPEC, logs), grace=2.5)
-    saver.drive_spec = SPEC
+    run, writer, saver = _slow_policy(tiny_config, logs, DriveFolder(SPEC, logs))
     emulator.faults.inject("POST", r"/upload/", reason="storageQuotaExceeded", times=None)
     out: list = []
-    stopping = threading.Thread(target=_stop(run, saver, out), daemon=True)
+    stopping = threading.Thread(target=_sigterm_stop(run, saver, out), daemon=True)
     try:
         stopping.start()
         _until(lambda: _uploads_started(emulator), "the copy elsewhere was never sent", 10)
