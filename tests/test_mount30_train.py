@@ -14,21 +14,13 @@ from __future__ import annotations
 
 import os
 import signal
-import tempfile
 
 import pytest
 
 from _drivemount import working_drive_mount  # noqa: F401 (fixture)
+from _tempdir import own_tempdir  # noqa: F401  (an autouse fixture: the rescued copy's place)
 from trainer.errors import SaveError, TrainingInterrupted
 from trainer.state import Position
-
-
-@pytest.fixture(autouse=True)
-def _temporary_folders_here(tmp_path, monkeypatch):
-    """The rescued copy goes under this test's folder (``tempfile.tempdir``, as TMPDIR does)."""
-    here = tmp_path / "tmp"
-    here.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(here))
 
 
 def _policy(tiny_config, logs, clock, drive=None, **overrides):
@@ -67,6 +59,16 @@ def _whole(path: str, run) -> None:
     assert state["run"] == run.state.run
 
 
+def _stopped_and_rescued(caught, tmp_path, mount, logs, run, where: str, name: str) -> None:
+    """The SaveError ``caught`` says training stopped at ``where`` (``epoch E, iteration I``)
+    with its state rescued on this machine as ``name``, a whole checkpoint of the run."""
+    path = _rescued(tmp_path, name)
+    assert str(caught.value) == (
+        f"cannot save {where} in {logs}, so training stopped there: its state is "
+        f"saved in {path} on this machine. " + _gone(mount, path))
+    _whole(path, run)
+
+
 def test_the_autosave_after_the_mount_stopped_rescues_the_state_and_stops(
         tiny_config, tmp_path, working_drive_mount):
     mount = working_drive_mount
@@ -83,11 +85,8 @@ def test_the_autosave_after_the_mount_stopped_rescues_the_state_and_stops(
             saver.on_train_batch_end(run, Position(1, 4, 2), {})
     finally:
         writer.close()
-    path = _rescued(tmp_path, "autosave_00000004.pt")
-    assert str(caught.value) == (
-        f"cannot save epoch 2, iteration 4 in {logs}, so training stopped there: its state is "
-        f"saved in {path} on this machine. " + _gone(mount, path))
-    _whole(path, run)
+    _stopped_and_rescued(caught, tmp_path, mount, logs, run, "epoch 2, iteration 4",
+                         "autosave_00000004.pt")
 
 
 def test_with_autosaves_off_the_mount_is_looked_at_every_minute_of_training(
@@ -110,11 +109,8 @@ def test_with_autosaves_off_the_mount_is_looked_at_every_minute_of_training(
             saver.on_train_batch_end(run, Position(0, 2, 2), {})
     finally:
         writer.close()
-    path = _rescued(tmp_path, "autosave_00000002.pt")
-    assert str(caught.value) == (
-        f"cannot save epoch 1, iteration 2 in {logs}, so training stopped there: its state is "
-        f"saved in {path} on this machine. " + _gone(mount, path))
-    _whole(path, run)
+    _stopped_and_rescued(caught, tmp_path, mount, logs, run, "epoch 1, iteration 2",
+                         "autosave_00000002.pt")
 
 
 def test_a_stop_after_the_mount_stopped_sends_its_save_to_drive_logs(
