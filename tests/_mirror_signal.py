@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 from click.testing import CliRunner, Result
 
@@ -16,29 +16,42 @@ from drivestage.cli import cli
 from test_signals_cli import _live
 
 
-def mirror_signalled(emulator, src, act: Callable[[], None], *args: str) -> Result:
-    """The mirror of ``src`` into drive:Models/logs (``--every 3600 --chunk-size 256KiB`` and
-    ``args``), SIGTERMed after ``act()``; the emulator's throttle is cleared after it."""
+def invoke_then_sigterm(args: Sequence[str], adversary: Callable[[], None]) -> Result:
+    """``drivestage ARGS`` run in this process (CliRunner) while ``adversary()`` runs on a
+    thread; once that ends (raised or not), a SIGTERM to this process. What the adversary
+    raised fails the test; else the command's result."""
     failed: list[BaseException] = []
 
-    def adversary() -> None:
+    def run_adversary() -> None:
         try:
-            deadline = time.monotonic() + 30
-            while "results.csv" not in _live(emulator):   # pushed: the handler is in place
-                assert time.monotonic() < deadline, "the first push never sent results.csv"
-                time.sleep(0.01)
-            act()
+            adversary()
         except BaseException as exc:
             failed.append(exc)
         os.kill(os.getpid(), signal.SIGTERM)
 
-    thread = threading.Thread(target=adversary)
+    thread = threading.Thread(target=run_adversary)
     thread.start()
     try:
-        result = CliRunner().invoke(cli, ["mirror", str(src), "drive:Models/logs", "--every",
-                                          "3600", "--chunk-size", "256KiB", *args])
+        result = CliRunner().invoke(cli, list(args))
     finally:
         thread.join()
-        emulator.faults.throttle(None)
     assert not failed, failed
     return result
+
+
+def mirror_signalled(emulator, src, act: Callable[[], None], *args: str) -> Result:
+    """The mirror of ``src`` into drive:Models/logs (``--every 3600 --chunk-size 256KiB`` and
+    ``args``), SIGTERMed after ``act()``; the emulator's throttle is cleared after it."""
+
+    def adversary() -> None:
+        deadline = time.monotonic() + 30
+        while "results.csv" not in _live(emulator):   # pushed: the handler is in place
+            assert time.monotonic() < deadline, "the first push never sent results.csv"
+            time.sleep(0.01)
+        act()
+
+    try:
+        return invoke_then_sigterm(["mirror", str(src), "drive:Models/logs", "--every", "3600",
+                                    "--chunk-size", "256KiB", *args], adversary)
+    finally:
+        emulator.faults.throttle(None)

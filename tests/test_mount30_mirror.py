@@ -6,15 +6,10 @@ fails with ENOTCONN until ``drive.mount(..., force_remount=True)`` (colabtools i
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import threading
 import time
 
-from click.testing import CliRunner
-
 from _drivemount import FullDriveMount, working_drive_mount  # noqa: F401 (fixture)
-from drivestage.cli import cli
+from _mirror_signal import invoke_then_sigterm
 
 
 class _Periods(logging.Handler):
@@ -47,6 +42,15 @@ def _gone(mount, then: str) -> str:
             "paths instead: drivestage needs no mount")
 
 
+def _logs_into(mount, tmp_path):
+    """``(src, dest)``: a run folder ``logs`` holding results.csv, and the folder of that name
+    in the mount's MyDrive (what the mirror copies it into)."""
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    return src, mount.point / "MyDrive" / "logs"
+
+
 def _mirror(src, dest, adversary):
     """``drivestage mirror SRC DEST --every 0.05`` until ``adversary`` (in a thread) ends;
     then a SIGTERM: its final push. The result, and every period's line (:class:`_Periods`;
@@ -56,24 +60,12 @@ def _mirror(src, dest, adversary):
     logger.addHandler(periods)
     old_level = logger.level
     logger.setLevel(logging.DEBUG)
-    failed = []
-
-    def run_adversary():
-        try:
-            adversary(periods)
-        except BaseException as exc:
-            failed.append(exc)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    thread = threading.Thread(target=run_adversary)
-    thread.start()
     try:
-        result = CliRunner().invoke(cli, ["mirror", str(src), str(dest), "--every", "0.05"])
+        result = invoke_then_sigterm(["mirror", str(src), str(dest), "--every", "0.05"],
+                                     lambda: adversary(periods))
     finally:
-        thread.join()
         logger.removeHandler(periods)
         logger.setLevel(old_level)
-    assert not failed, failed
     shown = [line for line in result.stderr.splitlines() if not line.startswith("DEBUG ")]
     return result, shown, periods
 
@@ -81,10 +73,7 @@ def _mirror(src, dest, adversary):
 def test_a_mirror_into_a_mount_that_stopped_says_so_once_and_again_when_it_is_back(
         local_state, tmp_path, working_drive_mount):
     mount = working_drive_mount
-    src = tmp_path / "logs"
-    src.mkdir()
-    (src / "results.csv").write_text("epoch\n1\n")
-    dest = mount.point / "MyDrive" / "logs"
+    src, dest = _logs_into(mount, tmp_path)
     mounts = [mount]
 
     def adversary(periods):
@@ -119,10 +108,7 @@ def test_a_mirror_into_a_mount_that_stopped_says_so_once_and_again_when_it_is_ba
 def test_a_mirror_whose_mount_is_still_stopped_at_its_final_push_exits_1(
         local_state, tmp_path, working_drive_mount):
     mount = working_drive_mount
-    src = tmp_path / "logs"
-    src.mkdir()
-    (src / "results.csv").write_text("epoch\n1\n")
-    dest = mount.point / "MyDrive" / "logs"
+    src, dest = _logs_into(mount, tmp_path)
 
     def adversary(periods):
         _until(lambda: "MyDrive/logs/results.csv" in mount.cached(), "no first period")
@@ -149,10 +135,7 @@ def test_a_background_mirror_says_a_new_failure_and_says_when_it_pushes_again(
     from drivestage.mirror import Mirror
 
     mount = working_drive_mount
-    src = tmp_path / "logs"
-    src.mkdir()
-    (src / "results.csv").write_text("epoch\n1\n")
-    dest = mount.point / "MyDrive" / "logs"
+    src, dest = _logs_into(mount, tmp_path)
     mirror = Mirror(str(src), str(dest)).start()
     mounts = [mount]
 
