@@ -46,18 +46,25 @@ _WHO: dict[str, Optional[str]] = {}  # their holder files (lock_holders), by dig
 _PID = os.getpid()  # this process's (set again in a forked child)
 
 
+def close_inherited(fds: set[int]) -> None:
+    """Close each lock descriptor in ``fds`` and empty the set: in a process just forked,
+    what it got of its parent's (a copy shares the parent's ``flock`` until it is closed).
+    One already closed is fine. Also :mod:`trainer.run_lock`'s, for the run folder's lock."""
+    for fd in list(fds):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    fds.clear()
+
+
 def _forget_in_child() -> None:
     """In a process just forked: close the tree locks' descriptors it got. A push that is
     SIGKILLed unlocks nothing, and a process it forked (a notebook's helper) that lives on
     held its locks for good: every later push waited for it (attackz27)."""
     global _PID
     _PID = os.getpid()   # (a lock opened before is not its own: see _flock's end)
-    for fd in list(_OPEN):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    _OPEN.clear()
+    close_inherited(_OPEN)
     _HELD.clear()
     _WHO.clear()   # (the parent's: it removes them)
 

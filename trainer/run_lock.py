@@ -26,6 +26,7 @@ import socket
 import time
 from typing import Optional
 
+from drivestage.locks import close_inherited
 from trainer.errors import RunFolderBusyError
 
 logger = logging.getLogger(__name__)
@@ -37,16 +38,7 @@ logger = logging.getLogger(__name__)
 _HELD: set[int] = set()
 
 
-def _close_held_in_child() -> None:
-    for fd in list(_HELD):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    _HELD.clear()
-
-
-os.register_at_fork(after_in_child=_close_held_in_child)
+os.register_at_fork(after_in_child=lambda: close_inherited(_HELD))
 
 
 class RunFolderLock:
