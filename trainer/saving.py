@@ -32,6 +32,7 @@ from drivestage.interrupts import BackgroundThread
 from drivestage.lost_mounts import lost_mount
 from trainer.callbacks import WRITE_WITHIN_S, Bounded, Callback
 from trainer.errors import SaveError, TrainingInterrupted
+from trainer.final_wait import FinalWait
 from trainer.state import Position, autosave_name
 from trainer.stopping import WORKER_DEATH, StopFlag
 from trainer.write_order import WriteStuck
@@ -101,6 +102,7 @@ class Checkpointer(Callback):
         # This folder's files --resume auto passed over, (path, md5): moved aside at the first
         # save (:meth:`keep_aside`).
         self.passed_over = list(passed_over)
+        self.final_wait = FinalWait(t.out_dir, cfg.drive.logs)   # (a hung mount ends the close)
         # train.keep_local: rank 0 alone deletes (under DDP the other ranks hold no writer;
         # one handed one anyway deletes nothing).
         if writer is not None and info.is_main:
@@ -460,12 +462,19 @@ class Checkpointer(Callback):
         """Let the writer finish (bounded by the grace once a stop was asked); False if it did not."""
         if self.writer is None:
             return True
-        finished = self.writer.close(lambda: self.stop.deadline, push=push)
+        finished = self.writer.close(lambda: self.final_wait.deadline(self.stop.deadline),
+                                     push=push)
         err = self.writer.last_error
         if not finished:
             if self._said_unfinished:  # on_fit_end said it; on_interrupt closes again
                 return False
             self._said_unfinished = True
+            if self.final_wait.hung is not None and not self.stop.is_set():
+                # (No stop: without a bound it waited as long as the mount hung: hungend30.)
+                if push_error:
+                    raise SaveError(self.final_wait.text(self._epoch_job))
+                logger.error("%s", self.final_wait.text(self._epoch_job))
+                return False
             unwritten = self._unwritten_epoch()
             logger.error("the Drive mirror could not finish within train.grace_seconds; %s",
                          f"the local checkpoints in {self.out_dir} are complete" if unwritten is None

@@ -15,11 +15,23 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
+from drivestage.interrupts import BackgroundThread
+
 logger = logging.getLogger("trainer.writer")   # (the writer's own word on its writes)
+
+#: Seconds a listing of a folder whose write has not ended is waited for: it words the warning.
+LIST_WITHIN_S = 0.2
+
+
+def lists(folder: str, within: float) -> bool:
+    """Whether ``folder`` was listed within ``within`` seconds (on a thread of its own: on a
+    hung mount the listing waits for good; an error is an answer too)."""
+    return BackgroundThread(lambda: os.listdir(folder), "trainer-disk-probe").start().join(within)
 
 
 class WriteStuck(OSError):
@@ -92,9 +104,13 @@ class WriteOrder:
                      if now - t > after and id(j) not in self._said]
             self._said |= {id(j) for j, _ in stuck}
         for job, took in stuck:
-            logger.warning("writing %s in %s has not ended for %.0f s: the disk does not answer "
-                           "(a hung network or FUSE mount?); the saves after it wait for it",
-                           ", ".join(job.names), folder, took)
+            # Worded by what was measured: a disk merely slow lists its folder at once (stop30:
+            # "does not answer" at half a stop's grace, then "the disk answers" in its line).
+            why = (", though its folder lists at once: the disk answers, but slowly" if
+                   lists(folder, LIST_WITHIN_S) else
+                   ": the disk does not answer (a hung network or FUSE mount?)")
+            logger.warning("writing %s in %s has not ended for %.0f s%s; the saves after it "
+                           "wait for it", ", ".join(job.names), folder, took, why)
 
     def _before(self, job: Any) -> list[Any]:
         for i, w in enumerate(self._writing):
