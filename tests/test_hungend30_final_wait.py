@@ -91,30 +91,40 @@ def test_a_final_push_into_a_hung_drive_mount_ends_the_run_in_one_line(
     assert {"epoch_002.pt", "epoch_002.json"} <= set(os.listdir(logs))
 
 
-def test_a_final_write_into_a_hung_run_folder_mount_ends_the_run_in_one_line(
-        tiny_config, tmp_path, working_drive_mount):
-    """``train.out_dir`` in the mount, no ``drive.logs``: the last epoch's write waits on it.
-    Its state, still in memory, is written on this machine's disk and named."""
-    mount = working_drive_mount
+def unwritten_end(tiny_config, mount) -> tuple:
+    """``train.out_dir`` in the mount, no ``drive.logs``, the mount hanging as the last
+    epoch is saved: what ``on_fit_end`` raised, and the run folder."""
     logs = mount.point / "MyDrive" / "logs"
     run, writer, saver = _policy(tiny_config, logs)
     try:
         mount.hang()
         saver.on_fit_epoch_end(run, Position(2, 4, 0), {})
-        got = _fit_end(saver, run)
-        assert isinstance(got[0], SaveError), got
-        text = str(got[0])
-        head = (f"the checkpoint of epoch 2 (last.pt, epoch_002.pt) is not written: {logs} did "
-                f"not answer for 0.5 s ({mount.point} is a Google Drive mount: stopped "
-                "answering?); its state is saved in ")
-        assert text.startswith(head), text
-        path = text[len(head):].split(" ", 1)[0]
-        assert text == (head + f"{path} on this machine: --resume {path} goes on from it "
-                        f"(copy it to Drive while this machine lasts)")
-        assert path.endswith("/epoch_002.pt") and os.path.isfile(path)
+        return _fit_end(saver, run)[0], logs
     finally:
         mount.answer()
         writer.close()
+
+
+def test_a_final_write_into_a_hung_run_folder_mount_ends_the_run_in_one_line(
+        tiny_config, tmp_path, working_drive_mount):
+    """``train.out_dir`` in the mount, no ``drive.logs``: the last epoch's write waits on it.
+    Its state, still in memory, is written on this machine's disk and named."""
+    mount = working_drive_mount
+    got, logs = unwritten_end(tiny_config, mount)
+    assert isinstance(got, SaveError), got
+    text = str(got)
+    head = (f"the checkpoint of epoch 2 (last.pt, epoch_002.pt) is not written: {logs} did "
+            f"not answer for 0.5 s ({mount.point} is a Google Drive mount: stopped "
+            "answering?); its state is saved in ")
+    assert text.startswith(head), text
+    path = text[len(head):].split(" ", 1)[0]
+    assert text == (head + f"{path} on this machine: --resume {path} goes on from it "
+                    f"(copy it to Drive while this machine lasts)")
+    assert path.endswith("/epoch_002.pt") and os.path.isfile(path)
+    from drivestage.localfs import file_md5
+    from trainer import checkpoint as ckpt
+
+    assert ckpt.read_sidecar(path).md5 == file_md5(path)   # (what --resume takes)
 
 
 def test_a_stop_s_write_on_a_slow_disk_is_not_said_to_be_a_disk_that_does_not_answer(
