@@ -27,15 +27,15 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
-from drivestage.interrupts import BackgroundThread, Flag, Monitor
+from drivestage.interrupts import BackgroundThread, Monitor
 from drivestage.push_result import Outstanding
 from trainer import autosaves, pushed
 from trainer import checkpoint as ckpt
 from trainer.local_retention import LocalRetention, finish_removals
 from trainer.pushed import SafeOnDrive, ahead
+from trainer.save_job import SaveJob  # (here before: trainer.writer.SaveJob)
 from trainer.save_times import SaveTimes
 from trainer.state import AUTOSAVE_NAME, Position
 from trainer.write_order import WriteOrder, WriteStuck, superseded
@@ -48,32 +48,6 @@ LOCAL_AUTOSAVES = 2
 
 #: Seconds a write may take before the writer says the disk does not answer (train28).
 STUCK_S = 60.0
-
-
-@dataclass
-class SaveJob:
-    """One checkpoint state (already on CPU) and the files to make from it."""
-
-    state: dict
-    names: list                        # file names in the run folder; the first is serialised
-    position: Position
-    metrics: dict = field(default_factory=dict)
-    droppable: bool = False            # may be replaced by a newer job while it waits
-    done: Flag = field(default_factory=Flag)
-    written: bool = False
-    error: Optional[BaseException] = None
-    dropped: bool = False
-    # When the state was taken (time.time(), on the training thread): the sidecar's "saved".
-    # Not when its file was complete: a stop save written at once in the training thread
-    # completes before an epoch save still queued, and a later save with less progress
-    # reads as a run sent back on purpose (drivestage.sidecar.left_behind).
-    taken: float = field(default_factory=time.time)
-    missing: list[str] = field(default_factory=list)   # names a failed write left unwritten
-    ended: Optional[Flag] = None       # a stop's write on a thread of its own: it ended
-
-    @property
-    def name(self) -> str:
-        return self.names[0]
 
 
 class BackgroundWriter:
