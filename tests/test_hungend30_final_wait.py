@@ -127,6 +127,45 @@ def test_a_final_write_into_a_hung_run_folder_mount_ends_the_run_in_one_line(
     assert ckpt.read_sidecar(path).md5 == file_md5(path)   # (what --resume takes)
 
 
+def test_with_drive_logs_set_the_rescued_state_goes_to_drive_with_the_push_the_line_gives(
+        emulator, drive_env, local_state, tiny_config, tmp_path, working_drive_mount):
+    """``train.out_dir`` in the hung mount, ``drive.logs=drive:...``: the line's push, run as
+    given, puts the last epoch's state on Drive where ``--resume auto`` takes it."""
+    import shlex
+
+    from click.testing import CliRunner
+
+    from drivestage.cli import cli
+    from trainer.drive import DriveFolder, newest_of_current_run
+
+    spec = "drive:Models/h30/run"
+    mount = working_drive_mount
+    logs = mount.point / "MyDrive" / "logs"
+    run, writer, saver = _policy(tiny_config, logs, DriveFolder(spec, str(logs)),
+                                 **{"drive.logs": spec})
+    run.state.pos = Position(2, 4, 0)   # (the state of the last epoch, as fit has it)
+    try:
+        mount.hang()
+        saver.on_fit_epoch_end(run, Position(2, 4, 0), {})
+        got = _fit_end(saver, run)[0]
+    finally:
+        mount.answer()
+        writer.close(push=False)
+    assert isinstance(got, SaveError), got
+    text = str(got)
+    assert "; its state is saved in " in text and text.endswith(
+        " before this machine goes (--resume auto then goes on from it), or here --resume "
+        + text.rsplit(" ", 1)[1]), text
+    push = text.split("upload it with ", 1)[1].split(" before this machine goes")[0]
+    args = shlex.split(push)
+    assert args[:2] == ["drivestage", "push"] and args[3] == spec, push
+    result = CliRunner().invoke(cli, args[1:])
+    assert result.exit_code == 0, result.output
+    newest = newest_of_current_run(DriveFolder(spec, str(tmp_path / "elsewhere")).checkpoints())
+    assert newest is not None and newest.name == "epoch_002.pt"
+    assert newest.sidecar.run == run.state.run and newest.sidecar.epoch == 2
+
+
 def test_a_stop_s_write_on_a_slow_disk_is_not_said_to_be_a_disk_that_does_not_answer(
         tmp_path, monkeypatch, caplog):
     """stop30 left it: at half a stop's grace the writer warned "the disk does not answer (a

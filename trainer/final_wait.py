@@ -73,8 +73,10 @@ class FinalWait:
         # Where a push sends the run: drive.logs, or the drive: path its mount stands for.
         mounted = self._mounts.get(self.spec or "")
         dest = mounted[1] if mounted else self.spec
-        if job is not None and not job.written and job.error is None and not job.dropped:
-            return self._unwritten(job, why, dest)
+        # (Copied first: a write that ends now frees it, and the file is then written.)
+        state = dict(job.state) if job is not None and not job.written else {}
+        if state and job.error is None and not job.dropped:
+            return self._unwritten(job, state, why, dest)
         head = f"the final push of {self.out_dir} to {self.spec} has not ended: {why}"
         newest = job.names[1] if job is not None and len(job.names) > 1 else None
         named = f", the newest {newest} ({job.position.label})" if newest else ""
@@ -87,17 +89,15 @@ class FinalWait:
                 f"and Drive may lack any of them: upload the run with drivestage push "
                 f"{self.out_dir} {dest} before this machine goes (it sends what Drive lacks)")
 
-    def _unwritten(self, job: Any, why: str, dest: Optional[str]) -> str:
-        """The last epoch's write waits on the folder: its state (still in memory) written on
-        this machine's own disk (:func:`trainer.stop_save.rescue`) and named."""
+    def _unwritten(self, job: Any, state: dict, why: str, dest: Optional[str]) -> str:
+        """The last epoch's write waits on the folder: its ``state`` (still in memory) written
+        on this machine's own disk (:func:`trainer.stop_save.rescue`) and named."""
         head = (f"the checkpoint of epoch {job.position.epoch} ({', '.join(job.names)}) is not "
                 f"written: {why}")
         name = job.names[1] if len(job.names) > 1 else job.names[0]
-        if not job.state:
-            return f"{head}; its state is no longer in memory"
         try:
-            path = stop_save.rescue(dict(job.state), name, dict(job.metrics))
-        except Exception as exc:   # (this disk full too; the state already freed)
+            path = stop_save.rescue(state, name, dict(job.metrics))
+        except Exception as exc:   # (this disk full too)
             return f"{head}; nor could its state be saved on this machine ({exc})"
         if dest:
             return (f"{head}; its state is saved in {path} on this machine: upload it with "
