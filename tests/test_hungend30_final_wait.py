@@ -91,6 +91,32 @@ def test_a_final_push_into_a_hung_drive_mount_ends_the_run_in_one_line(
     assert {"epoch_002.pt", "epoch_002.json"} <= set(os.listdir(logs))
 
 
+def test_a_mount_that_answers_again_within_the_bound_ends_the_run_as_usual(
+        local_state, tiny_config, tmp_path, working_drive_mount):
+    """A DriveFS that hangs for less than the bound (under load) is waited for: the run ends
+    as it did, every checkpoint pushed into the mount."""
+    from trainer.drive import DriveFolder
+
+    mount = working_drive_mount
+    logs = tmp_path / "logs"
+    spec = str(mount.point / "MyDrive" / "Models" / "run")
+    run, writer, saver = _policy(tiny_config, logs, DriveFolder(spec, str(logs)),
+                                 **{"drive.logs": spec})
+    saver.final_wait.patience = 30.0
+    got: list = []
+    try:
+        mount.hang()
+        saver.on_fit_epoch_end(run, Position(2, 4, 0), {})
+        end = BackgroundThread(lambda: got.append(saver.on_fit_end(run)), "test-fit-end").start()
+        assert not end.join(1.0)   # (waiting on the mount, its listing looked at meanwhile)
+        mount.answer()
+        assert end.join(8.0) and got == [None]
+    finally:
+        mount.answer()
+        writer.close()
+    assert "MyDrive/Models/run/epoch_002.pt" in mount.cached()
+
+
 def unwritten_end(tiny_config, mount) -> tuple:
     """``train.out_dir`` in the mount, no ``drive.logs``, the mount hanging as the last
     epoch is saved: what ``on_fit_end`` raised, and the run folder."""

@@ -41,7 +41,13 @@ PREFIX = "trainer-stop-"
 def listing(folder: str) -> Flag:
     """Set once ``folder`` was listed (on a thread of its own): soon on a disk merely slow to
     write a checkpoint; never on a hung network or FUSE mount (its listing waits for good)."""
-    return BackgroundThread(lambda: os.listdir(folder), "trainer-disk-probe").start().ended
+    def look() -> None:
+        try:
+            os.listdir(folder)
+        except OSError:   # (an answer too: a folder not made yet; no traceback in the log)
+            pass
+
+    return BackgroundThread(look, "trainer-disk-probe").start().ended
 
 
 class Elsewhere:

@@ -31,7 +31,13 @@ LIST_WITHIN_S = 0.2
 def lists(folder: str, within: float) -> bool:
     """Whether ``folder`` was listed within ``within`` seconds (on a thread of its own: on a
     hung mount the listing waits for good; an error is an answer too)."""
-    return BackgroundThread(lambda: os.listdir(folder), "trainer-disk-probe").start().join(within)
+    def look() -> None:
+        try:
+            os.listdir(folder)
+        except OSError:   # (no traceback in the log)
+            pass
+
+    return BackgroundThread(look, "trainer-disk-probe").start().join(within)
 
 
 class WriteStuck(OSError):
