@@ -15,6 +15,7 @@ from torch import nn
 from trainer import distributed
 from trainer.data.batches import to_model_input
 from trainer.stopping import StopFlag
+from trainer.worker_deaths import watched
 
 
 @torch.no_grad()
@@ -24,7 +25,7 @@ def validation_loss(model: nn.Module, criterion: nn.Module, loader: Iterable, de
     early (:class:`~trainer.stopping.StopRequested`)."""
     model.eval()
     total, n = 0.0, 0
-    for images, targets in loader:
+    for images, targets in (watched(loader, stop) if stop is not None else loader):
         if stop is not None:
             stop.check()
         loss, _ = criterion(model(to_model_input(images, device)), targets.to(device))
@@ -58,7 +59,7 @@ def evaluate(model: nn.Module, dataset: Any, class_names: Sequence[str], device:
                         multiprocessing_context=context)
     size = dataset.input_size
     detections: dict[int, np.ndarray] = {}
-    for images, indices, sizes in loader:
+    for images, indices, sizes in (watched(loader, stop) if stop is not None else loader):
         if stop is not None:
             stop.check()
         outputs = model(images.to(device))

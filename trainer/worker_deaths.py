@@ -17,7 +17,7 @@ import signal
 import threading
 from typing import Any, Iterable, Iterator, Optional
 
-from trainer.stopping import WORKER_DEATH, StopFlag
+from trainer.stopping import WORKER_DEATH, StopFlag, StopRequested
 
 #: Words of torch's errors for a worker that died (its SIGCHLD handler; the loader's wait).
 _DEATHS = ("is killed by signal", "exited unexpectedly")
@@ -108,6 +108,36 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
                     run.checkpointer.stop_at(run, run.state.pos)   # (it releases the workers)
                 release()
                 raise
+            yield batch
+    finally:
+        _flag, _fetching, _current = None, False, None
+
+
+def watched(loader: Iterable, stop: StopFlag) -> Iterator:
+    """``loader``'s batches in an evaluation of a training run: a worker's death asks ``stop``
+    for the stop and ends the evaluation (:class:`~trainer.stopping.StopRequested`), and the
+    run saves the epoch it trained as for a SIGTERM then. torch's error ended the run there,
+    the whole epoch trained lost, as no save comes before the evaluation's end (attackwd30)."""
+    global _flag, _fetching, _current
+    it = _current = iter(loader)
+    _wrap_handler()
+    _flag = stop
+    try:
+        while True:
+            try:
+                _fetching = True   # (its SIGCHLD raises in the wait: no 5 s until torch looks)
+                batch = next(it)
+                _fetching = False
+            except StopIteration:
+                return
+            except (RuntimeError, OSError, EOFError) as exc:
+                _fetching = False
+                died = _death_behind(exc)
+                if died is None:
+                    raise
+                stop.request(WORKER_DEATH, detail=stop.detail or died)
+                release()
+                raise StopRequested(stop.name) from None
             yield batch
     finally:
         _flag, _fetching, _current = None, False, None

@@ -1,0 +1,65 @@
+"""attackwd30: a DataLoader worker's death (SIGKILL, the OOM killer) where the lead's guard
+(trainer/worker_deaths.py) did not reach."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+
+import pytest
+import torch
+
+from trainer import checkpoint as ckpt
+from trainer.config import load_config
+from trainer.data.dataset import YoloDataset
+from trainer.engine import fit
+from trainer.errors import TrainingInterrupted
+
+
+def _val_item_kills_its_worker(monkeypatch) -> None:
+    """The validation set's first item ends its worker process as the OOM killer would (the
+    training set's items are read as before)."""
+    read = YoloDataset.sample
+
+    def getitem(self, index):
+        if not self.train and index == 0 and os.getpid() != _MAIN:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return read(self, index)
+
+    monkeypatch.setattr(YoloDataset, "sample", getitem)
+
+
+_MAIN = os.getpid()
+
+
+def test_a_worker_killed_during_evaluation_saves_the_trained_epoch(
+        tiny_config, one_torch_thread, monkeypatch):
+    """The validation loader was not guarded: torch's `DataLoader worker (pid(s) N) exited
+    unexpectedly` ended the run with a traceback, and the epoch it had trained was in no file
+    (no save comes before the evaluation's end). Now it stops as a SIGTERM during the
+    evaluation does: the trained epoch saved, one line, exit 1; the resume evaluates it."""
+    cfg = load_config(tiny_config(**{"data.workers": 1, "train.batch_size": 4,
+                                     "train.freeze_epochs": 0, "train.epochs": 1,
+                                     "data.max_val_images": 2}))
+    _val_item_kills_its_worker(monkeypatch)
+
+    with pytest.raises(TrainingInterrupted) as caught:
+        fit(cfg, resume="none")
+
+    assert caught.value.exit_code == 1
+    text = str(caught.value)
+    assert text.startswith("stopped by a DataLoader worker's death at epoch 1, iteration "), text
+    assert "out of memory? lower data.workers" in text
+    assert text.startswith("stopped by a DataLoader worker's death at epoch 1, iteration 4: "
+                           "autosave_00000004.pt is saved in "), text
+    assert re.search(r"; resume with --resume auto \(DataLoader worker \(pid(\(s\))? \d+\) "
+                     r"(exited unexpectedly|is killed by signal: Killed): out of memory\? lower "
+                     r"data\.workers, train\.batch_size or data\.cache before you resume\)$",
+                     text), text
+    assert ckpt.load_checkpoint(os.path.join(cfg.train.out_dir, "autosave_00000004.pt"))[
+        "iteration"] == 4   # (the epoch's 4 steps, trained)
+    monkeypatch.undo()
+    result = fit(cfg, resume="auto")
+    assert os.path.basename(result.resumed_from) == "autosave_00000004.pt"
+    assert result.final["map50"] is not None   # (only the evaluation was left to do)
+
