@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import time
 
 import pytest
 import torch
@@ -63,3 +64,57 @@ def test_a_worker_killed_during_evaluation_saves_the_trained_epoch(
     assert os.path.basename(result.resumed_from) == "autosave_00000004.pt"
     assert result.final["map50"] is not None   # (only the evaluation was left to do)
 
+
+
+def _rank(rank: int, port: int, config: str, out: str) -> None:
+    """One of two gloo ranks; rank 1's loader worker is SIGKILLed after iteration 1 (the user's
+    callbacks run on rank 0 alone: a log handler of rank 1 does it, as in tests/test_ddp.py)."""
+    import logging
+    import multiprocessing
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    if rank == 1:
+        class _Kill(logging.Handler):
+            def emit(self, record):
+                if "(iteration 1)" in record.getMessage():
+                    os.kill(multiprocessing.active_children()[0].pid, signal.SIGKILL)
+                    from trainer import worker_deaths   # (until its SIGCHLD is taken)
+                    while worker_deaths._flag is not None and not worker_deaths._flag.is_set():
+                        time.sleep(0.005)
+
+        log = logging.getLogger("trainer.engine")
+        log.setLevel(logging.DEBUG)
+        log.addHandler(_Kill())
+    try:
+        fit(load_config(config), resume="none")
+    except TrainingInterrupted as exc:
+        with open(os.path.join(out, f"stop{rank}.txt"), "w") as f:
+            f.write(f"{exc.exit_code} {exc}")
+
+
+def test_ddp_a_worker_of_rank_1_killed_is_named_in_rank_0s_line(tiny_config, tmp_path):
+    """Both ranks stop at the step's end and rank 0 saves, as for a SIGTERM to one rank; rank
+    0's line (the one the user reads) said `(: out of memory? …)`: torch's words were rank
+    1's alone."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tiny_config(**{"data.workers": 1, "train.batch_size": 8, "train.freeze_epochs": 0,
+                            "train.epochs": 1, "train.save_minutes": 0})
+    mp.start_processes(_rank, args=(port, config, str(tmp_path)), nprocs=2, join=True,
+                       start_method="fork")
+
+    line = (tmp_path / "stop0.txt").read_text()
+    assert line.startswith("1 stopped by a DataLoader worker's death at epoch 1, iteration 1: "
+                           "autosave_00000001.pt is saved in "), line
+    assert re.search(r"; resume with --resume auto \(DataLoader worker \(pid \d+\) is killed by "
+                     r"signal: Killed: out of memory\? lower data\.workers, train\.batch_size or "
+                     r"data\.cache before you resume\)$", line), line
+    assert (tmp_path / "stop1.txt").read_text().startswith(
+        "1 stopped by a DataLoader worker's death at epoch 1, iteration 1 (DataLoader worker")

@@ -367,9 +367,7 @@ class Checkpointer(Callback):
                 message = self._stop_message(job, pos)
         distributed.barrier()  # the other ranks leave with rank 0 (torchrun stops stragglers)
         message = message or f"stopped by {self.stop.name} at {pos.label}"
-        if self.stop.signum == WORKER_DEATH:   # (the kernel's OOM killer, most often)
-            message += (f" ({str(self.stop.detail or '').strip().rstrip('.')}: out of memory? lower "
-                        "data.workers, train.batch_size or data.cache before you resume)")
+        message += worker_deaths.advice(self.stop)   # (on every rank: one collective)
         raise TrainingInterrupted(message, exit_code=self.stop.exit_code)
 
     def _elsewhere_due(self, job: SaveJob) -> bool:

@@ -17,6 +17,7 @@ import signal
 import threading
 from typing import Any, Iterable, Iterator, Optional
 
+from trainer import distributed
 from trainer.stopping import WORKER_DEATH, StopFlag, StopRequested
 
 #: Words of torch's errors for a worker that died (its SIGCHLD handler; the loader's wait).
@@ -46,6 +47,18 @@ def _death_behind(exc: BaseException) -> Optional[str]:
     except ImportError:
         pass
     return None
+
+
+def advice(stop: StopFlag) -> str:
+    """What a stop's line adds for a worker's death: torch's words and what to change ("" for
+    a signal). Called by every rank at a stop (one collective): the rank whose worker died
+    holds torch's words, and rank 0, which says the line, had none (`(: out of memory? …`)."""
+    details = [d for d in distributed.all_gather_object(stop.detail) if d]
+    if stop.signum != WORKER_DEATH:
+        return ""
+    died = str(details[0] if details else "a DataLoader worker died").strip().rstrip(".")
+    return (f" ({died}: out of memory? lower data.workers, train.batch_size or data.cache "
+            "before you resume)")
 
 
 def release() -> None:
