@@ -118,3 +118,31 @@ def test_ddp_a_worker_of_rank_1_killed_is_named_in_rank_0s_line(tiny_config, tmp
                      r"data\.cache before you resume\)$", line), line
     assert (tmp_path / "stop1.txt").read_text().startswith(
         "1 stopped by a DataLoader worker's death at epoch 1, iteration 1 (DataLoader worker")
+
+
+def test_a_worker_killed_before_the_first_step_saves_no_untrained_state(
+        tiny_config, one_torch_thread, monkeypatch):
+    """The first batch's worker killed: the run saved `autosave_00000000.pt` (the untrained
+    network, pushed to Drive too) and said `stopped by a DataLoader worker's death at epoch 0,
+    iteration 0: … resume with --resume auto`."""
+    cfg = load_config(tiny_config(**{"data.workers": 1, "train.batch_size": 4,
+                                     "train.freeze_epochs": 0, "train.epochs": 1}))
+    read = YoloDataset.sample
+
+    def sample(self, index, *args, **kwargs):
+        if self.train and os.getpid() != _MAIN:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return read(self, index, *args, **kwargs)
+
+    monkeypatch.setattr(YoloDataset, "sample", sample)
+
+    with pytest.raises(TrainingInterrupted) as caught:
+        fit(cfg, resume="none")
+
+    assert caught.value.exit_code == 1
+    assert re.fullmatch(r"stopped by a DataLoader worker's death before the first step: nothing "
+                        r"was trained, nothing is saved \(DataLoader worker \(pid(\(s\))? \d+\) "
+                        r"(exited unexpectedly|is killed by signal: Killed): out of memory\? "
+                        r"lower data\.workers, train\.batch_size or data\.cache before you "
+                        r"resume\)", str(caught.value)), str(caught.value)
+    assert not [n for n in os.listdir(cfg.train.out_dir) if n.endswith(".pt")]

@@ -18,6 +18,7 @@ import threading
 from typing import Any, Iterable, Iterator, Optional
 
 from trainer import distributed
+from trainer.errors import TrainingInterrupted
 from trainer.stopping import WORKER_DEATH, StopFlag, StopRequested
 
 #: Words of torch's errors for a worker that died (its SIGCHLD handler; the loader's wait).
@@ -117,6 +118,11 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
                 if died is None:
                     raise
                 stop.request(WORKER_DEATH, detail=stop.detail or died)
+                if run.info.world_size == 1 and run.state.pos.iteration == 0:
+                    release()   # (a state of no step: "saved at epoch 0, iteration 0")
+                    raise TrainingInterrupted(f"stopped by {stop.name} before the first step: "
+                                              f"nothing was trained, nothing is saved"
+                                              f"{advice(stop)}", exit_code=1) from None
                 if run.info.world_size == 1:
                     run.checkpointer.stop_at(run, run.state.pos)   # (it releases the workers)
                 release()
