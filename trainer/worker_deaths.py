@@ -138,6 +138,7 @@ def watched(loader: Iterable, stop: StopFlag) -> Iterator:
     run saves the epoch it trained as for a SIGTERM then. torch's error ended the run there,
     the whole epoch trained lost, as no save comes before the evaluation's end (attackwd30)."""
     global _flag, _fetching, _current
+    around = _flag, _current   # (an evaluation a callback runs inside a guarded epoch)
     it = _current = iter(loader)
     _wrap_handler()
     _flag = stop
@@ -159,4 +160,6 @@ def watched(loader: Iterable, stop: StopFlag) -> Iterator:
                 raise StopRequested(stop.name) from None
             yield batch
     finally:
-        _flag, _fetching, _current = None, False, None
+        if stop.signum == WORKER_DEATH:
+            release()   # (while its errors are still ours: left to the GC, torch's came there)
+        (_flag, _current), _fetching = around, False
