@@ -22,6 +22,7 @@ from trainer.callbacks import Callback
 from trainer.config import load_config
 from trainer.engine import fit
 from trainer.errors import TrainingInterrupted
+from trainer.state import Position
 from trainer.stopping import WORKER_DEATH, StopFlag
 from trainer.worker_deaths import guarded
 
@@ -98,7 +99,7 @@ def test_a_death_seen_while_waiting_for_a_batch_saves_the_last_step_there():
     to end the epoch; the stop names the death."""
     saved = []
     run = SimpleNamespace(stop=StopFlag(10), info=SimpleNamespace(world_size=1),
-                          state=SimpleNamespace(pos="epoch 1, iteration 1"),
+                          state=SimpleNamespace(pos=Position(0, 1, 1)),
                           checkpointer=SimpleNamespace(stop_at=lambda r, pos: saved.append(pos)))
     loader = DataLoader(_DiesAt(0), batch_size=1, num_workers=1)
     batches = guarded(loader, run)
@@ -107,7 +108,7 @@ def test_a_death_seen_while_waiting_for_a_batch_saves_the_last_step_there():
                                            r"killed by signal: Killed\.|exited unexpectedly)"):
         next(batches)   # (its SIGCHLD, or the loader's own look at its workers: first wins)
 
-    assert saved == ["epoch 1, iteration 1"]
+    assert [p.label for p in saved] == ["epoch 1, iteration 1"]
     assert run.stop.signum == WORKER_DEATH and run.stop.exit_code == 1
     assert run.stop.detail.startswith("DataLoader worker (pid")
 
