@@ -66,7 +66,7 @@ def test_a_worker_killed_during_evaluation_saves_the_trained_epoch(
 
 
 
-def _rank(rank: int, port: int, config: str, out: str) -> None:
+def _rank(rank: int, port: int, config: str, out: str, fetching: bool = False) -> None:
     """One of two gloo ranks; rank 1's loader worker is SIGKILLed after iteration 1 (the user's
     callbacks run on rank 0 alone: a log handler of rank 1 does it, as in tests/test_ddp.py)."""
     import logging
@@ -75,7 +75,16 @@ def _rank(rank: int, port: int, config: str, out: str) -> None:
     os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    if rank == 1:
+    if rank == 1 and fetching:   # (its first batch of epoch 2: rank 0 is in its step then)
+        read = YoloDataset.sample
+
+        def sample(self, index, *args, **kwargs):
+            if self.train and self.epoch == 1 and os.getpid() != _MAIN:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return read(self, index, *args, **kwargs)
+
+        YoloDataset.sample = sample
+    elif rank == 1:
         class _Kill(logging.Handler):
             def emit(self, record):
                 if "(iteration 1)" in record.getMessage():
@@ -92,6 +101,9 @@ def _rank(rank: int, port: int, config: str, out: str) -> None:
     except TrainingInterrupted as exc:
         with open(os.path.join(out, f"stop{rank}.txt"), "w") as f:
             f.write(f"{exc.exit_code} {exc}")
+    except RuntimeError as exc:   # (rank 0, when rank 1 ends: gloo's "closed by peer")
+        with open(os.path.join(out, f"error{rank}.txt"), "w") as f:
+            f.write(str(exc))
 
 
 def test_ddp_a_worker_of_rank_1_killed_is_named_in_rank_0s_line(tiny_config, tmp_path):
@@ -146,3 +158,32 @@ def test_a_worker_killed_before_the_first_step_saves_no_untrained_state(
                         r"lower data\.workers, train\.batch_size or data\.cache before you "
                         r"resume\)", str(caught.value)), str(caught.value)
     assert not [n for n in os.listdir(cfg.train.out_dir) if n.endswith(".pt")]
+
+
+def test_ddp_a_worker_of_rank_1_dead_while_its_batch_is_awaited_ends_it_in_one_line(
+        tiny_config, tmp_path):
+    """Rank 1 waits for its batch while rank 0 is in the step's collectives: no stop can be
+    agreed. Rank 1 ended with torch's traceback; now with one line that says what was lost and
+    what to change, and rank 0 ends too (gloo: the peer closed), within the test's time."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tiny_config(**{"data.workers": 1, "train.batch_size": 8, "train.freeze_epochs": 0,
+                            "train.epochs": 2, "train.save_minutes": 0, "data.max_val_images": 1})
+    mp.start_processes(_rank, args=(port, config, str(tmp_path), True), nprocs=2, join=True,
+                       start_method="fork")
+
+    line = (tmp_path / "stop1.txt").read_text()
+    assert re.fullmatch(r"1 stopped by a DataLoader worker's death at epoch 1, iteration 2 on rank "
+                        r"1, while it waited for its batch: the other ranks were in the step "
+                        r"already, so it could not be saved; --resume auto goes on from the "
+                        r"newest checkpoint \(DataLoader worker \(pid(\(s\))? \d+\) (exited "
+                        r"unexpectedly|is killed by signal: Killed): out of memory\? lower "
+                        r"data\.workers, train\.batch_size or data\.cache before you resume\)",
+                        line), line
+    assert "closed by peer" in (tmp_path / "error0.txt").read_text() or "reset by peer" in (
+        tmp_path / "error0.txt").read_text()

@@ -9,7 +9,9 @@ only asks for the stop (:data:`trainer.stopping.WORKER_DEATH`), and the step und
 before the save policy sees it (:class:`trainer.saving.Checkpointer`, at the iteration's end,
 on every rank at once). A death the loader finds first, waiting for the dead worker's batch
 ("exited unexpectedly"), is at an iteration boundary too: :func:`guarded` saves there (one
-process; with several, a rank cannot save alone, and the error stays as it was).
+process; with several, a rank cannot save alone: it ends in one line, and the others with it).
+A new run's first batch lost saves nothing (no step's state), and an evaluation's loader is
+:func:`watched`: a death there saves the epoch trained, as a SIGTERM then does.
 """
 from __future__ import annotations
 
@@ -55,9 +57,11 @@ def advice(stop: StopFlag) -> str:
     a signal). Called by every rank at a stop (one collective): the rank whose worker died
     holds torch's words, and rank 0, which says the line, had none (`(: out of memory? …`)."""
     details = [d for d in distributed.all_gather_object(stop.detail) if d]
-    if stop.signum != WORKER_DEATH:
-        return ""
-    died = str(details[0] if details else "a DataLoader worker died").strip().rstrip(".")
+    return _advice(details[0] if details else None) if stop.signum == WORKER_DEATH else ""
+
+
+def _advice(detail: Optional[str]) -> str:
+    died = str(detail or "a DataLoader worker died").strip().rstrip(".")
     return (f" ({died}: out of memory? lower data.workers, train.batch_size or data.cache "
             "before you resume)")
 
@@ -98,16 +102,19 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
     death during a step asks ``run.stop`` for a stop instead of raising in it. One seen while
     the training thread waits for a batch (an iteration boundary) saves the state of the
     last step there and stops (:meth:`trainer.saving.Checkpointer.stop_at`) when the process
-    trains alone; with other ranks (each waiting in its step's collective), it raises."""
+    trains alone; with other ranks (each waiting in its step's collective) this rank ends in
+    one line (:class:`~trainer.errors.TrainingInterrupted`, exit 1), the others with it."""
     global _flag, _fetching, _current
     stop: StopFlag = run.stop
-    it = _current = iter(loader)
-    _wrap_handler()
+    it: Optional[Iterator] = None
     _flag = stop
     try:
         while True:
             try:
                 _fetching = True
+                if it is None:   # (its workers start here: a death then is one while fetching)
+                    it = _current = iter(loader)
+                    _wrap_handler()
                 batch = next(it)
                 _fetching = False   # (a death from here on: the step's end saves)
             except StopIteration:
@@ -126,7 +133,15 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
                 if run.info.world_size == 1:
                     run.checkpointer.stop_at(run, run.state.pos)   # (it releases the workers)
                 release()
-                raise
+                if run.info.world_size == 1:
+                    raise
+                # The other ranks wait in this step's collectives (no stop can be agreed): this
+                # rank ends, and they with it (torchrun). Its line says why, not a traceback.
+                raise TrainingInterrupted(
+                    f"stopped by {stop.name} at {run.state.pos.label} on rank {run.info.rank}, "
+                    "while it waited for its batch: the other ranks were in the step already, "
+                    "so it could not be saved; --resume auto goes on from the newest checkpoint"
+                    f"{_advice(stop.detail)}", exit_code=1) from None
             yield batch
     finally:
         _flag, _fetching, _current = None, False, None
@@ -139,13 +154,15 @@ def watched(loader: Iterable, stop: StopFlag) -> Iterator:
     the whole epoch trained lost, as no save comes before the evaluation's end (attackwd30)."""
     global _flag, _fetching, _current
     around = _flag, _current   # (an evaluation a callback runs inside a guarded epoch)
-    it = _current = iter(loader)
-    _wrap_handler()
-    _flag = stop
+    it: Optional[Iterator] = None
+    _flag, _current = stop, None
     try:
         while True:
             try:
                 _fetching = True   # (its SIGCHLD raises in the wait: no 5 s until torch looks)
+                if it is None:
+                    it = _current = iter(loader)
+                    _wrap_handler()
                 batch = next(it)
                 _fetching = False
             except StopIteration:
