@@ -6,15 +6,18 @@ import os
 import re
 import signal
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from trainer import checkpoint as ckpt
 from trainer.config import load_config
 from trainer.data.dataset import YoloDataset
 from trainer.engine import fit
 from trainer.errors import TrainingInterrupted
+from trainer.state import Position
 
 
 def _val_item_kills_its_worker(monkeypatch) -> None:
@@ -187,3 +190,62 @@ def test_ddp_a_worker_of_rank_1_dead_while_its_batch_is_awaited_ends_it_in_one_l
                         line), line
     assert "closed by peer" in (tmp_path / "error0.txt").read_text() or "reset by peer" in (
         tmp_path / "error0.txt").read_text()
+
+
+
+class _DiesWhenLet(Dataset):
+    """Item 1 ends its worker as the OOM killer would, once ``let`` is set."""
+
+    def __init__(self, let) -> None:
+        self.let = let
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        if index == 1:
+            self.let.wait()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return torch.zeros(1)
+
+
+def test_a_run_trained_in_a_thread_takes_its_workers_death_in_that_thread():
+    """A notebook's background fit (`threading.Thread(target=fit)`), once a fit of the main
+    thread had wrapped torch's SIGCHLD handler: a worker's death while the run waited for its
+    batch raised torch's error from the handler, which runs in the main thread (the notebook
+    kernel's; here the caller's `join`), not in the run's."""
+    import multiprocessing
+    import threading
+
+    from trainer.stopping import StopFlag
+    from trainer.worker_deaths import guarded
+
+    idle = SimpleNamespace(stop=StopFlag(10), info=SimpleNamespace(world_size=1))
+    for _ in guarded(DataLoader([torch.zeros(1)], num_workers=1), idle):   # (the first fit's)
+        pass
+    let, got = multiprocessing.get_context("fork").Event(), threading.Event()
+    saved: list = []
+    run = SimpleNamespace(stop=StopFlag(10), info=SimpleNamespace(world_size=1),
+                          state=SimpleNamespace(pos=Position(0, 1, 1)),
+                          checkpointer=SimpleNamespace(stop_at=lambda r, pos: saved.append(pos)))
+    # (timeout: the loader's own look at its workers comes within a second, not five)
+    loader = DataLoader(_DiesWhenLet(let), batch_size=1, num_workers=1, timeout=1,
+                        multiprocessing_context="fork")
+    ended: list = []
+
+    def background() -> None:
+        try:
+            for _ in guarded(loader, run):
+                got.set()   # (batch 0; the run waits for batch 1 next)
+        except RuntimeError as exc:
+            ended.append(exc)
+
+    thread = threading.Thread(target=background)
+    thread.start()
+    got.wait(30)
+    let.set()
+    while thread.is_alive():   # (the main thread runs on, as a notebook kernel's loop does;
+        thread.join(0.01)      # torch's error came here)
+
+    assert [p.label for p in saved] == ["epoch 1, iteration 1"]
+    assert "exited unexpectedly" in str(ended[0]) and run.stop.exit_code == 1

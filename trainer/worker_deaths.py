@@ -75,6 +75,13 @@ def release() -> None:
         shutdown()
 
 
+def _in_main() -> bool:
+    """Whether this is the main thread, where signal handlers run. A run trained in another
+    thread (a notebook's background fit) finds the death in its own wait: raised from the
+    handler, torch's error landed in the main thread (the notebook's kernel, the caller)."""
+    return threading.current_thread() is threading.main_thread()
+
+
 def _wrap_handler() -> None:
     """Put our SIGCHLD handler around torch's (set as a loader's first workers started),
     once; the main thread alone may."""
@@ -111,7 +118,7 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
     try:
         while True:
             try:
-                _fetching = True
+                _fetching = _in_main()   # (else the handler's raise lands in the main thread)
                 if it is None:   # (its workers start here: a death then is one while fetching)
                     it = _current = iter(loader)
                     _wrap_handler()
@@ -159,7 +166,7 @@ def watched(loader: Iterable, stop: StopFlag) -> Iterator:
     try:
         while True:
             try:
-                _fetching = True   # (its SIGCHLD raises in the wait: no 5 s until torch looks)
+                _fetching = _in_main()   # (its SIGCHLD raises in the wait: no 5 s wait)
                 if it is None:
                     it = _current = iter(loader)
                     _wrap_handler()
