@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from trainer import distributed
 from trainer.errors import TrainingInterrupted
@@ -104,6 +104,33 @@ def _wrap_handler() -> None:
     signal.signal(signal.SIGCHLD, handler)
 
 
+def _batches(loader: Iterable, stop: StopFlag, died: Callable[[], None]) -> Iterator:
+    """``loader``'s batches, its workers started here (a death then is one while fetching).
+    A worker's death seen while a batch is awaited asks ``stop`` for the stop, then
+    ``died()`` (which raises; when it returns, torch's error goes on)."""
+    global _fetching, _current
+    it: Optional[Iterator] = None
+    while True:
+        try:
+            _fetching = _in_main()   # (else the handler's raise lands in the main thread)
+            if it is None:
+                it = _current = iter(loader)
+                _wrap_handler()
+            batch = next(it)
+            _fetching = False   # (a death from here on: the step's end saves)
+        except StopIteration:
+            return
+        except (RuntimeError, OSError, EOFError) as exc:
+            _fetching = False
+            words = _death_behind(exc)
+            if words is None:
+                raise
+            stop.request(WORKER_DEATH, detail=stop.detail or words)
+            died()
+            raise
+        yield batch
+
+
 def guarded(loader: Iterable, run: Any) -> Iterator:
     """``loader``'s batches for one epoch of ``run`` (:class:`trainer.engine.Run`): a worker's
     death during a step asks ``run.stop`` for a stop instead of raising in it. One seen while
@@ -113,43 +140,29 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
     one line (:class:`~trainer.errors.TrainingInterrupted`, exit 1), the others with it."""
     global _flag, _fetching, _current
     stop: StopFlag = run.stop
-    it: Optional[Iterator] = None
+
+    def died() -> None:
+        if run.info.world_size == 1 and run.state.pos.iteration == 0:
+            release()   # (a state of no step: "saved at epoch 0, iteration 0")
+            raise TrainingInterrupted(f"stopped by {stop.name} before the first step: "
+                                      f"nothing was trained, nothing is saved"
+                                      f"{advice(stop)}", exit_code=1) from None
+        if run.info.world_size == 1:
+            run.checkpointer.stop_at(run, run.state.pos)   # (it releases the workers)
+        release()
+        if run.info.world_size == 1:
+            return
+        # The other ranks wait in this step's collectives (no stop can be agreed): this
+        # rank ends, and they with it (torchrun). Its line says why, not a traceback.
+        raise TrainingInterrupted(
+            f"stopped by {stop.name} at {run.state.pos.label} on rank {run.info.rank}, "
+            "while it waited for its batch: the other ranks were in the step already, "
+            "so it could not be saved; --resume auto goes on from the newest checkpoint"
+            f"{_advice(stop.detail)}", exit_code=1) from None
+
     _flag = stop
     try:
-        while True:
-            try:
-                _fetching = _in_main()   # (else the handler's raise lands in the main thread)
-                if it is None:   # (its workers start here: a death then is one while fetching)
-                    it = _current = iter(loader)
-                    _wrap_handler()
-                batch = next(it)
-                _fetching = False   # (a death from here on: the step's end saves)
-            except StopIteration:
-                return
-            except (RuntimeError, OSError, EOFError) as exc:
-                _fetching = False
-                died = _death_behind(exc)
-                if died is None:
-                    raise
-                stop.request(WORKER_DEATH, detail=stop.detail or died)
-                if run.info.world_size == 1 and run.state.pos.iteration == 0:
-                    release()   # (a state of no step: "saved at epoch 0, iteration 0")
-                    raise TrainingInterrupted(f"stopped by {stop.name} before the first step: "
-                                              f"nothing was trained, nothing is saved"
-                                              f"{advice(stop)}", exit_code=1) from None
-                if run.info.world_size == 1:
-                    run.checkpointer.stop_at(run, run.state.pos)   # (it releases the workers)
-                release()
-                if run.info.world_size == 1:
-                    raise
-                # The other ranks wait in this step's collectives (no stop can be agreed): this
-                # rank ends, and they with it (torchrun). Its line says why, not a traceback.
-                raise TrainingInterrupted(
-                    f"stopped by {stop.name} at {run.state.pos.label} on rank {run.info.rank}, "
-                    "while it waited for its batch: the other ranks were in the step already, "
-                    "so it could not be saved; --resume auto goes on from the newest checkpoint"
-                    f"{_advice(stop.detail)}", exit_code=1) from None
-            yield batch
+        yield from _batches(loader, stop, died)
     finally:
         _flag, _fetching, _current = None, False, None
 
@@ -161,28 +174,14 @@ def watched(loader: Iterable, stop: StopFlag) -> Iterator:
     the whole epoch trained lost, as no save comes before the evaluation's end (attackwd30)."""
     global _flag, _fetching, _current
     around = _flag, _current   # (an evaluation a callback runs inside a guarded epoch)
-    it: Optional[Iterator] = None
+
+    def died() -> None:
+        release()
+        raise StopRequested(stop.name) from None
+
     _flag, _current = stop, None
     try:
-        while True:
-            try:
-                _fetching = _in_main()   # (its SIGCHLD raises in the wait: no 5 s wait)
-                if it is None:
-                    it = _current = iter(loader)
-                    _wrap_handler()
-                batch = next(it)
-                _fetching = False
-            except StopIteration:
-                return
-            except (RuntimeError, OSError, EOFError) as exc:
-                _fetching = False
-                died = _death_behind(exc)
-                if died is None:
-                    raise
-                stop.request(WORKER_DEATH, detail=stop.detail or died)
-                release()
-                raise StopRequested(stop.name) from None
-            yield batch
+        yield from _batches(loader, stop, died)
     finally:
         if stop.signum == WORKER_DEATH:
             release()   # (while its errors are still ours: left to the GC, torch's came there)
