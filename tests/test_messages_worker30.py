@@ -147,3 +147,43 @@ def test_a_run_stopped_in_a_notebook_leaves_its_folder_free_while_its_traceback_
 
     assert os.path.basename(result.resumed_from) == "autosave_00000002.pt"
     assert result.epochs_run == 1 and kept is not None
+
+
+def test_a_resumed_run_whose_first_batch_is_lost_saves_nothing_again(
+        tiny_config, one_torch_thread, monkeypatch):
+    """A resumed run whose first batch's worker dies: nothing was trained since the state it
+    resumed from, which it saved again over that very file (and pushed that name again);
+    now nothing is saved, as for a new run (attackwd30)."""
+    from trainer.data.dataset import YoloDataset
+
+    cfg = load_config(tiny_config(**{"train.batch_size": 4, "train.freeze_epochs": 0,
+                                     "train.epochs": 1, "data.max_val_images": 2}))
+    fit(cfg, resume="none")
+    before = _checkpoints(cfg.train.out_dir)
+    main, read = os.getpid(), YoloDataset.sample
+
+    def sample(self, index, *args, **kwargs):
+        if self.train and os.getpid() != main:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return read(self, index, *args, **kwargs)
+
+    monkeypatch.setattr(YoloDataset, "sample", sample)
+    again = load_config(tiny_config(**{"train.batch_size": 4, "train.freeze_epochs": 0,
+                                       "train.epochs": 2, "data.workers": 1}))
+
+    with pytest.raises(TrainingInterrupted) as caught:
+        fit(again, resume="auto")
+
+    assert caught.value.exit_code == 1
+    assert str(caught.value).startswith("stopped by a DataLoader worker's death before the "
+                                        "first step: nothing was trained, nothing is saved ("), \
+        str(caught.value)
+    assert _checkpoints(cfg.train.out_dir) == before    # (not one written again)
+
+
+def _checkpoints(folder) -> dict:
+    """Each checkpoint in ``folder``: its md5 and mtime."""
+    from drivestage.localfs import file_md5
+
+    return {n: (file_md5(os.path.join(folder, n)), os.stat(os.path.join(folder, n)).st_mtime_ns)
+            for n in os.listdir(folder) if n.endswith(".pt")}

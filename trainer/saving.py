@@ -94,6 +94,7 @@ class Checkpointer(Callback):
         self._clock = clock
         self._since = clock()          # the last checkpoint that goes to Drive
         self._looked = self._since     # the last look at the run folder's mount (_due)
+        self.began = 0                 # the iteration this process's training began at
         self.blocked_s: list[float] = []
         self._epoch_job: Optional[SaveJob] = None   # the newest epoch's save (rank 0)
         self._said_unfinished = False                # the grace's end is logged once
@@ -117,6 +118,7 @@ class Checkpointer(Callback):
 
     # -- events
     def on_fit_start(self, run: Any) -> None:
+        self.began = run.state.pos.iteration   # (a resume's: worker_deaths saves nothing new)
         # What an earlier process left here goes to Drive now, before the first save prunes
         # an autosave of it: one killed between an autosave's file and its sidecar on Drive
         # left that file there alone, and no push sent the sidecar or retired it (attacktrain26).

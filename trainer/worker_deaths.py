@@ -142,8 +142,11 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
     stop: StopFlag = run.stop
 
     def died() -> None:
-        if run.info.world_size == 1 and run.state.pos.iteration == 0:
-            release()   # (a state of no step: "saved at epoch 0, iteration 0")
+        if run.info.world_size == 1 and \
+                run.state.pos.iteration == getattr(run.checkpointer, "began", 0):
+            # No step of this run: "saved at epoch 0, iteration 0" (the untrained network),
+            # or a resumed run's state saved again over the file it was read from.
+            release()
             raise TrainingInterrupted(f"stopped by {stop.name} before the first step: "
                                       f"nothing was trained, nothing is saved"
                                       f"{advice(stop)}", exit_code=1) from None
