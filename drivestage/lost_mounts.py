@@ -8,12 +8,15 @@ stops now and then: every call into it then fails with ENOTCONN (colabtools issu
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 from typing import Optional
 
 from drivestage.interrupts import BackgroundThread
 from drivestage.localfs import drive_mount, unescape_mount
+
+log = logging.getLogger(__name__)
 
 
 #: What the kernel answers every call into a FUSE mount whose program ended (Colab's Drive
@@ -139,6 +142,29 @@ def push_into_mount_warning(dest: str) -> Optional[str]:
             "the runtime ends is lost, though counted as uploaded here. Push to "
             f"{spec} instead (drivestage needs no mount, and a push ends when Drive has "
             "verified the bytes), or run drive.flush_and_unmount() before the runtime ends")
+
+
+#: The DESTs in a Drive mount whose retention this process has said it holds back.
+_HELD_BACK: set[str] = set()
+
+
+def retention_held_back(dest: str) -> bool:
+    """Whether retention's deletions into ``dest`` (a local folder a push writes) are held
+    back, said once per DEST: in a Google Drive mount, an older checkpoint deleted there as
+    the new one is written reaches Drive first (DriveFS sends the small deletion before the
+    big upload), and a runtime or mount that ends between leaves Drive with neither; and
+    nothing a push sees through the mount says what Drive has (mount30)."""
+    found = in_drive_mount(dest)
+    if found is None:
+        return False
+    mount, spec = found
+    full = os.path.abspath(os.path.expanduser(dest))
+    if full not in _HELD_BACK:
+        _HELD_BACK.add(full)
+        log.warning("retention deletes nothing in %s: it is inside the Google Drive mount %s, "
+                    "and Drive may not have the new checkpoints yet (DriveFS uploads them "
+                    "later); push to %s instead to prune there", full, mount, spec)
+    return True
 
 
 def said(exc: BaseException, **wording: str) -> str:

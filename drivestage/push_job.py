@@ -12,7 +12,9 @@ from drivestage import extra, other_runs, pool, pruning, push_room, run_folders,
 from drivestage.errors import DriveStageError, MovedAwayError, NotFoundError, \
     PermissionDeniedError, QuotaExceededError, UsageError
 from drivestage.local_tree import LocalFile, LocalTree, walk
+from drivestage.localdir import LocalDirStore
 from drivestage.locks import Held, locked, more
+from drivestage.lost_mounts import retention_held_back
 from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
 from drivestage.paths import StorePath
 from drivestage.push_folders import list_folders
@@ -462,7 +464,11 @@ class PushJob:
 
     def _apply(self, decision: Plan, twins: Mapping[str, list[RemoteEntry]]) -> None:
         """Apply the plan's remote deletions (after every upload was verified), with the
-        copies of the same bytes of each file it deletes (:attr:`pruning.FolderView.twins`)."""
+        copies of the same bytes of each file it deletes (:attr:`pruning.FolderView.twins`).
+        None into a Google Drive mount, where no upload can be verified (said once)."""
+        if isinstance(self.store, LocalDirStore) and any(not d.keep and d.id for d in decision) \
+                and retention_held_back(self.store.describe(self.remote_folder[""])):
+            return
         # What the plan keeps is read first (a listing that lags showed a checkpoint the
         # user had just trashed: keep_last kept it and deleted every other one), but what
         # this push wrote into DEST itself; a copy it removed (an unchanged file's older
