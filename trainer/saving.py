@@ -24,7 +24,7 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 from trainer import checkpoint as ckpt
-from trainer import distributed, pushed, stop_save, worker_deaths
+from trainer import distributed, pushed, stop_lines, stop_save, worker_deaths
 from trainer.passed_over import BAD_SUFFIX  # noqa: F401 (here before)
 from trainer.passed_over import move_aside as _move_aside
 from trainer.pushed import NAMED_UNSENT, unsent_text  # noqa: F401 (here before)
@@ -35,7 +35,7 @@ from trainer.errors import SaveError, TrainingInterrupted
 from trainer.final_wait import FinalWait
 from trainer.state import Position, autosave_name
 from trainer.stopping import WORKER_DEATH, StopFlag
-from trainer.write_order import WriteStuck
+from trainer.write_order import WriteStuck  # noqa: F401 (here before)
 from trainer.writer import BackgroundWriter, SaveJob
 
 logger = logging.getLogger(__name__)
@@ -356,7 +356,7 @@ class Checkpointer(Callback):
             # On a thread of its own: half the grace, then elsewhere too (trainer.stop_save).
             ticket = self.writer.write_now(job, self.stop.deadline, patience=0.5)
             if self._elsewhere_due(job):
-                message = self._saved_elsewhere(job, state, pos)
+                message = stop_lines.saved_elsewhere(self, job, state, pos)
             if message is None:
                 if job.ended is not None and not job.ended.is_set():
                     # A disk merely slow and no Drive to send it from elsewhere: the rest of
@@ -366,7 +366,7 @@ class Checkpointer(Callback):
                 if job.ended is not None:   # (written late: the push asked for missed it)
                     ticket = self.writer.push_soon()
                 self.writer.wait_pushed(ticket, self.stop.deadline)
-                message = self._stop_message(job, pos)
+                message = stop_lines.stop_message(self, job, pos)
         distributed.barrier()  # the other ranks leave with rank 0 (torchrun stops stragglers)
         message = message or f"stopped by {self.stop.name} at {pos.label}"
         message += worker_deaths.advice(self.stop)   # (on every rank: one collective)
@@ -378,85 +378,6 @@ class Checkpointer(Callback):
         if self.writer is None or self.writer.drive is None or job.ended is None:
             return False
         return not job.ended.is_set() or getattr(job.error, "errno", None) in FULL
-
-    def _saved_elsewhere(self, job: SaveJob, state: dict, pos: Position) -> Optional[str]:
-        """The stop's save written elsewhere on this machine and sent to Drive alone within the
-        grace (:mod:`trainer.stop_save`); None when the run folder's copy is the one to push."""
-        assert self.writer is not None
-        deadline = self.stop.deadline or 0.0
-        other = stop_save.Elsewhere(state, job.name, job.metrics, job.taken, self.writer.drive)
-        listed, began = stop_save.listing(self.out_dir), time.monotonic()   # (for the line)
-        stop_save.race(job, other, deadline, listed)
-        slow = listed.wait(max(0.0, began + 0.5 - time.monotonic()))
-        if other.path is None and job.written:
-            other.discard()   # (the run folder's copy is pushed, or named)
-            return None
-        took = time.monotonic() - (self.stop.at or time.monotonic())
-        if job.error is None and not job.written:
-            why = (f"the disk answers, but too slowly for train.grace_seconds "
-                   f"({self.stop.grace_s:g} s)" if slow else
-                   "the disk does not answer (a hung network or FUSE mount?)")
-            job.error = WriteStuck(f"its write in {self.out_dir} has not ended after {took:.1f} "
-                                   f"s: {why}")
-        head = f"stopped by {self.stop.name} at {pos.label}: {job.name} could not be written " \
-               f"({job.error})"
-        if other.path is None:
-            why = other.error or f"not within train.grace_seconds ({self.stop.grace_s:g} s)"
-            # The only copy of the state stopped: named (--resume auto never looks there).
-            here = (f"; it is complete in {other.written} on this machine only: --resume "
-                    f"{other.written} goes on from it; elsewhere" if other.written else ";")
-            return (f"{head}, nor sent to {self.drive_spec} from another folder ({why}){here} "
-                    f"--resume auto continues from the newest checkpoint there "
-                    f"({self.writer.safe_text('none verified')})")
-        if job.written:   # (there too, once the other had begun to go: a slow disk)
-            head = f"stopped by {self.stop.name} at {pos.label}: {job.name} is saved in " \
-                   f"{self.out_dir} late"
-        return (f"{head}; it is sent to {self.drive_spec} from a temporary folder instead and "
-                f"verified there ({took:.1f} s after the signal; the temporary copy is removed); "
-                f"resume with --resume auto")
-
-    def _stop_message(self, job: SaveJob, pos: Position) -> str:
-        head = f"stopped by {self.stop.name} at {pos.label}"
-        grace = f"train.grace_seconds ({self.stop.grace_s:g} s)"
-        if not job.written:
-            why = job.error or f"its write in {self.out_dir} has not ended within {grace}"
-            return (f"{head}: {job.name} could not be written ({why}); the newest earlier "
-                    f"checkpoint is where --resume auto continues")
-        if self.drive_spec is None:
-            return f"{head}: {job.name} is saved in {self.out_dir}; resume with --resume auto"
-        # Every file of the run not on Drive, not only this one: epoch files queued behind a
-        # slow or failing upload are lost with the machine too (the command below sends all).
-        unsent = self.writer.not_on_drive()
-        push = f"drivestage push {self.out_dir} {self.drive_spec}"
-        if self.writer.other_run:
-            # That push leaves them again, and with --force deletes the other run's verified
-            # checkpoints: a folder of the run's own instead (stop29; attacktr29's final line).
-            theirs = ", ".join(self.writer.other_run[:NAMED_UNSENT])
-            push = (f"drivestage push {self.out_dir} drive:<a new Drive folder> "
-                    f"({self.drive_spec} holds another run's {theirs}) and resume there with "
-                    f"--set drive.logs=<that folder>")
-        if self.writer.verified(job.name):
-            took = time.monotonic() - (self.stop.at or time.monotonic())
-            others = [n for n in unsent if n != job.name]
-            rest = (f"; {unsent_text(others, self.drive_spec)}: upload "
-                    f"{'them' if len(others) > 1 else 'it'} with {push}") if others else ""
-            # The push then failed (Drive refusing a deletion of retention): said, as it may
-            # leave older checkpoints there; what it verified counts all the same.
-            err = self.writer.last_error
-            then = f"; the rest of that push failed ({str(err).rstrip('.')})" if err else ""
-            return (f"{head}: {job.name} is saved and verified on {self.drive_spec} "
-                    f"({took:.1f} s after the signal){then}{rest}; resume with --resume auto")
-        err = self.writer.last_error
-        why = f" ({err})" if err is not None else ""
-        others = [n for n in unsent if n != job.name]
-        if not others:
-            return (f"{head}: {job.name} is saved in {self.out_dir} but did not reach "
-                    f"{self.drive_spec} within {grace}{why}; --resume auto on this machine "
-                    f"continues from it, elsewhere upload it first: {push}")
-        return (f"{head}: {job.name} is saved in {self.out_dir} but did not reach "
-                f"{self.drive_spec} within {grace}{why}; "
-                f"{unsent_text([job.name, *others], self.drive_spec)}; --resume auto on this "
-                f"machine continues from {job.name}, elsewhere upload them first: {push}")
 
     def _close(self, *, push_error: bool, push: bool = True) -> bool:
         """Let the writer finish (bounded by the grace once a stop was asked); False if it did not."""

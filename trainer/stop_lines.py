@@ -1,0 +1,95 @@
+"""The line a stop's save ends the run with: where its checkpoint is, and what to run.
+
+Split from :mod:`trainer.saving` at its 500-line cap: ``saver`` is its
+:class:`~trainer.saving.Checkpointer` (its writer, stop flag, run folder and ``drive.logs``).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Optional
+
+from trainer import stop_save
+from trainer.pushed import NAMED_UNSENT, unsent_text
+from trainer.state import Position
+from trainer.write_order import WriteStuck
+from trainer.writer import SaveJob
+
+
+def saved_elsewhere(saver: Any, job: SaveJob, state: dict, pos: Position) -> Optional[str]:
+    """The stop's save written elsewhere on this machine and sent to Drive alone within the
+    grace (:mod:`trainer.stop_save`); None when the run folder's copy is the one to push."""
+    assert saver.writer is not None
+    deadline = saver.stop.deadline or 0.0
+    other = stop_save.Elsewhere(state, job.name, job.metrics, job.taken, saver.writer.drive)
+    listed, began = stop_save.listing(saver.out_dir), time.monotonic()   # (for the line)
+    stop_save.race(job, other, deadline, listed)
+    slow = listed.wait(max(0.0, began + 0.5 - time.monotonic()))
+    if other.path is None and job.written:
+        other.discard()   # (the run folder's copy is pushed, or named)
+        return None
+    took = time.monotonic() - (saver.stop.at or time.monotonic())
+    if job.error is None and not job.written:
+        why = (f"the disk answers, but too slowly for train.grace_seconds "
+               f"({saver.stop.grace_s:g} s)" if slow else
+               "the disk does not answer (a hung network or FUSE mount?)")
+        job.error = WriteStuck(f"its write in {saver.out_dir} has not ended after {took:.1f} "
+                               f"s: {why}")
+    head = f"stopped by {saver.stop.name} at {pos.label}: {job.name} could not be written " \
+           f"({job.error})"
+    if other.path is None:
+        why = other.error or f"not within train.grace_seconds ({saver.stop.grace_s:g} s)"
+        # The only copy of the state stopped: named (--resume auto never looks there).
+        here = (f"; it is complete in {other.written} on this machine only: --resume "
+                f"{other.written} goes on from it; elsewhere" if other.written else ";")
+        return (f"{head}, nor sent to {saver.drive_spec} from another folder ({why}){here} "
+                f"--resume auto continues from the newest checkpoint there "
+                f"({saver.writer.safe_text('none verified')})")
+    if job.written:   # (there too, once the other had begun to go: a slow disk)
+        head = f"stopped by {saver.stop.name} at {pos.label}: {job.name} is saved in " \
+               f"{saver.out_dir} late"
+    return (f"{head}; it is sent to {saver.drive_spec} from a temporary folder instead and "
+            f"verified there ({took:.1f} s after the signal; the temporary copy is removed); "
+            f"resume with --resume auto")
+
+def stop_message(saver: Any, job: SaveJob, pos: Position) -> str:
+    head = f"stopped by {saver.stop.name} at {pos.label}"
+    grace = f"train.grace_seconds ({saver.stop.grace_s:g} s)"
+    if not job.written:
+        why = job.error or f"its write in {saver.out_dir} has not ended within {grace}"
+        return (f"{head}: {job.name} could not be written ({why}); the newest earlier "
+                f"checkpoint is where --resume auto continues")
+    if saver.drive_spec is None:
+        return f"{head}: {job.name} is saved in {saver.out_dir}; resume with --resume auto"
+    # Every file of the run not on Drive, not only this one: epoch files queued behind a
+    # slow or failing upload are lost with the machine too (the command below sends all).
+    unsent = saver.writer.not_on_drive()
+    push = f"drivestage push {saver.out_dir} {saver.drive_spec}"
+    if saver.writer.other_run:
+        # That push leaves them again, and with --force deletes the other run's verified
+        # checkpoints: a folder of the run's own instead (stop29; attacktr29's final line).
+        theirs = ", ".join(saver.writer.other_run[:NAMED_UNSENT])
+        push = (f"drivestage push {saver.out_dir} drive:<a new Drive folder> "
+                f"({saver.drive_spec} holds another run's {theirs}) and resume there with "
+                f"--set drive.logs=<that folder>")
+    if saver.writer.verified(job.name):
+        took = time.monotonic() - (saver.stop.at or time.monotonic())
+        others = [n for n in unsent if n != job.name]
+        rest = (f"; {unsent_text(others, saver.drive_spec)}: upload "
+                f"{'them' if len(others) > 1 else 'it'} with {push}") if others else ""
+        # The push then failed (Drive refusing a deletion of retention): said, as it may
+        # leave older checkpoints there; what it verified counts all the same.
+        err = saver.writer.last_error
+        then = f"; the rest of that push failed ({str(err).rstrip('.')})" if err else ""
+        return (f"{head}: {job.name} is saved and verified on {saver.drive_spec} "
+                f"({took:.1f} s after the signal){then}{rest}; resume with --resume auto")
+    err = saver.writer.last_error
+    why = f" ({err})" if err is not None else ""
+    others = [n for n in unsent if n != job.name]
+    if not others:
+        return (f"{head}: {job.name} is saved in {saver.out_dir} but did not reach "
+                f"{saver.drive_spec} within {grace}{why}; --resume auto on this machine "
+                f"continues from it, elsewhere upload it first: {push}")
+    return (f"{head}: {job.name} is saved in {saver.out_dir} but did not reach "
+            f"{saver.drive_spec} within {grace}{why}; "
+            f"{unsent_text([job.name, *others], saver.drive_spec)}; --resume auto on this "
+            f"machine continues from {job.name}, elsewhere upload them first: {push}")
