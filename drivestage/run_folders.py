@@ -325,6 +325,12 @@ def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, Remo
     return owned
 
 
+def is_run_folder(store: RemoteStore, folder: RemoteEntry) -> bool:
+    """Whether ``folder`` is a run folder, marked on the store or recorded on this machine:
+    its checkpoints are its run's push's to replace (the trainer's stop save sent alone)."""
+    return folder.run_mark or key(store, folder) in _file().read()
+
+
 def _is_run_folder(store: RemoteStore, folder: RemoteEntry, records: Mapping[str, Any]) -> bool:
     """Whether ``folder`` is a run folder: marked on the store, or recorded here (and then
     marked, once: a machine without this one's records learns it from the store)."""

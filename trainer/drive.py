@@ -200,21 +200,70 @@ class DriveFolder:
         which a push would walk and wait on (:mod:`trainer.stop_save`). A name Drive holds
         with those bytes already is not sent again; another copy of the same name and bytes
         found there once its own is verified (a push that sent it too) is removed, so the
-        folder holds one file of each name (stop30)."""
+        folder holds one file of each name (stop30). Once both are verified, the copies of
+        other bytes they replace go as a push's would (:meth:`_replace_older`)."""
         from drivestage.localfs import file_md5
 
         folder = self._store.make_folders(self._path)
+        sent: dict[str, str] = {}   # name -> the id of its verified copy
         for path in paths:
             name, md5 = os.path.basename(path), file_md5(path)
             same = [e for e in self._store.list(folder)
                     if e.name == name and not e.is_dir and (e.md5 or "").lower() == md5]
             if same:
+                sent[name] = same[0].id
                 continue
-            sent = self._store.upload(path, folder, name, md5_cache=self._cache)
+            got = self._store.upload(path, folder, name, md5_cache=self._cache)
+            sent[name] = got.id
             for twin in self._store.list(folder):
-                if twin.name == name and twin.id != sent.id and not twin.is_dir \
+                if twin.name == name and twin.id != got.id and not twin.is_dir \
                         and (twin.md5 or "").lower() == md5:
                     self._store.delete(twin)   # (the same bytes are verified here)
+        if len(paths) == 2 and paths[1] == sidecars.name_for(paths[0]):
+            self._replace_older(folder, paths[0], paths[1], sent)
+
+    def _replace_older(self, folder: RemoteEntry, path: str, side_path: str,
+                       sent: dict[str, str]) -> None:
+        """Remove the older pair of ``path``'s name that its pair, just verified (``sent``),
+        replaces: a stop at the iteration of an earlier branch's stop (a resume from an older
+        checkpoint) left two files of each name on Drive for good, where a push replaces
+        them (stopleft31). Only in a run folder (marked: :mod:`drivestage.run_folders`), and
+        only an old sidecar of this run (``keep_other_runs``) not further on
+        (:mod:`drivestage.behind`), with the copies it vouches for; a doubt leaves all."""
+        mine = sidecars.read(side_path)
+        if mine is None or mine.run is None or not self._own(folder):
+            return
+        names = (os.path.basename(path), os.path.basename(side_path))
+        listed = [e for e in self._store.list(folder)
+                  if e.name in names and not e.is_dir and e.id not in sent.values()]
+        olds = [e for e in listed if e.name == names[0]]
+        gone: list[RemoteEntry] = []
+        for side in (e for e in listed if e.name == names[1]):
+            try:
+                data = sidecars.fetch(self._store, side)
+            except (NotFoundError, RemoteChangedError):
+                return   # (changed since the listing: another process; the next look sees)
+            said = sidecars.no_later_than(sidecars.parse(data) if data else None, side.modified)
+            if said is None or said.run != mine.run or said.md5 is None or \
+                    not side.removable or ((said.saved or 0.0) > (mine.saved or 0.0)
+                                           and said.progress > mine.progress):
+                return   # another run's (or no run's), or further on in this one: kept
+            vouched = [e for e in olds if (e.md5 or "").lower() == said.md5]
+            if not all(e.removable for e in vouched):
+                return
+            gone += [side] + vouched
+        for old in gone:   # (its sidecar first: nothing vouches for a copy left by a kill)
+            try:
+                self._store.delete(old)
+            except NotFoundError:
+                pass
+
+    def _own(self, folder: RemoteEntry) -> bool:
+        """Whether ``folder`` is a run's folder (a training run's push marked it on the store,
+        or recorded it on this machine): what is in it is the run's to replace."""
+        from drivestage import run_folders
+
+        return run_folders.is_run_folder(self._store, folder)
 
     def checkpoints(self) -> list[RemoteCheckpoint]:
         """Every checkpoint in the folder whose sidecar is readable and vouches for it."""

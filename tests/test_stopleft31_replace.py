@@ -1,0 +1,128 @@
+"""stopleft31: a stop's save sent alone (``DriveFolder.send_alone``: its copy written in a
+temporary folder, the run folder's disk too slow or hung) into a ``drive.logs`` folder that
+already holds another file of that name. After a resume from an older checkpoint, a stop at
+the iteration of the earlier branch's stop makes ``autosave_<iteration>.pt`` again, of other
+bytes: Drive kept both files of each name for good (a push replaces them; no later push
+looks at a name the run folder does not hold). Now the older pair goes once the new one is
+verified, in the run's own folder only, and only when its sidecar names this run; another
+run's stays. The real PyDrive2 stack against the emulator; real checkpoint files."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+from _tempdir import own_tempdir  # noqa: F401  (an autouse fixture)
+
+SPEC = "drive:Models/sl31/run"
+NAME = "autosave_00000003.pt"
+
+
+def _pair(folder: str, *, run: str = "r1", weight: float = 0.0, saved: float = 1000.0) -> str:
+    """A stop's checkpoint of iteration 3 of ``run`` (and its sidecar) in ``folder``."""
+    import torch
+
+    from trainer import checkpoint as ckpt
+
+    os.makedirs(folder, exist_ok=True)
+    state = {"format_version": ckpt.FORMAT_VERSION, "model": {"w": torch.full((4,), weight)},
+             "optimizer": {}, "epoch": 1, "iteration": 3, "epoch_iteration": 1, "config": {},
+             "run": run}
+    return ckpt.save_checkpoint(state, os.path.join(folder, NAME), saved=saved)
+
+
+def _both(path: str) -> list[str]:
+    from trainer import checkpoint as ckpt
+
+    return [path, ckpt.sidecar_path(path)]
+
+
+def _on_drive(store) -> list[tuple[str, str]]:
+    """(name, md5) of every file in the run's Drive folder."""
+    return sorted((e.name, (e.md5 or "").lower())
+                  for e in store.list(store.resolve("Models/sl31/run")))
+
+
+def _md5s(path: str) -> list[tuple[str, str]]:
+    from drivestage.localfs import file_md5
+
+    return sorted((os.path.basename(p), file_md5(p)) for p in _both(path))
+
+
+def _pushed_earlier(tmp_path, run: str = "r1") -> str:
+    """The earlier branch's stop at iteration 3, pushed by the run (the folder is marked as
+    its run folder): the local checkpoint."""
+    from trainer.drive import DriveFolder
+
+    logs = str(tmp_path / "logs")
+    old = _pair(logs, run=run)
+    DriveFolder(SPEC, logs).push()
+    return old
+
+
+def test_a_stop_s_save_sent_alone_replaces_the_older_pair_of_its_run_of_that_name(
+        emulator, drive_env, local_state, store, tmp_path):
+    from trainer.drive import DriveFolder, newest_of_current_run
+
+    old = _pushed_earlier(tmp_path)
+    assert _on_drive(store) == _md5s(old)
+    new = _pair(os.path.join(tempfile.gettempdir(), "trainer-stop-x"), weight=1.0, saved=2000.0)
+    drive = DriveFolder(SPEC, str(tmp_path / "logs"))
+    drive.send_alone(_both(new))
+    assert _on_drive(store) == _md5s(new)
+    newest = newest_of_current_run(drive.checkpoints())
+    assert newest is not None and newest.sidecar.saved == 2000.0
+
+
+def test_the_older_pair_stays_until_the_new_one_is_verified(
+        emulator, drive_env, local_state, fast_retries, store, tmp_path, monkeypatch):
+    """Drive refuses the new sidecar: the older pair stays whole (its checkpoint still the
+    verified one), beside the new checkpoint; sent again, the new pair replaces it."""
+    from drivestage.errors import DriveStageError
+    from trainer.drive import DriveFolder, newest_of_current_run
+
+    old = _pushed_earlier(tmp_path)
+    new = _pair(os.path.join(tempfile.gettempdir(), "trainer-stop-x"), weight=1.0, saved=2000.0)
+    drive = DriveFolder(SPEC, str(tmp_path / "logs"))
+    upload = drive._store.upload
+
+    def refuse_sidecars(path, folder, name, **kwargs):
+        if name.endswith(".json"):   # (the checkpoint went; Drive then is full)
+            emulator.faults.inject("POST", r"/upload/", reason="storageQuotaExceeded",
+                                   times=None)
+        return upload(path, folder, name, **kwargs)
+
+    monkeypatch.setattr(drive._store, "upload", refuse_sidecars)
+    with pytest.raises(DriveStageError):
+        drive.send_alone(_both(new))
+    assert _on_drive(store) == sorted(_md5s(old) + _md5s(new)[1:])   # (+ the new .pt)
+    newest = newest_of_current_run(drive.checkpoints())
+    assert newest is not None and newest.sidecar.saved == 1000.0
+    monkeypatch.setattr(drive._store, "upload", upload)
+    emulator.faults.clear()
+    drive.send_alone(_both(new))
+    assert _on_drive(store) == _md5s(new)
+
+
+def test_another_run_s_pair_of_that_name_stays(emulator, drive_env, local_state, store,
+                                                tmp_path):
+    from trainer.drive import DriveFolder
+
+    old = _pushed_earlier(tmp_path, run="r0")
+    new = _pair(os.path.join(tempfile.gettempdir(), "trainer-stop-x"), weight=1.0, saved=2000.0)
+    DriveFolder(SPEC, str(tmp_path / "logs")).send_alone(_both(new))
+    assert _on_drive(store) == sorted(_md5s(old) + _md5s(new))
+
+
+def test_in_a_folder_no_run_has_marked_nothing_is_removed(emulator, drive_env, local_state,
+                                                          store, tmp_path):
+    """The folder is no run's (never pushed into by a run, not marked): whose its files are is
+    not known, and they stay."""
+    from trainer.drive import DriveFolder
+
+    old = _pair(os.path.join(tempfile.gettempdir(), "trainer-stop-a"))
+    DriveFolder(SPEC, str(tmp_path / "logs")).send_alone(_both(old))
+    new = _pair(os.path.join(tempfile.gettempdir(), "trainer-stop-b"), weight=1.0, saved=2000.0)
+    DriveFolder(SPEC, str(tmp_path / "logs")).send_alone(_both(new))
+    assert _on_drive(store) == sorted(_md5s(old) + _md5s(new))
