@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import Optional
 
 import pytest
 
@@ -117,14 +118,16 @@ def test_a_mount_that_answers_again_within_the_bound_ends_the_run_as_usual(
     assert "MyDrive/Models/run/epoch_002.pt" in mount.cached()
 
 
-def unwritten_end(tiny_config, mount) -> tuple:
+def unwritten_end(tiny_config, mount, taken: Optional[list] = None) -> tuple:
     """``train.out_dir`` in the mount, no ``drive.logs``, the mount hanging as the last
-    epoch is saved: what ``on_fit_end`` raised, and the run folder."""
+    epoch is saved: what ``on_fit_end`` raised, and the run folder (into ``taken``: when
+    the last epoch's state was taken)."""
     logs = mount.point / "MyDrive" / "logs"
     run, writer, saver = _policy(tiny_config, logs)
     try:
         mount.hang()
         saver.on_fit_epoch_end(run, Position(2, 4, 0), {})
+        (taken if taken is not None else []).append(saver._epoch_job.taken)
         return _fit_end(saver, run)[0], logs
     finally:
         mount.answer()
@@ -136,7 +139,8 @@ def test_a_final_write_into_a_hung_run_folder_mount_ends_the_run_in_one_line(
     """``train.out_dir`` in the mount, no ``drive.logs``: the last epoch's write waits on it.
     Its state, still in memory, is written on this machine's disk and named."""
     mount = working_drive_mount
-    got, logs = unwritten_end(tiny_config, mount)
+    taken: list = []
+    got, logs = unwritten_end(tiny_config, mount, taken)
     assert isinstance(got, SaveError), got
     text = str(got)
     head = (f"the checkpoint of epoch 2 (last.pt, epoch_002.pt) is not written: {logs} did "
@@ -151,6 +155,9 @@ def test_a_final_write_into_a_hung_run_folder_mount_ends_the_run_in_one_line(
     from trainer import checkpoint as ckpt
 
     assert ckpt.read_sidecar(path).md5 == file_md5(path)   # (what --resume takes)
+    # Dated when the state was taken, as every save of the run (not when it was rescued,
+    # half a second on here, minutes on Colab: stopleft31).
+    assert ckpt.read_sidecar(path).saved == taken[0]
 
 
 def test_with_drive_logs_set_the_rescued_state_goes_to_drive_with_the_push_the_line_gives(

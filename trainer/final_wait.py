@@ -96,7 +96,7 @@ class FinalWait:
                 f"written: {why}")
         name = job.names[1] if len(job.names) > 1 else job.names[0]
         try:
-            path = stop_save.rescue(state, name, dict(job.metrics))
+            path = stop_save.rescue(state, name, dict(job.metrics), job.taken)
         except Exception as exc:   # (this disk full too)
             return f"{head}; nor could its state be saved on this machine ({exc})"
         if dest:

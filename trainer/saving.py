@@ -185,6 +185,13 @@ class Checkpointer(Callback):
                 f"stopped by {self.stop.name} while the last checkpoints were uploaded; they are "
                 f"complete in {self.out_dir}: run the same command again to upload them (it "
                 f"trains nothing more)", exit_code=self.stop.exit_code)
+        if finished and self.writer is not None and self.info.is_main and \
+                stop_save.is_leftover(run.resumed_from):
+            # Resumed from an earlier stop's copy (--resume <path>): its md5 is nowhere else,
+            # and the start's sweep kept it; this run went on past it on Drive (stopleft31).
+            self.swept = stop_save.sweep(self.out_dir, self.writer.drive, run.state.run,
+                                         warn=False)
+            self.swept.join(WRITE_WITHIN_S)
         if self.blocked_s:
             logger.info("%d checkpoints saved; training waited %.2f s for them in all (at most "
                         "%.2f s for one)", len(self.blocked_s), sum(self.blocked_s), max(self.blocked_s))
@@ -222,7 +229,12 @@ class Checkpointer(Callback):
             raise SaveError(f"{self.out_dir} no longer answers; stopped")
         raise SaveError(stop_save.rescue_text(
             state, autosave_name(pos.iteration), metrics, head=head, out_dir=self.out_dir,
-            drive=self.writer.drive if self.writer is not None else None, spec=self.drive_spec))
+            drive=self.writer.drive if self.writer is not None else None, spec=self.drive_spec,
+            saved=self._taken()))
+
+    def _taken(self) -> float:
+        """The save time of a state taken now (the writer's: never before the run's last)."""
+        return self.writer.taken() if self.writer is not None else time.time()
 
     def _check_final_save(self, run: Any) -> None:
         """The last epoch's checkpoint could not be written (a full disk): the run must not end
@@ -347,7 +359,7 @@ class Checkpointer(Callback):
                 state, name, {}, head=f"stopped by {self.stop.name} at {pos.label}: {name} "
                 f"cannot be written in {self.out_dir}", out_dir=self.out_dir,
                 drive=self.writer.drive if self.writer is not None else None,
-                spec=self.drive_spec, deadline=self.stop.deadline)
+                spec=self.drive_spec, saved=self._taken(), deadline=self.stop.deadline)
         elif state is not None and self.writer is not None:
             # (A quarter of the grace at most: the save's own write has half of what is left.)
             self.keep_aside(max(0.0, (self.stop.deadline or 0.0) - time.monotonic()) / 4)

@@ -14,7 +14,10 @@ folder's, complete before the other began to go, is pushed and the other dropped
 other is sent, and no push sends those names meanwhile (two files of one name on Drive).
 Once verified there the temporary folder is removed (kept, it added a checkpoint to /tmp at
 every such stop: stop29). One the stop names as the only copy (Drive did not take it in time)
-stays; the next start removes it once Drive or the run folder holds its bytes (:func:`sweep`).
+stays, as does a state rescued from a run folder whose mount stopped (:func:`rescue`); the
+next start removes either once Drive or the run folder holds its bytes, or once Drive holds a
+checkpoint of its run further on, saved after it (a run resumed from it), and so does the end
+of a run resumed from one (:func:`sweep`).
 """
 from __future__ import annotations
 
@@ -27,6 +30,7 @@ import threading
 import time
 from typing import Any, Optional
 
+from drivestage import paths
 from drivestage.interrupts import BackgroundThread, Flag
 from drivestage.lost_mounts import in_drive_mount, lost_mount, lost_mount_message
 from trainer import checkpoint as ckpt
@@ -36,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 #: The temporary folders of stops' saves written elsewhere: ``<tmp>/trainer-stop-…``.
 PREFIX = "trainer-stop-"
+#: Those of states rescued from a run folder whose mount stopped (:func:`rescue`).
+RESCUED = "trainer-rescued-"
 
 
 def listing(folder: str) -> Flag:
@@ -133,54 +139,105 @@ def race(job: Any, other: Elsewhere, deadline: float, listed: Optional[Flag] = N
 
 
 def sweep(out_dir: str, drive: Any, run: Optional[str] = None,
-          at: Optional[Position] = None) -> BackgroundThread:
-    """Remove, on a thread of its own, the folders earlier stops left in this machine's
-    temporary folder (:data:`PREFIX`) whose checkpoint is verified on ``drive`` or in
-    ``out_dir`` with the same md5: one was left at every stop whose copy Drive did not take in
-    time, or that ended before it was removed, for good (stop30); and those holding only a
-    write cut off (:func:`_cut_off`). One whose bytes are nowhere else stays (the only copy),
-    as does any other (another run's, a write under way); one of run ``run`` further on than
-    ``at`` (where this run starts) is said: ``--resume auto`` never looks there."""
-    return BackgroundThread(lambda: _sweep(out_dir, drive, run, at), "trainer-stop-sweep").start()
+          at: Optional[Position] = None, *, warn: bool = True) -> BackgroundThread:
+    """Remove, on a thread of its own, the folders earlier stops (:data:`PREFIX`) and rescues
+    (:data:`RESCUED`) left in this machine's temporary folder whose checkpoint is verified on
+    ``drive`` or in ``out_dir`` with the same md5: one was left at every stop whose copy Drive
+    did not take in time, or that ended before it was removed, for good (stop30), and at every
+    rescue (stopleft31); those holding only a write cut off (:func:`_cut_off`); and one of run
+    ``run`` that Drive holds a verified checkpoint of that run further on than, saved later
+    (:func:`_superseded`: resumed from with ``--resume <path>``, its md5 is nowhere else).
+    One whose bytes are nowhere else stays (the only copy), as does any other (another run's,
+    a write under way); one of run ``run`` further on than ``at`` (where this run starts) is
+    said (``warn``): ``--resume auto`` never looks there."""
+    return BackgroundThread(lambda: _sweep(out_dir, drive, run, at, warn), "trainer-stop-sweep"
+                            ).start()
 
 
-def _sweep(out_dir: str, drive: Any, run: Optional[str], at: Optional[Position]) -> None:
-    remote: Optional[dict[str, str]] = None   # Drive's verified checkpoints: name -> where
-    for folder in sorted(glob.glob(os.path.join(tempfile.gettempdir(), f"{PREFIX}*"))):
+def leftovers() -> list[str]:
+    """The folders of earlier stops' and rescues' copies in this machine's temporary folder."""
+    tmp = tempfile.gettempdir()
+    return sorted(glob.glob(os.path.join(tmp, f"{PREFIX}*")) +
+                  glob.glob(os.path.join(tmp, f"{RESCUED}*")))
+
+
+def is_leftover(path: Optional[str]) -> bool:
+    """Whether ``path`` is a checkpoint in one of :func:`leftovers` (a run resumed from it)."""
+    if not path or paths.is_drive(path):
+        return False
+    return os.path.realpath(os.path.dirname(path)) in {os.path.realpath(f) for f in leftovers()}
+
+
+def _sweep(out_dir: str, drive: Any, run: Optional[str], at: Optional[Position],
+           warn: bool = True) -> None:
+    found: Optional[list] = None   # Drive's verified checkpoints
+    for folder in leftovers():
         left = _left(folder)
         if left is None:
             if _cut_off(folder):
                 shutil.rmtree(folder, ignore_errors=True)
             continue
         name, md5 = left
-        if remote is None and (drive is None or drive.mount is not None):
-            remote = {}   # (a copy in a Drive mount is not known to be on Drive: mount30)
-        if remote is None:
+        if found is None and (drive is None or drive.mount is not None):
+            found = []   # (a copy in a Drive mount is not known to be on Drive: mount30)
+        if found is None:
             try:
-                remote = {f"{c.name}:{(c.entry.md5 or '').lower()}": c.where
-                          for c in drive.checkpoints()}
+                found = drive.checkpoints()
             except Exception as exc:   # (Drive not reached: the next start looks again)
                 logger.debug("earlier stops' copies not swept: %s", exc)
-                remote = {}
-        here = os.path.join(out_dir, name)
-        side = ckpt.read_sidecar(here) if in_drive_mount(out_dir) is None else None  # (mount30)
-        where = (remote or {}).get(f"{name}:{md5}") or \
-            (here if side is not None and (side.md5 or "").lower() == md5 and _md5(here) == md5
-             else None)
+                found = []
+        mine = ckpt.read_sidecar(os.path.join(folder, name))
+        where = _elsewhere(out_dir, found or [], name, md5) or \
+            _superseded(found or [], mine, run)
         if where is not None:
             shutil.rmtree(folder, ignore_errors=True)
-            logger.info("removed %s, an earlier stop's copy of %s: it is verified in %s", folder,
+            logger.info("removed %s, an earlier %s copy of %s: %s", folder, _whose(folder),
                         name, where)
             continue
-        mine = ckpt.read_sidecar(os.path.join(folder, name))
         pos = Position(mine.epoch or 0, mine.iteration or 0, mine.epoch_iteration) \
             if mine is not None else None
-        if run is not None and pos is not None and mine is not None and mine.run == run and \
-                (at is None or pos.iteration > at.iteration):
+        if warn and run is not None and pos is not None and mine is not None and \
+                mine.run == run and (at is None or pos.iteration > at.iteration):
+            why = ("an earlier stop's, not verified on Drive in time" if _whose(folder) ==
+                   "stop's" else "rescued when the run folder's mount stopped")
             logger.warning("%s holds this run's checkpoint of %s, further on than where it "
-                           "starts, on this machine only (an earlier stop's, not verified on "
-                           "Drive in time): stop and run again with --resume %s to train on "
-                           "from it", folder, pos.label, os.path.join(folder, name))
+                           "starts, on this machine only (%s): stop and run again with "
+                           "--resume %s to train on from it", folder, pos.label, why,
+                           os.path.join(folder, name))
+
+
+def _whose(folder: str) -> str:
+    return "stop's" if os.path.basename(folder).startswith(PREFIX) else "rescued"
+
+
+def _elsewhere(out_dir: str, found: list, name: str, md5: str) -> Optional[str]:
+    """``it is verified in <where>``: Drive's checkpoint, or the run folder's, of ``name``
+    with the bytes ``md5``; None where neither holds them."""
+    for c in found:
+        if c.name == name and (c.entry.md5 or "").lower() == md5:
+            return f"it is verified in {c.where}"
+    here = os.path.join(out_dir, name)
+    side = ckpt.read_sidecar(here) if in_drive_mount(out_dir) is None else None  # (mount30)
+    if side is not None and (side.md5 or "").lower() == md5 and _md5(here) == md5:
+        return f"it is verified in {here}"
+    return None
+
+
+def _superseded(found: list, mine: Any, run: Optional[str]) -> Optional[str]:
+    """``<where> of this run is further on, saved later, verified``: a checkpoint on Drive
+    of run ``run`` (this run's, the one starting) past the copy ``mine`` (its sidecar) of
+    that run, and saved after it. The run went on past that copy (resumed from it with
+    ``--resume <path>``: its md5 appears nowhere else, the run's saves being new states), as
+    retention's older checkpoints are; a copy of another run, or with no save time, stays."""
+    if mine is None or run is None or mine.run != run or mine.saved is None:
+        return None
+    for c in found:
+        side = c.sidecar
+        if side.run == run and side.saved is not None and side.saved > mine.saved and \
+                side.progress > mine.progress:
+            at = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration).label
+            return f"{c.where} ({at}) of this run is further on, saved later, verified there"
+    return None
 
 
 def _cut_off(folder: str) -> bool:
@@ -233,24 +290,25 @@ def _md5(path: str) -> Optional[str]:
         return None
 
 
-def rescue(state: dict, name: str, metrics: dict) -> str:
+def rescue(state: dict, name: str, metrics: dict, saved: float) -> str:
     """``state`` written as ``name`` (and its sidecar) into a new temporary folder of this
     machine's own disk, for a run whose folder's mount stopped (nothing can be written there
-    until it is mounted again); its path."""
-    folder = tempfile.mkdtemp(prefix="trainer-rescued-")
+    until it is mounted again); its path. ``saved``: when the state was taken (the sidecar's
+    save time, as every save of the run has: the time of the rescue was not; stopleft31)."""
+    folder = tempfile.mkdtemp(prefix=RESCUED)
     return ckpt.save_checkpoint(state, os.path.join(folder, name), metrics=metrics,
-                                saved=time.time())
+                                saved=saved)
 
 
 def rescue_text(state: dict, name: str, metrics: dict, *, head: str, out_dir: str, drive: Any,
-                spec: Optional[str], deadline: Optional[float] = None) -> str:
+                spec: Optional[str], saved: float, deadline: Optional[float] = None) -> str:
     """``state`` rescued (:func:`rescue`) from a run folder whose mount stopped, sent alone to
     ``drive`` (``drive.logs``) when there is one, until ``deadline`` (``time.monotonic()``;
     a stop's grace) at most, and the line that says where it is: ``<head>: its state is saved
     in <path> on this machine [and verified on <spec>]. <the mount's line>``."""
     point = lost_mount(out_dir) or out_dir
     try:
-        path = rescue(state, name, metrics)
+        path = rescue(state, name, metrics, saved)
     except OSError as exc:   # (this machine's disk full too): nothing kept, said
         return (f"{head}: its state could not be saved on this machine either ({exc}). "
                 + lost_mount_message(point, then="run the same command again to go on from "
