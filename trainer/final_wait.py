@@ -89,6 +89,19 @@ class FinalWait:
                 f"and Drive may lack any of them: upload the run with drivestage push "
                 f"{self.out_dir} {dest} before this machine goes (it sends what Drive lacks)")
 
+    def push_text(self) -> Optional[str]:
+        """What to run when a stop cut the final push short and ``drive.logs`` is in a Google
+        Drive mount: the push to the ``drive:`` path its folder stands for. The same command
+        again (the stop's usual advice) pushed into that mount again, hung or not; None when
+        ``drive.logs`` is not in one."""
+        mounted = self._mounts.get(self.spec or "")
+        if not mounted:
+            return None
+        return (f"{self.spec} is in the Google Drive mount {mounted[0]} (it may not answer: the "
+                f"same command would push into it again): upload them with drivestage push "
+                f"{self.out_dir} {mounted[1]} before this machine goes (it sends what Drive "
+                f"lacks; it trains nothing more)")
+
     def _unwritten(self, job: Any, state: dict, why: str, dest: Optional[str]) -> str:
         """The last epoch's write waits on the folder: its ``state`` (still in memory) written
         on this machine's own disk (:func:`trainer.stop_save.rescue`) and named."""

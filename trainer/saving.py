@@ -181,10 +181,12 @@ class Checkpointer(Callback):
                 f"{unwritten.position.epoch} ({', '.join(unwritten.names)}) was still to be "
                 f"written; {self._newest_text(run, 'in')}", exit_code=self.stop.exit_code)
         if not finished and self.stop.is_set():
+            # (drive.logs in a Drive mount: the same command pushed into it again; hungend30.)
+            then = self.final_wait.push_text() or \
+                "run the same command again to upload them (it trains nothing more)"
             raise TrainingInterrupted(
                 f"stopped by {self.stop.name} while the last checkpoints were uploaded; they are "
-                f"complete in {self.out_dir}: run the same command again to upload them (it "
-                f"trains nothing more)", exit_code=self.stop.exit_code)
+                f"complete in {self.out_dir}: {then}", exit_code=self.stop.exit_code)
         if finished and self.writer is not None and self.info.is_main and \
                 stop_save.is_leftover(run.resumed_from):
             # Resumed from an earlier stop's copy (--resume <path>): its md5 is nowhere else,
@@ -365,10 +367,13 @@ class Checkpointer(Callback):
             self.keep_aside(max(0.0, (self.stop.deadline or 0.0) - time.monotonic()) / 4)
             # Written here and now, even while a slow upload runs; then uploaded and verified.
             job = SaveJob(state, [autosave_name(pos.iteration)], pos, taken=self.writer.taken())
+            # One listing of the run folder, begun now, words both the writer's warning and
+            # the line: the disk answers (slowly) or not (stopleft31).
+            listed = stop_save.listing(self.out_dir)
             # On a thread of its own: half the grace, then elsewhere too (trainer.stop_save).
-            ticket = self.writer.write_now(job, self.stop.deadline, patience=0.5)
+            ticket = self.writer.write_now(job, self.stop.deadline, patience=0.5, listed=listed)
             if self._elsewhere_due(job):
-                message = stop_lines.saved_elsewhere(self, job, state, pos)
+                message = stop_lines.saved_elsewhere(self, job, state, pos, listed)
             if message is None:
                 if job.ended is not None and not job.ended.is_set():
                     # A disk merely slow and no Drive to send it from elsewhere: the rest of

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any, Optional
 
+from drivestage.interrupts import Flag
 from trainer import stop_save
 from trainer.pushed import NAMED_UNSENT, unsent_text
 from trainer.state import Position
@@ -15,13 +16,16 @@ from trainer.write_order import WriteStuck
 from trainer.writer import SaveJob
 
 
-def saved_elsewhere(saver: Any, job: SaveJob, state: dict, pos: Position) -> Optional[str]:
+def saved_elsewhere(saver: Any, job: SaveJob, state: dict, pos: Position,
+                    listed: Flag) -> Optional[str]:
     """The stop's save written elsewhere on this machine and sent to Drive alone within the
-    grace (:mod:`trainer.stop_save`); None when the run folder's copy is the one to push."""
+    grace (:mod:`trainer.stop_save`); None when the run folder's copy is the one to push.
+    ``listed``: the stop's listing of the run folder (it words the line, as it worded the
+    writer's warning before it)."""
     assert saver.writer is not None
     deadline = saver.stop.deadline or 0.0
     other = stop_save.Elsewhere(state, job.name, job.metrics, job.taken, saver.writer.drive)
-    listed, began = stop_save.listing(saver.out_dir), time.monotonic()   # (for the line)
+    began = time.monotonic()
     stop_save.race(job, other, deadline, listed)
     slow = listed.wait(max(0.0, began + 0.5 - time.monotonic()))
     if other.path is None and job.written:

@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Optional
 
-from drivestage.interrupts import BackgroundThread
+from drivestage.interrupts import BackgroundThread, Flag
 
 logger = logging.getLogger("trainer.writer")   # (the writer's own word on its writes)
 
@@ -101,9 +101,11 @@ class WriteOrder:
                 self._began.pop(id(job), None)
                 self._cond.notify_all()
 
-    def say_stuck(self, after: float, folder: str) -> None:
+    def say_stuck(self, after: float, folder: str, listed: Optional[Flag] = None) -> None:
         """Warn, once a write, of each write under way for more than ``after`` seconds: a
-        disk that stopped answering held training (and a stop's save) with no word."""
+        disk that stopped answering held training (and a stop's save) with no word.
+        ``listed``: a listing of ``folder`` begun earlier (a stop's, at its signal), whose
+        answer the stop's line words the disk by too; else one begun now."""
         now = time.monotonic()
         with self._cond:
             stuck = [(j, now - t) for j, t in self._began.values()
@@ -112,8 +114,12 @@ class WriteOrder:
         for job, took in stuck:
             # Worded by what was measured: a disk merely slow lists its folder at once (stop30:
             # "does not answer" at half a stop's grace, then "the disk answers" in its line).
-            why = (", though its folder lists at once: the disk answers, but slowly" if
-                   lists(folder, LIST_WITHIN_S) else
+            # A stop's listing, begun at its signal: a disk slow to list (more than 0.2 s)
+            # was said not to answer, and the stop's line then said it answers (stopleft31).
+            answers = listed.wait(LIST_WITHIN_S) if listed is not None else \
+                lists(folder, LIST_WITHIN_S)
+            how = "lists" if listed is not None else "lists at once"
+            why = (f", though its folder {how}: the disk answers, but slowly" if answers else
                    ": the disk does not answer (a hung network or FUSE mount?)")
             logger.warning("writing %s in %s has not ended for %.0f s%s; the saves after it "
                            "wait for it", ", ".join(job.names), folder, took, why)

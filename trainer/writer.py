@@ -29,7 +29,7 @@ import os
 import time
 from typing import Callable, Iterable, Optional
 
-from drivestage.interrupts import BackgroundThread, Monitor
+from drivestage.interrupts import BackgroundThread, Flag, Monitor
 from drivestage.push_result import Outstanding
 from trainer import autosaves, pushed
 from trainer import checkpoint as ckpt
@@ -170,13 +170,14 @@ class BackgroundWriter:
         return job.done.wait(left)
 
     def write_now(self, job: SaveJob, deadline: Optional[float] = None,
-                  patience: float = 1.0) -> int:
+                  patience: float = 1.0, listed: Optional[Flag] = None) -> int:
         """Write ``job`` now (a stop: complete at once, even while a slow upload runs), then
         ask for a push: its ticket for :meth:`wait_pushed`. An autosave of its name still
         waiting (due at the step a stop during the evaluation saves again) holds an older
         state: dropped, not written over it afterwards. With ``deadline`` (a stop's) written on
         a thread of its own (``job.ended``), waited for until ``patience`` of the time to it:
-        a hung disk held a stop's save until its SIGKILL (train28; trainer.stop_save)."""
+        a hung disk held a stop's save until its SIGKILL (train28; trainer.stop_save).
+        ``listed``: the stop's listing of the run folder, which words the warning then."""
         with self._cond:
             if superseded(self._pending, job):
                 self._drop(self._pending, f"{job.name} is written now")
@@ -187,7 +188,7 @@ class BackgroundWriter:
             job.ended = BackgroundThread(lambda: self._write(job, deadline),
                                          "trainer-stop-write").start().ended
             if not job.ended.wait(max(0.0, deadline - time.monotonic()) * patience):
-                self.say_stuck(0.0)
+                self.say_stuck(0.0, listed)
         return self.push_soon()
 
     def push_soon(self) -> int:
@@ -332,9 +333,9 @@ class BackgroundWriter:
             job.error, job.missing = exc, list(job.names)
             logger.error("could not write %s in %s: %s", ", ".join(job.names), self.out_dir, exc)
 
-    def say_stuck(self, after: Optional[float] = None) -> None:
+    def say_stuck(self, after: Optional[float] = None, listed: Optional[Flag] = None) -> None:
         """Warn of a write under way for more than ``after`` seconds (:attr:`stuck_s`)."""
-        self._writing.say_stuck(self.stuck_s if after is None else after, self.out_dir)
+        self._writing.say_stuck(self.stuck_s if after is None else after, self.out_dir, listed)
 
     def _write_files(self, job: SaveJob) -> None:
         began = time.perf_counter()
