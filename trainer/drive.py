@@ -206,24 +206,28 @@ class DriveFolder:
 
         folder = self._store.make_folders(self._path)
         sent: dict[str, str] = {}   # name -> the id of its verified copy
+        listed: list[RemoteEntry] = []   # the folder as last listed
         for path in paths:
             name, md5 = os.path.basename(path), file_md5(path)
-            same = [e for e in self._store.list(folder)
+            listed = self._store.list(folder)
+            same = [e for e in listed
                     if e.name == name and not e.is_dir and (e.md5 or "").lower() == md5]
             if same:
                 sent[name] = same[0].id
                 continue
             got = self._store.upload(path, folder, name, md5_cache=self._cache)
             sent[name] = got.id
-            for twin in self._store.list(folder):
+            listed = self._store.list(folder)
+            for twin in listed:
                 if twin.name == name and twin.id != got.id and not twin.is_dir \
                         and (twin.md5 or "").lower() == md5:
                     self._store.delete(twin)   # (the same bytes are verified here)
         if len(paths) == 2 and paths[1] == sidecars.name_for(paths[0]):
-            self._replace_older(folder, paths[0], paths[1], sent)
+            # (That listing is of after the checkpoint was verified: no request more.)
+            self._replace_older(folder, listed, paths[0], paths[1], sent)
 
-    def _replace_older(self, folder: RemoteEntry, path: str, side_path: str,
-                       sent: dict[str, str]) -> None:
+    def _replace_older(self, folder: RemoteEntry, listing: Sequence[RemoteEntry], path: str,
+                       side_path: str, sent: dict[str, str]) -> None:
         """Remove the older pair of ``path``'s name that its pair, just verified (``sent``),
         replaces: a stop at the iteration of an earlier branch's stop (a resume from an older
         checkpoint) left two files of each name on Drive for good, where a push replaces
@@ -234,7 +238,7 @@ class DriveFolder:
         if mine is None or mine.run is None or not self._own(folder):
             return
         names = (os.path.basename(path), os.path.basename(side_path))
-        listed = [e for e in self._store.list(folder)
+        listed = [e for e in listing
                   if e.name in names and not e.is_dir and e.id not in sent.values()]
         olds = [e for e in listed if e.name == names[0]]
         gone: list[RemoteEntry] = []
