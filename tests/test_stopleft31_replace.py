@@ -126,3 +126,25 @@ def test_in_a_folder_no_run_has_marked_nothing_is_removed(emulator, drive_env, l
     new = _pair(os.path.join(tempfile.gettempdir(), "trainer-stop-b"), weight=1.0, saved=2000.0)
     DriveFolder(SPEC, str(tmp_path / "logs")).send_alone(_both(new))
     assert _on_drive(store) == sorted(_md5s(old) + _md5s(new))
+
+
+def test_a_removal_drive_refuses_leaves_both_pairs_and_the_send_verified(
+        emulator, drive_env, local_state, store, tmp_path, caplog):
+    """The new pair is verified; Drive refuses the old pair's removal: said, and the send
+    counts as done (the stop's line says verified), both pairs left."""
+    from trainer.drive import DriveFolder, newest_of_current_run
+
+    old = _pushed_earlier(tmp_path)
+    new = _pair(os.path.join(tempfile.gettempdir(), "trainer-stop-x"), weight=1.0, saved=2000.0)
+    drive = DriveFolder(SPEC, str(tmp_path / "logs"))
+    for method, path in (("DELETE", None), ("POST", r"/trash")):   # (nor to the trash)
+        emulator.faults.inject(method, path, reason="insufficientFilePermissions", times=None)
+    with caplog.at_level("WARNING", logger="trainer"):
+        drive.send_alone(_both(new))
+    assert _on_drive(store) == sorted(_md5s(old) + _md5s(new))
+    newest = newest_of_current_run(drive.checkpoints())
+    assert newest is not None and newest.sidecar.saved == 2000.0
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("trainer")]
+    assert len(said) == 1 and said[0].startswith(
+        f"{SPEC}/{NAME} is verified on Drive, but its older copy there could not be removed ("
+    ) and said[0].endswith("): two files of that name are left"), said

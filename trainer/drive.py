@@ -18,7 +18,7 @@ from typing import Iterable, Optional, Sequence
 
 from drivestage import paths
 from drivestage import sidecar as sidecars
-from drivestage.errors import NotFoundError, RemoteChangedError
+from drivestage.errors import DriveStageError, NotFoundError, RemoteChangedError
 from drivestage.lost_mounts import in_drive_mount
 from drivestage.retention import RetentionPolicy
 from drivestage.sidecar import Described
@@ -223,8 +223,12 @@ class DriveFolder:
                         and (twin.md5 or "").lower() == md5:
                     self._store.delete(twin)   # (the same bytes are verified here)
         if len(paths) == 2 and paths[1] == sidecars.name_for(paths[0]):
-            # (That listing is of after the checkpoint was verified: no request more.)
-            self._replace_older(folder, listed, paths[0], paths[1], sent)
+            try:   # (that listing is of after the checkpoint was verified: no request more)
+                self._replace_older(folder, listed, paths[0], paths[1], sent)
+            except DriveStageError as exc:   # (both are verified: said, not a failed send)
+                logger.warning("%s is verified on Drive, but its older copy there could not "
+                               "be removed (%s): two files of that name are left", self.where(
+                                   os.path.basename(paths[0])), exc)
 
     def _replace_older(self, folder: RemoteEntry, listing: Sequence[RemoteEntry], path: str,
                        side_path: str, sent: dict[str, str]) -> None:
