@@ -87,3 +87,33 @@ def test_a_stop_while_the_end_waits_on_drive_logs_in_a_hung_mount_gives_the_push
         f"same command would push into it again): upload them with drivestage push {logs} "
         f"drive:Models/run before this machine goes (it sends what Drive lacks; it trains "
         f"nothing more)")
+
+
+def test_a_stop_whose_push_waits_on_drive_logs_in_a_hung_mount_gives_the_push_to_drive(
+        local_state, tiny_config, tmp_path, working_drive_mount):
+    """The same during training: the stop's save is complete in the run folder, its push into
+    the hung mount does not end within the grace; the upload the line gives needs no mount."""
+    from test_hungend30_final_wait import _policy
+    from test_train28_hung_disk import _sigterm_stop
+    from trainer.drive import DriveFolder
+    from trainer.stopping import StopFlag
+
+    mount = working_drive_mount
+    logs = tmp_path / "logs"
+    spec = str(mount.point / "MyDrive" / "Models" / "run")
+    run, writer, saver = _policy(tiny_config, logs, DriveFolder(spec, str(logs)),
+                                 **{"drive.logs": spec})
+    run.stop = saver.stop = StopFlag(0.5)
+    out: list = []
+    try:
+        mount.hang()
+        _sigterm_stop(run, saver, out)()
+    finally:
+        mount.answer()
+        writer.close()
+    assert out and out[0].exit_code == 143, out
+    assert str(out[0]) == (
+        f"stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003.pt is saved in {logs} "
+        f"but did not reach {spec} within train.grace_seconds (0.5 s); --resume auto on this "
+        f"machine continues from it, elsewhere upload it first: drivestage push {logs} "
+        f"drive:Models/run")
