@@ -43,12 +43,12 @@ class FinalWait:
         #: ``(folder, seconds)``: the folder whose listing did not answer, once given up on.
         self.hung: Optional[tuple[str, float]] = None
 
-    @property
-    def dest(self) -> Optional[str]:
-        """Where a push sends the run: ``drive.logs``, or the ``drive:`` path the folder stands
-        for where it is in a Google Drive mount (a push into the mount waited on it, hung)."""
-        mounted = self._mounts.get(self.spec or "")
-        return mounted[1] if mounted else self.spec
+    def dest(self, spec: Optional[str]) -> Optional[str]:
+        """Where a push sends the run: ``spec`` (``drive.logs``), or the ``drive:`` path it
+        stands for where it is a folder in a Google Drive mount (a push into the mount waited
+        on it, hung); known only for the folders looked at here."""
+        mounted = self._mounts.get(spec or "")
+        return mounted[1] if mounted else spec
 
     def deadline(self, stop: Optional[float] = None) -> Optional[float]:
         """When to stop waiting (``time.monotonic()``): a stop's deadline (``stop``), else
@@ -77,7 +77,7 @@ class FinalWait:
         why = f"{folder} did not answer for {waited:g} s" + (
             f" ({mount[0]} is a Google Drive mount: stopped answering?)" if mount else
             " (a hung network or FUSE mount?)")
-        dest = self.dest
+        dest = self.dest(self.spec)
         # (Copied first: a write that ends now frees it, and the file is then written.)
         state = dict(job.state) if job is not None and not job.written else {}
         if state and job.error is None and not job.dropped:

@@ -68,7 +68,7 @@ def stop_message(saver: Any, job: SaveJob, pos: Position) -> str:
     # slow or failing upload are lost with the machine too (the command below sends all).
     unsent = saver.writer.not_on_drive()
     # (drive.logs in a Drive mount: to the drive: path it stands for, not into the mount.)
-    push = f"drivestage push {saver.out_dir} {saver.final_wait.dest}"
+    push = f"drivestage push {saver.out_dir} {saver.final_wait.dest(saver.drive_spec)}"
     if saver.writer.other_run:
         # That push leaves them again, and with --force deletes the other run's verified
         # checkpoints: a folder of the run's own instead (stop29; attacktr29's final line).
