@@ -457,6 +457,8 @@ class PushJob:
         if needed <= 0:
             return
         where = f"{len(todo)} file(s) into {self.store.describe(root)}"
+        if decision is not None and self._held_back(decision):
+            decision = folder = None   # (pruned first, the deletion reached Drive first)
         pruned, self.room_left = push_room.make_room(self.store, needed, where, decision,
                                                      folder, self.policy, self.use_trash,
                                                      into=root)
@@ -465,9 +467,8 @@ class PushJob:
     def _apply(self, decision: Plan, twins: Mapping[str, list[RemoteEntry]]) -> None:
         """Apply the plan's remote deletions (after every upload was verified), with the
         copies of the same bytes of each file it deletes (:attr:`pruning.FolderView.twins`).
-        None into a Google Drive mount, where no upload can be verified (said once)."""
-        if isinstance(self.store, LocalDirStore) and any(not d.keep and d.id for d in decision) \
-                and retention_held_back(self.store.describe(self.remote_folder[""])):
+        None into a Google Drive mount (:meth:`_held_back`)."""
+        if self._held_back(decision):
             return
         # What the plan keeps is read first (a listing that lags showed a checkpoint the
         # user had just trashed: keep_last kept it and deleted every other one), but what
@@ -480,3 +481,10 @@ class PushJob:
                                             self.use_trash, {d.id or "" for d in self.result.pruned},
                                             twins, self.room_left, confirm=True,
                                             written={n for f, n in self.copies.sent if not f})
+
+    def _held_back(self, decision: Plan) -> bool:
+        """Whether the plan's deletions are held back, before the uploads (room made) and
+        after: into a Google Drive mount, where no upload can be verified (said once)."""
+        return isinstance(self.store, LocalDirStore) and \
+            any(not d.keep and d.id for d in decision) and \
+            retention_held_back(self.store.describe(self.remote_folder[""]))

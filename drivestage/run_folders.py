@@ -20,10 +20,10 @@ sent, at a process's first push into the folder and again should the state folde
 room for it (tried at each push, said once); a record stays (a
 finished run's folder is still its run's) until that folder is gone from the store: a
 folder made anew under the name is another. The folder is marked on the store too
-(:attr:`~drivestage.store.RemoteEntry.run_mark`; Drive: a PRIVATE property, sent with the
-folder's insert, or set by one request, once, on one made before: :func:`mark`), so that a
-machine without these records (a fresh Colab VM) knows it; ``drivestage runs forget``
-clears both (:func:`forget`).
+(:attr:`~drivestage.store.RemoteEntry.run_mark`; Drive: a PRIVATE and a PUBLIC property,
+sent with the folder's insert, or set by one request, once, on one made before:
+:func:`mark`), so that a machine without these records (a fresh Colab VM, a laptop with
+another OAuth client) knows it; ``drivestage runs forget`` clears both (:func:`forget`).
 
 **Left to it.** A push into a folder above (:class:`drivestage.push_job.PushJob`) finds the
 run folders among its subfolders by their ids, and there, and in every folder inside them,

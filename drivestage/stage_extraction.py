@@ -212,12 +212,43 @@ def shadowed(dest: str, stamp: Stamp) -> bool:
     the paths they share with it: the later one holds a shared path, as ``unzip a.zip;
     unzip b.zip`` leaves it. For an archive ``--remove-archive`` removed, pulled alone: two
     of one DEST (``train.zip`` and ``val.zip``, each with a ``README.txt``) downloaded each
-    other back at every rerun of a notebook, whole, to write the shared file again."""
-    others = [s for s in stamps.every(dest) if isinstance(s.get("id"), str)
-              and s.get("id") != stamp.get("id") and s.get("_path") != stamp.get("_path")]
-    held = stamps.Listed({s["id"]: s.get("md5") for s in others},
-                         {s["id"]: dest for s in others})
+    other back at every rerun of a notebook, whole, to write the shared file again. So too
+    an archive pulled into a folder above DEST or inside it (``VOC.zip`` into ``data``,
+    then ``fixes.zip`` into ``data/VOCdevkit/VOC2007``): their stamps are in that folder's
+    state folder (:func:`_stamp_folders`)."""
+    others: dict[str, tuple[str, Stamp]] = {}
+    for folder in _stamp_folders(dest, stamp):
+        try:
+            found = stamps.every(folder)
+        except (DriveStageError, OSError):
+            continue   # (a state folder that is not this user's, or unreadable: not read)
+        for s in found:
+            if isinstance(s.get("id"), str) and s.get("id") != stamp.get("id") \
+                    and s.get("_path") != stamp.get("_path"):
+                others.setdefault(s["id"], (folder, s))
+    held = stamps.Listed({i: s.get("md5") for i, (_f, s) in others.items()},
+                         {i: f for i, (f, _s) in others.items()})
     return stamps.missing_member(dest, stamp, held) is None
+
+
+def _stamp_folders(dest: str, stamp: Stamp) -> list[str]:
+    """The folders whose stamps may stand for a path of ``stamp``'s members: DEST, the
+    folders above it, and those in it that hold a member not in place (another DEST there;
+    no walk of the tree: a few stats)."""
+    here = os.path.abspath(dest)
+    out, up = {here}, here
+    while os.path.dirname(up) != up:
+        up = os.path.dirname(up)
+        out.add(up)
+    for m in stamps.records(stamp):
+        if not _member_path(m.path):
+            continue   # never looked at outside DEST
+        st = _lstat(dest, m.path)
+        if st is not None and stamps.shows(dest, m, st):
+            continue
+        parts = m.path.split("/")[:-1]
+        out.update(os.path.join(here, *parts[:i]) for i in range(1, len(parts) + 1))
+    return sorted(out)
 
 
 def in_place(dest: str, records: Sequence[MemberRecord], stamp: Optional[Stamp] = None
@@ -262,13 +293,18 @@ def _seen_anew(dest: str, records: Sequence[MemberRecord]) -> list[MemberRecord]
 def _lstat(dest: str, rel: str) -> Optional[os.stat_result]:
     """The lstat of the member path ``rel`` in ``dest``; None when there is nothing there,
     or ``rel`` is no member path (never looked at outside DEST)."""
-    framed = f"/{rel}/"
-    if "//" in framed or "/./" in framed or "/../" in framed or "\0" in rel:
+    if not _member_path(rel):
         return None
     try:
         return os.lstat(os.path.join(dest, rel))
     except OSError:
         return None
+
+
+def _member_path(rel: str) -> bool:
+    """Whether ``rel`` is a member path: relative, no ``.`` or ``..`` part, no empty one."""
+    framed = f"/{rel}/"
+    return not ("//" in framed or "/./" in framed or "/../" in framed or "\0" in rel)
 
 
 def _count(n: int, noun: str) -> str:

@@ -96,7 +96,7 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     jobs = max(1, int(jobs or dl.DEFAULT_JOBS))
     walked = time.time_ns()  # a stamp written since may be of a newer version than listed
     items, skipped, listed = walk(store, folder, src.rstrip("/"), root, jobs, include,
-                                  exclude, force)
+                                  exclude, force, extract)
     os.makedirs(dest, exist_ok=True)
     for where in sorted({it.folder for it in items} | {root}):
         _real_folders(root, where, dest, create=False)  # a link there: refused before a byte

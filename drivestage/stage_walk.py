@@ -38,8 +38,8 @@ class Item:
 
 
 def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: int,
-         include: Sequence[str] = (), exclude: Sequence[str] = (), force: bool = False
-         ) -> tuple[list[Item], list[str], dict[str, set[str]]]:
+         include: Sequence[str] = (), exclude: Sequence[str] = (), force: bool = False,
+         extract: bool = False) -> tuple[list[Item], list[str], dict[str, set[str]]]:
     """Every downloadable file under ``folder`` that the globs select, in tree order, those
     skipped for having no content, and the local names of every item listed, by local
     folder (each folder listed: an excluded one is not).
@@ -91,7 +91,7 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
                                        names + (name,), above + (cur.id,)))
                 elif child.unreadable:
                     raise NotFoundError(child.unreadable)
-                elif child.no_download and (force or not _staged(child, name, cur_local)):
+                elif child.no_download and (force or not _staged(child, name, cur_local, extract)):
                     inside = "/".join(names + (child.name,))
                     raise DownloadRestrictedError(
                         child.no_download + partials.left_behind(
@@ -113,16 +113,20 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
     return items, skipped, listed
 
 
-def _staged(child: RemoteEntry, name: str, folder: str) -> bool:
+def _staged(child: RemoteEntry, name: str, folder: str, extract: bool = False) -> bool:
     """A copy of ``child`` is staged as ``folder/<name>`` already, by its stamp: the same
-    version (md5), the file as the stamp left it. A rerun needs no download of it, so a
-    file whose owner turned downloading off since does not stop the pull (staging it
-    checks again, and fails before a media request if it must download after all)."""
+    version (md5), the file as the stamp left it; with ``extract``, an archive of it removed
+    once extracted (``--remove-archive``: its members stand for it). A rerun needs no
+    download of it, so a file whose owner turned downloading off since does not stop the
+    pull (staging it checks again, and fails before a media request if it must download
+    after all: a member gone)."""
     stamp = stamps.own(folder, name, child.id)
     if stamp is None or not child.md5 or stamp.get("md5") != child.md5:
         return False
     try:
         st = os.stat(os.path.join(folder, name))
+    except FileNotFoundError:
+        return extract and stamp.get("removed") is True and bool(stamp.get("extracted"))
     except OSError:
         return False
     return st.st_size == stamp.get("size") and same_mtime(st.st_mtime_ns, stamp.get("mtime_ns"))

@@ -100,6 +100,9 @@ class FullDriveMount:
         #: reader is in the middle of the file).
         self.catch_up_at_read: Optional[int] = None
         self.reads = 0
+        #: Set to n: the bytes the mount says are free (``df``: DriveFS and
+        #: google-drive-ocamlfuse show Drive's quota there); None: a roomy disk.
+        self.free: Optional[int] = None
         #: Changes Drive got from elsewhere that the mount does not show yet (:meth:`catch_up`).
         self._pending: list[tuple[str, bytes, Optional[int]]] = []
         self._drive_mtimes: dict[str, int] = {}   # the times the files on Drive were sent with
@@ -355,8 +358,9 @@ class FullDriveMount:
             names = body[8 if opcode == RENAME else 16:].split(b"\0")
             self._rename(nodeid, names[0].decode(), newdir, names[1].decode())
             return b""
-        if opcode == STATFS:  # a roomy disk: the mount does not know Drive's quota
-            return _STATFS.pack(1 << 24, 1 << 23, 1 << 23, 1 << 20, 1 << 19, 4096, 255, 4096, 0)
+        if opcode == STATFS:  # a roomy disk, or Drive's quota as :attr:`free` says
+            free = 1 << 23 if self.free is None else self.free // 4096
+            return _STATFS.pack(1 << 24, free, free, 1 << 20, 1 << 19, 4096, 255, 4096, 0)
         if opcode == CREATE:
             _flags, mode = struct.unpack_from("<II", body)
             child = self._make(nodeid, name_at(16), stat.S_IFREG | (mode & 0o7777))

@@ -1,8 +1,10 @@
 """Run folders marked on Drive (runmark30): ``drivestage mirror ./runs drive:runs --delete``
 on a fresh Colab VM (no state folder, only the new run on the disk) trashed every older run
 folder whole, checkpoints and all: only this machine's ``run-folders.json`` knew them. A run
-folder now carries a PRIVATE custom property on Drive, sent with its insert (no request
-more) or set by one patch on an older one; a PUBLIC one, or another app's, marks nothing."""
+folder now carries a PRIVATE and a PUBLIC custom property on Drive, sent with its insert (no
+request more) or set by one patch on an older one; another app's PRIVATE one marks nothing,
+the PUBLIC one marks for every app (Colab's OAuth client and a laptop's own see none of each
+other's PRIVATE ones)."""
 from __future__ import annotations
 
 import logging
@@ -19,7 +21,8 @@ from _drive_state import live_md5s
 from test_attackds29_run_folders import _save, env  # noqa: F401  (env: a fixture)
 
 LOGS = ("results.csv", "events.out.tfevents.1", "opt.yaml", "loss.png")
-OURS = [{"key": RUN_MARK, "value": "1", "visibility": "PRIVATE", "app": "app-default"}]
+OURS = [{"key": RUN_MARK, "value": "1", "visibility": "PRIVATE", "app": "app-default"},
+        {"key": RUN_MARK, "value": "1", "visibility": "PUBLIC", "app": None}]
 
 
 def _old_runs(emulator, tmp_path) -> dict:
@@ -109,21 +112,75 @@ def test_a_fresh_vms_push_delete_into_a_marked_run_folder_keeps_its_checkpoints(
         "retention): --delete removes none of its checkpoints or their sidecars" in err
 
 
-@pytest.mark.parametrize("forged", [
-    {"props": [{"key": RUN_MARK, "value": "1", "visibility": "PUBLIC"}], "app": None},
-    {"props": [{"key": RUN_MARK, "value": "1", "visibility": "PRIVATE"}], "app": "another-app"},
-], ids=["public", "another-apps-private"])
-def test_a_mark_any_editor_or_another_app_set_is_no_mark(emulator, env, tmp_path, monkeypatch,
-                                                        forged):
-    """A PUBLIC property of the name (any editor of the folder may set one), or another
-    app's PRIVATE one (this app never sees it): the folder is not a run folder, and a
-    ``--delete`` that SRC lacks it removes it, as asked."""
+def test_another_apps_private_property_of_the_name_is_no_mark(emulator, env, tmp_path,
+                                                              monkeypatch):
+    """Another app's PRIVATE property (this app never sees it): the folder is not a run
+    folder, and a ``--delete`` that SRC lacks it removes it, as asked."""
     emulator.add_file("runs/exp1/epoch_001.pt", b"w" * 100)
-    emulator.set_properties(emulator.find("runs/exp1")["id"], forged["props"], app=forged["app"])
+    emulator.set_properties(emulator.find("runs/exp1")["id"],
+                            [{"key": RUN_MARK, "value": "1", "visibility": "PRIVATE"}],
+                            app="another-app")
     runs = _fresh_vm(tmp_path, monkeypatch)
 
     _mirror_once(runs)
 
+    assert set(live_md5s(emulator, "runs")) == {"exp3"}
+
+
+def test_a_laptop_with_its_own_oauth_client_leaves_the_colab_runs_folders_whole(
+        emulator, env, tmp_path, monkeypatch):
+    """The runs pushed from Colab (Colab's OAuth client), then ``mirror ./runs drive:runs
+    --delete`` from a laptop signed in with its own client secrets, no record of them: the
+    laptop sees none of Colab's PRIVATE properties, and trashed exp1 and exp2 whole with
+    their checkpoints (the PRIVATE mark alone). The PUBLIC one keeps them."""
+    before = _old_runs(emulator, tmp_path)
+    emulator.set_token_app("test-token", "laptop-client")   # (the token every request sends)
+    runs = _fresh_vm(tmp_path, monkeypatch)
+
+    _mirror_once(runs)
+
+    assert set(live_md5s(emulator, "runs")) == {"exp1", "exp2", "exp3"}
+    assert {name: live_md5s(emulator, f"runs/{name}") for name in before} == before
+    trashed = {f["title"] for f in emulator.files() if f["labels"]["trashed"]}
+    assert {"junk", "notes.txt"} <= trashed and not {"exp1", "exp2"} & trashed
+
+
+def test_runs_forget_from_another_client_clears_what_it_sees(emulator, env, tmp_path,
+                                                            monkeypatch):
+    """``runs forget`` on the laptop (its own client): the PUBLIC mark goes, Colab's PRIVATE
+    one stays for Colab (only that client may change it), and the laptop's ``--delete`` then
+    removes the folder as asked."""
+    _old_runs(emulator, tmp_path)
+    exp1 = emulator.find("runs/exp1")["id"]
+    emulator.set_token_app("test-token", "laptop-client")
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "laptop-state"))
+
+    code, out, err = run("runs", "forget", "drive:runs/exp1")
+
+    assert (code, err) == (0, "")
+    assert out == "drive:runs/exp1 is no run folder any more: its mark on Drive cleared\n"
+    assert emulator.properties_of(exp1) == OURS[:1]   # (Colab's, "app-default")
+    runs = _fresh_vm(tmp_path, monkeypatch)
+    _mirror_once(runs)
+    assert set(live_md5s(emulator, "runs")) == {"exp2", "exp3"}
+
+
+def test_a_public_mark_anyone_set_only_keeps_the_folder(emulator, env, tmp_path, monkeypatch):
+    """A PUBLIC property of the name that no run of ours set (any editor may set one): the
+    folder is kept, as a run folder would be, and nothing is lost; ``runs forget`` is the way
+    out."""
+    emulator.add_file("runs/exp1/epoch_001.pt", b"w" * 100)
+    folder = emulator.find("runs/exp1")["id"]
+    emulator.set_properties(folder, [{"key": RUN_MARK, "value": "1", "visibility": "PUBLIC"}])
+    runs = _fresh_vm(tmp_path, monkeypatch)
+
+    _mirror_once(runs)
+    assert set(live_md5s(emulator, "runs")) == {"exp1", "exp3"}
+    assert set(live_md5s(emulator, "runs/exp1")) == {"epoch_001.pt"}
+
+    assert run("runs", "forget", "drive:runs/exp1")[0] == 0
+    assert emulator.properties_of(folder) == []
+    _mirror_once(runs)
     assert set(live_md5s(emulator, "runs")) == {"exp3"}
 
 

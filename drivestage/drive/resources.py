@@ -107,19 +107,21 @@ def check_resource(res: Any, where: str = "") -> Mapping[str, Any]:
     return res
 
 
-#: The key of the PRIVATE custom property that marks a run folder on Drive
+#: The key of the custom properties that mark a run folder on Drive
 #: (:mod:`drivestage.drive.store_folders`).
 RUN_MARK = "drivestage-run-folder"
 
 
 def run_marked(res: Mapping[str, Any]) -> bool:
-    """Whether the File resource ``res`` carries the run-folder mark: a PRIVATE property
-    (this app's own; Drive shows no other app's) of :data:`RUN_MARK`. A PUBLIC one, which
-    any editor of the folder may set, is no mark."""
+    """Whether the File resource ``res`` carries the run-folder mark: a property of
+    :data:`RUN_MARK`, PRIVATE (this app's own) or PUBLIC (another OAuth client's run: Colab's
+    beside a laptop's own client secrets, which see none of each other's PRIVATE ones). Any
+    editor of the folder may set a PUBLIC one; a mark only ever keeps things on Drive, so a
+    forged one costs a deletion not done, never a file."""
     props = res.get("properties")
     return isinstance(props, list) and any(
-        isinstance(p, Mapping) and p.get("key") == RUN_MARK and p.get("visibility") == "PRIVATE"
-        for p in props)
+        isinstance(p, Mapping) and p.get("key") == RUN_MARK
+        and p.get("visibility") in ("PRIVATE", "PUBLIC") for p in props)
 
 
 def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:

@@ -4,17 +4,23 @@ its line cap), and the mark a run folder carries on Drive.
 **The run-folder mark.** :mod:`drivestage.run_folders` keeps its records of run folders in
 this machine's state folder, which a fresh Colab VM lacks: ``mirror ./runs drive:runs
 --delete`` there, with only the new run on the disk, trashed every older run folder whole.
-So a run folder is also marked on Drive: a PRIVATE custom property
-(:data:`~drivestage.drive.resources.RUN_MARK`, Drive v2's ``properties[]``), which only
-this app (OAuth client) sees or sets; a PUBLIC property of the name, which any editor can
-set, marks nothing. The property goes with the folder's ``files.insert`` where a run's push
-makes it (no request more), and by one ``files.patch`` on a folder made before
-(:meth:`FolderMaking.mark_run_folder`); listings and gets show it
-(:attr:`~drivestage.store.RemoteEntry.run_mark`). ``drivestage runs forget`` removes it
-(``properties.delete``).
+So a run folder is also marked on Drive: two custom properties
+(:data:`~drivestage.drive.resources.RUN_MARK`, Drive v2's ``properties[]``), a PRIVATE one,
+which only this app (OAuth client) sees or changes, and a PUBLIC one, which every app sees:
+Colab's client and a laptop's own client secrets (``drivestage auth login``) or a service
+account see none of each other's PRIVATE properties, and a laptop's ``mirror --delete``
+trashed the run folders Colab's runs had marked. Any editor may set or remove a PUBLIC
+property: a forged mark keeps a folder that ``--delete`` would have removed (and leaves its
+checkpoint-named files to that run's push), a removed one leaves the PRIVATE mark for its
+own app. The properties go with the folder's ``files.insert`` where a run's push makes it
+(no request more), and by one ``files.patch`` on a folder made before
+(:meth:`FolderMaking.mark_run_folder`); listings and gets show them
+(:attr:`~drivestage.store.RemoteEntry.run_mark`). ``drivestage runs forget`` removes both
+(``properties.delete``; another app's PRIVATE one only that app can remove).
 """
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Callable, Mapping, Optional, TypeVar
 
@@ -31,8 +37,9 @@ T = TypeVar("T")
 
 #: The root id of ``drive:shared-with-me/``: not a Drive id, a listing of ``sharedWithMe``.
 SHARED_WITH_ME = "sharedWithMe"
-#: The mark as a File resource's ``properties`` (PRIVATE: this app's alone).
-MARK_PROPERTIES = [{"key": RUN_MARK, "value": "1", "visibility": "PRIVATE"}]
+#: The mark as a File resource's ``properties``: this app's own, and one every app sees.
+MARK_PROPERTIES = [{"key": RUN_MARK, "value": "1", "visibility": visibility}
+                   for visibility in ("PRIVATE", "PUBLIC")]
 
 
 class FolderMaking:
@@ -63,8 +70,8 @@ class FolderMaking:
 
     def mark_run_folder(self, folder: RemoteEntry, mark: bool = True) -> bool:
         """Mark ``folder`` (a run folder made before marks were) on Drive, by one
-        ``files.patch``; or, with ``mark`` False, remove the mark (``properties.delete``:
-        one already gone is fine). A folder reached through a shortcut: its target."""
+        ``files.patch``; or, with ``mark`` False, remove the mark (``properties.delete`` of
+        its PRIVATE and its PUBLIC property: one already gone is fine). A folder reached through a shortcut: its target."""
         where = self.describe(folder)
         files = self.transport.files()
         if mark:
@@ -73,16 +80,17 @@ class FolderMaking:
                 fields="id").execute(http=self.transport.http()))
             return True
 
-        def unmark() -> None:
+        def unmark(visibility: str) -> None:
             try:
                 self.transport.service.properties().delete(
-                    fileId=folder.id, propertyKey=RUN_MARK, visibility="PRIVATE"
+                    fileId=folder.id, propertyKey=RUN_MARK, visibility=visibility
                 ).execute(http=self.transport.http())
             except Exception as exc:
                 failure = answers.failure_of(exc)
                 if failure is None or failure.status != 404:  # 404: no mark (any more)
                     raise
-        self.call(f"clear the run-folder mark of {where}", unmark)
+        for visibility in ("PRIVATE", "PUBLIC"):
+            self.call(f"clear the run-folder mark of {where}", functools.partial(unmark, visibility))
         return True
 
     def _check_into(self, folder: RemoteEntry) -> None:

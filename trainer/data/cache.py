@@ -169,7 +169,7 @@ class RamCache:
         except RuntimeError:  # a copy or a plain pickle: by value
             state["_shared"] = None
             return state
-        # A worker started by spawn or forkserver (Python 3.14's default) is sent the pixels
+        # A worker started by spawn (macOS; on Linux worker_signals forks) is sent the pixels
         # as a handle to shared memory, not a copy each.
         state["buffer"] = self._shared_buffer()
         state["_shared"] = None

@@ -18,7 +18,10 @@ before its initialiser ran, or while it is hung inside C, is not lost to torch's
 Workers end with their loader as they always did (its iterator sends them ``None``); a
 loader's own SIGTERM to a worker that did not end within 5 s is ignored (it ends once it
 reads that ``None``). Only workers started by ``fork`` share the mark; a spawned worker keeps
-torch's handler.
+torch's handler. So on Linux a loader's workers are forked unless the start method is
+``spawn`` (never Linux's default: someone asked for it): Python 3.14 made ``forkserver``
+Linux's default, which would have turned this off, and sent a ``data.cache=ram`` cache
+through ``/dev/shm`` (64 MB in a Docker container) instead of sharing its pages.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ import atexit
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from typing import Any, Optional
 
@@ -54,13 +58,21 @@ _FORK = _Fork()
 def prepare() -> Optional[multiprocessing.context.BaseContext]:
     """In the training process, before a loader's workers start: the shared mark, set at its
     exit (registered after ``multiprocessing``'s own exit function, so it runs first). Returns
-    the loader's ``multiprocessing_context``: :class:`_Fork` where workers are forked, else
-    None (the default: a spawned worker keeps torch's handler)."""
+    the loader's ``multiprocessing_context``: :class:`_Fork` where workers are forked (see
+    :func:`forks`), else None (the default: a spawned worker keeps torch's handler)."""
     global _released, _parent
     if _released is None or _parent != os.getpid():
         _released, _parent = multiprocessing.RawValue("b", 0), os.getpid()
         atexit.register(_release)
-    return _FORK if multiprocessing.get_start_method() == "fork" else None
+    return _FORK if forks() else None
+
+
+def forks() -> bool:
+    """Whether a loader's workers are forked: where the start method is ``fork``, and on
+    Linux where it is ``forkserver`` too: Python 3.14's default there, which nothing tells
+    apart from one a user set; forking keeps what every Python before it did."""
+    method = multiprocessing.get_start_method()
+    return method == "fork" or (method == "forkserver" and sys.platform.startswith("linux"))
 
 
 def _release() -> None:
