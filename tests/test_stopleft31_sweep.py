@@ -108,3 +108,29 @@ def test_the_end_of_a_run_resumed_from_a_stop_s_copy_removes_it(
         f"removed {os.path.dirname(resumed)}, an earlier stop's copy of autosave_00000003.pt: "
         f"{SPEC}/epoch_002.pt (epoch 2, iteration 4) of this run is further on, saved later, "
         "verified there"]
+
+
+def test_the_end_of_a_run_resumed_from_a_rescued_state_without_drive_removes_it(
+        tiny_config, caplog):
+    """No ``drive.logs``: ``--resume /tmp/trainer-rescued-…/epoch_001.pt`` (the rescue's line
+    says so), the run goes on in its run folder; once its last epoch is written there, md5
+    checked, the rescued copy goes."""
+    from trainer.saving import snapshot
+
+    logs = os.path.abspath(os.path.join(tempfile.gettempdir(), "..", "logs"))
+    run, writer, saver = _policy(tiny_config, logs)
+    state = snapshot(run)
+    resumed = _leftover(state, "trainer-rescued-x", "epoch_001.pt", epoch=1, iteration=2,
+                        epoch_iteration=0, saved=writer.taken())
+    run.resumed_from, run.state.pos = resumed, Position(1, 2, 0)   # (restored from it)
+    saver.on_fit_start(run)
+    assert saver.swept.join(30)
+    run.state.pos = Position(2, 4, 0)
+    saver.on_fit_epoch_end(run, Position(2, 4, 0), {})
+    with caplog.at_level("INFO", logger="trainer"):
+        saver.on_fit_end(run)
+    assert _left() == []
+    assert [r.getMessage() for r in caplog.records if "trainer-rescued-" in r.getMessage()] == [
+        f"removed {os.path.dirname(resumed)}, an earlier rescued copy of epoch_001.pt: "
+        f"{logs}/epoch_002.pt (epoch 2, iteration 4) of this run is further on, saved later, "
+        "verified there"]

@@ -188,7 +188,7 @@ def _sweep(out_dir: str, drive: Any, run: Optional[str], at: Optional[Position],
                 found = []
         mine = ckpt.read_sidecar(os.path.join(folder, name))
         where = _elsewhere(out_dir, found or [], name, md5) or \
-            _superseded(found or [], mine, run)
+            _superseded(found or [], mine, run) or _superseded_here(out_dir, mine, run)
         if where is not None:
             shutil.rmtree(folder, ignore_errors=True)
             logger.info("removed %s, an earlier %s copy of %s: %s", folder, _whose(folder),
@@ -237,6 +237,28 @@ def _superseded(found: list, mine: Any, run: Optional[str]) -> Optional[str]:
                 side.progress > mine.progress:
             at = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration).label
             return f"{c.where} ({at}) of this run is further on, saved later, verified there"
+    return None
+
+
+def _superseded_here(out_dir: str, mine: Any, run: Optional[str]) -> Optional[str]:
+    """As :func:`_superseded`, of the run folder's checkpoints (md5-checked against their
+    sidecar; none in a Drive mount: mount30): a run without ``drive.logs`` resumed from a
+    rescued state goes on there only."""
+    if mine is None or run is None or mine.run != run or mine.saved is None or \
+            in_drive_mount(out_dir) is not None:
+        return None
+    try:
+        here = ckpt.list_checkpoints(out_dir)
+    except OSError:
+        return None
+    later = [c for c in here if c.sidecar.run == run and c.sidecar.saved is not None and
+             c.sidecar.saved > mine.saved and c.sidecar.progress > mine.progress]
+    for c in sorted(later, key=lambda c: (c.sidecar.progress, c.described.name != "last.pt",
+                                          c.described.name), reverse=True):
+        if c.sidecar.md5 is not None and _md5(c.path) == c.sidecar.md5.lower():
+            side = c.sidecar
+            at = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration).label
+            return f"{c.path} ({at}) of this run is further on, saved later, verified there"
     return None
 
 
