@@ -5,8 +5,9 @@
   once its bytes are verified on Drive or in the run folder.
 - A ``trainer-stop-…`` copy the user resumed from (``--resume <path>``, as the stop's line
   says) was never swept either: the run writes new states, so its md5 appears nowhere
-  else. Now one of this run that Drive holds a verified checkpoint of the run further on
-  than, saved later, goes: at the next start, and at the end of the run resumed from it.
+  else. Now one of this run that Drive (or the run folder, md5-checked) holds a checkpoint of
+  the run further on than, saved later, goes: at the next start, and at the end of the run
+  resumed from it.
   One of another run, or one saved after Drive's (the run sent back past it), stays.
 
 The real save policy and DriveFolder against the emulator."""

@@ -16,8 +16,8 @@ Once verified there the temporary folder is removed (kept, it added a checkpoint
 every such stop: stop29). One the stop names as the only copy (Drive did not take it in time)
 stays, as does a state rescued from a run folder whose mount stopped (:func:`rescue`); the
 next start removes either once Drive or the run folder holds its bytes, or once Drive holds a
-checkpoint of its run further on, saved after it (a run resumed from it), and so does the end
-of a run resumed from one (:func:`sweep`).
+checkpoint of its run further on, saved after it (a run resumed from it; or the run folder,
+without ``drive.logs``), and so does the end of a run resumed from one (:func:`sweep`).
 """
 from __future__ import annotations
 
