@@ -353,28 +353,37 @@ def drive_mount(path: str, mounts: Optional[str] = None) -> Optional[str]:
     """The Google Drive FUSE mount that ``path`` lies in, or None.
 
     A FUSE filesystem whose type or source names Drive (Colab's ``fuse.drive``,
-    google-drive-ocamlfuse, an rclone ``gdrive:`` remote), read from ``/proc/mounts`` (or
-    ``mounts``, the same format), and Colab's ``/content/drive`` whatever the table says."""
+    google-drive-ocamlfuse, an rclone ``gdrive:`` remote), or any FUSE mount at Colab's
+    :data:`COLAB_DRIVE_MOUNT`, read from ``/proc/mounts`` (or ``mounts``, the same format).
+    A plain folder there (nothing mounted) is local disk: counted as the mount, it got the
+    warnings of one ("sends every byte back to Drive", "lost when the runtime ends"), all
+    false (mount31). Only where the table cannot be read at all is ``/content/drive`` taken
+    for the mount by its name (the side that removes and prunes nothing there)."""
     real = os.path.realpath(path)
     found = []
-    if real == COLAB_DRIVE_MOUNT or real.startswith(COLAB_DRIVE_MOUNT + os.sep):
-        found.append(COLAB_DRIVE_MOUNT)
     if mounts is None:
         try:
             with open("/proc/mounts", encoding="utf-8", errors="replace") as fh:
                 mounts = fh.read()
         except OSError:
-            mounts = ""
-    for line in mounts.splitlines():
+            mounts = None
+    if mounts is None and _within(real, COLAB_DRIVE_MOUNT):
+        found.append(COLAB_DRIVE_MOUNT)
+    for line in (mounts or "").splitlines():
         fields = line.split()
         if len(fields) < 3:
             continue
         source, point, fstype = (unescape_mount(f) for f in fields[:3])
-        if not fstype.startswith("fuse") or "drive" not in (fstype + source).lower():
+        if not fstype.startswith("fuse") or not (
+                "drive" in (fstype + source).lower() or point == COLAB_DRIVE_MOUNT):
             continue
-        if real == point or real.startswith(point.rstrip(os.sep) + os.sep):
+        if _within(real, point):
             found.append(point)
     return max(found, key=len) if found else None
+
+
+def _within(real: str, point: str) -> bool:
+    return real == point or real.startswith(point.rstrip(os.sep) + os.sep)
 
 
 #: A Colab notebook's folder: ``drive.mount('/content/drive')`` (the old recipe's

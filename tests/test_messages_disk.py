@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from _messages import error_line as error
 from _messages import log_text, renders, shown
 from _proxy import Proxy, Reply
+from _drivemount import working_drive_mount  # noqa: F401 (a fixture)
 from _tmpfs import small_disk  # noqa: F401 (a fixture)
 from drivestage.cli import cli
 
@@ -137,12 +138,10 @@ def test_a_file_where_dest_needs_a_folder(emulator, env, tmp_path):
 
 
 @renders("is inside the Google Drive mount")
-def test_pulling_into_colabs_drive_mount(emulator, env, tmp_path, monkeypatch, caplog):
+def test_pulling_into_colabs_drive_mount(emulator, env, working_drive_mount, caplog):
     import drivestage
-    import drivestage.localfs
 
-    mount = tmp_path / "content" / "drive"
-    monkeypatch.setattr(drivestage.localfs, "COLAB_DRIVE_MOUNT", str(mount))
+    mount = working_drive_mount.point   # a FUSE mount (a plain folder there is not: mount31)
     emulator.add_file("set.bin", b"data")
     with caplog.at_level(logging.WARNING, logger="drivestage"):
         drivestage.pull("drive:set.bin", str(mount / "MyDrive" / "data"), quiet=True)

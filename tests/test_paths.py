@@ -90,10 +90,23 @@ def test_drive_mount_finds_a_drive_fuse_mount_and_only_that(tmp_path):
         == str(other)
 
 
-def test_colabs_drive_folder_counts_even_before_it_is_mounted():
+def test_colabs_drive_folder_counts_only_when_the_table_cannot_be_read(monkeypatch):
+    """A plain folder at /content/drive is local disk (mount31; tests/test_mount31_drive_mount.py
+    mounts one); only an unreadable mount table leaves the name to decide."""
+    import builtins
+
     from drivestage.localfs import COLAB_DRIVE_MOUNT, drive_mount
 
-    assert drive_mount(COLAB_DRIVE_MOUNT + "/MyDrive/logs", "") == COLAB_DRIVE_MOUNT
+    assert drive_mount(COLAB_DRIVE_MOUNT + "/MyDrive/logs", "") is None
+    real_open = builtins.open
+
+    def no_table(file, *args, **kwargs):
+        if file == "/proc/mounts":
+            raise PermissionError(13, "Permission denied", file)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_table)
+    assert drive_mount(COLAB_DRIVE_MOUNT + "/MyDrive/logs") == COLAB_DRIVE_MOUNT
     assert drive_mount("/content/drive-backup/x", "") is None
     assert drive_mount("/content/data", "") is None
 
