@@ -144,8 +144,17 @@ def push_into_mount_warning(dest: str) -> Optional[str]:
             "verified the bytes), or run drive.flush_and_unmount() before the runtime ends")
 
 
-#: The DESTs in a Drive mount whose retention this process has said it holds back.
-_HELD_BACK: set[str] = set()
+#: What each kind of deletion held back in a Drive mount says (once per DEST and kind).
+_HELD_WORDS = {
+    "retention": "retention deletes nothing in %s: it is inside the Google Drive mount %s, and "
+                 "Drive may not have the new checkpoints yet (DriveFS uploads them later); "
+                 "push to %s instead to prune there",
+    "--delete": "--delete removes nothing from %s: it is inside the Google Drive mount %s, and "
+                "Drive may not have what replaced those files yet (DriveFS uploads it later, "
+                "a deletion first); push to %s --delete instead",
+}
+#: The (kind, DEST) pairs in a Drive mount this process has said it holds back.
+_HELD_BACK: set[tuple[str, str]] = set()
 
 
 def retention_held_back(dest: str) -> bool:
@@ -153,18 +162,43 @@ def retention_held_back(dest: str) -> bool:
     back, said once per DEST: in a Google Drive mount, an older checkpoint deleted there as
     the new one is written reaches Drive first (DriveFS sends the small deletion before the
     big upload), and a runtime or mount that ends between leaves Drive with neither; and
-    nothing a push sees through the mount says what Drive has (mount30)."""
+    nothing a push sees through the mount says what Drive has (mount30). The room a push
+    makes before its uploads too (:func:`drivestage.push_room.make_room`, mount31)."""
+    return _held_back(dest, "retention")
+
+
+def delete_held_back(dest: str) -> bool:
+    """Whether ``push --delete``'s removals from ``dest`` are held back, said once per DEST:
+    in a Google Drive mount, for the reason of :func:`retention_held_back` (a checkpoint
+    the trainer's ``keep_local`` removed, a file renamed: its removal reached Drive before
+    what replaced it, mount31)."""
+    return _held_back(dest, "--delete")
+
+
+def _held_back(dest: str, kind: str) -> bool:
     found = in_drive_mount(dest)
     if found is None:
         return False
     mount, spec = found
     full = os.path.abspath(os.path.expanduser(dest))
-    if full not in _HELD_BACK:
-        _HELD_BACK.add(full)
-        log.warning("retention deletes nothing in %s: it is inside the Google Drive mount %s, "
-                    "and Drive may not have the new checkpoints yet (DriveFS uploads them "
-                    "later); push to %s instead to prune there", full, mount, spec)
+    if (kind, full) not in _HELD_BACK:
+        _HELD_BACK.add((kind, full))
+        log.warning(_HELD_WORDS[kind], full, mount, spec)
     return True
+
+
+def prune_in_mount(dest: str) -> Optional[str]:
+    """Why ``drivestage prune`` deletes nothing in ``dest``, when it lies in a Google Drive
+    mount (the reason of :func:`retention_held_back`: the newest checkpoints written there
+    may not be on Drive yet, and the deletions would reach it first), else None."""
+    found = in_drive_mount(dest)
+    if found is None:
+        return None
+    mount, spec = found
+    full = os.path.abspath(os.path.expanduser(dest))
+    return (f"prune deletes nothing in {full}: it is inside the Google Drive mount {mount}, and "
+            "Drive may not have the newest checkpoints yet (DriveFS uploads them later, a "
+            f"deletion first); prune {spec} instead (--dry-run shows the plan here)")
 
 
 def said(exc: BaseException, **wording: str) -> str:

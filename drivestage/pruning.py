@@ -23,6 +23,8 @@ from drivestage.errors import (KeptMovedError, LeftAloneError, NotFoundError,
 # The folder's view lives in its own module; its names stay importable from here.
 from drivestage.folder_view import (FOREIGN, FolderView, Listing, LocalFile, _Sidecars, pick,
                                     view, with_name_epoch)
+from drivestage.localdir import LocalDirStore
+from drivestage.lost_mounts import prune_in_mount
 from drivestage.remote import Where, open_store
 from drivestage.retention import (AUTOSAVE, CHECKPOINT, OTHER, SIDECAR, Decision, Plan,
                                   RetentionPolicy, kept_runs, plan)
@@ -396,6 +398,10 @@ def prune(dest: Where, policy: RetentionPolicy, *, store: Optional[RemoteStore] 
         if not root.is_dir:
             raise UsageError(f"{target.describe(root)} is a file; prune needs the folder that "
                              "holds the checkpoints")
+        held = prune_in_mount(target.describe(root)) \
+            if isinstance(target, LocalDirStore) and not dry_run else None
+        if held is not None:
+            raise UsageError(held)
         listing: dict[str, list[RemoteEntry]] = {}
         for e in target.list(root):
             if not e.is_dir:

@@ -14,7 +14,7 @@ from drivestage.errors import DriveStageError, MovedAwayError, NotFoundError, \
 from drivestage.local_tree import LocalFile, LocalTree, walk
 from drivestage.localdir import LocalDirStore
 from drivestage.locks import Held, locked, more
-from drivestage.lost_mounts import retention_held_back
+from drivestage.lost_mounts import delete_held_back, retention_held_back
 from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
 from drivestage.paths import StorePath
 from drivestage.push_folders import list_folders
@@ -147,7 +147,9 @@ class PushJob:
         finally:  # what it verified recorded so, even when it failed (see reserve_creates)
             store.reserve_creates([], ())
         self.copies.repair()
-        if removal is not None and deletions is not None:
+        if removal is not None and deletions is not None and not (
+                deletions.doomed and isinstance(store, LocalDirStore)
+                and delete_held_back(store.describe(root))):   # (mount31)
             self.result.deleted = extra.apply(store, root, deletions, removal)
         if decision is not None and self.vanished:  # planned as sent (as the newest verified)
             local = {n: f for n, f in self._top_local(files).items() if n not in self.vanished}

@@ -1,11 +1,14 @@
 """Room on the store for what a push is about to send (:mod:`drivestage.upload_tree`): the
 quota asked once, and when it is short, what the retention plan deletes anyway goes first
-(:func:`drivestage.pruning.pre_prune_victims`), never a newest verified checkpoint."""
+(:func:`drivestage.pruning.pre_prune_victims`), never a newest verified checkpoint, and
+nothing in a Google Drive mount (:func:`drivestage.lost_mounts.retention_held_back`)."""
 from __future__ import annotations
 
 import logging
 from typing import Optional
 
+from drivestage.localdir import LocalDirStore
+from drivestage.lost_mounts import retention_held_back
 from drivestage.pruning import Deletions, FolderView, pre_prune_victims, room_keeps
 from drivestage.retention import SIDECAR, Decision, Plan, RetentionPolicy
 from drivestage.sizes import format_size
@@ -28,6 +31,12 @@ def make_room(store: RemoteStore, needed: int, where: str, decision: Optional[Pl
         return [], []
     victims = pre_prune_victims(decision, folder, policy) \
         if decision is not None and folder is not None else []
+    if victims and into is not None and isinstance(store, LocalDirStore) and \
+            retention_held_back(store.describe(into)):
+        # In a Google Drive mount, what goes here went before the new checkpoint was even
+        # written: DriveFS sent that small deletion first, and a runtime that ended then
+        # left Drive with neither (mount31). Said once; the quota then stops the push.
+        victims = []
     freed = 0 if use_trash else sum(d.size for d in victims)
     if needed > q.free + freed:
         raise quota_error(needed, where, q)

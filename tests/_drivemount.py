@@ -106,6 +106,9 @@ class FullDriveMount:
         #: Changes Drive got from elsewhere that the mount does not show yet (:meth:`catch_up`).
         self._pending: list[tuple[str, bytes, Optional[int]]] = []
         self._drive_mtimes: dict[str, int] = {}   # the times the files on Drive were sent with
+        #: Set to n bytes: the size statfs shows (Drive's quota, as DriveFS shows it), its free
+        #: part what the files in the mount leave of it; None: a roomy disk.
+        self.capacity: Optional[int] = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         #: Cleared by :meth:`hang`: the program stops answering (stopped, not ended): every
@@ -358,9 +361,16 @@ class FullDriveMount:
             names = body[8 if opcode == RENAME else 16:].split(b"\0")
             self._rename(nodeid, names[0].decode(), newdir, names[1].decode())
             return b""
-        if opcode == STATFS:  # a roomy disk, or Drive's quota as :attr:`free` says
-            free = 1 << 23 if self.free is None else self.free // 4096
-            return _STATFS.pack(1 << 24, free, free, 1 << 20, 1 << 19, 4096, 255, 4096, 0)
+        if opcode == STATFS:
+            if self.free is not None:   # Drive's quota, as the test says it is
+                free = self.free // 4096
+                return _STATFS.pack(1 << 24, free, free, 1 << 20, 1 << 19, 4096, 255, 4096, 0)
+            if self.capacity is None:   # a roomy disk: the mount does not know Drive's quota
+                return _STATFS.pack(1 << 24, 1 << 23, 1 << 23, 1 << 20, 1 << 19, 4096, 255,
+                                    4096, 0)
+            used = sum(len(node.data) for _path, node in self._files())
+            blocks, free = self.capacity // 4096, max(0, self.capacity - used) // 4096
+            return _STATFS.pack(blocks, free, free, 1 << 20, 1 << 19, 4096, 255, 4096, 0)
         if opcode == CREATE:
             _flags, mode = struct.unpack_from("<II", body)
             child = self._make(nodeid, name_at(16), stat.S_IFREG | (mode & 0o7777))
