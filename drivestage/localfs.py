@@ -1,6 +1,6 @@
 """Local-file helpers shared by every module: streamed md5, atomic writes, the Drive mount,
-the FUSE and network mounts, and when an mtime shown now is one seen before
-(:func:`same_mtime`)."""
+the FUSE and network mounts. (When an mtime shown now is one seen before:
+:mod:`drivestage.mtimes`.)"""
 from __future__ import annotations
 
 import contextlib
@@ -444,34 +444,3 @@ def unescape_mount(field: str) -> str:
     for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
         field = field.replace(code, char)
     return field
-
-
-#: Coarser times a file system may show a file's mtime at later than it showed it when it was
-#: stamped: microseconds, milliseconds (Drive's modifiedTime, which Colab's Drive mount and
-#: rclone show once the file is in the cloud, e.g. in a new Colab session), seconds, FAT's 2 s.
-COARSER_NS = (10**3, 10**6, 10**9, 2 * 10**9)
-#: The coarser granularities at which a rounded mtime (a later one, up to half of it) also
-#: counts: at whole seconds, "rounded" is what a rewrite a second later shows on a file
-#: system that keeps whole seconds (ext3, HFS+, sshfs), or a rewrite on the second on a
-#: Drive mount (milliseconds): taken for the staged copy, its bytes were kept (attackds29).
-ROUNDED_NS = 10**6
-
-
-def same_mtime(now: Optional[int], stamped: object) -> bool:
-    """Whether the mtime ``now`` (ns) is the ``stamped`` one: the same, or the same instant
-    shown at a coarser granularity (:data:`COARSER_NS`) than the stamp saw, truncated (or
-    rounded, to µs or ms: :data:`ROUNDED_NS`). A Drive mount shows a file staged in an
-    earlier Colab session with Drive's millisecond mtime, not the nanoseconds stamped:
-    every new session hashed the whole archive again and extracted every member once more,
-    through the mount. A file rewritten since has a later mtime; one a file system kept at
-    that coarser granularity from the start was stamped so, and must match exactly. (The
-    stamps' and the member records' test alike: :mod:`drivestage.stage_decide`,
-    :func:`drivestage.stamps.not_in_place`.)"""
-    if now is None or isinstance(stamped, bool) or not isinstance(stamped, int):
-        return False
-    if now == stamped:
-        return True
-    return any(now % unit == 0 and stamped % unit != 0 and
-               now in (stamped - stamped % unit,
-                       (stamped + unit // 2) // unit * unit if unit <= ROUNDED_NS else None)
-               for unit in COARSER_NS)

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 from drivestage import stamps
 from drivestage.errors import UsageError
 from drivestage.extract import MemberRecord
-from drivestage.localfs import same_mtime as same_mtime  # re-exported (moved: pull29)
+from drivestage.mtimes import same_mtime as same_mtime  # re-exported (moved: pull29, mount31)
 from drivestage.paths import printable
 from drivestage.stamps import Stamp
 from drivestage.store import RemoteEntry
@@ -70,7 +70,7 @@ def decide(stamp: Optional[Stamp], entry: RemoteEntry, local: Local, *, extract:
     at the target (a copy some other process or a killed pull put there) is judged by its
     md5 when its size is right."""
     stamped = (stamp is not None and local.size == stamp.get("size")
-               and same_mtime(local.mtime_ns, stamp.get("mtime_ns")))
+               and same_mtime(local.mtime_ns, stamp.get("mtime_ns"), stamp.get("_shown_ns")))
     older = stamp is not None and not same_content(stamp, entry)
     if removed(stamp, local) and extract and not older and not force and \
             stamp is not None and stamp.get("size") == entry.size and local.members_intact:
@@ -101,7 +101,8 @@ def put_since(stamp: Optional[Stamp], local: Local, found: Sequence[Stamp] = ())
     --remove-archive, would then remove). Not the stamped copy a kill kept from its removal,
     nor the staged copy of another file of that name (``found``: the name's stamps)."""
     def describes(s: Stamp) -> bool:
-        return local.size == s.get("size") and same_mtime(local.mtime_ns, s.get("mtime_ns"))
+        return local.size == s.get("size") and \
+            same_mtime(local.mtime_ns, s.get("mtime_ns"), s.get("_shown_ns"))
 
     return stamp is not None and stamp.get("removed") is True and local.size is not None \
         and not any(describes(s) for s in [stamp, *found])

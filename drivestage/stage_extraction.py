@@ -13,7 +13,8 @@ from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError
 from drivestage.extract import ExtractResult, MemberRecord
 from drivestage.extract.job import Turn
 from drivestage.localdir import identity
-from drivestage.localfs import fuse_devices, same_mtime
+from drivestage.localfs import fuse_devices
+from drivestage.mtimes import same_mtime
 from drivestage.sizes import restore_needs_room
 from drivestage.stamps import Stamp
 
@@ -93,7 +94,8 @@ class Extraction:
         # (absent, another kind, size or mtime: as a rerun judges "staged"); the rest keeps its
         # inode. It extracted the whole archive again beside the copy in place: 40 files
         # written for one, and the archive's whole size asked of a nearly full disk.
-        missing = stamps.not_in_place(dest, stale) if action == "extract" and stale else None
+        missing = stamps.not_in_place(dest, stale, shown=self.stamp.get("_shown_ns")) \
+            if action == "extract" and stale else None
         kept = in_place(dest, self.extracted, self.stamp) if self.extracted else {}
         changed = _changed(dest, self.extracted, self.stamp, self.current) \
             if self.extracted else []
@@ -158,14 +160,14 @@ def _changed(dest: str, records: Sequence[MemberRecord], stamp: Stamp,
     extraction (another kind, size or mtime; not what another archive of the folder pull
     extracted there): what a repair writes over."""
     siblings: Optional[dict[str, list[MemberRecord]]] = None
-    out = []
+    out, shown = [], stamp.get("_shown_ns")   # (as missing_member judged them: mtimes)
     for m in records:
         st = _lstat(dest, m.path) if m.kind != "dir" else None
-        if st is None or stamps.shows(dest, m, st):
+        if st is None or stamps.shows(dest, m, st, shown):
             continue
         if siblings is None:
             siblings = stamps.siblings_wrote(dest, stamp, current)
-        if not any(stamps.shows(dest, o, st) for o in siblings.get(m.path, ())):
+        if not any(stamps.shows(dest, o, st, shown) for o in siblings.get(m.path, ())):
             out.append(m.path)
     return out
 
@@ -337,7 +339,8 @@ def remove_archive(dest: str, target: str, stamp: Stamp,
     except FileNotFoundError:
         st = None
     if st is not None and (st.st_size != stamp.get("size") or
-                           not same_mtime(st.st_mtime_ns, stamp.get("mtime_ns")) or
+                           not same_mtime(st.st_mtime_ns, stamp.get("mtime_ns"),
+                                          stamp.get("_shown_ns")) or
                            (held is not None and identity(st) != identity(held))):
         return False
     if stamp.get("removed") is not True:

@@ -129,7 +129,8 @@ def _staged(child: RemoteEntry, name: str, folder: str, extract: bool = False) -
         return extract and stamp.get("removed") is True and bool(stamp.get("extracted"))
     except OSError:
         return False
-    return st.st_size == stamp.get("size") and same_mtime(st.st_mtime_ns, stamp.get("mtime_ns"))
+    return st.st_size == stamp.get("size") and \
+        same_mtime(st.st_mtime_ns, stamp.get("mtime_ns"), stamp.get("_shown_ns"))
 
 
 def _chosen(child: RemoteEntry, names: tuple[str, ...], include: Sequence[str],

@@ -36,7 +36,10 @@ from drivestage.extract import MemberRecord
 from drivestage.extract.members import ancestors
 from drivestage.extract.statedir import opened_state, read_own
 from drivestage.extract.validation import STATE_DIR
-from drivestage.localfs import atomic_write_at, fitted_name, same_mtime
+from drivestage.localfs import atomic_write_at, fitted_name
+# (Moved to mtimes, mount31; read here as before.)
+from drivestage.mtimes import _lstat as _lstat, _readlink as _readlink, \
+    in_real_place as in_real_place, not_in_place as not_in_place, shows as shows
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,10 @@ def _read(dest: str, state_fd: int, entry: str) -> Optional[Stamp]:
     if not isinstance(stamp.get("id"), str) or not isinstance(stamp.get("members", []), list):
         return None
     stamp["_path"] = os.path.join(dest, STATE_DIR, entry)
+    try:   # what granularity DEST's file system shows its files at now (mtimes.same_mtime)
+        stamp["_shown_ns"] = os.stat(entry, dir_fd=state_fd, follow_symlinks=False).st_mtime_ns
+    except OSError:
+        pass
     return stamp
 
 
@@ -274,10 +281,11 @@ def missing_member(dest: str, stamp: Stamp, current: Optional[Listed] = None
     if not stamp.get("extracted"):
         return ""
     if stamp.get("version") == VERSION:
-        missing = not_in_place(dest, records(stamp))
+        shown = stamp.get("_shown_ns")
+        missing = not_in_place(dest, records(stamp), shown=shown)
         if missing is None:
             return taken(dest, stamp, current)
-        return not_in_place(dest, records(stamp), siblings_wrote(dest, stamp, current))
+        return not_in_place(dest, records(stamp), siblings_wrote(dest, stamp, current), shown)
     for row in stamp.get("members") or []:  # 0.1.0: [path, size of a file or -1]
         try:
             rel, size = str(row[0]), int(row[1])
@@ -315,45 +323,6 @@ def taken(dest: str, stamp: Stamp, current: Optional[Listed] = None) -> Optional
                 not any(o.matches(st, link) for o in standing.get(m.path, ())):
             return m.path
     return None
-
-
-def not_in_place(dest: str, members: Iterable[MemberRecord],
-                 siblings: Optional[Mapping[str, list[MemberRecord]]] = None) -> Optional[str]:
-    """The first member that is absent, of another kind, of another size or (a file) mtime
-    (a link: that leads elsewhere), or None. ``siblings``: records by path of what the other
-    archives of the same Drive folder extracted here: a member that shows what one of them
-    wrote (by the same test, :func:`shows`) is in place too (:func:`siblings_wrote`).
-
-    Presence, kind, size and mtime - not the inode: a member put back with the same bytes
-    and time (DEST copied with ``cp -a``, moved to another disk, a Drive mount seen anew)
-    is in place."""
-    for m in members:
-        st = _lstat(dest, m.path)
-        if st is None:
-            return m.path
-        # A sibling's member by the same test (not its inode: a Drive mount seen anew shows
-        # new ones, and the shared path was extracted again in every new session: pull29).
-        if not shows(dest, m, st) and \
-                not any(shows(dest, o, st) for o in (siblings or {}).get(m.path, ())):
-            return m.path
-    return None
-
-
-def shows(dest: str, m: MemberRecord, st: os.stat_result) -> bool:
-    """Whether ``st`` (the lstat of ``m``'s path) shows what ``m`` records: its kind, a
-    file's size and mtime (:func:`~drivestage.localfs.same_mtime`: as a Drive mount may
-    show it coarser), a link's target."""
-    if m.kind == "dir":
-        return stat.S_ISDIR(st.st_mode)
-    if m.kind == "symlink":
-        # Its target too (read, never followed): its size alone is the target's length,
-        # and a link retargeted to a name of the same length was in place for good.
-        return stat.S_ISLNK(st.st_mode) and st.st_size == m.size and \
-            _readlink(dest, m.path) == m.target
-    # Its mtime too: a member rewritten since with its size (an edit, a file cut and
-    # written out again, a hard link to another file) was in place for good (pull29).
-    return stat.S_ISREG(st.st_mode) and st.st_size == m.size and \
-        same_mtime(st.st_mtime_ns, m.mtime_ns)
 
 
 class Listed(dict[str, Optional[str]]):
@@ -439,51 +408,6 @@ def _is_current(stamp: Stamp, current: Optional[Mapping[str, Optional[str]]]) ->
     if not isinstance(file_id, str) or file_id not in current:
         return False
     return current[file_id] is None or current[file_id] == stamp.get("md5")
-
-
-def in_real_place(dest: str, members: Iterable[MemberRecord]) -> list[MemberRecord]:
-    """The members that are still exactly what the extraction they record wrote
-    (:meth:`MemberRecord.matches`: kind, size, mtime, inode; a link's target), reached
-    through real folders of DEST, no link on the way, as a merge writes them: what a restore
-    need not write again. Judged by kind and size, it kept a member another archive had
-    replaced with bytes of the same size (the rerun said extracted, the bytes were the other
-    archive's), and one reached through a link (a folder moved to another disk, a link left
-    in its place), which the merge, never writing through a link, then lost."""
-    real: dict[str, bool] = {}
-
-    def through_folders(rel: str) -> bool:
-        parent = rel.rpartition("/")[0]
-        if not parent:
-            return True
-        if parent not in real:
-            st = _lstat(dest, parent) if through_folders(parent) else None
-            real[parent] = st is not None and stat.S_ISDIR(st.st_mode)
-        return real[parent]
-
-    def written(m: MemberRecord) -> bool:
-        st = _lstat(dest, m.path)
-        if st is None:
-            return False
-        return m.matches(st, _readlink(dest, m.path) if stat.S_ISLNK(st.st_mode) else None)
-
-    return [m for m in members if through_folders(m.path) and written(m)]
-
-
-def _readlink(dest: str, rel: str) -> Optional[str]:
-    try:
-        return os.readlink(os.path.join(dest, rel))
-    except OSError:
-        return None
-
-
-def _lstat(dest: str, rel: str) -> Optional[os.stat_result]:
-    framed = f"/{rel}/"  # a part "", "." or "..": "//", "/./" or "/../" in it
-    if "//" in framed or "/./" in framed or "/../" in framed or "\0" in rel:
-        return None  # not a member path: never looked at outside DEST
-    try:
-        return os.lstat(os.path.join(dest, rel))
-    except OSError:
-        return None
 
 
 def replaceable(dest: str, previous: list[Stamp]) -> list[MemberRecord]:

@@ -12,6 +12,10 @@ on Colab. What the real mount does that this models:
 * :meth:`FullDriveMount.change_on_drive` / :meth:`~FullDriveMount.catch_up`: Drive gets a
   change from elsewhere and the mount shows it minutes later (astrada/google-drive-ocamlfuse
   issue 450), in the file's node (Drive keeps its id).
+* :attr:`FullDriveMount.capacity`: statfs shows a quota, its free part what the mount's
+  files leave of it (what a push asks before it makes room).
+* :meth:`FullDriveMount.remount` shows Drive's times in milliseconds or, ``grain=10**9``,
+  whole seconds; :meth:`FullDriveMount.sent_at` sets the time a file reached Drive with.
 * :meth:`FullDriveMount.hang` / :meth:`~FullDriveMount.answer`: the program stops answering
   for a while (every call into the mount waits), as a DriveFS under load does.
 * :meth:`FullDriveMount.disconnect`: the program behind the mount ends (DriveFS dies, as it
@@ -182,14 +186,24 @@ class FullDriveMount:
                     # Drive's modifiedTime: milliseconds (what a new mount shows)
                     self._drive_mtimes[path] = node.mtime_ns // 10**6 * 10**6
 
-    def remount(self) -> "FullDriveMount":
+    def sent_at(self, path: str, mtime_ns: int) -> None:
+        """Drive's modifiedTime of ``path`` (on Drive) is ``mtime_ns``: the time DriveFS sent
+        it with, chosen by the test (one of Drive's milliseconds that falls on a second)."""
+        with self._lock:
+            assert path in self.on_drive, path
+            self._drive_mtimes[path] = mtime_ns
+
+    def remount(self, grain: int = 10**6) -> "FullDriveMount":
         """``drive.mount(point, force_remount=True)`` after this mount stopped: a new mount
         at the same point that shows what Drive has (:attr:`on_drive`, with the times the
-        files were sent with, in Drive's milliseconds); what this one had not sent is gone."""
+        files were sent with, in Drive's milliseconds, or truncated to ``grain``: whole
+        seconds, as DriveFS shows them by some accounts); what this one had not sent is
+        gone."""
         self.stop()
         back = FullDriveMount(self.point, writable=self.writable)
         for path, data in self.on_drive.items():
-            back._pending.append((path, data, self._drive_mtimes.get(path)))
+            sent = self._drive_mtimes.get(path)
+            back._pending.append((path, data, None if sent is None else sent // grain * grain))
         back.catch_up()
         back.on_drive, back._drive_mtimes = dict(self.on_drive), dict(self._drive_mtimes)
         return back.start()

@@ -56,7 +56,9 @@ LAYERS = [
     ["partials", "checksums"],
     ["stream_count", "prefix_hash"],
     ["streams"],
-    ["download", "extract", "stamps"],
+    ["download", "extract"],
+    ["mtimes"],   # when a file on disk is what a record saw (stamps re-exports its checks)
+    ["stamps"],
     ["unpack", "hashed_pass"],
     ["sidecar_copy", "stage_extraction", "stage_original", "stage_decide", "stage_order"],
     ["stage_walk"],

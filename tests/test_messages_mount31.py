@@ -21,24 +21,25 @@ PRUNE = ("prune deletes nothing in …: it is inside the Google Drive mount …,
 @renders(DELETE)
 def test_push_delete_into_a_drive_mount_removes_nothing_and_says_so_once(
         local_state, tmp_path, working_drive_mount):
-    """The trainer's keep_local removed epoch 1 once epoch 2 was written; `push --delete`
-    then removed epoch 1 from the mount, and DriveFS sent that before epoch 2."""
+    """The trainer's keep_local removed epoch 1 once epoch 2 was written; `push
+    --delete-permanently` then removed epoch 1 from the mount, and DriveFS sent that before
+    epoch 2. (`--delete` moved it into the mount's `.trash` folder, which Drive kept.)"""
     mount = working_drive_mount
     logs, dest = tmp_path / "logs", mount.point / "MyDrive" / "logs"
     logs.mkdir()
     (logs / "epoch_001.pt").write_bytes(b"1" * SIZE)
-    code, _, err = run("push", str(logs), str(dest), "--delete")
+    code, _, err = run("push", str(logs), str(dest), "--delete-permanently")
     assert code == 0, err
     mount.flush()                                       # epoch 1 is on Drive
     (logs / "epoch_001.pt").unlink()
     (logs / "epoch_002.pt").write_bytes(b"2" * SIZE)
 
-    code, _, err = run("push", str(logs), str(dest), "--delete")
-    again = run("push", str(logs), str(dest), "--delete")
+    code, _, err = run("push", str(logs), str(dest), "--delete-permanently")
+    again = run("push", str(logs), str(dest), "--delete-permanently")
     mount.send(lambda path: not path.endswith("epoch_002.pt"))   # the deletion, not the upload
     mount.disconnect()                                  # the runtime ends
 
-    assert mount.on_drive.get("MyDrive/logs/epoch_001.pt") == b"1" * SIZE   # was: deleted
+    assert mount.on_drive.get("MyDrive/logs/epoch_001.pt") == b"1" * SIZE   # was: gone
     assert code == 0, err
     line = f"--delete removes nothing from {dest}: it is inside the Google Drive mount " \
            f"{mount.point}, and Drive may not have what replaced those files yet (DriveFS " \
