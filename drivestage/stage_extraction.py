@@ -267,7 +267,7 @@ def in_place(dest: str, records: Sequence[MemberRecord], stamp: Optional[Stamp] 
     if stamp is not None and len(kept) < len(records) and _on_mount(dest):
         others = stamps.members_of_others(dest, stamp)
         anew = _seen_anew(dest, [m for m in records if m.path not in kept
-                                 and m.path not in others])
+                                 and m.path not in others], stamp.get("_shown_ns"))
         kept.update((m.path, m) for m in stamps.in_real_place(dest, anew))
     return kept
 
@@ -280,15 +280,21 @@ def _on_mount(dest: str) -> bool:
         return False
 
 
-def _seen_anew(dest: str, records: Sequence[MemberRecord]) -> list[MemberRecord]:
+def _seen_anew(dest: str, records: Sequence[MemberRecord],
+               shown: object = None) -> list[MemberRecord]:
     """The file ``records`` with the inode their path shows now. A mount seen anew (Colab's
     Drive in a new session) shows every file with a new inode number: judged by the
-    recorded one, a repair of one member wrote every member again, through the mount."""
+    recorded one, a repair of one member wrote every member again, through the mount. With
+    the mtime it shows too, where it is the recorded one shown coarser (Drive's
+    milliseconds or seconds: :func:`~drivestage.mtimes.same_mtime`, ``shown`` as there):
+    after a remount, a repair of one member still wrote every member again (mount31)."""
     out = []
     for m in records:
         st = _lstat(dest, m.path) if m.kind == "file" else None
         if st is not None:
-            out.append(dataclasses.replace(m, ino=st.st_ino))
+            mtime = st.st_mtime_ns if same_mtime(st.st_mtime_ns, m.mtime_ns, shown) \
+                else m.mtime_ns
+            out.append(dataclasses.replace(m, ino=st.st_ino, mtime_ns=mtime))
     return out
 
 

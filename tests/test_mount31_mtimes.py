@@ -96,6 +96,32 @@ def test_a_remounted_mount_at_a_coarser_granularity_keeps_what_is_staged(
         back.stop()
 
 
+def test_a_repair_after_a_remount_writes_only_the_member_that_is_missing(
+        local_state, tmp_path, working_drive_mount):
+    """One member deleted in a new session (the mount shows Drive's milliseconds): the
+    repair wrote all five members again, through the mount, taking the others' coarser
+    times for changes; it writes the one."""
+    mount = working_drive_mount
+    src, dest = tmp_path / "set.tar", mount.point / "MyDrive" / "data"
+    members = {f"ds/{i}.txt": b"x" * i for i in range(1, 6)}
+    src.write_bytes(_tar(members, 1_764_900_000.6234567))
+    code, _, err = run("pull", str(src), str(dest), "-x")
+    assert code == 0, err
+    mount.flush()
+    mount.disconnect()
+    back = mount.remount()
+    try:
+        (dest / "ds" / "3.txt").unlink()
+        code, _, err = run("pull", str(src), str(dest), "-x")
+        assert code == 0, err
+        assert "1 member extracted, 4 already staged" in err, err   # was: 5 members extracted
+        assert {f"ds/{p.name}": p.read_bytes() for p in (dest / "ds").iterdir()} == members
+        code, _, err = run("pull", str(src), str(dest), "-x")
+        assert code == 0 and "5 members already staged" in err, err
+    finally:
+        back.stop()
+
+
 def test_a_coarser_time_counts_where_the_stamp_is_shown_at_it_too():
     from drivestage.mtimes import same_mtime
 
