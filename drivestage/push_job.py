@@ -459,8 +459,6 @@ class PushJob:
         if needed <= 0:
             return
         where = f"{len(todo)} file(s) into {self.store.describe(root)}"
-        if decision is not None and self._held_back(decision):
-            decision = folder = None   # (pruned first, the deletion reached Drive first)
         pruned, self.room_left = push_room.make_room(self.store, needed, where, decision,
                                                      folder, self.policy, self.use_trash,
                                                      into=root)
@@ -485,8 +483,9 @@ class PushJob:
                                             written={n for f, n in self.copies.sent if not f})
 
     def _held_back(self, decision: Plan) -> bool:
-        """Whether the plan's deletions are held back, before the uploads (room made) and
-        after: into a Google Drive mount, where no upload can be verified (said once)."""
+        """Whether the plan's deletions are held back: into a Google Drive mount, where no
+        upload can be verified (said once; the room made before the uploads holds back
+        there too: :func:`drivestage.push_room.make_room`)."""
         return isinstance(self.store, LocalDirStore) and \
             any(not d.keep and d.id for d in decision) and \
             retention_held_back(self.store.describe(self.remote_folder[""]))
