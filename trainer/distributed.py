@@ -17,6 +17,12 @@ import torch.distributed as dist
 
 logger = logging.getLogger(__name__)
 
+#: Another rank was lost (:mod:`trainer.peer_loss`): no collective can be answered any more,
+#: so every helper here acts as in a single process (rank 0 then saves with none).
+_lost = False
+#: Seconds the process group's teardown may take once a rank was lost.
+TEARDOWN_S = 10.0
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -81,14 +87,32 @@ def cpu_has_bf16() -> bool:
 
 
 def cleanup() -> None:
-    """Tear the process group down (safe to call when none was started)."""
-    if dist.is_available() and dist.is_initialized():
+    """Tear the process group down (safe to call when none was started); bounded once a rank
+    was lost (a backend that waits for its peers there would hold the process's end)."""
+    global _lost
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if not _lost:
         dist.destroy_process_group()
+        return
+    import threading
+
+    down = threading.Thread(target=dist.destroy_process_group, name="trainer-teardown",
+                            daemon=True)
+    down.start()
+    down.join(TEARDOWN_S)
+    _lost = down.is_alive()
+
+
+def lose() -> None:
+    """Another rank is lost: from here every collective of this module is a no-op."""
+    global _lost
+    _lost = True
 
 
 def is_initialized() -> bool:
-    """Whether a torch.distributed process group is running."""
-    return dist.is_available() and dist.is_initialized()
+    """Whether a torch.distributed process group is running (and its ranks all there)."""
+    return dist.is_available() and dist.is_initialized() and not _lost
 
 
 def barrier() -> None:

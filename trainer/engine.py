@@ -23,7 +23,7 @@ from torch import nn
 
 from drivestage.errors import MirrorError
 from trainer import checkpoint as ckpt
-from trainer import distributed, resume
+from trainer import distributed, peer_loss, resume
 from trainer.callbacks import Callback, CallbackList, CSVLogger, PlotCallback, ProgressLines, TensorBoardLogger
 from trainer.config import Config, model_signature
 from trainer.data.batches import to_model_input
@@ -177,7 +177,7 @@ def _fit(cfg: Config, info: distributed.DistInfo, device: torch.device, resume_f
                 raise
         begun_at = run.state.pos.epoch
         # From here on there is something to save: SIGTERM/SIGINT only set the stop flag.
-        with stop.installed():
+        with stop.installed(), peer_loss.watched(run):   # (a lost rank: one line, rank 0 saved)
             final = _train(run, data, rng)
             run.callbacks.fire("on_fit_end", run)
     except BaseException as exc:

@@ -26,6 +26,9 @@ EXIT_CODES = {signal.SIGTERM: 143, signal.SIGINT: 130, signal.SIGHUP: 129}
 #: No signal the run is sent: a DataLoader worker died (:mod:`trainer.worker_deaths`); the
 #: stop is asked as for one, and the run ends with exit 1 once its state is saved.
 WORKER_DEATH = int(signal.SIGCHLD)
+#: Nor here: another rank of a torchrun job was lost (:mod:`trainer.peer_loss`); rank 0 saves
+#: alone, and every rank ends with exit 1.
+PEER_LOSS = int(signal.SIGPIPE)
 
 
 def handled() -> tuple[int, ...]:
@@ -47,6 +50,7 @@ class StopFlag:
         self.signum: Optional[int] = None
         self.at: Optional[float] = None     # time.monotonic() of the first signal
         self.detail: Optional[str] = None   # what asked for it, beyond its name (torch's error)
+        self._signalled = False              # a handled signal came (a second one stops at once)
 
     def is_set(self) -> bool:
         return self.signum is not None
@@ -55,6 +59,12 @@ class StopFlag:
         """Ask for a stop as the signal ``signum`` would (tests, callbacks)."""
         if self.signum is None:
             self.signum, self.at, self.detail = signum, time.monotonic(), detail
+
+    def lose_peer(self, who: str) -> None:
+        """Stop for the loss of ``who`` (``"rank 1"``), over any stop asked before (its clock
+        kept: a launcher's SIGTERM before it set the grace's start)."""
+        self.signum, self.detail = PEER_LOSS, who
+        self.at = time.monotonic() if self.at is None else self.at
 
     def check(self) -> None:
         """Raise :class:`StopRequested` when a stop was asked for (evaluation loops)."""
@@ -65,11 +75,13 @@ class StopFlag:
     def name(self) -> str:
         if self.signum == WORKER_DEATH:
             return "a DataLoader worker's death"
+        if self.signum == PEER_LOSS:
+            return f"the loss of {self.detail or 'another rank'}"
         return _NAMES.get(self.signum, f"signal {self.signum}")
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.signum == WORKER_DEATH else EXIT_CODES.get(self.signum, 143)
+        return 1 if self.signum in (WORKER_DEATH, PEER_LOSS) else EXIT_CODES.get(self.signum, 143)
 
     @property
     def deadline(self) -> Optional[float]:
@@ -84,7 +96,10 @@ class StopFlag:
             return
 
         def handler(signum, frame):
-            if self.signum is None:
+            if self.signum is None or (self.signum == PEER_LOSS and not self._signalled):
+                # (A lost rank's stop came by no signal: the SIGTERM torchrun sends the other
+                # ranks 0.1 s after a rank's end is the first, not a second that kills the save.)
+                self._signalled = True
                 self.request(signum)
                 return
             # A second signal: stop now, the way the signal would without us.

@@ -9,7 +9,7 @@ only asks for the stop (:data:`trainer.stopping.WORKER_DEATH`), and the step und
 before the save policy sees it (:class:`trainer.saving.Checkpointer`, at the iteration's end,
 on every rank at once). A death the loader finds first, waiting for the dead worker's batch
 ("exited unexpectedly"), is at an iteration boundary too: :func:`guarded` saves there (one
-process; with several, a rank cannot save alone: it ends in one line, and the others with it).
+process; with several, that rank ends in one line, and rank 0 saves alone: trainer.peer_loss).
 A new run's first batch lost saves nothing (no step's state), and an evaluation's loader is
 :func:`watched`: a death there saves the epoch trained, as a SIGTERM then does.
 """
@@ -156,12 +156,12 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
         if run.info.world_size == 1:
             return
         # The other ranks wait in this step's collectives (no stop can be agreed): this
-        # rank ends, and they with it (torchrun). Its line says why, not a traceback.
+        # rank ends, and they with it (torchrun); rank 0 saves alone (trainer.peer_loss).
         raise TrainingInterrupted(
             f"stopped by {stop.name} at {run.state.pos.label} on rank {run.info.rank}, "
-            "while it waited for its batch: the other ranks were in the step already, "
-            "so it could not be saved; --resume auto goes on from the newest checkpoint"
-            f"{_advice(stop.detail)}", exit_code=1) from None
+            "while it waited for its batch: the other ranks were in the step already, so "
+            "rank 0 saves alone what it can, its line says what; --resume auto goes on from "
+            f"the newest checkpoint{_advice(stop.detail)}", exit_code=1) from None
 
     _flag = stop
     try:
