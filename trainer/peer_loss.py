@@ -34,8 +34,9 @@ from trainer.errors import TrainingInterrupted
 
 #: What gloo, NCCL and the TCP store say when a peer's connection ended or never answered.
 _LOST = ("Connection closed by peer", "Connection reset by peer", "Broken pipe",
-         "Connection refused", "ms for recv operation", "ms for send operation",
-         "ncclRemoteError", "remote process exited", "NCCL communicator was aborted")
+         "Connection refused", "Read timeout", "ms for recv operation", "ms for send operation",
+         "Connection was likely closed", "ncclRemoteError", "remote process exited",
+         "NCCL communicator was aborted")
 #: Where a text says it comes from torch.distributed's backends.
 _BACKENDS = ("gloo", "nccl", "c10d", "tcpstore")
 
