@@ -80,7 +80,7 @@ def test_a_steps_forward_is_put_back_and_its_update_is_seen():
     loss = model(torch.randn(2, 3, 8, 8)).sum()
     assert steps.phase == peer_loss.STEP
     assert not torch.equal(model[1].running_mean, before["1.running_mean"])
-    steps.undo_forward(run)
+    assert steps.undo_forward(run)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert run.optimizer.param_groups[0]["lr"] == 0.1
     del loss   # (its graph holds the statistics put back)
@@ -91,6 +91,10 @@ def test_a_steps_forward_is_put_back_and_its_update_is_seen():
     steps.close()
     run.optimizer.step()
     assert steps.phase == peer_loss.BETWEEN
+    # A buffer replaced rather than updated in place: its copy says nothing of it.
+    steps.on_train_batch_start(run, Position(0, 2, 2))
+    model[1].running_mean = torch.zeros(4)
+    assert not steps.undo_forward(run)
 
 
 def _run(rank: int, world: int, phase: str = peer_loss.STEP, began: int = 0):
@@ -98,13 +102,17 @@ def _run(rank: int, world: int, phase: str = peer_loss.STEP, began: int = 0):
     checkpointer = SimpleNamespace(began=began, stop_at=lambda run, pos: saved.append(pos))
     return SimpleNamespace(info=SimpleNamespace(rank=rank, world_size=world),
                            state=SimpleNamespace(pos=Position(0, 3, 3)), checkpointer=checkpointer,
-                           stop=StopFlag(10), saved=saved), SimpleNamespace(phase=phase)
+                           stop=StopFlag(10), saved=saved), \
+        SimpleNamespace(phase=phase, undo_forward=lambda run: False)   # (a buffer replaced)
 
 
 @pytest.mark.parametrize("rank, world, phase, began, line", [
     (0, 2, peer_loss.UPDATE, 0, r"stopped by the loss of rank 1 in the optimizer's step after "
      r"epoch 1, iteration 3: the model was half updated, so nothing is saved; --resume auto goes "
      r"on from the newest checkpoint" + TAIL.format(who="rank 1")),
+    (0, 2, peer_loss.STEP, 0, r"stopped by the loss of rank 1 in a step after epoch 1, "
+     r"iteration 3: what its forward changed could not be put back, so nothing is saved; "
+     r"--resume auto goes on from the newest checkpoint" + TAIL.format(who="rank 1")),
     (0, 2, peer_loss.STEP, 3, r"stopped by the loss of rank 1 before the first step: nothing was "
      r"trained, nothing is saved" + TAIL.format(who="rank 1")),
     (1, 2, None, 0, r"stopped by the loss of rank 0 at epoch 1, iteration 3 on rank 1: nothing "

@@ -69,6 +69,8 @@ class Steps(Callback):
 
     def __init__(self, run: Any):
         self.phase = BETWEEN
+        self._model: Any = None   # whose buffers these are (a phase's SyncBatchNorm: another)
+        self._live: list = []
         self._buffers: list = []
         self._lrs: list = []
         self._hook = run.optimizer.register_step_pre_hook(self._updating)
@@ -77,23 +79,30 @@ class Steps(Callback):
         self.phase = UPDATE
 
     def on_train_batch_start(self, run: Any, pos: Any) -> None:
-        buffers = [b.detach() for b in run.bare_model.buffers()]
-        if [b.shape for b in buffers] != [b.shape for b in self._buffers]:
-            self._buffers = [b.clone() for b in buffers]
+        if run.bare_model is not self._model:   # (listed once: 0.5 ms a step otherwise)
+            self._model = run.bare_model
+            self._live = [b.detach() for b in self._model.buffers()]
+            self._buffers = [b.clone() for b in self._live]
         else:
-            torch._foreach_copy_(self._buffers, buffers)
+            torch._foreach_copy_(self._buffers, self._live)
         self._lrs = [g["lr"] for g in run.optimizer.param_groups]
         self.phase = STEP
 
     def on_train_batch_end(self, run: Any, pos: Any, logs: dict) -> None:
         self.phase = BETWEEN   # (first of the callbacks: before the stop's collective)
 
-    def undo_forward(self, run: Any) -> None:
-        """Put back what the step under way changed before its update."""
+    def undo_forward(self, run: Any) -> bool:
+        """Put back what the step under way changed before its update; False (nothing put
+        back) when the model's buffers are no longer those copied (one replaced, not updated
+        in place: what was copied says nothing of it)."""
+        now = [b.data_ptr() for b in run.bare_model.buffers()]
+        if run.bare_model is not self._model or now != [b.data_ptr() for b in self._live]:
+            return False
         with torch.no_grad():
-            torch._foreach_copy_([b for b in run.bare_model.buffers()], self._buffers)
+            torch._foreach_copy_(self._live, self._buffers)
         for group, lr in zip(run.optimizer.param_groups, self._lrs):
             group["lr"] = lr
+        return True
 
     def close(self) -> None:
         self._hook.remove()
@@ -144,12 +153,12 @@ def ended(run: Any, steps: Optional[Steps], words: str) -> TrainingInterrupted:
         # No step of this process: the untrained network, or the state it resumed from.
         return TrainingInterrupted(f"{head} before the first step: nothing was trained, "
                                    f"nothing is saved{tail}", exit_code=1)
-    if steps.phase == UPDATE:
+    torn = {UPDATE: "the model was half updated",
+            STEP: "what its forward changed could not be put back"}.get(steps.phase)
+    if steps.phase == UPDATE or (steps.phase == STEP and not steps.undo_forward(run)):
         return TrainingInterrupted(
-            f"{head} {UPDATE} after {pos.label}: the model was half updated, so nothing is "
-            f"saved; --resume auto goes on from the newest checkpoint{tail}", exit_code=1)
-    if steps.phase == STEP:
-        steps.undo_forward(run)
+            f"{head} {steps.phase} after {pos.label}: {torn}, so nothing is saved; --resume "
+            f"auto goes on from the newest checkpoint{tail}", exit_code=1)
     run.stop.lose_peer(who)   # (the save's line and exit code: "stopped by the loss of rank 1")
     try:
         run.checkpointer.stop_at(run, pos)   # (collectives are no-ops now: rank 0 alone)
