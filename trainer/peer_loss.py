@@ -19,6 +19,8 @@ updated model: nothing is saved then, and the line says so.
 A peer that died is seen at once (its sockets close); one that stops answering alive, only at
 the process group's timeout (30 minutes: rank 0 evaluates while the others wait in a
 collective, so it cannot be short). Other errors, ``RuntimeError``s included, go on as before.
+Tried with gloo (CPU) only: under NCCL a lost peer may instead hold the collective until
+NCCL's own watchdog ends the process, and then nothing here runs.
 """
 from __future__ import annotations
 
