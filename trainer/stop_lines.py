@@ -52,8 +52,8 @@ def saved_elsewhere(saver: Any, job: SaveJob, state: dict, pos: Position,
         head = f"stopped by {saver.stop.name} at {pos.label}: {job.name} is saved in " \
                f"{saver.out_dir} late"
     return (f"{head}; it is sent to {saver.drive_spec} from a temporary folder instead and "
-            f"verified there ({took:.1f} s after the signal; the temporary copy is removed); "
-            f"resume with --resume auto")
+            f"verified there ({took:.1f} s after {saver.stop.since}; the temporary copy is "
+            f"removed); resume with --resume auto")
 
 def stop_message(saver: Any, job: SaveJob, pos: Position) -> str:
     head = f"stopped by {saver.stop.name} at {pos.label}"
@@ -86,7 +86,7 @@ def stop_message(saver: Any, job: SaveJob, pos: Position) -> str:
         err = saver.writer.last_error
         then = f"; the rest of that push failed ({str(err).rstrip('.')})" if err else ""
         return (f"{head}: {job.name} is saved and verified on {saver.drive_spec} "
-                f"({took:.1f} s after the signal){then}{rest}; resume with --resume auto")
+                f"({took:.1f} s after {saver.stop.since}){then}{rest}; resume with --resume auto")
     err = saver.writer.last_error
     why = f" ({err})" if err is not None else ""
     others = [n for n in unsent if n != job.name]

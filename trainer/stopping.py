@@ -80,6 +80,16 @@ class StopFlag:
         return _NAMES.get(self.signum, f"signal {self.signum}")
 
     @property
+    def since(self) -> str:
+        """What the stop's seconds count from, as lines say it: "after the signal" where
+        there was one, else after the death or the loss that asked for the stop."""
+        if self.signum == WORKER_DEATH:
+            return "the worker's death"
+        if self.signum == PEER_LOSS:
+            return self.name
+        return "the signal"
+
+    @property
     def exit_code(self) -> int:
         return 1 if self.signum in (WORKER_DEATH, PEER_LOSS) else EXIT_CODES.get(self.signum, 143)
 
