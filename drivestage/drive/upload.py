@@ -330,11 +330,7 @@ class _Session:
             stalls = 0 if result is not None or now - high >= self._enough(high) else stalls + 1
             high = max(high, now)
             if stalls >= MAX_STALLED_CHUNKS:
-                raise RemoteError(
-                    f"uploading {self.where}: Drive kept little or none of the last {stalls} "
-                    f"chunks (it "
-                    f"answers 'resume incomplete' at byte {request.resumable_progress} of "
-                    f"{self.size}); stopped. Try the push again later (it resumes)")
+                raise self._stalled(stalls, request.resumable_progress)
         # Before the answer is believed: a push deletes the old copies of a file on it.
         provenance.check_uploaded(result, self.folder.id, self.name,
                                   self.replace.id if self.replace is not None else None,
@@ -346,9 +342,21 @@ class _Session:
 
     def _enough(self, high: int) -> int:
         """Bytes past ``high`` a chunk's answer must say were kept to count as progress: half
-        of what the next chunk sends, at least a chunk unit, at most what is left."""
+        of what the next chunk sends, at least a chunk unit, at most what is left; with
+        nothing left, only the file itself is (a server answering "all kept" for ever)."""
         left = self.size - high
-        return min(max(CHUNK_UNIT, min(self.chunk, left) // 2), left)
+        return max(1, min(max(CHUNK_UNIT, min(self.chunk, left) // 2), left))
+
+    def _stalled(self, stalls: int, at: int) -> RemoteError:
+        if at >= self.size:
+            return RemoteError(
+                f"uploading {self.where}: Drive says it has all {self.size} bytes of it but "
+                f"never completes the upload (answered 'resume incomplete' {stalls} times); "
+                "stopped. Try the push again later")
+        return RemoteError(
+            f"uploading {self.where}: Drive kept little or none of the last {stalls} chunks "
+            f"(it answers 'resume incomplete' at byte {at} of {self.size}); stopped. Try the "
+            "push again later (it resumes)")
 
     def _in_place(self, res: dict[str, Any]) -> bool:
         """Whether the file a completed session made is this upload's copy: ``name`` in
