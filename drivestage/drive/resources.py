@@ -145,13 +145,17 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
     # Known before any media request: a folder pull fails while it lists, not after
     # downloading everything else (Drive's answer to the bytes would be 403 cannotDownloadFile).
     restricted = has_content and isinstance(caps, Mapping) and caps.get("canDownload") is False
+    # Drive lists a size for every file with content: without one the bytes cannot be
+    # asked for whole (taken as 0, nothing was downloaded, twice, then "do not match").
+    sizeless = has_content and res.get("fileSize") is None
     no_download = restricted_message(where or res["id"], editor=editor_of(res),
                                      shared_drive=shared_drive_item(res)) if restricted \
         else unverifiable_message(where or res["id"]) \
-        if has_content and md5 is None and not _sha256(res.get("sha256Checksum")) else None
+        if has_content and md5 is None and not _sha256(res.get("sha256Checksum")) \
+        else sizeless_message(where or res["id"]) if sizeless else None
     mark = None if no_download is None else restricted_mark(
         editor=editor_of(res), shared_drive=shared_drive_item(res)) if restricted \
-        else UNVERIFIABLE_MARK
+        else SIZELESS_MARK if sizeless and md5 is not None else UNVERIFIABLE_MARK
     read_only = read_only_message(where or res["id"]) if mime == FOLDER_MIME and \
         isinstance(caps, Mapping) and caps.get("canAddChildren") is False else None
     return DriveEntry(
@@ -175,6 +179,16 @@ def unverifiable_message(where: str) -> str:
             "for files stored before Drive kept them), so its bytes could not be verified; "
             "not downloaded. Make a copy of it on Drive (File, Make a copy: Drive computes "
             "the copy's checksums) and pull the copy.")
+
+
+def sizeless_message(where: str) -> str:
+    """The message for a file listed with a checksum but without ``fileSize``, which Drive
+    gives every file with content: whatever left it out is not Drive's answer as sent."""
+    return (f"{where}: Drive lists no size for it (no fileSize), though it lists a checksum, "
+            "so its bytes cannot be fetched whole and verified; not downloaded. Drive gives "
+            "every file with content a size: something between here and Drive (a proxy) "
+            "changes its answers, or the server is not Drive: check --api-root / "
+            "DRIVESTAGE_API_ROOT, then pull again")
 
 
 def _sha256(value: Any) -> bool:
@@ -216,6 +230,8 @@ def restricted_message(where: str, answer: str = "Drive reports canDownload fals
 
 #: ``ls``'s mark for a file Drive lists without a checksum (:func:`unverifiable_message`).
 UNVERIFIABLE_MARK = "(Drive lists no checksum: it could not be verified)"
+#: ``ls``'s mark for a file listed without its size (:func:`sizeless_message`).
+SIZELESS_MARK = "(Drive lists no size: it could not be downloaded)"
 
 
 def restricted_mark(*, editor: bool, shared_drive: bool) -> str:
