@@ -196,7 +196,12 @@ class MediaReader:
                     raise _too_long(where, pos, stop, f"Content-Range bytes {got[0]}-{got[1]}")
                 end, skip = got[1] + 1, 0
             elif body.status == 200:
-                # The server ignored Range and sends the whole file: skip to our part.
+                # The server ignored Range and sends the whole file: skip to our part. Its
+                # length is the file's size now, as a 206's Content-Range total is.
+                if body.left is not None and body.left != entry.size:
+                    raise RemoteChangedError(f"{where} changed on Drive while downloading "
+                                             f"(size {entry.size} became {body.left}); run "
+                                             "again")
                 end, skip = entry.size, pos
                 if pos > 0 or stop < entry.size:
                     sink.whole_answer()

@@ -1,0 +1,62 @@
+"""A file that changes size on Drive while a server that ignores ``Range`` serves it
+(attackhs31).
+
+Behind a proxy that strips ``Range`` (the emulator's ``faults.ignore_range``) every read is
+answered 200 with the whole file. When the file got a new version of another size between
+two reads, the next whole answer announced the new size: a larger one ended "the answer ...
+is longer than that ... Something between here and Drive is broken (a proxy?)", a smaller
+one was retried 8 times as a "short body" and ended "still failing after 8 attempts". The
+206 path already says "changed on Drive while downloading (size A became B); run again",
+from the total its Content-Range announces; a whole answer's length is that total too.
+In-process CLI against the emulator behind tests/_proxy.py.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import _cli
+from _liar import liar_env, one_error_line, proxy  # noqa: F401 (fixtures)
+from _proxy import Reply
+
+KiB = 1024
+
+
+def _replaced_then_cut(store, file_id: str, newer, cut: int):
+    """Another machine uploads a new version of ``file_id`` while its first answer is on
+    its way; that answer then breaks off after ``cut`` bytes (the reader asks for the rest)."""
+    def mutate(status: int, headers: dict, body: bytes) -> Reply:
+        f = store.drive.CreateFile({"id": file_id})
+        f.SetContentFile(str(newer))
+        f.Upload(param={"supportsAllDrives": True})
+
+        def broken():
+            yield body[:cut]
+            raise ConnectionResetError("cut")
+        return Reply(status, headers, broken())
+    return mutate
+
+
+@pytest.mark.parametrize("delta", [100 * KiB, -100 * KiB], ids=["larger", "smaller"])
+def test_a_whole_answer_of_another_size_is_a_change_on_drive(emulator, proxy, liar_env,
+                                                              tmp_path, delta):
+    from drivestage.drive import connect
+
+    old, new = os.urandom(1024 * KiB), os.urandom(1024 * KiB + delta)
+    fid = emulator.add_file("VOC/set.bin", old)
+    newer = tmp_path / "newer.bin"
+    newer.write_bytes(new)
+    emulator.faults.ignore_range(times=None)
+    other = connect(api_root=emulator.url, token="test-token")
+    proxy.on("GET", r"alt=media", _replaced_then_cut(other, fid, newer, 300 * KiB), times=1)
+    dest = tmp_path / "d"
+    code, out, err = _cli.run("pull", "drive:VOC/set.bin", str(dest), "-j", "1")
+    line = one_error_line(code, err)
+    assert line == (f"Error: drive:VOC/set.bin changed on Drive while downloading (size "
+                    f"{len(old)} became {len(new)}); run again"), line
+    assert proxy.count("GET", "alt=media") == 2   # not retried as a broken answer
+    assert not (dest / "set.bin").exists()
+    code, out, err = _cli.run("pull", "drive:VOC/set.bin", str(dest), "-q")  # run again
+    assert code == 0, err
+    assert (dest / "set.bin").read_bytes() == new
