@@ -61,7 +61,7 @@ def all_pages(call: Callable[[str, Callable[[], Page]], Page], listing: Any,
                     return items
                 items.extend(dict(f) for f in got)
                 token = listing.get("pageToken")
-                if token is None:
+                if not token:  # none, or empty (proto3's omitted string: AIP-158): the end
                     return items
                 check_token(token, seen, where)
             raise too_many(where)
