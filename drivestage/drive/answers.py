@@ -223,6 +223,14 @@ def _forbidden(failure: HttpFailure, what: str, label: str, detail: str, *, uplo
                write: Optional[Write]) -> errors.DriveStageError:
     """A 403, by its reason: each has its own cause and remedy."""
     reason = failure.reason
+    page = _web_page(failure)
+    if page is not None:
+        return errors.PermissionDeniedError(
+            f"{what}: refused ({label}) by something between here and Drive, not by Drive: "
+            f"its answer is a web page ('{page}'), not Drive's. A network filter (a company's "
+            "or school's proxy or firewall) may block Google Drive, or Google took the "
+            "traffic for automated queries. Try another network, or ask its administrators "
+            "to allow www.googleapis.com")
     if reason == "insufficientPermissions":
         return errors.ScopeError(
             f"{what}: the credentials are valid but may not use Google Drive ({label}: "
@@ -319,6 +327,15 @@ def _forbidden(failure: HttpFailure, what: str, label: str, detail: str, *, uplo
     return errors.PermissionDeniedError(
         f"{what}: permission denied ({label}: {detail}). Check that this account can "
         "access the file (sharing settings, shared drive membership).")
+
+
+def _web_page(failure: HttpFailure) -> Optional[str]:
+    """The words of an error answer that is a web page (Drive's all carry a JSON reason),
+    tags left out; None when it is not one."""
+    if failure.reason or not failure.message.lstrip().startswith("<"):
+        return None
+    words = " ".join(re.sub(r"<[^>]*>?", " ", failure.message).split())
+    return words[:120] + ("..." if len(words) > 120 else "")
 
 
 def _wanted_scope(failure: HttpFailure) -> str:
