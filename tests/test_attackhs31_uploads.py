@@ -80,3 +80,37 @@ def test_an_upload_the_server_has_whole_but_never_completes_is_given_up(
     assert "never completes the upload" in line and "Try the push again later" in line
     # A few answers, not hundreds: the file's 3 chunks, then the stalled answers.
     assert proxy.count("PUT", "upload_id=") <= 3 + MAX_STALLED_CHUNKS + 1
+
+
+def _last_answer(body: bytes):
+    """The answer that completes the upload (200) reaches the client with ``body`` instead
+    of the File resource (a proxy's page, nothing, an object that is no file)."""
+    def mutate(status, headers, old):
+        if status not in (200, 201):
+            return Reply(status, headers, [old])
+        out = {k: v for k, v in headers.items() if k.lower() != "content-length"}
+        out["Content-Length"] = str(len(body))
+        return Reply(status, out, [body])
+    return mutate
+
+
+@pytest.mark.parametrize("body", [b"<html><body>Upload complete</body></html>", b"", b"{}",
+                                  b'{"id": 5}'], ids=["html", "empty", "object", "bad-id"])
+def test_an_upload_completed_with_no_file_in_the_answer_is_one_line_naming_it(
+        emulator, proxy, local_state, monkeypatch, tmp_path, body):
+    import _cli
+    from _messages import error_line
+
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "3")
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "epoch_001.pt").write_bytes(os.urandom(600 << 10))
+    proxy.on("PUT", r"upload_id=", _last_answer(body))
+    code, out, err = _cli.run("push", str(src), "drive:Models/logs", "--chunk-size", "256KiB")
+    assert code == 1, err[-2000:]
+    assert "Traceback" not in err
+    line = error_line(err)
+    assert line.startswith("Error: uploading ") and "epoch_001.pt" in line, line
+    assert "is --api-root / DRIVESTAGE_API_ROOT a Drive API?" in line, line

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
 from drivestage.errors import MalformedAnswerError
@@ -96,3 +96,21 @@ def json_body(content: Any) -> dict[str, Any]:
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def file_resource(body: Any, where: str) -> dict[str, Any]:
+    """The File resource an upload's last chunk was answered with (googleapiclient hands
+    over the raw text of an answer that is not JSON: a proxy's page); anything but an object
+    is one line naming the upload, not a ValueError out of ``dict()``."""
+    if isinstance(body, Mapping):
+        return dict(body)
+    raise MalformedAnswerError(
+        f"uploading {where}: the server answered the upload's last chunk with "
+        f"{printable_excerpt(body)}, not the file Drive made; is --api-root / "
+        "DRIVESTAGE_API_ROOT a Drive API?")
+
+
+def printable_excerpt(body: Any) -> str:
+    """A short, one-line excerpt of an answer's body for a message."""
+    text = " ".join(str(body).split())
+    return repr(text[:60] + ("..." if len(text) > 60 else ""))

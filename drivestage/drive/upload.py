@@ -33,8 +33,8 @@ from drivestage import pool
 from drivestage.drive import answers, provenance
 from drivestage.drive.media import HashingMedia
 from drivestage.drive.resources import entry_from_resource
-from drivestage.drive.sessions import CheckedHttp, json_body, kept, origin_of, same_origin, \
-    shown_origin
+from drivestage.drive.sessions import CheckedHttp, file_resource, json_body, kept, origin_of, \
+    same_origin, shown_origin
 from drivestage.drive.transport import Transport
 from drivestage.errors import (
     ChecksumMismatchError,
@@ -337,7 +337,7 @@ class _Session:
                                   self.where)
         if persisted:
             self._forget()
-        return (entry_from_resource(result), self.media.hexdigest(),
+        return (entry_from_resource(result, f"uploading {self.where}"), self.media.hexdigest(),
                 self.media.changed_since(self.st))
 
     def _enough(self, high: int) -> int:
@@ -476,7 +476,7 @@ class _Session:
                                                         request.uri):
                         moved = str(request.resumable_uri)
                     else:
-                        return body if body is None else dict(body)
+                        return body if body is None else file_resource(body, self.where)
                 except _SessionGone:
                     raise
                 except Exception as exc:
