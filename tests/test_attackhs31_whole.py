@@ -56,7 +56,27 @@ def test_a_whole_answer_of_another_size_is_a_change_on_drive(emulator, proxy, li
     assert line == (f"Error: drive:VOC/set.bin changed on Drive while downloading (size "
                     f"{len(old)} became {len(new)}); run again"), line
     assert proxy.count("GET", "alt=media") == 2   # not retried as a broken answer
+    assert proxy.count("GET", r"fields=fileSize") == 1   # the size Drive lists now, asked once
     assert not (dest / "set.bin").exists()
     code, out, err = _cli.run("pull", "drive:VOC/set.bin", str(dest), "-q")  # run again
     assert code == 0, err
     assert (dest / "set.bin").read_bytes() == new
+
+
+PORTAL = b"<html><body>Please sign in to the Wi-Fi to continue</body></html>"
+
+
+@pytest.mark.parametrize("page", [PORTAL, PORTAL * 300], ids=["shorter", "longer"])
+def test_a_portal_page_for_the_bytes_is_no_change_on_drive(emulator, proxy, liar_env,
+                                                            tmp_path, page):
+    """A captive portal answers the download 200 with its page, of another length than the
+    file: Drive lists the size it did, so the file did not change; no "changed on Drive; run
+    again" (a guard: the answer is taken for a broken one, as before)."""
+    emulator.add_file("VOC/set.bin", os.urandom(10 * KiB))
+    proxy.on("GET", r"alt=media", lambda s, h, b: Reply(
+        200, {"Content-Type": "text/html", "Content-Length": str(len(page))}, [page]))
+    dest = tmp_path / "d"
+    line = one_error_line(*_cli.run("pull", "drive:VOC/set.bin", str(dest))[::2])
+    assert "changed on Drive" not in line, line
+    assert "drive:VOC/set.bin" in line, line
+    assert not (dest / "set.bin").exists()

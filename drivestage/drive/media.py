@@ -196,9 +196,11 @@ class MediaReader:
                     raise _too_long(where, pos, stop, f"Content-Range bytes {got[0]}-{got[1]}")
                 end, skip = got[1] + 1, 0
             elif body.status == 200:
-                # The server ignored Range and sends the whole file: skip to our part. Its
-                # length is the file's size now, as a 206's Content-Range total is.
-                if body.left is not None and body.left != entry.size:
+                # The server ignored Range and sends the whole file: skip to our part. Of
+                # another length, it is a new version when Drive lists that size now (else
+                # not the file at all: a captive portal's page, told below).
+                if body.left is not None and body.left != entry.size and \
+                        self._size_now(entry, where) == body.left:
                     raise RemoteChangedError(f"{where} changed on Drive while downloading "
                                              f"(size {entry.size} became {body.left}); run "
                                              "again")
@@ -213,6 +215,15 @@ class MediaReader:
                 raise retry.TransientError(f"short body: {body.left} of {end - pos + skip} "
                                            "bytes announced")
             self._read_body(body, at, end, skip, sink, where, stop)
+
+    def _size_now(self, entry: RemoteEntry, where: str) -> Optional[int]:
+        """The size Drive lists for ``entry`` now (None when it cannot be read)."""
+        try:
+            res = self.transport.call(f"look up {where}", lambda: self.transport.files().get(
+                fileId=entry.id, supportsAllDrives=True, fields="fileSize").execute())
+            return int(res["fileSize"])
+        except (DriveStageError, ValueError, TypeError, KeyError):
+            return None
 
     def _read_body(self, body: Streamed, at: "_Position", end: int, skip: int,
                    sink: ByteSink, where: str, stop: int) -> None:

@@ -454,7 +454,7 @@ def _parents_in(body: object) -> list[str]:
     return [m.decode() for m in _ID_IN_PARENTS.findall(found.group(1))] if found else []
 
 
-def quota_of(about: Mapping[str, Any]) -> Quota:
+def quota_of(about: Any) -> Quota:
     """Drive's About resource as used / total / trash bytes (``total`` None when unlimited);
     a count that is not a number is a malformed answer. ``used`` is what every Google
     service uses (``quotaBytesUsedAggregate``; v2's ``quotaBytesUsed`` is Drive's share
@@ -468,6 +468,11 @@ def quota_of(about: Mapping[str, Any]) -> Quota:
                 f"{str(about.get(name))[:40]!r}, not a number; is --api-root / "
                 "DRIVESTAGE_API_ROOT a Drive API?") from None
 
+    if not isinstance(about, Mapping):  # googleapiclient hands over a page's raw text
+        words = " ".join(re.sub(r"<[^>]*>?", " ", str(about)).split())
+        raise MalformedAnswerError(
+            f"read the Drive quota: the server answered {words[:80]!r}, not Drive's About "
+            "resource; is --api-root / DRIVESTAGE_API_ROOT a Drive API?")
     total = number("quotaBytesTotal")
     drive = number("quotaBytesUsed")
     # Absent from a partial answer or an old server: then Drive's own share is all we know.
