@@ -36,3 +36,21 @@ def test_an_about_answered_with_a_web_page_is_one_line(emulator, proxy, liar_env
                     "Wi-Fi to continue', not Drive's About resource; is --api-root / "
                     "DRIVESTAGE_API_ROOT a Drive API?"), line
     assert emulator.find("Models/run/epoch_001.pt") is None
+
+
+def test_a_folder_create_answered_with_a_web_page_is_one_line(emulator, proxy, liar_env,
+                                                              tmp_path):
+    """The create of DEST's folder answered 200 with a page: a ``ValueError`` out of
+    ``dict()`` in the ids module, a traceback; now one line naming the folder."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "epoch_001.pt").write_bytes(b"w" * 100)
+    proxy.on("POST", r"^/drive/v2/files\?", _portal)
+    code, out, err = _cli.run("push", str(src), "drive:Models/new")
+    assert "Traceback" not in err
+    line = one_error_line(code, err)
+    assert line.startswith("Error: making drive:Models: the server answered 'Please sign in "
+                           "to the Wi-Fi to continue', not a folder"), line
+    assert "Traceback" not in err \
+        and line.endswith("is --api-root / DRIVESTAGE_API_ROOT a Drive API?"), line
+    assert emulator.find("Models/new/epoch_001.pt") is None

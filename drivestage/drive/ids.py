@@ -33,6 +33,7 @@ from drivestage import sidecar
 from drivestage.create_ids import CreateIds
 from drivestage.drive import answers, provenance
 from drivestage.drive.resources import FOLDER_MIME, entry_from_resource
+from drivestage.drive.sessions import file_resource
 from drivestage.drive.transport import Transport
 from drivestage.drive.upload import upload_file
 from drivestage.errors import (ChecksumMismatchError, DriveStageError, NotFoundError,
@@ -383,7 +384,7 @@ class Creates:
             sent = dict(body, id=with_id) if with_id is not None else body
             res = transport.files().insert(body=sent, supportsAllDrives=True) \
                 .execute(http=transport.http())
-            return dict(res)
+            return file_resource(res, f"making {where}: the server answered", "a folder")
         if folder_id is None:
             res = insert(None)
             made.remember(parent_id, name, str(res["id"]))

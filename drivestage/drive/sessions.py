@@ -98,19 +98,18 @@ def json_body(content: Any) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def file_resource(body: Any, where: str) -> dict[str, Any]:
-    """The File resource an upload's last chunk was answered with (googleapiclient hands
-    over the raw text of an answer that is not JSON: a proxy's page); anything but an object
-    is one line naming the upload, not a ValueError out of ``dict()``."""
+def file_resource(body: Any, said: str, made: str = "the file Drive made") -> dict[str, Any]:
+    """The File resource a create or an upload's last chunk was answered with
+    (googleapiclient hands over the raw text of an answer that is not JSON: a proxy's page);
+    anything but an object is one line (``said`` + what came + ``made``), not a ValueError
+    out of ``dict()``."""
     if isinstance(body, Mapping):
         return dict(body)
-    raise MalformedAnswerError(
-        f"uploading {where}: the server answered the upload's last chunk with "
-        f"{printable_excerpt(body)}, not the file Drive made; is --api-root / "
-        "DRIVESTAGE_API_ROOT a Drive API?")
+    raise MalformedAnswerError(f"{said} {printable_excerpt(body)}, not {made}; is --api-root / "
+                               "DRIVESTAGE_API_ROOT a Drive API?")
 
 
 def printable_excerpt(body: Any) -> str:
     """A short, one-line excerpt of an answer's body for a message."""
-    text = " ".join(str(body).split())
+    text = " ".join(re.sub(r"<[^>]*>?", " ", str(body)).split())  # a page's words
     return repr(text[:60] + ("..." if len(text) > 60 else ""))

@@ -476,7 +476,8 @@ class _Session:
                                                         request.uri):
                         moved = str(request.resumable_uri)
                     else:
-                        return body if body is None else file_resource(body, self.where)
+                        return body if body is None else file_resource(body, f"uploading "
+                            f"{self.where}: the server answered the upload's last chunk with")
                 except _SessionGone:
                     raise
                 except Exception as exc:
