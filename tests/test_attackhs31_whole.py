@@ -80,3 +80,40 @@ def test_a_portal_page_for_the_bytes_is_no_change_on_drive(emulator, proxy, liar
     assert "changed on Drive" not in line, line
     assert "drive:VOC/set.bin" in line, line
     assert not (dest / "set.bin").exists()
+
+
+def _416_once(total):
+    """The second read answered 416 (a range it says it cannot satisfy), with ``total`` as
+    its Content-Range's size (None: no Content-Range), though the file is unchanged."""
+    seen = []
+
+    def mutate(status: int, headers: dict, body: bytes) -> Reply:
+        seen.append(1)
+        if len(seen) != 2:
+            return Reply(status, headers, [body])
+        err = (b'{"error": {"code": 416, "message": "Request range not satisfiable", "errors": '
+               b'[{"reason": "requestedRangeNotSatisfiable", "message": "Request range not '
+               b'satisfiable"}]}}')
+        out = {"Content-Type": "application/json", "Content-Length": str(len(err))}
+        if total is not None:
+            out["Content-Range"] = f"bytes */{total}"
+        return Reply(416, out, [err])
+    return mutate
+
+
+@pytest.mark.parametrize("total", [1024 * KiB, None], ids=["same-total", "no-total"])
+def test_a_416_for_a_file_drive_still_lists_unchanged_is_no_change(emulator, proxy, liar_env,
+                                                                    tmp_path, total):
+    """A 416 for bytes inside the file, which Drive still lists at its size: it said
+    "changed on Drive while downloading (size 1048576 became 1048576)" (or "it ends before
+    byte 262144 now") and stopped. Drive is asked for the size: unchanged, the 416 is a
+    broken answer, asked again, and the pull completes."""
+    data = os.urandom(1024 * KiB)
+    emulator.add_file("VOC/set.bin", data)
+    proxy.on("GET", r"alt=media", _416_once(total))
+    dest = tmp_path / "d"
+    code, out, err = _cli.run("pull", "drive:VOC/set.bin", str(dest), "-j", "1",
+                              "--chunk-size", "256KiB")
+    assert code == 0, err[-2000:]
+    assert (dest / "set.bin").read_bytes() == data
+    assert "changed on Drive" not in err

@@ -172,10 +172,16 @@ class MediaReader:
             if failure is None or failure.status != 416:
                 raise
             # Drive's answer to a range that starts past the end: the file got shorter
-            # since it was listed (a new version), not a failure worth a retry.
+            # since it was listed (a new version), not a failure worth a retry. Drive's
+            # listing says so; a 416 for a file it lists unchanged is a broken answer.
             now = _content_range("bytes 0-0/" + (failure.headers.get("content-range") or "")
                                  .rpartition("/")[2])
-            became = f"size {entry.size} became {now[2]}" if now and now[2] is not None \
+            size = self._size_now(entry, where)
+            if size == entry.size:
+                raise retry.TransientError(f"HTTP 416 for bytes {pos}-{stop - 1} of a file "
+                                           f"Drive lists at {size} bytes") from None
+            size = size if size is not None else now[2] if now else None
+            became = f"size {entry.size} became {size}" if size is not None \
                 else f"it ends before byte {pos} now"
             raise RemoteChangedError(f"{where} changed on Drive while downloading ({became}); "
                                      "run again") from None
