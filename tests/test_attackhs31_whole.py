@@ -117,3 +117,34 @@ def test_a_416_for_a_file_drive_still_lists_unchanged_is_no_change(emulator, pro
     assert code == 0, err[-2000:]
     assert (dest / "set.bin").read_bytes() == data
     assert "changed on Drive" not in err
+
+
+def _total_off_once():
+    """The second read's Content-Range names a total one byte more than the file's."""
+    seen = []
+
+    def mutate(status: int, headers: dict, body: bytes) -> Reply:
+        seen.append(1)
+        out = dict(headers)
+        if len(seen) == 2:
+            for k, v in headers.items():
+                if k.lower() == "content-range":
+                    head, _, total = v.rpartition("/")
+                    out[k] = f"{head}/{int(total) + 1}"
+        return Reply(status, out, [body])
+    return mutate
+
+
+def test_a_content_range_total_drive_does_not_list_is_a_failed_attempt(emulator, proxy,
+                                                                       liar_env, tmp_path):
+    """One 206 whose Content-Range total is not the size Drive lists (a broken answer; the
+    file is unchanged): it stopped the pull "changed on Drive while downloading (size
+    1048576 became 1048577); run again". Now it is asked again and the pull completes."""
+    data = os.urandom(1024 * KiB)
+    emulator.add_file("VOC/set.bin", data)
+    proxy.on("GET", r"alt=media", _total_off_once())
+    dest = tmp_path / "d"
+    code, out, err = _cli.run("pull", "drive:VOC/set.bin", str(dest), "-j", "1",
+                              "--chunk-size", "256KiB")
+    assert code == 0, err[-2000:]
+    assert (dest / "set.bin").read_bytes() == data

@@ -196,6 +196,10 @@ class MediaReader:
                     raise retry.TransientError(f"unexpected Content-Range "
                                                f"{body.headers.get('content-range')!r}")
                 if got[2] is not None and got[2] != entry.size:
+                    # A new version, when Drive lists that size; else a broken answer.
+                    if self._size_now(entry, where) == entry.size:
+                        raise retry.TransientError(f"Content-Range {got[2]} bytes of a file "
+                                                   f"Drive lists at {entry.size}")
                     raise RemoteChangedError(f"{where} changed on Drive while downloading "
                                              f"(size {entry.size} became {got[2]}); run again")
                 if got[1] >= stop:
