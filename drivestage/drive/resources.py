@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping, Optional, TypeGuard
 
+from drivestage.drive.sessions import printable_excerpt
 from drivestage.errors import MalformedAnswerError
 from drivestage.paths import plain_id, printable
 from drivestage.store import Quota, RemoteEntry
@@ -469,10 +470,9 @@ def quota_of(about: Any) -> Quota:
                 "DRIVESTAGE_API_ROOT a Drive API?") from None
 
     if not isinstance(about, Mapping):  # googleapiclient hands over a page's raw text
-        words = " ".join(re.sub(r"<[^>]*>?", " ", str(about)).split())
         raise MalformedAnswerError(
-            f"read the Drive quota: the server answered {words[:80]!r}, not Drive's About "
-            "resource; is --api-root / DRIVESTAGE_API_ROOT a Drive API?")
+            f"read the Drive quota: the server answered {printable_excerpt(about)}, not "
+            "Drive's About resource; is --api-root / DRIVESTAGE_API_ROOT a Drive API?")
     total = number("quotaBytesTotal")
     drive = number("quotaBytesUsed")
     # Absent from a partial answer or an old server: then Drive's own share is all we know.

@@ -10,7 +10,7 @@ import re
 from typing import Any, Mapping, Optional
 from urllib.parse import urlsplit
 
-from drivestage.errors import MalformedAnswerError
+from drivestage.errors import MalformedAnswerError, RemoteError
 
 #: A "308 Resume Incomplete" answer's Range: the bytes the server kept.
 _KEPT = re.compile(r"bytes=(\d+)-(\d+)")
@@ -113,3 +113,18 @@ def printable_excerpt(body: Any) -> str:
     """A short, one-line excerpt of an answer's body for a message."""
     text = " ".join(re.sub(r"<[^>]*>?", " ", str(body)).split())  # a page's words
     return repr(text[:60] + ("..." if len(text) > 60 else ""))
+
+
+def stalled(where: str, stalls: int, at: int, size: int) -> RemoteError:
+    """The error of an upload stopped after ``stalls`` "resume incomplete" answers that kept
+    little or nothing new, the server at byte ``at`` of ``size`` (all of it: it has the
+    file but never completes the upload)."""
+    if at >= size:
+        return RemoteError(
+            f"uploading {where}: Drive says it has all {size} bytes of it but never completes "
+            f"the upload (answered 'resume incomplete' {stalls} times); stopped. Try the push "
+            "again later")
+    return RemoteError(
+        f"uploading {where}: Drive kept little or none of the last {stalls} chunks (it "
+        f"answers 'resume incomplete' at byte {at} of {size}); stopped. Try the push again "
+        "later (it resumes)")

@@ -34,7 +34,7 @@ from drivestage.drive import answers, provenance
 from drivestage.drive.media import HashingMedia
 from drivestage.drive.resources import entry_from_resource
 from drivestage.drive.sessions import CheckedHttp, file_resource, json_body, kept, origin_of, \
-    same_origin, shown_origin
+    same_origin, shown_origin, stalled
 from drivestage.drive.transport import Transport
 from drivestage.errors import (
     ChecksumMismatchError,
@@ -330,7 +330,7 @@ class _Session:
             stalls = 0 if result is not None or now - high >= self._enough(high) else stalls + 1
             high = max(high, now)
             if stalls >= MAX_STALLED_CHUNKS:
-                raise self._stalled(stalls, request.resumable_progress)
+                raise stalled(self.where, stalls, request.resumable_progress, self.size)
         # Before the answer is believed: a push deletes the old copies of a file on it.
         provenance.check_uploaded(result, self.folder.id, self.name,
                                   self.replace.id if self.replace is not None else None,
@@ -346,17 +346,6 @@ class _Session:
         nothing left, only the file itself is (a server answering "all kept" for ever)."""
         left = self.size - high
         return max(1, min(max(CHUNK_UNIT, min(self.chunk, left) // 2), left))
-
-    def _stalled(self, stalls: int, at: int) -> RemoteError:
-        if at >= self.size:
-            return RemoteError(
-                f"uploading {self.where}: Drive says it has all {self.size} bytes of it but "
-                f"never completes the upload (answered 'resume incomplete' {stalls} times); "
-                "stopped. Try the push again later")
-        return RemoteError(
-            f"uploading {self.where}: Drive kept little or none of the last {stalls} chunks "
-            f"(it answers 'resume incomplete' at byte {at} of {self.size}); stopped. Try the "
-            "push again later (it resumes)")
 
     def _in_place(self, res: dict[str, Any]) -> bool:
         """Whether the file a completed session made is this upload's copy: ``name`` in
