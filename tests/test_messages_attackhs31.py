@@ -29,17 +29,28 @@ def _blocked(status: int, headers: dict, body: bytes) -> Reply:
                        "Content-Length": str(len(PAGE))}, [PAGE])
 
 
+def _status(status: int):
+    def mutate(old_status: int, headers: dict, body: bytes) -> Reply:
+        return Reply(status, _blocked(old_status, headers, body).headers, [PAGE])
+    return mutate
+
+
 @renders("by something between here and Drive, not by Drive")
-@pytest.mark.parametrize("blocked", [r"^/drive/v2/files\?", r"alt=media"],
-                         ids=["listing", "download"])
+@pytest.mark.parametrize("blocked,status", [(r"^/drive/v2/files\?", 403), (r"alt=media", 403),
+                                            (r"^/drive/v2/files\?", 401),
+                                            (r"^/drive/v2/files\?", 407)],
+                         ids=["listing", "download", "401", "407"])
 def test_a_403_page_from_a_network_filter_is_not_called_a_sharing_problem(
-        emulator, proxy, liar_env, tmp_path, blocked):
+        emulator, proxy, liar_env, tmp_path, blocked, status):
+    """(And a 401 or 407 page: "Drive refused the credentials ... Run `drivestage auth
+    login`", "Drive answered HTTP 407: <html> ...".)"""
     emulator.add_file("VOC/a.bin", b"a" * 10)
-    proxy.on("GET", blocked, _blocked)
+    proxy.on("GET", blocked, _status(status))
     code, out, err = _cli.run("pull", "drive:VOC/a.bin", str(tmp_path / "d"))
     line = one_error_line(code, err)
     assert "sharing settings" not in line and "<" not in line, line
-    assert ("refused (HTTP 403) by something between here and Drive, not by Drive: its "
+    assert "auth login" not in line, line
+    assert (f"refused (HTTP {status}) by something between here and Drive, not by Drive: its "
             "answer is a web page ('Access Denied Access Denied The site you are trying to "
             "reach is blocked by your organization's policy") in line, line
     assert line.endswith("Try another network, or ask its administrators to allow "

@@ -201,6 +201,16 @@ def typed_error(failure: HttpFailure, what: str, *, uploading: bool = False,
     status, reason = failure.status, failure.reason
     detail = failure.message or (reason or "")
     label = f"HTTP {status}" + (f" {reason}" if reason else "")
+    page = _web_page(failure) if status in (401, 403, 407) else None
+    if page is not None:
+        # Drive's refusals are JSON with a reason: a page is a network filter's or a
+        # captive portal's (407: a proxy's own login), which no login or sharing lifts.
+        return errors.PermissionDeniedError(
+            f"{what}: refused ({label}) by something between here and Drive, not by Drive: "
+            f"its answer is a web page ('{page}'), not Drive's. A network filter (a company's "
+            "or school's proxy or firewall, a captive portal) may block Google Drive, or "
+            "Google took the traffic for automated queries. Try another network, or ask its "
+            "administrators to allow www.googleapis.com")
     if status == 401:
         return errors.AuthError(
             f"{what}: Drive refused the credentials ({label}: {detail}). Run "
@@ -223,14 +233,6 @@ def _forbidden(failure: HttpFailure, what: str, label: str, detail: str, *, uplo
                write: Optional[Write]) -> errors.DriveStageError:
     """A 403, by its reason: each has its own cause and remedy."""
     reason = failure.reason
-    page = _web_page(failure)
-    if page is not None:
-        return errors.PermissionDeniedError(
-            f"{what}: refused ({label}) by something between here and Drive, not by Drive: "
-            f"its answer is a web page ('{page}'), not Drive's. A network filter (a company's "
-            "or school's proxy or firewall) may block Google Drive, or Google took the "
-            "traffic for automated queries. Try another network, or ask its administrators "
-            "to allow www.googleapis.com")
     if reason == "insufficientPermissions":
         return errors.ScopeError(
             f"{what}: the credentials are valid but may not use Google Drive ({label}: "
