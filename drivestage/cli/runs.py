@@ -26,10 +26,12 @@ def runs_group() -> None:
 @click.argument("dest")
 @drive_options
 def forget_cmd(dest: str, api_root: Optional[str], credentials: Optional[str]) -> None:
-    """DEST (a drive: folder) is no run folder any more: its mark on Drive is cleared and
+    """DEST (a drive: folder) is no run folder any more: its marks on Drive are cleared and
     this machine's record of it removed. A push of a folder above it then treats it as any
-    other folder (`--delete` removes it where SRC lacks it). Its run's next push marks it
-    again."""
+    other folder (`--delete` removes it where SRC lacks it). Its run marks it again when it
+    starts anew (a run still going on another machine keeps that machine's record and does
+    not mark it again before then). A mark set through another OAuth client (Colab's, say)
+    only `runs forget` there clears."""
     from drivestage import run_folders
     from drivestage.paths import printable
     from drivestage.remote import open_store
