@@ -50,7 +50,7 @@ class StopFlag:
         self.signum: Optional[int] = None
         self.at: Optional[float] = None     # time.monotonic() of the first signal
         self.detail: Optional[str] = None   # what asked for it, beyond its name (torch's error)
-        self._signalled = False              # a handled signal came (a second one stops at once)
+        self.signalled = False              # a signal of :func:`handled` came (not a request)
 
     def is_set(self) -> bool:
         return self.signum is not None
@@ -106,10 +106,12 @@ class StopFlag:
             return
 
         def handler(signum, frame):
-            if self.signum is None or (self.signum == PEER_LOSS and not self._signalled):
-                # (A lost rank's stop came by no signal: the SIGTERM torchrun sends the other
-                # ranks 0.1 s after a rank's end is the first, not a second that kills the save.)
-                self._signalled = True
+            if not self.signalled:
+                # The first signal, even where a stop is under way already without one (a
+                # worker's death; a lost rank, whose launcher sends the other ranks SIGTERM
+                # 0.1 s after its end): that one's save goes on, its cause named. Taken for
+                # the second, it stopped at once: the save dropped, or the process killed.
+                self.signalled = True
                 self.request(signum)
                 return
             # A second signal: stop now, the way the signal would without us.
