@@ -263,7 +263,8 @@ def test_resume_with_the_classes_reordered_is_refused_and_another_input_size_or_
         f"[circle, square, triangle] and the config names [square, circle, triangle] "
         f"(data.classes; a class is its place in the list). Resume with the classes it was "
         f"trained on, or start a new run that fine-tunes from it: --resume none --set "
-        f"model.weights={logs / 'epoch_001.pt'}")
+        f"model.weights={logs / 'epoch_001.pt'} --set train.out_dir=<a new folder> (and "
+        f"drive.logs=<a new Drive folder> where it is set)")
     assert {n: _md5(logs / n) for n in before} == before     # nothing written
     # Another input size, another training set: a choice the run may make (the network is
     # convolutional; a larger size late in a run is a known trick), but never a silent one.

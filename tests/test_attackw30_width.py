@@ -98,6 +98,7 @@ def test_a_resume_at_another_width_is_not_advised_to_fine_tune_from_it():
         "(--resume none)")
     with pytest.raises(CheckpointError) as err:   # (another class count alone: fine-tune)
         check_signature(dict(saved, width=1.0), current, "logs/last.pt")
-    assert str(err.value).endswith("(num_classes: checkpoint 3, config 4). Use --resume none "
-                                   "with model.weights=logs/last.pt to fine-tune from it, or "
-                                   "restore the config")
+    assert str(err.value).endswith("(num_classes: checkpoint 3, config 4). Restore the config, "
+                                   "or start a new run that fine-tunes from it: --resume none "
+                                   "--set model.weights=logs/last.pt --set train.out_dir=<a new "
+                                   "folder> (and drive.logs=<a new Drive folder> where it is set)")

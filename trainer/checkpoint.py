@@ -27,7 +27,7 @@ from drivestage import sidecar as sidecars
 from drivestage.localfs import atomic_file, umask
 from drivestage.sidecar import Described, Sidecar
 from trainer import __version__, torch_files
-from trainer.errors import CheckpointError, SaveError
+from trainer.errors import CheckpointError, SaveError, fine_tune_advice
 from trainer.state import EPOCH_NAME, bookkeeping_problem
 
 logger = logging.getLogger(__name__)
@@ -505,7 +505,7 @@ def check_signature(saved: dict, current: dict, path: str) -> None:
     saved, current = {**saved, "width": saved.get("width", 1.0)}, {**current, "width": current.get("width", 1.0)}
     diffs = [f"{k}: checkpoint {saved.get(k)!r}, config {v!r}" for k, v in current.items() if saved.get(k) != v]
     # Weights of another width fit no layer: fine-tuning from them was the advice, and refused.
-    fix = (f"Use --resume none with model.weights={path} to fine-tune from it, or restore the config"
+    fix = (f"Restore the config, or start a new run that fine-tunes from it: {fine_tune_advice(path)}"
            if saved["width"] == current["width"] else f"Restore model.width ({saved['width']}): its "
            f"weights fit no other width; or start a new run in a new train.out_dir (--resume none)")
     if diffs:

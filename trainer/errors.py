@@ -92,3 +92,11 @@ def require_onnx() -> None:
     except ImportError:
         raise TrainerError(f"ONNX export needs the onnx package, which [train] leaves out; install it with "
                            f"{INSTALL_HINT} (or pip install onnx)") from None
+
+
+def fine_tune_advice(path: str) -> str:
+    """How to start a new run from the weights of ``path``, a checkpoint this config cannot
+    resume (other classes, another shape): in new folders, as ``--resume none`` refuses ones
+    that hold the old run's checkpoints (the advice without them, followed, was refused)."""
+    return (f"--resume none --set model.weights={path} --set train.out_dir=<a new folder> "
+            "(and drive.logs=<a new Drive folder> where it is set)")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from trainer import checkpoint as ckpt
 from trainer import resume_checks as checks
-from trainer.errors import CheckpointError
+from trainer.errors import CheckpointError, fine_tune_advice
 from trainer.state import TrainState
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def _check_classes(saved: Any, names: list[str], path: Optional[str]) -> None:
         f"cannot resume from {path}: it was trained on the classes {listed(saved)} and the "
         f"config names {listed(names)} (data.classes; a class is its place in the list). "
         f"Resume with the classes it was trained on, or start a new run that fine-tunes from "
-        f"it: --resume none --set model.weights={path}")
+        f"it: {fine_tune_advice(path)}")
 
 
 def _mismatch(model: Any, given: dict, exc: RuntimeError) -> str:
