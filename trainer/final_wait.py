@@ -85,6 +85,14 @@ class FinalWait:
         head = f"the final push of {self.out_dir} to {self.spec} has not ended: {why}"
         newest = job.names[1] if job is not None and len(job.names) > 1 else None
         named = f", the newest {newest} ({job.position.label})" if newest else ""
+        if not self.spec:
+            # No drive.logs: no push to name ("to None", "drivestage push <out_dir> None"); the
+            # wait was on the writer's last work in the run folder (train.keep_local's removal).
+            return (f"the last writes into {self.out_dir} have not ended: {why}; the "
+                    f"checkpoints were written into {self.out_dir}{named}, and Drive may lack "
+                    "any of them until the mount answers and sends them: keep this machine "
+                    "until then (with drive.logs=drive:... set, the next run sends its "
+                    "checkpoints to Drive itself)")
         if folder == self.out_dir or self._mounts.get(self.out_dir):
             # (Written into a mount: on this machine's disk only as the mount's cache.)
             return (f"{head}; the checkpoints were written into {self.out_dir}{named}, and Drive "
