@@ -38,9 +38,15 @@ def is_death(exc: BaseException) -> bool:
 
 def _death_behind(exc: BaseException) -> Optional[str]:
     """torch's error for a worker that died, when one did behind ``exc`` (a batch whose
-    tensors the dead worker shared through a socket: ConnectionResetError, EOFError)."""
+    tensors the dead worker shared through a socket: ConnectionResetError, EOFError), or the
+    words of a MemoryError while a batch was read (a worker's, re-raised here by torch: the
+    OOM killer's shortage without its SIGKILL; it ended the run with a traceback, unsaved)."""
     if is_death(exc):
         return str(exc)
+    if isinstance(exc, MemoryError):
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        first = lines[0].rstrip(".") if lines else "MemoryError while a batch was read"
+        return first if len(lines) < 2 else f"{first}: {lines[-1]}"
     try:
         from torch.utils.data._utils.signal_handling import _error_if_any_worker_fails
 
@@ -60,8 +66,18 @@ def advice(stop: StopFlag) -> str:
     return _advice(details[0] if details else None) if stop.signum == WORKER_DEATH else ""
 
 
+#: torch's words for a worker killed by a crash of its own (strsignal's), not by the OOM
+#: killer (``Killed``) nor for want of shared memory (``Bus error``, which torch words).
+_CRASHES = ("Segmentation fault", "Aborted", "Illegal instruction", "Floating point exception")
+
+
 def _advice(detail: Optional[str]) -> str:
     died = str(detail or "a DataLoader worker died").strip().rstrip(".")
+    if any(f"is killed by signal: {crash}" in died for crash in _CRASHES):
+        # (Memory settings change nothing there; the resume reads that batch again.)
+        return (f" ({died}: a crash while a batch was read, not memory (a damaged image, or a "
+                "bug of the library that reads it): if it comes again at the same iteration, "
+                "that batch's images are the cause)")
     return (f" ({died}: out of memory? lower data.workers, train.batch_size or data.cache "
             "before you resume)")
 
@@ -120,7 +136,7 @@ def _batches(loader: Iterable, stop: StopFlag, died: Callable[[], None]) -> Iter
             _fetching = False   # (a death from here on: the step's end saves)
         except StopIteration:
             return
-        except (RuntimeError, OSError, EOFError) as exc:
+        except (RuntimeError, OSError, EOFError, MemoryError) as exc:
             _fetching = False
             words = _death_behind(exc)
             if words is None:
