@@ -82,6 +82,20 @@ def _advice(detail: Optional[str]) -> str:
             "before you resume)")
 
 
+def unguarded_line(exc: BaseException, what: str) -> Optional[str]:
+    """The one line for ``exc`` when it is a worker's death in a loader of no training run
+    (``trainer eval``: nothing to save; it was torch's traceback), ``what`` naming what the
+    workers read; None for any other error."""
+    if not is_death(exc):
+        return None
+    died = str(exc).strip().rstrip(".")
+    if any(f"is killed by signal: {crash}" in died for crash in _CRASHES):
+        return (f"a DataLoader worker crashed while {what} were read ({died}: not memory; a "
+                "damaged image, or a bug of the library that reads it)")
+    return (f"a DataLoader worker died while {what} were read ({died}: out of memory? lower "
+            "data.workers (0 reads them in this process) and run it again)")
+
+
 def release() -> None:
     """End the guarded epoch's loader workers (once one died: the others hold memory, and
     the dead one's pid, still registered, made torch's handler raise at any later child's

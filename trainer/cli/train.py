@@ -123,9 +123,19 @@ def evaluate_cmd(config_path: str, weights: str, overrides: tuple[str, ...], as_
         raise WeightsError(f"{path}: the detection heads did not load ({report.summary()}); "
                            "evaluate with the config it was trained with")
     lines = data.val_lines[: cfg.data.max_val_images] if cfg.data.max_val_images else data.val_lines
-    result = evaluate(model.to(device), EvalDataset(lines, cfg.model.input_size, classes=data.class_names), data.class_names,
-                      device, conf_thresh=cfg.train.conf_thresh, nms_thresh=cfg.train.nms_thresh,
-                      workers=cfg.data.workers)
+    try:
+        result = evaluate(model.to(device), EvalDataset(lines, cfg.model.input_size, classes=data.class_names),
+                          data.class_names, device, conf_thresh=cfg.train.conf_thresh,
+                          nms_thresh=cfg.train.nms_thresh, workers=cfg.data.workers)
+    except RuntimeError as exc:
+        from trainer.errors import TrainerError
+        from trainer.worker_deaths import unguarded_line
+
+        # (The OOM killer's SIGKILL of a worker: torch's traceback, as training's was.)
+        line = unguarded_line(exc, "the validation images")
+        if line is None:
+            raise
+        raise TrainerError(line) from None
     if as_json:
         click.echo(json.dumps(result, indent=1, sort_keys=True))
         return

@@ -1,0 +1,41 @@
+"""attackt31: ``trainer eval`` whose DataLoader worker is killed (the OOM killer, as in
+training: data.workers loaders read the validation images) ended in torch's traceback
+(`RuntimeError: DataLoader worker (pid N) is killed by signal: Killed.`); training's own loop
+says it in one line since worker30. Now eval says it in one line, exit 1, with what to
+change."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+
+import torch
+from click.testing import CliRunner
+
+from trainer.cli import cli
+from trainer.data.dataset import EvalDataset
+from trainer.model import YoloV4Tiny
+
+_MAIN = os.getpid()
+
+
+def test_eval_whose_loader_worker_is_killed_ends_in_one_line(tiny_config, tmp_path, monkeypatch):
+    read = EvalDataset.__getitem__
+
+    def getitem(self, index):
+        if os.getpid() != _MAIN:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return read(self, index)
+
+    monkeypatch.setattr(EvalDataset, "__getitem__", getitem)
+    torch.save({"model": YoloV4Tiny(3, input_size=64, width=0.25).state_dict()},
+               tmp_path / "best.pt")
+    r = CliRunner().invoke(cli, ["eval", "-c", tiny_config(**{"data.workers": 1}), "-w",
+                                 str(tmp_path / "best.pt")])
+
+    assert r.exit_code == 1 and not isinstance(r.exception, RuntimeError), r.exception
+    line = r.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"Error: a DataLoader worker died while the validation images were read "
+                        r"\(DataLoader worker \(pid(\(s\))? \d+\) (exited unexpectedly|is killed "
+                        r"by signal: Killed): out of memory\? lower data\.workers \(0 reads them "
+                        r"in this process\) and run it again\)", line), line
