@@ -86,13 +86,15 @@ def unguarded_line(exc: BaseException, what: str) -> Optional[str]:
     """The one line for ``exc`` when it is a worker's death in a loader of no training run
     (``trainer eval``: nothing to save; it was torch's traceback), ``what`` naming what the
     workers read; None for any other error."""
-    if not is_death(exc):
+    words = _death_behind(exc) if isinstance(exc, (RuntimeError, MemoryError)) else None
+    if words is None:
         return None
-    died = str(exc).strip().rstrip(".")
+    died = words.strip().rstrip(".")
     if any(f"is killed by signal: {crash}" in died for crash in _CRASHES):
         return (f"a DataLoader worker crashed while {what} were read ({died}: not memory; a "
                 "damaged image, or a bug of the library that reads it)")
-    return (f"a DataLoader worker died while {what} were read ({died}: out of memory? lower "
+    verb = "ran out of memory" if isinstance(exc, MemoryError) else "died"
+    return (f"a DataLoader worker {verb} while {what} were read ({died}: out of memory? lower "
             "data.workers (0 reads them in this process) and run it again)")
 
 

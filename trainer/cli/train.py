@@ -127,11 +127,11 @@ def evaluate_cmd(config_path: str, weights: str, overrides: tuple[str, ...], as_
         result = evaluate(model.to(device), EvalDataset(lines, cfg.model.input_size, classes=data.class_names),
                           data.class_names, device, conf_thresh=cfg.train.conf_thresh,
                           nms_thresh=cfg.train.nms_thresh, workers=cfg.data.workers)
-    except RuntimeError as exc:
+    except (RuntimeError, MemoryError) as exc:
         from trainer.errors import TrainerError
         from trainer.worker_deaths import unguarded_line
 
-        # (The OOM killer's SIGKILL of a worker: torch's traceback, as training's was.)
+        # (The OOM killer's SIGKILL of a worker, a worker's MemoryError: torch's traceback.)
         line = unguarded_line(exc, "the validation images")
         if line is None:
             raise
