@@ -58,10 +58,9 @@ def saved_elsewhere(saver: Any, job: SaveJob, state: dict, pos: Position,
 def stop_message(saver: Any, job: SaveJob, pos: Position) -> str:
     head = f"stopped by {saver.stop.name} at {pos.label}"
     grace = f"train.grace_seconds ({saver.stop.grace_s:g} s)"
-    if not job.written:
+    if not job.written:   # (a write that waits on a hung disk: its state kept in /tmp)
         why = job.error or f"its write in {saver.out_dir} has not ended within {grace}"
-        return (f"{head}: {job.name} could not be written ({why}); the newest earlier "
-                f"checkpoint is where --resume auto continues")
+        return stop_save.unwritten_text(job, head, str(why))
     if saver.drive_spec is None:
         return f"{head}: {job.name} is saved in {saver.out_dir}; resume with --resume auto"
     # Every file of the run not on Drive, not only this one: epoch files queued behind a

@@ -322,6 +322,24 @@ def rescue(state: dict, name: str, metrics: dict, saved: float) -> str:
                                 saved=saved)
 
 
+def unwritten_text(job: Any, head: str, why: str) -> str:
+    """The end of a stop's line whose save the run folder did not take (``why``). A write that
+    still waits there (a hung mount: its state still in memory, and no ``drive.logs`` to send
+    it from elsewhere) has its state written on this machine's own disk and named: it was
+    dropped, though that disk answered (attackt31)."""
+    text = f"{head}: {job.name} could not be written ({why})"
+    state = dict(job.state) if job.error is None and not job.written else {}
+    if not state:
+        return f"{text}; the newest earlier checkpoint is where --resume auto continues"
+    try:
+        path = rescue(state, job.name, dict(job.metrics), saved=job.taken)
+    except Exception as exc:   # (this disk full too)
+        return (f"{text}, nor on this machine ({exc}); the newest earlier checkpoint is where "
+                "--resume auto continues")
+    return (f"{text}; its state is saved in {path} on this machine: --resume {path} goes on "
+            "from it (copy it off this machine while it lasts)")
+
+
 def rescue_text(state: dict, name: str, metrics: dict, *, head: str, out_dir: str, drive: Any,
                 spec: Optional[str], saved: float, deadline: Optional[float] = None) -> str:
     """``state`` rescued (:func:`rescue`) from a run folder whose mount stopped, sent alone to
