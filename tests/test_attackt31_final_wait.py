@@ -30,7 +30,7 @@ def test_a_run_folder_mount_hung_after_its_last_write_without_drive_logs_names_n
     keep_local = writer._keep_local
 
     def hung_then_keep_local() -> None:   # (DriveFS stops answering as the files are in)
-        if saver._epoch_job is not None and saver._epoch_job.position.epoch == 2:
+        if writer._upto == 2:   # (epoch 2's files written: the epoch the writer reached)
             mount.hang()
         keep_local()
 
