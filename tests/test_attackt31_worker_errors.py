@@ -24,13 +24,14 @@ from trainer.errors import TrainingInterrupted
 _MAIN = os.getpid()
 
 
-def _third_batch_fails(monkeypatch, fail) -> None:
-    """The worker's third batch (asked once the first was taken) calls ``fail()``."""
+def _fourth_batch_fails(monkeypatch, fail) -> None:
+    """The worker's fourth batch (asked once the second was taken: a step is done, so the
+    stop saves whenever it is seen) calls ``fail()``."""
     read, calls = YoloDataset.__getitems__, [0]
 
     def getitems(self, indices):
         calls[0] += 1
-        if self.train and os.getpid() != _MAIN and calls[0] == 3:
+        if self.train and os.getpid() != _MAIN and calls[0] == 4:
             fail()
         return read(self, indices)
 
@@ -55,7 +56,7 @@ def test_a_worker_out_of_memory_without_the_oom_killer_stops_with_a_save(
         raise MemoryError("Unable to allocate 3.52 GiB for an array with shape (30000, 40000, "
                           "3) and data type uint8")
 
-    _third_batch_fails(monkeypatch, allocate)
+    _fourth_batch_fails(monkeypatch, allocate)
     text = str(_stopped(tiny_config))
     assert text.endswith(
         "; resume with --resume auto (Caught MemoryError in DataLoader worker process 0: "
@@ -72,7 +73,7 @@ def test_a_worker_that_crashed_is_not_advised_memory_settings(
         faulthandler.disable()   # (pytest's: its dump on stderr)
         os.kill(os.getpid(), signal.SIGSEGV)
 
-    _third_batch_fails(monkeypatch, crash)
+    _fourth_batch_fails(monkeypatch, crash)
     text = str(_stopped(tiny_config))
     assert re.search(r"; resume with --resume auto \(DataLoader worker \(pid \d+\) is killed by "
                      r"signal: Segmentation fault: a crash while a batch was read, not memory "
