@@ -328,7 +328,9 @@ def unwritten_text(job: Any, head: str, why: str) -> str:
     it from elsewhere) has its state written on this machine's own disk and named: it was
     dropped, though that disk answered (attackt31)."""
     text = f"{head}: {job.name} could not be written ({why})"
-    state = dict(job.state) if job.error is None and not job.written else {}
+    # (Still in memory while its write waits there, or waited behind another (WriteStuck); a
+    # write that failed freed it.)
+    state = dict(job.state) if not job.written else {}
     if not state:
         return f"{text}; the newest earlier checkpoint is where --resume auto continues"
     try:
