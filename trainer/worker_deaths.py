@@ -11,7 +11,8 @@ on every rank at once). A death the loader finds first, waiting for the dead wor
 ("exited unexpectedly"), is at an iteration boundary too: :func:`guarded` saves there (one
 process; with several, that rank ends in one line, and rank 0 saves alone: trainer.peer_loss).
 A new run's first batch lost saves nothing (no step's state), and an evaluation's loader is
-:func:`watched`: a death there saves the epoch trained, as a SIGTERM then does.
+:func:`watched`: a death there saves the epoch trained, as a SIGTERM then does. A worker's
+``MemoryError`` (the same shortage without the kernel's kill) is taken as a death.
 """
 from __future__ import annotations
 
