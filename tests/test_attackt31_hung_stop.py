@@ -56,3 +56,43 @@ def test_a_stop_whose_run_folder_mount_hangs_keeps_its_state_on_this_machine(
     assert os.path.basename(path) == "autosave_00000003.pt"
     side = ckpt.read_sidecar(path)
     assert side.md5 == file_md5(path) and side.iteration == 3
+
+
+def test_a_stop_while_the_last_epoch_waits_on_a_hung_run_folder_keeps_that_epoch(
+        tiny_config, working_drive_mount):
+    """The same at the run's end: SIGTERM while the last epoch's write waited on the hung
+    mount said `stopped by SIGTERM while the checkpoint of epoch 2 (last.pt, epoch_002.pt) was
+    still to be written; what is saved in … is not known …`: the trained epoch, in memory, was
+    dropped. Now it is kept on this machine, and `--resume <it>` puts epoch_002.pt into the
+    run folder (a checkpoint outside it made no epoch file there: trained nothing, and the run
+    folder and Drive never had the last epoch)."""
+    from trainer.restore import _repair_run_folder
+
+    mount = working_drive_mount
+    logs = mount.point / "MyDrive" / "logs"
+    run, writer, saver = _policy(tiny_config, logs)
+    run.stop.grace_s = 0.4
+    run.state.pos = Position(2, 4, 0)   # (the state of the last epoch, as fit has it)
+    try:
+        saver.on_fit_epoch_end(run, Position(1, 2, 0), {})
+        assert writer.wait(saver._epoch_job)
+        mount.hang()
+        saver.on_fit_epoch_end(run, Position(2, 4, 0), {})
+        run.stop.request(signal.SIGTERM)
+        with pytest.raises(TrainingInterrupted) as stopped:
+            saver.on_fit_end(run)
+    finally:
+        mount.answer()
+        writer.close()
+    text = str(stopped.value)
+    head = ("stopped by SIGTERM while the checkpoint of epoch 2 (last.pt, epoch_002.pt) was "
+            "still to be written; its state is saved in ")
+    assert text.startswith(head) and stopped.value.exit_code == 143, text
+    path = text[len(head):].split(" ", 1)[0]
+    assert text == (head + f"{path} on this machine: --resume {path} goes on from it (copy it "
+                    "off this machine while it lasts)")
+    assert os.path.basename(path) == "epoch_002.pt" and ckpt.read_sidecar(path).epoch == 2
+    os.remove(logs / "epoch_002.pt")   # (the hung write ended once the mount answered)
+    os.remove(logs / "epoch_002.json")
+    _repair_run_folder(run, path)   # (what --resume <path> does first)
+    assert file_md5(str(logs / "epoch_002.pt")) == file_md5(path)

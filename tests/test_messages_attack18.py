@@ -118,14 +118,20 @@ class _SlowToWrite:
         return (int, (0,))
 
 
-@renders("was still to be written; the newest checkpoint in")
+@renders("was still to be written")
 def test_a_stop_at_the_end_before_the_last_epochs_checkpoint_is_written(emulator, drive_env,
-                                                                        local_state, tiny_config):
+                                                                        local_state, tiny_config,
+                                                                        tmp_path, monkeypatch):
     """The writer is still writing a save (a slow disk) when the last epoch's save is queued,
     and a SIGTERM comes as training ends. The grace runs out before that save is even
     written. The run said "they are complete in logs: run the same command again to upload
     them (it trains nothing more)": the process then exits, and the last epoch was in no file.
-    (trainer22: an upload no longer holds the writing slot, so it takes a slow write here.)"""
+    (trainer22: an upload no longer holds the writing slot, so it takes a slow write here.)
+    Then it named the newest checkpoint in the run folder, the epoch trained dropped; its
+    state, still in memory, is now kept on this machine (attackt31)."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))   # (where it is kept)
     import signal
     import threading
     import time
@@ -163,11 +169,14 @@ def test_a_stop_at_the_end_before_the_last_epochs_checkpoint_is_written(emulator
         assert run.writer.close() is True                  # it goes on here; wait for it
     assert stopped.value.exit_code == 143
     text = error_text(stopped.value)
-    assert text == (f"Error: stopped by SIGTERM while the checkpoint of epoch 2 (last.pt, "
-                    f"epoch_002.pt, best.pt) was still to be written; the newest checkpoint in "
-                    f"{run.out_dir} is epoch_001.pt (epoch 1, iteration 2): run the same command "
-                    f"again to train on from it")
-    shown("was still to be written; the newest checkpoint in", text)
+    head = ("Error: stopped by SIGTERM while the checkpoint of epoch 2 (last.pt, epoch_002.pt, "
+            "best.pt) was still to be written; its state is saved in ")
+    assert text.startswith(head), text
+    path = text[len(head):].split(" ", 1)[0]
+    assert text == (f"{head}{path} on this machine: --resume {path} goes on from it (copy it off "
+                    "this machine while it lasts)")
+    assert path.startswith(str(tmp_path)) and ckpt.read_sidecar(path).epoch == 2
+    shown("was still to be written", text)
 
 
 @renders("the state of epoch … is in …: fix that and run the same command again to make them")

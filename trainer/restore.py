@@ -111,6 +111,10 @@ def _mismatch(model: Any, given: dict, exc: RuntimeError) -> str:
     return checks.describe_mismatch(model.state_dict(), given) or " ".join(str(exc).split())
 
 
+#: The temporary folders (trainer.stop_save) a stop or a hung run folder kept a state in.
+KEPT_PREFIXES = ("trainer-rescued-", "trainer-stop-")
+
+
 def _repair_run_folder(run: Any, path: str) -> None:
     """After fetching a checkpoint from Drive, rebuild what the local folder would hold."""
     s, best = run.state, run.checkpointer.best_epoch
@@ -126,7 +130,10 @@ def _repair_run_folder(run: Any, path: str) -> None:
             run=s.run, md5=md5, size=size))
     _describe_copies(path)
     t = run.cfg.train
-    in_run_folder = os.path.dirname(os.path.abspath(path)) == os.path.abspath(t.out_dir)
+    # (Or a stop's copy of its state kept in /tmp (trainer.stop_save): the run folder and Drive
+    # never got that epoch, and a resume of the last one trains nothing that would make it.)
+    in_run_folder = os.path.dirname(os.path.abspath(path)) == os.path.abspath(t.out_dir) or \
+        os.path.basename(os.path.dirname(os.path.abspath(path))).startswith(KEPT_PREFIXES)
     target = os.path.join(t.out_dir, "best.pt")
     if best == s.pos.epoch and not s.pos.epoch_iteration and ckpt.read_sidecar(target) is None \
             and in_run_folder:

@@ -175,11 +175,10 @@ class Checkpointer(Callback):
         unwritten = self._unwritten_epoch()
         if not finished and self.stop.is_set() and unwritten is not None:
             # The writer had not even written the last epoch's files (a slow upload before
-            # them held it): the process exits now, and that epoch is in no file.
-            raise TrainingInterrupted(
-                f"stopped by {self.stop.name} while the checkpoint of epoch "
-                f"{unwritten.position.epoch} ({', '.join(unwritten.names)}) was still to be "
-                f"written; {self._newest_text(run, 'in')}", exit_code=self.stop.exit_code)
+            # them held it, a hung disk): its state, in memory, is kept in /tmp (stop_save).
+            head, kept = stop_save.epoch_kept(unwritten, self.stop.name)
+            raise TrainingInterrupted(kept or f"{head}; {self._newest_text(run, 'in')}",
+                                      exit_code=self.stop.exit_code)
         if not finished and self.stop.is_set():
             # (drive.logs in a Drive mount: the same command pushed into it again; hungend30.)
             then = self.final_wait.push_text() or \

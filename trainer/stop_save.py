@@ -328,17 +328,38 @@ def unwritten_text(job: Any, head: str, why: str) -> str:
     it from elsewhere) has its state written on this machine's own disk and named: it was
     dropped, though that disk answered (attackt31)."""
     text = f"{head}: {job.name} could not be written ({why})"
-    # (Still in memory while its write waits there, or waited behind another (WriteStuck); a
-    # write that failed freed it.)
+    kept = kept_text(job, text)
+    if isinstance(kept, str):
+        return kept
+    nor = f", nor on this machine ({kept})" if kept is not None else ""
+    return f"{text}{nor}; the newest earlier checkpoint is where --resume auto continues"
+
+
+def epoch_kept(job: Any, stop: str) -> tuple[str, Optional[str]]:
+    """A stop (named ``stop``) while the last epoch's save (``job``) was still to be written
+    (a slow upload before it, a hung disk): the line's head, and the whole line when its
+    state is kept on this machine (:func:`kept_text`; it was dropped: attackt31)."""
+    head = (f"stopped by {stop} while the checkpoint of epoch {job.position.epoch} "
+            f"({', '.join(job.names)}) was still to be written")
+    kept = kept_text(job, head)
+    return head, kept if isinstance(kept, str) else None
+
+
+def kept_text(job: Any, head: str) -> "str | Exception | None":
+    """``<head>; its state is saved in <path> on this machine: --resume <path> goes on from
+    it …`` for a save (``job``) the run folder has not taken whose state is still in memory
+    (its write waits there, or waited behind another: WriteStuck; a write that failed freed
+    it), written on this machine's own disk (:func:`rescue`); None without a state, the
+    error when this disk refused it too."""
     state = dict(job.state) if not job.written else {}
     if not state:
-        return f"{text}; the newest earlier checkpoint is where --resume auto continues"
+        return None
+    name = job.names[1] if len(job.names) > 1 else job.names[0]   # (epoch_NNN.pt, not last.pt)
     try:
-        path = rescue(state, job.name, dict(job.metrics), saved=job.taken)
+        path = rescue(state, name, dict(job.metrics), saved=job.taken)
     except Exception as exc:   # (this disk full too)
-        return (f"{text}, nor on this machine ({exc}); the newest earlier checkpoint is where "
-                "--resume auto continues")
-    return (f"{text}; its state is saved in {path} on this machine: --resume {path} goes on "
+        return exc
+    return (f"{head}; its state is saved in {path} on this machine: --resume {path} goes on "
             "from it (copy it off this machine while it lasts)")
 
 

@@ -124,7 +124,8 @@ def evaluate_cmd(config_path: str, weights: str, overrides: tuple[str, ...], as_
                            "evaluate with the config it was trained with")
     lines = data.val_lines[: cfg.data.max_val_images] if cfg.data.max_val_images else data.val_lines
     try:
-        result = evaluate(model.to(device), EvalDataset(lines, cfg.model.input_size, classes=data.class_names),
+        result = evaluate(model.to(device),
+                          EvalDataset(lines, cfg.model.input_size, classes=data.class_names),
                           data.class_names, device, conf_thresh=cfg.train.conf_thresh,
                           nms_thresh=cfg.train.nms_thresh, workers=cfg.data.workers)
     except (RuntimeError, MemoryError) as exc:
