@@ -173,9 +173,9 @@ def _count(store: RemoteStore, doomed: list[Doomed], limit: int,
         if isinstance(inside, RemoteEntry):
             if d.entry.id not in _said.setdefault(store, set()):
                 _said[store].add(d.entry.id)
-                log.warning("--delete leaves %s whole: it holds %s, a run folder (its "
-                            "checkpoints are left to that run's own push)",
-                            store.describe(d.entry), store.describe(inside))
+                held = "is" if inside is d.entry else f"holds {store.describe(inside)},"
+                log.warning("--delete leaves %s whole: it %s a run folder (its checkpoints "
+                            "are left to that run's own push)", store.describe(d.entry), held)
             total -= 1
             continue
         going.append(d)
@@ -190,6 +190,8 @@ def _inside(store: RemoteStore, entry: RemoteEntry, room: int,
     """``(items inside entry, all counted)`` (none in a link), listed only until there are
     more than ``room``; or the first folder in it that is ``marked``."""
     folders = [entry] if entry.is_dir and not entry.linked else []
+    if folders and marked(entry):   # (one the listing showed no mark on: asked itself)
+        return entry
     count = 0
     while folders:
         if count > room:

@@ -228,8 +228,9 @@ class Owned:
     def marked(self, store: RemoteStore, folder: RemoteEntry) -> bool:
         """Whether ``folder`` is a run folder, wherever it is (``--delete`` leaves a folder
         that holds one whole, however deep: its record may not know where it sits now): by
-        a record, or by its mark on the store."""
-        return folder.run_mark or key(store, folder) in self.marks
+        a record, or by its mark on the store (asked of the folder itself where the
+        listing showed none: :meth:`~drivestage.store.RemoteStore.run_marked`)."""
+        return folder.run_mark or key(store, folder) in self.marks or store.run_marked(folder)
 
     def keys(self, files: Iterable[LocalFile], listing: Listings) -> set[Key]:
         """The local files the push leaves unsent: checkpoints and sidecars in run folders."""
@@ -302,7 +303,8 @@ def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, Remo
     (:func:`mark`)."""
     records = _file().read()
     mine = key(store, root)
-    owned = Owned(marks=frozenset(records), dest=deleting and (mine in records or root.run_mark))
+    owned = Owned(marks=frozenset(records), dest=deleting and (
+        mine in records or store.run_marked(root)))
     if owned.dest:
         _is_run_folder(store, root, records)   # (marked, where only recorded)
         owned.exclude[""] = _excludes(records.get(mine))

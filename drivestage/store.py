@@ -153,6 +153,12 @@ class RemoteStore(abc.ABC):
         whether the store keeps marks (the default: it keeps none, and does nothing)."""
         return False
 
+    def run_marked(self, folder: RemoteEntry) -> bool:
+        """Whether ``folder`` carries the run-folder mark, asked of the store itself where a
+        listing may not have shown it (a deletion rests on the answer); the default: what
+        the entry says."""
+        return folder.run_mark
+
     def forget_folders(self, walk: bool = False) -> None:
         """Drop the path -> folder ids this store remembers, so the next path resolves as in
         a fresh process (a push that found its folder gone or its files moved away goes

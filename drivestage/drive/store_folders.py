@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Optional, TypeVar
 
 from drivestage.drive import answers, folders
 from drivestage.drive.ids import Creates
-from drivestage.drive.resources import RUN_MARK, DriveEntry
+from drivestage.drive.resources import RUN_MARK, DriveEntry, run_marked
 from drivestage.drive.transport import Transport
 from drivestage.errors import DanglingShortcutError, PermissionDeniedError, UsageError
 from drivestage.store import RemoteEntry
@@ -47,6 +47,7 @@ class FolderMaking:
 
     transport: Transport
     creates: Creates
+    _marks_asked: dict[str, bool]
 
     def describe(self, entry: RemoteEntry) -> str:  # the store's
         raise NotImplementedError
@@ -78,6 +79,7 @@ class FolderMaking:
             self.call(f"mark {where} as a run folder", lambda: files.patch(
                 fileId=folder.id, body={"properties": MARK_PROPERTIES}, supportsAllDrives=True,
                 fields="id").execute(http=self.transport.http()))
+            self._marks_asked[folder.id] = True
             return True
 
         def unmark(visibility: str) -> None:
@@ -91,7 +93,25 @@ class FolderMaking:
                     raise
         for visibility in ("PRIVATE", "PUBLIC"):
             self.call(f"clear the run-folder mark of {where}", functools.partial(unmark, visibility))
+        self._marks_asked.pop(folder.id, None)
         return True
+
+    def run_marked(self, folder: RemoteEntry) -> bool:
+        """Whether ``folder`` carries the mark, by one ``files.get`` of its properties alone
+        where the listing showed none (once per folder and store). Drive v2's ``files.list``
+        leaves some fields out of its items unless ``fields`` names them (``permissions``;
+        whether ``properties`` too is not documented): a ``--delete`` that removes a folder
+        rests on the folder's own answer, never on a listing's silence."""
+        if folder.run_mark:
+            return True
+        known = self._marks_asked
+        if folder.id not in known:
+            res = self.call(f"read the properties of {self.describe(folder)}", lambda: (
+                self.transport.files().get(fileId=folder.id, supportsAllDrives=True,
+                                           fields="properties(key,visibility)")
+                .execute(http=self.transport.http())))
+            known[folder.id] = run_marked(res if isinstance(res, dict) else {})
+        return bool(known[folder.id])
 
     def _check_into(self, folder: RemoteEntry) -> None:
         # "Shared with me" itself too (drive:shared-with-me/<a folder not there>): a push

@@ -59,6 +59,9 @@ class MetadataRoutes:
         out = {"kind": "drive#fileList", "etag": '"emulator"', "selfLink": f"{base}drive/v2/files",
                "incompleteSearch": False,
                "items": [self._render(r, acc) for r, acc in found[offset: offset + max_results]]}
+        if self.emu.list_leaves_out and not self.query.get("fields"):
+            out["items"] = [{k: v for k, v in it.items() if k not in self.emu.list_leaves_out}
+                            for it in out["items"]]
         self._send_resource(200, listing.next_page(out, len(found), offset, max_results,
                                                    f"{base}drive/v2/files"))
 
