@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import logging
 import os
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ def _read_data(cfg: Config, *, write: bool) -> DataSpec:
         raise DataError(f"data.classes: {exc}") from None
 
     lines = {}
+    held: Optional[set[str]] = None     # what archives staged in data.root hold (read once)
     for key in ("train", "val"):
         value = getattr(d, key)
         if os.path.isfile(value):
@@ -83,8 +85,10 @@ def _read_data(cfg: Config, *, write: bool) -> DataSpec:
         if not split_file.is_file():
             raise DataError(f"data.{key}={value!r}: no annotation file of that name and no split "
                             f"{split_file}; give an annotation file or a split name")
-        ann_dir = Path(d.root) / "annotations"
-        ann_file = ann_dir / f"{d.year}_{value}.txt"
+        if held is None:
+            held = _archive_members(d.root)
+        ann_file = _lines_file(d.root, f"{d.year}_{value}.txt", held)
+        ann_dir = ann_file.parent
         if write:
             try:
                 ann_dir.mkdir(parents=True, exist_ok=True)
@@ -103,6 +107,57 @@ def _read_data(cfg: Config, *, write: bool) -> DataSpec:
         lines[key] = read_annotation_file(ann_file)
     return DataSpec(class_names=names, train_lines=lines["train"], val_lines=lines["val"],
                     voc_root=voc_root)
+
+
+#: Where a split's annotation lines go when a dataset archive staged in data.root holds
+#: ``annotations/<year>_<split>.txt`` itself (a data root zipped whole, ``zip -r data.zip
+#: data``): beside it, under the trainer's own folder (then ``annotations.local2``, ...).
+LOCAL_LINES = "annotations.local"
+
+
+def _lines_file(root: str, name: str, held: set[str]) -> Path:
+    """The file the trainer writes (and reads) a split's annotation lines ``name`` in:
+    ``data.root/annotations/<name>``, unless an archive staged into data.root holds that
+    path (``held``: the member paths of :func:`_archive_members`). The lines are this
+    machine's absolute image paths, so writing over the archive's member changed it: the
+    next start's pull put it back (the whole archive downloaded again where
+    ``data.keep_archive: false`` had removed it), at every start. Then they go to
+    ``annotations.local/<name>`` (or the first such folder no member holds) and the
+    archive's file is left as it came."""
+    folder = "annotations"
+    for n in itertools.count(1):
+        if f"{folder}/{name}" not in held:
+            break
+        folder = LOCAL_LINES if n == 1 else f"{LOCAL_LINES}{n}"
+    path = Path(root) / folder / name
+    if folder != "annotations":
+        logger.info("%s came with the dataset archive and is left as it is; this machine's "
+                    "annotation lines in %s", Path(root) / "annotations" / name, path)
+    return path
+
+
+def _archive_members(root: str) -> set[str]:
+    """The member paths (relative to ``root``) of the archives that pulls with ``-x``
+    staged into ``root`` or a folder above it, by their stamps; none where there are none
+    or they cannot be read (the trainer then writes where it always did)."""
+    from drivestage import stamps
+    from drivestage.errors import DriveStageError
+
+    out: set[str] = set()
+    here = os.path.abspath(root)
+    folder, rel = here, ""
+    while True:
+        try:
+            found = stamps.members_of_others(folder)
+        except (OSError, DriveStageError):
+            found = set()
+        prefix = rel + "/" if rel else ""
+        out.update(p[len(prefix):] for p in found if p.startswith(prefix))
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return out
+        rel = os.path.join(os.path.basename(folder), rel) if rel else os.path.basename(folder)
+        folder = parent
 
 
 def _search_voc(root: str, year: str) -> Optional[Path]:

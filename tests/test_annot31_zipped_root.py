@@ -1,0 +1,77 @@
+"""A dataset archive made by zipping a staged data root (``zip -r data.zip data``) holds the
+trainer's own ``annotations/<year>_<split>.txt`` (another machine's image paths). The trainer
+wrote over that member at every start, so the next start's pull found it changed and put it
+back: with ``data.keep_archive: false`` by downloading the whole archive again, at every
+start. Now an archive member at that path is left as it is and the trainer's lines for this
+machine go beside it (``annotations.local/``); the README's recipe (``zip -r VOC.zip
+VOCdevkit``) still gets ``annotations/<year>_<split>.txt``."""
+from __future__ import annotations
+
+import logging
+import os
+import zipfile
+
+import pytest
+
+CLASSES = ["circle", "square", "triangle"]
+#: What the zipped data root's annotations held: the lines of the machine it was zipped on.
+THEIRS = {f"annotations/2007_{s}.txt": f"/content/data/VOCdevkit/VOC2007/JPEGImages/{s}.jpg "
+                                       "1,2,3,4,0\n".encode() for s in ("train", "val")}
+
+
+def _zipped_root(synth_voc, path) -> str:
+    """The dataset's VOCdevkit and the annotations folder, zipped as ``zip -r`` of a data
+    root the trainer had staged."""
+    devkit = synth_voc.zip_path
+    with zipfile.ZipFile(devkit) as src, zipfile.ZipFile(path, "w") as out:
+        for info in src.infolist():
+            out.writestr(info, src.read(info))
+        for name, data in THEIRS.items():
+            out.writestr(name, data)
+    return str(path)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_zipped_data_root_is_not_fetched_again_at_each_start(
+        emulator, local_state, drive_env, synth_voc, tiny_config, tmp_path, caplog, keep):
+    from trainer.config import load_config
+    from trainer.staging import stage_data
+
+    emulator.add_file("VOC_datasets/data.zip", _zipped_root(synth_voc, tmp_path / "data.zip"))
+    cfg = load_config(tiny_config(**{
+        "data.drive_zip": "drive:VOC_datasets/data.zip", "data.keep_archive": keep,
+        "data.train": "train", "data.val": "val", "data.classes": CLASSES}))
+    first = stage_data(cfg)
+    emulator.clear_requests()
+    caplog.clear()
+
+    with caplog.at_level(logging.INFO):
+        again = stage_data(cfg)
+
+    data = tmp_path / "data"
+    assert emulator.api_calls("media.download") == 0
+    assert "put back" not in caplog.text, caplog.text
+    for name, theirs in THEIRS.items():      # the archive's member, as it holds it
+        assert (data / name).read_bytes() == theirs
+    # This machine's lines, read from beside the member, and the log says where they are.
+    ours = data / "annotations.local" / "2007_train.txt"
+    assert again.train_lines == first.train_lines == ours.read_text().splitlines()
+    assert again.train_lines[0].startswith(str(data.resolve() / "VOCdevkit")), again.train_lines[0]
+    assert f"annotation lines in {ours}" in caplog.text, caplog.text
+
+
+def test_the_readme_recipe_still_writes_annotations_in_the_data_root(
+        emulator, local_state, drive_env, synth_voc, tiny_config, tmp_path):
+    """``zip -r VOC.zip VOCdevkit`` holds no annotations/: the lines are where they were."""
+    from trainer.config import load_config
+    from trainer.staging import stage_data
+
+    emulator.add_file("VOC_datasets/synth.zip", str(synth_voc.zip_path))
+    cfg = load_config(tiny_config(**{
+        "data.drive_zip": "drive:VOC_datasets/synth.zip",
+        "data.train": "train", "data.val": "val", "data.classes": CLASSES}))
+    spec = stage_data(cfg)
+
+    data = tmp_path / "data"
+    assert spec.val_lines == (data / "annotations" / "2007_val.txt").read_text().splitlines()
+    assert not (data / "annotations.local").exists()
