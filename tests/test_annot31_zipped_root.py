@@ -75,3 +75,30 @@ def test_the_readme_recipe_still_writes_annotations_in_the_data_root(
     data = tmp_path / "data"
     assert spec.val_lines == (data / "annotations" / "2007_val.txt").read_text().splitlines()
     assert not (data / "annotations.local").exists()
+
+
+def test_an_archive_pulled_into_a_folder_above_the_data_root_counts_too(
+        emulator, local_state, drive_env, tmp_path):
+    """``pull drive:d/all.zip /content -x`` holding ``data/annotations/…`` with data.root
+    ``/content/data``: the member is seen from data.root (its stamp is in the folder above)."""
+    import drivestage
+    from _archives import a_fixed_zip
+    from trainer.staging import _archive_members, _lines_file
+
+    emulator.add_file("d/all.zip", a_fixed_zip({"data/annotations/2007_train.txt": b"x\n",
+                                                "data/other.txt": b"y"}))
+    drivestage.pull("drive:d/all.zip", str(tmp_path), extract=True, quiet=True)
+
+    held = _archive_members(str(tmp_path / "data"))
+    assert {"annotations/2007_train.txt", "other.txt"} <= held
+    assert _lines_file(str(tmp_path / "data"), "2007_train.txt", held) == \
+        tmp_path / "data" / "annotations.local" / "2007_train.txt"
+
+
+def test_a_root_zipped_again_with_its_local_lines_takes_the_next_folder(tmp_path):
+    from trainer.staging import _lines_file
+
+    held = {"annotations/2007_train.txt", "annotations.local/2007_train.txt"}
+    assert _lines_file(str(tmp_path), "2007_train.txt", held) == \
+        tmp_path / "annotations.local2" / "2007_train.txt"
+    assert _lines_file(str(tmp_path), "2007_val.txt", held) == tmp_path / "annotations" / "2007_val.txt"
