@@ -15,7 +15,7 @@ from drivestage.emulator.errors import EmulatorApiError
 #: Emulator methods reachable as ``POST /_emulator/<name>`` with keyword arguments.
 CALLABLE = ("add_folder", "add_shortcut", "add_shared_drive", "set_drive_role", "share", "unshare",
             "share_link", "set_resource_key", "set_abusive", "restrict_download",
-            "restrict_drive_downloads", "set_checksums",
+            "restrict_drive_downloads", "set_checksums", "hide_size",
             "limit_downloads", "set_child_limit", "set_item_creation_limit", "set_other_usage",
             "set_token_scopes", "set_api_quota", "revisions", "expire_revisions", "set_service_account",
             "expire_download_links", "set_token_app", "set_properties", "properties_of")

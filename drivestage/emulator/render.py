@@ -170,6 +170,8 @@ def render_file(emu: "Emulator", rec: dict, base: Optional[str] = None, caller: 
         for name in ("sha1", "sha256"):
             if rec.get(name):  # absent: a file from before Drive kept them
                 res[name + "Checksum"] = rec[name]
+    if rec.get("size_hidden"):  # hide_size: a Doc as v2 listed it (or a proxy's lie)
+        res.pop("fileSize", None)
     return res
 
 

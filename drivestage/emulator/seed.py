@@ -236,6 +236,16 @@ class SeedingApi:
             checksums["md5_shown"] = "" if md5 is None else md5
         self.store.update(file_id, **checksums)
 
+    def hide_size(self, file_id: str, hidden: bool = True) -> None:
+        """Leave ``fileSize`` out of the file's resource (its bytes are still served). Drive
+        v2 listed Google Docs Editors files without one (google-api-java-client issue 716:
+        ``getFileSize()`` null for Docs, 2013); today's reference gives a size to "blobs and
+        first party editor files" and none to "files that have no size, like shortcuts and
+        folders". On a binary file it is a lie no real Drive tells (a proxy's)."""
+        if self.store.get(file_id)["size"] is None:  # a folder or a shortcut: none shown
+            raise ValueError(f"{file_id} has no content, so no size to hide")
+        self.store.update(file_id, size_hidden=True if hidden else None)
+
     def limit_downloads(self, file_id: str, downloads: Optional[int]) -> None:
         """Let ``downloads`` more media requests of the file succeed, then answer 403
         downloadQuotaExceeded (Drive's per-file download quota); None lifts the limit."""
