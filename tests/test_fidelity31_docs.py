@@ -31,8 +31,9 @@ def env(local_state, drive_env, fast_retries):
 def _zip() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("VOC/a.txt", b"a" * 5000)
-        z.writestr("VOC/b.txt", b"b" * 7000)
+        for name, data in (("VOC/a.txt", b"a" * 5000), ("VOC/b.txt", b"b" * 7000)):
+            # A fixed date: the same bytes at every call (writestr stamps the current time).
+            z.writestr(zipfile.ZipInfo(name, (2026, 1, 1, 0, 0, 0)), data)
     return buf.getvalue()
 
 
