@@ -205,7 +205,7 @@ class DriveFolder:
         from drivestage.localfs import file_md5
 
         folder = self._store.make_folders(self._path)
-        sent: dict[str, str] = {}   # name -> the id of its verified copy
+        sent: dict[str, RemoteEntry] = {}   # name -> its verified copy
         listed: list[RemoteEntry] = []   # the folder as last listed
         for path in paths:
             name, md5 = os.path.basename(path), file_md5(path)
@@ -213,10 +213,10 @@ class DriveFolder:
             same = [e for e in listed
                     if e.name == name and not e.is_dir and (e.md5 or "").lower() == md5]
             if same:
-                sent[name] = same[0].id
+                sent[name] = same[0]
                 continue
             got = self._store.upload(path, folder, name, md5_cache=self._cache)
-            sent[name] = got.id
+            sent[name] = got
             listed = self._store.list(folder)
             for twin in listed:
                 if twin.name == name and twin.id != got.id and not twin.is_dir \
@@ -231,19 +231,21 @@ class DriveFolder:
                                    os.path.basename(paths[0])), exc)
 
     def _replace_older(self, folder: RemoteEntry, listing: Sequence[RemoteEntry], path: str,
-                       side_path: str, sent: dict[str, str]) -> None:
+                       side_path: str, sent: dict[str, RemoteEntry]) -> None:
         """Remove the older pair of ``path``'s name that its pair, just verified (``sent``),
         replaces: a stop at the iteration of an earlier branch's stop (a resume from an older
         checkpoint) left two files of each name on Drive for good, where a push replaces
         them (stopleft31). Only in a run folder (marked: :mod:`drivestage.run_folders`), and
         only an old sidecar of this run (``keep_other_runs``) not further on
-        (:mod:`drivestage.behind`), with the copies it vouches for; a doubt leaves all."""
+        (:mod:`drivestage.behind`), made on Drive before this one (:func:`_before`), with the
+        copies it vouches for; a doubt leaves all."""
         mine = sidecars.read(side_path)
-        if mine is None or mine.run is None or not self._own(folder):
+        ours = sent.get(os.path.basename(side_path))
+        if mine is None or mine.run is None or ours is None or not self._own(folder):
             return
         names = (os.path.basename(path), os.path.basename(side_path))
-        listed = [e for e in listing
-                  if e.name in names and not e.is_dir and e.id not in sent.values()]
+        ids = {e.id for e in sent.values()}
+        listed = [e for e in listing if e.name in names and not e.is_dir and e.id not in ids]
         olds = [e for e in listed if e.name == names[0]]
         gone: list[RemoteEntry] = []
         for side in (e for e in listed if e.name == names[1]):
@@ -253,7 +255,7 @@ class DriveFolder:
                 return   # (changed since the listing: another process; the next look sees)
             said = sidecars.no_later_than(sidecars.parse(data) if data else None, side.modified)
             if said is None or said.run != mine.run or said.md5 is None or \
-                    not side.removable or ((said.saved or 0.0) > (mine.saved or 0.0)
+                    not side.removable or not _before(side, ours) or ((said.saved or 0.0) > (mine.saved or 0.0)
                                            and said.progress > mine.progress):
                 return   # another run's (or no run's), or further on in this one: kept
             vouched = [e for e in olds if (e.md5 or "").lower() == said.md5]
@@ -339,6 +341,15 @@ class DriveFolder:
             return b""
         except RemoteChangedError:
             return None
+
+
+def _before(old: RemoteEntry, new: RemoteEntry) -> bool:
+    """Whether ``old`` was made on Drive before ``new`` (Drive's clock; the id between two
+    made at one moment). Another process of the run sending that name alone at the same time
+    (two machines resumed from one checkpoint) took this pair, just made, for the older one,
+    as this process took its: each removed the other's and Drive held neither (attackdel31).
+    Ordered alike in every process, only the later one replaces."""
+    return (old.created, old.id) < (new.created, new.id)
 
 
 def newest_of_current_run(found: Sequence[RemoteCheckpoint], run: Optional[str] = None, *,
