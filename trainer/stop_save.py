@@ -25,6 +25,7 @@ import glob
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import threading
 import time
@@ -155,10 +156,22 @@ def sweep(out_dir: str, drive: Any, run: Optional[str] = None,
 
 
 def leftovers() -> list[str]:
-    """The folders of earlier stops' and rescues' copies in this machine's temporary folder."""
+    """The folders of earlier stops' and rescues' copies in this machine's temporary folder:
+    this user's own (a shared /tmp: the trainer runs as root, and removed another user's; a
+    link planted under such a name is never followed: attackdel31)."""
     tmp = tempfile.gettempdir()
-    return sorted(glob.glob(os.path.join(tmp, f"{PREFIX}*")) +
-                  glob.glob(os.path.join(tmp, f"{RESCUED}*")))
+    found = glob.glob(os.path.join(tmp, f"{PREFIX}*")) + glob.glob(os.path.join(tmp,
+                                                                            f"{RESCUED}*"))
+    return sorted(f for f in found if _own_folder(f))
+
+
+def _own_folder(path: str) -> bool:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and (not hasattr(os, "geteuid") or
+                                         st.st_uid == os.geteuid())
 
 
 def is_leftover(path: Optional[str]) -> bool:
