@@ -48,3 +48,42 @@ def test_two_processes_of_one_run_sending_the_same_name_alone_leave_one_pair(
     assert [n for n, _ in left] == sorted([NAME, os.path.basename(_both(a_path)[1])]), left
     newest = newest_of_current_run(a.checkpoints())
     assert newest is not None and newest.name == NAME and newest.sidecar.saved in (1990.0, 2000.0)
+
+
+def test_two_copies_of_the_same_bytes_sent_at_once_leave_one_checkpoint(
+        emulator, drive_env, local_state, store, tmp_path):
+    """Same bytes (two processes of one run resumed from one checkpoint: training on a CPU
+    is deterministic), sent alone at once; B's first listing lags (A's new checkpoint not in
+    it yet), so both upload. Each removed the other's as a twin: no checkpoint was left, two
+    sidecars vouching for nothing. Now the copy made first stays, in both processes' eyes."""
+    from trainer.drive import DriveFolder, newest_of_current_run
+
+    _pushed_earlier(tmp_path)
+    a_path = _pair(os.path.join(tempfile.gettempdir(), "trainer-stop-a"), weight=1.0,
+                   saved=2000.0)
+    b_path = _pair(os.path.join(tempfile.gettempdir(), "trainer-stop-b"), weight=1.0,
+                   saved=2001.0)   # (the same state; its sidecar says another save time)
+    a = DriveFolder(SPEC, str(tmp_path / "logs"))
+    b = DriveFolder(SPEC, str(tmp_path / "logs-b"))
+    a_ids: list[str] = []
+    upload, a_list, b_list = a._store.upload, a._store.list, b._store.list
+
+    def a_upload(path, folder, name, **kwargs):
+        got = upload(path, folder, name, **kwargs)
+        if not a_ids:
+            a_ids.append(got.id)
+            b.send_alone(_both(b_path))   # (all of B's, before A's next look)
+        return got
+
+    def lagging(folder):
+        seen = b_list(folder)
+        if len(a_ids) == 1:   # (B's first look: A's checkpoint is not listed yet)
+            a_ids.append("b looked")
+            return [e for e in seen if e.id != a_ids[0]]
+        return seen
+
+    a._store.upload, b._store.list = a_upload, lagging
+    a.send_alone(_both(a_path))
+    newest = newest_of_current_run(a.checkpoints())
+    assert newest is not None and newest.name == NAME, _on_drive(store)
+    assert [n for n, _ in _on_drive(store)] == sorted([NAME, _both(NAME)[1]]), _on_drive(store)

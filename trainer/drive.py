@@ -216,12 +216,9 @@ class DriveFolder:
                 sent[name] = same[0]
                 continue
             got = self._store.upload(path, folder, name, md5_cache=self._cache)
-            sent[name] = got
             listed = self._store.list(folder)
-            for twin in listed:
-                if twin.name == name and twin.id != got.id and not twin.is_dir \
-                        and (twin.md5 or "").lower() == md5:
-                    self._store.delete(twin)   # (the same bytes are verified here)
+            sent[name] = self._one_of(got, [e for e in listed if e.name == name and not
+                                            e.is_dir and (e.md5 or "").lower() == md5])
         if len(paths) == 2 and paths[1] == sidecars.name_for(paths[0]):
             try:   # (that listing is of after the checkpoint was verified: no request more)
                 self._replace_older(folder, listed, paths[0], paths[1], sent)
@@ -229,6 +226,22 @@ class DriveFolder:
                 logger.warning("%s is verified on Drive, but its older copy there could not "
                                "be removed (%s): two files of that name are left", self.where(
                                    os.path.basename(paths[0])), exc)
+
+    def _one_of(self, got: RemoteEntry, same: Sequence[RemoteEntry]) -> RemoteEntry:
+        """Of ``got`` (just verified) and the copies of the same name and bytes listed beside
+        it (a push that sent it too), the one made first (:func:`_before`), the others
+        removed (the same bytes are verified there). Another process sending the same bytes
+        at once took ``got`` for its twin as this one took its: each removed the other's
+        and no copy was left (attackdel31); the first made is kept by each process."""
+        first = min([got] + [e for e in same if e.id != got.id],
+                    key=lambda e: (e.created, e.id))
+        for twin in {e.id: e for e in [got, *same]}.values():
+            if twin.id != first.id:
+                try:
+                    self._store.delete(twin)
+                except NotFoundError:   # (the other process removed it)
+                    pass
+        return first
 
     def _replace_older(self, folder: RemoteEntry, listing: Sequence[RemoteEntry], path: str,
                        side_path: str, sent: dict[str, RemoteEntry]) -> None:
