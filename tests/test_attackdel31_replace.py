@@ -87,3 +87,53 @@ def test_two_copies_of_the_same_bytes_sent_at_once_leave_one_checkpoint(
     newest = newest_of_current_run(a.checkpoints())
     assert newest is not None and newest.name == NAME, _on_drive(store)
     assert [n for n, _ in _on_drive(store)] == sorted([NAME, _both(NAME)[1]]), _on_drive(store)
+
+
+class _Killed(BaseException):
+    """The process killed at that request (nothing after it runs: no except, no finally of
+    ours can catch a BaseException it does not name)."""
+
+
+def test_a_kill_at_each_request_of_a_replacing_send_leaves_a_verified_checkpoint(
+        emulator, drive_env, local_state, store, tmp_path):
+    """A SIGKILL before each request of ``send_alone`` that replaces an older pair (uploads,
+    listings, the old sidecar's read, each removal): Drive always holds a checkpoint of that
+    name its sidecar vouches for, the old one or the new; sent again, the new pair alone."""
+    from drivestage.localfs import file_md5
+    from trainer.drive import DriveFolder, newest_of_current_run
+
+    old = _pushed_earlier(tmp_path)
+    new = _pair(os.path.join(tempfile.gettempdir(), "trainer-stop-x"), weight=1.0, saved=2000.0)
+    md5s = {file_md5(old), file_md5(new)}
+    calls = ("upload", "list", "read_range", "delete")
+    # Representative moments (of 9): the new checkpoint verified, the new sidecar verified,
+    # the old sidecar removed, then none (the whole send). Every one passed by hand.
+    for k in (3, 6, 8, 0):
+        folder = store.resolve("Models/sl31/run")
+        for e in store.list(folder):   # (each moment from the same start: the old pair alone)
+            store.delete(e)
+        for p in _both(old):
+            store.upload(p, folder, os.path.basename(p))
+        drive = DriveFolder(SPEC, str(tmp_path / "logs"))
+        count = [0]
+
+        def killing(real):
+            def call(*args, **kwargs):
+                count[0] += 1
+                if count[0] == k:
+                    raise _Killed
+                return real(*args, **kwargs)
+            return call
+
+        for name in calls:
+            setattr(drive._store, name, killing(getattr(drive._store, name)))
+        try:
+            drive.send_alone(_both(new))
+            assert k == 0
+        except _Killed:
+            assert k != 0
+        newest = newest_of_current_run(DriveFolder(SPEC, str(tmp_path / "logs")).checkpoints())
+        assert newest is not None and newest.name == NAME and \
+            (newest.entry.md5 or "").lower() in md5s, (k, _on_drive(store))
+    assert _on_drive(store) == sorted(
+        (os.path.basename(p), file_md5(p)) for p in _both(new)), _on_drive(store)
