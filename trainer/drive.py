@@ -268,8 +268,8 @@ class DriveFolder:
                 return   # (changed since the listing: another process; the next look sees)
             said = sidecars.no_later_than(sidecars.parse(data) if data else None, side.modified)
             if said is None or said.run != mine.run or said.md5 is None or \
-                    not side.removable or not _before(side, ours) or ((said.saved or 0.0) > (mine.saved or 0.0)
-                                           and said.progress > mine.progress):
+                    not side.removable or not _before(side, ours) or \
+                    ((said.saved or 0.0) > (mine.saved or 0.0) and said.progress > mine.progress):
                 return   # another run's (or no run's), or further on in this one: kept
             vouched = [e for e in olds if (e.md5 or "").lower() == said.md5]
             if not all(e.removable for e in vouched):
