@@ -41,3 +41,40 @@ def test_the_sweep_leaves_another_user_s_folders_and_follows_no_link(tmp_path):
         os.path.basename(p) for p in _both(theirs))
     assert file_md5(victim) == md5 and os.path.exists(_both(victim)[1])
     assert stop_save.leftovers() == [] and not stop_save.is_leftover(victim)
+
+
+def test_the_start_keeps_the_copy_the_run_resumes_from(
+        emulator, drive_env, local_state, tiny_config):
+    """``--resume /tmp/trainer-stop-…/autosave_00000007.pt`` on purpose, Drive holding a
+    checkpoint of the run further on, saved later (the run went past it once). The start's
+    own sweep removed the copy the run had just resumed from: a loss that became NaN before
+    the first save (its line says to resume from the last checkpoint with a lower
+    train.lr), or a stop, found that state gone everywhere. It stays while the run depends
+    on it, as a checkpoint resumed from on Drive is never pruned (the end of the run, once
+    it went on past it, removes it)."""
+    from trainer import checkpoint as ckpt
+    from trainer.drive import DriveFolder
+    from trainer.saving import snapshot
+    from trainer.state import Position
+
+    from test_stopleft31_sweep import _leftover, _left
+    from test_train28_hung_disk import _policy
+
+    spec = "drive:Models/ad31/sweep"
+    logs = os.path.abspath(os.path.join(tempfile.gettempdir(), "..", "logs"))
+    drive = DriveFolder(spec, logs)
+    run, writer, saver = _policy(tiny_config, logs, drive)
+    try:
+        state = snapshot(run)
+        ckpt.save_checkpoint({**state, "epoch": 4, "iteration": 12, "epoch_iteration": 0},
+                             os.path.join(logs, "epoch_004.pt"), saved=2000.0)
+        drive.push()
+        back = _leftover(state, "trainer-stop-back", "autosave_00000007.pt", epoch=2,
+                         iteration=7, epoch_iteration=1, saved=1000.0)
+        run.resumed_from, run.state.pos = back, Position(2, 7, 1)   # (restored from it)
+        saver.on_fit_start(run)
+        assert saver.swept.join(30)
+    finally:
+        writer.close()
+    assert _left() == ["trainer-stop-back"]
+    assert ckpt.read_sidecar(back) is not None and os.path.exists(back)

@@ -125,7 +125,7 @@ class Checkpointer(Callback):
         if self.writer is not None and self.info.is_main:
             self.writer.push_soon()
             self.swept = stop_save.sweep(self.out_dir, self.writer.drive, run.state.run,
-                                         run.state.pos)   # (earlier stops' copies in /tmp)
+                                         run.state.pos, keep=run.resumed_from)   # (in /tmp)
 
     def on_train_batch_end(self, run: Any, pos: Position, logs: dict) -> None:
         # One collective per iteration: stop (any rank got a signal) and save (rank 0's clock).

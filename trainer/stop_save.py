@@ -139,8 +139,8 @@ def race(job: Any, other: Elsewhere, deadline: float, listed: Optional[Flag] = N
         (job.ended if other.ended.is_set() else other.ended).wait(0.05)
 
 
-def sweep(out_dir: str, drive: Any, run: Optional[str] = None,
-          at: Optional[Position] = None, *, warn: bool = True) -> BackgroundThread:
+def sweep(out_dir: str, drive: Any, run: Optional[str] = None, at: Optional[Position] = None,
+          *, warn: bool = True, keep: Optional[str] = None) -> BackgroundThread:
     """Remove, on a thread of its own, the folders earlier stops (:data:`PREFIX`) and rescues
     (:data:`RESCUED`) left in this machine's temporary folder whose checkpoint is verified on
     ``drive`` or in ``out_dir`` with the same md5: one was left at every stop whose copy Drive
@@ -150,9 +150,12 @@ def sweep(out_dir: str, drive: Any, run: Optional[str] = None,
     (:func:`_superseded`: resumed from with ``--resume <path>``, its md5 is nowhere else).
     One whose bytes are nowhere else stays (the only copy), as does any other (another run's,
     a write under way); one of run ``run`` further on than ``at`` (where this run starts) is
-    said (``warn``): ``--resume auto`` never looks there."""
-    return BackgroundThread(lambda: _sweep(out_dir, drive, run, at, warn), "trainer-stop-sweep"
-                            ).start()
+    said (``warn``): ``--resume auto`` never looks there. The one holding ``keep`` (the
+    checkpoint this run resumed from) stays: the start removed it when Drive held a
+    checkpoint further on, the run sent back past it, and a stop or a NaN before the first
+    save found that state gone everywhere (attackdel31)."""
+    return BackgroundThread(lambda: _sweep(out_dir, drive, run, at, warn, keep),
+                            "trainer-stop-sweep").start()
 
 
 def leftovers() -> list[str]:
@@ -182,9 +185,12 @@ def is_leftover(path: Optional[str]) -> bool:
 
 
 def _sweep(out_dir: str, drive: Any, run: Optional[str], at: Optional[Position],
-           warn: bool = True) -> None:
+           warn: bool = True, keep: Optional[str] = None) -> None:
     found: Optional[list] = None   # Drive's verified checkpoints
+    kept = os.path.realpath(os.path.dirname(keep)) if keep and not paths.is_drive(keep) else None
     for folder in leftovers():
+        if os.path.realpath(folder) == kept:
+            continue
         left = _left(folder)
         if left is None:
             if _cut_off(folder):
