@@ -28,7 +28,8 @@ from drivestage.drive import answers, folders
 from drivestage.drive.ids import Creates
 from drivestage.drive.resources import RUN_MARK, DriveEntry, run_marked
 from drivestage.drive.transport import Transport
-from drivestage.errors import DanglingShortcutError, PermissionDeniedError, UsageError
+from drivestage.errors import DanglingShortcutError, NotFoundError, PermissionDeniedError, \
+    UsageError
 from drivestage.store import RemoteEntry
 
 log = logging.getLogger("drivestage.drive.store")
@@ -106,10 +107,13 @@ class FolderMaking:
             return True
         known = self._marks_asked
         if folder.id not in known:
-            res = self.call(f"read the properties of {self.describe(folder)}", lambda: (
-                self.transport.files().get(fileId=folder.id, supportsAllDrives=True,
-                                           fields="properties(key,visibility)")
-                .execute(http=self.transport.http())))
+            try:
+                res = self.call(f"read the properties of {self.describe(folder)}", lambda: (
+                    self.transport.files().get(fileId=folder.id, supportsAllDrives=True,
+                                               fields="properties(key,visibility)")
+                    .execute(http=self.transport.http())))
+            except NotFoundError:   # gone since the listing: no run folder left to keep
+                res = {}
             known[folder.id] = run_marked(res if isinstance(res, dict) else {})
         return bool(known[folder.id])
 
