@@ -148,7 +148,9 @@ def carry(store: RemoteStore, dup: RemoteEntry, into: RemoteEntry) -> None:
     fresh VM's ``mirror --delete`` trashed them (and this machine's, its record being of
     the trashed twin's id)."""
     rec = _file().read().get(key(store, dup))
-    if not (dup.run_mark or isinstance(rec, dict)):
+    # (asked of dup itself where the listing showed no mark: Drive v2's files.list may
+    # leave properties out, and the mark went to the trash with the emptied twin)
+    if not (isinstance(rec, dict) or store.run_marked(dup)):
         return
     mark(store, into)
     if isinstance(rec, dict):
