@@ -311,12 +311,14 @@ def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, Remo
         _is_run_folder(store, root, records)   # (marked, where only recorded)
         owned.exclude[""] = _excludes(records.get(mine))
         _said_dest(store, root, records.get(mine))
+    asked = _asked(store, remote_folder, listing, records) if deleting else set()
     for rel in sorted(remote_folder):   # (a parent before what is inside it)
         parent = rel.rsplit("/", 1)[0] if "/" in rel else ""
         folder = remote_folder[rel]
         if rel and parent in owned.folders:
             owned.folders[rel] = owned.folders[parent]
-        elif rel and _is_run_folder(store, folder, records) and key(store, folder) != mine:
+        elif rel and (_is_run_folder(store, folder, records) or rel in asked) and \
+                key(store, folder) != mine:
             owned.folders[rel] = rel
             owned.exclude[rel] = _excludes(records.get(key(store, folder)))
     local_ids = {f.id for f in remote_folder.values()}
@@ -327,6 +329,29 @@ def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, Remo
                             and (_is_run_folder(store, e, records) or key(store, e) in holding)}
     _say(store, remote_folder, owned, records)
     return owned
+
+
+def _asked(store: RemoteStore, remote_folder: Mapping[str, RemoteEntry], listing: Listings,
+           records: Mapping[str, Any]) -> set[str]:
+    """SRC's folders a ``--delete`` finds marked by asking them (where the listing showed no
+    mark: Drive v2's ``files.list`` may leave properties out): the outermost on the way to
+    each folder whose listing holds a checkpoint or sidecar (what ``--delete`` would remove
+    of a run folder SRC holds too: a fresh VM resuming the run, ``keep_local`` having left
+    the checkpoints on Drive alone). One ``files.get`` each, once per store; none where the
+    listing or a record says."""
+    out: set[str] = set()
+    for rel, index in listing.items():
+        if not rel or rel not in remote_folder or not _run_files(set(index)):
+            continue
+        parts = rel.split("/")
+        for up in ("/".join(parts[:n]) for n in range(1, len(parts) + 1)):
+            folder = remote_folder.get(up)
+            if folder is None or folder.run_mark or key(store, folder) in records:
+                break   # (known already, as find sees it)
+            if store.run_marked(folder):
+                out.add(up)
+                break
+    return out
 
 
 def is_run_folder(store: RemoteStore, folder: RemoteEntry) -> bool:

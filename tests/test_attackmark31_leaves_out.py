@@ -6,7 +6,7 @@ from _drive_state import live_md5s
 from test_attackds29_run_folders import env  # noqa: F401  (env: a fixture)
 from test_attackra30_runmarks import _twins
 from test_messages_dedupe import put, run as dedupe_run
-from test_runmark30_marks import OURS, _fresh_vm, _mirror_once
+from test_runmark30_marks import OURS, _fresh_vm, _mirror_once, _old_runs
 
 
 def test_a_dedupe_behind_a_listing_without_properties_still_carries_the_mark(
@@ -25,3 +25,21 @@ def test_a_dedupe_behind_a_listing_without_properties_still_carries_the_mark(
     _mirror_once(_fresh_vm(tmp_path, monkeypatch))
 
     assert set(live_md5s(emulator, "runs/exp1")) == {"notes.txt", "epoch_001.pt"}
+
+
+def test_a_run_folder_src_has_too_keeps_its_checkpoints_behind_a_listing_without_properties(
+        emulator, env, tmp_path, monkeypatch):
+    """A fresh VM resuming exp1 (its ``results.csv`` on the disk, the checkpoints the run
+    keeps on Drive alone: ``train.keep_local``) beside the new exp3: ``mirror ./runs
+    drive:runs --delete`` took exp1 for a plain folder, the listing showing no mark, and
+    trashed every checkpoint in it."""
+    before = _old_runs(emulator, tmp_path)
+    emulator.list_leaves_out = {"properties"}
+    runs = _fresh_vm(tmp_path, monkeypatch)
+    (runs / "exp1").mkdir()
+    (runs / "exp1" / "results.csv").write_text("epoch\n")
+
+    _mirror_once(runs)
+
+    assert set(live_md5s(emulator, "runs/exp1")) == set(before["exp1"])
+    assert set(live_md5s(emulator, "runs/exp2")) == set(before["exp2"])
