@@ -28,8 +28,8 @@ from drivestage.drive import answers, folders
 from drivestage.drive.ids import Creates
 from drivestage.drive.resources import RUN_MARK, DriveEntry, run_marked
 from drivestage.drive.transport import Transport
-from drivestage.errors import DanglingShortcutError, NotFoundError, PermissionDeniedError, \
-    UsageError
+from drivestage.errors import DanglingShortcutError, DriveStageError, NotFoundError, \
+    PermissionDeniedError, UsageError
 from drivestage.store import RemoteEntry
 
 log = logging.getLogger("drivestage.drive.store")
@@ -77,9 +77,23 @@ class FolderMaking:
         where = self.describe(folder)
         files = self.transport.files()
         if mark:
-            self.call(f"mark {where} as a run folder", lambda: files.patch(
-                fileId=folder.id, body={"properties": MARK_PROPERTIES}, supportsAllDrives=True,
-                fields="id").execute(http=self.transport.http()))
+            def patch(props: list[dict[str, str]]) -> Any:
+                return self.call(f"mark {where} as a run folder", lambda: files.patch(
+                    fileId=folder.id, body={"properties": props}, supportsAllDrives=True,
+                    fields="id").execute(http=self.transport.http()))
+            try:
+                patch(MARK_PROPERTIES)
+            except DriveStageError as exc:
+                # A folder at Drive's limit of 30 PUBLIC properties (other tools'): the
+                # patch is refused whole, and this app's own PRIVATE mark went with it.
+                failure = answers.failure_of(exc)
+                if failure is None or failure.reason != "propertyCountLimitExceeded":
+                    raise
+                patch(MARK_PROPERTIES[:1])
+                log.warning("marked %s as a run folder for this OAuth client only: it holds "
+                            "as many public properties as Drive allows (%s); a machine "
+                            "signed in with another client knows it by its records alone",
+                            where, failure.item_message or failure.message)
             self._marks_asked[folder.id] = True
             return True
 
