@@ -1,0 +1,46 @@
+"""The requests of a push and a mirror without ``--delete`` are those they made before this
+session's run-mark changes (6ffcbc8's parent), by attackmark31: the marks' reads are for
+what ``--delete`` would remove, and a plain push asks nothing more."""
+from __future__ import annotations
+
+from drivestage.mirror import Mirror
+from trainer.drive import DriveFolder, retention_policy
+
+from _cli import run
+from test_attackds29_run_folders import _save, env  # noqa: F401  (env: a fixture)
+from test_runmark30_marks import _old_runs
+
+# Measured on 6ffcbc8~1 with this file's steps (the same numbers on this branch).
+BEFORE = {
+    "push": {"files.list": 4, "files.get": 2, "about.get": 1, "files.generateIds": 1,
+             "files.insert": 1, "media.upload": 1},
+    "push again": {"files.list": 4, "files.get": 1},
+    "mirror": {"files.list": 4, "files.get": 2, "about.get": 1, "files.generateIds": 1,
+               "files.insert": 1, "media.upload": 1},
+    "run's push": {"files.get": 4, "files.list": 3, "files.insert": 2, "media.upload": 2,
+                   "about.get": 1, "files.generateIds": 1},
+}
+
+
+def test_a_plain_push_and_mirror_make_the_requests_they_made_before(emulator, env, tmp_path):
+    _old_runs(emulator, tmp_path)
+    runs = tmp_path / "old-vm"
+    (runs / "exp1" / "notes.txt").write_text("n\n")
+    seen: dict = {}
+    for step in ("push", "push again"):
+        emulator.clear_requests()
+        assert run("push", str(runs), "drive:runs")[0] == 0
+        seen[step] = emulator.api_calls()
+    (runs / "exp2" / "more.txt").write_text("m\n")
+    emulator.clear_requests()
+    mirror = Mirror(str(runs), "drive:runs")
+    try:
+        mirror.flush(60)
+    finally:
+        mirror.stop(60, flush=False)
+    seen["mirror"] = emulator.api_calls()
+    _save(str(runs / "exp1"), 3)
+    emulator.clear_requests()
+    DriveFolder("drive:runs/exp1", str(runs / "exp1"), retention_policy(0, 0, None)).push()
+    seen["run's push"] = emulator.api_calls()
+    assert seen == BEFORE
