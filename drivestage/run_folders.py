@@ -163,7 +163,9 @@ def forget(store: RemoteStore, folder: RemoteEntry) -> tuple[bool, bool]:
     """``folder`` is no run folder any more: its mark on the store cleared and its record in
     the state folder removed. Returns (whether it had a mark, whether it had a record)."""
     place, states = key(store, folder), _file()
-    marked = folder.run_mark and store.mark_run_folder(folder, False)
+    # (asked of the folder itself where the listing showed no mark: it said "was no run
+    # folder: no mark on Drive" and left both marks)
+    marked = store.run_marked(folder) and store.mark_run_folder(folder, False)
     _patched.discard(place)
     had: list[bool] = []
 

@@ -2,6 +2,7 @@
 its items (``emulator.list_leaves_out``; the lead's e9954a1), by attackmark31."""
 from __future__ import annotations
 
+from _cli import run
 from _drive_state import live_md5s
 from test_attackds29_run_folders import env  # noqa: F401  (env: a fixture)
 from test_attackra30_runmarks import _twins
@@ -43,3 +44,37 @@ def test_a_run_folder_src_has_too_keeps_its_checkpoints_behind_a_listing_without
 
     assert set(live_md5s(emulator, "runs/exp1")) == set(before["exp1"])
     assert set(live_md5s(emulator, "runs/exp2")) == set(before["exp2"])
+
+
+def test_push_delete_into_a_run_folder_keeps_its_checkpoints_behind_a_listing_without_properties(
+        emulator, env, tmp_path, monkeypatch):
+    """``push ./exp1 drive:runs/exp1 --delete`` on a fresh VM, DEST found by listing ``runs``
+    (no properties in it): DEST itself is asked, its checkpoints stay (held)."""
+    before = _old_runs(emulator, tmp_path)
+    emulator.list_leaves_out = {"properties"}
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "fresh-state"))
+    emulator.add_file("runs/exp1/stale.txt", b"stale\n")
+    exp1 = tmp_path / "exp1"
+    exp1.mkdir()
+    (exp1 / "results.csv").write_text("epoch\n")
+
+    code, _, err = run("push", str(exp1), "drive:runs/exp1", "--delete")
+
+    assert code == 0, err
+    assert live_md5s(emulator, "runs/exp1") == before["exp1"]
+
+
+def test_runs_forget_behind_a_listing_without_properties_clears_the_mark(
+        emulator, env, tmp_path, monkeypatch):
+    """``runs forget drive:runs/exp1``, the folder found by listing ``runs`` (no properties
+    in it): it said "was no run folder: no mark on Drive" and left both marks, and a fresh
+    VM's ``--delete`` still kept the folder the user had asked to be no run folder."""
+    _old_runs(emulator, tmp_path)
+    emulator.list_leaves_out = {"properties"}
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path / "laptop-state"))
+
+    code, out, err = run("runs", "forget", "drive:runs/exp1")
+
+    assert (code, err) == (0, "")
+    assert out == "drive:runs/exp1 is no run folder any more: its mark on Drive cleared\n"
+    assert emulator.properties_of(emulator.find("runs/exp1")["id"]) == []
