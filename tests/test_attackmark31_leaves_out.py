@@ -2,9 +2,12 @@
 its items (``emulator.list_leaves_out``; the lead's e9954a1), by attackmark31."""
 from __future__ import annotations
 
+from drivestage.mirror import Mirror
+from trainer.drive import DriveFolder, retention_policy
+
 from _cli import run
 from _drive_state import live_md5s
-from test_attackds29_run_folders import env  # noqa: F401  (env: a fixture)
+from test_attackds29_run_folders import _save, env  # noqa: F401  (env: a fixture)
 from test_attackra30_runmarks import _twins
 from test_messages_dedupe import put, run as dedupe_run
 from test_runmark30_marks import OURS, _fresh_vm, _mirror_once, _old_runs
@@ -78,3 +81,31 @@ def test_runs_forget_behind_a_listing_without_properties_clears_the_mark(
     assert (code, err) == (0, "")
     assert out == "drive:runs/exp1 is no run folder any more: its mark on Drive cleared\n"
     assert emulator.properties_of(emulator.find("runs/exp1")["id"]) == []
+
+
+def test_a_shared_drives_run_folders_are_asked_too(emulator, env, tmp_path, monkeypatch):
+    """The runs on a shared drive (``drive:shared/Team/runs``), a fresh VM's ``mirror
+    --delete`` behind a listing without properties: the folders' own ``files.get`` (with
+    ``supportsAllDrives``) finds their marks; exp1, held in SRC too, and exp2 stay (held)."""
+    emulator.add_shared_drive("Team")
+    for name in ("exp1", "exp2"):
+        folder = tmp_path / "old-vm" / name
+        folder.mkdir(parents=True)
+        _save(str(folder), 1)
+        DriveFolder(f"drive:shared/Team/runs/{name}", str(folder),
+                    retention_policy(0, 0, None)).push()
+    emulator.list_leaves_out = {"properties"}
+    runs = _fresh_vm(tmp_path, monkeypatch)
+    (runs / "exp1").mkdir()
+    (runs / "exp1" / "results.csv").write_text("epoch\n")
+
+    mirror = Mirror(str(runs), "drive:shared/Team/runs", delete=True)
+    try:
+        mirror.flush(60)
+    finally:
+        mirror.stop(60, flush=False)
+
+    kept = {f["title"] for f in emulator.files() if not f["labels"]["trashed"]}
+    assert {"exp1", "exp2", "epoch_001.pt", "epoch_001.json", "results.csv"} <= kept
+    assert sum(f["title"] == "epoch_001.pt" and not f["labels"]["trashed"]
+               for f in emulator.files()) == 2
