@@ -24,7 +24,7 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 from trainer import checkpoint as ckpt
-from trainer import distributed, pushed, stop_lines, stop_save, worker_deaths
+from trainer import distributed, peer_loss, pushed, stop_lines, stop_save, worker_deaths
 from trainer.passed_over import BAD_SUFFIX  # noqa: F401 (here before)
 from trainer.passed_over import move_aside as _move_aside
 from trainer.pushed import NAMED_UNSENT, unsent_text  # noqa: F401 (here before)
@@ -383,7 +383,14 @@ class Checkpointer(Callback):
                     ticket = self.writer.push_soon()
                 self.writer.wait_pushed(ticket, self.stop.deadline)
                 message = stop_lines.stop_message(self, job, pos)
-        distributed.barrier()  # the other ranks leave with rank 0 (torchrun stops stragglers)
+        try:
+            distributed.barrier()  # the other ranks leave with rank 0 (torchrun stops stragglers)
+        except RuntimeError as exc:
+            # A rank killed as it waited here (torchrun's or Slurm's SIGKILL after their 30 s):
+            # this save is done and said; taken for a loss in training, it saved again.
+            if peer_loss.lost_peer(exc) is None:
+                raise
+            distributed.lose()
         message = message or f"stopped by {self.stop.name} at {pos.label}"
         message += worker_deaths.advice(self.stop)   # (on every rank: one collective)
         raise TrainingInterrupted(message, exit_code=self.stop.exit_code)

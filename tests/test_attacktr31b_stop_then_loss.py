@@ -1,0 +1,82 @@
+"""attacktr31b: a stop asked for (SIGTERM) whose save was done and said when the other rank
+was lost at the save's last collective (its barrier: torchrun's or Slurm's SIGKILL of a rank
+that waited there past their 30 s, a second ``pkill``): rank 0 took the loss for one met in
+training and saved the same iteration a second time, and its line blamed the loss."""
+from __future__ import annotations
+
+import gc
+import os
+import re
+import signal
+import socket
+import sys
+
+from trainer import checkpoint as ckpt
+
+
+def _rank(rank: int, port: int, config: str, out: str) -> None:
+    """One of two gloo ranks; rank 0 is asked to stop (SIGTERM) in iteration 3, rank 1 is
+    killed as it waits for rank 0's save at the stop's barrier."""
+    import torch
+
+    from trainer import distributed, saving
+    from trainer.callbacks import Callback
+    from trainer.config import load_config
+    from trainer.engine import fit
+    from trainer.errors import TrainingInterrupted
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    if rank == 1:
+        def killed() -> None:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        distributed.barrier = killed   # type: ignore[assignment]
+    saves = []
+    snapshot = saving.snapshot
+
+    def counted(run):
+        saves.append(run.state.pos.iteration)
+        return snapshot(run)
+
+    saving.snapshot = counted   # type: ignore[assignment]
+
+    class _Stop(Callback):
+        def on_train_batch_start(self, run, pos):
+            if rank == 0 and pos.iteration == 2:
+                run.stop.request(signal.SIGTERM)
+
+    try:
+        fit(load_config(config), resume="none", callbacks=[_Stop()])
+    except TrainingInterrupted as exc:
+        with open(os.path.join(out, f"line{rank}.txt"), "w") as f:
+            f.write(f"{exc}\n{saves}")
+        sys.exit(exc.exit_code)
+
+
+def test_a_rank_lost_at_the_stops_barrier_leaves_one_save_and_the_stops_line(tiny_config, tmp_path):
+    import multiprocessing
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tiny_config(**{"train.batch_size": 4, "train.freeze_epochs": 0, "train.epochs": 1,
+                            "train.save_minutes": 0})
+    fork = multiprocessing.get_context("fork")
+    gc.collect()
+    ranks = [fork.Process(target=_rank, args=(r, port, config, str(tmp_path))) for r in (0, 1)]
+    for p in ranks:
+        p.start()
+    for p in ranks:
+        p.join(120)
+        if p.is_alive():
+            p.kill()
+    out = tmp_path / "logs"
+
+    line, saves = (tmp_path / "line0.txt").read_text().rsplit("\n", 1)
+    assert [p.exitcode for p in ranks] == [143, -signal.SIGKILL], line
+    assert saves == "[3]", line          # one save of the stop's iteration, not two
+    assert re.fullmatch(rf"stopped by SIGTERM at epoch 1, iteration 3: autosave_00000003\.pt is "
+                        rf"saved in {re.escape(str(out))}; resume with --resume auto", line), line
+    assert ckpt.position_of(ckpt.load_checkpoint(str(out / "autosave_00000003.pt"))) == (0, 3, 3)
