@@ -10,8 +10,14 @@ import re
 import signal
 import socket
 import sys
+from types import SimpleNamespace
+
+import pytest
 
 from trainer import checkpoint as ckpt
+from trainer.state import Position
+from trainer.stop_lines import stop_message
+from trainer.stopping import WORKER_DEATH, StopFlag
 
 
 def _rank(rank: int, port: int, config: str, out: str) -> None:
@@ -80,3 +86,30 @@ def test_a_rank_lost_at_the_stops_barrier_leaves_one_save_and_the_stops_line(tin
     assert re.fullmatch(rf"stopped by SIGTERM at epoch 1, iteration 3: autosave_00000003\.pt is "
                         rf"saved in {re.escape(str(out))}; resume with --resume auto", line), line
     assert ckpt.position_of(ckpt.load_checkpoint(str(out / "autosave_00000003.pt"))) == (0, 3, 3)
+
+
+@pytest.mark.parametrize("first, since", [(signal.SIGTERM, "the signal"),
+                                          (WORKER_DEATH, "the worker's death")])
+def test_a_loss_after_another_stop_counts_its_seconds_from_that_stop(first, since):
+    """A SIGTERM (or a worker's death), then the loss of rank 1 before the save: the loss is
+    named, but the grace's clock (and the line's seconds) stays the first stop's; the line
+    said "(3.0 s after the loss of rank 1)", counted from the signal."""
+    writer = SimpleNamespace(not_on_drive=lambda: [], other_run=[], verified=lambda n: True,
+                             last_error=None)
+    stop = StopFlag(10)
+    stop.request(first)
+    at = stop.at
+    stop.lose_peer("rank 1")
+    saver = SimpleNamespace(stop=stop, drive_spec="drive:runs/x", out_dir="/logs",
+                            writer=writer, final_wait=SimpleNamespace(dest=lambda spec: spec))
+    job = SimpleNamespace(written=True, name="autosave_00000002.pt", error=None)
+
+    text = stop_message(saver, job, Position(0, 2, 2))
+
+    assert stop.at == at and stop.exit_code == 1
+    assert text.startswith("stopped by the loss of rank 1 at epoch 1, iteration 2: "
+                           "autosave_00000002.pt is saved and verified on drive:runs/x ("), text
+    assert text.endswith(f" s after {since}); resume with --resume auto"), text
+    fresh = StopFlag(10)
+    fresh.lose_peer("rank 1")
+    assert fresh.since == "the loss of rank 1"

@@ -51,6 +51,7 @@ class StopFlag:
         self.at: Optional[float] = None     # time.monotonic() of the first signal
         self.detail: Optional[str] = None   # what asked for it, beyond its name (torch's error)
         self.signalled = False              # a signal of :func:`handled` came (not a request)
+        self._since: Optional[str] = None   # what ``at`` was set by, where a loss came after it
 
     def is_set(self) -> bool:
         return self.signum is not None
@@ -63,6 +64,8 @@ class StopFlag:
     def lose_peer(self, who: str) -> None:
         """Stop for the loss of ``who`` (``"rank 1"``), over any stop asked before (its clock
         kept: a launcher's SIGTERM before it set the grace's start)."""
+        if self.at is not None and self._since is None:
+            self._since = self.since   # (the seconds still count from that one)
         self.signum, self.detail = PEER_LOSS, who
         self.at = time.monotonic() if self.at is None else self.at
 
@@ -82,7 +85,10 @@ class StopFlag:
     @property
     def since(self) -> str:
         """What the stop's seconds count from, as lines say it: "after the signal" where
-        there was one, else after the death or the loss that asked for the stop."""
+        there was one, else after the death or the loss that asked for the stop (the first
+        of them: a loss after a signal keeps the signal's clock)."""
+        if self._since is not None:
+            return self._since
         if self.signum == WORKER_DEATH:
             return "the worker's death"
         if self.signum == PEER_LOSS:
