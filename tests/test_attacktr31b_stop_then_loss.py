@@ -113,3 +113,21 @@ def test_a_loss_after_another_stop_counts_its_seconds_from_that_stop(first, sinc
     fresh = StopFlag(10)
     fresh.lose_peer("rank 1")
     assert fresh.since == "the loss of rank 1"
+
+
+def test_a_loss_after_this_ranks_worker_died_keeps_the_deaths_advice():
+    """Rank 0's worker killed by the OOM killer, and rank 1 with it (the same shortage):
+    rank 0 met the loss in the stop's collective and its line named the loss alone, the
+    death's words and memory advice gone (rank 1, SIGKILLed, said nothing)."""
+    from trainer import worker_deaths
+
+    words = "DataLoader worker (pid 7) is killed by signal: Killed."
+    alone = StopFlag(10)
+    alone.request(WORKER_DEATH, words)
+    stop = StopFlag(10)
+    stop.request(WORKER_DEATH, words)
+    stop.lose_peer("rank 1")
+
+    said = worker_deaths.advice(stop)
+    assert said == worker_deaths.advice(alone) and said.startswith(f" ({words.rstrip('.')}: "), said
+    assert stop.name == "the loss of rank 1" and stop.worker_died

@@ -34,7 +34,7 @@ from trainer.callbacks import WRITE_WITHIN_S, Bounded, Callback
 from trainer.errors import SaveError, TrainingInterrupted
 from trainer.final_wait import FinalWait
 from trainer.state import Position, autosave_name
-from trainer.stopping import WORKER_DEATH, StopFlag
+from trainer.stopping import StopFlag
 from trainer.write_order import WriteStuck  # noqa: F401 (here before)
 from trainer.writer import BackgroundWriter, SaveJob
 
@@ -348,7 +348,7 @@ class Checkpointer(Callback):
         self._save_and_stop(run, pos)
 
     def _save_and_stop(self, run: Any, pos: Position) -> None:
-        if self.stop.signum == WORKER_DEATH:
+        if self.stop.worker_died:
             worker_deaths.release()   # (their memory, before the state is copied)
         state = snapshot(run)
         message = None

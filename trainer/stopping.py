@@ -51,7 +51,9 @@ class StopFlag:
         self.at: Optional[float] = None     # time.monotonic() of the first signal
         self.detail: Optional[str] = None   # what asked for it, beyond its name (torch's error)
         self.signalled = False              # a signal of :func:`handled` came (not a request)
-        self._since: Optional[str] = None   # what ``at`` was set by, where a loss came after it
+        #: ``(signum, detail)`` of the stop a loss (:meth:`lose_peer`) came after: its clock
+        #: and a worker's death (its words, what to change) stay in the line.
+        self.before: Optional[tuple[int, Optional[str]]] = None
 
     def is_set(self) -> bool:
         return self.signum is not None
@@ -64,8 +66,8 @@ class StopFlag:
     def lose_peer(self, who: str) -> None:
         """Stop for the loss of ``who`` (``"rank 1"``), over any stop asked before (its clock
         kept: a launcher's SIGTERM before it set the grace's start)."""
-        if self.at is not None and self._since is None:
-            self._since = self.since   # (the seconds still count from that one)
+        if self.signum not in (None, PEER_LOSS) and self.before is None:
+            self.before = (self.signum, self.detail)
         self.signum, self.detail = PEER_LOSS, who
         self.at = time.monotonic() if self.at is None else self.at
 
@@ -87,13 +89,17 @@ class StopFlag:
         """What the stop's seconds count from, as lines say it: "after the signal" where
         there was one, else after the death or the loss that asked for the stop (the first
         of them: a loss after a signal keeps the signal's clock)."""
-        if self._since is not None:
-            return self._since
-        if self.signum == WORKER_DEATH:
+        first = self.before[0] if self.before is not None else self.signum
+        if first == WORKER_DEATH:
             return "the worker's death"
-        if self.signum == PEER_LOSS:
+        if first == PEER_LOSS:
             return self.name
         return "the signal"
+
+    @property
+    def worker_died(self) -> bool:
+        """Whether a DataLoader worker's death asked for this stop (a loss after it too)."""
+        return (self.before or (self.signum,))[0] == WORKER_DEATH
 
     @property
     def exit_code(self) -> int:

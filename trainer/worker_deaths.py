@@ -63,8 +63,10 @@ def advice(stop: StopFlag) -> str:
     """What a stop's line adds for a worker's death: torch's words and what to change ("" for
     a signal). Called by every rank at a stop (one collective): the rank whose worker died
     holds torch's words, and rank 0, which says the line, had none (`(: out of memory? …`)."""
-    details = [d for d in distributed.all_gather_object(stop.detail) if d]
-    return _advice(details[0] if details else None) if stop.signum == WORKER_DEATH else ""
+    # (A loss after the death, the shortage's too: the death's words, not the rank's name.)
+    detail = stop.before[1] if stop.before is not None else stop.detail
+    details = [d for d in distributed.all_gather_object(detail) if d]
+    return _advice(details[0] if details else None) if stop.worker_died else ""
 
 
 #: torch's words for a worker killed by a crash of its own (strsignal's), not by the OOM
