@@ -387,8 +387,9 @@ class Checkpointer(Callback):
             distributed.barrier()  # the other ranks leave with rank 0 (torchrun stops stragglers)
         except RuntimeError as exc:
             # A rank killed as it waited here (torchrun's or Slurm's SIGKILL after their 30 s):
-            # this save is done and said; taken for a loss in training, it saved again.
-            if peer_loss.lost_peer(exc) is None:
+            # rank 0's save is done and said; taken for a loss in training, it saved again.
+            # (Another rank that lost rank 0 here ends as peer_loss words it: nothing saved.)
+            if peer_loss.lost_peer(exc) is None or not self.info.is_main:
                 raise
             distributed.lose()
         message = message or f"stopped by {self.stop.name} at {pos.label}"
