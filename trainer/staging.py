@@ -139,12 +139,18 @@ def _lines_file(root: str, name: str, held: set[str]) -> Path:
 def _archive_members(root: str) -> set[str]:
     """The member paths (relative to ``root``) of the archives that pulls with ``-x``
     staged into ``root`` or a folder above it, by their stamps; none where there are none
-    or they cannot be read (the trainer then writes where it always did)."""
+    or they cannot be read (the trainer then writes where it always did). A root that is a
+    link (``ln -s /content/datasets/data /content/data``) is looked at from its target too:
+    the pull's stamp is above that, not above the link."""
+    here, real = os.path.abspath(root), os.path.realpath(root)
+    return _members_above(here) | (_members_above(real) if real != here else set())
+
+
+def _members_above(here: str) -> set[str]:
     from drivestage import stamps
     from drivestage.errors import DriveStageError
 
     out: set[str] = set()
-    here = os.path.abspath(root)
     folder, rel = here, ""
     while True:
         try:
