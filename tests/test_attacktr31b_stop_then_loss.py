@@ -20,9 +20,10 @@ from trainer.stop_lines import stop_message
 from trainer.stopping import WORKER_DEATH, StopFlag
 
 
-def _rank(rank: int, port: int, config: str, out: str) -> None:
-    """One of two gloo ranks; rank 0 is asked to stop (SIGTERM) in iteration 3, rank 1 is
-    killed as it waits for rank 0's save at the stop's barrier."""
+def _rank(rank: int, port: int, config: str, out: str, stop: bool) -> None:
+    """One of two gloo ranks; rank 0 is asked to stop (SIGTERM) in iteration 3 (``stop``),
+    rank 1 is killed at the first barrier it waits at: the stop's save's, else the epoch's
+    end, once rank 0 queued the epoch's files."""
     import torch
 
     from trainer import distributed, saving
@@ -50,7 +51,7 @@ def _rank(rank: int, port: int, config: str, out: str) -> None:
 
     class _Stop(Callback):
         def on_train_batch_start(self, run, pos):
-            if rank == 0 and pos.iteration == 2:
+            if stop and rank == 0 and pos.iteration == 2:
                 run.stop.request(signal.SIGTERM)
 
     try:
@@ -61,7 +62,8 @@ def _rank(rank: int, port: int, config: str, out: str) -> None:
         sys.exit(exc.exit_code)
 
 
-def test_a_rank_lost_at_the_stops_barrier_leaves_one_save_and_the_stops_line(tiny_config, tmp_path):
+def _two_ranks(tiny_config, tmp_path, stop: bool) -> tuple[list, str, str]:
+    """The exit codes, rank 0's line and the iterations whose state it took to save."""
     import multiprocessing
 
     with socket.socket() as s:
@@ -71,21 +73,43 @@ def test_a_rank_lost_at_the_stops_barrier_leaves_one_save_and_the_stops_line(tin
                             "train.save_minutes": 0})
     fork = multiprocessing.get_context("fork")
     gc.collect()
-    ranks = [fork.Process(target=_rank, args=(r, port, config, str(tmp_path))) for r in (0, 1)]
+    ranks = [fork.Process(target=_rank, args=(r, port, config, str(tmp_path), stop))
+             for r in (0, 1)]
     for p in ranks:
         p.start()
     for p in ranks:
         p.join(120)
         if p.is_alive():
             p.kill()
+    line, saves = (tmp_path / "line0.txt").read_text().rsplit("\n", 1)
+    return [p.exitcode for p in ranks], line, saves
+
+
+def test_a_rank_lost_at_the_stops_barrier_leaves_one_save_and_the_stops_line(tiny_config, tmp_path):
+    codes, line, saves = _two_ranks(tiny_config, tmp_path, stop=True)
     out = tmp_path / "logs"
 
-    line, saves = (tmp_path / "line0.txt").read_text().rsplit("\n", 1)
-    assert [p.exitcode for p in ranks] == [143, -signal.SIGKILL], line
+    assert codes == [143, -signal.SIGKILL], line
     assert saves == "[3]", line          # one save of the stop's iteration, not two
     assert re.fullmatch(rf"stopped by SIGTERM at epoch 1, iteration 3: autosave_00000003\.pt is "
                         rf"saved in {re.escape(str(out))}; resume with --resume auto", line), line
     assert ckpt.position_of(ckpt.load_checkpoint(str(out / "autosave_00000003.pt"))) == (0, 3, 3)
+
+
+def test_a_rank_lost_at_the_epochs_end_is_not_saved_again(tiny_config, tmp_path):
+    """Rank 1 killed at the epoch's end, as rank 0 wrote last.pt and epoch_001.pt: rank 0 saved
+    the same state again as autosave_00000004.pt (an upload more in the grace)."""
+    codes, line, saves = _two_ranks(tiny_config, tmp_path, stop=False)
+    out = tmp_path / "logs"
+
+    assert codes == [1, -signal.SIGKILL], line
+    assert saves == "[4]", line          # the epoch's save, not a second one
+    assert re.fullmatch(rf"stopped by the loss of rank 1 at epoch 1, iteration 4: last\.pt is "
+                        rf"saved in {re.escape(str(out))}; resume with --resume auto \(gloo: "
+                        rf"[^()]*: rank 1 ended or stopped answering, its own lines say why; "
+                        rf"run the same torchrun command again\)", line), line
+    assert not list(out.glob("autosave_*"))
+    assert ckpt.position_of(ckpt.load_checkpoint(str(out / "last.pt")))[1] == 4
 
 
 @pytest.mark.parametrize("first, since", [(signal.SIGTERM, "the signal"),

@@ -163,6 +163,7 @@ def ended(run: Any, steps: Optional[Steps], words: str) -> TrainingInterrupted:
             f"auto goes on from the newest checkpoint{tail}", exit_code=1)
     run.stop.lose_peer(who)   # (the save's line and exit code: "stopped by the loss of rank 1")
     try:
+        run.checkpointer.stop_saved(run, pos)   # (the epoch's files hold it: no second save)
         run.checkpointer.stop_at(run, pos)   # (collectives are no-ops now: rank 0 alone)
     except TrainingInterrupted as exc:
         return TrainingInterrupted(f"{exc}{tail}", exit_code=1)

@@ -347,6 +347,21 @@ class Checkpointer(Callback):
         would (a DataLoader worker's death found between two steps: trainer.worker_deaths)."""
         self._save_and_stop(run, pos)
 
+    def stop_saved(self, run: Any, pos: Position) -> None:
+        """Stop without a second save where this epoch's files hold ``pos`` (a rank lost at
+        the epoch's end, once they were queued: trainer.peer_loss), once written and pushed:
+        an autosave of the same state was written and uploaded beside them. Returns where
+        they do not hold it or were not written within half the grace (then stop_at)."""
+        job = self._epoch_job
+        if job is None or job.position != pos or self.writer is None:
+            return
+        job.done.wait(max(0.0, (self.stop.deadline or 0.0) - time.monotonic()) / 2)
+        if not job.written:
+            return
+        self.writer.wait_pushed(self.writer.push_soon(), self.stop.deadline)
+        raise TrainingInterrupted(stop_lines.stop_message(self, job, pos),
+                                  exit_code=self.stop.exit_code)
+
     def _save_and_stop(self, run: Any, pos: Position) -> None:
         if self.stop.worker_died:
             worker_deaths.release()   # (their memory, before the state is copied)
