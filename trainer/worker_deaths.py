@@ -16,6 +16,7 @@ A new run's first batch lost saves nothing (no step's state), and an evaluation'
 """
 from __future__ import annotations
 
+import re
 import signal
 import threading
 from typing import Any, Callable, Iterable, Iterator, Optional
@@ -57,6 +58,22 @@ def _death_behind(exc: BaseException) -> Optional[str]:
     except ImportError:
         pass
     return None
+
+
+def _with_signal(words: str, it: Any) -> str:
+    """torch's words as its SIGCHLD handler has them where the loader's own look at its
+    workers came first ("DataLoader worker (pid(s) N) exited unexpectedly", as it does on a
+    busy machine): the dead worker's exit code names the signal, and a crash of its own
+    (SIGSEGV) is advised otherwise than the OOM killer's SIGKILL (:func:`_advice`)."""
+    if "exited unexpectedly" not in words:
+        return words
+    pids = {int(p) for p in re.findall(r"\d+", words.split("exited unexpectedly")[0])}
+    for w in getattr(it, "_workers", None) or ():
+        code = getattr(w, "exitcode", None)
+        if isinstance(code, int) and code < 0 and w.pid in pids:
+            return (f"DataLoader worker (pid {w.pid}) is killed by signal: "
+                    f"{signal.strsignal(-code) or -code}.")
+    return words
 
 
 def advice(stop: StopFlag) -> str:
@@ -160,7 +177,7 @@ def _batches(loader: Iterable, stop: StopFlag, died: Callable[[], None]) -> Iter
             words = _death_behind(exc)
             if words is None:
                 raise
-            stop.request(WORKER_DEATH, detail=stop.detail or words)
+            stop.request(WORKER_DEATH, detail=stop.detail or _with_signal(words, it))
             died()
             raise
         yield batch
