@@ -125,17 +125,25 @@ def in_drive_mount(path: str) -> Optional[tuple[str, str]]:
     return mount, spec
 
 
+def _mounted(dest: str) -> Optional[tuple[str, str, str]]:
+    """``(dest's absolute path, the Google Drive mount it lies in, the drive: path it stands
+    for)``, or None where it lies in none."""
+    found = in_drive_mount(dest)
+    if found is None:
+        return None
+    return (os.path.abspath(os.path.expanduser(dest)), *found)
+
+
 def push_into_mount_warning(dest: str) -> Optional[str]:
     """The warning for a push whose DEST lies in a Google Drive mount, or None. DriveFS
     keeps what is written into it on the machine's disk and sends it to Drive some time
     after the file is closed (minutes; half an hour for a 3 GB file), and what it had not
     sent when the runtime ends is lost (colabtools issues 659, 2607, 287): the push's
     "uploaded" meant "written into the mount"."""
-    found = in_drive_mount(dest)
+    found = _mounted(dest)
     if found is None:
         return None
-    mount, spec = found
-    full = os.path.abspath(os.path.expanduser(dest))
+    full, mount, spec = found
     return (f"DEST {full} is inside the Google Drive mount {mount}: what is pushed there is "
             "written to this machine's disk, and the mount sends it to Drive later (minutes "
             "after each file is closed, longer for big ones); whatever it has not sent when "
@@ -176,11 +184,10 @@ def delete_held_back(dest: str) -> bool:
 
 
 def _held_back(dest: str, kind: str) -> bool:
-    found = in_drive_mount(dest)
+    found = _mounted(dest)
     if found is None:
         return False
-    mount, spec = found
-    full = os.path.abspath(os.path.expanduser(dest))
+    full, mount, spec = found
     if (kind, full) not in _HELD_BACK:
         _HELD_BACK.add((kind, full))
         log.warning(_HELD_WORDS[kind], full, mount, spec)
@@ -191,11 +198,10 @@ def prune_in_mount(dest: str) -> Optional[str]:
     """Why ``drivestage prune`` deletes nothing in ``dest``, when it lies in a Google Drive
     mount (the reason of :func:`retention_held_back`: the newest checkpoints written there
     may not be on Drive yet, and the deletions would reach it first), else None."""
-    found = in_drive_mount(dest)
+    found = _mounted(dest)
     if found is None:
         return None
-    mount, spec = found
-    full = os.path.abspath(os.path.expanduser(dest))
+    full, mount, spec = found
     return (f"prune deletes nothing in {full}: it is inside the Google Drive mount {mount}, and "
             "Drive may not have the newest checkpoints yet (DriveFS uploads them later, a "
             f"deletion first); prune {spec} instead (--dry-run shows the plan here)")
