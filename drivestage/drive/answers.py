@@ -216,6 +216,14 @@ def typed_error(failure: HttpFailure, what: str, *, uploading: bool = False,
             f"{what}: Drive refused the credentials ({label}: {detail}). Run "
             "`drivestage auth login`, pass --credentials FILE, or set DRIVESTAGE_CREDENTIALS "
             "(DRIVESTAGE_TOKEN for an emulator).")
+    if status == 404 and _web_page(failure) is not None:
+        # Drive's 404 is JSON with a reason; a page is another server's (a wrong API root, a
+        # proxy). Not NotFoundError: nothing may take it for a file gone (a folder that
+        # then looks unmarked to --delete, a download's target gone).
+        return errors.RemoteError(
+            f"{what}: the server answered {label} with a web page ('{_web_page(failure)}'), "
+            "not Drive's answer; is --api-root / DRIVESTAGE_API_ROOT a Drive API, or does a "
+            "proxy stand between here and Drive?", status=status, reason=reason)
     if status == 404:
         # An item shared only by a link before 2021 answers 404 without its resource key.
         hint = ("; if it was shared with you by a link, give the whole link (with its "
