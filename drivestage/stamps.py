@@ -197,6 +197,22 @@ def staged_files(dest: str) -> set[str]:
     return out
 
 
+def kept_archives(dest: str) -> list[str]:
+    """The archives in ``dest`` that ``pull -x`` downloaded, extracted and kept (no
+    ``--remove-archive``): the regular files a rerun with that flag would remove, sorted."""
+    out: list[str] = []
+    for _entry, stamp in _all(dest):
+        name = stamp.get("file")
+        if stamp.get("version") != VERSION or not stamp.get("extracted") or \
+                stamp.get("removed") is True or not isinstance(name, str) or \
+                not name or "/" in name or name in (".", ".."):
+            continue
+        st = _lstat(dest, name)
+        if st is not None and stat.S_ISREG(st.st_mode):
+            out.append(os.path.join(dest, name))
+    return sorted(out)
+
+
 def every(dest: str) -> list[Stamp]:
     """Every readable stamp in ``dest``'s state folder."""
     return [stamp for _, stamp in _all(dest)]

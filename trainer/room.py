@@ -166,6 +166,36 @@ def _fewer(cfg: Any, epochs: Sequence[str]) -> str:
             "kept here)")
 
 
+def _archive(cfg: Any) -> str:
+    """The remedy that frees the dataset archive a pull kept in ``data.root`` beside its
+    members, when it lies on the run folder's disk: the next start's pull with
+    ``data.keep_archive=false`` removes it (its members stay)."""
+    from drivestage import stamps
+    from drivestage.errors import DriveStageError
+
+    d = cfg.data
+    if not getattr(d, "drive_zip", None) or not getattr(d, "keep_archive", False):
+        return ""
+    try:
+        kept = stamps.kept_archives(d.root)
+    except (OSError, DriveStageError):
+        return ""     # an unreadable state folder: the pull itself will say why
+    disk, here, size = _disk(cfg.train.out_dir), [], 0
+    for path in kept:
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue      # removed since: nothing to free
+        if st.st_dev == disk:
+            here.append(os.path.basename(path))
+            size += st.st_size
+    if not here:
+        return ""
+    names = ", ".join(here)
+    return (f", or set data.keep_archive=false (the next start removes the dataset archive "
+            f"{names} from {d.root} once its members are in place: {format_size(size)})")
+
+
 def _autosaves_beside(cfg: Any, resumed_at: Optional[int] = None) -> int:
     """Autosaves the run keeps beside the epoch's files that are not in the run folder yet.
     Only those numbered up to ``resumed_at`` (the start's iteration) are the run's own, which
@@ -288,4 +318,4 @@ def shortage(cfg: Any, epochs_done: int, size: int,
             f"bytes) {when}, only "
             f"{format_size(free)} ({free} bytes) free; nothing was trained: free some space or "
             f"set train.out_dir to a folder on a larger disk{_fewer(cfg, later[0])}"
-            f"{', or set data.cache=none' if cache else ''}")
+            f"{', or set data.cache=none' if cache else ''}{_archive(cfg)}")
