@@ -105,9 +105,9 @@ def parse_error_body(content: object) -> tuple[Optional[str], str]:
     try:
         body = json.loads(text)
     except ValueError:
-        # HTML error pages from a proxy or load balancer: keep a short, tag-free excerpt.
-        flat = " ".join(text.replace("<", " <").split())
-        return None, flat[:200]
+        # HTML error pages from a proxy or load balancer: a short excerpt of their words
+        # behind their first tag (which says "a web page": :func:`_web_page`).
+        return None, page_excerpt(text)[:200]
     err = body.get("error") if isinstance(body, dict) else None
     if not isinstance(err, dict):
         return None, " ".join(text.split())[:200]
@@ -117,6 +117,19 @@ def parse_error_body(content: object) -> tuple[Optional[str], str]:
     reason = _text(first.get("reason")) or _text(err.get("status"))
     message = _text(err.get("message")) or _text(first.get("message"))
     return (reason or None), message[:1000]
+
+
+#: Tags that stand inside a word ("<font>G</font><font>o</font>..." is "Go...").
+_INLINE = r"(?i)</?(?:a|b|i|u|em|font|small|span|strong)\b[^>]*>"
+
+
+def page_excerpt(text: str) -> str:
+    """A web page as its first tag and then its words: style sheets, scripts and the
+    other tags left out."""
+    text = re.sub(r"(?is)<(style|script)\b.*?(?:</\1\s*>|$)", " ", text)
+    first = re.match(r"\s*(<[^<>]*>)", text)
+    words = " ".join(re.sub(r"<[^>]*>?", " ", re.sub(_INLINE, "", text)).split())
+    return f"{first.group(1)} {words}" if first else words
 
 
 def _text(value: object) -> str:
@@ -201,6 +214,15 @@ def typed_error(failure: HttpFailure, what: str, *, uploading: bool = False,
     status, reason = failure.status, failure.reason
     detail = failure.message or (reason or "")
     label = f"HTTP {status}" + (f" {reason}" if reason else "")
+    sorry = google_sorry(failure)
+    if sorry is not None:
+        # Google's front end itself (403 or 429, on any request): not a filter, not Drive's
+        # permissions; it lifts the block by itself (google-drive-ruby issue 368, gdrive 667).
+        return errors.RemoteError(
+            f"{what}: refused ({label}) by Google itself: Google took this network's requests "
+            f"for automated queries ('{sorry}'). Not a Drive permission: no sharing setting or "
+            "login changes it. Google lifts such a block by itself, usually within a day: run "
+            "the command again later, or from another network", status=status, reason=None)
     page = _web_page(failure) if status in (401, 403, 407) else None
     if page is not None:
         # Drive's refusals are JSON with a reason: a page is a network filter's or a
@@ -339,13 +361,37 @@ def _forbidden(failure: HttpFailure, what: str, label: str, detail: str, *, uplo
         "access the file (sharing settings, shared drive membership).")
 
 
-def _web_page(failure: HttpFailure) -> Optional[str]:
+def _page_words(failure: HttpFailure) -> Optional[str]:
     """The words of an error answer that is a web page (Drive's all carry a JSON reason),
-    tags left out; None when it is not one."""
+    tags left out (:func:`parse_error_body` kept its first); None when it is not one."""
     if failure.reason or not failure.message.lstrip().startswith("<"):
         return None
-    words = " ".join(re.sub(r"<[^>]*>?", " ", failure.message).split())
+    return " ".join(re.sub(r"<[^>]*>?", " ", failure.message).split())
+
+
+def _web_page(failure: HttpFailure) -> Optional[str]:
+    """The first words of an error answer that is a web page; None when it is not one."""
+    words = _page_words(failure)
+    if words is None:
+        return None
     return words[:120] + ("..." if len(words) > 120 else "")
+
+
+#: What Google's own "Sorry..." page says when its front end takes a network's requests for
+#: automated queries ("We're sorry... but your computer or network may be sending automated
+#: queries"); users met it from www.googleapis.com as a 403 and as a 429.
+SORRY_WORDS = "automated queries"
+
+
+def google_sorry(failure: HttpFailure) -> Optional[str]:
+    """The words of Google's own "Sorry..." page (from "We're sorry" to "automated queries."),
+    when ``failure`` is that page; else None."""
+    words = _page_words(failure)
+    at = words.find(SORRY_WORDS) if words else -1
+    if words is None or at < 0:
+        return None
+    start = max(words.rfind("We're sorry", 0, at), words.rfind("We\\'re sorry", 0, at), 0)
+    return words[start:at + len(SORRY_WORDS) + 1].rstrip()
 
 
 def _wanted_scope(failure: HttpFailure) -> str:

@@ -320,6 +320,8 @@ def retrying(what: str, attempts: Optional[int] = None, *,
         failure = answers.failure_of(exc)
         if uploading and failure is not None and answers.daily_cap(failure):
             raise answers.typed_error(failure, what, uploading=True) from exc
+        if failure is not None and answers.google_sorry(failure):  # a 429 "Sorry..." page
+            raise answers.typed_error(failure, what) from exc
         info = classify(exc)
         reason = info.reason if info else str(exc)
         detail = f": {failure.message}" if failure is not None and failure.message else ""
