@@ -109,6 +109,12 @@ class PermissionDeniedError(DriveStageError, PermissionError):
     """Drive refused access (403 insufficientFilePermissions and friends)."""
 
 
+class WebPageRefusalError(PermissionDeniedError):
+    """A 401/403/407 that came as a web page, not as Drive's JSON answer: a network filter's
+    or a captive portal's. No role or sharing setting is missing, so nothing is tried as if
+    Drive had refused (a permanent delete is not retried as a trash)."""
+
+
 class DownloadRestrictedError(PermissionDeniedError):
     """The file's owner turned downloading off for viewers and commenters
     (``copyRequiresWriterPermission``; 403 ``cannotDownloadFile``): this account sees the

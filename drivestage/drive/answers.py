@@ -227,7 +227,7 @@ def typed_error(failure: HttpFailure, what: str, *, uploading: bool = False,
     if page is not None:
         # Drive's refusals are JSON with a reason: a page is a network filter's or a
         # captive portal's (407: a proxy's own login), which no login or sharing lifts.
-        return errors.PermissionDeniedError(
+        return errors.WebPageRefusalError(
             f"{what}: refused ({label}) by something between here and Drive, not by Drive: "
             f"its answer is a web page ('{page}'), not Drive's. A network filter (a company's "
             "or school's proxy or firewall, a captive portal) may block Google Drive, or "
@@ -427,11 +427,21 @@ def raise_for_status(status: int, body: object, headers: Optional[Mapping[str, s
     raise HttpError(httplib2.Response(info), well_formed_error(status, raw), uri=uri)
 
 
+def drive_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` is Drive's own refusal (403 insufficientFilePermissions...): a
+    permanent delete it refuses in a shared drive is worth a trash (a Content manager's);
+    a web page in its place (:class:`~drivestage.errors.WebPageRefusalError`) is not."""
+    return isinstance(exc, errors.PermissionDeniedError) and \
+        not isinstance(exc, errors.WebPageRefusalError)
+
+
 def not_removed(where: str, refused: errors.DriveStageError, again: errors.DriveStageError,
                 shared_drive: Optional[str]) -> errors.DriveStageError:
     """Why ``where`` could be neither deleted (``refused``) nor trashed (``again``): in a
     shared drive both refused means a missing role (a Contributor's), not a missing access."""
-    if not shared_drive or not isinstance(again, errors.PermissionDeniedError):
+    if isinstance(again, errors.WebPageRefusalError):
+        return again    # the trash was stopped on the way: that says what to do
+    if not shared_drive or not drive_refused(again):
         return refused
     return errors.PermissionDeniedError(
         f"{where} cannot be removed: in a shared drive, moving an item to the trash needs the "

@@ -25,8 +25,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence, TypeVar
 from drivestage.drive import answers, batches, provenance, removal, retry
 from drivestage.drive.resources import DriveEntry, is_trashed
 from drivestage.drive.transport import Transport
-from drivestage.errors import (DriveStageError, KeptMovedError, LeftAloneError, NotFoundError,
-                               PermissionDeniedError)
+from drivestage.errors import DriveStageError, KeptMovedError, LeftAloneError, NotFoundError
 from drivestage.store import RemoteEntry, kept_moved
 
 T = TypeVar("T")
@@ -229,7 +228,7 @@ class Deletes:
         for e in ok:
             key, name = self._key(e), where[self._key(e)]
             outcome = self._settle(e, got[key], name, trash, sent.get(key, 1))
-            if isinstance(outcome, PermissionDeniedError) and not trash:
+            if outcome is not None and answers.drive_refused(outcome) and not trash:
                 refused[e.id] = outcome  # tried as a trash below, as a lone delete is
             else:
                 out[e.id] = outcome
