@@ -61,3 +61,20 @@ def test_googles_sorry_page_is_named_as_googles(emulator, proxy, liar_env, tmp_p
     assert proxy.count("GET", blocked) == (1 if status == 403 else 3), line
     assert not (tmp_path / "d" / "a.bin").exists()   # no file under its final name
     shown("Google took this network's requests for automated queries", line)
+
+
+def test_googles_sorry_page_on_an_upload(emulator, proxy, liar_env, tmp_path):
+    """As gdrive issue 667 met it: a 429 "Sorry..." page to the upload's start. Retried as
+    any 429, then said as Google's block; nothing is made on Drive."""
+    src = tmp_path / "run"
+    src.mkdir()
+    (src / "a.pt").write_bytes(b"w" * 1000)
+    emulator.add_folder("runs")
+    proxy.on("POST", r"^/upload/", _sorry(429), forward=False)
+    code, out, err = _cli.run("push", str(src), "drive:runs/")
+    line = one_error_line(code, err)
+    assert "<" not in line, line
+    assert "refused (HTTP 429) by Google itself: Google took this network's requests for " \
+           "automated queries" in line, line
+    assert proxy.count("POST", r"^/upload/") == 3
+    assert emulator.find("a.pt") is None
