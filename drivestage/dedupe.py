@@ -34,7 +34,7 @@ from typing import Optional, Sequence
 
 from drivestage import run_folders
 from drivestage.errors import DanglingShortcutError, DriveStageError, NotFoundError, \
-    PermissionDeniedError, UsageError
+    PermissionDeniedError, UsageError, WebPageRefusalError
 from drivestage.remote import Where, open_store
 from drivestage.paths import StorePath
 from drivestage.store import RemoteEntry, RemoteStore
@@ -285,6 +285,8 @@ class _Dedupe:
         if not self.dry_run:
             try:
                 self.store.move(item, dup, into)
+            except WebPageRefusalError:
+                raise   # a network filter's page, not Drive's: every request after meets it
             except PermissionDeniedError as exc:
                 return self._refuse(item, where, dup.id, str(exc))
             except NotFoundError as exc:
@@ -306,6 +308,8 @@ class _Dedupe:
         if not self.dry_run:
             try:
                 self.store.delete(item, trash=True)
+            except WebPageRefusalError:
+                raise
             except PermissionDeniedError as exc:
                 return self._refuse(item, where, folder_id, str(exc))
             except NotFoundError as exc:
