@@ -190,6 +190,12 @@ class RemoteError(DriveStageError, OSError):
         self.status, self.reason = status, reason
 
 
+class BlockedByGoogleError(RemoteError):
+    """Google's front end answered with its own "Sorry..." page: it took this network's
+    requests for automated queries. Every request from here meets it for a while (hours), so
+    a push starts no other upload."""
+
+
 class RetriesExhaustedError(RemoteError):
     """A request kept getting answers worth retrying (429, 5xx, a dropped connection) through
     every retry: Drive is not taking requests now, so a push starts no further upload."""

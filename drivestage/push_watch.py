@@ -8,9 +8,9 @@ import logging
 import threading
 from typing import Iterable, Mapping, Optional
 
-from drivestage.errors import AuthError, DailyLimitError, DailyUploadCapError, \
-    DriveStageError, FolderGoneError, ItemCreationLimitError, NotFoundError, \
-    QuotaExceededError, RetriesExhaustedError, TrashedError
+from drivestage.errors import AuthError, BlockedByGoogleError, DailyLimitError, \
+    DailyUploadCapError, DriveStageError, FolderGoneError, ItemCreationLimitError, \
+    NotFoundError, QuotaExceededError, RetriesExhaustedError, TrashedError
 from drivestage.paths import StorePath
 from drivestage.store import RemoteEntry, RemoteStore
 
@@ -18,7 +18,7 @@ log = logging.getLogger("drivestage.upload_tree")
 
 #: Failures of the account, not of a file: the first one stops the push's uploads.
 ACCOUNT_WIDE = (QuotaExceededError, DailyUploadCapError, DailyLimitError, AuthError,
-                ItemCreationLimitError)
+                ItemCreationLimitError, BlockedByGoogleError)
 #: Uploads in a row, none verified between them, that ran out of retries before a push
 #: starts no other (:class:`Halt`).
 GIVEN_UP_IN_A_ROW = 2

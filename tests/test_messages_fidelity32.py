@@ -78,3 +78,20 @@ def test_googles_sorry_page_on_an_upload(emulator, proxy, liar_env, tmp_path):
            "automated queries" in line, line
     assert proxy.count("POST", r"^/upload/") == 3
     assert emulator.find("a.pt") is None
+
+
+def test_googles_sorry_page_halts_a_push(emulator, proxy, liar_env, tmp_path):
+    """The block is the whole network's: a push of three files starts no other upload after
+    the first one met the page (before, each file went through every retry: with the
+    default 8 attempts, about 95 s of backoff per file)."""
+    src = tmp_path / "run"
+    src.mkdir()
+    for i in range(3):
+        (src / f"e{i}.pt").write_bytes(bytes([i]) * 1000)
+    emulator.add_folder("runs")
+    proxy.on("POST", r"^/upload/", _sorry(429), forward=False)
+    code, out, err = _cli.run("push", str(src), "drive:runs/", "--jobs", "1")
+    line = one_error_line(code, err)
+    assert "by Google itself: Google took this network's requests for automated queries" \
+        in line, line
+    assert proxy.count("POST", r"^/upload/") == 3   # one file's attempts, then no other

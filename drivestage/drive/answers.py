@@ -218,7 +218,7 @@ def typed_error(failure: HttpFailure, what: str, *, uploading: bool = False,
     if sorry is not None:
         # Google's front end itself (403 or 429, on any request): not a filter, not Drive's
         # permissions; it lifts the block by itself (google-drive-ruby issue 368, gdrive 667).
-        return errors.RemoteError(
+        return errors.BlockedByGoogleError(
             f"{what}: refused ({label}) by Google itself: Google took this network's requests "
             f"for automated queries ('{sorry}'). Not a Drive permission: no sharing setting or "
             "login changes it. Google lifts such a block by itself, usually within a day: run "
