@@ -2,7 +2,7 @@
 on a fresh Colab VM (no state folder, only the new run on the disk) trashed every older run
 folder whole, checkpoints and all: only this machine's ``run-folders.json`` knew them. A run
 folder now carries a PRIVATE and a PUBLIC custom property on Drive, sent with its insert (no
-request more) or set by one patch on an older one; another app's PRIVATE one marks nothing,
+request more) or set on an older one by a properties.insert each; another app's PRIVATE one marks nothing,
 the PUBLIC one marks for every app (Colab's OAuth client and a laptop's own see none of each
 other's PRIVATE ones)."""
 from __future__ import annotations
@@ -202,13 +202,13 @@ def test_a_new_run_folder_is_made_marked_with_no_request_more(emulator, env, tmp
     emulator.clear_requests()
     assert run("push", str(folder), "drive:data/exp1")[0] == 0
     assert emulator.properties_of(emulator.find("data/exp1")["id"]) == []
-    assert "files.patch" not in emulator.api_calls()
+    assert "properties.insert" not in emulator.api_calls()
 
 
-def test_an_older_run_folder_is_marked_by_one_patch_once(emulator, env, tmp_path):
+def test_an_older_run_folder_is_marked_once(emulator, env, tmp_path):
     """A run folder recorded here by a drivestage that made no marks: the first push of
-    the folder above marks it, one files.patch; no push after patches again, nor does
-    the run's own push, which finds it marked."""
+    the folder above marks it (a properties.insert each of its PRIVATE and PUBLIC mark);
+    no push after marks it again, nor does the run's own push, which finds it marked."""
     folder = tmp_path / "runs" / "exp1"
     folder.mkdir(parents=True)
     _save(str(folder), 1)
@@ -222,13 +222,14 @@ def test_an_older_run_folder_is_marked_by_one_patch_once(emulator, env, tmp_path
         assert code == 0, err
     DriveFolder("drive:runs/exp1", str(folder), retention_policy(0, 0, None)).push()
 
-    assert [r.kind for r in emulator.requests if r.kind == "files.patch"] == ["files.patch"]
+    assert [r.kind for r in emulator.requests if r.kind.startswith("properties.")
+            or r.kind == "files.patch"] == ["properties.insert"] * 2
     assert emulator.properties_of(exp1) == OURS
 
 
 def test_a_run_push_into_an_older_folder_marks_it_once(emulator, env, tmp_path):
     """The run's own push into a folder made before marks (by hand, or an older version):
-    one patch, at its first push only."""
+    its two marks, at its first push only."""
     emulator.add_folder("runs/exp1")
     folder = tmp_path / "exp1"
     folder.mkdir()
@@ -237,7 +238,7 @@ def test_a_run_push_into_an_older_folder_marks_it_once(emulator, env, tmp_path):
     for epoch in (1, 2):
         _save(str(folder), epoch)
         drive.push()
-    assert emulator.api_calls("files.patch") == 1
+    assert emulator.api_calls("properties.insert") == 2
     assert emulator.properties_of(emulator.find("runs/exp1")["id"]) == OURS
 
 
@@ -266,7 +267,7 @@ def test_runs_forget_clears_the_mark_and_the_record(emulator, env, tmp_path, mon
 def test_a_mark_drive_refuses_is_said_once_and_the_push_goes_on(emulator, env, tmp_path,
                                                                  caplog):
     folder_id = emulator.add_folder("runs/exp1")
-    emulator.faults.inject(method="PATCH", path=folder_id, status=403,
+    emulator.faults.inject(method="POST", path=f"{folder_id}/properties", status=403,
                            reason="insufficientFilePermissions", times=None)
     folder = tmp_path / "exp1"
     folder.mkdir()
@@ -283,5 +284,5 @@ def test_a_mark_drive_refuses_is_said_once_and_the_push_goes_on(emulator, env, t
     assert said[0].startswith("could not mark drive:runs/exp1 as a run folder on the store (")
     assert said[0].endswith("): only this machine knows it is one; a push of a folder above "
                             "it with --delete from another machine would remove it")
-    assert emulator.api_calls("files.patch") == 1
+    assert emulator.api_calls("properties.insert") == 1   # the PRIVATE one, refused
     assert run_folders._file().read()   # the record on this machine still holds

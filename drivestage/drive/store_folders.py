@@ -72,24 +72,29 @@ class FolderMaking:
 
     def mark_run_folder(self, folder: RemoteEntry, mark: bool = True) -> bool:
         """Mark ``folder`` (a run folder made before marks were) on Drive, by one
-        ``files.patch``; or, with ``mark`` False, remove the mark (``properties.delete`` of
-        its PRIVATE and its PUBLIC property: one already gone is fine). A folder reached through a shortcut: its target."""
+        ``properties.insert`` each of its PRIVATE and its PUBLIC property; or, with ``mark``
+        False, remove the mark (``properties.delete`` of both: one already gone is fine). A
+        folder reached through a shortcut: its target."""
         where = self.describe(folder)
-        files = self.transport.files()
         if mark:
-            def patch(props: list[dict[str, str]]) -> Any:
-                return self.call(f"mark {where} as a run folder", lambda: files.patch(
-                    fileId=folder.id, body={"properties": props}, supportsAllDrives=True,
-                    fields="id").execute(http=self.transport.http()))
+            # properties.insert adds or updates one property and leaves the others: whether a
+            # files.patch with a properties array merges or replaces it, the v2 reference
+            # does not say, and replacing would wipe other tools' properties (fidelity32).
+            service = self.transport.service
+
+            def insert(prop: dict[str, str]) -> Any:
+                return self.call(f"mark {where} as a run folder", lambda: service.properties()
+                                 .insert(fileId=folder.id, body=prop)
+                                 .execute(http=self.transport.http()))
+            insert(MARK_PROPERTIES[0])
             try:
-                patch(MARK_PROPERTIES)
+                insert(MARK_PROPERTIES[1])
             except DriveStageError as exc:
-                # A folder at Drive's limit of 30 PUBLIC properties (other tools'): the
-                # patch is refused whole, and this app's own PRIVATE mark went with it.
+                # A folder at Drive's limit of 30 PUBLIC properties (other tools'): this
+                # app's own PRIVATE mark is there; other clients know it by their records.
                 failure = answers.failure_of(exc)
                 if failure is None or failure.reason != "propertyCountLimitExceeded":
                     raise
-                patch(MARK_PROPERTIES[:1])
                 log.warning("marked %s as a run folder for this OAuth client only: it holds "
                             "as many public properties as Drive allows (%s); a machine "
                             "signed in with another client knows it by its records alone",

@@ -8,7 +8,10 @@ Drive's answers as clients report them:
   PRIVATE one: of the same app), the others stay (merged, not replaced). ``visibility``
   defaults to PRIVATE. A ``value`` of null clears the property (v3 documents this for its
   ``properties`` map; the v2 reference does not say, ``properties.delete`` is v2's way).
-- ``properties.list`` / ``get`` / ``delete`` (``?visibility=``, PRIVATE by default).
+- ``properties.list`` / ``get`` / ``insert`` / ``delete`` (``?visibility=``, PRIVATE by
+  default; ``insert`` adds the body's property or updates the one of its key and
+  visibility). Whether a patch merges (the default here) or replaces the array, the v2
+  reference does not say: ``Emulator.patch_replaces_properties`` makes it replace.
 - PRIVATE properties belong to the app (the OAuth client) that set them: only that app sees
   or changes them. The emulator's app is a token's (:meth:`Emulator.set_token_app`; every
   token is :data:`DEFAULT_APP` unless told otherwise, and so is the Python API). PUBLIC ones
@@ -73,6 +76,15 @@ def merged(current: list, given: Any, app: Optional[str]) -> list:
         out.append({"key": key, "value": value, "visibility": vis, "app": owner})
     _check_counts(out)
     return out
+
+
+def replacing(rec: dict, given: list, app: str) -> list:
+    """``given`` (a patch's ``properties``) as a request that replaces the array would act:
+    every property ``app`` sees and ``given`` does not name is cleared
+    (:attr:`Emulator.patch_replaces_properties`)."""
+    named = {(p.get("key"), p.get("visibility") or PRIVATE) for p in given if isinstance(p, dict)}
+    return [{"key": p["key"], "visibility": p["visibility"], "value": None}
+            for p in seen_by(rec, app) if (p["key"], p["visibility"]) not in named] + given
 
 
 def _same(p: dict, key: str, vis: str, owner: Optional[str]) -> bool:

@@ -129,6 +129,8 @@ class MetadataRoutes:
     def _files_update(self, file_id: str) -> None:
         meta = properties.stamped(self._read_json(), self.caller.app)
         rec, acc = visible(self.store, file_id, self.caller)
+        if self.emu.patch_replaces_properties and isinstance(meta.get("properties"), list):
+            meta["properties"] = properties.replacing(rec, meta["properties"], self.caller.app)
         add = [p for p in (self.query.get("addParents") or "").split(",") if p]
         remove = [p for p in (self.query.get("removeParents") or "").split(",") if p]
         trashing = "trashed" in (meta.get("labels") or {}) and bool(meta["labels"]["trashed"]) != rec["trashed"]
@@ -258,6 +260,23 @@ class MetadataRoutes:
                                   "selfLink": f"{base}drive/v2/files/{rec['id']}/properties",
                                   "items": [properties.render(rec, p, base) for p in
                                             properties.seen_by(rec, self.caller.app)]})
+
+    def _properties_insert(self, file_id: str) -> None:
+        """Adds the property the body gives, or updates the one of its key and visibility
+        (the v2 reference's words): the others stay."""
+        body = self._read_json()
+        rec, acc = self._on_any_drive(file_id)
+        require(can_write(acc))
+        with self.store.lock:
+            rec = self.store.get(rec["id"])
+            props = properties.merged(rec.get("properties") or [], [body], self.caller.app)
+            rec = self.store.set_properties(rec["id"], props)
+        key, vis = body.get("key"), body.get("visibility") or properties.PRIVATE
+        [made] = [p for p in properties.seen_by(rec, self.caller.app)
+                  if p["key"] == key and p["visibility"] == vis] or [None]
+        if made is None:   # a null value: nothing to answer with
+            raise properties.not_found(str(key), vis)
+        self._send_resource(200, properties.render(rec, made, self._base()))
 
     def _properties_get(self, file_id: str, key: str) -> None:
         rec, _ = self._on_any_drive(file_id)

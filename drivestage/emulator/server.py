@@ -100,6 +100,10 @@ class Emulator(SeedingApi):
         #: ``fields``: Drive v2 leaves out ``permissions`` there (PyDrive issue 159); whether
         #: it leaves out ``properties`` too is not documented, so a test can make it.
         self.list_leaves_out: set[str] = set()
+        #: Whether ``files.patch`` / ``update`` replace the ``properties`` the caller sees
+        #: with the ones the request gives, instead of merging them: the v2 reference does
+        #: not say which Drive does (fidelity32), so a test can make it replace.
+        self.patch_replaces_properties = False
         self.api_quota = ApiQuota()
         if api_quota is not None:
             self.api_quota.configure(api_quota)
