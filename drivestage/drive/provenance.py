@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping, Optional
 
+from drivestage.drive.resources import FOLDER_MIME
 from drivestage.errors import LeftAloneError, WrongItemError
 from drivestage.paths import printable
 from drivestage.store import RemoteEntry
@@ -123,6 +124,7 @@ def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optio
     what the plan meant to delete is not there any more: callers take it as gone). Drive's listings lag (and a cache
     may serve an old one): a checkpoint the user renamed or moved away to keep it was still
     listed as it was, and a prune deleted it from its new name or folder."""
+    _check_kind(res, entry, where)
     now = res.get("md5Checksum")
     change = moved_since_listed(res, entry, listed_in)
     if change is None and entry.md5 and isinstance(now, str) and now.lower() != entry.md5.lower():
@@ -131,6 +133,20 @@ def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optio
         return
     log.warning("%s was %s on Drive since it was listed; not deleted", where, change)
     raise LeftAloneError(f"{where} was {change} on Drive since it was listed; not deleted")
+
+
+def _check_kind(res: Mapping[str, Any], entry: RemoteEntry, where: str) -> None:
+    """Before ``entry`` is deleted: files.get shows it as the kind the listing did. Drive
+    never turns a file into a folder: a listing that showed a folder as a file (a proxy, a
+    server that is not Drive) had ``push --delete`` trash a run folder whole, checkpoints and
+    all, as a file SRC lacks (attackpush32)."""
+    mime = res.get("mimeType")
+    if not isinstance(mime, str) or (mime == FOLDER_MIME) == entry.is_dir:
+        return
+    listed, now = ("a folder", "a file") if entry.is_dir else ("a file", "a folder")
+    raise WrongItemError(
+        f"delete {where}: the server listed it as {listed}, but files.get answers {now}; "
+        f"stopped, not deleted. {_ADVICE}")
 
 
 def check_moved(res: Mapping[str, Any], target_id: str, source_id: str, where: str) -> None:
