@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping, Optional
 
-from drivestage.drive.resources import FOLDER_MIME
+from drivestage.drive.resources import FOLDER_MIME, SHORTCUT_MIME
 from drivestage.errors import LeftAloneError, WrongItemError
 from drivestage.paths import printable
 from drivestage.store import RemoteEntry
@@ -147,6 +147,18 @@ def _check_kind(res: Mapping[str, Any], entry: RemoteEntry, where: str) -> None:
     raise WrongItemError(
         f"delete {where}: the server listed it as {listed}, but files.get answers {now}; "
         f"stopped, not deleted. {_ADVICE}")
+
+
+def check_shortcut(res: Mapping[str, Any], where: str) -> None:
+    """Before a shortcut is deleted: files.get of its own id shows a shortcut. A listing
+    that showed a folder as a shortcut had ``push --delete`` delete that folder by the
+    "shortcut's" id, unchecked, whatever it held (attackpush32)."""
+    mime = res.get("mimeType")
+    if isinstance(mime, str) and mime != SHORTCUT_MIME:
+        now = "a folder" if mime == FOLDER_MIME else "a file"
+        raise WrongItemError(
+            f"delete {where}: the server listed it as a shortcut, but files.get answers {now}; "
+            f"stopped, not deleted. {_ADVICE}")
 
 
 def check_moved(res: Mapping[str, Any], target_id: str, source_id: str, where: str) -> None:

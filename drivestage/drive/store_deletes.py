@@ -74,10 +74,12 @@ class Deletes:
         shortcut is removed, never its target. Where Drive refuses a permanent delete but
         allows the trash (a shared drive's Content manager), the item goes to the trash, with
         one warning per run naming the role that deletes (:mod:`drivestage.drive.removal`)."""
+        where = self.describe(entry)
         if not (isinstance(entry, DriveEntry) and entry.via_shortcut):  # not on a stale listing
-            where = self.describe(entry)
             provenance.check_as_listed(self._get(entry.id, where), entry,
                                        self._listed_in.get(entry.id), where)
+        else:  # (a shortcut: what its id names is one, never a folder listed as one)
+            provenance.check_shortcut(self._get(self._key(entry), where), where)
         removal.remove(self.call, self.drive.CreateFile({"id": self._key(entry)}),
                        self.describe(entry), trash, drive_id=self.drive_id,
                        scope=self.drive_id or self.label)
@@ -130,7 +132,9 @@ class Deletes:
         outage: the items after it are not asked, nor in the answer). An item of ``kept``
         is checked as one the plan keeps (:class:`KeptMovedError` when not as listed)."""
         keeps = {k.id for k in kept}
-        ids = [e.id for e in chunk if not (isinstance(e, DriveEntry) and e.via_shortcut)]
+        # A shortcut is read by its own id (the one its delete names).
+        asked = {e.id: self._key(e) for e in chunk}
+        ids = list(asked.values())
         ids += [k.id for k in kept]  # last in the batch, but told first: they decide for all
         for _ in range(2):
             began = time.monotonic()
@@ -142,21 +146,20 @@ class Deletes:
             got = {}
         out: dict[str, Optional[DriveStageError]] = {}
         for e in list(kept) + chunk:
-            if e.id not in ids:
-                out[e.id] = None  # a shortcut: removed itself, never its target
-                continue
-            where = self.describe(e)
+            where, read = self.describe(e), e.id if e.id in keeps else asked[e.id]
             try:
-                res = got.get(e.id)
+                res = got.get(read)
                 if res is None or isinstance(res, batches.Doubtful):
-                    raw = self._get(e.id, where)  # read alone
+                    raw = self._get(read, where)  # read alone
                 elif isinstance(res, BaseException):
                     typed = retry.translate(res, f"stat {where}")
                     raise typed from (None if typed is res else res)
                 else:
-                    raw = self._got(res, e.id, where)
+                    raw = self._got(res, read, where)
                 if e.id in keeps:
                     _check_kept(raw, e, self._listed_in.get(e.id), where)
+                elif isinstance(e, DriveEntry) and e.via_shortcut:
+                    provenance.check_shortcut(raw, where)  # removed itself, never its target
                 else:
                     provenance.check_as_listed(raw, e, self._listed_in.get(e.id), where)
             except NotFoundError as exc:
