@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, MutableMapping, Optional, Sequence
 
 from drivestage import other_runs, sidecar
-from drivestage.errors import DriveStageError, LocalFileError
+from drivestage.errors import DriveStageError, LocalFileError, PermissionDeniedError
 from drivestage.local_tree import LocalFile
 from drivestage.old_copies import Key, Listings
 from drivestage.paths import StorePath, matches
@@ -69,6 +69,8 @@ _unwritten: set[tuple[str, str, tuple[str, ...]]] = set()
 _said: "MutableMapping[RemoteStore, set[str]]" = weakref.WeakKeyDictionary()
 #: The run folders this process marked on the store, by place (one request each, once).
 _patched: set[str] = set()
+#: Those it could not mark (said once, though an outage's is tried again at each push).
+_unmarked: set[str] = set()
 
 
 def _file(path: Optional[Path] = None) -> JsonFile:
@@ -136,6 +138,13 @@ def mark(store: RemoteStore, folder: RemoteEntry) -> None:
     try:
         store.mark_run_folder(folder)
     except DriveStageError as exc:
+        if not isinstance(exc, PermissionDeniedError):
+            # An outage (5xx, no answer) passes: tried again at the next push. Once only, a
+            # run whose first push met one stayed unmarked for days of training (attackpush32).
+            _patched.discard(place)
+        if place in _unmarked:
+            return
+        _unmarked.add(place)
         log.warning("could not mark %s as a run folder on the store (%s): only this machine "
                     "knows it is one; a push of a folder above it with --delete from another "
                     "machine would remove it", store.describe(folder), exc)
