@@ -61,3 +61,24 @@ def test_a_run_folder_listed_as_another_kind_is_not_deleted(emulator, proxy, lia
         "DRIVESTAGE_API_ROOT and any proxy or cache between you and Drive")
     assert live_md5s(emulator, "runs/exp2") == before["exp2"]
     assert live_md5s(emulator, "runs/exp1") == before["exp1"]
+
+
+@pytest.mark.parametrize("kind", ["file", "shortcut"])
+def test_a_lone_delete_of_a_folder_taken_for_another_kind_deletes_nothing(emulator, store,
+                                                                          kind):
+    """The same check on a lone deletion (a duplicate's repair, dedupe): no batch."""
+    from drivestage.drive.resources import DriveEntry
+    from drivestage.errors import WrongItemError
+
+    runs = emulator.add_folder("runs")
+    folder = emulator.add_folder("runs/exp2")
+    emulator.add_file("runs/exp2/epoch_001.pt", b"w" * 10)
+    entry = DriveEntry(id=folder, name="exp2", is_dir=False, parent_id=runs) \
+        if kind == "file" else DriveEntry(id=emulator.add_folder("elsewhere"), name="exp2",
+                                          is_dir=True, parent_id=runs, shortcut_id=folder)
+
+    with pytest.raises(WrongItemError, match=f"listed it as a {kind}, but files.get answers "
+                                             "a folder; stopped, not deleted"):
+        store.delete(entry, trash=False)
+
+    assert set(live_md5s(emulator, "runs/exp2")) == {"epoch_001.pt"}
