@@ -234,8 +234,8 @@ class Owned:
     exclude: dict[str, list[str]] = field(default_factory=dict)  # run folder -> its excludes
     marks: frozenset[str] = frozenset()                     # every record's place
     #: DEST itself is a run folder, pushed here without a policy (``push ./runs/exp1
-    #: drive:runs/exp1 --delete``): ``--delete`` removes none of the checkpoints, sidecars
-    #: and excluded files directly in it either (where its run's retention acts).
+    #: drive:runs/exp1 --delete``): ``--delete`` removes none of the checkpoints, sidecars,
+    #: excluded files and folders in it either, as a push of the folder above does.
     dest: bool = False
 
     def marked(self, store: RemoteStore, folder: RemoteEntry) -> bool:
@@ -261,15 +261,18 @@ class Owned:
     def kept_ids(self, files: Iterable[LocalFile], listing: Listings) -> set[str]:
         """The store files and folders ``--delete`` leaves: in run folders, every checkpoint,
         sidecar and folder; a run folder SRC lacks, whole; in DEST where it is one
-        (:attr:`dest`), the checkpoints, sidecars and excluded files directly in it."""
+        (:attr:`dest`), the same: its checkpoints, sidecars, excluded files and folders, at
+        any depth."""
         scope = dict(self.folders)
         if self.dest:   # (keep_local removed from the disk what the run keeps on the store)
-            scope[""] = ""
+            # Every folder in it, as a push from the folder above keeps them (attackpush32:
+            # weights/w1.pt and a Drive-only old/ went, under a line saying none would).
+            scope.update({rel: "" for rel in listing if rel not in scope})
         run = self._run_files(files, listing, scope)
         out = set(self.whole)
         for rel in scope:
             for name, entries in listing.get(rel, {}).items():
-                out |= {e.id for e in entries if (e.is_dir and rel in self.folders) or (
+                out |= {e.id for e in entries if (e.is_dir and (self.dest or rel in self.folders)) or (
                     not e.is_dir and (name in run[rel] or self._excluded(scope, rel, name)))}
         return out
 
