@@ -47,7 +47,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, MutableMapping, Optional, Sequence
 
 from drivestage import other_runs, sidecar
-from drivestage.errors import DriveStageError, LocalFileError, PermissionDeniedError
+from drivestage.errors import DriveStageError, LocalFileError, PermissionDeniedError, \
+    WebPageRefusalError
 from drivestage.local_tree import LocalFile
 from drivestage.old_copies import Key, Listings
 from drivestage.paths import StorePath, matches
@@ -169,22 +170,38 @@ def carry(store: RemoteStore, dup: RemoteEntry, into: RemoteEntry) -> None:
 
 
 def forget(store: RemoteStore, folder: RemoteEntry) -> tuple[bool, bool]:
-    """``folder`` is no run folder any more: its mark on the store cleared and its record in
-    the state folder removed. Returns (whether it had a mark, whether it had a record)."""
+    """``folder`` is no run folder any more: its record in the state folder removed and its
+    mark on the store cleared. Returns (whether it had a mark, whether it had a record).
+    A store that refuses this account the clearing (a commenter, a reader): a
+    PermissionDeniedError saying the mark stays, once the record is gone."""
     place, states = key(store, folder), _file()
-    # (asked of the folder itself where the listing showed no mark: it said "was no run
-    # folder: no mark on Drive" and left both marks)
-    marked = store.run_marked(folder) and store.mark_run_folder(folder, False)
-    _patched.discard(place)
     had: list[bool] = []
 
     def change(data: dict[str, Any]) -> None:
         had.append(data.pop(place, None) is not None)
 
+    # The record first: clearing the mark may be refused (attackpush32: a commenter's
+    # forget left both, under advice to check that the account could see the folder).
     if place in states.read():
         states.update(change)
     for done in [d for d in _recorded if d[1] == place]:
         del _recorded[done]
+    _patched.discard(place)
+    try:
+        # (asked of the folder itself where the listing showed no mark: it said "was no
+        # run folder: no mark on Drive" and left both marks)
+        marked = store.run_marked(folder) and store.mark_run_folder(folder, False)
+    except PermissionDeniedError as exc:
+        if isinstance(exc, WebPageRefusalError):
+            raise
+        where = store.describe(folder)
+        record = "this machine's record of it removed" if any(had) else \
+            "no record of it on this machine"
+        raise PermissionDeniedError(
+            f"{where}: its run-folder mark stays on Drive: this account may not edit the "
+            f"folder, and clearing the mark needs an editor's role (or a shared drive's "
+            f"Contributor or above); {record}; someone with that role can run "
+            f"drivestage runs forget {where}") from exc
     return bool(marked), any(had)
 
 
