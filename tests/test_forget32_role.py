@@ -42,3 +42,11 @@ def test_a_commenters_forget_removes_the_record_and_says_the_mark_stays(emulator
                               "mark on Drive cleared\n")
     assert emulator.properties_of(emulator.find("runs/exp1", drive_id=team)["id"]) == []
     assert os.path.isfile(folder / "epoch_001.pt")
+
+
+def test_forget_of_a_local_folder_names_no_drive(env, tmp_path):
+    """attackpush32: ``runs forget /mnt/nas/runs/exp1`` said ``no mark on Drive``."""
+    (tmp_path / "nas" / "exp1").mkdir(parents=True)
+    code, out, _ = run("runs", "forget", str(tmp_path / "nas" / "exp1"))
+    assert (code, out) == (0, f"{tmp_path / 'nas' / 'exp1'} was no run folder: no record on "
+                              "this machine\n")

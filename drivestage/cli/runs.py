@@ -43,7 +43,9 @@ def forget_cmd(dest: str, api_root: Optional[str], credentials: Optional[str]) -
         raise UsageError(f"{where} is a file, not a folder; runs forget takes a run folder")
     marked, recorded = run_folders.forget(store, folder)
     if not (marked or recorded):
-        click.echo(f"{where} was no run folder: no mark on Drive, no record on this machine")
+        # (a local store holds no marks: "no mark on Drive" named a Drive it never asked)
+        marks = "no mark on Drive, " if dest.startswith("drive:") else ""
+        click.echo(f"{where} was no run folder: {marks}no record on this machine")
         return
     done = [what for what, was in (("its mark on Drive cleared", marked),
                                    ("this machine's record of it removed", recorded)) if was]
