@@ -207,7 +207,7 @@ def _sweep(out_dir: str, drive: Any, run: Optional[str], at: Optional[Position],
                 found = []
         mine = ckpt.read_sidecar(os.path.join(folder, name))
         where = _elsewhere(out_dir, found or [], name, md5) or \
-            _superseded(found or [], mine, run) or _superseded_here(out_dir, mine, run)
+            _superseded(found or [], mine, run, at) or _superseded_here(out_dir, mine, run, at)
         if where is not None:
             shutil.rmtree(folder, ignore_errors=True)
             logger.info("removed %s, an earlier %s copy of %s: %s", folder, _whose(folder),
@@ -242,24 +242,35 @@ def _elsewhere(out_dir: str, found: list, name: str, md5: str) -> Optional[str]:
     return None
 
 
-def _superseded(found: list, mine: Any, run: Optional[str]) -> Optional[str]:
+def _superseded(found: list, mine: Any, run: Optional[str],
+                at: Optional[Position] = None) -> Optional[str]:
     """``<where> of this run is further on, saved later, verified``: a checkpoint on Drive
     of run ``run`` (this run's, the one starting) past the copy ``mine`` (its sidecar) of
     that run, and saved after it. The run went on past that copy (resumed from it with
     ``--resume <path>``: its md5 appears nowhere else, the run's saves being new states), as
-    retention's older checkpoints are; a copy of another run, or with no save time, stays."""
+    retention's older checkpoints are; a copy of another run, or with no save time, stays.
+    At a start (``at``: where the run starts), one further on than ``at`` is no witness: it
+    was never loaded, and ``--resume auto`` passed over it (it does not load, or holds no
+    state to train on), or left it behind; counted, it removed the only copy of the state
+    the run could go on from, the run starting from an older one (attackstop32)."""
     if mine is None or run is None or mine.run != run or mine.saved is None:
         return None
     for c in found:
         side = c.sidecar
         if side.run == run and side.saved is not None and side.saved > mine.saved and \
-                side.progress > mine.progress:
+                side.progress > mine.progress and _reached(side, at):
             at = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration).label
             return f"{c.where} ({at}) of this run is further on, saved later, verified there"
     return None
 
 
-def _superseded_here(out_dir: str, mine: Any, run: Optional[str]) -> Optional[str]:
+def _reached(side: Any, at: Optional[Position]) -> bool:
+    """Whether the run starting at ``at`` (None: not a start) is at or past ``side``."""
+    return at is None or side.progress <= (at.epoch, at.epoch_iteration)
+
+
+def _superseded_here(out_dir: str, mine: Any, run: Optional[str],
+                     at: Optional[Position] = None) -> Optional[str]:
     """As :func:`_superseded`, of the run folder's checkpoints (md5-checked against their
     sidecar; none in a Drive mount: mount30): a run without ``drive.logs`` resumed from a
     rescued state goes on there only."""
@@ -271,7 +282,8 @@ def _superseded_here(out_dir: str, mine: Any, run: Optional[str]) -> Optional[st
     except OSError:
         return None
     later = [c for c in here if c.sidecar.run == run and c.sidecar.saved is not None and
-             c.sidecar.saved > mine.saved and c.sidecar.progress > mine.progress]
+             c.sidecar.saved > mine.saved and c.sidecar.progress > mine.progress and
+             _reached(c.sidecar, at)]
     for c in sorted(later, key=lambda c: (c.sidecar.progress, c.described.name != "last.pt",
                                           c.described.name), reverse=True):
         if c.sidecar.md5 is not None and _md5(c.path) == c.sidecar.md5.lower():
