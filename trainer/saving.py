@@ -397,7 +397,7 @@ class Checkpointer(Callback):
                 if job.ended is not None:   # (written late: the push asked for missed it)
                     ticket = self.writer.push_soon()
                 self.writer.wait_pushed(ticket, self.stop.deadline)
-                message = stop_lines.stop_message(self, job, pos)
+                message = stop_lines.stop_message(self, job, pos, state)
         try:
             distributed.barrier()  # the other ranks leave with rank 0 (torchrun stops stragglers)
         except RuntimeError as exc:

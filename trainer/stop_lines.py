@@ -55,12 +55,14 @@ def saved_elsewhere(saver: Any, job: SaveJob, state: dict, pos: Position,
             f"verified there ({took:.1f} s after {saver.stop.since}; the temporary copy is "
             f"removed); resume with --resume auto")
 
-def stop_message(saver: Any, job: SaveJob, pos: Position) -> str:
+def stop_message(saver: Any, job: SaveJob, pos: Position, state: Optional[dict] = None) -> str:
+    """The stop's line for its save ``job``; ``state``: the state it wrote (kept in /tmp
+    where the run folder did not take it: a failed write freed the job's)."""
     head = f"stopped by {saver.stop.name} at {pos.label}"
     grace = f"train.grace_seconds ({saver.stop.grace_s:g} s)"
-    if not job.written:   # (a write that waits on a hung disk: its state kept in /tmp)
+    if not job.written:   # (a write that waits on a hung disk, or failed: kept in /tmp)
         why = job.error or f"its write in {saver.out_dir} has not ended within {grace}"
-        return stop_save.unwritten_text(job, head, str(why))
+        return stop_save.unwritten_text(job, head, str(why), state)
     if saver.drive_spec is None:
         return f"{head}: {job.name} is saved in {saver.out_dir}; resume with --resume auto"
     # Every file of the run not on Drive, not only this one: epoch files queued behind a

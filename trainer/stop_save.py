@@ -349,17 +349,22 @@ def rescue(state: dict, name: str, metrics: dict, saved: float) -> str:
     until it is mounted again); its path. ``saved``: when the state was taken (the sidecar's
     save time, as every save of the run has: the time of the rescue was not; stopleft31)."""
     folder = tempfile.mkdtemp(prefix=RESCUED)
-    return ckpt.save_checkpoint(state, os.path.join(folder, name), metrics=metrics,
-                                saved=saved)
+    try:
+        return ckpt.save_checkpoint(state, os.path.join(folder, name), metrics=metrics,
+                                    saved=saved)
+    except BaseException:   # (this disk full too): no empty folder left for the sweep
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
 
 
-def unwritten_text(job: Any, head: str, why: str) -> str:
+def unwritten_text(job: Any, head: str, why: str, state: Optional[dict] = None) -> str:
     """The end of a stop's line whose save the run folder did not take (``why``). A write that
     still waits there (a hung mount: its state still in memory, and no ``drive.logs`` to send
     it from elsewhere) has its state written on this machine's own disk and named: it was
-    dropped, though that disk answered (attackt31)."""
+    dropped, though that disk answered (attackt31). So has one that failed (the run folder's
+    disk full), given its ``state`` (the failed write freed the job's: attackstop32)."""
     text = f"{head}: {job.name} could not be written ({why})"
-    kept = kept_text(job, text)
+    kept = kept_text(job, text, state)
     if isinstance(kept, str):
         return kept
     nor = f", nor on this machine ({kept})" if kept is not None else ""
@@ -376,13 +381,13 @@ def epoch_kept(job: Any, stop: str) -> tuple[str, Optional[str]]:
     return head, kept if isinstance(kept, str) else None
 
 
-def kept_text(job: Any, head: str) -> "str | Exception | None":
+def kept_text(job: Any, head: str, state: Optional[dict] = None) -> "str | Exception | None":
     """``<head>; its state is saved in <path> on this machine: --resume <path> goes on from
     it …`` for a save (``job``) the run folder has not taken whose state is still in memory
     (its write waits there, or waited behind another: WriteStuck; a write that failed freed
-    it), written on this machine's own disk (:func:`rescue`); None without a state, the
-    error when this disk refused it too."""
-    state = dict(job.state) if not job.written else {}
+    it: ``state``, the caller's), written on this machine's own disk (:func:`rescue`); None
+    without a state, the error when this disk refused it too."""
+    state = dict(state or job.state) if not job.written else {}
     if not state:
         return None
     name = job.names[1] if len(job.names) > 1 else job.names[0]   # (epoch_NNN.pt, not last.pt)
