@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 
 import pytest
 import torch
@@ -75,14 +76,18 @@ def _files(folder) -> list[str]:
 
 @pytest.mark.slow
 def test_the_final_save_on_a_full_disk_fails_the_run_with_one_line_and_keeps_the_last_good(
-        tiny_config, small_disk, one_torch_thread, caplog):
+        tiny_config, small_disk, one_torch_thread, caplog, tmp_path, monkeypatch):
     """The disk fills up (another program) during the last epoch. The epoch's checkpoint
     cannot be written; before, the run still ended 0 ("checkpoints in logs") with last.pt one
     epoch behind, and the writer's error said "[enforce fail at inline_container.cc:672] .
-    unexpected pos 67094208 vs 67094096" (torch's zip writer) instead of the full disk."""
+    unexpected pos 67094208 vs 67094096" (torch's zip writer) instead of the full disk.
+    The trained epoch's state goes to this machine's temporary folder, on another disk, and
+    is named (attackstop32: it was dropped, "the newest checkpoint there is epoch_001.pt")."""
     from trainer.engine import fit
     from trainer.errors import SaveError
 
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     disk = small_disk(400 * MiB)
     logs = disk / "logs"
     cfg = _config(tiny_config, logs, **{"train.save_minutes": 0})  # (the room check: 5 files fit)
@@ -93,8 +98,14 @@ def test_the_final_save_on_a_full_disk_fails_the_run_with_one_line_and_keeps_the
     assert "\n" not in text
     assert text.startswith(f"could not write the checkpoint of epoch 2 (last.pt, epoch_002.pt, best.pt) "
                            f"in {logs}: [Errno 28] No space left on device; ")
-    assert text.endswith("the newest checkpoint there is epoch_001.pt (epoch 1, iteration 2): free "
-                         "some space and run the same command again to train on from it")
+    kept = os.path.join(tempfile.gettempdir(), os.listdir(tempfile.gettempdir())[0],
+                        "epoch_002.pt")
+    assert text.endswith(f"; its state is saved in {kept} on this machine: free some space, "
+                         f"then --resume {kept} goes on from it (copy it off this machine while "
+                         "it lasts)"), text
+    side = ckpt.read_sidecar(kept)
+    assert side.epoch == 2 and side.md5 == _md5(kept) and \
+        ckpt.load_checkpoint(kept)["epoch"] == 2
     # The files of epoch 1 are as they were, with their sidecars; no new final name, no temp.
     assert _files(logs) == ["epoch_001.json", "epoch_001.pt", "last.json", "last.pt", "loss.png",
                             "map.png", "results.csv", "tensorboard"]
@@ -110,7 +121,7 @@ def test_the_final_save_on_a_full_disk_fails_the_run_with_one_line_and_keeps_the
 
 @pytest.mark.slow
 def test_a_disk_full_to_the_last_byte_is_one_error_line_and_the_same_command_then_goes_on(
-        tiny_config, small_disk, one_torch_thread, caplog):
+        tiny_config, small_disk, one_torch_thread, caplog, monkeypatch):
     """Not a byte left as the last epoch ends: results.csv, the curves, TensorBoard and the
     checkpoint all fail. Before, results.csv's OSError came up through fit as a traceback
     (the checkpointer, last in line, never ran) and left ``.results.csv.tmp`` and
@@ -120,13 +131,17 @@ def test_a_disk_full_to_the_last_byte_is_one_error_line_and_the_same_command_the
 
     disk = small_disk(400 * MiB)
     logs = disk / "logs"
+    (disk / "tmp").mkdir()   # (the temporary folder on the same disk: full too)
+    monkeypatch.setattr(tempfile, "tempdir", str(disk / "tmp"))
     # No autosaves (this run is seconds long): the start-up check of the run again counts
     # two beside epoch 2's files otherwise (trainer23), more than the 265 MiB left here.
     cfg = _config(tiny_config, logs, **{"train.save_minutes": 0})
     with pytest.raises(SaveError) as failed:
         fit(cfg, resume="none", callbacks=[_FillsTheDisk(disk, 1, "epoch_001.json")])
-    assert "[Errno 28] No space left on device; the newest checkpoint there is epoch_001.pt " \
-           "(epoch 1, iteration 2)" in str(failed.value)
+    assert "[Errno 28] No space left on device, nor on this machine ([Errno 28] No space left " \
+           "on device); the newest checkpoint there is epoch_001.pt (epoch 1, iteration 2)" in \
+           str(failed.value)
+    assert os.listdir(disk / "tmp") == []
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any(m.startswith(f"could not write {logs / 'results.csv'}: [Errno 28]") for m in warned), warned
     assert [f for f in _files(logs) if f.startswith(".")] == []     # no temporary file left

@@ -91,3 +91,39 @@ def test_a_stop_whose_temporary_folder_is_on_the_same_full_disk_says_so_and_leav
         "where --resume auto continues"), str(stopped.value)
     assert stopped.value.exit_code == 143
     assert os.listdir(tmp) == []
+
+
+def test_the_last_epoch_on_a_full_disk_keeps_its_state_on_this_machine(tiny_config, small_disk):
+    """The run folder's disk full as the LAST epoch's checkpoint is written: the run ended
+    `could not write the checkpoint of epoch 2 (last.pt, epoch_002.pt) in …: [Errno 28] …;
+    the newest checkpoint there is epoch_001.pt …`, and the trained epoch, still in memory,
+    was dropped (a full epoch to train again). Now it is kept on this machine and named."""
+    from trainer.errors import SaveError
+
+    logs = small_disk(64 << 20) / "logs"
+    run, writer, saver = _policy(tiny_config, logs)
+    try:
+        run.state.pos = Position(1, 2, 0)
+        saver.on_fit_epoch_end(run, Position(1, 2, 0), {})
+        assert writer.wait(saver._epoch_job)
+        before = sorted((n, file_md5(logs / n)) for n in os.listdir(logs) if n != "tensorboard")
+        _fill(str(logs))
+        run.state.pos = Position(2, 4, 0)   # (the state of the last epoch, as fit has it)
+        saver.on_fit_epoch_end(run, Position(2, 4, 0), {})
+        with pytest.raises(SaveError) as ended:
+            saver.on_fit_end(run)
+    finally:
+        writer.close()
+    text = str(ended.value)
+    head = (f"could not write the checkpoint of epoch 2 (last.pt, epoch_002.pt) in {logs}: "
+            "[Errno 28] No space left on device; its state is saved in ")
+    assert text.startswith(head), text
+    path = text[len(head):].split(" ", 1)[0]
+    assert text == (head + f"{path} on this machine: free some space, then --resume {path} goes "
+                    "on from it (copy it off this machine while it lasts)")
+    assert os.path.basename(path) == "epoch_002.pt"
+    assert os.path.basename(os.path.dirname(path)).startswith("trainer-rescued-")
+    side = ckpt.read_sidecar(path)
+    assert side.md5 == file_md5(path) and (side.epoch, side.iteration) == (2, 4)
+    assert sorted((n, file_md5(logs / n)) for n in os.listdir(logs)
+                  if n not in ("tensorboard", "filler.bin")) == before

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 
 import pytest
 
@@ -42,10 +43,12 @@ def _run(cfg, *, drive: bool = False):
 @renders("could not write the checkpoint of epoch … in …:",
          "could not write … in …: [Errno 28] No space left on device",
          "it is written again after the next epoch")
-def test_the_last_epochs_checkpoint_on_a_full_disk(tiny_config, small_disk, caplog):
+def test_the_last_epochs_checkpoint_on_a_full_disk(tiny_config, small_disk, caplog, monkeypatch):
     from trainer.callbacks import CSVLogger
 
     disk = small_disk(512 * KiB)
+    (disk / "tmp").mkdir()   # (the temporary folder on the same disk: full too)
+    monkeypatch.setattr(tempfile, "tempdir", str(disk / "tmp"))
     run = _run(load_config(tiny_config(**{"train.out_dir": str(disk / "logs"), "train.epochs": 2})))
     first = ckpt.save_checkpoint({"format_version": ckpt.FORMAT_VERSION, "model": {},
                                   "optimizer": {}, "epoch": 1, "iteration": 2, "config": {},
@@ -61,7 +64,8 @@ def test_the_last_epochs_checkpoint_on_a_full_disk(tiny_config, small_disk, capl
     assert failed.value.exit_code == 1
     text = error_text(failed.value)
     assert text == (f"Error: could not write the checkpoint of epoch 2 (last.pt, epoch_002.pt, "
-                    f"best.pt) in {run.out_dir}: [Errno 28] No space left on device; the newest "
+                    f"best.pt) in {run.out_dir}: [Errno 28] No space left on device, nor on this "
+                    f"machine ([Errno 28] No space left on device); the newest "
                     f"checkpoint there is epoch_001.pt (epoch 1, iteration 2): free some space "
                     f"and run the same command again to train on from it")
     shown("could not write the checkpoint of epoch … in …:", text)

@@ -106,7 +106,8 @@ def test_data_root_on_a_read_only_input_says_which_keys_to_set(
 # ----------------------------------------- a full working disk before the first checkpoint
 
 @renders("could not write the checkpoint of epoch … in …:")
-def test_the_first_checkpoint_on_a_full_disk_says_what_to_do(tiny_config, small_disk):
+def test_the_first_checkpoint_on_a_full_disk_says_what_to_do(tiny_config, small_disk,
+                                                             monkeypatch):
     """The walk's first epoch on a small Kaggle-like disk ended `...: [Errno 28] No space left
     on device; nothing of run R is saved there` and stopped: not what to do."""
     import os
@@ -117,7 +118,11 @@ def test_the_first_checkpoint_on_a_full_disk_says_what_to_do(tiny_config, small_
     from trainer.errors import SaveError
     from trainer.state import Position
 
+    import tempfile
+
     disk = small_disk(512 * KiB)
+    (disk / "tmp").mkdir()   # (the temporary folder on the same disk: full too)
+    monkeypatch.setattr(tempfile, "tempdir", str(disk / "tmp"))
     run = _run(load_config(tiny_config(**{"train.out_dir": str(disk / "logs"), "train.epochs": 1})))
     _fill(disk)
     run.state.pos = pos = Position(1, 2, 0)
@@ -129,7 +134,8 @@ def test_the_first_checkpoint_on_a_full_disk_says_what_to_do(tiny_config, small_
         run.checkpointer.on_fit_end(run)
     text = error_text(failed.value)
     assert text == (f"Error: could not write the checkpoint of epoch 1 (last.pt, epoch_001.pt, "
-                    f"best.pt) in {run.out_dir}: [Errno 28] No space left on device; nothing of "
+                    f"best.pt) in {run.out_dir}: [Errno 28] No space left on device, nor on "
+                    f"this machine ([Errno 28] No space left on device); nothing of "
                     f"run {run.state.run} is saved there: free some space and run the same "
                     f"command again (it trains from the start)")
     shown("could not write the checkpoint of epoch … in …:", text)

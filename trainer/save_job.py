@@ -31,6 +31,9 @@ class SaveJob:
     taken: float = field(default_factory=time.time)
     missing: list[str] = field(default_factory=list)   # names a failed write left unwritten
     ended: Optional[Flag] = None       # a stop's write on a thread of its own: it ended
+    # A failed write keeps :attr:`state` (else freed at once): the run's last epoch, kept on
+    # this machine when the run folder's disk is full (trainer.stop_save.kept_text).
+    keep_failed: bool = False
 
     @property
     def name(self) -> str:

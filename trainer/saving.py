@@ -254,9 +254,13 @@ class Checkpointer(Callback):
                 f"could not write {', '.join(job.missing)} (epoch {epoch}) in {self.out_dir}: "
                 f"{job.error}; the state of epoch {epoch} is in {job.name}: {remedy}run the same "
                 f"command again to make them from it (it trains nothing more)")
-        raise SaveError(f"could not write the checkpoint of epoch {epoch} "
-                        f"({', '.join(job.names)}) in {self.out_dir}: {job.error}; "
-                        f"{self._newest_text(run, 'there', remedy)}")
+        head = (f"could not write the checkpoint of epoch {epoch} ({', '.join(job.names)}) "
+                f"in {self.out_dir}: {job.error}")
+        # Its state, still in memory, on this machine's disk: the trained epoch was dropped.
+        kept = stop_save.kept_text(job, head, first=remedy.replace(" and ", ", then "))
+        nor = f", nor on this machine ({kept})" if isinstance(kept, Exception) else ""
+        raise SaveError(kept if isinstance(kept, str) else
+                        f"{head}{nor}; {self._newest_text(run, 'there', remedy)}")
 
     def _unwritten_epoch(self) -> Optional[SaveJob]:
         """The last epoch's save while it is still queued or being written (not failed)."""
@@ -318,7 +322,8 @@ class Checkpointer(Callback):
             return None
         self.keep_aside()
         job = SaveJob(state, names, pos, dict(metrics or {}), droppable=droppable,
-                      taken=self.writer.taken())
+                      taken=self.writer.taken(), keep_failed=pos.epoch == self.epochs and
+                      not droppable)   # (the last epoch's: kept in /tmp if it fails)
         # A stop while an epoch's save waits behind a slow upload writes both at once (the
         # wait would otherwise outlast train.grace_seconds and the notice).
         self.writer.submit(job, stopping=self.stop.is_set, deadline=lambda: self.stop.deadline)

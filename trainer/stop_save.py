@@ -381,12 +381,14 @@ def epoch_kept(job: Any, stop: str) -> tuple[str, Optional[str]]:
     return head, kept if isinstance(kept, str) else None
 
 
-def kept_text(job: Any, head: str, state: Optional[dict] = None) -> "str | Exception | None":
-    """``<head>; its state is saved in <path> on this machine: --resume <path> goes on from
-    it …`` for a save (``job``) the run folder has not taken whose state is still in memory
-    (its write waits there, or waited behind another: WriteStuck; a write that failed freed
-    it: ``state``, the caller's), written on this machine's own disk (:func:`rescue`); None
-    without a state, the error when this disk refused it too."""
+def kept_text(job: Any, head: str, state: Optional[dict] = None,
+              first: str = "") -> "str | Exception | None":
+    """``<head>; its state is saved in <path> on this machine: [<first>]--resume <path> goes
+    on from it …`` for a save (``job``) the run folder has not taken whose state is still in
+    memory (its write waits there, or waited behind another: WriteStuck; a write that failed
+    freed it: ``state``, the caller's; or kept it: ``job.keep_failed``), written on this
+    machine's own disk (:func:`rescue`); None without a state, the error when this disk
+    refused it too."""
     state = dict(state or job.state) if not job.written else {}
     if not state:
         return None
@@ -395,8 +397,8 @@ def kept_text(job: Any, head: str, state: Optional[dict] = None) -> "str | Excep
         path = rescue(state, name, dict(job.metrics), saved=job.taken)
     except Exception as exc:   # (this disk full too)
         return exc
-    return (f"{head}; its state is saved in {path} on this machine: --resume {path} goes on "
-            "from it (copy it off this machine while it lasts)")
+    return (f"{head}; its state is saved in {path} on this machine: {first}--resume {path} "
+            "goes on from it (copy it off this machine while it lasts)")
 
 
 def rescue_text(state: dict, name: str, metrics: dict, *, head: str, out_dir: str, drive: Any,

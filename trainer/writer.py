@@ -351,7 +351,8 @@ class BackgroundWriter:
             logger.error("could not write %s in %s: %s", ", ".join(job.missing), self.out_dir, exc)
             return
         finally:
-            job.state = {}  # free the CPU copy now
+            if job.written or not job.keep_failed:
+                job.state = {}  # free the CPU copy now
         with self._cond:
             for name in job.names:
                 self._positions[name] = job.position
