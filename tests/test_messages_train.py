@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import signal
+import tempfile
 
 import pytest
 import torch
@@ -170,7 +171,8 @@ def test_a_stop_save_that_drive_refuses(full_drive, tiny_config):
 
 
 @renders("could not be written (")
-def test_a_stop_save_that_cannot_be_written(tiny_config):
+def test_a_stop_save_that_cannot_be_written(tiny_config, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))   # (where its state is kept)
     run = _run(load_config(tiny_config()), drive=False)
     os.makedirs(os.path.join(run.out_dir, "autosave_00000003.pt"))   # what stands in its way
     try:
@@ -179,6 +181,8 @@ def test_a_stop_save_that_cannot_be_written(tiny_config):
         assert run.writer.close() is True
     assert stopped.exit_code == 143
     shown("could not be written (", error_text(stopped))
+    kept = [os.path.join(f, "autosave_00000003.pt") for f in tmp_path.glob("trainer-rescued-*")]
+    assert len(kept) == 1 and f"its state is saved in {kept[0]} on this machine" in str(stopped)
 
 
 @renders("while the last checkpoints were uploaded",
