@@ -91,3 +91,27 @@ def test_a_drive_checkpoint_the_resume_passed_over_does_not_supersede_the_only_c
         f"on than where it starts, on this machine only (an earlier stop's, not verified on "
         f"Drive in time): stop and run again with --resume {stop} to train on from it"]
     assert ("autosave_00000009.pt", file_md5(cut)) in _on_drive(drive)   # (Drive keeps it)
+
+
+def test_a_folder_left_with_only_a_sidecar_by_a_cut_off_removal_is_swept(tiny_config, tmp_path):
+    """A SIGKILL inside the sweep's own ``rmtree`` (or the stop's, once its copy was verified
+    on Drive) can remove the checkpoint and leave its sidecar: a folder holding nothing to
+    resume from, kept for good (neither a whole checkpoint nor a temporary file). A stop's
+    copy whose bytes are nowhere else stays, as before."""
+    from drivestage.localfs import file_md5
+    from test_train28_hung_disk import _small_run
+    from trainer import checkpoint as ckpt
+    from trainer import stop_save
+    from trainer.saving import snapshot
+    from trainer.state import Position
+
+    run = _small_run(tiny_config, tmp_path / "logs")
+    state = snapshot(run)
+    tmp = tempfile.gettempdir()
+    cut = ckpt.save_checkpoint(state, os.path.join(tmp, "trainer-stop-cut", "autosave_00000007.pt"))
+    os.remove(cut)   # (where the kill came: the checkpoint gone, its sidecar not yet)
+    only = ckpt.save_checkpoint(state, os.path.join(tmp, "trainer-stop-only", "autosave_00000009.pt"))
+    kept = {"trainer-stop-only": [("autosave_00000009.json", file_md5(ckpt.sidecar_path(only))),
+                                  ("autosave_00000009.pt", file_md5(only))]}
+    assert stop_save.sweep(str(tmp_path / "logs"), None, run.state.run, Position()).join(30)
+    assert _left() == kept

@@ -296,12 +296,16 @@ def _superseded_here(out_dir: str, mine: Any, run: Optional[str],
 def _cut_off(folder: str) -> bool:
     """Whether ``folder`` holds nothing but the temporary files of writes whose processes are
     gone (a stop's copy cut off: a second SIGTERM, the SIGKILL at the grace's end), or nothing
-    at all for a minute: never a folder a live process writes into (:mod:`drivestage.temps`)."""
+    at all for a minute: never a folder a live process writes into (:mod:`drivestage.temps`).
+    A sidecar without its checkpoint counts as nothing: it is written after the checkpoint,
+    so it is left alone only by a removal cut off (a SIGKILL in a sweep's own rmtree), and it
+    kept the folder for good (attackstop32)."""
     try:
         names = os.listdir(folder)
         if not names:
             return time.time() - os.stat(folder).st_mtime > 60.0
-        return all(_dead(folder, n) for n in names)
+        sides = {os.path.basename(ckpt.sidecar_path(n)) for n in names if n.endswith(".pt")}
+        return all(_dead(folder, n) or (n.endswith(".json") and n not in sides) for n in names)
     except OSError:
         return False
 
