@@ -4,7 +4,8 @@ and exits.
 A handler only sets a flag: an exception raised from a signal handler can land inside code that
 swallows exceptions (a logging handler, a plot) and be lost. The loop checks the flag after
 every iteration (on every rank at once), the evaluation after every batch, and the final
-flush while it waits. A second signal of any of them stops at once, without a save.
+flush while it waits. A second signal of any of them stops at once, without a save; a SIGHUP
+is never that second one (systemd sends it right after its SIGTERM).
 
 SIGHUP is what a run started from a terminal gets when the terminal goes (an SSH session to a
 spot VM that drops): by default it killed the run with nothing saved. It is handled like
@@ -50,7 +51,8 @@ class StopFlag:
         self.signum: Optional[int] = None
         self.at: Optional[float] = None     # time.monotonic() of the first signal
         self.detail: Optional[str] = None   # what asked for it, beyond its name (torch's error)
-        self.signalled = False              # a signal of :func:`handled` came (not a request)
+        self.signalled = False              # a signal of :func:`handled` came (not a request;
+                                            # nor a SIGHUP: it is never the second)
         #: ``(signum, detail)`` of the stop a loss (:meth:`lose_peer`) came after: its clock
         #: and a worker's death (its words, what to change) stay in the line.
         self.before: Optional[tuple[int, Optional[str]]] = None
@@ -118,12 +120,16 @@ class StopFlag:
             return
 
         def handler(signum, frame):
-            if not self.signalled:
+            if not self.signalled or signum == signal.SIGHUP:
                 # The first signal, even where a stop is under way already without one (a
                 # worker's death; a lost rank, whose launcher sends the other ranks SIGTERM
                 # 0.1 s after its end): that one's save goes on, its cause named. Taken for
                 # the second, it stopped at once: the save dropped, or the process killed.
-                self.signalled = True
+                # A SIGHUP never counts: systemd sends one right after its SIGTERM to each
+                # process of a login session it stops (SendSIGHUP=: a spot VM's shutdown, a
+                # run started over SSH), and a terminal's hang-up is nobody's "now": taken for
+                # the second, it killed the run in its save (attackstop32).
+                self.signalled = self.signalled or signum != signal.SIGHUP
                 self.request(signum)
                 return
             # A second signal: stop now, the way the signal would without us.
