@@ -378,3 +378,28 @@ def test_a_ctrl_c_while_the_arguments_are_read_ends_like_one_during_a_command(pr
     res = subprocess.run([sys.executable, "-c", _CTRL_C_WHILE_PARSING.format(prog=prog)],
                          capture_output=True, text=True, timeout=60)
     assert (res.returncode, res.stderr, res.stdout) == (130, "Interrupted.\n", "")
+
+
+@pytest.mark.parametrize("pair", [(signal.SIGTERM, signal.SIGHUP), (signal.SIGHUP, signal.SIGTERM)],
+                         ids=["term-hup", "hup-term"])
+def test_mirror_stopped_by_systemd_pushes_once_more(emulator, env, tmp_path, pair):
+    """systemd stopping a login session (a VM's shutdown, a mirror started over SSH) sends
+    SIGTERM and right after it SIGHUP (Linux may deliver the SIGHUP first). The second of
+    them was taken for the user's second signal: the final push abandoned, exit 130, the
+    newest checkpoint not on Drive (attackstop32). Now one final push, exit 0."""
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    proc = _mirror(src, env)
+    try:
+        _until(proc, lambda: "results.csv" in _live(emulator), "the first push never ended")
+        (src / "epoch_001.pt").write_bytes(b"w" * 1000)
+        for signum in pair:
+            proc.send_signal(signum)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "final push in" in err and "Interrupted" not in err, err
+    assert _live(emulator) == _md5s(src)

@@ -95,7 +95,8 @@ def mirror_cmd(src: str, dest: str, every: float, grace: float, include: tuple[s
     once more (a flush), then exits 0; a failing final push exits 1, and so does one not
     done within --grace seconds (it names what it did not send; the same command run again
     sends it). A second signal abandons the final push at once: "Interrupted: ..." and exit
-    130 (an upload it cut resumes on the next push). Failures in between are logged and
+    130 (an upload it cut resumes on the next push); a SIGHUP is never that second one, nor
+    a SIGTERM right after a SIGHUP (systemd sends both when it stops a login session). Failures in between are logged and
     retried next period; so is a period that left another run's checkpoints (the rest is
     pushed; see --force). A usage error (a --metric no sidecar has but for its case) stops
     it at once: exit 2.
@@ -139,14 +140,18 @@ def mirror_cmd(src: str, dest: str, every: float, grace: float, include: tuple[s
         if not ended.wait(grace + WATCHDOG_MARGIN):
             _leave(_out_of_grace(grace, src, dest, running[0] if running else None))
 
+    first: list[int] = []  # the signal that stopped it
+
     def on_signal(signum: int, frame: Any) -> None:
-        if stop.is_set() and not ended.is_set() and not abandoned.is_set():
+        if stop.is_set() and not ended.is_set() and not abandoned.is_set() and \
+                _abandons(first, signum):
             if program:
                 _abandon()
             abandoned.set()
             raise KeyboardInterrupt
         if not stop.is_set():
             deadline.append(time.monotonic() + grace)
+            first.append(signum)
         stop.set()
 
     if program:
@@ -257,6 +262,16 @@ def _out_of_grace(grace: float, src: str, dest: str,
 #: Seconds past ``--grace`` the program's watchdog waits for the main thread to say it.
 WATCHDOG_MARGIN = 1.0
 _LEAVING = threading.Lock()  # one line, from the main thread or the watchdog
+
+
+def _abandons(first: list[int], signum: int) -> bool:
+    """Whether ``signum``, after the signal that stopped the mirror (``first``), is the
+    user's second one, which abandons the final push. A SIGHUP never is, nor a SIGTERM after
+    a hang-up: systemd sends each process of a login session it stops (a VM's shutdown, a
+    mirror started over SSH) a SIGHUP right after its SIGTERM, and Linux may deliver the
+    SIGHUP first; taken for the second, they abandoned the final push (attackstop32)."""
+    hangup = getattr(signal, "SIGHUP", None)
+    return signum != hangup and not (signum == signal.SIGTERM and first[:1] == [hangup])
 
 
 def _leave(error: "MirrorError") -> None:
