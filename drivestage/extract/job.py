@@ -152,7 +152,12 @@ class Job:
     def adopt(self, entries: list[Entry]) -> None:
         """The member list of what was written into the temporary folder already: checked
         as :meth:`check` checks it (the free space was watched while writing)."""
-        self.final = entries = check_members(entries, self.archive)
+        final = check_members(entries, self.archive)
+        kept = {e.path for e in final}
+        for e in entries:  # a leftover check_members leaves out, written already: it goes
+            if e.kind == "file" and e.path not in kept:
+                os.unlink(e.path, dir_fd=self.root.fd)
+        self.final = entries = final
         self._listed()
         self.kept = {}  # an archive read as it arrives is written whole
         self._check_early(entries)

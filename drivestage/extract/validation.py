@@ -7,16 +7,20 @@ links judged against DEST's own links) is checked again under the merge lock, in
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import posixpath
 import re
 from typing import Callable, Optional
 
+from drivestage import temps
 from drivestage.errors import ArchiveError, UnsafeArchiveError
 # (Kept in drivestage.paths, below the push's walk too, which leaves them out: attack28.)
 from drivestage.paths import STATE_DIR as STATE_DIR
 from drivestage.paths import is_reserved as is_reserved
 from drivestage.extract.members import Entry, ancestors
+
+log = logging.getLogger(__name__)
 
 _NAME_MAX = 255           # bytes in one path component, on every common file system
 #: Folders a member may lie below. The merge into DEST's folders and the judging of a
@@ -36,7 +40,7 @@ def check_members(entries: list[Entry], archive: str) -> list[Entry]:
             continue  # the archive root ("./")
         by_path.pop(e.path, None)
         by_path[e.path] = e
-    final = list(by_path.values())
+    final = _without_leftovers(list(by_path.values()), archive)
     links = {e.path for e in final if e.kind == "symlink"}
     leaves = {e.path: e for e in final if e.kind != "dir"}
     # A member below a link or a file: rare, and only those folders matter, so each folder
@@ -65,6 +69,24 @@ def check_members(entries: list[Entry], archive: str) -> list[Entry]:
         if e.kind == "file":
             seen_files.add(e.path)
     return final
+
+
+def _without_leftovers(final: list[Entry], archive: str) -> list[Entry]:
+    """``final`` less the files named like an atomic write's temporary file
+    (:mod:`drivestage.temps`): the leftover of a write killed where the archive was made (a
+    data root zipped whole). Extracted, the next atomic write into its folder here (the
+    trainer's annotation lines, at every start) removed it as a dead process's, and every
+    pull then put it back: with ``--remove-archive``, by downloading the whole archive."""
+    out = [e for e in final if e.kind not in ("file", "hardlink") or
+           temps.parse(e.path.rpartition("/")[2]) is None]
+    if len(out) < len(final):
+        first = next(e.path for e in final if e not in out)
+        more = len(final) - len(out) - 1
+        log.warning("left out member %r of %s: the temporary file of a write that was "
+                    "interrupted where the archive was made, not part of the data (the next "
+                    "write into its folder removes such a leftover)%s", first, archive,
+                    f"; and {more} more like it" if more else "")
+    return out
 
 
 class _BelowLeaf:

@@ -1,0 +1,55 @@
+"""An archive holding the temporary file of an interrupted atomic write (attackpull32).
+
+A write that drivestage or the trainer makes (``localfs.atomic_file``: split and annotation
+files, the image cache, checkpoints, sidecars) goes through ``.<name>.<tag>-<pid>.<random>.tmp``
+beside the file, and a process killed mid-write leaves it in the folder, in the user's dataset.
+A data root zipped whole then holds it as a member. On the machine that pulls the archive,
+the next atomic write into that folder (the trainer's ``annotations/<year>_<split>.txt`` at
+every start) removes it as a dead process's leftover (another machine's, a day old: the
+member's mtime), so the next pull found a member gone and, with ``--remove-archive``
+(``data.keep_archive: false``), downloaded the whole archive again to put it back: at every
+start. Such a member is now left out of the extraction, said once; nothing else changes.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import _cli
+from _archives import a_fixed_zip, a_tgz, tree
+
+LEFTOVER = "annotations/.2007_train.txt.abcdef01-4242.123abc.tmp"
+DATA = {"VOCdevkit/a.jpg": b"jpg", "annotations/2007_val.txt": b"val lines\n",
+        LEFTOVER: b"half a li"}
+
+
+def _pull(name: str, dest) -> tuple[dict, str]:
+    code, out, err = _cli.run("pull", f"drive:d/{name}", str(dest), "-x", "--remove-archive",
+                              "--json")
+    assert code == 0, err
+    return json.loads(out), err
+
+
+@pytest.mark.parametrize("name", ["data.zip", "data.tgz"])
+def test_an_interrupted_write_s_leftover_in_an_archive_is_not_fetched_again_at_each_start(
+        emulator, local_state, drive_env, fast_retries, tmp_path, name):
+    from drivestage.localfs import atomic_write
+
+    emulator.add_file(f"d/{name}", a_fixed_zip(DATA) if name.endswith(".zip") else a_tgz(DATA))
+    dest = tmp_path / "data"
+    first, err = _pull(name, dest)
+    assert first["action"] == "download"
+    assert tree(dest) == {"VOCdevkit/a.jpg": b"jpg", "annotations/2007_val.txt": b"val lines\n"}
+    assert f"left out member {LEFTOVER!r} of {dest / name}: the temporary file of a write " \
+        "that was interrupted where the archive was made, not part of the data" in err, err
+    # The trainer's start: its annotation lines written beside the member's folder mates.
+    atomic_write(str(dest / "annotations" / "2007_train.txt"), b"ours\n")
+    emulator.clear_requests()
+
+    again, err = _pull(name, dest)
+
+    assert again["action"] == "cached"
+    assert emulator.api_calls("media.download") == 0
+    assert tree(dest) == {"VOCdevkit/a.jpg": b"jpg", "annotations/2007_val.txt": b"val lines\n",
+                          "annotations/2007_train.txt": b"ours\n"}
