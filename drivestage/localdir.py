@@ -41,11 +41,12 @@ from drivestage.errors import (
     NotFoundError,
     QuotaExceededError,
     RemoteError,
+    ShortcutCycleError,
     UsageError,
 )
 from drivestage.localfs import file_md5, fuse_devices
 from drivestage.lost_mounts import LOST_MOUNT, lost_mount, lost_mount_message
-from drivestage.paths import StorePath
+from drivestage.paths import StorePath, exclude_pattern
 from drivestage.state import Md5Cache, settled, wait_settled
 from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
 
@@ -263,6 +264,8 @@ class LocalDirStore(RemoteStore):
         full, st = self._stat(rel, folder.id)
         if not _stat.S_ISDIR(st.st_mode):
             raise UsageError(f"{full} is a file, not a folder")
+        if rel and os.path.islink(full):
+            _refuse_loop(full)
         out = []
         with os.scandir(full) as it:
             children = sorted(it, key=lambda d: d.name)
@@ -464,3 +467,16 @@ def _unlink_quietly(path: str) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def _refuse_loop(full: str) -> None:
+    """Refuse the folder ``full``, a link, when it leads to a folder it sits in (or to its
+    own): a folder pull took it again inside itself until a path held 40 links (ELOOP, a
+    600-character line), and two such links in a folder made 2^40 listings (attackpull32)."""
+    real = os.path.realpath(full)
+    above = os.path.realpath(os.path.dirname(full))
+    if above == real or above.startswith(real.rstrip(os.sep) + os.sep):
+        raise ShortcutCycleError(
+            f"{full} is a link to {real}, a folder it sits in: a walk through it would never "
+            f"end. Leave it out (pull --exclude {exclude_pattern(os.path.basename(full))}) or "
+            "remove the link.")
