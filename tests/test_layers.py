@@ -45,7 +45,7 @@ LAYERS = [
     # The one door from a user's string to (store, path).
     ["remote"],
     # Archives: what a member is, the rules, then writing and merging into DEST.
-    ["extract.formats", "extract.frames", "extract.copying"],
+    ["extract.formats", "extract.frames", "extract.copying", "extract.tarinfo"],
     ["extract.tempdir", "extract.worker"],   # a worker process imports no more than this
     ["extract.members"],
     ["extract.validation", "extract.owned", "extract.statedir"],

@@ -25,6 +25,7 @@ from typing import IO, Iterable, Optional, cast
 
 from drivestage.errors import ArchiveError, UnsafeArchiveError
 from drivestage.extract.formats import ArchiveFile, archive_kind, compression, open_archive
+from drivestage.extract.tarinfo import BoundedInfo
 from drivestage.interrupts import deferred
 from drivestage.sizes import format_size
 
@@ -331,6 +332,7 @@ class _StreamedTar(tarfile.TarFile):
     """A tar read front to back that closes what it reads from (see :func:`open_tar_stream`)."""
 
     owned: "list[io.IOBase]" = []
+    tarinfo = BoundedInfo
 
     def close(self) -> None:
         try:
@@ -444,7 +446,7 @@ def _open_listing(archive: str, fd: int) -> tuple[str, object, list[Entry]]:
         # A plain tar's headers are read with seeks past the members: unbuffered, each
         # read takes its 512-byte blocks alone (a 64 KiB buffer read 16x the bytes).
         tf = open_tar_stream(ArchiveFile(fd)) if compressed else tarfile.open(
-            fileobj=cast(IO[bytes], ArchiveFile(fd)), mode="r:")
+            fileobj=cast(IO[bytes], ArchiveFile(fd)), mode="r:", tarinfo=BoundedInfo)
     except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
         raise ArchiveError(f"cannot read the tar {archive}: {exc}; it is probably truncated or "
                            "corrupt: make the archive again and upload it") from exc

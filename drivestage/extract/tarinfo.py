@@ -1,0 +1,153 @@
+"""Tar headers read with bounds (:class:`BoundedInfo`, the ``tarinfo`` class of every tar
+drivestage opens).
+
+``tarfile`` reads a pax or GNU long-name header whole into memory, as large as its header
+block declares, and a GNU sparse member's map as long as the archive makes it: a tar.gz of a
+few MB that declares gigabytes of zeros as one header took twice that in memory while its
+member list was read (an out-of-memory kill of the notebook), before any size or space check
+could see a member. Python before 3.11.10 / 3.12.6 also searches a pax header with a regular
+expression that takes time in the square of a run of digits (CVE-2024-6232): a 1 MiB header
+of digits, a few KB compressed, held a pull for most of an hour. Each is refused here with
+:class:`tarfile.ReadError`, which the callers word as a tar they cannot read.
+"""
+from __future__ import annotations
+
+import re
+import tarfile
+from typing import Any
+
+#: The largest pax or GNU long-name header read: a member's names and attributes take a few
+#: KB (a path of 256 folders of 255 bytes, the most a member may have, 64 KiB).
+MAX_EXTENDED_HEADER = 1 << 20
+#: The longest run of digits a pax header may hold (a length or a number takes 20 at most):
+#: what the affected Pythons' search takes in the square of.
+_MAX_DIGITS = 1024
+_LONG_DIGITS = re.compile(rb"\d{%d}" % (_MAX_DIGITS + 1))
+#: The most sparse map entries one archive may hold (each a tuple in memory until the merge).
+MAX_SPARSE = 1_000_000
+_BLOCK = tarfile.BLOCKSIZE
+_nti = getattr(tarfile, "nti")   # (the header's number format, as tarfile reads it)
+
+
+class BoundedInfo(tarfile.TarInfo):
+    """A :class:`tarfile.TarInfo` whose extended headers and sparse maps are bounded."""
+
+    def _proc_pax(self, tf: Any) -> Any:
+        return self._checked(tf, getattr(super(), "_proc_pax"), "pax")
+
+    def _proc_gnulong(self, tf: Any) -> Any:
+        return self._checked(tf, getattr(super(), "_proc_gnulong"), "GNU long-name")
+
+    def _checked(self, tf: Any, proc: Any, kind: str) -> Any:
+        """``proc(tf)`` once the header's bytes are read and found within the bounds: it
+        reads them again from a :class:`_Replay` of them."""
+        if self.size > MAX_EXTENDED_HEADER:
+            raise tarfile.ReadError(
+                f"a {kind} header declares {self.size:,} bytes, more than the "
+                f"{MAX_EXTENDED_HEADER:,} drivestage reads (a member's names and attributes "
+                "take a few KB)")
+        data = tf.fileobj.read(_blocks(self.size))
+        if _LONG_DIGITS.search(data):
+            raise tarfile.ReadError(f"a {kind} header holds a run of more than {_MAX_DIGITS} "
+                                    "digits, which no tar writes")
+        real = tf.fileobj
+        tf.fileobj = _Replay(real, data)
+        try:
+            return proc(tf)
+        finally:
+            tf.fileobj = real
+
+    def _proc_sparse(self, tf: Any) -> Any:
+        """An old GNU sparse member: its map's extension blocks, counted (``tarfile``'s
+        own loop, which appended 21 entries per 512 bytes of a highly compressible tar)."""
+        structs, extended, origsize = getattr(self, "_sparse_structs")
+        delattr(self, "_sparse_structs")
+        while extended:
+            buf = tf.fileobj.read(_BLOCK)
+            if len(buf) != _BLOCK:
+                raise tarfile.ReadError("unexpected end of data in a sparse member's map")
+            for pos in range(0, 21 * 24, 24):
+                try:
+                    offset = _nti(buf[pos:pos + 12])
+                    numbytes = _nti(buf[pos + 12:pos + 24])
+                except ValueError:
+                    break
+                if offset and numbytes:
+                    structs.append((offset, numbytes))
+            _count_sparse(tf, len(structs))
+            extended = bool(buf[504])
+        _count_sparse(tf, len(structs), done=True)
+        setattr(self, "sparse", structs)
+        self.offset_data = tf.fileobj.tell()
+        tf.offset = self.offset_data + _blocks(self.size)
+        self.size = origsize
+        return self
+
+    def _proc_gnusparse_10(self, next: Any, pax_headers: Any,
+                           tf: Any) -> None:
+        """A pax sparse member of format 1.0: its map, at the front of its data, bounded in
+        entries and in the length of a line (``tarfile`` grew a line 512 bytes at a time)."""
+        numbers: list[int] = []
+        buf = b""
+        wanted = None
+        while wanted is None or len(numbers) < wanted:
+            while b"\n" not in buf:
+                more = tf.fileobj.read(_BLOCK)
+                if not more or len(buf) > 64:
+                    raise tarfile.ReadError("a sparse member's map is truncated or malformed")
+                buf += more
+            line, buf = buf.split(b"\n", 1)
+            try:
+                value = int(line)
+            except ValueError:
+                raise tarfile.ReadError("a sparse member's map is malformed") from None
+            if wanted is None:
+                wanted = 2 * value
+                _count_sparse(tf, value)
+            else:
+                numbers.append(value)
+        _count_sparse(tf, len(numbers) // 2, done=True)
+        next.offset_data = tf.fileobj.tell()
+        next.sparse = list(zip(numbers[::2], numbers[1::2]))
+
+
+def _blocks(size: int) -> int:
+    """``size`` rounded up to whole 512-byte blocks (``TarInfo._block``)."""
+    return -(-size // _BLOCK) * _BLOCK
+
+
+def _count_sparse(tf: Any, entries: int, done: bool = False) -> None:
+    """Refuse a map that would take the archive's sparse entries past :data:`MAX_SPARSE`
+    (``done``: ``entries`` are the member's, kept: added to the archive's count)."""
+    before = getattr(tf, "_drivestage_sparse", 0)
+    if before + entries > MAX_SPARSE:
+        raise tarfile.ReadError(f"its sparse members' maps hold more than {MAX_SPARSE:,} "
+                                "entries, more than drivestage reads")
+    if done:
+        setattr(tf, "_drivestage_sparse", before + entries)
+
+
+class _Replay:
+    """``fileobj`` with ``data``, read from it already, in front: what ``tarfile`` reads
+    next reads those bytes first."""
+
+    def __init__(self, fileobj: Any, data: bytes):
+        self.fileobj, self.data = fileobj, data
+
+    def read(self, size: int = -1) -> bytes:
+        if not self.data:
+            return bytes(self.fileobj.read(size))
+        if size < 0:
+            out, self.data = self.data + self.fileobj.read(), b""
+            return bytes(out)
+        out, self.data = self.data[:size], self.data[size:]
+        if len(out) < size:
+            out += self.fileobj.read(size - len(out))
+        return bytes(out)
+
+    def tell(self) -> int:
+        return int(self.fileobj.tell()) - len(self.data)
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        self.data = b""
+        return int(self.fileobj.seek(pos, whence))
