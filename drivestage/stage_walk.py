@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
-from drivestage import partials, stamps
+from drivestage import partials, stamps, temps
 from drivestage.errors import DownloadRestrictedError, DuplicateNameError, NotFoundError, \
     RemoteError, ShortcutCycleError
 from drivestage.extract.validation import is_reserved
@@ -103,6 +103,11 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
                                 "Sheets or Slides file? its type is %s)", child_src,
                                 child.kind or "unknown")
                     skipped.append(child_src)
+                elif temps.parse(name):
+                    # A killed write's leftover (a push leaves them out): staged, the next
+                    # atomic write into its folder removed it, and every pull fetched it again.
+                    log.warning("skipping %s: the temporary file of a write that was "
+                                "interrupted where it was made, not data", child_src)
                 else:
                     files.append(Item(child, child_src, cur_local))
             placed[names] = files

@@ -13,6 +13,8 @@ start. Such a member is now left out of the extraction, said once; nothing else 
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 
@@ -53,3 +55,32 @@ def test_an_interrupted_write_s_leftover_in_an_archive_is_not_fetched_again_at_e
     assert emulator.api_calls("media.download") == 0
     assert tree(dest) == {"VOCdevkit/a.jpg": b"jpg", "annotations/2007_val.txt": b"val lines\n",
                           "annotations/2007_train.txt": b"ours\n"}
+
+
+def test_an_interrupted_write_s_leftover_in_a_drive_folder_is_not_pulled(
+        emulator, local_state, drive_env, fast_retries, tmp_path):
+    """The same leftover as a file of a Drive folder (a folder synced to Drive by another
+    tool, from a machine where a save was killed: a checkpoint's may be gigabytes): a folder
+    pull staged it, the next save into the folder removed it, and every pull downloaded it
+    again. A folder pull now skips it, as a push leaves such files out."""
+    from drivestage.localfs import atomic_write
+
+    leftover = ".epoch_003.pt.abcdef01-4242.123abc.tmp"
+    emulator.add_file(f"runs/exp1/{leftover}", b"half a checkpoint")
+    emulator.add_file("runs/exp1/epoch_002.pt", b"a checkpoint")
+    dest = tmp_path / "runs"
+    code, out, err = _cli.run("pull", "drive:runs/exp1", str(dest), "--json")
+    assert code == 0, err
+    assert f"skipping drive:runs/exp1/{leftover}: the temporary file of a write that was " \
+        "interrupted where it was made, not data" in err, err
+    day_ago = time.time() - 2 * 86400   # (another machine's leftover is stale after a day)
+    if (dest / "exp1" / leftover).exists():
+        os.utime(dest / "exp1" / leftover, (day_ago, day_ago))
+    atomic_write(str(dest / "exp1" / "epoch_003.pt"), b"the save")   # the next save
+    emulator.clear_requests()
+
+    code, out, err = _cli.run("pull", "drive:runs/exp1", str(dest), "--json")
+
+    assert code == 0, err
+    assert emulator.api_calls("media.download") == 0
+    assert tree(dest) == {"exp1/epoch_002.pt": b"a checkpoint", "exp1/epoch_003.pt": b"the save"}
