@@ -43,6 +43,12 @@ def _header(name: bytes, kind: bytes, size: int, extra: dict[int, bytes] = {}) -
     return bytes(blk)
 
 
+def _pax(kind: bytes, records: bytes) -> bytes:
+    """A pax header (``x``: the next member's, ``g``: global) holding ``records``."""
+    return _header(b"././@PaxHeader", kind, len(records)) + records.ljust(
+        -(-len(records) // 512) * 512, b"\0")
+
+
 def _then_a_file() -> bytes:
     info = tarfile.TarInfo("a.txt")
     info.size = 2
@@ -67,6 +73,10 @@ BOMBS = {
                   "drivestage reads (a member's names and attributes take a few KB)"),
     "pax-digits": (lambda: _header(b"././@PaxHeader", b"x", 64 << 10) + b"7" * (64 << 10),
                    "a pax header holds a run of more than 1024 digits, which no tar writes"),
+    "pax-keywords": (lambda: _pax(b"g", b"".join(b"%d k%05d=1\n" % (len(b"k%05d=1\n" % i) + 3, i)
+                                                for i in range(2000))),
+                     "its pax headers hold more than 1024 keywords for one member, which no "
+                     "tar writes"),
     "sparse-map": (lambda: _sparse_chain(600),   # (the bound made 10,000 below)
                    "its sparse members' maps hold more than 10,000 entries, more than "
                    "drivestage reads"),

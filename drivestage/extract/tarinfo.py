@@ -23,6 +23,10 @@ MAX_EXTENDED_HEADER = 1 << 20
 #: what the affected Pythons' search takes in the square of.
 _MAX_DIGITS = 1024
 _LONG_DIGITS = re.compile(rb"\d{%d}" % (_MAX_DIGITS + 1))
+#: The most keywords a member's pax headers (the archive's global ones with its own) may
+#: hold: ``tarfile`` goes through all of them for every member and kept a copy in each (a
+#: global header of 87,000 keywords, a few hundred KB of tar.gz, then a member per KB).
+MAX_PAX_KEYWORDS = 1024
 #: The most sparse map entries one archive may hold (each a tuple in memory until the merge).
 MAX_SPARSE = 1_000_000
 _BLOCK = tarfile.BLOCKSIZE
@@ -37,6 +41,13 @@ class BoundedInfo(tarfile.TarInfo):
 
     def _proc_gnulong(self, tf: Any) -> Any:
         return self._checked(tf, getattr(super(), "_proc_gnulong"), "GNU long-name")
+
+    def _apply_pax_info(self, pax_headers: Any, encoding: str, errors: str) -> None:
+        if len(pax_headers) > MAX_PAX_KEYWORDS:
+            raise tarfile.ReadError(f"its pax headers hold more than {MAX_PAX_KEYWORDS} "
+                                    "keywords for one member, which no tar writes")
+        getattr(super(), "_apply_pax_info")(pax_headers, encoding, errors)
+        self.pax_headers = {}  # (read here for none of them: a copy per member is not kept)
 
     def _checked(self, tf: Any, proc: Any, kind: str) -> Any:
         """``proc(tf)`` once the header's bytes are read and found within the bounds: it
