@@ -34,6 +34,7 @@ import zlib
 from typing import Callable, Iterable, Mapping, Optional, Protocol, Sequence
 
 from drivestage.errors import ArchiveError, DiskSpaceError
+from drivestage.extract.formats import archive_kind
 from drivestage.extract.job import Job, Turn
 from drivestage.extract.members import (Entry, check_count, open_tar_stream, tar_entry,
                                         zip_directory)
@@ -129,6 +130,7 @@ class Overlapped:
         self.stop = stop if stop is not None else Flag()
         self.error: Optional[BaseException] = None
         self.thread: Optional[BackgroundThread] = None
+        self.kind = "tar"   # what it is followed as (zip(): "zip")
 
     # -- the two kinds
     @classmethod
@@ -174,6 +176,7 @@ class Overlapped:
         try:
             if adopt is not None:
                 adopt(job)
+            job.kind = "zip"
             files = job.job.check(entries)
             job._start(lambda: job._zip(files))
         except BaseException:  # a Ctrl-C too: the temporary folder goes
@@ -248,6 +251,12 @@ class Overlapped:
                 self.thread.join()
             if self.error is not None:
                 raise self.error
+            # Followed by its name, extracted the usual way by its content: a tar with a
+            # zip after it (`p.zip`) had the zip's members first, the tar's at each rerun.
+            actual = archive_kind(self.label, self.fd)
+            if actual != self.kind:
+                raise ArchiveError(f"{self.label} is a {actual or 'file of no known kind'} by "
+                                   f"its content, not the {self.kind} it was followed as")
             return self.job.finish()
         finally:
             # Stopped and waited for before the folder and the descriptors go: join(), cut
