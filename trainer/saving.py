@@ -24,7 +24,8 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 from trainer import checkpoint as ckpt
-from trainer import distributed, peer_loss, pushed, stop_lines, stop_save, worker_deaths
+from trainer import distributed, peer_loss, pushed, stop_lines, stop_save, stopping, \
+    worker_deaths
 from trainer.passed_over import BAD_SUFFIX  # noqa: F401 (here before)
 from trainer.passed_over import move_aside as _move_aside
 from trainer.pushed import NAMED_UNSENT, unsent_text  # noqa: F401 (here before)
@@ -363,7 +364,7 @@ class Checkpointer(Callback):
         job.done.wait(max(0.0, (self.stop.deadline or 0.0) - time.monotonic()) / 2)
         if not job.written:
             return
-        self.writer.wait_pushed(self.writer.push_soon(), self.stop.deadline)
+        self.writer.wait_pushed(self.writer.push_soon(), self.drive_until)
         raise TrainingInterrupted(stop_lines.stop_message(self, job, pos),
                                   exit_code=self.stop.exit_code)
 
@@ -380,7 +381,7 @@ class Checkpointer(Callback):
                 state, name, {}, head=f"stopped by {self.stop.name} at {pos.label}: {name} "
                 f"cannot be written in {self.out_dir}", out_dir=self.out_dir,
                 drive=self.writer.drive if self.writer is not None else None,
-                spec=self.drive_spec, saved=self._taken(), deadline=self.stop.deadline)
+                spec=self.drive_spec, saved=self._taken(), deadline=self.drive_until)
         elif state is not None and self.writer is not None:
             # (A quarter of the grace at most: the save's own write has half of what is left.)
             self.keep_aside(max(0.0, (self.stop.deadline or 0.0) - time.monotonic()) / 4)
@@ -397,11 +398,11 @@ class Checkpointer(Callback):
                 if job.ended is not None and not job.ended.is_set():
                     # A disk merely slow and no Drive to send it from elsewhere: the rest of
                     # the grace. Half of it said "could not be written (None)", and the exit
-                    # cut the write off, a temporary file left (stop29).
-                    job.ended.wait(max(0.0, (self.stop.deadline or 0.0) - time.monotonic()))
+                    # cut the write off, a temporary file left (stop29). (No signal: longer.)
+                    stopping.wait_for(job.ended, self.drive_until)
                 if job.ended is not None:   # (written late: the push asked for missed it)
                     ticket = self.writer.push_soon()
-                self.writer.wait_pushed(ticket, self.stop.deadline)
+                self.writer.wait_pushed(ticket, self.drive_until)
                 message = stop_lines.stop_message(self, job, pos, state)
         try:
             distributed.barrier()  # the other ranks leave with rank 0 (torchrun stops stragglers)
@@ -415,6 +416,11 @@ class Checkpointer(Callback):
         message = message or f"stopped by {self.stop.name} at {pos.label}"
         message += worker_deaths.advice(self.stop)   # (on every rank: one collective)
         raise TrainingInterrupted(message, exit_code=self.stop.exit_code)
+
+    def drive_until(self) -> Optional[float]:
+        """When a stop's waits on Drive (and on a slow disk) end: the grace after a signal; a
+        stop without one waits as the final flush does (:meth:`StopFlag.until`)."""
+        return self.stop.until(self.final_wait.deadline)
 
     def _elsewhere_due(self, job: SaveJob) -> bool:
         """Whether a stop's save also goes to Drive from elsewhere: its write here has not ended

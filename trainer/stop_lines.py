@@ -9,7 +9,7 @@ import time
 from typing import Any, Optional
 
 from drivestage.interrupts import Flag
-from trainer import stop_save
+from trainer import stop_save, stopping
 from trainer.pushed import NAMED_UNSENT, unsent_text
 from trainer.state import Position
 from trainer.write_order import WriteStuck
@@ -23,25 +23,23 @@ def saved_elsewhere(saver: Any, job: SaveJob, state: dict, pos: Position,
     ``listed``: the stop's listing of the run folder (it words the line, as it worded the
     writer's warning before it)."""
     assert saver.writer is not None
-    deadline = saver.stop.deadline or 0.0
     other = stop_save.Elsewhere(state, job.name, job.metrics, job.taken, saver.writer.drive)
     began = time.monotonic()
-    stop_save.race(job, other, deadline, listed)
+    stop_save.race(job, other, saver.drive_until, listed)
     slow = listed.wait(max(0.0, began + 0.5 - time.monotonic()))
     if other.path is None and job.written:
         other.discard()   # (the run folder's copy is pushed, or named)
         return None
     took = time.monotonic() - (saver.stop.at or time.monotonic())
     if job.error is None and not job.written:
-        why = (f"the disk answers, but too slowly for train.grace_seconds "
-               f"({saver.stop.grace_s:g} s)" if slow else
+        why = (f"the disk answers, but too slowly for {saver.stop.grace_text}" if slow else
                "the disk does not answer (a hung network or FUSE mount?)")
         job.error = WriteStuck(f"its write in {saver.out_dir} has not ended after {took:.1f} "
                                f"s: {why}")
     head = f"stopped by {saver.stop.name} at {pos.label}: {job.name} could not be written " \
            f"({job.error})"
     if other.path is None:
-        why = other.error or f"not within train.grace_seconds ({saver.stop.grace_s:g} s)"
+        why = other.error or f"not within {within(saver)}"
         # The only copy of the state stopped: named (--resume auto never looks there).
         here = (f"; it is complete in {other.written} on this machine only: --resume "
                 f"{other.written} goes on from it; elsewhere" if other.written else ";")
@@ -55,13 +53,24 @@ def saved_elsewhere(saver: Any, job: SaveJob, state: dict, pos: Position,
             f"verified there ({took:.1f} s after {saver.stop.since}; the temporary copy is "
             f"removed); resume with --resume auto")
 
+def within(saver: Any) -> str:
+    """How long the stop waited, as its line says it: ``train.grace_seconds (25 s)`` after a
+    signal; a stop without one waited longer (:meth:`trainer.stopping.StopFlag.until`)."""
+    if not saver.stop.unsignalled:
+        return saver.stop.grace_text
+    hung = saver.final_wait.hung
+    if hung is not None:
+        return f"{hung[1]:g} s of {hung[0]} not answering (a hung network or FUSE mount?)"
+    return (f"{stopping.UNSIGNALLED_WAIT_S:g} s (the longest a stop without a signal waits "
+            "for Drive)")
+
+
 def stop_message(saver: Any, job: SaveJob, pos: Position, state: Optional[dict] = None) -> str:
     """The stop's line for its save ``job``; ``state``: the state it wrote (kept in /tmp
     where the run folder did not take it: a failed write freed the job's)."""
     head = f"stopped by {saver.stop.name} at {pos.label}"
-    grace = f"train.grace_seconds ({saver.stop.grace_s:g} s)"
     if not job.written:   # (a write that waits on a hung disk, or failed: kept in /tmp)
-        why = job.error or f"its write in {saver.out_dir} has not ended within {grace}"
+        why = job.error or f"its write in {saver.out_dir} has not ended within {within(saver)}"
         return stop_save.unwritten_text(job, head, str(why), state)
     if saver.drive_spec is None:
         return f"{head}: {job.name} is saved in {saver.out_dir}; resume with --resume auto"
@@ -90,6 +99,7 @@ def stop_message(saver: Any, job: SaveJob, pos: Position, state: Optional[dict] 
                 f"({took:.1f} s after {saver.stop.since}){then}{rest}; resume with --resume auto")
     err = saver.writer.last_error
     why = f" ({err})" if err is not None else ""
+    grace = within(saver)
     others = [n for n in unsent if n != job.name]
     if not others:
         return (f"{head}: {job.name} is saved in {saver.out_dir} but did not reach "

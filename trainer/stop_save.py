@@ -36,6 +36,7 @@ from drivestage.interrupts import BackgroundThread, Flag
 from drivestage.lost_mounts import in_drive_mount, lost_mount, lost_mount_message
 from trainer import checkpoint as ckpt
 from trainer.state import Position
+from trainer.stopping import Deadline, wait_for
 
 logger = logging.getLogger(__name__)
 
@@ -123,14 +124,15 @@ class Elsewhere:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def race(job: Any, other: Elsewhere, deadline: float, listed: Optional[Flag] = None) -> None:
+def race(job: Any, other: Elsewhere, deadline: Any, listed: Optional[Flag] = None) -> None:
     """Wait until ``other`` verified its copy on Drive, or ``job``'s own write (``job.ended``)
     wrote it in the run folder after all before ``other`` began to send its own (``other`` is
     dropped: the run folder's push sends it; a slow disk), or ``other`` failed and ``job``
     ended (at once where the run folder was not ``listed``: a hung disk), or ``deadline``
-    (``time.monotonic()``). Not decided by what the run folder's disk answers: a slow disk's
-    write, waited for without a bound, outlasted the grace (stop30)."""
-    while time.monotonic() < deadline:
+    (``time.monotonic()``, or a callable read again at each step: a signal moves it). Not
+    decided by what the run folder's disk answers: a slow disk's write, waited for without a
+    bound, outlasted the grace (stop30)."""
+    while time.monotonic() < (deadline() if callable(deadline) else deadline):
         if other.ended.is_set() and (other.path is not None or job.ended.is_set()
                                      or (listed is not None and not listed.is_set())):
             return
@@ -406,10 +408,10 @@ def kept_text(job: Any, head: str, state: Optional[dict] = None,
 
 
 def rescue_text(state: dict, name: str, metrics: dict, *, head: str, out_dir: str, drive: Any,
-                spec: Optional[str], saved: float, deadline: Optional[float] = None) -> str:
+                spec: Optional[str], saved: float, deadline: Deadline = None) -> str:
     """``state`` rescued (:func:`rescue`) from a run folder whose mount stopped, sent alone to
-    ``drive`` (``drive.logs``) when there is one, until ``deadline`` (``time.monotonic()``;
-    a stop's grace) at most, and the line that says where it is: ``<head>: its state is saved
+    ``drive`` (``drive.logs``) when there is one, until ``deadline`` (``time.monotonic()``,
+    or a callable read again at each step: a stop's) at most, and the line that says where it is: ``<head>: its state is saved
     in <path> on this machine [and verified on <spec>]. <the mount's line>``."""
     point = lost_mount(out_dir) or out_dir
     try:
@@ -428,9 +430,8 @@ def rescue_text(state: dict, name: str, metrics: dict, *, head: str, out_dir: st
             except Exception as exc:
                 failed.append(exc)
 
-        within = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if not BackgroundThread(send, "trainer-rescue-send").start().join(within):
-            where += f", not yet verified on {spec} when the stop's grace ended"
+        if not wait_for(BackgroundThread(send, "trainer-rescue-send").start().ended, deadline):
+            where += f", not yet verified on {spec} when the stop's wait ended"
         elif failed:
             where += f", not sent to {spec} ({failed[0]})"
         else:

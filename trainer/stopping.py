@@ -11,6 +11,13 @@ SIGHUP is what a run started from a terminal gets when the terminal goes (an SSH
 spot VM that drops): by default it killed the run with nothing saved. It is handled like
 SIGTERM, except where it is ignored already (``nohup``, ``setsid``-style launchers): then the
 run goes on, as the user asked.
+
+A stop no signal asked for (a DataLoader worker's death, a lost rank) has no SIGKILL coming:
+its waits on Drive (:meth:`StopFlag.until`) last as the final flush's do, bounded by a mount
+that stopped answering and by :data:`UNSIGNALLED_WAIT_S`, not by the grace; a signal during
+them cuts what is left to the signal's grace at once (each wait reads the deadline again at
+every step of :data:`STEP_S`: :func:`wait_for`). Under torchrun the grace is at most
+:data:`TORCHRUN_GRACE_S` (:func:`bounded_grace`).
 """
 from __future__ import annotations
 
@@ -19,7 +26,10 @@ import os
 import signal
 import threading
 import time
-from typing import Iterator, Optional
+import logging
+from typing import Callable, Iterator, Optional, Union
+
+logger = logging.getLogger(__name__)
 
 _NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGHUP: "SIGHUP"}
 #: The shell's convention: 128 + the signal number.
@@ -30,6 +40,57 @@ WORKER_DEATH = int(signal.SIGCHLD)
 #: Nor here: another rank of a torchrun job was lost (:mod:`trainer.peer_loss`); rank 0 saves
 #: alone, and every rank ends with exit 1.
 PEER_LOSS = int(signal.SIGPIPE)
+
+#: The longest a stop no signal asked for waits for Drive (its push, its copy sent from
+#: elsewhere): nothing will SIGKILL the process, and an unattended cell that ended at the
+#: grace left the newest state off Drive, but a push that does not end must not hold it for
+#: good. 15 min sends a full-width checkpoint (about 70 MB: model, EMA, optimizer) and the
+#: epoch files queued before it over a link a hundred times slower than Colab's usual one;
+#: a link slower still is as good as gone, and the line gives the push to run.
+UNSIGNALLED_WAIT_S = 900.0
+
+#: Seconds between two reads of a deadline while a stop waits (:func:`wait_for`): a signal's
+#: handler cannot wake a wait, so a signal during it cuts the wait short within this.
+STEP_S = 0.1
+
+#: torchrun SIGKILLs its ranks 30 s after the SIGTERM it sends them (torch.distributed.elastic's
+#: ``PContext.close(timeout=30)``); a stop's save there gets 25 s at most, leaving 5 s for the
+#: line, the local copy's advice and the process's end (2 to 4 s measured: ddp31).
+TORCHRUN_GRACE_S = 25.0
+
+#: A deadline as a stop's waits take it: a ``time.monotonic()`` value, None (none), or a
+#: callable giving one, read again at every step of the wait.
+Deadline = Union[None, float, Callable[[], Optional[float]]]
+
+
+def deadline_at(deadline: Deadline) -> Optional[float]:
+    """``deadline``'s value now."""
+    return deadline() if callable(deadline) else deadline
+
+
+def wait_for(flag: "threading.Event | object", deadline: Deadline) -> bool:
+    """Wait until ``flag`` (an Event, or a Flag: anything with ``wait(timeout)``) is set or
+    ``deadline`` passed, reading ``deadline`` again every :data:`STEP_S`; whether it is set."""
+    while True:
+        end = deadline_at(deadline)
+        left = None if end is None else end - time.monotonic()
+        if left is not None and left <= 0:
+            return bool(flag.wait(0))   # type: ignore[attr-defined]
+        if flag.wait(STEP_S if left is None else min(STEP_S, left)):   # type: ignore[attr-defined]
+            return True
+
+
+def bounded_grace(grace_s: float) -> float:
+    """``grace_s``, at most :data:`TORCHRUN_GRACE_S` under torchrun (said once, at the start,
+    by rank 0): past it the launcher's SIGKILL cut off the stop's line and the local copy's
+    advice."""
+    if not os.environ.get("TORCHELASTIC_RUN_ID") or grace_s <= TORCHRUN_GRACE_S:
+        return grace_s
+    if os.environ.get("RANK", "0") == "0":
+        logger.warning("train.grace_seconds is %g s, but under torchrun a stop's save gets %g s "
+                       "at most: torchrun SIGKILLs its ranks 30 s after its SIGTERM, and the "
+                       "stop's line must come before that", grace_s, TORCHRUN_GRACE_S)
+    return TORCHRUN_GRACE_S
 
 
 def handled() -> tuple[int, ...]:
@@ -47,12 +108,14 @@ class StopFlag:
     """Whether (and when) a stop was asked for; ``grace_s`` bounds the save and upload."""
 
     def __init__(self, grace_s: float):
-        self.grace_s = grace_s
+        self.configured_s = grace_s          # train.grace_seconds as set
+        self.grace_s = bounded_grace(grace_s)
         self.signum: Optional[int] = None
         self.at: Optional[float] = None     # time.monotonic() of the first signal
         self.detail: Optional[str] = None   # what asked for it, beyond its name (torch's error)
         self.signalled = False              # a signal of :func:`handled` came (not a request;
                                             # nor a SIGHUP: it is never the second)
+        self.signal_at: Optional[float] = None   # time.monotonic() of that signal
         #: ``(signum, detail)`` of the stop a loss (:meth:`lose_peer`) came after: its clock
         #: and a worker's death (its words, what to change) stay in the line.
         self.before: Optional[tuple[int, Optional[str]]] = None
@@ -104,12 +167,41 @@ class StopFlag:
         return (self.before or (self.signum,))[0] == WORKER_DEATH
 
     @property
+    def unsignalled(self) -> bool:
+        """Whether no signal is behind this stop (a worker's death, a lost rank; none since):
+        nothing will SIGKILL the process, and its waits on Drive outlast the grace."""
+        first = self.before[0] if self.before is not None else self.signum
+        return first in (WORKER_DEATH, PEER_LOSS) and not self.signalled
+
+    @property
+    def grace_text(self) -> str:
+        """``train.grace_seconds (25 s)``, or ``(25 s under torchrun)`` where it was bounded."""
+        under = " under torchrun" if self.configured_s > self.grace_s == TORCHRUN_GRACE_S \
+            else ""
+        return f"train.grace_seconds ({self.grace_s:g} s{under})"
+
+    def until(self, hung: Callable[[], Optional[float]] = lambda: None) -> Optional[float]:
+        """When a stop's waits on Drive end (``time.monotonic()``; None: no stop asked): the
+        grace after the signal, where one came (before the stop, or during these waits: read
+        again at each step, the wait then shrinks at once); else :data:`UNSIGNALLED_WAIT_S`
+        after the stop, or ``hung()`` (when a folder waited on stopped answering, as the
+        final flush's wait ends: :meth:`trainer.final_wait.FinalWait.deadline`) if sooner."""
+        if self.at is None:
+            return None
+        if not self.unsignalled:
+            return (self.signal_at or self.at) + self.grace_s
+        ends = [self.at + UNSIGNALLED_WAIT_S, hung()]
+        return min(e for e in ends if e is not None)
+
+    @property
     def exit_code(self) -> int:
         return 1 if self.signum in (WORKER_DEATH, PEER_LOSS) else EXIT_CODES.get(self.signum, 143)
 
     @property
     def deadline(self) -> Optional[float]:
-        """``time.monotonic()`` by which the process must be gone (None: no stop asked)."""
+        """The grace's end after the stop was asked (``time.monotonic()``; None: no stop
+        asked): by which the process must be gone after a signal; what the stop's save gives
+        a disk (half of it, then elsewhere too). Its waits on Drive: :meth:`until`."""
         return None if self.at is None else self.at + self.grace_s
 
     @contextlib.contextmanager
@@ -129,7 +221,8 @@ class StopFlag:
                 # process of a login session it stops (SendSIGHUP=: a spot VM's shutdown, a
                 # run started over SSH), and a terminal's hang-up is nobody's "now": taken for
                 # the second, it killed the run in its save (attackstop32).
-                self.signalled = self.signalled or signum != signal.SIGHUP
+                if signum != signal.SIGHUP:
+                    self.signalled, self.signal_at = True, time.monotonic()
                 self.request(signum)
                 return
             # A second signal: stop now, the way the signal would without us.

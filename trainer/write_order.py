@@ -77,22 +77,24 @@ class WriteOrder:
             return iter(list(self._writing))
 
     @contextmanager
-    def turn(self, job: Any, deadline: Optional[float] = None) -> Iterator[None]:
+    def turn(self, job: Any, deadline: Any = None) -> Iterator[None]:
         """Wait until the writes of ``job``'s names handed over before it have ended; the
         write of ``job`` runs inside (it ends with the block, even by an exception). At
-        ``deadline`` (``time.monotonic()``; a stop's) :class:`WriteStuck`: an earlier write on
+        ``deadline`` (``time.monotonic()``, or a callable giving it; a stop's) :class:`WriteStuck`: an earlier write on
         a disk that stopped answering held a stop's write for good, past its grace."""
         self.hand(job)
         names = set(job.names)
         try:
             with self._cond:
                 while any(names & set(w.names) for w in self._before(job)):
-                    left = None if deadline is None else deadline - time.monotonic()
+                    end = deadline() if callable(deadline) else deadline
+                    left = None if end is None else end - time.monotonic()
                     if left is not None and left <= 0:
                         held = [w for w in self._before(job) if names & set(w.names)][0]
                         raise WriteStuck(f"the write of {', '.join(held.names)} before it has "
                                          f"not ended (the disk does not answer?)")
-                    self._cond.wait(left)
+                    # (A callable's read again: a signal moves it, and wakes no wait.)
+                    self._cond.wait(left if not callable(deadline) else min(left or 0.1, 0.1))
                 self._began[id(job)] = (job, time.monotonic())
             yield
         finally:

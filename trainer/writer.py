@@ -38,6 +38,7 @@ from trainer.pushed import SafeOnDrive, ahead
 from trainer.save_job import SaveJob  # (here before: trainer.writer.SaveJob)
 from trainer.save_times import SaveTimes
 from trainer.state import AUTOSAVE_NAME, Position
+from trainer.stopping import STEP_S, Deadline, deadline_at
 from trainer.write_order import WriteOrder, WriteStuck, superseded
 
 logger = logging.getLogger(__name__)
@@ -150,7 +151,7 @@ class BackgroundWriter:
                 return
         self._write_both_now(waiting, job, deadline())
 
-    def _write_both_now(self, waiting: SaveJob, job: SaveJob, deadline: Optional[float]) -> None:
+    def _write_both_now(self, waiting: SaveJob, job: SaveJob, deadline: Deadline) -> None:
         """A stop came while ``waiting`` held the slot: write it, then ``job``, now (after the
         write under way: :mod:`trainer.write_order`), each waited for a tenth of the grace left
         (a hung disk's took it all, the stop's own save none: stop30); a push follows."""
@@ -169,14 +170,15 @@ class BackgroundWriter:
         left = None if deadline is None else max(0.0, deadline - self._clock())
         return job.done.wait(left)
 
-    def write_now(self, job: SaveJob, deadline: Optional[float] = None,
+    def write_now(self, job: SaveJob, deadline: Deadline = None,
                   patience: float = 1.0, listed: Optional[Flag] = None) -> int:
         """Write ``job`` now (a stop: complete at once, even while a slow upload runs), then
         ask for a push: its ticket for :meth:`wait_pushed`. An autosave of its name still
         waiting (due at the step a stop during the evaluation saves again) holds an older
         state: dropped, not written over it afterwards. With ``deadline`` (a stop's) written on
         a thread of its own (``job.ended``), waited for until ``patience`` of the time to it:
-        a hung disk held a stop's save until its SIGKILL (train28; trainer.stop_save).
+        a hung disk held a stop's save until its SIGKILL (train28; trainer.stop_save); a
+        callable ``deadline`` is read again as the write waits behind another.
         ``listed``: the stop's listing of the run folder, which words the warning then."""
         with self._cond:
             if superseded(self._pending, job):
@@ -187,7 +189,9 @@ class BackgroundWriter:
         else:
             job.ended = BackgroundThread(lambda: self._write(job, deadline),
                                          "trainer-stop-write").start().ended
-            if not job.ended.wait(max(0.0, deadline - time.monotonic()) * patience):
+            end = deadline_at(deadline)
+            if not job.ended.wait(None if end is None else
+                                  max(0.0, end - time.monotonic()) * patience):
                 self.say_stuck(0.0, listed)
         return self.push_soon()
 
@@ -199,17 +203,20 @@ class BackgroundWriter:
             self._cond.notify_all()
             return self._push_requested
 
-    def wait_pushed(self, ticket: int, deadline: Optional[float] = None) -> bool:
+    def wait_pushed(self, ticket: int, deadline: Deadline = None) -> bool:
         """Wait until a push that started after ``ticket`` was issued has finished (successful
-        or not: see :meth:`verified`); False at ``deadline`` (a ``clock()`` value)."""
+        or not: see :meth:`verified`); False at ``deadline`` (a ``clock()`` value, or a callable
+        read again every :data:`~trainer.stopping.STEP_S`: a signal during a stop's wait for
+        its push moves it, and no signal handler can wake this wait)."""
         if self.drive is None:
             return True
         with self._cond:
             while self._push_done < ticket:
-                left = None if deadline is None else deadline - self._clock()
+                end = deadline_at(deadline)
+                left = None if end is None else end - self._clock()
                 if left is not None and left <= 0:
                     return False
-                self._cond.wait(left)
+                self._cond.wait(STEP_S if left is None else min(STEP_S, left))
             return True
 
     def verified(self, name: str) -> bool:
@@ -325,7 +332,7 @@ class BackgroundWriter:
     def _retry_due(self) -> bool:
         return self._retry_at is not None and self._clock() >= self._retry_at
 
-    def _write(self, job: SaveJob, deadline: Optional[float] = None) -> None:
+    def _write(self, job: SaveJob, deadline: Deadline = None) -> None:
         try:
             with self._writing.turn(job, deadline):   # after the earlier writes of its names
                 self._write_files(job)

@@ -1,0 +1,123 @@
+"""grace32: how long a stop's save waits for Drive when no signal asked for the stop.
+
+A DataLoader worker's death (the OOM killer) asks for a stop as SIGTERM would, but no SIGKILL
+follows it. The stop's wait for its upload was still cut at ``train.grace_seconds``: with a
+slow link the newest state never reached Drive (`… did not reach drive:… within
+train.grace_seconds`) and an unattended Colab cell idled with it on this machine only. Now
+such a stop waits as the final flush does (trainer.stopping.StopFlag.until); a SIGTERM during
+that wait cuts what is left of it to the signal's grace at once.
+
+The run is the real save policy, background writer and Drive (the emulator) around a
+one-layer network (tests/test_messages_train.py's ``_run``); the upload is held by the
+emulator's latency, far longer than the grace.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+
+import pytest
+
+from _messages import error_text
+from test_messages_train import FOLDER, _drive_config, _md5, _remote, _run, drive  # noqa: F401
+from trainer.drive import DriveFolder
+from trainer.errors import TrainingInterrupted
+from trainer.state import Position
+from trainer.stopping import WORKER_DEATH
+
+DIED = "DataLoader worker (pid 7) is killed by signal: Killed."
+ADVICE = (f" ({DIED.rstrip('.')}: out of memory? lower data.workers, train.batch_size or "
+          "data.cache before you resume)")
+
+
+def _worker_death_at_iteration_3(run) -> TrainingInterrupted:
+    """A worker died; the save policy sees the end of iteration 3 (as worker_deaths asks)."""
+    run.stop.request(WORKER_DEATH, detail=DIED)
+    run.state.pos = pos = Position(0, 3, 3)
+    with run.stop.installed(), pytest.raises(TrainingInterrupted) as stopped:
+        run.checkpointer.on_train_batch_end(run, pos, {})
+    return stopped.value
+
+
+def test_a_worker_deaths_stop_waits_for_an_upload_slower_than_the_grace(drive, tiny_config):
+    run = _run(_drive_config(tiny_config), drive=True, grace_s=0.4)
+    slow = drive.faults.latency(1.2, path=r"^/upload/", times=1)   # 3 graces, one upload
+    try:
+        stopped = _worker_death_at_iteration_3(run)
+    finally:
+        assert run.writer.close() is True
+    saved = os.path.join(run.out_dir, "autosave_00000003.pt")
+    assert _remote(drive)["autosave_00000003.pt"] == _md5(saved)   # the newest state on Drive
+    assert slow.times == 0, "the upload was not the slow one"
+    text = error_text(stopped).removeprefix("Error: ")
+    assert re.fullmatch(
+        re.escape(f"stopped by a DataLoader worker's death at epoch 1, iteration 3: "
+                  f"autosave_00000003.pt is saved and verified on drive:{FOLDER} (") +
+        r"\d+\.\d s" + re.escape(f" after the worker's death); resume with --resume auto{ADVICE}"),
+        text), text
+    assert stopped.exit_code == 1
+
+
+def test_a_sigterm_during_that_wait_cuts_it_to_the_signals_grace(drive, tiny_config,
+                                                                  monkeypatch):
+    run = _run(_drive_config(tiny_config), drive=True, grace_s=0.4)
+    drive.faults.latency(60.0, path=r"^/upload/", times=1)   # an upload that does not end
+    push, sent = DriveFolder.push, []
+
+    def push_then_sigterm(self, *args, **kwargs):
+        if run.stop.is_set() and not sent:   # (the stop's push begins: Colab's SIGTERM now)
+            sent.append(os.getpid())
+            os.kill(os.getpid(), signal.SIGTERM)
+        return push(self, *args, **kwargs)
+
+    monkeypatch.setattr(DriveFolder, "push", push_then_sigterm)
+    try:
+        stopped = _worker_death_at_iteration_3(run)
+        on_drive = _remote(drive)
+    finally:
+        drive.faults.release_holds()   # (the held upload goes on now: the writer can end)
+        assert run.writer.close() is True
+    assert sent and run.stop.signalled
+    assert "autosave_00000003.pt" not in on_drive   # ended within the grace, not the upload
+    text = error_text(stopped).removeprefix("Error: ")
+    assert text == (
+        f"stopped by a DataLoader worker's death at epoch 1, iteration 3: autosave_00000003.pt "
+        f"is saved in {run.out_dir} but did not reach drive:{FOLDER} within "
+        f"train.grace_seconds (0.4 s); --resume auto on this machine continues from it, "
+        f"elsewhere upload it first: drivestage push {run.out_dir} drive:{FOLDER}{ADVICE}"), text
+    assert stopped.exit_code == 1
+
+
+def test_the_end_of_a_stops_wait_on_drive_is_read_again_as_signals_come():
+    """StopFlag.until: a signal's grace (from that signal, though a death asked first); no
+    signal: UNSIGNALLED_WAIT_S, or sooner where a folder waited on stopped answering."""
+    from trainer import stopping
+
+    stop = stopping.StopFlag(10)
+    assert stop.until() is None
+    stop.request(WORKER_DEATH, detail=DIED)
+    assert stop.unsignalled and stop.until() == stop.at + stopping.UNSIGNALLED_WAIT_S
+    assert stop.until(lambda: stop.at + 300.0) == stop.at + 300.0   # (hungend30's rule)
+    with stop.installed():
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert not stop.unsignalled and stop.signal_at is not None
+    assert stop.until(lambda: stop.at + 300.0) == stop.signal_at + 10
+    assert stop.deadline == stop.at + 10 and stop.exit_code == 1   # (the death's line)
+
+
+def test_under_torchrun_the_grace_is_bounded_by_the_launchers_sigkill(monkeypatch, caplog):
+    from trainer import stopping
+
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
+    monkeypatch.setenv("RANK", "0")
+    with caplog.at_level("WARNING", logger="trainer.stopping"):
+        assert stopping.StopFlag(20).grace_s == 20
+        assert not caplog.records
+        stop = stopping.StopFlag(60)
+    assert stop.grace_s == stopping.TORCHRUN_GRACE_S == 25
+    assert stop.grace_text == "train.grace_seconds (25 s under torchrun)"
+    stop.request(signal.SIGTERM)
+    assert stop.until() == stop.deadline == stop.at + 25
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID")
+    assert stopping.StopFlag(60).grace_s == 60   # (no launcher: no bound)
