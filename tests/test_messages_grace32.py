@@ -3,8 +3,10 @@ Drive as long as it may, and train.grace_seconds bounded under torchrun."""
 from __future__ import annotations
 
 import logging
+import os
 
 from _messages import error_text, log_text, renders, shown
+from _tempdir import own_tempdir  # noqa: F401  (an autouse fixture)
 from test_grace32_stop_waits import _worker_death_at_iteration_3
 from test_messages_train import FOLDER, _drive_config, _remote, _run, drive  # noqa: F401
 from trainer import stopping
@@ -46,3 +48,44 @@ def test_a_grace_longer_than_torchrun_allows(monkeypatch, caplog):
         "torchrun SIGKILLs its ranks 30 s after its SIGTERM, and the stop's line must come "
         "before that"), text
     shown("under torchrun a stop's save gets 25 s at most", text)
+
+
+@renders("--resume auto goes on from … kept on this machine by an earlier stop")
+def test_a_run_goes_on_from_the_state_an_earlier_stop_kept_in_tmp(tiny_config, own_tempdir,
+                                                                 one_torch_thread, caplog):
+    """A real run stopped mid-epoch 2; its stop's save kept in /tmp only (as a stop on a hung
+    run folder keeps it); the same command again goes on from it, not from epoch_001.pt."""
+    import shutil
+
+    from trainer import checkpoint as ckpt
+    from trainer.callbacks import Callback
+    from trainer.config import load_config
+    from trainer.engine import fit
+    from trainer.errors import TrainingInterrupted
+
+    class StopAt6(Callback):
+        def on_train_batch_end(self, run, pos, logs):
+            if pos.iteration == 6:
+                run.stop.request()
+
+    cfg = load_config(tiny_config(**{"train.batch_size": 4, "train.freeze_epochs": 0}))
+    try:
+        fit(cfg, resume="none", callbacks=[StopAt6()])
+    except TrainingInterrupted:
+        pass
+    saved = sorted(n for n in os.listdir(cfg.train.out_dir) if n.startswith("autosave_"))
+    assert saved and saved[-1].endswith(".pt"), saved
+    name = [n for n in saved if n.endswith(".pt")][-1]
+    kept = own_tempdir / "trainer-rescued-x1"
+    kept.mkdir()
+    for f in (name, os.path.basename(ckpt.sidecar_path(name))):
+        shutil.move(os.path.join(cfg.train.out_dir, f), kept / f)
+    at = ckpt.read_sidecar(str(kept / name))
+    assert at is not None and at.epoch_iteration > 0   # (mid-epoch 2; epoch_001.pt is older)
+
+    with caplog.at_level(logging.INFO, logger="trainer"):
+        fit(cfg, resume="auto")
+    assert f"resumed from {kept / name} at epoch 2, iteration {at.iteration}" in caplog.text
+    shown("--resume auto goes on from … kept on this machine by an earlier stop", caplog.text)
+    last = ckpt.read_sidecar(os.path.join(cfg.train.out_dir, "epoch_002.pt"))
+    assert last is not None and last.run == at.run and last.epoch == 2

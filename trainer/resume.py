@@ -35,7 +35,7 @@ from drivestage.sidecar import Sidecar
 from drivestage.store import RemoteEntry
 from trainer import checkpoint as ckpt
 from trainer import resume_checks as checks
-from trainer import distributed
+from trainer import distributed, kept_copies
 from trainer.drive import DriveFolder, RemoteCheckpoint, newest_of_current_run
 from trainer.errors import CheckpointError
 from trainer.resume_fallback import Tried, Vet
@@ -93,6 +93,9 @@ def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
         try:
             tried = Tried(vet)
             start = _decide(cfg, resume, drive, vet, tried=tried)
+            if (resume or "").strip().lower() == "auto" and _one_machine(info):
+                # An earlier stop's copy of the run's state in /tmp, further on (grace32).
+                start = kept_copies.prefer(start, cfg.train.out_dir, tried)
             start = replace(start, passed_over=tried.here())
             chosen = (chosen_bytes(start.path, start.where or start.path, _drive_copy(start))
                       if start.path and info.distributed else None)
@@ -131,6 +134,11 @@ def choose(cfg: Any, resume: Optional[str], info: distributed.DistInfo,
     if start is not None:
         return replace(start, side_copies=side)
     return Start(run, load, where, remote, side_copies=side)
+
+
+def _one_machine(info: distributed.DistInfo) -> bool:
+    """Whether every rank runs on this machine (a copy in its /tmp reaches every one)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", info.world_size)) >= info.world_size
 
 
 def _here(path: str, main_out_dir: str, out_dir: str) -> str:
