@@ -12,7 +12,7 @@ from test_messages_train import FOLDER, _drive_config, _remote, _run, drive  # n
 from trainer import stopping
 
 
-@renders("did not reach … within … s (the longest a stop without a signal waits for Drive)")
+@renders("did not reach … within … s (the longest a stop without a signal waits)")
 def test_a_worker_deaths_stop_whose_upload_outlasts_the_longest_wait(drive, tiny_config,
                                                                      monkeypatch):
     monkeypatch.setattr(stopping, "UNSIGNALLED_WAIT_S", 0.6)   # (15 min in a run)
@@ -29,10 +29,10 @@ def test_a_worker_deaths_stop_whose_upload_outlasts_the_longest_wait(drive, tiny
     assert text.startswith(
         f"stopped by a DataLoader worker's death at epoch 1, iteration 3: autosave_00000003.pt "
         f"is saved in {run.out_dir} but did not reach drive:{FOLDER} within 0.6 s (the longest "
-        f"a stop without a signal waits for Drive); --resume auto on this machine continues "
+        f"a stop without a signal waits); --resume auto on this machine continues "
         f"from it, elsewhere upload it first: drivestage push {run.out_dir} drive:{FOLDER} ("), \
         text
-    shown("did not reach … within … s (the longest a stop without a signal waits for Drive)",
+    shown("did not reach … within … s (the longest a stop without a signal waits)",
           text)
 
 

@@ -61,8 +61,7 @@ def within(saver: Any) -> str:
     hung = saver.final_wait.hung
     if hung is not None:
         return f"{hung[1]:g} s of {hung[0]} not answering (a hung network or FUSE mount?)"
-    return (f"{stopping.UNSIGNALLED_WAIT_S:g} s (the longest a stop without a signal waits "
-            "for Drive)")
+    return f"{stopping.UNSIGNALLED_WAIT_S:g} s (the longest a stop without a signal waits)"
 
 
 def stop_message(saver: Any, job: SaveJob, pos: Position, state: Optional[dict] = None) -> str:
