@@ -436,8 +436,10 @@ class Checkpointer(Callback):
         """Let the writer finish (bounded by the grace once a stop was asked); False if it did not."""
         if self.writer is None:
             return True
-        finished = self.writer.close(lambda: self.final_wait.deadline(self.stop.deadline),
-                                     push=push)
+        # (A stop's: drive_until. A stop without a signal may have waited past its grace for
+        # its push: a deadline long past then said the verified mirror "could not finish".)
+        finished = self.writer.close(lambda: self.drive_until() if self.stop.is_set() else
+                                     self.final_wait.deadline(), push=push)
         err = self.writer.last_error
         if not finished:
             if self._said_unfinished:  # on_fit_end said it; on_interrupt closes again
