@@ -16,7 +16,7 @@ from trainer import stopping
 def test_a_worker_deaths_stop_whose_upload_outlasts_the_longest_wait(drive, tiny_config,
                                                                      monkeypatch):
     monkeypatch.setattr(stopping, "UNSIGNALLED_WAIT_S", 0.6)   # (15 min in a run)
-    run = _run(_drive_config(tiny_config), drive=True, grace_s=0.2)
+    run = _run(_drive_config(tiny_config), drive=True, grace_s=0.3)
     drive.faults.latency(60.0, path=r"^/upload/", times=1)   # an upload that does not end
     try:
         stopped = _worker_death_at_iteration_3(run)
