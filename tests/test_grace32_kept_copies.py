@@ -75,3 +75,23 @@ def test_a_copy_older_than_the_run_folders_newest_is_not_taken(tiny_config, own_
                                 saved=3000.0)
     _kept(own_tempdir, "trainer-stop-a1", RUN, 4, saved=2000.0)   # (the run went on past it)
     assert _choose(cfg).path == here
+
+
+def test_a_copy_that_fails_the_resume_checks_is_passed_over_and_left_as_it_is(
+        tiny_config, own_tempdir):
+    from trainer.errors import UnusableCheckpointError
+
+    cfg = load_config(tiny_config())
+    os.makedirs(cfg.train.out_dir)
+    here = ckpt.save_checkpoint(_state(RUN, 0, 2, 2),
+                                os.path.join(cfg.train.out_dir, "autosave_00000002.pt"),
+                                saved=1000.0)
+    kept = _kept(own_tempdir, "trainer-stop-a1", RUN, 4, saved=2000.0)
+
+    def vet(state, where):   # (NaN weights, say: trainer.resume_checks)
+        if state["iteration"] == 4:
+            raise UnusableCheckpointError(f"{where}: NaN", where, "NaN weights")
+
+    start = resume.choose(cfg, "auto", distributed.env_info(), None, vet)
+    assert start.path == here and start.passed_over == ()   # (the copy is no run folder file)
+    assert os.path.isfile(kept)

@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 from trainer import checkpoint as ckpt
 from trainer import stop_save
+from trainer.resume_fallback import Tried
 from trainer.state import Position
 
 logger = logging.getLogger(__name__)
@@ -83,7 +84,9 @@ def _usable(path: str, side: Any, tried: Any) -> bool:
     if why is not None:
         logger.warning("passed over %s, kept by an earlier stop: %s", path, why)
         return False
-    return bool(tried.usable(state, path, side.md5))
+    # (Vetted apart: one found unusable is no file of the run folder to move aside at the
+    # first save, nor one more toward auto's bound on states tried.)
+    return Tried(tried.vet).usable(state, path, side.md5)
 
 
 def _label(side: Any) -> str:
