@@ -21,7 +21,7 @@ import signal
 import pytest
 
 from _messages import error_text
-from test_messages_train import FOLDER, _drive_config, _md5, _remote, _run, drive  # noqa: F401
+from test_messages_train import FOLDER, _drive_config, _remote, _run, drive  # noqa: F401
 from trainer.drive import DriveFolder
 from trainer.errors import TrainingInterrupted
 from trainer.state import Position
@@ -43,7 +43,8 @@ def _worker_death_at_iteration_3(run) -> TrainingInterrupted:
 
 def test_a_sigterm_during_that_wait_cuts_it_to_the_signals_grace(drive, tiny_config,
                                                                   monkeypatch):
-    run = _run(_drive_config(tiny_config), drive=True, grace_s=0.4)
+    # (Half the grace for the tiny write here: more, and it goes from elsewhere too.)
+    run = _run(_drive_config(tiny_config), drive=True, grace_s=0.8)
     drive.faults.latency(60.0, path=r"^/upload/", times=1)   # an upload that does not end
     push, sent = DriveFolder.push, []
 
@@ -66,7 +67,7 @@ def test_a_sigterm_during_that_wait_cuts_it_to_the_signals_grace(drive, tiny_con
     assert text == (
         f"stopped by a DataLoader worker's death at epoch 1, iteration 3: autosave_00000003.pt "
         f"is saved in {run.out_dir} but did not reach drive:{FOLDER} within "
-        f"train.grace_seconds (0.4 s); --resume auto on this machine continues from it, "
+        f"train.grace_seconds (0.8 s); --resume auto on this machine continues from it, "
         f"elsewhere upload it first: drivestage push {run.out_dir} drive:{FOLDER}{ADVICE}"), text
     assert stopped.exit_code == 1
 
@@ -109,7 +110,6 @@ def test_a_real_worker_death_with_a_slow_upload_ends_verified_on_drive(
         drive, tiny_config, one_torch_thread, monkeypatch, caplog):
     """End to end: a DataLoader worker SIGKILLed (the OOM killer) in a real run whose stop's
     upload takes longer than the grace."""
-    from trainer import checkpoint as ckpt
     from trainer.data.dataset import YoloDataset
     from trainer.engine import fit
 
@@ -132,11 +132,16 @@ def test_a_real_worker_death_with_a_slow_upload_ends_verified_on_drive(
     at = re.match(r"stopped by a DataLoader worker's death at epoch 1, iteration (\d+): ", text)
     assert at is not None, text
     name = f"autosave_{int(at[1]):08d}.pt"
-    assert text.startswith(f"{at[0]}{name} is saved and verified on drive:{FOLDER} ("), text
+    verified = (f"{at[0]}{name} is saved and verified on drive:{FOLDER} (",
+                # (A loaded machine: its write here took over half the grace, so it went from
+                # a temporary folder too, trainer.stop_save; verified there all the same.)
+                f"it is sent to drive:{FOLDER} from a temporary folder instead and verified "
+                f"there (")
+    assert text.startswith(at[0]) and any(v in text for v in verified), text
     assert slow.times == 0 and stopped.value.exit_code == 1
-    saved = os.path.join(cfg.train.out_dir, name)
-    assert _remote(drive)[name] == _md5(saved)
-    assert ckpt.load_checkpoint(saved)["iteration"] == int(at[1])
+    found = DriveFolder(f"drive:{FOLDER}", str(cfg.train.out_dir)).checkpoints()
+    assert [c.name for c in found] == [name], found   # (verified: its sidecar names its md5)
+    assert found[0].sidecar.iteration == int(at[1])
     # (The close after it, its grace long past: "the Drive mirror could not finish within
     # train.grace_seconds", though nothing was left to send.)
     assert not caplog.records, caplog.text

@@ -15,8 +15,8 @@ from trainer import stopping
 @renders("did not reach … within … s (the longest a stop without a signal waits)")
 def test_a_worker_deaths_stop_whose_upload_outlasts_the_longest_wait(drive, tiny_config,
                                                                      monkeypatch):
-    monkeypatch.setattr(stopping, "UNSIGNALLED_WAIT_S", 0.6)   # (15 min in a run)
-    run = _run(_drive_config(tiny_config), drive=True, grace_s=0.3)
+    monkeypatch.setattr(stopping, "UNSIGNALLED_WAIT_S", 0.8)   # (15 min in a run)
+    run = _run(_drive_config(tiny_config), drive=True, grace_s=1.0)   # (half: the write here)
     drive.faults.latency(60.0, path=r"^/upload/", times=1)   # an upload that does not end
     try:
         stopped = _worker_death_at_iteration_3(run)
@@ -28,7 +28,7 @@ def test_a_worker_deaths_stop_whose_upload_outlasts_the_longest_wait(drive, tiny
     text = error_text(stopped).removeprefix("Error: ")
     assert text.startswith(
         f"stopped by a DataLoader worker's death at epoch 1, iteration 3: autosave_00000003.pt "
-        f"is saved in {run.out_dir} but did not reach drive:{FOLDER} within 0.6 s (the longest "
+        f"is saved in {run.out_dir} but did not reach drive:{FOLDER} within 0.8 s (the longest "
         f"a stop without a signal waits); --resume auto on this machine continues "
         f"from it, elsewhere upload it first: drivestage push {run.out_dir} drive:{FOLDER} ("), \
         text

@@ -404,7 +404,8 @@ class Checkpointer(Callback):
                     ticket = self.writer.push_soon()
                 if self.stop.unsignalled and self.drive_spec and not job.error:
                     logger.info("waiting for %s to reach %s (no signal asked for this stop; a "
-                                "SIGTERM or Ctrl-C ends the wait sooner)", job.name, self.drive_spec)
+                                "SIGTERM or Ctrl-C ends the wait sooner)", job.name,
+                                self.drive_spec)
                 self.writer.wait_pushed(ticket, self.drive_until)
                 message = stop_lines.stop_message(self, job, pos, state)
         try:

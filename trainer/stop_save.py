@@ -411,8 +411,9 @@ def rescue_text(state: dict, name: str, metrics: dict, *, head: str, out_dir: st
                 spec: Optional[str], saved: float, deadline: Deadline = None) -> str:
     """``state`` rescued (:func:`rescue`) from a run folder whose mount stopped, sent alone to
     ``drive`` (``drive.logs``) when there is one, until ``deadline`` (``time.monotonic()``,
-    or a callable read again at each step: a stop's) at most, and the line that says where it is: ``<head>: its state is saved
-    in <path> on this machine [and verified on <spec>]. <the mount's line>``."""
+    or a callable read again at each step: a stop's) at most, and the line that says where
+    it is: ``<head>: its state is saved in <path> on this machine [and verified on <spec>].
+    <the mount's line>``."""
     point = lost_mount(out_dir) or out_dir
     try:
         path = rescue(state, name, metrics, saved)

@@ -80,8 +80,9 @@ class WriteOrder:
     def turn(self, job: Any, deadline: Any = None) -> Iterator[None]:
         """Wait until the writes of ``job``'s names handed over before it have ended; the
         write of ``job`` runs inside (it ends with the block, even by an exception). At
-        ``deadline`` (``time.monotonic()``, or a callable giving it; a stop's) :class:`WriteStuck`: an earlier write on
-        a disk that stopped answering held a stop's write for good, past its grace."""
+        ``deadline`` (``time.monotonic()``, or a callable giving it; a stop's)
+        :class:`WriteStuck`: an earlier write on a disk that stopped answering held a stop's
+        write for good, past its grace."""
         self.hand(job)
         names = set(job.names)
         try:
