@@ -113,6 +113,8 @@ class TrainConfig:
                                    "many minutes of training, mid-epoch too (0 = off)")
     grace_seconds: float = _f(25.0, "on SIGTERM, Ctrl-C or SIGHUP: seconds to save a checkpoint and "
                                     "verify it on Drive before exiting (143, 130, 129)")
+    silent_rank_minutes: float = _f(5.0, "under torchrun: a rank silent this long (stopped, hung, its "
+                                         "machine cut off) ends the run; rank 0 saves (0 = off)")
     eval_period: int = _f(10, "compute mAP every this many epochs (and at the last epoch)")
     conf_thresh: float = _f(0.001, "score threshold for detections during mAP evaluation")
     nms_thresh: float = _f(0.5, "IoU threshold of non-maximum suppression during evaluation")
@@ -413,6 +415,8 @@ def validate(cfg: Config) -> None:
                           f"got {t.log_period}")
     if t.save_minutes < 0:
         raise ConfigError(f"train.save_minutes must be >= 0 (0 = off), got {t.save_minutes}")
+    if t.silent_rank_minutes < 0:
+        raise ConfigError(f"train.silent_rank_minutes must be >= 0 (0 = off), got {t.silent_rank_minutes}")
     if t.grace_seconds <= 0:
         raise ConfigError(f"train.grace_seconds must be > 0, got {t.grace_seconds}")
     if t.grace_seconds > MAX_GRACE_SECONDS:  # a wait past threading.TIMEOUT_MAX: a traceback

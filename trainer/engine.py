@@ -23,7 +23,7 @@ from torch import nn
 
 from drivestage.errors import MirrorError
 from trainer import checkpoint as ckpt
-from trainer import distributed, peer_loss, resume
+from trainer import distributed, peer_loss, resume, silence
 from trainer.callbacks import Callback, CallbackList, CSVLogger, PlotCallback, ProgressLines, TensorBoardLogger
 from trainer.config import Config, model_signature
 from trainer.data.batches import to_model_input
@@ -114,12 +114,12 @@ def fit(cfg: Config, *, resume: str = "auto", callbacks: Sequence[Callback] = ()
     _set_determinism(cfg)
     os.makedirs(cfg.train.out_dir, exist_ok=True)
     lock = RunFolderLock(cfg.train.out_dir)
-    try:
-        # One run per folder (rank 0 writes it); a refusal reaches the other ranks as well.
-        with distributed.main_first(info, local=False) as first:
-            if first:
-                lock.acquire()
-        return _fit(cfg, info, device, resume, callbacks, StopFlag(cfg.train.grace_seconds))
+    try:   # (a rank silent, or lost before training: one line; trainer.silence)
+        with silence.watch(cfg, info):   # one run per folder; a refusal reaches every rank
+            with distributed.main_first(info, local=False) as first:
+                if first:
+                    lock.acquire()
+            return _fit(cfg, info, device, resume, callbacks, StopFlag(cfg.train.grace_seconds))
     finally:
         lock.release()
         distributed.cleanup()

@@ -16,9 +16,11 @@ rate, both put back from the copies :class:`Steps` took as the step began. One m
 optimizer's step began (a collective inside it: an optimizer of the user's) would find a half
 updated model: nothing is saved then, and the line says so.
 
-A peer that died is seen at once (its sockets close); one that stops answering alive, only at
-the process group's timeout (30 minutes: rank 0 evaluates while the others wait in a
-collective, so it cannot be short). Other errors, ``RuntimeError``s included, go on as before.
+A peer that died is seen at once (its sockets close); one that stops answering alive, once
+:mod:`trainer.silence` found it silent for ``train.silent_rank_minutes`` (it shuts this rank's
+sockets to it, so the collective fails the same way). Other errors, ``RuntimeError``s
+included, go on as before.
+
 Tried with gloo (CPU) only: under NCCL a lost peer may instead hold the collective until
 NCCL's own watchdog ends the process, and then nothing here runs.
 """
@@ -30,7 +32,7 @@ from typing import Any, Iterator, Optional
 
 import torch
 
-from trainer import distributed
+from trainer import distributed, silence
 from trainer.callbacks import Callback
 from trainer.errors import TrainingInterrupted
 
@@ -110,9 +112,14 @@ class Steps(Callback):
         self._hook.remove()
 
 
-def _who(info: distributed.DistInfo) -> str:
-    """The rank lost, as far as this one can know: with two, the other one."""
-    return f"rank {1 - info.rank}" if info.world_size == 2 else "another rank"
+def who_lost(info: distributed.DistInfo, words: str) -> tuple[str, str]:
+    """``(the rank lost, what is known of it)``: the silent rank and how long it was silent
+    (:mod:`trainer.silence`), else as far as this rank can know (with two, the other one)."""
+    silent = silence.who_and_words(info)
+    if silent is not None:
+        return silent
+    who = f"rank {1 - info.rank}" if info.world_size == 2 else "another rank"
+    return who, f"{words}: {who} ended or stopped answering, its own lines say why"
 
 
 @contextlib.contextmanager
@@ -141,10 +148,9 @@ def watched(run: Any) -> Iterator[None]:
 
 def ended(run: Any, steps: Optional[Steps], words: str) -> TrainingInterrupted:
     """This rank's line (rank 0: after its save, when the state is consistent)."""
-    who, pos = _who(run.info), run.state.pos
+    (who, words), pos = who_lost(run.info, words), run.state.pos
     head = f"stopped by the loss of {who}"
-    tail = (f" ({words}: {who} ended or stopped answering, its own lines say why; run the same "
-            f"torchrun command again)")
+    tail = f" ({words}; run the same torchrun command again)"
     if steps is None:   # (another rank: rank 0 saves)
         said = ("nothing is saved (rank 0 alone saves)" if who == "rank 0" else
                 "rank 0 saves what it can, its line says what")

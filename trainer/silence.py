@@ -1,0 +1,242 @@
+"""A rank of a torchrun job that is alive but silent, and a rank lost before training.
+
+**Silent.** A rank stopped (SIGSTOP, a debugger), hung with the interpreter held, or on a
+machine that froze or was cut off from the network closes no socket: the other ranks waited
+in their next collective for the process group's whole timeout (30 minutes of paid, idle
+GPUs on Colab, Kaggle or a spot VM), then ended in gloo's traceback with nothing saved. The
+timeout cannot be short: rank 0 evaluates, stages data and writes checkpoints while the
+others wait in a collective.
+
+Here every rank runs a heartbeat thread: every tenth of ``train.silent_rank_minutes`` it adds
+one to its own counter in the job's TCP store (torchrun's, at ``MASTER_ADDR:MASTER_PORT``;
+its own client, with a short timeout) and reads the others'. A thread beats whatever the main
+thread does (a long evaluation, the first step, a checkpoint written, a collective waited
+in), so a slow rank is never taken for a silent one: only a process whose threads stopped
+altogether, or one that no longer reaches the store, falls silent. A counter that did not
+move for the bound makes its rank silent. The watcher then shuts down this process's sockets
+to that rank (their addresses are what the rank published while it beat): the collective the
+main thread waits in fails as for a lost rank (:mod:`trainer.peer_loss`: rank 0 saves, every
+rank ends in one line), and the line says which rank was silent and for how long.
+
+**Before training.** A rank lost while the run folder is locked, the data or weights staged,
+the checkpoint to resume chosen or the room checked ended the others with gloo's traceback.
+:func:`watch` turns it into one line naming the rank and the phase; nothing was trained yet.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import os
+import socket
+import stat
+import sys
+import threading
+import time
+from typing import Any, Iterator, Optional
+
+from trainer import distributed
+from trainer.errors import TrainingInterrupted
+
+logger = logging.getLogger(__name__)
+
+#: Beats per bound: a silent rank is seen at most a tenth of the bound late.
+BEATS = 10
+#: The longest wait for one answer of the store (a store that does not answer is no news).
+STORE_WAIT_S = 10.0
+#: The phases before training, by the function (innermost wins) a lost rank was met in.
+PHASES = {"fit": "the run folder was locked", "stage_data": "the data was staged",
+          "_build": "model.weights were staged", "choose": "the checkpoint to resume was chosen",
+          "_check_room": "the run folder's room was checked",
+          "restore": "the checkpoint was restored", "loaded": "the checkpoint was restored"}
+
+_silent: Optional[tuple[int, float]] = None   # (rank, seconds) once one was found silent
+
+
+def declared() -> Optional[tuple[int, float]]:
+    """``(rank, seconds it was silent)`` once this process found a rank silent, else None."""
+    return _silent
+
+
+def who_and_words(info: distributed.DistInfo) -> Optional[tuple[str, str]]:
+    """``("rank 1", "rank 1 was silent for 5.1 min: ...")`` once a rank was found silent."""
+    if _silent is None:
+        return None
+    rank, seconds = _silent
+    took = f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
+    return f"rank {rank}", (f"rank {rank} was silent for {took} (train.silent_rank_minutes): "
+                            f"stopped, hung, or its machine frozen or cut off; end it if it is "
+                            f"still there")
+
+
+def _endpoints() -> list[tuple[int, tuple[str, int], Optional[tuple[str, int]]]]:
+    """``(fd, local address, peer address)`` of this process's TCP sockets (Linux's /proc)."""
+    out = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if not stat.S_ISSOCK(os.fstat(int(name)).st_mode):
+                continue
+            sock = socket.socket(fileno=os.dup(int(name)))
+        except (OSError, ValueError):
+            continue
+        try:
+            if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+                out.append((int(name), _addr(sock.getsockname()), _peer(sock)))
+        except OSError:
+            pass
+        finally:
+            sock.close()   # (the duplicate only: the socket stays open)
+    return out
+
+
+def _addr(address: Any) -> tuple[str, int]:
+    host = str(address[0])
+    return (host[7:] if host.startswith("::ffff:") else host), int(address[1])
+
+
+def _peer(sock: socket.socket) -> Optional[tuple[str, int]]:
+    try:
+        return _addr(sock.getpeername())
+    except OSError:   # (a listening socket)
+        return None
+
+
+class Watcher:
+    """The heartbeat of one rank (see the module's text): one thread talks to the store (its
+    calls may block: a stopped store answers nothing, whatever the client's timeout), the
+    other judges from what the first last heard, so a store that went silent is seen too."""
+
+    def __init__(self, info: distributed.DistInfo, bound_s: float):
+        self.info, self.bound_s = info, bound_s
+        self.period = bound_s / BEATS
+        self._done = threading.Event()
+        self._prefix = (f"trainer/alive/{os.environ.get('TORCHELASTIC_RUN_ID', '')}/"
+                        f"{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/")
+        began = time.monotonic()
+        self._others = [r for r in range(info.world_size) if r != info.rank]
+        self._beats = {r: -1 for r in self._others}      # each one's counter as last read
+        self._heard = {r: began for r in self._others}   # when it last moved (or it left)
+        self._ends: dict[int, set] = {}                  # its sockets' addresses
+        self._round = began                              # when the store last answered us
+        self._threads = [threading.Thread(target=f, name=f"trainer-silence-{f.__name__[1:]}",
+                                          daemon=True) for f in (self._talk, self._judge)]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        """This rank leaves (trained, or ended by an error): the others do not wait on it."""
+        self._done.set()
+        for thread in self._threads:
+            thread.join(1.0)   # (a store call that blocks is left to the daemon thread)
+
+    def _store(self) -> Any:
+        import torch.distributed as dist
+
+        wait = datetime.timedelta(seconds=min(STORE_WAIT_S, max(self.period, 0.5)))
+        return dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                             is_master=False, timeout=wait, wait_for_workers=False)
+
+    def _talk(self) -> None:
+        """Beat, and read the others' beats, every period until this rank leaves."""
+        store, mine, key = None, None, self._prefix
+        while not self._done.wait(self.period):
+            try:
+                store = store or self._store()
+                now = sorted({json.dumps(e[1]) for e in _endpoints()})
+                if now != mine:   # (the addresses first: a beat says they are there)
+                    store.set(f"{key}ends/{self.info.rank}", json.dumps(now))
+                    mine = now
+                store.add(f"{key}beat/{self.info.rank}", 1)
+                for r in self._others:
+                    beat = store.add(f"{key}beat/{r}", 0)
+                    if beat != self._beats[r]:
+                        ends = json.loads(store.get(f"{key}ends/{r}"))
+                        self._ends[r] = {tuple(json.loads(e)) for e in ends}
+                        self._beats[r], self._heard[r] = beat, time.monotonic()
+                    elif store.check([f"{key}left/{r}"]):   # (it ended: its line says why)
+                        self._heard[r] = time.monotonic()
+                self._round = time.monotonic()
+            except Exception:   # (no answer: no news, the judge decides)
+                pass
+        with contextlib.suppress(Exception):
+            if store is not None:
+                store.set(f"{key}left/{self.info.rank}", "1")
+
+    def _judge(self) -> None:
+        """Every period: a rank not heard of for the bound is silent (the store's host, rank
+        0, when the store itself stopped answering)."""
+        while not self._done.wait(self.period):
+            if not distributed.is_initialized():   # (a rank was lost: peer_loss has it)
+                return
+            now = time.monotonic()
+            gone, rank = max((now - at, r) for r, at in self._heard.items())
+            if now - self._round > self.bound_s and 0 in self._heard:
+                gone, rank = now - self._heard[0], 0
+            if gone > self.bound_s:
+                self._cut(rank, gone, self._ends.get(rank, set()))
+                return
+
+    def _cut(self, rank: int, gone: float, theirs: set) -> None:
+        """Rank ``rank`` is silent: the main thread's collective fails (sockets to it shut)."""
+        global _silent
+        _silent = (rank, gone)
+        cut = 0
+        for fd, _, peer in _endpoints():
+            if peer is not None and peer in theirs:
+                with contextlib.suppress(OSError):
+                    sock = socket.socket(fileno=os.dup(fd))
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                        cut += 1
+                    finally:
+                        sock.close()
+        logger.debug("rank %d silent for %.1f s: %d sockets to it shut", rank, gone, cut)
+        if not cut:   # (its addresses never came: nothing else can end the wait early)
+            said = who_and_words(self.info)
+            print(f"Error: stopped: {said[1] if said else ''}; nothing could be saved "
+                  f"(run the same torchrun command again)", file=sys.stderr, flush=True)
+            os._exit(1)
+
+
+def _phase(exc: BaseException) -> str:
+    """The phase before training the traceback of ``exc`` was in (:data:`PHASES`)."""
+    found, tb = "the run started", exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name in PHASES and "trainer" in code.co_filename:
+            found = PHASES[code.co_name]
+        tb = tb.tb_next
+    return found
+
+
+@contextlib.contextmanager
+def watch(cfg: Any, info: distributed.DistInfo) -> Iterator[None]:
+    """``fit`` under torchrun: a silent rank found (heartbeats), and a rank lost before
+    training ended in one line (:class:`~trainer.errors.TrainingInterrupted`, exit 1)."""
+    bound = 60 * float(getattr(cfg.train, "silent_rank_minutes", 0) or 0)
+    if not info.distributed or not distributed.is_initialized():
+        yield
+        return
+    watcher = Watcher(info, bound) if bound > 0 and os.path.isdir("/proc/self/fd") else None
+    if watcher is not None:
+        watcher.start()
+    try:
+        yield
+    except RuntimeError as exc:
+        from trainer.peer_loss import lost_peer, who_lost
+
+        words = lost_peer(exc)
+        if words is None:
+            raise
+        distributed.lose()
+        who, words = who_lost(info, words)
+        raise TrainingInterrupted(
+            f"{who} was lost while {_phase(exc)}, before training: nothing was trained, "
+            f"nothing is saved ({words}; run the same torchrun command again)",
+            exit_code=1) from None
+    finally:
+        if watcher is not None:
+            watcher.stop()
