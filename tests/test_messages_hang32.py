@@ -32,7 +32,7 @@ BEFORE = ("… was lost while …, before training: nothing was trained, nothing
           "same torchrun command again)")
 
 #: The silence bound of these runs, in seconds (the default is 5 minutes).
-BOUND_S = 2.0
+BOUND_S = 2.5
 
 
 def _port() -> int:
@@ -86,7 +86,7 @@ def _fit(rank: int, port: int, config: str, out: str, callbacks=()) -> None:
 
 
 def _slow_then_silent(rank: int, port: int, config: str, out: str, stop_at: int) -> None:
-    """Rank 0 evaluates epoch 1 for 1.5 bounds (rank 1 waits in a collective meanwhile: slow,
+    """Rank 0 evaluates epoch 1 for 1.4 bounds (rank 1 waits in a collective meanwhile: slow,
     not silent); rank 1 stops itself (SIGSTOP) in its ``stop_at``-th loss, after its forward."""
     import torch
 
@@ -99,7 +99,7 @@ def _slow_then_silent(rank: int, port: int, config: str, out: str, stop_at: int)
 
         def slow(*args, **kwargs):
             began = time.monotonic()
-            threading.Event().wait(1.5 * BOUND_S)   # (the slowness itself: a long evaluation)
+            threading.Event().wait(1.4 * BOUND_S)   # (the slowness itself: a long evaluation)
             with open(os.path.join(out, "slow.txt"), "a") as f:
                 f.write(f"{time.monotonic() - began}\n")
             return validation_loss(*args, **kwargs)
@@ -123,7 +123,8 @@ def test_ddp_rank_1_silent_rank_0_saves_and_names_it_a_slow_evaluation_is_not_si
         tiny_config, synth_voc, tmp_path):
     per_epoch = len(synth_voc.train_lines_file.read_text().splitlines()) // 4
     config = tiny_config(**{"train.batch_size": 4, "train.freeze_epochs": 0, "train.epochs": 2,
-                            "train.save_minutes": 0, "train.silent_rank_minutes": BOUND_S / 60})
+                            "train.save_minutes": 0, "train.silent_rank_minutes": BOUND_S / 60,
+                            "train.eval_period": 10, "train.mosaic": False, "train.mixup": False})
     ranks = _run_ranks(_slow_then_silent, _port(), config, str(tmp_path), per_epoch + 2)
     codes = _end(ranks, live=0)
     out = tmp_path / "logs"
@@ -151,14 +152,15 @@ def _silent_in_choose(rank: int, port: int, config: str, out: str) -> None:
     heard its heartbeat (a rank silent before its first beat is another test's matter)."""
     import torch.distributed as dist
 
-    from trainer import resume
+    from trainer import resume, silence
 
     choose = resume.choose
 
     def stops(*args, **kwargs):
         store = dist.TCPStore("127.0.0.1", port, is_master=False, wait_for_workers=False,
                               timeout=datetime.timedelta(seconds=30))
-        mine, theirs = "trainer/alive//0/beat/0", "trainer/alive//0/beat/1"
+        keys = f"trainer/alive//0/{silence._fits}/beat/"   # (this fit's: Watcher._prefix)
+        mine, theirs = f"{keys}0", f"{keys}1"
         heard = threading.Event()
         while not heard.wait(0.05):   # (rank 1 beat twice since rank 0's first beat)
             if store.add(mine, 0) >= 1:

@@ -52,6 +52,7 @@ PHASES = {"fit": "the run folder was locked", "stage_data": "the data was staged
           "restore": "the checkpoint was restored", "loaded": "the checkpoint was restored"}
 
 _silent: Optional[tuple[int, float]] = None   # (rank, seconds) once one was found silent
+_fits = 0   # fits watched in this process: each one's keys are its own (a notebook's second fit)
 
 
 def declared() -> Optional[tuple[int, float]]:
@@ -112,13 +113,13 @@ class Watcher:
         self.period = bound_s / BEATS
         self._done = threading.Event()
         self._prefix = (f"trainer/alive/{os.environ.get('TORCHELASTIC_RUN_ID', '')}/"
-                        f"{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/")
+                        f"{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{_fits}/")
         began = time.monotonic()
         self._others = [r for r in range(info.world_size) if r != info.rank]
         self._beats = {r: -1 for r in self._others}      # each one's counter as last read
         self._heard = {r: began for r in self._others}   # when it last moved (or it left)
         self._ends: dict[int, set] = {}                  # its sockets' addresses
-        self._round = began                              # when the store last answered us
+        self._round: Optional[float] = None              # when the store last answered us
         self._threads = [threading.Thread(target=f, name=f"trainer-silence-{f.__name__[1:]}",
                                           daemon=True) for f in (self._talk, self._judge)]
 
@@ -166,14 +167,20 @@ class Watcher:
                 store.set(f"{key}left/{self.info.rank}", "1")
 
     def _judge(self) -> None:
-        """Every period: a rank not heard of for the bound is silent (the store's host, rank
-        0, when the store itself stopped answering)."""
+        """Every period: a rank not heard of for the bound is silent; when the store itself
+        stopped answering, its host (rank 0's machine: rank 0 judges no one then). Nothing is
+        judged before the store first answered (a store this rank cannot reach says nothing
+        of the others)."""
         while not self._done.wait(self.period):
             if not distributed.is_initialized():   # (a rank was lost: peer_loss has it)
                 return
             now = time.monotonic()
+            if self._round is None:
+                continue
             gone, rank = max((now - at, r) for r, at in self._heard.items())
-            if now - self._round > self.bound_s and 0 in self._heard:
+            if now - self._round > self.bound_s:
+                if self.info.rank == 0:
+                    continue
                 gone, rank = now - self._heard[0], 0
             if gone > self.bound_s:
                 self._cut(rank, gone, self._ends.get(rank, set()))
@@ -216,11 +223,15 @@ def _phase(exc: BaseException) -> str:
 def watch(cfg: Any, info: distributed.DistInfo) -> Iterator[None]:
     """``fit`` under torchrun: a silent rank found (heartbeats), and a rank lost before
     training ended in one line (:class:`~trainer.errors.TrainingInterrupted`, exit 1)."""
-    bound = 60 * float(getattr(cfg.train, "silent_rank_minutes", 0) or 0)
+    global _silent, _fits
+    bound = 60 * float(cfg.train.silent_rank_minutes)
     if not info.distributed or not distributed.is_initialized():
         yield
         return
-    watcher = Watcher(info, bound) if bound > 0 and os.path.isdir("/proc/self/fd") else None
+    _silent, _fits = None, _fits + 1
+    # (torchrun's store, or env://'s; another init method: no watch. /proc: Linux's sockets)
+    where = {"MASTER_ADDR", "MASTER_PORT"} <= set(os.environ) and os.path.isdir("/proc/self/fd")
+    watcher = Watcher(info, bound) if bound > 0 and where else None
     if watcher is not None:
         watcher.start()
     try:
