@@ -141,9 +141,10 @@ class Watcher:
                              is_master=False, timeout=wait, wait_for_workers=False)
 
     def _talk(self) -> None:
-        """Beat, and read the others' beats, every period until this rank leaves."""
+        """Beat, and read the others' beats, at once and then every period until this rank
+        leaves (the first beat at once: its addresses are there for the others early)."""
         store, mine, key = None, None, self._prefix
-        while not self._done.wait(self.period):
+        while True:
             try:
                 store = store or self._store()
                 now = sorted({json.dumps(e[1]) for e in _endpoints()})
@@ -152,19 +153,26 @@ class Watcher:
                     mine = now
                 store.add(f"{key}beat/{self.info.rank}", 1)
                 for r in self._others:
-                    beat = store.add(f"{key}beat/{r}", 0)
-                    if beat != self._beats[r]:
-                        ends = json.loads(store.get(f"{key}ends/{r}"))
-                        self._ends[r] = {tuple(json.loads(e)) for e in ends}
-                        self._beats[r], self._heard[r] = beat, time.monotonic()
-                    elif store.check([f"{key}left/{r}"]):   # (it ended: its line says why)
-                        self._heard[r] = time.monotonic()
+                    self._read(store, r)
                 self._round = time.monotonic()
             except Exception:   # (no answer: no news, the judge decides)
                 pass
+            if self._done.wait(self.period):
+                break
         with contextlib.suppress(Exception):
             if store is not None:
                 store.set(f"{key}left/{self.info.rank}", "1")
+
+    def _read(self, store: Any, r: int) -> None:
+        """Rank ``r``'s beat: when it moved (0: it has not beaten yet), or when it left."""
+        key = self._prefix
+        beat = store.add(f"{key}beat/{r}", 0)
+        if beat != self._beats[r] and beat > 0:   # (its addresses were set before it)
+            ends = json.loads(store.get(f"{key}ends/{r}"))
+            self._ends[r] = {tuple(json.loads(e)) for e in ends}
+            self._beats[r], self._heard[r] = beat, time.monotonic()
+        elif store.check([f"{key}left/{r}"]):   # (it ended: its line says why)
+            self._heard[r] = time.monotonic()
 
     def _judge(self) -> None:
         """Every period: a rank not heard of for the bound is silent; when the store itself
@@ -201,11 +209,28 @@ class Watcher:
                     finally:
                         sock.close()
         logger.debug("rank %d silent for %.1f s: %d sockets to it shut", rank, gone, cut)
+        if _abort_nccl():   # (NCCL's collectives do not end with gloo's sockets)
+            cut += 1
         if not cut:   # (its addresses never came: nothing else can end the wait early)
             said = who_and_words(self.info)
             print(f"Error: stopped: {said[1] if said else ''}; nothing could be saved "
                   f"(run the same torchrun command again)", file=sys.stderr, flush=True)
             os._exit(1)
+
+
+def _abort_nccl() -> bool:
+    """Under NCCL, abort the process group: the collective waited in fails ("NCCL communicator
+    was aborted", a lost peer's words). Untried here (two NCCL ranks need two GPUs); where it
+    fails, NCCL's own watchdog ends the process at its timeout, as before."""
+    import torch.distributed as dist
+
+    try:
+        if dist.get_backend() != "nccl":
+            return False
+        dist.distributed_c10d._abort_process_group()
+        return True
+    except Exception:   # (no such function in this torch, or the abort failed)
+        return False
 
 
 def _phase(exc: BaseException) -> str:
