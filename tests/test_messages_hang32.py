@@ -196,26 +196,30 @@ def test_ddp_rank_0_silent_before_training_rank_1_names_it_and_the_phase(tiny_co
     assert not (tmp_path / "logs" / "last.pt").exists()
 
 
-def _killed_in_room_check(rank: int, port: int, config: str, out: str) -> None:
+def _killed_in(rank: int, port: int, config: str, out: str, phase: str) -> None:
+    """Rank 1 is SIGKILLed as it enters ``phase`` (a function of trainer.engine's)."""
     from trainer import engine
 
     if rank == 1:
-        engine._check_room = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+        setattr(engine, phase, lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL))
     _fit(rank, port, config, out)
 
 
 @renders(BEFORE)
-def test_ddp_rank_1_killed_before_training_rank_0_names_it_and_the_phase(tiny_config, tmp_path):
+@pytest.mark.parametrize("phase, named", [("stage_data", "the data was staged"),
+                                          ("_check_room", "the run folder's room was checked")])
+def test_ddp_rank_1_killed_before_training_rank_0_names_it_and_the_phase(tiny_config, tmp_path,
+                                                                       phase, named):
     config = tiny_config(**{"train.batch_size": 4, "train.freeze_epochs": 0, "train.epochs": 1})
-    codes = _end(_run_ranks(_killed_in_room_check, _port(), config, str(tmp_path)), live=0)
+    codes = _end(_run_ranks(_killed_in, _port(), config, str(tmp_path), phase), live=0)
 
     assert codes == [1, -signal.SIGKILL]
     line = (tmp_path / "line0.txt").read_text()
     assert re.fullmatch(
-        r"rank 1 was lost while the run folder's room was checked, before training: nothing was "
-        r"trained, nothing is saved \(gloo: (Connection closed by peer \[127\.0\.0\.1\]:\d+|Read "
-        r"error \[127\.0\.0\.1\]:\d+: Connection reset by peer|[^()]*Broken pipe): rank 1 ended "
-        r"or stopped answering, its own lines say why; run the same torchrun command again\)",
+        rf"rank 1 was lost while {named}, before training: nothing was trained, nothing is saved "
+        r"\(gloo: (Connection closed by peer \[127\.0\.0\.1\]:\d+|Read error "
+        r"\[127\.0\.0\.1\]:\d+: Connection reset by peer|[^()]*Broken pipe): rank 1 ended or "
+        r"stopped answering, its own lines say why; run the same torchrun command again\)",
         line), line
     shown(BEFORE, f"Error: {line}")
 

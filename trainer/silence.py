@@ -46,7 +46,8 @@ BEATS = 10
 #: The longest wait for one answer of the store (a store that does not answer is no news).
 STORE_WAIT_S = 10.0
 #: The phases before training, by the function (innermost wins) a lost rank was met in.
-PHASES = {"fit": "the run folder was locked", "stage_data": "the data was staged",
+PHASES = {"fit": "the run folder was locked", "_fit": "the run was prepared",
+          "stage_data": "the data was staged",
           "_build": "model.weights were staged", "choose": "the checkpoint to resume was chosen",
           "_check_room": "the run folder's room was checked",
           "restore": "the checkpoint was restored", "loaded": "the checkpoint was restored"}
@@ -237,9 +238,9 @@ def _phase(exc: BaseException) -> str:
     """The phase before training the traceback of ``exc`` was in (:data:`PHASES`)."""
     found, tb = "the run started", exc.__traceback__
     while tb is not None:
-        code = tb.tb_frame.f_code
-        if code.co_name in PHASES and "trainer" in code.co_filename:
-            found = PHASES[code.co_name]
+        name = tb.tb_frame.f_code.co_name
+        if name in PHASES and str(tb.tb_frame.f_globals.get("__name__")).startswith("trainer."):
+            found = PHASES[name]
         tb = tb.tb_next
     return found
 
