@@ -17,6 +17,7 @@ import socket
 import sys
 import threading
 import time
+from typing import Any
 
 import pytest
 from _messages import renders, shown
@@ -85,13 +86,22 @@ def _fit(rank: int, port: int, config: str, out: str, callbacks=()) -> None:
         sys.exit(exc.exit_code)
 
 
-def _slow_then_silent(rank: int, port: int, config: str, out: str, stop_at: int) -> None:
-    """Rank 0 evaluates epoch 1 for 1.4 bounds (rank 1 waits in a collective meanwhile: slow,
-    not silent); rank 1 stops itself (SIGSTOP) in its ``stop_at``-th loss, after its forward."""
+def _slow_then_silent(rank: int, port: int, config: str, out: str, stop_at: int,
+                      trained: Any) -> None:
+    """Rank 0 sets ``trained`` after its 2nd step (the test then pauses both ranks: a machine
+    paused), and evaluates epoch 1 for 1.4 bounds (rank 1 waits in a collective meanwhile:
+    slow, not silent); rank 1 stops itself (SIGSTOP) in its ``stop_at``-th loss, after its
+    forward."""
     import torch
 
     from trainer import engine
+    from trainer.callbacks import Callback
     from trainer.loss import YoloLoss
+
+    class _Two(Callback):
+        def on_train_batch_end(self, run, pos, logs):
+            if pos.iteration == 2:
+                trained.set()
 
     torch.set_num_threads(1)
     if rank == 0:
@@ -115,7 +125,7 @@ def _slow_then_silent(rank: int, port: int, config: str, out: str, stop_at: int)
             return forward(self, *args, **kwargs)
 
         YoloLoss.forward = stops   # type: ignore[method-assign]
-    _fit(rank, port, config, out)
+    _fit(rank, port, config, out, callbacks=[_Two()])
 
 
 @renders(SILENT)
@@ -125,7 +135,18 @@ def test_ddp_rank_1_silent_rank_0_saves_and_names_it_a_slow_evaluation_is_not_si
     config = tiny_config(**{"train.batch_size": 4, "train.freeze_epochs": 0, "train.epochs": 2,
                             "train.save_minutes": 0, "train.silent_rank_minutes": BOUND_S / 60,
                             "train.eval_period": 10, "train.mosaic": False, "train.mixup": False})
-    ranks = _run_ranks(_slow_then_silent, _port(), config, str(tmp_path), per_epoch + 2)
+    import multiprocessing
+
+    trained = multiprocessing.get_context("fork").Event()
+    ranks = _run_ranks(_slow_then_silent, _port(), config, str(tmp_path), per_epoch + 2, trained)
+    # The whole machine paused (a VM suspended, both ranks stopped) for longer than the bound:
+    # on going on, neither rank takes the other for silent (each was stopped itself).
+    assert trained.wait(60)
+    for p in ranks:
+        os.kill(p.pid, signal.SIGSTOP)
+    threading.Event().wait(1.4 * BOUND_S)   # (the pause itself)
+    for p in ranks:
+        os.kill(p.pid, signal.SIGCONT)
     codes = _end(ranks, live=0)
     out = tmp_path / "logs"
 

@@ -56,11 +56,6 @@ _silent: Optional[tuple[int, float]] = None   # (rank, seconds) once one was fou
 _fits = 0   # fits watched in this process: each one's keys are its own (a notebook's second fit)
 
 
-def declared() -> Optional[tuple[int, float]]:
-    """``(rank, seconds it was silent)`` once this process found a rank silent, else None."""
-    return _silent
-
-
 def who_and_words(info: distributed.DistInfo) -> Optional[tuple[str, str]]:
     """``("rank 1", "rank 1 was silent for 5.1 min: ...")`` once a rank was found silent."""
     if _silent is None:
@@ -180,10 +175,17 @@ class Watcher:
         stopped answering, its host (rank 0's machine: rank 0 judges no one then). Nothing is
         judged before the store first answered (a store this rank cannot reach says nothing
         of the others)."""
+        last = time.monotonic()
         while not self._done.wait(self.period):
             if not distributed.is_initialized():   # (a rank was lost: peer_loss has it)
                 return
             now = time.monotonic()
+            paused, last = now - last, now
+            if paused > 3 * self.period + 1.0:
+                # This process was stopped itself (a VM paused, Ctrl-Z then fg): what it did
+                # not hear meanwhile says nothing of the others; each gets a whole bound again.
+                self._heard = dict.fromkeys(self._heard, now)
+                self._round = now if self._round is not None else None
             if self._round is None:
                 continue
             gone, rank = max((now - at, r) for r, at in self._heard.items())
