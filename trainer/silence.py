@@ -13,7 +13,8 @@ its own client, with a short timeout) and reads the others'. A thread beats what
 thread does (a long evaluation, the first step, a checkpoint written, a collective waited
 in), so a slow rank is never taken for a silent one: only a process whose threads stopped
 altogether, or one that no longer reaches the store, falls silent. A counter that did not
-move for the bound makes its rank silent. The watcher then shuts down this process's sockets
+move for the bound makes its rank silent (not while this rank was stopped itself: a machine
+paused as a whole and let go on takes no one for silent). The watcher then shuts down this process's sockets
 to that rank (their addresses are what the rank published while it beat): the collective the
 main thread waits in fails as for a lost rank (:mod:`trainer.peer_loss`: rank 0 saves, every
 rank ends in one line), and the line says which rank was silent and for how long.
