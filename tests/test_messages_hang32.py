@@ -43,8 +43,8 @@ def _port() -> int:
 
 
 def _run_ranks(target, *args) -> list:
-    """Fork two gloo ranks running ``target(rank, *args)``; each is ended by the test at last
-    (a stopped one never ends by itself). Their exit codes, once rank ``args``' end."""
+    """Fork two gloo ranks running ``target(rank, *args)`` (:func:`_end` ends them: a stopped
+    one never ends by itself)."""
     import multiprocessing
 
     import torch
