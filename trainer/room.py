@@ -173,7 +173,7 @@ def _archive(cfg: Any) -> str:
     from drivestage import stamps
     from drivestage.errors import DriveStageError
 
-    d = cfg.data
+    d = getattr(cfg, "data", None)
     if not getattr(d, "drive_zip", None) or not getattr(d, "keep_archive", False):
         return ""
     try:
