@@ -177,7 +177,8 @@ class Checkpointer(Callback):
         if not finished and self.stop.is_set() and unwritten is not None:
             # The writer had not even written the last epoch's files (a slow upload before
             # them held it, a hung disk): its state, in memory, is kept in /tmp (stop_save).
-            head, kept = stop_save.epoch_kept(unwritten, self.stop.name)
+            head, kept = stop_save.epoch_kept(unwritten, self.stop.name,
+                                              stop_lines.send_to(self))
             raise TrainingInterrupted(kept or f"{head}; {self._newest_text(run, 'in')}",
                                       exit_code=self.stop.exit_code)
         if not finished and self.stop.is_set():
@@ -257,8 +258,10 @@ class Checkpointer(Callback):
                 f"command again to make them from it (it trains nothing more)")
         head = (f"could not write the checkpoint of epoch {epoch} ({', '.join(job.names)}) "
                 f"in {self.out_dir}: {job.error}")
-        # Its state, still in memory, on this machine's disk: the trained epoch was dropped.
-        kept = stop_save.kept_text(job, head, first=remedy.replace(" and ", ", then "))
+        # Its state, still in memory, on this machine's disk (and drive.logs: lastkeep32): the
+        # trained epoch was dropped.
+        kept = stop_save.kept_text(job, head, first=remedy.replace(" and ", ", then "),
+                                   to=stop_lines.send_to(self))
         nor = f", nor on this machine ({kept})" if isinstance(kept, Exception) else ""
         raise SaveError(kept if isinstance(kept, str) else
                         f"{head}{nor}; {self._newest_text(run, 'there', remedy)}")
@@ -426,6 +429,11 @@ class Checkpointer(Callback):
         stop without one waits as the final flush does (:meth:`StopFlag.until`)."""
         return self.stop.until(self.final_wait.deadline)
 
+    def flush_until(self) -> Optional[float]:
+        """When the final flush's waits on Drive end: a stop's (:meth:`drive_until`), else
+        only when a folder it waits on stopped answering (no SIGKILL follows)."""
+        return self.drive_until() if self.stop.is_set() else self.final_wait.deadline()
+
     def _elsewhere_due(self, job: SaveJob) -> bool:
         """Whether a stop's save also goes to Drive from elsewhere: its write here has not ended
         halfway through the grace (a slow disk too: stop30) or found a full disk."""
@@ -439,8 +447,7 @@ class Checkpointer(Callback):
             return True
         # (A stop's: drive_until. A stop without a signal may have waited past its grace for
         # its push: a deadline long past then said the verified mirror "could not finish".)
-        finished = self.writer.close(lambda: self.drive_until() if self.stop.is_set() else
-                                     self.final_wait.deadline(), push=push)
+        finished = self.writer.close(self.flush_until, push=push)
         err = self.writer.last_error
         if not finished:
             if self._said_unfinished:  # on_fit_end said it; on_interrupt closes again

@@ -56,12 +56,20 @@ def saved_elsewhere(saver: Any, job: SaveJob, state: dict, pos: Position,
 def within(saver: Any) -> str:
     """How long the stop waited, as its line says it: ``train.grace_seconds (25 s)`` after a
     signal; a stop without one waited longer (:meth:`trainer.stopping.StopFlag.until`)."""
-    if not saver.stop.unsignalled:
+    if saver.stop.is_set() and not saver.stop.unsignalled:
         return saver.stop.grace_text
     hung = saver.final_wait.hung
     if hung is not None:
         return f"{hung[1]:g} s of {hung[0]} not answering (a hung network or FUSE mount?)"
     return f"{stopping.UNSIGNALLED_WAIT_S:g} s (the longest a stop without a signal waits)"
+
+
+def send_to(saver: Any) -> Optional[stop_save.SendTo]:
+    """Where a state kept on this machine goes too (``drive.logs``), and until when: a stop's
+    grace (:meth:`~trainer.saving.Checkpointer.drive_until`), else the final flush's bound."""
+    drive = saver.writer.drive if saver.writer is not None else None
+    return None if drive is None else stop_save.SendTo(drive, saver.flush_until,
+                                                       lambda: within(saver))
 
 
 def stop_message(saver: Any, job: SaveJob, pos: Position, state: Optional[dict] = None) -> str:
@@ -70,7 +78,7 @@ def stop_message(saver: Any, job: SaveJob, pos: Position, state: Optional[dict] 
     head = f"stopped by {saver.stop.name} at {pos.label}"
     if not job.written:   # (a write that waits on a hung disk, or failed: kept in /tmp)
         why = job.error or f"its write in {saver.out_dir} has not ended within {within(saver)}"
-        return stop_save.unwritten_text(job, head, str(why), state)
+        return stop_save.unwritten_text(job, head, str(why), state, send_to(saver))
     if saver.drive_spec is None:
         return f"{head}: {job.name} is saved in {saver.out_dir}; resume with --resume auto"
     # Every file of the run not on Drive, not only this one: epoch files queued behind a
