@@ -177,8 +177,10 @@ def test_a_stop_at_the_end_before_the_last_epochs_checkpoint_is_written(emulator
             "best.pt) was still to be written; its state is saved in ")
     assert text.startswith(head), text
     path = text[len(head):].split(" ", 1)[0]
-    assert text == (f"{head}{path} on this machine: --resume {path} goes on from it (copy it off "
-                    "this machine while it lasts)")
+    # (The grace is spent: its copy sent to Drive is not verified within it; lastkeep32.)
+    assert text == (f"{head}{path} on this machine, not yet verified on drive:Models/a18m/logs "
+                    f"within train.grace_seconds (0.3 s): --resume {path} goes on from it (copy "
+                    "it off this machine while it lasts)")
     assert path.startswith(str(tmp_path)) and ckpt.read_sidecar(path).epoch == 2
     shown("was still to be written", text)
 
