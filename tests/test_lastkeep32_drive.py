@@ -23,6 +23,7 @@ from types import SimpleNamespace
 import pytest
 
 from _tempdir import own_tempdir  # noqa: F401  (an autouse fixture)
+from _drivemount import working_drive_mount  # noqa: F401  (fixture)
 from _tmpfs import small_disk  # noqa: F401  (fixture)
 from drivestage.localfs import file_md5
 from test_attack18_train import _fill
@@ -43,7 +44,7 @@ def _left() -> list[str]:
     return sorted(n for n in os.listdir(tempfile.gettempdir()) if n.startswith("trainer-"))
 
 
-def _last_epoch_on_a_full_disk(tiny_config, small_disk, then=lambda: None):
+def _last_epoch_on_a_full_disk(tiny_config, small_disk, then=lambda: None, spec=SPEC):
     """Epoch 1 saved and verified on Drive; the disk fills (and ``then()``); epoch 2 (the
     last) cannot be written. The run's end: its SaveError, the logs folder, the Drive
     folder."""
@@ -51,7 +52,7 @@ def _last_epoch_on_a_full_disk(tiny_config, small_disk, then=lambda: None):
     from trainer.errors import SaveError
 
     logs = small_disk(64 << 20) / "logs"
-    drive = DriveFolder(SPEC, str(logs))
+    drive = DriveFolder(spec, str(logs))
     run, writer, saver = _policy(tiny_config, logs, drive)
     try:
         run.state.pos = Position(1, 2, 0)
@@ -121,6 +122,24 @@ def test_the_last_epoch_drive_refuses_is_kept_on_this_machine_and_said(
     assert "epoch_002.pt" not in _on_drive(drive)
 
 
+def test_the_last_epoch_copied_into_a_drive_mount_keeps_its_copy_here(
+        local_state, tiny_config, small_disk, working_drive_mount):
+    """``drive.logs`` in Colab's Drive mount: the copy there is in the machine's cache until
+    the mount sends it (lost with the machine too, mount30), so the /tmp copy stays, named."""
+    mount = working_drive_mount
+    spec = str(mount.point / "MyDrive" / "lk32")
+    text, logs, _ = _last_epoch_on_a_full_disk(tiny_config, small_disk, spec=spec)
+    head = (f"could not write the checkpoint of epoch 2 (last.pt, epoch_002.pt) in {logs}: "
+            "[Errno 28] No space left on device; its state is saved in ")
+    assert text.startswith(head), text
+    path = text[len(head):].split(" ", 1)[0]
+    assert text == (head + f"{path} on this machine and copied into {spec} (a Google Drive "
+                    "mount: it reaches Drive once the mount sends it): free some space, then "
+                    f"--resume {path} goes on from it (copy it off this machine while it lasts)")
+    assert _left() == [os.path.basename(os.path.dirname(path))]
+    assert mount.cached()["MyDrive/lk32/epoch_002.pt"] == open(path, "rb").read()
+
+
 def _stop_with_a_folder_in_the_way(tiny_config, tmp_path, grace=5.0, then=lambda: None):
     """Epoch 1 saved and verified on Drive; a folder named as the stop's autosave stands in
     the run folder (its write fails, not for a full disk: no copy elsewhere races it); a
@@ -175,14 +194,14 @@ def test_a_stop_save_drive_does_not_take_within_the_grace_is_named_on_this_machi
         emulator, drive_env, local_state, tiny_config, tmp_path):
     """Drive slower than the grace: the line names the /tmp copy, kept, and the bound."""
     stopped, drive = _stop_with_a_folder_in_the_way(
-        tiny_config, tmp_path, grace=1.0,
+        tiny_config, tmp_path, grace=0.5,
         then=lambda: emulator.faults.latency(3.0, path=r"^/upload/", times=1))
     text = str(stopped)
     kept = "; its state is saved in "
     path = text.split(kept, 1)[1].split(" ", 1)[0]
     assert text.endswith(
         f"{kept}{path} on this machine, not yet verified on {SPEC} within train.grace_seconds "
-        f"(1 s): --resume {path} goes on from it (copy it off this machine while it lasts)"), text
+        f"(0.5 s): --resume {path} goes on from it (copy it off this machine while it lasts)"), text
     assert _left() == [os.path.basename(os.path.dirname(path))]
     side = ckpt.read_sidecar(path)
     assert side.md5 == file_md5(path) and (side.epoch, side.iteration) == (1, 3)

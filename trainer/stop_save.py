@@ -445,13 +445,16 @@ def kept_text(job: Any, head: str, state: Optional[dict] = None, first: str = ""
     except Exception as exc:   # (this disk full too)
         return exc
     sent = send_kept(to.drive, path, to.until) if to is not None else None
-    if to is not None and sent is True:
+    if to is not None and sent is True and to.drive.mount is None:
         shutil.rmtree(os.path.dirname(path), ignore_errors=True)
         return (f"{head}; its state is sent to {to.drive.where(name)} from a temporary folder "
                 f"of this machine instead and verified there (the temporary copy is removed): "
                 f"{first}--resume auto goes on from it")
-    how = "" if to is None else (f", not sent to {to.drive.spec} ({sent})" if sent else
-                                 f", not yet verified on {to.drive.spec} within {to.within()}")
+    # (A Drive mount's copy is in the machine's cache until the mount sends it: mount30.)
+    how = "" if to is None else (
+        f" and copied into {to.drive.spec} (a Google Drive mount: it reaches Drive once the "
+        f"mount sends it)" if sent is True else f", not sent to {to.drive.spec} ({sent})"
+        if sent else f", not yet verified on {to.drive.spec} within {to.within()}")
     return (f"{head}; its state is saved in {path} on this machine{how}: {first}--resume "
             f"{path} goes on from it (copy it off this machine while it lasts)")
 
