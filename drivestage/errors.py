@@ -264,6 +264,33 @@ class DestChangedError(ArchiveError):
     there); said as it is, never retried behind the user's back."""
 
 
+class UserFilesError(DestChangedError):
+    """Members of an archive would replace what DEST holds at their paths that no
+    extraction put there (no stamp records it: the user's own files) and that holds other
+    bytes: nothing was extracted (``--force`` replaces them). Said as it is, never retried.
+    ``first``: the first such path (relative to ``dest``), ``count``: how many; ``advice``
+    (what to do) in place of ``pull --force``'s, ``key``: the setting that pulled it (the
+    trainer's ``data.drive_zip``), said first."""
+
+    def __init__(self, archive: str, dest: str, first: str, count: int,
+                 advice: str | None = None, key: str = ""):
+        self.archive, self.dest, self.first, self.count = archive, dest, first, count
+        super().__init__((f"{key}: " if key else "") + self.line(advice))
+
+    def line(self, advice: str | None = None) -> str:
+        """The message, with ``advice`` (what to do) in place of ``pull --force``'s."""
+        one = self.count == 1
+        them = "it" if one else "them"
+        advice = advice or f"move {them} away, or pull with --force to replace {them}"
+        where = os.path.join(self.dest, *self.first.split("/"))
+        what = (f"1 file in {self.dest} that is not from an extraction and holds other "
+                f"bytes: {where}" if one else
+                f"{self.count} files in {self.dest} that are not from an extraction and "
+                f"hold other bytes, the first {where}")
+        return (f"{os.path.basename(self.archive)} would replace {what}; nothing was "
+                f"extracted: {advice}")
+
+
 class DiskSpaceError(DriveStageError, OSError):
     """Not enough free local disk space for a download or an extraction."""
 

@@ -40,7 +40,7 @@ import zipfile
 from typing import Callable, Iterable, Optional, Union
 
 from drivestage.errors import ArchiveError, DestChangedError, DiskSpaceError
-from drivestage.extract import ExtractResult, MemberRecord, archive_kind, extract
+from drivestage.extract import ExtractResult, MemberRecord, Recorded, archive_kind, extract
 from drivestage.extract.copying import Progress, TempDir, copy_raw, create
 from drivestage.extract.formats import compression
 from drivestage.extract.job import Job
@@ -355,10 +355,12 @@ class HashedPass:
     def _free(self, p: str) -> int:
         return shutil.disk_usage(p).free - self.reserve
 
-    def extract(self, target: str, replaceable: Iterable[MemberRecord] = ()) -> ExtractResult:
+    def extract(self, target: str, replaceable: Iterable[MemberRecord] = (),
+                recorded: Optional[Recorded] = None) -> ExtractResult:
         """Extract the original (``target``: its path) into DEST, hashing it as it is read;
-        merged once the md5 is verified."""
+        merged once the md5 is verified (``recorded``: see :func:`extract`)."""
         replaceable = list(replaceable)
+        self.recorded = recorded
         kind = archive_kind(self.path)
         fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -386,7 +388,8 @@ class HashedPass:
                 if kind == "zip":
                     job = Job(self.path, self.dest, lock_dir=self.lock_dir,
                               free_bytes=self._free, protected=self.protected,
-                              label=self.label, replaceable=replaceable)
+                              label=self.label, replaceable=replaceable,
+                              recorded=self.recorded)
                     drop, finish = job.close, job.finish
                     self._zip(job, fd, reader)
                 elif kind == "tar":
@@ -405,7 +408,7 @@ class HashedPass:
                         lock_dir=self.lock_dir, free_bytes=self._free,
                         progress=self._bar(self._tar_total(fd)), protected=self.protected,
                         label=self.label, replaceable=replaceable, identity=self.st,
-                        stop=stop, source=_Stream(reader, stop))
+                        stop=stop, source=_Stream(reader, stop), recorded=self.recorded)
                     drop, finish = follower.abandon, follower.finish
                     follower.written()
                 else:
@@ -439,7 +442,7 @@ class HashedPass:
         # merged its members before the caller's identity check failed the pull).
         return extract(self.path, self.dest, lock_dir=self.lock_dir,
                        free_bytes=self._free, protected=self.protected,
-                       replaceable=replaceable, identity=self.st)
+                       replaceable=replaceable, identity=self.st, recorded=self.recorded)
 
     def _zip(self, job: Job, fd: int, reader: _Reader) -> None:
         """The members of a zip (stored or deflated) from the stream, in file order."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import shutil
@@ -10,7 +11,7 @@ from typing import Callable, Iterable, Optional, Protocol, Sequence
 
 from drivestage import stamps
 from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError
-from drivestage.extract import ExtractResult, MemberRecord
+from drivestage.extract import ExtractResult, MemberRecord, Recorded
 from drivestage.extract.job import Turn
 from drivestage.localdir import identity
 from drivestage.localfs import fuse_devices
@@ -30,7 +31,8 @@ class Unpacker(Protocol):
     local original's that hashes it as it reads it (:class:`drivestage.hashed_pass.
     HashedPass`). Nothing is merged into DEST before the archive's checksum is verified."""
 
-    def extract(self, target: str, replaceable: Iterable[MemberRecord] = ()) -> ExtractResult:
+    def extract(self, target: str, replaceable: Iterable[MemberRecord] = (),
+                recorded: Optional[Recorded] = None) -> ExtractResult:
         ...
 
 
@@ -60,7 +62,7 @@ class Extraction:
                  extracted: Sequence[MemberRecord] = (),
                  identity: Optional[os.stat_result] = None,
                  current: Optional[stamps.Listed] = None,
-                 turn: Optional[Turn] = None):
+                 turn: Optional[Turn] = None, force: bool = False):
         self.src, self.dest, self.reserve, self.lock_dir = src, dest, reserve, lock_dir
         self.extract_progress = extract_progress
         self.stamp, self.protected = stamp, protected
@@ -77,6 +79,9 @@ class Extraction:
         self.turn = turn
         #: Of the members :meth:`__call__` returned, those in place already (not written).
         self.kept = 0
+        #: What DEST holds at a member's path that no stamp lists is the user's: kept
+        #: (adopted when it is the member), the pull refused; replaced with --force.
+        self.recorded = None if force else recorder(dest)
 
     def __call__(self, target: str, action: str, unpacking: Optional[Unpacker]) -> list[str]:
         from drivestage.extract import archive_kind, extract, remove_members
@@ -101,7 +106,7 @@ class Extraction:
             if self.extracted else []
         try:
             if unpacking is not None:  # it followed the download (or extracts the file now)
-                result = unpacking.extract(target, replaceable=ours)
+                result = unpacking.extract(target, replaceable=ours, recorded=self.recorded)
             else:
                 # What is in place is not written: the bar counts what is.
                 total = _extracted_total(target) - sum(m.size for m in kept.values()
@@ -111,7 +116,8 @@ class Extraction:
                 result = extract(target, dest, progress=bar, lock_dir=lock_dir,
                                  free_bytes=lambda p: shutil.disk_usage(p).free - reserve,
                                  protected=self.protected, replaceable=ours, kept=kept,
-                                 identity=self.identity, turn=self.turn)
+                                 identity=self.identity, turn=self.turn,
+                                 recorded=self.recorded)
         except DiskSpaceError as exc:
             if missing is None or exc.needed is None:
                 raise
@@ -152,6 +158,12 @@ class Extraction:
         self.kept = result.kept
         _say_put_back(src, changed)
         return result.paths
+
+
+def recorder(dest: str) -> Recorded:
+    """The paths of ``dest`` that earlier extractions wrote, as the stamps say (see
+    :class:`drivestage.extract.job.Job`'s ``recorded``)."""
+    return functools.partial(stamps.recorded, dest)
 
 
 def _changed(dest: str, records: Sequence[MemberRecord], stamp: Stamp,

@@ -49,7 +49,7 @@ from drivestage.stage_decide import Local as Local  # re-exported
 from drivestage.stage_decide import decide as decide  # re-exported
 from drivestage.stage_decide import own_records, put_since, same_content
 from drivestage.stage_decide import safe_name as safe_name  # re-exported
-from drivestage.stage_extraction import Extraction, in_place, remove_archive, shadowed
+from drivestage.stage_extraction import Extraction, in_place, recorder, remove_archive, shadowed
 from drivestage.stage_extraction import ProgressFactory as ProgressFactory  # re-exported
 from drivestage.stage_extraction import no_progress as no_progress  # re-exported
 from drivestage.stage_order import Turn
@@ -316,7 +316,9 @@ class FileStager:
                                   replaceable=stamps.replaceable(self.dest, previous)
                                   if self.extract else (), turn=self.turn,
                                   kept=in_place(self.dest, own_records(basis, entry, "extract"),
-                                                basis) if restoring else {})
+                                                basis) if restoring else {},
+                                  recorded=None if self.force or not self.extract
+                                  else recorder(self.dest))
             try:
                 res = unpacking.download()
             except BaseException:
@@ -352,7 +354,7 @@ class FileStager:
                                   lock_dir=self.lock_dir,
                                   extract_progress=self.extract_progress, stamp=stamp,
                                   protected=protected, extracted=extracted,
-                                  current=self.current, turn=self.turn,
+                                  current=self.current, turn=self.turn, force=self.force,
                                   # A file found at the target and verified here: only
                                   # its bytes (not a file renamed over it since).
                                   identity=held if action == "verified" else None)

@@ -256,7 +256,8 @@ class FromOriginal:
         step = Extraction(src=self.src, dest=self.dest, reserve=self.reserve,
                           lock_dir=self.lock_dir, extract_progress=self.extract_progress,
                           stamp=stamp, protected=self._protected(), current=self.current,
-                          extracted=extracted if action == "extract" else (), identity=st)
+                          extracted=extracted if action == "extract" else (), identity=st,
+                          force=self.force)
         try:
             members = step(self.source, action, unpacker)
         except Exception:

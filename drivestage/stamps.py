@@ -29,9 +29,10 @@ import logging
 import os
 import stat
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import Any, Callable, Collection, Iterable, Iterator, Mapping, Optional, Sequence
 
 from drivestage import partials
+from drivestage.errors import DriveStageError
 from drivestage.extract import MemberRecord
 from drivestage.extract.members import ancestors
 from drivestage.extract.statedir import opened_state, read_own
@@ -183,6 +184,41 @@ def members_of_others(dest: str, *mine: Stamp) -> set[str]:
         else:
             out.update(str(row[0]) for row in other.get("members") or []
                        if isinstance(row, list) and row)
+    return out
+
+
+def recorded(dest: str, paths: Collection[str]) -> set[str]:
+    """Of the member paths ``paths`` (relative to ``dest``), those a stamp lists (a member,
+    a stale one, one a 0.1.0 stamp names) of an archive extracted into ``dest``, into a
+    folder above it (``VOC.zip`` into ``data``, then ``fixes.zip`` into
+    ``data/VOCdevkit/VOC2007``) or into one of its folders on the way to the path. What else
+    DEST holds at a member's path no extraction put there: the user's, which an extraction
+    never replaces unasked (:mod:`drivestage.extract.occupied`)."""
+    here, want = os.path.abspath(dest), set(paths)
+    folders, up = {here}, here
+    while os.path.dirname(up) != up:
+        up = os.path.dirname(up)
+        folders.add(up)
+    folders.update(os.path.join(here, *p.split("/")) for p in ancestors(want))
+    out: set[str] = set()
+    for folder in sorted(folders):
+        moved = _into(here, folder)
+        try:
+            found = list(_all(folder)) if moved is not None else []
+        except (DriveStageError, OSError):
+            continue   # (a state folder that is not this user's, or unreadable: not read)
+        for _entry, stamp in found:
+            assert moved is not None
+            out.update(p for p in map(moved, _paths(stamp)) if p in want)
+    return out
+
+
+def _paths(stamp: Stamp) -> list[str]:
+    """Every member path ``stamp`` lists: its members, stale ones, those it carried over."""
+    out = [m.path for key in ("members", "stale") for m in records(stamp, key)]
+    out += [str(p) for p in _rows(stamp, "unrecorded")]
+    if stamp.get("version") == LEGACY_VERSION:
+        out += [str(row[0]) for row in _rows(stamp, "members") if isinstance(row, list) and row]
     return out
 
 

@@ -19,10 +19,12 @@ import shutil
 from typing import Collection, Iterable, Mapping, Optional, Sequence
 
 from drivestage.download import Download, DownloadResult
-from drivestage.errors import DestChangedError, DiskSpaceError, DriveStageError
+from drivestage.errors import DestChangedError, DiskSpaceError, DriveStageError, \
+    UserFilesError
 from drivestage.extract import ExtractResult, MemberRecord, extract
 from drivestage.extract.job import Turn
 from drivestage.extract.members import zip_directory_start
+from drivestage.extract.occupied import Recorded
 from drivestage.extract.overlapped import FALLBACK, Overlapped
 from drivestage.interrupts import Flag
 from drivestage.store import ProgressFn, RemoteEntry, RemoteStore
@@ -44,8 +46,11 @@ class Unpacking:
                  progress: Optional[ProgressFn], describe: str, reserve: int,
                  lock_dir: Optional[str], extract_progress: Optional[ProgressFn] = None,
                  protected: Collection[str] = (), replaceable: Iterable[MemberRecord] = (),
-                 turn: Optional[Turn] = None, kept: Mapping[str, MemberRecord] = {}):
+                 turn: Optional[Turn] = None, kept: Mapping[str, MemberRecord] = {},
+                 recorded: Optional[Recorded] = None):
         self.entry, self.dest, self.reserve, self.lock_dir = entry, dest, reserve, lock_dir
+        #: What earlier extractions wrote (the stamps; None with --force): see extract.Job.
+        self.recorded = recorded
         self.replaceable = list(replaceable)
         #: Members of this very version in place in DEST (a rerun that downloads the archive
         #: again: deleted after its extraction, or changed): not written again. A tar that
@@ -121,14 +126,16 @@ class Unpacking:
                                       replaceable=self.replaceable,
                                       identity=self.dl.identity(),
                                       first_arrived=first_arrived, stop=stop,
-                                      adopt=self._adopt, turn=self.turn, kept=self.kept)
+                                      adopt=self._adopt, turn=self.turn, kept=self.kept,
+                                      recorded=self.recorded)
             return Overlapped.tar(self.dl.partial, size, self.dest, arrived,
                                   lock_dir=self.lock_dir, free_bytes=free,
                                   progress=self.extract_progress, protected=self.protected,
                                   label=self.dl.target, replaceable=self.replaceable,
                                   identity=self.dl.identity(), stop=stop,
-                                  adopt=self._adopt, turn=self.turn)
-        except DiskSpaceError:
+                                  adopt=self._adopt, turn=self.turn,
+                                  recorded=self.recorded)
+        except (DiskSpaceError, UserFilesError):
             # Before the download: no point fetching what cannot be extracted. But the sizes
             # came from the directory's bytes, which nothing verified yet (an answer altered
             # once, a partial changed on disk): the rerun fetches them again rather than
@@ -153,11 +160,12 @@ class Unpacking:
             self.follower = None
         return result
 
-    def extract(self, target: str, replaceable: Iterable[MemberRecord] = ()) -> ExtractResult:
+    def extract(self, target: str, replaceable: Iterable[MemberRecord] = (),
+                recorded: Optional[Recorded] = None) -> ExtractResult:
         """The extraction into DEST of the verified archive at ``target``: what followed the
         download is merged, or, when nothing did (or it failed), ``target`` is extracted.
-        ``replaceable``: see :func:`drivestage.extract.extract` (what followed the download
-        had those given when the download began)."""
+        ``replaceable``, ``recorded``: see :func:`drivestage.extract.extract` (what followed
+        the download had those given when the download began)."""
         # Left in self.follower for close() (a no-op once finish() has run): a Ctrl-C at
         # the very start of finish() left it running, its temporary folder and descriptors
         # with it, once this had let go of it.
@@ -176,7 +184,7 @@ class Unpacking:
                        free_bytes=lambda p: shutil.disk_usage(p).free - self.reserve,
                        replaceable=replaceable,
                        identity=self.dl.placed if target == self.dl.target else None,
-                       turn=self.turn, kept=self.kept)
+                       turn=self.turn, kept=self.kept, recorded=recorded)
 
     def close(self) -> None:
         """Stop whatever still runs (after a failure elsewhere)."""

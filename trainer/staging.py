@@ -10,6 +10,7 @@ import errno
 import itertools
 import logging
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -41,7 +42,7 @@ def stage_data(cfg: Config, info: distributed.DistInfo = distributed.DistInfo())
             import drivestage
 
             logger.info("staging %s into %s", d.drive_zip, d.root)
-            with _naming("data.drive_zip"):
+            with _naming("data.drive_zip"), _own_files(cfg):
                 drivestage.pull(d.drive_zip, d.root, extract=True,
                                 remove_archive=not d.keep_archive)
         spec = _read_data(cfg, write=first)
@@ -210,6 +211,24 @@ def pull_weights(spec: str, folder: str, key: str) -> str:
             return drivestage.pull(spec, folder, extract=False, quiet=True, folders=False).path
         except UsageError as exc:
             raise UsageError(f"{key}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _own_files(cfg: Config) -> Iterator[None]:
+    """A pull that refused to replace files of ``data.root`` no extraction put there (the
+    user's own), with advice a trainer user can take: the trainer has no ``--force``."""
+    from drivestage.errors import UserFilesError
+
+    try:
+        yield
+    except UserFilesError as exc:
+        d = cfg.data
+        them = "it" if exc.count == 1 else "them"
+        command = shlex.join(["drivestage", "pull", str(d.drive_zip), d.root, "-x", "--force"]
+                             + ([] if d.keep_archive else ["--remove-archive"]))
+        raise UserFilesError(exc.archive, exc.dest, exc.first, exc.count,
+                             f"move {them} away (then start again), or replace {them} with "
+                             f"`{command}`", key="data.drive_zip") from None
 
 
 @contextlib.contextmanager

@@ -68,6 +68,7 @@ from drivestage.extract.formats import ARCHIVE_SUFFIXES, archive_kind, check_unc
 from drivestage.extract.job import Job, Turn
 from drivestage.extract.members import list_members
 from drivestage.extract.merging import MERGE_LOCK
+from drivestage.extract.occupied import Recorded
 from drivestage.extract.tempdir import OLD_PREFIX, TEMP_PREFIX
 from drivestage.extract.records import ExtractResult, MemberRecord, remove_members
 from drivestage.extract.workers import worth_processes, write_in_processes
@@ -76,8 +77,8 @@ from drivestage.extract.writing import write_files
 from drivestage.store import ProgressFn
 
 __all__ = ["ARCHIVE_SUFFIXES", "MERGE_LOCK", "OLD_PREFIX", "TEMP_PREFIX", "ExtractResult",
-           "MemberRecord", "archive_kind", "extract", "extract_archive", "extracted_size",
-           "remove_members"]
+           "MemberRecord", "Recorded", "archive_kind", "extract", "extract_archive",
+           "extracted_size", "remove_members"]
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,8 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
             replaceable: Iterable[MemberRecord] = (),
             kept: Mapping[str, MemberRecord] = {},
             identity: Optional[os.stat_result] = None,
-            turn: Optional[Turn] = None) -> ExtractResult:
+            turn: Optional[Turn] = None,
+            recorded: Optional[Recorded] = None) -> ExtractResult:
     """Extract a zip / tar / tar.gz (.tgz) / tar.bz2 / tar.xz safely into ``dest_dir``.
 
     Returns what was written, member by member, in archive order. ``progress`` receives byte
@@ -118,8 +120,12 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
     whose checksum was verified (a local original): the archive opened must be that very
     file, unchanged from the moment it is opened until its members are written, else
     :class:`DestChangedError` and nothing merged. ``turn``: what the merge waits on (a
-    folder pull's archives that share a path merge one after the other). Raises UnsafeArchiveError, ArchiveError
-    or DiskSpaceError; on any error DEST is left as it was.
+    folder pull's archives that share a path merge one after the other). ``recorded``: which
+    member paths earlier extractions wrote (a pull's stamps); given, what DEST holds at a
+    member's path and it does not list (the user's own) is never replaced: adopted when it
+    is the member's very bytes, else :class:`UserFilesError` (see :mod:`.occupied`);
+    without it such files are replaced, as ``unzip -o`` does. Raises UnsafeArchiveError,
+    ArchiveError or DiskSpaceError; on any error DEST is left as it was.
     """
     archive = os.fspath(archive_path)
     # Opened once, and read through that descriptor alone: a file renamed over it (or its
@@ -136,7 +142,8 @@ def extract(archive_path: PathLike, dest_dir: PathLike, *,
         kind, entries = list_members(archive, afd)
         job = Job(archive, os.fspath(dest_dir), free_bytes=free_bytes,
                   lock_dir=os.fspath(lock_dir) if lock_dir is not None else None,
-                  protected=protected, replaceable=replaceable, kept=kept, turn=turn)
+                  protected=protected, replaceable=replaceable, kept=kept, turn=turn,
+                  recorded=recorded)
         try:
             files = job.check(entries)
             if worth_processes(kind, files, jobs):

@@ -14,10 +14,11 @@ import shutil
 import weakref
 from typing import Callable, Collection, Iterable, Mapping, Optional, Protocol
 
-from drivestage.errors import ArchiveError, DiskSpaceError, LocalFileError
+from drivestage.errors import ArchiveError, DiskSpaceError, LocalFileError, UserFilesError
 from drivestage.extract.links import judge_links
 from drivestage.extract.members import Entry, ancestors
-from drivestage.extract.merging import merge, merge_lock, plan_merge
+from drivestage.extract.merging import Plan, merge, merge_lock, plan_merge
+from drivestage.extract.occupied import Occupied, Recorded
 from drivestage.extract.owned import NOTHING, Owned, by_path
 from drivestage.extract.records import ExtractResult, MemberRecord, record_members
 from drivestage.extract.tempdir import TempDir, make_temp, makedirs_at, remove_stale_temps, \
@@ -54,15 +55,22 @@ class Job:
     hold nothing else (:mod:`.owned`); ``kept``: the records of members of an earlier
     extraction of this very archive that are in place in DEST (see :func:`keep_in_place`),
     which are not written again: their records are returned as they are. ``turn``: told
-    the member list once known, and waited on before the merge (see :class:`Turn`)."""
+    the member list once known, and waited on before the merge (see :class:`Turn`).
+    ``recorded``: which member paths a stamp records (what earlier extractions wrote);
+    given, what DEST holds at a member's path that it does not list is the user's, never
+    replaced: adopted when it is the member, else refused (:mod:`.occupied`). None: replaced
+    as ``unzip -o`` does (``pull --force``, :func:`drivestage.extract.extract`)."""
 
     def __init__(self, archive: str, dest: str, *, lock_dir: Optional[str] = None,
                  free_bytes: Optional[Callable[[str], int]] = None,
                  protected: Iterable[str] = (), label: Optional[str] = None,
                  replaceable: Iterable[MemberRecord] = (),
-                 kept: Mapping[str, MemberRecord] = {}, turn: Optional[Turn] = None):
+                 kept: Mapping[str, MemberRecord] = {}, turn: Optional[Turn] = None,
+                 recorded: Optional[Recorded] = None):
         self.archive = label or archive  # what messages call it (not a partial's name)
         self.dest = os.path.abspath(dest)
+        self.occupied = Occupied(self.archive, self.dest, recorded) \
+            if recorded is not None else None
         inside = (os.path.relpath(os.path.abspath(p), self.dest).replace(os.sep, "/")
                   for p in [archive, *protected])
         self.protected = {p for p in inside if p != "." and not p.startswith("../")}
@@ -160,7 +168,7 @@ class Job:
         self.final = entries = final
         self._listed()
         self.kept = {}  # an archive read as it arrives is written whole
-        self._check_early(entries)
+        self._check_early(entries, written=True)
         for d in sorted({e.path for e in entries if e.kind == "dir"}):
             makedirs_at(self.root, d)
         self.entries = entries
@@ -179,15 +187,23 @@ class Job:
         records = record_members(self.root, self.entries)
         if self.turn is not None:
             self.turn.wait()  # outside the lock: the archive waited for takes it
+        if self.occupied is not None:
+            self.occupied.compare(self.root, recheck=True)  # outside the lock: 20,000 files?
         with merge_lock(self.lock_dir):
-            self._check_dest(self.entries)
+            self._check_dest(self.entries, written=True)
+            adopted = self._adopted()
             merge(self.archive, self.root, self.dest,
-                  sorted({e.path.split("/", 1)[0] for e in self.entries}), owned=self.owned)
+                  sorted({e.path.split("/", 1)[0] for e in self.entries
+                          if e.path not in adopted}), owned=self.owned)
+        if adopted:
+            records = [adopted.get(r.path, r) for r in records]
+            log.info("%d of the members of %s were in %s already, with the same bytes: "
+                     "kept as they are", len(adopted), self.archive, self.dest)
         if self.kept:  # the whole list, in archive order: what was written and what was kept
             written = {r.path: r for r in records}
             records = [self.kept.get(e.path) or written[e.path] for e in self.final]
         return ExtractResult(archive=self.archive, dest=self.dest, members=records,
-                             kept=len(self.kept))
+                             kept=len(self.kept) + len(adopted))
 
     def _listed(self) -> None:
         """Tell the turn the final member list (every member, the kept ones too: they are
@@ -199,20 +215,26 @@ class Job:
                          ancestors(paths).union(e.path for e in self.final
                                                 if e.kind == "dir"))
 
-    def _check_early(self, entries: list[Entry]) -> None:
+    def _check_early(self, entries: list[Entry], written: bool = False) -> None:
         """:meth:`_check_dest` before the extraction (again when merging). A refusal waits
         for the turn first: what an earlier archive of the pull put in DEST is then named
         by the turn (its folder where this one has a file), not "move that folder away"."""
         try:
-            self._check_dest(entries)
+            self._check_dest(entries, written)
+        except UserFilesError:
+            if self.turn is None:
+                raise
+            self.turn.wait()   # an earlier archive of the pull merged there: its stamp says so
+            self._check_dest(entries, written)
         except ArchiveError:
             if self.turn is not None:
                 self.turn.wait()
             raise
 
-    def _check_dest(self, entries: list[Entry]) -> None:
+    def _check_dest(self, entries: list[Entry], written: bool = False) -> None:
         """The checks against DEST, and no member at (or under) a protected file: it would
-        replace a verified copy its stamp describes, and each rerun would stage both again."""
+        replace a verified copy its stamp describes, and each rerun would stage both again.
+        ``written``: the members are in the temporary folder already."""
         paths = [e.path for e in entries]
         if self.protected and not self.protected.isdisjoint(ancestors(paths).union(paths)):
             for e in entries:  # which member, as the message names the first one
@@ -225,7 +247,18 @@ class Job:
                             f"replace {staged}, a file staged from Drive (the archive itself "
                             "or another download); refusing the archive: rename that member, "
                             "or that file on Drive")
-        check_against_dest(self.archive, self.dest, entries, self.owned)
+        plan = check_against_dest(self.archive, self.dest, entries, self.owned)
+        if self.occupied is not None:
+            self.occupied.check(plan.tree, plan.occupied, skip=self.owned,
+                                written=self.root if written else None)
+
+    def _adopted(self) -> dict[str, MemberRecord]:
+        """Under the merge lock: the members DEST holds already (what appeared since they
+        were compared compared now), which the merge leaves as they are."""
+        if self.occupied is None:
+            return {}
+        self.occupied.compare(self.root)
+        return self.occupied.adopted
 
     def close(self) -> None:
         """Remove the temporary folder (whatever the merge did not move); a Ctrl-C waits
@@ -272,11 +305,12 @@ def keep_in_place(entries: list[Entry], records: Mapping[str, MemberRecord]
 
 
 def check_against_dest(archive: str, dest: str, entries: list[Entry],
-                       owned: Owned = NOTHING) -> None:
+                       owned: Owned = NOTHING) -> Plan:
     """The checks that depend on DEST as it is now (folders, links); ``owned``: see
-    :class:`Job`'s ``replaceable``."""
+    :class:`Job`'s ``replaceable``. Returns the merge's plan."""
     plan = plan_merge(archive, dest, entries, owned)
     judge_links(archive, dest, entries, plan.tree, plan.kept, plan.replaces_links)
+    return plan
 
 
 def _default_free_bytes(path: str) -> int:

@@ -16,7 +16,7 @@ import posixpath
 import secrets
 import stat
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Optional
 
 from drivestage.errors import ArchiveError, DestChangedError
@@ -61,6 +61,9 @@ class Plan:
     tree: dict[str, Entry]
     kept: frozenset[str]      # the archive's folders that merge into a real folder of DEST
     replaces_links: bool      # some member replaces a link of DEST (or a folder holding one)
+    #: What DEST holds at the archive's paths other than a folder (a file, a link, a FIFO),
+    #: as lstat'ed here: what the merge would replace (see :mod:`.occupied`).
+    occupied: dict[str, os.stat_result] = field(default_factory=dict)
 
 
 def plan_merge(archive: str, dest: str, entries: list[Entry], owned: Owned = NOTHING) -> Plan:
@@ -71,11 +74,15 @@ def plan_merge(archive: str, dest: str, entries: list[Entry], owned: Owned = NOT
     tree = archive_tree(entries)
     kept: set[str] = set()
     replaces_links = False
+    occupied: dict[str, os.stat_result] = {}
     for path in _below_kept(tree, kept):
         try:
-            mode = os.lstat(os.path.join(dest, path)).st_mode
+            st = os.lstat(os.path.join(dest, path))
         except (FileNotFoundError, NotADirectoryError):
             continue
+        mode = st.st_mode
+        if not stat.S_ISDIR(mode):
+            occupied[path] = st
         if stat.S_ISDIR(mode) and tree[path].kind != "dir":
             links = _own_folder_at(dest, path, owned)
             if links is None:
@@ -85,7 +92,7 @@ def plan_merge(archive: str, dest: str, entries: list[Entry], owned: Owned = NOT
             kept.add(path)
         elif stat.S_ISLNK(mode):
             replaces_links = True
-    return Plan(tree, frozenset(kept), replaces_links)
+    return Plan(tree, frozenset(kept), replaces_links, occupied)
 
 
 def _below_kept(tree: dict[str, Entry], kept: set[str]) -> Iterator[str]:

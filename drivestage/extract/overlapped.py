@@ -36,6 +36,7 @@ from typing import Callable, Iterable, Mapping, Optional, Protocol, Sequence
 from drivestage.errors import ArchiveError, DiskSpaceError
 from drivestage.extract.formats import archive_kind
 from drivestage.extract.job import Job, Turn
+from drivestage.extract.occupied import Recorded
 from drivestage.extract.members import (Entry, check_count, open_tar_stream, tar_entry,
                                         zip_directory)
 from drivestage.extract.records import ExtractResult, MemberRecord
@@ -111,7 +112,8 @@ class Overlapped:
                  label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
                  fd: int = -1, first_arrived: Optional[FirstArrival] = None,
                  stop: Optional[Flag] = None, source: Optional[io.RawIOBase] = None,
-                 turn: Optional[Turn] = None, kept: Mapping[str, MemberRecord] = {}):
+                 turn: Optional[Turn] = None, kept: Mapping[str, MemberRecord] = {},
+                 recorded: Optional[Recorded] = None):
         self.path, self.size, self.arrived = path, size, arrived
         # A tar's bytes from ``source`` instead of the file (read once and hashed as it is
         # read: :mod:`drivestage.hashed_pass`).
@@ -121,7 +123,7 @@ class Overlapped:
         self.label = label or path
         self.job = Job(path, dest, lock_dir=lock_dir, free_bytes=free_bytes,
                        protected=protected, label=self.label,
-                       replaceable=replaceable, kept=kept, turn=turn)
+                       replaceable=replaceable, kept=kept, turn=turn, recorded=recorded)
         self.free_bytes = self.job.free_bytes
         self.progress = Progress(progress)
         # A rename keeps it readable; ``fd``: opened already (:func:`open_followed`).
@@ -141,8 +143,8 @@ class Overlapped:
             identity: Optional[os.stat_result] = None,
             first_arrived: Optional[FirstArrival] = None, stop: Optional[Flag] = None,
             adopt: Optional[Callable[["Overlapped"], None]] = None,
-            turn: Optional[Turn] = None, kept: Mapping[str, MemberRecord] = {}
-            ) -> Optional["Overlapped"]:
+            turn: Optional[Turn] = None, kept: Mapping[str, MemberRecord] = {},
+            recorded: Optional[Recorded] = None) -> Optional["Overlapped"]:
         """Start following a zip whose central directory is in ``path`` already; None when
         this zip is not one to follow (the caller extracts it once downloaded).
         ``first_arrived``: members are then written in the order their bytes arrive (the
@@ -153,7 +155,8 @@ class Overlapped:
         ``identity``: the file the download writes (see :func:`open_followed`).
         ``adopt(job)``: called as soon as the job exists, before its thread starts (the
         caller can then abandon it after a Ctrl-C at any later moment). ``turn``: what the
-        merge waits on, ``kept``: members in place, not written again (see :class:`Job`)."""
+        merge waits on, ``kept``: members in place, not written again, ``recorded``: what
+        earlier extractions wrote (see :class:`Job`)."""
         fd = open_followed(path, identity)
         job = None
         try:  # fd is the job's once it is made; closed here otherwise (a Ctrl-C too)
@@ -169,7 +172,7 @@ class Overlapped:
             job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
                       progress=progress, protected=protected, label=label,
                       replaceable=replaceable, fd=fd, first_arrived=first_arrived,
-                      stop=stop, turn=turn, kept=kept)
+                      stop=stop, turn=turn, kept=kept, recorded=recorded)
         finally:
             if job is None:
                 os.close(fd)
@@ -191,8 +194,8 @@ class Overlapped:
             label: Optional[str] = None, replaceable: Iterable[MemberRecord] = (),
             identity: Optional[os.stat_result] = None, stop: Optional[Flag] = None,
             adopt: Optional[Callable[["Overlapped"], None]] = None,
-            source: Optional[io.RawIOBase] = None, turn: Optional[Turn] = None
-            ) -> "Overlapped":
+            source: Optional[io.RawIOBase] = None, turn: Optional[Turn] = None,
+            recorded: Optional[Recorded] = None) -> "Overlapped":
         """Start following a tar (plain or compressed) from its first byte (``adopt``: as
         for :meth:`zip`; ``source``: its bytes, read front to back, instead of the file)."""
         fd = open_followed(path, identity)
@@ -200,7 +203,8 @@ class Overlapped:
         try:
             job = cls(path, size, dest, arrived, lock_dir=lock_dir, free_bytes=free_bytes,
                       progress=progress, protected=protected, label=label,
-                      replaceable=replaceable, fd=fd, stop=stop, source=source, turn=turn)
+                      replaceable=replaceable, fd=fd, stop=stop, source=source, turn=turn,
+                      recorded=recorded)
         finally:
             if job is None:  # a Ctrl-C in the making: in a notebook the descriptor stayed
                 os.close(fd)  # open, the archive's disk space taken, until a restart
