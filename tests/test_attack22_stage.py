@@ -223,7 +223,13 @@ def test_a_damaged_stamp_makes_the_rerun_extract_everything(local_state, tmp_pat
             (state / name).write_text("{garbage")
     (dest / "ds/m3.bin").unlink()
     (dest / "ds/m2.bin").write_bytes(b"Z" * 100)
-    assert _pull(archive, dest).exit_code == 0
+    # No record says m2.bin was extracted: it may be the user's, never replaced unasked
+    # (clobber32); its untouched siblings are the members' bytes (kept as they are).
+    refused = _pull(archive, dest)
+    assert refused.exit_code == 1
+    assert "would replace 1 file in" in refused.stderr and "ds/m2.bin" in refused.stderr
+    assert _tree(dest)["ds/m2.bin"] == b"Z" * 100 and "ds/m3.bin" not in _tree(dest)
+    assert _pull(archive, dest, "--force").exit_code == 0
     assert _tree(dest) == V1
 
 
