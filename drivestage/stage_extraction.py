@@ -7,12 +7,13 @@ import functools
 import logging
 import os
 import shutil
-from typing import Callable, Iterable, Optional, Protocol, Sequence
+from typing import Callable, Collection, Iterable, Optional, Protocol, Sequence
 
 from drivestage import stamps
 from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError
 from drivestage.extract import ExtractResult, MemberRecord, Recorded
 from drivestage.extract.job import Turn
+from drivestage.extract.occupied import merged
 from drivestage.localdir import identity
 from drivestage.localfs import fuse_devices
 from drivestage.mtimes import same_mtime
@@ -81,7 +82,7 @@ class Extraction:
         self.kept = 0
         #: What DEST holds at a member's path that no stamp lists is the user's: kept
         #: (adopted when it is the member), the pull refused; replaced with --force.
-        self.recorded = None if force else recorder(dest)
+        self.recorded = recorder(dest, force)
 
     def __call__(self, target: str, action: str, unpacking: Optional[Unpacker]) -> list[str]:
         from drivestage.extract import archive_kind, extract, remove_members
@@ -150,20 +151,27 @@ class Extraction:
                                                                  self.current))
         if missing is not None:
             stamps.write(dest, self.stamp)  # not "extracted": the next run extracts again
+            merged(dest, target)
             raise ArchiveError(
                 f"{os.path.join(dest, missing)} changed while {src} was extracted (another "
                 "program or pull wrote there); run the pull again")
         self.stamp["extracted"] = True
         stamps.write(dest, self.stamp)
+        merged(dest, target)   # (the stamp records the members: the merge's journal goes)
         self.kept = result.kept
         _say_put_back(src, changed)
         return result.paths
 
 
-def recorder(dest: str) -> Recorded:
+def recorder(dest: str, force: bool = False) -> Recorded:
     """The paths of ``dest`` that earlier extractions wrote, as the stamps say (see
-    :class:`drivestage.extract.job.Job`'s ``recorded``)."""
-    return functools.partial(stamps.recorded, dest)
+    :class:`drivestage.extract.job.Job`'s ``recorded``); with ``force``, every path (what
+    is there is replaced)."""
+    return _every if force else functools.partial(stamps.recorded, dest)
+
+
+def _every(paths: Collection[str]) -> Collection[str]:
+    return paths
 
 
 def _changed(dest: str, records: Sequence[MemberRecord], stamp: Stamp,

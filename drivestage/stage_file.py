@@ -317,8 +317,8 @@ class FileStager:
                                   if self.extract else (), turn=self.turn,
                                   kept=in_place(self.dest, own_records(basis, entry, "extract"),
                                                 basis) if restoring else {},
-                                  recorded=None if self.force or not self.extract
-                                  else recorder(self.dest))
+                                  recorded=recorder(self.dest, self.force)
+                                  if self.extract else None)
             try:
                 res = unpacking.download()
             except BaseException:

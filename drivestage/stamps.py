@@ -35,6 +35,7 @@ from drivestage import partials
 from drivestage.errors import DriveStageError
 from drivestage.extract import MemberRecord
 from drivestage.extract.members import ancestors
+from drivestage.extract.occupied import merging
 from drivestage.extract.statedir import opened_state, read_own
 from drivestage.extract.validation import STATE_DIR
 from drivestage.localfs import atomic_write_at, fitted_name
@@ -193,7 +194,9 @@ def recorded(dest: str, paths: Collection[str]) -> set[str]:
     folder above it (``VOC.zip`` into ``data``, then ``fixes.zip`` into
     ``data/VOCdevkit/VOC2007``) or into one of its folders on the way to the path. What else
     DEST holds at a member's path no extraction put there: the user's, which an extraction
-    never replaces unasked (:mod:`drivestage.extract.occupied`)."""
+    never replaces unasked (:mod:`drivestage.extract.occupied`). So too the paths of a merge
+    a kill cut off before its stamp (its journal: :func:`~drivestage.extract.occupied.
+    merging`)."""
     here, want = os.path.abspath(dest), set(paths)
     folders, up = {here}, here
     while os.path.dirname(up) != up:
@@ -204,12 +207,14 @@ def recorded(dest: str, paths: Collection[str]) -> set[str]:
     for folder in sorted(folders):
         moved = _into(here, folder)
         try:
-            found = list(_all(folder)) if moved is not None else []
+            found = [_paths(s) for _e, s in _all(folder)] if moved is not None else []
+            with _state(folder) as fd:
+                found += [merging(fd)] if fd is not None and moved is not None else []
         except (DriveStageError, OSError):
             continue   # (a state folder that is not this user's, or unreadable: not read)
-        for _entry, stamp in found:
+        for listed in found:
             assert moved is not None
-            out.update(p for p in map(moved, _paths(stamp)) if p in want)
+            out.update(p for p in map(moved, listed) if p in want)
     return out
 
 

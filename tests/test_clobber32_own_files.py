@@ -179,3 +179,34 @@ def test_a_member_through_a_link_of_dest_to_the_users_folder_is_refused(
     assert err.strip().splitlines()[-1] == _refusal(dest, "lnk", 1, "h.zip")
     assert os.readlink(dest / "lnk") == "real"
     assert (dest / "real/a.txt").read_bytes() == MINE
+
+
+def test_a_merge_cut_off_before_its_stamp_leaves_what_it_wrote_replaceable(
+        emulator, local_state, drive_env, fast_retries, tmp_path, monkeypatch):
+    """A pull killed between the merge and its stamp's write, then a new version on Drive:
+    the members the merge moved in are drivestage's (its journal says so), not the user's:
+    the rerun replaces them, no refusal."""
+    import drivestage.extract.job as job
+    from test_stage22 import _replace_on_drive
+
+    merge = job.merge
+
+    def merge_then_killed(*args, **kwargs):
+        merge(*args, **kwargs)
+        raise KeyboardInterrupt   # (the kill: nothing after the merge runs)
+
+    _archive(emulator, "a.zip")
+    dest = tmp_path / "data"
+    with monkeypatch.context() as patched:
+        patched.setattr(job, "merge", merge_then_killed)
+        code, out, err = _cli.run("pull", "drive:F/a.zip", str(dest), "-x")
+    assert code == 130, err
+    assert _members(dest, "a.zip") == MEMBERS
+    v2 = {rel: data.upper() for rel, data in MEMBERS.items()}
+    _replace_on_drive("F/a.zip", a_fixed_zip(v2), tmp_path)
+
+    code, out, err = _cli.run("pull", "drive:F/a.zip", str(dest), "-x")
+
+    assert code == 0, err
+    assert _members(dest, "a.zip") == v2
+    assert sorted(n for n in os.listdir(dest / ".drivestage") if n.endswith(".merging")) == []

@@ -18,7 +18,7 @@ from drivestage.errors import ArchiveError, DiskSpaceError, LocalFileError, User
 from drivestage.extract.links import judge_links
 from drivestage.extract.members import Entry, ancestors
 from drivestage.extract.merging import Plan, merge, merge_lock, plan_merge
-from drivestage.extract.occupied import Occupied, Recorded
+from drivestage.extract.occupied import Occupied, Recorded, note_merging
 from drivestage.extract.owned import NOTHING, Owned, by_path
 from drivestage.extract.records import ExtractResult, MemberRecord, record_members
 from drivestage.extract.tempdir import TempDir, make_temp, makedirs_at, remove_stale_temps, \
@@ -192,6 +192,9 @@ class Job:
         with merge_lock(self.lock_dir):
             self._check_dest(self.entries, written=True)
             adopted = self._adopted()
+            if self.occupied is not None:   # (a kill from here on: see .occupied)
+                note_merging(self.dest, self.archive, [e.path for e in self.entries
+                                                       if e.path not in adopted])
             merge(self.archive, self.root, self.dest,
                   sorted({e.path.split("/", 1)[0] for e in self.entries
                           if e.path not in adopted}), owned=self.owned)
