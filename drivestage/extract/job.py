@@ -194,7 +194,8 @@ class Job:
             adopted = self._adopted()
             if self.occupied is not None:   # (a kill from here on: see .occupied)
                 note_merging(self.dest, self.archive, [e.path for e in self.entries
-                                                       if e.path not in adopted])
+                                                       if e.kind != "dir" and
+                                                       e.path not in adopted])
             merge(self.archive, self.root, self.dest,
                   sorted({e.path.split("/", 1)[0] for e in self.entries
                           if e.path not in adopted}), owned=self.owned)
