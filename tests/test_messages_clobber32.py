@@ -64,5 +64,5 @@ def test_the_trainer_names_its_setting_and_the_command_that_replaces_them(
     assert result.stderr[result.stderr.rindex("Error: "):].strip() == (
         f"Error: data.drive_zip: VOC.zip would replace 1 file in {dest} that is not from an "
         f"extraction and holds other bytes: {dest / 'VOCdevkit/VOC2007/b.jpg'}; nothing was "
-        f"extracted: move it away (then start again), or replace it with `{command}`")
+        f"extracted: move it away, or replace it with `{command}`; then start again")
     assert (dest / "VOCdevkit/VOC2007/b.jpg").read_bytes() == b"mine"

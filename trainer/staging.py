@@ -224,11 +224,11 @@ def _own_files(cfg: Config) -> Iterator[None]:
     except UserFilesError as exc:
         d = cfg.data
         them = "it" if exc.count == 1 else "them"
-        command = shlex.join(["drivestage", "pull", str(d.drive_zip), d.root, "-x", "--force"]
+        command = shlex.join(["drivestage", "pull", str(d.drive_zip), exc.dest, "-x", "--force"]
                              + ([] if d.keep_archive else ["--remove-archive"]))
         raise UserFilesError(exc.archive, exc.dest, exc.first, exc.count,
-                             f"move {them} away (then start again), or replace {them} with "
-                             f"`{command}`", key="data.drive_zip") from None
+                             f"move {them} away, or replace {them} with `{command}`; then "
+                             "start again", key="data.drive_zip") from None
 
 
 @contextlib.contextmanager
