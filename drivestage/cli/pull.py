@@ -74,7 +74,9 @@ class _ChunkSize(Size):
               help="Parallel download streams per file (default: as many as measuring "
                    "finds worth it, up to 8); a folder pull fetches this many small files at "
                    "once (default 4).")
-@click.option("-f", "--force", is_flag=True, help="Stage again even if already staged.")
+@click.option("-f", "--force", is_flag=True,
+              help="Stage again even if already staged; replace files of yours in the way "
+                   "(a file at the name, or at an archive member's path).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 @click.option("--reserve", type=Size(), default="0",
