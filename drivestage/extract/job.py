@@ -58,8 +58,10 @@ class Job:
     the member list once known, and waited on before the merge (see :class:`Turn`).
     ``recorded``: which member paths a stamp records (what earlier extractions wrote);
     given, what DEST holds at a member's path that it does not list is the user's, never
-    replaced: adopted when it is the member, else refused (:mod:`.occupied`). None: replaced
-    as ``unzip -o`` does (``pull --force``, :func:`drivestage.extract.extract`)."""
+    replaced: adopted when it is the member, else refused (:mod:`.occupied`); and the paths
+    a merge moves in are journaled until the caller's stamp records them. None: replaced
+    as ``unzip -o`` does (:func:`drivestage.extract.extract`; ``pull --force`` gives one
+    that lists every path)."""
 
     def __init__(self, archive: str, dest: str, *, lock_dir: Optional[str] = None,
                  free_bytes: Optional[Callable[[str], int]] = None,
@@ -257,8 +259,8 @@ class Job:
                                 written=self.root if written else None)
 
     def _adopted(self) -> dict[str, MemberRecord]:
-        """Under the merge lock: the members DEST holds already (what appeared since they
-        were compared compared now), which the merge leaves as they are."""
+        """Under the merge lock: the members DEST holds already (any that appeared since
+        :meth:`finish` compared them are compared now), which the merge leaves as they are."""
         if self.occupied is None:
             return {}
         self.occupied.compare(self.root)
