@@ -60,19 +60,22 @@ class Occupied:
         self.adopted: dict[str, MemberRecord] = {}
         #: Paths that may hold the member (a file of its size, a link): compared once written.
         self.maybe: dict[str, os.stat_result] = {}
+        #: Paths surely not the member, whose refusal waits for :attr:`maybe` to be compared.
+        self.pending: list[str] = []
 
     def check(self, tree: Mapping[str, Entry], occupied: Mapping[str, os.stat_result],
               skip: Container[str] = (), written: Optional[TempDir] = None) -> None:
         """Judge what DEST holds at the archive's paths (``occupied``; ``skip``: paths an
         earlier extraction of the archive owns): raise for what surely is not the member,
         keep what may be for :meth:`compare`. ``written``: the temporary folder, when the
-        members are written there already. A refusal counts what it can of the rest too
-        (compared with the members written, or by a zip member's CRC-32), so that its "how
-        many" is not one file at a time."""
+        members are written there already. A refusal counts the rest too (compared with the
+        members written, or by a zip member's CRC-32), so that its "how many" is not one
+        file at a time; where that takes the members' bytes (a tar's, not written yet), it
+        waits for them: :meth:`compare` refuses then, with every file counted."""
         paths = [p for p in occupied if p not in skip]
         ours = set(self.recorded(paths)) if paths else set()
         differ: list[str] = []
-        self.maybe = {}
+        self.maybe, self.pending = {}, []
         for path in paths:
             st = occupied[path]
             if path in ours or self._still_adopted(path, st):
@@ -82,8 +85,13 @@ class Occupied:
             else:
                 differ.append(path)
         if differ:
-            differ += [p for p, st in self.maybe.items()
-                       if _differs(self.dest, p, st, tree[p], written)]
+            verdicts = {p: _differs(self.dest, p, st, tree[p], written)
+                        for p, st in self.maybe.items()}
+            differ += [p for p, verdict in verdicts.items() if verdict]
+            if None in verdicts.values():   # (only before a tar's members are written)
+                self.maybe = {p: self.maybe[p] for p, v in verdicts.items() if v is None}
+                self.pending = differ
+                return
             raise self._refusal(differ)
 
     def compare(self, root: TempDir, recheck: bool = False) -> None:
@@ -95,7 +103,7 @@ class Occupied:
             ours = set(self.recorded(list(self.maybe)))
             self.maybe = {p: st for p, st in self.maybe.items() if p not in ours}
         found: dict[str, MemberRecord] = {}
-        differ: list[str] = []
+        differ, self.pending = self.pending, []
         for path, st in self.maybe.items():
             rec = _same(root.fd, self.dest, path, st)
             if rec is None:
@@ -170,12 +178,15 @@ def _may_be(dest: str, path: str, st: os.stat_result, member: Entry) -> bool:
 
 
 def _differs(dest: str, path: str, st: os.stat_result, member: Entry,
-             written: Optional[TempDir]) -> bool:
-    """Whether what :func:`_may_be` kept is surely not the member (False: not known)."""
+             written: Optional[TempDir]) -> Optional[bool]:
+    """Whether what :func:`_may_be` kept is not the member (None: not known before the
+    member is written)."""
     if written is not None:
         return _same(written.fd, dest, path, st) is None
+    if member.kind == "symlink":
+        return False   # (its target is the member's: _may_be)
     crc = getattr(member.source, "CRC", None) if member.kind == "file" else None
-    return isinstance(crc, int) and _crc(dest, path, st) != crc
+    return _crc(dest, path, st) != crc if isinstance(crc, int) else None
 
 
 def _crc(dest: str, path: str, st: os.stat_result) -> Optional[int]:
