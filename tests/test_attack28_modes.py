@@ -5,49 +5,42 @@ A notebook that imports the trainer, then tightens its umask (``os.umask(0o077)`
 machine, private checkpoints) got its checkpoints, their sidecars and the image cache
 readable by every user of the machine: the checkpoint's mode was ``0o666 & ~umask`` read once
 at import, the cache's likewise, and a sidecar was written 0644 whatever the umask.
-Each check runs in a child process, so that its umask never reaches another test.
+Each check sets the umask in this process after the imports (a test's import of the trainer
+happened long before, as a notebook's), writes, and puts the umask back before it returns.
 """
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 
-#: Imports what writes, then sets the umask ``argv[2]`` (octal), then writes a checkpoint
-#: (real model state, through ``save_checkpoint``) and a disk cache entry of a real image in
-#: ``argv[1]``; prints the modes of what it wrote.
-CHILD = r"""
-import json, os, sys
 import numpy as np
 import torch
 from PIL import Image
+
 from trainer import checkpoint
 from trainer.data import cache
 
-out, mask = sys.argv[1], int(sys.argv[2], 8)
-os.umask(mask)   # after the imports, as a notebook does
-model = torch.nn.Linear(3, 2)
-state = {"format_version": 2, "model": model.state_dict(),
-         "optimizer": torch.optim.SGD(model.parameters(), lr=0.1).state_dict(),
-         "epoch": 1, "iteration": 7, "epoch_iteration": 0, "config": {}, "run": "r1"}
-ckpt = checkpoint.save_checkpoint(state, os.path.join(out, "last.pt"))
-image = os.path.join(out, "img.png")
-Image.fromarray(np.full((40, 30, 3), 90, np.uint8)).save(image)
-cached = cache.DiskCache([image], 32, os.path.join(out, "cache"), budget=1 << 30, threads=1)
-modes = {"checkpoint": os.stat(ckpt).st_mode & 0o777,
-         "sidecar": os.stat(checkpoint.sidecar_path(ckpt)).st_mode & 0o777,
-         "cache entry": os.stat(cached.entries[0]).st_mode & 0o777}
-print(json.dumps({k: oct(v) for k, v in modes.items()}))
-"""
-
 
 def _modes(tmp_path, mask: int) -> dict:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    done = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path), oct(mask)],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    """Write a checkpoint (real model state, through ``save_checkpoint``) and a disk cache
+    entry of a real image in ``tmp_path`` under the umask ``mask``: the modes of what was written."""
+    out = str(tmp_path)
+    model = torch.nn.Linear(3, 2)
+    state = {"format_version": 2, "model": model.state_dict(),
+             "optimizer": torch.optim.SGD(model.parameters(), lr=0.1).state_dict(),
+             "epoch": 1, "iteration": 7, "epoch_iteration": 0, "config": {}, "run": "r1"}
+    image = os.path.join(out, "img.png")
+    Image.fromarray(np.full((40, 30, 3), 90, np.uint8)).save(image)
+    before = os.umask(mask)   # after the imports, as a notebook does
+    try:
+        ckpt = checkpoint.save_checkpoint(state, os.path.join(out, "last.pt"))
+        cached = cache.DiskCache([image], 32, os.path.join(out, "cache"), budget=1 << 30,
+                                 threads=1)
+    finally:
+        os.umask(before)   # (every later test in this process writes with its own)
+    modes = {"checkpoint": os.stat(ckpt).st_mode & 0o777,
+             "sidecar": os.stat(checkpoint.sidecar_path(ckpt)).st_mode & 0o777,
+             "cache entry": os.stat(cached.entries[0]).st_mode & 0o777}
+    return {k: oct(v) for k, v in modes.items()}
 
 
 def test_a_umask_tightened_after_import_keeps_checkpoints_sidecars_and_cache_private(tmp_path):
