@@ -39,7 +39,7 @@ def test_pointing_clients_at_the_emulator_runs_as_written(emulator, tmp_path):
         if line.startswith("trainer synth-data"):
             line += " --images 24"
         if line.startswith("trainer train"):
-            line += " --set train.epochs=1 --set model.input_size=64"
+            line += " --set train.epochs=1 --set model.input_size=64 --set model.width=0.25"
         script.append(line)
     env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}", PYTHONPATH=str(REPO),
                DRIVESTAGE_STATE_DIR=str(tmp_path / "state"))
