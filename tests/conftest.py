@@ -451,22 +451,8 @@ def _checked_for_leftovers(request, tmp_path_factory):
         pytest.fail(f"{request.node.nodeid} left behind:\n  " + "\n  ".join(problems), pytrace=False)
 
 
-def _with_slow_files_first(items: list) -> list:
-    """``items`` with the files that hold a ``slow`` test first, each file's tests kept
-    together and in their order (its module fixtures are made once per worker, as before).
-    pytest-xdist's worksteal gives each worker one run of the list, and a worker whose own
-    run is done takes half of what another has not started: the long end-to-end tests
-    (a chaos run, torchrun, trainer processes: 10-60 s each) start early, and what is left
-    at the end is seconds-long tests that spread over every worker, not one long test that
-    leaves the others idle (CI: 2 cores, 3 workers)."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow") is not None}
-    return sorted(items, key=lambda item: item.path not in slow_files)  # (a stable sort)
-
-
 def pytest_collection_modifyitems(config, items):
-    """The files with slow tests first (see :func:`_with_slow_files_first`).
-    ``DRIVESTAGE_TEST_REVERSE=1``: run the tests in the reverse order, to find a test that
+    """``DRIVESTAGE_TEST_REVERSE=1``: run the tests in the reverse order, to find a test that
     passes only after (or before) another."""
-    items[:] = _with_slow_files_first(items)
     if os.environ.get("DRIVESTAGE_TEST_REVERSE") == "1":
         items.reverse()
