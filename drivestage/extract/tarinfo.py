@@ -29,12 +29,19 @@ _LONG_DIGITS = re.compile(rb"\d{%d}" % (_MAX_DIGITS + 1))
 MAX_PAX_KEYWORDS = 1024
 #: The most sparse map entries one archive may hold (each a tuple in memory until the merge).
 MAX_SPARSE = 1_000_000
+#: The most extended headers in a row before a member: ``tarfile`` reads each next one in a
+#: call of its own (a few hundred tiny ones, a few KB of tar.gz, were a RecursionError and a
+#: traceback: attackds32); a tar writes three at most (a global and a member's pax header,
+#: or a GNU long name and long link name).
+MAX_HEADER_CHAIN = 16
 _BLOCK = tarfile.BLOCKSIZE
 _nti = getattr(tarfile, "nti")   # (the header's number format, as tarfile reads it)
 
 
 class BoundedInfo(tarfile.TarInfo):
     """A :class:`tarfile.TarInfo` whose extended headers and sparse maps are bounded."""
+
+    _reading: Any  # (the TarFile an extended header is read from, while it is)
 
     def _proc_pax(self, tf: Any) -> Any:
         return self._checked(tf, getattr(super(), "_proc_pax"), "pax")
@@ -49,9 +56,25 @@ class BoundedInfo(tarfile.TarInfo):
         getattr(super(), "_apply_pax_info")(pax_headers, encoding, errors)
         self.pax_headers = {}  # (read here for none of them: a copy per member is not kept)
 
+    def _proc_gnusparse_00(self, next: Any, *rest: Any) -> None:
+        getattr(super(), "_proc_gnusparse_00")(next, *rest)
+        _count_sparse(self._reading, len(next.sparse), done=True)
+
+    def _proc_gnusparse_01(self, next: Any, *rest: Any) -> None:
+        """A pax sparse member of format 0.1 (0.0 above): its map is read whole from the
+        header by ``tarfile``, at most 1 MiB, but counted with the archive's others (a
+        1 MiB map of ``0,1,…``, a KB of tar.gz a member, kept 19 MB of tuples each:
+        attackds32)."""
+        getattr(super(), "_proc_gnusparse_01")(next, *rest)
+        _count_sparse(self._reading, len(next.sparse), done=True)
+
     def _checked(self, tf: Any, proc: Any, kind: str) -> Any:
         """``proc(tf)`` once the header's bytes are read and found within the bounds: it
         reads them again from a :class:`_Replay` of them."""
+        chain = getattr(tf, "_drivestage_chain", 0)
+        if chain >= MAX_HEADER_CHAIN:
+            raise tarfile.ReadError(f"more than {MAX_HEADER_CHAIN} pax or GNU long-name "
+                                    "headers in a row before a member, which no tar writes")
         if self.size > MAX_EXTENDED_HEADER:
             raise tarfile.ReadError(
                 f"a {kind} header declares {self.size:,} bytes, more than the "
@@ -63,10 +86,14 @@ class BoundedInfo(tarfile.TarInfo):
                                     "digits, which no tar writes")
         real = tf.fileobj
         tf.fileobj = _Replay(real, data)
+        setattr(tf, "_drivestage_chain", chain + 1)
+        self._reading = tf  # (for the sparse maps it counts)
         try:
             return proc(tf)
         finally:
             tf.fileobj = real
+            setattr(tf, "_drivestage_chain", chain)
+            del self._reading
 
     def _proc_sparse(self, tf: Any) -> Any:
         """An old GNU sparse member: its map's extension blocks, counted (``tarfile``'s
