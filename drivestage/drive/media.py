@@ -315,7 +315,7 @@ def _check_encoding(body: Streamed, where: str) -> None:
     """Refuse bytes sent encoded (http.client asks ``Accept-Encoding: identity``; a proxy that
     gzips anyway: other bytes, retried for minutes as a "short body": attackpull32)."""
     coding = body.headers.get("content-encoding", "").strip().lower()
-    if coding not in ("", "identity"):
+    if any(c.strip() not in ("", "identity") for c in coding.split(",")):
         raise MalformedAnswerError(
             f"download {where}: the server sent its bytes compressed (Content-Encoding: "
             f"{''.join(c for c in coding[:40] if c.isprintable())}), though drivestage asks for them as they are: that "

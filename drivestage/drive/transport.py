@@ -175,6 +175,11 @@ class Streamed:
         self._resp = resp
         self.status = resp.status
         self.headers = {k.lower(): v for k, v in resp.getheaders()}
+        # Repeated fields are one list (RFC 9110, 5.3): a proxy's ``gzip`` before Drive's
+        # ``identity`` is not the last one alone (attackds32).
+        codings = resp.msg.get_all("content-encoding")
+        if codings:
+            self.headers["content-encoding"] = ", ".join(codings)
 
     def read1(self, n: int) -> bytes:
         """At most ``n`` bytes with at most one read from the socket (so that a caller can
