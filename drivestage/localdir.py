@@ -265,7 +265,7 @@ class LocalDirStore(RemoteStore):
         if not _stat.S_ISDIR(st.st_mode):
             raise UsageError(f"{full} is a file, not a folder")
         if rel and os.path.islink(full):
-            _refuse_loop(full)
+            _refuse_loop(full, self.root)
         out = []
         with os.scandir(full) as it:
             children = sorted(it, key=lambda d: d.name)
@@ -469,14 +469,22 @@ def _unlink_quietly(path: str) -> None:
         pass
 
 
-def _refuse_loop(full: str) -> None:
+def _refuse_loop(full: str, root: str) -> None:
     """Refuse the folder ``full``, a link, when it leads to a folder it sits in (or to its
-    own): a folder pull took it again inside itself until a path held 40 links (ELOOP, a
-    600-character line), and two such links in a folder made 2^40 listings (attackpull32)."""
+    own), by any of its path up to ``root``: a folder pull took it again inside itself until
+    a path held 40 links (ELOOP, a 600-character line), and two such links in a folder made
+    2^40 listings (attackpull32); so did ``x/y -> ../z`` with ``z/w -> ../x``, whose loop
+    the parent alone does not show (attackds32)."""
     real = os.path.realpath(full)
-    above = os.path.realpath(os.path.dirname(full))
-    if above == real or above.startswith(real.rstrip(os.sep) + os.sep):
-        raise ShortcutCycleError(
-            f"{full} is a link to {real}, a folder it sits in: a walk through it would never "
-            f"end. Leave it out (pull --exclude {exclude_pattern(os.path.basename(full))}) or "
-            "remove the link.")
+    at = os.path.dirname(full)
+    while True:
+        above = os.path.realpath(at)
+        if above == real or above.startswith(real.rstrip(os.sep) + os.sep):
+            break
+        if len(at) <= len(root) or os.path.dirname(at) == at:
+            return
+        at = os.path.dirname(at)
+    raise ShortcutCycleError(
+        f"{full} is a link to {real}, a folder it sits in: a walk through it would never "
+        f"end. Leave it out (pull --exclude {exclude_pattern(os.path.basename(full))}) or "
+        "remove the link.")
