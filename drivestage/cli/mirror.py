@@ -265,13 +265,21 @@ _LEAVING = threading.Lock()  # one line, from the main thread or the watchdog
 
 
 def _abandons(first: list[int], signum: int) -> bool:
-    """Whether ``signum``, after the signal that stopped the mirror (``first``), is the
-    user's second one, which abandons the final push. A SIGHUP never is, nor a SIGTERM after
-    a hang-up: systemd sends each process of a login session it stops (a VM's shutdown, a
-    mirror started over SSH) a SIGHUP right after its SIGTERM, and Linux may deliver the
-    SIGHUP first; taken for the second, they abandoned the final push (attackstop32)."""
+    """Whether ``signum``, after the signal that stopped the mirror (``first``: it, then
+    the SIGTERM of systemd's pair once seen), is the user's second one, which abandons the
+    final push. A SIGHUP never is, nor the one SIGTERM after a hang-up: systemd sends each
+    process of a login session it stops (a VM's shutdown, a mirror started over SSH) a
+    SIGHUP right after its SIGTERM, and Linux may deliver the SIGHUP first; taken for the
+    second, they abandoned the final push (attackstop32). Its pair holds one SIGTERM: the
+    next is the user's (``kill <pid>`` with no terminal left to Ctrl-C in was never one
+    after a hang-up: attackds32)."""
     hangup = getattr(signal, "SIGHUP", None)
-    return signum != hangup and not (signum == signal.SIGTERM and first[:1] == [hangup])
+    if signum == hangup:
+        return False
+    if signum == signal.SIGTERM and first == [hangup]:
+        first.append(signum)  # (systemd's; the pair is complete)
+        return False
+    return True
 
 
 def _leave(error: "MirrorError") -> None:

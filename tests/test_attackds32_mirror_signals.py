@@ -1,0 +1,70 @@
+"""``drivestage mirror`` stopped by a hang-up first (an SSH session dropped, or systemd's pair
+delivered SIGHUP first), then a SIGTERM, then the user's own SIGTERM (attackds32).
+
+A SIGHUP is never the second signal, nor systemd's SIGTERM right after it: the final push
+goes on. But every SIGTERM after a hang-up was taken for systemd's: ``kill <pid>`` (no
+terminal is left for a Ctrl-C) never abandoned the final push, which ran to its end or its
+--grace, however long. Now only one SIGTERM after the SIGHUP is systemd's; the next is the
+user's second signal: the abandon line, exit 130. In process (CliRunner), with real signals.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+from click.testing import CliRunner
+
+from drivestage.cli import cli
+
+
+def test_a_second_sigterm_after_a_hangup_and_its_sigterm_abandons_the_final_push(
+        emulator, local_state, drive_env, tmp_path, monkeypatch):
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    first_push_sends, final_push_sent_a_chunk = threading.Event(), threading.Event()
+    chunk_puts = []
+    plan = emulator.faults.plan
+
+    def observed(method, target):   # every request, as it arrives at the emulator
+        if method == "PUT" and "upload_id=" in target:
+            chunk_puts.append(target)
+            first_push_sends.set()
+            if len(chunk_puts) == 3:    # the final push's second chunk
+                final_push_sent_a_chunk.set()
+        return plan(method, target)
+
+    monkeypatch.setattr(emulator.faults, "plan", observed)
+    failed, last_sent = [], []
+    main = threading.main_thread().ident
+
+    def hangup_pair_then_kill():
+        try:
+            assert first_push_sends.wait(30), "the first push never sent results.csv"
+            (src / "epoch_001.pt").write_bytes(os.urandom(16 * 256 * 1024))
+            emulator.faults.throttle(2 << 20)     # the final push would take 2 s
+            signal.pthread_kill(main, signal.SIGHUP)
+            signal.pthread_kill(main, signal.SIGTERM)
+            assert final_push_sent_a_chunk.wait(30), "the final push never sent a chunk"
+            last_sent.append(time.monotonic())
+            signal.pthread_kill(main, signal.SIGTERM)   # the user's `kill <pid>`
+        except BaseException as exc:
+            failed.append(exc)
+            signal.pthread_kill(main, signal.SIGINT)   # the mirror must end all the same
+
+    helper = threading.Thread(target=hangup_pair_then_kill)
+    helper.start()
+    result = CliRunner().invoke(cli, ["mirror", str(src), "drive:Models/logs", "--every",
+                                      "3600", "--chunk-size", "256KiB"])
+    took = time.monotonic() - last_sent[0] if last_sent else None
+    helper.join()
+    emulator.faults.throttle(None)
+    assert not failed, failed
+    assert result.exit_code == 130, result.output
+    assert result.stderr.splitlines()[-1] == (
+        "Interrupted: the final push was abandoned (a cut upload resumes on the next push).")
+    assert took is not None and took < 2, took
+    assert [f["title"] for f in emulator.files() if not f["mimeType"].endswith(".folder")] \
+        == ["results.csv"]
