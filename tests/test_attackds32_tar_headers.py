@@ -5,6 +5,9 @@
   sparse entries. A 1 MiB ``GNU.sparse.map`` of ``0,1,0,1,…`` is a KB of tar.gz and 19 MB of
   tuples kept per member (20 members: 21 KB of tar.gz, 400 MB while listed; a thousand, an
   out-of-memory kill).
+- A pax header of many runs of digits, each within the bound of 1,024: old Pythons'
+  tarfile searches it in time in the square of each run (CVE-2024-6232), and so did the
+  bound's own check; a MiB of runs of 1,024 took 5 s a member (2 KB of tar.gz each).
 - Extended headers in a row before a member are read by ``tarfile`` one call deeper each: a
   few hundred tiny pax headers (4 KB of tar.gz) ended the pull with a RecursionError's
   traceback.
@@ -66,6 +69,8 @@ BOMBS = {
     "sparse-0.0": (lambda: _sparse_00(2, 6000),
                    "its sparse members' maps hold more than 10,000 entries, more than "
                    "drivestage reads"),
+    "digit-runs": (lambda: _pax(b"\n".join([b"7" * 1024] * 100)),
+                   "a pax header holds more long runs of digits than any tar writes"),
     "header-chain": (lambda: _pax(_record(b"comment", b"c")) * 400,
                      "more than 16 pax or GNU long-name headers in a row before a member, "
                      "which no tar writes"),
