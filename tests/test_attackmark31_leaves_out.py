@@ -10,7 +10,7 @@ from _drive_state import live_md5s
 from test_attackds29_run_folders import _save, env  # noqa: F401  (env: a fixture)
 from test_attackra30_runmarks import _twins
 from test_messages_dedupe import put, run as dedupe_run
-from test_runmark30_marks import OURS, _fresh_vm, _mirror_once, _old_runs
+from test_runmark30_marks import OURS, marks_of, _fresh_vm, _mirror_once, _old_runs
 
 
 def test_a_dedupe_behind_a_listing_without_properties_still_carries_the_mark(
@@ -24,7 +24,7 @@ def test_a_dedupe_behind_a_listing_without_properties_still_carries_the_mark(
     emulator.list_leaves_out = {"properties"}
     code, _, err = dedupe_run("dedupe", "drive:runs")
     assert code == 0, err
-    assert emulator.properties_of(old) == OURS
+    assert marks_of(emulator, old) == OURS
 
     _mirror_once(_fresh_vm(tmp_path, monkeypatch))
 

@@ -6,7 +6,7 @@ import os
 from _drive_state import live_md5s
 from test_attackds29_run_folders import _save, env  # noqa: F401  (env: a fixture)
 from test_messages_dedupe import folder, put, run as dedupe_run
-from test_runmark30_marks import OURS, _fresh_vm, _mirror_once
+from test_runmark30_marks import OURS, marks_of, _fresh_vm, _mirror_once
 from trainer.drive import DriveFolder, retention_policy
 
 
@@ -29,7 +29,7 @@ def test_a_dedupe_into_an_unmarked_oldest_keeps_the_run_folder_marked(
     emulator.set_properties(new, OURS)
     code, _, err = dedupe_run("dedupe", "drive:runs")
     assert code == 0, err
-    assert emulator.properties_of(old) == OURS
+    assert marks_of(emulator, old) == OURS
 
     _mirror_once(_fresh_vm(tmp_path, monkeypatch))
 
@@ -72,7 +72,7 @@ def test_runs_forget_clears_the_mark_of_a_run_folder_on_a_shared_drive(emulator,
     _save(str(run_dir), 1)
     DriveFolder("drive:shared/Team/runs/exp1", str(run_dir), retention_policy(0, 0, None)).push()
     [exp1] = [f["id"] for f in emulator.files() if f["title"] == "exp1"]
-    assert emulator.properties_of(exp1) == OURS
+    assert marks_of(emulator, exp1) == OURS
 
     code, out, err = dedupe_run("runs", "forget", "drive:shared/Team/runs/exp1")
 

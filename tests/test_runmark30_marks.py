@@ -25,6 +25,12 @@ OURS = [{"key": RUN_MARK, "value": "1", "visibility": "PRIVATE", "app": "app-def
         {"key": RUN_MARK, "value": "1", "visibility": "PUBLIC", "app": None}]
 
 
+def marks_of(emulator, file_id: str) -> list[dict]:
+    """``emulator.properties_of(file_id)`` in OURS's order (a mark set on a folder made
+    before inserts its PUBLIC property first; Drive's order means nothing)."""
+    return sorted(emulator.properties_of(file_id), key=lambda p: (p["key"], p["visibility"]))
+
+
 def _old_runs(emulator, tmp_path) -> dict:
     """exp1 and exp2 pushed by their runs on an old VM (the trainer's DriveFolder), beside a
     folder and a file on Drive that are no run's; what Drive holds in each run folder."""
@@ -159,7 +165,7 @@ def test_runs_forget_from_another_client_clears_what_it_sees(emulator, env, tmp_
 
     assert (code, err) == (0, "")
     assert out == "drive:runs/exp1 is no run folder any more: its mark on Drive cleared\n"
-    assert emulator.properties_of(exp1) == OURS[:1]   # (Colab's, "app-default")
+    assert marks_of(emulator, exp1) == OURS[:1]   # (Colab's, "app-default")
     runs = _fresh_vm(tmp_path, monkeypatch)
     _mirror_once(runs)
     assert set(live_md5s(emulator, "runs")) == {"exp2", "exp3"}
@@ -224,7 +230,7 @@ def test_an_older_run_folder_is_marked_once(emulator, env, tmp_path):
 
     assert [r.kind for r in emulator.requests if r.kind.startswith("properties.")
             or r.kind == "files.patch"] == ["properties.insert"] * 2
-    assert emulator.properties_of(exp1) == OURS
+    assert marks_of(emulator, exp1) == OURS
 
 
 def test_a_run_push_into_an_older_folder_marks_it_once(emulator, env, tmp_path):
@@ -239,7 +245,7 @@ def test_a_run_push_into_an_older_folder_marks_it_once(emulator, env, tmp_path):
         _save(str(folder), epoch)
         drive.push()
     assert emulator.api_calls("properties.insert") == 2
-    assert emulator.properties_of(emulator.find("runs/exp1")["id"]) == OURS
+    assert marks_of(emulator, emulator.find("runs/exp1")["id"]) == OURS
 
 
 def test_runs_forget_clears_the_mark_and_the_record(emulator, env, tmp_path, monkeypatch):

@@ -72,9 +72,9 @@ class FolderMaking:
 
     def mark_run_folder(self, folder: RemoteEntry, mark: bool = True) -> bool:
         """Mark ``folder`` (a run folder made before marks were) on Drive, by one
-        ``properties.insert`` each of its PRIVATE and its PUBLIC property; or, with ``mark``
-        False, remove the mark (``properties.delete`` of both: one already gone is fine). A
-        folder reached through a shortcut: its target."""
+        ``properties.insert`` each of its PUBLIC and then its PRIVATE property; or, with
+        ``mark`` False, remove the mark (``properties.delete`` of both: one already gone is
+        fine). A folder reached through a shortcut: its target."""
         where = self.describe(folder)
         if mark:
             # properties.insert adds or updates one property and leaves the others: whether a
@@ -86,19 +86,30 @@ class FolderMaking:
                 return self.call(f"mark {where} as a run folder", lambda: service.properties()
                                  .insert(fileId=folder.id, body=prop)
                                  .execute(http=self.transport.http()))
-            insert(MARK_PROPERTIES[0])
+            # The PUBLIC one first: half a mark (an outage between the two) must be one every
+            # client sees. The PRIVATE one alone showed this app a mark, and another OAuth
+            # client's --delete none: it trashed the run (attackds32).
             try:
                 insert(MARK_PROPERTIES[1])
             except DriveStageError as exc:
                 # A folder at Drive's limit of 30 PUBLIC properties (other tools'): this
-                # app's own PRIVATE mark is there; other clients know it by their records.
+                # app's own PRIVATE mark only; other clients know it by their records.
                 failure = answers.failure_of(exc)
                 if failure is None or failure.reason != "propertyCountLimitExceeded":
                     raise
+                insert(MARK_PROPERTIES[0])
                 log.warning("marked %s as a run folder for this OAuth client only: it holds "
                             "as many public properties as Drive allows (%s); a machine "
                             "signed in with another client knows it by its records alone",
                             where, failure.item_message or failure.message)
+            else:
+                try:
+                    insert(MARK_PROPERTIES[0])
+                except DriveStageError as exc:
+                    # Marked for every client already (and later pushes see the mark, so
+                    # none sets this app's own, which only no other app could clear).
+                    log.info("marked %s as a run folder by its public property only (%s)",
+                             where, exc)
             self._marks_asked[folder.id] = True
             return True
 
