@@ -68,3 +68,53 @@ def test_a_second_sigterm_after_a_hangup_and_its_sigterm_abandons_the_final_push
     assert took is not None and took < 2, took
     assert [f["title"] for f in emulator.files() if not f["mimeType"].endswith(".folder")] \
         == ["results.csv"]
+
+
+def test_a_hangup_held_while_it_started_then_systemds_sigterm_pushes_once_more(
+        emulator, local_state, drive_env, tmp_path, monkeypatch):
+    """systemd's pair straddling the moment the mirror's handlers are installed: the SIGHUP
+    held while the command loaded (:mod:`drivestage.held_signals`), its SIGTERM after. The
+    held signal was replayed as a SIGTERM, so systemd's own was taken for the second one:
+    the final push abandoned, exit 130. It is replayed as what it was: one push, exit 0."""
+    import json
+
+    from drivestage import held_signals
+
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "results.csv").write_text("epoch\n1\n")
+    fifo = tmp_path / "token.json"   # DEST's credentials, read once the handlers are in place
+    os.mkfifo(fifo)
+    monkeypatch.delenv("DRIVESTAGE_TOKEN")
+    token = json.dumps({"type": "authorized_user", "token": "test-token", "refresh_token": "r",
+                        "client_id": "c", "client_secret": "s",
+                        "expiry": "2099-01-01T00:00:00Z"})
+    main, failed = threading.main_thread().ident, []
+
+    def systemds_sigterm():
+        try:
+            with open(fifo, "w") as writer:   # open once the mirror opened it to read
+                signal.pthread_kill(main, signal.SIGTERM)
+                writer.write(token)
+        except BaseException as exc:
+            failed.append(exc)
+
+    before = {s: signal.signal(s, signal.SIG_DFL) for s in held_signals.HELD}
+    held_signals.hold()   # as the console script does, before anything loads
+    try:
+        assert signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL   # (held, not fatal)
+        os.kill(os.getpid(), signal.SIGHUP)   # while the command loads: held
+        helper = threading.Thread(target=systemds_sigterm)
+        helper.start()
+        result = CliRunner().invoke(cli, ["mirror", str(src), "drive:Models/logs", "--every",
+                                          "3600", "--credentials", str(fifo)])
+        helper.join()
+    finally:
+        held_signals.release()
+        for s, handler in before.items():
+            signal.signal(s, handler)
+    assert not failed, failed
+    assert result.exit_code == 0, result.output
+    assert "final push in" in result.stderr and "Interrupted" not in result.stderr
+    assert [f["title"] for f in emulator.files() if not f["mimeType"].endswith(".folder")] \
+        == ["results.csv"]

@@ -161,9 +161,14 @@ def mirror_cmd(src: str, dest: str, every: float, grace: float, include: tuple[s
     for s in signals:
         signal.signal(s, on_signal)
     # A SIGTERM or SIGHUP while the process started (before the handlers above): held by
-    # the console script, it stops the mirror now, after its final push, as one later does.
-    if held_signals.take():
-        on_signal(signal.SIGTERM, None)
+    # the console script, it stops the mirror now, after its final push, as one later does;
+    # as what it was: systemd's SIGHUP held, replayed as a SIGTERM, made its SIGTERM right
+    # after the second signal (attackds32). More held at once are one stop, the pair noted.
+    held = held_signals.take()
+    if held:
+        on_signal(held[0], None)
+        for signum in held[1:]:
+            _abandons(first, signum)
     try:
         if every <= 0:
             raise UsageError(f"--every {every:g} is invalid; give a period in seconds > 0")
