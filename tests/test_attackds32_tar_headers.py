@@ -8,6 +8,10 @@
 - A pax header of many runs of digits, each within the bound of 1,024: old Pythons'
   tarfile searches it in time in the square of each run (CVE-2024-6232), and so did the
   bound's own check; a MiB of runs of 1,024 took 5 s a member (2 KB of tar.gz each).
+- A size below zero (base-256 numbers have a sign): a GNU long-name header's, in a tar.gz,
+  ended the pull with a TypeError's traceback; a member's, in a plain tar, moved the next
+  header back and took its size off the total the free-space check weighs (a 10 MB member
+  and one of -10 MB weighed nothing), then the pull extracted what it could, exit 0.
 - Extended headers in a row before a member are read by ``tarfile`` one call deeper each: a
   few hundred tiny pax headers (4 KB of tar.gz) ended the pull with a RecursionError's
   traceback.
@@ -45,7 +49,7 @@ def _pax(records: bytes, kind: bytes = tarfile.XHDTYPE) -> bytes:
 def _file(name: str, data: bytes = b"ok") -> bytes:
     info = tarfile.TarInfo(name)
     info.size = len(data)
-    return info.tobuf(format=tarfile.USTAR_FORMAT) + data.ljust(512, b"\0")
+    return info.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % 512)
 
 
 def _sparse_01(members: int, pairs: int) -> bytes:
@@ -75,6 +79,47 @@ BOMBS = {
                      "more than 16 pax or GNU long-name headers in a row before a member, "
                      "which no tar writes"),
 }
+
+
+def _negative(n: int) -> bytes:
+    """A 12-byte size field of ``-n`` (base-256, as GNU tar writes huge numbers)."""
+    return b"\xff" + ((256 ** 11) - n).to_bytes(11, "big")
+
+
+def _raw_header(name: bytes, kind: bytes, size_field: bytes) -> bytes:
+    info = tarfile.TarInfo(name.decode())
+    info.type = kind
+    blk = bytearray(info.tobuf(format=tarfile.GNU_FORMAT))
+    blk[124:136] = size_field
+    blk[148:156] = b" " * 8
+    blk[148:156] = b"%06o\0 " % sum(blk)
+    return bytes(blk)
+
+
+NEGATIVE = {
+    "long-name.tgz": (lambda: _raw_header(b"././@LongLink", b"L", _negative(1024)) + bytes(4096)
+                      + _file("a.txt") + bytes(1024), "set.tgz", True),
+    "member.tar": (lambda: _file("big.bin", bytes(100_000)) + _raw_header(
+        b"n.txt", b"0", _negative(100_352)) + _file("a.txt") + bytes(1024), "set.tar", False),
+}
+
+
+@pytest.mark.parametrize("case", list(NEGATIVE))
+def test_a_size_below_zero_is_refused(emulator, local_state, drive_env, fast_retries,
+                                      tmp_path, case):
+    make, name, packed = NEGATIVE[case]
+    data = gzip.compress(make(), mtime=0) if packed else make()
+    emulator.add_file(f"d/{name}", data)
+    dest = tmp_path / "d"
+
+    code, out, err = _cli.run("pull", f"drive:d/{name}", str(dest), "-x", "-q")
+
+    assert code == 1, err
+    assert error_line(err) == (
+        f"Error: cannot read the tar {dest / name}: a header declares a size of -"
+        f"{1024 if packed else 100_352:,} bytes, which no tar writes; it is probably truncated "
+        "or corrupt: make the archive again and upload it")
+    assert tree(dest) == {name: data}
 
 
 @pytest.mark.parametrize("bomb", list(BOMBS))

@@ -50,6 +50,16 @@ class BoundedInfo(tarfile.TarInfo):
 
     _reading: Any  # (the TarFile an extended header is read from, while it is)
 
+    def _proc_member(self, tf: Any) -> Any:
+        """A header and what it stands for, neither of a size below zero: base-256 numbers
+        have a sign, and ``tarfile`` took it (an extended header's read the rest of the
+        archive, or failed with a TypeError; a member's moved the next header back and took
+        its size off the total the free-space check weighs: attackds32)."""
+        _check_size(self.size)
+        member = getattr(super(), "_proc_member")(tf)
+        _check_size(member.size)
+        return member
+
     def _proc_pax(self, tf: Any) -> Any:
         return self._checked(tf, getattr(super(), "_proc_pax"), "pax")
 
@@ -158,6 +168,12 @@ class BoundedInfo(tarfile.TarInfo):
         _count_sparse(tf, len(numbers) // 2, done=True)
         next.offset_data = tf.fileobj.tell()
         next.sparse = list(zip(numbers[::2], numbers[1::2]))
+
+
+def _check_size(size: int) -> None:
+    if size < 0:
+        raise tarfile.ReadError(f"a header declares a size of {size:,} bytes, which no tar "
+                                "writes")
 
 
 def _blocks(size: int) -> int:
