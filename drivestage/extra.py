@@ -211,7 +211,7 @@ def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
     their paths."""
     if not deletions.doomed:
         return []
-    how = "permanently" if removal.permanent else "to the Drive trash"
+    how = "permanently" if removal.permanent else f"to {store.trash_place()}"
     log.warning("--delete: removing %d item%s from %s that are not in SRC (%s)", deletions.items,
                 "" if deletions.items == 1 else "s", store.describe(root), how)
     removed, failed = [], None

@@ -102,6 +102,11 @@ class LocalDirStore(RemoteStore):
 
     changed_while_read = "changed in its folder while it was copied"
 
+    def trash_place(self) -> str:
+        """A directory store's trash: a folder in its root (attackds32: the line said "the
+        Drive trash" of a local DEST)."""
+        return os.path.join(self.root, TRASH)
+
     def __init__(self, root: Union[str, "os.PathLike[str]"], *,
                  md5_cache: Optional[Md5Source] = None):
         self.root = os.path.abspath(os.path.expanduser(os.fspath(root)))

@@ -115,6 +115,10 @@ class RemoteStore(abc.ABC):
     #: directory store's file is in a folder, not on Drive).
     changed_while_read = "changed on Drive while downloading"
 
+    def trash_place(self) -> str:
+        """Where an item deleted to the trash goes, as a message says it."""
+        return "the Drive trash"
+
     @abc.abstractmethod
     def describe(self, entry: RemoteEntry) -> str:
         """A human-readable location for messages (``drive:a/b/c.zip``)."""
