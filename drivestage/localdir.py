@@ -491,5 +491,5 @@ def _refuse_loop(full: str, root: str) -> None:
         at = os.path.dirname(at)
     raise ShortcutCycleError(
         f"{full} is a link to {real}, a folder it sits in: a walk through it would never "
-        f"end. Leave it out (pull --exclude {exclude_pattern(os.path.basename(full))}) or "
-        "remove the link.")
+        f"end. Leave it out (--exclude {exclude_pattern(os.path.basename(full))}, on a pull or "
+        "a push --delete) or remove the link.")

@@ -31,7 +31,8 @@ def test_a_loop_of_links_through_a_sibling_is_refused_at_once(local_state, tmp_p
     assert code == 1, err
     assert error_line(err) == (
         f"Error: {src / 'x/y/w'} is a link to {src / 'x'}, a folder it sits in: a walk "
-        "through it would never end. Leave it out (pull --exclude 'w') or remove the link.")
+        "through it would never end. Leave it out (--exclude 'w', on a pull or a push --delete) "
+        "or remove the link.")
     assert tree(dest) == {}
     code, out, err = _cli.run("pull", str(src), str(dest), "-q", "--exclude", "w")
     assert code == 0, err

@@ -38,8 +38,8 @@ def test_a_local_folder_holding_a_link_to_a_folder_above_is_refused_at_once(
     assert code == 1, err
     assert error_line(err) == (
         f"Error: {src / first} is a link to {(src / first).resolve()}, a folder it sits in: "
-        "a walk through it would never end. Leave it out (pull --exclude "
-        f"'{os.path.basename(first)}') or remove the link.")
+        "a walk through it would never end. Leave it out (--exclude "
+        f"'{os.path.basename(first)}', on a pull or a push --delete) or remove the link.")
     assert tree(dest) == {}
     code, out, err = _cli.run("pull", str(src), str(dest), "-q",
                               *[a for link in LINKS[case] for a in ("--exclude", link)])
