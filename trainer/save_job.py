@@ -32,7 +32,7 @@ class SaveJob:
     missing: list[str] = field(default_factory=list)   # names a failed write left unwritten
     ended: Optional[Flag] = None       # a stop's write on a thread of its own: it ended
     # A failed write keeps :attr:`state` (else freed at once): the run's last epoch, kept on
-    # this machine when the run folder's disk is full (trainer.stop_save.kept_text).
+    # this machine when the run folder's disk is full (trainer.kept_state.kept_text).
     keep_failed: bool = False
 
     @property

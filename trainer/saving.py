@@ -24,8 +24,8 @@ import time
 from typing import Any, Callable, Optional, Sequence
 
 from trainer import checkpoint as ckpt
-from trainer import distributed, peer_loss, pushed, stop_lines, stop_save, stopping, \
-    worker_deaths
+from trainer import distributed, kept_state, peer_loss, pushed, stop_lines, stop_save, \
+    stopping, worker_deaths
 from trainer.passed_over import BAD_SUFFIX  # noqa: F401 (here before)
 from trainer.passed_over import move_aside as _move_aside
 from trainer.pushed import NAMED_UNSENT, unsent_text  # noqa: F401 (here before)
@@ -177,7 +177,7 @@ class Checkpointer(Callback):
         if not finished and self.stop.is_set() and unwritten is not None:
             # The writer had not even written the last epoch's files (a slow upload before
             # them held it, a hung disk): its state, in memory, is kept in /tmp (stop_save).
-            head, kept = stop_save.epoch_kept(unwritten, self.stop.name,
+            head, kept = kept_state.epoch_kept(unwritten, self.stop.name,
                                               stop_lines.send_to(self))
             raise TrainingInterrupted(kept or f"{head}; {self._newest_text(run, 'in')}",
                                       exit_code=self.stop.exit_code)
@@ -230,7 +230,7 @@ class Checkpointer(Callback):
         state = snapshot(run)   # (collective)
         if state is None:   # (another rank: rank 0 says it)
             raise SaveError(f"{self.out_dir} no longer answers; stopped")
-        raise SaveError(stop_save.rescue_text(
+        raise SaveError(kept_state.rescue_text(
             state, autosave_name(pos.iteration), metrics, head=head, out_dir=self.out_dir,
             drive=self.writer.drive if self.writer is not None else None, spec=self.drive_spec,
             saved=self._taken()))
@@ -260,7 +260,7 @@ class Checkpointer(Callback):
                 f"in {self.out_dir}: {job.error}")
         # Its state, still in memory, on this machine's disk (and drive.logs: lastkeep32): the
         # trained epoch was dropped.
-        kept = stop_save.kept_text(job, head, first=remedy.replace(" and ", ", then "),
+        kept = kept_state.kept_text(job, head, first=remedy.replace(" and ", ", then "),
                                    to=stop_lines.send_to(self))
         nor = f", nor on this machine ({kept})" if isinstance(kept, Exception) else ""
         raise SaveError(kept if isinstance(kept, str) else
@@ -380,7 +380,7 @@ class Checkpointer(Callback):
             # Its write there fails at once, and the state was lost with it ("the newest
             # earlier checkpoint is where --resume auto continues"): rescued.
             name = autosave_name(pos.iteration)
-            message = stop_save.rescue_text(
+            message = kept_state.rescue_text(
                 state, name, {}, head=f"stopped by {self.stop.name} at {pos.label}: {name} "
                 f"cannot be written in {self.out_dir}", out_dir=self.out_dir,
                 drive=self.writer.drive if self.writer is not None else None,

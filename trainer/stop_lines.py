@@ -9,7 +9,7 @@ import time
 from typing import Any, Optional
 
 from drivestage.interrupts import Flag
-from trainer import stop_save, stopping
+from trainer import kept_state, stop_save, stopping
 from trainer.pushed import NAMED_UNSENT, unsent_text
 from trainer.state import Position
 from trainer.write_order import WriteStuck
@@ -64,11 +64,11 @@ def within(saver: Any) -> str:
     return f"{stopping.UNSIGNALLED_WAIT_S:g} s (the longest a stop without a signal waits)"
 
 
-def send_to(saver: Any) -> Optional[stop_save.SendTo]:
+def send_to(saver: Any) -> Optional[kept_state.SendTo]:
     """Where a state kept on this machine goes too (``drive.logs``), and until when: a stop's
     grace (:meth:`~trainer.saving.Checkpointer.drive_until`), else the final flush's bound."""
     drive = saver.writer.drive if saver.writer is not None else None
-    return None if drive is None else stop_save.SendTo(drive, saver.flush_until,
+    return None if drive is None else kept_state.SendTo(drive, saver.flush_until,
                                                        lambda: within(saver))
 
 
@@ -78,7 +78,7 @@ def stop_message(saver: Any, job: SaveJob, pos: Position, state: Optional[dict] 
     head = f"stopped by {saver.stop.name} at {pos.label}"
     if not job.written:   # (a write that waits on a hung disk, or failed: kept in /tmp)
         why = job.error or f"its write in {saver.out_dir} has not ended within {within(saver)}"
-        return stop_save.unwritten_text(job, head, str(why), state, send_to(saver))
+        return kept_state.unwritten_text(job, head, str(why), state, send_to(saver))
     if saver.drive_spec is None:
         return f"{head}: {job.name} is saved in {saver.out_dir}; resume with --resume auto"
     # Every file of the run not on Drive, not only this one: epoch files queued behind a

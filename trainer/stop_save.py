@@ -29,15 +29,13 @@ import stat
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from drivestage import paths
 from drivestage.interrupts import BackgroundThread, Flag
-from drivestage.lost_mounts import in_drive_mount, lost_mount, lost_mount_message
+from drivestage.lost_mounts import in_drive_mount
 from trainer import checkpoint as ckpt
 from trainer.state import Position
-from trainer.stopping import Deadline, wait_for
 
 logger = logging.getLogger(__name__)
 
@@ -362,124 +360,3 @@ def rescue(state: dict, name: str, metrics: dict, saved: float) -> str:
     except BaseException:   # (this disk full too): no empty folder left for the sweep
         shutil.rmtree(folder, ignore_errors=True)
         raise
-
-
-@dataclass(frozen=True)
-class SendTo:
-    """Where a state kept on this machine (:func:`kept_text`) goes too: ``drive`` (the run's
-    :class:`~trainer.drive.DriveFolder`), waited for until ``until`` (a stop's grace, or the
-    final flush's bound: :meth:`trainer.saving.Checkpointer.flush_until`), which ``within()``
-    words once passed."""
-
-    drive: Any
-    until: Deadline
-    within: Callable[[], str]
-
-
-def send_kept(drive: Any, path: str, until: Deadline) -> "bool | Exception":
-    """``path`` and its sidecar sent to ``drive`` alone, each verified (:meth:`trainer.drive.
-    DriveFolder.send_alone`), on a thread of its own waited for until ``until``: True once
-    verified, False when ``until`` passed first, the error where Drive refused them. No push
-    sends those names meanwhile (``drive.held``: two files of one name there, stop30)."""
-    side = ckpt.sidecar_path(path)
-    names = {os.path.basename(path), os.path.basename(side)} - drive.held
-    drive.held |= names
-    failed: list[Exception] = []
-
-    def send() -> None:
-        try:
-            drive.send_alone([path, side])
-        except Exception as exc:   # (Drive refusing them: said by the caller)
-            failed.append(exc)
-        finally:
-            drive.held -= names
-
-    if not wait_for(BackgroundThread(send, "trainer-kept-send").start().ended, until):
-        return False
-    return failed[0] if failed else True
-
-
-def unwritten_text(job: Any, head: str, why: str, state: Optional[dict] = None,
-                   to: Optional[SendTo] = None) -> str:
-    """The end of a stop's line whose save the run folder did not take (``why``). A write that
-    still waits there (a hung mount: its state still in memory, and no ``drive.logs`` to send
-    it from elsewhere) has its state written on this machine's own disk and named: it was
-    dropped, though that disk answered (attackt31). So has one that failed (the run folder's
-    disk full), given its ``state`` (the failed write freed the job's: attackstop32); and
-    sent ``to`` Drive where given (lastkeep32)."""
-    text = f"{head}: {job.name} could not be written ({why})"
-    kept = kept_text(job, text, state, to=to)
-    if isinstance(kept, str):
-        return kept
-    nor = f", nor on this machine ({kept})" if kept is not None else ""
-    return f"{text}{nor}; the newest earlier checkpoint is where --resume auto continues"
-
-
-def epoch_kept(job: Any, stop: str, to: Optional[SendTo] = None) -> tuple[str, Optional[str]]:
-    """A stop (named ``stop``) while the last epoch's save (``job``) was still to be written
-    (a slow upload before it, a hung disk): the line's head, and the whole line when its
-    state is kept on this machine (:func:`kept_text`; it was dropped: attackt31)."""
-    head = (f"stopped by {stop} while the checkpoint of epoch {job.position.epoch} "
-            f"({', '.join(job.names)}) was still to be written")
-    kept = kept_text(job, head, to=to)
-    return head, kept if isinstance(kept, str) else None
-
-
-def kept_text(job: Any, head: str, state: Optional[dict] = None, first: str = "",
-              to: Optional[SendTo] = None) -> "str | Exception | None":
-    """``<head>; its state is saved in <path> on this machine: [<first>]--resume <path> goes
-    on from it …`` for a save (``job``) the run folder has not taken whose state is still in
-    memory (its write waits there, or waited behind another: WriteStuck; a write that failed
-    freed it: ``state``, the caller's; or kept it: ``job.keep_failed``), written on this
-    machine's own disk (:func:`rescue`); None without a state, the error when this disk
-    refused it too. With ``drive.logs`` (``to``) it is sent there too: that copy alone was
-    lost with the machine (Colab's /tmp at the next disconnect: lastkeep32); once verified
-    there the one here is removed, as a stop's copy elsewhere is (on Colab /tmp is the full
-    run folder's disk)."""
-    state = dict(state or job.state) if not job.written else {}
-    if not state:
-        return None
-    name = job.names[1] if len(job.names) > 1 else job.names[0]   # (epoch_NNN.pt, not last.pt)
-    try:
-        path = rescue(state, name, dict(job.metrics), saved=job.taken)
-    except Exception as exc:   # (this disk full too)
-        return exc
-    sent = send_kept(to.drive, path, to.until) if to is not None else None
-    if to is not None and sent is True and to.drive.mount is None:
-        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
-        return (f"{head}; its state is sent to {to.drive.where(name)} from a temporary folder "
-                f"of this machine instead and verified there (the temporary copy is removed): "
-                f"{first}--resume auto goes on from it")
-    # (A Drive mount's copy is in the machine's cache until the mount sends it: mount30.)
-    how = "" if to is None else (
-        f" and copied into {to.drive.spec} (a Google Drive mount: it reaches Drive once the "
-        f"mount sends it)" if sent is True else f", not sent to {to.drive.spec} ({sent})"
-        if sent else f", not yet verified on {to.drive.spec} within {to.within()}")
-    return (f"{head}; its state is saved in {path} on this machine{how}: {first}--resume "
-            f"{path} goes on from it (copy it off this machine while it lasts)")
-
-
-def rescue_text(state: dict, name: str, metrics: dict, *, head: str, out_dir: str, drive: Any,
-                spec: Optional[str], saved: float, deadline: Deadline = None) -> str:
-    """``state`` rescued (:func:`rescue`) from a run folder whose mount stopped, sent alone to
-    ``drive`` (``drive.logs``) when there is one, until ``deadline`` (``time.monotonic()``,
-    or a callable read again at each step: a stop's) at most, and the line that says where
-    it is: ``<head>: its state is saved in <path> on this machine [and verified on <spec>].
-    <the mount's line>``."""
-    point = lost_mount(out_dir) or out_dir
-    try:
-        path = rescue(state, name, metrics, saved)
-    except OSError as exc:   # (this machine's disk full too): nothing kept, said
-        return (f"{head}: its state could not be saved on this machine either ({exc}). "
-                + lost_mount_message(point, then="run the same command again to go on from "
-                                     "the newest checkpoint there"))
-    where = f"saved in {path} on this machine"
-    if drive is not None:   # (sent alone, as a stop's save written elsewhere is)
-        sent = send_kept(drive, path, deadline)
-        where += (f" and verified on {spec}" if sent is True else
-                  f", not sent to {spec} ({sent})" if sent else
-                  f", not yet verified on {spec} when the stop's wait ended")
-    return f"{head}: its state is {where}. " + lost_mount_message(
-        point, then=f"go on from it with --resume {path}",
-        instead="go on from it with train.out_dir on local disk and drive.logs=drive:... "
-                "set (no mount needed)")
