@@ -194,21 +194,27 @@ class DriveFolder:
                 "drive.keep_best, drive.max_bytes).", needed=exc.needed, free=exc.free,
                 trash=exc.trash, head=exc.head) from exc
 
-    def send_alone(self, paths: Sequence[str]) -> None:
+    def send_alone(self, paths: Sequence[str], names: Optional[Sequence[str]] = None) -> None:
         """Upload ``paths`` (a checkpoint, then its sidecar) into the folder, each verified,
         outside a push: a stop's save written beside a run folder whose disk does not answer,
         which a push would walk and wait on (:mod:`trainer.stop_save`). A name Drive holds
         with those bytes already is not sent again; another copy of the same name and bytes
         found there once its own is verified (a push that sent it too) is removed, so the
         folder holds one file of each name (stop30). Once both are verified, the copies of
-        other bytes they replace go as a push's would (:meth:`_replace_older`)."""
+        other bytes they replace go as a push's would (:meth:`_replace_older`). ``names``: the
+        names they go under (``last.pt``'s bytes as ``epoch_002.pt``), else their own. A name
+        another run's file holds there is not sent (:class:`OtherRunFile`): added beside it,
+        two files of one name were left (epochkeep32)."""
         from drivestage.localfs import file_md5
 
+        names = list(names or [os.path.basename(p) for p in paths])
         folder = self._store.make_folders(self._path)
         sent: dict[str, RemoteEntry] = {}   # name -> its verified copy
-        listed: list[RemoteEntry] = []   # the folder as last listed
-        for path in paths:
-            name, md5 = os.path.basename(path), file_md5(path)
+        listed = self._store.list(folder)   # the folder as last listed
+        if len(paths) == 2 and paths[1] == sidecars.name_for(paths[0]):
+            self._not_theirs(listed, paths[1], names[1], names[0])
+        for path, name in zip(paths, names):
+            md5 = file_md5(path)
             listed = self._store.list(folder)
             same = [e for e in listed
                     if e.name == name and not e.is_dir and (e.md5 or "").lower() == md5]
@@ -221,11 +227,26 @@ class DriveFolder:
                                             e.is_dir and (e.md5 or "").lower() == md5])
         if len(paths) == 2 and paths[1] == sidecars.name_for(paths[0]):
             try:   # (that listing is of after the checkpoint was verified: no request more)
-                self._replace_older(folder, listed, paths[0], paths[1], sent)
+                self._replace_older(folder, listed, names[0], paths[1], names[1], sent)
             except DriveStageError as exc:   # (both are verified: said, not a failed send)
                 logger.warning("%s is verified on Drive, but its older copy there could not "
                                "be removed (%s): two files of that name are left", self.where(
-                                   os.path.basename(paths[0])), exc)
+                                   names[0]), exc)
+
+    def _not_theirs(self, listing: Sequence[RemoteEntry], side_path: str, side_name: str,
+                    name: str) -> None:
+        """Raise :class:`OtherRunFile` where ``listing`` holds a sidecar named ``side_name`` (of
+        ``name``) of another run than ``side_path``'s (this run's, on this machine)."""
+        mine = sidecars.read(side_path)
+        for side in (e for e in listing if e.name == side_name and not e.is_dir):
+            try:
+                data = sidecars.fetch(self._store, side)
+            except (NotFoundError, RemoteChangedError):
+                continue   # (gone or changed since the listing: another process)
+            said = sidecars.parse(data) if data else None
+            if said is not None and said.run is not None and mine is not None and \
+                    said.run != mine.run:
+                raise OtherRunFile(name, said.run)
 
     def _one_of(self, got: RemoteEntry, same: Sequence[RemoteEntry]) -> RemoteEntry:
         """Of ``got`` (just verified) and the copies of the same name and bytes listed beside
@@ -243,20 +264,20 @@ class DriveFolder:
                     pass
         return first
 
-    def _replace_older(self, folder: RemoteEntry, listing: Sequence[RemoteEntry], path: str,
-                       side_path: str, sent: dict[str, RemoteEntry]) -> None:
+    def _replace_older(self, folder: RemoteEntry, listing: Sequence[RemoteEntry], name: str,
+                       side_path: str, side_name: str, sent: dict[str, RemoteEntry]) -> None:
         """Remove the older pair of ``path``'s name that its pair, just verified (``sent``),
-        replaces: a stop at the iteration of an earlier branch's stop (a resume from an older
+        replaces (``name``, ``side_name``: the names they went under): a stop at the iteration of an earlier branch's stop (a resume from an older
         checkpoint) left two files of each name on Drive for good, where a push replaces
         them (stopleft31). Only in a run folder (marked: :mod:`drivestage.run_folders`), and
         only an old sidecar of this run (``keep_other_runs``) not further on
         (:mod:`drivestage.behind`), made on Drive before this one (:func:`_before`), with the
         copies it vouches for; a doubt leaves all."""
         mine = sidecars.read(side_path)
-        ours = sent.get(os.path.basename(side_path))
+        ours = sent.get(side_name)
         if mine is None or mine.run is None or ours is None or not self._own(folder):
             return
-        names = (os.path.basename(path), os.path.basename(side_path))
+        names = (name, side_name)
         ids = {e.id for e in sent.values()}
         listed = [e for e in listing if e.name in names and not e.is_dir and e.id not in ids]
         olds = [e for e in listed if e.name == names[0]]
@@ -354,6 +375,15 @@ class DriveFolder:
             return b""
         except RemoteChangedError:
             return None
+
+
+class OtherRunFile(DriveStageError):
+    """:meth:`DriveFolder.send_alone` of a name another run's file holds on Drive."""
+
+    def __init__(self, name: str, run: str) -> None:
+        super().__init__(f"it holds another run's {name}, of run {run}: sent beside it, two "
+                         f"files of one name were there")
+        self.name, self.run = name, run
 
 
 def _before(old: RemoteEntry, new: RemoteEntry) -> bool:

@@ -33,19 +33,24 @@ class SendTo:
     within: Callable[[], str]
 
 
-def send_kept(drive: Any, path: str, until: Deadline) -> "bool | Exception":
-    """``path`` and its sidecar sent to ``drive`` alone, each verified (:meth:`trainer.drive.
-    DriveFolder.send_alone`), on a thread of its own waited for until ``until``: True once
-    verified, False when ``until`` passed first, the error where Drive refused them. No push
-    sends those names meanwhile (``drive.held``: two files of one name there, stop30)."""
+def send_kept(drive: Any, path: str, until: Deadline,
+              name: Optional[str] = None) -> "bool | Exception":
+    """``path`` and its sidecar sent to ``drive`` alone (as ``name`` and its sidecar's name,
+    else their own), each verified (:meth:`trainer.drive.DriveFolder.send_alone`), on a
+    thread of its own waited for until ``until``: True once verified, False when ``until``
+    passed first, the error where Drive refused them (or another run's file holds the name
+    there: :class:`~trainer.drive.OtherRunFile`). No push sends those names meanwhile
+    (``drive.held``: two files of one name there, stop30)."""
     side = ckpt.sidecar_path(path)
-    names = {os.path.basename(path), os.path.basename(side)} - drive.held
+    as_names = [name or os.path.basename(path),
+                os.path.basename(ckpt.sidecar_path(name or os.path.basename(path)))]
+    names = set(as_names) - drive.held
     drive.held |= names
     failed: list[Exception] = []
 
     def send() -> None:
         try:
-            drive.send_alone([path, side])
+            drive.send_alone([path, side], as_names)
         except Exception as exc:   # (Drive refusing them: said by the caller)
             failed.append(exc)
         finally:
@@ -140,3 +145,25 @@ def rescue_text(state: dict, name: str, metrics: dict, *, head: str, out_dir: st
         point, then=f"go on from it with --resume {path}",
         instead="go on from it with train.out_dir on local disk and drive.logs=drive:... "
                 "set (no mount needed)")
+
+
+def send_last(job: Any, out_dir: str, to: Optional[SendTo]) -> str:
+    """For the last epoch's save (``job``) whose ``last.pt`` was written and whose copy
+    ``epoch_NNN.pt`` (what goes to Drive) was not (a full disk): ``last.pt`` sent to
+    ``drive.logs`` as ``epoch_NNN.pt`` (its sidecar as that one's: the copy's bytes), so a
+    fresh machine's ``--resume auto`` finds the epoch; ``last.pt`` never goes to Drive, and
+    on Colab the run folder is lost at a disconnect (epochkeep32). What the line says of it
+    after ``in last.pt``: `` and is sent from it to <where>, verified there (…)``, or why
+    not; "" where nothing is sent (no ``drive.logs``, the epoch's copy written)."""
+    name = next((n for n in job.missing if n.startswith("epoch_")), None)
+    if to is None or name is None:
+        return ""
+    sent = send_kept(to.drive, os.path.join(out_dir, job.name), to.until, name)
+    if sent is True:
+        if to.drive.mount is not None:   # (in the machine's cache until the mount sends it)
+            return (f" and is copied from it into {to.drive.spec} as {name} (a Google Drive "
+                    f"mount: it reaches Drive once the mount sends it)")
+        return (f" and is sent from it to {to.drive.where(name)}, verified there (--resume "
+                f"auto goes on from it on another machine)")
+    return (f", not sent to {to.drive.spec} ({sent})" if sent else
+            f", not yet verified on {to.drive.spec} within {to.within()}")

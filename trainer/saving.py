@@ -251,11 +251,13 @@ class Checkpointer(Callback):
         epoch = job.position.epoch
         if job.missing and job.missing != job.names:
             # The state is in the first file; only its copies (epoch_NNN.pt, best.pt: what
-            # goes to Drive) are missing, and a resume from it makes them again.
+            # goes to Drive) are missing, and a resume from it makes them again. last.pt never
+            # goes to Drive: with drive.logs it is sent there as epoch_NNN.pt (epochkeep32).
+            sent = kept_state.send_last(job, self.out_dir, stop_lines.send_to(self))
             raise SaveError(
                 f"could not write {', '.join(job.missing)} (epoch {epoch}) in {self.out_dir}: "
-                f"{job.error}; the state of epoch {epoch} is in {job.name}: {remedy}run the same "
-                f"command again to make them from it (it trains nothing more)")
+                f"{job.error}; the state of epoch {epoch} is in {job.name}{sent}: {remedy}run "
+                f"the same command again to make them from it (it trains nothing more)")
         head = (f"could not write the checkpoint of epoch {epoch} ({', '.join(job.names)}) "
                 f"in {self.out_dir}: {job.error}")
         # Its state, still in memory, on this machine's disk (and drive.logs: lastkeep32): the
@@ -434,6 +436,16 @@ class Checkpointer(Callback):
         only when a folder it waits on stopped answering (no SIGKILL follows)."""
         return self.drive_until() if self.stop.is_set() else self.final_wait.deadline()
 
+    def _close_until(self) -> Optional[float]:
+        """:meth:`flush_until`, but a stop's with the last epoch's save still unwritten and
+        ``drive.logs`` set ends at 3/4 of its wait: the last quarter sends that state from
+        /tmp (``epoch_kept``), which always found the grace spent (epochkeep32)."""
+        end = self.flush_until()
+        if end is None or self.stop.at is None or self.writer is None or \
+                self.writer.drive is None or self._unwritten_epoch() is None:
+            return end
+        return end - max(0.0, end - (self.stop.signal_at or self.stop.at)) / 4
+
     def _elsewhere_due(self, job: SaveJob) -> bool:
         """Whether a stop's save also goes to Drive from elsewhere: its write here has not ended
         halfway through the grace (a slow disk too: stop30) or found a full disk."""
@@ -447,7 +459,10 @@ class Checkpointer(Callback):
             return True
         # (A stop's: drive_until. A stop without a signal may have waited past its grace for
         # its push: a deadline long past then said the verified mirror "could not finish".)
-        finished = self.writer.close(self.flush_until, push=push)
+        finished = self.writer.close(self._close_until, push=push)
+        if not finished and self._unwritten_epoch() is None and self.stop.is_set():
+            # (Written in the quarter left to its send after all: the rest is the push's.)
+            finished = self.writer.close(self.flush_until, push=push)
         err = self.writer.last_error
         if not finished:
             if self._said_unfinished:  # on_fit_end said it; on_interrupt closes again
