@@ -109,10 +109,15 @@ def test_another_run_s_pair_of_that_name_stays(emulator, drive_env, local_state,
                                                 tmp_path):
     from trainer.drive import DriveFolder
 
+    from trainer.drive import OtherRunFile
+
     old = _pushed_earlier(tmp_path, run="r0")
     new = _pair(os.path.join(tempfile.gettempdir(), "trainer-stop-x"), weight=1.0, saved=2000.0)
-    DriveFolder(SPEC, str(tmp_path / "logs")).send_alone(_both(new))
-    assert _on_drive(store) == sorted(_md5s(old) + _md5s(new))
+    # Not sent beside it either: two files of one name, of two runs (epochkeep32).
+    with pytest.raises(OtherRunFile) as refused:
+        DriveFolder(SPEC, str(tmp_path / "logs")).send_alone(_both(new))
+    assert refused.value.run == "r0"
+    assert _on_drive(store) == sorted(_md5s(old))
 
 
 def test_in_a_folder_no_run_has_marked_nothing_is_removed(emulator, drive_env, local_state,
