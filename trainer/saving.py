@@ -29,7 +29,6 @@ from trainer import distributed, kept_state, peer_loss, pushed, stop_lines, stop
 from trainer.passed_over import BAD_SUFFIX  # noqa: F401 (here before)
 from trainer.passed_over import move_aside as _move_aside
 from trainer.pushed import NAMED_UNSENT, unsent_text  # noqa: F401 (here before)
-from drivestage.interrupts import BackgroundThread
 from drivestage.lost_mounts import lost_mount
 from trainer.callbacks import WRITE_WITHIN_S, Bounded, Callback
 from trainer.errors import SaveError, TrainingInterrupted
@@ -277,34 +276,8 @@ class Checkpointer(Callback):
 
     def _newest_text(self, run: Any, where: str, remedy: str = "",
                      within: float = WRITE_WITHIN_S) -> str:
-        """``the newest checkpoint <where> is epoch_001.pt (epoch 1, iteration 2): <remedy>run
-        the same command again to train on from it`` (``in <out_dir>`` for ``where="in"``)."""
-        place = f"in {self.out_dir}" if where == "in" else where
-        found: list = []
-
-        def look() -> None:
-            try:
-                path = ckpt.find_latest(self.out_dir, run=run.state.run, any_run=False)
-                found.append((path, ckpt.read_sidecar(path) if path is not None else None))
-            except BaseException as exc:   # (raised in this thread below)
-                found.append(exc)
-
-        # Bounded: on a disk that does not answer, a second Ctrl-C waited here for good.
-        if not BackgroundThread(look, "trainer-newest").start().join(within):
-            return (f"what is saved {place} is not known: it did not answer within {within:.0f} "
-                    f"s (a hung network or FUSE mount?); once it does, {remedy}run the same "
-                    f"command again to train on from its newest checkpoint")
-        if isinstance(found[0], BaseException):
-            raise found[0]
-        path, side = found[0]
-        if path is None or side is None:
-            # With a remedy (a full disk at the first save): say it, not only what is lost.
-            then = f": {remedy}run the same command again (it trains from the start)" \
-                if remedy else ""
-            return f"nothing of run {run.state.run} is saved {place}{then}"
-        at = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration).label
-        return (f"the newest checkpoint {place} is {os.path.basename(path)} ({at}): {remedy}run "
-                f"the same command again to train on from it")
+        """:func:`trainer.stop_lines.newest_text` of this run folder."""
+        return stop_lines.newest_text(self, run, where, remedy, within)
 
     def _due(self) -> bool:
         """Rank 0: an autosave is due, or (every :data:`LOOK_S`) the run folder's mount

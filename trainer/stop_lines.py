@@ -5,11 +5,15 @@ Split from :mod:`trainer.saving` at its 500-line cap: ``saver`` is its
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Optional
 
 from drivestage.interrupts import Flag
+from drivestage.interrupts import BackgroundThread
+from trainer import checkpoint as ckpt
 from trainer import kept_state, stop_save, stopping
+from trainer.callbacks import WRITE_WITHIN_S
 from trainer.pushed import NAMED_UNSENT, unsent_text
 from trainer.state import Position
 from trainer.write_order import WriteStuck
@@ -116,3 +120,36 @@ def stop_message(saver: Any, job: SaveJob, pos: Position, state: Optional[dict] 
             f"{saver.drive_spec} within {grace}{why}; "
             f"{unsent_text([job.name, *others], saver.drive_spec)}; --resume auto on this "
             f"machine continues from {job.name}, elsewhere upload them first: {push}")
+
+
+def newest_text(saver: Any, run: Any, where: str, remedy: str = "",
+                within: float = WRITE_WITHIN_S) -> str:
+    """``the newest checkpoint <where> is epoch_001.pt (epoch 1, iteration 2): <remedy>run
+    the same command again to train on from it`` (``in <out_dir>`` for ``where="in"``) of
+    ``saver``'s run folder (split from :mod:`trainer.saving`)."""
+    place = f"in {saver.out_dir}" if where == "in" else where
+    found: list = []
+
+    def look() -> None:
+        try:
+            path = ckpt.find_latest(saver.out_dir, run=run.state.run, any_run=False)
+            found.append((path, ckpt.read_sidecar(path) if path is not None else None))
+        except BaseException as exc:   # (raised in this thread below)
+            found.append(exc)
+
+    # Bounded: on a disk that does not answer, a second Ctrl-C waited here for good.
+    if not BackgroundThread(look, "trainer-newest").start().join(within):
+        return (f"what is saved {place} is not known: it did not answer within {within:.0f} "
+                f"s (a hung network or FUSE mount?); once it does, {remedy}run the same "
+                f"command again to train on from its newest checkpoint")
+    if isinstance(found[0], BaseException):
+        raise found[0]
+    path, side = found[0]
+    if path is None or side is None:
+        # With a remedy (a full disk at the first save): say it, not only what is lost.
+        then = f": {remedy}run the same command again (it trains from the start)" \
+            if remedy else ""
+        return f"nothing of run {run.state.run} is saved {place}{then}"
+    at = Position(side.epoch or 0, side.iteration or 0, side.epoch_iteration).label
+    return (f"the newest checkpoint {place} is {os.path.basename(path)} ({at}): {remedy}run "
+            f"the same command again to train on from it")
