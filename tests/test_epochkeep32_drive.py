@@ -127,7 +127,7 @@ def test_a_kept_state_is_not_sent_beside_another_runs_file_of_its_name(
     path = text.split(kept, 1)[1].split(" ", 1)[0]
     assert text.endswith(
         f"{kept}{path} on this machine, not sent to {SPEC} (it holds another run's "
-        f"epoch_002.pt, of run 20261201-other: sent beside it, two files of one name were "
+        f"epoch_002.pt, of run 20261201-other; sent, two files of one name would be "
         f"there): free some space, then --resume {path} goes on from it (copy it off this "
         f"machine while it lasts)"), text
     assert _left() == [os.path.basename(os.path.dirname(path))]

@@ -381,8 +381,8 @@ class OtherRunFile(DriveStageError):
     """:meth:`DriveFolder.send_alone` of a name another run's file holds on Drive."""
 
     def __init__(self, name: str, run: str) -> None:
-        super().__init__(f"it holds another run's {name}, of run {run}: sent beside it, two "
-                         f"files of one name were there")
+        super().__init__(f"it holds another run's {name}, of run {run}; sent, two files of "
+                         f"one name would be there")
         self.name, self.run = name, run
 
 
