@@ -206,14 +206,17 @@ def recorded(dest: str, paths: Collection[str]) -> set[str]:
     out: set[str] = set()
     for folder in sorted(folders):
         moved = _into(here, folder)
+        if moved is None:
+            continue
         try:
-            found = [_paths(s) for _e, s in _all(folder)] if moved is not None else []
+            # The journals first: a pull writes its stamp, then removes its journal; read
+            # the other way round, one finishing in between was in neither (attackclob32).
             with _state(folder) as fd:
-                found += [merging(fd)] if fd is not None and moved is not None else []
+                found = [merging(fd)] if fd is not None else []
+            found += [_paths(s) for _e, s in _all(folder)]
         except (DriveStageError, OSError):
             continue   # (a state folder that is not this user's, or unreadable: not read)
         for listed in found:
-            assert moved is not None
             out.update(p for p in map(moved, listed) if p in want)
     return out
 
