@@ -8,7 +8,10 @@ replace 1 file … that is not from an extraction"), exit 1, though an extractio
 """
 from __future__ import annotations
 
+import gzip
+import io
 import os
+import tarfile
 
 import _cli
 from _archives import a_fixed_zip, tree
@@ -61,3 +64,46 @@ def test_a_pull_finishing_while_another_asks_what_is_recorded_is_not_taken_for_t
     files = {k: v for k, v in tree(dest).items() if not k.endswith(".zip")}
     assert files == {"ds/a.txt": B["ds/a.txt"], "ds/only_a.txt": A["ds/only_a.txt"]}
     assert [n for n in os.listdir(dest / ".drivestage") if n.endswith(".merging")] == []
+
+
+def _tgz_with_modes(members: dict[str, tuple[bytes, int]]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, (data, mode) in members.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), mode, 1_600_000_000
+            tf.addfile(info, io.BytesIO(data))
+    return gzip.compress(buf.getvalue(), mtime=0)
+
+
+SCRIPT = b"#!/bin/sh\necho ready\n"
+
+
+def test_a_users_copy_of_an_executable_member_is_adopted_executable(
+        emulator, local_state, drive_env, fast_retries, tmp_path):
+    """A file of the user's with a member's very bytes is adopted as the member (kept, same
+    inode and mtime); one of a member that is executable (mode 0755) but not itself (the
+    user's ``cp`` or editor made it 0644) stayed 0644 while the pull said it was staged:
+    ``./run.sh`` was "Permission denied" where a fresh pull's is run. It now gets the
+    member's execute bits, as the extraction gives them."""
+    emulator.add_file("F/a.tgz", _tgz_with_modes({"bin/run.sh": (SCRIPT, 0o755),
+                                                  "bin/notes.txt": (b"n\n", 0o644)}))
+    fresh = tmp_path / "fresh"
+    _cli.ok("pull", "drive:F/a.tgz", str(fresh), "-x")
+    want = os.stat(fresh / "bin/run.sh").st_mode & 0o111
+    assert want
+    dest = tmp_path / "data"
+    (dest / "bin").mkdir(parents=True)
+    for name, data in (("run.sh", SCRIPT), ("notes.txt", b"n\n")):
+        (dest / "bin" / name).write_bytes(data)
+        os.chmod(dest / "bin" / name, 0o640)
+    before = {n: os.stat(dest / "bin" / n) for n in ("run.sh", "notes.txt")}
+
+    _cli.ok("pull", "drive:F/a.tgz", str(dest), "-x")
+
+    for name, st in before.items():
+        now = os.stat(dest / "bin" / name)
+        assert (now.st_ino, now.st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
+    assert os.stat(dest / "bin/run.sh").st_mode & 0o777 == 0o640 | want
+    assert os.stat(dest / "bin/notes.txt").st_mode & 0o777 == 0o640
+    assert (dest / "bin/run.sh").read_bytes() == SCRIPT

@@ -11,8 +11,9 @@ does not list is
 * **adopted** when it already is the member: a regular file of the member's size whose bytes
   are the same (compared block by block with the member as written, never read whole), or a
   link with the member's target. Nothing of it is moved into place: its record is DEST's
-  file as it is (inode and mtime kept). The old recipe's ``unzip`` of VOC by hand, pulled
-  now: 20,000 such files, none an error, none written again;
+  file as it is (inode and mtime kept; the member's execute bits given). The old recipe's
+  ``unzip`` of VOC by hand, pulled now: 20,000 such files, none an error, none written
+  again;
 * **refused** otherwise (other bytes, another size or kind, a folder member where DEST has a
   file): :class:`~drivestage.errors.UserFilesError`, nothing merged. What is certain from
   the member list (another size or kind) is refused before anything is written.
@@ -113,7 +114,8 @@ class Occupied:
         self.maybe = {}
         if differ:
             raise self._refusal(differ)
-        for path in found:
+        for path, rec in found.items():
+            _executable(root.fd, self.dest, path, rec)
             os.unlink(path, dir_fd=root.fd)
         self.adopted.update(found)
 
@@ -250,6 +252,29 @@ def _same_bytes(tmp_fd: int, dest: str, path: str, st: os.stat_result) -> bool:
             os.close(mine)
     finally:
         os.close(theirs)
+
+
+def _executable(tmp_fd: int, dest: str, path: str, rec: MemberRecord) -> None:
+    """Give DEST's file adopted the execute bits of the member as written: a user's copy of
+    a script made 0644 (``cp``, an editor) was "already staged", and "Permission denied"
+    where a fresh pull's runs (attackclob32). Its bytes, inode and mtime stay; a bit it has
+    that the member lacks stays too."""
+    if rec.kind != "file":
+        return
+    try:
+        missing = os.lstat(path, dir_fd=tmp_fd).st_mode & 0o111
+        fd = os.open(os.path.join(dest, path), _READ_FLAGS)
+    except OSError:
+        return
+    try:
+        st = os.fstat(fd)
+        missing &= ~st.st_mode
+        if missing and rec.matches(st, None):   # (still the file compared)
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) | missing)
+    except OSError:
+        pass   # (another user's file, a file system without modes: adopted as it is)
+    finally:
+        os.close(fd)
 
 
 def _read(fd: int, n: int) -> bytes:
