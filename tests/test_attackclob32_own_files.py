@@ -1,16 +1,13 @@
-"""The merge journal of ``pull -x`` (``DEST/.drivestage/<key>.merging``) read while another
-pull finishes (attackclob32).
-
-A pull writes its stamp, then removes its journal; ``stamps.recorded`` read the stamps, then
-the journals. A second pull into the same DEST asking in between found neither: the first
-pull's members counted as the user's own files, and the second pull was refused ("would
-replace 1 file … that is not from an extraction"), exit 1, though an extraction wrote it.
+"""``pull -x`` never replacing the user's own files at member paths (clobber32), attacked
+(attackclob32): a pull finishing while another asks what the stamps record, an adopted
+copy of an executable member, and the trainer's advice for a Drive folder of archives.
 """
 from __future__ import annotations
 
 import gzip
 import io
 import os
+import shlex
 import tarfile
 
 import _cli
@@ -107,3 +104,39 @@ def test_a_users_copy_of_an_executable_member_is_adopted_executable(
     assert os.stat(dest / "bin/run.sh").st_mode & 0o777 == 0o640 | want
     assert os.stat(dest / "bin/notes.txt").st_mode & 0o777 == 0o640
     assert (dest / "bin/run.sh").read_bytes() == SCRIPT
+
+
+def test_the_trainers_command_for_a_folder_of_archives_pulls_into_data_root(
+        emulator, local_state, drive_env, fast_retries, tmp_path):
+    """``data.drive_zip`` a Drive folder of archives: it lands in ``data.root/<folder>``, and
+    the refusal's DEST is that folder. The line's command named it as the pull's DEST, so
+    the folder went one level down (``data/VOC_datasets/VOC_datasets``), the user's file
+    stayed and the next start was refused again. It now names ``data.root``, as the
+    trainer pulls: run as given, it replaces the file."""
+    import yaml
+    from click.testing import CliRunner
+
+    from trainer.cli import cli as trainer_cli
+
+    members = {"VOCdevkit/VOC2007/a.jpg": b"jpg", "VOCdevkit/VOC2007/b.jpg": b"jpeg"}
+    emulator.add_file("VOC_datasets/VOC.zip", a_fixed_zip(members))
+    root = tmp_path / "data"
+    (root / "VOC_datasets/VOCdevkit/VOC2007").mkdir(parents=True)
+    (root / "VOC_datasets/VOCdevkit/VOC2007/b.jpg").write_bytes(b"mine")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "data": {"root": str(root), "drive_zip": "drive:VOC_datasets"},
+        "train": {"device": "cpu", "out_dir": str(tmp_path / "logs")}}))
+
+    result = CliRunner().invoke(trainer_cli, ["train", "-c", str(cfg)])
+
+    assert result.exit_code == 1, result.stderr
+    command = shlex.join(["drivestage", "pull", "drive:VOC_datasets", str(root), "-x",
+                          "--force"])
+    line = result.stderr[result.stderr.rindex("Error: "):].strip()
+    assert line.endswith(f"move it away, or replace it with `{command}`; then start again")
+    assert (root / "VOC_datasets/VOCdevkit/VOC2007/b.jpg").read_bytes() == b"mine"
+    given = shlex.split(line[line.index("`") + 1:line.rindex("`")])
+    _cli.ok(*given[1:])
+    assert (root / "VOC_datasets/VOCdevkit/VOC2007/b.jpg").read_bytes() == b"jpeg"
+    assert not (root / "VOC_datasets/VOC_datasets").exists()
