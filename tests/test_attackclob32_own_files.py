@@ -84,7 +84,8 @@ def test_a_users_copy_of_an_executable_member_is_adopted_executable(
     ``./run.sh`` was "Permission denied" where a fresh pull's is run. It now gets the
     member's execute bits, as the extraction gives them."""
     emulator.add_file("F/a.tgz", _tgz_with_modes({"bin/run.sh": (SCRIPT, 0o755),
-                                                  "bin/notes.txt": (b"n\n", 0o644)}))
+                                                  "bin/notes.txt": (b"n\n", 0o644),
+                                                  "bin/linked.sh": (SCRIPT, 0o755)}))
     fresh = tmp_path / "fresh"
     _cli.ok("pull", "drive:F/a.tgz", str(fresh), "-x")
     want = os.stat(fresh / "bin/run.sh").st_mode & 0o111
@@ -94,7 +95,11 @@ def test_a_users_copy_of_an_executable_member_is_adopted_executable(
     for name, data in (("run.sh", SCRIPT), ("notes.txt", b"n\n")):
         (dest / "bin" / name).write_bytes(data)
         os.chmod(dest / "bin" / name, 0o640)
-    before = {n: os.stat(dest / "bin" / n) for n in ("run.sh", "notes.txt")}
+    # A hard link to a file outside DEST: adopted, its mode not DEST's to change.
+    (tmp_path / "elsewhere.sh").write_bytes(SCRIPT)
+    os.chmod(tmp_path / "elsewhere.sh", 0o640)
+    os.link(tmp_path / "elsewhere.sh", dest / "bin/linked.sh")
+    before = {n: os.stat(dest / "bin" / n) for n in ("run.sh", "notes.txt", "linked.sh")}
 
     _cli.ok("pull", "drive:F/a.tgz", str(dest), "-x")
 
@@ -103,6 +108,7 @@ def test_a_users_copy_of_an_executable_member_is_adopted_executable(
         assert (now.st_ino, now.st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
     assert os.stat(dest / "bin/run.sh").st_mode & 0o777 == 0o640 | want
     assert os.stat(dest / "bin/notes.txt").st_mode & 0o777 == 0o640
+    assert os.stat(tmp_path / "elsewhere.sh").st_mode & 0o777 == 0o640
     assert (dest / "bin/run.sh").read_bytes() == SCRIPT
 
 

@@ -269,7 +269,8 @@ def _executable(tmp_fd: int, dest: str, path: str, rec: MemberRecord) -> None:
     try:
         st = os.fstat(fd)
         missing &= ~st.st_mode
-        if missing and rec.matches(st, None):   # (still the file compared)
+        # (Still the file compared; not one linked elsewhere too: that is not DEST's to change.)
+        if missing and rec.matches(st, None) and st.st_nlink == 1:
             os.fchmod(fd, stat.S_IMODE(st.st_mode) | missing)
     except OSError:
         pass   # (another user's file, a file system without modes: adopted as it is)
