@@ -9,9 +9,13 @@ import io
 import os
 import shlex
 import tarfile
+import threading
+from typing import Any
 
 import _cli
+import drivestage.stamps as stamps
 from _archives import a_fixed_zip, tree
+from drivestage.extract.occupied import Occupied, merged, note_merging
 
 A = {"ds/a.txt": b"from a\n", "ds/only_a.txt": b"a\n"}
 B = {"ds/a.txt": b"from b, longer\n"}
@@ -28,9 +32,6 @@ def test_a_pull_finishing_while_another_asks_what_is_recorded_is_not_taken_for_t
     pull b.zip, sharing ``ds/a.txt``, asks what the stamps record; a.zip's stamp is written
     and its journal removed just as b.zip reads DEST's journals. b.zip replaces a.zip's
     member, exit 0, as an overlay does."""
-    import drivestage.stamps as stamps
-    from drivestage.extract.occupied import merged, note_merging
-
     emulator.add_file("F/a.zip", a_fixed_zip(A))
     emulator.add_file("F/b.zip", a_fixed_zip(B))
     dest = tmp_path / "data"
@@ -146,3 +147,49 @@ def test_the_trainers_command_for_a_folder_of_archives_pulls_into_data_root(
     _cli.ok(*given[1:])
     assert (root / "VOC_datasets/VOCdevkit/VOC2007/b.jpg").read_bytes() == b"jpeg"
     assert not (root / "VOC_datasets/VOC_datasets").exists()
+
+
+def test_a_folder_pull_replaces_what_its_earlier_archive_adopted_beside_a_file_to_compare(
+        emulator, local_state, drive_env, fast_retries, tmp_path, monkeypatch):
+    """A Drive folder's a.zip and b.tgz (staged by a pull without -x) share ``ds/p.txt``; the
+    user unzipped a.zip by hand, and has b.tgz's ``ds/q.txt`` too. a.zip adopts its
+    ``p.txt``, which b.tgz then replaces, as it does a.zip's member. b.tgz's check ran before
+    a.zip's stamp, and a refusal it could not count before comparing ``q.txt`` (a tar's
+    member, not written yet) waited: asked again after a.zip's turn, the stamps were read
+    for the files to compare, not for the surely other one, and b.tgz was refused over
+    ``p.txt`` (exit 1), though no such refusal came without ``q.txt``."""
+    emulator.add_file("F/a.zip", a_fixed_zip({"ds/p.txt": b"from a\n"}))
+    b = {"ds/p.txt": b"from b, longer\n", "ds/q.txt": b"qq\n"}
+    emulator.add_file("F/b.tgz", _tgz_with_modes({k: (v, 0o644) for k, v in b.items()}))
+    dest = tmp_path / "data"
+    _cli.ok("pull", "drive:F", str(dest))
+    (dest / "F/ds").mkdir(parents=True)
+    (dest / "F/ds/p.txt").write_bytes(b"from a\n")
+    (dest / "F/ds/q.txt").write_bytes(b"qq\n")
+    q = os.stat(dest / "F/ds/q.txt")
+    # b.tgz's check before a.zip's stamp (the archives are extracted at once; this makes the
+    # order sure): a.zip's stamp waits for it.
+    checked = threading.Event()
+    check, write = Occupied.check, stamps.write
+
+    def b_checked(self: Occupied, *args: Any, **kwargs: Any) -> None:
+        try:
+            check(self, *args, **kwargs)
+        finally:
+            if os.path.basename(self.archive) == "b.tgz":
+                checked.set()
+
+    def a_stamped_after(where: str, stamp: dict[str, Any]) -> None:
+        if stamp.get("name") == "a.zip" and stamp.get("extracted"):
+            checked.wait(10)
+        write(where, stamp)
+
+    monkeypatch.setattr(Occupied, "check", b_checked)
+    monkeypatch.setattr(stamps, "write", a_stamped_after)
+
+    code, out, err = _cli.run("pull", "drive:F", str(dest), "-x")
+
+    assert checked.is_set()
+    assert code == 0, err
+    assert {k: v for k, v in tree(dest / "F").items() if k.startswith("ds/")} == b
+    assert os.stat(dest / "F/ds/q.txt").st_ino == q.st_ino   # adopted, not written again

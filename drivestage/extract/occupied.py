@@ -100,9 +100,12 @@ class Occupied:
         are adopted (their copies in ``root`` removed: the merge leaves DEST's file as it
         is), anything else refused. ``recheck``: ask ``recorded`` again first (a while went
         by since :meth:`check`: an earlier archive of a folder pull merged and stamped)."""
-        if recheck and self.maybe:
-            ours = set(self.recorded(list(self.maybe)))
+        if recheck and (self.maybe or self.pending):
+            # (The pending too: one an earlier archive of the pull adopted and stamped since
+            # is its member, which this one replaces; it was refused: attackclob32.)
+            ours = set(self.recorded([*self.maybe, *self.pending]))
             self.maybe = {p: st for p, st in self.maybe.items() if p not in ours}
+            self.pending = [p for p in self.pending if p not in ours]
         found: dict[str, MemberRecord] = {}
         differ, self.pending = self.pending, []
         for path, st in self.maybe.items():
