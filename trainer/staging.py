@@ -224,10 +224,12 @@ def _own_files(cfg: Config) -> Iterator[None]:
     except UserFilesError as exc:
         d = cfg.data
         them = "it" if exc.count == 1 else "them"
-        # DEST as the trainer pulls: data.root (a Drive folder of archives lands in a folder
-        # of it, the refusal's DEST; that one as the command's DEST nested it: attackclob32).
-        command = shlex.join(["drivestage", "pull", str(d.drive_zip), os.path.abspath(d.root),
-                              "-x", "--force"] + ([] if d.keep_archive else ["--remove-archive"]))
+        # DEST as the trainer pulls: data.root, as drivestage reads it (a Drive folder of
+        # archives lands in a folder of it, the refusal's DEST; that one as the command's DEST
+        # nested it: attackclob32).
+        root = os.path.abspath(os.path.expanduser(d.root))
+        command = shlex.join(["drivestage", "pull", str(d.drive_zip), root, "-x", "--force"]
+                             + ([] if d.keep_archive else ["--remove-archive"]))
         raise UserFilesError(exc.archive, exc.dest, exc.first, exc.count,
                              f"move {them} away, or replace {them} with `{command}`; then "
                              "start again", key="data.drive_zip") from None
