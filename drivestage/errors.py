@@ -287,7 +287,7 @@ class UserFilesError(DestChangedError):
                 f"bytes: {where}" if one else
                 f"{self.count} files in {self.dest} that are not from an extraction and "
                 f"hold other bytes, the first {where}")
-        return (f"{os.path.basename(self.archive)} would replace {what}; nothing was "
+        return (f"{os.path.basename(self.archive)} would replace {what}; nothing of it was "
                 f"extracted: {advice}")
 
 

@@ -45,10 +45,10 @@ def _refusal(dest, first: str, count: int, name: str) -> str:
     where = dest / first
     if count == 1:
         return (f"Error: {name} would replace 1 file in {dest} that is not from an "
-                f"extraction and holds other bytes: {where}; nothing was extracted: move it "
+                f"extraction and holds other bytes: {where}; nothing of it was extracted: move it "
                 "away, or pull with --force to replace it")
     return (f"Error: {name} would replace {count} files in {dest} that are not from an "
-            f"extraction and hold other bytes, the first {where}; nothing was extracted: "
+            f"extraction and hold other bytes, the first {where}; nothing of it was extracted: "
             "move them away, or pull with --force to replace them")
 
 

@@ -11,7 +11,7 @@ import _cli
 from _archives import a_fixed_zip, tree
 from _messages import error_line, renders, shown
 
-HEADING = ("would replace … not from an extraction … nothing was extracted: move … away, or "
+HEADING = ("would replace … not from an extraction … nothing of it was extracted: move … away, or "
            "pull with --force to replace …")
 MEMBERS = {"VOCdevkit/VOC2007/labels.txt": b"the archive's labels\n",
            "VOCdevkit/VOC2007/a.jpg": b"jpg", "VOCdevkit/VOC2007/b.jpg": b"jpeg"}
@@ -35,7 +35,7 @@ def test_pull_over_the_users_files(emulator, local_state, drive_env, fast_retrie
     line = error_line(err)
     assert line == (f"Error: VOC.zip would replace 2 files in {dest} that are not from an "
                     "extraction and hold other bytes, the first "
-                    f"{dest / 'VOCdevkit/VOC2007/b.jpg'}; nothing was extracted: move them "
+                    f"{dest / 'VOCdevkit/VOC2007/b.jpg'}; nothing of it was extracted: move them "
                     "away, or pull with --force to replace them")
     shown(HEADING, line)
     assert {k: v for k, v in tree(dest).items() if not k.startswith(".")} == MINE
@@ -63,6 +63,6 @@ def test_the_trainer_names_its_setting_and_the_command_that_replaces_them(
     # (after the download's progress bar, on its line)
     assert result.stderr[result.stderr.rindex("Error: "):].strip() == (
         f"Error: data.drive_zip: VOC.zip would replace 1 file in {dest} that is not from an "
-        f"extraction and holds other bytes: {dest / 'VOCdevkit/VOC2007/b.jpg'}; nothing was "
+        f"extraction and holds other bytes: {dest / 'VOCdevkit/VOC2007/b.jpg'}; nothing of it was "
         f"extracted: move it away, or replace it with `{command}`; then start again")
     assert (dest / "VOCdevkit/VOC2007/b.jpg").read_bytes() == b"mine"
