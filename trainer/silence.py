@@ -116,6 +116,7 @@ class Watcher:
         self._beats = {r: -1 for r in self._others}      # each one's counter as last read
         self._heard = {r: began for r in self._others}   # when it last moved (or it left)
         self._ends: dict[int, set] = {}                  # its sockets' addresses
+        self._linked: set[int] = set()   # ranks this one was seen connected to (those ends)
         self._round: Optional[float] = None              # when the store last answered us
         self._threads = [threading.Thread(target=f, name=f"trainer-silence-{f.__name__[1:]}",
                                           daemon=True) for f in (self._talk, self._judge)]
@@ -144,13 +145,16 @@ class Watcher:
         while True:
             try:
                 store = store or self._store()
-                now = sorted({json.dumps(e[1]) for e in _endpoints()})
+                ours = _endpoints()
+                now = sorted({json.dumps(e[1]) for e in ours})
                 if now != mine:   # (the addresses first: a beat says they are there)
                     store.set(f"{key}ends/{self.info.rank}", json.dumps(now))
                     mine = now
                 store.add(f"{key}beat/{self.info.rank}", 1)
                 for r in self._others:
                     self._read(store, r)
+                peers = {e[2] for e in ours}
+                self._linked.update(r for r, ends in list(self._ends.items()) if peers & ends)
                 self._round = time.monotonic()
             except Exception:   # (no answer: no news, the judge decides)
                 pass
@@ -215,6 +219,16 @@ class Watcher:
         logger.debug("rank %d silent for %.1f s: %d sockets to it shut", rank, gone, cut)
         if _abort_nccl():   # (NCCL's collectives do not end with gloo's sockets)
             cut += 1
+        if not cut and rank in self._linked:
+            # This rank was connected to it, and is no more: it ended (SIGKILLed, the OOM
+            # killer), the kernel closed its connections, and gloo this rank's ends. Not
+            # silent: the next collective meets it by itself (trainer.peer_loss: rank 0
+            # saves). Taken for silent, this process was ended in whatever it did meanwhile
+            # (a long download of the data, an evaluation), nothing saved (attacktr32).
+            _silent = None
+            logger.debug("rank %d unheard for %.1f s, its connections closed: it ended",
+                         rank, gone)
+            return
         if not cut:   # (its addresses never came: nothing else can end the wait early)
             said = who_and_words(self.info)
             print(f"Error: stopped: {said[1] if said else ''}; nothing could be saved "

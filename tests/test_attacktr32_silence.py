@@ -1,0 +1,75 @@
+"""attacktr32: trainer.silence (hang32's heartbeats) against a rank that is dead, not silent.
+
+A rank killed (SIGKILL, the kernel's OOM killer) while rank 0 was busy with no collective for
+longer than ``train.silent_rank_minutes`` (a long download of the data, a long evaluation)
+was judged silent once its beats stopped; the kernel had closed its connections, and gloo
+this rank's ends of them, so no socket to it was left to shut, and the judge took that for
+"its addresses never came": ``Error: stopped: rank 1 was silent …; nothing could be saved``
+and ``os._exit(1)``, in the middle of rank 0's work. A collective meets a dead rank at once
+by itself (trainer.peer_loss: rank 0 saves, the line names the phase); now the judge leaves
+such a rank to it.
+
+Real forked gloo ranks (tests/test_messages_hang32.py's helpers), bound 2.5 s.
+"""
+from __future__ import annotations
+
+import datetime
+import multiprocessing
+import os
+import re
+import signal
+import threading
+
+from test_messages_hang32 import BOUND_S, _end, _fit, _port, _run_ranks
+
+
+def _staging_long(rank: int, port: int, config: str, out: str, staging) -> None:
+    """Rank 0 stages the data for 1.4 bounds (a slow download; rank 1 waits in a collective)
+    once it heard rank 1 beat; ``staging`` is set as that begins."""
+    import torch.distributed as dist
+
+    from trainer import engine, silence
+
+    if rank == 0:
+        stage = engine.stage_data
+
+        def slow(*args, **kwargs):
+            store = dist.TCPStore("127.0.0.1", port, is_master=False, wait_for_workers=False,
+                                  timeout=datetime.timedelta(seconds=30))
+            keys = f"trainer/alive//0/{silence._fits}/beat/"   # (Watcher._prefix)
+            waited = threading.Event()
+            while store.add(f"{keys}1", 0) < 1 and not waited.wait(0.05):
+                pass
+            since = store.add(f"{keys}0", 0)   # (two rounds of rank 0 since: rank 1 read)
+            while store.add(f"{keys}0", 0) < since + 2 and not waited.wait(0.05):
+                pass
+            staging.set()
+            waited.wait(1.4 * BOUND_S)   # (the slowness itself)
+            with open(os.path.join(out, "staged.txt"), "w") as f:
+                f.write("whole")
+            return stage(*args, **kwargs)
+
+        engine.stage_data = slow
+    _fit(rank, port, config, out)
+
+
+def test_a_rank_killed_while_rank_0_stages_the_data_longer_than_the_bound_is_lost_not_silent(
+        tiny_config, tmp_path):
+    config = tiny_config(**{"train.batch_size": 4, "train.freeze_epochs": 0, "train.epochs": 1,
+                            "train.silent_rank_minutes": BOUND_S / 60})
+    staging = multiprocessing.get_context("fork").Event()
+    ranks = _run_ranks(_staging_long, _port(), config, str(tmp_path), staging)
+    assert staging.wait(60)
+    os.kill(ranks[1].pid, signal.SIGKILL)   # (the OOM killer)
+    codes = _end(ranks, live=0)
+
+    assert codes == [1, -signal.SIGKILL]
+    assert (tmp_path / "staged.txt").read_text() == "whole"   # (rank 0 was not cut off)
+    line = (tmp_path / "line0.txt").read_text()
+    assert re.fullmatch(
+        r"rank 1 was lost while the data was staged, before training: nothing was trained, "
+        r"nothing is saved \(gloo: (Connection closed by peer \[127\.0\.0\.1\]:\d+|Read error "
+        r"\[127\.0\.0\.1\]:\d+: Connection reset by peer|[^()]*Broken pipe): rank 1 ended or "
+        r"stopped answering, its own lines say why; run the same torchrun command again\)",
+        line), line
+    assert sorted(os.listdir(tmp_path / "logs")) == []
