@@ -80,11 +80,16 @@ def wait_for(flag: "threading.Event | object", deadline: Deadline) -> bool:
             return True
 
 
+def under_torchrun() -> bool:
+    """Whether torchrun (torch.distributed.elastic's agent) started this process."""
+    return bool(os.environ.get("TORCHELASTIC_RUN_ID"))
+
+
 def bounded_grace(grace_s: float) -> float:
     """``grace_s``, at most :data:`TORCHRUN_GRACE_S` under torchrun (said once, at the start,
     by rank 0): past it the launcher's SIGKILL cut off the stop's line and the local copy's
     advice."""
-    if not os.environ.get("TORCHELASTIC_RUN_ID") or grace_s <= TORCHRUN_GRACE_S:
+    if not under_torchrun() or grace_s <= TORCHRUN_GRACE_S:
         return grace_s
     if os.environ.get("RANK", "0") == "0":
         logger.warning("train.grace_seconds is %g s, but under torchrun a stop's save gets %g s "
@@ -115,7 +120,8 @@ class StopFlag:
         self.detail: Optional[str] = None   # what asked for it, beyond its name (torch's error)
         self.signalled = False              # a signal of :func:`handled` came (not a request;
                                             # nor a SIGHUP: it is never the second)
-        self.signal_at: Optional[float] = None   # time.monotonic() of that signal
+        self.signal_at: Optional[float] = None   # time.monotonic() of that signal (or of a
+                                                 # SIGHUP under torchrun: a SIGKILL follows)
         #: ``(signum, detail)`` of the stop a loss (:meth:`lose_peer`) came after: its clock
         #: and a worker's death (its words, what to change) stay in the line.
         self.before: Optional[tuple[int, Optional[str]]] = None
@@ -168,10 +174,11 @@ class StopFlag:
 
     @property
     def unsignalled(self) -> bool:
-        """Whether no signal is behind this stop (a worker's death, a lost rank; none since):
-        nothing will SIGKILL the process, and its waits on Drive outlast the grace."""
+        """Whether no signal is behind this stop (a worker's death, a lost rank; none since,
+        a SIGHUP but under torchrun): nothing will SIGKILL the process, and its waits on
+        Drive outlast the grace."""
         first = self.before[0] if self.before is not None else self.signum
-        return first in (WORKER_DEATH, PEER_LOSS) and not self.signalled
+        return first in (WORKER_DEATH, PEER_LOSS) and self.signal_at is None
 
     @property
     def grace_text(self) -> str:
@@ -222,7 +229,12 @@ class StopFlag:
                 # run started over SSH), and a terminal's hang-up is nobody's "now": taken for
                 # the second, it killed the run in its save (attackstop32).
                 if signum != signal.SIGHUP:
-                    self.signalled, self.signal_at = True, time.monotonic()
+                    self.signalled = True
+                if signum != signal.SIGHUP or under_torchrun():
+                    # Its grace counts from here: under torchrun a SIGHUP is the launcher's
+                    # (its own hang-up, forwarded), and its SIGKILL follows 30 s later too;
+                    # a stop without a signal waited on for 15 min, the line cut off by it.
+                    self.signal_at = self.signal_at or time.monotonic()
                 self.request(signum)
                 return
             # A second signal: stop now, the way the signal would without us.

@@ -1,0 +1,66 @@
+"""attacktr32: a stop no signal asked for (a DataLoader worker's death, a lost rank) waits for
+Drive past the grace (grace32): a signal during that wait cuts it to the grace at once, since
+a SIGKILL may follow. A SIGHUP did not (attackstop32: a hang-up is never the second signal,
+and no SIGKILL follows a terminal's hang-up). Under torchrun one does: its agent, hung up
+itself (the SSH session it was started in dropped), forwards the SIGHUP to every rank and
+SIGKILLs them 30 s later (torch.distributed.elastic's ``PContext.close(death_sig,
+timeout=30)``). The wait went on, up to 15 minutes, and the launcher's SIGKILL cut off the
+stop's line and its advice. Now, under torchrun, a SIGHUP bounds the waits as a SIGTERM does
+(it still never counts as the second signal).
+
+The real save policy, background writer and Drive (the emulator) around a one-layer network
+(tests/test_messages_train.py's ``_run``), the stop's upload held far longer than the grace.
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+from _messages import error_text
+from test_grace32_stop_waits import ADVICE, _worker_death_at_iteration_3
+from test_messages_train import FOLDER, _drive_config, _remote, _run, drive  # noqa: F401
+from trainer import stopping
+from trainer.drive import DriveFolder
+
+
+def test_under_torchrun_a_sighup_during_a_worker_deaths_wait_cuts_it_to_the_grace(
+        drive, tiny_config, monkeypatch):
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
+    # (Before: the line came at this bound, the launcher's SIGKILL long past.)
+    monkeypatch.setattr(stopping, "UNSIGNALLED_WAIT_S", 4.0)
+    run = _run(_drive_config(tiny_config), drive=True, grace_s=0.8)
+    drive.faults.latency(60.0, path=r"^/upload/", times=1)   # an upload that does not end
+    push, sent = DriveFolder.push, []
+
+    def push_then_sighup(self, *args, **kwargs):
+        if run.stop.is_set() and not sent:   # (the stop's push begins: torchrun's SIGHUP now)
+            sent.append(os.getpid())
+            os.kill(os.getpid(), signal.SIGHUP)
+        return push(self, *args, **kwargs)
+
+    monkeypatch.setattr(DriveFolder, "push", push_then_sighup)
+    try:
+        stopped = _worker_death_at_iteration_3(run)
+        on_drive = _remote(drive)
+    finally:
+        drive.faults.release_holds()   # (the held upload goes on now: the writer can end)
+        assert run.writer.close() is True
+    assert sent and not run.stop.signalled   # (still never the second signal)
+    assert "autosave_00000003.pt" not in on_drive
+    text = error_text(stopped).removeprefix("Error: ")
+    assert text == (
+        f"stopped by a DataLoader worker's death at epoch 1, iteration 3: autosave_00000003.pt "
+        f"is saved in {run.out_dir} but did not reach drive:{FOLDER} within "
+        f"train.grace_seconds (0.8 s); --resume auto on this machine continues from it, "
+        f"elsewhere upload it first: drivestage push {run.out_dir} drive:{FOLDER}{ADVICE}"), text
+    assert stopped.exit_code == 1
+    assert sorted(os.listdir(run.out_dir)) == ["autosave_00000003.json", "autosave_00000003.pt"]
+
+
+def test_without_torchrun_a_sighup_leaves_that_wait_as_it_was():
+    """No launcher's SIGKILL follows a terminal's hang-up: the push goes on."""
+    stop = stopping.StopFlag(10)
+    stop.request(stopping.WORKER_DEATH)
+    with stop.installed():
+        os.kill(os.getpid(), signal.SIGHUP)
+    assert stop.unsignalled and stop.until() == stop.at + stopping.UNSIGNALLED_WAIT_S
