@@ -20,6 +20,8 @@ import re
 import signal
 import threading
 
+import pytest
+
 from test_messages_hang32 import BOUND_S, _end, _fit, _port, _run_ranks
 
 
@@ -73,3 +75,16 @@ def test_a_rank_killed_while_rank_0_stages_the_data_longer_than_the_bound_is_los
         r"stopped answering, its own lines say why; run the same torchrun command again\)",
         line), line
     assert sorted(os.listdir(tmp_path / "logs")) == []
+
+
+def test_silent_rank_minutes_past_what_a_thread_can_wait_is_refused(tiny_config):
+    """1e10 minutes ("never"): each rank's two heartbeat threads died at the start in an
+    OverflowError traceback (a wait past threading.TIMEOUT_MAX), printed by every rank."""
+    from trainer.config import load_config
+    from trainer.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        load_config(tiny_config(**{"train.silent_rank_minutes": 1e10}))
+    assert str(refused.value) == ("train.silent_rank_minutes must be at most 43200 (30 days; "
+                                  "0 = off), got 1e+10")
+    assert load_config(tiny_config(**{"train.silent_rank_minutes": 43200})) is not None

@@ -417,6 +417,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"train.save_minutes must be >= 0 (0 = off), got {t.save_minutes}")
     if t.silent_rank_minutes < 0:
         raise ConfigError(f"train.silent_rank_minutes must be >= 0 (0 = off), got {t.silent_rank_minutes}")
+    if t.silent_rank_minutes * 60 > MAX_GRACE_SECONDS:  # (its threads' waits: as the grace's)
+        raise ConfigError(f"train.silent_rank_minutes must be at most {MAX_GRACE_SECONDS / 60:.0f} "
+                          f"(30 days; 0 = off), got {t.silent_rank_minutes:g}")
     if t.grace_seconds <= 0:
         raise ConfigError(f"train.grace_seconds must be > 0, got {t.grace_seconds}")
     if t.grace_seconds > MAX_GRACE_SECONDS:  # a wait past threading.TIMEOUT_MAX: a traceback
