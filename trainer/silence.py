@@ -88,6 +88,11 @@ def _endpoints() -> list[tuple[int, tuple[str, int], Optional[tuple[str, int]]]]
     return out
 
 
+def _store_port() -> int:
+    """The port of the job's TCP store (``MASTER_PORT``; :func:`watch` runs only with it)."""
+    return int(os.environ.get("MASTER_PORT", "0"))
+
+
 def _addr(address: Any) -> tuple[str, int]:
     host = str(address[0])
     return (host[7:] if host.startswith("::ffff:") else host), int(address[1])
@@ -169,8 +174,11 @@ class Watcher:
         key = self._prefix
         beat = store.add(f"{key}beat/{r}", 0)
         if beat != self._beats[r] and beat > 0:   # (its addresses were set before it)
-            ends = json.loads(store.get(f"{key}ends/{r}"))
-            self._ends[r] = {tuple(json.loads(e)) for e in ends}
+            ends = [tuple(json.loads(e)) for e in json.loads(store.get(f"{key}ends/{r}"))]
+            # Not the store's: under env:// rank 0 hosts it, and its connections from every
+            # rank end at MASTER_PORT. Its host answers nothing anyway; shut, each later call
+            # of this rank's heartbeat printed torch's warning and C++ frames (attacktr32).
+            self._ends[r] = {e for e in ends if e[1] != _store_port()}
             self._beats[r], self._heard[r] = beat, time.monotonic()
         elif store.check([f"{key}left/{r}"]):   # (it ended: its line says why)
             self._heard[r] = time.monotonic()
