@@ -14,7 +14,10 @@ The real save policy, background writer and Drive (the emulator) around a one-la
 from __future__ import annotations
 
 import os
+import re
 import signal
+
+import pytest
 
 from _messages import error_text
 from test_grace32_stop_waits import ADVICE, _worker_death_at_iteration_3
@@ -64,3 +67,49 @@ def test_without_torchrun_a_sighup_leaves_that_wait_as_it_was():
     with stop.installed():
         os.kill(os.getpid(), signal.SIGHUP)
     assert stop.unsignalled and stop.until() == stop.at + stopping.UNSIGNALLED_WAIT_S
+
+
+def test_a_ctrl_c_while_a_worker_deaths_stop_closes_its_writer_keeps_the_line(
+        drive, tiny_config, monkeypatch, tmp_path):
+    """A stop without a signal on a slow disk: its copy sent from a temporary folder is
+    verified, the line is ready, and the close (``on_interrupt``, after the training's
+    handlers are gone) waits for the slow local write as long as the stop may (15 min). A
+    Ctrl-C there was Python's own KeyboardInterrupt (a SIGTERM: the process killed): the line
+    was never printed. Now it cuts that wait to the grace, and the stop's line stands."""
+    import tempfile
+
+    from test_stop30_slow_disk import SlowDisk
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))   # (the copy elsewhere: here)
+    run = _run(_drive_config(tiny_config), drive=True, grace_s=0.8)
+    disk = SlowDisk(monkeypatch, run.out_dir)   # (the run folder's write ends when let)
+    close, sent = run.writer.close, []
+
+    def close_then_ctrl_c(*args, **kwargs):
+        if not sent:   # (the close after the stop begins: the user's Ctrl-C now)
+            sent.append(os.getpid())
+            os.kill(os.getpid(), signal.SIGINT)
+        return close(*args, **kwargs)
+
+    monkeypatch.setattr(run.writer, "close", close_then_ctrl_c)
+    try:
+        stopped = _worker_death_at_iteration_3(run)
+        try:
+            run.checkpointer.on_interrupt(run, stopped)   # (as trainer.engine fires it)
+        except KeyboardInterrupt:
+            pytest.fail("the Ctrl-C was Python's KeyboardInterrupt: the stop's line was lost")
+    finally:
+        disk.ends()
+        close()
+    assert sent and run.stop.signalled
+    text = error_text(stopped).removeprefix("Error: ")
+    assert re.fullmatch(re.escape(
+        f"stopped by a DataLoader worker's death at epoch 1, iteration 3: autosave_00000003.pt "
+        f"could not be written (its write in {run.out_dir} has not ended after S s: the disk "
+        f"answers, but too slowly for train.grace_seconds (0.8 s)); it is sent to "
+        f"drive:{FOLDER} from a temporary folder instead and verified there (S s after the "
+        f"worker's death; the temporary copy is removed); resume with --resume auto{ADVICE}"
+    ).replace("S\\ s", r"\d+\.\d s"), text), text
+    assert stopped.exit_code == 1
+    assert [n for n in os.listdir(tmp_path) if n.startswith("trainer-")] == []
+    assert sorted(_remote(drive)) == ["autosave_00000003.json", "autosave_00000003.pt"]

@@ -17,6 +17,8 @@ to :class:`trainer.writer.BackgroundWriter`, which writes and uploads it while t
 """
 from __future__ import annotations
 
+import contextlib
+
 import errno
 import logging
 import os
@@ -215,7 +217,11 @@ class Checkpointer(Callback):
         if self.writer is not None and not stopped and self.drive_spec:
             logger.info("flushing the Drive mirror before stopping ...")
         # A stop already waited for its checkpoint's upload: no second push within the grace.
-        self._close(push_error=False, push=not stopped)
+        # Its signals are still its own (the training's handlers are gone): a stop without one
+        # may wait here up to 15 min (a slow or hung disk's write), and a Ctrl-C or SIGTERM
+        # then killed it, its line never said; now that cuts the wait to the grace (attacktr32).
+        with self.stop.installed() if self.stop.is_set() else contextlib.nullcontext():
+            self._close(push_error=False, push=not stopped)
 
     # -- internals
     def _lost(self) -> bool:
