@@ -213,30 +213,29 @@ class Watcher:
     def _cut(self, rank: int, gone: float, theirs: set) -> None:
         """Rank ``rank`` is silent: the main thread's collective fails (sockets to it shut)."""
         global _silent
-        _silent = (rank, gone)
-        cut = 0
-        for fd, _, peer in _endpoints():
-            if peer is not None and peer in theirs:
-                with contextlib.suppress(OSError):
-                    sock = socket.socket(fileno=os.dup(fd))
-                    try:
-                        sock.shutdown(socket.SHUT_RDWR)
-                        cut += 1
-                    finally:
-                        sock.close()
-        logger.debug("rank %d silent for %.1f s: %d sockets to it shut", rank, gone, cut)
-        if _abort_nccl():   # (NCCL's collectives do not end with gloo's sockets)
-            cut += 1
-        if not cut and rank in self._linked:
+        ours = [fd for fd, _, peer in _endpoints() if peer is not None and peer in theirs]
+        if not ours and rank in self._linked:
             # This rank was connected to it, and is no more: it ended (SIGKILLed, the OOM
             # killer), the kernel closed its connections, and gloo this rank's ends. Not
             # silent: the next collective meets it by itself (trainer.peer_loss: rank 0
             # saves). Taken for silent, this process was ended in whatever it did meanwhile
             # (a long download of the data, an evaluation), nothing saved (attacktr32).
-            _silent = None
             logger.debug("rank %d unheard for %.1f s, its connections closed: it ended",
                          rank, gone)
             return
+        _silent = (rank, gone)   # (before the shutdown: the collective's line reads it)
+        cut = 0
+        for fd in ours:
+            with contextlib.suppress(OSError):
+                sock = socket.socket(fileno=os.dup(fd))
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                    cut += 1
+                finally:
+                    sock.close()
+        logger.debug("rank %d silent for %.1f s: %d sockets to it shut", rank, gone, cut)
+        if _abort_nccl():   # (NCCL's collectives do not end with gloo's sockets)
+            cut += 1
         if not cut:   # (its addresses never came: nothing else can end the wait early)
             said = who_and_words(self.info)
             print(f"Error: stopped: {said[1] if said else ''}; nothing could be saved "
