@@ -57,6 +57,10 @@ def saved_elsewhere(saver: Any, job: SaveJob, state: dict, pos: Position,
             f"verified there ({took:.1f} s after {saver.stop.since}; the temporary copy is "
             f"removed); resume with --resume auto")
 
+def _past(deadline: Optional[float]) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
 def within(saver: Any) -> str:
     """How long the stop waited, as its line says it: ``train.grace_seconds (25 s)`` after a
     signal; a stop without one waited longer (:meth:`trainer.stopping.StopFlag.until`)."""
@@ -110,14 +114,18 @@ def stop_message(saver: Any, job: SaveJob, pos: Position, state: Optional[dict] 
                 f"({took:.1f} s after {saver.stop.since}){then}{rest}; resume with --resume auto")
     err = saver.writer.last_error
     why = f" ({err})" if err is not None else ""
-    grace = within(saver)
+    grace = f" within {within(saver)}"
+    if err is not None and saver.stop.unsignalled and not _past(saver.drive_until()):
+        # (Its push failed, long before the bound: "within 900 s (the longest a stop
+        # without a signal waits)" read as a slow link, for Drive's refusal; attacktr32.)
+        grace = ""
     others = [n for n in unsent if n != job.name]
     if not others:
         return (f"{head}: {job.name} is saved in {saver.out_dir} but did not reach "
-                f"{saver.drive_spec} within {grace}{why}; --resume auto on this machine "
+                f"{saver.drive_spec}{grace}{why}; --resume auto on this machine "
                 f"continues from it, elsewhere upload it first: {push}")
     return (f"{head}: {job.name} is saved in {saver.out_dir} but did not reach "
-            f"{saver.drive_spec} within {grace}{why}; "
+            f"{saver.drive_spec}{grace}{why}; "
             f"{unsent_text([job.name, *others], saver.drive_spec)}; --resume auto on this "
             f"machine continues from {job.name}, elsewhere upload them first: {push}")
 
