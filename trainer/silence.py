@@ -113,6 +113,9 @@ class Watcher:
     def __init__(self, info: distributed.DistInfo, bound_s: float):
         self.info, self.bound_s = info, bound_s
         self.period = bound_s / BEATS
+        #: A gap longer than this in its own wakes, or in the store's answers, is a pause
+        #: (this process stopped; the store not answering), not news of the others.
+        self._guard = 3 * self.period + 1.0
         self._done = threading.Event()
         self._prefix = (f"trainer/alive/{os.environ.get('TORCHELASTIC_RUN_ID', '')}/"
                         f"{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{_fits}/")
@@ -160,7 +163,12 @@ class Watcher:
                     self._read(store, r)
                 peers = {e[2] for e in ours}
                 self._linked.update(r for r, ends in list(self._ends.items()) if peers & ends)
-                self._round = time.monotonic()
+                now = time.monotonic()
+                if self._round is not None and now - self._round > self._guard:
+                    # The store answers again after a while: what could not be read meanwhile
+                    # says nothing of the others; each gets a whole bound again (attacktr32).
+                    self._heard = dict.fromkeys(self._heard, now)
+                self._round = now
             except Exception:   # (no answer: no news, the judge decides)
                 pass
             if self._done.wait(self.period):
@@ -185,27 +193,32 @@ class Watcher:
 
     def _judge(self) -> None:
         """Every period: a rank not heard of for the bound is silent; when the store itself
-        stopped answering, its host (rank 0's machine: rank 0 judges no one then). Nothing is
-        judged before the store first answered (a store this rank cannot reach says nothing
-        of the others)."""
+        stopped answering, its host where that is rank 0 (:func:`_store_says_rank_0`; rank 0
+        judges no one then). Nothing is judged before the store first answered (a store this
+        rank cannot reach says nothing of the others)."""
         last = time.monotonic()
         while not self._done.wait(self.period):
             if not distributed.is_initialized():   # (a rank was lost: peer_loss has it)
                 return
             now = time.monotonic()
             paused, last = now - last, now
-            if paused > 3 * self.period + 1.0:
+            if paused > self._guard:
                 # This process was stopped itself (a VM paused, Ctrl-Z then fg): what it did
                 # not hear meanwhile says nothing of the others; each gets a whole bound again.
                 self._heard = dict.fromkeys(self._heard, now)
                 self._round = now if self._round is not None else None
             if self._round is None:
                 continue
+            if now - self._round > self._guard:
+                # The store has not answered lately: the others' beats could not be read, and
+                # say nothing. Past the bound, its host is taken for silent where that is
+                # rank 0 (see _store_says_rank_0); never by rank 0 itself.
+                if now - self._round > self.bound_s and self.info.rank != 0 and \
+                        _store_says_rank_0(self.info):
+                    self._cut(0, now - self._heard[0], self._ends.get(0, set()))
+                    return
+                continue
             gone, rank = max((now - at, r) for r, at in self._heard.items())
-            if now - self._round > self.bound_s:
-                if self.info.rank == 0:
-                    continue
-                gone, rank = now - self._heard[0], 0
             if gone > self.bound_s:
                 self._cut(rank, gone, self._ends.get(rank, set()))
                 return
@@ -241,6 +254,18 @@ class Watcher:
             print(f"Error: stopped: {said[1] if said else ''}; nothing could be saved "
                   f"(run the same torchrun command again)", file=sys.stderr, flush=True)
             os._exit(1)
+
+
+def _store_says_rank_0(info: distributed.DistInfo) -> bool:
+    """Whether a store that stopped answering says rank 0 did: under env:// it is rank 0's
+    (its process hosts it). Under torchrun its agent hosts it: on rank 0's machine, a rank
+    still running knows that machine is not frozen, only the agent stopped (a Ctrl-Z in
+    torchrun's terminal stops the agent alone: its ranks run in sessions of their own), and
+    rank 0 was taken for silent while it trained (attacktr32); from another machine, rank 0's
+    machine frozen or cut off is what it most likely is."""
+    if not os.environ.get("TORCHELASTIC_RUN_ID"):
+        return True
+    return info.rank - info.local_rank != 0   # (this machine's first rank is not rank 0)
 
 
 def _abort_nccl() -> bool:
