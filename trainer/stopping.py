@@ -120,6 +120,7 @@ class StopFlag:
         self.detail: Optional[str] = None   # what asked for it, beyond its name (torch's error)
         self.signalled = False              # a signal of :func:`handled` came (not a request;
                                             # nor a SIGHUP: it is never the second)
+        self._first: Optional[int] = None   # that signal
         self.signal_at: Optional[float] = None   # time.monotonic() of that signal (or of a
                                                  # SIGHUP under torchrun: a SIGKILL follows)
         #: ``(signum, detail)`` of the stop a loss (:meth:`lose_peer`) came after: its clock
@@ -219,7 +220,8 @@ class StopFlag:
             return
 
         def handler(signum, frame):
-            if not self.signalled or signum == signal.SIGHUP:
+            if not self.signalled or signum == signal.SIGHUP or \
+                    (signum == self._first and under_torchrun()):
                 # The first signal, even where a stop is under way already without one (a
                 # worker's death; a lost rank, whose launcher sends the other ranks SIGTERM
                 # 0.1 s after its end): that one's save goes on, its cause named. Taken for
@@ -228,7 +230,14 @@ class StopFlag:
                 # process of a login session it stops (SendSIGHUP=: a spot VM's shutdown, a
                 # run started over SSH), and a terminal's hang-up is nobody's "now": taken for
                 # the second, it killed the run in its save (attackstop32).
+                # Under torchrun the first signal again is no second one either: a stop of
+                # every process at once (systemd's stop of a service or a VM, SLURM's
+                # scancel: all of the control group) reaches a rank twice, directly and as
+                # the agent passes its own on, milliseconds apart; taken for the second, it
+                # killed the rank in its save, nothing saved (attacktr32). torchrun's own
+                # SIGKILL, 30 s on, is the "now".
                 if signum != signal.SIGHUP:
+                    self._first = self._first or signum
                     self.signalled = True
                 if signum != signal.SIGHUP or under_torchrun():
                     # Its grace counts from here: under torchrun a SIGHUP is the launcher's
