@@ -147,10 +147,12 @@ def test_ddp_rank_1_silent_rank_0_saves_and_names_it_a_slow_evaluation_is_not_si
     threading.Event().wait(1.4 * BOUND_S)   # (the pause itself)
     for p in ranks:
         os.kill(p.pid, signal.SIGCONT)
-    codes = _end(ranks, live=0)
+    ranks[0].join(60)
+    os.kill(ranks[1].pid, signal.SIGCONT)   # (the silent rank let go on: it ends by itself)
+    codes = _end(ranks, live=1)
     out = tmp_path / "logs"
 
-    assert codes == [1, -signal.SIGKILL]   # (rank 1 stopped until the test ended it)
+    assert codes == [1, 1]
     # Epoch 1's evaluation took longer than the bound and the run went on: not silence.
     assert [float(t) > BOUND_S for t in (tmp_path / "slow.txt").read_text().split()] == [True]
     assert (out / "epoch_001.pt").is_file()
@@ -166,6 +168,16 @@ def test_ddp_rank_1_silent_rank_0_saves_and_names_it_a_slow_evaluation_is_not_si
     shown(SILENT, f"Error: {line}")
     state = ckpt.load_checkpoint(str(out / f"autosave_{at:08d}.pt"))
     assert ckpt.position_of(state) == (1, at, 1)
+    # The silent rank's own line: it was the one stopped, and rank 0 saved (it said "nothing
+    # is saved", rank 0 "ended or stopped answering": attacktr32).
+    line = (tmp_path / "line1.txt").read_text()
+    m = re.fullmatch(
+        rf"stopped by the loss of rank 0 at epoch 2, iteration {at} on rank 1: rank 0 saves what "
+        rf"it can, its line says what; --resume auto goes on from the newest checkpoint \(gloo: "
+        rf"[^()]*: this rank was itself stopped for (\d+\.\d) s, longer than "
+        rf"train\.silent_rank_minutes: the others took it for silent and ended, their lines say "
+        rf"what was saved; run the same torchrun command again\)", line)
+    assert m, line
 
 
 def _silent_in_choose(rank: int, port: int, config: str, out: str) -> None:

@@ -119,7 +119,8 @@ def who_lost(info: distributed.DistInfo, words: str) -> tuple[str, str]:
     if silent is not None:
         return silent
     who = f"rank {1 - info.rank}" if info.world_size == 2 else "another rank"
-    return who, f"{words}: {who} ended or stopped answering, its own lines say why"
+    itself = silence.stopped_itself()   # (the others judged this one: attacktr32)
+    return who, f"{words}: {itself or f'{who} ended or stopped answering, its own lines say why'}"
 
 
 @contextlib.contextmanager
@@ -152,7 +153,8 @@ def ended(run: Any, steps: Optional[Steps], words: str) -> TrainingInterrupted:
     head = f"stopped by the loss of {who}"
     tail = f" ({words}; run the same torchrun command again)"
     if steps is None:   # (another rank: rank 0 saves)
-        said = ("nothing is saved (rank 0 alone saves)" if who == "rank 0" else
+        said = ("nothing is saved (rank 0 alone saves)" if who == "rank 0" and
+                silence.stopped_itself() is None else
                 "rank 0 saves what it can, its line says what")
         return TrainingInterrupted(f"{head} at {pos.label} on rank {run.info.rank}: {said}; "
                                    f"--resume auto goes on from the newest checkpoint{tail}",

@@ -55,6 +55,13 @@ PHASES = {"fit": "the run folder was locked", "_fit": "the run was prepared",
 
 _silent: Optional[tuple[int, float]] = None   # (rank, seconds) once one was found silent
 _fits = 0   # fits watched in this process: each one's keys are its own (a notebook's second fit)
+_woke: Optional[float] = None   # the judge's last wake (time.monotonic()); None: no judge
+_paused = (0.0, 0.0)            # (seconds, when it ended): this process stopped itself, last
+_bound = 0.0                    # this fit's bound, in seconds
+
+
+def _took(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
 
 
 def who_and_words(info: distributed.DistInfo) -> Optional[tuple[str, str]]:
@@ -62,10 +69,26 @@ def who_and_words(info: distributed.DistInfo) -> Optional[tuple[str, str]]:
     if _silent is None:
         return None
     rank, seconds = _silent
-    took = f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
-    return f"rank {rank}", (f"rank {rank} was silent for {took} (train.silent_rank_minutes): "
-                            f"stopped, hung, or its machine frozen or cut off; end it if it is "
-                            f"still there")
+    return f"rank {rank}", (f"rank {rank} was silent for {_took(seconds)} "
+                            f"(train.silent_rank_minutes): stopped, hung, or its machine frozen "
+                            f"or cut off; end it if it is still there")
+
+
+def stopped_itself() -> Optional[str]:
+    """``this rank was itself stopped for 12.3 s, …``: where this process was stopped (a
+    debugger, Ctrl-Z, its machine paused) longer than the bound, the others took it for
+    silent and ended (rank 0 saving, where it was one of them); they, not this rank, were
+    lost. None otherwise. Read by the main thread as its collective fails: the judge may not
+    have woken since (its last wake says how long), or has (it noted the pause)."""
+    now = time.monotonic()
+    gap = now - _woke if _woke is not None else 0.0
+    seen = max(gap, _paused[0] if now - _paused[1] < _bound else 0.0)   # (a pause long gone:
+    # the others went on since, and were not lost because of it)
+    if not _bound or seen <= _bound:
+        return None
+    return (f"this rank was itself stopped for {_took(seen)}, longer than "
+            f"train.silent_rank_minutes: the others took it for silent and ended, their lines "
+            f"say what was saved")
 
 
 def _endpoints() -> list[tuple[int, tuple[str, int], Optional[tuple[str, int]]]]:
@@ -196,12 +219,23 @@ class Watcher:
         stopped answering, its host where that is rank 0 (:func:`_store_says_rank_0`; rank 0
         judges no one then). Nothing is judged before the store first answered (a store this
         rank cannot reach says nothing of the others)."""
-        last = time.monotonic()
+        global _woke
+        _woke = last = time.monotonic()
+        try:
+            self._judging(last)
+        finally:
+            _woke = None
+
+    def _judging(self, last: float) -> None:
+        global _woke, _paused
         while not self._done.wait(self.period):
-            if not distributed.is_initialized():   # (a rank was lost: peer_loss has it)
-                return
             now = time.monotonic()
             paused, last = now - last, now
+            if paused > self._guard:
+                _paused = (paused, now)
+            _woke = now
+            if not distributed.is_initialized():   # (a rank was lost: peer_loss has it)
+                return
             if paused > self._guard:
                 # This process was stopped itself (a VM paused, Ctrl-Z then fg): what it did
                 # not hear meanwhile says nothing of the others; each gets a whole bound again.
@@ -298,12 +332,12 @@ def _phase(exc: BaseException) -> str:
 def watch(cfg: Any, info: distributed.DistInfo) -> Iterator[None]:
     """``fit`` under torchrun: a silent rank found (heartbeats), and a rank lost before
     training ended in one line (:class:`~trainer.errors.TrainingInterrupted`, exit 1)."""
-    global _silent, _fits
+    global _silent, _fits, _paused, _bound
     bound = 60 * float(cfg.train.silent_rank_minutes)
     if not info.distributed or not distributed.is_initialized():
         yield
         return
-    _silent, _fits = None, _fits + 1
+    _silent, _fits, _paused, _bound = None, _fits + 1, (0.0, 0.0), bound
     # (torchrun's store, or env://'s; another init method: no watch. /proc: Linux's sockets)
     where = {"MASTER_ADDR", "MASTER_PORT"} <= set(os.environ) and os.path.isdir("/proc/self/fd")
     watcher = Watcher(info, bound) if bound > 0 and where else None
