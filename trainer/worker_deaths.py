@@ -38,7 +38,34 @@ def is_death(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and any(w in str(exc) for w in _DEATHS)
 
 
-def _death_behind(exc: BaseException) -> Optional[str]:
+#: How long a loader's broken pipe waits for the worker behind it to be seen dead: its
+#: socket closes as it dies, a little before its exit can be reaped (a busy machine).
+EXIT_WAIT_S = 5.0
+
+
+def _exited(it: Any) -> Optional[str]:
+    """torch's words for a worker of the loader iterator ``it`` that ended, waiting for one
+    to end (:data:`EXIT_WAIT_S` at most, on the workers' sentinels: no polling); None when
+    none did. A batch read from a worker that crashed while it sent it raised
+    ConnectionResetError before the worker's exit could be reaped: torch's own look found
+    no death, and the run ended in a traceback (the full suite under load)."""
+    from multiprocessing.connection import wait
+
+    workers = [w for w in getattr(it, "_workers", None) or () if hasattr(w, "sentinel")]
+    if not workers:
+        return None
+    wait([w.sentinel for w in workers], timeout=EXIT_WAIT_S)
+    for w in workers:
+        code = w.exitcode
+        if isinstance(code, int) and code < 0:
+            return (f"DataLoader worker (pid {w.pid}) is killed by signal: "
+                    f"{signal.strsignal(-code) or -code}.")
+        if isinstance(code, int) and code > 0:
+            return f"DataLoader worker (pid(s) {w.pid}) exited unexpectedly"
+    return None
+
+
+def _death_behind(exc: BaseException, it: Any = None) -> Optional[str]:
     """torch's error for a worker that died, when one did behind ``exc`` (a batch whose
     tensors the dead worker shared through a socket: ConnectionResetError, EOFError), or the
     words of a MemoryError while a batch was read (a worker's, re-raised here by torch: the
@@ -57,6 +84,8 @@ def _death_behind(exc: BaseException) -> Optional[str]:
         return str(behind) if is_death(behind) else None
     except ImportError:
         pass
+    if isinstance(exc, (ConnectionError, EOFError)) and it is not None:
+        return _exited(it)   # (the worker's pipe broke as it died: wait for its exit)
     return None
 
 
@@ -174,7 +203,7 @@ def _batches(loader: Iterable, stop: StopFlag, died: Callable[[], None]) -> Iter
             return
         except (RuntimeError, OSError, EOFError, MemoryError) as exc:
             _fetching = False
-            words = _death_behind(exc)
+            words = _death_behind(exc, it)
             if words is None:
                 raise
             stop.request(WORKER_DEATH, detail=stop.detail or _with_signal(words, it))
