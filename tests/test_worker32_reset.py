@@ -48,7 +48,16 @@ class _Broken:
         raise ConnectionResetError(104, "Connection reset by peer")
 
 
-def test_a_broken_pipe_waits_for_the_worker_behind_it_and_names_its_crash():
+@pytest.fixture
+def no_sigchld_handler():
+    """No SIGCHLD handler (torch's, if an earlier test's loader set it, would look at that
+    loader's workers when this test's child ends)."""
+    before = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGCHLD, before)
+
+
+def test_a_broken_pipe_waits_for_the_worker_behind_it_and_names_its_crash(no_sigchld_handler):
     it, stop, died = _Broken(), StopFlag(25), []
 
     with pytest.raises(ConnectionResetError):

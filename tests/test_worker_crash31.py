@@ -52,6 +52,9 @@ def test_the_loaders_own_words_get_the_signal_from_the_workers_exit_code():
 
     loader = DataLoader(_CrashesAt(), batch_size=1, num_workers=1)
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+    # (and no handler: a thread of another test left in this process, SIGCHLD not blocked
+    # there, took the signal, and torch's handler raised in this thread's join: the CI)
+    handler = signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     try:
         it = iter(loader)
         worker = it._workers[0]
@@ -62,6 +65,7 @@ def test_the_loaders_own_words_get_the_signal_from_the_workers_exit_code():
 
         it._shutdown_workers()
     finally:
+        signal.signal(signal.SIGCHLD, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     assert worker.exitcode == -signal.SIGSEGV
     assert named == f"DataLoader worker (pid {worker.pid}) is killed by signal: Segmentation fault."

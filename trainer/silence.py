@@ -261,7 +261,7 @@ class Watcher:
         """Rank ``rank`` is silent: the main thread's collective fails (sockets to it shut)."""
         global _silent
         ours = [fd for fd, _, peer in _endpoints() if peer is not None and peer in theirs]
-        if not ours and rank in self._linked:
+        if rank in self._linked and not any(_open(fd) for fd in ours):
             # This rank was connected to it, and is no more: it ended (SIGKILLed, the OOM
             # killer), the kernel closed its connections, and gloo this rank's ends. Not
             # silent: the next collective meets it by itself (trainer.peer_loss: rank 0
@@ -288,6 +288,25 @@ class Watcher:
             print(f"Error: stopped: {said[1] if said else ''}; nothing could be saved "
                   f"(run the same torchrun command again)", file=sys.stderr, flush=True)
             os._exit(1)
+
+
+def _open(fd: int) -> bool:
+    """Whether the connection ``fd`` still has its peer: a peek that takes nothing (gloo's
+    bytes stay) finds no end of stream. A rank SIGKILLed had the kernel close its ends at
+    once, but gloo closes this process's own only when it next looks: under load the killed
+    rank was still taken for silent (the CI's full run)."""
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) != b""
+    except BlockingIOError:
+        return True     # (nothing to read: the peer is there, quiet)
+    except OSError:
+        return False    # (reset: it ended)
+    finally:
+        sock.close()
 
 
 def _store_says_rank_0(info: distributed.DistInfo) -> bool:

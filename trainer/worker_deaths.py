@@ -54,8 +54,12 @@ def _exited(it: Any) -> Optional[str]:
     workers = [w for w in getattr(it, "_workers", None) or () if hasattr(w, "sentinel")]
     if not workers:
         return None
-    wait([w.sentinel for w in workers], timeout=EXIT_WAIT_S)
+    ready = wait([w.sentinel for w in workers], timeout=EXIT_WAIT_S)
     for w in workers:
+        if w.sentinel in ready:
+            # (its end of the sentinel closed as it exited, a moment before its exit
+            # status can be reaped: poll() then saw none; join waits for it)
+            w.join(EXIT_WAIT_S)
         code = w.exitcode
         if isinstance(code, int) and code < 0:
             return (f"DataLoader worker (pid {w.pid}) is killed by signal: "
