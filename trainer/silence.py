@@ -261,6 +261,12 @@ class Watcher:
         """Rank ``rank`` is silent: the main thread's collective fails (sockets to it shut)."""
         global _silent
         ours = [fd for fd, _, peer in _endpoints() if peer is not None and peer in theirs]
+        if rank in self._linked and any(_open(fd) for fd in ours):
+            # A process being killed closes its connections only as its exit tears it down,
+            # which a loaded machine takes a while to: one more look before it is silent.
+            if self._done.wait(max(self.period, 1.0)):
+                return   # (this rank left meanwhile)
+            ours = [fd for fd, _, peer in _endpoints() if peer is not None and peer in theirs]
         if rank in self._linked and not any(_open(fd) for fd in ours):
             # This rank was connected to it, and is no more: it ended (SIGKILLed, the OOM
             # killer), the kernel closed its connections, and gloo this rank's ends. Not
