@@ -66,7 +66,11 @@ class Monitor(_thread.RLock):  # type: ignore[misc]
             # "RuntimeError: cannot release un-acquired lock".)
             saved.extend(map(_RELEASE_SAVE, (self,)))
             if timeout is None:
-                return bool(waiter.acquire())
+                if threading.current_thread() is not threading.main_thread():
+                    return bool(waiter.acquire())
+                while not waiter.acquire(True, SLICE):   # (see _wait_slices)
+                    pass
+                return True
             return bool(waiter.acquire(True, timeout)) if timeout > 0 else \
                 bool(waiter.acquire(False))
         finally:
@@ -140,6 +144,41 @@ class Flag:
             return self._lock.wait_for(lambda: self._set, timeout)
 
 
+#: The longest the main thread waits, for a lock or a notice, without a look for a signal.
+#: A process's signal (a terminal's Ctrl-C, ``kill``) goes to any of its threads that does
+#: not block it, and Python runs the handler in the main thread only when it runs bytecode:
+#: a main thread blocked in a lock or ``flock()`` with no end slept through a Ctrl-C the
+#: kernel gave another thread, until whatever it waited for came (a push waiting for the
+#: mirror above it waited out the mirror's whole push; the CI's run saw it).
+SLICE = 0.2
+
+
+def flock_wait(fd: int, mode: int) -> None:
+    """``fcntl.flock(fd, mode)`` (``LOCK_EX`` or ``LOCK_SH``), waited for in short tries
+    (:data:`SLICE` at most apart), so that a Ctrl-C ends the wait whichever thread the
+    kernel gave it to (KeyboardInterrupt)."""
+    import fcntl   # (POSIX: its callers are)
+    pause = 0.002
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        time.sleep(pause)
+        pause = min(pause * 2, SLICE)
+
+
+def lock_wait(lock: Any) -> None:
+    """Wait until ``lock`` (a ``threading.Lock``) looks free, in short waits (see
+    :data:`SLICE`), without taking it: the caller takes it with ``with`` (see the module
+    doc). Another thread may take it first; the caller then waits the usual way."""
+    pause = 0.002
+    while lock.locked():
+        time.sleep(pause)
+        pause = min(pause * 2, SLICE)
+
+
 def _nothing() -> None:
     pass
 
@@ -211,4 +250,5 @@ def deferred() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
-__all__ = ["BackgroundThread", "Flag", "Monitor", "deferred", "start_thread"]
+__all__ = ["BackgroundThread", "Flag", "Monitor", "deferred", "flock_wait", "lock_wait",
+           "start_thread"]

@@ -29,7 +29,7 @@ from filelock import FileLock, Timeout
 
 from drivestage import lock_holders
 from drivestage.errors import LocalFileError, LocksBusyError
-from drivestage.interrupts import deferred
+from drivestage.interrupts import deferred, flock_wait, lock_wait
 from drivestage.lockdir import folder_for
 from drivestage.state import state_dir
 
@@ -82,6 +82,7 @@ def place_lock(place: str, where: str) -> Iterator[None]:
         mine = _THREAD_LOCKS.setdefault(digest, threading.Lock())
     if mine.locked():  # a look, for the message only
         log.warning("another push into %s is running in this process; waiting for it", where)
+        lock_wait(mine)   # (a Ctrl-C ends it: see interrupts.SLICE)
     # Taken and released by ``with`` on the C lock itself: acquire() then try/finally left
     # it held for good when a Ctrl-C landed between the two, and every later push into the
     # place in this process (a notebook) waited for it.
@@ -278,7 +279,7 @@ def _flock(folder: "os.PathLike[str]", place: str, alone: bool, who: str,
                 here = _HELD.get(digest, 0) > 0
             log.warning("%s %s; waiting for it", who, "in this process" if here else
                         "on this machine" + lock_holders.described(str(folder), stem))
-            fcntl.flock(fd, mode)  # (a Ctrl-C ends the wait: EINTR, then KeyboardInterrupt)
+            flock_wait(fd, mode)  # (a Ctrl-C ends it, whichever thread got the signal)
         with _GUARD:
             _HELD[digest] = _HELD.get(digest, 0) + 1
             first = _HELD[digest] == 1

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
 from drivestage.errors import DestChangedError
-from drivestage.interrupts import deferred
+from drivestage.interrupts import deferred, flock_wait
 from drivestage.extract.tempdir import DIR_FLAGS, new_file_owner
 from drivestage.extract.validation import STATE_DIR
 
@@ -245,7 +245,7 @@ def state_lock(folder: str, name: str, on_wait: Optional[Callable[[], None]], *,
                 if not waited:
                     on_wait()
                     waited = True
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                flock_wait(fd, fcntl.LOCK_EX)   # (a Ctrl-C ends it: interrupts.SLICE)
                 # A holder was waited for: its removal of the file is the usual reason for
                 # another round (the rounds count from here, not the wait's minutes).
                 rounds, since = 0, time.monotonic()

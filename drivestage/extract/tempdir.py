@@ -27,6 +27,7 @@ import sys
 
 from drivestage.errors import DestChangedError
 from drivestage.extract.copying import TempDir
+from drivestage.interrupts import flock_wait
 
 if sys.platform != "win32":
     import fcntl
@@ -87,7 +88,7 @@ def make_temp(dest: str) -> tuple[TempDir, int]:
         # about to vanish (six extractions into one DEST at once: about 1 in 100 failed
         # with FileNotFoundError). Without an owner lock yet, a sweep leaves the folder
         # (the live process its name holds, :func:`_remove_if_stale`).
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        flock_wait(lock, fcntl.LOCK_EX)   # (a Ctrl-C ends it: interrupts.SLICE)
         try:
             os.rename(_OWNER_NEW, OWNER_LOCK, src_dir_fd=fd, dst_dir_fd=fd)
         except OSError:
