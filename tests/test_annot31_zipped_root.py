@@ -3,8 +3,8 @@ trainer's own ``annotations/<year>_<split>.txt`` (another machine's image paths)
 wrote over that member at every start, so the next start's pull found it changed and put it
 back: with ``data.keep_archive: false`` by downloading the whole archive again, at every
 start. Now an archive member at that path is left as it is and the trainer's lines for this
-machine go beside it (``annotations.local/``); the README's recipe (``zip -r VOC.zip
-VOCdevkit``) still gets ``annotations/<year>_<split>.txt``."""
+machine go to its own folder (``.drivestage-trainer/annotations/``, since trainfiles33: out of
+the dataset's tree whatever the archive holds)."""
 from __future__ import annotations
 
 import logging
@@ -35,6 +35,7 @@ def _zipped_root(synth_voc, path) -> str:
 def test_a_zipped_data_root_is_not_fetched_again_at_each_start(
         emulator, local_state, drive_env, synth_voc, tiny_config, tmp_path, caplog, keep):
     from trainer.config import load_config
+    from trainer.derived import FOLDER
     from trainer.staging import stage_data
 
     emulator.add_file("VOC_datasets/data.zip", _zipped_root(synth_voc, tmp_path / "data.zip"))
@@ -53,17 +54,19 @@ def test_a_zipped_data_root_is_not_fetched_again_at_each_start(
     assert "put back" not in caplog.text, caplog.text
     for name, theirs in THEIRS.items():      # the archive's member, as it holds it
         assert (data / name).read_bytes() == theirs
-    # This machine's lines, read from beside the member, and the log says where they are.
-    ours = data / "annotations.local" / "2007_train.txt"
+    # This machine's lines, read from the trainer's folder, and the log says where they are.
+    ours = data / FOLDER / "annotations" / "2007_train.txt"
     assert again.train_lines == first.train_lines == ours.read_text().splitlines()
     assert again.train_lines[0].startswith(str(data.resolve() / "VOCdevkit")), again.train_lines[0]
     assert f"annotation lines in {ours}" in caplog.text, caplog.text
 
 
-def test_the_readme_recipe_still_writes_annotations_in_the_data_root(
+def test_the_readme_recipe_gets_its_lines_out_of_the_dataset_tree(
         emulator, local_state, drive_env, synth_voc, tiny_config, tmp_path):
-    """``zip -r VOC.zip VOCdevkit`` holds no annotations/: the lines are where they were."""
+    """``zip -r VOC.zip VOCdevkit`` holds no annotations/: the lines go to the trainer's
+    folder all the same (trainfiles33; they were in ``data.root/annotations/``)."""
     from trainer.config import load_config
+    from trainer.derived import FOLDER
     from trainer.staging import stage_data
 
     emulator.add_file("VOC_datasets/synth.zip", str(synth_voc.zip_path))
@@ -73,32 +76,36 @@ def test_the_readme_recipe_still_writes_annotations_in_the_data_root(
     spec = stage_data(cfg)
 
     data = tmp_path / "data"
-    assert spec.val_lines == (data / "annotations" / "2007_val.txt").read_text().splitlines()
-    assert not (data / "annotations.local").exists()
+    assert spec.val_lines == \
+        (data / FOLDER / "annotations" / "2007_val.txt").read_text().splitlines()
+    assert not (data / "annotations").exists()
 
 
 def test_an_archive_pulled_into_a_folder_above_the_data_root_counts_too(
         emulator, local_state, drive_env, tmp_path):
     """``pull drive:d/all.zip /content -x`` holding ``data/annotations/…`` with data.root
-    ``/content/data``: the member is seen from data.root (its stamp is in the folder above)."""
+    ``/content/data``: the member is seen from data.root (its stamp is in the folder above),
+    so the old lines' retirement leaves it."""
     import drivestage
     from _archives import a_fixed_zip
-    from trainer.staging import _archive_members, _lines_file
+    from trainer.derived import _recorded
 
     emulator.add_file("d/all.zip", a_fixed_zip({"data/annotations/2007_train.txt": b"x\n",
                                                 "data/other.txt": b"y"}))
     drivestage.pull("drive:d/all.zip", str(tmp_path), extract=True, quiet=True)
 
-    held = _archive_members(str(tmp_path / "data"))
-    assert {"annotations/2007_train.txt", "other.txt"} <= held
-    assert _lines_file(str(tmp_path / "data"), "2007_train.txt", held) == \
-        tmp_path / "data" / "annotations.local" / "2007_train.txt"
+    assert _recorded(str(tmp_path / "data"), ["annotations/2007_train.txt", "annotations/x"]) \
+        == {"annotations/2007_train.txt"}
 
 
-def test_a_root_zipped_again_with_its_local_lines_takes_the_next_folder(tmp_path):
-    from trainer.staging import _lines_file
+def test_the_old_lines_are_looked_for_in_every_folder_older_versions_wrote(tmp_path):
+    from trainer.derived import old_lines
 
-    held = {"annotations/2007_train.txt", "annotations.local/2007_train.txt"}
-    assert _lines_file(str(tmp_path), "2007_train.txt", held) == \
-        tmp_path / "annotations.local2" / "2007_train.txt"
-    assert _lines_file(str(tmp_path), "2007_val.txt", held) == tmp_path / "annotations" / "2007_val.txt"
+    for folder in ("annotations", "annotations.local", "annotations.local2", "annotationsx"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "2007_train.txt").write_text("l\n")
+    (tmp_path / "annotations" / "2007_val.txt").symlink_to("2007_train.txt")  # not written
+
+    assert old_lines(str(tmp_path), ["2007_train.txt", "2007_val.txt"]) == [
+        tmp_path / f / "2007_train.txt"
+        for f in ("annotations", "annotations.local", "annotations.local2")]

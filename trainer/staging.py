@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import logging
 import os
 import shlex
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
 
-from trainer import distributed
+from trainer import derived, distributed
 from trainer.config import Config
 from trainer.errors import ConfigError, DataError
 
@@ -38,6 +37,8 @@ def stage_data(cfg: Config, info: distributed.DistInfo = distributed.DistInfo())
     """Pull ``data.drive_zip`` (once per machine), find the VOCdevkit, read classes and lines."""
     d = cfg.data
     with distributed.main_first(info) as first:
+        if first:
+            _retire_old_lines(cfg)
         if d.drive_zip and first:
             import drivestage
 
@@ -49,8 +50,9 @@ def stage_data(cfg: Config, info: distributed.DistInfo = distributed.DistInfo())
     return spec
 
 
-def _read_data(cfg: Config, *, write: bool) -> DataSpec:
-    from trainer.data.voc import find_voc_root, prepare_voc, read_annotation_file, read_classes
+def _voc_and_names(cfg: Config) -> tuple[Optional[str], list[str]]:
+    """The VOCdevkit folder (None where there is none) and the class names."""
+    from trainer.data.voc import find_voc_root, read_classes
 
     d = cfg.data
     voc_root = None
@@ -67,12 +69,17 @@ def _read_data(cfg: Config, *, write: bool) -> DataSpec:
                 classes = str(cand)
                 break
     try:
-        names = read_classes(classes)
+        return voc_root, read_classes(classes)
     except (OSError, DataError) as exc:
         raise DataError(f"data.classes: {exc}") from None
 
+
+def _read_data(cfg: Config, *, write: bool) -> DataSpec:
+    from trainer.data.voc import read_annotation_file
+
+    d = cfg.data
+    voc_root, names = _voc_and_names(cfg)
     lines = {}
-    held: Optional[set[str]] = None     # what archives staged in data.root hold (read once)
     for key in ("train", "val"):
         value = getattr(d, key)
         if os.path.isfile(value):
@@ -86,85 +93,58 @@ def _read_data(cfg: Config, *, write: bool) -> DataSpec:
         if not split_file.is_file():
             raise DataError(f"data.{key}={value!r}: no annotation file of that name and no split "
                             f"{split_file}; give an annotation file or a split name")
-        if held is None:
-            held = _archive_members(d.root)
-        ann_file = _lines_file(d.root, f"{d.year}_{value}.txt", held)
-        ann_dir = ann_file.parent
+        ann_file = derived.lines_folder(d.root) / f"{d.year}_{value}.txt"
         if write:
-            try:
-                ann_dir.mkdir(parents=True, exist_ok=True)
-                prepare_voc(voc_root, 2, names, ann_dir, year=d.year, image_sets=(value,))
-            except OSError as exc:
-                if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
-                    raise
-                # A dataset given read-only (Kaggle's /kaggle/input) as data.root: this was a
-                # traceback, and the way out (data.voc_root there, data.root elsewhere) unsaid.
-                raise DataError(
-                    f"data.root {d.root} cannot be written ({os.strerror(exc.errno).lower()}): "
-                    "the trainer writes annotations/ there (and image-cache/, weights/); to "
-                    "train from a read-only copy (Kaggle's /kaggle/input), set "
-                    f"data.voc_root={voc_root} and data.root to a folder you can write"
-                ) from None
+            _write_lines(cfg, voc_root, names, value)
+            logger.info("%s: this machine's annotation lines in %s", value, ann_file)
         lines[key] = read_annotation_file(ann_file)
     return DataSpec(class_names=names, train_lines=lines["train"], val_lines=lines["val"],
                     voc_root=voc_root)
 
 
-#: Where a split's annotation lines go when a dataset archive staged in data.root holds
-#: ``annotations/<year>_<split>.txt`` itself (a data root zipped whole, ``zip -r data.zip
-#: data``): beside it, under the trainer's own folder (then ``annotations.local2``, ...).
-LOCAL_LINES = "annotations.local"
+def _write_lines(cfg: Config, voc_root: str, names: list[str], split: str) -> Path:
+    """The annotation lines of ``split`` written into the trainer's folder of data.root
+    (:mod:`trainer.derived`: out of the dataset's tree); the file written."""
+    from trainer.data.voc import prepare_voc
+
+    d = cfg.data
+    folder = derived.lines_folder(d.root)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        prepare_voc(voc_root, 2, names, folder, year=d.year, image_sets=(split,))
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        # A dataset given read-only (Kaggle's /kaggle/input) as data.root: this was a
+        # traceback, and the way out (data.voc_root there, data.root elsewhere) unsaid.
+        raise DataError(
+            f"data.root {d.root} cannot be written ({os.strerror(exc.errno).lower()}): "
+            "the trainer writes annotations/ there (and image-cache/, weights/); to "
+            "train from a read-only copy (Kaggle's /kaggle/input), set "
+            f"data.voc_root={voc_root} and data.root to a folder you can write"
+        ) from None
+    return folder / f"{d.year}_{split}.txt"
 
 
-def _lines_file(root: str, name: str, held: set[str]) -> Path:
-    """The file the trainer writes (and reads) a split's annotation lines ``name`` in:
-    ``data.root/annotations/<name>``, unless an archive staged into data.root holds that
-    path (``held``: the member paths of :func:`_archive_members`). The lines are this
-    machine's absolute image paths, so writing over the archive's member changed it: the
-    next start's pull put it back (the whole archive downloaded again where
-    ``data.keep_archive: false`` had removed it), at every start. Then they go to
-    ``annotations.local/<name>`` (or the first such folder no member holds) and the
-    archive's file is left as it came."""
-    folder = "annotations"
-    for n in itertools.count(1):
-        if f"{folder}/{name}" not in held:
-            break
-        folder = LOCAL_LINES if n == 1 else f"{LOCAL_LINES}{n}"
-    path = Path(root) / folder / name
-    if folder != "annotations":
-        logger.info("%s came with the dataset archive and is left as it is; this machine's "
-                    "annotation lines in %s", Path(root) / "annotations" / name, path)
-    return path
-
-
-def _archive_members(root: str) -> set[str]:
-    """The member paths (relative to ``root``) of the archives that pulls with ``-x``
-    staged into ``root`` or a folder above it, by their stamps; none where there are none
-    or they cannot be read (the trainer then writes where it always did). A root that is a
-    link (``ln -s /content/datasets/data /content/data``) is looked at from its target too:
-    the pull's stamp is above that, not above the link."""
-    here, real = os.path.abspath(root), os.path.realpath(root)
-    return _members_above(here) | (_members_above(real) if real != here else set())
-
-
-def _members_above(here: str) -> set[str]:
-    from drivestage import stamps
-    from drivestage.errors import DriveStageError
-
-    out: set[str] = set()
-    folder, rel = here, ""
-    while True:
-        try:
-            found = stamps.members_of_others(folder)
-        except (OSError, DriveStageError):
-            found = set()
-        prefix = rel + "/" if rel else ""
-        out.update(p[len(prefix):] for p in found if p.startswith(prefix))
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return out
-        rel = os.path.join(os.path.basename(folder), rel) if rel else os.path.basename(folder)
-        folder = parent
+def _retire_old_lines(cfg: Config) -> None:
+    """Before the pull: the lines older versions wrote into data.root's tree, removed where
+    they are exactly what the trainer writes now (:func:`trainer.derived.retire`), so a new
+    version of the dataset archive bringing their path is not refused over the trainer's
+    own file. Costs a stat or two where there are none."""
+    d = cfg.data
+    files = {os.path.realpath(v) for v in (d.train, d.val) if os.path.isfile(v)}
+    splits = {f"{d.year}_{v}.txt": v for v in (d.train, d.val) if not os.path.isfile(v)}
+    old = [p for p in derived.old_lines(d.root, sorted(splits))
+           if os.path.realpath(p) not in files]  # (a file a setting names is the user's)
+    if not old:
+        return
+    try:
+        voc_root, names = _voc_and_names(cfg)
+    except DataError:
+        return  # said after the pull, if it still is so
+    if voc_root is not None:
+        found = voc_root
+        derived.retire(d.root, old, lambda name: _write_lines(cfg, found, names, splits[name]))
 
 
 def _search_voc(root: str, year: str) -> Optional[Path]:

@@ -1,0 +1,143 @@
+"""What the trainer derives from the dataset, kept out of the dataset's own tree.
+
+The annotation lines of a split (``<year>_<split>.txt``: this machine's absolute image
+paths, written at every start) live in ``data.root/.drivestage-trainer/annotations/``. That
+name is one drivestage keeps for itself at any depth (:func:`drivestage.paths.is_reserved`):
+no archive member and no Drive item can take it, and ``drivestage push`` leaves it out. So
+no pull into ``data.root`` (or a folder above it) ever meets a file of the trainer's at a
+member's path: it neither replaces one nor refuses over one, and the stamps and the tree
+agree.
+
+Older versions wrote the lines into the tree itself (``data.root/annotations/``, or
+``annotations.local*/`` beside an archive's own). Since a pull refuses to replace a file no
+extraction wrote (clobber32), such a file at a path that a new version of the archive brings
+refused the next start. :func:`retire` removes those files before the pull when they hold
+exactly what the trainer writes now and no stamp records them (an archive's member is never
+touched); any other is left as it is, and said so.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+logger = logging.getLogger(__name__)
+
+#: The trainer's folder in ``data.root`` (reserved by drivestage: see the module doc).
+FOLDER = ".drivestage-trainer"
+#: Where older versions wrote the lines: ``annotations``, then ``annotations.local``,
+#: ``annotations.local2``, ... where a staged archive held the one before.
+_OLD_FOLDER = re.compile(r"annotations(\.local\d*)?")
+
+__all__ = ["FOLDER", "lines_folder", "old_lines", "retire"]
+
+
+def lines_folder(root: str) -> Path:
+    """The folder the trainer writes (and reads) the splits' annotation lines in."""
+    return Path(root) / FOLDER / "annotations"
+
+
+def old_lines(root: str, names: Sequence[str]) -> list[Path]:
+    """The files ``names`` (``2007_train.txt``) that older versions wrote into ``root``'s
+    tree and that are there, as regular files (a link is not the trainer's doing)."""
+    try:
+        with os.scandir(root) as it:
+            folders = sorted(e.name for e in it if _OLD_FOLDER.fullmatch(e.name))
+    except OSError:
+        return []
+    found = []
+    for folder in folders:
+        for name in names:
+            path = Path(root) / folder / name
+            try:
+                if stat.S_ISREG(os.lstat(path).st_mode):
+                    found.append(path)
+            except OSError:
+                continue
+    return found
+
+
+def retire(root: str, old: Sequence[Path], write: Callable[[str], Path]) -> None:
+    """Remove the files ``old`` (of :func:`old_lines`) that hold exactly what ``write``
+    (a split's name -> the file it wrote the lines of that split in, in
+    :func:`lines_folder`) writes now, unless a stamp records their path: an archive's
+    member. The folders they leave empty go too. Never raises: what it cannot tell it
+    leaves, and the pull says what is in its way."""
+    rels = [p.relative_to(root).as_posix() for p in old]
+    held = _recorded(root, rels + sorted({r.split("/", 1)[0] for r in rels}))
+    if held is None:
+        return
+    fresh: dict[str, Path | None] = {}
+    emptied = set()
+    for path, rel in zip(old, rels):
+        if rel in held:
+            continue  # the archive's own (a data root zipped whole): not the trainer's to remove
+        name = path.name
+        if name not in fresh:
+            fresh[name] = _written(write, name)
+        if fresh[name] is None:
+            continue
+        if _same_bytes(path, fresh[name]):  # type: ignore[arg-type]
+            with contextlib.suppress(OSError):
+                path.unlink()
+                logger.info("removed %s: the trainer's annotation lines are in %s now, out of "
+                            "the dataset's tree", path, fresh[name])
+                emptied.add(path.parent)
+        else:
+            logger.info("left %s as it is: it is not what the trainer writes (edited, or "
+                        "of other classes); its lines are in %s now", path, fresh[name])
+    for folder in sorted(emptied):
+        if folder.name not in held:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only an empty one
+
+
+def _written(write: Callable[[str], Path], name: str) -> Path | None:
+    """The file ``write`` wrote the lines ``name`` into; None where it could not (the
+    dataset incomplete before its pull: the start says so after the pull)."""
+    from trainer.errors import DataError
+
+    try:
+        with _quiet():
+            return write(name)
+    except (DataError, OSError):
+        return None
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """prepare-voc's warnings held back: the start writes the lines again after the pull,
+    and says them then (once)."""
+    voc = logging.getLogger("trainer.data.voc")
+    level = voc.level
+    voc.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        voc.setLevel(level)
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    try:
+        return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
+    except OSError:
+        return False
+
+
+def _recorded(root: str, rels: list[str]) -> set[str] | None:
+    """Of ``rels`` (relative to ``root``), those a stamp records, seen from ``root`` and
+    from its target where it is a link (``ln -s /content/datasets/data /content/data``:
+    the pull's stamp is above the target); None where the stamps cannot be read."""
+    from drivestage import stamps
+    from drivestage.errors import DriveStageError
+
+    here, real = os.path.abspath(root), os.path.realpath(root)
+    try:
+        out = stamps.recorded(here, rels)
+        return out | stamps.recorded(real, rels) if real != here else out
+    except (OSError, DriveStageError):
+        return None
