@@ -177,3 +177,28 @@ def test_lines_an_archive_holds_are_never_removed_even_when_they_are_the_trainer
 
     assert (data / "annotations" / "2007_train.txt").read_bytes() == lines
     assert emulator.api_calls("media.download") == 0
+
+
+def test_lines_an_old_version_wrote_beside_an_archives_own_are_retired_too(
+        emulator, local_state, drive_env, synth_voc, tiny_config, tmp_path):
+    """A zipped data root holding ``annotations/2007_train.txt``: older versions wrote this
+    machine's lines to ``annotations.local/``. A version zipped again brings that path too:
+    the start stages it (before: refused over the trainer's own file)."""
+    from trainer.data.voc import prepare_voc
+    from trainer.staging import stage_data
+
+    emulator.add_file("VOC_datasets/VOC.zip",
+                      _zip(synth_voc, {"annotations/2007_train.txt": THEIRS}))
+    cfg = _config(tiny_config)
+    drivestage.pull(cfg.data.drive_zip, cfg.data.root, extract=True, quiet=True)
+    data = tmp_path / "data"
+    prepare_voc(data / "VOCdevkit", 2, CLASSES, data / "annotations.local",
+                image_sets=("train",))       # where the older version wrote, beside the member
+    _replace_on_drive("VOC_datasets/VOC.zip", _zip(synth_voc, {
+        "annotations/2007_train.txt": THEIRS, "annotations.local/2007_train.txt": THEIRS}),
+        tmp_path)
+
+    stage_data(cfg)
+
+    assert (data / "annotations" / "2007_train.txt").read_bytes() == THEIRS
+    assert (data / "annotations.local" / "2007_train.txt").read_bytes() == THEIRS
