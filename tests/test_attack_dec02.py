@@ -197,13 +197,22 @@ def _pull_child(emulator, dest, *args: str, stderr=subprocess.PIPE) -> "subproce
                             stdout=subprocess.PIPE, stderr=stderr)
 
 
-def _blocked_on_a_lock(pid: int) -> bool:
-    """Whether process ``pid`` waits for a file lock (a ``->`` line of /proc/locks)."""
-    with open("/proc/locks") as fh:
-        for line in fh:
-            parts = line.split()
-            if len(parts) > 5 and parts[1] == "->" and parts[5] == str(pid):
+def _waits_to_merge(pid: int, dest) -> bool:
+    """Whether process ``pid`` has DEST's merge lock open while this test holds it: it waits
+    for it (in short tries, so that a Ctrl-C ends the wait: no waiter in /proc/locks)."""
+    from drivestage.extract import MERGE_LOCK
+
+    lock = os.path.realpath(dest / MERGE_LOCK)
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == lock:
                 return True
+        except OSError:
+            pass
     return False
 
 
@@ -244,10 +253,10 @@ def test_sigkill_at_the_merge_then_the_rerun_only_extracts(emulator, local_state
     try:
         proc = _pull_child(emulator, dest, "-q")
         if moment == "waiting to merge":
-            sigkill_when(proc, lambda: _blocked_on_a_lock(proc.pid), "it never waited to merge")
+            sigkill_when(proc, lambda: _waits_to_merge(proc.pid, dest), "it never waited to merge")
         else:
             deadline = time.monotonic() + 60
-            while not _blocked_on_a_lock(proc.pid):
+            while not _waits_to_merge(proc.pid, dest):
                 assert proc.poll() is None, proc.communicate()
                 assert time.monotonic() < deadline, "it never waited to merge"
                 time.sleep(0.01)

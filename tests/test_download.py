@@ -267,7 +267,11 @@ def test_a_stream_that_does_not_raise_the_throughput_is_stopped_again(emulator, 
     # The second stream took the second half of the first one's piece; stopped, it left the
     # rest of it to the first, which asked for it in a third request (no byte twice).
     assert res.streams == 2 and first[0] == 0 and second[1] == len(data), asked
-    assert len(rest) == 1 and second[0] < rest[0][0] < len(data) == rest[0][1], asked
+    # (Usually one request; on a loaded machine a piece of it may be asked again where it
+    # got to: never a byte twice, which ``res.fetched`` says.)
+    starts = [a for a, _ in rest]
+    assert rest and starts == sorted(set(starts)) and all(
+        second[0] < a < len(data) == b for a, b in rest), asked
 
 
 def test_a_fast_stream_on_busy_cores_gets_no_second_one(emulator, store, out, small_splits,
