@@ -208,10 +208,13 @@ class DriveFolder:
         from drivestage.localfs import file_md5
 
         names = list(names or [os.path.basename(p) for p in paths])
+        # (A checkpoint and its sidecar by their names: those sent from memory have no
+        # names of their own on this machine, trainer.memory_send.)
+        pair = len(paths) == 2 and names[1] == sidecars.name_for(names[0])
         folder = self._store.make_folders(self._path)
         sent: dict[str, RemoteEntry] = {}   # name -> its verified copy
         listed = self._store.list(folder)   # the folder as last listed
-        if len(paths) == 2 and paths[1] == sidecars.name_for(paths[0]):
+        if pair:
             self._not_theirs(listed, paths[1], names[1], names[0])
         for path, name in zip(paths, names):
             md5 = file_md5(path)
@@ -225,7 +228,7 @@ class DriveFolder:
             listed = self._store.list(folder)
             sent[name] = self._one_of(got, [e for e in listed if e.name == name and not
                                             e.is_dir and (e.md5 or "").lower() == md5])
-        if len(paths) == 2 and paths[1] == sidecars.name_for(paths[0]):
+        if pair:
             try:   # (that listing is of after the checkpoint was verified: no request more)
                 self._replace_older(folder, listed, names[0], paths[1], names[1], sent)
             except DriveStageError as exc:   # (both are verified: said, not a failed send)

@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 from drivestage.interrupts import BackgroundThread
 from drivestage.lost_mounts import lost_mount, lost_mount_message
 from trainer import checkpoint as ckpt
+from trainer import memory_send
 from trainer.stop_save import rescue
 from trainer.stopping import Deadline, wait_for
 
@@ -73,7 +74,7 @@ def unwritten_text(job: Any, head: str, why: str, state: Optional[dict] = None,
     kept = kept_text(job, text, state, to=to)
     if isinstance(kept, str):
         return kept
-    nor = f", nor on this machine ({kept})" if kept is not None else ""
+    nor = nor_text(kept) if kept is not None else ""
     return f"{text}{nor}; the newest earlier checkpoint is where --resume auto continues"
 
 
@@ -84,6 +85,8 @@ def epoch_kept(job: Any, stop: str, to: Optional[SendTo] = None) -> tuple[str, O
     head = (f"stopped by {stop} while the checkpoint of epoch {job.position.epoch} "
             f"({', '.join(job.names)}) was still to be written")
     kept = kept_text(job, head, to=to)
+    if isinstance(kept, NotKept):   # (sent from memory, not taken: said, as lost)
+        return head + nor_text(kept), None
     return head, kept if isinstance(kept, str) else None
 
 
@@ -97,7 +100,8 @@ def kept_text(job: Any, head: str, state: Optional[dict] = None, first: str = ""
     refused it too. With ``drive.logs`` (``to``) it is sent there too: that copy alone was
     lost with the machine (Colab's /tmp at the next disconnect: lastkeep32); once verified
     there the one here is removed, as a stop's copy elsewhere is (on Colab /tmp is the full
-    run folder's disk)."""
+    run folder's disk). Where this disk refused it too, it is sent from memory instead
+    (:func:`from_memory`; memsave33)."""
     state = dict(state or job.state) if not job.written else {}
     if not state:
         return None
@@ -105,7 +109,7 @@ def kept_text(job: Any, head: str, state: Optional[dict] = None, first: str = ""
     try:
         path = rescue(state, name, dict(job.metrics), saved=job.taken)
     except Exception as exc:   # (this disk full too)
-        return exc
+        return from_memory(job, state, name, head, first, to, exc)
     sent = send_kept(to.drive, path, to.until) if to is not None else None
     if to is not None and sent is True and to.drive.mount is None:
         shutil.rmtree(os.path.dirname(path), ignore_errors=True)
@@ -119,6 +123,44 @@ def kept_text(job: Any, head: str, state: Optional[dict] = None, first: str = ""
         if sent else f", not yet verified on {to.drive.spec} within {to.within()}")
     return (f"{head}; its state is saved in {path} on this machine{how}: {first}--resume "
             f"{path} goes on from it (copy it off this machine while it lasts)")
+
+
+class NotKept(Exception):
+    """A state neither this machine's disk (``disk``: its error) nor Drive, sent from memory,
+    took (``drive``: its error, or that it was not verified within the bound)."""
+
+    def __init__(self, disk: BaseException, spec: str, drive: str) -> None:
+        super().__init__(f"{disk}; nor sent to {spec} from memory: {drive}")
+        self.disk, self.spec, self.drive = disk, spec, drive
+
+
+def nor_text(kept: Exception) -> str:
+    """What a line says after the run folder's error of a state kept nowhere: ``, nor on this
+    machine (<why>)``, and for one Drive did not take from memory either (:class:`NotKept`)
+    ``, nor sent to <spec> from memory (<why>): its state is lost``."""
+    if isinstance(kept, NotKept):
+        return (f", nor on this machine ({kept.disk}), nor sent to {kept.spec} from memory "
+                f"({kept.drive}): its state is lost")
+    return f", nor on this machine ({kept})"
+
+
+def from_memory(job: Any, state: dict, name: str, head: str, first: str,
+                to: Optional[SendTo], exc: Exception) -> "str | Exception":
+    """A state this machine's disk refused too (``exc``; on Colab /tmp is the run folder's
+    disk) sent to ``drive.logs`` from memory (:mod:`trainer.memory_send`), within
+    ``to.until``: the line once verified there; else :class:`NotKept` (``exc`` itself where
+    nothing is sent: no ``drive.logs``, a Drive mount's folder, whose cache is on this
+    disk, an error that is no disk's refusal)."""
+    if to is None or to.drive.mount is not None or not memory_send.no_room(exc):
+        return exc
+    sent = memory_send.send_within(to.drive, state, name, dict(job.metrics), job.taken,
+                                   to.until)
+    if sent is True:
+        return (f"{head}; its state is sent to {to.drive.where(name)} from memory instead "
+                f"(nor could this machine take it: {exc}) and verified there: {first}--resume "
+                f"auto goes on from it")
+    return NotKept(exc, to.drive.spec, str(sent) if sent else
+                   f"not verified within {to.within()}")
 
 
 def rescue_text(state: dict, name: str, metrics: dict, *, head: str, out_dir: str, drive: Any,

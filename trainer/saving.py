@@ -269,7 +269,7 @@ class Checkpointer(Callback):
         # trained epoch was dropped.
         kept = kept_state.kept_text(job, head, first=remedy.replace(" and ", ", then "),
                                    to=stop_lines.send_to(self))
-        nor = f", nor on this machine ({kept})" if isinstance(kept, Exception) else ""
+        nor = kept_state.nor_text(kept) if isinstance(kept, Exception) else ""
         raise SaveError(kept if isinstance(kept, str) else
                         f"{head}{nor}; {self._newest_text(run, 'there', remedy)}")
 

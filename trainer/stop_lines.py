@@ -42,6 +42,12 @@ def saved_elsewhere(saver: Any, job: SaveJob, state: dict, pos: Position,
                                f"s: {why}")
     head = f"stopped by {saver.stop.name} at {pos.label}: {job.name} could not be written " \
            f"({job.error})"
+    if other.path is None and other.no_room is not None:   # (kept nowhere: memsave33)
+        why = other.error or f"not verified within {within(saver)}"
+        return (f"{head}, nor on this machine ({other.no_room}), nor sent to "
+                f"{saver.writer.drive.spec} from memory ({why}): its state is lost; --resume "
+                f"auto continues from the newest checkpoint there "
+                f"({saver.writer.safe_text('none verified')})")
     if other.path is None:
         why = other.error or f"not within {within(saver)}"
         # The only copy of the state stopped: named (--resume auto never looks there).
@@ -53,6 +59,10 @@ def saved_elsewhere(saver: Any, job: SaveJob, state: dict, pos: Position,
     if job.written:   # (there too, once the other had begun to go: a slow disk)
         head = f"stopped by {saver.stop.name} at {pos.label}: {job.name} is saved in " \
                f"{saver.out_dir} late"
+    if other.no_room is not None:   # (this machine's disk took no copy: memsave33)
+        return (f"{head}; it is sent to {other.path} from memory instead (nor could this "
+                f"machine take it: {other.no_room}) and verified there ({took:.1f} s after "
+                f"{saver.stop.since}); resume with --resume auto")
     return (f"{head}; it is sent to {saver.drive_spec} from a temporary folder instead and "
             f"verified there ({took:.1f} s after {saver.stop.since}; the temporary copy is "
             f"removed); resume with --resume auto")

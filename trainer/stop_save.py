@@ -35,6 +35,7 @@ from drivestage import paths
 from drivestage.interrupts import BackgroundThread, Flag
 from drivestage.lost_mounts import in_drive_mount
 from trainer import checkpoint as ckpt
+from trainer import memory_send
 from trainer.state import Position
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,9 @@ def listing(folder: str) -> Flag:
 class Elsewhere:
     """``state`` written as ``name`` (and its sidecar) into a new temporary folder and both sent
     to ``drive``, on a thread of its own (:attr:`ended`); :attr:`path`, the local copy, once
-    both are verified there (the folder is removed then), else :attr:`error` (why not). While
+    both are verified there (the folder is removed then), else :attr:`error` (why not). A
+    disk that takes nothing (:attr:`no_room`) has them sent from memory (:attr:`path`: where
+    on Drive; :mod:`trainer.memory_send`). While
     it runs, every push leaves both names out (``drive.held``): a push sending the run folder's
     copy too made two files of that name on Drive (stop30)."""
 
@@ -69,6 +72,8 @@ class Elsewhere:
         self.folder: Optional[str] = None    # the temporary folder, once made
         self.written: Optional[str] = None   # complete here (sidecar too), sent or not
         self.error: Optional[BaseException] = None
+        #: Why this machine's disk took no copy (full too): the state is sent from memory.
+        self.no_room: Optional[OSError] = None
         self._args, self._drive = (state, name, metrics, saved, drive), drive
         self._names = {name, os.path.basename(ckpt.sidecar_path(name))}
         self._lock = threading.Lock()
@@ -82,14 +87,28 @@ class Elsewhere:
         try:
             if self._dropped:
                 return
-            folder = self.folder = tempfile.mkdtemp(prefix=PREFIX)
-            path = os.path.join(folder, name)
-            ckpt.save_checkpoint(state, path, metrics=metrics, saved=saved)
+            try:
+                folder = self.folder = tempfile.mkdtemp(prefix=PREFIX)
+                path = os.path.join(folder, name)
+                ckpt.save_checkpoint(state, path, metrics=metrics, saved=saved)
+            except OSError as exc:
+                if drive.mount is not None or not memory_send.no_room(exc):
+                    raise
+                # This disk takes nothing either (Colab: /tmp is the full run folder's disk):
+                # sent from memory instead, or the state was lost with the VM (memsave33).
+                if folder is not None:
+                    shutil.rmtree(folder, ignore_errors=True)
+                self.no_room, folder = exc, None
             with self._lock:
                 if self._dropped:   # (the run folder's push sends it: no second copy there)
-                    shutil.rmtree(folder, ignore_errors=True)
+                    if folder is not None:
+                        shutil.rmtree(folder, ignore_errors=True)
                     return
                 self._sending = True
+            if self.no_room is not None:
+                memory_send.send(drive, state, name, metrics, saved)
+                self.path = drive.where(name)
+                return
             self.written = path   # (the stop names it when Drive does not take it)
             drive.send_alone([path, ckpt.sidecar_path(path)])
             self.path = path
