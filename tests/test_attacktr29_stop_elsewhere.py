@@ -5,7 +5,8 @@ another folder``, had no test:
 - Drive refuses the upload: the save was complete in /tmp/trainer-stop-…, the only copy of
   the stopped state, and the line did not name it (``--resume auto`` never looks there): on a
   machine that stays (a workstation whose NFS mount hangs), the user could not find it.
-- /tmp is full too: the line says so, and nothing is left in /tmp (an empty folder was).
+- /tmp is full too: nothing is left in /tmp (an empty folder was); the state is sent from
+  memory (memsave33).
 
 A hung disk is a ``bindfs`` mount stopped with SIGSTOP (train28's fixture); a full /tmp is a
 small tmpfs given as the temporary folder (``tempfile.tempdir``, as TMPDIR does). The real
@@ -85,15 +86,18 @@ def test_a_stop_save_drive_refuses_is_named_where_it_is_on_this_machine(
     assert side is not None and side.iteration == 3 and file_md5(saved) == side.md5
 
 
-def test_a_stop_save_with_tmp_full_too_says_so_and_leaves_nothing_there(
+def test_a_stop_save_with_tmp_full_too_is_sent_from_memory_and_leaves_nothing_there(
         hung, small_disk, emulator, drive_env, local_state, tiny_config, monkeypatch):
+    """/tmp full too: the line said ``nor sent to … from another folder ([Errno 28] …)``, the
+    state lost; it is sent from memory now (memsave33, tests/test_memsave33_drive.py)."""
     tmp = small_disk(8 * 1024)   # (a checkpoint of the tiny model: 24 KiB)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     said = _stop_on_hung_disk(hung, tiny_config, lambda: None)
     assert re.fullmatch(
-        HEAD + r"\[Errno 28\] No space left on device.*\); --resume auto continues from the "
-        r"newest checkpoint there \(Drive: \d+ s ago, epoch 1 iteration 2 \(epoch_001\.pt\)\)",
-        said), said
+        HEAD.split(r", nor sent to")[0] + r"; it is sent to drive:Models/tr29/elsewhere/"
+        r"autosave_00000003\.pt from memory instead \(nor could this machine take it: \[Errno "
+        r"28\] No space left on device\) and verified there \(\d+\.\d s after the signal\); "
+        r"resume with --resume auto", said), said
     assert [n for n in os.listdir(tmp) if n.startswith("trainer-stop-")] == []
 
 
