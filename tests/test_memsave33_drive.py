@@ -15,6 +15,7 @@ emulator (Drive); tiny_config."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import tempfile
 import time
@@ -212,3 +213,30 @@ def test_a_stop_no_disk_takes_is_not_sent_beside_another_runs_file_and_said_lost
     there = _on_drive(drive)
     assert there["autosave_00000003.pt"] == file_md5(theirs)
     assert there["autosave_00000003.json"] == file_md5(ckpt.sidecar_path(theirs))
+
+
+def test_a_stop_on_a_disk_gone_read_only_is_sent_from_memory(
+        emulator, drive_env, one_disk, tiny_config, tmp_path):
+    """The VM disk remounted read-only (as a failing disk is: EROFS), run folder and /tmp
+    alike: the stop's save, then its copy in /tmp, failed, and the state was lost (a write
+    that failed for another reason than a full disk is kept in /tmp: lastkeep32). Now it
+    goes from memory."""
+    from _tmpfs import _libc
+
+    def read_only() -> None:
+        ms_remount, ms_rdonly = 32, 1
+        if _libc().mount(b"tmpfs", os.fsencode(one_disk), b"tmpfs", ms_remount | ms_rdonly,
+                         None) != 0:
+            pytest.skip("the tmpfs cannot be remounted read-only here")
+
+    text, run, drive = _stop_on_a_full_disk(tiny_config, one_disk, then=read_only)
+    ro = re.escape("[Errno 30] Read-only file system: ")
+    assert re.fullmatch(
+        rf"stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003\.pt could not be "
+        rf"written \({ro}'{re.escape(str(one_disk))}/logs/\S+'\); its state is sent to "
+        rf"{SPEC}/autosave_00000003\.pt from memory instead \(nor could this machine take it: "
+        rf"{ro}'{re.escape(str(one_disk))}/tmp/trainer-rescued-\w+'\) and verified there: "
+        rf"--resume auto goes on from it", text), text
+    assert [n for n in os.listdir(one_disk / "tmp") if n.startswith("trainer-")] == []
+    held, got = _saved(run, tmp_path, drive, "autosave_00000003.pt")
+    _same_state(held, got)
