@@ -63,9 +63,9 @@ class Elsewhere:
     to ``drive``, on a thread of its own (:attr:`ended`); :attr:`path`, the local copy, once
     both are verified there (the folder is removed then), else :attr:`error` (why not). A
     disk that takes nothing (:attr:`no_room`) has them sent from memory (:attr:`path`: where
-    on Drive; :mod:`trainer.memory_send`). While
-    it runs, every push leaves both names out (``drive.held``): a push sending the run folder's
-    copy too made two files of that name on Drive (stop30)."""
+    on Drive; :mod:`trainer.memory_send`). While it runs, every push leaves both names out
+    (``drive.held``): a push sending the run folder's copy too made two files of that name on
+    Drive (stop30)."""
 
     def __init__(self, state: dict, name: str, metrics: dict, saved: float, drive: Any) -> None:
         self.path: Optional[str] = None
