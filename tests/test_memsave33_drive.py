@@ -24,6 +24,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from _drivemount import working_drive_mount  # noqa: F401  (fixture)
 from _tmpfs import small_disk  # noqa: F401  (fixture)
 from drivestage.localfs import file_md5
 from test_attack18_train import _fill
@@ -238,5 +239,38 @@ def test_a_stop_on_a_disk_gone_read_only_is_sent_from_memory(
         rf"{ro}'{re.escape(str(one_disk))}/tmp/trainer-rescued-\w+'\) and verified there: "
         rf"--resume auto goes on from it", text), text
     assert [n for n in os.listdir(one_disk / "tmp") if n.startswith("trainer-")] == []
+    held, got = _saved(run, tmp_path, drive, "autosave_00000003.pt")
+    _same_state(held, got)
+
+
+def test_a_stop_after_the_mount_stopped_with_tmp_full_is_sent_from_memory(
+        emulator, drive_env, one_disk, tiny_config, tmp_path, working_drive_mount):
+    """The run folder in a Drive mount that stopped, and this machine's disk full: the
+    stop's state, rescued for the dead mount, ``could not be saved on this machine either
+    ([Errno 28] …)``, though ``drive.logs`` was reachable. Now it is sent from memory."""
+    from test_mount30_train import _gone, _policy as _mount_policy
+    from trainer.drive import DriveFolder
+    from trainer.errors import TrainingInterrupted
+
+    mount = working_drive_mount
+    logs = mount.point / "MyDrive" / "logs"
+    os.makedirs(logs)
+    drive = DriveFolder(SPEC, str(logs))
+    run, writer, saver = _mount_policy(tiny_config, logs, lambda: 0.0, drive)
+    saver.drive_spec = SPEC
+    _fill(str(one_disk))
+    mount.disconnect()
+    saver.stop.request(signal.SIGTERM)
+    run.state.pos = Position(1, 3, 1)
+    try:
+        with pytest.raises(TrainingInterrupted) as caught:
+            saver.on_train_batch_end(run, Position(1, 3, 1), {})
+    finally:
+        writer.close()
+    assert caught.value.exit_code == 143
+    assert str(caught.value) == (
+        f"stopped by SIGTERM at epoch 2, iteration 3: autosave_00000003.pt cannot be written "
+        f"in {logs}: its state is sent to {SPEC}/autosave_00000003.pt from memory (nor could "
+        f"this machine take it: {FULL}) and verified there. " + _gone(mount, "auto"))
     held, got = _saved(run, tmp_path, drive, "autosave_00000003.pt")
     _same_state(held, got)

@@ -173,10 +173,8 @@ def rescue_text(state: dict, name: str, metrics: dict, *, head: str, out_dir: st
     point = lost_mount(out_dir) or out_dir
     try:
         path = rescue(state, name, metrics, saved)
-    except OSError as exc:   # (this machine's disk full too): nothing kept, said
-        return (f"{head}: its state could not be saved on this machine either ({exc}). "
-                + lost_mount_message(point, then="run the same command again to go on from "
-                                     "the newest checkpoint there"))
+    except OSError as exc:   # (this machine's disk full too): sent from memory, or said lost
+        return _unrescued(state, name, metrics, head, point, drive, spec, saved, deadline, exc)
     where = f"saved in {path} on this machine"
     if drive is not None:   # (sent alone, as a stop's save written elsewhere is)
         sent = send_kept(drive, path, deadline)
@@ -187,6 +185,28 @@ def rescue_text(state: dict, name: str, metrics: dict, *, head: str, out_dir: st
         point, then=f"go on from it with --resume {path}",
         instead="go on from it with train.out_dir on local disk and drive.logs=drive:... "
                 "set (no mount needed)")
+
+
+def _unrescued(state: dict, name: str, metrics: dict, head: str, point: str, drive: Any,
+               spec: Optional[str], saved: float, deadline: Deadline, exc: OSError) -> str:
+    """:func:`rescue_text`'s line where this machine's disk refused the state too (``exc``):
+    sent to ``drive`` from memory (:mod:`trainer.memory_send`) where it is a Drive folder and
+    the disk takes nothing, else nothing kept (memsave33)."""
+    again = "run the same command again to go on from the newest checkpoint there"
+    if drive is None or drive.mount is not None or not memory_send.no_room(exc):
+        return (f"{head}: its state could not be saved on this machine either ({exc}). "
+                + lost_mount_message(point, then=again))
+    sent = memory_send.send_within(drive, state, name, metrics, saved, deadline)
+    if sent is True:
+        return (f"{head}: its state is sent to {drive.where(name)} from memory (nor could this "
+                f"machine take it: {exc}) and verified there. " + lost_mount_message(
+                    point, then="go on from it with --resume auto", instead="go on from it "
+                    "with train.out_dir on local disk and drive.logs=drive:... set (no mount "
+                    "needed)"))
+    why = sent or "not verified when the stop's wait ended"
+    return (f"{head}: its state could not be saved on this machine either ({exc}), nor sent "
+            f"to {spec} from memory ({why}): it is lost. " + lost_mount_message(point,
+                                                                            then=again))
 
 
 def send_last(job: Any, out_dir: str, to: Optional[SendTo]) -> str:
