@@ -12,6 +12,7 @@ check changes nothing.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import tempfile
@@ -66,11 +67,16 @@ def private(path: str, data: Union[bytes, Callable[[BinaryIO], None]]) -> Iterat
         yield copy
     finally:
         if copy is not None:
-            os.unlink(copy)
+            fd = _IN_MEMORY.pop(copy, None)
+            os.unlink(copy) if fd is None else os.close(fd)
 
 
 #: A private copy's name: the prefix, this process's id, a dash, mkstemp's letters.
 _PREFIX = ".drivestage-sidecar-"
+#: Why the temporary folder may take no copy while memory can: its disk full, over quota,
+#: read-only (on Colab it is the run folder's disk, full when a save failed).
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
+_IN_MEMORY: dict[str, int] = {}  # private copies in memory: their /proc path -> descriptor
 _swept: set[str] = set()  # the temporary folders this process looked through already
 
 
@@ -103,9 +109,35 @@ def _private_copy(path: str, data: Union[bytes, Callable[[BinaryIO], None]]) -> 
                 pass
         if not isinstance(exc, OSError):
             raise
+        if exc.errno in _NO_ROOM:
+            held = _memory_copy(path, data)
+            if held is not None:
+                return held
         raise LocalFileError(f"cannot write a private copy of {path} into the temporary "
                              f"folder {tempfile.gettempdir()}: {exc.strerror or exc}; set "
                              "TMPDIR to a writable folder with free space") from exc
+    return copy
+
+
+def _memory_copy(path: str, data: Union[bytes, Callable[[BinaryIO], None]]) -> Optional[str]:
+    """``data`` in an anonymous file in memory (``memfd``: Linux), as a path this process
+    opens (``/proc/self/fd/N``); None where there is none. A sidecar is a few hundred bytes,
+    a log's snapshot 64 MiB at most (:data:`drivestage.snapshots.MAX_BYTES`). Closed by
+    :func:`private`."""
+    if not hasattr(os, "memfd_create") or not os.path.isdir("/proc/self/fd"):
+        return None
+    with deferred():   # (a Ctrl-C between the two left the descriptor open)
+        fd = os.memfd_create(f"drivestage-{os.path.basename(path)}"[:240], os.MFD_CLOEXEC)
+        copy = f"/proc/self/fd/{fd}"
+        _IN_MEMORY[copy] = fd
+    try:
+        with open(fd, "wb", closefd=False) as fh:
+            fh.write(data) if isinstance(data, bytes) else data(fh)
+    except OSError:
+        os.close(_IN_MEMORY.pop(copy))
+        return None
+    log.info("%s: the temporary folder %s has no room; its private copy is kept in memory",
+             path, tempfile.gettempdir())
     return copy
 
 
