@@ -65,12 +65,10 @@ class Monitor(_thread.RLock):  # type: ignore[misc]
             # left the lock released, and the ``with`` around it failed with
             # "RuntimeError: cannot release un-acquired lock".)
             saved.extend(map(_RELEASE_SAVE, (self,)))
+            if threading.current_thread() is threading.main_thread():
+                return _sliced(waiter, timeout)   # (see SLICE)
             if timeout is None:
-                if threading.current_thread() is not threading.main_thread():
-                    return bool(waiter.acquire())
-                while not waiter.acquire(True, SLICE):   # (see _wait_slices)
-                    pass
-                return True
+                return bool(waiter.acquire())
             return bool(waiter.acquire(True, timeout)) if timeout > 0 else \
                 bool(waiter.acquire(False))
         finally:
@@ -153,6 +151,20 @@ class Flag:
 SLICE = 0.2
 
 
+def _sliced(waiter: Any, timeout: Optional[float]) -> bool:
+    """``waiter.acquire(True, timeout)`` (None: no end) in waits of :data:`SLICE` at most: a
+    trainer's stop waited for its save's write, its listing, its push with timeouts of a
+    fraction of the grace (``mirror`` abandons after 3 s), unwoken by a second signal the
+    kernel gave another thread, which the run's handler acts on at once."""
+    end = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = SLICE if end is None else min(SLICE, end - time.monotonic())
+        if left <= 0:
+            return bool(waiter.acquire(False))
+        if waiter.acquire(True, left):
+            return True
+
+
 def flock_wait(fd: int, mode: int) -> None:
     """``fcntl.flock(fd, mode)`` (``LOCK_EX`` or ``LOCK_SH``), waited for in short tries
     (:data:`SLICE` at most apart), so that a Ctrl-C ends the wait whichever thread the
@@ -167,6 +179,18 @@ def flock_wait(fd: int, mode: int) -> None:
             pass
         time.sleep(pause)
         pause = min(pause * 2, SLICE)
+
+
+def sleep(seconds: float) -> None:
+    """``time.sleep(seconds)``, in sleeps of :data:`SLICE` at most in the main thread: a
+    retry's backoff there (a ``Retry-After`` of up to 120 s) slept through a Ctrl-C the
+    kernel gave another thread (a notebook's mirror, a pull's streams) to its end."""
+    if threading.current_thread() is not threading.main_thread():
+        time.sleep(seconds)
+        return
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        time.sleep(min(left, SLICE))
 
 
 def lock_wait(lock: Any) -> None:
@@ -251,4 +275,4 @@ def deferred() -> Iterator[None]:
 
 
 __all__ = ["BackgroundThread", "Flag", "Monitor", "deferred", "flock_wait", "lock_wait",
-           "start_thread"]
+           "sleep", "start_thread"]

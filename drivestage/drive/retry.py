@@ -24,14 +24,13 @@ import logging
 import os
 import random
 import socket
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Generator, Iterator, Optional, TypeVar
 
 import tenacity
 
-from drivestage import errors
+from drivestage import errors, interrupts
 from drivestage.drive import answers
 from drivestage.pool import check
 
@@ -40,7 +39,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: Where tenacity sleeps; tests replace it to record the schedule instead of waiting.
-_sleep: Callable[[float], None] = time.sleep
+#: (In slices in the main thread, so that a Ctrl-C given to another thread ends it.)
+_sleep: Callable[[float], None] = interrupts.sleep
 
 
 class TransientError(Exception):

@@ -1,0 +1,124 @@
+"""Waits of the main thread with an end, but minutes away, that a Ctrl-C the kernel gave
+another thread must end too (see tests/test_sigthread33.py, which shows the technique: the
+signal is sent to a helper thread with ``pthread_kill``).
+
+A ``Flag``'s or a ``BackgroundThread``'s wait with a timeout (a trainer's stop waits for
+its save's write, its listing, its push a fraction of the grace; ``mirror`` abandons its
+push waiting 3 s) and a retry's backoff (a ``Retry-After`` of up to 120 s) slept through it
+until the timeout: the Ctrl-C was acted on only then.
+"""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import pytest
+
+from drivestage.interrupts import BackgroundThread, Flag
+from drivestage.mirror import Mirror
+from drivestage.upload_tree import PushResult
+from test_sigthread33 import _ends_while_held, _interrupted_elsewhere, _say_started
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POSIX threads")
+
+#: A wait's timeout here: the Ctrl-C must end it long before (the holders let go at 20 s).
+LONG = 60.0
+
+
+def test_the_main_thread_waiting_on_a_flag_with_a_timeout_of_minutes():
+    started, flag = threading.Event(), Flag()
+
+    def hold(taken: threading.Event, let_go: threading.Event) -> None:
+        taken.set()
+        let_go.wait(20)
+        flag.set()
+
+    def wait() -> None:
+        _say_started(started)
+        flag.wait(LONG)
+
+    _ends_while_held(hold, wait, started)
+
+
+def test_the_main_thread_joining_a_background_thread_with_a_timeout():
+    started, let_go = threading.Event(), threading.Event()
+    worker = BackgroundThread(lambda: let_go.wait(20), "sigwait33-worker")
+
+    def hold(taken: threading.Event, release: threading.Event) -> None:
+        worker.start()
+        taken.set()
+        release.wait(20)
+        let_go.set()
+        worker.join(20)
+
+    def wait() -> None:
+        _say_started(started)
+        worker.join(LONG)
+
+    _ends_while_held(hold, wait, started)
+
+
+class _Held:
+    """A push that holds until told (it never reaches a chunk boundary: abandon() waits)."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, src, dest, policy, **kwargs) -> PushResult:
+        self.entered.set()
+        assert self.release.wait(20)
+        return PushResult()
+
+
+def test_a_notebook_abandoning_its_mirror_ends_on_a_ctrl_c_given_elsewhere(tmp_path,
+                                                                           monkeypatch):
+    monkeypatch.setenv("DRIVESTAGE_STATE_DIR", str(tmp_path))
+    push = _Held()
+    mirror = Mirror("src", "dest", None, store=object(), push_fn=push).start()
+    started = threading.Event()
+
+    def hold(taken: threading.Event, let_go: threading.Event) -> None:
+        mirror.sync_now()
+        assert push.entered.wait(20)
+        taken.set()
+        let_go.wait(20)
+        push.release.set()
+
+    def wait() -> None:
+        _say_started(started)
+        mirror.abandon(LONG)
+
+    _ends_while_held(hold, wait, started)
+    assert mirror.abandon(20)   # and the thread ends once its push does
+
+
+def test_a_pull_waiting_out_a_retry_after_ends_on_a_ctrl_c_given_elsewhere(
+        emulator, drive_env, local_state, monkeypatch, tmp_path):
+    from drivestage import pull
+    from drivestage.drive import retry
+
+    emulator.add_file("data/x.bin", b"x")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_AFTER_MAX", "120")
+    # Drive asks for a minute's pause on the first lookup.
+    emulator.faults.inject(method="GET", path=r"/files", status=503, reason="backendError",
+                           retry_after=int(LONG), times=1)
+    started, sleep = threading.Event(), retry._sleep
+
+    def backoff(seconds: float) -> None:   # (the hook tests use; it only says when)
+        _say_started(started)
+        sleep(seconds)
+    monkeypatch.setattr(retry, "_sleep", backoff)
+    other = _interrupted_elsewhere(started)
+    began = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pull("drive:data/x.bin", str(tmp_path / "dest"), quiet=True)
+        took = time.monotonic() - began
+    finally:
+        started.set()
+        other.join(60)
+    assert took < LONG / 3, f"the Ctrl-C was acted on after {took:.1f} s, at the retry"
+    # The retry was never sent, nor anything pulled.
+    assert [r.status for r in emulator.requests if r.method == "GET"] == [503]
+    assert not (tmp_path / "dest" / "x.bin").exists()
