@@ -122,3 +122,46 @@ def test_a_pull_waiting_out_a_retry_after_ends_on_a_ctrl_c_given_elsewhere(
     # The retry was never sent, nor anything pulled.
     assert [r.status for r in emulator.requests if r.method == "GET"] == [503]
     assert not (tmp_path / "dest" / "x.bin").exists()
+
+
+def test_a_trainer_s_second_ctrl_c_while_its_stop_waits_for_a_save_on_a_slow_disk(
+        tmp_path, monkeypatch):
+    """The trainer's handler takes the first Ctrl-C for a stop and raises on the second: a
+    main thread that waited for a save (half the grace, in ``stop_saved``; minutes where
+    ``train.grace_seconds`` is) acted on that second one only once the save was written."""
+    import torch
+
+    from test_stop30_slow_disk import SlowDisk
+    from trainer.state import Position
+    from trainer.stopping import StopFlag
+    from trainer.writer import BackgroundWriter, SaveJob
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    disk = SlowDisk(monkeypatch, str(logs))
+    writer = BackgroundWriter(str(logs))
+    state = {"format_version": 1, "model": {"w": torch.zeros(2)}, "optimizer": {}, "epoch": 1,
+             "config": {}}
+    job = SaveJob(state, ["autosave_00000003.pt"], Position(1, 3, 1))
+    stop, started = StopFlag(LONG), threading.Event()
+
+    def hold(taken: threading.Event, let_go: threading.Event) -> None:
+        writer.submit(job)
+        assert disk.began.wait(20)   # its write is under way, and waits for the disk
+        taken.set()
+        let_go.wait(20)
+        disk.ends()
+
+    def wait() -> None:
+        with stop.installed():
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)   # the first: a stop
+            assert stop.signalled
+            _say_started(started)
+            writer.wait(job, time.monotonic() + LONG / 2)
+
+    try:
+        _ends_while_held(hold, wait, started)
+    finally:
+        disk.ends()
+        assert writer.close(lambda: time.monotonic() + 20)
+    assert job.written and (logs / "autosave_00000003.pt").is_file()
