@@ -165,3 +165,46 @@ def test_a_trainer_s_second_ctrl_c_while_its_stop_waits_for_a_save_on_a_slow_dis
         disk.ends()
         assert writer.close(lambda: time.monotonic() + 20)
     assert job.written and (logs / "autosave_00000003.pt").is_file()
+
+
+def test_a_ctrl_c_while_the_image_cache_is_filled_stops_it(tmp_path, monkeypatch):
+    """``data.cache=ram``: the Ctrl-C, given to one of the cache's threads, was acted on
+    only once an image was done, and then every image of the dataset was decoded (the
+    executor's exit waited for its queue) before the KeyboardInterrupt left the run."""
+    from PIL import Image
+
+    from drivestage import pool
+    from trainer.data import cache
+
+    paths = []
+    for i in range(40):
+        path = tmp_path / f"{i}.png"
+        Image.new("RGB", (8, 8), (i, 0, 0)).save(path)
+        paths.append(str(path))
+    real, decoded, lock = cache.decode_fitted, [], threading.Lock()
+    started = threading.Event()
+
+    def decode(data, size, path=None):
+        with lock:
+            decoded.append(path)
+            first = len(decoded) <= 2
+            if len(decoded) == 2:
+                started.set()   # one image under way in each thread
+        if first:   # under way as the Ctrl-C comes: it ends once the fill was told to stop
+            for _ in range(2000):
+                try:
+                    pool.check()
+                except KeyboardInterrupt:
+                    break
+                threading.Event().wait(0.01)
+        return real(data, size, path)
+
+    monkeypatch.setattr(cache, "decode_fitted", decode)
+    other = _interrupted_elsewhere(started)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            cache.RamCache(paths, 32, threads=2)
+    finally:
+        started.set()
+        other.join(60)
+    assert len(decoded) == 2, f"{len(decoded)} images decoded after the Ctrl-C"

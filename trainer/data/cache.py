@@ -31,7 +31,6 @@ import os
 import shutil
 import struct
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence, Union
@@ -39,6 +38,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from drivestage import pool
 from drivestage.localfs import atomic_file, umask
 from trainer.data.images import (FIT_VERSION, decode_fitted, fitted_shape, header_size, open_regular,
                                  read_bytes)
@@ -109,14 +109,18 @@ def _threads(threads: Optional[int]) -> int:
 
 
 def _each(fn: Callable[[int], None], items: Iterable[int], threads: int) -> None:
-    """``fn`` on every item, on ``threads`` threads (decoding and hashing release the GIL)."""
+    """``fn`` on every item, on ``threads`` threads (decoding and hashing release the GIL);
+    raises the first item's error. A Ctrl-C stops it: no item starts after it
+    (:func:`drivestage.pool.each`). A ThreadPoolExecutor's map decoded every image of the
+    dataset first (minutes for a large one), and its wait slept through a Ctrl-C the kernel
+    gave one of its threads until an image was done."""
     if threads <= 1:
         for i in items:
             fn(i)
         return
-    with ThreadPoolExecutor(threads, thread_name_prefix="image-cache") as pool:
-        for _ in pool.map(fn, items):
-            pass
+    for got in pool.each(fn, list(items), threads, "image-cache"):
+        if isinstance(got, BaseException):
+            raise got
 
 
 class RamCache:
