@@ -208,3 +208,46 @@ def test_a_ctrl_c_while_the_image_cache_is_filled_stops_it(tmp_path, monkeypatch
         started.set()
         other.join(60)
     assert len(decoded) == 2, f"{len(decoded)} images decoded after the Ctrl-C"
+
+
+def test_a_call_waiting_for_another_thread_s_token_refresh(emulator_factory, local_state,
+                                                           tmp_path, monkeypatch):
+    """A notebook's call while the mirror's thread refreshes the token (the token server
+    slow to answer: up to the HTTP timeout, 120 s, and google-auth's retries) waited for
+    that refresh whatever Ctrl-C came."""
+    from drivestage.drive import connect
+    from test_auth import FRESH, TokenServer, _token_file
+
+    for name in ("DRIVESTAGE_API_ROOT", "DRIVESTAGE_TOKEN", "DRIVESTAGE_CREDENTIALS",
+                 "DRIVESTAGE_TOKEN_FILE", "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.delenv(name, raising=False)
+    emu = emulator_factory(token=FRESH)
+    emu.add_file("data/a.txt", b"hello")
+    server = TokenServer()
+    store = connect(api_root=emu.url,
+                    credentials=_token_file(tmp_path / "token.json", server.uri))
+    answer, started, answered = server.answer, threading.Event(), threading.Event()
+    late: list[bool] = []
+
+    def hold(taken: threading.Event, let_go: threading.Event) -> None:
+        def slow(form: dict):   # the token server has the refresh, and answers late
+            taken.set()
+            let_go.wait(20)
+            answered.set()
+            return answer(form)
+        server.answer = slow
+        assert store.resolve("data/a.txt").size == 5   # (expired: refreshed first)
+
+    def wait() -> None:
+        _say_started(started)
+        try:
+            store.resolve("data/a.txt")
+        finally:
+            late.append(answered.is_set())
+
+    try:
+        _ends_while_held(hold, wait, started)
+        assert late == [False], "the wait ended only once the token server answered"
+        assert store.resolve("data/a.txt").size == 5 and len(server.calls) == 1
+    finally:
+        server.stop()

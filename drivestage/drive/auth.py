@@ -33,6 +33,7 @@ from drivestage.drive.answers import well_formed_error
 from drivestage.drive.connections import (TokenRequest, bounded_connection, keys_stay_home,
                                           no_httplib2_auth)
 from drivestage.drive.resources import ResourceKeys
+from drivestage.interrupts import lock_wait
 from drivestage.errors import (AuthError, NoColabLoginError, NoCredentialsError,
                                ReauthRequiredError, TokenRevokedError, UsageError)
 from drivestage.localfs import atomic_write
@@ -74,7 +75,8 @@ class DriveCredentials:
         self.source = source            # human description, e.g. "service account x@y"
         self._refreshable = refreshable
         self._on_refresh = on_refresh
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()   # a refresh: held while the token server answers
+        self._sent_lock = threading.Lock()   # (so a request never waits for a refresh here)
         #: Called for every request sent with these credentials (the transport counts them).
         self.on_request: Optional[Callable[[], None]] = None
         #: Resource keys every request made with these credentials may need to carry.
@@ -121,6 +123,7 @@ class DriveCredentials:
     def refresh(self, http: Optional[httplib2.Http] = None,
                 stale_token: Optional[str] = None) -> None:
         """Get a new access token (once, even when several threads ask together)."""
+        lock_wait(self._lock)   # another thread's (a Ctrl-C ends it: interrupts.SLICE)
         with self._lock:
             if stale_token is not None and self.creds.token != stale_token:
                 return  # another thread refreshed already
@@ -142,7 +145,7 @@ class DriveCredentials:
         """Add the Authorization header."""
         token = self.creds.token
         if token:
-            with self._lock:
+            with self._sent_lock:
                 self._sent.add(str(token))
         headers["authorization"] = f"Bearer {token}"
 
@@ -150,7 +153,7 @@ class DriveCredentials:
         """``data`` (an error answer's body) with every token and secret these credentials
         hold or sent replaced: a server or proxy that repeats the request's Authorization
         header in its message must not get the token printed, logged or put in --json."""
-        with self._lock:
+        with self._sent_lock:
             secrets = set(self._sent)
         for name in ("token", "refresh_token", "client_secret"):
             value = getattr(self.creds, name, None)
