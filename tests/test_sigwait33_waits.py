@@ -251,3 +251,37 @@ def test_a_call_waiting_for_another_thread_s_token_refresh(emulator_factory, loc
         assert store.resolve("data/a.txt").size == 5 and len(server.calls) == 1
     finally:
         server.stop()
+
+
+def test_a_push_waiting_for_the_ids_another_thread_asks_drive_for(emulator, store,
+                                                                   local_state, monkeypatch):
+    """Ids for new files are asked of Drive under a lock held through the request's
+    retries (minutes when Drive asks to wait): another push on the same store (a notebook's
+    beside its Mirror, the trainer's branch record beside its uploader) waited for them."""
+    from drivestage.drive import retry
+    from drivestage.drive.ids import IdPool
+
+    pool = IdPool(store.transport, emulator.url)
+    emulator.faults.inject(method="GET", path=r"generateIds", status=503,
+                           reason="backendError", times=1)
+    started, answered = threading.Event(), threading.Event()
+    late: list[bool] = []
+
+    def hold(taken: threading.Event, let_go: threading.Event) -> None:
+        def backoff(seconds: float) -> None:   # Drive's wait before the retry: until let go
+            taken.set()
+            let_go.wait(20)
+            answered.set()
+        monkeypatch.setattr(retry, "_sleep", backoff)
+        assert pool.take_one()
+
+    def wait() -> None:
+        _say_started(started)
+        try:
+            pool.take(3)
+        finally:
+            late.append(answered.is_set())
+
+    _ends_while_held(hold, wait, started)
+    assert late == [False], "the wait ended only once the other thread had its ids"
+    assert len(pool.take(3)) == 3

@@ -38,6 +38,7 @@ from drivestage.drive.transport import Transport
 from drivestage.drive.upload import upload_file
 from drivestage.errors import (ChecksumMismatchError, DriveStageError, NotFoundError,
                                RemoteError, SourceChangedError)
+from drivestage.interrupts import lock_wait
 from drivestage.localfs import file_md5
 from drivestage.store import Md5Source, ProgressFn, RemoteEntry, RemoteStore
 
@@ -70,6 +71,7 @@ class IdPool:
 
     def take(self, n: int) -> list[str]:
         """``n`` ids (fewer, or none, when the server gives fewer or has no generateIds)."""
+        lock_wait(self._lock)   # another thread's request and its retries: see take_one
         with self._lock:
             while len(self._ids) < n and not self._off():
                 got = self._ask(min(MAX_PER_REQUEST, n - len(self._ids)))
@@ -90,6 +92,9 @@ class IdPool:
 
     def take_one(self) -> Optional[str]:
         """One id (asked :data:`FEW` at a time); None from a server without generateIds."""
+        # (Held while another thread asks Drive, retries included: minutes. A Ctrl-C given
+        # to another thread ends the main thread's wait: interrupts.SLICE.)
+        lock_wait(self._lock)
         with self._lock:
             if not self._ids and not self._off():
                 self._ids.extend(self._ask(FEW))
