@@ -46,7 +46,7 @@ from drivestage.extract.formats import compression
 from drivestage.extract.job import Job
 from drivestage.extract.members import Entry, NeedsData, zip_directory
 from drivestage.extract.overlapped import FALLBACK, Abandoned, Overlapped
-from drivestage.interrupts import BackgroundThread, Flag, deferred
+from drivestage.interrupts import SLICE, BackgroundThread, Flag, deferred, queue_get
 from drivestage.state import wait_settled
 from drivestage.store import ProgressFn
 
@@ -97,10 +97,17 @@ class _Reader:
                     break
                 self.md5.update(block)  # (hashlib lets go of the GIL for a block this big)
                 offset += len(block)
-                self._q.put(block)
-            self._q.put(None)
+                self._put(block)
+            self._put(None)
         except BaseException as exc:  # read by the extraction's next read()
-            self._q.put(exc)
+            self._put(exc)
+
+    def _put(self, item: Union[bytes, BaseException, None]) -> None:
+        while not self._stop.is_set():   # (once stopped, nobody takes it: close() waits not)
+            try:
+                return self._q.put(item, timeout=SLICE)
+            except queue.Full:
+                pass
 
     def read(self, n: int) -> memoryview:
         """At most ``n`` bytes, fewer at a block's end, none at the file's end."""
@@ -109,7 +116,7 @@ class _Reader:
                 raise self._error
             if self._ended:
                 return self._buf
-            item = self._q.get()
+            item = queue_get(self._q)   # (a Ctrl-C given elsewhere ends it: interrupts)
             if item is None:
                 self._ended = True
                 return self._buf
@@ -123,10 +130,7 @@ class _Reader:
 
     def exact(self, n: int) -> bytes:
         out = bytearray()
-        while len(out) < n:
-            got = self.read(n - len(out))
-            if not got:
-                break
+        while len(out) < n and (got := self.read(n - len(out))):
             out += got
         return bytes(out)
 
@@ -145,13 +149,8 @@ class _Reader:
         return self.md5.hexdigest()
 
     def close(self) -> None:
-        self._stop.set()
-        while self._thread.is_alive():  # a put() waiting for room: make some
-            try:
-                self._q.get(timeout=1)
-            except queue.Empty:
-                pass
-        self._thread.join()
+        self._stop.set()   # (its puts give up) A read that never ends (a hung mount): waited
+        self._thread.join(0.5)   # for a moment only; a Ctrl-C of the pull waited for good
 
 
 class _Stopped(Exception):
@@ -185,9 +184,7 @@ class _Writers:
         self.failed: Optional[BaseException] = None
         self.in_flight = 0
         self.threads = [BackgroundThread(self._run, "drivestage-write")
-                        for _ in range(_WRITERS)]
-        for t in self.threads:
-            t.start()
+                        for _ in range(_WRITERS)]   # started by the caller, inside its try
 
     def member(self, e: Entry) -> _Feed:
         """The next member (file order): a writer takes it once free."""
@@ -196,7 +193,7 @@ class _Writers:
             if len(self.todo) >= _PENDING:
                 # Until half have gone: woken once per 512 members, not once per member.
                 while len(self.todo) > _PENDING // 2 and self.failed is None:
-                    self.room.wait()
+                    self.room.wait(SLICE)   # (the main thread's: see interrupts.SLICE)
             self._raise()
             self.todo.append(feed)
             self.cond.notify_all()
@@ -213,7 +210,7 @@ class _Writers:
             block = memoryview(bytes(block))
         with self.cond:
             while self.in_flight > _IN_FLIGHT and self.failed is None:
-                self.cond.wait()
+                self.cond.wait(SLICE)   # (the main thread's: see interrupts.SLICE)
             self._raise()
             self.in_flight += len(block)
             feed.blocks.append(block)
@@ -453,6 +450,8 @@ class HashedPass:
                        key=lambda e: int(getattr(e.source, "header_offset", 0)))
         writers = _Writers(job.root, self.label, Progress(self._bar(sum(e.size for e in files))))
         try:
+            for t in writers.threads:   # (a Ctrl-C as the first starts: the first is stopped)
+                t.start()
             for e in files:
                 info: zipfile.ZipInfo = e.source  # type: ignore[assignment]
                 reader.skip_to(int(info.header_offset))

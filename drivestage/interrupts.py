@@ -27,6 +27,7 @@ import _thread
 import collections
 import itertools
 import operator
+import queue
 import signal
 import threading
 import time
@@ -193,6 +194,19 @@ def sleep(seconds: float) -> None:
         time.sleep(min(left, SLICE))
 
 
+def queue_get(q: "queue.Queue[T]") -> T:
+    """``q.get()``, in waits of :data:`SLICE` at most in the main thread (see there): a
+    ``pull -x`` of a local archive waited for its reading thread's next block for good
+    where the read did not end (a hung mount), whatever Ctrl-C came."""
+    if threading.current_thread() is not threading.main_thread():
+        return q.get()
+    while True:
+        try:
+            return q.get(timeout=SLICE)
+        except queue.Empty:
+            pass
+
+
 def lock_wait(lock: Any) -> None:
     """Wait until ``lock`` (a ``threading.Lock``) looks free, in short waits (see
     :data:`SLICE`), without taking it: the caller takes it with ``with`` (see the module
@@ -275,4 +289,4 @@ def deferred() -> Iterator[None]:
 
 
 __all__ = ["BackgroundThread", "Flag", "Monitor", "deferred", "flock_wait", "lock_wait",
-           "sleep", "start_thread"]
+           "queue_get", "sleep", "start_thread"]

@@ -9,6 +9,7 @@ until the timeout: the Ctrl-C was acted on only then.
 """
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -285,3 +286,46 @@ def test_a_push_waiting_for_the_ids_another_thread_asks_drive_for(emulator, stor
     _ends_while_held(hold, wait, started)
     assert late == [False], "the wait ended only once the other thread had its ids"
     assert len(pool.take(3)) == 3
+
+
+def test_a_pull_x_of_a_local_archive_whose_read_hangs_ends_on_a_ctrl_c(local_state, tmp_path,
+                                                                      monkeypatch):
+    """``pull /kaggle/input/x/set.zip data -x`` (one read that hashes and extracts), its
+    mount hung after a block: the main thread waited for the reading thread's next block
+    for good, whatever Ctrl-C came elsewhere; and, a Ctrl-C raised, its clean-up waited for
+    that read to end (a Ctrl-C held back meanwhile), so the pull never ended either."""
+    import drivestage.hashed_pass as hashed_pass
+    from drivestage.stage import pull
+    from test_attackpull26_hashed import _original, _zip
+
+    monkeypatch.setattr(hashed_pass, "CHUNK", 64 << 10)
+    archive = _original(tmp_path, _zip({f"m{i}": os.urandom(128 << 10) for i in range(4)}))
+    real, read, started = hashed_pass._Reader._block, hashed_pass._Reader.read, threading.Event()
+    hung, waits = threading.Event(), threading.Event()   # (hung set: it answers again)
+
+    def block(self, offset):
+        if offset >= 2 * hashed_pass.CHUNK:   # the mount hangs after two blocks
+            waits.set()
+            hung.wait(20)
+        return real(self, offset)
+
+    def reading(self, n):   # the extraction's read: it waits for the block that hangs
+        if waits.is_set() and not self._buf and self._q.empty():
+            started.set()
+        return read(self, n)
+
+    def hold(taken: threading.Event, let_go: threading.Event) -> None:
+        taken.set()
+        let_go.wait(20)
+        hung.set()
+
+    def wait() -> None:
+        pull(str(archive), str(tmp_path / "d"), extract=True, quiet=True)
+
+    monkeypatch.setattr(hashed_pass._Reader, "_block", block)
+    monkeypatch.setattr(hashed_pass._Reader, "read", reading)
+    try:
+        _ends_while_held(hold, wait, started)
+    finally:
+        hung.set()
+    assert os.listdir(tmp_path / "d") == [".drivestage"]   # nothing of it in DEST
