@@ -25,7 +25,7 @@ from typing import IO, Iterable, Optional, cast
 
 from drivestage.errors import ArchiveError, UnsafeArchiveError
 from drivestage.extract.formats import ArchiveFile, archive_kind, compression, open_archive
-from drivestage.extract.tarinfo import BoundedInfo
+from drivestage.extract.tarinfo import BoundedInfo, advice
 from drivestage.interrupts import deferred
 from drivestage.sizes import format_size
 
@@ -448,16 +448,14 @@ def _open_listing(archive: str, fd: int) -> tuple[str, object, list[Entry]]:
         tf = open_tar_stream(ArchiveFile(fd)) if compressed else tarfile.open(
             fileobj=cast(IO[bytes], ArchiveFile(fd)), mode="r:", tarinfo=BoundedInfo)
     except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
-        raise ArchiveError(f"cannot read the tar {archive}: {exc}; it is probably truncated or "
-                           "corrupt: make the archive again and upload it") from exc
+        raise ArchiveError(f"cannot read the tar {archive}: {exc}; {advice(exc)}") from exc
     try:
         try:
             entries = _tar_entries(tf, archive, not compressed, fd)
         except (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, OSError) as exc:
             if isinstance(exc, (ArchiveError, UnsafeArchiveError)):
                 raise
-            raise ArchiveError(f"cannot read the tar {archive}: {exc}; it is probably truncated "
-                               "or corrupt: make the archive again and upload it") from exc
+            raise ArchiveError(f"cannot read the tar {archive}: {exc}; {advice(exc)}") from exc
         # GNU sparse members have no single byte range: stream such a tar too.
         streamed = compressed or any(e.kind == "file" and e.raw_offset < 0 for e in entries)
         return ("stream" if streamed else "tar"), tf, entries

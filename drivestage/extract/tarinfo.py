@@ -29,7 +29,20 @@ _MAX_DIGITS = 1024
 #: counted, cost a few times the header's size at most. (The runs are found in one pass: a
 #: search for a run longer than the bound took time in the square of each run too.)
 _DIGIT_WORK = 1 << 22
-_RUNS = re.compile(rb"\d{21,}")
+_RUNS = re.compile(rb"\d{2,}")
+#: What one archive's extended headers may take to read in all (:func:`_cost`): 64 MiB, and
+#: 8 KiB more for each member listed. Each header is bounded, not their number: a tar.gz of
+#: a few MB, one near-1-MiB header per member, held the CPU for minutes while its member
+#: list was read (attackds32). Real tars take far less: GNU tar's pax format, with three
+#: extended attributes a file (a 300-byte one among them), 0.6 KB a member (1.2 K by
+#: :func:`_cost`); macOS's bsdtar, which writes each attribute twice, about 2.5 KB. The
+#: base is for a few odd large ones (a 1 MiB global comment, a resource fork). At the
+#: bound's worst, listing takes about 25 ms per MiB of it (0.2 ms a member).
+MAX_EXTENDED_BASE = 64 << 20
+MAX_EXTENDED_PER_MEMBER = 8 << 10
+#: What a pax record costs ``tarfile`` beyond its bytes (a regular expression's match and two
+#: decodes, about as long as reading 32 bytes of a long value).
+_RECORD_COST = 32
 #: The most keywords a member's pax headers (the archive's global ones with its own) may
 #: hold: ``tarfile`` goes through all of them for every member and kept a copy in each (a
 #: global header of 87,000 keywords, a few hundred KB of tar.gz, then a member per KB).
@@ -102,9 +115,10 @@ class BoundedInfo(tarfile.TarInfo):
         if max(runs, default=0) > _MAX_DIGITS:
             raise tarfile.ReadError(f"a {kind} header holds a run of more than {_MAX_DIGITS} "
                                     "digits, which no tar writes")
-        if sum(n * n for n in runs) > _DIGIT_WORK:
+        if sum(n * n for n in runs if n > 20) > _DIGIT_WORK:
             raise tarfile.ReadError(f"a {kind} header holds more long runs of digits than "
                                     "any tar writes")
+        _count_extended(tf, _cost(data, runs))
         real = tf.fileobj
         tf.fileobj = _Replay(real, data)
         setattr(tf, "_drivestage_chain", chain + 1)
@@ -168,6 +182,42 @@ class BoundedInfo(tarfile.TarInfo):
         _count_sparse(tf, len(numbers) // 2, done=True)
         next.offset_data = tf.fileobj.tell()
         next.sparse = list(zip(numbers[::2], numbers[1::2]))
+
+
+class ExtendedHeadersError(tarfile.ReadError):
+    """An archive whose extended headers take more to read than :data:`MAX_EXTENDED_BASE`
+    and :data:`MAX_EXTENDED_PER_MEMBER` allow (not a truncated or corrupt one)."""
+
+
+def advice(exc: BaseException) -> str:
+    """What to do about a tar that ``exc`` stopped the reading of."""
+    if isinstance(exc, ExtendedHeadersError):
+        return ("make it again without extended attributes (GNU tar --no-xattrs --no-acls, "
+                "bsdtar --no-xattrs --no-mac-metadata) or split it into smaller archives, "
+                "and upload it")
+    return "it is probably truncated or corrupt: make the archive again and upload it"
+
+
+def _cost(data: bytes, runs: list[int]) -> int:
+    """What reading the extended header ``data`` costs ``tarfile``, in bytes of a long value
+    that take as long: its records (many tiny ones took it 7 times as long as their bytes)
+    and its runs of digits (searched in time in the square of each on the Pythons the
+    module's docstring names: 20-digit ones, the longest allowed a number, 6 times)."""
+    return len(data) + _RECORD_COST * data.count(b"\n") + sum(n * n for n in runs) // 2
+
+
+def _count_extended(tf: Any, cost: int) -> None:
+    """Add ``cost`` to what ``tf``'s extended headers took, and refuse the archive once it is
+    past what its members listed so far allow."""
+    total = getattr(tf, "_drivestage_extended", 0) + cost
+    members = len(getattr(tf, "members", ()))
+    if total > MAX_EXTENDED_BASE + MAX_EXTENDED_PER_MEMBER * members:
+        raise ExtendedHeadersError(
+            f"its pax and GNU long-name headers take more to read than drivestage gives one "
+            f"archive ({MAX_EXTENDED_BASE >> 20} MiB, and "
+            f"{MAX_EXTENDED_PER_MEMBER >> 10} KiB a member: a tar writes a few hundred bytes "
+            f"a member), past it after {members:,} members")
+    setattr(tf, "_drivestage_extended", total)
 
 
 def _check_size(size: int) -> None:
