@@ -264,6 +264,7 @@ class Job:
         if self.occupied is None:
             return {}
         self.occupied.compare(self.root)
+        self.occupied.drop_copies(self.root)
         return self.occupied.adopted
 
     def close(self) -> None:

@@ -97,8 +97,8 @@ class Occupied:
 
     def compare(self, root: TempDir, recheck: bool = False) -> None:
         """Compare what :meth:`check` kept with the members as written in ``root``: the same
-        are adopted (their copies in ``root`` removed: the merge leaves DEST's file as it
-        is), anything else refused. ``recheck``: ask ``recorded`` again first (a while went
+        are adopted (their copies in ``root`` removed by :meth:`drop_copies`), anything
+        else refused. ``recheck``: ask ``recorded`` again first (a while went
         by since :meth:`check`: an earlier archive of a folder pull merged and stamped)."""
         if recheck and (self.maybe or self.pending):
             # (The pending too: one an earlier archive of the pull adopted and stamped since
@@ -119,8 +119,18 @@ class Occupied:
             raise self._refusal(differ)
         for path, rec in found.items():
             _executable(root.fd, self.dest, path, rec)
-            os.unlink(path, dir_fd=root.fd)
         self.adopted.update(found)
+
+    def drop_copies(self, root: TempDir) -> None:
+        """Remove the members adopted from ``root`` (under the merge lock, just before the
+        merge, which leaves DEST's files as they are). Kept until then: one the user touched
+        after it was compared (a new mtime, the same bytes) is compared again under the lock,
+        not refused as "other bytes" for want of the member to compare with (attackclob32)."""
+        for path in self.adopted:
+            try:
+                os.unlink(path, dir_fd=root.fd)
+            except FileNotFoundError:
+                pass
 
     def _still_adopted(self, path: str, st: os.stat_result) -> bool:
         rec = self.adopted.get(path)
