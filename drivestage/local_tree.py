@@ -9,6 +9,7 @@ disk is read.
 """
 from __future__ import annotations
 
+import logging
 import os
 import stat as _stat
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from typing import Sequence
 
 from drivestage.errors import UsageError
 from drivestage.paths import exclude_pattern, is_reserved, matches, printable
+
+log = logging.getLogger(__name__)
 
 #: Never mirrored: hidden temporary files (someone's atomic write in progress, e.g. the
 #: trainer's checkpoints), partial downloads (download.py) and partial directory-store
@@ -41,6 +44,8 @@ class LocalTree:
     folders: list[str] = field(default_factory=lambda: [""])   # relative, parents first
     files: list[LocalFile] = field(default_factory=list)
     skipped_links: list[str] = field(default_factory=list)     # relative paths, sorted
+    #: FIFOs, sockets and devices the filters let through, not sent (relative, in walk order).
+    special: list[str] = field(default_factory=list)
     #: The folders a push makes on the store, parents first (:func:`made`); ``folders`` is
     #: every folder of SRC the filters let through, what ``--delete`` leaves on the store.
     made: list[str] = field(default_factory=lambda: [""])
@@ -87,6 +92,18 @@ def _unicode(src: str, rel: str, name: str) -> None:
         ) from None
 
 
+def say_special(special: Sequence[str], where: str, verb: str) -> None:
+    """One warning for the FIFOs, sockets and devices ``special`` (paths relative to
+    ``where``) a walk left out: a push or pull of a folder holding one said nothing, and
+    the file was only missing from its count."""
+    if special:
+        n, first = len(special), os.path.join(where, *special[0].split("/"))
+        log.warning("skipped %s of %s that %s not a regular file or folder (a FIFO, socket "
+                    "or device: no data to %s)%s %s", "1 item" if n == 1 else f"{n} items",
+                    where, "is" if n == 1 else "are", verb, ":" if n == 1 else ", the first",
+                    first)
+
+
 def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
          follow_symlinks: bool = False) -> LocalTree:
     """The folders and files of ``src`` that a push sends (see the module's rules)."""
@@ -130,8 +147,11 @@ def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
                 tree.folders.append(rel)
                 visit(child.path, rel)
                 continue
-            if not _stat.S_ISREG(st.st_mode) or not wanted(rel, include, exclude):
-                continue  # FIFOs, sockets, devices: reading one could block forever
+            if not wanted(rel, include, exclude):
+                continue
+            if not _stat.S_ISREG(st.st_mode):
+                tree.special.append(rel)  # (never opened: a FIFO's read could block forever)
+                continue
             if link and not follow_symlinks and \
                     not _inside(os.path.realpath(child.path), root):
                 tree.skipped_links.append(rel)

@@ -116,6 +116,8 @@ class LocalDirStore(RemoteStore):
         self._fuse: Optional[frozenset[int]] = None  # read at the first vouch
         #: Files listed without their md5 (:meth:`defer_md5`): what reads them hashes them.
         self._deferred: set[str] = set()
+        #: The FIFOs, sockets and devices :meth:`list` left out (ids): a pull says so once.
+        self.special: list[str] = []
 
     def __repr__(self) -> str:
         return f"LocalDirStore({self.root!r})"
@@ -286,7 +288,8 @@ class LocalDirStore(RemoteStore):
             except FileNotFoundError:
                 continue  # removed meanwhile, or a dangling link
             if not (_stat.S_ISREG(child_st.st_mode) or _stat.S_ISDIR(child_st.st_mode)):
-                continue  # FIFOs, sockets, devices: reading one could block forever
+                self.special.append(child_rel)  # (a FIFO's read could block forever)
+                continue
             out.append(self._entry(child_rel, child_st, child.path))
         return out
 

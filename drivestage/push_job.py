@@ -11,7 +11,7 @@ from drivestage import extra, other_runs, pool, pruning, push_room, run_folders,
     snapshots
 from drivestage.errors import DriveStageError, MovedAwayError, NotFoundError, \
     PermissionDeniedError, QuotaExceededError, UsageError
-from drivestage.local_tree import LocalFile, LocalTree, walk
+from drivestage.local_tree import LocalFile, LocalTree, say_special, walk
 from drivestage.localdir import LocalDirStore
 from drivestage.locks import Held, locked, more
 from drivestage.lost_mounts import delete_held_back, retention_held_back
@@ -74,6 +74,7 @@ class PushJob:
         store, self.path = self.store, path
         tree = walk(src, self.include, self.exclude, follow_symlinks=follow_symlinks)
         self.result.skipped_links = tree.skipped_links
+        say_special(tree.special, src, "send")
         links = tree.skipped_links
         if links:
             log.warning("skipped %d link%s that lead outside SRC, to a folder or nowhere (%s); "

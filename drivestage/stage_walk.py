@@ -14,6 +14,7 @@ from drivestage import partials, stamps, temps
 from drivestage.errors import DownloadRestrictedError, DuplicateNameError, NotFoundError, \
     RemoteError, ShortcutCycleError
 from drivestage.extract.validation import is_reserved
+from drivestage.local_tree import say_special
 from drivestage.localdir import LocalDirStore
 from drivestage.paths import exclude_pattern, matches
 from drivestage.pool import each
@@ -115,7 +116,19 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
     # Tree order: a folder's files, then its subfolders' (sorted name tuples do exactly that).
     for names in sorted(placed):
         items.extend(placed[names])
+    if isinstance(store, LocalDirStore):
+        _say_special(store, folder, include, exclude)
     return items, skipped, listed
+
+
+def _say_special(store: LocalDirStore, folder: RemoteEntry, include: Sequence[str],
+                 exclude: Sequence[str]) -> None:
+    """The FIFOs, sockets and devices of a local folder pulled that the globs select, said
+    once (its listings left them out)."""
+    top = folder.id + "/" if folder.id else ""
+    inside = sorted(rel[len(top):] for rel in store.special if rel.startswith(top))
+    say_special([rel for rel in inside if not matches(rel, exclude) and
+                 (not include or matches(rel, include))], store.describe(folder), "copy")
 
 
 def _staged(child: RemoteEntry, name: str, folder: str, extract: bool = False) -> bool:
