@@ -270,11 +270,14 @@ class UserFilesError(DestChangedError):
     bytes: nothing was extracted (``--force`` replaces them). Said as it is, never retried.
     ``first``: the first such path (relative to ``dest``), ``count``: how many; ``advice``
     (what to do) in place of ``pull --force``'s, ``key``: the setting that pulled it (the
-    trainer's ``data.drive_zip``), said first."""
+    trainer's ``data.drive_zip``), said first; ``partly``: the archive's other members were
+    extracted (a folder pull's archive that left the files to one pulled after it, which
+    does not have them: :func:`drivestage.stamps.left_over`)."""
 
     def __init__(self, archive: str, dest: str, first: str, count: int,
-                 advice: str | None = None, key: str = ""):
+                 advice: str | None = None, key: str = "", partly: bool = False):
         self.archive, self.dest, self.first, self.count = archive, dest, first, count
+        self.partly = partly
         super().__init__((f"{key}: " if key else "") + self.line(advice))
 
     def line(self, advice: str | None = None) -> str:
@@ -287,8 +290,9 @@ class UserFilesError(DestChangedError):
                 f"bytes: {where}" if one else
                 f"{self.count} files in {self.dest} that are not from an extraction and "
                 f"hold other bytes, the first {where}")
-        return (f"{os.path.basename(self.archive)} would replace {what}; nothing of it was "
-                f"extracted: {advice}")
+        done = "its other members were" if self.partly else "nothing of it was"
+        return (f"{os.path.basename(self.archive)} would replace {what}; {done} extracted: "
+                f"{advice}")
 
 
 class DiskSpaceError(DriveStageError, OSError):

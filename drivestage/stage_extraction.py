@@ -144,6 +144,10 @@ class Extraction:
                         _count(len(left), "member"), src, "was" if len(left) == 1 else "were",
                         "it" if len(left) == 1 else "them", dest, left[0])
         self.stamp.update(members=[m.to_json() for m in result.members], stale=[])
+        if result.left:   # (the pull fails unless an archive after it takes them)
+            self.stamp["left"] = result.left
+        else:
+            self.stamp.pop("left", None)
         missing = stamps.not_in_place(dest, result.members)
         if missing is not None:   # (the other archive of its folder that merged after it?)
             missing = stamps.not_in_place(dest, result.members,

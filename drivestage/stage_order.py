@@ -46,6 +46,7 @@ class MergeOrder:
     def __init__(self, order: Sequence[int], names: Sequence[tuple[str, str]]):
         self._lock = Monitor()
         self._before = {index: list(order[:rank]) for rank, index in enumerate(order)}
+        self._last = order[-1] if order else None
         self._names = names
         self._members: dict[int, _Members] = {}
         self._done: set[int] = set()
@@ -58,6 +59,11 @@ class MergeOrder:
             return None
         self._dests[index] = os.path.abspath(dest)
         return Turn(self, index, dest)
+
+    def later(self, index: int) -> bool:
+        """Whether an archive of the pull merges after archive ``index`` (its member list
+        may not be known yet: a tar's, before it is downloaded)."""
+        return index in self._before and index != self._last
 
     def listed(self, index: int, members: _Members) -> None:
         """Archive ``index``'s member list is known."""
@@ -143,6 +149,10 @@ class Turn:
     def wait(self) -> None:
         """Until the merge may begin (see :meth:`MergeOrder.wait`)."""
         self._order.wait(self._index)
+
+    def later(self) -> bool:
+        """Whether another archive of the pull merges after this one."""
+        return self._order.later(self._index)
 
     def judge(self, records: Sequence[MemberRecord]) -> None:
         """Before a staged archive's members (``records``, its stamp's) are judged in place:

@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional, Sequence
 
 from drivestage import download as dl
 from drivestage import partials, stamps
-from drivestage.errors import DownloadQuotaError, LocalFileError, UsageError
+from drivestage.errors import DownloadQuotaError, LocalFileError, UsageError, UserFilesError
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
 from drivestage.pool import each
@@ -126,8 +126,8 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     # Archives that share a path merge one after the other, in the order they are staged
     # (small files first, each group by name): the later one holds the path.
     staging = small + [i for i in range(len(items)) if i not in small]
-    order = MergeOrder([i for i in staging if extract and _is_archive(items[i])],
-                       [(it.src, exclude_pattern(_inside(root, it))) for it in items])
+    archives = [i for i in staging if extract and _is_archive(items[i])]
+    order = MergeOrder(archives, [(it.src, exclude_pattern(_inside(root, it))) for it in items])
     current = stamps.Listed({it.entry.id: it.entry.md5 for it in items},
                             {it.entry.id: it.folder for it in items},
                             {items[i].entry.id: rank for rank, i in enumerate(staging)})
@@ -189,9 +189,22 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     finally:
         bar.close()
     _drop_orphan_partials(root, listed)
+    _refuse_left([items[i] for i in archives], current)
     return FolderPullResult(src=src, path=root, dest=dest, id=folder.id,
                             files=[results[i] for i in range(len(items))], skipped=skipped,
                             seconds=round(time.monotonic() - began, 3))
+
+
+def _refuse_left(archives: list[Item], current: stamps.Listed) -> None:
+    """Refuse the pull when an archive left paths (the user's files there hold other bytes
+    than its members: :mod:`drivestage.extract.occupied`) that no archive after it took:
+    named as that archive would have refused them. The last such archive is named: the one
+    whose members would land there. Its stamp is not in place: the rerun judges it again."""
+    for it in reversed(archives):
+        stamp = stamps.own(it.folder, os.path.basename(it.target), it.entry.id)
+        left = stamps.left_over(it.folder, stamp, current) if stamp is not None else []
+        if left:
+            raise UserFilesError(it.src, it.folder, min(left), len(left), partly=True)
 
 
 def _refuse_into_itself(store: RemoteStore, folder: RemoteEntry, src: str, dest: str,

@@ -341,6 +341,9 @@ def missing_member(dest: str, stamp: Stamp, current: Optional[Listed] = None
     if not stamp.get("extracted"):
         return ""
     if stamp.get("version") == VERSION:
+        left = left_over(dest, stamp, current)
+        if left:
+            return left[0]
         shown = stamp.get("_shown_ns")
         missing = not_in_place(dest, records(stamp), shown=shown)
         if missing is None:
@@ -355,6 +358,15 @@ def missing_member(dest: str, stamp: Stamp, current: Optional[Listed] = None
         if st is None or (size >= 0 and (not stat.S_ISREG(st.st_mode) or st.st_size != size)):
             return rel
     return None
+
+
+def left_over(dest: str, stamp: Stamp, current: Optional[Listed] = None) -> list[str]:
+    """The member paths ``stamp``'s extraction left to an archive pulled after it
+    (:mod:`drivestage.extract.occupied`) that no such archive of ``current`` records: the
+    user's file there is still to be judged (every one, without a folder pull's listing)."""
+    left = [str(p) for p in _rows(stamp, "left")]
+    wrote = siblings_wrote(dest, stamp, current) if left else {}
+    return [p for p in left if p not in wrote]
 
 
 def taken(dest: str, stamp: Stamp, current: Optional[Listed] = None) -> Optional[str]:

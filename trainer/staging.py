@@ -212,7 +212,7 @@ def _own_files(cfg: Config) -> Iterator[None]:
                              + ([] if d.keep_archive else ["--remove-archive"]))
         raise UserFilesError(exc.archive, exc.dest, exc.first, exc.count,
                              f"move {them} away, or replace {them} with `{command}`; then "
-                             "start again", key="data.drive_zip") from None
+                             "start again", key="data.drive_zip", partly=exc.partly) from None
 
 
 @contextlib.contextmanager

@@ -44,6 +44,10 @@ class Turn(Protocol):
         """Until this merge may begin (raises when it cannot: another archive's folder
         where this one has a file)."""
 
+    def later(self) -> bool:
+        """Whether another archive of the pull merges after this one (which may have the
+        same paths: :attr:`Occupied.left`)."""
+
 
 class Job:
     """The extraction of ``archive`` into ``dest``; its temporary folder is ``root`` once
@@ -71,7 +75,8 @@ class Job:
                  recorded: Optional[Recorded] = None):
         self.archive = label or archive  # what messages call it (not a partial's name)
         self.dest = os.path.abspath(dest)
-        self.occupied = Occupied(self.archive, self.dest, recorded) \
+        self.occupied = Occupied(self.archive, self.dest, recorded,
+                                 leave=turn is not None and turn.later()) \
             if recorded is not None else None
         inside = (os.path.relpath(os.path.abspath(p), self.dest).replace(os.sep, "/")
                   for p in [archive, *protected])
@@ -194,22 +199,30 @@ class Job:
         with merge_lock(self.lock_dir):
             self._check_dest(self.entries, written=True)
             adopted = self._adopted()
+            left = self.occupied.left if self.occupied is not None else set()
             if self.occupied is not None:   # (a kill from here on: see .occupied)
                 note_merging(self.dest, self.archive, [e.path for e in self.entries
                                                        if e.kind != "dir" and
-                                                       e.path not in adopted])
+                                                       e.path not in adopted and
+                                                       e.path not in left])
             merge(self.archive, self.root, self.dest,
                   sorted({e.path.split("/", 1)[0] for e in self.entries
-                          if e.path not in adopted}), owned=self.owned)
+                          if e.path not in adopted and e.path not in left}), owned=self.owned)
+        if left:
+            records = [r for r in records if r.path not in left]
+            log.info("%d of the members of %s were left as DEST holds them (%s, …): another "
+                     "archive pulled after it has them too", len(left), self.archive,
+                     min(left))
         if adopted:
             records = [adopted.get(r.path, r) for r in records]
             log.info("%d of the members of %s were in %s already, with the same bytes: "
                      "kept as they are", len(adopted), self.archive, self.dest)
         if self.kept:  # the whole list, in archive order: what was written and what was kept
             written = {r.path: r for r in records}
-            records = [self.kept.get(e.path) or written[e.path] for e in self.final]
+            records = [self.kept.get(e.path) or written[e.path] for e in self.final
+                       if e.path not in left]
         return ExtractResult(archive=self.archive, dest=self.dest, members=records,
-                             kept=len(self.kept) + len(adopted))
+                             kept=len(self.kept) + len(adopted), left=sorted(left))
 
     def _listed(self) -> None:
         """Tell the turn the final member list (every member, the kept ones too: they are

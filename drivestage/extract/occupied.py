@@ -18,6 +18,14 @@ does not list is
   file): :class:`~drivestage.errors.UserFilesError`, nothing merged. What is certain from
   the member list (another size or kind) is refused before anything is written.
 
+In a folder pull, an archive that another one merges after (:mod:`drivestage.stage_order`)
+**leaves** a file or link member's path where DEST holds something else (:attr:`Occupied.
+left`): neither written nor recorded. The later archive that has the path too writes over
+it, so it judges what is there: adopts it when it is its member (the user unzipped a.zip,
+then b.tgz over it, by hand: ``ds/s.txt`` holds b's bytes, and a.zip refused it), refuses it
+otherwise. The stamp says what was left, and the pull fails when no later archive took it
+(:func:`drivestage.stamps.left_over`).
+
 A first extraction into a place that holds none of the archive's paths costs nothing more:
 ``recorded`` is asked only when there are some.
 
@@ -55,8 +63,13 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 class Occupied:
     """The user's files an extraction of ``archive`` into ``dest`` meets (see the module)."""
 
-    def __init__(self, archive: str, dest: str, recorded: Recorded):
+    def __init__(self, archive: str, dest: str, recorded: Recorded, leave: bool = False):
         self.archive, self.dest, self.recorded = archive, dest, recorded
+        #: Whether a file or link member that is not what DEST holds is left (see the module).
+        self.leave = leave
+        #: The paths left so.
+        self.left: set[str] = set()
+        self._tree: Mapping[str, Entry] = {}   # (the member list, by path, check() saw)
         #: Paths of DEST adopted as members, with their records (DEST's files as they are).
         self.adopted: dict[str, MemberRecord] = {}
         #: Paths that may hold the member (a file of its size, a link): compared once written.
@@ -76,7 +89,8 @@ class Occupied:
         paths = [p for p in occupied if p not in skip]
         ours = set(self.recorded(paths)) if paths else set()
         differ: list[str] = []
-        self.maybe, self.pending = {}, []
+        self.maybe, self.pending, self.left = {}, [], set()
+        self._tree = tree
         for path in paths:
             st = occupied[path]
             if path in ours or self._still_adopted(path, st):
@@ -85,10 +99,11 @@ class Occupied:
                 self.maybe[path] = st
             else:
                 differ.append(path)
+        differ = self._leave(differ)
         if differ:
             verdicts = {p: _differs(self.dest, p, st, tree[p], written)
                         for p, st in self.maybe.items()}
-            differ += [p for p, verdict in verdicts.items() if verdict]
+            differ += self._leave([p for p, verdict in verdicts.items() if verdict])
             if None in verdicts.values():   # (only before a tar's members are written)
                 self.maybe = {p: self.maybe[p] for p, v in verdicts.items() if v is None}
                 self.pending = differ
@@ -115,6 +130,7 @@ class Occupied:
             else:
                 found[path] = rec
         self.maybe = {}
+        differ = self._leave(differ)
         if differ:
             raise self._refusal(differ)
         for path, rec in found.items():
@@ -126,11 +142,21 @@ class Occupied:
         merge, which leaves DEST's files as they are). Kept until then: one the user touched
         after it was compared (a new mtime, the same bytes) is compared again under the lock,
         not refused as "other bytes" for want of the member to compare with (attackclob32)."""
-        for path in self.adopted:
+        for path in [*self.adopted, *self.left]:
             try:
                 os.unlink(path, dir_fd=root.fd)
             except FileNotFoundError:
                 pass
+
+    def _leave(self, differ: list[str]) -> list[str]:
+        """Of ``differ``, what :attr:`left` cannot take (all of it, unless :attr:`leave`)."""
+        if not self.leave or not differ:
+            return differ
+        targets = {e.target for e in self._tree.values() if e.kind == "hardlink"}
+        leavable = {p for p in differ if self._tree[p].kind in ("file", "symlink")
+                    and p not in targets}
+        self.left.update(leavable)
+        return [p for p in differ if p not in leavable]
 
     def _still_adopted(self, path: str, st: os.stat_result) -> bool:
         rec = self.adopted.get(path)

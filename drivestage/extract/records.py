@@ -61,6 +61,9 @@ class ExtractResult:
     members: list[MemberRecord] = field(default_factory=list)
     #: How many of ``members`` were in place already and not written (``extract(kept=)``).
     kept: int = 0
+    #: Member paths not written nor recorded, where DEST holds another file that an archive
+    #: of the pull merged after this one may hold (see :class:`~.occupied.Occupied`).
+    left: list[str] = field(default_factory=list)
 
     @property
     def paths(self) -> list[str]:
