@@ -199,10 +199,12 @@ def _refuse_left(archives: list[Item], current: stamps.Listed) -> None:
     """Refuse the pull when an archive left paths (the user's files there hold other bytes
     than its members: :mod:`drivestage.extract.occupied`) that no archive after it took:
     named as that archive would have refused them. The last such archive is named: the one
-    whose members would land there. Its stamp is not in place: the rerun judges it again."""
+    whose members would land there. Its stamp is not in place: the rerun judges it again
+    (and writes a path that nothing holds now: a later archive's update took it away)."""
     for it in reversed(archives):
         stamp = stamps.own(it.folder, os.path.basename(it.target), it.entry.id)
         left = stamps.left_over(it.folder, stamp, current) if stamp is not None else []
+        left = [p for p in left if os.path.lexists(os.path.join(it.folder, *p.split("/")))]
         if left:
             raise UserFilesError(it.src, it.folder, min(left), len(left), partly=True)
 
