@@ -92,10 +92,19 @@ def _unicode(src: str, rel: str, name: str) -> None:
         ) from None
 
 
+#: What :func:`say_special` said last, by place: a mirror pushes every period, and said
+#: the same line every time.
+_SAID: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
 def say_special(special: Sequence[str], where: str, verb: str) -> None:
     """One warning for the FIFOs, sockets and devices ``special`` (paths relative to
-    ``where``) a walk left out: a push or pull of a folder holding one said nothing, and
-    the file was only missing from its count."""
+    ``where``) a walk left out, unless the same were said of ``where`` last time: a push or
+    pull of a folder holding one said nothing, and the file was only missing from its count."""
+    key, now = (os.path.abspath(where), verb), tuple(special)
+    if _SAID.get(key, ()) == now:
+        return
+    _SAID[key] = now
     if special:
         n, first = len(special), os.path.join(where, *special[0].split("/"))
         log.warning("skipped %s of %s that %s not a regular file or folder (a FIFO, socket "

@@ -43,6 +43,10 @@ def test_a_push_says_once_what_special_files_it_skipped(tmp_path, src):
         f"{WARNING}skipped 2 items of {src} that are not a regular file or folder (a FIFO, socket or "
         f"device: no data to send), the first {src / 'null'}"]
     assert tree(dest) == {"a.txt": b"a", "sub/b.txt": b"b"}
+    # Pushed again (a mirror's next period, in this process): not said again.
+    code, out, err = _cli.run("push", str(src), str(dest))
+    assert code == 0, err
+    assert _warnings(err) == []
 
 
 @pytest.mark.parametrize("exclude", [[], ["--exclude", "pipe"]])
