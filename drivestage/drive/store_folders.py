@@ -13,8 +13,8 @@ trashed the run folders Colab's runs had marked. Any editor may set or remove a 
 property: a forged mark keeps a folder that ``--delete`` would have removed (and leaves its
 checkpoint-named files to that run's push), a removed one leaves the PRIVATE mark for its
 own app. The properties go with the folder's ``files.insert`` where a run's push makes it
-(no request more), and by one ``files.patch`` on a folder made before
-(:meth:`FolderMaking.mark_run_folder`); listings and gets show them
+(no request more), and by a ``properties.insert`` each on a folder made before, which is
+then read back (:meth:`FolderMaking.mark_run_folder`); listings and gets show them
 (:attr:`~drivestage.store.RemoteEntry.run_mark`). ``drivestage runs forget`` removes both
 (``properties.delete``; another app's PRIVATE one only that app can remove).
 """
@@ -28,8 +28,8 @@ from drivestage.drive import answers, folders
 from drivestage.drive.ids import Creates
 from drivestage.drive.resources import RUN_MARK, DriveEntry, run_marked
 from drivestage.drive.transport import Transport
-from drivestage.errors import DanglingShortcutError, DriveStageError, NotFoundError, \
-    PermissionDeniedError, UsageError
+from drivestage.errors import DanglingShortcutError, DriveStageError, MalformedAnswerError, \
+    NotFoundError, PermissionDeniedError, UsageError
 from drivestage.store import RemoteEntry
 
 log = logging.getLogger("drivestage.drive.store")
@@ -89,6 +89,7 @@ class FolderMaking:
             # The PUBLIC one first: half a mark (an outage between the two) must be one every
             # client sees. The PRIVATE one alone showed this app a mark, and another OAuth
             # client's --delete none: it trashed the run (attackds32).
+            meant = "PUBLIC"
             try:
                 insert(MARK_PROPERTIES[1])
             except DriveStageError as exc:
@@ -98,6 +99,7 @@ class FolderMaking:
                 if failure is None or failure.reason != "propertyCountLimitExceeded":
                     raise
                 insert(MARK_PROPERTIES[0])
+                meant = "PRIVATE"
                 log.warning("marked %s as a run folder for this OAuth client only: it holds "
                             "as many public properties as Drive allows (%s); a machine "
                             "signed in with another client knows it by its records alone",
@@ -110,7 +112,7 @@ class FolderMaking:
                     # none sets this app's own, which only no other app could clear).
                     log.info("marked %s as a run folder by its public property only (%s)",
                              where, exc)
-            self._marks_asked[folder.id] = True
+            self._check_marked(folder, where, meant)
             return True
 
         def unmark(visibility: str) -> None:
@@ -126,6 +128,27 @@ class FolderMaking:
             self.call(f"clear the run-folder mark of {where}", functools.partial(unmark, visibility))
         self._marks_asked.pop(folder.id, None)
         return True
+
+    def _check_marked(self, folder: RemoteEntry, where: str, visibility: str) -> None:
+        """The folder read back after its mark's inserts: it must show the mark of
+        ``visibility`` (the PUBLIC one: what another OAuth client's ``--delete`` sees). A
+        server or proxy that answered 200 and kept nothing left the run unmarked without a
+        word, and a fresh VM's ``mirror --delete`` trashed it (attacksync33). One request,
+        once per folder marked."""
+        res = self.call(f"read the properties of {where}", lambda: (
+            self.transport.files().get(fileId=folder.id, supportsAllDrives=True,
+                                       fields="properties(key,visibility)")
+            .execute(http=self.transport.http())))
+        props = res.get("properties") if isinstance(res, dict) else None
+        kept = isinstance(props, list) and any(
+            isinstance(p, Mapping) and p.get("key") == RUN_MARK
+            and p.get("visibility") == visibility for p in props)
+        self._marks_asked[folder.id] = run_marked(res if isinstance(res, dict) else {})
+        if not kept:
+            raise MalformedAnswerError(
+                f"Drive answered the {visibility} mark's properties.insert on {where}, but the "
+                "folder read back shows no such mark: check --api-root / DRIVESTAGE_API_ROOT "
+                "and any proxy or cache between you and Drive")
 
     def run_marked(self, folder: RemoteEntry) -> bool:
         """Whether ``folder`` carries the mark, by one ``files.get`` of its properties alone
