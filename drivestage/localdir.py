@@ -48,6 +48,7 @@ from drivestage.localfs import file_md5, fuse_devices
 from drivestage.lost_mounts import LOST_MOUNT, lost_mount, lost_mount_message
 from drivestage.paths import StorePath, exclude_pattern
 from drivestage.state import Md5Cache, settled, wait_settled
+from drivestage.temps import shown
 from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
@@ -357,7 +358,7 @@ class LocalDirStore(RemoteStore):
             local = file_md5(local_path)
         if entry.md5 is not None and entry.md5 != local:
             raise ChecksumMismatchError(
-                f"{self.describe(entry)} does not match {local_path} after the copy (md5 "
+                f"{self.describe(entry)} does not match {shown(local_path)} after the copy (md5 "
                 f"{entry.md5}, local {local}); run the push again", expected=local,
                 got=entry.md5)
         if md5_cache is not None:
@@ -418,8 +419,8 @@ class LocalDirStore(RemoteStore):
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             free = shutil.disk_usage(self.root).free
             return QuotaExceededError(
-                f"no space left for {local_path} ({size} bytes) in {target}: {free} bytes free; "
-                "free some space (empty the trash too) or prune old checkpoints",
+                f"no space left for {shown(local_path)} ({size} bytes) in {target}: {free} "
+                "bytes free; free some space (empty the trash too) or prune old checkpoints",
                 needed=size, free=free)
         lost = lost_mount(target) if exc.errno in LOST_MOUNT else None
         if lost is not None:  # (a write names no file: said here, not by the CLI)

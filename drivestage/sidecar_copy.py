@@ -19,7 +19,7 @@ import tempfile
 from contextlib import contextmanager
 from typing import BinaryIO, Callable, Iterator, Optional, Sequence, Union
 
-from drivestage import sidecar
+from drivestage import sidecar, temps
 from drivestage.errors import LocalFileError
 from drivestage.interrupts import deferred
 from drivestage.store import RemoteEntry
@@ -64,9 +64,11 @@ def private(path: str, data: Union[bytes, Callable[[BinaryIO], None]]) -> Iterat
     try:
         with deferred():  # a Ctrl-C as it returned left the copy in $TMPDIR
             copy = _private_copy(path, data)
+            temps.stand_for(copy, path)
         yield copy
     finally:
         if copy is not None:
+            temps.stand_for(copy, None)
             fd = _IN_MEMORY.pop(copy, None)
             os.unlink(copy) if fd is None else os.close(fd)
 

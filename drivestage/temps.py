@@ -111,3 +111,23 @@ def _alive(pid: int) -> bool:
     except (PermissionError, OverflowError):
         return True  # another user's process (or a pid past the system's range: keep it)
     return True
+
+
+#: Private copies a push sends in place of a file (a checked sidecar, a log that kept
+#: changing: :mod:`drivestage.sidecar_copy`), and the file each stands for.
+_stands_for: dict[str, str] = {}
+
+
+def stand_for(copy: str, path: Optional[str]) -> None:
+    """Messages about ``copy`` name ``path`` instead (None: no more)."""
+    if path is None:
+        _stands_for.pop(copy, None)
+    else:
+        _stands_for[copy] = path
+
+
+def shown(path: str) -> str:
+    """``path`` as a message names it: the file a private copy stands for. An upload refused
+    named ``/tmp/.drivestage-sidecar-4711-x8k2.json``, which the user never made and which
+    is gone once the push ends (attacksync33)."""
+    return _stands_for.get(path, path)

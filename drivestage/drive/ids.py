@@ -29,7 +29,7 @@ import os
 import threading
 from typing import Any, Callable, Container, Iterable, Mapping, Optional, Sequence
 
-from drivestage import sidecar
+from drivestage import sidecar, temps
 from drivestage.create_ids import CreateIds
 from drivestage.drive import answers, provenance
 from drivestage.drive.resources import FOLDER_MIME, entry_from_resource
@@ -285,7 +285,7 @@ class Creates:
             or file_md5(local_path)
         if local != made.md5:
             return None   # changed here since: sent as a new file
-        where = f"{local_path} -> {name}"
+        where = f"{temps.shown(local_path)} -> {name}"
         res = _ours(get, made.id, folder_id, name, where)
         entry = entry_from_resource(res, where) if res is not None else None
         if entry is None or entry.md5 != local:
@@ -306,7 +306,7 @@ class Creates:
                                file_id=with_id)
         if file_id is None:
             return send(None)
-        where = f"{local_path} -> {name}"
+        where = f"{temps.shown(local_path)} -> {name}"
         first = True
         while True:
             try:

@@ -29,7 +29,7 @@ import os
 import time
 from typing import Any, Callable, Optional, TypeVar
 
-from drivestage import pool
+from drivestage import pool, temps
 from drivestage.drive import answers, provenance
 from drivestage.drive.media import HashingMedia
 from drivestage.drive.resources import entry_from_resource
@@ -131,21 +131,21 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
         if entry.md5 != local_md5:
             mismatches += 1
             log.warning("md5 mismatch after uploading %s: Drive has %s, local %s",
-                        local_path, entry.md5, local_md5)
+                        temps.shown(local_path), entry.md5, local_md5)
             if mismatches >= 2 and replace is not None and entry.md5 == replace.md5:
                 # The update never took: the file holds its old bytes, whole. Deleted, a
                 # sidecar would take the checkpoint it vouches for with it.
                 raise ChecksumMismatchError(
                     f"Drive kept the old version of {name} ({entry.md5}) after two updates "
-                    f"from {local_path} ({local_md5}); it was left as it was. Check the "
-                    "network path to Drive and run the push again.",
+                    f"from {temps.shown(local_path)} ({local_md5}); it was left as it was. "
+                    "Check the network path to Drive and run the push again.",
                     expected=local_md5, got=entry.md5)
             if mismatches >= 2:
                 _delete_quietly(store, entry)
                 raise ChecksumMismatchError(
                     f"Drive's md5 of {name} ({entry.md5}) does not match the local file "
-                    f"{local_path} ({local_md5}) after two uploads; the remote copy was "
-                    "deleted. Check the network path to Drive and run the push again.",
+                    f"{temps.shown(local_path)} ({local_md5}) after two uploads; the remote copy "
+                    "was deleted. Check the network path to Drive and run the push again.",
                     expected=local_md5, got=entry.md5)
             if replace is None:
                 # A new file: remove the bad copy rather than leave it under the name.
@@ -202,7 +202,7 @@ class _Session:
         self.size = st.st_size
         self.sessions = sessions
         self.key = sessions.key(local_path, folder, name, replace)
-        self.where = f"{local_path} -> {name}"
+        self.where = f"{temps.shown(local_path)} -> {name}"
         self.write = answers.Write(self.size, self.where, store.quota)
         self.mimetype = mimetypes.guess_type(name)[0] or "application/octet-stream"
         self.folder, self.name, self.replace = folder, name, replace
