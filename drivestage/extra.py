@@ -135,7 +135,13 @@ def _filtered(store: RemoteStore, rel: str, folder: RemoteEntry, kept: set[str],
     """What ``--delete`` removes of a store folder SRC lacks when ``--include``/``--exclude``
     choose the files: the folder whole where everything in it passes the filters, else only
     what does (the folder, and what the filters left out, stay). It went whole, the files the
-    filters left out with it, which the README says ``--delete`` leaves alone (include29)."""
+    filters left out with it, which the README says ``--delete`` leaves alone (include29).
+    A ``marked`` folder (a run folder) is given back whole, for :func:`_count` to leave."""
+    if marked(folder):
+        # A run folder the listing showed no mark on (asked itself): left whole by _count,
+        # as without filters. Gone through file by file, every checkpoint of a fresh VM's
+        # old runs went (attacksync33).
+        return [Doomed(rel, folder)]
     doomed: list[Doomed] = []
     whole = True
     for e in store.list(folder):
