@@ -366,13 +366,17 @@ def _asked(store: RemoteStore, remote_folder: Mapping[str, RemoteEntry], listing
            records: Mapping[str, Any]) -> set[str]:
     """SRC's folders a ``--delete`` finds marked by asking them (where the listing showed no
     mark: Drive v2's ``files.list`` may leave properties out): the outermost on the way to
-    each folder whose listing holds a checkpoint or sidecar (what ``--delete`` would remove
-    of a run folder SRC holds too: a fresh VM resuming the run, ``keep_local`` having left
-    the checkpoints on Drive alone). One ``files.get`` each, once per store; none where the
-    listing or a record says."""
+    each folder whose listing holds a checkpoint or sidecar, or a folder SRC lacks (what
+    ``--delete`` would remove of a run folder SRC holds too: a fresh VM resuming the run,
+    ``keep_local`` having left the checkpoints on Drive alone; attacksync33: in a Drive-only
+    ``weights/``). One ``files.get`` each, once per store; none where the listing or a
+    record says."""
     out: set[str] = set()
     for rel, index in listing.items():
-        if not rel or rel not in remote_folder or not _run_files(set(index)):
+        # (a folder SRC lacks goes whole: a run's weights/, kept on the store alone, went)
+        if not rel or rel not in remote_folder or not (_run_files(set(index)) or any(
+                e.is_dir and not e.linked and f"{rel}/{name}" not in remote_folder
+                for name, entries in index.items() for e in entries)):
             continue
         parts = rel.split("/")
         for up in ("/".join(parts[:n]) for n in range(1, len(parts) + 1)):
