@@ -119,8 +119,10 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
          policy: RetentionPolicy, cache: Md5Cache) -> FolderView:
     """Everything in the managed folder after this push (remote files, local ones replacing
     or joining them), with what their sidecars say."""
-    # Folders are never candidates: retention manages the files directly inside the folder.
-    files = {n: fs for n, fs in ((n, [e for e in es if not e.is_dir])
+    # Folders are never candidates: retention manages the files directly inside the folder;
+    # nor is a file Drive holds no bytes of (a Google Doc at a sidecar's name: attacksync33).
+    files = {n: fs for n, fs in ((n, [e for e in es if not e.is_dir
+                                      and (e.has_content or e.linked)])
                                  for n, es in remote.items()) if fs}
     reader = _Sidecars(store, files, local, cache)
     local_side, remote_side = sidecar.pairs(local), sidecar.pairs(files)

@@ -218,7 +218,9 @@ class PushJob:
             if lf.folder_rel == "" and lf.name in skip:
                 self.result.skipped_by_policy.append(lf.rel)
                 continue
-            remote = [e for e in self.listing[lf.folder_rel].get(lf.name, []) if not e.is_dir]
+            # (a Google Doc of its name holds no bytes: no copy of it, never updated in place)
+            remote = [e for e in self.listing[lf.folder_rel].get(lf.name, []) if not e.is_dir
+                      and (e.has_content or e.linked)]
             if not remote:
                 todo.append(Todo(lf, None, []))
                 continue

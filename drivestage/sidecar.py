@@ -239,9 +239,10 @@ def write(checkpoint_path: str, sidecar: Sidecar) -> str:
 
 def fetch(store: RemoteStore, entry: RemoteEntry) -> Optional[bytes]:
     """The bytes of the sidecar ``entry`` on ``store`` (one ranged read), or None when it is
-    larger than :data:`MAX_BYTES` (then it is not read, and counts as no sidecar). Raises
-    what the store raises."""
-    if entry.size > MAX_BYTES:
+    larger than :data:`MAX_BYTES` or has no bytes to read (a Google Doc of its name: Drive
+    refuses its download, which stopped every push and prune of the folder; attacksync33):
+    then it is not read, and counts as no sidecar. Raises what the store raises."""
+    if entry.size > MAX_BYTES or not entry.has_content:
         return None
     return store.fetch_range(entry, 0, entry.size) if entry.size else b""
 
