@@ -129,6 +129,11 @@ def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optio
     change = moved_since_listed(res, entry, listed_in)
     if change is None and entry.md5 and isinstance(now, str) and now.lower() != entry.md5.lower():
         change = f"given other content (md5 {now})"
+    _left_if(change, where)
+
+
+def _left_if(change: Optional[str], where: str) -> None:
+    """LeftAloneError (said) where the item about to be deleted was ``change`` since listed."""
     if change is None:
         return
     log.warning("%s was %s on Drive since it was listed; not deleted", where, change)
@@ -149,16 +154,21 @@ def _check_kind(res: Mapping[str, Any], entry: RemoteEntry, where: str) -> None:
         f"stopped, not deleted. {_ADVICE}")
 
 
-def check_shortcut(res: Mapping[str, Any], where: str) -> None:
+def check_shortcut(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optional[str],
+                   where: str) -> None:
     """Before a shortcut is deleted: files.get of its own id shows a shortcut. A listing
     that showed a folder as a shortcut had ``push --delete`` delete that folder by the
-    "shortcut's" id, unchecked, whatever it held (attackpush32)."""
+    "shortcut's" id, unchecked, whatever it held (attackpush32). And it is still named and
+    placed as listed (``entry``: the shortcut's name and folder), as :func:`check_as_listed`
+    asks of a file: one the user moved away to keep it went from its new folder
+    (attacksync33)."""
     mime = res.get("mimeType")
     if isinstance(mime, str) and mime != SHORTCUT_MIME:
         now = "a folder" if mime == FOLDER_MIME else "a file"
         raise WrongItemError(
             f"delete {where}: the server listed it as a shortcut, but files.get answers {now}; "
             f"stopped, not deleted. {_ADVICE}")
+    _left_if(moved_since_listed(res, entry, listed_in), where)
 
 
 def check_moved(res: Mapping[str, Any], target_id: str, source_id: str, where: str) -> None:

@@ -79,7 +79,8 @@ class Deletes:
             provenance.check_as_listed(self._get(entry.id, where), entry,
                                        self._listed_in.get(entry.id), where)
         else:  # (a shortcut: what its id names is one, never a folder listed as one)
-            provenance.check_shortcut(self._get(self._key(entry), where), where)
+            provenance.check_shortcut(self._get(self._key(entry), where), entry,
+                                      self._listed_in.get(self._key(entry)), where)
         removal.remove(self.call, self.drive.CreateFile({"id": self._key(entry)}),
                        self.describe(entry), trash, drive_id=self.drive_id,
                        scope=self.drive_id or self.label)
@@ -159,7 +160,8 @@ class Deletes:
                 if e.id in keeps:
                     _check_kept(raw, e, self._listed_in.get(e.id), where)
                 elif isinstance(e, DriveEntry) and e.via_shortcut:
-                    provenance.check_shortcut(raw, where)  # removed itself, never its target
+                    provenance.check_shortcut(  # removed itself, never its target
+                        raw, e, self._listed_in.get(self._key(e)), where)
                 else:
                     provenance.check_as_listed(raw, e, self._listed_in.get(e.id), where)
             except NotFoundError as exc:
