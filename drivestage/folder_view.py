@@ -115,15 +115,21 @@ class _Sidecars:
         return sidecar.parse(data) if data is not None else None
 
 
+def files_of(remote: Listing) -> Listing:
+    """The files of a listing that retention and sidecars deal with. Folders are never
+    candidates (retention manages the files directly inside the folder); nor is a file the
+    store holds no bytes of (a Google Doc at a sidecar's name: read as the sidecar, Drive's
+    refusal of its download stopped every push and prune: attacksync33)."""
+    return {n: fs for n, fs in ((n, [e for e in es if not e.is_dir
+                                     and (e.has_content or e.linked)])
+                                for n, es in remote.items()) if fs}
+
+
 def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
          policy: RetentionPolicy, cache: Md5Cache) -> FolderView:
     """Everything in the managed folder after this push (remote files, local ones replacing
     or joining them), with what their sidecars say."""
-    # Folders are never candidates: retention manages the files directly inside the folder;
-    # nor is a file Drive holds no bytes of (a Google Doc at a sidecar's name: attacksync33).
-    files = {n: fs for n, fs in ((n, [e for e in es if not e.is_dir
-                                      and (e.has_content or e.linked)])
-                                 for n, es in remote.items()) if fs}
+    files = files_of(remote)
     reader = _Sidecars(store, files, local, cache)
     local_side, remote_side = sidecar.pairs(local), sidecar.pairs(files)
     out: list[Candidate] = []

@@ -21,8 +21,8 @@ from drivestage import lineage, lone_autosaves, orphans, sidecar
 from drivestage.errors import (KeptMovedError, LeftAloneError, NotFoundError,
                                QuotaExceededError, UsageError)
 # The folder's view lives in its own module; its names stay importable from here.
-from drivestage.folder_view import (FOREIGN, FolderView, Listing, LocalFile, _Sidecars, pick,
-                                    view, with_name_epoch)
+from drivestage.folder_view import (FOREIGN, FolderView, Listing, LocalFile, _Sidecars,
+                                    files_of, pick, view, with_name_epoch)
 from drivestage.localdir import LocalDirStore
 from drivestage.lost_mounts import prune_in_mount
 from drivestage.remote import Where, open_store
@@ -83,8 +83,7 @@ def newest_verified_ids(store: RemoteStore, remote: Listing, policy: RetentionPo
     what ``push --delete`` never removes, managed by the policy or not. Every copy of such a
     name is spared: a copy the sidecar does not vouch for yet is the replacement another
     machine is sending, and that machine deletes the vouched one once its sidecar is sent."""
-    files = {n: fs for n, fs in ((n, [e for e in es if not e.is_dir])
-                                 for n, es in remote.items()) if fs}
+    files = files_of(remote)
     reader = _Sidecars(store, files, {}, cache)
     described: list[Described] = []
     side_of: dict[str, str] = {}
