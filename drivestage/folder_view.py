@@ -120,8 +120,7 @@ def files_of(remote: Listing) -> Listing:
     candidates (retention manages the files directly inside the folder); nor is a file the
     store holds no bytes of (a Google Doc at a sidecar's name: read as the sidecar, Drive's
     refusal of its download stopped every push and prune: attacksync33)."""
-    return {n: fs for n, fs in ((n, [e for e in es if not e.is_dir
-                                     and (e.has_content or e.linked)])
+    return {n: fs for n, fs in ((n, [e for e in es if sidecar.has_bytes(e)])
                                 for n, es in remote.items()) if fs}
 
 

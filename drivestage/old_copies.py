@@ -93,7 +93,7 @@ class OldCopies:
         """The ``olds`` that may go: none a sidecar of the checkpoint vouches for instead of
         ``kept`` (``sidecar.held``), whether the sidecar is here or only on the store."""
         for folder, side in self.sides_of.get(key, set()):
-            copies = [e for e in self.listing[folder].get(side, []) if not e.is_dir]
+            copies = [e for e in self.listing[folder].get(side, []) if sidecar.has_bytes(e)]
             remote = self.sent.get((folder, side)) or (newest(copies) if copies else None)
             if (folder, side) in self.skipped and remote is not None:  # the store's one rules
                 try:
@@ -166,14 +166,15 @@ class OldCopies:
         folder, name = key
         if folder not in self._paired:
             remote = {n for n, es in self.listing[folder].items()
-                      if any(not e.is_dir for e in es)}
+                      if any(sidecar.has_bytes(e) for e in es)}
             here = {n for f, n in self.local if f == folder}
             self._paired[folder] = (here, sidecar.pairs(remote | here))
         here, paired = self._paired[folder]
         side = paired.get(name)
         if side is None or side in here:
             return None
-        return newest([e for e in self.listing[folder][side] if not e.is_dir])
+        copies = [e for e in self.listing[folder][side] if sidecar.has_bytes(e)]
+        return newest(copies) if copies else None
 
     def _fetched(self, entry: RemoteEntry) -> Optional[bytes]:
         """A remote sidecar's bytes, read once per push (:func:`drivestage.sidecar.fetch`)."""

@@ -138,7 +138,7 @@ def _other_runs(store: RemoteStore, cache: Md5Cache, rel: str,
                 by_key: dict[Key, LocalFile], local: set[str],
                 remote: dict[str, list[RemoteEntry]]) -> list[Left]:
     """Another run's checkpoints in the folder ``rel`` that the local files would replace."""
-    files = {n: fs for n, fs in ((n, [e for e in es if not e.is_dir])
+    files = {n: fs for n, fs in ((n, [e for e in es if sidecar.has_bytes(e)])
                                  for n, es in remote.items()) if fs}
     local_sides = sidecar.owners(local)       # local sidecar -> the local checkpoints
     out: list[Left] = []
@@ -210,8 +210,8 @@ def _further_on(store: RemoteStore, cache: Md5Cache, listing: Listings,
     paired = {rel: sidecar.pairs(folder) for rel, folder in names.items()}
     for (rel, name), lf in by_key.items():
         side_name = paired[rel].get(name)
-        theirs = [e for e in listing[rel].get(name, []) if not e.is_dir]
-        their_sides = [e for e in listing[rel].get(side_name or "", []) if not e.is_dir]
+        theirs = [e for e in listing[rel].get(name, []) if sidecar.has_bytes(e)]
+        their_sides = [e for e in listing[rel].get(side_name or "", []) if sidecar.has_bytes(e)]
         if side_name is None or (rel, side_name) not in by_key or not theirs or \
                 len(their_sides) != 1 or not is_checkpoint(lf, paired[rel]) or \
                 (rel, name) in taken:

@@ -219,8 +219,8 @@ class PushJob:
                 self.result.skipped_by_policy.append(lf.rel)
                 continue
             # (a Google Doc of its name holds no bytes: no copy of it, never updated in place)
-            remote = [e for e in self.listing[lf.folder_rel].get(lf.name, []) if not e.is_dir
-                      and (e.has_content or e.linked)]
+            remote = [e for e in self.listing[lf.folder_rel].get(lf.name, [])
+                      if sidecar.has_bytes(e)]
             if not remote:
                 todo.append(Todo(lf, None, []))
                 continue

@@ -237,6 +237,13 @@ def write(checkpoint_path: str, sidecar: Sidecar) -> str:
     return path
 
 
+def has_bytes(entry: RemoteEntry) -> bool:
+    """Whether a store entry may be a checkpoint or a sidecar: a file (or a link to one) the
+    store holds bytes of; never a folder, nor a Google Doc of a managed name (read as a
+    sidecar, Drive's refusal of its download stopped every push and prune: attacksync33)."""
+    return not entry.is_dir and (entry.has_content or entry.linked)
+
+
 def fetch(store: RemoteStore, entry: RemoteEntry) -> Optional[bytes]:
     """The bytes of the sidecar ``entry`` on ``store`` (one ranged read), or None when it is
     larger than :data:`MAX_BYTES` or has no bytes to read (a Google Doc of its name: Drive
