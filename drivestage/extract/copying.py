@@ -7,11 +7,13 @@ worker than all of :mod:`drivestage.extract`).
 """
 from __future__ import annotations
 
+import bz2
+import lzma
 import os
 import struct
 import threading
 import zlib
-from typing import Callable, NamedTuple, Optional, Protocol
+from typing import Any, Callable, Iterator, NamedTuple, Optional, Protocol
 
 from drivestage.errors import ArchiveError
 
@@ -24,7 +26,7 @@ except ImportError:  # pragma: no cover - platforms without its wheels
     from zlib import crc32
 
 #: zip's compression methods (zipfile's numbers: zipfile itself is not imported here).
-STORED, DEFLATED = 0, 8
+STORED, DEFLATED, BZIP2, LZMA = 0, 8, 12, 14
 
 
 class TempDir(NamedTuple):
@@ -118,51 +120,109 @@ def zip_data_offset(afd: int, header_offset: int, name: str, archive: str) -> in
 def copy_raw(afd: int, fd: int, e: Member, start: int, comp_size: int, method: int,
              crc_expected: Optional[int], archive: str, progress: Progress,
              read: Optional[Callable[[int, int], bytes]] = None) -> None:
-    """Stream a stored or raw-deflate byte range of the archive into ``fd``. ``read(n,
-    pos)``: where the bytes come from instead of ``pread(afd)`` (an archive read once,
-    front to back, and hashed as it is: :mod:`drivestage.hashed_pass`)."""
+    """Stream a stored or compressed (deflate, bzip2, lzma) byte range of the archive into
+    ``fd``. ``read(n, pos)``: where the bytes come from instead of ``pread(afd)`` (an archive
+    read once, front to back, and hashed as it is: :mod:`drivestage.hashed_pass`)."""
     if read is None:
         def read(n: int, pos: int) -> bytes:
             return os.pread(afd, n, pos)
-    inflater = zlib.decompressobj(-15) if method == DEFLATED else None
-    crc, written, pos, remaining = 0, 0, start, comp_size
-
-    def emit(data: bytes) -> None:
-        nonlocal crc, written
-        if not data:
-            return
+    crc, written = 0, 0
+    for data in decoded(read, start, comp_size, method, e.size, e.path, archive):
         written += len(data)
-        if written > e.size:
-            raise ArchiveError(f"member {e.path!r} of {archive} inflates past its declared "
-                               f"{e.size} bytes; the archive is corrupt (or a zip bomb)")
         if crc_expected is not None:
             crc = crc32(data, crc)
         write_all(fd, data)
         progress(len(data))
-
-    try:
-        while remaining:
-            buf = read(min(CHUNK, remaining), pos)
-            if not buf:
-                break
-            pos += len(buf)
-            remaining -= len(buf)
-            if inflater is None:
-                emit(buf)
-                continue
-            emit(inflater.decompress(buf, CHUNK))
-            while inflater.unconsumed_tail:
-                emit(inflater.decompress(inflater.unconsumed_tail, CHUNK))
-        if inflater is not None:
-            emit(inflater.flush())
-    except zlib.error as exc:
-        raise ArchiveError(f"member {e.path!r} of {archive} is corrupt ({exc}); "
-                           "download the archive again") from exc
-    if remaining or (inflater is not None and not inflater.eof):
-        raise ArchiveError(f"member {e.path!r} of {archive} is truncated; the archive is "
-                           "incomplete: make the archive again and upload it")
     finish_member(fd, e, written, archive)
     if crc_expected is not None and crc != crc_expected:
         raise ArchiveError(f"member {e.path!r} of {archive} fails its CRC-32 check "
                            f"(expected {crc_expected:08x}, got {crc:08x}); the archive is "
                            "corrupt: make the archive again and upload it")
+
+
+def decoded(read: Callable[[int, int], bytes], start: int, comp_size: int, method: int,
+            size: int, path: str, archive: str) -> Iterator[bytes]:
+    """The bytes of a zip member (``method``: stored, deflate, bzip2 or lzma) whose
+    ``comp_size`` compressed bytes start at ``start``, in pieces of at most :data:`CHUNK`,
+    never more than ``size`` in all. ``zipfile`` decompresses a read of bzip2 or lzma whole:
+    a few KB of bzip2 are gigabytes of zeros, the memory of a notebook gone for a member
+    that declares one byte (attackpull33)."""
+    decoder = _Decoder(method, path, archive) if method != STORED else None
+    pos, remaining, written = start, comp_size, 0
+    while remaining and not (decoder is not None and decoder.eof):
+        buf = read(min(CHUNK, remaining), pos)
+        if not buf:
+            break
+        pos += len(buf)
+        remaining -= len(buf)
+        for data in (decoder.feed(buf) if decoder is not None else (buf,)):
+            written += len(data)
+            if written > size:
+                raise ArchiveError(f"member {path!r} of {archive} inflates past its declared "
+                                   f"{size} bytes; the archive is corrupt (or a zip bomb)")
+            if data:
+                yield data
+    if decoder is not None and method == DEFLATED and not decoder.eof:
+        remaining = remaining or 1   # (a deflate stream ends itself: this one was cut off)
+    if remaining and not (decoder is not None and decoder.eof):
+        raise ArchiveError(f"member {path!r} of {archive} is truncated; the archive is "
+                           "incomplete: make the archive again and upload it")
+
+
+class _Decoder:
+    """A zip member's decompressor that gives at most :data:`CHUNK` bytes per call, however
+    much the input holds (deflate, bzip2, or lzma with zip's 4-byte header and properties)."""
+
+    def __init__(self, method: int, path: str, archive: str):
+        self.method, self.eof, self._head = method, False, b""
+        self.path, self.archive = path, archive
+        self._d: Any = None
+        if method == DEFLATED:
+            self._d = zlib.decompressobj(-15)
+        elif method == BZIP2:
+            self._d = bz2.BZ2Decompressor()
+        elif method != LZMA:
+            raise ValueError(f"compression method {method}")
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        """The bytes ``data`` decompresses to, a piece at a time."""
+        try:
+            yield from self._feed(data)
+        except (zlib.error, lzma.LZMAError, OSError, EOFError, ValueError) as exc:  # (bz2: OSError)
+            raise ArchiveError(f"member {self.path!r} of {self.archive} is corrupt ({exc}); "
+                               "download the archive again") from exc
+
+    def _feed(self, data: bytes) -> Iterator[bytes]:
+        if self._d is None:   # lzma: its properties first
+            data = self._start(self._head + data)
+            if self._d is None:
+                return
+        d = self._d
+        if self.method == DEFLATED:
+            yield d.decompress(data, CHUNK)
+            while d.unconsumed_tail:
+                yield d.decompress(d.unconsumed_tail, CHUNK)
+            if d.eof:
+                self.eof = True
+                yield d.flush()
+            return
+        yield d.decompress(data, CHUNK)
+        while not d.eof and not d.needs_input:
+            yield d.decompress(b"", CHUNK)
+        self.eof = d.eof
+
+    def _start(self, data: bytes) -> bytes:
+        """An lzma member's decompressor, once its header (version, properties' size) and
+        properties are in (as zipfile reads them); the rest of ``data``."""
+        if len(data) < 4 or len(data) < 4 + struct.unpack_from("<H", data, 2)[0]:
+            self._head = data
+            return b""
+        end = 4 + struct.unpack_from("<H", data, 2)[0]
+        props = data[4:end]
+        if len(props) < 5:
+            raise ValueError("lzma properties too short")
+        lc, rest = props[0] % 9, props[0] // 9
+        self._d = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[{
+            "id": lzma.FILTER_LZMA1, "lc": lc, "lp": rest % 5, "pb": rest // 5,
+            "dict_size": struct.unpack_from("<I", props, 1)[0]}])
+        return data[end:]

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import IO, Iterable, Optional, cast
 
 from drivestage.errors import ArchiveError, UnsafeArchiveError
+from drivestage.extract.copying import decoded, zip_data_offset
 from drivestage.extract.formats import ArchiveFile, archive_kind, compression, open_archive
 from drivestage.extract.tarinfo import BoundedInfo, advice
 from drivestage.interrupts import deferred
@@ -123,9 +124,10 @@ class NeedsData(Exception):
     """A member list that needs member data (a zip's symlink targets are stored as data)."""
 
 
-def _zip_entries(zf: zipfile.ZipFile, archive: str, links: bool = True) -> list[Entry]:
-    """The members of a zip; ``links=False`` raises :class:`NeedsData` at a symlink (its
-    target is member data, which a zip read only as far as its central directory lacks)."""
+def _zip_entries(zf: zipfile.ZipFile, archive: str, fd: int = -1) -> list[Entry]:
+    """The members of a zip open as ``fd``; ``fd=-1`` raises :class:`NeedsData` at a symlink
+    (its target is member data, which a zip read only as far as its central directory
+    lacks)."""
     check_count(len(zf.infolist()), archive)
     entries = []
     for info in zf.infolist():
@@ -150,16 +152,9 @@ def _zip_entries(zf: zipfile.ZipFile, archive: str, links: bool = True) -> list[
                 f"{info.compress_type}, which cannot be read here; recompress the archive "
                 "with standard deflate (zip -r)")
         if fmt == stat.S_IFLNK:
-            if not links:
+            if fd < 0:
                 raise NeedsData(info.filename)
-            if info.file_size > MAX_LINK_TARGET:
-                raise ArchiveError(f"symlink member {info.filename!r} of {archive} has a "
-                                   f"{info.file_size}-byte target; the archive looks corrupt")
-            try:
-                target = zf.read(info).decode("utf-8", "surrogateescape")
-            except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
-                raise ArchiveError(f"symlink member {info.filename!r} of {archive} cannot be "
-                                   f"read ({exc}); the archive is corrupt") from exc
+            target = _link_target(fd, info, archive)
             entries.append(Entry(path, "symlink", target=target, source=info))
             continue
         if fmt not in (0, stat.S_IFREG):
@@ -168,6 +163,22 @@ def _zip_entries(zf: zipfile.ZipFile, archive: str, links: bool = True) -> list[
         entries.append(Entry(path, "file", size=info.file_size, mode=perm,
                               mtime=_zip_mtime(info), source=info, comp_size=info.compress_size))
     return entries
+
+
+def _link_target(fd: int, info: zipfile.ZipInfo, archive: str) -> str:
+    """A zip symlink member's target, its member data (``zipfile.read`` inflated it whole
+    first, however short the target it declares: a bomb's gigabytes: attackpull33)."""
+    if info.file_size > MAX_LINK_TARGET:
+        raise ArchiveError(f"symlink member {info.filename!r} of {archive} has a "
+                           f"{info.file_size}-byte target; the archive looks corrupt")
+    start = zip_data_offset(fd, info.header_offset, info.filename, archive)
+    data = b"".join(decoded(lambda n, pos: os.pread(fd, n, pos), start, info.compress_size,
+                            info.compress_type, info.file_size, info.filename, archive))
+    if len(data) != info.file_size or zlib.crc32(data) != info.CRC:
+        raise ArchiveError(f"symlink member {info.filename!r} of {archive} cannot be read "
+                           "(its size or CRC-32 is not the one its directory says); the "
+                           "archive is corrupt")
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _tar_entries(tf: tarfile.TarFile, archive: str, plain: bool, fd: int) -> list[Entry]:
@@ -231,7 +242,7 @@ def zip_directory(archive: str, fd: int = -1) -> list[Entry]:
     try:
         if fd < 0:
             with zipfile.ZipFile(archive) as zf:
-                return _zip_entries(zf, archive, links=False)
+                return _zip_entries(zf, archive)
         # A Ctrl-C between the dup and the file object that closes it left the duplicate
         # open for the notebook's lifetime; held back until the `finally` holds it.
         fh: Optional[IO[bytes]] = None
@@ -239,7 +250,7 @@ def zip_directory(archive: str, fd: int = -1) -> list[Entry]:
             with deferred():
                 fh = os.fdopen(os.dup(fd), "rb")
             with zipfile.ZipFile(fh) as zf:
-                return _zip_entries(zf, archive, links=False)
+                return _zip_entries(zf, archive)
         finally:
             if fh is not None:
                 fh.close()
@@ -435,7 +446,7 @@ def _open_listing(archive: str, fd: int) -> tuple[str, object, list[Entry]]:
             raise ArchiveError(f"cannot read the zip {archive}: {exc}; it is probably truncated "
                                "or corrupt: make the archive again and upload it") from exc
         try:
-            return kind, zf, _zip_entries(zf, archive)
+            return kind, zf, _zip_entries(zf, archive, fd)
         except BaseException:
             zf.close()
             raise
