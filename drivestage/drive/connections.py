@@ -13,12 +13,14 @@ bounded number of times) instead of filling memory or holding the command foreve
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import re
 import socket
 import threading
 import time
+import zlib
 from typing import Any, Iterator, Mapping, Optional
 
 import google.auth.exceptions
@@ -289,7 +291,53 @@ def _bounded_response(limit: int) -> type:
             super().__init__(sock, *args, **kwargs)
             self.fp = _Bounded(self.fp, limit,  # type: ignore[assignment]
                                sock.gettimeout() or DEFAULT_HTTP_TIMEOUT)
+
+        def begin(self) -> None:
+            super().begin()
+            _decompressed(self, limit)
     return _Response
+
+
+#: The Content-Encodings httplib2 decompresses, with zlib's window bits for each (32 + 15:
+#: a gzip or zlib header, whichever; deflate: a zlib stream, else a raw one).
+_CODINGS = {"gzip": 47, "x-gzip": 47, "deflate": 15, "zlib": 15}
+
+
+class AnswerUnreadableError(http.client.HTTPException):
+    """A compressed answer that does not decompress (read as a lost connection: retried)."""
+
+
+def _decompressed(resp: http.client.HTTPResponse, limit: int) -> None:
+    """A compressed answer (Drive gzips its JSON), decompressed here, at most ``limit``
+    bytes, and handed on as it is: httplib2 decompressed it whole, past the bound on what is
+    read (before 0.31 without a bound: a 64 KiB gzip of spaces was 64 MiB of memory, 64 MiB
+    of it 64 GiB), or raised its own ``DecodeRatioError`` out of the command, a traceback
+    (attackpull33)."""
+    coding = (resp.getheader("content-encoding") or "").strip().lower()
+    if coding not in _CODINGS or resp.length == 0:
+        return
+    raw = resp.read()   # (bounded by _Bounded)
+    try:
+        d = zlib.decompressobj(_CODINGS[coding])
+        try:
+            out = d.decompress(raw, limit + 1)
+        except zlib.error:
+            if coding not in ("deflate", "zlib"):
+                raise
+            d = zlib.decompressobj(-15)   # (a raw deflate stream, as some servers send)
+            out = d.decompress(raw, limit + 1)
+        if len(out) <= limit and not d.unconsumed_tail:
+            out += d.flush()
+    except zlib.error as exc:
+        raise AnswerUnreadableError(f"the server's answer says Content-Encoding: {coding} "
+                                    f"but does not decompress ({exc})") from None
+    if len(out) > limit or d.unconsumed_tail:
+        raise AnswerTooLargeError(f"the server's answer is larger than {limit >> 20} MiB "
+                                  "once decompressed; Drive never sends that")
+    del resp.msg["content-encoding"], resp.msg["content-length"]
+    resp.msg["Content-Length"] = str(len(out))
+    resp.fp = io.BufferedReader(io.BytesIO(out))
+    resp.length, resp.chunked = len(out), False
 
 
 _BOUNDED_RESPONSE = _bounded_response(MAX_ANSWER_BYTES)
