@@ -23,7 +23,7 @@ from drivestage.extract.owned import NOTHING, Owned, by_path
 from drivestage.extract.records import ExtractResult, MemberRecord, record_members
 from drivestage.extract.tempdir import TempDir, make_temp, makedirs_at, remove_stale_temps, \
     remove_temp
-from drivestage.extract.validation import check_members
+from drivestage.extract.validation import check_members, check_path_lengths
 from drivestage.extract.writing import SymlinksRefused, finish_tree, make_dirs
 from drivestage.sizes import format_size
 from drivestage.interrupts import deferred
@@ -98,6 +98,7 @@ class Job:
         file members."""
         # Every rule is checked on the whole member list, whatever is written of it.
         self.final = entries = check_members(entries, self.archive)
+        check_path_lengths(entries, self.dest, self.archive)
         self._listed()
         if self.kept:
             self.kept = keep_in_place(entries, self.kept)
@@ -168,6 +169,7 @@ class Job:
         """The member list of what was written into the temporary folder already: checked
         as :meth:`check` checks it (the free space was watched while writing)."""
         final = check_members(entries, self.archive)
+        check_path_lengths(final, self.dest, self.archive)
         kept = {e.path for e in final}
         for e in entries:  # a leftover check_members leaves out, written already: it goes
             if e.kind == "file" and e.path not in kept:

@@ -28,6 +28,10 @@ _NAME_MAX = 255           # bytes in one path component, on every common file sy
 #: well under PATH_MAX) raised RecursionError halfway through a merge. A few hundred stay
 #: far inside Python's recursion limit and a process's 1,024 descriptors.
 DEPTH_MAX = 256
+#: The longest path the kernel takes, in bytes (Linux's PATH_MAX less its NUL). 256 folders
+#: of 255 bytes are 64 KiB: a member of a 4,100-byte path in DEST was merged in, and every
+#: look at it by its path then failed (attackpull33).
+_PATH_MAX = 4095
 
 
 def check_members(entries: list[Entry], archive: str) -> list[Entry]:
@@ -69,6 +73,21 @@ def check_members(entries: list[Entry], archive: str) -> list[Entry]:
         if e.kind == "file":
             seen_files.add(e.path)
     return final
+
+
+def check_path_lengths(entries: list[Entry], dest: str, archive: str) -> None:
+    """Refuse a member whose path in ``dest`` (absolute) is longer than the kernel takes:
+    the merge moved it in, then the check of what was merged failed as "changed while …
+    was extracted (another program or pull wrote there)", and every rerun "File name too
+    long", with a 4 KB line; what was merged stayed."""
+    base = len(os.fsencode(dest)) + 1
+    for e in entries:
+        size = base + (len(e.path) if e.path.isascii() else len(os.fsencode(e.path)))
+        if size > _PATH_MAX:
+            raise ArchiveError(
+                f"member {e.path[:80]!r}... of {os.path.basename(archive)} would be a "
+                f"{size:,}-byte path in {dest}, longer than the {_PATH_MAX:,} bytes Linux "
+                "takes: shorten its folder names in the archive")
 
 
 def _without_leftovers(final: list[Entry], archive: str) -> list[Entry]:

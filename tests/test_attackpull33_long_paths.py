@@ -1,0 +1,69 @@
+"""An archive member whose path in DEST is longer than the kernel takes (attackpull33).
+
+A member may lie 256 folders deep with names of 255 bytes each, 64 KiB of path; Linux takes
+4,095 bytes. A member whose path in DEST was longer was merged in (the temporary folder is
+reached by descriptor, its path relative), then the check of what was merged, by its path,
+failed with ENAMETOOLONG, read as `… changed while set.zip was extracted (another program
+or pull wrote there); run the pull again`, exit 1; and every rerun then failed with `File
+name too long (<4 KB of path>)`. Such a member is now refused before anything is written,
+in a line that names it and says what to do; one just within the bound extracts, and its
+rerun is `already staged`.
+"""
+from __future__ import annotations
+
+import os
+
+import _cli
+from _archives import a_fixed_zip, tree
+from _messages import error_line
+
+
+def _member_of(length: int) -> str:
+    """A member path of ``length`` bytes: folders of 200 bytes, then a file name."""
+    parts: list[str] = []
+    while length - 201 * (len(parts) + 1) > 20:
+        parts.append("y" * 200)
+    return "/".join(parts + ["f" * (length - 201 * len(parts))])
+
+
+def _pull(emulator, dest, length: int) -> tuple[bytes, str, tuple[int, str, str]]:
+    """``pull drive:d/set.zip DEST -x`` of a zip whose long member is ``length`` bytes in
+    DEST (its absolute path)."""
+    member = _member_of(length - len(os.fsencode(str(dest))) - 1)
+    data = a_fixed_zip({"ok.txt": b"ok", member: b"deep"})
+    emulator.add_file("d/set.zip", data)
+    return data, member, _cli.run("pull", "drive:d/set.zip", str(dest), "-x", "-q")
+
+
+def test_a_member_whose_path_in_dest_is_too_long_is_refused_before_anything_is_written(
+        emulator, local_state, drive_env, fast_retries, tmp_path):
+    dest = tmp_path / "d"
+    data, member, (code, out, err) = _pull(emulator, dest, 4096)
+
+    assert code == 1, err
+    assert error_line(err) == (
+        f"Error: member {member[:80]!r}... of set.zip would be a 4,096-byte path in {dest}, "
+        "longer than the 4,095 bytes Linux takes: shorten its folder names in the archive")
+    assert tree(dest) == {"set.zip": data}   # downloaded and verified; nothing extracted
+    code, out, err = _cli.run("pull", "drive:d/set.zip", str(dest), "-x", "-q")
+    assert code == 1 and error_line(err).startswith(f"Error: member {member[:80]!r}...")
+
+
+def test_a_member_whose_path_in_dest_just_fits_extracts_and_its_rerun_is_staged(
+        emulator, local_state, drive_env, fast_retries, tmp_path):
+    dest = tmp_path / "d"
+    data, member, (code, out, err) = _pull(emulator, dest, 4095)
+
+    assert code == 0, err
+    assert len(os.fsencode(str(dest / member))) == 4095
+    fd = os.open(dest, os.O_RDONLY)   # (the path itself is too long for a look by name here)
+    try:
+        for folder in member.split("/")[:-1]:
+            fd, old = os.open(folder, os.O_RDONLY, dir_fd=fd), fd
+            os.close(old)
+        with os.fdopen(os.open(member.rsplit("/", 1)[1], os.O_RDONLY, dir_fd=fd), "rb") as fh:
+            assert fh.read() == b"deep"
+    finally:
+        os.close(fd)
+    code, out, err = _cli.run("pull", "drive:d/set.zip", str(dest), "-x")
+    assert code == 0 and "already staged (" in err and "2 members already staged" in err, err
