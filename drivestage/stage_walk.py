@@ -12,7 +12,7 @@ from typing import Sequence
 
 from drivestage import partials, stamps, temps
 from drivestage.errors import DownloadRestrictedError, DuplicateNameError, NotFoundError, \
-    RemoteError, ShortcutCycleError
+    RemoteError, ShortcutCycleError, UsageError
 from drivestage.extract.validation import is_reserved
 from drivestage.local_tree import say_special
 from drivestage.localdir import LocalDirStore
@@ -110,6 +110,8 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
                     log.warning("skipping %s: the temporary file of a write that was "
                                 "interrupted where it was made, not data", child_src)
                 else:
+                    _check_path(os.path.join(cur_local, name), child_src,
+                                "/".join(names + (child.name,)))
                     files.append(Item(child, child_src, cur_local))
             placed[names] = files
         level = next_level
@@ -186,6 +188,32 @@ def _walk_once(walked: dict[str, str], child: RemoteEntry, child_src: str,
             f"{child_src} is the folder {first} again (a shortcut to it, or a folder with two "
             "parents): a folder pull takes each folder once. Leave one out (pull --exclude "
             f"{exclude_pattern(child.name)}).")
+
+
+#: The longest path the kernel takes, in bytes (Linux's PATH_MAX less its NUL), and what a
+#: file's download needs beside its name: its partial and its record's temporary file
+#: (``..<name>.<16 hex>.ranges.<8 hex>-<pid>.<6 hex>.tmp``).
+PATH_MAX, _BESIDE = 4095, 64
+
+
+def _check_path(target: str, src: str, inside: str) -> None:
+    """Refuse a file whose local path (with room for its partial download's) is longer than
+    the kernel takes: Drive's folders nest 100 deep with names of 255 bytes, and such a
+    file failed the pull with a 4 KB line naming its partial's record, after the files
+    before it were staged (attackpull33)."""
+    size = len(os.fsencode(os.path.abspath(target))) + _BESIDE
+    if size <= PATH_MAX:
+        return
+    top, _, leaf = inside.rpartition("/")
+    shown = src if len(src) <= 200 else f"{src[:100]}.../{leaf[:100]}"
+    if len(inside) > 200 and top:   # (the glob of the whole path: as long as the path)
+        glob = exclude_pattern(top.split("/", 1)[0])[:-1] + "/*/" + exclude_pattern(leaf)[1:]
+    else:
+        glob = exclude_pattern(inside)
+    raise UsageError(
+        f"{shown}: its local path would be {size - _BESIDE:,} bytes, and a download needs "
+        f"{_BESIDE} more for its partial file, over the {PATH_MAX:,} bytes Linux takes; "
+        f"shorten its folders' names on Drive, or pull without it: --exclude {glob}")
 
 
 def _refuse_duplicates(children: list[RemoteEntry], where: str) -> None:

@@ -67,3 +67,29 @@ def test_a_member_whose_path_in_dest_just_fits_extracts_and_its_rerun_is_staged(
         os.close(fd)
     code, out, err = _cli.run("pull", "drive:d/set.zip", str(dest), "-x")
     assert code == 0 and "already staged (" in err and "2 members already staged" in err, err
+
+
+def test_a_drive_file_whose_local_path_leaves_no_room_for_its_download_is_refused_first(
+        emulator, local_state, drive_env, fast_retries, tmp_path):
+    """A folder pull: Drive's folders nest 100 deep with names of 255 bytes. A file whose
+    local path fits, but not its partial download's record, failed the pull with a 4 KB
+    `File name too long (…/.f….ranges)` after the files before it were staged; it is now
+    refused before anything is, and the `--exclude` the line gives pulls the rest."""
+    dest = tmp_path / "d"
+    folders = "/".join(["y" * 200] * 19)
+    size = 4070   # the file's local path: under 4,095, not with its partial's 64 more
+    leaf = "f" * (size - len(os.fsencode(str(dest / "F" / folders))) - 1)
+    emulator.add_file("F/ok.txt", b"ok")
+    emulator.add_file(f"F/{folders}/{leaf}", b"deep")
+
+    code, out, err = _cli.run("pull", "drive:F", str(dest))
+
+    assert code == 2, err
+    assert error_line(err) == (
+        f"Error: {f'drive:F/{folders}'[:100]}.../{leaf[:100]}: its local path would be 4,070 bytes, and "
+        "a download needs 64 more for its partial file, over the 4,095 bytes Linux takes; "
+        f"shorten its folders' names on Drive, or pull without it: --exclude "
+        f"'{'y' * 200}/*/{leaf}'")
+    assert not dest.exists()
+    _cli.ok("pull", "drive:F", str(dest), "--exclude", f"{'y' * 200}/*/{leaf}", "-q")
+    assert tree(dest) == {"F/ok.txt": b"ok"}
