@@ -16,7 +16,7 @@ import stat
 import tarfile
 import zipfile
 import zlib
-from typing import IO, Optional, cast
+from typing import IO, Optional
 
 from drivestage.errors import ArchiveError
 from drivestage.extract.copying import CHUNK, NEW_FILE, Progress, copy_raw, create, \
