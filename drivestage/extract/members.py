@@ -313,9 +313,15 @@ def _declared_directory_sizes(tail: bytes, size: int) -> list[int]:
     different Python versions pick among them differently)."""
     sizes = []
     for at in _end_records(tail):
-        sizes.append(struct.unpack_from("<I", tail, at + 12)[0])
-        sizes += [struct.unpack_from("<Q", tail, rec + 40)[0]
-                  for rec in _zip64_record(tail, at, size)]
+        wide = [struct.unpack_from("<Q", tail, rec + 40)[0]
+                for rec in _zip64_record(tail, at, size)]
+        (own,) = struct.unpack_from("<I", tail, at + 12)
+        # 0xFFFFFFFF says "see the zip64 record" (Go's archive/zip writes it in every field
+        # of a zip64 archive: refused as a 4 GiB directory, attackpull33); zipfile reads
+        # the zip64 record's where there is one.
+        if own != 0xFFFFFFFF or not wide:
+            sizes.append(own)
+        sizes += wide
     return sizes
 
 
