@@ -2,7 +2,7 @@
 decompressed with the bound on an answer's size (attackpull33).
 
 httplib2 decompressed them whole, past the 64 MiB that drivestage reads of an answer: before
-httplib2 0.31 without any bound (a listing answer of 64 KiB of gzip, spaces after its JSON,
+httplib2 0.31 without any bound (a listing answer of 64 KiB of gzip, spaces before its JSON,
 took 64 MiB of memory; 64 MiB of it, 64 GiB), and since then with a ratio bound of its own
 whose ``DecodeRatioError`` went out of the pull as a traceback. Such an answer is now a
 failed request (retried, then one line); an answer gzipped as Drive does is read as before.

@@ -86,9 +86,10 @@ def test_a_drive_file_whose_local_path_leaves_no_room_for_its_download_is_refuse
 
     assert code == 2, err
     assert error_line(err) == (
-        f"Error: {f'drive:F/{folders}'[:100]}.../{leaf[:100]}: its local path would be 4,070 bytes, and "
-        "a download needs 64 more for its partial file, over the 4,095 bytes Linux takes; "
-        f"shorten its folders' names on Drive, or pull without it: --exclude "
+        f"Error: {f'drive:F/{folders}'[:100]}.../{leaf[:100]}: its local path would be "
+        "4,070 bytes, and a download needs 64 more for its partial file, over the 4,095 "
+        "bytes Linux takes; shorten its folders' names on Drive, or pull without it: "
+        "--exclude "
         f"'{'y' * 200}/*/{leaf}'")
     assert not dest.exists()
     _cli.ok("pull", "drive:F", str(dest), "--exclude", f"{'y' * 200}/*/{leaf}", "-q")
