@@ -32,6 +32,10 @@ DEPTH_MAX = 256
 #: of 255 bytes are 64 KiB: a member of a 4,100-byte path in DEST was merged in, and every
 #: look at it by its path then failed (attackpull33).
 _PATH_MAX = 4095
+#: The most names (``..`` or a folder's) a symlink member's target may hold: up as far as a
+#: member lies, then down as far. Judging a link follows its target a name at a time: 2,047
+#: names (``x/x/…``, 4 KB) took 3.5 s of CPU a link (attackpull33).
+_TARGET_NAMES = 2 * DEPTH_MAX + 1
 
 
 def check_members(entries: list[Entry], archive: str) -> list[Entry]:
@@ -193,6 +197,19 @@ def check_link_target(path: str, target: str) -> None:
     only, staying inside DEST when read from the link's folder. A target that climbs after
     it descended (``d/up/..``) is refused even when it looks harmless: once ``d/up`` is a link
     (from this archive, another one, or the user), ``..`` leaves from wherever that leads."""
+    size = len(os.fsencode(target))
+    if size > _PATH_MAX:   # (os.symlink's ENAMETOOLONG named all of it: a line of 4 KB+)
+        raise ArchiveError(
+            f"symlink member {path[:80]!r} points to {target[:80]!r}..., a {size:,}-byte "
+            f"target, longer than the {_PATH_MAX:,} bytes Linux takes; the archive is "
+            "corrupt: make it again and upload it")
+    names = sum(1 for part in target.split("/") if part not in ("", "."))
+    if names > _TARGET_NAMES:   # (each is a step of the resolution: links.resolves_inside)
+        raise ArchiveError(
+            f"symlink member {path[:80]!r} points to {target[:80]!r}..., a target of "
+            f"{names:,} names, more than the {_TARGET_NAMES:,} drivestage follows (up "
+            f"{DEPTH_MAX} folders, then down {DEPTH_MAX}); the archive is corrupt: make it "
+            "again and upload it")
     if not target or "\0" in target or target.startswith("/") or \
             re.match(r"^[A-Za-z]:", target):
         raise UnsafeArchiveError(
