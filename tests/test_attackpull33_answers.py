@@ -1,11 +1,12 @@
 """Drive's JSON answers sent compressed (``Content-Encoding: gzip``, as Drive sends them),
 decompressed with the bound on an answer's size (attackpull33).
 
-httplib2 decompressed them whole, past the 64 MiB that drivestage reads of an answer: before
-httplib2 0.31 without any bound (a listing answer of 64 KiB of gzip, spaces before its JSON,
-took 64 MiB of memory; 64 MiB of it, 64 GiB), and since then with a ratio bound of its own
-whose ``DecodeRatioError`` went out of the pull as a traceback. Such an answer is now a
-failed request (retried, then one line); an answer gzipped as Drive does is read as before.
+httplib2 decompressed them whole, past the 64 MiB that drivestage reads of an answer: an
+httplib2 without decode limits (older ones) without any bound (a listing answer of 64 KiB of
+gzip, spaces before its JSON, took 64 MiB of memory; 64 MiB of it, 64 GiB), and one that has
+them (0.32.1) with a ratio bound whose ``DecodeRatioError`` went out of the pull as a
+traceback. Such an answer is now a failed request (retried, then one line); an answer
+gzipped as Drive does is read as before.
 In-process CLI against the emulator behind tests/_proxy.py.
 """
 from __future__ import annotations
