@@ -310,9 +310,9 @@ class AnswerUnreadableError(http.client.HTTPException):
 def _decompressed(resp: http.client.HTTPResponse, limit: int) -> None:
     """A compressed answer (Drive gzips its JSON), decompressed here, at most ``limit``
     bytes, and handed on as it is: httplib2 decompressed it whole, past the bound on what is
-    read (older httplib2 without any bound: a 64 KiB gzip of spaces was 64 MiB of memory, 64 MiB
-    of it 64 GiB), or raised its own ``DecodeRatioError`` out of the command, a traceback
-    (attackpull33)."""
+    read (an older httplib2 without any bound: a 64 KiB gzip of spaces was 64 MiB of
+    memory, 64 MiB of it 64 GiB), or raised its own ``DecodeRatioError`` out of the
+    command, a traceback (attackpull33)."""
     coding = (resp.getheader("content-encoding") or "").strip().lower()
     if coding not in _CODINGS or resp.length == 0:
         return
