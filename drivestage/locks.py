@@ -58,6 +58,39 @@ def close_inherited(fds: set[int]) -> None:
     fds.clear()
 
 
+def _noted(digest: str, folder: str, stem: str) -> bool:
+    """Count one more hold of the tree lock ``digest``; the first writes the holder file
+    (who holds it, for another's message: lock_holders). Whether it is the first."""
+    with _GUARD:
+        _HELD[digest] = _HELD.get(digest, 0) + 1
+        first = _HELD[digest] == 1
+    if first:
+        _WHO[digest] = lock_holders.claim(folder, stem)
+    return first
+
+
+def _unnoted(digest: str) -> None:
+    """Undo :func:`_noted` (the last hold removes the holder file)."""
+    with _GUARD:   # (cleared in a fork's child)
+        _HELD[digest] = max(_HELD.get(digest, 0) - 1, 0)
+        gone = _WHO.pop(digest, None) if _HELD[digest] == 0 else None
+    lock_holders.release(gone)
+
+
+def _whole(step: Callable[[], None]) -> None:
+    """``step()`` run whole once, a Ctrl-C held back till it is done; one that came before
+    the holding began runs it first, then is raised."""
+    done: list[bool] = []
+    try:
+        with deferred():
+            step()
+            done.append(True)
+    except KeyboardInterrupt:
+        if not done:
+            step()
+        raise
+
+
 def _forget_in_child() -> None:
     """In a process just forked: close the tree locks' descriptors it got. A push that is
     SIGKILLed unlocks nothing, and a process it forked (a notebook's helper) that lives on
@@ -280,20 +313,27 @@ def _flock(folder: "os.PathLike[str]", place: str, alone: bool, who: str,
             log.warning("%s %s; waiting for it", who, "in this process" if here else
                         "on this machine" + lock_holders.described(str(folder), stem))
             flock_wait(fd, mode)  # (a Ctrl-C ends it, whichever thread got the signal)
-        with _GUARD:
-            _HELD[digest] = _HELD.get(digest, 0) + 1
-            first = _HELD[digest] == 1
+        # Noted (and the note undone) whole: a Ctrl-C between the count and the `try`, or
+        # inside the claim, left this process counted as a holder for good (the next wait
+        # for another process's push said "in this process") or its holder file behind (a
+        # live notebook named as the holder of a push it never ran) (attacknew33).
+        first: list[bool] = []
         try:
-            if first:   # (who holds it, for another's message: lock_holders)
-                _WHO[digest] = lock_holders.claim(str(folder), stem)
-                if alone:
-                    lock_holders.sweep(str(folder), stem, _WHO[digest])
+            _whole(lambda: first.append(_noted(digest, str(folder), stem)))
+            if first[0] and alone:
+                lock_holders.sweep(str(folder), stem, _WHO.get(digest))
             yield
         finally:
-            with _GUARD:   # (cleared in a fork's child)
-                _HELD[digest] = max(_HELD.get(digest, 0) - 1, 0)
-                gone = _WHO.pop(digest, None) if _HELD[digest] == 0 else None
-            lock_holders.release(gone)
+            if first:
+                undone: list[bool] = []
+                try:   # (here, not in a function: a Ctrl-C at its first line undid nothing)
+                    with deferred():
+                        _unnoted(digest)
+                        undone.append(True)
+                except KeyboardInterrupt:
+                    if not undone:
+                        _unnoted(digest)
+                    raise
     finally:
         if fd is not None and owner == _PID:   # (a fork's child closed it: maybe reused)
             # Let go before the close: a process forked meanwhile (a DataLoader worker of

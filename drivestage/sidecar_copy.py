@@ -59,7 +59,8 @@ def checked(path: str, sent: Sequence[RemoteEntry],
 def private(path: str, data: Union[bytes, Callable[[BinaryIO], None]]) -> Iterator[str]:
     """``data`` (read from ``path``; or written by ``data(file)``, in chunks) in a private
     copy in the temporary folder, removed after the block (:mod:`drivestage.snapshots`
-    sends a log that kept changing so)."""
+    sends a log that kept changing so). ``data(file)`` writes from its start each time: it
+    is called again for a copy in memory where the temporary folder had no room."""
     copy = None
     try:
         with deferred():  # a Ctrl-C as it returned left the copy in $TMPDIR
@@ -135,9 +136,14 @@ def _memory_copy(path: str, data: Union[bytes, Callable[[BinaryIO], None]]) -> O
     try:
         with open(fd, "wb", closefd=False) as fh:
             fh.write(data) if isinstance(data, bytes) else data(fh)
-    except OSError:
-        os.close(_IN_MEMORY.pop(copy))
-        return None
+    except BaseException as exc:
+        # Closed whatever stopped it (a snapshot over its limit, a Ctrl-C): else the memory
+        # stayed held for the life of the process (attacknew33).
+        with deferred():
+            os.close(_IN_MEMORY.pop(copy))
+        if isinstance(exc, OSError):
+            return None
+        raise
     log.info("%s: the temporary folder %s has no room; its private copy is kept in memory",
              path, tempfile.gettempdir())
     return copy

@@ -78,7 +78,11 @@ def _from_copy(send: Callable[[str], Optional[RemoteEntry]], path: str, *,
 
 
 def _copy(src: BinaryIO, dst: BinaryIO) -> None:
-    """``src`` into ``dst``, :data:`CHUNK` bytes at a time, at most :data:`MAX_BYTES`."""
+    """``src`` from its start into ``dst``, :data:`CHUNK` bytes at a time, at most
+    :data:`MAX_BYTES`. From its start: a copy the temporary folder had no room for is made
+    again in memory (:mod:`drivestage.sidecar_copy`), and from where the first stopped, the
+    log went to Drive without its first megabyte (attacknew33)."""
+    src.seek(0)
     copied = 0
     while chunk := src.read(CHUNK):
         copied += len(chunk)

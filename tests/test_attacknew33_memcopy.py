@@ -1,0 +1,62 @@
+"""A private copy kept in memory when the temporary folder has no room
+(:func:`drivestage.sidecar_copy.private`), attacked (attacknew33)."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+from _tmpfs import small_disk  # noqa: F401  (fixture)
+from drivestage import snapshots
+from test_attack18_train import _fill
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="memfd: Linux")
+
+
+def _memfds() -> int:
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}").startswith("/memfd:")
+        except OSError:
+            pass
+    return n
+
+
+@pytest.fixture
+def full_tmp(small_disk, monkeypatch):
+    disk = small_disk(1 << 20)
+    (disk / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(disk / "tmp"))
+    _fill(disk)
+    return disk / "tmp"
+
+
+def test_a_changing_log_sent_from_memory_is_sent_whole(full_tmp, tmp_path):
+    """A log that kept changing is sent from a private copy; with the temporary folder full,
+    the copy in the temporary folder read the log's first megabyte, failed to write it, and
+    the copy in memory went on from there: Drive got the log without its first megabyte (an
+    empty file for a log under 1 MiB), verified, as the log's snapshot."""
+    log = tmp_path / "train.log"
+    data = b"".join(b"step %d\n" % i for i in range(200_000))  # 1.4 MB: more than a chunk
+    log.write_bytes(data)
+    sent = []
+    snapshots.upload(lambda p: sent.append(open(p, "rb").read()), str(log), copy=True,
+                     changing={str(log)})
+    assert len(sent) == 1 and sent[0] == data, (len(sent[0]), len(data))
+    assert os.listdir(full_tmp) == []
+
+
+def test_a_log_too_large_for_a_copy_in_memory_leaves_no_memory_behind(
+        full_tmp, tmp_path, monkeypatch):
+    """A log over the copy limit, found so while its copy was made in memory: the memory
+    file stayed open (and held) for the life of the process, once per period."""
+    monkeypatch.setattr(snapshots, "MAX_BYTES", 3 << 20)
+    log = tmp_path / "train.log"
+    log.write_bytes(os.urandom(4 << 20))
+    before = _memfds()
+    sent = []
+    snapshots.upload(lambda p: sent.append(p), str(log), copy=True, changing={str(log)})
+    assert sent == [str(log)]          # too large for a copy: sent as any such file
+    assert _memfds() == before
