@@ -46,7 +46,10 @@ def old_lines(root: str, names: Sequence[str]) -> list[Path]:
     tree and that are there, as regular files (a link is not the trainer's doing)."""
     try:
         with os.scandir(root) as it:
-            folders = sorted(e.name for e in it if _OLD_FOLDER.fullmatch(e.name))
+            # Real folders only: the trainer made them; one that is a link is the user's (a
+            # shared folder elsewhere), and its files were removed there (attacknew33).
+            folders = sorted(e.name for e in it if _OLD_FOLDER.fullmatch(e.name)
+                             and e.is_dir(follow_symlinks=False))
     except OSError:
         return []
     found = []
@@ -81,9 +84,8 @@ def retire(root: str, old: Sequence[Path], write: Callable[[str], Path]) -> None
             fresh[name] = _written(write, name)
         if fresh[name] is None:
             continue
-        if _same_bytes(path, fresh[name]):  # type: ignore[arg-type]
-            with contextlib.suppress(OSError):
-                path.unlink()
+        if _same_bytes(path, fresh[name]) is not None:  # type: ignore[arg-type]
+            if _removed(root, path, rel, fresh[name]):  # type: ignore[arg-type]
                 logger.info("removed %s: the trainer's annotation lines are in %s now, out of "
                             "the dataset's tree", path, fresh[name])
                 emptied.add(path.parent)
@@ -121,11 +123,62 @@ def _quiet() -> Iterator[None]:
         voc.setLevel(level)
 
 
-def _same_bytes(a: Path, b: Path) -> bool:
+def _same_bytes(a: Path, b: Path) -> "os.stat_result | None":
+    """``a``'s status where it holds exactly ``b``'s bytes (read from one descriptor of
+    ``a``, never through a link), else None."""
     try:
-        return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
+        fd = os.open(a, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
     except OSError:
-        return False
+        return None
+    try:
+        with open(fd, "rb", closefd=False) as fh:
+            st = os.fstat(fd)
+            same = stat.S_ISREG(st.st_mode) and st.st_size == b.stat().st_size and \
+                fh.read() == b.read_bytes()
+        return st if same else None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _removed(root: str, path: Path, rel: str, fresh: Path) -> bool:
+    """Remove ``path`` (``rel`` in ``root``) if it still is a file of exactly ``fresh``'s
+    bytes that no stamp records, under ``root``'s merge lock where pulls go there. Asked
+    again at the removal: the lines to compare with take a second or more to make, and
+    another start's pull of a new version bringing that path with those bytes (a data root
+    zipped whole on a machine like this) adopted the file as its member meanwhile, which
+    was then removed, its stamp saying it is there (attacknew33)."""
+    with _merging(root):
+        again = _recorded(root, [rel])
+        st = _same_bytes(path, fresh)
+        if again is None or again or st is None:
+            return False
+        try:
+            now = os.lstat(path)
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+                return False   # (replaced since it was read: whatever it is now stays)
+            path.unlink()
+        except OSError:
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _merging(root: str) -> Iterator[None]:
+    """Hold ``root``'s merge lock (every extraction into it holds it to check its members
+    against the tree and move them in) where a pull made its state folder there; else
+    nothing (none is made for this)."""
+    from drivestage.errors import DriveStageError
+    from drivestage.extract.merging import merge_lock
+    from drivestage.paths import STATE_DIR
+
+    state = os.path.join(root, STATE_DIR)
+    with contextlib.ExitStack() as held:
+        if os.path.isdir(state) and not os.path.islink(state):
+            with contextlib.suppress(OSError, DriveStageError):  # (the stamps are read again)
+                held.enter_context(merge_lock(root))
+        yield
 
 
 def _recorded(root: str, rels: list[str]) -> set[str] | None:
