@@ -130,7 +130,7 @@ def _memory_copy(path: str, data: Union[bytes, Callable[[BinaryIO], None]]) -> O
     if not hasattr(os, "memfd_create") or not os.path.isdir("/proc/self/fd"):
         return None
     with deferred():   # (a Ctrl-C between the two left the descriptor open)
-        fd = os.memfd_create(f"drivestage-{os.path.basename(path)}"[:240], os.MFD_CLOEXEC)
+        fd = os.memfd_create(_memory_name(path), os.MFD_CLOEXEC)
         copy = f"/proc/self/fd/{fd}"
         _IN_MEMORY[copy] = fd
     try:
@@ -147,6 +147,13 @@ def _memory_copy(path: str, data: Union[bytes, Callable[[BinaryIO], None]]) -> O
     log.info("%s: the temporary folder %s has no room; its private copy is kept in memory",
              path, tempfile.gettempdir())
     return copy
+
+
+def _memory_name(path: str) -> str:
+    """The name of ``path``'s copy in memory (seen in ``/proc/PID/fd``), cut to what the
+    kernel takes: 249 bytes, not characters (a long name in Japanese made ``memfd_create``
+    fail with EINVAL: attacknew33)."""
+    return os.fsdecode(os.fsencode(f"drivestage-{os.path.basename(path)}")[:240])
 
 
 def _remove_stale_copies(folder: str) -> None:

@@ -60,3 +60,16 @@ def test_a_log_too_large_for_a_copy_in_memory_leaves_no_memory_behind(
     snapshots.upload(lambda p: sent.append(p), str(log), copy=True, changing={str(log)})
     assert sent == [str(log)]          # too large for a copy: sent as any such file
     assert _memfds() == before
+
+
+def test_a_log_of_a_long_non_ascii_name_is_sent_from_memory(full_tmp, tmp_path):
+    """The copy in memory is named after the file, cut at 240 characters; the kernel takes
+    249 bytes, and a name of 84 characters, 80 of them Japanese (244 bytes; a file's name
+    may have 255), made ``memfd_create`` fail with ``[Errno 22] Invalid argument``: the
+    push's error for that file."""
+    log = tmp_path / ("学習ログ" * 20 + ".log")   # 244 bytes
+    log.write_bytes(b"step 1\n" * 1000)
+    sent = []
+    snapshots.upload(lambda p: sent.append(open(p, "rb").read()), str(log), copy=True,
+                     changing={str(log)})
+    assert sent == [log.read_bytes()]
