@@ -61,3 +61,26 @@ def test_an_archives_member_a_pull_adopted_meanwhile_is_not_removed(
 
     assert stamps.recorded(root, ["annotations/2007_train.txt"])
     assert (Path(root) / "annotations" / "2007_train.txt").read_bytes() == old["train"]
+
+
+def test_a_file_the_user_pulled_from_drive_into_the_old_folder_is_left(
+        emulator, local_state, drive_env, synth_voc, tiny_config, tmp_path):
+    """The user's own lines kept on Drive (written on a machine with the same paths: every
+    Colab VM has /content/data), pulled with ``drivestage pull drive:mine/2007_train.txt
+    data/annotations``: a download, its stamp beside it, and exactly what the trainer
+    writes. The start removed it (no archive lists it), and it was pulled again and
+    removed again."""
+    from trainer.staging import stage_data
+
+    emulator.add_file("VOC_datasets/VOC.zip", _zip(synth_voc, {}))
+    cfg = _config(tiny_config)
+    old = _old_trainers_start(cfg)
+    annotations = Path(cfg.data.root) / "annotations"
+    (annotations / "2007_train.txt").unlink()
+    emulator.add_file("mine/2007_train.txt", old["train"])
+    drivestage.pull("drive:mine/2007_train.txt", str(annotations), quiet=True)
+
+    stage_data(cfg)
+
+    assert (annotations / "2007_train.txt").read_bytes() == old["train"]
+    assert not (annotations / "2007_val.txt").exists()   # the trainer's own: gone

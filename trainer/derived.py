@@ -77,8 +77,9 @@ def retire(root: str, old: Sequence[Path], write: Callable[[str], Path]) -> None
     fresh: dict[str, Path | None] = {}
     emptied = set()
     for path, rel in zip(old, rels):
-        if rel in held:
-            continue  # the archive's own (a data root zipped whole): not the trainer's to remove
+        if rel in held or _pulled(path):
+            continue  # the archive's own (a data root zipped whole), or one pulled: not the
+            # trainer's to remove
         name = path.name
         if name not in fresh:
             fresh[name] = _written(write, name)
@@ -152,7 +153,7 @@ def _removed(root: str, path: Path, rel: str, fresh: Path) -> bool:
     with _merging(root):
         again = _recorded(root, [rel])
         st = _same_bytes(path, fresh)
-        if again is None or again or st is None:
+        if again is None or again or _pulled(path) or st is None:
             return False
         try:
             now = os.lstat(path)
@@ -162,6 +163,20 @@ def _removed(root: str, path: Path, rel: str, fresh: Path) -> bool:
         except OSError:
             return False
     return True
+
+
+def _pulled(path: Path) -> bool:
+    """Whether a stamp says ``path`` is a file downloaded from Drive (``drivestage pull
+    drive:…/2007_train.txt data/annotations``: the user's copy of their file on Drive, made
+    on a machine with the same paths, as every Colab VM has), or cannot be read (a doubt
+    leaves it). Such a file was removed at every start, and pulled again (attacknew33)."""
+    from drivestage import stamps
+    from drivestage.errors import DriveStageError
+
+    try:
+        return bool(stamps.of(str(path.parent), path.name))
+    except (OSError, DriveStageError):
+        return True
 
 
 @contextlib.contextmanager
