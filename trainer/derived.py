@@ -12,8 +12,9 @@ Older versions wrote the lines into the tree itself (``data.root/annotations/``,
 ``annotations.local*/`` beside an archive's own). Since a pull refuses to replace a file no
 extraction wrote (clobber32), such a file at a path that a new version of the archive brings
 refused the next start. :func:`retire` removes those files before the pull when they hold
-exactly what the trainer writes now and no stamp records them (an archive's member is never
-touched); any other is left as it is, and said so.
+exactly what the trainer writes now and no stamp records them (an archive's member, or a
+file pulled from Drive, is never touched; a folder that is a link is the user's); any other
+is left as it is, and said so.
 """
 from __future__ import annotations
 
