@@ -70,8 +70,24 @@ def private(path: str, data: Union[bytes, Callable[[BinaryIO], None]]) -> Iterat
     finally:
         if copy is not None:
             temps.stand_for(copy, None)
-            fd = _IN_MEMORY.pop(copy, None)
-            os.unlink(copy) if fd is None else os.close(fd)
+            try:   # (a Ctrl-C between the two steps left a copy in memory open for good)
+                with deferred():
+                    _let_go(copy)
+            except KeyboardInterrupt:
+                _let_go(copy)   # (one before deferred() held it back: nothing was done)
+                raise
+
+
+def _let_go(copy: str) -> None:
+    """Remove the private copy ``copy`` (close it, in memory); again, nothing."""
+    fd = _IN_MEMORY.pop(copy, None)
+    if fd is not None:
+        os.close(fd)
+    elif not copy.startswith(_MEMORY):
+        try:
+            os.unlink(copy)
+        except FileNotFoundError:
+            pass
 
 
 #: A private copy's name: the prefix, this process's id, a dash, mkstemp's letters.
@@ -80,6 +96,7 @@ _PREFIX = ".drivestage-sidecar-"
 #: read-only (on Colab it is the run folder's disk, full when a save failed).
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 _IN_MEMORY: dict[str, int] = {}  # private copies in memory: their /proc path -> descriptor
+_MEMORY = "/proc/self/fd/"  # (what their paths start with)
 _swept: set[str] = set()  # the temporary folders this process looked through already
 
 
@@ -131,7 +148,7 @@ def _memory_copy(path: str, data: Union[bytes, Callable[[BinaryIO], None]]) -> O
         return None
     with deferred():   # (a Ctrl-C between the two left the descriptor open)
         fd = os.memfd_create(_memory_name(path), os.MFD_CLOEXEC)
-        copy = f"/proc/self/fd/{fd}"
+        copy = f"{_MEMORY}{fd}"
         _IN_MEMORY[copy] = fd
     try:
         with open(fd, "wb", closefd=False) as fh:
@@ -139,8 +156,12 @@ def _memory_copy(path: str, data: Union[bytes, Callable[[BinaryIO], None]]) -> O
     except BaseException as exc:
         # Closed whatever stopped it (a snapshot over its limit, a Ctrl-C): else the memory
         # stayed held for the life of the process (attacknew33).
-        with deferred():
-            os.close(_IN_MEMORY.pop(copy))
+        try:
+            with deferred():
+                _let_go(copy)
+        except KeyboardInterrupt:
+            _let_go(copy)
+            raise
         if isinstance(exc, OSError):
             return None
         raise

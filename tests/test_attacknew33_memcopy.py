@@ -73,3 +73,37 @@ def test_a_log_of_a_long_non_ascii_name_is_sent_from_memory(full_tmp, tmp_path):
     snapshots.upload(lambda p: sent.append(open(p, "rb").read()), str(log), copy=True,
                      changing={str(log)})
     assert sent == [log.read_bytes()]
+
+
+def test_a_ctrl_c_at_any_point_of_a_sidecars_copy_in_memory_leaves_none_open(
+        full_tmp, tmp_path):
+    """The copy in memory is closed as the push's sidecar upload ends; a Ctrl-C between its
+    removal from the copies' list and its close (or as the failed write's clean-up began)
+    left it open for the life of the notebook's process."""
+    from drivestage import sidecar_copy
+    from drivestage.store import RemoteEntry
+    from test_interrupt_locks import _each_ctrl_c
+
+    tempfile._get_candidate_names()   # (see the sweep of the copy in the temporary folder)
+    side = tmp_path / "epoch_001.json"
+    side.write_bytes(b'{"epoch": 1, "iteration": 4, "md5": "%s"}' % (b"a" * 32))
+    sent = [RemoteEntry(id="x", name="epoch_001.pt", is_dir=False, md5="a" * 32)]
+
+    def work() -> None:   # what a push does with the sidecar it sends
+        with sidecar_copy.checked(str(side), sent, sent) as copy:
+            assert copy is not None and copy.startswith("/proc/self/fd/")
+
+    work()
+    before = _memfds()
+    landed, left = 0, []
+    for k in _each_ctrl_c(work, only_under=os.path.dirname(sidecar_copy.__file__)):
+        landed += 1
+        if _memfds() != before or sidecar_copy._IN_MEMORY:
+            left.append(k)
+            for fd in [*sidecar_copy._IN_MEMORY.values()]:
+                os.close(fd)
+            sidecar_copy._IN_MEMORY.clear()
+            before = _memfds()
+    assert landed >= 50
+    assert left == []
+    assert os.listdir(full_tmp) == []
