@@ -84,3 +84,25 @@ def test_a_file_the_user_pulled_from_drive_into_the_old_folder_is_left(
 
     assert (annotations / "2007_train.txt").read_bytes() == old["train"]
     assert not (annotations / "2007_val.txt").exists()   # the trainer's own: gone
+
+
+def test_an_old_lines_file_with_another_name_elsewhere_is_left(
+        emulator, local_state, drive_env, synth_voc, tiny_config, tmp_path):
+    """``ln data/annotations/2007_train.txt ~/keep/train.txt``: the file has a second name
+    (a hard link: the user's doing, never the trainer's, which writes a new file each time).
+    The start removed the name in the dataset's tree, which the user made, as its own."""
+    import os
+
+    from trainer.staging import stage_data
+
+    emulator.add_file("VOC_datasets/VOC.zip", _zip(synth_voc, {}))
+    cfg = _config(tiny_config)
+    old = _old_trainers_start(cfg)
+    annotations = Path(cfg.data.root) / "annotations"
+    os.link(annotations / "2007_train.txt", tmp_path / "train.txt")
+
+    stage_data(cfg)
+
+    assert (annotations / "2007_train.txt").read_bytes() == old["train"]
+    assert os.path.samefile(annotations / "2007_train.txt", tmp_path / "train.txt")
+    assert not (annotations / "2007_val.txt").exists()   # the trainer's own: gone

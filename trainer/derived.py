@@ -44,7 +44,8 @@ def lines_folder(root: str) -> Path:
 
 def old_lines(root: str, names: Sequence[str]) -> list[Path]:
     """The files ``names`` (``2007_train.txt``) that older versions wrote into ``root``'s
-    tree and that are there, as regular files (a link is not the trainer's doing)."""
+    tree and that are there, as regular files of one name (a link, symbolic or hard, is not
+    the trainer's doing)."""
     try:
         with os.scandir(root) as it:
             # Real folders only: the trainer made them; one that is a link is the user's (a
@@ -58,7 +59,10 @@ def old_lines(root: str, names: Sequence[str]) -> list[Path]:
         for name in names:
             path = Path(root) / folder / name
             try:
-                if stat.S_ISREG(os.lstat(path).st_mode):
+                st = os.lstat(path)
+                # (One with another name too, a hard link, the user made: the trainer wrote
+                # a new file each time. Its name here was removed: attacknew33.)
+                if stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
                     found.append(path)
             except OSError:
                 continue
@@ -135,7 +139,8 @@ def _same_bytes(a: Path, b: Path) -> "os.stat_result | None":
     try:
         with open(fd, "rb", closefd=False) as fh:
             st = os.fstat(fd)
-            same = stat.S_ISREG(st.st_mode) and st.st_size == b.stat().st_size and \
+            same = stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and \
+                st.st_size == b.stat().st_size and \
                 fh.read() == b.read_bytes()
         return st if same else None
     except OSError:
