@@ -170,6 +170,22 @@ def _memory_copy(path: str, data: Union[bytes, Callable[[BinaryIO], None]]) -> O
     return copy
 
 
+def _forget_in_child() -> None:
+    """In a process just forked (a DataLoader worker, forked by the training thread while a
+    push thread sent from a copy in memory): close the copies it got. Close-on-exec ends
+    them only at an exec, and each worker held the memory for its life (attacknew33)."""
+    for fd in list(_IN_MEMORY.values()):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _IN_MEMORY.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def _memory_name(path: str) -> str:
     """The name of ``path``'s copy in memory (seen in ``/proc/PID/fd``), cut to what the
     kernel takes: 249 bytes, not characters (a long name in Japanese made ``memfd_create``

@@ -107,3 +107,31 @@ def test_a_ctrl_c_at_any_point_of_a_sidecars_copy_in_memory_leaves_none_open(
     assert landed >= 50
     assert left == []
     assert os.listdir(full_tmp) == []
+
+
+def test_a_process_forked_while_a_copy_is_in_memory_does_not_hold_it(full_tmp, tmp_path):
+    """The trainer forks its DataLoader's workers from the training thread at each epoch
+    while its push thread sends a sidecar or a log from a copy in memory: each worker got
+    the copy's descriptor (close-on-exec ends it only at an exec) and held its memory (up to
+    64 MiB for a log) for the worker's life."""
+    from drivestage import sidecar_copy
+
+    with sidecar_copy.private(str(tmp_path / "train.log"), b"step 1\n" * 1000) as copy:
+        assert copy.startswith("/proc/self/fd/")
+        fd = int(copy.rsplit("/", 1)[1])
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:   # (the worker: says whether it holds the copy, and ends)
+            try:
+                held = os.readlink(f"/proc/self/fd/{fd}").startswith("/memfd:")
+            except OSError:
+                held = False
+            os.write(w, b"1" if held else b"0")
+            os._exit(0)
+        os.close(w)
+        try:
+            said = os.read(r, 1)
+        finally:
+            os.close(r)
+            os.waitpid(pid, 0)
+    assert said == b"0"
