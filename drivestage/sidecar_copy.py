@@ -69,7 +69,6 @@ def private(path: str, data: Union[bytes, Callable[[BinaryIO], None]]) -> Iterat
         yield copy
     finally:
         if copy is not None:
-            temps.stand_for(copy, None)
             try:   # (a Ctrl-C between the two steps left a copy in memory open for good)
                 with deferred():
                     _let_go(copy)
@@ -80,6 +79,7 @@ def private(path: str, data: Union[bytes, Callable[[BinaryIO], None]]) -> Iterat
 
 def _let_go(copy: str) -> None:
     """Remove the private copy ``copy`` (close it, in memory); again, nothing."""
+    temps.stand_for(copy, None)
     fd = _IN_MEMORY.pop(copy, None)
     if fd is not None:
         os.close(fd)
