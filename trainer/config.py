@@ -288,7 +288,14 @@ def _apply(cfg: Config, key: str, value: Any, where: str) -> None:
     if parts[1] not in fields:
         raise _unknown(key, where)
     hints = typing.get_type_hints(type(section))
+    if key in _PATHS and isinstance(value, str):   # (data.root: ~/data was ./~/data)
+        value = os.path.expanduser(value)
     setattr(section, parts[1], _coerce(key, value, hints[parts[1]], dict(fields[parts[1]].metadata)))
+
+
+#: Keys naming local files or folders: a leading ``~`` is the home folder, as in a shell.
+_PATHS = frozenset({"data.root", "data.voc_root", "data.classes", "data.train", "data.val",
+                    "data.drive_zip", "model.weights", "train.out_dir", "drive.logs"})
 
 
 def _flatten(mapping: Any, where: str, prefix: str = "") -> list[tuple[str, Any]]:
