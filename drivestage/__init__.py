@@ -1,7 +1,8 @@
 """drivestage: Google Drive as a staging area for training on machines that vanish.
 
 Public API (imported lazily so ``import drivestage`` stays cheap and torch-free):
-``pull``, ``push``, ``prune``, ``Mirror``, ``connect``, and ``drivestage.hooks``.
+``pull``, ``push``, ``prune``, ``Mirror``, ``connect``, ``move_staged`` (staged copies moved
+to another DEST with their stamps), and ``drivestage.hooks``.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ _LAZY = {
     "Mirror": "drivestage.mirror",
     "connect": "drivestage.drive.places",
     "open_store": "drivestage.remote",
+    "move_staged": "drivestage.stage_move",
 }
 
 

@@ -60,7 +60,8 @@ LAYERS = [
     ["mtimes"],   # when a file on disk is what a record saw (stamps re-exports its checks)
     ["stamps"],
     ["unpack", "hashed_pass"],
-    ["sidecar_copy", "stage_extraction", "stage_original", "stage_decide", "stage_order"],
+    ["sidecar_copy", "stage_extraction", "stage_original", "stage_decide", "stage_order",
+     "stage_move"],   # stage_move: staged copies moved to another DEST with their stamps
     ["stage_walk"],
     ["stage_file", "pruning", "extra", "old_copies", "behind", "other_runs", "dedupe",
      "push_watch", "push_room", "push_result", "snapshots", "run_folders", "push_folders"],

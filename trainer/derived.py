@@ -1,7 +1,8 @@
 """What the trainer derives from the dataset, kept out of the dataset's own tree.
 
 The annotation lines of a split (``<year>_<split>.txt``: this machine's absolute image
-paths, written at every start) live in ``data.root/.drivestage-trainer/annotations/``. That
+paths, written at every start) live in ``data.root/.drivestage-trainer/annotations/``, and
+the ``drive:`` weights the trainer pulls in ``data.root/.drivestage-trainer/weights/``. That
 name is one drivestage keeps for itself at any depth (:func:`drivestage.paths.is_reserved`):
 no archive member and no Drive item can take it, and ``drivestage push`` leaves it out. So
 no pull into ``data.root`` (or a folder above it) ever meets a file of the trainer's at a
@@ -14,7 +15,9 @@ extraction wrote (clobber32), such a file at a path that a new version of the ar
 refused the next start. :func:`retire` removes those files before the pull when they hold
 exactly what the trainer writes now and no stamp records them (an archive's member, or a
 file pulled from Drive, is never touched; a folder that is a link is the user's); any other
-is left as it is, and said so.
+is left as it is, and said so. The weights older versions pulled into
+``data.root/weights/`` (refused over just so, when an archive brought ``weights/<name>``)
+are moved with their stamps by :func:`move_old_weights`: no download again.
 """
 from __future__ import annotations
 
@@ -34,12 +37,54 @@ FOLDER = ".drivestage-trainer"
 #: ``annotations.local2``, ... where a staged archive held the one before.
 _OLD_FOLDER = re.compile(r"annotations(\.local\d*)?")
 
-__all__ = ["FOLDER", "lines_folder", "old_lines", "retire"]
+#: Where older versions pulled ``drive:`` weights (``model.weights``, eval's ``--weights``).
+_OLD_WEIGHTS = "weights"
+
+__all__ = ["FOLDER", "lines_folder", "old_lines", "retire", "weights_folder",
+           "move_old_weights"]
 
 
 def lines_folder(root: str) -> Path:
     """The folder the trainer writes (and reads) the splits' annotation lines in."""
     return Path(root) / FOLDER / "annotations"
+
+
+def weights_folder(root: str) -> Path:
+    """The folder ``drive:`` weights are pulled into (md5-verified, stamped by the pull)."""
+    return Path(root) / FOLDER / "weights"
+
+
+def move_old_weights(root: str) -> None:
+    """The weights older versions pulled into ``root/weights/`` moved into
+    :func:`weights_folder` with their stamps (:func:`drivestage.move_staged`), so the pull
+    there finds them staged: one metadata call, no download. Only drivestage's unchanged
+    copies move; a file of the user's there stays (a new version of the dataset's archive
+    bringing its path is refused, and says so). Costs a stat where there is no such folder;
+    never raises."""
+    from drivestage import move_staged
+    from drivestage.errors import DriveStageError
+
+    old = os.path.join(root, _OLD_WEIGHTS)
+    try:
+        if not stat.S_ISDIR(os.lstat(old).st_mode):
+            return   # (nothing there, or a link: the user's doing)
+        done = move_staged(old, str(weights_folder(root)))
+    except (OSError, DriveStageError) as exc:
+        logger.info("left %s as it is: %s", old, exc)
+        return
+    for was, now in done.moved:
+        logger.info("moved %s to %s: weights pulled from Drive are kept out of the "
+                    "dataset's tree now", was, now)
+    for was, now in done.copied:
+        logger.info("copied %s to %s: it is a member of the dataset's archive too, which "
+                    "stays", was, now)
+    for was in done.dropped:
+        logger.info("removed %s: the same weights, pulled from Drive, are in %s", was,
+                    weights_folder(root))
+    for was, why in done.left:
+        logger.info("left %s as it is: %s", was, why)
+    with contextlib.suppress(OSError):
+        os.rmdir(old)   # only an empty one
 
 
 def old_lines(root: str, names: Sequence[str]) -> list[Path]:

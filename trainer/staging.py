@@ -39,6 +39,7 @@ def stage_data(cfg: Config, info: distributed.DistInfo = distributed.DistInfo())
     with distributed.main_first(info) as first:
         if first:
             _retire_old_lines(cfg)
+            derived.move_old_weights(d.root)   # (before the pull: see local_weights)
         if d.drive_zip and first:
             import drivestage
 
@@ -174,8 +175,12 @@ def local_weights(spec: str, cfg: Config, key: str = "model.weights") -> str:
                                   f"{UNMOUNTED_DRIVE}); write {drive_spec} to pull it from Drive")
             raise ConfigError(f"{key}: file not found: {spec}")
         return spec
-    # Staged (md5-verified, cached) next to the data; a re-run finds it already there.
-    return pull_weights(spec, os.path.join(cfg.data.root, "weights"), key)
+    # Staged (md5-verified, cached) in the trainer's folder of data.root, out of the dataset's
+    # tree (a new version of the dataset's archive bringing weights/<name> was refused over
+    # them); a re-run finds it already there, and so does one whose older version pulled it
+    # into data.root/weights/ (moved, with its stamp).
+    derived.move_old_weights(cfg.data.root)
+    return pull_weights(spec, str(derived.weights_folder(cfg.data.root)), key)
 
 
 def pull_weights(spec: str, folder: str, key: str) -> str:

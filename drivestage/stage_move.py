@@ -1,0 +1,179 @@
+"""``move_staged``: the files a pull staged into one DEST moved into another, each with its
+stamp, so that a pull of the same SRC into the new DEST finds its copy staged: one metadata
+call (the stamp's id re-checked), not a byte downloaded.
+
+A caller that moves where it pulls to (the trainer's ``drive:`` weights, out of the
+dataset's tree: a new version of the dataset's archive bringing ``weights/<name>`` was
+refused over them) keeps its users' copies this way. Only drivestage's own copies move: a
+plain download (no extraction, nothing removed) whose file is this user's regular file
+with the stamp's size, mtime and md5. Anything else at DEST is left as it is, however it
+is named: a file of the user's is never moved, nor removed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from drivestage import stamps
+from drivestage.extract.statedir import state_lock
+from drivestage.extract.validation import STATE_DIR
+from drivestage.localfs import atomic_file, file_md5, fitted_name
+from drivestage.mtimes import same_mtime
+from drivestage.stamps import Stamp
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Moved", "move_staged"]
+
+#: What a stamp of a copy that is only a download never holds (an extraction's, a removed
+#: archive's, a local original's): such a copy stays where its members are.
+_NOT_A_DOWNLOAD = ("members", "stale", "unrecorded", "original", "removed")
+
+
+@dataclass
+class Moved:
+    """What :func:`move_staged` did: ``moved`` (old path, new path), ``copied`` (old path,
+    new path: the old one is also an extracted archive's member, which stays), ``dropped``
+    (old copies removed: the new DEST held the same bytes, staged), ``left`` (path, why):
+    files staged there that stay, and why."""
+
+    moved: list[tuple[str, str]] = field(default_factory=list)
+    copied: list[tuple[str, str]] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    left: list[tuple[str, str]] = field(default_factory=list)
+
+
+def move_staged(old: str, new: str) -> Moved:
+    """Move every file that a pull without ``-x`` staged into folder ``old`` into folder
+    ``new`` (made when needed), with its stamp: a later ``pull(SRC, new)`` finds it staged
+    and re-checks it with one call, as it would have in ``old``. A copy whose name ``new``
+    holds already is removed only where that file is a staged copy of the same bytes; else
+    both stay. ``old``'s state folder goes once it is empty. Copies that changed since they
+    were staged, and files no pull staged, stay as they are."""
+    out = Moved()
+    old, new = os.path.abspath(old), os.path.abspath(new)
+    if old == new or not os.path.isdir(os.path.join(old, STATE_DIR)):
+        return out
+    for stamp in stamps.every(old):
+        name = stamp.get("file")
+        if stamp.get("version") != stamps.VERSION or not _plain(stamp) or \
+                not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+            continue
+        with state_lock(old, fitted_name(name) + ".lock", _waiting(old, name), transient=True):
+            os.makedirs(new, exist_ok=True)
+            with state_lock(new, fitted_name(name) + ".lock", _waiting(new, name),
+                            transient=True):
+                _move_one(old, new, name, stamp, out)
+    _remove_if_empty(old)
+    return out
+
+
+def _plain(stamp: Stamp) -> bool:
+    """Whether ``stamp`` is of a download alone (see :data:`_NOT_A_DOWNLOAD`)."""
+    return not stamp.get("extracted") and not any(stamp.get(k) for k in _NOT_A_DOWNLOAD)
+
+
+def _waiting(folder: str, name: str) -> Callable[[], None]:
+    def say() -> None:
+        log.warning("another pull of %s is running; waiting for it",
+                    os.path.join(folder, name))
+    return say
+
+
+def _move_one(old: str, new: str, name: str, stamp: Stamp, out: Moved) -> None:
+    """``old/<name>`` and its ``stamp`` moved into ``new`` (under both names' locks), or
+    noted in ``out`` as left, or dropped as a duplicate of ``new/<name>``."""
+    now = stamps.own(old, name, stamp["id"])   # read again, under the lock
+    source, target = os.path.join(old, name), os.path.join(new, name)
+    if now is None or not _plain(now):
+        return
+    why = _unlike(source, now)
+    if why is not None:
+        if why:   # ("": nothing there: a stamp without its copy, which a pull re-stages)
+            out.left.append((source, why))
+        return
+    # Also an archive's member (extracted there, then a pull found it staged): it stays,
+    # the archive's; a copy goes. Moved, the extraction missed it at its next pull and put
+    # it back (the archive downloaded again, where it was removed).
+    member = bool(stamps.recorded(old, [name]))
+    if os.path.lexists(target):
+        there = _found(new, name, now)
+        if there is not None and _unlike(target, there) is None:
+            # The same bytes staged there already (moved before, then staged here again
+            # by an older caller): this copy is only a duplicate.
+            if not member:
+                os.unlink(source)
+                out.dropped.append(source)
+            stamps.drop(now)
+        else:
+            out.left.append((source, f"{target} is there already"))
+        return
+    moved = {k: v for k, v in now.items() if not k.startswith("_")}
+    done = out.moved
+    try:
+        if member:
+            _copy(source, target)
+            moved["mtime_ns"] = os.stat(target).st_mtime_ns
+            done = out.copied
+        else:
+            os.rename(source, target)      # (the mtime stays, which the stamp records)
+    except OSError as exc:  # another file system (a folder linked elsewhere), a full disk
+        out.left.append((source, f"it cannot be moved to {target} ({exc.strerror})"))
+        return
+    stamps.write(new, moved)
+    stamps.drop(now)
+    done.append((source, target))
+
+
+def _copy(source: str, target: str) -> None:
+    """``source``'s bytes at ``target``, written whole or not at all."""
+    with open(source, "rb") as src, atomic_file(target, mode=0o644) as dst:
+        shutil.copyfileobj(src, dst, 4 << 20)
+
+
+def _found(dest: str, name: str, like: Stamp) -> Optional[Stamp]:
+    """The stamp in ``dest`` of a copy of ``like``'s bytes (same md5 and size) at ``name``."""
+    for stamp in stamps.of(dest, name):
+        if stamp.get("md5") == like.get("md5") and stamp.get("size") == like.get("size") \
+                and _plain(stamp):
+            return stamp
+    return None
+
+
+def _unlike(path: str, stamp: Stamp) -> Optional[str]:
+    """None when ``path`` is this user's regular file of ``stamp``'s size, mtime and md5 (the
+    copy it stands for, as staged); else why not ("" when nothing is there)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
+        return "it is not a regular file of this user's"
+    if not stamp.get("md5") or st.st_size != stamp.get("size") or \
+            not same_mtime(st.st_mtime_ns, stamp.get("mtime_ns"), stamp.get("_shown_ns")):
+        return "it changed since it was staged"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+    try:
+        same = file_md5(fd) == stamp["md5"]
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+    finally:
+        os.close(fd)
+    return None if same else "its bytes are not those staged"
+
+
+def _remove_if_empty(folder: str) -> None:
+    """``folder``'s state folder removed when nothing is left in it."""
+    try:
+        os.rmdir(os.path.join(folder, STATE_DIR))   # only an empty one
+    except OSError:
+        pass
