@@ -68,7 +68,7 @@ class ModelConfig:
     """The network and its starting weights."""
 
     input_size: int = _f(416, "network input side in pixels (a multiple of 32)")
-    weights: Optional[str] = _f(None, "pretrained weights (.pth/.weights/.pt), local or drive:path")
+    weights: Optional[str] = _f(None, "pretrained weights (.pth/.weights/.pt), local or drive:path (pulled into data.root/.drivestage-trainer/weights/)")
     anchors: list = _f(DEFAULT_ANCHORS, "anchor boxes in pixels at 416, six [w, h] pairs")
     anchors_mask: list = _f(DEFAULT_ANCHORS_MASK, "anchor indices of the stride-32 and stride-16 heads")
     phi: int = _f(0, "attention after the backbone: 0 none, 1 SE, 2 CBAM, 3 ECA, 4 coordinate attention")
