@@ -16,7 +16,7 @@ import os
 import shutil
 import stat
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, Collection, Optional
 
 from drivestage import stamps
 from drivestage.extract.statedir import state_lock
@@ -47,13 +47,14 @@ class Moved:
     left: list[tuple[str, str]] = field(default_factory=list)
 
 
-def move_staged(old: str, new: str) -> Moved:
+def move_staged(old: str, new: str, only: Optional[Collection[str]] = None) -> Moved:
     """Move every file that a pull without ``-x`` staged into folder ``old`` into folder
     ``new`` (made when needed), with its stamp: a later ``pull(SRC, new)`` finds it staged
-    and re-checks it with one call, as it would have in ``old``. A copy whose name ``new``
-    holds already is removed only where that file is a staged copy of the same bytes; else
-    both stay. ``old``'s state folder goes once it is empty. Copies that changed since they
-    were staged, and files no pull staged, stay as they are."""
+    and re-checks it with one call, as it would have in ``old``. ``only``: the SRCs (as
+    the pulls were given them) whose copies move; None: every one. A copy whose name
+    ``new`` holds already is removed only where that file is a staged copy of the same
+    bytes; else both stay. ``old``'s state folder goes once it is empty. Copies that changed
+    since they were staged, and files no pull staged, stay as they are."""
     out = Moved()
     old, new = os.path.abspath(old), os.path.abspath(new)
     if old == new or not os.path.isdir(os.path.join(old, STATE_DIR)):
@@ -61,7 +62,8 @@ def move_staged(old: str, new: str) -> Moved:
     for stamp in stamps.every(old):
         name = stamp.get("file")
         if stamp.get("version") != stamps.VERSION or not _plain(stamp) or \
-                not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+                not isinstance(name, str) or not name or "/" in name or name in (".", "..") \
+                or (only is not None and stamp.get("src") not in only):
             continue
         with state_lock(old, fitted_name(name) + ".lock", _waiting(old, name), transient=True):
             os.makedirs(new, exist_ok=True)
@@ -99,7 +101,7 @@ def _move_one(old: str, new: str, name: str, stamp: Stamp, out: Moved) -> None:
     # Also an archive's member (extracted there, then a pull found it staged): it stays,
     # the archive's; a copy goes. Moved, the extraction missed it at its next pull and put
     # it back (the archive downloaded again, where it was removed).
-    member = bool(stamps.recorded(old, [name]))
+    member = _member(old, name)
     if os.path.lexists(target):
         there = _found(new, name, now)
         if there is not None and _unlike(target, there) is None:
@@ -127,6 +129,15 @@ def _move_one(old: str, new: str, name: str, stamp: Stamp, out: Moved) -> None:
     stamps.write(new, moved)
     stamps.drop(now)
     done.append((source, target))
+
+
+def _member(folder: str, name: str) -> bool:
+    """Whether an extraction's stamp records ``folder/<name>``: seen from ``folder`` and from
+    where it leads (``ln -s /content/datasets/data /content/data``: the pull's stamp is
+    above the link's target)."""
+    real = os.path.realpath(folder)
+    return bool(stamps.recorded(folder, [name])) or \
+        (real != folder and bool(stamps.recorded(real, [name])))
 
 
 def _copy(source: str, target: str) -> None:

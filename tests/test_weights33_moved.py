@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import drivestage
+import pytest
 from test_trainfiles33_derived import _SETTINGS, _replace_on_drive, _zip
 
 SPEC = "drive:Models/pre/w.pth"
@@ -73,6 +74,8 @@ def test_weights_an_older_version_pulled_are_moved_not_downloaded_again(
     old = _old_trainers_pull(cfg)
     mine = old.parent / "mine.pth"
     mine.write_bytes(b"my own weights")
+    emulator.add_file("Models/pre/other.pth", b"pulled by hand")   # another SRC: the user's
+    drivestage.pull("drive:Models/pre/other.pth", str(old.parent), quiet=True)
     emulator.clear_requests()
 
     with caplog.at_level(logging.INFO, logger="trainer"):
@@ -84,7 +87,9 @@ def test_weights_an_older_version_pulled_are_moved_not_downloaded_again(
     assert _downloads(emulator, fid) == 0
     assert len(emulator.requests) == 1          # the stamp's id re-checked: one files.get
     assert not old.exists()
-    assert sorted(os.listdir(old.parent)) == ["mine.pth"]   # and its stamp went with it
+    assert sorted(os.listdir(old.parent)) == [".drivestage", "mine.pth", "other.pth"]
+    assert [s.name.split("@")[0] for s in (old.parent / ".drivestage").iterdir()] == \
+        ["other.pth"]                                # w.pth's stamp went with it
     assert mine.read_bytes() == b"my own weights"
     assert f"moved {old} to {path}: weights pulled from Drive are kept out of the " \
         "dataset's tree now" in caplog.text
@@ -116,25 +121,31 @@ def test_an_old_copy_that_changed_since_its_pull_is_left(
     assert _downloads(emulator, fid) == 1        # into the new place
 
 
+@pytest.mark.parametrize("key", ["model.weights", "--weights"])
 def test_a_new_dataset_version_bringing_weights_name_no_longer_blocks_the_start(
-        emulator, local_state, drive_env, synth_voc, tiny_config, tmp_path):
+        emulator, local_state, drive_env, synth_voc, tiny_config, tmp_path, key):
     """The old layout (the dataset and the weights pulled by an older version), then v2 of
     the dataset's zip adds ``weights/w.pth`` of other bytes. Before: ``data.drive_zip:
     VOC.zip would replace 1 file in …/data that is not from an extraction …: …/weights/w.pth
-    …``; now v2 stages, and the weights come from the trainer's folder, not downloaded."""
+    …``; now v2 stages, and the weights come from the trainer's folder, not downloaded.
+    ``--weights``: eval's, which stages the data with them (``model.weights`` unset)."""
     from trainer.staging import local_weights, stage_data
 
     data, fid = _weights(emulator)
     emulator.add_file("VOC_datasets/VOC.zip", _zip(synth_voc, {}))
-    cfg = _config(tiny_config, **_SETTINGS)
+    cfg = _config(tiny_config, **_SETTINGS, **({"model.weights": None}
+                                                if key == "--weights" else {}))
     drivestage.pull(cfg.data.drive_zip, cfg.data.root, extract=True, quiet=True)
     _old_trainers_pull(cfg)
     _replace_on_drive("VOC_datasets/VOC.zip",
                       _zip(synth_voc, {"weights/w.pth": b"the dataset's own"}), tmp_path)
     emulator.clear_requests()
 
-    stage_data(cfg)
-    path = local_weights(cfg.model.weights, cfg)
+    if key == "--weights":      # as `trainer eval -w drive:… ` does
+        stage_data(cfg, weights=(SPEC,))
+    else:
+        stage_data(cfg)
+    path = local_weights(SPEC, cfg, key)
 
     root = tmp_path / "data"
     assert (root / "weights" / "w.pth").read_bytes() == b"the dataset's own"   # v2's member
@@ -187,3 +198,37 @@ def test_an_old_copy_beside_the_same_weights_in_the_trainers_folder_goes(
     assert Path(path).read_bytes() == data
     assert not (tmp_path / "data" / "weights").exists()
     assert len(emulator.requests) == 1
+
+
+def test_eval_of_drive_weights_with_an_old_layout_and_a_new_dataset_version(
+        emulator, local_state, drive_env, synth_voc, tiny_config, tmp_path):
+    """``trainer eval -w drive:…`` with the old layout and v2 of the dataset's zip adding
+    ``weights/best.pt`` of other bytes: scored, the copy moved first (eval stages the data
+    before it pulls its weights). Before: refused, exit 1, naming …/weights/best.pt."""
+    import torch
+    from click.testing import CliRunner
+
+    from trainer.cli import cli
+    from trainer.model import YoloV4Tiny
+
+    spec = "drive:Models/demo/logs/best.pt"
+    names = ["circle", "square", "triangle"]
+    torch.save({"model": YoloV4Tiny(3, input_size=64, width=0.25).state_dict(),
+                "class_names": names, "config": {"model": {"input_size": 64, "width": 0.25}}},
+               tmp_path / "best.pt")
+    fid = emulator.add_file("Models/demo/logs/best.pt", str(tmp_path / "best.pt"))
+    emulator.add_file("VOC_datasets/VOC.zip", _zip(synth_voc, {}))
+    config = tiny_config(**_SETTINGS, **{"data.max_val_images": 2, "train.conf_thresh": 0.9})
+    root = tmp_path / "data"
+    drivestage.pull("drive:VOC_datasets/VOC.zip", str(root), extract=True, quiet=True)
+    drivestage.pull(spec, str(root / "weights"), quiet=True)     # the older version's
+    _replace_on_drive("VOC_datasets/VOC.zip",
+                      _zip(synth_voc, {"weights/best.pt": b"the dataset's own"}), tmp_path)
+    emulator.clear_requests()
+
+    r = CliRunner().invoke(cli, ["eval", "-c", config, "-w", spec, "--json"])
+
+    assert r.exit_code == 0, r.output
+    assert (root / "weights" / "best.pt").read_bytes() == b"the dataset's own"
+    assert (root / NEW / "best.pt").read_bytes() == (tmp_path / "best.pt").read_bytes()
+    assert _downloads(emulator, fid) == 0

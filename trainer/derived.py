@@ -27,7 +27,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Collection, Iterator, Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -54,21 +54,24 @@ def weights_folder(root: str) -> Path:
     return Path(root) / FOLDER / "weights"
 
 
-def move_old_weights(root: str) -> None:
-    """The weights older versions pulled into ``root/weights/`` moved into
-    :func:`weights_folder` with their stamps (:func:`drivestage.move_staged`), so the pull
-    there finds them staged: one metadata call, no download. Only drivestage's unchanged
-    copies move; a file of the user's there stays (a new version of the dataset's archive
-    bringing its path is refused, and says so). Costs a stat where there is no such folder;
-    never raises."""
+def move_old_weights(root: str, specs: Collection[str]) -> None:
+    """The weights ``specs`` (``drive:…``) older versions pulled into ``root/weights/``
+    moved into :func:`weights_folder` with their stamps (:func:`drivestage.move_staged`), so
+    the pull there finds them staged: one metadata call, no download. Only drivestage's
+    unchanged copies of those SRCs move: a file of the user's there stays, and so does one
+    the user pulled of another SRC (a new version of the dataset's archive bringing its
+    path is refused, and says so). Costs a stat where there is no such folder; never
+    raises."""
     from drivestage import move_staged
     from drivestage.errors import DriveStageError
 
     old = os.path.join(root, _OLD_WEIGHTS)
+    if not specs:
+        return
     try:
         if not stat.S_ISDIR(os.lstat(old).st_mode):
             return   # (nothing there, or a link: the user's doing)
-        done = move_staged(old, str(weights_folder(root)))
+        done = move_staged(old, str(weights_folder(root)), only=specs)
     except (OSError, DriveStageError) as exc:
         logger.info("left %s as it is: %s", old, exc)
         return

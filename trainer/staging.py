@@ -12,7 +12,7 @@ import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 from trainer import derived, distributed
 from trainer.config import Config
@@ -33,13 +33,19 @@ class DataSpec:
     voc_root: Optional[str] = None
 
 
-def stage_data(cfg: Config, info: distributed.DistInfo = distributed.DistInfo()) -> DataSpec:
-    """Pull ``data.drive_zip`` (once per machine), find the VOCdevkit, read classes and lines."""
+def stage_data(cfg: Config, info: distributed.DistInfo = distributed.DistInfo(),
+               weights: Sequence[str] = ()) -> DataSpec:
+    """Pull ``data.drive_zip`` (once per machine), find the VOCdevkit, read classes and lines.
+    ``weights``: what the caller pulls next besides ``model.weights`` (eval's
+    ``--weights``): an older version's copy of it leaves the dataset's tree first."""
     d = cfg.data
     with distributed.main_first(info) as first:
         if first:
             _retire_old_lines(cfg)
-            derived.move_old_weights(d.root)   # (before the pull: see local_weights)
+            # Before the pull, which a new version of the archive bringing their path
+            # refused: see local_weights.
+            derived.move_old_weights(d.root, [w for w in (cfg.model.weights, *weights)
+                                              if w and w.startswith("drive:")])
         if d.drive_zip and first:
             import drivestage
 
@@ -179,7 +185,7 @@ def local_weights(spec: str, cfg: Config, key: str = "model.weights") -> str:
     # tree (a new version of the dataset's archive bringing weights/<name> was refused over
     # them); a re-run finds it already there, and so does one whose older version pulled it
     # into data.root/weights/ (moved, with its stamp).
-    derived.move_old_weights(cfg.data.root)
+    derived.move_old_weights(cfg.data.root, [spec])
     return pull_weights(spec, str(derived.weights_folder(cfg.data.root)), key)
 
 
