@@ -11,6 +11,7 @@ is named: a file of the user's is never moved, nor removed.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -166,20 +167,36 @@ def _unlike(path: str, stamp: Stamp) -> Optional[str]:
         return f"it cannot be read ({exc.strerror})"
     if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid():
         return "it is not a regular file of this user's"
-    if not stamp.get("md5") or st.st_size != stamp.get("size") or \
+    if st.st_size != stamp.get("size") or \
             not same_mtime(st.st_mtime_ns, stamp.get("mtime_ns"), stamp.get("_shown_ns")):
         return "it changed since it was staged"
+    # Drive's md5; a file Drive lists without one was verified by its SHA-256 (its stamp's).
+    algo, want = ("md5", stamp.get("md5")) if stamp.get("md5") else \
+        ("sha256", stamp.get("sha256"))
+    if not isinstance(want, str) or not want:
+        return "its stamp holds no checksum of it"
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
         return f"it cannot be read ({exc.strerror})"
     try:
-        same = file_md5(fd) == stamp["md5"]
+        same = _digest(fd, algo) == want.lower()
     except OSError as exc:
         return f"it cannot be read ({exc.strerror})"
     finally:
         os.close(fd)
     return None if same else "its bytes are not those staged"
+
+
+def _digest(fd: int, algo: str) -> str:
+    """The hex ``algo`` (md5, sha256) digest of the open file ``fd``, from its start."""
+    if algo == "md5":
+        return file_md5(fd)
+    h, offset = hashlib.new(algo), 0
+    while buf := os.pread(fd, 4 << 20, offset):
+        h.update(buf)
+        offset += len(buf)
+    return h.hexdigest()
 
 
 def _remove_if_empty(folder: str) -> None:

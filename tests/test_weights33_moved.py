@@ -232,3 +232,21 @@ def test_eval_of_drive_weights_with_an_old_layout_and_a_new_dataset_version(
     assert (root / "weights" / "best.pt").read_bytes() == b"the dataset's own"
     assert (root / NEW / "best.pt").read_bytes() == (tmp_path / "best.pt").read_bytes()
     assert _downloads(emulator, fid) == 0
+
+
+def test_weights_drive_lists_without_an_md5_move_by_their_sha256(
+        emulator, local_state, drive_env, tiny_config, tmp_path):
+    """A file Drive lists without ``md5Checksum`` (stored long ago) was staged verified by
+    its SHA-256, which its stamp keeps: that is what the move checks."""
+    from trainer.staging import local_weights
+
+    data, fid = _weights(emulator)
+    emulator.set_checksums(fid, md5=None)
+    cfg = _config(tiny_config)
+    old = _old_trainers_pull(cfg)
+    emulator.clear_requests()
+
+    path = local_weights(cfg.model.weights, cfg)
+
+    assert Path(path).read_bytes() == data and not old.exists()
+    assert _downloads(emulator, fid) == 0
