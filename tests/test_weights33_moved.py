@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import drivestage
 import pytest
+
+import drivestage
 from test_trainfiles33_derived import _SETTINGS, _replace_on_drive, _zip
 
 SPEC = "drive:Models/pre/w.pth"
