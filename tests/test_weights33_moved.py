@@ -251,3 +251,25 @@ def test_weights_drive_lists_without_an_md5_move_by_their_sha256(
 
     assert Path(path).read_bytes() == data and not old.exists()
     assert _downloads(emulator, fid) == 0
+
+
+def test_a_member_seen_through_a_linked_data_root_is_copied_not_moved(
+        emulator, local_state, drive_env, tiny_config, tmp_path):
+    """``data.root`` a link into a folder a pull extracted (attacktr31b's layout): the
+    archive's stamp is above the link's target. Its ``data/weights/w.pth``, which an older
+    version's pull found staged, stays the archive's: copied."""
+    from _archives import a_fixed_zip
+    from trainer.staging import local_weights
+
+    data, fid = _weights(emulator)
+    emulator.add_file("d/all.zip", a_fixed_zip({"data/weights/w.pth": data}))
+    drivestage.pull("drive:d/all.zip", str(tmp_path / "datasets"), extract=True, quiet=True)
+    os.symlink(tmp_path / "datasets" / "data", tmp_path / "data")
+    cfg = _config(tiny_config)
+    old = _old_trainers_pull(cfg)
+    emulator.clear_requests()
+
+    path = local_weights(cfg.model.weights, cfg)
+
+    assert old.read_bytes() == Path(path).read_bytes() == data
+    assert _downloads(emulator, fid) == 0
