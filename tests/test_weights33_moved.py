@@ -273,3 +273,26 @@ def test_a_member_seen_through_a_linked_data_root_is_copied_not_moved(
 
     assert old.read_bytes() == Path(path).read_bytes() == data
     assert _downloads(emulator, fid) == 0
+
+
+def test_a_weights_folder_an_archive_made_stays_once_emptied(
+        emulator, local_state, drive_env, synth_voc, tiny_config, tmp_path):
+    """The dataset's zip has an empty ``weights/`` folder, where an older version pulled
+    the weights: they move, the archive's folder stays (gone, the next pull put it back,
+    downloading the archive again where it was removed)."""
+    from trainer.staging import local_weights, stage_data
+
+    data, fid = _weights(emulator)
+    emulator.add_file("VOC_datasets/VOC.zip", _zip(synth_voc, {"weights/": b""}))
+    cfg = _config(tiny_config, **{**_SETTINGS, "data.keep_archive": False})
+    drivestage.pull(cfg.data.drive_zip, cfg.data.root, extract=True, quiet=True,
+                    remove_archive=True)
+    old = _old_trainers_pull(cfg)
+    emulator.clear_requests()
+
+    path = local_weights(cfg.model.weights, cfg)
+    stage_data(cfg)
+
+    assert Path(path).read_bytes() == data and not old.exists()
+    assert os.listdir(old.parent) == []
+    assert emulator.api_calls("media.download") == 0

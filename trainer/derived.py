@@ -86,8 +86,9 @@ def move_old_weights(root: str, specs: Collection[str]) -> None:
                     weights_folder(root))
     for was, why in done.left:
         logger.info("left %s as it is: %s", was, why)
-    with contextlib.suppress(OSError):
-        os.rmdir(old)   # only an empty one
+    if _recorded(root, [_OLD_WEIGHTS]) == set():   # (an archive's folder stays)
+        with contextlib.suppress(OSError):
+            os.rmdir(old)   # only an empty one
 
 
 def old_lines(root: str, names: Sequence[str]) -> list[Path]:
