@@ -153,7 +153,8 @@ class BatchRoutes:
         # Drive serves the calls side by side: the answer waits for the slowest one.
         self._ttfb += max(waits)  # type: ignore[attr-defined]
         content_type, body = join_answers(answers)
-        self._send_bytes(200, body, content_type)  # type: ignore[attr-defined]
+        body, headers = self._maybe_gzipped(body, None)  # type: ignore[attr-defined]
+        self._send_bytes(200, body, content_type, headers)  # type: ignore[attr-defined]
 
     def _call_in_batch(self, request: bytes) -> tuple[bytes, float]:
         """Serve one call as if it had come alone (log, faults, authorization, route) into a

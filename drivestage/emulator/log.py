@@ -38,6 +38,7 @@ class RequestRecord:
     units: int = 0             # quota units Drive would charge for it
     in_batch: bool = False     # a call inside a batch request (kind "batch": the batch itself)
     connection: int = 0        # which TCP connection carried it (1, 2, ... in accept order)
+    encoding: str = ""         # the answer's Content-Encoding ("gzip": Emulator.gzip_answers)
 
     def __post_init__(self) -> None:
         self.query = redact_query(self.query)

@@ -104,6 +104,11 @@ class Emulator(SeedingApi):
         #: with the ones the request gives, instead of merging them: the v2 reference does
         #: not say which Drive does (fidelity32), so a test can make it replace.
         self.patch_replaces_properties = False
+        #: Whether JSON answers (and batch answers) are gzipped where the request asks as
+        #: Google's APIs document it (``Accept-Encoding: gzip`` and ``gzip`` in the
+        #: User-Agent, as googleapiclient sends both): Drive then sends them gzipped. Off by
+        #: default, since the tests' proxies read the bodies they rewrite (fidelity33).
+        self.gzip_answers = False
         self.api_quota = ApiQuota()
         if api_quota is not None:
             self.api_quota.configure(api_quota)
