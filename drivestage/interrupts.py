@@ -157,6 +157,10 @@ def _sliced(waiter: Any, timeout: Optional[float]) -> bool:
     trainer's stop waited for its save's write, its listing, its push with timeouts of a
     fraction of the grace (``mirror`` abandons after 3 s), unwoken by a second signal the
     kernel gave another thread, which the run's handler acts on at once."""
+    if timeout is not None and timeout > threading.TIMEOUT_MAX:
+        # As the C lock says it in every other thread: a wait this long is a caller's bug
+        # (callers bound theirs), never a wait for good in the main thread only.
+        raise OverflowError("timeout value is too large")
     end = None if timeout is None else time.monotonic() + timeout
     while True:
         left = SLICE if end is None else min(SLICE, end - time.monotonic())
