@@ -109,6 +109,12 @@ class StopRequested(Exception):
     """Raised inside evaluation to leave it early; the loop turns it into a stop save."""
 
 
+class WaitBroken(BaseException):
+    """Raised by a signal's handler in the main thread where it waits for what may never come
+    (:attr:`StopFlag.breaks_wait`: a batch a hung DataLoader worker holds); a BaseException,
+    so that no ``except Exception`` of the code waiting (torch's) takes it."""
+
+
 class StopFlag:
     """Whether (and when) a stop was asked for; ``grace_s`` bounds the save and upload."""
 
@@ -126,6 +132,12 @@ class StopFlag:
         #: ``(signum, detail)`` of the stop a loss (:meth:`lose_peer`) came after: its clock
         #: and a worker's death (its words, what to change) stay in the line.
         self.before: Optional[tuple[int, Optional[str]]] = None
+        #: Set while the main thread waits for a loader's batch (:mod:`trainer.worker_deaths`):
+        #: a signal then raises :class:`WaitBroken` there. The flag alone is read at the next
+        #: iteration's end, which a worker that hung (an image on a mount that stopped
+        #: answering) never let come: the run outlived its grace, its line never said, and the
+        #: launcher's SIGKILL lost every step since the last save (attacktrain33).
+        self.breaks_wait = False
 
     def is_set(self) -> bool:
         return self.signum is not None
@@ -245,6 +257,9 @@ class StopFlag:
                     # a stop without a signal waited on for 15 min, the line cut off by it.
                     self.signal_at = self.signal_at or time.monotonic()
                 self.request(signum)
+                if self.breaks_wait:
+                    self.breaks_wait = False
+                    raise WaitBroken(self.name)
                 return
             # A second signal: stop now, the way the signal would without us.
             signal.signal(signum, signal.SIG_DFL)

@@ -16,14 +16,18 @@ A new run's first batch lost saves nothing (no step's state), and an evaluation'
 """
 from __future__ import annotations
 
+import logging
 import re
 import signal
 import threading
+import time
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 from trainer import distributed
 from trainer.errors import TrainingInterrupted
-from trainer.stopping import WORKER_DEATH, StopFlag, StopRequested
+from trainer.stopping import WORKER_DEATH, StopFlag, StopRequested, WaitBroken
+
+logger = logging.getLogger(__name__)
 
 #: Words of torch's errors for a worker that died (its SIGCHLD handler; the loader's wait).
 _DEATHS = ("is killed by signal", "exited unexpectedly")
@@ -189,22 +193,70 @@ def _wrap_handler() -> None:
     signal.signal(signal.SIGCHLD, handler)
 
 
+def _alone() -> bool:
+    """Whether this process trains alone (no other rank waits on its steps)."""
+    return not distributed.is_initialized() or distributed.dist.get_world_size() == 1
+
+
+def end_workers(it: Any, waited: float) -> None:
+    """SIGKILL the workers of the loader iterator ``it``: a signal's stop came while the
+    training thread had waited ``waited`` s for a batch, which a hung worker may never send.
+    torch's own shutdown gave such a worker 10 s of the grace (a join, a SIGTERM that a
+    worker ignores while its parent lives: trainer.data.worker_signals, a join again). Their
+    pids leave torch's watch first: its SIGCHLD handler raised for these deaths."""
+    workers = [w for w in getattr(it, "_workers", None) or () if hasattr(w, "kill")]
+    if waited >= HUNG_WARN_S:
+        logger.warning("the training thread had waited %.0f s for its next batch when the stop "
+                       "came: a DataLoader worker hung (an image on a mount that stopped "
+                       "answering?); its workers are ended, the state of the last step is "
+                       "saved", waited)
+    try:
+        from torch.utils.data._utils import signal_handling
+
+        if getattr(it, "_worker_pids_set", False):
+            signal_handling._remove_worker_pids(id(it))
+            it._worker_pids_set = False
+    except (ImportError, AttributeError, RuntimeError, ValueError):
+        pass
+    for w in workers:
+        if w.is_alive():
+            w.kill()
+    for w in workers:
+        w.join(EXIT_WAIT_S)
+
+
+#: A stop that came after the training thread had waited this long for a batch says so.
+HUNG_WARN_S = 5.0
+
+
 def _batches(loader: Iterable, stop: StopFlag, died: Callable[[], None]) -> Iterator:
     """``loader``'s batches, its workers started here (a death then is one while fetching).
     A worker's death seen while a batch is awaited asks ``stop`` for the stop, then
-    ``died()`` (which raises; when it returns, torch's error goes on)."""
+    ``died()`` (which raises; when it returns, torch's error goes on). A signal's stop there
+    (a process training alone) ends the wait: its workers are ended, then ``died()``."""
     global _fetching, _current
     it: Optional[Iterator] = None
+    alone = _alone()   # (with other ranks, a stop is agreed at the step's end: not here)
     while True:
         try:
             _fetching = _in_main()   # (else the handler's raise lands in the main thread)
             if it is None:
                 it = _current = iter(loader)
                 _wrap_handler()
-            batch = next(it)
+            began = time.monotonic()
+            stop.breaks_wait = _fetching and alone
+            try:
+                batch = next(it)
+            finally:
+                stop.breaks_wait = False
             _fetching = False   # (a death from here on: the step's end saves)
         except StopIteration:
             return
+        except WaitBroken:
+            _fetching = False
+            end_workers(it, time.monotonic() - began)
+            died()
+            raise
         except (RuntimeError, OSError, EOFError, MemoryError) as exc:
             _fetching = False
             words = _death_behind(exc, it)
@@ -234,7 +286,7 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
             release()
             raise TrainingInterrupted(f"stopped by {stop.name} before the first step: "
                                       f"nothing was trained, nothing is saved"
-                                      f"{advice(stop)}", exit_code=1) from None
+                                      f"{advice(stop)}", exit_code=stop.exit_code) from None
         if run.info.world_size == 1:
             run.checkpointer.stop_at(run, run.state.pos)   # (it releases the workers)
         release()

@@ -1,0 +1,117 @@
+"""attacktrain33: a DataLoader worker that hangs (an image read from a mount that stopped
+answering, a library stuck in C), not one that dies.
+
+The training thread waited for that worker's batch for good: a SIGTERM, Ctrl-C or SIGHUP only
+set the stop flag, which is read at the next iteration's end, never reached. The run outlived
+its ``train.grace_seconds`` with no line, and the launcher's SIGKILL (Colab's, torchrun's 30 s
+on) lost every step since the last save. Now a signal that comes while the training thread
+waits for a batch ends that wait: the state of the last step is saved as at an iteration's
+end, and the workers are ended.
+
+Real forked workers of the trainer's loader, a real fit (tiny_config); the worker hangs on a
+pipe the test holds, and the test lets it go only after the fit has ended (or after 60 s:
+before the fix it never ended by itself)."""
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import threading
+
+import pytest
+
+from trainer import checkpoint as ckpt
+from trainer import worker_deaths
+from trainer.config import load_config
+from trainer.data.dataset import YoloDataset
+from trainer.engine import fit
+from trainer.errors import TrainingInterrupted
+
+_MAIN = os.getpid()
+_calls = [0]
+
+
+def _item_hangs(monkeypatch, item: int, hung_w: int, release_r: int) -> None:
+    """In a loader worker, the training item read ``item``-th writes the worker's pid to
+    ``hung_w`` and then waits on ``release_r`` (the test's) for good."""
+    read = YoloDataset.sample
+
+    def sample(self, index, *args, **kwargs):
+        if self.train and os.getpid() != _MAIN:
+            _calls[0] += 1
+            if _calls[0] == item:
+                os.write(hung_w, str(os.getpid()).encode())
+                os.read(release_r, 1)
+        return read(self, index, *args, **kwargs)
+
+    monkeypatch.setattr(YoloDataset, "sample", sample)
+
+
+@pytest.mark.parametrize("item, line", [
+    (9, "stopped by SIGTERM at epoch 1, iteration 2: autosave_00000002.pt is saved in "),
+    (1, "stopped by SIGTERM before the first step: nothing was trained, nothing is saved")])
+def test_a_sigterm_while_a_hung_worker_holds_the_batch_saves_the_last_step_and_stops(
+        tiny_config, one_torch_thread, monkeypatch, item, line):
+    """The third batch's first item hangs (batch_size 4), SIGTERM once the training thread
+    waits for it: autosave_00000002.pt, exit 143, the worker gone; or the first batch's (no
+    step to save: said so, and the run's exit code is still the signal's)."""
+    cfg = load_config(tiny_config(**{"data.workers": 1, "train.batch_size": 4,
+                                     "train.freeze_epochs": 0, "train.epochs": 1,
+                                     "train.grace_seconds": 30, "train.mosaic": False}))
+    hung_r, hung_w = os.pipe()
+    release_r, release_w = os.pipe()
+    _item_hangs(monkeypatch, item, hung_w, release_r)
+    ended, released, stepped = threading.Event(), threading.Event(), threading.Event()
+    pid = []
+    if item == 1:
+        stepped.set()
+
+    class _Second(logging.Handler):
+        def emit(self, record):
+            if "(iteration 2)" in record.getMessage():
+                stepped.set()
+
+    log = logging.getLogger("trainer.engine")
+    monkeypatch.setattr(log, "level", logging.DEBUG)
+    handler = _Second()
+    log.addHandler(handler)
+
+    def signal_then_watch() -> None:
+        ready, _, _ = select.select([hung_r], [], [], 60)
+        assert ready and stepped.wait(60), "the worker never reached its hang"
+        pid.append(int(os.read(hung_r, 32)))
+        for _ in range(6000):   # (the training thread now waits for the hung batch)
+            if worker_deaths._fetching:
+                break
+            ended.wait(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+        if not ended.wait(60):   # (before the fix: the wait went on for good)
+            released.set()
+            os.write(release_w, b"g")
+
+    watcher = threading.Thread(target=signal_then_watch, daemon=True)
+    watcher.start()
+    try:
+        with pytest.raises(TrainingInterrupted) as caught:
+            fit(cfg, resume="none")
+    finally:
+        log.removeHandler(handler)
+        ended.set()
+        watcher.join(70)
+        os.write(release_w, b"g")   # (a worker still there ends; one killed reads nothing)
+        for fd in (hung_r, hung_w, release_r, release_w):
+            os.close(fd)
+    assert not released.is_set(), "the stop waited for the hung worker's batch"
+    assert caught.value.exit_code == 143
+    text = str(caught.value)
+    assert text.startswith(line), text
+    with pytest.raises(ProcessLookupError):   # (the hung worker is ended, and reaped)
+        os.kill(pid[0], 0)
+    if item == 9:
+        assert text.startswith(line + cfg.train.out_dir), text
+        state = ckpt.load_checkpoint(os.path.join(cfg.train.out_dir, "autosave_00000002.pt"))
+        assert state["iteration"] == 2
+    else:
+        assert not os.path.exists(cfg.train.out_dir) or not any(
+            n.endswith(".pt") for n in os.listdir(cfg.train.out_dir))
