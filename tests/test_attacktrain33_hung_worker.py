@@ -115,3 +115,51 @@ def test_a_sigterm_while_a_hung_worker_holds_the_batch_saves_the_last_step_and_s
     else:
         assert not os.path.exists(cfg.train.out_dir) or not any(
             n.endswith(".pt") for n in os.listdir(cfg.train.out_dir))
+
+
+def test_a_sigterm_during_the_image_cache_fill_stops_there(tiny_config, one_torch_thread,
+                                                           monkeypatch):
+    """``data.cache=ram``: a fill of a large dataset takes minutes (a hung mount: for good),
+    inside the stop's handlers. A SIGTERM or Ctrl-C only set the flag: the fill went on to its
+    end, one step was trained, and its save came after the grace had passed (or the launcher's
+    SIGKILL first). Now the fill ends at the signal, its pending images dropped: one line,
+    exit 143, nothing trained or saved."""
+    from trainer.data import cache
+
+    cfg = load_config(tiny_config(**{"data.cache": "ram", "train.epochs": 1,
+                                     "train.grace_seconds": 30}))
+    reading, release, ended = threading.Event(), threading.Event(), threading.Event()
+    real = cache.decode_fitted
+
+    def decode(data, size, path):
+        if threading.current_thread() is not threading.main_thread():
+            reading.set()
+            release.wait(60)   # (a mount that stopped answering; let go by the test)
+        return real(data, size, path)
+
+    monkeypatch.setattr(cache, "decode_fitted", decode)
+
+    def signal_then_watch() -> None:
+        assert reading.wait(60), "the fill never began"
+        # (To this thread: the kernel may give a process's signal to any of its threads,
+        # and the main thread's wait must still end; it does for one given to it too.)
+        signal.pthread_kill(threading.get_ident(), signal.SIGTERM)
+        if not ended.wait(30):   # (before the fix: the fill went on)
+            release.set()
+
+    watcher = threading.Thread(target=signal_then_watch, daemon=True)
+    watcher.start()
+    try:
+        with pytest.raises(TrainingInterrupted) as caught:
+            fit(cfg, resume="none")
+    finally:
+        ended.set()
+        watcher.join(70)
+        late = release.is_set()
+        release.set()
+    assert not late, "the stop waited for the fill"
+    assert caught.value.exit_code == 143
+    assert str(caught.value) == ("stopped by SIGTERM while the datasets were prepared, before "
+                                 "the first step: nothing was trained, nothing is saved")
+    assert not os.path.exists(cfg.train.out_dir) or not any(
+        n.endswith(".pt") for n in os.listdir(cfg.train.out_dir))

@@ -219,10 +219,10 @@ def _check_room(cfg: Config, info: distributed.DistInfo, start: resume.Start, mo
 def _train(run: Run, data: DataSpec, resumed_rng: Optional[dict]) -> dict:
     """Train the remaining epochs from ``run.state.pos``; returns the last evaluation's metrics."""
     from trainer.data.dataset import set_loader_epoch
-    from trainer.worker_deaths import guarded
+    from trainer.worker_deaths import guarded, prepared
 
     cfg, info, t, s = run.cfg, run.info, run.cfg.train, run.state
-    train_set, val_loader, eval_set = _datasets(cfg, data, info)
+    train_set, val_loader, eval_set = prepared(run.stop, lambda: _datasets(cfg, data, info))
     if s.pos.epoch >= t.epochs:
         logger.info("the checkpoint already holds %d of %d epochs; nothing to train", s.pos.epoch, t.epochs)
         return dict(s.history[-1]) if s.history else {}

@@ -307,6 +307,22 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
         _flag, _fetching, _current = None, False, None
 
 
+def prepared(stop: StopFlag, make: Callable[[], Any]) -> Any:
+    """``make()`` (the run's datasets: an image cache's fill, minutes long, or for good on a
+    mount that stopped answering), ended by a signal's stop: one line, the signal's exit
+    code. The flag alone was read once training began: the fill went on, a step was trained,
+    and its save came after the grace (attacktrain33)."""
+    stop.breaks_wait = _in_main() and _alone()
+    try:
+        return make()
+    except WaitBroken:
+        raise TrainingInterrupted(f"stopped by {stop.name} while the datasets were prepared, "
+                                  "before the first step: nothing was trained, nothing is saved",
+                                  exit_code=stop.exit_code) from None
+    finally:
+        stop.breaks_wait = False
+
+
 def watched(loader: Iterable, stop: StopFlag) -> Iterator:
     """``loader``'s batches in an evaluation of a training run: a worker's death asks ``stop``
     for the stop and ends the evaluation (:class:`~trainer.stopping.StopRequested`), and the

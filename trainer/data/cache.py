@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import shutil
 import struct
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 import torch
 
-from drivestage import pool
+from drivestage.interrupts import BackgroundThread, Flag
 from drivestage.localfs import atomic_file, umask
 from trainer.data.images import (FIT_VERSION, decode_fitted, fitted_shape, header_size, open_regular,
                                  read_bytes)
@@ -110,17 +111,40 @@ def _threads(threads: Optional[int]) -> int:
 
 def _each(fn: Callable[[int], None], items: Iterable[int], threads: int) -> None:
     """``fn`` on every item, on ``threads`` threads (decoding and hashing release the GIL);
-    raises the first item's error. A Ctrl-C stops it: no item starts after it
-    (:func:`drivestage.pool.each`). A ThreadPoolExecutor's map decoded every image of the
-    dataset first (minutes for a large one), and its wait slept through a Ctrl-C the kernel
-    gave one of its threads until an image was done."""
+    raises the first item's error. A Ctrl-C or a stop's signal stops it: no item starts
+    after it, and none under way is waited for. A ThreadPoolExecutor's map decoded every
+    image of the dataset first (minutes for a large one), and its wait slept through a
+    Ctrl-C the kernel gave one of its threads until an image was done."""
     if threads <= 1:
         for i in items:
             fn(i)
         return
-    for got in pool.each(fn, list(items), threads, "image-cache"):
-        if isinstance(got, BaseException):
-            raise got
+    items = list(items)
+    lock, stop, errors = threading.Lock(), Flag(), list[BaseException]()
+    left = iter(items)
+
+    def work() -> None:
+        while not stop.is_set():
+            with lock:
+                i = next(left, None)
+            if i is None:
+                return
+            try:
+                fn(i)
+            except BaseException as exc:   # (raised by the caller, the first one)
+                errors.append(exc)
+                stop.set()
+    workers = [BackgroundThread(work, "image-cache").start() for _ in range(threads)]
+    try:
+        for worker in workers:
+            worker.join()   # (in slices: interrupts.SLICE)
+    finally:
+        # A stop's signal, an image refused: the images not begun are dropped, and none
+        # begun is waited for (daemon threads): a read from a mount that stopped answering
+        # never ends (attacktrain33).
+        stop.set()
+    if errors:
+        raise errors[0]
 
 
 class RamCache:
