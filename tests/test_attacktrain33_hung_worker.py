@@ -54,8 +54,9 @@ def _item_hangs(monkeypatch, item: int, hung_w: int, release_r: int) -> None:
 def test_a_sigterm_while_a_hung_worker_holds_the_batch_saves_the_last_step_and_stops(
         tiny_config, one_torch_thread, monkeypatch, item, line):
     """The third batch's first item hangs (batch_size 4), SIGTERM once the training thread
-    waits for it: autosave_00000002.pt, exit 143, the worker gone; or the first batch's (no
-    step to save: said so, and the run's exit code is still the signal's)."""
+    waits for it: autosave_00000002.pt, exit 143, the worker gone. Or the first batch's, the
+    SIGTERM once that wait was said in a warning (HUNG_NOTE_S; before, nothing said it): no
+    step to save, said so, and the run's exit code is still the signal's."""
     cfg = load_config(tiny_config(**{"data.workers": 1, "train.batch_size": 4,
                                      "train.freeze_epochs": 0, "train.epochs": 1,
                                      "train.grace_seconds": 30, "train.mosaic": False}))
@@ -67,20 +68,28 @@ def test_a_sigterm_while_a_hung_worker_holds_the_batch_saves_the_last_step_and_s
     if item == 1:
         stepped.set()
 
+    noted = threading.Event()
+    monkeypatch.setattr(worker_deaths, "HUNG_NOTE_S", 0.3)
+
     class _Second(logging.Handler):
         def emit(self, record):
             if "(iteration 2)" in record.getMessage():
                 stepped.set()
+            if record.getMessage().startswith("the training thread has waited "):
+                noted.set()
 
     log = logging.getLogger("trainer.engine")
     monkeypatch.setattr(log, "level", logging.DEBUG)
     handler = _Second()
     log.addHandler(handler)
+    logging.getLogger("trainer.worker_deaths").addHandler(handler)
 
     def signal_then_watch() -> None:
         ready, _, _ = select.select([hung_r], [], [], 60)
         assert ready and stepped.wait(60), "the worker never reached its hang"
         pid.append(int(os.read(hung_r, 32)))
+        if item == 1:   # (its one wait is the hung one: said once it lasted HUNG_NOTE_S)
+            noted.wait(60)
         for _ in range(6000):   # (the training thread now waits for the hung batch)
             if worker_deaths._fetching:
                 break
@@ -97,11 +106,13 @@ def test_a_sigterm_while_a_hung_worker_holds_the_batch_saves_the_last_step_and_s
             fit(cfg, resume="none")
     finally:
         log.removeHandler(handler)
+        logging.getLogger("trainer.worker_deaths").removeHandler(handler)
         ended.set()
         watcher.join(70)
         os.write(release_w, b"g")   # (a worker still there ends; one killed reads nothing)
         for fd in (hung_r, hung_w, release_r, release_w):
             os.close(fd)
+    assert noted.is_set() or item != 1, "the wait for the hung batch was never said"
     assert not released.is_set(), "the stop waited for the hung worker's batch"
     assert caught.value.exit_code == 143
     text = str(caught.value)

@@ -227,6 +227,26 @@ def end_workers(it: Any, waited: float) -> None:
 
 #: A stop that came after the training thread had waited this long for a batch says so.
 HUNG_WARN_S = 5.0
+#: A batch awaited this long, and no stop asked for, is said in a warning: nothing else ends
+#: that wait, and the run had sat still with no word of why.
+HUNG_NOTE_S = 600.0
+
+
+def _note_after(stop: StopFlag, began: float) -> threading.Timer:
+    """A timer (cancelled when the batch comes) that warns of a batch awaited since ``began``
+    for :data:`HUNG_NOTE_S` (a hung DataLoader worker: its progress bar only stops). One per
+    wait, so no thread outlives it (a thread per epoch lived on in a kept traceback)."""
+    def say() -> None:
+        if not stop.is_set():
+            logger.warning("the training thread has waited %.0f s for its next batch: its data "
+                           "loading hung? (a DataLoader worker, an image read from a mount that "
+                           "stopped answering); a SIGTERM or Ctrl-C saves the state of the last "
+                           "step and stops", time.monotonic() - began)
+
+    timer = threading.Timer(HUNG_NOTE_S, say)
+    timer.name, timer.daemon = "trainer-batch-wait", True
+    timer.start()
+    return timer
 
 
 def _batches(loader: Iterable, stop: StopFlag, died: Callable[[], None]) -> Iterator:
@@ -244,11 +264,14 @@ def _batches(loader: Iterable, stop: StopFlag, died: Callable[[], None]) -> Iter
                 it = _current = iter(loader)
                 _wrap_handler()
             began = time.monotonic()
+            note = _note_after(stop, began) if _fetching else None
             stop.breaks_wait = _fetching and alone
             try:
                 batch = next(it)
             finally:
                 stop.breaks_wait = False
+                if note is not None:
+                    note.cancel()
             _fetching = False   # (a death from here on: the step's end saves)
         except StopIteration:
             return
