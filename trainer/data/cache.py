@@ -39,6 +39,7 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from drivestage import pool
 from drivestage.interrupts import BackgroundThread, Flag
 from drivestage.localfs import atomic_file, umask
 from trainer.data.images import (FIT_VERSION, decode_fitted, fitted_shape, header_size, open_regular,
@@ -124,27 +125,36 @@ def _each(fn: Callable[[int], None], items: Iterable[int], threads: int) -> None
     left = iter(items)
 
     def work() -> None:
-        while not stop.is_set():
-            with lock:
-                i = next(left, None)
-            if i is None:
-                return
-            try:
-                fn(i)
-            except BaseException as exc:   # (raised by the caller, the first one)
-                errors.append(exc)
-                stop.set()
+        with pool.stoppable(stop):   # (an image under way stops at its pool.check())
+            while not stop.is_set():
+                with lock:
+                    i = next(left, None)
+                if i is None:
+                    return
+                try:
+                    fn(i)
+                except BaseException as exc:   # (raised by the caller, the first one)
+                    errors.append(exc)
+                    stop.set()
     workers = [BackgroundThread(work, "image-cache").start() for _ in range(threads)]
     try:
         for worker in workers:
             worker.join()   # (in slices: interrupts.SLICE)
-    finally:
-        # A stop's signal, an image refused: the images not begun are dropped, and none
-        # begun is waited for (daemon threads): a read from a mount that stopped answering
-        # never ends (attacktrain33).
+    except BaseException:
+        # A stop's signal: the images not begun are dropped, and those under way are
+        # waited for a moment only (daemon threads): a read from a mount that stopped
+        # answering never ends (attacktrain33).
         stop.set()
+        end = time.monotonic() + _LET_GO_S
+        for worker in workers:
+            worker.join(max(0.0, end - time.monotonic()))
+        raise
     if errors:
         raise errors[0]
+
+
+#: Seconds a stopped fill waits for the images under way (each stops at its next check).
+_LET_GO_S = 2.0
 
 
 class RamCache:
