@@ -11,6 +11,7 @@ is named: a file of the user's is never moved, nor removed.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -58,7 +59,7 @@ def move_staged(old: str, new: str, only: Optional[Collection[str]] = None) -> M
     since they were staged, and files no pull staged, stay as they are."""
     out = Moved()
     old, new = os.path.abspath(old), os.path.abspath(new)
-    if old == new or not os.path.isdir(os.path.join(old, STATE_DIR)):
+    if _same_folder(old, new) or not os.path.isdir(os.path.join(old, STATE_DIR)):
         return out
     for stamp in stamps.every(old):
         name = stamp.get("file")
@@ -73,6 +74,16 @@ def move_staged(old: str, new: str, only: Optional[Collection[str]] = None) -> M
                 _move_one(old, new, name, stamp, out)
     _remove_if_empty(old)
     return out
+
+
+def _same_folder(old: str, new: str) -> bool:
+    """Whether ``new`` is ``old`` (by name, or through a link or a bind mount): each copy
+    would be taken for its own duplicate and removed, after its lock, taken twice, waited
+    for itself for ever (attackmerge33)."""
+    try:
+        return old == new or os.path.samefile(old, new)
+    except OSError:   # (``new`` not made yet: another folder)
+        return False
 
 
 def _plain(stamp: Stamp) -> bool:
@@ -98,6 +109,10 @@ def _move_one(old: str, new: str, name: str, stamp: Stamp, out: Moved) -> None:
     if why is not None:
         if why:   # ("": nothing there: a stamp without its copy, which a pull re-stages)
             out.left.append((source, why))
+        elif _found(new, name, now) is not None:
+            # Moved, then killed before its stamp went: the stamp left would keep ``old``'s
+            # state folder (and ``old``) for good (attackmerge33).
+            stamps.drop(now)
         return
     # Also an archive's member (extracted there, then a pull found it staged): it stays,
     # the archive's; a copy goes. Moved, the extraction missed it at its next pull and put
@@ -123,13 +138,29 @@ def _move_one(old: str, new: str, name: str, stamp: Stamp, out: Moved) -> None:
             moved["mtime_ns"] = os.stat(target).st_mtime_ns
             done = out.copied
         else:
-            os.rename(source, target)      # (the mtime stays, which the stamp records)
-    except OSError as exc:  # another file system (a folder linked elsewhere), a full disk
+            _rename(source, target, moved)
+    except OSError as exc:  # a full disk, a read-only folder
         out.left.append((source, f"it cannot be moved to {target} ({exc.strerror})"))
         return
     stamps.write(new, moved)
+    if not member and os.path.lexists(source):   # (copied across file systems)
+        os.unlink(source)
     stamps.drop(now)
     done.append((source, target))
+
+
+def _rename(source: str, target: str, stamp: Stamp) -> None:
+    """``source`` renamed to ``target`` (the mtime stays, which ``stamp`` records), or, on
+    another file system (``new`` or ``old`` a link to a folder elsewhere), copied there:
+    ``source`` goes once the new stamp is written (attackmerge33: it stayed in ``old``,
+    and a new version of the dataset's archive bringing its path was refused over it)."""
+    try:
+        os.rename(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        _copy(source, target)
+        stamp["mtime_ns"] = os.stat(target).st_mtime_ns
 
 
 def _member(folder: str, name: str) -> bool:
