@@ -334,6 +334,9 @@ def _decompressed(resp: http.client.HTTPResponse, limit: int) -> None:
     if len(out) > limit or d.unconsumed_tail:
         raise AnswerTooLargeError(f"the server's answer is larger than {limit >> 20} MiB "
                                   "once decompressed; Drive never sends that")
+    if raw and not d.eof:   # (zlib gives what it has of a stream cut short, and no error)
+        raise AnswerUnreadableError(f"the server's answer says Content-Encoding: {coding} "
+                                    "but its compressed stream is cut short")
     del resp.msg["content-encoding"], resp.msg["content-length"]
     resp.msg["Content-Length"] = str(len(out))
     resp.fp = io.BufferedReader(io.BytesIO(out))
