@@ -107,11 +107,12 @@ def _move_one(old: str, new: str, name: str, stamp: Stamp, out: Moved) -> None:
         return
     why = _unlike(source, now)
     if why is not None:
-        if why:   # ("": nothing there: a stamp without its copy, which a pull re-stages)
+        if why:
             out.left.append((source, why))
-        elif _found(new, name, now) is not None:
-            # Moved, then killed before its stamp went: the stamp left would keep ``old``'s
-            # state folder (and ``old``) for good (attackmerge33).
+        else:
+            # Nothing there: a stamp without its copy (moved, then killed before its stamp
+            # went; removed by hand), which a pull into ``old`` would re-stage all the same.
+            # Left, it kept ``old``'s state folder (and ``old``) for good (attackmerge33).
             stamps.drop(now)
         return
     # Also an archive's member (extracted there, then a pull found it staged): it stays,

@@ -79,19 +79,18 @@ def test_a_new_folder_on_another_file_system_gets_the_copy_and_the_old_one_goes(
 def test_a_move_killed_before_its_stamp_moved_leaves_no_stamp_behind(
         emulator, local_state, drive_env, tmp_path):
     """The state a SIGKILL right after the rename leaves: the copy in ``new``, its stamp
-    still in ``old``. The pull into ``new`` verifies it (no download); the next move drops
-    the old stamp, and ``old`` is empty."""
+    still in ``old``. The next move drops that stamp (``old`` is left empty); the pull into
+    ``new`` verifies the copy there (no download) and finds it staged after."""
     old, new = tmp_path / "old", tmp_path / "new"
     data = _pulled(emulator, old)
     new.mkdir()
     os.rename(old / "w.pth", new / "w.pth")          # killed here
 
-    drivestage.move_staged(str(old), str(new), only=[SRC])
-    res = drivestage.pull(SRC, str(new), quiet=True, folders=False)
-    assert res.fetched == 0 and (new / "w.pth").read_bytes() == data
     done = drivestage.move_staged(str(old), str(new), only=[SRC])
 
     assert done == Moved()
     assert os.listdir(old) == []
-    assert list(stamps.every(str(new)))[0]["file"] == "w.pth"
+    res = drivestage.pull(SRC, str(new), quiet=True, folders=False)
+    assert res.fetched == 0 and (new / "w.pth").read_bytes() == data
+    assert [s["file"] for s in stamps.every(str(new))] == ["w.pth"]
     _cached_in(emulator, new)
