@@ -55,8 +55,10 @@ def move_staged(old: str, new: str, only: Optional[Collection[str]] = None) -> M
     and re-checks it with one call, as it would have in ``old``. ``only``: the SRCs (as
     the pulls were given them) whose copies move; None: every one. A copy whose name
     ``new`` holds already is removed only where that file is a staged copy of the same
-    bytes; else both stay. ``old``'s state folder goes once it is empty. Copies that changed
-    since they were staged, and files no pull staged, stay as they are."""
+    bytes; else both stay. ``old``'s state folder goes once it is empty (a stamp whose copy
+    is gone is dropped). Copies that changed since they were staged, and files no pull
+    staged, stay as they are. ``new`` on another file system: each copy is copied there,
+    then removed; ``new`` the same folder as ``old`` (a link to it): nothing moves."""
     out = Moved()
     old, new = os.path.abspath(old), os.path.abspath(new)
     if _same_folder(old, new) or not os.path.isdir(os.path.join(old, STATE_DIR)):
