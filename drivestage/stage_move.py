@@ -107,6 +107,7 @@ def _move_one(old: str, new: str, name: str, stamp: Stamp, out: Moved) -> None:
     source, target = os.path.join(old, name), os.path.join(new, name)
     if now is None or not _plain(now):
         return
+    seen = _ident(source)   # (before its bytes are read: see _changed)
     why = _unlike(source, now)
     if why is not None:
         if why:
@@ -127,6 +128,8 @@ def _move_one(old: str, new: str, name: str, stamp: Stamp, out: Moved) -> None:
             # The same bytes staged there already (moved before, then staged here again
             # by an older caller): this copy is only a duplicate.
             if not member:
+                if _changed(source, seen, out):
+                    return
                 os.unlink(source)
                 out.dropped.append(source)
             stamps.drop(now)
@@ -135,13 +138,15 @@ def _move_one(old: str, new: str, name: str, stamp: Stamp, out: Moved) -> None:
         return
     moved = {k: v for k, v in now.items() if not k.startswith("_")}
     done = out.moved
+    if _changed(source, seen, out):
+        return
     try:
         if member:
-            _copy(source, target)
+            _copy(source, target, seen)
             moved["mtime_ns"] = os.stat(target).st_mtime_ns
             done = out.copied
         else:
-            _rename(source, target, moved)
+            _rename(source, target, moved, seen)
     except OSError as exc:  # a full disk, a read-only folder
         out.left.append((source, f"it cannot be moved to {target} ({exc.strerror})"))
         return
@@ -152,7 +157,31 @@ def _move_one(old: str, new: str, name: str, stamp: Stamp, out: Moved) -> None:
     done.append((source, target))
 
 
-def _rename(source: str, target: str, stamp: Stamp) -> None:
+#: What identifies a file's bytes as read: device, inode, size, mtime, mode.
+_Ident = tuple[int, int, int, int, int]
+
+
+def _ident(path: str) -> Optional[_Ident]:
+    """``path``'s :data:`_Ident` (not through a link), or None where there is nothing."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode
+
+
+def _changed(source: str, seen: Optional[_Ident], out: Moved) -> bool:
+    """Whether ``source`` is no longer the file whose bytes were checked (``seen``, taken
+    before): written in place (``cp`` over it), or another file or a link put at its name
+    meanwhile, by a program that takes no lock. Noted in ``out`` as left: removed or moved
+    then, the user's new bytes were lost, or stamped as the copy checked (attackmerge33)."""
+    if seen is not None and _ident(source) == seen:
+        return False
+    out.left.append((source, "it changed while it was moved"))
+    return True
+
+
+def _rename(source: str, target: str, stamp: Stamp, seen: Optional[_Ident]) -> None:
     """``source`` renamed to ``target`` (the mtime stays, which ``stamp`` records), or, on
     another file system (``new`` or ``old`` a link to a folder elsewhere), copied there:
     ``source`` goes once the new stamp is written (attackmerge33: it stayed in ``old``,
@@ -162,7 +191,7 @@ def _rename(source: str, target: str, stamp: Stamp) -> None:
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-        _copy(source, target)
+        _copy(source, target, seen)
         stamp["mtime_ns"] = os.stat(target).st_mtime_ns
 
 
@@ -175,10 +204,20 @@ def _member(folder: str, name: str) -> bool:
         (real != folder and bool(stamps.recorded(real, [name])))
 
 
-def _copy(source: str, target: str) -> None:
-    """``source``'s bytes at ``target``, written whole or not at all."""
-    with open(source, "rb") as src, atomic_file(target, mode=0o644) as dst:
-        shutil.copyfileobj(src, dst, 4 << 20)
+def _copy(source: str, target: str, seen: Optional[_Ident]) -> None:
+    """``source``'s bytes at ``target``, written whole or not at all, read from the very file
+    checked (``seen``: not through a link put there since; OSError else)."""
+    def check() -> None:
+        st = os.fstat(fd)
+        if (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode) != seen:
+            raise OSError(errno.ESTALE, "it changed while it was moved")
+
+    fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as src:
+        check()
+        with atomic_file(target, mode=0o644) as dst:
+            shutil.copyfileobj(src, dst, 4 << 20)
+            check()   # (written in place while copied: the copy is not put in place)
 
 
 def _found(dest: str, name: str, like: Stamp) -> Optional[Stamp]:

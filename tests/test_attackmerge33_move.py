@@ -94,3 +94,35 @@ def test_a_move_killed_before_its_stamp_moved_leaves_no_stamp_behind(
     assert res.fetched == 0 and (new / "w.pth").read_bytes() == data
     assert [s["file"] for s in stamps.every(str(new))] == ["w.pth"]
     _cached_in(emulator, new)
+
+
+@pytest.mark.parametrize("beside", [False, True], ids=["moved", "duplicate"])
+def test_a_copy_written_over_while_it_is_checked_stays_with_the_new_bytes(
+        emulator, local_state, drive_env, tmp_path, monkeypatch, beside):
+    """``cp mine.pth old/w.pth`` (written in place) while the move hashes the copy: the
+    duplicate of a staged copy in ``new`` was removed, the user's new bytes with it; or the
+    file was moved and stamped as the copy checked. It stays now, with its new bytes."""
+    import drivestage.stage_move as stage_move
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    data = _pulled(emulator, old)
+    if beside:
+        drivestage.pull(SRC, str(new), quiet=True, folders=False)
+    mine = os.urandom(len(data))
+    real, calls = stage_move._digest, []
+
+    def digest_then_write(fd: int, algo: str) -> str:   # (an interleaving hook)
+        calls.append(fd)
+        got = real(fd, algo)
+        if len(calls) == 1:    # the old copy's, just read: now the user's cp writes over it
+            with open(old / "w.pth", "r+b") as f:
+                f.write(mine)
+        return got
+
+    monkeypatch.setattr(stage_move, "_digest", digest_then_write)
+    done = drivestage.move_staged(str(old), str(new), only=[SRC])
+
+    assert done.left == [(str(old / "w.pth"), "it changed while it was moved")]
+    assert (done.moved, done.dropped) == ([], [])
+    assert (old / "w.pth").read_bytes() == mine
+    assert (new / "w.pth").read_bytes() == data if beside else not (new / "w.pth").exists()
