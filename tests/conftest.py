@@ -14,6 +14,19 @@ import pytest
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+
+def _hangup_ignored(signum, frame) -> None:
+    """The suite's own SIGHUP while it runs under ``nohup``: ignored, as nohup asked."""
+
+
+# A suite started under ``nohup`` (a long run on a shared machine, a CI step run so) inherits
+# SIGHUP ignored, and so did every process a test starts: a mirror then takes itself for one
+# under nohup and runs on after the hang-up a test sends it (5 tests failed so, flakes33).
+# A handler of the suite's own keeps the suite alive through a hang-up as nohup meant, and
+# the processes its tests start get the default again (a handler is not inherited by exec).
+if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, _hangup_ignored)
+
 # `make test` runs the suite in one worker process per core, and one more (pytest-xdist,
 # `-n auto`): a fifth of a worker's time is spent waiting (on the processes a test starts, on
 # the emulator, on a download's pace), and the extra worker fills it (2 cores: 6:22 ->
