@@ -394,7 +394,8 @@ def _shared_state() -> dict[str, object]:
 def _our_state() -> dict[str, object]:
     """drivestage's own process-wide state that no finished operation leaves set: a push's
     place lock held (every later push into that place in a notebook waits for it), a folder
-    pull's listings still in force (a later pull would trust them)."""
+    pull's listings still in force (a later pull would trust them), a server remembered as
+    one without generateIds."""
     out: dict[str, object] = {}
     locks = sys.modules.get("drivestage.locks")
     if locks is not None:
@@ -403,6 +404,12 @@ def _our_state() -> dict[str, object]:
     partials = sys.modules.get("drivestage.partials")
     if partials is not None:
         out["folders of partials.listed_once"] = sorted(partials._listed)
+    ids = sys.modules.get("drivestage.drive.ids")
+    if ids is not None:
+        # Kept by URL for the process's life: a later test's emulator or proxy on the same
+        # port (a random one, reused) made its creates without ids (flakes33).
+        out["servers taken for ones without generateIds (drive.ids._WITHOUT)"] = \
+            sorted(ids._WITHOUT)
     return out
 
 

@@ -16,8 +16,14 @@ DEST = "Models/run"
 
 
 @pytest.fixture(autouse=True)
-def _fast(fast_retries):
-    """Backoffs of a millisecond, without jitter, for every test here."""
+def _fast(fast_retries, monkeypatch):
+    """Backoffs of a millisecond, without jitter, for every test here; the process's memory
+    of servers without generateIds (``ids._WITHOUT``) this test's alone: a proxy answering
+    no JSON is remembered by its URL, and a later test's emulator of this worker on the same
+    port made its creates without ids (a cut create's rerun made a second file)."""
+    from drivestage.drive import ids
+
+    monkeypatch.setattr(ids, "_WITHOUT", set())
 
 
 def _push(url, src, dest=DEST):
