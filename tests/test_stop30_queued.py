@@ -53,8 +53,10 @@ def test_a_stop_while_an_epoch_save_waits_behind_a_hung_write_still_reaches_driv
     said = str(out[0])
     sent = re.search(r"it is sent to drive:Models/s30/queued from a temporary folder instead "
                      r"and verified there \((\d+\.\d) s after the signal", said)
-    assert sent and float(sent.group(1)) < 3.0 + 1.0, said   # (the grace; a loaded machine's
-    # 0.1 s past it seen once in the CI's run, as the bound on ``took`` allows)
+    # Its seconds are read as the line is made, after the send's verification: on a loaded
+    # machine a tenth past the grace (3.1 s; a SIGKILL there would have ended the process
+    # before any line). The stop's bound is ``took`` above; the line's clock is the stop's.
+    assert sent and float(sent.group(1)) <= took + 0.05, said
     found = DriveFolder(SPEC, str(hung.path.parent / "elsewhere")).checkpoints()
     newest = newest_of_current_run(found)
     assert newest is not None and newest.name == "autosave_00000003.pt", [c.name for c in found]
