@@ -198,21 +198,23 @@ def _pull_child(emulator, dest, *args: str, stderr=subprocess.PIPE) -> "subproce
 
 
 def _waits_to_merge(pid: int, dest) -> bool:
-    """Whether process ``pid`` has DEST's merge lock open while this test holds it: it waits
-    for it (in short tries, so that a Ctrl-C ends the wait: no waiter in /proc/locks)."""
+    """Whether process ``pid`` waits for DEST's merge lock, which this test holds: it has the
+    lock file open. (Not a waiter's ``->`` line of /proc/locks: the wait is made of tries that
+    do not block, a Ctrl-C's slice apart, :func:`drivestage.interrupts.flock_wait`; the
+    test looked for one for 60 s, then failed.)"""
     from drivestage.extract import MERGE_LOCK
 
     lock = os.path.realpath(dest / MERGE_LOCK)
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
+    except OSError:   # (it ended: its exit is asserted by the caller)
         return False
     for fd in fds:
         try:
             if os.readlink(f"/proc/{pid}/fd/{fd}") == lock:
                 return True
-        except OSError:
-            pass
+        except OSError:   # (closed meanwhile)
+            continue
     return False
 
 
@@ -253,7 +255,8 @@ def test_sigkill_at_the_merge_then_the_rerun_only_extracts(emulator, local_state
     try:
         proc = _pull_child(emulator, dest, "-q")
         if moment == "waiting to merge":
-            sigkill_when(proc, lambda: _waits_to_merge(proc.pid, dest), "it never waited to merge")
+            sigkill_when(proc, lambda: _waits_to_merge(proc.pid, dest),
+                         "it never waited to merge")
         else:
             deadline = time.monotonic() + 60
             while not _waits_to_merge(proc.pid, dest):
