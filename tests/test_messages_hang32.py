@@ -13,7 +13,6 @@ import gc
 import os
 import re
 import signal
-import socket
 import sys
 import threading
 import time
@@ -37,9 +36,9 @@ BOUND_S = 2.5
 
 
 def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from _ports import free_port   # (not an ephemeral port: see there)
+
+    return free_port()
 
 
 def _run_ranks(target, *args) -> list:
@@ -72,10 +71,17 @@ def _end(ranks: list, live: int) -> list:
 
 
 def _fit(rank: int, port: int, config: str, out: str, callbacks=()) -> None:
+    import torch
+
     from trainer.config import load_config
     from trainer.engine import fit
     from trainer.errors import TrainingInterrupted
 
+    # One compute thread, as each forked rank of the other DDP tests: a test process that
+    # computed on two OpenMP threads before the fork (`-n 0`, after test_messages_ddp31's
+    # comparisons) left the rank a thread team it does not have, and its first parallel
+    # fill (the model's first tensor) waited for it for good (gomp_team_barrier_wait_end).
+    torch.set_num_threads(1)
     os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     try:
