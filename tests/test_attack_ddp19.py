@@ -15,7 +15,6 @@ import hashlib
 import io
 import json
 import os
-import socket
 
 import pytest
 import torch
@@ -210,9 +209,9 @@ def test_rank0_sends_the_drive_file_only_when_it_holds_the_same_bytes(emulator, 
 # --------------------------------------------------------------- two machines on one host
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from _ports import free_port   # (not an ephemeral port: see there)
+
+    return free_port()
 
 
 def _machine(rank: int, port: int, env: dict, root: str, scenario: str) -> None:

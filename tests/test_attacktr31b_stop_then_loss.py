@@ -8,7 +8,6 @@ import gc
 import os
 import re
 import signal
-import socket
 import sys
 from types import SimpleNamespace
 
@@ -66,9 +65,9 @@ def _two_ranks(tiny_config, tmp_path, stop: bool) -> tuple[list, str, str]:
     """The exit codes, rank 0's line and the iterations whose state it took to save."""
     import multiprocessing
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from _ports import free_port   # (not an ephemeral port: see there)
+
+    port = free_port()
     config = tiny_config(**{"train.batch_size": 4, "train.freeze_epochs": 0, "train.epochs": 1,
                             "train.save_minutes": 0})
     fork = multiprocessing.get_context("fork")

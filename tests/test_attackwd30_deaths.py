@@ -113,13 +113,11 @@ def test_ddp_a_worker_of_rank_1_killed_is_named_in_rank_0s_line(tiny_config, tmp
     """Both ranks stop at the step's end and rank 0 saves, as for a SIGTERM to one rank; rank
     0's line (the one the user reads) said `(: out of memory? …)`: torch's words were rank
     1's alone."""
-    import socket
-
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from _ports import free_port   # (not an ephemeral port: see there)
+
+    port = free_port()
     config = tiny_config(**{"data.workers": 1, "train.batch_size": 8, "train.freeze_epochs": 0,
                             "train.epochs": 1, "train.save_minutes": 0})
     mp.start_processes(_rank, args=(port, config, str(tmp_path)), nprocs=2, join=True,
@@ -168,13 +166,11 @@ def test_ddp_a_worker_of_rank_1_dead_while_its_batch_is_awaited_ends_it_in_one_l
     """Rank 1 waits for its batch while rank 0 is in the step's collectives: no stop can be
     agreed. Rank 1 ended with torch's traceback; now with one line that says what was lost and
     what to change, and rank 0 ends too (gloo: the peer closed), within the test's time."""
-    import socket
-
     import torch.multiprocessing as mp
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from _ports import free_port   # (not an ephemeral port: see there)
+
+    port = free_port()
     config = tiny_config(**{"data.workers": 1, "train.batch_size": 8, "train.freeze_epochs": 0,
                             "train.epochs": 2, "train.save_minutes": 0, "data.max_val_images": 1})
     mp.start_processes(_rank, args=(port, config, str(tmp_path), True), nprocs=2, join=True,

@@ -3,7 +3,6 @@ gets SIGTERM, and resume bit-identically (both ranks: the weights of the torchru
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 
@@ -13,9 +12,9 @@ import torch.multiprocessing as mp
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    from _ports import free_port   # (not an ephemeral port: see there)
+
+    return free_port()
 
 
 #: The run of the test below (18 images / 2 ranks / 4 per rank: 2 steps an epoch).

@@ -8,7 +8,6 @@ import gc
 import os
 import re
 import signal
-import socket
 import sys
 
 import torch
@@ -64,9 +63,9 @@ def _rank(rank: int, port: int, config: str, out: str) -> None:
 def test_ddp_rank_1_killed_mid_step_rank_0_saves_the_last_iteration_alone(tiny_config, tmp_path):
     import multiprocessing
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    from _ports import free_port   # (not an ephemeral port: see there)
+
+    port = free_port()
     config = tiny_config(**{"train.batch_size": 4, "train.freeze_epochs": 0, "train.epochs": 1,
                             "train.save_minutes": 0})
     fork = multiprocessing.get_context("fork")
