@@ -35,7 +35,7 @@ def _zipped_root(synth_voc, path) -> str:
 def test_a_zipped_data_root_is_not_fetched_again_at_each_start(
         emulator, local_state, drive_env, synth_voc, tiny_config, tmp_path, caplog, keep):
     from trainer.config import load_config
-    from trainer.derived import FOLDER
+    from trainer.derived import lines_folder
     from trainer.staging import stage_data
 
     emulator.add_file("VOC_datasets/data.zip", _zipped_root(synth_voc, tmp_path / "data.zip"))
@@ -55,7 +55,7 @@ def test_a_zipped_data_root_is_not_fetched_again_at_each_start(
     for name, theirs in THEIRS.items():      # the archive's member, as it holds it
         assert (data / name).read_bytes() == theirs
     # This machine's lines, read from the trainer's folder, and the log says where they are.
-    ours = data / FOLDER / "annotations" / "2007_train.txt"
+    ours = lines_folder(str(data), str(data / "VOCdevkit"), CLASSES) / "2007_train.txt"
     assert again.train_lines == first.train_lines == ours.read_text().splitlines()
     assert again.train_lines[0].startswith(str(data.resolve() / "VOCdevkit")), again.train_lines[0]
     assert f"annotation lines in {ours}" in caplog.text, caplog.text
@@ -66,7 +66,7 @@ def test_the_readme_recipe_gets_its_lines_out_of_the_dataset_tree(
     """``zip -r VOC.zip VOCdevkit`` holds no annotations/: the lines go to the trainer's
     folder all the same (trainfiles33; they were in ``data.root/annotations/``)."""
     from trainer.config import load_config
-    from trainer.derived import FOLDER
+    from trainer.derived import lines_folder
     from trainer.staging import stage_data
 
     emulator.add_file("VOC_datasets/synth.zip", str(synth_voc.zip_path))
@@ -77,7 +77,8 @@ def test_the_readme_recipe_gets_its_lines_out_of_the_dataset_tree(
 
     data = tmp_path / "data"
     assert spec.val_lines == \
-        (data / FOLDER / "annotations" / "2007_val.txt").read_text().splitlines()
+        (lines_folder(str(data), str(data / "VOCdevkit"), CLASSES) / "2007_val.txt"
+         ).read_text().splitlines()
     assert not (data / "annotations").exists()
 
 

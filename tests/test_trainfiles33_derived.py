@@ -73,7 +73,7 @@ def test_a_new_version_bringing_the_old_trainers_lines_path_stages_and_loads(
     from an extraction …: …/annotations/2007_train.txt; … --force …``, exit 1 (the start
     through the CLI; in-process here: a training run takes 20 s on this machine)."""
     from trainer.data.dataset import YoloDataset
-    from trainer.derived import FOLDER
+    from trainer.derived import FOLDER, lines_folder
     from trainer.staging import stage_data
 
     emulator.add_file("VOC_datasets/VOC.zip", _zip(synth_voc, {}))
@@ -88,7 +88,7 @@ def test_a_new_version_bringing_the_old_trainers_lines_path_stages_and_loads(
 
     assert (data / "annotations" / "2007_train.txt").read_bytes() == THEIRS  # v2's member
     assert not (data / "annotations" / "2007_val.txt").exists()   # the trainer's own: gone
-    ours = data / FOLDER / "annotations"
+    ours = lines_folder(str(data), str(data / "VOCdevkit"), CLASSES)
     # What the run reads: this machine's lines, as the old trainer wrote them.
     assert {s: (ours / f"2007_{s}.txt").read_bytes() for s in ("train", "val")} == old
     assert spec.train_lines == old["train"].decode().splitlines()
@@ -103,7 +103,7 @@ def test_the_trainer_writes_nothing_into_the_dataset_tree(
     """A first start, then a new version that adds ``annotations/…`` (the data root zipped
     whole on another machine): the next start stages it. Before: refused."""
     from drivestage.paths import is_reserved
-    from trainer.derived import FOLDER
+    from trainer.derived import FOLDER, lines_folder
     from trainer.staging import stage_data
 
     assert is_reserved(FOLDER)          # no member, no Drive item, no push: drivestage's rule
@@ -119,7 +119,8 @@ def test_the_trainer_writes_nothing_into_the_dataset_tree(
 
     assert (data / "annotations" / "2007_train.txt").read_bytes() == THEIRS
     assert again.train_lines == first.train_lines == \
-        (data / FOLDER / "annotations" / "2007_train.txt").read_text().splitlines()
+        (lines_folder(str(data), str(data / "VOCdevkit"), CLASSES) / "2007_train.txt"
+         ).read_text().splitlines()
     assert again.train_lines[0].startswith(str(data.resolve() / "VOCdevkit"))
 
 

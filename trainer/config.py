@@ -55,7 +55,7 @@ class DataConfig:
     year: str = _f("2007", "VOC year folder (VOCdevkit/VOC<year>) the split names refer to")
     train: str = _f("train", "training set: an annotation-lines file, or a split name in ImageSets/Main "
                              "(its lines written to data.root/.drivestage-trainer/annotations/"
-                             "<year>_<split>.txt, out of the dataset's tree)")
+                             "<key>/<year>_<split>.txt, one folder per dataset and class list)")
     val: str = _f("val", "validation set: an annotation-lines file, or a split name")
     workers: int = _f(2, "DataLoader worker processes (0 = load in the main process)")
     cache: str = _f("none", "decoded-image cache: none, ram (if it fits half the free memory) or disk "

@@ -22,6 +22,7 @@ are moved with their stamps by :func:`move_old_weights`: no download again.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import re
@@ -44,9 +45,14 @@ __all__ = ["FOLDER", "lines_folder", "old_lines", "retire", "weights_folder",
            "move_old_weights"]
 
 
-def lines_folder(root: str) -> Path:
-    """The folder the trainer writes (and reads) the splits' annotation lines in."""
-    return Path(root) / FOLDER / "annotations"
+def lines_folder(root: str, voc_root: str, names: Sequence[str]) -> Path:
+    """The folder the trainer writes (and reads) the splits' annotation lines in: one for
+    each VOCdevkit and class list, as a line's class numbers are the list's. Two runs of
+    other classes on one data.root read each other's lines when they shared one (the
+    second's write between the first's write and its read), training on its numbers without
+    a word (attacknew33)."""
+    key = "\0".join([os.path.realpath(voc_root), *names]).encode("utf-8", "surrogateescape")
+    return Path(root) / FOLDER / "annotations" / hashlib.sha256(key).hexdigest()[:16]
 
 
 def weights_folder(root: str) -> Path:

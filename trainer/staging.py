@@ -100,7 +100,7 @@ def _read_data(cfg: Config, *, write: bool) -> DataSpec:
         if not split_file.is_file():
             raise DataError(f"data.{key}={value!r}: no annotation file of that name and no split "
                             f"{split_file}; give an annotation file or a split name")
-        ann_file = derived.lines_folder(d.root) / f"{d.year}_{value}.txt"
+        ann_file = derived.lines_folder(d.root, voc_root, names) / f"{d.year}_{value}.txt"
         if write:
             _write_lines(cfg, voc_root, names, value)
             logger.info("%s: this machine's annotation lines in %s", value, ann_file)
@@ -115,7 +115,7 @@ def _write_lines(cfg: Config, voc_root: str, names: list[str], split: str) -> Pa
     from trainer.data.voc import prepare_voc
 
     d = cfg.data
-    folder = derived.lines_folder(d.root)
+    folder = derived.lines_folder(d.root, voc_root, names)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         prepare_voc(voc_root, 2, names, folder, year=d.year, image_sets=(split,))
