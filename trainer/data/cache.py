@@ -136,8 +136,11 @@ def _each(fn: Callable[[int], None], items: Iterable[int], threads: int) -> None
                 except BaseException as exc:   # (raised by the caller, the first one)
                     errors.append(exc)
                     stop.set()
-    workers = [BackgroundThread(work, "image-cache").start() for _ in range(threads)]
+    workers: list[BackgroundThread] = []
     try:
+        for _ in range(threads):   # (in the try: a Ctrl-C as one starts stops those started)
+            workers.append(BackgroundThread(work, "image-cache"))
+            workers[-1].start()
         for worker in workers:
             worker.join()   # (in slices: interrupts.SLICE)
     except BaseException:
