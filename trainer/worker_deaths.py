@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 from trainer import distributed
 from trainer.errors import TrainingInterrupted
-from trainer.stopping import WORKER_DEATH, StopFlag, StopRequested, WaitBroken
+from trainer.stopping import PEER_LOSS, WORKER_DEATH, StopFlag, StopRequested, WaitBroken
 
 logger = logging.getLogger(__name__)
 
@@ -243,10 +243,22 @@ def _note_after(stop: StopFlag, began: float) -> threading.Timer:
                            "stopped answering); a SIGTERM or Ctrl-C saves the state of the last "
                            "step and stops", time.monotonic() - began)
 
+    global _note
     timer = threading.Timer(HUNG_NOTE_S, say)
     timer.name, timer.daemon = "trainer-batch-wait", True
+    _note = timer   # (before it starts: whatever ends the wait cancels it, _cancel_note)
     timer.start()
     return timer
+
+
+_note: Optional[threading.Timer] = None   # the timer of the batch awaited now
+
+
+def _cancel_note() -> None:
+    global _note
+    if _note is not None:
+        _note.cancel()
+        _note = None
 
 
 def _batches(loader: Iterable, stop: StopFlag, died: Callable[[], None]) -> Iterator:
@@ -260,18 +272,24 @@ def _batches(loader: Iterable, stop: StopFlag, died: Callable[[], None]) -> Iter
     while True:
         try:
             _fetching = _in_main()   # (else the handler's raise lands in the main thread)
+            asked = stop.is_set()   # (a stop asked before this wait: the step after it saves)
             if it is None:
                 it = _current = iter(loader)
                 _wrap_handler()
             began = time.monotonic()
-            note = _note_after(stop, began) if _fetching else None
-            stop.breaks_wait = _fetching and alone
             try:
+                if _fetching:   # (in the try: an interrupt as it starts cancels it too)
+                    _note_after(stop, began)
+                stop.breaks_wait = _fetching and alone
+                if stop.breaks_wait and not asked and stop.is_set() and \
+                        stop.signum not in (WORKER_DEATH, PEER_LOSS):
+                    # A signal as this wait began: its handler found none to break yet, and
+                    # the flag alone waited for the end of a step a hung batch never let come.
+                    raise WaitBroken(stop.name)
                 batch = next(it)
             finally:
                 stop.breaks_wait = False
-                if note is not None:
-                    note.cancel()
+                _cancel_note()
             _fetching = False   # (a death from here on: the step's end saves)
         except StopIteration:
             return
