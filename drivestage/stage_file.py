@@ -198,7 +198,7 @@ class FileStager:
             # /dev/zero) for good. The download's rename replaces it.
             st = None
         if stamp is not None and self.turn is not None and stamp.get("extracted"):
-            self.turn.judge(stamps.records(stamp))
+            self.turn.judge(stamps.records(stamp), stamps.left_paths(stamp))
         intact = stamp is not None and stamps.missing_member(self.dest, stamp, self.current) is None
         if not intact and st is None and stamp is not None and stamp.get("removed") is True \
                 and self.current is None:   # (nothing here to put a shared path back from)

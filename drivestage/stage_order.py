@@ -154,12 +154,15 @@ class Turn:
         """Whether another archive of the pull merges after this one."""
         return self._order.later(self._index)
 
-    def judge(self, records: Sequence[MemberRecord]) -> None:
+    def judge(self, records: Sequence[MemberRecord], left: Collection[str] = ()) -> None:
         """Before a staged archive's members (``records``, its stamp's) are judged in place:
         tell them and wait for the earlier archives that share a path. One judged while an
         earlier one was extracted again (a member deleted by hand) took what that one wrote
-        over the shared path for its own, and the path stayed the earlier one's."""
-        paths = [m.path for m in records]
-        self.listed({m.path for m in records if m.kind != "dir"},
+        over the shared path for its own, and the path stayed the earlier one's. ``left``:
+        the members its extraction left to later archives (the stamp's), its paths too: told
+        without them, a later archive saw no shared path and merged first, and this one,
+        extracted again (``--force``), wrote over it."""
+        paths = [m.path for m in records] + list(left)
+        self.listed({m.path for m in records if m.kind != "dir"} | set(left),
                     ancestors(paths).union(m.path for m in records if m.kind == "dir"))
         self.wait()

@@ -360,11 +360,16 @@ def missing_member(dest: str, stamp: Stamp, current: Optional[Listed] = None
     return None
 
 
+def left_paths(stamp: Stamp) -> list[str]:
+    """The member paths ``stamp``'s extraction left to archives pulled after it."""
+    return [str(p) for p in _rows(stamp, "left")]
+
+
 def left_over(dest: str, stamp: Stamp, current: Optional[Listed] = None) -> list[str]:
     """The member paths ``stamp``'s extraction left to an archive pulled after it
     (:mod:`drivestage.extract.occupied`) that no such archive of ``current`` records: the
     user's file there is still to be judged (every one, without a folder pull's listing)."""
-    left = [str(p) for p in _rows(stamp, "left")]
+    left = left_paths(stamp)
     wrote = siblings_wrote(dest, stamp, current) if left else {}
     return [p for p in left if p not in wrote]
 
