@@ -85,6 +85,12 @@ class RemoteEntry:
         removed as part of the folder the link sits in."""
         return False
 
+    @property
+    def item_id(self) -> str:
+        """The item listed itself: a folder reached through a link is that link (``id`` is
+        the folder's: two shortcuts to one folder are two items of one ``id``)."""
+        return self.id
+
 
 @dataclass(frozen=True)
 class Quota:

@@ -57,6 +57,11 @@ class DriveEntry(RemoteEntry):
         """A shortcut (the protocol's name for a link to an item elsewhere)."""
         return self.via_shortcut
 
+    @property
+    def item_id(self) -> str:
+        """A folder shortcut's own id (a file shortcut's ``id`` is already its own)."""
+        return self.shortcut_id or self.id
+
 
 def parse_time(stamp: Optional[str]) -> float:
     """RFC 3339 (``2024-01-02T03:04:05.678Z``) to seconds since the epoch; 0 when absent."""
