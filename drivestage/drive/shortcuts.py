@@ -5,8 +5,8 @@ A shortcut (``application/vnd.google-apps.shortcut``) has no bytes of its own: i
 :func:`follow` fetches the target and gives the entry the shortcut stands for: a folder
 reached through it (the target folder, under the shortcut's name), a file (the shortcut's id,
 the target's bytes, size and md5), or a dangling entry (``unreadable``: the target is gone,
-no longer shared, or in the trash, where its message says who can take it out). Drive makes no shortcut to a shortcut; a server that does is
-followed a few hops, and a loop is an error.
+no longer shared, or in the trash, where its message says who can take it out). Drive makes
+no shortcut to a shortcut; a server that does is followed a few hops, and a loop is an error.
 """
 from __future__ import annotations
 
@@ -48,8 +48,8 @@ def follow(res: Mapping[str, Any], shortcut: DriveEntry, where: str,
                 "to share the item with you again."),
                 "(a shortcut to an item that is gone or no longer shared with you)")
         if is_trashed(target):
-            # Drive answers for a trashed item (labels.trashed): not gone, no share lost.
-            # Who may take it out is its own (canUntrash): "ask to share it again" did nothing.
+            # Drive answers for a trashed item (labels.trashed): nothing was unshared, and
+            # "ask to share it again" did nothing. Who may restore it: its canUntrash.
             who = restorer(target)
             advice = "restore it from the trash" if who is None else \
                 f"only {who} can take it out: ask them to restore it"
