@@ -1,15 +1,19 @@
 """docs/troubleshooting.md: fidelity34's message, made to happen against the emulator.
 
-* A shortcut whose target is in the trash. Drive answers a ``files.get`` of a trashed item
-  (labels.trashed true, ``capabilities.canUntrash`` for the caller): it is not gone, and no
-  share was lost. The line said "gone or no longer shared with you … ask the owner to share
-  the item with you again", advice that does nothing; it now says who can take it out.
+* A shortcut whose target is in the trash. Drive answers a ``files.get`` of a trashed item to
+  those who may see it (``labels.trashed``, ``capabilities.canUntrash`` for the caller): its
+  owner, and in a shared drive its members. The line said "gone or no longer shared with you
+  … ask the owner to share the item with you again", advice that does nothing; it now says
+  who can take it out. Someone else's item in the trash is hidden from the user (the v2
+  ``labels.trashed``: "only owners are allowed to see and untrash files";
+  ``emulator.trashed_hidden_from_others``): Drive answers 404, and the line stays "gone".
 See tests/_messages.py.
 """
 from __future__ import annotations
 
 import pytest
 
+from _cli import run
 from _messages import command_error as error
 from _messages import renders, shown
 
@@ -23,6 +27,7 @@ def env(local_state, drive_env, fast_retries):
 
 @renders("is a shortcut to an item in the trash")
 def test_a_shortcut_to_a_trashed_file_says_who_can_restore_it(emulator, env, tmp_path):
+    emulator.trashed_hidden_from_others = True
     mine = emulator.add_file("old/model.pt", b"m" * 10)
     emulator.add_shortcut("course/model.pt", mine)
     emulator.store.set_trashed(mine, True)
@@ -33,22 +38,31 @@ def test_a_shortcut_to_a_trashed_file_says_who_can_restore_it(emulator, env, tmp
                     "on Drive"), line
     assert not (tmp_path / "d").exists() or not any((tmp_path / "d").iterdir())
 
-    # Someone else's, trashed by its owner: only they can take it out (Drive's canUntrash).
-    theirs = emulator.add_file("x/data.zip", b"z" * 10, owner=TEACHER, shared_with_me=True)
-    emulator.add_shortcut("course/data.zip", theirs)
-    emulator.store.set_trashed(theirs, True)
+    # In a shared drive where the user is a Contributor: only a Manager can take it out.
+    team = emulator.add_shared_drive("Team", role="writer")
+    ours = emulator.add_file("data.zip", b"z" * 10, drive_id=team)
+    emulator.add_shortcut("course/data.zip", ours)
+    emulator.store.set_trashed(ours, True)
     line = error("pull", "-q", "drive:course", str(tmp_path / "d"))
     assert line == (f"Error: drive:course/data.zip is a shortcut to an item in the trash "
-                    f"(target id {theirs}); only its owner ({TEACHER}) can take it out: ask "
-                    "them to restore it, or remove the shortcut on Drive"), line
+                    f"(target id {ours}); only a Content manager or Manager of its shared "
+                    "drive can take it out: ask them to restore it, or remove the shortcut on "
+                    "Drive"), line
 
-    # ls says which of the two it is, beside the name.
-    from _cli import run
+    # Someone else's, in its owner's trash: hidden from the user (404), so "gone".
+    theirs = emulator.add_file("x/notes.pdf", b"n" * 10, owner=TEACHER, shared_with_me=True)
+    emulator.add_shortcut("course/notes.pdf", theirs)
+    emulator.store.set_trashed(theirs, True)
+    line = error("pull", "-q", "drive:course/notes.pdf", str(tmp_path / "d"))
+    assert line == (f"Error: drive:course/notes.pdf is a shortcut to an item that is gone or "
+                    f"no longer shared with you (target id {theirs}). Remove the shortcut on "
+                    "Drive, or ask the owner to share the item with you again."), line
 
+    # ls says which it is, beside the name.
     code, out, err = run("ls", "drive:course")
     assert code == 0, err
-    shown_lines = out.splitlines()
-    assert [line.split("  ")[-2].split()[-1] for line in shown_lines] == \
-        ["data.zip", "model.pt"], out
-    assert all(line.endswith("  (a shortcut to an item in the trash)")
-               for line in shown_lines), out
+    marks = {line.split("  ")[-2].split()[-1]: line.split("  ")[-1] for line in out.splitlines()}
+    assert marks == {"data.zip": "(a shortcut to an item in the trash)",
+                     "model.pt": "(a shortcut to an item in the trash)",
+                     "notes.pdf": "(a shortcut to an item that is gone or no longer shared "
+                                  "with you)"}, out

@@ -93,6 +93,10 @@ class EmulatorStore:
         #: Bytes other Google services take of the same storage (``GMAIL``, ``PHOTOS``):
         #: Drive's quota is shared with them, so they count toward ``quota_bytes`` too.
         self.other_usage: dict[str, int] = {}
+        #: Whether someone else's item in the trash is hidden from the user (404, left out of
+        #: listings), as the v2 reference's ``labels.trashed`` says ("only owners are allowed
+        #: to see and untrash files"): :attr:`Emulator.trashed_hidden_from_others`.
+        self.trashed_hidden = False
         #: Items the account may have created (None: Drive's :data:`MAX_ITEMS_CREATED`).
         self.item_creation_limit: Optional[int] = None
         self._last_created = 0.0  # see create()
