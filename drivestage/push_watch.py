@@ -73,6 +73,13 @@ def check_folders(store: RemoteStore, folders: Mapping[str, RemoteEntry],
                 f"{store.describe(folder)} went to the trash while this push wrote "
                 "into it (a dedupe, or a clean-up on Drive)") from exc
         except NotFoundError as exc:
+            if not folder.removable:
+                # Someone else's folder: Drive hides an item in the trash from all but its
+                # owner (v2 labels.trashed), so its 404 says no more than "gone from you".
+                raise FolderGoneError(
+                    f"{store.describe(folder)} is gone while this push wrote into it: its "
+                    "owner deleted it or put it in the trash (Drive then hides it from you), "
+                    "or stopped sharing it with you", stop="what removes it") from exc
             # A 404, not the trash: what was sent there is not in the trash either, and a
             # user told so would look there for it in vain.
             raise FolderGoneError(

@@ -66,3 +66,40 @@ def test_a_shortcut_to_a_trashed_file_says_who_can_restore_it(emulator, env, tmp
                      "model.pt": "(a shortcut to an item in the trash)",
                      "notes.pdf": "(a shortcut to an item that is gone or no longer shared "
                                   "with you)"}, out
+
+
+@renders("is gone while this push wrote into it")
+def test_a_shared_folder_its_owner_trashed_while_a_push_writes_into_it(
+        emulator, env, tmp_path, monkeypatch):
+    """The teacher's folder, shared with the user as editor, goes to its owner's trash after
+    the push's first upload. Drive hides it from the user now (404): the push cannot tell a
+    deletion from the trash, and said "deleted for good" (its docs: what was sent "went with
+    it"); it now says what a 404 on someone else's folder means. One line, exit 1."""
+    from _proxy import Proxy, Reply
+
+    emulator.trashed_hidden_from_others = True
+    folder = emulator.add_folder("Class", owner=TEACHER, shared_with_me="writer")
+    emulator.add_shortcut("Class", folder)
+    src = tmp_path / "run"
+    src.mkdir()
+    for i in range(3):
+        (src / f"f{i}.txt").write_bytes(b"new %d" % i)
+
+    def trash(status: int, headers: dict, body: bytes) -> Reply:
+        if status in (200, 201):
+            emulator.store.set_trashed(folder, True)
+        return Reply(status, headers, [body])
+
+    with Proxy(emulator.url) as proxy:
+        monkeypatch.setenv("DRIVESTAGE_API_ROOT", proxy.url)
+        proxy.on("PUT", r"^/upload/", trash, times=1)
+        proxy.on("POST", r"^/upload/", trash, times=1)
+        code, _, err = run("push", str(src), "drive:Class", "--jobs", "1")
+    assert code == 1, err
+    shown("is gone while this push wrote into it", err)
+    assert ("drive:Class is gone while this push wrote into it: its owner deleted it or put "
+            "it in the trash (Drive then hides it from you), or stopped sharing it with you; "
+            "pushing again into the folder the path leads to now") in err, err
+    assert "deleted for good" not in err, err
+    assert err.strip().splitlines()[-1].startswith(
+        "Error: drive:Class is a shortcut to an item that is gone"), err
