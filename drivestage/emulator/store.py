@@ -433,6 +433,7 @@ class EmulatorStore:
         a shortcut (``shortcut`` holds its details; it has no content). ``file_id``: an id
         :meth:`generate_ids` gave, taken now (:meth:`check_new_id` says why not)."""
         sums = blob_checksums(blob) if blob is not None and shortcut is None else None
+        dates = self._client_dates(meta or {})   # refused before the bytes are moved in
         if meta and "properties" in meta:   # refused before the bytes are moved in
             properties.merged([], meta["properties"], meta.get(properties.APP_FIELD))
         with self.lock:
@@ -463,8 +464,27 @@ class EmulatorStore:
                 rec.update(sums or {})
                 rec["head_rev"] = new_id("0B")
             self._apply_meta(rec, meta or {})
+            rec.update(dates)
             self._put("files", self.files, rec)
             return rec
+
+    @staticmethod
+    def _client_dates(meta: dict) -> dict:
+        """A new item's ``createdDate`` and ``modifiedDate`` as the client gave them (else
+        Drive stamps now): the v2 File marks neither "Output only" (as it marks ``version``,
+        ``md5Checksum``...), and rclone's drive backend sets createdTime from a file's birth
+        time ("btime … only writable on fresh uploads", with ``--metadata``) and modifiedTime
+        from its mtime. So a file sent now may say it was created a year ago."""
+        from drivestage.emulator.query import QueryError, parse_date
+        out = {}
+        for field, key in (("createdDate", "created"), ("modifiedDate", "modified")):
+            if meta.get(field):
+                try:
+                    out[key] = parse_date(str(meta[field]))
+                except QueryError as exc:
+                    raise EmulatorApiError(400, "invalid", str(exc), location=field,
+                                           location_type="other") from None
+        return out
 
     def _empty_blob(self) -> tuple[str, int, str]:
         path = os.path.join(self.upload_dir, "empty-" + secrets.token_hex(8))
