@@ -74,12 +74,14 @@ def check_folders(store: RemoteStore, folders: Mapping[str, RemoteEntry],
                 "into it (a dedupe, or a clean-up on Drive)") from exc
         except NotFoundError as exc:
             if not folder.removable:
-                # Someone else's folder: Drive hides an item in the trash from all but its
-                # owner (v2 labels.trashed), so its 404 says no more than "gone from you".
+                # Someone else's folder: its owner's deletion takes only the owner's items
+                # (v2 files.delete); what this push sent is this account's, put in its My
+                # Drive ("placed under its owner's root"), or still there if only unshared.
                 raise FolderGoneError(
                     f"{store.describe(folder)} is gone while this push wrote into it: its "
-                    "owner deleted it or put it in the trash (Drive then hides it from you), "
-                    "or stopped sharing it with you", stop="what removes it") from exc
+                    "owner deleted it or stopped sharing it with you. The files this push "
+                    "sent there stay yours (in My Drive, if the folder was deleted)",
+                    stop="what removes it") from exc
             # A 404, not the trash: what was sent there is not in the trash either, and a
             # user told so would look there for it in vain.
             raise FolderGoneError(

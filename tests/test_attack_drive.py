@@ -406,7 +406,6 @@ def test_titles_with_control_characters_in_warnings_are_escaped(emulator, env, t
 
 
 def test_a_folder_shortcut_to_a_trashed_folder_in_a_folder_pull(emulator, env, tmp_path):
-    emulator.trashed_hidden_from_others = True   # as Drive: only its owner sees it now
     theirs = emulator.add_folder("Data", owner=TEACHER, shared_with_me=True)
     emulator.add_file("Data/x.bin", b"x", owner=TEACHER)
     emulator.add_shortcut("course/data", theirs)
@@ -414,7 +413,8 @@ def test_a_folder_shortcut_to_a_trashed_folder_in_a_folder_pull(emulator, env, t
     emulator.store.set_trashed(theirs, True)
     code, _, err = run("pull", "-q", "drive:course", str(tmp_path / "d"))
     line = error_line(code, err)
-    assert line.startswith("Error: drive:course/data is a shortcut to an item that is gone")
+    assert line.startswith("Error: drive:course/data is a shortcut to an item in the trash")
+    assert "only its owner (" in line  # the teacher's folder: only they can restore it
     code, _, err = run("pull", "-q", "drive:course", str(tmp_path / "d"), "--exclude", "data")
     assert code == 0 and (tmp_path / "d/course/ok.txt").read_bytes() == b"ok"
 

@@ -106,21 +106,6 @@ class Access:
 
 def resolve(store: EmulatorStore, rec: dict, caller: Caller = GOD) -> Optional[Access]:
     """The caller's access to ``rec``, or None when Drive would answer 404."""
-    access = _resolve(store, rec, caller)
-    return None if access is not None and hidden_in_trash(store, rec, caller, access) \
-        else access
-
-
-def hidden_in_trash(store: EmulatorStore, rec: dict, caller: Caller, access: Access) -> bool:
-    """Whether ``rec``, someone else's item in the trash, is hidden from the caller, who
-    reached it through a share or a link (``store.trashed_hidden``): the v2 ``labels.trashed``
-    "applies to all users accessing the file; however, only owners are allowed to see and
-    untrash files". A shared drive's items have no owner: its members see them."""
-    return store.trashed_hidden and bool(rec["trashed"]) and caller is not GOD \
-        and access.via in ("shared", "link")
-
-
-def _resolve(store: EmulatorStore, rec: dict, caller: Caller) -> Optional[Access]:
     fid = rec["id"]
     if fid == store.root_id:
         return Access("owner", "owner")

@@ -96,8 +96,6 @@ def search(store: EmulatorStore, query: dict, caller: Caller, all_drives: bool,
             acc = access.resolve(store, r, caller)
             if acc is None and parents:
                 acc = access.through_parent(r, caller, parents.get(r["parents"][0]) if r["parents"] else None)
-                if acc is not None and access.hidden_in_trash(store, r, caller, acc):
-                    acc = None
             if acc is None or (hint is None and not access.searchable(acc)):
                 return None
             return acc if pred(r) else None

@@ -113,7 +113,6 @@ class Emulator(SeedingApi):
         #: its last chunk and on every status query after it: Drive's upload guide says
         #: "200 OK or 201 Created" with the file (fidelity34); set 201 to get the other.
         self.upload_created_status = 200
-        self._trashed_hidden = False
         self.api_quota = ApiQuota()
         if api_quota is not None:
             self.api_quota.configure(api_quota)
@@ -131,21 +130,6 @@ class Emulator(SeedingApi):
         self._thread: Optional[threading.Thread] = None
         self.store: Optional[EmulatorStore] = None
 
-    @property
-    def trashed_hidden_from_others(self) -> bool:
-        """Whether someone else's item in the trash is hidden from the user (files.get 404,
-        left out of listings) instead of shown with ``labels.trashed``: the v2 reference's
-        ``labels.trashed`` "applies to all users accessing the file; however, only owners
-        are allowed to see and untrash files" (fidelity34). Off by default: earlier tests
-        set up the other answer. A shared drive's items stay visible to its members."""
-        return self._trashed_hidden
-
-    @trashed_hidden_from_others.setter
-    def trashed_hidden_from_others(self, hidden: bool) -> None:
-        self._trashed_hidden = bool(hidden)
-        if self.store is not None:
-            self.store.trashed_hidden = self._trashed_hidden
-
     def expire_download_links(self) -> None:
         """Make the signed links redirected downloads were given so far stale (answered 403):
         ``faults.redirect_media``."""
@@ -160,7 +144,6 @@ class Emulator(SeedingApi):
             self._tmp_dir = tempfile.mkdtemp(prefix="drive-emulator-")
         self.store = EmulatorStore(self.data_dir or self._tmp_dir, self.quota_bytes)
         self.store.observer = self.faults.note_change
-        self.store.trashed_hidden = self._trashed_hidden
         self.faults.serving()
         self._server = _Server((self.host, self.port), _Handler, self)
         self.port = self._server.server_address[1]

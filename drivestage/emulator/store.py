@@ -93,10 +93,6 @@ class EmulatorStore:
         #: Bytes other Google services take of the same storage (``GMAIL``, ``PHOTOS``):
         #: Drive's quota is shared with them, so they count toward ``quota_bytes`` too.
         self.other_usage: dict[str, int] = {}
-        #: Whether someone else's item in the trash is hidden from the user (404, left out of
-        #: listings), as the v2 reference's ``labels.trashed`` says ("only owners are allowed
-        #: to see and untrash files"): :attr:`Emulator.trashed_hidden_from_others`.
-        self.trashed_hidden = False
         #: Items the account may have created (None: Drive's :data:`MAX_ITEMS_CREATED`).
         self.item_creation_limit: Optional[int] = None
         self._last_created = 0.0  # see create()
@@ -591,12 +587,25 @@ class EmulatorStore:
             self._put("files", self.files, dict(rec, download_limit=left - 1))
 
     def delete(self, file_id: str) -> None:
-        """Delete permanently, folders recursively; their bytes (and revisions) stop counting."""
+        """Delete permanently, folders recursively; their bytes (and revisions) stop counting.
+        In My Drive a folder takes with it only what its owner owns: "If the target is a
+        folder, all descendants owned by the user are also deleted" (v2 ``files.delete``);
+        another user's item in it goes to that user's My Drive ("the item is placed under
+        its owner's root", ``enforceSingleParent``), with what is below it."""
         with self.lock:
             rec = self.get(file_id)
             if self.is_container_root(rec["id"]):
                 raise EmulatorApiError(403, "cannotDeleteRoot", "The root folder cannot be deleted.")
-            for r in self.descendants(rec["id"]) + [rec]:
+            below = self.descendants(rec["id"])
+            doomed = [r for r in below if rec.get("driveId") is not None
+                      or r.get("owner") == rec.get("owner")] + [rec]
+            gone = {r["id"] for r in doomed}
+            for r in below:
+                if r["id"] not in gone and any(p in gone for p in r["parents"]):
+                    kept = [p for p in r["parents"] if p not in gone]
+                    home = self.root_id if r.get("owner") is None else self.owner_root(r["owner"])
+                    self._put("files", self.files, dict(r, parents=kept or [home]))
+            for r in doomed:
                 self._drop("files", self.files, r["id"])
                 paths = [self.blob_path(r["id"])]
                 paths += [self.revision_path(r["id"], v["id"]) for v in r.get("revisions", ())]
