@@ -429,8 +429,9 @@ class EmulatorStore:
         a shortcut (``shortcut`` holds its details; it has no content). ``file_id``: an id
         :meth:`generate_ids` gave, taken now (:meth:`check_new_id` says why not)."""
         sums = blob_checksums(blob) if blob is not None and shortcut is None else None
-        dates = self._client_dates(meta or {})   # refused before the bytes are moved in
-        if meta and "properties" in meta:   # refused before the bytes are moved in
+        # Both refused (400) before the bytes are moved in.
+        dates = self._client_dates(meta or {})
+        if meta and "properties" in meta:
             properties.merged([], meta["properties"], meta.get(properties.APP_FIELD))
         with self.lock:
             self.check_open()
@@ -469,7 +470,7 @@ class EmulatorStore:
         """A new item's ``createdDate`` and ``modifiedDate`` as the client gave them (else
         Drive stamps now): the v2 File marks neither "Output only" (as it marks ``version``,
         ``md5Checksum``...), and rclone's drive backend sets createdTime from a file's birth
-        time ("btime … only writable on fresh uploads", with ``--metadata``) and modifiedTime
+        time ("btime … only writable on fresh uploads", with ``-M``) and modifiedTime
         from its mtime. So a file sent now may say it was created a year ago."""
         from drivestage.emulator.query import QueryError, parse_date
         out = {}
