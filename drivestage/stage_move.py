@@ -243,9 +243,10 @@ def _unlike(path: str, stamp: Stamp) -> Optional[str]:
     if st.st_size != stamp.get("size") or \
             not same_mtime(st.st_mtime_ns, stamp.get("mtime_ns"), stamp.get("_shown_ns")):
         return "it changed since it was staged"
-    # Drive's md5; a file Drive lists without one was verified by its SHA-256 (its stamp's).
-    algo, want = ("md5", stamp.get("md5")) if stamp.get("md5") else \
-        ("sha256", stamp.get("sha256"))
+    # What verified the bytes: the stamp's SHA-256 where it keeps one (Drive listed no md5,
+    # or the pull verified by it: an md5 that lied left such a copy behind), else the md5.
+    algo, want = ("sha256", stamp.get("sha256")) if stamp.get("sha256") else \
+        ("md5", stamp.get("md5"))
     if not isinstance(want, str) or not want:
         return "its stamp holds no checksum of it"
     try:
