@@ -167,10 +167,14 @@ def _check_parts(e: Entry, parts: list[str], archive: str,
     for part in parts:
         reserved, size = (judge or _judge_part)(part)
         if reserved:
+            # (What to do said too: a data root zipped whole holds the stamps of the pulls
+            # into it and the trainer's .drivestage-trainer/.)
             raise UnsafeArchiveError(
                 f"member {e.path!r} uses the name {part!r}, "
-                "which drivestage keeps for its own state "
-                "(stamps, locks, temporary folders, partial downloads); refusing the archive")
+                "which drivestage keeps for its own state (stamps, locks, temporary folders, "
+                "partial downloads, the trainer's files); refusing the archive: rename that "
+                "member, or make the archive again without those folders (a data root "
+                "zipped whole holds them: zip -r data.zip data -x '*/.drivestage*')")
         if size > _NAME_MAX:
             raise ArchiveError(
                 f"member {e.path[:80]!r}... of {os.path.basename(archive)} has a {size}-byte name; "
