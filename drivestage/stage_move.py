@@ -274,8 +274,22 @@ def _digest(fd: int, algo: str) -> str:
 
 
 def _remove_if_empty(folder: str) -> None:
-    """``folder``'s state folder removed when nothing is left in it."""
+    """``folder``'s state folder removed when nothing is left in it but the lock files of
+    copies no one holds: a move (or a pull) killed as it let a copy's lock go leaves that
+    file, and the state folder (the trainer's ``weights/`` with it) stayed for good
+    (attackpull34). Each goes as its holder's would (taken without waiting, then removed);
+    one held, the merge lock (``.flock``), or anything else there keeps the folder."""
+    state = os.path.join(folder, STATE_DIR)
     try:
-        os.rmdir(os.path.join(folder, STATE_DIR))   # only an empty one
+        names = os.listdir(state)
+    except OSError:
+        return
+    if not all(n.endswith(".lock") for n in names):
+        return
+    for name in names:
+        with state_lock(folder, name, None, transient=True):
+            pass   # (taken: removed as its block ends; held by another: it stays)
+    try:
+        os.rmdir(state)   # only an empty one
     except OSError:
         pass
