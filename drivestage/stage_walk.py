@@ -128,6 +128,7 @@ def _say_special(store: LocalDirStore, folder: RemoteEntry, include: Sequence[st
     """The FIFOs, sockets and devices of a local folder pulled that the globs select, and its
     links leading outside it or nowhere, said once (its listings left them out)."""
     top = folder.id + "/" if folder.id else ""
+
     def chosen(found: list[str]) -> list[str]:
         inside = sorted({rel[len(top):] for rel in found if rel.startswith(top)})
         return [rel for rel in inside if not matches(rel, exclude) and
