@@ -51,3 +51,21 @@ def test_a_local_folder_pull_says_the_links_it_left_out(local_state, tmp_path, s
     code, out, err = _cli.run("pull", str(src), str(dest), "--exclude", "train",
                               "--exclude", "sub/*")
     assert code == 0 and _said(err) == [], err
+
+
+def test_a_loop_of_links_in_a_local_folder_pulled_is_said_not_fatal(local_state, tmp_path):
+    """Two links leading to each other (ELOOP): the pull failed whole with `Too many levels
+    of symbolic links`; they lead nowhere, and are said as such (a push skips them too)."""
+    src = tmp_path / "input" / "src"
+    src.mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"a")
+    os.symlink("y", src / "x")
+    os.symlink("x", src / "y")
+
+    code, out, err = _cli.run("pull", str(src), str(tmp_path / "dest"))
+
+    assert code == 0, err
+    assert _said(err) == [f"{WARNING}skipped 2 links of {src} that lead outside it or nowhere "
+                          "(x, y): a pull copies what is inside the folder; copy what they lead "
+                          "to into it, or pull that on its own"]
+    assert tree(tmp_path / "dest" / "src") == {"a.txt": b"a"}
