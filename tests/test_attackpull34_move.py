@@ -58,3 +58,33 @@ def test_the_merge_lock_keeps_the_state_folder(emulator, local_state, drive_env,
 
     assert sorted(os.listdir(old / STATE_DIR)) == ["merge.flock", "x.pth.lock"]
     assert (new / "w.pth").read_bytes() == b"w" * 100
+
+
+def test_an_old_copy_of_another_version_of_the_file_staged_in_new_goes(
+        emulator, local_state, drive_env, tmp_path):
+    """An older trainer run again after a newer one, the weights replaced on Drive between:
+    ``old`` holds a staged copy of the new version, ``new`` one of the old version, both
+    drivestage's and unchanged. The old folder's copy was left (`… is there already`) at
+    every start, for good: in the dataset's tree, where a new version of its archive
+    bringing that path is refused. It goes now, as a duplicate does; the pull in ``new``
+    brings Drive's version there."""
+    import hashlib
+
+    from drivestage.emulator.revisions import replace_content
+
+    v1, v2 = os.urandom(5000), os.urandom(6000)
+    fid = emulator.add_file("Models/w.pth", v1)
+    old, new = tmp_path / "old", tmp_path / "new"
+    drivestage.pull(SRC, str(old), quiet=True, folders=False)
+    assert drivestage.move_staged(str(old), str(new), only=[SRC]).moved
+    blob = tmp_path / "blob"
+    blob.write_bytes(v2)
+    replace_content(emulator.store, fid, str(blob), len(v2), hashlib.md5(v2).hexdigest())
+    drivestage.pull(SRC, str(old), quiet=True, folders=False)   # the older trainer's pull
+
+    done = drivestage.move_staged(str(old), str(new), only=[SRC])
+
+    assert (done.dropped, done.left) == ([str(old / "w.pth")], [])
+    assert os.listdir(old) == []
+    res = drivestage.pull(SRC, str(new), quiet=True, folders=False)
+    assert res.action == "update" and (new / "w.pth").read_bytes() == v2
