@@ -70,3 +70,21 @@ def test_a_local_tar_whose_member_becomes_a_link_is_extracted(local_state, tmp_p
         assert os.stat(dest / "f").st_ino == os.stat(dest / "g").st_ino
     code, out, err = run("pull", str(archive), str(dest), "-x", "-q", "--json")
     assert code == 0 and '"action": "cached"' in out, err
+
+
+def test_a_hard_link_whose_target_a_later_member_replaces_is_refused_as_such(local_state,
+                                                                            tmp_path):
+    """``tar -u`` of a file a hard link points to: the link's file is the earlier member,
+    which drivestage does not keep. The refusal said the target was "not a file earlier in
+    the archive", which it is; it says what happened now."""
+    archive = tmp_path / "in" / "set.tar"
+    archive.parent.mkdir()
+    archive.write_bytes(_tar([("f", FILE, b"1"), ("h", HARD, "f"), ("f", FILE, b"22")]))
+
+    code, _, err = run("pull", str(archive), str(tmp_path / "d"), "-x", "-q")
+
+    assert code == 1
+    assert err.splitlines()[-1] == (
+        "Error: hard link member 'h' points to 'f', which a later member of that name "
+        "replaces (a tar appended to: tar -r or -u); refusing the archive: make it again "
+        "(tar -c) and upload it")
