@@ -7,8 +7,8 @@ import threading
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
-from drivestage import extra, other_runs, pool, pruning, push_room, run_folders, sidecar, \
-    snapshots
+from drivestage import extra, first_seen, other_runs, pool, pruning, push_room, run_folders, \
+    sidecar, snapshots
 from drivestage.errors import DriveStageError, MovedAwayError, NotFoundError, \
     PermissionDeniedError, QuotaExceededError, UsageError
 from drivestage.local_tree import LocalFile, LocalTree, say_special, walk
@@ -164,7 +164,8 @@ class PushJob:
         never pruned by the push that sends it (:func:`~drivestage.retention.just_written`)."""
         fresh = just_written(folder.candidates, self.policy, local)
         return pruning.plan_folder(folder, self.policy, protect=self.protect,
-                                   also_keep={"just written": fresh})
+                                   also_keep={"just written": fresh},
+                                   seen=first_seen.on(self.store))
 
     def _is_checkpoint(self, lf: LocalFile, paired: Mapping[str, str]) -> bool:
         """Replaced by a new file rather than overwritten (see the module's doc); ``paired``:

@@ -90,6 +90,7 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
         self._listed_in: dict[str, str] = {}  # item id -> the folder it was listed in, last
         self._above: dict[str, Optional[str]] = {}  # folder id -> its parent (lineage)
         self._marks_asked: dict[str, bool] = {}  # folder id -> its mark, read of it alone
+        self._seen: dict[str, Optional[float]] = {}  # file id -> its first-seen mark
         self.creates = ids.Creates(transport, api_root)  # the ids new files are made with
         self._init_deletes()
 
