@@ -209,8 +209,10 @@ def retire(decided: Plan, candidates: Sequence[Candidate], described: Sequence[D
                 continue
         # Old: whatever supersedes it or not. Only on a store that stamps arrivals itself
         # (Drive's createdDate): a directory's mtimes are the writer's word (cp -p, rsync -t
-        # give a file sent today last year's). A clock behind the store's gives a negative
-        # age (kept); one far ahead would age every orphan, which the re-check does not catch.
+        # give a file sent today last year's). A client may set Drive's dates too (rclone
+        # -M), so the first-seen mark must be as old (waits). A clock behind the store's
+        # gives a negative age (kept); one far ahead writes marks that other machines take
+        # for planted (written again) but that ages every orphan for itself.
         age = now - arrived(orphan.entry)
         if orphan.entry.created > 0 and age >= MIN_AGE and not {orphan.checkpoint, orphan.entry.name,
                                    orphan.entry.id} & pinned:
