@@ -209,3 +209,23 @@ def test_an_orphan_whose_mark_cannot_be_kept_stays():
         assert d.keep and d.reason == ("orphan sidecar: epoch_003.pt is not here; its "
                                        "first-seen mark could not be written on the store, so "
                                        "it is kept"), d
+
+
+@pytest.mark.parametrize("reason", ["insufficientFilePermissions", "propertyCountLimitExceeded"])
+def test_an_orphan_drive_will_not_mark_is_kept(emulator, env, tmp_path, reason):
+    """Drive refuses the mark's properties.insert (403: no writer access, nor then could it
+    be deleted; or the file holds 30 public properties already): the orphan, old by its dates,
+    is kept, the plan saying why, and prune exits 0."""
+    src = tmp_path / "a"
+    save(str(src), "epoch_003", 3, T0 + 3, run=RUN)
+    ok("push", str(src), SPEC)
+    emulator.store.delete(_id(emulator, "epoch_003.pt"))
+    then = time.time() - 365 * DAY
+    emulator.store.update(_id(emulator, "epoch_003.json"), created=then, modified=then)
+    emulator.faults.inject("POST", r"/properties(\?|$)", status=403, reason=reason)
+    out = ok("prune", SPEC, "--keep-last", "1")
+    assert _row(out, "epoch_003.json") == (
+        "keep", "orphan sidecar: epoch_003.pt is not here; its first-seen mark could not be "
+        "written on the store, so it is kept"), out
+    assert "epoch_003.json" in live_md5s(emulator, FOLDER)
+    assert _mark(emulator, "epoch_003.json") == []

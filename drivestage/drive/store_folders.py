@@ -200,9 +200,10 @@ class FolderMaking:
                  and p.get("key") == first_seen.SEEN_MARK and p.get("visibility") == "PUBLIC"),
                 None) if isinstance(props, list) else None, now)
         if at is None:
-            at = float(first_seen.stamp(now))
-            if write and not self._mark_seen(entry, where, first_seen.stamp(now)):
-                at = None
+            if not write:   # (a dry run: taken as now, not kept, so a real pass writes it)
+                return float(first_seen.stamp(now))
+            at = float(first_seen.stamp(now)) \
+                if self._mark_seen(entry, where, first_seen.stamp(now)) else None
         self._seen[entry.id] = at
         return at
 
