@@ -29,6 +29,7 @@ import itertools
 import operator
 import queue
 import signal
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -211,6 +212,29 @@ def queue_get(q: "queue.Queue[T]") -> T:
             pass
 
 
+def recv_into(sock: socket.socket, buf: Any, timeout: Optional[float]) -> int:
+    """``sock.recv_into(buf)`` that fails (``socket.timeout``) after ``timeout`` seconds
+    without a byte (None: no end), as the socket's own timeout does, but waits in pieces of
+    :data:`SLICE` at most (see there): a request the main thread sent waited for Drive's
+    answer in ``recv``, and a Ctrl-C the kernel gave another thread was acted on only with
+    the answer or at the HTTP timeout (120 s). A piece that ends without a byte has read
+    nothing (a TLS socket included: its record is kept for the next read), so nothing of the
+    answer is lost or read twice; ``sock`` gets ``timeout`` back whatever ends the read."""
+    end = None if timeout is None else time.monotonic() + timeout
+    try:
+        while True:
+            left = SLICE if end is None else min(SLICE, end - time.monotonic())
+            if left <= 0:
+                raise socket.timeout("timed out")
+            sock.settimeout(left)
+            try:
+                return sock.recv_into(buf)
+            except socket.timeout:
+                pass
+    finally:
+        sock.settimeout(timeout)
+
+
 def lock_wait(lock: Any) -> None:
     """Wait until ``lock`` (a ``threading.Lock``) looks free, in short waits (see
     :data:`SLICE`), without taking it: the caller takes it with ``with`` (see the module
@@ -293,4 +317,4 @@ def deferred() -> Iterator[None]:
 
 
 __all__ = ["BackgroundThread", "Flag", "Monitor", "deferred", "flock_wait", "lock_wait",
-           "queue_get", "sleep", "start_thread"]
+           "queue_get", "recv_into", "sleep", "start_thread"]

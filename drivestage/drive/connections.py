@@ -27,6 +27,7 @@ import google.auth.exceptions
 import google.auth.transport
 import httplib2
 
+from drivestage import interrupts
 from drivestage.errors import RemoteError, UsageError
 
 
@@ -207,7 +208,11 @@ class TokenRequest(google.auth.transport.Request):
                  **kwargs: Any) -> google.auth.transport.Response:
         conn = build_http(timeout)
         try:
-            resp, data = conn.request(url, method=method, body=body, headers=dict(headers or {}))
+            # Bounded, and read in pieces in the main thread, as Drive's answers are: a
+            # main-thread call that refreshed first waited for a token server that held its
+            # answer whatever Ctrl-C came (see SlicedResponse).
+            resp, data = conn.request(url, method=method, body=body, headers=dict(headers or {}),
+                                      connection_type=bounded_connection(url))
         except (httplib2.HttpLib2Error, http.client.HTTPException, OSError) as exc:
             raise google.auth.exceptions.TransportError(exc) from exc
         finally:
@@ -285,8 +290,54 @@ class _Bounded:
         return getattr(self._fp, name)
 
 
+class _SlicedReads(io.RawIOBase):
+    """An answer's socket reads, in the main thread waited for in short pieces
+    (:func:`drivestage.interrupts.recv_into`): Python runs a Ctrl-C's handler in the main
+    thread only between two bytecodes, and one the kernel gave another thread (a pull's
+    streams, a notebook's mirror) waited for Drive's answer to a main-thread request, up to
+    the HTTP timeout. The other threads read as the socket's own reader does."""
+
+    def __init__(self, raw: Any, sock: socket.socket):
+        super().__init__()
+        self._raw, self._sock = raw, sock
+        self._timeout = sock.gettimeout()
+        self._timed_out = False
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return int(self._raw.fileno())
+
+    def readinto(self, buf: Any) -> Optional[int]:
+        if threading.current_thread() is not threading.main_thread() or self._timeout == 0:
+            return self._raw.readinto(buf)  # type: ignore[no-any-return]
+        if self._timed_out:   # (as the socket's own reader says it)
+            raise OSError("cannot read from timed out object")
+        try:
+            return interrupts.recv_into(self._sock, buf, self._timeout)
+        except socket.timeout:
+            self._timed_out = True
+            raise
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()   # (the socket is closed once its last reader is)
+        super().close()
+
+
+class SlicedResponse(http.client.HTTPResponse):
+    """``http.client``'s answer, read through :class:`_SlicedReads`."""
+
+    def __init__(self, sock: Any, *args: Any, **kwargs: Any):
+        super().__init__(sock, *args, **kwargs)
+        # (makefile's reader, not read yet, handed over: left to the collector, it would
+        # close the socket's reader under the new one)
+        self.fp = io.BufferedReader(_SlicedReads(self.fp.detach(), sock))
+
+
 def _bounded_response(limit: int) -> type:
-    class _Response(http.client.HTTPResponse):
+    class _Response(SlicedResponse):
         def __init__(self, sock: Any, *args: Any, **kwargs: Any):
             super().__init__(sock, *args, **kwargs)
             self.fp = _Bounded(self.fp, limit,  # type: ignore[assignment]
@@ -348,7 +399,7 @@ _BOUNDED_RESPONSE = _bounded_response(MAX_ANSWER_BYTES)
 
 def _putrequest(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> None:
     media = method == "GET" and "alt=media" in url
-    self.response_class = http.client.HTTPResponse if media else _BOUNDED_RESPONSE
+    self.response_class = SlicedResponse if media else _BOUNDED_RESPONSE
     http.client.HTTPConnection.putrequest(self, method, url, *args, **kwargs)
 
 

@@ -22,7 +22,7 @@ import httplib2
 
 from drivestage.drive import answers, retry
 from drivestage.drive.auth import AuthorizedHttp, DriveCredentials
-from drivestage.drive.connections import DEFAULT_HTTP_TIMEOUT, build_http
+from drivestage.drive.connections import DEFAULT_HTTP_TIMEOUT, SlicedResponse, build_http
 from drivestage.drive.resources import ResourceKeys
 
 T = TypeVar("T")
@@ -431,7 +431,9 @@ def _error_body(resp: http.client.HTTPResponse, timeout: Optional[float]) -> byt
 
 
 def _connection(h: Any, scheme: str, authority: str) -> http.client.HTTPConnection:
-    """A connection set up as httplib2 sets up its own (timeout, proxy, certificates)."""
+    """A connection set up as httplib2 sets up its own (timeout, proxy, certificates), whose
+    answers the main thread reads in pieces (a Ctrl-C given to another thread ends a read
+    Drive holds: :class:`~drivestage.drive.connections.SlicedResponse`)."""
     if scheme == "https":
         conn: http.client.HTTPConnection = httplib2.HTTPSConnectionWithTimeout(
             authority, timeout=h.timeout, proxy_info=h.proxy_info, ca_certs=h.ca_certs,
@@ -441,4 +443,5 @@ def _connection(h: Any, scheme: str, authority: str) -> http.client.HTTPConnecti
     else:
         conn = httplib2.HTTPConnectionWithTimeout(authority, timeout=h.timeout,
                                                   proxy_info=h.proxy_info)
+    conn.response_class = SlicedResponse
     return conn

@@ -1,0 +1,187 @@
+"""A Drive request sent from the main thread, whose answer Drive holds back, must end on a
+Ctrl-C the kernel gave another thread (see tests/test_sigthread33.py for the technique: the
+signal is sent to a helper thread with ``pthread_kill``).
+
+The main thread blocked in the socket's ``recv`` for the answer: Python runs a signal's handler
+in the main thread only when it runs bytecode, so the Ctrl-C was acted on only when the answer
+came or the HTTP timeout (``DRIVESTAGE_HTTP_TIMEOUT``, 120 s) passed. The emulator's
+``latency`` fault holds the answer here; what the signal may not change is checked too: the
+request was sent once, and an answer that comes slowly (in pieces over many of the main
+thread's waits) is read whole.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+from typing import Callable
+
+import pytest
+
+from test_sigthread33 import _interrupted_elsewhere
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POSIX threads")
+
+#: How long Drive holds the answer: the Ctrl-C must end the wait long before.
+LONG = 60.0
+
+
+def _held(emulator, method: str, path: str) -> threading.Event:
+    """Hold the next ``method`` request whose target matches ``path`` for :data:`LONG`; the
+    event is set once the emulator has read it (the client then waits for the answer)."""
+    arrived = threading.Event()
+    plan = emulator.faults.plan
+
+    def planned(command: str, target: str, **kwargs):
+        out = plan(command, target, **kwargs)
+        if out.latency >= LONG:
+            arrived.set()
+        return out
+    emulator.faults.plan = planned
+    emulator.faults.latency(LONG, method=method, path=path, times=1)
+    return arrived
+
+
+def _reading(main: int) -> bool:
+    """Whether thread ``main`` is in a socket's read (its innermost Python frame)."""
+    frame = sys._current_frames().get(main)
+    return frame is not None and frame.f_code.co_name in ("readinto", "recv_into")
+
+
+def _when_reading(arrived: threading.Event) -> threading.Event:
+    """Set once ``arrived`` is and the main thread waits for the answer in a socket's read:
+    Drive has the request before the client is done sending it (a signal then is acted on
+    at the main thread's next bytecode, before the wait this is about)."""
+    reading, main = threading.Event(), threading.main_thread().ident
+
+    def watch() -> None:
+        assert arrived.wait(60)
+        end = time.monotonic() + 10
+        while not _reading(main) and time.monotonic() < end:
+            reading.wait(0.002)   # (the main thread's state polled, not slept on)
+        reading.set()
+    threading.Thread(target=watch, daemon=True).start()
+    return reading
+
+
+def _ends_on_a_ctrl_c_elsewhere(arrived: threading.Event, call: Callable[[], object]) -> float:
+    """``call()`` in the main thread, a SIGINT sent to another thread once Drive has the held
+    request and the main thread waits for its answer: it must raise KeyboardInterrupt; the
+    seconds it took."""
+    other = _interrupted_elsewhere(_when_reading(arrived))
+    began = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            call()
+        return time.monotonic() - began
+    finally:
+        arrived.set()
+        other.join(60)
+
+
+def _sent(emulator, method: str) -> int:
+    return sum(1 for r in emulator.requests if r.method == method)
+
+
+def test_a_lookup_whose_answer_drive_holds_ends_on_a_ctrl_c_given_elsewhere(emulator, store):
+    emulator.add_file("data/a.txt", b"hello")
+    arrived = _held(emulator, "GET", r"/files\?")
+    took = _ends_on_a_ctrl_c_elsewhere(arrived, lambda: store.resolve("data/a.txt"))
+    assert took < LONG / 3, f"the Ctrl-C was acted on after {took:.1f} s, with the answer"
+    assert _sent(emulator, "GET") == 1, "the held request was sent again"
+    # The store goes on: the next call is answered (on a new connection).
+    assert store.resolve("data/a.txt").size == 5
+
+
+def test_a_folder_made_while_drive_holds_the_answer_is_asked_for_once(emulator, store):
+    """A create (not idempotent) stopped by the Ctrl-C was sent once, and the store goes on:
+    the folder is there once when Drive lets the held answer go and the push runs again."""
+    emulator.add_folder("runs")
+    arrived = _held(emulator, "POST", r"/files")
+    took = _ends_on_a_ctrl_c_elsewhere(arrived, lambda: store.make_folders("runs/new"))
+    assert took < LONG / 3, f"the Ctrl-C was acted on after {took:.1f} s, with the answer"
+    assert _sent(emulator, "POST") == 1, "the held create was sent again"
+    emulator.faults.release_holds()     # Drive answers the held create now
+    emulator.faults.serving()
+    store.forget_folders()
+    made = store.make_folders("runs/new")
+    assert [e.id for e in store.list(store.resolve("runs"))] == [made.id]
+
+
+def test_a_sidecar_read_whose_bytes_drive_holds_ends_on_a_ctrl_c_given_elsewhere(emulator,
+                                                                                 store):
+    emulator.add_file("runs/a.json", b'{"epoch": 1}')
+    entry = store.resolve("runs/a.json")
+    arrived = _held(emulator, "GET", r"alt=media")
+    took = _ends_on_a_ctrl_c_elsewhere(arrived, lambda: store.fetch_range(entry, 0, 12))
+    assert took < LONG / 3, f"the Ctrl-C was acted on after {took:.1f} s, with the bytes"
+    assert store.fetch_range(entry, 0, 12) == b'{"epoch": 1}'
+
+
+def test_a_token_refresh_whose_answer_the_token_server_holds(emulator_factory, local_state,
+                                                             tmp_path, monkeypatch):
+    """A main-thread call whose token had expired refreshed it first; the token server held
+    its answer, and the Ctrl-C waited for it."""
+    from drivestage.drive import connect
+    from test_auth import FRESH, TokenServer, _token_file
+
+    for name in ("DRIVESTAGE_API_ROOT", "DRIVESTAGE_TOKEN", "DRIVESTAGE_CREDENTIALS",
+                 "DRIVESTAGE_TOKEN_FILE", "GOOGLE_APPLICATION_CREDENTIALS"):
+        monkeypatch.delenv(name, raising=False)
+    emu = emulator_factory(token=FRESH)
+    emu.add_file("data/a.txt", b"hello")
+    server = TokenServer()
+    store = connect(api_root=emu.url, credentials=_token_file(tmp_path / "token.json", server.uri))
+    answer, arrived, let_go = server.answer, threading.Event(), threading.Event()
+
+    def held(form: dict):
+        arrived.set()
+        let_go.wait(20)
+        return answer(form)
+    server.answer = held
+    try:
+        took = _ends_on_a_ctrl_c_elsewhere(arrived, lambda: store.resolve("data/a.txt"))
+        assert not let_go.is_set() and took < 15, \
+            f"the Ctrl-C was acted on after {took:.1f} s, once the token server answered"
+        let_go.set()
+        server.answer = answer
+        assert store.resolve("data/a.txt").size == 5
+    finally:
+        let_go.set()
+        server.stop()
+
+
+def test_an_answer_in_slow_pieces_is_read_whole_by_the_main_thread(emulator, store):
+    """The main thread waits for an answer in short waits: one that starts late and whose
+    body comes late again, after its headers, each over several of them, is read whole, and
+    sent once."""
+    for i in range(6):
+        emulator.add_file(f"runs/f{i}.bin", b"x" * i)
+    folder = store.resolve("runs")
+    before = _sent(emulator, "GET")
+    emulator.faults.latency(0.3, method="GET", path=r"/files\?", times=1)
+    emulator.faults.throttle(per_connection=32 << 10)   # the listing's 15 kB: 0.5 s
+    began = time.monotonic()
+    listed = store.list(folder)
+    took = time.monotonic() - began
+    emulator.faults.throttle(None)
+    assert sorted((e.name, e.size) for e in listed) == [(f"f{i}.bin", i) for i in range(6)]
+    assert _sent(emulator, "GET") == before + 1
+    assert took > 0.5, "the answer was not slow: the test shows nothing"
+
+
+def test_an_answer_later_than_the_http_timeout_still_times_out(emulator, store, monkeypatch):
+    """The timeout is the time without a byte, as the socket's own was: a request Drive
+    does not answer within it fails and is retried, not waited for slice after slice."""
+    from drivestage.drive import connect
+
+    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "0.5")
+    quick = connect(api_root=emulator.url, token="test-token")
+    emulator.add_file("data/a.txt", b"hello")
+    emulator.faults.latency(LONG, method="GET", path=r"/files\?", times=1)
+    began = time.monotonic()
+    assert quick.resolve("data/a.txt").size == 5
+    took = time.monotonic() - began
+    # Two lookups (data, then a.txt), the first of them sent again after the timeout.
+    assert _sent(emulator, "GET") == 3 and 0.5 <= took < LONG / 3
