@@ -1,0 +1,71 @@
+"""What the main thread's reads in pieces cost: metadata requests (files.get) and small
+ranged reads (a sidecar's bytes) to the emulator on loopback, sent from the main thread,
+whose answers are read in pieces of ``interrupts.SLICE`` (so that a Ctrl-C the kernel gave
+another thread ends the wait), and the same with those reads switched back to the socket's
+own reader, in alternating rounds on one connection (the machine's load drifts).
+
+    python bench/main_thread_requests.py --rounds 20 --requests 200
+
+Prints, for each, the median wall and CPU time per request (CPU: the process's, the
+emulator's serving thread included) and the ratios pieces / plain (1.0: no cost).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from typing import Any, Callable
+
+from drivestage.drive import connect, connections
+from drivestage.emulator import Emulator
+
+
+def _round(work: Callable[[], object], n: int) -> tuple[float, float]:
+    """Wall and CPU seconds per call of ``work`` over ``n`` calls."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        work()
+    return (time.perf_counter() - wall) / n, (time.process_time() - cpu) / n
+
+
+def _plain(self: Any, buf: Any) -> Any:
+    return self._raw.readinto(buf)   # the socket's own reader, as before the pieces
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--requests", type=int, default=200)
+    args = ap.parse_args()
+    os.environ.setdefault("DRIVESTAGE_STATE_DIR", tempfile.mkdtemp())
+    sliced = connections._SlicedReads.readinto
+    with tempfile.TemporaryDirectory() as data:
+        emu = Emulator(data_dir=data).start()
+        try:
+            emu.add_file("runs/a.json", b'{"epoch": 1, "metric": 0.5}')
+            store = connect(api_root=emu.url, token="bench")
+            entry = store.resolve("runs/a.json")
+            kinds = {"files.get": lambda: store.stat(entry),
+                     "sidecar read": lambda: store.fetch_range(entry, 0, entry.size)}
+            for name, work in kinds.items():
+                _round(work, args.requests)   # (warm)
+                got: dict[str, list[tuple[float, float]]] = {"pieces": [], "plain": []}
+                for _ in range(args.rounds):
+                    for way, readinto in (("pieces", sliced), ("plain", _plain)):
+                        connections._SlicedReads.readinto = readinto  # type: ignore[method-assign]
+                        got[way].append(_round(work, args.requests))
+                connections._SlicedReads.readinto = sliced  # type: ignore[method-assign]
+                w = {k: statistics.median(x[0] for x in v) for k, v in got.items()}
+                c = {k: statistics.median(x[1] for x in v) for k, v in got.items()}
+                print(f"{name}: in pieces {1 / w['pieces']:.0f}/s "
+                      f"({c['pieces'] * 1e6:.0f} us CPU), plain {1 / w['plain']:.0f}/s "
+                      f"({c['plain'] * 1e6:.0f} us CPU); ratio pieces/plain: wall "
+                      f"{w['pieces'] / w['plain']:.3f}, CPU {c['pieces'] / c['plain']:.3f}")
+        finally:
+            emu.stop()
+
+
+if __name__ == "__main__":
+    main()
