@@ -212,10 +212,12 @@ def queue_get(q: "queue.Queue[T]") -> T:
             pass
 
 
-def recv_into(sock: socket.socket, buf: Any, timeout: Optional[float]) -> int:
+def recv_into(sock: socket.socket, buf: Any, timeout: Optional[float],
+              between: Callable[[], None] = lambda: None) -> int:
     """``sock.recv_into(buf)`` that fails (``socket.timeout``) after ``timeout`` seconds
     without a byte (None: no end), as the socket's own timeout does, but waits in pieces of
-    :data:`SLICE` at most (see there): a request the main thread sent waited for Drive's
+    :data:`SLICE` at most (see there), calling ``between()`` after each that read nothing (a
+    thread's stop: ``pool.check``): a request the main thread sent waited for Drive's
     answer in ``recv``, and a Ctrl-C the kernel gave another thread was acted on only with
     the answer or at the HTTP timeout (120 s). A piece that ends without a byte has read
     nothing (a TLS socket included: its record is kept for the next read), so nothing of the
@@ -230,7 +232,7 @@ def recv_into(sock: socket.socket, buf: Any, timeout: Optional[float]) -> int:
             try:
                 return sock.recv_into(buf)
             except socket.timeout:
-                pass
+                between()
     finally:
         sock.settimeout(timeout)
 

@@ -48,6 +48,12 @@ def check() -> None:
         raise KeyboardInterrupt
 
 
+def watched() -> bool:
+    """Whether this thread's work stops at a :func:`check` when told (a thread of
+    :func:`each`, or under :func:`stoppable`)."""
+    return bool(_LOCAL.stops)
+
+
 @contextmanager
 def stoppable(stop: Flag) -> Iterator[None]:
     """Work of this thread, and of the threads :func:`each` starts from it, stops at its

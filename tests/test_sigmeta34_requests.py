@@ -11,6 +11,7 @@ thread's waits) is read whole.
 """
 from __future__ import annotations
 
+import hashlib
 import signal
 import sys
 import threading
@@ -185,3 +186,67 @@ def test_an_answer_later_than_the_http_timeout_still_times_out(emulator, store, 
     took = time.monotonic() - began
     # Two lookups (data, then a.txt), the first of them sent again after the timeout.
     assert _sent(emulator, "GET") == 3 and 0.5 <= took < LONG / 3
+
+
+def test_a_push_whose_upload_waits_for_drive_s_answer_ends_on_a_ctrl_c_given_elsewhere(
+        emulator, drive_env, local_state, tmp_path):
+    """A push of one file (or with ``--jobs 1``) uploads in the main thread. The push run
+    again sends the file, once."""
+    from drivestage import push
+
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "a.bin").write_bytes(b"a" * 1000)
+    arrived = _held(emulator, "PUT", r"/upload/")
+    took = _ends_on_a_ctrl_c_elsewhere(arrived, lambda: push(str(src), "drive:runs", jobs=1))
+    assert took < LONG / 3, f"the push ended {took:.1f} s after the Ctrl-C, with the answer"
+    emulator.faults.release_holds()     # Drive answers the held upload now
+    emulator.faults.serving()
+    result = push(str(src), "drive:runs", jobs=1)
+    assert result.uploaded + ["a.bin"] * result.unchanged == ["a.bin"]
+    listed = store_of(emulator).list(store_of(emulator).resolve("runs"))
+    assert [(e.name, e.md5) for e in listed] == [("a.bin", hashlib.md5(b"a" * 1000).hexdigest())]
+
+
+def test_a_ctrl_c_while_a_push_s_upload_thread_waits_for_drive_s_answer_ends_the_push(
+        emulator, drive_env, local_state, tmp_path):
+    """With ``--jobs 2`` the uploads run in threads of their own, which a Ctrl-C stops at
+    their next safe point, and the push waits for them to stop (its lock must not be let go
+    while one still sends): an upload waiting for an answer Drive held kept the interrupted
+    push, and every further Ctrl-C, "waiting for the transfers under way to stop" for that
+    answer or the HTTP timeout (120 s)."""
+    from drivestage import push
+
+    src = tmp_path / "logs"
+    src.mkdir()
+    for name in ("a.bin", "b.bin"):
+        (src / name).write_bytes(name.encode() * 500)
+    arrived = _held(emulator, "PUT", r"/upload/")
+    main = threading.main_thread().ident
+
+    def interrupt() -> None:
+        assert arrived.wait(60)
+        signal.pthread_kill(main, signal.SIGINT)   # (to the main thread itself)
+    other = threading.Thread(target=interrupt)
+    other.start()
+    began = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            push(str(src), "drive:runs", jobs=2)
+        took = time.monotonic() - began
+    finally:
+        arrived.set()
+        other.join(60)
+    assert took < LONG / 3, f"the push ended {took:.1f} s after the Ctrl-C, with the answer"
+    emulator.faults.release_holds()
+    emulator.faults.serving()
+    result = push(str(src), "drive:runs", jobs=2)
+    assert len(result.uploaded) + result.unchanged == 2
+    listed = store_of(emulator).list(store_of(emulator).resolve("runs"))
+    assert sorted((e.name, e.md5) for e in listed) == [
+        (n, hashlib.md5(n.encode() * 500).hexdigest()) for n in ("a.bin", "b.bin")]
+
+
+def store_of(emulator):
+    from drivestage.drive import connect
+    return connect(api_root=emulator.url, token="test-token")

@@ -27,7 +27,7 @@ import google.auth.exceptions
 import google.auth.transport
 import httplib2
 
-from drivestage import interrupts
+from drivestage import interrupts, pool
 from drivestage.errors import RemoteError, UsageError
 
 
@@ -295,7 +295,10 @@ class _SlicedReads(io.RawIOBase):
     (:func:`drivestage.interrupts.recv_into`): Python runs a Ctrl-C's handler in the main
     thread only between two bytecodes, and one the kernel gave another thread (a pull's
     streams, a notebook's mirror) waited for Drive's answer to a main-thread request, up to
-    the HTTP timeout. The other threads read as the socket's own reader does."""
+    the HTTP timeout. A thread a Ctrl-C stops (a push's upload threads, a mirror's push:
+    :func:`drivestage.pool.check`) looks for its stop between the pieces: the interrupted
+    push waited for an answer Drive held, through every further Ctrl-C, before it ended.
+    The other threads read as the socket's own reader does."""
 
     def __init__(self, raw: Any, sock: socket.socket):
         super().__init__()
@@ -310,12 +313,13 @@ class _SlicedReads(io.RawIOBase):
         return int(self._raw.fileno())
 
     def readinto(self, buf: Any) -> Optional[int]:
-        if threading.current_thread() is not threading.main_thread() or self._timeout == 0:
+        if self._timeout == 0 or not (pool.watched() or
+                                      threading.current_thread() is threading.main_thread()):
             return self._raw.readinto(buf)  # type: ignore[no-any-return]
         if self._timed_out:   # (as the socket's own reader says it)
             raise OSError("cannot read from timed out object")
         try:
-            return interrupts.recv_into(self._sock, buf, self._timeout)
+            return interrupts.recv_into(self._sock, buf, self._timeout, pool.check)
         except socket.timeout:
             self._timed_out = True
             raise
