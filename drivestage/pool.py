@@ -13,8 +13,9 @@
 :func:`each` runs a function over items in :class:`~drivestage.interrupts.BackgroundThread`
 s. When the calling thread is interrupted, no item starts any more, the items under way are
 told (:func:`check` raises KeyboardInterrupt in them at their next safe point: an upload
-between chunks), and :func:`each` raises once every one of its threads has ended, so a lock
-the caller releases next (a push's place lock) never outlives the work it guards.
+between chunks, or a wait for Drive's answer, :mod:`drivestage.drive.connections`), and
+:func:`each` raises once every one of its threads has ended, so a lock the caller releases
+next (a push's place lock) never outlives the work it guards.
 :class:`Serial` runs small jobs in order in one thread beside the caller (an upload's hash).
 """
 from __future__ import annotations
