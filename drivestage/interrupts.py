@@ -237,6 +237,35 @@ def recv_into(sock: socket.socket, buf: Any, timeout: Optional[float],
         sock.settimeout(timeout)
 
 
+#: The most bytes :func:`sendall` hands the socket at once (a TLS write cut by a piece's end
+#: must be tried again with the same bytes).
+SEND_PIECE = 1 << 20
+
+
+def sendall(sock: socket.socket, data: Any, timeout: Optional[float],
+            between: Callable[[], None] = lambda: None) -> None:
+    """``sock.sendall(data)`` within ``timeout`` seconds in all (None: no end), as the
+    socket's own timeout holds it, in waits of :data:`SLICE` at most, ``between()`` called
+    after each that sent nothing (see :func:`recv_into`): a request's body the server took
+    slowly (its buffers full) held a Ctrl-C the kernel gave another thread until it was sent.
+    A piece that ends sends the same bytes again (TLS wants them so; a plain socket sent
+    none of them)."""
+    view = memoryview(data).cast("B")
+    end = None if timeout is None else time.monotonic() + timeout
+    try:
+        while view:
+            left = SLICE if end is None else min(SLICE, end - time.monotonic())
+            if left <= 0:
+                raise socket.timeout("timed out")
+            sock.settimeout(left)
+            try:
+                view = view[sock.send(view[:SEND_PIECE]):]
+            except socket.timeout:
+                between()
+    finally:
+        sock.settimeout(timeout)
+
+
 def lock_wait(lock: Any) -> None:
     """Wait until ``lock`` (a ``threading.Lock``) looks free, in short waits (see
     :data:`SLICE`), without taking it: the caller takes it with ``with`` (see the module
@@ -319,4 +348,4 @@ def deferred() -> Iterator[None]:
 
 
 __all__ = ["BackgroundThread", "Flag", "Monitor", "deferred", "flock_wait", "lock_wait",
-           "queue_get", "recv_into", "sleep", "start_thread"]
+           "queue_get", "recv_into", "sendall", "sleep", "start_thread"]

@@ -44,22 +44,33 @@ def _held(emulator, method: str, path: str) -> threading.Event:
     return arrived
 
 
-def _reading(main: int) -> bool:
-    """Whether thread ``main`` is in a socket's read (its innermost Python frame)."""
+#: Where the main thread waits for the socket: a read, or a send the server does not take.
+_WAITS = ("readinto", "recv_into", "send", "sendall")
+
+
+def _waiting(main: int) -> object:
+    """Where thread ``main`` waits for a socket (its innermost Python frame and instruction),
+    or None."""
     frame = sys._current_frames().get(main)
-    return frame is not None and frame.f_code.co_name in ("readinto", "recv_into")
+    if frame is None or frame.f_code.co_name not in _WAITS:
+        return None
+    return (id(frame), frame.f_lasti)
 
 
 def _when_reading(arrived: threading.Event) -> threading.Event:
-    """Set once ``arrived`` is and the main thread waits for the answer in a socket's read:
-    Drive has the request before the client is done sending it (a signal then is acted on
-    at the main thread's next bytecode, before the wait this is about)."""
+    """Set once ``arrived`` is and the main thread waits for the socket, at the same place
+    for 20 looks in a row (a send that still goes on moves between its blocks): Drive has
+    the request before the client is done sending it, and a signal then is acted on at the
+    main thread's next bytecode, before the wait this is about."""
     reading, main = threading.Event(), threading.main_thread().ident
 
     def watch() -> None:
         assert arrived.wait(60)
-        end = time.monotonic() + 10
-        while not _reading(main) and time.monotonic() < end:
+        end, seen, same = time.monotonic() + 10, None, 0
+        while same < 20 and time.monotonic() < end:
+            now = _waiting(main)
+            same = same + 1 if now is not None and now == seen else 0
+            seen = now
             reading.wait(0.002)   # (the main thread's state polled, not slept on)
         reading.set()
     threading.Thread(target=watch, daemon=True).start()
@@ -206,6 +217,33 @@ def test_a_push_whose_upload_waits_for_drive_s_answer_ends_on_a_ctrl_c_given_els
     assert result.uploaded + ["a.bin"] * result.unchanged == ["a.bin"]
     listed = store_of(emulator).list(store_of(emulator).resolve("runs"))
     assert [(e.name, e.md5) for e in listed] == [("a.bin", hashlib.md5(b"a" * 1000).hexdigest())]
+
+
+def test_a_push_whose_upload_drive_takes_slowly_ends_on_a_ctrl_c_given_elsewhere(
+        emulator, drive_env, local_state, tmp_path):
+    """The upload's body waited to be sent (Drive stopped taking it: the sockets' buffers
+    full) as its answer did."""
+    from drivestage import push
+
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "big.bin").write_bytes(b"b" * (24 << 20))   # more than the sockets' buffers hold
+    arrived = threading.Event()
+    plan = emulator.faults.plan
+
+    def planned(command: str, target: str, **kwargs):
+        if command == "PUT":
+            arrived.set()
+        return plan(command, target, **kwargs)
+    emulator.faults.plan = planned
+    # The emulator takes a megabyte at a time: at 64 KiB/s, the next one 16 s later.
+    emulator.faults.throttle(per_connection=64 << 10)
+    try:
+        took = _ends_on_a_ctrl_c_elsewhere(arrived, lambda: push(str(src), "drive:runs",
+                                                                 jobs=1))
+    finally:
+        emulator.faults.throttle(None)
+    assert took < 6, f"the push ended {took:.1f} s after the Ctrl-C, once Drive took more"
 
 
 def test_a_ctrl_c_while_a_push_s_upload_thread_waits_for_drive_s_answer_ends_the_push(

@@ -290,6 +290,11 @@ class _Bounded:
         return getattr(self._fp, name)
 
 
+def _in_pieces() -> bool:
+    """Whether this thread waits for a socket in pieces (see :class:`_SlicedReads`)."""
+    return pool.watched() or threading.current_thread() is threading.main_thread()
+
+
 class _SlicedReads(io.RawIOBase):
     """An answer's socket reads, in the main thread waited for in short pieces
     (:func:`drivestage.interrupts.recv_into`): Python runs a Ctrl-C's handler in the main
@@ -313,8 +318,7 @@ class _SlicedReads(io.RawIOBase):
         return int(self._raw.fileno())
 
     def readinto(self, buf: Any) -> Optional[int]:
-        if self._timeout == 0 or not (pool.watched() or
-                                      threading.current_thread() is threading.main_thread()):
+        if self._timeout == 0 or not _in_pieces():
             return self._raw.readinto(buf)  # type: ignore[no-any-return]
         if self._timed_out:   # (as the socket's own reader says it)
             raise OSError("cannot read from timed out object")
@@ -407,12 +411,43 @@ def _putrequest(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> 
     http.client.HTTPConnection.putrequest(self, method, url, *args, **kwargs)
 
 
+class _SlicedSends:
+    """The connection's socket while it sends, whose ``sendall`` waits in pieces
+    (:func:`drivestage.interrupts.sendall`; see :class:`_SlicedReads`)."""
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+
+    def sendall(self, data: Any) -> None:
+        interrupts.sendall(self._sock, data, self._sock.gettimeout(), pool.check)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _send(self: Any, data: Any) -> None:
+    """``http.client``'s send, on :class:`_SlicedSends` where this thread waits in pieces: an
+    upload's body Drive took slowly held a Ctrl-C given to another thread until sent."""
+    if not _in_pieces():
+        return http.client.HTTPConnection.send(self, data)
+    if self.sock is None:
+        self.connect()   # (as http.client's own send does)
+    sock = self.sock
+    self.sock = _SlicedSends(sock)
+    try:
+        http.client.HTTPConnection.send(self, data)
+    finally:
+        self.sock = sock
+
+
 class _BoundedHTTP(httplib2.HTTPConnectionWithTimeout):  # type: ignore[misc]
     putrequest = _putrequest
+    send = _send
 
 
 class _BoundedHTTPS(httplib2.HTTPSConnectionWithTimeout):  # type: ignore[misc]
     putrequest = _putrequest
+    send = _send
 
 
 def bounded_connection(uri: str) -> type:

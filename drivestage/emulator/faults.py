@@ -634,7 +634,9 @@ class Faults:
                 connection.rate = self._per_connection
                 wait = max(wait, connection.charge(nbytes))
         if wait > 0:
-            time.sleep(wait)
+            # Woken when the server stops, as a latency is: a throttled megabyte's pause
+            # (16 s at 64 KiB/s) held Emulator.stop() for its whole join.
+            self._stopping.wait(wait)
 
 
 @dataclass
