@@ -1,8 +1,8 @@
 """What the main thread's reads in pieces cost: metadata requests (files.get) and small
 ranged reads (a sidecar's bytes) to the emulator on loopback, sent from the main thread,
 whose answers are read in pieces of ``interrupts.SLICE`` (so that a Ctrl-C the kernel gave
-another thread ends the wait), and the same with those reads switched back to the socket's
-own reader, in alternating rounds on one connection (the machine's load drifts).
+another thread ends the wait; its sends likewise), and the same with those switched back to
+the socket's own reads and sends, in alternating rounds on one connection (the machine's load drifts).
 
     python bench/main_thread_requests.py --rounds 20 --requests 200
 
@@ -16,7 +16,7 @@ import os
 import statistics
 import tempfile
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from drivestage.drive import connect, connections
 from drivestage.emulator import Emulator
@@ -30,8 +30,8 @@ def _round(work: Callable[[], object], n: int) -> tuple[float, float]:
     return (time.perf_counter() - wall) / n, (time.process_time() - cpu) / n
 
 
-def _plain(self: Any, buf: Any) -> Any:
-    return self._raw.readinto(buf)   # the socket's own reader, as before the pieces
+def _plain() -> bool:
+    return False   # the socket's own reads and sends, as before the pieces
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200)
     args = ap.parse_args()
     os.environ.setdefault("DRIVESTAGE_STATE_DIR", tempfile.mkdtemp())
-    sliced = connections._SlicedReads.readinto
+    sliced = connections._in_pieces
     with tempfile.TemporaryDirectory() as data:
         emu = Emulator(data_dir=data).start()
         try:
@@ -53,10 +53,10 @@ def main() -> None:
                 _round(work, args.requests)   # (warm)
                 got: dict[str, list[tuple[float, float]]] = {"pieces": [], "plain": []}
                 for _ in range(args.rounds):
-                    for way, readinto in (("pieces", sliced), ("plain", _plain)):
-                        connections._SlicedReads.readinto = readinto  # type: ignore[method-assign]
+                    for way, choice in (("pieces", sliced), ("plain", _plain)):
+                        connections._in_pieces = choice
                         got[way].append(_round(work, args.requests))
-                connections._SlicedReads.readinto = sliced  # type: ignore[method-assign]
+                connections._in_pieces = sliced
                 w = {k: statistics.median(x[0] for x in v) for k, v in got.items()}
                 c = {k: statistics.median(x[1] for x in v) for k, v in got.items()}
                 print(f"{name}: in pieces {1 / w['pieces']:.0f}/s "
