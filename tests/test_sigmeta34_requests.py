@@ -12,7 +12,12 @@ thread's waits) is read whole.
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 import signal
+import socket
+import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -26,6 +31,19 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POS
 
 #: How long Drive holds the answer: the Ctrl-C must end the wait long before.
 LONG = 60.0
+
+
+@pytest.fixture
+def tls(tmp_path_factory):
+    """A certificate and key for 127.0.0.1 (as test_fidelity28_signed makes them)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = str(where / "cert.pem"), str(where / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
 
 
 def _held(emulator, method: str, path: str) -> threading.Event:
@@ -288,3 +306,61 @@ def test_a_ctrl_c_while_a_push_s_upload_thread_waits_for_drive_s_answer_ends_the
 def store_of(emulator):
     from drivestage.drive import connect
     return connect(api_root=emulator.url, token="test-token")
+
+
+def test_pieces_over_tls_neither_lose_nor_repeat_a_byte(tls, monkeypatch):
+    """Drive is reached over TLS: a piece that ends in the middle of a TLS write is sent
+    again with the same bytes, and one that ends while a record is half there (or only a
+    session ticket came) reads nothing and loses nothing. The server here stops taking the
+    body, and stops answering, until the client has seen three pieces end empty."""
+    from drivestage import interrupts
+
+    monkeypatch.setattr(interrupts, "SLICE", 0.05)
+    cert, key = tls
+    served = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    served.load_cert_chain(cert, key)
+    body, answer = os.urandom(8 << 20), os.urandom(1 << 20)
+    listener = socket.create_server(("127.0.0.1", 0))
+    took_more, answer_more, got = threading.Event(), threading.Event(), {}
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with served.wrap_socket(conn, server_side=True) as tls_conn:
+            tls_conn.settimeout(30)
+            received = bytearray(tls_conn.recv(1 << 20))   # a first part, then nothing
+            assert took_more.wait(30)
+            while len(received) < len(body):
+                received += tls_conn.recv(1 << 20)
+            got["body"] = bytes(received)
+            tls_conn.sendall(answer[:1000])    # half a record's worth, then nothing
+            assert answer_more.wait(30)
+            tls_conn.sendall(answer[1000:])
+    server = threading.Thread(target=serve)
+    server.start()
+    ended = {"send": 0, "read": 0}
+
+    def piece_ended(which: str, then: threading.Event) -> Callable[[], None]:
+        def count() -> None:
+            ended[which] += 1
+            if ended[which] == 3:
+                then.set()
+        return count
+    try:
+        client = ssl.create_default_context(cafile=cert).wrap_socket(
+            socket.create_connection(listener.getsockname(), timeout=30),
+            server_hostname="127.0.0.1")
+        with client:
+            interrupts.sendall(client, body, 30.0, piece_ended("send", took_more))
+            read, buf = bytearray(), bytearray(256 << 10)
+            while len(read) < len(answer):
+                n = interrupts.recv_into(client, buf, 30.0, piece_ended("read", answer_more))
+                assert n, "the server closed early"
+                read += buf[:n]
+            assert client.gettimeout() == 30.0
+    finally:
+        took_more.set()
+        answer_more.set()
+        server.join(30)
+        listener.close()
+    assert ended["send"] >= 3 and ended["read"] >= 3
+    assert got["body"] == body and bytes(read) == answer
