@@ -364,3 +364,25 @@ def test_pieces_over_tls_neither_lose_nor_repeat_a_byte(tls, monkeypatch):
         listener.close()
     assert ended["send"] >= 3 and ended["read"] >= 3
     assert got["body"] == body and bytes(read) == answer
+
+
+def test_a_notebook_abandoning_its_mirror_while_drive_holds_its_upload(emulator, store,
+                                                                      tmp_path):
+    """``Mirror.abandon`` stops the push under way at its next safe point: a push waiting
+    for an answer Drive held was out of its reach, and abandon(timeout) said False (the
+    thread still running) until that answer came or the HTTP timeout passed."""
+    from drivestage.mirror import Mirror
+
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "a.bin").write_bytes(b"a" * 1000)
+    arrived = _held(emulator, "PUT", r"/upload/")
+    mirror = Mirror(str(src), "runs", None, store=store, jobs=1).start()
+    mirror.sync_now()
+    try:
+        assert arrived.wait(60)
+        began = time.monotonic()
+        assert mirror.abandon(LONG / 3), "the mirror's push still waited for Drive's answer"
+        assert time.monotonic() - began < LONG / 3
+    finally:
+        mirror.abandon(60)
