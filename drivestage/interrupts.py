@@ -266,6 +266,44 @@ def sendall(sock: socket.socket, data: Any, timeout: Optional[float],
         sock.settimeout(timeout)
 
 
+def beside(fn: Callable[[], T], name: str, left: Callable[[], None],
+           between: Callable[[], None] = lambda: None) -> T:
+    """``fn()`` run in a thread of its own (called ``name``) while the caller waits for it in
+    waits of :data:`SLICE` (``between()`` after each): for a call that waits in C and cannot
+    be cut into pieces (a connection's name lookup, its connect, its TLS handshake), which
+    held a Ctrl-C the kernel gave another thread to its end. Interrupted, the caller leaves
+    at once; ``left()`` then runs in that thread once ``fn`` is done (what ``fn`` made and
+    nobody takes: a connection, closed), and what it returned or raised is dropped."""
+    done, lock = Flag(), Monitor()
+    out: list[Any] = []
+    state = {"finished": False, "gone": False}
+
+    def run() -> None:
+        try:
+            out.append((True, fn()))
+        except BaseException as exc:   # handed to the caller
+            out.append((False, exc))
+        finally:
+            with lock:
+                state["finished"] = True
+                late = state["gone"]
+            done.set()
+            if late:
+                left()
+    BackgroundThread(run, name).start()
+    try:
+        while not done.wait(SLICE):
+            between()
+    except BaseException:
+        with lock:
+            state["gone"] = not state["finished"]
+        raise
+    ok, value = out[0]
+    if not ok:
+        raise value
+    return value  # type: ignore[no-any-return]
+
+
 def lock_wait(lock: Any) -> None:
     """Wait until ``lock`` (a ``threading.Lock``) looks free, in short waits (see
     :data:`SLICE`), without taking it: the caller takes it with ``with`` (see the module
@@ -347,5 +385,6 @@ def deferred() -> Iterator[None]:
             raise KeyboardInterrupt
 
 
-__all__ = ["BackgroundThread", "Flag", "Monitor", "deferred", "flock_wait", "lock_wait",
+__all__ = ["BackgroundThread", "Flag", "Monitor", "beside", "deferred", "flock_wait",
+           "lock_wait",
            "queue_get", "recv_into", "sendall", "sleep", "start_thread"]

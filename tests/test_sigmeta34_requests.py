@@ -62,8 +62,9 @@ def _held(emulator, method: str, path: str) -> threading.Event:
     return arrived
 
 
-#: Where the main thread waits for the socket: a read, or a send the server does not take.
-_WAITS = ("readinto", "recv_into", "send", "sendall")
+#: Where the main thread waits for the socket: a read, a send the server does not take, a
+#: connection that is not taken (or, in pieces, a wait for the thread that makes it).
+_WAITS = ("readinto", "recv_into", "send", "sendall", "connect", "_sliced")
 
 
 def _waiting(main: int) -> object:
@@ -386,3 +387,32 @@ def test_a_notebook_abandoning_its_mirror_while_drive_holds_its_upload(emulator,
         assert time.monotonic() - began < LONG / 3
     finally:
         mirror.abandon(60)
+
+
+def test_a_lookup_whose_connection_drive_does_not_take_ends_on_a_ctrl_c_given_elsewhere(
+        local_state, monkeypatch):
+    """A connection made in the main thread (its first request, or the next after a lost
+    one) whose server does not take it (a network that drops the packets, here a listener
+    whose queue is full) held a Ctrl-C given to another thread for the HTTP timeout, as its
+    name lookup and TLS handshake would. The connection is made beside the main thread now,
+    and closed once made when the caller is gone."""
+    from drivestage.drive import connect
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    first = socket.create_connection(listener.getsockname())   # the queue's one place
+    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", str(LONG))
+    store = connect(api_root="http://%s:%d/" % listener.getsockname(), token="test-token")
+    at_once = threading.Event()
+    at_once.set()
+    try:
+        took = _ends_on_a_ctrl_c_elsewhere(at_once, lambda: store.resolve("a.txt"))
+    finally:
+        accepted = listener.accept()[0]   # the queue moves: the connection is made, then let go
+        for thread in threading.enumerate():
+            if thread.name == "drivestage-connect":
+                thread.join(30)
+        for sock in (accepted, first, listener):
+            sock.close()
+    assert took < LONG / 3, f"the Ctrl-C was acted on after {took:.1f} s, at the timeout"

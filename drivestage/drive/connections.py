@@ -440,14 +440,37 @@ def _send(self: Any, data: Any) -> None:
         self.sock = sock
 
 
-class _BoundedHTTP(httplib2.HTTPConnectionWithTimeout):  # type: ignore[misc]
-    putrequest = _putrequest
-    send = _send
+def _connect(conn: Any, connect: Any) -> None:
+    """``connect()`` (httplib2's: name lookup, connect, TLS handshake), beside this thread
+    where it waits in pieces (:func:`drivestage.interrupts.beside`): a connection Drive's
+    network did not take held a Ctrl-C given to another thread for the HTTP timeout."""
+    if not _in_pieces():
+        return connect()  # type: ignore[no-any-return]
+    interrupts.beside(connect, "drivestage-connect", conn.close, pool.check)
 
 
-class _BoundedHTTPS(httplib2.HTTPSConnectionWithTimeout):  # type: ignore[misc]
-    putrequest = _putrequest
+class SlicedHTTP(httplib2.HTTPConnectionWithTimeout):  # type: ignore[misc]
+    """httplib2's connection, made and sent on in pieces (see :func:`_in_pieces`)."""
     send = _send
+
+    def connect(self) -> None:
+        _connect(self, super().connect)
+
+
+class SlicedHTTPS(httplib2.HTTPSConnectionWithTimeout):  # type: ignore[misc]
+    """httplib2's TLS connection, made and sent on in pieces (see :func:`_in_pieces`)."""
+    send = _send
+
+    def connect(self) -> None:
+        _connect(self, super().connect)
+
+
+class _BoundedHTTP(SlicedHTTP):
+    putrequest = _putrequest
+
+
+class _BoundedHTTPS(SlicedHTTPS):
+    putrequest = _putrequest
 
 
 def bounded_connection(uri: str) -> type:

@@ -22,7 +22,8 @@ import httplib2
 
 from drivestage.drive import answers, retry
 from drivestage.drive.auth import AuthorizedHttp, DriveCredentials
-from drivestage.drive.connections import DEFAULT_HTTP_TIMEOUT, SlicedResponse, build_http
+from drivestage.drive.connections import (DEFAULT_HTTP_TIMEOUT, SlicedHTTP, SlicedHTTPS,
+                                          SlicedResponse, build_http)
 from drivestage.drive.resources import ResourceKeys
 
 T = TypeVar("T")
@@ -431,17 +432,16 @@ def _error_body(resp: http.client.HTTPResponse, timeout: Optional[float]) -> byt
 
 
 def _connection(h: Any, scheme: str, authority: str) -> http.client.HTTPConnection:
-    """A connection set up as httplib2 sets up its own (timeout, proxy, certificates), whose
-    answers the main thread reads in pieces (a Ctrl-C given to another thread ends a read
-    Drive holds: :class:`~drivestage.drive.connections.SlicedResponse`)."""
+    """A connection set up as httplib2 sets up its own (timeout, proxy, certificates), made
+    and read in pieces in the main thread (a Ctrl-C given to another thread ends a wait for
+    Drive: :class:`~drivestage.drive.connections.SlicedResponse`, ``SlicedHTTP``)."""
     if scheme == "https":
-        conn: http.client.HTTPConnection = httplib2.HTTPSConnectionWithTimeout(
+        conn: http.client.HTTPConnection = SlicedHTTPS(
             authority, timeout=h.timeout, proxy_info=h.proxy_info, ca_certs=h.ca_certs,
             disable_ssl_certificate_validation=h.disable_ssl_certificate_validation,
             tls_maximum_version=h.tls_maximum_version,
             tls_minimum_version=h.tls_minimum_version)
     else:
-        conn = httplib2.HTTPConnectionWithTimeout(authority, timeout=h.timeout,
-                                                  proxy_info=h.proxy_info)
+        conn = SlicedHTTP(authority, timeout=h.timeout, proxy_info=h.proxy_info)
     conn.response_class = SlicedResponse
     return conn
