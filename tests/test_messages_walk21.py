@@ -79,7 +79,7 @@ def _read_only_copy(small_disk, voc_root) -> Path:
     return disk
 
 
-@renders("cannot be written (…): the trainer writes annotations/ there")
+@renders("cannot be written (…): the trainer writes its own files there")
 def test_data_root_on_a_read_only_input_says_which_keys_to_set(
         small_disk, synth_voc, tiny_config, tmp_path):
     """Kaggle gives the dataset as a read-only /kaggle/input; a user sets data.root there.
@@ -96,10 +96,11 @@ def test_data_root_on_a_read_only_input_says_which_keys_to_set(
     line = error_line(r.stderr)
     assert line == (
         f"Error: data.root {ro} cannot be written (read-only file system): the trainer writes "
-        "annotations/ there (and image-cache/, weights/); to train from a read-only copy "
-        f"(Kaggle's /kaggle/input), set data.voc_root={ro / 'VOCdevkit'} and data.root to a "
-        "folder you can write")
-    shown("cannot be written (…): the trainer writes annotations/ there", line)
+        "its own files there (.drivestage-trainer/: the annotation lines, weights pulled from "
+        "Drive; image-cache/ with data.cache=disk); to train from a read-only copy (Kaggle's "
+        f"/kaggle/input), set data.voc_root={ro / 'VOCdevkit'} and data.root to a folder you "
+        "can write")
+    shown("cannot be written (…): the trainer writes its own files there", line)
     assert "Traceback" not in r.output
 
 

@@ -126,7 +126,8 @@ def _write_lines(cfg: Config, voc_root: str, names: list[str], split: str) -> Pa
         # traceback, and the way out (data.voc_root there, data.root elsewhere) unsaid.
         raise DataError(
             f"data.root {d.root} cannot be written ({os.strerror(exc.errno).lower()}): "
-            "the trainer writes annotations/ there (and image-cache/, weights/); to "
+            "the trainer writes its own files there (.drivestage-trainer/: the annotation "
+            "lines, weights pulled from Drive; image-cache/ with data.cache=disk); to "
             "train from a read-only copy (Kaggle's /kaggle/input), set "
             f"data.voc_root={voc_root} and data.root to a folder you can write"
         ) from None
