@@ -153,8 +153,10 @@ def ended(run: Any, steps: Optional[Steps], words: str) -> TrainingInterrupted:
     head = f"stopped by the loss of {who}"
     tail = f" ({words}; run the same torchrun command again)"
     if steps is None:   # (another rank: rank 0 saves)
+        # (A signal's stop asked here: rank 0 got it too, and one whose batch hung saves
+        # alone before it ends: trainer.worker_deaths.)
         said = ("nothing is saved (rank 0 alone saves)" if who == "rank 0" and
-                silence.stopped_itself() is None else
+                silence.stopped_itself() is None and not run.stop.signalled else
                 "rank 0 saves what it can, its line says what")
         return TrainingInterrupted(f"{head} at {pos.label} on rank {run.info.rank}: {said}; "
                                    f"--resume auto goes on from the newest checkpoint{tail}",

@@ -138,6 +138,34 @@ class StopFlag:
         #: answering) never let come: the run outlived its grace, its line never said, and the
         #: launcher's SIGKILL lost every step since the last save (attacktrain33).
         self.breaks_wait = False
+        #: Set while the main thread waits for a loader's batch, whether or not a signal
+        #: breaks that wait at once: :meth:`nudge` breaks it from another thread.
+        self.waiting = False
+        self._nudged = False      # the next handled signal is :meth:`nudge`'s own
+        self._handling = False    # our handlers are installed (:meth:`installed`)
+        self._lock = threading.Lock()   # the wait's marks against a nudge's signal
+
+    def wait_began(self, breaks: bool) -> None:
+        """The main thread waits for a batch now; ``breaks``: a signal ends the wait at once."""
+        with self._lock:
+            self.waiting, self.breaks_wait = True, breaks
+
+    def wait_ended(self) -> None:
+        """The main thread's wait for a batch ended (a nudge from here on breaks nothing)."""
+        with self._lock:
+            self.waiting = self.breaks_wait = False
+
+    def nudge(self) -> bool:
+        """Break the main thread's wait for a batch from another thread (a stop asked before
+        the wait, or one under torchrun, that no handler could break at once: the batch a
+        hung DataLoader worker holds never comes): our own SIGTERM to the main thread, which
+        the handler takes for no second signal. Whether it was sent (the wait still on)."""
+        with self._lock:   # (a wait that ended, or handlers put back, take no signal of ours)
+            if not (self.waiting and self._handling):
+                return False
+            self._nudged = True
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGTERM)
+            return True
 
     def is_set(self) -> bool:
         return self.signum is not None
@@ -232,6 +260,13 @@ class StopFlag:
             return
 
         def handler(signum, frame):
+            if self._nudged and signum == signal.SIGTERM:
+                # Ours (:meth:`nudge`): the stop was asked already; its wait is broken.
+                self._nudged = False
+                if self.waiting:
+                    self.waiting = self.breaks_wait = False
+                    raise WaitBroken(self.name)
+                return
             if not self.signalled or signum == signal.SIGHUP or \
                     (signum == self._first and under_torchrun()):
                 # The first signal, even where a stop is under way already without one (a
@@ -268,8 +303,11 @@ class StopFlag:
             os.kill(os.getpid(), signum)
 
         previous = {s: signal.signal(s, handler) for s in handled()}
+        self._handling = True
         try:
             yield self
         finally:
+            with self._lock:
+                self._handling = False
             for s, h in previous.items():
                 signal.signal(s, h)

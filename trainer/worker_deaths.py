@@ -232,43 +232,92 @@ HUNG_WARN_S = 5.0
 HUNG_NOTE_S = 600.0
 
 
-def _note_after(stop: StopFlag, began: float) -> threading.Timer:
-    """A timer (cancelled when the batch comes) that warns of a batch awaited since ``began``
-    for :data:`HUNG_NOTE_S` (a hung DataLoader worker: its progress bar only stops). One per
-    wait, so no thread outlives it (a thread per epoch lived on in a kept traceback)."""
-    def say() -> None:
-        if not stop.is_set():
-            logger.warning("the training thread has waited %.0f s for its next batch: its data "
-                           "loading hung? (a DataLoader worker, an image read from a mount that "
-                           "stopped answering); a SIGTERM or Ctrl-C saves the state of the last "
-                           "step and stops", time.monotonic() - began)
+#: A stop that no signal's handler could break the wait for a batch with (one asked before
+#: the wait began; any under torchrun, where a rank's stop is agreed at the step's end) gives
+#: the batch this long at most (:func:`break_after`), then breaks the wait: a batch that
+#: comes sooner stops the run at that step's end as ever; a hung worker's never does.
+BREAK_AFTER_S = 5.0
+#: How often a wait's watch looks for a stop asked during it (under torchrun).
+LOOK_S = 0.25
 
+
+def break_after(stop: StopFlag) -> float:
+    """Seconds a stop waits for a batch before it breaks the wait (:data:`BREAK_AFTER_S`, a
+    quarter of the grace at most: the save needs the rest)."""
+    return min(BREAK_AFTER_S, stop.grace_s / 4)
+
+
+def _asked(stop: StopFlag) -> bool:
+    """Whether a stop is asked that a batch's wait may be broken for (a signal's; a death's
+    or a lost rank's stop has a way of its own)."""
+    return stop.is_set() and stop.signum not in (WORKER_DEATH, PEER_LOSS)
+
+
+class _Watch:
+    """The training thread's wait for one batch, watched from a thread of its own (ended with
+    the wait: none outlives it, as one per epoch did in a kept traceback). A batch awaited
+    :data:`HUNG_NOTE_S` with no stop is said in a warning (a hung DataLoader worker: the
+    progress bar only stops); a stop that waited :func:`break_after` for the batch breaks the
+    wait (:meth:`StopFlag.nudge`), which no signal's handler did: the stop was asked before
+    the wait began, or under torchrun."""
+
+    def __init__(self, stop: StopFlag, began: float):
+        self.stop, self.began = stop, began
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="trainer-batch-wait", daemon=True)
+
+    def _run(self) -> None:
+        noted = False
+        while True:
+            now, stop = time.monotonic(), self.stop
+            ends = [] if noted else [self.began + HUNG_NOTE_S]
+            if _asked(stop):
+                ends.append(max(self.began, stop.at or now) + break_after(stop))
+            else:
+                ends.append(now + LOOK_S)   # (a stop asked during the wait, under torchrun)
+            if self.done.wait(max(0.0, min(ends) - now)):
+                return
+            now = time.monotonic()
+            if _asked(stop) and now >= max(self.began, stop.at or now) + break_after(stop):
+                stop.nudge()
+                return
+            if not noted and now - self.began >= HUNG_NOTE_S and not stop.is_set():
+                noted = True
+                logger.warning("the training thread has waited %.0f s for its next batch: its "
+                               "data loading hung? (a DataLoader worker, an image read from a "
+                               "mount that stopped answering); a SIGTERM or Ctrl-C saves the "
+                               "state of the last step and stops", now - self.began)
+
+
+_note: Optional[_Watch] = None   # the watch of the batch awaited now
+
+
+def _note_after(stop: StopFlag, began: float) -> _Watch:
+    """Start the watch of a batch awaited since ``began`` (:class:`_Watch`)."""
     global _note
-    timer = threading.Timer(HUNG_NOTE_S, say)
-    timer.name, timer.daemon = "trainer-batch-wait", True
-    _note = timer   # (before it starts: whatever ends the wait cancels it, _cancel_note)
-    timer.start()
-    return timer
-
-
-_note: Optional[threading.Timer] = None   # the timer of the batch awaited now
+    watch = _Watch(stop, began)
+    _note = watch   # (before it starts: whatever ends the wait ends it, _cancel_note)
+    watch.thread.start()
+    return watch
 
 
 def _cancel_note() -> None:
     global _note
     if _note is not None:
-        _note.cancel()
+        _note.done.set()
         _note = None
 
 
-def _batches(loader: Iterable, stop: StopFlag, died: Callable[[], None]) -> Iterator:
+def _batches(loader: Iterable, stop: StopFlag, died: Callable[..., None],
+             at_once: bool = True) -> Iterator:
     """``loader``'s batches, its workers started here (a death then is one while fetching).
     A worker's death seen while a batch is awaited asks ``stop`` for the stop, then
     ``died()`` (which raises; when it returns, torch's error goes on). A signal's stop there
-    (a process training alone) ends the wait: its workers are ended, then ``died()``."""
+    ends the wait (at once where ``at_once``: no other rank waits on this one's step; else
+    once the batch kept it :func:`break_after`): its workers are ended, then
+    ``died(broken=True)``."""
     global _fetching, _current
     it: Optional[Iterator] = None
-    alone = _alone()   # (with other ranks, a stop is agreed at the step's end: not here)
     while True:
         try:
             _fetching = _in_main()   # (else the handler's raise lands in the main thread)
@@ -279,16 +328,15 @@ def _batches(loader: Iterable, stop: StopFlag, died: Callable[[], None]) -> Iter
             began = time.monotonic()
             try:
                 if _fetching:   # (in the try: an interrupt as it starts cancels it too)
-                    _note_after(stop, began)
-                stop.breaks_wait = _fetching and alone
-                if stop.breaks_wait and not asked and stop.is_set() and \
-                        stop.signum not in (WORKER_DEATH, PEER_LOSS):
+                    stop.wait_began(at_once)
+                    _note_after(stop, began)   # (it breaks the wait no handler did)
+                if stop.breaks_wait and not asked and _asked(stop):
                     # A signal as this wait began: its handler found none to break yet, and
                     # the flag alone waited for the end of a step a hung batch never let come.
                     raise WaitBroken(stop.name)
                 batch = next(it)
             finally:
-                stop.breaks_wait = False
+                stop.wait_ended()
                 _cancel_note()
             _fetching = False   # (a death from here on: the step's end saves)
         except StopIteration:
@@ -296,7 +344,7 @@ def _batches(loader: Iterable, stop: StopFlag, died: Callable[[], None]) -> Iter
         except WaitBroken:
             _fetching = False
             end_workers(it, time.monotonic() - began)
-            died()
+            died(broken=True)
             raise
         except (RuntimeError, OSError, EOFError, MemoryError) as exc:
             _fetching = False
@@ -319,20 +367,29 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
     global _flag, _fetching, _current
     stop: StopFlag = run.stop
 
-    def died() -> None:
-        if run.info.world_size == 1 and \
-                run.state.pos.iteration == getattr(run.checkpointer, "began", 0):
+    def died(broken: bool = False) -> None:
+        alone = run.info.world_size == 1
+        if broken and not alone:
+            if not run.info.is_main:
+                release()
+                raise TrainingInterrupted(_ended_text(run, stop), exit_code=stop.exit_code)
+            # Rank 0's batch hung: the others wait in this step's collectives, or end (their
+            # line). Its state is the last step's: saved with no collective, as for a loss.
+            distributed.lose()
+            alone = True
+        if alone and run.state.pos.iteration == getattr(run.checkpointer, "began", 0):
             # No step of this run: "saved at epoch 0, iteration 0" (the untrained network),
             # or a resumed run's state saved again over the file it was read from.
             release()
             raise TrainingInterrupted(f"stopped by {stop.name} before the first step: "
                                       f"nothing was trained, nothing is saved"
                                       f"{advice(stop)}", exit_code=stop.exit_code) from None
-        if run.info.world_size == 1:
+        if alone:
+            if broken:   # (an epoch's end, a stop asked then: its files hold that state)
+                run.checkpointer.stop_saved(run, run.state.pos)
             run.checkpointer.stop_at(run, run.state.pos)   # (it releases the workers)
-        release()
-        if run.info.world_size == 1:
             return
+        release()
         # The other ranks wait in this step's collectives (no stop can be agreed): this
         # rank ends, and they with it (torchrun); rank 0 saves alone (trainer.peer_loss).
         raise TrainingInterrupted(
@@ -343,9 +400,18 @@ def guarded(loader: Iterable, run: Any) -> Iterator:
 
     _flag = stop
     try:
-        yield from _batches(loader, stop, died)
+        yield from _batches(loader, stop, died, at_once=_alone())
     finally:
         _flag, _fetching, _current = None, False, None
+
+
+def _ended_text(run: Any, stop: StopFlag) -> str:
+    """The line of a rank other than 0 whose wait for a batch a stop broke under torchrun."""
+    return (f"stopped by {stop.name} at {run.state.pos.label} on rank {run.info.rank}: its "
+            f"batch did not come within {break_after(stop):g} s of the stop (a DataLoader "
+            "worker hung? an image read from a mount that stopped answering), and no stop can "
+            "be agreed without it: this rank ends, and rank 0 saves alone the state of the "
+            "last step, its line says what; --resume auto goes on from the newest checkpoint")
 
 
 def prepared(stop: StopFlag, make: Callable[[], Any]) -> Any:
@@ -372,13 +438,13 @@ def watched(loader: Iterable, stop: StopFlag) -> Iterator:
     global _flag, _fetching, _current
     around = _flag, _current   # (an evaluation a callback runs inside a guarded epoch)
 
-    def died() -> None:
+    def died(broken: bool = False) -> None:
         release()
         raise StopRequested(stop.name) from None
 
     _flag, _current = stop, None
     try:
-        yield from _batches(loader, stop, died)
+        yield from _batches(loader, stop, died, at_once=True)   # (rank 0's alone: not a step)
     finally:
         if stop.signum == WORKER_DEATH:
             release()   # (while its errors are still ours: left to the GC, torch's came there)
