@@ -336,8 +336,8 @@ def _batches(loader: Iterable, stop: StopFlag, died: Callable[..., None],
                     raise WaitBroken(stop.name)
                 batch = next(it)
             finally:
-                stop.wait_ended()
                 _cancel_note()
+                stop.wait_ended()   # (a nudge as it ends may break it still: one step less)
             _fetching = False   # (a death from here on: the step's end saves)
         except StopIteration:
             return
