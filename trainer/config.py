@@ -414,16 +414,18 @@ def validate(cfg: Config) -> None:
     if not 0 <= t.freeze_epochs <= t.epochs:
         raise ConfigError(f"train.freeze_epochs must be between 0 and train.epochs ({t.epochs}), "
                           f"got {t.freeze_epochs}")
-    if t.keep_local < 0:
-        raise ConfigError(f"train.keep_local must be >= 0 (0 = keep every epoch file), "
-                          f"got {t.keep_local}")
-    if t.log_period < 0:   # (taken as 0 before: no line, and no word why; attacktr29)
-        raise ConfigError(f"train.log_period must be >= 0 (0 = only the progress bar), "
-                          f"got {t.log_period}")
-    if t.save_minutes < 0:
-        raise ConfigError(f"train.save_minutes must be >= 0 (0 = off), got {t.save_minutes}")
-    if t.silent_rank_minutes < 0:
-        raise ConfigError(f"train.silent_rank_minutes must be >= 0 (0 = off), got {t.silent_rank_minutes}")
+    # (log_period < 0 was taken as 0 (attacktr29); max_val_images -3 cut 3 lines off: attacktrain34)
+    for key, zero in (("train.keep_local", " (0 = keep every epoch file)"), ("data.workers", ""),
+                      ("train.log_period", " (0 = only the progress bar)"), ("train.save_minutes",
+                      " (0 = off)"), ("train.silent_rank_minutes", " (0 = off)"),
+                      ("data.max_val_images", " (0 = all)")):
+        value = getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1])
+        if value < 0:
+            raise ConfigError(f"{key} must be >= 0{zero}, got {value}")
+    if not t.out_dir:   # (os.makedirs('')'s traceback)
+        raise ConfigError(f"train.out_dir must name a folder, got {t.out_dir!r}")
+    if not 0 <= t.seed < 2**64:   # (-1: a loader worker's traceback; 2**64: torch.manual_seed's)
+        raise ConfigError(f"train.seed must be between 0 and 2**64 - 1, got {t.seed}")
     if t.silent_rank_minutes * 60 > MAX_GRACE_SECONDS:  # (its threads' waits: as the grace's)
         raise ConfigError(f"train.silent_rank_minutes must be at most {MAX_GRACE_SECONDS / 60:.0f} "
                           f"(30 days; 0 = off), got {t.silent_rank_minutes:g}")
@@ -441,8 +443,6 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"train.{key} must be in [0, 1], got {getattr(t, key)}")
     if not (t.device in ("auto", "cpu", "cuda") or (t.device.startswith("cuda:") and t.device[5:].isdigit())):
         raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}")
-    if cfg.data.workers < 0:
-        raise ConfigError(f"data.workers must be >= 0, got {cfg.data.workers}")
     if d.keep_last < 0 or d.keep_best < 0:
         raise ConfigError("drive.keep_last and drive.keep_best must be >= 0")
     if d.max_bytes is not None:
