@@ -104,10 +104,13 @@ def test_a_sigterm_just_before_a_hung_batch_is_awaited_saves_and_stops(
     assert ckpt.position_of(ckpt.load_checkpoint(os.path.join(out, "last.pt"))) == (1, 2, 0)
 
 
-def _rank(rank: int, port: int, config: str, out: str, hung: int, fds: tuple) -> None:
-    """One of two gloo ranks. Rank ``hung``'s read of its fifth training item hangs (a read
-    of ``fds[1]``, the test's pipe; ``data.workers`` 0: in the training thread's wait for the
-    batch itself), said on ``fds[0]`` first. The other rank waits in that step's collective."""
+def _rank(rank: int, port: int, config: str, out: str, hung: int, fds: tuple,
+          val: bool = False) -> None:
+    """One of two gloo ranks. Rank ``hung``'s read of its fifth training item (or with
+    ``val``, its first validation item) hangs (a read of ``fds[1]``, the test's pipe;
+    ``data.workers`` 0: in the training thread's wait for the batch itself), said on
+    ``fds[0]`` first. The other rank waits in that step's collective (or the evaluation's
+    end)."""
     import sys
 
     import torch
@@ -119,9 +122,9 @@ def _rank(rank: int, port: int, config: str, out: str, hung: int, fds: tuple) ->
     calls, read = [0], YoloDataset.sample
 
     def sample(self, index, *args, **kwargs):
-        if self.train:
+        if self.train != val:
             calls[0] += 1
-            if calls[0] == 5:
+            if calls[0] == (1 if val else 5):
                 os.write(fds[0], b"h")
                 os.read(fds[1], 1)
         return read(self, index, *args, **kwargs)
@@ -214,3 +217,57 @@ def test_ddp_a_sigterm_while_a_ranks_batch_hangs_saves_the_last_step(tiny_config
                             lines[1]), lines[1]
     state = ckpt.load_checkpoint(str(tmp_path / "logs" / f"autosave_0000000{n}.pt"))
     assert ckpt.position_of(state) == (0, int(n), int(n))
+
+
+def test_ddp_a_sigterm_while_rank_0s_evaluation_hangs_saves_the_epoch(tiny_config, tmp_path):
+    """Rank 0 alone evaluates; the others wait at the evaluation's end, where the stop is
+    agreed. A SIGTERM while rank 0's validation batch hung was left to the watch's
+    ``break_after`` under torchrun (before: for good); it ends that wait at once, as in a
+    process training alone: the trained epoch saved, every rank stopped together, 143."""
+    import gc
+    import multiprocessing
+
+    from _ports import free_port   # (not an ephemeral port: see there)
+
+    config = tiny_config(**{"data.workers": 0, "train.batch_size": 4, "train.freeze_epochs": 0,
+                            "train.epochs": 1, "train.save_minutes": 0, "train.mosaic": False,
+                            "train.grace_seconds": 30})
+    hung_r, hung_w = os.pipe()
+    release_r, release_w = os.pipe()
+    fork = multiprocessing.get_context("fork")
+    gc.collect()
+    port = free_port()
+    ranks = [fork.Process(target=_rank, args=(r, port, config, str(tmp_path), 0,
+                                              (hung_w, release_r), True)) for r in (0, 1)]
+    released = False
+    try:
+        for p in ranks:
+            p.start()
+        ready, _, _ = select.select([hung_r], [], [], 60)
+        assert ready, "the read never hung"
+        for p in ranks:
+            os.kill(p.pid, signal.SIGTERM)
+        for p in ranks:
+            p.join(30)
+        if any(p.is_alive() for p in ranks):
+            released = True
+            os.write(release_w, b"g")
+            for p in ranks:
+                p.join(60)
+    finally:
+        for p in ranks:
+            if p.is_alive():
+                p.kill()
+        os.write(release_w, b"g")
+        for fd in (hung_r, hung_w, release_r, release_w):
+            os.close(fd)
+    assert not released, "the stop waited for the hung validation batch"
+    assert [p.exitcode for p in ranks] == [143, 143]
+    out = tmp_path / "logs"
+    lines = [(tmp_path / f"line{r}.txt").read_text() for r in (0, 1)]
+    n = re.search(r"iteration (\d)", lines[0]).group(1)
+    assert re.fullmatch(rf"stopped by SIGTERM at epoch 1, iteration {n}: "
+                        + _SAVED.format(n=n, out=re.escape(str(out))), lines[0]), lines[0]
+    assert lines[1] == f"stopped by SIGTERM at epoch 1, iteration {n}"
+    assert ckpt.position_of(ckpt.load_checkpoint(str(out / f"autosave_0000000{n}.pt"))) == \
+        (0, int(n), int(n))
