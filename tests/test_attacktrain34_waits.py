@@ -271,3 +271,82 @@ def test_ddp_a_sigterm_while_rank_0s_evaluation_hangs_saves_the_epoch(tiny_confi
     assert lines[1] == f"stopped by SIGTERM at epoch 1, iteration {n}"
     assert ckpt.position_of(ckpt.load_checkpoint(str(out / f"autosave_0000000{n}.pt"))) == \
         (0, int(n), int(n))
+
+
+def _filling_rank(rank: int, port: int, config: str, out: str, fds: tuple) -> None:
+    """One of two gloo ranks whose ``data.cache=ram`` fill hangs (each image's decode reads
+    ``fds[1]``, the test's pipe), said on ``fds[0]`` with the rank's number."""
+    import sys
+
+    import torch
+
+    from trainer.data import cache
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    real = cache.decode_fitted
+
+    def decode(data, size, path):
+        os.write(fds[0], str(rank).encode())
+        os.read(fds[1], 1)   # (a mount that stopped answering; let go by the test)
+        return real(data, size, path)
+
+    cache.decode_fitted = decode
+    try:
+        fit(load_config(config), resume="none")
+    except TrainingInterrupted as exc:
+        with open(os.path.join(out, f"line{rank}.txt"), "w") as f:
+            f.write(str(exc))
+        sys.exit(exc.exit_code)
+
+
+def test_ddp_a_sigterm_during_the_image_cache_fill_ends_it_on_every_rank(tiny_config, tmp_path):
+    """Under torchrun the fill went on after the SIGTERM (a rank's stop is agreed at a step's
+    end): minutes, or for good on a hung mount, then a step, and torchrun's SIGKILL before its
+    save. Nothing is trained yet there, so nothing needs agreeing: each rank ends its fill at
+    the signal, in one line, exit 143, as a process training alone does."""
+    import gc
+    import multiprocessing
+
+    from _ports import free_port   # (not an ephemeral port: see there)
+
+    config = tiny_config(**{"data.cache": "ram", "train.epochs": 1, "train.grace_seconds": 30})
+    hung_r, hung_w = os.pipe()
+    release_r, release_w = os.pipe()
+    fork = multiprocessing.get_context("fork")
+    gc.collect()
+    port = free_port()
+    ranks = [fork.Process(target=_filling_rank, args=(r, port, config, str(tmp_path),
+                                                      (hung_w, release_r))) for r in (0, 1)]
+    lines = [tmp_path / f"line{r}.txt" for r in (0, 1)]
+    try:
+        for p in ranks:
+            p.start()
+        seen = b""
+        while not {b"0", b"1"} <= set(seen[i:i + 1] for i in range(len(seen))):
+            ready, _, _ = select.select([hung_r], [], [], 60)
+            assert ready, "a rank's fill never began"
+            seen += os.read(hung_r, 64)
+        for p in ranks:
+            os.kill(p.pid, signal.SIGTERM)
+        # (Its fill's threads, hung in their reads, hold the process's exit until let go, as
+        # they would a real one's: the lines come first, and are what is asserted.)
+        for _ in range(3000):
+            if all(f.exists() for f in lines):
+                break
+            threading.Event().wait(0.01)
+        said = [f.exists() for f in lines]
+    finally:
+        os.write(release_w, b"g" * 64)
+        for p in ranks:
+            p.join(60)
+            if p.is_alive():
+                p.kill()
+        for fd in (hung_r, hung_w, release_r, release_w):
+            os.close(fd)
+    assert said == [True, True], "the stop waited for the fill"
+    assert [p.exitcode for p in ranks] == [143, 143]
+    for f in lines:
+        assert f.read_text() == ("stopped by SIGTERM while the datasets were prepared, before "
+                                 "the first step: nothing was trained, nothing is saved")

@@ -418,8 +418,10 @@ def prepared(stop: StopFlag, make: Callable[[], Any]) -> Any:
     """``make()`` (the run's datasets: an image cache's fill, minutes long, or for good on a
     mount that stopped answering), ended by a signal's stop: one line, the signal's exit
     code. The flag alone was read once training began: the fill went on, a step was trained,
-    and its save came after the grace (attacktrain33)."""
-    stop.breaks_wait = _in_main() and _alone()
+    and its save came after the grace (attacktrain33). Under torchrun too: nothing is
+    trained yet, so nothing needs agreeing (a rank waiting in the first step's collective
+    meets this one's loss, nothing saved either: trainer.peer_loss)."""
+    stop.breaks_wait = _in_main()
     try:
         return make()
     except WaitBroken:
