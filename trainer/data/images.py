@@ -113,6 +113,10 @@ def _decode(data: bytes, flags: int, name: str) -> np.ndarray:
     if hw is not None and (hw[0] // scale) * (hw[1] // scale) > MAX_PIXELS:
         raise DataError(_bomb(name, f"{hw[1]}x{hw[0]}"))
     image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    if image is None and hw is not None:   # (a header, no pixels: not "missing", attacktrain34)
+        raise DataError(f"cannot read image {name}: its header says {hw[1]}x{hw[0]}, but its "
+                        "pixels cannot be decoded (the file is cut short or damaged: a copy or "
+                        "download that did not finish?)")
     if image is None:
         raise DataError(f"cannot read image {name}: the file is missing or not an image")
     return image
