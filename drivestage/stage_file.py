@@ -400,15 +400,14 @@ class FileStager:
         file found at the target and verified (its descriptor's identity), or downloaded
         and checked in place: the stamp is of it. Taken by name, a file of the same size
         renamed over it since got the stamp: the rerun took it for the staged copy
-        (`already staged` for good; with -x, its members extracted unverified: attackz26).
-        ``sha256``: the SHA-256 that verified the bytes, kept (None: their md5 did)."""
+        (`already staged` for good; with -x, its members extracted unverified: attackz26)."""
         # Each record once: one carried as a member is also stale here.
         stale = list({tuple(m.to_json()): m for s in previous for key in ("members", "stale")
                       for m in stamps.records(s, key)}.values())
         stamp = stamps.new(src=self.src, file_id=entry.id, name=name, remote_name=entry.name,
                            parent_id=entry.parent_id, md5=entry.md5, size=entry.size,
                            mtime_ns=(held or os.stat(target)).st_mtime_ns, stale=stale)
-        if sha256:   # what verified the bytes (stage_decide.verified_sha256)
+        if sha256:   # the SHA-256 that verified the bytes (None: their md5 did)
             stamp["sha256"] = sha256
         self._note_access(stamp, entry)
         vouched = source_identity(self.store, entry)

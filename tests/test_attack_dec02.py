@@ -447,7 +447,10 @@ def test_a_member_named_like_a_records_temporary_file_is_refused(emulator, local
     assert err.strip().splitlines() == [
         "Error: member '..set.zip.0123456789abcdef.ranges.k3j4_x9q.tmp' uses the name "
         "'..set.zip.0123456789abcdef.ranges.k3j4_x9q.tmp', which drivestage keeps for its own "
-        "state (stamps, locks, temporary folders, partial downloads); refusing the archive"]
+        "state (stamps, locks, temporary folders, partial downloads, the trainer's files); "
+        "refusing the archive: rename that member, or make the archive again without those "
+        "folders (a data root zipped whole holds them: zip -r data.zip data -x "
+        "'*/.drivestage*')"]
     code, out, err = run("pull", "drive:d/set.zip", str(dest), "-x", "-q")
     assert code == 0, err
     assert tree(dest) == {"other.zip": other, "set.zip": blob, "ds/a.bin": BODY}
