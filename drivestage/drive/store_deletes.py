@@ -313,7 +313,8 @@ class Deletes:
             else:  # no batch: alone
                 again = self._remove_each([e], True)[e.id]
             if again is None:
-                removal.warn_trashed_instead(self.drive_id or self.label, where[key])
+                removal.warn_trashed_instead(self.drive_id or self.label, where[key],
+                                             refused[e.id], self.drive_id)
                 out[e.id] = None
             else:
                 out[e.id] = answers.not_removed(where[key], refused[e.id], again, self.drive_id)
