@@ -345,7 +345,7 @@ class LocalDirStore(RemoteStore):
         try:
             st = os.stat(local_path)
         except FileNotFoundError:
-            raise NotFoundError(f"local file {local_path} does not exist") from None
+            raise NotFoundError(f"local file {shown(local_path)} does not exist") from None
         entry = self._copy(local_path, folder, name, replace, progress)
         now = os.stat(local_path)
         if (now.st_mtime_ns, now.st_size) != (st.st_mtime_ns, st.st_size):
@@ -378,11 +378,12 @@ class LocalDirStore(RemoteStore):
         rel = f"{folder_rel}/{name}" if folder_rel else name
         target = self._full(rel)
         if os.path.isdir(target):
-            raise UsageError(f"{target} is a folder; cannot replace it with the file {local_path}")
+            raise UsageError(f"{target} is a folder; cannot replace it with the file "
+                             f"{shown(local_path)}")
         try:
             src_st = os.stat(local_path)
         except FileNotFoundError:
-            raise NotFoundError(f"local file {local_path} does not exist") from None
+            raise NotFoundError(f"local file {shown(local_path)} does not exist") from None
         tmp = os.path.join(folder_full, f"{UPLOAD_PREFIX}{os.getpid()}-{secrets.token_hex(6)}")
         h = hashlib.md5()
         try:
