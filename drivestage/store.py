@@ -163,6 +163,12 @@ class RemoteStore(abc.ABC):
         the entry says."""
         return folder.run_mark
 
+    def forget_unmarked(self) -> None:
+        """Drop the "no mark" answers :meth:`run_marked` keeps (a push asks them again): a
+        mirror's store lives for days, and a folder asked once, unmarked then, was a plain
+        folder to every later period, though a run marked it since and put its checkpoints
+        there (attacksync34). Nothing, where none is kept."""
+
     def forget_folders(self, walk: bool = False) -> None:
         """Drop the path -> folder ids this store remembers, so the next path resolves as in
         a fresh process (a push that found its folder gone or its files moved away goes

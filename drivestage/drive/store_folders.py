@@ -170,6 +170,11 @@ class FolderMaking:
             known[folder.id] = run_marked(res if isinstance(res, dict) else {})
         return bool(known[folder.id])
 
+    def forget_unmarked(self) -> None:
+        """:meth:`drivestage.store.RemoteStore.forget_unmarked`: a mark once seen is kept
+        (the safe way: it keeps), an answer of none is this push's alone."""
+        self._marks_asked = {k: v for k, v in self._marks_asked.items() if v}
+
     def _check_into(self, folder: RemoteEntry) -> None:
         # "Shared with me" itself too (drive:shared-with-me/<a folder not there>): a push
         # would make the folder there, which Drive refuses, at every push of a mirror or run.
