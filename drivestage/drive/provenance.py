@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping, Optional
 
-from drivestage.drive.resources import FOLDER_MIME, SHORTCUT_MIME
+from drivestage.drive.resources import FOLDER_MIME, SHORTCUT_MIME, run_marked
 from drivestage.errors import LeftAloneError, WrongItemError
 from drivestage.paths import printable
 from drivestage.store import RemoteEntry
@@ -127,6 +127,10 @@ def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optio
     _check_kind(res, entry, where)
     now = res.get("md5Checksum")
     change = moved_since_listed(res, entry, listed_in)
+    if change is None and entry.is_dir and not entry.run_mark and run_marked(res):
+        # A run (another machine's) marked it while this push sent its files: its
+        # checkpoints are in it now, and --delete went by a listing of before (attacksync34).
+        change = "marked a run folder"
     if change is None and entry.md5 and isinstance(now, str) and now.lower() != entry.md5.lower():
         change = f"given other content (md5 {now})"
     _left_if(change, where)
