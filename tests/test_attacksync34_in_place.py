@@ -3,6 +3,9 @@ while a push sent it (attacksync34)."""
 from __future__ import annotations
 
 import json
+import os
+
+import pytest
 
 from _checkpoints import md5, save
 
@@ -44,3 +47,40 @@ def test_a_checkpoint_replaced_in_place_and_saved_again_meanwhile_ends_verified(
 
     assert saved
     assert _pair(read) == (saved[0]["last.pt"][0], saved[0]["last.pt"][0])
+
+
+def test_a_checkpoint_written_in_place_while_a_local_dest_copies_it_leaves_the_old_pair(
+        local_state, tmp_path):
+    """``torch.save(state, "last.pt")`` writes into the file itself; a push into a local
+    DEST read it while the loop wrote it. The copy (half old bytes, half new) was renamed
+    over the verified last.pt there at once, copied once more, and then "does not match ...
+    after the copy": exit 1, DEST holding a torn last.pt under its name beside a sidecar
+    that vouched for the copy it replaced. A copy whose source changed while it was read
+    replaces nothing now; after three such tries the push says the file kept changing, and
+    DEST keeps its verified pair."""
+    from drivestage.errors import SourceChangedError
+    from drivestage.upload_tree import push
+
+    folder = tmp_path / "nas" / "run"
+    src = tmp_path / "run"
+    save(str(src), "last", 1, T0)
+    push(str(src), str(folder))
+    before = {name: (folder / name).read_bytes() for name in ("last.pt", "last.json")}
+    data = os.urandom(3 << 20)   # three copy chunks
+    (src / "last.pt").write_bytes(data)
+    writes: list[int] = []
+
+    def progress(n: int) -> None:   # the loop, writing last.pt where the copy reads it
+        writes.append(n)
+        with open(src / "last.pt", "r+b") as fh:
+            fh.write(os.urandom(1 << 20))
+
+    with pytest.raises(SourceChangedError) as raised:
+        push(str(src), str(folder), progress=progress, jobs=1)
+
+    assert str(raised.value) == (
+        f"{src / 'last.pt'} kept changing while it was uploaded (3 tries); "
+        f"{folder / 'last.pt'} was left as it was. Upload it once the writer is done (write "
+        "checkpoints to a temporary name and rename them into place).")
+    assert {name: (folder / name).read_bytes() for name in ("last.pt", "last.json")} == before
+    assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
