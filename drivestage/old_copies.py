@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from drivestage import sidecar, sidecar_copy
@@ -86,22 +86,22 @@ class OldCopies:
         sidecar on the store to vouch for: each is sent ``again`` as it is now, once, and
         the sidecar checked against that (attacksync34)."""
         listed = [e for f, n in mine for e in self.listing[f].get(n, []) if not e.is_dir]
-        with ExitStack() as stack:
-            for tries in (1, 2):
-                sent = [self.sent[k] for k in mine if k in self.sent]
-                source = stack.enter_context(sidecar_copy.checked(path, sent, sent + listed))
+        for tries in (1, 2):
+            sent = [self.sent[k] for k in mine if k in self.sent]
+            # (a with, not an ExitStack: a Ctrl-C between a copy's making and its exit's
+            # registration there left the private copy behind)
+            with sidecar_copy.checked(path, sent, sent + listed) as source:
                 if source is not None or tries == 2 or not self._in_place(mine, listed):
-                    break
-                stack.close()
-                log.warning("%s: sending %s again as it is now (the store replaced its copy in "
-                            "place: none is left that the sidecar there vouches for)", path,
-                            ", ".join(sorted(n for f, n in mine if (f, n) in self.sent)))
-                for k in sorted(k for k in mine if k in self.sent):
-                    again(k)
-            if source is None:
-                with self.mutex:
-                    self.skipped.add(key)
-            yield source
+                    if source is None:
+                        with self.mutex:
+                            self.skipped.add(key)
+                    yield source
+                    return
+            log.warning("%s: sending %s again as it is now (the store replaced its copy in "
+                        "place: none is left that the sidecar there vouches for)", path,
+                        ", ".join(sorted(n for f, n in mine if (f, n) in self.sent)))
+            for k in sorted(k for k in mine if k in self.sent):
+                again(k)
 
     def _in_place(self, mine: set[Key], listed: list[RemoteEntry]) -> bool:
         """Whether every checkpoint of ``mine`` this push sent took the place of its listed
