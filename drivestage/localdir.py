@@ -399,7 +399,7 @@ class LocalDirStore(RemoteStore):
                         progress(len(buf))
                 # Written into while read (torch.save into the file itself): a torn copy,
                 # which replaced the verified one here at once (attacksync34).
-                moved = identity(os.fstat(src.fileno())) != identity(src_st)
+                moved = _version(os.fstat(src.fileno())) != _version(src_st)
                 dst.flush()
                 # On a Drive mount, fsync is what pushes the bytes towards Drive before
                 # the rename makes the file visible under its real name.
@@ -462,6 +462,11 @@ class LocalDirStore(RemoteStore):
                 except OSError:
                     pass
         return Quota(total=du.total, used=du.total - du.free, trash=trash)
+
+
+def _version(st: os.stat_result) -> tuple[int, int, int]:
+    """What a write into a file moves (a FUSE mount may show another ctime by descriptor)."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _unlink_quietly(path: str) -> None:
