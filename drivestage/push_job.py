@@ -454,10 +454,12 @@ class PushJob:
         decision = pruning.kept_instead(decision, {e.id: kept for lf, kept, olds in
                                                    self.copies.repairs if not lf.folder_rel
                                                    for e in olds})
+        # What it sent, as sent (not as listed: the old copies, gone by its own hand).
+        decision = pruning.sent_instead(decision, {n: e for (f, n), e in self.copies.sent.items()
+                                                   if not f})
         self.result.pruned += pruning.apply(self.store, decision, self.remote_folder[""],
                                             self.use_trash, {d.id or "" for d in self.result.pruned},
-                                            twins, self.room_left, confirm=True,
-                                            written={n for f, n in self.copies.sent if not f})
+                                            twins, self.room_left, confirm=True)
 
     def _held_back(self, decision: Plan) -> bool:
         """Whether the plan's deletions are held back: into a Google Drive mount, where no

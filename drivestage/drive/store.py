@@ -447,11 +447,13 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
             self.check_replaceable(replace)
             replace = self._as_listed(replace, _join(self.describe(folder), name), folder)
         if replace is None:  # a new file: made with the id chosen for it (drive.ids)
-            return self.creates.upload(self.transport, self, self._get, local_path, folder,
+            sent = self.creates.upload(self.transport, self, self._get, local_path, folder,
                                        name, chunk_size=chunk_size, progress=progress,
                                        md5_cache=md5_cache)
-        return upload_file(self.transport, self, local_path, folder, name, replace=replace,
-                           chunk_size=chunk_size, progress=progress, md5_cache=md5_cache)
+        else:
+            sent = upload_file(self.transport, self, local_path, folder, name, replace=replace,
+                               chunk_size=chunk_size, progress=progress, md5_cache=md5_cache)
+        return self._remember(sent, _join(self.describe(folder), name))  # (named by its path)
 
     def reserve_creates(self, creates: Sequence[tuple[str, RemoteEntry, str]],
                         within: Iterable[RemoteEntry]) -> None:
