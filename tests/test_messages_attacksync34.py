@@ -1,6 +1,7 @@
 """Messages of attacksync34's fixes (each heading of docs/troubleshooting.md shown)."""
 from __future__ import annotations
 
+import logging
 import os
 
 from _cli import run
@@ -46,3 +47,30 @@ def test_a_refused_permanent_delete_in_my_drive_is_not_said_a_shared_drive_s(
     shown("could not be deleted permanently: Drive refused it in My Drive", warned[0])
     assert set(live_md5s(emulator, "runs/exp1")) == {"epoch_002.pt", "epoch_002.json"}
     assert {f["title"] for f in emulator.files() if f["labels"]["trashed"]} == {"epoch_001.pt"}
+
+
+def test_a_shared_drive_reached_through_a_shortcut_is_still_said_a_shared_drive(
+        emulator, drive_env, local_state, caplog, monkeypatch):
+    """``prune drive:link`` (``link``, in My Drive, a shortcut to a shared drive's folder
+    where this account is a Content manager): the store is My Drive's, the files the shared
+    drive's; the warning speaks of the shared drive's roles, as its files' answers say."""
+    from drivestage.drive import removal
+    from drivestage.pruning import prune
+    from drivestage.retention import RetentionPolicy
+
+    monkeypatch.setattr(removal, "_TRASH_WARNED", set())
+    team = emulator.add_shared_drive("Team", role="fileOrganizer")
+    for i in range(1, 4):
+        emulator.add_file(f"run/epoch_{i:03d}.pt", bytes([i]) * 10, drive_id=team)
+    emulator.add_shortcut("link", emulator.find("run", drive_id=team)["id"])
+    caplog.set_level(logging.WARNING, logger="drivestage")
+
+    prune("drive:link", RetentionPolicy(keep_last=1))
+
+    warned = [r.getMessage() for r in caplog.records if "permanently" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith(
+        "drive:link/epoch_001.pt could not be deleted permanently: in a shared drive that "
+        "needs the Manager role (organizer)"), warned
+    trashed = {f["title"]: f["labels"]["trashed"] for f in emulator.files()
+               if f.get("driveId") == team and f["title"].endswith(".pt")}
+    assert trashed == {"epoch_001.pt": True, "epoch_002.pt": True, "epoch_003.pt": False}

@@ -90,6 +90,7 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
         self._listed_in: dict[str, str] = {}  # item id -> the folder it was listed in, last
         self._above: dict[str, Optional[str]] = {}  # folder id -> its parent (lineage)
         self._marks_asked: dict[str, bool] = {}  # folder id -> its mark, read of it alone
+        self._item_drives: dict[str, str] = {}  # item id -> its shared drive, as last read
         self.creates = ids.Creates(transport, api_root)  # the ids new files are made with
         self._init_deletes()
 
@@ -180,6 +181,8 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
         """files.get's answer ``raw`` for ``file_id`` (alone or in a batch), checked."""
         res = dict(check_resource(raw, where))
         provenance.check_got(res, file_id, where)  # never act on another item's answer
+        if isinstance(res.get("driveId"), str):   # (a deletion's words: Deletes._drive_of)
+            self._item_drives[file_id] = res["driveId"]
         key = res.get("resourceKey")
         self.transport.resource_keys.learn(res["id"], key if isinstance(key, str) else None)
         return res
