@@ -220,19 +220,37 @@ def apply(store: RemoteStore, root: RemoteEntry, deletions: Deletions,
     how = "permanently" if removal.permanent else f"to {store.trash_place()}"
     log.warning("--delete: removing %d item%s from %s that are not in SRC (%s)", deletions.items,
                 "" if deletions.items == 1 else "s", store.describe(root), how)
-    removed, failed = [], None
-    # In as few requests as the store can (Drive: batches), each outcome its own.
-    outcome = store.delete_many([d.entry for d in deletions.doomed], trash=not removal.permanent)
-    for d in deletions.doomed:
-        exc = outcome.get(d.entry.id, LookupError())  # (absent: not tried, after a failure)
-        if isinstance(exc, (LeftAloneError, LookupError)):
-            continue  # changed on Drive since the listing (the store said so): not deleted
-        if exc is not None and not isinstance(exc, NotFoundError):  # (gone: goal reached)
-            failed = failed or exc
-            continue
-        removed.append(d.rel)
-        log.info("deleted %s (not in the local tree)%s", d.rel,
-                 "" if removal.permanent else " to the trash")
-    if failed is not None:
-        raise failed
+    removed: list[str] = []
+    for doomed in _rounds(deletions.doomed):
+        # In as few requests as the store can (Drive: batches), each outcome its own.
+        outcome = store.delete_many([d.entry for d in doomed], trash=not removal.permanent)
+        failed = None
+        for d in doomed:
+            exc = outcome.get(d.entry.id, LookupError())  # (absent: not tried, after a failure)
+            if isinstance(exc, (LeftAloneError, LookupError)):
+                continue  # changed on Drive since the listing (the store said so): not deleted
+            if exc is not None and not isinstance(exc, NotFoundError):  # (gone: goal reached)
+                failed = failed or exc
+                continue
+            removed.append(d.rel)
+            log.info("deleted %s (not in the local tree)%s", d.rel,
+                     "" if removal.permanent else " to the trash")
+        if failed is not None:
+            raise failed
     return removed
+
+
+def _rounds(doomed: list[Doomed]) -> list[list[Doomed]]:
+    """``doomed`` in rounds whose entries have distinct ids: a store answers by id, and two
+    shortcuts to one folder carry that folder's (one of them went a push: tidy34)."""
+    rounds: list[tuple[set[str], list[Doomed]]] = []
+    for d in doomed:
+        for ids, items in rounds:
+            if d.entry.id not in ids:
+                break
+        else:
+            ids, items = set(), []
+            rounds.append((ids, items))
+        ids.add(d.entry.id)
+        items.append(d)
+    return [items for _, items in rounds]

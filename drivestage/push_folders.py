@@ -12,17 +12,20 @@ from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage.dedupe import pick_folder
-from drivestage.errors import DriveStageError
+from drivestage.errors import DriveStageError, ShortcutCycleError
 from drivestage.local_tree import LocalTree
 from drivestage.old_copies import Listings
-from drivestage.paths import StorePath
+from drivestage.paths import StorePath, exclude_pattern, printable
 from drivestage.store import RemoteEntry, RemoteStore
 
 
 def index(entries: Iterable[RemoteEntry]) -> dict[str, list[RemoteEntry]]:
-    """Entries by name; an id listed twice counts once (it is one file, not a duplicate)."""
+    """Entries by name; an item listed twice counts once (it is one file, not a duplicate).
+    Two shortcuts to one folder are two items: taken for one, the push saw only the second,
+    made the first anew (a copy of each file sent into the folder it leads to), and
+    ``--delete`` removed one of them a push (tidy34)."""
     out: dict[str, list[RemoteEntry]] = {}
-    for e in {e.id: e for e in entries}.values():
+    for e in {e.item_id: e for e in entries}.values():
         out.setdefault(e.name, []).append(e)
     return out
 
@@ -41,6 +44,7 @@ def list_folders(store: RemoteStore, root: RemoteEntry, path: StorePath, tree: L
     folder the push makes is empty: no listing. One it does not make (``tree.made``) is
     listed only for ``--delete`` (``deleting``) and only where the store has it."""
     out = Folders({"": root})
+    taken = {root.id: ""}   # (each store folder by the folder of SRC pushed into it)
     listing[""] = index(store.list(root))
     made = set(tree.made)
     for rel in tree.folders[1:]:
@@ -51,14 +55,32 @@ def list_folders(store: RemoteStore, root: RemoteEntry, path: StorePath, tree: L
         found = [e for e in listing[parent_rel].get(name, []) if e.is_dir]
         if found:
             folder = pick_folder(found, f"{store.describe(parent)}/{name}")
+            _once(store, taken, out.remote, rel, folder)
             out.remote[rel] = folder
             listing[rel] = index(store.list(folder))
         elif rel in made:
             out.remote[rel] = store.make_folders(
                 StorePath(path.start, path.names + tuple(rel.split("/"))))
+            _once(store, taken, out.remote, rel, out.remote[rel])
             listing[rel] = {}
             out.created += 1
     return out
+
+
+def _once(store: RemoteStore, taken: dict[str, str], remote: dict[str, RemoteEntry],
+          rel: str, folder: RemoteEntry) -> None:
+    """Refuse a store folder two folders of SRC lead to (two shortcuts to it in DEST, one to
+    DEST itself or to a folder of it): their files would mix in it, each push replacing the
+    other's same-named files and ``--delete`` judging it by one of them."""
+    first = taken.setdefault(folder.id, rel)
+    if first == rel:
+        return
+    shown = f"SRC's {printable(first)}/" if first else "SRC itself"
+    raise ShortcutCycleError(
+        f"{store.describe(folder)} is the folder {store.describe(remote[first])} again (a "
+        f"shortcut to it, or a folder with two parents): {shown} and {printable(rel)}/ would "
+        "both be pushed into it, their files mixed; nothing was uploaded. Remove the extra "
+        f"shortcut on Drive, or leave one out (push --exclude {exclude_pattern(rel)})")
 
 
 def at_path(store: RemoteStore, path: StorePath, remote_folder: Mapping[str, RemoteEntry],
@@ -66,12 +88,13 @@ def at_path(store: RemoteStore, path: StorePath, remote_folder: Mapping[str, Rem
     """Of ``parents`` (where a file listed in the folder of ``folder_rel`` sits now), the
     folder the DEST path ``path`` (and ``folder_rel``, whose folder ``remote_folder`` holds)
     leads to: walked up by files.get, each title the path's name, to the path's start
-    (:class:`drivestage.push_job.PushJob`'s, split from it at its 500-line cap). A dedupe moves a file into the oldest of
-    same-named folders, at that very path (the push follows it there); a user moves it to
-    keep it elsewhere (the push leaves it). A dedupe moves a file only into a folder older
-    than its own (:func:`drivestage.dedupe.oldest`): a move into a newer folder of that
-    name at the path (two machines made DEST at once) is the user's, and following it
-    overwrote the log they moved there to keep. A few files.get, only for a moved file."""
+    (:class:`drivestage.push_job.PushJob`'s, split from it at its 500-line cap). A dedupe
+    moves a file into the oldest of same-named folders, at that very path (the push follows
+    it there); a user moves it to keep it elsewhere (the push leaves it). A dedupe moves a
+    file only into a folder older than its own (:func:`drivestage.dedupe.oldest`): a move
+    into a newer folder of that name at the path (two machines made DEST at once) is the
+    user's, and following it overwrote the log they moved there to keep. A few files.get,
+    only for a moved file."""
     names = path.names + (tuple(folder_rel.split("/")) if folder_rel else ())
     try:
         mine: Optional[RemoteEntry] = store.stat(remote_folder[folder_rel])

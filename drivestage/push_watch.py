@@ -73,6 +73,15 @@ def check_folders(store: RemoteStore, folders: Mapping[str, RemoteEntry],
                 f"{store.describe(folder)} went to the trash while this push wrote "
                 "into it (a dedupe, or a clean-up on Drive)") from exc
         except NotFoundError as exc:
+            if not folder.removable:
+                # Someone else's folder: its owner's deletion takes only the owner's items
+                # (v2 files.delete); what this push sent is this account's, put in its My
+                # Drive ("placed under its owner's root"), or still there if only unshared.
+                raise FolderGoneError(
+                    f"{store.describe(folder)} is gone while this push wrote into it: its "
+                    "owner deleted it or stopped sharing it with you. The files this push "
+                    "sent there stay yours (in My Drive, if the folder was deleted)",
+                    stop="what removes it") from exc
             # A 404, not the trash: what was sent there is not in the trash either, and a
             # user told so would look there for it in vain.
             raise FolderGoneError(

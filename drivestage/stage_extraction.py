@@ -9,11 +9,12 @@ import os
 import shutil
 from typing import Callable, Collection, Iterable, Optional, Protocol, Sequence
 
-from drivestage import stamps
+from drivestage import partials, stamps
 from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError
 from drivestage.extract import ExtractResult, MemberRecord, Recorded
 from drivestage.extract.job import Turn
-from drivestage.extract.occupied import merged
+from drivestage.extract.validation import STATE_DIR
+from drivestage.extract import journals
 from drivestage.localfs import fuse_devices, identity
 from drivestage.mtimes import same_mtime
 from drivestage.sizes import restore_needs_room
@@ -84,6 +85,12 @@ class Extraction:
         self.recorded = recorder(dest, force)
 
     def __call__(self, target: str, action: str, unpacking: Optional[Unpacker]) -> list[str]:
+        try:
+            return self._step(target, action, unpacking)
+        finally:
+            journals.release(self.dest, target)   # (one left now is judged as a kill's)
+
+    def _step(self, target: str, action: str, unpacking: Optional[Unpacker]) -> list[str]:
         from drivestage.extract import archive_kind, extract, remove_members
         from drivestage.extract.members import ancestors
 
@@ -154,16 +161,35 @@ class Extraction:
                                                                  self.current))
         if missing is not None:
             stamps.write(dest, self.stamp)  # not "extracted": the next run extracts again
-            merged(dest, target)
+            settle_journals(dest, target, self.stamp, others=True)
             raise ArchiveError(
                 f"{os.path.join(dest, missing)} changed while {src} was extracted (another "
                 "program or pull wrote there); run the pull again")
         self.stamp["extracted"] = True
         stamps.write(dest, self.stamp)
-        merged(dest, target)   # (the stamp records the members: the merge's journal goes)
+        settle_journals(dest, target, self.stamp, others=True)  # (the stamp records them)
         self.kept = result.kept
         _say_put_back(src, changed)
         return result.paths
+
+
+def settle_journals(dest: str, archive: str, stamp: Stamp, *, others: bool = False,
+                    listed: bool = False) -> None:
+    """Remove the merge journals of ``archive`` in ``dest`` that ``stamp`` shows done (it
+    records the very files they name; :mod:`drivestage.extract.journals`); with ``others``,
+    every other one a kill left there too, judged against every stamp of ``dest``.
+    ``listed``: the state folder as a folder pull listed it at its start will do (a rerun
+    that finds the archive staged: a kill's journal is older)."""
+    journals.release(dest, archive)   # (its merge, if any, is over: its stamp is written)
+    names = partials.listing(os.path.join(os.path.abspath(dest), STATE_DIR)) \
+        if listed else None
+    journals.settle(dest, lambda: _records([stamp]), archive, names)
+    if others:
+        journals.settle(dest, lambda: _records(stamps.every(dest)), None, names)
+
+
+def _records(found: Iterable[Stamp]) -> list[MemberRecord]:
+    return [r for s in found for key in ("members", "stale") for r in stamps.records(s, key)]
 
 
 def recorder(dest: str, force: bool = False) -> Recorded:

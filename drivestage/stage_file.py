@@ -48,7 +48,8 @@ from drivestage.stage_decide import Local as Local  # re-exported
 from drivestage.stage_decide import decide as decide  # re-exported
 from drivestage.stage_decide import own_records, put_since, same_content
 from drivestage.stage_decide import safe_name as safe_name  # re-exported
-from drivestage.stage_extraction import Extraction, in_place, recorder, remove_archive, shadowed
+from drivestage.stage_extraction import Extraction, in_place, recorder, remove_archive, \
+    settle_journals, shadowed
 from drivestage.stage_extraction import ProgressFactory as ProgressFactory  # re-exported
 from drivestage.stage_extraction import no_progress as no_progress  # re-exported
 from drivestage.stage_order import Turn
@@ -259,6 +260,8 @@ class FileStager:
             if basis is not own or basis.get("access") != self.store.access_hint(entry) \
                     or moved_source(self.store, basis, entry):
                 basis = self._rekey(basis, entry)
+            if self.extract:   # (a kill between its stamp and its merge's journal going)
+                settle_journals(self.dest, target, basis, listed=True)
             staged = [m.path for m in stamps.records(basis)] if self.extract else []
             if self.extract and basis.get("version") != stamps.VERSION:
                 staged = [str(row[0]) for row in basis.get("members") or []]

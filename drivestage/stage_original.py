@@ -51,7 +51,8 @@ from drivestage.localdir import LocalDirStore
 from drivestage.paths import StorePath
 from drivestage.state import settled
 from drivestage.localfs import drive_mount, file_md5, identity
-from drivestage.stage_extraction import Extraction, ProgressFactory, no_progress
+from drivestage.stage_extraction import Extraction, ProgressFactory, no_progress, \
+    settle_journals
 from drivestage.stamps import Stamp
 from drivestage.store import RemoteEntry, RemoteStore
 
@@ -182,6 +183,7 @@ class FromOriginal:
         if own is not None and not self.force and own.get("original") == _identity(st) \
                 and own.get("md5") and own.get("md5") == entry.md5 \
                 and stamps.missing_member(self.dest, own, self.current) is None:
+            settle_journals(self.dest, self.source, own, listed=True)   # (see FileStager)
             return "cached", [m.path for m in stamps.records(own)], ""
         if (self.force or not any(s.get("md5") for s in previous)) and (
                 self.store is None or self.store.known_md5(self.source, st) is None):

@@ -35,7 +35,7 @@ from drivestage import partials
 from drivestage.errors import DriveStageError
 from drivestage.extract import MemberRecord
 from drivestage.extract.members import ancestors
-from drivestage.extract.occupied import merging
+from drivestage.extract.journals import merging
 from drivestage.extract.statedir import opened_state, read_own
 from drivestage.extract.validation import STATE_DIR
 from drivestage.localfs import atomic_write_at, fitted_name
@@ -194,8 +194,8 @@ def recorded(dest: str, paths: Collection[str]) -> set[str]:
     folder above it (``VOC.zip`` into ``data``, then ``fixes.zip`` into
     ``data/VOCdevkit/VOC2007``) or into one of its folders on the way to the path. What else
     DEST holds at a member's path no extraction put there: the user's, which an extraction
-    never replaces unasked (:mod:`drivestage.extract.occupied`). So too the paths of a merge
-    a kill cut off before its stamp (its journal: :func:`~drivestage.extract.occupied.
+    never replaces unasked (:mod:`drivestage.extract.occupied`). So too the files a merge a
+    kill cut off before its stamp moved in, while there (:func:`~drivestage.extract.journals.
     merging`)."""
     here, want = os.path.abspath(dest), set(paths)
     folders, up = {here}, here
@@ -212,7 +212,7 @@ def recorded(dest: str, paths: Collection[str]) -> set[str]:
             # The journals first: a pull writes its stamp, then removes its journal; read
             # the other way round, one finishing in between was in neither (attackclob32).
             with _state(folder) as fd:
-                found = [merging(fd)] if fd is not None else []
+                found = [merging(fd, folder)] if fd is not None else []
             found += [_paths(s) for _e, s in _all(folder)]
         except (DriveStageError, OSError):
             continue   # (a state folder that is not this user's, or unreadable: not read)

@@ -56,7 +56,8 @@ class RemoteEntry:
     #: before asking for the bytes. None where the bytes may be read.
     no_download: Optional[str] = field(default=None, compare=False)
     #: The same in a few words, for a listing (``drivestage ls``): worded for this account's
-    #: role as the listing shows it. None where the backend gives none (ls says it neutrally).
+    #: role as the listing shows it (and for an ``unreadable`` entry, why: a shortcut whose
+    #: target is in the trash). None where the backend gives none (ls says it neutrally).
     no_download_mark: Optional[str] = field(default=None, compare=False)
     #: Why nothing can be written into this folder by this account (a Drive folder shared
     #: with it as a viewer or commenter): a push fails with this message before writing
@@ -84,6 +85,12 @@ class RemoteEntry:
         deleting it removes the link; what a linked folder holds is someone else's, never
         removed as part of the folder the link sits in."""
         return False
+
+    @property
+    def item_id(self) -> str:
+        """The item listed itself: a folder reached through a link is that link (``id`` is
+        the folder's: two shortcuts to one folder are two items of one ``id``)."""
+        return self.id
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
 import shlex
 import tarfile
@@ -15,7 +16,9 @@ from typing import Any
 import _cli
 import drivestage.stamps as stamps
 from _archives import a_fixed_zip, tree
-from drivestage.extract.occupied import Occupied, merged, note_merging
+from drivestage.extract import journals
+from drivestage.extract.occupied import Occupied
+from drivestage.stage_extraction import settle_journals
 
 A = {"ds/a.txt": b"from a\n", "ds/only_a.txt": b"a\n"}
 B = {"ds/a.txt": b"from b, longer\n"}
@@ -41,18 +44,19 @@ def test_a_pull_finishing_while_another_asks_what_is_recorded_is_not_taken_for_t
     with open(stamp_path, "rb") as fh:
         stamp = fh.read()
     os.unlink(stamp_path)
-    note_merging(str(dest), str(dest / "a.zip"), sorted(A))
+    records = stamps.records(json.loads(stamp))
+    journals.note_merging(str(dest), str(dest / "a.zip"), records)
 
     real = stamps.merging
     finished = []
 
-    def a_finishes_then_read(state_fd: int) -> list[str]:
+    def a_finishes_then_read(state_fd: int, folder: str) -> list[str]:
         if not finished:   # a.zip's last two steps: its stamp, then its journal removed
             with open(stamp_path, "wb") as fh:
                 fh.write(stamp)
-            merged(str(dest), str(dest / "a.zip"))
+            settle_journals(str(dest), str(dest / "a.zip"), json.loads(stamp))
             finished.append(True)
-        return real(state_fd)
+        return real(state_fd, folder)
 
     monkeypatch.setattr(stamps, "merging", a_finishes_then_read)
     code, out, err = _cli.run("pull", "drive:F/b.zip", str(dest), "-x")

@@ -495,7 +495,8 @@ def test_emulator_api_named_on_the_emulator_page_exists():
     kinds = set(re.findall(r"`(\w+)`", text.split("`kind` is one of", 1)[1].split("|", 1)[0]))
     assert kinds and kinds <= {"inject", "drop", "latency", "throttle", "corrupt",
                                "corrupt_upload", "redirect_media", "relocate_sessions",
-                               "ignore_range", "lag_listing", "chaos", "short_pages", "expire_page_tokens", "keep_less"}
+                               "ignore_range", "lag_listing", "chaos", "short_pages", "empty_pages",
+                               "expire_page_tokens", "keep_less"}
     assert all(hasattr(Faults, k) for k in kinds)
     assert not missing, missing
 

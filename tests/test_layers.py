@@ -50,7 +50,7 @@ LAYERS = [
     ["extract.members"],
     ["extract.validation", "extract.owned", "extract.statedir"],
     ["extract.links", "extract.merging", "extract.writing", "extract.shares"],
-    ["extract.records", "extract.workers", "extract.occupied"],
+    ["extract.records", "extract.workers", "extract.occupied", "extract.journals"],
     ["extract.job"],
     ["extract.overlapped"],
     ["partials", "checksums"],

@@ -218,8 +218,9 @@ def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[
         return
     for e in entries:
         name = printable(e.name) + ("/" if e.is_dir else "")
-        if e.unreadable:
-            name += "  (a shortcut to an item that is gone or no longer shared with you)"
+        if e.unreadable:  # a dangling shortcut: its target gone, unshared or in the trash
+            name += "  " + (e.no_download_mark or
+                            "(a shortcut to an item that is gone or no longer shared with you)")
         elif e.no_download:  # what a pull of it would fail on, seen before trying
             name += "  " + (e.no_download_mark or "(cannot be downloaded: pull it to see why)")
         elif e.read_only:

@@ -57,6 +57,11 @@ class DriveEntry(RemoteEntry):
         """A shortcut (the protocol's name for a link to an item elsewhere)."""
         return self.via_shortcut
 
+    @property
+    def item_id(self) -> str:
+        """A folder shortcut's own id (a file shortcut's ``id`` is already its own)."""
+        return self.shortcut_id or self.id
+
 
 def parse_time(stamp: Optional[str]) -> float:
     """RFC 3339 (``2024-01-02T03:04:05.678Z``) to seconds since the epoch; 0 when absent."""
@@ -274,18 +279,25 @@ def trashed_message(where: str, res: Mapping[str, Any]) -> str:
     """The message for a path into the trash. Only a file's owner (in a shared drive, a
     Content manager or Manager) may take it out (``capabilities.canUntrash``): anyone else
     was told to "restore it first", which Drive refuses them."""
-    caps = res.get("capabilities")
-    if not isinstance(caps, Mapping) or caps.get("canUntrash") is not False:
+    who = restorer(res)
+    if who is None:
         return f"{where} is in the trash; restore it first"
-    if res.get("driveId") or res.get("teamDriveId"):
-        who = "a Content manager or Manager of its shared drive"
-    else:
-        owners = res.get("owners")
-        mail = owners[0].get("emailAddress") if isinstance(owners, list) and owners and \
-            isinstance(owners[0], Mapping) else None
-        who = f"its owner ({printable(str(mail))})" if mail else "its owner"
     return (f"{where} is in the trash, and only {who} can take it out. Ask them to restore "
             "it, or to share a copy with you")
+
+
+def restorer(res: Mapping[str, Any]) -> Optional[str]:
+    """Who may take the trashed item ``res`` out of the trash, in words, where the caller may
+    not (``capabilities.canUntrash`` false); None where the caller may."""
+    caps = res.get("capabilities")
+    if not isinstance(caps, Mapping) or caps.get("canUntrash") is not False:
+        return None
+    if res.get("driveId") or res.get("teamDriveId"):
+        return "a Content manager or Manager of its shared drive"
+    owners = res.get("owners")
+    mail = owners[0].get("emailAddress") if isinstance(owners, list) and owners and \
+        isinstance(owners[0], Mapping) else None
+    return f"its owner ({printable(str(mail))})" if mail else "its owner"
 
 
 def is_shortcut(res: Mapping[str, Any]) -> bool:

@@ -5,8 +5,8 @@ A shortcut (``application/vnd.google-apps.shortcut``) has no bytes of its own: i
 :func:`follow` fetches the target and gives the entry the shortcut stands for: a folder
 reached through it (the target folder, under the shortcut's name), a file (the shortcut's id,
 the target's bytes, size and md5), or a dangling entry (``unreadable``: the target is gone,
-trashed, or no longer shared). Drive makes no shortcut to a shortcut; a server that does is
-followed a few hops, and a loop is an error.
+no longer shared, or in the trash, where its message says who can take it out). Drive makes
+no shortcut to a shortcut; a server that does is followed a few hops, and a loop is an error.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import dataclasses
 from typing import Any, Callable, Mapping
 
 from drivestage.drive.resources import (SHORTCUT_MIME, DriveEntry, ResourceKeys,
-                                        entry_from_resource, is_shortcut, is_trashed)
+                                        entry_from_resource, is_shortcut, is_trashed,
+                                        restorer)
 from drivestage.errors import MalformedAnswerError, NotFoundError, ShortcutCycleError
 
 #: Shortcuts followed one after another at most.
@@ -41,9 +42,21 @@ def follow(res: Mapping[str, Any], shortcut: DriveEntry, where: str,
         try:
             target = get(target_id, f"follow the shortcut {where}")
         except NotFoundError:
-            return _dangling(shortcut, where, target_id)
+            return _dangling(shortcut, target_id, (
+                f"{where} is a shortcut to an item that is gone or no longer shared with "
+                f"you (target id {target_id}). Remove the shortcut on Drive, or ask the owner "
+                "to share the item with you again."),
+                "(a shortcut to an item that is gone or no longer shared with you)")
         if is_trashed(target):
-            return _dangling(shortcut, where, target_id, " (it is in the trash)")
+            # Drive answers for a trashed item (labels.trashed): nothing was unshared, and
+            # "ask to share it again" did nothing. Who may restore it: its canUntrash.
+            who = restorer(target)
+            advice = "restore it from the trash" if who is None else \
+                f"only {who} can take it out: ask them to restore it"
+            return _dangling(shortcut, target_id, (
+                f"{where} is a shortcut to an item in the trash (target id {target_id}); "
+                f"{advice}, or remove the shortcut on Drive"),
+                "(a shortcut to an item in the trash)")
         if not is_shortcut(target):
             break
         details = target.get("shortcutDetails") or {}
@@ -59,10 +72,8 @@ def follow(res: Mapping[str, Any], shortcut: DriveEntry, where: str,
                                removable=shortcut.removable)
 
 
-def _dangling(shortcut: DriveEntry, where: str, target_id: str,
-              why: str = "") -> DriveEntry:
-    return dataclasses.replace(
-        shortcut, is_dir=False, has_content=False, kind=SHORTCUT_MIME, target_id=target_id,
-        unreadable=(f"{where} is a shortcut to an item that is gone or no longer shared with "
-                    f"you (target id {target_id}){why}. Remove the shortcut on Drive, or ask "
-                    "the owner to share the item with you again."))
+def _dangling(shortcut: DriveEntry, target_id: str, why: str, mark: str) -> DriveEntry:
+    """The shortcut as an entry that leads nowhere a pull can follow: ``why`` its message,
+    ``mark`` the same in a few words for ``drivestage ls``."""
+    return dataclasses.replace(shortcut, is_dir=False, has_content=False, kind=SHORTCUT_MIME,
+                               target_id=target_id, unreadable=why, no_download_mark=mark)

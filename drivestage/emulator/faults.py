@@ -143,6 +143,9 @@ class Faults:
         self._ranges_ignored = 0          # answers left that ignore Range (-1: every one)
         self._page_size: Optional[int] = None   # files.list items per page at most (None: as asked)
         self._tokens_rejected = 0         # page tokens left to reject (-1: every one)
+        self._empty_pages = 0             # files.list pages left to answer with no items
+        self._empty_query: Optional[str] = None  # only in listings whose q this finds
+        self._empty_served = 0            # empty pages answered so far (their tokens differ)
         self._keep_less: Optional[tuple[int, Optional[int]]] = None  # bytes, chunks left
         self._holds: list[Hold] = []
         # Set while the server stops: an answer waiting out its latency goes on at once
@@ -271,6 +274,19 @@ class Faults:
         with self._lock:
             self._page_size = None if size is None else max(1, int(size))
 
+    def empty_pages(self, times: int = 1, query: Optional[str] = None) -> None:
+        """Answer the next ``times`` files.list pages that have items left with none, and a
+        nextPageToken (a new one each time) that goes on from the same place: the v2
+        reference's "Partial or empty result pages are possible even before the end of the
+        files list has been reached" (``maxResults``); a client that stops at an empty page
+        misses every item after it. ``query``: only listings whose ``q`` this regular
+        expression finds (a folder's id: its listing)."""
+        if query:
+            re.compile(query)
+        with self._lock:
+            self._empty_pages = max(0, int(times))
+            self._empty_query = query or None
+
     def expire_page_tokens(self, times: Optional[int] = 1) -> None:
         """Reject the page token of the next ``times`` files.list requests that carry one
         (None: every one) as Drive rejects a stale token: 400 ``invalid``, location
@@ -360,6 +376,8 @@ class Faults:
             self._ranges_ignored = 0
             self._page_size = None
             self._tokens_rejected = 0
+            self._empty_pages = 0
+            self._empty_query = None
             self._keep_less = None
             holds, self._holds = self._holds, []
             self._shared.reset(None)
@@ -405,6 +423,7 @@ class Faults:
                 "keep_less": None if self._keep_less is None else
                 {"nbytes": self._keep_less[0], "times": self._keep_less[1]},
                 "expire_page_tokens": None if self._tokens_rejected < 0 else self._tokens_rejected,
+                "empty_pages": {"times": self._empty_pages, "query": self._empty_query},
                 "holds": [{"file_id": h.file_id, "offset": h.offset, "reached": h.reached.is_set(),
                            "released": h.released} for h in self._holds],
                 "throttle": self._shared.rate,
@@ -425,7 +444,8 @@ class Faults:
                    "relocate_sessions": self.relocate_sessions,
                    "redirect_media": self.redirect_media,
                    "ignore_range": self.ignore_range, "chaos": self.chaos,
-                   "short_pages": self.short_pages, "keep_less": self.keep_less,
+                   "short_pages": self.short_pages, "empty_pages": self.empty_pages,
+                   "keep_less": self.keep_less,
                    "expire_page_tokens": self.expire_page_tokens,
                    "lag_listing": self.lag_listing}
         if kind not in actions:
@@ -540,6 +560,17 @@ class Faults:
         under :meth:`short_pages`)."""
         with self._lock:
             return asked if self._page_size is None else min(asked, self._page_size)
+
+    def take_empty_page(self, q: Optional[str]) -> Optional[int]:
+        """The serial number of an empty page (:meth:`empty_pages`) the files.list page now
+        answered (for the query ``q``) must be, once per count; None: it holds its items."""
+        with self._lock:
+            if self._empty_pages <= 0 or (
+                    self._empty_query and not re.search(self._empty_query, q or "")):
+                return None
+            self._empty_pages -= 1
+            self._empty_served += 1
+            return self._empty_served
 
     def take_token_rejected(self) -> bool:
         """True (once per count) when the page token of the listing now answered must be

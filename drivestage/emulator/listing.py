@@ -21,19 +21,28 @@ def page_bounds(query: dict, default_max: int = 100) -> tuple[int, int]:
     """(offset, maxResults) from ``pageToken`` and ``maxResults``; 400 when malformed."""
     try:
         max_results = int(query.get("maxResults", str(default_max)))
-        offset = int(query.get("pageToken") or "0", 36) if query.get("pageToken") else 0
+        # A token is the offset in base 36, and after an empty page (Faults.empty_pages) a
+        # dot and that page's serial number: a new token for the same place.
+        token = query.get("pageToken") or ""
+        offset = int(token.partition(".")[0], 36) if token else 0
     except ValueError:
         raise EmulatorApiError(400, "invalid", "Invalid value for maxResults or pageToken.",
                                location="pageToken")
     return offset, min(max(max_results, 1), 1000)
 
 
-def next_page(out: dict, total: int, offset: int, max_results: int, link: str) -> dict:
-    """Add ``nextPageToken``/``nextLink`` to a list answer when more items follow."""
-    if offset + max_results < total:
+def next_page(out: dict, total: int, offset: int, max_results: int, link: str,
+              empty: Optional[int] = None) -> dict:
+    """Add ``nextPageToken``/``nextLink`` to a list answer when more items follow (``empty``:
+    the serial number of an empty page, whose token goes on from ``offset`` itself)."""
+    if empty is not None:
+        token = f"{b36(offset)}.{b36(empty)}"
+    elif offset + max_results < total:
         token = b36(offset + max_results)
-        out["nextPageToken"] = token
-        out["nextLink"] = f"{link}?pageToken={token}"
+    else:
+        return out
+    out["nextPageToken"] = token
+    out["nextLink"] = f"{link}?pageToken={token}"
     return out
 
 

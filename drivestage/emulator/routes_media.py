@@ -303,7 +303,7 @@ class MediaRoutes:
             if sess.get("done_file_id"):
                 self.body.drain()
                 rec = self.store.get(sess["done_file_id"])
-                self._send_resource(200, self._render(rec))
+                self._send_resource(self._done_status(sess), self._render(rec))
                 return
             cr = self.headers.get("Content-Range")
             if cr is None:
@@ -412,4 +412,10 @@ class MediaRoutes:
         sess["done_file_id"] = rec["id"]
         sess["_md5"] = None
         self.store.save_session(sess)
-        self._send_resource(200, self._render(rec))
+        self._send_resource(self._done_status(sess), self._render(rec))
+
+    def _done_status(self, sess: dict) -> int:
+        """A complete session's status: its last chunk's and every status query's after
+        (Drive's upload guide: "200 OK or 201 Created" with the file; 201 only for a session
+        that created the file, with :attr:`Emulator.upload_created_status`)."""
+        return 200 if sess["file_id"] else self.emu.upload_created_status

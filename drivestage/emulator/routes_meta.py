@@ -55,15 +55,18 @@ class MetadataRoutes:
         found = listing.search(self.store, self.query, self.caller, all_drives, self.emu.faults)
         offset, max_results = listing.page_bounds(self.query)
         max_results = self.emu.faults.page_size(max_results)
+        empty = self.emu.faults.take_empty_page(self.query.get("q")) \
+            if offset < len(found) else None
         base = self._base()
         out = {"kind": "drive#fileList", "etag": '"emulator"', "selfLink": f"{base}drive/v2/files",
                "incompleteSearch": False,
-               "items": [self._render(r, acc) for r, acc in found[offset: offset + max_results]]}
+               "items": [] if empty is not None else
+               [self._render(r, acc) for r, acc in found[offset: offset + max_results]]}
         if self.emu.list_leaves_out and not self.query.get("fields"):
             out["items"] = [{k: v for k, v in it.items() if k not in self.emu.list_leaves_out}
                             for it in out["items"]]
         self._send_resource(200, listing.next_page(out, len(found), offset, max_results,
-                                                   f"{base}drive/v2/files"))
+                                                   f"{base}drive/v2/files", empty))
 
     def _files_get(self, file_id: str) -> None:
         rec, acc = visible(self.store, file_id, self.caller)

@@ -109,6 +109,10 @@ class Emulator(SeedingApi):
         #: User-Agent, as googleapiclient sends both): Drive then sends them gzipped. Off by
         #: default, since the tests' proxies read the bodies they rewrite (fidelity33).
         self.gzip_answers = False
+        #: The status a resumable upload that created its file answers once complete, on
+        #: its last chunk and on every status query after it: Drive's upload guide says
+        #: "200 OK or 201 Created" with the file (fidelity34); set 201 to get the other.
+        self.upload_created_status = 200
         self.api_quota = ApiQuota()
         if api_quota is not None:
             self.api_quota.configure(api_quota)

@@ -429,7 +429,9 @@ class EmulatorStore:
         a shortcut (``shortcut`` holds its details; it has no content). ``file_id``: an id
         :meth:`generate_ids` gave, taken now (:meth:`check_new_id` says why not)."""
         sums = blob_checksums(blob) if blob is not None and shortcut is None else None
-        if meta and "properties" in meta:   # refused before the bytes are moved in
+        # Both refused (400) before the bytes are moved in.
+        dates = self._client_dates(meta or {})
+        if meta and "properties" in meta:
             properties.merged([], meta["properties"], meta.get(properties.APP_FIELD))
         with self.lock:
             self.check_open()
@@ -459,8 +461,27 @@ class EmulatorStore:
                 rec.update(sums or {})
                 rec["head_rev"] = new_id("0B")
             self._apply_meta(rec, meta or {})
+            rec.update(dates)
             self._put("files", self.files, rec)
             return rec
+
+    @staticmethod
+    def _client_dates(meta: dict) -> dict:
+        """A new item's ``createdDate`` and ``modifiedDate`` as the client gave them (else
+        Drive stamps now): the v2 File marks neither "Output only" (as it marks ``version``,
+        ``md5Checksum``...), and rclone's drive backend sets createdTime from a file's birth
+        time ("btime … only writable on fresh uploads", with ``-M``) and modifiedTime
+        from its mtime. So a file sent now may say it was created a year ago."""
+        from drivestage.emulator.query import QueryError, parse_date
+        out = {}
+        for field, key in (("createdDate", "created"), ("modifiedDate", "modified")):
+            if meta.get(field):
+                try:
+                    out[key] = parse_date(str(meta[field]))
+                except QueryError as exc:
+                    raise EmulatorApiError(400, "invalid", str(exc), location=field,
+                                           location_type="other") from None
+        return out
 
     def _empty_blob(self) -> tuple[str, int, str]:
         path = os.path.join(self.upload_dir, "empty-" + secrets.token_hex(8))
@@ -567,12 +588,25 @@ class EmulatorStore:
             self._put("files", self.files, dict(rec, download_limit=left - 1))
 
     def delete(self, file_id: str) -> None:
-        """Delete permanently, folders recursively; their bytes (and revisions) stop counting."""
+        """Delete permanently, folders recursively; their bytes (and revisions) stop counting.
+        In My Drive a folder takes with it only what its owner owns: "If the target is a
+        folder, all descendants owned by the user are also deleted" (v2 ``files.delete``);
+        another user's item in it goes to that user's My Drive ("the item is placed under
+        its owner's root", ``enforceSingleParent``), with what is below it."""
         with self.lock:
             rec = self.get(file_id)
             if self.is_container_root(rec["id"]):
                 raise EmulatorApiError(403, "cannotDeleteRoot", "The root folder cannot be deleted.")
-            for r in self.descendants(rec["id"]) + [rec]:
+            below = self.descendants(rec["id"])
+            doomed = [r for r in below if rec.get("driveId") is not None
+                      or r.get("owner") == rec.get("owner")] + [rec]
+            gone = {r["id"] for r in doomed}
+            for r in below:
+                if r["id"] not in gone and any(p in gone for p in r["parents"]):
+                    kept = [p for p in r["parents"] if p not in gone]
+                    home = self.root_id if r.get("owner") is None else self.owner_root(r["owner"])
+                    self._put("files", self.files, dict(r, parents=kept or [home]))
+            for r in doomed:
                 self._drop("files", self.files, r["id"])
                 paths = [self.blob_path(r["id"])]
                 paths += [self.revision_path(r["id"], v["id"]) for v in r.get("revisions", ())]

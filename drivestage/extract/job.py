@@ -15,10 +15,11 @@ import weakref
 from typing import Callable, Collection, Iterable, Mapping, Optional, Protocol
 
 from drivestage.errors import ArchiveError, DiskSpaceError, LocalFileError, UserFilesError
+from drivestage.extract.journals import note_merging
 from drivestage.extract.links import judge_links
 from drivestage.extract.members import Entry, ancestors
 from drivestage.extract.merging import Plan, merge, merge_lock, plan_merge
-from drivestage.extract.occupied import Occupied, Recorded, note_merging
+from drivestage.extract.occupied import Occupied, Recorded
 from drivestage.extract.owned import NOTHING, Owned, by_path
 from drivestage.extract.records import ExtractResult, MemberRecord, record_members
 from drivestage.extract.tempdir import TempDir, make_temp, makedirs_at, remove_stale_temps, \
@@ -203,10 +204,9 @@ class Job:
             adopted = self._adopted()
             left = self.occupied.left if self.occupied is not None else set()
             if self.occupied is not None:   # (a kill from here on: see .occupied)
-                note_merging(self.dest, self.archive, [e.path for e in self.entries
-                                                       if e.kind != "dir" and
-                                                       e.path not in adopted and
-                                                       e.path not in left])
+                note_merging(self.dest, self.archive, [r for r in records
+                                                       if r.path not in adopted and
+                                                       r.path not in left])
             merge(self.archive, self.root, self.dest,
                   sorted({e.path.split("/", 1)[0] for e in self.entries
                           if e.path not in adopted and e.path not in left}), owned=self.owned)

@@ -32,14 +32,11 @@ A first extraction into a place that holds none of the archive's paths costs not
 A merge killed before its caller's stamp recorded the members left them unrecorded: the
 rerun of that very archive adopts them, but one of a new version refused them. So the paths
 a merge is about to move into DEST are written first, in a journal in DEST's state folder
-(:func:`note_merging`; one file an extraction, named after the archive), which the caller
-removes once its stamp records them (:func:`merged`); :func:`merging` reads what journals
-a kill left, which count as recorded.
+(:mod:`.journals`), which goes once the caller's stamp records them; what journals a kill
+left count as recorded while DEST still holds the very files they name.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import stat
 import zlib
@@ -48,14 +45,11 @@ from typing import Callable, Collection, Container, Mapping, Optional
 from drivestage.errors import UserFilesError
 from drivestage.extract.members import Entry
 from drivestage.extract.records import MemberRecord
-from drivestage.extract.statedir import opened_state, read_own
 from drivestage.extract.tempdir import TempDir
-from drivestage.localfs import atomic_write_at
 
 #: Of the member paths given, those a stamp records (written by an earlier extraction).
 Recorded = Callable[[Collection[str]], Collection[str]]
 
-_JOURNAL = ".merging"   # (not a stamp's ".json": never read as one)
 _BLOCK = 1 << 20
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
@@ -167,42 +161,6 @@ class Occupied:
 
     def _refusal(self, paths: list[str]) -> UserFilesError:
         return UserFilesError(self.archive, self.dest, min(paths), len(paths))
-
-
-def note_merging(dest: str, archive: str, paths: Collection[str]) -> None:
-    """Write the journal of the merge of ``archive`` about to move ``paths`` into ``dest``
-    (under the merge lock, once they passed :class:`Occupied`)."""
-    with opened_state(dest, create=True) as fd:
-        assert fd is not None
-        atomic_write_at(fd, _journal(archive), json.dumps(sorted(paths)).encode())
-
-
-def merged(dest: str, archive: str) -> None:
-    """Remove the journal of ``archive``'s merge: the caller's stamp records its members."""
-    with opened_state(dest, create=False) as fd:
-        if fd is not None:
-            try:
-                os.unlink(_journal(archive), dir_fd=fd)
-            except FileNotFoundError:
-                pass
-
-
-def merging(state_fd: int) -> list[str]:
-    """The paths the journals in a state folder name: merges cut off before their stamps."""
-    out: list[str] = []
-    for name in os.listdir(state_fd):
-        raw = read_own(state_fd, name) if name.endswith(_JOURNAL) else None
-        try:
-            rows = json.loads(raw) if raw else []
-        except ValueError:
-            continue
-        out += [r for r in rows if isinstance(r, str)] if isinstance(rows, list) else []
-    return out
-
-
-def _journal(archive: str) -> str:
-    key = hashlib.sha1(os.path.abspath(archive).encode("utf-8", "surrogateescape"))
-    return key.hexdigest()[:16] + _JOURNAL
 
 
 def _may_be(dest: str, path: str, st: os.stat_result, member: Entry) -> bool:

@@ -1,0 +1,169 @@
+"""A merge's journal: the members it moves into DEST, named until the caller's stamp records
+them, so that those a kill left in between count as recorded (see :mod:`.occupied`).
+
+One file an extraction, in DEST's state folder: ``<archive key>.<tag>-<pid>.<random>.merging``
+(the tag and pid as :mod:`drivestage.temps` makes them), written once under the merge lock
+(:func:`note_merging`) and never rewritten, so a sweep that judged one removes exactly what
+it judged. Each row is the record of a member as moved in (path, kind, size, mtime, inode).
+
+A journal is trusted no further than it can be checked (a kill leaves one behind; another
+process of this user may edit or plant one): :func:`merging` counts a row only when its path
+is a plain relative path inside the folder (no ``..``, not absolute, no empty part) and DEST
+still holds the very file the merge moved in there (its inode, size and mtime: a file put at
+the path since, the user's, is not the member). A journal goes (:func:`settle`) once it is
+provably done: its writer no longer under way (this process's own while it merges, another
+live process's, one of another machine younger than a day: left alone) and each of its rows
+unusable (such a path, or the file changed or gone: it can never count again) or vouched for
+by a stamp's record of that very file. Journals left by kills so do not pile up: the next
+pull of the archive, or any extraction into DEST, removes them.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import stat
+import threading
+from typing import Callable, Iterable, Optional, Sequence
+
+from drivestage import temps
+from drivestage.extract.records import MemberRecord
+from drivestage.extract.statedir import opened_state, read_own
+from drivestage.localfs import atomic_write_at
+
+SUFFIX = ".merging"   # (not a stamp's ".json": never read as one)
+_KEY = 16              # hex digits of the archive's key
+
+#: The journals of merges under way in this process, as (DEST, name): from :func:`note_merging`
+#: until the caller's :func:`release` (its stamp written, or the extraction given up):
+#: never judged meanwhile.
+_mine: set[tuple[str, str]] = set()
+_mine_lock = threading.Lock()
+
+
+def key(archive: str) -> str:
+    """The name every journal of ``archive`` starts with."""
+    digest = hashlib.sha1(os.path.abspath(archive).encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()[:_KEY] + "."
+
+
+def note_merging(dest: str, archive: str, records: Sequence[MemberRecord]) -> None:
+    """Write the journal of the merge of ``archive`` about to move the members ``records``
+    into ``dest`` (under the merge lock, once they passed :class:`~.occupied.Occupied`)."""
+    name = (f"{key(archive)}{temps.namespace_tag()}-{os.getpid()}."
+            f"{secrets.token_hex(3)}{SUFFIX}")
+    rows = [r.to_json() for r in records if r.kind != "dir"]
+    with opened_state(dest, create=True) as fd:
+        assert fd is not None
+        with _mine_lock:
+            _mine.add((os.path.abspath(dest), name))
+        atomic_write_at(fd, name, json.dumps({"members": rows}).encode())
+
+
+def release(dest: str, archive: str) -> None:
+    """The merges of ``archive`` into ``dest`` in this process are over (its stamp written,
+    or the extraction given up: a journal left then is judged as a kill's)."""
+    here, prefix = os.path.abspath(dest), key(archive)
+    with _mine_lock:
+        _mine.difference_update([m for m in _mine if m[0] == here and m[1].startswith(prefix)])
+
+
+def merging(state_fd: int, folder: str) -> list[str]:
+    """The paths the journals in ``folder``'s state folder (``state_fd``) name that count as
+    recorded: valid rows whose file ``folder`` still holds as it was moved in."""
+    out: list[str] = []
+    for name in _journals(os.listdir(state_fd)):
+        out += [r.path for r in _rows(state_fd, name) if _live(folder, r)]
+    return out
+
+
+def settle(dest: str, vouched: Callable[[], Iterable[MemberRecord]],
+           archive: Optional[str] = None, names: Optional[Sequence[str]] = None) -> int:
+    """Remove the journals of ``archive`` (every journal, without it) in ``dest``'s state
+    folder that are provably done (see the module; ``vouched``: the records of ``dest``'s
+    stamps, asked only when a journal needs them). ``names``: the state folder as listed
+    already (a folder pull's, :func:`drivestage.partials.listing`). Returns how many went."""
+    prefix = key(archive) if archive is not None else ""
+    gone = 0
+    with opened_state(dest, create=False) as fd:
+        if fd is None:
+            return 0
+        listed = names if names is not None else os.listdir(fd)
+        found = [n for n in _journals(listed)
+                 if n.startswith(prefix) and _writer_gone(dest, fd, n)]
+        if not found:
+            return 0
+        stamped = {(r.path, tuple(r.to_json())) for r in vouched()}
+        for name in found:
+            rows = [r for r in _rows(fd, name) if _live(dest, r)]
+            if all((r.path, tuple(r.to_json())) in stamped for r in rows):
+                try:
+                    os.unlink(name, dir_fd=fd)
+                    gone += 1
+                except FileNotFoundError:
+                    pass
+    return gone
+
+
+def _journals(names: Iterable[str]) -> list[str]:
+    return [n for n in names if n.endswith(SUFFIX)]
+
+
+def _rows(state_fd: int, name: str) -> list[MemberRecord]:
+    """The valid rows of a journal (none of one that is not this user's regular file, or of
+    another form: an older build's list of paths, an edit by hand)."""
+    raw = read_own(state_fd, name)
+    try:
+        found = json.loads(raw) if raw else None
+    except ValueError:
+        return []
+    rows = found.get("members") if isinstance(found, dict) else None
+    out: list[MemberRecord] = []
+    for row in rows if isinstance(rows, list) else []:
+        try:
+            rec = MemberRecord.from_json(row)
+        except (TypeError, ValueError):
+            continue
+        if rec.kind in ("file", "symlink") and _inside(rec.path):
+            out.append(rec)
+    return out
+
+
+def _inside(path: str) -> bool:
+    """Whether ``path`` is a member path as extractions write them: relative, "/"-separated,
+    without an empty, ``.`` or ``..`` part (nothing that leads out of the folder)."""
+    parts = path.split("/")
+    return bool(path) and "\0" not in path and "\\" not in path and \
+        all(p not in ("", ".", "..") for p in parts)
+
+
+def _live(folder: str, rec: MemberRecord) -> bool:
+    """Whether ``folder`` holds at ``rec.path`` the very file or link the merge moved in."""
+    where = os.path.join(folder, *rec.path.split("/"))
+    try:
+        st = os.lstat(where)
+        link = os.readlink(where) if stat.S_ISLNK(st.st_mode) else None
+    except OSError:
+        return False
+    return rec.matches(st, link)
+
+
+def _writer_gone(dest: str, state_fd: int, name: str) -> bool:
+    """Whether the process that wrote the journal ``name`` is no longer merging: this one's
+    own once released (or never noted: an older run's with a reused pid), another's once
+    it is gone (as :func:`drivestage.temps.stale` judges a temporary file)."""
+    with _mine_lock:
+        if (os.path.abspath(dest), name) in _mine:
+            return False
+    middle = name[_KEY + 1:-len(SUFFIX)]   # "<tag>-<pid>.<random>"
+    made = temps.parse(f".x.{middle}.tmp")
+    if made is None:
+        return True   # (not of the form this module writes: nothing to wait for)
+    if made == (temps.namespace_tag(), os.getpid()):
+        return True
+    try:
+        st = os.lstat(name, dir_fd=state_fd)
+    except OSError:
+        return False
+    return temps.stale(f".x.{middle}.tmp", st)
