@@ -49,6 +49,7 @@ class Deletes:
     _targets: dict[str, str]
     _folder_ids: dict[tuple[str, ...], str]
     _item_drives: dict[str, str]
+    _marks_asked: dict[str, bool]
 
     def describe(self, entry: RemoteEntry) -> str:  # the store's
         raise NotImplementedError
@@ -78,7 +79,8 @@ class Deletes:
         where = self.describe(entry)
         if not (isinstance(entry, DriveEntry) and entry.via_shortcut):  # not on a stale listing
             provenance.check_as_listed(self._get(entry.id, where), entry,
-                                       self._listed_in.get(entry.id), where)
+                                       self._listed_in.get(entry.id), where,
+                                       marked_before=self._marks_asked.get(entry.id, False))
         else:  # (a shortcut: what its id names is one, never a folder listed as one)
             provenance.check_shortcut(self._get(self._key(entry), where), entry,
                                       self._listed_in.get(self._key(entry)), where)
@@ -171,7 +173,8 @@ class Deletes:
                     provenance.check_shortcut(  # removed itself, never its target
                         raw, e, self._listed_in.get(self._key(e)), where)
                 else:
-                    provenance.check_as_listed(raw, e, self._listed_in.get(e.id), where)
+                    provenance.check_as_listed(raw, e, self._listed_in.get(e.id), where,
+                                               marked_before=self._marks_asked.get(e.id, False))
             except NotFoundError as exc:
                 out[e.id] = kept_moved(where, "deleted") \
                     if e.id in keeps and not isinstance(exc, KeptMovedError) else exc
