@@ -301,8 +301,10 @@ class PushJob:
             # A sidecar only when it vouches for what is on the store (sidecar_copy); a file
             # that kept changing while it was sent (a log) as it was at one moment (snapshots).
             try:
+                def again(ck: Key) -> RemoteEntry:   # (into the copy it replaced in place)
+                    return self._send_again(ck, count, self.copies.sent[ck])
                 with self.copies.sidecar_source(key, lf.path, owners.get(key, set()),
-                                                lambda ck: self._send_again(ck, count)) as src:
+                                                again) as src:
                     entry = None if src is None else snapshots.upload(
                         upload, src, copy=src == lf.path and not self._whole(item),
                         changing=self.cache.changing)  # remembered for the cache's life
@@ -396,10 +398,12 @@ class PushJob:
                 log.warning("%s changed since its sidecar was sent; the next push sends them",
                             again.name)
 
-    def _send_again(self, ck: Key, count: ProgressFn) -> RemoteEntry:
-        """The checkpoint ``ck`` this push sent, sent once more as it is now."""
+    def _send_again(self, ck: Key, count: ProgressFn,
+                    replace: Optional[RemoteEntry] = None) -> RemoteEntry:
+        """The checkpoint ``ck`` this push sent, sent once more as it is now (``replace``:
+        into that copy, where the store replaced it in place: never a copy beside it)."""
         again = self.store.upload(self.copies.local[ck], self.remote_folder[ck[0]], ck[1],
-                                  chunk_size=self.chunk_size, progress=count,
+                                  replace=replace, chunk_size=self.chunk_size, progress=count,
                                   md5_cache=self.cache)
         with self.mutex:
             self.copies.sent[ck] = again

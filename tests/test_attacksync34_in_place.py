@@ -84,3 +84,37 @@ def test_a_checkpoint_written_in_place_while_a_local_dest_copies_it_leaves_the_o
         "checkpoints to a temporary name and rename them into place).")
     assert {name: (folder / name).read_bytes() for name in ("last.pt", "last.json")} == before
     assert [p.name for p in folder.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_checkpoint_updated_in_place_on_drive_and_saved_again_meanwhile_ends_verified(
+        emulator, drive_env, local_state, tmp_path):
+    """The same on Drive, where this account is a Contributor of the shared drive (it may
+    not delete, so a changed checkpoint is updated in place rather than replaced by a new
+    copy): Drive held last.pt as sent beside the old last.json. It is updated once more, in
+    place (a copy beside it could never be removed), then its sidecar goes."""
+    from drivestage.upload_tree import push
+
+    team = emulator.add_shared_drive("Team", role="writer")
+    emulator.add_folder("run", drive_id=team)
+
+    def live(name: str) -> list[dict]:
+        return [f for f in emulator.files() if f["title"] == name
+                and not f["labels"]["trashed"] and f.get("driveId") == team]
+    src = tmp_path / "run"
+    save(str(src), "last", 1, T0)
+    push(str(src), "drive:shared/Team/run")
+    save(str(src), "last", 2, T0 + 60)
+    (src / "z.bin").write_bytes(b"z" * 5000)   # sent after last.pt, before last.json
+    moved, saved = [0], []
+
+    def progress(n: int) -> None:
+        moved[0] += n
+        if not saved and moved[0] > 3000:   # last.pt (3000 bytes) sent: the loop saves
+            saved.append(save(str(src), "last", 3, T0 + 120))
+
+    push(str(src), "drive:shared/Team/run", progress=progress, jobs=1)
+
+    assert saved
+    assert [f.get("md5Checksum") for f in live("last.pt")] == saved[0]["last.pt"]
+    assert [json.loads(emulator.read_bytes(f["id"]))["md5"] for f in live("last.json")] == \
+        saved[0]["last.pt"]
