@@ -113,6 +113,24 @@ def say_special(special: Sequence[str], where: str, verb: str) -> None:
                     first)
 
 
+def say_links(links: Sequence[str], where: str) -> None:
+    """One warning for the links of a local folder pulled that lead outside it or nowhere
+    (``links``: relative to ``where``), which the pull left out: it said nothing, and
+    ``train -> /mnt/shared/train`` was missing from DEST (attackpull34). Once per place and
+    set, as :func:`say_special`."""
+    key, now = (os.path.abspath(where), "links"), tuple(links)
+    if _SAID.get(key, ()) == now:
+        return
+    _SAID[key] = now
+    if links:
+        n = len(links)
+        log.warning("skipped %s of %s that lead%s outside it or nowhere (%s): a pull copies "
+                    "what is inside the folder; copy what %s to into it, or pull that on its "
+                    "own", "1 link" if n == 1 else f"{n} links", where, "s" if n == 1 else "",
+                    ", ".join(links[:10]) + (", ..." if n > 10 else ""),
+                    "it leads" if n == 1 else "they lead")
+
+
 def walk(src: str, include: Sequence[str] = (), exclude: Sequence[str] = (), *,
          follow_symlinks: bool = False) -> LocalTree:
     """The folders and files of ``src`` that a push sends (see the module's rules)."""

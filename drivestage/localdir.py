@@ -109,6 +109,7 @@ class LocalDirStore(RemoteStore):
         self._deferred: set[str] = set()
         #: The FIFOs, sockets and devices :meth:`list` left out (ids): a pull says so once.
         self.special: list[str] = []
+        self.links_out: list[str] = []   # and the links it left out (outside, dangling)
 
     def __repr__(self) -> str:
         return f"LocalDirStore({self.root!r})"
@@ -271,13 +272,13 @@ class LocalDirStore(RemoteStore):
             if child.name.startswith(UPLOAD_PREFIX) or (not rel and child.name == TRASH):
                 continue
             child_rel = f"{rel}/{child.name}" if rel else child.name
-            if child.is_symlink() and not self._inside(child.path):
-                log.debug("skipping %s: a link leading outside %s", child.path, self.root)
+            if child.is_symlink() and not (self._inside(child.path) and os.path.exists(child.path)):
+                self.links_out.append(child_rel)   # leading outside the root, or nowhere
                 continue
             try:
                 child_st = os.stat(child.path)
             except FileNotFoundError:
-                continue  # removed meanwhile, or a dangling link
+                continue  # removed meanwhile
             if not (_stat.S_ISREG(child_st.st_mode) or _stat.S_ISDIR(child_st.st_mode)):
                 self.special.append(child_rel)  # (a FIFO's read could block forever)
                 continue

@@ -27,8 +27,10 @@ A lone autosave ``L`` is retired only when all of these hold:
   arrived has a verified one above ``L`` since: ``L`` names no run, and may be the newest
   state of any of them (two runs in one folder: one killed, the other going on).
 * **Old.** The store has held it :data:`MIN_AGE` (a day, as an orphan sidecar; by
-  Drive's createdDate, which no uploader sets, and only on a store that stamps arrivals: a
-  directory's mtimes are the copier's word): a sidecar still on its way (another machine's
+  Drive's dates, and only on a store that stamps arrivals: a directory's mtimes are the
+  copier's word), and a retention pass first saw it as long ago (its first-seen mark,
+  :mod:`drivestage.first_seen`: a client may set Drive's dates, ``rclone copy -M`` of an old
+  run folder sends a file that looks a year old on arrival): a sidecar still on its way (another machine's
   push, a slow link) has long arrived, or never will. This machine's clock measures it: one
   behind the store's keeps the file longer; one ahead by a day would age it early, which
   costs at most an autosave older than a verified one (the run's own retention deletes those).
@@ -45,8 +47,8 @@ import dataclasses
 import time
 from typing import Iterable, Mapping, Optional, Sequence
 
-from drivestage import sidecar
-from drivestage.orphans import MIN_AGE, _ago, _first_held, arrived
+from drivestage import first_seen, sidecar
+from drivestage.orphans import MIN_AGE, _ago, _first_held, arrived, waits
 from drivestage.retention import AUTOSAVE, Candidate, Decision, Plan, RetentionPolicy
 from drivestage.retention_order import _autosave_number
 from drivestage.sidecar import Described
@@ -79,9 +81,11 @@ def find(files: Mapping[str, Sequence[RemoteEntry]], local: Iterable[str],
 def retire(lone: Sequence[RemoteEntry], described: Sequence[Described],
            policy: RetentionPolicy, *, protect: Iterable[str] = (),
            also_keep: Optional[Mapping[str, Iterable[str]]] = None,
-           now: Optional[float] = None) -> dict[str, Decision]:
+           now: Optional[float] = None,
+           seen: Optional[first_seen.Seen] = None) -> dict[str, Decision]:
     """id -> the decision for each lone autosave that is superseded (see the module): a
-    deletion when the store has held it :data:`MIN_AGE` and nothing protects it, else a keep
+    deletion when the store has held it :data:`MIN_AGE`, by its dates and by its first-seen
+    mark (``seen``; None: none kept, so none retired), and nothing protects it, else a keep
     that says why it waits. ``described``: the folder's checkpoints and autosaves with their
     sidecars; ``now``: this machine's clock (seconds since the epoch)."""
     if not policy.active:
@@ -99,9 +103,13 @@ def retire(lone: Sequence[RemoteEntry], described: Sequence[Described],
         if newer is None:
             continue
         age = now - arrived(entry)
-        if entry.created > 0 and age >= MIN_AGE:
+        old = entry.created > 0 and age >= MIN_AGE
+        wait, age = waits(entry, seen, now) if old else (None, age)
+        if old and wait is None:
             why, keep = (f"lone autosave: no sidecar on the store, {newer.name} is further on "
                          f"and verified, and this file reached the store {_ago(age)} ago"), False
+        elif wait is not None:
+            why, keep = f"autosave without a sidecar on the store: {wait}", True
         else:
             why, keep = ("autosave without a sidecar on the store: retired once the store has "
                          f"held it {_ago(MIN_AGE)} (its sidecar may be on its way)"), True

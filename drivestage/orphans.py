@@ -29,7 +29,10 @@ An orphan ``X.json`` is retired only when all of these hold:
     that would be the newest of its run, the best or an every-E epoch keeps its sidecar;
   - or *old*: the store has held the sidecar, as it is, for :data:`MIN_AGE` at least (a day;
     :func:`arrived`; only on a store that stamps arrivals itself, Drive: a directory's mtimes
-    are what the copy tool set): an upload that sent the sidecar first (Drive for desktop, rclone) has
+    are what the copy tool set), and it was first seen by a retention pass as long ago (its
+    first-seen mark, :mod:`drivestage.first_seen`: a client may set Drive's dates, and
+    ``rclone copy -M`` of a year-old run folder sent a sidecar that looked a year old on
+    arrival; until then the plan keeps it, saying since when it was seen): an upload that sent the sidecar first (Drive for desktop, rclone) has
     long delivered its checkpoint or never will. Its checkpoint is gone whatever the policy
     would do with it, so the sidecar keeps nothing: the quota it takes and a listing that
     ranks checkpoints by their sidecars are all it still costs. (A sidecar that is the only
@@ -57,7 +60,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
-from drivestage import lineage, sidecar
+from drivestage import first_seen, lineage, sidecar
 from drivestage.retention import AUTOSAVE, CHECKPOINT, OTHER, SIDECAR, Candidate, Decision, \
     Plan, RetentionPolicy, plan
 from drivestage.sidecar import Described, Sidecar
@@ -101,11 +104,11 @@ MIN_AGE = 24 * 3600.0
 
 def arrived(entry: RemoteEntry) -> float:
     """When the store received ``entry`` as it is now, as late as its times allow: the later
-    of Drive's createdDate and modifiedDate. Drive stamps createdDate on arrival, and the v2
-    API (drivestage's, PyDrive2's) cannot set it; modifiedDate is the one an uploader that
-    keeps mtimes sets (Drive for desktop, rclone: a sidecar sent today may say a year ago),
-    and the later one when the file changed in place. A store without creation times (a
-    directory: 0) has its mtime."""
+    of Drive's createdDate and modifiedDate (the later one when the file changed in place).
+    Drive stamps both on arrival unless the client sets them (rclone ``-M``, Drive for
+    desktop: a sidecar sent today may say a year ago), so an age by these alone never
+    retires a file: its first-seen mark must be as old (:func:`waits`). A store without
+    creation times (a directory: 0) has its mtime."""
     return max(entry.created, entry.modified)
 
 
@@ -147,6 +150,21 @@ def _left_by_record(orphan: Orphan, described: Iterable[Described]) -> Optional[
     return next((d for d in checkpoints if record is not None and d.name == record.key), None)
 
 
+def waits(entry: RemoteEntry, seen: Optional[first_seen.Seen],
+          now: float) -> tuple[Optional[str], float]:
+    """Why ``entry``, old by its dates (:func:`arrived`), waits still (None: it may go), and
+    how long the store has held it at least (since the later of its dates and its mark): it
+    waits while its first-seen mark (``seen``, written by the first pass that asks) is not
+    :data:`MIN_AGE` old, or where none can be kept (no ``seen``: a caller keeping none)."""
+    at = seen(entry) if seen is not None else None
+    if at is None:
+        return "its first-seen mark could not be written on the store, so it is kept", 0.0
+    held = now - max(at, arrived(entry))
+    if now - at < MIN_AGE:
+        return f"first seen {first_seen.when(at)}; retired {_ago(MIN_AGE)} after", held
+    return None, held
+
+
 def _ago(seconds: float) -> str:
     """An age in whole hours (whole days from three days on), rounded down."""
     hours = int(seconds // 3600)
@@ -156,16 +174,19 @@ def _ago(seconds: float) -> str:
 def retire(decided: Plan, candidates: Sequence[Candidate], described: Sequence[Described],
            orphans: Sequence[Orphan], policy: RetentionPolicy, *, protect: Iterable[str] = (),
            also_keep: Optional[Mapping[str, Iterable[str]]] = None,
-           now: Optional[float] = None) -> Plan:
+           now: Optional[float] = None, seen: Optional[first_seen.Seen] = None) -> Plan:
     """``decided`` (the plan of ``candidates``) with the orphans that may go deleted: each
-    one's decision becomes a delete, labelled as an orphan's retirement. ``now``: this
-    machine's clock (seconds since the epoch), against which an orphan's age is measured."""
+    one's decision becomes a delete, labelled as an orphan's retirement; one old by its
+    dates whose first-seen mark is not yet (``seen``, :mod:`drivestage.first_seen`; None:
+    none kept, so none retired by age) is kept saying since when. ``now``: this machine's
+    clock (seconds since the epoch), against which an orphan's age is measured."""
     if not policy.active:
         return decided
     now = time.time() if now is None else now
     protect = list(protect)
     pinned = set(protect) | {n for names in (also_keep or {}).values() for n in names}
     retired: dict[str, Decision] = {}
+    kept: dict[str, str] = {}   # id -> why an orphan old by its dates waits
     for orphan in orphans:
         if orphan.entry.md5 is None:
             continue
@@ -188,20 +209,28 @@ def retire(decided: Plan, candidates: Sequence[Candidate], described: Sequence[D
                 continue
         # Old: whatever supersedes it or not. Only on a store that stamps arrivals itself
         # (Drive's createdDate): a directory's mtimes are the writer's word (cp -p, rsync -t
-        # give a file sent today last year's). A clock behind the store's gives a negative
-        # age (kept); one far ahead would age every orphan, which the re-check does not catch.
+        # give a file sent today last year's). A client may set Drive's dates too (rclone
+        # -M), so the first-seen mark must be as old (waits). A clock behind the store's
+        # gives a negative age (kept); one far ahead writes marks that other machines take
+        # for planted (written again) but that ages every orphan for itself.
         age = now - arrived(orphan.entry)
         if orphan.entry.created > 0 and age >= MIN_AGE and not {orphan.checkpoint, orphan.entry.name,
                                    orphan.entry.id} & pinned:
+            why, age = waits(orphan.entry, seen, now)
+            if why is not None:
+                kept[orphan.entry.id] = f"orphan sidecar: {orphan.checkpoint} is not here; {why}"
+                continue
             retired[orphan.entry.id] = Decision(
                 orphan.entry.name, False,
                 f"orphan sidecar: {orphan.checkpoint} is not here, and this sidecar reached the "
                 f"store {_ago(age)} ago", orphan.entry.size, orphan.entry.id, SIDECAR,
                 orphan_md5=orphan.entry.md5)
-    if not retired:
+    if not retired and not kept:
         return decided
     return dataclasses.replace(decided, decisions=tuple(
-        retired[d.id] if d.kind == OTHER and d.id in retired else d for d in decided))
+        retired[d.id] if d.kind == OTHER and d.id in retired
+        else dataclasses.replace(d, reason=kept[d.id]) if d.kind == OTHER and d.id in kept
+        else d for d in decided))
 
 
 def still_orphan(decision: Decision, listing: Iterable[RemoteEntry]) -> bool:

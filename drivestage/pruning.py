@@ -17,7 +17,7 @@ import dataclasses
 import logging
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
-from drivestage import lineage, lone_autosaves, orphans, sidecar
+from drivestage import first_seen, lineage, lone_autosaves, orphans, sidecar
 from drivestage.errors import (KeptMovedError, LeftAloneError, NotFoundError,
                                QuotaExceededError, UsageError)
 # The folder's view lives in its own module; its names stay importable from here.
@@ -106,20 +106,22 @@ def newest_verified_ids(store: RemoteStore, remote: Listing, policy: RetentionPo
 
 
 def plan_folder(folder: FolderView, policy: RetentionPolicy, *, protect: Iterable[str] = (),
-                also_keep: Optional[Mapping[str, Iterable[str]]] = None) -> Plan:
+                also_keep: Optional[Mapping[str, Iterable[str]]] = None,
+                seen: Optional[first_seen.Seen] = None) -> Plan:
     """The plan of the folder (:func:`drivestage.retention.plan`), with the orphan sidecars
     and the lone autosaves that may go retired (:func:`drivestage.orphans.retire`,
-    :func:`drivestage.lone_autosaves.retire`)."""
+    :func:`drivestage.lone_autosaves.retire`). ``seen``: their first-seen marks
+    (:func:`drivestage.first_seen.on`); without it none is retired by age."""
     protect = list(protect)
     if folder.foreign:
         also_keep = {**(also_keep or {}), FOREIGN: folder.foreign}
     lone = lone_autosaves.retire(folder.lone, folder.described, policy, protect=protect,
-                                 also_keep=also_keep)
+                                 also_keep=also_keep, seen=seen)
     # (Planned as the folder will be: a retired autosave counts against no budget.)
     candidates = lone_autosaves.without(folder.candidates, lone)
     decided = plan(candidates, policy, protect=protect, also_keep=also_keep)
     decided = orphans.retire(decided, candidates, folder.described, folder.orphans, policy,
-                             protect=protect, also_keep=also_keep)
+                             protect=protect, also_keep=also_keep, seen=seen)
     return lone_autosaves.insert(decided, lone)
 
 
@@ -417,7 +419,8 @@ def prune(dest: Where, policy: RetentionPolicy, *, store: Optional[RemoteStore] 
                 listing.setdefault(e.name, []).append(e)
         folder = view(target, listing, {}, policy, cache)
         decision = plan_folder(folder, policy, protect=patterns(protect), also_keep={
-            "newest verified": newest_verified_per_run(folder, policy)})
+            "newest verified": newest_verified_per_run(folder, policy)},
+            seen=first_seen.on(target, write=not dry_run))
         if not dry_run:
             apply(target, decision, root, use_trash, twins=folder.twins, confirm=True)
         return decision

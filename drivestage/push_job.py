@@ -7,8 +7,8 @@ import threading
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Optional, Sequence
 
-from drivestage import extra, other_runs, pool, pruning, push_room, run_folders, sidecar, \
-    snapshots
+from drivestage import extra, first_seen, other_runs, pool, pruning, push_room, run_folders, \
+    sidecar, snapshots
 from drivestage.errors import MovedAwayError, NotFoundError, PermissionDeniedError, \
     QuotaExceededError, UsageError
 from drivestage.local_tree import LocalFile, LocalTree, say_special, walk
@@ -164,7 +164,8 @@ class PushJob:
         never pruned by the push that sends it (:func:`~drivestage.retention.just_written`)."""
         fresh = just_written(folder.candidates, self.policy, local)
         return pruning.plan_folder(folder, self.policy, protect=self.protect,
-                                   also_keep={"just written": fresh})
+                                   also_keep={"just written": fresh},
+                                   seen=first_seen.on(self.store))
 
     def _is_checkpoint(self, lf: LocalFile, paired: Mapping[str, str]) -> bool:
         """Replaced by a new file rather than overwritten (see the module's doc); ``paired``:
@@ -291,7 +292,8 @@ class PushJob:
                 try:
                     return to(self.remote_folder[lf.folder_rel])
                 except MovedAwayError as moved:
-                    home = at_path(self.store, self.path, self.remote_folder, moved.parents, lf.folder_rel)
+                    home = at_path(self.store, self.path, self.remote_folder, moved.parents,
+                                   lf.folder_rel)
                     if home is not None:  # a dedupe's move: updated where the path leads
                         return to(home)
                     # The user's: updated by id, their other folder got these bytes.
@@ -452,13 +454,13 @@ class PushJob:
         if self._held_back(decision):
             return
         # What the plan keeps is read first (a listing that lags showed a checkpoint the
-        # user had just trashed: keep_last kept it and deleted every other one), but what
-        # this push wrote into DEST itself; a copy it removed (an unchanged file's older
-        # copy, repaired) is read as the copy the repair kept.
+        # user had just trashed: keep_last kept it and deleted every other one); a copy it
+        # removed (an unchanged file's older copy, repaired) is read as the copy the repair
+        # kept, and what it sent as the copy it sent.
         decision = pruning.kept_instead(decision, {e.id: kept for lf, kept, olds in
                                                    self.copies.repairs if not lf.folder_rel
                                                    for e in olds})
-        # What it sent, as sent (not as listed: the old copies, gone by its own hand).
+        # (Not as listed: its old copies, gone by this push's hand.)
         decision = pruning.sent_instead(decision, {n: e for (f, n), e in self.copies.sent.items()
                                                    if not f})
         self.result.pruned += pruning.apply(self.store, decision, self.remote_folder[""],

@@ -119,6 +119,20 @@ def same_content(stamp: Stamp, entry: RemoteEntry) -> bool:
         not entry.sha256
 
 
+def verified_sha256(stamp: Optional[Stamp], entry: RemoteEntry, checksum: str
+                    ) -> Optional[str]:
+    """The SHA-256 that vouches for the copy of ``entry``, which its stamp keeps and the
+    summary names: Drive's, when this run verified the bytes with it (``checksum``) or Drive
+    lists no md5 (the version's mark: :func:`same_content`); when this run hashed nothing, the
+    one ``stamp`` (of the same content) keeps. None where the md5 verified them: a summary
+    named Drive's md5 for bytes verified by SHA-256, an md5 never checked (attackpull33)."""
+    if entry.sha256 and (checksum == "sha256" or not entry.md5):
+        return entry.sha256.lower()
+    kept = stamp.get("sha256") if stamp is not None and not checksum and \
+        same_content(stamp, entry) else None
+    return kept if isinstance(kept, str) else None
+
+
 def own_records(basis: Optional[Stamp], entry: RemoteEntry, action: str
                ) -> list[MemberRecord]:
     """The records of ``entry``'s own extraction (a stamp of the same md5: its ``members``

@@ -46,7 +46,7 @@ from drivestage.sizes import check_space, format_size
 from drivestage.stage_decide import NAME_MAX as NAME_MAX  # re-exported
 from drivestage.stage_decide import Local as Local  # re-exported
 from drivestage.stage_decide import decide as decide  # re-exported
-from drivestage.stage_decide import own_records, put_since, same_content
+from drivestage.stage_decide import own_records, put_since, same_content, verified_sha256
 from drivestage.stage_decide import safe_name as safe_name  # re-exported
 from drivestage.stage_extraction import Extraction, in_place, recorder, remove_archive, \
     settle_journals, shadowed
@@ -87,6 +87,9 @@ class PullResult:
     #: What this run verified the bytes with ("md5" or "sha256": :mod:`drivestage.checksums`);
     #: "" when it hashed nothing (a stamp vouched for the copy).
     checksum: str = ""
+    #: The SHA-256 that verified the bytes (this run, or when they were staged: the stamp's);
+    #: None where their md5 did.
+    sha256: Optional[str] = None
     member_paths: list[str] = field(default_factory=list, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -270,6 +273,7 @@ class FileStager:
             result.archive_removed = self.extract and (
                 remove_archive(self.dest, target, basis) if removing else
                 basis.get("removed") is True and not os.path.lexists(target))
+            result.sha256 = verified_sha256(basis, entry, "")
             return result
         if entry.no_download and action not in ("verified", "extract"):
             # Only where bytes must come from Drive: a copy staged before (a notebook's
@@ -343,7 +347,9 @@ class FileStager:
             carried = carried and bool(extracted)
             if unpacking is not None:
                 held = unpacking.dl.placed   # the file downloaded, checked in place
-            stamp = self._downloaded(name, entry, target, previous, extracted, held)
+            stamp = self._downloaded(name, entry, target, previous, extracted, held,
+                                     verified_sha256(basis if action == "extract" else None,
+                                                     entry, checksum))
             members: list[str] = []
             kept = 0
             if carried:
@@ -370,7 +376,7 @@ class FileStager:
         result = self._result(entry, target, action, fetched=fetched, resumed=resumed,
                               members=members, extracted=self.extract)
         result.checksum, result.members_kept = checksum, kept
-        result.archive_removed = gone
+        result.archive_removed, result.sha256 = gone, stamp.get("sha256")
         return result
 
     def _extract_bar(self, entry: RemoteEntry, target: str) -> Optional[Callable[[int], None]]:
@@ -382,7 +388,8 @@ class FileStager:
 
     def _downloaded(self, name: str, entry: RemoteEntry, target: str,
                     previous: list[Stamp], extracted: list[MemberRecord],
-                    held: Optional[os.stat_result] = None) -> Stamp:
+                    held: Optional[os.stat_result] = None,
+                    sha256: Optional[str] = None) -> Stamp:
         """The stamp of the copy now at ``target``, written before any extraction: it carries
         the records of every earlier version's members (``stale``), so that a pull killed
         from here on still removes them once the new members are in place; the earlier
@@ -392,15 +399,16 @@ class FileStager:
         file found at the target and verified (its descriptor's identity), or downloaded
         and checked in place: the stamp is of it. Taken by name, a file of the same size
         renamed over it since got the stamp: the rerun took it for the staged copy
-        (`already staged` for good; with -x, its members extracted unverified: attackz26)."""
+        (`already staged` for good; with -x, its members extracted unverified: attackz26).
+        ``sha256``: the SHA-256 that verified the bytes, kept (None: their md5 did)."""
         # Each record once: one carried as a member is also stale here.
         stale = list({tuple(m.to_json()): m for s in previous for key in ("members", "stale")
                       for m in stamps.records(s, key)}.values())
         stamp = stamps.new(src=self.src, file_id=entry.id, name=name, remote_name=entry.name,
                            parent_id=entry.parent_id, md5=entry.md5, size=entry.size,
                            mtime_ns=(held or os.stat(target)).st_mtime_ns, stale=stale)
-        if not entry.md5 and entry.sha256:   # (the version's mark: stage_decide.same_content)
-            stamp["sha256"] = entry.sha256.lower()
+        if sha256:   # what verified the bytes (stage_decide.verified_sha256)
+            stamp["sha256"] = sha256
         self._note_access(stamp, entry)
         vouched = source_identity(self.store, entry)
         if vouched is not None:

@@ -55,9 +55,9 @@ def move_staged(old: str, new: str, only: Optional[Collection[str]] = None) -> M
     and re-checks it with one call, as it would have in ``old``. ``only``: the SRCs (as
     the pulls were given them) whose copies move; None: every one. A copy whose name
     ``new`` holds already is removed only where that file is a staged copy of the same
-    bytes; else both stay. ``old``'s state folder goes once it is empty (a stamp whose copy
-    is gone is dropped). Copies that changed since they were staged, and files no pull
-    staged, stay as they are. ``new`` on another file system: each copy is copied there,
+    bytes, or of another version of the same Drive file; else both stay. ``old``'s state
+    folder goes once it is empty (a stamp whose copy is gone is dropped). Copies that
+    changed since they were staged, and files no pull staged, stay as they are. ``new`` on another file system: each copy is copied there,
     then removed; ``new`` the same folder as ``old`` (a link to it): nothing moves."""
     out = Moved()
     old, new = os.path.abspath(old), os.path.abspath(new)
@@ -125,8 +125,8 @@ def _move_one(old: str, new: str, name: str, stamp: Stamp, out: Moved) -> None:
     if os.path.lexists(target):
         there = _found(new, name, now)
         if there is not None and _unlike(target, there) is None:
-            # The same bytes staged there already (moved before, then staged here again
-            # by an older caller): this copy is only a duplicate.
+            # The same file staged there already (moved before, then staged here again
+            # by an older caller; its bytes, or another version): this copy is a duplicate.
             if not member:
                 if _changed(source, seen, out):
                     return
@@ -221,12 +221,14 @@ def _copy(source: str, target: str, seen: Optional[_Ident]) -> None:
 
 
 def _found(dest: str, name: str, like: Stamp) -> Optional[Stamp]:
-    """The stamp in ``dest`` of a copy of ``like``'s bytes (same md5 and size) at ``name``."""
-    for stamp in stamps.of(dest, name):
-        if stamp.get("md5") == like.get("md5") and stamp.get("size") == like.get("size") \
-                and _plain(stamp):
-            return stamp
-    return None
+    """The stamp in ``dest`` of a copy at ``name`` that stands for ``like``'s: of its bytes
+    (same md5 and size), else of another version of the same Drive file (same id: the pull
+    there brings Drive's version, as it would have in the old folder; left, the old copy
+    stayed in the dataset's tree for good: attackpull34)."""
+    found = [s for s in stamps.of(dest, name) if _plain(s)]
+    same = [s for s in found if s.get("md5") == like.get("md5") and
+            s.get("size") == like.get("size")]
+    return next(iter(same or [s for s in found if s.get("id") == like.get("id")]), None)
 
 
 def _unlike(path: str, stamp: Stamp) -> Optional[str]:
@@ -243,9 +245,10 @@ def _unlike(path: str, stamp: Stamp) -> Optional[str]:
     if st.st_size != stamp.get("size") or \
             not same_mtime(st.st_mtime_ns, stamp.get("mtime_ns"), stamp.get("_shown_ns")):
         return "it changed since it was staged"
-    # Drive's md5; a file Drive lists without one was verified by its SHA-256 (its stamp's).
-    algo, want = ("md5", stamp.get("md5")) if stamp.get("md5") else \
-        ("sha256", stamp.get("sha256"))
+    # What verified the bytes: the stamp's SHA-256 where it keeps one (Drive listed no md5,
+    # or the pull verified by it: an md5 that lied left such a copy behind), else the md5.
+    algo, want = ("sha256", stamp.get("sha256")) if stamp.get("sha256") else \
+        ("md5", stamp.get("md5"))
     if not isinstance(want, str) or not want:
         return "its stamp holds no checksum of it"
     try:
@@ -273,8 +276,22 @@ def _digest(fd: int, algo: str) -> str:
 
 
 def _remove_if_empty(folder: str) -> None:
-    """``folder``'s state folder removed when nothing is left in it."""
+    """``folder``'s state folder removed when nothing is left in it but the lock files of
+    copies no one holds: a move (or a pull) killed as it let a copy's lock go leaves that
+    file, and the state folder (the trainer's ``weights/`` with it) stayed for good
+    (attackpull34). Each goes as its holder's would (taken without waiting, then removed);
+    one held, the merge lock (``.flock``), or anything else there keeps the folder."""
+    state = os.path.join(folder, STATE_DIR)
     try:
-        os.rmdir(os.path.join(folder, STATE_DIR))   # only an empty one
+        names = os.listdir(state)
+    except OSError:
+        return
+    if not all(n.endswith(".lock") for n in names):
+        return
+    for name in names:
+        with state_lock(folder, name, None, transient=True):
+            pass   # (taken: removed as its block ends; held by another: it stays)
+    try:
+        os.rmdir(state)   # only an empty one
     except OSError:
         pass

@@ -14,7 +14,7 @@ from drivestage import partials, stamps, temps
 from drivestage.errors import DownloadRestrictedError, DuplicateNameError, NotFoundError, \
     RemoteError, ShortcutCycleError, UsageError
 from drivestage.extract.validation import is_reserved
-from drivestage.local_tree import say_special
+from drivestage.local_tree import say_links, say_special
 from drivestage.localdir import LocalDirStore
 from drivestage.paths import exclude_pattern, matches
 from drivestage.pool import each
@@ -125,12 +125,17 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
 
 def _say_special(store: LocalDirStore, folder: RemoteEntry, include: Sequence[str],
                  exclude: Sequence[str]) -> None:
-    """The FIFOs, sockets and devices of a local folder pulled that the globs select, said
-    once (its listings left them out)."""
+    """The FIFOs, sockets and devices of a local folder pulled that the globs select, and its
+    links leading outside it or nowhere, said once (its listings left them out)."""
     top = folder.id + "/" if folder.id else ""
-    inside = sorted(rel[len(top):] for rel in store.special if rel.startswith(top))
-    say_special([rel for rel in inside if not matches(rel, exclude) and
-                 (not include or matches(rel, include))], store.describe(folder), "copy")
+
+    def chosen(found: list[str]) -> list[str]:
+        inside = sorted({rel[len(top):] for rel in found if rel.startswith(top)})
+        return [rel for rel in inside if not matches(rel, exclude) and
+                (not include or matches(rel, include))]
+
+    say_special(chosen(store.special), store.describe(folder), "copy")
+    say_links(chosen(store.links_out), store.describe(folder))
 
 
 def _staged(child: RemoteEntry, name: str, folder: str, extract: bool = False) -> bool:

@@ -67,6 +67,9 @@ class RemoteEntry:
     #: app set, :mod:`drivestage.drive.store_folders`): a push of a folder above leaves it
     #: to its run even on a machine with no record of it (:mod:`drivestage.run_folders`).
     run_mark: bool = field(default=False, compare=False)
+    #: The value of the file's first-seen mark as the listing showed it (Drive: the PUBLIC
+    #: property :data:`SEEN_MARK`; :mod:`drivestage.first_seen`), None where it showed none.
+    seen_mark: Optional[str] = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.is_dir and self.has_content:
@@ -175,6 +178,14 @@ class RemoteStore(abc.ABC):
         mirror's store lives for days, and a folder asked once, unmarked then, was a plain
         folder to every later period, though a run marked it since and put its checkpoints
         there (attacksync34). Nothing, where none is kept."""
+
+    def first_seen(self, entry: RemoteEntry, now: float, write: bool = True) -> Optional[float]:
+        """When retention first saw ``entry`` as one it may retire, by the mark the store
+        keeps on the file (:mod:`drivestage.first_seen`): where it has none (or one that is
+        no time before ``now``), ``now`` is written as it (``write`` False: taken, not
+        written). None where no mark can be kept: the file is kept. The default: a store
+        that keeps no marks (a directory, where nothing is retired by age)."""
+        return None
 
     def forget_folders(self, walk: bool = False) -> None:
         """Drop the path -> folder ids this store remembers, so the next path resolves as in

@@ -27,3 +27,19 @@ def child_env(emulator: Any) -> dict[str, str]:
     millisecond, without jitter)."""
     return dict(os.environ, DRIVESTAGE_API_ROOT=emulator.url, DRIVESTAGE_TOKEN="test-token",
                 DRIVESTAGE_RETRY_BASE="0.001", DRIVESTAGE_RETRY_JITTER="0")
+
+
+def summed(data: bytes) -> str:
+    """What a pull's summary names for ``data`` it verified, downloaded here from the emulator
+    (Drive's md5 and SHA-256 both right): the checksum this machine verifies with
+    (:func:`drivestage.checksums.choose`) and its value, as in ``sha256 9a07…``."""
+    import hashlib
+
+    from drivestage.checksums import choose
+    from drivestage.store import RemoteEntry
+
+    check = choose(RemoteEntry(id="-", name="-", is_dir=False, size=len(data),
+                               md5=hashlib.md5(data).hexdigest(),
+                               sha256=hashlib.sha256(data).hexdigest()))
+    assert check is not None
+    return f"{check.name} {check.expected}"

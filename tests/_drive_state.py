@@ -11,3 +11,13 @@ def live_md5s(emu, folder: str) -> dict:
             continue
         out.setdefault(f["title"], []).append(f.get("md5Checksum"))
     return {k: sorted(v, key=str) for k, v in out.items()}
+
+
+def held_since(emu, file_id: str, when: float, *, seen: bool = True) -> None:
+    """Drive received ``file_id`` at ``when`` (its createdDate and modifiedDate, as Drive
+    stamps them on arrival) and, with ``seen``, a retention pass first saw it then (its
+    first-seen mark, :mod:`drivestage.first_seen`, as that pass wrote it)."""
+    if seen:   # (first: a files.patch of properties is a change, dated now)
+        emu.set_properties(file_id, [{"key": "drivestage-seen", "value": str(int(when)),
+                                      "visibility": "PUBLIC"}])
+    emu.store.update(file_id, created=when, modified=when)

@@ -19,7 +19,7 @@ import pytest
 
 from _checkpoints import RUN, save
 from _cli import ok, run
-from _drive_state import live_md5s
+from _drive_state import held_since, live_md5s
 
 FOLDER = "Models/logs"
 T0 = 1764600000.0
@@ -43,7 +43,7 @@ def _arrived(emu, name: str, ago: float) -> None:
     """Drive received ``name`` ``ago`` seconds ago (its createdDate and modifiedDate, as Drive
     stamps them on arrival)."""
     when = time.time() - ago
-    emu.store.update(_id(emu, name), created=when, modified=when)
+    held_since(emu, _id(emu, name), when)
 
 
 def _set_modified(emu, name: str, when: float) -> None:

@@ -6,10 +6,10 @@ from a file's birth time on a fresh upload (its metadata "btime … only writabl
 uploads", with ``--metadata``) and modifiedTime from its mtime. The emulator stamped both
 with the time of arrival whatever the client sent; it now keeps them, as Drive does.
 
-drivestage's retention takes the later of the two for when Drive received a file
-(``orphans.arrived``: "Drive stamps createdDate on arrival … the v2 API cannot set it"), so a
-sidecar an uploader sends first with dates a year old looks a year old the moment it lands:
-the stated limit below, for the lead (fidelity34's report).
+drivestage's retention took the later of the two for when Drive received a file, so a
+sidecar an uploader sends first with dates a year old looked a year old the moment it landed
+and went as an orphan at once (fidelity34's strict xfail; fixed by arrival34: a first-seen
+mark, :mod:`drivestage.first_seen`; more in tests/test_arrival34_first_seen.py).
 """
 from __future__ import annotations
 
@@ -49,9 +49,6 @@ def test_a_new_file_keeps_the_dates_its_client_gave(emulator, env, tmp_path):
     assert (again["createdDate"], again["modifiedDate"]) == (YEAR_AGO, YEAR_AGO)
 
 
-@pytest.mark.xfail(strict=True, reason="fidelity34, the stated limit: a sidecar sent now with "
-                   "a year-old createdDate (rclone --metadata) is taken for one Drive has held "
-                   "a year, and retired while its checkpoint may still be on its way")
 def test_a_sidecar_sent_first_with_old_dates_is_kept_while_its_checkpoint_comes(
         emulator, env, tmp_path):
     """Machine B's rclone --metadata sends the small sidecar first; a prune on this machine

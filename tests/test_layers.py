@@ -20,7 +20,7 @@ LAYERS = [
     ["errors"],
     ["sizes", "paths", "temps", "localfs", "lost_mounts", "heap", "interrupts", "pool", "cpuload",
      "held_signals"],
-    ["store", "sidecar"],
+    ["store", "sidecar", "first_seen"],
     ["retention_policy", "retention_plan", "lineage"],
     ["retention_order"],
     ["lockdir", "state", "retention", "create_ids"],

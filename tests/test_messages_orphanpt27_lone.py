@@ -9,6 +9,7 @@ import time
 
 from _checkpoints import RUN, save, sidecar_json
 from _cli import ok
+from _drive_state import held_since
 from _messages import log_text, renders, shown
 
 FOLDER = "Models/logs"
@@ -26,7 +27,7 @@ def _lone_then_newer(emulator, tmp_path, ago: float) -> bytes:
     save(str(newer), "autosave_00000003", 0, T0 + 3, run=RUN, saved=T0 + 3)
     ok("push", str(newer), f"drive:{FOLDER}")
     when = time.time() - ago
-    emulator.store.update(emulator.find(f"{FOLDER}/{LONE}")["id"], created=when, modified=when)
+    held_since(emulator, emulator.find(f"{FOLDER}/{LONE}")["id"], when)
     return (cut / LONE).read_bytes()
 
 

@@ -7,6 +7,7 @@ import threading
 
 from _checkpoints import RUN, save
 from _cli import ok
+from _drive_state import held_since
 from _messages import log_text, renders, shown
 
 FOLDER = "Models/logs"
@@ -99,8 +100,7 @@ def test_prune_dry_run_shows_an_old_orphans_retirement(emulator, drive_env, loca
     ok("push", str(tmp_path / "a"), f"drive:{FOLDER}")
     emulator.store.delete(emulator.find(f"{FOLDER}/epoch_003.pt")["id"])
     then = time.time() - 2 * 24 * 3600
-    emulator.store.update(emulator.find(f"{FOLDER}/epoch_003.json")["id"], created=then,
-                          modified=then)
+    held_since(emulator, emulator.find(f"{FOLDER}/epoch_003.json")["id"], then)
     out = ok("prune", f"drive:{FOLDER}", "--keep-last", "1", "--dry-run")
     line = next(row for row in out.splitlines() if "epoch_003.json" in row)
     shown("orphan sidecar: … is not here, and this sidecar reached the store … ago", line)

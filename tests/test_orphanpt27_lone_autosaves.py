@@ -28,7 +28,7 @@ import pytest
 
 from _checkpoints import RUN, save
 from _cli import ok, run
-from _drive_state import live_md5s
+from _drive_state import held_since, live_md5s
 from _kill import sigkill_when
 from _proxy import Proxy
 
@@ -60,7 +60,7 @@ def _arrived(emu, name: str, ago: float) -> None:
     """Drive received ``name`` ``ago`` seconds ago (createdDate and modifiedDate, as Drive
     stamps them on arrival)."""
     when = time.time() - ago
-    emu.store.update(_id(emu, name), created=when, modified=when)
+    held_since(emu, _id(emu, name), when)
 
 
 def _row(out: str, name: str) -> tuple[str, str]:
@@ -364,8 +364,7 @@ def test_in_a_shared_drive_where_this_account_may_not_delete_it_stays_without_an
     newer = _pair(tmp_path / "v", 3)
     ok("push", str(tmp_path / "v"), spec)
     when = time.time() - DAY - 3600
-    emulator.store.update(emulator.find("logs/" + LONE, drive_id=team)["id"], created=when,
-                          modified=when)
+    held_since(emulator, emulator.find("logs/" + LONE, drive_id=team)["id"], when)
     emulator.set_drive_role(team, "writer")
     code, out, err = run("prune", spec, "--keep-last", "1")
     assert code == 0, err

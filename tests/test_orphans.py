@@ -88,7 +88,8 @@ def _alone(orphan: orphans.Orphan, now: float, protect=(), policy=POLICY):
     """``orphan`` retired or not at ``now`` (a fake clock), with no other checkpoint."""
     files = [Candidate(orphan.entry.name, 100, orphan.entry.modified, id="j")]
     decided = plan(files, policy)
-    out = orphans.retire(decided, files, [], [orphan], policy, protect=protect, now=now)
+    out = orphans.retire(decided, files, [], [orphan], policy, protect=protect, now=now,
+                         seen=orphans.arrived)   # (first seen on arrival)
     return next(d for d in out if d.id == "j")
 
 

@@ -149,7 +149,8 @@ def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optiona
                    f"({counts or 'none'}{skipped}), {format_size(result.size)}{extra}, "
                    f"{result.seconds:.1f}s", err=True)
         return
-    what = {"cached": "already staged", "verified": "already there, md5 verified",
+    what = {"cached": "already staged",
+            "verified": f"already there, {result.checksum or 'md5'} verified",
             "extract": "extracted", "resume": "resumed and verified",
             "update": "updated and verified", "download": "downloaded and verified"}
     if os.path.dirname(result.path) != result.dest:  # a local archive, extracted where it lies
@@ -163,7 +164,10 @@ def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optiona
             what = {k: f"{v} and {result.checksum} verified" if k in ("resume", "update",
                                                                     "download") else v
                     for k, v in what.items()}
-    summed = f"md5 {result.md5}" if result.md5 else "no md5 on Drive"
+    # The checksum that verified the bytes: Drive's md5 was named for bytes verified by their
+    # SHA-256, an md5 never checked (a server whose md5 lied).
+    summed = "no md5 on Drive" if not result.md5 else f"sha256 {result.sha256}" \
+        if result.sha256 else f"md5 {result.md5}"
     extra = _members_said([result]) + (", archive removed" if result.archive_removed else "")
     click.echo(f"{where}: {what.get(result.action, result.action)} "
                f"({format_size(result.size)}, {summed}{extra}, {result.seconds:.1f}s)",
@@ -184,7 +188,7 @@ def _members_said(files: list[PullResult]) -> str:
     return "".join(", " + part for part in said)
 
 
-_FOLDER_ACTIONS = {"cached": "already staged", "verified": "already there (md5 verified)",
+_FOLDER_ACTIONS = {"cached": "already staged", "verified": "already there (verified)",
                    "extract": "extracted", "resume": "resumed", "update": "updated",
                    "download": "downloaded"}
 

@@ -10,6 +10,7 @@ from typing import Any, Mapping, Optional, TypeGuard
 
 from drivestage.drive.sessions import printable_excerpt
 from drivestage.errors import MalformedAnswerError
+from drivestage.first_seen import SEEN_MARK
 from drivestage.paths import plain_id, printable
 from drivestage.store import Quota, RemoteEntry
 
@@ -174,7 +175,9 @@ def entry_from_resource(res: Mapping[str, Any], where: str = "") -> DriveEntry:
         read_only=read_only,
         kind=mime, removable=removable, drive_id=res.get("driveId") or res.get("teamDriveId"),
         drive_top=mime == FOLDER_MIME and not parents and _drive_top(res),
-        run_mark=mime == FOLDER_MIME and run_marked(res))
+        run_mark=mime == FOLDER_MIME and run_marked(res), seen_mark=next(
+            (str(p.get("value")) for p in res.get("properties") or () if isinstance(p, Mapping)
+             and p.get("key") == SEEN_MARK and p.get("visibility") == "PUBLIC"), None))
 
 
 def unverifiable_message(where: str) -> str:

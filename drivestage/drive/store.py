@@ -91,6 +91,7 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
         self._above: dict[str, Optional[str]] = {}  # folder id -> its parent (lineage)
         self._marks_asked: dict[str, bool] = {}  # folder id -> its mark, read of it alone
         self._item_drives: dict[str, str] = {}  # item id -> its shared drive, as last read
+        self._seen: dict[str, Optional[float]] = {}  # file id -> its first-seen mark
         self.creates = ids.Creates(transport, api_root)  # the ids new files are made with
         self._init_deletes()
 

@@ -17,6 +17,9 @@ own app. The properties go with the folder's ``files.insert`` where a run's push
 then read back (:meth:`FolderMaking.mark_run_folder`); listings and gets show them
 (:attr:`~drivestage.store.RemoteEntry.run_mark`). ``drivestage runs forget`` removes both
 (``properties.delete``; another app's PRIVATE one only that app can remove).
+
+**The first-seen mark** (:mod:`drivestage.first_seen`) of a file retention waits on is a
+PUBLIC property too (:meth:`FolderMaking.first_seen`).
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from drivestage.drive.resources import RUN_MARK, DriveEntry, run_marked
 from drivestage.drive.transport import Transport
 from drivestage.errors import DanglingShortcutError, DriveStageError, MalformedAnswerError, \
     NotFoundError, PermissionDeniedError, UsageError
+from drivestage import first_seen
 from drivestage.store import RemoteEntry
 
 log = logging.getLogger("drivestage.drive.store")
@@ -49,6 +53,7 @@ class FolderMaking:
     transport: Transport
     creates: Creates
     _marks_asked: dict[str, bool]
+    _seen: dict[str, Optional[float]]
 
     def describe(self, entry: RemoteEntry) -> str:  # the store's
         raise NotImplementedError
@@ -174,6 +179,56 @@ class FolderMaking:
         """:meth:`drivestage.store.RemoteStore.forget_unmarked`: a mark once seen is kept
         (the safe way: it keeps), an answer of none is this push's alone."""
         self._marks_asked = {k: v for k, v in self._marks_asked.items() if v}
+
+    def first_seen(self, entry: RemoteEntry, now: float, write: bool = True) -> Optional[float]:
+        """The file's first-seen mark (:mod:`drivestage.first_seen`): as listed, else read
+        by one ``files.get`` of its properties (a listing may leave them out); where it has
+        none to trust, ``now`` written by one ``properties.insert`` (``write`` False: not
+        written). None where Drive refuses the write (no writer access; at its limit of
+        public properties) or the file is gone: it is kept. Asked once per file and store."""
+        if entry.id in self._seen:
+            return self._seen[entry.id]
+        where = self.describe(entry)
+        at = first_seen.parse(entry.seen_mark, now)
+        if at is None and entry.seen_mark is None:
+            try:
+                res = self.call(f"read the properties of {where}", lambda: (
+                    self.transport.files().get(fileId=entry.id, supportsAllDrives=True,
+                                               fields="properties(key,value,visibility)")
+                    .execute(http=self.transport.http())))
+            except NotFoundError:   # gone since the listing: nothing to retire
+                self._seen[entry.id] = None
+                return None
+            props = res.get("properties") if isinstance(res, dict) else None
+            at = first_seen.parse(next(
+                (str(p.get("value")) for p in props if isinstance(p, Mapping)
+                 and p.get("key") == first_seen.SEEN_MARK and p.get("visibility") == "PUBLIC"),
+                None) if isinstance(props, list) else None, now)
+        if at is None:
+            if not write:   # (a dry run: taken as now, not kept, so a real pass writes it)
+                return float(first_seen.stamp(now))
+            at = float(first_seen.stamp(now)) \
+                if self._mark_seen(entry, where, first_seen.stamp(now)) else None
+        self._seen[entry.id] = at
+        return at
+
+    def _mark_seen(self, entry: RemoteEntry, where: str, value: str) -> bool:
+        """Write the first-seen mark ``value`` on ``entry``; whether Drive took it."""
+        body = {"key": first_seen.SEEN_MARK, "value": value, "visibility": "PUBLIC"}
+        try:
+            self.call(f"mark when {where} was first seen", lambda: (
+                self.transport.service.properties().insert(fileId=entry.id, body=body)
+                .execute(http=self.transport.http())))
+        except DriveStageError as exc:
+            # (No writer access: nor could it be deleted. At Drive's limit of 30 public
+            # properties: kept, as a file it cannot tell the age of.)
+            failure = answers.failure_of(exc)
+            if not isinstance(exc, (PermissionDeniedError, NotFoundError)) and (
+                    failure is None or failure.reason != "propertyCountLimitExceeded"):
+                raise
+            log.info("kept %s: its first-seen mark could not be written (%s)", where, exc)
+            return False
+        return True
 
     def _check_into(self, folder: RemoteEntry) -> None:
         # "Shared with me" itself too (drive:shared-with-me/<a folder not there>): a push

@@ -349,7 +349,11 @@ def b64_md5(hexdigest: Optional[str]) -> Optional[str]:
 
 
 def header_safe(text: str) -> str:
-    return text.encode("latin-1", "replace").decode("latin-1").replace('"', "'")
+    """``text`` as a quoted header value may hold it: Latin-1, no quote, and no control
+    character (a title with a line break ended the header there, and the lines after it
+    were read as headers of their own: its download lost its ``Content-Range``)."""
+    return re.sub(r"[\x00-\x1f\x7f]", "_", text.encode("latin-1", "replace").decode(
+        "latin-1").replace('"', "'"))
 
 
 def hash_file(path: str, upto: Optional[int] = None) -> "hashlib._Hash":

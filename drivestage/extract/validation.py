@@ -43,12 +43,16 @@ def check_members(entries: list[Entry], archive: str) -> list[Entry]:
     that needs only the archive holds; raises :class:`UnsafeArchiveError` or
     :class:`ArchiveError` naming the member otherwise."""
     by_path: dict[str, Entry] = {}
+    named_early: set[int] = set()   # the hard links whose target's name came before them
     for e in entries:
         if not e.path:
             continue  # the archive root ("./")
+        if e.kind == "hardlink" and e.target in by_path:
+            named_early.add(id(e))
         by_path.pop(e.path, None)
         by_path[e.path] = e
     final = _without_leftovers(list(by_path.values()), archive)
+    after = {e.path: i for i, e in enumerate(final)}   # (a name's last member's place)
     links = {e.path for e in final if e.kind == "symlink"}
     leaves = {e.path: e for e in final if e.kind != "dir"}
     # A member below a link or a file: rare, and only those folders matter, so each folder
@@ -69,6 +73,11 @@ def check_members(entries: list[Entry], archive: str) -> list[Entry]:
         if e.kind == "symlink":
             check_link_target(e.path, e.target)
         elif e.kind == "hardlink":
+            if id(e) in named_early and after.get(e.target, -1) > after[e.path]:
+                raise UnsafeArchiveError(   # (its file was the earlier member: not kept)
+                    f"hard link member {e.path!r} points to {e.target!r}, which a later "
+                    "member of that name replaces (a tar appended to: tar -r or -u); refusing "
+                    "the archive: make it again (tar -c) and upload it")
             if e.target not in seen_files or leaves.get(e.target) is None \
                     or leaves[e.target].kind != "file":
                 raise UnsafeArchiveError(
@@ -167,10 +176,14 @@ def _check_parts(e: Entry, parts: list[str], archive: str,
     for part in parts:
         reserved, size = (judge or _judge_part)(part)
         if reserved:
+            # (What to do said too: a data root zipped whole holds the stamps of the pulls
+            # into it and the trainer's .drivestage-trainer/.)
             raise UnsafeArchiveError(
                 f"member {e.path!r} uses the name {part!r}, "
-                "which drivestage keeps for its own state "
-                "(stamps, locks, temporary folders, partial downloads); refusing the archive")
+                "which drivestage keeps for its own state (stamps, locks, temporary folders, "
+                "partial downloads, the trainer's files); refusing the archive: rename that "
+                "member, or make the archive again without those folders (a data root "
+                "zipped whole holds them: zip -r data.zip data -x '*/.drivestage*')")
         if size > _NAME_MAX:
             raise ArchiveError(
                 f"member {e.path[:80]!r}... of {os.path.basename(archive)} has a {size}-byte name; "

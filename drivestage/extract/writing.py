@@ -207,6 +207,8 @@ def finish_tree(root: TempDir, entries: list[Entry]) -> None:
     :class:`SymlinksRefused` where the file system makes no symbolic links."""
     fd = root.fd
     for e in entries:
+        if e.kind in ("hardlink", "symlink"):
+            _clear(fd, e.path)
         if e.kind == "hardlink":
             try:
                 os.link(e.target, e.path, src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)
@@ -228,6 +230,21 @@ def finish_tree(root: TempDir, entries: list[Entry]) -> None:
             os.chmod(d, (folder.mode & 0o777) | 0o700, dir_fd=fd)
         if folder is not None and folder.mtime is not None:
             os.utime(d, (folder.mtime, folder.mtime), dir_fd=fd)
+
+
+def _clear(fd: int, path: str) -> None:
+    """What an earlier member of ``path``'s name put in the temporary folder (a file, an
+    empty folder), gone before the link that replaced it is made: the last member of a name
+    wins, and a tar read as it arrives wrote the earlier one (``tar --append`` of a file
+    that became a link: `File exists`, naming the link's target, for a local tar)."""
+    try:
+        st = os.stat(path, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        os.rmdir(path, dir_fd=fd)   # (only an empty one: a member below it is refused)
+    else:
+        os.unlink(path, dir_fd=fd)
 
 
 def _copy_at(root: TempDir, src: str, dst: str) -> None:
