@@ -12,7 +12,9 @@ verified (:func:`apply`), and guarded:
 * filtered-out names are left alone (as rsync does), in a folder SRC lacks too (it goes
   whole only when everything in it passes the filters), so are links push skipped, and in DEST
   itself everything the retention plan keeps, the newest verified checkpoint of every run
-  (:func:`drivestage.pruning.newest_verified_ids`) and ``protect``.
+  (:func:`drivestage.pruning.newest_verified_ids`) and ``protect``;
+* drivestage's own names (:func:`drivestage.paths.is_reserved`: a pull's ``.drivestage``
+  state folder in a local DEST) are left alone in a folder SRC has: a push never sends one.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from typing import Callable, Mapping, MutableMapping, Optional, Sequence, Union
 
 from drivestage.errors import DeletionRefusedError, LeftAloneError, NotFoundError, UsageError
 from drivestage.local_tree import LocalTree, wanted
-from drivestage.paths import StorePath, matches
+from drivestage.paths import StorePath, is_reserved, matches
 from drivestage.store import RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,8 @@ def decide(store: RemoteStore, root: RemoteEntry, listing: Mapping[str, Mapping[
         if _below(folder_rel, linked):
             continue
         for name, entries in index.items():
+            if is_reserved(name):
+                continue   # drivestage's own (a pull's stamps and locks): SRC never has one
             rel = f"{folder_rel}/{name}" if folder_rel else name
             for e in entries:
                 if e.is_dir:

@@ -25,7 +25,6 @@ Choices (the shared contract in ``tests/store_contract.py`` checks them):
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
@@ -39,13 +38,12 @@ from typing import Iterator, Optional, Union
 from drivestage.errors import (
     ChecksumMismatchError,
     NotFoundError,
-    QuotaExceededError,
-    RemoteError,
     ShortcutCycleError,
+    SourceChangedError,
     UsageError,
 )
-from drivestage.localfs import file_md5, fuse_devices
-from drivestage.lost_mounts import LOST_MOUNT, lost_mount, lost_mount_message
+from drivestage.localfs import file_md5, fuse_devices, identity
+from drivestage.lost_mounts import write_error
 from drivestage.paths import StorePath, exclude_pattern
 from drivestage.state import Md5Cache, settled, wait_settled
 from drivestage.temps import shown
@@ -56,15 +54,7 @@ log = logging.getLogger(__name__)
 TRASH = ".trash"
 UPLOAD_PREFIX = ".drivestage-upload-"
 _CHUNK = 1 << 20
-
-
-def identity(st: os.stat_result) -> tuple[int, ...]:
-    """What tells a version of a local file from any other without reading it: device,
-    inode, size, mtime and ctime. Every write moves the ctime, and no user can set it back
-    (``os.utime`` puts back an mtime and moves the ctime itself): a file rewritten with the
-    same size and its mtime put back is another file here. A chmod or a new hard link moves
-    it too: that costs a hash, never more."""
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+_TRIES = 3  # copies of a file written into while it was read, at most, per upload
 
 
 class _MemoryMd5Cache:
@@ -342,15 +332,16 @@ class LocalDirStore(RemoteStore):
         """Copy ``local_path`` to ``folder/name`` atomically and verify the copy's md5.
 
         A source that changed while it was copied is copied once more (the next push copies
-        it again if it keeps changing)."""
+        it again if it keeps changing); a copy of one written into while it was read replaces
+        nothing, and is made again, :data:`_TRIES` times at most (then SourceChangedError)."""
         try:
             st = os.stat(local_path)
         except FileNotFoundError:
-            raise NotFoundError(f"local file {local_path} does not exist") from None
-        entry = self._copy(local_path, folder, name, replace, progress)
+            raise NotFoundError(f"local file {shown(local_path)} does not exist") from None
+        entry = self._whole(local_path, folder, name, replace, progress)
         now = os.stat(local_path)
         if (now.st_mtime_ns, now.st_size) != (st.st_mtime_ns, st.st_size):
-            entry = self._copy(local_path, folder, name, entry, progress)
+            entry = self._whole(local_path, folder, name, entry, progress)
             st = os.stat(local_path)
         local = md5_cache.get(local_path, st) if md5_cache is not None else None
         if local is None:
@@ -366,6 +357,16 @@ class LocalDirStore(RemoteStore):
             md5_cache.put(local_path, st, local)  # (settled as of now: see Md5Cache.put)
         return entry
 
+    def _whole(self, local_path: str, folder: RemoteEntry, name: str,
+               replace: Optional[RemoteEntry], progress: Optional[ProgressFn]) -> RemoteEntry:
+        """:meth:`_copy` until a copy is of one version of ``local_path``."""
+        for _ in range(_TRIES - 1):
+            try:
+                return self._copy(local_path, folder, name, replace, progress)
+            except SourceChangedError:
+                pass
+        return self._copy(local_path, folder, name, replace, progress)
+
     def _copy(self, local_path: str, folder: RemoteEntry, name: str,
               replace: Optional[RemoteEntry], progress: Optional[ProgressFn]) -> RemoteEntry:
         """Copy ``local_path`` to ``folder/name`` atomically (temp file + rename)."""
@@ -379,11 +380,12 @@ class LocalDirStore(RemoteStore):
         rel = f"{folder_rel}/{name}" if folder_rel else name
         target = self._full(rel)
         if os.path.isdir(target):
-            raise UsageError(f"{target} is a folder; cannot replace it with the file {local_path}")
+            raise UsageError(f"{target} is a folder; cannot replace it with the file "
+                             f"{shown(local_path)}")
         try:
             src_st = os.stat(local_path)
         except FileNotFoundError:
-            raise NotFoundError(f"local file {local_path} does not exist") from None
+            raise NotFoundError(f"local file {shown(local_path)} does not exist") from None
         tmp = os.path.join(folder_full, f"{UPLOAD_PREFIX}{os.getpid()}-{secrets.token_hex(6)}")
         h = hashlib.md5()
         try:
@@ -396,18 +398,26 @@ class LocalDirStore(RemoteStore):
                     dst.write(buf)
                     if progress is not None:
                         progress(len(buf))
+                # Written into while read (torch.save into the file itself): a torn copy,
+                # which replaced the verified one here at once (attacksync34).
+                moved = _version(os.fstat(src.fileno())) != _version(src_st)
                 dst.flush()
                 # On a Drive mount, fsync is what pushes the bytes towards Drive before
                 # the rename makes the file visible under its real name.
                 os.fsync(dst.fileno())
             os.utime(tmp, ns=(src_st.st_atime_ns, src_st.st_mtime_ns))
-            os.replace(tmp, target)
+            _unlink_quietly(tmp) if moved else os.replace(tmp, target)
         except OSError as exc:
             _unlink_quietly(tmp)
-            raise self._write_error(exc, local_path, target, src_st.st_size) from exc
+            raise write_error(exc, self.root, shown(local_path), target, src_st.st_size) from exc
         except BaseException:
             _unlink_quietly(tmp)
             raise
+        if moved:
+            raise SourceChangedError(
+                f"{shown(local_path)} kept changing while it was uploaded ({_TRIES} tries); "
+                f"{target} was left as it was. Upload it once the writer is done (write "
+                "checkpoints to a temporary name and rename them into place).")
         if replace is not None and self._rel(replace.id) not in (rel, ""):
             old = self._full(self._rel(replace.id))  # renamed: drop the replaced file
             if os.path.isfile(old) and self._inside(old):
@@ -415,23 +425,6 @@ class LocalDirStore(RemoteStore):
         final_st = os.stat(target)
         self._remember(target, final_st, h.hexdigest(), written=True)
         return self._entry(rel, final_st, target)
-
-    def _write_error(self, exc: OSError, local_path: str, target: str, size: int) -> Exception:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            free = shutil.disk_usage(self.root).free
-            return QuotaExceededError(
-                f"no space left for {shown(local_path)} ({size} bytes) in {target}: {free} "
-                "bytes free; free some space (empty the trash too) or prune old checkpoints",
-                needed=size, free=free)
-        lost = lost_mount(target) if exc.errno in LOST_MOUNT else None
-        if lost is not None:  # (a write names no file: said here, not by the CLI)
-            return RemoteError(f"cannot write {target}: {lost_mount_message(lost)}")
-        if exc.errno == errno.EIO:
-            return RemoteError(
-                f"I/O error writing {target} ({exc.strerror}); on a Google Drive mount this "
-                "usually means the Drive storage quota is full: free space on Drive "
-                "(empty its trash too) and try again")
-        return exc
 
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
         """Delete a file or folder; with ``trash``, move it under ``<root>/.trash/``."""
@@ -470,6 +463,11 @@ class LocalDirStore(RemoteStore):
                 except OSError:
                     pass
         return Quota(total=du.total, used=du.total - du.free, trash=trash)
+
+
+def _version(st: os.stat_result) -> tuple[int, int, int]:
+    """What a write into a file moves (a FUSE mount may show another ctime by descriptor)."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _unlink_quietly(path: str) -> None:

@@ -11,8 +11,10 @@ import errno
 import logging
 import os
 import re
+import shutil
 from typing import Optional
 
+from drivestage.errors import QuotaExceededError, RemoteError
 from drivestage.interrupts import BackgroundThread
 from drivestage.localfs import drive_mount, unescape_mount
 
@@ -214,3 +216,24 @@ def said(exc: BaseException, **wording: str) -> str:
     point = lost_mount(os.fsdecode(exc.filename)) if isinstance(exc, OSError) and \
         exc.errno in LOST_MOUNT and exc.filename else None
     return str(exc) if point is None else lost_mount_message(point, **wording)
+
+
+def write_error(exc: OSError, root: str, shown: str, target: str, size: int) -> Exception:
+    """The error of a local DEST's write of ``target`` (a copy of the file ``shown``, ``size``
+    bytes; the DEST's ``root``) that failed with ``exc``: a full disk or quota (a Drive
+    mount's full quota) as :class:`~drivestage.errors.QuotaExceededError`, a mount whose
+    program ended, and a mount's EIO in words; else ``exc`` itself."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        free = shutil.disk_usage(root).free
+        return QuotaExceededError(
+            f"no space left for {shown} ({size} bytes) in {target}: {free} bytes free; free "
+            "some space (empty the trash too) or prune old checkpoints", needed=size, free=free)
+    lost = lost_mount(target) if exc.errno in LOST_MOUNT else None
+    if lost is not None:  # (a write names no file: said here, not by the CLI)
+        return RemoteError(f"cannot write {target}: {lost_mount_message(lost)}")
+    if exc.errno == errno.EIO:
+        return RemoteError(
+            f"I/O error writing {target} ({exc.strerror}); on a Google Drive mount this "
+            "usually means the Drive storage quota is full: free space on Drive "
+            "(empty its trash too) and try again")
+    return exc

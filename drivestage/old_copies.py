@@ -14,7 +14,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from drivestage import sidecar, sidecar_copy
 from drivestage.errors import DriveStageError, MovedApartError, NotFoundError
@@ -76,18 +76,39 @@ class OldCopies:
         return owners
 
     @contextmanager
-    def sidecar_source(self, key: Key, path: str, mine: set[Key]) -> Iterator[Optional[str]]:
+    def sidecar_source(self, key: Key, path: str, mine: set[Key],
+                       again: Callable[[Key], RemoteEntry]) -> Iterator[Optional[str]]:
         """What to upload for the local sidecar ``key`` (at ``path``) of the checkpoints
         ``mine``: None when it names bytes neither sent nor listed
         (:func:`drivestage.sidecar_copy.checked`); then it is left for the next push, and the
-        old copies go by the sidecar on the store (:meth:`held`)."""
-        sent = [self.sent[k] for k in mine if k in self.sent]
+        old copies go by the sidecar on the store (:meth:`held`). Where the store replaced
+        them in place (a local DEST renames over the old copy), no old copy is left for the
+        sidecar on the store to vouch for: each is sent ``again`` as it is now, once, and
+        the sidecar checked against that (attacksync34)."""
         listed = [e for f, n in mine for e in self.listing[f].get(n, []) if not e.is_dir]
-        with sidecar_copy.checked(path, sent, sent + listed) as source:
-            if source is None:
-                with self.mutex:
-                    self.skipped.add(key)
-            yield source
+        for tries in (1, 2):
+            sent = [self.sent[k] for k in mine if k in self.sent]
+            # (a with, not an ExitStack: a Ctrl-C between a copy's making and its exit's
+            # registration there left the private copy behind)
+            with sidecar_copy.checked(path, sent, sent + listed) as source:
+                if source is not None or tries == 2 or not self._in_place(mine, listed):
+                    if source is None:
+                        with self.mutex:
+                            self.skipped.add(key)
+                    yield source
+                    return
+            log.warning("%s: sending %s again as it is now (the store replaced its copy in "
+                        "place: none is left that the sidecar there vouches for)", path,
+                        ", ".join(sorted(n for f, n in mine if (f, n) in self.sent)))
+            for k in sorted(k for k in mine if k in self.sent):
+                again(k)
+
+    def _in_place(self, mine: set[Key], listed: list[RemoteEntry]) -> bool:
+        """Whether every checkpoint of ``mine`` this push sent took the place of its listed
+        copy (same id): nothing of before is left on the store."""
+        ids = {e.id for e in listed}
+        sent = [self.sent[k] for k in mine if k in self.sent]
+        return bool(sent) and all(e.id in ids for e in sent)
 
     def held(self, key: Key, kept: RemoteEntry, olds: list[RemoteEntry]) -> list[RemoteEntry]:
         """The ``olds`` that may go: none a sidecar of the checkpoint vouches for instead of

@@ -340,6 +340,16 @@ def kept_instead(decided: Plan, instead: Mapping[str, RemoteEntry]) -> Plan:
         if d.keep and d.id is not None and d.id in instead else d for d in decided))
 
 
+def sent_instead(decided: Plan, sent: Mapping[str, RemoteEntry]) -> Plan:
+    """``decided`` with each name it keeps that a push sent (``sent``: name -> the copy it
+    verified) as that copy, which apply's read of what the plan keeps then checks: a server
+    (a proxy, a look-alike) that answered the new sidecar's upload 200 and kept nothing left
+    the new checkpoint unverified, and the verified pair before it was pruned (attacksync34)."""
+    return dataclasses.replace(decided, decisions=tuple(
+        dataclasses.replace(d, id=sent[d.name].id, size=sent[d.name].size, md5=sent[d.name].md5)
+        if d.keep and d.name in sent else d for d in decided))
+
+
 def _entry(d: Decision) -> RemoteEntry:
     """The store's item a decision is about, as listed."""
     # With the md5 the plan saw: an item given other bytes under its id since the listing

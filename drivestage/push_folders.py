@@ -9,10 +9,10 @@ leaves the folder and what the filters left out (include29)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage.dedupe import pick_folder
-from drivestage.errors import ShortcutCycleError
+from drivestage.errors import DriveStageError, ShortcutCycleError
 from drivestage.local_tree import LocalTree
 from drivestage.old_copies import Listings
 from drivestage.paths import StorePath, exclude_pattern, printable
@@ -81,3 +81,39 @@ def _once(store: RemoteStore, taken: dict[str, str], remote: dict[str, RemoteEnt
         f"shortcut to it, or a folder with two parents): {shown} and {printable(rel)}/ would "
         "both be pushed into it, their files mixed; nothing was uploaded. Remove the extra "
         f"shortcut on Drive, or leave one out (push --exclude {exclude_pattern(rel)})")
+
+
+def at_path(store: RemoteStore, path: StorePath, remote_folder: Mapping[str, RemoteEntry],
+            parents: Sequence[str], folder_rel: str) -> Optional[RemoteEntry]:
+    """Of ``parents`` (where a file listed in the folder of ``folder_rel`` sits now), the
+    folder the DEST path ``path`` (and ``folder_rel``, whose folder ``remote_folder`` holds)
+    leads to: walked up by files.get, each title the path's name, to the path's start
+    (:class:`drivestage.push_job.PushJob`'s, split from it at its 500-line cap). A dedupe
+    moves a file into the oldest of same-named folders, at that very path (the push follows
+    it there); a user moves it to keep it elsewhere (the push leaves it). A dedupe moves a
+    file only into a folder older than its own (:func:`drivestage.dedupe.oldest`): a move
+    into a newer folder of that name at the path (two machines made DEST at once) is the
+    user's, and following it overwrote the log they moved there to keep. A few files.get,
+    only for a moved file."""
+    names = path.names + (tuple(folder_rel.split("/")) if folder_rel else ())
+    try:
+        mine: Optional[RemoteEntry] = store.stat(remote_folder[folder_rel])
+    except DriveStageError:  # gone or trashed: merged away by a dedupe
+        mine = None
+    for pid in parents:
+        cur, found = pid, None
+        try:
+            for name in reversed(names):
+                up = store.stat(RemoteEntry(id=cur, name=name, is_dir=True))
+                if not up.is_dir or up.name != name or up.parent_id is None:
+                    break
+                found, cur = found or up, up.parent_id
+            else:
+                top = store.resolve(StorePath(path.start, (), path.key))
+                if found is not None and (cur == top.id or cur == store.stat(top).id) \
+                        and (mine is None or (found.created, found.id) <
+                             (mine.created, mine.id)):
+                    return found
+        except DriveStageError:  # gone, trashed, unreadable: not where the path leads
+            continue
+    return None

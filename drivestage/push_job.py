@@ -9,15 +9,15 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 from drivestage import extra, first_seen, other_runs, pool, pruning, push_room, run_folders, \
     sidecar, snapshots
-from drivestage.errors import DriveStageError, MovedAwayError, NotFoundError, \
-    PermissionDeniedError, QuotaExceededError, UsageError
+from drivestage.errors import MovedAwayError, NotFoundError, PermissionDeniedError, \
+    QuotaExceededError, UsageError
 from drivestage.local_tree import LocalFile, LocalTree, say_special, walk
 from drivestage.localdir import LocalDirStore
 from drivestage.locks import Held, locked, more
 from drivestage.lost_mounts import delete_held_back, retention_held_back
 from drivestage.old_copies import Key, Listings, OldCopies, Swap, newest
 from drivestage.paths import StorePath
-from drivestage.push_folders import list_folders
+from drivestage.push_folders import at_path, list_folders
 from drivestage.push_result import Outstanding, PushResult
 from drivestage.pruning import LocalFile as PlannedFile
 from drivestage.push_watch import Halt, check_folders
@@ -292,7 +292,8 @@ class PushJob:
                 try:
                     return to(self.remote_folder[lf.folder_rel])
                 except MovedAwayError as moved:
-                    home = self._at_path(moved.parents, lf.folder_rel)
+                    home = at_path(self.store, self.path, self.remote_folder, moved.parents,
+                                   lf.folder_rel)
                     if home is not None:  # a dedupe's move: updated where the path leads
                         return to(home)
                     # The user's: updated by id, their other folder got these bytes.
@@ -302,7 +303,10 @@ class PushJob:
             # A sidecar only when it vouches for what is on the store (sidecar_copy); a file
             # that kept changing while it was sent (a log) as it was at one moment (snapshots).
             try:
-                with self.copies.sidecar_source(key, lf.path, owners.get(key, set())) as src:
+                def again(ck: Key) -> RemoteEntry:   # (into the copy it replaced in place)
+                    return self._send_again(ck, count, self.copies.sent[ck])
+                with self.copies.sidecar_source(key, lf.path, owners.get(key, set()),
+                                                again) as src:
                     entry = None if src is None else snapshots.upload(
                         upload, src, copy=src == lf.path and not self._whole(item),
                         changing=self.cache.changing)  # remembered for the cache's life
@@ -391,46 +395,21 @@ class PushJob:
             log.warning("%s went from the store after it was sent, before its sidecar "
                         "arrived (another push --delete?); sending it again", "/".join(
                             n for n in ck if n))
-            again = self.store.upload(self.copies.local[ck], self.remote_folder[ck[0]], ck[1],
-                                      chunk_size=self.chunk_size, progress=count,
-                                      md5_cache=self.cache)
+            again = self._send_again(ck, count)
             if again.md5 != sent.md5:  # changed here since: the next push sends both again
                 log.warning("%s changed since its sidecar was sent; the next push sends them",
                             again.name)
-            with self.mutex:
-                self.copies.sent[ck] = again
 
-    def _at_path(self, parents: Sequence[str], folder_rel: str) -> Optional[RemoteEntry]:
-        """Of ``parents`` (where a file listed in the folder of ``folder_rel`` sits now), the
-        folder the DEST path (and ``folder_rel``) leads to: walked up by files.get, each title
-        the path's name, to the path's start. A dedupe moves a file into the oldest of
-        same-named folders, at that very path (the push follows it there); a user moves it to
-        keep it elsewhere (the push leaves it). A dedupe moves a file only into a folder older
-        than its own (:func:`drivestage.dedupe.oldest`): a move into a newer folder of that
-        name at the path (two machines made DEST at once) is the user's, and following it
-        overwrote the log they moved there to keep. A few files.get, only for a moved file."""
-        names = self.path.names + (tuple(folder_rel.split("/")) if folder_rel else ())
-        try:
-            mine: Optional[RemoteEntry] = self.store.stat(self.remote_folder[folder_rel])
-        except DriveStageError:  # gone or trashed: merged away by a dedupe
-            mine = None
-        for pid in parents:
-            cur, found = pid, None
-            try:
-                for name in reversed(names):
-                    up = self.store.stat(RemoteEntry(id=cur, name=name, is_dir=True))
-                    if not up.is_dir or up.name != name or up.parent_id is None:
-                        break
-                    found, cur = found or up, up.parent_id
-                else:
-                    top = self.store.resolve(StorePath(self.path.start, (), self.path.key))
-                    if found is not None and (cur == top.id or cur == self.store.stat(top).id) \
-                            and (mine is None or (found.created, found.id) <
-                                 (mine.created, mine.id)):
-                        return found
-            except DriveStageError:  # gone, trashed, unreadable: not where the path leads
-                continue
-        return None
+    def _send_again(self, ck: Key, count: ProgressFn,
+                    replace: Optional[RemoteEntry] = None) -> RemoteEntry:
+        """The checkpoint ``ck`` this push sent, sent once more as it is now (``replace``:
+        into that copy, where the store replaced it in place: never a copy beside it)."""
+        again = self.store.upload(self.copies.local[ck], self.remote_folder[ck[0]], ck[1],
+                                  replace=replace, chunk_size=self.chunk_size, progress=count,
+                                  md5_cache=self.cache)
+        with self.mutex:
+            self.copies.sent[ck] = again
+        return again
 
     def _check_folders(self, also: Iterable[str] = ()) -> None:
         """The folders this push sent files into (and ``also``: those Drive answered an
@@ -475,16 +454,18 @@ class PushJob:
         if self._held_back(decision):
             return
         # What the plan keeps is read first (a listing that lags showed a checkpoint the
-        # user had just trashed: keep_last kept it and deleted every other one), but what
-        # this push wrote into DEST itself; a copy it removed (an unchanged file's older
-        # copy, repaired) is read as the copy the repair kept.
+        # user had just trashed: keep_last kept it and deleted every other one); a copy it
+        # removed (an unchanged file's older copy, repaired) is read as the copy the repair
+        # kept, and what it sent as the copy it sent.
         decision = pruning.kept_instead(decision, {e.id: kept for lf, kept, olds in
                                                    self.copies.repairs if not lf.folder_rel
                                                    for e in olds})
+        # (Not as listed: its old copies, gone by this push's hand.)
+        decision = pruning.sent_instead(decision, {n: e for (f, n), e in self.copies.sent.items()
+                                                   if not f})
         self.result.pruned += pruning.apply(self.store, decision, self.remote_folder[""],
                                             self.use_trash, {d.id or "" for d in self.result.pruned},
-                                            twins, self.room_left, confirm=True,
-                                            written={n for f, n in self.copies.sent if not f})
+                                            twins, self.room_left, confirm=True)
 
     def _held_back(self, decision: Plan) -> bool:
         """Whether the plan's deletions are held back: into a Google Drive mount, where no

@@ -334,6 +334,7 @@ def find(store: RemoteStore, root: RemoteEntry, remote_folder: Mapping[str, Remo
     store which it leaves. A run folder is known by its record or by its mark on the store
     (a machine without the records: a fresh VM); one recorded but not marked yet is marked
     (:func:`mark`)."""
+    store.forget_unmarked()   # (a mirror's store: the marks a run set since are seen)
     records = _file().read()
     mine = key(store, root)
     owned = Owned(marks=frozenset(records), dest=deleting and (

@@ -15,6 +15,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from typing import BinaryIO, Callable, Iterator, Optional, Sequence, Union
@@ -90,8 +91,12 @@ def _let_go(copy: str) -> None:
             pass
 
 
-#: A private copy's name: the prefix, this process's id, a dash, mkstemp's letters.
+#: A private copy's name: the prefix, this process's pid namespace (:func:`temps.namespace_tag`),
+#: a dot, its id, a dash, mkstemp's letters (older versions: no namespace, nor its dot: one
+#: of them, in another container, never takes a copy of this form for a dead process's).
 _PREFIX = ".drivestage-sidecar-"
+_COPY_RE = re.compile(r"\A\.drivestage-sidecar-(?:(?P<tag>[0-9a-f]{8})\.)?(?P<pid>[1-9][0-9]{0,9})"
+                      r"-[a-z0-9_]+\.json\Z")
 #: Why the temporary folder may take no copy while memory can: its disk full, over quota,
 #: read-only (on Colab it is the run folder's disk, full when a save failed).
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
@@ -115,7 +120,8 @@ def _private_copy(path: str, data: Union[bytes, Callable[[BinaryIO], None]]) -> 
         # life of a notebook's process (no sweep removes a live process's copy); one inside
         # mkstemp's first call in a process, tempfile's own lock held for good.
         with deferred():
-            fd, copy = tempfile.mkstemp(prefix=f"{_PREFIX}{os.getpid()}-", suffix=sidecar.SUFFIX)
+            fd, copy = tempfile.mkstemp(prefix=f"{_PREFIX}{temps.namespace_tag()}.{os.getpid()}-",
+                                        suffix=sidecar.SUFFIX)
             fh = os.fdopen(fd, "wb")
         with fh:
             fh.write(data) if isinstance(data, bytes) else data(fh)
@@ -195,7 +201,11 @@ def _memory_name(path: str) -> str:
 
 def _remove_stale_copies(folder: str) -> None:
     """Remove the private copies that processes killed during their upload left in
-    ``folder`` (once per process and folder): those whose process no longer runs."""
+    ``folder`` (once per process and folder), by :func:`drivestage.temps.left_by_dead`: one
+    of this pid namespace whose process no longer runs; one of another (a container sharing
+    /tmp: its pids mean nothing here) or of an older drivestage (``<pid>-``, no namespace)
+    once a day old. By the pid alone, a push removed the copies another container's uploads
+    were reading (attacksync34)."""
     if folder in _swept:
         return
     _swept.add(folder)
@@ -204,23 +214,13 @@ def _remove_stale_copies(folder: str) -> None:
     except OSError:
         return  # said by the copy itself, if it cannot be made either
     for name in names:
-        if not (name.startswith(_PREFIX) and name.endswith(sidecar.SUFFIX)):
-            continue
-        pid = name[len(_PREFIX):].split("-", 1)[0]
-        if not pid.isdigit() or _runs(int(pid)):
-            continue  # an older drivestage's name (no id), or its process runs
+        made = _COPY_RE.match(name)
+        if made is None:
+            continue  # an older drivestage's name without a pid: nothing says whose
+        path = os.path.join(folder, name)
         try:
-            os.unlink(os.path.join(folder, name))
-            log.debug("removed %s, left by a push that was killed", name)
+            if temps.left_by_dead(made["tag"], int(made["pid"]), os.lstat(path)):
+                os.unlink(path)
+                log.debug("removed %s, left by a push that was killed", name)
         except OSError:
             pass
-
-
-def _runs(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError):
-        pass  # another user's process (or no such id at all): leave its file alone
-    return True

@@ -15,8 +15,7 @@ from drivestage.extract import ExtractResult, MemberRecord, Recorded
 from drivestage.extract.job import Turn
 from drivestage.extract.validation import STATE_DIR
 from drivestage.extract import journals
-from drivestage.localdir import identity
-from drivestage.localfs import fuse_devices
+from drivestage.localfs import fuse_devices, identity
 from drivestage.mtimes import same_mtime
 from drivestage.sizes import restore_needs_room
 from drivestage.stamps import Stamp

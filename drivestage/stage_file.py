@@ -40,8 +40,7 @@ from drivestage.errors import DestChangedError, DownloadRestrictedError, LocalFi
     NotFoundError, UsageError
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
-from drivestage.localdir import identity
-from drivestage.localfs import fitted_name
+from drivestage.localfs import fitted_name, identity
 from drivestage.partials import left_behind, unlink
 from drivestage.sizes import check_space, format_size
 from drivestage.stage_decide import NAME_MAX as NAME_MAX  # re-exported

@@ -47,10 +47,10 @@ from drivestage.errors import DestChangedError
 from drivestage.extract import MemberRecord, archive_kind
 from drivestage.extract.formats import check_unchanged, open_archive
 from drivestage.hashed_pass import HashedPass
-from drivestage.localdir import LocalDirStore, identity
+from drivestage.localdir import LocalDirStore
 from drivestage.paths import StorePath
 from drivestage.state import settled
-from drivestage.localfs import drive_mount, file_md5
+from drivestage.localfs import drive_mount, file_md5, identity
 from drivestage.stage_extraction import Extraction, ProgressFactory, no_progress, \
     settle_journals
 from drivestage.stamps import Stamp

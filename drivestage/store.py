@@ -173,6 +173,12 @@ class RemoteStore(abc.ABC):
         the entry says."""
         return folder.run_mark
 
+    def forget_unmarked(self) -> None:
+        """Drop the "no mark" answers :meth:`run_marked` keeps (a push asks them again): a
+        mirror's store lives for days, and a folder asked once, unmarked then, was a plain
+        folder to every later period, though a run marked it since and put its checkpoints
+        there (attacksync34). Nothing, where none is kept."""
+
     def first_seen(self, entry: RemoteEntry, now: float, write: bool = True) -> Optional[float]:
         """When retention first saw ``entry`` as one it may retire, by the mark the store
         keeps on the file (:mod:`drivestage.first_seen`): where it has none (or one that is

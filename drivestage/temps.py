@@ -91,11 +91,18 @@ def stale(name: str, st: Optional[os.stat_result], now: Optional[float] = None) 
     """Whether the file ``name`` (its ``lstat`` ``st``; None: gone) is a temporary file a dead
     process left (see the module's rule)."""
     made = parse(name)
-    if made is None or st is None or not stat.S_ISREG(st.st_mode):
+    return made is not None and left_by_dead(made[0], made[1], st, now)
+
+
+def left_by_dead(tag: Optional[str], pid: int, st: Optional[os.stat_result],
+                 now: Optional[float] = None) -> bool:
+    """Whether a file that process ``pid`` of namespace ``tag`` made (None: a name that
+    says no namespace), whose ``lstat`` is ``st``, is a dead process's leftover by the
+    module's rule (also the private copies of :mod:`drivestage.sidecar_copy`)."""
+    if st is None or not stat.S_ISREG(st.st_mode):
         return False
     if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
         return False
-    tag, pid = made
     if tag == namespace_tag():
         return not _alive(pid)
     return (time.time() if now is None else now) - st.st_mtime > FOREIGN_STALE_S

@@ -317,8 +317,10 @@ def test_a_private_copy_left_by_a_killed_push_is_removed_by_the_next(
     monkeypatch.setattr(tempfile, "tempdir", None)
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    stale = scratch / f".drivestage-sidecar-{gone}-ab12cd34.json"
-    running = scratch / f".drivestage-sidecar-{os.getpid()}-ef56gh78.json"
+    from drivestage.temps import namespace_tag   # (a copy is named with its pid namespace)
+
+    stale = scratch / f".drivestage-sidecar-{namespace_tag()}.{gone}-ab12cd34.json"
+    running = scratch / f".drivestage-sidecar-{namespace_tag()}.{os.getpid()}-ef56gh78.json"
     other = scratch / ".drivestage-sidecar-zz99yy88.json"  # no process id in its name
     for f in (stale, running, other):
         f.write_text("{}")

@@ -191,7 +191,9 @@ def test_read_range_errors(dirstore, root):
 ])
 def test_write_errors_are_explained(dirstore, code, cls, fragment):
     # The mapping itself; filling a real disk in a test is not an option.
-    err = dirstore._write_error(OSError(code, os.strerror(code)), "/src.pt", "/dst.pt", 10)
+    from drivestage.lost_mounts import write_error   # (split from localdir.py)
+
+    err = write_error(OSError(code, os.strerror(code)), dirstore.root, "/src.pt", "/dst.pt", 10)
     assert isinstance(err, cls) and fragment in str(err)
 
 

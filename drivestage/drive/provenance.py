@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping, Optional
 
-from drivestage.drive.resources import FOLDER_MIME, SHORTCUT_MIME
+from drivestage.drive.resources import FOLDER_MIME, SHORTCUT_MIME, run_marked
 from drivestage.errors import LeftAloneError, WrongItemError
 from drivestage.paths import printable
 from drivestage.store import RemoteEntry
@@ -117,7 +117,7 @@ def moved_since_listed(res: Mapping[str, Any], entry: RemoteEntry,
 
 
 def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optional[str],
-                    where: str) -> None:
+                    where: str, *, marked_before: bool = False) -> None:
     """Before ``entry`` is deleted: files.get shows it now as ``res``, which must be the item
     a listing showed (its name, in the folder ``listed_in`` (else ``entry.parent_id``), with
     its md5; each unknown is not compared), else :class:`LeftAloneError` (a NotFoundError:
@@ -127,6 +127,13 @@ def check_as_listed(res: Mapping[str, Any], entry: RemoteEntry, listed_in: Optio
     _check_kind(res, entry, where)
     now = res.get("md5Checksum")
     change = moved_since_listed(res, entry, listed_in)
+    if change is None and entry.is_dir and not (entry.run_mark or marked_before) \
+            and run_marked(res):
+        # A run (another machine's) marked it while this push sent its files: its
+        # checkpoints are in it now, and --delete went by a listing of before (attacksync34).
+        # (``marked_before``: the store knew the mark, a listing without properties did not
+        # show it: a dedupe's emptied twin, its mark carried to the folder kept.)
+        change = "marked a run folder"
     if change is None and entry.md5 and isinstance(now, str) and now.lower() != entry.md5.lower():
         change = f"given other content (md5 {now})"
     _left_if(change, where)

@@ -46,14 +46,29 @@ def remove(call: Callable[[str, Callable[[], None]], None], f: Any, where: str, 
             attempt(True)
         except DriveStageError as again:
             raise answers.not_removed(where, refused, again, drive_id) from None
-        warn_trashed_instead(scope, where)
+        warn_trashed_instead(scope, where, refused, drive_id)
 
 
-def warn_trashed_instead(scope: str, where: str) -> None:
+def warn_trashed_instead(scope: str, where: str, refused: BaseException,
+                         drive_id: Optional[str]) -> None:
+    """Said once per ``scope`` and process: ``where``'s permanent delete Drive refused
+    (``refused``) was made a trash. In a shared drive (``drive_id``) that is a Content
+    manager's role; in My Drive no role explains it (its owner may delete), and the warning
+    spoke of a shared drive and roles the user does not have (attacksync34)."""
     with _TRASH_WARNED_LOCK:
         if scope in _TRASH_WARNED:
             return
         _TRASH_WARNED.add(scope)
+    if drive_id is None:
+        failure = answers.failure_of(refused.__cause__ or refused)
+        log.warning("%s could not be deleted permanently: Drive refused it in My Drive (%s), "
+                    "where its owner may delete it. Moved to the trash instead (Drive empties "
+                    "it after 30 days; until then it counts toward the storage quota), as is "
+                    "any item Drive refuses so for the rest of this run. Check that this "
+                    "account owns the files of the folder, or pass --use-trash to ask for "
+                    "the trash.", where,
+                    f"HTTP {failure.label}" if failure is not None else "HTTP 403")
+        return
     log.warning("%s could not be deleted permanently: in a shared drive that needs the "
                 "Manager role (organizer), and this account is a Content manager "
                 "(fileOrganizer). Moved to the shared drive's trash instead (Drive empties "

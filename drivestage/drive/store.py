@@ -90,6 +90,7 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
         self._listed_in: dict[str, str] = {}  # item id -> the folder it was listed in, last
         self._above: dict[str, Optional[str]] = {}  # folder id -> its parent (lineage)
         self._marks_asked: dict[str, bool] = {}  # folder id -> its mark, read of it alone
+        self._item_drives: dict[str, str] = {}  # item id -> its shared drive, as last read
         self._seen: dict[str, Optional[float]] = {}  # file id -> its first-seen mark
         self.creates = ids.Creates(transport, api_root)  # the ids new files are made with
         self._init_deletes()
@@ -181,6 +182,8 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
         """files.get's answer ``raw`` for ``file_id`` (alone or in a batch), checked."""
         res = dict(check_resource(raw, where))
         provenance.check_got(res, file_id, where)  # never act on another item's answer
+        if isinstance(res.get("driveId"), str):   # (a deletion's words: Deletes._drive_of)
+            self._item_drives[file_id] = res["driveId"]
         key = res.get("resourceKey")
         self.transport.resource_keys.learn(res["id"], key if isinstance(key, str) else None)
         return res
@@ -448,11 +451,13 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
             self.check_replaceable(replace)
             replace = self._as_listed(replace, _join(self.describe(folder), name), folder)
         if replace is None:  # a new file: made with the id chosen for it (drive.ids)
-            return self.creates.upload(self.transport, self, self._get, local_path, folder,
+            sent = self.creates.upload(self.transport, self, self._get, local_path, folder,
                                        name, chunk_size=chunk_size, progress=progress,
                                        md5_cache=md5_cache)
-        return upload_file(self.transport, self, local_path, folder, name, replace=replace,
-                           chunk_size=chunk_size, progress=progress, md5_cache=md5_cache)
+        else:
+            sent = upload_file(self.transport, self, local_path, folder, name, replace=replace,
+                               chunk_size=chunk_size, progress=progress, md5_cache=md5_cache)
+        return self._remember(sent, _join(self.describe(folder), name))  # (named by its path)
 
     def reserve_creates(self, creates: Sequence[tuple[str, RemoteEntry, str]],
                         within: Iterable[RemoteEntry]) -> None:

@@ -48,6 +48,8 @@ class Deletes:
     _listed_in: dict[str, str]
     _targets: dict[str, str]
     _folder_ids: dict[tuple[str, ...], str]
+    _item_drives: dict[str, str]
+    _marks_asked: dict[str, bool]
 
     def describe(self, entry: RemoteEntry) -> str:  # the store's
         raise NotImplementedError
@@ -77,20 +79,28 @@ class Deletes:
         where = self.describe(entry)
         if not (isinstance(entry, DriveEntry) and entry.via_shortcut):  # not on a stale listing
             provenance.check_as_listed(self._get(entry.id, where), entry,
-                                       self._listed_in.get(entry.id), where)
+                                       self._listed_in.get(entry.id), where,
+                                       marked_before=self._marks_asked.get(entry.id, False))
         else:  # (a shortcut: what its id names is one, never a folder listed as one)
             provenance.check_shortcut(self._get(self._key(entry), where), entry,
                                       self._listed_in.get(self._key(entry)), where)
         removal.remove(self.call, self.drive.CreateFile({"id": self._key(entry)}),
-                       self.describe(entry), trash, drive_id=self.drive_id,
-                       scope=self.drive_id or self.label)
+                       self.describe(entry), trash, drive_id=self._drive_of(entry),
+                       scope=self._drive_of(entry) or self.label)
         self._forget(entry)
+
+    def _drive_of(self, entry: RemoteEntry) -> Optional[str]:
+        """The shared drive ``entry`` is in, as the check before its deletion read it (a
+        folder of one reached through a shortcut from My Drive), else the store's: what a
+        refusal's words say (attacksync34: "in My Drive" of a shared drive's file)."""
+        return self._item_drives.get(self._key(entry)) or self.drive_id
 
     def _forget(self, entry: RemoteEntry) -> None:
         """What this store knew of ``entry``, deleted."""
         self._names.pop(self._key(entry), None)
         self._listed_in.pop(entry.id, None)
         self._targets.pop(entry.id, None)
+        self._item_drives.pop(self._key(entry), None)
         self._folder_ids = {k: v for k, v in self._folder_ids.items() if v != entry.id}
 
     def delete_many(self, entries: Sequence[RemoteEntry], *, trash: bool = False,
@@ -163,7 +173,8 @@ class Deletes:
                     provenance.check_shortcut(  # removed itself, never its target
                         raw, e, self._listed_in.get(self._key(e)), where)
                 else:
-                    provenance.check_as_listed(raw, e, self._listed_in.get(e.id), where)
+                    provenance.check_as_listed(raw, e, self._listed_in.get(e.id), where,
+                                               marked_before=self._marks_asked.get(e.id, False))
             except NotFoundError as exc:
                 out[e.id] = kept_moved(where, "deleted") \
                     if e.id in keeps and not isinstance(exc, KeptMovedError) else exc
@@ -283,8 +294,8 @@ class Deletes:
         for e in ok:
             try:
                 removal.remove(self.call, self.drive.CreateFile({"id": self._key(e)}),
-                               self.describe(e), trash, drive_id=self.drive_id,
-                               scope=self.drive_id or self.label)
+                               self.describe(e), trash, drive_id=self._drive_of(e),
+                               scope=self._drive_of(e) or self.label)
             except DriveStageError as exc:
                 out[e.id] = exc
                 if _stops(exc):
@@ -313,10 +324,12 @@ class Deletes:
             else:  # no batch: alone
                 again = self._remove_each([e], True)[e.id]
             if again is None:
-                removal.warn_trashed_instead(self.drive_id or self.label, where[key])
+                removal.warn_trashed_instead(self._drive_of(e) or self.label, where[key],
+                                             refused[e.id], self._drive_of(e))
                 out[e.id] = None
             else:
-                out[e.id] = answers.not_removed(where[key], refused[e.id], again, self.drive_id)
+                out[e.id] = answers.not_removed(where[key], refused[e.id], again,
+                                                self._drive_of(e))
         return out
 
 

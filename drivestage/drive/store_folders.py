@@ -175,6 +175,11 @@ class FolderMaking:
             known[folder.id] = run_marked(res if isinstance(res, dict) else {})
         return bool(known[folder.id])
 
+    def forget_unmarked(self) -> None:
+        """:meth:`drivestage.store.RemoteStore.forget_unmarked`: a mark once seen is kept
+        (the safe way: it keeps), an answer of none is this push's alone."""
+        self._marks_asked = {k: v for k, v in self._marks_asked.items() if v}
+
     def first_seen(self, entry: RemoteEntry, now: float, write: bool = True) -> Optional[float]:
         """The file's first-seen mark (:mod:`drivestage.first_seen`): as listed, else read
         by one ``files.get`` of its properties (a listing may leave them out); where it has

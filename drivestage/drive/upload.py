@@ -116,12 +116,14 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
             # A file that shrank or grew mid-upload makes the server refuse the last chunk.
             if stat_key(os.stat(local_path)) == stat_key(st):
                 raise
-            log.warning("%s changed while it was uploaded; uploading it again", local_path)
+            log.warning("%s changed while it was uploaded; uploading it again",
+                        temps.shown(local_path))
             continue
         target = entry  # any further attempt updates this file in place
         file_id = None  # (taken: a new file after a bad copy's removal gets another)
         if changed:
-            log.warning("%s changed while it was uploaded; uploading it again", local_path)
+            log.warning("%s changed while it was uploaded; uploading it again",
+                        temps.shown(local_path))
             continue
         if entry.md5 != local_md5:
             # The answer may be stale (a cache on the way; Drive's own lag): what Drive holds
@@ -164,8 +166,8 @@ def upload_file(transport: Transport, store: RemoteStore, local_path: str, folde
     else:
         done = f"{name} on Drive holds a copy taken while it changed; the next push sends it again"
     raise SourceChangedError(
-        f"{local_path} kept changing while it was uploaded ({MAX_CHANGED_ATTEMPTS} tries); "
-        f"{done}. Upload it once the writer is done "
+        f"{temps.shown(local_path)} kept changing while it was uploaded "
+        f"({MAX_CHANGED_ATTEMPTS} tries); {done}. Upload it once the writer is done "
         "(write checkpoints to a temporary name and rename them into place).")
 
 
@@ -287,12 +289,12 @@ class _Session:
                 request.resumable_uri = saved["uri"]
                 request.resumable_progress = offset
                 persisted = True
-                log.info("resuming upload of %s at byte %d of %d", self.local_path, offset,
-                         self.size)
+                log.info("resuming upload of %s at byte %d of %d",
+                         temps.shown(self.local_path), offset, self.size)
             except _SessionGone as gone:
                 if not broken:
                     log.info("the saved upload session for %s is of no use (%s); starting "
-                             "a new one", self.local_path, gone)
+                             "a new one", temps.shown(self.local_path), gone)
                     self._forget()
         elif saved:
             self._forget()  # the file changed since: that session holds other bytes

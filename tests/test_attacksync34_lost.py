@@ -1,0 +1,58 @@
+"""A server that answers a push's upload 200 and keeps nothing (attacksync34)."""
+from __future__ import annotations
+
+import json
+
+from _cli import run
+from _drive_state import live_md5s
+from _liar import liar_env, proxy  # noqa: F401  (fixtures)
+from _proxy import Reply
+from test_attackds29_run_folders import _save
+
+
+def _kept_nothing_of(emulator, title: str):
+    """A proxy rule: the upload that made ``title`` answered as Drive answered it, and the
+    file gone at once (a server or proxy that does not keep what it answers for; another
+    client's deletion the moment it landed)."""
+    lost: list[str] = []
+
+    def mutate(status, headers, body):
+        try:
+            res = json.loads(body)
+        except ValueError:
+            res = None
+        if status == 200 and isinstance(res, dict) and res.get("title") == title:
+            emulator.store.delete(res["id"])
+            lost.append(res["id"])
+        return Reply(status, headers, [body])
+    return mutate, lost
+
+
+def test_a_sidecar_answered_200_and_not_kept_leaves_the_verified_pair_before_it(
+        emulator, proxy, liar_env, tmp_path):
+    """``push exp1 drive:runs/exp1 --keep-last 1``: epoch_002.pt went, then its sidecar, which
+    the server answered 200 for and did not keep. The plan, made before the uploads, counted
+    the new pair verified (its sidecar here) and pruned the epoch_001 pair: Drive held
+    epoch_002.pt alone, no verified checkpoint at all, exit 0. What the push sent is read
+    with what the plan keeps before a deletion: the sidecar gone, nothing is deleted."""
+    run_dir = tmp_path / "exp1"
+    run_dir.mkdir()
+    _save(str(run_dir), 1)
+    code, _, err = run("push", str(run_dir), "drive:runs/exp1", "--keep-last", "1")
+    assert code == 0, err
+    before = live_md5s(emulator, "runs/exp1")
+    _save(str(run_dir), 2)
+    mutate, lost = _kept_nothing_of(emulator, "epoch_002.json")
+    proxy.on("PUT", r"upload_id=", mutate)
+
+    code, _, err = run("push", str(run_dir), "drive:runs/exp1", "--keep-last", "1")
+
+    assert lost and code == 0, err
+    warned = [line for line in err.splitlines() if line.startswith("WARNING")]
+    assert warned == [
+        "WARNING drivestage.pruning: drive:runs/exp1/epoch_002.json, which the plan keeps, was "
+        "deleted since it was listed; nothing deleted (the listing lagged behind that change: "
+        "run it again in a minute, with a plan made anew)"]
+    after = live_md5s(emulator, "runs/exp1")
+    assert set(after) == {"epoch_001.pt", "epoch_001.json", "epoch_002.pt"}
+    assert {k: after[k] for k in before} == before
