@@ -14,9 +14,10 @@ Choices (the shared contract in ``tests/store_contract.py`` checks them):
   it over the target atomically: a reader never sees a half-written file.
   On a Drive mount, ENOSPC/EDQUOT become :class:`QuotaExceededError` and EIO a
   :class:`RemoteError` that mentions the quota (how the mount reports it).
-* ``delete(trash=True)`` moves the entry to ``<root>/.trash/<same path>``
-  (numbered ``.~N~`` on collision); it is hidden from :meth:`list` at the root
-  and counted in ``quota().trash``. Deleting inside ``.trash`` is permanent.
+* ``delete(trash=True)`` moves the entry into the trash, inside the DEST the store was
+  opened for (:mod:`drivestage.local_trash`), under its path there (numbered ``.~N~`` on
+  collision); hidden from :meth:`list`, counted in ``quota().trash``. Deleting inside the
+  trash is permanent.
 * md5s of listed files are computed by reading them (streamed) and cached by
   path + :func:`identity` (device, inode, size, mtime, ctime); pass ``md5_cache`` (e.g.
   :class:`drivestage.state.Md5Cache`) to keep them across processes, which
@@ -26,7 +27,6 @@ Choices (the shared contract in ``tests/store_contract.py`` checks them):
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import secrets
 import shutil
@@ -42,6 +42,7 @@ from drivestage.errors import (
     SourceChangedError,
     UsageError,
 )
+from drivestage import local_trash
 from drivestage.localfs import file_md5, fuse_devices, identity
 from drivestage.lost_mounts import write_error
 from drivestage.paths import StorePath, exclude_pattern
@@ -49,9 +50,8 @@ from drivestage.state import Md5Cache, settled, wait_settled
 from drivestage.temps import shown
 from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
 
-log = logging.getLogger(__name__)
 
-TRASH = ".trash"
+TRASH = local_trash.OLD
 UPLOAD_PREFIX = ".drivestage-upload-"
 _CHUNK = 1 << 20
 _TRIES = 3  # copies of a file written into while it was read, at most, per upload
@@ -94,13 +94,14 @@ class LocalDirStore(RemoteStore):
     changed_while_read = "changed in its folder while it was copied"
 
     def trash_place(self) -> str:
-        """A directory store's trash: a folder in its root (attackds32: the line said "the
+        """A directory store's trash: a folder in its DEST (attackds32: the line said "the
         Drive trash" of a local DEST)."""
-        return os.path.join(self.root, TRASH)
+        return self._full(local_trash.folder(self.trash_in))
 
     def __init__(self, root: Union[str, "os.PathLike[str]"], *,
-                 md5_cache: Optional[Md5Source] = None):
+                 md5_cache: Optional[Md5Source] = None, trash_in: Optional[str] = None):
         self.root = os.path.abspath(os.path.expanduser(os.fspath(root)))
+        self.trash_in = trash_in   # the DEST, root-relative: the trash lies in it
         self._real_root = os.path.realpath(self.root)
         self._memo = _MemoryMd5Cache()
         self._md5: Md5Source = md5_cache or self._memo
@@ -269,7 +270,7 @@ class LocalDirStore(RemoteStore):
         with os.scandir(full) as it:
             children = sorted(it, key=lambda d: d.name)
         for child in children:
-            if child.name.startswith(UPLOAD_PREFIX) or (not rel and child.name == TRASH):
+            if child.name.startswith(UPLOAD_PREFIX) or local_trash.hidden(rel, child.name):
                 continue
             child_rel = f"{rel}/{child.name}" if rel else child.name
             if child.is_symlink() and not (self._inside(child.path) and os.path.exists(child.path)):
@@ -427,7 +428,7 @@ class LocalDirStore(RemoteStore):
         return self._entry(rel, final_st, target)
 
     def delete(self, entry: RemoteEntry, *, trash: bool = False) -> None:
-        """Delete a file or folder; with ``trash``, move it under ``<root>/.trash/``."""
+        """Delete a file or folder; with ``trash``, move it into the trash."""
         rel = self._rel(entry.id)
         if not rel:
             raise UsageError(f"refusing to delete the store root {self.root}")
@@ -437,15 +438,9 @@ class LocalDirStore(RemoteStore):
         parent_full = self._full(rel.rsplit("/", 1)[0] if "/" in rel else "")
         if not self._inside(parent_full):
             raise UsageError(f"{full} lies behind a link leading outside {self.root}")
-        if trash and rel.split("/", 1)[0] != TRASH:
-            dest = self._full(f"{TRASH}/{rel}")
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            candidate, n = dest, 0
-            while os.path.lexists(candidate):
-                n += 1
-                candidate = f"{dest}.~{n}~"
-            os.rename(full, candidate)
-            log.info("moved %s to %s", full, candidate)
+        to = local_trash.place(rel, self.trash_in) if trash else None
+        if to is not None:
+            local_trash.move(full, self._full(to))
             return
         if os.path.isdir(full) and not os.path.islink(full):
             shutil.rmtree(full)
@@ -453,10 +448,10 @@ class LocalDirStore(RemoteStore):
             os.unlink(full)
 
     def quota(self, into: Optional[RemoteEntry] = None) -> Quota:
-        """The filesystem's size and use; ``trash`` is the size of ``<root>/.trash``."""
+        """The filesystem's size and use; ``trash`` is the size of the trash."""
         du = shutil.disk_usage(self.root)
         trash = 0
-        for dirpath, _dirs, files in os.walk(self._full(TRASH)):
+        for dirpath, _dirs, files in os.walk(self.trash_place()):
             for f in files:
                 try:
                     trash += os.lstat(os.path.join(dirpath, f)).st_size

@@ -74,4 +74,6 @@ def _open_directory(spec: str, md5_cache: Optional[Md5Source]) -> tuple[RemoteSt
     while not os.path.isdir(parent) and os.path.dirname(parent) != parent:
         parent, up = os.path.split(parent)
         names = (up,) + names
-    return LocalDirStore(parent, md5_cache=md5_cache), StorePath(None, names)
+    # Its trash in DEST: a push's --delete or a prune writes nothing outside the folder named.
+    return (LocalDirStore(parent, md5_cache=md5_cache, trash_in="/".join(names)),
+            StorePath(None, names))
