@@ -76,7 +76,13 @@ def move_old_weights(root: str, specs: Collection[str]) -> None:
         return
     try:
         if not stat.S_ISDIR(os.lstat(old).st_mode):
-            return   # (nothing there, or a link: the user's doing)
+            return   # (a file, or a link: the user's doing)
+    except (FileNotFoundError, NotADirectoryError):
+        return   # the usual case, and nothing to say: every start logged it as a failure
+    except OSError as exc:
+        logger.info("left %s as it is: %s", old, exc)
+        return
+    try:
         done = move_staged(old, str(weights_folder(root)), only=specs)
     except (OSError, DriveStageError) as exc:
         logger.info("left %s as it is: %s", old, exc)
