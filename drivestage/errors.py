@@ -259,6 +259,17 @@ class ArchiveError(DriveStageError, OSError):
     """An archive is truncated, corrupt or of an unknown format."""
 
 
+class NotAnArchiveError(ArchiveError):
+    """``--extract`` of a file that is neither zip nor tar: ``src`` as given, downloaded
+    (verified) to ``target``. A caller that extracts without an ``--extract`` option (the
+    trainer's ``data.drive_zip``) words its own advice from them."""
+
+    def __init__(self, src: str, target: str) -> None:
+        super().__init__(f"--extract: {src} is not a zip or tar archive (downloaded to "
+                         f"{target}); pull it without --extract")
+        self.src, self.target = src, target
+
+
 class DestChangedError(ArchiveError):
     """DEST kept changing while an extraction merged into it (another program writing
     there); said as it is, never retried behind the user's back."""

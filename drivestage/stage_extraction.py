@@ -10,7 +10,7 @@ import shutil
 from typing import Callable, Collection, Iterable, Optional, Protocol, Sequence
 
 from drivestage import partials, stamps
-from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError
+from drivestage.errors import ArchiveError, DiskSpaceError, DriveStageError, NotAnArchiveError
 from drivestage.extract import ExtractResult, MemberRecord, Recorded
 from drivestage.extract.job import Turn
 from drivestage.extract.validation import STATE_DIR
@@ -96,8 +96,7 @@ class Extraction:
 
         src, dest, reserve, lock_dir = self.src, self.dest, self.reserve, self.lock_dir
         if archive_kind(target) is None:
-            raise ArchiveError(f"--extract: {src} is not a zip or tar archive "
-                               f"(downloaded to {target}); pull it without --extract")
+            raise NotAnArchiveError(src, target)
         log.info("extract %s into %s (%s)", target, dest, action)
         stale = stamps.records(self.stamp, "stale")
         others = stamps.members_of_others(dest, self.stamp) if stale else set()

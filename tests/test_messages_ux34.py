@@ -7,7 +7,7 @@ import logging
 
 from click.testing import CliRunner
 
-from _messages import error_line, renders, shown
+from _messages import renders, shown
 
 
 # ------------------------------------------ no word of an old weights folder that is not there
@@ -28,3 +28,31 @@ def test_a_fresh_start_with_drive_weights_says_nothing_of_an_old_weights_folder(
     said = [r.getMessage() for r in caplog.records if r.name == "trainer.derived"]
     assert said == []
     assert not (tmp_path / "data" / "weights").exists()
+
+
+# ----------------------------------------- data.drive_zip naming a file that is no archive
+
+@renders("is not a zip or tar archive")
+def test_a_drive_zip_that_is_no_archive_names_the_setting_not_an_option(
+        emulator, local_state, drive_env, tiny_config, tmp_path):
+    """`--set data.drive_zip=drive:VOC_datasets/labels.zip` (a file that is no archive) ended
+    in `Error: --extract: … is not a zip or tar archive (…); pull it without --extract`: the
+    trainer has no --extract, and the dataset is of no use unextracted."""
+    from trainer.cli import cli as trainer_cli
+
+    emulator.add_file("VOC_datasets/labels.zip", b"these are not the archive's bytes\n")
+    cfg = tiny_config(**{"data.drive_zip": "drive:VOC_datasets/labels.zip"})
+    result = CliRunner().invoke(trainer_cli, ["train", "-c", cfg])
+    assert result.exit_code == 1, (result.stderr, result.exception)
+    # (after the download's progress bar, on its line)
+    line = result.stderr[result.stderr.rindex("Error: "):].strip()
+    assert result.stderr.count("Error: ") == 1 and "Traceback" not in result.stderr
+    pulled = tmp_path / "data" / "labels.zip"
+    assert line == (
+        f"Error: data.drive_zip: drive:VOC_datasets/labels.zip is not a zip or tar archive "
+        f"(downloaded to {pulled}); set data.drive_zip to the dataset's archive (.zip, .tar, "
+        ".tar.gz/.tgz, .tar.bz2, .tar.xz), or leave it null and point data.root at the "
+        "extracted dataset")
+    shown("is not a zip or tar archive", line)
+    assert pulled.read_bytes() == b"these are not the archive's bytes\n"
+    assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").iterdir())

@@ -50,7 +50,7 @@ def stage_data(cfg: Config, info: distributed.DistInfo = distributed.DistInfo(),
             import drivestage
 
             logger.info("staging %s into %s", d.drive_zip, d.root)
-            with _naming("data.drive_zip"), _own_files(cfg):
+            with _naming("data.drive_zip"), _own_files(cfg), _an_archive():
                 drivestage.pull(d.drive_zip, d.root, extract=True,
                                 remove_archive=not d.keep_archive)
         spec = _read_data(cfg, write=first)
@@ -225,6 +225,21 @@ def _own_files(cfg: Config) -> Iterator[None]:
         raise UserFilesError(exc.archive, exc.dest, exc.first, exc.count,
                              f"move {them} away, or replace {them} with `{command}`; then "
                              "start again", key="data.drive_zip", partly=exc.partly) from None
+
+
+@contextlib.contextmanager
+def _an_archive() -> Iterator[None]:
+    """data.drive_zip naming a file that is no archive, said with the setting: the pull's
+    advice (``pull it without --extract``) names an option the trainer does not have."""
+    from drivestage.errors import NotAnArchiveError
+
+    try:
+        yield
+    except NotAnArchiveError as exc:
+        raise DataError(f"data.drive_zip: {exc.src} is not a zip or tar archive (downloaded "
+                        f"to {exc.target}); set data.drive_zip to the dataset's archive (.zip, "
+                        ".tar, .tar.gz/.tgz, .tar.bz2, .tar.xz), or leave it null and point "
+                        "data.root at the extracted dataset") from None
 
 
 @contextlib.contextmanager
