@@ -187,6 +187,10 @@ def _check_length(spec: str, what: str, value: str) -> None:
 _BARE_LINK_RE = re.compile(r"^(www\.)?(drive|docs|drive\.usercontent)\.google\.com/", re.I)
 
 
+#: Another tool's prefix for Drive (``gdrive:``, ``Drive:``, ``GoogleDrive:``, ``gd:``).
+_OTHER_PREFIX_RE = re.compile(r"^(?:[\w.-]*drive[\w.-]*|gd):/*(.*)$", re.I)
+
+
 def drive_hint(src: str, what: str = "file") -> Optional[str]:
     """What a local path that is not there, written like a Drive path or link, was probably
     meant to be: a relative path (``VOC_datasets/x.zip``: ``drive:`` forgotten) or a link
@@ -197,6 +201,9 @@ def drive_hint(src: str, what: str = "file") -> Optional[str]:
         return f"a Drive sharing link starts with https://: https://{text}"
     if not text or text.startswith(("/", ".", "~")):
         return None
+    other = _OTHER_PREFIX_RE.match(text)
+    if other is not None:  # gdrive:x (rclone's remotes), Drive:x: the prefix, not the path
+        text = other.group(1)
     return f"a {what} on Google Drive is written drive:{text}"
 
 

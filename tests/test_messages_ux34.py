@@ -56,3 +56,44 @@ def test_a_drive_zip_that_is_no_archive_names_the_setting_not_an_option(
     shown("is not a zip or tar archive", line)
     assert pulled.read_bytes() == b"these are not the archive's bytes\n"
     assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").iterdir())
+
+
+# ------------------------------------------------- a Drive path written with another prefix
+
+@renders("(looked up as …); a file on Google Drive is written drive:…")
+def test_a_drive_path_with_another_prefix_is_shown_as_drive_colon(
+        tmp_path, monkeypatch, local_state, drive_env):
+    """`gdrive:VOC_datasets/x.zip` (rclone's remote, other tools' prefix) or `Drive:…` said
+    `a file on Google Drive is written drive:gdrive:VOC_datasets/x.zip`: the wrong prefix
+    kept inside the advice."""
+    from _messages import command_error
+
+    monkeypatch.chdir(tmp_path)
+    for typed in ("gdrive:VOC_datasets/x.zip", "Drive:VOC_datasets/x.zip",
+                  "gdrive:/VOC_datasets/x.zip"):
+        line = command_error("pull", typed, "./data")
+        assert line == (f"Error: no such file or folder: {tmp_path}/{typed} (looked up as "
+                        f"{typed!r}); a file on Google Drive is written "
+                        "drive:VOC_datasets/x.zip"), typed
+        shown("(looked up as …); a file on Google Drive is written drive:…", line)
+    line = command_error("pull", "my:notes.txt", "./data")   # a plain local name: as before
+    assert line.endswith("a file on Google Drive is written drive:my:notes.txt"), line
+
+
+# ---------------------------------------------------------------- ls of a path without drive:
+
+def test_ls_of_a_drive_folder_without_drive_prefix_says_how_to_write_it(
+        tmp_path, monkeypatch, local_state, drive_env, emulator):
+    """`drivestage ls VOC_datasets` (as `ls` is typed in a shell) said only `no such file or
+    folder: …/VOC_datasets (looked up as 'VOC_datasets')`, where pull says how a path on
+    Drive is written."""
+    from _messages import command_error
+
+    emulator.add_file("VOC_datasets/x.zip", b"zip")
+    monkeypatch.chdir(tmp_path)
+    line = command_error("ls", "VOC_datasets")
+    assert line == (f"Error: no such file or folder: {tmp_path}/VOC_datasets (looked up as "
+                    "'VOC_datasets'); a folder on Google Drive is written drive:VOC_datasets")
+    line = command_error("ls", "./VOC_datasets")   # plainly local: nothing added
+    assert line == (f"Error: no such file or folder: {tmp_path}/VOC_datasets (looked up as "
+                    "'VOC_datasets')")

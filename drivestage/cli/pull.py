@@ -205,11 +205,21 @@ def _iso(ts: float) -> str:
 @drive_options
 def ls(path: str, as_json: bool, api_root: Optional[str], credentials: Optional[str]) -> None:
     """List a Drive folder (or show one file): name, size, md5, modified (UTC)."""
-    from drivestage.paths import printable
+    from drivestage.errors import NotFoundError
+    from drivestage.paths import drive_hint, is_drive, printable
     from drivestage.remote import open_store
 
-    store, rel = open_store(path, api_root=api_root, credentials=credentials)
-    entry = store.resolve(rel)
+    try:
+        store, rel = open_store(path, api_root=api_root, credentials=credentials)
+        entry = store.resolve(rel)
+    except NotFoundError as exc:
+        # `ls VOC_datasets`, typed as in a shell: say how a path on Drive is written, as pull
+        # does (a local path that is not there).
+        hint = None if is_drive(path) or os.path.lexists(os.path.expanduser(path)) \
+            else drive_hint(path, "folder")
+        if hint is None:
+            raise
+        raise NotFoundError(f"{exc}; {hint}") from exc
     entries = sorted(store.list(entry), key=lambda e: (not e.is_dir, e.name)) \
         if entry.is_dir else [entry]
     if as_json:
