@@ -97,3 +97,29 @@ def test_ls_of_a_drive_folder_without_drive_prefix_says_how_to_write_it(
     line = command_error("ls", "./VOC_datasets")   # plainly local: nothing added
     assert line == (f"Error: no such file or folder: {tmp_path}/VOC_datasets (looked up as "
                     "'VOC_datasets')")
+
+
+# -------------------------------------------------- a key given without its section
+
+def test_a_key_without_its_section_is_named_with_it(tmp_path):
+    """`--set logs=drive:…` or `epochs: 10` at the top of the YAML (the recipe's train.py
+    variables have no sections) said `unknown config section 'logs' …; valid sections: data,
+    model, train, drive`, leaving the user to find which section holds it."""
+    from trainer.cli import cli as trainer_cli
+
+    config = tmp_path / "c.yaml"
+    config.write_text("drive:\n  logs: drive:Models/x/logs\n")
+    result = CliRunner().invoke(trainer_cli, ["status", "-c", str(config),
+                                              "--set", "logs=drive:Models/y/logs"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == ("Error: unknown config section 'logs' (--set); did you "
+                                     "mean 'drive.logs'?")
+    config.write_text("epochs: 10\n")
+    result = CliRunner().invoke(trainer_cli, ["status", "-c", str(config)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == (f"Error: unknown config section 'epochs' in {config}; "
+                                     "did you mean 'train.epochs'?")
+    config.write_text("trian:\n  epochs: 10\n")   # a misspelt section: as before
+    result = CliRunner().invoke(trainer_cli, ["status", "-c", str(config)])
+    assert result.stderr.strip() == (f"Error: unknown config section 'trian' in {config}; "
+                                     "did you mean 'train'?")

@@ -178,8 +178,8 @@ def describe_keys() -> dict[str, str]:
 
 def _unknown(key: str, where: str) -> ConfigError:
     keys = valid_keys()
-    if "." not in key:  # a misspelt section name
-        near = difflib.get_close_matches(key, list(_SECTIONS), n=1, cutoff=0.5)
+    if "." not in key:  # a misspelt section name, or a key without its section (epochs: 10)
+        near = difflib.get_close_matches(key, list(_SECTIONS), n=1, cutoff=0.5) or [k for k in keys if k.endswith("." + key)][:1]
         hint = f"; did you mean '{near[0]}'?" if near else f"; valid sections: {', '.join(_SECTIONS)}"
         return ConfigError(f"unknown config section '{key}'{where}{hint}")
     # Match the full dotted key first, then the last part alone (a misspelt leaf).
