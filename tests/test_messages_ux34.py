@@ -123,3 +123,35 @@ def test_a_key_without_its_section_is_named_with_it(tmp_path):
     result = CliRunner().invoke(trainer_cli, ["status", "-c", str(config)])
     assert result.stderr.strip() == (f"Error: unknown config section 'trian' in {config}; "
                                      "did you mean 'train'?")
+
+
+# ------------------------------------------------- push DEST without drive: (a local folder)
+
+PUSH_LOCAL = ("is a local folder (…), not Google Drive: the push copies there only; a folder on "
+              "Google Drive is written drive:…")
+
+
+@renders(PUSH_LOCAL)
+def test_push_to_a_dest_without_drive_prefix_warns(tmp_path, monkeypatch, local_state):
+    """`drivestage push logs Models/yolov4-tiny/logs` (`drive:` forgotten) made that folder
+    on this machine and said `push logs -> Models/yolov4-tiny/logs: 1 uploaded`, exit 0:
+    nothing reached Drive, and nothing said so (trainer's drive.logs warns of the same)."""
+    from drivestage.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "results.csv").write_text("epoch\n1\n")
+    result = CliRunner().invoke(cli, ["push", "logs", "Models/yolov4-tiny/logs"])
+    assert result.exit_code == 0, result.output
+    warned = [line for line in result.stderr.splitlines() if "not Google Drive" in line]
+    assert warned == [
+        "WARNING drivestage.cli.push: DEST Models/yolov4-tiny/logs is a local folder "
+        f"({tmp_path}/Models/yolov4-tiny/logs), not Google Drive: the push copies there only; "
+        "a folder on Google Drive is written drive:Models/yolov4-tiny/logs"], result.stderr
+    shown(PUSH_LOCAL, warned[0])
+    assert (tmp_path / "Models/yolov4-tiny/logs/results.csv").read_text() == "epoch\n1\n"
+    # A local folder that is there, or one written plainly local, is meant: no word.
+    for dest in ("Models/yolov4-tiny/logs", "./backup", str(tmp_path / "abs")):
+        result = CliRunner().invoke(cli, ["push", "logs", dest])
+        assert result.exit_code == 0, result.output
+        assert "not Google Drive" not in result.stderr, (dest, result.stderr)

@@ -212,11 +212,18 @@ def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
     """DEST through the one door, with the command's --api-root/--credentials; ``pushing``
     into a Drive mount is warned of (what it sends may never reach Drive)."""
     from drivestage.lost_mounts import push_into_mount_warning
-    from drivestage.paths import is_drive
+    from drivestage.paths import drive_hint, is_drive
     from drivestage.remote import open_store
 
+    # `push logs Models/x/logs` (drive: forgotten) makes that folder here, exit 0: said, as
+    # the trainer says it of drive.logs. A folder that is there, or ./x, /x, is meant.
+    hint = None if is_drive(dest) or os.path.lexists(os.path.expanduser(dest)) \
+        else drive_hint(dest, "folder")
     opened = open_store(dest, api_root=api_root, credentials=credentials, md5_cache=md5_cache)
     warning = push_into_mount_warning(dest) if pushing and not is_drive(dest) else None
+    if warning is None and pushing and hint is not None:
+        warning = (f"DEST {dest} is a local folder ({os.path.abspath(os.path.expanduser(dest))}"
+                   f"), not Google Drive: the push copies there only; {hint}")
     if warning is not None:
         log.warning("%s", warning)
     return opened
