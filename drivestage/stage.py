@@ -173,7 +173,19 @@ def _local_error(exc: OSError, label: str, dest: str) -> DriveStageError:
             f"{dest}; extracted members move into place by renames, which cannot cross file "
             f"systems ({exc.strerror}). Pull into a folder with no mount inside it, or "
             "unmount it")
+    blocking = _file_above(dest) if exc.errno == errno.ENOTDIR else None
+    if blocking is not None:  # `./configs/demo.yaml/data`: "Not a directory" named no file
+        return LocalFileError(f"cannot stage {label} into {dest}: {blocking} is a file, not a "
+                              "folder; choose a folder that is not inside a file")
     return LocalFileError(f"cannot stage {label} into {dest}: {exc.strerror or exc}{where}")
+
+
+def _file_above(dest: str) -> Optional[str]:
+    """The nearest existing path on the way to ``dest`` when it is no folder, or None."""
+    here = os.path.abspath(dest)
+    while not os.path.lexists(here) and os.path.dirname(here) != here:
+        here = os.path.dirname(here)
+    return None if os.path.isdir(here) else here
 
 
 def _mount_inside(dest: str, path: object) -> Optional[str]:

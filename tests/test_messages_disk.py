@@ -132,7 +132,9 @@ def test_a_file_where_dest_needs_a_folder(emulator, env, tmp_path):
     code, err = pull("drive:x.bin", str(dest))
     assert code == 1
     line = error(err)
-    assert line == f"Error: cannot stage drive:x.bin into {dest}: Not a directory"  # DEST once
+    # DEST once, and which part of it is the file (ux34: "Not a directory" named none)
+    assert line == (f"Error: cannot stage drive:x.bin into {dest}: {tmp_path / 'data'} is a "
+                    "file, not a folder; choose a folder that is not inside a file")
     shown("cannot stage … into …:", line)
     assert (tmp_path / "data").read_bytes() == b"a file, not a folder"
 
