@@ -155,3 +155,26 @@ def test_push_to_a_dest_without_drive_prefix_warns(tmp_path, monkeypatch, local_
         result = CliRunner().invoke(cli, ["push", "logs", dest])
         assert result.exit_code == 0, result.output
         assert "not Google Drive" not in result.stderr, (dest, result.stderr)
+
+
+# ---------------------------------------------- --api-root with the API's own path in it
+
+@renders("ends in the Drive API's own path (…); give the server's root: …")
+def test_an_api_root_ending_in_the_api_path_says_which_root_to_give(local_state, monkeypatch):
+    """`DRIVESTAGE_API_ROOT=http://127.0.0.1:8765/drive/v2/` (the address of Drive's files
+    API, as googleapiclient's docs show it) ended in `not found on Drive (HTTP 404 …: GET
+    /drive/v2/drive/v2/files)`: the server blamed for a setting."""
+    from _messages import command_error
+
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "t")
+    for typed in ("http://127.0.0.1:8765/drive/v2/", "http://127.0.0.1:8765/drive/v3"):
+        line = command_error("ls", "drive:", "--api-root", typed, code=2)
+        assert line == (f"Error: --api-root {typed!r} ends in the Drive API's own path "
+                        f"({typed[len('http://127.0.0.1:8765'):]}); give the server's root: "
+                        "http://127.0.0.1:8765/"), line
+        shown("ends in the Drive API's own path (…); give the server's root: …", line)
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", "https://www.googleapis.com/drive/v2")
+    line = command_error("ls", "drive:", code=2)
+    assert line == ("Error: DRIVESTAGE_API_ROOT 'https://www.googleapis.com/drive/v2' ends in "
+                    "the Drive API's own path (/drive/v2); give the server's root: "
+                    "https://www.googleapis.com/")

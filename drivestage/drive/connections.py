@@ -95,13 +95,18 @@ def api_root(api_root: Optional[str]) -> Optional[str]:
     root = api_root if api_root is not None else os.environ.get("DRIVESTAGE_API_ROOT")
     if not root:
         return None
+    # Named where it came from (the CLI reads the variable into --api-root too): the
+    # trainer has no --api-root to look for.
+    source = ("DRIVESTAGE_API_ROOT" if root == os.environ.get("DRIVESTAGE_API_ROOT")
+              else "--api-root")
     if not re.match(r"^https?://[^/]+", root):
-        # Named where it came from (the CLI reads the variable into --api-root too): the
-        # trainer has no --api-root to look for.
-        source = ("DRIVESTAGE_API_ROOT" if root == os.environ.get("DRIVESTAGE_API_ROOT")
-                  else "--api-root")
         raise UsageError(f"{source} {root!r} is not an http(s) URL "
                          "(e.g. http://127.0.0.1:8765/)")
+    api_path = re.search(r"/drive/v[23]/?$", root)
+    if api_path is not None:  # the files API's address: every request went to /drive/v2/drive/v2
+        raise UsageError(f"{source} {root!r} ends in the Drive API's own path "
+                         f"({api_path.group(0)}); give the server's root: "
+                         f"{root[:api_path.start()]}/")
     return root.rstrip("/") + "/"
 
 
