@@ -178,3 +178,24 @@ def test_an_api_root_ending_in_the_api_path_says_which_root_to_give(local_state,
     assert line == ("Error: DRIVESTAGE_API_ROOT 'https://www.googleapis.com/drive/v2' ends in "
                     "the Drive API's own path (/drive/v2); give the server's root: "
                     "https://www.googleapis.com/")
+
+
+# --------------------------------------------- --resume PATH that is not there: before the pull
+
+def test_resume_from_a_missing_path_is_refused_before_the_dataset_is_pulled(
+        emulator, local_state, drive_env, tiny_config, tmp_path):
+    """`--resume logs/epoch_010.pt` on a fresh runtime (logs/ empty) pulled and extracted
+    the whole dataset first (minutes for VOC), then said `no such file`, exit 1; a bad path
+    is a usage error (exit 2), said at once."""
+    from trainer.cli import cli as trainer_cli
+
+    emulator.add_file("VOC_datasets/VOC.zip", b"not fetched")
+    cfg = tiny_config(**{"data.drive_zip": "drive:VOC_datasets/VOC.zip"})
+    emulator.clear_requests()
+    missing = tmp_path / "logs" / "epoch_010.pt"
+    result = CliRunner().invoke(trainer_cli, ["train", "-c", cfg, "--resume", str(missing)])
+    assert result.exit_code == 2, (result.stderr, result.exception)
+    assert result.stderr.strip() == (f"Error: --resume {missing}: no such file; use --resume "
+                                     "auto or a checkpoint path")
+    assert list(emulator.requests) == []
+    assert not (tmp_path / "data").exists()

@@ -143,7 +143,7 @@ def test_resume_with_another_class_count_is_refused(tmp_path, one_epoch):
 
 def test_resume_from_a_missing_path_is_an_error(tiny_config, tmp_path):
     res = CliRunner().invoke(cli, ["train", "-c", tiny_config(), "--resume", str(tmp_path / "nope.pt")])
-    assert res.exit_code == 1
+    assert res.exit_code == 2   # a bad path, said before the data is staged (ux34)
     assert "no such file; use --resume auto or a checkpoint path" in res.output
 
 

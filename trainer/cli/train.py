@@ -50,6 +50,7 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str) -> None:
 
     _quiet_other_ranks()
     _refuse_a_drive_resume(resume)
+    _refuse_a_missing_resume(resume)
     cfg = load_config(config_path, list(overrides))
     result = fit(cfg, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -85,6 +86,18 @@ def _refuse_a_drive_resume(resume: str) -> None:
                       "Drive: with drive.logs set to its folder, --resume auto continues from "
                       "the newest checkpoint verified there (or pull it first: drivestage pull "
                       f"{resume} ./weights, then --resume weights/{name})")
+
+
+def _refuse_a_missing_resume(resume: str) -> None:
+    """``--resume PATH`` that is not there, said before the dataset is pulled (minutes on a
+    fresh runtime, where such a path most often is missing): a bad path, exit 2."""
+    from trainer.errors import ConfigError
+    from trainer.resume import NO_RESUME
+
+    if resume.strip().lower() in (*NO_RESUME, "auto") or os.path.isfile(resume):
+        return
+    raise ConfigError(f"--resume {resume}: no such file; use --resume auto or a checkpoint "
+                      "path")
 
 
 @cli.command("eval")
