@@ -199,3 +199,20 @@ def test_resume_from_a_missing_path_is_refused_before_the_dataset_is_pulled(
                                      "auto or a checkpoint path")
     assert list(emulator.requests) == []
     assert not (tmp_path / "data").exists()
+
+
+def test_eval_of_weights_that_are_not_there_is_refused_before_the_dataset_is_pulled(
+        emulator, local_state, drive_env, tiny_config, tmp_path):
+    """`trainer eval -c configs/voc.yaml -w logs/best.pt` on a fresh runtime pulled the
+    dataset, then said `--weights: file not found: logs/best.pt`."""
+    from trainer.cli import cli as trainer_cli
+
+    emulator.add_file("VOC_datasets/VOC.zip", b"not fetched")
+    cfg = tiny_config(**{"data.drive_zip": "drive:VOC_datasets/VOC.zip"})
+    emulator.clear_requests()
+    missing = tmp_path / "logs" / "best.pt"
+    result = CliRunner().invoke(trainer_cli, ["eval", "-c", cfg, "-w", str(missing)])
+    assert result.exit_code == 2, (result.stderr, result.exception)
+    assert result.stderr.strip() == f"Error: --weights: file not found: {missing}"
+    assert list(emulator.requests) == []
+    assert not (tmp_path / "data").exists()

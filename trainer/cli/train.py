@@ -120,6 +120,8 @@ def evaluate_cmd(config_path: str, weights: str, overrides: tuple[str, ...], as_
     from trainer.weights import load_weights
 
     cfg = load_config(config_path, list(overrides))
+    if not weights.startswith("drive:"):
+        local_weights(weights, cfg, "--weights")  # not there: said before the data is pulled
     data = stage_data(cfg, weights=(weights,))   # (its older copy out of the tree first)
     device = torch.device("cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu")
     path = local_weights(weights, cfg, "--weights")  # the option typed, not model.weights
