@@ -119,7 +119,7 @@ Example:
 """)
 @click.option("--weights", "weights", required=True, callback=lambda c, p, v: _weights_arg(v),
               help="A .pth/.pt (port, our checkpoint) or Darknet .weights file; drive:path "
-                   "pulls it (md5-verified) beside OUT first.")
+                   "pulls it (md5-verified) into weights/ beside OUT first.")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
               help="The .onnx file to write.")
 @click.option("--classes", "classes_file", type=click.Path(exists=True, dir_okay=False),
