@@ -64,10 +64,11 @@ def check_space(dest: str, reserve: int, needed: int, what: str, detail: str = "
     free = shutil.disk_usage(dest).free - reserve
     if needed > free:
         kept = f" (keeping {format_size(reserve)} in reserve)" if reserve else ""
+        lower = ", lower --reserve" if reserve else ""  # (a reserve set too high is a way out)
         raise DiskSpaceError(
             f"not enough free disk space in {dest} to {what}: needs {format_size(needed)} "
             f"({needed} bytes){detail}, only {format_size(max(free, 0))} ({max(free, 0)} bytes) free"
-            f"{kept}; free some space or pull elsewhere", needed=needed, free=max(free, 0))
+            f"{kept}; free some space{lower} or pull elsewhere", needed=needed, free=max(free, 0))
 
 
 def restore_needs_room(exc: DiskSpaceError, archive: str, dest: str,
