@@ -103,3 +103,7 @@ def synth_data_command(out: Path, images: int, classes: int, seed: int, min_size
                  result.zip_path):
         if path is not None:
             click.echo(str(path))
+    if not make_zip and (out / "VOCdevkit.zip").exists():
+        # An earlier run's --zip: pushed as the walkthrough says, it is not this set.
+        click.echo(f"Warning: {out / 'VOCdevkit.zip'} is left as it was, and may hold the set "
+                   "written before; add --zip to write it again, or delete it", err=True)

@@ -221,7 +221,7 @@ def make_synthetic_voc(
     out = Path(out_dir)
     devkit = out / "VOCdevkit"
     voc = devkit / "VOC2007"
-    _refuse_another_dataset(voc)
+    earlier = _refuse_another_dataset(voc)
     for sub in ("Annotations", "JPEGImages", "ImageSets/Main"):
         (voc / sub).mkdir(parents=True, exist_ok=True)
     classes_file = out / "classes.txt"
@@ -242,6 +242,10 @@ def make_synthetic_voc(
         (voc / "Annotations" / f"{image_id}.xml").write_text(_xml(image_id, w, h, objects), encoding="utf-8")
         boxes_by_id[image_id] = [(*box, names.index(n)) for n, box, difficult, _ in objects if not difficult]
         total += len(objects)
+    for stale in sorted(earlier - set(ids)):
+        # An earlier, larger set's (ux34): in no split, yet packed into --zip with this one.
+        for path in (voc / "Annotations" / f"{stale}.xml", voc / "JPEGImages" / f"{stale}.jpg"):
+            path.unlink(missing_ok=True)
 
     # Splits as the port makes them: trainval/test, then train/val inside trainval.
     split_rng = np.random.default_rng([seed, 1])
@@ -279,8 +283,9 @@ def make_synthetic_voc(
 _MARK = b"<database>drivestage synthetic</database>"
 
 
-def _refuse_another_dataset(voc: Path) -> None:
-    """DataError when ``voc`` holds an annotation or an image synth-data did not write.
+def _refuse_another_dataset(voc: Path) -> set[str]:
+    """DataError when ``voc`` holds an annotation or an image synth-data did not write;
+    else the ids of the synthetic set there (none: an empty set).
     ``trainer synth-data data`` with the user's own VOC2007 in data/VOCdevkit wrote its
     000001.jpg... over theirs (VOC2007 uses the same ids) and replaced the dataset's own
     splits; running it again over a synthetic set is fine (the same seed writes the same)."""
@@ -298,6 +303,7 @@ def _refuse_another_dataset(voc: Path) -> None:
                 raise DataError(f"{voc} holds a dataset synth-data did not write (e.g. "
                                 f"{entry.path}), which the synthetic one would be written over; "
                                 "give another OUT")
+    return synthetic
 
 
 def _written_here(xml: str) -> bool:
