@@ -58,8 +58,10 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str) -> None:
     final = result.final or {}
     if final.get("map50") is not None:
         coco = "n/a" if final.get("map") is None else f"{final['map']:.4f}"
+        # (A finished run started again recorded no image count: was "? images".)
+        images = f", {final['images']} images" if final.get("images") is not None else ""
         click.echo(f"final mAP@0.5 = {final['map50']:.4f}  mAP@0.5:0.95 = {coco}  "
-                   f"(val set, {final.get('images', '?')} images)")
+                   f"(val set{images})")
     if result.best_map50 is not None:
         click.echo(f"best mAP@0.5 = {result.best_map50:.4f} at epoch {result.best_epoch}")
     if result.last_checkpoint:
