@@ -216,3 +216,27 @@ def test_eval_of_weights_that_are_not_there_is_refused_before_the_dataset_is_pul
     assert result.stderr.strip() == f"Error: --weights: file not found: {missing}"
     assert list(emulator.requests) == []
     assert not (tmp_path / "data").exists()
+
+
+# ---------------------------------------------------- auth login --client-secrets mistakes
+
+def test_login_with_a_folder_or_a_service_account_key_as_client_secrets(tmp_path, local_state):
+    """`drivestage auth login --client-secrets configs` (a folder) ended in a traceback
+    (`IsADirectoryError`); a service-account key there was `not an OAuth client secret
+    (expected an 'installed' entry …)`, not what to do with such a key."""
+    import json
+
+    from _messages import command_error
+
+    line = command_error("auth", "login", "--client-secrets", str(tmp_path), code=2)
+    assert line == (f"Error: cannot read client secrets file {str(tmp_path)!r}: it is a folder; "
+                    "give the JSON file of an OAuth client ID (Google Cloud console, type "
+                    "Desktop app)")
+    key = tmp_path / "key.json"
+    key.write_text(json.dumps({"type": "service_account", "client_email": "a@b.iam",
+                               "private_key": "k", "token_uri": "https://t"}))
+    line = command_error("auth", "login", "--client-secrets", str(key), code=2)
+    assert line == (f"Error: {str(key)!r} is not an OAuth client secret (expected an 'installed' "
+                    "entry with client_id and client_secret): it is a service-account key, "
+                    "which needs no login; pass it with --credentials (or "
+                    "DRIVESTAGE_CREDENTIALS)")

@@ -99,11 +99,20 @@ def _client_config(path: str) -> dict[str, Any]:
                          "Google Cloud console (OAuth client ID, type Desktop app)") from None
     except ValueError:
         raise UsageError(f"client secrets file {path!r} is not JSON") from None
+    except OSError as exc:  # a folder given (was a traceback), or unreadable
+        why = "it is a folder" if isinstance(exc, IsADirectoryError) else \
+            (exc.strerror or str(exc)).lower()
+        raise UsageError(f"cannot read client secrets file {path!r}: {why}; give the JSON file "
+                         "of an OAuth client ID (Google Cloud console, type Desktop app)") from None
     config = (data.get("installed") or data.get("web")) if isinstance(data, dict) else None
     if not isinstance(config, dict) or not config.get("client_id") \
             or not config.get("client_secret"):
+        # A service-account key is the likely mix-up: say where it goes instead.
+        key = isinstance(data, dict) and data.get("type") == "service_account"
         raise UsageError(f"{path!r} is not an OAuth client secret (expected an 'installed' "
-                         "entry with client_id and client_secret)")
+                         "entry with client_id and client_secret)" + (
+                             ": it is a service-account key, which needs no login; pass it "
+                             "with --credentials (or DRIVESTAGE_CREDENTIALS)" if key else ""))
     config = dict(config)
     config.setdefault("auth_uri", GOOGLE_AUTH_URI)
     config.setdefault("token_uri", GOOGLE_TOKEN_URI)
