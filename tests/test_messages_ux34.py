@@ -240,3 +240,46 @@ def test_login_with_a_folder_or_a_service_account_key_as_client_secrets(tmp_path
                     "entry with client_id and client_secret): it is a service-account key, "
                     "which needs no login; pass it with --credentials (or "
                     "DRIVESTAGE_CREDENTIALS)")
+
+
+# ------------------------------------------------------- train.out_dir that is a file
+
+def test_an_out_dir_that_is_a_file_is_one_line(tiny_config, tmp_path):
+    """`--set train.out_dir=configs/demo.yaml` (or a folder under that file) ended in a
+    traceback (`FileExistsError: [Errno 17] File exists: 'configs/demo.yaml'`)."""
+    from trainer.cli import cli as trainer_cli
+
+    afile = tmp_path / "demo.yaml"
+    afile.write_text("train: {}\n")
+    for out_dir in (afile, afile / "logs"):
+        cfg = tiny_config(**{"train.out_dir": str(out_dir)})
+        result = CliRunner().invoke(trainer_cli, ["train", "-c", cfg])
+        assert result.exit_code == 2, (result.stderr, result.exception)
+        assert result.stderr.strip() == (
+            f"Error: train.out_dir {out_dir} cannot be made: {afile} is a file, not a folder; "
+            "set train.out_dir to a folder"), out_dir
+        assert afile.read_text() == "train: {}\n"
+
+
+def test_weights_given_as_a_folder_say_so(tiny_config, tmp_path):
+    """`-w logs` or `model.weights: logs` (the run folder, not best.pt in it) said `file not
+    found: logs`, of a folder that is there."""
+    from trainer.cli import cli as trainer_cli
+    from trainer.config import load_config
+    from trainer.errors import ConfigError
+    from trainer.staging import local_weights
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    result = CliRunner().invoke(trainer_cli, ["eval", "-c", tiny_config(), "-w", str(folder)])
+    assert result.exit_code == 2, (result.stderr, result.exception)
+    assert result.stderr.strip() == (f"Error: --weights: {folder} is a folder; give a weights "
+                                     "file (e.g. best.pt in it)")
+    cfg = load_config(tiny_config(**{"model.weights": str(folder)}))
+    try:
+        local_weights(str(folder), cfg)
+    except ConfigError as exc:
+        assert str(exc) == (f"model.weights: {folder} is a folder; give a weights file (e.g. "
+                            "best.pt in it)")
+    else:
+        raise AssertionError("a folder was taken for weights")

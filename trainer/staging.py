@@ -171,6 +171,9 @@ def local_weights(spec: str, cfg: Config, key: str = "model.weights") -> str:
     ``key`` is what the user set them with (``model.weights``, or ``--weights`` for eval),
     named in the errors: that is what to fix."""
     if not spec.startswith("drive:"):
+        if os.path.isdir(spec):  # the run folder given for best.pt in it: "file not found"
+            raise ConfigError(f"{key}: {spec} is a folder; give a weights file (e.g. best.pt "
+                              "in it)")
         if not os.path.isfile(spec):
             from drivestage.localfs import UNMOUNTED_DRIVE, unmounted_drive_path
 

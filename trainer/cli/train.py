@@ -52,6 +52,7 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str) -> None:
     _refuse_a_drive_resume(resume)
     _refuse_a_missing_resume(resume)
     cfg = load_config(config_path, list(overrides))
+    _refuse_a_file_as_out_dir(cfg.train.out_dir)
     result = fit(cfg, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return
@@ -88,6 +89,19 @@ def _refuse_a_drive_resume(resume: str) -> None:
                       "Drive: with drive.logs set to its folder, --resume auto continues from "
                       "the newest checkpoint verified there (or pull it first: drivestage pull "
                       f"{resume} ./weights, then --resume weights/{name})")
+
+
+def _refuse_a_file_as_out_dir(out_dir: str) -> None:
+    """``train.out_dir`` that is a file, or lies under one (``configs/demo.yaml``): one line
+    naming the file, where the run folder's making ended in a traceback."""
+    from trainer.errors import ConfigError
+
+    here = os.path.abspath(os.path.expanduser(out_dir))
+    while not os.path.lexists(here) and os.path.dirname(here) != here:
+        here = os.path.dirname(here)
+    if not os.path.isdir(here):
+        raise ConfigError(f"train.out_dir {out_dir} cannot be made: {here} is a file, not a "
+                          "folder; set train.out_dir to a folder")
 
 
 def _refuse_a_missing_resume(resume: str) -> None:
