@@ -62,6 +62,7 @@ def pull(src: Union[str, DrivePath], dest: str, *, extract: bool = False,
     only when a member is gone or changed (a local archive extracted where it lies stays).
     """
     began = time.monotonic()
+    _refuse_a_drive_dest(src, os.fspath(dest))
     dest = os.path.abspath(os.path.expanduser(os.fspath(dest)))
     if os.path.exists(dest) and not os.path.isdir(dest):
         raise UsageError(f"DEST {dest} is a file; give the folder to stage into")
@@ -186,6 +187,19 @@ def _file_above(dest: str) -> Optional[str]:
     while not os.path.lexists(here) and os.path.dirname(here) != here:
         here = os.path.dirname(here)
     return None if os.path.isdir(here) else here
+
+
+def _refuse_a_drive_dest(src: Any, dest: str) -> None:
+    """``pull ./synth drive:VOC`` (push meant, or the arguments swapped) made a local folder
+    named ``drive:VOC`` and exited 0: refused, with the command that sends SRC to Drive."""
+    if not paths.is_drive(dest):
+        return
+    label = str(src)
+    local = not (isinstance(src, DrivePath) or paths.is_drive(label))
+    way = (f"to send {label} to Drive: drivestage push {label} {dest}" if local
+           else "give a local folder as DEST (e.g. ./data)")
+    raise UsageError(f"DEST {dest} is a path on Google Drive, and pull writes to this "
+                     f"machine; {way}")
 
 
 def _mount_inside(dest: str, path: object) -> Optional[str]:

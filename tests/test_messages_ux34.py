@@ -283,3 +283,51 @@ def test_weights_given_as_a_folder_say_so(tiny_config, tmp_path):
                             "best.pt in it)")
     else:
         raise AssertionError("a folder was taken for weights")
+
+
+# ---------------------------------------------------- SRC and DEST swapped (pull vs push)
+
+@renders("is a path on Google Drive, and pull writes to this machine")
+def test_pull_to_a_drive_dest_is_refused_not_made_a_local_folder(
+        tmp_path, monkeypatch, local_state, drive_env, emulator):
+    """`drivestage pull ./synth drive:VOC_datasets` (push meant, or the arguments swapped)
+    made a local folder named `drive:VOC_datasets` in the working directory, copied SRC
+    into it and exited 0; a later `push drive:VOC_datasets …` (swapped the same way) then
+    found that folder and pushed it."""
+    from _messages import command_error
+
+    emulator.add_file("VOC_datasets/x.zip", b"zip")
+    here = tmp_path / "work"
+    (here / "synth").mkdir(parents=True)
+    (here / "synth" / "a.txt").write_text("a")
+    monkeypatch.chdir(here)
+    line = command_error("pull", "./synth", "drive:VOC_datasets", code=2)
+    assert line == ("Error: DEST drive:VOC_datasets is a path on Google Drive, and pull writes "
+                    "to this machine; to send ./synth to Drive: drivestage push ./synth "
+                    "drive:VOC_datasets")
+    shown("is a path on Google Drive, and pull writes to this machine", line)
+    line = command_error("pull", "drive:VOC_datasets/x.zip", "drive:elsewhere", code=2)
+    assert line == ("Error: DEST drive:elsewhere is a path on Google Drive, and pull writes to "
+                    "this machine; give a local folder as DEST (e.g. ./data)")
+    assert sorted(p.name for p in here.iterdir()) == ["synth"]
+
+
+@renders("is a path on Google Drive, and push sends a local folder")
+def test_push_from_a_drive_src_says_pull_copies_from_drive(tmp_path, monkeypatch, local_state):
+    """`drivestage push drive:VOC_datasets ./data` (pull meant) said `drive:VOC_datasets is
+    not a local folder; give the folder to push`, exit 1: not that the arguments were
+    swapped, nor what copies from Drive."""
+    from _messages import command_error
+
+    monkeypatch.chdir(tmp_path)
+    for command in ("push", "mirror"):
+        extra = ["--every", "60"] if command == "mirror" else []
+        line = command_error(command, "drive:VOC_datasets", "./data", *extra, code=2)
+        assert line == ("Error: SRC drive:VOC_datasets is a path on Google Drive, and push "
+                        "sends a local folder; to copy it to this machine: drivestage pull "
+                        "drive:VOC_datasets ./data"), command
+        shown("is a path on Google Drive, and push sends a local folder", line)
+    line = command_error("push", "drive:a", "drive:b", code=2)
+    assert line == ("Error: SRC drive:a is a path on Google Drive, and push sends a local "
+                    "folder; give a local folder as SRC (e.g. logs/)")
+    assert not (tmp_path / "data").exists()

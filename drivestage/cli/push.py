@@ -197,7 +197,15 @@ def _push_refusing(*args: Any, force: bool = False, **kwargs: Any) -> "PushResul
 
 def _refuse_a_file(src: str, dest: str) -> None:
     """A file as SRC (the zip a user wants on Drive) is a usage error that says how to send
-    it: push mirrors a folder's files into DEST."""
+    it: push mirrors a folder's files into DEST. So is a Drive path (pull meant: the
+    arguments swapped), which said only "is not a local folder"."""
+    from drivestage.paths import is_drive
+
+    if is_drive(src):
+        way = (f"to copy it to this machine: drivestage pull {src} {dest}" if not is_drive(dest)
+               else "give a local folder as SRC (e.g. logs/)")
+        raise UsageError(f"SRC {src} is a path on Google Drive, and push sends a local folder; "
+                         f"{way}")
     if os.path.isfile(src):
         name = os.path.basename(src)
         where = dest.rstrip("/") if dest.rstrip("/") not in ("", "drive:") else dest
