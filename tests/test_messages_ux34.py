@@ -331,3 +331,20 @@ def test_push_from_a_drive_src_says_pull_copies_from_drive(tmp_path, monkeypatch
     assert line == ("Error: SRC drive:a is a path on Google Drive, and push sends a local "
                     "folder; give a local folder as SRC (e.g. logs/)")
     assert not (tmp_path / "data").exists()
+
+
+def test_a_drive_data_root_says_what_data_root_and_drive_zip_are(tiny_config, local_state):
+    """`data.root: drive:VOC_datasets` (the dataset's Drive folder) said `DEST drive:… is a
+    path on Google Drive …` with data.drive_zip set (no DEST in a config), and `no VOCdevkit
+    was found under data.root='drive:VOC_datasets'` without it."""
+    from trainer.cli import cli as trainer_cli
+
+    for more in ({}, {"data.drive_zip": "drive:VOC_datasets/VOC.zip"}):
+        cfg = tiny_config(**{"data.root": "drive:VOC_datasets", "data.train": "train",
+                             "data.val": "val", **more})
+        result = CliRunner().invoke(trainer_cli, ["train", "-c", cfg])
+        assert result.exit_code == 2, (result.stderr, result.exception)
+        assert result.stderr.strip() == (
+            "Error: data.root drive:VOC_datasets is a path on Google Drive; data.root is the "
+            "folder on this machine the dataset is staged into (e.g. ./data), and "
+            "data.drive_zip the archive on Drive to stage"), more

@@ -39,6 +39,10 @@ def stage_data(cfg: Config, info: distributed.DistInfo = distributed.DistInfo(),
     ``weights``: what the caller pulls next besides ``model.weights`` (eval's
     ``--weights``): an older version's copy of it leaves the dataset's tree first."""
     d = cfg.data
+    if d.root.startswith("drive:"):   # (the pull said "DEST …", a word no config has)
+        raise ConfigError(f"data.root {d.root} is a path on Google Drive; data.root is the "
+                          "folder on this machine the dataset is staged into (e.g. ./data), "
+                          "and data.drive_zip the archive on Drive to stage")
     with distributed.main_first(info) as first:
         if first:
             _retire_old_lines(cfg)
