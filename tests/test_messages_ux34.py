@@ -348,3 +348,23 @@ def test_a_drive_data_root_says_what_data_root_and_drive_zip_are(tiny_config, lo
             "Error: data.root drive:VOC_datasets is a path on Google Drive; data.root is the "
             "folder on this machine the dataset is staged into (e.g. ./data), and "
             "data.drive_zip the archive on Drive to stage"), more
+
+
+def test_weights_written_without_drive_prefix_say_how_to_write_them(
+        tiny_config, tmp_path, monkeypatch):
+    """`model.weights: Models/yolov4-tiny/model_data/coco.pth` (`drive:` forgotten) said only
+    `file not found`, where data.drive_zip (and pull) say how a Drive path is written."""
+    from trainer.config import load_config
+    from trainer.errors import ConfigError
+    from trainer.staging import local_weights
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(tiny_config())
+    for spec, hint in (("Models/coco.pth", "; a file on Google Drive is written "
+                        "drive:Models/coco.pth"), ("./coco.pth", "")):
+        try:
+            local_weights(spec, cfg)
+        except ConfigError as exc:
+            assert str(exc) == f"model.weights: file not found: {spec}{hint}"
+        else:
+            raise AssertionError(spec)

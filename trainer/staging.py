@@ -187,7 +187,10 @@ def local_weights(spec: str, cfg: Config, key: str = "model.weights") -> str:
                 point, drive_spec = unmounted
                 raise ConfigError(f"{key}: file not found: {spec} (it is under {point}, "
                                   f"{UNMOUNTED_DRIVE}); write {drive_spec} to pull it from Drive")
-            raise ConfigError(f"{key}: file not found: {spec}")
+            from drivestage.paths import drive_hint
+
+            hint = drive_hint(spec)   # (drive: forgotten: say how it is written, as pull does)
+            raise ConfigError(f"{key}: file not found: {spec}" + (f"; {hint}" if hint else ""))
         return spec
     # Staged (md5-verified, cached) in the trainer's folder of data.root, out of the dataset's
     # tree (a new version of the dataset's archive bringing weights/<name> was refused over
