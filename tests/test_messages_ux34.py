@@ -368,3 +368,19 @@ def test_weights_written_without_drive_prefix_say_how_to_write_them(
             assert str(exc) == f"model.weights: file not found: {spec}{hint}"
         else:
             raise AssertionError(spec)
+
+
+def test_status_of_a_drive_logs_that_is_a_file_says_so(emulator, local_state, drive_env,
+                                                       tiny_config):
+    """`drive.logs: drive:VOC_datasets/VOC.zip` (a file named where the run's folder goes)
+    said `no verified checkpoint on drive:VOC_datasets/VOC.zip yet`, as if a run would
+    save there."""
+    from trainer.cli import cli as trainer_cli
+
+    emulator.add_file("VOC_datasets/VOC.zip", b"zip")
+    cfg = tiny_config(**{"drive.logs": "drive:VOC_datasets/VOC.zip"})
+    result = CliRunner().invoke(trainer_cli, ["status", "-c", cfg])
+    assert result.exit_code == 1, (result.stderr, result.exception)
+    assert result.stderr.strip() == (
+        "Error: drive.logs drive:VOC_datasets/VOC.zip is a file, not a folder; "
+        "drive.logs names the run's folder (where its checkpoints go)")

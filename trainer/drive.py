@@ -121,12 +121,13 @@ class DriveFolder:
         self._store.check_writable(self._path)
 
     def missing(self) -> Optional[str]:
-        """Why the folder is not there (the store's "not found" text), None when it is."""
+        """Why the folder is not there (the store's "not found" text, or ``… is a file on
+        Drive, not a folder``), None when it is."""
         try:
-            self._store.resolve(self._path)
+            entry = self._store.resolve(self._path)
         except NotFoundError as exc:
             return str(exc)
-        return None
+        return None if entry.is_dir else f"{self.spec} is a file, not a folder"
 
     def where(self, name: str) -> str:
         """``drive:Models/x/logs/<name>``."""

@@ -265,6 +265,10 @@ def status_cmd(config_path: str, overrides: tuple[str, ...], as_json: bool) -> N
     if found is None:
         # A typo in drive.logs read as "not yet": the user waits for saves that go elsewhere.
         gone = folder.missing()
+        if gone is not None and gone.endswith(" is a file, not a folder"):
+            # (Not "a run makes it at its first save": a run's push is refused there.)
+            raise CheckpointError(f"drive.logs {gone}; drive.logs names the run's folder "
+                                  "(where its checkpoints go)")
         if gone is not None:
             # (The lookup names the first part missing: say which drive.logs that was in.)
             where = gone if gone.startswith(folder.spec + " ") else f"{folder.spec}: {gone}"
