@@ -384,3 +384,19 @@ def test_status_of_a_drive_logs_that_is_a_file_says_so(emulator, local_state, dr
     assert result.stderr.strip() == (
         "Error: drive.logs drive:VOC_datasets/VOC.zip is a file, not a folder; "
         "drive.logs names the run's folder (where its checkpoints go)")
+
+
+def test_train_with_a_drive_logs_that_is_a_file_names_the_setting(
+        emulator, local_state, drive_env, tiny_config):
+    """The same drive.logs in `trainer train` ended in `Error: drive:VOC_datasets/VOC.zip
+    exists and is a file, not a folder`: which setting, and what to do, unsaid."""
+    from trainer.cli import cli as trainer_cli
+
+    emulator.add_file("VOC_datasets/VOC.zip", b"zip")
+    cfg = tiny_config(**{"drive.logs": "drive:VOC_datasets/VOC.zip"})
+    result = CliRunner().invoke(trainer_cli, ["train", "-c", cfg])
+    assert result.exit_code == 2, (result.stderr, result.exception)
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: drive.logs drive:VOC_datasets/VOC.zip exists and is a file, not a folder; "
+        "drive.logs names the run's folder (where its checkpoints go)")
+    assert emulator.read_bytes(emulator.find("VOC_datasets/VOC.zip")["id"]) == b"zip"

@@ -118,7 +118,16 @@ class DriveFolder:
         """Fail now, before training, where Drive says nothing can be written into the
         folder (shared with this account read-only): every checkpoint of the run would
         stay on this machine only (drivestage's PermissionDeniedError, one line)."""
-        self._store.check_writable(self._path)
+        from drivestage.errors import UsageError
+
+        try:
+            self._store.check_writable(self._path)
+        except UsageError as exc:
+            # (A file where the run's folder goes: the store's words name no setting.)
+            if not str(exc).endswith("exists and is a file, not a folder"):
+                raise
+            raise UsageError(f"drive.logs {exc}; drive.logs names the run's folder (where its "
+                             "checkpoints go)") from None
 
     def missing(self) -> Optional[str]:
         """Why the folder is not there (the store's "not found" text, or ``… is a file on
