@@ -387,16 +387,21 @@ def test_status_of_a_drive_logs_that_is_a_file_says_so(emulator, local_state, dr
 
 
 def test_train_with_a_drive_logs_that_is_a_file_names_the_setting(
-        emulator, local_state, drive_env, tiny_config):
+        emulator, local_state, drive_env):
     """The same drive.logs in `trainer train` ended in `Error: drive:VOC_datasets/VOC.zip
-    exists and is a file, not a folder`: which setting, and what to do, unsaid."""
-    from trainer.cli import cli as trainer_cli
+    exists and is a file, not a folder` (its check before training): which setting, and
+    what to do, unsaid."""
+    import pytest
+
+    from _messages import error_text
+    from drivestage.errors import UsageError
+    from trainer.drive import DriveFolder
 
     emulator.add_file("VOC_datasets/VOC.zip", b"zip")
-    cfg = tiny_config(**{"drive.logs": "drive:VOC_datasets/VOC.zip"})
-    result = CliRunner().invoke(trainer_cli, ["train", "-c", cfg])
-    assert result.exit_code == 2, (result.stderr, result.exception)
-    assert result.stderr.strip().splitlines()[-1] == (
+    folder = DriveFolder("drive:VOC_datasets/VOC.zip", "logs")
+    with pytest.raises(UsageError) as caught:
+        folder.check_writable()   # as trainer.engine.fit calls it, before the first step
+    assert error_text(caught.value) == (
         "Error: drive.logs drive:VOC_datasets/VOC.zip exists and is a file, not a folder; "
         "drive.logs names the run's folder (where its checkpoints go)")
     assert emulator.read_bytes(emulator.find("VOC_datasets/VOC.zip")["id"]) == b"zip"
