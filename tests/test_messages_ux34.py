@@ -405,3 +405,23 @@ def test_train_with_a_drive_logs_that_is_a_file_names_the_setting(
         "Error: drive.logs drive:VOC_datasets/VOC.zip exists and is a file, not a folder; "
         "drive.logs names the run's folder (where its checkpoints go)")
     assert emulator.read_bytes(emulator.find("VOC_datasets/VOC.zip")["id"]) == b"zip"
+
+
+def test_a_data_year_the_devkit_lacks_names_the_years_it_has(synth_voc, tiny_config):
+    """`--set data.year=2012` over a VOCdevkit holding only VOC2007 said `no VOCdevkit was
+    found under data.root=…`, of a folder that holds one."""
+    from trainer.config import load_config
+    from trainer.errors import DataError
+    from trainer.staging import stage_data
+
+    root = str(synth_voc.voc_root.parent)
+    cfg = load_config(tiny_config(**{"data.root": root, "data.train": "train",
+                                     "data.val": "val", "data.year": "2012"}))
+    try:
+        stage_data(cfg)
+    except DataError as exc:
+        assert str(exc) == (f"data.train='train' is neither an annotation file nor a split of a "
+                            f"VOCdevkit; no VOCdevkit/VOC2012 was found under data.root={root!r} "
+                            f"(it holds {synth_voc.voc_root / 'VOC2007'}: set data.year=2007)")
+    else:
+        raise AssertionError("a year the devkit lacks was taken")

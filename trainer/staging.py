@@ -97,9 +97,13 @@ def _read_data(cfg: Config, *, write: bool) -> DataSpec:
             lines[key] = read_annotation_file(value)
             continue
         if voc_root is None:
-            raise DataError(
-                f"data.{key}={value!r} is neither an annotation file nor a split of a VOCdevkit; "
-                f"no VOCdevkit was found under data.root={d.root!r} (set data.voc_root or data.drive_zip)")
+            other = _other_year(d.root)   # data.year=2012 over a VOC2007-only devkit
+            where = (f"no VOCdevkit/VOC{d.year} was found under data.root={d.root!r} (it holds "
+                     f"{other}: set data.year={other.name[3:]})" if other is not None else
+                     f"no VOCdevkit was found under data.root={d.root!r} (set data.voc_root or "
+                     "data.drive_zip)")
+            raise DataError(f"data.{key}={value!r} is neither an annotation file nor a split of "
+                            f"a VOCdevkit; {where}")
         split_file = Path(voc_root) / f"VOC{d.year}" / "ImageSets" / "Main" / f"{value}.txt"
         if not split_file.is_file():
             raise DataError(f"data.{key}={value!r}: no annotation file of that name and no split "
@@ -157,6 +161,13 @@ def _retire_old_lines(cfg: Config) -> None:
     if voc_root is not None:
         found = voc_root
         derived.retire(d.root, old, lambda name: _write_lines(cfg, found, names, splits[name]))
+
+
+def _other_year(root: str) -> Optional[Path]:
+    """The first ``VOC<year>`` folder (with Annotations) under ``root``, of any year."""
+    found = _search_voc(root, "[0-9][0-9][0-9][0-9]")
+    years = sorted(found.glob("VOC[0-9][0-9][0-9][0-9]")) if found else []
+    return next((c for c in years if (c / "Annotations").is_dir()), None)
 
 
 def _search_voc(root: str, year: str) -> Optional[Path]:
