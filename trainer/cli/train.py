@@ -106,11 +106,15 @@ def _refuse_a_file_as_out_dir(out_dir: str) -> None:
 
 def _refuse_a_missing_resume(resume: str) -> None:
     """``--resume PATH`` that is not there, said before the dataset is pulled (minutes on a
-    fresh runtime, where such a path most often is missing): a bad path, exit 2."""
+    fresh runtime, where such a path most often is missing): a bad path, exit 2. Only where
+    every rank runs on this machine: under multi-machine DDP the other machines need not
+    hold the file (they fetch rank 0's bytes; trainer.resume), and rank 0 says it later."""
     from trainer.errors import ConfigError
     from trainer.resume import NO_RESUME
 
     if resume.strip().lower() in (*NO_RESUME, "auto") or os.path.isfile(resume):
+        return
+    if os.environ.get("WORLD_SIZE", "1") != os.environ.get("LOCAL_WORLD_SIZE", "1"):
         return
     raise ConfigError(f"--resume {resume}: no such file; use --resume auto or a checkpoint "
                       "path")
