@@ -425,3 +425,22 @@ def test_a_data_year_the_devkit_lacks_names_the_years_it_has(synth_voc, tiny_con
                             f"(it holds {synth_voc.voc_root / 'VOC2007'}: set data.year=2007)")
     else:
         raise AssertionError("a year the devkit lacks was taken")
+
+
+def test_model_weights_that_are_not_there_are_refused_before_the_dataset_is_pulled(
+        emulator, local_state, drive_env, tiny_config, tmp_path):
+    """`model.weights: model_data/yolov4_tiny_weights_coco.pth` not on this machine: the
+    dataset was pulled and extracted first (minutes for VOC), then `model.weights: file not
+    found`."""
+    from trainer.cli import cli as trainer_cli
+
+    emulator.add_file("VOC_datasets/VOC.zip", b"not fetched")
+    missing = tmp_path / "model_data" / "coco.pth"
+    cfg = tiny_config(**{"data.drive_zip": "drive:VOC_datasets/VOC.zip",
+                         "model.weights": str(missing)})
+    emulator.clear_requests()
+    result = CliRunner().invoke(trainer_cli, ["train", "-c", cfg])
+    assert result.exit_code == 2, (result.stderr, result.exception)
+    assert result.stderr.strip() == f"Error: model.weights: file not found: {missing}"
+    assert list(emulator.requests) == []
+    assert not (tmp_path / "data").exists()

@@ -53,6 +53,10 @@ def train(config_path: str, overrides: tuple[str, ...], resume: str) -> None:
     _refuse_a_missing_resume(resume)
     cfg = load_config(config_path, list(overrides))
     _refuse_a_file_as_out_dir(cfg.train.out_dir)
+    if cfg.model.weights and not cfg.model.weights.startswith("drive:"):
+        from trainer.staging import local_weights
+
+        local_weights(cfg.model.weights, cfg)   # not there: said before the data is pulled
     result = fit(cfg, resume=resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return
