@@ -113,8 +113,25 @@ def _read_data(cfg: Config, *, write: bool) -> DataSpec:
             _write_lines(cfg, voc_root, names, value)
             logger.info("%s: this machine's annotation lines in %s", value, ann_file)
         lines[key] = read_annotation_file(ann_file)
+    _refuse_no_objects(cfg, names, lines["train"])
     return DataSpec(class_names=names, train_lines=lines["train"], val_lines=lines["val"],
                     voc_root=voc_root)
+
+
+def _refuse_no_objects(cfg: Config, names: list[str], train: list[str]) -> None:
+    """A training split without one object of the classes: a class list that matches none
+    of the annotations' <name> tags (configs/voc.yaml's 20 VOC classes over another
+    dataset) was a warning, then hours of training on images without a box (mAP 0: ux34)."""
+    from trainer.data.voc import parse_annotation_line
+
+    if any(len(parse_annotation_line(line)[1]) for line in train):
+        return
+    shown = ", ".join(names[:4]) + (", …" if len(names) > 4 else "")
+    raise DataError(
+        f"data.train {cfg.data.train}: none of its {len(train)} images holds an object of the "
+        f"{len(names)} classes of data.classes ({shown}), so there is nothing to train on; "
+        "list the classes the annotations' <name> tags use (a warning above names those "
+        "left out)")
 
 
 def _write_lines(cfg: Config, voc_root: str, names: list[str], split: str) -> Path:
