@@ -33,6 +33,7 @@ import shutil
 import stat as _stat
 import threading
 import time
+from dataclasses import replace
 from typing import Iterator, Optional, Union
 
 from drivestage.errors import (
@@ -43,6 +44,7 @@ from drivestage.errors import (
     UsageError,
 )
 from drivestage import local_trash
+from drivestage.local_marks import LocalMarks, put
 from drivestage.localfs import file_md5, fuse_devices, identity
 from drivestage.lost_mounts import write_error
 from drivestage.paths import StorePath, exclude_pattern
@@ -88,7 +90,7 @@ class _MemoryMd5Cache:
             self._data[os.path.abspath(path)] = (ident, md5, is_settled)
 
 
-class LocalDirStore(RemoteStore):
+class LocalDirStore(LocalMarks, RemoteStore):
     """A directory used as a remote store (ids are root-relative paths)."""
 
     changed_while_read = "changed in its folder while it was copied"
@@ -287,8 +289,8 @@ class LocalDirStore(RemoteStore):
         return out
 
     def make_folders(self, path: Union[str, StorePath], *, mark: bool = False) -> RemoteEntry:
-        """``mkdir -p`` inside the root; returns the deepest folder (a directory keeps no
-        run-folder mark: ``mark`` is ignored)."""
+        """``mkdir -p`` inside the root; returns the deepest folder (``mark``: marked as a run
+        folder, :mod:`drivestage.local_marks`)."""
         rel = self._rel(path)
         done = ""
         for part in rel.split("/") if rel else []:
@@ -303,7 +305,8 @@ class LocalDirStore(RemoteStore):
             if not self._inside(full):
                 raise UsageError(f"{full} is a link leading outside the store root {self.root}")
         full, st = self._stat(rel, str(path))
-        return self._entry(rel, st, full)
+        made = self._entry(rel, st, full)
+        return replace(made, run_mark=True) if mark and rel and put(full, True) else made
 
     def read_range(self, entry: RemoteEntry, start: int, end: int) -> Iterator[bytes]:
         """Stream bytes ``[start, end)`` of a file, 1 MiB at a time."""

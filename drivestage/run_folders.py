@@ -422,7 +422,7 @@ def _said_dest(store: RemoteStore, root: RemoteEntry, rec: Any) -> None:
     said.add("--delete " + key(store, root))
     log.warning("%s is a run folder (%s with its own retention): --delete "
                 "removes none of its checkpoints or their sidecars; its run's retention (or "
-                "drivestage prune) deletes those", store.describe(root), _origin(rec))
+                "drivestage prune) deletes those", store.describe(root), _origin(rec, store))
 
 
 def _holding(records: Mapping[str, Any]) -> set[str]:
@@ -436,10 +436,13 @@ def _holding(records: Mapping[str, Any]) -> set[str]:
     return out
 
 
-def _origin(rec: Any) -> str:
+def _origin(rec: Any, store: RemoteStore) -> str:
     """Where a run folder's push is, as its record says; one known by its mark alone."""
     if rec is None:
-        return "marked on Drive by its run's push,"
+        from drivestage.localdir import LocalDirStore   # (local_marks: a file in it)
+
+        return ("marked in its folder" if isinstance(store, LocalDirStore) else
+                "marked on Drive") + " by its run's push,"
     src = rec.get("src") if isinstance(rec, dict) else None
     return f"pushed from {src if isinstance(src, str) and src else 'this machine'}"
 
@@ -455,7 +458,7 @@ def _say(store: RemoteStore, remote_folder: Mapping[str, RemoteEntry], owned: Ow
         log.warning("%s is a run folder (%s with its own retention); its "
                     "checkpoints are left to that push here: none it pruned is sent again, "
                     "none it keeps is deleted. The rest of %s is pushed",
-                    store.describe(remote_folder[rel]), _origin(records.get(place)), rel)
+                    store.describe(remote_folder[rel]), _origin(records.get(place), store), rel)
 
 
 #: What to do of a records file that cannot be read.

@@ -130,8 +130,10 @@ def test_hooks_with_a_directory_as_the_remote(env):
     sync = CheckpointSync(mount, RetentionPolicy(keep_last=2), local_dir=run)
     saved = _train(sync, run, 4, [0.1, 0.2, 0.3, 0.4])
     sync.on_train_end()
-    assert sorted(os.listdir(mount)) == ["epoch_003.json", "epoch_003.pt", "epoch_004.json",
+    assert sorted(os.listdir(mount)) == [".drivestage",   # its run-folder mark (nasmark34)
+                                         "epoch_003.json", "epoch_003.pt", "epoch_004.json",
                                          "epoch_004.pt", "last.pt", "results.csv"]
+    assert os.listdir(os.path.join(mount, ".drivestage")) == ["run-folder"]
     sync2 = CheckpointSync(mount, RetentionPolicy(keep_last=2), local_dir=str(env / "fresh"))
     entry = sync2.latest_remote_checkpoint()
     assert entry.name == "epoch_004.pt"

@@ -27,7 +27,8 @@ LAYERS = [
     ["orphans"],
     ["lone_autosaves"],   # an autosave left without its sidecar: which may go
     ["folder_view"],   # a managed folder as a push leaves it: what pruning plans on
-    ["local_tree", "lock_holders", "locks"],   # push's local side: the walk, one push per place
+    # push's local side: the walk, one push per place; a directory store's run-folder marks
+    ["local_tree", "lock_holders", "locks", "local_marks"],
     ["upload"],  # 0.1.0 compatibility: Md5Cache
     # Google Drive, one backend: nothing outside drivestage.drive (and the door) imports it.
     ["drive.resources", "drive.answers", "drive.connections", "drive.auth", "drive.login",

@@ -1,7 +1,8 @@
 """trashin34: a directory DEST's trash lay in the store's root, DEST's parent (the store is
 rooted at the nearest existing folder above DEST): ``push ./logs /nas/logs --delete`` and
-``prune /nas/logs --use-trash`` moved their removals to ``/nas/.trash/logs/…``, ``push ./out ~/backup
---delete`` to ``~/.trash/backup/…``: written outside the folder named (attacksync34). The
+``prune /nas/logs --use-trash`` moved their removals to ``/nas/.trash/logs/…``, ``push
+./out ~/backup --delete`` to ``~/.trash/backup/…``: written outside the folder named
+(attacksync34). The
 trash is DEST's own now, ``DEST/.drivestage-trash``, a reserved name: no push sends it or
 removes it, no pull of DEST takes it. (local32's test of the message's place is here too.)"""
 from __future__ import annotations

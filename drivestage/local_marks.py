@@ -1,0 +1,94 @@
+"""A directory store's run-folder marks (:mod:`drivestage.run_folders`).
+
+A run folder is marked on the store so that a machine without this one's records knows it: on
+Drive by a property of the folder, in a directory (a NAS, a shared disk of a cluster's
+nodes) by the file ``<run folder>/.drivestage/run-folder``, in the folder's state folder (a
+reserved name: no push sends it or removes it, no pull takes it). Without it a second
+machine's ``push ./runs /nas/runs --delete``, whose ``runs`` lacked the first machine's
+``exp1``, trashed that run's checkpoints; ``--delete-permanently`` deleted them
+(attacksync34). Links are never followed: a state folder or mark that is a link counts as
+no mark and takes none.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from typing import Union
+
+from drivestage.paths import STATE_DIR, StorePath
+from drivestage.store import RemoteEntry
+
+log = logging.getLogger(__name__)
+
+#: The mark's file name in the run folder's state folder.
+MARK = "run-folder"
+
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_NOFOLLOW", 0)
+
+
+def marked(full: str) -> bool:
+    """Whether the folder ``full`` holds the mark (a regular file; a link is none)."""
+    try:
+        return stat.S_ISDIR(os.lstat(os.path.join(full, STATE_DIR)).st_mode) and \
+            stat.S_ISREG(os.lstat(os.path.join(full, STATE_DIR, MARK)).st_mode)
+    except OSError:
+        return False
+
+
+def put(full: str, mark: bool) -> bool:
+    """Set (``mark``) or clear the mark of the folder ``full``; whether that was done (a
+    state folder this user cannot write, or a link where it should be, keeps none)."""
+    state = os.path.join(full, STATE_DIR)
+    try:
+        if mark:
+            try:
+                os.mkdir(state, 0o755)
+            except FileExistsError:
+                pass
+        fd = os.open(state, _DIR_FLAGS)
+    except FileNotFoundError:
+        return not mark    # (nothing to clear)
+    except OSError as exc:
+        log.warning("cannot mark %s as a run folder (%s): another machine's push --delete "
+                    "may take it for a plain folder", full, exc.strerror)
+        return False
+    try:
+        if mark:
+            os.close(os.open(MARK, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
+                             0o644, dir_fd=fd))
+        else:
+            try:
+                os.unlink(MARK, dir_fd=fd)
+            except FileNotFoundError:
+                pass
+    except OSError as exc:
+        log.warning("cannot %s the run-folder mark of %s (%s)",
+                    "write" if mark else "remove", full, exc.strerror)
+        return False
+    finally:
+        os.close(fd)
+    if not mark:
+        try:
+            os.rmdir(state)   # only when the mark was all it held
+        except OSError:
+            pass
+    return True
+
+
+class LocalMarks:
+    """The run-folder marks of :class:`drivestage.localdir.LocalDirStore` (a mixin)."""
+
+    def _rel(self, path: Union[str, StorePath]) -> str:  # the store's
+        raise NotImplementedError
+
+    def _full(self, rel: str) -> str:  # the store's
+        raise NotImplementedError
+
+    def mark_run_folder(self, folder: RemoteEntry, mark: bool = True) -> bool:
+        """Set or clear ``folder``'s mark (:func:`put`)."""
+        return put(self._full(self._rel(folder.id)), mark)
+
+    def run_marked(self, folder: RemoteEntry) -> bool:
+        """Whether ``folder`` holds the mark, as the disk says now."""
+        return folder.run_mark or marked(self._full(self._rel(folder.id)))
