@@ -672,8 +672,17 @@ class Hold:
         self._go.wait(self.timeout)
 
 
+#: Seconds a sender behind its bucket's schedule may make up (a bucket's debt drained that
+#: much longer ago counts as credit): a sender woken late from its wait (a loaded machine's
+#: scheduler), or held by its client's reads, lost that time for good, and one connection
+#: brought 9 MB/s of a 16 MB/s limit where two brought 16 (a stream count measured on it
+#: added streams that only hid the lateness). A bucket idle for longer starts afresh.
+CATCH_UP_S = 0.1
+
+
 class Bucket:
-    """A leaky bucket: debt drains at ``rate`` bytes per second; new bytes add to it."""
+    """A leaky bucket: debt drains at ``rate`` bytes per second; new bytes add to it. A
+    sender a little late (:data:`CATCH_UP_S` at most) makes the time up: the rate holds."""
 
     def __init__(self, rate: Optional[float] = None):
         self.reset(rate)
@@ -687,9 +696,11 @@ class Bucket:
         if self.rate is None:
             return 0.0
         now = time.monotonic()
-        self.debt = max(0.0, self.debt - (now - self.time) * self.rate) + nbytes
+        debt = self.debt - (now - self.time) * self.rate   # < 0: drained that long ago
+        idle = self.debt <= 0 or debt < -CATCH_UP_S * self.rate
+        self.debt = (0.0 if idle else debt) + nbytes
         self.time = now
-        return self.debt / self.rate
+        return max(0.0, self.debt / self.rate)
 
 
 def _fmt_retry_after(value: float) -> str:
