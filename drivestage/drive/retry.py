@@ -26,7 +26,7 @@ import random
 import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, Iterator, Optional, TypeVar
+from typing import Any, Callable, Iterator, Optional, TypeVar
 
 import tenacity
 
@@ -276,9 +276,30 @@ class DriveRetrying(tenacity.Retrying):
         with self._ending():
             return super().__call__(fn, *args, **kwargs)
 
-    def __iter__(self) -> Generator[tenacity.AttemptManager, None, None]:
-        with self._ending():
-            yield from super().__iter__()
+    def __iter__(self) -> Iterator[tenacity.AttemptManager]:  # type: ignore[override]
+        # Each step under _ending, not one generator holding it open across the caller's
+        # attempts: a loop left by a return or an error left that generator to be closed
+        # from its dealloc, and a Ctrl-C arriving in its _ending was "Exception ignored":
+        # lost, the command going on (flakes34).
+        return _Attempts(self, super().__iter__())
+
+
+class _Attempts:
+    """:class:`DriveRetrying`'s attempts: tenacity's, each step under its ``_ending``."""
+
+    def __init__(self, owner: DriveRetrying, steps: Iterator[tenacity.AttemptManager]):
+        self.owner, self.steps = owner, steps
+
+    def __iter__(self) -> "_Attempts":
+        return self
+
+    def __next__(self) -> tenacity.AttemptManager:
+        with self.owner._ending():
+            try:
+                return next(self.steps)
+            except StopIteration:
+                pass   # (not a failure to type: the retries are over)
+        raise StopIteration
 
 
 def retrying(what: str, attempts: Optional[int] = None, *,
