@@ -410,4 +410,5 @@ def test_on_a_local_folder_no_lone_autosave_is_retired(local_state, tmp_path):
     _pair(tmp_path / "v", 3)
     ok("push", str(tmp_path / "v"), str(dest), "--keep-last", "1")
     ok("prune", str(dest), "--keep-last", "1")
-    assert sorted(os.listdir(dest)) == [LONE, f"{_name(3)}.json", f"{_name(3)}.pt"]
+    assert sorted(os.listdir(dest)) == [".drivestage",   # (its run-folder mark: nasmark34)
+                                        LONE, f"{_name(3)}.json", f"{_name(3)}.pt"]
