@@ -12,9 +12,12 @@ contract's, a caller's own) keeps the root's :data:`OLD` trash.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from typing import Optional
+
+from drivestage.errors import LocalFileError
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +50,71 @@ def hidden(parent_rel: str, name: str) -> bool:
     return name == NAME or (not parent_rel and name == OLD)
 
 
-def move(full: str, dest: str) -> None:
-    """Move ``full`` to ``dest`` in a trash (``dest.~N~``, the first N free, when taken)."""
-    os.makedirs(os.path.dirname(dest), exist_ok=True)
-    candidate, n = dest, 0
-    while os.path.lexists(candidate):
+def move(full: str, root: str, to: str, within: Optional[str]) -> None:
+    """Move ``full`` to ``to`` (root-relative, :func:`place`'s for ``within``) in a trash
+    below the store ``root``; ``name.~N~``, the first N free, where a name is taken.
+
+    Links are never followed from the trash folder down: ``os.makedirs`` then ``rename``
+    moved ``push --delete``'s removals to wherever a link planted as the trash, or in it,
+    led, outside DEST; and a file in the trash where a folder was wanted (an earlier push
+    trashed the file ``sub``; ``sub`` is a folder now) failed the push with a traceback
+    (attacknew34). A trash folder that is a link or a file is refused; a file or link in it
+    where a folder is wanted is passed by, for a numbered name.
+    """
+    trash = folder(within) if within is not None and (
+        not within or to.startswith(folder(within) + "/")) else OLD
+    above, _, top = trash.rpartition("/")
+    # DEST itself: the user named it (it may be a link); the store checked it lies inside.
+    fd = os.open(os.path.join(root, *above.split("/")) if above else root,
+                 os.O_RDONLY | _DIRECTORY)
+    inner = to[len(trash) + 1:].split("/")
+    try:
+        for depth, part in enumerate([top] + inner[:-1]):
+            below = _enter(fd, part, os.path.join(root, *trash.split("/")), numbered=depth > 0)
+            os.close(fd)
+            fd = below
+        name = _free(fd, inner[-1])
+        os.rename(full, name, dst_dir_fd=fd)
+    finally:
+        os.close(fd)
+    log.info("moved %s to %s", full, os.path.join(root, *trash.split("/"), *inner[:-1], name))
+
+
+_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _free(fd: int, name: str) -> str:
+    """``name``, or ``name.~N~`` with the first N free, in the folder ``fd``."""
+    candidate, n = name, 0
+    while True:
+        try:
+            os.lstat(candidate, dir_fd=fd)
+        except FileNotFoundError:
+            return candidate
         n += 1
-        candidate = f"{dest}.~{n}~"
-    os.rename(full, candidate)
-    log.info("moved %s to %s", full, candidate)
+        candidate = f"{name}.~{n}~"
+
+
+def _enter(fd: int, name: str, trash: str, *, numbered: bool) -> int:
+    """A descriptor of the folder ``name`` in the folder ``fd`` (made when missing), never
+    through a link: one that is a link or a file is refused (``trash``, the trash folder
+    itself) or, ``numbered``, passed by for ``name.~N~``."""
+    n = 0
+    while True:
+        candidate = f"{name}.~{n}~" if n else name
+        try:
+            os.mkdir(candidate, 0o755, dir_fd=fd)
+        except FileExistsError:
+            pass
+        try:
+            return os.open(candidate, os.O_RDONLY | _DIRECTORY | _NOFOLLOW, dir_fd=fd)
+        except OSError as exc:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            if not numbered:
+                raise LocalFileError(
+                    f"{trash} is a link or a file, not drivestage's trash folder; remove "
+                    "or rename it (drivestage moves what --delete and prune remove into "
+                    "it)") from None
+            n += 1

@@ -443,7 +443,7 @@ class LocalDirStore(LocalMarks, RemoteStore):
             raise UsageError(f"{full} lies behind a link leading outside {self.root}")
         to = local_trash.place(rel, self.trash_in) if trash else None
         if to is not None:
-            local_trash.move(full, self._full(to))
+            local_trash.move(full, self.root, to, self.trash_in)
             return
         if os.path.isdir(full) and not os.path.islink(full):
             shutil.rmtree(full)
@@ -454,7 +454,8 @@ class LocalDirStore(LocalMarks, RemoteStore):
         """The filesystem's size and use; ``trash`` is the size of the trash."""
         du = shutil.disk_usage(self.root)
         trash = 0
-        for dirpath, _dirs, files in os.walk(self.trash_place()):
+        place = self.trash_place()   # (a link there is no trash: not its target's size)
+        for dirpath, _dirs, files in () if os.path.islink(place) else os.walk(place):
             for f in files:
                 try:
                     trash += os.lstat(os.path.join(dirpath, f)).st_size
