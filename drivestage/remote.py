@@ -69,6 +69,12 @@ def _open_directory(spec: str, md5_cache: Optional[Md5Source]) -> tuple[RemoteSt
                          "needs no mount")
     parent, name = os.path.split(full)
     names: tuple[str, ...] = (name,) if name else ()
+    if name and os.path.islink(full) and os.path.isdir(full) and not _below(full, parent):
+        # DEST itself a link (``~/backup -> /mnt/disk/backup``): the user's choice, followed
+        # as a pull into one follows it. Rooted at the link's folder, every look-up refused
+        # it as "a link leading outside the store root" (attacknew34).
+        parent, name = os.path.split(os.path.realpath(full))
+        names = (name,) if name else ()
     # Rooted at the nearest existing folder, so a push can create the path and its missing
     # parents (a lookup still finds a missing path missing).
     while not os.path.isdir(parent) and os.path.dirname(parent) != parent:
@@ -77,3 +83,9 @@ def _open_directory(spec: str, md5_cache: Optional[Md5Source]) -> tuple[RemoteSt
     # Its trash in DEST: a push's --delete or a prune writes nothing outside the folder named.
     return (LocalDirStore(parent, md5_cache=md5_cache, trash_in="/".join(names)),
             StorePath(None, names))
+
+
+def _below(full: str, folder: str) -> bool:
+    """Whether ``full`` leads, links resolved, to a path inside ``folder``'s."""
+    real, top = os.path.realpath(full), os.path.realpath(folder)
+    return real.startswith(top.rstrip(os.sep) + os.sep)
