@@ -26,14 +26,17 @@ def runs_group() -> None:
 @click.argument("dest")
 @drive_options
 def forget_cmd(dest: str, api_root: Optional[str], credentials: Optional[str]) -> None:
-    """DEST (a drive: folder) is no run folder any more: its marks on Drive are cleared and
-    this machine's record of it removed. A push of a folder above it then treats it as any
+    """DEST (a drive: folder, or a local one) is no run folder any more: its marks (on Drive;
+    in a local folder its file .drivestage/run-folder) are cleared and this machine's record
+    of it removed. A push of a folder above it then treats it as any
     other folder (`--delete` removes it where SRC lacks it). Its run marks it again when it
     starts anew (a run still going on another machine keeps that machine's record and does
     not mark it again before then). A mark set through another OAuth client (Colab's, say)
     only `runs forget` there clears."""
     from drivestage import run_folders
-    from drivestage.paths import printable
+    from drivestage.local_marks import MARK
+    from drivestage.localdir import LocalDirStore
+    from drivestage.paths import STATE_DIR, printable
     from drivestage.remote import open_store
 
     store, path = open_store(dest, api_root=api_root, credentials=credentials)
@@ -42,12 +45,15 @@ def forget_cmd(dest: str, api_root: Optional[str], credentials: Optional[str]) -
     if not folder.is_dir:
         raise UsageError(f"{where} is a file, not a folder; runs forget takes a run folder")
     marked, recorded = run_folders.forget(store, folder)
+    # A local folder's mark is a file in it (drivestage.local_marks): "its mark on Drive
+    # cleared" named a Drive that was never asked (attacknew34).
+    local = isinstance(store, LocalDirStore)
     if not (marked or recorded):
-        # (a local store holds no marks: "no mark on Drive" named a Drive it never asked)
-        marks = "no mark on Drive, " if dest.startswith("drive:") else ""
+        marks = "" if local else "no mark on Drive, "
         click.echo(f"{where} was no run folder: {marks}no record on this machine")
         return
-    done = [what for what, was in (("its mark on Drive cleared", marked),
+    cleared = f"its mark ({STATE_DIR}/{MARK}) removed" if local else "its mark on Drive cleared"
+    done = [what for what, was in ((cleared, marked),
                                    ("this machine's record of it removed", recorded)) if was]
     click.echo(f"{where} is no run folder any more: {', '.join(done)}")
 
