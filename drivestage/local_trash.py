@@ -74,7 +74,16 @@ def move(full: str, root: str, to: str, within: Optional[str]) -> None:
             os.close(fd)
             fd = below
         name = _free(fd, inner[-1])
-        os.rename(full, name, dst_dir_fd=fd)
+        try:
+            os.rename(full, name, dst_dir_fd=fd)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EBUSY):
+                raise
+            # (a mount in DEST, or a mount point: the traceback of EXDEV or EBUSY)
+            raise LocalFileError(
+                f"cannot move {full} to the trash {os.path.join(root, *trash.split('/'))} "
+                f"({exc.strerror}): a mount point, or a file on another filesystem mounted "
+                "in DEST, cannot be moved there; remove it yourself") from None
     finally:
         os.close(fd)
     log.info("moved %s to %s", full, os.path.join(root, *trash.split("/"), *inner[:-1], name))

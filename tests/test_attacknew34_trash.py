@@ -6,7 +6,12 @@ is removed now) failed the push with a traceback. A trash that is a link is refu
 line, before anything moves; a link or file in it is passed by for a numbered name."""
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+import subprocess
+
+import pytest
 
 from _cli import run
 
@@ -60,3 +65,45 @@ def test_a_trashed_file_where_a_folder_is_wanted_is_passed_by(local_state, tmp_p
     assert code == 0, err
     assert (dest / TRASH / "sub").read_text() == "an earlier push's file sub\n"
     assert (dest / TRASH / "sub.~1~" / "old.txt").read_text() == "old\n"
+
+
+@pytest.fixture
+def mounted(tmp_path):
+    """A tmpfs mounted at ``nas/logs/mnt`` (skipped where it cannot be: not root)."""
+    mnt = tmp_path / "nas" / "logs" / "mnt"
+    mnt.mkdir(parents=True)
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("needs root to mount a tmpfs")
+    made = subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(mnt)], capture_output=True,
+                          text=True, check=False)
+    if made.returncode != 0:
+        pytest.skip(f"tmpfs cannot be mounted here: {made.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+
+
+@pytest.mark.parametrize("src_has_mnt", [True, False], ids=["a-file-in-it", "the-mount-point"])
+def test_a_mount_in_dest_is_said_in_one_line(local_state, tmp_path, mounted, src_has_mnt):
+    """What lies on a filesystem mounted in DEST cannot be renamed into the trash (EXDEV; the
+    mount point itself: EBUSY): the push failed with a traceback."""
+    src, dest = tmp_path / "src", tmp_path / "nas" / "logs"
+    (src / "mnt").mkdir(parents=True)
+    if src_has_mnt:
+        (src / "mnt" / "keep.txt").write_text("k\n")
+    else:
+        (src / "other.txt").write_text("o\n")
+        os.rmdir(src / "mnt")
+    (mounted / "old.txt").write_text("old\n")
+    what = mounted / "old.txt" if src_has_mnt else mounted
+
+    code, _, err = run("push", str(src), str(dest), "--delete")
+
+    assert code == 1, err
+    reason = os.strerror(errno.EXDEV if src_has_mnt else errno.EBUSY)
+    assert err.splitlines()[-1] == (
+        f"Error: cannot move {what} to the trash {dest / TRASH} ({reason}): a mount point, "
+        "or a file on another filesystem mounted in DEST, cannot be moved there; remove it "
+        "yourself")
+    assert (mounted / "old.txt").read_text() == "old\n"
