@@ -11,6 +11,7 @@ no mark and takes none.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -55,8 +56,14 @@ def put(full: str, mark: bool) -> bool:
         return False
     try:
         if mark:
-            os.close(os.open(MARK, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0),
-                             0o644, dir_fd=fd))
+            # Non-blocking: a FIFO planted at the mark's name held the push in open() for
+            # good, waiting for a reader (attacknew34); it, or any other non-file, keeps none.
+            made = os.open(MARK, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK
+                           | getattr(os, "O_NOFOLLOW", 0), 0o644, dir_fd=fd)
+            regular = stat.S_ISREG(os.fstat(made).st_mode)
+            os.close(made)
+            if not regular:
+                raise OSError(errno.EEXIST, "not a regular file")
         else:
             try:
                 os.unlink(MARK, dir_fd=fd)
