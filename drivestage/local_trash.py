@@ -65,12 +65,16 @@ def move(full: str, root: str, to: str, within: Optional[str]) -> None:
         not within or to.startswith(folder(within) + "/")) else OLD
     above, _, top = trash.rpartition("/")
     # DEST itself: the user named it (it may be a link); the store checked it lies inside.
-    fd = os.open(os.path.join(root, *above.split("/")) if above else root,
-                 os.O_RDONLY | _DIRECTORY)
+    base = os.path.join(root, *above.split("/")) if above else root
+    fd = os.open(base, os.O_RDONLY | _DIRECTORY)
     inner = to[len(trash) + 1:].split("/")
     try:
         for depth, part in enumerate([top] + inner[:-1]):
-            below = _enter(fd, part, os.path.join(root, *trash.split("/")), numbered=depth > 0)
+            # Each folder made as open as the one it stands for (DEST for the trash): made
+            # 0755, a trash folder showed other users what a 0700 folder had kept from them.
+            mode = _mode(os.path.join(base, *inner[:depth]))
+            below = _enter(fd, part, os.path.join(root, *trash.split("/")), mode,
+                           numbered=depth > 0)
             os.close(fd)
             fd = below
         name = _free(fd, inner[-1])
@@ -105,15 +109,23 @@ def _free(fd: int, name: str) -> str:
         candidate = f"{name}.~{n}~"
 
 
-def _enter(fd: int, name: str, trash: str, *, numbered: bool) -> int:
-    """A descriptor of the folder ``name`` in the folder ``fd`` (made when missing), never
+def _mode(path: str) -> int:
+    """The permission bits of the folder ``path`` (0o700 where it cannot be read)."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        return 0o700
+
+
+def _enter(fd: int, name: str, trash: str, mode: int, *, numbered: bool) -> int:
+    """A descriptor of the folder ``name`` in the folder ``fd`` (made ``mode``), never
     through a link: one that is a link or a file is refused (``trash``, the trash folder
     itself) or, ``numbered``, passed by for ``name.~N~``."""
     n = 0
     while True:
         candidate = f"{name}.~{n}~" if n else name
         try:
-            os.mkdir(candidate, 0o755, dir_fd=fd)
+            os.mkdir(candidate, mode, dir_fd=fd)
         except FileExistsError:
             pass
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 import subprocess
 
 import pytest
@@ -107,3 +108,20 @@ def test_a_mount_in_dest_is_said_in_one_line(local_state, tmp_path, mounted, src
         "or a file on another filesystem mounted in DEST, cannot be moved there; remove it "
         "yourself")
     assert (mounted / "old.txt").read_text() == "old\n"
+
+
+def test_a_trash_folder_is_no_more_open_than_the_folder_it_stands_for(local_state, tmp_path):
+    """A file trashed from a 0700 folder went into a trash folder made 0755: other users of
+    the shared disk could read what its folder had kept from them."""
+    src, dest, _ = _tree(tmp_path)
+    (src / "private").mkdir()
+    (src / "private" / "kept.txt").write_text("k\n")
+    (dest / "private").mkdir(mode=0o700)
+    os.chmod(dest / "private", 0o700)
+    (dest / "private" / "secret.txt").write_text("s\n")
+
+    code, _, err = run("push", str(src), str(dest), "--delete")
+
+    assert code == 0, err
+    assert (dest / TRASH / "private" / "secret.txt").read_text() == "s\n"
+    assert stat.S_IMODE(os.stat(dest / TRASH / "private").st_mode) == 0o700
