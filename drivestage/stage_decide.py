@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from drivestage import stamps
+from drivestage import local_trash, stamps
 from drivestage.errors import UsageError
 from drivestage.extract import MemberRecord
 from drivestage.mtimes import same_mtime as same_mtime  # re-exported (moved: pull29, mount31)
@@ -37,6 +37,13 @@ def safe_name(name: str, where: str) -> str:
         raise UsageError(f"{where}: the remote name {printable(local[:60])}... is {size} bytes "
                          f"long; local file systems allow at most {NAME_MAX}. Rename it on "
                          "Drive, or leave it out of a folder pull (--exclude)")
+    if local.casefold() == local_trash.NAME:
+        # A local DEST's trash: "rename that item on Drive" named a Drive it never was on,
+        # and said nothing of how to get back what was trashed there (attacknew34).
+        raise UsageError(f"{where}: {local} is a local DEST's trash (what push --delete and "
+                         "prune --use-trash moved there), a name drivestage keeps for "
+                         "itself; copy what you need out of it with cp or mv, or pull its "
+                         "files one at a time")
     if is_reserved(local):
         raise UsageError(f"{where}: the name {local} is where drivestage keeps its stamps and "
                          "locks (names starting with .drivestage, and partial downloads "

@@ -125,3 +125,22 @@ def test_a_trash_folder_is_no_more_open_than_the_folder_it_stands_for(local_stat
     assert code == 0, err
     assert (dest / TRASH / "private" / "secret.txt").read_text() == "s\n"
     assert stat.S_IMODE(os.stat(dest / TRASH / "private").st_mode) == 0o700
+
+
+def test_a_pull_of_the_trash_says_how_to_get_its_files_back(local_state, tmp_path):
+    """``pull /nas/logs/.drivestage-trash ./restored`` said the name "is where drivestage
+    keeps its stamps and locks ...; rename that item on Drive": a Drive it never was on."""
+    dest = tmp_path / "nas" / "logs"
+    (dest / TRASH).mkdir(parents=True)
+    (dest / TRASH / "epoch_001.pt").write_bytes(b"one")
+
+    code, _, err = run("pull", str(dest / TRASH), str(tmp_path / "restored"))
+
+    assert code == 2, err
+    assert err.splitlines()[-1] == (
+        f"Error: {dest / TRASH}: {TRASH} is a local DEST's trash (what push --delete and "
+        "prune --use-trash moved there), a name drivestage keeps for itself; copy what you "
+        "need out of it with cp or mv, or pull its files one at a time")
+    code, _, err = run("pull", str(dest / TRASH / "epoch_001.pt"), str(tmp_path / "restored"))
+    assert code == 0, err
+    assert (tmp_path / "restored" / "epoch_001.pt").read_bytes() == b"one"
