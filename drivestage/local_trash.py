@@ -15,9 +15,10 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import shutil
 from typing import Optional
 
-from drivestage.errors import LocalFileError
+from drivestage.errors import DriveStageError, LocalFileError
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,25 @@ def place(rel: str, within: Optional[str]) -> Optional[str]:
 def hidden(parent_rel: str, name: str) -> bool:
     """True for a child a listing leaves out: a trash (the root's, or any DEST's)."""
     return name == NAME or (not parent_rel and name == OLD)
+
+
+def remove(full: str, root: str, to: Optional[str], within: Optional[str]) -> None:
+    """Remove ``full``: moved to ``to`` in a trash (:func:`move`), or for good (``to``
+    None). What the disk refuses (a read-only DEST, another user's folder) is said in one
+    line: it was a traceback (attacknew34)."""
+    try:
+        if to is not None:
+            move(full, root, to, within)
+        elif os.path.isdir(full) and not os.path.islink(full):
+            shutil.rmtree(full)
+        else:
+            os.unlink(full)
+    except OSError as exc:
+        if isinstance(exc, (DriveStageError, FileNotFoundError)):
+            raise
+        raise LocalFileError(f"cannot {'move' if to else 'delete'} {full}"
+                             f"{' to the trash' if to else ''} ({exc.strerror}): check that "
+                             "this user may write there") from None
 
 
 def move(full: str, root: str, to: str, within: Optional[str]) -> None:

@@ -442,13 +442,7 @@ class LocalDirStore(LocalMarks, RemoteStore):
         if not self._inside(parent_full):
             raise UsageError(f"{full} lies behind a link leading outside {self.root}")
         to = local_trash.place(rel, self.trash_in) if trash else None
-        if to is not None:
-            local_trash.move(full, self.root, to, self.trash_in)
-            return
-        if os.path.isdir(full) and not os.path.islink(full):
-            shutil.rmtree(full)
-        else:
-            os.unlink(full)
+        local_trash.remove(full, self.root, to, self.trash_in)
 
     def quota(self, into: Optional[RemoteEntry] = None) -> Quota:
         """The filesystem's size and use; ``trash`` is the size of the trash."""

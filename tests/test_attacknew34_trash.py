@@ -144,3 +144,26 @@ def test_a_pull_of_the_trash_says_how_to_get_its_files_back(local_state, tmp_pat
     code, _, err = run("pull", str(dest / TRASH / "epoch_001.pt"), str(tmp_path / "restored"))
     assert code == 0, err
     assert (tmp_path / "restored" / "epoch_001.pt").read_bytes() == b"one"
+
+
+@pytest.mark.parametrize("how", ["--delete", "--delete-permanently"])
+def test_a_read_only_dest_is_said_in_one_line(local_state, tmp_path, mounted, how):
+    """A DEST the disk does not let this user write (a read-only export, another user's
+    folder): ``--delete`` (and ``prune``) failed with a traceback (``OSError: [Errno 30]
+    Read-only file system``)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "kept.txt").write_text("k\n")
+    (mounted / "kept.txt").write_text("k\n")
+    (mounted / "old.txt").write_text("old\n")
+    subprocess.run(["mount", "-o", "remount,ro", str(mounted)], check=True)
+
+    code, _, err = run("push", str(src), str(mounted), how)
+
+    assert code == 1, err
+    verb = "move" if how == "--delete" else "delete"
+    where = " to the trash" if how == "--delete" else ""
+    assert err.splitlines()[-1] == (
+        f"Error: cannot {verb} {mounted / 'old.txt'}{where} ({os.strerror(errno.EROFS)}): "
+        "check that this user may write there")
+    assert (mounted / "old.txt").read_text() == "old\n"
