@@ -130,9 +130,10 @@ def _free(fd: int, name: str) -> str:
 
 
 def _mode(path: str) -> int:
-    """The permission bits of the folder ``path`` (0o700 where it cannot be read)."""
+    """The permission bits of the folder ``path`` for others, this user's all (a 0555 folder's
+    twin must take what is trashed below it); 0o700 where it cannot be read."""
     try:
-        return os.stat(path).st_mode & 0o777
+        return os.stat(path).st_mode & 0o077 | 0o700
     except OSError:
         return 0o700
 

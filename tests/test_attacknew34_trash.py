@@ -167,3 +167,21 @@ def test_a_read_only_dest_is_said_in_one_line(local_state, tmp_path, mounted, ho
         f"Error: cannot {verb} {mounted / 'old.txt'}{where} ({os.strerror(errno.EROFS)}): "
         "check that this user may write there")
     assert (mounted / "old.txt").read_text() == "old\n"
+
+
+def test_a_read_only_folders_twin_in_the_trash_is_this_users_to_write(local_state, tmp_path):
+    """Each trash folder takes its twin's bits for others, never fewer for this user: a twin
+    made 0555 as its folder is would refuse (to anyone but root) what is trashed below it."""
+    src, dest, _ = _tree(tmp_path)
+    (src / "ro" / "b").mkdir(parents=True)
+    (src / "ro" / "b" / "kept.txt").write_text("k\n")
+    (dest / "ro" / "b").mkdir(parents=True)
+    (dest / "ro" / "b" / "old.txt").write_text("old\n")
+    os.chmod(dest / "ro", 0o555)
+
+    code, _, err = run("push", str(src), str(dest), "--delete")
+
+    os.chmod(dest / "ro", 0o755)
+    assert code == 0, err
+    assert (dest / TRASH / "ro" / "b" / "old.txt").read_text() == "old\n"
+    assert stat.S_IMODE(os.stat(dest / TRASH / "ro").st_mode) == 0o755
