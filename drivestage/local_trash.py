@@ -18,7 +18,7 @@ import os
 import shutil
 from typing import Optional
 
-from drivestage.errors import DriveStageError, LocalFileError
+from drivestage.errors import DriveStageError, LocalFileError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +62,12 @@ def remove(full: str, root: str, to: Optional[str], within: Optional[str]) -> No
             shutil.rmtree(full)
         else:
             os.unlink(full)
+    except FileNotFoundError:
+        # Gone since the caller looked (another machine's prune of a shared DEST): the goal
+        # reached, as the caller's own look says it; it was a traceback (attacknew34).
+        raise NotFoundError(f"no such file or folder: {full}") from None
     except OSError as exc:
-        if isinstance(exc, (DriveStageError, FileNotFoundError)):
+        if isinstance(exc, DriveStageError):
             raise
         raise LocalFileError(f"cannot {'move' if to else 'delete'} {full}"
                              f"{' to the trash' if to else ''} ({exc.strerror}): check that "

@@ -185,3 +185,18 @@ def test_a_read_only_folders_twin_in_the_trash_is_this_users_to_write(local_stat
     assert code == 0, err
     assert (dest / TRASH / "ro" / "b" / "old.txt").read_text() == "old\n"
     assert stat.S_IMODE(os.stat(dest / TRASH / "ro").st_mode) == 0o755
+
+
+@pytest.mark.parametrize("trash", [True, False], ids=["to-the-trash", "for-good"])
+def test_a_file_gone_since_it_was_looked_at_is_not_found(tmp_path, trash):
+    """Between ``delete``'s look and its rename (or unlink), another machine's prune of the
+    shared DEST took the file: the raw FileNotFoundError was a traceback; a NotFoundError is
+    what ``--delete`` and ``prune`` take as the goal reached."""
+    from drivestage import local_trash
+    from drivestage.errors import NotFoundError
+
+    (tmp_path / "logs").mkdir()
+    gone = tmp_path / "logs" / "epoch_001.pt"
+    to = local_trash.place("logs/epoch_001.pt", "logs") if trash else None
+    with pytest.raises(NotFoundError, match=f"^no such file or folder: {gone}$"):
+        local_trash.remove(str(gone), str(tmp_path), to, "logs")
