@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
-from drivestage import partials, stamps, temps
+from drivestage import local_trash, partials, stamps, temps
 from drivestage.errors import DownloadRestrictedError, DuplicateNameError, NotFoundError, \
     RemoteError, ShortcutCycleError, UsageError
 from drivestage.extract.validation import is_reserved
@@ -77,6 +77,10 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
                 # partial downloads): not data. Taken as such, the pull failed ("rename that
                 # item on Drive"). Such a name could not be staged anyway (reserved in DEST).
                 chosen = [c for c in chosen if not is_reserved(c.name)]
+            # A DEST's trash is never data: one on Drive came from a DEST in a Drive mount
+            # (Drive for desktop, Colab's) that a push --delete trashed into; the pull of the
+            # folder failed on it, exit 2 (attacknew34).
+            chosen = [c for c in chosen if not (c.is_dir and c.name == local_trash.NAME)]
             # The names left out count too: the partial download of one stays.
             listed[cur_local] = {c.name.replace("/", "_").replace("\0", "_") for c in children}
             # Only what the pull writes must make a plain, distinct local name: an item
