@@ -101,9 +101,8 @@ def move(full: str, root: str, to: str, within: Optional[str]) -> None:
                            numbered=depth > 0)
             os.close(fd)
             fd = below
-        name = _free(fd, inner[-1])
         try:
-            os.rename(full, name, dst_dir_fd=fd)
+            name = _put(full, fd, inner[-1])
         except OSError as exc:
             if exc.errno not in (errno.EXDEV, errno.EBUSY):
                 raise
@@ -119,6 +118,34 @@ def move(full: str, root: str, to: str, within: Optional[str]) -> None:
 
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _put(full: str, fd: int, name: str) -> str:
+    """``full`` moved into the folder ``fd`` as ``name`` or the first ``name.~N~`` free
+    (:func:`_free`), never over what another process put there once it was found free: two
+    pushes trashing one path at once, the second's ``rename`` replaced the first's file
+    (attacknew34). A file or link is linked in, then unlinked (the link fails on a name
+    taken); a folder is renamed (it replaces at most an empty folder). The name used."""
+    for _ in range(100):
+        name_now = _free(fd, name)
+        try:
+            if os.path.isdir(full) and not os.path.islink(full):
+                os.rename(full, name_now, dst_dir_fd=fd)
+                return name_now
+            try:
+                os.link(full, name_now, dst_dir_fd=fd, follow_symlinks=False)
+            except OSError as exc:
+                if exc.errno in (errno.EEXIST, errno.EXDEV, errno.EBUSY):
+                    raise
+                # (no hard links here: a FUSE mount, some network file systems)
+                os.rename(full, name_now, dst_dir_fd=fd)
+                return name_now
+            os.unlink(full)
+            return name_now
+        except OSError as exc:
+            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+                raise
+    raise LocalFileError(f"cannot find a free name for {full} in its trash; empty the trash")
 
 
 def _free(fd: int, name: str) -> str:
