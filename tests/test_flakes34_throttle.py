@@ -35,6 +35,9 @@ class _LateClock:
     def sleep(self, seconds: float) -> None:
         self.now += seconds + LATE
 
+    def pause(self, stopping, seconds: float) -> None:   # faults._pause: the server's wait
+        self.sleep(seconds)
+
 
 @pytest.mark.parametrize("limit", ["shared", "per_connection"])
 def test_a_sender_that_wakes_late_still_sends_at_the_rate(emulator, store, out, monkeypatch,
@@ -42,6 +45,7 @@ def test_a_sender_that_wakes_late_still_sends_at_the_rate(emulator, store, out, 
     clock = _LateClock()
     monkeypatch.setattr(faults, "time", types.SimpleNamespace(monotonic=clock.monotonic,
                                                               sleep=clock.sleep))
+    monkeypatch.setattr(faults, "_pause", clock.pause)
     data = os.urandom(4 << 20)   # 16 pieces of the emulator's 256 KiB
     emulator.add_file("r.bin", data)
     entry = store.resolve("r.bin")

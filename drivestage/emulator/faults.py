@@ -636,7 +636,13 @@ class Faults:
         if wait > 0:
             # Woken when the server stops, as a latency is: a throttled megabyte's pause
             # (16 s at 64 KiB/s) held Emulator.stop() for its whole join.
-            self._stopping.wait(wait)
+            _pause(self._stopping, wait)
+
+
+def _pause(stopping: threading.Event, seconds: float) -> None:
+    """A throttle's pause: ``seconds``, or less when the server stops (``stopping``); one
+    place, so that a test's virtual clock (tests/test_flakes34_throttle.py) takes it."""
+    stopping.wait(seconds)
 
 
 @dataclass
