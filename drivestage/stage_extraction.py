@@ -206,15 +206,19 @@ def _changed(dest: str, records: Sequence[MemberRecord], stamp: Stamp,
              current: Optional[stamps.Listed]) -> list[str]:
     """The files and links of ``records`` that are there but changed since their
     extraction (another kind, size or mtime; not what another archive of the folder pull
-    extracted there): what a repair writes over."""
+    extracted there, before or after it in the pull's order): what a repair writes over.
+    (An archive added before it by name, `0.zip`, writes a shared path first; this one's
+    repair then put back "a member that changed since drivestage extracted it", which no
+    user had touched: chunkdet35.)"""
     siblings: Optional[dict[str, list[MemberRecord]]] = None
     out, shown = [], stamp.get("_shown_ns")   # (as missing_member judged them: mtimes)
     for m in records:
         st = _lstat(dest, m.path) if m.kind != "dir" else None
         if st is None or stamps.shows(dest, m, st, shown):
             continue
-        if siblings is None:
-            siblings = stamps.siblings_wrote(dest, stamp, current)
+        if siblings is None:   # (unranked: every listed archive of the pull counts)
+            every = None if current is None else stamps.Listed(current, current.folders)
+            siblings = stamps.siblings_wrote(dest, stamp, every)
         if not any(stamps.shows(dest, o, st, shown) for o in siblings.get(m.path, ())):
             out.append(m.path)
     return out

@@ -15,9 +15,12 @@ then extracts it again.
 Archives that share no path wait only for each other's member list (a zip's central
 directory, read first), never for each other's bytes.
 
-The order is the one the pull stages its files in, each file once started only after every
-file before it (:func:`drivestage.pool.each` takes them in order): a wait is always for a
-file already under way, never for one that waits itself.
+The order is the pull's tree order (a folder's files by name, then its subfolders'), a
+function of the Drive folder's contents alone: never of ``--chunk-size`` (which files are
+fetched first, several at once), ``--jobs`` or which arrives first (chunkdet35). The pull
+starts each archive only after every archive before it in that order
+(:func:`drivestage.stage_tree._small_first`; :func:`drivestage.pool.each` takes them in
+order): a wait is always for a file already under way, never for one that waits itself.
 """
 from __future__ import annotations
 

@@ -6,12 +6,15 @@ costs one listing per folder and no download for what is already staged. The who
 listed before the first byte moves: duplicate names fail early, naming the ids, and the free
 disk space is checked against everything still to download. Google Docs and other files
 without binary content are skipped with a warning. Local files Drive no longer has are left
-alone (pull never deletes). Archives whose members overlap merge one after the other, in the
-order they are staged (:mod:`drivestage.stage_order`).
+alone (pull never deletes). Archives whose members overlap merge one after the other, in
+tree order (:mod:`drivestage.stage_order`): the later by name holds a path both have, a rule
+of the folder's contents alone.
 
 Small files (up to 8 MiB, or ``chunk_size``) are fetched ``jobs`` at a time (default 4), one
 stream each; larger ones one after another, each with ``jobs`` streams when given, else as
-many as measuring finds worth it (:mod:`drivestage.download`).
+many as measuring finds worth it (:mod:`drivestage.download`). With ``--extract``, small
+archives after a larger one in tree order are fetched after it (several at once again
+until the next larger one), so that archives start in tree order.
 """
 from __future__ import annotations
 
@@ -120,17 +123,19 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     staged = frozenset({it.target for it in items}.union(
         *(stamps.staged_files(folder) for folder in {it.folder for it in items})))
     bar = _TreeProgress(progress, os.path.basename(root), sum(it.entry.size for it in items))
-    # Only the stamps of these files, as listed, stand for a member another archive of the
-    # pull wrote (stamps.siblings_wrote): not one deleted from Drive or of an older version.
-    small = [i for i, it in enumerate(items) if it.entry.size <= limit]
-    # Archives that share a path merge one after the other, in the order they are staged
-    # (small files first, each group by name): the later one holds the path.
-    staging = small + [i for i in range(len(items)) if i not in small]
-    archives = [i for i in staging if extract and _is_archive(items[i])]
+    # Archives that share a path merge one after the other in tree order (a folder's files
+    # by name, then its subfolders'): the later one holds the path, whatever --chunk-size,
+    # --jobs or the network do. (By staging order, small files first, a.zip of 9 MiB and
+    # b.zip of 1 MiB left a.zip's bytes there, b.zip's with --chunk-size 16MiB: chunkdet35.)
+    archives = [i for i, it in enumerate(items) if extract and _is_archive(it)]
+    small = _small_first(items, archives, limit)
     order = MergeOrder(archives, [(it.src, exclude_pattern(_inside(root, it))) for it in items])
+    # Only the stamps of these files, as listed, stand for a member another archive of the
+    # pull wrote (stamps.siblings_wrote): not one deleted from Drive or of an older version;
+    # ranked in the same tree order.
     current = stamps.Listed({it.entry.id: it.entry.md5 for it in items},
                             {it.entry.id: it.folder for it in items},
-                            {items[i].entry.id: rank for rank, i in enumerate(staging)})
+                            {it.entry.id: rank for rank, it in enumerate(items)})
 
     def stage(index: int, streams: Optional[int]) -> PullResult:
         it = items[index]
@@ -155,30 +160,43 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
 
     results: dict[int, PullResult] = {}
 
+    def stage_some(indices: list[int]) -> None:
+        """Stage these small files ``jobs`` at a time, each taken in order."""
+        failed: list[int] = []
+
+        def stage_small(index: int) -> PullResult:
+            if failed:  # one failed: the pull fails with it, no other file starts
+                order.done(index)
+                raise _NotStarted
+            try:
+                return stage(index, 1)
+            except BaseException:
+                failed.append(index)
+                raise
+
+        # A Ctrl-C starts no other file and waits for those under way (each())
+        outcomes = each(stage_small, indices, min(jobs, len(indices)), "drivestage-pull")
+        for i, outcome in zip(indices, outcomes):
+            # In file order: a file not started comes after the one that failed.
+            if isinstance(outcome, BaseException):
+                raise outcome
+            results[i] = outcome
+
     def stage_all() -> None:
         if small:
-            failed: list[int] = []
-
-            def stage_small(index: int) -> PullResult:
-                if failed:  # one failed: the pull fails with it, no other file starts
-                    order.done(index)
-                    raise _NotStarted
-                try:
-                    return stage(index, 1)
-                except BaseException:
-                    failed.append(index)
-                    raise
-
-            # A Ctrl-C starts no other file and waits for those under way (each())
-            outcomes = each(stage_small, small, min(jobs, len(small)), "drivestage-pull")
-            for i, outcome in zip(small, outcomes):
-                # In file order: a file not started comes after the one that failed.
-                if isinstance(outcome, BaseException):
-                    raise outcome
-                results[i] = outcome
-        for i in range(len(items)):
-            if i not in results:
-                results[i] = stage(i, streams)
+            stage_some(small)
+        # The rest in tree order: a large file alone with its streams; small archives after
+        # a larger one (_small_first) between two of them, several at once again.
+        rest = [i for i in range(len(items)) if i not in results]
+        while rest:
+            if items[rest[0]].entry.size > limit:
+                results[rest[0]] = stage(rest[0], streams)
+                rest = rest[1:]
+                continue
+            run = next((n for n, i in enumerate(rest) if items[i].entry.size > limit),
+                       len(rest))
+            stage_some(rest[:run])
+            rest = rest[run:]
 
     try:
         # A killed run's leftovers and each name's stamps looked for in one listing per folder
@@ -193,6 +211,18 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     return FolderPullResult(src=src, path=root, dest=dest, id=folder.id,
                             files=[results[i] for i in range(len(items))], skipped=skipped,
                             seconds=round(time.monotonic() - began, 3))
+
+
+def _small_first(items: list[Item], archives: list[int], limit: int) -> list[int]:
+    """The files fetched first, ``jobs`` at a time, in tree order: those up to ``limit``
+    bytes, but no archive after a larger one (``archives``: in tree order). An archive
+    merges only after the archives before it in tree order that share a path with it
+    (:mod:`drivestage.stage_order`), and a wait must be for a file already under way: a
+    small archive that waited in the first round for a larger one, fetched after that
+    round, would wait for good. So it is fetched after that one (``stage_all``)."""
+    larger = next((i for i in archives if items[i].entry.size > limit), len(items))
+    later = {i for i in archives if i > larger}
+    return [i for i, it in enumerate(items) if it.entry.size <= limit and i not in later]
 
 
 def _refuse_left(archives: list[Item], current: stamps.Listed) -> None:

@@ -35,8 +35,11 @@ without resourcekey=); shortcuts are followed. A plain path reads from a local f
 a Drive mount). The file lands in DEST/<name>; a rerun
 on an intact staged copy does nothing. With --extract, a local zip or tar (not on a Drive
 mount: /kaggle/input/...) is extracted from where it lies and verified, not copied. A folder lands in DEST/<name>/ with its whole tree;
-with --extract every .zip/.tar/.tar.gz/.tgz in it is extracted where it lies. Exit codes:
-0 success, 1 error, 2 usage error.
+with --extract every .zip/.tar/.tar.gz/.tgz in it is extracted where it lies. A path two
+archives hold gets the bytes of the one later in tree order (a folder's files sorted by
+name, capitals first, then its subfolders'), as unzip a.zip; unzip b.zip leaves it, whatever
+--jobs or the network do; an archive with a member at a plain file's path is refused. Exit
+codes: 0 success, 1 error, 2 usage error.
 """
 
 
