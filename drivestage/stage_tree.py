@@ -28,7 +28,8 @@ from typing import Any, Callable, Optional, Sequence
 
 from drivestage import download as dl
 from drivestage import partials, stamps
-from drivestage.errors import DownloadQuotaError, LocalFileError, UsageError, UserFilesError
+from drivestage.errors import (ArchiveError, DownloadQuotaError, LocalFileError, UsageError,
+                               UserFilesError)
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
 from drivestage.pool import each
@@ -103,6 +104,8 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     os.makedirs(dest, exist_ok=True)
     for where in sorted({it.folder for it in items} | {root}):
         _real_folders(root, where, dest, create=False)  # a link there: refused before a byte
+    if extract:
+        _refuse_member_files(root, items)
     missing = [it for it in items if not _looks_staged(it, extract and _is_archive(it))]
     todo = sum(it.entry.size - dl.partial_size(it.target, it.entry) for it in missing)
     _real_folders(root, root, dest, create=True)
@@ -223,6 +226,45 @@ def _small_first(items: list[Item], archives: list[int], limit: int) -> list[int
     larger = next((i for i in archives if items[i].entry.size > limit), len(items))
     later = {i for i in archives if i > larger}
     return [i for i, it in enumerate(items) if it.entry.size <= limit and i not in later]
+
+
+def _refuse_member_files(root: str, items: list[Item]) -> None:
+    """Refuse the pull, before a byte moves, when a file of the folder is to land where an
+    archive of it extracted a member (the file added on Drive since): the pull lets neither
+    replace the other (a first pull refuses the archive: :class:`drivestage.extract.job.Job`'s
+    ``protected``). The file's own check said it "is not a copy of" the file, "move it away,
+    or pull with --force": moved or forced, the archive was extracted again over it, or
+    refused, at every rerun (chunkdet35). Only a file whose target holds something of
+    another size is looked at (a staged folder's rerun reads no stamp more); one of its size
+    is left to the usual checks (a member of the file's very bytes is staged as its copy)."""
+    suspects = {os.path.abspath(it.target): it for it in items
+                if not _is_archive(it) and _other_size(it)}
+    for it in items if suspects else ():
+        stamp = stamps.own(it.folder, os.path.basename(it.target), it.entry.id) \
+            if _is_archive(it) else None
+        if stamp is None or not stamp.get("extracted") or \
+                it.entry.md5 not in (None, stamp.get("md5")):
+            continue
+        for m in stamps.records(stamp):
+            other = suspects.get(os.path.abspath(os.path.join(it.folder, *m.path.split("/"))))
+            if other is not None and m.kind != "dir":
+                raise ArchiveError(
+                    f"{other.src} and the member {m.path} of {it.src} both land on "
+                    f"{other.target}; a pull lets neither replace the other: rename one of "
+                    "them on Drive, or pull without one (--exclude "
+                    f"{exclude_pattern(_inside(root, other))} or --exclude "
+                    f"{exclude_pattern(_inside(root, it))})")
+
+
+def _other_size(item: Item) -> bool:
+    """Whether ``item``'s target holds something that cannot be a copy of it: a file of
+    another size, or a link."""
+    try:
+        st = os.lstat(item.target)
+    except OSError:
+        return False
+    return stat.S_ISLNK(st.st_mode) or (stat.S_ISREG(st.st_mode) and
+                                        st.st_size != item.entry.size)
 
 
 def _refuse_left(archives: list[Item], current: stamps.Listed) -> None:
