@@ -347,6 +347,11 @@ class LocksBusyError(DriveStageError):
     started again (:func:`drivestage.locks.locked`)."""
 
 
+class NothingChosenError(DriveStageError):
+    """``--include`` / ``--exclude`` leave no file of the folder to pull or push: the user
+    asked for data that would not come (nothing was written)."""
+
+
 class DeletionRefusedError(DriveStageError):
     """``push --delete`` would remove far more than SRC holds; nothing was deleted."""
 

@@ -33,6 +33,7 @@ from drivestage.errors import (ArchiveError, DownloadQuotaError, LocalFileError,
 from drivestage.extract.statedir import state_lock
 from drivestage.extract.validation import STATE_DIR
 from drivestage.pool import each
+from drivestage.no_match import refuse_nothing_chosen
 from drivestage.paths import StorePath, exclude_pattern
 from drivestage.sizes import check_space, format_size
 from drivestage.localdir import LocalDirStore
@@ -101,6 +102,8 @@ def pull_folder(folder: RemoteEntry, *, src: str, path: StorePath, dest: str,
     walked = time.time_ns()  # a stamp written since may be of a newer version than listed
     items, skipped, listed = walk(store, folder, src.rstrip("/"), root, jobs, include,
                                   exclude, force, extract)
+    if not items and not skipped and (include or exclude):
+        _refuse_nothing_chosen(src.rstrip("/"), root, listed, include, exclude)
     os.makedirs(dest, exist_ok=True)
     for where in sorted({it.folder for it in items} | {root}):
         _real_folders(root, where, dest, create=False)  # a link there: refused before a byte
@@ -294,6 +297,17 @@ def _refuse_into_itself(store: RemoteStore, folder: RemoteEntry, src: str, dest:
         raise UsageError(f"cannot pull {src} into {dest}: its copy {root} would lie inside "
                          f"the folder pulled, {pulled} (its stamps and copies written into "
                          "what is read); pull into a folder outside it")
+
+
+def _refuse_nothing_chosen(src: str, root: str, listed: dict[str, set[str]],
+                          include: Sequence[str], exclude: Sequence[str]) -> None:
+    """Stop a pull whose globs chose no file of the folder, before a byte is written
+    (:mod:`drivestage.no_match`), naming what the walk saw (a folder left out unlisted)."""
+    held = [os.path.relpath(os.path.join(folder, name), root).replace(os.sep, "/")
+            for folder, names in listed.items() for name in names
+            if os.path.join(folder, name) not in listed]
+    refuse_nothing_chosen(src, include, exclude, held,
+                          [os.path.basename(folder) for folder in listed if folder != root])
 
 
 def _inside(root: str, item: Item) -> str:

@@ -90,7 +90,7 @@ class _ChunkSize(Size):
                    "$DRIVESTAGE_RETRY_ATTEMPTS).")
 @click.option("--include", multiple=True, metavar="GLOB",
               help="Folder pulls: only files matching GLOB (path inside the folder, or name); "
-                   "repeatable.")
+                   "repeatable. Globs that leave no file stop the pull (exit 1).")
 @click.option("--exclude", multiple=True, metavar="GLOB",
               help="Folder pulls: skip files and folders matching GLOB; repeatable.")
 @click.option("--chunk-size", type=_ChunkSize(), default=None, hidden=True,

@@ -215,6 +215,23 @@ def _refuse_a_file(src: str, dest: str) -> None:
                          f"puts upload/{name} at {where}{sep}{name})")
 
 
+def _refuse_nothing_chosen(src: str, include: tuple[str, ...], exclude: tuple[str, ...],
+                          follow_symlinks: bool) -> None:
+    """Stop a push whose globs choose none of SRC's files, before Drive is asked anything
+    (it said ``0 uploaded``, exit 0). Not with --delete: there a filter that chooses nothing
+    here is how the files it matches on Drive are removed."""
+    from drivestage.local_tree import walk
+    from drivestage.no_match import refuse_nothing_chosen
+
+    if not os.path.isdir(src) or walk(src, include, exclude,
+                                      follow_symlinks=follow_symlinks).files:
+        return
+    tree = walk(src, follow_symlinks=follow_symlinks)
+    if tree.files:
+        refuse_nothing_chosen(src, include, exclude, [f.rel for f in tree.files],
+                              [rel.rsplit("/", 1)[-1] for rel in tree.folders], verb="push")
+
+
 def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
             md5_cache: "Md5Cache", *, pushing: bool = False) -> "tuple[RemoteStore, StorePath]":
     """DEST through the one door, with the command's --api-root/--credentials; ``pushing``
@@ -261,6 +278,8 @@ def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, 
 
     _refuse_a_file(src, dest)
     policy = _policy(policy_opts)
+    if (include or exclude) and not (delete or delete_permanently):
+        _refuse_nothing_chosen(src, include, exclude, follow_symlinks)
     cache = Md5Cache()
     with _progress_bar(0, "push") as bar:
         result = push(src, _target(dest, api_root, credentials, cache, pushing=True), policy,

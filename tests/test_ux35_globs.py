@@ -1,0 +1,86 @@
+"""ux35: `--include` / `--exclude` globs that choose no file of the folder stop the pull or
+push, in one line naming the globs and what the folder holds, exit 1, nothing written: a
+pull said `0 files (none)` and exited 0, made an empty DEST folder, and a script went on
+to train on nothing; a push made an empty folder on Drive and said `0 uploaded`."""
+from __future__ import annotations
+
+from _cli import run
+from _messages import renders, shown
+
+
+def _folder(emulator) -> None:
+    emulator.add_file("VOC_datasets/VOC2007.tar", b"t" * 10)
+    emulator.add_file("VOC_datasets/VOC2012.tar", b"u" * 10)
+    emulator.add_file("VOC_datasets/test/VOC2007test.tar", b"v" * 10)
+
+
+@renders("leaves no file of … to pull")
+def test_a_pull_whose_include_chooses_nothing_says_so_and_writes_nothing(
+        emulator, drive_env, local_state, tmp_path):
+    _folder(emulator)
+    dest = tmp_path / "data"
+    code, out, err = run("pull", "drive:VOC_datasets", str(dest), "--extract",
+                         "--include", "*.zip")
+    assert code == 1, err
+    assert out == ""
+    assert err == ("Error: --include '*.zip' leaves no file of drive:VOC_datasets to pull (it "
+                   "holds VOC2007.tar, VOC2012.tar, test/VOC2007test.tar); check the globs "
+                   "(case-sensitive, matched to the path inside the folder or to the name)\n")
+    shown("leaves no file of … to pull", err)
+    assert not dest.exists()
+
+
+def test_a_pull_whose_include_names_a_folder_says_how_to_take_its_files(
+        emulator, drive_env, local_state, tmp_path):
+    _folder(emulator)
+    code, _out, err = run("pull", "drive:VOC_datasets", str(tmp_path / "data"),
+                          "--include", "test")
+    assert code == 1, err
+    assert "--include chooses files: 'test/*' takes the files of that folder" in err
+    code, _out, err = run("pull", "drive:VOC_datasets", str(tmp_path / "data"),
+                          "--include", "test/*")
+    assert code == 0, err
+    assert (tmp_path / "data/VOC_datasets/test/VOC2007test.tar").read_bytes() == b"v" * 10
+    assert not (tmp_path / "data/VOC_datasets/VOC2007.tar").exists()
+
+
+def test_a_pull_whose_excludes_leave_nothing_names_them_and_a_few_names(
+        emulator, drive_env, local_state, tmp_path):
+    for i in range(8):
+        emulator.add_file(f"many/f{i}.bin", b"x")
+    code, _out, err = run("pull", "drive:many", str(tmp_path / "d"), "--exclude", "*.bin",
+                          "--exclude", "f0*")
+    assert code == 1, err
+    assert err.startswith("Error: --exclude '*.bin' --exclude 'f0*' leave no file of drive:many "
+                          "to pull (it holds f0.bin, f1.bin, f2.bin, f3.bin, f4.bin and 3 more)")
+    assert not (tmp_path / "d").exists()
+
+
+def test_an_empty_folder_pulled_without_globs_is_still_no_error(
+        emulator, drive_env, local_state, tmp_path):
+    emulator.add_folder("empty")
+    code, _out, err = run("pull", "drive:empty", str(tmp_path / "d"))
+    assert code == 0, err
+
+
+@renders("leaves no file of … to push")
+def test_a_push_whose_include_chooses_nothing_says_so_before_drive_is_touched(
+        emulator, drive_env, local_state, tmp_path):
+    logs = tmp_path / "logs"
+    (logs / "runs").mkdir(parents=True)
+    (logs / "last.pth").write_bytes(b"w")
+    (logs / "runs" / "events.out").write_bytes(b"e")
+    code, out, err = run("push", str(logs), "drive:Models/logs", "--include", "*.pt")
+    assert code == 1, err
+    assert err == (f"Error: --include '*.pt' leaves no file of {logs} to push (it holds "
+                   "last.pth, runs/events.out); check the globs (case-sensitive, matched to "
+                   "the path inside the folder or to the name)\n")
+    shown("leaves no file of … to push", err)
+    assert emulator.find("Models") is None
+    # --delete with such a filter removes what it matches on Drive: no refusal there
+    emulator.add_file("Models/logs/old.pt", b"o")
+    code, _out, err = run("push", str(logs), "drive:Models/logs", "--include", "*.pt",
+                          "--delete")
+    assert code == 0, err
+    assert emulator.find("Models/logs/old.pt") is None
+    assert [f["labels"]["trashed"] for f in emulator.files() if f["title"] == "old.pt"] == [True]
