@@ -7,10 +7,12 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import traceback
 from typing import Any
 
 import click
 
+from drivestage.stderr_tail import Tail, say
 from drivestage.errors import DriveStageError, debug_on
 from drivestage.lost_mounts import lost_mount_error
 from drivestage.paths import printable, printable_lines
@@ -45,34 +47,6 @@ def run_as_program() -> None:
     _AS_PROGRAM = True
 
 
-class _Tail:
-    """``sys.stderr``, remembering the last character written to it: a progress bar leaves
-    its line unfinished, and the error after it must start on a line of its own."""
-
-    def __init__(self, stream: Any):
-        self._stream = stream
-        self.last = ""
-
-    def write(self, text: str) -> int:
-        if text:
-            self.last = text[-1]
-        return int(self._stream.write(text))
-
-    def __getattr__(self, name: str) -> Any:  # flush, isatty, encoding, fileno, buffer...
-        return getattr(self._stream, name)
-
-    def line_open(self) -> bool:
-        """Whether the next message would continue someone else's line: anything but a
-        newline last, except a carriage return on a terminal (a bar that cleared its line)."""
-        if self.last in ("", "\n"):
-            return False
-        try:
-            tty = bool(self._stream.isatty())
-        except (AttributeError, ValueError):
-            tty = False
-        return not (tty and self.last == "\r")
-
-
 class _Group(click.Group):
     """A group whose subcommands share one error handler."""
 
@@ -82,33 +56,42 @@ class _Group(click.Group):
         try:
             return super().make_context(*args, **kwargs)
         except KeyboardInterrupt:
-            _say(_Tail(sys.stderr), "Interrupted.")
+            say("Interrupted.", Tail(sys.stderr))
             raise click.exceptions.Exit(130) from None
 
     def invoke(self, ctx: click.Context) -> Any:
-        tail = _Tail(sys.stderr)
+        tail = Tail(sys.stderr)
         sys.stderr = tail
         try:
             return super().invoke(ctx)
         except DriveStageError as exc:
             if debug_on("DRIVESTAGE_DEBUG"):
-                raise
-            _say(tail, error_line(exc))
+                # The traceback asked for, and the exit code the error has without it (a
+                # usage error's 2 was 1, Python's for any exception that ends a program).
+                tail.end_line()
+                traceback.print_exc()
+            else:
+                say(error_line(exc), tail)
             ctx.exit(exc.exit_code)
         except OSError as exc:
             # A FUSE mount (Colab's Drive) whose program ended under a command: one line
             # that says so, not a traceback of the first call that met it.
             lost = lost_mount_error(exc)
             if lost is None or debug_on("DRIVESTAGE_DEBUG"):
+                tail.end_line()
                 raise
-            _say(tail, f"Error: {printable(lost)}")
+            say(f"Error: {printable(lost)}", tail)
             ctx.exit(1)
         except KeyboardInterrupt:
-            _say(tail, "Interrupted.")
+            say("Interrupted.", tail)
             ctx.exit(130)
+        except BaseException as exc:
+            if not isinstance(exc, click.exceptions.Exit):   # (a traceback follows)
+                tail.end_line()
+            raise
         finally:
             if sys.stderr is tail:
-                sys.stderr = tail._stream
+                sys.stderr = tail.stream
 
 
 def error_line(exc: DriveStageError) -> str:
@@ -116,12 +99,6 @@ def error_line(exc: DriveStageError) -> str:
     text, so control characters are escaped (kept as line breaks for a multi-line error)."""
     text = printable_lines(str(exc)) if exc.multiline else printable(str(exc))
     return f"Error: {text}"
-
-
-def _say(tail: _Tail, message: str) -> None:
-    """``message`` (escaped by the caller: names from Drive are anybody's text) on stderr, on
-    a line of its own."""
-    click.echo(("\n" if tail.line_open() else "") + message, err=True)
 
 
 class _Printable(logging.Formatter):

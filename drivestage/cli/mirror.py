@@ -223,7 +223,9 @@ def mirror_cmd(src: str, dest: str, every: float, grace: float, include: tuple[s
         # mirror thread ends; waited for a moment only (a chunk on a slow link takes long).
         if mirror is not None and not mirror.abandon(ABANDON_WAIT):
             log.warning("the upload under way stops once its current chunk is sent")
-        click.echo(ABANDONED, err=True)
+        from drivestage.stderr_tail import say
+
+        say(ABANDONED)
         click.get_current_context().exit(130)
     finally:
         ended.set()  # a signal from here on changes nothing
@@ -295,9 +297,10 @@ def _leave(error: "MirrorError") -> None:
     import sys
 
     from drivestage.cli.group import error_line
+    from drivestage.stderr_tail import say
 
     _LEAVING.acquire()
-    click.echo(error_line(error), err=True)
+    say(error_line(error))
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -321,7 +324,9 @@ def _abandon() -> None:
     import os
     import sys
 
-    click.echo(ABANDONED, err=True)
+    from drivestage.stderr_tail import say
+
+    say(ABANDONED)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

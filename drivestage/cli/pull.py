@@ -113,6 +113,7 @@ def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optiona
     from drivestage.sizes import format_size
     from drivestage.stage import pull as do_pull
     from drivestage.stage_tree import FolderPullResult
+    from drivestage.stderr_tail import say
 
     if remove_archive and not extract:
         raise UsageError("--remove-archive removes the archive once --extract has "
@@ -148,9 +149,9 @@ def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optiona
             extra += f", {gone} archive{'' if gone == 1 else 's'} removed"
         skipped = f", {len(result.skipped)} skipped (no binary content)" if result.skipped else ""
         n = len(result.files)
-        click.echo(f"{where}: {n} file{'' if n == 1 else 's'} "
-                   f"({counts or 'none'}{skipped}), {format_size(result.size)}{extra}, "
-                   f"{result.seconds:.1f}s", err=True)
+        say(f"{where}: {n} file{'' if n == 1 else 's'} "
+            f"({counts or 'none'}{skipped}), {format_size(result.size)}{extra}, "
+            f"{result.seconds:.1f}s")
         return
     what = {"cached": "already staged",
             "verified": f"already there, {result.checksum or 'md5'} verified",
@@ -172,9 +173,8 @@ def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optiona
     summed = "no md5 on Drive" if not result.md5 else f"sha256 {result.sha256}" \
         if result.sha256 else f"md5 {result.md5}"
     extra = _members_said([result]) + (", archive removed" if result.archive_removed else "")
-    click.echo(f"{where}: {what.get(result.action, result.action)} "
-               f"({format_size(result.size)}, {summed}{extra}, {result.seconds:.1f}s)",
-               err=True)
+    say(f"{where}: {what.get(result.action, result.action)} "
+        f"({format_size(result.size)}, {summed}{extra}, {result.seconds:.1f}s)")
 
 
 def _members_said(files: list[PullResult]) -> str:

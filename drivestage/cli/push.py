@@ -274,6 +274,7 @@ def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, 
     as it is (exit 1, naming it, once the rest is pushed) unless --force.
     """
     from drivestage.state import Md5Cache
+    from drivestage.stderr_tail import say
     from drivestage.upload_tree import push
 
     _refuse_a_file(src, dest)
@@ -288,7 +289,7 @@ def push_cmd(src: str, dest: str, include: tuple[str, ...], exclude: tuple[str, 
                       follow_symlinks=follow_symlinks, chunk_size=_chunk(chunk_size),
                       protect=protect, use_trash=use_trash, jobs=jobs, progress=bar.update,
                       md5_cache=cache, keep_other_runs=not force)
-    click.echo(f"push {src} -> {dest}: {_summary(result)}", err=True)
+    say(f"push {src} -> {dest}: {_summary(result)}")
     _refuse_other_runs(result)
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 
 import click
 
+from drivestage.stderr_tail import Tail, say
 from drivestage.errors import DriveStageError, debug_on
 from drivestage.paths import printable, printable_lines
 from trainer.errors import TrainerError
@@ -60,16 +62,31 @@ class _Group(click.Group):
             raise click.exceptions.Exit(130) from None
 
     def invoke(self, ctx: click.Context):
+        # (stderr remembers its last character: a progress bar leaves its line open, and the
+        # Error: line after it read `…100%|███| Error: …` in a log file or notebook: ux35)
+        tail = Tail(sys.stderr)
+        sys.stderr = tail
         try:
             return super().invoke(ctx)
         except (TrainerError, DriveStageError) as exc:
             if debug_on("TRAINER_DEBUG"):
-                raise
-            click.echo(error_line(exc), err=True)
+                # The traceback asked for, with the error's own exit code (a ConfigError's
+                # 2 was 1, Python's for any exception that ends a program: ux35).
+                tail.end_line()
+                traceback.print_exc()
+            else:
+                say(error_line(exc), tail)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
+            say("Interrupted.", tail)
             ctx.exit(130)
+        except BaseException as exc:
+            if not isinstance(exc, click.exceptions.Exit):   # (a traceback follows)
+                tail.end_line()
+            raise
+        finally:
+            if sys.stderr is tail:
+                sys.stderr = tail.stream
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,0 +1,63 @@
+"""Standard error as the commands write to it, remembering whether a line is left open: a
+progress bar ends without a newline (tqdm redraws it with ``\\r``), and the ``Error:`` line or
+traceback after it must start on a line of its own, not read ``…100%|███| Error: …`` in a log
+file or a notebook (drivestage's commands and trainer's share this)."""
+from __future__ import annotations
+
+import sys
+from typing import Any, Optional
+
+import click
+
+
+class Tail:
+    """``sys.stderr``, remembering the last character written to it."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+        self.last = ""
+
+    @property
+    def stream(self) -> Any:
+        """The stream it writes to."""
+        return self._stream
+
+    def write(self, text: str) -> int:
+        if text:
+            self.last = text[-1]
+        return int(self._stream.write(text))
+
+    def __getattr__(self, name: str) -> Any:  # flush, isatty, encoding, fileno, buffer...
+        return getattr(self._stream, name)
+
+    def line_open(self) -> bool:
+        """Whether the next message would continue someone else's line: anything but a
+        newline last, except a carriage return on a terminal (a bar that cleared its line)."""
+        if self.last in ("", "\n"):
+            return False
+        try:
+            tty = bool(self._stream.isatty())
+        except (AttributeError, ValueError):
+            tty = False
+        return not (tty and self.last == "\r")
+
+    def end_line(self) -> None:
+        """Finish a line left open (before a traceback Python prints)."""
+        if self.line_open():
+            try:
+                self.write("\n")
+                self.flush()
+            except (OSError, ValueError):   # (a closed or broken stderr: nothing to mend)
+                pass
+
+
+def current() -> Optional[Tail]:
+    """The :class:`Tail` that stands for ``sys.stderr`` now, if one does."""
+    return sys.stderr if isinstance(sys.stderr, Tail) else None
+
+
+def say(message: str, tail: Optional[Tail] = None) -> None:
+    """``message`` (escaped by the caller: names from Drive are anybody's text) on stderr, on
+    a line of its own."""
+    tail = tail or current()
+    click.echo(("\n" if tail is not None and tail.line_open() else "") + message, err=True)
