@@ -97,7 +97,7 @@ def render_cli() -> str:
         "2 a usage or configuration error, 130 interrupted (Ctrl-C), and for `trainer train`\n"
         "143 stopped by SIGTERM (129 by a hang-up) after flushing the Drive mirror.\n"
         "`DRIVESTAGE_DEBUG=1` / `TRAINER_DEBUG=1` print the traceback instead of the one-line\n"
-        "message.\n\n"
+        "message, with the same exit code.\n\n"
         "## Commands\n\n" + "\n".join(toc) + "\n"
     )
     return head + "\n" + "\n".join(sections)

@@ -31,14 +31,21 @@ def test_debug_off_values_print_the_one_line_error(value, monkeypatch, tmp_path)
 
 
 @pytest.mark.parametrize("value", ["1", "yes", "true"])
-def test_debug_on_raises_for_the_traceback(value, monkeypatch, tmp_path):
+def test_debug_on_prints_the_traceback(value, monkeypatch, tmp_path):
+    """The traceback, with the exit code the error has without it (ux35: Python's 1 was the
+    code of every error, a config error's 2 included)."""
     monkeypatch.setenv("DRIVESTAGE_API_ROOT", ROOT)
     monkeypatch.delenv("DRIVESTAGE_TOKEN", raising=False)
     monkeypatch.setenv("DRIVESTAGE_DEBUG", value)
     res = CliRunner().invoke(drivestage_cli, ["ls", "drive:"])
-    assert isinstance(res.exception, AuthError)
+    assert res.exit_code == 1
+    assert res.stderr.startswith("Traceback (most recent call last):\n")
+    assert f"\n{AuthError.__module__}." in res.stderr
     monkeypatch.setenv("TRAINER_DEBUG", value)
     cfg = tmp_path / "c.yaml"
     cfg.write_text("train:\n  epoch: 3\n")
     res = CliRunner().invoke(trainer_cli, ["train", "-c", str(cfg)])
-    assert isinstance(res.exception, ConfigError)
+    assert res.exit_code == 2
+    assert res.stderr.startswith("Traceback (most recent call last):\n")
+    assert res.stderr.endswith(f"{ConfigError.__module__}.ConfigError: unknown config key "
+                               f"'train.epoch' in {cfg}; did you mean 'train.epochs'?\n")
