@@ -61,3 +61,17 @@ def say(message: str, tail: Optional[Tail] = None) -> None:
     a line of its own."""
     tail = tail or current()
     click.echo(("\n" if tail is not None and tail.line_open() else "") + message, err=True)
+
+
+def refuse_nul(args: Any) -> None:
+    """Stop a command given an argument with a NUL byte, in one line, exit 2. No program
+    gets one from a shell (execve ends each argument at it), but a notebook or program that
+    runs the command in its own process may pass any string: each path met it as
+    ``ValueError: embedded null byte``, a traceback (ux35)."""
+    from drivestage.paths import printable
+
+    for arg in args if isinstance(args, (list, tuple)) else ():
+        if isinstance(arg, str) and "\0" in arg:
+            say(f"Error: the argument '{printable(arg)}' holds a NUL byte (\\0): no path or "
+                "name can; remove it")
+            raise click.exceptions.Exit(2)

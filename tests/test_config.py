@@ -106,7 +106,8 @@ def test_overrides_are_typed():
     ("train.epochs=2.5", "config key 'train.epochs' expects int, got 2.5"),
     ("train.ema=maybe", "config key 'train.ema' expects bool, got 'maybe'"),
     ("train.optimizer=rmsprop", "config key 'train.optimizer' must be one of sgd, adam, adamw, got 'rmsprop'"),
-    ("model.input_size=100", "model.input_size must be a positive multiple of 32, got 100"),
+    ("model.input_size=100", "model.input_size must be a multiple of 32 from 32 to 4096 "
+                             "(YOLOv4-tiny's coarsest head has stride 32), got 100: use 96 or 128"),
     ("train.freeze_epochs=500", "train.freeze_epochs must be between 0 and train.epochs (100), got 500"),
     ("drive.max_bytes=lots", "drive.max_bytes: size 'lots' is not understood"),
     ("train.epochs", "override 'train.epochs' must look like key=value"),

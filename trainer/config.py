@@ -18,6 +18,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
+from trainer.config_checks import refuse_nul, validate
 from trainer.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class DataConfig:
                              "(its lines written to data.root/.drivestage-trainer/annotations/"
                              "<key>/<year>_<split>.txt, one folder per dataset and class list)")
     val: str = _f("val", "validation set: an annotation-lines file, or a split name")
-    workers: int = _f(2, "DataLoader worker processes (0 = load in the main process)")
+    workers: int = _f(2, "DataLoader worker processes, 0 to 64 (0 = load in the main process)")
     cache: str = _f("none", "decoded-image cache: none, ram (if it fits half the free memory) or disk "
                             "(data.root/image-cache, keyed by file content)", choices=("none", "ram", "disk"))
     max_val_images: int = _f(0, "evaluate mAP on at most this many val images (0 = all)")
@@ -67,7 +68,7 @@ class DataConfig:
 class ModelConfig:
     """The network and its starting weights."""
 
-    input_size: int = _f(416, "network input side in pixels (a multiple of 32)")
+    input_size: int = _f(416, "network input side in pixels: a multiple of 32 from 32 to 4096")
     weights: Optional[str] = _f(None, "pretrained weights (.pth/.weights/.pt), local or drive:path (pulled into data.root/.drivestage-trainer/weights/)")
     anchors: list = _f(DEFAULT_ANCHORS, "anchor boxes in pixels at 416, six [w, h] pairs")
     anchors_mask: list = _f(DEFAULT_ANCHORS_MASK, "anchor indices of the stride-32 and stride-16 heads")
@@ -288,6 +289,7 @@ def _apply(cfg: Config, key: str, value: Any, where: str) -> None:
     if parts[1] not in fields:
         raise _unknown(key, where)
     hints = typing.get_type_hints(type(section))
+    refuse_nul(key, value, where)
     if key in _PATHS and isinstance(value, str):   # (data.root: ~/data was ./~/data)
         value = os.path.expanduser(value)
     setattr(section, parts[1], _coerce(key, value, hints[parts[1]], dict(fields[parts[1]].metadata)))
@@ -391,91 +393,6 @@ def config_from_dict(data: dict) -> Config:
     for key, value in _flatten(data, " (checkpoint)"):
         _apply(cfg, key, value, " (checkpoint)")
     return cfg
-
-
-def validate(cfg: Config) -> None:
-    """Reject impossible combinations with a message naming the key."""
-    m, t, d = cfg.model, cfg.train, cfg.drive
-    if m.input_size <= 0 or m.input_size % 32:
-        raise ConfigError(f"model.input_size must be a positive multiple of 32, got {m.input_size}")
-    if isinstance(m.width, bool) or not isinstance(m.width, (int, float)) or not 0 < m.width <= 4:
-        raise ConfigError(f"model.width must be a number above 0 and at most 4 (1 is YOLOv4-tiny), "
-                          f"got {shown(m.width)}")
-    if not float(m.width * 8).is_integer():
-        raise ConfigError(_width_off_step(m.width))
-    if len(m.anchors) != 6 or any(not isinstance(a, list) or len(a) != 2 for a in m.anchors):
-        raise ConfigError(f"model.anchors must be six [w, h] pairs, got {shown(m.anchors)}")
-    if len(m.anchors_mask) != 2 or any(len(x) != 3 for x in m.anchors_mask):
-        raise ConfigError(f"model.anchors_mask must be two lists of three indices, got "
-                          f"{shown(m.anchors_mask)}")
-    for key in ("epochs", "batch_size", "freeze_batch_size", "save_period", "eval_period", "nbs"):
-        if getattr(t, key) < 1:
-            raise ConfigError(f"train.{key} must be >= 1, got {getattr(t, key)}")
-    if not 0 <= t.freeze_epochs <= t.epochs:
-        raise ConfigError(f"train.freeze_epochs must be between 0 and train.epochs ({t.epochs}), "
-                          f"got {t.freeze_epochs}")
-    # (log_period < 0 was taken as 0 (attacktr29); max_val_images -3 cut 3 lines off: attacktrain34)
-    for key, zero in (("train.keep_local", " (0 = keep every epoch file)"), ("data.workers", ""),
-                      ("train.log_period", " (0 = only the progress bar)"), ("train.save_minutes",
-                      " (0 = off)"), ("train.silent_rank_minutes", " (0 = off)"),
-                      ("data.max_val_images", " (0 = all)")):
-        value = getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1])
-        if value < 0:
-            raise ConfigError(f"{key} must be >= 0{zero}, got {value}")
-    if not t.out_dir:   # (os.makedirs('')'s traceback)
-        raise ConfigError(f"train.out_dir must name a folder, got {t.out_dir!r}")
-    if not 0 <= t.seed < 2**64:   # (-1: a loader worker's traceback; 2**64: torch.manual_seed's)
-        raise ConfigError(f"train.seed must be between 0 and 2**64 - 1, got {t.seed}")
-    if t.silent_rank_minutes * 60 > MAX_GRACE_SECONDS:  # (its threads' waits: as the grace's)
-        raise ConfigError(f"train.silent_rank_minutes must be at most {MAX_GRACE_SECONDS / 60:.0f} "
-                          f"(30 days; 0 = off), got {t.silent_rank_minutes:g}")
-    if t.grace_seconds <= 0:
-        raise ConfigError(f"train.grace_seconds must be > 0, got {t.grace_seconds}")
-    if t.grace_seconds > MAX_GRACE_SECONDS:  # a wait past threading.TIMEOUT_MAX: a traceback
-        raise ConfigError(f"train.grace_seconds must be at most {MAX_GRACE_SECONDS:.0f} "
-                          f"(30 days), got {t.grace_seconds:g}")
-    if t.lr <= 0:
-        raise ConfigError(f"train.lr must be > 0, got {t.lr}")
-    if not 0 < t.min_lr_ratio <= 1:
-        raise ConfigError(f"train.min_lr_ratio must be in (0, 1], got {t.min_lr_ratio}")
-    for key in ("mosaic_prob", "mixup_prob", "special_aug_ratio"):
-        if not 0 <= getattr(t, key) <= 1:
-            raise ConfigError(f"train.{key} must be in [0, 1], got {getattr(t, key)}")
-    if not (t.device in ("auto", "cpu", "cuda") or (t.device.startswith("cuda:") and t.device[5:].isdigit())):
-        raise ConfigError(f"train.device must be auto, cpu, cuda or cuda:N, got {t.device!r}")
-    if d.keep_last < 0 or d.keep_best < 0:
-        raise ConfigError("drive.keep_last and drive.keep_best must be >= 0")
-    if d.max_bytes is not None:
-        d.max_bytes = _parse_size(d.max_bytes)
-    if isinstance(cfg.data.classes, list) and not cfg.data.classes:
-        raise ConfigError("data.classes is an empty list; give class names or a classes file")
-    if isinstance(cfg.data.classes, list) and not all(isinstance(n, (str, int, float))
-                                                       for n in cfg.data.classes):
-        # (A name made of a list: YAML aliases make 10**9 of them in 500 bytes, spelt out later.)
-        raise ConfigError(f"data.classes must list class names, got {shown(cfg.data.classes)}")
-
-
-def _parse_size(value: Union[int, str]) -> int:
-    from drivestage.errors import PolicyError
-    from drivestage.retention import parse_size
-
-    try:
-        size = parse_size(value)
-    except PolicyError as exc:
-        raise ConfigError(f"drive.max_bytes: {exc}") from None
-    if size <= 0:
-        raise ConfigError(f"drive.max_bytes must be > 0 (or empty for no cap), got {value!r}")
-    return size
-
-
-def _width_off_step(width: float) -> str:
-    """The refusal of a ``model.width`` between eighths, naming the two around it (the CSP
-    blocks double their channels, each a multiple of 8: 0.3 built blocks of 16 and 40
-    channels, a traceback at the first step; trainer.model.backbone.WIDTH_STEP)."""
-    below, above = max(1, math.floor(width * 8)) / 8, math.ceil(width * 8) / 8
-    near = f"{below:g}" if below == above else f"{below:g} or {above:g}"
-    return (f"model.width must be a multiple of 0.125 (each layer's channels a multiple of 8), "
-            f"got {width:g}: use {near}")
 
 
 def model_signature(cfg: Config, num_classes: int) -> dict:

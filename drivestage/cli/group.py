@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from drivestage.stderr_tail import Tail, say
+from drivestage.stderr_tail import Tail, refuse_nul, say
 from drivestage.errors import DriveStageError, debug_on
 from drivestage.lost_mounts import lost_mount_error
 from drivestage.paths import printable, printable_lines
@@ -53,6 +53,7 @@ class _Group(click.Group):
     def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
         # A Ctrl-C while click reads the arguments (before invoke) ends as one during a
         # command does, not as click's "Aborted!" and exit code 1.
+        refuse_nul(args[1] if len(args) > 1 else kwargs.get("args"))
         try:
             return super().make_context(*args, **kwargs)
         except KeyboardInterrupt:

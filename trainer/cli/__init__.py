@@ -10,7 +10,7 @@ import traceback
 
 import click
 
-from drivestage.stderr_tail import Tail, say
+from drivestage.stderr_tail import Tail, refuse_nul, say
 from drivestage.errors import DriveStageError, debug_on
 from drivestage.paths import printable, printable_lines
 from trainer.errors import TrainerError
@@ -54,6 +54,7 @@ class _Printable(logging.Formatter):
 
 class _Group(click.Group):
     def make_context(self, *args, **kwargs) -> click.Context:
+        refuse_nul(args[1] if len(args) > 1 else kwargs.get("args"))
         # A Ctrl-C while click reads the arguments ends as one during a command does.
         try:
             return super().make_context(*args, **kwargs)

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from trainer.cli import cli
+from trainer.config_checks import INPUT_MAX, INPUT_MIN
 from trainer.errors import DataError, TrainerError, WeightsError
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ Examples:
               help="Minimum score (objectness x class probability).")
 @click.option("--nms", default=0.45, show_default=True, type=click.FloatRange(0, 1),
               help="IoU above which NMS removes the weaker box of the same class.")
-@click.option("--input-size", default=None, type=click.IntRange(32),
+@click.option("--input-size", default=None, type=click.IntRange(INPUT_MIN, INPUT_MAX),
               help="Network input side, a multiple of 32 (default: the checkpoint's, else 416).")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1),
               help="Images per forward pass (more is faster on a GPU and takes more memory).")
@@ -124,7 +125,7 @@ Example:
               help="The .onnx file to write.")
 @click.option("--classes", "classes_file", type=click.Path(exists=True, dir_okay=False),
               help="Class names, one per line (stored in the ONNX metadata).")
-@click.option("--input-size", default=None, type=click.IntRange(32),
+@click.option("--input-size", default=None, type=click.IntRange(INPUT_MIN, INPUT_MAX),
               help="Network input side, a multiple of 32 (default: the checkpoint's, else 416).")
 @click.option("--opset", default=17, show_default=True, type=click.IntRange(11),
               help="ONNX operator set the graph uses: lower for an older runtime, at most what "
