@@ -25,6 +25,7 @@ which went before the training's save could reach it). Before, a SIGTERM left th
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -186,15 +187,36 @@ DEFAULT_WORKDIR = REPO / "demo_out"
 def _fresh_workdir(work: Path) -> Path:
     """``work`` emptied for the demo: only a folder an earlier demo made (it holds
     :data:`MARKER`) or an empty one; any other folder is left as it is (``--workdir .``
-    used to delete the folder the user stood in)."""
+    used to delete the folder the user stood in). Held for the demo's life by a lock on its
+    marker, which stays (its inode is the lock): a second ``make demo`` started while one
+    ran emptied the folder under the first, its emulator's Drive and its run folders (ux35)."""
     ours = work == DEFAULT_WORKDIR or (work / MARKER).is_file()
     if work.exists() and not ours and (not work.is_dir() or any(work.iterdir())):
         raise SystemExit(f"demo: --workdir {work} already exists and was not made by the demo; "
                          "nothing was deleted: give a new or empty folder")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    (work / MARKER).write_text("made by python -m trainer.demo; emptied by the next demo\n")
+    work.mkdir(parents=True, exist_ok=True)
+    fd = os.open(work / MARKER, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SystemExit(f"demo: another demo is running in {work}; nothing was deleted: wait "
+                         "for it to end, or give this one a folder of its own (python -m "
+                         "trainer.demo --workdir OTHER)") from None
+    _HELD.append(fd)   # (until the process ends: no step's process inherits it)
+    for child in work.iterdir():
+        if child.name != MARKER:
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, b"made by python -m trainer.demo; emptied by the next demo\n", 0)
     return work
+
+
+#: The lock on the demo's folder (:func:`_fresh_workdir`), held while the demo runs.
+_HELD: list[int] = []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         for signum, handler in before.items():
             if handler is not None:   # (None: set outside Python, left as it is)
                 signal.signal(signum, handler)
+        while _HELD:   # (the folder's lock: a next demo in this process may take it)
+            os.close(_HELD.pop())
 
 
 def _demo(argv: list[str] | None) -> int:
