@@ -84,3 +84,48 @@ def test_a_push_whose_include_chooses_nothing_says_so_before_drive_is_touched(
     assert code == 0, err
     assert emulator.find("Models/logs/old.pt") is None
     assert [f["labels"]["trashed"] for f in emulator.files() if f["title"] == "old.pt"] == [True]
+
+
+# ------------------------------------------- a drive: path typed with a space or a backslash
+
+def test_a_name_with_a_space_around_it_says_so(emulator, drive_env, local_state, tmp_path):
+    """`drive: VOC_datasets` (a space after the colon) and a pasted trailing space read
+    `no item named ' VOC_datasets'`: the quote was the only sign of the space."""
+    emulator.add_file("VOC_datasets/voc.zip", b"z")
+    code, _out, err = run("ls", "drive: VOC_datasets")
+    assert code == 1
+    assert err == ("Error: drive: VOC_datasets not found (no item named ' VOC_datasets' in "
+                   "drive:; names are case-sensitive); the name has a space before or after "
+                   "it: did you mean 'VOC_datasets'?\n")
+    code, _out, err = run("pull", "drive:VOC_datasets/voc.zip ", str(tmp_path / "d"))
+    assert code == 1
+    assert err.endswith("; the name has a space before or after it: did you mean 'voc.zip'?\n")
+
+
+def test_a_windows_style_drive_path_names_the_path_meant(emulator, drive_env, local_state,
+                                                         tmp_path):
+    emulator.add_file("VOC_datasets/sub/voc.zip", b"z")
+    code, _out, err = run("pull", "drive:VOC_datasets\\sub\\voc.zip", str(tmp_path / "d"))
+    assert code == 1
+    assert err == ("Error: drive:VOC_datasets\\sub\\voc.zip not found (no item named "
+                   "'VOC_datasets\\\\sub\\\\voc.zip' in drive:; names are case-sensitive); a "
+                   "drive: path's folders are separated by /: drive:VOC_datasets/sub/voc.zip\n")
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_push_making_a_folder_with_such_a_name_warns(emulator, drive_env, local_state,
+                                                       tmp_path):
+    """`push logs "drive:Models/logs "` made a folder `logs ` beside `logs`, silently: the
+    two read the same on Drive's web page, and a resume looked in the other."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "results.csv").write_text("epoch\n")
+    code, _out, err = run("push", str(logs), "drive:Models/logs ")
+    assert code == 0, err
+    assert err.startswith("WARNING drivestage.drive.store: drive:Models/logs  makes a folder "
+                          "called 'logs ' (a space before or after its name)\n")
+    assert emulator.find("Models/logs /results.csv") is not None
+    code, _out, err = run("push", str(logs), "drive:Models\\runs")
+    assert code == 0, err
+    assert "makes a folder called 'Models\\\\runs' (a \\ in it: a drive: path's folders are " \
+        "separated by /)" in err

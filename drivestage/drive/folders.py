@@ -117,6 +117,32 @@ def mount_name_hint(in_my_drive: bool, names: tuple[str, ...], at: int) -> str:
     return f"; a drive: path starts inside My Drive: write drive:{'/'.join(names[1:])}"
 
 
+def typed_name_hint(name: str, meant: str) -> str:
+    """For a name not found that a user mistyped in a way the message hides: a space before
+    or after it (``"drive: VOC_datasets"``, a pasted ``"drive:VOC_datasets "``) or a
+    Windows-style ``\\`` between names (``drive:VOC_datasets\\VOC.zip``); ``meant``: the
+    path with the ``\\`` made ``/`` (ux35)."""
+    if "\\" in name:
+        return f"; a drive: path's folders are separated by /: {meant}"
+    if name != name.strip():
+        return f"; the name has a space before or after it: did you mean {name.strip()!r}?"
+    return ""
+
+
+def warn_typed_name(where: str, name: str) -> None:
+    """A folder about to be made whose name looks mistyped (:func:`typed_name_hint`): made
+    as asked (Drive takes it), but said, as the store's: a push to ``"drive:Models/logs "``
+    made a second folder beside ``logs`` that read the same in Drive's web page (ux35)."""
+    if "\\" in name:
+        why = "a \\ in it: a drive: path's folders are separated by /"
+    elif name != name.strip():
+        why = "a space before or after its name"
+    else:
+        return
+    logging.getLogger("drivestage.drive.store").warning("%s makes a folder called %r (%s)",
+                                                        where, name, why)
+
+
 def warn_mount_name(where: str, name: str, meant: str) -> None:
     """drive:MyDrive/x, from the mount's /content/drive/MyDrive/x, makes a folder as asked
     (it may be meant), but says so: the run would land beside the folder it meant."""

@@ -290,7 +290,8 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
                 parent_id, child = cur.id, self._child(cur.id, name, parent_where, where)
                 if child is None:
                     hint = folders.mount_name_hint(start is None and self.label == "drive:",
-                                                   names, i)
+                                                   names, i) or folders.typed_name_hint(
+                        name, _join(parent_where, "/".join(names[i:]).replace("\\", "/")))
                     raise NotFoundError(f"{where} not found (no item named {name!r} in "
                                         f"{self.describe(cur)}; names are case-sensitive)"
                                         + hint)

@@ -253,9 +253,11 @@ class FolderMaking:
 
         def create() -> dict[str, Any]:
             self._writable(parent, where)
-            if meant is not None and not warned:
+            if not warned:
                 warned.append(True)
-                folders.warn_mount_name(where, name, meant)
+                if meant is not None:
+                    folders.warn_mount_name(where, name, meant)
+                folders.warn_typed_name(where, name)
             made = self.creates.make_folder(self.transport, self._get, parent.id, name, where,
                                             properties=MARK_PROPERTIES if mark else None)
             log.info("created folder %s", where)
