@@ -85,3 +85,47 @@ def test_a_nul_byte_in_an_argument_is_one_line_exit_2(tmp_path):
     assert res.exit_code == 2
     assert res.stderr == (f"Error: the argument '{tmp_path}/c\\x00.yaml' holds a NUL byte "
                           "(\\0): no path or name can; remove it\n")
+
+
+# ----------------------------------- a config written as a new user writes one (tabs, Windows)
+
+def _refusal(tmp_path, text: str) -> str:
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    res = _train("-c", str(path))
+    assert res.exit_code == 2, res.stderr
+    return res.stderr.replace(str(path), "c.yaml")
+
+
+def test_a_tab_in_the_config_is_named_as_a_tab(tmp_path):
+    assert _refusal(tmp_path, "data:\n\troot: ./data\n") == (
+        "Error: config c.yaml is not valid YAML: line 2, column 1: found character '\\t' that "
+        "cannot start any token (while scanning for the next token); YAML takes no tab there "
+        "(it indents with spaces): replace it with spaces; fix the file there\n")
+
+
+def test_a_windows_path_in_double_quotes_says_how_to_quote_it(tmp_path):
+    said = _refusal(tmp_path, 'data:\n  root: "C:\\Users\\me\\data"\n')
+    assert said.startswith("Error: config c.yaml is not valid YAML: line 2, column 14: ")
+    assert said.endswith("; in double quotes \\ starts an escape: write a path in 'single "
+                         "quotes'; fix the file there\n")
+
+
+def test_a_windows_path_is_refused_before_a_folder_of_its_name_is_made(tmp_path, monkeypatch):
+    """`root: C:\\Users\\me\\data` was a relative path on Linux: a folder of that name in the
+    working folder, the data never found there."""
+    monkeypatch.chdir(tmp_path)
+    assert _refusal(tmp_path, "train:\n  out_dir: C:\\Users\\me\\logs\n") == (
+        "Error: config key 'train.out_dir' in c.yaml is a Windows path (C:\\Users\\me\\logs), "
+        "and this machine's paths are written /content/data or ./data: give one of this "
+        "machine's\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
+
+
+def test_a_lone_tilde_for_a_path_says_yaml_read_no_value(tmp_path):
+    assert _refusal(tmp_path, "data:\n  root: ~\n") == (
+        "Error: config key 'data.root' in c.yaml has no value (YAML reads an empty value, null "
+        "and a lone ~ as none); give a path, e.g. ./data (~/data: in the home folder)\n")
+    from trainer.config import load_config
+
+    assert load_config(None, ["data.voc_root=~"]).data.voc_root is None   # (optional: none)

@@ -18,7 +18,7 @@ from typing import Any, Optional, Union
 
 import yaml
 
-from trainer.config_checks import refuse_nul, validate
+from trainer.config_checks import check_value, validate
 from trainer.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -289,7 +289,7 @@ def _apply(cfg: Config, key: str, value: Any, where: str) -> None:
     if parts[1] not in fields:
         raise _unknown(key, where)
     hints = typing.get_type_hints(type(section))
-    refuse_nul(key, value, where)
+    check_value(key, value, where, hints[parts[1]], key in _PATHS)
     if key in _PATHS and isinstance(value, str):   # (data.root: ~/data was ./~/data)
         value = os.path.expanduser(value)
     setattr(section, parts[1], _coerce(key, value, hints[parts[1]], dict(fields[parts[1]].metadata)))
@@ -347,6 +347,10 @@ def _yaml_problem(exc: Exception) -> str:
     context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
     if context:
         text += f" ({context}" + (f" that starts at {at(start)}" if start is not None else "") + ")"
+    if "'\\t'" in problem:   # (ux35: the tab is invisible in the line quoted)
+        text += "; YAML takes no tab there (it indents with spaces): replace it with spaces"
+    elif "escape" in problem and "double-quoted" in (context or ""):   # ("C:\Users\me")
+        text += "; in double quotes \\ starts an escape: write a path in 'single quotes'"
     return text
 
 

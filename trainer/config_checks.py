@@ -1,8 +1,11 @@
 """The checks of a whole config once every key is read (:func:`validate`), and of a value
-as it is read (:func:`refuse_nul`): each refusal names the key and what it takes, exit 2."""
+as it is read (:func:`check_value`): each refusal names the key and what it takes, exit 2."""
 from __future__ import annotations
 
 import math
+import os
+import re
+import typing
 from typing import TYPE_CHECKING, Any, Union
 
 from trainer.errors import ConfigError
@@ -22,10 +25,12 @@ INPUT_MIN, INPUT_MAX = STRIDE, 4096
 MAX_WORKERS = 64
 
 
-def refuse_nul(key: str, value: Any, where: str) -> None:
-    """Refuse a NUL byte in a string value (YAML's ``"\\0"``, ``--set 'k="a\\0b"'``): no
-    path or name holds one, and each path key met it as ``ValueError: embedded null byte``,
-    a traceback (ux35)."""
+def check_value(key: str, value: Any, where: str, tp: Any, path: bool) -> None:
+    """Refuse a value no key can take, before it is read as the key's type: a NUL byte in a
+    string (YAML's ``"\\0"``: each path key met it as ``ValueError: embedded null byte``, a
+    traceback); for a path key (``path``), a Windows path on this machine (``C:\\Users\\me``
+    was a folder of that name made in the working folder) or no value where one is needed
+    (``root: ~``, YAML's null, read ``expects str, got None``) (ux35)."""
     texts = [value] if isinstance(value, str) else \
         [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
     for text in texts:
@@ -33,6 +38,20 @@ def refuse_nul(key: str, value: Any, where: str) -> None:
             at = text.index("\0")
             raise ConfigError(f"config key '{key}'{where} holds a NUL byte (\\0, character "
                               f"{at + 1}): no path or name can; remove it")
+    if not path:
+        return
+    if value is None and type(None) not in typing.get_args(tp):
+        raise ConfigError(f"config key '{key}'{where} has no value (YAML reads an empty value, "
+                          "null and a lone ~ as none); give a path, e.g. ./data (~/data: in the "
+                          "home folder)")
+    if isinstance(value, str) and os.sep == "/" and _WINDOWS.match(value):
+        raise ConfigError(f"config key '{key}'{where} is a Windows path ({value}), and this "
+                          "machine's paths are written /content/data or ./data: give one of "
+                          "this machine's")
+
+
+#: ``C:\\...`` or ``C:/...``: a path on Windows, where the config was written.
+_WINDOWS = re.compile(r"[A-Za-z]:[\\/]")
 
 
 def _nearest_size(size: int) -> str:
