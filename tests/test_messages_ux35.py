@@ -129,3 +129,20 @@ def test_a_push_making_a_folder_with_such_a_name_warns(emulator, drive_env, loca
     assert code == 0, err
     assert "makes a folder called 'Models\\\\runs' (a \\ in it: a drive: path's folders are " \
         "separated by /)" in err
+
+
+def test_a_push_to_the_top_of_my_drive_warns(emulator, drive_env, local_state, tmp_path):
+    """`push logs drive:` put results.csv and the checkpoints loose at the top of My Drive,
+    beside the user's own files, without a word."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "results.csv").write_text("epoch\n")
+    code, _out, err = run("push", str(logs), "drive:")
+    assert code == 0, err
+    assert err.startswith(
+        "WARNING drivestage.cli.push: DEST drive: is the top of My Drive: SRC's files land "
+        "there loose, beside everything else in it; to keep them together push into a folder, "
+        "e.g. drive:logs\n")
+    assert emulator.find("results.csv") is not None
+    code, _out, err = run("push", str(logs), "drive:logs")
+    assert code == 0 and "WARNING" not in err, err

@@ -249,6 +249,12 @@ def _target(dest: str, api_root: Optional[str], credentials: Optional[str],
     if warning is None and pushing and hint is not None:
         warning = (f"DEST {dest} is a local folder ({os.path.abspath(os.path.expanduser(dest))}"
                    f"), not Google Drive: the push copies there only; {hint}")
+    if warning is None and pushing and dest.rstrip("/") == "drive:":
+        # (`push logs drive:` put results.csv, epoch_*.pt... loose at the top of My Drive,
+        # beside the user's own files, without a word: ux35)
+        warning = (f"DEST {dest} is the top of My Drive: SRC's files land there loose, beside "
+                   "everything else in it; to keep them together push into a folder, e.g. "
+                   "drive:logs")
     if warning is not None:
         log.warning("%s", warning)
     return opened
