@@ -293,9 +293,13 @@ def patterns(given: Iterable[str]) -> tuple[str, ...]:
 
 def matches(rel: str, patterns: Iterable[str]) -> bool:
     """Whether ``rel`` (``a/b/c.txt``) or its last name matches one of the glob ``patterns``
-    (case-sensitive, as Drive names are): the rule of ``--include`` / ``--exclude``."""
+    (case-sensitive, as Drive names are): the rule of ``--include`` / ``--exclude``. Both in
+    Unicode's composed form: ``café`` typed (NFC) matched no ``café`` a Mac had named (NFD,
+    ``e`` and a combining accent), and the refusal named a file that read the same (ux35)."""
+    rel = unicodedata.normalize("NFC", rel)
     base = rel.rsplit("/", 1)[-1]
-    return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(base, p) for p in patterns)
+    return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(base, p)
+               for p in (unicodedata.normalize("NFC", p) for p in patterns))
 
 
 def exclude_pattern(rel: str) -> str:

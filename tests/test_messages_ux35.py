@@ -146,3 +146,27 @@ def test_a_push_to_the_top_of_my_drive_warns(emulator, drive_env, local_state, t
     assert emulator.find("results.csv") is not None
     code, _out, err = run("push", str(logs), "drive:logs")
     assert code == 0 and "WARNING" not in err, err
+
+
+# ------------------------------------------------------- a glob typed composed, a name not
+
+def test_a_glob_matches_a_name_whatever_its_unicode_form(emulator, drive_env, local_state,
+                                                          tmp_path):
+    """`--include 'café*'` typed (é one code point) chose no `café.zip` a Mac had named
+    (e and a combining accent): the refusal named a file that read the same as the glob."""
+    import unicodedata
+
+    nfd = unicodedata.normalize("NFD", "café.zip")
+    emulator.add_file(f"data/{nfd}", b"mac")
+    emulator.add_file("data/other.zip", b"o")
+    code, _out, err = run("pull", "drive:data", str(tmp_path / "d"), "--include", "café*")
+    assert code == 0, err
+    assert (tmp_path / "d" / "data" / nfd).read_bytes() == b"mac"
+    assert not (tmp_path / "d" / "data" / "other.zip").exists()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / nfd).write_bytes(b"mac")
+    (logs / "x.txt").write_bytes(b"x")
+    code, _out, err = run("push", str(logs), "drive:up", "--exclude", "café.zip")
+    assert code == 0, err
+    assert emulator.find(f"up/{nfd}") is None and emulator.find("up/x.txt") is not None
