@@ -183,6 +183,9 @@ def _short(exc: BaseException) -> str:
     response), cut to 200 characters."""
     text: object = exc
     for _ in range(5):  # an exception wrapping an exception wrapping a tuple ...
+        if isinstance(text, OSError) and text.strerror:   # (its args[0] is the bare errno:
+            text = text.strerror                           # "(111)" was all a user read)
+            break
         if isinstance(text, BaseException) and text.args:
             text = text.args[0]
         elif isinstance(text, (tuple, list)) and text:
