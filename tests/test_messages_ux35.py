@@ -170,3 +170,26 @@ def test_a_glob_matches_a_name_whatever_its_unicode_form(emulator, drive_env, lo
     code, _out, err = run("push", str(logs), "drive:up", "--exclude", "café.zip")
     assert code == 0, err
     assert emulator.find(f"up/{nfd}") is None and emulator.find("up/x.txt") is not None
+
+
+# ------------------------------------------------ auth login with no terminal to paste into
+
+@renders("no code was pasted")
+def test_a_login_whose_input_ends_says_why(tmp_path, local_state):
+    """`drivestage auth login … < /dev/null` (nohup, a pipe) ended in click's `Aborted!`,
+    exit 1: nothing said why, and no token was saved."""
+    from click.testing import CliRunner
+
+    from drivestage.cli import cli
+
+    secrets = tmp_path / "client_secret.json"
+    secrets.write_text('{"installed": {"client_id": "cid", "client_secret": "cs"}}')
+    token = tmp_path / "token.json"
+    res = CliRunner().invoke(cli, ["auth", "login", "--client-secrets", str(secrets),
+                                   "--token-file", str(token)], input="")
+    assert res.exit_code == 1
+    last = res.stderr.splitlines()[-1]
+    assert last == ("Error: no code was pasted: the input ended before one came (no terminal "
+                    "to paste into); run `drivestage auth login` again in a terminal")
+    shown("no code was pasted", last)
+    assert not token.exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -284,7 +285,18 @@ def login(client_secrets: str, token_file: Optional[str]) -> None:
     from drivestage.drive import login as console
 
     def ask(prompt: str) -> str:
-        return click.prompt(prompt.rstrip(": "), err=True)
+        try:
+            return click.prompt(prompt.rstrip(": "), err=True)
+        except click.Abort:
+            # The input ended (nohup, `< /dev/null`, a pipe): click's "Aborted!", exit 1,
+            # said nothing of why (ux35). A Ctrl-C at a terminal stays that.
+            if sys.stdin is None or not sys.stdin.isatty():
+                from drivestage.errors import AuthError
+
+                raise AuthError("no code was pasted: the input ended before one came (no "
+                                "terminal to paste into); run `drivestage auth login` again "
+                                "in a terminal") from None
+            raise
 
     console.login(client_secrets, token_file=token_file, ask=ask,
                say=lambda text: click.echo(text, err=True))
