@@ -193,3 +193,16 @@ def test_a_login_whose_input_ends_says_why(tmp_path, local_state):
                     "to paste into); run `drivestage auth login` again in a terminal")
     shown("no code was pasted", last)
     assert not token.exists()
+
+
+def test_a_saved_token_given_as_client_secrets_says_where_it_goes(tmp_path, local_state):
+    """`auth login --client-secrets token.json` (the file an earlier login saved): `is not an
+    OAuth client secret`, and nothing of what the file is or where it goes."""
+    token = tmp_path / "token.json"
+    token.write_text('{"type": "authorized_user", "client_id": "c", "client_secret": "s", '
+                     '"refresh_token": "r"}')
+    code, _out, err = run("auth", "login", "--client-secrets", str(token))
+    assert code == 2
+    assert err == (f"Error: '{token}' is not an OAuth client secret (expected an 'installed' "
+                   "entry with client_id and client_secret): it is a token saved by a login "
+                   "already; pass it with --credentials (or DRIVESTAGE_CREDENTIALS)\n")

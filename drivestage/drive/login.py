@@ -108,11 +108,14 @@ def _client_config(path: str) -> dict[str, Any]:
     if not isinstance(config, dict) or not config.get("client_id") \
             or not config.get("client_secret"):
         # A service-account key is the likely mix-up: say where it goes instead.
-        key = isinstance(data, dict) and data.get("type") == "service_account"
+        kind = data.get("type") if isinstance(data, dict) else None
+        what = {"service_account": "a service-account key, which needs no login",
+                # (the token an earlier login saved, given for its client: ux35)
+                "authorized_user": "a token saved by a login already"}.get(str(kind))
         raise UsageError(f"{path!r} is not an OAuth client secret (expected an 'installed' "
                          "entry with client_id and client_secret)" + (
-                             ": it is a service-account key, which needs no login; pass it "
-                             "with --credentials (or DRIVESTAGE_CREDENTIALS)" if key else ""))
+                             f": it is {what}; pass it with --credentials (or "
+                             "DRIVESTAGE_CREDENTIALS)" if what else ""))
     config = dict(config)
     config.setdefault("auth_uri", GOOGLE_AUTH_URI)
     config.setdefault("token_uri", GOOGLE_TOKEN_URI)
