@@ -7,9 +7,18 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from trainer import demo
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def _folders_let_go():
+    """The locks a folder made ready here holds (as a demo's run does: ux35) are let go."""
+    yield
+    demo.release_workdirs()
 
 
 def test_a_folder_the_demo_did_not_make_is_left_as_it_is(tmp_path):

@@ -3,7 +3,6 @@ in it (its emulator's Drive, its run folders, its state), and the first failed h
 with errors of files gone. The second now stops at once, deleting nothing."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -44,5 +43,4 @@ def test_a_second_demo_in_the_same_folder_stops_and_deletes_nothing(tmp_path):
     try:
         assert sorted(p.name for p in again.iterdir()) == [demo.MARKER]
     finally:
-        while demo._HELD:
-            os.close(demo._HELD.pop())
+        demo.release_workdirs()

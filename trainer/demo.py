@@ -195,15 +195,17 @@ def _fresh_workdir(work: Path) -> Path:
         raise SystemExit(f"demo: --workdir {work} already exists and was not made by the demo; "
                          "nothing was deleted: give a new or empty folder")
     work.mkdir(parents=True, exist_ok=True)
-    fd = os.open(work / MARKER, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise SystemExit(f"demo: another demo is running in {work}; nothing was deleted: wait "
-                         "for it to end, or give this one a folder of its own (python -m "
-                         "trainer.demo --workdir OTHER)") from None
-    _HELD.append(fd)   # (until the process ends: no step's process inherits it)
+    fd = _HELD.get(work)
+    if fd is None:   # (this process's own earlier demo there holds it already)
+        fd = os.open(work / MARKER, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SystemExit(f"demo: another demo is running in {work}; nothing was deleted: "
+                             "wait for it to end, or give this one a folder of its own (python "
+                             "-m trainer.demo --workdir OTHER)") from None
+        _HELD[work] = fd   # (until the demo ends: no step's process inherits it)
     for child in work.iterdir():
         if child.name != MARKER:
             if child.is_dir() and not child.is_symlink():
@@ -215,8 +217,14 @@ def _fresh_workdir(work: Path) -> Path:
     return work
 
 
-#: The lock on the demo's folder (:func:`_fresh_workdir`), held while the demo runs.
-_HELD: list[int] = []
+#: The locks on the demo's folders (:func:`_fresh_workdir`), held while the demo runs.
+_HELD: dict[Path, int] = {}
+
+
+def release_workdirs() -> None:
+    """Let the next demo have the folders this process's demo held."""
+    while _HELD:
+        os.close(_HELD.popitem()[1])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,8 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         for signum, handler in before.items():
             if handler is not None:   # (None: set outside Python, left as it is)
                 signal.signal(signum, handler)
-        while _HELD:   # (the folder's lock: a next demo in this process may take it)
-            os.close(_HELD.pop())
+        release_workdirs()   # (a next demo, in this process too, may take the folder)
 
 
 def _demo(argv: list[str] | None) -> int:
