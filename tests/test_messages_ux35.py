@@ -206,3 +206,15 @@ def test_a_saved_token_given_as_client_secrets_says_where_it_goes(tmp_path, loca
     assert err == (f"Error: '{token}' is not an OAuth client secret (expected an 'installed' "
                    "entry with client_id and client_secret): it is a token saved by a login "
                    "already; pass it with --credentials (or DRIVESTAGE_CREDENTIALS)\n")
+
+
+def test_an_api_root_pasted_with_a_space_is_the_address_without_it(emulator, local_state,
+                                                                   monkeypatch):
+    """`export DRIVESTAGE_API_ROOT="http://127.0.0.1:8765/ "` (a space pasted with it) asked
+    for `/ /drive/v2/files`: `not found on Drive (HTTP 404 …)`, no setting named."""
+    emulator.add_file("VOC_datasets/voc.zip", b"z")
+    monkeypatch.setenv("DRIVESTAGE_API_ROOT", emulator.url + " \n")
+    monkeypatch.setenv("DRIVESTAGE_TOKEN", "test-token")
+    code, out, err = run("ls", "drive:")
+    assert code == 0, err
+    assert out.rstrip().endswith("VOC_datasets/")

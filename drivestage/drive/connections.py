@@ -99,6 +99,9 @@ def api_root(api_root: Optional[str]) -> Optional[str]:
     # trainer has no --api-root to look for.
     source = ("DRIVESTAGE_API_ROOT" if root == os.environ.get("DRIVESTAGE_API_ROOT")
               else "--api-root")
+    # (a space or newline pasted with the address: `GET / /drive/v2/files`, a 404 "not found
+    # on Drive" that named no setting: ux35)
+    root = root.strip()
     if not re.match(r"^https?://[^/]+", root):
         raise UsageError(f"{source} {root!r} is not an http(s) URL "
                          "(e.g. http://127.0.0.1:8765/)")
