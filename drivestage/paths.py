@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import os
 import re
 import unicodedata
 import urllib.parse
@@ -136,6 +137,15 @@ def refuse_web_address(spec: str) -> None:
     if _WEB_RE.match(spec.strip()) and not is_link(spec):
         raise UsageError(f"{_shown(spec)} is a web address but not a Google Drive link; use "
                          f"{FORMS}, or a local path")
+
+
+def refuse_windows_path(what: str, path: str) -> None:
+    """UsageError for a Windows path on this machine (``'C:\\Users\\me\\data'``, copied from
+    a guide written on Windows): taken as it is, it named a folder of that name made in the
+    working folder (ux35)."""
+    if os.sep == "/" and re.match(r"[A-Za-z]:[\\/]", path):
+        raise UsageError(f"{what} {printable(path)} is a Windows path, and this machine's paths "
+                         "are written /content/data or ./data: give one of this machine's")
 
 
 def parse_link(url: str) -> DrivePath:

@@ -1,8 +1,11 @@
-"""ux35: `--include` / `--exclude` globs that choose no file of the folder stop the pull or
-push, in one line naming the globs and what the folder holds, exit 1, nothing written: a
-pull said `0 files (none)` and exited 0, made an empty DEST folder, and a script went on
-to train on nothing; a push made an empty folder on Drive and said `0 uploaded`."""
+"""ux35: a new user's mistakes with drivestage, each said in one line. First `--include` /
+`--exclude` globs that choose no file of the folder: they stop the pull or push, naming the
+globs and what the folder holds, exit 1, nothing written (a pull said `0 files (none)` and
+exited 0, made an empty DEST folder, and a script went on to train on nothing; a push made
+an empty folder on Drive and said `0 uploaded`)."""
 from __future__ import annotations
+
+import os
 
 from _cli import run
 from _messages import renders, shown
@@ -218,3 +221,24 @@ def test_an_api_root_pasted_with_a_space_is_the_address_without_it(emulator, loc
     code, out, err = run("ls", "drive:")
     assert code == 0, err
     assert out.rstrip().endswith("VOC_datasets/")
+
+
+# ------------------------------------------------- a Windows path copied from a Windows guide
+
+def test_a_windows_path_as_src_or_dest_is_refused_before_anything_is_written(
+        emulator, drive_env, local_state, tmp_path, monkeypatch):
+    """`pull drive:VOC_datasets 'C:\\Users\\me\\data'` made a folder of that name here."""
+    emulator.add_file("VOC_datasets/voc.zip", b"z")
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    code, _out, err = run("pull", "drive:VOC_datasets", "C:\\Users\\me\\data")
+    assert code == 2
+    assert err == ("Error: DEST C:\\Users\\me\\data is a Windows path, and this machine's paths "
+                   "are written /content/data or ./data: give one of this machine's\n")
+    code, _out, err = run("push", "D:/logs", "drive:Models/logs")
+    assert code == 2 and err.startswith("Error: SRC D:/logs is a Windows path"), err
+    code, _out, err = run("mirror", "C:\\logs", "drive:Models/logs", "--every", "5")
+    assert code == 2 and err.startswith("Error: SRC C:\\logs is a Windows path"), err
+    assert os.listdir(here) == []
+    assert emulator.find("Models") is None

@@ -116,6 +116,9 @@ def pull(src: str, dest: str, extract: bool, remove_archive: bool, jobs: Optiona
     from drivestage.stage_tree import FolderPullResult
     from drivestage.stderr_tail import say
 
+    paths.refuse_windows_path("DEST", dest)
+    if not paths.is_drive(src):
+        paths.refuse_windows_path("SRC", src)
     if remove_archive and not extract:
         raise UsageError("--remove-archive removes the archive once --extract has "
                          "extracted it; add -x (--extract), or leave --remove-archive "

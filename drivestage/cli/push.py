@@ -199,8 +199,11 @@ def _refuse_a_file(src: str, dest: str) -> None:
     """A file as SRC (the zip a user wants on Drive) is a usage error that says how to send
     it: push mirrors a folder's files into DEST. So is a Drive path (pull meant: the
     arguments swapped), which said only "is not a local folder"."""
-    from drivestage.paths import is_drive
+    from drivestage.paths import is_drive, refuse_windows_path
 
+    refuse_windows_path("SRC", src)
+    if not is_drive(dest):
+        refuse_windows_path("DEST", dest)
     if is_drive(src):
         way = (f"to copy it to this machine: drivestage pull {src} {dest}" if not is_drive(dest)
                else "give a local folder as SRC (e.g. logs/)")
