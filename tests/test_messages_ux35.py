@@ -242,3 +242,44 @@ def test_a_windows_path_as_src_or_dest_is_refused_before_anything_is_written(
     assert code == 2 and err.startswith("Error: SRC C:\\logs is a Windows path"), err
     assert os.listdir(here) == []
     assert emulator.find("Models") is None
+
+
+# ------------------------------------------------- credentials named where they were not found
+
+def _no_google_credentials(monkeypatch, tmp_path):
+    import sys
+
+    for name in ("DRIVESTAGE_API_ROOT", "DRIVESTAGE_TOKEN", "DRIVESTAGE_CREDENTIALS",
+                 "DRIVESTAGE_TOKEN_FILE", "DRIVESTAGE_DEBUG", "GOOGLE_APPLICATION_CREDENTIALS",
+                 "COLAB_RELEASE_TAG", "GCE_METADATA_HOST", "GCE_METADATA_IP",
+                 "GCE_METADATA_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+
+
+def test_a_token_file_variable_naming_no_file_is_named(monkeypatch, tmp_path, local_state):
+    """`DRIVESTAGE_TOKEN_FILE=~/tok.json` with no file there: the list of ways to log in,
+    with no word of the variable the user had set."""
+    _no_google_credentials(monkeypatch, tmp_path)
+    monkeypatch.setenv("DRIVESTAGE_TOKEN_FILE", str(tmp_path / "tok.json"))
+    code, _out, err = run("ls", "drive:")
+    assert code == 1
+    assert err.startswith("Error: no Google Drive credentials found. Use one of:\n")
+    assert err.endswith(f"\nDRIVESTAGE_TOKEN_FILE is {tmp_path / 'tok.json'}, where there is "
+                        "no file: a login saves its token there\n")
+
+
+def test_a_file_name_in_drivestage_credentials_says_where_a_file_goes(monkeypatch, tmp_path,
+                                                                      local_state):
+    _no_google_credentials(monkeypatch, tmp_path)
+    key = tmp_path / "key.json"
+    key.write_text('{"type": "service_account"}')
+    monkeypatch.setenv("DRIVESTAGE_CREDENTIALS", str(key))
+    code, _out, err = run("ls", "drive:")
+    assert code == 2
+    assert err == ("Error: DRIVESTAGE_CREDENTIALS is not JSON; expected a service-account key "
+                   "or a token saved by `drivestage auth login`; it holds the JSON itself, not "
+                   f"a file's name: pass --credentials {key}, or set "
+                   f"DRIVESTAGE_CREDENTIALS=\"$(cat {key})\"\n")

@@ -312,7 +312,10 @@ def load_credentials(*, credentials: Optional[str] = None, token: Optional[str] 
     saved = default_token_path(env)
     if os.path.exists(saved):
         return from_file(saved)
-    raise NoCredentialsError(NO_CREDENTIALS)
+    # (the variable a user set was not named: the list read as if it had been ignored: ux35)
+    named = (f"\nDRIVESTAGE_TOKEN_FILE is {env['DRIVESTAGE_TOKEN_FILE']}, where there is no "
+             "file: a login saves its token there") if env.get("DRIVESTAGE_TOKEN_FILE") else ""
+    raise NoCredentialsError(NO_CREDENTIALS + named)
 
 
 def bearer(token: str, source: str) -> DriveCredentials:
@@ -340,8 +343,15 @@ def from_json_text(text: str, source: str, *, path: Optional[str] = None) -> Dri
     try:
         info = json.loads(text)
     except ValueError:
+        # (DRIVESTAGE_CREDENTIALS=/path/key.json, a file's name where the JSON goes: ux35)
+        named = source == "DRIVESTAGE_CREDENTIALS" and path is None and (
+            text.strip()[:1] in ("/", "~", ".") or text.strip().endswith(".json"))
         raise UsageError(f"{source} is not JSON; expected a service-account key or a token "
-                         "saved by `drivestage auth login`") from None
+                         "saved by `drivestage auth login`" + (
+                             f"; it holds the JSON itself, not a file's name: pass "
+                             f"--credentials {text.strip()}, or set "
+                             f"DRIVESTAGE_CREDENTIALS=\"$(cat {text.strip()})\"" if named
+                             else "")) from None
     if not isinstance(info, dict):
         raise UsageError(f"{source} is not a JSON object")
     kind = info.get("type")
