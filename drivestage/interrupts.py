@@ -273,7 +273,8 @@ def beside(fn: Callable[[], T], name: str, left: Callable[[], None],
     be cut into pieces (a connection's name lookup, its connect, its TLS handshake), which
     held a Ctrl-C the kernel gave another thread to its end. Interrupted, the caller leaves
     at once; ``left()`` then runs in that thread once ``fn`` is done (what ``fn`` made and
-    nobody takes: a connection, closed), and what it returned or raised is dropped."""
+    nobody takes: a connection, closed), or in the caller when ``fn`` had returned, and what
+    it returned or raised is dropped."""
     done, lock = Flag(), Monitor()
     out: list[Any] = []
     state = {"finished": False, "gone": False}
@@ -297,6 +298,9 @@ def beside(fn: Callable[[], T], name: str, left: Callable[[], None],
     except BaseException:
         with lock:
             state["gone"] = not state["finished"]
+            made = state["finished"] and out[0][0]
+        if made:   # interrupted as it ended: what it made is nobody's either
+            left()
         raise
     ok, value = out[0]
     if not ok:

@@ -31,7 +31,8 @@ LAYERS = [
     ["local_tree", "lock_holders", "locks", "local_marks"],
     ["upload"],  # 0.1.0 compatibility: Md5Cache
     # Google Drive, one backend: nothing outside drivestage.drive (and the door) imports it.
-    ["drive.resources", "drive.answers", "drive.connections", "drive.auth", "drive.login",
+    ["drive.resources", "drive.answers", "drive.lookups", "drive.sliced", "drive.connections",
+     "drive.auth", "drive.login",
      "drive.paging", "drive.provenance",
      "drive.shortcuts", "drive.folders", "drive.sessions", "drive.removal"],
     ["drive.retry"],

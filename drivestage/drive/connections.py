@@ -27,7 +27,7 @@ import google.auth.exceptions
 import google.auth.transport
 import httplib2
 
-from drivestage import interrupts, pool
+from drivestage.drive.sliced import SlicedHTTP, SlicedHTTPS, SlicedResponse
 from drivestage.errors import RemoteError, UsageError
 
 
@@ -298,60 +298,6 @@ class _Bounded:
         return getattr(self._fp, name)
 
 
-def _in_pieces() -> bool:
-    """Whether this thread waits for a socket in pieces (see :class:`_SlicedReads`)."""
-    return pool.watched() or threading.current_thread() is threading.main_thread()
-
-
-class _SlicedReads(io.RawIOBase):
-    """An answer's socket reads, in the main thread waited for in short pieces
-    (:func:`drivestage.interrupts.recv_into`): Python runs a Ctrl-C's handler in the main
-    thread only between two bytecodes, and one the kernel gave another thread (a pull's
-    streams, a notebook's mirror) waited for Drive's answer to a main-thread request, up to
-    the HTTP timeout. A thread a Ctrl-C stops (a push's upload threads, a mirror's push:
-    :func:`drivestage.pool.check`) looks for its stop between the pieces: the interrupted
-    push waited for an answer Drive held, through every further Ctrl-C, before it ended.
-    The other threads read as the socket's own reader does."""
-
-    def __init__(self, raw: Any, sock: socket.socket):
-        super().__init__()
-        self._raw, self._sock = raw, sock
-        self._timeout = sock.gettimeout()
-        self._timed_out = False
-
-    def readable(self) -> bool:
-        return True
-
-    def fileno(self) -> int:
-        return int(self._raw.fileno())
-
-    def readinto(self, buf: Any) -> Optional[int]:
-        if self._timeout == 0 or not _in_pieces():
-            return self._raw.readinto(buf)  # type: ignore[no-any-return]
-        if self._timed_out:   # (as the socket's own reader says it)
-            raise OSError("cannot read from timed out object")
-        try:
-            return interrupts.recv_into(self._sock, buf, self._timeout, pool.check)
-        except socket.timeout:
-            self._timed_out = True
-            raise
-
-    def close(self) -> None:
-        if not self.closed:
-            self._raw.close()   # (the socket is closed once its last reader is)
-        super().close()
-
-
-class SlicedResponse(http.client.HTTPResponse):
-    """``http.client``'s answer, read through :class:`_SlicedReads`."""
-
-    def __init__(self, sock: Any, *args: Any, **kwargs: Any):
-        super().__init__(sock, *args, **kwargs)
-        # (makefile's reader, not read yet, handed over: left to the collector, it would
-        # close the socket's reader under the new one)
-        self.fp = io.BufferedReader(_SlicedReads(self.fp.detach(), sock))
-
-
 def _bounded_response(limit: int) -> type:
     class _Response(SlicedResponse):
         def __init__(self, sock: Any, *args: Any, **kwargs: Any):
@@ -417,60 +363,6 @@ def _putrequest(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> 
     media = method == "GET" and "alt=media" in url
     self.response_class = SlicedResponse if media else _BOUNDED_RESPONSE
     http.client.HTTPConnection.putrequest(self, method, url, *args, **kwargs)
-
-
-class _SlicedSends:
-    """The connection's socket while it sends, whose ``sendall`` waits in pieces
-    (:func:`drivestage.interrupts.sendall`; see :class:`_SlicedReads`)."""
-
-    def __init__(self, sock: socket.socket):
-        self._sock = sock
-
-    def sendall(self, data: Any) -> None:
-        interrupts.sendall(self._sock, data, self._sock.gettimeout(), pool.check)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
-def _send(self: Any, data: Any) -> None:
-    """``http.client``'s send, on :class:`_SlicedSends` where this thread waits in pieces: an
-    upload's body Drive took slowly held a Ctrl-C given to another thread until sent."""
-    if not _in_pieces():
-        return http.client.HTTPConnection.send(self, data)
-    if self.sock is None:
-        self.connect()   # (as http.client's own send does)
-    sock = self.sock
-    self.sock = _SlicedSends(sock)
-    try:
-        http.client.HTTPConnection.send(self, data)
-    finally:
-        self.sock = sock
-
-
-def _connect(conn: Any, connect: Any) -> None:
-    """``connect()`` (httplib2's: name lookup, connect, TLS handshake), beside this thread
-    where it waits in pieces (:func:`drivestage.interrupts.beside`): a connection Drive's
-    network did not take held a Ctrl-C given to another thread for the HTTP timeout."""
-    if not _in_pieces():
-        return connect()  # type: ignore[no-any-return]
-    interrupts.beside(connect, "drivestage-connect", conn.close, pool.check)
-
-
-class SlicedHTTP(httplib2.HTTPConnectionWithTimeout):  # type: ignore[misc]
-    """httplib2's connection, made and sent on in pieces (see :func:`_in_pieces`)."""
-    send = _send
-
-    def connect(self) -> None:
-        _connect(self, super().connect)
-
-
-class SlicedHTTPS(httplib2.HTTPSConnectionWithTimeout):  # type: ignore[misc]
-    """httplib2's TLS connection, made and sent on in pieces (see :func:`_in_pieces`)."""
-    send = _send
-
-    def connect(self) -> None:
-        _connect(self, super().connect)
 
 
 class _BoundedHTTP(SlicedHTTP):

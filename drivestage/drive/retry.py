@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator, Optional, TypeVar
 import tenacity
 
 from drivestage import errors, interrupts
-from drivestage.drive import answers
+from drivestage.drive import answers, lookups
 from drivestage.pool import check
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,8 @@ def classify(exc: BaseException) -> Optional[Retryable]:
         if not answers.transient(failure):
             return None
         return Retryable(failure.label, retry_after=answers.retry_after_seconds(failure.headers))
+    if isinstance(exc, lookups.LookupTimeout):
+        return Retryable(str(exc), connection_lost=True)
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return Retryable("timed out", connection_lost=True)
     if isinstance(exc, ConnectionRefusedError):

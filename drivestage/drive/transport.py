@@ -22,9 +22,9 @@ import httplib2
 
 from drivestage.drive import answers, retry
 from drivestage.drive.auth import AuthorizedHttp, DriveCredentials
-from drivestage.drive.connections import (DEFAULT_HTTP_TIMEOUT, SlicedHTTP, SlicedHTTPS,
-                                          SlicedResponse, build_http)
+from drivestage.drive.connections import DEFAULT_HTTP_TIMEOUT, build_http
 from drivestage.drive.resources import ResourceKeys
+from drivestage.drive.sliced import SlicedHTTP, SlicedHTTPS, SlicedResponse
 
 T = TypeVar("T")
 
@@ -434,7 +434,7 @@ def _error_body(resp: http.client.HTTPResponse, timeout: Optional[float]) -> byt
 def _connection(h: Any, scheme: str, authority: str) -> http.client.HTTPConnection:
     """A connection set up as httplib2 sets up its own (timeout, proxy, certificates), made
     and read in pieces in the main thread (a Ctrl-C given to another thread ends a wait for
-    Drive: :class:`~drivestage.drive.connections.SlicedResponse`, ``SlicedHTTP``)."""
+    Drive: :class:`~drivestage.drive.sliced.SlicedResponse`, ``SlicedHTTP``)."""
     if scheme == "https":
         conn: http.client.HTTPConnection = SlicedHTTPS(
             authority, timeout=h.timeout, proxy_info=h.proxy_info, ca_certs=h.ca_certs,

@@ -1,0 +1,196 @@
+"""httplib2's connections a Ctrl-C can cut: their answers read, their bodies sent and their
+making waited for in short pieces, in the main thread and in a thread ``pool.check()``
+stops (:func:`_in_pieces`), with ``interrupts.recv_into``, ``interrupts.sendall`` and
+``interrupts.beside``.
+
+A connection is made on a private copy of it, in a thread beside the caller, and handed to
+the connection (its ``sock``) by the caller, once made: the copy's socket never reaches the
+connection when the caller is gone (see :func:`_connect`).
+"""
+from __future__ import annotations
+
+import copy
+import http.client
+import io
+import socket
+import ssl
+import threading
+from typing import Any, Callable, Optional
+
+import httplib2
+
+from drivestage import interrupts, pool
+from drivestage.drive import lookups
+
+
+def _in_pieces() -> bool:
+    """Whether this thread waits for a socket in pieces (see :class:`_SlicedReads`)."""
+    return pool.watched() or threading.current_thread() is threading.main_thread()
+
+
+class _SlicedReads(io.RawIOBase):
+    """An answer's socket reads, in the main thread waited for in short pieces
+    (:func:`drivestage.interrupts.recv_into`): Python runs a Ctrl-C's handler in the main
+    thread only between two bytecodes, and one the kernel gave another thread (a pull's
+    streams, a notebook's mirror) waited for Drive's answer to a main-thread request, up to
+    the HTTP timeout. A thread a Ctrl-C stops (a push's upload threads, a mirror's push:
+    :func:`drivestage.pool.check`) looks for its stop between the pieces: the interrupted
+    push waited for an answer Drive held, through every further Ctrl-C, before it ended.
+    The other threads read as the socket's own reader does."""
+
+    def __init__(self, raw: Any, sock: socket.socket):
+        super().__init__()
+        self._raw, self._sock = raw, sock
+        self._timeout = sock.gettimeout()
+        self._timed_out = False
+
+    def readable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return int(self._raw.fileno())
+
+    def readinto(self, buf: Any) -> Optional[int]:
+        if self._timeout == 0 or not _in_pieces():
+            return self._raw.readinto(buf)  # type: ignore[no-any-return]
+        if self._timed_out:   # (as the socket's own reader says it)
+            raise OSError("cannot read from timed out object")
+        try:
+            return interrupts.recv_into(self._sock, buf, self._timeout, pool.check)
+        except socket.timeout:
+            self._timed_out = True
+            raise
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()   # (the socket is closed once its last reader is)
+        super().close()
+
+
+class SlicedResponse(http.client.HTTPResponse):
+    """``http.client``'s answer, read through :class:`_SlicedReads`."""
+
+    def __init__(self, sock: Any, *args: Any, **kwargs: Any):
+        super().__init__(sock, *args, **kwargs)
+        # (makefile's reader, not read yet, handed over: left to the collector, it would
+        # close the socket's reader under the new one)
+        self.fp = io.BufferedReader(_SlicedReads(self.fp.detach(), sock))
+
+
+
+class _SlicedSends:
+    """The connection's socket while it sends, whose ``sendall`` waits in pieces
+    (:func:`drivestage.interrupts.sendall`; see :class:`_SlicedReads`)."""
+
+    def __init__(self, sock: socket.socket):
+        self._sock = sock
+
+    def sendall(self, data: Any) -> None:
+        interrupts.sendall(self._sock, data, self._sock.gettimeout(), pool.check)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def _send(self: Any, data: Any) -> None:
+    """``http.client``'s send, on :class:`_SlicedSends` where this thread waits in pieces: an
+    upload's body Drive took slowly held a Ctrl-C given to another thread until sent."""
+    if not _in_pieces():
+        return http.client.HTTPConnection.send(self, data)
+    if self.sock is None:
+        self.connect()   # (as http.client's own send does)
+    sock = self.sock
+    self.sock = _SlicedSends(sock)
+    try:
+        http.client.HTTPConnection.send(self, data)
+    finally:
+        self.sock = sock
+
+
+def _opened(conn: Any, addresses: list[lookups.Address], tls: bool) -> socket.socket:
+    """A socket connected to the first of ``addresses`` that takes it (TLS: its handshake
+    done, for ``conn.host``), as httplib2's ``connect`` makes it without a proxy, on
+    addresses already looked up."""
+    error: Optional[OSError] = None
+    for family, kind, proto, _, address in addresses:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if httplib2.has_timeout(conn.timeout):
+                sock.settimeout(conn.timeout)
+            sock.connect(address)
+            if not tls:
+                return sock
+            return conn._context.wrap_socket(sock,  # type: ignore[no-any-return]
+                                             server_hostname=conn.host)
+        except (ssl.SSLError, ssl.CertificateError, socket.timeout):
+            sock.close()
+            raise   # (as httplib2: the next address is not tried)
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error or OSError(f"no address of {conn.host} to connect to")
+
+
+def _closed(made: Any) -> None:
+    """Close what an abandoned connect made (its copy's socket), and only that."""
+    sock = made.sock
+    made.sock = None
+    if sock is not None:
+        sock.close()
+
+
+def _connect(conn: Any, connect: Callable[[Any], None], tls: bool) -> None:
+    """``connect(conn)`` (httplib2's: name lookup, connect, TLS handshake), beside this
+    thread where it waits in pieces (:func:`drivestage.interrupts.beside`): a connection
+    Drive's network did not take held a Ctrl-C given to another thread for the HTTP
+    timeout. The name is looked up first, in every thread, at most ``conn.timeout`` seconds,
+    one lookup of a host at a time (:func:`drivestage.drive.lookups.addresses`); through a
+    proxy, httplib2's own ``connect`` looks it up.
+
+    The socket is made on a copy of ``conn`` and set on ``conn`` here, once made: httplib2's
+    ``connect`` sets ``self.sock`` before it connects, so a request after a Ctrl-C that
+    left the connection kept (an ``Http`` kept, as httplib2 means) went out on the socket
+    still being connected (``BrokenPipeError``), and the abandoned connect, once done,
+    closed whatever socket the connection then had."""
+    proxy = conn.proxy_info
+    found: Optional[list[lookups.Address]] = None
+    if proxy is None or not proxy.isgood() or not proxy.applies_to(conn.host):
+        timeout = conn.timeout if httplib2.has_timeout(conn.timeout) else None
+        found = lookups.addresses(conn.host, conn.port, timeout, pool.check)
+    if not _in_pieces():
+        if found is None:
+            connect(conn)
+        else:
+            conn.sock = _opened(conn, found, tls)
+        return
+    made = copy.copy(conn)
+    made.sock = None
+    made._HTTPConnection__response = None   # (the copy's close must not close conn's)
+
+    def make() -> socket.socket:
+        if found is None:
+            connect(made)
+            sock: socket.socket = made.sock
+        else:
+            sock = made.sock = _opened(made, found, tls)
+        return sock
+    conn.sock = interrupts.beside(make, "drivestage-connect", lambda: _closed(made),
+                                  pool.check)
+
+
+class SlicedHTTP(httplib2.HTTPConnectionWithTimeout):  # type: ignore[misc]
+    """httplib2's connection, made and sent on in pieces (see :func:`_in_pieces`)."""
+    send = _send
+
+    def connect(self) -> None:
+        _connect(self, httplib2.HTTPConnectionWithTimeout.connect, False)
+
+
+class SlicedHTTPS(httplib2.HTTPSConnectionWithTimeout):  # type: ignore[misc]
+    """httplib2's TLS connection, made and sent on in pieces (see :func:`_in_pieces`)."""
+    send = _send
+
+    def connect(self) -> None:
+        _connect(self, httplib2.HTTPSConnectionWithTimeout.connect, True)
+

@@ -1,0 +1,136 @@
+"""A name lookup that does not end (a resolver that never answers: a stuck NSS module, a
+VPN's DNS gone) ran in the thread that made the connection, where nothing ends it: the
+request waited for it for good (no HTTP timeout applies to ``getaddrinfo``), and every
+request a Ctrl-C ended meanwhile left one more thread waiting in it (a notebook's cells, a
+mirror's abandoned pushes). A lookup of a host is shared now by everyone who asks while it
+is under way, and waited for the HTTP timeout at most.
+
+The resolver is a hook on ``socket.getaddrinfo`` for one made-up name: it waits for an
+event, then answers the emulator's address. Nothing here is timed but the HTTP timeout.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="POSIX threads")
+
+HUNG = "localhost"   # (the emulator answers loopback names only)
+
+
+class _HungResolver:
+    def __init__(self, monkeypatch, emulator) -> None:
+        self.let_go, self.asked = threading.Event(), threading.Event()
+        self.calls = 0
+        real = socket.getaddrinfo
+        port = int(emulator.url.rsplit(":", 1)[1].strip("/"))
+
+        def getaddrinfo(host, *args, **kwargs):
+            if host != HUNG:
+                return real(host, *args, **kwargs)
+            self.calls += 1
+            self.asked.set()
+            assert self.let_go.wait(60), "the resolver was never let go"
+            return real("127.0.0.1", port, *args[1:], **kwargs)
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+        self.url = f"http://{HUNG}:{port}/"
+
+
+def _ours() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("drivestage-")}
+
+
+def _sockets() -> int:
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return count
+
+
+def _main_waits_in_a_slice(asked: threading.Event) -> threading.Thread:
+    """A thread that, once ``asked`` is set and the main thread waits in a short wait
+    (``interrupts._sliced``) for 20 looks in a row, sends the main thread a SIGINT."""
+    main = threading.main_thread().ident
+
+    def run() -> None:
+        assert asked.wait(60)
+        same = 0
+        while same < 20:
+            frame = sys._current_frames().get(main)
+            same = same + 1 if frame is not None and frame.f_code.co_name == "_sliced" else 0
+            threading.Event().wait(0.002)
+        signal.pthread_kill(main, signal.SIGINT)
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="Linux's /proc")
+def test_requests_interrupted_in_a_lookup_that_does_not_end_leave_one_thread(
+        emulator, local_state, monkeypatch):
+    from drivestage.drive import connect
+
+    emulator.add_file("data/a.txt", b"hello")
+    resolver = _HungResolver(monkeypatch, emulator)
+    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "600")   # the Ctrl-C ends each wait
+    store = connect(api_root=resolver.url, token="test-token")
+    threads, sockets = _ours(), _sockets()
+    try:
+        for _ in range(20):
+            ctrl_c = _main_waits_in_a_slice(resolver.asked)
+            try:
+                with pytest.raises(KeyboardInterrupt):
+                    store.resolve("data/a.txt")
+            finally:
+                ctrl_c.join(60)
+        left = _ours() - threads
+        assert len(left) <= 1, f"{len(left)} threads left waiting for the same lookup"
+        assert resolver.calls == 1
+        assert _sockets() <= sockets + 1
+    finally:
+        resolver.let_go.set()
+    for thread in _ours() - threads:
+        thread.join(30)
+    assert not _ours() - threads
+    # Once the resolver answers, the next request is answered, and nothing was sent before.
+    assert emulator.requests == []
+    assert store.resolve("data/a.txt").size == 5
+    assert _sockets() <= sockets + 2   # (the kept-alive connection: both its ends, here)
+
+
+def test_a_lookup_that_does_not_end_fails_the_request_after_the_http_timeout(
+        emulator, local_state, monkeypatch):
+    """Retried as a lost connection, a bounded number of times, each waiting for the same
+    lookup: one line names the host, and no thread is added per attempt."""
+    from drivestage.drive import connect
+    from drivestage.errors import RemoteError
+
+    resolver = _HungResolver(monkeypatch, emulator)
+    monkeypatch.setenv("DRIVESTAGE_HTTP_TIMEOUT", "0.3")
+    monkeypatch.setenv("DRIVESTAGE_RETRY_ATTEMPTS", "3")
+    store = connect(api_root=resolver.url, token="test-token")
+    threads = _ours()
+    let_go_late = threading.Timer(30, resolver.let_go.set)   # (a guard: the lookup never ends)
+    let_go_late.start()
+    try:
+        with pytest.raises(RemoteError) as failed:
+            store.resolve("data/a.txt")
+        assert not resolver.let_go.is_set(), \
+            "the request waited for the lookup past the HTTP timeout, until it ended"
+        assert len(_ours() - threads) <= 1 and resolver.calls == 1
+    finally:
+        let_go_late.cancel()
+        resolver.let_go.set()
+    message = str(failed.value)
+    assert "\n" not in message and f"the name lookup of {HUNG} took more than 0.3 s" \
+        in message, message
+    for thread in _ours() - threads:
+        thread.join(30)
