@@ -312,3 +312,62 @@ def test_a_ctrl_c_in_a_resumable_upload_s_second_chunk(emulator, local_state, tm
     _pushed_again(emulator, src, "--chunk-size", "256KiB")
     after = sum(r.bytes_in for r in emulator.requests if r.method == "PUT") - before
     assert after <= len(BLOB) - (256 << 10), "the rerun sent the upload again from its start"
+
+
+def test_a_mirror_s_sigterm_then_a_second_while_drive_holds_its_upload(emulator, local_state,
+                                                                       tmp_path):
+    """``mirror`` handles SIGTERM: a final push, which a second signal abandons at once
+    (``Interrupted: …``, exit 130), though Drive still holds the upload's answer; the same
+    command run again sends the file, once."""
+    src = tmp_path / "logs"
+    src.mkdir()
+    (src / "a.bin").write_bytes(BLOB[:5000])
+    emulator.add_folder("runs")
+    arrived = _arrived(emulator, "PUT", r"/upload/")
+    emulator.faults.latency(LONG, method="PUT", path=r"/upload/")
+    proc = subprocess.Popen([sys.executable, "-m", "drivestage", "mirror", str(src),
+                             "drive:runs", "--every", "3600", "--grace", "600"],
+                            env=_env(emulator.url), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    lines: list[str] = []
+    stopping = threading.Event()
+
+    def read() -> None:
+        for raw in proc.stderr:
+            lines.append(raw.decode(errors="replace"))
+            if lines[-1].startswith("stopping:"):
+                stopping.set()
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not arrived.is_set():
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(lines)
+            arrived.wait(0.05)
+        proc.send_signal(signal.SIGTERM)
+        # Once it took the first (two signals sent at once are one to the kernel): the
+        # final push waits for the held upload, and the second signal ends it.
+        assert stopping.wait(60), "".join(lines)
+        began = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        took = time.monotonic() - began
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        reader.join(60)
+        proc.stdout.close()
+    err = "".join(lines).encode()
+    text = err.decode(errors="replace")
+    assert proc.returncode == 130, text
+    assert text.strip().splitlines()[-1].startswith("Interrupted: the final push was abandoned")
+    assert "Traceback" not in text and took < PROMPT, (took, text)
+    puts = _count(emulator, "PUT")
+    _let_go(emulator)
+    emulator.faults.clear()
+    rerun = subprocess.run([sys.executable, "-m", "drivestage", "push", str(src),
+                            "drive:runs"], env=_env(emulator.url), capture_output=True,
+                           timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _drive_files(emulator, "runs") == [("a.bin", hashlib.md5(BLOB[:5000]).hexdigest())]
+    assert puts <= 2, f"{puts} uploads of one file before the second signal"
