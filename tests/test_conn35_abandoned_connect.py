@@ -130,3 +130,71 @@ def test_an_http_kept_across_a_ctrl_c_in_its_connect_sends_the_next_request_once
     assert len(set(_connections(emulator))) == 1, \
         "the abandoned connect closed (or replaced) the live connection's socket"
     http.close()
+
+
+def _sockets() -> int:
+    import os
+
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return count
+
+
+def _ours() -> set:
+    return {t for t in threading.enumerate() if t.name.startswith("drivestage-")}
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self/fd"), reason="Linux's /proc")
+def test_many_requests_interrupted_in_their_connect_or_their_answer_leave_nothing_open(
+        emulator, store):
+    """20 requests, each ended by a Ctrl-C in its connect (held, then let go) or while
+    Drive held its answer: no thread of ours and no socket is left once the held steps
+    end, and the store goes on, each request sent once."""
+    emulator.add_file("data/a.txt", b"hello")
+    threads, sockets = _ours(), _sockets()
+    for i in range(20):
+        if i % 2 == 0:
+            patched = pytest.MonkeyPatch()   # (undone each round: the fixtures' stays)
+            hook = _HeldConnect(patched)
+            hook.armed = True
+            ctrl_c = _main_interrupted_when(hook.holding)
+        else:
+            arrived = threading.Event()
+            plan = emulator.faults.plan
+
+            def planned(command, target, _plan=plan, _arrived=arrived, **kwargs):
+                out = _plan(command, target, **kwargs)
+                _arrived.set()
+                return out
+            emulator.faults.plan = planned
+            emulator.faults.latency(600, method="GET", times=1)
+            ctrl_c = _main_interrupted_when(arrived)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                store.resolve("data/a.txt")
+        finally:
+            ctrl_c.join(60)
+            if i % 2 == 0:
+                hook.let_go.set()
+                assert hook.done.wait(60)
+                patched.undo()
+            else:
+                emulator.faults.plan = plan
+                emulator.faults.release_holds()
+                emulator.faults.serving()
+    _connect_threads_ended()
+    assert not _ours() - threads
+    sent = len(emulator.requests)
+    assert sent == 10, "a request cut by the Ctrl-C was sent again"
+    assert store.resolve("data/a.txt").size == 5
+    # The emulator's ends of the connections close as its handlers see the client's go.
+    done = threading.Event()
+    for _ in range(500):
+        if _sockets() <= sockets + 2:   # (the kept-alive connection: both its ends, here)
+            break
+        done.wait(0.02)
+    assert _sockets() <= sockets + 2, f"{_sockets() - sockets} sockets left open"
