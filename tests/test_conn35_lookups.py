@@ -134,3 +134,34 @@ def test_a_lookup_that_does_not_end_fails_the_request_after_the_http_timeout(
         in message, message
     for thread in _ours() - threads:
         thread.join(30)
+
+
+def test_lookups_of_many_hosts_a_resolver_never_answers_stay_few(monkeypatch):
+    """A download's signed hosts vary from file to file: each new host's lookup, stuck,
+    was one more thread for good. Past ``MAX_UNDER_WAY`` none is begun: it fails at once."""
+    from drivestage.drive import lookups
+
+    let_go, real = threading.Event(), socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if not str(host).endswith(".hung.test"):
+            return real(host, *args, **kwargs)
+        assert let_go.wait(60)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    threads = _ours()
+    try:
+        for i in range(lookups.MAX_UNDER_WAY):
+            with pytest.raises(lookups.LookupTimeout, match="took more than"):
+                lookups.addresses(f"h{i}.hung.test", 443, 0.01)
+        with pytest.raises(lookups.LookupTimeout, match="16 others are under way"):
+            lookups.addresses("one-more.hung.test", 443, 60)
+        assert len(_ours() - threads) == lookups.MAX_UNDER_WAY
+    finally:
+        let_go.set()
+    for thread in _ours() - threads:
+        thread.join(30)
+    assert lookups.under_way() == 0
+    # Ended, a lookup's failure is each later caller's own, and a new one is begun.
+    with pytest.raises(socket.gaierror):
+        lookups.addresses("h0.hung.test", 443, 30)

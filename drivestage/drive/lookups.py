@@ -37,6 +37,12 @@ class LookupTimeout(socket.timeout):
     """A name lookup not done within the HTTP timeout (retried as a lost connection)."""
 
 
+#: The most lookups under way at once: where none of them ends (the resolver does not
+#: answer), a new host is not looked up (:class:`LookupTimeout` at once), so the threads
+#: stuck in the resolver stay this few however many hosts are asked for (a download's
+#: signed hosts vary from file to file).
+MAX_UNDER_WAY = 16
+
 _UNDER_WAY: dict[tuple[str, int], _Lookup] = {}
 _LOCK = threading.Lock()
 
@@ -81,6 +87,10 @@ def addresses(host: str, port: int, timeout: Optional[float],
     key = (host, port)
     with _LOCK:
         lookup = _UNDER_WAY.get(key)
+        if lookup is None and len(_UNDER_WAY) >= MAX_UNDER_WAY:
+            raise LookupTimeout(f"the name lookup of {host} was not begun: {MAX_UNDER_WAY} "
+                                "others are under way and none has ended (the resolver does "
+                                "not answer)")
         if lookup is None:
             fresh = lookup = _Lookup()
             thread = interrupts.BackgroundThread(lambda: _run(key, fresh), "drivestage-lookup")
