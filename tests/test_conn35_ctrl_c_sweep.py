@@ -371,3 +371,49 @@ def test_a_mirror_s_sigterm_then_a_second_while_drive_holds_its_upload(emulator,
     assert rerun.returncode == 0, rerun.stderr
     assert _drive_files(emulator, "runs") == [("a.bin", hashlib.md5(BLOB[:5000]).hexdigest())]
     assert puts <= 2, f"{puts} uploads of one file before the second signal"
+
+
+# ------------------------------------------------------------------ over TLS, as to Drive
+
+@pytest.fixture
+def tls(tmp_path_factory):
+    """A certificate for 127.0.0.1, which the child trusts (``HTTPLIB2_CA_CERTS``)."""
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    where = tmp_path_factory.mktemp("tls")
+    cert, key = str(where / "cert.pem"), str(where / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
+
+
+@pytest.mark.parametrize("step", ["status line", "download bytes"])
+def test_a_ctrl_c_over_tls(emulator, local_state, tmp_path, tls, step):
+    """Drive is reached over TLS: a wait for an answer in short pieces ends on the Ctrl-C
+    there too (a TLS record half there is kept, not lost), and the rerun over TLS works."""
+    from _proxy import Proxy
+
+    file_id = emulator.add_file("d/a.bin", BLOB)
+    dest = tmp_path / "data"
+    with Proxy(emulator.url, tls=tls) as api:
+        env = _env(api.url, HTTPLIB2_CA_CERTS=tls[0])
+        if step == "status line":
+            arrived = _arrived(emulator, "GET", r"/files\\?")
+            emulator.faults.latency(LONG, method="GET", path=r"/files\\?", times=1)
+            ready = arrived.is_set
+        else:
+            ready = emulator.faults.hold(file_id, len(BLOB) // 2, timeout=LONG).reached.is_set
+        proc = _started(["pull", "drive:d/a.bin", str(dest), "-q"], env)
+        _ended_as_a_ctrl_c(*_interrupted_when(proc, ready))
+        sent = [r for r in emulator.requests]
+        assert len({(r.method, r.path, str(r.query)) for r in sent}) == len(sent), \
+            "a request was sent twice"
+        _let_go(emulator)
+        assert not (dest / "a.bin").exists()
+        rerun = subprocess.run([sys.executable, "-m", "drivestage", "pull", "drive:d/a.bin",
+                                str(dest), "-q"], env=env, capture_output=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert (dest / "a.bin").read_bytes() == BLOB
