@@ -165,3 +165,37 @@ def test_lookups_of_many_hosts_a_resolver_never_answers_stay_few(monkeypatch):
     # Ended, a lookup's failure is each later caller's own, and a new one is begun.
     with pytest.raises(socket.gaierror):
         lookups.addresses("h0.hung.test", 443, 30)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_process_forked_while_a_lookup_is_under_way_looks_the_name_up_itself(monkeypatch):
+    """The child has no thread of its parent's: it waited for the parent's lookup until
+    the timeout, every time."""
+    from drivestage.drive import lookups
+
+    parent, let_go, real = os.getpid(), threading.Event(), socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host == "fork.hung.test":
+            if os.getpid() == parent:
+                assert let_go.wait(60)
+            host = "127.0.0.1"
+        return real(host, *args, **kwargs)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    with pytest.raises(lookups.LookupTimeout):
+        lookups.addresses("fork.hung.test", 443, 0.01)   # (under way from now on)
+    try:
+        pid = os.fork()
+        if pid == 0:   # the child: its own lookup, at once
+            code = 1
+            try:
+                code = 0 if lookups.addresses("fork.hung.test", 443, 10) else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0, "the child waited for its parent's lookup"
+    finally:
+        let_go.set()
+    for thread in _ours():
+        if thread.name == "drivestage-lookup":
+            thread.join(30)

@@ -13,6 +13,7 @@ Nothing is kept once the lookup ends: the next connection looks the name up agai
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import threading
 import time
@@ -45,6 +46,19 @@ MAX_UNDER_WAY = 16
 
 _UNDER_WAY: dict[tuple[str, int], _Lookup] = {}
 _LOCK = threading.Lock()
+
+
+def _forget_in_child() -> None:
+    """A forked child has none of its parent's lookup threads: a lookup under way as it
+    forked (a mirror's, while the trainer's data loader forked its workers) would be waited
+    for there until the timeout, each time, and ``_LOCK`` may have been held."""
+    global _LOCK
+    _UNDER_WAY.clear()
+    _LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _numeric(host: str, port: int) -> Optional[list[Address]]:
