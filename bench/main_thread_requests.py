@@ -41,7 +41,7 @@ def main() -> None:
     ap.add_argument("--upload-mib", type=int, default=32)
     args = ap.parse_args()
     os.environ.setdefault("DRIVESTAGE_STATE_DIR", tempfile.mkdtemp())
-    sliced = sliced._in_pieces
+    in_pieces = sliced._in_pieces
     with tempfile.TemporaryDirectory() as data:
         emu = Emulator(data_dir=data).start()
         try:
@@ -62,10 +62,10 @@ def main() -> None:
                 _round(work, n)   # (warm)
                 got: dict[str, list[tuple[float, float]]] = {"pieces": [], "plain": []}
                 for _ in range(args.rounds):
-                    for way, choice in (("pieces", sliced), ("plain", _plain)):
+                    for way, choice in (("pieces", in_pieces), ("plain", _plain)):
                         sliced._in_pieces = choice
                         got[way].append(_round(work, n))
-                sliced._in_pieces = sliced
+                sliced._in_pieces = in_pieces
                 w = {k: statistics.median(x[0] for x in v) for k, v in got.items()}
                 c = {k: statistics.median(x[1] for x in v) for k, v in got.items()}
                 print(f"{name}: in pieces {w['pieces'] * 1e3:.2f} ms "
