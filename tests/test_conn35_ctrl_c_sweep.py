@@ -48,23 +48,37 @@ def _started(args: list[str], env: dict) -> subprocess.Popen:
 
 
 def _interrupted_when(proc: subprocess.Popen, ready: Callable[[], bool],
-                      sig: int = signal.SIGINT) -> tuple[int, str, float]:
-    """Send ``sig`` to ``proc`` once ``ready()``; its exit code, stderr and the seconds it
-    took to end after the signal."""
+                      sig: int = signal.SIGINT, said: str = "") -> tuple[int, str, float]:
+    """Send ``sig`` to ``proc`` once ``ready()`` and it wrote a line holding ``said`` to
+    stderr; its exit code, stderr and the seconds it took to end after the signal."""
+    lines: list[str] = []
+    heard = threading.Event()
+
+    def read() -> None:
+        for raw in proc.stderr:
+            lines.append(raw.decode(errors="replace"))
+            if said in lines[-1]:
+                heard.set()
+    if not said:
+        heard.set()
+    reader = threading.Thread(target=read)
+    reader.start()
     try:
         deadline = time.monotonic() + 120
-        while not ready():
-            assert proc.poll() is None, proc.communicate()
+        while not (ready() and heard.is_set()):
+            assert proc.poll() is None, "".join(lines)
             assert time.monotonic() < deadline, "the command never got there"
-            threading.Event().wait(0.01)
+            heard.wait(0.01)
         began = time.monotonic()
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=60)
-        return proc.returncode, err.decode(errors="replace"), time.monotonic() - began
+        proc.wait(timeout=60)
+        took = time.monotonic() - began
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+        reader.join(60)
+        proc.stdout.close()
+    return proc.returncode, "".join(lines), took
 
 
 def _ended_as_a_ctrl_c(code: int, err: str, took: float, warned: int = 0) -> None:
@@ -228,7 +242,8 @@ def test_a_ctrl_c_while_a_retry_backs_off(emulator, local_state, tmp_path):
                            times=1)
     proc = _started(["pull", "drive:d/a.bin", str(dest), "-q"], _env(emulator.url))
     _ended_as_a_ctrl_c(*_interrupted_when(
-        proc, lambda: any(r.status == 503 for r in emulator.requests)), warned=1)
+        proc, lambda: any(r.status == 503 for r in emulator.requests), said="retry 1/"),
+        warned=1)
     assert _count(emulator, "GET") == 1, "the request was sent again before its backoff ended"
     _let_go(emulator)
     _pulled_again(emulator, dest)
