@@ -16,47 +16,113 @@ PUBLIC custom property (:data:`SEEN_MARK`, one ``properties.insert``; every OAut
 sees it, so a laptop's prune and a Colab VM's push share it). A listing shows it (no request
 on later passes); where the listing shows none (Drive's may leave properties out), the
 file's own properties are read first (one ``files.get``, for these candidates only). A file
-the mark cannot be written on (no writer access: nor could it be deleted) is kept. A mark
-that is not a whole number of seconds, or later than this machine's clock (planted, or
-written by a clock running ahead), is written again with now: it never ages a file early.
+the mark cannot be written on (no writer access: nor could it be deleted) is kept.
+
+A mark's value is ``<seen>:<came>:<tag>`` (:class:`Mark`, :func:`stamp`):
+
+* ``seen``: whole seconds since the epoch, this machine's clock when it wrote the mark;
+* ``came``: when the store had received the file, by its dates as that pass listed them
+  (the later of ``createdDate`` and ``modifiedDate``, before the mark's own write). The
+  write may move ``modifiedDate`` to its own time (a v2 metadata write sets it to now unless
+  told otherwise, and ``properties.insert`` takes no such word; seen35): by the dates
+  alone, a lone autosave marked today then "arrived" after every autosave that supersedes
+  it, and was kept for good. For the order of arrivals retention takes the earlier of the
+  dates and ``came`` (:func:`arrival`): the write cannot move it, and a later change of the
+  file's bytes voids the mark (below), so it never says the bytes came before they did. A
+  file's age stays by its dates as they are now (the later: a write that moved them makes
+  it wait longer, never less) and by ``seen``;
+* ``tag``: a digest of the file's id and md5 (:func:`tag`). ``files.copy`` carries custom
+  properties to the copy (a user's "Make a copy", rclone's server-side copy), so a copy sent
+  with old dates (``-M``) carried a week-old mark and went the moment it arrived; a file
+  whose bytes were replaced in place kept the mark of the old ones. A mark whose tag is not
+  this file's, as it is now, is no mark: written again, and the file waits a day more.
+
+A mark that is not of this form (the bare ``<seconds>`` written before seen35 included: it
+names no file, so a copy's is indistinguishable from the file's own), or whose ``seen`` is
+later than this machine's clock (planted, or written by a clock running ahead), is written
+again with now: it never ages a file early. A mark costs a file a day of waiting at most
+once per file, bytes and id.
 
 A directory store keeps no marks (:meth:`drivestage.store.RemoteStore.first_seen`): it
 retires nothing by age anyway, since its mtimes are the copy tool's word.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import time
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 from drivestage.store import RemoteEntry, RemoteStore
 
-__all__ = ["SEEN_MARK", "Seen", "on", "parse", "stamp", "when"]
+__all__ = ["SEEN_MARK", "Mark", "Seen", "arrival", "dates", "listed", "made", "on", "parse",
+           "stamp", "tag", "when"]
 
-#: The key of the mark (Drive: a PUBLIC custom property, its value whole seconds since the
-#: epoch, by the clock of the machine that first saw the file).
+#: The key of the mark (Drive: a PUBLIC custom property; its value: :func:`stamp`).
 SEEN_MARK = "drivestage-seen"
 
-#: What retention asks of a file old by its dates: when it was first seen (the mark, written
-#: now where it has none), or None where no mark can be kept (the file is kept).
-Seen = Callable[[RemoteEntry], Optional[float]]
 
-_WHOLE = re.compile(r"[0-9]{1,12}")
+@dataclass(frozen=True)
+class Mark:
+    """A file's first-seen mark, as retention reads it."""
+
+    at: float       # when a retention pass first saw the file (its machine's clock)
+    came: float     # when the store had received the file then, by the store's dates
 
 
-def parse(value: Optional[str], now: float) -> Optional[float]:
-    """The time a mark's ``value`` says, or None where it says none that may be trusted: not
-    a whole number of seconds, or later than ``now`` (this machine's clock)."""
-    if value is None or not _WHOLE.fullmatch(value.strip()):
+#: What retention asks of a file old by its dates: its mark (written now where it has none
+#: that is its own), or None where no mark can be kept (the file is kept).
+Seen = Callable[[RemoteEntry], Optional[Mark]]
+
+_VALUE = re.compile(r"([0-9]{1,12}):([0-9]{1,12}):([0-9a-f]{16})")
+
+
+def dates(entry: RemoteEntry) -> float:
+    """When the store received ``entry`` as it is now, as late as its dates allow: the later
+    of its creation and modified times (a store without creation times: its mtime)."""
+    return max(entry.created, entry.modified)
+
+
+def tag(entry: RemoteEntry) -> str:
+    """The part of a mark that names the file it was written on: its id and its bytes."""
+    return hashlib.sha256(f"{entry.id}\n{entry.md5 or ''}".encode()).hexdigest()[:16]
+
+
+def parse(value: Optional[str], entry: RemoteEntry, now: float) -> Optional[Mark]:
+    """The mark ``value`` says for ``entry``, or None where it says none that may be trusted:
+    not of the form :func:`stamp` writes, written on another file (a copy's) or other bytes,
+    or first seen later than ``now`` (this machine's clock)."""
+    found = _VALUE.fullmatch(value.strip()) if value is not None else None
+    if found is None or found[3] != tag(entry):
         return None
-    at = float(value.strip())
-    return at if math.isfinite(at) and at <= now else None
+    at, came = float(found[1]), float(found[2])
+    return Mark(at, came) if math.isfinite(at) and at <= now else None
 
 
-def stamp(now: float) -> str:
-    """A mark's value for ``now``."""
-    return str(int(now))
+def made(entry: RemoteEntry, now: float) -> Mark:
+    """The mark a pass seeing ``entry`` first at ``now`` writes."""
+    return Mark(float(int(now)), float(math.ceil(dates(entry))))
+
+
+def stamp(entry: RemoteEntry, now: float) -> str:
+    """The value of the mark :func:`made` gives (short: Drive allows 124 bytes of key and
+    value together)."""
+    mark = made(entry, now)
+    return f"{int(mark.at)}:{int(mark.came)}:{tag(entry)}"
+
+
+def listed(entry: RemoteEntry, now: float) -> Optional[Mark]:
+    """``entry``'s own mark as its listing showed it (no request), or None."""
+    return parse(entry.seen_mark, entry, now)
+
+
+def arrival(entry: RemoteEntry, mark: Optional[Mark]) -> float:
+    """When the store received ``entry`` as it is now, as late as may be known: its
+    :func:`dates`, or where its own ``mark`` says the bytes had come earlier (the mark's
+    write, or a rename, moved ``modifiedDate`` since), that."""
+    return min(dates(entry), mark.came) if mark is not None else dates(entry)
 
 
 def when(at: float) -> str:
@@ -66,6 +132,6 @@ def when(at: float) -> str:
 
 def on(store: RemoteStore, *, write: bool = True, now: Optional[float] = None) -> Seen:
     """The marks of ``store`` as retention asks them, by this machine's clock now (``write``
-    False, a dry run: a missing mark is taken as now, not written)."""
+    False, a dry run: a missing mark is taken as made now, not written)."""
     at = time.time() if now is None else now
     return lambda entry: store.first_seen(entry, at, write)

@@ -99,10 +99,20 @@ def retire(lone: Sequence[RemoteEntry], described: Sequence[Described],
         number = _autosave_number(entry.name, policy)
         if number is None or {entry.name, entry.id} & pinned:
             continue
-        newer = _superseder(entry, number, [(d, n) for d, n in autos if n is not None])
+        numbered = [(d, n) for d, n in autos if n is not None]
+        mark = first_seen.listed(entry, now)
+        newer = _superseder(arrived(entry, mark), number, numbered)
+        if newer is None and mark is None and seen is not None \
+                and any(n > number for _, n in numbered):
+            # Its own mark may say it came earlier than its dates do now: the mark's write
+            # may have moved its modifiedDate past every autosave above it (seen35), and a
+            # listing may leave properties out. Asked of the store (a read, and a write
+            # where it has none: once per file).
+            mark = seen(entry)
+            newer = None if mark is None else _superseder(arrived(entry, mark), number, numbered)
         if newer is None:
             continue
-        age = now - arrived(entry)
+        age = now - arrived(entry)   # (its dates now: the order above took its mark's)
         old = entry.created > 0 and age >= MIN_AGE
         wait, age = waits(entry, seen, now) if old else (None, age)
         if old and wait is None:
@@ -118,11 +128,11 @@ def retire(lone: Sequence[RemoteEntry], described: Sequence[Described],
     return out
 
 
-def _superseder(entry: RemoteEntry, number: int,
+def _superseder(came: float, number: int,
                 autos: Sequence[tuple[Described, int]]) -> Optional[Described]:
-    """The verified autosave numbered highest above ``entry`` that reached the store after
-    it, when every run that had a verified autosave there before it has one such; else None."""
-    came = arrived(entry)
+    """Of the verified autosaves ``autos`` (with their numbers), the one numbered highest
+    above ``number`` (a lone one's) that reached the store after ``came`` (when the lone one
+    did), when every run that had a verified autosave there before has one such; else None."""
     later = [(d, n) for d, n in autos if n > number and _first_held(d) > came]
     before = {d.sidecar.run for d, _ in autos if _first_held(d) <= came}
     if not later or not before <= {d.sidecar.run for d, _ in later}:

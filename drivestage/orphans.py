@@ -102,14 +102,16 @@ def checkpoint_name(name: str, policy: RetentionPolicy) -> Optional[str]:
 MIN_AGE = 24 * 3600.0
 
 
-def arrived(entry: RemoteEntry) -> float:
+def arrived(entry: RemoteEntry, mark: Optional[first_seen.Mark] = None) -> float:
     """When the store received ``entry`` as it is now, as late as its times allow: the later
-    of Drive's createdDate and modifiedDate (the later one when the file changed in place).
-    Drive stamps both on arrival unless the client sets them (rclone ``-M``, Drive for
-    desktop: a sidecar sent today may say a year ago), so an age by these alone never
-    retires a file: its first-seen mark must be as old (:func:`waits`). A store without
-    creation times (a directory: 0) has its mtime."""
-    return max(entry.created, entry.modified)
+    of Drive's createdDate and modifiedDate (the later one when the file changed in place),
+    or the earlier time its own first-seen ``mark`` says (:func:`drivestage.first_seen.arrival`:
+    the mark's own write may move modifiedDate to its time). Drive stamps both dates on
+    arrival unless the client sets them (rclone ``-M``, Drive for desktop: a sidecar sent
+    today may say a year ago), so an age by these alone never retires a file: its first-seen
+    mark must be as old (:func:`waits`). A store without creation times (a directory: 0)
+    has its mtime."""
+    return first_seen.arrival(entry, mark)
 
 
 def _first_held(d: Described) -> float:
@@ -120,11 +122,13 @@ def _first_held(d: Described) -> float:
     return min(known) if known else 0.0
 
 
-def superseded_by(orphan: Orphan, described: Iterable[Described]) -> Optional[Described]:
+def superseded_by(orphan: Orphan, described: Iterable[Described],
+                  came: Optional[float] = None) -> Optional[Described]:
     """The newest verified checkpoint of the orphan's run that supersedes it (further on,
-    saved later where both say, on the store since after the orphan arrived), or None."""
+    saved later where both say, on the store since after the orphan arrived: at ``came``,
+    else :func:`arrived` by its dates), or None."""
     said = orphan.sidecar
-    came = arrived(orphan.entry)
+    came = arrived(orphan.entry) if came is None else came
     later = [d for d in described
              if d.verified and d.sidecar.run == said.run and d.sidecar.epoch is not None
              and d.sidecar.progress > said.progress and _first_held(d) > came
@@ -156,12 +160,12 @@ def waits(entry: RemoteEntry, seen: Optional[first_seen.Seen],
     how long the store has held it at least (since the later of its dates and its mark): it
     waits while its first-seen mark (``seen``, written by the first pass that asks) is not
     :data:`MIN_AGE` old, or where none can be kept (no ``seen``: a caller keeping none)."""
-    at = seen(entry) if seen is not None else None
-    if at is None:
+    mark = seen(entry) if seen is not None else None
+    if mark is None:
         return "its first-seen mark could not be written on the store, so it is kept", 0.0
-    held = now - max(at, arrived(entry))
-    if now - at < MIN_AGE:
-        return f"first seen {first_seen.when(at)}; retired {_ago(MIN_AGE)} after", held
+    held = now - max(mark.at, arrived(entry))
+    if now - mark.at < MIN_AGE:
+        return f"first seen {first_seen.when(mark.at)}; retired {_ago(MIN_AGE)} after", held
     return None, held
 
 
@@ -190,7 +194,8 @@ def retire(decided: Plan, candidates: Sequence[Candidate], described: Sequence[D
     for orphan in orphans:
         if orphan.entry.md5 is None:
             continue
-        newer = superseded_by(orphan, described)
+        came = arrived(orphan.entry, first_seen.listed(orphan.entry, now))
+        newer = superseded_by(orphan, described, came)
         if newer is not None:
             said = orphan.sidecar
             back = Candidate(orphan.checkpoint, said.size or 0, orphan.entry.modified,
@@ -212,7 +217,9 @@ def retire(decided: Plan, candidates: Sequence[Candidate], described: Sequence[D
         # give a file sent today last year's). A client may set Drive's dates too (rclone
         # -M), so the first-seen mark must be as old (waits). A clock behind the store's
         # gives a negative age (kept); one far ahead writes marks that other machines take
-        # for planted (written again) but that ages every orphan for itself.
+        # for planted (written again) but that ages every orphan for itself. The age is by
+        # its dates as they are now (the later: a mark's own write or a rename that moved
+        # modifiedDate makes it wait longer, never less); the order above took its mark's.
         age = now - arrived(orphan.entry)
         if orphan.entry.created > 0 and age >= MIN_AGE and not {orphan.checkpoint, orphan.entry.name,
                                    orphan.entry.id} & pinned:

@@ -9,12 +9,16 @@ from __future__ import annotations
 import abc
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Optional, Protocol, Sequence, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Protocol, Sequence, \
+    Union
 
 from drivestage.errors import DanglingShortcutError, DriveStageError, KeptMovedError, \
     LeftAloneError, NotFoundError, PermissionDeniedError, QuotaExceededError, RemoteError, UsageError
 from drivestage.paths import StorePath
 from drivestage.sizes import format_size
+
+if TYPE_CHECKING:
+    from drivestage.first_seen import Mark
 
 #: Progress callbacks receive the number of bytes just moved.
 ProgressFn = Callable[[int], None]
@@ -179,12 +183,12 @@ class RemoteStore(abc.ABC):
         folder to every later period, though a run marked it since and put its checkpoints
         there (attacksync34). Nothing, where none is kept."""
 
-    def first_seen(self, entry: RemoteEntry, now: float, write: bool = True) -> Optional[float]:
+    def first_seen(self, entry: RemoteEntry, now: float, write: bool = True) -> Optional[Mark]:
         """When retention first saw ``entry`` as one it may retire, by the mark the store
-        keeps on the file (:mod:`drivestage.first_seen`): where it has none (or one that is
-        no time before ``now``), ``now`` is written as it (``write`` False: taken, not
-        written). None where no mark can be kept: the file is kept. The default: a store
-        that keeps no marks (a directory, where nothing is retired by age)."""
+        keeps on the file (:mod:`drivestage.first_seen`): where it has none of its own (or
+        one that is no time before ``now``), one made ``now`` is written (``write`` False:
+        taken, not written). None where no mark can be kept: the file is kept. The default:
+        a store that keeps no marks (a directory, where nothing is retired by age)."""
         return None
 
     def forget_folders(self, walk: bool = False) -> None:

@@ -34,6 +34,7 @@ from drivestage.drive.store_deletes import Deletes
 from drivestage.drive.store_folders import SHARED_WITH_ME, FolderMaking
 from drivestage.drive.transport import Transport
 from drivestage.drive.upload import upload_file
+from drivestage.first_seen import Mark
 from drivestage.errors import (DanglingShortcutError, DriveStageError, DuplicateNameError,
                                MalformedAnswerError, MovedAwayError, NotFoundError,
                                PermissionDeniedError, RemoteError, ShortcutCycleError,
@@ -91,7 +92,7 @@ class DriveStore(ByteReads, Deletes, FolderMaking, RemoteStore):
         self._above: dict[str, Optional[str]] = {}  # folder id -> its parent (lineage)
         self._marks_asked: dict[str, bool] = {}  # folder id -> its mark, read of it alone
         self._item_drives: dict[str, str] = {}  # item id -> its shared drive, as last read
-        self._seen: dict[str, Optional[float]] = {}  # file id -> its first-seen mark
+        self._seen: dict[str, Optional[Mark]] = {}  # file id and md5 -> its first-seen mark
         self.creates = ids.Creates(transport, api_root)  # the ids new files are made with
         self._init_deletes()
 

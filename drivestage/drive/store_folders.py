@@ -53,7 +53,7 @@ class FolderMaking:
     transport: Transport
     creates: Creates
     _marks_asked: dict[str, bool]
-    _seen: dict[str, Optional[float]]
+    _seen: dict[str, Optional[first_seen.Mark]]
 
     def describe(self, entry: RemoteEntry) -> str:  # the store's
         raise NotImplementedError
@@ -180,37 +180,40 @@ class FolderMaking:
         (the safe way: it keeps), an answer of none is this push's alone."""
         self._marks_asked = {k: v for k, v in self._marks_asked.items() if v}
 
-    def first_seen(self, entry: RemoteEntry, now: float, write: bool = True) -> Optional[float]:
-        """The file's first-seen mark (:mod:`drivestage.first_seen`): as listed, else read
+    def first_seen(self, entry: RemoteEntry, now: float,
+                   write: bool = True) -> Optional[first_seen.Mark]:
+        """The file's own first-seen mark (:mod:`drivestage.first_seen`): as listed, else read
         by one ``files.get`` of its properties (a listing may leave them out); where it has
-        none to trust, ``now`` written by one ``properties.insert`` (``write`` False: not
-        written). None where Drive refuses the write (no writer access; at its limit of
-        public properties) or the file is gone: it is kept. Asked once per file and store."""
-        if entry.id in self._seen:
-            return self._seen[entry.id]
+        none to trust (none, garbage, a copy's, of other bytes, ahead of ``now``), one made
+        ``now`` written by one ``properties.insert`` (``write`` False: not written). None
+        where Drive refuses the write (no writer access; at its limit of public properties)
+        or the file is gone: it is kept. Asked once per file and store."""
+        key = f"{entry.id}\n{entry.md5}"    # (a mirror's store lives on: bytes change)
+        if key in self._seen:
+            return self._seen[key]
         where = self.describe(entry)
-        at = first_seen.parse(entry.seen_mark, now)
-        if at is None and entry.seen_mark is None:
+        mark = first_seen.listed(entry, now)
+        if mark is None and entry.seen_mark is None:
             try:
                 res = self.call(f"read the properties of {where}", lambda: (
                     self.transport.files().get(fileId=entry.id, supportsAllDrives=True,
                                                fields="properties(key,value,visibility)")
                     .execute(http=self.transport.http())))
             except NotFoundError:   # gone since the listing: nothing to retire
-                self._seen[entry.id] = None
+                self._seen[key] = None
                 return None
             props = res.get("properties") if isinstance(res, dict) else None
-            at = first_seen.parse(next(
+            mark = first_seen.parse(next(
                 (str(p.get("value")) for p in props if isinstance(p, Mapping)
                  and p.get("key") == first_seen.SEEN_MARK and p.get("visibility") == "PUBLIC"),
-                None) if isinstance(props, list) else None, now)
-        if at is None:
+                None) if isinstance(props, list) else None, entry, now)
+        if mark is None:
             if not write:   # (a dry run: taken as now, not kept, so a real pass writes it)
-                return float(first_seen.stamp(now))
-            at = float(first_seen.stamp(now)) \
-                if self._mark_seen(entry, where, first_seen.stamp(now)) else None
-        self._seen[entry.id] = at
-        return at
+                return first_seen.made(entry, now)
+            mark = first_seen.made(entry, now) \
+                if self._mark_seen(entry, where, first_seen.stamp(entry, now)) else None
+        self._seen[key] = mark
+        return mark
 
     def _mark_seen(self, entry: RemoteEntry, where: str, value: str) -> bool:
         """Write the first-seen mark ``value`` on ``entry``; whether Drive took it."""

@@ -20,8 +20,13 @@ Drive's answers as clients report them:
   message); 30 PRIVATE properties per app, 30 PUBLIC, 100 in all per file (403
   ``propertyCountLimitExceeded``; the reason is the one Drive gives, the message is ours). A
   refused request changes nothing (a refused insert makes no file).
-- Not modelled: ``files.copy`` does not copy properties; the ``properties has {...}`` term of
-  ``files.list``'s ``q`` is not parsed (400, as any unknown term).
+- ``files.copy`` carries the original's properties to the copy, the request's merged over
+  them ("Entries with null values are cleared in update and copy requests", the v3 File).
+- ``properties.insert`` / ``delete`` set the file's modifiedDate to now, as a v2 metadata
+  write does unless told otherwise; ``Emulator.property_writes_modify = False`` leaves it
+  (the reference does not say which Drive does).
+- Not modelled: the ``properties has {...}`` term of ``files.list``'s ``q`` is not parsed
+  (400, as any unknown term).
 """
 from __future__ import annotations
 

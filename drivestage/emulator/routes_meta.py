@@ -200,7 +200,11 @@ class MetadataRoutes:
         parents = parent_ids(meta) or [p for p in src["parents"] if p not in self.store.owner_roots.values()]
         _, drive_id = self._new_item_parents(parents)
         title = meta.get("title") or src["title"]
-        extra = {k: v for k, v in meta.items() if k not in ("parents",)}
+        # The copy carries the original's custom properties, the body's merged over them:
+        # "Entries with null values are cleared in update and copy requests" (the v3 File's
+        # properties and appProperties), so a copy has them unless its request clears them.
+        props = properties.merged(src.get("properties") or [], meta.get("properties"), self.caller.app)
+        extra = {k: v for k, v in meta.items() if k not in ("parents", "properties")}
         if meta.get("id") is not None:
             self.store.check_new_id(meta["id"])  # before its bytes are copied
         if src["mimeType"] == SHORTCUT_MIME:
@@ -212,6 +216,8 @@ class MetadataRoutes:
             rec = self.store.create(title, meta.get("mimeType") or src["mimeType"], parents, blob=tmp,
                                     size=src["size"], md5=src["md5"], meta=extra, app_created=True,
                                     file_id=meta.get("id"))
+        if props:
+            rec = self.store.set_properties(rec["id"], props)
         self._send_resource(200, self._render(rec))
 
     # ------------------------------------------------------------------ revisions
@@ -273,7 +279,7 @@ class MetadataRoutes:
         with self.store.lock:
             rec = self.store.get(rec["id"])
             props = properties.merged(rec.get("properties") or [], [body], self.caller.app)
-            rec = self.store.set_properties(rec["id"], props)
+            rec = self.store.set_properties(rec["id"], props, touch=self.emu.property_writes_modify)
         key, vis = body.get("key"), body.get("visibility") or properties.PRIVATE
         [made] = [p for p in properties.seen_by(rec, self.caller.app)
                   if p["key"] == key and p["visibility"] == vis] or [None]
@@ -297,5 +303,5 @@ class MetadataRoutes:
         with self.store.lock:
             rec = self.store.get(rec["id"])
             kept = properties.without(rec, key, properties.visibility_of(self.query), self.caller.app)
-            self.store.set_properties(rec["id"], kept)
+            self.store.set_properties(rec["id"], kept, touch=self.emu.property_writes_modify)
         self._send_bytes(204, b"", None)

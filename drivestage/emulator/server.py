@@ -104,6 +104,14 @@ class Emulator(SeedingApi):
         #: with the ones the request gives, instead of merging them: the v2 reference does
         #: not say which Drive does (fidelity32), so a test can make it replace.
         self.patch_replaces_properties = False
+        #: Whether ``properties.insert`` / ``delete`` set the file's ``modifiedDate`` to now,
+        #: as a v2 metadata write does unless told otherwise (``files.patch``'s
+        #: ``setModifiedDate``: "false is equivalent to modifiedDateBehavior=now", the v2
+        #: reference; ``update``: "some fields might be changed automatically, such as
+        #: modifiedDate"). The ``properties.insert`` reference says nothing of dates and the
+        #: method takes no such parameter, so a test can make it leave the date alone
+        #: (seen35: retention's first-seen mark must hold under both).
+        self.property_writes_modify = True
         #: Whether JSON answers (and batch answers) are gzipped where the request asks as
         #: Google's APIs document it (``Accept-Encoding: gzip`` and ``gzip`` in the
         #: User-Agent, as googleapiclient sends both): Drive then sends them gzipped. Off by

@@ -538,10 +538,13 @@ class EmulatorStore:
             from drivestage.emulator.query import parse_date
             rec["modified"] = parse_date(meta["modifiedDate"])
 
-    def set_properties(self, file_id: str, props: list) -> dict:
-        """Replace a file's properties (``properties.delete``, the Python API's seeding)."""
+    def set_properties(self, file_id: str, props: list, *, touch: bool = False) -> dict:
+        """Replace a file's properties (``properties.insert`` / ``delete``, a copy's);
+        ``touch``: its modifiedDate set to now too (:attr:`Emulator.property_writes_modify`)."""
         with self.lock:
             rec = dict(self.get(file_id), properties=props)
+            if touch:
+                rec["modified"] = time.time()
             rec["version"] += 1
             self._put("files", self.files, rec)
             return rec
