@@ -43,6 +43,13 @@ later than this machine's clock (planted, or written by a clock running ahead), 
 again with now: it never ages a file early. A mark costs a file a day of waiting at most
 once per file, bytes and id.
 
+A mark that has done its work goes (:func:`clear`): once the file is whole again, a
+checkpoint with its sidecar (no candidate under any policy), the pass that lists it so
+removes the mark (one ``properties.delete``, once). Kept, it would age the file at once the
+next time it is split: a sidecar whose checkpoint was deleted by hand and is on its way
+again, sent with old dates, went the moment its checkpoint was gone. Cleared, it waits a
+day from then, as any file first seen then.
+
 A directory store keeps no marks (:meth:`drivestage.store.RemoteStore.first_seen`): it
 retires nothing by age anyway, since its mtimes are the copy tool's word.
 """
@@ -53,12 +60,13 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
+from drivestage import sidecar
 from drivestage.store import RemoteEntry, RemoteStore
 
-__all__ = ["SEEN_MARK", "Mark", "Seen", "arrival", "dates", "listed", "made", "on", "parse",
-           "stamp", "tag", "when"]
+__all__ = ["SEEN_MARK", "Mark", "Seen", "arrival", "clear", "dates", "listed", "made", "on",
+           "parse", "spent", "stamp", "tag", "when"]
 
 #: The key of the mark (Drive: a PUBLIC custom property; its value: :func:`stamp`).
 SEEN_MARK = "drivestage-seen"
@@ -135,3 +143,21 @@ def on(store: RemoteStore, *, write: bool = True, now: Optional[float] = None) -
     False, a dry run: a missing mark is taken as made now, not written)."""
     at = time.time() if now is None else now
     return lambda entry: store.first_seen(entry, at, write)
+
+
+def spent(listing: Iterable[RemoteEntry]) -> list[RemoteEntry]:
+    """The files of one folder's ``listing`` that show a first-seen mark (any value) and are
+    whole: a checkpoint whose sidecar is there, a sidecar one of whose checkpoints is
+    (neither is an orphan sidecar nor a lone autosave, whatever the policy)."""
+    files = [e for e in listing if not e.is_dir]
+    names = {e.name for e in files}
+    whole = set(sidecar.pairs(names)) | set(sidecar.owners(names))
+    return [e for e in files if e.seen_mark is not None and e.name in whole]
+
+
+def clear(store: RemoteStore, listing: Iterable[RemoteEntry],
+          gone: Iterable[Optional[str]] = ()) -> int:
+    """Remove the marks of :func:`spent` files of ``listing`` (but those whose ids are in
+    ``gone``: deleted by this pass) from ``store``; how many went."""
+    deleted = set(gone)
+    return sum(1 for e in spent(listing) if e.id not in deleted and store.clear_seen(e))

@@ -423,6 +423,8 @@ def prune(dest: Where, policy: RetentionPolicy, *, store: Optional[RemoteStore] 
             seen=first_seen.on(target, write=not dry_run))
         if not dry_run:
             apply(target, decision, root, use_trash, twins=folder.twins, confirm=True)
+            first_seen.clear(target, [e for es in listing.values() for e in es],
+                             gone=[d.id for d in decision if not d.keep])
         return decision
     finally:
         cache.save()

@@ -158,6 +158,8 @@ class PushJob:
             decision = self.result.plan = self._plan(folder, local)
         if decision is not None:
             self._apply(decision, folder.twins if folder is not None else {})
+            first_seen.clear(store, [e for es in self.listing.get("", {}).values() for e in es],
+                             gone=[d.id for d in decision if not d.keep])
 
     def _plan(self, folder: pruning.FolderView, local: Iterable[str]) -> Plan:
         """Retention over DEST. The newest local checkpoint (and autosave) of every run is

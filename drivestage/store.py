@@ -191,6 +191,11 @@ class RemoteStore(abc.ABC):
         a store that keeps no marks (a directory, where nothing is retired by age)."""
         return None
 
+    def clear_seen(self, entry: RemoteEntry) -> bool:
+        """Remove ``entry``'s first-seen mark (:func:`drivestage.first_seen.clear`): whether
+        one went. The default: a store that keeps none."""
+        return False
+
     def forget_folders(self, walk: bool = False) -> None:
         """Drop the path -> folder ids this store remembers, so the next path resolves as in
         a fresh process (a push that found its folder gone or its files moved away goes

@@ -196,3 +196,35 @@ def test_a_mark_of_the_old_form_is_no_mark(emulator, env, tmp_path):
     assert "epoch_003.json" in live_md5s(emulator, FOLDER)
     [mark] = _marks(emulator, side)
     assert mark.count(":") == 2 and int(mark.split(":")[0]) > week_ago
+
+
+def test_a_pair_whole_again_loses_its_mark_and_a_later_split_waits_a_day(emulator, env,
+                                                                          tmp_path):
+    """An old run's autosave 2 comes in as ``rclone copy -M`` sends it, sidecar first: the
+    prune then marks the sidecar. Once its checkpoint is there, the next prune removes the
+    mark (one properties.delete, and none at the prune after). A week on, the checkpoint is
+    deleted by hand and sent again: the sidecar, an orphan once more, waits a day from now.
+    Before: the week-old mark stayed, and the sidecar went at once ("reached the store 7 days
+    ago"), its checkpoint coming back alone."""
+    old_src = tmp_path / "old"
+    theirs = save(str(old_src), _name(2), 0, T0 + 2, run=OLD_RUN, saved=T0 + 2)
+    logs = emulator.add_folder(FOLDER)
+    side = _send_old(emulator, old_src / f"{_name(2)}.json", logs)
+    ok("prune", SPEC, "--keep-last", "1")
+    assert len(_marks(emulator, side)) == 1
+    ckpt = _send_old(emulator, old_src / f"{_name(2)}.pt", logs)
+    emulator.clear_requests()
+    ok("prune", SPEC, "--keep-last", "1")
+    assert _marks(emulator, side) == []
+    assert emulator.api_calls("properties.delete") == 1
+    emulator.clear_requests()
+    ok("prune", SPEC, "--keep-last", "1")
+    assert emulator.api_calls("properties.delete") == 0
+    _a_day_passes(emulator, FOLDER, by=7 * DAY)
+    emulator.store.delete(ckpt)
+    out = ok("prune", SPEC, "--keep-last", "1")
+    action, why = _row(out, f"{_name(2)}.json")
+    assert action == "keep" and why.endswith("; retired 24 h after"), out
+    _send_old(emulator, old_src / f"{_name(2)}.pt", logs)
+    ok("prune", SPEC, "--keep-last", "1")
+    assert live_md5s(emulator, FOLDER) == theirs

@@ -215,6 +215,23 @@ class FolderMaking:
         self._seen[key] = mark
         return mark
 
+    def clear_seen(self, entry: RemoteEntry) -> bool:
+        """Remove the file's first-seen mark (one ``properties.delete``), now that it is
+        whole (:func:`drivestage.first_seen.clear`). None there any more (another pass's
+        clear, the file gone) or Drive's refusal (no writer access: nor then could this
+        account delete it) leaves it: False."""
+        where = self.describe(entry)
+        try:
+            self.call(f"clear the first-seen mark of {where}", lambda: (
+                self.transport.service.properties().delete(
+                    fileId=entry.id, propertyKey=first_seen.SEEN_MARK, visibility="PUBLIC")
+                .execute(http=self.transport.http())))
+        except (PermissionDeniedError, NotFoundError) as exc:
+            log.info("left the first-seen mark of %s (%s)", where, exc)
+            return False
+        self._seen.pop(f"{entry.id}\n{entry.md5}", None)
+        return True
+
     def _mark_seen(self, entry: RemoteEntry, where: str, value: str) -> bool:
         """Write the first-seen mark ``value`` on ``entry``; whether Drive took it."""
         body = {"key": first_seen.SEEN_MARK, "value": value, "visibility": "PUBLIC"}
