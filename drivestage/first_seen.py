@@ -43,9 +43,9 @@ later than this machine's clock (planted, or written by a clock running ahead), 
 again with now: it never ages a file early. A mark costs a file a day of waiting at most
 once per file, bytes and id.
 
-A mark that has done its work goes (:func:`clear`): once the file is whole again, a
-checkpoint with its sidecar (no candidate under any policy), the pass that lists it so
-removes the mark (one ``properties.delete``, once). Kept, it would age the file at once the
+A sidecar's mark that has done its work goes (:func:`clear`): once its checkpoint is there
+again (no orphan under any policy), the pass that lists it so removes the mark (one
+``properties.delete``, once). Kept, it would age the file at once the
 next time it is split: a sidecar whose checkpoint was deleted by hand and is on its way
 again, sent with old dates, went the moment its checkpoint was gone. Cleared, it waits a
 day from then, as any file first seen then.
@@ -65,8 +65,8 @@ from typing import Callable, Iterable, Optional
 from drivestage import sidecar
 from drivestage.store import RemoteEntry, RemoteStore
 
-__all__ = ["SEEN_MARK", "Mark", "Seen", "arrival", "clear", "dates", "listed", "made", "on",
-           "parse", "spent", "stamp", "tag", "when"]
+__all__ = ["SEEN_MARK", "Mark", "Seen", "arrival", "clear", "dates", "listed", "made",
+           "modified", "on", "parse", "spent", "stamp", "tag", "when"]
 
 #: The key of the mark (Drive: a PUBLIC custom property; its value: :func:`stamp`).
 SEEN_MARK = "drivestage-seen"
@@ -133,6 +133,15 @@ def arrival(entry: RemoteEntry, mark: Optional[Mark]) -> float:
     return min(dates(entry), mark.came) if mark is not None else dates(entry)
 
 
+def modified(entry: RemoteEntry, now: float) -> float:
+    """``entry``'s modified time as retention ranks it: where its own mark (as listed) says
+    the file had come by an earlier time, that (the mark's write may have moved
+    ``modifiedDate`` to its own time: an old autosave would rank as the newest, and its run
+    as the most recent)."""
+    mark = listed(entry, now)
+    return entry.modified if mark is None else min(entry.modified, mark.came)
+
+
 def when(at: float) -> str:
     """A mark's time as the plan's table says it (UTC, to the minute)."""
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(at))
@@ -146,12 +155,13 @@ def on(store: RemoteStore, *, write: bool = True, now: Optional[float] = None) -
 
 
 def spent(listing: Iterable[RemoteEntry]) -> list[RemoteEntry]:
-    """The files of one folder's ``listing`` that show a first-seen mark (any value) and are
-    whole: a checkpoint whose sidecar is there, a sidecar one of whose checkpoints is
-    (neither is an orphan sidecar nor a lone autosave, whatever the policy)."""
+    """The sidecars of one folder's ``listing`` that show a first-seen mark (any value) and
+    one of whose checkpoints is there (no orphan, whatever the policy). Not a checkpoint's:
+    removing its mark may move its modifiedDate to now (as writing it may), and retention
+    ranks checkpoints without a save time, and runs, by that date (a lone autosave whose
+    sidecar came later keeps its mark, which :func:`modified` reads back)."""
     files = [e for e in listing if not e.is_dir]
-    names = {e.name for e in files}
-    whole = set(sidecar.pairs(names)) | set(sidecar.owners(names))
+    whole = set(sidecar.owners({e.name for e in files}))
     return [e for e in files if e.seen_mark is not None and e.name in whole]
 
 

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
-from drivestage import lone_autosaves, orphans, sidecar
+from drivestage import first_seen, lone_autosaves, orphans, sidecar
 from drivestage.errors import NotFoundError, RemoteChangedError
 from drivestage.retention import AUTOSAVE, SIDECAR, Candidate, RetentionPolicy
 from drivestage.sidecar import Described, Sidecar
@@ -55,6 +55,12 @@ class FolderView:
     #: Autosaves on the store without a sidecar (a process killed between the two uploads):
     #: :mod:`drivestage.lone_autosaves` says which may go.
     lone: list[RemoteEntry] = dataclasses.field(default_factory=list)
+
+
+def _modified(entry: RemoteEntry) -> float:
+    """``entry``'s modified time as retention ranks it: before its first-seen mark's own
+    write, which may have moved it (:func:`drivestage.first_seen.modified`)."""
+    return first_seen.modified(entry, time.time())
 
 
 def pick(dups: list[RemoteEntry], where: str, side: Optional[Sidecar] = None) -> RemoteEntry:
@@ -100,11 +106,11 @@ class _Sidecars:
         if lf is not None and lf.size == entry.size and entry.md5 is not None:
             try:
                 if self.cache.md5(lf.path) == entry.md5:
-                    return sidecar.no_later_than(self.local_one(name), entry.modified)
+                    return sidecar.no_later_than(self.local_one(name), _modified(entry))
             except OSError:
                 pass
         if entry.id not in self._read:
-            self._read[entry.id] = sidecar.no_later_than(self._fetch(entry), entry.modified)
+            self._read[entry.id] = sidecar.no_later_than(self._fetch(entry), _modified(entry))
         return self._read[entry.id]
 
     def _fetch(self, entry: RemoteEntry) -> Optional[Sidecar]:
@@ -161,7 +167,7 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
         entry = pick(files[name], name, theirs) \
             if name in files and (reads or name in local) else None
         if entry is not None and theirs is not None:
-            verified = Described(name, theirs, entry.md5, entry.modified, entry.created)
+            verified = Described(name, theirs, entry.md5, _modified(entry), entry.created)
             (described if managed else records).append(verified)
         if name in local:
             # Same name on the remote: the local file replaces it. A checkpoint or an
@@ -188,7 +194,7 @@ def view(store: RemoteStore, remote: Listing, local: Mapping[str, LocalFile],
             continue
         for e in files[name]:
             ok = verified is not None and verified.verified and e.md5 == verified.md5
-            out.append(Candidate(name, e.size, e.modified, metrics, epoch, e.id, ok, run,
+            out.append(Candidate(name, e.size, _modified(e), metrics, epoch, e.id, ok, run,
                                  saved, into, branch, e.md5))
     owned = sidecar.owners(set(files) | set(local))
     foreign = {e.id for es in files.values() for e in es if _foreign(e)}

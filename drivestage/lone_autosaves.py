@@ -102,12 +102,13 @@ def retire(lone: Sequence[RemoteEntry], described: Sequence[Described],
         numbered = [(d, n) for d, n in autos if n is not None]
         mark = first_seen.listed(entry, now)
         newer = _superseder(arrived(entry, mark), number, numbered)
-        if newer is None and mark is None and seen is not None \
-                and any(n > number for _, n in numbered):
+        if newer is None and mark is None and seen is not None and entry.created > 0 \
+                and _superseder(entry.created, number, numbered) is not None:
             # Its own mark may say it came earlier than its dates do now: the mark's write
             # may have moved its modifiedDate past every autosave above it (seen35), and a
             # listing may leave properties out. Asked of the store (a read, and a write
-            # where it has none: once per file).
+            # where it has none: once per file) only where its createdDate, which no write
+            # moves, would let one supersede it.
             mark = seen(entry)
             newer = None if mark is None else _superseder(arrived(entry, mark), number, numbered)
         if newer is None:

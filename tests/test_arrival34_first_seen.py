@@ -7,7 +7,7 @@ took it for an orphan Drive had held a year and deleted it at once; its checkpoi
 alone with old dates, then went as a lone autosave. A real checkpoint lost.
 
 Now the first pass that finds such a file old by its dates writes a PUBLIC property on it
-(``drivestage-seen=<unix seconds>``, :mod:`drivestage.first_seen`), and the file goes only
+(``drivestage-seen=<unix seconds>:...``, :mod:`drivestage.first_seen`), and the file goes only
 once that mark is a day old as well. Through the real stack (the CLI in-process, PyDrive2 and
 googleapiclient against the emulator); no sleeps: the marks and Drive's dates are set in the
 emulator as a pass a day ago would have left them. Asserted: the files left on Drive with

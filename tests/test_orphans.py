@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from drivestage import orphans
+from drivestage import first_seen, orphans
 from drivestage.retention import Candidate, RetentionPolicy, plan
 from drivestage.sidecar import Described, Sidecar
 from drivestage.store import RemoteEntry
@@ -84,12 +84,17 @@ def test_an_orphan_whose_uploader_set_its_modified_time_back_is_not_superseded()
     assert d.keep and d.orphan_md5 is None
 
 
+def _on_arrival(entry: RemoteEntry) -> first_seen.Mark:
+    """The first-seen mark of a file first seen as it arrived."""
+    return first_seen.Mark(orphans.arrived(entry), orphans.arrived(entry))
+
+
 def _alone(orphan: orphans.Orphan, now: float, protect=(), policy=POLICY):
     """``orphan`` retired or not at ``now`` (a fake clock), with no other checkpoint."""
     files = [Candidate(orphan.entry.name, 100, orphan.entry.modified, id="j")]
     decided = plan(files, policy)
     out = orphans.retire(decided, files, [], [orphan], policy, protect=protect, now=now,
-                         seen=orphans.arrived)   # (first seen on arrival)
+                         seen=_on_arrival)
     return next(d for d in out if d.id == "j")
 
 

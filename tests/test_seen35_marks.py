@@ -228,3 +228,34 @@ def test_a_pair_whole_again_loses_its_mark_and_a_later_split_waits_a_day(emulato
     _send_old(emulator, old_src / f"{_name(2)}.pt", logs)
     ok("prune", SPEC, "--keep-last", "1")
     assert live_md5s(emulator, FOLDER) == theirs
+
+
+def test_a_marked_autosave_whose_sidecar_came_late_does_not_make_its_run_the_newest(
+        emulator, env, tmp_path):
+    """Run R's autosave 2 reached Drive alone three days ago; run Q's verified autosave 3
+    two days ago. A prune marks the lone one (Drive moves its modifiedDate to now); then its
+    sidecar comes. With ``--keep-runs 1`` the most recent run is Q. Before: R's newest file
+    was dated by the mark's write, so R was kept and Q, the run that goes on, dropped whole."""
+    emulator.property_writes_modify = True
+    q_run = "20261203-101010-qqqq"
+    src = tmp_path / "r"
+    r_files = save(str(src), _name(2), 0, T0 + 2, run=RUN, saved=time.time() - 3 * DAY)
+    (src / f"{_name(2)}.json").rename(tmp_path / "late.json")
+    ok("push", str(src), SPEC)
+    held_since(emulator, _id(emulator, f"{FOLDER}/{_name(2)}.pt"), time.time() - 3 * DAY,
+               seen=False)
+    q_src = tmp_path / "q"
+    q_files = save(str(q_src), _name(3), 0, T0 + 3, run=q_run, saved=time.time() - 2 * DAY)
+    ok("push", str(q_src), SPEC)
+    for name in q_files:
+        held_since(emulator, _id(emulator, f"{FOLDER}/{name}"), time.time() - 2 * DAY,
+                   seen=False)
+    out = ok("prune", SPEC, "--keep-last", "1")
+    assert _row(out, f"{_name(2)}.pt")[0] == "keep", out
+    assert len(_marks(emulator, _id(emulator, f"{FOLDER}/{_name(2)}.pt"))) == 1
+    (tmp_path / "late.json").rename(src / f"{_name(2)}.json")
+    (src / f"{_name(2)}.pt").unlink()
+    ok("push", str(src), SPEC)
+    out = ok("prune", SPEC, "--keep-last", "1", "--keep-runs", "1")
+    assert live_md5s(emulator, FOLDER) == q_files, out
+    assert r_files[f"{_name(2)}.pt"] != q_files[f"{_name(3)}.pt"]

@@ -34,11 +34,11 @@ from drivestage.drive.store_deletes import Deletes
 from drivestage.drive.store_folders import SHARED_WITH_ME, FolderMaking
 from drivestage.drive.transport import Transport
 from drivestage.drive.upload import upload_file
-from drivestage.first_seen import Mark
 from drivestage.errors import (DanglingShortcutError, DriveStageError, DuplicateNameError,
                                MalformedAnswerError, MovedAwayError, NotFoundError,
                                PermissionDeniedError, RemoteError, ShortcutCycleError,
                                TrashedError, UsageError, WrongItemError)
+from drivestage.first_seen import Mark
 from drivestage.paths import DrivePath, StorePath, exclude_pattern, printable
 from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
 
