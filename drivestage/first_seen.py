@@ -40,15 +40,18 @@ A mark's value is ``<seen>:<came>:<tag>`` (:class:`Mark`, :func:`stamp`):
 A mark that is not of this form (the bare ``<seconds>`` written before seen35 included: it
 names no file, so a copy's is indistinguishable from the file's own), or whose ``seen`` is
 later than this machine's clock (planted, or written by a clock running ahead), is written
-again with now: it never ages a file early. A mark costs a file a day of waiting at most
-once per file, bytes and id.
+again with now: such a mark never ages a file early, and costs it a day more of waiting at
+most. (Any editor of the file may still write one that ages it at once, the tag of that very
+file and all: a PUBLIC property is theirs to set, as the file is theirs to delete.)
 
 A sidecar's mark that has done its work goes (:func:`clear`): once its checkpoint is there
 again (no orphan under any policy), the pass that lists it so removes the mark (one
-``properties.delete``, once). Kept, it would age the file at once the
-next time it is split: a sidecar whose checkpoint was deleted by hand and is on its way
-again, sent with old dates, went the moment its checkpoint was gone. Cleared, it waits a
-day from then, as any file first seen then.
+``properties.delete``, once). Kept, it would age the file at once the next time it is
+split: a sidecar whose checkpoint was deleted by hand and is on its way again, sent with old
+dates, went the moment its checkpoint was gone. Cleared, it waits a day from then, as any
+file first seen then. A checkpoint's mark (a lone autosave's whose sidecar came) stays: its
+removal, as its write, may move its modifiedDate, by which retention ranks checkpoints
+without a save time and runs; :func:`modified` reads the date from before the write.
 
 A directory store keeps no marks (:meth:`drivestage.store.RemoteStore.first_seen`): it
 retires nothing by age anyway, since its mtimes are the copy tool's word.
