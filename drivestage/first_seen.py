@@ -151,9 +151,11 @@ def when(at: float) -> str:
 
 
 def on(store: RemoteStore, *, write: bool = True, now: Optional[float] = None) -> Seen:
-    """The marks of ``store`` as retention asks them, by this machine's clock now (``write``
-    False, a dry run: a missing mark is taken as made now, not written)."""
-    at = time.time() if now is None else now
+    """The marks of ``store`` as retention asks them, now (``write`` False, a dry run: a
+    missing mark is taken as made now, not written). ``now``: the later of this machine's
+    clock and the store's (:meth:`drivestage.store.RemoteStore.clock`), by default: a mark
+    later than it is none, and a new one is made with it; an age is measured by the earlier."""
+    at = store.clock()[1] if now is None else now
     return lambda entry: store.first_seen(entry, at, write)
 
 

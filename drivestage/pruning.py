@@ -107,21 +107,23 @@ def newest_verified_ids(store: RemoteStore, remote: Listing, policy: RetentionPo
 
 def plan_folder(folder: FolderView, policy: RetentionPolicy, *, protect: Iterable[str] = (),
                 also_keep: Optional[Mapping[str, Iterable[str]]] = None,
-                seen: Optional[first_seen.Seen] = None) -> Plan:
+                seen: Optional[first_seen.Seen] = None, now: Optional[float] = None) -> Plan:
     """The plan of the folder (:func:`drivestage.retention.plan`), with the orphan sidecars
     and the lone autosaves that may go retired (:func:`drivestage.orphans.retire`,
     :func:`drivestage.lone_autosaves.retire`). ``seen``: their first-seen marks
-    (:func:`drivestage.first_seen.on`); without it none is retired by age."""
+    (:func:`drivestage.first_seen.on`); without it none is retired by age. ``now``: the
+    clock ages are measured by (the earlier of :meth:`RemoteStore.clock`; default: this
+    machine's)."""
     protect = list(protect)
     if folder.foreign:
         also_keep = {**(also_keep or {}), FOREIGN: folder.foreign}
     lone = lone_autosaves.retire(folder.lone, folder.described, policy, protect=protect,
-                                 also_keep=also_keep, seen=seen)
+                                 also_keep=also_keep, seen=seen, now=now)
     # (Planned as the folder will be: a retired autosave counts against no budget.)
     candidates = lone_autosaves.without(folder.candidates, lone)
     decided = plan(candidates, policy, protect=protect, also_keep=also_keep)
     decided = orphans.retire(decided, candidates, folder.described, folder.orphans, policy,
-                             protect=protect, also_keep=also_keep, seen=seen)
+                             protect=protect, also_keep=also_keep, seen=seen, now=now)
     return lone_autosaves.insert(decided, lone)
 
 
@@ -420,7 +422,7 @@ def prune(dest: Where, policy: RetentionPolicy, *, store: Optional[RemoteStore] 
         folder = view(target, listing, {}, policy, cache)
         decision = plan_folder(folder, policy, protect=patterns(protect), also_keep={
             "newest verified": newest_verified_per_run(folder, policy)},
-            seen=first_seen.on(target, write=not dry_run))
+            seen=first_seen.on(target, write=not dry_run), now=target.clock()[0])
         if not dry_run:
             apply(target, decision, root, use_trash, twins=folder.twins, confirm=True)
             first_seen.clear(target, [e for es in listing.values() for e in es],

@@ -167,7 +167,7 @@ class PushJob:
         fresh = just_written(folder.candidates, self.policy, local)
         return pruning.plan_folder(folder, self.policy, protect=self.protect,
                                    also_keep={"just written": fresh},
-                                   seen=first_seen.on(self.store))
+                                   seen=first_seen.on(self.store), now=self.store.clock()[0])
 
     def _is_checkpoint(self, lf: LocalFile, paired: Mapping[str, str]) -> bool:
         """Replaced by a new file rather than overwritten (see the module's doc); ``paired``:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import os
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Protocol, Sequence, \
     Union
@@ -190,6 +191,13 @@ class RemoteStore(abc.ABC):
         taken, not written). None where no mark can be kept: the file is kept. The default:
         a store that keeps no marks (a directory, where nothing is retired by age)."""
         return None
+
+    def clock(self) -> tuple[float, float]:
+        """The earlier and the later of this machine's clock and the store's (the default:
+        this machine's, twice): retention measures ages by the earlier and writes first-seen
+        marks with the later (:mod:`drivestage.drive.server_clock`)."""
+        now = time.time()
+        return now, now
 
     def clear_seen(self, entry: RemoteEntry) -> bool:
         """Remove ``entry``'s first-seen mark (:func:`drivestage.first_seen.clear`): whether

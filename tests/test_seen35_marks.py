@@ -24,7 +24,7 @@ import pytest
 
 from _checkpoints import RUN, save
 from _cli import ok
-from _drive_state import held_since, live_md5s
+from _drive_state import held_since, live_md5s, mark_value
 from drivestage import first_seen
 from drivestage.drive import connect
 
@@ -259,3 +259,49 @@ def test_a_marked_autosave_whose_sidecar_came_late_does_not_make_its_run_the_new
     out = ok("prune", SPEC, "--keep-last", "1", "--keep-runs", "1")
     assert live_md5s(emulator, FOLDER) == q_files, out
     assert r_files[f"{_name(2)}.pt"] != q_files[f"{_name(3)}.pt"]
+
+
+def _orphan_old_by_its_dates(emulator, tmp_path) -> str:
+    """epoch_003.json on Drive without its checkpoint, its dates a year old. Returns its id."""
+    src = tmp_path / "a"
+    save(str(src), "epoch_003", 3, T0 + 3, run=RUN)
+    ok("push", str(src), SPEC)
+    emulator.store.delete(_id(emulator, f"{FOLDER}/epoch_003.pt"))
+    side = _id(emulator, f"{FOLDER}/epoch_003.json")
+    emulator.store.update(side, created=time.time() - 365 * DAY,
+                          modified=time.time() - 365 * DAY)
+    return side
+
+
+def test_a_machine_whose_clock_runs_ahead_ages_nothing_early(emulator, env, tmp_path):
+    """This machine's clock runs 20 h ahead of Drive's (every answer's Date says so). An
+    orphan sidecar, a year old by its dates, first seen 5 h ago by Drive's clock (by a
+    machine whose clock is right). Before: 25 h by this machine's clock: retired, its
+    checkpoint maybe 5 h into its upload. Now the age is by the earlier clock: kept, and the
+    mark left as it is."""
+    side = _orphan_old_by_its_dates(emulator, tmp_path)
+    emulator.date_offset = -20 * 3600.0
+    drive_now = time.time() - 20 * 3600
+    seen = mark_value(emulator, side, drive_now - 5 * 3600, time.time() - 365 * DAY)
+    emulator.set_properties(side, [{"key": first_seen.SEEN_MARK, "value": seen,
+                                    "visibility": "PUBLIC"}])
+    emulator.store.update(side, created=time.time() - 365 * DAY,
+                          modified=time.time() - 365 * DAY)
+    out = ok("prune", SPEC, "--keep-last", "1")
+    assert _row(out, "epoch_003.json") == (
+        "keep", "orphan sidecar: epoch_003.pt is not here; first seen "
+        f"{first_seen.when(int(drive_now - 5 * 3600))}; retired 24 h after"), out
+    assert _marks(emulator, side) == [seen]
+
+
+def test_a_machine_whose_clock_runs_behind_writes_drives_time(emulator, env, tmp_path):
+    """This machine's clock runs a year behind Drive's (a dead RTC battery). The mark it
+    writes on an orphan says Drive's time, not its own: before, it said a year ago, and every
+    machine whose clock is right retired the file at its next pass."""
+    side = _orphan_old_by_its_dates(emulator, tmp_path)
+    emulator.date_offset = 365 * DAY
+    drive_now = time.time() + 365 * DAY
+    out = ok("prune", SPEC, "--keep-last", "1")
+    assert _row(out, "epoch_003.json")[0] == "keep", out
+    [mark] = _marks(emulator, side)
+    assert drive_now - 120 <= int(mark.split(":")[0]) <= time.time() + 365 * DAY

@@ -27,6 +27,7 @@ import google.auth.exceptions
 import google.auth.transport
 import httplib2
 
+from drivestage.drive import server_clock
 from drivestage.drive.sliced import SlicedHTTP, SlicedHTTPS, SlicedResponse
 from drivestage.errors import RemoteError, UsageError
 
@@ -153,9 +154,11 @@ class _Http(httplib2.Http):  # type: ignore[misc]  # (httplib2 has no types)
                        if k.lower() != "x-goog-drive-resource-keys"}
         _following.on = True
         try:
-            return super().request(uri, method, body, headers, redirections, connection_type)
+            answer = super().request(uri, method, body, headers, redirections, connection_type)
         finally:
             _following.on = outer
+        server_clock.heard(answer[0])   # (Drive's clock: drivestage.drive.server_clock)
+        return answer
 
 
 def keys_stay_home(http: httplib2.Http) -> None:

@@ -27,7 +27,7 @@ import functools
 import logging
 from typing import Any, Callable, Mapping, Optional, TypeVar
 
-from drivestage.drive import answers, folders
+from drivestage.drive import answers, folders, server_clock
 from drivestage.drive.ids import Creates
 from drivestage.drive.resources import RUN_MARK, DriveEntry, run_marked
 from drivestage.drive.transport import Transport
@@ -184,8 +184,9 @@ class FolderMaking:
                    write: bool = True) -> Optional[first_seen.Mark]:
         """The file's own first-seen mark (:mod:`drivestage.first_seen`): as listed, else read
         by one ``files.get`` of its properties (a listing may leave them out); where it has
-        none to trust (none, garbage, a copy's, of other bytes, ahead of ``now``), one made
-        ``now`` written by one ``properties.insert`` (``write`` False: not written). None
+        none to trust (none, garbage, a copy's, of other bytes, ahead of ``now``: the later
+        of this machine's clock and Drive's), one made ``now`` written by one
+        ``properties.insert`` (``write`` False: not written). None
         where Drive refuses the write (no writer access; at its limit of public properties)
         or the file is gone: it is kept. Asked once per file and store."""
         key = f"{entry.id}\n{entry.md5}"    # (a mirror's store lives on: bytes change)
@@ -214,6 +215,11 @@ class FolderMaking:
                 if self._mark_seen(entry, where, first_seen.stamp(entry, now)) else None
         self._seen[key] = mark
         return mark
+
+    def clock(self) -> tuple[float, float]:
+        """:meth:`drivestage.store.RemoteStore.clock`: this machine's and Drive's, as its
+        answers' ``Date`` says (:func:`drivestage.drive.server_clock.span`)."""
+        return server_clock.span()
 
     def clear_seen(self, entry: RemoteEntry) -> bool:
         """Remove the file's first-seen mark (one ``properties.delete``), now that it is

@@ -88,6 +88,12 @@ class _Handler(MetadataRoutes, MediaRoutes, ControlRoutes, BatchRoutes, BaseHTTP
         # The request line carries the query string: never log a token given as ?access_token=.
         log.debug("%s %s", self.address_string(), redact_target(format % args))
 
+    def date_time_string(self, timestamp=None):
+        """The ``Date`` of an answer: the emulator's clock, moved by ``Emulator.date_offset``
+        (a Drive whose clock differs from the client machine's)."""
+        at = time.time() + self.emu.date_offset if timestamp is None else timestamp
+        return super().date_time_string(at)
+
     def send_error(self, code, message=None, explain=None):
         """Even malformed requests get Google's JSON envelope, never an HTML page."""
         self.close_connection = True

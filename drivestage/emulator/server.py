@@ -112,6 +112,10 @@ class Emulator(SeedingApi):
         #: method takes no such parameter, so a test can make it leave the date alone
         #: (seen35: retention's first-seen mark must hold under both).
         self.property_writes_modify = True
+        #: Seconds added to the clock the ``Date`` header of every answer gives (the dates
+        #: the emulator stamps stay this machine's): a Drive whose clock runs ahead of the
+        #: client machine's (positive), or behind it, as one whose clock runs ahead sees it.
+        self.date_offset = 0.0
         #: Whether JSON answers (and batch answers) are gzipped where the request asks as
         #: Google's APIs document it (``Accept-Encoding: gzip`` and ``gzip`` in the
         #: User-Agent, as googleapiclient sends both): Drive then sends them gzipped. Off by

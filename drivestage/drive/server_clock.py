@@ -1,0 +1,59 @@
+"""Drive's clock, as the ``Date`` header of its answers says it, against this machine's.
+
+Retention retires a file by age (:mod:`drivestage.first_seen`): its first-seen mark is the
+clock of the machine that wrote it, and its age is this machine's clock less the mark (and
+less Drive's dates). Two machines' clocks differ: a Colab VM and a laptop, one whose clock
+runs ahead by d, read a mark a correct one wrote as d older, and retired the file d early
+(a day ahead: at once, while its other half was still on its way). Drive's answers carry
+its own clock (``Date``, HTTP's, to the second), the same for every machine.
+
+So every answer's ``Date`` is heard (:func:`heard`, from :mod:`drivestage.drive.connections`
+for every request of the process), and where Drive's clock as last heard and this machine's
+differ by more than :data:`TOLERANCE`, :func:`span` gives both, the earlier first: retention
+measures an age by the earlier (nothing goes sooner than either clock says: a server or
+proxy whose ``Date`` runs ahead changes nothing, and the answer's second is cut short and
+was sent before it came), and writes a mark with the later (a mark never says it was seen
+earlier than either clock: a machine whose clock runs behind, by a year after a dead RTC
+battery, wrote marks a year old, and every other machine retired those files at once). A
+mark later than the later clock is one to write again (planted, or from a clock ahead).
+"""
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any, Optional
+
+__all__ = ["TOLERANCE", "heard", "span"]
+
+#: How far this machine's clock and Drive's may differ before both are taken (seconds): past a
+#: second's truncation and a slow answer's time on the way, and small against the day
+#: retention waits.
+TOLERANCE = 60.0
+
+#: Drive's clock less this machine's, as the last answer with a ``Date`` said (None: none
+#: heard yet). One float, set whole: threads hearing at once leave one of their readings.
+_behind: Optional[float] = None
+
+
+def heard(response: Any) -> None:
+    """Note the ``Date`` of an answer (httplib2's response: a mapping of lower-case header
+    names), received now."""
+    global _behind
+    value = response.get("date") if hasattr(response, "get") else None
+    if not isinstance(value, str):
+        return
+    try:
+        sent = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return
+    _behind = sent - time.time()
+
+
+def span() -> tuple[float, float]:
+    """The earlier and the later of this machine's clock and Drive's as last heard (both
+    this machine's where none was heard, or where they differ by :data:`TOLERANCE` at most)."""
+    local = time.time()
+    behind = _behind
+    if behind is None or abs(behind) <= TOLERANCE:
+        return local, local
+    return min(local, local + behind), max(local, local + behind)
