@@ -136,12 +136,12 @@ def arrival(entry: RemoteEntry, mark: Optional[Mark]) -> float:
     return min(dates(entry), mark.came) if mark is not None else dates(entry)
 
 
-def modified(entry: RemoteEntry, now: float) -> float:
-    """``entry``'s modified time as retention ranks it: where its own mark (as listed) says
-    the file had come by an earlier time, that (the mark's write may have moved
-    ``modifiedDate`` to its own time: an old autosave would rank as the newest, and its run
-    as the most recent)."""
-    mark = listed(entry, now)
+def modified(entry: RemoteEntry) -> float:
+    """``entry``'s modified time as retention ranks it: where its own mark (as listed, when
+    ever it was seen: ``came`` is Drive's dates) says the file had come by an earlier time,
+    that (the mark's write may have moved ``modifiedDate`` to its own time: an old autosave
+    would rank as the newest, and its run as the most recent)."""
+    mark = parse(entry.seen_mark, entry, math.inf)
     return entry.modified if mark is None else min(entry.modified, mark.came)
 
 

@@ -60,7 +60,7 @@ class FolderView:
 def _modified(entry: RemoteEntry) -> float:
     """``entry``'s modified time as retention ranks it: before its first-seen mark's own
     write, which may have moved it (:func:`drivestage.first_seen.modified`)."""
-    return first_seen.modified(entry, time.time())
+    return first_seen.modified(entry)
 
 
 def pick(dups: list[RemoteEntry], where: str, side: Optional[Sidecar] = None) -> RemoteEntry:

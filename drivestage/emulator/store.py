@@ -539,12 +539,10 @@ class EmulatorStore:
             rec["modified"] = parse_date(meta["modifiedDate"])
 
     def set_properties(self, file_id: str, props: list, *, touch: bool = False) -> dict:
-        """Replace a file's properties (``properties.insert`` / ``delete``, a copy's);
-        ``touch``: its modifiedDate set to now too (:attr:`Emulator.property_writes_modify`)."""
+        """Replace a file's properties; ``touch``: its modifiedDate set to now too."""
         with self.lock:
             rec = dict(self.get(file_id), properties=props)
-            if touch:
-                rec["modified"] = time.time()
+            rec["modified"] = time.time() if touch else rec["modified"]
             rec["version"] += 1
             self._put("files", self.files, rec)
             return rec
