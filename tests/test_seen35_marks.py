@@ -305,3 +305,22 @@ def test_a_machine_whose_clock_runs_behind_writes_drives_time(emulator, env, tmp
     assert _row(out, "epoch_003.json")[0] == "keep", out
     [mark] = _marks(emulator, side)
     assert drive_now - 120 <= int(mark.split(":")[0]) <= time.time() + 365 * DAY
+
+
+def test_a_mark_drive_will_not_clear_fails_nothing(emulator, env, tmp_path):
+    """The sidecar's checkpoint is back, but Drive answers every properties.delete 503 (past
+    the retries): the prune exits 0 with its plan done, the mark left (cleared by a later
+    pass). A mark left costs nothing now."""
+    old_src = tmp_path / "old"
+    theirs = save(str(old_src), _name(2), 0, T0 + 2, run=OLD_RUN, saved=T0 + 2)
+    logs = emulator.add_folder(FOLDER)
+    side = _send_old(emulator, old_src / f"{_name(2)}.json", logs)
+    ok("prune", SPEC, "--keep-last", "1")
+    _send_old(emulator, old_src / f"{_name(2)}.pt", logs)
+    emulator.faults.inject("DELETE", r"/properties/", status=503, times=None)
+    ok("prune", SPEC, "--keep-last", "1")
+    assert len(_marks(emulator, side)) == 1
+    assert live_md5s(emulator, FOLDER) == theirs
+    emulator.faults.clear()
+    ok("prune", SPEC, "--keep-last", "1")
+    assert _marks(emulator, side) == []

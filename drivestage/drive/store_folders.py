@@ -224,15 +224,16 @@ class FolderMaking:
     def clear_seen(self, entry: RemoteEntry) -> bool:
         """Remove the file's first-seen mark (one ``properties.delete``), now that it is
         whole (:func:`drivestage.first_seen.clear`). None there any more (another pass's
-        clear, the file gone) or Drive's refusal (no writer access: nor then could this
-        account delete it) leaves it: False."""
+        clear, the file gone), Drive's refusal (no writer access: nor then could this
+        account delete it) or a failure past the retries leaves it: False (a mark left costs
+        nothing now; the pass's work is done)."""
         where = self.describe(entry)
         try:
             self.call(f"clear the first-seen mark of {where}", lambda: (
                 self.transport.service.properties().delete(
                     fileId=entry.id, propertyKey=first_seen.SEEN_MARK, visibility="PUBLIC")
                 .execute(http=self.transport.http())))
-        except (PermissionDeniedError, NotFoundError) as exc:
+        except DriveStageError as exc:
             log.info("left the first-seen mark of %s (%s)", where, exc)
             return False
         self._seen.pop(f"{entry.id}\n{entry.md5}", None)
