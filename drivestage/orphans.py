@@ -26,7 +26,11 @@ An orphan ``X.json`` is retired only when all of these hold:
     :func:`arrived` and :func:`_first_held`: a sidecar that arrived later may be the first
     half of an upload whose checkpoint is still on its way), and the plan made with its
     checkpoint put back (verified, as its sidecar describes it) deletes that checkpoint: one
-    that would be the newest of its run, the best or an every-E epoch keeps its sidecar;
+    that would be the newest of its run, the best or an every-E epoch keeps its sidecar.
+    The order trusts dates a client may set (and the orphan's own first-seen mark's
+    ``came``: the mark's write may move its modifiedDate), and needs no wait: wrong, it
+    costs quota only, never a checkpoint retention keeps, since one the plan deletes is all
+    that may still come, unverified (kept, in the run-less group) or as a lone autosave;
   - or *old*: the store has held the sidecar, as it is, for :data:`MIN_AGE` at least (a day;
     :func:`arrived`; only on a store that stamps arrivals itself, Drive: a directory's mtimes
     are what the copy tool set), and it was first seen by a retention pass as long ago (its
@@ -105,8 +109,9 @@ MIN_AGE = 24 * 3600.0
 def arrived(entry: RemoteEntry, mark: Optional[first_seen.Mark] = None) -> float:
     """When the store received ``entry`` as it is now, as late as its times allow: the later
     of Drive's createdDate and modifiedDate (the later one when the file changed in place),
-    or the earlier time its own first-seen ``mark`` says (:func:`drivestage.first_seen.arrival`:
-    the mark's own write may move modifiedDate to its time). Drive stamps both dates on
+    or the earlier time its own first-seen ``mark`` says
+    (:func:`drivestage.first_seen.arrival`: the mark's own write may move modifiedDate to
+    its time). Drive stamps both dates on
     arrival unless the client sets them (rclone ``-M``, Drive for desktop: a sidecar sent
     today may say a year ago), so an age by these alone never retires a file: its first-seen
     mark must be as old (:func:`waits`). A store without creation times (a directory: 0)
@@ -215,9 +220,9 @@ def retire(decided: Plan, candidates: Sequence[Candidate], described: Sequence[D
         # Old: whatever supersedes it or not. Only on a store that stamps arrivals itself
         # (Drive's createdDate): a directory's mtimes are the writer's word (cp -p, rsync -t
         # give a file sent today last year's). A client may set Drive's dates too (rclone
-        # -M), so the first-seen mark must be as old (waits). A clock behind the store's
-        # gives a negative age (kept); one far ahead writes marks that other machines take
-        # for planted (written again) but that ages every orphan for itself. The age is by
+        # -M), so the first-seen mark must be as old (waits). ``now`` is the earlier of this
+        # machine's clock and Drive's (RemoteStore.clock: one running ahead ages nothing
+        # early; one behind gives a smaller age, kept longer). The age is by
         # its dates as they are now (the later: a mark's own write or a rename that moved
         # modifiedDate makes it wait longer, never less); the order above took its mark's.
         age = now - arrived(orphan.entry)

@@ -203,7 +203,8 @@ class MetadataRoutes:
         # The copy carries the original's custom properties, the body's merged over them:
         # "Entries with null values are cleared in update and copy requests" (the v3 File's
         # properties and appProperties), so a copy has them unless its request clears them.
-        props = properties.merged(src.get("properties") or [], meta.get("properties"), self.caller.app)
+        props = properties.merged(src.get("properties") or [], meta.get("properties"),
+                                  self.caller.app)
         extra = {k: v for k, v in meta.items() if k not in ("parents", "properties")}
         if meta.get("id") is not None:
             self.store.check_new_id(meta["id"])  # before its bytes are copied
