@@ -62,25 +62,16 @@ import hashlib
 import math
 import re
 import time
-from dataclasses import dataclass
 from typing import Callable, Iterable, Optional
 
 from drivestage import sidecar
-from drivestage.store import RemoteEntry, RemoteStore
+from drivestage.store import Mark, RemoteEntry, RemoteStore
 
 __all__ = ["SEEN_MARK", "Mark", "Seen", "arrival", "clear", "dates", "listed", "made",
            "modified", "on", "parse", "spent", "stamp", "tag", "when"]
 
 #: The key of the mark (Drive: a PUBLIC custom property; its value: :func:`stamp`).
 SEEN_MARK = "drivestage-seen"
-
-
-@dataclass(frozen=True)
-class Mark:
-    """A file's first-seen mark, as retention reads it."""
-
-    at: float       # when a retention pass first saw the file (its machine's clock)
-    came: float     # when the store had received the file then, by the store's dates
 
 
 #: What retention asks of a file old by its dates: its mark (written now where it has none

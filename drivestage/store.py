@@ -10,19 +10,23 @@ import abc
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, Protocol, Sequence, \
-    Union
+from typing import Callable, Iterable, Iterator, Optional, Protocol, Sequence, Union
 
 from drivestage.errors import DanglingShortcutError, DriveStageError, KeptMovedError, \
     LeftAloneError, NotFoundError, PermissionDeniedError, QuotaExceededError, RemoteError, UsageError
 from drivestage.paths import StorePath
 from drivestage.sizes import format_size
 
-if TYPE_CHECKING:
-    from drivestage.first_seen import Mark
-
 #: Progress callbacks receive the number of bytes just moved.
 ProgressFn = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A file's first-seen mark as retention reads it (:mod:`drivestage.first_seen`)."""
+
+    at: float       # when a retention pass first saw the file (the later clock it knew)
+    came: float     # when the store had received the file then, by the store's dates
 
 
 @dataclass(frozen=True)

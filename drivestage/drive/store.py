@@ -38,9 +38,8 @@ from drivestage.errors import (DanglingShortcutError, DriveStageError, Duplicate
                                MalformedAnswerError, MovedAwayError, NotFoundError,
                                PermissionDeniedError, RemoteError, ShortcutCycleError,
                                TrashedError, UsageError, WrongItemError)
-from drivestage.first_seen import Mark
 from drivestage.paths import DrivePath, StorePath, exclude_pattern, printable
-from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
+from drivestage.store import Mark, Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
 
 log = logging.getLogger(__name__)
 
