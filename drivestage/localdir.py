@@ -31,7 +31,6 @@ import os
 import secrets
 import shutil
 import stat as _stat
-import threading
 import time
 from dataclasses import replace
 from typing import Iterator, Optional, Union
@@ -44,7 +43,9 @@ from drivestage.errors import (
     UsageError,
 )
 from drivestage import local_trash
+from drivestage.local_held import LocalHeld, stands_for
 from drivestage.local_marks import LocalMarks, put
+from drivestage.local_md5 import MemoryMd5Cache
 from drivestage.localfs import file_md5, fuse_devices, identity
 from drivestage.lost_mounts import write_error
 from drivestage.paths import StorePath, exclude_pattern
@@ -59,38 +60,7 @@ _CHUNK = 1 << 20
 _TRIES = 3  # copies of a file written into while it was read, at most, per upload
 
 
-class _MemoryMd5Cache:
-    """md5 by absolute path, valid while the file's :func:`identity` is unchanged. It was
-    (size, mtime, inode): a same-size rewrite with the mtime put back kept the old md5."""
-
-    def __init__(self) -> None:
-        #: path: (identity, md5, whether the md5 is :func:`settled` for it)
-        self._data: dict[str, tuple[tuple[int, ...], str, bool]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, path: str, st: Optional[os.stat_result] = None, *,
-            settled_only: bool = False) -> Optional[str]:
-        st = st or os.stat(path)
-        with self._lock:
-            rec = self._data.get(os.path.abspath(path))
-        if rec is None or rec[0] != identity(st) or (settled_only and not rec[2]):
-            return None
-        return rec[1]
-
-    def put(self, path: str, st: os.stat_result, md5: str, *,
-            is_settled: bool = False, began_ns: Optional[int] = None) -> None:
-        # ``began_ns`` (an :class:`~drivestage.store.Md5Source`'s: when the hash began)
-        # says whether it is settled, where the caller did not.
-        is_settled = is_settled or (began_ns is not None and settled(st, began_ns))
-        self.put_identity(path, identity(st), md5, is_settled=is_settled)
-
-    def put_identity(self, path: str, ident: tuple[int, ...], md5: str, *,
-                     is_settled: bool = False) -> None:
-        with self._lock:
-            self._data[os.path.abspath(path)] = (ident, md5, is_settled)
-
-
-class LocalDirStore(LocalMarks, RemoteStore):
+class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
     """A directory used as a remote store (ids are root-relative paths)."""
 
     changed_while_read = "changed in its folder while it was copied"
@@ -105,7 +75,8 @@ class LocalDirStore(LocalMarks, RemoteStore):
         self.root = os.path.abspath(os.path.expanduser(os.fspath(root)))
         self.trash_in = trash_in   # the DEST, root-relative: the trash lies in it
         self._real_root = os.path.realpath(self.root)
-        self._memo = _MemoryMd5Cache()
+        self._memo = MemoryMd5Cache()
+        self._held_init()
         self._md5: Md5Source = md5_cache or self._memo
         self._fuse: Optional[frozenset[int]] = None  # read at the first vouch
         #: Files listed without their md5 (:meth:`defer_md5`): what reads them hashes them.
@@ -153,6 +124,7 @@ class LocalDirStore(LocalMarks, RemoteStore):
                              "device); a store holds files and folders only")
         md5 = None if is_dir else self._file_md5(full, st)
         name = rel.rsplit("/", 1)[-1] if rel else os.path.basename(self.root)
+        name = stands_for(name) or name   # (a copy kept aside: local_held)
         parent = None if not rel else (rel.rsplit("/", 1)[0] if "/" in rel else "")
         return RemoteEntry(id=rel, name=name, is_dir=is_dir, size=0 if is_dir else st.st_size,
                            md5=md5, modified=st.st_mtime, parent_id=parent)
@@ -391,7 +363,7 @@ class LocalDirStore(LocalMarks, RemoteStore):
         except FileNotFoundError:
             raise NotFoundError(f"local file {shown(local_path)} does not exist") from None
         tmp = os.path.join(folder_full, f"{UPLOAD_PREFIX}{os.getpid()}-{secrets.token_hex(6)}")
-        h = hashlib.md5()
+        h, aside = hashlib.md5(), None
         try:
             with open(local_path, "rb") as src, open(tmp, "xb") as dst:
                 while True:
@@ -410,9 +382,13 @@ class LocalDirStore(LocalMarks, RemoteStore):
                 # the rename makes the file visible under its real name.
                 os.fsync(dst.fileno())
             os.utime(tmp, ns=(src_st.st_atime_ns, src_st.st_mtime_ns))
+            # Not over the verified copy: kept aside until the new pair is (local_held).
+            aside = None if moved or replace is not None else self._hold(rel)
             _unlink_quietly(tmp) if moved else os.replace(tmp, target)
         except OSError as exc:
             _unlink_quietly(tmp)
+            if aside is not None:
+                self._unhold(rel, aside)
             raise write_error(exc, self.root, shown(local_path), target, src_st.st_size) from exc
         except BaseException:
             _unlink_quietly(tmp)
@@ -441,6 +417,9 @@ class LocalDirStore(LocalMarks, RemoteStore):
         parent_full = self._full(rel.rsplit("/", 1)[0] if "/" in rel else "")
         if not self._inside(parent_full):
             raise UsageError(f"{full} lies behind a link leading outside {self.root}")
+        plain = stands_for(rel.rsplit("/", 1)[-1])   # (in the trash by its own name)
+        if plain is not None:
+            rel = f"{rel.rsplit('/', 1)[0]}/{plain}" if "/" in rel else plain
         to = local_trash.place(rel, self.trash_in) if trash else None
         local_trash.remove(full, self.root, to, self.trash_in)
 

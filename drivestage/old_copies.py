@@ -208,8 +208,10 @@ class OldCopies:
         that failed to go (so still vouching for them) belongs to the checkpoint; one left
         for the next push (``skipped``) keeps the copy the sidecar on the store vouches for."""
         for s in swapped:
+            # (a directory store's old copy, renamed aside by the upload: local_held)
+            olds = s.olds + [e for e in self.store.aside(s.kept) if e.id != s.kept.id]
             if not self.sides_of.get(s.key, set()) & (failed - self.skipped):
-                self.remove(s.rel, s.kept, self.held(s.key, s.kept, s.olds), s.duplicates)
+                self.remove(s.rel, s.kept, self.held(s.key, s.kept, olds), s.duplicates)
         if self.apart:
             raise MovedApartError(
                 f"{', '.join(sorted(set(self.apart)))} and its sidecar were moved apart on "

@@ -323,6 +323,13 @@ class RemoteStore(abc.ABC):
         """Attempts per remote request (None: the default); ignored by stores that do not
         retry."""
 
+    def aside(self, kept: RemoteEntry) -> Sequence[RemoteEntry]:
+        """The old copies an upload of ``kept`` (a new file taking a name) kept aside, which
+        the caller removes once ``kept`` and its sidecar are verified: a store that holds one
+        file of a name keeps the old one so (a directory store: :mod:`drivestage.local_held`),
+        as Drive keeps same-named copies. None by default."""
+        return []
+
     def check_replaceable(self, entry: RemoteEntry) -> None:
         """Raise when an upload must not take the place of ``entry`` (a Drive shortcut: its
         target is someone's file). Checked before a byte is sent."""

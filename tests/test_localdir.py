@@ -79,8 +79,16 @@ def test_upload_is_atomic_and_keeps_mtime(dirstore, root, tmp_path):
     (root / "logs" / "epoch_001.pt").write_bytes(b"previous")
     entry = dirstore.upload(src, folder, "epoch_001.pt")
     assert (root / "logs" / "epoch_001.pt").read_bytes() == b"checkpoint bytes"
-    assert os.listdir(root / "logs") == ["epoch_001.pt"]  # no temporary file left
     assert entry.modified == 1_600_000_000.0
+    # The old copy is kept aside, listed as a same-named copy (as Drive keeps one) until
+    # the caller removes it (attacksync35: local_held); no temporary file is left.
+    listed = dirstore.list(folder)
+    assert sorted((e.name, e.size) for e in listed) == [("epoch_001.pt", 8), ("epoch_001.pt", 16)]
+    (old,) = dirstore.aside(entry)
+    assert (old.name, old.parent_id) == ("epoch_001.pt", "logs")
+    dirstore.delete(old)
+    assert os.listdir(root / "logs") == ["epoch_001.pt"]
+    assert dirstore.aside(entry) == []
 
 
 def test_temporary_uploads_and_trash_are_not_listed(dirstore, root):

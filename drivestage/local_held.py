@@ -1,0 +1,113 @@
+"""A directory store's old copy of a replaced checkpoint, kept aside until its replacement
+is verified (:class:`LocalHeld`, a mixin of :class:`drivestage.localdir.LocalDirStore`).
+
+On Drive a push sends a changed checkpoint as a new file beside the old one, then its
+sidecar, and only then removes the old copy (:mod:`drivestage.old_copies`): a copy the
+sidecar vouches for is on the store at every step. A folder holds one file of a name, so a
+directory store renamed the new ``last.pt`` over the verified one at once: until the sidecar
+followed (for good, when the push was killed there: a preempted node) DEST held the new
+``last.pt`` beside the old sidecar, no verified checkpoint, and a resume from it started
+afresh (attacksync35). The old file is now renamed aside first, in its folder, as
+``.drivestage-held.<random>.<name>`` (a reserved name: no push sends it, no pull of a local
+folder takes it under that name), and listed as a copy of ``<name>``, as Drive lists
+same-named copies: readers take the copy the sidecar vouches for (:func:`drivestage.sidecar.
+vouched`). The push that set it aside removes it once the new pair is verified
+(:meth:`~drivestage.store.RemoteStore.aside`); one a killed push left is removed by the next
+push as any same-named copy no sidecar vouches for.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import stat
+import threading
+from typing import Optional, Sequence
+
+from drivestage.localfs import identity
+from drivestage.local_md5 import MemoryMd5Cache
+from drivestage.sidecar import is_sidecar
+from drivestage.store import RemoteEntry
+
+log = logging.getLogger(__name__)
+
+#: The name of a copy kept aside starts so: ``.drivestage-held.<6 hex>.<name>``.
+PREFIX = ".drivestage-held."
+
+
+def stands_for(name: str) -> Optional[str]:
+    """The name a copy kept aside stands for (None: ``name`` is no such copy)."""
+    if not name.startswith(PREFIX):
+        return None
+    token, dot, rest = name[len(PREFIX):].partition(".")
+    return rest if dot and rest and len(token) == 12 else None
+
+
+class LocalHeld:
+    """The copies a directory store's uploads kept aside (a mixin)."""
+
+    _memo: MemoryMd5Cache   # the store's
+
+    def _rel(self, path: str) -> str:  # the store's
+        raise NotImplementedError
+
+    def _full(self, rel: str) -> str:  # the store's
+        raise NotImplementedError
+
+    def resolve(self, path: str) -> RemoteEntry:  # the store's
+        raise NotImplementedError
+
+    def _held_init(self) -> None:
+        self._held: dict[str, list[str]] = {}   # file's rel: the rels of its copies aside
+        self._held_lock = threading.Lock()
+
+    def _hold(self, rel: str) -> Optional[str]:
+        """Rename the regular file at ``rel`` (about to be replaced) aside in its folder; its
+        new full path, None when there is none (or the disk refused: replaced as before)."""
+        target = self._full(rel)
+        try:
+            st = os.lstat(target)
+        except OSError:
+            return None
+        folder, name = os.path.split(target)
+        if not stat.S_ISREG(st.st_mode) or is_sidecar(name):
+            return None   # (a sidecar replaced at once vouches for what is there: atomic)
+        aside = os.path.join(folder, f"{PREFIX}{secrets.token_hex(6)}.{name}")
+        md5 = self._memo.get(target, st)
+        try:
+            os.rename(target, aside)   # (a fresh random name: nothing is replaced)
+        except OSError as exc:   # a name too long with the prefix, a mount that refuses
+            log.info("could not keep %s aside before its replacement (%s)", target,
+                     exc.strerror)
+            return None
+        if md5 is not None:   # (a rename moves the ctime: not hashed again for it)
+            self._memo.put_identity(aside, identity(os.stat(aside)), md5)
+        with self._held_lock:
+            self._held.setdefault(rel, []).append(os.path.basename(aside))
+        return aside
+
+    def _unhold(self, rel: str, aside: str) -> None:
+        """Put ``aside`` back at ``rel``: the replacement failed."""
+        try:
+            os.rename(aside, self._full(rel))
+        except OSError:
+            return   # (kept aside: listed as a copy, removed by the next push)
+        with self._held_lock:
+            names = self._held.get(rel, [])
+            if os.path.basename(aside) in names:
+                names.remove(os.path.basename(aside))
+
+    def aside(self, kept: RemoteEntry) -> Sequence[RemoteEntry]:
+        """The old copies this store's uploads of ``kept`` kept aside and still holds; the
+        caller removes them once ``kept`` and its sidecar are verified."""
+        rel = self._rel(kept.id)
+        with self._held_lock:
+            names = self._held.pop(rel, [])
+        folder = rel.rsplit("/", 1)[0] if "/" in rel else ""
+        out = []
+        for name in names:
+            try:
+                out.append(self.resolve(f"{folder}/{name}" if folder else name))
+            except FileNotFoundError:
+                pass   # (removed since: another machine's push)
+        return out

@@ -1,0 +1,106 @@
+"""A local DEST's checkpoint replaced before its sidecar is (attacksync35): the old verified
+copy is kept aside until the new sidecar is in, as Drive keeps it beside the new one."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+from _checkpoints import md5, save
+from drivestage.localdir import UPLOAD_PREFIX
+
+T0 = 1764600000.0
+
+
+def _latest(where: str, tmp_path) -> "tuple[str, bytes] | None":
+    """What a resume from ``where`` finds (CheckpointSync.latest_remote_checkpoint, as the
+    trainer asks it): the verified checkpoint's name and bytes, or None."""
+    from drivestage.hooks import CheckpointSync
+    from drivestage.remote import open_store
+
+    sync = CheckpointSync(where, local_dir=str(tmp_path / "reader"))
+    try:
+        entry = sync.latest_remote_checkpoint()
+    finally:
+        sync.mirror.stop(flush=False)
+    if entry is None:
+        return None
+    store, _ = open_store(where)
+    return entry.name, b"".join(store.read_range(entry, 0, entry.size))
+
+
+def test_a_reader_between_a_local_dests_checkpoint_and_its_sidecar_finds_the_old_pair(
+        local_state, tmp_path):
+    """``push ./run /nas/run`` (a mirror's, a trainer's ``drive.logs`` on a NAS): a changed
+    last.pt was renamed over the verified one at once, and last.json sent after it. Between
+    the two (and for good, when the push was killed there: a preempted node) DEST held the
+    new last.pt beside the old sidecar: no verified checkpoint at all, and a resume from it
+    started afresh. The old copy is now kept aside until the new sidecar is in."""
+    from drivestage.upload_tree import push
+
+    folder = tmp_path / "nas" / "run"
+    where = str(folder)
+    src = tmp_path / "run"
+    save(str(src), "last", 1, T0)
+    push(str(src), where)
+    first = (folder / "last.pt").read_bytes()
+    assert _latest(where, tmp_path) == ("last.pt", first)
+    save(str(src), "last", 2, T0 + 60)
+    seen: list[object] = []
+    image = tmp_path / "image"
+
+    def progress(n: int) -> None:
+        # The sidecar's copy under way: last.pt is in place, last.json not yet.
+        if not seen and md5((folder / "last.pt").read_bytes()) != md5(first):
+            shutil.copytree(folder, image, symlinks=True)   # what a SIGKILL now leaves
+            seen.append(_latest(where, tmp_path))
+
+    push(str(src), where, progress=progress, jobs=1)
+
+    assert seen == [("last.pt", first)]
+    assert _latest(str(image), tmp_path) == ("last.pt", first)
+    new = (src / "last.pt").read_bytes()
+    assert _latest(where, tmp_path) == ("last.pt", new)
+    assert sorted(os.listdir(folder)) == ["last.json", "last.pt"]
+
+
+_KILLED = textwrap.dedent("""
+    import os, signal, sys
+    from drivestage.upload_tree import push
+    size = os.path.getsize(os.path.join(sys.argv[1], "last.pt"))
+    sent = [0]
+    def progress(n):
+        sent[0] += n
+        if sent[0] > size:   # last.pt in place, its sidecar's copy begun
+            os.kill(os.getpid(), signal.SIGKILL)
+    push(sys.argv[1], sys.argv[2], progress=progress, jobs=1)
+""")
+
+
+def test_a_push_killed_before_a_local_dests_sidecar_leaves_a_verified_checkpoint(
+        local_state, tmp_path):
+    """SIGKILL of the push at that moment: DEST keeps the verified old pair for a resume, and
+    the next push leaves DEST with the new pair alone (the old copy gone, to the trash with
+    ``--use-trash`` semantics of the push: permanently here)."""
+    from drivestage.upload_tree import push
+
+    folder = tmp_path / "nas" / "run"
+    where = str(folder)
+    src = tmp_path / "run"
+    save(str(src), "last", 1, T0)
+    push(str(src), where)
+    first = (folder / "last.pt").read_bytes()
+    save(str(src), "last", 2, T0 + 60)
+    proc = subprocess.run([sys.executable, "-c", _KILLED, str(src), where],
+                          env=dict(os.environ), capture_output=True)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    assert (folder / "last.pt").read_bytes() == (src / "last.pt").read_bytes()
+
+    assert _latest(where, tmp_path) == ("last.pt", first)
+
+    push(str(src), where)
+    assert _latest(where, tmp_path) == ("last.pt", (src / "last.pt").read_bytes())
+    assert sorted(n for n in os.listdir(folder) if not n.startswith(UPLOAD_PREFIX)) == [
+        "last.json", "last.pt"]
