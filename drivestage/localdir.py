@@ -11,7 +11,10 @@ Choices (the shared contract in ``tests/store_contract.py`` checks them):
   :meth:`list` skips such symlinks.
 * :meth:`upload` copies into a hidden temporary file in the target folder
   (md5 computed while copying, fsync'd), keeps the source's mtime, then renames
-  it over the target atomically: a reader never sees a half-written file.
+  it over the target atomically: a reader never sees a half-written file. A new file taking
+  the name of another (``replace`` None: a checkpoint, sent beside its old copy on Drive) first
+  renames the old one aside, listed as a same-named copy until the caller removes it
+  (:mod:`drivestage.local_held`).
   On a Drive mount, ENOSPC/EDQUOT become :class:`QuotaExceededError` and EIO a
   :class:`RemoteError` that mentions the quota (how the mount reports it).
 * ``delete(trash=True)`` moves the entry into the trash, inside the DEST the store was
