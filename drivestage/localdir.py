@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import shutil
 import stat as _stat
 import time
@@ -53,7 +52,7 @@ from drivestage.localfs import file_md5, fuse_devices, identity
 from drivestage.lost_mounts import write_error
 from drivestage.paths import StorePath, exclude_pattern
 from drivestage.state import Md5Cache, settled, wait_settled
-from drivestage.temps import shown
+from drivestage.temps import shown, upload_left, upload_name
 from drivestage.store import Md5Source, ProgressFn, Quota, RemoteEntry, RemoteStore
 
 
@@ -247,7 +246,10 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
         with os.scandir(full) as it:
             children = sorted(it, key=lambda d: d.name)
         for child in children:
-            if child.name.startswith(UPLOAD_PREFIX) or local_trash.hidden(rel, child.name):
+            if child.name.startswith(UPLOAD_PREFIX):
+                _sweep(child.path, child.name[len(UPLOAD_PREFIX):])
+                continue
+            if local_trash.hidden(rel, child.name):
                 continue
             child_rel = f"{rel}/{child.name}" if rel else child.name
             if child.is_symlink() and not (self._inside(child.path) and os.path.exists(child.path)):
@@ -365,7 +367,7 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
             src_st = os.stat(local_path)
         except FileNotFoundError:
             raise NotFoundError(f"local file {shown(local_path)} does not exist") from None
-        tmp = os.path.join(folder_full, f"{UPLOAD_PREFIX}{os.getpid()}-{secrets.token_hex(6)}")
+        tmp = os.path.join(folder_full, upload_name(UPLOAD_PREFIX))
         h, aside = hashlib.md5(), None
         try:
             with open(local_path, "rb") as src, open(tmp, "xb") as dst:
@@ -443,6 +445,15 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
 def _version(st: os.stat_result) -> tuple[int, int, int]:
     """What a write into a file moves (a FUSE mount may show another ctime by descriptor)."""
     return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _sweep(path: str, rest: str) -> None:
+    """Remove the copy at ``path`` a dead process left (:func:`drivestage.temps.upload_left`)."""
+    try:
+        if upload_left(rest, os.lstat(path)):
+            os.unlink(path)
+    except OSError:
+        pass
 
 
 def _unlink_quietly(path: str) -> None:

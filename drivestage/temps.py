@@ -138,3 +138,28 @@ def shown(path: str) -> str:
     named ``/tmp/.drivestage-sidecar-4711-x8k2.json``, which the user never made and which
     is gone once the push ends (attacksync33)."""
     return _stands_for.get(path, path)
+
+
+_UPLOAD_RE = re.compile(r"\A(?:(?P<tag>[0-9a-f]{8})\.)?(?P<pid>[1-9][0-9]{0,9})-[0-9a-f]{12}\Z")
+
+
+def upload_name(prefix: str) -> str:
+    """A fresh name for a directory store's copy under way (``prefix`` + this namespace, pid
+    and 48 random bits), which :func:`upload_left` can tell a dead process's from."""
+    return f"{prefix}{namespace_tag()}.{os.getpid()}-{secrets.token_hex(6)}"
+
+
+def upload_left(rest: str, st: Optional[os.stat_result], now: Optional[float] = None) -> bool:
+    """Whether the copy named ``prefix + rest`` (:func:`upload_name`; or the older
+    ``<pid>-<random>``, which says no namespace), whose ``lstat`` is ``st``, is a dead
+    process's leftover by the module's rule: a push killed mid-copy left a partial checkpoint
+    in DEST, hidden from listings, for good (attacksync35). Another namespace's goes once a
+    day old by its ctime too (its copy's mtime is set to the source's just before the rename)."""
+    made = _UPLOAD_RE.match(rest)
+    if made is None or st is None:
+        return False
+    tag = made.group("tag")
+    if tag != namespace_tag() and (time.time() if now is None else now) - st.st_ctime <= \
+            FOREIGN_STALE_S:
+        return False
+    return left_by_dead(tag, int(made.group("pid")), st, now)

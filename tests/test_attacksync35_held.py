@@ -102,5 +102,58 @@ def test_a_push_killed_before_a_local_dests_sidecar_leaves_a_verified_checkpoint
 
     push(str(src), where)
     assert _latest(where, tmp_path) == ("last.pt", (src / "last.pt").read_bytes())
-    assert sorted(n for n in os.listdir(folder) if not n.startswith(UPLOAD_PREFIX)) == [
-        "last.json", "last.pt"]
+    assert sorted(os.listdir(folder)) == ["last.json", "last.pt"]
+
+
+_KILLED_MID_COPY = textwrap.dedent("""
+    import os, signal, sys
+    from drivestage.upload_tree import push
+    def progress(n):   # the first MiB of last.pt copied into DEST
+        os.kill(os.getpid(), signal.SIGKILL)
+    push(sys.argv[1], sys.argv[2], progress=progress, jobs=1)
+""")
+
+
+def test_a_push_killed_mid_copy_leaves_no_partial_file_in_a_local_dest_for_good(
+        local_state, tmp_path):
+    """A push into a local DEST copies each file into ``.drivestage-upload-<pid>-<random>``
+    beside its name, then renames it. Killed mid-copy (a preempted node, the OOM killer), the
+    partial copy stayed for good: hidden from every listing, never removed, a partial
+    checkpoint of gigabytes on the NAS at each kill. The next push's listing removes a dead
+    process's copy (of this machine; another machine's once a day old)."""
+    from drivestage.upload_tree import push
+
+    folder = tmp_path / "nas" / "run"
+    src = tmp_path / "run"
+    src.mkdir()
+    (src / "last.pt").write_bytes(os.urandom(3 << 20))
+    proc = subprocess.run([sys.executable, "-c", _KILLED_MID_COPY, str(src), str(folder)],
+                          env=dict(os.environ), capture_output=True)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+    assert [n for n in os.listdir(folder) if n.startswith(UPLOAD_PREFIX)]
+
+    push(str(src), str(folder))
+
+    assert os.listdir(folder) == ["last.pt"]
+    assert (folder / "last.pt").read_bytes() == (src / "last.pt").read_bytes()
+
+
+def test_another_machines_copy_under_way_in_a_local_dest_is_left_a_day(tmp_path):
+    """A copy of another namespace (a second machine on the NAS, another container) cannot be
+    asked about: it goes only once a day old, by its mtime and its ctime (its mtime is set to
+    its source's just before its rename); one of this namespace goes once its pid is gone."""
+    import time
+
+    from drivestage.temps import namespace_tag, upload_left
+
+    path = tmp_path / "x"
+    path.write_bytes(b"partial")
+    os.utime(path, (0, 0))   # (as set just before the rename)
+    st, now = os.lstat(path), time.time()
+    foreign = "0badf00d" if namespace_tag() != "0badf00d" else "0badf00e"
+    assert not upload_left(f"{foreign}.{os.getpid()}-{'a' * 12}", st, now)
+    assert upload_left(f"{foreign}.{os.getpid()}-{'a' * 12}", st, now + 2 * 86400)
+    assert not upload_left(f"{os.getpid()}-{'a' * 12}", st, now)   # (an older drivestage's)
+    assert not upload_left(f"{namespace_tag()}.{os.getpid()}-{'a' * 12}", st, now)
+    assert upload_left(f"{namespace_tag()}.{4_194_305}-{'a' * 12}", st, now)   # (above any pid_max)
+    assert not upload_left("not-ours", st, now + 2 * 86400)
