@@ -10,7 +10,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 from drivestage import extra, first_seen, other_runs, pool, pruning, push_room, run_folders, \
     sidecar, snapshots
 from drivestage.errors import MovedAwayError, NotFoundError, PermissionDeniedError, \
-    QuotaExceededError, UsageError
+    QuotaExceededError, RemoteError, UsageError
 from drivestage.local_tree import LocalFile, LocalTree, say_special, walk
 from drivestage.localdir import LocalDirStore
 from drivestage.locks import Held, locked, more
@@ -305,6 +305,8 @@ class PushJob:
             # A sidecar only when it vouches for what is on the store (sidecar_copy); a file
             # that kept changing while it was sent (a log) as it was at one moment (snapshots).
             try:
+                if item.target is not None:   # (a sidecar it replaces vouches for a copy)
+                    self._send_gone_again(owners.get(key, set()), count, before=True)
                 def again(ck: Key) -> RemoteEntry:   # (into the copy it replaced in place)
                     return self._send_again(ck, count, self.copies.sent[ck])
                 with self.copies.sidecar_source(key, lf.path, owners.get(key, set()),
@@ -378,29 +380,44 @@ class PushJob:
                 log.error("%d uploads failed; the first: %s", len(errors), errors[0])
             raise errors[0]
 
-    def _send_gone_again(self, mine: Iterable[Key], count: ProgressFn) -> None:
-        """After a sidecar is verified on the store: the copies of its checkpoints ``mine``
-        this push sent are still there (one files.get each); one gone meanwhile is sent again.
-        Another runtime's ``push --delete`` removed a checkpoint sent a moment before its
-        sidecar (no sidecar yet: not verified, not spared), and the push ended with a sidecar
-        naming bytes that were gone, until the next push. A deletion after this look still
-        does so: Drive has no conditional upload."""
+    def _send_gone_again(self, mine: Iterable[Key], count: ProgressFn, *,
+                         before: bool = False) -> None:
+        """After a sidecar is verified on the store (``before``: before it is sent): the
+        copies of its checkpoints ``mine`` this push sent are still there (one files.get
+        each); one gone meanwhile is sent again. Another runtime's ``push --delete`` removed a
+        checkpoint sent a moment before its sidecar (no sidecar yet: not verified, not
+        spared), and the push ended with a sidecar naming bytes that were gone, until the next
+        push. A deletion after this look still does so: Drive has no conditional upload. One
+        gone again (a server that answers 200 and keeps nothing) fails the push; looked for
+        ``before``, its sidecar is not sent, and the verified pair before it stays
+        (attacksync35: the sidecar went, and named bytes Drive never kept)."""
         for ck in sorted(mine):
             sent = self.copies.sent.get(ck)
-            if sent is None:
+            if sent is None or self._there(sent):
                 continue
-            try:
-                self.store.stat(sent)
-                continue
-            except NotFoundError:   # (trashed too)
-                pass
-            log.warning("%s went from the store after it was sent, before its sidecar "
-                        "arrived (another push --delete?); sending it again", "/".join(
-                            n for n in ck if n))
+            shown = "/".join(n for n in ck if n)
+            log.warning("%s went from the store after it was sent, before its sidecar %s "
+                        "(another push --delete?); sending it again", shown,
+                        "was sent" if before else "arrived")
             again = self._send_again(ck, count)
+            if not self._there(again):
+                raise RemoteError(
+                    f"{self.store.describe(again)} was answered as stored and then not held, twice (a server or "
+                    "proxy that does not keep what it answers for, or another client deleting "
+                    "it): " + ("its sidecar was not sent, and the checkpoint it replaces "
+                               "stays" if before else "its sidecar names bytes the store does "
+                               "not hold") + "; run the push again once that is fixed")
             if again.md5 != sent.md5:  # changed here since: the next push sends both again
                 log.warning("%s changed since its sidecar was sent; the next push sends them",
                             again.name)
+
+    def _there(self, entry: RemoteEntry) -> bool:
+        """Whether ``entry`` is on the store (not trashed), as it says now."""
+        try:
+            self.store.stat(entry)
+            return True
+        except NotFoundError:   # (trashed too)
+            return False
 
     def _send_again(self, ck: Key, count: ProgressFn,
                     replace: Optional[RemoteEntry] = None) -> RemoteEntry:

@@ -17,10 +17,11 @@ import logging
 import os
 import re
 import tempfile
+import time
 from contextlib import contextmanager
 from typing import BinaryIO, Callable, Iterator, Optional, Sequence, Union
 
-from drivestage import sidecar, temps
+from drivestage import localfs, sidecar, temps
 from drivestage.errors import LocalFileError
 from drivestage.interrupts import deferred
 from drivestage.store import RemoteEntry
@@ -102,7 +103,7 @@ _COPY_RE = re.compile(r"\A\.drivestage-sidecar-(?:(?P<tag>[0-9a-f]{8})\.)?(?P<pi
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 _IN_MEMORY: dict[str, int] = {}  # private copies in memory: their /proc path -> descriptor
 _MEMORY = "/proc/self/fd/"  # (what their paths start with)
-_swept: set[str] = set()  # the temporary folders this process looked through already
+_swept: dict[str, float] = {}  # temporary folder: when this process last looked through it
 
 
 def _private_copy(path: str, data: Union[bytes, Callable[[BinaryIO], None]]) -> str:
@@ -201,14 +202,18 @@ def _memory_name(path: str) -> str:
 
 def _remove_stale_copies(folder: str) -> None:
     """Remove the private copies that processes killed during their upload left in
-    ``folder`` (once per process and folder), by :func:`drivestage.temps.left_by_dead`: one
+    ``folder`` (once a minute at most per process and folder, as the atomic writes' sweep:
+    :data:`drivestage.localfs.SWEEP_EVERY_S`; once per process, a mirror or a training
+    run's hooks, days long, never swept a copy that became a leftover after its first look:
+    attacksync35), by :func:`drivestage.temps.left_by_dead`: one
     of this pid namespace whose process no longer runs; one of another (a container sharing
     /tmp: its pids mean nothing here) or of an older drivestage (``<pid>-``, no namespace)
     once a day old. By the pid alone, a push removed the copies another container's uploads
     were reading (attacksync34)."""
-    if folder in _swept:
+    now = time.monotonic()
+    if now - _swept.get(folder, -localfs.SWEEP_EVERY_S) < localfs.SWEEP_EVERY_S:
         return
-    _swept.add(folder)
+    _swept[folder] = now
     try:
         names = os.listdir(folder)
     except OSError:
