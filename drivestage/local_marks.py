@@ -17,6 +17,8 @@ import os
 import stat
 from typing import Union
 
+from drivestage.errors import LeftAloneError
+from drivestage.local_trash import NAME as TRASH_NAME
 from drivestage.paths import STATE_DIR, StorePath
 from drivestage.store import RemoteEntry
 
@@ -35,6 +37,20 @@ def marked(full: str) -> bool:
             stat.S_ISREG(os.lstat(os.path.join(full, STATE_DIR, MARK)).st_mode)
     except OSError:
         return False
+
+
+def left_unmarked(full: str) -> None:
+    """Raise LeftAloneError where the folder ``full``, or one below it, holds the mark (links
+    not followed, a trash left out): read just before its removal, decided on a look before
+    the push sent its files. Machine B's ``push ./runs /nas/runs --delete`` trashed a folder
+    a run on machine A had begun in meanwhile, its first verified checkpoint with it; Drive's
+    store reads the folder again so (:mod:`drivestage.drive.provenance`) (attacksync35)."""
+    for at, dirs, _files in os.walk(full):
+        if marked(at):
+            log.warning("%s was marked a run folder since it was listed; not deleted", at)
+            raise LeftAloneError(f"{at} was marked a run folder since it was listed; not "
+                                 "deleted")
+        dirs[:] = [d for d in dirs if d != STATE_DIR and d != TRASH_NAME]
 
 
 def put(full: str, mark: bool) -> bool:

@@ -46,7 +46,7 @@ from drivestage.errors import (
 )
 from drivestage import local_trash
 from drivestage.local_held import LocalHeld, stands_for
-from drivestage.local_marks import LocalMarks, put
+from drivestage.local_marks import LocalMarks, left_unmarked, put
 from drivestage.local_md5 import MemoryMd5Cache
 from drivestage.localfs import file_md5, fuse_devices, identity
 from drivestage.lost_mounts import write_error
@@ -422,6 +422,8 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
         parent_full = self._full(rel.rsplit("/", 1)[0] if "/" in rel else "")
         if not self._inside(parent_full):
             raise UsageError(f"{full} lies behind a link leading outside {self.root}")
+        if entry.is_dir and not os.path.islink(full):
+            left_unmarked(full)   # (a run on another machine may have begun there since)
         plain = stands_for(rel.rsplit("/", 1)[-1])   # (in the trash by its own name)
         if plain is not None:
             rel = f"{rel.rsplit('/', 1)[0]}/{plain}" if "/" in rel else plain
