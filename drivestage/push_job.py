@@ -402,9 +402,9 @@ class PushJob:
             again = self._send_again(ck, count)
             if not self._there(again):
                 raise RemoteError(
-                    f"{self.store.describe(again)} was answered as stored and then not held, twice (a server or "
-                    "proxy that does not keep what it answers for, or another client deleting "
-                    "it): " + ("its sidecar was not sent, and the checkpoint it replaces "
+                    f"{self.store.describe(again)} was answered as stored and then not held, "
+                    "twice (a server or proxy that does not keep what it answers for, or "
+                    "another client deleting it): " + ("its sidecar was not sent, and the checkpoint it replaces "
                                "stays" if before else "its sidecar names bytes the store does "
                                "not hold") + "; run the push again once that is fixed")
             if again.md5 != sent.md5:  # changed here since: the next push sends both again

@@ -15,6 +15,7 @@ from drivestage.errors import DownloadRestrictedError, DuplicateNameError, NotFo
     RemoteError, ShortcutCycleError, UsageError
 from drivestage.extract.validation import is_reserved
 from drivestage.local_tree import say_links, say_special
+from drivestage.local_held import stands_for
 from drivestage.localdir import LocalDirStore
 from drivestage.paths import exclude_pattern, matches
 from drivestage.pool import each
@@ -81,6 +82,11 @@ def walk(store: RemoteStore, folder: RemoteEntry, src: str, local: str, jobs: in
             # (Drive for desktop, Colab's) that a push --delete trashed into; the pull of the
             # folder failed on it, exit 2 (attacknew34).
             chosen = [c for c in chosen if not (c.is_dir and c.name == local_trash.NAME)]
+            # Nor a checkpoint's old copy a push into a local DEST kept aside (local_held)
+            # and was killed before removing: the pull failed on two items of one name (on
+            # Drive, from a DEST in a Drive mount: on a reserved name) (attacksync35).
+            chosen = [c for c in chosen if c.is_dir or not (
+                stands_for(c.name) or stands_for(c.id.rsplit("/", 1)[-1]))]
             # The names left out count too: the partial download of one stays.
             listed[cur_local] = {c.name.replace("/", "_").replace("\0", "_") for c in children}
             # Only what the pull writes must make a plain, distinct local name: an item

@@ -9,6 +9,7 @@ import sys
 import textwrap
 
 from _checkpoints import md5, save
+from _cli import run
 from drivestage.localdir import UPLOAD_PREFIX
 
 T0 = 1764600000.0
@@ -99,6 +100,13 @@ def test_a_push_killed_before_a_local_dests_sidecar_leaves_a_verified_checkpoint
     assert (folder / "last.pt").read_bytes() == (src / "last.pt").read_bytes()
 
     assert _latest(where, tmp_path) == ("last.pt", first)
+    # A folder pull of DEST meanwhile takes its files, not the copy kept aside (two items of
+    # one name failed it).
+    code, _, err = run("pull", where, str(tmp_path / "pulled"))
+    assert code == 0, err
+    pulled = tmp_path / "pulled" / "run"
+    assert sorted(os.listdir(pulled)) == [".drivestage", "last.json", "last.pt"]
+    assert (pulled / "last.pt").read_bytes() == (folder / "last.pt").read_bytes()
 
     push(str(src), where)
     assert _latest(where, tmp_path) == ("last.pt", (src / "last.pt").read_bytes())
