@@ -165,3 +165,22 @@ def test_another_machines_copy_under_way_in_a_local_dest_is_left_a_day(tmp_path)
     assert not upload_left(f"{namespace_tag()}.{os.getpid()}-{'a' * 12}", st, now)
     assert upload_left(f"{namespace_tag()}.{4_194_305}-{'a' * 12}", st, now)   # (above any pid_max)
     assert not upload_left("not-ours", st, now + 2 * 86400)
+
+
+def test_a_stop_save_sent_alone_into_a_local_dest_leaves_one_file_of_each_name(
+        local_state, tmp_path):
+    """The trainer's stop save (``DriveFolder.send_alone``: a checkpoint, then its sidecar,
+    outside a push) into a local DEST: the old copy its upload keeps aside goes once the
+    pair is verified, as the in-place replacement left it (else one more
+    ``.drivestage-held.*`` copy after each stop)."""
+    from trainer.drive import DriveFolder, retention_policy
+
+    src, folder = tmp_path / "run", tmp_path / "nas" / "run"
+    drive = DriveFolder(str(folder), str(src), retention_policy(0, 0, None))
+    for epoch in (1, 2):
+        save(str(src), "last", epoch, T0 + 60 * epoch)
+        drive.send_alone([str(src / "last.pt"), str(src / "last.json")])
+
+    assert sorted(n for n in os.listdir(folder) if n != ".drivestage") == [
+        "last.json", "last.pt"]
+    assert _latest(str(folder), tmp_path) == ("last.pt", (src / "last.pt").read_bytes())

@@ -223,6 +223,7 @@ class DriveFolder:
         pair = len(paths) == 2 and names[1] == sidecars.name_for(names[0])
         folder = self._store.make_folders(self._path)
         sent: dict[str, RemoteEntry] = {}   # name -> its verified copy
+        aside: list[RemoteEntry] = []
         listed = self._store.list(folder)   # the folder as last listed
         if pair:
             self._not_theirs(listed, paths[1], names[1], names[0])
@@ -235,9 +236,15 @@ class DriveFolder:
                 sent[name] = same[0]
                 continue
             got = self._store.upload(path, folder, name, md5_cache=self._cache)
+            aside += self._store.aside(got)   # (a local DEST's old copy: removed below)
             listed = self._store.list(folder)
             sent[name] = self._one_of(got, [e for e in listed if e.name == name and not
                                             e.is_dir and (e.md5 or "").lower() == md5])
+        for old in aside:   # (the old copy a store holding one file of a name kept aside)
+            try:
+                self._store.delete(old)
+            except NotFoundError:
+                pass
         if pair:
             try:   # (that listing is of after the checkpoint was verified: no request more)
                 self._replace_older(folder, listed, names[0], paths[1], names[1], sent)
