@@ -24,7 +24,7 @@ import stat
 import threading
 from typing import Optional, Sequence
 
-from drivestage.localfs import identity
+from drivestage.localfs import drive_mount, identity
 from drivestage.local_md5 import MemoryMd5Cache
 from drivestage.sidecar import is_sidecar
 from drivestage.store import RemoteEntry
@@ -47,6 +47,7 @@ class LocalHeld:
     """The copies a directory store's uploads kept aside (a mixin)."""
 
     _memo: MemoryMd5Cache   # the store's
+    root: str               # the store's
 
     def _rel(self, path: str) -> str:  # the store's
         raise NotImplementedError
@@ -60,10 +61,19 @@ class LocalHeld:
     def _held_init(self) -> None:
         self._held: dict[str, list[str]] = {}   # file's rel: the rels of its copies aside
         self._held_lock = threading.Lock()
+        self._mount: Optional[bool] = None   # whether the store is in a Google Drive mount
 
     def _hold(self, rel: str) -> Optional[str]:
         """Rename the regular file at ``rel`` (about to be replaced) aside in its folder; its
         new full path, None when there is none (or the disk refused: replaced as before)."""
+        if self._mount is None:
+            self._mount = drive_mount(self.root) is not None
+        if self._mount:
+            # In a Google Drive mount the rename and the removal reach Drive before the new
+            # file's bytes do (DriveFS sends small changes first): a runtime ending between
+            # left Drive without the checkpoint. Replaced in place there, Drive's file keeps
+            # its old bytes until the new ones arrived (as retention holds back: mount30).
+            return None
         target = self._full(rel)
         try:
             st = os.lstat(target)

@@ -10,6 +10,7 @@ import textwrap
 
 from _checkpoints import md5, save
 from _cli import run
+from _drivemount import working_drive_mount  # noqa: F401 (fixture)
 from drivestage.localdir import UPLOAD_PREFIX
 
 T0 = 1764600000.0
@@ -184,3 +185,27 @@ def test_a_stop_save_sent_alone_into_a_local_dest_leaves_one_file_of_each_name(
     assert sorted(n for n in os.listdir(folder) if n != ".drivestage") == [
         "last.json", "last.pt"]
     assert _latest(str(folder), tmp_path) == ("last.pt", (src / "last.pt").read_bytes())
+
+
+def test_a_checkpoint_in_a_google_drive_mount_is_replaced_in_place(local_state, tmp_path,
+                                                                   working_drive_mount):
+    """In a Google Drive mount (Colab's ``/content/drive``) the old copy is not renamed aside:
+    DriveFS sends a rename and a removal to Drive before the new file's bytes, and a runtime
+    ending between left Drive without the checkpoint (the reason retention holds back there);
+    replaced in place, Drive's file keeps its old bytes until the new ones arrive."""
+    from drivestage.upload_tree import push
+
+    folder = working_drive_mount.point / "MyDrive" / "run"
+    src = tmp_path / "run"
+    save(str(src), "last", 1, T0)
+    push(str(src), str(folder))
+    save(str(src), "last", 2, T0 + 60)
+    names: list[list[str]] = []
+
+    def progress(n: int) -> None:
+        names.append(sorted(os.listdir(folder)))
+
+    push(str(src), str(folder), progress=progress, jobs=1)
+
+    assert names and not [n for seen in names for n in seen if n.startswith(".drivestage-held")]
+    assert sorted(os.listdir(folder)) == ["last.json", "last.pt"]
