@@ -126,7 +126,7 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
                              "device); a store holds files and folders only")
         md5 = None if is_dir else self._file_md5(full, st)
         name = rel.rsplit("/", 1)[-1] if rel else os.path.basename(self.root)
-        name = stands_for(name) or name   # (a copy kept aside: local_held)
+        name = name if is_dir else stands_for(name) or name   # (a copy kept aside: local_held)
         parent = None if not rel else (rel.rsplit("/", 1)[0] if "/" in rel else "")
         return RemoteEntry(id=rel, name=name, is_dir=is_dir, size=0 if is_dir else st.st_size,
                            md5=md5, modified=st.st_mtime, parent_id=parent)
