@@ -424,10 +424,10 @@ class LocalDirStore(LocalMarks, LocalHeld, RemoteStore):
             raise UsageError(f"{full} lies behind a link leading outside {self.root}")
         if entry.is_dir and not os.path.islink(full):
             left_unmarked(full)   # (a run on another machine may have begun there since)
-        plain = stands_for(rel.rsplit("/", 1)[-1])   # (in the trash by its own name)
-        if plain is not None:
-            rel = f"{rel.rsplit('/', 1)[0]}/{plain}" if "/" in rel else plain
-        to = local_trash.place(rel, self.trash_in) if trash else None
+        # A copy kept aside (local_held) goes for good: the file its replacement took the
+        # place of, overwritten before; trashed, a mirror filled the disk a copy a push.
+        held = not entry.is_dir and stands_for(rel.rsplit("/", 1)[-1]) is not None
+        to = local_trash.place(rel, self.trash_in) if trash and not held else None
         local_trash.remove(full, self.root, to, self.trash_in)
 
     def quota(self, into: Optional[RemoteEntry] = None) -> Quota:

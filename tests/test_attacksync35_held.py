@@ -209,3 +209,20 @@ def test_a_checkpoint_in_a_google_drive_mount_is_replaced_in_place(local_state, 
 
     assert names and not [n for seen in names for n in seen if n.startswith(".drivestage-held")]
     assert sorted(os.listdir(folder)) == ["last.json", "last.pt"]
+
+
+def test_a_replaced_checkpoints_old_copy_is_not_kept_in_a_local_dests_trash(local_state,
+                                                                           tmp_path):
+    """``--use-trash`` (a mirror's, the trainer's ``drive.use_trash``): the old copy kept aside
+    goes for good once the new pair is verified, as the replacement in place left nothing;
+    moved to DEST's trash, which nothing empties, a mirror filled the disk one checkpoint a
+    push."""
+    from drivestage.upload_tree import push
+
+    folder = tmp_path / "nas" / "run"
+    src = tmp_path / "run"
+    for epoch in (1, 2, 3):
+        save(str(src), "last", epoch, T0 + epoch)
+        push(str(src), str(folder), use_trash=True)
+
+    assert sorted(os.listdir(folder)) == ["last.json", "last.pt"]
