@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from _checkpoints import md5, save
 from _cli import run
 from _drivemount import working_drive_mount  # noqa: F401 (fixture)
@@ -226,3 +228,45 @@ def test_a_replaced_checkpoints_old_copy_is_not_kept_in_a_local_dests_trash(loca
         push(str(src), str(folder), use_trash=True)
 
     assert sorted(os.listdir(folder)) == ["last.json", "last.pt"]
+
+
+_KILLED_AT = textwrap.dedent("""
+    import os, signal, sys
+    from drivestage.retention import RetentionPolicy
+    from drivestage.upload_tree import push
+    calls = [0]
+    def progress(n):
+        calls[0] += 1
+        if calls[0] == int(sys.argv[3]):
+            os.kill(os.getpid(), signal.SIGKILL)
+    push(sys.argv[1], sys.argv[2], RetentionPolicy(keep_last=1), progress=progress, jobs=1)
+""")
+
+
+@pytest.mark.parametrize("at", [1, 2, 3, 4])
+def test_a_push_with_retention_killed_at_each_copy_leaves_a_verified_checkpoint(
+        local_state, tmp_path, at):
+    """A push with ``--keep-last 1`` into a local DEST (last.pt replaced, epoch_002 new,
+    epoch_001 pruned), SIGKILLed as each of its four copies begins: DEST always holds a
+    verified checkpoint, and the next push leaves exactly the new files."""
+    from drivestage.retention import RetentionPolicy
+    from drivestage.upload_tree import push
+
+    folder = tmp_path / "nas" / "run"
+    src = tmp_path / "run"
+    save(str(src), "last", 1, T0)
+    save(str(src), "epoch_001", 1, T0)
+    push(str(src), str(folder), RetentionPolicy(keep_last=1))
+    save(str(src), "last", 2, T0 + 60)
+    save(str(src), "epoch_002", 2, T0 + 60)
+    proc = subprocess.run([sys.executable, "-c", _KILLED_AT, str(src), str(folder), str(at)],
+                          env=dict(os.environ), capture_output=True)
+    assert proc.returncode == -9, proc.stderr.decode()[-2000:]
+
+    assert _latest(str(folder), tmp_path) is not None
+
+    push(str(src), str(folder), RetentionPolicy(keep_last=1))
+    assert sorted(n for n in os.listdir(folder) if n != ".drivestage") == [
+        "epoch_002.json", "epoch_002.pt", "last.json", "last.pt"]
+    assert _latest(str(folder), tmp_path) == ("epoch_002.pt",
+                                              (src / "epoch_002.pt").read_bytes())
