@@ -208,10 +208,13 @@ class OldCopies:
         that failed to go (so still vouching for them) belongs to the checkpoint; one left
         for the next push (``skipped``) keeps the copy the sidecar on the store vouches for."""
         for s in swapped:
+            # The copy sent last: one sent again (the first gone from the store) was looked
+            # for as the first, not found, and the old copies stayed (attacksync35).
+            kept = self.sent.get(s.key, s.kept)
             # (a directory store's old copy, renamed aside by the upload: local_held)
-            olds = s.olds + [e for e in self.store.aside(s.kept) if e.id != s.kept.id]
+            olds = s.olds + [e for e in self.store.aside(kept) if e.id != kept.id]
             if not self.sides_of.get(s.key, set()) & (failed - self.skipped):
-                self.remove(s.rel, s.kept, self.held(s.key, s.kept, olds), s.duplicates)
+                self.remove(s.rel, kept, self.held(s.key, kept, olds), s.duplicates)
         if self.apart:
             raise MovedApartError(
                 f"{', '.join(sorted(set(self.apart)))} and its sidecar were moved apart on "

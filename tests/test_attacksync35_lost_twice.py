@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from _checkpoints import save
+from _checkpoints import md5, save
 from _cli import run
 from _drive_state import live_md5s
 from _liar import liar_env, proxy  # noqa: F401  (fixtures)
@@ -70,3 +70,28 @@ def test_a_checkpoint_lost_twice_leaves_the_verified_pair_before_it(emulator, pr
         "it): its sidecar was not sent, and the checkpoint it replaces stays; run the push "
         "again once that is fixed")
     assert code == 1, err
+
+
+def test_a_checkpoint_lost_once_is_sent_again_and_its_old_copy_goes(emulator, proxy,
+                                                                     liar_env, tmp_path):
+    """The same server losing the new last.pt once: sent again before its sidecar, the push
+    ends with the new pair alone. The old copy's removal looked for the copy first sent (gone)
+    and said it "could not read its sidecar last.json on the store again (stat …/last.pt: not
+    found …)": the old copy stayed beside the new one, a duplicate until the next push."""
+    src = tmp_path / "run"
+    save(str(src), "last", 1, T0)
+    code, _, err = run("push", str(src), "drive:runs/exp1")
+    assert code == 0, err
+    save(str(src), "last", 2, T0 + 60)
+    mutate, lost = _lose_every(emulator, "last.pt")
+    proxy.on("PUT", r"upload_id=", mutate, times=1)
+    proxy.on("POST", r"uploadType=", mutate, times=1)
+
+    code, _, err = run("push", str(src), "drive:runs/exp1")
+
+    assert lost and code == 0, err
+    assert [line for line in err.splitlines() if line.startswith("WARNING")] == [
+        "WARNING drivestage.upload_tree: last.pt went from the store after it was sent, "
+        "before its sidecar was sent (another push --delete?); sending it again"]
+    assert live_md5s(emulator, "runs/exp1")["last.pt"] == [md5((src / "last.pt").read_bytes())]
+    assert _vouched(emulator, "runs/exp1") == {"last.pt": True}
